@@ -1,0 +1,50 @@
+"""sciconv: convolutional neural networks for scientific images.
+
+Submodules are imported lazily, so ``import sciconv`` is quick and builds no TensorFlow graph;
+``sciconv.io`` and friends load on first use.
+
+Examples
+--------
+>>> import sciconv as sc
+>>> sc.__version__
+'0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "augment",
+    "cli",
+    "datasets",
+    "devices",
+    "errors",
+    "fetch",
+    "inference",
+    "io",
+    "losses",
+    "metrics",
+    "models",
+    "postprocess",
+    "preprocess",
+    "simulate",
+    "training",
+    "viz",
+)
+
+__all__ = ["__version__", *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"sciconv.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'sciconv' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

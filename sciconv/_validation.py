@@ -1,0 +1,66 @@
+"""Private helpers that validate arguments once, at the public boundary.
+
+Examples
+--------
+>>> look_up_option("max", ("max", "avg"), name="pooling")
+'max'
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+from sciconv.errors import ConfigError
+
+
+def look_up_option(value, allowed: Iterable, *, name: str, error=ConfigError, path=None):
+    """Return ``value`` if it is one of ``allowed``; otherwise raise ``error`` naming the choices.
+
+    The message names the argument, the allowed values, what was received and, for strings, the
+    closest allowed value ("did you mean ...").
+
+    Examples
+    --------
+    >>> look_up_option("avg", ("max", "avg"), name="pooling")
+    'avg'
+    >>> look_up_option("mx", ("max", "avg"), name="pooling")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: pooling must be one of 'max', 'avg'; got 'mx' (did you mean 'max'?)
+    """
+    allowed = tuple(allowed)
+    if value in allowed:
+        return value
+    listed = ", ".join(repr(a) for a in allowed)
+    hint = ""
+    if isinstance(value, str):
+        close = difflib.get_close_matches(value, [str(a) for a in allowed], n=1)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+    raise error(f"{name} must be one of {listed}; got {value!r}{hint}", path=path)
+
+
+def standardize_tuple(value, n: int, *, name: str) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of ``n`` positive ints (an int is repeated ``n`` times).
+
+    Examples
+    --------
+    >>> standardize_tuple(64, 2, name="image_size")
+    (64, 64)
+    >>> standardize_tuple((32, 48), 2, name="image_size")
+    (32, 48)
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,) * n
+    if not isinstance(value, Sequence) or len(value) != n:
+        raise ConfigError(f"{name} must be an int or a sequence of {n} ints; got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int,)) and not hasattr(v, "__index__"):
+            raise ConfigError(f"{name} must hold ints; got {value!r}")
+        v = int(v)
+        if v <= 0:
+            raise ConfigError(f"{name} must hold positive ints; got {value!r}")
+        out.append(v)
+    return tuple(out)
