@@ -1,0 +1,1 @@
+"""Pretrained models shipped with sciconv (filled in by the real-data work)."""
