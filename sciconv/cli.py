@@ -1,30 +1,559 @@
-"""The ``sciconv`` command line: ``sciconv info`` (more subcommands arrive with their modules)."""
+"""The ``sciconv`` command: ``demo``, ``train``, ``predict`` and ``info``.
+
+``sciconv demo`` runs the whole pipeline on the bundled data; ``sciconv train CONFIG.yaml``
+trains a model described by a YAML file (see ``configs/example_train.yaml``); ``sciconv predict
+MODEL INPUT... --out DIR`` applies a trained model to images; ``sciconv info`` prints versions and
+devices.
+
+Every problem with the input (missing file, bad configuration key, existing output) ends in one
+line ``sciconv: error: <message>`` on stderr and a non-zero exit code: 2 for usage and
+configuration errors, 1 for the rest. Set ``SCICONV_DEBUG=1`` to see the full traceback instead.
+Nothing is overwritten without ``--overwrite``.
+
+Examples
+--------
+>>> from sciconv.cli import main
+>>> main(["train", "no/such/config.yaml"])  # doctest: +SKIP
+sciconv: error: no/such/config.yaml: configuration file not found
+2
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvError
+
+__all__ = ["build_parser", "load_config", "main"]
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+DATASET_KINDS = ("folder", "catalog", "pairs")
+MODEL_TYPES = ("classifier", "regressor", "segmenter")
+CONFIG_SECTIONS = ("dataset", "model", "training")
+
+# (datasets function, its positional data arguments as config keys)
+_DATASET_FUNCS = {
+    "folder": ("from_folder", ("path",)),
+    "catalog": ("from_catalog", ("path",)),
+    "pairs": ("from_pairs", ("images", "masks")),
+}
+# keys the command fills in itself for each model builder
+_MODEL_DERIVED = {
+    "classifier": ("input_shape", "num_classes"),
+    "regressor": ("input_shape", "outputs"),
+    "segmenter": ("input_shape", "num_classes"),
+}
+# fit arguments a YAML file does not set: the data, the model, and what the flags decide
+_FIT_EXCLUDED = ("model", "train", "validation_data", "overwrite", "callbacks")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error format used everywhere in the command."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"sciconv: error: {message}\n")
+
+
+def _say(*parts: Any) -> None:
+    """Print progress for the person at the terminal (the CLI is the one place that prints)."""
+    print(*parts, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# configuration files
+# --------------------------------------------------------------------------------------------
+def _keyword_names(func: Callable, exclude: Sequence[str] = ()) -> list[str]:
+    params = inspect.signature(func).parameters.values()
+    return [
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in exclude
+    ]
+
+
+def _check_keys(section: Mapping, allowed: Sequence[str], *, where: str, path: Path) -> None:
+    import difflib
+
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"unknown key {key!r} in {where}{hint}; allowed keys: {', '.join(allowed)}",
+                path=path,
+            )
+
+
+def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Read and check a ``sciconv train`` YAML configuration.
+
+    The file has three sections: ``dataset`` (``kind``: folder, catalog or pairs, the data paths,
+    and any keyword of the matching :mod:`sciconv.datasets` builder), ``model`` (``type``:
+    classifier, regressor or segmenter, and any keyword of that builder) and ``training`` (any
+    keyword of :func:`sciconv.training.fit`). Unknown keys are refused with the allowed ones.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        ``{"dataset": {...}, "model": {...}, "training": {...}}``.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, invalid YAML, unknown section or key, bad ``kind``/``type``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> cfg = pathlib.Path(tempfile.mkdtemp()) / "run.yaml"
+    >>> text = "dataset: {kind: folder, path: data/galaxies}\\nmodel: {type: classifier}\\n"
+    >>> _ = cfg.write_text(text)
+    >>> load_config(cfg)["model"]
+    {'type': 'classifier'}
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("configuration file not found", path=path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"not valid YAML ({first})", path=path) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "configuration must be a mapping with sections dataset, model, training", path=path
+        )
+    _check_keys(raw, CONFIG_SECTIONS, where="the configuration", path=path)
+    config: dict[str, dict[str, Any]] = {}
+    for name in CONFIG_SECTIONS:
+        section = raw.get(name) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"section {name!r} must be a mapping of keys to values", path=path)
+        config[name] = dict(section)
+    for name in ("dataset", "model"):
+        if not config[name]:
+            raise ConfigError(f"section {name!r} is missing", path=path)
+
+    from sciconv import datasets, models, training
+
+    ds = config["dataset"]
+    kind = look_up_option(ds.get("kind"), DATASET_KINDS, name="dataset.kind", path=path)
+    func_name, positional = _DATASET_FUNCS[kind]
+    func = getattr(datasets, func_name)
+    data_params = list(inspect.signature(func).parameters)[: len(positional)]
+    allowed = ["kind", *positional, *_keyword_names(func, exclude=data_params)]
+    allowed = list(dict.fromkeys(allowed))
+    _check_keys(ds, allowed, where=f"dataset (kind {kind})", path=path)
+    for key in positional:
+        if key not in ds:
+            raise ConfigError(f"dataset (kind {kind}) needs the key {key!r}", path=path)
+
+    mod = config["model"]
+    mtype = look_up_option(mod.get("type"), MODEL_TYPES, name="model.type", path=path)
+    builder = getattr(models, mtype)
+    allowed = ["type", *_keyword_names(builder, exclude=("input_shape",))]
+    _check_keys(mod, allowed, where=f"model (type {mtype})", path=path)
+
+    allowed = _keyword_names(training.fit, exclude=_FIT_EXCLUDED)
+    _check_keys(config["training"], allowed, where="training", path=path)
+    return config
+
+
+# --------------------------------------------------------------------------------------------
+# sciconv train
+# --------------------------------------------------------------------------------------------
+_RUN_FILES = ("best.keras", "last.keras", "log.csv", "config.json")
+
+
+def _interrupted(workdir: Path) -> bool:
+    """True when ``workdir`` holds a run that was killed (fit resumes it)."""
+    import json
+
+    try:
+        return json.loads((workdir / "config.json").read_text()).get("status") == "running"
+    except (OSError, ValueError):
+        return False
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    ds_cfg = dict(config["dataset"])
+    model_cfg = dict(config["model"])
+    fit_cfg = dict(config["training"])
+    kind = ds_cfg.pop("kind")
+    mtype = model_cfg.pop("type")
+    workdir = Path(fit_cfg.get("workdir") or Path("runs") / Path(args.config).stem)
+    fit_cfg["workdir"] = str(workdir)
+    existing = [f for f in _RUN_FILES if (workdir / f).exists()]
+    if existing and not args.overwrite and not _interrupted(workdir):
+        raise OutputExistsError(
+            f"workdir holds a finished run ({', '.join(existing)}); pass --overwrite to replace "
+            "it, or set training.workdir to a new folder",
+            path=workdir,
+        )
+
+    from sciconv import datasets, models, training
+
+    func_name, positional = _DATASET_FUNCS[kind]
+    data_args = [ds_cfg.pop(k) for k in positional]
+    for i, value in enumerate(data_args):
+        if not Path(value).exists():
+            raise ConfigError(f"dataset.{positional[i]}: path not found: {value}")
+    _say(f"dataset: {kind} {' '.join(str(a) for a in data_args)}")
+    built = getattr(datasets, func_name)(*data_args, **ds_cfg)
+    train, val = built if isinstance(built, tuple) else (built, None)
+
+    spec = train.element_spec
+    x_spec = spec[0] if isinstance(spec, tuple) else spec
+    shape = tuple(x_spec.shape[1:])
+    if mtype == "segmenter":
+        model_cfg.setdefault("input_shape", (None, None, shape[-1]))
+        if "num_classes" not in model_cfg:
+            model_cfg["num_classes"] = 3 if ds_cfg.get("target") == "boundary" else 2
+        model = models.segmenter(**model_cfg)
+    elif mtype == "classifier":
+        names = getattr(train, "class_names", None)
+        if "num_classes" not in model_cfg:
+            if not names:
+                raise ConfigError("model.num_classes is needed: the dataset has no class_names")
+            model_cfg["num_classes"] = len(names)
+        model = models.classifier(shape, **model_cfg)
+    else:
+        y_spec = spec[1] if isinstance(spec, tuple) else None
+        outputs = int(y_spec.shape[-1]) if y_spec is not None and len(y_spec.shape) > 1 else 1
+        model_cfg.setdefault("outputs", outputs)
+        model = models.regressor(shape, **model_cfg)
+    _say(f"model: {mtype}, {model.count_params():,} parameters; workdir {workdir}")
+    history = training.fit(model, train, validation_data=val, overwrite=args.overwrite, **fit_cfg)
+    last = {k: v[-1] for k, v in history.history.items() if v}
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()) if k != "learning_rate")
+    _say(f"done: {summary}")
+    _say(f"model: {workdir / 'best.keras'}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# sciconv predict
+# --------------------------------------------------------------------------------------------
+def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    from sciconv import io
+
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = io.list_images(p)
+            if not found:
+                raise InferenceError("folder holds no image files", path=p)
+            paths.extend(Path(f) for f in found)
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise InferenceError("input not found", path=p)
+    return paths
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for ext in (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return path.stem
+
+
+def _is_fits(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(e) for e in (".fits", ".fit", ".fts", ".fz", ".fits.gz", ".fit.gz"))
+
+
+def _segmentation_outputs(paths: Sequence[Path], out: Path) -> dict[Path, dict[str, Path]]:
+    planned: dict[Path, dict[str, Path]] = {}
+    seen: dict[str, Path] = {}
+    for p in paths:
+        stem = _stem(p)
+        if stem in seen:
+            raise InferenceError(
+                f"two inputs share the name {stem!r} ({seen[stem]} and {p}); their outputs "
+                "would collide in --out"
+            )
+        seen[stem] = p
+        ext = ".fits" if _is_fits(p) else ".tif"
+        planned[p] = {
+            "prob": out / f"{stem}_prob{ext}",
+            "labels": out / f"{stem}_labels{ext}",
+            "catalog": out / f"{stem}_catalog.ecsv",
+        }
+    return planned
+
+
+def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
+    from sciconv._atomic import check_writable
+
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputExistsError(
+            f"output exists{more}; pass --overwrite to replace it", path=existing[0]
+        )
+    for p in paths:
+        check_writable(p, overwrite=overwrite)
+
+
+def _progress(items, *, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="file", disable=len(items) < 2, file=sys.stderr)
+
+
+def _predict_segmentation(model, meta, paths, args) -> list[Path]:
+    import numpy as np
+
+    from sciconv import inference, io, postprocess
+
+    planned = _segmentation_outputs(paths, args.out)
+    _check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
+    post = dict(meta.get("postprocess") or {})
+    written: list[Path] = []
+    for path in _progress(paths, desc="predict"):
+        img = io.read(path)
+        prob = inference.predict_tiled(
+            model,
+            img,
+            tile=args.tile if args.tile is not None else "auto",
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            tta="d4" if args.tta else None,
+        )
+        labels = postprocess.instances(prob, **post)
+        table = postprocess.measure(labels, intensity=img, wcs=img.wcs)
+        outs = planned[path]
+        foreground = (1.0 - prob[..., 0]).astype(np.float32)
+        like = img if _is_fits(path) else None
+        hist = f"sciconv predict {Path(args.model).name}"
+        written.append(
+            io.write(outs["prob"], foreground, like=like, overwrite=args.overwrite, history=hist)
+        )
+        written.append(
+            io.write(outs["labels"], labels, like=like, overwrite=args.overwrite, history=hist)
+        )
+        written.append(
+            Path(postprocess.write_catalog(table, outs["catalog"], overwrite=args.overwrite))
+        )
+        _say(f"{path}: {int(labels.max())} objects -> {outs['labels'].name}")
+    return written
+
+
+def _predict_table(model, paths, args) -> list[Path]:
+    from sciconv import inference
+    from sciconv._atomic import atomic_output
+
+    target = args.out / "predictions.csv"
+    _check_outputs([target], overwrite=args.overwrite)
+    table = inference.predict_files(model, [str(p) for p in paths], batch_size=args.batch_size)
+    names = list(table.meta.get("class_names") or [])
+    for name in table.colnames:  # CSV holds scalars: one column per class
+        col = table[name]
+        if getattr(col, "ndim", 1) > 1:
+            for j in range(col.shape[1]):
+                label = names[j] if name == "probabilities" and j < len(names) else str(j)
+                table[f"p_{label}" if name == "probabilities" else f"{name}_{j}"] = col[:, j]
+            table.remove_column(name)
+    with atomic_output(target, overwrite=args.overwrite) as tmp:
+        table.write(tmp, format="ascii.csv")
+    _say(f"{len(table)} predictions -> {target}")
+    return [target]
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    args.out = Path(args.out)
+    if args.out.exists() and not args.out.is_dir():
+        raise OutputExistsError("--out must be a folder; a file of that name exists", path=args.out)
+    if args.tile is not None and args.tile < 16:
+        raise ConfigError(f"--tile must be at least 16 pixels; got {args.tile}")
+    if args.overlap < 0:
+        raise ConfigError(f"--overlap must be >= 0; got {args.overlap}")
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        raise SciconvError("model file not found", path=model_path)
+    paths = _expand_inputs(args.inputs)
+
+    from sciconv import models
+
+    model = models.load(model_path, trust=args.trust)
+    meta = models.get_metadata(model)
+    if meta.get("task") == "segmentation":
+        _predict_segmentation(model, meta, paths, args)
+    else:
+        _predict_table(model, paths, args)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# sciconv demo / info
+# --------------------------------------------------------------------------------------------
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sciconv import demo
+
+    fast = args.fast or os.environ.get("SCICONV_FAST") == "1"
+    result = demo.run(out=args.out, data=args.data, fast=fast, overwrite=args.overwrite, log=_say)
+    _say("")
+    _say("headline metrics")
+    for line in demo.headline(result):
+        _say(f"  {line}")
+    _say(f"report: {Path(args.out) / 'report.md'}")
+    return EXIT_OK
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from sciconv import devices
 
-    print(devices.describe())
-    return 0
+    _say(devices.describe())
+    return EXIT_OK
 
 
+# --------------------------------------------------------------------------------------------
+# parser and entry point
+# --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sciconv", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("info", help="print versions, devices and the active strategy")
+    """The ``sciconv`` argument parser with its four subcommands.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["predict", "m.keras", "a.fits", "--out", "res"])
+    >>> args.command, args.inputs, args.tta
+    ('predict', ['a.fits'], False)
+    """
+    from sciconv import __version__
+
+    parser = _Parser(
+        prog="sciconv",
+        description="Convolutional neural networks for scientific images (FITS, TIFF, PNG).",
+        epilog="Run 'sciconv COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"sciconv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "demo",
+        help="train, evaluate and apply models on the bundled data; write a report",
+        description="The whole pipeline on the bundled data: a galaxy classifier, a nuclei "
+        "segmenter, tiled detection on a sky field with a WCS, and the pretrained nuclei model on "
+        "real images. Writes models, predictions (FITS/TIFF/ECSV), plots and report.md to --out.",
+    )
+    p.add_argument("--out", default="sciconv_demo", help="output folder (default: %(default)s)")
+    p.add_argument("--data", default=None, help="bundled data folder (default: the repo's data/)")
+    p.add_argument("--fast", action="store_true", help="tiny run (~1 min); also SCICONV_FAST=1")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model described by a YAML configuration",
+        description="Train a model from a YAML file with sections dataset, model and training "
+        "(see configs/example_train.yaml). Writes best.keras, last.keras, log.csv and "
+        "config.json to training.workdir; an interrupted run resumes when run again.",
+    )
+    p.add_argument("config", metavar="CONFIG.yaml", help="the configuration file")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in the workdir")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "predict",
+        help="apply a trained model to images",
+        description="Apply a .keras model to images or folders of images. Segmenters write, per "
+        "input, a foreground probability map and instance labels (FITS keeping the input's "
+        "header and WCS, or TIFF) and a catalog (.ecsv, with RA/Dec when the input has a WCS); "
+        "classifiers and regressors write one predictions.csv.",
+    )
+    p.add_argument("model", metavar="MODEL", help="a .keras model saved by sciconv")
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--tile", type=int, default=None, metavar="N", help="tile size (default: auto)")
+    p.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="tiles per batch")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--trust", action="store_true", help="load a model holding code (Lambda layers)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "info",
+        help="print versions, devices and the active distribution strategy",
+        description="Print sciconv/TensorFlow/Keras versions, CPU and GPUs, cluster and policies.",
+    )
     p.set_defaults(func=_cmd_info)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``sciconv`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and getattr(exc, "filename", None) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sciconv`` command; returns the exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 for usage and configuration errors, 1 for any other error.
+
+    Examples
+    --------
+    >>> main(["--version"])  # doctest: +SKIP
+    sciconv 0.1.0
+    0
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code or 0)
+    debug = os.environ.get("SCICONV_DEBUG") == "1"
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("sciconv: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
+        if isinstance(exc, (SciconvError, OSError)):
+            msg = _one_line(exc)
+            if isinstance(exc, OutputExistsError):  # the library says overwrite=True
+                msg = msg.replace("overwrite=True", "--overwrite")
+        else:
+            msg = (
+                f"unexpected {type(exc).__name__}: {_one_line(exc)} "
+                "(set SCICONV_DEBUG=1 for the traceback)"
+            )
+        print(f"sciconv: error: {msg}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

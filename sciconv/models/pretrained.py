@@ -1,1 +1,123 @@
-"""Pretrained models shipped with sciconv (filled in by the real-data work)."""
+"""Pretrained models shipped inside the sciconv package.
+
+``pretrained()`` lists them; ``pretrained(name)`` loads one (Keras safe mode, nothing unpickled) with
+its metadata: the normalization it was trained with and tuned post-processing settings, so
+:func:`sciconv.inference.predict_instances` turns a raw image into instance labels with no settings
+to repeat. The weights are reproducible: ``tools/train_pretrained_nuclei.py`` trains them from the
+data with a fixed seed and writes its settings next to them (``sciconv/pretrained/<name>.json``).
+
+Examples
+--------
+>>> from sciconv.models.pretrained import pretrained
+>>> sorted(pretrained())
+['nuclei']
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from typing import Any
+
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, ModelError
+
+__all__ = ["PRETRAINED", "pretrained", "pretrained_info"]
+
+#: The shipped models: file inside ``sciconv/pretrained/`` and a one-line description.
+PRETRAINED: dict[str, dict[str, str]] = {
+    "nuclei": {
+        "file": "nuclei.keras",
+        "settings": "nuclei.json",
+        "description": (
+            "U-Net (depth 3) that segments cell nuclei in fluorescence microscopy images into "
+            "background / interior / boundary; instance labels via seeded watershed. Trained on the "
+            "Data Science Bowl 2018 stage 1 fluorescence images (CC0) by "
+            "tools/train_pretrained_nuclei.py."
+        ),
+    },
+}
+
+
+def _validate_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise ConfigError(f"name must be a string, one of {sorted(PRETRAINED)}; got {name!r}")
+    return look_up_option(name, sorted(PRETRAINED), name="pretrained model name")
+
+
+def _resource(file: str):
+    return importlib.resources.files("sciconv").joinpath("pretrained", file)
+
+
+def pretrained_info(name: str) -> dict[str, Any]:
+    """Return the training settings and validation scores recorded for a shipped model.
+
+    Parameters
+    ----------
+    name : str
+        A name listed by :func:`pretrained`.
+
+    Returns
+    -------
+    dict
+        The JSON written by the training script (seed, steps, architecture, normalization,
+        post-processing, validation AP@0.5, ...).
+
+    Examples
+    --------
+    >>> pretrained_info("nuclei")["target"]
+    'boundary'
+    """
+    name = _validate_name(name)
+    ref = _resource(PRETRAINED[name]["settings"])
+    if not ref.is_file():
+        raise ModelError(f"pretrained model {name!r}: settings file {ref} is missing from the package")
+    return json.loads(ref.read_text())
+
+
+def pretrained(name: str | None = None):
+    """List the pretrained models, or load one.
+
+    Parameters
+    ----------
+    name : str, optional
+        ``None`` returns ``{name: description}`` of what is available; ``"nuclei"`` loads the
+        fluorescence nuclei segmenter.
+
+    Returns
+    -------
+    dict or keras.Model
+        The listing, or the model (inference only, not compiled) with its sciconv metadata
+        (``task``, ``normalization``, ``postprocess``, ``divisor``, ...).
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not a shipped model (the message lists the available ones).
+    ModelError
+        The weights file is missing from the installed package.
+
+    Examples
+    --------
+    >>> pretrained()["nuclei"][:6]
+    'U-Net '
+    >>> from sciconv.models import get_metadata
+    >>> model = pretrained("nuclei")
+    >>> get_metadata(model)["task"]
+    'segmentation'
+    >>> model.output.shape[-1]
+    3
+    """
+    if name is None:
+        return {key: entry["description"] for key, entry in PRETRAINED.items()}
+    name = _validate_name(name)
+    from sciconv.models import load
+
+    ref = _resource(PRETRAINED[name]["file"])
+    if not ref.is_file():
+        raise ModelError(
+            f"pretrained model {name!r}: weights {ref} are missing from the installed package; "
+            "reinstall sciconv or rebuild them with tools/train_pretrained_nuclei.py"
+        )
+    with importlib.resources.as_file(ref) as path:
+        return load(path, compile=False)

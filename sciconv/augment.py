@@ -1,0 +1,537 @@
+"""Seeded augmentation for images and masks: the dihedral group D4, crops, intensity jitter, noise.
+
+Telescope and microscope images have no "up": the 8 symmetries of the square (4 rotations by 90°,
+each with or without a mirror flip, the dihedral group D4) give 8 equally valid views of every
+training image. Geometric transforms are applied identically to an image and its mask; intensity
+transforms (brightness, contrast, Gaussian and Poisson noise) touch the image only.
+
+Three ways in:
+
+- numpy helpers :func:`d4_transform` / :func:`d4_inverse` (test-time augmentation);
+- tf.data functions :func:`augment_batch` (a batch ``(N, H, W, C)``), :func:`augment_pair` (one
+  image ``(H, W, C)`` and its mask ``(H, W)``) and :func:`random_crop`, seeded with a stateless seed
+  (a shape ``(2,)`` integer tensor), so the same seed gives the same result;
+- Keras preprocessing layers :class:`RandomD4` and :class:`RandomIntensity` (training only).
+
+Examples
+--------
+>>> import numpy as np
+>>> from sciconv.augment import d4_inverse, d4_transform
+>>> x = np.arange(12.0).reshape(3, 4, 1)
+>>> [d4_transform(x, k).shape for k in (0, 1)]
+[(3, 4, 1), (4, 3, 1)]
+>>> all(np.array_equal(d4_inverse(d4_transform(x, k), k), x) for k in range(8))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from sciconv.errors import ConfigError
+
+__all__ = [
+    "D4_SIZE",
+    "RandomD4",
+    "RandomIntensity",
+    "augment_batch",
+    "augment_pair",
+    "d4_inverse",
+    "d4_transform",
+    "random_crop",
+]
+
+#: Number of elements of the dihedral group D4 (valid ``k`` are ``0 .. D4_SIZE - 1``).
+D4_SIZE = 8
+
+
+# --------------------------------------------------------------------------------------------
+# numpy: test-time augmentation helpers
+# --------------------------------------------------------------------------------------------
+def _validate_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= int(k) < D4_SIZE:
+        raise ConfigError(f"k must be an int in 0..{D4_SIZE - 1} (an element of D4); got {k!r}")
+    return int(k)
+
+
+def _validate_axes(array: np.ndarray, axes) -> tuple[int, int]:
+    if len(axes) != 2:
+        raise ConfigError(f"axes must name 2 spatial axes (rows, columns); got {axes!r}")
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise ConfigError(f"axes must be 2 ints; got {axes!r}")
+        if not -array.ndim <= a < array.ndim:
+            raise ConfigError(f"axes {axes!r} are out of range for an array of shape {array.shape}")
+        out.append(int(a) % array.ndim)
+    a0, a1 = out
+    if a0 == a1:
+        raise ConfigError(f"axes must be 2 different axes; got {axes!r}")
+    return a0, a1
+
+
+def d4_transform(array: np.ndarray, k: int, *, axes: Sequence[int] = (-3, -2)) -> np.ndarray:
+    """Apply element ``k`` of the dihedral group D4 (8 flips/rotations) to an array.
+
+    ``k % 4`` counts 90° counter-clockwise rotations (``np.rot90``) and ``k >= 4`` adds a flip
+    of the columns after the rotation. ``k = 0`` is the identity.
+
+    Parameters
+    ----------
+    array : ndarray
+        Image ``(H, W, C)`` or batch ``(N, H, W, C)`` (the default ``axes=(-3, -2)`` are the rows
+        and columns of both). For a 2-D mask ``(H, W)`` pass ``axes=(0, 1)``.
+    k : int
+        Element of D4, ``0 <= k < 8``.
+    axes : pair of int, optional
+        The (rows, columns) axes. Default ``(-3, -2)``.
+
+    Returns
+    -------
+    ndarray
+        A C-contiguous copy; rows and columns are swapped for odd ``k % 4``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1, 2], [3, 4]])[..., None]
+    >>> d4_transform(x, 1)[..., 0]
+    array([[2, 4],
+           [1, 3]])
+    >>> d4_transform(x, 4)[..., 0]
+    array([[2, 1],
+           [4, 3]])
+    """
+    array = np.asarray(array)
+    k = _validate_k(k)
+    a0, a1 = _validate_axes(array, axes)
+    out = np.rot90(array, k % 4, axes=(a0, a1))
+    if k >= 4:
+        out = np.flip(out, axis=a1)
+    return np.ascontiguousarray(out)
+
+
+def d4_inverse(array: np.ndarray, k: int, *, axes: Sequence[int] = (-3, -2)) -> np.ndarray:
+    """Undo :func:`d4_transform` with the same ``k``: ``d4_inverse(d4_transform(x, k), k) == x``.
+
+    Parameters
+    ----------
+    array : ndarray
+        Transformed image ``(H', W', C)`` or batch ``(N, H', W', C)`` (e.g. a prediction made on a
+        transformed input).
+    k : int
+        The element of D4 that was applied, ``0 <= k < 8``.
+    axes : pair of int, optional
+        The (rows, columns) axes. Default ``(-3, -2)``.
+
+    Returns
+    -------
+    ndarray
+        A C-contiguous array in the original orientation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).random((2, 5, 3, 1))
+    >>> all(np.array_equal(d4_inverse(d4_transform(x, k), k), x) for k in range(8))
+    True
+    """
+    array = np.asarray(array)
+    k = _validate_k(k)
+    a0, a1 = _validate_axes(array, axes)
+    out = np.flip(array, axis=a1) if k >= 4 else array
+    out = np.rot90(out, -(k % 4), axes=(a0, a1))
+    return np.ascontiguousarray(out)
+
+
+# --------------------------------------------------------------------------------------------
+# tf.data functions (stateless, seeded)
+# --------------------------------------------------------------------------------------------
+def _validate_amounts(brightness, contrast, gaussian_noise, poisson_noise):
+    for name, value in (
+        ("brightness", brightness),
+        ("contrast", contrast),
+        ("gaussian_noise", gaussian_noise),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{name} must be a number >= 0; got {value!r}")
+    if contrast >= 1:
+        raise ConfigError(f"contrast must be in [0, 1) (a factor 1 ± contrast); got {contrast!r}")
+    if poisson_noise is not None and (
+        isinstance(poisson_noise, bool)
+        or not isinstance(poisson_noise, (int, float))
+        or poisson_noise <= 0
+    ):
+        raise ConfigError(
+            "poisson_noise must be None or the counts per unit intensity (a number > 0); "
+            f"got {poisson_noise!r}"
+        )
+
+
+def _select(bit, a, b):
+    """Per-sample choice: ``bit`` (N,) int/bool -> ``a`` where set, else ``b``."""
+    shape = tf.concat([tf.shape(bit), tf.ones([tf.rank(a) - 1], tf.int32)], axis=0)
+    return tf.where(tf.reshape(tf.cast(bit, tf.bool), shape), a, b)
+
+
+def _swap_hw(t):
+    perm = [0, 2, 1, *range(3, t.shape.rank)]
+    return tf.transpose(t, perm)
+
+
+def _d4_batch(tensors, seed):
+    """Apply one random D4 element per sample, the same to every tensor in ``tensors``."""
+    x = tensors[0]
+    n = tf.shape(x)[0]
+    bits = tf.random.stateless_uniform([3, n], seed=seed, minval=0, maxval=2, dtype=tf.int32)
+    h, w = x.shape[1], x.shape[2]
+
+    def with_transpose(ts):
+        return [_select(bits[0], _swap_hw(t), t) for t in ts]
+
+    if h is not None and w is not None:
+        if h == w:
+            tensors = with_transpose(tensors)
+    else:
+        dyn = tf.shape(x)
+        tensors = tf.cond(
+            tf.equal(dyn[1], dyn[2]),
+            lambda: with_transpose(tensors),
+            lambda: list(tensors),
+        )
+        tensors = list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+    tensors = [_select(bits[1], tf.reverse(t, [1]), t) for t in tensors]
+    tensors = [_select(bits[2], tf.reverse(t, [2]), t) for t in tensors]
+    return tensors
+
+
+def augment_batch(
+    x,
+    y=None,
+    *,
+    seed,
+    d4: bool = True,
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    gaussian_noise: float = 0.0,
+    poisson_noise: float | None = None,
+):
+    """Augment a batch inside tf.data: one random transform per sample, seeded.
+
+    Geometric transforms (D4) are applied identically to ``x`` and to ``y`` when ``y`` is a
+    mask (rank 3 ``(N, H, W)`` or more); labels ``(N,)``/``(N, K)`` pass through. Intensity
+    transforms touch ``x`` only.
+
+    Parameters
+    ----------
+    x : tf.Tensor
+        Images ``(N, H, W, C)`` float32 (normalized). Non-square images get the 4 elements of D4
+        that keep their shape (flips and 180° rotation).
+    y : tf.Tensor, optional
+        Masks ``(N, H, W)`` or ``(N, H, W, K)``, or labels ``(N,)``/``(N, K)``.
+    seed : tf.Tensor or pair of int
+        Stateless seed, shape ``(2,)``; the same seed gives the same result.
+    d4 : bool, optional
+        Random element of D4 per sample. Default True.
+    brightness : float, optional
+        Add ``U(-brightness, brightness)`` per sample. Default 0 (off).
+    contrast : float, optional
+        Scale deviations from each sample's mean by ``U(1 - contrast, 1 + contrast)``. Default 0.
+    gaussian_noise : float, optional
+        Standard deviation of added Gaussian noise. Default 0 (off).
+    poisson_noise : float, optional
+        Shot noise at this many counts per unit of (normalized) intensity:
+        ``Poisson(max(x, 0) * s) / s - max(x, 0) + x``. Default None (off).
+
+    Returns
+    -------
+    tf.Tensor or tuple of tf.Tensor
+        ``x`` augmented, or ``(x, y)`` when ``y`` is given.
+
+    Examples
+    --------
+    >>> import numpy as np, tensorflow as tf
+    >>> x = tf.constant(np.arange(32.0, dtype="float32").reshape(2, 4, 4, 1))
+    >>> m = tf.cast(x[..., 0], tf.int32)
+    >>> xa, ma = augment_batch(x, m, seed=(1, 2))
+    >>> bool(tf.reduce_all(tf.cast(xa[..., 0], tf.int32) == ma))
+    True
+    """
+    _validate_amounts(brightness, contrast, gaussian_noise, poisson_noise)
+    x = tf.convert_to_tensor(x)
+    if x.shape.rank != 4:
+        raise ConfigError(f"x must be a batch (N, H, W, C); got shape {tuple(x.shape)}")
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    has_y = y is not None
+    if has_y:
+        y = tf.convert_to_tensor(y)
+    spatial_y = has_y and y.shape.rank is not None and y.shape.rank >= 3
+    if d4:
+        if spatial_y:
+            x, y = _d4_batch([x, y], seeds[0])
+        else:
+            (x,) = _d4_batch([x], seeds[0])
+    n = tf.shape(x)[0]
+    bshape = tf.stack([n, 1, 1, 1])
+    if contrast:
+        factor = tf.random.stateless_uniform([n], seeds[1], 1.0 - contrast, 1.0 + contrast)
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        x = (x - mean) * tf.reshape(factor, bshape) + mean
+    if brightness:
+        delta = tf.random.stateless_uniform([n], seeds[2], -brightness, brightness)
+        x = x + tf.reshape(delta, bshape)
+    if poisson_noise is not None:
+        pos = tf.maximum(x, 0.0)
+        counts = tf.random.stateless_poisson(tf.shape(x), seeds[3], pos * poisson_noise, x.dtype)
+        x = x + counts / poisson_noise - pos
+    if gaussian_noise:
+        x = x + tf.random.stateless_normal(tf.shape(x), seeds[4], stddev=gaussian_noise)
+    return (x, y) if has_y else x
+
+
+def augment_pair(x, y, seed, **options):
+    """Augment one image and its mask (or label) inside ``Dataset.map``.
+
+    Parameters
+    ----------
+    x : tf.Tensor
+        Image ``(H, W, C)`` float32.
+    y : tf.Tensor or None
+        Mask ``(H, W)`` / ``(H, W, K)`` (transformed with ``x``), or a label (untouched).
+    seed : tf.Tensor or pair of int
+        Stateless seed, shape ``(2,)``.
+    **options
+        ``d4``, ``brightness``, ``contrast``, ``gaussian_noise``, ``poisson_noise`` as in
+        :func:`augment_batch`.
+
+    Returns
+    -------
+    tuple of tf.Tensor
+        ``(x, y)`` augmented.
+
+    Examples
+    --------
+    >>> import numpy as np, tensorflow as tf
+    >>> img = tf.constant(np.arange(16.0, dtype="float32").reshape(4, 4, 1))
+    >>> mask = tf.cast(img[..., 0] > 7, tf.int32)
+    >>> xa, ya = augment_pair(img, mask, (3, 4))
+    >>> bool(tf.reduce_all(tf.cast(xa[..., 0] > 7, tf.int32) == ya))
+    True
+    """
+    x = tf.convert_to_tensor(x)
+    if x.shape.rank != 3:
+        raise ConfigError(f"x must be one image (H, W, C); got shape {tuple(x.shape)}")
+    if y is None:
+        return augment_batch(x[None], seed=seed, **options)[0], None
+    y = tf.convert_to_tensor(y)
+    xb, yb = augment_batch(x[None], y[None], seed=seed, **options)
+    return xb[0], yb[0]
+
+
+def random_crop(x, y=None, *, size, seed):
+    """Crop the same random window of ``size`` from an image and its mask (stateless, seeded).
+
+    Parameters
+    ----------
+    x : tf.Tensor
+        Image ``(H, W, C)`` with ``H >= size[0]`` and ``W >= size[1]``.
+    y : tf.Tensor, optional
+        Mask ``(H, W)`` or ``(H, W, K)`` cropped at the same place.
+    size : pair of int
+        Crop height and width.
+    seed : tf.Tensor or pair of int
+        Stateless seed, shape ``(2,)``.
+
+    Returns
+    -------
+    tf.Tensor or tuple of tf.Tensor
+        The crop of ``x``, or ``(x, y)`` crops when ``y`` is given.
+
+    Examples
+    --------
+    >>> import numpy as np, tensorflow as tf
+    >>> x = tf.reshape(tf.range(64.0), (8, 8, 1))
+    >>> m = tf.cast(tf.reshape(tf.range(64), (8, 8)), tf.int32)
+    >>> cx, cm = random_crop(x, m, size=(4, 4), seed=(0, 1))
+    >>> tuple(cx.shape), bool(tf.reduce_all(tf.cast(cx[..., 0], tf.int32) == cm))
+    ((4, 4, 1), True)
+    """
+    h, w = int(size[0]), int(size[1])
+    x = tf.convert_to_tensor(x)
+    shape = tf.shape(x)
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    oy = tf.random.stateless_uniform([], seed, 0, shape[0] - h + 1, dtype=tf.int32)
+    ox = tf.random.stateless_uniform(
+        [], tf.random.experimental.stateless_fold_in(seed, 1), 0, shape[1] - w + 1, dtype=tf.int32
+    )
+    cx = x[oy : oy + h, ox : ox + w]
+    if y is None:
+        return cx
+    y = tf.convert_to_tensor(y)
+    return cx, y[oy : oy + h, ox : ox + w]
+
+
+# --------------------------------------------------------------------------------------------
+# Keras preprocessing layers
+# --------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="sciconv")
+class RandomD4(keras.layers.Layer):
+    """Random element of D4 per sample (flips and 90° rotations), active in training only.
+
+    Called on one batch ``(N, H, W, C)``, or on a tuple ``(images, masks)`` (masks
+    ``(N, H, W)`` or ``(N, H, W, K)``) which then get the same transform. Non-square inputs get
+    the 4 shape-preserving elements (flips and 180° rotation). With ``training=False`` (as Keras
+    passes in ``predict``/``evaluate``) the input is returned unchanged.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed of the layer's :class:`keras.random.SeedGenerator`.
+    **kwargs
+        Passed to :class:`keras.layers.Layer` (``name``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = RandomD4(seed=0)
+    >>> x = np.arange(32, dtype="float32").reshape(2, 4, 4, 1)
+    >>> y = layer(x, training=True)
+    >>> tuple(y.shape), bool(np.array_equal(np.sort(np.ravel(y)), np.ravel(x)))
+    ((2, 4, 4, 1), True)
+    >>> bool(np.array_equal(layer(x, training=False), x))
+    True
+    """
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def _apply(self, tensors, bits):
+        n = ops.shape(tensors[0])[0]
+
+        def pick(bit, a, b):
+            shape = (n,) + (1,) * (len(a.shape) - 1)
+            return ops.where(ops.reshape(ops.cast(bit, "bool"), shape), a, b)
+
+        def transposed(ts):
+            return [pick(bits[0], ops.swapaxes(t, 1, 2), t) for t in ts]
+
+        h, w = tensors[0].shape[1], tensors[0].shape[2]
+        if h is not None and w is not None:
+            if h == w:
+                tensors = transposed(tensors)
+        else:
+            dyn = ops.shape(tensors[0])
+            tensors = list(
+                ops.cond(
+                    ops.equal(dyn[1], dyn[2]),
+                    lambda: transposed(tensors),
+                    lambda: list(tensors),
+                )
+            )
+        tensors = [pick(bits[1], ops.flip(t, axis=1), t) for t in tensors]
+        return [pick(bits[2], ops.flip(t, axis=2), t) for t in tensors]
+
+    def call(self, inputs, training=True):
+        if not training:
+            return inputs
+        is_seq = isinstance(inputs, (list, tuple))
+        tensors = [ops.convert_to_tensor(t) for t in (inputs if is_seq else [inputs])]
+        n = ops.shape(tensors[0])[0]
+        bits = keras.random.randint((3, n), 0, 2, seed=self.seed_generator, dtype="int32")
+        out = self._apply(tensors, bits)
+        return type(inputs)(out) if is_seq else out[0]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="sciconv")
+class RandomIntensity(keras.layers.Layer):
+    """Random brightness/contrast jitter and Gaussian noise per sample, active in training only.
+
+    Parameters
+    ----------
+    brightness : float, optional
+        Add ``U(-brightness, brightness)`` per sample. Default 0.05.
+    contrast : float, optional
+        Scale deviations from the sample mean by ``U(1 - contrast, 1 + contrast)``. Default 0.05.
+    noise : float, optional
+        Standard deviation of added Gaussian noise. Default 0.
+    seed : int, optional
+        Seed of the layer's :class:`keras.random.SeedGenerator`.
+    **kwargs
+        Passed to :class:`keras.layers.Layer`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = RandomIntensity(brightness=0.1, contrast=0.0, seed=0)
+    >>> x = np.zeros((2, 4, 4, 1), "float32")
+    >>> out = np.asarray(layer(x, training=True))
+    >>> bool(np.all(np.abs(out) <= 0.1)), bool(np.array_equal(layer(x, training=False), x))
+    (True, True)
+    """
+
+    def __init__(
+        self,
+        brightness: float = 0.05,
+        contrast: float = 0.05,
+        noise: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _validate_amounts(brightness, contrast, noise, None)
+        self.brightness = float(brightness)
+        self.contrast = float(contrast)
+        self.noise = float(noise)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=True):
+        if not training:
+            return inputs
+        x = ops.convert_to_tensor(inputs)
+        n = ops.shape(x)[0]
+        shape = (n, 1, 1, 1)
+        if self.contrast:
+            f = keras.random.uniform(
+                shape, 1 - self.contrast, 1 + self.contrast, seed=self.seed_generator
+            )
+            mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+            x = (x - mean) * ops.cast(f, x.dtype) + mean
+        if self.brightness:
+            d = keras.random.uniform(
+                shape, -self.brightness, self.brightness, seed=self.seed_generator
+            )
+            x = x + ops.cast(d, x.dtype)
+        if self.noise:
+            x = x + ops.cast(
+                keras.random.normal(ops.shape(x), stddev=self.noise, seed=self.seed_generator),
+                x.dtype,
+            )
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "noise": self.noise,
+            "seed": self.seed,
+        }

@@ -1,0 +1,473 @@
+"""Public data sets one call away: download once (checksummed, cached), load in sciconv's forms.
+
+Downloads go through `pooch <https://www.fatiando.org/pooch>`_ (the downloader scikit-image and
+many science packages use): a registry of URLs and checksums, a per-user cache
+(``pooch.os_cache("sciconv")``, or the folder named by the environment variable
+``SCICONV_DATA_DIR``), a progress bar, retries, and a hash check. A file that fails its checksum
+or arrives truncated is never left in the cache, and a cached file is not downloaded again.
+
+Data sets (:data:`REGISTRY`):
+
+``"galaxy10"``
+    Galaxy10 DECaLS: 17,736 galaxies, 256x256 g/r/z colour images, 10 morphology classes (HDF5,
+    2.7 GB, Zenodo record 10845026, MD5 checked). ``load("galaxy10")`` gives
+    ``(images, labels, class_names)`` or, with ``out=``, a class-per-folder tree that
+    :func:`sciconv.datasets.from_folder` reads.
+``"dsb2018"``
+    2018 Data Science Bowl stage 1 training set (BBBC038v1, 670 nucleus images with per-nucleus
+    masks, ZIP, 82 MB). ``load("dsb2018")`` gives image/label arrays or, with ``out=``, an
+    image/mask-pair folder that :func:`sciconv.datasets.from_pairs` reads.
+``"dsb2018_local"``
+    The same kind of data from a local folder already on disk (``images/<id>.png`` +
+    ``labels/<id>.tif`` + ``index.csv``, as in the sciconv project's shared data); nothing is
+    downloaded.
+
+Examples
+--------
+>>> from sciconv.fetch import available
+>>> sorted(available())
+['dsb2018', 'dsb2018_local', 'galaxy10']
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sciconv._atomic import atomic_output
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, DatasetError, DownloadError
+
+__all__ = ["ENV_VAR", "GALAXY10_CLASSES", "REGISTRY", "available", "cache_dir", "fetch", "load"]
+
+#: Environment variable that overrides the cache folder.
+ENV_VAR = "SCICONV_DATA_DIR"
+
+#: Galaxy10 DECaLS class names, in the order of the file's ``ans`` labels (astroNN's documentation).
+GALAXY10_CLASSES = [
+    "disturbed",
+    "merging",
+    "round_smooth",
+    "in_between_round_smooth",
+    "cigar_shaped_smooth",
+    "barred_spiral",
+    "unbarred_tight_spiral",
+    "unbarred_loose_spiral",
+    "edge_on_without_bulge",
+    "edge_on_with_bulge",
+]
+
+#: Data sets that :func:`fetch` can download: URL, file name in the cache, checksum (``None`` =
+#: not verified), what it is, its licence and how to cite it.
+REGISTRY: dict[str, dict[str, Any]] = {
+    "galaxy10": {
+        "url": "https://zenodo.org/records/10845026/files/Galaxy10_DECals.h5",
+        "fname": "Galaxy10_DECals.h5",
+        "known_hash": "md5:c6b7b4db82b3a5d63d6a7e3e5249b51c",
+        "description": "Galaxy10 DECaLS: 17,736 galaxies, 256x256 g/r/z, 10 morphology classes "
+        "(2.7 GB)",
+        "licence": "see Zenodo record 10845026 (images: DESI Legacy Imaging Surveys; labels: "
+        "Galaxy Zoo DECaLS)",
+        "citation": "Leung & Bovy (2019), MNRAS 483, 3255 (astroNN); Walmsley et al. (2022), "
+        "MNRAS 509, 3966 (Galaxy Zoo DECaLS); Dey et al. (2019), AJ 157, 168 (DESI Legacy "
+        "Imaging Surveys)",
+    },
+    "dsb2018": {
+        "url": "https://data.broadinstitute.org/bbbc/BBBC038/stage1_train.zip",
+        "fname": "dsb2018_stage1_train.zip",
+        # No checksum published by the Broad, and these machines have no internet to compute one:
+        # the download is not hash-checked (pooch accepts any content); it must unzip cleanly.
+        "known_hash": None,
+        "description": "2018 Data Science Bowl stage 1 training set (BBBC038v1): 670 nucleus "
+        "images with per-nucleus masks (82 MB ZIP)",
+        "licence": "CC0 1.0",
+        "citation": "Caicedo et al. (2019), Nature Methods 16, 1247-1253, "
+        "doi:10.1038/s41592-019-0612-7; image set BBBC038v1, Broad Bioimage Benchmark Collection "
+        "(Ljosa et al. 2012, Nature Methods 9, 637)",
+    },
+}
+
+_LOCAL = {
+    "dsb2018_local": {
+        "description": "a DSB2018-style folder on disk: images/<id>.png + labels/<id>.tif "
+        "(+ index.csv with a modality column); pass path=",
+        "licence": "as the folder's data (DSB2018: CC0 1.0)",
+        "citation": REGISTRY["dsb2018"]["citation"],
+    }
+}
+
+_MODALITIES = ("fluo", "color", "gray_bright")
+
+
+def available() -> dict[str, str]:
+    """Return ``{name: description}`` of the data sets :func:`fetch` / :func:`load` know.
+
+    Examples
+    --------
+    >>> "galaxy10" in available()
+    True
+    """
+    out = {name: entry["description"] for name, entry in REGISTRY.items()}
+    out.update({name: entry["description"] for name, entry in _LOCAL.items()})
+    return out
+
+
+def cache_dir() -> Path:
+    """Return the download cache: ``$SCICONV_DATA_DIR`` if set, else ``pooch.os_cache("sciconv")``.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["SCICONV_DATA_DIR"] = "/tmp/sciconv-cache-example"
+    >>> str(cache_dir())
+    '/tmp/sciconv-cache-example'
+    >>> del os.environ["SCICONV_DATA_DIR"]
+    """
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("sciconv"))
+
+
+def _validate_name(name: str, *, local: bool = False) -> str:
+    choices = list(REGISTRY) + (list(_LOCAL) if local else [])
+    if not isinstance(name, str):
+        raise ConfigError(f"data set name must be a string, one of {choices}; got {name!r}")
+    return look_up_option(name, choices, name="name")
+
+
+def fetch(
+    name: str,
+    *,
+    cache: str | os.PathLike | None = None,
+    progress: bool = True,
+    retries: int = 2,
+) -> Path:
+    """Download a registered data set file into the cache (once) and return its local path.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`REGISTRY` (``"galaxy10"``, ``"dsb2018"``).
+    cache : str or os.PathLike, optional
+        Folder to keep downloads in; default :func:`cache_dir`.
+    progress : bool, default True
+        Show a progress bar (tqdm) while downloading.
+    retries : int, default 2
+        Extra attempts after a failed or corrupted download (waiting 1 s, 2 s, ... in between).
+
+    Returns
+    -------
+    pathlib.Path
+        The cached file; a second call returns it without any network access.
+
+    Raises
+    ------
+    DownloadError
+        The server cannot be reached, the transfer is cut short, or the file fails its checksum; the
+        message names the URL and the file, and no partial file is left in the cache.
+    ConfigError
+        ``name`` is not a registered data set (the message lists them).
+
+    Examples
+    --------
+    >>> path = fetch("galaxy10")  # doctest: +SKIP
+    >>> path.name  # doctest: +SKIP
+    'Galaxy10_DECals.h5'
+    """
+    name = _validate_name(name)
+    if not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"retries must be an integer >= 0; got {retries!r}")
+    entry = REGISTRY[name]
+    folder = Path(cache).expanduser() if cache is not None else cache_dir()
+    target = folder / entry["fname"]
+    if target.is_file():
+        return target
+    import pooch
+    import requests
+
+    registry = pooch.create(
+        path=folder,
+        base_url="",
+        registry={entry["fname"]: entry["known_hash"]},
+        urls={entry["fname"]: entry["url"]},
+        retry_if_failed=retries,
+    )
+    downloader = pooch.HTTPDownloader(progressbar=bool(progress), timeout=60)
+    try:
+        return Path(registry.fetch(entry["fname"], downloader=downloader))
+    except ValueError as err:  # pooch: hash mismatch
+        raise DownloadError(
+            f"download of {entry['url']} failed its checksum ({entry['known_hash']}): {err}; "
+            "nothing was kept, try again or report a changed file",
+            path=target,
+        ) from err
+    except (requests.exceptions.RequestException, OSError) as err:
+        raise DownloadError(
+            f"could not download {entry['url']}: {type(err).__name__}: {err}; nothing was kept "
+            f"(no internet? download it by hand into {folder} or set {ENV_VAR})",
+            path=target,
+        ) from err
+
+
+# ----------------------------------------------------------------------------------------- load
+def load(
+    name: str,
+    *,
+    out: str | os.PathLike | None = None,
+    path: str | os.PathLike | None = None,
+    format: str = "png",
+    modality: str | None = None,
+    overwrite: bool = False,
+    cache: str | os.PathLike | None = None,
+    progress: bool = True,
+):
+    """Load a public data set in sciconv's forms (downloading it first if needed).
+
+    Parameters
+    ----------
+    name : str
+        ``"galaxy10"``, ``"dsb2018"`` (downloaded) or ``"dsb2018_local"`` (a folder given by
+        ``path``).
+    out : str or os.PathLike, optional
+        Write the data set out here instead of returning arrays: Galaxy10 as one sub-folder per
+        class (``00_disturbed/``, ``01_merging/``, ... so the folder order is the Galaxy10 label
+        order), DSB2018 as ``images/<id>.<ext>`` + ``masks/<id>.tif`` (uint16 instance labels).
+    path : str or os.PathLike, optional
+        The local folder for ``"dsb2018_local"``.
+    format : {"png", "fits", "tif"}, default "png"
+        File format of the written images (Galaxy10: PNG RGB or FITS cube (H, W, 3); DSB2018: PNG
+        or TIFF).
+    modality : {"fluo", "color", "gray_bright"}, optional
+        DSB2018 only: keep only this kind of image (from ``index.csv`` when present, otherwise
+        guessed: grey with a dark background = fluo, grey with a bright background = gray_bright,
+        colour = color).
+    overwrite : bool, default False
+        Replace existing output files.
+    cache, progress
+        Passed to :func:`fetch`.
+
+    Returns
+    -------
+    tuple
+        With ``out=None``: Galaxy10
+        ``(images (N, 256, 256, 3) uint8, labels (N,) int64, class_names)``; DSB2018
+        ``(images list of (H, W) or (H, W, 3) uint8, labels list of (H, W) int32, ids)``.
+        With ``out``: Galaxy10 ``pathlib.Path`` of the class-per-folder root; DSB2018
+        ``(images_dir, masks_dir)``.
+
+    Raises
+    ------
+    DownloadError
+        See :func:`fetch`; also a downloaded archive that cannot be read.
+    DatasetError
+        A local folder that is missing or not laid out as expected.
+
+    Examples
+    --------
+    >>> images, labels, class_names = load("galaxy10")  # doctest: +SKIP
+    >>> root = load("galaxy10", out="galaxy10", format="fits")  # doctest: +SKIP
+    >>> images_dir, masks_dir = load("dsb2018", out="dsb", modality="fluo")  # doctest: +SKIP
+    """
+    name = _validate_name(name, local=True)
+    format = look_up_option(format, ("png", "fits", "tif"), name="format")
+    if modality is not None:
+        modality = look_up_option(modality, _MODALITIES, name="modality")
+    if name == "galaxy10":
+        file = fetch(name, cache=cache, progress=progress)
+        return _load_galaxy10(file, out=out, format=format, overwrite=overwrite)
+    if name == "dsb2018":
+        if format == "fits":
+            raise ConfigError(
+                "format='fits' is for Galaxy10; DSB2018 images are written as 'png' or 'tif'"
+            )
+        file = fetch(name, cache=cache, progress=progress)
+        pairs = _dsb2018_zip_pairs(file)
+    else:
+        if path is None:
+            raise ConfigError(
+                "load('dsb2018_local') needs path= (a folder with images/ and labels/)"
+            )
+        if format == "fits":
+            raise ConfigError(
+                "format='fits' is for Galaxy10; DSB2018 images are written as 'png' or 'tif'"
+            )
+        pairs = _dsb2018_local_pairs(Path(path))
+    return _emit_pairs(pairs, out=out, format=format, modality=modality, overwrite=overwrite)
+
+
+def _load_galaxy10(file: Path, *, out, format: str, overwrite: bool):
+    import h5py
+
+    try:
+        with h5py.File(file, "r") as h5:
+            images = np.asarray(h5["images"])
+            labels = np.asarray(h5["ans"]).astype(np.int64)
+    except (OSError, KeyError) as err:
+        raise DownloadError(
+            f"cannot read Galaxy10 HDF5 (expected datasets 'images' and 'ans'): {err}; delete "
+            "the file and fetch it again",
+            path=file,
+        ) from err
+    if images.ndim != 4 or len(images) != len(labels):
+        raise DownloadError(
+            f"Galaxy10 HDF5 has images {images.shape} and labels {labels.shape}; expected "
+            "(N, H, W, 3) and (N,)",
+            path=file,
+        )
+    if labels.min(initial=0) < 0 or labels.max(initial=0) >= len(GALAXY10_CLASSES):
+        raise DownloadError(f"Galaxy10 labels outside 0..{len(GALAXY10_CLASSES) - 1}", path=file)
+    class_names = list(GALAXY10_CLASSES)
+    if out is None:
+        return images, labels, class_names
+    root = Path(out)
+    folders = [f"{i:02d}_{c}" for i, c in enumerate(class_names)]
+    for i, (image, label) in enumerate(zip(images, labels)):
+        target = (
+            root / folders[label] / f"galaxy10_{i:05d}.{'fits' if format == 'fits' else format}"
+        )
+        if target.exists() and not overwrite:
+            continue
+        _write_image(target, image, format=format)
+    return root
+
+
+def _write_image(target: Path, array: np.ndarray, *, format: str) -> None:
+    """Write one image file atomically (PNG via PIL, TIFF via tifffile, FITS via astropy)."""
+    with atomic_output(target, overwrite=True) as tmp:
+        if format == "fits":
+            from astropy.io import fits
+
+            fits.PrimaryHDU(data=np.asarray(array)).writeto(tmp)
+        elif format == "tif":
+            import tifffile
+
+            tifffile.imwrite(tmp, np.asarray(array), compression="zlib")
+        else:
+            from PIL import Image
+
+            Image.fromarray(np.asarray(array)).save(tmp, format="PNG")
+
+
+def _dsb2018_zip_pairs(file: Path):
+    """Unpack the stage-1 ZIP once (next to it) and yield ``(id, image, labels, modality)``."""
+    folder = file.with_suffix("")
+    done = folder / ".complete"
+    if not done.exists():
+        tmp = folder.with_name(folder.name + ".part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            with zipfile.ZipFile(file) as zf:
+                zf.extractall(tmp)
+        except (zipfile.BadZipFile, OSError) as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DownloadError(
+                f"cannot unpack the DSB2018 archive ({err}); delete it and fetch it again",
+                path=file,
+            ) from err
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        done.write_text("ok\n")
+    root = folder / "stage1_train" if (folder / "stage1_train").is_dir() else folder
+    ids = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "images").is_dir())
+    if not ids:
+        raise DownloadError("the DSB2018 archive holds no <id>/images/<id>.png folders", path=file)
+    from PIL import Image
+
+    def generate():
+        for image_id in ids:
+            img = np.asarray(Image.open(root / image_id / "images" / f"{image_id}.png"))
+            masks = sorted((root / image_id / "masks").glob("*.png"))
+            lab = np.zeros(img.shape[:2], np.int32)
+            for k, m in enumerate(masks, start=1):
+                mk = np.asarray(Image.open(m)) > 0
+                if mk.ndim == 3:
+                    mk = mk.any(axis=-1)
+                lab[mk & (lab == 0)] = k  # overlaps: the first mask in file-name order wins
+            yield image_id, _to_gray_or_rgb(img), lab, None
+
+    return generate()
+
+
+def _dsb2018_local_pairs(folder: Path):
+    if not (folder / "images").is_dir() or not (folder / "labels").is_dir():
+        raise DatasetError(
+            "expected a folder with images/<id>.png and labels/<id>.tif", path=folder
+        )
+    modality_of = {}
+    if (folder / "index.csv").is_file():
+        with open(folder / "index.csv", newline="") as fh:
+            modality_of = {r["id"]: r.get("modality") for r in csv.DictReader(fh)}
+    ids = sorted(p.stem for p in (folder / "images").glob("*.png"))
+    if not ids:
+        raise DatasetError("no images/<id>.png files", path=folder)
+    import tifffile
+    from PIL import Image
+
+    def generate():
+        for image_id in ids:
+            label_path = folder / "labels" / f"{image_id}.tif"
+            if not label_path.is_file():
+                raise DatasetError(
+                    f"image {image_id}.png has no labels/{image_id}.tif", path=folder
+                )
+            img = _to_gray_or_rgb(np.asarray(Image.open(folder / "images" / f"{image_id}.png")))
+            lab = tifffile.imread(label_path).astype(np.int32)
+            if lab.shape != img.shape[:2]:
+                raise DatasetError(
+                    f"labels {lab.shape} and image {img.shape[:2]} differ in size", path=label_path
+                )
+            yield image_id, img, lab, modality_of.get(image_id)
+
+    return generate()
+
+
+def _to_gray_or_rgb(img: np.ndarray) -> np.ndarray:
+    """RGBA/RGB with R = G = B -> (H, W) grey; colour -> (H, W, 3); grey stays grey."""
+    if img.ndim == 3:
+        img = img[..., :3]
+        if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2]):
+            img = img[..., 0]
+    return np.ascontiguousarray(img)
+
+
+def _guess_modality(img: np.ndarray) -> str:
+    """Guess the DSB2018 modality of an image: ``"color"``, ``"gray_bright"`` or ``"fluo"``."""
+    if img.ndim == 3:
+        return "color"
+    return "gray_bright" if float(np.median(img)) > 100 else "fluo"
+
+
+def _emit_pairs(pairs, *, out, format: str, modality: str | None, overwrite: bool):
+    images, labels, ids = [], [], []
+    if out is not None:
+        images_dir, masks_dir = Path(out) / "images", Path(out) / "masks"
+    for image_id, img, lab, mod in pairs:
+        if modality is not None and (mod or _guess_modality(img)) != modality:
+            continue
+        if out is None:
+            images.append(img)
+            labels.append(lab)
+            ids.append(image_id)
+            continue
+        ext = "tif" if format == "tif" else "png"
+        image_path = images_dir / f"{image_id}.{ext}"
+        if overwrite or not image_path.exists():
+            _write_image(image_path, img, format=ext)
+        mask_path = masks_dir / f"{image_id}.tif"
+        if overwrite or not mask_path.exists():
+            _write_image(mask_path, lab.astype(np.uint16), format="tif")
+        ids.append(image_id)
+    if not ids:
+        raise DatasetError(f"no image matches modality={modality!r}")
+    if out is None:
+        return images, labels, ids
+    return images_dir, masks_dir

@@ -1,0 +1,716 @@
+"""Convolutional networks for scientific images: classifier, regressor, segmenter.
+
+The builders are thin functions over tensor-in/tensor-out blocks (:mod:`~sciconv.models.blocks`),
+backbones (:mod:`~sciconv.models.backbones`) and heads (:mod:`~sciconv.models.heads`). Every layer
+is named ``{name}_{stage}_{role}`` (``classifier_stage1_conv1``, ``segmenter_dec2_concat``,
+``classifier_head_softmax``), so ``model.summary()`` reads like the architecture. Each model
+carries its sciconv metadata (task, class count, divisor, normalization, ...) inside the ``.keras``
+file: see :func:`get_metadata` and :func:`set_metadata`.
+
+Importing this module registers every custom layer, loss and metric of sciconv with Keras, so
+``keras.models.load_model`` works on sciconv models as well as :func:`load` does.
+
+Examples
+--------
+>>> import sciconv as sc
+>>> model = sc.models.classifier((32, 32, 1), 3, filters=(8, 16), dense=(32,))
+>>> model.output_shape
+(None, 3)
+>>> [layer.name for layer in model.layers][:4]
+['classifier_input', 'classifier_metadata', 'classifier_stage1_conv1', 'classifier_stage1_relu1']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+
+import sciconv.losses  # noqa: F401  (registers the losses with Keras)
+import sciconv.metrics  # noqa: F401  (registers the metrics with Keras)
+from sciconv import __version__
+from sciconv._validation import look_up_option
+from sciconv.errors import ModelError, UnsafeModelError
+from sciconv.models.backbones import conv_pool_stack, unet
+from sciconv.models.blocks import POOLING, UPSAMPLING
+from sciconv.models.heads import (
+    HEADS,
+    INSTANCE_OUTPUTS,
+    classification_head,
+    regression_head,
+    segmentation_head,
+)
+from sciconv.models.layers import SciconvMetadata
+from sciconv.models.metadata import attach_metadata, get_metadata, metadata_layer, set_metadata
+
+__all__ = [
+    "SciconvMetadata",
+    "attach_metadata",
+    "check_input_shape",
+    "classifier",
+    "get_metadata",
+    "load",
+    "metadata_layer",
+    "pretrained",
+    "regressor",
+    "segmenter",
+    "set_metadata",
+]
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _validate_input_shape(input_shape, *, spatial_none: bool, name: str) -> tuple:
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3:
+        raise ModelError(f"input_shape must be (H, W, C); got {input_shape!r}")
+    out = []
+    for i, s in enumerate(shape):
+        if s is None and i < 2 and spatial_none:
+            out.append(None)
+            continue
+        if isinstance(s, bool) or not isinstance(s, int) and not hasattr(s, "__index__"):
+            allowed = "an int or None" if spatial_none and i < 2 else "an int"
+            raise ModelError(
+                f"input_shape[{i}] must be {allowed}; got {s!r} in input_shape={input_shape!r}"
+                + (
+                    " (use head='gap' to accept images of any size)"
+                    if s is None and name != "segmenter"
+                    else ""
+                )
+            )
+        if int(s) <= 0:
+            raise ModelError(f"input_shape must hold positive sizes; got input_shape={shape!r}")
+        out.append(int(s))
+    return tuple(out)
+
+
+def _validate_int(value, *, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < minimum:
+        raise ModelError(f"{name} must be an int >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _validate_ints(values, *, name: str, allow_empty: bool) -> tuple[int, ...]:
+    if isinstance(values, int) and not isinstance(values, bool):
+        values = (values,)
+    if not isinstance(values, Sequence) or (not values and not allow_empty):
+        raise ModelError(f"{name} must be a sequence of positive ints; got {values!r}")
+    return tuple(_validate_int(v, name=name, minimum=1) for v in values)
+
+
+def _validate_rate(value, *, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ModelError(f"{name} must be a float in [0, 1); got {value!r}")
+    return float(value)
+
+
+def _validate_activation(value) -> str:
+    try:
+        keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ModelError(
+            f"activation must be a Keras activation name such as 'relu', 'elu', 'gelu'; "
+            f"got {value!r}"
+        ) from None
+    return value
+
+
+def _validate_backbone(*, input_shape, filters, convs_per_stage, kernel_size, pooling, head, name):
+    filters = _validate_ints(filters, name="filters", allow_empty=False)
+    convs_per_stage = _validate_int(convs_per_stage, name="convs_per_stage", minimum=1)
+    kernel_size = _validate_int(kernel_size, name="kernel_size", minimum=1)
+    pooling = look_up_option(pooling, POOLING, name="pooling", error=ModelError)
+    head = look_up_option(head, HEADS, name="head", error=ModelError)
+    shape = _validate_input_shape(input_shape, spatial_none=head == "gap", name=name)
+    smallest = 2 ** len(filters)
+    for s in shape[:2]:
+        if s is not None and s < smallest:
+            raise ModelError(
+                f"input_shape={shape!r} is too small for {len(filters)} pooling stages "
+                f"(filters={filters!r}): H and W must be at least {smallest}"
+            )
+    return shape, filters, convs_per_stage, kernel_size, pooling, head
+
+
+def check_input_shape(model: keras.Model, shape: Sequence[int]) -> None:
+    """Raise :class:`ModelError` if an image of ``shape`` cannot go through ``model``.
+
+    A U-Net built with ``depth=d`` accepts any H and W that are multiples of ``2**d`` (recorded as
+    ``get_metadata(model)["divisor"]``); :func:`sciconv.inference.predict_tiled` pads images to
+    that multiple itself. The check also runs inside the model whenever the spatial size is known
+    when Keras traces it.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A sciconv model.
+    shape : sequence of int
+        ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``.
+
+    Examples
+    --------
+    >>> model = segmenter((None, None, 1), depth=2, filters=2)
+    >>> check_input_shape(model, (64, 48, 1))
+    >>> check_input_shape(model, (64, 50, 1))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ModelError: input of shape (64, 50, 1): H and W must be multiples of 4 ...
+    """
+    shape = tuple(int(s) for s in shape)
+    hw = shape[-3:-1] if len(shape) >= 3 else shape
+    meta = get_metadata(model)
+    divisor = int(meta.get("divisor", 1))
+    if any(s % divisor for s in hw):
+        raise ModelError(
+            f"input of shape {shape}: H and W must be multiples of {divisor} for model "
+            f"{model.name!r} (a U-Net of depth {divisor.bit_length() - 1}); pad or crop the image"
+        )
+    channels = meta.get("input_channels")
+    if len(shape) >= 3 and channels is not None and shape[-1] != channels:
+        raise ModelError(
+            f"input of shape {shape}: model {model.name!r} expects {channels} channel(s); "
+            f"got {shape[-1]}"
+        )
+
+
+def _input(shape, *, name: str, metadata: dict):
+    inputs = keras.Input(shape=shape, name=f"{name}_input")
+    x = SciconvMetadata(metadata, name=f"{name}_metadata")(inputs)
+    return inputs, x
+
+
+def _base_metadata(task: str, shape: tuple, architecture: dict) -> dict:
+    return {
+        "task": task,
+        "input_channels": shape[2],
+        "input_shape": list(shape),
+        "architecture": architecture,
+        "sciconv_version": __version__,
+    }
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def classifier(
+    input_shape: Sequence[int | None],
+    num_classes: int,
+    *,
+    filters: Sequence[int] = (32, 64, 128),
+    convs_per_stage: int = 1,
+    kernel_size: int = 3,
+    pooling: str = "max",
+    batch_norm: bool = False,
+    activation: str = "relu",
+    head: str = "flatten",
+    dense: Sequence[int] = (128,),
+    dropout: float = 0.3,
+    multilabel: bool = False,
+    name: str = "classifier",
+) -> keras.Model:
+    """Conv-pool-dense image classifier (softmax over classes, or sigmoid per class).
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(H, W, C)``. With ``head="gap"`` H and W may be None (any size).
+    num_classes : int
+        Number of classes (>= 2; >= 1 with ``multilabel=True``).
+    filters : sequence of int
+        Channels of each conv-pool stage; each stage halves H and W.
+    convs_per_stage : int
+        Convolutions per stage.
+    kernel_size : int
+        Convolution kernel size.
+    pooling : {"max", "avg"}
+        MaxPooling2D or AveragePooling2D after every stage.
+    batch_norm : bool
+        BatchNormalization after every convolution.
+    activation : str
+        Activation of the convolutions and hidden dense layers.
+    head : {"flatten", "gap"}
+        Flatten the last feature map, or global-average-pool it.
+    dense : sequence of int
+        Hidden dense layers of the head.
+    dropout : float
+        Dropout rate in the head.
+    multilabel : bool
+        Independent sigmoid outputs (several labels per image) instead of a softmax.
+    name : str
+        Model name and layer-name prefix.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled; outputs ``(N, num_classes)`` float32 probabilities. Metadata: ``task``
+        (``"classification"`` or ``"multilabel"``), ``num_classes``, ``input_channels``.
+
+    Raises
+    ------
+    ModelError
+        For an invalid argument (the message names it and what is allowed).
+
+    Examples
+    --------
+    >>> model = classifier((64, 64, 1), 3, filters=(8, 16), pooling="avg")
+    >>> model.get_layer("classifier_stage1_pool").__class__.__name__
+    'AveragePooling2D'
+    >>> model.output_shape
+    (None, 3)
+    """
+    shape, filters, convs_per_stage, kernel_size, pooling, head = _validate_backbone(
+        input_shape=input_shape,
+        filters=filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        head=head,
+        name="classifier",
+    )
+    num_classes = _validate_int(num_classes, name="num_classes", minimum=1 if multilabel else 2)
+    dense = _validate_ints(dense, name="dense", allow_empty=True)
+    dropout = _validate_rate(dropout, name="dropout")
+    activation = _validate_activation(activation)
+    architecture = dict(
+        builder="classifier",
+        filters=list(filters),
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        head=head,
+        dense=list(dense),
+        dropout=dropout,
+        multilabel=bool(multilabel),
+    )
+    meta = _base_metadata("multilabel" if multilabel else "classification", shape, architecture)
+    meta["num_classes"] = num_classes
+    inputs, x = _input(shape, name=name, metadata=meta)
+    x = conv_pool_stack(
+        x,
+        filters=filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        name=name,
+    )
+    outputs = classification_head(
+        x,
+        num_classes,
+        head=head,
+        dense=dense,
+        dropout=dropout,
+        activation=activation,
+        multilabel=bool(multilabel),
+        name=name,
+    )
+    return keras.Model(inputs, outputs, name=name)
+
+
+def regressor(
+    input_shape: Sequence[int | None],
+    outputs: int = 1,
+    *,
+    filters: Sequence[int] = (32, 64, 128),
+    convs_per_stage: int = 1,
+    kernel_size: int = 3,
+    pooling: str = "max",
+    batch_norm: bool = False,
+    activation: str = "relu",
+    head: str = "gap",
+    dense: Sequence[int] = (128,),
+    dropout: float = 0.0,
+    uncertainty: bool = False,
+    name: str = "regressor",
+) -> keras.Model:
+    """Conv-pool-dense regressor with linear outputs (optionally mean and log-variance).
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(H, W, C)``; H and W may be None with ``head="gap"`` (the default).
+    outputs : int
+        Number of continuous targets.
+    uncertainty : bool
+        Also predict a log-variance per target: the output is ``(N, 2 * outputs)`` holding
+        ``[mean, log_var]``; :func:`sciconv.training.fit` then trains it with
+        :func:`sciconv.losses.gaussian_nll` and ``exp(0.5 * log_var)`` is the 1-sigma error bar.
+    filters, convs_per_stage, kernel_size, pooling, batch_norm, activation, head, dense, dropout, name
+        As in :func:`classifier`.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled; metadata ``task="regression"``, ``outputs``, ``uncertainty``.
+
+    Examples
+    --------
+    >>> model = regressor((32, 32, 1), 2, filters=(4, 8), uncertainty=True)
+    >>> model.output_shape
+    (None, 4)
+    """
+    shape, filters, convs_per_stage, kernel_size, pooling, head = _validate_backbone(
+        input_shape=input_shape,
+        filters=filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        head=head,
+        name="regressor",
+    )
+    n_out = _validate_int(outputs, name="outputs", minimum=1)
+    dense = _validate_ints(dense, name="dense", allow_empty=True)
+    dropout = _validate_rate(dropout, name="dropout")
+    activation = _validate_activation(activation)
+    architecture = dict(
+        builder="regressor",
+        filters=list(filters),
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        head=head,
+        dense=list(dense),
+        dropout=dropout,
+    )
+    meta = _base_metadata("regression", shape, architecture)
+    meta.update(outputs=n_out, uncertainty=bool(uncertainty))
+    inputs, x = _input(shape, name=name, metadata=meta)
+    x = conv_pool_stack(
+        x,
+        filters=filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        name=name,
+    )
+    out = regression_head(
+        x,
+        n_out,
+        head=head,
+        dense=dense,
+        dropout=dropout,
+        activation=activation,
+        uncertainty=bool(uncertainty),
+        name=name,
+    )
+    return keras.Model(inputs, out, name=name)
+
+
+def segmenter(
+    input_shape: Sequence[int | None] = (None, None, 1),
+    num_classes: int = 2,
+    *,
+    depth: int = 4,
+    filters: int = 32,
+    convs_per_stage: int = 2,
+    kernel_size: int = 3,
+    batch_norm: bool = True,
+    activation: str = "relu",
+    upsampling: str = "transpose",
+    pooling: str = "max",
+    dropout: float = 0.0,
+    instance_output: str | None = None,
+    name: str = "segmenter",
+) -> keras.Model:
+    """U-Net for per-pixel classification (semantic segmentation).
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(H, W, C)``; H and W may be None (any size). Known H and W must be multiples of
+        ``2**depth``; with None the model checks the size whenever Keras knows it at trace time,
+        and :func:`check_input_shape` checks a shape explicitly. The divisor is stored as
+        ``get_metadata(model)["divisor"]`` and inference pads images to a multiple of it.
+    num_classes : int
+        Classes including background (2: background/foreground; 3: background/interior/boundary).
+    depth : int
+        Number of down-sampling levels.
+    filters : int
+        Channels of the first level (doubled at each level down).
+    convs_per_stage, kernel_size, batch_norm, activation, pooling
+        As in :func:`classifier` (two convolutions per level by default, with BatchNorm).
+    upsampling : {"transpose", "bilinear"}
+        Conv2DTranspose, or bilinear UpSampling2D followed by a convolution.
+    dropout : float
+        Dropout at the bottleneck.
+    instance_output : {None, "distance", "boundary"}
+        Add a second ``(N, H, W, 1)`` output for instance separation (a distance map or a boundary
+        probability); the model then has two outputs.
+    name : str
+        Model name and layer-name prefix.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled; outputs ``(N, H, W, num_classes)`` float32 softmax probabilities. Metadata:
+        ``task="segmentation"``, ``num_classes``, ``divisor`` (``2**depth``), ``input_channels``.
+
+    Raises
+    ------
+    ModelError
+        For an invalid argument, or H/W not multiples of ``2**depth``.
+
+    Examples
+    --------
+    >>> model = segmenter((None, None, 1), num_classes=3, depth=2, filters=4)
+    >>> model.output_shape
+    (None, None, None, 3)
+    >>> segmenter((30, 32, 1), depth=2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ModelError: input_shape=(30, 32, 1): H and W must be multiples of 2**depth = 4 ...
+    """
+    shape = _validate_input_shape(input_shape, spatial_none=True, name="segmenter")
+    depth = _validate_int(depth, name="depth", minimum=1)
+    n_filters = _validate_int(filters, name="filters", minimum=1)
+    convs_per_stage = _validate_int(convs_per_stage, name="convs_per_stage", minimum=1)
+    kernel_size = _validate_int(kernel_size, name="kernel_size", minimum=1)
+    num_classes = _validate_int(num_classes, name="num_classes", minimum=2)
+    upsampling = look_up_option(upsampling, UPSAMPLING, name="upsampling", error=ModelError)
+    pooling = look_up_option(pooling, POOLING, name="pooling", error=ModelError)
+    instance_output = look_up_option(
+        instance_output, INSTANCE_OUTPUTS, name="instance_output", error=ModelError
+    )
+    dropout = _validate_rate(dropout, name="dropout")
+    activation = _validate_activation(activation)
+    divisor = 2**depth
+    if any(s is not None and s % divisor for s in shape[:2]):
+        raise ModelError(
+            f"input_shape={shape!r}: H and W must be multiples of 2**depth = {divisor} "
+            f"(depth={depth}); use None for any size, or a size such as "
+            f"{(-(-(shape[0] or divisor) // divisor)) * divisor}"
+        )
+    architecture = dict(
+        builder="segmenter",
+        depth=depth,
+        filters=n_filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        upsampling=upsampling,
+        pooling=pooling,
+        dropout=dropout,
+    )
+    meta = _base_metadata("segmentation", shape, architecture)
+    meta.update(num_classes=num_classes, divisor=divisor)
+    if instance_output is not None:
+        meta["instance_output"] = instance_output
+    inputs, x = _input(shape, name=name, metadata=meta)
+    x = unet(
+        x,
+        depth=depth,
+        filters=n_filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        upsampling=upsampling,
+        pooling=pooling,
+        dropout=dropout,
+        name=name,
+    )
+    outputs = segmentation_head(x, num_classes, instance_output=instance_output, name=name)
+    return keras.Model(inputs, outputs, name=name)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _find_unsafe(config) -> str | None:
+    """Return a description of the first Lambda layer / serialized Python function, if any."""
+    if isinstance(config, dict):
+        cls = config.get("class_name")
+        if cls == "Lambda":
+            layer = config.get("config", {}).get("name", "?")
+            return f"Lambda layer {layer!r}"
+        if cls == "__lambda__":
+            return "serialized Python lambda"
+        for value in config.values():
+            found = _find_unsafe(value)
+            if found:
+                return found
+    elif isinstance(config, list):
+        for value in config:
+            found = _find_unsafe(value)
+            if found:
+                return found
+    return None
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if "config.json" not in names:
+                raise ModelError(
+                    f"not a .keras model file: the zip holds no config.json (found {names[:5]})",
+                    path=path,
+                )
+            return json.loads(archive.read("config.json").decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"not a readable .keras model file ({err})", path=path) from None
+
+
+def load(
+    path: str | os.PathLike, *, trust: bool = False, compile: bool = True
+) -> keras.Model:
+    """Load a ``.keras`` model file safely.
+
+    The file's ``config.json`` is inspected before anything is built: a Lambda layer (arbitrary
+    Python code) is refused unless ``trust=True``; loading then goes through
+    ``keras.saving.load_model(path, safe_mode=not trust)``. Nothing is unpickled.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.keras`` file written by ``model.save`` or :func:`sciconv.training.fit`.
+    trust : bool
+        Allow Lambda layers and other Python code stored in the file. Only for files from a
+        source you trust: loading such a file can run any code.
+    compile : bool
+        Restore the optimizer, loss and metrics saved with the model.
+
+    Returns
+    -------
+    keras.Model
+
+    Raises
+    ------
+    ModelError
+        Missing file, a folder, a file that is not a ``.keras`` zip, or a model Keras cannot build.
+    UnsafeModelError
+        The file holds a Lambda layer and ``trust`` is False.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> model = classifier((16, 16, 1), 2, filters=(4,), dense=())
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.keras"
+    >>> model.save(path)
+    >>> get_metadata(load(path))["task"]
+    'classification'
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelError("model file not found", path=path)
+    if path.is_dir():
+        raise ModelError(
+            "is a folder (a TensorFlow SavedModel?); sciconv loads .keras files written by "
+            "model.save('name.keras')",
+            path=path,
+        )
+    if path.suffix != ".keras":
+        raise ModelError(
+            f"model files must end in .keras (the Keras 3 zip format); got suffix "
+            f"{path.suffix!r}. Legacy .h5 files can hold unsafe code: load them with "
+            "keras.models.load_model yourself and save them again as .keras",
+            path=path,
+        )
+    if not zipfile.is_zipfile(path):
+        raise ModelError(
+            "not a .keras model file (expected a zip archive holding config.json and "
+            "model.weights.h5); the file may be truncated or of another format",
+            path=path,
+        )
+    config = _read_config(path)
+    if not trust:
+        unsafe = _find_unsafe(config)
+        if unsafe:
+            raise UnsafeModelError(
+                f"refusing to load: the model holds a {unsafe}, which can run arbitrary Python "
+                "code. If you trust the file's source, pass trust=True "
+                "(sciconv.models.load(path, trust=True))",
+                path=path,
+            )
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=not trust)
+    except ModelError:
+        raise
+    except Exception as err:  # Keras raises ValueError/TypeError/KeyError for unbuildable files
+        if "safe_mode" in str(err):
+            raise UnsafeModelError(
+                f"refusing to load: {err}. If you trust the file's source, pass trust=True",
+                path=path,
+            ) from None
+        hint = "" if not compile else " (try compile=False if a custom loss or metric is missing)"
+        raise ModelError(f"cannot build the model: {type(err).__name__}: {err}{hint}", path=path)
+
+
+class _PretrainedProxy:
+    """``sciconv.models.pretrained``: call it to load a model; attributes come from the module.
+
+    The function and the submodule ``sciconv/models/pretrained.py`` share a name. The submodule
+    is imported at the first use (not when ``sciconv.models`` is imported), and this proxy stays
+    bound to the name even after the import system binds the submodule, so
+    ``sc.models.pretrained("nuclei")`` always works, as does ``sc.models.pretrained.<attribute>``.
+    """
+
+    __doc__ = None  # replaced below by the documentation of the call
+
+    @staticmethod
+    def _module():
+        import importlib
+
+        return importlib.import_module("sciconv.models.pretrained")
+
+    def __call__(self, *args, **kwargs):
+        func = getattr(self._module(), "pretrained", None)
+        if func is None:
+            raise ModelError(
+                "no pretrained models in this installation (sciconv.models.pretrained has no "
+                "pretrained function)"
+            )
+        return func(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._module(), name)
+
+    def __setattr__(self, name, value):
+        setattr(self._module(), name, value)
+
+    def __delattr__(self, name):
+        delattr(self._module(), name)
+
+    def __repr__(self) -> str:
+        return "<sciconv.models.pretrained (call it: pretrained(name))>"
+
+
+pretrained = _PretrainedProxy()
+_PretrainedProxy.__doc__ = """Load a pretrained sciconv model by name (see ``sciconv/models/pretrained.py``).
+
+Examples
+--------
+>>> import sciconv as sc
+>>> model = sc.models.pretrained("nuclei")  # doctest: +SKIP
+"""
+
+
+class _ModelsModule(types.ModuleType):
+    """Keeps ``sciconv.models.pretrained`` bound to the proxy when the submodule is imported."""
+
+    def __setattr__(self, name, value):
+        if name == "pretrained" and isinstance(value, types.ModuleType):
+            return  # the import system binding the submodule; the proxy already reaches it
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _ModelsModule

@@ -1,0 +1,156 @@
+"""Custom Keras layers of sciconv (all registered with ``package="sciconv"``).
+
+There is one: :class:`SciconvMetadata`, an identity layer placed right after a model's input. It
+carries a JSON-able dictionary (task, class names, normalization spec, divisor, post-processing
+settings) in its config, so the information travels inside the ``.keras`` file and survives
+``save`` / ``load`` in another process, with no side file. When the dictionary has a ``"divisor"``
+entry (a U-Net needs H and W divisible by ``2**depth``) the layer also checks the spatial size of
+its input whenever that size is known when the graph is traced, and raises
+:class:`~sciconv.errors.ModelError` with a clear message instead of a shape error deep inside
+TensorFlow.
+
+Examples
+--------
+>>> import keras
+>>> from sciconv.models.layers import SciconvMetadata
+>>> layer = SciconvMetadata({"task": "classification"}, name="meta")
+>>> SciconvMetadata.from_config(layer.get_config()).metadata
+{'task': 'classification'}
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import keras
+
+from sciconv.errors import ModelError
+
+__all__ = ["SciconvMetadata", "check_jsonable"]
+
+
+def check_jsonable(metadata: dict, *, name: str = "metadata") -> dict:
+    """Return a JSON round-tripped deep copy of ``metadata`` (tuples become lists).
+
+    Raises :class:`~sciconv.errors.ModelError` naming the offending entry when a value cannot be
+    written as JSON (arrays, objects, NaN).
+
+    Examples
+    --------
+    >>> check_jsonable({"divisor": 16, "shape": (1, 2)})
+    {'divisor': 16, 'shape': [1, 2]}
+    """
+    if not isinstance(metadata, dict):
+        raise ModelError(f"{name} must be a dict; got {type(metadata).__name__}")
+    out = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise ModelError(f"{name} keys must be strings; got {key!r}")
+        try:
+            out[key] = json.loads(json.dumps(_plain(value), allow_nan=False))
+        except (TypeError, ValueError) as err:
+            raise ModelError(
+                f"{name}[{key!r}] cannot be stored in a model file (it must be JSON-able: "
+                f"str, int, float, bool, None, list, dict); got {value!r} ({err})"
+            ) from None
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Convert numpy scalars and tuples to plain Python so json can write them."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _runtime_divisor_check(inputs, divisor: int):
+    """Guard sizes only known at run time (TensorFlow backend; other backends trace eagerly)."""
+    if keras.backend.backend() != "tensorflow":
+        return inputs
+    import tensorflow as tf
+
+    hw = tf.shape(inputs)[1:3]
+    check = tf.debugging.assert_equal(
+        tf.math.floormod(hw, divisor),
+        tf.zeros_like(hw),
+        message=(
+            f"sciconv: input height and width must be multiples of {divisor} for this model "
+            "(2**depth of its U-Net); pad the image (sciconv.inference.predict_tiled does this) "
+            "or crop it. Got height, width ="
+        ),
+        summarize=2,
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(inputs)
+
+
+@keras.saving.register_keras_serializable(package="sciconv")
+class SciconvMetadata(keras.layers.Layer):
+    """Identity layer that stores a model's sciconv metadata in its config.
+
+    Parameters
+    ----------
+    metadata : dict, optional
+        JSON-able dictionary. Read and update it with :func:`sciconv.models.get_metadata` and
+        :func:`sciconv.models.set_metadata` rather than touching the layer.
+    **kwargs
+        Standard layer arguments (``name``, ``dtype``).
+
+    Notes
+    -----
+    The layer returns its input unchanged. If ``metadata["divisor"]`` is set and the spatial size
+    of the input is known when the model is traced, a size not divisible by it raises
+    :class:`~sciconv.errors.ModelError`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = SciconvMetadata({"divisor": 4})
+    >>> layer(np.ones((1, 8, 8, 1), "float32")).shape
+    (1, 8, 8, 1)
+    >>> layer(np.ones((1, 6, 8, 1), "float32"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ModelError: input height and width must be multiples of 4 ...
+    """
+
+    def __init__(self, metadata: dict | None = None, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.metadata = check_jsonable(dict(metadata or {}))
+        self.supports_masking = True
+
+    def _check_spatial(self, shape) -> None:
+        divisor = self.metadata.get("divisor")
+        if not divisor or len(shape) != 4:
+            return
+        bad = [int(s) for s in shape[1:3] if s is not None and int(s) % int(divisor)]
+        if bad:
+            raise ModelError(
+                f"input height and width must be multiples of {divisor} for this model "
+                f"(2**depth of its U-Net); got an input of shape {tuple(shape)}. Pad the image "
+                f"(sciconv.inference.predict_tiled does this) or crop it to a multiple of {divisor}"
+            )
+
+    def compute_output_shape(self, input_shape):
+        self._check_spatial(input_shape)
+        return input_shape
+
+    def call(self, inputs):
+        shape = tuple(inputs.shape)
+        self._check_spatial(shape)
+        divisor = self.metadata.get("divisor")
+        if divisor and len(shape) == 4 and None in shape[1:3]:
+            inputs = _runtime_divisor_check(inputs, int(divisor))
+        return inputs
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["metadata"] = copy.deepcopy(self.metadata)
+        return config

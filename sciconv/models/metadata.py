@@ -1,0 +1,154 @@
+"""Read and write the sciconv metadata stored inside a model.
+
+Builders (:func:`~sciconv.models.classifier`, :func:`~sciconv.models.regressor`,
+:func:`~sciconv.models.segmenter`) place a :class:`~sciconv.models.layers.SciconvMetadata` layer
+right after the input and fill it with ``task``, ``num_classes``, ``input_channels`` and (segmenter)
+``divisor``. :func:`sciconv.training.fit` adds ``normalization`` and ``class_names``; the
+pretrained-model code adds ``postprocess``. The dictionary is part of the layer config, so it is
+saved in the ``.keras`` file and read back by :func:`sciconv.models.load` (or plain
+``keras.models.load_model`` once ``sciconv.models`` is imported).
+
+Known keys: ``"task"`` (``"classification"``, ``"multilabel"``, ``"regression"``,
+``"segmentation"``), ``"num_classes"``, ``"outputs"``, ``"uncertainty"``, ``"class_names"``,
+``"normalization"`` (a :mod:`sciconv.preprocess` spec dict), ``"divisor"`` (H and W must be
+multiples of it), ``"postprocess"`` (keyword arguments for ``sciconv.postprocess.instances``),
+``"input_channels"``, ``"instance_output"``. Any other JSON-able key may be added.
+
+Examples
+--------
+>>> import keras
+>>> from sciconv.models import classifier, get_metadata, set_metadata
+>>> model = classifier((16, 16, 1), 3, filters=(4,), dense=(8,))
+>>> get_metadata(model)["task"]
+'classification'
+>>> set_metadata(model, class_names=["a", "b", "c"])
+>>> get_metadata(model)["class_names"]
+['a', 'b', 'c']
+"""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+
+from sciconv.errors import ModelError
+from sciconv.models.layers import SciconvMetadata, check_jsonable
+
+__all__ = ["attach_metadata", "get_metadata", "metadata_layer", "set_metadata"]
+
+
+def _validate_model(model) -> None:
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+
+
+def metadata_layer(model: keras.Model) -> SciconvMetadata | None:
+    """Return the model's :class:`SciconvMetadata` layer, or None if it has none.
+
+    Examples
+    --------
+    >>> from sciconv.models import regressor
+    >>> metadata_layer(regressor((8, 8, 1), filters=(2,), dense=())).name
+    'regressor_metadata'
+    """
+    _validate_model(model)
+    for layer in model.layers:
+        if isinstance(layer, SciconvMetadata):
+            return layer
+    for layer in model.layers:  # a sciconv model nested inside a user's model
+        if isinstance(layer, keras.Model):
+            found = metadata_layer(layer)
+            if found is not None:
+                return found
+    return None
+
+
+def get_metadata(model: keras.Model) -> dict:
+    """Return a copy of the sciconv metadata stored in ``model`` (``{}`` if it has none).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model built by :mod:`sciconv.models`, loaded from a ``.keras`` file, or any Keras model.
+
+    Returns
+    -------
+    dict
+        A deep copy; changing it does not change the model (use :func:`set_metadata`).
+
+    Examples
+    --------
+    >>> from sciconv.models import segmenter
+    >>> meta = get_metadata(segmenter((None, None, 1), depth=2, filters=4))
+    >>> meta["task"], meta["divisor"], meta["input_channels"]
+    ('segmentation', 4, 1)
+    """
+    layer = metadata_layer(model)
+    return {} if layer is None else copy.deepcopy(layer.metadata)
+
+
+def set_metadata(model: keras.Model, **items) -> None:
+    """Update the metadata stored in ``model``; the change persists when the model is saved.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model that holds a :class:`SciconvMetadata` layer (every sciconv builder adds one; wrap
+        other models with :func:`attach_metadata`).
+    **items
+        JSON-able values (str, int, float, bool, None, list, dict). A value of None removes the key.
+
+    Raises
+    ------
+    ModelError
+        If the model has no metadata layer or a value is not JSON-able.
+
+    Examples
+    --------
+    >>> from sciconv.models import classifier
+    >>> model = classifier((16, 16, 1), 2, filters=(4,), dense=())
+    >>> set_metadata(model, normalization={"method": "minmax"})
+    >>> get_metadata(model)["normalization"]
+    {'method': 'minmax'}
+    """
+    layer = metadata_layer(model)
+    if layer is None:
+        raise ModelError(
+            f"model {model.name!r} holds no sciconv metadata layer; build it with "
+            "sciconv.models builders or wrap it with sciconv.models.attach_metadata(model)"
+        )
+    updates = check_jsonable(items, name="metadata")
+    for key, value in updates.items():
+        if value is None:
+            layer.metadata.pop(key, None)
+        else:
+            layer.metadata[key] = value
+
+
+def attach_metadata(model: keras.Model, **items) -> keras.Model:
+    """Wrap a single-input Keras model so it carries sciconv metadata.
+
+    Returns a new functional model ``Input -> SciconvMetadata -> model``; weights are shared with
+    ``model``. Models built by sciconv already carry metadata; for them this only updates it.
+
+    Examples
+    --------
+    >>> import keras
+    >>> inputs = keras.Input((8, 8, 1))
+    >>> plain = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    >>> wrapped = attach_metadata(plain, task="segmentation")
+    >>> get_metadata(wrapped)
+    {'task': 'segmentation'}
+    """
+    _validate_model(model)
+    if metadata_layer(model) is not None:
+        set_metadata(model, **items)
+        return model
+    if len(model.inputs) != 1:
+        raise ModelError(
+            f"attach_metadata needs a model with one input; {model.name!r} has {len(model.inputs)}"
+        )
+    inputs = keras.Input(shape=model.inputs[0].shape[1:], name=f"{model.name}_input")
+    x = SciconvMetadata(check_jsonable(items), name=f"{model.name}_metadata")(inputs)
+    return keras.Model(inputs, model(x), name=model.name)

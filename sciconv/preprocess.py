@@ -1,0 +1,639 @@
+"""Normalize raw pixels the way scientists display them: NaN-safe, per channel, per image.
+
+Normalization is two steps, kept separate so limits computed once (on a whole mosaic, say) can be
+re-applied to any tile of it:
+
+1. :func:`compute_limits` measures the statistics of an image (percentiles, min/max, zscale, mean/std)
+   over all of its finite pixels, on a seeded subsample when the image is huge;
+2. :func:`apply_limits` maps the pixels linearly with those limits and applies the method's stretch.
+
+:func:`normalize` does both. A *spec* is the plain JSON-able dict a model records
+(:data:`DEFAULT_NORMALIZATION`); :func:`normalize_spec` re-applies it at inference.
+
+The intervals and stretches are astropy's (:mod:`astropy.visualization`):
+
+============== =================================================== =========================
+method         limits (vmin, vmax)                                 stretch after (x-vmin)/(vmax-vmin)
+============== =================================================== =========================
+"percentile"   ``AsymmetricPercentileInterval(low, high)``          linear
+"minmax"       ``MinMaxInterval``                                   linear
+"zscale"       ``ZScaleInterval`` (IRAF's display limits)           linear
+"asinh"        ``AsymmetricPercentileInterval(low, high)``          ``AsinhStretch(a)``
+"zscore"       mean, mean + std                                     linear (so output = (x - mean) / std)
+============== =================================================== =========================
+
+Fallbacks (documented behaviour, never inf/NaN for finite pixels):
+
+- pixels that are not finite (NaN, +/-inf) are bad pixels: statistics ignore them and they come out
+  NaN (or filled when ``nan=`` is given);
+- a channel with no finite pixel gets limits (0, 1): its finite pixels, if any, are mapped as they are;
+- when the limits collapse (``vmax - vmin`` at or below float resolution, e.g. a sparse image whose
+  1st and 99.8th percentiles are both the sky level), the channel's min/max limits are used instead;
+  when those collapse too (a constant image), the span is taken as 1, so a constant image maps to 0;
+- results are saturated to the finite float32 range instead of overflowing to inf.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.arange(101, dtype=np.float32).reshape(1, 101)
+>>> y = normalize(x, method="minmax")
+>>> float(y.min()), float(y.max())
+(0.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from astropy.visualization import (
+    AsinhStretch,
+    AsymmetricPercentileInterval,
+    MinMaxInterval,
+    ZScaleInterval,
+)
+
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, InvalidImageError
+
+__all__ = [
+    "DEFAULT_NORMALIZATION",
+    "METHODS",
+    "Limits",
+    "apply_limits",
+    "compute_limits",
+    "fill_nan",
+    "invert_limits",
+    "limits_from_spec",
+    "normalize",
+    "normalize_spec",
+]
+
+#: The normalization every stage shares unless told otherwise (datasets, inference, CLI).
+DEFAULT_NORMALIZATION: dict[str, Any] = {"method": "percentile", "low": 1.0, "high": 99.8}
+
+METHODS = ("percentile", "minmax", "zscale", "asinh", "zscore")
+_FILL_METHODS = ("zero", "median", "nearest")
+_SPEC_KEYS = ("method", "low", "high", "per_channel", "clip", "nan", "asinh_a", "max_samples", "seed")
+_F32_MAX = float(np.finfo(np.float32).max)
+_TINY_SPAN = 1e-30  # below this an interval is degenerate whatever the data scale
+_ASINH_A = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class Limits:
+    """Per-channel limits measured by :func:`compute_limits`.
+
+    Attributes
+    ----------
+    method : str
+        The method that measured them (decides the stretch :func:`apply_limits` applies).
+    vmin, vmax : ndarray of shape (C,), or (N, C) for a batch
+        Values mapped to 0 and 1 (for ``"zscore"``: mean and mean + std).
+    asinh_a : float
+        Softening parameter of the asinh stretch (``"asinh"`` only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lim = compute_limits(np.array([[0.0, 10.0]]), method="minmax")
+    >>> lim.vmin.tolist(), lim.vmax.tolist()
+    ([0.0], [10.0])
+    """
+
+    method: str
+    vmin: np.ndarray
+    vmax: np.ndarray
+    asinh_a: float = _ASINH_A
+    meta: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def span(self) -> np.ndarray:
+        """``vmax - vmin`` (the value mapped to a unit step)."""
+        return self.vmax - self.vmin
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+
+
+def _validate_method(method) -> str:
+    return look_up_option(method, METHODS, name="method")
+
+
+def _validate_percentiles(low, high) -> tuple[float, float]:
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise ConfigError(f"{name} must be a finite number (a percentile, 0-100); got {v!r}")
+    low, high = float(low), float(high)
+    if not 0.0 <= low < high <= 100.0:
+        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100; got low={low}, high={high}")
+    return low, high
+
+
+def _validate_image(x, *, name: str = "x") -> np.ndarray:
+    """Return ``x`` as a real ndarray of ndim 2, 3 or 4 with at least one pixel."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise InvalidImageError(f"{name} cannot be converted to an array: {exc}") from exc
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if not (np.issubdtype(arr.dtype, np.number)) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise InvalidImageError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3, 4):
+        raise InvalidImageError(
+            f"{name} must be an image (H, W), (H, W, C) or a batch (N, H, W, C); "
+            f"got an array of shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise InvalidImageError(f"{name} has no pixels (shape {arr.shape})")
+    return arr
+
+
+def _compute_dtype(arr) -> np.dtype:
+    dt = np.dtype(arr.dtype)
+    if dt in (np.float64, np.int64, np.uint64, np.longdouble):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# statistics
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values).ravel()
+    if values.dtype.kind == "f":
+        return values[np.isfinite(values)]
+    return values
+
+
+def _sample_channel(chan: np.ndarray, max_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Finite values of one channel, a seeded random subsample (with replacement) when huge."""
+    flat = chan.reshape(-1)
+    if flat.size > max_samples:
+        idx = rng.integers(0, flat.size, size=max_samples)
+        sample = _finite(flat[idx])
+        if sample.size:
+            return sample
+    return _finite(flat)
+
+
+def _degenerate(vmin: float, vmax: float) -> bool:
+    span = vmax - vmin
+    if not (math.isfinite(vmin) and math.isfinite(vmax) and math.isfinite(span)):
+        return not (math.isfinite(vmin) and math.isfinite(vmax))  # overflowed span is not degenerate
+    scale = max(abs(vmin), abs(vmax))
+    return span <= max(_TINY_SPAN, 4.0 * float(np.finfo(np.float32).eps) * scale)
+
+
+def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=None):
+    """(vmin, vmax) of finite ``sample`` for ``method``; ``full`` gives exact min/max when known."""
+    if sample.size == 0:
+        return 0.0, 1.0
+    sample = sample.astype(np.float64, copy=False)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # polyfit RankWarning on flat data in zscale
+        if method in ("percentile", "asinh"):
+            vmin, vmax = AsymmetricPercentileInterval(low, high).get_limits(sample)
+        elif method == "minmax":
+            vmin, vmax = full if full is not None else MinMaxInterval().get_limits(sample)
+        elif method == "zscale":
+            vmin, vmax = ZScaleInterval().get_limits(sample)
+        else:  # zscore: scale first so sums cannot overflow float64
+            peak = float(np.max(np.abs(sample)))
+            peak = peak if peak > 0 and math.isfinite(peak) else 1.0
+            scaled = sample / peak
+            mean, std = float(np.mean(scaled)), float(np.std(scaled))
+            if not (math.isfinite(mean) and math.isfinite(std)) or std <= 0:
+                mean, std = (mean if math.isfinite(mean) else 0.0), 0.0
+            vmin, vmax = mean * peak, (mean + std) * peak
+            return vmin, vmax
+    vmin, vmax = float(vmin), float(vmax)
+    if _degenerate(vmin, vmax) and method != "minmax":
+        lo, hi = full if full is not None else (float(np.min(sample)), float(np.max(sample)))
+        vmin, vmax = float(lo), float(hi)
+    return vmin, vmax
+
+
+def _is_lazy(x) -> bool:
+    return not isinstance(x, np.ndarray) and hasattr(x, "shape") and hasattr(x, "__getitem__")
+
+
+def _lazy_sample(x, max_samples: int) -> np.ndarray:
+    """A strided (H, W, C) subsample of a lazy array (dask, LazyImage, memmap) read by slicing."""
+    shape = tuple(int(s) for s in x.shape)
+    if len(shape) not in (2, 3):
+        raise InvalidImageError(
+            f"a lazy image must have shape (H, W) or (H, W, C); got shape {shape}"
+        )
+    h, w = shape[:2]
+    step = max(1, math.ceil(math.sqrt(h * w / max_samples)))
+    try:
+        sub = np.asarray(x[::step, ::step])
+    except (TypeError, ValueError, IndexError, NotImplementedError):
+        # readers that only take contiguous slices: read every step-th row, then stride columns
+        rows = [np.asarray(x[r : r + 1])[:, ::step] for r in range(0, h, step)]
+        sub = np.concatenate(rows, axis=0)
+    return sub
+
+
+def _image_limits(img: np.ndarray, method, low, high, per_channel, max_samples, rng):
+    """Limits for one (H, W, C) image -> arrays of shape (C,)."""
+    c = img.shape[-1]
+    chans = [img[..., k] for k in range(c)] if per_channel else [img]
+    vmins, vmaxs = [], []
+    for chan in chans:
+        if chan.size <= max_samples:
+            sample = _finite(chan)
+        else:
+            sample = _sample_channel(chan, max_samples, rng)
+        full = None
+        if method != "zscore":  # exact min/max from every pixel: cheap, and a subsample misses peaks
+            if chan.dtype.kind == "f":
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # all-NaN slice
+                    lo, hi = float(np.nanmin(chan)), float(np.nanmax(chan))
+                if not (math.isfinite(lo) and math.isfinite(hi)):  # +/-inf present or all NaN
+                    f = _finite(chan)
+                    lo, hi = (float(f.min()), float(f.max())) if f.size else (math.nan, math.nan)
+            else:
+                lo, hi = float(chan.min()), float(chan.max())
+            full = (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
+        vmin, vmax = _limits_of(sample, method, low, high, full)
+        vmins.append(vmin)
+        vmaxs.append(vmax)
+    if not per_channel:
+        vmins, vmaxs = vmins * c, vmaxs * c
+    return np.asarray(vmins, dtype=np.float64), np.asarray(vmaxs, dtype=np.float64)
+
+
+def compute_limits(
+    x,
+    *,
+    method: str = "percentile",
+    low: float = 1.0,
+    high: float = 99.8,
+    per_channel: bool = True,
+    max_samples: int = 1_000_000,
+    seed: int = 0,
+    asinh_a: float = _ASINH_A,
+) -> Limits:
+    """Measure normalization limits over a whole image, ignoring non-finite pixels.
+
+    Parameters
+    ----------
+    x : array-like of shape (H, W), (H, W, C) or (N, H, W, C), or a lazy (H, W[, C]) array
+        Raw pixels. A lazy array (dask array, :class:`sciconv.io.LazyImage`, anything with ``.shape``
+        and slicing) is read on a strided grid of about ``max_samples`` pixels, never whole.
+    method : {"percentile", "minmax", "zscale", "asinh", "zscore"}, optional
+        See the module docstring. Default is ``"percentile"``.
+    low, high : float, optional
+        Percentiles mapped to 0 and 1 by ``"percentile"`` and ``"asinh"``. Defaults 1.0 and 99.8.
+    per_channel : bool, optional
+        Separate limits per channel (default) or one set over all channels.
+    max_samples : int, optional
+        Channels with more pixels are subsampled (seeded, with replacement) for the percentiles and
+        zscale; min/max use every pixel of an in-memory array. Default 1,000,000.
+    seed : int, optional
+        Seed of the subsample. Default 0.
+    asinh_a : float, optional
+        Softening of the asinh stretch (astropy's ``a``). Default 0.1.
+
+    Returns
+    -------
+    Limits
+        ``vmin``/``vmax`` of shape (C,) for one image, (N, C) for a batch (limits per image).
+
+    Raises
+    ------
+    ConfigError
+        Unknown method or invalid percentiles.
+    InvalidImageError
+        ``x`` is not a 2-, 3- or 4-D real array with pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lim = compute_limits(np.arange(101.0).reshape(1, 101), low=1, high=99)
+    >>> lim.vmin.round(6).tolist(), lim.vmax.round(6).tolist()
+    ([1.0], [99.0])
+    """
+    method = _validate_method(method)
+    low, high = _validate_percentiles(low, high)
+    if isinstance(max_samples, bool) or not isinstance(max_samples, numbers.Integral):
+        raise ConfigError(f"max_samples must be a positive int; got {max_samples!r}")
+    if max_samples < 1:
+        raise ConfigError(f"max_samples must be a positive int; got {max_samples!r}")
+    if not (isinstance(asinh_a, numbers.Real) and 0 < float(asinh_a) < math.inf):
+        raise ConfigError(f"asinh_a must be a positive number; got {asinh_a!r}")
+    if _is_lazy(x):
+        arr = _validate_image(_lazy_sample(x, max_samples), name="x (sampled lazy array)")
+    else:
+        arr = _validate_image(x)
+    rng = np.random.default_rng(seed)
+    if arr.ndim == 2:
+        arr = arr[..., np.newaxis]
+    if arr.ndim == 3:
+        vmin, vmax = _image_limits(arr, method, low, high, per_channel, max_samples, rng)
+    else:
+        pairs = [
+            _image_limits(img, method, low, high, per_channel, max_samples, rng) for img in arr
+        ]
+        vmin = np.stack([p[0] for p in pairs])
+        vmax = np.stack([p[1] for p in pairs])
+    return Limits(method=method, vmin=vmin, vmax=vmax, asinh_a=float(asinh_a))
+
+
+# --------------------------------------------------------------------------------------------------
+# applying
+
+
+def _effective(limits: Limits, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(vmin / 2, span / 2) in ``dt``, with the degenerate-span fallback (span 1) applied.
+
+    Halves are used so ``x / 2 - vmin / 2`` never overflows; they are computed in the same precision
+    as the pixels, so a pixel equal to ``vmax`` maps to exactly 1.
+    """
+    vmin = np.asarray(limits.vmin, dtype=np.float64)
+    vmax = np.asarray(limits.vmax, dtype=np.float64)
+    vmin = np.where(np.isfinite(vmin), vmin, 0.0)
+    vmax = np.where(np.isfinite(vmax), vmax, vmin + 1.0)
+    pairs = zip(vmin.ravel().tolist(), vmax.ravel().tolist())
+    bad = np.array([_degenerate(a, b) for a, b in pairs], dtype=bool)
+    bad = bad.reshape(vmin.shape)
+    with np.errstate(over="ignore", invalid="ignore"):
+        half_vmin = vmin.astype(dt) * dt.type(0.5)
+        half_span = vmax.astype(dt) * dt.type(0.5) - half_vmin
+    bad |= ~(np.isfinite(half_span) & (half_span > 0))
+    half_span = np.where(bad, dt.type(0.5), half_span).astype(dt)
+    return half_vmin, half_span
+
+
+def apply_limits(x, limits: Limits, *, clip: bool = False) -> np.ndarray:
+    """Map pixels with precomputed limits and apply the method's stretch.
+
+    Parameters
+    ----------
+    x : array-like of shape (H, W), (H, W, C) or (N, H, W, C)
+        Raw pixels, the same layout the limits were measured on (a batch needs (N, C) limits, or
+        (C,) limits shared by every image).
+    limits : Limits
+        From :func:`compute_limits` (or :func:`limits_from_spec`).
+    clip : bool, optional
+        Clip the result to [0, 1] (not for ``"zscore"``, whose output is unbounded by design:
+        there it clips nothing). Default False.
+
+    Returns
+    -------
+    ndarray of float32, same shape as ``x``
+        Non-finite input pixels come out NaN; finite pixels always give finite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lim = Limits("minmax", vmin=np.array([10.0]), vmax=np.array([20.0]))
+    >>> apply_limits(np.array([[10.0, 15.0, np.nan]]), lim).tolist()
+    [[0.0, 0.5, nan]]
+    """
+    if not isinstance(limits, Limits):
+        raise ConfigError(f"limits must be a Limits from compute_limits; got {type(limits).__name__}")
+    arr = _validate_image(x)
+    shape = arr.shape
+    work = arr[..., np.newaxis] if arr.ndim == 2 else arr
+    dt = _compute_dtype(arr)
+    half_vmin, half_span = _effective(limits, dt)
+    c = work.shape[-1]
+    if half_vmin.shape[-1] not in (1, c):
+        raise ConfigError(
+            f"limits have {half_vmin.shape[-1]} channel(s) but x has {c} (x shape {shape})"
+        )
+    if half_vmin.ndim == 2:
+        if work.ndim != 4 or half_vmin.shape[0] != work.shape[0]:
+            raise ConfigError(
+                f"batch limits of shape {half_vmin.shape} need a batch x of "
+                f"{half_vmin.shape[0]} images; got x of shape {shape}"
+            )
+        half_vmin = half_vmin[:, np.newaxis, np.newaxis, :]
+        half_span = half_span[:, np.newaxis, np.newaxis, :]
+    out = np.array(work, dtype=dt, copy=True)
+    bad = ~np.isfinite(out)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # (x - vmin) / span = (x/2 - vmin/2) / (span/2): no intermediate overflow, inf at worst
+        out *= dt.type(0.5)
+        out -= half_vmin
+        out /= half_span
+    np.clip(out, -_F32_MAX, _F32_MAX, out=out)
+    if limits.method == "asinh":
+        a = limits.asinh_a
+        np.clip(out, -1e37 * min(a, 1.0), 1e37 * min(a, 1.0), out=out)
+        out = AsinhStretch(a=a)(out, clip=False, out=out)
+    if clip and limits.method != "zscore":
+        np.clip(out, 0.0, 1.0, out=out)
+    out[bad] = np.nan
+    out = out.astype(np.float32, copy=False)
+    return out.reshape(shape)
+
+
+def invert_limits(y, limits: Limits) -> np.ndarray:
+    """Undo :func:`apply_limits` (without clipping): normalized values back to raw pixel values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 5.0, 30.0]])
+    >>> lim = compute_limits(x, method="asinh", low=0, high=100)
+    >>> np.allclose(invert_limits(apply_limits(x, lim), lim), x, rtol=1e-5)
+    True
+    """
+    if not isinstance(limits, Limits):
+        raise ConfigError(f"limits must be a Limits from compute_limits; got {type(limits).__name__}")
+    arr = _validate_image(y, name="y")
+    shape = arr.shape
+    work = arr[..., np.newaxis] if arr.ndim == 2 else arr
+    half_vmin, half_span = _effective(limits, np.dtype(np.float64))
+    if half_vmin.ndim == 2:
+        half_vmin = half_vmin[:, np.newaxis, np.newaxis, :]
+        half_span = half_span[:, np.newaxis, np.newaxis, :]
+    out = np.array(work, dtype=np.float64, copy=True)
+    if limits.method == "asinh":
+        out = AsinhStretch(a=limits.asinh_a).inverse(out, clip=False)
+    out = (out * half_span + half_vmin) * 2.0
+    return out.astype(np.float32).reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# NaN filling
+
+
+def _fill_image(img: np.ndarray, method: str) -> None:
+    """Fill non-finite pixels of one (H, W, C) float image in place."""
+    from scipy import ndimage
+
+    for k in range(img.shape[-1]):
+        chan = img[..., k]
+        bad = ~np.isfinite(chan)
+        if not bad.any():
+            continue
+        if bad.all() or method == "zero":
+            chan[bad] = 0.0
+        elif method == "median":
+            chan[bad] = np.median(chan[~bad])
+        else:  # nearest
+            idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
+            chan[...] = chan[tuple(idx)]
+
+
+def fill_nan(x, *, method: str = "zero") -> np.ndarray:
+    """Replace non-finite pixels (NaN, +/-inf), per channel and per image.
+
+    Parameters
+    ----------
+    x : array-like of shape (H, W), (H, W, C) or (N, H, W, C)
+    method : {"zero", "median", "nearest"}, optional
+        ``"zero"``: 0; ``"median"``: the channel's median of finite pixels; ``"nearest"``: the value of
+        the nearest finite pixel (Euclidean). A channel with no finite pixel is filled with 0.
+
+    Returns
+    -------
+    ndarray of float32, same shape as ``x``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fill_nan(np.array([[1.0, np.nan, 3.0, 5.0]]), method="median").tolist()
+    [[1.0, 3.0, 3.0, 5.0]]
+    >>> fill_nan(np.array([[1.0, np.nan, np.nan, 5.0]]), method="nearest").tolist()
+    [[1.0, 1.0, 5.0, 5.0]]
+    """
+    method = look_up_option(method, _FILL_METHODS, name="method")
+    arr = _validate_image(x)
+    out = np.array(arr, dtype=np.float32, copy=True)
+    work = out[..., np.newaxis] if out.ndim == 2 else out
+    if work.ndim == 4:
+        for img in work:
+            _fill_image(img, method)
+    else:
+        _fill_image(work, method)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the one-call API and specs
+
+
+def normalize(
+    x,
+    *,
+    method: str = "percentile",
+    low: float = 1.0,
+    high: float = 99.8,
+    per_channel: bool = True,
+    clip: bool = False,
+    nan: str | None = None,
+    max_samples: int = 1_000_000,
+    seed: int = 0,
+    asinh_a: float = _ASINH_A,
+) -> np.ndarray:
+    """Normalize raw pixels: :func:`compute_limits` then :func:`apply_limits` (then fill NaN).
+
+    A 4-D batch (N, H, W, C) is normalized image by image (each image's own statistics).
+
+    Parameters
+    ----------
+    x : array-like of shape (H, W), (H, W, C) or (N, H, W, C)
+    method, low, high, per_channel, max_samples, seed, asinh_a
+        See :func:`compute_limits`.
+    clip : bool, optional
+        Clip to [0, 1] (except ``"zscore"``). Default False.
+    nan : {None, "zero", "median", "nearest"}, optional
+        None keeps bad pixels NaN; otherwise they are filled *after* normalizing (so ``"zero"``
+        puts them at the low limit). Default None.
+
+    Returns
+    -------
+    ndarray of float32, same shape as ``x``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(101, dtype=np.float32).reshape(1, 101, 1)
+    >>> y = normalize(x, low=1, high=99)
+    >>> float(y[0, 1, 0]), float(y[0, 99, 0])
+    (0.0, 1.0)
+    >>> normalize(np.full((4, 4), 7.0)).max().item()  # constant image -> 0
+    0.0
+    """
+    if nan is not None:
+        nan = look_up_option(nan, _FILL_METHODS, name="nan")
+    limits = compute_limits(
+        x,
+        method=method,
+        low=low,
+        high=high,
+        per_channel=per_channel,
+        max_samples=max_samples,
+        seed=seed,
+        asinh_a=asinh_a,
+    )
+    out = apply_limits(x, limits, clip=clip)
+    if nan is not None:
+        out = fill_nan(out, method=nan)
+    return out
+
+
+def _validate_spec(spec) -> dict:
+    if not isinstance(spec, Mapping):
+        raise ConfigError(
+            f"normalization spec must be a dict like {DEFAULT_NORMALIZATION} or None; "
+            f"got {type(spec).__name__}"
+        )
+    unknown = sorted(set(spec) - set(_SPEC_KEYS))
+    if unknown:
+        look_up_option(unknown[0], _SPEC_KEYS, name="normalization spec key")
+    spec = dict(spec)
+    spec.setdefault("method", "percentile")
+    return spec
+
+
+def limits_from_spec(x, spec: Mapping) -> Limits:
+    """Compute the limits a normalization spec asks for.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> limits_from_spec(np.array([[2.0, 4.0]]), {"method": "minmax"}).vmax.tolist()
+    [4.0]
+    """
+    spec = _validate_spec(spec)
+    kwargs = {k: spec[k] for k in ("low", "high", "per_channel", "max_samples", "seed") if k in spec}
+    if "asinh_a" in spec:
+        kwargs["asinh_a"] = spec["asinh_a"]
+    return compute_limits(x, method=spec["method"], **kwargs)
+
+
+def normalize_spec(x, spec: Mapping | None) -> np.ndarray:
+    """Apply a normalization spec (the dict a model records); None only casts to float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> normalize_spec(np.array([[1, 3]]), None).dtype
+    dtype('float32')
+    >>> normalize_spec(np.array([[1.0, 3.0]]), {"method": "minmax"}).tolist()
+    [[0.0, 1.0]]
+    """
+    if spec is None:
+        return _validate_image(x).astype(np.float32)
+    spec = _validate_spec(spec)
+    limits = limits_from_spec(x, spec)
+    out = apply_limits(x, limits, clip=bool(spec.get("clip", False)))
+    if spec.get("nan") is not None:
+        out = fill_nan(out, method=spec["nan"])
+    return out

@@ -1,0 +1,436 @@
+"""Tests for the ``sciconv`` command: each subcommand's success and its main error paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from sciconv import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    """stderr ends in exactly one ``sciconv: error:`` line holding every fragment; no traceback."""
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("sciconv: error:")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- help and usage
+def test_help_lists_every_subcommand(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0
+    for sub in ("demo", "train", "predict", "info"):
+        assert sub in out
+
+
+@pytest.mark.parametrize(
+    ("sub", "options"),
+    [
+        ("demo", ["--out", "--overwrite", "--fast", "--data"]),
+        ("train", ["CONFIG.yaml", "--overwrite"]),
+        ("predict", ["MODEL", "INPUT", "--out", "--tile", "--overlap", "--tta", "--overwrite"]),
+        ("info", []),
+    ],
+)
+def test_help_of_each_subcommand(capsys, sub, options):
+    code, out, _ = run_cli(capsys, sub, "--help")
+    assert code == 0
+    assert out.startswith(f"usage: sciconv {sub}")
+    for option in options:
+        assert option in out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["fly"], "invalid choice: 'fly'"),
+        (["predict", "m.keras", "a.fits"], "the following arguments are required: --out"),
+        (["predict", "m.keras", "a.fits", "--out", "o", "--tile", "big"], "invalid int value"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(capsys, args, fragment):
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert_one_line_error(err, fragment)
+
+
+def test_info_prints_versions_and_devices(capsys):
+    code, out, _ = run_cli(capsys, "info")
+    assert code == 0
+    assert "tensorflow " in out and "strategy:" in out
+
+
+def test_console_script_subprocess_exit_code_and_message(tmp_path):
+    """The real entry point: a missing config ends in one stderr line and exit code 2."""
+    env = {**os.environ, "SCICONV_DEBUG": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sciconv.cli", "train", str(tmp_path / "nope.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == f"sciconv: error: {tmp_path / 'nope.yaml'}: configuration file not found"
+    )
+
+
+def test_unexpected_errors_are_one_line_unless_debugging(capsys, monkeypatch):
+    def boom(args):
+        raise RuntimeError("something\nbroke")
+
+    monkeypatch.setattr(cli, "_cmd_info", boom)
+    code, _, err = run_cli(capsys, "info")
+    assert code == 1
+    assert_one_line_error(err, "unexpected RuntimeError: something broke", "SCICONV_DEBUG=1")
+    monkeypatch.setenv("SCICONV_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="something"):
+        cli.main(["info"])
+
+
+# --------------------------------------------------------------------------- train: configs
+GOOD_DATASET = "dataset: {kind: folder, path: DATA}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("dataset: [1, 2\n", ["not valid YAML"]),
+        ("- just\n- a list\n", ["must be a mapping"]),
+        (
+            GOOD_DATASET + "model: {type: classifier}\ntrainng: {epochs: 1}\n",
+            [
+                "unknown key 'trainng' in the configuration (did you mean 'training'?)",
+                "allowed keys: dataset, model, training",
+            ],
+        ),
+        (
+            "dataset: {kind: folder, path: DATA, imgsize: 32}\nmodel: {type: classifier}\n",
+            ["unknown key 'imgsize' in dataset (kind folder)", "'image_size'", "validation_split"],
+        ),
+        (
+            GOOD_DATASET + "model: {type: classifier, filter: [8]}\n",
+            ["unknown key 'filter' in model (type classifier) (did you mean 'filters'?)", "dense"],
+        ),
+        (
+            GOOD_DATASET + "model: {type: classifier}\ntraining: {epoch: 3}\n",
+            ["unknown key 'epoch' in training (did you mean 'epochs'?)", "workdir"],
+        ),
+        (
+            GOOD_DATASET + "model: {type: classifier}\ntraining: {overwrite: true}\n",
+            ["unknown key 'overwrite' in training"],
+        ),
+        (
+            "dataset: {kind: fold, path: DATA}\nmodel: {type: classifier}\n",
+            ["dataset.kind must be one of 'folder', 'catalog', 'pairs'; got 'fold'"],
+        ),
+        (GOOD_DATASET + "model: {type: unet}\n", ["model.type must be one of 'classifier'"]),
+        (
+            "dataset: {kind: pairs, images: DATA}\nmodel: {type: segmenter}\n",
+            ["needs the key 'masks'"],
+        ),
+        ("model: {type: classifier}\n", ["section 'dataset' is missing"]),
+    ],
+)
+def test_bad_config_names_key_and_allowed_ones(capsys, tmp_path, text, fragments):
+    cfg = write_yaml(tmp_path / "run.yaml", text.replace("DATA", str(tmp_path)))
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 2
+    assert_one_line_error(err, str(cfg), *fragments)
+
+
+def test_example_config_in_repo_is_valid():
+    config = cli.load_config(ROOT / "configs" / "example_train.yaml")
+    assert config["dataset"]["kind"] == "folder"
+    assert config["model"]["type"] == "classifier"
+    assert config["training"]["workdir"] == "runs/galaxies"
+
+
+def test_train_missing_data_path_is_one_line(capsys, tmp_path):
+    cfg = write_yaml(
+        tmp_path / "run.yaml",
+        f"dataset: {{kind: folder, path: {tmp_path / 'none'}}}\nmodel: {{type: classifier}}\n"
+        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}}}\n",
+    )
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 2
+    assert_one_line_error(err, "dataset.path: path not found", "none")
+
+
+# --------------------------------------------------------------------------- train + predict
+def _blob_images(folder: Path, n: int, *, bright: bool, seed: int, size: int = 16) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        img = rng.normal(10.0, 1.0, (size, size))
+        if bright:
+            cy, cx = rng.uniform(4, size - 4, 2)
+            img += 50.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.0)
+        tifffile.imwrite(folder / f"img{i:02d}.tif", img.astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def trained_classifier(tmp_path_factory):
+    """A tiny classifier trained through ``sciconv train`` (blob vs. no blob)."""
+    root = tmp_path_factory.mktemp("cls")
+    _blob_images(root / "data" / "blob", 12, bright=True, seed=1)
+    _blob_images(root / "data" / "empty", 12, bright=False, seed=2)
+    cfg = write_yaml(
+        root / "run.yaml",
+        f"dataset: {{kind: folder, path: {root / 'data'}, validation_split: 0.25, batch_size: 8, "
+        "seed: 0}\n"
+        "model: {type: classifier, filters: [4], dense: [8], dropout: 0.0}\n"
+        f"training: {{epochs: 2, workdir: {root / 'run'}, tensorboard: false, verbose: 0, "
+        "seed: 0}\n",
+    )
+    code = cli.main(["train", str(cfg)])
+    return root, cfg, code
+
+
+def test_train_writes_run_and_refuses_to_overwrite(capsys, trained_classifier):
+    root, cfg, code = trained_classifier
+    assert code == 0
+    run = root / "run"
+    for name in ("best.keras", "last.keras", "log.csv", "config.json"):
+        assert (run / name).is_file()
+    assert len((run / "log.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    mtime = (run / "best.keras").stat().st_mtime_ns
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 1
+    assert_one_line_error(err, str(run), "--overwrite")
+    assert (run / "best.keras").stat().st_mtime_ns == mtime  # untouched
+
+
+def test_predict_classifier_writes_one_table(capsys, trained_classifier):
+    from astropy.table import Table
+
+    root, _, code = trained_classifier
+    assert code == 0
+    model = root / "run" / "best.keras"
+    out = root / "pred"
+    code, stdout, err = run_cli(
+        capsys, "predict", model, root / "data" / "blob", root / "data" / "empty" / "img00.tif",
+        "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    table = Table.read(out / "predictions.csv", format="ascii.csv")
+    assert len(table) == 13
+    assert {"path", "class", "class_index", "p_blob", "p_empty"} <= set(table.colnames)
+    np.testing.assert_allclose(table["p_blob"] + table["p_empty"], 1.0, atol=1e-5)
+    assert set(table["class"]) <= {"blob", "empty"}
+    assert "13 predictions" in stdout
+    # a second run refuses to overwrite, then replaces with --overwrite
+    code, _, err = run_cli(capsys, "predict", model, root / "data" / "blob", "--out", out)
+    assert code == 1
+    assert_one_line_error(err, "predictions.csv", "--overwrite")
+    code, _, _ = run_cli(
+        capsys, "predict", model, root / "data" / "blob", "--out", out, "--overwrite"
+    )
+    assert code == 0
+    assert len(Table.read(out / "predictions.csv", format="ascii.csv")) == 12
+
+
+@pytest.mark.parametrize(
+    ("which", "fragment"),
+    [
+        ("model", "model file not found"),
+        ("input", "input not found"),
+        ("empty_folder", "folder holds no image files"),
+        ("tile", "--tile must be at least 16"),
+        ("out_is_file", "--out must be a folder"),
+    ],
+)
+def test_predict_bad_inputs(capsys, trained_classifier, tmp_path, which, fragment):
+    root, _, _ = trained_classifier
+    model = root / "run" / "best.keras"
+    image = root / "data" / "blob" / "img00.tif"
+    out = tmp_path / "out"
+    extra: list = []
+    if which == "model":
+        model = tmp_path / "missing.keras"
+    elif which == "input":
+        image = tmp_path / "missing.fits"
+    elif which == "empty_folder":
+        image = tmp_path / "empty"
+        image.mkdir()
+    elif which == "tile":
+        extra = ["--tile", "4"]
+    else:
+        out = tmp_path / "file.txt"
+        out.write_text("x")
+    code, _, err = run_cli(capsys, "predict", model, image, "--out", out, *extra)
+    assert code in (1, 2)
+    assert_one_line_error(err, fragment)
+
+
+def test_predict_rejects_a_file_that_is_not_a_model(capsys, tmp_path):
+    fake = tmp_path / "model.keras"
+    fake.write_text("<html>not a model</html>")
+    image = tmp_path / "a.tif"
+    tifffile.imwrite(image, np.zeros((16, 16), np.float32))
+    code, _, err = run_cli(capsys, "predict", fake, image, "--out", tmp_path / "o")
+    assert code == 1
+    assert_one_line_error(err, "model.keras")
+
+
+def _pairs(root: Path, n: int = 4, size: int = 32) -> None:
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        lab = np.zeros((size, size), np.int32)
+        for k in range(1, 4):
+            cy, cx = rng.integers(6, size - 6, 2)
+            lab[cy - 3 : cy + 3, cx - 3 : cx + 3] = k
+        img = rng.normal(5, 1, (size, size)) + 40.0 * (lab > 0)
+        tifffile.imwrite(root / "images" / f"c{i}.tif", img.astype(np.float32))
+        tifffile.imwrite(root / "masks" / f"c{i}.tif", lab)
+
+
+def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
+    from astropy.io import fits
+    from astropy.table import Table
+    from astropy.wcs import WCS
+
+    from sciconv import io
+
+    _pairs(tmp_path / "cells")
+    cfg = write_yaml(
+        tmp_path / "seg.yaml",
+        f"dataset: {{kind: pairs, images: {tmp_path / 'cells/images'}, "
+        f"masks: {tmp_path / 'cells/masks'}, patch_size: 16, batch_size: 4, seed: 0}}\n"
+        "model: {type: segmenter, depth: 2, filters: 4}\n"
+        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}, tensorboard: false, verbose: 0}}\n",
+    )
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 0, err
+    # a FITS input with a celestial WCS
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.0, 2.0]
+    w.wcs.crpix = [16.0, 16.0]
+    w.wcs.cdelt = [-5e-5, 5e-5]
+    header = w.to_header()
+    header["OBJECT"] = "test field"
+    data = tifffile.imread(tmp_path / "cells/images/c0.tif")
+    fits.PrimaryHDU(data, header=header).writeto(tmp_path / "field.fits")
+    out = tmp_path / "pred"
+    code, _, err = run_cli(
+        capsys, "predict", tmp_path / "run" / "best.keras", tmp_path / "field.fits",
+        tmp_path / "cells/images/c1.tif", "--out", out, "--tile", "32", "--overlap", "8",
+    )  # fmt: skip
+    assert code == 0, err
+    prob = io.read(out / "field_prob.fits")
+    labels = io.read(out / "field_labels.fits")
+    assert prob.shape[:2] == (32, 32) and labels.shape[:2] == (32, 32)
+    assert prob.wcs is not None
+    np.testing.assert_allclose(prob.wcs.wcs.crval, [150.0, 2.0])
+    assert prob.header["OBJECT"] == "test field"
+    finite = prob.data[np.isfinite(prob.data)]
+    assert finite.min() >= 0 and finite.max() <= 1
+    cat = Table.read(out / "field_catalog.ecsv")
+    assert "ra" in cat.colnames and "dec" in cat.colnames
+    assert len(cat) == int(np.nanmax(labels.data))
+    assert (out / "c1_prob.tif").is_file() and (out / "c1_labels.tif").is_file()
+    assert (out / "c1_catalog.ecsv").is_file()
+    before = (out / "field_prob.fits").read_bytes()
+    code, _, err = run_cli(
+        capsys, "predict", tmp_path / "run" / "best.keras", tmp_path / "field.fits", "--out", out
+    )
+    assert code == 1
+    assert_one_line_error(err, "field_prob.fits", "--overwrite")
+    assert (out / "field_prob.fits").read_bytes() == before
+
+
+def test_predict_refuses_colliding_output_names(capsys, tmp_path):
+    _pairs(tmp_path / "a")
+    _pairs(tmp_path / "b")
+    model = tmp_path / "m.keras"
+    import sciconv as sc
+
+    sc.models.segmenter((None, None, 1), depth=1, filters=2).save(model)
+    code, _, err = run_cli(
+        capsys, "predict", model, tmp_path / "a/images/c0.tif", tmp_path / "b/images/c0.tif",
+        "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert code == 1
+    assert_one_line_error(err, "two inputs share the name 'c0'")
+
+
+# --------------------------------------------------------------------------- demo
+@pytest.mark.slow
+def test_demo_fast_writes_promised_files(capsys, tmp_path):
+    from astropy.table import Table
+
+    from sciconv import io
+
+    out = tmp_path / "demo"
+    code, stdout, err = run_cli(capsys, "demo", "--fast", "--out", out)
+    assert code == 0, err
+    for name in ("galaxy_classifier.keras", "nuclei_segmenter.keras", "sky_detector.keras"):
+        assert (out / "models" / name).stat().st_size > 0
+    for name in (
+        "galaxy_curves.png", "galaxy_confusion.png", "galaxy_gradcam.png", "cells_curves.png",
+        "cells_overlay.png", "sky_field.png", "sky_catalog.png", "real_nuclei_overlay.png",
+    ):  # fmt: skip
+        assert (out / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+    prob = io.read(out / "predictions" / "sky_field_prob.fits")
+    assert prob.wcs is not None and prob.wcs.has_celestial
+    cat = Table.read(out / "predictions" / "sky_catalog.ecsv")
+    assert {"ra", "dec"} <= set(cat.colnames) and len(cat) > 0
+    assert list((out / "predictions").glob("cells_*_labels.tif"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    report = (out / "report.md").read_text()
+    g, c, s, r = (metrics[k] for k in ("galaxies", "cells", "sky", "real_nuclei"))
+    for value in (g["accuracy"], c["iou"], c["ap50"], s["completeness"], s["purity"], r["ap50"]):
+        assert 0.0 <= value <= 1.0
+    # the report and the printed headline carry the same numbers as metrics.json
+    for text in (report, stdout):
+        assert f"accuracy {g['accuracy']:.3f}" in text
+        assert f"AP@0.5 {c['ap50']:.3f}" in text
+        assert f"completeness {s['completeness']:.3f}" in text
+        assert f"AP@0.5 {r['ap50']:.3f}" in text
+    for link in ("plots/galaxy_confusion.png", "plots/sky_field.png", "plots/cells_overlay.png"):
+        assert f"]({link})" in report
+    # the pretrained model segments real nuclei far better than chance
+    assert r["ap50"] > 0.5
+    # a second run refuses before any work, naming the folder and the flag
+    code, _, err = run_cli(capsys, "demo", "--fast", "--out", out)
+    assert code == 1
+    assert_one_line_error(err, str(out), "--overwrite")
+
+
+def test_demo_missing_data_folder(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "demo", "--data", tmp_path / "nodata", "--out", tmp_path / "o")
+    assert code == 1
+    assert_one_line_error(err, "nodata", "bundled data folder not found")
+    (tmp_path / "partial").mkdir()
+    code, _, err = run_cli(capsys, "demo", "--data", tmp_path / "partial", "--out", tmp_path / "o")
+    assert code == 1
+    assert_one_line_error(err, "galaxies", "missing")

@@ -1,0 +1,465 @@
+"""Tests of sciconv.datasets: shapes, splits, determinism, values, bad inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from astropy.io import fits
+
+tf = pytest.importorskip("tensorflow")
+
+from sciconv import datasets, preprocess  # noqa: E402
+from sciconv.errors import ConfigError, DatasetError, SciconvWarning  # noqa: E402
+
+COUNTS = {"elliptical": 10, "irregular": 4, "spiral": 6}
+SIZE = 16
+
+
+def _galaxy(c: int, i: int, size: int = SIZE) -> np.ndarray:
+    rng = np.random.default_rng(100 * c + i)
+    yy, xx = np.mgrid[:size, :size]
+    img = 10.0 * np.exp(-((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / (2.0 * (c + 1.5) ** 2))
+    return (img + rng.normal(0, 0.3, (size, size)) + 100).astype(np.float32)
+
+
+def _tree_hash(root: Path) -> dict:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _batches(ds):
+    return [(x.numpy(), y.numpy()) for x, y in ds]
+
+
+@pytest.fixture(scope="module")
+def galaxy_folder(tmp_path_factory) -> Path:
+    """3 imbalanced classes of 16x16 FITS, one TIFF among them."""
+    root = tmp_path_factory.mktemp("galaxies")
+    for c, (name, n) in enumerate(COUNTS.items()):
+        (root / name).mkdir()
+        for i in range(n):
+            if name == "spiral" and i == 0:
+                tifffile.imwrite(root / name / f"g{i:02d}.tif", _galaxy(c, i))
+            else:
+                fits.writeto(root / name / f"g{i:02d}.fits", _galaxy(c, i))
+    return root
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory):
+    """3 image/mask pairs (30x40) with 2 touching instances each, as TIFF."""
+    root = tmp_path_factory.mktemp("cells")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for i in range(3):
+        lab = np.zeros((30, 40), np.int32)
+        lab[5:15, 5 + i : 15 + i] = 1
+        lab[15:25, 5 + i : 15 + i] = 2  # touches object 1
+        lab[8:20, 25:33] = 3
+        img = np.where(lab > 0, 10.0, 1.0).astype(np.float32) + i
+        tifffile.imwrite(root / "images" / f"cell{i}.tif", img)
+        tifffile.imwrite(root / "masks" / f"cell{i}.tif", lab)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# from_folder
+# ---------------------------------------------------------------------------------------------
+def test_from_folder_shapes_attributes_and_values(galaxy_folder):
+    before = _tree_hash(galaxy_folder)
+    train, val = datasets.from_folder(
+        galaxy_folder, image_size=12, validation_split=0.25, batch_size=4, seed=1
+    )
+    for ds in (train, val):
+        assert ds.class_names == sorted(COUNTS)
+        assert ds.task == "classification"
+        assert ds.normalization == preprocess.DEFAULT_NORMALIZATION
+        assert ds.cache_mode == "memory"
+    x, y = next(iter(train))
+    assert x.shape == (4, 12, 12, 1) and x.dtype == tf.float32
+    assert y.shape == (4,) and y.dtype == tf.int32
+    assert len(train.file_paths) + len(val.file_paths) == sum(COUNTS.values())
+    # validation pixels: the centre crop of the per-image normalized file, label from its folder
+    xs, ys = (np.concatenate(a) for a in zip(*_batches(val)))
+    for k, path in enumerate(val.file_paths):
+        raw = fits.getdata(path) if path.endswith(".fits") else tifffile.imread(path)
+        expect = preprocess.normalize_spec(raw[..., None].astype(np.float32), train.normalization)
+        np.testing.assert_allclose(xs[k], expect[2:14, 2:14], rtol=1e-5, atol=1e-6)
+        assert train.class_names[ys[k]] == Path(path).parent.name
+    assert _tree_hash(galaxy_folder) == before  # inputs never modified
+
+
+def test_split_is_stratified_and_seeded(galaxy_folder):
+    def split(seed):
+        tr, va = datasets.from_folder(galaxy_folder, validation_split=0.3, seed=seed)
+        return tr.file_paths, va.file_paths
+
+    tr1, va1 = split(0)
+    assert set(tr1).isdisjoint(va1) and len(tr1) + len(va1) == sum(COUNTS.values())
+    for name, n in COUNTS.items():
+        n_val = sum(Path(p).parent.name == name for p in va1)
+        assert abs(n_val - 0.3 * n) <= 1, (name, n_val)
+    assert split(0) == (tr1, va1)
+    assert split(1)[1] != va1
+
+
+def test_same_seed_same_batches_and_epochs_differ(galaxy_folder):
+    def make():
+        return datasets.from_folder(
+            galaxy_folder, image_size=12, batch_size=5, seed=3, augment=True
+        )
+
+    a, b = make(), make()
+    epochs_a = [_batches(a) for _ in range(2)]
+    epochs_b = [_batches(b) for _ in range(2)]
+    for ea, eb in zip(epochs_a, epochs_b):
+        for (xa, ya), (xb, yb) in zip(ea, eb):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    # reshuffled and re-augmented each epoch
+    assert not np.array_equal(epochs_a[0][0][0], epochs_a[1][0][0])
+
+
+def test_validation_is_not_augmented_and_repeats(galaxy_folder):
+    _, val = datasets.from_folder(
+        galaxy_folder,
+        image_size=12,
+        validation_split=0.3,
+        seed=0,
+        augment={"brightness": 0.5, "gaussian_noise": 0.2},
+    )
+    _, plain = datasets.from_folder(galaxy_folder, image_size=12, validation_split=0.3, seed=0)
+    e1, e2, ref = _batches(val), _batches(val), _batches(plain)
+    for (x1, y1), (x2, y2), (xr, yr) in zip(e1, e2, ref):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(x1, xr)
+        np.testing.assert_array_equal(y1, yr)
+
+
+def test_uncached_and_file_cache_paths_match_memory(galaxy_folder, tmp_path):
+    kw = {"image_size": 12, "validation_split": 0.3, "seed": 0, "shuffle": False}
+    _, mem = datasets.from_folder(galaxy_folder, **kw)
+    tr_lazy, lazy = datasets.from_folder(galaxy_folder, cache=False, **kw)
+    _, filed = datasets.from_folder(galaxy_folder, cache=tmp_path / "cache", **kw)
+    assert (lazy.cache_mode, filed.cache_mode) == ("none", "file")
+    ref = _batches(mem)
+    for ds in (lazy, filed, filed):  # the file cache is written, then read back
+        for (x, y), (xr, yr) in zip(_batches(ds), ref):
+            np.testing.assert_allclose(x, xr, rtol=1e-6)
+            np.testing.assert_array_equal(y, yr)
+    assert any(p.name.startswith("cache.") and ".val" in p.name for p in tmp_path.iterdir())
+    x, y = next(iter(tr_lazy))
+    assert x.shape == (14, 12, 12, 1) and y.dtype == tf.int32
+
+
+def test_uncached_random_crops_are_seeded(galaxy_folder):
+    def first():
+        ds = datasets.from_folder(
+            galaxy_folder, image_size=10, cache=False, augment=True, seed=4, batch_size=8
+        )
+        return next(iter(ds))[0].numpy()
+
+    np.testing.assert_array_equal(first(), first())
+
+
+def test_size_policies(galaxy_folder, tmp_path):
+    pad = datasets.from_folder(
+        galaxy_folder, image_size=(20, 18), size_policy="pad", shuffle=False, normalize=None
+    )
+    x = next(iter(pad))[0].numpy()
+    assert x.shape[1:] == (20, 18, 1)
+    assert np.all(x[:, :2] == 0) and np.all(x[:, :, :1] == 0) and np.all(x[:, 2:18, 1:17] > 50)
+    with pytest.raises(DatasetError, match=r"larger than image_size=\(8, 8\) with size_policy='pad'"):
+        datasets.from_folder(galaxy_folder, image_size=8, size_policy="pad")
+    res = datasets.from_folder(galaxy_folder, image_size=(8, 6), size_policy="resize")
+    assert next(iter(res))[0].shape[1:] == (8, 6, 1)
+    with pytest.raises(ConfigError, match="did you mean 'crop'"):
+        datasets.from_folder(galaxy_folder, size_policy="crap")
+    with pytest.raises(ConfigError, match="validation_split"):
+        datasets.from_folder(galaxy_folder, validation_split=1.5)
+    with pytest.raises(ConfigError, match="augment key"):
+        datasets.from_folder(galaxy_folder, augment={"flip": True})
+
+
+def test_junk_files_are_skipped_with_one_warning(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            fits.writeto(tmp_path / c / f"{i}.fits", _galaxy(0, i))
+    (tmp_path / "a" / "notes.txt").write_text("observing log")
+    (tmp_path / "a" / "empty.fits").write_bytes(b"")
+    (tmp_path / "b" / "page.fits").write_text("<html><body>404</body></html>")
+    (tmp_path / "b" / ".DS_Store").write_bytes(b"\0\1")  # hidden: ignored silently
+    os.symlink(tmp_path / "gone.fits", tmp_path / "b" / "link.fits")
+    before = _tree_hash(tmp_path)
+    with pytest.warns(SciconvWarning, match="skipped 4 unreadable or non-image") as rec:
+        ds = datasets.from_folder(tmp_path, batch_size=16)
+    assert len([w for w in rec if issubclass(w.category, SciconvWarning)]) == 1
+    msg = str(rec[0].message)
+    for name in ("notes.txt", "empty.fits", "page.fits", "link.fits"):
+        assert name in msg
+    assert ".DS_Store" not in msg
+    x, y = next(iter(ds))
+    assert x.shape == (6, 16, 16, 1) and sorted(y.numpy().tolist()) == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(DatasetError, match=r"strict=True\).*page\.fits"):
+        datasets.from_folder(tmp_path, strict=True)
+    assert _tree_hash(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("layout", "match"),
+    [
+        ("empty", "no class sub-folders"),
+        ("notafolder", "not a folder"),
+        ("onlyjunk", r"class folder 'b' holds no image files \(only 1 non-image"),
+        ("unreadable", "class folder 'b' holds no readable image"),
+        ("channels", r"different channel counts \(1 channel\(s\): .*a.*3 channel\(s\): .*rgb"),
+        ("sizes", r"different sizes .*pass image_size"),
+    ],
+)
+def test_from_folder_bad_inputs(tmp_path, layout, match):
+    if layout == "notafolder":
+        target = tmp_path / "x.fits"
+        fits.writeto(target, _galaxy(0, 0))
+        with pytest.raises(DatasetError, match=match):
+            datasets.from_folder(target)
+        return
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+    fits.writeto(tmp_path / "a" / "0.fits", _galaxy(0, 0))
+    if layout == "empty":
+        for c in ("a", "b"):
+            for p in (tmp_path / c).iterdir():
+                p.unlink()
+            (tmp_path / c).rmdir()
+    elif layout == "onlyjunk":
+        (tmp_path / "b" / "readme.md").write_text("x")
+    elif layout == "unreadable":
+        (tmp_path / "b" / "bad.fits").write_bytes(b"SIMPLE  = garbage")
+    elif layout == "channels":
+        tifffile.imwrite(tmp_path / "b" / "rgb.tif", np.zeros((16, 16, 3), np.uint8))
+    elif layout == "sizes":
+        fits.writeto(tmp_path / "b" / "big.fits", _galaxy(0, 0, size=20))
+    ctx = (
+        pytest.warns(SciconvWarning, match="skipped")
+        if layout in ("onlyjunk", "unreadable")
+        else warnings.catch_warnings()
+    )
+    with ctx, pytest.raises(DatasetError, match=match):
+        datasets.from_folder(tmp_path)
+
+
+def test_class_weights(galaxy_folder):
+    assert datasets.class_weights([0, 0, 0, 1]) == {0: 4 / 6, 1: 2.0}
+    assert datasets.class_weights([0, 2], num_classes=3) == {0: 2 / 3, 1: 0.0, 2: 2 / 3}
+    ds = datasets.from_folder(galaxy_folder)
+    n = sum(COUNTS.values())
+    expect = {c: n / (3 * k) for c, k in enumerate(COUNTS.values())}
+    assert datasets.class_weights(ds) == pytest.approx(expect)
+    with pytest.raises(DatasetError, match="num_classes=2"):
+        datasets.class_weights([0, 3], num_classes=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# from_catalog
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def catalog(tmp_path) -> Path:
+    (tmp_path / "img").mkdir()
+    rows = ["file,morph,z,bar,ring"]
+    for i in range(6):
+        fits.writeto(tmp_path / "img" / f"g{i}.fits", _galaxy(i % 2, i))
+        morph = ["spiral", "elliptical", "lenticular"][i % 3]
+        rows.append(f"img/g{i}.fits,{morph},{0.5 * i},{i % 2},{int(i > 3)}")
+    (tmp_path / "cat.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path / "cat.csv"
+
+
+def test_from_catalog_tasks(catalog):
+    ds = datasets.from_catalog(catalog, path_column="file", label_column="morph", shuffle=False)
+    assert ds.class_names == ["elliptical", "lenticular", "spiral"] and ds.task == "classification"
+    x, y = next(iter(ds))
+    assert x.shape == (6, 16, 16, 1) and y.dtype == tf.int32
+    assert y.numpy().tolist() == [2, 0, 1, 2, 0, 1]
+    ml = datasets.from_catalog(
+        catalog, path_column="file", label_columns=["bar", "ring"], shuffle=False
+    )
+    y = next(iter(ml))[1].numpy()
+    assert ml.task == "multilabel" and y.dtype == np.float32
+    np.testing.assert_array_equal(y, [[0, 0], [1, 0], [0, 0], [1, 0], [0, 1], [1, 1]])
+    reg = datasets.from_catalog(
+        catalog, path_column="file", label_column="z", task="regression", shuffle=False
+    )
+    y = next(iter(reg))[1].numpy()
+    assert reg.task == "regression" and y.shape == (6, 1) and y.dtype == np.float32
+    np.testing.assert_allclose(y[:, 0], 0.5 * np.arange(6))
+    with pytest.raises(DatasetError, match="task is 'regression'"):
+        datasets.class_weights(reg)
+
+
+def _rewrite(csv_path: Path, line_no: int, new: str | None):
+    lines = csv_path.read_text().splitlines()
+    if new is None:
+        lines.insert(line_no - 1, lines[line_no - 1])
+    else:
+        lines[line_no - 1] = new
+    csv_path.write_text("\n".join(lines) + "\n")
+
+
+def test_from_catalog_missing_column_names_available(catalog):
+    with pytest.raises(DatasetError, match=r"cat\.csv: column\(s\) \['label'\] not found; "
+                       r"available columns: \['file', 'morph', 'z', 'bar', 'ring'\]"):
+        datasets.from_catalog(catalog, path_column="file", label_column="label")
+
+
+def test_from_catalog_missing_files(catalog):
+    _rewrite(catalog, 3, "img/nothere.fits,spiral,0.1,0,0")
+    with pytest.raises(DatasetError, match=r"1 file\(s\) .* not found .*line 3: img/nothere\.fits"):
+        datasets.from_catalog(catalog, path_column="file", label_column="morph")
+    with pytest.warns(SciconvWarning, match=r"skipped 1 row\(s\) whose file is missing"):
+        ds = datasets.from_catalog(
+            catalog, path_column="file", label_column="morph", on_missing="skip"
+        )
+    assert len(ds.file_paths) == 5
+
+
+def test_from_catalog_duplicates(catalog):
+    _rewrite(catalog, 2, None)  # line 2 repeated as line 3
+    with pytest.raises(DatasetError, match=r"duplicate file path\(s\) \(lines 2 and 3: img/g0"):
+        datasets.from_catalog(catalog, path_column="file", label_column="morph")
+    with pytest.warns(SciconvWarning, match="first row kept"):
+        ds = datasets.from_catalog(
+            catalog, path_column="file", label_column="morph", on_duplicate="first"
+        )
+    assert len(ds.file_paths) == 6
+
+
+@pytest.mark.parametrize(
+    ("line", "kw", "match"),
+    [
+        ("img/g2.fits,spiral,abc,0,0", {"label_column": "z", "task": "regression"},
+         r"line 4, column 'z': cannot parse 'abc' as a number"),
+        ("img/g2.fits,spiral,nan,0,0", {"label_column": "z", "task": "regression"},
+         "line 4, column 'z': cannot parse 'nan' as a finite number"),
+        ("img/g2.fits,spiral,1,maybe,0", {"label_columns": ["bar", "ring"]},
+         r"line 4, column 'bar': cannot parse 'maybe' as 0/1"),
+        ("img/g2.fits,,1,0,0", {"label_column": "morph"}, r"line 4, column 'morph'.*empty"),
+    ],
+)
+def test_from_catalog_unparsable_labels(catalog, line, kw, match):
+    _rewrite(catalog, 4, line)
+    with pytest.raises(DatasetError, match=match):
+        datasets.from_catalog(catalog, path_column="file", **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# from_pairs
+# ---------------------------------------------------------------------------------------------
+def test_from_pairs_validation_whole_images_padded(cells):
+    from skimage.segmentation import find_boundaries
+
+    for target in ("semantic", "boundary"):
+        train, val = datasets.from_pairs(
+            cells / "images", cells / "masks", patch_size=16, validation_split=0.34, seed=0,
+            target=target, normalize=None, batch_size=2,
+        )
+        assert val.task == train.task == "segmentation"
+        assert len(val.file_paths) == 1
+        (x, y), = _batches(val)
+        assert x.shape == (1, 32, 48, 1) and y.shape == (1, 32, 48) and y.dtype == np.int32
+        raw = tifffile.imread(val.file_paths[0])
+        lab = tifffile.imread(val.mask_paths[0])
+        np.testing.assert_array_equal(x[0, :30, :40, 0], raw)
+        np.testing.assert_array_equal(x[0, 30:32, :40, 0], raw[28:26:-1])  # reflect padding
+        assert np.all(y[0, 30:] == 0) and np.all(y[0, :, 40:] == 0)
+        if target == "semantic":
+            assert val.class_names == ["background", "foreground"]
+            np.testing.assert_array_equal(y[0, :30, :40], lab > 0)
+        else:
+            assert val.class_names == ["background", "interior", "boundary"]
+            expect = (lab > 0).astype(int)
+            expect[find_boundaries(lab, mode="inner") & (lab > 0)] = 2
+            np.testing.assert_array_equal(y[0, :30, :40], expect)
+            # the touching objects 1 and 2 are separated by boundary pixels
+            assert np.all(y[0, 14:16, 6:14] == 2)
+        assert _batches(val)[0][0].tobytes() == x.tobytes()  # same every epoch
+        counts = train.class_counts
+        assert counts.sum() == 2 * 30 * 40 and len(counts) == len(train.class_names)
+
+
+def test_from_pairs_patches_aligned_seeded_foreground(cells):
+    def make(**kw):
+        return datasets.from_pairs(
+            cells / "images", cells / "masks", patch_size=12, patches_per_image=4,
+            batch_size=6, normalize=None, seed=7, **kw,
+        )
+
+    ds = make(augment=True, foreground_fraction=0.5)
+    a, b = _batches(ds), _batches(make(augment=True, foreground_fraction=0.5))
+    assert sum(len(x) for x, _ in a) == 12
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert xa.shape[1:] == (12, 12, 1) and ya.shape[1:] == (12, 12)
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+        # image and mask transformed together: foreground pixels are exactly the bright ones
+        np.testing.assert_array_equal(ya, (xa[..., 0] >= 10).astype(np.int32))
+    fg = make(foreground_fraction=1.0)
+    for _, y in _batches(fg):
+        assert np.all(y.reshape(len(y), -1).max(axis=1) == 1)
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("missing_mask", r"image .*cell2\.tif has no mask: expected a file with stem 'cell2'"),
+        ("orphan_mask", r"mask .*extra\.tif has no image"),
+        ("shape", r"image .*cell1\.tif is 30x40 but its mask .*cell1\.tif is 30x41"),
+        ("num_classes", r"cell0\.tif: mask holds label 3 but num_classes=2"),
+        ("fraction", "integer labels"),
+    ],
+)
+def test_from_pairs_bad_inputs(cells, tmp_path, case, match):
+    img, msk = tmp_path / "images", tmp_path / "masks"
+    img.mkdir()
+    msk.mkdir()
+    for p in (cells / "images").iterdir():
+        (img / p.name).write_bytes(p.read_bytes())
+    for p in (cells / "masks").iterdir():
+        (msk / p.name).write_bytes(p.read_bytes())
+    kw = {}
+    if case == "missing_mask":
+        (msk / "cell2.tif").unlink()
+    elif case == "orphan_mask":
+        tifffile.imwrite(msk / "extra.tif", np.zeros((30, 40), np.int32))
+    elif case == "shape":
+        tifffile.imwrite(msk / "cell1.tif", np.zeros((30, 41), np.int32))
+    elif case == "num_classes":
+        kw = {"num_classes": 2}
+    elif case == "fraction":
+        tifffile.imwrite(msk / "cell1.tif", np.full((30, 40), 0.5, np.float32))
+    before = _tree_hash(tmp_path)
+    with pytest.raises(DatasetError, match=match):
+        datasets.from_pairs(img, msk, patch_size=8, **kw)
+    assert _tree_hash(tmp_path) == before
+
+
+def test_from_pairs_lists_and_semantic_class_ids(cells):
+    imgs = sorted((cells / "images").iterdir())
+    masks = sorted((cells / "masks").iterdir())
+    ds = datasets.from_pairs(imgs, masks, num_classes=4, batch_size=3, shuffle=False)
+    x, y = next(iter(ds))
+    assert x.shape == (3, 32, 48, 1) and ds.class_names[0] == "background"
+    assert sorted(np.unique(y.numpy()).tolist()) == [0, 1, 2, 3]
+    with pytest.raises(DatasetError, match="not found"):
+        datasets.from_pairs([*imgs, cells / "nope.tif"], masks)
+    with pytest.raises(ConfigError, match="target must be one of"):
+        datasets.from_pairs(imgs, masks, target="instances")

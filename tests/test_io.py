@@ -1,0 +1,693 @@
+"""Tests of sciconv.io: every reader path round-tripped, WCS agreement, headers kept, lazy reads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from astropy.io import fits
+from astropy.wcs import WCS
+from PIL import Image
+
+import sciconv
+from sciconv import io
+from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError, SciconvWarning
+
+ASTROPY = Path(fits.__file__).parent / "tests" / "data"
+ASTROPY_WCS = Path(fits.__file__).parents[2] / "wcs" / "tests" / "data"
+
+
+def sha(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def tan_header(ny=32, nx=40, *, crpix=(20.5, 16.5), cd=2.0e-4, rot=0.3) -> fits.Header:
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.1, 2.2]
+    w.wcs.crpix = list(crpix)
+    c, s = np.cos(rot), np.sin(rot)
+    w.wcs.cd = np.array([[-cd * c, cd * s], [cd * s, cd * c]])
+    w.wcs.radesys = "ICRS"
+    h = w.to_header(relax=True)
+    h["OBJECT"] = ("NGC 1234", "target")
+    h["BUNIT"] = "adu"
+    h["EXPTIME"] = 300.0
+    return h
+
+
+def grid(ny, nx, *, seed=0):
+    return np.random.default_rng(seed).normal(100, 10, (ny, nx)).astype(np.float32)
+
+
+def world_at(w, xy):
+    return np.asarray(w.all_pix2world(np.asarray(xy, dtype=float), 0))
+
+
+# ------------------------------------------------------------------------------------------------
+# FITS
+# ------------------------------------------------------------------------------------------------
+
+
+def test_fits_roundtrip_values_header_history(tmp_path):
+    data = grid(32, 40)
+    p = io.write(tmp_path / "a.fits", data, header=tan_header(), history=["step 1", "step 2"])
+    before = sha(p)
+    img = io.read(p)
+    assert sha(p) == before
+    assert img.shape == (32, 40, 1) and img.data.dtype == np.float32
+    np.testing.assert_array_equal(img.data[..., 0], data)
+    assert not img.mask.any() and img.mask.shape == img.shape
+    assert img.header["OBJECT"] == "NGC 1234" and img.header["EXPTIME"] == 300.0
+    assert img.meta["bunit"] == "adu" and img.meta["dtype"] == "float32"
+    hist = [str(h) for h in img.header["HISTORY"]]
+    assert hist == [f"Written by sciconv {sciconv.__version__}", "step 1", "step 2"]
+    assert img.path == str(p)
+    ref = WCS(tan_header())
+    xy = [[0, 0], [39, 31], [12.5, 7.25]]
+    np.testing.assert_allclose(world_at(img.wcs, xy), world_at(ref, xy), atol=1e-10)
+    # world -> pixel agrees too
+    np.testing.assert_allclose(img.wcs.all_world2pix(world_at(ref, xy), 0), xy, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "dtype", ["uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "float32", "float64"]
+)
+def test_fits_dtypes_become_native_float32(tmp_path, dtype):
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    if info is not None:
+        lo, hi = max(info.min, -(2**24)), min(info.max, 2**24)
+        data = np.linspace(lo, hi, 30).astype(dtype).reshape(5, 6)
+    else:
+        data = np.linspace(-1e3, 1e3, 30).astype(dtype).reshape(5, 6)
+    p = io.write(tmp_path / f"{dtype}.fits", data)
+    img = io.read(p)
+    assert img.data.dtype == np.float32 and img.data.dtype.isnative
+    np.testing.assert_array_equal(img.data[..., 0], data.astype(np.float32))
+    assert img.meta["dtype"] == dtype
+
+
+def _raw_fits(path, raw, **cards):
+    """Write integers exactly as given (no astropy scaling) with extra header cards."""
+    hdu = fits.PrimaryHDU(raw)
+    for k, v in cards.items():
+        hdu.header[k] = v
+    hdu.writeto(path)
+    return path
+
+
+def test_fits_bscale_bzero_blank_applied_explicitly(tmp_path):
+    raw = np.arange(-6, 6, dtype=np.int16).reshape(3, 4)
+    raw[1, 2] = -32768
+    p = _raw_fits(tmp_path / "s.fits", raw, BSCALE=0.5, BZERO=1000.0, BLANK=-32768)
+    img = io.read(p)
+    expected = raw.astype(np.float64) * 0.5 + 1000.0
+    expected[1, 2] = np.nan
+    np.testing.assert_array_equal(img.data[..., 0], expected.astype(np.float32))
+    assert img.mask[1, 2, 0] and img.mask.sum() == 1
+    assert img.meta["bscale"] == 0.5 and img.meta["bzero"] == 1000.0 and img.meta["blank"] == -32768
+    # the section path and the lazy path apply the same scaling
+    sec = io.read(p, section=(slice(1, 3), slice(1, 4)))
+    np.testing.assert_array_equal(sec.data, img.data[1:3, 1:4])
+    lazy = io.read(p, lazy=True)
+    np.testing.assert_array_equal(lazy.data[:, :], img.data)
+    lazy.data.close()
+
+
+def test_fits_blank_without_scaling_is_nan(tmp_path):
+    raw = np.array([[1, 2], [99, 4]], dtype=np.int32)
+    img = io.read(_raw_fits(tmp_path / "b.fits", raw, BLANK=99))
+    assert np.isnan(img.data[1, 0, 0]) and img.mask[1, 0, 0]
+    np.testing.assert_array_equal(img.data[0, :, 0], [1, 2])
+
+
+def test_fits_nonfinite_become_nan_and_masked(tmp_path):
+    data = grid(6, 7)
+    data[0, 0], data[2, 3], data[5, 6] = np.nan, np.inf, -np.inf
+    img = io.read(io.write(tmp_path / "n.fits", data.astype(">f8")))
+    bad = np.zeros((6, 7), bool)
+    bad[0, 0] = bad[2, 3] = bad[5, 6] = True
+    np.testing.assert_array_equal(img.mask[..., 0], bad)
+    assert np.isnan(img.data[..., 0][bad]).all()
+    np.testing.assert_array_equal(img.data[..., 0][~bad], data[~bad])
+
+
+@pytest.fixture
+def mef(tmp_path):
+    """HST-like file: empty primary, SCI/ERR/DQ extensions, two versions of SCI."""
+    hdus = [fits.PrimaryHDU(header=fits.Header([("TELESCOP", "HST")]))]
+    for ver in (1, 2):
+        sci = fits.ImageHDU(grid(8, 9, seed=ver), header=tan_header(8, 9), name="SCI", ver=ver)
+        err = fits.ImageHDU(np.full((8, 9), ver, np.float32), name="ERR", ver=ver)
+        dq = fits.ImageHDU(np.zeros((8, 9), np.int16), name="DQ", ver=ver)
+        hdus += [sci, err, dq]
+    hdus.append(fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])], name="TAB"))
+    p = tmp_path / "mef.fits"
+    fits.HDUList(hdus).writeto(p)
+    return p
+
+
+def test_fits_hdu_selection(mef):
+    first = io.read(mef)
+    assert first.meta["hdu"] == 1 and first.meta["extname"] == "SCI"
+    np.testing.assert_array_equal(first.data[..., 0], grid(8, 9, seed=1))
+    assert first.wcs is not None
+    by_index = io.read(mef, hdu=4)
+    by_pair = io.read(mef, hdu=("SCI", 2))
+    np.testing.assert_array_equal(by_pair.data, by_index.data)
+    np.testing.assert_array_equal(by_pair.data[..., 0], grid(8, 9, seed=2))
+    assert io.read(mef, hdu="err").data[0, 0, 0] == 1.0
+    assert io.read(mef, hdu=("ERR", 2)).meta["hdu"] == 5
+    with pytest.raises(InvalidImageError, match=r"mef\.fits.*no HDU 'NOPE'.*SCI"):
+        io.read(mef, hdu="NOPE")
+    with pytest.raises(InvalidImageError, match=r"mef\.fits.*no HDU 17"):
+        io.read(mef, hdu=17)
+    with pytest.raises(InvalidImageError, match=r"mef\.fits.*BinTableHDU, not an image"):
+        io.read(mef, hdu="TAB")
+    with pytest.raises(ConfigError, match="hdu must be"):
+        io.read(mef, hdu=1.5)
+
+
+@pytest.mark.parametrize("suffix", [".fits.gz", ".fits.fz"])
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "int32", "float32", "float64"])
+def test_fits_compressed_roundtrip(tmp_path, suffix, dtype):
+    data = (grid(20, 24) * 7).astype(dtype)
+    p = io.write(tmp_path / f"c{suffix}", data, header=tan_header(20, 24))
+    img = io.read(p)
+    np.testing.assert_array_equal(img.data[..., 0], data.astype(np.float32))
+    assert img.meta["dtype"] == dtype
+    assert img.meta["hdu_type"] == ("CompImageHDU" if suffix == ".fits.fz" else "PrimaryHDU")
+    assert img.header["OBJECT"] == "NGC 1234" and img.wcs is not None
+    sec = io.read(p, section=(slice(3, 9), slice(5, 20)))
+    np.testing.assert_array_equal(sec.data, img.data[3:9, 5:20])
+
+
+def test_fits_compressed_by_astropy_with_bzero(tmp_path):
+    """Tile-compressed unsigned data (BZERO=32768) written by astropy itself, as fpack would."""
+    data = np.arange(40 * 30, dtype=np.uint16).reshape(40, 30) * 50
+    p = tmp_path / "u.fits.fz"
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, compression_type="RICE_1")]).writeto(p)
+    img = io.read(p)
+    np.testing.assert_array_equal(img.data[..., 0], data.astype(np.float32))
+    assert img.meta["dtype"] == "uint16" and img.meta["hdu"] == 1
+
+
+def test_fits_cube_channels_and_stack(tmp_path):
+    cube = np.stack([grid(6, 5, seed=i) for i in range(3)])  # (C, H, W) as FITS stores it
+    h = tan_header(6, 5)
+    h["CTYPE3"], h["CRVAL3"], h["CDELT3"], h["CRPIX3"] = "FREQ", 1.4e9, 1e6, 1.0
+    p = tmp_path / "cube.fits"
+    fits.PrimaryHDU(cube, header=h).writeto(p)
+    img = io.read(p)
+    assert img.shape == (6, 5, 3) and img.meta["axes"] == "CYX"
+    np.testing.assert_array_equal(img.data, np.moveaxis(cube, 0, -1))
+    assert img.wcs.naxis == 2 and img.wcs.has_celestial
+    st = io.read(p, stack=True)
+    assert st.shape == (3, 6, 5, 1) and st.mask.shape == st.shape
+    np.testing.assert_array_equal(st.data[..., 0], cube)
+    # (H, W, C) written back is a FITS cube (C, H, W) again
+    out = io.write(tmp_path / "back.fits", img.data, like=img)
+    assert fits.getdata(out).shape == (3, 6, 5)
+    np.testing.assert_array_equal(io.read(out).data, img.data)
+
+
+def test_fits_radio_degenerate_axes_keep_celestial_wcs(tmp_path):
+    """NAXIS=4 (RA, DEC, FREQ, STOKES) with 1 x 1 x H x W data, as CASA writes it."""
+    h = tan_header(16, 12)
+    h["CTYPE3"], h["CRVAL3"], h["CDELT3"], h["CRPIX3"], h["CUNIT3"] = "FREQ", 1.4e9, 1e6, 1.0, "Hz"
+    h["CTYPE4"], h["CRVAL4"], h["CDELT4"], h["CRPIX4"] = "STOKES", 1.0, 1.0, 1.0
+    data = grid(16, 12)[None, None]
+    p = tmp_path / "radio.fits"
+    fits.PrimaryHDU(data, header=h).writeto(p)
+    img = io.read(p)
+    assert img.shape == (16, 12, 1) and img.meta["axes"] == "11YX"
+    np.testing.assert_array_equal(img.data[..., 0], data[0, 0])
+    assert img.wcs.naxis == 2
+    ref = WCS(fits.getheader(p)).celestial
+    xy = [[0, 0], [11, 15], [3.3, 8.1]]
+    np.testing.assert_allclose(world_at(img.wcs, xy), world_at(ref, xy), atol=1e-10)
+
+
+def test_fits_wcs_cutout_and_section_shift(tmp_path):
+    data = grid(32, 40)
+    p = io.write(tmp_path / "w.fits", data, header=tan_header())
+    img = io.read(p)
+    cut = img.cutout(5, 25, 10, 30)
+    sec = io.read(p, section=(slice(5, 25), slice(10, 30)))
+    np.testing.assert_array_equal(cut.data, data[5:25, 10:30, None])
+    np.testing.assert_array_equal(sec.data, cut.data)
+    local = [[0, 0], [7, 3], [19, 19]]
+    full = [[10, 5], [17, 8], [29, 24]]
+    for part in (cut, sec):
+        np.testing.assert_allclose(world_at(part.wcs, local), world_at(img.wcs, full), atol=1e-10)
+        # the header now carries the shifted WCS too (so write(like=cutout) is right)
+        np.testing.assert_allclose(
+            world_at(WCS(part.header), local), world_at(img.wcs, full), atol=1e-10
+        )
+    assert cut.meta["cutout"] == (5, 25, 10, 30)
+    with pytest.raises(ConfigError, match=r"cutout y-range \[30, 40\)"):
+        img.cutout(30, 40, 0, 5)
+    with pytest.raises(ConfigError, match="selects no pixels"):
+        io.read(p, section=(slice(40, 50), slice(0, 5)))
+
+
+def test_fits_sip_wcs_matches_astropy(tmp_path):
+    h = fits.Header.fromfile(ASTROPY_WCS / "sip.fits")
+    p = tmp_path / "sip.fits"
+    fits.PrimaryHDU(grid(64, 48), header=h).writeto(p)
+    img = io.read(p)
+    assert img.wcs.sip is not None
+    ref = WCS(fits.getheader(p))
+    xy = np.random.default_rng(1).uniform(0, 48, (50, 2))
+    np.testing.assert_allclose(world_at(img.wcs, xy), world_at(ref, xy), atol=1e-10)
+    cut = img.cutout(10, 40, 5, 30)
+    np.testing.assert_allclose(
+        world_at(cut.wcs, [[0, 0], [20, 25]]), world_at(ref, [[5, 10], [25, 35]]), atol=1e-9
+    )
+    # written back with like=: SIP terms travel in the header
+    out = io.write(tmp_path / "out.fits", img.data, like=img)
+    back = io.read(out)
+    assert back.wcs.sip is not None
+    np.testing.assert_allclose(world_at(back.wcs, xy), world_at(ref, xy), atol=1e-9)
+
+
+def test_fits_hst_lookup_table_distortion_matches_astropy():
+    """A real HST header with D2IM/CPDIS lookup tables in other HDUs (astropy's test file)."""
+    p = ASTROPY_WCS / "j94f05bgq_flt.fits"
+    before = sha(p)
+    img = io.read(p, hdu=("SCI", 2))
+    with fits.open(p) as f:
+        ref = WCS(f[("SCI", 2)].header, f)
+    xy = np.random.default_rng(2).uniform(0, 4000, (40, 2))
+    np.testing.assert_allclose(world_at(img.wcs, xy), world_at(ref, xy), atol=1e-10)
+    assert sha(p) == before
+
+
+@pytest.mark.parametrize(
+    ("cards", "reason"),
+    [
+        ({"CD1_1": 1e-4, "CD1_2": 1e-4, "CD2_1": 1e-4, "CD2_2": 1e-4}, "the transform is not inv"),
+        ({"CTYPE1": "WAVE", "CTYPE2": "ANGLE", "CUNIT1": "m", "CUNIT2": ""}, "no celestial axes"),
+        ({"CTYPE1": "RA---XYZ"}, "astropy cannot build it"),
+    ],
+)
+def test_fits_bad_wcs_warns_and_keeps_pixels(tmp_path, cards, reason):
+    h = tan_header(6, 7)
+    if "CD1_1" in cards:  # a singular CD matrix (not overridden by PC/CDELT)
+        for k in [k for k in h if k.startswith(("PC", "CDELT"))]:
+            del h[k]
+    for k, v in cards.items():
+        h[k] = v
+    data = grid(6, 7)
+    p = tmp_path / "badwcs.fits"
+    fits.PrimaryHDU(data, header=h).writeto(p)
+    with pytest.warns(SciconvWarning, match=rf"badwcs\.fits: WCS ignored: {reason}"):
+        img = io.read(p)
+    assert img.wcs is None
+    np.testing.assert_array_equal(img.data[..., 0], data)
+
+
+def test_fits_without_wcs_keywords_reads_quietly(tmp_path):
+    p = io.write(tmp_path / "plain.fits", grid(4, 4))
+    img = io.read(p)  # warnings from sciconv are errors here: none expected
+    assert img.wcs is None and img.header is not None
+
+
+def test_fits_write_like_drops_stale_scaling_and_fixes_shape(tmp_path):
+    raw = np.arange(20, dtype=np.int16).reshape(4, 5)
+    src = _raw_fits(tmp_path / "src.fits", raw, BSCALE=2.0, BZERO=5.0, BLANK=-1, OBSERVER="me")
+    img = io.read(src)
+    out = io.write(tmp_path / "out.fits", img.data * 0.5, like=img, history="halved")
+    back = io.read(out)
+    np.testing.assert_array_equal(back.data, img.data * 0.5)
+    hdr = fits.getheader(out)
+    assert "BSCALE" not in hdr and "BZERO" not in hdr and "BLANK" not in hdr
+    assert hdr["BITPIX"] == -32 and hdr["NAXIS"] == 2 and hdr["OBSERVER"] == "me"
+    assert [str(h) for h in hdr["HISTORY"]][-2:] == [
+        f"Written by sciconv {sciconv.__version__}",
+        "halved",
+    ]
+    # a Header works as like= too, and header= cards win
+    out2 = io.write(tmp_path / "o2.fits", raw, like=img.header, header={"OBSERVER": "you"})
+    assert fits.getheader(out2)["OBSERVER"] == "you"
+    np.testing.assert_array_equal(io.read(out2).data[..., 0], raw)
+
+
+def test_write_like_with_other_shape_warns(tmp_path):
+    img = io.read(io.write(tmp_path / "a.fits", grid(8, 8), header=tan_header(8, 8)))
+    with pytest.warns(SciconvWarning, match="like= is 8 x 8"):
+        io.write(tmp_path / "b.fits", grid(4, 4), like=img)
+
+
+def test_write_refuses_overwrite_and_bad_arguments(tmp_path):
+    p = io.write(tmp_path / "x.fits", grid(3, 3))
+    before = sha(p)
+    with pytest.raises(OutputExistsError, match=r"x\.fits: output exists"):
+        io.write(p, grid(3, 3, seed=5))
+    assert sha(p) == before
+    io.write(p, grid(3, 3, seed=5), overwrite=True)
+    np.testing.assert_array_equal(io.read(p).data[..., 0], grid(3, 3, seed=5))
+    with pytest.raises(ConfigError, match=r"y\.fist: output extension must be one of .*did you mean '\.fit'"):
+        io.write(tmp_path / "y.fist", grid(3, 3))
+    with pytest.raises(InvalidImageError, match=r"z\.fits: array must be \(H, W\) or \(H, W, C\)"):
+        io.write(tmp_path / "z.fits", np.zeros((2, 3, 4, 5)))
+    with pytest.raises(InvalidImageError, match=r"z\.fits: array has no pixels"):
+        io.write(tmp_path / "z.fits", np.zeros((0, 3)))
+    with pytest.raises(InvalidImageError, match=r"z\.png: PNG stores uint8 or uint16"):
+        io.write(tmp_path / "z.png", grid(3, 3))
+    with pytest.raises(InvalidImageError, match=r"z\.tif: array dtype complex"):
+        io.write(tmp_path / "z.tif", np.zeros((3, 3), complex))
+    assert sorted(os.listdir(tmp_path)) == ["x.fits"]  # nothing left behind by failed writes
+
+
+def test_write_gridimage_uses_it_as_like(tmp_path):
+    img = io.read(io.write(tmp_path / "a.fits", grid(8, 8), header=tan_header(8, 8)))
+    back = io.read(io.write(tmp_path / "b.fits", img))
+    assert back.header["OBJECT"] == "NGC 1234"
+    np.testing.assert_allclose(world_at(back.wcs, [[1, 2]]), world_at(img.wcs, [[1, 2]]))
+
+
+# ------------------------------------------------------------------------------------------------
+# lazy
+# ------------------------------------------------------------------------------------------------
+
+
+def test_lazy_fits_matches_eager_for_any_index(tmp_path):
+    cube = np.stack([grid(20, 30, seed=i) for i in range(2)])
+    cube[0, 3, 4] = np.nan
+    p = tmp_path / "lz.fits"
+    fits.PrimaryHDU(cube).writeto(p)
+    eager = io.read(p).data
+    img = io.read(p, lazy=True)
+    lz = img.data
+    assert isinstance(lz, io.LazyImage) and img.mask is None
+    assert lz.shape == (20, 30, 2) and lz.dtype == np.float32 and lz.ndim == 3
+    for key in [
+        (slice(2, 9), slice(5, 17)),
+        (slice(None), slice(None), 1),
+        (slice(1, 19, 3), slice(28, 2, -4)),
+        (4, slice(None)),
+        (-1, -2),
+        (Ellipsis, 0),
+        (slice(5, 5), slice(0, 3)),
+    ]:
+        np.testing.assert_array_equal(lz[key], eager[key], err_msg=str(key))
+    np.testing.assert_array_equal(np.asarray(lz), eager)
+    cut = img.cutout(2, 10, 3, 9)
+    np.testing.assert_array_equal(cut.data, eager[2:10, 3:9])
+    assert cut.mask[1, 1, 0]  # the NaN at (3, 4)
+    lz.close()
+
+
+def test_lazy_section_offsets_reads(tmp_path):
+    data = grid(20, 30)
+    p = io.write(tmp_path / "s.fits", data)
+    img = io.read(p, lazy=True, section=(slice(5, 15), slice(10, 30)))
+    assert img.data.shape == (10, 20, 1)
+    np.testing.assert_array_equal(img.data[2:4, 0:3, 0], data[7:9, 10:13])
+    img.data.close()
+
+
+def test_lazy_tiff_memmap(tmp_path):
+    data = np.arange(3 * 16 * 12, dtype=np.uint16).reshape(3, 16, 12)
+    p = tmp_path / "m.tif"
+    tifffile.imwrite(p, data, photometric="minisblack", metadata={"axes": "CYX"})
+    img = io.read(p, lazy=True)
+    assert img.data.shape == (16, 12, 3)
+    np.testing.assert_array_equal(img.data[3:7, 2:5], np.moveaxis(data, 0, -1)[3:7, 2:5])
+    img.data.close()
+
+
+def test_lazy_compressed_tiff_warns_and_still_works(tmp_path):
+    data = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    p = tmp_path / "z.tif"
+    tifffile.imwrite(p, data, compression="zlib")
+    with pytest.warns(SciconvWarning, match="cannot be memory-mapped"):
+        img = io.read(p, lazy=True)
+    np.testing.assert_array_equal(img.data[1:3, 2:4, 0], data[1:3, 2:4])
+
+
+def test_read_argument_validation(tmp_path):
+    p = io.write(tmp_path / "a.fits", grid(4, 4))
+    t = io.write(tmp_path / "a.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ConfigError, match="stack=True and lazy=True"):
+        io.read(p, stack=True, lazy=True)
+    with pytest.raises(ConfigError, match="section must be a pair of slices"):
+        io.read(p, section=(0, 4))
+    with pytest.raises(ConfigError, match="step 1"):
+        io.read(p, section=(slice(0, 4, 2), slice(None)))
+    with pytest.raises(ConfigError, match="axes= applies to TIFF"):
+        io.read(p, axes="YX")
+    with pytest.raises(ConfigError, match="hdu= applies to FITS"):
+        io.read(t, hdu=1)
+    with pytest.raises(ConfigError, match="exactly one 'Y' and one 'X'"):
+        io.read(t, axes="YY")
+    with pytest.raises(ConfigError, match=r"a\.tif.*axes='CYX' has 3 letters"):
+        io.read(t, axes="CYX")
+
+
+# ------------------------------------------------------------------------------------------------
+# TIFF
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32", "float32", "float64", "bool"])
+def test_tiff_roundtrip_keeps_dtype(tmp_path, dtype):
+    data = (np.arange(6 * 7).reshape(6, 7) % 5).astype(dtype)
+    p = io.write(tmp_path / "t.tif", data)
+    assert tifffile.imread(p).dtype == (np.uint8 if dtype == "bool" else np.dtype(dtype))
+    img = io.read(p)
+    assert img.shape == (6, 7, 1) and img.header is None and img.wcs is None
+    np.testing.assert_array_equal(img.data[..., 0], data.astype(np.float32))
+    assert img.meta["dtype"] == ("uint8" if dtype == "bool" else dtype)
+
+
+def test_tiff_label_map_stays_integer(tmp_path):
+    labels = np.zeros((10, 10), np.int32)
+    labels[2:5, 2:5], labels[6:9, 1:4] = 1, 70000
+    p = io.write(tmp_path / "labels.tif", labels)
+    stored = tifffile.imread(p)
+    assert stored.dtype == np.int32
+    np.testing.assert_array_equal(stored, labels)
+
+
+def test_tiff_rgb_and_alpha(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 255, (5, 6, 3), dtype=np.uint8)
+    p = io.write(tmp_path / "rgb.tif", rgb)
+    assert tifffile.TiffFile(p).pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+    img = io.read(p)
+    np.testing.assert_array_equal(img.data, rgb)
+    opaque = np.concatenate([rgb, np.full((5, 6, 1), 255, np.uint8)], axis=-1)
+    tifffile.imwrite(tmp_path / "rgba.tif", opaque, photometric="rgb", extrasamples=["unassalpha"])
+    img = io.read(tmp_path / "rgba.tif")
+    assert img.shape == (5, 6, 3) and img.meta["alpha"] == "dropped (fully opaque)"
+    translucent = opaque.copy()
+    translucent[0, 0, 3] = 10
+    tifffile.imwrite(tmp_path / "rgba2.tif", translucent, photometric="rgb", extrasamples=[2])
+    img = io.read(tmp_path / "rgba2.tif")
+    assert img.shape == (5, 6, 4) and img.meta["alpha"] == "kept"
+    np.testing.assert_array_equal(img.data, translucent)
+
+
+def test_tiff_multichannel_and_stack_axes(tmp_path):
+    cyx = np.arange(4 * 6 * 5, dtype=np.uint16).reshape(4, 6, 5)
+    tifffile.imwrite(tmp_path / "cyx.tif", cyx, photometric="minisblack", metadata={"axes": "CYX"})
+    img = io.read(tmp_path / "cyx.tif")
+    assert img.meta["axes"] == "CYX" and img.shape == (6, 5, 4)
+    np.testing.assert_array_equal(img.data, np.moveaxis(cyx, 0, -1))
+    # a Z-stack: channels by default, a stack when asked
+    tifffile.imwrite(tmp_path / "z.tif", cyx, photometric="minisblack", metadata={"axes": "ZYX"})
+    assert io.read(tmp_path / "z.tif").shape == (6, 5, 4)
+    st = io.read(tmp_path / "z.tif", stack=True)
+    assert st.shape == (4, 6, 5, 1)
+    np.testing.assert_array_equal(st.data[..., 0], cyx)
+    # Z and C together need stack=True
+    zcyx = np.arange(3 * 2 * 6 * 5, dtype=np.uint8).reshape(3, 2, 6, 5)
+    p = tmp_path / "zc.tif"
+    tifffile.imwrite(p, zcyx, photometric="minisblack", metadata={"axes": "ZCYX"})
+    with pytest.raises(InvalidImageError, match=r"zc\.tif: TIFF axes 'ZCYX'.*stack=True"):
+        io.read(p)
+    st = io.read(p, stack=True)
+    assert st.shape == (3, 6, 5, 2)
+    np.testing.assert_array_equal(st.data, np.moveaxis(zcyx, 1, -1))
+
+
+def test_tiff_axes_override_for_ambiguous_layout(tmp_path):
+    yxc = np.arange(6 * 5 * 7, dtype=np.uint16).reshape(6, 5, 7)
+    p = tmp_path / "amb.tif"
+    tifffile.imwrite(p, yxc, photometric="minisblack", metadata=None)  # no axes stored
+    guessed = io.read(p)
+    assert guessed.shape != (6, 5, 7)  # read as 6 planes of 5 x 7: the layout is ambiguous
+    img = io.read(p, axes="YXC")
+    assert img.shape == (6, 5, 7) and img.meta["axes_override"] == "YXC"
+    np.testing.assert_array_equal(img.data, yxc)
+
+
+def test_tiff_palette_expanded_to_rgb(tmp_path):
+    idx = np.array([[0, 1], [2, 1]], dtype=np.uint8)
+    cmap = np.zeros((3, 256), np.uint16)
+    cmap[:, 0], cmap[:, 1], cmap[:, 2] = (255 * 257, 0, 0), (0, 255 * 257, 0), (0, 0, 128 * 257)
+    p = tmp_path / "pal.tif"
+    tifffile.imwrite(p, idx, photometric="palette", colormap=cmap)
+    img = io.read(p)
+    assert img.shape == (2, 2, 3) and img.meta["palette"] == "expanded to RGB"
+    np.testing.assert_array_equal(img.data[1, 0], [0, 0, 128])
+    np.testing.assert_array_equal(img.data[0, 1], [0, 255, 0])
+
+
+# ------------------------------------------------------------------------------------------------
+# PNG / JPEG
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_png_roundtrip(tmp_path, dtype, channels):
+    rng = np.random.default_rng(channels)
+    data = rng.integers(0, np.iinfo(dtype).max, (7, 9, channels), dtype=dtype, endpoint=True)
+    if channels in (2, 4):
+        data[0, 0, -1] = 3  # a translucent pixel, so alpha is kept
+    p = io.write(tmp_path / "p.png", data)
+    img = io.read(p)
+    np.testing.assert_array_equal(img.data, data.astype(np.float32))
+    assert img.meta["dtype"] == dtype
+    if dtype == "uint8" or channels == 1:  # Pillow reads these exactly: our encoder is valid PNG
+        pil = np.asarray(Image.open(p))
+        np.testing.assert_array_equal(pil.reshape(data.shape), data)
+
+
+def test_png_opaque_alpha_dropped(tmp_path):
+    rgba = np.full((3, 4, 4), 255, np.uint8)
+    rgba[..., 0] = 7
+    img = io.read(io.write(tmp_path / "o.png", rgba))
+    assert img.shape == (3, 4, 3) and img.meta["alpha"] == "dropped (fully opaque)"
+
+
+def test_png_16bit_colour_with_filters_decoded_exactly(tmp_path):
+    """Pillow reads 16-bit colour PNGs at 8 bits; sciconv decodes them itself (all 5 filters)."""
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 65535, (6, 5, 3), dtype=np.uint16)
+    p = tmp_path / "f16.png"
+    p.write_bytes(_png16_with_filters(data))
+    img = io.read(p)
+    np.testing.assert_array_equal(img.data, data.astype(np.float32))
+
+
+def _png16_with_filters(data):
+    import struct
+    import zlib
+
+    h, w, c = data.shape
+    bpp = 2 * c
+    rows = data.astype(">u2").reshape(h, -1).view(np.uint8).reshape(h, -1).astype(np.int32)
+    out = bytearray()
+    prev = np.zeros(w * bpp, np.int32)
+    for y in range(h):
+        ftype = y % 5
+        cur = rows[y]
+        left = np.concatenate([np.zeros(bpp, np.int32), cur[:-bpp]])
+        ul = np.concatenate([np.zeros(bpp, np.int32), prev[:-bpp]])
+        if ftype == 0:
+            pred = np.zeros_like(cur)
+        elif ftype == 1:
+            pred = left
+        elif ftype == 2:
+            pred = prev
+        elif ftype == 3:
+            pred = (left + prev) // 2
+        else:
+            p_ = left + prev - ul
+            pa, pb, pc = abs(p_ - left), abs(p_ - prev), abs(p_ - ul)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, ul))
+        out.append(ftype)
+        out += ((cur - pred) % 256).astype(np.uint8).tobytes()
+        prev = cur
+
+    def chunk(tag, payload):
+        crc = zlib.crc32(tag + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(bytes(out)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_palette_png_becomes_rgb(tmp_path):
+    idx = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
+    im = Image.fromarray(idx, mode="P")
+    im.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 759)
+    p = tmp_path / "pal.png"
+    im.save(p)
+    img = io.read(p)
+    assert img.shape == (2, 3, 3) and img.meta["mode"] == "P"
+    np.testing.assert_array_equal(img.data[0, 0], [255, 0, 0])
+    np.testing.assert_array_equal(img.data[1, 0], [0, 0, 255])
+
+
+def test_jpeg_read(tmp_path):
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:, 8:] = 200
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=95)
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "g.jpeg")
+    img = io.read(tmp_path / "a.jpg")
+    assert img.shape == (16, 16, 3) and img.meta["format"] == "jpeg"
+    np.testing.assert_allclose(img.data, rgb, atol=12)
+    assert io.read(tmp_path / "g.jpeg").shape == (16, 16, 1)
+
+
+def test_tiff_write_ignores_fits_metadata_loudly(tmp_path):
+    img = io.read(io.write(tmp_path / "a.fits", grid(4, 4), header=tan_header(4, 4)))
+    with pytest.warns(SciconvWarning, match="TIFF cannot store a FITS header or WCS"):
+        io.write(tmp_path / "a.tif", img.data, like=img)
+
+
+# ------------------------------------------------------------------------------------------------
+# list_images, inputs untouched
+# ------------------------------------------------------------------------------------------------
+
+
+def test_list_images(tmp_path):
+    for name in ["b.fits", "A.TIF", "c.fits.fz", "d.png", "e.JPEG", "f.fits.gz", "g.fit"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / ".b.1234.part.fits").write_bytes(b"x")  # an interrupted write's temporary file
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "dir.fits").mkdir()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "h.tiff").write_bytes(b"x")
+    (tmp_path / "broken.png").symlink_to(tmp_path / "missing.png")
+    names = [p.name for p in io.list_images(tmp_path)]
+    assert names == ["A.TIF", "b.fits", "c.fits.fz", "d.png", "e.JPEG", "f.fits.gz", "g.fit"]
+    deep = [p.relative_to(tmp_path).as_posix() for p in io.list_images(tmp_path, recursive=True)]
+    assert "sub/h.tiff" in deep and len(deep) == 8
+    with pytest.raises(sciconv.errors.DatasetError, match=r"nowhere: folder not found"):
+        io.list_images(tmp_path / "nowhere")
+
+
+def test_reading_never_modifies_inputs(tmp_path, mef):
+    files = [
+        io.write(tmp_path / "a.fits", grid(8, 8), header=tan_header(8, 8)),
+        io.write(tmp_path / "b.fits.fz", grid(8, 8)),
+        io.write(tmp_path / "c.fits.gz", grid(8, 8)),
+        io.write(tmp_path / "d.tif", np.ones((8, 8), np.uint16)),
+        io.write(tmp_path / "e.png", np.ones((8, 8, 3), np.uint8)),
+        _raw_fits(tmp_path / "f.fits", np.ones((4, 4), np.int16), BSCALE=2.0, BLANK=1),
+        mef,
+    ]
+    before = {p: (sha(p), os.stat(p).st_mtime_ns) for p in files}
+    for p in files:
+        img = io.read(p)
+        img.data[...] = -1  # scribbling on the result must not reach the file
+        lazy = io.read(p, lazy=True) if p.suffix != ".png" else None
+        if lazy is not None:
+            _ = lazy.data[0:2, 0:2]
+            lazy.data.close()
+        io.read(p, section=(slice(0, 2), slice(1, 3)))
+    assert {p: (sha(p), os.stat(p).st_mtime_ns) for p in files} == before

@@ -1,0 +1,419 @@
+"""Tests for sciconv.preprocess: limits, stretches, NaN safety, channels, batches, specs."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from astropy.visualization import AsinhStretch, ZScaleInterval
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from sciconv import preprocess as pp
+from sciconv.errors import ConfigError, InvalidImageError
+
+METHODS = ["percentile", "minmax", "zscale", "asinh", "zscore"]
+
+
+@pytest.fixture
+def ramp():
+    """0..100 in one row: percentile p is exactly value p."""
+    return np.arange(101, dtype=np.float32).reshape(1, 101, 1)
+
+
+@pytest.fixture
+def noisy():
+    rng = np.random.default_rng(3)
+    return rng.normal(1000.0, 50.0, (64, 64, 2)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------- each method
+
+
+def test_percentile_maps_percentiles_to_0_and_1():
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, 30.0, (50, 40)).astype(np.float32)
+    y = pp.normalize(x, method="percentile", low=1.0, high=99.8)
+    p1, p998 = np.percentile(x.astype(np.float64), [1.0, 99.8])
+    np.testing.assert_allclose(y, (x - p1) / (p998 - p1), rtol=1e-5, atol=1e-6)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.isclose(np.percentile(y, 1.0), 0.0, atol=1e-6)
+    assert np.isclose(np.percentile(y, 99.8), 1.0, atol=1e-6)
+
+
+def test_percentile_exact_values(ramp):
+    y = pp.normalize(ramp, low=10, high=90)
+    assert y[0, 10, 0] == 0.0
+    assert y[0, 90, 0] == 1.0
+    assert y[0, 50, 0] == pytest.approx(0.5)
+    assert y[0, 0, 0] == pytest.approx(-10 / 80)  # no clipping by default
+
+
+def test_percentile_clip(ramp):
+    y = pp.normalize(ramp, low=10, high=90, clip=True)
+    assert y.min() == 0.0 and y.max() == 1.0
+    assert y[0, 5, 0] == 0.0 and y[0, 95, 0] == 1.0
+
+
+def test_minmax(noisy):
+    y = pp.normalize(noisy, method="minmax")
+    for c in range(2):
+        assert y[..., c].min() == 0.0
+        assert y[..., c].max() == 1.0
+        i = np.unravel_index(np.argmax(noisy[..., c]), noisy.shape[:2])
+        assert y[i][c] == 1.0
+
+
+def test_zscale_matches_astropy(noisy):
+    lim = pp.compute_limits(noisy[..., :1], method="zscale")
+    vmin, vmax = ZScaleInterval().get_limits(noisy[..., 0].astype(np.float64))
+    assert lim.vmin[0] == pytest.approx(vmin)
+    assert lim.vmax[0] == pytest.approx(vmax)
+    y = pp.apply_limits(noisy[..., :1], lim)
+    np.testing.assert_allclose(y[..., 0], (noisy[..., 0] - vmin) / (vmax - vmin), rtol=1e-4, atol=1e-5)
+
+
+def test_asinh_is_astropy_stretch_of_percentile_limits():
+    rng = np.random.default_rng(1)
+    x = rng.exponential(10.0, (32, 32)).astype(np.float32)
+    y = pp.normalize(x, method="asinh", low=0.5, high=99.5)
+    p0, p1 = np.percentile(x.astype(np.float64), [0.5, 99.5])
+    lin = (x - p0) / (p1 - p0)
+    expect = AsinhStretch(a=0.1)(lin, clip=False)
+    np.testing.assert_allclose(y, expect, rtol=1e-4, atol=1e-5)
+    # the stretch keeps the limits at 0 and 1 and lifts faint values
+    assert np.isclose(np.percentile(y, 0.5), 0.0, atol=1e-5)
+    assert np.isclose(np.percentile(y, 99.5), 1.0, atol=1e-5)
+    mid = (lin > 0.05) & (lin < 0.5)
+    assert np.all(y[mid] > lin[mid])
+
+
+def test_zscore(noisy):
+    y = pp.normalize(noisy, method="zscore")
+    for c in range(2):
+        assert y[..., c].mean() == pytest.approx(0.0, abs=1e-4)
+        assert y[..., c].std() == pytest.approx(1.0, abs=1e-4)
+    # clip is ignored for zscore (unbounded by design)
+    np.testing.assert_array_equal(pp.normalize(noisy, method="zscore", clip=True), y)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_invert_limits_round_trip(method, noisy):
+    lim = pp.compute_limits(noisy, method=method)
+    back = pp.invert_limits(pp.apply_limits(noisy, lim), lim)
+    np.testing.assert_allclose(back, noisy, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- NaN handling
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_nan_ignored_by_statistics_and_kept(method, noisy):
+    x = noisy.copy()
+    x[5:9, 10:20, 0] = np.nan
+    x[0, 0, 1] = np.inf
+    y = pp.normalize(x, method=method)
+    assert np.isnan(y[5:9, 10:20, 0]).all()
+    assert np.isnan(y[0, 0, 1])
+    good = np.isfinite(x)
+    assert np.isfinite(y[good]).all()
+    # statistics equal those of the finite pixels alone
+    lim = pp.compute_limits(x, method=method)
+    ref0 = pp.compute_limits(x[..., 0][np.isfinite(x[..., 0])].reshape(1, -1), method=method)
+    if method != "zscale":  # zscale samples with a stride, which depends on the layout
+        assert lim.vmin[0] == pytest.approx(ref0.vmin[0])
+        assert lim.vmax[0] == pytest.approx(ref0.vmax[0])
+
+
+def test_input_not_modified(noisy):
+    x = noisy.copy()
+    x[0, 0, 0] = np.nan
+    before = x.copy()
+    pp.normalize(x, nan="nearest")
+    np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("zero", [[1.0, 0.0, 3.0, 5.0]]),
+        ("median", [[1.0, 3.0, 3.0, 5.0]]),
+        ("nearest", [[1.0, 1.0, 3.0, 5.0]]),
+    ],
+)
+def test_fill_nan_methods(method, expected):
+    x = np.array([[1.0, np.nan, 3.0, 5.0]])
+    out = pp.fill_nan(x, method=method)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_fill_nan_nearest_2d_and_all_nan_channel():
+    x = np.zeros((5, 5, 2), np.float32)
+    x[..., 0] = np.arange(25).reshape(5, 5)
+    x[2, 2, 0] = np.nan
+    x[..., 1] = np.nan
+    out = pp.fill_nan(x, method="nearest")
+    assert out[2, 2, 0] in (7.0, 11.0, 13.0, 17.0)  # a 4-neighbour
+    np.testing.assert_array_equal(out[..., 1], 0.0)  # documented fallback
+
+
+def test_normalize_nan_fill_after_normalizing(ramp):
+    x = ramp.copy()
+    x[0, 50, 0] = np.nan
+    y = pp.normalize(x, method="minmax", nan="zero")
+    assert y[0, 50, 0] == 0.0
+    assert not np.isnan(y).any()
+
+
+def test_all_nan_image_stays_nan_without_error():
+    x = np.full((8, 8), np.nan, np.float32)
+    for method in METHODS:
+        y = pp.normalize(x, method=method)
+        assert np.isnan(y).all()
+    assert (pp.normalize(x, nan="median") == 0).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_constant_image_maps_to_zero(method):
+    y = pp.normalize(np.full((6, 7, 2), 123.25, np.float32), method=method)
+    np.testing.assert_array_equal(y, 0.0)
+
+
+def test_sparse_image_falls_back_to_minmax():
+    """Percentiles collapse on a mostly-constant image; stars must not vanish or blow up."""
+    x = np.zeros((100, 100), np.float32)
+    x[10, 10] = 50.0
+    x[20, 30] = 100.0
+    y = pp.normalize(x)
+    assert y[20, 30] == 1.0 and y[10, 10] == 0.5 and y[0, 0] == 0.0
+
+
+# ---------------------------------------------------------------------------------- channels, batches
+
+
+def test_per_channel_independence(noisy):
+    x = noisy.copy()
+    x[..., 1] = x[..., 1] * 1000 + 5e6
+    y = pp.normalize(x)
+    y0 = pp.normalize(x[..., :1])
+    y1 = pp.normalize(x[..., 1:])
+    np.testing.assert_array_equal(y[..., :1], y0)
+    np.testing.assert_array_equal(y[..., 1:], y1)
+    # changing one channel leaves the other's output unchanged
+    x2 = x.copy()
+    x2[..., 1] *= -3
+    np.testing.assert_array_equal(pp.normalize(x2)[..., 0], y[..., 0])
+
+
+def test_joint_channels(noisy):
+    x = noisy.copy()
+    x[..., 1] += 500
+    lim = pp.compute_limits(x, per_channel=False, method="minmax")
+    assert lim.vmin[0] == lim.vmin[1] == x.min()
+    assert lim.vmax[0] == lim.vmax[1] == x.max()
+    y = pp.normalize(x, per_channel=False, method="minmax")
+    assert y.min() == 0.0 and y.max() == 1.0
+    assert y[..., 1].mean() > y[..., 0].mean() + 0.3
+
+
+def test_batch_is_normalized_per_image(noisy):
+    batch = np.stack([noisy, noisy * 10 + 7, noisy[::-1]])
+    y = pp.normalize(batch)
+    assert y.shape == batch.shape
+    for i in range(3):
+        np.testing.assert_allclose(y[i], pp.normalize(batch[i]), rtol=1e-5, atol=1e-6)
+    lim = pp.compute_limits(batch)
+    assert lim.vmin.shape == (3, 2)
+
+
+def test_two_d_shape_kept(ramp):
+    y = pp.normalize(ramp[..., 0])
+    assert y.shape == (1, 101)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_limits_then_apply_equals_normalize(method, noisy):
+    lim = pp.compute_limits(noisy, method=method, low=2, high=98)
+    np.testing.assert_array_equal(
+        pp.apply_limits(noisy, lim), pp.normalize(noisy, method=method, low=2, high=98)
+    )
+
+
+def test_limits_reapplied_to_a_tile(noisy):
+    lim = pp.compute_limits(noisy)
+    tile = noisy[10:30, 5:25]
+    np.testing.assert_array_equal(pp.apply_limits(tile, lim), pp.normalize(noisy)[10:30, 5:25])
+
+
+def test_integer_input(ramp):
+    x = (ramp * 100).astype(np.uint16)
+    y = pp.normalize(x, method="minmax")
+    assert y.dtype == np.float32 and y.max() == 1.0 and y.min() == 0.0
+
+
+# ---------------------------------------------------------------------------------- large and lazy
+
+
+def test_large_image_fast_and_seeded():
+    rng = np.random.default_rng(0)
+    x = rng.normal(100.0, 10.0, (4096, 4096)).astype(np.float32)
+    t0 = time.perf_counter()
+    lim = pp.compute_limits(x)
+    y = pp.apply_limits(x, lim)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 3.0, f"normalize of 4096x4096 took {elapsed:.2f} s"
+    assert y.shape == x.shape
+    exact = np.percentile(x[::8, ::8], [1.0, 99.8])
+    assert lim.vmin[0] == pytest.approx(exact[0], rel=2e-3)
+    assert lim.vmax[0] == pytest.approx(exact[1], rel=2e-3)
+    again = pp.compute_limits(x)
+    assert again.vmin[0] == lim.vmin[0] and again.vmax[0] == lim.vmax[0]
+    assert pp.compute_limits(x, seed=1).vmin[0] != lim.vmin[0]
+
+
+def test_lazy_dask_array_sampled():
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(2)
+    x = rng.normal(50.0, 5.0, (1024, 1024, 1)).astype(np.float32)
+    lazy = da.from_array(x, chunks=(256, 256, 1))
+    lim = pp.compute_limits(lazy, max_samples=100_000)
+    exact = pp.compute_limits(x)
+    assert lim.vmin[0] == pytest.approx(exact.vmin[0], rel=5e-3)
+    assert lim.vmax[0] == pytest.approx(exact.vmax[0], rel=5e-3)
+
+
+class _RowOnly:
+    """A lazy reader that only takes contiguous slices (no steps), like some file sections."""
+
+    def __init__(self, data):
+        self.data = data
+        self.shape = data.shape
+        self.reads = 0
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(k, slice) and k.step not in (None, 1) for k in key):
+            raise NotImplementedError("strided reads not supported")
+        self.reads += 1
+        return self.data[key]
+
+
+def test_lazy_reader_without_strides():
+    x = np.arange(200 * 300, dtype=np.float32).reshape(200, 300)
+    lazy = _RowOnly(x)
+    lim = pp.compute_limits(lazy, method="minmax", max_samples=600)
+    assert 0 < lazy.reads <= 200
+    assert lim.vmin[0] == 0.0
+    assert lim.vmax[0] > 0.9 * x.max()
+
+
+# ---------------------------------------------------------------------------------- specs
+
+
+def test_default_spec_is_json_and_matches_defaults(noisy):
+    assert json.loads(json.dumps(pp.DEFAULT_NORMALIZATION)) == pp.DEFAULT_NORMALIZATION
+    np.testing.assert_array_equal(
+        pp.normalize_spec(noisy, pp.DEFAULT_NORMALIZATION), pp.normalize(noisy)
+    )
+
+
+def test_spec_with_options(ramp):
+    x = ramp.copy()
+    x[0, 3, 0] = np.nan
+    spec = {"method": "percentile", "low": 10, "high": 90, "clip": True, "nan": "zero"}
+    y = pp.normalize_spec(x, spec)
+    np.testing.assert_array_equal(y, pp.normalize(x, low=10, high=90, clip=True, nan="zero"))
+    assert pp.limits_from_spec(x, spec).vmax[0] == pytest.approx(90.0 * 100 / 100, rel=0.02)
+
+
+def test_spec_none_is_plain_cast():
+    y = pp.normalize_spec(np.array([[1, 2], [3, 4]], np.uint16), None)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, [[1, 2], [3, 4]])
+
+
+# ---------------------------------------------------------------------------------- errors
+
+
+def test_unknown_method_suggests():
+    with pytest.raises(ConfigError, match=r"method must be one of .*got 'percentil'.*'percentile'"):
+        pp.normalize(np.zeros((4, 4)), method="percentil")
+
+
+@pytest.mark.parametrize(("low", "high"), [(50, 10), (-1, 50), (1, 101), (5, 5)])
+def test_bad_percentiles(low, high):
+    with pytest.raises(ConfigError, match="0 <= low < high <= 100"):
+        pp.normalize(np.zeros((4, 4)), low=low, high=high)
+
+
+def test_bad_spec_key():
+    with pytest.raises(ConfigError, match=r"normalization spec key .*'lo'.*did you mean 'low'"):
+        pp.normalize_spec(np.zeros((4, 4)), {"method": "percentile", "lo": 1})
+    with pytest.raises(ConfigError, match="normalization spec must be a dict"):
+        pp.normalize_spec(np.zeros((4, 4)), "percentile")
+
+
+@pytest.mark.parametrize(
+    ("x", "match"),
+    [
+        (np.zeros(5), r"shape \(5,\)"),
+        (np.zeros((1, 2, 3, 4, 5)), r"shape \(1, 2, 3, 4, 5\)"),
+        (np.zeros((0, 4)), "no pixels"),
+        (np.array([["a", "b"]]), "real numbers"),
+    ],
+)
+def test_bad_images(x, match):
+    with pytest.raises(InvalidImageError, match=match):
+        pp.normalize(x)
+
+
+def test_limits_channel_mismatch(noisy):
+    lim = pp.compute_limits(noisy)
+    with pytest.raises(ConfigError, match=r"limits have 2 channel\(s\) but x has 3"):
+        pp.apply_limits(np.zeros((4, 4, 3)), lim)
+    with pytest.raises(ConfigError, match="limits must be a Limits"):
+        pp.apply_limits(noisy, (0, 1))
+
+
+def test_bad_fill_method():
+    with pytest.raises(ConfigError, match="method must be one of 'zero', 'median', 'nearest'"):
+        pp.fill_nan(np.zeros((2, 2)), method="mean")
+
+
+# ---------------------------------------------------------------------------------- properties
+
+_finite_f32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
+_images = st.one_of(
+    hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=12),
+               elements=_finite_f32),
+    hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=8),
+               elements=st.sampled_from([0.0, 1e-38, -1e-38, 1.0, 1.0000001, 3e38, -3e38])),
+    hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=8),
+               elements=st.floats(-1e308, 1e308, allow_nan=False, allow_infinity=False)),
+    hnp.arrays(np.int64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=8),
+               elements=st.integers(-(2**63), 2**63 - 1)),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(x=_images, method=st.sampled_from(METHODS), clip=st.booleans(), per_channel=st.booleans())
+def test_finite_in_finite_out(x, method, clip, per_channel):
+    y = pp.normalize(x, method=method, clip=clip, per_channel=per_channel)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert np.isfinite(y).all()
+    if clip and method != "zscore":
+        assert y.min() >= 0.0 and y.max() <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x=hnp.arrays(np.float32, (6, 5, 2), elements=_finite_f32 | st.just(np.nan)),
+    method=st.sampled_from(METHODS),
+)
+def test_nan_positions_preserved(x, method):
+    y = pp.normalize(x, method=method)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(x))

@@ -1,0 +1,107 @@
+"""The pretrained nuclei segmenter shipped in sciconv/pretrained/ (held-out real nuclei in data/real)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import sciconv
+from sciconv.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = Path(sciconv.__file__).parent / "pretrained" / "nuclei.json"
+
+# Runs in a fresh interpreter: nothing from this test session (registered layers, policies) helps.
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import numpy as np, tifffile
+    import sciconv as sc
+
+    folder = Path(sys.argv[1])
+    model = sc.models.pretrained("nuclei")
+    out = {"metadata": sc.models.get_metadata(model), "ap50": {}, "ap": {}, "dtype": None}
+    for path in sorted((folder / "images").glob("*.tif")):
+        image = tifffile.imread(path)
+        truth = tifffile.imread(folder / "labels" / path.name)
+        pred = sc.inference.predict_instances(model, image, progress=False)
+        out["dtype"], out["shape_ok"] = str(pred.dtype), pred.shape == image.shape
+        scores = sc.metrics.average_precision(truth, pred)
+        out["ap50"][path.stem] = float(scores["ap"][0])
+        out["ap"][path.stem] = float(scores["mean_ap"])
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def fresh_run(data_dir):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(data_dir / "real" / "nuclei")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
+    return json.loads(line[len("RESULT") :])
+
+
+def test_pretrained_segments_held_out_real_nuclei(fresh_run):
+    ap50 = fresh_run["ap50"]
+    assert len(ap50) == 15
+    assert fresh_run["dtype"] == "int32" and fresh_run["shape_ok"]
+    mean = sum(ap50.values()) / len(ap50)
+    assert mean >= 0.75, f"mean AP@0.5 {mean:.3f} on the bundled real nuclei: {ap50}"
+    # no image is a total failure
+    assert min(ap50.values()) >= 0.4, ap50
+    mean_ap = sum(fresh_run["ap"].values()) / len(ap50)  # AP averaged over IoU 0.5-0.9
+    assert 0.3 < mean_ap < mean
+
+
+def test_metadata_matches_training_settings(fresh_run):
+    settings = json.loads(SETTINGS.read_text())
+    meta = fresh_run["metadata"]
+    assert meta["task"] == "segmentation"
+    assert meta["normalization"] == settings["normalization"]
+    assert meta["normalization"] == {"method": "percentile", "low": 1.0, "high": 99.8}
+    assert meta["postprocess"] == settings["postprocess"]
+    assert meta["divisor"] == 2 ** settings["depth"]
+    assert meta["input_channels"] == 1
+    assert settings["seed"] == 0
+    assert settings["val_ap50"] >= 0.75
+
+
+def test_weights_match_training_settings():
+    import keras
+
+    settings = json.loads(SETTINGS.read_text())
+    model = sciconv.models.pretrained("nuclei")
+    assert model.output.shape[-1] == settings["num_classes"] == 3
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs[0].filters == settings["filters"]
+    assert max(c.filters for c in convs) == settings["filters"] * 2 ** settings["depth"]
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert len(pools) == settings["depth"]
+    assert all(w.dtype == "float32" for w in model.weights)  # saved as float32, not bfloat16
+    size = (Path(sciconv.__file__).parent / "pretrained" / "nuclei.keras").stat().st_size
+    assert size < 5_000_000
+
+
+def test_listing_and_unknown_name():
+    listing = sciconv.models.pretrained()
+    assert set(listing) == {"nuclei"} and "fluorescence" in listing["nuclei"]
+    with pytest.raises(ConfigError, match=r"pretrained model name must be one of \['nuclei'\]"):
+        sciconv.models.pretrained("nucleus")
+    with pytest.raises(ConfigError, match="must be a string"):
+        sciconv.models.pretrained(3)

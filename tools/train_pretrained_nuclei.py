@@ -1,0 +1,424 @@
+"""Train the pretrained nuclei segmenter shipped as ``sciconv/pretrained/nuclei.keras``.
+
+Reproducible: a fixed seed, a fixed train/validation division of the DSB2018 fluorescence images
+(``data/real/nuclei_val_ids.txt``: every ``fluo`` id whose sha256 puts it in the first 15 %, written by
+``data/real/make_real_data.py``), and every setting written next to the weights in ``nuclei.json``.
+
+    nice -n 5 python tools/train_pretrained_nuclei.py --seed 0 --steps 6000 \
+        --out sciconv/pretrained/nuclei.keras
+
+What it does
+------------
+1. Loads the ``fluo`` images of ``../shared/data/dsb2018_train`` minus the validation ids, normalizes
+   each whole image (percentile 1-99.8, the sciconv default), and samples random 128x128 patches with
+   D4 flips/rotations, a random zoom (0.7-1.4) and intensity augmentation (gamma, contrast, offset, noise).
+2. Targets: ``boundary`` (3 classes: background / interior / boundary, boundary =
+   ``skimage.segmentation.find_boundaries(labels, mode="inner")``) or ``semantic`` (background /
+   nucleus). Loss: cross-entropy + soft Dice over the foreground classes.
+3. Model: ``sciconv.models.segmenter(num_classes=K, depth, filters)`` trained with Adam and a cosine
+   learning-rate decay, in mixed bfloat16 where the CPU has it (weights are copied into a float32 model
+   for saving, so inference never depends on bfloat16 support).
+4. Tunes the post-processing (``sciconv.postprocess.instances`` keyword arguments) for the best mean
+   instance AP@0.5 on the validation ids, and stores normalization + post-processing in the model
+   metadata so ``sciconv.inference.predict_instances(model, image)`` uses them.
+
+``--tune-only`` reloads a saved model and repeats step 4 (e.g. after the post-processing code changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tifffile  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy import ndimage as ndi  # noqa: E402
+from skimage.segmentation import find_boundaries, watershed  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
+
+
+def log(*args) -> None:
+    print(time.strftime("%H:%M:%S"), *args, flush=True)
+
+
+# ----------------------------------------------------------------------------- data
+def load_split(dsb: Path, val_ids_file: Path, modalities=("fluo",)):
+    rows = [r for r in csv.DictReader(open(dsb / "index.csv")) if r["modality"] in modalities]
+    val_ids = set(val_ids_file.read_text().split())
+    train = [r["id"] for r in rows if r["id"] not in val_ids]
+    val = [r["id"] for r in rows if r["id"] in val_ids]
+    return sorted(train), sorted(val)
+
+
+def read_pair(dsb: Path, image_id: str):
+    img = np.asarray(Image.open(dsb / "images" / f"{image_id}.png"))
+    img = img[..., 0] if img.ndim == 3 else img
+    lab = tifffile.imread(dsb / "labels" / f"{image_id}.tif").astype(np.int32)
+    return img, lab
+
+
+def normalize(img: np.ndarray) -> np.ndarray:
+    """The sciconv default normalization (percentile 1-99.8 over the whole image, no clipping)."""
+    try:
+        from sciconv.preprocess import normalize_spec
+
+        out = normalize_spec(img[..., None].astype(np.float32), NORMALIZATION)[..., 0]
+        return np.asarray(out, dtype=np.float32)
+    except ImportError:  # private fallback while sciconv.preprocess is not there: same formula
+        x = img.astype(np.float32)
+        lo, hi = np.percentile(x, [NORMALIZATION["low"], NORMALIZATION["high"]])
+        return (x - lo) / max(float(hi - lo), 1e-6)
+
+
+def make_target(lab: np.ndarray, target: str) -> np.ndarray:
+    y = (lab > 0).astype(np.int32)
+    if target == "boundary":
+        y[find_boundaries(lab, mode="inner") & (lab > 0)] = 2
+    return y
+
+
+class PatchSampler:
+    """Random augmented patches (numpy), seeded."""
+
+    def __init__(self, images, labels, *, patch, target, seed, zoom=(0.7, 1.4), intensity=True):
+        self.images, self.labels = images, labels
+        self.patch, self.target, self.zoom, self.intensity = patch, target, zoom, intensity
+        self.rng = np.random.default_rng(seed)
+        sizes = np.array([im.size for im in images], dtype=float)
+        self.p = np.sqrt(sizes) / np.sqrt(sizes).sum()  # big images a bit more often
+
+    def one(self):
+        rng, p = self.rng, self.patch
+        i = rng.choice(len(self.images), p=self.p)
+        img, lab = self.images[i], self.labels[i]
+        z = 1.0
+        if self.zoom[0] != self.zoom[1]:
+            z = float(np.exp(rng.uniform(np.log(self.zoom[0]), np.log(self.zoom[1]))))
+        src = int(round(p / z))
+        src = min(src, img.shape[0], img.shape[1])
+        for _ in range(4):  # prefer patches with some nuclei
+            y0 = rng.integers(0, img.shape[0] - src + 1)
+            x0 = rng.integers(0, img.shape[1] - src + 1)
+            lab_c = lab[y0 : y0 + src, x0 : x0 + src]
+            if lab_c.any():
+                break
+        img_c = img[y0 : y0 + src, x0 : x0 + src]
+        if src != p:
+            f = p / src
+            img_c = ndi.zoom(img_c, f, order=1)[:p, :p]
+            lab_c = ndi.zoom(lab_c, f, order=0)[:p, :p]
+            if img_c.shape != (p, p):
+                img_c = np.pad(img_c, [(0, p - img_c.shape[0]), (0, p - img_c.shape[1])], mode="reflect")
+                lab_c = np.pad(lab_c, [(0, p - lab_c.shape[0]), (0, p - lab_c.shape[1])])
+        k = rng.integers(4)
+        img_c, lab_c = np.rot90(img_c, k), np.rot90(lab_c, k)
+        if rng.random() < 0.5:
+            img_c, lab_c = img_c[:, ::-1], lab_c[:, ::-1]
+        x = img_c.astype(np.float32)
+        if not self.intensity:
+            return np.ascontiguousarray(x)[..., None], make_target(np.ascontiguousarray(lab_c), self.target)
+        # intensity: gamma on the [0, 1] part, contrast, offset, noise
+        if rng.random() < 0.5:
+            g = float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
+            x = np.sign(x) * np.abs(x) ** g
+        x = x * rng.uniform(0.6, 1.4) + rng.uniform(-0.15, 0.15)
+        if rng.random() < 0.3:
+            x = x + rng.normal(0, rng.uniform(0.0, 0.08), x.shape).astype(np.float32)
+        return np.ascontiguousarray(x)[..., None], make_target(np.ascontiguousarray(lab_c), self.target)
+
+    def batches(self, batch):
+        while True:
+            xs, ys = zip(*(self.one() for _ in range(batch)))
+            yield np.stack(xs).astype(np.float32), np.stack(ys).astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- model
+def build_model(num_classes: int, depth: int, filters: int):
+    import keras
+
+    try:
+        from sciconv.models import segmenter
+
+        return segmenter((None, None, 1), num_classes=num_classes, depth=depth, filters=filters,
+                         batch_norm=True, name="nuclei"), "sciconv.models.segmenter"
+    except ImportError:  # private fallback while sciconv.models.segmenter is not there
+        inputs = keras.Input((None, None, 1))
+        x, skips = inputs, []
+
+        def block(x, f):
+            for _ in range(2):
+                x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
+                x = keras.layers.BatchNormalization()(x)
+                x = keras.layers.Activation("relu")(x)
+            return x
+
+        for level in range(depth):
+            x = block(x, filters * 2**level)
+            skips.append(x)
+            x = keras.layers.MaxPooling2D()(x)
+        x = block(x, filters * 2**depth)
+        for level in reversed(range(depth)):
+            x = keras.layers.Conv2DTranspose(filters * 2**level, 2, strides=2)(x)
+            x = keras.layers.Concatenate()([x, skips[level]])
+            x = block(x, filters * 2**level)
+        out = keras.layers.Conv2D(num_classes, 1, activation="softmax", dtype="float32")(x)
+        model = keras.Model(inputs, out, name="nuclei")
+        from sciconv.models.metadata import attach_metadata
+
+        model = attach_metadata(model, task="segmentation", num_classes=num_classes,
+                                divisor=2**depth, input_channels=1)
+        return model, "plain keras U-Net (fallback)"
+
+
+def ce_dice_loss(num_classes: int):
+    import keras
+    from keras import ops
+
+    def loss(y_true, y_pred):
+        y_true = ops.cast(ops.reshape(y_true, ops.shape(y_pred)[:-1]), "int32")
+        onehot = ops.one_hot(y_true, num_classes)
+        y_pred = ops.cast(y_pred, "float32")
+        ce = keras.losses.categorical_crossentropy(onehot, y_pred)
+        ce = ops.mean(ce)
+        axes = (0, 1, 2)
+        inter = ops.sum(onehot * y_pred, axis=axes)
+        denom = ops.sum(onehot + y_pred, axis=axes)
+        dice = 1.0 - (2.0 * inter + 1.0) / (denom + 1.0)
+        return ce + ops.mean(dice[1:])
+
+    return loss
+
+
+# ----------------------------------------------------------------------------- post-processing + AP
+def _instances_fallback(prob, *, threshold=0.5, seed_threshold=0.5, min_size=15, min_distance=3,
+                        **_):
+    """Private fallback of ``sciconv.postprocess.instances`` (used only if that is missing)."""
+    from skimage.feature import peak_local_max
+    from skimage.morphology import remove_small_objects
+
+    k = prob.shape[-1]
+    if k == 3:
+        fg = (prob[..., 1] + prob[..., 2]) > threshold
+        seeds, _ = ndi.label((prob[..., 1] > seed_threshold) & fg)
+        seeds = remove_small_objects(seeds, max(min_size // 4, 1))
+        lab = watershed(-prob[..., 1], seeds, mask=fg)
+    else:
+        fg = prob[..., 1] > threshold
+        dist = ndi.distance_transform_edt(fg)
+        comp, _ = ndi.label(fg)
+        peaks = peak_local_max(dist, min_distance=min_distance, labels=comp, exclude_border=False)
+        markers = np.zeros(fg.shape, np.int32)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        lab = watershed(-dist, markers, mask=fg)
+    lab = remove_small_objects(lab, min_size)
+    from skimage.segmentation import relabel_sequential
+
+    return relabel_sequential(lab)[0].astype(np.int32)
+
+
+def instances_fn():
+    try:
+        from sciconv.postprocess import instances
+
+        return instances, "sciconv.postprocess.instances"
+    except ImportError:
+        return _instances_fallback, "private fallback"
+
+
+def _ap_fallback(true, pred, thresh=0.5):
+    t_ids, p_ids = np.unique(true[true > 0]), np.unique(pred[pred > 0])
+    if len(t_ids) == 0 and len(p_ids) == 0:
+        return 1.0
+    if len(t_ids) == 0 or len(p_ids) == 0:
+        return 0.0
+    overlap = np.zeros((true.max() + 1, pred.max() + 1), np.int64)
+    np.add.at(overlap, (true.ravel(), pred.ravel()), 1)
+    overlap = overlap[np.ix_(t_ids, p_ids)]
+    at = np.bincount(true.ravel())[t_ids][:, None]
+    ap_ = np.bincount(pred.ravel())[p_ids][None, :]
+    iou = overlap / (at + ap_ - overlap)
+    tp = int((iou > thresh).sum())  # IoU > 0.5 matches are unique
+    return tp / (len(t_ids) + len(p_ids) - tp)
+
+
+def ap50(true, pred) -> float:
+    try:
+        from sciconv.metrics import average_precision
+
+        return float(average_precision(true, pred, thresholds=(0.5,))["ap"][0])
+    except ImportError:
+        return _ap_fallback(true, pred, 0.5)
+
+
+def predict_prob(model, img: np.ndarray, divisor: int) -> np.ndarray:
+    x = normalize(img)
+    h, w = x.shape
+    ph, pw = (-h) % divisor, (-w) % divisor
+    x = np.pad(x, [(0, ph), (0, pw)], mode="reflect")
+    prob = model.predict_on_batch(x[None, ..., None])
+    return np.asarray(prob)[0, :h, :w].astype(np.float32)
+
+
+def tune(probs, labels, num_classes: int):
+    fn, fn_name = instances_fn()
+    if num_classes == 3:
+        grid = {"threshold": [0.4, 0.5, 0.6], "seed_threshold": [0.5, 0.6, 0.7, 0.8],
+                "min_size": [5, 15, 30]}
+    else:
+        grid = {"threshold": [0.4, 0.5, 0.6], "min_distance": [3, 5, 8], "min_size": [5, 15, 30]}
+    import inspect
+
+    accepted = set(inspect.signature(fn).parameters)
+    has_var_kw = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    grid = {k: v for k, v in grid.items() if k in accepted or has_var_kw}
+    results = []
+    for values in itertools.product(*grid.values()):
+        kw = dict(zip(grid, values))
+        aps = [ap50(lab, fn(prob, **kw)) for prob, lab in zip(probs, labels)]
+        results.append((float(np.mean(aps)), kw))
+    results.sort(key=lambda r: -r[0])
+    return results, fn_name
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "dsb2018_train")
+    p.add_argument("--val-ids", type=Path, default=ROOT / "data" / "real" / "nuclei_val_ids.txt")
+    p.add_argument("--out", type=Path, default=ROOT / "sciconv" / "pretrained" / "nuclei.keras")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--patch", type=int, default=128)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--filters", type=int, default=24)
+    p.add_argument("--target", choices=("boundary", "semantic"), default="boundary")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--max-val", type=int, default=None, help="tune on the first N validation ids")
+    p.add_argument("--tune-only", action="store_true")
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+
+    import keras
+    import tensorflow as tf
+
+    from sciconv._atomic import atomic_output
+
+    try:
+        from sciconv.models import get_metadata, set_metadata
+    except ImportError:
+        from sciconv.models.metadata import get_metadata, set_metadata
+
+    keras.utils.set_random_seed(a.seed)
+    np.random.seed(a.seed)
+    num_classes = 3 if a.target == "boundary" else 2
+    train_ids, val_ids = load_split(a.data, a.val_ids)
+    log(f"{len(train_ids)} train / {len(val_ids)} validation fluo images")
+    settings_path = a.out.with_suffix(".json")
+    workdir = Path(f"/tmp/sciconv_nuclei_{a.target}_{a.filters}_{a.seed}")
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    if a.tune_only:
+        model = keras.models.load_model(a.out, compile=False)
+        settings = json.loads(settings_path.read_text())
+        num_classes = settings["num_classes"]
+        depth = settings["depth"]
+        train_seconds = settings["train_seconds"]
+    else:
+        precision = a.precision
+        if precision == "auto":
+            flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
+            precision = "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+        keras.mixed_precision.set_global_policy(precision)
+        images, labels = [], []
+        for i in train_ids:
+            img, lab = read_pair(a.data, i)
+            images.append(normalize(img))
+            labels.append(lab)
+        sampler = PatchSampler(images, labels, patch=a.patch, target=a.target, seed=a.seed)
+        train_model, builder = build_model(num_classes, a.depth, a.filters)
+        log(f"model: {builder}, {train_model.count_params()} parameters, precision {precision}")
+        schedule = keras.optimizers.schedules.CosineDecay(a.lr, a.steps, alpha=0.02,
+                                                          warmup_target=None)
+        train_model.compile(optimizer=keras.optimizers.Adam(schedule), loss=ce_dice_loss(num_classes))
+        ds = tf.data.Dataset.from_generator(
+            lambda: sampler.batches(a.batch),
+            output_signature=(tf.TensorSpec((a.batch, a.patch, a.patch, 1), tf.float32),
+                              tf.TensorSpec((a.batch, a.patch, a.patch), tf.int32)),
+        ).prefetch(2)
+        every = min(a.checkpoint_every, a.steps)
+        ckpt = keras.callbacks.ModelCheckpoint(str(workdir / "last.weights.h5"), save_weights_only=True)
+        csv_log = keras.callbacks.CSVLogger(str(workdir / "log.csv"))
+        t0 = time.time()
+        train_model.fit(ds, steps_per_epoch=every, epochs=int(np.ceil(a.steps / every)),
+                        callbacks=[ckpt, csv_log], verbose=2)
+        train_seconds = time.time() - t0
+        log(f"trained {a.steps} steps in {train_seconds:.0f} s")
+        keras.mixed_precision.set_global_policy("float32")
+        model, _ = build_model(num_classes, a.depth, a.filters)
+        model.set_weights(train_model.get_weights())
+        depth = a.depth
+
+    divisor = int(get_metadata(model).get("divisor", 2**depth))
+    vids = val_ids[: a.max_val] if a.max_val else val_ids
+    t0 = time.time()
+    probs, labs = [], []
+    for i in vids:
+        img, lab = read_pair(a.data, i)
+        probs.append(predict_prob(model, img, divisor))
+        labs.append(lab)
+    log(f"predicted {len(vids)} validation images in {time.time() - t0:.0f} s")
+    results, fn_name = tune(probs, labs, num_classes)
+    best_ap, best_kw = results[0]
+    log(f"post-processing via {fn_name}; best AP@0.5 {best_ap:.4f} with {best_kw}")
+    for ap, kw in results[:5]:
+        log(f"  {ap:.4f} {kw}")
+    postprocess = dict(best_kw)
+    set_metadata(model, task="segmentation", normalization=NORMALIZATION, postprocess=postprocess,
+                 divisor=divisor, input_channels=1,
+                 description="sciconv pretrained nuclei segmenter (DSB2018 fluorescence, "
+                             f"{'bg/interior/boundary' if num_classes == 3 else 'bg/nucleus'})")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(a.out, overwrite=True if a.tune_only else a.overwrite) as tmp:
+        model.save(tmp)
+    settings = {
+        "seed": a.seed, "steps": a.steps, "batch": a.batch, "patch": a.patch, "depth": depth,
+        "filters": a.filters, "target": a.target, "num_classes": num_classes, "lr": a.lr,
+        "loss": "categorical cross-entropy + soft Dice (foreground classes)",
+        "augmentation": "D4, zoom 0.7-1.4, gamma 0.6-1.6, contrast 0.6-1.4, offset +-0.15, noise",
+        "normalization": NORMALIZATION, "postprocess": postprocess,
+        "postprocess_function": fn_name, "val_ap50": best_ap, "n_train": len(train_ids),
+        "n_val": len(vids), "train_seconds": round(train_seconds, 1),
+        "tuning_top5": [{"ap50": ap, **kw} for ap, kw in results[:5]],
+        "data": "DSB2018 stage 1 train (fixed), modality fluo, minus data/real/nuclei_val_ids.txt",
+        "platform": f"{platform.machine()} {platform.processor()}", "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    if a.tune_only:
+        old = json.loads(settings_path.read_text())
+        old.update({k: settings[k] for k in ("postprocess", "postprocess_function", "val_ap50",
+                                             "n_val", "tuning_top5")})
+        settings = old
+    with atomic_output(settings_path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    log(f"wrote {a.out} ({a.out.stat().st_size / 1e6:.2f} MB) and {settings_path}")
+
+
+if __name__ == "__main__":
+    main()
