@@ -29,9 +29,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 DEFAULT_CONFIGS = "fp32,fp32+xla,bf16,bf16+xla,fp16"
@@ -124,10 +124,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     gpus = tf.config.list_physical_devices("GPU")
-    device = ", ".join(
-        tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus
-    ) or f"CPU: {_cpu_model()} ({os.cpu_count()} cores visible)"
-    print(f"tensorflow {tf.__version__}, keras {keras.__version__}, python {sys.version.split()[0]}")
+    device = (
+        ", ".join(
+            tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus
+        )
+        or f"CPU: {_cpu_model()} ({os.cpu_count()} cores visible)"
+    )
+    print(
+        f"tensorflow {tf.__version__}, keras {keras.__version__}, python {sys.version.split()[0]}"
+    )
     print(f"device: {device}")
     print(
         f"model: reference conv-pool-dense, 64x64x1, batch {args.batch_size}, "
@@ -141,7 +146,7 @@ def main(argv=None):
         runs.append(("reference", reference_model, precision, flag == "xla"))
     if not args.no_sciconv:
         try:
-            from sciconv import models  # noqa: F401
+            from sciconv import models
 
             if hasattr(models, "classifier"):
                 runs.append(("sciconv.classifier", sciconv_model, "fp32", False))
@@ -153,31 +158,58 @@ def main(argv=None):
     for name, builder, precision, xla in runs:
         try:
             rate, rates, loss = measure(
-                builder, precision, xla, steps=args.steps, epochs=args.epochs,
+                builder,
+                precision,
+                xla,
+                steps=args.steps,
+                epochs=args.epochs,
                 batch_size=args.batch_size,
             )
         except Exception as exc:  # report and go on: fp16 or XLA may be unsupported here
             print(f"{name:<20} {POLICIES[precision]:<15} {xla!s:<5} failed: {exc!r:.200}")
-            results.append({"model": name, "policy": POLICIES[precision], "xla": xla,
-                            "error": repr(exc)})
+            results.append(
+                {"model": name, "policy": POLICIES[precision], "xla": xla, "error": repr(exc)}
+            )
             continue
         per = " ".join(f"{r:.0f}" for r in rates)
-        print(f"{name:<20} {POLICIES[precision]:<15} {xla!s:<5} {rate:>10.0f}   [{per}]  {loss:.3f}")
+        print(
+            f"{name:<20} {POLICIES[precision]:<15} {xla!s:<5} {rate:>10.0f}   [{per}]  {loss:.3f}"
+        )
         sys.stdout.flush()
-        results.append({"model": name, "policy": POLICIES[precision], "xla": xla,
-                        "images_per_s": rate, "per_epoch": rates, "loss": loss})
-    base = next((r for r in results if r["model"] == "reference" and r["policy"] == "float32"
-                 and not r["xla"] and "images_per_s" in r), None)
+        results.append(
+            {
+                "model": name,
+                "policy": POLICIES[precision],
+                "xla": xla,
+                "images_per_s": rate,
+                "per_epoch": rates,
+                "loss": loss,
+            }
+        )
+    base = next(
+        (
+            r
+            for r in results
+            if r["model"] == "reference"
+            and r["policy"] == "float32"
+            and not r["xla"]
+            and "images_per_s" in r
+        ),
+        None,
+    )
     if base:
         print("speed-up vs reference float32 without XLA:")
         for r in results:
             if "images_per_s" in r:
-                print(f"  {r['model']:<20} {r['policy']:<15} xla={r['xla']!s:<5} "
-                      f"x{r['images_per_s'] / base['images_per_s']:.2f}")
+                print(
+                    f"  {r['model']:<20} {r['policy']:<15} xla={r['xla']!s:<5} "
+                    f"x{r['images_per_s'] / base['images_per_s']:.2f}"
+                )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"device": device, "tensorflow": tf.__version__, "results": results}, fh,
-                      indent=2)
+            json.dump(
+                {"device": device, "tensorflow": tf.__version__, "results": results}, fh, indent=2
+            )
     return 0
 
 

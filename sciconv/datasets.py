@@ -43,6 +43,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import math
@@ -291,6 +292,31 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, SciconvError):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def _collect_warnings():
+    """Record the warnings raised while files are read by a thread pool (reported as one)."""
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", UserWarning)  # SciconvWarning, AstropyUserWarning
+        yield records
+
+
+def _report_warnings(records, *, what: str, stacklevel: int) -> None:
+    # probing reads lazily; a file that cannot be memory-mapped is read whole, which is fine
+    msgs = [
+        str(r.message)
+        for r in records
+        if issubclass(r.category, UserWarning) and "memory-mapped" not in str(r.message)
+    ]
+    if not msgs:
+        return
+    shown = "; ".join(dict.fromkeys(msgs[:3]))
+    warnings.warn(
+        f"reading the files of {what} gave {len(msgs)} warning(s), e.g.: {shown}",
+        SciconvWarning,
+        stacklevel=stacklevel,
+    )
 
 
 @dataclass
@@ -631,7 +657,9 @@ def _build_image_datasets(
             x = prep.normalize(_read_pixels(path))
             return np.ascontiguousarray(prep.fit(x, keep_larger=keep_larger)), x.shape
 
-    scan = _scan(paths, decode, budget=budget)
+    with _collect_warnings() as records:
+        scan = _scan(paths, decode, budget=budget)
+    _report_warnings(records, what=what, stacklevel=4)
     bad = list(skipped) + [(paths[j], r) for j, r in sorted(scan.bad.items())]
     _report_bad(bad, strict=strict, what=what)
     good = np.array([j for j in range(len(paths)) if j not in scan.bad], dtype=np.int64)
@@ -1349,19 +1377,21 @@ def from_pairs(
         except Exception as exc:  # reported with its file
             return None, _reason(exc)
 
-    with ThreadPoolExecutor(_WORKERS) as pool:
-        for j, (m, err) in enumerate(pool.map(read_pair_mask, range(n))):
-            if err is not None:
-                bad[j] = f"mask {mask_paths[j]}: {err}"
-            else:
-                ys[j] = m
     budget = {"auto": CACHE_BUDGET, True: math.inf}.get(cache, 0.0)
 
     def decode_image(path):
         x = prep.normalize(_read_pixels(path))
         return x, x.shape
 
-    scan = _scan(img_paths, decode_image if budget else None, budget=budget)
+    with _collect_warnings() as records:
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            for j, (m, err) in enumerate(pool.map(read_pair_mask, range(n))):
+                if err is not None:
+                    bad[j] = f"mask {mask_paths[j]}: {err}"
+                else:
+                    ys[j] = m
+        scan = _scan(img_paths, decode_image if budget else None, budget=budget)
+    _report_warnings(records, what="image/mask pairs", stacklevel=3)
     for j, reason in scan.bad.items():
         bad.setdefault(j, reason)
     _report_bad(

@@ -26,9 +26,9 @@ TensorFlow 2.21, Keras 3.15, 2026-11-26)::
     mixed_float16     133 (x0.17)  -
 
 So on CPU, "auto" keeps XLA off, and picks ``mixed_bfloat16`` where the CPU has bfloat16
-instructions (AVX512_BF16 or AMX-BF16: oneDNN runs the convolutions and matmuls in bfloat16), float32
-elsewhere; ``mixed_float16`` is never chosen on CPU (emulated, 6x slower). On GPUs "auto" follows
-the usual rule (tensor cores from compute capability 7.0) without a measurement here.
+instructions (AVX512_BF16 or AMX-BF16: oneDNN runs the convolutions and matmuls in bfloat16),
+float32 elsewhere; ``mixed_float16`` is never chosen on CPU (emulated, 6x slower). On GPUs
+"auto" follows the usual rule (tensor cores from compute capability 7.0), not measured here.
 
 Examples
 --------
@@ -86,7 +86,6 @@ _POLICY_NAMES = {
     "bfloat16": "mixed_bfloat16",
 }
 _MIXED_CHOICES = ("auto", True, False, None, *_POLICY_NAMES)
-_XLA_CHOICES = ("auto", True, False)
 _STRATEGY_KINDS = ("auto", "default", "mirrored", "multiworker")
 _SHARD_POLICIES = {
     "auto": "AUTO",
@@ -109,18 +108,19 @@ _STRATEGIES: dict[tuple, tf.distribute.Strategy] = {}
 # discovery (never initializes the GPUs)
 # --------------------------------------------------------------------------------------------
 def _cpu_info() -> dict[str, Any]:
-    model, flags = platform.processor() or "unknown", set()
+    model, flags = None, set()
     try:
-        with open("/proc/cpuinfo") as fh:
+        with open("/proc/cpuinfo") as fh:  # Linux; elsewhere only the platform's name
             for line in fh:
                 key, _, value = line.partition(":")
                 key = key.strip()
-                if key == "model name" and model in ("unknown", platform.processor()):
+                if key == "model name" and model is None:
                     model = value.strip()
                 elif key == "flags" and not flags:
                     flags = set(value.split())
     except OSError:
         pass
+    model = model or platform.processor() or "unknown"
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -139,7 +139,7 @@ def _cpu_prefers_bfloat16(cpu: Mapping[str, Any] | None = None) -> bool:
 
 
 def _gpu_memory_mib() -> list[int | None]:
-    """Total memory of each GPU from ``nvidia-smi`` (TensorFlow only knows it after initializing)."""
+    """Memory of each GPU from ``nvidia-smi`` (TensorFlow only knows it after initializing)."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return []
@@ -193,10 +193,13 @@ def _parse_tf_config(tf_config: str | Mapping | None = None) -> dict[str, Any] |
         try:
             tf_config = json.loads(tf_config)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"TF_CONFIG is not valid JSON ({exc.msg} at char {exc.pos})") from None
+            raise ConfigError(
+                f"TF_CONFIG is not valid JSON ({exc.msg} at char {exc.pos})"
+            ) from None
     if not isinstance(tf_config, Mapping):
         raise ConfigError(
-            f"TF_CONFIG must be a JSON object with 'cluster' and 'task'; got {type(tf_config).__name__}"
+            "TF_CONFIG must be a JSON object with 'cluster' and 'task'; "
+            f"got {type(tf_config).__name__}"
         )
     cluster = tf_config.get("cluster", {}) or {}
     task = tf_config.get("task", {}) or {}
@@ -205,7 +208,8 @@ def _parse_tf_config(tf_config: str | Mapping | None = None) -> dict[str, Any] |
     for job, addresses in cluster.items():
         if not isinstance(addresses, (list, tuple)):
             raise ConfigError(
-                f"TF_CONFIG cluster[{job!r}] must be a list of 'host:port' addresses; got {addresses!r}"
+                f"TF_CONFIG cluster[{job!r}] must be a list of 'host:port' addresses; "
+                f"got {addresses!r}"
             )
     if task:
         if "type" not in task:
@@ -454,7 +458,8 @@ def describe() -> str:
 def _validate_configure(mixed_precision, xla, memory_growth):
     if isinstance(mixed_precision, str):
         mixed_precision = look_up_option(
-            mixed_precision, [c for c in _MIXED_CHOICES if isinstance(c, str)],
+            mixed_precision,
+            [c for c in _MIXED_CHOICES if isinstance(c, str)],
             name="mixed_precision",
         )
     elif mixed_precision not in (True, False, None):
@@ -813,7 +818,9 @@ def distribute_dataset(
 
 
 @contextlib.contextmanager
-def chief_workdir(workdir: str | os.PathLike, *, tf_config: str | Mapping | None = None) -> Iterator[Path]:
+def chief_workdir(
+    workdir: str | os.PathLike, *, tf_config: str | Mapping | None = None
+) -> Iterator[Path]:
     """Yield where this worker writes checkpoints: ``workdir`` on the chief, a temp dir elsewhere.
 
     In multi-worker training every worker must run the same saving code (Keras' recommendation),

@@ -397,9 +397,10 @@ def _window(t: int, blend: str, overlap: int) -> np.ndarray:
     if blend == "gaussian":
         sigma = max(_GAUSSIAN_SIGMA * t, 1e-3)
         w = np.exp(-0.5 * ((i - (t - 1) / 2) / sigma) ** 2)
-    else:  # linear ramp over the overlap at each side, flat in the middle
+    else:  # linear ramp across the middle half of the overlap, 0 in its outer quarter
         edge = np.minimum(i, t - 1 - i)
-        w = np.minimum(1.0, (edge + 1) / (max(overlap, 1) + 1))
+        margin = overlap // 4  # where the tile's own zero padding corrupts it most
+        w = np.clip((edge - margin + 1) / (max(overlap - 2 * margin, 1) + 1), 0.0, 1.0)
     return np.maximum(w / w.max(), _WINDOW_FLOOR)
 
 
@@ -818,14 +819,25 @@ class _ModelHandle:
             return _ModelHandle._loaded[self.key]
 
 
-def _dask_block(block, *, handle, settings: dict, limits):
+def _dask_block(block, *, handle, settings: dict, limits, depth_: int, block_info=None):
+    """Predict one block of a dask array (with its margins) and trim the margins off."""
     s = _Settings(**settings)
     s.model = handle.get()
     # as in the numpy path: a block smaller than the tile gets a tile of its own size
     s.tile = tuple(min(t, _round_up(n, s.divisor)) for t, n in zip(s.tile, block.shape[:2]))
     source = _Source(block, promote=False, path=None)
     out = np.zeros((*block.shape[:2], s.k), dtype=np.float32)
-    return _predict_array(source, s, limits, out, progress=False)
+    _predict_array(source, s, limits, out, progress=False)
+    if depth_ == 0:
+        return out
+    info = block_info[0]  # boundary="none": no margin beyond the image edges
+    trim = []
+    for axis in (0, 1):
+        loc, num = info["chunk-location"][axis], info["num-chunks"][axis]
+        lo = depth_ if loc > 0 else 0
+        hi = block.shape[axis] - (depth_ if loc < num - 1 else 0)
+        trim.append(slice(lo, hi))
+    return out[trim[0], trim[1]]
 
 
 def _predict_dask(image, s: _Settings, *, path):
@@ -851,13 +863,14 @@ def _predict_dask(image, s: _Settings, *, path):
         image,
         depth={0: depth, 1: depth, 2: 0},
         boundary="none",
-        trim=True,
+        trim=False,
         dtype=np.float32,
         chunks=(image.chunks[0], image.chunks[1], (k,)),
         meta=np.empty((0, 0, 0), dtype=np.float32),
         handle=handle,
         settings=settings,
         limits=limits,
+        depth_=depth,
     )
 
 
@@ -921,8 +934,9 @@ def predict_tiled(
         Limits are computed once over the whole image (a subsample of a lazy or huge one), then
         applied to every tile.
     blend : {"gaussian", "linear", "none"}, optional
-        How overlaps are merged: a Gaussian window (sigma = tile / 8), a linear ramp over the
-        overlap, or ``"none"``: every pixel is taken from the one tile whose centre region holds it
+        How overlaps are merged: a Gaussian window (sigma = tile / 8); a linear ramp across the
+        middle half of the overlap (weight ~0 in the outer quarter next to the tile edge, where
+        the tile's own zero padding corrupts it, 1 beyond the overlap); or ``"none"``: every pixel is taken from the one tile whose centre region holds it
         (exact for ``overlap >= 2 * receptive-field half-width``). Weights are normalized by their
         sum at every pixel.
     tta : None or "d4", optional

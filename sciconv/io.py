@@ -52,7 +52,13 @@ import numpy as np
 
 from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
-from sciconv.errors import ConfigError, DatasetError, InvalidImageError, SciconvWarning
+from sciconv.errors import (
+    ConfigError,
+    DatasetError,
+    InvalidImageError,
+    SciconvError,
+    SciconvWarning,
+)
 
 __all__ = [
     "FITS_EXTENSIONS",
@@ -376,6 +382,22 @@ def read(
     """
     path, kind = _validate_path(path)
     _validate_read_args(path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
+    try:
+        return _read(path, kind, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
+    except SciconvError:
+        raise
+    except MemoryError as exc:
+        raise InvalidImageError(
+            "not enough memory to read the image; use lazy=True or section=", path=path
+        ) from exc
+    except Exception as exc:  # a reader library failed in a way not foreseen above
+        raise InvalidImageError(
+            f"unexpected error while reading ({_short(exc)}); the file may be damaged",
+            path=path,
+        ) from exc
+
+
+def _read(path: Path, kind: str, *, hdu, axes, stack, section, lazy) -> GridImage:
     if kind == "fits":
         if axes is not None:
             raise ConfigError("axes= applies to TIFF files only; FITS axes come from the header")
@@ -626,14 +648,30 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class _Unparsable:
+    def __repr__(self) -> str:
+        return "<unparsable card>"
+
+
+_UNPARSABLE = _Unparsable()
+
+
+def _hget(header, key: str, default=None):
+    """``header.get`` that survives unparsable cards (returns ``_UNPARSABLE`` for those)."""
+    try:
+        return header.get(key, default)
+    except Exception:  # astropy raises VerifyError/ValueError on cards it cannot parse
+        return _UNPARSABLE
+
+
 def _hdu_dims(header) -> tuple[int, ...] | None:
     """NAXISn in FITS order (NAXIS1 first) from a header, or None if they are not valid."""
-    naxis = header.get("NAXIS", 0)
+    naxis = _hget(header, "NAXIS", 0)
     if isinstance(naxis, bool) or not isinstance(naxis, (int, np.integer)) or not 0 <= naxis <= 999:
         return None
     dims = []
     for i in range(1, int(naxis) + 1):
-        n = header.get(f"NAXIS{i}")
+        n = _hget(header, f"NAXIS{i}")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             return None
         dims.append(int(n))
@@ -654,7 +692,7 @@ def _select_hdu(hdul, hdu, path: Path):
                 dims = _hdu_dims(h.header)
                 if _is_image_hdu(h) and dims and all(d > 0 for d in dims):
                     return i, h
-                name = h.header.get("EXTNAME", "PRIMARY" if i == 0 else "")
+                name = _hget(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
                 seen.append(f"{i}:{type(h).__name__}{'(' + str(name) + ')' if name else ''}")
         except Exception as exc:
             raise InvalidImageError(
@@ -694,8 +732,8 @@ def _hdu_names(hdul) -> str:
     out = []
     try:
         for i, h in enumerate(hdul):
-            name = h.header.get("EXTNAME", "PRIMARY" if i == 0 else "")
-            ver = h.header.get("EXTVER")
+            name = _hget(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
+            ver = _hget(h.header, "EXTVER")
             label = f"{name},{ver}" if ver is not None and name else str(name)
             out.append(f"{i}:{type(h).__name__}({label})")
     except Exception:
@@ -704,7 +742,9 @@ def _hdu_names(hdul) -> str:
 
 
 def _number(header, key: str, default: float, path: Path) -> float:
-    value = header.get(key, default)
+    value = _hget(header, key, default)
+    if value is _UNPARSABLE:
+        raise InvalidImageError(f"header keyword {key} is unparsable", path=path)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InvalidImageError(f"header keyword {key} is not a number: {value!r}", path=path)
     value = float(value)
@@ -720,7 +760,7 @@ class _Scaling:
         self.bscale = _number(header, "BSCALE", 1.0, path)
         self.bzero = _number(header, "BZERO", 0.0, path)
         self.integer = bitpix > 0
-        blank = header.get("BLANK")
+        blank = _hget(header, "BLANK")
         self.blank = None
         if blank is not None and self.integer:
             if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)):
@@ -803,7 +843,7 @@ def _read_fits(path: Path, *, hdu, stack: bool, section, lazy: bool) -> GridImag
         index, h = _select_hdu(hdul, hdu, path)
         header = h.header.copy()
         dims = _hdu_dims(header)
-        bitpix = header.get("BITPIX")
+        bitpix = _hget(header, "BITPIX")
         if bitpix not in (8, 16, 32, 64, -32, -64):
             raise InvalidImageError(f"invalid BITPIX {bitpix!r} in HDU {index}", path=path)
         _check_truncated(hdul, index, h, dims, bitpix, path)
@@ -812,6 +852,9 @@ def _read_fits(path: Path, *, hdu, stack: bool, section, lazy: bool) -> GridImag
         scaling = _Scaling(header, bitpix, path)
         ny, nx = raw_shape[-2], raw_shape[-1]
         ys, xs = _section_slices(section, ny, nx, path)
+        if not lazy:
+            n = int(np.prod(raw_shape[:-2], dtype=np.int64)) * (ys.stop - ys.start)
+            _check_memory(n * (xs.stop - xs.start), abs(bitpix) // 8, path)
         wcs = _fits_wcs(header, hdul, path)
         if section is not None:
             wcs, header = _slice_wcs(wcs, header, ys, xs)
@@ -858,6 +901,21 @@ def _read_fits(path: Path, *, hdu, stack: bool, section, lazy: bool) -> GridImag
             hdul.close()
 
 
+def _check_memory(n_pixels: int, itemsize: int, path: Path) -> None:
+    """Refuse to load what cannot fit: raw + float64 scratch + float32 result per pixel."""
+    need = n_pixels * (itemsize + 12)
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > avail:
+        raise InvalidImageError(
+            f"the image has {n_pixels} pixels and needs about {need / 2**30:.1f} GiB to load, "
+            f"more than the {avail / 2**30:.1f} GiB free; use lazy=True or section=",
+            path=path,
+        )
+
+
 def _shift(s: slice, offset: int) -> slice:
     return slice(s.start + offset, s.stop + offset)
 
@@ -896,8 +954,9 @@ def _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling) -> dict:
         "raw_shape": raw_shape,
     }
     for key, out in (("EXTNAME", "extname"), ("EXTVER", "extver"), ("BUNIT", "bunit")):
-        if key in header:
-            meta[out] = header[key]
+        value = _hget(header, key)
+        if value is not None and value is not _UNPARSABLE:
+            meta[out] = value
     if scaling.bscale != 1.0 or scaling.bzero != 0.0:
         meta["bscale"], meta["bzero"] = scaling.bscale, scaling.bzero
     if scaling.blank is not None:
@@ -927,7 +986,7 @@ _WCS_KEY = re.compile(
 def _fits_wcs(header, hdul, path: Path):
     """Celestial 2-D WCS of the image, or None (warning when a WCS was there but unusable)."""
     # A header without CTYPEn has at most a linear pixel grid: no sky WCS, nothing to warn about.
-    ctypes = [header.get(f"CTYPE{i}") for i in (1, 2)]
+    ctypes = [_hget(header, f"CTYPE{i}") for i in (1, 2)]
     if not any(isinstance(c, str) and c.strip() for c in ctypes):
         return None
     from astropy.wcs import WCS, FITSFixedWarning
@@ -951,7 +1010,7 @@ def _fits_wcs(header, hdul, path: Path):
                     if w.naxis > 2:
                         w = w.celestial
                     w.wcs.set()
-                    ny, nx = header.get("NAXIS2", 1), header.get("NAXIS1", 1)
+                    ny, nx = _hget(header, "NAXIS2", 1), _hget(header, "NAXIS1", 1)
                     centre = np.array([[(nx - 1) / 2, (ny - 1) / 2]], dtype=float)
                     world = w.all_pix2world(centre, 0)
                     back = w.all_world2pix(world, 0) if np.all(np.isfinite(world)) else world
@@ -1079,6 +1138,8 @@ def _read_tiff(path: Path, *, axes, stack, section, lazy) -> GridImage:
         roles = _tiff_roles(use_axes, shape, stack=stack, path=path)
         ny, nx = shape[use_axes.index("Y")], shape[use_axes.index("X")]
         ys, xs = _section_slices(section, ny, nx, path)
+        if not lazy:
+            _check_memory(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype).itemsize, path)
         alpha = _has_alpha(page, use_axes, shape)
         if lazy:
             try:

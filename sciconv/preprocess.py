@@ -3,8 +3,8 @@
 Normalization is two steps, kept separate so limits computed once (on a whole mosaic, say) can be
 re-applied to any tile of it:
 
-1. :func:`compute_limits` measures the statistics of an image (percentiles, min/max, zscale, mean/std)
-   over all of its finite pixels, on a seeded subsample when the image is huge;
+1. :func:`compute_limits` measures the statistics of an image (percentiles, min/max, zscale,
+   mean/std) over all of its finite pixels, on a seeded subsample when the image is huge;
 2. :func:`apply_limits` maps the pixels linearly with those limits and applies the method's stretch.
 
 :func:`normalize` does both. A *spec* is the plain JSON-able dict a model records
@@ -12,21 +12,22 @@ re-applied to any tile of it:
 
 The intervals and stretches are astropy's (:mod:`astropy.visualization`):
 
-============== =================================================== =========================
-method         limits (vmin, vmax)                                 stretch after (x-vmin)/(vmax-vmin)
-============== =================================================== =========================
-"percentile"   ``AsymmetricPercentileInterval(low, high)``          linear
-"minmax"       ``MinMaxInterval``                                   linear
-"zscale"       ``ZScaleInterval`` (IRAF's display limits)           linear
-"asinh"        ``AsymmetricPercentileInterval(low, high)``          ``AsinhStretch(a)``
-"zscore"       mean, mean + std                                     linear (so output = (x - mean) / std)
-============== =================================================== =========================
+============== ============================================= ==================================
+method         limits (vmin, vmax)                           stretch of (x - vmin)/(vmax - vmin)
+============== ============================================= ==================================
+"percentile"   ``AsymmetricPercentileInterval(low, high)``    linear
+"minmax"       ``MinMaxInterval``                             linear
+"zscale"       ``ZScaleInterval`` (IRAF's display limits)     linear
+"asinh"        ``AsymmetricPercentileInterval(low, high)``    ``AsinhStretch(a)``
+"zscore"       mean, mean + std                               linear: output (x - mean) / std
+============== ============================================= ==================================
 
 Fallbacks (documented behaviour, never inf/NaN for finite pixels):
 
 - pixels that are not finite (NaN, +/-inf) are bad pixels: statistics ignore them and they come out
   NaN (or filled when ``nan=`` is given);
-- a channel with no finite pixel gets limits (0, 1): its finite pixels, if any, are mapped as they are;
+- a channel with no finite pixel gets NaN limits (nothing to measure; callers can test for it) and
+  all its pixels come out NaN (or filled when ``nan=`` is given);
 - when the limits collapse (``vmax - vmin`` at or below float resolution, e.g. a sparse image whose
   1st and 99.8th percentiles are both the sky level), the channel's min/max limits are used instead;
   when those collapse too (a constant image), the span is taken as 1, so a constant image maps to 0;
@@ -47,7 +48,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,7 +80,17 @@ DEFAULT_NORMALIZATION: dict[str, Any] = {"method": "percentile", "low": 1.0, "hi
 
 METHODS = ("percentile", "minmax", "zscale", "asinh", "zscore")
 _FILL_METHODS = ("zero", "median", "nearest")
-_SPEC_KEYS = ("method", "low", "high", "per_channel", "clip", "nan", "asinh_a", "max_samples", "seed")
+_SPEC_KEYS = (
+    "method",
+    "low",
+    "high",
+    "per_channel",
+    "clip",
+    "nan",
+    "asinh_a",
+    "max_samples",
+    "seed",
+)
 _F32_MAX = float(np.finfo(np.float32).max)
 _TINY_SPAN = 1e-30  # below this an interval is degenerate whatever the data scale
 _ASINH_A = 0.1
@@ -94,7 +105,8 @@ class Limits:
     method : str
         The method that measured them (decides the stretch :func:`apply_limits` applies).
     vmin, vmax : ndarray of shape (C,), or (N, C) for a batch
-        Values mapped to 0 and 1 (for ``"zscore"``: mean and mean + std).
+        Values mapped to 0 and 1 (for ``"zscore"``: mean and mean + std); NaN for a channel
+        without any finite pixel.
     asinh_a : float
         Softening parameter of the asinh stretch (``"asinh"`` only).
 
@@ -110,7 +122,6 @@ class Limits:
     vmin: np.ndarray
     vmax: np.ndarray
     asinh_a: float = _ASINH_A
-    meta: dict = field(default_factory=dict, compare=False)
 
     @property
     def span(self) -> np.ndarray:
@@ -132,12 +143,22 @@ def _validate_percentiles(low, high) -> tuple[float, float]:
             raise ConfigError(f"{name} must be a finite number (a percentile, 0-100); got {v!r}")
     low, high = float(low), float(high)
     if not 0.0 <= low < high <= 100.0:
-        raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100; got low={low}, high={high}")
+        raise ConfigError(
+            f"percentiles must satisfy 0 <= low < high <= 100; got low={low}, high={high}"
+        )
     return low, high
+
+
+def _unwrap(x):
+    """The pixels of a :class:`sciconv.io.GridImage` (anything with ``.data`` and ``.wcs``)."""
+    if not isinstance(x, np.ndarray) and hasattr(x, "data") and hasattr(x, "wcs"):
+        return x.data
+    return x
 
 
 def _validate_image(x, *, name: str = "x") -> np.ndarray:
     """Return ``x`` as a real ndarray of ndim 2, 3 or 4 with at least one pixel."""
+    x = _unwrap(x)
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -188,7 +209,8 @@ def _sample_channel(chan: np.ndarray, max_samples: int, rng: np.random.Generator
 def _degenerate(vmin: float, vmax: float) -> bool:
     span = vmax - vmin
     if not (math.isfinite(vmin) and math.isfinite(vmax) and math.isfinite(span)):
-        return not (math.isfinite(vmin) and math.isfinite(vmax))  # overflowed span is not degenerate
+        # an overflowed span (finite limits far apart) is not degenerate
+        return not (math.isfinite(vmin) and math.isfinite(vmax))
     scale = max(abs(vmin), abs(vmax))
     return span <= max(_TINY_SPAN, 4.0 * float(np.finfo(np.float32).eps) * scale)
 
@@ -196,7 +218,7 @@ def _degenerate(vmin: float, vmax: float) -> bool:
 def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=None):
     """(vmin, vmax) of finite ``sample`` for ``method``; ``full`` gives exact min/max when known."""
     if sample.size == 0:
-        return 0.0, 1.0
+        return math.nan, math.nan
     sample = sample.astype(np.float64, copy=False)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # polyfit RankWarning on flat data in zscale
@@ -255,7 +277,8 @@ def _image_limits(img: np.ndarray, method, low, high, per_channel, max_samples, 
         else:
             sample = _sample_channel(chan, max_samples, rng)
         full = None
-        if method != "zscore":  # exact min/max from every pixel: cheap, and a subsample misses peaks
+        # exact min/max from every pixel: cheap, and a subsample misses the peaks
+        if method != "zscore":
             if chan.dtype.kind == "f":
                 with np.errstate(all="ignore"), warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # all-NaN slice
@@ -290,8 +313,9 @@ def compute_limits(
     Parameters
     ----------
     x : array-like of shape (H, W), (H, W, C) or (N, H, W, C), or a lazy (H, W[, C]) array
-        Raw pixels. A lazy array (dask array, :class:`sciconv.io.LazyImage`, anything with ``.shape``
-        and slicing) is read on a strided grid of about ``max_samples`` pixels, never whole.
+        Raw pixels. A lazy array (dask array, :class:`sciconv.io.LazyImage`, anything with
+        ``.shape`` and slicing) is read on a strided grid of about ``max_samples`` pixels, never
+        whole.
     method : {"percentile", "minmax", "zscale", "asinh", "zscore"}, optional
         See the module docstring. Default is ``"percentile"``.
     low, high : float, optional
@@ -333,6 +357,7 @@ def compute_limits(
         raise ConfigError(f"max_samples must be a positive int; got {max_samples!r}")
     if not (isinstance(asinh_a, numbers.Real) and 0 < float(asinh_a) < math.inf):
         raise ConfigError(f"asinh_a must be a positive number; got {asinh_a!r}")
+    x = _unwrap(x)
     if _is_lazy(x):
         arr = _validate_image(_lazy_sample(x, max_samples), name="x (sampled lazy array)")
     else:
@@ -403,7 +428,9 @@ def apply_limits(x, limits: Limits, *, clip: bool = False) -> np.ndarray:
     [[0.0, 0.5, nan]]
     """
     if not isinstance(limits, Limits):
-        raise ConfigError(f"limits must be a Limits from compute_limits; got {type(limits).__name__}")
+        raise ConfigError(
+            f"limits must be a Limits from compute_limits; got {type(limits).__name__}"
+        )
     arr = _validate_image(x)
     shape = arr.shape
     work = arr[..., np.newaxis] if arr.ndim == 2 else arr
@@ -453,7 +480,9 @@ def invert_limits(y, limits: Limits) -> np.ndarray:
     True
     """
     if not isinstance(limits, Limits):
-        raise ConfigError(f"limits must be a Limits from compute_limits; got {type(limits).__name__}")
+        raise ConfigError(
+            f"limits must be a Limits from compute_limits; got {type(limits).__name__}"
+        )
     arr = _validate_image(y, name="y")
     shape = arr.shape
     work = arr[..., np.newaxis] if arr.ndim == 2 else arr
@@ -497,8 +526,9 @@ def fill_nan(x, *, method: str = "zero") -> np.ndarray:
     ----------
     x : array-like of shape (H, W), (H, W, C) or (N, H, W, C)
     method : {"zero", "median", "nearest"}, optional
-        ``"zero"``: 0; ``"median"``: the channel's median of finite pixels; ``"nearest"``: the value of
-        the nearest finite pixel (Euclidean). A channel with no finite pixel is filled with 0.
+        ``"zero"``: 0; ``"median"``: the channel's median of finite pixels; ``"nearest"``: the
+        value of the nearest finite pixel (Euclidean). A channel with no finite pixel is filled
+        with 0.
 
     Returns
     -------
@@ -612,7 +642,8 @@ def limits_from_spec(x, spec: Mapping) -> Limits:
     [4.0]
     """
     spec = _validate_spec(spec)
-    kwargs = {k: spec[k] for k in ("low", "high", "per_channel", "max_samples", "seed") if k in spec}
+    keys = ("low", "high", "per_channel", "max_samples", "seed")
+    kwargs = {k: spec[k] for k in keys if k in spec}
     if "asinh_a" in spec:
         kwargs["asinh_a"] = spec["asinh_a"]
     return compute_limits(x, method=spec["method"], **kwargs)

@@ -4,16 +4,17 @@ Everything here is deterministic for a given ``seed`` and physically sensible en
 notebooks and the demo:
 
 - :func:`galaxy_cutouts`: small telescope cutouts of three morphology classes (Sérsic n~4
-  ellipticals, n~1 disks with two logarithmic spiral arms and a small bulge, point sources), convolved
-  with a Moffat PSF, on a sky background, with Poisson and read noise, digitized to ADU;
-- :func:`sky_field`: a large field (2048 x 2048 by default) of stars and galaxies with a TAN WCS and a
-  truth catalog (pixel and RA/Dec); each source is rendered in its own postage stamp, so the whole field
-  takes well under a second or two;
-- :func:`nuclei`: fluorescence-microscopy-like nuclei (touching and overlapping, irregular, textured,
-  blurred, Poisson noise) with int32 instance labels, optionally with a second cytoplasm channel.
+  ellipticals, n~1 disks with two logarithmic spiral arms and a small bulge, point sources),
+  convolved with a Moffat PSF, on a sky background, with Poisson and read noise, digitized to ADU;
+- :func:`sky_field`: a large field (2048 x 2048 by default) of stars and galaxies with a TAN WCS
+  and a truth catalog (pixel and RA/Dec); each source is rendered in its own postage stamp, so the
+  whole field takes about a second;
+- :func:`nuclei`: fluorescence-microscopy-like nuclei (touching and overlapping, irregular,
+  textured, blurred, Poisson noise) with int32 instance labels, optionally with a second cytoplasm
+  channel.
 
-Profiles come from :mod:`astropy.modeling` (``Sersic2D``, ``Moffat2D``). Pixel coordinates are 0-based
-with integer values at pixel centres (numpy and ``WCS.pixel_to_world`` convention).
+Profiles come from :mod:`astropy.modeling` (``Sersic2D``, ``Moffat2D``). Pixel coordinates are
+0-based with integer values at pixel centres (numpy and ``WCS.pixel_to_world`` convention).
 
 Examples
 --------
@@ -95,7 +96,7 @@ def _moffat_gamma(fwhm: float, alpha: float) -> float:
 
 
 def _grid(shape, oversample: int, x0: float = 0.0, y0: float = 0.0):
-    """Sub-pixel sample positions (0-based pixel coordinates, offset by x0/y0) of an oversampled grid."""
+    """Sub-pixel sample positions (0-based pixels, offset by x0/y0) of an oversampled grid."""
     h, w = shape
     ys = (np.arange(h * oversample) + 0.5) / oversample - 0.5 + y0
     xs = (np.arange(w * oversample) + 0.5) / oversample - 0.5 + x0
@@ -103,14 +104,14 @@ def _grid(shape, oversample: int, x0: float = 0.0, y0: float = 0.0):
 
 
 def _bin(img: np.ndarray, oversample: int) -> np.ndarray:
-    """Sum oversampled sub-pixels into pixels (keeps total flux when ``img`` holds flux per sub-pixel)."""
+    """Sum oversampled sub-pixels into pixels (flux is kept when ``img`` is flux per sub-pixel)."""
     h, w = img.shape[0] // oversample, img.shape[1] // oversample
     return img.reshape(h, oversample, w, oversample).sum(axis=(1, 3))
 
 
 def _psf_kernel(fwhm: float, alpha: float, oversample: int) -> np.ndarray:
     """Moffat PSF sampled on the oversampled grid, normalized to sum 1."""
-    half = int(math.ceil(3.0 * fwhm)) * oversample
+    half = math.ceil(3.0 * fwhm) * oversample
     yy, xx = np.mgrid[-half : half + 1, -half : half + 1] / oversample
     k = Moffat2D.evaluate(xx, yy, 1.0, 0.0, 0.0, _moffat_gamma(fwhm, alpha), alpha)
     return k / k.sum()
@@ -126,7 +127,7 @@ def _star(shape, x, y, flux, fwhm, alpha, oversample=_OVERSAMPLE, origin=(0, 0))
 
 
 def _galaxy(shape, p: dict, kernel, oversample=_OVERSAMPLE, origin=(0, 0)):
-    """A PSF-convolved Sérsic galaxy (plus spiral arms and bulge for disks), integrated over pixels."""
+    """A PSF-convolved Sérsic galaxy (plus arms and bulge for disks), integrated over pixels."""
     xx, yy = _grid(shape, oversample, origin[1], origin[0])
     x0, y0, theta, ellip = p["x"], p["y"], p["theta"], p["ellip"]
     bulge_frac = p.get("bulge_frac", 0.0)
@@ -135,7 +136,7 @@ def _galaxy(shape, p: dict, kernel, oversample=_OVERSAMPLE, origin=(0, 0)):
     img = Sersic2D.evaluate(xx, yy, amp, p["r_eff"], p["sersic_n"], x0, y0, ellip, theta)
     arm_amp = p.get("arm_amp", 0.0)
     if arm_amp > 0:
-        # logarithmic two-armed spiral in the disk plane: 1 + A cos(2 (phi - ln(r / r_eff) / tan(pitch)))
+        # two-armed log spiral in the disk plane: 1 + A cos(2 (phi - ln(r / r_eff) / tan(pitch)))
         c, s = math.cos(theta), math.sin(theta)
         u = (xx - x0) * c + (yy - y0) * s
         v = (-(xx - x0) * s + (yy - y0) * c) / (1.0 - ellip)
@@ -192,16 +193,16 @@ def tan_wcs(
     """
     h, w = standardize_tuple(tuple(shape), 2, name="shape")
     if not (isinstance(ra, numbers.Real) and isinstance(dec, numbers.Real) and -90 <= dec <= 90):
-        raise ConfigError(f"ra/dec must be numbers with -90 <= dec <= 90; got ra={ra!r}, dec={dec!r}")
+        raise ConfigError(
+            f"ra/dec must be numbers with -90 <= dec <= 90; got ra={ra!r}, dec={dec!r}"
+        )
     scale = _validate_positive(pixel_scale, "pixel_scale") / 3600.0
     rot = math.radians(float(rotation))
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval = [float(ra) % 360.0, float(dec)]
     wcs.wcs.crpix = [(w + 1) / 2.0, (h + 1) / 2.0]  # FITS is 1-based
-    wcs.wcs.cd = scale * np.array(
-        [[-math.cos(rot), math.sin(rot)], [math.sin(rot), math.cos(rot)]]
-    )
+    wcs.wcs.cd = scale * np.array([[-math.cos(rot), math.sin(rot)], [math.sin(rot), math.cos(rot)]])
     wcs.wcs.radesys = "ICRS"
     wcs.wcs.cunit = ["deg", "deg"]
     wcs.wcs.set()
@@ -293,11 +294,12 @@ def galaxy_cutouts(
 ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, np.ndarray]]:
     """Simulated telescope cutouts of three morphology classes, with their true parameters.
 
-    Classes (sorted): ``"elliptical"`` (Sérsic n 3-5.5, r_eff 2.5-8 px), ``"point"`` (a star: the PSF
-    only, r_eff = sersic_n = 0) and ``"spiral"`` (exponential-like disk, n 0.8-1.3, r_eff 4.5-10 px,
-    two logarithmic arms, a small n=4 bulge). Each cutout has its own Moffat PSF (FWHM 2.2-3.2 px),
-    position jitter (±1.5 px), ellipticity and angle, sky level (60-160 ADU), Poisson noise at gain
-    2 e-/ADU and 4 e- read noise, and is digitized to integer ADU. Radii scale with ``size / 64``.
+    Classes (sorted): ``"elliptical"`` (Sérsic n 3-5.5, r_eff 2.5-8 px), ``"point"`` (a star: the
+    PSF only, r_eff = sersic_n = 0) and ``"spiral"`` (exponential-like disk, n 0.8-1.3, r_eff
+    4.5-10 px, two logarithmic arms, a small n=4 bulge). Each cutout has its own Moffat PSF (FWHM
+    2.2-3.2 px), position jitter (±1.5 px), ellipticity and angle, sky level (60-160 ADU), Poisson
+    noise at gain 2 e-/ADU and 4 e- read noise, and is digitized to integer ADU. Radii scale with
+    ``size / 64``.
 
     Parameters
     ----------
@@ -317,9 +319,10 @@ def galaxy_cutouts(
     class_names : list of str
         ``["elliptical", "point", "spiral"]``.
     params : dict of str -> ndarray of shape (N,)
-        ``"sersic_n"``, ``"r_eff"`` (pixels, along the major axis), ``"flux"`` (total ADU before noise),
-        ``"ellip"``, ``"theta"`` (radians from +x), ``"x"``, ``"y"`` (0-based centre), ``"psf_fwhm"``,
-        ``"sky"``, ``"ra"``, ``"dec"`` (a sky position for the cutout's WCS; see :func:`cutout_header`).
+        ``"sersic_n"``, ``"r_eff"`` (pixels, along the major axis), ``"flux"`` (total ADU before
+        noise), ``"ellip"``, ``"theta"`` (radians from +x), ``"x"``, ``"y"`` (0-based centre),
+        ``"psf_fwhm"``, ``"sky"``, ``"ra"``, ``"dec"`` (a sky position for the cutout's WCS; see
+        :func:`cutout_header`).
 
     Examples
     --------
@@ -337,7 +340,9 @@ def galaxy_cutouts(
         for _ in range(n_per_class):
             p = _draw_galaxy_params(cls, size, rng)
             if cls == "point":
-                model = _star((size, size), p["x"], p["y"], p["flux"], p["psf_fwhm"], p["psf_alpha"])
+                model = _star(
+                    (size, size), p["x"], p["y"], p["flux"], p["psf_fwhm"], p["psf_alpha"]
+                )
             else:
                 kernel = _psf_kernel(p["psf_fwhm"], p["psf_alpha"], _OVERSAMPLE)
                 model = _galaxy((size, size), p, kernel)
@@ -456,7 +461,7 @@ def sky_field(
 
     for i in range(n_stars):
         half = int(np.clip(math.ceil(3 * psf_fwhm * (star_flux[i] / 1e3) ** 0.25), 8, 48))
-        ix, iy = int(round(xs[i])), int(round(ys[i]))
+        ix, iy = round(xs[i]), round(ys[i])
         stamp = _star(
             (2 * half + 1, 2 * half + 1), xs[i], ys[i], star_flux[i], psf_fwhm, alpha,
             oversample=oversample, origin=(iy - half, ix - half),
@@ -465,7 +470,7 @@ def sky_field(
     for j in range(n_galaxies):
         i = n_stars + j
         half = int(np.clip(math.ceil(4 * gal["r_eff"][j] + 3 * psf_fwhm), 12, 64))
-        ix, iy = int(round(xs[i])), int(round(ys[i]))
+        ix, iy = round(xs[i]), round(ys[i])
         p = {k: float(v[j]) for k, v in gal.items()}
         p.update(x=xs[i], y=ys[i])
         stamp = _galaxy(
@@ -508,7 +513,7 @@ def sky_field(
 
 
 def _place_nuclei(h, w, count, rng):
-    """Clustered centres with semi-axes; about 40 % are put against a neighbour (touching/overlapping)."""
+    """Clustered centres with semi-axes; about 40 % are put against a neighbour (touching)."""
     n_clusters = int(rng.integers(2, 5))
     centres = np.column_stack([rng.uniform(0.15 * h, 0.85 * h, n_clusters),
                                rng.uniform(0.15 * w, 0.85 * w, n_clusters)])  # fmt: skip
@@ -540,9 +545,9 @@ def _place_nuclei(h, w, count, rng):
 
 
 def _shape_mask(shape, cy, cx, a, b, angle, harmonics, expand=1.0):
-    """Boolean mask and normalized radius of an irregular ellipse over the whole ``shape`` grid box."""
+    """Bounding-box slices and normalized radius (1 at the edge) of an irregular ellipse."""
     h, w = shape
-    reach = int(math.ceil(max(a, b) * expand * 1.35)) + 2
+    reach = math.ceil(max(a, b) * expand * 1.35) + 2
     y0, y1 = max(int(cy) - reach, 0), min(int(cy) + reach + 1, h)
     x0, x1 = max(int(cx) - reach, 0), min(int(cx) + reach + 1, w)
     if y0 >= y1 or x0 >= x1:
@@ -558,7 +563,7 @@ def _shape_mask(shape, cy, cx, a, b, angle, harmonics, expand=1.0):
 
 
 def _clean_labels(labels: np.ndarray) -> np.ndarray:
-    """Keep each instance's largest connected piece; stray fragments join the neighbour they touch."""
+    """Keep each instance's largest connected piece; stray fragments join a touching neighbour."""
     from skimage.measure import label as cc_label
     from skimage.segmentation import relabel_sequential
 
@@ -607,13 +612,15 @@ def _one_nuclei_image(h, w, channels, rng):
         profile = bright * (0.75 + 0.25 * np.sqrt(np.clip(1 - rho**2, 0, 1)) + 0.15 * (rho > 0.8))
         for _ in range(int(rng.integers(1, 3))):
             ny, nx = rng.uniform(-0.4, 0.4, 2)
-            d2 = ((sl[0].start + np.arange(rho.shape[0])[:, None] - (cy + ny * b)) ** 2
-                  + (sl[1].start + np.arange(rho.shape[1])[None, :] - (cx + nx * a)) ** 2)  # fmt: skip
+            dy = sl[0].start + np.arange(rho.shape[0])[:, None] - (cy + ny * b)
+            dx = sl[1].start + np.arange(rho.shape[1])[None, :] - (cx + nx * a)
+            d2 = dy**2 + dx**2
             profile = profile + 0.5 * bright * np.exp(-d2 / (2 * (0.12 * b + 0.8) ** 2))
         nuc[sl] += np.where(inside, profile, 0.0)
         labels[sl][inside] = k  # later nuclei lie on top
         if channels > 1:
-            got_c = _shape_mask((h, w), cy, cx, a, b, angle, harmonics, expand=rng.uniform(1.7, 2.2))
+            expand = rng.uniform(1.7, 2.2)
+            got_c = _shape_mask((h, w), cy, cx, a, b, angle, harmonics, expand=expand)
             if got_c is not None:
                 slc, rho_c = got_c
                 level = rng.uniform(40.0, 120.0)
@@ -645,10 +652,10 @@ def nuclei(
     Each image holds about 20-40 nuclei per 256 x 256 pixels in 2-4 clusters: irregular ellipses
     (radius 8-15 px whatever the image size), about 40 % of them put against a neighbour so they
     touch and partly overlap (where they overlap the signal adds up, and the later nucleus owns the
-    pixels in ``labels``), with a domed profile, a bright rim, nucleoli, a
-    multiplicative texture, Gaussian blur (sigma 1-1.8 px), a background with a gentle gradient and
-    Poisson noise. ``channels=2`` adds a dimmer, blurrier cytoplasm channel with a membrane rim around
-    each nucleus (the labels are always the nuclei).
+    pixels in ``labels``), with a domed profile, a bright rim, nucleoli, a multiplicative texture,
+    Gaussian blur (sigma 1-1.8 px), a background with a gentle gradient and Poisson noise.
+    ``channels=2`` adds a dimmer, blurrier cytoplasm channel with a membrane rim around each
+    nucleus (the labels are always the nuclei).
 
     Parameters
     ----------

@@ -647,6 +647,22 @@ def _last_conv(model):
     return layers[i]
 
 
+def _score_tensor(model):
+    """The class scores before a final softmax/sigmoid (Grad-CAM's choice), else the output."""
+    import keras
+
+    last = model.layers[-1]
+    act = None
+    if isinstance(last, keras.layers.Softmax):
+        act = "softmax"
+    elif isinstance(last, keras.layers.Activation):
+        act = keras.activations.serialize(last.activation)
+        act = act if isinstance(act, str) else getattr(last.activation, "__name__", None)
+    if act in ("softmax", "sigmoid") and len(getattr(last, "_inbound_nodes", [])) == 1:
+        return last.input
+    return model.outputs[0]
+
+
 def grad_cam_heatmap(
     model: Any,
     image: Any,
@@ -659,7 +675,8 @@ def grad_cam_heatmap(
 
     The gradient of the class score with respect to a convolution layer's output, averaged over
     space, weights that layer's channels; the ReLU of the weighted sum is resized to the image.
-    (Selvaraju et al. 2017.)
+    (Selvaraju et al. 2017.) The score is taken before a final softmax or sigmoid layer (the
+    logit), as in the paper, so other classes' probabilities do not leak into the map.
 
     Parameters
     ----------
@@ -697,7 +714,7 @@ def grad_cam_heatmap(
     conv = _last_conv(model) if layer is None else _get_layer(model, layer)
     if len(getattr(conv.output, "shape", ())) != 4:
         raise ModelError(f"layer {conv.name!r} has no 4-D (N, H, W, C) output for Grad-CAM")
-    grad_model = _submodel(model, [conv.output, model.outputs[0]])
+    grad_model = _submodel(model, [conv.output, _score_tensor(model)])
     xt = tf.convert_to_tensor(x)
     with tf.GradientTape() as tape:
         fmap, preds = grad_model(xt, training=False)

@@ -20,7 +20,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 SEED = 0
 N, SIZE, CLASSES = 64, 16, 3

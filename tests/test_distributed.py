@@ -76,7 +76,9 @@ def _h5_arrays(path):
     out = {}
     with h5py.File(path, "r") as fh:
         fh.visititems(
-            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            lambda name, obj: (
+                out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+            )
         )
     return out
 

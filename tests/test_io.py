@@ -351,7 +351,9 @@ def test_write_refuses_overwrite_and_bad_arguments(tmp_path):
     assert sha(p) == before
     io.write(p, grid(3, 3, seed=5), overwrite=True)
     np.testing.assert_array_equal(io.read(p).data[..., 0], grid(3, 3, seed=5))
-    with pytest.raises(ConfigError, match=r"y\.fist: output extension must be one of .*did you mean '\.fit'"):
+    with pytest.raises(
+        ConfigError, match=r"y\.fist: output extension must be one of .*did you mean '\.fit'"
+    ):
         io.write(tmp_path / "y.fist", grid(3, 3))
     with pytest.raises(InvalidImageError, match=r"z\.fits: array must be \(H, W\) or \(H, W, C\)"):
         io.write(tmp_path / "z.fits", np.zeros((2, 3, 4, 5)))
@@ -691,3 +693,49 @@ def test_reading_never_modifies_inputs(tmp_path, mef):
             lazy.data.close()
         io.read(p, section=(slice(0, 2), slice(1, 3)))
     assert {p: (sha(p), os.stat(p).st_mtime_ns) for p in files} == before
+
+
+# ------------------------------------------------------------------------------------------------
+# real files written by other software
+# ------------------------------------------------------------------------------------------------
+
+REAL_FITS = sorted(
+    p
+    for folder in (ASTROPY, ASTROPY_WCS)
+    for p in folder.rglob("*")
+    if p.is_file() and p.suffix in (".fits", ".gz", ".fz", ".hdr", ".Z")
+)
+
+
+@pytest.mark.parametrize("path", REAL_FITS, ids=lambda p: p.name)
+def test_astropy_test_files_read_or_fail_cleanly(path, recwarn):
+    """Every FITS file astropy tests itself with gives a GridImage or a SciconvError, nothing else."""
+    before = sha(path)
+    try:
+        img = io.read(path)
+    except sciconv.errors.SciconvError as exc:
+        assert str(path) in str(exc)
+    else:
+        assert img.data.dtype == np.float32 and img.data.ndim == 3
+        assert img.mask.shape == img.data.shape
+        np.testing.assert_array_equal(img.mask, np.isnan(img.data))
+        assert img.wcs is None or (img.wcs.naxis == 2 and img.wcs.has_celestial)
+    assert sha(path) == before
+
+
+def test_real_hst_frames_match_astropy(data_dir):
+    """Real HST frames (bundled by the real-data engineer): pixels and WCS equal astropy's own."""
+    files = sorted((data_dir / "real" / "hst").glob("*.fits")) if data_dir.exists() else []
+    if not files:
+        pytest.skip("no data/real/hst/*.fits bundled")
+    for p in files:
+        img = io.read(p)
+        with fits.open(p) as f:
+            i = img.meta["hdu"]
+            ref = f[i].data.astype(np.float32)
+            np.testing.assert_array_equal(img.data[..., 0], ref)
+            if img.wcs is not None:
+                w = WCS(f[i].header, f)
+                ny, nx = ref.shape[-2:]
+                xy = np.random.default_rng(0).uniform(0, min(nx, ny), (20, 2))
+                np.testing.assert_allclose(world_at(img.wcs, xy), world_at(w, xy), atol=1e-10)

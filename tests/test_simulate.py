@@ -166,7 +166,7 @@ def test_bright_star_centroid_matches_truth(small_field):
         if d.min() < 25:
             continue  # want an isolated star
         x0, y0 = truth["x"][i], truth["y"][i]
-        iy, ix = int(round(y0)), int(round(x0))
+        iy, ix = round(y0), round(x0)
         box = image[iy - 6 : iy + 7, ix - 6 : ix + 7].astype(np.float64) - np.median(image)
         cy, cx = ndimage.center_of_mass(np.clip(box, 0, None))
         assert abs(cx + ix - 6 - x0) < 0.5 and abs(cy + iy - 6 - y0) < 0.5, (cx, cy, x0, y0)
@@ -184,14 +184,14 @@ def test_sky_field_flux_of_isolated_star(small_field):
     stars = truth[(truth["kind"] == "star") & (truth["flux"] > 3000)]
     assert len(stars) > 0
     s = stars[np.argmax(stars["flux"])]
-    iy, ix = int(round(s["y"])), int(round(s["x"]))
+    iy, ix = round(s["y"]), round(s["x"])
     box = image[iy - 15 : iy + 16, ix - 15 : ix + 16].astype(np.float64) - 100.0
     assert box.sum() == pytest.approx(s["flux"], rel=0.1)
 
 
 def test_sky_field_full_size_fast_and_deterministic():
     t0 = time.perf_counter()
-    image, wcs, truth = sim.sky_field(seed=0)
+    image, wcs, _ = sim.sky_field(seed=0)
     elapsed = time.perf_counter() - t0
     assert image.shape == (2048, 2048)
     assert elapsed < 10.0, elapsed

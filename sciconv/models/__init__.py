@@ -46,10 +46,11 @@ from sciconv.models.heads import (
     regression_head,
     segmentation_head,
 )
-from sciconv.models.layers import SciconvMetadata
+from sciconv.models.layers import BilinearUpSampling2D, SciconvMetadata
 from sciconv.models.metadata import attach_metadata, get_metadata, metadata_layer, set_metadata
 
 __all__ = [
+    "BilinearUpSampling2D",
     "SciconvMetadata",
     "attach_metadata",
     "check_input_shape",

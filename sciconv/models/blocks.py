@@ -19,6 +19,7 @@ from __future__ import annotations
 import keras
 
 from sciconv._validation import look_up_option
+from sciconv.models.layers import BilinearUpSampling2D
 
 __all__ = ["POOLING", "UPSAMPLING", "conv_block", "pool", "up_block"]
 
@@ -127,8 +128,8 @@ def up_block(
     filters : int
         Channels of the upsampling and of the convolutions.
     upsampling : {"transpose", "bilinear"}
-        ``"transpose"``: Conv2DTranspose with stride 2; ``"bilinear"``: UpSampling2D (bilinear)
-        followed by a 3x3 convolution.
+        ``"transpose"``: Conv2DTranspose with stride 2; ``"bilinear"``: bilinear x2 upsampling
+        (:class:`~sciconv.models.layers.BilinearUpSampling2D`) followed by a convolution.
     convs, kernel_size, batch_norm, activation, dropout
         As in :func:`conv_block`.
     name : str
@@ -147,7 +148,7 @@ def up_block(
             filters, 2, strides=2, padding="same", name=f"{name}_upconv"
         )(x)
     else:
-        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_upsample")(x)
+        x = BilinearUpSampling2D(name=f"{name}_upsample")(x)
         x = keras.layers.Conv2D(filters, kernel_size, padding="same", name=f"{name}_upconv")(x)
     x = keras.layers.Concatenate(name=f"{name}_concat")([x, skip])
     return conv_block(

@@ -28,7 +28,7 @@ import keras
 
 from sciconv.errors import ModelError
 
-__all__ = ["SciconvMetadata", "check_jsonable"]
+__all__ = ["BilinearUpSampling2D", "SciconvMetadata", "check_jsonable"]
 
 
 def check_jsonable(metadata: dict, *, name: str = "metadata") -> dict:
@@ -154,3 +154,58 @@ class SciconvMetadata(keras.layers.Layer):
         config = super().get_config()
         config["metadata"] = copy.deepcopy(self.metadata)
         return config
+
+
+@keras.saving.register_keras_serializable(package="sciconv")
+class BilinearUpSampling2D(keras.layers.Layer):
+    """Bilinear x2 upsampling (half-pixel centres, edges clamped) that works on any H, W.
+
+    Gives the same values as ``keras.layers.UpSampling2D(2, interpolation="bilinear")``, but is
+    written with slicing, ``stack`` and ``reshape`` only, so it also works when H and W are unknown
+    until run time (``UpSampling2D`` bilinear fails there under TensorFlow graph tracing) and
+    compiles under XLA. Channels-last input ``(N, H, W, C)`` -> ``(N, 2H, 2W, C)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([0.0, 4.0], "float32").reshape(1, 1, 2, 1)
+    >>> BilinearUpSampling2D()(x)[0, 0, :, 0].numpy().tolist()
+    [0.0, 1.0, 3.0, 4.0]
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    @staticmethod
+    def _upsample_axis(x, axis: int):
+        ops = keras.ops
+        n = x.shape[axis]
+        first = ops.take(x, [0], axis=axis)
+        last = ops.take(x, [-1], axis=axis) if n is not None else None
+        if last is None:
+            size = ops.shape(x)[axis]
+            last = ops.take(x, ops.expand_dims(size - 1, 0), axis=axis)
+        padded = ops.concatenate([first, x, last], axis=axis)
+        size = ops.shape(padded)[axis]
+        prev = _slice_axis(padded, axis, 0, size - 2)
+        nxt = _slice_axis(padded, axis, 2, size)
+        even = 0.75 * x + 0.25 * prev
+        odd = 0.75 * x + 0.25 * nxt
+        stacked = ops.stack([even, odd], axis=axis + 1)
+        shape = list(ops.shape(x))
+        shape[axis] = shape[axis] * 2
+        return ops.reshape(stacked, shape)
+
+    def call(self, inputs):
+        x = self._upsample_axis(inputs, 1)
+        return self._upsample_axis(x, 2)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else 2 * h, None if w is None else 2 * w, c)
+
+
+def _slice_axis(x, axis: int, start, stop):
+    index = [slice(None)] * len(x.shape)
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]

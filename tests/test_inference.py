@@ -1,0 +1,405 @@
+"""Tests for sciconv.inference: tiled prediction against whole-image calls, dask, lazy FITS."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from sciconv import inference, preprocess
+from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
+from sciconv.models import attach_metadata, classifier, segmenter, set_metadata
+
+RF = 3  # three 3x3 convolutions: receptive-field half-width 3
+
+
+def _conv_stack(channels_in=1, channels_out=2, *, seed=0, bias=True):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, channels_in))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", use_bias=bias)(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="tanh", use_bias=bias)(x)
+    outputs = keras.layers.Conv2D(channels_out, 3, padding="same", use_bias=bias)(x)
+    return keras.Model(inputs, outputs, name="stack")
+
+
+def _pointwise(channels_in=1, channels_out=2, *, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, channels_in))
+    x = keras.layers.Conv2D(4, 1, activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Conv2D(channels_out, 1)(x), name="pointwise")
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return _conv_stack()
+
+
+@pytest.fixture(scope="module")
+def pointwise():
+    return _pointwise()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(0).normal(size=(77, 131)).astype(np.float32)
+
+
+def _whole(model, x):
+    x = x[..., None] if x.ndim == 2 else x
+    return np.asarray(model(x[None].astype(np.float32)))[0]
+
+
+def _tiled(model, x, **kw):
+    kw.setdefault("progress", False)
+    kw.setdefault("normalize", None)
+    return inference.predict_tiled(model, x, **kw)
+
+
+# --------------------------------------------------------------------------------------------------
+# receptive field
+
+
+@pytest.mark.parametrize(("kernels", "expected"), [((3, 3, 3), 3), ((5, 1), 2), ((1,), 0)])
+def test_receptive_field_is_measured(kernels, expected):
+    inputs = keras.Input((None, None, 1))
+    x = inputs
+    for k in kernels:
+        x = keras.layers.Conv2D(3, k, padding="same", activation="relu")(x)
+    model = keras.Model(inputs, x)
+    assert inference.receptive_field(model) == (expected, expected)
+
+
+def test_receptive_field_of_unet_grows_with_depth():
+    shallow = inference.receptive_field(segmenter((None, None, 1), depth=1, filters=2))
+    deep = inference.receptive_field(segmenter((None, None, 1), depth=2, filters=2))
+    assert deep[0] > shallow[0] >= 4
+
+
+# --------------------------------------------------------------------------------------------------
+# tiled == whole image
+
+
+@pytest.mark.parametrize("shape", [(77, 131), (64, 64), (33, 200)])
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
+def test_tiled_equals_whole_image_everywhere(stack, shape, pad_mode):
+    x = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    tiled = _tiled(stack, x, tile=32, overlap=2 * RF, blend="none", pad_mode=pad_mode)
+    assert tiled.shape == (*shape, 2) and tiled.dtype == np.float32
+    np.testing.assert_allclose(tiled, _whole(stack, x), atol=1e-4)
+
+
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant", "symmetric", "edge"])
+def test_padded_image_equals_whole_beyond_border_rf(stack, pad_mode):
+    # divisor 4: H = 30 fits in one 32-row tile and is padded by 1 row top and bottom
+    model = attach_metadata(stack, divisor=4)
+    x = np.random.default_rng(2).normal(size=(30, 45)).astype(np.float32)
+    tiled = _tiled(model, x, tile=32, overlap=2 * RF, blend="none", pad_mode=pad_mode)
+    whole = _whole(stack, x)
+    assert tiled.shape == (30, 45, 2)
+    np.testing.assert_allclose(tiled[RF:-RF], whole[RF:-RF], atol=1e-4)
+    assert np.abs(tiled[0] - whole[0]).max() > 1e-3  # the padding does reach the edge rows
+
+
+def test_reflect_padding_matches_numpy_reflect():
+    model = segmenter((None, None, 1), depth=2, filters=4)  # divisor 4
+    x = np.random.default_rng(3).normal(size=(21, 30)).astype(np.float32)
+    tiled = _tiled(model, x, tile="auto", blend="none")
+    padded = np.pad(x, ((1, 2), (1, 1)), mode="reflect")  # 24 x 32, split as predict_tiled does
+    np.testing.assert_allclose(tiled, _whole(model, padded)[1:22, 1:31], atol=1e-5)
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "linear"])
+def test_blend_weights_sum_to_one(pointwise, image, blend):
+    # a pointwise model gives the same value in every tile: any weighting error would show
+    tiled = _tiled(pointwise, image, tile=32, overlap=12, blend=blend, batch_size=5)
+    np.testing.assert_allclose(tiled, _whole(pointwise, image), atol=1e-5)
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "linear"])
+def test_blended_close_to_whole_image(stack, image, blend):
+    whole = _whole(stack, image)
+    tiled = _tiled(stack, image, tile=48, overlap=16, blend=blend)
+    err = np.abs(tiled - whole)
+    assert err.mean() < 2e-3 * np.abs(whole).mean()
+    assert err.max() < 0.1 * np.abs(whole).max()
+
+
+def test_tta_d4_on_equivariant_model_changes_nothing(pointwise, image):
+    plain = _tiled(pointwise, image, tile=32, overlap=8)
+    tta = _tiled(pointwise, image, tile=32, overlap=8, tta="d4")
+    np.testing.assert_allclose(tta, plain, atol=1e-5)
+
+
+def test_tta_d4_averages_the_eight_transforms(stack):
+    x = np.random.default_rng(4).normal(size=(24, 24, 1)).astype(np.float32)
+    expected = np.mean(
+        [
+            np.rot90(_whole(stack, np.rot90(x[:, ::-1] if k >= 4 else x, k % 4)), -(k % 4))[:, ::-1]
+            if k >= 4
+            else np.rot90(_whole(stack, np.rot90(x, k)), -k)
+            for k in range(8)
+        ],
+        axis=0,
+    )
+    got = _tiled(stack, x, tile="auto", tta="d4")
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.abs(got - _whole(stack, x)).max() > 1e-3  # not equivariant: TTA did something
+
+
+# --------------------------------------------------------------------------------------------------
+# normalization
+
+
+def test_normalization_is_computed_once_over_the_image():
+    inputs = keras.Input((None, None, 1))
+    identity = keras.Model(
+        inputs, keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones")(inputs)
+    )
+    x = np.add.outer(np.arange(64.0), np.arange(80.0)).astype(np.float32) ** 1.5
+    got = inference.predict_tiled(identity, x, tile=16, overlap=4, progress=False)
+    expected = preprocess.normalize(x, **preprocess.DEFAULT_NORMALIZATION)
+    np.testing.assert_allclose(got[..., 0], np.squeeze(expected), atol=1e-5)
+    raw = inference.predict_tiled(identity, x, tile=16, overlap=4, normalize=None, progress=False)
+    np.testing.assert_allclose(raw[..., 0], x, rtol=1e-6)
+
+
+def test_normalization_defaults_to_the_model_spec():
+    inputs = keras.Input((None, None, 1))
+    plain = keras.Model(
+        inputs, keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones")(inputs)
+    )
+    model = attach_metadata(plain, normalization={"method": "minmax"})
+    x = np.linspace(10, 30, 40 * 50, dtype=np.float32).reshape(40, 50)
+    got = inference.predict_tiled(model, x, tile=16, overlap=4, progress=False)
+    np.testing.assert_allclose(got[..., 0], (x - 10) / 20, atol=1e-6)
+    spec = inference.predict_tiled(
+        model, x, tile=16, overlap=4, normalize={"method": "zscore"}, progress=False
+    )
+    np.testing.assert_allclose(spec[..., 0], (x - x.mean()) / x.std(), atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------------
+# bad pixels
+
+
+def test_nan_region_is_masked_and_not_propagated(stack, image):
+    x = image.copy()
+    x[20:50, 25:70] = np.nan  # straddles several 32-px tiles
+    x[5, 120] = np.inf
+    got = _tiled(stack, x, tile=32, overlap=2 * RF, blend="gaussian")
+    bad = ~np.isfinite(x)
+    assert np.isnan(got[bad]).all()
+    assert np.isfinite(got[~bad]).all()
+    filled = _whole(stack, np.where(bad, 0, x))  # masked pixels are fed as 0
+    exact = _tiled(stack, x, tile=32, overlap=2 * RF, blend="none")
+    np.testing.assert_allclose(exact[~bad], filled[~bad], atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------------
+# sources and outputs
+
+
+def test_memmap_input_and_npy_output(stack, image, tmp_path):
+    src = np.lib.format.open_memmap(tmp_path / "in.npy", mode="w+", dtype=">f4", shape=image.shape)
+    src[:] = image
+    src.flush()
+    mm = np.load(tmp_path / "in.npy", mmap_mode="r")
+    expected = _tiled(stack, image, tile=32, overlap=8, blend="linear")
+    out = _tiled(stack, mm, tile=32, overlap=8, blend="linear", out=tmp_path / "prob.npy")
+    assert isinstance(out, np.memmap)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "prob.npy"), expected, atol=1e-6)
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        _tiled(stack, mm, tile=32, out=tmp_path / "prob.npy")
+    buffer = np.full((*image.shape, 2), 7.0, dtype=np.float32)
+    result = _tiled(stack, image, tile=32, overlap=8, blend="linear", out=buffer)
+    assert result is buffer
+    np.testing.assert_allclose(buffer, expected, atol=1e-6)
+
+
+def test_lazy_fits_equals_eager_and_is_read_in_tiles(stack, image, tmp_path, monkeypatch):
+    from astropy.io import fits
+
+    from sciconv import io
+
+    raw = np.round(image * 1000).astype(np.int16)
+    hdu = fits.PrimaryHDU(raw)
+    hdu.header["BSCALE"], hdu.header["BZERO"] = 0.001, 5.0
+    path = tmp_path / "field.fits"
+    fits.HDUList([fits.PrimaryHDU(raw, header=hdu.header)]).writeto(path)
+    before = path.read_bytes()
+    eager = io.read(path)
+    lazy = io.read(path, lazy=True)
+    reads = []
+    original = type(lazy.data).__getitem__
+
+    def spy(self, key):
+        block = original(self, key)
+        reads.append(block.shape[0] * block.shape[1])
+        return block
+
+    monkeypatch.setattr(type(lazy.data), "__getitem__", spy)
+    monkeypatch.setattr(inference, "_LIMIT_SAMPLES", 2000)  # sample by rows, as for a huge file
+    kw = {"tile": 32, "overlap": 8, "blend": "gaussian", "normalize": "model", "progress": False}
+    got = inference.predict_tiled(stack, lazy, **kw)
+    lazy.data.close()
+    monkeypatch.setattr(inference, "_LIMIT_SAMPLES", 10**9)
+    expected = inference.predict_tiled(stack, eager, **kw)
+    assert max(reads) <= 32 * 32 < image.size  # tile by tile, never whole
+    # limits from a row subsample differ slightly from the eager full-image ones
+    np.testing.assert_allclose(got, expected, atol=0.05)
+    monkeypatch.setattr(inference, "_LIMIT_SAMPLES", 10**9)
+    lazy2 = io.read(path, lazy=True)
+    same = inference.predict_tiled(stack, lazy2, **kw)
+    lazy2.data.close()
+    np.testing.assert_allclose(same, expected, atol=1e-5)
+    assert path.read_bytes() == before
+
+
+def test_dask_input_gives_the_numpy_result(stack, image):
+    da = pytest.importorskip("dask.array")
+    expected = _tiled(stack, image, tile=32, overlap=2 * RF, blend="none")
+    lazy = _tiled(stack, da.from_array(image, chunks=(40, 50)), tile=32, overlap=2 * RF)
+    assert isinstance(lazy, da.Array) and lazy.shape == (77, 131, 2) and lazy.dtype == np.float32
+    got = lazy.compute(scheduler="threads")
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    normalized = _tiled(stack, image, tile=32, overlap=8, normalize="model")
+    got_n = inference.predict_tiled(
+        stack, da.from_array(image, chunks=(64, 64)), tile=32, overlap=8, progress=False
+    ).compute(scheduler="threads")
+    np.testing.assert_allclose(got_n, normalized, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_dask_distributed_local_cluster(stack, image):
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("dask.distributed")
+    expected = _tiled(stack, image, tile=32, overlap=2 * RF, blend="none")
+    lazy = _tiled(stack, da.from_array(image, chunks=(40, 70)), tile=32, overlap=2 * RF)
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        got = client.compute(lazy).result(timeout=150)
+        assert len(client.scheduler_info()["workers"]) == 2
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_progress_bar_counts_tiles(stack, image, capsys):
+    inference.predict_tiled(stack, image, tile=64, overlap=8, normalize=None, progress=True)
+    assert "6/6" in capsys.readouterr().out  # 2 x 3 tiles
+
+
+def test_auto_tile_takes_whole_small_image_and_equalizes_big_ones(stack):
+    model = attach_metadata(stack, divisor=16)
+    assert inference._auto_tile(model, (300, 500), 32, 16, 1 << 30) == (304, 512)
+    th, tw = inference._auto_tile(model, (10_000, 4096), 32, 16, 64 << 20)
+    for n, t in ((10_000, th), (4096, tw)):
+        assert t % 16 == 0 and 64 <= t <= inference.AUTO_TILE_MAX
+        starts = inference._axis_starts(n, t, 32, 16)
+        assert len(starts) * t <= n + len(starts) * (32 + 16)  # recompute ~ overlap only
+
+
+# --------------------------------------------------------------------------------------------------
+# bad input
+
+
+@pytest.mark.parametrize(
+    ("image", "kwargs", "match"),
+    [
+        (np.zeros((32, 32, 3)), {}, r"3 channel\(s\).*expects 1"),
+        (np.zeros((1, 1)), {}, r"too small.*\(1, 1\)"),
+        (np.zeros((1, 40)), {}, "at least 2 pixels"),
+        (np.zeros((0, 5)), {}, "too small"),
+        (np.zeros((2, 8, 8, 1)), {}, r"shape \(H, W\) or \(H, W, C\)"),
+        (np.zeros((8, 8), dtype=complex), {}, "real numbers"),
+        ("field.fits", {}, "read it first"),
+        (np.zeros((64, 64)), {"tile": 2}, "smaller than the model's minimum tile 4"),
+        (np.zeros((64, 64)), {"tile": 30}, "not a multiple of the model's divisor 4; use 28 or 32"),
+        (np.zeros((64, 64)), {"tile": 16, "overlap": 14}, "no stride"),
+        (np.zeros((64, 64)), {"blend": "gauss"}, "did you mean 'gaussian'"),
+        (np.zeros((64, 64)), {"tta": "d8"}, "tta must be one of"),
+        (np.zeros((64, 64)), {"normalize": "percentile"}, "normalize must be one of 'model'"),
+        (np.full((64, 64), np.nan), {"normalize": "model"}, "no finite pixel"),
+        (np.zeros((64, 64)), {"batch_size": 0}, "batch_size must be an int >= 1"),
+        (np.zeros((64, 64)), {"out": np.zeros((64, 64, 3), np.float32)}, "out must be a float32"),
+    ],
+)
+def test_bad_input_raises_inference_error(stack, image, kwargs, match):
+    model = attach_metadata(stack, divisor=4)
+    kwargs = {"progress": False, "normalize": None, **kwargs}
+    with pytest.raises(InferenceError, match=match):
+        inference.predict_tiled(model, image, **kwargs)
+
+
+def test_small_overlap_warns_with_the_receptive_field(stack, image):
+    with pytest.warns(SciconvWarning, match=r"receptive-field half-width.*\(3 px\).*overlap>=6"):
+        _tiled(stack, image, tile=32, overlap=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _tiled(stack, image, tile=32, overlap="auto")  # auto = 2 * RF: no warning
+
+
+def test_model_without_per_pixel_output_is_refused(image):
+    with pytest.raises(InferenceError, match="same-size per-pixel output"):
+        _tiled(classifier((None, None, 1), 2, filters=(4,), head="gap", dense=()), image, tile=32)
+
+
+# --------------------------------------------------------------------------------------------------
+# instances and files
+
+
+def _blob_model():
+    """Softmax over (background, foreground) from one pixel: foreground where the input > 0."""
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2, 1, kernel_initializer=keras.initializers.Constant([[[[-4.0, 4.0]]]])
+    )(inputs)
+    return attach_metadata(
+        keras.Model(inputs, keras.layers.Softmax()(logits)),
+        postprocess={"method": "connected", "min_size": 3},
+    )
+
+
+def test_predict_instances_uses_model_postprocess_and_overrides():
+    yy, xx = np.mgrid[:48, :64]
+    discs = ((yy - 24) ** 2 + (xx - 20) ** 2 < 100) | ((yy - 24) ** 2 + (xx - 37) ** 2 < 100)
+    image = np.where(discs, 1.0, -1.0).astype(np.float32)
+    image[2, 2] = 1.0  # a 1-pixel speck: removed by min_size
+    model = _blob_model()
+    kw = {"normalize": None, "progress": False, "tile": 32, "overlap": 8}
+    merged = inference.predict_instances(model, image, **kw)
+    assert merged.dtype == np.int32 and merged.shape == (48, 64)
+    assert merged.max() == 1 and merged[2, 2] == 0
+    split = inference.predict_instances(model, image, method="watershed", **kw)
+    assert split.max() == 2
+    assert split[24, 12] != split[24, 45] and split[24, 12] > 0 and split[24, 45] > 0
+
+
+def test_predict_files_streams_batches_into_a_table(tmp_path):
+    from sciconv import io
+
+    model = classifier((16, 16, 1), 3, filters=(4,), dense=(), dropout=0.0)
+    set_metadata(model, class_names=["a", "b", "c"])
+    rng = np.random.default_rng(5)
+    images = rng.normal(size=(5, 20, 20)).astype(np.float32)
+    paths = [io.write(tmp_path / f"c{i}.fits", images[i]) for i in range(5)]
+    table = inference.predict_files(model, paths, batch_size=2, image_size=16, progress=False)
+    assert table.colnames == ["path", "class", "class_index", "probabilities"]
+    assert len(table) == 5 and table["probabilities"].shape == (5, 3)
+    np.testing.assert_allclose(table["probabilities"].sum(axis=1), 1, atol=1e-5)
+    assert list(table["class"]) == [["a", "b", "c"][i] for i in table["class_index"]]
+    x = np.stack([preprocess.normalize(im[..., None]) for im in images])
+    x = np.asarray(keras.ops.image.resize(x, (16, 16), interpolation="bilinear"))
+    np.testing.assert_allclose(table["probabilities"], model.predict_on_batch(x), atol=1e-5)
+    with pytest.raises(InferenceError, match="paths is empty"):
+        inference.predict_files(model, [], progress=False)

@@ -1,0 +1,420 @@
+"""Tests of sciconv.models: builders, layer names, metadata, save/load, safe loading, learning."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+import sciconv as sc
+from sciconv.errors import ConfigError, ModelError, UnsafeModelError
+from sciconv.models import (
+    BilinearUpSampling2D,
+    SciconvMetadata,
+    attach_metadata,
+    check_input_shape,
+    classifier,
+    get_metadata,
+    load,
+    regressor,
+    segmenter,
+    set_metadata,
+)
+from sciconv.preprocess import normalize
+
+SUBPROCESS_TIMEOUT = 120
+
+
+def _norm(images, **kwargs):
+    return np.stack([normalize(im, **kwargs) for im in images]).astype("float32")
+
+
+# --------------------------------------------------------------------------- builders
+
+
+@pytest.mark.parametrize(
+    ("pooling", "layer_class"),
+    [("max", keras.layers.MaxPooling2D), ("avg", keras.layers.AveragePooling2D)],
+)
+def test_pooling_choice_changes_layer_type(pooling, layer_class):
+    model = classifier((32, 32, 1), 3, filters=(4, 8), pooling=pooling, dense=(8,))
+    pools = [layer for layer in model.layers if layer.name.endswith("_pool")]
+    assert [p.name for p in pools] == ["classifier_stage1_pool", "classifier_stage2_pool"]
+    assert all(type(p) is layer_class for p in pools)
+
+
+def test_classifier_layer_names_read_like_the_architecture():
+    model = classifier(
+        (32, 32, 2),
+        4,
+        filters=(4, 8),
+        convs_per_stage=2,
+        batch_norm=True,
+        dense=(16, 8),
+        name="galaxy",
+    )
+    names = [layer.name for layer in model.layers]
+    assert names == [
+        "galaxy_input", "galaxy_metadata",
+        "galaxy_stage1_conv1", "galaxy_stage1_bn1", "galaxy_stage1_relu1",
+        "galaxy_stage1_conv2", "galaxy_stage1_bn2", "galaxy_stage1_relu2", "galaxy_stage1_pool",
+        "galaxy_stage2_conv1", "galaxy_stage2_bn1", "galaxy_stage2_relu1",
+        "galaxy_stage2_conv2", "galaxy_stage2_bn2", "galaxy_stage2_relu2", "galaxy_stage2_pool",
+        "galaxy_head_flatten", "galaxy_head_dense1", "galaxy_head_dropout1",
+        "galaxy_head_dense2", "galaxy_head_dropout2", "galaxy_head_logits", "galaxy_head_softmax",
+    ]  # fmt: skip
+    assert model.output_shape == (None, 4)
+    assert model.get_layer("galaxy_stage2_conv1").filters == 8
+    assert model.get_layer("galaxy_head_softmax").activation is keras.activations.softmax
+
+
+def test_classifier_outputs_are_probabilities_and_multilabel_is_sigmoid():
+    x = np.random.default_rng(0).normal(size=(5, 16, 16, 1)).astype("float32")
+    soft = classifier((16, 16, 1), 3, filters=(4,), dense=(8,))
+    p = soft.predict(x, verbose=0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    multi = classifier((None, None, 1), 3, filters=(4,), head="gap", dense=(), multilabel=True)
+    assert multi.layers[-1].name == "classifier_head_sigmoid"
+    q = multi.predict(x, verbose=0)
+    assert q.shape == (5, 3) and ((q > 0) & (q < 1)).all()
+    assert not np.allclose(q.sum(axis=1), 1.0)
+    assert get_metadata(multi)["task"] == "multilabel"
+
+
+def test_regressor_uncertainty_doubles_outputs():
+    model = regressor((16, 16, 1), 2, filters=(4,), dense=(), uncertainty=True)
+    assert model.output_shape == (None, 4)
+    assert model.layers[-1].name == "regressor_head_mean_log_var"
+    meta = get_metadata(model)
+    assert meta["task"] == "regression" and meta["outputs"] == 2 and meta["uncertainty"] is True
+    assert regressor((16, 16, 1), 3, filters=(4,), dense=()).output_shape == (None, 3)
+
+
+@pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
+def test_segmenter_any_size_divisible_by_divisor(upsampling):
+    model = segmenter((None, None, 2), num_classes=3, depth=2, filters=4, upsampling=upsampling)
+    for h, w in [(16, 16), (24, 40)]:
+        p = model.predict(np.zeros((1, h, w, 2), "float32"), verbose=0)
+        assert p.shape == (1, h, w, 3)
+        np.testing.assert_allclose(p.sum(axis=-1), 1.0, atol=1e-5)
+    meta = get_metadata(model)
+    assert meta["divisor"] == 4 and meta["input_channels"] == 2 and meta["num_classes"] == 3
+    kind = keras.layers.Conv2DTranspose if upsampling == "transpose" else BilinearUpSampling2D
+    up = [layer for layer in model.layers if layer.name.startswith("segmenter_dec1_up")][0]
+    assert isinstance(up, kind)
+
+
+def test_segmenter_instance_output():
+    model = segmenter((32, 32, 1), depth=2, filters=4, instance_output="distance")
+    assert [tuple(o.shape) for o in model.outputs] == [(None, 32, 32, 2), (None, 32, 32, 1)]
+    assert get_metadata(model)["instance_output"] == "distance"
+
+
+def test_segmenter_refuses_sizes_not_divisible():
+    with pytest.raises(ModelError, match=r"multiples of 2\*\*depth = 8 \(depth=3\)"):
+        segmenter((60, 64, 1), depth=3)
+    model = segmenter((None, None, 1), depth=2, filters=2)
+    with pytest.raises(ModelError, match="multiples of 4"):
+        model(np.zeros((1, 18, 16, 1), "float32"))
+    with pytest.raises(ModelError, match=r"input of shape \(1, 18, 16, 1\).*multiples of 4"):
+        check_input_shape(model, (1, 18, 16, 1))
+    with pytest.raises(ModelError, match="expects 1 channel"):
+        check_input_shape(model, (16, 16, 3))
+    check_input_shape(model, (16, 20))
+
+
+def test_final_layers_stay_float32_under_mixed_precision():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        models = [
+            classifier((16, 16, 1), 2, filters=(4,), dense=(4,)),
+            regressor((16, 16, 1), filters=(4,), dense=(), uncertainty=True),
+            segmenter((16, 16, 1), depth=2, filters=2),
+        ]
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for model in models:
+        assert model.get_layer(index=2).compute_dtype == "bfloat16"
+        assert all(o.dtype == "float32" for o in model.outputs), model.name
+
+
+@pytest.mark.parametrize(
+    ("builder", "kwargs", "message"),
+    [
+        (classifier, dict(input_shape=(32, 32, 1), num_classes=3, pooling="mx"),
+         r"pooling must be one of 'max', 'avg'; got 'mx' \(did you mean 'max'\?\)"),
+        (classifier, dict(input_shape=(8, 8, 1), num_classes=3, filters=(4, 4, 4, 4)),
+         "too small for 4 pooling stages"),
+        (classifier, dict(input_shape=(None, None, 1), num_classes=3),
+         r"input_shape\[0\] must be an int.*head='gap'"),
+        (classifier, dict(input_shape=(32, 32), num_classes=3), r"must be \(H, W, C\)"),
+        (classifier, dict(input_shape=(32, 32, 1), num_classes=1), "num_classes must be an int >= 2"),
+        (classifier, dict(input_shape=(32, 32, 1), num_classes=2, dropout=1.5), "dropout must be"),
+        (classifier, dict(input_shape=(32, 32, 1), num_classes=2, activation="relux"),
+         "activation must be a Keras activation"),
+        (regressor, dict(input_shape=(32, 32, 1), outputs=0), "outputs must be an int >= 1"),
+        (regressor, dict(input_shape=(32, 32, 1), head="avg"), "head must be one of"),
+        (segmenter, dict(upsampling="nearest"), "upsampling must be one of 'transpose', 'bilinear'"),
+        (segmenter, dict(instance_output="distanse"), r"did you mean 'distance'"),
+        (segmenter, dict(depth=0), "depth must be an int >= 1"),
+    ],
+)  # fmt: skip
+def test_builder_errors_name_the_argument(builder, kwargs, message):
+    with pytest.raises(ModelError, match=message):
+        builder(**kwargs)
+
+
+def test_blocks_validate_their_own_options():
+    from sciconv.models.blocks import pool
+
+    with pytest.raises(ConfigError, match="pooling must be one of"):
+        pool(keras.Input((8, 8, 1)), kind="median", name="x")
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def test_metadata_get_returns_copy_and_set_updates():
+    model = classifier((16, 16, 1), 3, filters=(4,), dense=())
+    meta = get_metadata(model)
+    assert meta["task"] == "classification" and meta["num_classes"] == 3
+    assert meta["input_channels"] == 1
+    meta["task"] = "changed"
+    assert get_metadata(model)["task"] == "classification"
+    set_metadata(model, class_names=("a", "b", "c"), normalization={"method": "asinh"})
+    assert get_metadata(model)["class_names"] == ["a", "b", "c"]
+    set_metadata(model, normalization=None)
+    assert "normalization" not in get_metadata(model)
+    with pytest.raises(ModelError, match=r"metadata\['bad'\] cannot be stored"):
+        set_metadata(model, bad=np.zeros(3))
+    with pytest.raises(ModelError, match="cannot be stored"):
+        set_metadata(model, bad=float("nan"))
+
+
+def test_metadata_on_plain_keras_models():
+    inputs = keras.Input((8, 8, 1))
+    plain = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs), name="plain")
+    assert get_metadata(plain) == {}
+    with pytest.raises(ModelError, match="holds no sciconv metadata layer.*attach_metadata"):
+        set_metadata(plain, task="segmentation")
+    wrapped = attach_metadata(plain, task="segmentation")
+    assert get_metadata(wrapped) == {"task": "segmentation"}
+    x = np.ones((1, 8, 8, 1), "float32")
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0), plain.predict(x, verbose=0))
+
+
+def test_metadata_layer_config_round_trip():
+    layer = SciconvMetadata({"divisor": 8, "class_names": ["a"]}, name="meta")
+    clone = SciconvMetadata.from_config(layer.get_config())
+    assert clone.metadata == {"divisor": 8, "class_names": ["a"]} and clone.name == "meta"
+    assert not clone.trainable
+    serialized = keras.saving.serialize_keras_object(layer)
+    assert serialized["registered_name"] == "sciconv>SciconvMetadata"
+
+
+# --------------------------------------------------------------------------- save / load
+
+
+def _tiny_models():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 16, 16, 1)).astype("float32")
+    models = {
+        "classifier": classifier((16, 16, 1), 3, filters=(4, 8), batch_norm=True, dense=(8,)),
+        "regressor": regressor((16, 16, 1), 1, filters=(4,), dense=(4,), uncertainty=True),
+        "segmenter": segmenter((None, None, 1), depth=2, filters=4),
+    }
+    for model in models.values():
+        model.compile(optimizer="adam", **sc.training.default_compile_args(model))
+        for var in model.weights:  # random weights and non-trivial BatchNorm statistics
+            values = rng.normal(scale=0.3, size=var.shape)
+            var.assign(np.abs(values) + 0.5 if "variance" in var.path else values)
+    return models, x
+
+
+def test_save_load_in_fresh_process_gives_identical_predictions(tmp_path):
+    models, x = _tiny_models()
+    np.save(tmp_path / "x.npy", x)
+    for key, model in models.items():
+        set_metadata(
+            model,
+            normalization={"method": "percentile", "low": 1.0, "high": 99.8},
+            postprocess={"threshold": 0.4, "min_size": 5},
+        )
+        model.save(tmp_path / f"{key}.keras")
+        np.save(tmp_path / f"{key}.npy", model.predict(x, verbose=0))
+    script = textwrap.dedent(
+        f"""
+        import json, pathlib, numpy as np, keras
+        import sciconv.models as models
+        d = pathlib.Path({str(tmp_path)!r})
+        x = np.load(d / "x.npy")
+        out = {{}}
+        for key in ("classifier", "regressor", "segmenter"):
+            a = models.load(d / f"{{key}}.keras")
+            b = keras.models.load_model(d / f"{{key}}.keras")  # plain Keras once sciconv imported
+            ref = np.load(d / f"{{key}}.npy")
+            out[key] = dict(
+                diff_load=float(np.abs(a.predict(x, verbose=0) - ref).max()),
+                diff_keras=float(np.abs(b.predict(x, verbose=0) - ref).max()),
+                meta=models.get_metadata(a),
+                loss=getattr(a.loss, "__name__", str(a.loss)),
+            )
+        print("RESULT" + json.dumps(out))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")][0]
+    result = json.loads(line[len("RESULT") :])
+    for key, model in models.items():
+        assert result[key]["diff_load"] <= 1e-6, key
+        assert result[key]["diff_keras"] <= 1e-6, key
+        assert result[key]["meta"] == get_metadata(model), key
+    assert result["segmenter"]["meta"]["divisor"] == 4
+    assert result["segmenter"]["meta"]["postprocess"] == {"threshold": 0.4, "min_size": 5}
+    assert result["segmenter"]["loss"] == "bce_dice_loss"
+    assert result["regressor"]["loss"] == "gaussian_nll"
+
+
+def _lambda_model(path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
+    keras.Model(inputs, outputs).save(path)
+
+
+def test_lambda_model_refused_unless_trusted(tmp_path):
+    path = tmp_path / "lambda.keras"
+    _lambda_model(path)
+    with pytest.raises(UnsafeModelError, match=r"Lambda layer 'double'.*trust=True") as info:
+        load(path)
+    assert str(path) in str(info.value)
+    model = load(path, trust=True)
+    np.testing.assert_allclose(model.predict(np.ones((1, 4)), verbose=0), 2.0)
+
+
+def test_lambda_nested_in_a_sciconv_model_is_found(tmp_path):
+    inner = classifier((8, 8, 1), 2, filters=(2,), dense=())
+    inputs = keras.Input((8, 8, 1))
+    outputs = keras.layers.Lambda(lambda t: t + 1.0, name="shift")(inner(inputs))
+    path = tmp_path / "nested.keras"
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(UnsafeModelError, match="shift"):
+        load(path)
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(ModelError, match="model file not found") as info:
+        load(tmp_path / "missing.keras")
+    assert "missing.keras" in str(info.value)
+    with pytest.raises(ModelError, match="is a folder"):
+        load(tmp_path)
+    junk = tmp_path / "junk.keras"
+    junk.write_text("<html>not a model</html>")
+    with pytest.raises(ModelError, match="junk.keras: not a .keras model file"):
+        load(junk)
+    legacy = tmp_path / "old.h5"
+    legacy.write_bytes(b"\x89HDF\r\n")
+    with pytest.raises(ModelError, match="must end in .keras"):
+        load(legacy)
+    empty_zip = tmp_path / "empty.keras"
+    with zipfile.ZipFile(empty_zip, "w") as z:
+        z.writestr("readme.txt", "hi")
+    with pytest.raises(ModelError, match="holds no config.json"):
+        load(empty_zip)
+    truncated = tmp_path / "truncated.keras"
+    classifier((8, 8, 1), 2, filters=(2,), dense=()).save(truncated)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="truncated.keras"):
+        load(truncated)
+
+
+def test_pretrained_proxy_stays_callable():
+    import importlib
+
+    importlib.import_module("sciconv.models.pretrained")  # binding the submodule keeps the proxy
+    assert callable(sc.models.pretrained)
+    assert "pretrained" in repr(sc.models.pretrained)
+
+
+# --------------------------------------------------------------------------- learning
+
+
+def test_classifier_learns_three_morphology_classes():
+    x, y, names, _ = sc.simulate.galaxy_cutouts(60, size=64, seed=1)
+    xt, yt, _, _ = sc.simulate.galaxy_cutouts(30, size=64, seed=2)
+    assert len(names) == 3
+    model = classifier((64, 64, 1), 3, filters=(8, 16, 32), dense=(32,), dropout=0.2)
+    sc.training.fit(
+        model,
+        (_norm(x, method="asinh"), y),
+        epochs=15,
+        batch_size=16,
+        verbose=0,
+        seed=0,
+        reduce_lr=False,
+    )
+    accuracy = (model.predict(_norm(xt, method="asinh"), verbose=0).argmax(-1) == yt).mean()
+    assert accuracy >= 0.9, accuracy
+
+
+def _patches(a, size=64):
+    h, w = a.shape[1:3]
+    return np.concatenate(
+        [a[:, i : i + size, j : j + size] for i in range(0, h, size) for j in range(0, w, size)]
+    )
+
+
+def test_unet_segments_held_out_nuclei():
+    x, labels = sc.simulate.nuclei(8, size=128, seed=1)
+    xt, labels_t = sc.simulate.nuclei(4, size=128, seed=2)
+    train_x, train_y = _patches(_norm(x)), _patches((labels > 0).astype("int32"))
+    test_x, test_y = _patches(_norm(xt)), _patches((labels_t > 0).astype("int32"))
+    model = segmenter((None, None, 1), 2, depth=2, filters=8, batch_norm=False)
+    sc.training.fit(
+        model,
+        (train_x, train_y),
+        epochs=10,
+        batch_size=8,
+        learning_rate=3e-3,
+        verbose=0,
+        seed=0,
+        reduce_lr=False,
+    )
+    pred = model.predict(test_x, verbose=0).argmax(-1)
+    iou = ((pred == 1) & (test_y == 1)).sum() / ((pred == 1) | (test_y == 1)).sum()
+    assert iou >= 0.8, iou
+
+
+def test_regressor_recovers_flux():
+    x, _, _, params = sc.simulate.galaxy_cutouts(60, size=32, seed=3)
+    xt, _, _, params_t = sc.simulate.galaxy_cutouts(20, size=32, seed=4)
+
+    def stretch(a):  # one fixed stretch for all images: per-image normalization would erase flux
+        sky = np.median(a, axis=(1, 2, 3), keepdims=True)
+        return np.arcsinh((a - sky) / 20.0).astype("float32")
+
+    target = np.log10(params["flux"])
+    mu, sd = target.mean(), target.std()
+    model = regressor((32, 32, 1), 1, filters=(8, 16, 32), dense=(32,), batch_norm=True)
+    sc.training.fit(
+        model,
+        (stretch(x), (target - mu) / sd),
+        epochs=15,
+        batch_size=16,
+        verbose=0,
+        seed=0,
+        reduce_lr=False,
+    )
+    pred = model.predict(stretch(xt), verbose=0)[:, 0]
+    corr = np.corrcoef(pred, np.log10(params_t["flux"]))[0, 1]
+    assert corr >= 0.9, corr
