@@ -3,8 +3,10 @@
 Measures images/s of one training step loop (``model.fit`` on an in-memory ``tf.data`` pipeline) of
 the plain-Keras reference model (Conv32-Pool-Conv64-Pool-Conv128-Pool-Flatten-Dense128-Dense3 on
 64x64x1 images, batch 64) for every combination asked for, all in one process so the figures are
-comparable. The first epoch of each configuration (tracing, XLA compilation) is discarded; the
-median over the remaining epochs is reported. Also runs the same model built by
+comparable: every configuration's model is built first, then the script runs rounds of one epoch
+of each configuration in turn, so load changes on a shared machine hit all of them alike. The
+first round (tracing, XLA compilation) is discarded; the median over the other rounds is
+reported. Also runs the same model built by
 ``sciconv.models.classifier`` (when it exists) in float32 without XLA, as a cross-check.
 
 Run (the machine may be shared: be nice)::
@@ -57,49 +59,44 @@ def sciconv_model(input_shape=(64, 64, 1), num_classes=3):
     return models.classifier(input_shape, num_classes, dropout=0.0)
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.times = []
+class _Run:
+    """One configuration: its model (built under its policy), data and timings."""
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        # logs are numpy values by now, so the epoch's device work has finished
-        self.times.append(time.perf_counter() - self._t0)
-
-
-def measure(builder, precision, xla, *, steps, epochs, batch_size, seed=0):
-    """Return (images/s median, list of per-epoch images/s, final loss)."""
-    keras.backend.clear_session()
-    keras.mixed_precision.set_global_policy(POLICIES[precision])
-    try:
-        keras.utils.set_random_seed(seed)
-        model = builder()
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            loss="sparse_categorical_crossentropy",
-            jit_compile=xla,
-        )
+    def __init__(self, name, builder, precision, xla, *, steps, batch_size, seed=0):
+        self.name, self.precision, self.xla, self.steps = name, precision, xla, steps
+        self.batch_size = batch_size
+        self.rates, self.loss, self.error = [], None, None
+        keras.mixed_precision.set_global_policy(POLICIES[precision])
+        try:  # the policy matters when layers are built; the compiled model keeps it
+            keras.utils.set_random_seed(seed)
+            self.model = builder()
+            self.model.compile(
+                optimizer=keras.optimizers.Adam(1e-3),
+                loss="sparse_categorical_crossentropy",
+                jit_compile=xla,
+            )
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
         rng = np.random.default_rng(seed)
         n = batch_size * steps
         x = rng.normal(size=(n, 64, 64, 1)).astype("float32")
         y = rng.integers(0, 3, size=n).astype("int64")
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().repeat()
-        timer = _EpochTimer()
-        hist = model.fit(
-            ds,
-            epochs=epochs + 1,
-            steps_per_epoch=steps,
-            callbacks=[timer],
-            shuffle=False,
-            verbose=0,
+        self.ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().repeat()
+
+    def epoch(self, *, timed):
+        t0 = time.perf_counter()
+        hist = self.model.fit(
+            self.ds, epochs=1, steps_per_epoch=self.steps, shuffle=False, verbose=0
         )
-        rates = [steps * batch_size / t for t in timer.times[1:]]
-        return statistics.median(rates), rates, float(hist.history["loss"][-1])
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+        # the logs are numpy values when fit returns: the device work has finished
+        elapsed = time.perf_counter() - t0
+        self.loss = float(hist.history["loss"][-1])
+        if timed:
+            self.rates.append(self.steps * self.batch_size / elapsed)
+
+    @property
+    def median(self):
+        return statistics.median(self.rates)
 
 
 def _cpu_model():
@@ -117,7 +114,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"default {DEFAULT_CONFIGS}")
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed epoch")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs (median reported)")
+    parser.add_argument("--epochs", type=int, default=3, help="timed rounds (median reported)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-sciconv", action="store_true", help="skip the sciconv.models run")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -136,7 +133,7 @@ def main(argv=None):
     print(f"device: {device}")
     print(
         f"model: reference conv-pool-dense, 64x64x1, batch {args.batch_size}, "
-        f"{args.steps} steps x {args.epochs} timed epochs (median)"
+        f"{args.steps} steps x {args.epochs} timed rounds (median)"
     )
     runs = []
     for config in args.configs.split(","):
@@ -153,37 +150,48 @@ def main(argv=None):
         except ImportError:
             pass
 
-    results = []
-    print(f"{'model':<20} {'precision':<15} {'xla':<5} {'images/s':>10}   per-epoch      loss")
+    built = []
     for name, builder, precision, xla in runs:
         try:
-            rate, rates, loss = measure(
-                builder,
-                precision,
-                xla,
-                steps=args.steps,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
+            built.append(
+                _Run(name, builder, precision, xla, steps=args.steps, batch_size=args.batch_size)
             )
         except Exception as exc:  # report and go on: fp16 or XLA may be unsupported here
-            print(f"{name:<20} {POLICIES[precision]:<15} {xla!s:<5} failed: {exc!r:.200}")
+            print(f"{name} {POLICIES[precision]} xla={xla}: build failed: {exc!r:.200}")
+    # round-robin: one epoch of every configuration per round, so a change in the machine's load
+    # (shared machines) hits all of them alike; round 0 (tracing, XLA compiling) is not timed
+    for round_ in range(args.epochs + 1):
+        for run in built:
+            if run.error is not None:
+                continue
+            try:
+                run.epoch(timed=round_ > 0)
+            except Exception as exc:
+                run.error = repr(exc)
+
+    results = []
+    print(f"{'model':<20} {'precision':<15} {'xla':<5} {'images/s':>10}   per-round      loss")
+    for run in built:
+        policy = POLICIES[run.precision]
+        if run.error is not None:
+            print(f"{run.name:<20} {policy:<15} {run.xla!s:<5} failed: {run.error:.200}")
             results.append(
-                {"model": name, "policy": POLICIES[precision], "xla": xla, "error": repr(exc)}
+                {"model": run.name, "policy": policy, "xla": run.xla, "error": run.error}
             )
             continue
-        per = " ".join(f"{r:.0f}" for r in rates)
+        per = " ".join(f"{r:.0f}" for r in run.rates)
         print(
-            f"{name:<20} {POLICIES[precision]:<15} {xla!s:<5} {rate:>10.0f}   [{per}]  {loss:.3f}"
+            f"{run.name:<20} {policy:<15} {run.xla!s:<5} {run.median:>10.0f}   [{per}]  "
+            f"{run.loss:.3f}"
         )
-        sys.stdout.flush()
         results.append(
             {
-                "model": name,
-                "policy": POLICIES[precision],
-                "xla": xla,
-                "images_per_s": rate,
-                "per_epoch": rates,
-                "loss": loss,
+                "model": run.name,
+                "policy": policy,
+                "xla": run.xla,
+                "images_per_s": run.median,
+                "per_round": run.rates,
+                "loss": run.loss,
             }
         )
     base = next(

@@ -42,7 +42,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("pretrained", "otsu", "plain", "generic")
@@ -260,26 +260,44 @@ def main(argv=None) -> dict:
             p.error(f"unknown method {m!r}; choose from {METHODS}")
     val_ids = set(a.val_ids.read_text().split())
     eval_set = load_eval_set(a.data, val_ids, a.modalities.split(","), a.max_per_modality)
-    print(f"evaluation set: {len(eval_set)} images "
-          f"({', '.join(f'{m}: {sum(e[0] == m for e in eval_set)}' for m in a.modalities.split(','))})")
-    runners = {"pretrained": run_pretrained, "otsu": run_otsu, "plain": run_plain,
-               "generic": run_generic}
+    counts = ", ".join(f"{m}: {sum(e[0] == m for e in eval_set)}" for m in a.modalities.split(","))
+    print(f"evaluation set: {len(eval_set)} images ({counts})")
+    runners = {
+        "pretrained": run_pretrained,
+        "otsu": run_otsu,
+        "plain": run_plain,
+        "generic": run_generic,
+    }
     report = {}
     for m in methods:
         t0 = time.time()
-        out = runners[m](eval_set, steps=a.steps, batch=a.batch, seed=a.seed, data=a.data,
-                         val_ids_file=a.val_ids)
+        out = runners[m](
+            eval_set, steps=a.steps, batch=a.batch, seed=a.seed, data=a.data, val_ids_file=a.val_ids
+        )
         results, train_s = out if isinstance(out, tuple) else (out, 0.0)
-        report[m] = {"table": score(results), "train_s": round(train_s, 1),
-                     "total_s": round(time.time() - t0, 1)}
+        report[m] = {
+            "table": score(results),
+            "train_s": round(train_s, 1),
+            "total_s": round(time.time() - t0, 1),
+        }
         print(f"\n== {m} (train {train_s:.0f} s, total {time.time() - t0:.0f} s)")
-        print(f"{'modality':12s} {'n':>4s} {'AP@0.5':>7s} {'AP.5:.9':>7s} {'prec':>6s} "
-              f"{'recall':>6s} {'F1':>6s}")
+        print(
+            f"{'modality':12s} {'n':>4s} {'AP@0.5':>7s} {'AP.5:.9':>7s} {'prec':>6s} "
+            f"{'recall':>6s} {'F1':>6s}"
+        )
         for modality, row in report[m]["table"].items():
-            print(f"{modality:12s} {row['n']:4d} {row['AP@0.5']:7.3f} {row['AP@0.5:0.9']:7.3f} "
-                  f"{row['precision']:6.3f} {row['recall']:6.3f} {row['F1']:6.3f}", flush=True)
-    report["settings"] = {"steps": a.steps, "batch": a.batch, "seed": a.seed,
-                          "modalities": a.modalities, "python": sys.version.split()[0]}
+            print(
+                f"{modality:12s} {row['n']:4d} {row['AP@0.5']:7.3f} {row['AP@0.5:0.9']:7.3f} "
+                f"{row['precision']:6.3f} {row['recall']:6.3f} {row['F1']:6.3f}",
+                flush=True,
+            )
+    report["settings"] = {
+        "steps": a.steps,
+        "batch": a.batch,
+        "seed": a.seed,
+        "modalities": a.modalities,
+        "python": sys.version.split()[0],
+    }
     if a.json:
         a.json.write_text(json.dumps(report, indent=2) + "\n")
     return report

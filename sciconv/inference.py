@@ -14,14 +14,14 @@
 
 Tile geometry
 -------------
-Along each axis of length ``n`` with tile ``t`` and ``overlap`` ``o``: when ``n > t`` the tiles start
-at ``0, s, 2s, ...`` with stride ``s = t - o`` rounded down to the divisor, and the last tile is
-moved back to end exactly at the image edge, so **tiles never leave the image** and the model pads
-at the image edges exactly as it does in a whole-image call. When ``n <= t`` one tile covers the axis:
-the image is padded (``pad_mode``, reflect by default) on both sides up to the tile size, and the
-padding is cropped off the output. A fully convolutional model with a receptive-field half-width
-``r`` (see :func:`receptive_field`) then gives exactly the whole-image result wherever ``o >= 2 r``
-with ``blend="none"``.
+Along each axis of length ``n`` with tile ``t`` and ``overlap`` ``o``: when ``n > t`` the tiles
+start at ``0, s, 2s, ...`` with stride ``s = t - o`` rounded down to the divisor, and the last tile
+is moved back to end exactly at the image edge, so **tiles never leave the image** and the model
+pads at the image edges exactly as it does in a whole-image call. When ``n <= t`` one tile covers
+the axis: the image is padded (``pad_mode``, reflect by default) on both sides up to the tile
+size, and the padding is cropped off the output. A fully convolutional model with a
+receptive-field half-width ``r`` (see :func:`receptive_field`) then gives exactly the whole-image
+result wherever ``o >= 2 r`` with ``blend="none"``.
 
 Masked pixels
 -------------
@@ -54,7 +54,7 @@ import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -353,7 +353,7 @@ def _validate_image(image) -> tuple[Any, str | None]:
     if not hasattr(image, "shape") or not hasattr(image, "__getitem__"):
         try:
             image = np.asarray(image)
-        except Exception as err:  # noqa: BLE001 - any conversion failure is a bad image
+        except Exception as err:  # any conversion failure is a bad image
             raise InferenceError(
                 f"image must be an array, GridImage or dask array; got {type(image).__name__}"
             ) from err
@@ -700,7 +700,9 @@ def _predict_array(source: _Source, s: _Settings, limits, out: np.ndarray, *, pr
     plan_y = _axis_plan(h, th, starts_y, s.blend, s.overlap)
     plan_x = _axis_plan(w, tw, starts_x, s.blend, s.overlap)
     jobs = [(i, j) for i in range(len(starts_y)) for j in range(len(starts_x))]
-    batch_size = min(s.batch_size, len(jobs))
+    # equal batches (fixed shape, traced once) with the least zero-padding in the last one
+    n_batches = -(-len(jobs) // s.batch_size)
+    batch_size = -(-len(jobs) // n_batches)
     batches = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
     runner = _Runner(s.model)
     c = source.shape[2]
@@ -773,7 +775,8 @@ def _open_out(out, shape, *, overwrite: bool):
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
         return arr, (ctx, path)
     raise InferenceError(
-        f"out must be None, a float32 numpy array or a path ending in .npy; got {type(out).__name__}"
+        "out must be None, a float32 numpy array or a path ending in .npy; "
+        f"got {type(out).__name__}"
     )
 
 
@@ -782,11 +785,11 @@ def _open_out(out, shape, *, overwrite: bool):
 
 
 class _ModelHandle:
-    """A picklable reference to a Keras model: ships as ``.keras`` bytes, loaded once per process."""
+    """A picklable reference to a Keras model: ``.keras`` bytes, loaded once per process."""
 
-    _live: dict = {}
-    _loaded: dict = {}
-    _lock = threading.Lock()
+    _live: ClassVar[dict] = {}
+    _loaded: ClassVar[dict] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, model: keras.Model):
         with tempfile.TemporaryDirectory() as tmp:
@@ -923,10 +926,11 @@ def predict_tiled(
     overlap : int or "auto", optional
         Pixels shared by neighbouring tiles (stride = tile - overlap, rounded down to the divisor).
         Default 32. ``"auto"`` uses twice the measured receptive-field half-width
-        (:func:`receptive_field`); a smaller overlap warns (:class:`~sciconv.errors.SciconvWarning`).
+        (:func:`receptive_field`); a smaller overlap warns
+        (:class:`~sciconv.errors.SciconvWarning`).
     batch_size : int, optional
-        Tiles per model call. Default 8. The last batch is zero-padded so every call has the same
-        shape.
+        Most tiles per model call. Default 8. The tiles are split into equal batches (the last
+        one zero-padded), so every call has the same shape and the model is traced once.
     normalize : "model", None or dict, optional
         ``"model"`` (default): the spec the model was trained with
         (``get_metadata(model)["normalization"]``, else
@@ -936,9 +940,10 @@ def predict_tiled(
     blend : {"gaussian", "linear", "none"}, optional
         How overlaps are merged: a Gaussian window (sigma = tile / 8); a linear ramp across the
         middle half of the overlap (weight ~0 in the outer quarter next to the tile edge, where
-        the tile's own zero padding corrupts it, 1 beyond the overlap); or ``"none"``: every pixel is taken from the one tile whose centre region holds it
-        (exact for ``overlap >= 2 * receptive-field half-width``). Weights are normalized by their
-        sum at every pixel.
+        the tile's own zero padding corrupts it, 1 beyond the overlap); or ``"none"``: every
+        pixel is taken from the one tile whose centre region holds it (exact for
+        ``overlap >= 2 * receptive-field half-width``). Weights are normalized by their sum at
+        every pixel.
     tta : None or "d4", optional
         ``"d4"`` averages the predictions of the eight flips/rotations of each tile, each undone
         before averaging (8 model calls per batch).
@@ -1153,8 +1158,9 @@ def predict_files(
 
     Examples
     --------
-    >>> import tempfile, pathlib, numpy as np, keras  # doctest: +SKIP
-    >>> table = predict_files(model, sorted(pathlib.Path("cutouts").glob("*.fits")))  # doctest: +SKIP
+    >>> import pathlib  # doctest: +SKIP
+    >>> paths = sorted(pathlib.Path("cutouts").glob("*.fits"))  # doctest: +SKIP
+    >>> table = predict_files(model, paths)  # doctest: +SKIP
     >>> table["class"][0]  # doctest: +SKIP
     'spiral'
     """
@@ -1232,4 +1238,3 @@ def _load_cutout(scio, path: Path, spec, size, channels) -> np.ndarray:
     if tuple(x.shape[:2]) != tuple(size):
         x = np.asarray(keras.ops.image.resize(x, size, interpolation="bilinear"))
     return x.astype(np.float32, copy=False)
-

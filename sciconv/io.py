@@ -925,13 +925,16 @@ def _check_truncated(hdul, index: int, h, dims, bitpix: int, path: Path) -> None
     if isinstance(h, fits.CompImageHDU):
         return
     try:
-        info = hdul.fileinfo(index)
-        fileobj = info["file"]
+        # HDU._data_offset/_file: private but stable; HDUList.fileinfo() fails on odd headers
+        start, fileobj = getattr(h, "_data_offset", None), getattr(h, "_file", None)
+        if start is None or fileobj is None:
+            info = hdul.fileinfo(index)
+            start, fileobj = info["datLoc"], info["file"]
         if getattr(fileobj, "compression", None):
             return
         size = os.path.getsize(path)
         expected = abs(bitpix) // 8 * int(np.prod(dims, dtype=np.int64))
-        start = int(info["datLoc"])
+        start = int(start)
     except Exception:
         return
     if start + expected > size:

@@ -141,11 +141,11 @@ def instances(
         Objects with fewer pixels are removed. Default 5.
     method : {"watershed", "connected"}, optional
         ``"watershed"`` (default) splits touching objects: for K <= 2, markers are the peaks
-        (at least ``min_distance`` apart, adjacent peaks merged) of the Gaussian-smoothed distance
-        transform of the foreground, flooded over ``-distance``; for K = 3, markers are the connected
-        regions of ``interior > seed_threshold``, flooded over ``-interior`` within the foreground.
-        A foreground component without a marker keeps one label. ``"connected"``: connected
-        components of the foreground (4-connectivity), nothing split.
+        (at least ``min_distance`` apart, adjacent peaks merged) of the Gaussian-smoothed
+        distance transform of the foreground, flooded over ``-distance``; for K = 3, markers are
+        the connected regions of ``interior > seed_threshold``, flooded over ``-interior``
+        within the foreground. A foreground component without a marker keeps one label.
+        ``"connected"``: connected components of the foreground (4-connectivity), nothing split.
     min_distance : int, optional
         Minimum distance (pixels) between distance-transform peaks (K <= 2). Default 3.
     smooth : float, optional
@@ -292,7 +292,7 @@ def measure(labels, *, intensity=None, wcs=None):
           intensity-weighted centroid ``x_weighted``, ``y_weighted`` (positive pixels, summed over
           channels);
         - with ``wcs``: ``ra``, ``dec`` (deg) of the weighted centroid when ``intensity`` is given,
-          else of ``x``, ``y`` (``meta["radec_from"]`` says which).
+          else of ``x``, ``y`` (``meta["RADECSRC"]`` says which).
 
     Examples
     --------
@@ -395,7 +395,7 @@ def measure(labels, *, intensity=None, wcs=None):
         table["x_weighted"] = xw
         table["y_weighted"] = yw
         px, py = xw, yw
-    table.meta["pixel_convention"] = "x = column, y = row, 0-based pixel centres"
+    table.meta["PIXCONV"] = "x = column, y = row, 0-based pixel centres"
     if wcs is not None:
         if len(present):
             sky = wcs.pixel_to_world(px, py).icrs
@@ -405,7 +405,7 @@ def measure(labels, *, intensity=None, wcs=None):
         table["ra"] = np.asarray(ra, dtype=np.float64)
         table["dec"] = np.asarray(dec, dtype=np.float64)
         table["ra"].unit = table["dec"].unit = "deg"
-        table.meta["radec_from"] = "x_weighted, y_weighted" if image is not None else "x, y"
+        table.meta["RADECSRC"] = "x_weighted, y_weighted" if image is not None else "x, y"
     return table
 
 

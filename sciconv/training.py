@@ -445,7 +445,9 @@ def fit(
     verbose : "auto", 0, 1 or 2
         Keras progress output (bars by default).
     seed : int, optional
-        Seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) before training.
+        Seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) before training:
+        shuffling and dropout repeat. The initial weights are drawn when the model is built, so
+        call ``keras.utils.set_random_seed(seed)`` before building it for a fully repeatable run.
 
     Returns
     -------
@@ -581,7 +583,7 @@ def fit(
         if rest:
             kwargs["sample_weight"] = rest[0]
     else:
-        kwargs["x"] = train
+        kwargs.update(x=train, shuffle=False)  # a dataset is shuffled (or not) by its builder
     if validation_data is not None:
         kwargs["validation_data"] = validation_data
     history = model.fit(**kwargs)

@@ -249,7 +249,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
 
 
 def test_wrong_path_type():
-    with pytest.raises(InvalidImageError, match="path must be a str or os.PathLike; got int"):
+    with pytest.raises(InvalidImageError, match=r"path must be a str or os\.PathLike; got int"):
         io.read(42)
 
 

@@ -507,3 +507,107 @@ def test_from_pairs_lists_and_semantic_class_ids(cells):
         datasets.from_pairs([*imgs, cells / "nope.tif"], masks)
     with pytest.raises(ConfigError, match="target must be one of"):
         datasets.from_pairs(imgs, masks, target="instances")
+
+
+# ---------------------------------------------------------------------------------------------
+# plain-FITS fast path agrees with sciconv.io.read
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "fast"),
+    [
+        ("float32", True),
+        ("float64", True),
+        ("int16", True),
+        ("uint8", True),
+        ("nan_inf", True),
+        ("uint16", False),  # BZERO=32768: io.read
+        ("blank", False),  # BLANK: io.read
+        ("extension", False),  # image in an extension: io.read
+        ("truncated", False),  # io.read names the problem
+    ],
+)
+def test_plain_fits_fast_path_matches_io_read(tmp_path, kind, fast):
+    from sciconv import io
+    from sciconv.errors import SciconvError
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / f"{kind}.fits"
+    data = rng.random((5, 7)) * 200
+    if kind in ("float32", "float64", "int16", "uint8", "uint16"):
+        fits.writeto(path, data.astype(kind))
+    elif kind == "nan_inf":
+        data = data.astype(np.float32)
+        data[1, 2], data[3, 3] = np.nan, np.inf
+        fits.writeto(path, data)
+    elif kind == "blank":
+        hdu = fits.PrimaryHDU(data.astype(np.int16))
+        hdu.header["BLANK"] = 5
+        hdu.writeto(path)
+    elif kind == "extension":
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data.astype(np.float32))]).writeto(path)
+    else:
+        fits.writeto(path, rng.random((64, 64)).astype(np.float32))
+        path.write_bytes(path.read_bytes()[:4000])
+    assert (datasets._read_plain_fits(str(path)) is not None) == fast
+    if kind == "truncated":
+        with warnings.catch_warnings(), pytest.raises(SciconvError, match=r"truncated\.fits"):
+            warnings.simplefilter("ignore")  # astropy's own "may have been truncated"
+            datasets._read_pixels(str(path))
+        return
+    ref = np.asarray(io.read(path).data, np.float32)
+    got = datasets._read_pixels(str(path))
+    np.testing.assert_array_equal(got, ref)
+    assert datasets._probe(str(path)) == ref.shape
+
+
+# ---------------------------------------------------------------------------------------------
+# bundled sample data and the fetch re-export
+# ---------------------------------------------------------------------------------------------
+def test_bundled_catalog_and_pairs(data_dir):
+    import csv
+
+    cat = data_dir / "galaxies" / "catalog.csv"
+    if not cat.exists() or not (data_dir / "cells" / "masks").exists():
+        pytest.skip("bundled data not generated")
+    before = _tree_hash(data_dir / "galaxies")
+    ds = datasets.from_catalog(
+        cat,
+        path_column="file",
+        label_columns=["sersic_n", "r_eff"],
+        task="regression",
+        shuffle=False,
+        batch_size=500,
+    )
+    y = next(iter(ds))[1].numpy()
+    with open(cat, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    expect = np.array([[float(r["sersic_n"]), float(r["r_eff"])] for r in rows], np.float32)
+    np.testing.assert_allclose(y, expect)
+    assert ds.class_names == ["sersic_n", "r_eff"] and ds.class_counts is None
+    train, val = datasets.from_pairs(
+        data_dir / "cells" / "images",
+        data_dir / "cells" / "masks",
+        patch_size=64,
+        target="boundary",
+        validation_split=0.25,
+        seed=0,
+    )
+    x, y = next(iter(train))
+    assert x.shape[1:] == (64, 64, 1) and set(np.unique(y.numpy())) <= {0, 1, 2}
+    xv, yv = next(iter(val))
+    assert xv.shape == (len(val.file_paths), 256, 256, 1) and yv.shape == xv.shape[:3]
+    w = datasets.class_weights(train)
+    assert w[2] > w[1] > w[0]  # boundary pixels are the rarest
+    assert _tree_hash(data_dir / "galaxies") == before
+
+
+def test_fetch_is_re_exported():
+    from sciconv import fetch as fetch_module
+
+    with pytest.raises(ConfigError) as direct:
+        fetch_module.fetch("no-such-data-set")
+    with pytest.raises(ConfigError) as wrapped:
+        datasets.fetch("no-such-data-set")
+    assert str(wrapped.value) == str(direct.value)
+    with pytest.raises(ConfigError, match="no-such-data-set"):
+        datasets.load("no-such-data-set")

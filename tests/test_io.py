@@ -709,7 +709,7 @@ REAL_FITS = sorted(
 
 @pytest.mark.parametrize("path", REAL_FITS, ids=lambda p: p.name)
 def test_astropy_test_files_read_or_fail_cleanly(path, recwarn):
-    """Every FITS file astropy tests itself with gives a GridImage or a SciconvError, nothing else."""
+    """Every FITS file astropy tests itself with: a GridImage or a SciconvError, nothing else."""
     before = sha(path)
     try:
         img = io.read(path)

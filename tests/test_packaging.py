@@ -47,7 +47,9 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_generator_check_mode_agrees():
-    rc = subprocess.run([sys.executable, str(ROOT / "tools" / "generate_environment.py"), "--check"])
+    rc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "generate_environment.py"), "--check"]
+    )
     assert rc.returncode == 0, "environment.yml is stale: run python tools/generate_environment.py"
 
 

@@ -1,4 +1,4 @@
-"""The pretrained nuclei segmenter shipped in sciconv/pretrained/ (held-out real nuclei in data/real)."""
+"""The pretrained nuclei segmenter (sciconv/pretrained/) on the held-out nuclei in data/real."""
 
 from __future__ import annotations
 

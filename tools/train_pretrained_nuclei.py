@@ -1,28 +1,33 @@
 """Train the pretrained nuclei segmenter shipped as ``sciconv/pretrained/nuclei.keras``.
 
 Reproducible: a fixed seed, a fixed train/validation division of the DSB2018 fluorescence images
-(``data/real/nuclei_val_ids.txt``: every ``fluo`` id whose sha256 puts it in the first 15 %, written by
-``data/real/make_real_data.py``), and every setting written next to the weights in ``nuclei.json``.
+(``data/real/nuclei_val_ids.txt``: every ``fluo`` id whose sha256 puts it in the first 15 %,
+written by ``data/real/make_real_data.py``), and every setting written next to the weights in
+``nuclei.json``.
 
-    nice -n 5 python tools/train_pretrained_nuclei.py --seed 0 --steps 6000 \
-        --out sciconv/pretrained/nuclei.keras
+    nice -n 5 python tools/train_pretrained_nuclei.py --seed 0 --steps 4000 --filters 24 \
+        --target touching --out sciconv/pretrained/nuclei.keras
 
 What it does
 ------------
-1. Loads the ``fluo`` images of ``../shared/data/dsb2018_train`` minus the validation ids, normalizes
-   each whole image (percentile 1-99.8, the sciconv default), and samples random 128x128 patches with
-   D4 flips/rotations, a random zoom (0.7-1.4) and intensity augmentation (gamma, contrast, offset, noise).
-2. Targets: ``boundary`` (3 classes: background / interior / boundary, boundary =
-   ``skimage.segmentation.find_boundaries(labels, mode="inner")``) or ``semantic`` (background /
-   nucleus). Loss: cross-entropy + soft Dice over the foreground classes.
-3. Model: ``sciconv.models.segmenter(num_classes=K, depth, filters)`` trained with Adam and a cosine
-   learning-rate decay, in mixed bfloat16 where the CPU has it (weights are copied into a float32 model
-   for saving, so inference never depends on bfloat16 support).
-4. Tunes the post-processing (``sciconv.postprocess.instances`` keyword arguments) for the best mean
-   instance AP@0.5 on the validation ids, and stores normalization + post-processing in the model
-   metadata so ``sciconv.inference.predict_instances(model, image)`` uses them.
+1. Loads the ``fluo`` images of ``../shared/data/dsb2018_train`` minus the validation ids,
+   normalizes each whole image (percentile 1-99.8, the sciconv default), and samples random
+   128x128 patches with D4 flips/rotations, a random zoom (0.7-1.4) and intensity augmentation
+   (gamma, contrast, offset, noise).
+2. Targets (``--target``): ``touching`` (default; 3 classes: background / interior / boundary,
+   where boundary = ``skimage.segmentation.find_boundaries(labels, mode="inner")`` plus every
+   nucleus pixel within 2 px of another nucleus, so touching nuclei are split by a 4-px band),
+   ``boundary`` (the inner boundary only) or ``semantic`` (background / nucleus; instances by
+   distance-transform watershed). Loss: cross-entropy + soft Dice over the foreground classes.
+3. Model: ``sciconv.models.segmenter(num_classes=K, depth, filters)`` trained with Adam and a
+   cosine learning-rate decay, in mixed bfloat16 where the CPU has it (weights are copied into a
+   float32 model for saving, so inference never depends on bfloat16 support).
+4. Tunes the post-processing (``sciconv.postprocess.instances`` keyword arguments) for the best
+   mean instance AP@0.5 on the validation ids, and stores normalization + post-processing in the
+   model metadata so ``sciconv.inference.predict_instances(model, image)`` uses them.
 
-``--tune-only`` reloads a saved model and repeats step 4 (e.g. after the post-processing code changed).
+``--tune-only`` reloads a saved model and repeats step 4 (e.g. after the post-processing code
+changed).
 """
 
 from __future__ import annotations
@@ -39,11 +44,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tifffile  # noqa: E402
-from PIL import Image  # noqa: E402
-from scipy import ndimage as ndi  # noqa: E402
-from skimage.segmentation import find_boundaries, watershed  # noqa: E402
+import numpy as np
+import tifffile
+from PIL import Image
+from scipy import ndimage as ndi
+from skimage.segmentation import find_boundaries, watershed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -84,10 +89,22 @@ def normalize(img: np.ndarray) -> np.ndarray:
         return (x - lo) / max(float(hi - lo), 1e-6)
 
 
-def make_target(lab: np.ndarray, target: str) -> np.ndarray:
-    y = (lab > 0).astype(np.int32)
-    if target == "boundary":
-        y[find_boundaries(lab, mode="inner") & (lab > 0)] = 2
+def make_target(lab: np.ndarray, target: str, touch: int = 2) -> np.ndarray:
+    """0 background / 1 nucleus, or 0 / 1 interior / 2 boundary.
+
+    ``boundary``: the one-pixel inner boundary of every nucleus (``find_boundaries(mode="inner")``).
+    ``touching``: that, plus every nucleus pixel within ``touch`` pixels (chessboard) of another
+    nucleus, so touching nuclei are separated by a clear band the interior seeds cannot cross.
+    """
+    fg = lab > 0
+    y = fg.astype(np.int32)
+    if target in ("boundary", "touching"):
+        y[find_boundaries(lab, mode="inner") & fg] = 2
+    if target == "touching":
+        size = 2 * touch + 1
+        higher = ndi.maximum_filter(lab, size=size) != lab
+        lower = ndi.minimum_filter(np.where(fg, lab, np.iinfo(np.int32).max), size=size) != lab
+        y[fg & (higher | lower)] = 2
     return y
 
 
@@ -108,7 +125,7 @@ class PatchSampler:
         z = 1.0
         if self.zoom[0] != self.zoom[1]:
             z = float(np.exp(rng.uniform(np.log(self.zoom[0]), np.log(self.zoom[1]))))
-        src = int(round(p / z))
+        src = round(p / z)
         src = min(src, img.shape[0], img.shape[1])
         for _ in range(4):  # prefer patches with some nuclei
             y0 = rng.integers(0, img.shape[0] - src + 1)
@@ -122,7 +139,9 @@ class PatchSampler:
             img_c = ndi.zoom(img_c, f, order=1)[:p, :p]
             lab_c = ndi.zoom(lab_c, f, order=0)[:p, :p]
             if img_c.shape != (p, p):
-                img_c = np.pad(img_c, [(0, p - img_c.shape[0]), (0, p - img_c.shape[1])], mode="reflect")
+                img_c = np.pad(
+                    img_c, [(0, p - img_c.shape[0]), (0, p - img_c.shape[1])], mode="reflect"
+                )
                 lab_c = np.pad(lab_c, [(0, p - lab_c.shape[0]), (0, p - lab_c.shape[1])])
         k = rng.integers(4)
         img_c, lab_c = np.rot90(img_c, k), np.rot90(lab_c, k)
@@ -130,7 +149,9 @@ class PatchSampler:
             img_c, lab_c = img_c[:, ::-1], lab_c[:, ::-1]
         x = img_c.astype(np.float32)
         if not self.intensity:
-            return np.ascontiguousarray(x)[..., None], make_target(np.ascontiguousarray(lab_c), self.target)
+            return np.ascontiguousarray(x)[..., None], make_target(
+                np.ascontiguousarray(lab_c), self.target
+            )
         # intensity: gamma on the [0, 1] part, contrast, offset, noise
         if rng.random() < 0.5:
             g = float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
@@ -138,7 +159,9 @@ class PatchSampler:
         x = x * rng.uniform(0.6, 1.4) + rng.uniform(-0.15, 0.15)
         if rng.random() < 0.3:
             x = x + rng.normal(0, rng.uniform(0.0, 0.08), x.shape).astype(np.float32)
-        return np.ascontiguousarray(x)[..., None], make_target(np.ascontiguousarray(lab_c), self.target)
+        return np.ascontiguousarray(x)[..., None], make_target(
+            np.ascontiguousarray(lab_c), self.target
+        )
 
     def batches(self, batch):
         while True:
@@ -153,8 +176,14 @@ def build_model(num_classes: int, depth: int, filters: int):
     try:
         from sciconv.models import segmenter
 
-        return segmenter((None, None, 1), num_classes=num_classes, depth=depth, filters=filters,
-                         batch_norm=True, name="nuclei"), "sciconv.models.segmenter"
+        return segmenter(
+            (None, None, 1),
+            num_classes=num_classes,
+            depth=depth,
+            filters=filters,
+            batch_norm=True,
+            name="nuclei",
+        ), "sciconv.models.segmenter"
     except ImportError:  # private fallback while sciconv.models.segmenter is not there
         inputs = keras.Input((None, None, 1))
         x, skips = inputs, []
@@ -179,8 +208,9 @@ def build_model(num_classes: int, depth: int, filters: int):
         model = keras.Model(inputs, out, name="nuclei")
         from sciconv.models.metadata import attach_metadata
 
-        model = attach_metadata(model, task="segmentation", num_classes=num_classes,
-                                divisor=2**depth, input_channels=1)
+        model = attach_metadata(
+            model, task="segmentation", num_classes=num_classes, divisor=2**depth, input_channels=1
+        )
         return model, "plain keras U-Net (fallback)"
 
 
@@ -204,8 +234,9 @@ def ce_dice_loss(num_classes: int):
 
 
 # ----------------------------------------------------------------------------- post-processing + AP
-def _instances_fallback(prob, *, threshold=0.5, seed_threshold=0.5, min_size=15, min_distance=3,
-                        **_):
+def _instances_fallback(
+    prob, *, threshold=0.5, seed_threshold=0.5, min_size=15, min_distance=3, **_
+):
     """Private fallback of ``sciconv.postprocess.instances`` (used only if that is missing)."""
     from skimage.feature import peak_local_max
     from skimage.morphology import remove_small_objects
@@ -276,10 +307,18 @@ def predict_prob(model, img: np.ndarray, divisor: int) -> np.ndarray:
 def tune(probs, labels, num_classes: int):
     fn, fn_name = instances_fn()
     if num_classes == 3:
-        grid = {"threshold": [0.4, 0.5, 0.6], "seed_threshold": [0.5, 0.6, 0.7, 0.8],
-                "min_size": [5, 15, 30]}
+        grid = {
+            "threshold": [0.4, 0.5, 0.6],
+            "seed_threshold": [0.6, 0.7, 0.8, 0.9],
+            "min_size": [15, 30, 50],
+        }
     else:
-        grid = {"threshold": [0.4, 0.5, 0.6], "min_distance": [3, 5, 8], "min_size": [5, 15, 30]}
+        grid = {
+            "threshold": [0.4, 0.5, 0.6],
+            "min_distance": [3, 5, 8],
+            "smooth": [0.0, 1.0, 2.0],
+            "min_size": [15, 30, 50],
+        }
     import inspect
 
     accepted = set(inspect.signature(fn).parameters)
@@ -296,7 +335,9 @@ def tune(probs, labels, num_classes: int):
 
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "dsb2018_train")
     p.add_argument("--val-ids", type=Path, default=ROOT / "data" / "real" / "nuclei_val_ids.txt")
     p.add_argument("--out", type=Path, default=ROOT / "sciconv" / "pretrained" / "nuclei.keras")
@@ -306,7 +347,7 @@ def main(argv=None) -> None:
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--filters", type=int, default=24)
-    p.add_argument("--target", choices=("boundary", "semantic"), default="boundary")
+    p.add_argument("--target", choices=("touching", "boundary", "semantic"), default="touching")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto")
     p.add_argument("--checkpoint-every", type=int, default=500)
@@ -326,8 +367,7 @@ def main(argv=None) -> None:
         from sciconv.models.metadata import get_metadata, set_metadata
 
     keras.utils.set_random_seed(a.seed)
-    np.random.seed(a.seed)
-    num_classes = 3 if a.target == "boundary" else 2
+    num_classes = 2 if a.target == "semantic" else 3
     train_ids, val_ids = load_split(a.data, a.val_ids)
     log(f"{len(train_ids)} train / {len(val_ids)} validation fluo images")
     settings_path = a.out.with_suffix(".json")
@@ -344,7 +384,9 @@ def main(argv=None) -> None:
         precision = a.precision
         if precision == "auto":
             flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
-            precision = "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+            precision = (
+                "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+            )
         keras.mixed_precision.set_global_policy(precision)
         images, labels = [], []
         for i in train_ids:
@@ -354,20 +396,32 @@ def main(argv=None) -> None:
         sampler = PatchSampler(images, labels, patch=a.patch, target=a.target, seed=a.seed)
         train_model, builder = build_model(num_classes, a.depth, a.filters)
         log(f"model: {builder}, {train_model.count_params()} parameters, precision {precision}")
-        schedule = keras.optimizers.schedules.CosineDecay(a.lr, a.steps, alpha=0.02,
-                                                          warmup_target=None)
-        train_model.compile(optimizer=keras.optimizers.Adam(schedule), loss=ce_dice_loss(num_classes))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            a.lr, a.steps, alpha=0.02, warmup_target=None
+        )
+        train_model.compile(
+            optimizer=keras.optimizers.Adam(schedule), loss=ce_dice_loss(num_classes)
+        )
         ds = tf.data.Dataset.from_generator(
             lambda: sampler.batches(a.batch),
-            output_signature=(tf.TensorSpec((a.batch, a.patch, a.patch, 1), tf.float32),
-                              tf.TensorSpec((a.batch, a.patch, a.patch), tf.int32)),
+            output_signature=(
+                tf.TensorSpec((a.batch, a.patch, a.patch, 1), tf.float32),
+                tf.TensorSpec((a.batch, a.patch, a.patch), tf.int32),
+            ),
         ).prefetch(2)
         every = min(a.checkpoint_every, a.steps)
-        ckpt = keras.callbacks.ModelCheckpoint(str(workdir / "last.weights.h5"), save_weights_only=True)
+        ckpt = keras.callbacks.ModelCheckpoint(
+            str(workdir / "last.weights.h5"), save_weights_only=True
+        )
         csv_log = keras.callbacks.CSVLogger(str(workdir / "log.csv"))
         t0 = time.time()
-        train_model.fit(ds, steps_per_epoch=every, epochs=int(np.ceil(a.steps / every)),
-                        callbacks=[ckpt, csv_log], verbose=2)
+        train_model.fit(
+            ds,
+            steps_per_epoch=every,
+            epochs=int(np.ceil(a.steps / every)),
+            callbacks=[ckpt, csv_log],
+            verbose=2,
+        )
         train_seconds = time.time() - t0
         log(f"trained {a.steps} steps in {train_seconds:.0f} s")
         keras.mixed_precision.set_global_policy("float32")
@@ -390,30 +444,52 @@ def main(argv=None) -> None:
     for ap, kw in results[:5]:
         log(f"  {ap:.4f} {kw}")
     postprocess = dict(best_kw)
-    set_metadata(model, task="segmentation", normalization=NORMALIZATION, postprocess=postprocess,
-                 divisor=divisor, input_channels=1,
-                 description="sciconv pretrained nuclei segmenter (DSB2018 fluorescence, "
-                             f"{'bg/interior/boundary' if num_classes == 3 else 'bg/nucleus'})")
+    set_metadata(
+        model,
+        task="segmentation",
+        normalization=NORMALIZATION,
+        postprocess=postprocess,
+        divisor=divisor,
+        input_channels=1,
+        description="sciconv pretrained nuclei segmenter (DSB2018 fluorescence, "
+        f"{'bg/interior/boundary' if num_classes == 3 else 'bg/nucleus'})",
+    )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(a.out, overwrite=True if a.tune_only else a.overwrite) as tmp:
         model.save(tmp)
     settings = {
-        "seed": a.seed, "steps": a.steps, "batch": a.batch, "patch": a.patch, "depth": depth,
-        "filters": a.filters, "target": a.target, "num_classes": num_classes, "lr": a.lr,
+        "seed": a.seed,
+        "steps": a.steps,
+        "batch": a.batch,
+        "patch": a.patch,
+        "depth": depth,
+        "filters": a.filters,
+        "target": a.target,
+        "num_classes": num_classes,
+        "lr": a.lr,
         "loss": "categorical cross-entropy + soft Dice (foreground classes)",
         "augmentation": "D4, zoom 0.7-1.4, gamma 0.6-1.6, contrast 0.6-1.4, offset +-0.15, noise",
-        "normalization": NORMALIZATION, "postprocess": postprocess,
-        "postprocess_function": fn_name, "val_ap50": best_ap, "n_train": len(train_ids),
-        "n_val": len(vids), "train_seconds": round(train_seconds, 1),
+        "normalization": NORMALIZATION,
+        "postprocess": postprocess,
+        "postprocess_function": fn_name,
+        "val_ap50": best_ap,
+        "n_train": len(train_ids),
+        "n_val": len(vids),
+        "train_seconds": round(train_seconds, 1),
         "tuning_top5": [{"ap50": ap, **kw} for ap, kw in results[:5]],
         "data": "DSB2018 stage 1 train (fixed), modality fluo, minus data/real/nuclei_val_ids.txt",
-        "platform": f"{platform.machine()} {platform.processor()}", "tensorflow": tf.__version__,
+        "platform": f"{platform.machine()} {platform.processor()}",
+        "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
     if a.tune_only:
         old = json.loads(settings_path.read_text())
-        old.update({k: settings[k] for k in ("postprocess", "postprocess_function", "val_ap50",
-                                             "n_val", "tuning_top5")})
+        old.update(
+            {
+                k: settings[k]
+                for k in ("postprocess", "postprocess_function", "val_ap50", "n_val", "tuning_top5")
+            }
+        )
         settings = old
     with atomic_output(settings_path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(settings, indent=2) + "\n")

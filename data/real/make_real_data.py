@@ -15,8 +15,10 @@ What it writes
     15 of those validation images (uint8 grey, 2-D) and their instance labels (uint16): the first
     ten 256x256, three 360x360 and two 520x696 ids in sha256 order.
 ``data/real/hst/j8bt06nyq_sci_cutout.fits`` + ``..._dq_cutout.fits``
-    The central 512x512 pixels of the SCI and DQ arrays of the HST/ACS-HRC frame ``j8bt06nyq_flt.fits``
-    (47 Tucanae, F606W), with the cutout's WCS (astropy ``Cutout2D``) in the header.
+    The central 512x512 pixels of the SCI and DQ arrays of the HST/ACS-HRC frame
+    ``j8bt06nyq_flt.fits`` (47 Tucanae, F606W), read with ``sciconv.io.read(section=...)`` and
+    written with ``sciconv.io.write(like=...)``, so the WCS is sciconv's own (checked against
+    astropy's ``Cutout2D`` before writing).
 """
 
 from __future__ import annotations
@@ -38,8 +40,19 @@ VAL_FRACTION = 0.15
 PICK = {(256, 256): 10, (360, 360): 3, (520, 696): 2}
 HST_CENTER = (512, 512)  # (x, y) 0-based pixel centre of the cutout
 HST_SIZE = 512
-PRIMARY_KEYS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER1", "FILTER2", "TARGNAME", "EXPTIME",
-                "DATE-OBS", "TIME-OBS", "PROPOSID", "ROOTNAME")
+PRIMARY_KEYS = (
+    "TELESCOP",
+    "INSTRUME",
+    "DETECTOR",
+    "FILTER1",
+    "FILTER2",
+    "TARGNAME",
+    "EXPTIME",
+    "DATE-OBS",
+    "TIME-OBS",
+    "PROPOSID",
+    "ROOTNAME",
+)
 
 
 def id_fraction(image_id: str) -> float:
@@ -55,7 +68,9 @@ def validation_ids(index_csv: Path) -> list[dict]:
 
 def make_nuclei(dsb: Path, overwrite: bool) -> None:
     val = validation_ids(dsb / "index.csv")
-    (HERE / "nuclei_val_ids.txt").write_text("".join(r["id"] + "\n" for r in sorted(val, key=lambda r: r["id"])))
+    (HERE / "nuclei_val_ids.txt").write_text(
+        "".join(r["id"] + "\n" for r in sorted(val, key=lambda r: r["id"]))
+    )
     counts = dict.fromkeys(PICK, 0)
     for folder in ("images", "labels"):
         (HERE / "nuclei" / folder).mkdir(parents=True, exist_ok=True)
@@ -75,7 +90,7 @@ def make_nuclei(dsb: Path, overwrite: bool) -> None:
 
 
 def make_hst(flt: Path, overwrite: bool) -> None:
-    """Cut SCI and DQ with sciconv's own reader (WCS sliced by sciconv) and writer (header + WCS)."""
+    """Cut SCI and DQ with sciconv's own reader (WCS sliced by sciconv) and writer."""
     import sciconv.io as scio
 
     (HERE / "hst").mkdir(exist_ok=True)
@@ -85,16 +100,27 @@ def make_hst(flt: Path, overwrite: bool) -> None:
     sci = scio.read(flt, hdu=("SCI", 1), section=section)
     with fits.open(flt) as hdul:
         primary = hdul[0].header
-        raw = {"sci": np.asarray(hdul["SCI", 1].data[section]),  # native dtypes (float32, int16)
-               "dq": np.asarray(hdul["DQ", 1].data[section])}
+        raw = {
+            "sci": np.asarray(hdul["SCI", 1].data[section]),  # native dtypes (float32, int16)
+            "dq": np.asarray(hdul["DQ", 1].data[section]),
+        }
         extra = {k: (primary[k], primary.comments[k]) for k in PRIMARY_KEYS if k in primary}
         # cross-check sciconv's sliced WCS against astropy's own Cutout2D before writing anything
-        ref = Cutout2D(np.asarray(hdul["SCI", 1].data), (cx, cy), HST_SIZE,
-                       wcs=WCS(hdul["SCI", 1].header), mode="strict")
+        ref = Cutout2D(
+            np.asarray(hdul["SCI", 1].data),
+            (cx, cy),
+            HST_SIZE,
+            wcs=WCS(hdul["SCI", 1].header),
+            mode="strict",
+        )
     assert np.array_equal(ref.data, raw["sci"])
     pix = np.array([[0, 0], [100, 400], [511, 511]], dtype=float)
-    assert np.allclose(ref.wcs.pixel_to_world_values(pix[:, 0], pix[:, 1]),
-                       sci.wcs.pixel_to_world_values(pix[:, 0], pix[:, 1]), rtol=0, atol=1e-10)
+    assert np.allclose(
+        ref.wcs.pixel_to_world_values(pix[:, 0], pix[:, 1]),
+        sci.wcs.pixel_to_world_values(pix[:, 0], pix[:, 1]),
+        rtol=0,
+        atol=1e-10,
+    )
     for tag, ext in (("sci", "SCI"), ("dq", "DQ")):
         out = HERE / "hst" / f"j8bt06nyq_{tag}_cutout.fits"
         if out.exists() and not overwrite:
@@ -105,16 +131,28 @@ def make_hst(flt: Path, overwrite: bool) -> None:
         header["LTV2"] = -float(y0)
         if tag == "dq":
             header["BUNIT"] = ("UNITLESS", "data quality bit flags (ACS DQ), 0 = good")
-        scio.write(out, raw[tag], like=sci, overwrite=True, header=header,
-                   history=f"{flt.name}[{ext},1] cutout [{y0}:{y0 + HST_SIZE}, "
-                           f"{x0}:{x0 + HST_SIZE}] (0-based y, x) for sciconv data/real")
+        scio.write(
+            out,
+            raw[tag],
+            like=sci,
+            overwrite=True,
+            header=header,
+            history=f"{flt.name}[{ext},1] cutout [{y0}:{y0 + HST_SIZE}, "
+            f"{x0}:{x0 + HST_SIZE}] (0-based y, x) for sciconv data/real",
+        )
     print("hst: written with sciconv.io.write")
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dsb", type=Path, default=Path("../shared/data/dsb2018_train"))
-    p.add_argument("--hst", type=Path, default=Path("/tmp/drizzle/usr/share/python-drizzle/test_data/j8bt06nyq_flt.fits"))
+    p.add_argument(
+        "--hst",
+        type=Path,
+        default=Path("/tmp/drizzle/usr/share/python-drizzle/test_data/j8bt06nyq_flt.fits"),
+    )
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--only", choices=("nuclei", "hst"), default=None)
     a = p.parse_args(argv)

@@ -1,7 +1,7 @@
 """Pretrained models shipped inside the sciconv package.
 
-``pretrained()`` lists them; ``pretrained(name)`` loads one (Keras safe mode, nothing unpickled) with
-its metadata: the normalization it was trained with and tuned post-processing settings, so
+``pretrained()`` lists them; ``pretrained(name)`` loads one (Keras safe mode, nothing unpickled)
+with its metadata: the normalization it was trained with and tuned post-processing settings, so
 :func:`sciconv.inference.predict_instances` turns a raw image into instance labels with no settings
 to repeat. The weights are reproducible: ``tools/train_pretrained_nuclei.py`` trains them from the
 data with a fixed seed and writes its settings next to them (``sciconv/pretrained/<name>.json``).
@@ -24,15 +24,15 @@ from sciconv.errors import ConfigError, ModelError
 
 __all__ = ["PRETRAINED", "pretrained", "pretrained_info"]
 
-#: The shipped models: file inside ``sciconv/pretrained/`` and a one-line description.
+#: The shipped models: files inside ``sciconv/pretrained/`` and a description.
 PRETRAINED: dict[str, dict[str, str]] = {
     "nuclei": {
         "file": "nuclei.keras",
         "settings": "nuclei.json",
         "description": (
             "U-Net (depth 3) that segments cell nuclei in fluorescence microscopy images into "
-            "background / interior / boundary; instance labels via seeded watershed. Trained on the "
-            "Data Science Bowl 2018 stage 1 fluorescence images (CC0) by "
+            "background / interior / boundary; instance labels via seeded watershed. Trained on "
+            "the Data Science Bowl 2018 stage 1 fluorescence images (CC0) by "
             "tools/train_pretrained_nuclei.py."
         ),
     },
@@ -71,7 +71,9 @@ def pretrained_info(name: str) -> dict[str, Any]:
     name = _validate_name(name)
     ref = _resource(PRETRAINED[name]["settings"])
     if not ref.is_file():
-        raise ModelError(f"pretrained model {name!r}: settings file {ref} is missing from the package")
+        raise ModelError(
+            f"pretrained model {name!r}: settings file {ref} is missing from the package"
+        )
     return json.loads(ref.read_text())
 
 

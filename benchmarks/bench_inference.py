@@ -1,0 +1,229 @@
+"""Benchmark sciconv.inference.predict_tiled against one whole-image Keras call (issue 5).
+
+A small U-Net (``sciconv.models.segmenter``, depth 3, 16 filters) runs on a single-channel
+``SIZE x SIZE`` image:
+
+- ``whole``: one ``model.predict_on_batch`` call on the whole (pre-normalized) image: the plain
+  Keras reference;
+- ``loop``: a plain Keras tile loop (tile 256, overlap 64, centres kept, batches of 16), the kind
+  of loop people write by hand;
+- (a) ``tiled``: ``predict_tiled(tile=256, overlap=32, batch_size=16)`` (normalization and
+  Gaussian blending included); target: throughput >= 0.9 * (224 / 256)**2 = 0.69 of ``whole``;
+- (b) ``auto``: ``predict_tiled`` with its defaults (``tile="auto"``); target >= 0.85 of ``whole``;
+- (c) ``auto`` on a ``2 * SIZE`` image: time <= 4.4 x that of ``SIZE``, peak RSS beyond the output
+  array flat.
+
+Every case runs in its own subprocess so its peak RSS (``resource.getrusage``) is its own. Times
+are medians over ``--repeats`` runs after one warm-up run. Run it niced on a shared machine::
+
+    nice -n 10 python benchmarks/bench_inference.py                 # 4096 and 8192 (the issue)
+    nice -n 10 python benchmarks/bench_inference.py --size 1024 --repeats 2   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    try:
+        from sciconv.models import segmenter
+
+        return segmenter((None, None, 1), 2, depth=3, filters=16)
+    except ImportError:  # plain Keras U-Net of the same shape
+        inputs = keras.Input((None, None, 1))
+        x, skips = inputs, []
+        for f in (16, 32, 64):
+            x = keras.layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+            x = keras.layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+            skips.append(x)
+            x = keras.layers.MaxPooling2D()(x)
+        x = keras.layers.Conv2D(128, 3, padding="same", activation="relu")(x)
+        for f, skip in zip((64, 32, 16), reversed(skips)):
+            x = keras.layers.Conv2DTranspose(f, 2, strides=2)(x)
+            x = keras.layers.Concatenate()([x, skip])
+            x = keras.layers.Conv2D(f, 3, padding="same", activation="relu")(x)
+        return keras.Model(inputs, keras.layers.Conv2D(2, 1, activation="softmax")(x))
+
+
+def _image(size: int):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(100.0, 5.0, size=(size, size)).astype(np.float32)
+    ys, xs = rng.integers(0, size, (2, size * size // 4000))
+    image[ys, xs] += 500.0  # point-like sources
+    return image
+
+
+def _timed(fn, repeats: int) -> tuple[float, list[float]]:
+    fn()  # warm-up: traces the model
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def _plain_loop(model, x, tile: int = 256, overlap: int = 64, batch: int = 16):
+    """A hand-written Keras tile loop: reflect-pad, cut, predict in batches, keep the centres."""
+    import numpy as np
+
+    h, w = x.shape
+    half = overlap // 2
+    step = tile - overlap
+    ny, nx = -(-h // step), -(-w // step)
+    padded = np.pad(x, ((half, ny * step - h + half), (half, nx * step - w + half)), "reflect")
+    out = np.zeros((ny * step, nx * step, 2), np.float32)
+    coords = [(i, j) for i in range(ny) for j in range(nx)]
+    for b in range(0, len(coords), batch):
+        chunk = coords[b : b + batch]
+        tiles = np.stack(
+            [padded[i * step : i * step + tile, j * step : j * step + tile] for i, j in chunk]
+        )
+        pred = model.predict_on_batch(tiles[..., None])
+        for (i, j), p in zip(chunk, pred):
+            out[i * step : (i + 1) * step, j * step : (j + 1) * step] = p[half:-half, half:-half]
+    return out[:h, :w]
+
+
+def run_case(case: str, size: int, repeats: int) -> dict:
+    """One measurement, in this process."""
+    from sciconv import inference, preprocess
+
+    model = _model()
+    image = _image(size)
+    base = _rss_mib()
+    info: dict = {"case": case, "size": size}
+    if case == "whole":
+        x = preprocess.normalize(image)[None, ..., None]
+        median, times = _timed(lambda: model.predict_on_batch(x), repeats)
+    elif case == "loop":
+        x = preprocess.normalize(image)
+        median, times = _timed(lambda: _plain_loop(model, x), repeats)
+    elif case == "tiled":
+        kw = {"tile": 256, "overlap": 32, "batch_size": 16, "progress": False}
+        median, times = _timed(lambda: inference.predict_tiled(model, image, **kw), repeats)
+    elif case == "auto":
+        s = inference._settings(  # report what tile="auto" picked
+            model,
+            (size, size, 1),
+            tile="auto",
+            overlap=32,
+            batch_size=8,
+            normalize="model",
+            blend="gaussian",
+            tta=None,
+            pad_mode="reflect",
+            memory_budget=inference.AUTO_MEMORY_BUDGET,
+            path=None,
+        )
+        info.update(tile=s.tile, batch_size=s.batch_size)
+        median, times = _timed(
+            lambda: inference.predict_tiled(model, image, progress=False), repeats
+        )
+    else:
+        raise SystemExit(f"unknown case {case!r}")
+    info.update(
+        seconds=median,
+        runs=times,
+        mpx_per_s=size * size / median / 1e6,
+        base_rss_mib=base,
+        peak_rss_mib=_rss_mib(),
+        output_mib=size * size * 2 * 4 / 2**20,
+        input_mib=image.nbytes / 2**20,
+    )
+    return info
+
+
+def _spawn(case: str, size: int, repeats: int) -> dict:
+    cmd = [sys.executable, __file__, "--case", case, "--size", str(size), "--repeats", str(repeats)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(f"case {case} at {size} failed:\n{done.stderr[-3000:]}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=4096, help="image side (default 4096)")
+    parser.add_argument("--big", type=int, default=None, help="side for (c); default 2 * size")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per case (median)")
+    parser.add_argument("--skip-big", action="store_true", help="skip (c)")
+    parser.add_argument("--skip-loop", action="store_true", help="skip the plain Keras loop")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.case:
+        print("RESULT " + json.dumps(run_case(args.case, args.size, args.repeats)), flush=True)
+        return 0
+
+    big = args.big or 2 * args.size
+    plan = [("whole", args.size), ("tiled", args.size), ("auto", args.size)]
+    if not args.skip_loop:
+        plan.insert(1, ("loop", args.size))
+    if not args.skip_big:
+        plan.append(("auto", big))
+    results = []
+    for case, size in plan:
+        r = _spawn(case, size, args.repeats)
+        results.append(r)
+        extra = f" tile={r['tile']} batch={r['batch_size']}" if "tile" in r else ""
+        print(
+            f"{case:>6} {size:>5}^2: {r['seconds']:8.2f} s  {r['mpx_per_s']:6.3f} Mpx/s  "
+            f"peak RSS {r['peak_rss_mib']:7.0f} MiB (+{r['peak_rss_mib'] - r['base_rss_mib']:.0f} "
+            f"over start; output {r['output_mib']:.0f} MiB){extra}",
+            flush=True,
+        )
+    whole = results[0]
+    by = {(r["case"], r["size"]): r for r in results}
+    print(f"\nratios (throughput / whole-image call at {args.size}^2):")
+    for case, target in (("loop", None), ("tiled", 0.9 * (224 / 256) ** 2), ("auto", 0.85)):
+        r = by.get((case, args.size))
+        if r is None:
+            continue
+        ratio = whole["seconds"] / r["seconds"]
+        verdict = (
+            ""
+            if target is None
+            else f"  target >= {target:.2f}: {'ok' if ratio >= target else 'MISSED'}"
+        )
+        print(f"  {case:>6}: {ratio:.2f}{verdict}")
+    if (("auto", big)) in by:
+        small, large = by[("auto", args.size)], by[("auto", big)]
+        scale = (big / args.size) ** 2
+        t_ratio = large["seconds"] / small["seconds"]
+        grow_small = small["peak_rss_mib"] - small["base_rss_mib"] - small["output_mib"]
+        grow_large = large["peak_rss_mib"] - large["base_rss_mib"] - large["output_mib"]
+        print(
+            f"  (c) {big}^2 / {args.size}^2 time: {t_ratio:.2f} (pixels x{scale:.0f}; target <= "
+            f"{1.1 * scale:.1f}: {'ok' if t_ratio <= 1.1 * scale else 'MISSED'}); peak RSS growth "
+            f"beyond the output: {grow_small:.0f} MiB -> {grow_large:.0f} MiB"
+        )
+    print(f"load average during the run: {os.getloadavg()}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Tests for sciconv.postprocess: instances, measure, catalogs, products."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from sciconv import postprocess
+from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
+
+
+def _disc(shape, cy, cx, r):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def _touching_discs(shape=(48, 64)):
+    a, b = _disc(shape, 24, 20, 10), _disc(shape, 24, 38, 10)  # centres 18 px apart: they overlap
+    return a, b
+
+
+def _two_class(foreground):
+    fg = foreground.astype(np.float32)
+    return np.stack([1 - fg, fg], axis=-1)
+
+
+# --------------------------------------------------------------------------------------------------
+# instances
+
+
+def test_watershed_separates_two_touching_discs():
+    a, b = _touching_discs()
+    labels = postprocess.instances(_two_class(a | b))
+    assert labels.dtype == np.int32
+    assert sorted(np.unique(labels).tolist()) == [0, 1, 2]
+    # each disc centre in its own object, each object about one disc
+    la, lb = labels[24, 20], labels[24, 38]
+    assert la != lb and la > 0 and lb > 0
+    for lab, disc in ((la, a), (lb, b)):
+        inter = np.sum((labels == lab) & disc)
+        assert inter / np.sum(labels == lab) > 0.9
+    assert postprocess.instances(_two_class(a | b), method="connected").max() == 1
+
+
+def test_elongated_object_is_not_oversegmented():
+    yy, xx = np.mgrid[:60, :80]
+    ellipse = ((xx - 40) / 30.0) ** 2 + ((yy - 30) / 8.0) ** 2 <= 1
+    assert postprocess.instances(ellipse.astype(np.float32)).max() == 1
+
+
+def test_three_class_interior_seeds_split_touching_squares():
+    truth = np.zeros((40, 40), np.int32)
+    truth[5:20, 5:20] = 1
+    truth[5:20, 20:35] = 2  # touching along column 20
+    from skimage.segmentation import find_boundaries
+
+    boundary = find_boundaries(truth, mode="inner") & (truth > 0)
+    interior = (truth > 0) & ~boundary
+    prob = np.stack([truth == 0, interior, boundary], axis=-1).astype(np.float32)
+    labels = postprocess.instances(prob)
+    assert labels.max() == 2
+    for t in (1, 2):
+        found = np.bincount(labels[truth == t]).argmax()
+        iou = np.sum((labels == found) & (truth == t)) / np.sum((labels == found) | (truth == t))
+        assert iou > 0.9
+
+
+def test_small_objects_removed_nan_is_background_labels_sequential():
+    fg = np.zeros((30, 30), np.float32)
+    fg[2:4, 2:4] = 1  # 4 px
+    fg[10:20, 10:20] = 1
+    fg[25:28, 2:9] = 1  # 21 px
+    fg[0, 29] = np.nan
+    labels = postprocess.instances(fg, min_size=5, method="connected")
+    assert labels.max() == 2 and labels[3, 3] == 0 and labels[0, 29] == 0
+    assert np.bincount(labels.ravel()).tolist()[1:] == [100, 21]
+
+
+@pytest.mark.parametrize(
+    ("prob", "kwargs", "error", "match"),
+    [
+        (np.zeros((8, 8, 5)), {}, InvalidImageError, r"K = 1.*got shape \(8, 8, 5\)"),
+        (np.zeros((8,)), {}, InvalidImageError, "shape"),
+        (np.zeros((8, 8)), {"threshold": 1.5}, ConfigError, r"threshold must be in \[0.0, 1.0\]"),
+        (np.zeros((8, 8)), {"method": "watershd"}, ConfigError, "did you mean 'watershed'"),
+        (np.zeros((8, 8)), {"min_distance": 0}, ConfigError, "min_distance must be >= 1"),
+    ],
+)
+def test_instances_bad_input(prob, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        postprocess.instances(prob, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# measure
+
+
+def test_measure_known_shapes():
+    labels = np.zeros((60, 80), np.int32)
+    labels[10:20, 5:35] = 1  # 10 x 30 rectangle
+    labels[_disc(labels.shape, 40, 55, 12)] = 2
+    intensity = np.full(labels.shape, 2.0)
+    intensity[12, 6] = np.nan
+    table = postprocess.measure(labels, intensity=intensity)
+    assert table["label"].tolist() == [1, 2]
+    assert table["area"][0] == 300
+    assert (table["x"][0], table["y"][0]) == (19.5, 14.5)  # x = column, y = row
+    assert [table[k][0] for k in ("bbox_xmin", "bbox_ymin", "bbox_xmax", "bbox_ymax")] == [
+        5,
+        10,
+        35,
+        20,
+    ]
+    assert table["orientation"][0] == 0.0  # long side along x
+    assert table["semi_major"][0] / table["semi_minor"][0] == pytest.approx(3.0, rel=0.02)
+    assert table["flux_sum"][0] == pytest.approx(2.0 * 299)  # the NaN pixel is skipped
+    assert table["flux_mean"][0] == pytest.approx(2.0)
+    assert table["area"][1] == np.sum(_disc(labels.shape, 40, 55, 12))
+    assert (table["x"][1], table["y"][1]) == pytest.approx((55.0, 40.0))
+    assert table["semi_major"][1] == pytest.approx(12.0, rel=0.03)  # a disc: the radius
+    assert table["semi_minor"][1] == pytest.approx(12.0, rel=0.03)
+
+
+@pytest.mark.parametrize("angle", [30.0, -60.0, 90.0])
+def test_measure_ellipse_orientation_and_axes(angle):
+    yy, xx = np.mgrid[:101, :101].astype(float)
+    t = np.radians(angle)
+    u = (xx - 50) * np.cos(t) + (yy - 50) * np.sin(t)
+    v = -(xx - 50) * np.sin(t) + (yy - 50) * np.cos(t)
+    labels = ((u / 30) ** 2 + (v / 10) ** 2 <= 1).astype(np.int32)
+    row = postprocess.measure(labels)[0]
+    assert row["orientation"] == pytest.approx(angle, abs=1.0)
+    assert row["semi_major"] == pytest.approx(30, rel=0.03)
+    assert row["semi_minor"] == pytest.approx(10, rel=0.05)
+
+
+def test_weighted_centroid_follows_flux():
+    labels = np.zeros((20, 20), np.int32)
+    labels[5:15, 5:15] = 1
+    intensity = np.zeros((20, 20))
+    intensity[8, 12] = 10.0
+    row = postprocess.measure(labels, intensity=intensity)[0]
+    assert (row["x_weighted"], row["y_weighted"]) == (12.0, 8.0)
+    assert (row["x"], row["y"]) == (9.5, 9.5)
+
+
+def _tan_wcs():
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [21.0, 11.0]  # 1-based: 0-based pixel (x=20, y=10)
+    wcs.wcs.cdelt = [-0.0002, 0.0002]
+    return wcs
+
+
+def test_measure_radec_from_wcs():
+    wcs = _tan_wcs()
+    labels = np.zeros((40, 60), np.int32)
+    labels[9:12, 19:22] = 1  # centred on x=20, y=10: the reference pixel
+    labels[30:35, 40:50] = 2
+    table = postprocess.measure(labels, wcs=wcs)
+    assert table["ra"][0] == pytest.approx(150.0, abs=1e-9)
+    assert table["dec"][0] == pytest.approx(2.0, abs=1e-9)
+    sky = wcs.pixel_to_world(table["x"][1], table["y"][1])
+    assert (table["ra"][1], table["dec"][1]) == pytest.approx((sky.ra.deg, sky.dec.deg), abs=1e-10)
+    assert str(table["ra"].unit) == "deg" and table.meta["RADECSRC"] == "x, y"
+
+
+def test_measure_empty_and_bad_input():
+    empty = postprocess.measure(np.zeros((5, 5), np.int32), intensity=np.ones((5, 5)))
+    assert len(empty) == 0 and "flux_sum" in empty.colnames
+    with pytest.raises(InvalidImageError, match="integer instance map"):
+        postprocess.measure(np.zeros((5, 5), np.float32))
+    with pytest.raises(InvalidImageError, match=r"labels' shape \(5, 5\)"):
+        postprocess.measure(np.zeros((5, 5), np.int32), intensity=np.ones((4, 5)))
+    from astropy.wcs import WCS
+
+    spectral = WCS(naxis=1)
+    spectral.wcs.ctype = ["FREQ"]
+    with pytest.raises(ConfigError, match="no celestial axes"):
+        postprocess.measure(np.ones((5, 5), np.int32), wcs=spectral)
+
+
+# --------------------------------------------------------------------------------------------------
+# writing
+
+
+@pytest.mark.parametrize("ext", [".ecsv", ".fits", ".csv"])
+def test_catalog_round_trip(tmp_path, ext):
+    labels = np.zeros((40, 60), np.int32)
+    labels[9:12, 19:22] = 1
+    labels[30:35, 40:50] = 2
+    table = postprocess.measure(labels, intensity=np.ones((40, 60)), wcs=_tan_wcs())
+    path = postprocess.write_catalog(table, tmp_path / f"cat{ext}")
+    back = Table.read(path)
+    assert back.colnames == table.colnames
+    for name in table.colnames:
+        np.testing.assert_allclose(np.asarray(back[name]), np.asarray(table[name]), rtol=1e-12)
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        postprocess.write_catalog(table, path)
+    postprocess.write_catalog(table[:1], path, overwrite=True)
+    assert len(Table.read(path)) == 1
+
+
+def test_catalog_csv_splits_vector_columns_and_unknown_extension(tmp_path):
+    table = Table({"path": ["a", "b"], "probabilities": np.array([[0.1, 0.9], [0.7, 0.3]])})
+    back = Table.read(postprocess.write_catalog(table, tmp_path / "p.csv"))
+    assert back.colnames == ["path", "probabilities_0", "probabilities_1"]
+    assert back["probabilities_1"].tolist() == [0.9, 0.3]
+    with pytest.raises(ConfigError, match=r"catalog extension must be one of '\.ecsv'"):
+        postprocess.write_catalog(table, tmp_path / "p.xlsx")
+    assert not (tmp_path / "p.xlsx").exists()
+
+
+def test_write_products_keeps_header_wcs_and_history(tmp_path):
+    from astropy.io import fits
+
+    from sciconv import io
+
+    header = _tan_wcs().to_header()
+    header["OBJECT"] = "M31 field"
+    fits.PrimaryHDU(np.zeros((40, 60), np.float32), header=header).writeto(tmp_path / "in.fits")
+    image = io.read(tmp_path / "in.fits")
+    labels = np.zeros((40, 60), np.int32)
+    labels[5:9, 5:9] = 3
+    prob = np.random.default_rng(0).random((40, 60, 2)).astype(np.float32)
+    paths = postprocess.write_products(
+        tmp_path / "out",
+        prob=prob,
+        labels=labels,
+        like=image,
+        model="nuclei.keras",
+        params={"tile": 256, "threshold": 0.5},
+    )
+    with fits.open(paths["labels"]) as hdul:
+        hdr, data = hdul[0].header, hdul[0].data
+        assert hdr["OBJECT"] == "M31 field" and hdr["CTYPE1"] == "RA---TAN"
+        assert hdr["CRVAL1"] == 150.0
+        history = " ".join(str(h) for h in hdr["HISTORY"])
+        assert "nuclei.keras" in history and "threshold = 0.5" in history
+        assert data.dtype.kind == "i" and int(data[6, 6]) == 3
+    back = io.read(paths["prob"])
+    np.testing.assert_allclose(back.data, prob, rtol=1e-6)
+    with pytest.raises(OutputExistsError):
+        postprocess.write_products(tmp_path / "out", labels=labels, like=image)
+    tif = postprocess.write_products(tmp_path / "t", labels=labels, format="tiff")
+    assert tif["labels"].suffix == ".tif"
+    np.testing.assert_array_equal(np.squeeze(io.read(tif["labels"]).data), labels)

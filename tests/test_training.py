@@ -1,0 +1,285 @@
+"""Tests of sciconv.training.fit: defaults, run directory, metadata, refusal, kill and resume."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import sciconv as sc
+from sciconv.errors import ConfigError, ModelError, OutputExistsError, SciconvWarning
+from sciconv.models import classifier, get_metadata, load, regressor, segmenter
+from sciconv.training import default_compile_args, fit, read_config
+
+WORKER = Path(__file__).with_name("_train_worker.py")
+TIMEOUT = 180
+
+
+def _xy(n=32, size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, size, size, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3)) > 0).astype("int64")
+    return x, y
+
+
+def _tiny():
+    return classifier((8, 8, 1), 2, filters=(4,), dense=(4,), dropout=0.0)
+
+
+def _dataset(x, y, **attrs):
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    for key, value in attrs.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def _log_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# --------------------------------------------------------------------------- compile defaults
+
+
+def test_default_compile_args_per_task():
+    args = default_compile_args(_tiny())
+    assert args == {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
+    one_hot = tf.TensorSpec((None, 2), tf.float32)
+    assert default_compile_args(_tiny(), label_spec=one_hot)["loss"] == "categorical_crossentropy"
+    multi = classifier((8, 8, 1), 3, filters=(2,), dense=(), multilabel=True)
+    assert default_compile_args(multi)["loss"] == "binary_crossentropy"
+    assert default_compile_args(regressor((8, 8, 1), filters=(2,), dense=()))["loss"] == "mse"
+    nll = default_compile_args(regressor((8, 8, 1), filters=(2,), dense=(), uncertainty=True))
+    assert nll["loss"] is sc.losses.gaussian_nll
+    seg = default_compile_args(segmenter(depth=1, filters=2, num_classes=3))
+    assert seg["loss"] is sc.losses.bce_dice_loss
+    assert [m.name for m in seg["metrics"]] == ["mean_iou", "iou_1", "dice"]
+    two = default_compile_args(segmenter(depth=1, filters=2, instance_output="distance"))
+    assert two["loss"][1] == "mse"
+    inputs = keras.Input((3,))
+    odd = keras.Model(inputs, keras.layers.Reshape((3, 1))(inputs))
+    with pytest.raises(ModelError, match="cannot choose a loss"):
+        default_compile_args(odd)
+
+
+# --------------------------------------------------------------------------- run directory
+
+
+def test_fit_writes_run_directory_and_records_metadata(tmp_path):
+    x, y = _xy()
+    norm = {"method": "percentile", "low": 1.0, "high": 99.8}
+    train = _dataset(
+        x, y, class_names=["faint", "bright"], normalization=norm, task="classification"
+    )
+    val = _dataset(*_xy(16, seed=1))
+    model = _tiny()
+    history = fit(
+        model, train, val, epochs=3, workdir=tmp_path / "run", verbose=0, seed=0, tensorboard=False
+    )
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.keras", "config.json", "last.keras", "log.csv"]  # fmt: skip
+    assert len(history.history["loss"]) == 3
+    rows = _log_rows(run / "log.csv")
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    np.testing.assert_allclose(
+        [float(r["val_loss"]) for r in rows], history.history["val_loss"], rtol=1e-5
+    )
+    config = read_config(run)
+    assert config["status"] == "finished" and config["epochs_done"] == 3
+    assert config["monitor"] == "val_loss" and config["seed"] == 0
+    assert config["versions"]["keras"] == keras.__version__
+    assert config["versions"]["tensorflow"] == tf.__version__
+    assert config["metadata"]["class_names"] == ["faint", "bright"]
+    meta = get_metadata(model)
+    assert meta["class_names"] == ["faint", "bright"] and meta["normalization"] == norm
+    best, last = load(run / "best.keras"), load(run / "last.keras")
+    assert get_metadata(best)["normalization"] == norm
+    xv = _xy(16, seed=1)[0]
+    np.testing.assert_allclose(last.predict(xv, verbose=0), model.predict(xv, verbose=0), atol=1e-6)
+    best_epoch = int(np.argmin(history.history["val_loss"]))
+    assert best.evaluate(val, verbose=0, return_dict=True)["loss"] == pytest.approx(
+        history.history["val_loss"][best_epoch], rel=1e-4
+    )
+
+
+def test_finished_run_is_not_overwritten_without_flag(tmp_path):
+    x, y = _xy(16)
+    fit(_tiny(), (x, y), epochs=1, workdir=tmp_path, verbose=0, tensorboard=False)
+    before = (tmp_path / "last.keras").read_bytes()
+    with pytest.raises(OutputExistsError, match="holds a previous run.*overwrite=True"):
+        fit(_tiny(), (x, y), epochs=1, workdir=tmp_path, verbose=0, tensorboard=False)
+    assert (tmp_path / "last.keras").read_bytes() == before
+    fit(_tiny(), (x, y), epochs=2, workdir=tmp_path, verbose=0, tensorboard=False, overwrite=True)
+    assert [r["epoch"] for r in _log_rows(tmp_path / "log.csv")] == ["0", "1"]
+
+
+def test_tensorboard_logs_or_a_clear_warning(tmp_path):
+    x, y = _xy(16)
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.warns(SciconvWarning, match="tensorboard package is not installed"):
+            fit(_tiny(), (x, y), epochs=1, workdir=tmp_path, verbose=0)
+        assert not (tmp_path / "logs").exists()
+    else:
+        fit(_tiny(), (x, y), epochs=1, workdir=tmp_path, verbose=0)
+        assert any((tmp_path / "logs").rglob("events.out.tfevents*"))
+
+
+def test_fit_without_workdir_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y = _xy(16)
+    history = fit(_tiny(), (x, y), epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_seed_makes_runs_repeatable():
+    x, y = _xy()
+    runs = []
+    for _ in range(2):
+        keras.utils.set_random_seed(3)  # initial weights: seed before building the model
+        runs.append(fit(_tiny(), (x, y), epochs=2, verbose=0, seed=3).history["loss"])
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-5)
+
+
+def test_user_compiled_model_is_kept_and_early_stopping_stops():
+    x, y = _xy(16)
+    model = _tiny()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
+                  loss="sparse_categorical_crossentropy")
+    history = fit(model, (x, y), (x, y), epochs=10, verbose=0, early_stopping=1, reduce_lr=False)
+    assert model.loss == "sparse_categorical_crossentropy"
+    assert len(history.history["loss"]) == 2  # val_loss never improves with a zero learning rate
+
+
+def test_segmentation_fit_reports_iou():
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 16, 16, 1)).astype("float32")
+    y = (x[..., 0] > 0.5).astype("int32")
+    history = fit(
+        segmenter(depth=2, filters=4, batch_norm=False),
+        (x, y),
+        epochs=2,
+        verbose=0,
+        batch_size=4,
+        seed=0,
+        learning_rate=1e-2,
+    )
+    assert {"loss", "mean_iou", "iou_1", "dice"} <= set(history.history)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "epochs must be an int >= 1"),
+        ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
+        ({"early_stopping": True}, "early_stopping must be None"),
+        ({"reduce_lr": 0}, "reduce_lr must be True, False or a patience"),
+        ({"steps_per_epoch": 0}, "steps_per_epoch must be None or an int"),
+        ({"seed": -2}, "seed must be None or an int"),
+    ],
+)
+def test_fit_argument_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        fit(_tiny(), _xy(8), verbose=0, **kwargs)
+
+
+def test_fit_data_errors():
+    x, y = _xy(8)
+    with pytest.raises(ConfigError, match="got the path 'data/galaxies'"):
+        fit(_tiny(), "data/galaxies")
+    with pytest.raises(ConfigError, match="validation_data must be a tf.data.Dataset"):
+        fit(_tiny(), (x, y), [x, y])
+    with pytest.raises(ConfigError, match="x and y must hold as many samples; got 8 and 5"):
+        fit(_tiny(), (x, y[:5]))
+    with pytest.raises(ModelError, match=r"has 3 classes \['a', 'b', 'c'\].*num_classes=3"):
+        fit(_tiny(), _dataset(x, y, class_names=["a", "b", "c"]), verbose=0)
+    with pytest.raises(ModelError, match="task 'segmentation' but model 'classifier'"):
+        fit(_tiny(), _dataset(x, y, task="segmentation"), verbose=0)
+
+
+# --------------------------------------------------------------------------- kill and resume
+
+
+def _start(workdir, epochs, hang_epoch, logfile, seed=7):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(workdir), str(epochs), str(seed), str(hang_epoch),
+         str(logfile)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def _result(proc):
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err[-3000:]
+    line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT ") :])
+
+
+def _wait_for(path, text, proc, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"worker ended early: {proc.communicate()[1][-3000:]}")
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"worker did not reach {text!r} within {timeout} s")
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_and_matches_uninterrupted(tmp_path):
+    epochs, kill_epoch = 5, 2
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    killed_log, resumed_log, clean_log = (tmp_path / n for n in ("a.txt", "b.txt", "c.txt"))
+
+    clean = _start(clean_dir, epochs, -1, clean_log)  # the reference run, in parallel
+    victim = _start(killed_dir, epochs, kill_epoch, killed_log)
+    try:
+        _wait_for(killed_log, f"hanging {kill_epoch}", victim)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+    assert victim.returncode == -signal.SIGKILL
+
+    # what a kill in the middle of epoch 2 leaves behind
+    config = read_config(killed_dir)
+    assert config["status"] == "running" and config["epochs_done"] == kill_epoch
+    assert json.loads((killed_dir / "backup" / "training_metadata.json").read_text())["epoch"] == 2
+    assert [r["epoch"] for r in _log_rows(killed_dir / "log.csv")] == ["0", "1"]
+    assert get_metadata(load(killed_dir / "last.keras"))["task"] == "classification"
+    assert not list(killed_dir.glob(".*.part*")), "a partial temporary file was left behind"
+    with pytest.raises(OutputExistsError, match=r"interrupted run \(resume=False\)"):
+        fit(_tiny(), _xy(8), epochs=1, workdir=killed_dir, resume=False, verbose=0)
+
+    resumed = _result(_start(killed_dir, epochs, -1, resumed_log))
+    reference = _result(clean)
+
+    assert resumed_log.read_text().split("\n")[0] == f"epoch {kill_epoch}"
+    assert [ln for ln in resumed_log.read_text().splitlines()] == [
+        f"epoch {e}" for e in range(kill_epoch, epochs)
+    ]
+    assert [r["epoch"] for r in _log_rows(killed_dir / "log.csv")] == [str(e) for e in range(5)]
+    config = read_config(killed_dir)
+    assert config["status"] == "finished" and config["resumed_from_epoch"] == kill_epoch
+    assert not (killed_dir / "backup").exists()
+    # same seed, same data: the resumed run ends where the uninterrupted one does
+    assert reference["loss"] < 0.5 and reference["accuracy"] > 0.8
+    assert resumed["loss"] == pytest.approx(reference["loss"], abs=0.1, rel=0.3)
+    assert resumed["val_accuracy"] == pytest.approx(reference["val_accuracy"], abs=0.1)
