@@ -655,8 +655,8 @@ def strategy(
     if devices is not None:
         if kind != "mirrored":
             raise ConfigError(f"devices is only used with kind='mirrored'; got kind={kind!r}")
-        if isinstance(devices, str) or not all(isinstance(d, str) for d in devices):
-            raise ConfigError(f"devices must be a list of device names; got {devices!r}")
+        if isinstance(devices, str) or not devices or not all(isinstance(d, str) for d in devices):
+            raise ConfigError(f"devices must be a non-empty list of device names; got {devices!r}")
         devices = list(devices)
     if kind == "auto":
         if num_workers() > 1:

@@ -700,15 +700,15 @@ def _predict_array(source: _Source, s: _Settings, limits, out: np.ndarray, *, pr
     plan_y = _axis_plan(h, th, starts_y, s.blend, s.overlap)
     plan_x = _axis_plan(w, tw, starts_x, s.blend, s.overlap)
     jobs = [(i, j) for i in range(len(starts_y)) for j in range(len(starts_x))]
-    # equal batches (fixed shape, traced once) with the least zero-padding in the last one
-    n_batches = -(-len(jobs) // s.batch_size)
-    batch_size = -(-len(jobs) // n_batches)
+    # full batches and a shorter last one (no zero tiles computed): Keras traces the predict
+    # function for the first batch shape and once more, batch-size agnostic, for a second one
+    batch_size = min(s.batch_size, len(jobs))
     batches = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
     runner = _Runner(s.model)
     c = source.shape[2]
 
     def prepare(batch_jobs):
-        buf = np.zeros((batch_size, th, tw, c), dtype=np.float32)  # fixed shape: traced once
+        buf = np.empty((len(batch_jobs), th, tw, c), dtype=np.float32)
         masks = []
         for n, (i, j) in enumerate(batch_jobs):
             buf[n], m = _prepare_tile(source, starts_y[i], starts_x[j], s, limits)
@@ -787,14 +787,21 @@ def _open_out(out, shape, *, overwrite: bool):
 class _ModelHandle:
     """A picklable reference to a Keras model: ``.keras`` bytes, loaded once per process."""
 
-    _live: ClassVar[dict] = {}
+    _live: ClassVar[weakref.WeakValueDictionary] = weakref.WeakValueDictionary()
     _loaded: ClassVar[dict] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, model: keras.Model):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
-            model.save(path)
+            try:
+                model.save(path)
+            except Exception as err:  # unregistered custom layers, unserializable config
+                raise InferenceError(
+                    f"model {model.name!r} cannot be saved as .keras to ship it to dask workers "
+                    f"({type(err).__name__}: {err}); register its custom layers with "
+                    "keras.saving.register_keras_serializable"
+                ) from err
             self.payload = path.read_bytes()
         self.key = hashlib.sha256(self.payload).hexdigest()
         _ModelHandle._live[self.key] = model
@@ -855,6 +862,12 @@ def _predict_dask(image, s: _Settings, *, path):
     limits = _compute_limits(_dask_sample(image, source), s.spec, path=path)
     _check_overlap(s, (h, w))
     depth = _round_up(max(s.overlap, 1), s.divisor) if s.overlap else 0
+    if depth and min(min(c) for c in image.chunks[:2]) <= depth:  # blocks must exceed margins
+        from dask.array.overlap import ensure_minimum_chunksize
+
+        image = image.rechunk(
+            {a: ensure_minimum_chunksize(depth + 1, image.chunks[a]) for a in (0, 1)}
+        )
     # one tile size for every block (traced once): the largest block with its margins
     big = [max(c) + 2 * depth for c in image.chunks[:2]]
     tile = tuple(min(t, _round_up(b, s.divisor)) for t, b in zip(s.tile, big))
@@ -929,8 +942,8 @@ def predict_tiled(
         (:func:`receptive_field`); a smaller overlap warns
         (:class:`~sciconv.errors.SciconvWarning`).
     batch_size : int, optional
-        Most tiles per model call. Default 8. The tiles are split into equal batches (the last
-        one zero-padded), so every call has the same shape and the model is traced once.
+        Tiles per model call. Default 8. Every tile has the same size, so the model is traced
+        once for full batches and at most once more (batch-size agnostic) for a shorter last one.
     normalize : "model", None or dict, optional
         ``"model"`` (default): the spec the model was trained with
         (``get_metadata(model)["normalization"]``, else

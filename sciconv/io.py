@@ -42,6 +42,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -119,6 +120,14 @@ _Y, _X, _C, _N, _ONE = "Y", "X", "C", "N", "1"
 _TIFF_AXES = (
     "YXCSZTNQIRPHEFLMAB"  # letters tifffile uses; Y/X spatial, C/S channels, rest stack-like
 )
+
+
+def _warn(message: str) -> None:
+    """Warn with SciconvWarning, attributed to the first caller outside this module."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, SciconvWarning, stacklevel=level)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -764,11 +773,7 @@ class _Scaling:
         self.blank = None
         if blank is not None and self.integer:
             if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)):
-                warnings.warn(
-                    f"{path}: BLANK is not an integer ({blank!r}); ignored",
-                    SciconvWarning,
-                    stacklevel=4,
-                )
+                _warn(f"{path}: BLANK is not an integer ({blank!r}); ignored")
             else:
                 self.blank = int(blank)
         self.path = path
@@ -794,11 +799,9 @@ class _Scaling:
         if big is not None and bad.any():
             overflow = int(np.count_nonzero(bad & np.isfinite(big)))
             if overflow:
-                warnings.warn(
+                _warn(
                     f"{self.path}: {overflow} pixel(s) exceed the float32 range after "
-                    f"BSCALE={self.bscale:g}/BZERO={self.bzero:g}; set to NaN and masked",
-                    SciconvWarning,
-                    stacklevel=5,
+                    f"BSCALE={self.bscale:g}/BZERO={self.bzero:g}; set to NaN and masked"
                 )
         if self.blank is not None and raw.dtype.kind in "iu":
             bad |= raw == self.blank
@@ -1027,9 +1030,7 @@ def _fits_wcs(header, hdul, path: Path):
         reason = f"astropy cannot build it ({_short(exc)})"
         w = None
     if w is None:
-        warnings.warn(
-            f"{path}: WCS ignored: {reason}; pixels kept, wcs=None", SciconvWarning, stacklevel=4
-        )
+        _warn(f"{path}: WCS ignored: {reason}; pixels kept, wcs=None")
         return None
     return w
 
@@ -1141,44 +1142,46 @@ def _read_tiff(path: Path, *, axes, stack, section, lazy) -> GridImage:
         roles = _tiff_roles(use_axes, shape, stack=stack, path=path)
         ny, nx = shape[use_axes.index("Y")], shape[use_axes.index("X")]
         ys, xs = _section_slices(section, ny, nx, path)
-        if not lazy:
-            _check_memory(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype).itemsize, path)
         alpha = _has_alpha(page, use_axes, shape)
-        if lazy:
-            try:
-                mm = tifffile.memmap(path, mode="r")
-            except Exception:
-                mm = None
-            if mm is not None and tuple(mm.shape) == shape:
-                n_chan = int(np.prod([n for n, r in zip(shape, roles) if r == _C]))
+        mm = _tiff_memmap(path, shape) if lazy or section is not None else None
+        if lazy and mm is not None:
+            n_chan = int(np.prod([n for n, r in zip(shape, roles) if r == _C]))
+            holder = [mm]
 
-                def reader(ys_: slice, xs_: slice) -> np.ndarray:
-                    idx = _raw_index(roles, _shift(ys_, ys.start), _shift(xs_, xs.start))
-                    return _arrange(_to_float32(mm[idx]), roles, stack=False)
+            def reader(ys_: slice, xs_: slice) -> np.ndarray:
+                if holder[0] is None:
+                    raise InvalidImageError("LazyImage was closed", path=path)
+                idx = _raw_index(roles, _shift(ys_, ys.start), _shift(xs_, xs.start))
+                return _arrange(_to_float32(holder[0][idx]), roles, stack=False)
 
-                meta["alpha"] = "kept" if alpha else None
-                data = LazyImage(
-                    reader,
-                    (ys.stop - ys.start, xs.stop - xs.start, n_chan),
-                    path=str(path),
-                    closer=lambda: mm._mmap.close() if getattr(mm, "_mmap", None) else None,
-                )
-                return GridImage(data, path=str(path), meta=meta)
-            warnings.warn(
-                f"{path}: this TIFF is compressed or tiled and cannot be memory-mapped; "
-                "it was read into memory",
-                SciconvWarning,
-                stacklevel=3,
+            meta["alpha"] = "kept" if alpha else None
+            data = LazyImage(
+                reader,
+                (ys.stop - ys.start, xs.stop - xs.start, n_chan),
+                path=str(path),
+                closer=lambda: holder.__setitem__(0, None),
             )
-        try:
-            raw = series.asarray()
-        except Exception as exc:
-            raise InvalidImageError(
-                f"cannot decode TIFF pixels ({_short(exc)})", path=path
-            ) from exc
+            return GridImage(data, path=str(path), meta=meta)
+        if lazy:
+            _warn(
+                f"{path}: this TIFF is compressed or tiled and cannot be memory-mapped; "
+                "it was read into memory"
+            )
+        if mm is not None:  # a section of an uncompressed file: read only those pixels
+            n = int(np.prod(shape, dtype=np.int64)) // (ny * nx) * (ys.stop - ys.start)
+            _check_memory(n * (xs.stop - xs.start), np.dtype(dtype).itemsize, path)
+            raw = np.array(mm[_raw_index(roles, ys, xs)])
+            del mm
+        else:
+            _check_memory(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype).itemsize, path)
+            try:
+                raw = series.asarray()[_raw_index(roles, ys, xs)]
+            except Exception as exc:
+                raise InvalidImageError(
+                    f"cannot decode TIFF pixels ({_short(exc)})", path=path
+                ) from exc
     finally:
         tif.close()
-    raw = raw[_raw_index(roles, ys, xs)]
     if alpha:
         raw, roles, meta["alpha"] = _drop_opaque_alpha(raw, roles, use_axes, dtype)
     data = _arrange(_to_float32(raw), roles, stack=stack)
@@ -1186,6 +1189,17 @@ def _read_tiff(path: Path, *, axes, stack, section, lazy) -> GridImage:
         data = _InMemoryLazy(data, str(path))
         return GridImage(data, path=str(path), meta=meta)
     return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+
+
+def _tiff_memmap(path: Path, shape: tuple[int, ...]):
+    """A read-only memory map of the first series, or None (compressed, tiled, non-contiguous)."""
+    import tifffile
+
+    try:
+        mm = tifffile.memmap(path, mode="r")
+    except Exception:
+        return None
+    return mm if tuple(mm.shape) == tuple(shape) else None
 
 
 def _has_alpha(page, axes: str, shape) -> bool:
@@ -1494,11 +1508,7 @@ def write(
         return path
     for name, value in (("like", like), ("header", header)):
         if value is not None and _carries_metadata(value):
-            warnings.warn(
-                f"{path}: {fmt.upper()} cannot store a FITS header or WCS; {name}= was ignored",
-                SciconvWarning,
-                stacklevel=2,
-            )
+            _warn(f"{path}: {fmt.upper()} cannot store a FITS header or WCS; {name}= was ignored")
     if fmt == "tiff":
         with atomic_output(path, overwrite=overwrite) as tmp:
             _write_tiff(tmp, arr, history)
@@ -1563,19 +1573,15 @@ def _output_header(arr: np.ndarray, like, header, history: list[str], path: Path
     out = _strip_structural(out)
     if wcs is not None:
         if getattr(wcs, "cpdis1", None) is not None or getattr(wcs, "det2im1", None) is not None:
-            warnings.warn(
+            _warn(
                 f"{path}: the WCS lookup-table distortions (CPDIS/D2IM) of like= cannot be written "
-                "to a single-HDU file; only the core WCS and SIP terms were kept",
-                SciconvWarning,
-                stacklevel=3,
+                "to a single-HDU file; only the core WCS and SIP terms were kept"
             )
         out = _replace_wcs_cards(out, wcs)
     if like_shape is not None and tuple(like_shape) != tuple(arr.shape[:2]):
-        warnings.warn(
+        _warn(
             f"{path}: array is {arr.shape[0]} x {arr.shape[1]} pixels but like= is "
-            f"{like_shape[0]} x {like_shape[1]}; its WCS was copied unchanged",
-            SciconvWarning,
-            stacklevel=3,
+            f"{like_shape[0]} x {like_shape[1]}; its WCS was copied unchanged"
         )
     if header is not None:
         items = header.cards if isinstance(header, fits.Header) else None

@@ -2,8 +2,8 @@
 
 Segmentation losses accept the label forms a scientist has at hand:
 
-* **multi-class**: ``y_pred`` softmax ``(N, H, W, K)``; ``y_true`` integer class ids ``(N, H, W)`` or
-  ``(N, H, W, 1)`` (sparse), or one-hot ``(N, H, W, K)``;
+* **multi-class**: ``y_pred`` softmax ``(N, H, W, K)``; ``y_true`` integer class ids
+  ``(N, H, W)`` or ``(N, H, W, 1)`` (sparse), or one-hot ``(N, H, W, K)``;
 * **binary**: ``y_pred`` sigmoid ``(N, H, W, 1)``; ``y_true`` 0/1 ``(N, H, W)`` or ``(N, H, W, 1)``.
 
 They also work on ``(N, K)`` classifier outputs. Each function returns one value per sample
@@ -54,7 +54,11 @@ def _one_hot_pair(y_true, y_pred):
         t = ops.cast(y_true, "float32")
         if rank_t == rank_p - 1:
             t = ops.expand_dims(t, -1)
-        return ops.concatenate([1.0 - t, t], axis=-1), ops.concatenate([1.0 - y_pred, y_pred], -1), True
+        return (
+            ops.concatenate([1.0 - t, t], axis=-1),
+            ops.concatenate([1.0 - y_pred, y_pred], -1),
+            True,
+        )
     if rank_t == rank_p and y_true.shape[-1] == k:  # already one-hot
         return ops.cast(y_true, "float32"), y_pred, False
     if rank_t == rank_p:  # (N, H, W, 1) sparse
@@ -93,8 +97,8 @@ def dice_loss(y_true, y_pred, smooth: float = 1.0, include_background: bool = Fa
     >>> import numpy as np
     >>> t = np.array([[[0, 1, 1, 0]]])
     >>> p = np.full((1, 1, 4, 1), 0.5, "float32")       # binary sigmoid, undecided
-    >>> round(float(dice_loss(t, p, smooth=0.0)[0]), 3)
-    0.333
+    >>> round(float(dice_loss(t, p, smooth=0.0)[0]), 3)  # 1 - 2 * 1.0 / (2 + 2)
+    0.5
     """
     t, p, _ = _one_hot_pair(y_true, y_pred)
     axes = _spatial_axes(p)
@@ -200,7 +204,7 @@ def gaussian_nll(y_true, y_pred):
     >>> import numpy as np
     >>> y = np.array([[1.0], [2.0]], "float32")
     >>> pred = np.array([[1.0, 0.0], [0.0, np.log(4.0)]], "float32")
-    >>> np.round(gaussian_nll(y, pred), 4).tolist()
+    >>> [round(float(v), 4) for v in gaussian_nll(y, pred)]
     [0.0, 1.1931]
     """
     y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")

@@ -113,7 +113,7 @@ class IoU(_LabelIoUBase):
     --------
     >>> import numpy as np
     >>> m = IoU(2, class_id=1)
-    >>> m.update_state(np.array([[0, 1, 1, 0]]), np.eye(2)[[[0, 1, 0, 1]]])
+    >>> _ = m.update_state(np.array([[0, 1, 1, 0]]), np.eye(2)[[[0, 1, 0, 1]]])
     >>> round(float(m.result()), 3)
     0.333
     """
@@ -137,7 +137,7 @@ class MeanIoU(_LabelIoUBase):
     --------
     >>> import numpy as np
     >>> m = MeanIoU(2)
-    >>> m.update_state(np.array([[0, 1, 1, 0]]), np.eye(2)[[[0, 1, 0, 1]]])
+    >>> _ = m.update_state(np.array([[0, 1, 1, 0]]), np.eye(2)[[[0, 1, 0, 1]]])
     >>> round(float(m.result()), 3)
     0.333
     """
@@ -167,7 +167,7 @@ class Dice(_LabelIoUBase):
     --------
     >>> import numpy as np
     >>> m = Dice(2, class_id=1)
-    >>> m.update_state(np.array([[0, 1, 1, 0]]), np.eye(2)[[[0, 1, 0, 1]]])
+    >>> _ = m.update_state(np.array([[0, 1, 1, 0]]), np.eye(2)[[[0, 1, 0, 1]]])
     >>> round(float(m.result()), 3)
     0.5
     """
@@ -199,12 +199,16 @@ def _validate_labels(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray]:
     t, p = np.asarray(true_labels), np.asarray(pred_labels)
     for arr, name in ((t, "true_labels"), (p, "pred_labels")):
         if arr.ndim != 2:
-            raise InvalidImageError(f"{name} must be a 2-D (H, W) label image; got shape {arr.shape}")
+            raise InvalidImageError(
+                f"{name} must be a 2-D (H, W) label image; got shape {arr.shape}"
+            )
         if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
             if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
                 raise InvalidImageError(f"{name} must hold integer labels; got dtype {arr.dtype}")
         if arr.size and arr.min() < 0:
-            raise InvalidImageError(f"{name} must hold labels >= 0 (0 = background); got {arr.min()}")
+            raise InvalidImageError(
+                f"{name} must hold labels >= 0 (0 = background); got {arr.min()}"
+            )
     if t.shape != p.shape:
         raise InvalidImageError(
             f"true_labels and pred_labels must have the same shape; got {t.shape} and {p.shape}"

@@ -236,7 +236,9 @@ def read_config(workdir: str | os.PathLike) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError("no run configuration (was fit run with this workdir?)", path=path) from None
+        raise ConfigError(
+            "no run configuration (was fit run with this workdir?)", path=path
+        ) from None
     except (OSError, json.JSONDecodeError) as err:
         raise ConfigError(f"unreadable run configuration ({err})", path=path) from None
 
@@ -277,8 +279,17 @@ def _best_from_log(log: Path, monitor: str) -> float:
 # --------------------------------------------------------------------------- validation
 
 
-def _validate_fit_args(model, train, validation_data, epochs, learning_rate, early_stopping,
-                       reduce_lr, steps_per_epoch, seed):
+def _validate_fit_args(
+    model,
+    train,
+    validation_data,
+    epochs,
+    learning_rate,
+    early_stopping,
+    reduce_lr,
+    steps_per_epoch,
+    seed,
+):
     if not isinstance(model, keras.Model):
         raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
     if isinstance(train, (str, os.PathLike)):
@@ -299,12 +310,16 @@ def _validate_fit_args(model, train, validation_data, epochs, learning_rate, ear
         )
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be an int >= 1; got {epochs!r}")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not (
-        learning_rate > 0 and math.isfinite(learning_rate)
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, (int, float))
+        or not (learning_rate > 0 and math.isfinite(learning_rate))
     ):
         raise ConfigError(f"learning_rate must be a positive number; got {learning_rate!r}")
     if early_stopping is not None and (
-        isinstance(early_stopping, bool) or not isinstance(early_stopping, int) or early_stopping < 1
+        isinstance(early_stopping, bool)
+        or not isinstance(early_stopping, int)
+        or early_stopping < 1
     ):
         raise ConfigError(
             f"early_stopping must be None (off) or a patience in epochs (int >= 1); got "
@@ -315,7 +330,8 @@ def _validate_fit_args(model, train, validation_data, epochs, learning_rate, ear
             f"reduce_lr must be True, False or a patience in epochs (int >= 1); got {reduce_lr!r}"
         )
     if steps_per_epoch is not None and (
-        isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int)
+        isinstance(steps_per_epoch, bool)
+        or not isinstance(steps_per_epoch, int)
         or steps_per_epoch < 1
     ):
         raise ConfigError(f"steps_per_epoch must be None or an int >= 1; got {steps_per_epoch!r}")
@@ -339,7 +355,7 @@ def _record_dataset_metadata(model, train) -> dict:
         )
     names = found.get("class_names")
     k = meta.get("num_classes")
-    if names and k and meta.get("task") in ("classification", "multilabel") and len(names) != k:
+    if names and k and meta.get("task") != "regression" and len(names) != k:
         raise ModelError(
             f"the training data has {len(names)} classes {names} but model {model.name!r} "
             f"outputs {k}; build it with num_classes={len(names)}"
@@ -350,16 +366,24 @@ def _record_dataset_metadata(model, train) -> dict:
 
 
 def _as_dataset_args(data, *, name: str):
-    """Return (x, y, sample_weight-or-None) for Keras fit/validation arguments."""
-    if isinstance(data, tuple):
-        arrays = tuple(np.asarray(a) for a in data)
-        if len(arrays[0]) != len(arrays[1]):
-            raise ConfigError(
-                f"{name}: x and y must hold as many samples; got {len(arrays[0])} and "
-                f"{len(arrays[1])}"
-            )
-        return arrays
-    return data
+    """Return ``(x, y[, sample_weight])`` with arrays (y may be a tuple: one per model output)."""
+    if not isinstance(data, tuple):
+        return data
+
+    def as_array(a):
+        if isinstance(a, (tuple, list)):
+            return tuple(np.asarray(v) for v in a)
+        return np.asarray(a)
+
+    arrays = tuple(as_array(a) for a in data)
+    n = len(arrays[0])
+    for part in arrays[1:]:
+        for arr in part if isinstance(part, tuple) else (part,):
+            if len(arr) != n:
+                raise ConfigError(
+                    f"{name}: x and y must hold as many samples; got {n} and {len(arr)}"
+                )
+    return arrays
 
 
 def _versions() -> dict:
@@ -474,11 +498,22 @@ def fit(
     >>> sorted(p.name for p in __import__("pathlib").Path(run).iterdir() if p.is_file())
     ['best.keras', 'config.json', 'last.keras', 'log.csv']
     """
-    _validate_fit_args(model, train, validation_data, epochs, learning_rate, early_stopping,
-                       reduce_lr, steps_per_epoch, seed)
+    _validate_fit_args(
+        model,
+        train,
+        validation_data,
+        epochs,
+        learning_rate,
+        early_stopping,
+        reduce_lr,
+        steps_per_epoch,
+        seed,
+    )
     train = _as_dataset_args(train, name="train")
     validation_data = (
-        None if validation_data is None else _as_dataset_args(validation_data, name="validation_data")
+        None
+        if validation_data is None
+        else _as_dataset_args(validation_data, name="validation_data")
     )
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -516,7 +551,9 @@ def fit(
             "steps_per_epoch": steps_per_epoch,
             "batch_size": batch_size if isinstance(train, tuple) else None,
             "seed": seed,
-            "class_weight": None if class_weight is None else {str(k): v for k, v in class_weight.items()},
+            "class_weight": None
+            if class_weight is None
+            else {str(k): v for k, v in class_weight.items()},
             "compiled_by_fit": compiled_here,
             "loss": _describe(getattr(model, "loss", None)),
             "model": {"name": model.name, "params": int(model.count_params())},

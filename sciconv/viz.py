@@ -340,6 +340,7 @@ def outlines(
     *,
     color: Any = "yellow",
     mode: str = "inner",
+    thickness: int | None = None,
     stretch: str = "asinh",
     wcs: Any = None,
     ax: Any = None,
@@ -359,6 +360,9 @@ def outlines(
     color : matplotlib colour
     mode : {"inner", "outer", "thick", "thin"}
         Boundary mode of :func:`skimage.segmentation.find_boundaries`.
+    thickness : int, optional
+        Line width in image pixels; default grows with the image (1 px up to 300 px, then one
+        more per 300 px) so outlines stay visible on large images.
     stretch, wcs, ax, title, cmap
         As for :func:`show`.
 
@@ -382,6 +386,16 @@ def outlines(
     ids = _as_labels(labels, arr.shape[:2], name="labels")
     mode = look_up_option(mode, ("inner", "outer", "thick", "thin"), name="mode")
     edges = find_boundaries(ids, mode=mode)
+    if thickness is None:
+        thickness = 1 + max(ids.shape) // 300
+    if not isinstance(thickness, (int, np.integer)) or thickness < 1:
+        raise ConfigError(f"thickness must be a positive int; got {thickness!r}")
+    if thickness > 1:
+        from scipy.ndimage import binary_dilation
+
+        edges = binary_dilation(edges, iterations=int(thickness) - 1)
+        if mode == "inner":  # stay inside the objects
+            edges &= ids > 0
     fig, ax = _axes(ax, wcs)
     _draw(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig)
     rgba = np.zeros((*ids.shape, 4), dtype=np.float32)

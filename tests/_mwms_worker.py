@@ -129,6 +129,7 @@ def multiworker(out_dir, workdir):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(global_batch).with_options(options)
+    val = ds.take(2)  # evaluate() under the strategy too
     with strat.scope():
         keras.utils.set_random_seed(SEED)
         model = _model()
@@ -140,6 +141,7 @@ def multiworker(out_dir, workdir):
         history = training.fit(
             model,
             ds,
+            validation_data=val,
             epochs=2,
             workdir=workdir,
             learning_rate=1e-2,
@@ -156,7 +158,7 @@ def multiworker(out_dir, workdir):
                 loss="sparse_categorical_crossentropy",
                 jit_compile=devices.jit_compile_default(),
             )
-        history = model.fit(ds, epochs=2, verbose=0)
+        history = model.fit(ds, validation_data=val, epochs=2, verbose=0)
         with devices.chief_workdir(workdir) as where:
             where.mkdir(parents=True, exist_ok=True)
             model.save(where / "last.keras")
@@ -169,6 +171,7 @@ def multiworker(out_dir, workdir):
         "num_replicas": devices.num_replicas(strat),
         "scaled_batch": scaled,
         "loss": [float(v) for v in history.history["loss"]],
+        "val_loss": [float(v) for v in history.history["val_loss"]],
         "fit": used,
     }
     with open(os.path.join(out_dir, f"worker_{index}.json"), "w") as fh:

@@ -17,10 +17,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import sciconv as sc  # noqa: E402
+import sciconv as sc
 
 
 def data(n=128, size=16, seed=0):

@@ -282,7 +282,8 @@ def test_strategy_mirrored_is_cached():
     [
         (("mirroed",), {}, "kind must be one of .*did you mean 'mirrored'"),
         (("default",), {"devices": ["/cpu:0"]}, "devices is only used with kind='mirrored'"),
-        (("mirrored",), {"devices": "/cpu:0"}, "devices must be a list of device names"),
+        (("mirrored",), {"devices": "/cpu:0"}, "devices must be a non-empty list of device names"),
+        (("mirrored",), {"devices": []}, r"devices must be a non-empty list .*; got \[\]"),
     ],
 )
 def test_strategy_bad_arguments(args, kwargs, message):

@@ -150,6 +150,7 @@ def test_multiworker_two_processes_fit_same_weights_chief_writes(tmp_path):
     # ... and they trained like one device with the same global batch and seed
     np.testing.assert_allclose(w0["loss"], ws["loss"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(w1["loss"], w0["loss"], rtol=1e-6)
+    np.testing.assert_allclose(w0["val_loss"], ws["val_loss"], rtol=1e-4, atol=1e-5)
     single = _h5_arrays(out / "weights_single.weights.h5")
     for name in a0:
         np.testing.assert_allclose(a0[name], single[name], atol=1e-4, err_msg=name)

@@ -424,6 +424,18 @@ def test_lazy_tiff_memmap(tmp_path):
     img.data.close()
 
 
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_tiff_section_matches_full_read(tmp_path, compression):
+    rgba = np.random.default_rng(4).integers(0, 255, (12, 10, 4), dtype=np.uint8)
+    rgba[..., 3] = 255  # opaque: dropped on every path
+    p = tmp_path / "s.tif"
+    tifffile.imwrite(p, rgba, photometric="rgb", extrasamples=[2], compression=compression)
+    full = io.read(p)
+    sec = io.read(p, section=(slice(2, 9), slice(3, 10)))
+    assert full.shape == (12, 10, 3) and sec.meta["alpha"] == "dropped (fully opaque)"
+    np.testing.assert_array_equal(sec.data, full.data[2:9, 3:10])
+
+
 def test_lazy_compressed_tiff_warns_and_still_works(tmp_path):
     data = np.arange(64, dtype=np.uint8).reshape(8, 8)
     p = tmp_path / "z.tif"

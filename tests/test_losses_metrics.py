@@ -31,7 +31,7 @@ LABELS = np.array([[[0, 1, 1], [0, 2, 2]], [[1, 1, 0], [0, 0, 2]]])  # (N=2, H=2
 
 def _probs(labels, k=3, confidence=0.8):
     rest = (1 - confidence) / (k - 1)
-    p = np.full(labels.shape + (k,), rest, "float32")
+    p = np.full((*labels.shape, k), rest, "float32")
     np.put_along_axis(p, labels[..., None], confidence, axis=-1)
     return p
 

@@ -106,7 +106,7 @@ def test_segmenter_any_size_divisible_by_divisor(upsampling):
     meta = get_metadata(model)
     assert meta["divisor"] == 4 and meta["input_channels"] == 2 and meta["num_classes"] == 3
     kind = keras.layers.Conv2DTranspose if upsampling == "transpose" else BilinearUpSampling2D
-    up = [layer for layer in model.layers if layer.name.startswith("segmenter_dec1_up")][0]
+    up = next(layer for layer in model.layers if layer.name.startswith("segmenter_dec1_up"))
     assert isinstance(up, kind)
 
 
@@ -155,13 +155,15 @@ def test_final_layers_stay_float32_under_mixed_precision():
         (classifier, dict(input_shape=(None, None, 1), num_classes=3),
          r"input_shape\[0\] must be an int.*head='gap'"),
         (classifier, dict(input_shape=(32, 32), num_classes=3), r"must be \(H, W, C\)"),
-        (classifier, dict(input_shape=(32, 32, 1), num_classes=1), "num_classes must be an int >= 2"),
+        (classifier, dict(input_shape=(32, 32, 1), num_classes=1),
+         "num_classes must be an int >= 2"),
         (classifier, dict(input_shape=(32, 32, 1), num_classes=2, dropout=1.5), "dropout must be"),
         (classifier, dict(input_shape=(32, 32, 1), num_classes=2, activation="relux"),
          "activation must be a Keras activation"),
         (regressor, dict(input_shape=(32, 32, 1), outputs=0), "outputs must be an int >= 1"),
         (regressor, dict(input_shape=(32, 32, 1), head="avg"), "head must be one of"),
-        (segmenter, dict(upsampling="nearest"), "upsampling must be one of 'transpose', 'bilinear'"),
+        (segmenter, dict(upsampling="nearest"),
+         "upsampling must be one of 'transpose', 'bilinear'"),
         (segmenter, dict(instance_output="distanse"), r"did you mean 'distance'"),
         (segmenter, dict(depth=0), "depth must be an int >= 1"),
     ],
@@ -202,7 +204,7 @@ def test_metadata_on_plain_keras_models():
     inputs = keras.Input((8, 8, 1))
     plain = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs), name="plain")
     assert get_metadata(plain) == {}
-    with pytest.raises(ModelError, match="holds no sciconv metadata layer.*attach_metadata"):
+    with pytest.raises(ModelError, match=r"holds no sciconv metadata layer.*attach_metadata"):
         set_metadata(plain, task="segmentation")
     wrapped = attach_metadata(plain, task="segmentation")
     assert get_metadata(wrapped) == {"task": "segmentation"}
@@ -228,7 +230,7 @@ def _tiny_models():
     models = {
         "classifier": classifier((16, 16, 1), 3, filters=(4, 8), batch_norm=True, dense=(8,)),
         "regressor": regressor((16, 16, 1), 1, filters=(4,), dense=(4,), uncertainty=True),
-        "segmenter": segmenter((None, None, 1), depth=2, filters=4),
+        "segmenter": segmenter((None, None, 1), depth=2, filters=4, upsampling="bilinear"),
     }
     for model in models.values():
         model.compile(optimizer="adam", **sc.training.default_compile_args(model))
@@ -273,7 +275,7 @@ def test_save_load_in_fresh_process_gives_identical_predictions(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")][0]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT"))
     result = json.loads(line[len("RESULT") :])
     for key, model in models.items():
         assert result[key]["diff_load"] <= 1e-6, key
@@ -319,22 +321,22 @@ def test_load_errors_name_the_file(tmp_path):
         load(tmp_path)
     junk = tmp_path / "junk.keras"
     junk.write_text("<html>not a model</html>")
-    with pytest.raises(ModelError, match="junk.keras: not a .keras model file"):
+    with pytest.raises(ModelError, match=r"junk\.keras: not a \.keras model file"):
         load(junk)
     legacy = tmp_path / "old.h5"
     legacy.write_bytes(b"\x89HDF\r\n")
-    with pytest.raises(ModelError, match="must end in .keras"):
+    with pytest.raises(ModelError, match=r"must end in \.keras"):
         load(legacy)
     empty_zip = tmp_path / "empty.keras"
     with zipfile.ZipFile(empty_zip, "w") as z:
         z.writestr("readme.txt", "hi")
-    with pytest.raises(ModelError, match="holds no config.json"):
+    with pytest.raises(ModelError, match=r"holds no config\.json"):
         load(empty_zip)
     truncated = tmp_path / "truncated.keras"
     classifier((8, 8, 1), 2, filters=(2,), dense=()).save(truncated)
     data = truncated.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelError, match="truncated.keras"):
+    with pytest.raises(ModelError, match=r"truncated\.keras"):
         load(truncated)
 
 

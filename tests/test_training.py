@@ -118,7 +118,7 @@ def test_finished_run_is_not_overwritten_without_flag(tmp_path):
     x, y = _xy(16)
     fit(_tiny(), (x, y), epochs=1, workdir=tmp_path, verbose=0, tensorboard=False)
     before = (tmp_path / "last.keras").read_bytes()
-    with pytest.raises(OutputExistsError, match="holds a previous run.*overwrite=True"):
+    with pytest.raises(OutputExistsError, match=r"holds a previous run.*overwrite=True"):
         fit(_tiny(), (x, y), epochs=1, workdir=tmp_path, verbose=0, tensorboard=False)
     assert (tmp_path / "last.keras").read_bytes() == before
     fit(_tiny(), (x, y), epochs=2, workdir=tmp_path, verbose=0, tensorboard=False, overwrite=True)
@@ -156,8 +156,9 @@ def test_seed_makes_runs_repeatable():
 def test_user_compiled_model_is_kept_and_early_stopping_stops():
     x, y = _xy(16)
     model = _tiny()
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
-                  loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="sparse_categorical_crossentropy"
+    )
     history = fit(model, (x, y), (x, y), epochs=10, verbose=0, early_stopping=1, reduce_lr=False)
     assert model.loss == "sparse_categorical_crossentropy"
     assert len(history.history["loss"]) == 2  # val_loss never improves with a zero learning rate
@@ -180,6 +181,17 @@ def test_segmentation_fit_reports_iou():
     assert history.history["loss"][-1] < history.history["loss"][0]
 
 
+def test_segmenter_with_instance_output_trains_on_two_targets():
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 16, 16, 1)).astype("float32")
+    y = (x[..., 0] > 0.5).astype("int32")
+    model = segmenter(depth=1, filters=2, instance_output="distance")
+    history = fit(model, (x, (y, x)), epochs=1, verbose=0, batch_size=2)
+    assert {"loss", "segmenter_head_softmax_loss", "segmenter_head_distance_loss"} <= set(
+        history.history
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -200,7 +212,7 @@ def test_fit_data_errors():
     x, y = _xy(8)
     with pytest.raises(ConfigError, match="got the path 'data/galaxies'"):
         fit(_tiny(), "data/galaxies")
-    with pytest.raises(ConfigError, match="validation_data must be a tf.data.Dataset"):
+    with pytest.raises(ConfigError, match=r"validation_data must be a tf\.data\.Dataset"):
         fit(_tiny(), (x, y), [x, y])
     with pytest.raises(ConfigError, match="x and y must hold as many samples; got 8 and 5"):
         fit(_tiny(), (x, y[:5]))

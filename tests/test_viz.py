@@ -157,6 +157,10 @@ def test_contours_on_sky_axes():
 # ---------------------------------------------------------------- inside a network
 @pytest.fixture(scope="module")
 def toy_model():
+    return _toy()
+
+
+def _toy(softmax=False):
     """Conv(identity, negated) -> ReLU -> global mean -> Dense: class 1 = bright, class 0 = not."""
     inp = keras.Input((32, 32, 1))
     conv = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv")
@@ -164,7 +168,10 @@ def toy_model():
     x = keras.layers.Conv2D(3, 1, name="mix")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     dense = keras.layers.Dense(2, name="scores")
-    model = keras.Model(inp, dense(x), name="toy")
+    out = dense(x)
+    if softmax:
+        out = keras.layers.Activation("softmax", name="probs")(out)
+    model = keras.Model(inp, out, name="toy")
     k = np.zeros((3, 3, 1, 2), np.float32)
     k[1, 1, 0, 0], k[1, 1, 0, 1] = 1.0, -1.0
     conv.set_weights([k, np.zeros(2, np.float32)])
@@ -304,3 +311,33 @@ def test_match_and_compare_catalogs():
     assert m["dy"][0] == pytest.approx(1.0) and m["completeness"] == 1.0
     with pytest.raises(ConfigError, match=r"found catalog lacks column\(s\) \['ra', 'dec'\]"):
         viz.match_catalogs(sref, got, max_separation=1.0, sky=True)
+
+
+def test_outlines_thicken_on_large_images():
+    labels = np.zeros((900, 900), np.int32)
+    labels[100:300, 100:300] = 1
+    edge = np.asarray(viz.outlines(np.ones((900, 900)), labels).axes[0].images[1].get_array())
+    edge = edge[..., 3] > 0
+    assert edge[200, 100:104].all() and not edge[200, 104]  # 4 px wide for a 900 px image
+    assert not edge[200, 99]  # inner mode stays inside the object
+    thin = viz.outlines(np.ones((900, 900)), labels, thickness=1).axes[0].images[1].get_array()
+    assert np.asarray(thin)[200, 100, 3] > 0 and np.asarray(thin)[200, 101, 3] == 0
+    with pytest.raises(ConfigError, match="thickness must be a positive int"):
+        viz.outlines(np.ones((900, 900)), labels, thickness=0)
+
+
+def test_grad_cam_uses_logits_before_softmax(toy_model):
+    """A softmax on top changes nothing: Grad-CAM explains the logit, as in the paper."""
+    img = _blob()[..., None]
+    soft = _toy(softmax=True)
+    np.testing.assert_allclose(
+        viz.grad_cam_heatmap(soft, img, class_index=1, layer="conv"),
+        viz.grad_cam_heatmap(toy_model, img, class_index=1, layer="conv"),
+        atol=1e-5,
+    )
+    # default layer of a classifier is the activation after the last convolution
+    import sciconv as sc
+
+    model = sc.models.classifier((32, 32, 1), 3, filters=(4, 8), dense=(8,))
+    assert viz._last_conv(model).name == "classifier_stage2_relu1"
+    assert viz.grad_cam(model, img).heatmap.shape == (32, 32)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import keras
 
-import sciconv.losses  # noqa: F401  (registers the losses with Keras)
+import sciconv.losses
 import sciconv.metrics  # noqa: F401  (registers the metrics with Keras)
 from sciconv import __version__
 from sciconv._validation import look_up_option
@@ -80,7 +80,7 @@ def _validate_input_shape(input_shape, *, spatial_none: bool, name: str) -> tupl
         if s is None and i < 2 and spatial_none:
             out.append(None)
             continue
-        if isinstance(s, bool) or not isinstance(s, int) and not hasattr(s, "__index__"):
+        if isinstance(s, bool) or (not isinstance(s, int) and not hasattr(s, "__index__")):
             allowed = "an int or None" if spatial_none and i < 2 else "an int"
             raise ModelError(
                 f"input_shape[{i}] must be {allowed}; got {s!r} in input_shape={input_shape!r}"
@@ -350,8 +350,10 @@ def regressor(
         Also predict a log-variance per target: the output is ``(N, 2 * outputs)`` holding
         ``[mean, log_var]``; :func:`sciconv.training.fit` then trains it with
         :func:`sciconv.losses.gaussian_nll` and ``exp(0.5 * log_var)`` is the 1-sigma error bar.
-    filters, convs_per_stage, kernel_size, pooling, batch_norm, activation, head, dense, dropout, name
+    filters, convs_per_stage, kernel_size, pooling, batch_norm, activation, head, dense, dropout
         As in :func:`classifier`.
+    name : str
+        Model name and layer-name prefix.
 
     Returns
     -------
@@ -477,7 +479,7 @@ def segmenter(
     >>> segmenter((30, 32, 1), depth=2)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sciconv.errors.ModelError: input_shape=(30, 32, 1): H and W must be multiples of 2**depth = 4 ...
+    sciconv.errors.ModelError: input_shape=(30, 32, 1): H and W must be multiples of ...
     """
     shape = _validate_input_shape(input_shape, spatial_none=True, name="segmenter")
     depth = _validate_int(depth, name="depth", minimum=1)
@@ -571,9 +573,7 @@ def _read_config(path: Path) -> dict:
         raise ModelError(f"not a readable .keras model file ({err})", path=path) from None
 
 
-def load(
-    path: str | os.PathLike, *, trust: bool = False, compile: bool = True
-) -> keras.Model:
+def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) -> keras.Model:
     """Load a ``.keras`` model file safely.
 
     The file's ``config.json`` is inspected before anything is built: a Lambda layer (arbitrary
@@ -653,19 +653,25 @@ def load(
                 path=path,
             ) from None
         hint = "" if not compile else " (try compile=False if a custom loss or metric is missing)"
-        raise ModelError(f"cannot build the model: {type(err).__name__}: {err}{hint}", path=path)
+        raise ModelError(
+            f"cannot build the model: {type(err).__name__}: {err}{hint}", path=path
+        ) from err
 
 
 class _PretrainedProxy:
-    """``sciconv.models.pretrained``: call it to load a model; attributes come from the module.
+    """Load a pretrained sciconv model by name: ``sciconv.models.pretrained("nuclei")``.
 
-    The function and the submodule ``sciconv/models/pretrained.py`` share a name. The submodule
-    is imported at the first use (not when ``sciconv.models`` is imported), and this proxy stays
-    bound to the name even after the import system binds the submodule, so
-    ``sc.models.pretrained("nuclei")`` always works, as does ``sc.models.pretrained.<attribute>``.
+    The function lives in ``sciconv/models/pretrained.py``, which shares its name with this
+    callable. The submodule is imported at the first use (not when ``sciconv.models`` is
+    imported), and this proxy stays bound to the name even after the import system binds the
+    submodule, so ``sc.models.pretrained(...)`` always works, as does
+    ``sc.models.pretrained.<attribute>`` (forwarded to the submodule).
+
+    Examples
+    --------
+    >>> import sciconv as sc
+    >>> model = sc.models.pretrained("nuclei")  # doctest: +SKIP
     """
-
-    __doc__ = None  # replaced below by the documentation of the call
 
     @staticmethod
     def _module():
@@ -683,6 +689,8 @@ class _PretrainedProxy:
         return func(*args, **kwargs)
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # introspection (doctest, inspect) must not import anything
+            raise AttributeError(name)
         return getattr(self._module(), name)
 
     def __setattr__(self, name, value):
@@ -696,13 +704,6 @@ class _PretrainedProxy:
 
 
 pretrained = _PretrainedProxy()
-_PretrainedProxy.__doc__ = """Load a pretrained sciconv model by name (see ``sciconv/models/pretrained.py``).
-
-Examples
---------
->>> import sciconv as sc
->>> model = sc.models.pretrained("nuclei")  # doctest: +SKIP
-"""
 
 
 class _ModelsModule(types.ModuleType):

@@ -112,12 +112,12 @@ class SciconvMetadata(keras.layers.Layer):
     --------
     >>> import numpy as np
     >>> layer = SciconvMetadata({"divisor": 4})
-    >>> layer(np.ones((1, 8, 8, 1), "float32")).shape
+    >>> tuple(layer(np.ones((1, 8, 8, 1), "float32")).shape)
     (1, 8, 8, 1)
     >>> layer(np.ones((1, 6, 8, 1), "float32"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sciconv.errors.ModelError: input height and width must be multiples of 4 ...
+    sciconv.errors.ModelError: ...input height and width must be multiples of 4...
     """
 
     def __init__(self, metadata: dict | None = None, **kwargs):
