@@ -481,15 +481,18 @@ def _sky_training_set(settings: DemoSettings, patch: int = 64, batch: int = 16):
     from sciconv import preprocess, simulate
 
     h, w = settings.sky_train_shape
-    scale = (h * w) / (2048 * 2048)
+    scale = (h * w) / (2048 * 2048)  # twice the bundled field's source density
     image, _, truth = simulate.sky_field(
         (h, w),
         seed=settings.seed + 101,
-        n_stars=max(20, int(400 * scale * 4)),
-        n_galaxies=max(10, int(250 * scale * 4)),
+        n_stars=max(20, int(400 * scale * 2)),
+        n_galaxies=max(10, int(250 * scale * 2)),
     )
     mask = _source_mask((h, w), truth)
-    spec = dict(preprocess.DEFAULT_NORMALIZATION)
+    # zscale limits follow the sky and its noise, not the brightest sources, so a field with
+    # more or fewer bright sources than the training field is normalized the same way (the
+    # default percentile spec is not: the detector then sees noise as sources)
+    spec = {"method": "zscale"}
     x = preprocess.normalize_spec(image[..., None], spec)
     rng = np.random.default_rng(settings.seed)
     n = settings.sky_steps * batch

@@ -25,6 +25,10 @@ TensorFlow 2.21, Keras 3.15, 2026-11-26)::
     mixed_bfloat16   1918 (x2.39)  427 (x0.53)
     mixed_float16     133 (x0.17)  -
 
+Two more runs on the same machine under heavy load from other jobs (absolute figures 4-15x
+lower, so only the ratios count) gave bfloat16 x4.75 and x4.61, XLA x0.44 and x0.51 (float32),
+x0.38 and x0.56 (bfloat16), float16 x0.13 and x0.20.
+
 So on CPU, "auto" keeps XLA off, and picks ``mixed_bfloat16`` where the CPU has bfloat16
 instructions (AVX512_BF16 or AMX-BF16: oneDNN runs the convolutions and matmuls in bfloat16),
 float32 elsewhere; ``mixed_float16`` is never chosen on CPU (emulated, 6x slower). On GPUs
@@ -73,6 +77,7 @@ __all__ = [
     "num_workers",
     "scale_batch_size",
     "strategy",
+    "task_name",
 ]
 
 #: CPU flags reported by :func:`info` (those that decide bfloat16 and AVX-512 speed).
@@ -295,6 +300,38 @@ def is_chief(*, tf_config: str | Mapping | None = None) -> bool:
     if task_type == "worker":
         return index == 0 and "chief" not in config["cluster"]
     return False
+
+
+def task_name(*, tf_config: str | Mapping | None = None) -> str | None:
+    """This process's task in the cluster, e.g. ``"worker1"``; None without ``TF_CONFIG``.
+
+    Unique per worker, hence usable in file names that the workers of one run must not share
+    (backups on a shared file system).
+
+    Parameters
+    ----------
+    tf_config : str or dict, optional
+        Defaults to the ``TF_CONFIG`` environment variable.
+
+    Returns
+    -------
+    str or None
+
+    Raises
+    ------
+    ConfigError
+        ``TF_CONFIG`` is not valid JSON or not shaped like a cluster description.
+
+    Examples
+    --------
+    >>> task_name(tf_config={"cluster": {"worker": ["a:1", "b:1"]},
+    ...                      "task": {"type": "worker", "index": 1}})
+    'worker1'
+    """
+    config = _parse_tf_config(tf_config)
+    if config is None or not config["task"]:
+        return None
+    return f"{config['task']['type']}{config['task'].get('index', 0)}"
 
 
 def _strategy_summary(strat: tf.distribute.Strategy | None = None) -> dict[str, Any]:

@@ -989,6 +989,13 @@ def predict_tiled(
 
     Notes
     -----
+    Dask: every block is extended by ``overlap`` pixels (rounded up to the divisor) on each side
+    that has a neighbour (``map_overlap(boundary="none")``), tiled as a numpy image, and trimmed.
+    The result equals the numpy one wherever both reproduce the whole-image call
+    (``blend="none"``, ``overlap >= 2 * receptive-field half-width``); with blending, the seams fall
+    at other places and the two differ by the blending error. Normalization limits come from the
+    whole dask array (one subsampled pass) before the graph is built.
+
     Small images: an image smaller than the tile is padded (``pad_mode``) symmetrically up to the
     tile (rounded up to the divisor) and the padding cropped off; reflection of an axis shorter than
     the padding repeats the reflection. 1-pixel (and 1-row/1-column) images raise

@@ -844,7 +844,7 @@ def _read_fits(path: Path, *, hdu, stack: bool, section, lazy: bool) -> GridImag
     keep_open = False
     try:
         index, h = _select_hdu(hdul, hdu, path)
-        header = h.header.copy()
+        header = _inherit(h.header.copy(), hdul, index)
         dims = _hdu_dims(header)
         bitpix = _hget(header, "BITPIX")
         if bitpix not in (8, 16, 32, 64, -32, -64):
@@ -880,20 +880,14 @@ def _read_fits(path: Path, *, hdu, stack: bool, section, lazy: bool) -> GridImag
             keep_open = True
             return GridImage(data, header=header, wcs=wcs, mask=None, path=str(path), meta=meta)
         try:
-            if section is None:
-                raw = h.data
-            else:
+            if section is None:  # whole image: astropy memory-maps unscaled data itself
+                raw = h.data[_raw_index(roles, slice(None), slice(None))]
+            else:  # only the rows/tiles needed are read
                 raw = h.section[_raw_index(roles, ys, xs)]
-            if section is None:
-                raw = raw[_raw_index(roles, slice(None), slice(None))]
-        except InvalidImageError:
-            raise
         except Exception as exc:
             raise InvalidImageError(
                 f"cannot read pixels of HDU {index} ({_short(exc)})", path=path
             ) from exc
-        if raw is None:
-            raise InvalidImageError(f"HDU {index} holds no pixels", path=path)
         data = _arrange(scaling.apply(raw), roles, stack=stack)
         del raw
         return GridImage(
@@ -904,19 +898,47 @@ def _read_fits(path: Path, *, hdu, stack: bool, section, lazy: bool) -> GridImag
             hdul.close()
 
 
+def _inherit(header, hdul, index: int):
+    """Apply the INHERIT=T convention: an extension gets the primary's cards it does not set."""
+    if index == 0 or _hget(header, "INHERIT") is not True:
+        return header
+    try:
+        primary = hdul[0].header
+        for card in primary.cards:
+            key = card.keyword
+            if key in ("", "COMMENT", "HISTORY") or _STRUCTURAL.match(key) or key in header:
+                continue
+            header.append(card)
+    except Exception:  # a damaged primary header: keep the extension's own cards
+        pass
+    return header
+
+
 def _check_memory(n_pixels: int, itemsize: int, path: Path) -> None:
     """Refuse to load what cannot fit: raw + float64 scratch + float32 result per pixel."""
     need = n_pixels * (itemsize + 12)
-    try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return
-    if need > avail:
+    avail = _available_memory()
+    if avail is not None and need > avail:
         raise InvalidImageError(
             f"the image has {n_pixels} pixels and needs about {need / 2**30:.1f} GiB to load, "
             f"more than the {avail / 2**30:.1f} GiB free; use lazy=True or section=",
             path=path,
         )
+
+
+def _available_memory() -> int | None:
+    """Bytes the kernel could hand out now (MemAvailable: free + reclaimable cache), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _shift(s: slice, offset: int) -> slice:
@@ -986,6 +1008,12 @@ _WCS_KEY = re.compile(
     r"|CNAME\d+|PC\d+_\d+|CD\d+_\d+|PV\d+_\d+|PS\d+_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX"
     r"|(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)|CPDIS\d+|CQDIS\d+|DP\d+|DQ\d+|CPERR\d+|CQERR\d+"
     r"|D2IMDIS\d+|D2IM\d+|D2IMERR\d+|D2IMEXT|AXISCORR|NPOLEXT)[A-Z]?$"
+    r"|^(DP|DQ|D2IM)\d+\..*$"  # record-valued cards (DQ1.NAXES, ...)
+)
+# Digitized Sky Survey plate solution; astropy re-expresses it as a TPD distortion (CQDISn/DQn).
+_DSS_KEY = re.compile(
+    r"^(AMDX\d+|AMDY\d+|PPO\d+|PLTRAH|PLTRAM|PLTRAS|PLTDECSN|PLTDECD|PLTDECM|PLTDECS"
+    r"|CNPIX\d|XPIXELSZ|YPIXELSZ|PLTSCALE)$"
 )
 
 
@@ -997,6 +1025,15 @@ def _fits_wcs(header, hdul, path: Path):
         return None
     from astropy.wcs import WCS, FITSFixedWarning
 
+    keys = list(header.keys())
+    if any(k.startswith(("CQDIS", "DQ")) for k in keys) and any(_DSS_KEY.match(k) for k in keys):
+        # DSS plate keywords next to their own TPD translation (what `header.update(
+        # wcs.to_header())` leaves) corrupt wcslib's heap in astropy 8 and abort the process.
+        # Both describe the same solution: build the WCS from the TPD one only.
+        header = header.copy()
+        for k in [k for k in keys if _DSS_KEY.match(k)]:
+            with contextlib.suppress(KeyError):
+                del header[k]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
@@ -1050,7 +1087,7 @@ def _slice_wcs(wcs, header, ys: slice, xs: slice):
 def _replace_wcs_cards(header, wcs):
     """Drop every WCS keyword of ``header`` and insert those of ``wcs`` (celestial 2-D)."""
     header = header.copy()
-    for key in [k for k in header.keys() if _WCS_KEY.match(k)]:
+    for key in [k for k in header.keys() if _WCS_KEY.match(k) or _DSS_KEY.match(k)]:
         with contextlib.suppress(KeyError):
             del header[key]
     from astropy.wcs import FITSFixedWarning
@@ -1446,7 +1483,9 @@ def write(
     like : GridImage or astropy.io.fits.Header, optional
         FITS only: header whose cards (and WCS, from ``like.wcs`` when a GridImage) are copied.
         Structural keywords (``NAXISn``, ``BITPIX``, ``BSCALE``, ``BZERO``, ``BLANK``, checksums,
-        tile-compression cards) are dropped and regenerated.
+        tile-compression cards) are dropped and regenerated. With a GridImage, its celestial WCS
+        (SIP included) replaces every WCS card of its header; other WCS axes (spectral, Stokes)
+        and lookup-table distortions are not written (the latter with a warning).
     overwrite : bool
         Replace an existing file; without it an existing file raises ``OutputExistsError``.
     history : str or iterable of str, optional

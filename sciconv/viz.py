@@ -118,6 +118,9 @@ def _norm(arr: np.ndarray, stretch: str):
 def _axes(ax, wcs, *, figsize=(6.0, 5.0)):
     """Return ``(fig, ax)``: the given axes, or a new Figure (WCSAxes when ``wcs`` is given)."""
     if ax is not None:
+        if hasattr(ax, "coords") and hasattr(ax, "wcs"):  # a WCSAxes made by the caller
+            ax.coords[0].set_axislabel("RA")
+            ax.coords[1].set_axislabel("Dec")
         return ax.figure, ax
     fig = Figure(figsize=figsize, layout="constrained")
     if wcs is not None:

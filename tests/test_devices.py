@@ -227,6 +227,9 @@ def test_mixed_bfloat16_classifier_learns():
 )
 def test_is_chief_and_num_workers_from_tf_config(monkeypatch, tf_config, chief, workers):
     assert devices.is_chief(tf_config=tf_config) is chief
+    task = (tf_config or {}).get("task")
+    expected = f"{task['type']}{task.get('index', 0)}" if task else None
+    assert devices.task_name(tf_config=tf_config) == expected
     assert devices.num_workers(tf_config=tf_config) == workers
     if tf_config is not None:  # the same through the environment variable
         monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))

@@ -267,6 +267,9 @@ def test_dask_input_gives_the_numpy_result(stack, image):
     assert isinstance(lazy, da.Array) and lazy.shape == (77, 131, 2) and lazy.dtype == np.float32
     got = lazy.compute(scheduler="threads")
     np.testing.assert_allclose(got, expected, atol=1e-4)
+    small = da.from_array(image, chunks=(5, 7))  # blocks smaller than the margins: rechunked
+    got_small = _tiled(stack, small, tile=32, overlap=2 * RF, blend="none")
+    np.testing.assert_allclose(got_small.compute(scheduler="threads"), expected, atol=1e-4)
     kw = {"tile": 32, "overlap": 8, "blend": "none", "progress": False}
     normalized = inference.predict_tiled(stack, image, **kw)  # normalize="model"
     got_n = inference.predict_tiled(stack, da.from_array(image, chunks=(64, 64)), **kw)

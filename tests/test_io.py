@@ -172,6 +172,25 @@ def test_fits_hdu_selection(mef):
         io.read(mef, hdu=1.5)
 
 
+def test_fits_inherit_takes_wcs_and_keywords_from_primary(tmp_path):
+    """INHERIT = T: the extension uses the primary header's cards it does not set itself."""
+    primary = fits.PrimaryHDU(header=tan_header(8, 9))
+    ext = fits.ImageHDU(grid(8, 9), name="SCI")
+    ext.header["INHERIT"] = True
+    ext.header["OBJECT"] = "own value"
+    p = tmp_path / "inherit.fits"
+    fits.HDUList([primary, ext]).writeto(p)
+    img = io.read(p)
+    assert img.header["OBJECT"] == "own value" and img.header["EXPTIME"] == 300.0
+    assert img.wcs is not None
+    np.testing.assert_allclose(
+        world_at(img.wcs, [[3, 4]]), world_at(WCS(tan_header(8, 9)), [[3, 4]]), atol=1e-10
+    )
+    ext.header["INHERIT"] = False
+    fits.HDUList([primary, ext]).writeto(p, overwrite=True)
+    assert io.read(p).wcs is None
+
+
 @pytest.mark.parametrize("suffix", [".fits.gz", ".fits.fz"])
 @pytest.mark.parametrize("dtype", ["int16", "uint16", "int32", "float32", "float64"])
 def test_fits_compressed_roundtrip(tmp_path, suffix, dtype):
@@ -751,3 +770,40 @@ def test_real_hst_frames_match_astropy(data_dir):
                 ny, nx = ref.shape[-2:]
                 xy = np.random.default_rng(0).uniform(0, min(nx, ny), (20, 2))
                 np.testing.assert_allclose(world_at(img.wcs, xy), world_at(w, xy), atol=1e-10)
+
+
+def test_dss_plate_solution_survives_write_and_third_party_headers(tmp_path):
+    """DSS plate keywords next to their TPD translation abort the process inside wcslib (astropy
+    8): io.write must not produce that mix, and io.read must survive files that have it. Run in
+    a subprocess so a regression shows up as a failed test, not a dead test session."""
+    import subprocess
+    import sys
+    import textwrap
+
+    dss = ASTROPY_WCS / "dss.14.29.56-62.41.05.fits.gz"
+    code = textwrap.dedent(
+        f"""
+        import warnings
+        warnings.simplefilter("ignore")
+        import numpy as np
+        from astropy.io import fits
+        from astropy.wcs import WCS
+        from sciconv import io
+        img = io.read({str(dss)!r})
+        xy = [[0, 0], [99, 99], [40, 70]]
+        ref = img.wcs.all_pix2world(xy, 0)
+        out = io.write({str(tmp_path / "dss.fits")!r}, img.data, like=img)
+        assert not any(k.startswith("AMDX") for k in fits.getheader(out))
+        back = io.read(out)
+        assert np.abs(back.wcs.all_pix2world(xy, 0) - ref).max() < 1e-9
+        mixed = fits.getheader({str(dss)!r})
+        mixed.update(WCS(mixed).to_header(relax=True))  # what many scripts do
+        p = {str(tmp_path / "mixed.fits")!r}
+        fits.PrimaryHDU(np.zeros((100, 100), np.float32), header=mixed).writeto(p)
+        again = io.read(p)
+        assert np.abs(again.wcs.all_pix2world(xy, 0) - ref).max() < 1e-9
+        print("OK")
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "OK" in run.stdout, run.stderr[-2000:]
