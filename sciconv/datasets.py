@@ -561,6 +561,11 @@ def class_weights(data, *, num_classes: int | None = None) -> dict[int, float]:
 # ============================================================================================
 # Pipelines
 # ============================================================================================
+def _no_autograph(fn):
+    """Trace ``fn`` for tf.data as written: no AutoGraph pass (seconds of tracing saved)."""
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
 def _seed_stream(seed: int):
     """Per-element stateless seeds, shape (2,), different every epoch, same every build."""
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -570,7 +575,7 @@ def _augment_map(ds, aug: dict, seed: int):
     options = {k: v for k, v in aug.items() if k != "crop"}
     ds = tf.data.Dataset.zip((ds, _seed_stream(seed)))
     return ds.map(
-        lambda xy, s: _augment.augment_batch(xy[0], xy[1], seed=s, **options),
+        _no_autograph(lambda xy, s: _augment.augment_batch(xy[0], xy[1], seed=s, **options)),
         num_parallel_calls=_AUTOTUNE,
     )
 
@@ -603,16 +608,19 @@ def _memory_pipeline(x, y, *, size, batch_size, shuffle, seed, aug):
     idx = idx.batch(batch_size)
     data = tf.data.Dataset.from_tensors((x, y)).repeat()
     ds = tf.data.Dataset.zip((idx, data)).map(
-        lambda i, d: (tf.gather(d[0], i), tf.gather(d[1], i)), num_parallel_calls=_AUTOTUNE
+        _no_autograph(lambda i, d: (tf.gather(d[0], i), tf.gather(d[1], i))),
+        num_parallel_calls=_AUTOTUNE,
     )
     if x.shape[1:3] != tuple(size):
         if aug is not None and aug.get("crop", True):
             ds = tf.data.Dataset.zip((ds, _seed_stream(seed + 7))).map(
-                lambda xy, s: (_batch_crop(xy[0], size, seed=s), xy[1]),
+                _no_autograph(lambda xy, s: (_batch_crop(xy[0], size, seed=s), xy[1])),
                 num_parallel_calls=_AUTOTUNE,
             )
         else:
-            ds = ds.map(lambda a, b: (_batch_crop(a, size), b), num_parallel_calls=_AUTOTUNE)
+            ds = ds.map(
+                _no_autograph(lambda a, b: (_batch_crop(a, size), b)), num_parallel_calls=_AUTOTUNE
+            )
     if aug is not None:
         ds = _augment_map(ds, aug, seed)
     return ds.prefetch(_AUTOTUNE)
@@ -654,7 +662,7 @@ def _lazy_pipeline(paths, y, *, prep, channels, batch_size, shuffle, seed, aug, 
         x.set_shape((h, w, channels))
         return x, iy[1]
 
-    ds = ds.map(decode, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    ds = ds.map(_no_autograph(decode), num_parallel_calls=_AUTOTUNE, deterministic=True)
     if cache_file is not None:
         ds = ds.cache(os.fspath(cache_file))
         if shuffle:
@@ -1513,7 +1521,9 @@ def from_pairs(
             y.set_shape((None, None))
             return x, y
 
-        ds = ds.map(decode, num_parallel_calls=_AUTOTUNE, deterministic=True).batch(bs)
+        ds = ds.map(_no_autograph(decode), num_parallel_calls=_AUTOTUNE, deterministic=True).batch(
+            bs
+        )
         if training and aug is not None:
             ds = _augment_map(ds, aug, seed)
         return ds.prefetch(_AUTOTUNE)
@@ -1539,7 +1549,9 @@ def from_pairs(
             y.set_shape((ppi, *psize))
             return x, y
 
-        ds = ds.map(decode, num_parallel_calls=_AUTOTUNE, deterministic=True).unbatch()
+        ds = ds.map(
+            _no_autograph(decode), num_parallel_calls=_AUTOTUNE, deterministic=True
+        ).unbatch()
         if shuffle:
             ds = ds.shuffle(min(len(sel) * ppi, 2048), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size)

@@ -75,6 +75,12 @@ def _is_chief() -> bool:
     return True if devices is None or not hasattr(devices, "is_chief") else bool(devices.is_chief())
 
 
+def _task_index() -> int:
+    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+        return int(json.loads(os.environ.get("TF_CONFIG", "{}"))["task"]["index"])
+    return 0
+
+
 def _jit_compile_default() -> bool:
     devices = _devices()
     if devices is None or not hasattr(devices, "jit_compile_default"):
@@ -585,12 +591,14 @@ def fit(
                         profile_batch=0,
                     )
                 )
-        # every worker keeps a backup so that all of them restart at the same epoch
-        cbs.insert(
-            0,
+        # Every worker keeps its own backup so that all of them restart at the same epoch. It
+        # runs after the checkpoints and the CSV row of an epoch: a kill in between repeats that
+        # epoch (its row is dropped from log.csv on resume) instead of losing its row.
+        backup = workdir / "backup" if writes else workdir / f"backup-worker{_task_index()}"
+        cbs.append(
             keras.callbacks.BackupAndRestore(
-                str(workdir / "backup"), double_checkpoint=True, delete_checkpoint=True
-            ),
+                str(backup), double_checkpoint=True, delete_checkpoint=True
+            )
         )
     if reduce_lr:
         patience = 3 if reduce_lr is True else int(reduce_lr)

@@ -162,6 +162,29 @@ def test_uncached_and_file_cache_paths_match_memory(galaxy_folder, tmp_path):
     assert x.shape == (14, 12, 12, 1) and y.dtype == tf.int32
 
 
+def test_auto_cache_falls_back_to_lazy_over_budget(galaxy_folder, monkeypatch):
+    _, ref = datasets.from_folder(galaxy_folder, validation_split=0.3, seed=0)
+    monkeypatch.setattr(datasets, "CACHE_BUDGET", 4 * SIZE * SIZE * 4)  # 4 images
+    train, val = datasets.from_folder(galaxy_folder, validation_split=0.3, seed=0)
+    assert (ref.cache_mode, train.cache_mode, val.cache_mode) == ("memory", "none", "none")
+    for (x, y), (xr, yr) in zip(_batches(val), _batches(ref)):
+        np.testing.assert_allclose(x, xr, rtol=1e-6)
+        np.testing.assert_array_equal(y, yr)
+
+
+def test_file_vanishing_after_build_is_a_warning_not_a_crash(tmp_path):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            fits.writeto(tmp_path / c / f"{i}.fits", _galaxy(0, i))
+    ds = datasets.from_folder(tmp_path, cache=False, shuffle=False, batch_size=6)
+    (tmp_path / "b" / "1.fits").unlink()
+    with pytest.warns(SciconvWarning, match=r"1\.fits: could not be decoded during training"):
+        x, y = next(iter(ds))
+    assert x.shape == (6, 16, 16, 1) and y.numpy().tolist() == [0, 0, 0, 1, 1, 1]
+    assert np.all(x.numpy()[4] == 0) and np.any(x.numpy()[3] != 0)
+
+
 def test_uncached_random_crops_are_seeded(galaxy_folder):
     def first():
         ds = datasets.from_folder(

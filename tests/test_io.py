@@ -424,6 +424,15 @@ def test_lazy_fits_matches_eager_for_any_index(tmp_path):
     lz.close()
 
 
+def test_lazy_image_works_as_a_dask_source(tmp_path):
+    da = pytest.importorskip("dask.array")
+    data = grid(50, 40)
+    img = io.read(io.write(tmp_path / "d.fits", data), lazy=True)
+    arr = da.from_array(img.data, chunks=(16, 16, 1))
+    np.testing.assert_allclose(arr.compute(scheduler="synchronous")[..., 0], data)
+    img.data.close()
+
+
 def test_lazy_section_offsets_reads(tmp_path):
     data = grid(20, 30)
     p = io.write(tmp_path / "s.fits", data)
