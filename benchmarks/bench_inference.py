@@ -18,6 +18,7 @@ are medians over ``--repeats`` runs after one warm-up run. Run it niced on a sha
 
     nice -n 10 python benchmarks/bench_inference.py                 # 4096 and 8192 (the issue)
     nice -n 10 python benchmarks/bench_inference.py --size 1024 --repeats 2   # a quick look
+    nice -n 10 python benchmarks/bench_inference.py --size 2048 --interleaved   # steady ratios
 """
 
 from __future__ import annotations
@@ -153,6 +154,36 @@ def run_case(case: str, size: int, repeats: int) -> dict:
     return info
 
 
+def run_interleaved(size: int, rounds: int) -> dict:
+    """Time whole / tiled / auto alternately in one process: on a shared machine the load changes
+    from minute to minute, so ratios taken within one round are far steadier than separate runs.
+    """
+    from sciconv import inference, preprocess
+
+    model = _model()
+    image = _image(size)
+    x = preprocess.normalize(image)[None, ..., None]
+    kw = {"tile": 256, "overlap": 32, "batch_size": 16, "progress": False}
+    cases = {
+        "whole": lambda: model.predict_on_batch(x),
+        "tiled": lambda: inference.predict_tiled(model, image, **kw),
+        "auto": lambda: inference.predict_tiled(model, image, progress=False),
+    }
+    for fn in cases.values():
+        fn()  # warm-up / tracing
+    times = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    ratios = {
+        name: statistics.median(w / t for w, t in zip(times["whole"], times[name]))
+        for name in ("tiled", "auto")
+    }
+    return {"size": size, "times": times, "ratios": ratios}
+
+
 def _spawn(case: str, size: int, repeats: int) -> dict:
     cmd = [sys.executable, __file__, "--case", case, "--size", str(size), "--repeats", str(repeats)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -170,10 +201,23 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-big", action="store_true", help="skip (c)")
     parser.add_argument("--skip-loop", action="store_true", help="skip the plain Keras loop")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="only time whole/tiled/auto alternately in one process (steadier ratios under load)",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
         print("RESULT " + json.dumps(run_case(args.case, args.size, args.repeats)), flush=True)
+        return 0
+    if args.interleaved:
+        r = run_interleaved(args.size, args.repeats)
+        for name, ts in r["times"].items():
+            print(f"{name:>6} {args.size}^2: " + ", ".join(f"{t:.2f}" for t in ts) + " s")
+        for name, ratio in r["ratios"].items():
+            print(f"  {name}: median per-round ratio to the whole-image call {ratio:.2f}")
+        print(f"load average during the run: {os.getloadavg()}")
         return 0
 
     big = args.big or 2 * args.size

@@ -25,7 +25,7 @@ from sciconv.errors import OutputExistsError
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
-    """Return ``path`` as a Path; raise :class:`OutputExistsError` if it exists and not ``overwrite``.
+    """Return ``path`` as a Path; raise :class:`OutputExistsError` if it exists (no ``overwrite``).
 
     Examples
     --------
@@ -59,7 +59,10 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     path = check_writable(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part" + suffix, dir=path.parent)
+    # a leading "." keeps the temporary file hidden (io.list_images skips it) if we are killed
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=".part" + suffix, dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()  # writers (astropy, tifffile) create the file themselves

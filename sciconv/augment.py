@@ -152,6 +152,10 @@ def d4_inverse(array: np.ndarray, k: int, *, axes: Sequence[int] = (-3, -2)) -> 
 # --------------------------------------------------------------------------------------------
 # tf.data functions (stateless, seeded)
 # --------------------------------------------------------------------------------------------
+# No Python control flow on tensors below: AutoGraph is skipped (it cost seconds of tracing).
+_no_autograph = tf.autograph.experimental.do_not_convert
+
+
 def _validate_amounts(brightness, contrast, gaussian_noise, poisson_noise):
     for name, value in (
         ("brightness", brightness),
@@ -173,17 +177,20 @@ def _validate_amounts(brightness, contrast, gaussian_noise, poisson_noise):
         )
 
 
+@_no_autograph
 def _select(bit, a, b):
     """Per-sample choice: ``bit`` (N,) int/bool -> ``a`` where set, else ``b``."""
     shape = tf.concat([tf.shape(bit), tf.ones([tf.rank(a) - 1], tf.int32)], axis=0)
     return tf.where(tf.reshape(tf.cast(bit, tf.bool), shape), a, b)
 
 
+@_no_autograph
 def _swap_hw(t):
     perm = [0, 2, 1, *range(3, t.shape.rank)]
     return tf.transpose(t, perm)
 
 
+@_no_autograph
 def _d4_batch(tensors, seed):
     """Apply one random D4 element per sample, the same to every tensor in ``tensors``."""
     x = tensors[0]
@@ -210,6 +217,7 @@ def _d4_batch(tensors, seed):
     return tensors
 
 
+@_no_autograph
 def augment_batch(
     x,
     y=None,
@@ -295,6 +303,7 @@ def augment_batch(
     return (x, y) if has_y else x
 
 
+@_no_autograph
 def augment_pair(x, y, seed, **options):
     """Augment one image and its mask (or label) inside ``Dataset.map``.
 
@@ -334,6 +343,7 @@ def augment_pair(x, y, seed, **options):
     return xb[0], yb[0]
 
 
+@_no_autograph
 def random_crop(x, y=None, *, size, seed):
     """Crop the same random window of ``size`` from an image and its mask (stateless, seeded).
 

@@ -424,6 +424,26 @@ def test_lazy_fits_matches_eager_for_any_index(tmp_path):
     lz.close()
 
 
+@pytest.mark.parametrize("suffix", [".fits", ".tif"])
+def test_section_and_lazy_reads_do_not_load_the_whole_file(tmp_path, suffix):
+    """A 64 x 64 cutout of a 16 MiB image allocates well under 1 MiB (memmap / hdu.section)."""
+    import tracemalloc
+
+    big = np.random.default_rng(0).normal(size=(2048, 2048)).astype(np.float32)
+    p = io.write(tmp_path / f"big{suffix}", big)
+    del big
+    for kwargs in ({"section": (slice(1000, 1064), slice(5, 69))}, {"lazy": True}):
+        tracemalloc.start()
+        img = io.read(p, **kwargs)
+        cut = img.data[0:64, 5:69] if kwargs.get("lazy") else img.data
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert cut.shape == (64, 64, 1)
+        assert peak < 2**20, f"{kwargs}: peak {peak / 2**20:.1f} MiB"
+        if kwargs.get("lazy"):
+            img.data.close()
+
+
 def test_lazy_image_works_as_a_dask_source(tmp_path):
     da = pytest.importorskip("dask.array")
     data = grid(50, 40)
