@@ -388,14 +388,18 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tile must be at least 16 pixels; got {args.tile}")
     if args.overlap < 0:
         raise ConfigError(f"--overlap must be >= 0; got {args.overlap}")
+    shipped = args.model.startswith("pretrained:")
     model_path = Path(args.model)
-    if not model_path.is_file():
+    if not shipped and not model_path.is_file():
         raise SciconvError("model file not found", path=model_path)
     paths = _expand_inputs(args.inputs)
 
     from sciconv import models
 
-    model = models.load(model_path, trust=args.trust)
+    if shipped:
+        model = models.pretrained(args.model.split(":", 1)[1])
+    else:
+        model = models.load(model_path, trust=args.trust)
     meta = models.get_metadata(model)
     if meta.get("task") == "segmentation":
         _predict_segmentation(model, meta, paths, args)
@@ -481,11 +485,22 @@ def build_parser() -> argparse.ArgumentParser:
         "header and WCS, or TIFF) and a catalog (.ecsv, with RA/Dec when the input has a WCS); "
         "classifiers and regressors write one predictions.csv.",
     )
-    p.add_argument("model", metavar="MODEL", help="a .keras model saved by sciconv")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a .keras model saved by sciconv, or pretrained:NAME for a shipped model "
+        "(e.g. pretrained:nuclei)",
+    )
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--tile", type=int, default=None, metavar="N", help="tile size (default: auto)")
-    p.add_argument("--overlap", type=int, default=32, metavar="N", help="tile overlap in pixels")
+    p.add_argument(
+        "--overlap",
+        type=int,
+        default=32,
+        metavar="N",
+        help="tile overlap in pixels (default: %(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="tiles per batch")
     p.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")

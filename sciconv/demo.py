@@ -115,8 +115,8 @@ class DemoSettings:
             cell_patch=64,
             cell_depth=2,
             cell_filters=8,
-            sky_epochs=3,
-            sky_steps=20,
+            sky_epochs=4,
+            sky_steps=25,
             sky_train_shape=(384, 384),
             sky_depth=2,
             sky_filters=8,
@@ -190,8 +190,8 @@ def _prepare_out(out: Path, *, overwrite: bool) -> None:
     existing = [name for name in _OUTPUTS if (out / name).exists()]
     if existing and not overwrite:
         raise OutputExistsError(
-            f"folder already holds demo outputs ({', '.join(existing)}); pass --overwrite "
-            "(overwrite=True) to replace them, or choose another --out",
+            f"folder already holds demo outputs ({', '.join(existing)}); pass overwrite=True "
+            "to replace them, or choose another output folder",
             path=out,
         )
     runs = out / "runs"
@@ -648,7 +648,7 @@ def _real_nuclei(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, An
     for p, q in pairs:
         img = io.read(p)
         trues.append(np.asarray(io.read(q).data[..., 0]).astype(np.int32))
-        preds.append(inference.predict_instances(model, img))
+        preds.append(inference.predict_instances(model, img, progress=False))
     ap = metrics.average_precision(trues, preds)
     thresholds = list(np.round(ap["thresholds"], 2))
     ap50 = float(ap["ap"][thresholds.index(0.5)])

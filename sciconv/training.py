@@ -392,6 +392,52 @@ def _as_dataset_args(data, *, name: str):
     return arrays
 
 
+def _check_data_shapes(model, data, *, name: str) -> None:
+    """Refuse unbatched datasets, datasets without labels and a wrong channel count up front."""
+    if len(model.inputs) != 1:
+        return
+    want = tuple(model.inputs[0].shape)
+    if isinstance(data, tuple):
+        x_shape = tuple(data[0].shape)
+        batched = True
+    else:
+        spec = data.element_spec
+        if not isinstance(spec, tuple) or len(spec) < 2:
+            raise ConfigError(
+                f"{name} must yield (images, labels) pairs; it yields {spec}. Build it with "
+                "sciconv.datasets or map it to (x, y)"
+            )
+        x_spec = spec[0]
+        if not hasattr(x_spec, "shape"):
+            return
+        x_shape = tuple(x_spec.shape)
+        batched = len(x_shape) == len(want)
+        if len(x_shape) == len(want) - 1:
+            raise ConfigError(
+                f"{name} yields single images of shape {x_shape}, not batches; batch it first, "
+                f"e.g. {name}.batch(32)"
+            )
+    if batched and len(x_shape) == len(want) and want[-1] is not None:
+        if x_shape[-1] is not None and x_shape[-1] != want[-1]:
+            raise ModelError(
+                f"{name} holds images with {x_shape[-1]} channel(s) (shape {x_shape}) but model "
+                f"{model.name!r} expects {want[-1]} (input shape {want})"
+            )
+
+
+def _check_class_weight(model, class_weight) -> None:
+    if class_weight is None:
+        return
+    if not isinstance(class_weight, Mapping):
+        raise ConfigError(f"class_weight must be a dict {{class id: weight}}; got {class_weight!r}")
+    if get_metadata(model).get("task") == "segmentation":
+        raise ConfigError(
+            "class_weight works for image-level labels only; for segmentation use a loss that "
+            "handles imbalance (sciconv.losses.bce_dice_loss, the default, or focal_loss) or "
+            "per-pixel sample weights (yield (x, y, weights) from the dataset)"
+        )
+
+
 def _versions() -> dict:
     out = {
         "sciconv": __version__,
@@ -524,6 +570,10 @@ def fit(
     if seed is not None:
         keras.utils.set_random_seed(seed)
 
+    for data, label in ((train, "train"), (validation_data, "validation_data")):
+        if data is not None:
+            _check_data_shapes(model, data, name=label)
+    _check_class_weight(model, class_weight)
     recorded = _record_dataset_metadata(model, train)
     compiled_here = False
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):

@@ -383,6 +383,27 @@ def test_predict_refuses_colliding_output_names(capsys, tmp_path):
     assert_one_line_error(err, "two inputs share the name 'c0'")
 
 
+def test_predict_with_the_shipped_nuclei_model(capsys, tmp_path, data_dir):
+    from sciconv import io, metrics
+
+    image = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
+    truth = io.read(data_dir / "real" / "nuclei" / "labels" / image.name).data[..., 0]
+    code, _, err = run_cli(capsys, "predict", "pretrained:nuclei", image, "--out", tmp_path)
+    assert code == 0, err
+    labels = io.read(tmp_path / f"{image.stem}_labels.tif").data[..., 0]
+    assert labels.shape == truth.shape
+    assert metrics.matching(truth.astype(int), labels.astype(int), thresh=0.5)["f1"] > 0.6
+    assert (tmp_path / f"{image.stem}_catalog.ecsv").is_file()
+
+
+def test_predict_unknown_shipped_model(capsys, tmp_path):
+    image = tmp_path / "a.tif"
+    tifffile.imwrite(image, np.zeros((16, 16), np.float32))
+    code, _, err = run_cli(capsys, "predict", "pretrained:nucleus", image, "--out", tmp_path / "o")
+    assert code == 2
+    assert_one_line_error(err, "'nucleus'", "did you mean 'nuclei'")
+
+
 # --------------------------------------------------------------------------- demo
 @pytest.mark.slow
 def test_demo_fast_writes_promised_files(capsys, tmp_path):

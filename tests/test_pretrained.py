@@ -101,7 +101,10 @@ def test_weights_match_training_settings():
 def test_listing_and_unknown_name():
     listing = sciconv.models.pretrained()
     assert set(listing) == {"nuclei"} and "fluorescence" in listing["nuclei"]
-    with pytest.raises(ConfigError, match=r"pretrained model name must be one of \['nuclei'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"pretrained model name must be one of 'nuclei'; got 'nucleus' \(did you mean",
+    ):
         sciconv.models.pretrained("nucleus")
     with pytest.raises(ConfigError, match="must be a string"):
         sciconv.models.pretrained(3)

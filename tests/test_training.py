@@ -216,6 +216,18 @@ def test_fit_data_errors():
         fit(_tiny(), (x, y), [x, y])
     with pytest.raises(ConfigError, match="x and y must hold as many samples; got 8 and 5"):
         fit(_tiny(), (x, y[:5]))
+    with pytest.raises(ConfigError, match=r"yields single images of shape \(8, 8, 1\).*batch"):
+        fit(_tiny(), tf.data.Dataset.from_tensor_slices((x, y)))
+    with pytest.raises(ConfigError, match=r"must yield \(images, labels\) pairs"):
+        fit(_tiny(), tf.data.Dataset.from_tensor_slices(x).batch(4))
+    with pytest.raises(ModelError, match=r"3 channel\(s\).*expects 1"):
+        fit(_tiny(), (np.zeros((8, 8, 8, 3), "float32"), y))
+    with pytest.raises(ConfigError, match="class_weight works for image-level labels only"):
+        fit(
+            segmenter(depth=1, filters=2),
+            (x, (x[..., 0] > 0).astype("int32")),
+            class_weight={0: 1.0, 1: 5.0},
+        )
     with pytest.raises(ModelError, match=r"has 3 classes \['a', 'b', 'c'\].*num_classes=3"):
         fit(_tiny(), _dataset(x, y, class_names=["a", "b", "c"]), verbose=0)
     with pytest.raises(ModelError, match="task 'segmentation' but model 'classifier'"):
@@ -291,7 +303,9 @@ def test_sigkilled_run_resumes_and_matches_uninterrupted(tmp_path):
     config = read_config(killed_dir)
     assert config["status"] == "finished" and config["resumed_from_epoch"] == kill_epoch
     assert not (killed_dir / "backup").exists()
-    # same seed, same data: the resumed run ends where the uninterrupted one does
+    # same seed, same data: the resumed run ends where the uninterrupted one does (on the
+    # machines measured the two final losses were bit-identical; 2 % leaves room for threads)
     assert reference["loss"] < 0.5 and reference["accuracy"] > 0.8
-    assert resumed["loss"] == pytest.approx(reference["loss"], abs=0.1, rel=0.3)
-    assert resumed["val_accuracy"] == pytest.approx(reference["val_accuracy"], abs=0.1)
+    assert resumed["loss"] == pytest.approx(reference["loss"], rel=0.02)
+    assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=0.02)
+    assert resumed["val_accuracy"] == pytest.approx(reference["val_accuracy"], abs=0.05)
