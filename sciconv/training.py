@@ -592,8 +592,11 @@ def fit(
     initial_epoch = 0
     if workdir is not None:
         workdir = Path(workdir)
-        initial_epoch = _prepare_workdir(workdir, resume=resume, overwrite=overwrite)
         writes = _is_chief()
+        # Only the chief inspects and prepares a (possibly shared) workdir; other workers would
+        # race it. Their own backup folder restores them to the chief's epoch.
+        if writes:
+            initial_epoch = _prepare_workdir(workdir, resume=resume, overwrite=overwrite)
         config = {
             "status": "running",
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -724,6 +727,7 @@ def _prepare_workdir(workdir: Path, *, resume: bool, overwrite: bool) -> int:
     backup = workdir / "backup"
     ours = ("config.json", "best.keras", "last.keras", "log.csv", "backup", "logs")
     present = [n for n in ours if (workdir / n).exists()]
+    present += sorted(p.name for p in workdir.glob("backup-worker*")) if workdir.is_dir() else []
     if not present:
         return 0
     status = None

@@ -2,7 +2,8 @@
 
 Every function here returns a :class:`matplotlib.figure.Figure` built without pyplot state, so
 nothing leaks between calls, scripts can ``fig.savefig(...)`` and notebooks display the returned
-figure. None of them calls ``plt.show()``.
+figure (run ``%matplotlib inline`` once, or import pyplot, so Jupyter knows how to draw a bare
+Figure). None of them calls ``plt.show()``.
 
 - Images: :func:`show` (astronomical stretches, sky axes from a WCS), :func:`overlay_mask`,
   :func:`contours`, :func:`outlines` (instance boundaries).

@@ -30,8 +30,9 @@ PRETRAINED: dict[str, dict[str, str]] = {
         "file": "nuclei.keras",
         "settings": "nuclei.json",
         "description": (
-            "U-Net (depth 3) that segments cell nuclei in fluorescence microscopy images into "
-            "background / interior / boundary; instance labels via seeded watershed. Trained on "
+            "U-Net (depth 3, 20 filters) that segments cell nuclei in fluorescence microscopy "
+            "images into background / interior / boundary (touching nuclei split by a boundary "
+            "band); instance labels via seeded watershed. Trained on "
             "the Data Science Bowl 2018 stage 1 fluorescence images (CC0) by "
             "tools/train_pretrained_nuclei.py."
         ),
@@ -66,7 +67,7 @@ def pretrained_info(name: str) -> dict[str, Any]:
     Examples
     --------
     >>> pretrained_info("nuclei")["target"]
-    'boundary'
+    'touching'
     """
     name = _validate_name(name)
     ref = _resource(PRETRAINED[name]["settings"])
