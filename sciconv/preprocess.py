@@ -401,6 +401,29 @@ def _effective(limits: Limits, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     return half_vmin, half_span
 
 
+def _broadcast_limits(limits: Limits, work: np.ndarray, dt: np.dtype, *, shape, name: str):
+    """``_effective`` limits shaped to broadcast against ``work`` ((H, W, C) or (N, H, W, C)).
+
+    Raises :class:`ConfigError` when the channel count or the batch size do not match.
+    """
+    half_vmin, half_span = _effective(limits, dt)
+    c = work.shape[-1]
+    if half_vmin.shape[-1] not in (1, c):
+        raise ConfigError(
+            f"limits have {half_vmin.shape[-1]} channel(s) but {name} has {c} "
+            f"({name} shape {shape})"
+        )
+    if half_vmin.ndim == 2:
+        if work.ndim != 4 or half_vmin.shape[0] != work.shape[0]:
+            raise ConfigError(
+                f"batch limits of shape {half_vmin.shape} need a batch {name} of "
+                f"{half_vmin.shape[0]} images; got {name} of shape {shape}"
+            )
+        half_vmin = half_vmin[:, np.newaxis, np.newaxis, :]
+        half_span = half_span[:, np.newaxis, np.newaxis, :]
+    return half_vmin, half_span
+
+
 def apply_limits(x, limits: Limits, *, clip: bool = False) -> np.ndarray:
     """Map pixels with precomputed limits and apply the method's stretch.
 
@@ -435,20 +458,7 @@ def apply_limits(x, limits: Limits, *, clip: bool = False) -> np.ndarray:
     shape = arr.shape
     work = arr[..., np.newaxis] if arr.ndim == 2 else arr
     dt = _compute_dtype(arr)
-    half_vmin, half_span = _effective(limits, dt)
-    c = work.shape[-1]
-    if half_vmin.shape[-1] not in (1, c):
-        raise ConfigError(
-            f"limits have {half_vmin.shape[-1]} channel(s) but x has {c} (x shape {shape})"
-        )
-    if half_vmin.ndim == 2:
-        if work.ndim != 4 or half_vmin.shape[0] != work.shape[0]:
-            raise ConfigError(
-                f"batch limits of shape {half_vmin.shape} need a batch x of "
-                f"{half_vmin.shape[0]} images; got x of shape {shape}"
-            )
-        half_vmin = half_vmin[:, np.newaxis, np.newaxis, :]
-        half_span = half_span[:, np.newaxis, np.newaxis, :]
+    half_vmin, half_span = _broadcast_limits(limits, work, dt, shape=shape, name="x")
     out = np.array(work, dtype=dt, copy=True)
     bad = ~np.isfinite(out)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -486,10 +496,9 @@ def invert_limits(y, limits: Limits) -> np.ndarray:
     arr = _validate_image(y, name="y")
     shape = arr.shape
     work = arr[..., np.newaxis] if arr.ndim == 2 else arr
-    half_vmin, half_span = _effective(limits, np.dtype(np.float64))
-    if half_vmin.ndim == 2:
-        half_vmin = half_vmin[:, np.newaxis, np.newaxis, :]
-        half_span = half_span[:, np.newaxis, np.newaxis, :]
+    half_vmin, half_span = _broadcast_limits(
+        limits, work, np.dtype(np.float64), shape=shape, name="y"
+    )
     out = np.array(work, dtype=np.float64, copy=True)
     if limits.method == "asinh":
         out = AsinhStretch(a=limits.asinh_a).inverse(out, clip=False)

@@ -47,7 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sciconv import __version__
+from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv.errors import ConfigError, ModelError, OutputExistsError, SciconvWarning
 from sciconv.losses import bce_dice_loss, gaussian_nll
@@ -57,35 +57,6 @@ from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
 __all__ = ["default_compile_args", "fit", "read_config"]
 
 TASKS = ("classification", "multilabel", "regression", "segmentation")
-
-
-# --------------------------------------------------------------------------- devices (optional)
-
-
-def _devices():
-    try:
-        from sciconv import devices
-    except ImportError:  # devices module not installed: a single worker, no XLA
-        return None
-    return devices
-
-
-def _is_chief() -> bool:
-    devices = _devices()
-    return True if devices is None or not hasattr(devices, "is_chief") else bool(devices.is_chief())
-
-
-def _task_index() -> int:
-    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
-        return int(json.loads(os.environ.get("TF_CONFIG", "{}"))["task"]["index"])
-    return 0
-
-
-def _jit_compile_default() -> bool:
-    devices = _devices()
-    if devices is None or not hasattr(devices, "jit_compile_default"):
-        return False
-    return bool(devices.jit_compile_default())
 
 
 # --------------------------------------------------------------------------- compile defaults
@@ -481,7 +452,7 @@ def fit(
         A sciconv model (or any Keras model). If it is not compiled, :func:`fit` compiles it
         with Adam(``learning_rate``) and the loss/metrics of :func:`default_compile_args`,
         inside the model's distribution strategy scope, with ``jit_compile`` from
-        ``sciconv.devices.jit_compile_default()`` (False when that module is absent).
+        ``sciconv.devices.jit_compile_default()``.
     train : tf.data.Dataset or tuple
         Batched dataset of ``(x, y)`` (e.g. from :mod:`sciconv.datasets`; its ``.task``,
         ``.class_names`` and ``.normalization`` attributes are recorded in the model metadata),
@@ -582,7 +553,7 @@ def fit(
         with scope.scope() if scope is not None else contextlib.nullcontext():
             model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate),
-                jit_compile=_jit_compile_default(),
+                jit_compile=devices.jit_compile_default(),
                 **compile_args,
             )
         compiled_here = True
@@ -592,7 +563,7 @@ def fit(
     initial_epoch = 0
     if workdir is not None:
         workdir = Path(workdir)
-        writes = _is_chief()
+        writes = devices.is_chief()
         # Only the chief inspects and prepares a (possibly shared) workdir; other workers would
         # race it. Their own backup folder restores them to the chief's epoch.
         if writes:
@@ -647,7 +618,7 @@ def fit(
         # Every worker keeps its own backup so that all of them restart at the same epoch. It
         # runs after the checkpoints and the CSV row of an epoch: a kill in between repeats that
         # epoch (its row is dropped from log.csv on resume) instead of losing its row.
-        backup = workdir / "backup" if writes else workdir / f"backup-worker{_task_index()}"
+        backup = workdir / "backup" if writes else workdir / f"backup-{devices.task_name()}"
         cbs.append(
             keras.callbacks.BackupAndRestore(
                 str(backup), double_checkpoint=True, delete_checkpoint=True
@@ -686,7 +657,7 @@ def fit(
         kwargs["validation_data"] = validation_data
     history = model.fit(**kwargs)
 
-    if workdir is not None and _is_chief():
+    if workdir is not None and writes:
         config["status"] = "finished"
         config["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"

@@ -201,6 +201,63 @@ def _base_metadata(task: str, shape: tuple, architecture: dict) -> dict:
     }
 
 
+def _conv_pool_architecture(
+    builder: str,
+    *,
+    filters,
+    convs_per_stage,
+    kernel_size,
+    pooling,
+    batch_norm,
+    activation,
+    head,
+    dense,
+    dropout,
+) -> dict:
+    """Validate the head arguments of a conv-pool model; return its ``architecture`` record."""
+    dense = _validate_ints(dense, name="dense", allow_empty=True)
+    dropout = _validate_rate(dropout, name="dropout")
+    activation = _validate_activation(activation)
+    return dict(
+        builder=builder,
+        filters=list(filters),
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        head=head,
+        dense=list(dense),
+        dropout=dropout,
+    )
+
+
+def _conv_pool_model(shape: tuple, meta: dict, *, make_head, name: str, **head_kwargs):
+    """Input + metadata, :func:`conv_pool_stack`, then ``make_head`` (classifier, regressor)."""
+    arch = meta["architecture"]
+    inputs, x = _input(shape, name=name, metadata=meta)
+    x = conv_pool_stack(
+        x,
+        filters=tuple(arch["filters"]),
+        convs_per_stage=arch["convs_per_stage"],
+        kernel_size=arch["kernel_size"],
+        pooling=arch["pooling"],
+        batch_norm=arch["batch_norm"],
+        activation=arch["activation"],
+        name=name,
+    )
+    outputs = make_head(
+        x,
+        head=arch["head"],
+        dense=tuple(arch["dense"]),
+        dropout=arch["dropout"],
+        activation=arch["activation"],
+        name=name,
+        **head_kwargs,
+    )
+    return keras.Model(inputs, outputs, name=name)
+
+
 # --------------------------------------------------------------------------- builders
 
 
@@ -280,46 +337,29 @@ def classifier(
         name="classifier",
     )
     num_classes = _validate_int(num_classes, name="num_classes", minimum=1 if multilabel else 2)
-    dense = _validate_ints(dense, name="dense", allow_empty=True)
-    dropout = _validate_rate(dropout, name="dropout")
-    activation = _validate_activation(activation)
-    architecture = dict(
-        builder="classifier",
-        filters=list(filters),
-        convs_per_stage=convs_per_stage,
-        kernel_size=kernel_size,
-        pooling=pooling,
-        batch_norm=bool(batch_norm),
-        activation=activation,
-        head=head,
-        dense=list(dense),
-        dropout=dropout,
-        multilabel=bool(multilabel),
-    )
-    meta = _base_metadata("multilabel" if multilabel else "classification", shape, architecture)
-    meta["num_classes"] = num_classes
-    inputs, x = _input(shape, name=name, metadata=meta)
-    x = conv_pool_stack(
-        x,
+    architecture = _conv_pool_architecture(
+        "classifier",
         filters=filters,
         convs_per_stage=convs_per_stage,
         kernel_size=kernel_size,
         pooling=pooling,
-        batch_norm=bool(batch_norm),
+        batch_norm=batch_norm,
         activation=activation,
-        name=name,
-    )
-    outputs = classification_head(
-        x,
-        num_classes,
         head=head,
         dense=dense,
         dropout=dropout,
-        activation=activation,
-        multilabel=bool(multilabel),
-        name=name,
     )
-    return keras.Model(inputs, outputs, name=name)
+    architecture["multilabel"] = bool(multilabel)
+    meta = _base_metadata("multilabel" if multilabel else "classification", shape, architecture)
+    meta["num_classes"] = num_classes
+    return _conv_pool_model(
+        shape,
+        meta,
+        make_head=classification_head,
+        name=name,
+        num_classes=num_classes,
+        multilabel=bool(multilabel),
+    )
 
 
 def regressor(
@@ -376,45 +416,28 @@ def regressor(
         name="regressor",
     )
     n_out = _validate_int(outputs, name="outputs", minimum=1)
-    dense = _validate_ints(dense, name="dense", allow_empty=True)
-    dropout = _validate_rate(dropout, name="dropout")
-    activation = _validate_activation(activation)
-    architecture = dict(
-        builder="regressor",
-        filters=list(filters),
-        convs_per_stage=convs_per_stage,
-        kernel_size=kernel_size,
-        pooling=pooling,
-        batch_norm=bool(batch_norm),
-        activation=activation,
-        head=head,
-        dense=list(dense),
-        dropout=dropout,
-    )
-    meta = _base_metadata("regression", shape, architecture)
-    meta.update(outputs=n_out, uncertainty=bool(uncertainty))
-    inputs, x = _input(shape, name=name, metadata=meta)
-    x = conv_pool_stack(
-        x,
+    architecture = _conv_pool_architecture(
+        "regressor",
         filters=filters,
         convs_per_stage=convs_per_stage,
         kernel_size=kernel_size,
         pooling=pooling,
-        batch_norm=bool(batch_norm),
+        batch_norm=batch_norm,
         activation=activation,
-        name=name,
-    )
-    out = regression_head(
-        x,
-        n_out,
         head=head,
         dense=dense,
         dropout=dropout,
-        activation=activation,
-        uncertainty=bool(uncertainty),
-        name=name,
     )
-    return keras.Model(inputs, out, name=name)
+    meta = _base_metadata("regression", shape, architecture)
+    meta.update(outputs=n_out, uncertainty=bool(uncertainty))
+    return _conv_pool_model(
+        shape,
+        meta,
+        make_head=regression_head,
+        name=name,
+        outputs=n_out,
+        uncertainty=bool(uncertainty),
+    )
 
 
 def segmenter(
