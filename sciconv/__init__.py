@@ -20,6 +20,7 @@ _SUBMODULES = (
     "augment",
     "cli",
     "datasets",
+    "demo",
     "devices",
     "errors",
     "fetch",

@@ -57,7 +57,7 @@ def standardize_tuple(value, n: int, *, name: str) -> tuple[int, ...]:
         raise ConfigError(f"{name} must be an int or a sequence of {n} ints; got {value!r}")
     out = []
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int,)) and not hasattr(v, "__index__"):
+        if isinstance(v, bool) or not hasattr(v, "__index__"):  # ints and numpy ints
             raise ConfigError(f"{name} must hold ints; got {value!r}")
         v = int(v)
         if v <= 0:

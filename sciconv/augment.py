@@ -178,43 +178,45 @@ def _validate_amounts(brightness, contrast, gaussian_noise, poisson_noise):
 
 
 @_no_autograph
-def _select(bit, a, b):
-    """Per-sample choice: ``bit`` (N,) int/bool -> ``a`` where set, else ``b``."""
-    shape = tf.concat([tf.shape(bit), tf.ones([tf.rank(a) - 1], tf.int32)], axis=0)
-    return tf.where(tf.reshape(tf.cast(bit, tf.bool), shape), a, b)
+def _d4_apply(tensors, bits):
+    """Apply D4 element ``bits[:, i]`` (transpose, flip H, flip W) to sample ``i`` of each tensor.
 
+    ``bits`` is ``(3, N)`` of 0/1; every tensor of ``tensors`` (batches ``(N, H, W, ...)``) gets
+    the same transforms. The transpose is skipped when H != W, which keeps the shape. Shared by
+    :func:`augment_batch` (tf.data) and :class:`RandomD4` (a Keras layer).
+    """
+    n = ops.shape(tensors[0])[0]
 
-@_no_autograph
-def _swap_hw(t):
-    perm = [0, 2, 1, *range(3, t.shape.rank)]
-    return tf.transpose(t, perm)
+    def pick(bit, a, b):
+        shape = (n,) + (1,) * (len(a.shape) - 1)
+        return ops.where(ops.reshape(ops.cast(bit, "bool"), shape), a, b)
+
+    def transposed(ts):
+        return [pick(bits[0], ops.swapaxes(t, 1, 2), t) for t in ts]
+
+    h, w = tensors[0].shape[1], tensors[0].shape[2]
+    if h is not None and w is not None:
+        if h == w:
+            tensors = transposed(tensors)
+    else:
+        dyn = ops.shape(tensors[0])
+        tensors = list(
+            ops.cond(
+                ops.equal(dyn[1], dyn[2]),
+                lambda: transposed(tensors),
+                lambda: list(tensors),
+            )
+        )
+    tensors = [pick(bits[1], ops.flip(t, axis=1), t) for t in tensors]
+    return [pick(bits[2], ops.flip(t, axis=2), t) for t in tensors]
 
 
 @_no_autograph
 def _d4_batch(tensors, seed):
     """Apply one random D4 element per sample, the same to every tensor in ``tensors``."""
-    x = tensors[0]
-    n = tf.shape(x)[0]
+    n = tf.shape(tensors[0])[0]
     bits = tf.random.stateless_uniform([3, n], seed=seed, minval=0, maxval=2, dtype=tf.int32)
-    h, w = x.shape[1], x.shape[2]
-
-    def with_transpose(ts):
-        return [_select(bits[0], _swap_hw(t), t) for t in ts]
-
-    if h is not None and w is not None:
-        if h == w:
-            tensors = with_transpose(tensors)
-    else:
-        dyn = tf.shape(x)
-        tensors = tf.cond(
-            tf.equal(dyn[1], dyn[2]),
-            lambda: with_transpose(tensors),
-            lambda: list(tensors),
-        )
-        tensors = list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
-    tensors = [_select(bits[1], tf.reverse(t, [1]), t) for t in tensors]
-    tensors = [_select(bits[2], tf.reverse(t, [2]), t) for t in tensors]
-    return tensors
+    return _d4_apply(tensors, bits)
 
 
 @_no_autograph
@@ -424,32 +426,6 @@ class RandomD4(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
-    def _apply(self, tensors, bits):
-        n = ops.shape(tensors[0])[0]
-
-        def pick(bit, a, b):
-            shape = (n,) + (1,) * (len(a.shape) - 1)
-            return ops.where(ops.reshape(ops.cast(bit, "bool"), shape), a, b)
-
-        def transposed(ts):
-            return [pick(bits[0], ops.swapaxes(t, 1, 2), t) for t in ts]
-
-        h, w = tensors[0].shape[1], tensors[0].shape[2]
-        if h is not None and w is not None:
-            if h == w:
-                tensors = transposed(tensors)
-        else:
-            dyn = ops.shape(tensors[0])
-            tensors = list(
-                ops.cond(
-                    ops.equal(dyn[1], dyn[2]),
-                    lambda: transposed(tensors),
-                    lambda: list(tensors),
-                )
-            )
-        tensors = [pick(bits[1], ops.flip(t, axis=1), t) for t in tensors]
-        return [pick(bits[2], ops.flip(t, axis=2), t) for t in tensors]
-
     def call(self, inputs, training=True):
         if not training:
             return inputs
@@ -457,7 +433,7 @@ class RandomD4(keras.layers.Layer):
         tensors = [ops.convert_to_tensor(t) for t in (inputs if is_seq else [inputs])]
         n = ops.shape(tensors[0])[0]
         bits = keras.random.randint((3, n), 0, 2, seed=self.seed_generator, dtype="int32")
-        out = self._apply(tensors, bits)
+        out = _d4_apply(tensors, bits)
         return type(inputs)(out) if is_seq else out[0]
 
     def compute_output_shape(self, input_shape):

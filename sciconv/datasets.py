@@ -59,6 +59,7 @@ import numpy as np
 import tensorflow as tf
 
 from sciconv import augment as _augment
+from sciconv import io as _io
 from sciconv._validation import look_up_option, standardize_tuple
 from sciconv.errors import ConfigError, DatasetError, SciconvError, SciconvWarning
 
@@ -77,19 +78,6 @@ CACHE_BUDGET = 1 << 30
 
 _AUTOTUNE = tf.data.AUTOTUNE
 _WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
-_IMAGE_SUFFIXES = (
-    ".fits.gz",
-    ".fits.fz",
-    ".fits",
-    ".fit",
-    ".fts",
-    ".fz",
-    ".tif",
-    ".tiff",
-    ".png",
-    ".jpg",
-    ".jpeg",
-)
 _SIZE_POLICIES = ("crop", "pad", "resize")
 _TASKS = ("classification", "multilabel", "regression")
 _TARGETS = ("semantic", "boundary")
@@ -193,13 +181,7 @@ def _validate_image_size(image_size) -> tuple[int, int] | None:
 # ============================================================================================
 # Reading and preparing one file (numpy, thread-safe)
 # ============================================================================================
-def _stem(path: str | os.PathLike) -> str:
-    name = Path(path).name
-    lower = name.lower()
-    for suffix in _IMAGE_SUFFIXES:
-        if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return Path(path).stem
+_stem = _io._image_stem  # "a.fits.gz" -> "a": image/mask pairs are matched by stem
 
 
 _FITS_BLOCK = 2880
@@ -269,9 +251,7 @@ def _read_pixels(path: str) -> np.ndarray:
     data = _read_plain_fits(path)
     if data is not None:
         return data
-    from sciconv import io
-
-    data = np.asarray(io.read(path).data, dtype=np.float32)
+    data = np.asarray(_io.read(path).data, dtype=np.float32)
     if data.ndim != 3 or data.shape[0] < 1 or data.shape[1] < 1:
         raise DatasetError(f"expected pixels (H, W, C); got shape {data.shape}", path=path)
     return data
@@ -284,9 +264,7 @@ def _probe(path: str) -> tuple[int, int, int]:
         dtype, (h, w), offset = layout
         if os.path.getsize(path) >= offset + h * w * dtype.itemsize:
             return (h, w, 1)
-    from sciconv import io
-
-    data = io.read(path, lazy=True).data
+    data = _io.read(path, lazy=True).data
     try:
         shape = tuple(int(s) for s in data.shape)
         if len(shape) != 3 or shape[0] < 1 or shape[1] < 1:
@@ -809,9 +787,7 @@ def _build_image_datasets(
 # from_folder
 # ============================================================================================
 def _list_images(folder: Path) -> list[Path]:
-    from sciconv import io
-
-    return sorted(Path(p) for p in io.list_images(folder))
+    return _io.list_images(folder)
 
 
 def _list_folder_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:

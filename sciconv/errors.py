@@ -21,7 +21,6 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "DownloadError",
-    "FileExistsError_",
     "InferenceError",
     "InvalidImageError",
     "ModelError",
@@ -55,11 +54,11 @@ class SciconvError(Exception):
 
 
 class InvalidImageError(SciconvError, ValueError):
-    """A file or array cannot be read as an image (truncated, wrong format, no pixels, bad shape)."""
+    """A file or array cannot be read as an image (truncated, bad format, no pixels, bad shape)."""
 
 
 class DatasetError(SciconvError, ValueError):
-    """A dataset cannot be built: empty folder, missing files, unparsable labels, mismatched pairs."""
+    """A dataset cannot be built: empty folder, missing files, bad labels, mismatched pairs."""
 
 
 class ModelError(SciconvError, ValueError):
@@ -80,10 +79,6 @@ class ConfigError(SciconvError, ValueError):
 
 class OutputExistsError(SciconvError, FileExistsError):
     """An output file exists and ``overwrite=True`` was not given."""
-
-
-# Backwards-friendly alias kept private in spirit; prefer OutputExistsError.
-FileExistsError_ = OutputExistsError
 
 
 class DownloadError(SciconvError, OSError):

@@ -1748,6 +1748,25 @@ def _validate_png(arr: np.ndarray, path: Path) -> np.ndarray:
 # list_images
 # --------------------------------------------------------------------------------------------------
 
+# longest first, so that "a.fits.gz" has the stem "a" (not "a.fits")
+_SUFFIXES_LONGEST_FIRST = tuple(
+    sorted({e.lower() for e in IMAGE_EXTENSIONS}, key=lambda e: (-len(e), e))
+)
+
+
+def _image_stem(path: str | os.PathLike) -> str:
+    """File name without its image extension: ``"a.fits.gz"`` -> ``"a"``, ``"b.TIF"`` -> ``"b"``.
+
+    The one rule for pairing files by name (images and masks, inputs and outputs). A name that
+    is only an extension, or has no image extension, falls back to ``Path.stem``.
+    """
+    name = Path(path).name
+    lower = name.lower()
+    for suffix in _SUFFIXES_LONGEST_FIRST:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
 
 def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
     """List the image files of ``folder`` by extension, sorted.

@@ -532,6 +532,25 @@ def test_from_pairs_lists_and_semantic_class_ids(cells):
         datasets.from_pairs(imgs, masks, target="instances")
 
 
+
+@pytest.mark.parametrize("suffix", [".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".FITS"])
+def test_from_pairs_matches_stems_of_every_listed_image_extension(tmp_path, suffix):
+    from sciconv import io
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    image = np.arange(16 * 16, dtype=np.float32).reshape(16, 16)
+    mask = np.zeros((16, 16), np.int32)
+    mask[4:10, 4:10] = 1
+    io.write(tmp_path / "img" / f"cell_7{suffix}", image)
+    io.write(tmp_path / "msk" / "cell_7.tif", mask)
+    ds = datasets.from_pairs(tmp_path / "img", tmp_path / "msk", batch_size=1, shuffle=False)
+    assert [Path(p).name for p in ds.file_paths] == [f"cell_7{suffix}"]
+    x, y = next(iter(ds))
+    assert x.shape == (1, 16, 16, 1)
+    np.testing.assert_array_equal(y.numpy()[0], mask)
+
+
 # ---------------------------------------------------------------------------------------------
 # plain-FITS fast path agrees with sciconv.io.read
 # ---------------------------------------------------------------------------------------------
