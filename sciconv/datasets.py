@@ -951,6 +951,15 @@ def _sorted_labels(values: set[str]) -> list[str]:
         return sorted(values)
 
 
+def _looks_continuous(class_names: list[str]) -> bool:
+    """True when class labels are all numbers and some are not integers (e.g. a float column)."""
+    try:
+        values = [float(v) for v in class_names]
+    except ValueError:
+        return False
+    return any(math.isfinite(v) and v != round(v) for v in values)
+
+
 def _read_catalog(csv_path: Path, needed: list[str]):
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
@@ -1071,6 +1080,7 @@ cache, strict
                 f"label_columns must be a non-empty list of names; got {label_columns!r}"
             )
         label_columns = [str(c) for c in label_columns]
+    task_defaulted = task is None
     if task is None:
         task = "classification" if label_column is not None else "multilabel"
     task = look_up_option(task, _TASKS, name="task")
@@ -1142,6 +1152,14 @@ cache, strict
                 bad(ln, label_column, row[label_column], "a class label (empty)")
             raw.append(row[label_column])
         class_names = _sorted_labels(set(raw))
+        if task_defaulted and _looks_continuous(class_names):
+            warnings.warn(
+                f"{csv_path}: column {label_column!r} holds {len(class_names)} distinct "
+                "non-integer numbers, each made a class; pass task='regression' for a "
+                "continuous target (or task='classification' to keep classes and silence this)",
+                SciconvWarning,
+                stacklevel=2,
+            )
         ids = {name: i for i, name in enumerate(class_names)}
         y = np.array([ids[v] for v in raw], dtype=np.int32)
         strata = y

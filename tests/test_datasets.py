@@ -348,6 +348,28 @@ def test_from_catalog_tasks(catalog):
         datasets.class_weights(reg)
 
 
+def test_from_catalog_warns_when_a_float_column_becomes_classes(catalog):
+    with pytest.warns(
+        SciconvWarning, match=r"column 'z' holds 6 distinct non-integer.*'regression'"
+    ):
+        ds = datasets.from_catalog(catalog, path_column="file", label_column="z")
+    assert ds.task == "classification" and ds.class_names == [
+        "0.0",
+        "0.5",
+        "1.0",
+        "1.5",
+        "2.0",
+        "2.5",
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explicit = datasets.from_catalog(
+            catalog, path_column="file", label_column="z", task="classification"
+        )
+        integers = datasets.from_catalog(catalog, path_column="file", label_column="bar")
+    assert len(explicit.class_names) == 6 and integers.class_names == ["0", "1"]
+
+
 def _rewrite(csv_path: Path, line_no: int, new: str | None):
     lines = csv_path.read_text().splitlines()
     if new is None:
@@ -530,7 +552,6 @@ def test_from_pairs_lists_and_semantic_class_ids(cells):
         datasets.from_pairs([*imgs, cells / "nope.tif"], masks)
     with pytest.raises(ConfigError, match="target must be one of"):
         datasets.from_pairs(imgs, masks, target="instances")
-
 
 
 @pytest.mark.parametrize("suffix", [".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".FITS"])
