@@ -41,6 +41,29 @@ def look_up_option(value, allowed: Iterable, *, name: str, error=ConfigError, pa
     raise error(f"{name} must be one of {listed}; got {value!r}{hint}", path=path)
 
 
+def check_int(value, *, name: str, minimum: int, error=ConfigError) -> int:
+    """Return ``value`` as a python int if it is an int (numpy ints too, not bool) ``>= minimum``.
+
+    Otherwise raise ``error`` naming the argument, the bound and what was received.
+
+    Examples
+    --------
+    >>> check_int(3, name="depth", minimum=1)
+    3
+    >>> check_int(0, name="depth", minimum=1)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: depth must be an int >= 1; got 0
+    >>> check_int(True, name="depth", minimum=1)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: depth must be an int >= 1; got True
+    """
+    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < minimum:
+        raise error(f"{name} must be an int >= {minimum}; got {value!r}")
+    return int(value)
+
+
 def standardize_tuple(value, n: int, *, name: str) -> tuple[int, ...]:
     """Return ``value`` as a tuple of ``n`` positive ints (an int is repeated ``n`` times).
 

@@ -270,16 +270,16 @@ def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
 
 
 def _stem(path: Path) -> str:
-    name = path.name
-    for ext in (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return path.stem
+    """The name outputs are made from: the same rule that pairs images with masks in datasets."""
+    from sciconv import io
+
+    return io._image_stem(path)
 
 
 def _is_fits(path: Path) -> bool:
-    name = path.name.lower()
-    return any(name.endswith(e) for e in (".fits", ".fit", ".fts", ".fz", ".fits.gz", ".fit.gz"))
+    from sciconv import io
+
+    return path.name.lower().endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS))
 
 
 def _segmentation_outputs(paths: Sequence[Path], out: Path) -> dict[Path, dict[str, Path]]:

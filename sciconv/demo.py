@@ -340,12 +340,16 @@ def _split_pairs(images: Path, masks: Path, *, seed: int, fraction: float = 0.25
     from sciconv import io
 
     imgs = [Path(p) for p in io.list_images(images)]
+    # the rule datasets.from_pairs pairs by: "a.fits.gz" and "a.tif" share the stem "a"
+    by_stem: dict[str, Path] = {}
+    for q in io.list_images(masks):
+        by_stem.setdefault(io._image_stem(q), Path(q))
     pairs = []
     for p in imgs:
-        cands = [q for q in io.list_images(masks) if Path(q).stem == p.stem]
-        if not cands:
-            raise DatasetError(f"no mask with the stem {p.stem!r} in {masks}", path=p)
-        pairs.append((p, Path(cands[0])))
+        stem = io._image_stem(p)
+        if stem not in by_stem:
+            raise DatasetError(f"no mask with the stem {stem!r} in {masks}", path=p)
+        pairs.append((p, by_stem[stem]))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
     n_test = max(1, round(fraction * len(pairs)))
@@ -485,6 +489,7 @@ def _sky_training_set(settings: DemoSettings, patch: int = 64, batch: int = 16):
     import tensorflow as tf
 
     from sciconv import preprocess, simulate
+    from sciconv.augment import d4_transform
 
     h, w = settings.sky_train_shape
     scale = (h * w) / (2048 * 2048)  # twice the bundled field's source density
@@ -511,9 +516,14 @@ def _sky_training_set(settings: DemoSettings, patch: int = 64, batch: int = 16):
     cx = np.asarray(truth["x"])[pick] + rng.uniform(-patch / 4, patch / 4, n)
     ys = np.where(on, np.clip(cy - patch // 2, 0, h - patch).astype(int), ys)
     xs = np.where(on, np.clip(cx - patch // 2, 0, w - patch).astype(int), xs)
-    k = rng.integers(0, 4, n)
-    xp = np.stack([np.rot90(x[a : a + patch, b : b + patch], r) for a, b, r in zip(ys, xs, k)])
-    yp = np.stack([np.rot90(mask[a : a + patch, b : b + patch], r) for a, b, r in zip(ys, xs, k)])
+    k = rng.integers(0, 4, n)  # the four rotations of D4 (augment.d4_transform's k < 4)
+    xp = np.stack([d4_transform(x[a : a + patch, b : b + patch], r) for a, b, r in zip(ys, xs, k)])
+    yp = np.stack(
+        [
+            d4_transform(mask[a : a + patch, b : b + patch], r, axes=(0, 1))
+            for a, b, r in zip(ys, xs, k)
+        ]
+    )
     ds = tf.data.Dataset.from_tensor_slices((xp.astype(np.float32), yp.astype(np.int32)))
     ds = ds.shuffle(n, seed=settings.seed).batch(batch).repeat()
     ds.normalization = spec

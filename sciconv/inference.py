@@ -60,8 +60,9 @@ import keras
 import numpy as np
 
 from sciconv._atomic import atomic_output
-from sciconv._validation import look_up_option
-from sciconv.errors import InferenceError, SciconvError, SciconvWarning
+from sciconv._validation import check_int, look_up_option
+from sciconv.errors import InferenceError, SciconvWarning
+from sciconv.models import get_metadata
 
 __all__ = [
     "predict_files",
@@ -89,18 +90,6 @@ _LIMIT_SAMPLES = 1_000_000
 
 # --------------------------------------------------------------------------------------------------
 # model introspection
-
-
-def _metadata(model) -> dict:
-    """The model's sciconv metadata, ``{}`` for a plain Keras model."""
-    try:
-        from sciconv.models import get_metadata
-    except ImportError:  # pragma: no cover - models module always ships with sciconv
-        return {}
-    try:
-        return get_metadata(model)
-    except SciconvError:
-        return {}
 
 
 def _validate_model(model) -> keras.Model:
@@ -243,7 +232,7 @@ def receptive_field(model: keras.Model, *, max_size: int = 1024, seed: int = 0) 
     cached = _RF_CACHE.get(model)
     if cached is not None:
         return cached
-    meta = _metadata(model)
+    meta = get_metadata(model)
     divisor = _model_divisor(model, meta)
     fixed = _model_fixed_hw(model)
     channels = _model_channels(model) or 1
@@ -461,29 +450,27 @@ class _Settings:
         self.__dict__.update(kw)
 
 
-def _resolve_spec(model, normalize, meta: Mapping) -> dict | None:
+def _resolve_spec(model, normalize, meta: Mapping, *, error=InferenceError) -> dict | None:
+    """Turn ``normalize`` (``"model"``, None or a spec dict) into the spec to apply.
+
+    ``"model"`` is the spec recorded in ``meta`` (the model's metadata), else
+    ``preprocess.DEFAULT_NORMALIZATION``. The one rule for inference and :mod:`sciconv.viz`;
+    anything else raises ``error``.
+    """
     if normalize is None:
         return None
     if isinstance(normalize, str):
-        look_up_option(normalize, ("model",), name="normalize", error=InferenceError)
+        look_up_option(normalize, ("model",), name="normalize", error=error)
         from sciconv import preprocess
 
         spec = meta.get("normalization") or preprocess.DEFAULT_NORMALIZATION
         return dict(spec)
     if isinstance(normalize, Mapping):
         return dict(normalize)
-    raise InferenceError(
+    raise error(
         f"normalize must be 'model' (the model's recorded spec), None (raw pixels) or a spec dict "
         f"like {{'method': 'percentile', 'low': 1.0, 'high': 99.8}}; got {normalize!r}"
     )
-
-
-def _validate_int(value, *, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InferenceError(f"{name} must be an int >= {minimum}; got {value!r}")
-    if value < minimum:
-        raise InferenceError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return int(value)
 
 
 def _tile_pair(tile, *, name: str = "tile") -> tuple[int, int]:
@@ -492,8 +479,8 @@ def _tile_pair(tile, *, name: str = "tile") -> tuple[int, int]:
     if not isinstance(tile, Sequence) or len(tile) != 2:
         raise InferenceError(f"{name} must be 'auto', an int or a pair of ints; got {tile!r}")
     return (
-        _validate_int(tile[0], name=name, minimum=1),
-        _validate_int(tile[1], name=name, minimum=1),
+        check_int(tile[0], name=name, minimum=1, error=InferenceError),
+        check_int(tile[1], name=name, minimum=1, error=InferenceError),
     )
 
 
@@ -539,7 +526,7 @@ def _settings(
 ) -> _Settings:
     """Validate every argument of :func:`predict_tiled` against the model and the image."""
     model = _validate_model(model)
-    meta = _metadata(model)
+    meta = get_metadata(model)
     h, w, c = shape
     channels = _model_channels(model) or meta.get("input_channels")
     if channels is not None and int(channels) != c:
@@ -551,8 +538,8 @@ def _settings(
     blend = look_up_option(blend, BLEND_MODES, name="blend", error=InferenceError)
     pad_mode = look_up_option(pad_mode, PAD_MODES, name="pad_mode", error=InferenceError)
     tta = look_up_option(tta, TTA_MODES, name="tta", error=InferenceError)
-    batch_size = _validate_int(batch_size, name="batch_size", minimum=1)
-    memory_budget = _validate_int(memory_budget, name="memory_budget", minimum=1)
+    batch_size = check_int(batch_size, name="batch_size", minimum=1, error=InferenceError)
+    memory_budget = check_int(memory_budget, name="memory_budget", minimum=1, error=InferenceError)
     divisor = _model_divisor(model, meta)
     fixed = _model_fixed_hw(model)
     if isinstance(overlap, str):
@@ -560,7 +547,7 @@ def _settings(
         r = max(receptive_field(model))
         overlap = _round_up(2 * r, divisor) if r else 0
     else:
-        overlap = _validate_int(overlap, name="overlap", minimum=0)
+        overlap = check_int(overlap, name="overlap", minimum=0, error=InferenceError)
     spec = _resolve_spec(model, normalize, meta)
 
     if isinstance(tile, str):
@@ -1127,7 +1114,7 @@ def predict_instances(
     )
     if _is_dask(prob):
         prob = prob.compute()
-    kwargs = _postprocess_kwargs(_metadata(model), overrides)
+    kwargs = _postprocess_kwargs(get_metadata(model), overrides)
     return postprocess.instances(prob, **kwargs)
 
 
@@ -1138,13 +1125,16 @@ def predict_files(
     batch_size: int = 32,
     normalize: str | Mapping | None = "model",
     image_size: int | tuple[int, int] | None = None,
+    size_policy: str | None = None,
     progress: bool = True,
 ):
     """Classify many image files (cutouts), streamed in batches, into a table.
 
-    Each file is read with :func:`sciconv.io.read`, normalized on its own (per image, the model's
-    recorded spec by default), resized to the model's input size when it differs (bilinear,
-    ``keras.ops.image.resize``) and predicted ``batch_size`` at a time, so memory holds one batch.
+    Each file is prepared exactly as :func:`sciconv.datasets.from_folder` prepares validation
+    images: read, normalized on its own (per image, the model's recorded spec by default), NaN set
+    to 0, then fitted to the model's image size by the training ``size_policy`` (by default a
+    centre crop / zero pad, never a resample). Files are predicted ``batch_size`` at a time, so
+    memory holds one batch.
 
     Parameters
     ----------
@@ -1157,8 +1147,12 @@ def predict_files(
     normalize : "model", None or dict, optional
         As for :func:`predict_tiled`, applied per image.
     image_size : int or (int, int), optional
-        Size the images are resized to; default: the model's input size (required when the model
-        takes any size).
+        Size the images are fitted to; default: the ``image_size`` recorded by
+        :func:`sciconv.training.fit`, else the model's input size (required when the model takes
+        any size and recorded none).
+    size_policy : {"crop", "pad", "resize"}, optional
+        How an image of another size is fitted, as in :func:`sciconv.datasets.from_folder`;
+        default: the ``size_policy`` recorded by :func:`sciconv.training.fit`, else ``"crop"``.
     progress : bool, optional
         A progress bar over files. Default True.
 
@@ -1172,7 +1166,8 @@ def predict_files(
     Raises
     ------
     InferenceError
-        No paths, no image size to resize to, or a channel count the model does not take.
+        No paths, no image size to fit to, an unknown ``size_policy``, or a channel count the
+        model does not take.
     sciconv.errors.InvalidImageError
         A file that cannot be read (the message names it).
 
@@ -1186,22 +1181,31 @@ def predict_files(
     """
     from astropy.table import Table
 
-    from sciconv import io as scio
+    from sciconv import datasets
 
     model = _validate_model(model)
-    meta = _metadata(model)
-    batch_size = _validate_int(batch_size, name="batch_size", minimum=1)
+    meta = get_metadata(model)
+    batch_size = check_int(batch_size, name="batch_size", minimum=1, error=InferenceError)
     paths = [Path(p) for p in paths]
     if not paths:
         raise InferenceError("paths is empty: nothing to predict")
     spec = _resolve_spec(model, normalize, meta)
     size = _model_fixed_hw(model)
+    if image_size is None and meta.get("image_size") is not None:
+        image_size = tuple(meta["image_size"])
     if image_size is not None:
         size = _tile_pair(image_size, name="image_size")
     if size is None:
         raise InferenceError(
-            f"model {model.name!r} takes images of any size; pass image_size=(h, w) to resize to"
+            f"model {model.name!r} takes images of any size; pass image_size=(h, w) to fit to"
         )
+    if size_policy is None:
+        size_policy = meta.get("size_policy") or "crop"
+    policy = look_up_option(
+        size_policy, datasets._SIZE_POLICIES, name="size_policy", error=InferenceError
+    )
+    # the validation-image preparation of datasets.from_folder, reused as is
+    prep = datasets._Prep(spec, size, policy)
     channels = _model_channels(model)
     runner = _ClassifierRunner(model)
     names = meta.get("class_names")
@@ -1209,7 +1213,7 @@ def predict_files(
     probs = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        batch = np.stack([_load_cutout(scio, p, spec, size, channels) for p in chunk])
+        batch = np.stack([_load_cutout(datasets, prep, p, channels) for p in chunk])
         probs.append(runner(batch))
         if bar is not None:
             bar.update(start + len(chunk))
@@ -1243,18 +1247,12 @@ class _ClassifierRunner:
         return y.reshape(len(batch), -1)
 
 
-def _load_cutout(scio, path: Path, spec, size, channels) -> np.ndarray:
-    img = scio.read(path)
-    x = np.asarray(img.data, dtype=np.float32)
+def _load_cutout(datasets, prep, path: Path, channels) -> np.ndarray:
+    """One file as ``datasets.from_folder`` prepares a validation image: read, normalize, fit."""
+    x = datasets._read_pixels(str(path))
     if channels is not None and x.shape[-1] != channels:
         raise InferenceError(
             f"image has {x.shape[-1]} channel(s) but the model expects {channels}", path=path
         )
-    if spec is not None:
-        from sciconv import preprocess
-
-        x = preprocess.normalize_spec(x, spec)
-    x = np.where(np.isfinite(x), x, np.float32(0))
-    if tuple(x.shape[:2]) != tuple(size):
-        x = np.asarray(keras.ops.image.resize(x, size, interpolation="bilinear"))
-    return x.astype(np.float32, copy=False)
+    x = prep.fit(prep.normalize(x))
+    return np.ascontiguousarray(x, dtype=np.float32)

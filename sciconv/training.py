@@ -337,9 +337,28 @@ def _record_dataset_metadata(model, train) -> dict:
             f"the training data has {len(names)} classes {names} but model {model.name!r} "
             f"outputs {k}; build it with num_classes={len(names)}"
         )
+    found.update(_input_size_metadata(model, train))
     if found and metadata_layer(model) is not None:
         set_metadata(model, **found)
     return found
+
+
+def _input_size_metadata(model, train) -> dict:
+    """``image_size`` / ``size_policy`` the images were fitted to, for ``predict_files``.
+
+    Taken from the dataset's ``.image_size`` / ``.size_policy`` attributes when it carries them,
+    else the model's fixed input size with ``"crop"`` (the default of ``datasets.from_folder``).
+    Nothing for models that take any size (segmenters): those see whole images.
+    """
+    size = getattr(train, "image_size", None)
+    if size is None:
+        shape = model.input_shape if len(model.inputs) == 1 else None
+        if shape is not None and len(shape) == 4 and None not in shape[1:3]:
+            size = shape[1:3]
+    if size is None:
+        return {}
+    policy = getattr(train, "size_policy", None) or "crop"
+    return {"image_size": [int(v) for v in size], "size_policy": str(policy)}
 
 
 def _as_dataset_args(data, *, name: str):

@@ -425,19 +425,11 @@ def _batch(model, image, normalize) -> np.ndarray:
     if x.ndim != 4 or x.shape[0] != 1:
         raise InvalidImageError(f"image must be (H, W), (H, W, C) or (1, H, W, C); got {x.shape}")
     if normalize is not None:
-        from sciconv import preprocess
+        from sciconv import inference, models, preprocess
 
-        if isinstance(normalize, str):
-            look_up_option(normalize, ("model",), name="normalize")
-            from sciconv import models
-
-            spec = models.get_metadata(model).get("normalization") or dict(
-                preprocess.DEFAULT_NORMALIZATION
-            )
-        elif isinstance(normalize, Mapping):
-            spec = dict(normalize)
-        else:
-            raise ConfigError(f"normalize must be None, 'model' or a spec dict; got {normalize!r}")
+        spec = inference._resolve_spec(
+            model, normalize, models.get_metadata(model), error=ConfigError
+        )
         x = preprocess.normalize_spec(x[0], spec)[None]
     expected = getattr(model, "input_shape", None)
     if isinstance(expected, tuple) and len(expected) == 4:

@@ -383,6 +383,33 @@ def test_predict_refuses_colliding_output_names(capsys, tmp_path):
     assert_one_line_error(err, "two inputs share the name 'c0'")
 
 
+@pytest.mark.parametrize(
+    ("name", "stem", "fits"),
+    [
+        ("q.fits.bz2", "q", True),
+        ("q.fits.Z", "q", True),
+        ("q.FITS.GZ", "q", True),
+        ("q.fits.fz", "q", True),
+        ("q.fz", "q", True),
+        ("q.fts", "q", True),
+        ("q.v2.tif", "q.v2", False),
+        ("q.TIFF", "q", False),
+        ("q.png", "q", False),
+    ],
+)
+def test_output_names_follow_the_dataset_pairing_rule(tmp_path, name, stem, fits):
+    from sciconv import io
+
+    path = tmp_path / name
+    assert cli._stem(path) == io._image_stem(path) == stem
+    assert cli._is_fits(path) is fits
+    planned = cli._segmentation_outputs([path], tmp_path / "out")[path]
+    ext = ".fits" if fits else ".tif"
+    assert planned["prob"] == tmp_path / "out" / f"{stem}_prob{ext}"
+    assert planned["labels"] == tmp_path / "out" / f"{stem}_labels{ext}"
+    assert planned["catalog"] == tmp_path / "out" / f"{stem}_catalog.ecsv"
+
+
 def test_predict_with_the_shipped_nuclei_model(capsys, tmp_path, data_dir):
     from sciconv import io, metrics
 
@@ -455,3 +482,24 @@ def test_demo_missing_data_folder(capsys, tmp_path):
     code, _, err = run_cli(capsys, "demo", "--data", tmp_path / "partial", "--out", tmp_path / "o")
     assert code == 1
     assert_one_line_error(err, "galaxies", "missing")
+
+
+def test_demo_pairs_compressed_fits_images_with_tiff_masks(tmp_path):
+    """The demo pairs images and masks by the datasets rule: "a.fits.gz" goes with "a.tif"."""
+    from sciconv import demo, io
+    from sciconv.errors import DatasetError
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for name in ("a", "b", "c", "d"):
+        io.write(tmp_path / "images" / f"{name}.fits.gz", np.zeros((8, 8), np.float32))
+        tifffile.imwrite(tmp_path / "masks" / f"{name}.tif", np.zeros((8, 8), np.int32))
+    train, test = demo._split_pairs(tmp_path / "images", tmp_path / "masks", seed=0)
+    pairs = sorted(train + test)
+    assert [(p.name, m.name) for p, m in pairs] == [
+        (f"{n}.fits.gz", f"{n}.tif") for n in ("a", "b", "c", "d")
+    ]
+    assert len(test) == 1 and len(train) == 3
+    (tmp_path / "masks" / "d.tif").unlink()
+    with pytest.raises(DatasetError, match="no mask with the stem 'd'"):
+        demo._split_pairs(tmp_path / "images", tmp_path / "masks", seed=0)

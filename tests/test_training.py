@@ -106,6 +106,9 @@ def test_fit_writes_run_directory_and_records_metadata(tmp_path):
     assert meta["class_names"] == ["faint", "bright"] and meta["normalization"] == norm
     best, last = load(run / "best.keras"), load(run / "last.keras")
     assert get_metadata(best)["normalization"] == norm
+    # no size attributes on the dataset: the model's input size, fitted the from_folder way
+    assert meta["image_size"] == [8, 8] and meta["size_policy"] == "crop"
+    assert get_metadata(best)["image_size"] == [8, 8]
     xv = _xy(16, seed=1)[0]
     np.testing.assert_allclose(last.predict(xv, verbose=0), model.predict(xv, verbose=0), atol=1e-6)
     best_epoch = int(np.argmin(history.history["val_loss"]))
@@ -134,6 +137,25 @@ def test_tensorboard_logs_or_a_clear_warning(tmp_path):
     else:
         fit(_tiny(), (x, y), epochs=1, workdir=tmp_path, verbose=0)
         assert any((tmp_path / "logs").rglob("events.out.tfevents*"))
+
+
+def test_fit_records_dataset_size_policy_and_passes_no_shuffle_to_keras():
+    import warnings
+
+    x, y = _xy(16)
+    model = _tiny()
+    train = _dataset(x, y, image_size=(8, 8), size_policy="resize")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(model, train, epochs=1, verbose=0, seed=0, reduce_lr=False)
+    assert not [w for w in caught if "shuffle" in str(w.message)], [str(w.message) for w in caught]
+    meta = get_metadata(model)
+    assert meta["image_size"] == [8, 8] and meta["size_policy"] == "resize"
+    # a model that takes any size records no size
+    seg = segmenter((None, None, 1), depth=1, filters=2)
+    xs = np.zeros((4, 8, 8, 1), np.float32)
+    fit(seg, (xs, np.zeros((4, 8, 8), np.int32)), epochs=1, verbose=0, reduce_lr=False)
+    assert "image_size" not in get_metadata(seg) and "size_policy" not in get_metadata(seg)
 
 
 def test_fit_without_workdir_writes_nothing(tmp_path, monkeypatch):

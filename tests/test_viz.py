@@ -203,6 +203,25 @@ def test_grad_cam_peaks_inside_the_bright_blob(toy_model):
     assert "bright" in fig.axes[1].get_title()
 
 
+def test_normalize_model_uses_the_recorded_spec_like_inference(toy_model):
+    """viz and inference share one rule for ``normalize="model"``."""
+    from sciconv import models, preprocess
+
+    img = _blob(cy=12, cx=20) * 50.0 + 7.0
+    plain = viz._batch(toy_model, img, "model")  # no metadata: the shared default spec
+    expected = preprocess.normalize_spec(img[..., None], preprocess.DEFAULT_NORMALIZATION)
+    np.testing.assert_array_equal(plain[0], expected)
+    wrapped = models.attach_metadata(toy_model, normalization={"method": "minmax"})
+    x = viz._batch(wrapped, img, "model")
+    assert x.shape == (1, 32, 32, 1)
+    assert x.min() == pytest.approx(0.0) and x.max() == pytest.approx(1.0)
+    np.testing.assert_array_equal(viz._batch(wrapped, img, None)[0, ..., 0], img)
+    with pytest.raises(ConfigError, match=r"normalize must be one of 'model'.*did you mean"):
+        viz.grad_cam_heatmap(toy_model, img[..., None], normalize="modle")
+    with pytest.raises(ConfigError, match=r"normalize must be 'model'.*None.*spec dict.*got 3"):
+        viz.grad_cam_heatmap(toy_model, img[..., None], normalize=3)
+
+
 def test_grad_cam_bad_arguments(toy_model):
     img = _blob()[..., None]
     with pytest.raises(ConfigError, match=r"class_index must be an int in 0..1; got 5"):
