@@ -1,14 +1,20 @@
 """Instance segmentation of real nuclei (DSB2018): sciconv against classic and plain-Keras anchors.
 
 Fixed division of ``../shared/data/dsb2018_train``: the fluorescence ids in
-``data/real/nuclei_val_ids.txt`` (sha256 rule, 82 images) are the validation part; every method
-that trains uses only the other fluorescence images (346). The ``color`` and ``gray_bright`` images
-are never trained on by anything here, so they are reported as out-of-domain figures.
+``data/real/nuclei_val_ids.txt`` (sha256 rule, 82 images) are the validation part, and the same
+sha256 rule picks the validation part of the ``color`` (14 of 91) and ``gray_bright`` (3 of 12)
+images. Only validation images are scored. The pretrained model was fine-tuned on the other images
+of all three modalities (``tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright``);
+the methods trained here use only the other fluorescence images (346), so for them ``color`` and
+``gray_bright`` are out-of-domain figures.
 
 Methods (all in this one run, same images, same metric):
 
 ``pretrained``  ``sciconv.models.pretrained("nuclei")`` + ``sciconv.inference.predict_instances``
-                (stored normalization and post-processing; no training here).
+                on the raw RGB pixels after the model's stored input transform
+                (``sciconv.preprocess.apply_input_transform``: grey = mean of R, G, B; brightfield
+                flipped so nuclei are bright), then the stored normalization and post-processing;
+                no training here.
 ``otsu``        classic: percentile normalization, Gaussian (sigma 1), Otsu threshold (inverted
                 when the background is the bright side), connected components, objects < 15 px
                 removed.
@@ -58,26 +64,29 @@ def _train_script():
 
 
 def load_eval_set(data: Path, val_ids: set[str], modalities, max_per_modality=None):
+    """[(modality, id, RGB uint8 (H, W, 3), labels)] of the validation division (module doc)."""
     import tifffile
     from PIL import Image
 
+    in_val_division = _train_script().in_val_division
     rows = list(csv.DictReader(open(data / "index.csv")))
     out = []
     for modality in modalities:
         ids = sorted(
             r["id"]
             for r in rows
-            if r["modality"] == modality and (modality != "fluo" or r["id"] in val_ids)
+            if r["modality"] == modality
+            and (r["id"] in val_ids if modality == "fluo" else in_val_division(r["id"]))
         )
         for image_id in ids[:max_per_modality]:
             img = np.asarray(Image.open(data / "images" / f"{image_id}.png"))[..., :3]
-            img = img[..., 0] if modality != "color" else img
             lab = tifffile.imread(data / "labels" / f"{image_id}.tif").astype(np.int32)
             out.append((modality, image_id, img, lab))
     return out
 
 
 def gray(img: np.ndarray) -> np.ndarray:
+    """Mean of R, G, B (for fluorescence, R = G = B: the grey image itself)."""
     return img if img.ndim == 2 else img.astype(np.float32).mean(axis=-1)
 
 
@@ -112,10 +121,24 @@ def score(results):
 # ------------------------------------------------------------------------------------- methods
 def run_pretrained(eval_set, **_):
     import sciconv as sc
+    from sciconv.preprocess import apply_input_transform
 
     model = sc.models.pretrained("nuclei")
+    # Applied here until predict_instances applies the stored transform itself (the transform is
+    # idempotent: a second application changes nothing, so this stays right after that change).
+    transform = sc.models.get_metadata(model).get("input_transform")
+    if transform is None:
+        print("pretrained model records no input_transform: grey = mean of R, G, B")
     return [
-        (m, lab, sc.inference.predict_instances(model, gray(img), progress=False))
+        (
+            m,
+            lab,
+            sc.inference.predict_instances(
+                model,
+                apply_input_transform(img, transform) if transform else gray(img),
+                progress=False,
+            ),
+        )
         for m, _, img, lab in eval_set
     ]
 

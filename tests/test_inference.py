@@ -410,8 +410,38 @@ def test_predict_files_streams_batches_into_a_table(tmp_path):
     assert len(table) == 5 and table["probabilities"].shape == (5, 3)
     np.testing.assert_allclose(table["probabilities"].sum(axis=1), 1, atol=1e-5)
     assert list(table["class"]) == [["a", "b", "c"][i] for i in table["class_index"]]
-    x = np.stack([preprocess.normalize(im[..., None]) for im in images])
-    x = np.asarray(keras.ops.image.resize(x, (16, 16), interpolation="bilinear"))
+    # fitted like from_folder's validation images (size_policy="crop"): a centre crop, no resample
+    x = np.stack([preprocess.normalize(im[..., None])[2:18, 2:18] for im in images])
     np.testing.assert_allclose(table["probabilities"], model.predict_on_batch(x), atol=1e-5)
     with pytest.raises(InferenceError, match="paths is empty"):
         inference.predict_files(model, [], progress=False)
+    with pytest.raises(InferenceError, match=r"size_policy must be one of .*did you mean 'crop'"):
+        inference.predict_files(model, paths, size_policy="corp", progress=False)
+
+
+@pytest.mark.parametrize("policy", ["crop", "pad", "resize"])
+def test_predict_files_sees_the_pixels_from_folder_validation_saw(tmp_path, policy):
+    """Same files, same model: predict_files == the model on from_folder's validation batch."""
+    from sciconv import datasets, io
+
+    rng = np.random.default_rng(7)
+    sizes = {"crop": (20, 12), "pad": (12, 10), "resize": (20, 12)}[policy]
+    for k, name in enumerate(("a", "b")):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            side = sizes[i % 2]
+            image = rng.normal(loc=k, size=(side, side + 2)).astype(np.float32)
+            image[0, 0] = np.nan  # a bad pixel: 0 after normalization, in both
+            io.write(tmp_path / name / f"{name}{i}.fits", image)
+    _, val = datasets.from_folder(
+        tmp_path, image_size=16, validation_split=0.5, batch_size=8, shuffle=False, seed=0,
+        size_policy=policy,
+    )  # fmt: skip
+    xs = np.concatenate([x for x, _ in val.as_numpy_iterator()])
+    model = classifier((16, 16, 1), 2, filters=(4,), dense=(), dropout=0.0)
+    set_metadata(model, image_size=[16, 16], size_policy=policy)  # as training.fit records them
+    table = inference.predict_files(model, val.file_paths, progress=False)
+    np.testing.assert_allclose(table["probabilities"], model.predict_on_batch(xs), atol=1e-6)
+    if policy == "resize":  # the recorded policy matters: the default "crop" sees other pixels
+        other = inference.predict_files(model, val.file_paths, size_policy="crop", progress=False)
+        assert not np.allclose(other["probabilities"], table["probabilities"], atol=1e-6)

@@ -444,3 +444,89 @@ def test_finite_in_finite_out(x, method, clip, per_channel):
 def test_nan_positions_preserved(x, method):
     y = pp.normalize(x, method=method)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(x))
+
+
+# ------------------------------------------------------------------------------ input transform
+def _blobs(*, bright_background: bool, seed: int = 0) -> np.ndarray:
+    """A 64x64 grey image: six 5-px discs (25 % of the pixels at most) on a noisy background."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:64, :64]
+    fg = np.zeros((64, 64), bool)
+    for cy, cx in [(10, 10), (10, 40), (30, 25), (50, 12), (50, 50), (32, 54)]:
+        fg |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 25
+    x = np.where(fg, 200.0, 20.0) + rng.normal(0, 3, (64, 64))
+    if bright_background:
+        x = 255.0 - x
+    return x.astype(np.float32), fg
+
+
+def test_input_transform_to_gray_ignores_alpha():
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2] = 10, 20, 60
+    rgba[..., 3] = np.arange(4, dtype=np.uint8) * 80  # alpha differs per pixel: must not matter
+    out = pp.apply_input_transform(rgba, {"to_gray": True})
+    assert out.shape == (3, 4, 1) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.full((3, 4, 1), 30.0, np.float32))
+    # RGB without alpha: the same mean, per pixel
+    rgb = np.stack([np.arange(12).reshape(3, 4)] * 2 + [np.zeros((3, 4))], axis=-1)
+    np.testing.assert_allclose(
+        pp.apply_input_transform(rgb, {"to_gray": True})[..., 0],
+        np.arange(12).reshape(3, 4) * 2 / 3,
+    )
+    # grey images pass through (as (H, W, 1) float32), with or without the trailing axis
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    np.testing.assert_array_equal(pp.apply_input_transform(grey, {"to_gray": True})[..., 0], grey)
+    np.testing.assert_array_equal(
+        pp.apply_input_transform(grey[..., None], {"to_gray": True})[..., 0], grey
+    )
+    # a fluorescence PNG (R = G = B, opaque alpha) gives back exactly its R channel
+    fluo = np.repeat(grey[..., None], 3, axis=-1)
+    fluo = np.concatenate([fluo, np.full((3, 4, 1), 255, np.uint8)], axis=-1)
+    spec = {"to_gray": True, "invert": "auto"}
+    np.testing.assert_array_equal(pp.apply_input_transform(fluo, spec)[..., 0], grey)
+
+
+def test_input_transform_auto_invert():
+    spec = {"to_gray": True, "invert": "auto"}
+    dark, fg = _blobs(bright_background=False)
+    np.testing.assert_array_equal(pp.apply_input_transform(dark, spec)[..., 0], dark)  # kept
+    bright, fg = _blobs(bright_background=True, seed=1)
+    out = pp.apply_input_transform(np.stack([bright] * 3, axis=-1), spec)[..., 0]
+    np.testing.assert_allclose(out, bright.max() - bright, atol=1e-4)  # flipped
+    assert out[fg].mean() > out[~fg].mean() + 150  # the objects are the bright side now
+    assert out.min() == 0.0
+    # forced either way
+    np.testing.assert_allclose(
+        pp.apply_input_transform(dark, {"invert": True})[..., 0], dark.max() - dark
+    )
+    np.testing.assert_array_equal(
+        pp.apply_input_transform(bright, {"invert": False})[..., 0], bright
+    )
+    # NaN stays NaN and does not poison the flip
+    holey = bright.copy()
+    holey[0, 0] = np.nan
+    out = pp.apply_input_transform(holey, {"invert": "auto"})[..., 0]
+    assert np.isnan(out[0, 0]) and np.isfinite(out[1:]).all()
+    np.testing.assert_allclose(out[1:], np.nanmax(holey) - holey[1:], rtol=1e-6)
+
+
+def test_input_transform_none_and_errors():
+    x = np.ones((4, 4, 3), np.uint8)
+    assert pp.apply_input_transform(x, None) is x
+    assert pp.apply_input_transform(x, {}).shape == (4, 4, 3)  # no key: float32 copy, no change
+    with pytest.raises(
+        ConfigError, match=r"input transform spec key must be one of .*got 'to_grey'.*'to_gray'"
+    ):
+        pp.apply_input_transform(x, {"to_grey": True})
+    with pytest.raises(ConfigError, match=r"'invert' must be one of .*got 'yes'"):
+        pp.apply_input_transform(x, {"invert": "yes"})
+    with pytest.raises(ConfigError, match="'to_gray' must be true or false; got 'yes'"):
+        pp.apply_input_transform(x, {"to_gray": "yes"})
+    with pytest.raises(ConfigError, match="must be a dict"):
+        pp.apply_input_transform(x, "to_gray")
+    with pytest.raises(
+        InvalidImageError, match=r"1, 3 \(RGB\) or 4 \(RGBA\) channels.*\(4, 4, 2\)"
+    ):
+        pp.apply_input_transform(np.ones((4, 4, 2)), {"to_gray": True})
+    with pytest.raises(InvalidImageError, match="not a batch"):
+        pp.apply_input_transform(np.ones((2, 4, 4, 1)), {"to_gray": True})

@@ -54,6 +54,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
+#: What the multi-modality model records: grey = mean of R, G, B; brightfield (bright background)
+#: flipped so nuclei are bright, as in fluorescence (fluorescence images pass through unchanged).
+INPUT_TRANSFORM = {"to_gray": True, "invert": "auto"}
+MODALITIES = ("fluo", "color", "gray_bright")
+VAL_FRACTION = 0.15  # the sha256 rule of data/real/README.md
 
 
 def log(*args) -> None:
@@ -61,17 +66,39 @@ def log(*args) -> None:
 
 
 # ----------------------------------------------------------------------------- data
-def load_split(dsb: Path, val_ids_file: Path, modalities=("fluo",)):
+def in_val_division(image_id: str) -> bool:
+    """The sha256 rule: sha256(id), its first 8 hex digits as a fraction of 2**32, below 0.15."""
+    import hashlib
+
+    return int(hashlib.sha256(image_id.encode()).hexdigest()[:8], 16) / 2**32 < VAL_FRACTION
+
+
+def load_split(dsb: Path, val_ids_file: Path, modalities=("fluo",), *, with_modality=False):
+    """Train / validation ids. ``fluo``: validation = ``val_ids_file``; other modalities: the
+    same sha256 rule applied to their ids. ``with_modality`` also returns ``{id: modality}``."""
     rows = [r for r in csv.DictReader(open(dsb / "index.csv")) if r["modality"] in modalities]
     val_ids = set(val_ids_file.read_text().split())
-    train = [r["id"] for r in rows if r["id"] not in val_ids]
-    val = [r["id"] for r in rows if r["id"] in val_ids]
-    return sorted(train), sorted(val)
+
+    def is_val(r):
+        return r["id"] in val_ids if r["modality"] == "fluo" else in_val_division(r["id"])
+
+    train = sorted(r["id"] for r in rows if not is_val(r))
+    val = sorted(r["id"] for r in rows if is_val(r))
+    if with_modality:
+        return train, val, {r["id"]: r["modality"] for r in rows}
+    return train, val
 
 
-def read_pair(dsb: Path, image_id: str):
+def read_pair(dsb: Path, image_id: str, transform=None):
+    """(image, labels). ``transform=None``: the R channel (the grey fluorescence image);
+    otherwise ``sciconv.preprocess.apply_input_transform(rgb, transform)`` as (H, W) float32."""
     img = np.asarray(Image.open(dsb / "images" / f"{image_id}.png"))
-    img = img[..., 0] if img.ndim == 3 else img
+    if transform is None:
+        img = img[..., 0] if img.ndim == 3 else img
+    else:
+        from sciconv.preprocess import apply_input_transform
+
+        img = apply_input_transform(img[..., :3] if img.ndim == 3 else img, transform)[..., 0]
     lab = tifffile.imread(dsb / "labels" / f"{image_id}.tif").astype(np.int32)
     return img, lab
 
@@ -111,12 +138,33 @@ def make_target(lab: np.ndarray, target: str, touch: int = 2) -> np.ndarray:
 class PatchSampler:
     """Random augmented patches (numpy), seeded."""
 
-    def __init__(self, images, labels, *, patch, target, seed, zoom=(0.7, 1.4), intensity=True):
+    def __init__(
+        self,
+        images,
+        labels,
+        *,
+        patch,
+        target,
+        seed,
+        zoom=(0.7, 1.4),
+        intensity=True,
+        groups=None,
+        group_share=None,
+    ):
         self.images, self.labels = images, labels
         self.patch, self.target, self.zoom, self.intensity = patch, target, zoom, intensity
         self.rng = np.random.default_rng(seed)
         sizes = np.array([im.size for im in images], dtype=float)
         self.p = np.sqrt(sizes) / np.sqrt(sizes).sum()  # big images a bit more often
+        if groups is not None and group_share:
+            # each group (modality) drawn with its share of the patches (oversampling minorities)
+            groups = np.asarray(groups)
+            p = self.p.copy()
+            for g, share in group_share.items():
+                sel = groups == g
+                if sel.any():
+                    p[sel] = self.p[sel] / self.p[sel].sum() * share
+            self.p = p / p.sum()
 
     def one(self):
         rng, p = self.rng, self.patch
@@ -353,6 +401,18 @@ def main(argv=None) -> None:
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--max-val", type=int, default=None, help="tune on the first N validation ids")
     p.add_argument("--tune-only", action="store_true")
+    p.add_argument(
+        "--modalities",
+        default="fluo",
+        help="comma-separated DSB modalities to train/validate on (fluo,color,gray_bright); "
+        "anything beyond fluo uses the input transform " + json.dumps(INPUT_TRANSFORM),
+    )
+    p.add_argument(
+        "--share",
+        default="fluo:0.6,color:0.28,gray_bright:0.12",
+        help="fraction of training patches per modality (when several)",
+    )
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (.keras)")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
 
@@ -368,8 +428,20 @@ def main(argv=None) -> None:
 
     keras.utils.set_random_seed(a.seed)
     num_classes = 2 if a.target == "semantic" else 3
-    train_ids, val_ids = load_split(a.data, a.val_ids)
-    log(f"{len(train_ids)} train / {len(val_ids)} validation fluo images")
+    modalities = tuple(m for m in a.modalities.split(",") if m)
+    for m in modalities:
+        if m not in MODALITIES:
+            p.error(f"unknown modality {m!r}; choose from {MODALITIES}")
+    transform = INPUT_TRANSFORM if modalities != ("fluo",) else None
+    train_ids, val_ids, modality_of = load_split(a.data, a.val_ids, modalities, with_modality=True)
+    for m in modalities:
+        n_t = sum(modality_of[i] == m for i in train_ids)
+        n_v = sum(modality_of[i] == m for i in val_ids)
+        log(f"{m}: {n_t} train / {n_v} validation images")
+    share = None
+    if len(modalities) > 1:
+        share = {k: float(v) for k, v in (kv.split(":") for kv in a.share.split(","))}
+        share = {k: v for k, v in share.items() if k in modalities}
     settings_path = a.out.with_suffix(".json")
     workdir = Path(f"/tmp/sciconv_nuclei_{a.target}_{a.filters}_{a.seed}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -390,11 +462,23 @@ def main(argv=None) -> None:
         keras.mixed_precision.set_global_policy(precision)
         images, labels = [], []
         for i in train_ids:
-            img, lab = read_pair(a.data, i)
+            img, lab = read_pair(a.data, i, transform)
             images.append(normalize(img))
             labels.append(lab)
-        sampler = PatchSampler(images, labels, patch=a.patch, target=a.target, seed=a.seed)
+        sampler = PatchSampler(
+            images,
+            labels,
+            patch=a.patch,
+            target=a.target,
+            seed=a.seed,
+            groups=[modality_of[i] for i in train_ids],
+            group_share=share,
+        )
         train_model, builder = build_model(num_classes, a.depth, a.filters)
+        if a.init is not None:
+            init = keras.models.load_model(a.init, compile=False)
+            train_model.set_weights(init.get_weights())
+            log(f"initialized from {a.init}")
         log(f"model: {builder}, {train_model.count_params()} parameters, precision {precision}")
         schedule = keras.optimizers.schedules.CosineDecay(
             a.lr, a.steps, alpha=0.02, warmup_target=None
@@ -434,7 +518,7 @@ def main(argv=None) -> None:
     t0 = time.time()
     probs, labs = [], []
     for i in vids:
-        img, lab = read_pair(a.data, i)
+        img, lab = read_pair(a.data, i, transform)
         probs.append(predict_prob(model, img, divisor))
         labs.append(lab)
     log(f"predicted {len(vids)} validation images in {time.time() - t0:.0f} s")
@@ -444,6 +528,15 @@ def main(argv=None) -> None:
     for ap, kw in results[:5]:
         log(f"  {ap:.4f} {kw}")
     postprocess = dict(best_kw)
+    fn, _ = instances_fn()
+    per_modality = {}
+    for m in modalities:
+        sel = [k for k, i in enumerate(vids) if modality_of[i] == m]
+        if sel:
+            per_modality[m] = float(
+                np.mean([ap50(labs[k], fn(probs[k], **postprocess)) for k in sel])
+            )
+    log(f"validation AP@0.5 per modality: {per_modality}")
     set_metadata(
         model,
         task="segmentation",
@@ -451,7 +544,8 @@ def main(argv=None) -> None:
         postprocess=postprocess,
         divisor=divisor,
         input_channels=1,
-        description="sciconv pretrained nuclei segmenter (DSB2018 fluorescence, "
+        input_transform=transform,
+        description=f"sciconv pretrained nuclei segmenter (DSB2018 {'+'.join(modalities)}, "
         f"{'bg/interior/boundary' if num_classes == 3 else 'bg/nucleus'})",
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -473,11 +567,17 @@ def main(argv=None) -> None:
         "postprocess": postprocess,
         "postprocess_function": fn_name,
         "val_ap50": best_ap,
+        "val_ap50_per_modality": per_modality,
+        "modalities": list(modalities),
+        "modality_share": share,
+        "input_transform": transform,
+        "init": None if a.init is None else str(a.init.name),
         "n_train": len(train_ids),
         "n_val": len(vids),
         "train_seconds": round(train_seconds, 1),
         "tuning_top5": [{"ap50": ap, **kw} for ap, kw in results[:5]],
-        "data": "DSB2018 stage 1 train (fixed), modality fluo, minus data/real/nuclei_val_ids.txt",
+        "data": f"DSB2018 stage 1 train (fixed), modalities {','.join(modalities)}, minus the "
+        "validation division (fluo: data/real/nuclei_val_ids.txt; others: the same sha256 rule)",
         "platform": f"{platform.machine()} {platform.processor()}",
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -487,7 +587,15 @@ def main(argv=None) -> None:
         old.update(
             {
                 k: settings[k]
-                for k in ("postprocess", "postprocess_function", "val_ap50", "n_val", "tuning_top5")
+                for k in (
+                    "postprocess",
+                    "postprocess_function",
+                    "val_ap50",
+                    "val_ap50_per_modality",
+                    "input_transform",
+                    "n_val",
+                    "tuning_top5",
+                )
             }
         )
         settings = old
