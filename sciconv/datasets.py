@@ -736,6 +736,9 @@ def _build_image_datasets(
         "normalization": None if spec is None else dict(spec),
         "task": task,
         "cache_mode": cache_mode,
+        # recorded into the model by training.fit so predict_files prepares cutouts the same way
+        "image_size": None if size is None else [int(v) for v in size],
+        "size_policy": policy,
     }
 
     def counts(idx):

@@ -894,7 +894,7 @@ def predict_tiled(
     image,
     *,
     tile: int | tuple[int, int] | str = "auto",
-    overlap: int | str = 32,
+    overlap: int | str = "auto",
     batch_size: int = 8,
     normalize: str | Mapping | None = "model",
     blend: str = "gaussian",
@@ -925,8 +925,9 @@ def predict_tiled(
         equalized so little is recomputed, and ``batch_size`` is lowered to stay in budget.
     overlap : int or "auto", optional
         Pixels shared by neighbouring tiles (stride = tile - overlap, rounded down to the divisor).
-        Default 32. ``"auto"`` uses twice the measured receptive-field half-width
-        (:func:`receptive_field`); a smaller overlap warns
+        Default ``"auto"``: twice the measured receptive-field half-width
+        (:func:`receptive_field`, measured once per model and cached), the least overlap for
+        which stitched tiles match the whole-image call; an explicit smaller overlap warns
         (:class:`~sciconv.errors.SciconvWarning`).
     batch_size : int, optional
         Tiles per model call. Default 8. Every tile has the same size, so the model is traced
@@ -1056,7 +1057,7 @@ def predict_instances(
     image,
     *,
     tile: int | tuple[int, int] | str = "auto",
-    overlap: int | str = 32,
+    overlap: int | str = "auto",
     batch_size: int = 8,
     normalize: str | Mapping | None = "model",
     blend: str = "gaussian",

@@ -206,8 +206,10 @@ def test_size_policies(galaxy_folder, tmp_path):
         DatasetError, match=r"larger than image_size=\(8, 8\) with size_policy='pad'"
     ):
         datasets.from_folder(galaxy_folder, image_size=8, size_policy="pad")
+    assert (pad.image_size, pad.size_policy) == ([20, 18], "pad")
     res = datasets.from_folder(galaxy_folder, image_size=(8, 6), size_policy="resize")
     assert next(iter(res))[0].shape[1:] == (8, 6, 1)
+    assert (res.image_size, res.size_policy) == ([8, 6], "resize")
     with pytest.raises(ConfigError, match="did you mean 'crop'"):
         datasets.from_folder(galaxy_folder, size_policy="crap")
     with pytest.raises(ConfigError, match="validation_split"):

@@ -24,11 +24,14 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     import numpy as np, tifffile
     import sciconv as sc
+    from sciconv.preprocess import apply_input_transform
 
     folder = Path(sys.argv[1])
     model = sc.models.pretrained("nuclei")
-    out = {"metadata": sc.models.get_metadata(model), "ap50": {}, "ap": {}, "dtype": None}
-    for path in sorted((folder / "images").glob("*.tif")):
+    meta = sc.models.get_metadata(model)
+    transform = meta.get("input_transform")
+    out = {"metadata": meta, "ap50": {}, "ap": {}, "dtype": None, "copies": {}}
+    for k, path in enumerate(sorted((folder / "images").glob("*.tif"))):
         image = tifffile.imread(path)
         truth = tifffile.imread(folder / "labels" / path.name)
         pred = sc.inference.predict_instances(model, image, progress=False)
@@ -36,6 +39,22 @@ SCRIPT = textwrap.dedent(
         scores = sc.metrics.average_precision(truth, pred)
         out["ap50"][path.stem] = float(scores["ap"][0])
         out["ap"][path.stem] = float(scores["mean_ap"])
+        if k < 2:
+            # the raw DSB form (RGBA, R = G = B, opaque alpha) and a brightfield-looking copy
+            # (dark nuclei on a bright background, RGB), both through the stored input transform
+            # (applied explicitly: predict_instances does not apply it yet; it is idempotent)
+            opaque = np.full(image.shape, 255, np.uint8)
+            rgba = np.stack([image, image, image, opaque], axis=-1)
+            bright = np.stack([255 - image] * 3, axis=-1)
+            same = {}
+            for name, copy in (("rgba", rgba), ("bright", bright)):
+                x = apply_input_transform(copy, transform)
+                p = sc.inference.predict_instances(model, x, progress=False)
+                same[name] = {
+                    "equal": bool(np.array_equal(p, pred)),
+                    "ap50": float(sc.metrics.average_precision(truth, p)["ap"][0]),
+                }
+            out["copies"][path.stem] = same
     print("RESULT" + json.dumps(out))
     """
 )
@@ -69,6 +88,18 @@ def test_pretrained_segments_held_out_real_nuclei(fresh_run):
     assert 0.3 < mean_ap < mean
 
 
+def test_rgb_and_brightfield_copies_match_grey(fresh_run):
+    """RGBA (as DSB ships it) and a bright-background copy give the grey image's labels."""
+    copies = fresh_run["copies"]
+    assert len(copies) == 2
+    for stem, same in copies.items():
+        assert same["rgba"]["equal"], (stem, same)  # mean of R = G = B is the grey image
+        # 255 - image, flipped back by invert="auto", is the image shifted by a constant, which the
+        # percentile normalization removes: the same labels (allow float round-off at a pixel)
+        assert abs(same["bright"]["ap50"] - fresh_run["ap50"][stem]) <= 0.02, (stem, same)
+        assert same["bright"]["ap50"] >= 0.4, (stem, same)
+
+
 def test_metadata_matches_training_settings(fresh_run):
     settings = json.loads(SETTINGS.read_text())
     meta = fresh_run["metadata"]
@@ -78,6 +109,8 @@ def test_metadata_matches_training_settings(fresh_run):
     assert meta["postprocess"] == settings["postprocess"]
     assert meta["divisor"] == 2 ** settings["depth"]
     assert meta["input_channels"] == 1
+    assert meta["input_transform"] == settings["input_transform"]
+    assert meta["input_transform"] == {"to_gray": True, "invert": "auto"}
     assert settings["seed"] == 0
     assert settings["val_ap50"] >= 0.75
 

@@ -35,7 +35,7 @@ import keras
 import sciconv.losses
 import sciconv.metrics  # noqa: F401  (registers the metrics with Keras)
 from sciconv import __version__
-from sciconv._validation import look_up_option
+from sciconv._validation import check_int, look_up_option
 from sciconv.errors import ModelError, UnsafeModelError
 from sciconv.models.backbones import conv_pool_stack, unet
 from sciconv.models.blocks import POOLING, UPSAMPLING
@@ -97,9 +97,7 @@ def _validate_input_shape(input_shape, *, spatial_none: bool, name: str) -> tupl
 
 
 def _validate_int(value, *, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__") or int(value) < minimum:
-        raise ModelError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return int(value)
+    return check_int(value, name=name, minimum=minimum, error=ModelError)
 
 
 def _validate_ints(values, *, name: str, allow_empty: bool) -> tuple[int, ...]:
