@@ -1,13 +1,17 @@
-"""Packaging: environment.yml agrees with pyproject.toml, and the set-up scripts are what CI runs."""
+"""Packaging: environment.yml agrees with pyproject.toml; the set-up scripts are what CI runs."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
