@@ -689,7 +689,10 @@ def _hdu_dims(header) -> tuple[int, ...] | None:
 
 def _is_image_hdu(h) -> bool:
     fits = _fits()
-    return isinstance(h, (fits.PrimaryHDU, fits.ImageHDU)) and not isinstance(h, fits.GroupsHDU)
+    # CompImageHDU subclasses ImageHDU from astropy 7 on, BinTableHDU before (astropy 6.1 is
+    # the newest release for Python 3.10), so name it explicitly.
+    image_types = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
+    return isinstance(h, image_types) and not isinstance(h, fits.GroupsHDU)
 
 
 def _select_hdu(hdul, hdu, path: Path):
