@@ -673,10 +673,53 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
                 f"refusing to load: {err}. If you trust the file's source, pass trust=True",
                 path=path,
             ) from None
+        rebuilt = _rebuild_from_metadata(path, config)
+        if rebuilt is not None:
+            return rebuilt
         hint = "" if not compile else " (try compile=False if a custom loss or metric is missing)"
         raise ModelError(
             f"cannot build the model: {type(err).__name__}: {err}{hint}", path=path
         ) from err
+
+
+# metadata keys, besides ``architecture``, that each builder takes back as keyword arguments
+_REBUILD_KEYS = {
+    "classifier": ("num_classes",),
+    "regressor": ("outputs", "uncertainty"),
+    "segmenter": ("num_classes", "instance_output"),
+}
+
+
+def _rebuild_from_metadata(path: Path, config: dict) -> keras.Model | None:
+    """Rebuild a sciconv model from its recorded architecture and load its weights.
+
+    A ``.keras`` file stores every layer's full config, and a Keras release older than the one
+    that wrote it refuses keys it does not know (e.g. ``HeNormal(input_axes=...)`` written by
+    Keras 3.15 and read by Keras 3.12, the newest for Python 3.10). The weights themselves are
+    version-independent, so a model made by a sciconv builder is rebuilt from its metadata with
+    the installed Keras and given the file's weights. Returns None when that is not possible.
+    """
+    meta = next(
+        (
+            layer["config"].get("metadata")
+            for layer in config.get("config", {}).get("layers", [])
+            if str(layer.get("class_name", "")).endswith("SciconvMetadata")
+        ),
+        None,
+    )
+    arch = dict((meta or {}).get("architecture") or {})
+    builder = arch.pop("builder", None)
+    if builder not in _REBUILD_KEYS or "input_shape" not in meta:
+        return None
+    kwargs = {k: meta[k] for k in _REBUILD_KEYS[builder] if k in meta}
+    build = {"classifier": classifier, "regressor": regressor, "segmenter": segmenter}[builder]
+    try:
+        model = build(tuple(meta["input_shape"]), name=config["config"]["name"], **kwargs, **arch)
+        model.load_weights(path)
+    except Exception:  # not rebuildable with this sciconv/Keras: report the original error
+        return None
+    set_metadata(model, **meta)
+    return model
 
 
 class _PretrainedProxy:
