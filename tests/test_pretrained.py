@@ -113,6 +113,10 @@ def test_metadata_matches_training_settings(fresh_run):
     assert meta["input_transform"] == {"to_gray": True, "invert": "auto"}
     assert settings["seed"] == 0
     assert settings["val_ap50"] >= 0.75
+    per_modality = settings["val_ap50_per_modality"]  # held-out DSB2018 images, input transform on
+    assert set(per_modality) == {"fluo", "color", "gray_bright"}
+    assert per_modality["fluo"] >= 0.84
+    assert per_modality["color"] >= 0.4 and per_modality["gray_bright"] >= 0.3
 
 
 def test_weights_match_training_settings():

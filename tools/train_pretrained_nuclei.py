@@ -5,8 +5,23 @@ Reproducible: a fixed seed, a fixed train/validation division of the DSB2018 flu
 written by ``data/real/make_real_data.py``), and every setting written next to the weights in
 ``nuclei.json``.
 
-    nice -n 5 python tools/train_pretrained_nuclei.py --seed 0 --steps 4000 --filters 24 \
+    nice -n 5 python tools/train_pretrained_nuclei.py --seed 0 --steps 4000 --filters 20 \
         --target touching --out sciconv/pretrained/nuclei.keras
+
+Fine-tuning on all three DSB modalities (fluorescence, H&E / brightfield colour, grey
+brightfield), starting from those weights:
+
+    nice -n 5 python tools/train_pretrained_nuclei.py --seed 0 --steps 3500 --filters 20 \
+        --lr 3e-4 --modalities fluo,color,gray_bright --share fluo:0.7,color:0.22,gray_bright:0.08 \
+        --init sciconv/pretrained/nuclei.keras --out /tmp/nuclei_ft2/nuclei.keras
+
+With more than the ``fluo`` modality every image goes through
+``sciconv.preprocess.apply_input_transform(rgb, INPUT_TRANSFORM)`` (grey = mean of R, G, B; bright
+background inverted, so nuclei are bright as in fluorescence; fluorescence images come out
+unchanged), the model records ``input_transform`` in its metadata, the validation part of the
+``color`` and ``gray_bright`` images is picked by the same sha256 rule as the fluorescence one
+(14 + 3 images, never trained on), patches are drawn per modality with the ``--share`` fractions
+(oversampling the minorities), and ``nuclei.json`` gets the validation AP@0.5 per modality.
 
 What it does
 ------------
