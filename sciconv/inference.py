@@ -326,6 +326,28 @@ class _Source:
         return sub[..., None] if sub.ndim == 2 else sub
 
 
+def _input_transform(model, arr, path):
+    """Apply the model's recorded ``input_transform`` (e.g. RGB -> grey, brightfield flipped).
+
+    Models trained on transformed images (the pretrained nuclei model: grey, nuclei brighter than
+    the background) record the transform in their metadata, like their normalization, so raw RGB
+    or brightfield pixels can be passed as they are. The transform needs the whole image (its
+    statistics decide the flip), so a dask input is refused rather than loaded whole.
+    """
+    spec = get_metadata(model).get("input_transform")
+    if spec is None:
+        return arr
+    if _is_dask(arr):
+        raise InferenceError(
+            f"model {model.name!r} records an input_transform {spec}, which needs the whole image; "
+            "apply sciconv.preprocess.apply_input_transform yourself and pass the result",
+            path=path,
+        )
+    from sciconv.preprocess import apply_input_transform
+
+    return apply_input_transform(np.asarray(arr), spec)
+
+
 def _validate_image(image) -> tuple[Any, str | None]:
     """Return (array-like of shape (H, W[, C]), path) from any accepted image kind."""
     path = None
@@ -937,7 +959,9 @@ def predict_tiled(
         (``get_metadata(model)["normalization"]``, else
         :data:`sciconv.preprocess.DEFAULT_NORMALIZATION`); a spec dict; or None for raw pixels.
         Limits are computed once over the whole image (a subsample of a lazy or huge one), then
-        applied to every tile.
+        applied to every tile. Unless None, a model that records an ``input_transform`` (e.g.
+        the pretrained nuclei model: RGB -> grey, brightfield flipped; see
+        :func:`sciconv.preprocess.apply_input_transform`) gets it applied first.
     blend : {"gaussian", "linear", "none"}, optional
         How overlaps are merged: a Gaussian window (sigma = tile / 8); a linear ramp across the
         middle half of the overlap (weight ~0 in the outer quarter next to the tile edge, where
@@ -1002,6 +1026,8 @@ def predict_tiled(
     True
     """
     arr, path = _validate_image(image)
+    if normalize is not None:
+        arr = _input_transform(model, arr, path)
     shape = tuple(int(v) for v in arr.shape)
     shape3 = shape if len(shape) == 3 else (*shape, 1)
     s = _settings(

@@ -445,3 +445,23 @@ def test_predict_files_sees_the_pixels_from_folder_validation_saw(tmp_path, poli
     if policy == "resize":  # the recorded policy matters: the default "crop" sees other pixels
         other = inference.predict_files(model, val.file_paths, size_policy="crop", progress=False)
         assert not np.allclose(other["probabilities"], table["probabilities"], atol=1e-6)
+
+
+def test_recorded_input_transform_lets_rgb_and_brightfield_reach_a_grey_model():
+    # A grey model that records input_transform takes RGB(A) and inverted (brightfield) pixels
+    # as they are; without the record the channel mismatch is an InferenceError.
+    inputs = keras.Input((None, None, 1))
+    model = attach_metadata(keras.Model(inputs, keras.layers.Conv2D(1, 1, use_bias=False)(inputs)))
+    model.layers[-1].set_weights([np.ones((1, 1, 1, 1), np.float32)])
+    grey = np.random.default_rng(0).uniform(0, 50, size=(24, 30)).astype(np.float32)
+    grey[5:10, 5:12] = 200  # a bright object on a dark background
+    rgba = np.stack([grey, grey, grey, np.full_like(grey, 255)], axis=-1)
+    kw = dict(normalize={"method": "minmax"}, progress=False, blend="none")
+    with pytest.raises(InferenceError, match="4 channel"):
+        inference.predict_tiled(model, rgba, **kw)
+    set_metadata(model, input_transform={"to_gray": True, "invert": "auto"})
+    want = inference.predict_tiled(model, grey, **kw)
+    np.testing.assert_allclose(inference.predict_tiled(model, rgba, **kw), want, atol=1e-6)
+    brightfield = 255.0 - grey  # the same scene as a dark object on a bright background
+    flipped = inference.predict_tiled(model, brightfield, **kw)
+    np.testing.assert_allclose(flipped, want, atol=1e-5)
