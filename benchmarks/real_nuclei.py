@@ -124,8 +124,8 @@ def run_pretrained(eval_set, **_):
     from sciconv.preprocess import apply_input_transform
 
     model = sc.models.pretrained("nuclei")
-    # Applied here until predict_instances applies the stored transform itself (the transform is
-    # idempotent: a second application changes nothing, so this stays right after that change).
+    # predict_instances applies the model's stored input transform itself; it is applied here
+    # too (idempotent: a second application changes nothing) so the figures do not depend on it.
     transform = sc.models.get_metadata(model).get("input_transform")
     if transform is None:
         print("pretrained model records no input_transform: grey = mean of R, G, B")

@@ -41,17 +41,19 @@ SCRIPT = textwrap.dedent(
         out["ap"][path.stem] = float(scores["mean_ap"])
         if k < 2:
             # the raw DSB form (RGBA, R = G = B, opaque alpha) and a brightfield-looking copy
-            # (dark nuclei on a bright background, RGB), both through the stored input transform
-            # (applied explicitly: predict_instances does not apply it yet; it is idempotent)
+            # (dark nuclei on a bright background, RGB), passed raw: predict_instances applies the
+            # stored input transform; applying it by hand first must change nothing (idempotent)
             opaque = np.full(image.shape, 255, np.uint8)
             rgba = np.stack([image, image, image, opaque], axis=-1)
             bright = np.stack([255 - image] * 3, axis=-1)
             same = {}
             for name, copy in (("rgba", rgba), ("bright", bright)):
-                x = apply_input_transform(copy, transform)
-                p = sc.inference.predict_instances(model, x, progress=False)
+                p = sc.inference.predict_instances(model, copy, progress=False)
+                by_hand = apply_input_transform(copy, transform)
+                p2 = sc.inference.predict_instances(model, by_hand, progress=False)
                 same[name] = {
                     "equal": bool(np.array_equal(p, pred)),
+                    "by_hand_equal": bool(np.array_equal(p2, p)),
                     "ap50": float(sc.metrics.average_precision(truth, p)["ap"][0]),
                 }
             out["copies"][path.stem] = same
@@ -94,6 +96,7 @@ def test_rgb_and_brightfield_copies_match_grey(fresh_run):
     assert len(copies) == 2
     for stem, same in copies.items():
         assert same["rgba"]["equal"], (stem, same)  # mean of R = G = B is the grey image
+        assert same["rgba"]["by_hand_equal"] and same["bright"]["by_hand_equal"], (stem, same)
         # 255 - image, flipped back by invert="auto", is the image shifted by a constant, which the
         # percentile normalization removes: the same labels (allow float round-off at a pixel)
         assert abs(same["bright"]["ap50"] - fresh_run["ap50"][stem]) <= 0.02, (stem, same)
