@@ -17,7 +17,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# PyPI name -> conda-forge name, where they differ; None = pip-only (installed by `pip install -e .`).
+# PyPI name -> conda-forge name where they differ; None = pip-only (from `pip install -e .`).
 CONDA_NAMES = {
     "dask[array]": "dask-core",
     "pyyaml": "pyyaml",
