@@ -59,6 +59,7 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
+from sciconv import preprocess
 from sciconv._atomic import atomic_output
 from sciconv._validation import check_int, look_up_option
 from sciconv.errors import InferenceError, SciconvWarning
@@ -343,9 +344,7 @@ def _input_transform(model, arr, path):
             "apply sciconv.preprocess.apply_input_transform yourself and pass the result",
             path=path,
         )
-    from sciconv.preprocess import apply_input_transform
-
-    return apply_input_transform(np.asarray(arr), spec)
+    return preprocess.apply_input_transform(np.asarray(arr), spec)
 
 
 def _validate_image(image) -> tuple[Any, str | None]:
@@ -483,8 +482,6 @@ def _resolve_spec(model, normalize, meta: Mapping, *, error=InferenceError) -> d
         return None
     if isinstance(normalize, str):
         look_up_option(normalize, ("model",), name="normalize", error=error)
-        from sciconv import preprocess
-
         spec = meta.get("normalization") or preprocess.DEFAULT_NORMALIZATION
         return dict(spec)
     if isinstance(normalize, Mapping):
@@ -625,8 +622,6 @@ def _settings(
 def _compute_limits(sample, spec: Mapping | None, *, path):
     if spec is None:
         return None
-    from sciconv import preprocess
-
     limits = preprocess.limits_from_spec(sample, spec)
     if not (np.all(np.isfinite(limits.vmin)) and np.all(np.isfinite(limits.vmax))):
         raise InferenceError(
@@ -679,8 +674,6 @@ def _prepare_tile(source: _Source, sy: int, sx: int, s: _Settings, limits):
     y0, y1, x0, x1 = int(iy.min()), int(iy.max()) + 1, int(ix.min()), int(ix.max()) + 1
     raw = source.read(slice(y0, y1), slice(x0, x1))
     if limits is not None:
-        from sciconv import preprocess
-
         raw = preprocess.apply_limits(raw, limits, clip=bool(s.spec.get("clip", False)))
     if iy[0] != y0 or iy[-1] != y1 - 1 or len(iy) != y1 - y0:
         raw = raw[iy - y0]
