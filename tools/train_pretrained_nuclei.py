@@ -15,6 +15,21 @@ brightfield), starting from those weights:
         --lr 3e-4 --modalities fluo,color,gray_bright --share fluo:0.7,color:0.22,gray_bright:0.08 \
         --init sciconv/pretrained/nuclei.keras --out /tmp/nuclei_ft2/nuclei.keras
 
+On a GPU (any Keras backend works: the patches come from a plain numpy generator fed by a pool
+of sampler processes, no tf.data), e.g. Keras on JAX where TensorFlow is not installed: pack the
+training images once where the DSB folder is, then train for a wall-clock budget (a timed warm-up
+sets the number of cosine-schedule steps, which ``nuclei.json`` records), then tune here:
+
+    python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright \
+        --pack .gpu/dsb_train_all.npz && cp ../shared/data/dsb2018_train/index.csv .gpu/
+    KERAS_BACKEND=jax python tools/train_pretrained_nuclei.py --data .gpu \
+        --packed .gpu/dsb_train_all.npz --modalities fluo,color,gray_bright --batch 16 \
+        --workers 7 --time-budget 400 --no-tune --out /tmp/gpu/nuclei.keras
+    python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright --tune-only \
+        --out /tmp/gpu/nuclei.keras
+
+(``tools/train_pretrained_gpu.sh`` runs two architectures side by side on one GPU that way.)
+
 With more than the ``fluo`` modality every image goes through
 ``sciconv.preprocess.apply_input_transform(rgb, INPUT_TRANSFORM)`` (grey = mean of R, G, B; bright
 background inverted, so nuclei are bright as in fluorescence; fluorescence images come out
@@ -76,6 +91,25 @@ MODALITIES = ("fluo", "color", "gray_bright")
 VAL_FRACTION = 0.15  # the sha256 rule of data/real/README.md
 
 
+def _backend_version() -> str:
+    import importlib
+
+    import keras
+
+    name = keras.backend.backend()
+    return getattr(importlib.import_module(name), "__version__", "?")
+
+
+def _device_name() -> str:
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.devices()[0].device_kind
+    return platform.processor() or platform.machine()
+
+
 def log(*args) -> None:
     print(time.strftime("%H:%M:%S"), *args, flush=True)
 
@@ -116,6 +150,52 @@ def read_pair(dsb: Path, image_id: str, transform=None):
         img = apply_input_transform(img[..., :3] if img.ndim == 3 else img, transform)[..., 0]
     lab = tifffile.imread(dsb / "labels" / f"{image_id}.tif").astype(np.int32)
     return img, lab
+
+
+def pack(dsb: Path, ids, transform, out: Path) -> None:
+    """Write the training images of ``ids`` into one compressed ``.npz`` (about a third of the
+    PNG folder) so the training can run on a machine that has neither the DSB folder nor astropy
+    (e.g. a GPU box with Keras on JAX): ``3 * grey`` after ``transform`` as uint16 (exact: grey is
+    a mean of three uint8 channels), the normalization limits sciconv computes for it (scaled by
+    3), and the uint16 labels. :func:`load_packed` gives back what :func:`read_pair` +
+    :func:`normalize` give, to float32 rounding (checked here)."""
+    from sciconv._atomic import atomic_output
+    from sciconv.preprocess import limits_from_spec
+
+    arrays = {}
+    for i in ids:
+        img, lab = read_pair(dsb, i, transform)
+        lim = limits_from_spec(img[..., None].astype(np.float32), NORMALIZATION)
+        scaled = np.rint(3.0 * img.astype(np.float64))
+        assert np.abs(scaled - 3.0 * img).max() < 1e-3 and scaled.max() < 2**16, i
+        arrays[f"img/{i}"] = scaled.astype(np.uint16)
+        arrays[f"lim/{i}"] = 3.0 * np.array([lim.vmin[0], lim.vmax[0]], np.float64)
+        arrays[f"lab/{i}"] = lab.astype(np.uint16)
+        x = _normalize_packed(arrays[f"img/{i}"], arrays[f"lim/{i}"])
+        assert np.allclose(x, normalize(img), atol=1e-4), i
+    meta = {"ids": list(ids), "transform": transform, "normalization": NORMALIZATION}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    with atomic_output(out, overwrite=True) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+
+def _normalize_packed(scaled: np.ndarray, lim: np.ndarray) -> np.ndarray:
+    return ((scaled.astype(np.float32) - lim[0]) / max(float(lim[1] - lim[0]), 1e-6)).astype(
+        np.float32
+    )
+
+
+def load_packed(path: Path, ids):
+    """(normalized images, labels) of ``ids`` from a :func:`pack` file."""
+    z = np.load(path)
+    meta = json.loads(bytes(z["meta"]).decode())
+    missing = sorted(set(ids) - set(meta["ids"]))
+    if missing:
+        raise SystemExit(f"{path} lacks {len(missing)} training ids, e.g. {missing[:3]}")
+    images = [_normalize_packed(z[f"img/{i}"], z[f"lim/{i}"]) for i in ids]
+    labels = [z[f"lab/{i}"].astype(np.int32) for i in ids]
+    return images, labels, meta
 
 
 def normalize(img: np.ndarray) -> np.ndarray:
@@ -181,8 +261,9 @@ class PatchSampler:
                     p[sel] = self.p[sel] / self.p[sel].sum() * share
             self.p = p / p.sum()
 
-    def one(self):
-        rng, p = self.rng, self.patch
+    def one(self, rng=None):
+        rng = self.rng if rng is None else rng
+        p = self.patch
         i = rng.choice(len(self.images), p=self.p)
         img, lab = self.images[i], self.labels[i]
         z = 1.0
@@ -226,10 +307,80 @@ class PatchSampler:
             np.ascontiguousarray(lab_c), self.target
         )
 
-    def batches(self, batch):
-        while True:
-            xs, ys = zip(*(self.one() for _ in range(batch)))
-            yield np.stack(xs).astype(np.float32), np.stack(ys).astype(np.int32)
+    def batch(self, size, rng=None):
+        xs, ys = zip(*(self.one(rng) for _ in range(size)))
+        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.int32)
+
+
+_WORKER_SAMPLER: PatchSampler | None = None
+
+
+def _worker_init(sampler: PatchSampler) -> None:
+    global _WORKER_SAMPLER
+    _WORKER_SAMPLER = sampler
+
+
+def _worker_batch(size: int, seed: int, idx: int):
+    return _WORKER_SAMPLER.batch(size, np.random.default_rng([seed, idx]))
+
+
+def start_workers(sampler: PatchSampler, workers: int):
+    """A fork pool of patch samplers, or None for ``workers <= 1``. Started BEFORE Keras is
+    imported: forking a process once JAX or TensorFlow runs threads can deadlock."""
+    if workers <= 1:
+        return None
+    import multiprocessing
+
+    return multiprocessing.get_context("fork").Pool(
+        workers, initializer=_worker_init, initargs=(sampler,)
+    )
+
+
+def patch_batches(sampler: PatchSampler, *, batch: int, steps: int, seed: int, pool=None):
+    """``steps`` augmented batches; batch ``i`` is drawn with ``default_rng([seed, i])``, so the
+    patches do not depend on the number of worker processes. A plain generator, so it feeds
+    ``model.fit`` on any Keras backend (TensorFlow on a CPU, JAX on a GPU)."""
+    from collections import deque
+
+    if pool is None:
+        for i in range(steps):
+            yield sampler.batch(batch, np.random.default_rng([seed, i]))
+        return
+    window = 4 * pool._processes  # bounded read-ahead
+    pending, nxt = deque(), 0
+    while nxt < min(window, steps):
+        pending.append(pool.apply_async(_worker_batch, (batch, seed, nxt)))
+        nxt += 1
+    while pending:
+        out = pending.popleft().get()
+        if nxt < steps:
+            pending.append(pool.apply_async(_worker_batch, (batch, seed, nxt)))
+            nxt += 1
+        yield out
+
+
+class StepLogger:
+    """Keras callback factory: log the loss every ``every`` steps with the elapsed time; keeps
+    the time of every step in ``.times`` (``sync``: after waiting for the step to finish)."""
+
+    def __new__(cls, every: int, sync: bool = False):
+        import keras
+
+        class _Logger(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.t0, self.times = time.time(), []
+
+            def on_train_batch_end(self, batch, logs=None):
+                if sync:  # wait for the step (JAX dispatches asynchronously)
+                    float(logs["loss"])
+                self.times.append(time.time())
+                if (batch + 1) % every == 0:
+                    log(
+                        f"step {batch + 1}: loss {float(logs['loss']):.4f}, "
+                        f"{time.time() - self.t0:.0f} s"
+                    )
+
+        return _Logger()
 
 
 # ----------------------------------------------------------------------------- model
@@ -371,8 +522,8 @@ def tune(probs, labels, num_classes: int):
     fn, fn_name = instances_fn()
     if num_classes == 3:
         grid = {
-            "threshold": [0.4, 0.5, 0.6],
-            "seed_threshold": [0.6, 0.7, 0.8, 0.9],
+            "threshold": [0.3, 0.4, 0.5, 0.6],
+            "seed_threshold": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
             "min_size": [15, 30, 50],
         }
     else:
@@ -428,20 +579,31 @@ def main(argv=None) -> None:
         help="fraction of training patches per modality (when several)",
     )
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.keras)")
+    p.add_argument("--workers", type=int, default=1, help="patch-sampling processes")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds of training: time --calibration-steps warm-up steps, then fit as many "
+        "steps as the budget holds (overrides --steps)",
+    )
+    p.add_argument("--calibration-steps", type=int, default=200)
+    p.add_argument("--log-every", type=int, default=500, help="log the loss every N steps")
+    p.add_argument(
+        "--pack", type=Path, default=None, help="only write the training images to this .npz"
+    )
+    p.add_argument(
+        "--packed", type=Path, default=None, help="train from a --pack file instead of --data"
+    )
+    p.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="save the trained model and settings without tuning/validating (run --tune-only "
+        "later where the DSB folder is)",
+    )
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
 
-    import keras
-    import tensorflow as tf
-
-    from sciconv._atomic import atomic_output
-
-    try:
-        from sciconv.models import get_metadata, set_metadata
-    except ImportError:
-        from sciconv.models.metadata import get_metadata, set_metadata
-
-    keras.utils.set_random_seed(a.seed)
     num_classes = 2 if a.target == "semantic" else 3
     modalities = tuple(m for m in a.modalities.split(",") if m)
     for m in modalities:
@@ -449,6 +611,13 @@ def main(argv=None) -> None:
             p.error(f"unknown modality {m!r}; choose from {MODALITIES}")
     transform = INPUT_TRANSFORM if modalities != ("fluo",) else None
     train_ids, val_ids, modality_of = load_split(a.data, a.val_ids, modalities, with_modality=True)
+    if a.pack is not None:
+        pack(a.data, train_ids, transform, a.pack)
+        log(
+            f"packed {len(train_ids)} training images into {a.pack} "
+            f"({a.pack.stat().st_size / 1e6:.1f} MB)"
+        )
+        return
     for m in modalities:
         n_t = sum(modality_of[i] == m for i in train_ids)
         n_v = sum(modality_of[i] == m for i in val_ids)
@@ -461,25 +630,19 @@ def main(argv=None) -> None:
     workdir = Path(f"/tmp/sciconv_nuclei_{a.target}_{a.filters}_{a.seed}")
     workdir.mkdir(parents=True, exist_ok=True)
 
-    if a.tune_only:
-        model = keras.models.load_model(a.out, compile=False)
-        settings = json.loads(settings_path.read_text())
-        num_classes = settings["num_classes"]
-        depth = settings["depth"]
-        train_seconds = settings["train_seconds"]
-    else:
-        precision = a.precision
-        if precision == "auto":
-            flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
-            precision = (
-                "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
-            )
-        keras.mixed_precision.set_global_policy(precision)
-        images, labels = [], []
-        for i in train_ids:
-            img, lab = read_pair(a.data, i, transform)
-            images.append(normalize(img))
-            labels.append(lab)
+    pool = None
+    if not a.tune_only:
+        # data and sampler processes first: nothing here imports Keras (see start_workers)
+        if a.packed is not None:
+            images, labels, packed_meta = load_packed(a.packed, train_ids)
+            if packed_meta["transform"] != transform:
+                p.error(f"{a.packed} was packed with input transform {packed_meta['transform']}")
+        else:
+            images, labels = [], []
+            for i in train_ids:
+                img, lab = read_pair(a.data, i, transform)
+                images.append(normalize(img))
+                labels.append(lab)
         sampler = PatchSampler(
             images,
             labels,
@@ -489,47 +652,101 @@ def main(argv=None) -> None:
             groups=[modality_of[i] for i in train_ids],
             group_share=share,
         )
+        pool = start_workers(sampler, a.workers)
+
+    import keras
+
+    from sciconv._atomic import atomic_output
+
+    try:
+        from sciconv.models import get_metadata, set_metadata
+    except ImportError:
+        from sciconv.models.metadata import get_metadata, set_metadata
+
+    keras.utils.set_random_seed(a.seed)
+
+    if a.tune_only:
+        model = keras.models.load_model(a.out, compile=False)
+        settings = json.loads(settings_path.read_text())
+        num_classes = settings["num_classes"]
+        depth = settings["depth"]
+        train_seconds = settings["train_seconds"]
+        steps, calibration = settings["steps"], settings.get("warmup_steps", 0)
+        precision = settings.get("precision")
+    else:
+        precision = a.precision
+        if precision == "auto":
+            if keras.backend.backend() == "jax":
+                import jax
+
+                gpu = jax.default_backend() == "gpu"
+                precision = "mixed_bfloat16" if gpu else "float32"
+            else:
+                flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
+                bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
+                precision = "mixed_bfloat16" if bf16 else "float32"
+        keras.mixed_precision.set_global_policy(precision)
         train_model, builder = build_model(num_classes, a.depth, a.filters)
         if a.init is not None:
             init = keras.models.load_model(a.init, compile=False)
             train_model.set_weights(init.get_weights())
             log(f"initialized from {a.init}")
         log(f"model: {builder}, {train_model.count_params()} parameters, precision {precision}")
-        schedule = keras.optimizers.schedules.CosineDecay(
-            a.lr, a.steps, alpha=0.02, warmup_target=None
-        )
+        t0 = time.time()
+        steps, calibration = a.steps, 0
+        if a.time_budget:
+            # warm-up at a quarter of the learning rate, timed; then as many cosine-schedule steps
+            # as the rest of the budget holds (the machine's speed decides the step count, which
+            # nuclei.json records: rerun with --steps N to repeat it elsewhere)
+            calibration = a.calibration_steps
+            timer = StepLogger(a.log_every, sync=True)
+            train_model.compile(
+                optimizer=keras.optimizers.Adam(a.lr / 4), loss=ce_dice_loss(num_classes)
+            )
+            train_model.fit(
+                patch_batches(
+                    sampler, batch=a.batch, steps=calibration, seed=a.seed + 1, pool=pool
+                ),
+                epochs=1,
+                steps_per_epoch=calibration,
+                shuffle=False,
+                callbacks=[timer],
+                verbose=0,
+            )
+            half = calibration // 2
+            rate = (calibration - half) / max(timer.times[-1] - timer.times[half - 1], 1e-6)
+            left = a.time_budget - (time.time() - t0) - 45.0  # recompile + saving
+            steps = max(int(rate * left), 10)
+            log(f"calibration: {rate:.1f} steps/s -> {steps} steps in the remaining budget")
+        schedule = keras.optimizers.schedules.CosineDecay(a.lr, steps, alpha=0.02)
         train_model.compile(
             optimizer=keras.optimizers.Adam(schedule), loss=ce_dice_loss(num_classes)
         )
-        ds = tf.data.Dataset.from_generator(
-            lambda: sampler.batches(a.batch),
-            output_signature=(
-                tf.TensorSpec((a.batch, a.patch, a.patch, 1), tf.float32),
-                tf.TensorSpec((a.batch, a.patch, a.patch), tf.int32),
-            ),
-        ).prefetch(2)
-        every = min(a.checkpoint_every, a.steps)
+        ds = patch_batches(sampler, batch=a.batch, steps=steps, seed=a.seed, pool=pool)
         ckpt = keras.callbacks.ModelCheckpoint(
-            str(workdir / "last.weights.h5"), save_weights_only=True
+            str(workdir / "last.weights.h5"),
+            save_weights_only=True,
+            save_freq=min(a.checkpoint_every, steps),
         )
-        csv_log = keras.callbacks.CSVLogger(str(workdir / "log.csv"))
-        t0 = time.time()
         train_model.fit(
             ds,
-            steps_per_epoch=every,
-            epochs=int(np.ceil(a.steps / every)),
-            callbacks=[ckpt, csv_log],
-            verbose=2,
+            epochs=1,
+            steps_per_epoch=steps,
+            shuffle=False,
+            callbacks=[ckpt, StepLogger(a.log_every)],
+            verbose=0,
         )
+        if pool is not None:
+            pool.close()
         train_seconds = time.time() - t0
-        log(f"trained {a.steps} steps in {train_seconds:.0f} s")
+        log(f"trained {steps} steps in {train_seconds:.0f} s")
         keras.mixed_precision.set_global_policy("float32")
         model, _ = build_model(num_classes, a.depth, a.filters)
         model.set_weights(train_model.get_weights())
         depth = a.depth
 
     divisor = int(get_metadata(model).get("divisor", 2**depth))
-    vids = val_ids[: a.max_val] if a.max_val else val_ids
+    vids = [] if a.no_tune else (val_ids[: a.max_val] if a.max_val else val_ids)
     t0 = time.time()
     probs, labs = [], []
     for i in vids:
@@ -537,20 +754,23 @@ def main(argv=None) -> None:
         probs.append(predict_prob(model, img, divisor))
         labs.append(lab)
     log(f"predicted {len(vids)} validation images in {time.time() - t0:.0f} s")
-    results, fn_name = tune(probs, labs, num_classes)
-    best_ap, best_kw = results[0]
-    log(f"post-processing via {fn_name}; best AP@0.5 {best_ap:.4f} with {best_kw}")
-    for ap, kw in results[:5]:
-        log(f"  {ap:.4f} {kw}")
-    postprocess = dict(best_kw)
-    fn, _ = instances_fn()
+    fn, fn_name = instances_fn()
     per_modality = {}
-    for m in modalities:
-        sel = [k for k, i in enumerate(vids) if modality_of[i] == m]
-        if sel:
-            per_modality[m] = float(
-                np.mean([ap50(labs[k], fn(probs[k], **postprocess)) for k in sel])
-            )
+    if a.no_tune:
+        results, postprocess, best_ap = [], {}, None
+    else:
+        results, fn_name = tune(probs, labs, num_classes)
+        best_ap, best_kw = results[0]
+        log(f"post-processing via {fn_name}; best AP@0.5 {best_ap:.4f} with {best_kw}")
+        for ap, kw in results[:5]:
+            log(f"  {ap:.4f} {kw}")
+        postprocess = dict(best_kw)
+        for m in modalities:
+            sel = [k for k, i in enumerate(vids) if modality_of[i] == m]
+            if sel:
+                per_modality[m] = float(
+                    np.mean([ap50(labs[k], fn(probs[k], **postprocess)) for k in sel])
+                )
     log(f"validation AP@0.5 per modality: {per_modality}")
     set_metadata(
         model,
@@ -568,7 +788,8 @@ def main(argv=None) -> None:
         model.save(tmp)
     settings = {
         "seed": a.seed,
-        "steps": a.steps,
+        "steps": steps,
+        "warmup_steps": calibration,
         "batch": a.batch,
         "patch": a.patch,
         "depth": depth,
@@ -594,7 +815,11 @@ def main(argv=None) -> None:
         "data": f"DSB2018 stage 1 train (fixed), modalities {','.join(modalities)}, minus the "
         "validation division (fluo: data/real/nuclei_val_ids.txt; others: the same sha256 rule)",
         "platform": f"{platform.machine()} {platform.processor()}",
-        "tensorflow": tf.__version__,
+        "backend": f"{keras.backend.backend()} {_backend_version()}",
+        "device": _device_name(),
+        "precision": precision,
+        "time_budget": a.time_budget,
+        "workers": a.workers,
         "keras": keras.__version__,
     }
     if a.tune_only:

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Train candidate pretrained nuclei models on one GPU with Keras on JAX (no TensorFlow needed):
+# two architectures side by side on the same GPU, each for the same wall-clock budget.
+#
+#   here (where ../shared/data/dsb2018_train and the sciconv venv are):
+#     python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright \
+#         --pack .gpu/dsb_train_all.npz && cp ../shared/data/dsb2018_train/index.csv .gpu/
+#   on the GPU machine (keras, namex, optree wheels in .whl/ when Keras is not installed there):
+#     OUT=/some/dir BUDGET=400 bash tools/train_pretrained_gpu.sh
+#   back here, tune the post-processing on the validation ids and write nuclei.json:
+#     python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright --tune-only \
+#         --out OUT/A/nuclei.keras
+set -uo pipefail
+OUT=${OUT:-/tmp/nuclei_gpu}
+BUDGET=${BUDGET:-400}
+WORKERS=${WORKERS:-7}
+PY=${PYTHON:-python3}
+if ls .whl/*.whl >/dev/null 2>&1; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_MEM_FRACTION=0.45 PYTHONUNBUFFERED=1
+mkdir -p "$OUT/A" "$OUT/B"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
+common=(--data .gpu --packed .gpu/dsb_train_all.npz --modalities fluo,color,gray_bright
+        --seed 0 --batch 16 --lr 2e-3 --target touching --no-tune --workers "$WORKERS"
+        --time-budget "$BUDGET" --calibration-steps "${CALIB:-200}" --log-every 2000 --overwrite)
+"$PY" tools/train_pretrained_nuclei.py "${common[@]}" --depth 3 --filters 24 --patch 128 \
+    --out "$OUT/A/nuclei.keras" >"$OUT/A/log.txt" 2>&1 &
+pid_a=$!
+"$PY" tools/train_pretrained_nuclei.py "${common[@]}" --depth 4 --filters 16 --patch 192 \
+    --out "$OUT/B/nuclei.keras" >"$OUT/B/log.txt" 2>&1
+rc_b=$?
+wait $pid_a
+rc_a=$?
+tail -n 6 "$OUT/A/log.txt" "$OUT/B/log.txt"
+echo "exit codes: A $rc_a, B $rc_b"
