@@ -25,7 +25,7 @@ mkdir -p "$OUT/A" "$OUT/B"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 common=(--data .gpu --packed .gpu/dsb_train_all.npz --modalities fluo,color,gray_bright
         --seed 0 --batch 16 --lr 2e-3 --target touching --no-tune --workers "$WORKERS"
-        --time-budget "$BUDGET" --calibration-steps "${CALIB:-200}" --log-every 2000 --overwrite)
+        --time-budget "$BUDGET" --warmup-steps "${WARMUP:-200}" --log-every 2000 --overwrite)
 "$PY" tools/train_pretrained_nuclei.py "${common[@]}" --depth 3 --filters 24 --patch 128 \
     --out "$OUT/A/nuclei.keras" >"$OUT/A/log.txt" 2>&1 &
 pid_a=$!

@@ -1,34 +1,31 @@
 """Train the pretrained nuclei segmenter shipped as ``sciconv/pretrained/nuclei.keras``.
 
-Reproducible: a fixed seed, a fixed train/validation division of the DSB2018 fluorescence images
+Reproducible: a fixed seed, a fixed train/validation division of the DSB2018 images
 (``data/real/nuclei_val_ids.txt``: every ``fluo`` id whose sha256 puts it in the first 15 %,
-written by ``data/real/make_real_data.py``), and every setting written next to the weights in
-``nuclei.json``.
+written by ``data/real/make_real_data.py``; the same rule for the other modalities), and every
+setting written next to the weights in ``nuclei.json``.
 
-    nice -n 5 python tools/train_pretrained_nuclei.py --seed 0 --steps 4000 --filters 20 \
-        --target touching --out sciconv/pretrained/nuclei.keras
-
-Fine-tuning on all three DSB modalities (fluorescence, H&E / brightfield colour, grey
-brightfield), starting from those weights:
-
-    nice -n 5 python tools/train_pretrained_nuclei.py --seed 0 --steps 3500 --filters 20 \
-        --lr 3e-4 --modalities fluo,color,gray_bright --share fluo:0.7,color:0.22,gray_bright:0.08 \
-        --init sciconv/pretrained/nuclei.keras --out /tmp/nuclei_ft2/nuclei.keras
-
-On a GPU (any Keras backend works: the patches come from a plain numpy generator fed by a pool
-of sampler processes, no tf.data), e.g. Keras on JAX where TensorFlow is not installed: pack the
-training images once where the DSB folder is, then train for a wall-clock budget (a timed warm-up
-sets the number of cosine-schedule steps, which ``nuclei.json`` records), then tune here:
+The shipped model (all three DSB modalities, depth 3, 24 filters, 200 warm-up + 45,943 cosine
+steps of batch 16) was trained on one H100 GPU with Keras on JAX in 8.5 minutes
+(``tools/train_pretrained_gpu.sh``, which also trained a depth-4 alternative side by side). Any
+Keras backend runs this script: the patches come from a plain numpy generator fed by a pool of
+sampler processes (no tf.data). Pack the training images once where the DSB folder is (so a GPU
+machine needs neither the folder nor astropy), train, then tune the post-processing here:
 
     python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright \
         --pack .gpu/dsb_train_all.npz && cp ../shared/data/dsb2018_train/index.csv .gpu/
     KERAS_BACKEND=jax python tools/train_pretrained_nuclei.py --data .gpu \
-        --packed .gpu/dsb_train_all.npz --modalities fluo,color,gray_bright --batch 16 \
-        --workers 7 --time-budget 400 --no-tune --out /tmp/gpu/nuclei.keras
+        --packed .gpu/dsb_train_all.npz --modalities fluo,color,gray_bright --seed 0 \
+        --batch 16 --depth 3 --filters 24 --steps 45943 --workers 7 --no-tune \
+        --out /tmp/gpu/nuclei.keras
     python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright --tune-only \
         --out /tmp/gpu/nuclei.keras
 
-(``tools/train_pretrained_gpu.sh`` runs two architectures side by side on one GPU that way.)
+``--time-budget SECONDS`` replaces ``--steps``: the warm-up is timed and the cosine schedule gets
+as many steps as the budget holds (how the shipped count was set). The same command without
+``KERAS_BACKEND=jax`` trains with TensorFlow on a CPU (about 13 hours on 2 cores for that many
+steps; ``--steps 4000 --batch 8`` takes about 35 minutes). The earlier fluorescence-only model
+came from ``--modalities fluo --steps 4000 --batch 8 --filters 20 --warmup-steps 0``.
 
 With more than the ``fluo`` modality every image goes through
 ``sciconv.preprocess.apply_input_transform(rgb, INPUT_TRANSFORM)`` (grey = mean of R, G, B; bright
@@ -40,7 +37,7 @@ unchanged), the model records ``input_transform`` in its metadata, the validatio
 
 What it does
 ------------
-1. Loads the ``fluo`` images of ``../shared/data/dsb2018_train`` minus the validation ids,
+1. Loads the ``--modalities`` images of ``../shared/data/dsb2018_train`` minus the validation ids,
    normalizes each whole image (percentile 1-99.8, the sciconv default), and samples random
    128x128 patches with D4 flips/rotations, a random zoom (0.7-1.4) and intensity augmentation
    (gamma, contrast, offset, noise).
@@ -50,8 +47,9 @@ What it does
    ``boundary`` (the inner boundary only) or ``semantic`` (background / nucleus; instances by
    distance-transform watershed). Loss: cross-entropy + soft Dice over the foreground classes.
 3. Model: ``sciconv.models.segmenter(num_classes=K, depth, filters)`` trained with Adam and a
-   cosine learning-rate decay, in mixed bfloat16 where the CPU has it (weights are copied into a
-   float32 model for saving, so inference never depends on bfloat16 support).
+   cosine learning-rate decay after a short warm-up, in mixed bfloat16 on a GPU or where the CPU
+   has it (weights are copied into a float32 model for saving, so inference never depends on
+   bfloat16 support).
 4. Tunes the post-processing (``sciconv.postprocess.instances`` keyword arguments) for the best
    mean instance AP@0.5 on the validation ids, and stores normalization + post-processing in the
    model metadata so ``sciconv.inference.predict_instances(model, image)`` uses them.
@@ -581,13 +579,18 @@ def main(argv=None) -> None:
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.keras)")
     p.add_argument("--workers", type=int, default=1, help="patch-sampling processes")
     p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=200,
+        help="steps at a quarter of --lr before the cosine schedule (0: none)",
+    )
+    p.add_argument(
         "--time-budget",
         type=float,
         default=None,
-        help="seconds of training: time --calibration-steps warm-up steps, then fit as many "
-        "steps as the budget holds (overrides --steps)",
+        help="seconds of training: time the warm-up steps, then give the cosine schedule as "
+        "many steps as the budget holds (overrides --steps)",
     )
-    p.add_argument("--calibration-steps", type=int, default=200)
     p.add_argument("--log-every", type=int, default=500, help="log the loss every N steps")
     p.add_argument(
         "--pack", type=Path, default=None, help="only write the training images to this .npz"
@@ -693,13 +696,15 @@ def main(argv=None) -> None:
             log(f"initialized from {a.init}")
         log(f"model: {builder}, {train_model.count_params()} parameters, precision {precision}")
         t0 = time.time()
-        steps, calibration = a.steps, 0
-        if a.time_budget:
-            # warm-up at a quarter of the learning rate, timed; then as many cosine-schedule steps
-            # as the rest of the budget holds (the machine's speed decides the step count, which
-            # nuclei.json records: rerun with --steps N to repeat it elsewhere)
-            calibration = a.calibration_steps
-            timer = StepLogger(a.log_every, sync=True)
+        steps, calibration = a.steps, a.warmup_steps
+        if a.time_budget and calibration < 20:
+            p.error("--time-budget needs --warmup-steps of 20 or more (they are timed)")
+        if calibration:
+            # warm-up at a quarter of the learning rate (batches seeded with seed + 1), timed;
+            # with --time-budget the cosine schedule then gets as many steps as the rest of the
+            # budget holds (the machine's speed decides; nuclei.json records the count, and
+            # --steps N --warmup-steps W repeats the run without a budget)
+            timer = StepLogger(a.log_every, sync=bool(a.time_budget))
             train_model.compile(
                 optimizer=keras.optimizers.Adam(a.lr / 4), loss=ce_dice_loss(num_classes)
             )
@@ -713,11 +718,12 @@ def main(argv=None) -> None:
                 callbacks=[timer],
                 verbose=0,
             )
+        if a.time_budget:
             half = calibration // 2
             rate = (calibration - half) / max(timer.times[-1] - timer.times[half - 1], 1e-6)
             left = a.time_budget - (time.time() - t0) - 45.0  # recompile + saving
             steps = max(int(rate * left), 10)
-            log(f"calibration: {rate:.1f} steps/s -> {steps} steps in the remaining budget")
+            log(f"warm-up: {rate:.1f} steps/s -> {steps} steps in the remaining budget")
         schedule = keras.optimizers.schedules.CosineDecay(a.lr, steps, alpha=0.02)
         train_model.compile(
             optimizer=keras.optimizers.Adam(schedule), loss=ce_dice_loss(num_classes)
