@@ -468,6 +468,11 @@ def test_demo_fast_writes_promised_files(capsys, tmp_path):
         assert f"]({link})" in report
     # the pretrained model segments real nuclei far better than chance
     assert r["ap50"] > 0.5
+    # ... brightfield ones too (colour / grey, passed as read), reported the same way
+    b = r["brightfield"]
+    assert b["n_images"] == 4 and b["ap50"] > 0.3
+    for text in (report, stdout):
+        assert f"AP@0.5 {b['ap50']:.3f}" in text
     # a second run refuses before any work, naming the folder and the flag
     code, _, err = run_cli(capsys, "demo", "--fast", "--out", out)
     assert code == 1

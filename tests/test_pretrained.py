@@ -83,7 +83,8 @@ def test_pretrained_segments_held_out_real_nuclei(fresh_run):
     assert len(ap50) == 15
     assert fresh_run["dtype"] == "int32" and fresh_run["shape_ok"]
     mean = sum(ap50.values()) / len(ap50)
-    assert mean >= 0.75, f"mean AP@0.5 {mean:.3f} on the bundled real nuclei: {ap50}"
+    # issue 10 asks for >= 0.75; the shipped model measured 0.829, so guard it at 0.80
+    assert mean >= 0.80, f"mean AP@0.5 {mean:.3f} on the bundled real nuclei: {ap50}"
     # no image is a total failure
     assert min(ap50.values()) >= 0.4, ap50
     mean_ap = sum(fresh_run["ap"].values()) / len(ap50)  # AP averaged over IoU 0.5-0.9
@@ -103,6 +104,26 @@ def test_rgb_and_brightfield_copies_match_grey(fresh_run):
         assert same["bright"]["ap50"] >= 0.4, (stem, same)
 
 
+def test_pretrained_segments_held_out_brightfield_nuclei(data_dir):
+    """H&E / brightfield colour and grey brightfield images as read (RGB or grey, dark nuclei):
+    the stored input transform brings them to the model, which was trained on all three kinds."""
+    import tifffile
+
+    model = sciconv.models.pretrained("nuclei")
+    folder = data_dir / "real" / "nuclei_brightfield"
+    ap50 = {}
+    for path in sorted((folder / "images").glob("*.tif")):
+        image = tifffile.imread(path)
+        truth = tifffile.imread(folder / "labels" / path.name)
+        pred = sciconv.inference.predict_instances(model, image, progress=False)
+        assert pred.shape == truth.shape and pred.dtype == "int32"
+        ap50[path.stem[:8]] = float(sciconv.metrics.average_precision(truth, pred)["ap"][0])
+    assert len(ap50) == 5
+    mean = sum(ap50.values()) / len(ap50)
+    assert mean >= 0.55, ap50  # measured 0.625 (the fluorescence-only model before it: 0.343)
+    assert min(ap50.values()) >= 0.25, ap50
+
+
 def test_metadata_matches_training_settings(fresh_run):
     settings = json.loads(SETTINGS.read_text())
     meta = fresh_run["metadata"]
@@ -115,11 +136,12 @@ def test_metadata_matches_training_settings(fresh_run):
     assert meta["input_transform"] == settings["input_transform"]
     assert meta["input_transform"] == {"to_gray": True, "invert": "auto"}
     assert settings["seed"] == 0
-    assert settings["val_ap50"] >= 0.75
+    assert settings["val_ap50"] >= 0.80
     per_modality = settings["val_ap50_per_modality"]  # held-out DSB2018 images, input transform on
     assert set(per_modality) == {"fluo", "color", "gray_bright"}
-    assert per_modality["fluo"] >= 0.84
-    assert per_modality["color"] >= 0.4 and per_modality["gray_bright"] >= 0.3
+    assert set(settings["modalities"]) == set(per_modality)  # trained on all three kinds
+    assert per_modality["fluo"] >= 0.85
+    assert per_modality["color"] >= 0.65 and per_modality["gray_bright"] >= 0.7
 
 
 def test_weights_match_training_settings():

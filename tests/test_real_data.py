@@ -54,6 +54,28 @@ def test_nuclei_are_from_the_validation_division(real):
     assert set(_nuclei_ids(real)) <= val_ids
 
 
+def test_brightfield_pairs_read_through_sciconv(real):
+    """H&E / brightfield colour (RGB) and grey brightfield images, dark nuclei on a bright
+    background, from the validation rule applied to those modalities (never trained on)."""
+    folder = real / "nuclei_brightfield"
+    ids = sorted(p.stem for p in (folder / "images").glob("*.tif"))
+    assert len(ids) == 5
+    assert ids == sorted(p.stem for p in (folder / "labels").glob("*.tif"))
+    kinds = []
+    for image_id in ids:
+        assert int(hashlib.sha256(image_id.encode()).hexdigest()[:8], 16) / 2**32 < 0.15
+        raw = tifffile.imread(folder / "images" / f"{image_id}.tif")
+        img = scio.read(folder / "images" / f"{image_id}.tif")
+        channels = 3 if raw.ndim == 3 else 1
+        kinds.append(channels)
+        assert raw.dtype == np.uint8 and img.data.shape == (*raw.shape[:2], channels)
+        labels = scio.read(folder / "labels" / f"{image_id}.tif").data[..., 0].astype(np.int64)
+        assert labels.shape == raw.shape[:2] and labels.max() == len(np.unique(labels)) - 1
+        grey = raw.mean(axis=-1) if raw.ndim == 3 else raw
+        assert grey[labels > 0].mean() < grey[labels == 0].mean() - 20  # dark nuclei
+    assert sorted(kinds) == [1, 3, 3, 3, 3]
+
+
 # The original frame's WCS (j8bt06nyq_flt.fits[SCI,1]); the cutout starts at (x, y) = (256, 256).
 ORIGINAL = {
     "CTYPE1": "RA---TAN",

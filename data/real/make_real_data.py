@@ -14,6 +14,11 @@ What it writes
 ``data/real/nuclei/images/<id>.tif`` + ``data/real/nuclei/labels/<id>.tif``
     15 of those validation images (uint8 grey, 2-D) and their instance labels (uint16): the first
     ten 256x256, three 360x360 and two 520x696 ids in sha256 order.
+``data/real/nuclei_brightfield/images/<id>.tif`` + ``.../labels/<id>.tif``
+    Brightfield images from the same validation rule applied to the other DSB modalities (never
+    trained on): the first four H&E / brightfield colour images (256x320, RGB uint8, as the PNG
+    holds them minus its opaque alpha) and the first grey brightfield image (1024x1024, uint8
+    grey: its R = G = B) in sha256 order, with their labels (uint16).
 ``data/real/hst/j8bt06nyq_sci_cutout.fits`` + ``..._dq_cutout.fits``
     The central 512x512 pixels of the SCI and DQ arrays of the HST/ACS-HRC frame
     ``j8bt06nyq_flt.fits`` (47 Tucanae, F606W), read with ``sciconv.io.read(section=...)`` and
@@ -38,6 +43,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 VAL_FRACTION = 0.15
 PICK = {(256, 256): 10, (360, 360): 3, (520, 696): 2}
+PICK_BRIGHTFIELD = {"color": 4, "gray_bright": 1}
 HST_CENTER = (512, 512)  # (x, y) 0-based pixel centre of the cutout
 HST_SIZE = 512
 PRIMARY_KEYS = (
@@ -60,8 +66,8 @@ def id_fraction(image_id: str) -> float:
     return int(hashlib.sha256(image_id.encode()).hexdigest()[:8], 16) / 2**32
 
 
-def validation_ids(index_csv: Path) -> list[dict]:
-    rows = [r for r in csv.DictReader(open(index_csv)) if r["modality"] == "fluo"]
+def validation_ids(index_csv: Path, modalities=("fluo",)) -> list[dict]:
+    rows = [r for r in csv.DictReader(open(index_csv)) if r["modality"] in modalities]
     val = [r for r in rows if id_fraction(r["id"]) < VAL_FRACTION]
     return sorted(val, key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())
 
@@ -87,6 +93,29 @@ def make_nuclei(dsb: Path, overwrite: bool) -> None:
                 continue
             tifffile.imwrite(out, arr, compression="zlib")
     print("nuclei:", counts, "of", len(val), "validation ids")
+
+
+def make_brightfield(dsb: Path, overwrite: bool) -> None:
+    counts = dict.fromkeys(PICK_BRIGHTFIELD, 0)
+    for folder in ("images", "labels"):
+        (HERE / "nuclei_brightfield" / folder).mkdir(parents=True, exist_ok=True)
+    for r in validation_ids(dsb / "index.csv", tuple(PICK_BRIGHTFIELD)):
+        m = r["modality"]
+        if counts[m] >= PICK_BRIGHTFIELD[m]:
+            continue
+        counts[m] += 1
+        rgba = np.asarray(Image.open(dsb / "images" / f"{r['id']}.png"))
+        assert rgba.shape[-1] == 4 and (rgba[..., 3] == 255).all(), r["id"]
+        img = rgba[..., :3] if m == "color" else rgba[..., 0]
+        if m == "gray_bright":
+            assert (rgba[..., 0] == rgba[..., 1]).all() and (rgba[..., 0] == rgba[..., 2]).all()
+        lab = tifffile.imread(dsb / "labels" / f"{r['id']}.tif").astype(np.uint16)
+        for folder, arr in (("images", img.astype(np.uint8)), ("labels", lab)):
+            out = HERE / "nuclei_brightfield" / folder / f"{r['id']}.tif"
+            if out.exists() and not overwrite:
+                continue
+            tifffile.imwrite(out, arr, compression="zlib")
+    print("nuclei_brightfield:", counts)
 
 
 def make_hst(flt: Path, overwrite: bool) -> None:
@@ -154,10 +183,12 @@ def main(argv=None) -> None:
         default=Path("/tmp/drizzle/usr/share/python-drizzle/test_data/j8bt06nyq_flt.fits"),
     )
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--only", choices=("nuclei", "hst"), default=None)
+    p.add_argument("--only", choices=("nuclei", "brightfield", "hst"), default=None)
     a = p.parse_args(argv)
     if a.only in (None, "nuclei"):
         make_nuclei(a.dsb, a.overwrite)
+    if a.only in (None, "brightfield"):
+        make_brightfield(a.dsb, a.overwrite)
     if a.only in (None, "hst"):
         make_hst(a.hst, a.overwrite)
 
