@@ -1081,6 +1081,7 @@ def predict_instances(
     normalize: str | Mapping | None = "model",
     blend: str = "gaussian",
     tta: str | None = None,
+    scale: float | None = None,
     progress: bool = True,
     **overrides,
 ) -> np.ndarray:
@@ -1088,6 +1089,13 @@ def predict_instances(
 
     The post-processing parameters are the model's recorded ones
     (``get_metadata(model)["postprocess"]``), updated by ``overrides``.
+
+    Objects much larger or smaller than those the model was trained on segment badly (the
+    pretrained nuclei model scores AP@0.5 0.60 on six real fluorescence images enlarged 3x, 0.89
+    with ``scale=1/3``). ``scale`` resamples the image first, as StarDist's
+    ``scale`` and Cellpose's ``diameter`` do: the model and the post-processing run on the
+    resampled image and the labels are resampled back (nearest neighbour) to the input's height
+    and width.
 
     Parameters
     ----------
@@ -1098,6 +1106,13 @@ def predict_instances(
         whole probability map).
     tile, overlap, batch_size, normalize, blend, tta, progress
         Passed to :func:`predict_tiled`.
+    scale : float or None
+        ``None`` (default): no resampling. A number: resample by this factor first (e.g. 0.5
+        for objects twice the size of the training ones; bilinear, anti-aliased when shrinking;
+        a lazy or dask image is read whole). For the pretrained nuclei model,
+        ``pretrained_info("nuclei")["object_diameter_px"]`` gives the training sizes (median
+        18 px, 10-47 px between the 10th and 90th percentile of images), so
+        ``scale = 18 / (your nuclei's diameter in pixels)``.
     **overrides
         Keyword arguments of :func:`sciconv.postprocess.instances` (``threshold``, ``min_size``,
         ``method``, ``min_distance``, ...) that replace the model's recorded ones.
@@ -1121,21 +1136,67 @@ def predict_instances(
     """
     from sciconv import postprocess
 
-    prob = predict_tiled(
-        model,
-        image,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        normalize=normalize,
-        blend=blend,
-        tta=tta,
-        progress=progress,
-    )
-    if _is_dask(prob):
-        prob = prob.compute()
-    kwargs = _postprocess_kwargs(get_metadata(model), overrides)
-    return postprocess.instances(prob, **kwargs)
+    meta = get_metadata(model)
+    kwargs = _postprocess_kwargs(meta, overrides)
+
+    def segment(img) -> np.ndarray:
+        prob = predict_tiled(
+            model,
+            img,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            normalize=normalize,
+            blend=blend,
+            tta=tta,
+            progress=progress,
+        )
+        if _is_dask(prob):
+            prob = prob.compute()
+        return postprocess.instances(prob, **kwargs)
+
+    if scale is None:
+        return segment(image)
+    arr, path = _validate_image(image)
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        scale = float("nan")
+    if not (math.isfinite(scale) and scale > 0):
+        raise InferenceError(f"scale must be a positive number or None; got {scale!r}", path=path)
+    if scale == 1.0:
+        return segment(image)
+    hw = (int(arr.shape[0]), int(arr.shape[1]))
+    labels = segment(_rescale_image(arr, scale, path=path))
+    return _resize_labels(labels, hw)
+
+
+def _rescale_image(arr, scale: float, *, path) -> np.ndarray:
+    from skimage.transform import rescale
+
+    data = np.asarray(arr.compute() if _is_dask(arr) else arr, dtype=np.float32)
+    out_hw = [round(n * scale) for n in data.shape[:2]]
+    if min(out_hw) < 2 or out_hw[0] * out_hw[1] > 2**31:
+        raise InferenceError(
+            f"scale {scale} turns an image of {data.shape[:2]} pixels into {out_hw}", path=path
+        )
+    return rescale(
+        data,
+        scale,
+        order=1,
+        mode="reflect",
+        preserve_range=True,
+        anti_aliasing=scale < 1,
+        channel_axis=-1 if data.ndim == 3 else None,
+    ).astype(np.float32)
+
+
+def _resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    from skimage.segmentation import relabel_sequential
+    from skimage.transform import resize
+
+    out = resize(labels, hw, order=0, preserve_range=True, anti_aliasing=False)
+    return relabel_sequential(out.astype(np.int32))[0].astype(np.int32)
 
 
 def predict_files(

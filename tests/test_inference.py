@@ -397,6 +397,31 @@ def test_predict_instances_uses_model_postprocess_and_overrides():
     assert split[24, 12] != split[24, 45] and split[24, 12] > 0 and split[24, 45] > 0
 
 
+def test_predict_instances_scale_resamples_and_maps_labels_back():
+    """min_size counts pixels of the resampled image, so the scale shows in what survives; the
+    labels come back at the input's size, numbered 1..N."""
+    yy, xx = np.mgrid[:60, :80]
+    big = (yy - 30) ** 2 + (xx - 25) ** 2 < 15**2  # ~700 px
+    small = (yy - 30) ** 2 + (xx - 62) ** 2 < 4**2  # ~50 px
+    image = np.where(big | small, 1.0, -1.0).astype(np.float32)
+    model = _blob_model()  # connected components, min_size 3
+    kw = {"normalize": None, "progress": False}
+    plain = inference.predict_instances(model, image, **kw)
+    assert plain.max() == 2
+    np.testing.assert_array_equal(inference.predict_instances(model, image, scale=1.0, **kw), plain)
+    # at 1/4 the small disc covers ~3 px and the big one ~44 px: min_size=10 keeps only the big
+    shrunk = inference.predict_instances(model, image, scale=0.25, min_size=10, **kw)
+    assert shrunk.shape == image.shape and shrunk.dtype == np.int32
+    assert shrunk.max() == 1 and shrunk[30, 25] == 1 and shrunk[30, 62] == 0
+    # mapped back by nearest neighbour: the big disc's area is kept to within its outline
+    assert abs(int((shrunk == 1).sum()) - int(big.sum())) < 0.2 * big.sum()
+    grown = inference.predict_instances(model, image, scale=2.0, **kw)
+    assert grown.shape == image.shape and sorted(np.unique(grown)) == [0, 1, 2]
+    for bad in (0, -1.0, float("nan"), "big"):
+        with pytest.raises(InferenceError, match="scale must be a positive number"):
+            inference.predict_instances(model, image, scale=bad, **kw)
+
+
 def test_predict_files_streams_batches_into_a_table(tmp_path):
     from sciconv import io
 

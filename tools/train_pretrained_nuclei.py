@@ -196,6 +196,26 @@ def load_packed(path: Path, ids):
     return images, labels, meta
 
 
+def object_diameters(labels) -> dict:
+    """Sizes of the training nuclei (equivalent diameter, px): the median over all nuclei and
+    the 10th / 50th / 90th percentiles of the per-image medians (what ``scale=`` in
+    ``predict_instances`` should bring a user's nuclei to)."""
+    every, per_image = [], []
+    for lab in labels:
+        areas = np.bincount(np.asarray(lab).ravel())[1:]
+        d = np.sqrt(4.0 * areas[areas > 0] / np.pi)
+        if d.size:
+            every.append(d)
+            per_image.append(float(np.median(d)))
+    p10, p50, p90 = np.percentile(per_image, [10, 50, 90])
+    return {
+        "median_nucleus": round(float(np.median(np.concatenate(every))), 1),
+        "image_median_p10": round(float(p10), 1),
+        "image_median_p50": round(float(p50), 1),
+        "image_median_p90": round(float(p90), 1),
+    }
+
+
 def normalize(img: np.ndarray) -> np.ndarray:
     """The sciconv default normalization (percentile 1-99.8 over the whole image, no clipping)."""
     try:
@@ -751,6 +771,9 @@ def main(argv=None) -> None:
         model.set_weights(train_model.get_weights())
         depth = a.depth
 
+    if a.tune_only:  # the training path has them loaded
+        labels = [tifffile.imread(a.data / "labels" / f"{i}.tif") for i in train_ids]
+    diameters = object_diameters(labels)
     divisor = int(get_metadata(model).get("divisor", 2**depth))
     vids = [] if a.no_tune else (val_ids[: a.max_val] if a.max_val else val_ids)
     t0 = time.time()
@@ -815,6 +838,7 @@ def main(argv=None) -> None:
         "input_transform": transform,
         "init": None if a.init is None else str(a.init.name),
         "n_train": len(train_ids),
+        "object_diameter_px": diameters,
         "n_val": len(vids),
         "train_seconds": round(train_seconds, 1),
         "tuning_top5": [{"ap50": ap, **kw} for ap, kw in results[:5]],
@@ -841,6 +865,7 @@ def main(argv=None) -> None:
                     "input_transform",
                     "n_val",
                     "tuning_top5",
+                    "object_diameter_px",
                 )
             }
         )
