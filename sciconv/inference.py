@@ -1110,9 +1110,9 @@ def predict_instances(
         ``None`` (default): no resampling. A number: resample by this factor first (e.g. 0.5
         for objects twice the size of the training ones; bilinear, anti-aliased when shrinking;
         a lazy or dask image is read whole). For the pretrained nuclei model,
-        ``pretrained_info("nuclei")["object_diameter_px"]`` gives the training sizes (median
-        18 px, 10-47 px between the 10th and 90th percentile of images), so
-        ``scale = 18 / (your nuclei's diameter in pixels)``.
+        ``sciconv.models.pretrained.pretrained_info("nuclei")["object_diameter_px"]`` gives the
+        training sizes (median 18 px; 10-47 px between the 10th and 90th percentile of images),
+        so ``scale = 18 / (your nuclei's diameter in pixels)``.
     **overrides
         Keyword arguments of :func:`sciconv.postprocess.instances` (``threshold``, ``min_size``,
         ``method``, ``min_distance``, ...) that replace the model's recorded ones.
