@@ -321,26 +321,26 @@ def _progress(items, *, desc: str):
     return tqdm(items, desc=desc, unit="file", disable=len(items) < 2, file=sys.stderr)
 
 
-def _predict_segmentation(model, meta, paths, args) -> list[Path]:
+def _predict_segmentation(model, paths, args) -> list[Path]:
     import numpy as np
 
     from sciconv import inference, io, postprocess
 
     planned = _segmentation_outputs(paths, args.out)
     _check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
-    post = dict(meta.get("postprocess") or {})
     written: list[Path] = []
     for path in _progress(paths, desc="predict"):
         img = io.read(path)
-        prob = inference.predict_tiled(
+        labels, prob = inference.predict_instances(  # the model's recorded post-processing
             model,
             img,
             tile=args.tile if args.tile is not None else "auto",
             overlap=args.overlap,
             batch_size=args.batch_size,
             tta="d4" if args.tta else None,
+            scale=args.scale,
+            return_prob=True,
         )
-        labels = postprocess.instances(prob, **post)
         table = postprocess.measure(labels, intensity=img, wcs=img.wcs)
         outs = planned[path]
         foreground = (1.0 - prob[..., 0]).astype(np.float32)
@@ -380,14 +380,24 @@ def _predict_table(model, paths, args) -> list[Path]:
     return [target]
 
 
+def _overlap_arg(text: str) -> int | str:
+    """``--overlap``: an int, or ``auto`` (the library default)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     args.out = Path(args.out)
     if args.out.exists() and not args.out.is_dir():
         raise OutputExistsError("--out must be a folder; a file of that name exists", path=args.out)
     if args.tile is not None and args.tile < 16:
         raise ConfigError(f"--tile must be at least 16 pixels; got {args.tile}")
-    if args.overlap < 0:
-        raise ConfigError(f"--overlap must be >= 0; got {args.overlap}")
+    if args.overlap != "auto" and args.overlap < 0:
+        raise ConfigError(f"--overlap must be >= 0 or auto; got {args.overlap}")
     shipped = args.model.startswith("pretrained:")
     model_path = Path(args.model)
     if not shipped and not model_path.is_file():
@@ -402,7 +412,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         model = models.load(model_path, trust=args.trust)
     meta = models.get_metadata(model)
     if meta.get("task") == "segmentation":
-        _predict_segmentation(model, meta, paths, args)
+        _predict_segmentation(model, paths, args)
     else:
         _predict_table(model, paths, args)
     return EXIT_OK
@@ -496,13 +506,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, default=None, metavar="N", help="tile size (default: auto)")
     p.add_argument(
         "--overlap",
-        type=int,
-        default=32,
+        type=_overlap_arg,
+        default="auto",
         metavar="N",
-        help="tile overlap in pixels (default: %(default)s)",
+        help="tile overlap in pixels, or auto: what the model's receptive field needs "
+        "(default: %(default)s)",
     )
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="tiles per batch")
     p.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        metavar="F",
+        help="segmenters: resample images by F first, labels mapped back (e.g. 0.3 for nuclei "
+        "~60 px across with pretrained:nuclei, trained on ~18 px)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--trust", action="store_true", help="load a model holding code (Lambda layers)")
     p.set_defaults(func=_cmd_predict)

@@ -1083,8 +1083,9 @@ def predict_instances(
     tta: str | None = None,
     scale: float | None = None,
     progress: bool = True,
+    return_prob: bool = False,
     **overrides,
-) -> np.ndarray:
+):
     """Instance labels for an image of any size: :func:`predict_tiled` + postprocess.instances.
 
     The post-processing parameters are the model's recorded ones
@@ -1113,6 +1114,9 @@ def predict_instances(
         ``sciconv.models.pretrained.pretrained_info("nuclei")["object_diameter_px"]`` gives the
         training sizes (median 18 px; 10-47 px between the 10th and 90th percentile of images),
         so ``scale = 18 / (your nuclei's diameter in pixels)``.
+    return_prob : bool
+        Also return the class probabilities ``(H, W, K)`` float32 that the labels came from (with
+        ``scale``: resampled back to the input's size, bilinear).
     **overrides
         Keyword arguments of :func:`sciconv.postprocess.instances` (``threshold``, ``min_size``,
         ``method``, ``min_distance``, ...) that replace the model's recorded ones.
@@ -1120,7 +1124,7 @@ def predict_instances(
     Returns
     -------
     ndarray of int32, shape (H, W)
-        0 = background, objects numbered 1..N.
+        0 = background, objects numbered 1..N; ``(labels, prob)`` with ``return_prob=True``.
 
     Examples
     --------
@@ -1139,7 +1143,7 @@ def predict_instances(
     meta = get_metadata(model)
     kwargs = _postprocess_kwargs(meta, overrides)
 
-    def segment(img) -> np.ndarray:
+    def segment(img) -> tuple[np.ndarray, np.ndarray]:
         prob = predict_tiled(
             model,
             img,
@@ -1153,10 +1157,13 @@ def predict_instances(
         )
         if _is_dask(prob):
             prob = prob.compute()
-        return postprocess.instances(prob, **kwargs)
+        return postprocess.instances(prob, **kwargs), prob
+
+    def result(labels, prob):
+        return (labels, prob) if return_prob else labels
 
     if scale is None:
-        return segment(image)
+        return result(*segment(image))
     arr, path = _validate_image(image)
     try:
         scale = float(scale)
@@ -1165,10 +1172,15 @@ def predict_instances(
     if not (math.isfinite(scale) and scale > 0):
         raise InferenceError(f"scale must be a positive number or None; got {scale!r}", path=path)
     if scale == 1.0:
-        return segment(image)
+        return result(*segment(image))
     hw = (int(arr.shape[0]), int(arr.shape[1]))
-    labels = segment(_rescale_image(arr, scale, path=path))
-    return _resize_labels(labels, hw)
+    labels, prob = segment(_rescale_image(arr, scale, path=path))
+    if return_prob:
+        from skimage.transform import resize
+
+        prob = resize(prob, (*hw, prob.shape[-1]), order=1, preserve_range=True)
+        prob = prob.astype(np.float32)
+    return result(_resize_labels(labels, hw), prob)
 
 
 def _rescale_image(arr, scale: float, *, path) -> np.ndarray:
