@@ -41,6 +41,7 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -222,6 +223,7 @@ def run_plain(eval_set, *, steps, batch, seed, data, val_ids_file, **_):
 
 
 def run_generic(eval_set, *, steps, batch, seed, data, val_ids_file, **_):
+    import keras
     import tifffile
 
     import sciconv as sc
@@ -242,6 +244,7 @@ def run_generic(eval_set, *, steps, batch, seed, data, val_ids_file, **_):
         augment=True,
         seed=seed,
     )
+    keras.utils.set_random_seed(seed)  # initial weights too (fit seeds only the training)
     model = sc.models.segmenter((None, None, 1), num_classes=2, depth=3, filters=16)
     epochs = 10
     t0 = time.time()
@@ -260,6 +263,7 @@ def run_generic(eval_set, *, steps, batch, seed, data, val_ids_file, **_):
     for m, _, img, lab in eval_set:
         prob = sc.inference.predict_tiled(model, gray(img), progress=False)
         results.append((m, lab, sc.postprocess.instances(prob)))
+    shutil.rmtree(folder, ignore_errors=True)  # the training copies (~160 MB) and the run folder
     return results, train_s
 
 

@@ -22,7 +22,8 @@ Returned datasets carry Python attributes, as Keras does for ``class_names``: ``
 ``.normalization`` (spec dict or None), ``.task`` (``"classification"``, ``"multilabel"``,
 ``"regression"`` or ``"segmentation"``), ``.file_paths``, ``.class_counts`` (per class counts of
 samples, or of pixels for segmentation; None for multilabel/regression), ``.cache_mode``
-(``"memory"``, ``"file"`` or ``"none"``). They are lost by ``ds.map(...)``, like Keras's.
+(``"memory"``, ``"file"`` or ``"none"``); the endless training dataset of :func:`from_pairs` also
+has ``.steps_per_epoch`` (batches of one pass). They are lost by ``ds.map(...)``, like Keras's.
 
 Examples
 --------
@@ -1333,6 +1334,13 @@ def from_pairs(
     (reflect for the image, 0 for the mask, at the bottom/right), one per batch unless all images
     share one padded size.
 
+    The training dataset is endless (new random patches on every pass) and carries
+    ``.steps_per_epoch``, the batches of one pass (``ceil(images * patches_per_image /
+    batch_size)``; whole images: one per image). :func:`sciconv.training.fit` uses it as its
+    default ``steps_per_epoch``, so any ``steps_per_epoch * epochs`` is trained in full; with
+    ``keras.Model.fit`` pass ``steps_per_epoch=ds.steps_per_epoch`` (or another count) yourself.
+    The validation dataset is finite: one pass per evaluation.
+
     Parameters
     ----------
     images, masks : folder or list of paths
@@ -1340,7 +1348,7 @@ def from_pairs(
     patch_size : int or (int, int), optional
         Training patch size. Default None: whole images padded like validation ones.
     patches_per_image : int, optional
-        Patches per image per epoch. Default 8.
+        Patches per image per epoch (sets ``.steps_per_epoch``). Default 8.
     foreground_fraction : float, optional
         Probability that a patch is centred on a random foreground pixel (else uniform).
         Default 0.5.
@@ -1369,7 +1377,8 @@ def from_pairs(
     Returns
     -------
     tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
-        Batches ``(x, y)``: x float32 ``(N, H, W, C)``, y int32 ``(N, H, W)`` class ids.
+        Batches ``(x, y)``: x float32 ``(N, H, W, C)``, y int32 ``(N, H, W)`` class ids; the
+        training dataset is endless, with ``.steps_per_epoch``.
 
     Raises
     ------
@@ -1390,6 +1399,8 @@ def from_pairs(
     >>> x, y = next(iter(ds))
     >>> tuple(x.shape), tuple(y.shape), y.dtype.name, sorted(np.unique(y).tolist())
     ((8, 16, 16, 1), (8, 16, 16), 'int32', [0, 1, 2])
+    >>> ds.steps_per_epoch  # 2 images x 8 patches, batches of 8
+    2
     """
     psize = None if patch_size is None else standardize_tuple(patch_size, 2, name="patch_size")
     ppi = _validate_positive_int(patches_per_image, "patches_per_image")
@@ -1499,10 +1510,14 @@ def from_pairs(
         x = scan.arrays[j] if in_memory else prep.normalize(_read_pixels(img_paths[j]))
         return x, ys[j]
 
+    def whole_batch(idx):
+        """Batch size for whole images: ``batch_size`` when they share one padded size, else 1."""
+        shapes = {tuple(-(-d // multiple) * multiple for d in ys[good[i]].shape) for i in idx}
+        return batch_size if len(shapes) == 1 else 1
+
     def whole(idx, training):
         sel = [good[i] for i in idx]
-        shapes = {tuple(-(-d // multiple) * multiple for d in ys[j].shape) for j in sel}
-        bs = batch_size if len(shapes) == 1 else 1
+        bs = whole_batch(idx)
 
         def load(i):
             x, y = _pad_multiple(*get(sel[int(i)]), multiple)
@@ -1511,6 +1526,8 @@ def from_pairs(
         ds = tf.data.Dataset.range(len(sel))
         if training and shuffle:
             ds = ds.shuffle(len(sel), seed=seed, reshuffle_each_iteration=True)
+        if training:
+            ds = ds.repeat()  # endless: fit() reads one pass from .steps_per_epoch
 
         def decode(i):
             x, y = tf.numpy_function(load, [i], (tf.float32, tf.int32), stateful=False)
@@ -1536,8 +1553,10 @@ def from_pairs(
         ds = tf.data.Dataset.range(len(sel))
         if shuffle:
             ds = ds.shuffle(len(sel), seed=seed, reshuffle_each_iteration=True)
+        # endless, and every pass draws new patches: the seed stream is zipped after the repeat,
+        # so it runs on instead of restarting with each pass
         ds = tf.data.Dataset.zip(
-            (ds, tf.data.Dataset.random(seed=seed + 5, rerandomize_each_iteration=True))
+            (ds.repeat(), tf.data.Dataset.random(seed=seed + 5, rerandomize_each_iteration=True))
         )
 
         def decode(i, s):
@@ -1564,7 +1583,7 @@ def from_pairs(
         "pad_to_multiple": multiple,
     }
 
-    def finish(ds, idx):
+    def finish(ds, idx, **extra):
         sel = [good[i] for i in idx]
         counts = np.zeros(k, np.int64)
         for j in sel:
@@ -1575,9 +1594,15 @@ def from_pairs(
             mask_paths=[mask_paths[j] for j in sel],
             class_counts=counts,
             **common,
+            **extra,
         )
 
-    train = finish(patches(train_idx) if psize else whole(train_idx, True), train_idx)
+    # the training split is endless; one epoch = one pass (every image, patches_per_image times)
+    if psize:
+        train, one_pass = patches(train_idx), -(-len(train_idx) * ppi // batch_size)
+    else:
+        train, one_pass = whole(train_idx, True), -(-len(train_idx) // whole_batch(train_idx))
+    train = finish(train, train_idx, steps_per_epoch=one_pass)
     if val_idx is None:
         return train
     return train, finish(whole(val_idx, False), val_idx)

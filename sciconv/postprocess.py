@@ -120,10 +120,10 @@ def instances(
     prob,
     *,
     threshold: float = 0.5,
-    min_size: int = 5,
+    min_size: int = 20,
     method: str = "watershed",
     min_distance: int = 3,
-    smooth: float = 1.0,
+    smooth: float = 1.5,
     seed_threshold: float | None = None,
 ) -> np.ndarray:
     """Instance labels from a probability map.
@@ -138,7 +138,10 @@ def instances(
         Foreground is ``foreground probability > threshold`` (K = 3: ``interior + boundary``).
         Default 0.5.
     min_size : int, optional
-        Objects with fewer pixels are removed. Default 5.
+        Objects with fewer pixels are removed: specks of noise and the slivers a watershed cuts
+        off an object's rim. Default 20 (none of the 4,039 fluorescence nuclei of the DSB2018
+        validation images is smaller; their median is 378). Lower it for point-like objects such
+        as stars (e.g. 3).
     method : {"watershed", "connected"}, optional
         ``"watershed"`` (default) splits touching objects: for K <= 2, markers are the peaks
         (at least ``min_distance`` apart, adjacent peaks merged) of the Gaussian-smoothed
@@ -149,7 +152,9 @@ def instances(
     min_distance : int, optional
         Minimum distance (pixels) between distance-transform peaks (K <= 2). Default 3.
     smooth : float, optional
-        Sigma (pixels) of the Gaussian smoothing of the distance transform (0 = none). Default 1.
+        Sigma (pixels) of the Gaussian smoothing of the distance transform (0 = none): more
+        smoothing, fewer spurious peaks on ragged outlines (fewer objects cut in two), but
+        touching objects are split less readily. Default 1.5.
     seed_threshold : float, optional
         Interior threshold for the K = 3 markers. Default: ``threshold``.
 

@@ -415,6 +415,29 @@ def _check_data_shapes(model, data, *, name: str) -> None:
             )
 
 
+def _epoch_steps(train, steps_per_epoch):
+    """``(train, steps_per_epoch)`` for ``keras.Model.fit``: never an input that runs out early.
+
+    The dataset's ``.steps_per_epoch`` is the default. With a count, a finite dataset is repeated:
+    Keras would otherwise end an epoch early (and warn "Your input ran out of data") whenever the
+    data hold fewer batches than are still to be trained.
+    """
+    if isinstance(train, tuple):
+        return train, steps_per_epoch
+    if steps_per_epoch is None:
+        own = getattr(train, "steps_per_epoch", None)
+        if isinstance(own, (int, np.integer)) and not isinstance(own, bool) and own >= 1:
+            steps_per_epoch = int(own)
+    endless = int(train.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    if steps_per_epoch is None:
+        if endless:
+            raise ConfigError(
+                "train is an endless dataset: pass steps_per_epoch (batches per epoch)"
+            )
+        return train, None
+    return (train if endless else train.repeat()), steps_per_epoch
+
+
 def _check_class_weight(model, class_weight) -> None:
     if class_weight is None:
         return
@@ -496,7 +519,10 @@ def fit(
     class_weight : dict, optional
         Passed to ``keras.Model.fit`` (classification).
     steps_per_epoch : int, optional
-        Needed for infinite (repeated) datasets.
+        Batches per epoch. Default: the dataset's ``.steps_per_epoch`` when it has one (the
+        endless training datasets of :func:`sciconv.datasets.from_pairs`: one pass), else one
+        pass over the data. Needed for other endless datasets. When it is set, a finite dataset
+        is repeated, so every epoch trains all ``steps_per_epoch`` batches.
     batch_size : int
         Batch size for ``(x, y)`` arrays; ignored for datasets (already batched).
     resume : bool
@@ -564,7 +590,9 @@ def fit(
         if data is not None:
             _check_data_shapes(model, data, name=label)
     _check_class_weight(model, class_weight)
-    recorded = _record_dataset_metadata(model, train)
+    fit_data, steps_per_epoch = _epoch_steps(train, steps_per_epoch)  # refuses before any change
+    recorded = _record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
+    train = fit_data
     compiled_here = False
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         compile_args = default_compile_args(model, label_spec=_label_spec(train))

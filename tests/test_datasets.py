@@ -495,7 +495,9 @@ def test_from_pairs_patches_aligned_seeded_foreground(cells):
         )
 
     ds = make(augment=True, foreground_fraction=0.5)
-    a, b = _batches(ds), _batches(make(augment=True, foreground_fraction=0.5))
+    assert ds.steps_per_epoch == 2  # one pass: 3 images x 4 patches in batches of 6
+    a = _batches(ds.take(ds.steps_per_epoch))
+    b = _batches(make(augment=True, foreground_fraction=0.5).take(2))
     assert sum(len(x) for x, _ in a) == 12
     for (xa, ya), (xb, yb) in zip(a, b):
         assert xa.shape[1:] == (12, 12, 1) and ya.shape[1:] == (12, 12)
@@ -504,8 +506,39 @@ def test_from_pairs_patches_aligned_seeded_foreground(cells):
         # image and mask transformed together: foreground pixels are exactly the bright ones
         np.testing.assert_array_equal(ya, (xa[..., 0] >= 10).astype(np.int32))
     fg = make(foreground_fraction=1.0)
-    for _, y in _batches(fg):
+    for _, y in _batches(fg.take(4)):
         assert np.all(y.reshape(len(y), -1).max(axis=1) == 1)
+
+
+@pytest.mark.parametrize("patch_size", [12, None])
+def test_from_pairs_training_split_is_endless_with_new_patches_each_pass(cells, patch_size):
+    train, val = datasets.from_pairs(
+        cells / "images",
+        cells / "masks",
+        patch_size=patch_size,
+        patches_per_image=4,
+        foreground_fraction=0.0,
+        validation_split=0.34,
+        batch_size=4,
+        shuffle=False,
+        normalize=None,
+        seed=3,
+    )
+    assert train.cardinality() == tf.data.INFINITE_CARDINALITY
+    assert val.cardinality() == 1 and len(_batches(val)) == 1  # validation: one finite pass
+    # 2 training images: 8 patches (2 batches) or 2 whole images (1 batch of the same size)
+    one_pass = 2 if patch_size else 1
+    assert train.steps_per_epoch == one_pass
+    passes = _batches(train.take(3 * one_pass))
+    assert len(passes) == 3 * one_pass
+    first = np.concatenate([x for x, _ in passes[:one_pass]])
+    for k in (1, 2):
+        later = np.concatenate([x for x, _ in passes[k * one_pass : (k + 1) * one_pass]])
+        assert later.shape == first.shape
+        if patch_size:  # fresh random windows on every pass, not the first pass again
+            assert not np.array_equal(later, first)
+        else:  # no augmentation: the same whole images again
+            np.testing.assert_array_equal(later, first)
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,39 @@ def test_small_objects_removed_nan_is_background_labels_sequential():
     assert np.bincount(labels.ravel()).tolist()[1:] == [100, 21]
 
 
+def test_default_min_size_drops_specks_of_under_20_pixels():
+    fg = np.zeros((30, 30), np.float32)
+    fg[2:6, 2:6] = 1  # 16 px: a speck
+    fg[10:15, 10:14] = 1  # 20 px: kept
+    labels = postprocess.instances(fg)
+    assert labels.max() == 1 and labels[3, 3] == 0 and np.sum(labels == 1) == 20
+
+
+def test_defaults_do_not_shatter_nuclei_on_a_ragged_probability_map():
+    """Noisy probabilities (as from a briefly trained network): specks and cut-off rims go."""
+    from scipy import ndimage as ndi
+
+    from sciconv import metrics, simulate
+
+    _, truth = simulate.nuclei(2, size=(256, 256), seed=3)
+    rng = np.random.default_rng(0)
+    probs = []
+    for lab in truth:
+        noise = ndi.gaussian_filter(rng.normal(0, 0.8, lab.shape), 1.0)
+        probs.append(np.clip(ndi.gaussian_filter((lab > 0) * 1.0, 1.0) + noise, 0, 1))
+    n_true = sum(int(lab.max()) for lab in truth)
+
+    def score(**kw):
+        pred = [postprocess.instances(p.astype(np.float32), **kw) for p in probs]
+        ap = metrics.average_precision(list(truth), pred, thresholds=(0.5,))["ap"][0]
+        return ap, sum(int(p.max()) for p in pred)
+
+    ap, n = score()
+    assert ap >= 0.55 and n <= 1.4 * n_true
+    old_ap, old_n = score(min_size=5, smooth=1.0)  # the defaults before: 2-3 times the objects
+    assert old_n >= 2 * n_true and old_ap < ap - 0.2
+
+
 @pytest.mark.parametrize(
     ("prob", "kwargs", "error", "match"),
     [

@@ -158,6 +158,65 @@ def test_fit_records_dataset_size_policy_and_passes_no_shuffle_to_keras():
     assert "image_size" not in get_metadata(seg) and "size_policy" not in get_metadata(seg)
 
 
+class _CountSteps(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.per_epoch = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.per_epoch.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.per_epoch[-1] += 1
+
+
+def _fit_counting(model, train, **kwargs):
+    """(steps trained per epoch, Keras "ran out of data" warnings) of one fit call."""
+    import warnings
+
+    count = _CountSteps()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(model, train, verbose=0, reduce_lr=False, callbacks=[count], seed=0, **kwargs)
+    return count.per_epoch, [str(w.message) for w in caught if "ran out of data" in str(w.message)]
+
+
+def test_fit_trains_every_step_on_from_pairs_patches(tmp_path):
+    import tifffile
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        lab = np.zeros((24, 24), np.int32)
+        lab[4:12, 4:12], lab[14:22, 6:14] = 1, 2
+        tifffile.imwrite(tmp_path / "img" / f"{i}.tif", (lab > 0) + rng.normal(0, 0.1, lab.shape))
+        tifffile.imwrite(tmp_path / "msk" / f"{i}.tif", lab)
+    train = sc.datasets.from_pairs(
+        tmp_path / "img", tmp_path / "msk", patch_size=16, patches_per_image=4, batch_size=4, seed=0
+    )
+    assert train.steps_per_epoch == 3  # one pass: 3 images x 4 patches in batches of 4
+    # more steps per epoch than one pass: all of them, epoch after epoch, and no warning
+    model = segmenter(depth=1, filters=2)
+    steps, ran_out = _fit_counting(model, train, epochs=3, steps_per_epoch=5)
+    assert steps == [5, 5, 5] and not ran_out
+    # no steps_per_epoch: one pass per epoch, from the dataset
+    run = tmp_path / "run"
+    steps, ran_out = _fit_counting(segmenter(depth=1, filters=2), train, epochs=2, workdir=run)
+    assert steps == [3, 3] and not ran_out
+    assert read_config(run)["steps_per_epoch"] == 3
+
+
+def test_fit_repeats_a_finite_dataset_for_steps_per_epoch_and_refuses_endless_without():
+    x, y = _xy(16)  # 2 batches of 8
+    steps, ran_out = _fit_counting(_tiny(), _dataset(x, y), epochs=2, steps_per_epoch=3)
+    assert steps == [3, 3] and not ran_out
+    steps, ran_out = _fit_counting(_tiny(), _dataset(x, y), epochs=2)
+    assert steps == [2, 2] and not ran_out
+    with pytest.raises(ConfigError, match="endless dataset: pass steps_per_epoch"):
+        fit(_tiny(), _dataset(x, y).repeat(), epochs=1, verbose=0)
+
+
 def test_fit_without_workdir_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     x, y = _xy(16)
