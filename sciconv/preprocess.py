@@ -790,7 +790,8 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
         if x.shape[-1] not in (3, 4):
             raise InvalidImageError(
                 "image must have 1, 3 (RGB) or 4 (RGBA) channels for the input transform "
-                f"'to_gray'; got shape {arr.shape}"
+                f"'to_gray'; got shape {arr.shape} (last axis = channels): pass the nuclear "
+                "channel alone (image[..., k]), or one plane of a stack (stack[i])"
             )
         x = x[..., :3].mean(axis=-1, keepdims=True, dtype=np.float32)
     invert = spec["invert"]

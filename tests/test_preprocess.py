@@ -525,7 +525,8 @@ def test_input_transform_none_and_errors():
     with pytest.raises(ConfigError, match="must be a dict"):
         pp.apply_input_transform(x, "to_gray")
     with pytest.raises(
-        InvalidImageError, match=r"1, 3 \(RGB\) or 4 \(RGBA\) channels.*\(4, 4, 2\)"
+        InvalidImageError,
+        match=r"1, 3 \(RGB\) or 4 \(RGBA\) channels.*\(4, 4, 2\).*image\[\.\.\., k\]",
     ):
         pp.apply_input_transform(np.ones((4, 4, 2)), {"to_gray": True})
     with pytest.raises(InvalidImageError, match="not a batch"):
