@@ -202,10 +202,9 @@ def run_plain(eval_set, *, steps, batch, seed, data, val_ids_file, **_):
     out = keras.layers.Conv2D(1, 1, activation="sigmoid")(x)
     model = keras.Model(inputs, out)
     model.compile(keras.optimizers.Adam(1e-3), "binary_crossentropy")
-    gen = sampler.batches(batch)
 
-    def batches():
-        for xb, yb in gen:
+    def batches():  # the training script's seeded patch stream, labels as (N, H, W, 1) floats
+        for xb, yb in ts.patch_batches(sampler, batch=batch, steps=steps, seed=seed):
             yield xb, yb[..., None].astype(np.float32)
 
     t0 = time.time()
