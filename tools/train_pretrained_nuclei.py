@@ -76,7 +76,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 from scipy import ndimage as ndi
-from skimage.segmentation import find_boundaries, watershed
+from skimage.segmentation import find_boundaries
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -218,15 +218,10 @@ def object_diameters(labels) -> dict:
 
 def normalize(img: np.ndarray) -> np.ndarray:
     """The sciconv default normalization (percentile 1-99.8 over the whole image, no clipping)."""
-    try:
-        from sciconv.preprocess import normalize_spec
+    from sciconv.preprocess import normalize_spec
 
-        out = normalize_spec(img[..., None].astype(np.float32), NORMALIZATION)[..., 0]
-        return np.asarray(out, dtype=np.float32)
-    except ImportError:  # private fallback while sciconv.preprocess is not there: same formula
-        x = img.astype(np.float32)
-        lo, hi = np.percentile(x, [NORMALIZATION["low"], NORMALIZATION["high"]])
-        return (x - lo) / max(float(hi - lo), 1e-6)
+    out = normalize_spec(img[..., None].astype(np.float32), NORMALIZATION)[..., 0]
+    return np.asarray(out, dtype=np.float32)
 
 
 def make_target(lab: np.ndarray, target: str, touch: int = 2) -> np.ndarray:
@@ -403,47 +398,16 @@ class StepLogger:
 
 # ----------------------------------------------------------------------------- model
 def build_model(num_classes: int, depth: int, filters: int):
-    import keras
+    from sciconv.models import segmenter
 
-    try:
-        from sciconv.models import segmenter
-
-        return segmenter(
-            (None, None, 1),
-            num_classes=num_classes,
-            depth=depth,
-            filters=filters,
-            batch_norm=True,
-            name="nuclei",
-        ), "sciconv.models.segmenter"
-    except ImportError:  # private fallback while sciconv.models.segmenter is not there
-        inputs = keras.Input((None, None, 1))
-        x, skips = inputs, []
-
-        def block(x, f):
-            for _ in range(2):
-                x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-                x = keras.layers.BatchNormalization()(x)
-                x = keras.layers.Activation("relu")(x)
-            return x
-
-        for level in range(depth):
-            x = block(x, filters * 2**level)
-            skips.append(x)
-            x = keras.layers.MaxPooling2D()(x)
-        x = block(x, filters * 2**depth)
-        for level in reversed(range(depth)):
-            x = keras.layers.Conv2DTranspose(filters * 2**level, 2, strides=2)(x)
-            x = keras.layers.Concatenate()([x, skips[level]])
-            x = block(x, filters * 2**level)
-        out = keras.layers.Conv2D(num_classes, 1, activation="softmax", dtype="float32")(x)
-        model = keras.Model(inputs, out, name="nuclei")
-        from sciconv.models.metadata import attach_metadata
-
-        model = attach_metadata(
-            model, task="segmentation", num_classes=num_classes, divisor=2**depth, input_channels=1
-        )
-        return model, "plain keras U-Net (fallback)"
+    return segmenter(
+        (None, None, 1),
+        num_classes=num_classes,
+        depth=depth,
+        filters=filters,
+        batch_norm=True,
+        name="nuclei",
+    )
 
 
 def ce_dice_loss(num_classes: int):
@@ -466,65 +430,10 @@ def ce_dice_loss(num_classes: int):
 
 
 # ----------------------------------------------------------------------------- post-processing + AP
-def _instances_fallback(
-    prob, *, threshold=0.5, seed_threshold=0.5, min_size=15, min_distance=3, **_
-):
-    """Private fallback of ``sciconv.postprocess.instances`` (used only if that is missing)."""
-    from skimage.feature import peak_local_max
-    from skimage.morphology import remove_small_objects
-
-    k = prob.shape[-1]
-    if k == 3:
-        fg = (prob[..., 1] + prob[..., 2]) > threshold
-        seeds, _ = ndi.label((prob[..., 1] > seed_threshold) & fg)
-        seeds = remove_small_objects(seeds, max(min_size // 4, 1))
-        lab = watershed(-prob[..., 1], seeds, mask=fg)
-    else:
-        fg = prob[..., 1] > threshold
-        dist = ndi.distance_transform_edt(fg)
-        comp, _ = ndi.label(fg)
-        peaks = peak_local_max(dist, min_distance=min_distance, labels=comp, exclude_border=False)
-        markers = np.zeros(fg.shape, np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-        lab = watershed(-dist, markers, mask=fg)
-    lab = remove_small_objects(lab, min_size)
-    from skimage.segmentation import relabel_sequential
-
-    return relabel_sequential(lab)[0].astype(np.int32)
-
-
-def instances_fn():
-    try:
-        from sciconv.postprocess import instances
-
-        return instances, "sciconv.postprocess.instances"
-    except ImportError:
-        return _instances_fallback, "private fallback"
-
-
-def _ap_fallback(true, pred, thresh=0.5):
-    t_ids, p_ids = np.unique(true[true > 0]), np.unique(pred[pred > 0])
-    if len(t_ids) == 0 and len(p_ids) == 0:
-        return 1.0
-    if len(t_ids) == 0 or len(p_ids) == 0:
-        return 0.0
-    overlap = np.zeros((true.max() + 1, pred.max() + 1), np.int64)
-    np.add.at(overlap, (true.ravel(), pred.ravel()), 1)
-    overlap = overlap[np.ix_(t_ids, p_ids)]
-    at = np.bincount(true.ravel())[t_ids][:, None]
-    ap_ = np.bincount(pred.ravel())[p_ids][None, :]
-    iou = overlap / (at + ap_ - overlap)
-    tp = int((iou > thresh).sum())  # IoU > 0.5 matches are unique
-    return tp / (len(t_ids) + len(p_ids) - tp)
-
-
 def ap50(true, pred) -> float:
-    try:
-        from sciconv.metrics import average_precision
+    from sciconv.metrics import average_precision
 
-        return float(average_precision(true, pred, thresholds=(0.5,))["ap"][0])
-    except ImportError:
-        return _ap_fallback(true, pred, 0.5)
+    return float(average_precision(true, pred, thresholds=(0.5,))["ap"][0])
 
 
 def predict_prob(model, img: np.ndarray, divisor: int) -> np.ndarray:
@@ -537,7 +446,10 @@ def predict_prob(model, img: np.ndarray, divisor: int) -> np.ndarray:
 
 
 def tune(probs, labels, num_classes: int):
-    fn, fn_name = instances_fn()
+    """[(mean AP@0.5, kwargs, per-image AP@0.5)] of ``sciconv.postprocess.instances`` over a
+    grid, best first."""
+    from sciconv.postprocess import instances
+
     if num_classes == 3:
         grid = {
             "threshold": [0.3, 0.4, 0.5, 0.6],
@@ -551,18 +463,13 @@ def tune(probs, labels, num_classes: int):
             "smooth": [0.0, 1.0, 2.0],
             "min_size": [15, 30, 50],
         }
-    import inspect
-
-    accepted = set(inspect.signature(fn).parameters)
-    has_var_kw = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
-    grid = {k: v for k, v in grid.items() if k in accepted or has_var_kw}
     results = []
     for values in itertools.product(*grid.values()):
         kw = dict(zip(grid, values))
-        aps = [ap50(lab, fn(prob, **kw)) for prob, lab in zip(probs, labels)]
-        results.append((float(np.mean(aps)), kw))
+        aps = [ap50(lab, instances(prob, **kw)) for prob, lab in zip(probs, labels)]
+        results.append((float(np.mean(aps)), kw, aps))
     results.sort(key=lambda r: -r[0])
-    return results, fn_name
+    return results
 
 
 # ----------------------------------------------------------------------------- main
@@ -680,11 +587,7 @@ def main(argv=None) -> None:
     import keras
 
     from sciconv._atomic import atomic_output
-
-    try:
-        from sciconv.models import get_metadata, set_metadata
-    except ImportError:
-        from sciconv.models.metadata import get_metadata, set_metadata
+    from sciconv.models import get_metadata, set_metadata
 
     keras.utils.set_random_seed(a.seed)
 
@@ -709,12 +612,12 @@ def main(argv=None) -> None:
                 bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
                 precision = "mixed_bfloat16" if bf16 else "float32"
         keras.mixed_precision.set_global_policy(precision)
-        train_model, builder = build_model(num_classes, a.depth, a.filters)
+        train_model = build_model(num_classes, a.depth, a.filters)
         if a.init is not None:
             init = keras.models.load_model(a.init, compile=False)
             train_model.set_weights(init.get_weights())
             log(f"initialized from {a.init}")
-        log(f"model: {builder}, {train_model.count_params()} parameters, precision {precision}")
+        log(f"model: {train_model.count_params()} parameters, precision {precision}")
         t0 = time.time()
         steps, calibration = a.steps, a.warmup_steps
         if a.time_budget and calibration < 20:
@@ -767,7 +670,7 @@ def main(argv=None) -> None:
         train_seconds = time.time() - t0
         log(f"trained {steps} steps in {train_seconds:.0f} s")
         keras.mixed_precision.set_global_policy("float32")
-        model, _ = build_model(num_classes, a.depth, a.filters)
+        model = build_model(num_classes, a.depth, a.filters)
         model.set_weights(train_model.get_weights())
         depth = a.depth
 
@@ -783,23 +686,20 @@ def main(argv=None) -> None:
         probs.append(predict_prob(model, img, divisor))
         labs.append(lab)
     log(f"predicted {len(vids)} validation images in {time.time() - t0:.0f} s")
-    fn, fn_name = instances_fn()
     per_modality = {}
     if a.no_tune:
         results, postprocess, best_ap = [], {}, None
     else:
-        results, fn_name = tune(probs, labs, num_classes)
-        best_ap, best_kw = results[0]
-        log(f"post-processing via {fn_name}; best AP@0.5 {best_ap:.4f} with {best_kw}")
-        for ap, kw in results[:5]:
+        results = tune(probs, labs, num_classes)
+        best_ap, best_kw, best_aps = results[0]
+        log(f"post-processing: best AP@0.5 {best_ap:.4f} with {best_kw}")
+        for ap, kw, _ in results[:5]:
             log(f"  {ap:.4f} {kw}")
         postprocess = dict(best_kw)
         for m in modalities:
             sel = [k for k, i in enumerate(vids) if modality_of[i] == m]
             if sel:
-                per_modality[m] = float(
-                    np.mean([ap50(labs[k], fn(probs[k], **postprocess)) for k in sel])
-                )
+                per_modality[m] = float(np.mean([best_aps[k] for k in sel]))
     log(f"validation AP@0.5 per modality: {per_modality}")
     set_metadata(
         model,
@@ -830,7 +730,7 @@ def main(argv=None) -> None:
         "augmentation": "D4, zoom 0.7-1.4, gamma 0.6-1.6, contrast 0.6-1.4, offset +-0.15, noise",
         "normalization": NORMALIZATION,
         "postprocess": postprocess,
-        "postprocess_function": fn_name,
+        "postprocess_function": "sciconv.postprocess.instances",
         "val_ap50": best_ap,
         "val_ap50_per_modality": per_modality,
         "modalities": list(modalities),
@@ -841,7 +741,7 @@ def main(argv=None) -> None:
         "object_diameter_px": diameters,
         "n_val": len(vids),
         "train_seconds": round(train_seconds, 1),
-        "tuning_top5": [{"ap50": ap, **kw} for ap, kw in results[:5]],
+        "tuning_top5": [{"ap50": ap, **kw} for ap, kw, _ in results[:5]],
         "data": f"DSB2018 stage 1 train (fixed), modalities {','.join(modalities)}, minus the "
         "validation division (fluo: data/real/nuclei_val_ids.txt; others: the same sha256 rule)",
         "platform": f"{platform.machine()} {platform.processor()}",
