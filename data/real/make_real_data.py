@@ -72,6 +72,15 @@ def validation_ids(index_csv: Path, modalities=("fluo",)) -> list[dict]:
     return sorted(val, key=lambda r: hashlib.sha256(r["id"].encode()).hexdigest())
 
 
+def _write_pair(root: Path, image_id: str, img: np.ndarray, lab: np.ndarray, overwrite: bool):
+    """``root/images/<id>.tif`` and ``root/labels/<id>.tif`` (zlib), kept if present."""
+    for folder, arr in (("images", img), ("labels", lab)):
+        out = root / folder / f"{image_id}.tif"
+        if out.exists() and not overwrite:
+            continue
+        tifffile.imwrite(out, arr, compression="zlib")
+
+
 def make_nuclei(dsb: Path, overwrite: bool) -> None:
     val = validation_ids(dsb / "index.csv")
     (HERE / "nuclei_val_ids.txt").write_text(
@@ -87,11 +96,7 @@ def make_nuclei(dsb: Path, overwrite: bool) -> None:
         counts[shape] += 1
         img = np.asarray(Image.open(dsb / "images" / f"{r['id']}.png"))[..., 0].astype(np.uint8)
         lab = tifffile.imread(dsb / "labels" / f"{r['id']}.tif").astype(np.uint16)
-        for folder, arr in (("images", img), ("labels", lab)):
-            out = HERE / "nuclei" / folder / f"{r['id']}.tif"
-            if out.exists() and not overwrite:
-                continue
-            tifffile.imwrite(out, arr, compression="zlib")
+        _write_pair(HERE / "nuclei", r["id"], img, lab, overwrite)
     print("nuclei:", counts, "of", len(val), "validation ids")
 
 
@@ -110,11 +115,7 @@ def make_brightfield(dsb: Path, overwrite: bool) -> None:
         if m == "gray_bright":
             assert (rgba[..., 0] == rgba[..., 1]).all() and (rgba[..., 0] == rgba[..., 2]).all()
         lab = tifffile.imread(dsb / "labels" / f"{r['id']}.tif").astype(np.uint16)
-        for folder, arr in (("images", img.astype(np.uint8)), ("labels", lab)):
-            out = HERE / "nuclei_brightfield" / folder / f"{r['id']}.tif"
-            if out.exists() and not overwrite:
-                continue
-            tifffile.imwrite(out, arr, compression="zlib")
+        _write_pair(HERE / "nuclei_brightfield", r["id"], img.astype(np.uint8), lab, overwrite)
     print("nuclei_brightfield:", counts)
 
 
