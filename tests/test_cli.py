@@ -437,6 +437,7 @@ def test_predict_scale_on_enlarged_nuclei(capsys, tmp_path, data_dir):
     big = rescale(tifffile.imread(src).astype(np.float32), 3, order=1)
     image = tmp_path / "big.tif"
     tifffile.imwrite(image, big)
+    before = image.read_bytes()
     truth = tifffile.imread(data_dir / "real" / "nuclei" / "labels" / src.name)
     truth = resize(truth, big.shape, order=0, preserve_range=True, anti_aliasing=False)
     f1 = {}
@@ -450,6 +451,7 @@ def test_predict_scale_on_enlarged_nuclei(capsys, tmp_path, data_dir):
         assert labels.shape == prob.shape == big.shape
         f1[scale] = metrics.matching(truth.astype(int), labels.astype(int), thresh=0.5)["f1"]
     assert f1[1 / 3] > 0.85 and f1[None] > 0.5, f1
+    assert image.read_bytes() == before  # the input is never written to
 
 
 def test_predict_unknown_shipped_model(capsys, tmp_path):
