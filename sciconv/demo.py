@@ -337,20 +337,38 @@ def _galaxies(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # part 2: cells
 # --------------------------------------------------------------------------------------------
-def _split_pairs(images: Path, masks: Path, *, seed: int, fraction: float = 0.25):
+def _stem_pairs(
+    images: Path, masks: Path, *, required: bool, limit: int | None = None
+) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs by the rule datasets.from_pairs pairs by: "a.fits.gz" and "a.tif"
+    share the stem "a". An image without a mask is an error (``required``) or left out; at most
+    ``limit`` pairs (None: all)."""
     from sciconv import io
 
-    imgs = [Path(p) for p in io.list_images(images)]
-    # the rule datasets.from_pairs pairs by: "a.fits.gz" and "a.tif" share the stem "a"
     by_stem: dict[str, Path] = {}
     for q in io.list_images(masks):
         by_stem.setdefault(io._image_stem(q), Path(q))
     pairs = []
-    for p in imgs:
+    for p in map(Path, io.list_images(images)):
         stem = io._image_stem(p)
-        if stem not in by_stem:
+        if stem in by_stem:
+            pairs.append((p, by_stem[stem]))
+        elif required:
             raise DatasetError(f"no mask with the stem {stem!r} in {masks}", path=p)
-        pairs.append((p, by_stem[stem]))
+    return pairs[:limit] if limit else pairs
+
+
+def _ap_scores(trues, preds) -> dict[str, float]:
+    """Pooled AP@0.5 and mean AP@0.5:0.9 of instance label images against their truth."""
+    from sciconv import metrics
+
+    ap = metrics.average_precision(trues, preds)
+    thresholds = list(np.round(ap["thresholds"], 2))
+    return {"ap50": float(ap["ap"][thresholds.index(0.5)]), "mean_ap": float(ap["mean_ap"])}
+
+
+def _split_pairs(images: Path, masks: Path, *, seed: int, fraction: float = 0.25):
+    pairs = _stem_pairs(images, masks, required=True)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
     n_test = max(1, round(fraction * len(pairs)))
@@ -360,7 +378,7 @@ def _split_pairs(images: Path, masks: Path, *, seed: int, fraction: float = 0.25
 
 
 def _evaluate_instances(model, pairs, *, post=None) -> tuple[dict, list]:
-    from sciconv import inference, io, metrics, postprocess
+    from sciconv import inference, io, postprocess
 
     trues, preds, ious, shown = [], [], [], []
     for img_path, mask_path in pairs:
@@ -374,15 +392,7 @@ def _evaluate_instances(model, pairs, *, post=None) -> tuple[dict, list]:
         union = np.logical_or(fg_t, fg_p).sum()
         ious.append(float(np.logical_and(fg_t, fg_p).sum() / union) if union else 1.0)
         shown.append((img, truth, labels))
-    ap = metrics.average_precision(trues, preds)
-    thresholds = list(np.round(ap["thresholds"], 2))
-    ap50 = float(ap["ap"][thresholds.index(0.5)])
-    return {
-        "iou": float(np.mean(ious)),
-        "ap50": ap50,
-        "mean_ap": float(ap["mean_ap"]),
-        "n_test": len(pairs),
-    }, shown
+    return {"iou": float(np.mean(ious)), **_ap_scores(trues, preds), "n_test": len(pairs)}, shown
 
 
 def _overlay_pair(viz, img, truth, labels, title):
@@ -641,40 +651,27 @@ def _sky(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # part 4: real nuclei, pretrained model
 # --------------------------------------------------------------------------------------------
-def _pairs(images_dir: Path, labels_dir: Path, limit: int | None) -> list[tuple[Path, Path]]:
-    from sciconv import io
-
-    pairs = []
-    for p in io.list_images(images_dir):
-        q = Path(labels_dir) / Path(p).name
-        if q.exists():
-            pairs.append((Path(p), q))
-    return pairs[:limit] if limit else pairs
-
-
 def _score_pretrained(model, pairs) -> tuple[dict[str, Any], list, list]:
     """Pooled AP of the pretrained model over image/label pairs (images passed as read)."""
-    from sciconv import inference, io, metrics
+    from sciconv import inference, io
 
     trues, preds = [], []
     for p, q in pairs:
         trues.append(np.asarray(io.read(q).data[..., 0]).astype(np.int32))
         preds.append(inference.predict_instances(model, io.read(p), progress=False))
-    ap = metrics.average_precision(trues, preds)
-    thresholds = list(np.round(ap["thresholds"], 2))
-    scores = {
-        "ap50": float(ap["ap"][thresholds.index(0.5)]),
-        "mean_ap": float(ap["mean_ap"]),
-        "n_images": len(pairs),
-    }
-    return scores, trues, preds
+    return {**_ap_scores(trues, preds), "n_images": len(pairs)}, trues, preds
 
 
 def _real_nuclei(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, Any]:
     from sciconv import io, models, viz
 
     model = models.pretrained("nuclei")
-    pairs = _pairs(paths["real_nuclei_images"], paths["real_nuclei_labels"], settings.real_images)
+    pairs = _stem_pairs(
+        paths["real_nuclei_images"],
+        paths["real_nuclei_labels"],
+        required=False,
+        limit=settings.real_images,
+    )
     if not pairs:
         raise DatasetError("no image/label pairs found", path=paths["real_nuclei_images"])
     result, trues, preds = _score_pretrained(model, pairs)
@@ -693,7 +690,11 @@ def _real_nuclei(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, An
     result["figures"] = {"overlay": w.figure(fig, "real_nuclei_overlay.png")}
     # brightfield (H&E colour, grey brightfield) images, when the data folder has them
     bright = paths["real_nuclei_images"].parent.parent / "nuclei_brightfield"
-    bright_pairs = _pairs(bright / "images", bright / "labels", settings.real_images)
+    bright_pairs = []
+    if bright.is_dir():  # an own --data folder need not have them
+        bright_pairs = _stem_pairs(
+            bright / "images", bright / "labels", required=False, limit=settings.real_images
+        )
     if bright_pairs:
         scores, _, _ = _score_pretrained(model, bright_pairs)
         result["brightfield"] = scores

@@ -539,3 +539,29 @@ def test_demo_pairs_compressed_fits_images_with_tiff_masks(tmp_path):
     (tmp_path / "masks" / "d.tif").unlink()
     with pytest.raises(DatasetError, match="no mask with the stem 'd'"):
         demo._split_pairs(tmp_path / "images", tmp_path / "masks", seed=0)
+
+
+def test_demo_real_nuclei_part_without_brightfield_samples(tmp_path, data_dir):
+    """An own --data folder with real/nuclei but no real/nuclei_brightfield: the brightfield
+    score is left out, not an error; the real/nuclei pairs are found by the stem rule."""
+    import shutil
+
+    from sciconv import demo
+
+    src = data_dir / "real" / "nuclei"
+    real = tmp_path / "real" / "nuclei"
+    (real / "images").mkdir(parents=True)
+    (real / "labels").mkdir()
+    names = sorted(p.name for p in (src / "images").glob("*.tif"))[:2]
+    for name in names:
+        shutil.copy(src / "images" / name, real / "images" / name)
+        shutil.copy(src / "labels" / name, real / "labels" / name)
+    paths = {"real_nuclei_images": real / "images", "real_nuclei_labels": real / "labels"}
+    out = tmp_path / "out"
+    (out / "plots").mkdir(parents=True)
+    (out / "predictions").mkdir()
+    result = demo._real_nuclei(
+        paths, demo.DemoSettings.fast(), demo._Writer(out, overwrite=False), lambda *a: None
+    )
+    assert result["n_images"] == 2 and 0.5 < result["ap50"] <= 1.0
+    assert "brightfield" not in result
