@@ -33,3 +33,25 @@ def bundled_data_untouched():
     yield
     changed = [str(p) for p in files if not p.exists() or sha256(p) != before[p]]
     assert not changed, f"bundled data modified by the test suite: {changed}"
+
+
+@pytest.fixture(scope="session")
+def enlarged_real_nuclei():
+    """``enlarge(n, factor)``: the first ``n`` bundled real nuclei images enlarged ``factor``
+    times (bilinear) with their labels (nearest), as [(name, image float32, labels int32)]."""
+
+    def enlarge(n: int, factor: float):
+        import numpy as np
+        import tifffile
+        from skimage.transform import rescale, resize
+
+        folder = DATA / "real" / "nuclei"
+        out = []
+        for path in sorted((folder / "images").glob("*.tif"))[:n]:
+            image = rescale(tifffile.imread(path).astype(np.float32), factor, order=1)
+            truth = tifffile.imread(folder / "labels" / path.name)
+            truth = resize(truth, image.shape, order=0, preserve_range=True, anti_aliasing=False)
+            out.append((path.name, image.astype(np.float32), truth.astype(np.int32)))
+        return out
+
+    return enlarge

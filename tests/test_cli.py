@@ -426,20 +426,15 @@ def test_predict_with_the_shipped_nuclei_model(capsys, tmp_path, data_dir):
     assert (tmp_path / f"{image.stem}_catalog.ecsv").is_file()
 
 
-def test_predict_scale_on_enlarged_nuclei(capsys, tmp_path, data_dir):
+def test_predict_scale_on_enlarged_nuclei(capsys, tmp_path, enlarged_real_nuclei):
     """--scale 1/3 on a real image enlarged 3x (tiled, overlap auto): outputs at the input's size,
     nuclei recovered (that scale beats no scale on such images is tested in test_pretrained)."""
-    from skimage.transform import rescale, resize
-
     from sciconv import io, metrics
 
-    src = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
-    big = rescale(tifffile.imread(src).astype(np.float32), 3, order=1)
+    ((_, big, truth),) = enlarged_real_nuclei(1, 3)
     image = tmp_path / "big.tif"
     tifffile.imwrite(image, big)
     before = image.read_bytes()
-    truth = tifffile.imread(data_dir / "real" / "nuclei" / "labels" / src.name)
-    truth = resize(truth, big.shape, order=0, preserve_range=True, anti_aliasing=False)
     f1 = {}
     for scale in (None, 1 / 3):
         out = tmp_path / f"out_{scale}"

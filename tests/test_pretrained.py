@@ -125,20 +125,12 @@ def test_pretrained_segments_held_out_brightfield_nuclei(data_dir):
     assert min(ap50.values()) >= 0.25, ap50
 
 
-def test_scale_recovers_enlarged_real_nuclei(data_dir):
+def test_scale_recovers_enlarged_real_nuclei(enlarged_real_nuclei):
     """Real fluorescence images enlarged 3x (nuclei of ~40 px, sharp edges lost): scale=1/3 brings
     them back to the training size and clearly beats segmenting them as they are."""
-    import tifffile
-    from skimage.transform import rescale, resize
-
     model = sciconv.models.pretrained("nuclei")
-    folder = data_dir / "real" / "nuclei"
     plain, scaled = [], []
-    for path in sorted((folder / "images").glob("*.tif"))[:3]:
-        image = rescale(tifffile.imread(path).astype(np.float32), 3, order=1)
-        truth = tifffile.imread(folder / "labels" / path.name)
-        truth = resize(truth, image.shape, order=0, preserve_range=True, anti_aliasing=False)
-        truth = truth.astype(np.int32)
+    for _, image, truth in enlarged_real_nuclei(3, 3):
         for out, scale in ((plain, None), (scaled, 1 / 3)):
             pred = sciconv.inference.predict_instances(model, image, scale=scale, progress=False)
             assert pred.shape == image.shape
