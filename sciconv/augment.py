@@ -44,6 +44,7 @@ __all__ = [
     "d4_inverse",
     "d4_transform",
     "random_crop",
+    "validate_amounts",
 ]
 
 #: Number of elements of the dihedral group D4 (valid ``k`` are ``0 .. D4_SIZE - 1``).
@@ -156,7 +157,35 @@ def d4_inverse(array: np.ndarray, k: int, *, axes: Sequence[int] = (-3, -2)) -> 
 _no_autograph = tf.autograph.experimental.do_not_convert
 
 
-def _validate_amounts(brightness, contrast, gaussian_noise, poisson_noise):
+def validate_amounts(
+    brightness: float, contrast: float, gaussian_noise: float, poisson_noise: float | None
+) -> None:
+    """Check the intensity amounts of :func:`augment_batch` (raise :class:`ConfigError` if bad).
+
+    The one rule for these amounts, shared by :func:`augment_batch`, :class:`RandomIntensity`
+    and the ``augment=`` dicts of :mod:`sciconv.datasets` (checked there before a pipeline is
+    built).
+
+    Parameters
+    ----------
+    brightness, contrast, gaussian_noise : float
+        Numbers >= 0; ``contrast`` below 1 (a factor ``1 ± contrast``).
+    poisson_noise : float or None
+        None, or the counts per unit intensity (> 0).
+
+    Raises
+    ------
+    ConfigError
+        Naming the amount, what is allowed and what was received.
+
+    Examples
+    --------
+    >>> validate_amounts(0.1, 0.2, 0.0, None)
+    >>> validate_amounts(0.1, 1.5, 0.0, None)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: contrast must be in [0, 1) (a factor 1 ± contrast); got 1.5
+    """
     for name, value in (
         ("brightness", brightness),
         ("contrast", contrast),
@@ -272,7 +301,7 @@ def augment_batch(
     >>> bool(tf.reduce_all(tf.cast(xa[..., 0], tf.int32) == ma))
     True
     """
-    _validate_amounts(brightness, contrast, gaussian_noise, poisson_noise)
+    validate_amounts(brightness, contrast, gaussian_noise, poisson_noise)
     x = tf.convert_to_tensor(x)
     if x.shape.rank != 4:
         raise ConfigError(f"x must be a batch (N, H, W, C); got shape {tuple(x.shape)}")
@@ -479,7 +508,7 @@ class RandomIntensity(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _validate_amounts(brightness, contrast, noise, None)
+        validate_amounts(brightness, contrast, noise, None)
         self.brightness = float(brightness)
         self.contrast = float(contrast)
         self.noise = float(noise)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import types
 import zipfile
 
 import keras
@@ -340,12 +341,28 @@ def test_load_errors_name_the_file(tmp_path):
         load(truncated)
 
 
-def test_pretrained_proxy_stays_callable():
+def test_pretrained_is_a_plain_function_of_a_plain_module():
     import importlib
 
-    importlib.import_module("sciconv.models.pretrained")  # binding the submodule keeps the proxy
-    assert callable(sc.models.pretrained)
-    assert "pretrained" in repr(sc.models.pretrained)
+    assert isinstance(sc.models.pretrained, types.FunctionType)
+    assert sc.models.pretrained.__module__ == "sciconv.models.zoo"
+    assert type(sys.modules["sciconv.models"]) is types.ModuleType
+    with pytest.raises(ModuleNotFoundError):  # no submodule shadows the function
+        importlib.import_module("sciconv.models.pretrained")
+    assert isinstance(sc.models.pretrained, types.FunctionType)
+
+
+def test_every_public_name_resolves():
+    import sciconv.models
+
+    assert len(set(sciconv.models.__all__)) == len(sciconv.models.__all__)
+    for name in sciconv.models.__all__:
+        assert getattr(sciconv.models, name) is not None, name
+    for name in ("PRETRAINED", "pretrained_info", "metadata_layer", "check_input_shape"):
+        assert name in sciconv.models.__all__
+    namespace = {}
+    exec("from sciconv.models import *", namespace)
+    assert set(sciconv.models.__all__) <= set(namespace)
 
 
 # --------------------------------------------------------------------------- learning

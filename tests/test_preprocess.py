@@ -278,13 +278,15 @@ def test_large_image_fast_and_seeded(monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4096, 4096), dtype=np.float32) * 10 + 100
     seen = []
-    original = pp.AsymmetricPercentileInterval.get_limits
+    from astropy.visualization import AsymmetricPercentileInterval
+
+    original = AsymmetricPercentileInterval.get_limits
 
     def spy(self, values):
         seen.append(np.size(values))
         return original(self, values)
 
-    monkeypatch.setattr(pp.AsymmetricPercentileInterval, "get_limits", spy)
+    monkeypatch.setattr(AsymmetricPercentileInterval, "get_limits", spy)
     t0 = time.perf_counter()
     lim = pp.compute_limits(x)
     y = pp.apply_limits(x, lim)
@@ -531,3 +533,67 @@ def test_input_transform_none_and_errors():
         pp.apply_input_transform(np.ones((4, 4, 2)), {"to_gray": True})
     with pytest.raises(InvalidImageError, match="not a batch"):
         pp.apply_input_transform(np.ones((2, 4, 4, 1)), {"to_gray": True})
+
+
+# ---------------------------------------------------------------------- the one normalization spec
+
+
+@pytest.mark.parametrize(
+    ("value", "recorded", "expected"),
+    [
+        ("model", {"method": "zscale"}, {"method": "zscale"}),
+        ("model", None, pp.DEFAULT_NORMALIZATION),
+        ("default", {"method": "zscale"}, pp.DEFAULT_NORMALIZATION),
+        ("asinh", None, {"method": "asinh"}),
+        ({"method": "minmax", "clip": True}, None, {"method": "minmax", "clip": True}),
+        ({"low": 2, "high": 98}, None, {"method": "percentile", "low": 2.0, "high": 98.0}),
+    ],
+)
+def test_resolve_normalization_grammar(value, recorded, expected):
+    spec = pp.resolve_normalization(value, recorded=recorded)
+    assert isinstance(spec, pp.NormSpec)
+    assert spec.to_dict() == expected
+    assert pp.NormSpec.from_dict(spec.to_dict()) == spec  # the recorded dict round-trips
+    assert pp.resolve_normalization(spec) is spec
+    assert pp.resolve_normalization(None, recorded=recorded) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (
+            "modle",
+            r"normalize must be one of 'model', 'default'.*got 'modle' \(did you mean 'model'",
+        ),
+        (3, r"normalize must be 'model'.*None.*spec dict.*got 3"),
+        ({"method": "median"}, r"normalization method must be one of 'percentile'.*got 'median'"),
+        ({"lo": 1}, r"normalization spec key .*'lo'.*did you mean 'low'"),
+        ({"low": 60, "high": 40}, r"0 <= low < high <= 100; got low=60.0, high=40.0"),
+        ({"nan": "mean"}, r"'nan' must be one of 'zero', 'median', 'nearest'; got 'mean'"),
+        ({"clip": "yes"}, r"'clip' must be true or false; got 'yes'"),
+        ({"asinh_a": 0}, r"'asinh_a' must be a positive number; got 0"),
+        ({"max_samples": 0}, r"'max_samples' must be an int >= 1; got 0"),
+    ],
+)
+def test_resolve_normalization_errors_name_the_problem(value, match):
+    with pytest.raises(ConfigError, match=match):
+        pp.resolve_normalization(value)
+
+
+def test_resolve_normalization_raises_the_callers_error_type():
+    from sciconv.errors import InferenceError
+
+    with pytest.raises(InferenceError, match="normalization method must be one of"):
+        pp.resolve_normalization({"method": "x"}, error=InferenceError)
+    with pytest.raises(InferenceError, match="norm must be one of"):
+        pp.resolve_normalization("x", name="norm", error=InferenceError)
+
+
+def test_normspec_apply_equals_normalize():
+    rng = np.random.default_rng(3)
+    x = rng.normal(100, 10, (32, 32, 2)).astype(np.float32)
+    x[0, 0, 0] = np.nan
+    spec = pp.NormSpec(method="asinh", low=0.5, high=99.5, nan="median", per_channel=False)
+    ref = pp.normalize(x, method="asinh", low=0.5, high=99.5, nan="median", per_channel=False)
+    np.testing.assert_array_equal(spec.apply(x), ref)
+    np.testing.assert_array_equal(pp.normalize_spec(x, spec.to_dict()), ref)

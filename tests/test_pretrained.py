@@ -178,7 +178,7 @@ def test_weights_match_training_settings():
 def test_listing_and_unknown_name():
     listing = sciconv.models.pretrained()
     assert set(listing) == {"nuclei"} and "fluorescence" in listing["nuclei"]
-    assert sciconv.models.pretrained.pretrained_info("nuclei") == json.loads(SETTINGS.read_text())
+    assert sciconv.models.pretrained_info("nuclei") == json.loads(SETTINGS.read_text())
     with pytest.raises(
         ConfigError,
         match=r"pretrained model name must be one of 'nuclei'; got 'nucleus' \(did you mean",

@@ -76,7 +76,6 @@ import numpy as np
 import tifffile
 from PIL import Image
 from scipy import ndimage as ndi
-from skimage.segmentation import find_boundaries
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -225,22 +224,18 @@ def normalize(img: np.ndarray) -> np.ndarray:
 
 
 def make_target(lab: np.ndarray, target: str, touch: int = 2) -> np.ndarray:
-    """0 background / 1 nucleus, or 0 / 1 interior / 2 boundary.
+    """0 background / 1 nucleus, or 0 / 1 interior / 2 boundary (int32).
 
     ``boundary``: the one-pixel inner boundary of every nucleus (``find_boundaries(mode="inner")``).
     ``touching``: that, plus every nucleus pixel within ``touch`` pixels (chessboard) of another
     nucleus, so touching nuclei are separated by a clear band the interior seeds cannot cross.
+    Both are :func:`sciconv.datasets.boundary_target` (numpy only: no TensorFlow is imported).
     """
-    fg = lab > 0
-    y = fg.astype(np.int32)
-    if target in ("boundary", "touching"):
-        y[find_boundaries(lab, mode="inner") & fg] = 2
-    if target == "touching":
-        size = 2 * touch + 1
-        higher = ndi.maximum_filter(lab, size=size) != lab
-        lower = ndi.minimum_filter(np.where(fg, lab, np.iinfo(np.int32).max), size=size) != lab
-        y[fg & (higher | lower)] = 2
-    return y
+    if target not in ("boundary", "touching"):
+        return (lab > 0).astype(np.int32)
+    from sciconv.datasets.patches import boundary_target
+
+    return boundary_target(lab, touch=touch if target == "touching" else 0).astype(np.int32)
 
 
 class PatchSampler:

@@ -1,4 +1,4 @@
-"""Pretrained models shipped inside the sciconv package.
+"""Pretrained models shipped inside the sciconv package (the model zoo).
 
 ``pretrained()`` lists them; ``pretrained(name)`` loads one (Keras safe mode, nothing unpickled)
 with its metadata: the normalization it was trained with and tuned post-processing settings, so
@@ -8,7 +8,7 @@ data with a fixed seed and writes its settings next to them (``sciconv/pretraine
 
 Examples
 --------
->>> from sciconv.models.pretrained import pretrained
+>>> from sciconv.models import pretrained
 >>> sorted(pretrained())
 ['nuclei']
 """
@@ -19,8 +19,11 @@ import importlib.resources
 import json
 from typing import Any
 
+import keras
+
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, ModelError
+from sciconv.models.loading import load
 
 __all__ = ["PRETRAINED", "pretrained", "pretrained_info"]
 
@@ -81,7 +84,7 @@ def pretrained_info(name: str) -> dict[str, Any]:
     return json.loads(ref.read_text())
 
 
-def pretrained(name: str | None = None):
+def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:
     """List the pretrained models, or load one.
 
     Parameters
@@ -117,8 +120,6 @@ def pretrained(name: str | None = None):
     if name is None:
         return {key: entry["description"] for key, entry in PRETRAINED.items()}
     name = _validate_name(name)
-    from sciconv.models import load
-
     ref = _resource(PRETRAINED[name]["file"])
     if not ref.is_file():
         raise ModelError(

@@ -1,45 +1,7 @@
-"""Normalize raw pixels the way scientists display them: NaN-safe, per channel, per image.
+"""Normalization limits: measure them (:func:`compute_limits`), apply them, invert them.
 
-Normalization is two steps, kept separate so limits computed once (on a whole mosaic, say) can be
-re-applied to any tile of it:
-
-1. :func:`compute_limits` measures the statistics of an image (percentiles, min/max, zscale,
-   mean/std) over all of its finite pixels, on a seeded subsample when the image is huge;
-2. :func:`apply_limits` maps the pixels linearly with those limits and applies the method's stretch.
-
-:func:`normalize` does both. A *spec* is the plain JSON-able dict a model records
-(:data:`DEFAULT_NORMALIZATION`); :func:`normalize_spec` re-applies it at inference.
-
-The intervals and stretches are astropy's (:mod:`astropy.visualization`):
-
-============== ============================================= ==================================
-method         limits (vmin, vmax)                           stretch of (x - vmin)/(vmax - vmin)
-============== ============================================= ==================================
-"percentile"   ``AsymmetricPercentileInterval(low, high)``    linear
-"minmax"       ``MinMaxInterval``                             linear
-"zscale"       ``ZScaleInterval`` (IRAF's display limits)     linear
-"asinh"        ``AsymmetricPercentileInterval(low, high)``    ``AsinhStretch(a)``
-"zscore"       mean, mean + std                               linear: output (x - mean) / std
-============== ============================================= ==================================
-
-Fallbacks (documented behaviour, never inf/NaN for finite pixels):
-
-- pixels that are not finite (NaN, +/-inf) are bad pixels: statistics ignore them and they come out
-  NaN (or filled when ``nan=`` is given);
-- a channel with no finite pixel gets NaN limits (nothing to measure; callers can test for it) and
-  all its pixels come out NaN (or filled when ``nan=`` is given);
-- when the limits collapse (``vmax - vmin`` at or below float resolution, e.g. a sparse image whose
-  1st and 99.8th percentiles are both the sky level), the channel's min/max limits are used instead;
-  when those collapse too (a constant image), the span is taken as 1, so a constant image maps to 0;
-- results are saturated to the finite float32 range instead of overflowing to inf.
-
-Examples
---------
->>> import numpy as np
->>> x = np.arange(101, dtype=np.float32).reshape(1, 101)
->>> y = normalize(x, method="minmax")
->>> float(y.min()), float(y.max())
-(0.0, 1.0)
+The statistics and the stretch of every method live here; :mod:`sciconv.preprocess` re-exports
+the public names and documents the methods.
 """
 
 from __future__ import annotations
@@ -47,9 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from astropy.visualization import (
@@ -62,36 +22,8 @@ from astropy.visualization import (
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 
-__all__ = [
-    "DEFAULT_NORMALIZATION",
-    "METHODS",
-    "Limits",
-    "apply_input_transform",
-    "apply_limits",
-    "compute_limits",
-    "fill_nan",
-    "invert_limits",
-    "limits_from_spec",
-    "normalize",
-    "normalize_spec",
-]
-
-#: The normalization every stage shares unless told otherwise (datasets, inference, CLI).
-DEFAULT_NORMALIZATION: dict[str, Any] = {"method": "percentile", "low": 1.0, "high": 99.8}
-
 METHODS = ("percentile", "minmax", "zscale", "asinh", "zscore")
 _FILL_METHODS = ("zero", "median", "nearest")
-_SPEC_KEYS = (
-    "method",
-    "low",
-    "high",
-    "per_channel",
-    "clip",
-    "nan",
-    "asinh_a",
-    "max_samples",
-    "seed",
-)
 _F32_MAX = float(np.finfo(np.float32).max)
 _TINY_SPAN = 1e-30  # below this an interval is degenerate whatever the data scale
 _ASINH_A = 0.1
@@ -626,179 +558,3 @@ def normalize(
     if nan is not None:
         out = fill_nan(out, method=nan)
     return out
-
-
-def _validate_spec(spec) -> dict:
-    if not isinstance(spec, Mapping):
-        raise ConfigError(
-            f"normalization spec must be a dict like {DEFAULT_NORMALIZATION} or None; "
-            f"got {type(spec).__name__}"
-        )
-    unknown = sorted(set(spec) - set(_SPEC_KEYS))
-    if unknown:
-        look_up_option(unknown[0], _SPEC_KEYS, name="normalization spec key")
-    spec = dict(spec)
-    spec.setdefault("method", "percentile")
-    return spec
-
-
-def limits_from_spec(x, spec: Mapping) -> Limits:
-    """Compute the limits a normalization spec asks for.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> limits_from_spec(np.array([[2.0, 4.0]]), {"method": "minmax"}).vmax.tolist()
-    [4.0]
-    """
-    spec = _validate_spec(spec)
-    keys = ("low", "high", "per_channel", "max_samples", "seed")
-    kwargs = {k: spec[k] for k in keys if k in spec}
-    if "asinh_a" in spec:
-        kwargs["asinh_a"] = spec["asinh_a"]
-    return compute_limits(x, method=spec["method"], **kwargs)
-
-
-def normalize_spec(x, spec: Mapping | None) -> np.ndarray:
-    """Apply a normalization spec (the dict a model records); None only casts to float32.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> normalize_spec(np.array([[1, 3]]), None).dtype
-    dtype('float32')
-    >>> normalize_spec(np.array([[1.0, 3.0]]), {"method": "minmax"}).tolist()
-    [[0.0, 1.0]]
-    """
-    if spec is None:
-        return _validate_image(x).astype(np.float32)
-    spec = _validate_spec(spec)
-    limits = limits_from_spec(x, spec)
-    out = apply_limits(x, limits, clip=bool(spec.get("clip", False)))
-    if spec.get("nan") is not None:
-        out = fill_nan(out, method=spec["nan"])
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# input transforms (colour -> grey, bright background -> dark background)
-
-_TRANSFORM_KEYS = ("to_gray", "invert")
-_INVERT_CHOICES = (True, False, "auto")
-#: Percentiles whose midpoint the median is compared with by ``invert="auto"``.
-_AUTO_INVERT_PERCENTILES = (0.1, 99.9)
-
-
-def _validate_transform(spec) -> dict:
-    if not isinstance(spec, Mapping):
-        raise ConfigError(
-            'input transform spec must be a dict like {"to_gray": true, "invert": "auto"} or '
-            f"None; got {type(spec).__name__}"
-        )
-    for key in spec:
-        look_up_option(key, _TRANSFORM_KEYS, name="input transform spec key")
-    to_gray = spec.get("to_gray", False)
-    if not isinstance(to_gray, (bool, np.bool_)):
-        raise ConfigError(
-            f"input transform spec key 'to_gray' must be true or false; got {to_gray!r}"
-        )
-    invert = spec.get("invert", False)
-    if isinstance(invert, np.bool_):
-        invert = bool(invert)
-    if not any(invert is c or (isinstance(invert, str) and invert == c) for c in _INVERT_CHOICES):
-        look_up_option(invert, _INVERT_CHOICES, name="input transform spec key 'invert'")
-    return {"to_gray": bool(to_gray), "invert": invert}
-
-
-def _bright_background(x: np.ndarray) -> bool:
-    """True when the median sits above the midpoint of the 0.1st and 99.9th percentiles."""
-    finite = _finite(x)
-    if finite.size == 0:
-        return False
-    lo, mid, hi = np.percentile(
-        finite, (_AUTO_INVERT_PERCENTILES[0], 50.0, _AUTO_INVERT_PERCENTILES[1])
-    )
-    return bool(mid > 0.5 * (lo + hi))
-
-
-def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
-    """Bring an image to the form a model was trained on: grey, objects brighter than background.
-
-    Applied before the normalization (:func:`normalize_spec`); models record the spec in their
-    metadata (``"input_transform"``), so e.g. a fluorescence-trained nuclei model also takes
-    colour (H&E) and brightfield images, whose nuclei are darker than the background.
-
-    Parameters
-    ----------
-    image : array-like or sciconv.io.GridImage
-        ``(H, W)``, ``(H, W, 1)``, or ``(H, W, 3|4)`` (RGB / RGBA) pixels. NaN = bad pixel.
-    spec : dict or None
-        ``None`` returns ``image`` unchanged. Keys (both optional):
-
-        ``"to_gray"`` : bool
-            ``True``: an RGB(A) image becomes the mean of its R, G, B channels (alpha is
-            ignored); ``(H, W)`` and ``(H, W, 1)`` images pass through.
-        ``"invert"`` : True, False or "auto"
-            ``True``: flip the brightness (``max - x``, NaN-safe; NaN stays NaN), so dark objects
-            on a bright background become bright objects on a dark one. ``"auto"``: flip only when
-            the background is the bright side, i.e. the image median lies above the midpoint of
-            its 0.1st and 99.9th percentiles (right for 530 of the 531 DSB2018 training images:
-            all fluorescence images kept, all grey-brightfield and 90 of 91 H&E / brightfield
-            colour images flipped). Decided on the grey image, over all channels together.
-            Default ``False``.
-
-    Returns
-    -------
-    ndarray, float32
-        ``(H, W, 1)`` (``(H, W, C)`` for a multi-channel image without ``to_gray``).
-
-    Raises
-    ------
-    ConfigError
-        ``spec`` is not a dict or None, has an unknown key (the message names it), or a bad value.
-    InvalidImageError
-        ``image`` is not an image, or ``to_gray`` is asked of an image with 2 or more than 4
-        channels.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rgba = np.zeros((2, 2, 4), np.uint8)
-    >>> rgba[..., 0], rgba[..., 1], rgba[..., 3] = 30, 60, 255
-    >>> apply_input_transform(rgba, {"to_gray": True})[..., 0].tolist()
-    [[30.0, 30.0], [30.0, 30.0]]
-    >>> bright = np.full((4, 4), 200.0)
-    >>> bright[1, 1] = 20.0                     # a dark object on a bright background
-    >>> out = apply_input_transform(bright, {"invert": "auto"})
-    >>> out.shape, float(out[1, 1, 0]), float(out[0, 0, 0])
-    ((4, 4, 1), 180.0, 0.0)
-    >>> apply_input_transform(bright, None) is bright
-    True
-    """
-    if spec is None:
-        return image
-    spec = _validate_transform(spec)
-    arr = _validate_image(image, name="image")
-    if arr.ndim == 4:
-        raise InvalidImageError(
-            f"image must be one image (H, W) or (H, W, C), not a batch; got shape {arr.shape}"
-        )
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    x = arr.astype(np.float32)
-    if spec["to_gray"] and x.shape[-1] != 1:
-        if x.shape[-1] not in (3, 4):
-            raise InvalidImageError(
-                "image must have 1, 3 (RGB) or 4 (RGBA) channels for the input transform "
-                f"'to_gray'; got shape {arr.shape} (last axis = channels): pass the nuclear "
-                "channel alone (image[..., k]), or one plane of a stack (stack[i])"
-            )
-        x = x[..., :3].mean(axis=-1, keepdims=True, dtype=np.float32)
-    invert = spec["invert"]
-    if invert == "auto":
-        invert = _bright_background(x)
-    if invert is True:
-        finite = _finite(x)
-        top = float(finite.max()) if finite.size else 0.0
-        x = np.float32(top) - x
-    return np.ascontiguousarray(x, dtype=np.float32)

@@ -1,0 +1,282 @@
+"""Datasets from a CSV catalog: one row per image file, with its label(s) or target value(s)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sciconv._validation import look_up_option
+from sciconv.datasets._images import build_image_datasets
+from sciconv.datasets._scan import MAX_LISTED
+from sciconv.datasets._validate import TASKS
+from sciconv.errors import ConfigError, DatasetError, SciconvWarning
+from sciconv.preprocess import NormSpec
+
+_TRUE = {"1", "1.0", "true", "yes", "y", "t"}
+_FALSE = {"0", "0.0", "false", "no", "n", "f"}
+
+
+def _sorted_labels(values: set[str]) -> list[str]:
+    try:
+        return sorted(values, key=lambda v: (float(v), v))
+    except ValueError:
+        return sorted(values)
+
+
+def _looks_continuous(class_names: list[str]) -> bool:
+    """True when class labels are all numbers and some are not integers (e.g. a float column)."""
+    try:
+        values = [float(v) for v in class_names]
+    except ValueError:
+        return False
+    return any(math.isfinite(v) and v != round(v) for v in values)
+
+
+def _read_catalog(csv_path: Path, needed: list[str]):
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                raise DatasetError("empty CSV (no header row)", path=csv_path)
+            fields = [f.strip() for f in reader.fieldnames]
+            missing = [c for c in needed if c not in fields]
+            if missing:
+                raise DatasetError(
+                    f"column(s) {missing} not found; available columns: {fields}", path=csv_path
+                )
+            reader.fieldnames = fields
+            rows = []
+            for row in reader:
+                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                    continue  # blank line
+                rows.append((reader.line_num, {k: (row.get(k) or "").strip() for k in needed}))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"not a UTF-8 text CSV ({exc.reason})", path=csv_path) from None
+    except csv.Error as exc:
+        raise DatasetError(f"malformed CSV: {exc}", path=csv_path) from None
+    if not rows:
+        raise DatasetError("CSV has a header but no rows", path=csv_path)
+    return rows
+
+
+def from_catalog(
+    csv_path: str | os.PathLike,
+    *,
+    path_column: str = "path",
+    label_column: str | None = None,
+    label_columns: Sequence[str] | None = None,
+    task: str | None = None,
+    on_missing: str = "error",
+    on_duplicate: str = "error",
+    image_size: int | tuple[int, int] | None = None,
+    validation_split: float | None = None,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = None,
+    augment: bool | dict = False,
+    normalize: str | dict | NormSpec | None = "default",
+    size_policy: str = "crop",
+    cache: str | bool | os.PathLike = "auto",
+    strict: bool = False,
+):
+    """Dataset from a CSV catalog: one row per image file, with its label(s) or target value(s).
+
+    Read with the standard :mod:`csv` module (UTF-8, header row). Relative paths are relative to
+    the CSV's folder.
+
+    Parameters
+    ----------
+    csv_path : str or path-like
+        The catalog.
+    path_column : str, optional
+        Column holding the image paths. Default ``"path"``.
+    label_column : str, optional
+        One label column: class labels (``task="classification"``, strings sorted into
+        ``class_names``, numerically when they are all numbers) or, with ``task="regression"``,
+        one float target.
+    label_columns : sequence of str, optional
+        Several 0/1 columns (``task="multilabel"``, y float32 ``(N, K)``) or several float
+        targets (``task="regression"``, y float32 ``(N, K)``).
+    task : {"classification", "multilabel", "regression"}, optional
+        Default: classification with ``label_column``, multilabel with ``label_columns``.
+    on_missing : {"error", "skip"}, optional
+        A row whose file does not exist: a :class:`DatasetError` listing the rows (default), or
+        dropped with one :class:`SciconvWarning` giving the count.
+    on_duplicate : {"error", "first"}, optional
+        The same file on several rows: a :class:`DatasetError` naming the lines (default; a file
+        listed twice would leak between the splits or be over-weighted), or keep the first row
+        with one :class:`SciconvWarning`.
+    image_size, validation_split, batch_size, shuffle, seed, augment, normalize, size_policy, \
+cache, strict
+        As in :func:`from_folder`; the split is stratified by class for classification.
+        ``augment`` flips and rotates images: use it only for targets that do not change under
+        flips/rotations (class, redshift, Sérsic index), not for orientations (position angle).
+
+    Returns
+    -------
+    tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
+        Batches ``(x, y)``: x float32 ``(N, H, W, C)``; y int32 ``(N,)`` (classification),
+        float32 ``(N, K)`` (multilabel 0/1 and regression).
+
+    Raises
+    ------
+    DatasetError
+        Missing CSV or columns (naming the available ones), missing/duplicate files (naming the
+        lines), unparsable labels (naming the line, column and value), plus the errors of
+        :func:`from_folder`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from astropy.io import fits
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> rows = ["file,redshift,sersic"]
+    >>> for i in range(4):
+    ...     fits.writeto(root / f"g{i}.fits", np.full((8, 8), i, "float32"))
+    ...     rows.append(f"g{i}.fits,{0.1 * i},{i + 1}")
+    >>> _ = (root / "cat.csv").write_text("\\n".join(rows))
+    >>> ds = from_catalog(root / "cat.csv", path_column="file", task="regression",
+    ...                   label_columns=["redshift", "sersic"], batch_size=4, shuffle=False)
+    >>> x, y = next(iter(ds))
+    >>> tuple(x.shape), tuple(y.shape), y.dtype.name, ds.task
+    ((4, 8, 8, 1), (4, 2), 'float32', 'regression')
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DatasetError("catalog CSV not found", path=csv_path)
+    if (label_column is None) == (label_columns is None):
+        raise ConfigError("give exactly one of label_column=... or label_columns=[...]")
+    if label_columns is not None:
+        if isinstance(label_columns, str) or not len(label_columns):
+            raise ConfigError(
+                f"label_columns must be a non-empty list of names; got {label_columns!r}"
+            )
+        label_columns = [str(c) for c in label_columns]
+    task_defaulted = task is None
+    if task is None:
+        task = "classification" if label_column is not None else "multilabel"
+    task = look_up_option(task, TASKS, name="task")
+    if task == "classification" and label_column is None:
+        raise ConfigError("task='classification' needs label_column=...; got label_columns")
+    if task == "multilabel" and label_columns is None:
+        raise ConfigError("task='multilabel' needs label_columns=[...]; got label_column")
+    on_missing = look_up_option(on_missing, ("error", "skip"), name="on_missing")
+    on_duplicate = look_up_option(on_duplicate, ("error", "first"), name="on_duplicate")
+    columns = [label_column] if label_column is not None else list(label_columns)
+    rows = _read_catalog(csv_path, [path_column, *columns])
+
+    # files: missing and duplicate rows
+    base = csv_path.parent
+    missing, seen, dups, kept = [], {}, [], []
+    for line, row in rows:
+        rel = row[path_column]
+        full = (base / rel) if rel else None
+        if full is None or not full.is_file():
+            missing.append((line, rel))
+            continue
+        key = os.path.realpath(full)
+        if key in seen:
+            dups.append((seen[key], line, rel))
+            continue
+        seen[key] = line
+        kept.append((line, str(full), row))
+    if missing:
+        listed = ", ".join(f"line {ln}: {p or '(empty)'}" for ln, p in missing[:MAX_LISTED])
+        more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
+        if on_missing == "error":
+            raise DatasetError(
+                f"{len(missing)} file(s) listed in column {path_column!r} not found (paths are "
+                f"relative to {base}): {listed}{more}; pass on_missing='skip' to drop them",
+                path=csv_path,
+            )
+        warnings.warn(
+            f"{csv_path}: skipped {len(missing)} row(s) whose file is missing ({listed}{more})",
+            SciconvWarning,
+            stacklevel=2,
+        )
+    if dups:
+        listed = ", ".join(f"lines {a} and {b}: {p}" for a, b, p in dups[:MAX_LISTED])
+        if on_duplicate == "error":
+            raise DatasetError(
+                f"{len(dups)} duplicate file path(s) ({listed}); remove them or pass "
+                "on_duplicate='first'",
+                path=csv_path,
+            )
+        warnings.warn(
+            f"{csv_path}: {len(dups)} duplicate file path(s) ignored, first row kept ({listed})",
+            SciconvWarning,
+            stacklevel=2,
+        )
+    if not kept:
+        raise DatasetError("no row of the catalog points to an existing file", path=csv_path)
+
+    # labels
+    def bad(line, col, value, want):
+        raise DatasetError(
+            f"line {line}, column {col!r}: cannot parse {value!r} as {want}", path=csv_path
+        )
+
+    lines = [ln for ln, _, _ in kept]
+    if task == "classification":
+        raw = []
+        for ln, _, row in kept:
+            if not row[label_column]:
+                bad(ln, label_column, row[label_column], "a class label (empty)")
+            raw.append(row[label_column])
+        class_names = _sorted_labels(set(raw))
+        if task_defaulted and _looks_continuous(class_names):
+            warnings.warn(
+                f"{csv_path}: column {label_column!r} holds {len(class_names)} distinct "
+                "non-integer numbers, each made a class; pass task='regression' for a "
+                "continuous target (or task='classification' to keep classes and silence this)",
+                SciconvWarning,
+                stacklevel=2,
+            )
+        ids = {name: i for i, name in enumerate(class_names)}
+        y = np.array([ids[v] for v in raw], dtype=np.int32)
+        strata = y
+    else:
+        y = np.zeros((len(kept), len(columns)), dtype=np.float32)
+        for r, (ln, _, row) in enumerate(kept):
+            for k, col in enumerate(columns):
+                value = row[col]
+                if task == "multilabel":
+                    low = value.lower()
+                    if low not in _TRUE and low not in _FALSE:
+                        bad(ln, col, value, "0/1")
+                    y[r, k] = 1.0 if low in _TRUE else 0.0
+                else:
+                    try:
+                        y[r, k] = float(value)
+                    except ValueError:
+                        bad(ln, col, value, "a number")
+                    if not np.isfinite(y[r, k]):
+                        bad(ln, col, value, "a finite number")
+        class_names = list(columns)
+        strata = None
+    del lines
+    return build_image_datasets(
+        [p for _, p, _ in kept],
+        y,
+        skipped=[],
+        what=str(csv_path),
+        task=task,
+        class_names=class_names,
+        strata=strata,
+        image_size=image_size,
+        validation_split=validation_split,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        augment=augment,
+        normalize=normalize,
+        size_policy=size_policy,
+        cache=cache,
+        strict=strict,
+    )

@@ -1,0 +1,166 @@
+"""Classification datasets from a folder holding one sub-folder of images per class."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sciconv.datasets._images import build_image_datasets
+from sciconv.errors import DatasetError
+from sciconv.io import list_images
+from sciconv.preprocess import NormSpec
+
+
+def list_folder_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Image files (by extension, via sciconv.io) and the other visible files of a folder."""
+    images = list_images(folder)
+    names = {p.name for p in images}
+    junk = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.name in names:
+            continue
+        if p.is_symlink() and not p.exists():
+            junk.append((p, "broken link"))
+        elif p.is_file():
+            junk.append((p, "not an image file"))
+    return images, junk
+
+
+def from_folder(
+    path: str | os.PathLike,
+    *,
+    image_size: int | tuple[int, int] | None = None,
+    validation_split: float | None = None,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = None,
+    augment: bool | dict = False,
+    normalize: str | dict | NormSpec | None = "default",
+    size_policy: str = "crop",
+    cache: str | bool | os.PathLike = "auto",
+    strict: bool = False,
+):
+    """Classification dataset from a folder holding one sub-folder of images per class.
+
+    Class names are the sorted sub-folder names; labels are their indices (int32). FITS, TIFF
+    and PNG files may be mixed. Non-image or unreadable files are skipped with one
+    :class:`SciconvWarning` that names them (``strict=True``: a :class:`DatasetError`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The folder; each visible sub-folder is a class.
+    image_size : int or (int, int), optional
+        Output ``(H, W)``. Default None: the images' own size, which must then be the same for all.
+    validation_split : float, optional
+        Fraction held out for validation, split per class (stratified) with ``seed``; then
+        ``(train, val)`` is returned.
+    batch_size : int, optional
+        Default 32.
+    shuffle : bool, optional
+        Shuffle the training split each epoch (seeded). Default True.
+    seed : int, optional
+        Seed of the split, shuffle, crops and augmentation (None: a random one).
+    augment : bool or dict, optional
+        Training split only. True: a random D4 element per image and, with ``size_policy="crop"``
+        and larger images, a random crop (instead of the centre crop). A dict adds options of
+        :func:`sciconv.augment.augment_batch` (``brightness``, ``contrast``, ``gaussian_noise``,
+        ``poisson_noise``; ``d4``/``crop`` False to turn those off). Default False.
+    normalize : str, dict, NormSpec or None, optional
+        ``"default"`` (:data:`sciconv.preprocess.DEFAULT_NORMALIZATION`), a method name, a spec
+        dict or :class:`~sciconv.preprocess.NormSpec`, or None (raw float32); see
+        :func:`sciconv.preprocess.resolve_normalization`. Applied per image on the whole image,
+        before cropping; NaN and infinite pixels become 0 afterwards.
+    size_policy : {"crop", "pad", "resize"}, optional
+        ``"crop"``: cut a window of ``image_size`` (centre; random when augmenting), zero-pad
+        smaller images. ``"pad"``: zero-pad to ``image_size``, never crop (a larger image is an
+        error). ``"resize"``: resample (bilinear, anti-aliased) to ``image_size``.
+    cache : "auto", bool or path, optional
+        ``"auto"`` (default): in memory when the decoded images fit
+        :data:`~sciconv.datasets.CACHE_BUDGET`, else decoded lazily every epoch. True: always in
+        memory. False: always lazy. A path: lazy, with a TensorFlow cache file
+        (``<path>.<fingerprint>.train``/``.val``).
+    strict : bool, optional
+        Unreadable or non-image files are an error instead of a warning. Default False.
+
+    Returns
+    -------
+    tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
+        Batches ``(x, y)``: x float32 ``(N, H, W, C)``, y int32 ``(N,)``. ``(train, val)`` when
+        ``validation_split`` is given.
+
+    Raises
+    ------
+    DatasetError
+        Missing or empty folder, no class sub-folders, a class with no readable image, different
+        channel counts, different sizes without ``image_size``, an empty split.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> from astropy.io import fits
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ["a", "b"]:
+    ...     (root / name).mkdir()
+    ...     for i in range(3):
+    ...         fits.writeto(root / name / f"{i}.fits", np.eye(6, dtype="float32") * i)
+    >>> ds = from_folder(root, image_size=4, batch_size=6, shuffle=False)
+    >>> x, y = next(iter(ds))
+    >>> tuple(x.shape), y.numpy().tolist()
+    ((6, 4, 4, 1), [0, 0, 0, 1, 1, 1])
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DatasetError(
+            "not a folder (from_folder expects one sub-folder per class)", path=folder
+        )
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise DatasetError(
+            "no class sub-folders; from_folder expects one sub-folder of images per class",
+            path=folder,
+        )
+    paths: list[str] = []
+    labels: list[int] = []
+    skipped: list[tuple[str, str]] = []
+    for c, d in enumerate(class_dirs):
+        images, junk = list_folder_images(d)
+        skipped.extend((str(p), why) for p, why in junk)
+        if not images:
+            raise DatasetError(
+                f"class folder {d.name!r} holds no image files"
+                + (f" (only {len(junk)} non-image file(s))" if junk else ""),
+                path=d,
+            )
+        paths.extend(str(p) for p in images)
+        labels.extend([c] * len(images))
+    labels_arr = np.asarray(labels, dtype=np.int32)
+
+    def check_empty(good):
+        present = set(labels_arr[good].tolist())
+        for c, d in enumerate(class_dirs):
+            if c not in present:
+                raise DatasetError(f"class folder {d.name!r} holds no readable image", path=d)
+
+    return build_image_datasets(
+        paths,
+        labels_arr,
+        skipped=skipped,
+        what=str(folder),
+        task="classification",
+        class_names=[d.name for d in class_dirs],
+        strata=labels_arr,
+        image_size=image_size,
+        validation_split=validation_split,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        augment=augment,
+        normalize=normalize,
+        size_policy=size_policy,
+        cache=cache,
+        strict=strict,
+        check_empty=check_empty,
+    )

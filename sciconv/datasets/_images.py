@@ -1,0 +1,202 @@
+"""The shared core of the image-level builders (folder, catalog), and class weights."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from sciconv.datasets._arrays import center_crop
+from sciconv.datasets._pipelines import attach, fingerprint, lazy_pipeline, memory_pipeline
+from sciconv.datasets._scan import (
+    cache_budget,
+    check_channels,
+    check_sizes,
+    collect_warnings,
+    report_bad,
+    report_warnings,
+    scan,
+    split,
+)
+from sciconv.datasets._validate import (
+    validate_augment,
+    validate_cache,
+    validate_positive_int,
+    validate_seed,
+    validate_split,
+)
+from sciconv.datasets.prepare import FilePrep
+from sciconv.errors import DatasetError
+
+
+def build_image_datasets(
+    paths: list[str],
+    labels: np.ndarray,
+    *,
+    skipped: list[tuple[str, str]],
+    what: str,
+    task: str,
+    class_names: list[str],
+    strata: np.ndarray | None,
+    image_size,
+    validation_split,
+    batch_size,
+    shuffle,
+    seed,
+    augment,
+    normalize,
+    size_policy,
+    cache,
+    strict,
+    check_empty: Callable | None = None,
+):
+    """Shared core of from_folder/from_catalog: scan, validate, split, build pipelines."""
+    prep = FilePrep.create(normalize=normalize, image_size=image_size, size_policy=size_policy)
+    fraction = validate_split(validation_split)
+    batch_size = validate_positive_int(batch_size, "batch_size")
+    seed = validate_seed(seed)
+    aug = validate_augment(augment)
+    cache = validate_cache(cache)
+    spec, size, policy = prep.normalization, prep.size, prep.policy
+    recorded = None if spec is None else spec.to_dict()
+
+    # random crops need the full images: keep them (padded up to size) in memory when cropping
+    keep_larger = aug is not None and aug.get("crop", True) and policy == "crop"
+    decode = None
+    budget = 0.0
+    if cache in ("auto", True):
+        budget = math.inf if cache is True else cache_budget()
+
+        def decode(path):
+            x = prep.read(path)
+            return np.ascontiguousarray(prep.fit(x, keep_larger=keep_larger)), x.shape
+
+    with collect_warnings() as records:
+        scanned = scan(paths, decode, budget=budget)
+    report_warnings(records, what=what, stacklevel=4)
+    bad = list(skipped) + [(paths[j], r) for j, r in sorted(scanned.bad.items())]
+    report_bad(bad, strict=strict, what=what)
+    good = np.array([j for j in range(len(paths)) if j not in scanned.bad], dtype=np.int64)
+    if check_empty is not None:
+        check_empty(good)
+    if len(good) == 0:
+        raise DatasetError(f"no readable image in {what}")
+    g_paths = [paths[j] for j in good]
+    g_shapes = [scanned.shapes[j] for j in good]
+    channels = check_channels(g_paths, g_shapes)
+    size = check_sizes(g_paths, g_shapes, size, policy)
+    prep = FilePrep(spec, size, policy)
+    labels = labels[good]
+    strata = None if strata is None else strata[good]
+    train_idx, val_idx = split(len(good), fraction, seed, strata)
+
+    cache_mode = (
+        "memory" if scanned.arrays is not None else ("file" if isinstance(cache, Path) else "none")
+    )
+    common = {
+        "class_names": list(class_names),
+        "normalization": recorded,
+        "task": task,
+        "cache_mode": cache_mode,
+        # recorded into the model by training.fit so predict_files prepares cutouts the same way
+        "image_size": None if size is None else [int(v) for v in size],
+        "size_policy": policy,
+    }
+
+    def counts(idx):
+        if task != "classification":
+            return None
+        return np.bincount(labels[idx], minlength=len(class_names))
+
+    def build(idx, training):
+        sub_paths = [g_paths[i] for i in idx]
+        y = labels[idx]
+        if scanned.arrays is not None:
+            arrs = [scanned.arrays[good[i]] for i in idx]
+            if not training or len({a.shape for a in arrs}) > 1:
+                arrs = [center_crop(a, *size) if a.shape[:2] != size else a for a in arrs]
+            x = np.stack(arrs)
+            ds = memory_pipeline(
+                x,
+                y,
+                size=size,
+                batch_size=batch_size,
+                shuffle=shuffle and training,
+                seed=seed,
+                aug=aug if training else None,
+            )
+        else:
+            cache_file = None
+            if isinstance(cache, Path):
+                fp = fingerprint(sub_paths, recorded, size, policy, task)
+                cache_file = f"{cache}.{fp}.{'train' if training else 'val'}"
+            ds = lazy_pipeline(
+                sub_paths,
+                y,
+                prep=prep,
+                channels=channels,
+                batch_size=batch_size,
+                shuffle=shuffle and training,
+                seed=seed,
+                aug=aug if training else None,
+                cache_file=cache_file,
+            )
+        return attach(ds, file_paths=sub_paths, class_counts=counts(idx), **common)
+
+    if val_idx is None:
+        return build(train_idx, True)
+    return build(train_idx, True), build(val_idx, False)
+
+
+def class_weights(data, *, num_classes: int | None = None) -> dict[int, float]:
+    """Class weights for ``model.fit(class_weight=...)`` that balance imbalanced classes.
+
+    ``weight[c] = total / (num_classes * count[c])`` (the "balanced" rule: a class with half
+    the average count weighs 2); a class with no samples gets weight 0.
+
+    Parameters
+    ----------
+    data : tf.data.Dataset or array_like
+        A dataset built by :mod:`sciconv.datasets` (its ``.class_counts`` are used: samples for
+        classification, pixels for segmentation), or integer class ids of any shape (labels
+        ``(N,)`` or masks ``(N, H, W)``).
+    num_classes : int, optional
+        Number of classes (default: from the dataset, or ``max(label) + 1``).
+
+    Returns
+    -------
+    dict of int to float
+
+    Examples
+    --------
+    >>> class_weights([0, 0, 0, 1])
+    {0: 0.6666666666666666, 1: 2.0}
+    """
+    counts = getattr(data, "class_counts", None)
+    if counts is None and isinstance(data, tf.data.Dataset):
+        task = getattr(data, "task", "unknown")
+        raise DatasetError(
+            f"class_weights needs class labels; this dataset's task is {task!r} "
+            "(classification or segmentation datasets have class counts)"
+        )
+    if counts is None:
+        labels = np.asarray(data)
+        if labels.size == 0:
+            raise DatasetError("class_weights got no labels")
+        if not np.issubdtype(labels.dtype, np.integer):
+            if not np.all(np.mod(labels, 1) == 0):
+                raise DatasetError("class_weights needs integer class ids; got non-integer labels")
+            labels = labels.astype(np.int64)
+        if labels.min() < 0:
+            raise DatasetError(f"class ids must be >= 0; got {int(labels.min())}")
+        counts = np.bincount(labels.ravel())
+    counts = np.asarray(counts, dtype=np.float64)
+    k = len(counts) if num_classes is None else validate_positive_int(num_classes, "num_classes")
+    if len(counts) > k:
+        raise DatasetError(f"labels go up to {len(counts) - 1} but num_classes={k}")
+    counts = np.pad(counts, (0, k - len(counts)))
+    total = counts.sum()
+    return {c: (float(total / (k * counts[c])) if counts[c] else 0.0) for c in range(k)}

@@ -1,0 +1,351 @@
+"""Segmentation datasets from images and masks paired by file stem."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import tensorflow as tf
+
+from sciconv._validation import look_up_option, standardize_tuple
+from sciconv.datasets._arrays import pad_to
+from sciconv.datasets._pipelines import AUTOTUNE, attach, augment_map, no_autograph
+from sciconv.datasets._scan import (
+    WORKERS,
+    cache_budget,
+    check_channels,
+    collect_warnings,
+    reason,
+    report_bad,
+    report_warnings,
+    scan,
+    split,
+)
+from sciconv.datasets._validate import (
+    TARGETS,
+    validate_augment,
+    validate_fraction,
+    validate_positive_int,
+    validate_seed,
+    validate_split,
+)
+from sciconv.datasets.patches import boundary_target, sample_patches
+from sciconv.datasets.prepare import FilePrep
+from sciconv.errors import ConfigError, DatasetError
+from sciconv.io import pair_by_stem, read_pixels
+from sciconv.preprocess import NormSpec
+
+
+def _mask_target(labels: np.ndarray, *, path: str, target: str, num_classes: int | None):
+    """Turn a label image (H, W) into class ids per the target."""
+    if target == "boundary":
+        return boundary_target(labels)
+    if num_classes is None:
+        return (labels > 0).astype(np.uint8)
+    top = int(labels.max())
+    if top >= num_classes:
+        raise DatasetError(
+            f"mask holds label {top} but num_classes={num_classes} (class ids must be "
+            f"0..{num_classes - 1}); for instance labels leave num_classes=None",
+            path=path,
+        )
+    return labels.astype(np.uint8 if num_classes <= 256 else np.int32)
+
+
+def _read_mask(path: str) -> np.ndarray:
+    data = read_pixels(path)
+    if data.shape[2] != 1:
+        raise DatasetError(f"a mask must have 1 channel; got {data.shape[2]}", path=path)
+    m = data[..., 0]
+    if not np.all(np.isfinite(m)) or np.any(m != np.round(m)) or m.min() < 0:
+        raise DatasetError("a mask must hold integer labels >= 0 (no NaN, no fractions)", path=path)
+    return m.astype(np.int64)
+
+
+def _pad_multiple(x: np.ndarray, y: np.ndarray, multiple: int):
+    h, w = y.shape
+    th, tw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    return pad_to(x, th, tw, mode="reflect", center=False), pad_to(y, th, tw, center=False)
+
+
+def from_pairs(
+    images,
+    masks,
+    *,
+    patch_size: int | tuple[int, int] | None = None,
+    patches_per_image: int = 8,
+    foreground_fraction: float = 0.5,
+    target: str = "semantic",
+    num_classes: int | None = None,
+    validation_split: float | None = None,
+    batch_size: int = 8,
+    shuffle: bool = True,
+    seed: int | None = None,
+    augment: bool | dict = False,
+    normalize: str | dict | NormSpec | None = "default",
+    pad_to_multiple: int = 16,
+    cache: str | bool = "auto",
+    strict: bool = False,
+):
+    """Segmentation dataset from images and masks paired by file stem.
+
+    ``cells/images/a.tif`` pairs with ``cells/masks/a.tif`` (or ``a.fits``...; the rule of
+    :func:`sciconv.io.pair_by_stem`). Masks may be instance labels (0 = background, 1..n
+    objects) or class ids.
+
+    Training yields random patches (``patch_size``), ``patches_per_image`` per image per epoch,
+    a fraction of them centred on a foreground pixel; with ``augment`` image and mask get the same
+    D4 transform. Validation yields whole images padded to a multiple of ``pad_to_multiple``
+    (reflect for the image, 0 for the mask, at the bottom/right), one per batch unless all images
+    share one padded size.
+
+    The training dataset is endless (new random patches on every pass) and carries
+    ``.steps_per_epoch``, the batches of one pass (``ceil(images * patches_per_image /
+    batch_size)``; whole images: one per image). :func:`sciconv.training.fit` uses it as its
+    default ``steps_per_epoch``, so any ``steps_per_epoch * epochs`` is trained in full; with
+    ``keras.Model.fit`` pass ``steps_per_epoch=ds.steps_per_epoch`` (or another count) yourself.
+    The validation dataset is finite: one pass per evaluation.
+
+    Parameters
+    ----------
+    images, masks : folder or list of paths
+        The image files and the mask files (a folder is listed with :func:`sciconv.io.list_images`).
+    patch_size : int or (int, int), optional
+        Training patch size. Default None: whole images padded like validation ones.
+    patches_per_image : int, optional
+        Patches per image per epoch (sets ``.steps_per_epoch``). Default 8.
+    foreground_fraction : float, optional
+        Probability that a patch is centred on a random foreground pixel (else uniform; see
+        :func:`sciconv.datasets.sample_patches`). Default 0.5.
+    target : {"semantic", "boundary"}, optional
+        ``"semantic"``: with ``num_classes=None`` masks are instance/binary labels and y is
+        0 background / 1 foreground; with ``num_classes`` masks hold class ids ``< num_classes``.
+        ``"boundary"``: masks are instance labels; y is 0 background / 1 interior / 2 boundary
+        (:func:`sciconv.datasets.boundary_target`: the inner boundary of every object), which
+        separates touching objects.
+    num_classes : int, optional
+        See ``target``; a mask label ``>= num_classes`` is a :class:`DatasetError`.
+    validation_split : float, optional
+        Fraction of the image pairs held out (seeded); then ``(train, val)`` is returned.
+    batch_size : int, optional
+        Default 8.
+    shuffle, seed, augment, normalize, strict
+        As in :func:`from_folder` (``augment``: D4 and intensity options; patches are random
+        anyway).
+    pad_to_multiple : int, optional
+        Whole images are padded to a multiple of this (a U-Net of depth d needs ``2**d``).
+        Default 16.
+    cache : "auto" or bool, optional
+        ``"auto"``: decoded images kept in memory when they fit
+        :data:`~sciconv.datasets.CACHE_BUDGET`, else read lazily (masks are always held in
+        memory). Default ``"auto"``.
+
+    Returns
+    -------
+    tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
+        Batches ``(x, y)``: x float32 ``(N, H, W, C)``, y int32 ``(N, H, W)`` class ids; the
+        training dataset is endless, with ``.steps_per_epoch``.
+
+    Raises
+    ------
+    DatasetError
+        A missing partner or a shape mismatch (naming both files), a mask label ``>= num_classes``,
+        a non-integer mask, different channel counts, an empty split.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "img").mkdir(); (root / "lab").mkdir()
+    >>> for i in range(2):
+    ...     lab = np.zeros((20, 24), "int32"); lab[4:10, 5:12] = 1; lab[10:15, 5:12] = 2
+    ...     tifffile.imwrite(root / "img" / f"c{i}.tif", (lab * 50 + i).astype("float32"))
+    ...     tifffile.imwrite(root / "lab" / f"c{i}.tif", lab)
+    >>> ds = from_pairs(root / "img", root / "lab", patch_size=16, target="boundary", seed=0)
+    >>> x, y = next(iter(ds))
+    >>> tuple(x.shape), tuple(y.shape), y.dtype.name, sorted(np.unique(y).tolist())
+    ((8, 16, 16, 1), (8, 16, 16), 'int32', [0, 1, 2])
+    >>> ds.steps_per_epoch  # 2 images x 8 patches, batches of 8
+    2
+    """
+    psize = None if patch_size is None else standardize_tuple(patch_size, 2, name="patch_size")
+    ppi = validate_positive_int(patches_per_image, "patches_per_image")
+    fg_fraction = validate_fraction(foreground_fraction, "foreground_fraction")
+    target = look_up_option(target, TARGETS, name="target")
+    if num_classes is not None:
+        num_classes = validate_positive_int(num_classes, "num_classes")
+        if target == "boundary" and num_classes != 3:
+            raise ConfigError(f"target='boundary' makes 3 classes; got num_classes={num_classes}")
+        if num_classes < 2:
+            raise ConfigError(f"num_classes must be >= 2; got {num_classes}")
+    fraction = validate_split(validation_split)
+    batch_size = validate_positive_int(batch_size, "batch_size")
+    seed = validate_seed(seed)
+    aug = validate_augment(augment)
+    prep = FilePrep.create(normalize=normalize)
+    spec = prep.normalization
+    multiple = validate_positive_int(pad_to_multiple, "pad_to_multiple")
+    if cache not in ("auto", True, False, None):
+        raise ConfigError(
+            f"from_pairs caches in memory only: cache must be 'auto', True or False; got {cache!r}"
+        )
+
+    pairs = pair_by_stem(images, masks)  # sorted by stem; every file has its partner
+    img_paths = [str(p) for p, _ in pairs]
+    mask_paths = [str(m) for _, m in pairs]
+
+    # masks: always read (label checks need every pixel); images: decoded or probed
+    n = len(pairs)
+    ys: list = [None] * n
+    bad: dict[int, str] = {}
+
+    def read_pair_mask(j):
+        try:
+            return _read_mask(mask_paths[j]), None
+        except DatasetError:
+            raise
+        except Exception as exc:  # reported with its file
+            return None, reason(exc)
+
+    budget = {"auto": cache_budget(), True: math.inf}.get(cache, 0.0)
+
+    def decode_image(path):
+        x = prep.read(path)
+        return x, x.shape
+
+    with collect_warnings() as records:
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for j, (m, err) in enumerate(pool.map(read_pair_mask, range(n))):
+                if err is not None:
+                    bad[j] = f"mask {mask_paths[j]}: {err}"
+                else:
+                    ys[j] = m
+        scanned = scan(img_paths, decode_image if budget else None, budget=budget)
+    report_warnings(records, what="image/mask pairs", stacklevel=3)
+    for j, why in scanned.bad.items():
+        bad.setdefault(j, why)
+    report_bad(
+        [(img_paths[j], r) for j, r in sorted(bad.items())],
+        strict=strict,
+        what="image/mask pairs",
+        stacklevel=3,
+    )
+    good = [j for j in range(n) if j not in bad]
+    if not good:
+        raise DatasetError(f"no readable image/mask pair among {n}")
+    for j in good:
+        if tuple(scanned.shapes[j][:2]) != ys[j].shape:
+            raise DatasetError(
+                f"image {img_paths[j]} is {scanned.shapes[j][0]}x{scanned.shapes[j][1]} but its "
+                f"mask {mask_paths[j]} is {ys[j].shape[0]}x{ys[j].shape[1]}"
+            )
+    channels = check_channels([img_paths[j] for j in good], [scanned.shapes[j] for j in good])
+    for j in good:
+        ys[j] = _mask_target(ys[j], path=mask_paths[j], target=target, num_classes=num_classes)
+    k = 3 if target == "boundary" else (num_classes or 2)
+    if target == "boundary":
+        class_names = ["background", "interior", "boundary"]
+    elif k == 2:
+        class_names = ["background", "foreground"]
+    else:
+        class_names = ["background", *[f"class_{i}" for i in range(1, k)]]
+    train_idx, val_idx = split(len(good), fraction, seed, None)
+    in_memory = scanned.arrays is not None
+
+    def get(j):
+        x = scanned.arrays[j] if in_memory else prep.read(img_paths[j])
+        return x, ys[j]
+
+    def whole_batch(idx):
+        """Batch size for whole images: ``batch_size`` when they share one padded size, else 1."""
+        shapes = {tuple(-(-d // multiple) * multiple for d in ys[good[i]].shape) for i in idx}
+        return batch_size if len(shapes) == 1 else 1
+
+    def whole(idx, training):
+        sel = [good[i] for i in idx]
+        bs = whole_batch(idx)
+
+        def load(i):
+            x, y = _pad_multiple(*get(sel[int(i)]), multiple)
+            return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int32)
+
+        ds = tf.data.Dataset.range(len(sel))
+        if training and shuffle:
+            ds = ds.shuffle(len(sel), seed=seed, reshuffle_each_iteration=True)
+        if training:
+            ds = ds.repeat()  # endless: fit() reads one pass from .steps_per_epoch
+
+        def decode(i):
+            x, y = tf.numpy_function(load, [i], (tf.float32, tf.int32), stateful=False)
+            x.set_shape((None, None, channels))
+            y.set_shape((None, None))
+            return x, y
+
+        ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True).batch(bs)
+        if training and aug is not None:
+            ds = augment_map(ds, aug, seed)
+        return ds.prefetch(AUTOTUNE)
+
+    def patches(idx):
+        sel = [good[i] for i in idx]
+
+        def sample(i, s):
+            x, y = get(sel[int(i)])
+            rng = np.random.default_rng(int(s) % 2**63)
+            return sample_patches(x, y, size=psize, count=ppi, fg_fraction=fg_fraction, rng=rng)
+
+        ds = tf.data.Dataset.range(len(sel))
+        if shuffle:
+            ds = ds.shuffle(len(sel), seed=seed, reshuffle_each_iteration=True)
+        # endless, and every pass draws new patches: the seed stream is zipped after the repeat,
+        # so it runs on instead of restarting with each pass
+        ds = tf.data.Dataset.zip(
+            (ds.repeat(), tf.data.Dataset.random(seed=seed + 5, rerandomize_each_iteration=True))
+        )
+
+        def decode(i, s):
+            x, y = tf.numpy_function(sample, [i, s], (tf.float32, tf.int32), stateful=False)
+            x.set_shape((ppi, *psize, channels))
+            y.set_shape((ppi, *psize))
+            return x, y
+
+        ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
+        if shuffle:
+            ds = ds.shuffle(min(len(sel) * ppi, 2048), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size)
+        if aug is not None:
+            ds = augment_map(ds, aug, seed)
+        return ds.prefetch(AUTOTUNE)
+
+    common = {
+        "class_names": class_names,
+        "normalization": None if spec is None else spec.to_dict(),
+        "task": "segmentation",
+        "cache_mode": "memory" if in_memory else "none",
+        "pad_to_multiple": multiple,
+    }
+
+    def finish(ds, idx, **extra):
+        sel = [good[i] for i in idx]
+        counts = np.zeros(k, np.int64)
+        for j in sel:
+            counts += np.bincount(ys[j].ravel(), minlength=k)[:k]
+        return attach(
+            ds,
+            file_paths=[img_paths[j] for j in sel],
+            mask_paths=[mask_paths[j] for j in sel],
+            class_counts=counts,
+            **common,
+            **extra,
+        )
+
+    # the training split is endless; one epoch = one pass (every image, patches_per_image times)
+    if psize:
+        train, one_pass = patches(train_idx), -(-len(train_idx) * ppi // batch_size)
+    else:
+        train, one_pass = whole(train_idx, True), -(-len(train_idx) // whole_batch(train_idx))
+    train = finish(train, train_idx, steps_per_epoch=one_pass)
+    if val_idx is None:
+        return train
+    return train, finish(whole(val_idx, False), val_idx)

@@ -1,0 +1,178 @@
+"""Scanning many files up front: decode or probe in a thread pool, report, check, split.
+
+Every file is checked before a pipeline exists, so bad input is a :class:`DatasetError` (or one
+:class:`SciconvWarning` naming the skipped files), never an error in a tf.data worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from sciconv.errors import DatasetError, SciconvError, SciconvWarning
+from sciconv.io import probe_shape
+
+WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
+MAX_LISTED = 20
+
+
+def cache_budget() -> float:
+    """:data:`sciconv.datasets.CACHE_BUDGET` as it is now (users and tests may change it)."""
+    return sys.modules[__package__].CACHE_BUDGET
+
+
+def reason(exc: BaseException) -> str:
+    if isinstance(exc, SciconvError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def collect_warnings():
+    """Record the warnings raised while files are read by a thread pool (reported as one)."""
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", UserWarning)  # SciconvWarning, AstropyUserWarning
+        yield records
+
+
+def report_warnings(records, *, what: str, stacklevel: int) -> None:
+    # probing reads lazily; a file that cannot be memory-mapped is read whole, which is fine
+    msgs = [
+        str(r.message)
+        for r in records
+        if issubclass(r.category, UserWarning) and "memory-mapped" not in str(r.message)
+    ]
+    if not msgs:
+        return
+    shown = "; ".join(dict.fromkeys(msgs[:3]))
+    warnings.warn(
+        f"reading the files of {what} gave {len(msgs)} warning(s), e.g.: {shown}",
+        SciconvWarning,
+        stacklevel=stacklevel,
+    )
+
+
+@dataclass
+class Scan:
+    shapes: list  # raw (H, W, C) per file, None where bad
+    arrays: list | None  # decoded arrays (None when the budget was exceeded: lazy path)
+    bad: dict  # index -> reason
+
+
+def scan(paths: Sequence[str], decode: Callable | None, *, budget: float) -> Scan:
+    """Decode (while within ``budget`` bytes) or probe every file in a thread pool."""
+    n = len(paths)
+    shapes: list = [None] * n
+    arrays: list | None = [None] * n if decode is not None and budget > 0 else None
+    bad: dict = {}
+    total = 0
+    chunk = max(64, 8 * WORKERS)
+
+    def run(fn, path):
+        try:
+            return fn(path), None
+        except Exception as exc:  # every failure is reported with its file
+            return None, reason(exc)
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for start in range(0, n, chunk):
+            idx = range(start, min(n, start + chunk))
+            fn = decode if arrays is not None else probe_shape
+            results = pool.map(lambda j, fn=fn: run(fn, paths[j]), idx)
+            for j, (res, err) in zip(idx, results):
+                if err is not None:
+                    bad[j] = err
+                elif arrays is not None:
+                    arrays[j] = res[0]
+                    shapes[j] = res[1]
+                    total += res[0].nbytes
+                else:
+                    shapes[j] = tuple(res)
+            if arrays is not None and total > budget:
+                arrays = None  # over budget: drop what was decoded, probe the rest
+    return Scan(shapes, arrays, bad)
+
+
+def report_bad(
+    items: Sequence[tuple[str, str]], *, strict: bool, what: str, stacklevel: int = 4
+) -> None:
+    """One error (strict) or one warning listing every skipped file with its reason."""
+    if not items:
+        return
+    listed = "; ".join(f"{p} ({r})" for p, r in items[:MAX_LISTED])
+    more = f"; and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    if strict:
+        raise DatasetError(
+            f"{len(items)} unreadable or non-image file(s) in {what} (strict=True): {listed}{more}"
+        )
+    warnings.warn(
+        f"skipped {len(items)} unreadable or non-image file(s) in {what}: {listed}{more}",
+        SciconvWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def check_channels(paths: Sequence[str], shapes: Sequence) -> int:
+    by_c: dict[int, str] = {}
+    for p, s in zip(paths, shapes):
+        by_c.setdefault(s[2], p)
+    if len(by_c) > 1:
+        ex = ", ".join(f"{c} channel(s): {p}" for c, p in sorted(by_c.items()))
+        raise DatasetError(
+            f"images have different channel counts ({ex}); convert them to one channel count "
+            "before building a dataset"
+        )
+    return next(iter(by_c))
+
+
+def check_sizes(paths, shapes, size, policy) -> tuple[int, int]:
+    """Resolve the output (H, W) and check the size policy can honour it."""
+    if size is None:
+        by_hw: dict[tuple, str] = {}
+        for p, s in zip(paths, shapes):
+            by_hw.setdefault(tuple(s[:2]), p)
+        if len(by_hw) > 1:
+            ex = ", ".join(f"{hw[0]}x{hw[1]}: {p}" for hw, p in list(by_hw.items())[:5])
+            raise DatasetError(
+                f"images have different sizes ({ex}); pass image_size=(H, W) with "
+                "size_policy='crop', 'pad' or 'resize'"
+            )
+        return next(iter(by_hw))
+    if policy == "pad":
+        big = [(p, s) for p, s in zip(paths, shapes) if s[0] > size[0] or s[1] > size[1]]
+        if big:
+            ex = ", ".join(f"{p} ({s[0]}x{s[1]})" for p, s in big[:5])
+            raise DatasetError(
+                f"{len(big)} image(s) larger than image_size={size} with size_policy='pad' "
+                f"(which never crops): {ex}; use size_policy='crop' or 'resize'"
+            )
+    return size
+
+
+def split(n: int, fraction: float | None, seed: int, strata: np.ndarray | None):
+    """Deterministic split of ``range(n)``; stratified by ``strata`` (class ids) when given."""
+    all_idx = np.arange(n)
+    if fraction is None:
+        return all_idx, None
+    rng = np.random.default_rng(seed)
+    groups = [all_idx] if strata is None else [all_idx[strata == c] for c in np.unique(strata)]
+    val = []
+    for g in groups:
+        k = round(len(g) * fraction)
+        val.extend(rng.permutation(g)[:k].tolist())
+    val_idx = np.array(sorted(val), dtype=np.int64)
+    train_idx = np.setdiff1d(all_idx, val_idx)
+    if len(val_idx) == 0 or len(train_idx) == 0:
+        raise DatasetError(
+            f"validation_split={fraction} of {n} file(s) leaves an empty "
+            f"{'validation' if len(val_idx) == 0 else 'training'} set; use more files or "
+            "another fraction"
+        )
+    return train_idx, val_idx

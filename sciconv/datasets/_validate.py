@@ -1,0 +1,85 @@
+"""Validation of the builders' arguments (once, at the boundary; the code after trusts them)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from sciconv._validation import look_up_option
+from sciconv.augment import validate_amounts
+from sciconv.errors import ConfigError
+
+TASKS = ("classification", "multilabel", "regression")
+TARGETS = ("semantic", "boundary")
+AUGMENT_KEYS = ("d4", "crop", "brightness", "contrast", "gaussian_noise", "poisson_noise")
+
+
+def validate_split(validation_split) -> float | None:
+    if validation_split is None:
+        return None
+    if (
+        isinstance(validation_split, bool)
+        or not isinstance(validation_split, (int, float))
+        or not 0 < validation_split < 1
+    ):
+        raise ConfigError(
+            f"validation_split must be None or a fraction in (0, 1); got {validation_split!r}"
+        )
+    return float(validation_split)
+
+
+def validate_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be a positive int; got {value!r}")
+    return int(value)
+
+
+def validate_seed(seed) -> int:
+    if seed is None:
+        return int(np.random.default_rng().integers(0, 2**31 - 1))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be None or an int >= 0; got {seed!r}")
+    return int(seed)
+
+
+def validate_augment(augment) -> dict | None:
+    """``False`` -> None; ``True`` -> D4 + random crops; a dict -> :func:`augment_batch` options."""
+    if augment is False or augment is None:
+        return None
+    if augment is True:
+        return {"d4": True, "crop": True}
+    if isinstance(augment, Mapping):
+        for key in augment:
+            look_up_option(key, AUGMENT_KEYS, name="augment key")
+        options = {"d4": True, "crop": True, **augment}
+        batch_opts = {k: v for k, v in options.items() if k != "crop"}
+        validate_amounts(
+            batch_opts.get("brightness", 0.0),
+            batch_opts.get("contrast", 0.0),
+            batch_opts.get("gaussian_noise", 0.0),
+            batch_opts.get("poisson_noise"),
+        )
+        return options
+    raise ConfigError(f"augment must be True, False or a dict of {AUGMENT_KEYS}; got {augment!r}")
+
+
+def validate_cache(cache) -> str | Path | bool:
+    if cache in ("auto", True, False, None):
+        return False if cache is None else cache
+    if isinstance(cache, (str, os.PathLike)):
+        path = Path(cache)
+        if not path.parent.is_dir():
+            raise ConfigError(
+                f"cache file folder does not exist: {path.parent} (cache={os.fspath(cache)!r})"
+            )
+        return path
+    raise ConfigError(f"cache must be 'auto', True, False or a file path; got {cache!r}")
+
+
+def validate_fraction(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be in [0, 1]; got {value!r}")
+    return float(value)

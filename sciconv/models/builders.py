@@ -1,0 +1,533 @@
+"""The model builders: :func:`classifier`, :func:`regressor`, :func:`segmenter`.
+
+Each builder validates its arguments once, here, in private helpers, records them as the model's
+``architecture`` metadata (which :func:`sciconv.models.load` uses to rebuild a model written by a
+newer Keras), then assembles the model from tensor-in/tensor-out backbones
+(:mod:`~sciconv.models.backbones`) and heads (:mod:`~sciconv.models.heads`). Every layer is named
+``{name}_{stage}_{role}``. :func:`check_input_shape` tells whether an image fits a built model.
+
+Examples
+--------
+>>> from sciconv.models.builders import classifier, segmenter
+>>> classifier((32, 32, 1), 3, filters=(8, 16), dense=(32,)).output_shape
+(None, 3)
+>>> segmenter((None, None, 1), depth=2, filters=4).output_shape
+(None, None, None, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from sciconv import __version__
+from sciconv._validation import check_int, look_up_option
+from sciconv.errors import ModelError
+from sciconv.models.backbones import conv_pool_stack, unet
+from sciconv.models.blocks import POOLING, UPSAMPLING
+from sciconv.models.heads import (
+    HEADS,
+    INSTANCE_OUTPUTS,
+    classification_head,
+    regression_head,
+    segmentation_head,
+)
+from sciconv.models.layers import SciconvMetadata
+from sciconv.models.metadata import get_metadata
+
+__all__ = ["check_input_shape", "classifier", "regressor", "segmenter"]
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _validate_input_shape(input_shape, *, spatial_none: bool, name: str) -> tuple:
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3:
+        raise ModelError(f"input_shape must be (H, W, C); got {input_shape!r}")
+    out = []
+    for i, s in enumerate(shape):
+        if s is None and i < 2 and spatial_none:
+            out.append(None)
+            continue
+        if isinstance(s, bool) or (not isinstance(s, int) and not hasattr(s, "__index__")):
+            allowed = "an int or None" if spatial_none and i < 2 else "an int"
+            raise ModelError(
+                f"input_shape[{i}] must be {allowed}; got {s!r} in input_shape={input_shape!r}"
+                + (
+                    " (use head='gap' to accept images of any size)"
+                    if s is None and name != "segmenter"
+                    else ""
+                )
+            )
+        if int(s) <= 0:
+            raise ModelError(f"input_shape must hold positive sizes; got input_shape={shape!r}")
+        out.append(int(s))
+    return tuple(out)
+
+
+def _validate_int(value, *, name: str, minimum: int) -> int:
+    return check_int(value, name=name, minimum=minimum, error=ModelError)
+
+
+def _validate_ints(values, *, name: str, allow_empty: bool) -> tuple[int, ...]:
+    if isinstance(values, int) and not isinstance(values, bool):
+        values = (values,)
+    if not isinstance(values, Sequence) or (not values and not allow_empty):
+        raise ModelError(f"{name} must be a sequence of positive ints; got {values!r}")
+    return tuple(_validate_int(v, name=name, minimum=1) for v in values)
+
+
+def _validate_rate(value, *, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ModelError(f"{name} must be a float in [0, 1); got {value!r}")
+    return float(value)
+
+
+def _validate_activation(value) -> str:
+    try:
+        keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ModelError(
+            f"activation must be a Keras activation name such as 'relu', 'elu', 'gelu'; "
+            f"got {value!r}"
+        ) from None
+    return value
+
+
+def _validate_backbone(*, input_shape, filters, convs_per_stage, kernel_size, pooling, head, name):
+    filters = _validate_ints(filters, name="filters", allow_empty=False)
+    convs_per_stage = _validate_int(convs_per_stage, name="convs_per_stage", minimum=1)
+    kernel_size = _validate_int(kernel_size, name="kernel_size", minimum=1)
+    pooling = look_up_option(pooling, POOLING, name="pooling", error=ModelError)
+    head = look_up_option(head, HEADS, name="head", error=ModelError)
+    shape = _validate_input_shape(input_shape, spatial_none=head == "gap", name=name)
+    smallest = 2 ** len(filters)
+    for s in shape[:2]:
+        if s is not None and s < smallest:
+            raise ModelError(
+                f"input_shape={shape!r} is too small for {len(filters)} pooling stages "
+                f"(filters={filters!r}): H and W must be at least {smallest}"
+            )
+    return shape, filters, convs_per_stage, kernel_size, pooling, head
+
+
+def _input(shape, *, name: str, metadata: dict):
+    inputs = keras.Input(shape=shape, name=f"{name}_input")
+    x = SciconvMetadata(metadata, name=f"{name}_metadata")(inputs)
+    return inputs, x
+
+
+def _base_metadata(task: str, shape: tuple, architecture: dict) -> dict:
+    return {
+        "task": task,
+        "input_channels": shape[2],
+        "input_shape": list(shape),
+        "architecture": architecture,
+        "sciconv_version": __version__,
+    }
+
+
+def _conv_pool_architecture(
+    builder: str,
+    *,
+    filters,
+    convs_per_stage,
+    kernel_size,
+    pooling,
+    batch_norm,
+    activation,
+    head,
+    dense,
+    dropout,
+) -> dict:
+    """Validate the head arguments of a conv-pool model; return its ``architecture`` record."""
+    dense = _validate_ints(dense, name="dense", allow_empty=True)
+    dropout = _validate_rate(dropout, name="dropout")
+    activation = _validate_activation(activation)
+    return dict(
+        builder=builder,
+        filters=list(filters),
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        head=head,
+        dense=list(dense),
+        dropout=dropout,
+    )
+
+
+def _conv_pool_model(shape: tuple, meta: dict, *, make_head, name: str, **head_kwargs):
+    """Input + metadata, :func:`conv_pool_stack`, then ``make_head`` (classifier, regressor)."""
+    arch = meta["architecture"]
+    inputs, x = _input(shape, name=name, metadata=meta)
+    x = conv_pool_stack(
+        x,
+        filters=tuple(arch["filters"]),
+        convs_per_stage=arch["convs_per_stage"],
+        kernel_size=arch["kernel_size"],
+        pooling=arch["pooling"],
+        batch_norm=arch["batch_norm"],
+        activation=arch["activation"],
+        name=name,
+    )
+    outputs = make_head(
+        x,
+        head=arch["head"],
+        dense=tuple(arch["dense"]),
+        dropout=arch["dropout"],
+        activation=arch["activation"],
+        name=name,
+        **head_kwargs,
+    )
+    return keras.Model(inputs, outputs, name=name)
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def classifier(
+    input_shape: Sequence[int | None],
+    num_classes: int,
+    *,
+    filters: Sequence[int] = (32, 64, 128),
+    convs_per_stage: int = 1,
+    kernel_size: int = 3,
+    pooling: str = "max",
+    batch_norm: bool = False,
+    activation: str = "relu",
+    head: str = "flatten",
+    dense: Sequence[int] = (128,),
+    dropout: float = 0.3,
+    multilabel: bool = False,
+    name: str = "classifier",
+) -> keras.Model:
+    """Conv-pool-dense image classifier (softmax over classes, or sigmoid per class).
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(H, W, C)``. With ``head="gap"`` H and W may be None (any size).
+    num_classes : int
+        Number of classes (>= 2; >= 1 with ``multilabel=True``).
+    filters : sequence of int
+        Channels of each conv-pool stage; each stage halves H and W.
+    convs_per_stage : int
+        Convolutions per stage.
+    kernel_size : int
+        Convolution kernel size.
+    pooling : {"max", "avg"}
+        MaxPooling2D or AveragePooling2D after every stage.
+    batch_norm : bool
+        BatchNormalization after every convolution.
+    activation : str
+        Activation of the convolutions and hidden dense layers.
+    head : {"flatten", "gap"}
+        Flatten the last feature map, or global-average-pool it.
+    dense : sequence of int
+        Hidden dense layers of the head.
+    dropout : float
+        Dropout rate in the head.
+    multilabel : bool
+        Independent sigmoid outputs (several labels per image) instead of a softmax.
+    name : str
+        Model name and layer-name prefix.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled; outputs ``(N, num_classes)`` float32 probabilities. Metadata: ``task``
+        (``"classification"`` or ``"multilabel"``), ``num_classes``, ``input_channels``.
+
+    Raises
+    ------
+    ModelError
+        For an invalid argument (the message names it and what is allowed).
+
+    Examples
+    --------
+    >>> model = classifier((64, 64, 1), 3, filters=(8, 16), pooling="avg")
+    >>> model.get_layer("classifier_stage1_pool").__class__.__name__
+    'AveragePooling2D'
+    >>> model.output_shape
+    (None, 3)
+    """
+    shape, filters, convs_per_stage, kernel_size, pooling, head = _validate_backbone(
+        input_shape=input_shape,
+        filters=filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        head=head,
+        name="classifier",
+    )
+    num_classes = _validate_int(num_classes, name="num_classes", minimum=1 if multilabel else 2)
+    architecture = _conv_pool_architecture(
+        "classifier",
+        filters=filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        batch_norm=batch_norm,
+        activation=activation,
+        head=head,
+        dense=dense,
+        dropout=dropout,
+    )
+    architecture["multilabel"] = bool(multilabel)
+    meta = _base_metadata("multilabel" if multilabel else "classification", shape, architecture)
+    meta["num_classes"] = num_classes
+    return _conv_pool_model(
+        shape,
+        meta,
+        make_head=classification_head,
+        name=name,
+        num_classes=num_classes,
+        multilabel=bool(multilabel),
+    )
+
+
+def regressor(
+    input_shape: Sequence[int | None],
+    outputs: int = 1,
+    *,
+    filters: Sequence[int] = (32, 64, 128),
+    convs_per_stage: int = 1,
+    kernel_size: int = 3,
+    pooling: str = "max",
+    batch_norm: bool = False,
+    activation: str = "relu",
+    head: str = "gap",
+    dense: Sequence[int] = (128,),
+    dropout: float = 0.0,
+    uncertainty: bool = False,
+    name: str = "regressor",
+) -> keras.Model:
+    """Conv-pool-dense regressor with linear outputs (optionally mean and log-variance).
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(H, W, C)``; H and W may be None with ``head="gap"`` (the default).
+    outputs : int
+        Number of continuous targets.
+    uncertainty : bool
+        Also predict a log-variance per target: the output is ``(N, 2 * outputs)`` holding
+        ``[mean, log_var]``; :func:`sciconv.training.fit` then trains it with
+        :func:`sciconv.losses.gaussian_nll` and ``exp(0.5 * log_var)`` is the 1-sigma error bar.
+    filters, convs_per_stage, kernel_size, pooling, batch_norm, activation, head, dense, dropout
+        As in :func:`classifier`.
+    name : str
+        Model name and layer-name prefix.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled; metadata ``task="regression"``, ``outputs``, ``uncertainty``.
+
+    Examples
+    --------
+    >>> model = regressor((32, 32, 1), 2, filters=(4, 8), uncertainty=True)
+    >>> model.output_shape
+    (None, 4)
+    """
+    shape, filters, convs_per_stage, kernel_size, pooling, head = _validate_backbone(
+        input_shape=input_shape,
+        filters=filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        head=head,
+        name="regressor",
+    )
+    n_out = _validate_int(outputs, name="outputs", minimum=1)
+    architecture = _conv_pool_architecture(
+        "regressor",
+        filters=filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        pooling=pooling,
+        batch_norm=batch_norm,
+        activation=activation,
+        head=head,
+        dense=dense,
+        dropout=dropout,
+    )
+    meta = _base_metadata("regression", shape, architecture)
+    meta.update(outputs=n_out, uncertainty=bool(uncertainty))
+    return _conv_pool_model(
+        shape,
+        meta,
+        make_head=regression_head,
+        name=name,
+        outputs=n_out,
+        uncertainty=bool(uncertainty),
+    )
+
+
+def segmenter(
+    input_shape: Sequence[int | None] = (None, None, 1),
+    num_classes: int = 2,
+    *,
+    depth: int = 4,
+    filters: int = 32,
+    convs_per_stage: int = 2,
+    kernel_size: int = 3,
+    batch_norm: bool = True,
+    activation: str = "relu",
+    upsampling: str = "transpose",
+    pooling: str = "max",
+    dropout: float = 0.0,
+    instance_output: str | None = None,
+    name: str = "segmenter",
+) -> keras.Model:
+    """U-Net for per-pixel classification (semantic segmentation).
+
+    Parameters
+    ----------
+    input_shape : tuple
+        ``(H, W, C)``; H and W may be None (any size). Known H and W must be multiples of
+        ``2**depth``; with None the model checks the size whenever Keras knows it at trace time,
+        and :func:`check_input_shape` checks a shape explicitly. The divisor is stored as
+        ``get_metadata(model)["divisor"]`` and inference pads images to a multiple of it.
+    num_classes : int
+        Classes including background (2: background/foreground; 3: background/interior/boundary).
+    depth : int
+        Number of down-sampling levels.
+    filters : int
+        Channels of the first level (doubled at each level down).
+    convs_per_stage, kernel_size, batch_norm, activation, pooling
+        As in :func:`classifier` (two convolutions per level by default, with BatchNorm).
+    upsampling : {"transpose", "bilinear"}
+        Conv2DTranspose, or bilinear UpSampling2D followed by a convolution.
+    dropout : float
+        Dropout at the bottleneck.
+    instance_output : {None, "distance", "boundary"}
+        Add a second ``(N, H, W, 1)`` output for instance separation (a distance map or a boundary
+        probability); the model then has two outputs.
+    name : str
+        Model name and layer-name prefix.
+
+    Returns
+    -------
+    keras.Model
+        Uncompiled; outputs ``(N, H, W, num_classes)`` float32 softmax probabilities. Metadata:
+        ``task="segmentation"``, ``num_classes``, ``divisor`` (``2**depth``), ``input_channels``.
+
+    Raises
+    ------
+    ModelError
+        For an invalid argument, or H/W not multiples of ``2**depth``.
+
+    Examples
+    --------
+    >>> model = segmenter((None, None, 1), num_classes=3, depth=2, filters=4)
+    >>> model.output_shape
+    (None, None, None, 3)
+    >>> segmenter((30, 32, 1), depth=2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ModelError: input_shape=(30, 32, 1): H and W must be multiples of ...
+    """
+    shape = _validate_input_shape(input_shape, spatial_none=True, name="segmenter")
+    depth = _validate_int(depth, name="depth", minimum=1)
+    n_filters = _validate_int(filters, name="filters", minimum=1)
+    convs_per_stage = _validate_int(convs_per_stage, name="convs_per_stage", minimum=1)
+    kernel_size = _validate_int(kernel_size, name="kernel_size", minimum=1)
+    num_classes = _validate_int(num_classes, name="num_classes", minimum=2)
+    upsampling = look_up_option(upsampling, UPSAMPLING, name="upsampling", error=ModelError)
+    pooling = look_up_option(pooling, POOLING, name="pooling", error=ModelError)
+    instance_output = look_up_option(
+        instance_output, INSTANCE_OUTPUTS, name="instance_output", error=ModelError
+    )
+    dropout = _validate_rate(dropout, name="dropout")
+    activation = _validate_activation(activation)
+    divisor = 2**depth
+    if any(s is not None and s % divisor for s in shape[:2]):
+        raise ModelError(
+            f"input_shape={shape!r}: H and W must be multiples of 2**depth = {divisor} "
+            f"(depth={depth}); use None for any size, or a size such as "
+            f"{(-(-(shape[0] or divisor) // divisor)) * divisor}"
+        )
+    architecture = dict(
+        builder="segmenter",
+        depth=depth,
+        filters=n_filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        upsampling=upsampling,
+        pooling=pooling,
+        dropout=dropout,
+    )
+    meta = _base_metadata("segmentation", shape, architecture)
+    meta.update(num_classes=num_classes, divisor=divisor)
+    if instance_output is not None:
+        meta["instance_output"] = instance_output
+    inputs, x = _input(shape, name=name, metadata=meta)
+    x = unet(
+        x,
+        depth=depth,
+        filters=n_filters,
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        batch_norm=bool(batch_norm),
+        activation=activation,
+        upsampling=upsampling,
+        pooling=pooling,
+        dropout=dropout,
+        name=name,
+    )
+    outputs = segmentation_head(x, num_classes, instance_output=instance_output, name=name)
+    return keras.Model(inputs, outputs, name=name)
+
+
+# --------------------------------------------------------------------------- shape check
+
+
+def check_input_shape(model: keras.Model, shape: Sequence[int]) -> None:
+    """Raise :class:`ModelError` if an image of ``shape`` cannot go through ``model``.
+
+    A U-Net built with ``depth=d`` accepts any H and W that are multiples of ``2**d`` (recorded as
+    ``get_metadata(model)["divisor"]``); :func:`sciconv.inference.predict_tiled` pads images to
+    that multiple itself. The check also runs inside the model whenever the spatial size is known
+    when Keras traces it.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A sciconv model.
+    shape : sequence of int
+        ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``.
+
+    Examples
+    --------
+    >>> model = segmenter((None, None, 1), depth=2, filters=2)
+    >>> check_input_shape(model, (64, 48, 1))
+    >>> check_input_shape(model, (64, 50, 1))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ModelError: input of shape (64, 50, 1): H and W must be multiples of 4 ...
+    """
+    shape = tuple(int(s) for s in shape)
+    hw = shape[-3:-1] if len(shape) >= 3 else shape
+    meta = get_metadata(model)
+    divisor = int(meta.get("divisor", 1))
+    if any(s % divisor for s in hw):
+        raise ModelError(
+            f"input of shape {shape}: H and W must be multiples of {divisor} for model "
+            f"{model.name!r} (a U-Net of depth {divisor.bit_length() - 1}); pad or crop the image"
+        )
+    channels = meta.get("input_channels")
+    if len(shape) >= 3 and channels is not None and shape[-1] != channels:
+        raise ModelError(
+            f"input of shape {shape}: model {model.name!r} expects {channels} channel(s); "
+            f"got {shape[-1]}"
+        )
