@@ -138,19 +138,7 @@ def run_case(case: str, size: int, repeats: int) -> dict:
         kw = {"tile": 256, "overlap": 32, "batch_size": 16, "progress": False}
         median, times = _timed(lambda: inference.predict_tiled(model, image, **kw), repeats)
     elif case == "auto":
-        s = inference._settings(  # report what tile="auto" picked
-            model,
-            (size, size, 1),
-            tile="auto",
-            overlap=32,
-            batch_size=8,
-            normalize="model",
-            blend="gaussian",
-            tta=None,
-            pad_mode="reflect",
-            memory_budget=inference.AUTO_MEMORY_BUDGET,
-            path=None,
-        )
+        s = inference.resolve_settings(model, (size, size))  # what tile="auto" picks
         info.update(tile=s.tile, batch_size=s.batch_size)
         median, times = _timed(
             lambda: inference.predict_tiled(model, image, progress=False), repeats

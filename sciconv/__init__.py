@@ -31,6 +31,7 @@ _SUBMODULES = (
     "models",
     "postprocess",
     "preprocess",
+    "runs",
     "simulate",
     "training",
     "viz",

@@ -1,4 +1,4 @@
-"""Metrics: Keras IoU / Dice for training, numpy instance matching and average precision.
+"""Metrics: Keras IoU / Dice for training; numpy scores of instances, classes and catalogs.
 
 Keras metrics (registered with ``package="sciconv"``) take integer labels ``(N, H, W)`` or
 ``(N, H, W, 1)`` and probabilities: softmax ``(N, H, W, K)`` is arg-maxed, a single sigmoid
@@ -9,6 +9,10 @@ The numpy functions score instance segmentations the way the 2018 Data Science B
 StarDist do: a predicted object matches a true object when their IoU exceeds a threshold (each
 object matched at most once, by an optimal assignment), and at each threshold
 ``AP = TP / (TP + FP + FN)``.
+
+Classifications are counted by :func:`confusion_counts`; source catalogs are scored against a
+reference (completeness, purity, offsets) by :func:`match_catalogs`. The drawings of these numbers
+(:func:`sciconv.viz.confusion_matrix`, :func:`sciconv.viz.compare_catalogs`) call these functions.
 
 Examples
 --------
@@ -24,6 +28,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -38,7 +43,9 @@ __all__ = [
     "IoU",
     "MeanIoU",
     "average_precision",
+    "confusion_counts",
     "iou_matrix",
+    "match_catalogs",
     "matching",
 ]
 
@@ -408,3 +415,146 @@ def _as_pairs(true_labels, pred_labels) -> list[tuple]:
         f"true_labels must be a 2-D label image, a sequence of them or an (N, H, W) array; got "
         f"shape {arr.shape}"
     )
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def confusion_counts(y_true: Any, y_pred: Any, *, num_classes: int | None = None) -> np.ndarray:
+    """Confusion counts ``(K, K)``: row = true class, column = predicted class.
+
+    Parameters
+    ----------
+    y_true : array_like of int, (N,)
+        True class ids.
+    y_pred : array_like, (N,) class ids or (N, K) scores
+        Predicted class ids, or per-class scores (arg-maxed).
+    num_classes : int, optional
+        K. Default: one more than the largest id seen (or K of the scores).
+
+    Returns
+    -------
+    numpy.ndarray of int64, (K, K)
+
+    Raises
+    ------
+    ConfigError
+        For inputs of different lengths, ids that are negative, not integers or not below K.
+
+    Examples
+    --------
+    >>> confusion_counts([0, 0, 1, 2], [0, 1, 1, 2])
+    array([[1, 1, 0],
+           [0, 1, 0],
+           [0, 0, 1]])
+    """
+    yt = np.asarray(y_true).reshape(-1)
+    yp = np.asarray(y_pred)
+    if yp.ndim == 2:
+        num_classes = num_classes or yp.shape[1]
+        yp = yp.argmax(axis=1)
+    yp = yp.reshape(-1)
+    if yt.shape != yp.shape:
+        raise ConfigError(f"y_true and y_pred must hold as many items; got {yt.size} and {yp.size}")
+    for name, y in (("y_true", yt), ("y_pred", yp)):
+        if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0):
+            raise ConfigError(f"{name} must hold non-negative integer class ids")
+    k = int(num_classes or (max(yt.max(initial=-1), yp.max(initial=-1)) + 1))
+    if yt.size and max(yt.max(), yp.max()) >= k:
+        raise ConfigError(f"class ids must be below num_classes={k}; got {max(yt.max(), yp.max())}")
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (yt.astype(np.int64), yp.astype(np.int64)), 1)  # int64 also when empty
+    return counts
+
+
+# --------------------------------------------------------------------------- catalogs
+
+
+def _catalog_positions(table: Any, names: Sequence[str], *, which: str) -> np.ndarray:
+    missing = [c for c in names if c not in table.colnames]
+    if missing:
+        raise ConfigError(
+            f"{which} catalog lacks column(s) {missing}; it has {list(table.colnames)}"
+        )
+    return np.column_stack([np.asarray(table[c], dtype=np.float64) for c in names])
+
+
+def match_catalogs(
+    reference: Any,
+    found: Any,
+    *,
+    max_separation: float,
+    columns: tuple[str, str] = ("x", "y"),
+    sky: bool = False,
+) -> dict[str, Any]:
+    """Match each reference source to its nearest found source within ``max_separation``.
+
+    Each found source is used at most once (nearest pairs first).
+
+    Parameters
+    ----------
+    reference, found : astropy.table.Table
+        Catalogs with the position columns.
+    max_separation : float
+        Largest separation of a match: pixels, or arcseconds when ``sky=True``.
+    columns : (str, str)
+        Position columns (pixels); ignored when ``sky=True`` (which uses ``ra``/``dec`` in deg).
+    sky : bool
+        Match on the sky with great-circle separations.
+
+    Returns
+    -------
+    dict
+        ``ref_index``, ``found_index`` (matched pairs), ``separation`` (pixels or arcsec),
+        ``dx``, ``dy`` (found − reference, in pixels or arcsec on the sky), ``completeness``
+        (matched / reference), ``purity`` (matched / found).
+
+    Raises
+    ------
+    ConfigError
+        For a catalog without the position columns, or a separation that is not positive.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> ref = Table({"x": [10.0, 50.0], "y": [10.0, 50.0]})
+    >>> got = Table({"x": [10.5, 90.0], "y": [9.8, 90.0]})
+    >>> m = match_catalogs(ref, got, max_separation=2.0)
+    >>> m["ref_index"].tolist(), m["found_index"].tolist(), m["completeness"]
+    ([0], [0], 0.5)
+    """
+    if not (isinstance(max_separation, (int, float)) and max_separation > 0):
+        raise ConfigError(f"max_separation must be a positive number; got {max_separation!r}")
+    cols = ("ra", "dec") if sky else tuple(columns)
+    a = _catalog_positions(reference, cols, which="reference")
+    b = _catalog_positions(found, cols, which="found")
+    if sky:
+        dec0 = np.deg2rad(a[:, 1])[:, None]
+        dra = (b[None, :, 0] - a[:, None, 0] + 180.0) % 360.0 - 180.0
+        dx = dra * np.cos(dec0) * 3600.0
+        dy = (b[None, :, 1] - a[:, None, 1]) * 3600.0
+    else:
+        dx = b[None, :, 0] - a[:, None, 0]
+        dy = b[None, :, 1] - a[:, None, 1]
+    d = np.hypot(dx, dy) if a.size and b.size else np.zeros((len(a), len(b)))
+    ri, fi = np.nonzero(d <= max_separation)
+    order = np.argsort(d[ri, fi], kind="stable")
+    used_r, used_f, pairs = set(), set(), []
+    for k in order:
+        r, f = int(ri[k]), int(fi[k])
+        if r not in used_r and f not in used_f:
+            used_r.add(r)
+            used_f.add(f)
+            pairs.append((r, f))
+    pairs.sort()
+    r_idx = np.array([p[0] for p in pairs], dtype=np.int64)
+    f_idx = np.array([p[1] for p in pairs], dtype=np.int64)
+    return {
+        "ref_index": r_idx,
+        "found_index": f_idx,
+        "separation": d[r_idx, f_idx] if pairs else np.zeros(0),
+        "dx": dx[r_idx, f_idx] if pairs else np.zeros(0),
+        "dy": dy[r_idx, f_idx] if pairs else np.zeros(0),
+        "completeness": len(pairs) / len(a) if len(a) else float("nan"),
+        "purity": len(pairs) / len(b) if len(b) else float("nan"),
+    }

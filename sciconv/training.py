@@ -30,7 +30,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime
 import json
 import math
@@ -49,10 +48,17 @@ import tensorflow as tf
 
 from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
-from sciconv.errors import ConfigError, ModelError, OutputExistsError, SciconvWarning
+from sciconv.errors import (
+    ConfigError,
+    ModelError,
+    OutputExistsError,
+    SciconvError,
+    SciconvWarning,
+)
 from sciconv.losses import bce_dice_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
+from sciconv.runs import read_config, read_log, truncate_log
 
 __all__ = ["default_compile_args", "fit", "read_config"]
 
@@ -194,32 +200,6 @@ def _json_default(value):
     return repr(value)
 
 
-def read_config(workdir: str | os.PathLike) -> dict:
-    """Read ``workdir/config.json`` written by :func:`fit`.
-
-    Raises
-    ------
-    ConfigError
-        If the file is missing or not valid JSON.
-
-    Examples
-    --------
-    >>> read_config("no/such/run")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    sciconv.errors.ConfigError: no/such/run/config.json: no run configuration ...
-    """
-    path = Path(workdir) / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            "no run configuration (was fit run with this workdir?)", path=path
-        ) from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"unreadable run configuration ({err})", path=path) from None
-
-
 def _backup_epoch(backup: Path) -> int | None:
     for name in ("training_metadata.json", "training_metadata.json.bkp"):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
@@ -227,29 +207,13 @@ def _backup_epoch(backup: Path) -> int | None:
     return None
 
 
-def _truncate_log(log: Path, keep_epochs: int) -> None:
-    """Keep the header and the rows of epochs < keep_epochs (rows of an epoch cut short go)."""
-    if not log.exists():
-        return
-    with open(log, newline="") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        return
-    header, body = rows[0], rows[1:]
-    kept = [r for r in body if r and r[0].isdigit() and int(r[0]) < keep_epochs]
-    with atomic_output(log, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(kept)
-
-
 def _best_from_log(log: Path, monitor: str) -> float:
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        with open(log, newline="") as fh:
-            values = [float(r[monitor]) for r in csv.DictReader(fh) if r.get(monitor)]
-        values = [v for v in values if np.isfinite(v)]
-        if values:
-            return min(values)
+    """The best (lowest finite) ``monitor`` value in a run's log; inf when there is none."""
+    with contextlib.suppress(SciconvError):
+        values = read_log(log, columns=[monitor])[monitor]
+        values = values[np.isfinite(values)]
+        if values.size:
+            return float(values.min())
     return math.inf
 
 
@@ -644,7 +608,7 @@ def fit(
             _write_config(workdir, config)
             log = workdir / "log.csv"
             if initial_epoch:
-                _truncate_log(log, initial_epoch)
+                truncate_log(log, initial_epoch)
             best = _best_from_log(log, monitor) if initial_epoch else math.inf
             cbs += [
                 _AtomicCheckpoint(workdir / "best.keras", monitor=monitor, best=best),
@@ -741,7 +705,6 @@ def _prepare_workdir(workdir: Path, *, resume: bool, overwrite: bool) -> int:
     """Decide between a fresh run, a resumed run, or a refusal; return the initial epoch."""
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError("workdir exists and is not a folder", path=workdir)
-    config_path = workdir / "config.json"
     backup = workdir / "backup"
     ours = ("config.json", "best.keras", "last.keras", "log.csv", "backup", "logs")
     present = [n for n in ours if (workdir / n).exists()]
@@ -749,8 +712,8 @@ def _prepare_workdir(workdir: Path, *, resume: bool, overwrite: bool) -> int:
     if not present:
         return 0
     status = None
-    with contextlib.suppress(OSError, ValueError):
-        status = json.loads(config_path.read_text()).get("status")
+    with contextlib.suppress(ConfigError):
+        status = read_config(workdir).get("status")
     if status == "running" and resume:
         return _backup_epoch(backup) or 0
     if not overwrite:

@@ -10,6 +10,7 @@ import pytest
 
 from sciconv import inference, preprocess
 from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
+from sciconv.inference import _source
 from sciconv.models import attach_metadata, classifier, segmenter, set_metadata
 
 RF = 3  # three 3x3 convolutions: receptive-field half-width 3
@@ -241,16 +242,16 @@ def test_lazy_fits_equals_eager_and_is_read_in_tiles(stack, image, tmp_path, mon
         return block
 
     monkeypatch.setattr(type(lazy.data), "__getitem__", spy)
-    monkeypatch.setattr(inference, "_LIMIT_SAMPLES", 2000)  # sample by rows, as for a huge file
+    monkeypatch.setattr(_source, "_LIMIT_SAMPLES", 2000)  # sample by rows, as for a huge file
     kw = {"tile": 32, "overlap": 8, "blend": "gaussian", "normalize": "model", "progress": False}
     got = inference.predict_tiled(stack, lazy, **kw)
     lazy.data.close()
-    monkeypatch.setattr(inference, "_LIMIT_SAMPLES", 10**9)
+    monkeypatch.setattr(_source, "_LIMIT_SAMPLES", 10**9)
     expected = inference.predict_tiled(stack, eager, **kw)
     assert max(reads) <= 32 * 32 < image.size  # tile by tile, never whole
     # limits from a row subsample differ slightly from the eager full-image ones
     np.testing.assert_allclose(got, expected, atol=0.05)
-    monkeypatch.setattr(inference, "_LIMIT_SAMPLES", 10**9)
+    monkeypatch.setattr(_source, "_LIMIT_SAMPLES", 10**9)
     lazy2 = io.read(path, lazy=True)
     same = inference.predict_tiled(stack, lazy2, **kw)
     lazy2.data.close()
@@ -275,6 +276,28 @@ def test_dask_input_gives_the_numpy_result(stack, image):
     got_n = inference.predict_tiled(stack, da.from_array(image, chunks=(64, 64)), **kw)
     got_n = got_n.compute(scheduler="threads")
     np.testing.assert_allclose(got_n, normalized, atol=1e-4)
+
+
+def test_dask_settings_are_resolved_once_and_travel_to_the_blocks(stack, image, monkeypatch):
+    da = pytest.importorskip("dask.array")
+    from sciconv.inference import _dask
+    from sciconv.inference import _tiled as tiled_module
+
+    resolved, seen = [], []
+    resolve, block = tiled_module.resolve_settings, _dask._block
+    monkeypatch.setattr(
+        tiled_module, "resolve_settings", lambda *a, **k: resolved.append(1) or resolve(*a, **k)
+    )
+
+    def spy(x, *, settings, block_info=None, **kwargs):  # dask passes block_info by name
+        seen.append(settings)
+        return block(x, settings=settings, block_info=block_info, **kwargs)
+
+    monkeypatch.setattr(_dask, "_block", spy)
+    lazy = _tiled(stack, da.from_array(image, chunks=(40, 50)), tile=32, overlap=8, blend="none")
+    lazy.compute(scheduler="synchronous")
+    assert len(resolved) == 1 and len(seen) == 6
+    assert all(isinstance(s, inference.PredictionSettings) and s.tile == (32, 32) for s in seen)
 
 
 @pytest.mark.slow
@@ -308,12 +331,59 @@ def test_progress_bar_counts_tiles(stack, image, capsys):
 
 def test_auto_tile_takes_whole_small_image_and_equalizes_big_ones(stack):
     model = attach_metadata(stack, divisor=16)
-    assert inference._auto_tile(model, (300, 500), 32, 16, 1 << 30) == (304, 512)
-    th, tw = inference._auto_tile(model, (10_000, 4096), 32, 16, 64 << 20)
-    for n, t in ((10_000, th), (4096, tw)):
+    small = inference.resolve_settings(model, (300, 500), overlap=32, memory_budget=1 << 30)
+    assert small.tile == (304, 512)
+    big = inference.resolve_settings(model, (10_000, 4096), overlap=32, memory_budget=64 << 20)
+    starts = big.tile_starts((10_000, 4096))
+    for n, t, axis_starts in zip((10_000, 4096), big.tile, starts):
         assert t % 16 == 0 and 64 <= t <= inference.AUTO_TILE_MAX
-        starts = inference._axis_starts(n, t, 32, 16)
-        assert len(starts) * t <= n + len(starts) * (32 + 16)  # recompute ~ overlap only
+        assert axis_starts[0] == 0 and axis_starts[-1] == n - t
+        assert len(axis_starts) * t <= n + len(axis_starts) * (32 + 16)  # recompute ~ overlap only
+
+
+# --------------------------------------------------------------------------------------------------
+# settings
+
+
+def test_settings_are_resolved_once_frozen_and_picklable(stack):
+    import dataclasses
+    import pickle
+
+    model = attach_metadata(stack, divisor=4, normalization={"method": "minmax"})
+    s = inference.resolve_settings(model, (77, 131), tile=(32, 48), overlap="auto", blend="none")
+    assert isinstance(s, inference.PredictionSettings)
+    assert s.tile == (32, 48) and s.overlap == 2 * RF + 2  # 2 * 3 rounded up to the divisor 4
+    assert s.divisor == 4 and s.channels == 1 and s.outputs == 2 and not s.fixed_size
+    assert s.normalization == preprocess.NormSpec(method="minmax")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.tile = (16, 16)
+    assert pickle.loads(pickle.dumps(s)) == s
+    assert s.fit_to((20, 500)).tile == (20, 48) and s.fit_to((500, 500)) is s
+    assert inference.resolve_settings(model, (10, 10, 1), tile=32, overlap=0).tile == (12, 12)
+
+
+def test_fixed_size_model_keeps_its_tile():
+    model = segmenter((32, 32, 1), depth=2, filters=2)
+    s = inference.resolve_settings(model, (100, 100), overlap=8, normalize=None)
+    assert s.tile == (32, 32) and s.fixed_size and s.fit_to((10, 10)) is s
+    with pytest.raises(InferenceError, match=r"fixed size \(32, 32\); use tile=\(32, 32\)"):
+        inference.resolve_settings(model, (100, 100), tile=16, overlap=8)
+
+
+@pytest.mark.parametrize("normalize", ["percentile", "default"])
+def test_normalize_accepts_the_shared_grammar(normalize):
+    inputs = keras.Input((None, None, 1))
+    identity = keras.Model(
+        inputs, keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones")(inputs)
+    )
+    model = attach_metadata(identity, normalization={"method": "minmax"})  # not used by these
+    x = np.random.default_rng(8).gamma(2.0, size=(40, 50)).astype(np.float32)
+    kw = {"tile": 16, "overlap": 4, "progress": False}
+    got = inference.predict_tiled(model, x, normalize=normalize, **kw)
+    spec = dict(preprocess.DEFAULT_NORMALIZATION)
+    np.testing.assert_array_equal(got, inference.predict_tiled(model, x, normalize=spec, **kw))
+    spec_obj = preprocess.NormSpec.from_dict(spec)
+    np.testing.assert_array_equal(got, inference.predict_tiled(model, x, normalize=spec_obj, **kw))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,10 +402,14 @@ def test_auto_tile_takes_whole_small_image_and_equalizes_big_ones(stack):
         ("field.fits", {}, "read it first"),
         (np.zeros((64, 64)), {"tile": 2}, "smaller than the model's minimum tile 4"),
         (np.zeros((64, 64)), {"tile": 30}, "not a multiple of the model's divisor 4; use 28 or 32"),
-        (np.zeros((64, 64)), {"tile": 16, "overlap": 14}, "no stride"),
+        (np.zeros((64, 64)), {"tile": 16, "overlap": 14}, "no stride.*tile of at least 20 pixels"),
         (np.zeros((64, 64)), {"blend": "gauss"}, "did you mean 'gaussian'"),
         (np.zeros((64, 64)), {"tta": "d8"}, "tta must be one of"),
-        (np.zeros((64, 64)), {"normalize": "percentile"}, "normalize must be one of 'model'"),
+        (np.zeros((64, 64)), {"normalize": "percentil"}, "did you mean 'percentile'"),
+        (np.zeros((64, 64)), {"normalize": 3}, "normalize must be 'model'"),
+        (np.zeros((64, 64)), {"normalize": {"method": "minmax", "hi": 9}}, "did you mean 'high'"),
+        (np.zeros((64, 64)), {"tile": (16, 16, 16)}, "tile must be 'auto', an int or a pair"),
+        (np.zeros((64, 64)), {"tile": "auot"}, "did you mean 'auto'"),
         (np.full((64, 64), np.nan), {"normalize": "model"}, "no finite pixel"),
         (np.zeros((64, 64)), {"batch_size": 0}, "batch_size must be an int >= 1"),
         (np.zeros((64, 64)), {"out": np.zeros((64, 64, 3), np.float32)}, "out must be a float32"),
@@ -395,6 +469,32 @@ def test_predict_instances_uses_model_postprocess_and_overrides():
     split = inference.predict_instances(model, image, method="watershed", **kw)
     assert split.max() == 2
     assert split[24, 12] != split[24, 45] and split[24, 12] > 0 and split[24, 45] > 0
+
+
+class _NeverCalled(keras.layers.Layer):
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def call(self, x):
+        raise AssertionError("the model ran before the keywords were checked")
+
+
+def test_predict_instances_checks_keywords_before_predicting():
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, _NeverCalled()(keras.layers.Conv2D(2, 1)(inputs)))
+    image = np.zeros((16, 16), np.float32)
+    kw = {"normalize": None, "progress": False, "tile": 16, "overlap": 0}
+    with pytest.raises(
+        InferenceError,
+        match=r"must be one of 'threshold'.*got 'treshold'.*did you mean 'threshold'",
+    ):
+        inference.predict_instances(model, image, treshold=0.3, **kw)
+    with pytest.raises(InferenceError, match="did you mean 'min_size'"):
+        inference.predict_instances(model, image, min_siz=3, **kw)
+    blob = _blob_model()
+    set_metadata(blob, postprocess={"method": "connected", "minsize": 3})
+    with pytest.raises(InferenceError, match=r"records postprocess key 'minsize'.*set_metadata"):
+        inference.predict_instances(blob, image, **kw)
 
 
 def test_predict_instances_scale_resamples_and_maps_labels_back():

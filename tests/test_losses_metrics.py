@@ -17,7 +17,16 @@ from sciconv.losses import (
     focal_loss,
     gaussian_nll,
 )
-from sciconv.metrics import Dice, IoU, MeanIoU, average_precision, iou_matrix, matching
+from sciconv.metrics import (
+    Dice,
+    IoU,
+    MeanIoU,
+    average_precision,
+    confusion_counts,
+    iou_matrix,
+    match_catalogs,
+    matching,
+)
 
 
 def _np(x):
@@ -277,3 +286,87 @@ def test_average_precision_errors():
         average_precision(one, one, thresholds=())
     with pytest.raises(InvalidImageError, match="as many images"):
         average_precision([one, one], [one])
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def test_confusion_counts_from_ids_and_scores():
+    y_true = [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    y_pred = [0, 0, 1, 1, 1, 2, 2, 0, 2]
+    expected = [[2, 1, 0], [0, 2, 0], [1, 0, 3]]
+    counts = confusion_counts(y_true, y_pred)
+    assert counts.dtype == np.int64 and counts.tolist() == expected
+    scores = np.eye(3)[y_pred] * 0.8 + 0.05  # (N, K) scores are arg-maxed
+    assert confusion_counts(y_true, scores).tolist() == expected
+    # K from num_classes (a class never seen) or from the scores' width
+    assert confusion_counts([0, 1], [0, 1], num_classes=3).shape == (3, 3)
+    assert confusion_counts([0], np.array([[0.9, 0.05, 0.05]])).shape == (3, 3)
+    assert confusion_counts([], [], num_classes=2).tolist() == [[0, 0], [0, 0]]
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "kwargs", "message"),
+    [
+        ([0, 1, 1], [0, 1], {}, "as many items; got 3 and 2"),
+        ([0, -1], [0, 1], {}, "y_true must hold non-negative integer"),
+        ([0, 1], [0.5, 1.0], {}, "y_pred must hold non-negative integer"),
+        ([0, 2], [0, 1], {"num_classes": 2}, "below num_classes=2; got 2"),
+    ],
+)
+def test_confusion_counts_errors(y_true, y_pred, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        confusion_counts(y_true, y_pred, **kwargs)
+
+
+# --------------------------------------------------------------------------- catalogs
+
+
+def test_match_catalogs_pixels_nearest_pairs_first():
+    from astropy.table import Table
+
+    ref = Table({"x": [10.0, 50.0, 80.0], "y": [10.0, 50.0, 20.0]})
+    got = Table({"x": [50.6, 10.2, 200.0], "y": [49.9, 10.1, 5.0]})
+    m = match_catalogs(ref, got, max_separation=2.0)
+    assert m["ref_index"].tolist() == [0, 1] and m["found_index"].tolist() == [1, 0]
+    np.testing.assert_allclose(m["dx"], [0.2, 0.6])
+    np.testing.assert_allclose(m["dy"], [0.1, -0.1], atol=1e-12)
+    np.testing.assert_allclose(m["separation"], np.hypot(m["dx"], m["dy"]))
+    assert m["completeness"] == pytest.approx(2 / 3) and m["purity"] == pytest.approx(2 / 3)
+    # each found source is used once, by its nearest reference source
+    crowd = Table({"x": [0.0, 1.0], "y": [0.0, 0.0]})
+    one = Table({"x": [0.9], "y": [0.0]})
+    m = match_catalogs(crowd, one, max_separation=2.0)
+    assert m["ref_index"].tolist() == [1] and m["purity"] == 1.0 and m["completeness"] == 0.5
+    # other position columns; an empty catalog matches nothing
+    renamed = Table({"xc": [1.0], "yc": [2.0]})
+    assert match_catalogs(renamed, renamed, max_separation=0.1, columns=("xc", "yc"))["purity"] == 1
+    empty = Table({"x": np.zeros(0), "y": np.zeros(0)})
+    m = match_catalogs(ref, empty, max_separation=2.0)
+    assert m["ref_index"].size == 0 and m["completeness"] == 0.0 and np.isnan(m["purity"])
+
+
+def test_match_catalogs_on_the_sky_wraps_ra():
+    from astropy.table import Table
+
+    # RA 1 arcsec apart across RA = 0, at Dec = 60 deg: 0.5 arcsec apart on the sky
+    ref = Table({"ra": [360.0 - 1 / 7200], "dec": [60.0]})
+    got = Table({"ra": [1 / 7200], "dec": [60.0]})
+    m = match_catalogs(ref, got, max_separation=1.5, sky=True)
+    assert m["dx"][0] == pytest.approx(0.5, rel=1e-3) and m["dy"][0] == 0.0
+    assert m["completeness"] == 1.0
+    dec = Table({"ra": [150.0], "dec": [2.0 + 1 / 3600]})
+    m = match_catalogs(Table({"ra": [150.0], "dec": [2.0]}), dec, max_separation=1.5, sky=True)
+    assert m["dy"][0] == pytest.approx(1.0)
+
+
+def test_match_catalogs_errors():
+    from astropy.table import Table
+
+    pix = Table({"x": [1.0], "y": [1.0]})
+    with pytest.raises(ConfigError, match=r"found catalog lacks column\(s\) \['ra', 'dec'\]"):
+        match_catalogs(Table({"ra": [1.0], "dec": [1.0]}), pix, max_separation=1.0, sky=True)
+    with pytest.raises(ConfigError, match=r"reference catalog lacks column\(s\) \['y'\]"):
+        match_catalogs(Table({"x": [1.0]}), pix, max_separation=1.0)
+    with pytest.raises(ConfigError, match="max_separation must be a positive number; got 0"):
+        match_catalogs(pix, pix, max_separation=0)

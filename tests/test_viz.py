@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import keras
@@ -16,6 +18,8 @@ from matplotlib.figure import Figure
 
 from sciconv import viz
 from sciconv.errors import ConfigError, InvalidImageError, ModelError, SciconvError
+from sciconv.io import GridImage
+from sciconv.viz import _network
 
 
 def _blob(size=32, cy=20, cx=9, sigma=2.0):
@@ -64,9 +68,22 @@ def test_show_limits_follow_stretch():
 def test_show_ignores_nan_and_accepts_gridimage_like():
     img = _blob()[..., None].copy()
     img[0, 0, 0] = np.nan
-    grid = SimpleNamespace(data=img, wcs=None, header=None)
+    grid = GridImage(img)
     norm = viz.show(grid, stretch="linear").axes[0].images[0].norm
     assert (norm.vmin, norm.vmax) == (pytest.approx(0.0, abs=1e-6), pytest.approx(1.0))
+
+
+def test_show_unwraps_nddata_and_lazy_images():
+    from astropy.nddata import NDData
+
+    from sciconv.io import LazyImage
+
+    img = _blob()[..., None]
+    fig = viz.show(NDData(img, wcs=_tan_wcs()), stretch="linear")
+    assert isinstance(fig.axes[0], WCSAxes)  # NDData brings its WCS too
+    lazy = LazyImage(lambda ys, xs: img[ys, xs], img.shape)
+    shown = viz.show(GridImage(lazy), stretch="linear").axes[0].images[0].get_array()
+    np.testing.assert_array_equal(np.asarray(shown), img[..., 0])
 
 
 def test_show_uses_sky_axes_with_wcs():
@@ -75,7 +92,7 @@ def test_show_uses_sky_axes_with_wcs():
     assert isinstance(fig.axes[0], WCSAxes)
     assert fig.axes[0].coords[0].get_axislabel() == "RA"
     # a GridImage brings its own WCS
-    fig = viz.show(SimpleNamespace(data=_blob()[..., None], wcs=w))
+    fig = viz.show(GridImage(_blob()[..., None], wcs=w))
     assert isinstance(fig.axes[0], WCSAxes)
     assert not isinstance(viz.show(_blob()).axes[0], WCSAxes)
 
@@ -208,14 +225,14 @@ def test_normalize_model_uses_the_recorded_spec_like_inference(toy_model):
     from sciconv import models, preprocess
 
     img = _blob(cy=12, cx=20) * 50.0 + 7.0
-    plain = viz._batch(toy_model, img, "model")  # no metadata: the shared default spec
+    plain = _network._batch(toy_model, img, "model")  # no metadata: the shared default spec
     expected = preprocess.normalize_spec(img[..., None], preprocess.DEFAULT_NORMALIZATION)
     np.testing.assert_array_equal(plain[0], expected)
     wrapped = models.attach_metadata(toy_model, normalization={"method": "minmax"})
-    x = viz._batch(wrapped, img, "model")
+    x = _network._batch(wrapped, img, "model")
     assert x.shape == (1, 32, 32, 1)
     assert x.min() == pytest.approx(0.0) and x.max() == pytest.approx(1.0)
-    np.testing.assert_array_equal(viz._batch(wrapped, img, None)[0, ..., 0], img)
+    np.testing.assert_array_equal(_network._batch(wrapped, img, None)[0, ..., 0], img)
     with pytest.raises(ConfigError, match=r"normalize must be one of 'model'.*did you mean"):
         viz.grad_cam_heatmap(toy_model, img[..., None], normalize="modle")
     with pytest.raises(ConfigError, match=r"normalize must be 'model'.*None.*spec dict.*got 3"):
@@ -358,5 +375,19 @@ def test_grad_cam_uses_logits_before_softmax(toy_model):
     import sciconv as sc
 
     model = sc.models.classifier((32, 32, 1), 3, filters=(4, 8), dense=(8,))
-    assert viz._last_conv(model).name == "classifier_stage2_relu1"
+    assert _network._last_conv(model).name == "classifier_stage2_relu1"
     assert viz.grad_cam(model, img).heatmap.shape == (32, 32)
+
+
+def test_measurements_live_in_metrics_and_viz_stays_light():
+    """viz draws only: its measurement names are sciconv.metrics' functions, loaded lazily."""
+    code = "import sys, sciconv.viz; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    from sciconv import metrics
+
+    assert viz.confusion_counts is metrics.confusion_counts
+    assert viz.match_catalogs is metrics.match_catalogs
+    assert {"confusion_counts", "match_catalogs"} <= set(dir(viz))
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        viz.nothing  # noqa: B018

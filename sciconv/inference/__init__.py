@@ -1,0 +1,87 @@
+"""Run trained models on images of any size: tiled, blended, batched; numpy, memmap, lazy or dask.
+
+:func:`predict_tiled` is the one entry point for dense (per-pixel) prediction. It
+
+- reads the image tile by tile (a numpy array, a memory-mapped array, a
+  :class:`sciconv.io.GridImage` whose ``.data`` may be a lazy :class:`~sciconv.io.LazyImage`, or a
+  dask array), so a survey mosaic is never loaded whole;
+- validates every argument once, into a frozen :class:`PredictionSettings`
+  (:func:`resolve_settings`), before reading a pixel;
+- normalizes every tile with limits computed **once** over the whole image (subsampled when it is
+  huge), by default with the spec the model was trained with;
+- runs the model on batches of equally sized tiles (so it is traced once), with tiles aligned to the
+  model's divisor (a U-Net of depth ``d`` needs multiples of ``2**d``);
+- blends the overlaps with a window (or keeps only tile centres) and fills the output in place
+  (a numpy array or a ``.npy`` memory map).
+
+:func:`predict_instances` adds the model's recorded post-processing (instance labels);
+:func:`predict_files` classifies many cutout files into a table.
+
+Tile geometry
+-------------
+Along each axis of length ``n`` with tile ``t`` and ``overlap`` ``o``: when ``n > t`` the tiles
+start at ``0, s, 2s, ...`` with stride ``s = t - o`` rounded down to the divisor, and the last tile
+is moved back to end exactly at the image edge, so **tiles never leave the image** and the model
+pads at the image edges exactly as it does in a whole-image call. When ``n <= t`` one tile covers
+the axis: the image is padded (``pad_mode``, reflect by default) on both sides up to the tile
+size, and the padding is cropped off the output. A fully convolutional model with a
+receptive-field half-width ``r`` (see :func:`receptive_field`) then gives exactly the whole-image
+result wherever ``o >= 2 r`` with ``blend="none"``. :meth:`PredictionSettings.tile_starts` gives
+the grid.
+
+Masked pixels
+-------------
+Non-finite input pixels (NaN, +/-inf, in any channel) are bad pixels: they are fed to the model as 0
+(after normalization, i.e. at the level the low limit maps to) and the output is NaN at them. Their
+neighbours' predictions are computed with the filled values, so a masked region never turns other
+pixels or other tiles into NaN.
+
+Layout
+------
+One private module per role: ``_model`` (model introspection, runners, :func:`receptive_field`),
+``_tiles`` (tile geometry: starts, ``tile="auto"``, padding indices), ``_blend`` (windows and
+weighted writes), ``_settings`` (:class:`PredictionSettings`, :func:`resolve_settings`),
+``_source`` (image kinds, normalization limits), ``_core`` (the numpy tile loop), ``_dask``
+(block-wise prediction), ``_tiled`` (:func:`predict_tiled`), ``_instances``
+(:func:`predict_instances`), ``_files`` (:func:`predict_files`).
+
+Examples
+--------
+>>> import numpy as np, keras
+>>> inputs = keras.Input((None, None, 1))
+>>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1, kernel_initializer="ones")(inputs))
+>>> prob = predict_tiled(model, np.ones((40, 50)), tile=16, overlap=4, normalize=None,
+...                      progress=False)
+>>> prob.shape, prob.dtype
+((40, 50, 2), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+from sciconv.inference._blend import BLEND_MODES
+from sciconv.inference._files import predict_files
+from sciconv.inference._instances import predict_instances
+from sciconv.inference._model import receptive_field
+from sciconv.inference._settings import (
+    AUTO_MEMORY_BUDGET,
+    PAD_MODES,
+    TTA_MODES,
+    PredictionSettings,
+    resolve_settings,
+)
+from sciconv.inference._tiled import predict_tiled
+from sciconv.inference._tiles import AUTO_TILE_MAX
+
+__all__ = [
+    "AUTO_MEMORY_BUDGET",
+    "AUTO_TILE_MAX",
+    "BLEND_MODES",
+    "PAD_MODES",
+    "TTA_MODES",
+    "PredictionSettings",
+    "predict_files",
+    "predict_instances",
+    "predict_tiled",
+    "receptive_field",
+    "resolve_settings",
+]

@@ -1,0 +1,124 @@
+"""Dask: block-wise prediction with ``map_overlap``, unchanged on a ``dask.distributed`` cluster.
+
+The settings are resolved once, for the whole image, and travel to the blocks as a frozen
+:class:`PredictionSettings` with the normalization limits; the model travels as ``.keras`` bytes
+(:class:`ModelHandle`), loaded once per worker process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+import weakref
+from pathlib import Path
+from typing import ClassVar
+
+import keras
+import numpy as np
+
+from sciconv.errors import InferenceError
+from sciconv.inference._core import predict_array
+from sciconv.inference._model import Runner
+from sciconv.inference._settings import PredictionSettings, check_overlap
+from sciconv.inference._source import Source, compute_limits
+from sciconv.inference._tiles import round_up
+
+
+class ModelHandle:
+    """A picklable reference to a Keras model: ``.keras`` bytes, loaded once per process."""
+
+    _live: ClassVar[weakref.WeakValueDictionary] = weakref.WeakValueDictionary()
+    _loaded: ClassVar[dict] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, model: keras.Model):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.keras"
+            try:
+                model.save(path)
+            except Exception as err:  # unregistered custom layers, unserializable config
+                raise InferenceError(
+                    f"model {model.name!r} cannot be saved as .keras to ship it to dask workers "
+                    f"({type(err).__name__}: {err}); register its custom layers with "
+                    "keras.saving.register_keras_serializable"
+                ) from err
+            self.payload = path.read_bytes()
+        self.key = hashlib.sha256(self.payload).hexdigest()
+        ModelHandle._live[self.key] = model
+
+    def __getstate__(self):
+        return {"payload": self.payload, "key": self.key}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def get(self) -> keras.Model:
+        model = ModelHandle._live.get(self.key) or ModelHandle._loaded.get(self.key)
+        if model is not None:
+            return model
+        with ModelHandle._lock:
+            if self.key not in ModelHandle._loaded:
+                import sciconv.models  # noqa: F401 - registers sciconv layers before loading
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / "model.keras"
+                    path.write_bytes(self.payload)
+                    ModelHandle._loaded[self.key] = keras.saving.load_model(
+                        path, compile=False, safe_mode=True
+                    )
+            return ModelHandle._loaded[self.key]
+
+
+def _block(block, *, handle, settings: PredictionSettings, limits, margin: int, block_info=None):
+    """Predict one block of a dask array (with its margins) and trim the margins off."""
+    # as in the numpy path: a block smaller than the tile gets a tile of its own size
+    s = settings.fit_to(block.shape[:2])
+    source = Source(block, promote=False, path=None)
+    out = np.zeros((*block.shape[:2], s.outputs), dtype=np.float32)
+    predict_array(Runner(handle.get()), source, s, limits, out, progress=False)
+    if margin == 0:
+        return out
+    info = block_info[0]  # boundary="none": no margin beyond the image edges
+    trim = []
+    for axis in (0, 1):
+        loc, num = info["chunk-location"][axis], info["num-chunks"][axis]
+        lo = margin if loc > 0 else 0
+        hi = block.shape[axis] - (margin if loc < num - 1 else 0)
+        trim.append(slice(lo, hi))
+    return out[trim[0], trim[1]]
+
+
+def predict_dask(model: keras.Model, image, s: PredictionSettings, *, path, stacklevel: int):
+    """A lazy ``(H, W, K)`` dask array of the predictions of ``image`` (a dask array)."""
+    import dask.array as da
+
+    if image.ndim == 2:
+        image = image[..., None]
+    image = image.rechunk({2: -1}).astype(np.float32)
+    h, w, _ = (int(v) for v in image.shape)
+    limits = compute_limits(Source(image, promote=False, path=path), s.normalization)
+    check_overlap(model, s, (h, w), stacklevel=stacklevel + 1)
+    depth = round_up(max(s.overlap, 1), s.divisor) if s.overlap else 0
+    if depth and min(min(c) for c in image.chunks[:2]) <= depth:  # blocks must exceed margins
+        from dask.array.overlap import ensure_minimum_chunksize
+
+        image = image.rechunk(
+            {a: ensure_minimum_chunksize(depth + 1, image.chunks[a]) for a in (0, 1)}
+        )
+    # one tile size for every block (traced once): the largest block with its margins
+    s = s.fit_to([max(c) + 2 * depth for c in image.chunks[:2]])
+    return da.map_overlap(
+        _block,
+        image,
+        depth={0: depth, 1: depth, 2: 0},
+        boundary="none",
+        trim=False,
+        dtype=np.float32,
+        chunks=(image.chunks[0], image.chunks[1], (s.outputs,)),
+        meta=np.empty((0, 0, 0), dtype=np.float32),
+        handle=ModelHandle(model),
+        settings=s,
+        limits=limits,
+        margin=depth,
+    )

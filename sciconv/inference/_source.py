@@ -1,0 +1,143 @@
+"""Image sources: any accepted image kind -> uniform ``(H, W, C)`` float32 window reads.
+
+A numpy array, a memory map, a :class:`~sciconv.io.GridImage` (whose ``.data`` may be a lazy
+:class:`~sciconv.io.LazyImage`) or a dask array. Normalization limits are measured here, once per
+image, on the same pixels for every kind (a subsample of a lazy or huge image).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from sciconv import io, preprocess
+from sciconv.errors import InferenceError
+from sciconv.models import get_metadata
+
+#: Normalization statistics are taken from at most this many pixels of a lazy or huge image.
+_LIMIT_SAMPLES = 1_000_000
+
+
+def is_dask(x) -> bool:
+    """Whether ``x`` is a dask array (without importing dask)."""
+    return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "map_overlap")
+
+
+def validate_image(image) -> tuple[Any, str | None]:
+    """Return (array-like of shape (H, W[, C]), path) from any accepted image kind."""
+    if image is None:
+        raise InferenceError("image is None; pass a numpy array, GridImage or dask array")
+    if isinstance(image, (str, os.PathLike)):
+        raise InferenceError(
+            f"image is a path ({os.fspath(image)!r}); read it first with sciconv.io.read(path, "
+            "lazy=True) and pass the GridImage"
+        )
+    path = getattr(image, "path", None)
+    path = None if path is None else str(path)
+    image = io.as_array(image)
+    if image is None:
+        raise InferenceError("image is None; pass a numpy array, GridImage or dask array")
+    if not hasattr(image, "shape") or not hasattr(image, "__getitem__"):
+        try:
+            image = np.asarray(image)
+        except Exception as err:  # any conversion failure is a bad image
+            raise InferenceError(
+                f"image must be an array, GridImage or dask array; got {type(image).__name__}"
+            ) from err
+    shape = tuple(int(s) for s in image.shape)
+    if len(shape) not in (2, 3):
+        raise InferenceError(
+            f"image must have shape (H, W) or (H, W, C); got shape {shape}", path=path
+        )
+    dtype = np.dtype(getattr(image, "dtype", np.float32))
+    if dtype.kind not in "biuf":
+        raise InferenceError(f"image must hold real numbers; got dtype {dtype}", path=path)
+    if min(shape[:2]) < 2:
+        raise InferenceError(
+            f"image of shape {shape} is too small: predict_tiled needs at least 2 pixels along H "
+            "and W (a single row, column or pixel has no 2-D neighbourhood to pad by reflection)",
+            path=path,
+        )
+    if len(shape) == 3 and shape[2] < 1:
+        raise InferenceError(f"image of shape {shape} has no channels", path=path)
+    return image, path
+
+
+def input_transform(model, arr, path):
+    """Apply the model's recorded ``input_transform`` (e.g. RGB -> grey, brightfield flipped).
+
+    Models trained on transformed images (the pretrained nuclei model: grey, nuclei brighter than
+    the background) record the transform in their metadata, like their normalization, so raw RGB
+    or brightfield pixels can be passed as they are. The transform needs the whole image (its
+    statistics decide the flip), so a dask input is refused rather than loaded whole.
+    """
+    spec = get_metadata(model).get("input_transform")
+    if spec is None:
+        return arr
+    if is_dask(arr):
+        raise InferenceError(
+            f"model {model.name!r} records an input_transform {spec}, which needs the whole image; "
+            "apply sciconv.preprocess.apply_input_transform yourself and pass the result",
+            path=path,
+        )
+    return preprocess.apply_input_transform(np.asarray(arr), spec)
+
+
+class Source:
+    """Uniform (H, W, C) window reads from an array-like (numpy, memmap, LazyImage, dask block)."""
+
+    def __init__(self, array, *, promote: bool, path: str | None):
+        self.array = array
+        self.promote = promote  # a 2-D array: add the channel axis after slicing
+        self.path = path
+        shape = tuple(int(s) for s in array.shape)
+        self.shape = (*shape, 1) if promote else shape
+
+    @property
+    def lazy(self) -> bool:
+        return not isinstance(self.array, np.ndarray) or isinstance(self.array, np.memmap)
+
+    def read(self, ys: slice, xs: slice) -> np.ndarray:
+        block = np.asarray(self.array[ys, xs])
+        if self.promote or block.ndim == 2:
+            block = block[..., None]
+        return block.astype(np.float32, copy=False)
+
+    def limits_sample(self):
+        """What to measure normalization limits on (the same pixels for every source kind)."""
+        h, w = self.shape[:2]
+        if is_dask(self.array):
+            if h * w <= _LIMIT_SAMPLES:
+                return np.asarray(self.array.compute())
+            step = _sample_step(h, w)
+            return np.asarray(self.array[::step, ::step].compute())
+        if not self.lazy:
+            return self.array if not self.promote else self.array[..., None]
+        if h * w <= _LIMIT_SAMPLES:
+            return self.read(slice(None), slice(None))
+        step = _sample_step(h, w)
+        if isinstance(self.array, np.ndarray):
+            sub = np.asarray(self.array[::step, ::step])
+        else:  # LazyImage: full-width row reads only
+            rows = [self.read(slice(r, r + 1), slice(None))[:, ::step] for r in range(0, h, step)]
+            sub = np.concatenate(rows, axis=0)
+        return sub[..., None] if sub.ndim == 2 else sub
+
+
+def _sample_step(h: int, w: int) -> int:
+    return max(1, math.ceil(math.sqrt(h * w / _LIMIT_SAMPLES)))
+
+
+def compute_limits(source: Source, spec: preprocess.NormSpec | None):
+    """Normalization limits of the whole image (None for raw pixels)."""
+    if spec is None:
+        return None
+    limits = spec.limits(source.limits_sample())
+    if not (np.all(np.isfinite(limits.vmin)) and np.all(np.isfinite(limits.vmax))):
+        raise InferenceError(
+            "normalization limits are not finite: the image has no finite pixel", path=source.path
+        )
+    return limits

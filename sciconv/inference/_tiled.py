@@ -1,0 +1,217 @@
+"""``predict_tiled``: dense prediction on numpy, memory-mapped, lazy or dask images."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from sciconv._atomic import atomic_output
+from sciconv.errors import InferenceError
+from sciconv.inference._core import predict_array
+from sciconv.inference._dask import predict_dask
+from sciconv.inference._model import Runner
+from sciconv.inference._settings import AUTO_MEMORY_BUDGET, check_overlap, resolve_settings
+from sciconv.inference._source import (
+    Source,
+    compute_limits,
+    input_transform,
+    is_dask,
+    validate_image,
+)
+from sciconv.preprocess import NormSpec
+
+
+def open_out(out, shape, *, overwrite: bool):
+    """Return (array to fill, finalizer) for ``out`` = None, an array, or a ``.npy`` path."""
+    if out is None:
+        return np.zeros(shape, dtype=np.float32), None
+    if isinstance(out, np.ndarray):
+        if out.shape != shape or out.dtype != np.float32:
+            raise InferenceError(
+                f"out must be a float32 array of shape {shape}; got {out.dtype} {out.shape}"
+            )
+        out[...] = 0
+        return out, None
+    if isinstance(out, (str, os.PathLike)):
+        path = Path(out)
+        if path.suffix != ".npy":
+            raise InferenceError(
+                "out must name a .npy file (it is written as a numpy memory map)", path=path
+            )
+        ctx = atomic_output(path, overwrite=overwrite)
+        tmp = ctx.__enter__()
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        return arr, (ctx, path)
+    raise InferenceError(
+        "out must be None, a float32 numpy array or a path ending in .npy; "
+        f"got {type(out).__name__}"
+    )
+
+
+def predict_tiled(
+    model: keras.Model,
+    image,
+    *,
+    tile: int | tuple[int, int] | str = "auto",
+    overlap: int | str = "auto",
+    batch_size: int = 8,
+    normalize: str | Mapping | NormSpec | None = "model",
+    blend: str = "gaussian",
+    tta: str | None = None,
+    pad_mode: str = "reflect",
+    progress: bool = True,
+    out: str | os.PathLike | np.ndarray | None = None,
+    overwrite: bool = False,
+    memory_budget: int = AUTO_MEMORY_BUDGET,
+):
+    """Per-pixel prediction on an image of any size, tile by tile.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model mapping (N, h, w, C) to (N, h, w, K) (a :func:`sciconv.models.segmenter` or any
+        fully convolutional Keras model with ``padding="same"``).
+    image : ndarray of shape (H, W) or (H, W, C), GridImage, memmap or dask array
+        Raw pixels. A :class:`~sciconv.io.GridImage` from ``sciconv.io.read(path, lazy=True)`` and
+        a memory map are read tile by tile, never whole. A dask array gives a dask array back
+        (built with ``map_overlap``, so it runs unchanged on a ``dask.distributed`` cluster; the
+        model travels to the workers as ``.keras`` bytes and is loaded once per worker process).
+        H and W must be at least 2.
+    tile : int, (int, int) or "auto", optional
+        Tile size (multiple of the model's divisor, at least the divisor). ``"auto"`` (default)
+        takes the largest tile whose activations fit ``memory_budget`` (estimated from the widest
+        layer), at most :data:`AUTO_TILE_MAX`, and the whole image when it fits; tiles are then
+        equalized so little is recomputed, and ``batch_size`` is lowered to stay in budget.
+        :func:`resolve_settings` shows what it picks.
+    overlap : int or "auto", optional
+        Pixels shared by neighbouring tiles (stride = tile - overlap, rounded down to the divisor).
+        Default ``"auto"``: twice the measured receptive-field half-width
+        (:func:`receptive_field`, measured once per model and cached), the least overlap for
+        which stitched tiles match the whole-image call; an explicit smaller overlap warns
+        (:class:`~sciconv.errors.SciconvWarning`).
+    batch_size : int, optional
+        Tiles per model call. Default 8. Every tile has the same size, so the model is traced
+        once for full batches and at most once more (batch-size agnostic) for a shorter last one.
+    normalize : "model", "default", method name, dict, NormSpec or None, optional
+        ``"model"`` (default): the spec the model was trained with
+        (``get_metadata(model)["normalization"]``, else
+        :data:`sciconv.preprocess.DEFAULT_NORMALIZATION`); ``"default"``: that default; a method
+        name (``"zscale"``, ...), a spec dict or a :class:`~sciconv.preprocess.NormSpec` (see
+        :func:`sciconv.preprocess.resolve_normalization`); or None for raw pixels.
+        Limits are computed once over the whole image (a subsample of a lazy or huge one), then
+        applied to every tile. Unless None, a model that records an ``input_transform`` (e.g.
+        the pretrained nuclei model: RGB -> grey, brightfield flipped; see
+        :func:`sciconv.preprocess.apply_input_transform`) gets it applied first.
+    blend : {"gaussian", "linear", "none"}, optional
+        How overlaps are merged: a Gaussian window (sigma = tile / 8); a linear ramp across the
+        middle half of the overlap (weight ~0 in the outer quarter next to the tile edge, where
+        the tile's own zero padding corrupts it, 1 beyond the overlap); or ``"none"``: every
+        pixel is taken from the one tile whose centre region holds it (exact for
+        ``overlap >= 2 * receptive-field half-width``). Weights are normalized by their sum at
+        every pixel.
+    tta : None or "d4", optional
+        ``"d4"`` averages the predictions of the eight flips/rotations of each tile, each undone
+        before averaging (8 model calls per batch).
+    pad_mode : {"reflect", "symmetric", "edge", "constant"}, optional
+        How an image smaller than a tile is padded up to it (``"constant"`` pads with 0 after
+        normalization, as the model pads). Tiles never extend beyond larger images. Default
+        ``"reflect"``.
+    progress : bool, optional
+        Show a progress bar over tiles (``keras.utils.Progbar``). Default True. Not for dask input
+        (use ``dask.diagnostics.ProgressBar`` or the distributed dashboard there).
+    out : None, ndarray or path, optional
+        Where to write: a new array (default), a float32 (H, W, K) array filled in place, or a
+        ``.npy`` path written as a memory map (atomically; ``overwrite=True`` to replace).
+    overwrite : bool, optional
+        Replace an existing ``out`` file.
+    memory_budget : int, optional
+        Bytes of activations ``tile="auto"`` plans for. Default :data:`AUTO_MEMORY_BUDGET` (1 GiB).
+
+    Returns
+    -------
+    ndarray (or np.memmap, or dask array) of shape (H, W, K), float32
+        Same H and W as ``image``. NaN where any input channel is NaN or infinite.
+
+    Raises
+    ------
+    InferenceError
+        Wrong channel count for the model, a tile smaller than the model's minimum or not a
+        multiple of its divisor, an overlap that leaves no stride, an image smaller than 2 x 2, an
+        image with no finite pixel to normalize, a model without a same-size per-pixel output.
+
+    Notes
+    -----
+    Every argument is validated once, before any pixel is read, into a frozen
+    :class:`PredictionSettings` (:func:`resolve_settings`).
+
+    Dask: every block is extended by ``overlap`` pixels (rounded up to the divisor) on each side
+    that has a neighbour (``map_overlap(boundary="none")``), tiled as a numpy image, and trimmed.
+    The result equals the numpy one wherever both reproduce the whole-image call
+    (``blend="none"``, ``overlap >= 2 * receptive-field half-width``); with blending, the seams fall
+    at other places and the two differ by the blending error. Normalization limits come from the
+    whole dask array (one subsampled pass) before the graph is built.
+
+    Small images: an image smaller than the tile is padded (``pad_mode``) symmetrically up to the
+    tile (rounded up to the divisor) and the padding cropped off; reflection of an axis shorter than
+    the padding repeats the reflection. 1-pixel (and 1-row/1-column) images raise
+    :class:`~sciconv.errors.InferenceError`: they have no 2-D neighbourhood.
+
+    Examples
+    --------
+    >>> import numpy as np, keras
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
+    >>> image = np.random.default_rng(0).normal(size=(50, 70)).astype("float32")
+    >>> whole = np.asarray(model(image[None, ..., None]))[0]
+    >>> tiled = predict_tiled(model, image, tile=32, overlap=8, blend="none", normalize=None,
+    ...                       progress=False)
+    >>> bool(np.allclose(tiled, whole, atol=1e-5))
+    True
+    """
+    arr, path = validate_image(image)
+    if normalize is not None:
+        arr = input_transform(model, arr, path)
+    s = resolve_settings(
+        model,
+        arr.shape,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        normalize=normalize,
+        blend=blend,
+        tta=tta,
+        pad_mode=pad_mode,
+        memory_budget=memory_budget,
+        path=path,
+    )
+    if is_dask(arr):
+        if out is not None:
+            raise InferenceError(
+                "out= is not supported for dask input; store the returned dask array yourself "
+                "(e.g. result.to_zarr(path) or dask.array.store)"
+            )
+        return predict_dask(model, arr, s, path=path, stacklevel=2)
+    source = Source(arr, promote=len(arr.shape) == 2, path=path)
+    h, w, _ = source.shape
+    limits = compute_limits(source, s.normalization)
+    check_overlap(model, s, (h, w), stacklevel=2)
+    target, finalize = open_out(out, (h, w, s.outputs), overwrite=overwrite)
+    try:
+        predict_array(Runner(model), source, s, limits, target, progress=progress)
+    except BaseException:
+        if finalize is not None:
+            del target
+            finalize[0].__exit__(*sys.exc_info())
+        raise
+    if finalize is None:
+        return target
+    ctx, final_path = finalize
+    target.flush()
+    del target
+    ctx.__exit__(None, None, None)
+    return np.load(final_path, mmap_mode="r+")

@@ -1,0 +1,186 @@
+"""A training run's folder read back: its configuration and its per-epoch log, without TensorFlow.
+
+:func:`sciconv.training.fit` writes a run folder (``config.json``, ``log.csv``, the models); this
+module is the one place that reads its two text files, for training (resuming a run) and for
+:func:`sciconv.viz.training_curves` alike. It needs only numpy and the standard library, so
+reading a run's numbers never imports TensorFlow.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (run / "log.csv").write_text("epoch,loss,val_loss\\n0,0.9,1.0\\n1,0.5,NA\\n")
+>>> log = read_log(run)
+>>> log["loss"].tolist(), log["val_loss"].tolist()
+([0.9, 0.5], [1.0, nan])
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sciconv._atomic import atomic_output
+from sciconv.errors import ConfigError
+
+__all__ = ["CONFIG_FILE", "LOG_FILE", "read_config", "read_log", "truncate_log"]
+
+#: Name of the run configuration :func:`sciconv.training.fit` writes in its workdir.
+CONFIG_FILE = "config.json"
+#: Name of the per-epoch CSV log (one row per epoch, first column ``epoch``) in the workdir.
+LOG_FILE = "log.csv"
+
+# cells Keras' CSVLogger writes for a metric missing in an epoch; read as NaN
+_MISSING = ("", "NA", "N/A")
+
+
+def read_config(workdir: str | os.PathLike) -> dict:
+    """Read ``workdir/config.json`` written by :func:`sciconv.training.fit`.
+
+    Parameters
+    ----------
+    workdir : str or os.PathLike
+        The run folder.
+
+    Returns
+    -------
+    dict
+        Run settings, library versions, ``status`` (``"running"`` or ``"finished"``), ...
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, not valid JSON, or not a JSON object.
+
+    Examples
+    --------
+    >>> read_config("no/such/run")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: no/such/run/config.json: no run configuration ...
+    """
+    path = Path(workdir) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            "no run configuration (was fit run with this workdir?)", path=path
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"unreadable run configuration ({err})", path=path) from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"run configuration must be a JSON object; got {type(config).__name__}", path=path
+        )
+    return config
+
+
+def _log_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path / LOG_FILE if path.is_dir() else path
+
+
+def _rows(path: Path) -> list[list[str]]:
+    try:
+        with open(path, newline="") as fh:
+            return list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ConfigError(f"unreadable training log ({err})", path=path) from None
+
+
+def read_log(
+    path: str | os.PathLike, *, columns: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Read a run's per-epoch log (``log.csv``) as one float array per column.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``log.csv`` file, or the run folder that holds it.
+    columns : sequence of str, optional
+        Read only these columns. Default: all of them, ``epoch`` included.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Column name to float64 values ``(n_epochs,)``, in the file's column order. Cells Keras
+        leaves empty or writes ``NA`` (a metric missing in an epoch) are NaN.
+
+    Raises
+    ------
+    ConfigError
+        If the log is missing or unreadable, has no epochs, lacks a requested column, or a
+        column holds something other than numbers.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = log.write_text("epoch,accuracy,loss\\n0,0.5,1.2\\n1,0.75,0.8\\n")
+    >>> read_log(log, columns=["loss"])
+    {'loss': array([1.2, 0.8])}
+    """
+    path = _log_file(path)
+    if not path.is_file():
+        raise ConfigError("training log not found (expected a CSV written by fit)", path=path)
+    rows = [r for r in _rows(path) if r]
+    if len(rows) < 2:
+        raise ConfigError("training log has no epochs yet", path=path)
+    header, body = rows[0], rows[1:]
+    wanted = list(header) if columns is None else [str(c) for c in columns]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise ConfigError(f"training log lacks column(s) {missing}; it has {header}", path=path)
+    log = {}
+    for name in wanted:
+        j = header.index(name)
+        cells = [r[j].strip() if j < len(r) else "" for r in body]
+        try:
+            log[name] = np.array([np.nan if c in _MISSING else float(c) for c in cells])
+        except ValueError:
+            raise ConfigError(
+                f"training log column {name!r} holds non-numbers", path=path
+            ) from None
+    return log
+
+
+def truncate_log(path: str | os.PathLike, keep_epochs: int) -> None:
+    """Keep the header and the rows of epochs ``< keep_epochs`` of a run's log (to resume a run).
+
+    The rows of an epoch that was cut short (or repeated after a kill) go, so that a resumed run
+    appends its epochs after the ones it restarts from. The file is rewritten atomically; a
+    missing or empty log is left as it is.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``log.csv`` file, or the run folder that holds it.
+    keep_epochs : int
+        Number of finished epochs to keep (epochs ``0 .. keep_epochs - 1``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = log.write_text("epoch,loss\\n0,0.9\\n1,0.7\\n2,0.6\\n")
+    >>> truncate_log(log, 2)
+    >>> read_log(log)["epoch"].tolist()
+    [0.0, 1.0]
+    """
+    path = _log_file(path)
+    if not path.exists():
+        return
+    rows = _rows(path)
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    kept = [r for r in body if r and r[0].isdigit() and int(r[0]) < keep_epochs]
+    with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(kept)

@@ -1,0 +1,70 @@
+"""Plots for scientific images and the networks that read them.
+
+Every function here returns a :class:`matplotlib.figure.Figure` built without pyplot state, so
+nothing leaks between calls, scripts can ``fig.savefig(...)`` and notebooks display the returned
+figure (run ``%matplotlib inline`` once, or import pyplot, so Jupyter knows how to draw a bare
+Figure). None of them calls ``plt.show()``.
+
+- Images: :func:`show` (astronomical stretches, sky axes from a WCS), :func:`overlay_mask`,
+  :func:`contours`, :func:`outlines` (instance boundaries).
+- Inside a network: :func:`feature_maps`, :func:`filters`, :func:`grad_cam`
+  (:func:`grad_cam_heatmap` returns the bare array).
+- Training and evaluation: :func:`training_curves`, :func:`confusion_matrix`,
+  :func:`compare_catalogs`.
+
+viz draws only. The numbers behind the figures live with the other measurements:
+:func:`sciconv.metrics.confusion_counts` and :func:`sciconv.metrics.match_catalogs` (also
+reachable here as ``viz.confusion_counts`` and ``viz.match_catalogs``, loaded on first use since
+:mod:`sciconv.metrics` imports Keras), and :func:`sciconv.runs.read_log` for a run's log.
+Importing :mod:`sciconv.viz` loads neither TensorFlow nor Keras; the network functions load them
+when called.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sciconv import viz
+>>> fig = viz.show(np.arange(64.0).reshape(8, 8), stretch="linear", title="ramp")
+>>> fig.axes[0].get_title()
+'ramp'
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sciconv.viz._display import STRETCHES, contours, outlines, overlay_mask, show
+from sciconv.viz._network import feature_maps, filters, grad_cam, grad_cam_heatmap
+from sciconv.viz._plots import compare_catalogs, confusion_matrix, training_curves
+
+__all__ = [
+    "STRETCHES",
+    "compare_catalogs",
+    "confusion_counts",
+    "confusion_matrix",
+    "contours",
+    "feature_maps",
+    "filters",
+    "grad_cam",
+    "grad_cam_heatmap",
+    "match_catalogs",
+    "outlines",
+    "overlay_mask",
+    "show",
+    "training_curves",
+]
+
+# Measurements that kept their old viz names: aliases of the sciconv.metrics functions, loaded on
+# first use so that importing viz does not import Keras.
+_FROM_METRICS = ("confusion_counts", "match_catalogs")
+
+
+def __getattr__(name: str):
+    if name in _FROM_METRICS:
+        value = getattr(importlib.import_module("sciconv.metrics"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sciconv.viz' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_FROM_METRICS})

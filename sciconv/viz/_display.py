@@ -1,0 +1,380 @@
+"""Images: astronomical stretches, sky axes, masks, contours and instance outlines.
+
+:func:`draw_image` (an array drawn with a stretch) is shared with the network figures; the
+public functions are re-exported by :mod:`sciconv.viz`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.io import as_array
+
+__all__ = ["STRETCHES", "contours", "draw_image", "outlines", "overlay_mask", "show"]
+
+#: Display stretches understood by :func:`show` and the overlay functions.
+STRETCHES = ("asinh", "zscale", "percentile", "linear")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers: validation at the boundary, stretch, axes
+# --------------------------------------------------------------------------------------------
+def _split_image(image: Any, wcs: Any) -> tuple[np.ndarray, Any]:
+    """Return ``(array, wcs)`` from a GridImage, an NDData or an array (a lazy one read whole)."""
+    if wcs is None:
+        wcs = getattr(image, "wcs", None)
+    try:
+        arr = np.asarray(as_array(image, load=True), dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidImageError(
+            f"image must be a numeric array; got {type(image).__name__}"
+        ) from exc
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3) or 0 in arr.shape:
+        raise InvalidImageError(
+            "image must be (H, W), (H, W, 1) or (H, W, 3) (RGB) to display; got shape "
+            f"{arr.shape}: pick one channel first, e.g. image[..., 0]"
+        )
+    return arr, wcs
+
+
+def _norm(arr: np.ndarray, stretch: str):
+    """Return an astropy ImageNormalize for ``arr`` with limits from its finite pixels."""
+    from astropy.visualization import (
+        AsinhStretch,
+        AsymmetricPercentileInterval,
+        ImageNormalize,
+        LinearStretch,
+        MinMaxInterval,
+        ZScaleInterval,
+    )
+
+    stretch = look_up_option(stretch, STRETCHES, name="stretch")
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        raise InvalidImageError("image has no finite pixels to display (all NaN or Inf)")
+    if stretch == "zscale":
+        interval, stretch_obj = ZScaleInterval(), LinearStretch()
+    elif stretch == "percentile":
+        interval, stretch_obj = AsymmetricPercentileInterval(1.0, 99.8), LinearStretch()
+    elif stretch == "asinh":
+        interval, stretch_obj = AsymmetricPercentileInterval(0.5, 99.9), AsinhStretch(a=0.1)
+    else:
+        interval, stretch_obj = MinMaxInterval(), LinearStretch()
+    vmin, vmax = (float(v) for v in interval.get_limits(finite))
+    if not vmax > vmin:  # constant image: give it a unit range so it still draws
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    return ImageNormalize(vmin=vmin, vmax=vmax, stretch=stretch_obj, clip=True)
+
+
+def _axes(ax, wcs, *, figsize=(6.0, 5.0)):
+    """Return ``(fig, ax)``: the given axes, or a new Figure (WCSAxes when ``wcs`` is given)."""
+    if ax is not None:
+        if hasattr(ax, "coords") and hasattr(ax, "wcs"):  # a WCSAxes made by the caller
+            ax.coords[0].set_axislabel("RA")
+            ax.coords[1].set_axislabel("Dec")
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, layout="constrained")
+    if wcs is not None:
+        ax = fig.add_subplot(projection=wcs)
+        ax.coords[0].set_axislabel("RA")
+        ax.coords[1].set_axislabel("Dec")
+        ax.coords.grid(color="white", alpha=0.3, linestyle=":")
+    else:
+        ax = fig.add_subplot()
+        ax.set_xlabel("x [pixel]")
+        ax.set_ylabel("y [pixel]")
+    return fig, ax
+
+
+def draw_image(arr: np.ndarray, ax: Any, *, stretch: str, cmap: str, colorbar: bool, fig: Any):
+    """Draw a display array ``(H, W)`` or RGB ``(H, W, 3)`` into ``ax`` with a stretch; return it.
+
+    Examples
+    --------
+    >>> fig = Figure()
+    >>> im = draw_image(np.eye(4), fig.add_subplot(), stretch="linear", cmap="gray",
+    ...                 colorbar=False, fig=fig)
+    >>> im.norm.vmin, im.norm.vmax
+    (0.0, 1.0)
+    """
+    norm = _norm(arr, stretch)
+    if arr.ndim == 3:  # RGB: one stretch for all channels
+        rgb = np.nan_to_num(np.asarray(norm(arr)), nan=0.0)
+        im = ax.imshow(np.clip(rgb, 0.0, 1.0), origin="lower", interpolation="nearest")
+    else:
+        im = ax.imshow(arr, origin="lower", norm=norm, cmap=cmap, interpolation="nearest")
+        if colorbar:
+            fig.colorbar(im, ax=ax, shrink=0.85)
+    return im
+
+
+def _as_labels(labels: Any, shape: tuple[int, int], *, name: str) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim == 3 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.shape != shape:
+        raise InvalidImageError(f"{name} must have the image's shape {shape}; got {labels.shape}")
+    if labels.dtype == bool:
+        return labels.astype(np.int32)
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            raise InvalidImageError(f"{name} must hold integer ids; got dtype {labels.dtype}")
+    return labels.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# images
+# --------------------------------------------------------------------------------------------
+def show(
+    image: Any,
+    *,
+    stretch: str = "asinh",
+    wcs: Any = None,
+    ax: Any = None,
+    title: str | None = None,
+    cmap: str = "gray",
+    colorbar: bool = True,
+) -> Figure:
+    """Display an image with an astronomical stretch, on sky axes when it has a WCS.
+
+    Parameters
+    ----------
+    image : GridImage or array_like
+        ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` (RGB). A ``GridImage`` brings its own WCS.
+        NaN pixels are drawn blank and ignored by the stretch.
+    stretch : {"asinh", "zscale", "percentile", "linear"}
+        ``"asinh"``: 0.5–99.9 percentile limits and an asinh stretch (faint structure and bright
+        cores together); ``"zscale"``: IRAF's zscale limits, linear; ``"percentile"``: 1–99.8
+        percentile limits, linear; ``"linear"``: min to max.
+    wcs : astropy.wcs.WCS, optional
+        Celestial WCS; the axes then show RA/Dec (astropy WCSAxes). Ignored when ``ax`` is given.
+    ax : matplotlib Axes, optional
+        Draw into these axes instead of a new figure.
+    title : str, optional
+    cmap : str
+        Colormap for single-channel images.
+    colorbar : bool
+        Add a colour bar (single-channel images).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:32, :32]
+    >>> blob = np.exp(-((yy - 16) ** 2 + (xx - 10) ** 2) / 8.0)
+    >>> fig = show(blob, stretch="zscale", title="blob")
+    >>> fig.axes[0].images[0].get_array().shape
+    (32, 32)
+    """
+    arr, wcs = _split_image(image, wcs)
+    fig, ax = _axes(ax, wcs)
+    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=colorbar, fig=fig)
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+def overlay_mask(
+    image: Any,
+    mask: Any,
+    *,
+    alpha: float = 0.4,
+    color: Any = "red",
+    stretch: str = "asinh",
+    wcs: Any = None,
+    ax: Any = None,
+    title: str | None = None,
+    cmap: str = "gray",
+) -> Figure:
+    """Draw a mask (boolean, or integer class ids) semi-transparently over an image.
+
+    Parameters
+    ----------
+    image : GridImage or array_like
+        As for :func:`show`.
+    mask : array_like, (H, W)
+        Boolean mask or integer class ids (0 = background, left transparent). A binary mask is
+        drawn in ``color``; several classes get one colour each (``tab10``).
+    alpha : float
+        Opacity of the mask.
+    color : matplotlib colour
+        Colour of a binary mask.
+    stretch, wcs, ax, title, cmap
+        As for :func:`show`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.random.default_rng(0).normal(size=(16, 16))
+    >>> fig = overlay_mask(img, img > 1, title="mask")
+    >>> len(fig.axes[0].images)
+    2
+    """
+    from matplotlib import colors as mcolors
+
+    arr, wcs = _split_image(image, wcs)
+    ids = _as_labels(mask, arr.shape[:2], name="mask")
+    fig, ax = _axes(ax, wcs)
+    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig)
+    classes = np.unique(ids[ids > 0])
+    rgba = np.zeros((*ids.shape, 4), dtype=np.float32)
+    if classes.size <= 1:
+        rgba[ids > 0] = mcolors.to_rgba(color, alpha)
+    else:
+        from matplotlib import colormaps
+
+        tab = colormaps["tab10"]
+        for i, k in enumerate(classes):
+            rgba[ids == k] = (*tab(i % 10)[:3], alpha)
+    ax.imshow(rgba, origin="lower", interpolation="nearest")
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+def contours(
+    image: Any,
+    data: Any = None,
+    *,
+    levels: int | Sequence[float] = (0.5,),
+    colors: Any = "cyan",
+    linewidths: float = 1.0,
+    stretch: str = "asinh",
+    wcs: Any = None,
+    ax: Any = None,
+    title: str | None = None,
+    cmap: str = "gray",
+) -> Figure:
+    """Draw contours of ``data`` (a probability map, a model image) over ``image``.
+
+    Parameters
+    ----------
+    image : GridImage or array_like
+        The background image, as for :func:`show`.
+    data : array_like, (H, W) or (H, W, 1), optional
+        The field to contour; ``None`` contours ``image`` itself.
+    levels : int or sequence of float
+        Contour levels (default ``(0.5,)``, the usual probability threshold), or their number.
+    colors, linewidths
+        Passed to :meth:`matplotlib.axes.Axes.contour`.
+    stretch, wcs, ax, title, cmap
+        As for :func:`show`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:32, :32]
+    >>> prob = np.exp(-((yy - 16) ** 2 + (xx - 16) ** 2) / 30.0)
+    >>> fig = contours(prob, prob, levels=(0.5,))
+    >>> len(fig.axes[0].collections) >= 1
+    True
+    """
+    arr, wcs = _split_image(image, wcs)
+    if data is None:
+        field = arr if arr.ndim == 2 else arr.mean(axis=-1)
+    else:
+        field, _ = _split_image(data, None)
+        if field.ndim != 2 or field.shape != arr.shape[:2]:
+            raise InvalidImageError(
+                f"data to contour must be one channel with the image's shape {arr.shape[:2]}; "
+                f"got {field.shape}"
+            )
+    fig, ax = _axes(ax, wcs)
+    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig)
+    ax.contour(field, levels=levels, colors=colors, linewidths=linewidths, origin="lower")
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+def outlines(
+    image: Any,
+    labels: Any,
+    *,
+    color: Any = "yellow",
+    mode: str = "inner",
+    thickness: int | None = None,
+    stretch: str = "asinh",
+    wcs: Any = None,
+    ax: Any = None,
+    title: str | None = None,
+    cmap: str = "gray",
+) -> Figure:
+    """Draw the outline of every instance in ``labels`` over ``image``.
+
+    Touching instances keep their shared boundary, so separated objects look separated.
+
+    Parameters
+    ----------
+    image : GridImage or array_like
+        As for :func:`show`.
+    labels : array_like of int, (H, W)
+        Instance labels, 0 = background.
+    color : matplotlib colour
+    mode : {"inner", "outer", "thick", "thin"}
+        Boundary mode of :func:`skimage.segmentation.find_boundaries`.
+    thickness : int, optional
+        Line width in image pixels; default grows with the image (1 px up to 300 px, then one
+        more per 300 px) so outlines stay visible on large images.
+    stretch, wcs, ax, title, cmap
+        As for :func:`show`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((20, 20), dtype=np.int32)
+    >>> labels[2:8, 2:8], labels[10:18, 5:15] = 1, 2
+    >>> fig = outlines(np.ones((20, 20)), labels, stretch="linear")
+    >>> len(fig.axes[0].images)
+    2
+    """
+    from matplotlib import colors as mcolors
+    from skimage.segmentation import find_boundaries
+
+    arr, wcs = _split_image(image, wcs)
+    ids = _as_labels(labels, arr.shape[:2], name="labels")
+    mode = look_up_option(mode, ("inner", "outer", "thick", "thin"), name="mode")
+    edges = find_boundaries(ids, mode=mode)
+    if thickness is None:
+        thickness = 1 + max(ids.shape) // 300
+    if not isinstance(thickness, (int, np.integer)) or thickness < 1:
+        raise ConfigError(f"thickness must be a positive int; got {thickness!r}")
+    if thickness > 1:
+        from scipy.ndimage import binary_dilation
+
+        edges = binary_dilation(edges, iterations=int(thickness) - 1)
+        if mode == "inner":  # stay inside the objects
+            edges &= ids > 0
+    fig, ax = _axes(ax, wcs)
+    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig)
+    rgba = np.zeros((*ids.shape, 4), dtype=np.float32)
+    rgba[edges] = mcolors.to_rgba(color, 1.0)
+    ax.imshow(rgba, origin="lower", interpolation="nearest")
+    if title is not None:
+        ax.set_title(title)
+    return fig

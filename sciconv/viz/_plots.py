@@ -1,0 +1,254 @@
+"""Training and evaluation: learning curves, the confusion matrix, catalog comparisons.
+
+These functions draw; the numbers they draw are computed elsewhere: a run's log is read by
+:func:`sciconv.runs.read_log`, the counts and the catalog match come from
+:func:`sciconv.metrics.confusion_counts` and :func:`sciconv.metrics.match_catalogs` (imported when
+a drawing needs them: :mod:`sciconv.metrics` loads Keras).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from sciconv.errors import ConfigError, SciconvError
+from sciconv.runs import read_log
+
+__all__ = ["compare_catalogs", "confusion_matrix", "training_curves"]
+
+
+# --------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------
+def _history(source: Any) -> dict[str, np.ndarray]:
+    """Per-epoch values of a History, a dict of lists, or a run's ``log.csv`` (or its workdir)."""
+    if hasattr(source, "history") and isinstance(source.history, Mapping):
+        source = source.history
+    if isinstance(source, Mapping):
+        hist = {str(k): np.asarray(v, dtype=np.float64).reshape(-1) for k, v in source.items()}
+    elif isinstance(source, (str, os.PathLike)):
+        hist = read_log(source)
+    else:
+        raise ConfigError(
+            "training_curves needs a keras History, a dict of lists, or the path of a CSV log; "
+            f"got {type(source).__name__}"
+        )
+    hist.pop("epoch", None)
+    if not hist:
+        raise SciconvError("training history holds no metrics")
+    return hist
+
+
+def training_curves(history: Any, *, title: str | None = None) -> Figure:
+    """Plot loss and metrics per epoch, training and validation together, one panel per metric.
+
+    Parameters
+    ----------
+    history : keras.callbacks.History, dict or path
+        A History from :func:`sciconv.training.fit`, a dict of per-epoch lists, or the run's
+        ``log.csv`` (or its workdir).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per metric, titled with the metric's name.
+
+    Examples
+    --------
+    >>> fig = training_curves({"loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7]})
+    >>> [ax.get_title() for ax in fig.axes]
+    ['loss']
+    """
+    hist = _history(history)
+    bases = []
+    for key in hist:
+        base = key[4:] if key.startswith("val_") else key
+        if base not in bases:
+            bases.append(base)
+    ncols = min(3, len(bases))
+    nrows = int(np.ceil(len(bases) / ncols))
+    fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows), layout="constrained")
+    for i, base in enumerate(bases):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        for key, label in ((base, "train"), (f"val_{base}", "validation")):
+            if key in hist:
+                values = hist[key]
+                ax.plot(np.arange(1, values.size + 1), values, marker="o", ms=3, label=label)
+        ax.set_title(base)
+        ax.set_xlabel("epoch")
+        if base in ("learning_rate", "lr"):
+            ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    if title is not None:
+        fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# classification
+# --------------------------------------------------------------------------------------------
+def confusion_matrix(
+    y_true: Any,
+    y_pred: Any,
+    class_names: Sequence[str],
+    *,
+    normalize: bool = False,
+    title: str | None = None,
+    cmap: str = "Blues",
+) -> Figure:
+    """Plot the confusion matrix with counts (or row fractions) written in each cell.
+
+    Parameters
+    ----------
+    y_true : array_like of int, (N,)
+    y_pred : array_like, (N,) class ids or (N, K) scores
+    class_names : sequence of str
+        One name per class, in id order.
+    normalize : bool
+        Colour and annotate by fraction of each true class (rows sum to 1).
+    title : str, optional
+        Default: the overall accuracy.
+    cmap : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.matrix`` holds the ``(K, K)`` integer counts (row = true, column = predicted).
+
+    Examples
+    --------
+    >>> fig = confusion_matrix([0, 1, 1], [0, 1, 0], ["disk", "spiral"])
+    >>> fig.matrix.tolist()
+    [[1, 0], [1, 1]]
+    """
+    from sciconv.metrics import confusion_counts
+
+    names = [str(c) for c in class_names]
+    counts = confusion_counts(y_true, y_pred, num_classes=len(names))
+    if counts.shape[0] != len(names):
+        raise ConfigError(f"got {len(names)} class_names for {counts.shape[0]} classes")
+    shown = counts.astype(np.float64)
+    if normalize:
+        shown = shown / np.maximum(shown.sum(axis=1, keepdims=True), 1)
+    k = len(names)
+    size = max(4.0, 0.7 * k + 2.5)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(shown, cmap=cmap, vmin=0, interpolation="nearest")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    top = shown.max() if shown.size else 0
+    for i in range(k):
+        for j in range(k):
+            text = f"{shown[i, j]:.2f}" if normalize else str(counts[i, j])
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                color="white" if shown[i, j] > 0.5 * top else "black",
+                fontsize=9,
+            )
+    ax.set_xticks(range(k), names, rotation=45, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    total = counts.sum()
+    acc = np.trace(counts) / total if total else float("nan")
+    ax.set_title(title if title is not None else f"accuracy {acc:.3f} (N={total})")
+    fig.matrix = counts
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# catalogs
+# --------------------------------------------------------------------------------------------
+def compare_catalogs(
+    reference: Any,
+    found: Any,
+    *,
+    max_separation: float = 3.0,
+    columns: tuple[str, str] = ("x", "y"),
+    sky: bool = False,
+    flux_columns: tuple[str, str] | None = None,
+    names: tuple[str, str] = ("reference", "found"),
+) -> Figure:
+    """Compare a found catalog with a reference: positions, offsets, and fluxes when given.
+
+    Parameters
+    ----------
+    reference, found, max_separation, columns, sky
+        As for :func:`sciconv.metrics.match_catalogs`.
+    flux_columns : (str, str), optional
+        Flux column of the reference and of the found catalog for a flux–flux panel.
+    names : (str, str)
+        Labels of the two catalogs.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.match`` is the dict of :func:`sciconv.metrics.match_catalogs`.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> ref = Table({"x": [10.0, 50.0], "y": [10.0, 50.0]})
+    >>> fig = compare_catalogs(ref, ref, max_separation=1.0)
+    >>> fig.match["completeness"]
+    1.0
+    """
+    from sciconv.metrics import match_catalogs
+
+    match = match_catalogs(
+        reference, found, max_separation=max_separation, columns=columns, sky=sky
+    )
+    cols = ("ra", "dec") if sky else tuple(columns)  # checked by match_catalogs
+    a, b = (
+        np.column_stack([np.asarray(t[c], dtype=np.float64) for c in cols])
+        for t in (reference, found)
+    )
+    npanel = 3 if flux_columns else 2
+    fig = Figure(figsize=(4.3 * npanel, 4.0), layout="constrained")
+    ax = fig.add_subplot(1, npanel, 1)
+    ax.scatter(a[:, 0], a[:, 1], s=30, facecolors="none", edgecolors="C0", label=names[0])
+    ax.scatter(b[:, 0], b[:, 1], s=6, color="C1", label=names[1])
+    ax.set_xlabel(cols[0])
+    ax.set_ylabel(cols[1])
+    if sky:
+        ax.invert_xaxis()
+    ax.set_title(
+        f"matched {len(match['ref_index'])}: completeness {match['completeness']:.2f}, "
+        f"purity {match['purity']:.2f}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    unit = "arcsec" if sky else "pixel"
+    ax = fig.add_subplot(1, npanel, 2)
+    ax.scatter(match["dx"], match["dy"], s=6)
+    ax.axhline(0, color="gray", lw=0.5)
+    ax.axvline(0, color="gray", lw=0.5)
+    ax.set_xlabel(f"Δ{'RA cos Dec' if sky else 'x'} [{unit}]")
+    ax.set_ylabel(f"Δ{'Dec' if sky else 'y'} [{unit}]")
+    rms = float(np.sqrt(np.mean(match["separation"] ** 2))) if match["separation"].size else np.nan
+    ax.set_title(f"offsets (rms {rms:.3g} {unit})", fontsize=9)
+    if flux_columns:
+        fa = np.asarray(reference[flux_columns[0]], dtype=np.float64)[match["ref_index"]]
+        fb = np.asarray(found[flux_columns[1]], dtype=np.float64)[match["found_index"]]
+        ax = fig.add_subplot(1, npanel, 3)
+        ax.scatter(fa, fb, s=6)
+        good = (fa > 0) & (fb > 0)
+        if good.any():
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            lo, hi = min(fa[good].min(), fb[good].min()), max(fa[good].max(), fb[good].max())
+            ax.plot([lo, hi], [lo, hi], color="gray", lw=0.8)
+        ax.set_xlabel(f"{names[0]} {flux_columns[0]}")
+        ax.set_ylabel(f"{names[1]} {flux_columns[1]}")
+        ax.set_title("flux", fontsize=9)
+    fig.match = match
+    return fig
