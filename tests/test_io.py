@@ -767,20 +767,96 @@ REAL_FITS = sorted(
 )
 
 
+# The astropy test files that hold a 2-D image or a cube: (shape read, HDU read, has a sky WCS).
+# Every other file (tables, random groups, header-only files, bare .hdr headers, 1-D data, LZW
+# without its optional decoder) must fail with a SciconvError naming the file.
+ASTROPY_IMAGES = {
+    "arange.fits": ((10, 11, 7), 0, False),
+    "blank.fits": ((1, 1, 1), 0, False),
+    "checksum.fits": ((40, 30, 1), 0, True),
+    "checksum_false.fits": ((40, 30, 1), 0, True),
+    "comp.fits": ((300, 440, 1), 1, True),
+    "compressed_image.fits": ((10, 10, 1), 1, False),
+    "double_ext.fits": ((5, 5, 1), 1, False),
+    "fixed-1890.fits": ((100, 100, 1), 0, False),
+    "o4sp040b0_raw.fits": ((44, 62, 1), 1, False),
+    "scale.fits": ((21, 20, 1), 0, True),
+    "test0.fits": ((40, 40, 1), 1, False),
+    "test1.fits": ((40, 40, 1), 1, False),
+    "dist_lookup.fits.gz": ((100, 100, 1), 1, True),
+    "dss.14.29.56-62.41.05.fits.gz": ((100, 100, 1), 0, True),
+    "header_newlines.fits": ((1, 1, 1), 0, True),
+    "ie6d07ujq_wcs.fits": ((32, 64, 1), 1, False),
+    "j94f05bgq_flt.fits": ((1, 1, 1), 1, True),
+    "tab-time-last-axis.fits": ((1, 1, 1), 0, True),
+}
+
+
+def test_astropy_image_files_are_all_there():
+    """The table above names files that exist (so the test below cannot pass by skipping)."""
+    names = [p.name for p in REAL_FITS]
+    assert len(names) == len(set(names))
+    assert set(ASTROPY_IMAGES) <= set(names)
+    assert len(names) > len(ASTROPY_IMAGES)  # files that must fail are tested too
+
+
 @pytest.mark.parametrize("path", REAL_FITS, ids=lambda p: p.name)
 def test_astropy_test_files_read_or_fail_cleanly(path, recwarn):
-    """Every FITS file astropy tests itself with: a GridImage or a SciconvError, nothing else."""
+    """Every FITS file astropy tests itself with: the image files read, with astropy's shape and
+    values; every other file is a SciconvError naming the file, nothing else."""
     before = sha(path)
-    try:
-        img = io.read(path)
-    except sciconv.errors.SciconvError as exc:
-        assert str(path) in str(exc)
-    else:
-        assert img.data.dtype == np.float32 and img.data.ndim == 3
-        assert img.mask.shape == img.data.shape
-        np.testing.assert_array_equal(img.mask, np.isnan(img.data))
-        assert img.wcs is None or (img.wcs.naxis == 2 and img.wcs.has_celestial)
+    if path.name not in ASTROPY_IMAGES:
+        with pytest.raises(sciconv.errors.SciconvError) as e:
+            io.read(path)
+        assert str(e.value).startswith(f"{path}: ")
+        assert "unexpected error" not in str(e.value)
+        assert sha(path) == before
+        return
+    shape, hdu, has_wcs = ASTROPY_IMAGES[path.name]
+    img = io.read(path)
+    assert img.shape == shape and img.meta["hdu"] == hdu
+    assert img.data.dtype == np.float32 and img.mask.shape == img.data.shape
+    np.testing.assert_array_equal(img.mask, np.isnan(img.data))
+    expected = np.asarray(fits.getdata(path, ext=hdu), dtype=np.float64)  # astropy's scaling
+    expected = np.moveaxis(expected, 0, -1) if expected.ndim == 3 else expected[..., None]
+    expected = expected.astype(np.float32)
+    expected[~np.isfinite(expected)] = np.nan
+    # astropy scales 16-bit data in float32, sciconv in float64: equal to float32 rounding
+    np.testing.assert_allclose(img.data, expected, rtol=1e-6, atol=0, equal_nan=True)
+    assert (img.wcs is not None) == has_wcs
+    if has_wcs:
+        assert img.wcs.naxis == 2 and img.wcs.has_celestial
+    np.testing.assert_array_equal(io.read_pixels(path), img.data)
+    assert io.probe_shape(path) == shape
     assert sha(path) == before
+
+
+def test_conflicting_layout_cards_are_a_clean_error(tmp_path):
+    """BITPIX/NAXIS/NAXISn repeated with another value: astropy lays the data out from the last
+    card, header look-ups give the first; the eager and the lazy read refuse the file alike."""
+
+    def card(key, value):
+        return f"{key:<8}= {value:>20}".ljust(80)
+
+    base = [card("SIMPLE", "T"), card("BITPIX", 8), card("NAXIS", 2)]
+    base += [card("NAXIS1", 2), card("NAXIS2", 2)]
+    for extra, key in (
+        (card("BITPIX", 16), "BITPIX"),
+        (card("NAXIS", 3) + card("NAXIS3", 1), "NAXIS"),
+        (card("NAXIS2", 1), "NAXIS2"),
+    ):
+        path = tmp_path / f"{key}.fits"
+        head = ("".join(base) + extra + "END".ljust(80)).encode().ljust(2880, b" ")
+        path.write_bytes(head + bytes(range(16)).ljust(2880, b"\0"))
+        for kwargs in ({}, {"lazy": True}, {"section": (slice(0, 1), slice(0, 1))}):
+            with pytest.raises(
+                InvalidImageError, match=rf"HDU 0: damaged header: {key} appears 2 times with"
+            ):
+                io.read(path, **kwargs)
+    same = tmp_path / "same.fits"  # a repeated card with the same value is harmless
+    head = ("".join(base) + card("NAXIS2", 2) + "END".ljust(80)).encode().ljust(2880, b" ")
+    same.write_bytes(head + bytes(range(4)).ljust(2880, b"\0"))
+    np.testing.assert_array_equal(io.read(same).data[..., 0], [[0, 1], [2, 3]])
 
 
 def test_real_hst_frames_match_astropy(data_dir):

@@ -21,13 +21,22 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from sciconv import io
-from sciconv.errors import SciconvError
+from sciconv.errors import InvalidImageError, SciconvError
 
 FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,
 )
+
+
+def assert_names_file_and_problem(exc: SciconvError, path: Path) -> None:
+    """The error carries the file (``exc.path``, prefixed to the message) and says what is wrong."""
+    text = str(exc)
+    assert exc.path is not None and Path(exc.path) == Path(path), text
+    assert text.startswith(f"{path}: "), text
+    problem = exc.message.strip()
+    assert len(problem) >= 10 and problem != str(path), text
 
 
 def check_read(path: Path, **kwargs) -> str:
@@ -37,7 +46,7 @@ def check_read(path: Path, **kwargs) -> str:
         try:
             img = io.read(path, **kwargs)
         except SciconvError as exc:
-            assert str(path) in str(exc) or "must" in str(exc)
+            assert_names_file_and_problem(exc, path)
             # the catch-all in io.read is a last resort: every failure the fuzz finds gets a
             # specific message, so reaching it counts as a crash here
             assert "unexpected error" not in str(exc), str(exc)
@@ -47,7 +56,8 @@ def check_read(path: Path, **kwargs) -> str:
             try:
                 block = data[0 : min(3, data.shape[0]), 0 : min(3, data.shape[1])]
             except SciconvError as exc:  # a lazy read may only find the damage when it reads
-                assert str(path) in str(exc) and "unexpected error" not in str(exc), str(exc)
+                assert_names_file_and_problem(exc, path)
+                assert "unexpected error" not in str(exc), str(exc)
                 return "error"
             finally:
                 data.close()
@@ -285,6 +295,94 @@ def test_fuzz_generated_fits_headers(tmp_path_factory, blob, kwargs):
 
 
 # ------------------------------------------------------------------------------------------------
+# read_pixels (fast path for plain FITS) agrees with read on near-plain files
+# ------------------------------------------------------------------------------------------------
+
+NEAR_PLAIN_CARDS = [
+    ("BSCALE", 1.0),
+    ("BSCALE", 2.0),
+    ("BSCALE", "1.0D0"),
+    ("BZERO", 0.0),
+    ("BZERO", -3.5),
+    ("BLANK", 0),
+    ("BLANK", 7),
+    ("NAXIS", 2),
+    ("NAXIS1", 3),
+    ("NAXIS2", 2),
+    ("NAXIS3", 1),
+    ("BITPIX", 16),
+    ("EXTEND", True),
+    ("GROUPS", True),
+    ("ENDTIME", 5),
+    ("CTYPE1", "RA---TAN"),
+    ("CTYPE2", "DEC--TAN"),
+]
+
+
+@st.composite
+def near_plain_fits(draw):
+    """A plain 2-D primary HDU, then cards that may repeat, change case or break the rules."""
+    bitpix = draw(st.sampled_from([8, 16, 32, 64, -32, -64]))
+    h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    cards = [
+        _card("SIMPLE", True),
+        _card("BITPIX", bitpix),
+        _card("NAXIS", 2),
+        _card("NAXIS1", w),
+        _card("NAXIS2", h),
+    ]
+    if draw(st.integers(0, 5)) == 0:  # the standard order broken
+        i, j = draw(st.permutations(range(5)))[:2]
+        cards[i], cards[j] = cards[j], cards[i]
+    for key, value in draw(st.lists(st.sampled_from(NEAR_PLAIN_CARDS), max_size=4)):
+        style = draw(st.sampled_from(["plain", "plain", "lower", "hierarch", "tight"]))
+        text = _card(key, value)
+        if style == "lower":
+            text = key.lower().ljust(8) + text[8:]
+        elif style == "hierarch":
+            text = f"HIERARCH {key} = {text[10:].strip()}"
+        elif style == "tight":
+            text = f"{key:<8}={text[10:].strip()}"
+        cards.append(text)
+    end = draw(st.sampled_from(["END", "END", "END", "END     x", "END  Y"]))
+    text = "".join(c.ljust(80)[:80] for c in cards) + end.ljust(80)
+    head = text.encode("ascii")
+    head = head.ljust(-(-len(head) // 2880) * 2880, b" ")
+    nbytes = abs(bitpix) // 8 * h * w
+    payload = np.random.default_rng(draw(st.integers(0, 2**16))).bytes(nbytes)
+    if draw(st.integers(0, 4)) == 0:
+        payload = payload[: draw(st.integers(0, nbytes))]
+    else:
+        payload = payload.ljust(-(-nbytes // 2880) * 2880, b"\0")
+    return head + payload
+
+
+def _pixels_or_error(fn, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return fn(path), None
+        except SciconvError as exc:
+            assert_names_file_and_problem(exc, path)
+            return None, type(exc)
+
+
+@settings(FUZZ, max_examples=200)
+@given(blob=near_plain_fits())
+def test_fuzz_read_pixels_agrees_with_read(tmp_path_factory, blob):
+    p = tmp_path_factory.mktemp("px") / "near.fits"
+    p.write_bytes(blob)
+    ref, ref_error = _pixels_or_error(lambda q: io.read(q).data, p)
+    got, got_error = _pixels_or_error(io.read_pixels, p)
+    shape, shape_error = _pixels_or_error(io.probe_shape, p)
+    assert got_error is ref_error and shape_error is ref_error
+    if ref_error is None:
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, ref)
+        assert shape == ref.shape
+
+
+# ------------------------------------------------------------------------------------------------
 # byte-mutated files
 # ------------------------------------------------------------------------------------------------
 
@@ -409,3 +507,17 @@ def test_unforeseen_reader_failure_becomes_invalid_image_error(tmp_path, monkeyp
         io.read(p)
     with pytest.raises(AssertionError, match="unexpected error"):
         check_read(p)
+
+
+def test_oracle_rejects_errors_that_do_not_name_the_file(tmp_path, monkeypatch):
+    """The fuzz oracle itself can fail: an error without the file, or without a problem."""
+    p = tmp_path / "a.fits"
+    p.write_bytes(SEEDS["scaled.fits"])
+    for error in (InvalidImageError("the data must be 2-D"), InvalidImageError("bad", path=p)):
+
+        def boom(*a, error=error, **k):
+            raise error
+
+        monkeypatch.setattr(io, "_read_fits", boom)
+        with pytest.raises(AssertionError):
+            check_read(p)

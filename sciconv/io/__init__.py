@@ -1,0 +1,445 @@
+"""Read and write scientific images: FITS (plain, gzipped, tile-compressed), TIFF, PNG and JPEG.
+
+:func:`read` turns a file into a :class:`GridImage` whose ``.data`` is channels-last ``(H, W, C)``
+float32 with NaN where pixels are bad (FITS ``BLANK``, NaN, Inf), a matching boolean ``.mask``, the
+FITS ``.header`` and a celestial 2-D ``.wcs`` (or None). :func:`write` writes arrays back,
+carrying a FITS header and WCS over, always atomically. :func:`read_pixels` and
+:func:`probe_shape` are the pixels-only readers training uses on every file of every epoch (a
+fast path for plain FITS cut-outs, the same values as :func:`read`). :func:`as_array` unwraps
+any image (GridImage, NDData, array) the one way every stage does. :func:`list_images` lists the
+image files of a folder, :func:`image_stem` names them and :func:`pair_by_stem` pairs images
+with masks.
+
+FITS as telescopes write it
+    With ``hdu=None`` the first HDU holding image pixels is read (HST, JWST and fpack files keep an
+    empty primary HDU). ``BSCALE``/``BZERO``/``BLANK`` are applied here, not by astropy, so every
+    astropy version gives the same float32 values. Degenerate axes (radio ``FREQ``/``STOKES`` of
+    length 1) are squeezed; a cube's third axis becomes channels, or a stack with ``stack=True``.
+    A WCS that astropy cannot build, or one without celestial axes, gives ``wcs=None`` and a
+    :class:`~sciconv.errors.SciconvWarning`; the pixels are kept.
+
+Microscopy
+    TIFF axes come from tifffile's series (``"YX"``, ``"YXS"``, ``"CYX"``, ``"ZYX"``, ...) or from
+    ``axes=``; colour samples (``S``) and channels (``C``) become channels, one other axis
+    (``Z``, ``T``, ``Q``, ...) becomes channels when there are no colour channels, several need
+    ``stack=True``.
+    An alpha channel that is fully opaque is dropped (``meta["alpha"]`` says so); otherwise kept.
+    Palette images are expanded to RGB.
+
+Examples
+--------
+>>> import numpy as np, tempfile, pathlib
+>>> from sciconv import io
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = io.write(folder / "a.fits", np.ones((4, 5), dtype=np.float32), history="demo")
+>>> img = io.read(folder / "a.fits")
+>>> img.shape, img.data.dtype.name, bool(img.mask.any())
+((4, 5, 1), 'float32', False)
+"""
+
+# The package, one room per concern (imports run down this list, never up):
+#   _common   warnings, error text, axis plans, sections, memory check, float32 conversion
+#   _header   header cards, INHERIT, structural cards, the celestial WCS and its slicing
+#   _image    GridImage, LazyImage, as_array (what every stage takes)
+#   _files    file kinds, image_stem, list_images, pair_by_stem
+#   _fits     the one FITS decoder and its fast path for plain files
+#   _tiff, _png   TIFF (tifffile), PNG/JPEG (Pillow, plus the 16-bit colour PNG codec)
+#   _write    the FITS/TIFF/PNG writers behind write()
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from sciconv._atomic import atomic_output
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, InvalidImageError, SciconvError
+from sciconv.io._common import _short, _warn
+from sciconv.io._files import (
+    FITS_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    JPEG_EXTENSIONS,
+    PNG_EXTENSIONS,
+    TIFF_EXTENSIONS,
+    _validate_path,
+    image_stem,
+    list_images,
+    pair_by_stem,
+)
+from sciconv.io._fits import _plain_fits_shape, _read_fits, _read_plain_fits
+from sciconv.io._image import GridImage, LazyImage, as_array
+from sciconv.io._png import _png_encode, _read_pil
+from sciconv.io._tiff import _TIFF_AXES, _read_tiff
+from sciconv.io._write import (
+    _WRITE_FORMATS,
+    _carries_metadata,
+    _output_header,
+    _validate_array,
+    _validate_png,
+    _write_fits,
+    _write_tiff,
+)
+
+__all__ = [
+    "FITS_EXTENSIONS",
+    "IMAGE_EXTENSIONS",
+    "JPEG_EXTENSIONS",
+    "PNG_EXTENSIONS",
+    "TIFF_EXTENSIONS",
+    "GridImage",
+    "LazyImage",
+    "as_array",
+    "image_stem",
+    "list_images",
+    "pair_by_stem",
+    "probe_shape",
+    "read",
+    "read_pixels",
+    "write",
+]
+
+# Temporary: cli, demo and datasets still call the old private name; removed once they use
+# image_stem.
+
+
+def read(
+    path: str | os.PathLike,
+    *,
+    hdu: int | str | tuple[str, int] | None = None,
+    axes: str | None = None,
+    stack: bool = False,
+    section: tuple[slice, slice] | None = None,
+    lazy: bool = False,
+) -> GridImage:
+    """Read a FITS, TIFF, PNG or JPEG file into a :class:`GridImage`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file. The format is taken from its first bytes; the extension only has to agree.
+    hdu : int, str or (str, int), optional
+        FITS only: HDU index, EXTNAME, or (EXTNAME, EXTVER). Default: the first HDU holding pixels.
+    axes : str, optional
+        TIFF only: the axes of the stored array (e.g. ``"CYX"``, ``"YXC"``, ``"ZYX"``), overriding
+        what tifffile reports. ``Y`` and ``X`` must appear once; ``C``/``S`` are channels.
+    stack : bool
+        Return a stack ``(N, H, W, C)`` instead of ``(H, W, C)``: FITS cube planes (all axes beyond
+        the second) become ``N`` with ``C = 1``; TIFF ``Z``/``T``/... axes become ``N``.
+    section : (slice, slice), optional
+        Read only ``[ys, xs]`` of the image (step 1); the WCS and header are shifted to match.
+        Only those pixels are read from an uncompressed or tile-compressed file.
+    lazy : bool
+        Return ``.data`` as a :class:`LazyImage` that reads regions on demand (``.mask`` is None).
+
+    Returns
+    -------
+    GridImage
+        ``.data`` float32 ``(H, W, C)`` with NaN at bad pixels, ``.mask`` True there.
+
+    Raises
+    ------
+    InvalidImageError
+        The file is missing, unreadable, empty, truncated, not an image, or holds no 2-D pixels;
+        the message names the file and the problem.
+    ConfigError
+        An argument is not valid (``hdu``, ``axes``, ``section``, ``stack`` with ``lazy``).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "cube.fits"
+    >>> _ = write(p, np.zeros((8, 8, 3), dtype=np.float32))
+    >>> read(p).shape, read(p, stack=True).shape
+    ((8, 8, 3), (3, 8, 8, 1))
+    >>> read(p, section=(slice(2, 6), slice(0, 4))).shape
+    (4, 4, 3)
+    """
+    return _read_file(path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
+
+
+def _read_file(
+    path, *, hdu=None, axes=None, stack=False, section=None, lazy=False, pixels_only=False
+) -> GridImage:
+    """:func:`read`; ``pixels_only`` skips what only metadata needs (the WCS, its warnings)."""
+    path, kind = _validate_path(path)
+    _validate_read_args(path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
+    try:
+        return _read(
+            path,
+            kind,
+            hdu=hdu,
+            axes=axes,
+            stack=stack,
+            section=section,
+            lazy=lazy,
+            pixels_only=pixels_only,
+        )
+    except SciconvError:
+        raise
+    except MemoryError as exc:
+        raise InvalidImageError(
+            "not enough memory to read the image; use lazy=True or section=", path=path
+        ) from exc
+    except Exception as exc:  # a reader library failed in a way not foreseen above
+        raise InvalidImageError(
+            f"unexpected error while reading ({_short(exc)}); the file may be damaged",
+            path=path,
+        ) from exc
+
+
+def _read(path: Path, kind: str, *, hdu, axes, stack, section, lazy, pixels_only) -> GridImage:
+    if kind == "fits":
+        if axes is not None:
+            raise ConfigError("axes= applies to TIFF files only; FITS axes come from the header")
+        return _read_fits(
+            path, hdu=hdu, stack=stack, section=section, lazy=lazy, pixels_only=pixels_only
+        )
+    if hdu is not None:
+        raise ConfigError(f"hdu= applies to FITS files only; {path.name} is {kind.upper()}")
+    if kind == "tiff":
+        return _read_tiff(
+            path, axes=axes, stack=stack, section=section, lazy=lazy, pixels_only=pixels_only
+        )
+    if axes is not None:
+        raise ConfigError(f"axes= applies to TIFF files only; {path.name} is {kind.upper()}")
+    return _read_pil(path, kind=kind, stack=stack, section=section, lazy=lazy)
+
+
+def _validate_read_args(path, *, hdu, axes, stack, section, lazy) -> None:
+    if hdu is not None:
+        ok = (
+            (isinstance(hdu, (int, np.integer)) and not isinstance(hdu, bool))
+            or isinstance(hdu, str)
+            or (
+                isinstance(hdu, tuple)
+                and len(hdu) == 2
+                and isinstance(hdu[0], str)
+                and isinstance(hdu[1], (int, np.integer))
+            )
+        )
+        if not ok:
+            raise ConfigError(
+                f"hdu must be an int index, an EXTNAME string or (EXTNAME, EXTVER); got {hdu!r}"
+            )
+    if axes is not None:
+        if not isinstance(axes, str) or not axes:
+            raise ConfigError(f"axes must be a string such as 'YX', 'CYX' or 'ZYX'; got {axes!r}")
+        up = axes.upper()
+        bad = [c for c in up if c not in _TIFF_AXES]
+        if bad or up.count("Y") != 1 or up.count("X") != 1 or len(set(up)) != len(up):
+            raise ConfigError(
+                "axes must name each axis once with letters from "
+                f"{_TIFF_AXES!r}, including exactly one 'Y' and one 'X'; got {axes!r}"
+            )
+    if not isinstance(stack, (bool, np.bool_)):
+        raise ConfigError(f"stack must be True or False; got {stack!r}")
+    if not isinstance(lazy, (bool, np.bool_)):
+        raise ConfigError(f"lazy must be True or False; got {lazy!r}")
+    if stack and lazy:
+        raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
+    if section is not None:
+        if (
+            not isinstance(section, tuple)
+            or len(section) != 2
+            or not all(isinstance(s, slice) for s in section)
+        ):
+            raise ConfigError(
+                f"section must be a pair of slices (ys, xs), e.g. (slice(0, 64), slice(0, 64)); "
+                f"got {section!r}"
+            )
+        if any(s.step not in (None, 1) for s in section):
+            raise ConfigError(f"section slices must have step 1; got {section!r}")
+
+
+def read_pixels(path: str | os.PathLike) -> np.ndarray:
+    """The pixels of an image file, ``(H, W, C)`` float32 with NaN where bad, as fast as it goes.
+
+    The same values as ``read(path).data`` for every file :func:`read` reads. A plain FITS
+    cut-out (an uncompressed primary HDU holding a 2-D image without scaling, the usual training
+    file) is decoded straight from its bytes, about 20 times faster than :func:`read`; every
+    other file goes through :func:`read`. Only the pixels are read: the WCS is never built, so a
+    broken WCS gives no warning here.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (any format :func:`read` takes).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W, C)`` float32, NaN at bad pixels.
+
+    Raises
+    ------
+    InvalidImageError
+        As :func:`read`: the file is missing, unreadable, truncated, not an image, ...
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "cut.fits"
+    >>> _ = write(p, np.arange(6, dtype=np.int16).reshape(2, 3))
+    >>> read_pixels(p)[..., 0]
+    array([[0., 1., 2.],
+           [3., 4., 5.]], dtype=float32)
+    >>> np.array_equal(read_pixels(p), read(p).data)
+    True
+    """
+    fspath = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if isinstance(fspath, str):
+        data = _read_plain_fits(fspath)
+        if data is not None:
+            return data
+    data = np.asarray(_read_file(path, pixels_only=True).data, dtype=np.float32)
+    if data.ndim != 3 or data.shape[0] < 1 or data.shape[1] < 1:
+        raise InvalidImageError(f"expected pixels (H, W, C); got shape {data.shape}", path=path)
+    return data
+
+
+def probe_shape(path: str | os.PathLike) -> tuple[int, int, int]:
+    """The ``(H, W, C)`` an image file would read as, checked cheaply: header, shape, last row.
+
+    Reads the header and the last row of pixels (which catches a truncated file) but not the
+    whole image: a plain FITS file (see :func:`read_pixels`) needs only its header and its size,
+    other files are opened with ``read(path, lazy=True)``. A file that passes reads whole with
+    :func:`read_pixels` unless it is damaged inside.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (any format :func:`read` takes).
+
+    Returns
+    -------
+    (int, int, int)
+        ``(H, W, C)``, as ``read(path).shape``.
+
+    Raises
+    ------
+    InvalidImageError
+        As :func:`read`: the file is missing, unreadable, truncated, not an image, ...
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "rgb.tif"
+    >>> _ = write(p, np.zeros((6, 8, 3), dtype=np.uint8))
+    >>> probe_shape(p)
+    (6, 8, 3)
+    """
+    fspath = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if isinstance(fspath, str):
+        shape = _plain_fits_shape(fspath)
+        if shape is not None:
+            return shape
+    data = _read_file(path, lazy=True, pixels_only=True).data
+    try:
+        shape = tuple(int(s) for s in data.shape)
+        if len(shape) != 3 or shape[0] < 1 or shape[1] < 1:
+            raise InvalidImageError(f"expected pixels (H, W, C); got shape {shape}", path=path)
+        np.asarray(data[shape[0] - 1 : shape[0], 0 : shape[1]])
+    finally:
+        data.close()
+    return shape
+
+
+def write(
+    path: str | os.PathLike,
+    array,
+    *,
+    like=None,
+    overwrite: bool = False,
+    history: str | Iterable[str] | None = None,
+    header=None,
+) -> Path:
+    """Write an image to FITS, TIFF or PNG, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; the extension picks the format: ``.fits``/``.fit``/``.fts`` (``.gz`` for
+        gzip), ``.fits.fz``/``.fz`` (lossless tile compression), ``.tif``/``.tiff``, ``.png``.
+    array : array_like or GridImage
+        ``(H, W)`` or ``(H, W, C)``. FITS stores ``(H, W, 1)`` as a 2-D image and ``(H, W, C)``
+        as a cube ``(C, H, W)``; TIFF keeps the dtype (integer label maps stay integer); PNG takes
+        uint8 or uint16 with 1-4 channels. A GridImage given here is also used as ``like``.
+    like : GridImage or astropy.io.fits.Header, optional
+        FITS only: header whose cards (and WCS, from ``like.wcs`` when a GridImage) are copied.
+        Structural keywords (``NAXISn``, ``BITPIX``, ``BSCALE``, ``BZERO``, ``BLANK``, checksums,
+        tile-compression cards) are dropped and regenerated. With a GridImage, its celestial WCS
+        (SIP included) replaces every WCS card of its header; other WCS axes (spectral, Stokes)
+        and lookup-table distortions are not written (the latter with a warning).
+    overwrite : bool
+        Replace an existing file; without it an existing file raises ``OutputExistsError``.
+    history : str or iterable of str, optional
+        Extra FITS HISTORY lines (after ``"Written by sciconv <version>"``); TIFF keeps them in its
+        JSON description.
+    header : dict or astropy.io.fits.Header, optional
+        FITS only: cards set last, over ``like``'s.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    InvalidImageError
+        The array has the wrong shape, no pixels or a dtype the format cannot store.
+    OutputExistsError
+        The file exists and ``overwrite`` is False.
+    ConfigError
+        Unknown extension or an invalid header card.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> labels = np.array([[0, 1], [2, 2]], dtype=np.int32)
+    >>> read(write(folder / "labels.tif", labels)).meta["dtype"]
+    'int32'
+    >>> write(folder / "labels.tif", labels)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.OutputExistsError: ...labels.tif: output exists; pass overwrite=True ...
+    """
+    path = Path(path)
+    suffix = next(
+        (
+            ext
+            for ext in sorted(_WRITE_FORMATS, key=len, reverse=True)
+            if path.name.lower().endswith(ext)
+        ),
+        "".join(path.suffixes[-2:]).lower() or "(none)",
+    )
+    fmt = _WRITE_FORMATS.get(
+        look_up_option(suffix, tuple(_WRITE_FORMATS), name="output extension", path=path)
+    )
+    if isinstance(array, GridImage):
+        if like is None:
+            like = array
+        array = array.data
+    arr = _validate_array(array, path)
+    if isinstance(history, str):
+        history = [history]
+    history = [str(h) for h in (history or [])]
+    if fmt.startswith("fits"):
+        hdr = _output_header(arr, like, header, history, path)
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            _write_fits(tmp, arr, hdr, compressed=fmt == "fits-compressed", path=path)
+        return path
+    for name, value in (("like", like), ("header", header)):
+        if value is not None and _carries_metadata(value):
+            _warn(f"{path}: {fmt.upper()} cannot store a FITS header or WCS; {name}= was ignored")
+    if fmt == "tiff":
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            _write_tiff(tmp, arr, history)
+        return path
+    png = _validate_png(arr, path)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(_png_encode(png))
+    return path

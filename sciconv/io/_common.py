@@ -1,0 +1,144 @@
+"""Helpers every reader and writer of :mod:`sciconv.io` shares.
+
+Warnings attributed to the caller outside the package, short error text, the axis plans that turn
+a raw array into ``(H, W, C)`` or ``(N, H, W, C)``, sections, the memory check and the float32
+conversion of pixels. Nothing here knows a file format.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
+
+# Roles of the axes of a raw array: spatial, channel, stack (N) and degenerate (length 1, dropped).
+_Y, _X, _C, _N, _ONE = "Y", "X", "C", "N", "1"
+
+_PACKAGE = __name__.rpartition(".")[0]  # "sciconv.io"
+
+
+def _warn(message: str) -> None:
+    """Warn with SciconvWarning, attributed to the first caller outside ``sciconv.io``."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and _in_package(frame.f_globals.get("__name__", "")):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, SciconvWarning, stacklevel=level)
+
+
+def _in_package(name: str) -> bool:
+    return name == _PACKAGE or name.startswith(_PACKAGE + ".")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _astropy_fits():
+    """``astropy.io.fits``, imported on first use (importing sciconv.io stays cheap)."""
+    from astropy.io import fits
+
+    return fits
+
+
+# --------------------------------------------------------------------------------------------------
+# axis plans: raw array -> (H, W, C) or (N, H, W, C)
+# --------------------------------------------------------------------------------------------------
+
+
+def _arrange(block: np.ndarray, roles: Sequence[str], *, stack: bool) -> np.ndarray:
+    """Reorder ``block`` (degenerate axes indexed away) into ``(h, w, C)`` or ``(N, h, w, C)``."""
+    roles = [r for r in roles if r != _ONE]
+    order = (
+        [i for i, r in enumerate(roles) if r == _N]
+        + [roles.index(_Y), roles.index(_X)]
+        + [i for i, r in enumerate(roles) if r == _C]
+    )
+    block = np.transpose(block, order)
+    n_stack = sum(r == _N for r in roles)
+    lead = int(np.prod(block.shape[:n_stack])) if n_stack else 1
+    h, w = block.shape[n_stack], block.shape[n_stack + 1]
+    c = int(np.prod(block.shape[n_stack + 2 :])) if block.ndim > n_stack + 2 else 1
+    out = block.reshape(lead, h, w, c)
+    return out if stack else out[0]
+
+
+def _raw_index(roles: Sequence[str], ys: slice, xs: slice) -> tuple:
+    idx = []
+    for r in roles:
+        if r == _Y:
+            idx.append(ys)
+        elif r == _X:
+            idx.append(xs)
+        elif r == _ONE:
+            idx.append(0)
+        else:
+            idx.append(slice(None))
+    return tuple(idx)
+
+
+def _shift(s: slice, offset: int) -> slice:
+    return slice(s.start + offset, s.stop + offset)
+
+
+def _section_slices(section, ny: int, nx: int, path) -> tuple[slice, slice]:
+    if section is None:
+        return slice(0, ny), slice(0, nx)
+    ys = slice(*section[0].indices(ny)[:2])
+    xs = slice(*section[1].indices(nx)[:2])
+    if ys.stop <= ys.start or xs.stop <= xs.start:
+        raise ConfigError(
+            f"section {section!r} selects no pixels of an image of {ny} x {nx} pixels", path=path
+        )
+    return ys, xs
+
+
+# --------------------------------------------------------------------------------------------------
+# memory and pixel conversion
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_memory(n_pixels: int, itemsize: int, path: Path) -> None:
+    """Refuse to load what cannot fit: raw + float64 scratch + float32 result per pixel."""
+    need = n_pixels * (itemsize + 12)
+    avail = _available_memory()
+    if avail is not None and need > avail:
+        raise InvalidImageError(
+            f"the image has {n_pixels} pixels and needs about {need / 2**30:.1f} GiB to load, "
+            f"more than the {avail / 2**30:.1f} GiB free; use lazy=True or section=",
+            path=path,
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes the kernel could hand out now (MemAvailable: free + reclaimable cache), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _to_float32(raw: np.ndarray, *, path: Path | str | None = None) -> np.ndarray:
+    raw = np.asarray(raw)
+    if raw.dtype.kind == "b":
+        raw = raw.astype(np.uint8)
+    if raw.dtype.kind == "c":
+        raise InvalidImageError("complex-valued pixels are not supported", path=path)
+    out = raw.astype(np.float32)
+    if raw.dtype.kind == "f":
+        out[~np.isfinite(out)] = np.nan
+    return out

@@ -1,0 +1,348 @@
+"""Image files: kinds (extension, magic bytes), stems, folder listing and pairing by stem.
+
+One rule names and pairs files everywhere in sciconv: the stem of ``"a.fits.gz"`` is ``"a"``
+(:func:`image_stem`), the image files of a folder are those :func:`list_images` lists, and
+images pair with masks by stem (:func:`pair_by_stem`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, DatasetError, InvalidImageError
+from sciconv.io._common import _warn
+
+FITS_EXTENSIONS = (
+    ".fits",
+    ".fit",
+    ".fts",
+    ".fz",
+    ".fits.gz",
+    ".fit.gz",
+    ".fts.gz",
+    ".fits.fz",
+    ".fits.bz2",
+    ".fits.Z",
+)
+TIFF_EXTENSIONS = (".tif", ".tiff")
+PNG_EXTENSIONS = (".png",)
+JPEG_EXTENSIONS = (".jpg", ".jpeg")
+IMAGE_EXTENSIONS = FITS_EXTENSIONS + TIFF_EXTENSIONS + PNG_EXTENSIONS + JPEG_EXTENSIONS
+
+_MAGIC = (
+    (b"SIMPLE  =", "fits"),
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\x1f\x9d", "lzw"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"II+\x00", "tiff"),
+    (b"MM\x00+", "tiff"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+)
+
+_UNMATCHED = ("raise", "warn", "skip")
+_MAX_LISTED = 10
+
+
+def _validate_path(path) -> tuple[Path, str]:
+    """Check the file exists, is readable and looks like an image; return it and its format."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidImageError(f"path must be a str or os.PathLike; got {type(path).__name__}")
+    path = Path(path)
+    if not path.exists():
+        if os.path.lexists(path):
+            target = os.readlink(path)
+            raise InvalidImageError(
+                f"broken symbolic link (target {target!r} does not exist)", path=path
+            )
+        raise InvalidImageError("file not found", path=path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise InvalidImageError(f"cannot access file: {exc.strerror or exc}", path=path) from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise InvalidImageError("is a directory, not an image file", path=path)
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidImageError("not a regular file (device, FIFO or socket)", path=path)
+    if st.st_size == 0:
+        raise InvalidImageError("empty file (0 bytes)", path=path)
+    if not os.access(path, os.R_OK):
+        raise InvalidImageError("permission denied: the file is not readable", path=path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1024)
+    except PermissionError as exc:
+        raise InvalidImageError("permission denied: the file is not readable", path=path) from exc
+    except OSError as exc:
+        raise InvalidImageError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
+    expected = _format_from_name(path)
+    found = next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
+    if found in ("gzip", "bzip2", "lzw"):
+        if expected not in (None, "fits"):
+            raise InvalidImageError(
+                f"{found}-compressed file with a {expected.upper()} name; only FITS may be "
+                "compressed this way",
+                path=path,
+            )
+        return path, "fits"
+    if found is None:
+        raise InvalidImageError(_describe_unknown(head, expected), path=path)
+    if expected is not None and found != expected and {found, expected} != {"jpeg", "png"}:
+        raise InvalidImageError(
+            f"named as {expected.upper()} but the content is {found.upper()}; rename the file",
+            path=path,
+        )
+    return path, found
+
+
+def _format_from_name(path: Path) -> str | None:
+    name = path.name.lower()
+    for exts, fmt in (
+        (FITS_EXTENSIONS, "fits"),
+        (TIFF_EXTENSIONS, "tiff"),
+        (PNG_EXTENSIONS, "png"),
+        (JPEG_EXTENSIONS, "jpeg"),
+    ):
+        if name.endswith(tuple(e.lower() for e in exts)):
+            return fmt
+    return None
+
+
+def _describe_unknown(head: bytes, expected: str | None) -> str:
+    what = "not a FITS, TIFF, PNG or JPEG file"
+    if expected is not None:
+        what = f"not a {expected.upper()} file"
+    text = head.lstrip()
+    lowered = text[:200].lower()
+    if lowered.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<html" in lowered:
+        return f"{what}: it holds HTML/XML (a web page saved in place of the image?)"
+    try:
+        decoded = head.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = None
+    if decoded is not None and all(c.isprintable() or c in "\r\n\t" for c in decoded):
+        start = decoded.strip()[:40]
+        return f"{what}: it holds text starting {start!r}"
+    return f"{what}: unrecognized content starting {head[:16]!r}"
+
+
+# longest first, so that "a.fits.gz" has the stem "a" (not "a.fits")
+_SUFFIXES_LONGEST_FIRST = tuple(
+    sorted({e.lower() for e in IMAGE_EXTENSIONS}, key=lambda e: (-len(e), e))
+)
+
+
+def image_stem(path: str | os.PathLike) -> str:
+    """File name without its image extension: ``"a.fits.gz"`` -> ``"a"``, ``"b.TIF"`` -> ``"b"``.
+
+    The one rule for naming and pairing files (images and masks, inputs and outputs). Image
+    extensions (:data:`IMAGE_EXTENSIONS`) are matched case-insensitively, longest first. A name
+    that is only an extension, or has no image extension, falls back to
+    :attr:`pathlib.Path.stem`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file path (only its name is used; the file need not exist).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> image_stem("data/cell_7.fits.gz"), image_stem("B.TIF"), image_stem("notes.txt")
+    ('cell_7', 'B', 'notes')
+    """
+    name = Path(path).name
+    lower = name.lower()
+    for suffix in _SUFFIXES_LONGEST_FIRST:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
+def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[Path]:
+    """List the image files of ``folder`` by extension, sorted.
+
+    Hidden files (names starting with ``.``, which includes the temporary files of an interrupted
+    :func:`~sciconv.io.write`) and broken links are skipped. Extensions are matched
+    case-insensitively: ``.fits .fit .fts .fits.gz .fits.fz .fz .tif .tiff .png .jpg .jpeg``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder to list.
+    recursive : bool
+        Also list sub-folders (hidden folders are skipped).
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Raises
+    ------
+    DatasetError
+        ``folder`` does not exist or is not a directory.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv import io
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = io.write(d / "b.png", np.zeros((2, 2), dtype=np.uint8))
+    >>> _ = io.write(d / "a.fits", np.zeros((2, 2), dtype=np.float32))
+    >>> _ = (d / "notes.txt").write_text("x")
+    >>> [p.name for p in io.list_images(d)]
+    ['a.fits', 'b.png']
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise DatasetError("folder not found", path=folder)
+    if not folder.is_dir():
+        raise DatasetError("not a folder", path=folder)
+    pattern = "**/*" if recursive else "*"
+    out = []
+    for p in folder.glob(pattern):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if not p.name.lower().endswith(tuple(e.lower() for e in IMAGE_EXTENSIONS)):
+            continue
+        if not p.is_file():  # broken links and folders named like images
+            continue
+        out.append(p)
+    return sorted(out)
+
+
+def pair_by_stem(
+    images: str | os.PathLike | Iterable[str | os.PathLike],
+    masks: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    unmatched: str = "raise",
+) -> list[tuple[Path, Path]]:
+    """Pair image files with mask files by :func:`image_stem`: ``a.fits.gz`` with ``a.tif``.
+
+    Parameters
+    ----------
+    images, masks : folder, file or iterable of paths
+        A folder is listed with :func:`list_images`; a single file is a list of one.
+    unmatched : {"raise", "warn", "skip"}
+        What to do with an image without a mask or a mask without an image: raise a
+        :class:`~sciconv.errors.DatasetError` naming the file and the stem it needs (default),
+        leave it out with a :class:`~sciconv.errors.SciconvWarning` listing what was left out,
+        or leave it out quietly.
+
+    Returns
+    -------
+    list of (pathlib.Path, pathlib.Path)
+        ``(image, mask)`` pairs sorted by stem (the same order whatever the listing order).
+
+    Raises
+    ------
+    DatasetError
+        A folder or file is missing, a folder holds no image files, a list is empty, two files
+        on one side share a stem (the message names both), or (``unmatched="raise"``) a file has
+        no partner (the message names it and the folder searched).
+    ConfigError
+        ``images``/``masks`` is not a path or an iterable of paths, or ``unmatched`` is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv import io
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "images").mkdir(); (root / "masks").mkdir()
+    >>> for name in ("a.fits.gz", "b.fits"):
+    ...     _ = io.write(root / "images" / name, np.zeros((4, 4), dtype=np.float32))
+    >>> for name in ("a.tif", "b.tif", "c.tif"):
+    ...     _ = io.write(root / "masks" / name, np.zeros((4, 4), dtype=np.uint8))
+    >>> pairs = io.pair_by_stem(root / "images", root / "masks", unmatched="skip")
+    >>> [(p.name, m.name) for p, m in pairs]
+    [('a.fits.gz', 'a.tif'), ('b.fits', 'b.tif')]
+    >>> from sciconv.errors import DatasetError
+    >>> try:
+    ...     io.pair_by_stem(root / "images", root / "masks")
+    ... except DatasetError as exc:
+    ...     print(str(exc).replace(str(root), "ROOT"))
+    mask ROOT/masks/c.tif has no image: expected a file with stem 'c' in ROOT/images
+    """
+    unmatched = look_up_option(unmatched, _UNMATCHED, name="unmatched")
+    image_files, image_where = _pair_inputs(images, "images")
+    mask_files, mask_where = _pair_inputs(masks, "masks")
+    image_by = _unique_stems(image_files, "images")
+    mask_by = _unique_stems(mask_files, "masks")
+    lonely_images = [(s, p) for s, p in image_by.items() if s not in mask_by]
+    lonely_masks = [(s, p) for s, p in mask_by.items() if s not in image_by]
+    problems = [
+        _unmatched_message("image", "mask", lonely_images, mask_where),
+        _unmatched_message("mask", "image", lonely_masks, image_where),
+    ]
+    problems = [m for m in problems if m]
+    if problems and unmatched == "raise":
+        raise DatasetError(problems[0])
+    if problems and unmatched == "warn":
+        _warn("left out of the pairs: " + "; ".join(problems))
+    return [(image_by[s], mask_by[s]) for s in sorted(image_by) if s in mask_by]
+
+
+def _pair_inputs(value, role: str) -> tuple[list[Path], str]:
+    """The files of one side and where a missing partner was looked for (for messages)."""
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        if path.is_dir():
+            files = list_images(path)
+            if not files:
+                raise DatasetError(f"{role} folder holds no image files", path=path)
+            return files, str(path)
+        if path.is_file():
+            return [path], str(path.parent)
+        raise DatasetError(f"{role}: no such file or folder", path=path)
+    try:
+        files = [Path(p) for p in value]
+    except TypeError:
+        raise ConfigError(
+            f"{role} must be a folder or a list of file paths; got {value!r}"
+        ) from None
+    if not files:
+        raise DatasetError(f"{role} is an empty list")
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise DatasetError(
+            f"{role}: {len(missing)} file(s) not found: {missing[:_MAX_LISTED]}"
+            + (" ..." if len(missing) > _MAX_LISTED else "")
+        )
+    parents = {str(p.parent) for p in files}
+    where = parents.pop() if len(parents) == 1 else f"the {len(files)} {role} given"
+    return files, where
+
+
+def _unique_stems(files: list[Path], role: str) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for f in files:
+        s = image_stem(f)
+        if s in out:
+            raise DatasetError(
+                f"{role}: two files share the stem {s!r} ({out[s]} and {f}); pairs are matched "
+                "by stem, so each stem must be unique"
+            )
+        out[s] = f
+    return out
+
+
+def _unmatched_message(what: str, partner: str, lonely: list, where: str) -> str:
+    if not lonely:
+        return ""
+    stem, path = lonely[0]
+    message = f"{what} {path} has no {partner}: expected a file with stem {stem!r} in {where}"
+    if len(lonely) > 1:
+        more = ", ".join(str(p.name) for _, p in lonely[1:_MAX_LISTED])
+        etc = ", ..." if len(lonely) > _MAX_LISTED else ""
+        message += f" (and {len(lonely) - 1} more {what}(s) without a {partner}: {more}{etc})"
+    return message

@@ -1,0 +1,487 @@
+"""The one FITS decoder: HDU choice, BSCALE/BZERO/BLANK, axes, truncation; and its fast path.
+
+:func:`_read_fits` reads any FITS file astropy can open. :func:`_read_plain_fits` is the fast
+path for the files training reads every epoch (an uncompressed primary HDU holding a plain 2-D
+image, no scaling): it parses the few header cards it needs and decodes the pixels with
+:func:`numpy.frombuffer`, about 20 times faster than a full astropy header parse. It declines
+(returns None) for anything else (a card it needs appearing twice or out of place, a scaling or
+BLANK card, a NAXIS beyond 2, a non-ASCII header, a short file...), and astropy decides; where it
+accepts, the pixels equal what :func:`_read_fits` returns, converted by the same code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from sciconv.errors import InvalidImageError
+from sciconv.io._common import (
+    _C,
+    _N,
+    _ONE,
+    _X,
+    _Y,
+    _arrange,
+    _astropy_fits,
+    _check_memory,
+    _raw_index,
+    _section_slices,
+    _shift,
+    _short,
+    _warn,
+)
+from sciconv.io._header import (
+    _UNPARSABLE,
+    _fits_wcs,
+    _hdu_dims,
+    _hget,
+    _inherit,
+    _layout_conflict,
+    _number,
+    _slice_wcs,
+)
+from sciconv.io._image import GridImage, LazyImage
+
+
+def _open_fits(path: Path):
+    fits = _astropy_fits()
+    try:
+        return fits.open(
+            path,
+            mode="readonly",
+            do_not_scale_image_data=True,
+            ignore_missing_end=True,
+            lazy_load_hdus=True,
+        )
+    except Exception as exc:  # astropy raises OSError, ValueError, KeyError, ... on bad files
+        raise InvalidImageError(f"not a readable FITS file ({_short(exc)})", path=path) from exc
+
+
+def _is_image_hdu(h) -> bool:
+    fits = _astropy_fits()
+    # CompImageHDU subclasses ImageHDU from astropy 7 on, BinTableHDU before (astropy 6.1 is
+    # the newest release for Python 3.10), so name it explicitly.
+    image_types = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
+    return isinstance(h, image_types) and not isinstance(h, fits.GroupsHDU)
+
+
+def _select_hdu(hdul, hdu, path: Path):
+    """Return (index, HDU) of the HDU to read."""
+    if hdu is None:
+        seen = []
+        try:
+            for i, h in enumerate(hdul):
+                dims = _hdu_dims(h.header)
+                if _is_image_hdu(h) and dims and all(d > 0 for d in dims):
+                    return i, h
+                name = _hget(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
+                seen.append(f"{i}:{type(h).__name__}{'(' + str(name) + ')' if name else ''}")
+        except Exception as exc:
+            raise InvalidImageError(
+                f"FITS structure is damaged after HDU {len(seen) - 1} ({_short(exc)})", path=path
+            ) from exc
+        if len(seen) == 1 and _is_image_hdu(hdul[0]):
+            raise InvalidImageError(
+                "no image data: header-only FITS (NAXIS=0 or a zero-length axis)", path=path
+            )
+        raise InvalidImageError(
+            f"no image HDU with pixels (HDUs: {', '.join(seen) or 'none'})", path=path
+        )
+    try:
+        if isinstance(hdu, tuple):
+            key = (hdu[0], int(hdu[1]))
+        else:
+            key = int(hdu) if not isinstance(hdu, str) else hdu
+        h = hdul[key]
+        index = hdul.index_of(key) if not isinstance(key, int) else key % max(len(hdul), 1)
+    except (KeyError, IndexError) as exc:
+        names = _hdu_names(hdul)
+        raise InvalidImageError(f"no HDU {hdu!r} in this file (HDUs: {names})", path=path) from exc
+    except Exception as exc:
+        raise InvalidImageError(f"cannot open HDU {hdu!r} ({_short(exc)})", path=path) from exc
+    if not _is_image_hdu(h):
+        raise InvalidImageError(
+            f"HDU {hdu!r} is a {type(h).__name__}, not an image (HDUs: {_hdu_names(hdul)})",
+            path=path,
+        )
+    dims = _hdu_dims(h.header)
+    if not dims or not all(d > 0 for d in dims):
+        raise InvalidImageError(f"HDU {hdu!r} holds no pixels (NAXIS dims {dims})", path=path)
+    return index, h
+
+
+def _hdu_names(hdul) -> str:
+    out = []
+    try:
+        for i, h in enumerate(hdul):
+            name = _hget(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
+            ver = _hget(h.header, "EXTVER")
+            label = f"{name},{ver}" if ver is not None and name else str(name)
+            out.append(f"{i}:{type(h).__name__}({label})")
+    except Exception:
+        out.append("... (damaged)")
+    return ", ".join(out)
+
+
+class _Scaling:
+    """Physical value = raw * bscale + bzero; raw == blank (integer data) -> NaN."""
+
+    def __init__(self, header, bitpix: int, path: Path):
+        self.bscale = _number(header, "BSCALE", 1.0, path)
+        self.bzero = _number(header, "BZERO", 0.0, path)
+        self.integer = bitpix > 0
+        blank = _hget(header, "BLANK")
+        self.blank = None
+        if blank is not None and self.integer:
+            if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)):
+                _warn(f"{path}: BLANK is not an integer ({blank!r}); ignored")
+            else:
+                self.blank = int(blank)
+        self.path = path
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        return _physical(raw, self.bscale, self.bzero, self.blank, self.path)
+
+
+def _physical(raw, bscale: float, bzero: float, blank: int | None, path) -> np.ndarray:
+    """float32 ``raw * bscale + bzero``, NaN where ``raw == blank`` or the result is not finite."""
+    raw = np.asarray(raw)
+    identity = bscale == 1.0 and bzero == 0.0
+    if identity and raw.dtype.kind == "f" and raw.dtype.itemsize <= 4:
+        out = raw.astype(np.float32)
+        big = None
+    elif identity and raw.dtype.kind in "iub" and raw.dtype.itemsize <= 2:
+        out = raw.astype(np.float32)
+        big = None
+    else:
+        big = raw.astype(np.float64)
+        if bscale != 1.0:
+            big *= bscale
+        if bzero != 0.0:
+            big += bzero
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = big.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if big is not None and bad.any():
+        overflow = int(np.count_nonzero(bad & np.isfinite(big)))
+        if overflow:
+            _warn(
+                f"{path}: {overflow} pixel(s) exceed the float32 range after "
+                f"BSCALE={bscale:g}/BZERO={bzero:g}; set to NaN and masked"
+            )
+    if blank is not None and raw.dtype.kind in "iu":
+        bad |= raw == blank
+    out[bad] = np.nan
+    return out
+
+
+def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path) -> list[str]:
+    """Roles of the numpy axes of FITS data (NAXISn ... NAXIS2, NAXIS1)."""
+    if len(raw_shape) < 2:
+        raise InvalidImageError(
+            f"1-D data (NAXIS={len(raw_shape)}, shape {raw_shape}); an image needs 2 axes",
+            path=path,
+        )
+    extra = raw_shape[:-2]
+    roles = [_ONE if n == 1 else "?" for n in extra] + [_Y, _X]
+    live = [i for i, r in enumerate(roles) if r == "?"]
+    fits_shape = " x ".join(str(n) for n in raw_shape[::-1])
+    if len(live) + 2 > 4:
+        raise InvalidImageError(
+            f"{len(live) + 2}-D data (NAXIS1..n = {fits_shape}); sciconv reads 2-D images, "
+            "3-D cubes and 4-D stacks of cubes",
+            path=path,
+        )
+    if stack:
+        for i in live:
+            roles[i] = _N
+    elif len(live) == 1:
+        roles[live[0]] = _C
+    elif len(live) == 2:
+        raise InvalidImageError(
+            f"4-D data (NAXIS1..4 = {fits_shape}); pass stack=True to read it as a stack of planes",
+            path=path,
+        )
+    return roles
+
+
+def _read_fits(
+    path: Path, *, hdu, stack: bool, section, lazy: bool, pixels_only: bool = False
+) -> GridImage:
+    """Read one HDU; ``pixels_only`` skips the WCS (no WCS is built, none is warned about)."""
+    hdul = _open_fits(path)
+    keep_open = False
+    try:
+        index, h = _select_hdu(hdul, hdu, path)
+        conflict = _layout_conflict(h.header)
+        if conflict is not None:
+            raise InvalidImageError(f"HDU {index}: {conflict}", path=path)
+        header = _inherit(h.header.copy(), hdul, index)
+        dims = _hdu_dims(header)
+        bitpix = _hget(header, "BITPIX")
+        if bitpix not in (8, 16, 32, 64, -32, -64):
+            raise InvalidImageError(f"invalid BITPIX {bitpix!r} in HDU {index}", path=path)
+        _check_truncated(hdul, index, h, dims, bitpix, path)
+        raw_shape = tuple(dims[::-1])
+        roles = _fits_roles(raw_shape, stack=stack, path=path)
+        scaling = _Scaling(header, bitpix, path)
+        ny, nx = raw_shape[-2], raw_shape[-1]
+        ys, xs = _section_slices(section, ny, nx, path)
+        if not lazy:
+            n = int(np.prod(raw_shape[:-2], dtype=np.int64)) * (ys.stop - ys.start)
+            _check_memory(n * (xs.stop - xs.start), abs(bitpix) // 8, path)
+        wcs = None if pixels_only else _fits_wcs(header, hdul, path)
+        if section is not None:
+            wcs, header = _slice_wcs(wcs, header, ys, xs)
+        meta = _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling)
+
+        def reader(ys_: slice, xs_: slice) -> np.ndarray:
+            idx = _raw_index(roles, _shift(ys_, ys.start), _shift(xs_, xs.start))
+            try:
+                raw = h.section[idx]
+            except Exception as exc:
+                raise InvalidImageError(
+                    f"cannot read pixels of HDU {index} ({_short(exc)})", path=path
+                ) from exc
+            return _arrange(scaling.apply(raw), roles, stack=False)
+
+        if lazy:
+            n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == _C]))
+            shape = (ys.stop - ys.start, xs.stop - xs.start, n_chan)
+            data = LazyImage(reader, shape, path=str(path), closer=hdul.close)
+            keep_open = True
+            return GridImage(data, header=header, wcs=wcs, mask=None, path=str(path), meta=meta)
+        try:
+            if section is None:  # whole image: astropy memory-maps unscaled data itself
+                raw = h.data[_raw_index(roles, slice(None), slice(None))]
+            else:  # only the rows/tiles needed are read
+                raw = h.section[_raw_index(roles, ys, xs)]
+        except Exception as exc:
+            raise InvalidImageError(
+                f"cannot read pixels of HDU {index} ({_short(exc)})", path=path
+            ) from exc
+        data = _arrange(scaling.apply(raw), roles, stack=stack)
+        del raw
+        return GridImage(
+            data, header=header, wcs=wcs, mask=np.isnan(data), path=str(path), meta=meta
+        )
+    finally:
+        if not keep_open:
+            hdul.close()
+
+
+def _check_truncated(hdul, index: int, h, dims, bitpix: int, path: Path) -> None:
+    fits = _astropy_fits()
+    if isinstance(h, fits.CompImageHDU):
+        return
+    try:
+        # HDU._data_offset/_file: private but stable; HDUList.fileinfo() fails on odd headers
+        start, fileobj = getattr(h, "_data_offset", None), getattr(h, "_file", None)
+        if start is None or fileobj is None:
+            info = hdul.fileinfo(index)
+            start, fileobj = info["datLoc"], info["file"]
+        if getattr(fileobj, "compression", None):
+            return
+        size = os.path.getsize(path)
+        expected = abs(bitpix) // 8 * int(np.prod(dims, dtype=np.int64))
+        start = int(start)
+    except Exception:
+        return
+    if start + expected > size:
+        raise InvalidImageError(
+            f"truncated file: HDU {index} needs {expected} bytes of pixel data from byte {start}, "
+            f"but the file has {size} bytes",
+            path=path,
+        )
+
+
+def _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling) -> dict:
+    names = {"?": "?", _Y: "Y", _X: "X", _C: "C", _N: "N", _ONE: "1"}
+    meta = {
+        "format": "fits",
+        "hdu": index,
+        "hdu_type": type(h).__name__,
+        "bitpix": int(bitpix),
+        "dtype": _fits_dtype(bitpix, scaling),
+        "axes": "".join(names[r] for r in roles),
+        "raw_shape": raw_shape,
+    }
+    for key, out in (("EXTNAME", "extname"), ("EXTVER", "extver"), ("BUNIT", "bunit")):
+        value = _hget(header, key)
+        if value is not None and value is not _UNPARSABLE:
+            meta[out] = value
+    if scaling.bscale != 1.0 or scaling.bzero != 0.0:
+        meta["bscale"], meta["bzero"] = scaling.bscale, scaling.bzero
+    if scaling.blank is not None:
+        meta["blank"] = scaling.blank
+    return meta
+
+
+def _fits_dtype(bitpix: int, scaling: _Scaling) -> str:
+    base = {8: "uint8", 16: "int16", 32: "int32", 64: "int64", -32: "float32", -64: "float64"}
+    if bitpix > 0 and scaling.bscale == 1.0:
+        unsigned = {16: 2**15, 32: 2**31, 64: 2**63}
+        if bitpix in unsigned and scaling.bzero == unsigned[bitpix]:
+            return f"uint{bitpix}"
+        if bitpix == 8 and scaling.bzero == -128:
+            return "int8"
+    return base[bitpix]
+
+
+# --------------------------------------------------------------------------------------------------
+# the fast path for plain files
+# --------------------------------------------------------------------------------------------------
+
+_BLOCK = 2880
+_HEAD_BYTES = 36 * _BLOCK  # a longer header is not "plain": astropy reads it
+_FAST_SUFFIXES = (".fits", ".fit", ".fts")
+_FAST_DTYPES = {
+    b: np.dtype(t)
+    for b, t in {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}.items()
+}
+# the first five cards of a plain file, in this order (the order the FITS standard requires)
+_FAST_FIRST = (b"SIMPLE", b"BITPIX", b"NAXIS", b"NAXIS1", b"NAXIS2")
+# cards allowed later only once and only with their neutral value (1 and 0)
+_FAST_NEUTRAL = {b"BSCALE": 1.0, b"BZERO": 0.0}
+# cards that change how pixels are read or which HDU is read: their presence declines
+_FAST_REFUSED = {b"SIMPLE", b"BITPIX", b"BLANK", b"GROUPS", b"PCOUNT", b"GCOUNT", b"XTENSION"}
+_END_CARD = b"END" + b" " * 77
+_MALFORMED_END = re.compile(rb"END {0,76}[^A-Z0-9_-]")  # astropy's test (ENDTIME is a keyword)
+_INT = re.compile(rb"[+-]?[0-9]+")
+_REAL = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[EeDd][+-]?[0-9]+)?")
+_MEMORY_CHECK_BYTES = 1 << 26  # below this, loading cannot fail for lack of memory
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+class _PlainLayout(NamedTuple):
+    dtype: np.dtype
+    shape: tuple[int, int]
+    offset: int  # first byte of the pixels
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.shape[0] * self.shape[1] * self.dtype.itemsize
+
+
+def _card_value(card: bytes) -> bytes:
+    return card[10:].split(b"/", 1)[0].strip()
+
+
+def _plain_layout(head: bytes) -> _PlainLayout | None:
+    """Layout of a plain FITS file from its first bytes, or None when it is not plain."""
+    values: dict[bytes, bytes] = {}
+    for i in range(len(head) // 80):
+        card = head[80 * i : 80 * i + 80]
+        if card == _END_CARD:
+            if i < len(_FAST_FIRST):
+                return None
+            offset = -(-(80 * (i + 1)) // _BLOCK) * _BLOCK
+            header = head[:offset]
+            if not header.isascii() or header.endswith(b"\0"):
+                return None  # astropy warns about non-ASCII bytes and NUL padding
+            return _layout_from(values, offset)
+        if card[:3] == b"END" and _MALFORMED_END.match(card):
+            return None  # astropy ends the header here too, with a warning
+        if i < len(_FAST_FIRST):
+            if card[:10] != _FAST_FIRST[i].ljust(8) + b"= ":
+                return None
+            values[_FAST_FIRST[i]] = _card_value(card)
+            continue
+        key = card[:8]
+        if key == b"HIERARCH":
+            key = card[8:].split(b"=", 1)[0]
+        key = key.strip().upper()
+        if key in _FAST_REFUSED or key.startswith(b"NAXIS"):
+            return None
+        if key in _FAST_NEUTRAL:
+            if key in values or card[8:10] != b"= ":
+                return None
+            values[key] = _card_value(card)
+    return None  # no END card in the first 36 blocks
+
+
+def _layout_from(values: dict[bytes, bytes], offset: int) -> _PlainLayout | None:
+    if values[b"SIMPLE"] != b"T":
+        return None
+    ints = [values[k] for k in (b"BITPIX", b"NAXIS", b"NAXIS1", b"NAXIS2")]
+    if not all(_INT.fullmatch(v) for v in ints):
+        return None
+    bitpix, naxis, nx, ny = (int(v) for v in ints)
+    if naxis != 2 or bitpix not in _FAST_DTYPES or nx < 1 or ny < 1:
+        return None
+    for key, neutral in _FAST_NEUTRAL.items():
+        if key in values:
+            text = values[key]
+            if not _REAL.fullmatch(text) or float(text.upper().replace(b"D", b"E")) != neutral:
+                return None
+    return _PlainLayout(_FAST_DTYPES[bitpix], (ny, nx), offset)
+
+
+def _plain_fits(path: str, *, pixels: bool) -> tuple[_PlainLayout, np.ndarray | None] | None:
+    """Layout (and with ``pixels`` the pixels ``(H, W, 1)`` float32) of a plain FITS file.
+
+    None when the file is not plain, not complete or cannot be opened: then :func:`_read_fits`
+    reads it (or says what is wrong with it).
+    """
+    if not path.lower().endswith(_FAST_SUFFIXES):
+        return None
+    try:  # os-level calls: a Python file object costs more than the whole decode of a cut-out
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK)  # a FIFO must not block: read() names it
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        size = st.st_size
+        head = os.read(fd, min(size, _HEAD_BYTES))
+        layout = _plain_layout(head)
+        if layout is None or size < layout.end:
+            return None  # not plain, or truncated: read() names the problem
+        if not pixels:
+            return layout, None
+        (h, w), itemsize = layout.shape, layout.dtype.itemsize
+        if h * w * (itemsize + 12) > _MEMORY_CHECK_BYTES:
+            _check_memory(h * w, itemsize, Path(path))
+        if layout.end <= len(head):
+            buf, start = head, layout.offset
+        else:
+            os.lseek(fd, layout.offset, os.SEEK_SET)
+            buf, start = _read_exactly(fd, layout.end - layout.offset), 0
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(buf) < start + h * w * itemsize:
+        return None  # the file shrank while it was read
+    raw = np.frombuffer(buf, layout.dtype, count=h * w, offset=start).reshape(h, w)
+    return layout, _physical(raw, 1.0, 0.0, None, path).reshape(h, w, 1)
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    """``n`` bytes from ``fd`` (fewer only at the end of the file); os.read may return less."""
+    parts, got = [], 0
+    while got < n:
+        part = os.read(fd, min(n - got, 1 << 30))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _read_plain_fits(path: str) -> np.ndarray | None:
+    """Pixels ``(H, W, 1)`` float32 of a plain FITS file, NaN where not finite; else None."""
+    found = _plain_fits(path, pixels=True)
+    return None if found is None else found[1]
+
+
+def _plain_fits_shape(path: str) -> tuple[int, int, int] | None:
+    """``(H, W, 1)`` of a complete plain FITS file from its header alone; else None."""
+    found = _plain_fits(path, pixels=False)
+    return None if found is None else (*found[0].shape, 1)

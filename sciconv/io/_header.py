@@ -1,0 +1,217 @@
+"""FITS header cards: safe look-ups, structural cards, INHERIT and the celestial WCS.
+
+Real headers hold cards astropy cannot parse, duplicated or stale structural keywords and WCS
+that wcslib rejects; everything here survives them: an unparsable card reads as ``_UNPARSABLE``,
+a WCS that cannot be built is ``None`` with a :class:`~sciconv.errors.SciconvWarning`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from sciconv.errors import InvalidImageError
+from sciconv.io._common import _short, _warn
+
+
+class _Unparsable:
+    def __repr__(self) -> str:
+        return "<unparsable card>"
+
+
+_UNPARSABLE = _Unparsable()
+
+
+def _hget(header, key: str | tuple[str, int], default=None):
+    """``header.get`` that survives unparsable cards (returns ``_UNPARSABLE`` for those)."""
+    try:
+        return header.get(key, default)
+    except Exception:  # astropy raises VerifyError/ValueError on cards it cannot parse
+        return _UNPARSABLE
+
+
+def _hdu_dims(header) -> tuple[int, ...] | None:
+    """NAXISn in FITS order (NAXIS1 first) from a header, or None if they are not valid."""
+    naxis = _hget(header, "NAXIS", 0)
+    if isinstance(naxis, bool) or not isinstance(naxis, (int, np.integer)) or not 0 <= naxis <= 999:
+        return None
+    dims = []
+    for i in range(1, int(naxis) + 1):
+        n = _hget(header, f"NAXIS{i}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            return None
+        dims.append(int(n))
+    return tuple(dims)
+
+
+def _layout_conflict(header) -> str | None:
+    """What is wrong when BITPIX, NAXIS or an NAXISn card repeats with another value, else None.
+
+    astropy lays the pixels out from the last of such cards while header look-ups (and so the
+    shape and the scaling here) take the first: the pixel layout of such a header is ambiguous.
+    """
+    naxis = _hget(header, "NAXIS", 0)
+    valid = isinstance(naxis, (int, np.integer)) and not isinstance(naxis, bool)
+    n = int(naxis) if valid and 0 <= naxis <= 999 else 0
+    for key in ("BITPIX", "NAXIS", *(f"NAXIS{i}" for i in range(1, n + 1))):
+        try:
+            count = header.count(key)
+        except KeyError:
+            continue
+        if count > 1:
+            values = [_hget(header, (key, i)) for i in range(count)]
+            if len({repr(v) for v in values}) > 1:
+                listed = ", ".join(repr(v) for v in values)
+                return (
+                    f"damaged header: {key} appears {count} times with different values "
+                    f"({listed}); the pixel layout is ambiguous"
+                )
+    return None
+
+
+def _number(header, key: str, default: float, path: Path) -> float:
+    value = _hget(header, key, default)
+    if value is _UNPARSABLE:
+        raise InvalidImageError(f"header keyword {key} is unparsable", path=path)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidImageError(f"header keyword {key} is not a number: {value!r}", path=path)
+    value = float(value)
+    if not math.isfinite(value):
+        raise InvalidImageError(f"header keyword {key} is not finite: {value!r}", path=path)
+    return value
+
+
+_STRUCTURAL = re.compile(
+    r"^(SIMPLE|XTENSION|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|GROUPS|BSCALE|BZERO|BLANK|CHECKSUM"
+    r"|DATASUM|THEAP|TFIELDS|TTYPE\d+|TFORM\d+|TDIM\d+|ZIMAGE|ZSIMPLE|ZTENSION|ZEXTEND|ZBITPIX"
+    r"|ZNAXIS\d*|ZTILE\d+|ZCMPTYPE|ZNAME\d+|ZVAL\d+|ZQUANTIZ|ZDITHER0|ZBLANK|ZPCOUNT|ZGCOUNT"
+    r"|ZHECKSUM|ZDATASUM|ZSCALE|ZZERO|ZMASKCMP|END)$"
+)
+
+
+def _strip_structural(header):
+    header = header.copy()
+    for key in [k for k in header.keys() if _STRUCTURAL.match(k)]:
+        with contextlib.suppress(KeyError):
+            del header[key]
+    return header
+
+
+def _inherit(header, hdul, index: int):
+    """Apply the INHERIT=T convention: an extension gets the primary's cards it does not set."""
+    if index == 0 or _hget(header, "INHERIT") is not True:
+        return header
+    try:
+        primary = hdul[0].header
+        for card in primary.cards:
+            key = card.keyword
+            if key in ("", "COMMENT", "HISTORY") or _STRUCTURAL.match(key) or key in header:
+                continue
+            header.append(card)
+    except Exception:  # a damaged primary header: keep the extension's own cards
+        pass
+    return header
+
+
+_WCS_KEY = re.compile(
+    r"^(WCSAXES|WCSNAME|CTYPE\d+|CRPIX\d+|CRVAL\d+|CDELT\d+|CUNIT\d+|CROTA\d+|CRDER\d+|CSYER\d+"
+    r"|CNAME\d+|PC\d+_\d+|CD\d+_\d+|PV\d+_\d+|PS\d+_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX"
+    r"|(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)|CPDIS\d+|CQDIS\d+|DP\d+|DQ\d+|CPERR\d+|CQERR\d+"
+    r"|D2IMDIS\d+|D2IM\d+|D2IMERR\d+|D2IMEXT|AXISCORR|NPOLEXT)[A-Z]?$"
+    r"|^(DP|DQ|D2IM)\d+\..*$"  # record-valued cards (DQ1.NAXES, ...)
+)
+# Digitized Sky Survey plate solution; astropy re-expresses it as a TPD distortion (CQDISn/DQn).
+_DSS_KEY = re.compile(
+    r"^(AMDX\d+|AMDY\d+|PPO\d+|PLTRAH|PLTRAM|PLTRAS|PLTDECSN|PLTDECD|PLTDECM|PLTDECS"
+    r"|CNPIX\d|XPIXELSZ|YPIXELSZ|PLTSCALE)$"
+)
+
+
+def _fits_wcs(header, hdul, path: Path):
+    """Celestial 2-D WCS of the image, or None (warning when a WCS was there but unusable)."""
+    # A header without CTYPEn has at most a linear pixel grid: no sky WCS, nothing to warn about.
+    ctypes = [_hget(header, f"CTYPE{i}") for i in (1, 2)]
+    if not any(isinstance(c, str) and c.strip() for c in ctypes):
+        return None
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    keys = list(header.keys())
+    if any(k.startswith(("CQDIS", "DQ")) for k in keys) and any(_DSS_KEY.match(k) for k in keys):
+        # DSS plate keywords next to their own TPD translation (what `header.update(
+        # wcs.to_header())` leaves) corrupt wcslib's heap in astropy 8 and abort the process.
+        # Both describe the same solution: build the WCS from the TPD one only.
+        header = header.copy()
+        for k in [k for k in keys if _DSS_KEY.match(k)]:
+            with contextlib.suppress(KeyError):
+                del header[k]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            w = WCS(header, fobj=hdul, relax=True)
+            if not w.has_celestial:
+                reason = f"no celestial axes (CTYPE {list(w.wcs.ctype)})"
+                w = None
+            else:
+                lng, lat = w.wcs.lng, w.wcs.lat
+                if {lng, lat} != {0, 1}:
+                    reason = (
+                        f"celestial axes are not the image axes 1 and 2 (lng={lng + 1}, "
+                        f"lat={lat + 1})"
+                    )
+                    w = None
+                else:
+                    if w.naxis > 2:
+                        w = w.celestial
+                    w.wcs.set()
+                    ny, nx = _hget(header, "NAXIS2", 1), _hget(header, "NAXIS1", 1)
+                    centre = np.array([[(nx - 1) / 2, (ny - 1) / 2]], dtype=float)
+                    world = w.all_pix2world(centre, 0)
+                    back = w.all_world2pix(world, 0) if np.all(np.isfinite(world)) else world
+                    if not np.all(np.isfinite(back)) or np.abs(back - centre).max() > 0.01:
+                        reason = (
+                            "the transform is not invertible at the image centre (singular or "
+                            "ill-conditioned CD/PC matrix?)"
+                        )
+                        w = None
+    except Exception as exc:  # InvalidTransformError, VerifyError, ValueError, MemoryError...
+        reason = f"astropy cannot build it ({_short(exc)})"
+        w = None
+    if w is None:
+        _warn(f"{path}: WCS ignored: {reason}; pixels kept, wcs=None")
+        return None
+    return w
+
+
+def _slice_wcs(wcs, header, ys: slice, xs: slice):
+    """WCS and header for the pixels ``[ys, xs]``."""
+    if header is not None:
+        header = header.copy()
+    if wcs is None:
+        return None, header
+    new = wcs.slice((ys, xs))
+    if header is not None:
+        header = _replace_wcs_cards(header, new)
+    return new, header
+
+
+def _replace_wcs_cards(header, wcs):
+    """Drop every WCS keyword of ``header`` and insert those of ``wcs`` (celestial 2-D)."""
+    header = header.copy()
+    for key in [k for k in header.keys() if _WCS_KEY.match(k) or _DSS_KEY.match(k)]:
+        with contextlib.suppress(KeyError):
+            del header[key]
+    from astropy.wcs import FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        new_cards = wcs.to_header(relax=True)
+    for card in new_cards.cards:
+        if card.keyword in ("COMMENT", "HISTORY", ""):
+            continue
+        header[card.keyword] = (card.value, card.comment)
+    return header

@@ -1,0 +1,308 @@
+"""The image types every stage takes: :class:`GridImage`, :class:`LazyImage` and :func:`as_array`.
+
+This is the ground floor of :mod:`sciconv.io`: the readers return these types, and the later
+stages (preprocess, inference, postprocess, viz) unwrap whatever image they are given with
+:func:`as_array`, the one rule for "an image or an array".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from sciconv.errors import ConfigError
+from sciconv.io._header import _slice_wcs
+
+
+class LazyImage:
+    """An image on disk read region by region: ``lazy[y0:y1, x0:x1]`` -> float32 ``(h, w, C)``.
+
+    Returned as ``GridImage.data`` by ``read(..., lazy=True)``. Only the pixels asked for are read
+    (FITS through astropy's ``hdu.section``, uncompressed TIFF through a memory map), with
+    ``BSCALE``/``BZERO``/``BLANK`` applied and bad pixels set to NaN, exactly as :func:`read` would.
+    ``np.asarray(lazy)`` reads everything.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(H, W, C)``.
+    dtype : numpy.dtype
+        Always float32.
+    ndim : int
+        Always 3.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv import io
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "big.fits"
+    >>> _ = io.write(p, np.arange(20, dtype=np.int16).reshape(4, 5))
+    >>> img = io.read(p, lazy=True)
+    >>> img.data.shape
+    (4, 5, 1)
+    >>> img.data[1:3, 0:2, 0]
+    array([[ 5.,  6.],
+           [10., 11.]], dtype=float32)
+    >>> img.data.close()
+    """
+
+    def __init__(
+        self,
+        reader: Callable[[slice, slice], np.ndarray],
+        shape: tuple[int, int, int],
+        *,
+        path: str | None = None,
+        closer: Callable[[], None] | None = None,
+    ):
+        self._reader = reader
+        self._shape = tuple(int(s) for s in shape)
+        self._path = path
+        self._closer = closer
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self._shape))
+
+    def __len__(self) -> int:
+        return self._shape[0]
+
+    def __repr__(self) -> str:
+        return f"LazyImage(shape={self._shape}, dtype=float32, path={self._path!r})"
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            i = next(i for i, k in enumerate(key) if k is Ellipsis)
+            fill = (slice(None),) * (3 - (len(key) - 1))
+            key = key[:i] + fill + key[i + 1 :]
+        if len(key) > 3:
+            raise IndexError(f"too many indices for LazyImage of shape {self._shape}: {key!r}")
+        key = key + (slice(None),) * (3 - len(key))
+        ky, kx, kc = key
+        ys, y_local = _bounding(ky, self._shape[0], "y")
+        xs, x_local = _bounding(kx, self._shape[1], "x")
+        if ys.stop <= ys.start or xs.stop <= xs.start:
+            block = np.empty(
+                (max(ys.stop - ys.start, 0), max(xs.stop - xs.start, 0), self._shape[2]),
+                dtype=np.float32,
+            )
+        else:
+            block = self._reader(ys, xs)
+        # index one axis at a time (two index arrays at once would pair up, not cross)
+        ints = [i for i, k in enumerate((y_local, x_local)) if isinstance(k, int)]
+        block = block[slice(0, 1) if 0 in ints else y_local]
+        block = block[:, slice(0, 1) if 1 in ints else x_local]
+        block = block[:, :, kc]
+        return np.squeeze(block, axis=tuple(ints)) if ints else block
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:, :, :]
+        return out if dtype is None else out.astype(dtype)
+
+    def close(self) -> None:
+        """Close the file behind this image (reading afterwards raises)."""
+        if self._closer is not None:
+            self._closer()
+            self._closer = None
+
+    def __enter__(self) -> LazyImage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _InMemoryLazy(LazyImage):
+    """A LazyImage over an array already in memory (fallback for compressed TIFF/PNG/JPEG)."""
+
+    def __init__(self, array: np.ndarray, path: str | None):
+        super().__init__(lambda ys, xs: array[ys, xs], array.shape, path=path)
+
+
+@dataclasses.dataclass(repr=False)
+class GridImage:
+    """An image with its metadata: pixels channels-last plus FITS header, WCS and bad-pixel mask.
+
+    Parameters
+    ----------
+    data : numpy.ndarray or LazyImage
+        ``(H, W, C)`` float32, NaN where bad; ``(N, H, W, C)`` when read with ``stack=True``; a
+        :class:`LazyImage` when read with ``lazy=True``.
+    header : astropy.io.fits.Header or None
+        The header of the HDU read (FITS only).
+    wcs : astropy.wcs.WCS or None
+        Celestial 2-D WCS of the pixel grid, or None.
+    mask : numpy.ndarray or None
+        Bool, same shape as ``data``, True = bad pixel. None when lazy.
+    path : str or None
+        The file read.
+    meta : dict
+        Format, original dtype and axes, HDU index and EXTNAME, BUNIT, ...
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = GridImage(np.zeros((4, 6, 1), dtype=np.float32))
+    >>> img.cutout(1, 3, 2, 6).shape
+    (2, 4, 1)
+    """
+
+    data: Any
+    header: Any = None
+    wcs: Any = None
+    mask: np.ndarray | None = None
+    path: str | None = None
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of ``data``: ``(H, W, C)`` (or ``(N, H, W, C)`` for a stack)."""
+        return tuple(self.data.shape)
+
+    def __repr__(self) -> str:
+        wcs = "None" if self.wcs is None else "/".join(self.wcs.wcs.ctype)
+        return (
+            f"GridImage(shape={self.shape}, path={self.path!r}, wcs={wcs}, "
+            f"header={'None' if self.header is None else f'<{len(self.header)} cards>'})"
+        )
+
+    def cutout(self, y0: int, y1: int, x0: int, x1: int) -> GridImage:
+        """Return the pixels ``[y0:y1, x0:x1]`` with the WCS (and header WCS keywords) shifted.
+
+        Parameters
+        ----------
+        y0, y1, x0, x1 : int
+            Row and column bounds, ``0 <= y0 < y1 <= H`` and ``0 <= x0 < x1 <= W``.
+
+        Returns
+        -------
+        GridImage
+            In memory (a cutout of a lazy image reads only that region).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> img = GridImage(np.arange(12, dtype=np.float32).reshape(3, 4, 1))
+        >>> img.cutout(1, 3, 1, 3).data[..., 0]
+        array([[ 5.,  6.],
+               [ 9., 10.]], dtype=float32)
+        """
+        shape = self.shape
+        ny, nx = shape[-3], shape[-2]
+        ys = _validate_bounds(y0, y1, ny, "y", self.path)
+        xs = _validate_bounds(x0, x1, nx, "x", self.path)
+        if isinstance(self.data, LazyImage):
+            data = self.data[ys, xs]
+        else:
+            data = np.array(self.data[..., ys, xs, :])
+        if self.mask is not None:
+            mask = np.array(self.mask[..., ys, xs, :])
+        else:
+            mask = np.isnan(data)
+        wcs, header = _slice_wcs(self.wcs, self.header, ys, xs)
+        meta = dict(self.meta)
+        meta["cutout"] = (int(ys.start), int(ys.stop), int(xs.start), int(xs.stop))
+        return GridImage(data, header=header, wcs=wcs, mask=mask, path=self.path, meta=meta)
+
+
+def as_array(image: Any, *, load: bool = False) -> Any:
+    """The pixels of an image, whatever it came as: the one way every stage unwraps an image.
+
+    Parameters
+    ----------
+    image : GridImage, astropy.nddata.NDData or array_like
+        A :class:`GridImage` gives its ``.data``; an :class:`astropy.nddata.NDData` (and
+        ``CCDData``) gives its ``.data`` (its mask, uncertainty and unit are not applied); any
+        other array-like (numpy array, memory map, :class:`LazyImage`, dask or zarr array) is
+        returned as it is.
+    load : bool
+        Return a :class:`numpy.ndarray`, reading a :class:`LazyImage`, dask or zarr array whole.
+        Default False: nothing is read and the array keeps its type.
+
+    Returns
+    -------
+    array_like or numpy.ndarray
+        The pixels, with their shape and dtype unchanged.
+
+    Raises
+    ------
+    ConfigError
+        ``load`` is not True or False.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.zeros((4, 5, 1), dtype=np.float32)
+    >>> as_array(GridImage(x)) is x
+    True
+    >>> lazy = LazyImage(lambda ys, xs: x[ys, xs], x.shape)
+    >>> as_array(lazy) is lazy, type(as_array(lazy, load=True)).__name__
+    (True, 'ndarray')
+    >>> from astropy.nddata import NDData
+    >>> as_array(NDData(x)).shape
+    (4, 5, 1)
+    """
+    if not isinstance(load, (bool, np.bool_)):
+        raise ConfigError(f"load must be True or False; got {load!r}")
+    if isinstance(image, GridImage):
+        data = image.data
+    elif _is_nddata(image):
+        data = image.data
+    else:
+        data = image
+    if load and type(data) is not np.ndarray:
+        data = np.asarray(data)
+    return data
+
+
+def _is_nddata(value: Any) -> bool:
+    # An NDData instance exists only once astropy.nddata was imported: no import needed to check.
+    nddata = sys.modules.get("astropy.nddata")
+    return nddata is not None and isinstance(value, nddata.NDData)
+
+
+def _validate_bounds(lo, hi, n: int, name: str, path) -> slice:
+    for v in (lo, hi):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ConfigError(f"cutout bounds must be ints; got {name}0={lo!r}, {name}1={hi!r}")
+    if not 0 <= lo < hi <= n:
+        raise ConfigError(
+            f"cutout {name}-range [{lo}, {hi}) is empty or outside the image (0 to {n})", path=path
+        )
+    return slice(int(lo), int(hi))
+
+
+def _bounding(key, n: int, name: str) -> tuple[slice, Any]:
+    """Smallest step-1 range covering ``key`` on an axis of length ``n`` and the local index."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        i = int(key)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} is out of bounds for {name} with size {n}")
+        i %= n
+        return slice(i, i + 1), 0
+    if isinstance(key, slice):
+        r = range(*key.indices(n))
+        if len(r) == 0:
+            return slice(0, 0), slice(None)
+        lo, hi = min(r), max(r) + 1
+        if r.step == 1:
+            return slice(lo, hi), slice(None)
+        return slice(lo, hi), np.asarray(r) - lo
+    raise IndexError(f"LazyImage supports ints and slices on {name}; got {key!r}")

@@ -1,0 +1,201 @@
+"""TIFF through tifffile: axes from the series (OME and ImageJ metadata included), alpha, palette.
+
+Uncompressed files are memory-mapped for sections and lazy reads; compressed or tiled ones are
+decoded whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.io._common import (
+    _C,
+    _N,
+    _ONE,
+    _arrange,
+    _check_memory,
+    _raw_index,
+    _section_slices,
+    _shift,
+    _short,
+    _to_float32,
+    _warn,
+)
+from sciconv.io._image import GridImage, LazyImage, _InMemoryLazy
+
+_TIFF_AXES = (
+    "YXCSZTNQIRPHEFLMAB"  # letters tifffile uses; Y/X spatial, C/S channels, rest stack-like
+)
+
+
+def _tiff_roles(axes: str, shape: tuple[int, ...], *, stack: bool, path: Path) -> list[str]:
+    roles = []
+    for a, n in zip(axes, shape):
+        if a in "YX":
+            roles.append(a)
+        elif n == 1:
+            roles.append(_ONE)
+        elif a in "CS":
+            roles.append(_C)
+        else:
+            roles.append("?")
+    others = [i for i, r in enumerate(roles) if r == "?"]
+    if stack:
+        for i in others:
+            roles[i] = _N
+    elif others:
+        if len(others) == 1 and _C not in roles:
+            roles[others[0]] = _C
+        else:
+            raise InvalidImageError(
+                f"TIFF axes {axes!r} (shape {shape}) hold more than channels; pass stack=True to "
+                "read a stack (N, H, W, C), or axes= to say which axis is which",
+                path=path,
+            )
+    return roles
+
+
+def _read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = False) -> GridImage:
+    """Read the first series; ``pixels_only`` drops the note that a lazy read was made eagerly."""
+    import tifffile
+
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as exc:
+        raise InvalidImageError(f"not a readable TIFF file ({_short(exc)})", path=path) from exc
+    try:
+        try:
+            series = tif.series[0]
+            tif_axes = series.axes
+            shape = tuple(series.shape)
+            dtype = series.dtype
+            page = series.pages[0] if series.pages else tif.pages[0]
+            photometric = getattr(page, "photometric", None)
+        except Exception as exc:
+            raise InvalidImageError(f"damaged TIFF structure ({_short(exc)})", path=path) from exc
+        if not shape or 0 in shape:
+            raise InvalidImageError(f"TIFF holds no pixels (shape {shape})", path=path)
+        use_axes = tif_axes if axes is None else axes.upper()
+        if len(use_axes) != len(shape):
+            raise ConfigError(
+                f"axes={axes!r} has {len(use_axes)} letters but the TIFF array has "
+                f"{len(shape)} axes (shape {shape}, tifffile axes {tif_axes!r})",
+                path=path,
+            )
+        if "Y" not in use_axes or "X" not in use_axes:
+            raise InvalidImageError(
+                f"TIFF axes {tif_axes!r} (shape {shape}) have no Y and X; pass axes=", path=path
+            )
+        palette = photometric is not None and int(photometric) == 3
+        meta = {
+            "format": "tiff",
+            "dtype": np.dtype(dtype).name,
+            "axes": tif_axes,
+            "shape": shape,
+            "photometric": getattr(photometric, "name", photometric),
+        }
+        if axes is not None:
+            meta["axes_override"] = use_axes
+        if palette:
+            return _read_tiff_palette(tif, page, path, meta, section)
+        roles = _tiff_roles(use_axes, shape, stack=stack, path=path)
+        ny, nx = shape[use_axes.index("Y")], shape[use_axes.index("X")]
+        ys, xs = _section_slices(section, ny, nx, path)
+        alpha = _has_alpha(page, use_axes, shape)
+        mm = _tiff_memmap(path, shape) if lazy or section is not None else None
+        if lazy and mm is not None:
+            n_chan = int(np.prod([n for n, r in zip(shape, roles) if r == _C]))
+            holder = [mm]
+
+            def reader(ys_: slice, xs_: slice) -> np.ndarray:
+                if holder[0] is None:
+                    raise InvalidImageError("LazyImage was closed", path=path)
+                idx = _raw_index(roles, _shift(ys_, ys.start), _shift(xs_, xs.start))
+                return _arrange(_to_float32(holder[0][idx], path=path), roles, stack=False)
+
+            meta["alpha"] = "kept" if alpha else None
+            data = LazyImage(
+                reader,
+                (ys.stop - ys.start, xs.stop - xs.start, n_chan),
+                path=str(path),
+                closer=lambda: holder.__setitem__(0, None),
+            )
+            return GridImage(data, path=str(path), meta=meta)
+        if lazy and not pixels_only:
+            _warn(
+                f"{path}: this TIFF is compressed or tiled and cannot be memory-mapped; "
+                "it was read into memory"
+            )
+        if mm is not None:  # a section of an uncompressed file: read only those pixels
+            n = int(np.prod(shape, dtype=np.int64)) // (ny * nx) * (ys.stop - ys.start)
+            _check_memory(n * (xs.stop - xs.start), np.dtype(dtype).itemsize, path)
+            raw = np.array(mm[_raw_index(roles, ys, xs)])
+            del mm
+        else:
+            _check_memory(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype).itemsize, path)
+            try:
+                raw = series.asarray()[_raw_index(roles, ys, xs)]
+            except Exception as exc:
+                raise InvalidImageError(
+                    f"cannot decode TIFF pixels ({_short(exc)})", path=path
+                ) from exc
+    finally:
+        tif.close()
+    if alpha:
+        raw, roles, meta["alpha"] = _drop_opaque_alpha(raw, roles, use_axes, dtype)
+    data = _arrange(_to_float32(raw, path=path), roles, stack=stack)
+    if lazy:
+        data = _InMemoryLazy(data, str(path))
+        return GridImage(data, path=str(path), meta=meta)
+    return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+
+
+def _tiff_memmap(path: Path, shape: tuple[int, ...]):
+    """A read-only memory map of the first series, or None (compressed, tiled, non-contiguous)."""
+    import tifffile
+
+    try:
+        mm = tifffile.memmap(path, mode="r")
+    except Exception:
+        return None
+    return mm if tuple(mm.shape) == tuple(shape) else None
+
+
+def _has_alpha(page, axes: str, shape) -> bool:
+    if "S" not in axes:
+        return False
+    n = shape[axes.index("S")]
+    extras = tuple(getattr(page, "extrasamples", ()) or ())
+    return n in (2, 4) and (bool(extras) or n == 4)
+
+
+def _drop_opaque_alpha(raw: np.ndarray, roles, axes: str, dtype):
+    """Drop the last sample of the S axis when it is fully opaque (the dtype's maximum)."""
+    s = [i for i, (a, r) in enumerate(zip(axes, roles)) if a == "S" and r != _ONE]
+    if not s:
+        return raw, roles, None
+    # position of S among the axes that remain in raw (degenerate axes were indexed away)
+    live = [i for i, r in enumerate(roles) if r != _ONE]
+    pos = live.index(s[0])
+    alpha = np.take(raw, -1, axis=pos)
+    top = np.iinfo(dtype).max if np.dtype(dtype).kind in "iu" else 1.0
+    if np.all(alpha == top):
+        return np.delete(raw, -1, axis=pos), roles, "dropped (fully opaque)"
+    return raw, roles, "kept"
+
+
+def _read_tiff_palette(tif, page, path, meta, section) -> GridImage:
+    try:
+        idx = page.asarray()
+        rgb = np.moveaxis(np.asarray(page.colormap)[:, idx], 0, -1)
+    except Exception as exc:
+        raise InvalidImageError(f"cannot decode palette TIFF ({_short(exc)})", path=path) from exc
+    if rgb.dtype == np.uint16 and np.all(rgb % 257 == 0):
+        rgb = (rgb // 257).astype(np.uint8)
+    meta["palette"] = "expanded to RGB"
+    ys, xs = _section_slices(section, rgb.shape[0], rgb.shape[1], path)
+    data = _to_float32(rgb[ys, xs], path=path)
+    return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)

@@ -1,0 +1,202 @@
+"""The writers behind :func:`sciconv.io.write`: FITS with header, WCS and HISTORY; TIFF; PNG.
+
+Each writes into a temporary file that :func:`sciconv._atomic.atomic_output` moves into place,
+so an interrupted write never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.io._common import _astropy_fits, _short, _warn
+from sciconv.io._header import _replace_wcs_cards, _strip_structural
+from sciconv.io._image import GridImage, LazyImage
+
+_WRITE_FORMATS = {
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fts": "fits",
+    ".fits.gz": "fits",
+    ".fit.gz": "fits",
+    ".fts.gz": "fits",
+    ".fits.fz": "fits-compressed",
+    ".fz": "fits-compressed",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".png": "png",
+}
+
+
+def _carries_metadata(value) -> bool:
+    if isinstance(value, GridImage):
+        return value.header is not None or value.wcs is not None
+    return bool(len(value)) if hasattr(value, "__len__") else True
+
+
+def _validate_array(array, path: Path) -> np.ndarray:
+    if isinstance(array, LazyImage):
+        array = np.asarray(array)
+    try:
+        arr = np.asarray(array)
+    except Exception as exc:
+        raise InvalidImageError(
+            f"array cannot be converted to numpy ({_short(exc)})", path=path
+        ) from exc
+    if arr.dtype.kind not in "biuf":
+        raise InvalidImageError(
+            f"array dtype {arr.dtype} cannot be written as an image (use bool, int, uint or float)",
+            path=path,
+        )
+    if arr.ndim not in (2, 3):
+        raise InvalidImageError(
+            f"array must be (H, W) or (H, W, C); got shape {arr.shape}", path=path
+        )
+    if arr.size == 0:
+        raise InvalidImageError(f"array has no pixels (shape {arr.shape})", path=path)
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def _output_header(arr: np.ndarray, like, header, history: list[str], path: Path):
+    fits = _astropy_fits()
+    import sciconv
+
+    out = fits.Header()
+    wcs = None
+    like_shape = None
+    if like is not None:
+        if isinstance(like, GridImage):
+            if like.header is not None:
+                out = like.header.copy()
+            wcs = like.wcs
+            like_shape = like.shape[-3:-1]
+        elif isinstance(like, fits.Header):
+            out = like.copy()
+        else:
+            raise ConfigError(
+                f"like must be a GridImage or an astropy.io.fits.Header; got {type(like).__name__}",
+                path=path,
+            )
+    out = _strip_structural(out)
+    if wcs is not None:
+        if getattr(wcs, "cpdis1", None) is not None or getattr(wcs, "det2im1", None) is not None:
+            _warn(
+                f"{path}: the WCS lookup-table distortions (CPDIS/D2IM) of like= cannot be written "
+                "to a single-HDU file; only the core WCS and SIP terms were kept"
+            )
+        out = _replace_wcs_cards(out, wcs)
+    if like_shape is not None and tuple(like_shape) != tuple(arr.shape[:2]):
+        _warn(
+            f"{path}: array is {arr.shape[0]} x {arr.shape[1]} pixels but like= is "
+            f"{like_shape[0]} x {like_shape[1]}; its WCS was copied unchanged"
+        )
+    if header is not None:
+        items = header.cards if isinstance(header, fits.Header) else None
+        try:
+            if items is not None:
+                for card in items:
+                    if card.keyword in ("HISTORY", "COMMENT"):
+                        out.add_history(
+                            card.value
+                        ) if card.keyword == "HISTORY" else out.add_comment(card.value)
+                    else:
+                        out[card.keyword] = (card.value, card.comment)
+            elif isinstance(header, dict):
+                for key, value in header.items():
+                    out[key] = value
+            else:
+                raise ConfigError(
+                    "header must be a dict or an astropy.io.fits.Header; "
+                    f"got {type(header).__name__}",
+                    path=path,
+                )
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"invalid header card ({_short(exc)})", path=path) from exc
+        out = _strip_structural(out)
+    out.add_history(f"Written by sciconv {sciconv.__version__}")
+    for line in history:
+        out.add_history(line)
+    return out
+
+
+def _write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Path) -> None:
+    fits = _astropy_fits()
+    if arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    if arr.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    data = arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr
+    if data.ndim == 3:
+        data = np.moveaxis(data, -1, 0)
+    data = np.ascontiguousarray(data)
+    try:
+        if compressed:
+            if data.dtype.kind in "iu" and data.dtype.itemsize == 8:
+                raise InvalidImageError(
+                    "tile-compressed FITS cannot store 64-bit integers; write .fits instead",
+                    path=path,
+                )
+            kwargs = {"compression_type": "GZIP_2"}
+            if data.dtype.kind == "f":
+                kwargs["quantize_level"] = 0.0  # lossless for floats
+            hdu = fits.CompImageHDU(data=data, header=header, **kwargs)
+            hdul = fits.HDUList([fits.PrimaryHDU(), hdu])
+        else:
+            hdul = fits.HDUList([fits.PrimaryHDU(data=data, header=header)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
+            hdul.writeto(tmp, output_verify="silentfix", checksum=False)
+    except InvalidImageError:
+        raise
+    except Exception as exc:
+        raise InvalidImageError(f"cannot write FITS ({_short(exc)})", path=path) from exc
+
+
+def _write_tiff(tmp: Path, arr: np.ndarray, history: list[str]) -> None:
+    import tifffile
+
+    import sciconv
+
+    meta: dict[str, Any] = {"software": f"sciconv {sciconv.__version__}"}
+    if history:
+        meta["history"] = history
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        tifffile.imwrite(tmp, arr, photometric="minisblack", metadata={"axes": "YX", **meta})
+    elif arr.shape[2] == 3 and arr.dtype in (np.uint8, np.uint16):
+        tifffile.imwrite(tmp, arr, photometric="rgb", metadata={"axes": "YXS", **meta})
+    else:
+        tifffile.imwrite(
+            tmp,
+            np.ascontiguousarray(np.moveaxis(arr, -1, 0)),
+            photometric="minisblack",
+            metadata={"axes": "CYX", **meta},
+        )
+
+
+def _validate_png(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise InvalidImageError(
+            f"PNG stores uint8 or uint16 pixels; got {arr.dtype}. Convert the array "
+            "(e.g. after sciconv.preprocess.normalize) or write .tif/.fits to keep the values",
+            path=path,
+        )
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[2] > 4:
+        raise InvalidImageError(
+            f"PNG stores 1 to 4 channels; got {arr.shape[2]}. Write .tif or .fits instead",
+            path=path,
+        )
+    if arr.shape[0] >= 2**31 or arr.shape[1] >= 2**31:
+        raise InvalidImageError(f"image too large for PNG ({arr.shape})", path=path)
+    return arr
