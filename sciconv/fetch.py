@@ -406,20 +406,20 @@ def _dsb2018_local_pairs(folder: Path):
     if (folder / "index.csv").is_file():
         with open(folder / "index.csv", newline="") as fh:
             modality_of = {r["id"]: r.get("modality") for r in csv.DictReader(fh)}
-    ids = sorted(p.stem for p in (folder / "images").glob("*.png"))
-    if not ids:
+    images = sorted((folder / "images").glob("*.png"))
+    if not images:
         raise DatasetError("no images/<id>.png files", path=folder)
     import tifffile
     from PIL import Image
 
+    from sciconv.io import pair_by_stem
+
+    pairs = pair_by_stem(images, sorted((folder / "labels").glob("*.tif")), unmatched="raise")
+
     def generate():
-        for image_id in ids:
-            label_path = folder / "labels" / f"{image_id}.tif"
-            if not label_path.is_file():
-                raise DatasetError(
-                    f"image {image_id}.png has no labels/{image_id}.tif", path=folder
-                )
-            img = _to_gray_or_rgb(np.asarray(Image.open(folder / "images" / f"{image_id}.png")))
+        for image_path, label_path in pairs:
+            image_id = image_path.stem
+            img = _to_gray_or_rgb(np.asarray(Image.open(image_path)))
             lab = tifffile.imread(label_path).astype(np.int32)
             if lab.shape != img.shape[:2]:
                 raise DatasetError(
