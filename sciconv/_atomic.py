@@ -25,7 +25,8 @@ from sciconv.errors import OutputExistsError
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
-    """Return ``path`` as a Path; raise :class:`OutputExistsError` if it exists (no ``overwrite``).
+    """Return ``path`` as a Path; raise :class:`~sciconv.errors.OutputExistsError` if it exists (no
+    ``overwrite``).
 
     Examples
     --------

@@ -160,7 +160,8 @@ _no_autograph = tf.autograph.experimental.do_not_convert
 def validate_amounts(
     brightness: float, contrast: float, gaussian_noise: float, poisson_noise: float | None
 ) -> None:
-    """Check the intensity amounts of :func:`augment_batch` (raise :class:`ConfigError` if bad).
+    """Check the intensity amounts of :func:`augment_batch` (raise
+    :class:`~sciconv.errors.ConfigError` if bad).
 
     The one rule for these amounts, shared by :func:`augment_batch`, :class:`RandomIntensity`
     and the ``augment=`` dicts of :mod:`sciconv.datasets` (checked there before a pipeline is

@@ -49,6 +49,7 @@ __all__ = [
     "matching",
 ]
 
+#: IoU thresholds 0.5, 0.55, ..., 0.9 of the DSB2018 / StarDist average precision.
 DSB_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(9))
 
 _register = keras.saving.register_keras_serializable(package="sciconv")

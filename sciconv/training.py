@@ -479,7 +479,8 @@ def fit(
         True means 3 epochs).
     tensorboard : bool
         Write TensorBoard logs to ``workdir/logs`` (epoch-level scalars only; cheap). Needs the
-        ``tensorboard`` package; without it a :class:`SciconvWarning` says no logs are written.
+        ``tensorboard`` package; without it a :class:`~sciconv.errors.SciconvWarning` says no logs
+        are written.
     class_weight : dict, optional
         Passed to ``keras.Model.fit`` (classification).
     steps_per_epoch : int, optional
@@ -495,7 +496,8 @@ def fit(
         when ``overwrite=True``.
     overwrite : bool
         Replace the files of a finished (or, with ``resume=False``, interrupted) run in
-        ``workdir``. Without it such a ``workdir`` raises :class:`OutputExistsError`.
+        ``workdir``. Without it such a ``workdir`` raises
+        :class:`~sciconv.errors.OutputExistsError`.
     callbacks : list, optional
         Extra Keras callbacks, run after sciconv's.
     verbose : "auto", 0, 1 or 2

@@ -17,8 +17,10 @@ The defaults are the fast path:
   parallel (``tf.numpy_function`` with ``num_parallel_calls=tf.data.AUTOTUNE``).
   ``cache="path/file"`` decodes lazily once and keeps a TensorFlow cache file
   (``path/file.<fingerprint>.train``/``.val``).
-- Every file is validated before a pipeline exists, so bad input is a :class:`DatasetError` (or a
-  :class:`SciconvWarning` for skipped files) naming the file, never an error in a tf.data worker.
+- Every file is validated before a pipeline exists, so bad input is a
+  :class:`~sciconv.errors.DatasetError` (or a
+  :class:`~sciconv.errors.SciconvWarning` for skipped files) naming the file, never an error in a
+  tf.data worker.
 - Shuffling and augmentation are seeded: the same ``seed`` gives the same batches, epoch after
   epoch, each time the dataset is built. Augmentation and random crops apply to the training split
   only; validation batches are identical every epoch.

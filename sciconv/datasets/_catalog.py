@@ -106,12 +106,14 @@ def from_catalog(
     task : {"classification", "multilabel", "regression"}, optional
         Default: classification with ``label_column``, multilabel with ``label_columns``.
     on_missing : {"error", "skip"}, optional
-        A row whose file does not exist: a :class:`DatasetError` listing the rows (default), or
-        dropped with one :class:`SciconvWarning` giving the count.
+        A row whose file does not exist: a :class:`~sciconv.errors.DatasetError` listing the rows
+        (default), or
+        dropped with one :class:`~sciconv.errors.SciconvWarning` giving the count.
     on_duplicate : {"error", "first"}, optional
-        The same file on several rows: a :class:`DatasetError` naming the lines (default; a file
+        The same file on several rows: a :class:`~sciconv.errors.DatasetError` naming the lines
+        (default; a file
         listed twice would leak between the splits or be over-weighted), or keep the first row
-        with one :class:`SciconvWarning`.
+        with one :class:`~sciconv.errors.SciconvWarning`.
     image_size, validation_split, batch_size, shuffle, seed, augment, normalize, size_policy, \
 cache, strict
         As in :func:`from_folder`; the split is stratified by class for classification.

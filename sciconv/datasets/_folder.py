@@ -46,7 +46,8 @@ def from_folder(
 
     Class names are the sorted sub-folder names; labels are their indices (int32). FITS, TIFF
     and PNG files may be mixed. Non-image or unreadable files are skipped with one
-    :class:`SciconvWarning` that names them (``strict=True``: a :class:`DatasetError`).
+    :class:`~sciconv.errors.SciconvWarning` that names them (``strict=True``: a
+    :class:`~sciconv.errors.DatasetError`).
 
     Parameters
     ----------

@@ -125,7 +125,7 @@ def from_pairs(
         (:func:`sciconv.datasets.boundary_target`: the inner boundary of every object), which
         separates touching objects.
     num_classes : int, optional
-        See ``target``; a mask label ``>= num_classes`` is a :class:`DatasetError`.
+        See ``target``; a mask label ``>= num_classes`` is a :class:`~sciconv.errors.DatasetError`.
     validation_split : float, optional
         Fraction of the image pairs held out (seeded); then ``(train, val)`` is returned.
     batch_size : int, optional

@@ -1,7 +1,9 @@
 """Scanning many files up front: decode or probe in a thread pool, report, check, split.
 
-Every file is checked before a pipeline exists, so bad input is a :class:`DatasetError` (or one
-:class:`SciconvWarning` naming the skipped files), never an error in a tf.data worker.
+Every file is checked before a pipeline exists, so bad input is a
+:class:`~sciconv.errors.DatasetError` (or one
+:class:`~sciconv.errors.SciconvWarning` naming the skipped files), never an error in a tf.data
+worker.
 """
 
 from __future__ import annotations

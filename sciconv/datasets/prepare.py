@@ -148,7 +148,7 @@ class FilePrep:
         return self.normalize(read_pixels(path))
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        """Normalize a whole image with :attr:`normalization`; NaN and infinities become 0.
+        """Normalize a whole image with :attr:`FilePrep.normalization`; NaN and infinities become 0.
 
         Examples
         --------
@@ -162,7 +162,8 @@ class FilePrep:
         return np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
 
     def fit(self, x: np.ndarray, *, keep_larger: bool = False) -> np.ndarray:
-        """Fit an image ``(H, W, C)`` to :attr:`size` by :attr:`policy` (centre window for crop).
+        """Fit an image ``(H, W, C)`` to :attr:`FilePrep.size` by :attr:`FilePrep.policy` (centre
+        window for crop).
 
         ``keep_larger=True`` (crop policy) only pads smaller sides, leaving larger images whole
         for a later random crop.
@@ -191,7 +192,7 @@ class FilePrep:
         return x if keep_larger else center_crop(x, h, w)
 
     def random_fit(self, x: np.ndarray, seed: int) -> np.ndarray:
-        """A random window of :attr:`size` (the image zero-padded up to it first), seeded.
+        """A random window of :attr:`FilePrep.size` (the image zero-padded up to it first), seeded.
 
         Examples
         --------

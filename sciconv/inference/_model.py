@@ -21,7 +21,8 @@ from sciconv.models import get_metadata
 
 
 def validate_model(model) -> keras.Model:
-    """Return ``model`` if it is a one-input 2-D image model; raise :class:`InferenceError`."""
+    """Return ``model`` if it is a one-input 2-D image model; raise
+    :class:`~sciconv.errors.InferenceError`."""
     if not isinstance(model, keras.Model):
         raise InferenceError(f"model must be a keras.Model; got {type(model).__name__}")
     if len(model.inputs) != 1:

@@ -16,6 +16,7 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, DatasetError, InvalidImageError
 from sciconv.io._common import _warn
 
+#: File name endings read as FITS (compressed variants included).
 FITS_EXTENSIONS = (
     ".fits",
     ".fit",
@@ -28,9 +29,13 @@ FITS_EXTENSIONS = (
     ".fits.bz2",
     ".fits.Z",
 )
+#: File name endings read as TIFF (through tifffile).
 TIFF_EXTENSIONS = (".tif", ".tiff")
+#: File name endings read as PNG.
 PNG_EXTENSIONS = (".png",)
+#: File name endings read as JPEG.
 JPEG_EXTENSIONS = (".jpg", ".jpeg")
+#: Every file name ending :func:`sciconv.io.read` and :func:`sciconv.io.list_images` know.
 IMAGE_EXTENSIONS = FITS_EXTENSIONS + TIFF_EXTENSIONS + PNG_EXTENSIONS + JPEG_EXTENSIONS
 
 _MAGIC = (

@@ -23,7 +23,9 @@ from sciconv.models.layers import BilinearUpSampling2D
 
 __all__ = ["POOLING", "UPSAMPLING", "conv_block", "pool", "up_block"]
 
+#: Pooling layers a conv-pool stage can use.
 POOLING = ("max", "avg")
+#: Up-sampling layers of a U-Net decoder stage.
 UPSAMPLING = ("transpose", "bilinear")
 
 

@@ -493,7 +493,8 @@ def segmenter(
 
 
 def check_input_shape(model: keras.Model, shape: Sequence[int]) -> None:
-    """Raise :class:`ModelError` if an image of ``shape`` cannot go through ``model``.
+    """Raise :class:`~sciconv.errors.ModelError` if an image of ``shape`` cannot go through
+    ``model``.
 
     A U-Net built with ``depth=d`` accepts any H and W that are multiples of ``2**d`` (recorded as
     ``get_metadata(model)["divisor"]``); :func:`sciconv.inference.predict_tiled` pads images to

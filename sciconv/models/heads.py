@@ -28,7 +28,9 @@ __all__ = [
     "segmentation_head",
 ]
 
+#: How a classifier or regressor head reduces the feature map: flatten or global average pooling.
 HEADS = ("flatten", "gap")
+#: Extra per-pixel outputs a segmenter can have for instance separation.
 INSTANCE_OUTPUTS = (None, "distance", "boundary")
 
 

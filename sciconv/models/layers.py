@@ -1,6 +1,7 @@
 """Custom Keras layers of sciconv (all registered with ``package="sciconv"``).
 
-There is one: :class:`SciconvMetadata`, an identity layer placed right after a model's input. It
+There is one: :class:`~sciconv.models.layers.SciconvMetadata`, an identity layer placed right after
+a model's input. It
 carries a JSON-able dictionary (task, class names, normalization spec, divisor, post-processing
 settings) in its config, so the information travels inside the ``.keras`` file and survives
 ``save`` / ``load`` in another process, with no side file. When the dictionary has a ``"divisor"``

@@ -44,7 +44,8 @@ def _validate_model(model) -> None:
 
 
 def metadata_layer(model: keras.Model) -> SciconvMetadata | None:
-    """Return the model's :class:`SciconvMetadata` layer, or None if it has none.
+    """Return the model's :class:`~sciconv.models.layers.SciconvMetadata` layer, or None if it has
+    none.
 
     Examples
     --------
@@ -94,7 +95,8 @@ def set_metadata(model: keras.Model, **items) -> None:
     Parameters
     ----------
     model : keras.Model
-        A model that holds a :class:`SciconvMetadata` layer (every sciconv builder adds one; wrap
+        A model that holds a :class:`~sciconv.models.layers.SciconvMetadata` layer (every sciconv
+        builder adds one; wrap
         other models with :func:`attach_metadata`).
     **items
         JSON-able values (str, int, float, bool, None, list, dict). A value of None removes the key.

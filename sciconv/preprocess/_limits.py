@@ -22,6 +22,7 @@ from astropy.visualization import (
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 
+#: Normalization methods (see :func:`sciconv.preprocess.compute_limits`).
 METHODS = ("percentile", "minmax", "zscale", "asinh", "zscore")
 _FILL_METHODS = ("zero", "median", "nearest")
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -337,7 +338,8 @@ def _effective(limits: Limits, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
 def _broadcast_limits(limits: Limits, work: np.ndarray, dt: np.dtype, *, shape, name: str):
     """``_effective`` limits shaped to broadcast against ``work`` ((H, W, C) or (N, H, W, C)).
 
-    Raises :class:`ConfigError` when the channel count or the batch size do not match.
+    Raises :class:`~sciconv.errors.ConfigError` when the channel count or the batch size do not
+    match.
     """
     half_vmin, half_span = _effective(limits, dt)
     c = work.shape[-1]
