@@ -269,36 +269,32 @@ def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
     return paths
 
 
-def _stem(path: Path) -> str:
-    """The name outputs are made from: the same rule that pairs images with masks in datasets."""
-    from sciconv import io
-
-    return io._image_stem(path)
-
-
 def _is_fits(path: Path) -> bool:
     from sciconv import io
 
     return path.name.lower().endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS))
 
 
+def _product_format(path: Path) -> str:
+    """FITS inputs give FITS products (header and WCS kept), the others TIFF."""
+    return "fits" if _is_fits(path) else "tiff"
+
+
 def _segmentation_outputs(paths: Sequence[Path], out: Path) -> dict[Path, dict[str, Path]]:
+    """The product files of every input (postprocess.product_paths), named by io.image_stem."""
+    from sciconv import io, postprocess
+
     planned: dict[Path, dict[str, Path]] = {}
     seen: dict[str, Path] = {}
     for p in paths:
-        stem = _stem(p)
+        stem = io.image_stem(p)
         if stem in seen:
             raise InferenceError(
                 f"two inputs share the name {stem!r} ({seen[stem]} and {p}); their outputs "
                 "would collide in --out"
             )
         seen[stem] = p
-        ext = ".fits" if _is_fits(p) else ".tif"
-        planned[p] = {
-            "prob": out / f"{stem}_prob{ext}",
-            "labels": out / f"{stem}_labels{ext}",
-            "catalog": out / f"{stem}_catalog.ecsv",
-        }
+        planned[p] = postprocess.product_paths(out, stem=stem, format=_product_format(p))
     return planned
 
 
@@ -322,60 +318,55 @@ def _progress(items, *, desc: str):
 
 
 def _predict_segmentation(model, paths, args) -> list[Path]:
-    import numpy as np
-
-    from sciconv import inference, io, postprocess
+    from sciconv import inference, io, models, postprocess
 
     planned = _segmentation_outputs(paths, args.out)
     _check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
+    names = models.get_metadata(model).get("class_names")
+    params = {
+        "tile": args.tile if args.tile is not None else "auto",
+        "overlap": args.overlap,
+        "tta": "d4" if args.tta else None,
+        "scale": args.scale,
+    }
     written: list[Path] = []
     for path in _progress(paths, desc="predict"):
         img = io.read(path)
         labels, prob = inference.predict_instances(  # the model's recorded post-processing
             model,
             img,
-            tile=args.tile if args.tile is not None else "auto",
-            overlap=args.overlap,
             batch_size=args.batch_size,
-            tta="d4" if args.tta else None,
-            scale=args.scale,
             return_prob=True,
+            **params,
         )
         table = postprocess.measure(labels, intensity=img, wcs=img.wcs)
-        outs = planned[path]
-        foreground = (1.0 - prob[..., 0]).astype(np.float32)
-        like = img if _is_fits(path) else None
-        hist = f"sciconv predict {Path(args.model).name}"
-        written.append(
-            io.write(outs["prob"], foreground, like=like, overwrite=args.overwrite, history=hist)
+        outs = postprocess.write_products(  # the class cube, the labels, the catalog
+            args.out,
+            prob=prob,
+            labels=labels,
+            catalog=table,
+            like=img,
+            stem=io.image_stem(path),
+            format=_product_format(path),
+            class_names=names if names and len(names) == prob.shape[-1] else None,
+            model=Path(args.model).name,  # best.keras, pretrained:nuclei
+            params=params,
+            history=["sciconv predict"],
+            overwrite=args.overwrite,
         )
-        written.append(
-            io.write(outs["labels"], labels, like=like, overwrite=args.overwrite, history=hist)
-        )
-        written.append(
-            Path(postprocess.write_catalog(table, outs["catalog"], overwrite=args.overwrite))
-        )
+        written.extend(outs.values())
         _say(f"{path}: {int(labels.max())} objects -> {outs['labels'].name}")
     return written
 
 
 def _predict_table(model, paths, args) -> list[Path]:
-    from sciconv import inference
-    from sciconv._atomic import atomic_output
+    from sciconv import inference, postprocess
 
     target = args.out / "predictions.csv"
     _check_outputs([target], overwrite=args.overwrite)
     table = inference.predict_files(model, [str(p) for p in paths], batch_size=args.batch_size)
-    names = list(table.meta.get("class_names") or [])
-    for name in table.colnames:  # CSV holds scalars: one column per class
-        col = table[name]
-        if getattr(col, "ndim", 1) > 1:
-            for j in range(col.shape[1]):
-                label = names[j] if name == "probabilities" and j < len(names) else str(j)
-                table[f"p_{label}" if name == "probabilities" else f"{name}_{j}"] = col[:, j]
-            table.remove_column(name)
-    with atomic_output(target, overwrite=args.overwrite) as tmp:
-        table.write(tmp, format="ascii.csv")
+    # CSV holds one value per cell: postprocess.flatten_table's rule, probabilities_<class name>
+    postprocess.write_catalog(table, target, overwrite=args.overwrite)
     _say(f"{len(table)} predictions -> {target}")
     return [target]
 
@@ -394,8 +385,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     args.out = Path(args.out)
     if args.out.exists() and not args.out.is_dir():
         raise OutputExistsError("--out must be a folder; a file of that name exists", path=args.out)
-    if args.tile is not None and args.tile < 16:
-        raise ConfigError(f"--tile must be at least 16 pixels; got {args.tile}")
     if args.overlap != "auto" and args.overlap < 0:
         raise ConfigError(f"--overlap must be >= 0 or auto; got {args.overlap}")
     shipped = args.model.startswith("pretrained:")
@@ -491,9 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
         "predict",
         help="apply a trained model to images",
         description="Apply a .keras model to images or folders of images. Segmenters write, per "
-        "input, a foreground probability map and instance labels (FITS keeping the input's "
-        "header and WCS, or TIFF) and a catalog (.ecsv, with RA/Dec when the input has a WCS); "
-        "classifiers and regressors write one predictions.csv.",
+        "input NAME, NAME_prob (the class probabilities, one plane per class, named by the "
+        "CLASS0, CLASS1, ... cards of a FITS file), NAME_labels (instance labels) and "
+        "NAME_catalog.ecsv (one row per object, with RA/Dec when the input has a WCS); FITS "
+        "inputs give FITS files keeping the input's header and WCS, other inputs TIFF. "
+        "Classifiers and regressors write one predictions.csv (one column per class: "
+        "probabilities_<class name>).",
     )
     p.add_argument(
         "model",
@@ -503,7 +495,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--tile", type=int, default=None, metavar="N", help="tile size (default: auto)")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tile size, a multiple of the model's divisor (default: auto)",
+    )
     p.add_argument(
         "--overlap",
         type=_overlap_arg,

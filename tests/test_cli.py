@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -241,8 +240,13 @@ def test_predict_classifier_writes_one_table(capsys, trained_classifier):
     assert code == 0, err
     table = Table.read(out / "predictions.csv", format="ascii.csv")
     assert len(table) == 13
-    assert {"path", "class", "class_index", "p_blob", "p_empty"} <= set(table.colnames)
-    np.testing.assert_allclose(table["p_blob"] + table["p_empty"], 1.0, atol=1e-5)
+    # one column per class, by postprocess.flatten_table's rule (probabilities_<class name>)
+    assert {"path", "class", "class_index", "probabilities_blob", "probabilities_empty"} <= set(
+        table.colnames
+    )
+    np.testing.assert_allclose(
+        table["probabilities_blob"] + table["probabilities_empty"], 1.0, atol=1e-5
+    )
     assert set(table["class"]) <= {"blob", "empty"}
     assert "13 predictions" in stdout
     # a second run refuses to overwrite, then replaces with --overwrite
@@ -262,7 +266,6 @@ def test_predict_classifier_writes_one_table(capsys, trained_classifier):
         ("model", "model file not found"),
         ("input", "input not found"),
         ("empty_folder", "folder holds no image files"),
-        ("tile", "--tile must be at least 16"),
         ("overlap", "expected an integer or auto"),
         ("out_is_file", "--out must be a folder"),
     ],
@@ -280,8 +283,6 @@ def test_predict_bad_inputs(capsys, trained_classifier, tmp_path, which, fragmen
     elif which == "empty_folder":
         image = tmp_path / "empty"
         image.mkdir()
-    elif which == "tile":
-        extra = ["--tile", "4"]
     elif which == "overlap":
         extra = ["--overlap", "lots"]
     else:
@@ -290,6 +291,30 @@ def test_predict_bad_inputs(capsys, trained_classifier, tmp_path, which, fragmen
     code, _, err = run_cli(capsys, "predict", model, image, "--out", out, *extra)
     assert code in (1, 2)
     assert_one_line_error(err, fragment)
+
+
+@pytest.mark.parametrize(
+    ("tile", "fragments"),
+    [
+        (20, ("tile=20 is not a multiple of the model's divisor 8", "use 16 or 24")),
+        (4, ("tile=4 is smaller than the model's minimum tile 8",)),
+    ],
+)
+def test_predict_tile_is_checked_by_the_library(capsys, tmp_path, tile, fragments):
+    """The CLI has no --tile rule of its own: the library's InferenceError is the one line."""
+    import sciconv as sc
+
+    model = tmp_path / "m.keras"
+    sc.models.segmenter((None, None, 1), depth=3, filters=2).save(model)
+    image = tmp_path / "a.tif"
+    tifffile.imwrite(image, np.zeros((48, 48), np.float32))
+    out = tmp_path / "o"
+    code, _, err = run_cli(capsys, "predict", model, image, "--out", out, "--tile", tile)
+    assert code == 1
+    assert_one_line_error(err, *fragments)
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+    code, _, err = run_cli(capsys, "predict", model, image, "--out", out, "--tile", 48)
+    assert code == 0, err  # a multiple of the divisor passes
 
 
 def test_predict_rejects_a_file_that_is_not_a_model(capsys, tmp_path):
@@ -352,6 +377,11 @@ def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
     prob = io.read(out / "field_prob.fits")
     labels = io.read(out / "field_labels.fits")
     assert prob.shape[:2] == (32, 32) and labels.shape[:2] == (32, 32)
+    # postprocess.write_products' convention: the full class cube, planes named by CLASSi cards
+    assert prob.shape[-1] == 2
+    assert (prob.header["CLASS0"], prob.header["CLASS1"]) == ("background", "foreground")
+    np.testing.assert_allclose(prob.data.sum(axis=-1), 1.0, atol=1e-4)
+    assert "best.keras" in " ".join(str(h) for h in prob.header["HISTORY"])
     assert prob.wcs is not None
     np.testing.assert_allclose(prob.wcs.wcs.crval, [150.0, 2.0])
     assert prob.header["OBJECT"] == "test field"
@@ -361,6 +391,7 @@ def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
     assert "ra" in cat.colnames and "dec" in cat.colnames
     assert len(cat) == int(np.nanmax(labels.data))
     assert (out / "c1_prob.tif").is_file() and (out / "c1_labels.tif").is_file()
+    assert io.read(out / "c1_prob.tif").shape == (32, 32, 2)  # TIFF: the same cube
     assert (out / "c1_catalog.ecsv").is_file()
     before = (out / "field_prob.fits").read_bytes()
     code, _, err = run_cli(
@@ -404,7 +435,7 @@ def test_output_names_follow_the_dataset_pairing_rule(tmp_path, name, stem, fits
     from sciconv import io
 
     path = tmp_path / name
-    assert cli._stem(path) == io._image_stem(path) == stem
+    assert io.image_stem(path) == stem
     assert cli._is_fits(path) is fits
     planned = cli._segmentation_outputs([path], tmp_path / "out")[path]
     ext = ".fits" if fits else ".tif"
@@ -455,108 +486,3 @@ def test_predict_unknown_shipped_model(capsys, tmp_path):
     code, _, err = run_cli(capsys, "predict", "pretrained:nucleus", image, "--out", tmp_path / "o")
     assert code == 2
     assert_one_line_error(err, "'nucleus'", "did you mean 'nuclei'")
-
-
-# --------------------------------------------------------------------------- demo
-@pytest.mark.slow
-def test_demo_fast_writes_promised_files(capsys, tmp_path):
-    from astropy.table import Table
-
-    from sciconv import io
-
-    out = tmp_path / "demo"
-    code, stdout, err = run_cli(capsys, "demo", "--fast", "--out", out)
-    assert code == 0, err
-    for name in ("galaxy_classifier.keras", "nuclei_segmenter.keras", "sky_detector.keras"):
-        assert (out / "models" / name).stat().st_size > 0
-    for name in (
-        "galaxy_curves.png", "galaxy_confusion.png", "galaxy_gradcam.png", "cells_curves.png",
-        "cells_overlay.png", "sky_field.png", "sky_catalog.png", "real_nuclei_overlay.png",
-    ):  # fmt: skip
-        assert (out / "plots" / name).read_bytes()[:4] == b"\x89PNG"
-    prob = io.read(out / "predictions" / "sky_field_prob.fits")
-    assert prob.wcs is not None and prob.wcs.has_celestial
-    cat = Table.read(out / "predictions" / "sky_catalog.ecsv")
-    assert {"ra", "dec"} <= set(cat.colnames) and len(cat) > 0
-    assert list((out / "predictions").glob("cells_*_labels.tif"))
-    metrics = json.loads((out / "metrics.json").read_text())
-    report = (out / "report.md").read_text()
-    g, c, s, r = (metrics[k] for k in ("galaxies", "cells", "sky", "real_nuclei"))
-    for value in (g["accuracy"], c["iou"], c["ap50"], s["completeness"], s["purity"], r["ap50"]):
-        assert 0.0 <= value <= 1.0
-    # the report and the printed headline carry the same numbers as metrics.json
-    for text in (report, stdout):
-        assert f"accuracy {g['accuracy']:.3f}" in text
-        assert f"AP@0.5 {c['ap50']:.3f}" in text
-        assert f"completeness {s['completeness']:.3f}" in text
-        assert f"AP@0.5 {r['ap50']:.3f}" in text
-    for link in ("plots/galaxy_confusion.png", "plots/sky_field.png", "plots/cells_overlay.png"):
-        assert f"]({link})" in report
-    # the pretrained model segments real nuclei far better than chance
-    assert r["ap50"] > 0.5
-    # ... brightfield ones too (colour / grey, passed as read), reported the same way
-    b = r["brightfield"]
-    assert b["n_images"] == 4 and b["ap50"] > 0.3
-    for text in (report, stdout):
-        assert f"AP@0.5 {b['ap50']:.3f}" in text
-    # a second run refuses before any work, naming the folder and the flag
-    code, _, err = run_cli(capsys, "demo", "--fast", "--out", out)
-    assert code == 1
-    assert_one_line_error(err, str(out), "--overwrite")
-
-
-def test_demo_missing_data_folder(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "demo", "--data", tmp_path / "nodata", "--out", tmp_path / "o")
-    assert code == 1
-    assert_one_line_error(err, "nodata", "bundled data folder not found")
-    (tmp_path / "partial").mkdir()
-    code, _, err = run_cli(capsys, "demo", "--data", tmp_path / "partial", "--out", tmp_path / "o")
-    assert code == 1
-    assert_one_line_error(err, "galaxies", "missing")
-
-
-def test_demo_pairs_compressed_fits_images_with_tiff_masks(tmp_path):
-    """The demo pairs images and masks by the datasets rule: "a.fits.gz" goes with "a.tif"."""
-    from sciconv import demo, io
-    from sciconv.errors import DatasetError
-
-    (tmp_path / "images").mkdir()
-    (tmp_path / "masks").mkdir()
-    for name in ("a", "b", "c", "d"):
-        io.write(tmp_path / "images" / f"{name}.fits.gz", np.zeros((8, 8), np.float32))
-        tifffile.imwrite(tmp_path / "masks" / f"{name}.tif", np.zeros((8, 8), np.int32))
-    train, test = demo._split_pairs(tmp_path / "images", tmp_path / "masks", seed=0)
-    pairs = sorted(train + test)
-    assert [(p.name, m.name) for p, m in pairs] == [
-        (f"{n}.fits.gz", f"{n}.tif") for n in ("a", "b", "c", "d")
-    ]
-    assert len(test) == 1 and len(train) == 3
-    (tmp_path / "masks" / "d.tif").unlink()
-    with pytest.raises(DatasetError, match="no mask with the stem 'd'"):
-        demo._split_pairs(tmp_path / "images", tmp_path / "masks", seed=0)
-
-
-def test_demo_real_nuclei_part_without_brightfield_samples(tmp_path, data_dir):
-    """An own --data folder with real/nuclei but no real/nuclei_brightfield: the brightfield
-    score is left out, not an error; the real/nuclei pairs are found by the stem rule."""
-    import shutil
-
-    from sciconv import demo
-
-    src = data_dir / "real" / "nuclei"
-    real = tmp_path / "real" / "nuclei"
-    (real / "images").mkdir(parents=True)
-    (real / "labels").mkdir()
-    names = sorted(p.name for p in (src / "images").glob("*.tif"))[:2]
-    for name in names:
-        shutil.copy(src / "images" / name, real / "images" / name)
-        shutil.copy(src / "labels" / name, real / "labels" / name)
-    paths = {"real_nuclei_images": real / "images", "real_nuclei_labels": real / "labels"}
-    out = tmp_path / "out"
-    (out / "plots").mkdir(parents=True)
-    (out / "predictions").mkdir()
-    result = demo._real_nuclei(
-        paths, demo.DemoSettings.fast(), demo._Writer(out, overwrite=False), lambda *a: None
-    )
-    assert result["n_images"] == 2 and 0.5 < result["ap50"] <= 1.0
-    assert "brightfield" not in result

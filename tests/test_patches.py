@@ -178,3 +178,25 @@ def test_boundary_target_is_the_target_of_from_pairs(tmp_path):
     _, y = next(iter(ds))
     for lab, got in zip(masks, y.numpy()):
         np.testing.assert_array_equal(got[:30, :40], boundary_target(lab))
+
+
+def test_sample_patches_on_given_centers_picks_objects_uniformly():
+    """With centers, a one-pixel object is chosen as often as a big one (not by pixel count)."""
+    y = np.zeros((200, 200), np.int32)
+    y[20:80, 20:80] = 1  # 3600 px
+    y[150, 150] = 2  # 1 px
+    x = y[..., None].astype(np.float32)
+    centers = np.array([[50.0, 50.0], [150.0, 150.0]])
+    _, ys = sample_patches(x, y, size=9, count=400, fg_fraction=1.0, rng=0, centers=centers)
+    small = (ys[:, 4, 4] == 2).mean()
+    assert 0.4 < small < 0.6  # about half; by pixel count it would be 1/3601
+    _, ys = sample_patches(x, y, size=9, count=200, fg_fraction=1.0, rng=0)
+    assert (ys[:, 4, 4] == 2).mean() < 0.05
+    _, ys = sample_patches(
+        x, y, size=9, count=50, fg_fraction=1.0, rng=1, centers=centers[1:], jitter=3
+    )
+    assert np.all(ys[:, 1:8, 1:8].reshape(50, -1).max(axis=1) == 2)  # within 3 px of it
+    with pytest.raises(ConfigError, match=r"centers must be finite \(y, x\) positions"):
+        sample_patches(x, y, size=9, count=1, rng=0, centers=[1.0, 2.0])
+    with pytest.raises(ConfigError, match="jitter must be a number >= 0; got -1"):
+        sample_patches(x, y, size=9, count=1, rng=0, centers=centers, jitter=-1)

@@ -284,6 +284,167 @@ def test_write_products_keeps_header_wcs_and_history(tmp_path):
     np.testing.assert_array_equal(np.squeeze(io.read(tif["labels"]).data), labels)
 
 
+def test_flatten_table_names_class_columns_by_the_one_rule():
+    """One rule: (N, K) columns become name_<class> when the table names K classes, else
+    name_<index>; wider columns are indexed in C order; the input table is left alone."""
+    from astropy import units as u
+
+    prob = np.array([[0.1, 0.9], [0.7, 0.3]])
+    table = Table({"path": ["a", "b"], "probabilities": prob, "flux": np.ones((2, 3)) * u.Jy})
+    table["cube"] = np.arange(8).reshape(2, 2, 2)
+    table.meta["class_names"] = ["spiral", "elliptical"]
+    flat = postprocess.flatten_table(table)
+    assert flat.colnames == [
+        "path", "probabilities_spiral", "probabilities_elliptical", "flux_0", "flux_1", "flux_2",
+        "cube_0", "cube_1", "cube_2", "cube_3",
+    ]  # fmt: skip
+    assert flat["probabilities_elliptical"].tolist() == [0.9, 0.3]
+    assert flat["flux_2"].unit == u.Jy and flat["cube_3"].tolist() == [3, 7]
+    assert flat.meta["class_names"] == ["spiral", "elliptical"]
+    assert table.colnames == ["path", "probabilities", "flux", "cube"]  # unchanged
+    # names= overrides the table's; without any, the index
+    assert postprocess.flatten_table(table, names=["s", "e"]).colnames[1:3] == [
+        "probabilities_s", "probabilities_e",
+    ]  # fmt: skip
+    del table.meta["class_names"]
+    assert postprocess.flatten_table(table).colnames[1:3] == ["probabilities_0", "probabilities_1"]
+    table["probabilities_1"] = [0.0, 0.0]
+    with pytest.raises(ConfigError, match=r"cannot split column 'probabilities'.*exists"):
+        postprocess.flatten_table(table)
+    with pytest.raises(ConfigError, match="table must be an astropy Table; got dict"):
+        postprocess.flatten_table({"a": [1]})
+
+
+def test_catalog_csv_of_a_classification_table_names_classes(tmp_path):
+    """What sciconv predict writes for a classifier: predict_files' table, one column per class."""
+    table = Table({"path": ["a.fits", "b.fits"], "class": ["spiral", "point"]})
+    table["class_index"] = [0, 1]
+    table["probabilities"] = np.array([[0.8, 0.2], [0.1, 0.9]], np.float32)
+    table.meta["class_names"] = ["spiral", "point"]
+    back = Table.read(postprocess.write_catalog(table, tmp_path / "p.csv"), format="ascii.csv")
+    assert back.colnames == ["path", "class", "class_index", "probabilities_spiral",
+                             "probabilities_point"]  # fmt: skip
+    np.testing.assert_allclose(back["probabilities_point"], [0.2, 0.9], rtol=1e-6)
+    ecsv = Table.read(postprocess.write_catalog(table, tmp_path / "p.ecsv"))
+    assert ecsv["probabilities"].shape == (2, 2)  # ECSV keeps the column whole
+
+
+def test_product_paths_name_every_product():
+    paths = postprocess.product_paths("out", stem="m31.v2")
+    assert {k: p.name for k, p in paths.items()} == {
+        "prob": "m31.v2_prob.fits", "labels": "m31.v2_labels.fits",
+        "catalog": "m31.v2_catalog.ecsv",
+    }  # fmt: skip
+    assert postprocess.product_paths("out", format="tiff")["prob"].name == "prediction_prob.tif"
+    with pytest.raises(ConfigError, match=r"format must be one of 'fits', 'tiff'.*'tif'"):
+        postprocess.product_paths("out", format="tif")
+    with pytest.raises(ConfigError, match="stem must be a non-empty file name"):
+        postprocess.product_paths("out", stem="a/b")
+
+
+@pytest.mark.parametrize("fmt", ["fits", "tiff"])
+@pytest.mark.parametrize(
+    ("k", "names", "expected"),
+    [
+        (1, None, ["foreground"]),
+        (2, None, ["background", "foreground"]),
+        (3, None, ["background", "interior", "boundary"]),
+        (4, None, ["class_0", "class_1", "class_2", "class_3"]),
+        (2, ("sky", "source"), ["sky", "source"]),
+    ],
+)
+def test_write_products_writes_the_full_class_cube(tmp_path, fmt, k, names, expected):
+    """The one probability convention: every class plane, in output order, named."""
+    import tifffile
+    from astropy.io import fits
+
+    from sciconv import io
+
+    header = _tan_wcs().to_header()
+    header["BUNIT"] = "adu"
+    fits.PrimaryHDU(np.zeros((40, 60), np.float32), header=header).writeto(tmp_path / "in.fits")
+    image = io.read(tmp_path / "in.fits")
+    prob = np.random.default_rng(k).random((40, 60, k)).astype(np.float32)
+    paths = postprocess.write_products(
+        tmp_path / "out", prob=prob, like=image, format=fmt, class_names=names, model="m.keras"
+    )
+    assert set(paths) == {"prob"}
+    back = io.read(paths["prob"])
+    assert back.shape == (40, 60, k)  # io.read gives (H, W, K) back for both formats
+    np.testing.assert_allclose(back.data, prob, rtol=1e-6)
+    if fmt == "fits":
+        with fits.open(paths["prob"]) as hdul:
+            hdr = hdul[0].header
+            assert hdr["NAXIS"] == (2 if k == 1 else 3) and hdr.get("NAXIS3", 1) == k
+            assert [hdr[f"CLASS{i}"] for i in range(k)] == expected
+            assert f"CLASS{k}" not in hdr
+            assert hdr["CTYPE1"] == "RA---TAN" and hdr["CRVAL1"] == 150.0  # the WCS, carried
+        assert back.wcs is not None
+        history = " ".join(str(h) for h in back.header["HISTORY"])
+    else:
+        with tifffile.TiffFile(paths["prob"]) as tif:
+            history = " ".join(tif.shaped_metadata[0]["history"])
+            assert tif.series[0].axes == ("YX" if k == 1 else "CYX")
+    assert "m.keras" in history
+    planes = ", ".join(f"{i}={n}" for i, n in enumerate(expected))
+    assert f"class probability planes: {planes}" in history
+
+
+def test_write_products_refuses_to_overwrite_before_writing_anything(tmp_path):
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:5, 2:5] = 1
+    prob = np.stack([labels == 0, labels == 1], axis=-1).astype(np.float32)
+    table = postprocess.measure(labels)
+    first = postprocess.write_products(tmp_path, labels=labels)
+    before = first["labels"].read_bytes()
+    with pytest.raises(OutputExistsError, match=r"prediction_labels\.fits: output exists"):
+        postprocess.write_products(tmp_path, prob=prob, labels=labels, catalog=table)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prediction_labels.fits"]
+    paths = postprocess.write_products(
+        tmp_path, prob=prob, labels=labels * 2, catalog=table, overwrite=True
+    )
+    assert set(paths) == {"prob", "labels", "catalog"}
+    assert paths["labels"].read_bytes() != before
+    assert paths["catalog"].name == "prediction_catalog.ecsv"
+    assert len(Table.read(paths["catalog"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({}, ConfigError, "needs prob=, labels=, catalog="),
+        ({"prob": np.zeros((4, 4, 2)), "class_names": ["a"]}, ConfigError,
+         "class_names has 1 names but prob has 2 class planes"),
+        ({"prob": np.zeros((4, 4, 2)), "class_names": "ab"}, ConfigError,
+         "class_names must be a list of 2 names"),
+        ({"prob": np.zeros((4, 4, 2)), "labels": np.zeros((4, 5), int)}, InvalidImageError,
+         "labels are 4 x 5 pixels but prob is 4 x 4"),
+        ({"prob": np.zeros((2, 4, 4, 2))}, InvalidImageError, r"prob must have shape \(H, W\)"),
+        ({"labels": np.zeros((4, 4))}, InvalidImageError, "integer instance map"),
+        ({"catalog": {"a": [1]}}, ConfigError, "table must be an astropy Table"),
+        ({"labels": np.zeros((4, 4), int), "format": "png"}, ConfigError,
+         "format must be one of 'fits', 'tiff'"),
+    ],
+)  # fmt: skip
+def test_write_products_bad_input(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        postprocess.write_products(tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_measure_takes_any_image_the_one_way(tmp_path):
+    """intensity= is unwrapped by sciconv.io.as_array: array, GridImage or NDData alike."""
+    from astropy.nddata import NDData
+
+    from sciconv import io
+
+    labels = np.zeros((10, 10), int)
+    labels[2:4, 1:7] = 1
+    pixels = np.full((10, 10, 1), 2.0, np.float32)
+    for intensity in (pixels, io.GridImage(pixels), NDData(pixels)):
+        assert postprocess.measure(labels, intensity=intensity)["flux_sum"][0] == 24.0
+
+
 @pytest.mark.parametrize("classes", [2, 3])
 def test_instances_recover_simulated_touching_nuclei(classes):
     from scipy import ndimage as ndi

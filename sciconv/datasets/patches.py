@@ -40,11 +40,15 @@ def sample_patches(
     count: int,
     fg_fraction: float = 0.5,
     rng: np.random.Generator | int,
+    centers: np.ndarray | None = None,
+    jitter: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random patches of an image and its label image, some centred on foreground.
 
     Each patch is, with probability ``fg_fraction``, centred on a random foreground pixel
-    (``y != 0``; a patch near the edge is shifted to stay inside), else placed uniformly. An
+    (``y != 0``) or, when ``centers`` are given, on one of those object positions chosen
+    uniformly (so a large object is not favoured over a small one), moved by up to ``jitter``
+    pixels; otherwise it is placed uniformly. A patch near the edge is shifted to stay inside. An
     image smaller than ``size`` is padded at the bottom/right first (reflect for ``x``, 0 for
     ``y``).
 
@@ -63,6 +67,12 @@ def sample_patches(
         patch is uniform). Default 0.5.
     rng : numpy.random.Generator or int
         The random generator, or a seed for one; the same seed gives the same patches.
+    centers : array-like of shape (N, 2), optional
+        Object positions ``(y, x)`` in pixels (e.g. a catalogue's) to centre the foreground
+        patches on, instead of foreground pixels.
+    jitter : float, optional
+        Largest shift (pixels, uniform along each axis) of a patch centred on ``centers``.
+        Default 0.
 
     Returns
     -------
@@ -95,6 +105,14 @@ def sample_patches(
         or not 0 <= fg_fraction <= 1
     ):
         raise ConfigError(f"fg_fraction must be a number in [0, 1]; got {fg_fraction!r}")
+    if isinstance(jitter, bool) or not isinstance(jitter, numbers.Real) or not 0 <= jitter:
+        raise ConfigError(f"jitter must be a number >= 0; got {jitter!r}")
+    if centers is not None:
+        centers = np.asarray(centers, dtype=np.float64)
+        if centers.ndim != 2 or centers.shape[1] != 2 or not np.all(np.isfinite(centers)):
+            raise ConfigError(
+                f"centers must be finite (y, x) positions of shape (N, 2); got {centers.shape}"
+            )
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 3 or y.ndim != 2 or x.shape[:2] != y.shape:
         raise InvalidImageError(
@@ -104,12 +122,20 @@ def sample_patches(
     x = pad_to(x, ph, pw, mode="reflect", center=False)
     y = pad_to(y, ph, pw, center=False)
     h, w = y.shape
-    fg = np.flatnonzero(y) if fg_fraction else np.empty(0, np.int64)
+    if centers is None:
+        fg = np.flatnonzero(y) if fg_fraction else np.empty(0, np.int64)
+        n_fg = fg.size
+    else:
+        n_fg = len(centers)
     xs = np.empty((count, ph, pw, x.shape[2]), np.float32)
     ys = np.empty((count, ph, pw), np.int32)
     for p in range(count):
-        if fg.size and rng.random() < fg_fraction:
-            cy, cx = divmod(int(fg[rng.integers(fg.size)]), w)
+        if n_fg and rng.random() < fg_fraction:
+            if centers is None:
+                cy, cx = divmod(int(fg[rng.integers(n_fg)]), w)
+            else:
+                cy, cx = centers[rng.integers(n_fg)] + rng.uniform(-jitter, jitter, 2)
+                cy, cx = int(cy), int(cx)
             top = int(np.clip(cy - ph // 2, 0, h - ph))
             left = int(np.clip(cx - pw // 2, 0, w - pw))
         else:

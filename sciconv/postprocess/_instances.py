@@ -1,0 +1,172 @@
+"""Probabilities -> instance labels: a watershed on the distance transform, or interior seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, InvalidImageError
+
+METHODS = ("watershed", "connected")
+
+
+def _validate_prob(prob) -> np.ndarray:
+    if hasattr(prob, "compute") and not isinstance(prob, np.ndarray):  # dask
+        prob = prob.compute()
+    try:
+        prob = np.asarray(prob, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise InvalidImageError(f"prob must be a numeric array; got {type(prob).__name__}") from err
+    if prob.ndim == 2:
+        prob = prob[..., None]
+    if prob.ndim != 3 or prob.shape[-1] not in (1, 2, 3) or 0 in prob.shape:
+        raise InvalidImageError(
+            f"prob must have shape (H, W) or (H, W, K) with K = 1 (foreground), 2 (background, "
+            f"foreground) or 3 (background, interior, boundary); got shape {prob.shape}"
+        )
+    return np.where(np.isfinite(prob), prob, np.float32(0))
+
+
+def _validate_number(value, *, name: str, low: float, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number; got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ConfigError(f"{name} must be {bound}; got {value!r}")
+    return float(value)
+
+
+def _with_unmarked(markers: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """Give every foreground component that holds no marker a marker of its own (its whole area)."""
+    comp, n = ndi.label(foreground)
+    if n == 0:
+        return markers
+    has = np.zeros(n + 1, dtype=bool)
+    has[comp[markers > 0]] = True
+    has[0] = True
+    missing = ~has[comp]
+    if missing.any():
+        extra, _ = ndi.label(missing)
+        markers = np.where(missing, extra + markers.max(), markers)
+    return markers
+
+
+def _finish(labels: np.ndarray, min_size: int) -> np.ndarray:
+    from skimage.segmentation import relabel_sequential
+
+    if min_size > 1 and labels.max() > 0:
+        sizes = np.bincount(labels.ravel())
+        small = sizes < min_size
+        small[0] = False
+        labels = np.where(small[labels], 0, labels)
+    labels, _, _ = relabel_sequential(labels)
+    return labels.astype(np.int32, copy=False)
+
+
+def instances(
+    prob,
+    *,
+    threshold: float = 0.5,
+    min_size: int = 20,
+    method: str = "watershed",
+    min_distance: int = 3,
+    smooth: float = 1.5,
+    seed_threshold: float | None = None,
+) -> np.ndarray:
+    """Instance labels from a probability map.
+
+    Parameters
+    ----------
+    prob : ndarray of shape (H, W) or (H, W, K)
+        Per-pixel scores (e.g. :func:`sciconv.inference.predict_tiled`). K = 1: foreground
+        probability; K = 2: (background, foreground); K = 3: (background, interior, boundary).
+        NaN counts as background.
+    threshold : float, optional
+        Foreground is ``foreground probability > threshold`` (K = 3: ``interior + boundary``).
+        Default 0.5.
+    min_size : int, optional
+        Objects with fewer pixels are removed: specks of noise and the slivers a watershed cuts
+        off an object's rim. Default 20 (none of the 4,039 fluorescence nuclei of the DSB2018
+        validation images is smaller; their median is 378). Lower it for point-like objects such
+        as stars (e.g. 3).
+    method : {"watershed", "connected"}, optional
+        ``"watershed"`` (default) splits touching objects: for K <= 2, markers are the peaks
+        (at least ``min_distance`` apart, adjacent peaks merged) of the Gaussian-smoothed
+        distance transform of the foreground, flooded over ``-distance``; for K = 3, markers are
+        the connected regions of ``interior > seed_threshold``, flooded over ``-interior``
+        within the foreground. A foreground component without a marker keeps one label.
+        ``"connected"``: connected components of the foreground (4-connectivity), nothing split.
+    min_distance : int, optional
+        Minimum distance (pixels) between distance-transform peaks (K <= 2). Default 3.
+    smooth : float, optional
+        Sigma (pixels) of the Gaussian smoothing of the distance transform (0 = none): more
+        smoothing, fewer spurious peaks on ragged outlines (fewer objects cut in two), but
+        touching objects are split less readily. Default 1.5.
+    seed_threshold : float, optional
+        Interior threshold for the K = 3 markers. Default: ``threshold``.
+
+    Returns
+    -------
+    ndarray of int32, shape (H, W)
+        0 = background, objects numbered 1..N consecutively.
+
+    Raises
+    ------
+    InvalidImageError
+        ``prob`` has the wrong shape.
+    ConfigError
+        An option out of range or an unknown method.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:40, :60]
+    >>> discs = ((yy - 20) ** 2 + (xx - 20) ** 2 < 100) | ((yy - 20) ** 2 + (xx - 37) ** 2 < 100)
+    >>> int(instances(discs.astype("float32")).max())  # two touching discs -> two objects
+    2
+    >>> int(instances(discs.astype("float32"), method="connected").max())
+    1
+    """
+    p = _validate_prob(prob)
+    threshold = _validate_number(threshold, name="threshold", low=0.0, high=1.0)
+    min_size = int(_validate_number(min_size, name="min_size", low=0))
+    method = look_up_option(method, METHODS, name="method")
+    min_distance = int(_validate_number(min_distance, name="min_distance", low=1))
+    smooth = _validate_number(smooth, name="smooth", low=0.0)
+    seed_threshold = threshold if seed_threshold is None else seed_threshold
+    seed_threshold = _validate_number(seed_threshold, name="seed_threshold", low=0.0, high=1.0)
+
+    k = p.shape[-1]
+    if k == 3:
+        foreground = (p[..., 1] + p[..., 2]) > threshold
+    else:
+        foreground = p[..., -1] > threshold
+    if method == "connected" or not foreground.any():
+        labels, _ = ndi.label(foreground)
+        return _finish(labels, min_size)
+
+    from skimage.segmentation import watershed
+
+    if k == 3:
+        interior = p[..., 1]
+        markers, _ = ndi.label((interior > seed_threshold) & foreground)
+        markers = _with_unmarked(markers, foreground)
+        labels = watershed(-interior, markers, mask=foreground)
+        return _finish(labels, min_size)
+
+    from skimage.feature import peak_local_max
+
+    distance = ndi.distance_transform_edt(foreground)
+    if smooth > 0:
+        distance = ndi.gaussian_filter(distance, smooth)
+    components, _ = ndi.label(foreground)
+    peaks = peak_local_max(
+        distance, min_distance=min_distance, labels=components, exclude_border=False
+    )
+    marked = np.zeros(foreground.shape, dtype=bool)
+    marked[tuple(peaks.T)] = True
+    markers, _ = ndi.label(marked)
+    markers = _with_unmarked(markers, foreground)
+    labels = watershed(-distance, markers, mask=foreground)
+    return _finish(labels, min_size)
