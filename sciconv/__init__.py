@@ -32,6 +32,7 @@ _SUBMODULES = (
     "postprocess",
     "preprocess",
     "runs",
+    "samp",
     "simulate",
     "training",
     "viz",

@@ -3,6 +3,17 @@
 Every writer in sciconv (images, catalogs, models, reports) goes through :func:`atomic_output`, so a
 process killed mid-write leaves the old file or no file, never a partial one.
 
+``overwrite=False`` is atomic: the finished temporary file is hard-linked onto the target
+(``os.link`` fails when the target exists), so of several writers racing for one new file exactly
+one succeeds and the others raise :class:`~sciconv.errors.OutputExistsError`. Where the file system
+has no hard links (some FAT, SMB and FUSE mounts) sciconv falls back to checking for the target and
+renaming, which two writers racing within the same instant can both pass: the documented limit.
+
+A writer killed mid-write leaves a hidden partial file ``.{stem}.{pid}.{random}.part{suffixes}``
+next to the target; the next write of the same target removes those whose writer process is gone
+and that have not changed for :data:`STALE_SECONDS` (a writer on another machine sharing the
+folder has a pid this machine cannot check: the age keeps its file safe while it writes).
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -16,12 +27,22 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from sciconv.errors import OutputExistsError
+
+#: A partial file of a dead writer is removed once it is this many seconds old.
+STALE_SECONDS = 60.0
+
+# errors of os.link meaning "no hard links here" (not "the target exists")
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
@@ -60,9 +81,11 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     path = check_writable(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) or ".tmp"
-    # a leading "." keeps the temporary file hidden (io.list_images skips it) if we are killed
+    remove_stale_partials(path)
+    # a leading "." keeps the temporary file hidden (io.list_images skips it) if we are killed;
+    # the pid in the name tells a later writer whether its owner is still alive
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=".part" + suffix, dir=path.parent
+        prefix=f".{path.stem}.{os.getpid()}.", suffix=".part" + suffix, dir=path.parent
     )
     os.close(fd)
     tmp = Path(tmp_name)
@@ -73,9 +96,76 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
             raise OSError(f"{path}: writer produced no file")
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        if not overwrite and path.exists():
-            raise OutputExistsError("output appeared while writing; not replaced", path=path)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Put ``tmp`` at ``path`` only if nothing is there, atomically where hard links exist."""
+    try:
+        os.link(tmp, path)  # fails with FileExistsError when the target exists: no race
+    except FileExistsError:
+        raise OutputExistsError("output appeared while writing; not replaced", path=path) from None
+    except OSError as err:
+        if err.errno not in _NO_LINKS:
+            raise
+        # no hard links on this file system: check, then rename (a narrow race remains)
+        if path.exists():
+            raise OutputExistsError(
+                "output appeared while writing; not replaced", path=path
+            ) from None
+        os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: keep its file
+    return True
+
+
+def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
+    """Remove partial files that killed writers of ``path`` left behind; return them.
+
+    A partial file is stale when its writer process (the pid in its name) is gone and it has not
+    changed for :data:`STALE_SECONDS`. Files of other targets are never touched.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> remove_stale_partials(pathlib.Path(tempfile.mkdtemp()) / "a.fits")
+    []
+    """
+    path = Path(path)
+    suffix = "".join(path.suffixes) or ".tmp"
+    pattern = re.compile(
+        rf"\.{re.escape(path.stem)}\.(\d+)\.[A-Za-z0-9_]+\.part{re.escape(suffix)}"
+    )
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.stem)}.*.part*"))
+    except OSError:
+        return removed
+    now = time.time()
+    for candidate in candidates:
+        match = pattern.fullmatch(candidate.name)
+        if not match:
+            continue
+        try:
+            if now - candidate.stat().st_mtime < STALE_SECONDS:
+                continue
+            if _pid_alive(int(match.group(1))):
+                continue
+            candidate.unlink()
+        except OSError:
+            continue
+        removed.append(candidate)
+    return removed

@@ -280,7 +280,9 @@ def _product_format(path: Path) -> str:
     return "fits" if _is_fits(path) else "tiff"
 
 
-def _segmentation_outputs(paths: Sequence[Path], out: Path) -> dict[Path, dict[str, Path]]:
+def _segmentation_outputs(
+    paths: Sequence[Path], out: Path, *, regions: bool = False
+) -> dict[Path, dict[str, Path]]:
     """The product files of every input (postprocess.product_paths), named by io.image_stem."""
     from sciconv import io, postprocess
 
@@ -295,6 +297,8 @@ def _segmentation_outputs(paths: Sequence[Path], out: Path) -> dict[Path, dict[s
             )
         seen[stem] = p
         planned[p] = postprocess.product_paths(out, stem=stem, format=_product_format(p))
+        if regions:
+            planned[p]["regions"] = Path(out) / f"{stem}_regions.reg"
     return planned
 
 
@@ -320,7 +324,7 @@ def _progress(items, *, desc: str):
 def _predict_segmentation(model, paths, args) -> list[Path]:
     from sciconv import inference, io, models, postprocess
 
-    planned = _segmentation_outputs(paths, args.out)
+    planned = _segmentation_outputs(paths, args.out, regions=bool(args.regions))
     _check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
     names = models.get_metadata(model).get("class_names")
     params = {
@@ -354,6 +358,14 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
             history=["sciconv predict"],
             overwrite=args.overwrite,
         )
+        if args.regions:  # DS9 / Aladin regions, in sky coordinates when the image has a WCS
+            outs["regions"] = postprocess.write_regions(
+                table if args.regions == "ellipse" else labels,
+                planned[path]["regions"],
+                wcs=img.wcs,
+                shape=args.regions,
+                overwrite=args.overwrite,
+            )
         written.extend(outs.values())
         _say(f"{path}: {int(labels.max())} objects -> {outs['labels'].name}")
     return written
@@ -519,6 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="segmenters: resample images by F first, labels mapped back (e.g. 0.3 for nuclei "
         "~60 px across with pretrained:nuclei, trained on ~18 px)",
+    )
+    p.add_argument(
+        "--regions",
+        choices=("ellipse", "polygon"),
+        default=None,
+        help="segmenters: also write the detections as a DS9/Aladin region file NAME_regions.reg "
+        "(ellipses from moments or label outlines; sky coordinates when the image has a WCS)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--trust", action="store_true", help="load a model holding code (Lambda layers)")

@@ -23,8 +23,10 @@ __all__ = [
     "DownloadError",
     "InferenceError",
     "InvalidImageError",
+    "MissingDependencyError",
     "ModelError",
     "OutputExistsError",
+    "SampHubError",
     "SciconvError",
     "SciconvWarning",
     "UnsafeModelError",
@@ -83,6 +85,14 @@ class OutputExistsError(SciconvError, FileExistsError):
 
 class DownloadError(SciconvError, OSError):
     """A public data set could not be fetched or failed its checksum."""
+
+
+class MissingDependencyError(SciconvError, ImportError):
+    """An optional dependency is not installed; the message names the ``pip install`` line."""
+
+
+class SampHubError(SciconvError, ConnectionError):
+    """No SAMP hub is running (start TOPCAT or Aladin, which run one), or it did not answer."""
 
 
 class SciconvWarning(UserWarning):

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from sciconv._archive import zip_size_problem
 from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, DatasetError, DownloadError
@@ -48,6 +49,12 @@ __all__ = ["ENV_VAR", "GALAXY10_CLASSES", "REGISTRY", "available", "cache_dir", 
 
 #: Environment variable that overrides the cache folder.
 ENV_VAR = "SCICONV_DATA_DIR"
+
+#: Largest total size a downloaded archive may unpack to, in bytes (DSB2018 stage 1: ~0.4 GB).
+MAX_EXTRACT_BYTES = 8 * 2**30
+#: Largest compression ratio of an archive member, or of the whole archive, above 1 MiB
+#: (PNG and TIFF images barely compress further; a decompression bomb reaches 1000:1).
+MAX_EXTRACT_RATIO = 100
 
 #: Galaxy10 DECaLS class names, in the order of the file's ``ans`` labels (astroNN's documentation).
 GALAXY10_CLASSES = [
@@ -366,8 +373,20 @@ def _dsb2018_zip_pairs(file: Path):
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             with zipfile.ZipFile(file) as zf:
-                zf.extractall(tmp)
+                problem = zip_size_problem(
+                    zf, max_total=MAX_EXTRACT_BYTES, max_ratio=MAX_EXTRACT_RATIO
+                )
+                if problem:
+                    raise DownloadError(
+                        f"refusing to unpack the DSB2018 archive: {problem} (limits: "
+                        "sciconv.fetch.MAX_EXTRACT_BYTES, MAX_EXTRACT_RATIO); delete it and "
+                        "fetch it again",
+                        path=file,
+                    )
+                zf.extractall(tmp)  # zipfile inflates no member beyond its declared size
         except (zipfile.BadZipFile, OSError) as err:
+            if isinstance(err, DownloadError):
+                raise
             shutil.rmtree(tmp, ignore_errors=True)
             raise DownloadError(
                 f"cannot unpack the DSB2018 archive ({err}); delete it and fetch it again",

@@ -143,3 +143,95 @@ def test_failed_write_leaves_nothing_and_overwrite_needs_flag(tmp_path):
         io.write(target, np.ones((4, 4), np.uint8))
     assert sha(target) == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temporary left behind
+
+
+def _race(target: Path, writers: int) -> tuple[list[int], list[BaseException]]:
+    """``writers`` threads write ``target`` with overwrite=False, committing at the same instant."""
+    import threading
+
+    from sciconv._atomic import atomic_output
+
+    barrier = threading.Barrier(writers)
+    won, errors = [], []
+
+    def write(k: int) -> None:
+        try:
+            with atomic_output(target) as tmp:
+                tmp.write_text(f"writer {k}")
+                barrier.wait(timeout=30)
+            won.append(k)
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return won, errors
+
+
+def test_overwrite_false_is_atomic_under_racing_writers(tmp_path, monkeypatch):
+    # before issue 15 the writer checked path.exists() and then renamed: several racing writers
+    # could all succeed, each replacing the file of the one before. A slow check (a busy file
+    # system, a preempted thread) widens that window here; an atomic commit does not care.
+    real_exists = Path.exists
+
+    def slow_exists(self, *args, **kwargs):
+        found = real_exists(self, *args, **kwargs)
+        if self.name.startswith("race"):
+            time.sleep(0.01)
+        return found
+
+    monkeypatch.setattr(Path, "exists", slow_exists)
+    for round_ in range(10):
+        target = tmp_path / f"race{round_}.csv"
+        won, errors = _race(target, 8)
+        assert len(won) == 1, f"round {round_}: {len(won)} writers succeeded"
+        assert len(errors) == 7 and all(isinstance(e, OutputExistsError) for e in errors)
+        assert target.read_text() == f"writer {won[0]}"
+    assert _temps(tmp_path) == []
+
+
+def test_overwrite_false_falls_back_where_hard_links_are_missing(tmp_path, monkeypatch):
+    import errno
+
+    from sciconv._atomic import atomic_output
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with atomic_output(tmp_path / "a.txt") as tmp:
+        tmp.write_text("first")
+    assert (tmp_path / "a.txt").read_text() == "first"
+    with pytest.raises(OutputExistsError, match="appeared while writing"):
+        with atomic_output(tmp_path / "b.txt", overwrite=False) as tmp:
+            (tmp_path / "b.txt").write_text("x")  # appears while writing
+            tmp.write_text("second")
+    assert (tmp_path / "b.txt").read_text() == "x"
+    assert _temps(tmp_path) == []
+
+
+def test_partial_files_of_killed_writers_are_removed_by_the_next_write(tmp_path):
+    from sciconv._atomic import STALE_SECONDS
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    old = time.time() - STALE_SECONDS - 5
+    stale = tmp_path / f".out.{dead_pid}.abc123.part.fits"  # a killed writer's leftover
+    young = tmp_path / f".out.{dead_pid}.young1.part.fits"  # too recent to judge
+    alive = tmp_path / f".out.{os.getpid()}.alive1.part.fits"  # a live writer's
+    other = tmp_path / f".out2.{dead_pid}.other1.part.fits"  # another target's
+    for p in (stale, young, alive, other):
+        p.write_bytes(b"partial")
+    for p in (stale, alive, other):
+        os.utime(p, (old, old))
+    io.write(tmp_path / "out.fits", np.zeros((2, 2), np.float32))
+    assert not stale.exists()
+    assert young.exists() and alive.exists() and other.exists()

@@ -400,6 +400,20 @@ def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
     assert code == 1
     assert_one_line_error(err, "field_prob.fits", "--overwrite")
     assert (out / "field_prob.fits").read_bytes() == before
+    # --regions: the detections as DS9 regions in sky coordinates, one per catalog row
+    from regions import Regions
+
+    out2 = tmp_path / "pred_regions"
+    code, _, err = run_cli(
+        capsys, "predict", tmp_path / "run" / "best.keras", tmp_path / "field.fits",
+        "--out", out2, "--tile", "32", "--overlap", "8", "--regions", "ellipse",
+    )  # fmt: skip
+    assert code == 0, err
+    regs = Regions.read(out2 / "field_regions.reg", format="ds9")
+    cat2 = Table.read(out2 / "field_catalog.ecsv")
+    assert len(regs) == len(cat2) > 0
+    ra = [r.center.ra.deg for r in regs]
+    np.testing.assert_allclose(sorted(ra), sorted(np.asarray(cat2["ra"])), atol=1e-7)
 
 
 def test_predict_refuses_colliding_output_names(capsys, tmp_path):

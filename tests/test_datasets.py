@@ -729,3 +729,60 @@ def test_fetch_is_re_exported():
     assert str(wrapped.value) == str(direct.value)
     with pytest.raises(ConfigError, match="no-such-data-set"):
         datasets.load("no-such-data-set")
+
+
+def test_skip_warning_never_quotes_file_contents(tmp_path):
+    # before issue 15 the warning quoted the first 40 characters of a non-image file
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            fits.writeto(tmp_path / c / f"{i}.fits", _galaxy(0, i))
+    (tmp_path / "a" / "creds.fits").write_text("password=hunter2 do not share\n")
+    (tmp_path / "b" / "key.fits").write_bytes(b"SECRETKEY\x00\x01\x02 binary")
+    with pytest.warns(SciconvWarning, match="skipped 2 unreadable") as rec:
+        datasets.from_folder(tmp_path, batch_size=4)
+    msg = " ".join(str(w.message) for w in rec)
+    assert "creds.fits" in msg and "key.fits" in msg
+    assert "hunter2" not in msg and "password" not in msg and "SECRETKEY" not in msg
+    with pytest.raises(DatasetError) as info:
+        datasets.from_folder(tmp_path, strict=True)
+    assert "hunter2" not in str(info.value) and "SECRETKEY" not in str(info.value)
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "dotdot-inside-then-out"])
+def test_catalog_paths_must_stay_inside_its_folder(tmp_path, how):
+    inside, outside = tmp_path / "cat", tmp_path / "outside"
+    (inside / "sub").mkdir(parents=True)
+    outside.mkdir()
+    for i in range(2):
+        fits.writeto(inside / f"g{i}.fits", _galaxy(0, i))
+    fits.writeto(outside / "secret.fits", _galaxy(1, 0))
+    rel = {
+        "dotdot": "../outside/secret.fits",
+        "absolute": str(outside / "secret.fits"),
+        "dotdot-inside-then-out": "sub/../../outside/secret.fits",
+    }[how]
+    (inside / "cat.csv").write_text(f"file,label\ng0.fits,a\ng1.fits,b\n{rel},a\n")
+    with pytest.raises(DatasetError, match=r"cat\.csv: 1 path\(s\) .* outside .*line 4: ") as info:
+        datasets.from_catalog(inside / "cat.csv", path_column="file", label_column="label")
+    assert rel in str(info.value) and "allow_outside=True" in str(info.value)
+    ds = datasets.from_catalog(
+        inside / "cat.csv",
+        path_column="file",
+        label_column="label",
+        allow_outside=True,
+        batch_size=8,
+        image_size=(16, 16),
+    )
+    x, _ = next(iter(ds))
+    assert x.shape[0] == 3
+
+
+def test_catalog_paths_with_dotdot_that_stay_inside_are_fine(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for i in range(2):
+        fits.writeto(tmp_path / f"g{i}.fits", _galaxy(0, i))
+    (tmp_path / "cat.csv").write_text("file,label\nsub/../g0.fits,a\n./g1.fits,b\n")
+    ds = datasets.from_catalog(tmp_path / "cat.csv", path_column="file", label_column="label")
+    x, _ = next(iter(ds))
+    assert x.shape[0] == 2

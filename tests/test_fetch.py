@@ -325,3 +325,29 @@ def test_load_dsb2018_local(tmp_path):
     (tmp_path / "labels/x2.tif").unlink()
     with pytest.raises(DatasetError, match=r"x2\.png has no mask: .*stem 'x2' in .*labels"):
         load("dsb2018_local", path=tmp_path)
+
+
+@pytest.mark.parametrize("limit", ["ratio", "total"])
+def test_load_dsb2018_refuses_a_decompression_bomb_before_unpacking(
+    server, monkeypatch, tmp_path, limit
+):
+    base, files, _ = server
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("aaaa/images/aaaa.png", bytes(3 * 2**20))  # 3 MiB of zeros: ~1000:1
+    files["/stage1_train.zip"] = buf.getvalue()
+    monkeypatch.setitem(
+        fetch_mod.REGISTRY,
+        "dsb2018",
+        {"url": f"{base}/stage1_train.zip", "fname": "stage1_train.zip", "known_hash": None},
+    )
+    if limit == "total":
+        monkeypatch.setattr(fetch_mod, "MAX_EXTRACT_RATIO", 10**6)
+        monkeypatch.setattr(fetch_mod, "MAX_EXTRACT_BYTES", 2**20)
+        match = r"stage1_train\.zip: refusing to unpack .* [\d,]+ bytes in all, over"
+    else:
+        match = r"stage1_train\.zip: refusing to unpack .* expands [\d,]+-fold"
+    with pytest.raises(DownloadError, match=match):
+        load("dsb2018", cache=tmp_path, progress=False)
+    assert not (tmp_path / "stage1_train").exists()
+    assert not (tmp_path / "stage1_train.part").exists()

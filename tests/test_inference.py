@@ -590,3 +590,22 @@ def test_recorded_input_transform_lets_rgb_and_brightfield_reach_a_grey_model():
     brightfield = 255.0 - grey  # the same scene as a dark object on a bright background
     flipped = inference.predict_tiled(model, brightfield, **kw)
     np.testing.assert_allclose(flipped, want, atol=1e-5)
+
+
+def test_nddata_mask_becomes_nan_in_the_prediction():
+    """An NDData/CCDData input: its mask is honoured like a GridImage's (NaN in, NaN out)."""
+    from astropy.nddata import CCDData
+
+    import sciconv as sc
+
+    model = sc.models.segmenter(input_shape=(None, None, 1), num_classes=2, depth=1, filters=4)
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(32, 32)).astype(np.float32)
+    mask = np.zeros((32, 32), bool)
+    mask[5:9, 10:14] = True
+    nd = CCDData(data, mask=mask, unit="adu")
+    prob = sc.inference.predict_tiled(model, nd, progress=False)
+    assert prob.shape == (32, 32, 2)
+    assert np.all(np.isnan(prob[mask])) and np.all(np.isfinite(prob[~mask]))
+    plain = sc.inference.predict_tiled(model, np.where(mask, np.nan, data), progress=False)
+    np.testing.assert_array_equal(prob, plain)

@@ -94,7 +94,7 @@ BAD = [
     ("zero-byte-fits", _write("empty.fits", b""), r"empty file \(0 bytes\)"),
     ("zero-byte-png", _write("empty.png", b""), r"empty file \(0 bytes\)"),
     ("zero-byte-tif", _write("empty.tif", b""), r"empty file \(0 bytes\)"),
-    ("text-as-fits", _write("notes.fits", b"ra,dec\n1,2\n"), "not a FITS file: it holds text"),
+    ("text-as-fits", _write("notes.fits", b"ra,dec\n1,2\n"), "not a FITS file: it holds plain text"),
     (
         "html-as-fits",
         _write("page.fits", b"<!DOCTYPE html><html><body>404 Not Found</body></html>"),
@@ -339,3 +339,13 @@ def test_junk_folder_lists_only_images_and_each_reads_or_fails_cleanly(tmp_path)
         "good.png": (40, 40, 3),
         "good.tif": (40, 40, 1),
     }
+
+
+def test_text_file_error_never_quotes_its_contents(tmp_path):
+    path = tmp_path / "secrets.fits"
+    path.write_text("password=hunter2\napi_key=abc123\n")
+    with pytest.raises(InvalidImageError) as e:
+        io.read(path)
+    message = str(e.value)
+    assert "secrets.fits" in message and "plain text" in message
+    assert "hunter2" not in message and "password" not in message

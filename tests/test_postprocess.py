@@ -221,7 +221,7 @@ def test_measure_empty_and_bad_input():
 # writing
 
 
-@pytest.mark.parametrize("ext", [".ecsv", ".fits", ".csv"])
+@pytest.mark.parametrize("ext", [".ecsv", ".fits", ".csv", ".vot", ".xml"])
 def test_catalog_round_trip(tmp_path, ext):
     labels = np.zeros((40, 60), np.int32)
     labels[9:12, 19:22] = 1
@@ -236,6 +236,64 @@ def test_catalog_round_trip(tmp_path, ext):
         postprocess.write_catalog(table, path)
     postprocess.write_catalog(table[:1], path, overwrite=True)
     assert len(Table.read(path)) == 1
+
+
+def _ucd_table():
+    labels = np.zeros((40, 60), np.int32)
+    labels[9:12, 19:22] = 1
+    labels[30:35, 40:50] = 2
+    return postprocess.measure(labels, intensity=np.ones((40, 60)), wcs=_tan_wcs())
+
+
+def test_measure_columns_carry_ucds_units_and_descriptions():
+    from astropy.io.votable.ucd import check_ucd
+
+    table = _ucd_table()
+    expected = {
+        "label": ("meta.id;meta.main", None),
+        "area": ("phys.area;instr.pixel", "pix2"),
+        "x": ("pos.cartesian.x;instr.pixel", "pix"),
+        "y": ("pos.cartesian.y;instr.pixel", "pix"),
+        "ra": ("pos.eq.ra;meta.main", "deg"),
+        "dec": ("pos.eq.dec;meta.main", "deg"),
+        "flux_sum": ("phot.flux", None),
+    }
+    for name, (ucd, unit) in expected.items():
+        assert table[name].meta["ucd"] == ucd
+        assert (None if table[name].unit is None else str(table[name].unit)) == unit
+    for name in table.colnames:  # every column is annotated, with controlled-vocabulary words
+        assert check_ucd(table[name].meta["ucd"], check_controlled_vocabulary=True), name
+        assert table[name].description
+
+
+def test_votable_catalog_has_ucds_units_and_values(tmp_path):
+    from astropy.io.votable import parse
+
+    table = _ucd_table()
+    path = postprocess.write_catalog(table, tmp_path / "cat.votable")
+    fields = {f.name: f for f in parse(path).get_first_table().fields}
+    assert list(fields) == table.colnames
+    for name in table.colnames:
+        assert fields[name].ucd == table[name].meta["ucd"]
+        assert str(fields[name].unit) == str(table[name].unit)
+    assert fields["ra"].ucd == "pos.eq.ra;meta.main" and str(fields["area"].unit) == "pix2"
+    back = Table.read(path)
+    np.testing.assert_array_equal(back["ra"], table["ra"])  # full double precision
+    assert back["ra"].meta["ucd"] == "pos.eq.ra;meta.main" and str(back["x"].unit) == "pix"
+
+
+def test_fits_catalog_keeps_ucds_for_astropy_and_topcat(tmp_path):
+    from astropy.io import fits
+
+    table = _ucd_table()
+    path = postprocess.write_catalog(table, tmp_path / "cat.fits")
+    back = Table.read(path)
+    header = fits.getheader(path, 1)
+    for i, name in enumerate(table.colnames, start=1):
+        assert back[name].meta["ucd"] == table[name].meta["ucd"]
+        assert header[f"TUCD{i}"] == table[name].meta["ucd"]  # the STIL/TOPCAT convention
+        assert str(back[name].unit) == str(table[name].unit)
+    assert header["TUNIT2"] == "pix2" and "TUCD1" not in table.meta  # the input is not changed
 
 
 def test_catalog_csv_splits_vector_columns_and_unknown_extension(tmp_path):

@@ -103,6 +103,7 @@ SUPPORT = [
     ("devices", "GPUs, precision, strategy"),
     ("runs", "a run folder read back"),
     ("viz", "draws only; measures elsewhere"),
+    ("samp", "send to TOPCAT, Aladin, DS9"),
 ]
 #: Modules on top: they drive every stage.
 DRIVERS = [("cli", "the sciconv command"), ("demo", "the demo, one file per part")]

@@ -65,6 +65,28 @@ def _read_catalog(csv_path: Path, needed: list[str]):
     return rows
 
 
+def _refuse_outside(rows, path_column: str, base: Path, csv_path: Path) -> None:
+    """Raise a DatasetError naming the rows whose path is absolute or leads out of ``base``."""
+    root = os.path.normpath(os.path.abspath(base))
+    outside = []
+    for line, row in rows:
+        rel = row[path_column]
+        if not rel:
+            continue
+        full = os.path.normpath(os.path.join(root, rel))  # as written: ".." resolved, no links
+        if os.path.isabs(rel) or os.path.commonpath([root, full]) != root:
+            outside.append((line, rel))
+    if outside:
+        listed = ", ".join(f"line {ln}: {p}" for ln, p in outside[:MAX_LISTED])
+        more = f" and {len(outside) - MAX_LISTED} more" if len(outside) > MAX_LISTED else ""
+        raise DatasetError(
+            f"{len(outside)} path(s) in column {path_column!r} lead outside the catalog's folder "
+            f"{base} ({listed}{more}); move the files into it, or pass allow_outside=True if "
+            "you trust the catalog",
+            path=csv_path,
+        )
+
+
 def from_catalog(
     csv_path: str | os.PathLike,
     *,
@@ -84,11 +106,13 @@ def from_catalog(
     size_policy: str = "crop",
     cache: str | bool | os.PathLike = "auto",
     strict: bool = False,
+    allow_outside: bool = False,
 ):
     """Dataset from a CSV catalog: one row per image file, with its label(s) or target value(s).
 
     Read with the standard :mod:`csv` module (UTF-8, header row). Relative paths are relative to
-    the CSV's folder.
+    the CSV's folder, and must stay inside it unless ``allow_outside=True``: a catalog from
+    elsewhere cannot make sciconv read ``../../home/you/.ssh/id_rsa`` or ``/etc/passwd``.
 
     Parameters
     ----------
@@ -119,6 +143,10 @@ cache, strict
         As in :func:`from_folder`; the split is stratified by class for classification.
         ``augment`` flips and rotates images: use it only for targets that do not change under
         flips/rotations (class, redshift, Sérsic index), not for orientations (position angle).
+    allow_outside : bool, optional
+        Accept absolute paths and paths leading out of the CSV's folder (``..``). Default False:
+        such rows raise a :class:`~sciconv.errors.DatasetError` naming the line and the path.
+        The check is on the paths as written; symbolic links inside the folder are followed.
 
     Returns
     -------
@@ -130,7 +158,8 @@ cache, strict
     ------
     DatasetError
         Missing CSV or columns (naming the available ones), missing/duplicate files (naming the
-        lines), unparsable labels (naming the line, column and value), plus the errors of
+        lines), paths outside the CSV's folder (naming the lines), unparsable labels (naming the
+        line, column and value), plus the errors of
         :func:`from_folder`.
 
     Examples
@@ -173,8 +202,10 @@ cache, strict
     columns = [label_column] if label_column is not None else list(label_columns)
     rows = _read_catalog(csv_path, [path_column, *columns])
 
-    # files: missing and duplicate rows
+    # files: rows leading outside the catalog's folder, missing and duplicate rows
     base = csv_path.parent
+    if not allow_outside:
+        _refuse_outside(rows, path_column, base, csv_path)
     missing, seen, dups, kept = [], {}, [], []
     for line, row in rows:
         rel = row[path_column]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,10 +31,23 @@ def cache_budget() -> float:
     return sys.modules[__package__].CACHE_BUDGET
 
 
+# quoted text in a reader's message may be the file's own bytes (its first line, a header value)
+_QUOTED = re.compile(r"b?'(?:[^'\\]|\\.)*'" + r'|b?"(?:[^"\\]|\\.)*"')
+
+
 def reason(exc: BaseException) -> str:
-    if isinstance(exc, SciconvError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"
+    """Why a file was skipped, without quoting anything the file holds.
+
+    Messages are listed in warnings and logs: a file with a password on its first line must
+    not end up there. Quoted text (where readers quote content) is replaced by ``'...'``.
+
+    Examples
+    --------
+    >>> reason(ValueError("not a FITS file: it holds text starting 'password=hunter2'"))
+    "ValueError: not a FITS file: it holds text starting '...'"
+    """
+    text = exc.message if isinstance(exc, SciconvError) else f"{type(exc).__name__}: {exc}"
+    return _QUOTED.sub("'...'", text)
 
 
 @contextlib.contextmanager

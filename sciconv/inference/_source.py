@@ -35,6 +35,11 @@ def validate_image(image) -> tuple[Any, str | None]:
             f"image is a path ({os.fspath(image)!r}); read it first with sciconv.io.read(path, "
             "lazy=True) and pass the GridImage"
         )
+    if type(image).__module__.startswith("astropy.nddata"):
+        from astropy.nddata import NDData
+
+        if isinstance(image, NDData):  # masked pixels become NaN, (C, H, W) becomes (H, W, C)
+            image = io.GridImage.from_nddata(image)
     path = getattr(image, "path", None)
     path = None if path is None else str(path)
     image = io.as_array(image)

@@ -56,7 +56,7 @@ import numpy as np
 
 from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
-from sciconv.errors import ConfigError, InvalidImageError, SciconvError
+from sciconv.errors import ConfigError, InvalidImageError, MissingDependencyError, SciconvError
 from sciconv.io._common import _short, _warn
 from sciconv.io._files import (
     FITS_EXTENSIONS,
@@ -64,6 +64,8 @@ from sciconv.io._files import (
     JPEG_EXTENSIONS,
     PNG_EXTENSIONS,
     TIFF_EXTENSIONS,
+    ZARR_EXTENSIONS,
+    _is_zarr,
     _validate_path,
     image_stem,
     list_images,
@@ -80,7 +82,13 @@ from sciconv.io._write import (
     _validate_array,
     _validate_png,
     _write_fits,
+    _write_ome_tiff,
     _write_tiff,
+)
+from sciconv.io._zarr import (
+    _read_zarr,
+    write_ome_zarr,
+    write_ome_zarr_labels,
 )
 
 __all__ = [
@@ -89,8 +97,10 @@ __all__ = [
     "JPEG_EXTENSIONS",
     "PNG_EXTENSIONS",
     "TIFF_EXTENSIONS",
+    "ZARR_EXTENSIONS",
     "GridImage",
     "LazyImage",
+    "MissingDependencyError",
     "as_array",
     "image_stem",
     "list_images",
@@ -99,6 +109,8 @@ __all__ = [
     "read",
     "read_pixels",
     "write",
+    "write_ome_zarr",
+    "write_ome_zarr_labels",
 ]
 
 # Temporary: cli, demo and datasets still call the old private name; removed once they use
@@ -113,8 +125,9 @@ def read(
     stack: bool = False,
     section: tuple[slice, slice] | None = None,
     lazy: bool = False,
+    level: int = 0,
 ) -> GridImage:
-    """Read a FITS, TIFF, PNG or JPEG file into a :class:`GridImage`.
+    """Read a FITS, TIFF, PNG or JPEG file or an OME-Zarr store into a :class:`GridImage`.
 
     Parameters
     ----------
@@ -133,11 +146,19 @@ def read(
         Only those pixels are read from an uncompressed or tile-compressed file.
     lazy : bool
         Return ``.data`` as a :class:`LazyImage` that reads regions on demand (``.mask`` is None).
+    level : int
+        OME-Zarr only: the resolution level (0 = full resolution, ``i`` = downsampled ``2**i``
+        by the usual NGFF pyramid); ``meta["levels"]`` lists the shapes of all of them. A store
+        (``.ome.zarr`` folder, or any zarr group folder such as ``x.ome.zarr/labels/nuclei``)
+        is read through ome-zarr/dask (``pip install "sciconv[ome]"``): ``lazy=True`` reads
+        only the chunks a region needs.
 
     Returns
     -------
     GridImage
-        ``.data`` float32 ``(H, W, C)`` with NaN at bad pixels, ``.mask`` True there.
+        ``.data`` float32 ``(H, W, C)`` with NaN at bad pixels, ``.mask`` True there. Microscopy
+        files (OME-TIFF, ImageJ, OME-Zarr) also give ``meta["pixel_size"]`` ``(dy, dx)`` in
+        ``meta["pixel_unit"]`` (e.g. ``"µm"``) and ``meta["channel_names"]`` when they store them.
 
     Raises
     ------
@@ -145,7 +166,10 @@ def read(
         The file is missing, unreadable, empty, truncated, not an image, or holds no 2-D pixels;
         the message names the file and the problem.
     ConfigError
-        An argument is not valid (``hdu``, ``axes``, ``section``, ``stack`` with ``lazy``).
+        An argument is not valid (``hdu``, ``axes``, ``section``, ``stack`` with ``lazy``,
+        ``level`` out of range or given for a file that is not OME-Zarr).
+    MissingDependencyError
+        An OME-Zarr store was given and zarr / ome-zarr are not installed.
 
     Examples
     --------
@@ -157,13 +181,23 @@ def read(
     >>> read(p, section=(slice(2, 6), slice(0, 4))).shape
     (4, 4, 3)
     """
-    return _read_file(path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
+    return _read_file(
+        path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy, level=level
+    )
 
 
 def _read_file(
-    path, *, hdu=None, axes=None, stack=False, section=None, lazy=False, pixels_only=False
+    path, *, hdu=None, axes=None, stack=False, section=None, lazy=False, pixels_only=False, level=0
 ) -> GridImage:
     """:func:`read`; ``pixels_only`` skips what only metadata needs (the WCS, its warnings)."""
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
+        raise ConfigError(f"level must be an int (0 = full resolution); got {level!r}")
+    if _is_zarr(path):
+        return _read_zarr_store(
+            Path(path), hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy, level=level
+        )
+    if level != 0:
+        raise ConfigError(f"level= applies to OME-Zarr stores only; got level={level} for {path}")
     path, kind = _validate_path(path)
     _validate_read_args(path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
     try:
@@ -187,6 +221,20 @@ def _read_file(
         raise InvalidImageError(
             f"unexpected error while reading ({_short(exc)}); the file may be damaged",
             path=path,
+        ) from exc
+
+
+def _read_zarr_store(path: Path, *, hdu, axes, stack, section, lazy, level) -> GridImage:
+    _validate_read_args(path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
+    if hdu is not None or axes is not None:
+        raise ConfigError("hdu= and axes= do not apply to OME-Zarr; its axes come from NGFF")
+    try:
+        return _read_zarr(path, level=int(level), stack=stack, section=section, lazy=lazy)
+    except SciconvError:
+        raise
+    except Exception as exc:
+        raise InvalidImageError(
+            f"cannot read OME-Zarr store ({_short(exc)}); it may be damaged", path=path
         ) from exc
 
 
@@ -356,13 +404,15 @@ def write(
     history: str | Iterable[str] | None = None,
     header=None,
 ) -> Path:
-    """Write an image to FITS, TIFF or PNG, atomically.
+    """Write an image to FITS, TIFF, OME-TIFF or PNG, atomically.
 
     Parameters
     ----------
     path : str or os.PathLike
         Output file; the extension picks the format: ``.fits``/``.fit``/``.fts`` (``.gz`` for
-        gzip), ``.fits.fz``/``.fz`` (lossless tile compression), ``.tif``/``.tiff``, ``.png``.
+        gzip), ``.fits.fz``/``.fz`` (lossless tile compression), ``.tif``/``.tiff``,
+        ``.ome.tif``/``.ome.tiff`` (OME-TIFF with OME-XML axes and physical sizes), ``.png``.
+        Labels for an OME-Zarr image go through :func:`write_ome_zarr_labels`.
     array : array_like or GridImage
         ``(H, W)`` or ``(H, W, C)``. FITS stores ``(H, W, 1)`` as a 2-D image and ``(H, W, C)``
         as a cube ``(C, H, W)``; TIFF keeps the dtype (integer label maps stay integer); PNG takes
@@ -373,6 +423,9 @@ def write(
         tile-compression cards) are dropped and regenerated. With a GridImage, its celestial WCS
         (SIP included) replaces every WCS card of its header; other WCS axes (spectral, Stokes)
         and lookup-table distortions are not written (the latter with a warning).
+        OME-TIFF: a GridImage whose ``meta["pixel_size"]``, ``meta["pixel_unit"]`` and (when
+        there is one per channel written) ``meta["channel_names"]`` are written as OME
+        ``PhysicalSizeY/X`` and ``Channel/@Name``, so labels keep the source's pixel size.
     overwrite : bool
         Replace an existing file; without it an existing file raises ``OutputExistsError``.
     history : str or iterable of str, optional
@@ -406,6 +459,13 @@ def write(
     Traceback (most recent call last):
     ...
     sciconv.errors.OutputExistsError: ...labels.tif: output exists; pass overwrite=True ...
+
+    OME-TIFF keeps the source's physical pixel size:
+
+    >>> cells = GridImage(np.zeros((2, 2, 1), "float32"), meta={"pixel_size": (0.5, 0.25)})
+    >>> out = read(write(folder / "labels.ome.tif", labels, like=cells))
+    >>> out.meta["pixel_size"], out.meta["pixel_unit"]
+    ((0.5, 0.25), 'µm')
     """
     path = Path(path)
     suffix = next(
@@ -438,6 +498,10 @@ def write(
     if fmt == "tiff":
         with atomic_output(path, overwrite=overwrite) as tmp:
             _write_tiff(tmp, arr, history)
+        return path
+    if fmt == "ome-tiff":
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            _write_ome_tiff(tmp, arr, like, history)
         return path
     png = _validate_png(arr, path)
     with atomic_output(path, overwrite=overwrite) as tmp:

@@ -29,8 +29,10 @@ FITS_EXTENSIONS = (
     ".fits.bz2",
     ".fits.Z",
 )
-#: File name endings read as TIFF (through tifffile).
-TIFF_EXTENSIONS = (".tif", ".tiff")
+#: File name endings read as TIFF (through tifffile); ``.ome.tif`` names OME-TIFF.
+TIFF_EXTENSIONS = (".ome.tif", ".ome.tiff", ".tif", ".tiff")
+#: Folder name endings read as OME-Zarr (NGFF) images; folders, so not in IMAGE_EXTENSIONS.
+ZARR_EXTENSIONS = (".ome.zarr", ".zarr")
 #: File name endings read as PNG.
 PNG_EXTENSIONS = (".png",)
 #: File name endings read as JPEG.
@@ -132,15 +134,25 @@ def _describe_unknown(head: bytes, expected: str | None) -> str:
     except UnicodeDecodeError:
         decoded = None
     if decoded is not None and all(c.isprintable() or c in "\r\n\t" for c in decoded):
-        start = decoded.strip()[:40]
-        return f"{what}: it holds text starting {start!r}"
-    return f"{what}: unrecognized content starting {head[:16]!r}"
+        return f"{what}: it holds plain text"  # never quote contents (a password, a key)
+    return f"{what}: unrecognized binary content"
 
 
 # longest first, so that "a.fits.gz" has the stem "a" (not "a.fits")
 _SUFFIXES_LONGEST_FIRST = tuple(
-    sorted({e.lower() for e in IMAGE_EXTENSIONS}, key=lambda e: (-len(e), e))
+    sorted({e.lower() for e in IMAGE_EXTENSIONS + ZARR_EXTENSIONS}, key=lambda e: (-len(e), e))
 )
+
+
+def _is_zarr(path) -> bool:
+    """True for a path named like an OME-Zarr store (``.ome.zarr``, ``.zarr``) or a zarr group
+    folder (``zarr.json`` or ``.zgroup`` inside, e.g. ``cells.ome.zarr/labels/nuclei``)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return False
+    if os.fspath(path).rstrip("/\\").lower().endswith(ZARR_EXTENSIONS):
+        return True
+    path = Path(path)
+    return path.is_dir() and ((path / "zarr.json").is_file() or (path / ".zgroup").is_file())
 
 
 def image_stem(path: str | os.PathLike) -> str:
@@ -164,6 +176,8 @@ def image_stem(path: str | os.PathLike) -> str:
     --------
     >>> image_stem("data/cell_7.fits.gz"), image_stem("B.TIF"), image_stem("notes.txt")
     ('cell_7', 'B', 'notes')
+    >>> image_stem("c.ome.tif"), image_stem("plate/d.ome.zarr")
+    ('c', 'd')
     """
     name = Path(path).name
     lower = name.lower()
@@ -178,7 +192,8 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[P
 
     Hidden files (names starting with ``.``, which includes the temporary files of an interrupted
     :func:`~sciconv.io.write`) and broken links are skipped. Extensions are matched
-    case-insensitively: ``.fits .fit .fts .fits.gz .fits.fz .fz .tif .tiff .png .jpg .jpeg``.
+    case-insensitively: ``.fits .fit .fts .fits.gz .fits.fz .fz .tif .tiff .png .jpg .jpeg``
+    (``.ome.tif`` included). OME-Zarr stores are folders and are not listed.
 
     Parameters
     ----------

@@ -221,6 +221,145 @@ class GridImage:
         meta["cutout"] = (int(ys.start), int(ys.stop), int(xs.start), int(xs.stop))
         return GridImage(data, header=header, wcs=wcs, mask=mask, path=self.path, meta=meta)
 
+    def to_nddata(self, *, ccd: bool = False):
+        """This image as an :class:`astropy.nddata.NDData` (or ``CCDData``), nothing dropped.
+
+        The pixels go to ``data`` as astropy orders them: ``(H, W)`` for one channel, ``(C, H,
+        W)`` for several (the FITS order); ``mask`` (True = bad), ``wcs``, the unit (``BUNIT``,
+        or the unit of an NDData the image came from), the uncertainty and PSF of an NDData the
+        image came from are carried, and ``meta`` is a copy of the FITS header (an empty dict when
+        there is none): the astropy convention, so ``CCDData.write`` and photutils take it.
+        :meth:`from_nddata` is the inverse.
+
+        Parameters
+        ----------
+        ccd : bool, optional
+            Return a :class:`astropy.nddata.CCDData` (unit ``dimensionless`` when none is known).
+            Default False: an ``NDData``.
+
+        Returns
+        -------
+        astropy.nddata.NDData or astropy.nddata.CCDData
+
+        Raises
+        ------
+        ConfigError
+            The image is a stack ``(N, H, W, C)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> img = GridImage(np.ones((3, 4, 1), np.float32), mask=np.zeros((3, 4, 1), bool))
+        >>> nd = img.to_nddata(ccd=True)
+        >>> type(nd).__name__, nd.data.shape, nd.mask.shape, str(nd.unit)
+        ('CCDData', (3, 4), (3, 4), '')
+        >>> GridImage.from_nddata(nd).shape
+        (3, 4, 1)
+        """
+        from astropy import units as u
+        from astropy.nddata import CCDData, NDData
+
+        if len(self.shape) != 3:
+            raise ConfigError(f"to_nddata needs one image (H, W, C); got shape {self.shape}")
+        data = np.asarray(self.data)
+        mask = None if self.mask is None else np.asarray(self.mask, dtype=bool)
+        if data.shape[-1] == 1:
+            data = data[..., 0]
+            mask = None if mask is None else mask[..., 0]
+        else:
+            data = np.moveaxis(data, -1, 0)
+            mask = None if mask is None else np.moveaxis(mask, -1, 0)
+        unit = self.meta.get("unit")
+        if unit is None and self.meta.get("bunit"):
+            unit = u.Unit(str(self.meta["bunit"]), format="fits", parse_strict="silent")
+        meta = {} if self.header is None else self.header.copy()
+        kwargs = dict(mask=mask, wcs=self.wcs, meta=meta, psf=self.meta.get("psf"))
+        if ccd:
+            return CCDData(
+                data,
+                unit=unit or u.dimensionless_unscaled,
+                uncertainty=self.meta.get("uncertainty"),
+                **kwargs,
+            )
+        return NDData(data, unit=unit, uncertainty=self.meta.get("uncertainty"), **kwargs)
+
+    @classmethod
+    def from_nddata(cls, nd) -> GridImage:
+        """A :class:`GridImage` from an :class:`astropy.nddata.NDData` (or ``CCDData``).
+
+        ``data`` ``(H, W)`` or ``(C, H, W)`` becomes ``(H, W, C)`` float32 with the masked pixels
+        set to NaN (as :func:`sciconv.io.read` does, so prediction skips them); ``mask`` (True =
+        bad, plus non-finite pixels) and the celestial ``wcs`` are kept; ``meta`` becomes the
+        ``header`` when it holds FITS cards; the unit (``meta["unit"]``, ``meta["bunit"]``),
+        uncertainty (``meta["uncertainty"]``), PSF (``meta["psf"]``) and a ``meta`` that is not
+        a header (``meta["nddata_meta"]``) are kept for :meth:`to_nddata`.
+
+        Parameters
+        ----------
+        nd : astropy.nddata.NDData
+            E.g. ``CCDData.read("frame.fits", unit="adu")``.
+
+        Returns
+        -------
+        GridImage
+
+        Raises
+        ------
+        ConfigError
+            ``nd`` is not an NDData, or its data is not 2-D or 3-D.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astropy.nddata import CCDData
+        >>> mask = np.zeros((2, 3), bool); mask[0, 0] = True
+        >>> img = GridImage.from_nddata(CCDData(np.ones((2, 3)), unit="adu", mask=mask))
+        >>> img.shape, img.data[0, 0, 0], img.meta["bunit"]
+        ((2, 3, 1), np.float32(nan), 'adu')
+        """
+        from astropy.io import fits
+
+        if not _is_nddata(nd):
+            raise ConfigError(
+                f"from_nddata needs an astropy NDData or CCDData; got {type(nd).__name__}"
+            )
+        data = np.asarray(nd.data, dtype=np.float32)
+        if data.ndim not in (2, 3):
+            raise ConfigError(f"NDData must hold (H, W) or (C, H, W) data; got shape {data.shape}")
+        mask = None if nd.mask is None else np.broadcast_to(np.asarray(nd.mask, bool), data.shape)
+        data = data[..., None] if data.ndim == 2 else np.moveaxis(data, 0, -1)
+        if mask is not None:
+            mask = mask[..., None] if mask.ndim == 2 else np.moveaxis(mask, 0, -1)
+            mask = mask | ~np.isfinite(data)
+            data = np.where(mask, np.float32(np.nan), data)
+        else:
+            mask = ~np.isfinite(data)
+        wcs = nd.wcs
+        if wcs is not None and not getattr(wcs, "has_celestial", False):
+            wcs = None
+        elif wcs is not None and wcs.naxis > 2:
+            wcs = wcs.celestial
+        meta, header = {}, None
+        if isinstance(nd.meta, fits.Header):
+            header = nd.meta.copy()
+        elif nd.meta:
+            try:
+                header = fits.Header(dict(nd.meta))
+            except (ValueError, TypeError, KeyError):
+                meta["nddata_meta"] = nd.meta
+        if nd.unit is not None:
+            try:
+                bunit = nd.unit.to_string("fits")
+            except ValueError:  # not a FITS unit: keep astropy's spelling
+                bunit = nd.unit.to_string()
+            meta["unit"], meta["bunit"] = nd.unit, bunit
+        if nd.uncertainty is not None:
+            meta["uncertainty"] = nd.uncertainty
+        if nd.psf is not None:
+            meta["psf"] = nd.psf
+        meta["format"] = "nddata"
+        return cls(data, header=header, wcs=wcs, mask=mask, meta=meta)
+
 
 def as_array(image: Any, *, load: bool = False) -> Any:
     """The pixels of an image, whatever it came as: the one way every stage unwraps an image.

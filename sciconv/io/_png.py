@@ -1,7 +1,12 @@
 """PNG and JPEG through Pillow, and the 16-bit colour PNG codec Pillow lacks.
 
-Pillow reduces 16-bit grey+alpha, RGB and RGBA PNG to 8 bits; those are decoded here
-(:func:`_png_decode`, non-interlaced) and written here (:func:`_png_encode`).
+Pillow (13 included) reduces 16-bit grey+alpha, RGB and RGBA PNG to 8 bits; those are decoded here
+(:func:`_png_decode`, non-interlaced) and written here (:func:`_png_encode`). Both paths keep the
+same limits: Pillow's decompression-bomb pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``, refused above
+twice it, as Pillow does) and the memory check every sciconv reader makes; the hand decoder also
+inflates no more than the pixel data the header announces, and unfilters with numpy along
+anti-diagonals (each pixel depends only on its left, upper and upper-left neighbours), never pixel
+by pixel in Python.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import InvalidImageError
-from sciconv.io._common import _section_slices, _short, _to_float32
+from sciconv.io._common import _check_memory, _section_slices, _short, _to_float32
 from sciconv.io._image import GridImage, _InMemoryLazy
 
 
@@ -24,11 +29,16 @@ def _read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
     info = _png_ihdr(path) if kind == "png" else None
     meta: dict[str, Any] = {"format": kind}
     if info is not None and info["bit_depth"] == 16 and info["color_type"] in (2, 4, 6):
+        _check_pixel_limit(info["width"] * info["height"], path)
+        # decoding holds the inflated rows, two int16 work arrays, uint16 and float32 results
+        _check_memory(info["width"] * info["height"] * info["channels"], 12, path)
         raw = _png_decode(path, info)  # Pillow would silently reduce these to 8 bits
         meta.update(dtype="uint16", mode=f"{info['channels']}x16-bit")
     else:
         try:
             with Image.open(path) as im:
+                wide = im.mode in ("I", "F") or im.mode.startswith("I;16")
+                _check_memory(im.size[0] * im.size[1] * len(im.getbands()), 4 if wide else 1, path)
                 im.load()
                 mode = im.mode
                 meta["mode"] = mode
@@ -44,6 +54,8 @@ def _read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
                 elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
                     im = im.convert("RGB")
                 raw = np.asarray(im)
+        except InvalidImageError:
+            raise
         except Exception as exc:
             raise InvalidImageError(
                 f"not a readable {kind.upper()} file ({_short(exc)})", path=path
@@ -95,12 +107,30 @@ def _png_ihdr(path: Path) -> dict | None:
     }
 
 
+def _check_pixel_limit(n_pixels: int, path: Path) -> None:
+    """Refuse what Pillow refuses: more than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and n_pixels > 2 * limit:
+        raise InvalidImageError(
+            f"the PNG header claims {n_pixels:,} pixels, more than twice "
+            f"PIL.Image.MAX_IMAGE_PIXELS ({limit:,}): a decompression bomb? Raise "
+            "PIL.Image.MAX_IMAGE_PIXELS to read it if you trust the file",
+            path=path,
+        )
+
+
 def _png_decode(path: Path, info: dict) -> np.ndarray:
     """Decode a non-interlaced 16-bit PNG (gray+alpha, RGB, RGBA) that Pillow reads at 8 bits."""
     if info["interlace"]:
         raise InvalidImageError(
             "interlaced 16-bit colour PNG is not supported; save it as TIFF", path=path
         )
+    h, w, c = info["height"], info["width"], info["channels"]
+    bpp = 2 * c
+    stride = w * bpp
+    expected = h * (stride + 1)
     try:
         blob = Path(path).read_bytes()
         pos, chunks = 8, []
@@ -112,43 +142,60 @@ def _png_decode(path: Path, info: dict) -> np.ndarray:
             if ctype == b"IEND":
                 break
             pos += 12 + length
-        raw = zlib.decompress(b"".join(chunks))
+        # inflate no more than the header announces: a zlib bomb stops here
+        raw = zlib.decompressobj().decompress(b"".join(chunks), expected)
     except Exception as exc:
         raise InvalidImageError(f"damaged PNG data ({_short(exc)})", path=path) from exc
-    h, w, c = info["height"], info["width"], info["channels"]
-    bpp = 2 * c
-    stride = w * bpp
-    if len(raw) < h * (stride + 1):
+    if len(raw) < expected:
         raise InvalidImageError("truncated PNG pixel data", path=path)
-    rows = np.frombuffer(raw, dtype=np.uint8, count=h * (stride + 1)).reshape(h, stride + 1)
-    out = np.zeros((h, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.int32)
-    for y in range(h):
-        ftype, line = rows[y, 0], rows[y, 1:].astype(np.int32)
-        if ftype == 0:
-            cur = line
-        elif ftype == 1:
-            cur = np.cumsum(line.reshape(w, bpp), axis=0).reshape(-1) % 256
-        elif ftype == 2:
-            cur = (line + prev) % 256
-        elif ftype in (3, 4):
-            cur = np.zeros(stride, dtype=np.int32)
-            for x in range(0, stride, bpp):
-                left = cur[x - bpp : x] if x else np.zeros(bpp, dtype=np.int32)
-                up = prev[x : x + bpp]
-                if ftype == 3:
-                    pred = (left + up) // 2
-                else:
-                    ul = prev[x - bpp : x] if x else np.zeros(bpp, dtype=np.int32)
-                    p = left + up - ul
-                    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - ul)
-                    pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, ul))
-                cur[x : x + bpp] = (line[x : x + bpp] + pred) % 256
-        else:
-            raise InvalidImageError(f"damaged PNG data (filter type {ftype} in row {y})", path=path)
-        out[y] = cur
-        prev = cur
-    return out.view(">u2").reshape(h, w, c).astype(np.uint16)
+    rows = np.frombuffer(raw, dtype=np.uint8, count=expected).reshape(h, stride + 1)
+    filters = rows[:, 0]
+    bad = np.flatnonzero(filters > 4)
+    if bad.size:
+        y = int(bad[0])
+        raise InvalidImageError(
+            f"damaged PNG data (filter type {filters[y]} in row {y})", path=path
+        )
+    out = _unfilter(filters, rows[:, 1:].reshape(h, w, bpp))
+    return out.reshape(h, stride).view(">u2").reshape(h, w, c).astype(np.uint16)
+
+
+def _unfilter(filters: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """Undo PNG filtering of ``lines`` (h, w, bytes per pixel), uint8, with numpy.
+
+    Every filter predicts a pixel from its left (a), upper (b) and upper-left (c) neighbours,
+    so the pixels of one anti-diagonal ``y + x = d`` depend only on the two diagonals before:
+    ``h + w - 1`` vectorized steps. Images using only None/Sub/Up are undone row by row.
+    """
+    h, w, bpp = lines.shape
+    if not np.isin(filters, (3, 4)).any():
+        out = np.empty((h, w, bpp), dtype=np.uint8)
+        prev = np.zeros((w, bpp), dtype=np.uint8)
+        for y in range(h):
+            line = lines[y]
+            if filters[y] == 1:
+                line = np.cumsum(line, axis=0, dtype=np.uint64).astype(np.uint8)  # mod 256
+            elif filters[y] == 2:
+                line = line + prev  # uint8 arithmetic wraps mod 256
+            out[y] = line
+            prev = out[y]
+        return out
+    # padded by one zero row and column: the neighbours outside the image are 0
+    done = np.zeros((h + 1, w + 1, bpp), dtype=np.int16)
+    filt = filters.astype(np.int16)
+    for d in range(h + w - 1):
+        ys = np.arange(max(0, d - w + 1), min(h - 1, d) + 1)
+        xs = d - ys
+        a = done[ys + 1, xs]
+        b = done[ys, xs + 1]
+        c = done[ys, xs]
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        f = filt[ys][:, None]
+        pred = np.select([f == 1, f == 2, f == 3, f == 4], [a, b, (a + b) >> 1, paeth], 0)
+        done[ys + 1, xs + 1] = (lines[ys, xs] + pred) & 255
+    return done[1:, 1:].astype(np.uint8)
 
 
 def _png_encode(array: np.ndarray) -> bytes:

@@ -2,6 +2,19 @@
 
 Uncompressed files are memory-mapped for sections and lazy reads; compressed or tiled ones are
 decoded whole.
+
+Microscopy metadata (read by tifffile, never parsed by hand) goes into ``GridImage.meta``:
+
+``meta["pixel_size"]``
+    ``(dy, dx)``, the physical size of one pixel (OME ``PhysicalSizeY/X``; ImageJ and plain TIFF
+    ``1 / YResolution, 1 / XResolution``), in ``meta["pixel_unit"]`` (``"µm"``, ``"nm"``, ...).
+``meta["z_spacing"]``
+    The step between Z planes (OME ``PhysicalSizeZ``, ImageJ ``spacing``), same unit.
+``meta["channel_names"]``
+    One name per channel (OME ``Channel/@Name``; ImageJ ``Labels`` when there is one per channel).
+``meta["ome"]``, ``meta["imagej"]``
+    True when the file carries OME-XML or ImageJ hyperstack metadata; ``meta["axes"]`` is then
+    the axes they give (``"TZCYX"``, ...).
 """
 
 from __future__ import annotations
@@ -99,6 +112,7 @@ def _read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fa
         }
         if axes is not None:
             meta["axes_override"] = use_axes
+        meta.update(_microscopy_meta(tif, page))
         if palette:
             return _read_tiff_palette(tif, page, path, meta, section)
         roles = _tiff_roles(use_axes, shape, stack=stack, path=path)
@@ -199,3 +213,82 @@ def _read_tiff_palette(tif, page, path, meta, section) -> GridImage:
     ys, xs = _section_slices(section, rgb.shape[0], rgb.shape[1], path)
     data = _to_float32(rgb[ys, xs], path=path)
     return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+
+
+_UNIT_ALIASES = {
+    "um": "µm",
+    "micron": "µm",
+    "microns": "µm",
+    "\u03bcm": "µm",
+}  # Greek mu -> micro sign
+_UNIT_METRES = {"m": 1.0, "cm": 1e-2, "mm": 1e-3, "µm": 1e-6, "nm": 1e-9, "Å": 1e-10, "pm": 1e-12}
+
+
+def _unit(name) -> str:
+    name = str(name).strip()
+    return _UNIT_ALIASES.get(name.lower(), _UNIT_ALIASES.get(name, name))
+
+
+def _microscopy_meta(tif, page) -> dict:
+    """Pixel size, unit, Z spacing and channel names from OME-XML, ImageJ or resolution tags."""
+    meta: dict = {}
+    try:
+        if tif.is_ome and tif.ome_metadata:
+            meta.update(_ome_meta(tif.ome_metadata))
+        elif tif.is_imagej and tif.imagej_metadata:
+            meta.update(_imagej_meta(tif.imagej_metadata, page))
+    except Exception as exc:  # metadata is a bonus: the pixels are still good
+        _warn(f"{tif.filehandle.path}: microscopy metadata not understood ({_short(exc)}); ignored")
+    return meta
+
+
+def _ome_meta(xml: str) -> dict:
+    import tifffile
+
+    ome = tifffile.xml2dict(xml).get("OME", {})
+    image = ome.get("Image", {})
+    image = image[0] if isinstance(image, list) else image
+    pixels = image.get("Pixels", {}) or {}
+    meta: dict = {"ome": True}
+    dx, dy = pixels.get("PhysicalSizeX"), pixels.get("PhysicalSizeY")
+    if dx is not None or dy is not None:
+        unit = _unit(pixels.get("PhysicalSizeXUnit", pixels.get("PhysicalSizeYUnit", "µm")))
+        dx = dy if dx is None else dx
+        dy = dx if dy is None else dy
+        dy = _convert(float(dy), _unit(pixels.get("PhysicalSizeYUnit", unit)), unit)
+        meta["pixel_size"] = (dy, float(dx))
+        meta["pixel_unit"] = unit
+        if pixels.get("PhysicalSizeZ") is not None:
+            z_unit = _unit(pixels.get("PhysicalSizeZUnit", unit))
+            meta["z_spacing"] = _convert(float(pixels["PhysicalSizeZ"]), z_unit, unit)
+    channels = pixels.get("Channel", [])
+    channels = [channels] if isinstance(channels, dict) else list(channels or [])
+    names = [c.get("Name") for c in channels if isinstance(c, dict)]
+    if names and all(n is not None for n in names):
+        meta["channel_names"] = [str(n) for n in names]
+    return meta
+
+
+def _imagej_meta(ij: dict, page) -> dict:
+    meta: dict = {"imagej": True}
+    unit = _unit(ij.get("unit", "pixel"))
+    tags = page.tags
+    if "XResolution" in tags and "YResolution" in tags:
+        rx, ry = (tags[k].value for k in ("XResolution", "YResolution"))
+        rx, ry = rx[0] / rx[1], ry[0] / ry[1]
+        if rx > 0 and ry > 0 and unit not in ("pixel", ""):
+            meta["pixel_size"] = (1.0 / ry, 1.0 / rx)
+            meta["pixel_unit"] = unit
+            if ij.get("spacing") is not None:
+                meta["z_spacing"] = float(ij["spacing"])
+    labels = ij.get("Labels")
+    channels = int(ij.get("channels", 1) or 1)
+    if isinstance(labels, (list, tuple)) and channels > 1 and len(labels) == channels:
+        meta["channel_names"] = [str(n) for n in labels]
+    return meta
+
+
+def _convert(value: float, unit: str, to: str) -> float:
+    if unit == to or unit not in _UNIT_METRES or to not in _UNIT_METRES:
+        return value
+    return value * _UNIT_METRES[unit] / _UNIT_METRES[to]

@@ -1,4 +1,4 @@
-"""The writers behind :func:`sciconv.io.write`: FITS with header, WCS and HISTORY; TIFF; PNG.
+"""The writers behind :func:`sciconv.io.write`: FITS with header, WCS and HISTORY; (OME-)TIFF; PNG.
 
 Each writes into a temporary file that :func:`sciconv._atomic.atomic_output` moves into place,
 so an interrupted write never leaves a partial file.
@@ -26,6 +26,8 @@ _WRITE_FORMATS = {
     ".fts.gz": "fits",
     ".fits.fz": "fits-compressed",
     ".fz": "fits-compressed",
+    ".ome.tif": "ome-tiff",
+    ".ome.tiff": "ome-tiff",
     ".tif": "tiff",
     ".tiff": "tiff",
     ".png": "png",
@@ -180,6 +182,45 @@ def _write_tiff(tmp: Path, arr: np.ndarray, history: list[str]) -> None:
             np.ascontiguousarray(np.moveaxis(arr, -1, 0)),
             photometric="minisblack",
             metadata={"axes": "CYX", **meta},
+        )
+
+
+def _write_ome_tiff(tmp: Path, arr: np.ndarray, like, history: list[str]) -> None:
+    """OME-TIFF through tifffile: axes, ``like``'s pixel size, unit and (matching) channel names."""
+    import tifffile
+
+    import sciconv
+
+    source = like.meta if isinstance(like, GridImage) else {}
+    meta: dict[str, Any] = {}
+    if source.get("pixel_size") is not None:
+        dy, dx = (float(v) for v in source["pixel_size"])
+        unit = str(source.get("pixel_unit") or "µm")
+        meta.update(
+            PhysicalSizeX=dx, PhysicalSizeXUnit=unit, PhysicalSizeY=dy, PhysicalSizeYUnit=unit
+        )
+    if history:
+        meta["Description"] = "\n".join(history)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    n_chan = 1 if arr.ndim == 2 else arr.shape[2]
+    names = source.get("channel_names")
+    if names is not None and len(names) == n_chan:
+        meta["Channel"] = {"Name": [str(n) for n in names]}
+    kwargs: dict[str, Any] = {"ome": True, "software": f"sciconv {sciconv.__version__}"}
+    if arr.ndim == 2:
+        tifffile.imwrite(
+            tmp, arr, photometric="minisblack", metadata={"axes": "YX", **meta}, **kwargs
+        )
+    elif arr.shape[2] == 3 and arr.dtype in (np.uint8, np.uint16):
+        tifffile.imwrite(tmp, arr, photometric="rgb", metadata={"axes": "YXS", **meta}, **kwargs)
+    else:
+        tifffile.imwrite(
+            tmp,
+            np.ascontiguousarray(np.moveaxis(arr, -1, 0)),
+            photometric="minisblack",
+            metadata={"axes": "CYX", **meta},
+            **kwargs,
         )
 
 

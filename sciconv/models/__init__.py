@@ -26,18 +26,21 @@ Examples
 from __future__ import annotations
 
 from sciconv.models.builders import check_input_shape, classifier, regressor, segmenter
+from sciconv.models.export import EXPORT_FORMATS, export
 from sciconv.models.layers import BilinearUpSampling2D, SciconvMetadata
 from sciconv.models.loading import load
 from sciconv.models.metadata import attach_metadata, get_metadata, metadata_layer, set_metadata
 from sciconv.models.zoo import PRETRAINED, pretrained, pretrained_info
 
 __all__ = [
+    "EXPORT_FORMATS",
     "PRETRAINED",
     "BilinearUpSampling2D",
     "SciconvMetadata",
     "attach_metadata",
     "check_input_shape",
     "classifier",
+    "export",
     "get_metadata",
     "load",
     "metadata_layer",

@@ -1,9 +1,13 @@
 """Loading ``.keras`` model files safely: :func:`load`.
 
-The file's ``config.json`` is scanned for Lambda layers and serialized Python functions before
-anything is built, and Keras loads it in safe mode. A model written by a sciconv builder with a
-newer Keras than the installed one is rebuilt from its ``architecture`` metadata and given the
-file's weights.
+The file's ``config.json`` is scanned before anything is built: Lambda layers, serialized Python
+functions and any object from outside Keras, sciconv and the registered custom objects are refused
+(:class:`~sciconv.errors.UnsafeModelError`), and Keras then loads the file in safe mode. The zip
+directory is checked first: member sizes (as declared there, which :mod:`zipfile` enforces when
+reading) are capped, so a decompression bomb is refused before a byte is inflated. A model written
+by a sciconv builder with a newer Keras than the installed one (the one case where Keras refuses a
+config key it does not know) is rebuilt from its ``architecture`` metadata and given the file's
+weights; no other refusal of Keras ever leads to a rebuild.
 
 Importing this module registers every custom layer, loss and metric of sciconv with Keras, so
 ``keras.models.load_model`` works on sciconv models as well as :func:`load` does.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -22,6 +27,7 @@ import keras
 # layers are registered by sciconv.models.layers, which the builders import)
 import sciconv.losses
 import sciconv.metrics  # noqa: F401
+from sciconv._archive import zip_size_problem
 from sciconv.errors import ModelError, UnsafeModelError
 from sciconv.models.builders import classifier, regressor, segmenter
 from sciconv.models.metadata import set_metadata
@@ -29,8 +35,50 @@ from sciconv.models.metadata import set_metadata
 __all__ = ["load"]
 
 
+#: Largest ``config.json`` / ``metadata.json`` accepted (bytes, uncompressed).
+MAX_CONFIG_BYTES = 64 * 2**20
+#: Largest total uncompressed size of a ``.keras`` file's members (bytes).
+MAX_MODEL_BYTES = 16 * 2**30
+#: Largest compression ratio of a member, or of the file, above 1 MiB (Keras stores members
+#: uncompressed; re-zipped weights compress about 1.1:1, a decompression bomb about 1000:1).
+MAX_COMPRESSION_RATIO = 100
+
+# modules whose objects a safe .keras config may name: Keras' modeling APIs. Keras' non-modeling
+# APIs (keras.utils.get_file, keras.saving, ...) are not; sciconv's layers, losses and metrics,
+# like any custom object, pass by their registered name.
+_SAFE_MODULE_ROOTS = ("keras",)
+_UNSAFE_KERAS_MODULES = ("keras.utils", "keras.src.utils", "keras.saving", "keras.src.saving")
+
+
+def _module_is_safe(module: str) -> bool:
+    if any(module == m or module.startswith(m + ".") for m in _UNSAFE_KERAS_MODULES):
+        return False
+    return any(module == m or module.startswith(m + ".") for m in _SAFE_MODULE_ROOTS)
+
+
+def _describe_unsafe_object(config: dict) -> str | None:
+    """Describe a serialized object naming code outside Keras' modeling APIs and sciconv."""
+    cls = config.get("class_name")
+    module = config.get("module")
+    if not isinstance(cls, str) or not isinstance(module, str):
+        return None
+    if _module_is_safe(module):
+        return None
+    # a custom object registered in this process (sciconv's own included) is allowed, as in
+    # Keras' safe mode; a function is serialized with its registered name as its config
+    registered = config.get("config") if cls == "function" else config.get("registered_name")
+    if isinstance(registered, str) and keras.saving.get_registered_object(registered) is not None:
+        return None
+    name = config.get("config") if cls == "function" else cls
+    return f"reference to {module}.{name} (neither Keras modeling code nor a registered object)"
+
+
 def _find_unsafe(config) -> str | None:
-    """Return a description of the first Lambda layer / serialized Python function, if any."""
+    """Return a description of the first unsafe object of a ``.keras`` config, if any.
+
+    Unsafe: a Lambda layer, a serialized Python lambda, and any class or function from outside
+    Keras' modeling APIs and sciconv that is not a custom object registered in this process.
+    """
     if isinstance(config, dict):
         cls = config.get("class_name")
         if cls == "Lambda":
@@ -38,6 +86,9 @@ def _find_unsafe(config) -> str | None:
             return f"Lambda layer {layer!r}"
         if cls == "__lambda__":
             return "serialized Python lambda"
+        found = _describe_unsafe_object(config)
+        if found:
+            return found
         for value in config.values():
             found = _find_unsafe(value)
             if found:
@@ -50,6 +101,22 @@ def _find_unsafe(config) -> str | None:
     return None
 
 
+def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
+    """Refuse a zip whose directory declares oversized or bomb-like members (reads nothing)."""
+    problem = zip_size_problem(
+        archive,
+        max_total=MAX_MODEL_BYTES,
+        max_ratio=MAX_COMPRESSION_RATIO,
+        member_limits={"config.json": MAX_CONFIG_BYTES, "metadata.json": MAX_CONFIG_BYTES},
+    )
+    if problem:
+        raise ModelError(
+            f"refusing to load: {problem} (limits: sciconv.models.loading.MAX_CONFIG_BYTES, "
+            "MAX_MODEL_BYTES, MAX_COMPRESSION_RATIO)",
+            path=path,
+        )
+
+
 def _read_config(path: Path) -> dict:
     try:
         with zipfile.ZipFile(path) as archive:
@@ -59,7 +126,10 @@ def _read_config(path: Path) -> dict:
                     f"not a .keras model file: the zip holds no config.json (found {names[:5]})",
                     path=path,
                 )
-            return json.loads(archive.read("config.json").decode("utf-8"))
+            _check_members(archive, path)
+            with archive.open("config.json") as member:  # zipfile stops at the declared size
+                data = member.read(MAX_CONFIG_BYTES + 1)
+            return json.loads(data.decode("utf-8"))
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelError(f"not a readable .keras model file ({err})", path=path) from None
 
@@ -67,9 +137,12 @@ def _read_config(path: Path) -> dict:
 def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) -> keras.Model:
     """Load a ``.keras`` model file safely.
 
-    The file's ``config.json`` is inspected before anything is built: a Lambda layer (arbitrary
-    Python code) is refused unless ``trust=True``; loading then goes through
-    ``keras.saving.load_model(path, safe_mode=not trust)``. Nothing is unpickled.
+    The file's zip directory and ``config.json`` are inspected before anything is built: a Lambda
+    layer (arbitrary Python code) or a reference to code outside Keras and the registered custom
+    objects is refused unless ``trust=True``; loading then goes through
+    ``keras.saving.load_model(path, safe_mode=not trust)``. Nothing is unpickled. Only a file
+    whose config a newer Keras wrote (keys the installed Keras does not know) is rebuilt from the
+    sciconv metadata it records; every other refusal of Keras is raised.
 
     Parameters
     ----------
@@ -88,9 +161,15 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
     Raises
     ------
     ModelError
-        Missing file, a folder, a file that is not a ``.keras`` zip, or a model Keras cannot build.
+        Missing file, a folder, a FIFO or device, a file that is not a ``.keras`` zip, a zip
+        whose members declare sizes over the limits (:data:`MAX_CONFIG_BYTES`,
+        :data:`MAX_MODEL_BYTES`, :data:`MAX_COMPRESSION_RATIO`), or a model Keras cannot build
+        (a class or function it does not know included).
     UnsafeModelError
-        The file holds a Lambda layer and ``trust`` is False.
+        ``trust`` is False and the file holds a Lambda layer, a serialized Python function, or
+        names a class or function from outside Keras' modeling APIs and the registered custom
+        objects (``os.system``, ``builtins.eval``, ``keras.utils.get_file``, ...), or Keras'
+        safe mode refused it.
 
     Examples
     --------
@@ -103,12 +182,21 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
     'classification'
     """
     path = Path(path)
-    if not path.exists():
-        raise ModelError("model file not found", path=path)
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ModelError("model file not found", path=path) from None
+    except OSError as err:
+        raise ModelError(f"cannot read the model file ({err.strerror or err})", path=path) from None
+    if stat.S_ISDIR(mode):
         raise ModelError(
             "is a folder (a TensorFlow SavedModel?); sciconv loads .keras files written by "
             "model.save('name.keras')",
+            path=path,
+        )
+    if not stat.S_ISREG(mode):
+        raise ModelError(
+            "is not a regular file (a FIFO, socket or device?); sciconv loads .keras files",
             path=path,
         )
     if path.suffix != ".keras":
@@ -139,18 +227,64 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
     except ModelError:
         raise
     except Exception as err:  # Keras raises ValueError/TypeError/KeyError for unbuildable files
-        if "safe_mode" in str(err):
+        kind = _classify_keras_error(err)
+        if kind == "unsafe":
             raise UnsafeModelError(
-                f"refusing to load: {err}. If you trust the file's source, pass trust=True",
+                f"refusing to load: Keras refused the file for security ({_innermost(err)}). "
+                "If you trust the file's source, pass trust=True",
                 path=path,
             ) from None
-        rebuilt = _rebuild_from_metadata(path, config)
-        if rebuilt is not None:
-            return rebuilt
+        if kind == "newer-keras":
+            rebuilt = _rebuild_from_metadata(path, config)
+            if rebuilt is not None:
+                return rebuilt
+        if kind == "unknown-class":
+            raise ModelError(
+                f"cannot build the model: it names a class or function Keras does not know "
+                f"({_innermost(err)}); import the package that registers it first",
+                path=path,
+            ) from err
         hint = "" if not compile else " (try compile=False if a custom loss or metric is missing)"
         raise ModelError(
             f"cannot build the model: {type(err).__name__}: {err}{hint}", path=path
         ) from err
+
+
+def _error_chain(err: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    return chain
+
+
+def _innermost(err: BaseException) -> str:
+    return str(_error_chain(err)[-1]).split("\n")[0][:300]
+
+
+def _classify_keras_error(err: BaseException) -> str:
+    """Sort a refusal of ``keras.saving.load_model`` into the cases :func:`load` treats apart.
+
+    ``"unsafe"``: a security refusal; ``"unknown-class"``: a class or function Keras cannot
+    locate; ``"newer-keras"``: the one documented case a rebuild may repair, the innermost error
+    being a keyword argument the installed Keras does not know; ``"other"``: everything else.
+    """
+    chain = _error_chain(err)
+    texts = [str(e) for e in chain]
+    if any(
+        "safe_mode" in t or "disallowed during deserialization" in t or "for security" in t
+        for t in texts
+    ):
+        return "unsafe"
+    if any("Could not locate class" in t or "Could not locate function" in t for t in texts):
+        return "unknown-class"
+    inner = chain[-1]
+    if isinstance(inner, TypeError) and (
+        "unexpected keyword argument" in str(inner) or "Unrecognized keyword argument" in str(inner)
+    ):
+        return "newer-keras"
+    return "other"
 
 
 # metadata keys, besides ``architecture``, that each builder takes back as keyword arguments

@@ -11,7 +11,13 @@
 - :func:`write_products` writes the products of a segmentation (the full class-probability cube,
   instance labels, the catalog) as FITS (with the input's header, WCS, ``CLASSi`` cards naming
   the planes and HISTORY cards naming the model and parameters) or TIFF, named by
-  :func:`product_paths`.
+  :func:`product_paths`;
+- the astronomers' own types: :func:`to_photutils` (photutils ``SegmentationImage`` and
+  ``SourceCatalog``), :func:`to_regions` / :func:`write_regions` (DS9 regions through the
+  ``regions`` package), :func:`to_ccddata` (``CCDData`` with the input's header, WCS and mask);
+  :func:`write_catalog` writes VOTables, and :func:`measure`'s columns carry UCDs and units;
+- the microscopists' own: :func:`labels_to_geojson` / :func:`geojson_to_labels` (QuPath detection
+  objects as GeoJSON polygons).
 
 Pixel convention: ``x`` is the column and ``y`` the row, both 0-based with (0, 0) the centre of the
 first pixel (numpy, astropy ``pixel_to_world`` and photutils; add 1 for FITS/DS9 1-based pixels).
@@ -33,11 +39,22 @@ Examples
 #   _instances  probabilities -> instance labels
 #   _measure    instance labels -> measurement table (and RA/Dec)
 #   _writers    tables and image products -> files (the CSV rule, the probability convention)
+#   _astro      bridges to photutils, regions and astropy.nddata (optional imports inside)
+#   _geojson    instance labels <-> GeoJSON polygons (QuPath)
 
 from __future__ import annotations
 
+from sciconv.postprocess._astro import (
+    REGION_FORMATS,
+    REGION_SHAPES,
+    to_ccddata,
+    to_photutils,
+    to_regions,
+    write_regions,
+)
+from sciconv.postprocess._geojson import geojson_to_labels, labels_to_geojson
 from sciconv.postprocess._instances import METHODS, instances
-from sciconv.postprocess._measure import measure
+from sciconv.postprocess._measure import COLUMN_UCDS, measure
 from sciconv.postprocess._writers import (
     CATALOG_FORMATS,
     PRODUCT_FORMATS,
@@ -49,12 +66,21 @@ from sciconv.postprocess._writers import (
 
 __all__ = [
     "CATALOG_FORMATS",
+    "COLUMN_UCDS",
     "METHODS",
     "PRODUCT_FORMATS",
+    "REGION_FORMATS",
+    "REGION_SHAPES",
     "flatten_table",
+    "geojson_to_labels",
     "instances",
+    "labels_to_geojson",
     "measure",
     "product_paths",
+    "to_ccddata",
+    "to_photutils",
+    "to_regions",
     "write_catalog",
     "write_products",
+    "write_regions",
 ]

@@ -8,6 +8,7 @@ from scipy import ndimage as ndi
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 
+#: Ways :func:`instances` splits foreground into objects.
 METHODS = ("watershed", "connected")
 
 

@@ -10,6 +10,28 @@ from sciconv.io import as_array
 
 _ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
 
+#: The IVOA UCD1+ word, unit and description of each column :func:`measure` writes (the UCDs let
+#: TOPCAT, Aladin and the Virtual Observatory tools recognise positions and fluxes in a VOTable).
+COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
+    "label": ("meta.id;meta.main", None, "instance label (pixel value in the label image)"),
+    "area": ("phys.area;instr.pixel", "pix2", "number of pixels"),
+    "x": ("pos.cartesian.x;instr.pixel", "pix", "centroid column, 0-based pixel centres"),
+    "y": ("pos.cartesian.y;instr.pixel", "pix", "centroid row, 0-based pixel centres"),
+    "bbox_xmin": ("pos.cartesian.x;stat.min;instr.pixel", "pix", "first column of the box"),
+    "bbox_ymin": ("pos.cartesian.y;stat.min;instr.pixel", "pix", "first row of the box"),
+    "bbox_xmax": ("pos.cartesian.x;stat.max;instr.pixel", "pix", "last column + 1 (exclusive)"),
+    "bbox_ymax": ("pos.cartesian.y;stat.max;instr.pixel", "pix", "last row + 1 (exclusive)"),
+    "semi_major": ("phys.size.smajAxis;instr.pixel", "pix", "second-moment ellipse semi-major"),
+    "semi_minor": ("phys.size.sminAxis;instr.pixel", "pix", "second-moment ellipse semi-minor"),
+    "orientation": ("pos.posAng;instr.pixel", "deg", "major axis angle from +x towards +y"),
+    "flux_sum": ("phot.flux", None, "sum of the finite pixels (intensity units)"),
+    "flux_mean": ("phot.flux;stat.mean", None, "mean of the finite pixels (intensity units)"),
+    "x_weighted": ("pos.cartesian.x;instr.pixel", "pix", "flux-weighted centroid column"),
+    "y_weighted": ("pos.cartesian.y;instr.pixel", "pix", "flux-weighted centroid row"),
+    "ra": ("pos.eq.ra;meta.main", "deg", "right ascension (ICRS)"),
+    "dec": ("pos.eq.dec;meta.main", "deg", "declination (ICRS)"),
+}
+
 
 def _validate_labels(labels) -> np.ndarray:
     labels = np.asarray(labels)
@@ -80,6 +102,12 @@ def measure(labels, *, intensity=None, wcs=None):
         - with ``wcs``: ``ra``, ``dec`` (deg) of the weighted centroid when ``intensity`` is given,
           else of ``x``, ``y`` (``meta["RADECSRC"]`` says which).
 
+        Every column has a unit (``pix``, ``pix2``, ``deg``; fluxes take an NDData
+        ``intensity``'s unit), a description and an IVOA UCD in ``col.meta["ucd"]``
+        (:data:`COLUMN_UCDS`: ``ra`` is ``pos.eq.ra;meta.main``, ``x`` is
+        ``pos.cartesian.x;instr.pixel``, ...), which :func:`write_catalog` writes to VOTable and
+        FITS so TOPCAT and Aladin recognise the positions.
+
     Examples
     --------
     >>> import numpy as np
@@ -87,6 +115,8 @@ def measure(labels, *, intensity=None, wcs=None):
     >>> t = measure(labels, intensity=np.full((10, 10), 2.0))
     >>> t["area"][0], t["x"][0], t["y"][0], t["flux_sum"][0], t["orientation"][0]
     (np.int64(12), np.float64(3.5), np.float64(2.5), np.float64(24.0), np.float64(0.0))
+    >>> t["x"].unit, t["x"].meta["ucd"]
+    (Unit("pix"), 'pos.cartesian.x;instr.pixel')
     """
     from astropy.table import Table
 
@@ -192,4 +222,19 @@ def measure(labels, *, intensity=None, wcs=None):
         table["dec"] = np.asarray(dec, dtype=np.float64)
         table["ra"].unit = table["dec"].unit = "deg"
         table.meta["RADECSRC"] = "x_weighted, y_weighted" if image is not None else "x, y"
+    _annotate(table, flux_unit=getattr(intensity, "unit", None))
     return table
+
+
+def _annotate(table, *, flux_unit=None) -> None:
+    """Put the UCD (``col.meta["ucd"]``), unit and description of :data:`COLUMN_UCDS` on columns."""
+    for name, (ucd, unit, description) in COLUMN_UCDS.items():
+        if name not in table.colnames:
+            continue
+        col = table[name]
+        col.meta["ucd"] = ucd
+        col.description = description
+        if name.startswith("flux"):
+            unit = flux_unit
+        if unit is not None:
+            col.unit = unit

@@ -21,6 +21,9 @@ CATALOG_FORMATS = {
     ".fits": "fits",
     ".fit": "fits",
     ".fits.gz": "fits",
+    ".vot": "votable",
+    ".votable": "votable",
+    ".xml": "votable",
 }
 #: Product formats of :func:`write_products` and the image extension each writes.
 PRODUCT_FORMATS = {"fits": ".fits", "tiff": ".tif"}
@@ -119,7 +122,12 @@ def flatten_table(table, *, names: Sequence[str] | None = None):
 
 
 def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write a table as ECSV, CSV or a FITS binary table (chosen by extension), atomically.
+    """Write a table as ECSV, CSV, a FITS binary table or a VOTable (by extension), atomically.
+
+    Column units, descriptions and UCDs (``col.meta["ucd"]``, which :func:`measure` sets) are
+    kept: in VOTable as the ``unit``/``ucd`` attributes and ``DESCRIPTION`` of each ``FIELD``
+    (what TOPCAT and Aladin read), in FITS as ``TUNITn``, ``TUCDn`` and ``TCOMMn`` cards (and
+    astropy's column metadata), in ECSV in its YAML header.
 
     Parameters
     ----------
@@ -128,7 +136,8 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     path : str or os.PathLike
         ``.ecsv`` (keeps units, dtypes, multi-value columns and metadata), ``.csv`` (multi-value
         columns split by :func:`flatten_table`: ``probabilities_<class name>``,
-        ``flux_sum_0``, ...), ``.fits``/``.fit``/``.fits.gz``.
+        ``flux_sum_0``, ...), ``.fits``/``.fit``/``.fits.gz``, or ``.vot``/``.votable``/``.xml``
+        (VOTable, through :mod:`astropy.io.votable`; table-level ``meta`` is not kept there).
     overwrite : bool, optional
         Replace an existing file. Default False (raises ``OutputExistsError``).
 
@@ -145,15 +154,41 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     'cat.ecsv'
     >>> Table.read(path)["x"].tolist()
     [3.5, 7.0]
+    >>> from astropy.io.votable import parse
+    >>> import numpy as np
+    >>> from sciconv.postprocess import measure
+    >>> table = measure(np.pad(np.ones((2, 3), int), 1))
+    >>> vot = write_catalog(table, path.with_suffix(".vot"))
+    >>> [(f.name, f.ucd, str(f.unit)) for f in parse(vot).get_first_table().fields][1:3]
+    [('area', 'phys.area;instr.pixel', 'pix2'), ('x', 'pos.cartesian.x;instr.pixel', 'pix')]
     """
     _check_table(table)
     path = Path(path)
     fmt = _catalog_format(path)
     if fmt == "ascii.csv":
         table = flatten_table(table)
+    elif fmt == "fits":
+        table = _with_fits_ucds(table)
     with atomic_output(path, overwrite=overwrite) as tmp:
         table.write(tmp, format=fmt)
     return path
+
+
+def _with_fits_ucds(table):
+    """A shallow copy whose header gets ``TUCDn``/``TCOMMn`` cards (read by TOPCAT/STIL)."""
+    cards = {}
+    for i, name in enumerate(table.colnames, start=1):
+        col = table[name]
+        ucd = (col.meta or {}).get("ucd")
+        if ucd:
+            cards[f"TUCD{i}"] = str(ucd)
+        if col.description and len(str(col.description)) <= 60:
+            cards[f"TCOMM{i}"] = str(col.description)
+    if not cards:
+        return table
+    table = table.copy(copy_data=False)
+    table.meta.update(cards)
+    return table
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""Size limits for zip archives, read from the zip directory before anything is inflated.
+
+One rule for every zip sciconv opens (``.keras`` model files, downloaded archives): the sizes a
+zip's central directory declares are checked first. :mod:`zipfile` never inflates more than a
+member's declared size (a member that inflates to more fails its CRC check with ``BadZipFile``),
+so these checks bound what reading the archive can cost.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping
+
+__all__ = ["RATIO_EXEMPT_BYTES", "zip_size_problem"]
+
+#: Members (and archives) smaller than this are not held to the compression-ratio limit.
+RATIO_EXEMPT_BYTES = 2**20
+
+
+def zip_size_problem(
+    archive: zipfile.ZipFile,
+    *,
+    max_total: int,
+    max_ratio: float,
+    member_limits: Mapping[str, int] | None = None,
+) -> str | None:
+    """Describe the first size limit a zip's directory breaks, or return None.
+
+    Parameters
+    ----------
+    archive : zipfile.ZipFile
+        An open archive; only its directory (``infolist()``) is read.
+    max_total : int
+        Largest total uncompressed size of all members, in bytes.
+    max_ratio : float
+        Largest compression ratio (uncompressed / compressed) of a member, and of the whole
+        archive, once above :data:`RATIO_EXEMPT_BYTES`.
+    member_limits : mapping of str to int, optional
+        Largest uncompressed size of named members, in bytes.
+
+    Returns
+    -------
+    str or None
+        A sentence naming the member, its sizes and the limit; None when every limit holds.
+
+    Examples
+    --------
+    >>> import io, zipfile
+    >>> buf = io.BytesIO()
+    >>> with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    ...     z.writestr("zeros.bin", bytes(4 * 2**20))
+    >>> zip_size_problem(zipfile.ZipFile(buf), max_total=2**30, max_ratio=100)[:27]
+    "member 'zeros.bin' expands"
+    >>> zip_size_problem(zipfile.ZipFile(buf), max_total=2**30, max_ratio=10_000) is None
+    True
+    """
+    limits = dict(member_limits or {})
+    total = packed = 0
+    for info in archive.infolist():
+        total += info.file_size
+        packed += info.compress_size
+        limit = limits.get(info.filename)
+        if limit is not None and info.file_size > limit:
+            return (
+                f"{info.filename} declares {info.file_size:,} bytes, over the {limit:,}-byte limit"
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_EXEMPT_BYTES and ratio > max_ratio:
+            return (
+                f"member {info.filename!r} expands {ratio:,.0f}-fold ({info.compress_size:,} -> "
+                f"{info.file_size:,} bytes), over the {max_ratio:,g}:1 limit "
+                "(a decompression bomb?)"
+            )
+    if total > max_total:
+        return f"the members declare {total:,} bytes in all, over the {max_total:,}-byte limit"
+    if total > RATIO_EXEMPT_BYTES and total / max(packed, 1) > max_ratio:
+        return (
+            f"the archive expands {total / max(packed, 1):,.0f}-fold ({packed:,} -> {total:,} "
+            f"bytes), over the {max_ratio:,g}:1 limit (a decompression bomb?)"
+        )
+    return None

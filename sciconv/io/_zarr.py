@@ -1,0 +1,349 @@
+"""OME-Zarr (NGFF) through ``ome-zarr`` and ``zarr``: multiscale images in, label pyramids out.
+
+Reading takes one resolution level of the first multiscale image of the store as a dask array
+(``ome_zarr.reader.Reader``), so ``lazy=True`` reads only the chunks asked for. Writing puts
+instance labels back into the image's store as an NGFF ``labels/<name>`` group
+(``ome_zarr.writer.write_labels``): a nearest-neighbour pyramid with as many levels as the
+image has, the image's NGFF version and its physical pixel size.
+
+Both need the optional extra ``pip install "sciconv[ome]"`` (zarr, ome-zarr); without it a
+:class:`MissingDependencyError` says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from sciconv.errors import (
+    ConfigError,
+    InvalidImageError,
+    MissingDependencyError,
+    OutputExistsError,
+)
+from sciconv.io._common import _short, _to_float32
+from sciconv.io._image import GridImage, LazyImage
+
+_NGFF_UNITS = {
+    "meter": "m",
+    "centimeter": "cm",
+    "millimeter": "mm",
+    "micrometer": "µm",
+    "nanometer": "nm",
+    "angstrom": "Å",
+    "picometer": "pm",
+}
+_UNITS_NGFF = {v: k for k, v in _NGFF_UNITS.items()}
+
+
+def _ome_zarr(path=None):
+    """Import zarr and ome-zarr, or raise :class:`MissingDependencyError` with the install line."""
+    try:
+        import ome_zarr.format
+        import ome_zarr.io
+        import ome_zarr.reader
+        import ome_zarr.writer
+        import zarr
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"OME-Zarr needs zarr and ome-zarr ({_short(exc)}); "
+            'install them with: pip install "sciconv[ome]"',
+            path=path,
+        ) from exc
+    return zarr, ome_zarr
+
+
+def _open_multiscale(path: Path):
+    """The first multiscale image node of an OME-Zarr store (``ome_zarr.reader.Node``)."""
+    _, ome_zarr = _ome_zarr(path)
+    location = ome_zarr.io.parse_url(str(path), mode="r")
+    if location is None:
+        raise InvalidImageError("not an OME-Zarr store (no zarr group found)", path=path)
+    images = [
+        node
+        for node in ome_zarr.reader.Reader(location)()
+        if node.data and any(type(s).__name__ == "Multiscales" for s in node.specs)
+    ]
+    # a label group's Reader also yields its parent image: take the group asked for first
+    here = str(location.path).rstrip("/")
+    if images:
+        return min(images, key=lambda n: str(n.zarr.path).rstrip("/") != here)
+    raise InvalidImageError("OME-Zarr store holds no multiscale image", path=path)
+
+
+def _read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> GridImage:
+    """:func:`sciconv.io.read` of an OME-Zarr store: one resolution level as (H, W, C)."""
+    if not path.is_dir():
+        raise InvalidImageError("OME-Zarr store not found (expected a folder)", path=path)
+    node = _open_multiscale(path)
+    levels = [tuple(int(n) for n in d.shape) for d in node.data]
+    if not 0 <= level < len(levels):
+        raise ConfigError(
+            f"level must be 0 to {len(levels) - 1} (the store has {len(levels)} resolution "
+            f"levels, shapes {levels}); got {level}",
+            path=path,
+        )
+    axes_meta = node.metadata.get("axes") or []
+    names = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
+    dask_array = node.data[level]
+    if len(names) != dask_array.ndim:
+        names = ["t", "c", "z", "y", "x"][-dask_array.ndim :]
+    letters = "".join(n.upper()[:1] for n in names)
+    if "Y" not in letters or "X" not in letters:
+        raise InvalidImageError(f"OME-Zarr axes {names} have no y and x", path=path)
+    arranged = _arrange_dask(dask_array, letters, stack=stack, path=path)
+    ny, nx = arranged.shape[-3], arranged.shape[-2]
+    if section is not None:
+        ys, xs = (slice(*s.indices(n)[:2]) for s, n in zip(section, (ny, nx)))
+        arranged = arranged[..., ys, xs, :]
+    meta = {
+        "format": "ome-zarr",
+        "dtype": np.dtype(dask_array.dtype).name,
+        "axes": letters,
+        "shape": levels[level],
+        "level": level,
+        "levels": levels,
+    }
+    meta.update(_physical(node.metadata, names, level, path))
+    if lazy:
+        if stack:
+            raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
+
+        def reader(ys: slice, xs: slice) -> np.ndarray:
+            return _to_float32(np.asarray(arranged[ys, xs].compute()), path=path)
+
+        return GridImage(
+            LazyImage(reader, arranged.shape, path=str(path)), path=str(path), meta=meta
+        )
+    data = _to_float32(np.asarray(arranged.compute()), path=path)
+    return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+
+
+def _arrange_dask(array, letters: str, *, stack: bool, path: Path):
+    """Move a dask array's axes to ``(H, W, C)`` (or ``(N, H, W, C)`` with ``stack``)."""
+    import dask.array as da
+
+    keep = [i for i, (a, n) in enumerate(zip(letters, array.shape)) if a in "YXC" or n > 1]
+    array = array[tuple(slice(None) if i in keep else 0 for i in range(array.ndim))]
+    letters = "".join(letters[i] for i in keep)
+    others = [a for a in letters if a not in "YXC"]
+    if others and not stack:
+        if len(others) == 1 and "C" not in letters:
+            letters = letters.replace(others[0], "C")
+            others = []
+        else:
+            raise InvalidImageError(
+                f"OME-Zarr axes {letters!r} (shape {array.shape}) hold more than channels; "
+                "pass stack=True to read a stack (N, H, W, C)",
+                path=path,
+            )
+    if "C" not in letters:
+        array, letters = array[..., None], letters + "C"
+    order = [letters.index(a) for a in others] + [letters.index(a) for a in "YXC"]
+    array = da.transpose(array, order)
+    if stack:
+        n = int(np.prod(array.shape[: len(others)], dtype=np.int64)) if others else 1
+        array = array.reshape((n, *array.shape[len(others) :]))
+    return array
+
+
+def _physical(metadata: dict, names: list[str], level: int, path: Path) -> dict:
+    """Pixel size, unit and channel names from the NGFF ``multiscales`` and ``omero`` metadata."""
+    out: dict = {}
+    try:
+        transforms = (metadata.get("coordinateTransformations") or [])[level]
+        scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), None)
+        if scale is not None and "y" in names and "x" in names:
+            iy, ix = names.index("y"), names.index("x")
+            out["pixel_size"] = (float(scale[iy]), float(scale[ix]))
+            axes = metadata.get("axes") or []
+            unit = axes[ix].get("unit") if ix < len(axes) and isinstance(axes[ix], dict) else None
+            out["pixel_unit"] = _NGFF_UNITS.get(unit, unit) if unit else "pixel"
+        names_c = metadata.get("channel_names")
+        if names_c:
+            out["channel_names"] = [str(n) for n in names_c]
+    except (IndexError, KeyError, TypeError, ValueError):
+        pass
+    return out
+
+
+def write_ome_zarr_labels(
+    image: str | Path,
+    labels,
+    *,
+    name: str = "labels",
+    overwrite: bool = False,
+) -> Path:
+    """Write instance labels into an OME-Zarr image as an NGFF ``labels/<name>`` pyramid.
+
+    The labels group gets one level per level of the image (nearest-neighbour downsampling by 2,
+    so label ids survive), the image's NGFF version (0.4 or 0.5) and its pixel size, and the
+    ``image-label`` metadata viewers (napari, QuPath, OMERO) look for.
+
+    Parameters
+    ----------
+    image : str or os.PathLike
+        The ``.ome.zarr`` store holding the image the labels were predicted on.
+    labels : array_like of int, shape (H, W)
+        Instance labels at the image's full resolution (level 0), 0 = background.
+    name : str
+        The label image's name (``labels/<name>``), e.g. ``"nuclei"``.
+    overwrite : bool
+        Replace an existing ``labels/<name>``; without it an existing one raises.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``labels/<name>`` group written.
+
+    Raises
+    ------
+    MissingDependencyError
+        zarr / ome-zarr are not installed (``pip install "sciconv[ome]"``).
+    InvalidImageError
+        ``image`` is not an OME-Zarr image, or ``labels`` is not (H, W) integers of its size.
+    OutputExistsError
+        ``labels/<name>`` exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv import io
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "cells.ome.zarr"
+    >>> _ = io.write_ome_zarr(store, np.zeros((32, 32, 1), "uint16"), levels=2)
+    >>> labels = np.zeros((32, 32), "int32"); labels[4:12, 4:12] = 1
+    >>> io.write_ome_zarr_labels(store, labels, name="nuclei").relative_to(store).as_posix()
+    'labels/nuclei'
+    >>> io.read(store / "labels" / "nuclei", level=1).shape
+    (16, 16, 1)
+    """
+    zarr, ome_zarr = _ome_zarr(image)
+    image = Path(image)
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"name must be a plain folder name such as 'nuclei'; got {name!r}")
+    node = _open_multiscale(image)
+    arr = np.asarray(labels)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in node.metadata.get("axes", [])]
+    base = tuple(int(n) for n in node.data[0].shape)
+    want = (base[axes.index("y")], base[axes.index("x")]) if "y" in axes else base[-2:]
+    if arr.dtype.kind not in "iub" or arr.shape != want:
+        raise InvalidImageError(
+            f"labels must be integer (H, W) = {want} like the image's level 0; got "
+            f"{arr.dtype} {arr.shape}",
+            path=image,
+        )
+    target = image / "labels" / name
+    if target.exists():
+        if not overwrite:
+            raise OutputExistsError(
+                "labels exist; pass overwrite=True to replace them", path=target
+            )
+        shutil.rmtree(target)
+    group = zarr.open_group(str(image), mode="r+")
+    version = _ngff_version(dict(group.attrs))
+    fmt = ome_zarr.format.format_from_version(version)
+    physical = _physical(node.metadata, axes, 0, image)
+    kwargs: dict = {}
+    if "pixel_size" in physical:
+        kwargs["scale"] = dict(zip("yx", physical["pixel_size"]))
+        unit = _UNITS_NGFF.get(physical.get("pixel_unit"))
+        if unit:
+            kwargs["axes_units"] = {"y": unit, "x": unit}
+    factors = tuple(2**i for i in range(1, len(node.data)))
+    try:
+        ome_zarr.writer.write_labels(
+            arr.astype(np.int32 if arr.dtype.kind == "b" else arr.dtype),
+            group,
+            name=name,
+            axes="yx",
+            scaler=None,
+            scale_factors=factors,
+            fmt=fmt,
+            label_metadata={"source": {"image": "../../"}},
+            **kwargs,
+        )
+    except Exception as exc:
+        raise InvalidImageError(
+            f"cannot write OME-Zarr labels ({_short(exc)})", path=target
+        ) from exc
+    return target
+
+
+def write_ome_zarr(
+    path: str | Path,
+    array,
+    *,
+    levels: int = 3,
+    like: GridImage | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write an image as a new OME-Zarr (NGFF 0.5) store with a multiscale pyramid.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.ome.zarr`` folder to create.
+    array : array_like, shape (H, W) or (H, W, C)
+        The pixels (any numeric dtype, kept); stored with axes ``cyx``.
+    levels : int
+        Resolution levels (level ``i`` is downsampled by ``2**i``).
+    like : GridImage, optional
+        Whose ``meta["pixel_size"]`` / ``meta["pixel_unit"]`` are written as the NGFF scale.
+    overwrite : bool
+        Replace an existing store.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv import io
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "a.ome.zarr"
+    >>> _ = io.write_ome_zarr(store, np.ones((16, 8, 2), "uint8"), levels=2)
+    >>> io.read(store).shape, io.read(store, level=1).meta["levels"]
+    ((16, 8, 2), [(2, 16, 8), (2, 8, 4)])
+    """
+    zarr, ome_zarr = _ome_zarr(path)
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
+        shutil.rmtree(path)
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.size == 0:
+        raise InvalidImageError(f"array must be (H, W) or (H, W, C); got {arr.shape}", path=path)
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise ConfigError(f"levels must be an int >= 1; got {levels!r}")
+    kwargs: dict = {}
+    meta = like.meta if isinstance(like, GridImage) else {}
+    if meta.get("pixel_size") is not None:
+        dy, dx = (float(v) for v in meta["pixel_size"])
+        kwargs["scale"] = {"c": 1.0, "y": dy, "x": dx}
+        unit = _UNITS_NGFF.get(meta.get("pixel_unit") or "µm")
+        if unit:
+            kwargs["axes_units"] = {"y": unit, "x": unit}
+    location = ome_zarr.io.parse_url(str(path), mode="w")
+    group = zarr.group(store=location.store)
+    ome_zarr.writer.write_image(
+        np.ascontiguousarray(np.moveaxis(arr, -1, 0)),
+        group,
+        axes="cyx",
+        scaler=None,
+        scale_factors=tuple(2**i for i in range(1, int(levels))),
+        **kwargs,
+    )
+    return path
+
+
+def _ngff_version(attrs: dict) -> str:
+    ome = attrs.get("ome", attrs)
+    multiscales = ome.get("multiscales") or [{}]
+    return str(ome.get("version") or multiscales[0].get("version") or "0.4")

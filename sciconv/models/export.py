@@ -1,0 +1,138 @@
+"""Export a model for runtimes without TensorFlow: ONNX through Keras' own ``model.export``.
+
+Keras 3 exports to ONNX itself (``model.export(path, format="onnx")``, which converts the
+TensorFlow graph with ``tf2onnx``); :func:`export` adds what a consumer needs to use the file the
+way sciconv does: the model's sciconv metadata (task, classes, the **normalization** it was
+trained with, post-processing parameters, divisor) as ONNX ``metadata_props``.
+
+What the ONNX file is not: the network maps normalized pixels ``(N, H, W, C)`` float32 to
+per-pixel class probabilities ``(N, H, W, K)``; the normalization before it and the instance
+watershed after it (:func:`sciconv.postprocess.instances`) are not part of the graph. A consumer
+normalizes with the recorded ``normalization`` spec (percentile 1-99.8 by default, statistics over
+the whole image) and makes instances from the probabilities with the recorded ``postprocess``
+keywords (sciconv's ``postprocess.instances(prob, **postprocess)``, or a watershed of its own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+
+from sciconv.errors import ConfigError, MissingDependencyError, ModelError
+from sciconv.models.metadata import get_metadata
+
+__all__ = ["EXPORT_FORMATS", "export"]
+
+#: Formats :func:`export` writes.
+EXPORT_FORMATS = ("onnx",)
+
+
+def export(
+    model: keras.Model,
+    path: str | os.PathLike,
+    *,
+    format: str = "onnx",
+    opset: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Export ``model`` to ONNX, with its sciconv metadata in the file's ``metadata_props``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A sciconv model (or any single-input Keras model).
+    path : str or os.PathLike
+        The ``.onnx`` file to write (atomically).
+    format : {"onnx"}
+        The export format.
+    opset : int, optional
+        The ONNX opset; default: the converter's.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Notes
+    -----
+    ``metadata_props`` holds ``"sciconv"`` (the JSON of :func:`~sciconv.models.get_metadata`),
+    ``"normalization"`` and ``"postprocess"`` (JSON, when recorded), ``"task"`` and
+    ``"sciconv_version"``. Normalization and the instance watershed are not in the graph (see
+    the module docstring): run them around the ONNX model as sciconv does. Needs the optional
+    extra ``pip install "sciconv[onnx]"`` (onnx, onnxruntime, tf2onnx).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib, onnxruntime
+    >>> from sciconv.models import segmenter
+    >>> model = segmenter((None, None, 1), depth=2, filters=4)
+    >>> p = export(model, pathlib.Path(tempfile.mkdtemp()) / "seg.onnx")
+    >>> session = onnxruntime.InferenceSession(str(p))
+    >>> x = np.zeros((1, 16, 16, 1), np.float32)
+    >>> session.run(None, {session.get_inputs()[0].name: x})[0].shape
+    (1, 16, 16, 2)
+    >>> session.get_modelmeta().custom_metadata_map["task"]
+    'segmentation'
+    """
+    import sciconv
+    from sciconv._atomic import atomic_output
+
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"format must be one of {EXPORT_FORMATS}; got {format!r}")
+    if len(model.inputs) != 1:
+        raise ModelError(
+            f"export needs a model with one input; {model.name!r} has {len(model.inputs)}"
+        )
+    onnx = _onnx()
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name=model.inputs[0].name)
+    metadata = get_metadata(model)
+    props = {
+        "sciconv": json.dumps(metadata),
+        "sciconv_version": sciconv.__version__,
+        "task": str(metadata.get("task", "")),
+    }
+    for key in ("normalization", "postprocess", "class_names", "divisor"):
+        if key in metadata:
+            props[key] = json.dumps(metadata[key])
+    path = Path(path)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        try:
+            model.export(
+                str(tmp), format="onnx", input_signature=[spec], opset_version=opset, verbose=False
+            )
+        except Exception as exc:
+            raise ModelError(
+                f"ONNX export failed ({type(exc).__name__}: {exc})", path=path
+            ) from exc
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]
+        for key, value in props.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        proto.doc_string = (
+            f"sciconv {metadata.get('task', 'model')} {model.name!r}: normalized (N, H, W, C) "
+            "float32 in; normalization and instance post-processing are not in the graph "
+            "(see metadata_props 'normalization' and 'postprocess')"
+        )
+        onnx.save(proto, str(tmp))
+    return path
+
+
+def _onnx():
+    try:
+        import onnx
+        import tf2onnx  # noqa: F401  (Keras' ONNX export converts through it)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"ONNX export needs onnx and tf2onnx ({exc}); "
+            'install them with: pip install "sciconv[onnx]"'
+        ) from exc
+    return onnx

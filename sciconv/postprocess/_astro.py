@@ -1,0 +1,390 @@
+"""Products in the astronomers' own types: photutils catalogs, DS9 regions, ``CCDData``.
+
+Each bridge hands the work to the library the format belongs to (photutils, regions, astropy);
+nothing here re-implements a format.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sciconv._atomic import atomic_output
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.io import GridImage, as_array
+from sciconv.postprocess._measure import _celestial, _validate_labels, measure
+from sciconv.postprocess._writers import _class_names, _validate_cube
+
+#: Region shapes of :func:`to_regions`.
+REGION_SHAPES = ("ellipse", "polygon")
+_MIN_AXIS = 1.0  # a one-pixel-wide object has a zero second moment across: drawn one pixel wide
+#: Region file extensions of :func:`write_regions` and the ``regions`` format each is written with.
+REGION_FORMATS = {".reg": "ds9", ".crtf": "crtf"}
+
+
+def _require(module: str, package: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ConfigError(
+            f"this needs the optional package {package!r}, which is not installed; "
+            f"install it with `pip install {package}`"
+        ) from err
+
+
+def _image_wcs(image, wcs):
+    if wcs is None:
+        wcs = getattr(image, "wcs", None)
+    return _celestial(wcs)
+
+
+def _image_mask(image, mask, shape) -> np.ndarray | None:
+    """The bad-pixel mask (H, W): ``mask``, else the image's own (GridImage / NDData)."""
+    if mask is None:
+        mask = getattr(image, "mask", None)
+    if mask is None:
+        return None
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim == 3:
+        mask = mask.any(axis=-1) if mask.shape[:2] == tuple(shape) else mask.any(axis=0)
+    if mask.shape != tuple(shape):
+        raise InvalidImageError(f"mask must have shape {tuple(shape)}; got shape {mask.shape}")
+    return mask
+
+
+# --------------------------------------------------------------------------------------------------
+# photutils
+
+
+def to_photutils(labels, image, *, wcs=None, mask=None):
+    """The photutils view of a segmentation: ``(SegmentationImage, SourceCatalog)``.
+
+    Every photutils measurement (isophotal fluxes, Kron photometry, Gini, ``sky_centroid``, ...)
+    then runs on sciconv's instance labels. photutils and :func:`measure` share the pixel
+    convention (x = column, y = row, 0-based pixel centres) and agree on ``area``, the weighted
+    centroid (``x_centroid`` = ``x_weighted`` on non-negative images) and ``sky_centroid``.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Instance labels (0 = background), e.g. from :func:`instances`.
+    image : ndarray of shape (H, W) or (H, W, 1), GridImage or NDData
+        The pixels to measure (one channel).
+    wcs : astropy.wcs.WCS, optional
+        A celestial WCS; default the image's own (``GridImage.wcs``, ``NDData.wcs``). With one,
+        the catalog has ``sky_centroid`` and friends.
+    mask : ndarray of bool, shape (H, W), optional
+        True = bad pixel, left out of every measurement; default the image's own mask. Non-finite
+        pixels are always left out.
+
+    Returns
+    -------
+    segm : photutils.segmentation.SegmentationImage
+    catalog : photutils.segmentation.SourceCatalog
+        ``catalog.to_table()`` gives the default columns; ``catalog.to_table(columns=[...])``
+        any of ``catalog.properties``.
+
+    Raises
+    ------
+    ConfigError
+        photutils is not installed (``pip install photutils``), or there is no object.
+    InvalidImageError
+        ``labels``, ``image`` or ``mask`` of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((10, 12), np.int32); labels[2:5, 3:9] = 1
+    >>> segm, cat = to_photutils(labels, np.ones((10, 12)))
+    >>> segm.n_labels, float(cat.area[0].value), float(cat.x_centroid[0])
+    (1, 18.0, 5.5)
+    """
+    segmentation = _require("photutils.segmentation", "photutils")
+    labels = _validate_labels(labels)
+    data = np.asarray(as_array(image, load=True), dtype=np.float64)
+    if data.ndim == 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.shape != labels.shape:
+        raise InvalidImageError(
+            f"image must be one channel of the labels' shape {labels.shape}; got {data.shape}"
+        )
+    bad = ~np.isfinite(data)
+    given = _image_mask(image, mask, labels.shape)
+    if given is not None:
+        bad |= given
+    if not (labels > 0).any():
+        raise ConfigError("labels hold no object (all 0): photutils needs at least one")
+    segm = segmentation.SegmentationImage(labels.astype(np.int32))
+    catalog = segmentation.SourceCatalog(
+        np.where(bad, 0.0, data),
+        segm,
+        mask=bad if bad.any() else None,
+        wcs=_image_wcs(image, wcs),
+    )
+    return segm, catalog
+
+
+# --------------------------------------------------------------------------------------------------
+# regions
+
+
+def _region_rows(source, *, wcs, shape):
+    """(catalog rows, labels or None) from a catalog Table or an instance-label image."""
+    from astropy.table import Table
+
+    if isinstance(source, Table):
+        if shape == "polygon":
+            raise ConfigError(
+                "shape='polygon' needs the label image (the outlines), not a catalog; pass the "
+                "labels, or use shape='ellipse'"
+            )
+        missing = [c for c in ("x", "y", "semi_major", "semi_minor") if c not in source.colnames]
+        if missing:
+            raise ConfigError(
+                f"catalog has no column(s) {missing}: pass a table from sciconv.postprocess."
+                "measure (x, y, semi_major, semi_minor, orientation) or the labels"
+            )
+        return source, None
+    labels = _validate_labels(as_array(source, load=True))
+    return measure(labels), labels
+
+
+def _outline(labels, row) -> np.ndarray | None:
+    """The outer boundary of one object, (n, 2) pixel (x, y) vertices, or None."""
+    from skimage.measure import find_contours
+
+    x0, y0 = int(row["bbox_xmin"]), int(row["bbox_ymin"])
+    box = labels[y0 : int(row["bbox_ymax"]), x0 : int(row["bbox_xmax"])] == row["label"]
+    contours = find_contours(np.pad(box, 1).astype(np.float32), 0.5)
+    if not contours:
+        return None
+    rc = max(contours, key=len)[:-1]  # closed: the last vertex repeats the first
+    return np.column_stack([rc[:, 1] + x0 - 1, rc[:, 0] + y0 - 1])
+
+
+def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
+    """DS9/Aladin regions of the detected objects: one region per object.
+
+    Parameters
+    ----------
+    catalog_or_labels : astropy.table.Table or ndarray of int, shape (H, W)
+        A :func:`measure` table (``x``, ``y``, ``semi_major``, ``semi_minor``, ``orientation``;
+        ``label`` is the region's text) or instance labels (measured here).
+    wcs : astropy.wcs.WCS, optional
+        A celestial WCS: the regions are in sky coordinates (``EllipseSkyRegion``,
+        ``PolygonSkyRegion``). Default: pixel regions (0-based; DS9 files get 1-based pixels).
+    shape : {"ellipse", "polygon"}, optional
+        ``"ellipse"``: the second-moment ellipse of :func:`measure` (width ``2 * semi_major``,
+        angle ``orientation`` from +x towards +y; axes at least one pixel, so a one-pixel-wide
+        object is drawn one pixel wide). ``"polygon"``: the object's outer outline,
+        traced through the pixel-edge midpoints by :func:`skimage.measure.find_contours` (needs
+        labels). Default ``"ellipse"``.
+
+    Returns
+    -------
+    regions.Regions
+        ``regions.Regions.write(path, format="ds9")`` or :func:`write_regions` writes it.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``shape``, a polygon from a catalog, a catalog without the columns, a WCS
+        without celestial axes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((10, 12), np.int32); labels[2:5, 3:9] = 1
+    >>> reg = to_regions(labels)
+    >>> r = reg[0]
+    >>> type(r).__name__, (float(r.center.x), float(r.center.y)), r.meta["text"]
+    ('EllipsePixelRegion', (5.5, 3.0), '1')
+    >>> type(to_regions(labels, shape="polygon")[0]).__name__
+    'PolygonPixelRegion'
+    """
+    regions = _require("regions", "regions")
+    from astropy import units as u
+
+    shape = look_up_option(shape, REGION_SHAPES, name="shape")
+    wcs = _celestial(wcs)
+    rows, labels = _region_rows(catalog_or_labels, wcs=wcs, shape=shape)
+    # centre each ellipse where the catalog puts its RA/Dec (flux-weighted when measured so)
+    cx, cy = ("x", "y")
+    radecsrc = str(rows.meta.get("RADECSRC", ""))
+    if radecsrc.startswith("x_weighted") and "x_weighted" in rows.colnames:
+        cx, cy = ("x_weighted", "y_weighted")
+    out = []
+    for row in rows:
+        text = str(row["label"]) if "label" in rows.colnames else None
+        meta = {"text": text} if text is not None else {}
+        if shape == "ellipse":
+            angle = float(row["orientation"]) if "orientation" in rows.colnames else 0.0
+            region = regions.EllipsePixelRegion(
+                center=regions.PixCoord(float(row[cx]), float(row[cy])),
+                width=max(2 * float(row["semi_major"]), _MIN_AXIS),
+                height=max(2 * float(row["semi_minor"]), _MIN_AXIS),
+                angle=angle * u.deg,
+                meta=meta,
+            )
+        else:
+            vertices = _outline(labels, row)
+            if vertices is None or len(vertices) < 3:
+                continue
+            region = regions.PolygonPixelRegion(
+                vertices=regions.PixCoord(vertices[:, 0], vertices[:, 1]), meta=meta
+            )
+        out.append(region if wcs is None else region.to_sky(wcs))
+    return regions.Regions(out)
+
+
+def write_regions(
+    regions_or_catalog,
+    path: str | os.PathLike,
+    *,
+    wcs=None,
+    shape: str = "ellipse",
+    overwrite: bool = False,
+) -> Path:
+    """Write regions as a DS9 (``.reg``) or CASA (``.crtf``) region file, atomically.
+
+    Parameters
+    ----------
+    regions_or_catalog : regions.Regions, astropy.table.Table or ndarray of int
+        Regions, or what :func:`to_regions` takes (then ``wcs`` and ``shape`` apply).
+    path : str or os.PathLike
+        ``.reg`` (DS9, which Aladin and most viewers read too) or ``.crtf``.
+    wcs : astropy.wcs.WCS, optional
+        Sky regions (``fk5``/``icrs`` in the file) instead of ``image`` pixel ones.
+    shape : {"ellipse", "polygon"}, optional
+        See :func:`to_regions`.
+    overwrite : bool, optional
+        Replace an existing file. Default False (raises ``OutputExistsError``).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib, regions
+    >>> labels = np.zeros((10, 12), np.int32); labels[2:5, 3:9] = 1
+    >>> path = write_regions(labels, pathlib.Path(tempfile.mkdtemp()) / "objects.reg")
+    >>> back = regions.Regions.read(path, format="ds9")
+    >>> float(back[0].center.x), round(float(back[0].width), 2)
+    (5.5, 6.83)
+    """
+    regions = _require("regions", "regions")
+    path = Path(path)
+    ext = look_up_option(path.suffix.lower() or path.name, tuple(REGION_FORMATS), name="extension")
+    reg = regions_or_catalog
+    if not isinstance(reg, regions.Regions):
+        reg = to_regions(reg, wcs=wcs, shape=shape)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        reg.write(tmp, format=REGION_FORMATS[ext])
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# CCDData
+
+
+def _like_parts(like):
+    """(header, wcs, mask) of ``like``: a GridImage, an NDData or a FITS header."""
+    from astropy.io import fits
+
+    if like is None:
+        return None, None, None
+    if isinstance(like, fits.Header):
+        from astropy.wcs import WCS
+
+        wcs = WCS(like)
+        return like, (wcs.celestial if wcs.has_celestial else None), None
+    if isinstance(like, GridImage):
+        return like.header, like.wcs, like.mask
+    if hasattr(like, "wcs") and hasattr(like, "meta"):  # NDData
+        meta = like.meta if isinstance(like.meta, fits.Header) else None
+        return meta, _celestial(like.wcs) if like.wcs is not None else None, like.mask
+    raise ConfigError(
+        f"like must be a GridImage, an NDData or an astropy.io.fits.Header; got "
+        f"{type(like).__name__}"
+    )
+
+
+def to_ccddata(
+    prob_or_labels,
+    *,
+    like=None,
+    mask=None,
+    class_names: Sequence[str] | None = None,
+):
+    """A prediction product as :class:`astropy.nddata.CCDData`, with the input's header and WCS.
+
+    ``CCDData.write(path)`` then writes it as FITS with the mask in a ``MASK`` extension, and
+    ccdproc, photutils and astropy take it as it is.
+
+    Parameters
+    ----------
+    prob_or_labels : ndarray of shape (H, W, K), (H, W) float, or (H, W) int
+        Class probabilities (the full class cube, stored as astropy orders it, ``(K, H, W)``,
+        float32, with ``CLASSi`` cards naming the planes as :func:`write_products` does; K = 1
+        gives ``(H, W)``) or instance labels (integer, stored as int32).
+    like : GridImage, NDData or astropy.io.fits.Header, optional
+        The input image: its header (as ``meta``), celestial WCS and bad-pixel mask are carried.
+    mask : ndarray of bool, shape (H, W), optional
+        True = bad; default ``like``'s mask (any channel), else none.
+    class_names : sequence of str, optional
+        One name per probability plane; default as :func:`write_products`.
+
+    Returns
+    -------
+    astropy.nddata.CCDData
+        Unit ``dimensionless``, which FITS writes as no ``BUNIT``: read the file back with
+        ``CCDData.read(path, unit=u.one)``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from astropy import units as u
+    >>> from astropy.nddata import CCDData
+    >>> labels = np.zeros((6, 8), np.int32); labels[1:3, 2:5] = 1
+    >>> mask = np.zeros((6, 8), bool); mask[5, 7] = True
+    >>> ccd = to_ccddata(labels, mask=mask)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels.fits"
+    >>> ccd.write(path)
+    >>> back = CCDData.read(path, unit=u.one)  # dimensionless: the file has no BUNIT
+    >>> int(back.data.sum()), bool(back.mask[5, 7]), back.data.dtype
+    (6, True, dtype('>i4'))
+    """
+    from astropy import units as u
+    from astropy.io import fits
+    from astropy.nddata import CCDData
+
+    raw = as_array(prob_or_labels, load=True)
+    if np.asarray(raw).dtype.kind in "iub":
+        data = _validate_labels(raw).astype(np.int32)
+        cards = {}
+        hw = data.shape
+    else:
+        cube = _validate_cube(raw)
+        names = _class_names(class_names, cube.shape[-1])
+        data = cube[..., 0] if cube.shape[-1] == 1 else np.moveaxis(cube, -1, 0)
+        cards = {f"CLASS{i}": (n, f"class of probability plane {i}") for i, n in enumerate(names)}
+        hw = cube.shape[:2]
+    header, wcs, like_mask = _like_parts(like)
+    bad = _image_mask(None, mask if mask is not None else like_mask, hw)
+    if bad is not None and data.ndim == 3:
+        bad = np.broadcast_to(bad, data.shape).copy()
+    meta = fits.Header() if header is None else header.copy()
+    if wcs is not None:  # the product's WCS is the ``wcs`` attribute: no stale cards in meta
+        for key in wcs.to_header(relax=True):
+            meta.remove(key, ignore_missing=True, remove_all=True)
+    for key in ("BUNIT", "BSCALE", "BZERO", "BLANK"):
+        meta.remove(key, ignore_missing=True, remove_all=True)
+    meta.update(cards)
+    return CCDData(data, unit=u.dimensionless_unscaled, mask=bad, wcs=wcs, meta=meta)

@@ -1,0 +1,63 @@
+"""sciconv.models.export: ONNX files that onnxruntime runs like Keras, with sciconv metadata."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("tf2onnx")
+
+import sciconv as sc  # noqa: E402
+from sciconv.errors import ConfigError, ModelError, OutputExistsError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    model = sc.models.segmenter((None, None, 1), num_classes=3, depth=2, filters=4)
+    sc.models.set_metadata(
+        model,
+        normalization={"method": "percentile", "low": 1.0, "high": 99.8},
+        postprocess={"threshold": 0.5},
+        class_names=["background", "interior", "boundary"],
+    )
+    return model
+
+
+def test_onnx_matches_keras(tmp_path, segmenter):
+    path = sc.models.export(segmenter, tmp_path / "seg.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    rng = np.random.default_rng(0)
+    for shape in [(1, 32, 48, 1), (2, 24, 16, 1)]:  # any H, W multiple of the divisor
+        x = rng.normal(size=shape).astype(np.float32)
+        got = session.run(None, {name: x})[0]
+        want = np.asarray(segmenter(x, training=False))
+        assert got.shape == want.shape == (*shape[:3], 3)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_onnx_metadata_props(tmp_path, segmenter):
+    path = sc.models.export(segmenter, tmp_path / "seg.onnx")
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert props["task"] == "segmentation"
+    assert props["sciconv_version"] == sc.__version__
+    assert json.loads(props["normalization"]) == {"method": "percentile", "low": 1.0, "high": 99.8}
+    assert json.loads(props["postprocess"]) == {"threshold": 0.5}
+    assert json.loads(props["sciconv"]) == sc.models.get_metadata(segmenter)
+    assert json.loads(props["class_names"])[1] == "interior"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["task"] == "segmentation"
+
+
+def test_export_errors(tmp_path, segmenter):
+    path = sc.models.export(segmenter, tmp_path / "a.onnx")
+    with pytest.raises(OutputExistsError):
+        sc.models.export(segmenter, path)
+    with pytest.raises(ConfigError, match="format must be one of"):
+        sc.models.export(segmenter, tmp_path / "b.onnx", format="tflite")
+    with pytest.raises(ModelError, match=r"keras\.Model"):
+        sc.models.export(object(), tmp_path / "c.onnx")

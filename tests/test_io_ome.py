@@ -1,0 +1,229 @@
+"""Microscopy interchange in sciconv.io: OME-TIFF, ImageJ hyperstacks, OME-Zarr (NGFF)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from sciconv import io
+from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
+
+# ---------------------------------------------------------------- OME-TIFF
+
+
+def _ome_source(path, *, names=("DAPI", "GFP"), unit="µm"):
+    data = np.arange(2 * 12 * 10, dtype=np.uint16).reshape(2, 12, 10)
+    tifffile.imwrite(
+        path,
+        data,
+        ome=True,
+        photometric="minisblack",
+        metadata={
+            "axes": "CYX",
+            "PhysicalSizeX": 0.325,
+            "PhysicalSizeXUnit": unit,
+            "PhysicalSizeY": 0.65,
+            "PhysicalSizeYUnit": unit,
+            "Channel": {"Name": list(names)},
+        },
+    )
+    return data
+
+
+def test_ome_tiff_metadata_is_read(tmp_path):
+    p = tmp_path / "cells.ome.tif"
+    data = _ome_source(p)
+    img = io.read(p)
+    assert img.shape == (12, 10, 2)
+    np.testing.assert_array_equal(img.data, np.moveaxis(data, 0, -1).astype(np.float32))
+    assert img.meta["ome"] is True
+    assert img.meta["axes"] == "CYX"
+    assert img.meta["pixel_size"] == (0.65, 0.325)
+    assert img.meta["pixel_unit"] == "µm"
+    assert img.meta["channel_names"] == ["DAPI", "GFP"]
+    assert io.image_stem(p) == "cells"
+
+
+def test_ome_tiff_units_are_made_consistent(tmp_path):
+    p = tmp_path / "nm.ome.tif"
+    tifffile.imwrite(
+        p,
+        np.zeros((4, 4), np.uint8),
+        ome=True,
+        metadata={
+            "axes": "YX",
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeY": 500.0,
+            "PhysicalSizeYUnit": "nm",
+        },
+    )
+    meta = io.read(p).meta
+    assert meta["pixel_unit"] == "µm"
+    assert meta["pixel_size"] == pytest.approx((0.5, 0.5))
+
+
+@pytest.mark.parametrize("shape", [(12, 10), (12, 10, 1), (12, 10, 2)])
+def test_ome_tiff_round_trip_keeps_pixel_size_channels_axes(tmp_path, shape):
+    src = tmp_path / "src.ome.tif"
+    _ome_source(src)
+    img = io.read(src)
+    labels = np.arange(int(np.prod(shape)), dtype=np.int32).reshape(shape)
+    out = io.write(tmp_path / "labels.ome.tif", labels, like=img, history="labels of src")
+    back = io.read(out)
+    assert back.meta["ome"] is True
+    assert back.meta["pixel_size"] == (0.65, 0.325)
+    assert back.meta["pixel_unit"] == "µm"
+    assert back.meta["dtype"] == "int32"
+    np.testing.assert_array_equal(back.data.reshape(shape), labels)
+    if len(shape) == 3 and shape[2] == 2:  # one name per channel written: names kept
+        assert back.meta["axes"] == "CYX"
+        assert back.meta["channel_names"] == ["DAPI", "GFP"]
+    else:
+        assert back.meta["axes"] == "YX"
+        assert "channel_names" not in back.meta
+    with tifffile.TiffFile(out) as tif:
+        assert tif.is_ome
+        assert "labels of src" in tif.ome_metadata
+
+
+def test_ome_tiff_without_like_has_no_pixel_size(tmp_path):
+    out = io.write(tmp_path / "plain.ome.tiff", np.ones((3, 4), np.uint8))
+    meta = io.read(out).meta
+    assert meta["ome"] is True and "pixel_size" not in meta
+
+
+def test_imagej_hyperstack_axes_and_calibration(tmp_path):
+    p = tmp_path / "hyper.tif"
+    data = np.arange(3 * 4 * 2 * 6 * 5, dtype=np.uint8).reshape(3, 4, 2, 6, 5)  # TZCYX
+    tifffile.imwrite(
+        p,
+        data,
+        imagej=True,
+        resolution=(1 / 0.2, 1 / 0.4),
+        metadata={"axes": "TZCYX", "spacing": 1.5, "unit": "um"},
+    )
+    with pytest.raises(InvalidImageError, match="stack=True"):
+        io.read(p)  # T and Z are not channels
+    img = io.read(p, stack=True)
+    assert img.meta["imagej"] is True
+    assert img.meta["axes"] == "TZCYX"
+    assert img.shape == (12, 6, 5, 2)  # N = T * Z, channels last
+    expected = np.moveaxis(data, 2, -1).reshape(12, 6, 5, 2).astype(np.float32)
+    np.testing.assert_array_equal(img.data, expected)
+    assert img.meta["pixel_size"] == pytest.approx((0.4, 0.2))
+    assert img.meta["pixel_unit"] == "µm"
+    assert img.meta["z_spacing"] == 1.5
+
+
+def test_imagej_channel_labels_become_channel_names(tmp_path):
+    p = tmp_path / "two.tif"
+    tifffile.imwrite(
+        p,
+        np.zeros((2, 6, 5), np.uint16),
+        imagej=True,
+        metadata={"axes": "CYX", "Labels": ["nuclei", "membrane"]},
+    )
+    img = io.read(p)
+    assert img.shape == (6, 5, 2)
+    assert img.meta["channel_names"] == ["nuclei", "membrane"]
+    assert "pixel_size" not in img.meta  # no unit: no physical calibration
+
+
+# ---------------------------------------------------------------- OME-Zarr
+
+
+@pytest.fixture
+def store(tmp_path):
+    pytest.importorskip("ome_zarr")  # the optional extra sciconv[ome]
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 4000, (64, 48, 2)).astype(np.uint16)
+    like = io.GridImage(
+        data.astype(np.float32), meta={"pixel_size": (0.5, 0.25), "pixel_unit": "µm"}
+    )
+    path = io.write_ome_zarr(tmp_path / "cells.ome.zarr", data, levels=3, like=like)
+    return path, data
+
+
+def test_ome_zarr_levels_and_physical_size(store):
+    path, data = store
+    img = io.read(path)
+    assert img.shape == (64, 48, 2)
+    np.testing.assert_array_equal(img.data, data.astype(np.float32))
+    assert img.meta["format"] == "ome-zarr"
+    assert img.meta["levels"] == [(2, 64, 48), (2, 32, 24), (2, 16, 12)]
+    assert img.meta["pixel_size"] == (0.5, 0.25)
+    assert img.meta["pixel_unit"] == "µm"
+    low = io.read(path, level=1)
+    assert low.shape == (32, 24, 2)
+    assert low.meta["pixel_size"] == (1.0, 0.5)
+    with pytest.raises(ConfigError, match="level must be 0 to 2"):
+        io.read(path, level=3)
+
+
+def test_ome_zarr_lazy_reads_regions(store):
+    path, data = store
+    img = io.read(path, lazy=True)
+    assert isinstance(img.data, io.LazyImage)
+    assert img.mask is None
+    np.testing.assert_array_equal(img.data[10:20, 5:9], data[10:20, 5:9].astype(np.float32))
+    part = io.read(path, section=(slice(8, 24), slice(0, 16)))
+    np.testing.assert_array_equal(part.data, data[8:24, :16].astype(np.float32))
+
+
+def test_level_needs_ome_zarr(tmp_path):
+    p = io.write(tmp_path / "a.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ConfigError, match="OME-Zarr stores only"):
+        io.read(p, level=1)
+
+
+def test_ome_zarr_labels_layout(store):
+    import zarr
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Multiscales, Reader
+
+    path, _ = store
+    labels = np.zeros((64, 48), np.int32)
+    labels[4:20, 4:20] = 1
+    labels[30:60, 10:40] = 7
+    group = io.write_ome_zarr_labels(path, labels, name="nuclei")
+    assert group == path / "labels" / "nuclei"
+    nodes = {str(n.zarr.path).rstrip("/").rsplit("/", 1)[-1]: n for n in Reader(parse_url(path))()}
+    node = nodes["nuclei"]
+    assert any(isinstance(s, Label) for s in node.specs)
+    assert any(isinstance(s, Multiscales) for s in node.specs)
+    assert [d.shape for d in node.data] == [(64, 48), (32, 24), (16, 12)]
+    assert all(d.dtype == np.int32 for d in node.data)
+    np.testing.assert_array_equal(np.asarray(node.data[0]), labels)
+    assert set(np.unique(np.asarray(node.data[2]))) <= {0, 1, 7}  # nearest: ids survive
+    attrs = dict(zarr.open_group(str(group), mode="r").attrs)
+    attrs = attrs.get("ome", attrs)
+    assert "image-label" in attrs
+    assert attrs["multiscales"][0]["axes"][0]["name"] == "y"
+    scale = attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == [0.5, 0.25]
+    root = dict(zarr.open_group(str(path / "labels"), mode="r").attrs)
+    assert "nuclei" in root.get("ome", root)["labels"]
+    back = io.read(group, level=1)
+    assert back.shape == (32, 24, 1)
+    with pytest.raises(OutputExistsError):
+        io.write_ome_zarr_labels(path, labels, name="nuclei")
+    io.write_ome_zarr_labels(path, labels * 0, name="nuclei", overwrite=True)
+    assert io.read(group).data.max() == 0
+
+
+def test_ome_zarr_labels_must_match_the_image(store):
+    path, _ = store
+    with pytest.raises(InvalidImageError, match=r"\(64, 48\)"):
+        io.write_ome_zarr_labels(path, np.zeros((32, 24), np.int32), name="x")
+
+
+def test_missing_ome_zarr_names_the_extra(store, monkeypatch):
+    import sys
+
+    path, _ = store
+    monkeypatch.setitem(sys.modules, "ome_zarr", None)
+    monkeypatch.setitem(sys.modules, "ome_zarr.io", None)
+    with pytest.raises(io.MissingDependencyError, match=r'pip install "sciconv\[ome\]"'):
+        io.read(path)

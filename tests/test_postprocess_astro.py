@@ -1,0 +1,248 @@
+"""Astronomy-native products: photutils, DS9 regions, NDData/CCDData in and out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.nddata import CCDData, NDData
+
+from sciconv import postprocess
+from sciconv.errors import ConfigError
+from sciconv.io import GridImage
+
+photutils = pytest.importorskip("photutils")
+regions = pytest.importorskip("regions")
+
+
+@pytest.fixture(scope="module")
+def field():
+    """A simulated 256 x 256 field with its TAN WCS, and labels from a plain threshold."""
+    from scipy import ndimage as ndi
+
+    from sciconv import simulate
+
+    image, wcs, _ = simulate.sky_field((256, 256), seed=3, n_stars=40, n_galaxies=25)
+    labels, n = ndi.label(image > np.median(image) + 60)
+    assert n > 20
+    return image.astype(np.float64), wcs, labels.astype(np.int32)
+
+
+def test_measure_agrees_with_photutils_on_a_simulated_field(field):
+    image, wcs, labels = field
+    ours = postprocess.measure(labels, intensity=image, wcs=wcs)
+    segm, cat = postprocess.to_photutils(labels, image, wcs=wcs)
+    theirs = cat.to_table(columns=["label", "area", "x_centroid", "y_centroid", "sky_centroid"])
+    assert segm.n_labels == len(ours) and list(theirs["label"]) == list(ours["label"])
+    np.testing.assert_array_equal(theirs["area"].to_value(u.pix**2), ours["area"])  # exact
+    # intensity-weighted centroids, same convention (0-based pixel centres): far below 0.01 px
+    assert np.abs(theirs["x_centroid"] - ours["x_weighted"]).max() < 1e-6
+    assert np.abs(theirs["y_centroid"] - ours["y_weighted"]).max() < 1e-6
+    sep = theirs["sky_centroid"].separation(cat.sky_centroid.__class__(ours["ra"], ours["dec"]))
+    assert sep.to_value(u.arcsec).max() < 1e-4
+    # the geometric centroid is photutils' on a flat image
+    _, flat = postprocess.to_photutils(labels, np.ones_like(image))
+    assert np.abs(flat.x_centroid - ours["x"]).max() < 1e-6
+    assert np.abs(flat.y_centroid - ours["y"]).max() < 1e-6
+
+
+def test_to_photutils_takes_the_wcs_and_mask_of_a_grid_image(field):
+    image, wcs, labels = field
+    mask = np.zeros((*image.shape, 1), bool)
+    ys, xs = np.nonzero(labels == 1)
+    mask[ys[0], xs[0]] = True
+    img = GridImage(image[..., None].astype(np.float32), wcs=wcs, mask=mask)
+    _, cat = postprocess.to_photutils(labels, img)
+    assert cat.sky_centroid is not None  # the GridImage's WCS
+    area = postprocess.measure(labels)["area"][0]
+    assert cat.area[0].value == area - 1  # the masked pixel is left out
+    with pytest.raises(ConfigError, match="no object"):
+        postprocess.to_photutils(np.zeros((4, 4), int), np.ones((4, 4)))
+
+
+def test_to_photutils_names_the_pip_command_when_photutils_is_missing(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "photutils.segmentation", None)
+    with pytest.raises(ConfigError, match="pip install photutils"):
+        postprocess.to_photutils(np.ones((4, 4), int), np.ones((4, 4)))
+
+
+# --------------------------------------------------------------------------------------------------
+# regions
+
+
+def _two_objects():
+    labels = np.zeros((40, 50), np.int32)
+    labels[5:10, 4:20] = 1  # 16 x 5 box
+    yy, xx = np.mgrid[:40, :50]
+    labels[(yy - 28) ** 2 + (xx - 30) ** 2 <= 36] = 2  # disc, r = 6
+    return labels
+
+
+@pytest.mark.parametrize("with_wcs", [False, True])
+def test_ellipse_regions_round_trip_through_a_ds9_file(tmp_path, field, with_wcs):
+    labels = _two_objects()
+    _, wcs, _ = field
+    table = postprocess.measure(labels)
+    path = postprocess.write_regions(table, tmp_path / "objects.reg", wcs=wcs if with_wcs else None)
+    back = regions.Regions.read(path, format="ds9")
+    assert len(back) == 2 and [str(r.meta["text"]) for r in back] == ["1", "2"]
+    if with_wcs:
+        assert isinstance(back[0], regions.EllipseSkyRegion)
+        back = regions.Regions([r.to_pixel(wcs) for r in back])
+    for r, row in zip(back, table, strict=True):
+        assert isinstance(r, regions.EllipsePixelRegion)
+        assert (r.center.x, r.center.y) == pytest.approx((row["x"], row["y"]), abs=1e-4)
+        assert r.width == pytest.approx(2 * row["semi_major"], rel=1e-4)
+        assert r.height == pytest.approx(2 * row["semi_minor"], rel=1e-4)
+    assert back[1].width == pytest.approx(12, rel=0.05)  # the disc's diameter
+    assert back[0].contains(regions.PixCoord(11.5, 7))
+    with pytest.raises(Exception, match="overwrite=True"):
+        postprocess.write_regions(table, path)
+
+
+def test_one_pixel_wide_objects_get_one_pixel_wide_ellipses():
+    labels = np.zeros((8, 8), np.int32)
+    labels[2, 1:6] = 1  # a row: no second moment across
+    labels[5, 5] = 2  # a single pixel
+    reg = postprocess.to_regions(labels)
+    assert reg[0].height == 1.0 and reg[0].width == pytest.approx(4 * np.sqrt(2))
+    assert reg[1].width == reg[1].height == 1.0
+
+
+def test_polygon_regions_trace_the_outlines(tmp_path):
+    labels = _two_objects()
+    reg = postprocess.to_regions(labels, shape="polygon")
+    assert all(isinstance(r, regions.PolygonPixelRegion) for r in reg)
+    box = reg[0]
+    xs, ys = box.vertices.x, box.vertices.y
+    # pixel-edge midpoints: half a pixel inside the outer pixel edges
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (3.5, 19.5, 4.5, 9.5)
+    mask = box.to_mask(mode="center").to_image(labels.shape).astype(bool)
+    assert (mask == (labels == 1)).mean() > 0.97
+    path = postprocess.write_regions(reg, tmp_path / "outlines.reg")
+    back = regions.Regions.read(path, format="ds9")
+    np.testing.assert_allclose(back[1].vertices.x, reg[1].vertices.x, atol=1e-6)
+
+
+def test_regions_bad_input(tmp_path):
+    labels = _two_objects()
+    with pytest.raises(ConfigError, match="shape must be one of"):
+        postprocess.to_regions(labels, shape="circle")
+    with pytest.raises(ConfigError, match="needs the label image"):
+        postprocess.to_regions(postprocess.measure(labels), shape="polygon")
+    with pytest.raises(ConfigError, match="extension must be one of"):
+        postprocess.write_regions(labels, tmp_path / "objects.txt")
+
+
+# --------------------------------------------------------------------------------------------------
+# NDData / CCDData
+
+
+def test_grid_image_nddata_round_trip_drops_nothing(field):
+    from astropy.io import fits
+    from astropy.nddata import StdDevUncertainty
+
+    image, wcs, _ = field
+    mask = np.zeros(image.shape, bool)
+    mask[3, 4] = True
+    header = wcs.to_header()
+    header["OBJECT"] = "sim"
+    nd = CCDData(
+        image,
+        unit="adu",
+        mask=mask,
+        uncertainty=StdDevUncertainty(np.sqrt(image)),
+        wcs=wcs,
+        meta=header,
+    )
+    img = GridImage.from_nddata(nd)
+    assert img.shape == (*image.shape, 1) and img.meta["bunit"] == "adu"
+    assert np.isnan(img.data[3, 4, 0]) and img.mask[3, 4, 0] and img.header["OBJECT"] == "sim"
+    back = img.to_nddata(ccd=True)
+    assert isinstance(back, CCDData) and back.unit == u.adu
+    np.testing.assert_array_equal(back.mask, mask)
+    np.testing.assert_array_equal(back.data[~mask], image.astype(np.float32)[~mask])
+    np.testing.assert_array_equal(back.uncertainty.array, nd.uncertainty.array)
+    assert isinstance(back.meta, fits.Header) and back.meta["OBJECT"] == "sim"
+    _same_sky(back.wcs, wcs)
+    plain = img.to_nddata()
+    assert type(plain) is NDData and plain.unit == u.adu
+    rgb = GridImage(np.zeros((3, 4, 2), np.float32))
+    assert rgb.to_nddata().data.shape == (2, 3, 4)
+    assert GridImage.from_nddata(rgb.to_nddata()).shape == (3, 4, 2)
+    with pytest.raises(ConfigError, match="NDData"):
+        GridImage.from_nddata(image)
+
+
+def _same_sky(a, b):
+    px = np.array([0.0, 100.0, 255.0])
+    for p, q in zip(a.pixel_to_world_values(px, px[::-1]), b.pixel_to_world_values(px, px[::-1])):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["prob", "labels"])
+def test_to_ccddata_round_trips_through_fits_with_mask_and_wcs(tmp_path, field, kind):
+    image, wcs, labels = field
+    header = wcs.to_header()
+    header["TELESCOP"] = "sim"
+    like = GridImage(image[..., None].astype(np.float32), header=header, wcs=wcs)
+    like.mask = np.zeros(like.shape, bool)
+    like.mask[10, 20] = True
+    if kind == "prob":
+        fg = (labels > 0).astype(np.float32)
+        product = np.stack([1 - fg, fg], axis=-1)
+    else:
+        product = labels
+    ccd = postprocess.to_ccddata(product, like=like)
+    path = tmp_path / f"{kind}.fits"
+    ccd.write(path)
+    back = CCDData.read(path, unit=u.one)
+    expected = np.moveaxis(product, -1, 0) if kind == "prob" else product
+    np.testing.assert_array_equal(back.data, expected)
+    assert back.mask.shape == expected.shape and back.mask[..., 10, 20].all()
+    assert back.mask.sum() == (2 if kind == "prob" else 1)
+    assert back.header["TELESCOP"] == "sim"
+    _same_sky(back.wcs.celestial, wcs)
+    if kind == "prob":
+        assert (back.header["CLASS0"], back.header["CLASS1"]) == ("background", "foreground")
+
+
+def test_to_ccddata_bad_like():
+    with pytest.raises(ConfigError, match="like must be"):
+        postprocess.to_ccddata(np.zeros((4, 4), np.int32), like="field.fits")
+
+
+# --------------------------------------------------------------------------------------------------
+# inference takes NDData
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import keras
+
+    from sciconv import models
+
+    keras.utils.set_random_seed(0)
+    return models.segmenter(input_shape=(None, None, 1), num_classes=2, depth=1, filters=4)
+
+
+def test_predict_tiled_and_instances_take_nddata(tiny_model):
+    from sciconv import inference
+
+    rng = np.random.default_rng(0)
+    pixels = rng.normal(100, 5, (48, 40)).astype(np.float32)
+    kw = dict(tile=40, overlap=18, progress=False)
+    expected = inference.predict_tiled(tiny_model, pixels, **kw)
+    for nd in (NDData(pixels), CCDData(pixels, unit="adu")):
+        prob = inference.predict_tiled(tiny_model, nd, **kw)
+        np.testing.assert_allclose(prob, expected, atol=1e-6)
+        labels = inference.predict_instances(tiny_model, nd, **kw)
+        assert labels.shape == pixels.shape and labels.dtype == np.int32
+    # a masked NDData: through GridImage.from_nddata the masked pixels are NaN in and out
+    mask = np.zeros(pixels.shape, bool)
+    mask[5:8, 6:9] = True
+    img = GridImage.from_nddata(CCDData(pixels, unit="adu", mask=mask))
+    prob = inference.predict_tiled(tiny_model, img, **kw)
+    assert np.isnan(prob[mask]).all() and np.isfinite(prob[~mask]).all()

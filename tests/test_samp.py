@@ -1,0 +1,96 @@
+"""SAMP: broadcasting catalogs and images to a hub (an in-process hub on localhost)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from sciconv import samp
+from sciconv.errors import ConfigError
+
+
+@pytest.fixture
+def hub(tmp_path):
+    """A private SAMP hub on localhost (no web profile), stopped afterwards."""
+    module = samp._samp()
+    server = module.SAMPHubServer(
+        web_profile=False, mode="multiple", lockfile=str(tmp_path / "samp.lock"), addr="127.0.0.1"
+    )
+    server.start(wait=False)
+    try:
+        yield module, server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def receiver(hub):
+    """A client subscribed to table.load.votable and image.load.fits that records the messages."""
+    module, server = hub
+    got = []
+    arrived = threading.Event()
+    client = module.SAMPIntegratedClient(name="receiver", addr="127.0.0.1")
+    client.connect(hub_params=server.params)
+
+    def record(private_key, sender_id, msg_id, mtype, params, extra):
+        got.append((mtype, params))
+        arrived.set()
+
+    try:
+        for mtype in samp.MTYPES.values():
+            client.bind_receive_notification(mtype, record)
+        yield server, got, arrived
+    finally:
+        client.disconnect()
+
+
+def test_send_broadcasts_a_catalog_as_votable(receiver):
+    from astropy.io.votable import parse
+
+    server, got, arrived = receiver
+    table = Table({"ra": [10.68, 10.70], "dec": [41.27, 41.30]})
+    table["ra"].unit = table["dec"].unit = "deg"
+    table["ra"].meta["ucd"] = "pos.eq.ra;meta.main"
+    recipients = samp.send(table, name="m31", hub_params=server.params, timeout=5)
+    assert len(recipients) == 1
+    assert arrived.wait(5)
+    mtype, params = got[0]
+    assert mtype == "table.load.votable" and params["name"] == "m31"
+    path = params["url"].removeprefix("file://")
+    fields = parse(path).get_first_table().fields
+    assert fields[0].ucd == "pos.eq.ra;meta.main" and str(fields[0].unit) == "deg"
+    assert Table.read(path)["dec"].tolist() == [41.27, 41.30]
+
+
+def test_send_broadcasts_an_image_as_fits(receiver):
+    from sciconv import io
+
+    server, got, arrived = receiver
+    samp.send(np.ones((4, 5), np.float32), name="ones", hub_params=server.params, timeout=5)
+    assert arrived.wait(5)
+    mtype, params = got[0]
+    assert mtype == "image.load.fits"
+    assert io.read(params["url"].removeprefix("file://")).shape == (4, 5, 1)
+
+
+def test_hub_running_and_no_hub_error(hub, tmp_path, monkeypatch):
+    _, server = hub
+    assert samp.hub_running(hub_params=server.params, timeout=2)
+    # no hub: SAMP_HUB names a lock file that does not exist
+    monkeypatch.setenv("SAMP_HUB", f"std-lockurl:file://{tmp_path / 'none.lock'}")
+    assert not samp.hub_running(timeout=1)
+    with pytest.raises(samp.SampHubError, match="no SAMP hub is running"):
+        samp.send(Table({"a": [1]}), timeout=1)
+
+
+def test_send_bad_input(tmp_path):
+    with pytest.raises(ConfigError, match="timeout must be a positive"):
+        samp.send(Table({"a": [1]}), timeout=0)
+    with pytest.raises(ConfigError, match="cannot tell what"):
+        (tmp_path / "notes.txt").write_text("x")
+        samp.send(tmp_path / "notes.txt")
+    with pytest.raises(ConfigError, match="send needs an astropy Table"):
+        samp.send({"a": 1})
