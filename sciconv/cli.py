@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -208,13 +209,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
             path=workdir,
         )
 
-    from sciconv import datasets, models, training
+    from sciconv import datasets, training
 
     func_name, positional = _DATASET_FUNCS[kind]
     data_args = [ds_cfg.pop(k) for k in positional]
-    for i, value in enumerate(data_args):
-        if not Path(value).exists():
-            raise ConfigError(f"dataset.{positional[i]}: path not found: {value}")
+    for key, value in zip(positional, data_args):
+        paths = value if isinstance(value, list) else [value]
+        if not paths or not all(isinstance(v, (str, os.PathLike)) for v in paths):
+            raise ConfigError(
+                f"dataset.{key} must be a path or a list of paths; got {value!r}", path=args.config
+            )
+        for one in paths:
+            if not Path(one).exists():
+                raise ConfigError(f"dataset.{key}: path not found: {one}")
     _say(f"dataset: {kind} {' '.join(str(a) for a in data_args)}")
     built = getattr(datasets, func_name)(*data_args, **ds_cfg)
     train, val = built if isinstance(built, tuple) else (built, None)
@@ -222,6 +229,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     spec = train.element_spec
     x_spec = spec[0] if isinstance(spec, tuple) else spec
     shape = tuple(x_spec.shape[1:])
+    try:
+        model = _build_model(mtype, model_cfg, train, shape, ds_cfg)
+    except (SciconvError, TypeError, ValueError) as exc:  # a bad value under model:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"model (type {mtype}): {_one_line(exc)}", path=args.config) from None
+    _say(f"model: {mtype}, {model.count_params():,} parameters; workdir {workdir}")
+    history = training.fit(model, train, validation_data=val, overwrite=args.overwrite, **fit_cfg)
+    last = {k: v[-1] for k, v in history.history.items() if v}
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()) if k != "learning_rate")
+    _say(f"done: {summary}")
+    _say(f"model: {workdir / 'best.keras'}")
+    return EXIT_OK
+
+
+def _build_model(mtype: str, model_cfg: dict, train, shape: tuple, ds_cfg: dict):
+    from sciconv import models
+
+    spec = train.element_spec
     if mtype == "segmenter":
         model_cfg.setdefault("input_shape", (None, None, shape[-1]))
         if "num_classes" not in model_cfg:
@@ -239,13 +265,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         outputs = int(y_spec.shape[-1]) if y_spec is not None and len(y_spec.shape) > 1 else 1
         model_cfg.setdefault("outputs", outputs)
         model = models.regressor(shape, **model_cfg)
-    _say(f"model: {mtype}, {model.count_params():,} parameters; workdir {workdir}")
-    history = training.fit(model, train, validation_data=val, overwrite=args.overwrite, **fit_cfg)
-    last = {k: v[-1] for k, v in history.history.items() if v}
-    summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()) if k != "learning_rate")
-    _say(f"done: {summary}")
-    _say(f"model: {workdir / 'best.keras'}")
-    return EXIT_OK
+    return model
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,6 +401,26 @@ def _predict_table(model, paths, args) -> list[Path]:
     postprocess.write_catalog(table, target, overwrite=args.overwrite)
     _say(f"{len(table)} predictions -> {target}")
     return [target]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
 
 
 def _overlap_arg(text: str) -> int | str:
@@ -522,11 +562,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="tile overlap in pixels, or auto: what the model's receptive field needs "
         "(default: %(default)s)",
     )
-    p.add_argument("--batch-size", type=int, default=8, metavar="N", help="tiles per batch")
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=8, metavar="N", help="tiles per batch"
+    )
     p.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations)")
     p.add_argument(
         "--scale",
-        type=float,
+        type=_positive_float,
         default=None,
         metavar="F",
         help="segmenters: resample images by F first, labels mapped back (e.g. 0.3 for nuclei "

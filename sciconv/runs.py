@@ -2,8 +2,9 @@
 
 :func:`sciconv.training.fit` writes a run folder (``config.json``, ``log.csv``, the models); this
 module is the one place that reads its two text files, for training (resuming a run) and for
-:func:`sciconv.viz.training_curves` alike. It needs only numpy and the standard library, so
-reading a run's numbers never imports TensorFlow.
+:func:`sciconv.viz.training_curves` alike, and checks its ``backup/`` folder before a run resumes
+(:func:`backup_epoch`). It needs only numpy and the standard library (h5py for the backup check),
+so reading a run's numbers never imports TensorFlow.
 
 Examples
 --------
@@ -20,15 +21,24 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from sciconv._atomic import atomic_output
-from sciconv.errors import ConfigError
+from sciconv.errors import ConfigError, SciconvWarning
 
-__all__ = ["CONFIG_FILE", "LOG_FILE", "read_config", "read_log", "truncate_log"]
+__all__ = [
+    "CONFIG_FILE",
+    "LOG_FILE",
+    "backup_epoch",
+    "read_config",
+    "read_log",
+    "truncate_log",
+]
 
 #: Name of the run configuration :func:`sciconv.training.fit` writes in its workdir.
 CONFIG_FILE = "config.json"
@@ -184,3 +194,80 @@ def truncate_log(path: str | os.PathLike, keep_epochs: int) -> None:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(kept)
+
+
+# the files of Keras' BackupAndRestore (double_checkpoint=True): the latest state and the one before
+_WEIGHTS, _STATE = "latest.weights.h5", "training_metadata.json"
+
+
+def _state_epoch(backup: Path, suffix: str) -> int | None:
+    """The epoch of one saved state (weights + metadata) if both read back whole, else None."""
+    try:
+        epoch = json.loads((backup / (_STATE + suffix)).read_text())["epoch"]
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            return None
+        import h5py  # a Keras dependency; only needed when a run resumes
+
+        with h5py.File(backup / (_WEIGHTS + suffix), "r") as h5:
+            h5.visititems(lambda _, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
+    except Exception:  # any failure to read the state back makes it unusable
+        return None
+    return epoch
+
+
+def backup_epoch(backup: str | os.PathLike) -> int:
+    """The epoch a run resumes from, read from its ``backup/`` folder; unreadable state is dropped.
+
+    :func:`sciconv.training.fit` keeps Keras' BackupAndRestore state (the latest and the previous
+    epoch's weights and metadata) in ``workdir/backup``. A state whose files do not read back
+    whole (truncated by a full disk, overwritten, ...) would fail every rerun; here the latest
+    readable state wins: when the latest is broken the previous one replaces it, and when
+    neither reads back the folder is removed and the run starts again from epoch 0. Each case
+    warns with what was discarded.
+
+    Parameters
+    ----------
+    backup : str or os.PathLike
+        The backup folder (it may not exist).
+
+    Returns
+    -------
+    int
+        The number of finished epochs to resume after; 0 when there is nothing to resume.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, warnings
+    >>> backup = pathlib.Path(tempfile.mkdtemp()) / "backup"
+    >>> backup_epoch(backup)
+    0
+    >>> backup.mkdir()
+    >>> _ = (backup / "training_metadata.json").write_text("garbage")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     backup_epoch(backup)
+    0
+    >>> "starting the run again from epoch 0" in str(caught[0].message), backup.exists()
+    (True, False)
+    """
+    backup = Path(backup)
+    if not backup.is_dir():
+        return 0
+    latest = _state_epoch(backup, "")
+    if latest is not None:
+        return latest
+    previous = _state_epoch(backup, ".bkp")
+    if previous is not None:
+        for name in (_WEIGHTS, _STATE):
+            os.replace(backup / (name + ".bkp"), backup / name)
+        what = f"resuming from epoch {previous}, the state saved before it"
+    else:
+        shutil.rmtree(backup)
+        what = "discarded the whole folder, starting the run again from epoch 0"
+    warnings.warn(
+        f"{backup}: the latest training state in this backup folder is unreadable (truncated "
+        f"or corrupted) and was discarded; {what}",
+        SciconvWarning,
+        stacklevel=3,
+    )
+    return previous or 0

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -58,7 +59,7 @@ from sciconv.errors import (
 from sciconv.losses import bce_dice_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
-from sciconv.runs import read_config, read_log, truncate_log
+from sciconv.runs import backup_epoch, read_config, read_log, truncate_log
 
 __all__ = ["default_compile_args", "fit", "read_config"]
 
@@ -200,11 +201,35 @@ def _json_default(value):
     return repr(value)
 
 
-def _backup_epoch(backup: Path) -> int | None:
-    for name in ("training_metadata.json", "training_metadata.json.bkp"):
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            return int(json.loads((backup / name).read_text())["epoch"])
-    return None
+class _BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore that names the run folder when its state belongs to another model."""
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except ValueError as err:
+            if not self.model.built:
+                raise
+            raise _other_model(
+                Path(self.backup_dir).parent, f"its weights do not fit: {err}"
+            ) from None
+
+
+def _fingerprint(model) -> dict:
+    """What tells two architectures apart in config.json: parameter count, weight shapes' hash."""
+    shapes = ";".join(str(tuple(w.shape)) for w in model.weights)  # names vary per build
+    return {
+        "params": int(model.count_params()),
+        "weights": hashlib.sha256(shapes.encode()).hexdigest()[:16],
+    }
+
+
+def _other_model(workdir: Path, why: str) -> ModelError:
+    return ModelError(
+        f"workdir holds an interrupted run of another model ({why}); pass overwrite=True to "
+        "start a new run there, or use another workdir",
+        path=workdir,
+    )
 
 
 def _best_from_log(log: Path, monitor: str) -> float:
@@ -580,7 +605,9 @@ def fit(
         # Only the chief inspects and prepares a (possibly shared) workdir; other workers would
         # race it. Their own backup folder restores them to the chief's epoch.
         if writes:
-            initial_epoch = _prepare_workdir(workdir, resume=resume, overwrite=overwrite)
+            initial_epoch = _prepare_workdir(
+                workdir, resume=resume, overwrite=overwrite, model=_fingerprint(model)
+            )
         config = {
             "status": "running",
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -599,7 +626,7 @@ def fit(
             else {str(k): v for k, v in class_weight.items()},
             "compiled_by_fit": compiled_here,
             "loss": _describe(getattr(model, "loss", None)),
-            "model": {"name": model.name, "params": int(model.count_params())},
+            "model": {"name": model.name, **_fingerprint(model)},
             "metadata": get_metadata(model),
             "dataset": recorded,
             "versions": _versions(),
@@ -632,11 +659,7 @@ def fit(
         # runs after the checkpoints and the CSV row of an epoch: a kill in between repeats that
         # epoch (its row is dropped from log.csv on resume) instead of losing its row.
         backup = workdir / "backup" if writes else workdir / f"backup-{devices.task_name()}"
-        cbs.append(
-            keras.callbacks.BackupAndRestore(
-                str(backup), double_checkpoint=True, delete_checkpoint=True
-            )
-        )
+        cbs.append(_BackupAndRestore(str(backup), double_checkpoint=True, delete_checkpoint=True))
     if reduce_lr:
         patience = 3 if reduce_lr is True else int(reduce_lr)
         cbs.append(
@@ -703,7 +726,7 @@ def _describe(loss) -> Any:
     return getattr(loss, "__name__", None) or getattr(loss, "name", None) or type(loss).__name__
 
 
-def _prepare_workdir(workdir: Path, *, resume: bool, overwrite: bool) -> int:
+def _prepare_workdir(workdir: Path, *, resume: bool, overwrite: bool, model: dict) -> int:
     """Decide between a fresh run, a resumed run, or a refusal; return the initial epoch."""
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError("workdir exists and is not a folder", path=workdir)
@@ -713,11 +736,17 @@ def _prepare_workdir(workdir: Path, *, resume: bool, overwrite: bool) -> int:
     present += sorted(p.name for p in workdir.glob("backup-worker*")) if workdir.is_dir() else []
     if not present:
         return 0
-    status = None
+    config: dict = {}
     with contextlib.suppress(ConfigError):
-        status = read_config(workdir).get("status")
+        config = read_config(workdir)
+    status = config.get("status")
     if status == "running" and resume:
-        return _backup_epoch(backup) or 0
+        before = config.get("model") if isinstance(config.get("model"), dict) else {}
+        epoch = backup_epoch(backup)
+        for key, value in model.items():  # a key an older run did not record is not compared
+            if epoch and before.get(key, value) != value:
+                raise _other_model(workdir, f"its {key} {before[key]!r}; this model's {value!r}")
+        return epoch
     if not overwrite:
         what = "an interrupted run (resume=False)" if status == "running" else "a previous run"
         raise OutputExistsError(

@@ -500,3 +500,85 @@ def test_predict_unknown_shipped_model(capsys, tmp_path):
     code, _, err = run_cli(capsys, "predict", "pretrained:nucleus", image, "--out", tmp_path / "o")
     assert code == 2
     assert_one_line_error(err, "'nucleus'", "did you mean 'nuclei'")
+
+
+# --------------------------------------------------------------------------- hardening (issue 15)
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--batch-size", "0"], "--batch-size: expected an integer >= 1, got '0'"),
+        (["--scale", "nan"], "--scale: expected a finite number > 0, got 'nan'"),
+        (["--scale", "-1"], "--scale: expected a finite number > 0, got '-1'"),
+    ],
+)
+def test_predict_bad_numbers_are_usage_errors(capsys, tmp_path, args, fragment):
+    code, _, err = run_cli(capsys, "predict", "m.keras", "a.fits", "--out", tmp_path, *args)
+    assert code == 2
+    assert_one_line_error(err, fragment)
+
+
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ("3", "dataset.images must be a path or a list of paths; got 3"),
+        ("null", "dataset.images must be a path or a list of paths; got None"),
+        ("[DATA/none]", "dataset.images: path not found"),
+    ],
+)
+def test_train_dataset_paths_are_checked_not_a_type_error(capsys, tmp_path, value, fragment):
+    cfg = write_yaml(
+        tmp_path / "run.yaml",
+        f"dataset: {{kind: pairs, images: {value.replace('DATA', str(tmp_path))}, "
+        f"masks: [{tmp_path}]}}\nmodel: {{type: segmenter}}\n"
+        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}}}\n",
+    )
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 2
+    assert_one_line_error(err, fragment)
+
+
+def test_train_bad_model_value_is_a_config_error(capsys, trained_classifier, tmp_path):
+    root, _, _ = trained_classifier
+    cfg = write_yaml(
+        tmp_path / "run.yaml",
+        f"dataset: {{kind: folder, path: {root / 'data'}, batch_size: 8}}\n"
+        "model: {type: classifier, filters: [-4], dense: [], dropout: 2.0}\n"
+        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}}}\n",
+    )
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 2
+    assert_one_line_error(err, str(cfg), "model (type classifier)")
+    assert "unexpected" not in err
+
+
+def test_predict_refuses_a_hostile_model_in_one_line(capsys, tmp_path):
+    import json
+    import zipfile
+
+    from sciconv.models import classifier
+
+    good = tmp_path / "good.keras"
+    classifier((16, 16, 1), 2, filters=(4,), dense=()).save(good)
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "config.json":
+                config = json.loads(data)
+                for layer in config["config"]["layers"]:
+                    if "activation" in layer.get("config", {}):
+                        layer["config"]["activation"] = {
+                            "module": "os",
+                            "class_name": "system",
+                            "config": {},
+                            "registered_name": None,
+                        }
+                        break
+                data = json.dumps(config).encode()
+            zout.writestr(name, data)
+    image = tmp_path / "a.tif"
+    tifffile.imwrite(image, np.zeros((16, 16), np.float32))
+    code, _, err = run_cli(capsys, "predict", bad, image, "--out", tmp_path / "out")
+    assert code != 0
+    assert_one_line_error(err, str(bad))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

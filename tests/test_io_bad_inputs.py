@@ -94,7 +94,11 @@ BAD = [
     ("zero-byte-fits", _write("empty.fits", b""), r"empty file \(0 bytes\)"),
     ("zero-byte-png", _write("empty.png", b""), r"empty file \(0 bytes\)"),
     ("zero-byte-tif", _write("empty.tif", b""), r"empty file \(0 bytes\)"),
-    ("text-as-fits", _write("notes.fits", b"ra,dec\n1,2\n"), "not a FITS file: it holds plain text"),
+    (
+        "text-as-fits",
+        _write("notes.fits", b"ra,dec\n1,2\n"),
+        "not a FITS file: it holds plain text",
+    ),
     (
         "html-as-fits",
         _write("page.fits", b"<!DOCTYPE html><html><body>404 Not Found</body></html>"),

@@ -430,3 +430,73 @@ def test_sigkilled_run_resumes_and_matches_uninterrupted(tmp_path):
     assert resumed["loss"] == pytest.approx(reference["loss"], rel=0.02)
     assert resumed["val_loss"] == pytest.approx(reference["val_loss"], rel=0.02)
     assert resumed["val_accuracy"] == pytest.approx(reference["val_accuracy"], abs=0.05)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Interrupted
+
+
+def _interrupted_run(workdir, model=None):
+    """A run stopped at the start of its third epoch: backup/ holds the states of epochs 1 and 2."""
+    x, y = _xy(16)
+    with pytest.raises(_Interrupted):
+        fit(
+            model or _tiny(),
+            (x, y),
+            epochs=3,
+            workdir=workdir,
+            verbose=0,
+            tensorboard=False,
+            callbacks=[_InterruptAt(2)],
+        )
+    assert read_config(workdir)["status"] == "running"
+    return x, y
+
+
+def test_corrupted_latest_backup_resumes_from_the_state_before_it(tmp_path):
+    x, y = _interrupted_run(tmp_path)
+    (tmp_path / "backup" / "training_metadata.json").write_text('{"epo')  # torn write
+    with pytest.warns(SciconvWarning, match=r"backup.*unreadable.*resuming from epoch 1"):
+        history = fit(_tiny(), (x, y), epochs=3, workdir=tmp_path, verbose=0, tensorboard=False)
+    assert len(history.history["loss"]) == 2  # epochs 1 and 2
+    assert [r["epoch"] for r in _log_rows(tmp_path / "log.csv")] == ["0", "1", "2"]
+    assert read_config(tmp_path)["status"] == "finished"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupted_backup_folder_starts_the_run_again_with_a_warning(tmp_path, damage):
+    x, y = _interrupted_run(tmp_path)
+    for file in (tmp_path / "backup").iterdir():
+        data = file.read_bytes()
+        file.write_bytes(b"junk" if damage == "garbage" else data[: len(data) // 2])
+    with pytest.warns(SciconvWarning, match=r"backup.*discarded.*again from epoch 0"):
+        history = fit(_tiny(), (x, y), epochs=2, workdir=tmp_path, verbose=0, tensorboard=False)
+    assert len(history.history["loss"]) == 2
+    assert [r["epoch"] for r in _log_rows(tmp_path / "log.csv")] == ["0", "1"]
+    assert not (tmp_path / "backup").exists()
+
+
+def test_resuming_with_another_architecture_names_the_run_folder(tmp_path):
+    x, y = _interrupted_run(tmp_path)
+    other = classifier((8, 8, 1), 2, filters=(8,), dense=(4,), dropout=0.0)
+    with pytest.raises(ModelError, match=r"another model.*overwrite=True.*another workdir") as err:
+        fit(other, (x, y), epochs=3, workdir=tmp_path, verbose=0, tensorboard=False)
+    assert err.value.path == str(tmp_path)
+    # the interrupted run is untouched and still resumes with its own model
+    history = fit(_tiny(), (x, y), epochs=3, workdir=tmp_path, verbose=0, tensorboard=False)
+    assert len(history.history["loss"]) == 1
+    # a run folder from before the weights fingerprint: caught when Keras restores the weights
+    _interrupted_run(tmp_path / "old")
+    (tmp_path / "old" / "config.json").write_text(json.dumps({"status": "running"}))
+    with pytest.raises(ModelError, match=r"another model.*weights do not fit"):
+        fit(other, (x, y), epochs=3, workdir=tmp_path / "old", verbose=0, tensorboard=False)
