@@ -49,8 +49,8 @@ def zip_size_problem(
     >>> buf = io.BytesIO()
     >>> with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
     ...     z.writestr("zeros.bin", bytes(4 * 2**20))
-    >>> zip_size_problem(zipfile.ZipFile(buf), max_total=2**30, max_ratio=100)[:27]
-    "member 'zeros.bin' expands"
+    >>> zip_size_problem(zipfile.ZipFile(buf), max_total=2**30, max_ratio=100).split(" ")[:3]
+    ['member', "'zeros.bin'", 'expands']
     >>> zip_size_problem(zipfile.ZipFile(buf), max_total=2**30, max_ratio=10_000) is None
     True
     """
