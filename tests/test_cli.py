@@ -10,25 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from _helpers import assert_one_line_error, run_cli
 
 from sciconv import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(err: str, *fragments: str) -> None:
-    """stderr ends in exactly one ``sciconv: error:`` line holding every fragment; no traceback."""
-    assert "Traceback" not in err
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("sciconv: error:")]
-    assert len(lines) == 1, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def write_yaml(path: Path, text: str) -> Path:

@@ -8,23 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from _helpers import assert_one_line_error, run_cli
 
-from sciconv import cli, demo
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(err: str, *fragments: str) -> None:
-    """stderr ends in exactly one ``sciconv: error:`` line holding every fragment; no traceback."""
-    assert "Traceback" not in err
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("sciconv: error:")]
-    assert len(lines) == 1, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from sciconv import demo
 
 
 @pytest.mark.slow
@@ -102,17 +88,17 @@ def test_demo_public_names():
 
 
 def test_demo_refuses_a_folder_holding_an_earlier_demo(tmp_path):
-    from sciconv.demo._output import _prepare_out
+    from sciconv.demo._output import prepare_out
     from sciconv.errors import OutputExistsError
 
     (tmp_path / "report.md").write_text("old")
     with pytest.raises(OutputExistsError, match=r"already holds demo outputs \(report.md\)"):
-        _prepare_out(tmp_path, overwrite=False)
-    _prepare_out(tmp_path, overwrite=True)
+        prepare_out(tmp_path, overwrite=False)
+    prepare_out(tmp_path, overwrite=True)
     assert (tmp_path / "predictions").is_dir() and (tmp_path / "report.md").read_text() == "old"
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputExistsError, match="must be a folder"):
-        _prepare_out(tmp_path / "file", overwrite=True)
+        prepare_out(tmp_path / "file", overwrite=True)
 
 
 def test_demo_pairs_compressed_fits_images_with_tiff_masks(tmp_path):
@@ -144,7 +130,7 @@ def test_demo_real_nuclei_part_without_brightfield_samples(tmp_path, data_dir):
     import shutil
 
     from sciconv import io
-    from sciconv.demo._output import _Writer
+    from sciconv.demo._output import Writer
     from sciconv.demo._real_nuclei import run_real_nuclei
 
     src = data_dir / "real" / "nuclei"
@@ -160,7 +146,7 @@ def test_demo_real_nuclei_part_without_brightfield_samples(tmp_path, data_dir):
     out = tmp_path / "out"
     (out / "plots").mkdir(parents=True)
     (out / "predictions").mkdir()
-    writer = _Writer(out, overwrite=False)
+    writer = Writer(out, overwrite=False)
     result = run_real_nuclei(paths, demo.DemoSettings.fast(), writer, lambda *a: None)
     assert result["n_images"] == 2 and 0.5 < result["ap50"] <= 1.0
     assert "brightfield" not in result

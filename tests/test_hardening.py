@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import struct
 import threading
 import time
 import tracemalloc
@@ -15,6 +14,7 @@ import zlib
 import keras
 import numpy as np
 import pytest
+from _helpers import filtered_rows, png16
 
 import sciconv.io as sc_io
 import sciconv.models.loading as loading
@@ -184,49 +184,6 @@ def test_model_path_that_is_a_fifo_is_refused_not_blocking(tmp_path):
 # --------------------------------------------------------------------------- hostile PNG files
 
 
-def _png_chunk(tag: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(tag + payload) & 0xFFFFFFFF
-    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", crc)
-
-
-def _png16(width: int, height: int, idat: bytes, *, ctype: int = 2) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, 16, ctype, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", idat)
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def _filtered_rows(data: np.ndarray, filters) -> bytes:
-    """PNG-filter (h, w, c) uint16 rows with the given filter type per row."""
-    h, w, c = data.shape
-    bpp = 2 * c
-    rows = data.astype(">u2").reshape(h, -1).view(np.uint8).reshape(h, -1).astype(np.int32)
-    out, prev = bytearray(), np.zeros(w * bpp, np.int32)
-    for y in range(h):
-        cur, ftype = rows[y], filters[y % len(filters)]
-        left = np.concatenate([np.zeros(bpp, np.int32), cur[:-bpp]])
-        ul = np.concatenate([np.zeros(bpp, np.int32), prev[:-bpp]])
-        if ftype == 0:
-            pred = np.zeros_like(cur)
-        elif ftype == 1:
-            pred = left
-        elif ftype == 2:
-            pred = prev
-        elif ftype == 3:
-            pred = (left + prev) // 2
-        else:
-            p = left + prev - ul
-            pa, pb, pc = abs(p - left), abs(p - prev), abs(p - ul)
-            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, ul))
-        out.append(ftype)
-        out += ((cur - pred) % 256).astype(np.uint8).tobytes()
-        prev = cur
-    return bytes(out)
-
-
 @pytest.mark.parametrize("filters", [(4,), (3,), (3, 4, 0, 1, 2), (1, 2)])
 @pytest.mark.parametrize("channels", [2, 3, 4])
 def test_png16_unfilter_is_exact(tmp_path, filters, channels):
@@ -235,7 +192,7 @@ def test_png16_unfilter_is_exact(tmp_path, filters, channels):
     data[..., -1] = 9  # translucent alpha is kept, so every channel is compared
     ctype = {2: 4, 3: 2, 4: 6}[channels]
     path = tmp_path / "f.png"
-    path.write_bytes(_png16(13, 9, zlib.compress(_filtered_rows(data, filters)), ctype=ctype))
+    path.write_bytes(png16(13, 9, zlib.compress(filtered_rows(data, filters)), ctype=ctype))
     np.testing.assert_array_equal(sc_io.read(path).data, data.astype(np.float32))
 
 
@@ -243,7 +200,7 @@ def test_png16_paeth_decodes_fast(tmp_path):
     # before issue 15: a per-pixel Python loop, 3.4 s for this 3 KB file
     data = np.tile(np.arange(600, dtype=np.uint16) * 97, (600, 1))[..., None].repeat(3, axis=2)
     path = tmp_path / "paeth.png"
-    path.write_bytes(_png16(600, 600, zlib.compress(_filtered_rows(data, (4, 3)), 9)))
+    path.write_bytes(png16(600, 600, zlib.compress(filtered_rows(data, (4, 3)), 9)))
     start = time.perf_counter()
     img = sc_io.read(path)
     elapsed = time.perf_counter() - start
@@ -253,7 +210,7 @@ def test_png16_paeth_decodes_fast(tmp_path):
 
 def test_png16_header_claiming_too_many_pixels_is_refused(tmp_path):
     path = tmp_path / "claim.png"
-    path.write_bytes(_png16(14000, 14000, zlib.compress(b"\0" * 1000)))
+    path.write_bytes(png16(14000, 14000, zlib.compress(b"\0" * 1000)))
     with pytest.raises(InvalidImageError, match=r"claim\.png: .*MAX_IMAGE_PIXELS"):
         sc_io.read(path)
 
@@ -263,7 +220,7 @@ def test_png16_pixel_limit_follows_pillow(tmp_path, monkeypatch):
 
     data = np.full((20, 20, 3), 7, np.uint16)
     path = tmp_path / "small.png"
-    path.write_bytes(_png16(20, 20, zlib.compress(_filtered_rows(data, (0,)))))
+    path.write_bytes(png16(20, 20, zlib.compress(filtered_rows(data, (0,)))))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(InvalidImageError, match="MAX_IMAGE_PIXELS"):
         sc_io.read(path)
@@ -272,7 +229,7 @@ def test_png16_pixel_limit_follows_pillow(tmp_path, monkeypatch):
 def test_png16_memory_check(tmp_path, monkeypatch):
     data = np.full((20, 20, 3), 7, np.uint16)
     path = tmp_path / "small.png"
-    path.write_bytes(_png16(20, 20, zlib.compress(_filtered_rows(data, (0,)))))
+    path.write_bytes(png16(20, 20, zlib.compress(filtered_rows(data, (0,)))))
     monkeypatch.setattr("sciconv.io._common._available_memory", lambda: 1000)
     with pytest.raises(InvalidImageError, match="GiB free"):
         sc_io.read(path)
@@ -281,9 +238,9 @@ def test_png16_memory_check(tmp_path, monkeypatch):
 def test_png16_zlib_bomb_inflates_only_what_the_header_announces(tmp_path):
     # a 10 x 10 image whose pixel stream inflates to 64 MB: only 10 x 61 bytes are inflated
     data = np.full((10, 10, 3), 5, np.uint16)
-    stream = _filtered_rows(data, (0,)) + bytes(64 * 2**20)
+    stream = filtered_rows(data, (0,)) + bytes(64 * 2**20)
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png16(10, 10, zlib.compress(stream, 9)))
+    path.write_bytes(png16(10, 10, zlib.compress(stream, 9)))
     tracemalloc.start()
     try:
         img = sc_io.read(path)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from _helpers import filtered_rows, png16
 from astropy.io import fits
 from astropy.wcs import WCS
 from PIL import Image
@@ -640,46 +642,9 @@ def test_png_16bit_colour_with_filters_decoded_exactly(tmp_path):
 
 
 def _png16_with_filters(data):
-    import struct
-    import zlib
-
-    h, w, c = data.shape
-    bpp = 2 * c
-    rows = data.astype(">u2").reshape(h, -1).view(np.uint8).reshape(h, -1).astype(np.int32)
-    out = bytearray()
-    prev = np.zeros(w * bpp, np.int32)
-    for y in range(h):
-        ftype = y % 5
-        cur = rows[y]
-        left = np.concatenate([np.zeros(bpp, np.int32), cur[:-bpp]])
-        ul = np.concatenate([np.zeros(bpp, np.int32), prev[:-bpp]])
-        if ftype == 0:
-            pred = np.zeros_like(cur)
-        elif ftype == 1:
-            pred = left
-        elif ftype == 2:
-            pred = prev
-        elif ftype == 3:
-            pred = (left + prev) // 2
-        else:
-            p_ = left + prev - ul
-            pa, pb, pc = abs(p_ - left), abs(p_ - prev), abs(p_ - ul)
-            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, ul))
-        out.append(ftype)
-        out += ((cur - pred) % 256).astype(np.uint8).tobytes()
-        prev = cur
-
-    def chunk(tag, payload):
-        crc = zlib.crc32(tag + payload) & 0xFFFFFFFF
-        return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(bytes(out)))
-        + chunk(b"IEND", b"")
-    )
+    """An RGB 16-bit PNG whose rows cycle through all five filter types."""
+    h, w, _ = data.shape
+    return png16(w, h, zlib.compress(filtered_rows(data, (0, 1, 2, 3, 4))), ctype=2)
 
 
 def test_palette_png_becomes_rgb(tmp_path):

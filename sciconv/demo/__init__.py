@@ -42,10 +42,10 @@ from typing import Any
 
 from sciconv.demo._cells import run_cells
 from sciconv.demo._galaxies import run_galaxies
-from sciconv.demo._output import _prepare_out, _Writer
+from sciconv.demo._output import Writer, prepare_out
 from sciconv.demo._real_nuclei import run_real_nuclei
-from sciconv.demo._report import _jsonable, _report, headline
-from sciconv.demo._settings import DATA_PARTS, DemoSettings, _require, find_data
+from sciconv.demo._report import headline, jsonable, render_report
+from sciconv.demo._settings import DATA_PARTS, DemoSettings, find_data, require_parts
 from sciconv.demo._sky import run_sky
 
 __all__ = ["DATA_PARTS", "DemoSettings", "find_data", "headline", "run"]
@@ -92,10 +92,10 @@ def run(
     log = log or (lambda _msg: None)
     settings = DemoSettings.fast() if fast else DemoSettings.full()
     data_dir = find_data(data)
-    paths = _require(data_dir, *DATA_PARTS)
+    paths = require_parts(data_dir, *DATA_PARTS)
     out = Path(out)
-    _prepare_out(out, overwrite=overwrite)
-    w = _Writer(out, overwrite)
+    prepare_out(out, overwrite=overwrite)
+    w = Writer(out, overwrite)
     log(f"sciconv demo ({'fast' if fast else 'default'} settings): data {data_dir}, output {out}")
 
     import keras
@@ -107,7 +107,7 @@ def run(
     result["sky"] = run_sky(paths, settings, w, log)
     result["real_nuclei"] = run_real_nuclei(paths, settings, w, log)
     result["seconds"] = time.perf_counter() - t0
-    w.text("report.md", _report(result, settings, fast))
+    w.text("report.md", render_report(result, settings, fast))
     result["files"] = [str(p) for p in w.files]
-    w.text("metrics.json", json.dumps(_jsonable(result), indent=2) + "\n")
+    w.text("metrics.json", json.dumps(jsonable(result), indent=2) + "\n")
     return result

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from sciconv.demo._common import _ap_scores, _overlay_pair, _pairs
-from sciconv.demo._output import _Writer
+from sciconv.demo._common import ap_scores, overlay_pair, stem_pairs
+from sciconv.demo._output import Writer
 from sciconv.demo._settings import DemoSettings
 
 
 def _split_pairs(images: Path, masks: Path, *, seed: int, fraction: float = 0.25):
-    pairs = _pairs(images, masks, unmatched="raise")
+    pairs = stem_pairs(images, masks, unmatched="raise")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
     n_test = max(1, round(fraction * len(pairs)))
@@ -37,10 +37,10 @@ def _evaluate_instances(model, pairs, *, post=None) -> tuple[dict, list]:
         union = np.logical_or(fg_t, fg_p).sum()
         ious.append(float(np.logical_and(fg_t, fg_p).sum() / union) if union else 1.0)
         shown.append((img, truth, labels))
-    return {"iou": float(np.mean(ious)), **_ap_scores(trues, preds), "n_test": len(pairs)}, shown
+    return {"iou": float(np.mean(ious)), **ap_scores(trues, preds), "n_test": len(pairs)}, shown
 
 
-def run_cells(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, Any]:
+def run_cells(paths, settings: DemoSettings, w: Writer, log) -> dict[str, Any]:
     from sciconv import datasets, io, models, training, viz
 
     train_pairs, test_pairs = _split_pairs(
@@ -93,7 +93,7 @@ def run_cells(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, Any]:
             viz.training_curves(history, title="nuclei segmenter"), "cells_curves.png"
         ),
         "overlay": w.figure(
-            _overlay_pair(
+            overlay_pair(
                 viz,
                 img,
                 truth,

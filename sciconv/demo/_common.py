@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _pairs(images: Path, labels: Path, *, unmatched: str, limit: int | None = None):
+def stem_pairs(images: Path, labels: Path, *, unmatched: str, limit: int | None = None):
     """(image, label image) pairs by the one stem rule (:func:`sciconv.io.pair_by_stem`):
     "a.fits.gz" goes with "a.tif"; at most ``limit`` pairs (None: all)."""
     from sciconv import io
@@ -16,7 +16,7 @@ def _pairs(images: Path, labels: Path, *, unmatched: str, limit: int | None = No
     return pairs[:limit] if limit else pairs
 
 
-def _ap_scores(trues, preds) -> dict[str, float]:
+def ap_scores(trues, preds) -> dict[str, float]:
     """Pooled AP@0.5 and mean AP@0.5:0.9 of instance label images against their truth."""
     from sciconv import metrics
 
@@ -25,7 +25,7 @@ def _ap_scores(trues, preds) -> dict[str, float]:
     return {"ap50": float(ap["ap"][thresholds.index(0.5)]), "mean_ap": float(ap["mean_ap"])}
 
 
-def _overlay_pair(viz, img, truth, labels, title):
+def overlay_pair(viz, img, truth, labels, title):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 5), layout="constrained")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from sciconv.demo._output import _Writer
+from sciconv.demo._output import Writer
 from sciconv.demo._settings import DemoSettings
 
 
@@ -23,7 +23,7 @@ def _collect(model, dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate(xs), y.astype(np.int64), np.concatenate(ps)
 
 
-def run_galaxies(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, Any]:
+def run_galaxies(paths, settings: DemoSettings, w: Writer, log) -> dict[str, Any]:
     from sciconv import datasets, models, training, viz
 
     train, val = datasets.from_folder(

@@ -11,7 +11,7 @@ from sciconv.errors import OutputExistsError
 _OUTPUTS = ("report.md", "metrics.json", "models", "predictions", "plots")
 
 
-def _prepare_out(out: Path, *, overwrite: bool) -> None:
+def prepare_out(out: Path, *, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputExistsError("--out must be a folder; a file of that name exists", path=out)
     existing = [name for name in _OUTPUTS if (out / name).exists()]
@@ -29,7 +29,7 @@ def _prepare_out(out: Path, *, overwrite: bool) -> None:
         (out / sub).mkdir(parents=True, exist_ok=True)
 
 
-class _Writer:
+class Writer:
     """Writes the demo's files atomically, remembering what it wrote."""
 
     def __init__(self, out: Path, overwrite: bool):

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from sciconv.demo._common import _ap_scores, _overlay_pair, _pairs
-from sciconv.demo._output import _Writer
+from sciconv.demo._common import ap_scores, overlay_pair, stem_pairs
+from sciconv.demo._output import Writer
 from sciconv.demo._settings import DemoSettings
 from sciconv.errors import DatasetError
 
@@ -20,14 +20,14 @@ def _score_pretrained(model, pairs) -> tuple[dict[str, Any], list, list]:
     for p, q in pairs:
         trues.append(np.asarray(io.read(q).data[..., 0]).astype(np.int32))
         preds.append(inference.predict_instances(model, io.read(p), progress=False))
-    return {**_ap_scores(trues, preds), "n_images": len(pairs)}, trues, preds
+    return {**ap_scores(trues, preds), "n_images": len(pairs)}, trues, preds
 
 
-def run_real_nuclei(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, Any]:
+def run_real_nuclei(paths, settings: DemoSettings, w: Writer, log) -> dict[str, Any]:
     from sciconv import io, models, viz
 
     model = models.pretrained("nuclei")
-    pairs = _pairs(
+    pairs = stem_pairs(
         paths["real_nuclei_images"],
         paths["real_nuclei_labels"],
         unmatched="skip",
@@ -46,7 +46,7 @@ def run_real_nuclei(paths, settings: DemoSettings, w: _Writer, log) -> dict[str,
         format="tiff",
         model="pretrained:nuclei",
     )
-    fig = _overlay_pair(
+    fig = overlay_pair(
         viz,
         io.read(pairs[0][0]),
         trues[0],
@@ -58,7 +58,7 @@ def run_real_nuclei(paths, settings: DemoSettings, w: _Writer, log) -> dict[str,
     bright = paths["real_nuclei_images"].parent.parent / "nuclei_brightfield"
     bright_pairs = []
     if bright.is_dir():  # an own --data folder need not have them
-        bright_pairs = _pairs(
+        bright_pairs = stem_pairs(
             bright / "images", bright / "labels", unmatched="skip", limit=settings.real_images
         )
     if bright_pairs:

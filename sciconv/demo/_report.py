@@ -53,7 +53,7 @@ def headline(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _report(result: dict[str, Any], settings: DemoSettings, fast: bool) -> str:
+def render_report(result: dict[str, Any], settings: DemoSettings, fast: bool) -> str:
     lines = [
         "# sciconv demo report",
         "",
@@ -130,11 +130,11 @@ def _report(result: dict[str, Any], settings: DemoSettings, fast: bool) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(obj):
+def jsonable(obj):
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
+        return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, (np.floating, np.integer)):
         return obj.item()
     return obj

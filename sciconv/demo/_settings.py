@@ -129,7 +129,7 @@ def find_data(data: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def _require(data: Path, *parts: str) -> dict[str, Path]:
+def require_parts(data: Path, *parts: str) -> dict[str, Path]:
     found = {}
     for key in parts:
         p = data / DATA_PARTS[key]

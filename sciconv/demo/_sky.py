@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sciconv.demo._output import _Writer
+from sciconv.demo._output import Writer
 from sciconv.demo._settings import DemoSettings
 from sciconv.errors import DatasetError
 
@@ -69,7 +69,7 @@ def _sky_training_set(settings: DemoSettings, patch: int = 64, batch: int = 16):
     return ds
 
 
-def run_sky(paths, settings: DemoSettings, w: _Writer, log) -> dict[str, Any]:
+def run_sky(paths, settings: DemoSettings, w: Writer, log) -> dict[str, Any]:
     import keras
     from astropy.table import Table
 

@@ -1,0 +1,69 @@
+"""Helpers shared by several test files (imported as ``_helpers``; not a test module)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+from sciconv import cli
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run ``sciconv ARGS...`` in-process; return (exit code, stdout, stderr)."""
+    code = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    """stderr ends in exactly one ``sciconv: error:`` line holding every fragment; no traceback."""
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("sciconv: error:")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def png_chunk(tag: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(tag + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", crc)
+
+
+def png16(width: int, height: int, idat: bytes, *, ctype: int = 2) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, ctype, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def filtered_rows(data: np.ndarray, filters) -> bytes:
+    """PNG-filter (h, w, c) uint16 rows with the given filter type per row."""
+    h, w, c = data.shape
+    bpp = 2 * c
+    rows = data.astype(">u2").reshape(h, -1).view(np.uint8).reshape(h, -1).astype(np.int32)
+    out, prev = bytearray(), np.zeros(w * bpp, np.int32)
+    for y in range(h):
+        cur, ftype = rows[y], filters[y % len(filters)]
+        left = np.concatenate([np.zeros(bpp, np.int32), cur[:-bpp]])
+        ul = np.concatenate([np.zeros(bpp, np.int32), prev[:-bpp]])
+        if ftype == 0:
+            pred = np.zeros_like(cur)
+        elif ftype == 1:
+            pred = left
+        elif ftype == 2:
+            pred = prev
+        elif ftype == 3:
+            pred = (left + prev) // 2
+        else:
+            p = left + prev - ul
+            pa, pb, pc = abs(p - left), abs(p - prev), abs(p - ul)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, ul))
+        out.append(ftype)
+        out += ((cur - pred) % 256).astype(np.uint8).tobytes()
+        prev = cur
+    return bytes(out)
