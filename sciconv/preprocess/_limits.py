@@ -6,6 +6,7 @@ the public names and documents the methods.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
@@ -154,8 +155,10 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
     if sample.size == 0:
         return math.nan, math.nan
     sample = sample.astype(np.float64, copy=False)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # polyfit RankWarning on flat data in zscale
+    with np.errstate(all="ignore"), contextlib.ExitStack() as stack:
+        if method == "zscale":  # polyfit RankWarning on flat data; the only method that warns
+            stack.enter_context(warnings.catch_warnings())
+            warnings.simplefilter("ignore")
         if method in ("percentile", "asinh"):
             vmin, vmax = AsymmetricPercentileInterval(low, high).get_limits(sample)
         elif method == "minmax":
@@ -214,9 +217,12 @@ def _image_limits(img: np.ndarray, method, low, high, per_channel, max_samples, 
         # exact min/max from every pixel: cheap, and a subsample misses the peaks
         if method != "zscore":
             if chan.dtype.kind == "f":
-                with np.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # all-NaN slice
-                    lo, hi = float(np.nanmin(chan)), float(np.nanmax(chan))
+                # fmin/fmax skip NaN without the all-NaN RuntimeWarning, so no process-wide
+                # warnings filter is touched here (datasets decode files in parallel threads)
+                lo, hi = (
+                    float(np.fmin.reduce(chan, axis=None)),
+                    float(np.fmax.reduce(chan, axis=None)),
+                )
                 if not (math.isfinite(lo) and math.isfinite(hi)):  # +/-inf present or all NaN
                     f = _finite(chan)
                     lo, hi = (float(f.min()), float(f.max())) if f.size else (math.nan, math.nan)
