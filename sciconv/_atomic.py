@@ -36,10 +36,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sciconv.errors import OutputExistsError
+from sciconv.errors import OutputExistsError, SciconvError, WriteError
 
 #: A partial file of a dead writer is removed once it is this many seconds old.
 STALE_SECONDS = 60.0
+
+# errors of a writer meaning "this folder or disk cannot take the file" (mapped to WriteError)
+_WRITE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.EFBIG,
+    errno.EIO,
+}
 
 # errors of os.link meaning "no hard links here" (not "the target exists")
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
@@ -79,30 +90,49 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     True
     """
     path = check_writable(path, overwrite=overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) or ".tmp"
-    remove_stale_partials(path)
-    # a leading "." keeps the temporary file hidden (io.list_images skips it) if we are killed;
-    # the pid in the name tells a later writer whether its owner is still alive
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.{os.getpid()}.", suffix=".part" + suffix, dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()  # writers (astropy, tifffile) create the file themselves
     try:
-        yield tmp
-        if not tmp.exists():
-            raise OSError(f"{path}: writer produced no file")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _link_new(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(path)
+        # a leading "." keeps the temporary file hidden (io.list_images skips it) if we are
+        # killed; the pid in the name tells a later writer whether its owner is still alive
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.stem}.{os.getpid()}.", suffix=".part" + suffix, dir=path.parent
+        )
+        os.close(fd)
+        tmp = Path(tmp_name)
+        tmp.unlink()  # writers (astropy, tifffile) create the file themselves
+    except OSError as err:  # read-only or missing folder, full disk, quota
+        raise _write_error(err, path) from err
+    try:
+        try:
+            yield tmp
+        except OSError as err:  # the writer's own failure: map only "the disk refused"
+            if isinstance(err, SciconvError) or err.errno not in _WRITE_ERRNOS:
+                raise
+            raise _write_error(err, path) from err
+        try:
+            if not tmp.exists():
+                raise OSError(f"{path}: writer produced no file")
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                _link_new(tmp, path)
+        except OSError as err:
+            if isinstance(err, SciconvError):
+                raise
+            raise _write_error(err, path) from err
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def _write_error(err: OSError, path: Path) -> WriteError:
+    """A WriteError naming the target (never the hidden temporary file) and the reason."""
+    reason = err.strerror or str(err)
+    return WriteError(f"cannot write ({reason}); nothing was written", path=path)
 
 
 def _link_new(tmp: Path, path: Path) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "SciconvError",
     "SciconvWarning",
     "UnsafeModelError",
+    "WriteError",
 ]
 
 
@@ -81,6 +82,16 @@ class ConfigError(SciconvError, ValueError):
 
 class OutputExistsError(SciconvError, FileExistsError):
     """An output file exists and ``overwrite=True`` was not given."""
+
+
+class WriteError(SciconvError, OSError):
+    """An output file cannot be written (read-only folder, full disk, quota); nothing is left.
+
+    Examples
+    --------
+    >>> str(WriteError("cannot write (No space left on device)", path="out.tif"))
+    'out.tif: cannot write (No space left on device)'
+    """
 
 
 class DownloadError(SciconvError, OSError):

@@ -6,6 +6,13 @@ many science packages use): a registry of URLs and checksums, a per-user cache
 ``SCICONV_DATA_DIR``), a progress bar, retries, and a hash check. A file that fails its checksum
 or arrives truncated is never left in the cache, and a cached file is not downloaded again.
 
+Every use of a cached file checks it again: against the registry's published checksum, or, for a
+data set that publishes none (DSB2018), against the SHA-256 recorded in ``.<file>.sha256`` when it
+was downloaded and passed a structural check (a zip whose members all read back intact and hold
+``<id>/images/<id>.png`` files; an HTML error page served with status 200 fails it and is not
+kept). A cached file changed since then raises :class:`~sciconv.errors.DownloadError` saying
+which file to delete to download it again.
+
 Data sets (:data:`REGISTRY`):
 
 ``"galaxy10"``
@@ -33,14 +40,16 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sciconv._archive import zip_size_problem
+from sciconv._archive import zip_member_problem, zip_size_problem
 from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, DatasetError, DownloadError
@@ -70,8 +79,12 @@ GALAXY10_CLASSES = [
     "edge_on_with_bulge",
 ]
 
-#: Data sets that :func:`fetch` can download: URL, file name in the cache, checksum (``None`` =
-#: not verified), what it is, its licence and how to cite it.
+#: Largest Galaxy10 HDF5 ``images`` dataset accepted, in bytes (the real one: 3.5 GB).
+MAX_GALAXY10_BYTES = 8 * 2**30
+
+#: Data sets that :func:`fetch` can download: URL, file name in the cache, checksum (``None``:
+#: none is published; the file must pass the data set's structural check and its SHA-256 is
+#: recorded then, and checked on every later use), what it is, its licence and how to cite it.
 REGISTRY: dict[str, dict[str, Any]] = {
     "galaxy10": {
         "url": "https://zenodo.org/records/10845026/files/Galaxy10_DECals.h5",
@@ -89,7 +102,8 @@ REGISTRY: dict[str, dict[str, Any]] = {
         "url": "https://data.broadinstitute.org/bbbc/BBBC038/stage1_train.zip",
         "fname": "dsb2018_stage1_train.zip",
         # No checksum published by the Broad, and these machines have no internet to compute one:
-        # the download is not hash-checked (pooch accepts any content); it must unzip cleanly.
+        # a download must pass _check_dsb2018_zip (every member intact, the stage-1 layout);
+        # its SHA-256 is then recorded beside it and checked on every later use.
         "known_hash": None,
         "description": "2018 Data Science Bowl stage 1 training set (BBBC038v1): 670 nucleus "
         "images with per-nucleus masks (82 MB ZIP)",
@@ -110,6 +124,8 @@ _LOCAL = {
 }
 
 _MODALITIES = ("fluo", "color", "gray_bright")
+
+_DSB2018_IMAGE = re.compile(r"([^/]+)/images/\1\.png")
 
 
 def available() -> dict[str, str]:
@@ -197,6 +213,7 @@ def fetch(
     folder = Path(cache).expanduser() if cache is not None else cache_dir()
     target = folder / entry["fname"]
     if target.is_file():
+        _verify_cached(name, target, entry)
         return target
     import pooch
     import requests
@@ -210,7 +227,7 @@ def fetch(
     )
     downloader = pooch.HTTPDownloader(progressbar=bool(progress), timeout=60)
     try:
-        return Path(registry.fetch(entry["fname"], downloader=downloader))
+        path = Path(registry.fetch(entry["fname"], downloader=downloader))
     except ValueError as err:  # pooch: hash mismatch
         raise DownloadError(
             f"download of {entry['url']} failed its checksum ({entry['known_hash']}): {err}; "
@@ -223,6 +240,127 @@ def fetch(
             f"(no internet? download it by hand into {folder} or set {ENV_VAR})",
             path=target,
         ) from err
+    if entry["known_hash"] is None:
+        problem = _structure_problem(name, path)
+        if problem:
+            path.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{problem}; the download of {entry['url']} was not kept: try again later, or "
+                f"download it by hand into {folder}",
+                path=target,
+            )
+        _record_path(path).write_text(_sha256(path) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- cached-file checks
+def _record_path(file: Path) -> Path:
+    """Where the SHA-256 of a download without a published checksum is recorded."""
+    return file.with_name(f".{file.name}.sha256")
+
+
+def _sha256(file: Path) -> str:
+    import pooch
+
+    return pooch.file_hash(str(file), alg="sha256")
+
+
+def _stale(target: Path, name: str, what: str) -> DownloadError:
+    return DownloadError(
+        f"the cached file {what}: it was changed or damaged after download. Delete it "
+        f"({target}) and call sciconv.fetch.fetch({name!r}) again to download a fresh copy",
+        path=target,
+    )
+
+
+def _stamp_path(file: Path) -> Path:
+    """Where the size and modification time of a cached file's last successful check are kept."""
+    return file.with_name(f".{file.name}.checked")
+
+
+def _stat_key(file: Path) -> str:
+    st = file.stat()
+    return f"{st.st_size} {st.st_mtime_ns}\n"
+
+
+def _verify_cached(name: str, target: Path, entry: dict[str, Any]) -> None:
+    """Check a cached download again: its published checksum, or the SHA-256 recorded for it.
+
+    A full hash is computed only when the file's size or modification time differ from those of
+    its last successful check (a 3.5 GB file is not re-read on every use); anyone able to forge
+    those could as well rewrite the recorded checksum.
+    """
+    stamp = _stamp_path(target)
+    try:
+        if stamp.is_file() and stamp.read_text() == _stat_key(target):
+            return
+    except OSError:
+        pass
+    _verify_cached_contents(name, target, entry)
+    try:
+        stamp.write_text(_stat_key(target))
+    except OSError:  # a read-only cache still works, it is only hashed again next time
+        pass
+
+
+def _verify_cached_contents(name: str, target: Path, entry: dict[str, Any]) -> None:
+    known = entry["known_hash"]
+    try:
+        if known is not None:
+            import pooch
+
+            alg, _, digest = str(known).rpartition(":")
+            if pooch.file_hash(str(target), alg=alg or "sha256") != digest.lower():
+                raise _stale(target, name, f"no longer matches its checksum ({known})")
+            return
+        record = _record_path(target)
+        if record.is_file():
+            if _sha256(target) != record.read_text().strip():
+                raise _stale(target, name, f"no longer matches the SHA-256 recorded in {record}")
+            return
+        # placed by hand (or downloaded by an older sciconv): check its structure, then record
+        problem = _structure_problem(name, target)
+        if problem:
+            raise _stale(target, name, f"is not the {name} data set ({problem})")
+        record.write_text(_sha256(target) + "\n")
+    except OSError as err:
+        if isinstance(err, DownloadError):
+            raise
+        raise DownloadError(
+            f"cannot check the cached file ({err.strerror or err})", path=target
+        ) from err
+
+
+def _structure_problem(name: str, file: Path) -> str | None:
+    """What makes ``file`` not a download of data set ``name`` (checks without a checksum)."""
+    check = _STRUCTURE_CHECKS.get(name)
+    return None if check is None else check(file)
+
+
+def _check_dsb2018_zip(file: Path) -> str | None:
+    cannot = "cannot unpack it as the DSB2018 archive"
+    if not zipfile.is_zipfile(file):
+        return f"{cannot}: not a zip archive (an HTML error page? a truncated transfer?)"
+    try:
+        with zipfile.ZipFile(file) as zf:
+            problem = zip_size_problem(zf, max_total=MAX_EXTRACT_BYTES, max_ratio=MAX_EXTRACT_RATIO)
+            if problem:
+                return (
+                    f"refusing to unpack it: {problem} (limits: sciconv.fetch.MAX_EXTRACT_BYTES, "
+                    "MAX_EXTRACT_RATIO)"
+                )
+            problem = zip_member_problem(zf)
+            if problem:
+                return f"{cannot}: {problem}"
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as err:
+        return f"{cannot}: unreadable zip ({err})"
+    if not any(_DSB2018_IMAGE.fullmatch(n.removeprefix("stage1_train/")) for n in names):
+        return f"{cannot}: it holds no <id>/images/<id>.png member"
+    return None
+
+
+_STRUCTURE_CHECKS = {"dsb2018": _check_dsb2018_zip}
 
 
 # ----------------------------------------------------------------------------------------- load
@@ -316,20 +454,22 @@ def _load_galaxy10(file: Path, *, out, format: str, overwrite: bool):
 
     try:
         with h5py.File(file, "r") as h5:
-            images = np.asarray(h5["images"])
-            labels = np.asarray(h5["ans"]).astype(np.int64)
-    except (OSError, KeyError) as err:
+            problem = _galaxy10_problem(h5, h5py)
+            if problem:
+                raise DownloadError(
+                    f"not a Galaxy10 HDF5 file: {problem}; delete it and fetch it again",
+                    path=file,
+                )
+            images = h5["images"][()]
+            labels = h5["ans"][()].astype(np.int64)
+    except DownloadError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, MemoryError) as err:
         raise DownloadError(
-            f"cannot read Galaxy10 HDF5 (expected datasets 'images' and 'ans'): {err}; delete "
-            "the file and fetch it again",
+            f"cannot read Galaxy10 HDF5 (expected datasets 'images' and 'ans'): "
+            f"{type(err).__name__}: {err}; delete the file and fetch it again",
             path=file,
         ) from err
-    if images.ndim != 4 or len(images) != len(labels):
-        raise DownloadError(
-            f"Galaxy10 HDF5 has images {images.shape} and labels {labels.shape}; expected "
-            "(N, H, W, 3) and (N,)",
-            path=file,
-        )
     if labels.min(initial=0) < 0 or labels.max(initial=0) >= len(GALAXY10_CLASSES):
         raise DownloadError(f"Galaxy10 labels outside 0..{len(GALAXY10_CLASSES) - 1}", path=file)
     class_names = list(GALAXY10_CLASSES)
@@ -345,6 +485,30 @@ def _load_galaxy10(file: Path, *, out, format: str, overwrite: bool):
             continue
         _write_image(target, image, format=format)
     return root
+
+
+def _galaxy10_problem(h5, h5py) -> str | None:
+    """Check the Galaxy10 datasets' kinds, shapes and dtypes from the HDF5 metadata alone."""
+    images, labels = h5.get("images"), h5.get("ans")
+    for key, obj in (("images", images), ("ans", labels)):
+        if not isinstance(obj, h5py.Dataset):
+            found = "missing" if obj is None else f"a {type(obj).__name__}, not a dataset"
+            return f"{key!r} is {found} (the file holds {sorted(h5.keys())[:10]})"
+    if images.ndim != 4 or images.shape[-1] != 3 or min(images.shape, default=0) < 1:
+        return f"'images' has shape {images.shape}; expected (N, H, W, 3)"
+    if images.dtype != np.uint8:
+        return f"'images' has dtype {images.dtype}; expected uint8"
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        return f"'ans' has shape {labels.shape}; expected ({images.shape[0]},), one per image"
+    if labels.dtype.kind not in "iu":
+        return f"'ans' has dtype {labels.dtype}; expected integers"
+    size = int(np.prod(images.shape, dtype=np.float64))
+    if size > MAX_GALAXY10_BYTES:
+        return (
+            f"'images' declares {size:,} bytes, over the {MAX_GALAXY10_BYTES:,}-byte limit "
+            "(sciconv.fetch.MAX_GALAXY10_BYTES)"
+        )
+    return None
 
 
 def _write_image(target: Path, array: np.ndarray, *, format: str) -> None:
@@ -401,15 +565,46 @@ def _dsb2018_zip_pairs(file: Path):
         raise DownloadError("the DSB2018 archive holds no <id>/images/<id>.png folders", path=file)
     from PIL import Image
 
+    def read(member: Path) -> np.ndarray:
+        """One PNG of the archive, with Pillow's pixel limits; errors name archive and member."""
+        name = member.relative_to(folder).as_posix()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(member) as im:
+                    if im.format != "PNG":
+                        raise ValueError(f"a {im.format} file, not a PNG")
+                    array = np.asarray(im)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as err:  # fmt: skip
+            raise DownloadError(
+                f"archive member {name!r} is not a readable image ({type(err).__name__}: "
+                f"{err}); delete the archive and fetch it again",
+                path=file,
+            ) from None
+        if array.ndim not in (2, 3) or array.size == 0:
+            raise DownloadError(
+                f"archive member {name!r} has shape {array.shape}; expected (H, W) or (H, W, C)",
+                path=file,
+            )
+        return array
+
     def generate():
         for image_id in ids:
-            img = np.asarray(Image.open(root / image_id / "images" / f"{image_id}.png"))
+            img = read(root / image_id / "images" / f"{image_id}.png")
             masks = sorted((root / image_id / "masks").glob("*.png"))
             lab = np.zeros(img.shape[:2], np.int32)
             for k, m in enumerate(masks, start=1):
-                mk = np.asarray(Image.open(m)) > 0
+                mk = read(m) > 0
                 if mk.ndim == 3:
                     mk = mk.any(axis=-1)
+                if mk.shape != lab.shape:
+                    raise DownloadError(
+                        f"archive member {m.relative_to(folder).as_posix()!r} is a "
+                        f"{mk.shape[0]} x {mk.shape[1]} mask for a {lab.shape[0]} x "
+                        f"{lab.shape[1]} image; delete the archive and fetch it again",
+                        path=file,
+                    )
                 lab[mk & (lab == 0)] = k  # overlaps: the first mask in file-name order wins
             yield image_id, _to_gray_or_rgb(img), lab, None
 

@@ -45,6 +45,18 @@ CONFIG_FILE = "config.json"
 #: Name of the per-epoch CSV log (one row per epoch, first column ``epoch``) in the workdir.
 LOG_FILE = "log.csv"
 
+#: Largest ``config.json`` accepted (bytes); fit writes a few kilobytes.
+MAX_CONFIG_BYTES = 16 * 2**20
+
+# keys of config.json that sciconv reads back, and their JSON types
+_CONFIG_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "status": ((str,), "a string"),
+    "epochs_done": ((int,), "an integer"),
+    "model": ((dict,), "a JSON object"),
+    "metadata": ((dict,), "a JSON object"),
+    "final": ((dict,), "a JSON object"),
+}
+
 # cells Keras' CSVLogger writes for a metric missing in an epoch; read as NaN
 _MISSING = ("", "NA", "N/A")
 
@@ -65,7 +77,9 @@ def read_config(workdir: str | os.PathLike) -> dict:
     Raises
     ------
     ConfigError
-        If the file is missing, not valid JSON, or not a JSON object.
+        If the file is missing, unreadable, larger than :data:`MAX_CONFIG_BYTES`, not valid
+        JSON (nested too deep included), not a JSON object, or a key sciconv reads back
+        (``status``, ``epochs_done``, ``model``, ``metadata``, ``final``) has the wrong type.
 
     Examples
     --------
@@ -76,18 +90,49 @@ def read_config(workdir: str | os.PathLike) -> dict:
     """
     path = Path(workdir) / CONFIG_FILE
     try:
-        config = json.loads(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"run configuration is {size:,} bytes, over the {MAX_CONFIG_BYTES:,}-byte limit "
+                "(sciconv.runs.MAX_CONFIG_BYTES); fit writes a few kB",
+                path=path,
+            )
+        config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             "no run configuration (was fit run with this workdir?)", path=path
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"unreadable run configuration ({err})", path=path) from None
+    except RecursionError:
+        raise ConfigError(
+            "unreadable run configuration (JSON nested too deep)", path=path
+        ) from None
+    except (OSError, ValueError) as err:  # ValueError: bad JSON/UTF-8, a huge integer literal
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise ConfigError(f"unreadable run configuration ({reason})", path=path) from None
     if not isinstance(config, dict):
         raise ConfigError(
             f"run configuration must be a JSON object; got {type(config).__name__}", path=path
         )
+    for key, (kinds, what) in _CONFIG_TYPES.items():
+        value = config.get(key)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise ConfigError(
+                f"run configuration key {key!r} must be {what}; got {type(value).__name__} "
+                f"{_clip(value)} (delete the run folder or pass overwrite=True to fit)",
+                path=path,
+            )
+    if config.get("status") not in (None, "running", "finished"):
+        raise ConfigError(
+            f"run configuration key 'status' must be 'running' or 'finished'; got "
+            f"{_clip(config['status'])}",
+            path=path,
+        )
     return config
+
+
+def _clip(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _log_file(path: str | os.PathLike) -> Path:

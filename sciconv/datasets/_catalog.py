@@ -58,6 +58,12 @@ def _read_catalog(csv_path: Path, needed: list[str]):
                 rows.append((reader.line_num, {k: (row.get(k) or "").strip() for k in needed}))
     except UnicodeDecodeError as exc:
         raise DatasetError(f"not a UTF-8 text CSV ({exc.reason})", path=csv_path) from None
+    except OSError as exc:  # permission denied, I/O error, a folder given as the CSV
+        hint = "; check its permissions" if isinstance(exc, PermissionError) else ""
+        raise DatasetError(
+            f"cannot read the catalog ({exc.strerror or type(exc).__name__}){hint}",
+            path=csv_path,
+        ) from None
     except csv.Error as exc:
         raise DatasetError(f"malformed CSV: {exc}", path=csv_path) from None
     if not rows:
@@ -157,7 +163,8 @@ cache, strict
     Raises
     ------
     DatasetError
-        Missing CSV or columns (naming the available ones), missing/duplicate files (naming the
+        Missing or unreadable (permission denied) CSV, missing columns (naming the available
+        ones), missing, unreachable or duplicate files (naming the
         lines), paths outside the CSV's folder (naming the lines), unparsable labels (naming the
         line, column and value), plus the errors of
         :func:`from_folder`.
@@ -179,7 +186,13 @@ cache, strict
     ((4, 8, 8, 1), (4, 2), 'float32', 'regression')
     """
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
+    try:
+        found = csv_path.is_file()
+    except OSError as exc:  # its folder cannot be searched (permission denied)
+        raise DatasetError(
+            f"cannot reach the catalog ({exc.strerror or type(exc).__name__})", path=csv_path
+        ) from None
+    if not found:
         raise DatasetError("catalog CSV not found", path=csv_path)
     if (label_column is None) == (label_columns is None):
         raise ConfigError("give exactly one of label_column=... or label_columns=[...]")
@@ -206,11 +219,16 @@ cache, strict
     base = csv_path.parent
     if not allow_outside:
         _refuse_outside(rows, path_column, base, csv_path)
-    missing, seen, dups, kept = [], {}, [], []
+    missing, denied, seen, dups, kept = [], [], {}, [], []
     for line, row in rows:
         rel = row[path_column]
         full = (base / rel) if rel else None
-        if full is None or not full.is_file():
+        try:
+            is_file = full is not None and full.is_file()
+        except OSError as exc:  # a folder on the way cannot be searched (permission denied)
+            denied.append((line, rel, exc.strerror or type(exc).__name__))
+            continue
+        if not is_file:
             missing.append((line, rel))
             continue
         key = os.path.realpath(full)
@@ -219,6 +237,14 @@ cache, strict
             continue
         seen[key] = line
         kept.append((line, str(full), row))
+    if denied:
+        listed = ", ".join(f"line {ln}: {p} ({why})" for ln, p, why in denied[:MAX_LISTED])
+        more = f" and {len(denied) - MAX_LISTED} more" if len(denied) > MAX_LISTED else ""
+        raise DatasetError(
+            f"{len(denied)} file(s) listed in column {path_column!r} cannot be reached (paths "
+            f"are relative to {base}): {listed}{more}; check the folders' permissions",
+            path=csv_path,
+        )
     if missing:
         listed = ", ".join(f"line {ln}: {p or '(empty)'}" for ln, p in missing[:MAX_LISTED])
         more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""

@@ -28,6 +28,43 @@ def list_folder_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]
     return images, junk
 
 
+def _unreadable(err: OSError, folder: Path) -> DatasetError:
+    """A DatasetError naming the folder or file the operating system refused, and why."""
+    where = err.filename if err.filename is not None else folder
+    reason = err.strerror or type(err).__name__
+    hint = "; check its permissions" if isinstance(err, PermissionError) else ""
+    return DatasetError(f"cannot read this folder or file ({reason}){hint}", path=where)
+
+
+def _scan_class_folders(folder: Path):
+    """The class folders of ``folder``, their image paths and labels, and the skipped files."""
+    if not folder.is_dir():
+        raise DatasetError(
+            "not a folder (from_folder expects one sub-folder per class)", path=folder
+        )
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        raise DatasetError(
+            "no class sub-folders; from_folder expects one sub-folder of images per class",
+            path=folder,
+        )
+    paths: list[str] = []
+    labels: list[int] = []
+    skipped: list[tuple[str, str]] = []
+    for c, d in enumerate(class_dirs):
+        images, junk = list_folder_images(d)
+        skipped.extend((str(p), why) for p, why in junk)
+        if not images:
+            raise DatasetError(
+                f"class folder {d.name!r} holds no image files"
+                + (f" (only {len(junk)} non-image file(s))" if junk else ""),
+                path=d,
+            )
+        paths.extend(str(p) for p in images)
+        labels.extend([c] * len(images))
+    return class_dirs, paths, labels, skipped
+
+
 def from_folder(
     path: str | os.PathLike,
     *,
@@ -95,8 +132,9 @@ def from_folder(
     Raises
     ------
     DatasetError
-        Missing or empty folder, no class sub-folders, a class with no readable image, different
-        channel counts, different sizes without ``image_size``, an empty split.
+        Missing, unreadable (permission denied) or empty folder, no class sub-folders, a class
+        with no readable image, different channel counts, different sizes without
+        ``image_size``, an empty split.
 
     Examples
     --------
@@ -113,30 +151,10 @@ def from_folder(
     ((6, 4, 4, 1), [0, 0, 0, 1, 1, 1])
     """
     folder = Path(path)
-    if not folder.is_dir():
-        raise DatasetError(
-            "not a folder (from_folder expects one sub-folder per class)", path=folder
-        )
-    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not class_dirs:
-        raise DatasetError(
-            "no class sub-folders; from_folder expects one sub-folder of images per class",
-            path=folder,
-        )
-    paths: list[str] = []
-    labels: list[int] = []
-    skipped: list[tuple[str, str]] = []
-    for c, d in enumerate(class_dirs):
-        images, junk = list_folder_images(d)
-        skipped.extend((str(p), why) for p, why in junk)
-        if not images:
-            raise DatasetError(
-                f"class folder {d.name!r} holds no image files"
-                + (f" (only {len(junk)} non-image file(s))" if junk else ""),
-                path=d,
-            )
-        paths.extend(str(p) for p in images)
-        labels.extend([c] * len(images))
+    try:
+        class_dirs, paths, labels, skipped = _scan_class_folders(folder)
+    except OSError as err:  # permission denied, I/O error, a folder vanishing mid-scan
+        raise _unreadable(err, folder) from None
     labels_arr = np.asarray(labels, dtype=np.int32)
 
     def check_empty(good):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.errors import ConfigError, InvalidImageError, WriteError
 from sciconv.io._common import _astropy_fits, _short, _warn
 from sciconv.io._header import _replace_wcs_cards, _strip_structural
 from sciconv.io._image import GridImage, LazyImage
@@ -158,6 +158,10 @@ def _write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: P
             hdul.writeto(tmp, output_verify="silentfix", checksum=False)
     except InvalidImageError:
         raise
+    except OSError as exc:  # full disk, quota, read-only folder: the target, not the .part file
+        raise WriteError(
+            f"cannot write FITS ({exc.strerror or _short(exc)}); nothing was written", path=path
+        ) from exc
     except Exception as exc:
         raise InvalidImageError(f"cannot write FITS ({_short(exc)})", path=path) from exc
 

@@ -27,8 +27,9 @@ import keras
 # layers are registered by sciconv.models.layers, which the builders import)
 import sciconv.losses
 import sciconv.metrics  # noqa: F401
-from sciconv._archive import zip_size_problem
+from sciconv._archive import zip_member_problem, zip_size_problem
 from sciconv.errors import ModelError, UnsafeModelError
+from sciconv.models._validate_meta import check_postprocess
 from sciconv.models.builders import classifier, regressor, segmenter
 from sciconv.models.metadata import set_metadata
 
@@ -117,6 +118,9 @@ def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
         )
 
 
+_TOO_DEEP = "not a readable .keras model file (config.json nested too deep)"
+
+
 def _read_config(path: Path) -> dict:
     try:
         with zipfile.ZipFile(path) as archive:
@@ -127,11 +131,46 @@ def _read_config(path: Path) -> dict:
                     path=path,
                 )
             _check_members(archive, path)
+            damaged = zip_member_problem(archive)  # CRC-checks every member, in bounded chunks
+            if damaged:
+                raise ModelError(
+                    f"damaged model file: {damaged}; copy or download it again", path=path
+                )
             with archive.open("config.json") as member:  # zipfile stops at the declared size
                 data = member.read(MAX_CONFIG_BYTES + 1)
             return json.loads(data.decode("utf-8"))
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except ModelError:
+        raise
+    except RecursionError:
+        raise ModelError(_TOO_DEEP, path=path) from None
+    except (zipfile.BadZipFile, OSError, ValueError) as err:  # ValueError: bad UTF-8 or JSON
         raise ModelError(f"not a readable .keras model file ({err})", path=path) from None
+
+
+def _recorded_metadata(config) -> dict | None:
+    """The sciconv metadata a ``.keras`` config records (its SciconvMetadata layer), if any."""
+    inner = config.get("config") if isinstance(config, dict) else None
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    for layer in layers if isinstance(layers, list) else []:
+        if isinstance(layer, dict) and str(layer.get("class_name", "")).endswith("SciconvMetadata"):
+            layer_config = layer.get("config")
+            meta = layer_config.get("metadata") if isinstance(layer_config, dict) else None
+            if meta is not None and not isinstance(meta, dict):
+                raise ModelError(
+                    f"recorded sciconv metadata must be a JSON object; got {type(meta).__name__}"
+                )
+            return meta
+    return None
+
+
+def _check_recorded_settings(config, path: Path) -> None:
+    """Refuse a model whose recorded metadata holds settings of the wrong kind (names the key)."""
+    try:
+        meta = _recorded_metadata(config)
+    except ModelError as err:
+        raise ModelError(err.message, path=path) from None
+    if meta:
+        check_postprocess(meta.get("postprocess"), path=path)
 
 
 def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) -> keras.Model:
@@ -163,8 +202,10 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
     ModelError
         Missing file, a folder, a FIFO or device, a file that is not a ``.keras`` zip, a zip
         whose members declare sizes over the limits (:data:`MAX_CONFIG_BYTES`,
-        :data:`MAX_MODEL_BYTES`, :data:`MAX_COMPRESSION_RATIO`), or a model Keras cannot build
-        (a class or function it does not know included).
+        :data:`MAX_MODEL_BYTES`, :data:`MAX_COMPRESSION_RATIO`), a damaged member (truncated,
+        bad CRC; the message names it), recorded post-processing settings of the wrong type or
+        with unknown keys (naming the key), or a model Keras cannot build (a class or function
+        it does not know included).
     UnsafeModelError
         ``trust`` is False and the file holds a Lambda layer, a serialized Python function, or
         names a class or function from outside Keras' modeling APIs and the registered custom
@@ -213,8 +254,12 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
             path=path,
         )
     config = _read_config(path)
+    _check_recorded_settings(config, path)
     if not trust:
-        unsafe = _find_unsafe(config)
+        try:
+            unsafe = _find_unsafe(config)
+        except RecursionError:
+            raise ModelError(_TOO_DEEP, path=path) from None
         if unsafe:
             raise UnsafeModelError(
                 f"refusing to load: the model holds a {unsafe}, which can run arbitrary Python "
@@ -304,14 +349,7 @@ def _rebuild_from_metadata(path: Path, config: dict) -> keras.Model | None:
     version-independent, so a model made by a sciconv builder is rebuilt from its metadata with
     the installed Keras and given the file's weights. Returns None when that is not possible.
     """
-    meta = next(
-        (
-            layer["config"].get("metadata")
-            for layer in config.get("config", {}).get("layers", [])
-            if str(layer.get("class_name", "")).endswith("SciconvMetadata")
-        ),
-        None,
-    )
+    meta = _recorded_metadata(config)
     arch = dict((meta or {}).get("architecture") or {})
     builder = arch.pop("builder", None)
     if builder not in _REBUILD_KEYS or "input_shape" not in meta:
