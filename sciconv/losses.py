@@ -11,6 +11,14 @@ They also work on ``(N, K)`` classifier outputs. Each function returns one value
 classes (:class:`DiceLoss`, :class:`FocalLoss`, :class:`BCEDiceLoss`, :class:`GaussianNLL`) take
 parameters and save them in the model file.
 
+Per-pixel weights (bad pixels)
+    The segmentation losses take ``sample_weight`` per pixel ``(N, H, W)``: a pixel of weight 0
+    (a masked, bad pixel) counts nowhere: not in the Dice overlap, not in the cross-entropy mean
+    (a weighted mean over the pixels). Keras hands a dataset's third element ``(x, y, w)`` to a
+    Loss *object* only, so train with the classes (:class:`BCEDiceLoss`, :class:`DiceLoss`,
+    :class:`FocalLoss`: :func:`sciconv.training.fit` compiles with them): a plain function in
+    ``model.compile`` returns one value per sample and Keras cannot weigh its pixels.
+
 Examples
 --------
 >>> import numpy as np
@@ -71,8 +79,37 @@ def _spatial_axes(x) -> list[int]:
     return list(range(1, len(x.shape) - 1))
 
 
+def _pixel_weights(sample_weight, p):
+    """float32 weights shaped to broadcast against ``p`` ``(N, ..., K)``: ``(N, ..., 1)``."""
+    w = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+    rank_w, rank_p = len(w.shape), len(p.shape)
+    if rank_w == rank_p - 1:
+        w = ops.expand_dims(w, -1)
+    elif rank_w != rank_p or w.shape[-1] not in (1, None):
+        raise ValueError(
+            f"sample_weight must have the labels' shape (N, H, W) or (N, H, W, 1); got shape "
+            f"{tuple(w.shape)} for predictions of shape {tuple(p.shape)}"
+        )
+    return w
+
+
+def _weighted_mean(loss, sample_weight):
+    """Mean of per-pixel ``loss`` ``(N, ...)`` over its pixels, weighted; ``(N,)``."""
+    axes = list(range(1, len(loss.shape)))
+    if sample_weight is None:
+        return ops.mean(loss, axis=axes) if axes else loss
+    w = ops.cast(ops.convert_to_tensor(sample_weight), loss.dtype)
+    if len(w.shape) == len(loss.shape) + 1:
+        w = ops.squeeze(w, axis=-1)
+    if not axes:
+        return loss * w
+    return ops.sum(loss * w, axis=axes) / ops.maximum(ops.sum(w, axis=axes), _EPS)
+
+
 @_register
-def dice_loss(y_true, y_pred, smooth: float = 1.0, include_background: bool = False):
+def dice_loss(
+    y_true, y_pred, smooth: float = 1.0, include_background: bool = False, sample_weight=None
+):
     """Soft Dice loss, ``1 - mean_k (2 |T_k P_k| + s) / (|T_k| + |P_k| + s)``, per sample.
 
     Parameters
@@ -86,6 +123,9 @@ def dice_loss(y_true, y_pred, smooth: float = 1.0, include_background: bool = Fa
     include_background : bool
         Average over all K classes; by default class 0 (background) is left out when K > 1, as
         is usual for foreground segmentation. A binary sigmoid output scores its foreground only.
+    sample_weight : array, optional
+        Per-pixel weights ``(N, H, W)`` (or ``(N, H, W, 1)``): each pixel's share of the overlap
+        and the sums, so a pixel of weight 0 does not count.
 
     Returns
     -------
@@ -99,8 +139,16 @@ def dice_loss(y_true, y_pred, smooth: float = 1.0, include_background: bool = Fa
     >>> p = np.full((1, 1, 4, 1), 0.5, "float32")       # binary sigmoid, undecided
     >>> round(float(dice_loss(t, p, smooth=0.0)[0]), 3)  # 1 - 2 * 1.0 / (2 + 2)
     0.5
+    >>> w = np.array([[[1, 1, 1, 0]]])                  # the last pixel is bad: not counted,
+    >>> q = p.copy(); q[0, 0, 3] = 0.9                  # so a wrong guess there costs nothing
+    >>> a, b = dice_loss(t, q, sample_weight=w)[0], dice_loss(t[..., :3], p[:, :, :3])[0]
+    >>> bool(np.isclose(a, b))
+    True
     """
     t, p, _ = _one_hot_pair(y_true, y_pred)
+    if sample_weight is not None:
+        w = _pixel_weights(sample_weight, p)
+        t, p = t * w, p * w
     axes = _spatial_axes(p)
     if not include_background:
         t, p = t[..., 1:], p[..., 1:]
@@ -114,7 +162,7 @@ def dice_loss(y_true, y_pred, smooth: float = 1.0, include_background: bool = Fa
 
 
 @_register
-def focal_loss(y_true, y_pred, gamma: float = 2.0, alpha: float | None = None):
+def focal_loss(y_true, y_pred, gamma: float = 2.0, alpha: float | None = None, sample_weight=None):
     """Focal loss ``-alpha_t (1 - p_t)**gamma log p_t`` averaged over pixels, per sample.
 
     Parameters
@@ -126,6 +174,9 @@ def focal_loss(y_true, y_pred, gamma: float = 2.0, alpha: float | None = None):
     alpha : float, optional
         Weight of the foreground (classes > 0) in ``(0, 1)``; background gets ``1 - alpha``.
         None weighs all classes equally.
+    sample_weight : array, optional
+        Per-pixel weights ``(N, H, W)``: the loss is their weighted mean over the pixels (a pixel
+        of weight 0 does not count).
 
     Returns
     -------
@@ -149,24 +200,25 @@ def focal_loss(y_true, y_pred, gamma: float = 2.0, alpha: float | None = None):
         fg = 1.0 - t[..., 0]  # 1 where the true class is not background
         weight = weight * (alpha * fg + (1.0 - alpha) * (1.0 - fg))
     loss = -weight * ops.log(p_t)
-    axes = list(range(1, len(loss.shape)))
-    return ops.mean(loss, axis=axes) if axes else loss
+    return _weighted_mean(loss, sample_weight)
 
 
-def _crossentropy(y_true, y_pred):
+def _crossentropy(y_true, y_pred, sample_weight=None):
     t, p, _ = _one_hot_pair(y_true, y_pred)
     ce = -ops.sum(t * ops.log(ops.clip(p, _EPS, 1.0)), axis=-1)
-    axes = list(range(1, len(ce.shape)))
-    return ops.mean(ce, axis=axes) if axes else ce
+    return _weighted_mean(ce, sample_weight)
 
 
 @_register
-def bce_dice_loss(y_true, y_pred, dice_weight: float = 1.0, smooth: float = 1.0):
+def bce_dice_loss(
+    y_true, y_pred, dice_weight: float = 1.0, smooth: float = 1.0, sample_weight=None
+):
     """Cross-entropy + ``dice_weight`` x Dice loss, per sample.
 
     Binary (sigmoid) outputs get binary cross-entropy, softmax outputs categorical
     cross-entropy (from sparse or one-hot labels). Cross-entropy gives smooth per-pixel gradients
-    early in training; Dice counters the imbalance of a small foreground.
+    early in training; Dice counters the imbalance of a small foreground. ``sample_weight``
+    (per pixel, ``(N, H, W)``) weighs both terms (see :func:`dice_loss`, :func:`focal_loss`).
 
     Examples
     --------
@@ -176,7 +228,9 @@ def bce_dice_loss(y_true, y_pred, dice_weight: float = 1.0, smooth: float = 1.0)
     >>> bool(bce_dice_loss(t, p)[0] > dice_loss(t, p)[0])
     True
     """
-    return _crossentropy(y_true, y_pred) + dice_weight * dice_loss(y_true, y_pred, smooth=smooth)
+    ce = _crossentropy(y_true, y_pred, sample_weight)
+    dice = dice_loss(y_true, y_pred, smooth=smooth, sample_weight=sample_weight)
+    return ce + dice_weight * dice
 
 
 @_register
@@ -218,14 +272,31 @@ def gaussian_nll(y_true, y_pred):
 
 
 class _ParamLoss(keras.losses.Loss):
-    """A Loss whose call forwards its stored parameters to a loss function."""
+    """A Loss whose call forwards its stored parameters to a loss function.
+
+    Per-pixel sample weights (rank >= 2, e.g. ``(N, H, W)`` from a dataset yielding
+    ``(x, y, w)``) go to the function, which weighs its pixels itself; the per-sample values are
+    then reduced over the batch unweighted. Per-sample weights ``(N,)`` are Keras's as usual.
+    """
 
     _fn = None
     _default_name = "loss"
+    _pixel_weights = True  # the function takes sample_weight= per pixel
 
     def __init__(self, *, name=None, reduction="sum_over_batch_size", dtype=None, **params):
         super().__init__(name=name or self._default_name, reduction=reduction, dtype=dtype)
         self.params = params
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None or not self._pixel_weights or len(ops.shape(sample_weight)) <= 1:
+            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        losses = type(self)._fn(y_true, y_pred, sample_weight=sample_weight, **self.params)
+        losses = ops.cast(losses, self.dtype)
+        if self.reduction in (None, "none"):
+            return losses
+        if self.reduction == "sum":
+            return ops.sum(losses)
+        return ops.mean(losses)
 
     def call(self, y_true, y_pred):
         return type(self)._fn(y_true, y_pred, **self.params)
@@ -297,6 +368,7 @@ class GaussianNLL(_ParamLoss):
 
     _fn = staticmethod(gaussian_nll)
     _default_name = "gaussian_nll"
+    _pixel_weights = False
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -56,7 +56,7 @@ from sciconv.errors import (
     SciconvError,
     SciconvWarning,
 )
-from sciconv.losses import bce_dice_loss, gaussian_nll
+from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
 from sciconv.runs import backup_epoch, read_config, read_log, truncate_log
@@ -87,8 +87,9 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
     multilabel     binary cross-entropy / binary accuracy
     regression     mean squared error / mean absolute error; with ``uncertainty``:
                    :func:`sciconv.losses.gaussian_nll`
-    segmentation   :func:`sciconv.losses.bce_dice_loss` (cross-entropy + Dice) /
-                   mean IoU, foreground IoU, Dice
+    segmentation   :class:`sciconv.losses.BCEDiceLoss` (cross-entropy + Dice; a Loss object,
+                   so per-pixel weights of masked pixels reach it) / mean IoU,
+                   foreground IoU, Dice
     ============== ======================================================================
 
     Cross-entropy + Dice is the default for segmentation: cross-entropy alone under-segments
@@ -136,8 +137,8 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
         extra = meta.get("instance_output")
         if extra:
             second = "mse" if extra == "distance" else "binary_crossentropy"
-            return {"loss": [bce_dice_loss, second], "metrics": [metrics, []]}
-        return {"loss": bce_dice_loss, "metrics": metrics}
+            return {"loss": [BCEDiceLoss(), second], "metrics": [metrics, []]}
+        return {"loss": BCEDiceLoss(), "metrics": metrics}
     raise ModelError(
         f"cannot choose a loss for model {model.name!r}: its metadata task is {task!r}; compile "
         f"the model yourself or set_metadata(model, task=...) with one of {', '.join(TASKS)}"
@@ -309,7 +310,7 @@ def _record_dataset_metadata(model, train) -> dict:
     """Copy task / class names / normalization from the dataset into the model metadata."""
     meta = get_metadata(model)
     found = {}
-    for key in ("task", "class_names", "normalization"):
+    for key in ("task", "class_names", "normalization", "pixel_scale"):
         value = getattr(train, key, None)
         if value is not None:
             found[key] = list(value) if key == "class_names" else value
@@ -437,6 +438,25 @@ def _check_class_weight(model, class_weight) -> None:
             "class_weight works for image-level labels only; for segmentation use a loss that "
             "handles imbalance (sciconv.losses.bce_dice_loss, the default, or focal_loss) or "
             "per-pixel sample weights (yield (x, y, weights) from the dataset)"
+        )
+
+
+def _check_pixel_weights(model, train) -> None:
+    """Refuse per-pixel weights with a sciconv loss *function*: Keras cannot weigh its pixels."""
+    if isinstance(train, tuple):
+        ranked = len(train) > 2 and np.ndim(train[2]) >= 2
+    else:
+        spec = train.element_spec
+        ranked = isinstance(spec, tuple) and len(spec) > 2 and len(spec[2].shape) >= 2
+    losses = getattr(model, "loss", None)
+    losses = list(losses) if isinstance(losses, (list, tuple)) else [losses]
+    functions = {bce_dice_loss: "BCEDiceLoss", dice_loss: "DiceLoss", focal_loss: "FocalLoss"}
+    bad = [functions[f] for f in losses if ranked and f in functions]
+    if bad:
+        raise ConfigError(
+            "the training data carry per-pixel weights (masked pixels) but the model was "
+            f"compiled with a sciconv loss function, which Keras cannot weigh per pixel; compile "
+            f"with the Loss object instead: loss=sciconv.losses.{bad[0]}()"
         )
 
 
@@ -595,6 +615,7 @@ def fit(
                 **compile_args,
             )
         compiled_here = True
+    _check_pixel_weights(model, train)
 
     monitor = "val_loss" if validation_data is not None else "loss"
     cbs: list = []

@@ -123,6 +123,33 @@ def test_loss_objects_round_trip_config(cls, kwargs, fn):
     np.testing.assert_allclose(_np(clone(LABELS, p)), _np(fn(LABELS, p)).mean(), atol=1e-6)
 
 
+def test_pixel_weights_in_the_functions_and_the_loss_objects():
+    p = _probs(LABELS)
+    w = np.ones(LABELS.shape, "float32")
+    # all-ones weights change nothing
+    for fn in (dice_loss, focal_loss, bce_dice_loss):
+        np.testing.assert_allclose(_np(fn(LABELS, p, sample_weight=w)), _np(fn(LABELS, p)), 1e-6)
+    # weights of shape (N, H, W, 1) act like (N, H, W); a sample fully masked costs nothing
+    w[1] = 0
+    np.testing.assert_allclose(
+        _np(bce_dice_loss(LABELS, p, sample_weight=w[..., None])),
+        _np(bce_dice_loss(LABELS, p, sample_weight=w)),
+    )
+    assert float(_np(focal_loss(LABELS, p, sample_weight=w))[1]) == 0.0
+    # the object reduces the per-sample values over the batch as Keras does (mean / sum / none)
+    per_sample = _np(bce_dice_loss(LABELS, p, sample_weight=w))
+    assert float(BCEDiceLoss()(LABELS, p, sample_weight=w)) == pytest.approx(per_sample.mean())
+    summed = BCEDiceLoss(reduction="sum")(LABELS, p, sample_weight=w)
+    assert float(summed) == pytest.approx(per_sample.sum())
+    none = BCEDiceLoss(reduction=None)(LABELS, p, sample_weight=w)
+    np.testing.assert_allclose(_np(none), per_sample, rtol=1e-6)
+    # per-sample weights (N,) stay Keras's: the loss of each sample times its weight
+    scaled = float(DiceLoss()(LABELS, p, sample_weight=np.array([1.0, 0.0])))
+    assert scaled == pytest.approx(float(_np(dice_loss(LABELS, p))[0]) / 2)
+    with pytest.raises(ValueError, match=r"sample_weight must have the labels' shape"):
+        dice_loss(LABELS, p, sample_weight=np.ones((2, 2, 3, 3)))
+
+
 def test_gaussian_nll_object():
     y, pred = np.zeros((2, 1), "float32"), np.zeros((2, 2), "float32")
     assert GaussianNLL().name == "gaussian_nll"

@@ -82,6 +82,9 @@ def test_sample_patches_without_foreground_are_uniform():
         ({"fg_fraction": True}, ConfigError, "fg_fraction must be a number"),
         ({"y": np.zeros((10, 11))}, InvalidImageError, r"same size; got shapes \(10, 10, 1\)"),
         ({"x": np.zeros((10, 10))}, InvalidImageError, r"x must be \(H, W, C\)"),
+        ({"max_bad": 1.5}, ConfigError, r"max_bad must be a number in \[0, 1\]; got 1.5"),
+        ({"bad": np.zeros((10, 10))}, InvalidImageError, "bad must be a bool mask"),
+        ({"bad": np.zeros((9, 10), bool)}, InvalidImageError, r"the size of y \(10, 10\)"),
     ],
 )
 def test_sample_patches_errors(kwargs, error, match):
@@ -89,6 +92,31 @@ def test_sample_patches_errors(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         sample_patches(args.pop("x"), args.pop("y"), **args)
+
+
+def test_sample_patches_with_bad_pixels_weights_and_redraws():
+    x, y = _one_object(shape=(64, 64), at=(10, 10), size=6)
+    y[40:46, 40:46] = 2  # a second object, inside the bad region
+    bad = np.zeros((64, 64), bool)
+    bad[32:, :] = True  # the lower half is bad
+    xs, ys, ws = sample_patches(
+        x, y, size=16, count=64, fg_fraction=0.5, rng=1, bad=bad, max_bad=0.2
+    )
+    assert ws.shape == (64, 16, 16) and ws.dtype == np.float32
+    assert (1 - ws.reshape(64, -1).mean(axis=1)).max() <= 0.2
+    assert not (ys == 2).any()  # foreground centres are good pixels: object 2 is never chosen
+    # the weights are the window of the mask each patch was cut from
+    for p in range(64):
+        tops, lefts = np.nonzero((x[..., 0] == xs[p, 0, 0, 0]) & (x[..., 1] == xs[p, 0, 0, 1]))
+        top, left = int(tops[0]), int(lefts[0])
+        np.testing.assert_array_equal(ws[p], ~bad[top : top + 16, left : left + 16])
+    # an image bad everywhere still gives patches (the least bad of the draws), all weight 0
+    _, _, w_all = sample_patches(x, y, size=16, count=2, rng=0, bad=np.ones((64, 64), bool))
+    assert (w_all == 0).all()
+    # without a mask the draws are unchanged
+    plain = sample_patches(x, y, size=16, count=8, rng=5)
+    same = sample_patches(x, y, size=16, count=8, rng=5, bad=np.zeros((64, 64), bool))
+    np.testing.assert_array_equal(plain[0], same[0])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_default_compile_args_per_task():
     nll = default_compile_args(regressor((8, 8, 1), filters=(2,), dense=(), uncertainty=True))
     assert nll["loss"] is sc.losses.gaussian_nll
     seg = default_compile_args(segmenter(depth=1, filters=2, num_classes=3))
-    assert seg["loss"] is sc.losses.bce_dice_loss
+    assert isinstance(seg["loss"], sc.losses.BCEDiceLoss)
     assert [m.name for m in seg["metrics"]] == ["mean_iou", "iou_1", "dice"]
     two = default_compile_args(segmenter(depth=1, filters=2, instance_output="distance"))
     assert two["loss"][1] == "mse"

@@ -69,6 +69,39 @@ def _pad_multiple(x: np.ndarray, y: np.ndarray, multiple: int):
     return pad_to(x, th, tw, mode="reflect", center=False), pad_to(y, th, tw, center=False)
 
 
+def _bad_pixels(raw: np.ndarray) -> np.ndarray | None:
+    """Bool ``(H, W)``, True where any channel is bad (NaN/inf: BLANK, a DQ or mask flag); or
+    None when every pixel is good (most images: nothing is kept for them)."""
+    bad = ~np.isfinite(raw).all(axis=-1)
+    return bad if bad.any() else None
+
+
+def _weights(bad: np.ndarray | None, shape) -> np.ndarray:
+    """float32 per-pixel weights: 0 at bad pixels, 1 elsewhere."""
+    return np.ones(shape, np.float32) if bad is None else (~bad).astype(np.float32)
+
+
+def _validate_weights(sample_weights):
+    if isinstance(sample_weights, (bool, np.bool_)) or (
+        isinstance(sample_weights, str) and sample_weights == "auto"
+    ):
+        return sample_weights
+    raise ConfigError(f"sample_weights must be 'auto', True or False; got {sample_weights!r}")
+
+
+def _augment_weighted(ds, aug: dict, seed: int):
+    """Augment ``(x, y, w)`` batches: y and w ride one tensor, so they get the same D4 move."""
+    ds = ds.map(
+        lambda x, y, w: (x, tf.stack([tf.cast(y, tf.float32), w], axis=-1)),
+        num_parallel_calls=AUTOTUNE,
+    )
+    ds = augment_map(ds, aug, seed)
+    return ds.map(
+        lambda x, yw: (x, tf.cast(tf.round(yw[..., 0]), tf.int32), yw[..., 1]),
+        num_parallel_calls=AUTOTUNE,
+    )
+
+
 def from_pairs(
     images,
     masks,
@@ -87,6 +120,8 @@ def from_pairs(
     pad_to_multiple: int = 16,
     cache: str | bool = "auto",
     strict: bool = False,
+    sample_weights: str | bool = "auto",
+    max_masked: float = 0.5,
 ):
     """Segmentation dataset from images and masks paired by file stem.
 
@@ -106,6 +141,14 @@ def from_pairs(
     default ``steps_per_epoch``, so any ``steps_per_epoch * epochs`` is trained in full; with
     ``keras.Model.fit`` pass ``steps_per_epoch=ds.steps_per_epoch`` (or another count) yourself.
     The validation dataset is finite: one pass per evaluation.
+
+    Bad pixels (NaN, FITS ``BLANK``, a FITS ``DQ``/``MASK`` extension next to the image: what
+    :func:`sciconv.io.read` masks) carry no weight: batches are then ``(x, y, w)`` with ``w``
+    float32 ``(N, H, W)``, 0 at bad pixels (and at the padding of whole images), 1 elsewhere,
+    which :func:`sciconv.training.fit` passes to the loss and the metrics. Normalization
+    statistics are measured on the good pixels only, and bad pixels enter the model as 0. A
+    training patch with more than ``max_masked`` of its pixels bad is not sampled (another is
+    drawn), and foreground patches are centred on good foreground pixels.
 
     Parameters
     ----------
@@ -139,13 +182,21 @@ def from_pairs(
     cache : "auto" or bool, optional
         ``"auto"``: decoded images kept in memory when they fit
         :data:`~sciconv.datasets.CACHE_BUDGET`, else read lazily (masks are always held in
-        memory). Default ``"auto"``.
+        memory, and so are the bad-pixel maps of the images that have bad pixels). Default
+        ``"auto"``.
+    sample_weights : "auto" or bool, optional
+        Yield ``(x, y, w)`` per-pixel weights: ``"auto"`` when some image has bad pixels,
+        True always (all ones without bad pixels), False never (bad pixels then train as 0-valued
+        pixels). Default ``"auto"``; the datasets' ``.weighted`` says which.
+    max_masked : float, optional
+        Largest fraction of bad pixels in a training patch, in [0, 1]. Default 0.5.
 
     Returns
     -------
     tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
-        Batches ``(x, y)``: x float32 ``(N, H, W, C)``, y int32 ``(N, H, W)`` class ids; the
-        training dataset is endless, with ``.steps_per_epoch``.
+        Batches ``(x, y)`` or ``(x, y, w)`` (see ``sample_weights``): x float32 ``(N, H, W, C)``,
+        y int32 ``(N, H, W)`` class ids, w float32 ``(N, H, W)``; the training dataset is endless,
+        with ``.steps_per_epoch``.
 
     Raises
     ------
@@ -168,6 +219,15 @@ def from_pairs(
     ((8, 16, 16, 1), (8, 16, 16), 'int32', [0, 1, 2])
     >>> ds.steps_per_epoch  # 2 images x 8 patches, batches of 8
     2
+
+    NaN pixels (bad) get weight 0:
+
+    >>> img = (lab * 50.0).astype("float32"); img[:4] = np.nan
+    >>> tifffile.imwrite(root / "img" / "c0.tif", img)
+    >>> ds = from_pairs(root / "img", root / "lab", batch_size=2, seed=0, shuffle=False)
+    >>> x, y, w = next(iter(ds))
+    >>> tuple(w.shape), float(w[0, :4].numpy().max()), float(w[0, 4:20, :24].numpy().min())
+    ((2, 32, 32), 0.0, 1.0)
     """
     psize = None if patch_size is None else standardize_tuple(patch_size, 2, name="patch_size")
     ppi = validate_positive_int(patches_per_image, "patches_per_image")
@@ -186,6 +246,8 @@ def from_pairs(
     prep = FilePrep.create(normalize=normalize)
     spec = prep.normalization
     multiple = validate_positive_int(pad_to_multiple, "pad_to_multiple")
+    sample_weights = _validate_weights(sample_weights)
+    max_masked = validate_fraction(max_masked, "max_masked")
     if cache not in ("auto", True, False, None):
         raise ConfigError(
             f"from_pairs caches in memory only: cache must be 'auto', True or False; got {cache!r}"
@@ -209,9 +271,15 @@ def from_pairs(
             return None, reason(exc)
 
     budget = {"auto": cache_budget(), True: math.inf}.get(cache, 0.0)
+    bad_by_path: dict = {}  # path -> bool (H, W) bad-pixel map, or None when all are good
+
+    def read_image(path):
+        raw = read_pixels(path)
+        bad_by_path[path] = _bad_pixels(raw)  # before normalizing: it turns NaN into 0
+        return prep.normalize(raw)
 
     def decode_image(path):
-        x = prep.read(path)
+        x = read_image(path)
         return x, x.shape
 
     with collect_warnings() as records:
@@ -243,6 +311,17 @@ def from_pairs(
     channels = check_channels([img_paths[j] for j in good], [scanned.shapes[j] for j in good])
     for j in good:
         ys[j] = _mask_target(ys[j], path=mask_paths[j], target=target, num_classes=num_classes)
+    missing = [img_paths[j] for j in good if img_paths[j] not in bad_by_path]
+    if missing and sample_weights is not False:
+        # read lazily (over the cache budget): one pass for the bad-pixel maps
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for path, raw in zip(missing, pool.map(read_pixels, missing)):
+                bad_by_path[path] = _bad_pixels(raw)
+    bads = {j: bad_by_path.get(img_paths[j]) for j in good}
+    if sample_weights == "auto":
+        weighted = any(b is not None for b in bads.values())
+    else:
+        weighted = bool(sample_weights)
     k = 3 if target == "boundary" else (num_classes or 2)
     if target == "boundary":
         class_names = ["background", "interior", "boundary"]
@@ -252,9 +331,10 @@ def from_pairs(
         class_names = ["background", *[f"class_{i}" for i in range(1, k)]]
     train_idx, val_idx = split(len(good), fraction, seed, None)
     in_memory = scanned.arrays is not None
+    types = (tf.float32, tf.int32, tf.float32) if weighted else (tf.float32, tf.int32)
 
     def get(j):
-        x = scanned.arrays[j] if in_memory else prep.read(img_paths[j])
+        x = scanned.arrays[j] if in_memory else prep.normalize(read_pixels(img_paths[j]))
         return x, ys[j]
 
     def whole_batch(idx):
@@ -267,8 +347,16 @@ def from_pairs(
         bs = whole_batch(idx)
 
         def load(i):
-            x, y = _pad_multiple(*get(sel[int(i)]), multiple)
-            return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int32)
+            j = sel[int(i)]
+            x, y = get(j)
+            h, w = y.shape
+            x, y = _pad_multiple(x, y, multiple)
+            x, y = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int32)
+            if not weighted:
+                return x, y
+            wts = np.zeros(y.shape, np.float32)  # the padding does not count either
+            wts[:h, :w] = _weights(bads[j], (h, w))
+            return x, y, wts
 
         ds = tf.data.Dataset.range(len(sel))
         if training and shuffle:
@@ -277,23 +365,37 @@ def from_pairs(
             ds = ds.repeat()  # endless: fit() reads one pass from .steps_per_epoch
 
         def decode(i):
-            x, y = tf.numpy_function(load, [i], (tf.float32, tf.int32), stateful=False)
-            x.set_shape((None, None, channels))
-            y.set_shape((None, None))
-            return x, y
+            out = tf.numpy_function(load, [i], types, stateful=False)
+            out[0].set_shape((None, None, channels))
+            for t in out[1:]:
+                t.set_shape((None, None))
+            return tuple(out)
 
         ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True).batch(bs)
         if training and aug is not None:
-            ds = augment_map(ds, aug, seed)
+            ds = _augment_weighted(ds, aug, seed) if weighted else augment_map(ds, aug, seed)
         return ds.prefetch(AUTOTUNE)
 
     def patches(idx):
         sel = [good[i] for i in idx]
 
         def sample(i, s):
-            x, y = get(sel[int(i)])
+            j = sel[int(i)]
+            x, y = get(j)
             rng = np.random.default_rng(int(s) % 2**63)
-            return sample_patches(x, y, size=psize, count=ppi, fg_fraction=fg_fraction, rng=rng)
+            if not weighted:
+                return sample_patches(x, y, size=psize, count=ppi, fg_fraction=fg_fraction, rng=rng)
+            bad = bads[j] if bads[j] is not None else np.zeros(y.shape, bool)
+            return sample_patches(
+                x,
+                y,
+                size=psize,
+                count=ppi,
+                fg_fraction=fg_fraction,
+                rng=rng,
+                bad=bad,
+                max_bad=max_masked,
+            )
 
         ds = tf.data.Dataset.range(len(sel))
         if shuffle:
@@ -305,17 +407,18 @@ def from_pairs(
         )
 
         def decode(i, s):
-            x, y = tf.numpy_function(sample, [i, s], (tf.float32, tf.int32), stateful=False)
-            x.set_shape((ppi, *psize, channels))
-            y.set_shape((ppi, *psize))
-            return x, y
+            out = tf.numpy_function(sample, [i, s], types, stateful=False)
+            out[0].set_shape((ppi, *psize, channels))
+            for t in out[1:]:
+                t.set_shape((ppi, *psize))
+            return tuple(out)
 
         ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
         if shuffle:
             ds = ds.shuffle(min(len(sel) * ppi, 2048), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size)
         if aug is not None:
-            ds = augment_map(ds, aug, seed)
+            ds = _augment_weighted(ds, aug, seed) if weighted else augment_map(ds, aug, seed)
         return ds.prefetch(AUTOTUNE)
 
     common = {
@@ -324,18 +427,22 @@ def from_pairs(
         "task": "segmentation",
         "cache_mode": "memory" if in_memory else "none",
         "pad_to_multiple": multiple,
+        "weighted": weighted,
     }
 
     def finish(ds, idx, **extra):
         sel = [good[i] for i in idx]
         counts = np.zeros(k, np.int64)
         for j in sel:
-            counts += np.bincount(ys[j].ravel(), minlength=k)[:k]
+            good_y = ys[j] if bads[j] is None else ys[j][~bads[j]]  # bad pixels do not count
+            counts += np.bincount(good_y.ravel(), minlength=k)[:k]
+        masked = sum(0 if bads[j] is None else int(bads[j].sum()) for j in sel)
         return attach(
             ds,
             file_paths=[img_paths[j] for j in sel],
             mask_paths=[mask_paths[j] for j in sel],
             class_counts=counts,
+            masked_pixels=masked,
             **common,
             **extra,
         )

@@ -42,7 +42,9 @@ def sample_patches(
     rng: np.random.Generator | int,
     centers: np.ndarray | None = None,
     jitter: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray]:
+    bad: np.ndarray | None = None,
+    max_bad: float = 0.5,
+) -> tuple[np.ndarray, ...]:
     """Random patches of an image and its label image, some centred on foreground.
 
     Each patch is, with probability ``fg_fraction``, centred on a random foreground pixel
@@ -51,6 +53,11 @@ def sample_patches(
     pixels; otherwise it is placed uniformly. A patch near the edge is shifted to stay inside. An
     image smaller than ``size`` is padded at the bottom/right first (reflect for ``x``, 0 for
     ``y``).
+
+    With a bad-pixel mask ``bad``, foreground patches are centred on good foreground pixels
+    only, a patch with more than ``max_bad`` of its pixels bad is drawn again (up to 20 times,
+    then the least bad of the draws is kept), and per-pixel weights (0 at bad pixels, 1
+    elsewhere) are returned with the patches, for a loss that ignores the bad pixels.
 
     Parameters
     ----------
@@ -73,11 +80,16 @@ def sample_patches(
     jitter : float, optional
         Largest shift (pixels, uniform along each axis) of a patch centred on ``centers``.
         Default 0.
+    bad : numpy.ndarray, optional
+        Bool ``(H, W)``, True at bad (masked) pixels.
+    max_bad : float, optional
+        Largest fraction of bad pixels a patch may hold, in [0, 1] (with ``bad``). Default 0.5.
 
     Returns
     -------
-    (numpy.ndarray, numpy.ndarray)
-        float32 ``(count, h, w, C)`` and int32 ``(count, h, w)``.
+    (numpy.ndarray, numpy.ndarray) or (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        float32 ``(count, h, w, C)`` and int32 ``(count, h, w)``; with ``bad``, also the float32
+        weights ``(count, h, w)``.
 
     Raises
     ------
@@ -96,6 +108,10 @@ def sample_patches(
     ((4, 16, 16, 1), (4, 16, 16), 'int32')
     >>> bool(ys.reshape(4, -1).any(axis=1).all())  # every patch centred on the object
     True
+    >>> bad = np.zeros((64, 64), bool); bad[:, 32:] = True  # the right half is masked
+    >>> xs, ys, ws = sample_patches(x, y, size=16, count=8, rng=0, bad=bad, max_bad=0.25)
+    >>> bool((ws.reshape(8, -1).mean(axis=1) >= 0.75).all())  # no patch over 25 % masked
+    True
     """
     ph, pw = standardize_tuple(size, 2, name="size")
     count = check_int(count, name="count", minimum=1)
@@ -113,37 +129,71 @@ def sample_patches(
             raise ConfigError(
                 f"centers must be finite (y, x) positions of shape (N, 2); got {centers.shape}"
             )
+    if isinstance(max_bad, bool) or not isinstance(max_bad, numbers.Real) or not 0 <= max_bad <= 1:
+        raise ConfigError(f"max_bad must be a number in [0, 1]; got {max_bad!r}")
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 3 or y.ndim != 2 or x.shape[:2] != y.shape:
         raise InvalidImageError(
             f"x must be (H, W, C) and y (H, W) of the same size; got shapes {x.shape} and {y.shape}"
         )
+    if bad is not None:
+        bad = np.asarray(bad)
+        if bad.shape != y.shape or bad.dtype != bool:
+            raise InvalidImageError(
+                f"bad must be a bool mask (H, W) the size of y {y.shape}; got {bad.dtype} "
+                f"{bad.shape}"
+            )
     rng = np.random.default_rng(rng)
     x = pad_to(x, ph, pw, mode="reflect", center=False)
     y = pad_to(y, ph, pw, center=False)
     h, w = y.shape
+    if bad is not None:
+        bad = pad_to(bad, ph, pw, center=False)
+        # summed-area table: the bad pixels of any window in O(1)
+        table = np.zeros((h + 1, w + 1), np.int64)
+        table[1:, 1:] = bad.cumsum(0).cumsum(1)
+        limit = max_bad * ph * pw
     if centers is None:
-        fg = np.flatnonzero(y) if fg_fraction else np.empty(0, np.int64)
+        good_fg = y if bad is None else np.where(bad, 0, y)
+        fg = np.flatnonzero(good_fg) if fg_fraction else np.empty(0, np.int64)
         n_fg = fg.size
     else:
         n_fg = len(centers)
     xs = np.empty((count, ph, pw, x.shape[2]), np.float32)
     ys = np.empty((count, ph, pw), np.int32)
-    for p in range(count):
+    ws = None if bad is None else np.empty((count, ph, pw), np.float32)
+
+    def draw():
         if n_fg and rng.random() < fg_fraction:
             if centers is None:
                 cy, cx = divmod(int(fg[rng.integers(n_fg)]), w)
             else:
                 cy, cx = centers[rng.integers(n_fg)] + rng.uniform(-jitter, jitter, 2)
                 cy, cx = int(cy), int(cx)
-            top = int(np.clip(cy - ph // 2, 0, h - ph))
-            left = int(np.clip(cx - pw // 2, 0, w - pw))
-        else:
-            top = int(rng.integers(0, h - ph + 1))
-            left = int(rng.integers(0, w - pw + 1))
+            return int(np.clip(cy - ph // 2, 0, h - ph)), int(np.clip(cx - pw // 2, 0, w - pw))
+        return int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
+
+    for p in range(count):
+        top, left = draw()
+        if bad is not None:
+            best = None
+            for _ in range(20):
+                n_bad = (
+                    table[top + ph, left + pw]
+                    - table[top, left + pw]
+                    - table[top + ph, left]
+                    + table[top, left]
+                )
+                if best is None or n_bad < best[0]:
+                    best = (n_bad, top, left)
+                if n_bad <= limit:
+                    break
+                top, left = draw()
+            _, top, left = best
+            ws[p] = ~bad[top : top + ph, left : left + pw]
         xs[p] = x[top : top + ph, left : left + pw]
         ys[p] = y[top : top + ph, left : left + pw]
-    return xs, ys
+    return (xs, ys) if ws is None else (xs, ys, ws)
 
 
 def boundary_target(labels: np.ndarray, *, touch: int = 0) -> np.ndarray:

@@ -18,6 +18,12 @@ FITS as telescopes write it
     A WCS that astropy cannot build, or one without celestial axes, gives ``wcs=None`` and a
     :class:`~sciconv.errors.SciconvWarning`; the pixels are kept.
 
+Bad pixels
+    ``.mask`` (True = bad) and NaN in ``.data`` come from NaN/Inf and ``BLANK``, from a ``DQ`` or
+    ``MASK`` HDU next to the science HDU (HST, JWST, CCDData files), and from a mask file or array
+    given as ``mask=``. Data-quality flags are read with astropy's bitmask rules
+    (``ignore_flags="~4096"``: only bit 4096 marks a pixel bad).
+
 Microscopy
     TIFF axes come from tifffile's series (``"YX"``, ``"YXS"``, ``"CYX"``, ``"ZYX"``, ...) or from
     ``axes=``; colour samples (``S``) and channels (``C``) become channels, one other axis
@@ -71,8 +77,14 @@ from sciconv.io._files import (
     list_images,
     pair_by_stem,
 )
-from sciconv.io._fits import _plain_fits_shape, _read_fits, _read_plain_fits
-from sciconv.io._image import GridImage, LazyImage, as_array
+from sciconv.io._fits import _plain_fits_shape, _read_fits, _read_fits_flags, _read_plain_fits
+from sciconv.io._image import GridImage, LazyImage, PixelScale, as_array, read_pixel_scale
+from sciconv.io._masks import (
+    MASK_EXTNAMES,
+    _validate_ignore_flags,
+    apply_bad,
+    read_mask_source,
+)
 from sciconv.io._png import _png_encode, _read_pil
 from sciconv.io._tiff import _TIFF_AXES, _read_tiff
 from sciconv.io._write import (
@@ -95,26 +107,26 @@ __all__ = [
     "FITS_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "JPEG_EXTENSIONS",
+    "MASK_EXTNAMES",
     "PNG_EXTENSIONS",
     "TIFF_EXTENSIONS",
     "ZARR_EXTENSIONS",
     "GridImage",
     "LazyImage",
     "MissingDependencyError",
+    "PixelScale",
     "as_array",
     "image_stem",
     "list_images",
     "pair_by_stem",
     "probe_shape",
     "read",
+    "read_pixel_scale",
     "read_pixels",
     "write",
     "write_ome_zarr",
     "write_ome_zarr_labels",
 ]
-
-# Temporary: cli, demo and datasets still call the old private name; removed once they use
-# image_stem.
 
 
 def read(
@@ -126,6 +138,9 @@ def read(
     section: tuple[slice, slice] | None = None,
     lazy: bool = False,
     level: int = 0,
+    mask=None,
+    mask_hdu: int | str | tuple[str, int] | None = "auto",
+    ignore_flags: int | str | list | None = 0,
 ) -> GridImage:
     """Read a FITS, TIFF, PNG or JPEG file or an OME-Zarr store into a :class:`GridImage`.
 
@@ -152,11 +167,26 @@ def read(
         (``.ome.zarr`` folder, or any zarr group folder such as ``x.ome.zarr/labels/nuclei``)
         is read through ome-zarr/dask (``pip install "sciconv[ome]"``): ``lazy=True`` reads
         only the chunks a region needs.
+    mask : str, os.PathLike or array_like, optional
+        A bad-pixel mask for this image: a file (FITS, TIFF, PNG; a FITS mask's first image HDU;
+        ``section`` is applied to it as to the image) or an array of the pixels' ``(H, W)`` (or
+        ``(H, W, C)``). True/nonzero = bad, read as flags with ``ignore_flags``. Added to the
+        bad pixels the file has itself.
+    mask_hdu : int, str, (str, int) or None, optional
+        FITS only: the HDU holding the bad-pixel mask or data-quality flags (as ``hdu``).
+        Default ``"auto"``: an HDU named ``DQ`` (else ``MASK``, see :data:`MASK_EXTNAMES`) with
+        the EXTVER of the HDU read and its size, unless that HDU is itself one; None: none.
+    ignore_flags : int, str, list or None, optional
+        The flag bits that do *not* make a pixel bad, as astropy's
+        :func:`~astropy.nddata.bitmask.bitfield_to_boolean_mask` reads them: ``0`` (default)
+        every set bit is bad; ``"~4096"`` only bit 4096 is; ``"4+8"`` or ``[4, 8]``: bits 4 and
+        8 are ignored; None: nothing is bad. Applies to ``mask`` and ``mask_hdu``.
 
     Returns
     -------
     GridImage
-        ``.data`` float32 ``(H, W, C)`` with NaN at bad pixels, ``.mask`` True there. Microscopy
+        ``.data`` float32 ``(H, W, C)`` with NaN at bad pixels, ``.mask`` True there
+        (``meta["mask_from"]`` names the mask HDU or file when one was applied). Microscopy
         files (OME-TIFF, ImageJ, OME-Zarr) also give ``meta["pixel_size"]`` ``(dy, dx)`` in
         ``meta["pixel_unit"]`` (e.g. ``"µm"``) and ``meta["channel_names"]`` when they store them.
 
@@ -180,19 +210,73 @@ def read(
     ((8, 8, 3), (3, 8, 8, 1))
     >>> read(p, section=(slice(2, 6), slice(0, 4))).shape
     (4, 4, 3)
+
+    A data-quality plane (here a separate file, as the bundled HST cut-out has it):
+
+    >>> dq = np.zeros((8, 8), np.int16); dq[0, :2] = 4096; dq[1, 0] = 8
+    >>> _ = write(p.with_name("dq.fits"), dq)
+    >>> img = read(p, mask=p.with_name("dq.fits"))
+    >>> int(img.mask[..., 0].sum()), bool(np.isnan(img.data[0, 0]).all())
+    (3, True)
+    >>> int(read(p, mask=p.with_name("dq.fits"), ignore_flags="~4096").mask[..., 0].sum())
+    2
     """
-    return _read_file(
-        path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy, level=level
+    ignore_flags = _validate_ignore_flags(ignore_flags)
+    _validate_mask_hdu(mask_hdu)
+    img = _read_file(
+        path,
+        hdu=hdu,
+        axes=axes,
+        stack=stack,
+        section=section,
+        lazy=lazy,
+        level=level,
+        mask_hdu=mask_hdu,
+        ignore_flags=ignore_flags,
     )
+    if mask is None:
+        return img
+    bad, source = read_mask_source(
+        mask,
+        shape=img.shape,
+        section=section,
+        ignore_flags=ignore_flags,
+        path=img.path,
+        read_fits_flags=_read_fits_flags,
+        read_other=lambda p, sec: np.asarray(_read_file(p, section=sec, pixels_only=True).data),
+    )
+    return apply_bad(img, bad, source=source)
+
+
+def _validate_mask_hdu(mask_hdu) -> None:
+    if mask_hdu is None or (isinstance(mask_hdu, str) and mask_hdu == "auto"):
+        return
+    try:
+        _validate_read_args(None, hdu=mask_hdu, axes=None, stack=False, section=None, lazy=False)
+    except ConfigError as exc:
+        raise ConfigError(f"mask_hdu: {exc.message}; or 'auto' or None") from exc
 
 
 def _read_file(
-    path, *, hdu=None, axes=None, stack=False, section=None, lazy=False, pixels_only=False, level=0
+    path,
+    *,
+    hdu=None,
+    axes=None,
+    stack=False,
+    section=None,
+    lazy=False,
+    pixels_only=False,
+    level=0,
+    mask_hdu="auto",
+    ignore_flags=0,
 ) -> GridImage:
     """:func:`read`; ``pixels_only`` skips what only metadata needs (the WCS, its warnings)."""
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
         raise ConfigError(f"level must be an int (0 = full resolution); got {level!r}")
+    auto = isinstance(mask_hdu, str) and mask_hdu == "auto"
     if _is_zarr(path):
+        if not auto and mask_hdu is not None:
+            raise ConfigError(f"mask_hdu= applies to FITS files only; got it for {path}")
         return _read_zarr_store(
             Path(path), hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy, level=level
         )
@@ -200,6 +284,8 @@ def _read_file(
         raise ConfigError(f"level= applies to OME-Zarr stores only; got level={level} for {path}")
     path, kind = _validate_path(path)
     _validate_read_args(path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
+    if kind != "fits" and not auto and mask_hdu is not None:
+        raise ConfigError(f"mask_hdu= applies to FITS files only; {path.name} is {kind.upper()}")
     try:
         return _read(
             path,
@@ -210,6 +296,8 @@ def _read_file(
             section=section,
             lazy=lazy,
             pixels_only=pixels_only,
+            mask_hdu=mask_hdu,
+            ignore_flags=ignore_flags,
         )
     except SciconvError:
         raise
@@ -238,12 +326,21 @@ def _read_zarr_store(path: Path, *, hdu, axes, stack, section, lazy, level) -> G
         ) from exc
 
 
-def _read(path: Path, kind: str, *, hdu, axes, stack, section, lazy, pixels_only) -> GridImage:
+def _read(
+    path: Path, kind: str, *, hdu, axes, stack, section, lazy, pixels_only, mask_hdu, ignore_flags
+) -> GridImage:
     if kind == "fits":
         if axes is not None:
             raise ConfigError("axes= applies to TIFF files only; FITS axes come from the header")
         return _read_fits(
-            path, hdu=hdu, stack=stack, section=section, lazy=lazy, pixels_only=pixels_only
+            path,
+            hdu=hdu,
+            stack=stack,
+            section=section,
+            lazy=lazy,
+            pixels_only=pixels_only,
+            mask_hdu=mask_hdu,
+            ignore_flags=ignore_flags,
         )
     if hdu is not None:
         raise ConfigError(f"hdu= applies to FITS files only; {path.name} is {kind.upper()}")

@@ -7,6 +7,11 @@ image, no scaling): it parses the few header cards it needs and decodes the pixe
 (returns None) for anything else (a card it needs appearing twice or out of place, a scaling or
 BLANK card, a NAXIS beyond 2, a non-ASCII header, a short file...), and astropy decides; where it
 accepts, the pixels equal what :func:`_read_fits` returns, converted by the same code.
+
+A ``DQ`` or ``MASK`` HDU next to the science HDU (same EXTVER, same size) is its bad-pixel mask
+(:func:`_find_mask_hdu`; ``mask_hdu=`` names one or turns this off): its flags are read region
+by region with the pixels and the bad ones set to NaN (:mod:`sciconv.io._masks`). A file with
+any HDU after its primary one is never "plain", so the fast path never skips such a mask.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sciconv.errors import InvalidImageError
+from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import (
     _C,
     _N,
@@ -46,6 +51,7 @@ from sciconv.io._header import (
     _slice_wcs,
 )
 from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._masks import MASK_EXTNAMES, flags_to_bad
 
 
 def _open_fits(path: Path):
@@ -210,8 +216,126 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path) -> list[
     return roles
 
 
+def _extname(h) -> str:
+    name = _hget(h.header, "EXTNAME", "")
+    return name.strip().upper() if isinstance(name, str) else ""
+
+
+def _dims_text(dims) -> str:
+    return " x ".join(str(d) for d in dims) if dims else "no"
+
+
+def _mask_dims_ok(mask_dims, dims) -> bool:
+    """A mask HDU fits an image HDU of ``dims`` (NAXIS1, NAXIS2, ...): same dims, or 2-D."""
+    return bool(mask_dims) and (list(mask_dims) == list(dims) or list(mask_dims) == list(dims[:2]))
+
+
+def _find_mask_hdu(hdul, index: int, h, mask_hdu, dims, path: Path):
+    """``(index, HDU)`` of the bad-pixel mask of HDU ``index``, or None.
+
+    ``mask_hdu="auto"``: an image HDU named ``DQ`` (else ``MASK``) with the EXTVER of the
+    science HDU, when the science HDU is not itself one; a mask of the wrong size is skipped
+    with a warning. ``None``: no mask. Anything else names the HDU, as ``hdu=`` does.
+    """
+    if mask_hdu is None:
+        return None
+    if isinstance(mask_hdu, str) and mask_hdu == "auto":
+        if _extname(h) in MASK_EXTNAMES:
+            return None
+        ver = _hget(h.header, "EXTVER", 1)
+        found = []
+        try:
+            for i, m in enumerate(hdul):
+                name = _extname(m)
+                if i != index and name in MASK_EXTNAMES and _is_image_hdu(m):
+                    if _hget(m.header, "EXTVER", 1) == ver:
+                        found.append((MASK_EXTNAMES.index(name), i, m))
+        except Exception:  # a damaged HDU after the science one: its pixels are still good
+            return None
+        if not found:
+            return None
+        _, i, m = min(found, key=lambda f: f[:2])
+        if not _mask_dims_ok(_hdu_dims(m.header), dims):
+            _warn(
+                f"{path}: HDU {i} ({_extname(m)}) is {_dims_text(_hdu_dims(m.header))} pixels, "
+                f"not the image's {_dims_text(dims)}; not used as its bad-pixel mask"
+            )
+            return None
+        return i, m
+    i, m = _select_hdu(hdul, mask_hdu, path)
+    if i == index:
+        raise ConfigError(f"mask_hdu={mask_hdu!r} is the HDU being read ({index})", path=path)
+    if not _mask_dims_ok(_hdu_dims(m.header), dims):
+        raise InvalidImageError(
+            f"mask HDU {mask_hdu!r} is {_dims_text(_hdu_dims(m.header))} pixels (NAXIS1 x ...) "
+            f"but the image HDU {index} is {_dims_text(dims)}",
+            path=path,
+        )
+    return i, m
+
+
+def _flag_values(h, idx, path: Path) -> np.ndarray:
+    """The integer flags of ``h.section[idx]`` (BZERO offsets of unsigned types applied)."""
+    raw = np.asarray(h.section[idx])
+    bitpix = _hget(h.header, "BITPIX")
+    bscale = _number(h.header, "BSCALE", 1.0, path)
+    bzero = _number(h.header, "BZERO", 0.0, path)
+    if not isinstance(bitpix, int) or bitpix < 0 or (bscale == 1.0 and bzero == 0.0):
+        return raw  # floats are checked to hold whole numbers by flags_to_bad
+    if bitpix == 64 and bscale == 1.0 and bzero == 2.0**63:
+        return raw.astype(np.int64).view(np.uint64) ^ np.uint64(2**63)
+    if bscale == 1.0 and bzero == int(bzero) and bitpix < 64:
+        return raw.astype(np.int64) + int(bzero)
+    raise InvalidImageError(
+        f"mask HDU holds scaled values (BSCALE={bscale:g}, BZERO={bzero:g}); a flag image holds "
+        "integers",
+        path=path,
+    )
+
+
+def _mask_reader(m, m_index: int, roles, same_shape: bool, *, stack: bool, ignore_flags, path):
+    """``read(ys, xs)``: bool bad pixels of the mask HDU there, arranged like the pixels."""
+    what = f"mask HDU {m_index} ({_extname(m) or 'no EXTNAME'})"
+
+    def read(ys: slice, xs: slice) -> np.ndarray:
+        idx = _raw_index(roles, ys, xs) if same_shape else (ys, xs)
+        try:
+            values = _flag_values(m, idx, path)
+        except InvalidImageError:
+            raise
+        except Exception as exc:
+            raise InvalidImageError(f"cannot read {what} ({_short(exc)})", path=path) from exc
+        bad = flags_to_bad(values, ignore_flags, path=path, what=what)
+        if same_shape:
+            return _arrange(bad, roles, stack=stack)
+        return bad[None, ..., None] if stack else bad[..., None]
+
+    return read, what
+
+
+def _read_fits_flags(path: Path, section) -> np.ndarray:
+    """The raw flags of a mask file's first image HDU, ``(H, W, C)`` (``section`` applied)."""
+    hdul = _open_fits(path)
+    try:
+        _, h = _select_hdu(hdul, None, path)
+        raw_shape = tuple(_hdu_dims(h.header)[::-1])
+        roles = _fits_roles(raw_shape, stack=False, path=path)
+        ys, xs = _section_slices(section, raw_shape[-2], raw_shape[-1], path)
+        return _arrange(_flag_values(h, _raw_index(roles, ys, xs), path), roles, stack=False)
+    finally:
+        hdul.close()
+
+
 def _read_fits(
-    path: Path, *, hdu, stack: bool, section, lazy: bool, pixels_only: bool = False
+    path: Path,
+    *,
+    hdu,
+    stack: bool,
+    section,
+    lazy: bool,
+    pixels_only: bool = False,
+    mask_hdu="auto",
+    ignore_flags=0,
 ) -> GridImage:
     """Read one HDU; ``pixels_only`` skips the WCS (no WCS is built, none is warned about)."""
     hdul = _open_fits(path)
@@ -239,16 +363,28 @@ def _read_fits(
         if section is not None:
             wcs, header = _slice_wcs(wcs, header, ys, xs)
         meta = _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling)
+        found = _find_mask_hdu(hdul, index, h, mask_hdu, dims, path)
+        bad_at = None
+        if found is not None:
+            m_index, m = found
+            same = list(_hdu_dims(m.header)) == list(dims)
+            bad_at, meta["mask_from"] = _mask_reader(
+                m, m_index, roles, same, stack=stack, ignore_flags=ignore_flags, path=path
+            )
 
         def reader(ys_: slice, xs_: slice) -> np.ndarray:
-            idx = _raw_index(roles, _shift(ys_, ys.start), _shift(xs_, xs.start))
+            ys_abs, xs_abs = _shift(ys_, ys.start), _shift(xs_, xs.start)
+            idx = _raw_index(roles, ys_abs, xs_abs)
             try:
                 raw = h.section[idx]
             except Exception as exc:
                 raise InvalidImageError(
                     f"cannot read pixels of HDU {index} ({_short(exc)})", path=path
                 ) from exc
-            return _arrange(scaling.apply(raw), roles, stack=False)
+            block = _arrange(scaling.apply(raw), roles, stack=False)
+            if bad_at is not None:
+                block[np.broadcast_to(bad_at(ys_abs, xs_abs), block.shape)] = np.nan
+            return block
 
         if lazy:
             n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == _C]))
@@ -267,6 +403,8 @@ def _read_fits(
             ) from exc
         data = _arrange(scaling.apply(raw), roles, stack=stack)
         del raw
+        if bad_at is not None:
+            data[np.broadcast_to(bad_at(ys, xs), data.shape)] = np.nan
         return GridImage(
             data, header=header, wcs=wcs, mask=np.isnan(data), path=str(path), meta=meta
         )
@@ -443,6 +581,8 @@ def _plain_fits(path: str, *, pixels: bool) -> tuple[_PlainLayout, np.ndarray | 
         layout = _plain_layout(head)
         if layout is None or size < layout.end:
             return None  # not plain, or truncated: read() names the problem
+        if pixels and size > -(-layout.end // _BLOCK) * _BLOCK:
+            return None  # HDUs follow (a DQ or MASK among them?): read() decides
         if not pixels:
             return layout, None
         (h, w), itemsize = layout.shape, layout.dtype.itemsize

@@ -30,6 +30,8 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
     "y_weighted": ("pos.cartesian.y;instr.pixel", "pix", "flux-weighted centroid row"),
     "ra": ("pos.eq.ra;meta.main", "deg", "right ascension (ICRS)"),
     "dec": ("pos.eq.dec;meta.main", "deg", "declination (ICRS)"),
+    "flag_masked": ("meta.code", None, "True when the object touches a masked (bad) pixel"),
+    "masked_fraction": ("meta.code;arith.ratio", None, "fraction of its pixels that are masked"),
 }
 
 
@@ -62,6 +64,25 @@ def _validate_intensity(intensity, shape) -> np.ndarray | None:
     return intensity
 
 
+def _validate_mask(mask, shape) -> np.ndarray | None:
+    """Bool ``(H, W)``, True at bad pixels (a pixel is bad when any of its channels is)."""
+    if mask is None:
+        return None
+    mask = np.asarray(as_array(mask))
+    if mask.dtype != bool:
+        if mask.dtype.kind not in "iuf":
+            raise ConfigError(f"mask must be a boolean array (True = bad); got dtype {mask.dtype}")
+        mask = np.nan_to_num(mask, nan=1) != 0
+    if mask.ndim == 3:
+        mask = mask.any(axis=-1)
+    if mask.shape != tuple(shape):
+        raise InvalidImageError(
+            f"mask must have the labels' shape {tuple(shape)} (optionally with channels); got "
+            f"shape {mask.shape}"
+        )
+    return mask
+
+
 def _celestial(wcs):
     if wcs is None:
         return None
@@ -72,7 +93,7 @@ def _celestial(wcs):
     return wcs.celestial if wcs.naxis > 2 else wcs
 
 
-def measure(labels, *, intensity=None, wcs=None):
+def measure(labels, *, intensity=None, wcs=None, mask=None):
     """Measure every labelled object: one table row each.
 
     Parameters
@@ -83,6 +104,9 @@ def measure(labels, *, intensity=None, wcs=None):
         Pixels to measure fluxes on (raw units; NaN pixels are skipped).
     wcs : astropy.wcs.WCS, optional
         A celestial WCS (e.g. ``GridImage.wcs``): adds ``ra`` and ``dec`` (ICRS, degrees).
+    mask : ndarray of bool, shape (H, W) or (H, W, C), optional
+        Bad pixels (True = bad, e.g. ``GridImage.mask``; a pixel is bad when any channel is).
+        Adds the columns ``flag_masked`` and ``masked_fraction``.
 
     Returns
     -------
@@ -100,7 +124,10 @@ def measure(labels, *, intensity=None, wcs=None):
           intensity-weighted centroid ``x_weighted``, ``y_weighted`` (positive pixels, summed over
           channels);
         - with ``wcs``: ``ra``, ``dec`` (deg) of the weighted centroid when ``intensity`` is given,
-          else of ``x``, ``y`` (``meta["RADECSRC"]`` says which).
+          else of ``x``, ``y`` (``meta["RADECSRC"]`` says which);
+        - with a mask: ``flag_masked`` (bool: the object has a masked pixel or touches one, in
+          its 8 neighbours) and ``masked_fraction`` (its masked pixels / its area): fluxes and
+          shapes of flagged objects are missing the masked part.
 
         Every column has a unit (``pix``, ``pix2``, ``deg``; fluxes take an NDData
         ``intensity``'s unit), a description and an IVOA UCD in ``col.meta["ucd"]``
@@ -117,11 +144,16 @@ def measure(labels, *, intensity=None, wcs=None):
     (np.int64(12), np.float64(3.5), np.float64(2.5), np.float64(24.0), np.float64(0.0))
     >>> t["x"].unit, t["x"].meta["ucd"]
     (Unit("pix"), 'pos.cartesian.x;instr.pixel')
+    >>> labels[6:8, 6:8] = 2
+    >>> bad = np.zeros((10, 10), bool); bad[8, 8] = True  # next to object 2
+    >>> measure(labels, mask=bad)["flag_masked"].tolist()
+    [False, True]
     """
     from astropy.table import Table
 
     labels = _validate_labels(labels)
     image = _validate_intensity(intensity, labels.shape)
+    bad = _validate_mask(mask, labels.shape)
     wcs = _celestial(wcs)
     n = int(labels.max()) if labels.size else 0
     c = 1 if image is None else image.shape[-1]
@@ -222,6 +254,14 @@ def measure(labels, *, intensity=None, wcs=None):
         table["dec"] = np.asarray(dec, dtype=np.float64)
         table["ra"].unit = table["dec"].unit = "deg"
         table.meta["RADECSRC"] = "x_weighted, y_weighted" if image is not None else "x, y"
+    if bad is not None:
+        inside = np.bincount(labels[bad], minlength=n + 1)[present]
+        # touching: an object pixel within the bad pixels dilated by one (8 neighbours)
+        near = ndi.binary_dilation(bad, structure=np.ones((3, 3), bool))
+        touch = np.zeros(n + 1, bool)
+        touch[np.unique(labels[near])] = True
+        table["flag_masked"] = touch[present] | (inside > 0)
+        table["masked_fraction"] = inside / cnt
     _annotate(table, flux_unit=getattr(intensity, "unit", None))
     return table
 

@@ -1,0 +1,190 @@
+"""Bad-pixel masks: flag images (data quality, masks) to a boolean mask, applied to an image.
+
+A mask comes from a FITS ``DQ``/``MASK`` HDU next to the science HDU (found by
+:mod:`sciconv.io._fits`), from a separate file, or from an array. Flag images (HST/JWST data
+quality, a 0/1 mask) are turned into "bad" with astropy's
+:func:`~astropy.nddata.bitmask.bitfield_to_boolean_mask`, so ``ignore_flags`` means what it
+means there: the bits that do *not* make a pixel bad (``0``: every set bit is bad; ``"~4096"``:
+only bit 4096 is; ``"4+8"`` or ``[4, 8]``: bits 4 and 8 are ignored; None: no pixel is bad).
+A boolean mask is True at bad pixels. Applying a mask sets the image's bad pixels to NaN and
+``GridImage.mask`` True there, the one form every later stage reads.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.io._common import _short
+from sciconv.io._files import _validate_path
+from sciconv.io._image import GridImage, LazyImage
+
+#: EXTNAMEs of the FITS HDUs read as the bad-pixel mask of the science HDU next to them.
+MASK_EXTNAMES = ("DQ", "MASK")
+
+
+def _validate_ignore_flags(ignore_flags: Any) -> Any:
+    """Check ``ignore_flags`` the way astropy reads it (int, str expression, list, None)."""
+    from astropy.nddata.bitmask import interpret_bit_flags
+
+    if isinstance(ignore_flags, bool):
+        raise ConfigError(
+            f"ignore_flags must be an int, a flag expression such as '~4096' or '4+8', a list "
+            f"of bit flags, or None; got {ignore_flags!r}"
+        )
+    try:
+        interpret_bit_flags(ignore_flags)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"ignore_flags must be an int, a flag expression such as '~4096' or '4+8', a list "
+            f"of bit flags (powers of 2), or None; got {ignore_flags!r} ({_short(exc)})"
+        ) from exc
+    return ignore_flags
+
+
+def flags_to_bad(values: np.ndarray, ignore_flags: Any = 0, *, path=None, what="mask"):
+    """Bool array, True at bad pixels, from a flag image or a boolean mask.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Bool (True = bad) or integer bit flags (0 = good); float values must be whole numbers
+        (a flag image read as float), NaN counts as bad.
+    ignore_flags : int, str, list or None
+        As astropy's :func:`~astropy.nddata.bitmask.bitfield_to_boolean_mask`.
+    path, what
+        Name the file and the thing in error messages.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dq = np.array([0, 8, 4096, 4104], dtype=np.int16)
+    >>> flags_to_bad(dq).tolist(), flags_to_bad(dq, "~4096").tolist()
+    ([False, True, True, True], [False, False, True, True])
+    """
+    from astropy.nddata.bitmask import bitfield_to_boolean_mask
+
+    values = np.asarray(values)
+    nan = None
+    if values.dtype == bool:
+        values = values.view(np.uint8)
+    elif values.dtype.kind == "f":
+        nan = ~np.isfinite(values)
+        clean = np.where(nan, 0, values)
+        if np.any(clean != np.round(clean)) or np.any(np.abs(clean) >= 2.0**63):
+            raise InvalidImageError(
+                f"{what} must hold integer flags or True/False (0 = good); it holds fractions",
+                path=path,
+            )
+        values = clean.astype(np.int64)
+    elif values.dtype.kind not in "iu":
+        raise InvalidImageError(
+            f"{what} must hold integer flags or True/False; got dtype {values.dtype}", path=path
+        )
+    if not values.dtype.isnative:
+        values = values.astype(values.dtype.newbyteorder("="))
+    bad = bitfield_to_boolean_mask(values, ignore_flags=ignore_flags, good_mask_value=False)
+    return bad if nan is None else bad | nan
+
+
+def fit_mask(bad: np.ndarray, shape: tuple[int, ...], *, path=None, what="mask") -> np.ndarray:
+    """``bad`` shaped to broadcast against pixels of ``shape`` ``(H, W, C)`` / ``(N, H, W, C)``.
+
+    A mask ``(H, W)`` or ``(H, W, 1)`` applies to every channel (and plane), ``(H, W, C)`` per
+    channel; a stack's mask may also be ``(N, H, W, C)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fit_mask(np.zeros((4, 5), bool), (4, 5, 3)).shape
+    (4, 5, 1)
+    """
+    hw = tuple(shape[-3:-1])
+    if bad.shape == tuple(shape):
+        return bad
+    if bad.shape == hw:
+        return bad[..., None]
+    if bad.ndim == 3 and bad.shape[:2] == hw and bad.shape[2] in (1, shape[-1]):
+        return bad
+    raise InvalidImageError(
+        f"{what} has shape {bad.shape} but the image is {' x '.join(map(str, shape))} "
+        f"(a mask must be (H, W) = {hw}, or (H, W, C) with C = 1 or {shape[-1]})",
+        path=path,
+    )
+
+
+def apply_bad(img: GridImage, bad: np.ndarray, *, source: str) -> GridImage:
+    """``img`` with its ``bad`` pixels (broadcastable bool) NaN and masked; ``meta["mask_from"]``.
+
+    A lazy image stays lazy: every region read is masked as it is read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = apply_bad(GridImage(np.ones((2, 2, 1), np.float32)), np.eye(2, dtype=bool)[..., None],
+    ...                 source="array")
+    >>> img.data[..., 0].tolist(), int(img.mask.sum())
+    ([[nan, 1.0], [1.0, nan]], 2)
+    """
+    meta = dict(img.meta)
+    meta["mask_from"] = source
+    data = img.data
+    if isinstance(data, LazyImage):
+        lazy = data
+
+        def reader(ys: slice, xs: slice) -> np.ndarray:
+            block = np.array(lazy[ys, xs], dtype=np.float32)
+            region = bad[ys, xs] if bad.ndim == 3 else bad
+            block[np.broadcast_to(region, block.shape)] = np.nan
+            return block
+
+        data = LazyImage(reader, lazy.shape, path=img.path, closer=lazy.close)
+        return GridImage(data, header=img.header, wcs=img.wcs, mask=None, path=img.path, meta=meta)
+    data = np.array(data, dtype=np.float32)
+    data[np.broadcast_to(bad, data.shape)] = np.nan
+    mask = np.isnan(data)
+    return GridImage(data, header=img.header, wcs=img.wcs, mask=mask, path=img.path, meta=meta)
+
+
+def read_mask_source(mask, *, shape, section, ignore_flags, path, read_fits_flags, read_other):
+    """The bad-pixel mask ``mask=`` names (a file or an array), fitted to ``shape``.
+
+    ``read_fits_flags(path, section)`` returns a FITS file's raw flags; ``read_other(path,
+    section)`` the pixels of any other image file (both from :mod:`sciconv.io`). Returns the
+    bool mask and a word on where it came from (the file, or ``"array"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bad, source = read_mask_source(np.array([[0, 4], [0, 0]]), shape=(2, 2, 1), section=None,
+    ...                                ignore_flags=0, path=None, read_fits_flags=None,
+    ...                                read_other=None)
+    >>> bad[..., 0].tolist(), source
+    ([[False, True], [False, False]], 'array')
+    """
+    if isinstance(mask, (str, os.PathLike)):
+        mpath, kind = _validate_path(Path(mask))
+        what = f"mask file {mpath}"
+        values = read_fits_flags(mpath, section) if kind == "fits" else read_other(mpath, section)
+        if values.ndim == 3 and values.shape[-1] == 1:
+            values = values[..., 0]
+        bad = flags_to_bad(values, ignore_flags, path=mpath, what=what)
+        return fit_mask(bad, shape, path=path, what=what), str(mpath)
+    if isinstance(mask, GridImage):
+        mask = mask.data
+    try:
+        values = np.asarray(mask)
+    except Exception as exc:
+        raise ConfigError(
+            f"mask must be a file path or an array (True/nonzero = bad); got {type(mask).__name__}"
+        ) from exc
+    if values.ndim == 0 or values.dtype == object:
+        raise ConfigError(
+            f"mask must be a file path or an array (True/nonzero = bad); got {mask!r:.60}"
+        )
+    bad = flags_to_bad(values, ignore_flags, path=path, what="mask array")
+    return fit_mask(bad, shape, path=path, what="mask array"), "array"
