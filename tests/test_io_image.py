@@ -84,3 +84,88 @@ def test_import_and_as_array_stay_light():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- pixel scale (issue 17)
+
+
+def _sky_wcs(cd):
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.0, 2.0]
+    w.wcs.crpix = [3.0, 2.0]
+    w.wcs.cd = np.asarray(cd) / 3600.0
+    return w
+
+
+def test_pixel_scale_from_a_fits_wcs_non_square_and_rotated(tmp_path):
+    from sciconv.io._image import PixelScale, read_pixel_scale
+
+    # x pixels 0.1", y pixels 0.3", rotated by 30 degrees: the scale is per pixel axis
+    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    cd = np.array([[-c, s], [s, c]]) @ np.diag([0.1, 0.3])
+    img = io.GridImage(np.zeros((4, 6, 1), np.float32), wcs=_sky_wcs(cd))
+    assert img.pixel_scale == PixelScale(0.3, 0.1, "arcsec")
+    path = io.write(tmp_path / "sky.fits", img)
+    assert io.read(path).pixel_scale == PixelScale(0.3, 0.1, "arcsec")
+    assert read_pixel_scale(path) == PixelScale(0.3, 0.1, "arcsec")
+    assert io.read(path).cutout(1, 3, 2, 5).pixel_scale == PixelScale(0.3, 0.1, "arcsec")
+    assert img.to_nddata().wcs is not None
+    assert io.GridImage.from_nddata(img.to_nddata()).pixel_scale == img.pixel_scale
+
+
+def test_no_pixel_scale_without_celestial_wcs_or_calibration(tmp_path):
+    from astropy.wcs import WCS
+
+    from sciconv.io._image import PixelScale, read_pixel_scale
+
+    linear = WCS(naxis=2)  # e.g. a detector or a spectral plane: no sky angle per pixel
+    linear.wcs.ctype = ["LINEAR", "WAVE"]
+    assert PixelScale.from_wcs(linear) is None
+    assert io.GridImage(np.zeros((2, 2, 1)), wcs=None).pixel_scale is None
+    assert (
+        io.GridImage(
+            np.zeros((2, 2, 1)), meta={"pixel_size": (1.0, 1.0), "pixel_unit": "pixel"}
+        ).pixel_scale
+        is None
+    )
+    plain = io.write(tmp_path / "plain.fits", np.zeros((3, 3), np.float32))
+    assert io.read(plain).pixel_scale is None and read_pixel_scale(plain) is None
+    png = io.write(tmp_path / "a.png", np.zeros((3, 3), np.uint8))
+    assert read_pixel_scale(png) is None
+
+
+def test_pixel_scale_set_by_hand_wins():
+    import astropy.units as u
+
+    from sciconv.io._image import PixelScale
+
+    img = io.GridImage(
+        np.zeros((2, 2, 1)),
+        wcs=_sky_wcs(np.diag([-0.1, 0.1])),
+        meta={"pixel_scale": 0.05 * u.arcsec},
+    )
+    assert img.pixel_scale == PixelScale(0.05, 0.05, "arcsec")
+
+
+def test_pixel_scale_validation_and_conversion():
+    import astropy.units as u
+
+    from sciconv.io._image import PixelScale
+
+    s = PixelScale(0.65, 0.325, "micron")
+    assert s.unit == "um" and s.to("nm") == PixelScale(650, 325, "nm")
+    assert s.mean == pytest.approx(np.sqrt(0.65 * 0.325))
+    assert PixelScale.from_value(s.to_dict()) == s
+    assert PixelScale.from_value([0.65, 0.325] * u.um) == s
+    assert PixelScale.from_value((0.65, 0.325, "µm")) == s
+    with pytest.raises(ConfigError, match="positive number; got -1"):
+        PixelScale(-1, 1, "um")
+    with pytest.raises(ConfigError, match=r"length or angle.*'adu'"):
+        PixelScale(1, 1, "adu")
+    with pytest.raises(ConfigError, match="cannot be expressed in arcsec"):
+        s.to("arcsec")
+    with pytest.raises(ConfigError, match="a number needs its unit"):
+        PixelScale.from_value(0.5)

@@ -227,3 +227,81 @@ def test_missing_ome_zarr_names_the_extra(store, monkeypatch):
     monkeypatch.setitem(sys.modules, "ome_zarr.io", None)
     with pytest.raises(io.MissingDependencyError, match=r'pip install "sciconv\[ome\]"'):
         io.read(path)
+
+
+# ---------------------------------------------------------------- pixel scale (issue 17)
+
+
+def test_ome_tiff_pixel_scale_and_round_trip(tmp_path):
+    src = tmp_path / "src.ome.tif"
+    _ome_source(src, unit="nm")
+    img = io.read(src)
+    assert (img.pixel_scale.y, img.pixel_scale.x, img.pixel_scale.unit) == (0.65, 0.325, "nm")
+    out = io.write(tmp_path / "labels.ome.tif", np.zeros((12, 10), np.int32), like=img)
+    back = io.read(out).pixel_scale
+    assert back.to("nm") == img.pixel_scale
+    assert back.to("um").y == pytest.approx(0.00065)
+
+
+def test_imagej_and_resolution_tags_give_pixel_scale(tmp_path):
+    from sciconv.io._image import read_pixel_scale
+
+    ij = tmp_path / "ij.tif"
+    tifffile.imwrite(
+        ij,
+        np.zeros((4, 6), np.uint8),
+        imagej=True,
+        resolution=(4.0, 2.0),
+        metadata={"unit": "micron"},
+    )
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(
+        plain, np.zeros((4, 6), np.uint8), resolution=(1e4, 2e4), resolutionunit="CENTIMETER"
+    )
+    inch = tmp_path / "inch.tif"
+    tifffile.imwrite(
+        inch, np.zeros((4, 6), np.uint8), resolution=(2540, 2540), resolutionunit="INCH"
+    )
+    for path, want in ((ij, (0.5, 0.25)), (plain, (0.5, 1.0)), (inch, (10.0, 10.0))):
+        scale = io.read(path).pixel_scale
+        assert (scale.y, scale.x, scale.unit) == (*want, "um"), path.name
+        assert read_pixel_scale(path) == scale
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # tifffile's default: ResolutionUnit NONE
+        {"resolution": (72, 72), "resolutionunit": "INCH"},  # an image editor's default
+        {"imagej": True, "resolution": (2.0, 2.0)},  # ImageJ without a unit
+    ],
+)
+def test_tiff_without_physical_resolution_has_no_scale(tmp_path, kwargs):
+    from sciconv.io._image import read_pixel_scale
+
+    p = tmp_path / "a.tif"
+    tifffile.imwrite(p, np.zeros((4, 6), np.uint8), **kwargs)
+    assert io.read(p).pixel_scale is None
+    assert read_pixel_scale(p) is None
+
+
+def test_ome_zarr_pixel_scale_per_level(store):
+    from sciconv.io._image import read_pixel_scale
+
+    path, _ = store
+    scale = io.read(path).pixel_scale
+    assert (scale.y, scale.x, scale.unit) == (0.5, 0.25, "um")
+    level1 = io.read(path, level=1).pixel_scale
+    assert (level1.y, level1.x, level1.unit) == (1.0, 0.5, "um")
+    assert read_pixel_scale(path) == scale
+
+
+def test_ome_zarr_writes_a_pixel_scale_set_by_hand(tmp_path):
+    pytest.importorskip("ome_zarr")
+    import astropy.units as u
+
+    src = io.GridImage(np.zeros((8, 8, 1), np.float32), meta={"pixel_scale": [650, 325] * u.nm})
+    store = io.write_ome_zarr(tmp_path / "a.ome.zarr", src.data, levels=1, like=src)
+    back = io.read(store)
+    assert back.meta["pixel_unit"] == "nm"
+    assert back.pixel_scale == src.pixel_scale

@@ -66,6 +66,7 @@ __all__ = [
     "boundary_target",
     "class_weights",
     "fetch",
+    "from_arrays",
     "from_catalog",
     "from_folder",
     "from_pairs",
@@ -86,6 +87,7 @@ _HOMES = {
     "from_folder": "_folder",
     "from_catalog": "_catalog",
     "from_pairs": "_pairs",
+    "from_arrays": "_images",
     "fetch": "_fetch",
     "load": "_fetch",
 }

@@ -21,3 +21,66 @@ def center_crop(x: np.ndarray, h: int, w: int) -> np.ndarray:
     """The centre window ``(h, w)`` of an image at least that large."""
     top, left = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
     return x[top : top + h, left : left + w]
+
+
+def image_array(image, *, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels ``(H, W, C)`` float32 and per-pixel weights from an array, GridImage or NDData.
+
+    An :class:`astropy.nddata.NDData` (``CCDData``) is unwrapped as
+    :meth:`sciconv.io.GridImage.from_nddata` does: ``(H, W)`` or ``(C, H, W)`` data become
+    ``(H, W, C)``, masked pixels become NaN. The weights are 0 where any channel is masked or
+    not finite and 1 elsewhere, ``(H, W)`` float32; None when every pixel is good. A plain
+    array's NaN pixels count as masked; a 2-D array becomes ``(H, W, 1)``.
+
+    Parameters
+    ----------
+    image : array_like, GridImage or astropy.nddata.NDData
+    name : str
+        Named in the error.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray or None)
+
+    Raises
+    ------
+    DatasetError
+        The pixels are not 2-D or 3-D numbers.
+
+    Examples
+    --------
+    >>> from astropy.nddata import CCDData
+    >>> mask = np.zeros((2, 3), bool); mask[0, 0] = True
+    >>> x, w = image_array(CCDData(np.ones((2, 3)), unit="adu", mask=mask))
+    >>> x.shape, float(x[0, 0, 0]), w.tolist()
+    ((2, 3, 1), nan, [[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    """
+    from sciconv.errors import ConfigError, DatasetError
+    from sciconv.io import GridImage, as_array
+
+    try:
+        if _is_nddata(image):
+            image = GridImage.from_nddata(image)
+        data = np.asarray(as_array(image, load=True))
+    except ConfigError as exc:
+        raise DatasetError(f"{name}: {exc.message}") from exc
+    if data.dtype.kind not in "biuf" or data.ndim not in (2, 3):
+        raise DatasetError(
+            f"{name} must be (H, W) or (H, W, C) numbers (or an NDData/CCDData); got "
+            f"{data.dtype} {data.shape}"
+        )
+    data = np.asarray(data[..., None] if data.ndim == 2 else data, dtype=np.float32)
+    bad = ~np.isfinite(data)
+    if isinstance(image, GridImage) and image.mask is not None:
+        bad = bad | np.broadcast_to(np.asarray(image.mask, bool), data.shape)
+    if not bad.any():
+        return data, None
+    data = np.where(bad, np.float32(np.nan), data)
+    return data, (~bad.any(axis=-1)).astype(np.float32)
+
+
+def _is_nddata(value) -> bool:
+    import sys
+
+    nddata = sys.modules.get("astropy.nddata")  # an NDData exists only once that was imported
+    return nddata is not None and isinstance(value, nddata.NDData)

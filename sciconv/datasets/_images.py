@@ -1,4 +1,4 @@
-"""The shared core of the image-level builders (folder, catalog), and class weights."""
+"""The shared core of the file builders (folder, catalog), in-memory images, class weights."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from sciconv.datasets._arrays import center_crop
+from sciconv.datasets._arrays import _is_nddata, center_crop, image_array
 from sciconv.datasets._pipelines import attach, fingerprint, lazy_pipeline, memory_pipeline
 from sciconv.datasets._scan import (
     cache_budget,
     check_channels,
     check_sizes,
     collect_warnings,
+    common_scale,
+    pixel_scales,
     report_bad,
     report_warnings,
     scan,
@@ -30,6 +32,7 @@ from sciconv.datasets._validate import (
 )
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import DatasetError
+from sciconv.io import GridImage, PixelScale
 
 
 def build_image_datasets(
@@ -86,6 +89,7 @@ def build_image_datasets(
         raise DatasetError(f"no readable image in {what}")
     g_paths = [paths[j] for j in good]
     g_shapes = [scanned.shapes[j] for j in good]
+    scale = common_scale(g_paths, pixel_scales(g_paths), what=what, stacklevel=4)
     channels = check_channels(g_paths, g_shapes)
     size = check_sizes(g_paths, g_shapes, size, policy)
     prep = FilePrep(spec, size, policy)
@@ -104,6 +108,8 @@ def build_image_datasets(
         # recorded into the model by training.fit so predict_files prepares cutouts the same way
         "image_size": None if size is None else [int(v) for v in size],
         "size_policy": policy,
+        # the files' common pixel scale ({"y", "x", "unit"}), recorded into the model by fit
+        "pixel_scale": None if scale is None else scale.to_dict(),
     }
 
     def counts(idx):
@@ -145,6 +151,137 @@ def build_image_datasets(
                 cache_file=cache_file,
             )
         return attach(ds, file_paths=sub_paths, class_counts=counts(idx), **common)
+
+    if val_idx is None:
+        return build(train_idx, True)
+    return build(train_idx, True), build(val_idx, False)
+
+
+def _scale_of(image) -> PixelScale | None:
+    if isinstance(image, GridImage):
+        return image.pixel_scale
+    return PixelScale.from_wcs(image.wcs) if _is_nddata(image) else None
+
+
+def from_arrays(
+    images,
+    labels,
+    *,
+    class_names: list[str] | None = None,
+    image_size=None,
+    validation_split: float | None = None,
+    batch_size: int = 32,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    augment=False,
+    normalize="default",
+    size_policy: str = "crop",
+):
+    """A classification or regression dataset from images in memory: arrays, NDData, CCDData.
+
+    Each image is prepared as :func:`from_folder` prepares a file: masked pixels (an
+    NDData/CCDData ``mask``, a GridImage's ``mask``, NaN) are excluded from the normalization
+    statistics and become 0 after it; ``(C, H, W)`` NDData cubes become ``(H, W, C)``. The
+    images' common pixel scale (from their celestial WCS or microscopy metadata) is recorded as
+    ``.pixel_scale``, as for files.
+
+    Parameters
+    ----------
+    images : sequence of array_like, GridImage or astropy.nddata.NDData, or ndarray
+        ``N`` images ``(H, W)`` or ``(H, W, C)``, or one array ``(N, H, W)`` / ``(N, H, W, C)``.
+    labels : array_like
+        ``(N,)`` integer class ids (classification) or floats ``(N,)`` / ``(N, K)``
+        (regression).
+    class_names : list of str, optional
+        Classification only; default ``["0", "1", ...]``.
+    image_size, validation_split, batch_size, shuffle, seed, augment, normalize, size_policy
+        As for :func:`from_folder`.
+
+    Returns
+    -------
+    tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
+        Batches ``(x, y)``, x float32 ``(N, H, W, C)``.
+
+    Raises
+    ------
+    DatasetError
+        No images, a count of labels that differs, an image that is not 2-D or 3-D numbers,
+        different channel counts, or different sizes without ``image_size``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.nddata import CCDData
+    >>> frames = [CCDData(np.full((8, 8), i, float), unit="adu") for i in range(4)]
+    >>> ds = from_arrays(frames, [0, 1, 0, 1], batch_size=4, shuffle=False)
+    >>> x, y = next(iter(ds))
+    >>> tuple(x.shape), y.numpy().tolist(), ds.task
+    ((4, 8, 8, 1), [0, 1, 0, 1], 'classification')
+    """
+    prep = FilePrep.create(normalize=normalize, image_size=image_size, size_policy=size_policy)
+    fraction = validate_split(validation_split)
+    batch_size = validate_positive_int(batch_size, "batch_size")
+    seed, aug = validate_seed(seed), validate_augment(augment)
+    items = list(images)
+    y = np.asarray(labels)
+    if not items or len(items) != len(y):
+        raise DatasetError(
+            f"from_arrays needs N > 0 images and N labels; got {len(items)} "
+            f"image(s) and labels of shape {y.shape}"
+        )
+    names = [f"images[{i}]" for i in range(len(items))]
+    raw = [image_array(im, name=n)[0] for im, n in zip(items, names)]
+    check_channels(names, [a.shape for a in raw])
+    size = check_sizes(names, [a.shape for a in raw], prep.size, prep.policy)
+    keep_larger = aug is not None and aug.get("crop", True) and prep.policy == "crop"
+    fitted = [
+        FilePrep(prep.normalization, size, prep.policy).fit(
+            prep.normalize(a), keep_larger=keep_larger
+        )
+        for a in raw
+    ]
+    if np.issubdtype(y.dtype, np.integer) and y.ndim == 1:
+        task, y = "classification", y.astype(np.int32)
+        k = int(y.max()) + 1
+        class_names = [str(c) for c in range(k)] if class_names is None else list(class_names)
+        if y.min() < 0 or len(class_names) < k:
+            raise DatasetError(
+                f"labels must be class ids 0..{len(class_names) - 1}; "
+                f"got {int(y.min())}..{int(y.max())}"
+            )
+    else:
+        task, y, class_names = "regression", y.astype(np.float32), []
+    scale = common_scale(names, [_scale_of(im) for im in items], what="the images", stacklevel=3)
+    strata = y if task == "classification" else None
+    train_idx, val_idx = split(len(items), fraction, seed, strata)
+    spec = prep.normalization
+    common = {
+        "class_names": class_names,
+        "normalization": None if spec is None else spec.to_dict(),
+        "task": task,
+        "cache_mode": "memory",
+        "image_size": [int(v) for v in size],
+        "size_policy": prep.policy,
+        "pixel_scale": None if scale is None else scale.to_dict(),
+        "file_paths": [],
+    }
+
+    def build(idx, training):
+        arrs = [fitted[i] for i in idx]
+        if not training or len({a.shape for a in arrs}) > 1:
+            arrs = [center_crop(a, *size) if a.shape[:2] != size else a for a in arrs]
+        sub = y[idx]
+        ds = memory_pipeline(
+            np.stack(arrs),
+            sub,
+            size=size,
+            batch_size=batch_size,
+            shuffle=shuffle and training,
+            seed=seed,
+            aug=aug if training else None,
+        )
+        counts = np.bincount(sub, minlength=len(class_names)) if task == "classification" else None
+        return attach(ds, class_counts=counts, **common)
 
     if val_idx is None:
         return build(train_idx, True)

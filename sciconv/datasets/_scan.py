@@ -20,10 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from sciconv.errors import DatasetError, SciconvError, SciconvWarning
-from sciconv.io import probe_shape
+from sciconv.io import PixelScale, probe_shape, read_pixel_scale
 
 WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
 MAX_LISTED = 20
+#: Pixel scales that differ by less than this fraction count as the same.
+SCALE_RTOL = 0.01
 
 
 def cache_budget() -> float:
@@ -192,3 +194,69 @@ def split(n: int, fraction: float | None, seed: int, strata: np.ndarray | None):
             "another fraction"
         )
     return train_idx, val_idx
+
+
+def pixel_scales(paths: Sequence[str]) -> list[PixelScale | None]:
+    """The pixel scale each file states (metadata only, in a thread pool); None where unknown."""
+
+    def one(path):
+        try:
+            return read_pixel_scale(path)
+        except Exception:  # the file was readable for its pixels: an odd header means unknown
+            return None
+
+    # the scan already reported what the readers warn about (BLANK, a broken WCS): not twice
+    with warnings.catch_warnings(), ThreadPoolExecutor(WORKERS) as pool:
+        warnings.simplefilter("ignore")
+        return list(pool.map(one, paths))
+
+
+def common_scale(
+    paths: Sequence[str], scales: Sequence[PixelScale | None], *, what: str, stacklevel: int = 4
+) -> PixelScale | None:
+    """The pixel scale the files share, or None: unknown for all, or they disagree (warned).
+
+    Scales within :data:`SCALE_RTOL` of the first one (in its unit) agree. Files of which some
+    state a scale and others do not, or whose scales differ, give a
+    :class:`~sciconv.errors.SciconvWarning` naming an example of each, and None: a model
+    trained on them has no single pixel scale to record.
+
+    Examples
+    --------
+    >>> a = PixelScale(0.5, 0.5, "um")
+    >>> common_scale(["a.tif", "b.tif"], [a, PixelScale(500, 500, "nm")], what="x")
+    PixelScale(y=0.5, x=0.5, unit='um')
+    >>> common_scale(["a.png"], [None], what="x") is None
+    True
+    """
+    known = [(p, s) for p, s in zip(paths, scales) if s is not None]
+    if not known:
+        return None
+    first_path, first = known[0]
+    unknown = [p for p, s in zip(paths, scales) if s is None]
+    if unknown:
+        warnings.warn(
+            f"{len(known)} file(s) of {what} state a pixel scale (e.g. {first_path}: "
+            f"{first.mean:.4g} {first.unit}/pixel) and {len(unknown)} do not (e.g. "
+            f"{unknown[0]}); no pixel scale is recorded",
+            SciconvWarning,
+            stacklevel=stacklevel,
+        )
+        return None
+    for path, scale in known[1:]:
+        try:
+            other = scale.to(first.unit)
+            same = np.allclose([other.y, other.x], [first.y, first.x], rtol=SCALE_RTOL, atol=0)
+        except SciconvError:
+            same = False
+        if not same:
+            warnings.warn(
+                f"the files of {what} have different pixel scales (e.g. {first_path}: "
+                f"{first.y:.4g} x {first.x:.4g} {first.unit}, {path}: {scale.y:.4g} x "
+                f"{scale.x:.4g} {scale.unit}); no pixel scale is recorded. Resample them to one "
+                "scale to train a model that knows its scale",
+                SciconvWarning,
+                stacklevel=stacklevel,
+            )
+            return None
+    return first

@@ -8,6 +8,8 @@ Microscopy metadata (read by tifffile, never parsed by hand) goes into ``GridIma
 ``meta["pixel_size"]``
     ``(dy, dx)``, the physical size of one pixel (OME ``PhysicalSizeY/X``; ImageJ and plain TIFF
     ``1 / YResolution, 1 / XResolution``), in ``meta["pixel_unit"]`` (``"µm"``, ``"nm"``, ...).
+    A plain TIFF counts only with ResolutionUnit inch or centimetre (not the 72/96 dpi defaults
+    of image editors). :attr:`GridImage.pixel_scale` turns it into a :class:`PixelScale`.
 ``meta["z_spacing"]``
     The step between Z planes (OME ``PhysicalSizeZ``, ImageJ ``spacing``), same unit.
 ``meta["channel_names"]``
@@ -219,8 +221,9 @@ _UNIT_ALIASES = {
     "um": "µm",
     "micron": "µm",
     "microns": "µm",
-    "\u03bcm": "µm",
-}  # Greek mu -> micro sign
+    "\u03bcm": "µm",  # Greek mu -> micro sign
+    "\\u00b5m": "µm",  # ImageJ writes the micro sign as this escape
+}
 _UNIT_METRES = {"m": 1.0, "cm": 1e-2, "mm": 1e-3, "µm": 1e-6, "nm": 1e-9, "Å": 1e-10, "pm": 1e-12}
 
 
@@ -237,6 +240,8 @@ def _microscopy_meta(tif, page) -> dict:
             meta.update(_ome_meta(tif.ome_metadata))
         elif tif.is_imagej and tif.imagej_metadata:
             meta.update(_imagej_meta(tif.imagej_metadata, page))
+        else:
+            meta.update(_resolution_meta(page))
     except Exception as exc:  # metadata is a bonus: the pixels are still good
         _warn(f"{tif.filehandle.path}: microscopy metadata not understood ({_short(exc)}); ignored")
     return meta
@@ -286,6 +291,43 @@ def _imagej_meta(ij: dict, page) -> dict:
     if isinstance(labels, (list, tuple)) and channels > 1 and len(labels) == channels:
         meta["channel_names"] = [str(n) for n in labels]
     return meta
+
+
+# dots per inch that image software writes by default: a screen convention, not a measurement
+_DEFAULT_DPI = (72.0, 96.0)
+_RESOLUTION_UNITS = {2: ("inch", 25400.0), 3: ("centimeter", 10000.0)}  # -> µm per unit
+
+
+def _resolution_meta(page) -> dict:
+    """Pixel size in µm from the baseline XResolution/YResolution + ResolutionUnit tags.
+
+    Only a stated unit counts: ResolutionUnit NONE (what tifffile writes by default) or absent
+    says nothing about physical size, nor do the 72/96 dpi defaults of image editors.
+    """
+    tags = page.tags
+    if not all(k in tags for k in ("XResolution", "YResolution", "ResolutionUnit")):
+        return {}
+    unit = _RESOLUTION_UNITS.get(int(tags["ResolutionUnit"].value))
+    if unit is None:
+        return {}
+    rx, ry = (tags[k].value for k in ("XResolution", "YResolution"))
+    rx, ry = rx[0] / rx[1], ry[0] / ry[1]
+    if rx <= 0 or ry <= 0 or (unit[0] == "inch" and rx == ry and rx in _DEFAULT_DPI):
+        return {}
+    return {"pixel_size": (unit[1] / ry, unit[1] / rx), "pixel_unit": "µm"}
+
+
+def _tiff_scale_meta(path: Path) -> dict:
+    """The pixel size metadata of a TIFF (``pixel_size``, ``pixel_unit``), reading no pixels."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            page = series.pages[0] if series.pages else tif.pages[0]
+            return _microscopy_meta(tif, page)
+    except Exception as exc:
+        raise InvalidImageError(f"not a readable TIFF file ({_short(exc)})", path=path) from exc
 
 
 def _convert(value: float, unit: str, to: str) -> float:

@@ -36,6 +36,10 @@ _NGFF_UNITS = {
     "picometer": "pm",
 }
 _UNITS_NGFF = {v: k for k, v in _NGFF_UNITS.items()}
+# PixelScale units (astropy's spelling) -> NGFF
+_ASTROPY_NGFF = {
+    "um" if k == "µm" else ("Angstrom" if k == "Å" else k): v for k, v in _UNITS_NGFF.items()
+}
 
 
 def _ome_zarr(path=None):
@@ -292,7 +296,8 @@ def write_ome_zarr(
     levels : int
         Resolution levels (level ``i`` is downsampled by ``2**i``).
     like : GridImage, optional
-        Whose ``meta["pixel_size"]`` / ``meta["pixel_unit"]`` are written as the NGFF scale.
+        Whose :attr:`~GridImage.pixel_scale` (a length per pixel; else ``meta["pixel_size"]``
+        in ``meta["pixel_unit"]``, µm when unstated) is written as the NGFF scale and units.
     overwrite : bool
         Replace an existing store.
 
@@ -324,7 +329,12 @@ def write_ome_zarr(
         raise ConfigError(f"levels must be an int >= 1; got {levels!r}")
     kwargs: dict = {}
     meta = like.meta if isinstance(like, GridImage) else {}
-    if meta.get("pixel_size") is not None:
+    scale = like.pixel_scale if isinstance(like, GridImage) else None
+    if scale is not None and scale.unit in _ASTROPY_NGFF:  # NGFF space units are lengths
+        kwargs["scale"] = {"c": 1.0, "y": scale.y, "x": scale.x}
+        unit = _ASTROPY_NGFF[scale.unit]
+        kwargs["axes_units"] = {"y": unit, "x": unit}
+    elif meta.get("pixel_size") is not None:
         dy, dx = (float(v) for v in meta["pixel_size"])
         kwargs["scale"] = {"c": 1.0, "y": dy, "x": dx}
         unit = _UNITS_NGFF.get(meta.get("pixel_unit") or "µm")

@@ -12,7 +12,11 @@ Known keys: ``"task"`` (``"classification"``, ``"multilabel"``, ``"regression"``
 ``"segmentation"``), ``"num_classes"``, ``"outputs"``, ``"uncertainty"``, ``"class_names"``,
 ``"normalization"`` (a :mod:`sciconv.preprocess` spec dict), ``"divisor"`` (H and W must be
 multiples of it), ``"postprocess"`` (keyword arguments for ``sciconv.postprocess.instances``),
-``"input_channels"``, ``"instance_output"``. Any other JSON-able key may be added.
+``"input_channels"``, ``"instance_output"``, ``"pixel_scale"`` (the physical pixel size of the
+training images, ``{"y": 0.5, "x": 0.5, "unit": "um"}`` as
+:meth:`sciconv.io.PixelScale.to_dict` writes it; absent when unknown; :func:`set_metadata` also
+takes a :class:`~sciconv.io.PixelScale` or an astropy Quantity for it, and
+:func:`get_pixel_scale` reads it back). Any other JSON-able key may be added.
 
 Examples
 --------
@@ -32,10 +36,11 @@ import copy
 
 import keras
 
-from sciconv.errors import ModelError
+from sciconv.errors import ConfigError, ModelError
+from sciconv.io import PixelScale
 from sciconv.models.layers import SciconvMetadata, check_jsonable
 
-__all__ = ["attach_metadata", "get_metadata", "metadata_layer", "set_metadata"]
+__all__ = ["attach_metadata", "get_metadata", "get_pixel_scale", "metadata_layer", "set_metadata"]
 
 
 def _validate_model(model) -> None:
@@ -120,12 +125,51 @@ def set_metadata(model: keras.Model, **items) -> None:
             f"model {model.name!r} holds no sciconv metadata layer; build it with "
             "sciconv.models builders or wrap it with sciconv.models.attach_metadata(model)"
         )
+    if items.get("pixel_scale") is not None:
+        items["pixel_scale"] = _pixel_scale_dict(items["pixel_scale"])
     updates = check_jsonable(items, name="metadata")
     for key, value in updates.items():
         if value is None:
             layer.metadata.pop(key, None)
         else:
             layer.metadata[key] = value
+
+
+def _pixel_scale_dict(value) -> dict:
+    try:
+        return PixelScale.from_value(value).to_dict()
+    except ConfigError as exc:
+        raise ModelError(f"metadata pixel_scale: {exc.message}") from exc
+
+
+def get_pixel_scale(model: keras.Model) -> PixelScale | None:
+    """The pixel scale the model was trained at (metadata ``"pixel_scale"``), or None.
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Returns
+    -------
+    sciconv.io.PixelScale or None
+
+    Raises
+    ------
+    ModelError
+        The recorded value is not a pixel scale.
+
+    Examples
+    --------
+    >>> from sciconv.models import classifier
+    >>> model = classifier((8, 8, 1), 2, filters=(2,), dense=())
+    >>> get_pixel_scale(model) is None
+    True
+    >>> set_metadata(model, pixel_scale={"y": 0.2, "x": 0.2, "unit": "arcsec"})
+    >>> get_pixel_scale(model)
+    PixelScale(y=0.2, x=0.2, unit='arcsec')
+    """
+    value = get_metadata(model).get("pixel_scale")
+    return None if value is None else PixelScale.from_value(_pixel_scale_dict(value))
 
 
 def attach_metadata(model: keras.Model, **items) -> keras.Model:

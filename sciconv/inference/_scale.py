@@ -1,0 +1,276 @@
+"""Physical pixel scale at prediction time: how much to resample an image before a model sees it.
+
+A model learns objects at the pixel scale it was trained at (``get_metadata(model)["pixel_scale"]``,
+recorded by :func:`sciconv.training.fit` from the dataset). An image sampled more finely shows
+the same objects larger, in more pixels, and the model misreads them. :func:`resolve_scale` is
+the one decision: the zoom factor to apply to the image (``image pixel size / model pixel
+size``), from the two scales and the caller's ``scale=``; :func:`resample` applies it;
+:func:`physical_object_size` turns a size given in micrometres or arcseconds into pixels.
+
+Everything here is numpy/astropy/scikit-image; nothing imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+
+from sciconv.errors import ConfigError, InferenceError, SciconvWarning
+from sciconv.io import GridImage, PixelScale, as_array
+
+__all__ = ["image_pixel_scale", "physical_object_size", "resample", "resolve_scale"]
+
+#: Factors closer to 1 than this are treated as 1: resampling by 0.5 % only blurs the image.
+SCALE_TOLERANCE = 0.01
+
+
+def image_pixel_scale(image: Any) -> PixelScale | None:
+    """The pixel scale an image carries: a GridImage's, an NDData's celestial WCS; else None.
+
+    Parameters
+    ----------
+    image : GridImage, astropy.nddata.NDData or array_like
+        A plain array carries no scale.
+
+    Returns
+    -------
+    PixelScale or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.io import GridImage
+    >>> img = GridImage(np.zeros((2, 2, 1)), meta={"pixel_size": (0.2, 0.2), "pixel_unit": "um"})
+    >>> image_pixel_scale(img), image_pixel_scale(np.zeros((2, 2)))
+    (PixelScale(y=0.2, x=0.2, unit='um'), None)
+    """
+    if isinstance(image, GridImage):
+        return image.pixel_scale
+    nddata = sys.modules.get("astropy.nddata")  # an NDData exists only once that was imported
+    if nddata is not None and isinstance(image, nddata.NDData):
+        return PixelScale.from_wcs(image.wcs)
+    return None
+
+
+def _explicit_factor(scale: Any, path) -> float:
+    ok = not isinstance(scale, bool) and isinstance(scale, (int, float, np.number))
+    if not ok or not math.isfinite(float(scale)) or float(scale) <= 0:
+        raise ConfigError(
+            "scale must be 'auto', None, a positive number (the zoom factor), or the image's "
+            f"pixel scale as a Quantity/PixelScale; got {scale!r}",
+            path=path,
+        )
+    return float(scale)
+
+
+def resolve_scale(
+    image_scale: PixelScale | Any | None,
+    model_scale: PixelScale | Any | None,
+    scale: str | float | Any | None = "auto",
+    *,
+    path: str | None = None,
+) -> float:
+    """The zoom factor to apply to an image before prediction (1.0 = as it is).
+
+    The factor is ``image pixel size / model pixel size``: an image sampled 2.5x more finely
+    than the training images (0.1 µm/pixel against 0.25) gets 0.4, i.e. it is shrunk so that
+    its objects cover as many pixels as the training objects did.
+
+    Parameters
+    ----------
+    image_scale, model_scale : PixelScale, dict, Quantity or None
+        The image's pixel scale (:attr:`sciconv.io.GridImage.pixel_scale`) and the one the model
+        was trained at (``get_metadata(model)["pixel_scale"]``); None when unknown.
+    scale : {"auto"} or float or PixelScale or Quantity or None
+        ``"auto"`` (default): the ratio of the two scales when both are known; 1.0 (with a
+        :class:`~sciconv.errors.SciconvWarning`) when only the model's is known; 1.0 when the
+        model's is unknown. A number: that factor, whatever the metadata says (explicit wins).
+        A PixelScale or Quantity: the image's pixel scale, replacing ``image_scale``. None: 1.0,
+        no resampling. A ratio within :data:`SCALE_TOLERANCE` of 1 gives exactly 1.0.
+    path : str, optional
+        The image's file, named in warnings and errors.
+
+    Returns
+    -------
+    float
+        The factor, > 0.
+
+    Raises
+    ------
+    ConfigError
+        ``scale`` is not one of the above, or the two scales are in units that do not convert
+        (micrometres against arcseconds: the model was trained on another kind of image).
+
+    Examples
+    --------
+    >>> from sciconv.io import PixelScale
+    >>> resolve_scale(PixelScale(0.1, 0.1, "um"), PixelScale(0.25, 0.25, "um"))
+    0.4
+    >>> resolve_scale(PixelScale(100, 100, "nm"), PixelScale(0.25, 0.25, "um"), 0.5)
+    0.5
+    >>> resolve_scale(None, None)
+    1.0
+    """
+    if scale is None:
+        return 1.0
+    if isinstance(scale, str):
+        if scale != "auto":
+            raise ConfigError(
+                f"scale must be 'auto', None, a positive number or a pixel scale; got {scale!r}",
+                path=path,
+            )
+    elif isinstance(scale, (PixelScale, dict)) or hasattr(scale, "unit"):
+        image_scale = PixelScale.from_value(scale)
+    else:
+        return _explicit_factor(scale, path)
+    image_scale = PixelScale.from_value(image_scale)
+    model_scale = PixelScale.from_value(model_scale)
+    if model_scale is None:
+        return 1.0
+    where = f"{path}: " if path else ""
+    if image_scale is None:
+        warnings.warn(
+            f"{where}the image's pixel scale is unknown but the model was trained at "
+            f"{model_scale.mean:.4g} {model_scale.unit}/pixel; predicting without resampling. "
+            "Pass scale= (the zoom factor, or the image's pixel scale such as 0.5 * u.um) to "
+            "say it, or scale=None to silence this",
+            SciconvWarning,
+            stacklevel=2,
+        )
+        return 1.0
+    try:
+        image_scale = image_scale.to(model_scale.unit)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"the image's pixel scale is in {image_scale.unit} but the model was trained at "
+            f"{model_scale.mean:.4g} {model_scale.unit}/pixel: the units do not convert (a "
+            "model for another kind of image?); pass scale= as a number to force a factor",
+            path=path,
+        ) from exc
+    factor = image_scale.mean / model_scale.mean
+    return 1.0 if abs(factor - 1.0) < SCALE_TOLERANCE else float(f"{factor:.12g}")
+
+
+def physical_object_size(
+    object_size: Any, pixel_scale: PixelScale | Any | None, *, path: str | None = None
+) -> float:
+    """An object size in pixels, from a size in physical units and the image's pixel scale.
+
+    Parameters
+    ----------
+    object_size : float or astropy.units.Quantity
+        A plain number is already in pixels and is returned as it is; a Quantity of length
+        (``12 * u.um``) or angle (``1.5 * u.arcsec``) is divided by the pixel scale.
+    pixel_scale : PixelScale, dict, Quantity or None
+        The image's pixel scale (the geometric mean of ``y`` and ``x`` is used).
+    path : str, optional
+        The image's file, named in errors.
+
+    Returns
+    -------
+    float
+        The size in pixels, > 0.
+
+    Raises
+    ------
+    ConfigError
+        A physical size without a known pixel scale, units that do not convert, or a size
+        that is not positive.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from sciconv.io import PixelScale
+    >>> physical_object_size(12 * u.um, PixelScale(0.5, 0.5, "um"))
+    24.0
+    >>> physical_object_size(18, None)
+    18.0
+    """
+    if not hasattr(object_size, "unit"):
+        value = _explicit_factor(object_size, path) if object_size is not None else None
+        if value is None:
+            raise ConfigError("object_size must be a positive number or a Quantity", path=path)
+        return value
+    from astropy import units as u
+
+    size = u.Quantity(object_size)
+    if size.isscalar is False or not np.isfinite(size.value) or size.value <= 0:
+        raise ConfigError(f"object_size must be one positive size; got {object_size!r}", path=path)
+    scale = PixelScale.from_value(pixel_scale)
+    if scale is None:
+        raise ConfigError(
+            f"object_size={object_size} is in physical units but the image's pixel scale is "
+            "unknown; give it in pixels, or set the image's scale (e.g. a GridImage with "
+            'meta["pixel_scale"] = 0.5 * u.um)',
+            path=path,
+        )
+    try:
+        value = size.to_value(scale.unit)
+    except u.UnitConversionError as exc:
+        raise ConfigError(
+            f"object_size={object_size} does not convert to the image's pixel scale unit "
+            f"({scale.unit})",
+            path=path,
+        ) from exc
+    return float(f"{value / scale.mean:.12g}")
+
+
+def resample(image: Any, factor: float, *, order: int = 1) -> np.ndarray:
+    """Resample an ``(H, W)`` or ``(H, W, C)`` image by ``factor`` (0.4 = shrink to 40 %).
+
+    Bilinear (``order=1``) and anti-aliased when shrinking, as StarDist's and Cellpose's
+    rescaling; ``order=0`` (nearest neighbour) keeps label ids. Output height and width are
+    ``round(H * factor)`` and ``round(W * factor)``.
+
+    Parameters
+    ----------
+    image : array_like, GridImage or NDData
+        The pixels (read whole).
+    factor : float
+        From :func:`resolve_scale`; 1.0 returns a float32 copy.
+    order : {0, 1, 3}
+        Interpolation order.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (or the input's integer dtype with ``order=0``).
+
+    Raises
+    ------
+    InferenceError
+        The factor leaves fewer than 2 pixels along an axis.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resample(np.ones((10, 20, 1)), 0.4).shape
+    (4, 8, 1)
+    """
+    from skimage.transform import resize
+
+    factor = _explicit_factor(factor, None)
+    if order not in (0, 1, 3):
+        raise ConfigError(f"order must be 0, 1 or 3; got {order!r}")
+    data = np.asarray(as_array(image, load=True))
+    out_hw = (round(data.shape[0] * factor), round(data.shape[1] * factor))
+    if min(out_hw) < 2:
+        raise InferenceError(
+            f"scale factor {factor} turns an image of {data.shape[:2]} pixels into {out_hw}"
+        )
+    keep_int = order == 0 and data.dtype.kind in "iub"
+    if factor == 1.0:
+        return data.copy() if keep_int else data.astype(np.float32)
+    out = resize(
+        data if keep_int else data.astype(np.float32),
+        (*out_hw, *data.shape[2:]),
+        order=order,
+        mode="reflect",
+        preserve_range=True,
+        anti_aliasing=factor < 1 and order > 0,
+    )
+    return out.astype(data.dtype) if keep_int else out.astype(np.float32)

@@ -1,0 +1,213 @@
+"""Physical pixel scale through the stages (issue 17) and NDData in datasets (issue 18)."""
+
+from __future__ import annotations
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.nddata import CCDData
+from astropy.table import Table
+
+from sciconv import simulate
+from sciconv.datasets._arrays import image_array
+from sciconv.datasets._scan import common_scale
+from sciconv.errors import ConfigError, DatasetError, InferenceError, ModelError, SciconvWarning
+from sciconv.inference._scale import (
+    image_pixel_scale,
+    physical_object_size,
+    resample,
+    resolve_scale,
+)
+from sciconv.io import GridImage
+from sciconv.io._image import PixelScale
+from sciconv.postprocess._physical import add_physical_columns
+
+UM = PixelScale(0.25, 0.25, "um")
+
+# ---------------------------------------------------------------- resolve_scale
+
+
+@pytest.mark.parametrize(
+    ("image", "model", "scale", "want"),
+    [
+        (PixelScale(0.1, 0.1, "um"), UM, "auto", 0.4),  # finer image: shrink it
+        (PixelScale(500, 500, "nm"), UM, "auto", 2.0),  # units converted
+        (
+            {"y": 0.2, "x": 0.2, "unit": "arcsec"},
+            {"y": 0.4, "x": 0.4, "unit": "arcsec"},
+            "auto",
+            0.5,
+        ),
+        (PixelScale(0.2501, 0.2499, "um"), UM, "auto", 1.0),  # within tolerance: no resampling
+        (PixelScale(0.1, 0.1, "um"), None, "auto", 1.0),  # the model says nothing
+        (PixelScale(0.1, 0.1, "um"), UM, 0.7, 0.7),  # explicit factor wins
+        (None, UM, 0.5 * u.um, 2.0),  # explicit image scale
+        (PixelScale(0.1, 0.1, "um"), UM, None, 1.0),  # resampling switched off
+    ],
+)
+def test_resolve_scale(image, model, scale, want):
+    assert resolve_scale(image, model, scale) == pytest.approx(want, rel=1e-12)
+
+
+def test_resolve_scale_warns_when_only_the_model_knows():
+    with pytest.warns(SciconvWarning, match=r"a\.tif: the image's pixel scale is unknown.*0\.25"):
+        assert resolve_scale(None, UM, path="a.tif") == 1.0
+
+
+def test_resolve_scale_errors():
+    with pytest.raises(ConfigError, match=r"in arcsec but the model was trained at 0\.25 um"):
+        resolve_scale(PixelScale(0.2, 0.2, "arcsec"), UM)
+    with pytest.raises(ConfigError, match=r"scale must be 'auto'.*got 'atuo'"):
+        resolve_scale(None, UM, "atuo")
+    with pytest.raises(ConfigError, match=r"positive number.*got -2"):
+        resolve_scale(None, UM, -2)
+
+
+def test_physical_object_size_and_image_scale():
+    img = GridImage(np.zeros((4, 4, 1)), meta={"pixel_size": (0.5, 0.5), "pixel_unit": "µm"})
+    assert physical_object_size(12 * u.um, image_pixel_scale(img)) == 24.0
+    assert physical_object_size(12000 * u.nm, img.pixel_scale) == 24.0
+    assert physical_object_size(18, None) == 18.0
+    with pytest.raises(ConfigError, match="pixel scale is unknown"):
+        physical_object_size(12 * u.um, None)
+    with pytest.raises(ConfigError, match="does not convert"):
+        physical_object_size(1 * u.arcsec, img.pixel_scale)
+    wcs = simulate.tan_wcs((8, 8), ra=10.0, dec=0.0, pixel_scale=0.2)
+    assert image_pixel_scale(CCDData(np.zeros((8, 8)), unit="adu", wcs=wcs)).mean == 0.2
+
+
+def test_resample_shapes_values_and_labels():
+    x = np.tile(np.linspace(0, 1, 20, dtype=np.float32), (10, 1))[..., None]
+    small = resample(x, 0.5)
+    assert small.shape == (5, 10, 1) and small.dtype == np.float32
+    assert small.mean() == pytest.approx(x.mean(), abs=0.01)
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:6, 2:6] = 7
+    big = resample(labels, 2.0, order=0)
+    assert big.dtype == np.int32 and set(np.unique(big)) == {0, 7}
+    assert (big == 7).sum() == 4 * 16
+    with pytest.raises(InferenceError, match="into"):
+        resample(x, 0.05)
+
+
+# ---------------------------------------------------------------- catalogs, model metadata
+
+
+def test_add_physical_columns():
+    t = Table({"area": [4, 9], "semi_major": [2.0, 3.0], "semi_minor": [1.0, 1.5]})
+    out = add_physical_columns(t, PixelScale(0.2, 0.2, "arcsec"))
+    assert out is t
+    np.testing.assert_allclose(t["area_phys"], [0.16, 0.36])
+    assert t["area_phys"].unit == u.arcsec**2 and t["semi_major_phys"].unit == u.arcsec
+    np.testing.assert_allclose(t["semi_major_phys"], [0.4, 0.6])
+    np.testing.assert_allclose(t["equivalent_diameter_phys"], 2 * np.sqrt(t["area_phys"] / np.pi))
+    assert t["area_phys"].meta["ucd"] == "phys.area"
+    assert t.meta["PIXSCALE"] == "0.2 0.2 arcsec"
+    assert add_physical_columns(Table({"area": [1]}), None).colnames == ["area"]
+    with pytest.raises(ConfigError, match="'area' column"):
+        add_physical_columns(Table({"x": [1]}), UM)
+
+
+def test_model_metadata_pixel_scale_round_trip(tmp_path):
+    from sciconv import models
+    from sciconv.models.metadata import get_pixel_scale
+
+    model = models.classifier((8, 8, 1), 2, filters=(2,), dense=())
+    models.set_metadata(model, pixel_scale=0.65 * u.um)
+    assert models.get_metadata(model)["pixel_scale"] == {"y": 0.65, "x": 0.65, "unit": "um"}
+    path = tmp_path / "m.keras"
+    model.save(path)
+    assert get_pixel_scale(models.load(path)) == PixelScale(0.65, 0.65, "um")
+    with pytest.raises(ModelError, match="pixel_scale"):
+        models.set_metadata(model, pixel_scale=0.65)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def test_common_scale_agrees_or_warns():
+    a, b = PixelScale(0.2, 0.2, "arcsec"), PixelScale(0.4, 0.4, "arcsec")
+    assert common_scale(["a", "b"], [a, PixelScale(200, 200, "mas")], what="x") == a
+    assert common_scale(["a", "b"], [None, None], what="x") is None
+    with pytest.warns(SciconvWarning, match=r"different pixel scales \(e\.g\. a: 0\.2"):
+        assert common_scale(["a", "b"], [a, b], what="x") is None
+    with pytest.warns(SciconvWarning, match="1 do not"):
+        assert common_scale(["a", "b"], [a, None], what="x") is None
+    with pytest.warns(SciconvWarning, match="different pixel scales"):
+        assert common_scale(["a", "b"], [a, UM], what="x") is None
+
+
+def _fits_folder(root, scales):
+    for c, name in enumerate(["elliptical", "spiral"]):
+        (root / name).mkdir()
+        for i in range(2):
+            scale = scales[2 * c + i]
+            header = None
+            if scale is not None:
+                header = simulate.tan_wcs((8, 8), ra=10.0, dec=0.0, pixel_scale=scale).to_header()
+            fits.writeto(root / name / f"{i}.fits", np.full((8, 8), c + i, "float32"), header)
+
+
+def test_from_folder_records_the_files_pixel_scale(tmp_path):
+    from sciconv.datasets import from_folder
+
+    _fits_folder(tmp_path, [0.2, 0.2, 0.2, 0.2])
+    ds = from_folder(tmp_path, batch_size=4, seed=0)
+    assert ds.pixel_scale == {"y": 0.2, "x": 0.2, "unit": "arcsec"}
+    assert PixelScale.from_value(ds.pixel_scale).mean == 0.2
+
+
+def test_from_folder_with_mixed_scales_records_none(tmp_path):
+    from sciconv.datasets import from_folder
+
+    _fits_folder(tmp_path, [0.2, 0.2, 0.4, 0.2])
+    with pytest.warns(SciconvWarning, match="different pixel scales"):
+        ds = from_folder(tmp_path, batch_size=4, seed=0)
+    assert ds.pixel_scale is None
+
+
+def test_image_array_takes_nddata_ccddata_gridimage_and_arrays():
+    data = np.arange(12.0).reshape(3, 4)
+    mask = data > 9
+    x, w = image_array(CCDData(data, unit="adu", mask=mask))
+    assert x.shape == (3, 4, 1) and x.dtype == np.float32
+    assert np.isnan(x[mask]).all() and np.array_equal(x[~mask][:, 0], data[~mask])
+    np.testing.assert_array_equal(w, (~mask).astype(np.float32))
+    cube, w = image_array(CCDData(np.ones((2, 3, 4)), unit="adu"))  # (C, H, W) -> (H, W, C)
+    assert cube.shape == (3, 4, 2) and w is None
+    img = GridImage(np.ones((3, 4, 1), np.float32), mask=np.zeros((3, 4, 1), bool))
+    img.mask[1, 1] = True
+    assert image_array(img)[1][1, 1] == 0 and image_array(img)[1].sum() == 11
+    nan = data.copy()
+    nan[0, 0] = np.nan
+    assert image_array(nan)[1][0, 0] == 0
+    with pytest.raises(DatasetError, match=r"images\[3\] must be \(H, W\) or \(H, W, C\)"):
+        image_array(np.ones(5), name="images[3]")
+
+
+def test_from_arrays_takes_ccddata_with_mask_and_wcs():
+    from sciconv.datasets._images import from_arrays
+
+    wcs = simulate.tan_wcs((8, 8), ra=10.0, dec=0.0, pixel_scale=0.2)
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(4):
+        mask = np.zeros((8, 8), bool)
+        mask[0, :] = True  # a bad row of huge values: masked, so it must not sway the limits
+        data = rng.normal(100.0, 1.0, (8, 8))
+        data[0, :] = 1e9
+        frames.append(CCDData(data, unit="adu", mask=mask, wcs=wcs))
+    ds = from_arrays(frames, [0, 1, 0, 1], batch_size=4, shuffle=False, normalize="minmax")
+    x, y = next(iter(ds))
+    assert tuple(x.shape) == (4, 8, 8, 1) and y.numpy().tolist() == [0, 1, 0, 1]
+    assert np.all(x.numpy()[:, 0] == 0)  # masked row: 0 after normalization
+    assert x.numpy()[:, 1:].max() == pytest.approx(1.0) and x.numpy()[:, 1:].min() == 0.0
+    assert ds.pixel_scale == {"y": 0.2, "x": 0.2, "unit": "arcsec"}
+    assert ds.task == "classification" and ds.class_counts.tolist() == [2, 2]
+
+    reg = from_arrays(np.ones((3, 6, 6)), [0.5, 1.5, 2.5], batch_size=3)
+    assert reg.task == "regression" and reg.pixel_scale is None
+    assert next(iter(reg))[1].dtype.name == "float32"
+    with pytest.raises(DatasetError, match="N labels; got 3 image"):
+        from_arrays(np.ones((3, 6, 6)), [0, 1])
