@@ -24,7 +24,9 @@ import argparse
 import inspect
 import math
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,10 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 DATASET_KINDS = ("folder", "catalog", "pairs")
 MODEL_TYPES = ("classifier", "regressor", "segmenter")
 CONFIG_SECTIONS = ("dataset", "model", "training")
+# sciconv.postprocess.PRODUCT_FORMATS and PRODUCT_CATALOG_FORMATS, written out so that parsing
+# the command line does not import the postprocess stack (tests/test_cli.py checks they agree)
+PRODUCT_FORMATS = ("fits", "tiff", "ome-zarr")
+PRODUCT_CATALOG_FORMATS = ("ecsv", "votable", "fits")
 
 # (datasets function, its positional data arguments as config keys)
 _DATASET_FUNCS = {
@@ -295,13 +301,25 @@ def _is_fits(path: Path) -> bool:
     return path.name.lower().endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS))
 
 
-def _product_format(path: Path) -> str:
-    """FITS inputs give FITS products (header and WCS kept), the others TIFF."""
+def _product_format(path: Path, chosen: str | None = None) -> str:
+    """``--format`` when given; else FITS inputs give FITS products (header and WCS kept), the
+    others TIFF."""
+    if chosen is not None:
+        return chosen
     return "fits" if _is_fits(path) else "tiff"
 
 
+# the products sciconv predict writes for each input (postprocess.product_paths keys)
+_WRITTEN_PRODUCTS = ("prob", "labels", "catalog")
+
+
 def _segmentation_outputs(
-    paths: Sequence[Path], out: Path, *, regions: bool = False
+    paths: Sequence[Path],
+    out: Path,
+    *,
+    regions: bool = False,
+    format: str | None = None,
+    catalog_format: str = "ecsv",
 ) -> dict[Path, dict[str, Path]]:
     """The product files of every input (postprocess.product_paths), named by io.image_stem."""
     from sciconv import io, postprocess
@@ -316,7 +334,10 @@ def _segmentation_outputs(
                 "would collide in --out"
             )
         seen[stem] = p
-        planned[p] = postprocess.product_paths(out, stem=stem, format=_product_format(p))
+        names = postprocess.product_paths(
+            out, stem=stem, format=_product_format(p, format), catalog_format=catalog_format
+        )
+        planned[p] = {k: names[k] for k in _WRITTEN_PRODUCTS}
         if regions:
             planned[p]["regions"] = Path(out) / f"{stem}_regions.reg"
     return planned
@@ -332,7 +353,8 @@ def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
             f"output exists{more}; pass --overwrite to replace it", path=existing[0]
         )
     for p in paths:
-        check_writable(p, overwrite=overwrite)
+        if not p.is_dir():  # an OME-Zarr store (a folder) is replaced whole by its writer
+            check_writable(p, overwrite=overwrite)
 
 
 def _progress(items, *, desc: str):
@@ -344,7 +366,13 @@ def _progress(items, *, desc: str):
 def _predict_segmentation(model, paths, args) -> list[Path]:
     from sciconv import inference, io, models, postprocess
 
-    planned = _segmentation_outputs(paths, args.out, regions=bool(args.regions))
+    planned = _segmentation_outputs(
+        paths,
+        args.out,
+        regions=bool(args.regions),
+        format=args.format,
+        catalog_format=args.catalog_format,
+    )
     _check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
     names = models.get_metadata(model).get("class_names")
     params = {
@@ -364,14 +392,17 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
             **params,
         )
         table = postprocess.measure(labels, intensity=img, wcs=img.wcs)
-        outs = postprocess.write_products(  # the class cube, the labels, the catalog
+        bad = img.mask if img.mask is not None and img.mask.any() else None
+        outs = postprocess.write_products(  # the class cube, the labels, the mask, the catalog
             args.out,
             prob=prob,
             labels=labels,
             catalog=table,
+            mask=bad,
             like=img,
             stem=io.image_stem(path),
-            format=_product_format(path),
+            format=_product_format(path, args.format),
+            catalog_format=args.catalog_format,
             class_names=names if names and len(names) == prob.shape[-1] else None,
             model=Path(args.model).name,  # best.keras, pretrained:nuclei
             params=params,
@@ -534,10 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply a .keras model to images or folders of images. Segmenters write, per "
         "input NAME, NAME_prob (the class probabilities, one plane per class, named by the "
         "CLASS0, CLASS1, ... cards of a FITS file), NAME_labels (instance labels) and "
-        "NAME_catalog.ecsv (one row per object, with RA/Dec when the input has a WCS); FITS "
-        "inputs give FITS files keeping the input's header and WCS, other inputs TIFF. "
-        "Classifiers and regressors write one predictions.csv (one column per class: "
-        "probabilities_<class name>).",
+        "NAME_catalog (one row per object, with RA/Dec when the input has a WCS); FITS "
+        "inputs give FITS files keeping the input's header and WCS, other inputs TIFF (--format "
+        "chooses; ome-zarr writes one NAME.ome.zarr store with the labels as its NGFF "
+        "labels/instances group). The input's bad-pixel mask is written with the products (a "
+        "MASK extension in FITS). Classifiers and regressors write one predictions.csv (one "
+        "column per class: probabilities_<class name>).",
     )
     p.add_argument(
         "model",
@@ -581,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="segmenters: also write the detections as a DS9/Aladin region file NAME_regions.reg "
         "(ellipses from moments or label outlines; sky coordinates when the image has a WCS)",
     )
+    _add_product_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--trust", action="store_true", help="load a model holding code (Lambda layers)")
     p.set_defaults(func=_cmd_predict)
@@ -594,11 +628,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_product_options(p: argparse.ArgumentParser) -> None:
+    """``sciconv predict``'s product formats: add product options here."""
+    group = p.add_argument_group("products (segmenters)")
+    group.add_argument(
+        "--format",
+        choices=PRODUCT_FORMATS,
+        default=None,
+        help="image format of the products: fits (header, WCS, MASK extension), tiff, or "
+        "ome-zarr (NAME.ome.zarr: the probabilities with the labels and mask as NGFF label "
+        "groups, for napari and other NGFF viewers); default: fits for FITS inputs, else tiff",
+    )
+    group.add_argument(
+        "--catalog-format",
+        choices=PRODUCT_CATALOG_FORMATS,
+        default="ecsv",
+        help="catalog format: ecsv, votable (NAME_catalog.vot, for TOPCAT and Aladin, with "
+        "units and UCDs) or fits (a FITS table); default: %(default)s",
+    )
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, OSError) and getattr(exc, "filename", None) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
     return text
+
+
+_TF_CHATTER = re.compile(
+    r"^[IWEF]\d{4} |absl::InitializeLog|cudart_stub|cuda_platform|cuInit|"
+    r"cpu_feature_guard|oneDNN|TensorFlow binary is optimized"
+)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and list its devices with fd 2 redirected: TensorFlow's native start-up
+    lines (absl/CUDA, which ignore TF_CPP_MIN_LOG_LEVEL) are dropped, any other line replayed."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        for line in sink.read().decode(errors="replace").splitlines(keepends=True):
+            if not _TF_CHATTER.search(line):
+                sys.stderr.write(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -627,6 +707,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code or 0)
     debug = os.environ.get("SCICONV_DEBUG") == "1"
+    if not debug:
+        _import_tensorflow_quietly()
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -23,6 +23,9 @@ def write_yaml(path: Path, text: str) -> Path:
 
 
 # --------------------------------------------------------------------------- help and usage
+_PREDICT_OPTIONS = ["MODEL", "INPUT", "--out", "--tile", "--overlap", "--tta", "--overwrite"]
+
+
 def test_help_lists_every_subcommand(capsys):
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0
@@ -35,7 +38,7 @@ def test_help_lists_every_subcommand(capsys):
     [
         ("demo", ["--out", "--overwrite", "--fast", "--data"]),
         ("train", ["CONFIG.yaml", "--overwrite"]),
-        ("predict", ["MODEL", "INPUT", "--out", "--tile", "--overlap", "--tta", "--overwrite"]),
+        ("predict", [*_PREDICT_OPTIONS, "--format", "ome-zarr", "--catalog-format", "votable"]),
         ("info", []),
     ],
 )
@@ -54,6 +57,11 @@ def test_help_of_each_subcommand(capsys, sub, options):
         (["fly"], "invalid choice: 'fly'"),
         (["predict", "m.keras", "a.fits"], "the following arguments are required: --out"),
         (["predict", "m.keras", "a.fits", "--out", "o", "--tile", "big"], "invalid int value"),
+        (["predict", "m.keras", "a.fits", "--out", "o", "--format", "zarr"], "invalid choice"),
+        (
+            ["predict", "m.keras", "a.fits", "--out", "o", "--catalog-format", "csv"],
+            "argument --catalog-format: invalid choice: 'csv'",
+        ),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(capsys, args, fragment):
@@ -400,6 +408,40 @@ def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
     assert len(regs) == len(cat2) > 0
     ra = [r.center.ra.deg for r in regs]
     np.testing.assert_allclose(sorted(ra), sorted(np.asarray(cat2["ra"])), atol=1e-7)
+    # a FITS input with bad (NaN) pixels to OME-Zarr and a VOTable: the labels and the mask as
+    # NGFF label groups (what napari shows), the catalog with the UCDs TOPCAT recognises
+    from astropy.io.votable import parse
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    bad = data.astype(np.float32)
+    bad[:4, :6] = np.nan
+    fits.PrimaryHDU(bad, header=header).writeto(tmp_path / "masked.fits")
+    out3 = tmp_path / "pred_zarr"
+    code, _, err = run_cli(
+        capsys, "predict", tmp_path / "run" / "best.keras", tmp_path / "masked.fits",
+        "--out", out3, "--tile", "32", "--overlap", "8", "--format", "ome-zarr",
+        "--catalog-format", "votable",
+    )  # fmt: skip
+    assert code == 0, err
+    store = out3 / "masked.ome.zarr"
+    nodes = {n.zarr.path.rstrip("/").rsplit("/", 1)[-1]: n for n in Reader(parse_url(str(store)))()}
+    assert np.asarray(nodes["masked.ome.zarr"].data[0]).shape == (2, 32, 32)  # the class cube
+    for name in ("instances", "mask"):
+        assert any(type(spec).__name__ == "Label" for spec in nodes[name].specs)
+    zarr_labels = np.asarray(nodes["instances"].data[0])
+    np.testing.assert_array_equal(np.asarray(nodes["mask"].data[0]), np.isnan(bad))
+    table = parse(out3 / "masked_catalog.vot").get_first_table()
+    ucds = {f.name: f.ucd for f in table.fields}
+    assert (ucds["ra"], ucds["dec"]) == ("pos.eq.ra;meta.main", "pos.eq.dec;meta.main")
+    assert len(table.array) == int(zarr_labels.max())
+    assert sorted(p.name for p in out3.iterdir()) == ["masked.ome.zarr", "masked_catalog.vot"]
+    code, _, err = run_cli(
+        capsys, "predict", tmp_path / "run" / "best.keras", tmp_path / "masked.fits",
+        "--out", out3, "--format", "ome-zarr", "--catalog-format", "votable",
+    )  # fmt: skip
+    assert code == 1
+    assert_one_line_error(err, "masked.ome.zarr", "--overwrite")
 
 
 def test_predict_refuses_colliding_output_names(capsys, tmp_path):
@@ -442,6 +484,20 @@ def test_output_names_follow_the_dataset_pairing_rule(tmp_path, name, stem, fits
     assert planned["prob"] == tmp_path / "out" / f"{stem}_prob{ext}"
     assert planned["labels"] == tmp_path / "out" / f"{stem}_labels{ext}"
     assert planned["catalog"] == tmp_path / "out" / f"{stem}_catalog.ecsv"
+    chosen = cli._segmentation_outputs(
+        [path], tmp_path / "out", format="ome-zarr", catalog_format="votable"
+    )[path]
+    assert chosen["prob"] == tmp_path / "out" / f"{stem}.ome.zarr"
+    assert chosen["labels"] == tmp_path / "out" / f"{stem}.ome.zarr" / "labels" / "instances"
+    assert chosen["catalog"] == tmp_path / "out" / f"{stem}_catalog.vot"
+
+
+def test_product_choices_are_the_library_formats():
+    from sciconv import postprocess
+    from sciconv.postprocess._writers import PRODUCT_CATALOG_FORMATS
+
+    assert cli.PRODUCT_FORMATS == tuple(postprocess.PRODUCT_FORMATS)
+    assert cli.PRODUCT_CATALOG_FORMATS == tuple(PRODUCT_CATALOG_FORMATS)
 
 
 def test_predict_with_the_shipped_nuclei_model(capsys, tmp_path, data_dir):

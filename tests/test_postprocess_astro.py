@@ -209,6 +209,40 @@ def test_to_ccddata_round_trips_through_fits_with_mask_and_wcs(tmp_path, field, 
         assert (back.header["CLASS0"], back.header["CLASS1"]) == ("background", "foreground")
 
 
+def test_to_ccddata_uncertainty_round_trips_as_stddev(tmp_path, field):
+    from astropy.io import fits
+    from astropy.nddata import StdDevUncertainty, VarianceUncertainty
+
+    from sciconv.errors import InvalidImageError
+
+    image, wcs, labels = field
+    fg = (labels > 0).astype(np.float32)
+    prob = np.stack([1 - fg, fg], axis=-1)
+    std = np.random.default_rng(1).uniform(0, 0.2, prob.shape).astype(np.float32)
+    mask = np.zeros(labels.shape, bool)
+    mask[7, 9] = True
+    like = GridImage(image[..., None].astype(np.float32), wcs=wcs)
+    ccd = postprocess.to_ccddata(prob, like=like, mask=mask, uncertainty=std)
+    path = tmp_path / "prob.fits"
+    ccd.write(path)
+    back = CCDData.read(path, unit=u.one)
+    assert isinstance(back.uncertainty, StdDevUncertainty)
+    np.testing.assert_array_equal(back.uncertainty.array, np.moveaxis(std, -1, 0))
+    assert back.mask[:, 7, 9].all() and back.mask.sum() == 2
+    _same_sky(back.wcs.celestial, wcs)
+    with fits.open(path) as hdul:
+        assert hdul["UNCERT"].header["UTYPE"] == "StdDevUncertainty"
+    # labels take a (H, W) standard deviation; a StdDevUncertainty is taken as it is
+    one = postprocess.to_ccddata(labels, uncertainty=StdDevUncertainty(np.ones(labels.shape)))
+    assert one.uncertainty.array.shape == labels.shape
+    with pytest.raises(ConfigError, match="standard deviation"):
+        postprocess.to_ccddata(prob, uncertainty=VarianceUncertainty(std))
+    with pytest.raises(InvalidImageError, match="cannot be negative"):
+        postprocess.to_ccddata(prob, uncertainty=-std)
+    with pytest.raises(InvalidImageError, match="shape of the probabilities"):
+        postprocess.to_ccddata(prob, uncertainty=std[..., :1])
+
+
 def test_to_ccddata_bad_like():
     with pytest.raises(ConfigError, match="like must be"):
         postprocess.to_ccddata(np.zeros((4, 4), np.int32), like="field.fits")

@@ -39,6 +39,8 @@ Examples
 #   _instances  probabilities -> instance labels
 #   _measure    instance labels -> measurement table (and RA/Dec)
 #   _writers    tables and image products -> files (the CSV rule, the probability convention)
+#   _zarr_products  OME-Zarr product stores (image + NGFF label groups), used by _writers
+#   _physical   catalog sizes in physical units from a pixel scale
 #   _astro      bridges to photutils, regions and astropy.nddata (optional imports inside)
 #   _geojson    instance labels <-> GeoJSON polygons (QuPath)
 
@@ -55,8 +57,10 @@ from sciconv.postprocess._astro import (
 from sciconv.postprocess._geojson import geojson_to_labels, labels_to_geojson
 from sciconv.postprocess._instances import METHODS, instances
 from sciconv.postprocess._measure import COLUMN_UCDS, measure
+from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
 from sciconv.postprocess._writers import (
     CATALOG_FORMATS,
+    PRODUCT_CATALOG_FORMATS,
     PRODUCT_FORMATS,
     flatten_table,
     product_paths,
@@ -68,9 +72,12 @@ __all__ = [
     "CATALOG_FORMATS",
     "COLUMN_UCDS",
     "METHODS",
+    "PHYSICAL_COLUMNS",
+    "PRODUCT_CATALOG_FORMATS",
     "PRODUCT_FORMATS",
     "REGION_FORMATS",
     "REGION_SHAPES",
+    "add_physical_columns",
     "flatten_table",
     "geojson_to_labels",
     "instances",

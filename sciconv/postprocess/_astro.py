@@ -17,7 +17,13 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
 from sciconv.postprocess._measure import _celestial, _validate_labels, measure
-from sciconv.postprocess._writers import _class_names, _validate_cube
+from sciconv.postprocess._writers import (
+    _class_names,
+    _fits_layout,
+    _like_wcs,
+    _validate_cube,
+    _validate_uncertainty,
+)
 
 #: Region shapes of :func:`to_regions`.
 REGION_SHAPES = ("ellipse", "polygon")
@@ -301,10 +307,7 @@ def _like_parts(like):
     if like is None:
         return None, None, None
     if isinstance(like, fits.Header):
-        from astropy.wcs import WCS
-
-        wcs = WCS(like)
-        return like, (wcs.celestial if wcs.has_celestial else None), None
+        return like, _like_wcs(like), None
     if isinstance(like, GridImage):
         return like.header, like.wcs, like.mask
     if hasattr(like, "wcs") and hasattr(like, "meta"):  # NDData
@@ -321,12 +324,14 @@ def to_ccddata(
     *,
     like=None,
     mask=None,
+    uncertainty=None,
     class_names: Sequence[str] | None = None,
 ):
     """A prediction product as :class:`astropy.nddata.CCDData`, with the input's header and WCS.
 
-    ``CCDData.write(path)`` then writes it as FITS with the mask in a ``MASK`` extension, and
-    ccdproc, photutils and astropy take it as it is.
+    ``CCDData.write(path)`` then writes it as FITS with the mask in a ``MASK`` extension and the
+    uncertainty in ``UNCERT`` (``UTYPE = 'StdDevUncertainty'``), and ccdproc, photutils and
+    astropy take it as it is (:func:`write_products` writes the same extensions).
 
     Parameters
     ----------
@@ -338,6 +343,10 @@ def to_ccddata(
         The input image: its header (as ``meta``), celestial WCS and bad-pixel mask are carried.
     mask : ndarray of bool, shape (H, W), optional
         True = bad; default ``like``'s mask (any channel), else none.
+    uncertainty : ndarray or astropy.nddata.StdDevUncertainty, optional
+        One standard deviation per pixel, in the layout of ``prob_or_labels`` ((H, W, K) for
+        probabilities, one per class; (H, W) otherwise); stored as a ``StdDevUncertainty`` in
+        the data's layout (``(K, H, W)``).
     class_names : sequence of str, optional
         One name per probability plane; default as :func:`write_products`.
 
@@ -360,22 +369,28 @@ def to_ccddata(
     >>> back = CCDData.read(path, unit=u.one)  # dimensionless: the file has no BUNIT
     >>> int(back.data.sum()), bool(back.mask[5, 7]), back.data.dtype
     (6, True, dtype('>i4'))
+    >>> prob = np.full((6, 8, 2), 0.5, np.float32)
+    >>> ccd = to_ccddata(prob, uncertainty=np.full((6, 8, 2), 0.2))
+    >>> ccd.data.shape, type(ccd.uncertainty).__name__, ccd.uncertainty.array.shape
+    ((2, 6, 8), 'StdDevUncertainty', (2, 6, 8))
     """
     from astropy import units as u
     from astropy.io import fits
-    from astropy.nddata import CCDData
+    from astropy.nddata import CCDData, StdDevUncertainty
 
     raw = as_array(prob_or_labels, load=True)
     if np.asarray(raw).dtype.kind in "iub":
         data = _validate_labels(raw).astype(np.int32)
         cards = {}
-        hw = data.shape
+        hw = shape = data.shape
     else:
         cube = _validate_cube(raw)
         names = _class_names(class_names, cube.shape[-1])
-        data = cube[..., 0] if cube.shape[-1] == 1 else np.moveaxis(cube, -1, 0)
+        data = _fits_layout(cube)
         cards = {f"CLASS{i}": (n, f"class of probability plane {i}") for i, n in enumerate(names)}
-        hw = cube.shape[:2]
+        hw, shape = cube.shape[:2], cube.shape
+    if uncertainty is not None:
+        uncertainty = StdDevUncertainty(_fits_layout(_validate_uncertainty(uncertainty, shape)))
     header, wcs, like_mask = _like_parts(like)
     bad = _image_mask(None, mask if mask is not None else like_mask, hw)
     if bad is not None and data.ndim == 3:
@@ -387,4 +402,11 @@ def to_ccddata(
     for key in ("BUNIT", "BSCALE", "BZERO", "BLANK"):
         meta.remove(key, ignore_missing=True, remove_all=True)
     meta.update(cards)
-    return CCDData(data, unit=u.dimensionless_unscaled, mask=bad, wcs=wcs, meta=meta)
+    return CCDData(
+        data,
+        unit=u.dimensionless_unscaled,
+        mask=bad,
+        uncertainty=uncertainty,
+        wcs=wcs,
+        meta=meta,
+    )

@@ -1,4 +1,8 @@
-"""Products -> files: the catalog writer, the one CSV flattening rule, the product writer."""
+"""Products -> files: the catalog writer, the one CSV flattening rule, the product writer.
+
+Image products are FITS (the bad-pixel mask and the uncertainty as ``CCDData`` extensions), TIFF
+or OME-Zarr (labels and mask as NGFF label groups, through :mod:`sciconv.io`'s OME-Zarr writers).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,15 @@ import numpy as np
 
 from sciconv._atomic import atomic_output, check_writable
 from sciconv._validation import look_up_option
-from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
 from sciconv.postprocess._measure import _validate_labels
+from sciconv.postprocess._zarr_products import (
+    ZARR_LABELS,
+    ZARR_MASK,
+    _write_zarr_products,
+    _zarr_image,
+)
 
 #: Catalog file extensions and the astropy format each is written with.
 CATALOG_FORMATS = {
@@ -26,7 +36,9 @@ CATALOG_FORMATS = {
     ".xml": "votable",
 }
 #: Product formats of :func:`write_products` and the image extension each writes.
-PRODUCT_FORMATS = {"fits": ".fits", "tiff": ".tif"}
+PRODUCT_FORMATS = {"fits": ".fits", "tiff": ".tif", "ome-zarr": ".ome.zarr"}
+#: Catalog formats of :func:`write_products` (``sciconv predict --catalog-format``): extension.
+PRODUCT_CATALOG_FORMATS = {"ecsv": ".ecsv", "votable": ".vot", "fits": ".fits"}
 # class names of a probability cube whose model recorded none: the planes as instances() reads them
 _DEFAULT_CLASSES = {
     1: ("foreground",),
@@ -196,7 +208,11 @@ def _with_fits_ucds(table):
 
 
 def product_paths(
-    out_dir: str | os.PathLike, *, stem: str = "prediction", format: str = "fits"
+    out_dir: str | os.PathLike,
+    *,
+    stem: str = "prediction",
+    format: str = "fits",
+    catalog_format: str = "ecsv",
 ) -> dict[str, Path]:
     """The files :func:`write_products` writes for ``stem``: the one naming rule for products.
 
@@ -206,29 +222,52 @@ def product_paths(
         The output folder.
     stem : str, optional
         File name stem, e.g. ``sciconv.io.image_stem(input_path)``. Default ``"prediction"``.
-    format : {"fits", "tiff"}, optional
-        Image format of the probability and label files. Default ``"fits"``.
+    format : {"fits", "tiff", "ome-zarr"}, optional
+        Image format of the products. Default ``"fits"``.
+    catalog_format : {"ecsv", "votable", "fits"}, optional
+        Catalog format (:data:`PRODUCT_CATALOG_FORMATS`). Default ``"ecsv"``.
 
     Returns
     -------
     dict
-        ``{"prob": {stem}_prob.fits|.tif, "labels": {stem}_labels.fits|.tif,
-        "catalog": {stem}_catalog.ecsv}``.
+        ``"prob"``, ``"labels"`` and ``"catalog"`` (``{stem}_catalog.ecsv|.vot|.fits``), and:
+
+        - ``"fits"``: ``{stem}_prob.fits`` and ``{stem}_labels.fits`` (the mask and the
+          uncertainty are extensions of these files, not files of their own);
+        - ``"tiff"``: ``{stem}_prob.tif``, ``{stem}_labels.tif``, ``"mask"``
+          ``{stem}_mask.tif`` and ``"uncert"`` ``{stem}_uncert.tif``;
+        - ``"ome-zarr"``: the store ``{stem}.ome.zarr`` (``"prob"``, the image) with its NGFF
+          label groups ``labels/instances`` (``"labels"``) and ``labels/mask`` (``"mask"``), and
+          the store ``{stem}_uncert.ome.zarr`` (``"uncert"``).
 
     Examples
     --------
-    >>> sorted((k, p.name) for k, p in product_paths("out", stem="m31", format="tiff").items())
-    [('catalog', 'm31_catalog.ecsv'), ('labels', 'm31_labels.tif'), ('prob', 'm31_prob.tif')]
+    >>> sorted((k, p.name) for k, p in product_paths("out", stem="m31").items())
+    [('catalog', 'm31_catalog.ecsv'), ('labels', 'm31_labels.fits'), ('prob', 'm31_prob.fits')]
+    >>> paths = product_paths("out", stem="m31", format="ome-zarr", catalog_format="votable")
+    >>> paths["labels"].as_posix(), paths["catalog"].name
+    ('out/m31.ome.zarr/labels/instances', 'm31_catalog.vot')
     """
     fmt = look_up_option(format, tuple(PRODUCT_FORMATS), name="format")
+    cat = look_up_option(catalog_format, tuple(PRODUCT_CATALOG_FORMATS), name="catalog_format")
     if not isinstance(stem, str) or not stem or Path(stem).name != stem:
         raise ConfigError(f"stem must be a non-empty file name without folders; got {stem!r}")
     out_dir, ext = Path(out_dir), PRODUCT_FORMATS[fmt]
-    return {
-        "prob": out_dir / f"{stem}_prob{ext}",
-        "labels": out_dir / f"{stem}_labels{ext}",
-        "catalog": out_dir / f"{stem}_catalog.ecsv",
-    }
+    catalog = out_dir / f"{stem}_catalog{PRODUCT_CATALOG_FORMATS[cat]}"
+    if fmt == "ome-zarr":
+        store = out_dir / f"{stem}{ext}"
+        return {
+            "prob": store,
+            "labels": store / "labels" / ZARR_LABELS,
+            "mask": store / "labels" / ZARR_MASK,
+            "uncert": out_dir / f"{stem}_uncert{ext}",
+            "catalog": catalog,
+        }
+    paths = {"prob": out_dir / f"{stem}_prob{ext}", "labels": out_dir / f"{stem}_labels{ext}"}
+    if fmt == "tiff":
+        paths.update(mask=out_dir / f"{stem}_mask{ext}", uncert=out_dir / f"{stem}_uncert{ext}")
+    paths["catalog"] = catalog
+    return paths
 
 
 def _validate_cube(prob) -> np.ndarray:
@@ -246,6 +285,86 @@ def _validate_cube(prob) -> np.ndarray:
             f"prob must have shape (H, W) or (H, W, K), one plane per class; got shape {prob.shape}"
         )
     return prob
+
+
+def _validate_mask(mask, hw) -> np.ndarray:
+    """The bad-pixel mask as (H, W) bool (True = bad; any channel of an (H, W, C) mask)."""
+    mask = as_array(mask, load=True)
+    try:
+        mask = np.asarray(mask)
+    except (TypeError, ValueError) as err:
+        raise InvalidImageError(f"mask must be an array; got {type(mask).__name__}") from err
+    if mask.dtype.kind not in "biuf":
+        raise InvalidImageError(f"mask must be boolean (True = bad pixel); got dtype {mask.dtype}")
+    if mask.ndim == 3 and mask.shape[:2] == tuple(hw):
+        mask = mask.any(axis=-1)
+    if mask.shape != tuple(hw):
+        raise InvalidImageError(
+            f"mask must have shape {tuple(hw)} (H, W), like the products; got shape {mask.shape}"
+        )
+    return mask.astype(bool)
+
+
+def _validate_uncertainty(uncertainty, shape) -> np.ndarray:
+    """A standard-deviation map of ``shape`` ((H, W, K) or (H, W)), float32, never negative."""
+    from astropy.nddata import NDUncertainty, StdDevUncertainty
+
+    if isinstance(uncertainty, NDUncertainty):
+        if not isinstance(uncertainty, StdDevUncertainty):
+            raise ConfigError(
+                f"uncertainty must be a standard deviation (an array or a StdDevUncertainty); "
+                f"got {type(uncertainty).__name__}"
+            )
+        uncertainty = uncertainty.array
+    raw = as_array(uncertainty, load=True)
+    try:
+        unc = np.asarray(raw, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise InvalidImageError(
+            f"uncertainty must be a numeric array; got {type(raw).__name__}"
+        ) from err
+    if len(shape) == 3 and unc.ndim == 2:
+        unc = unc[..., None]
+    if unc.shape != tuple(shape):
+        raise InvalidImageError(
+            f"uncertainty must have the shape of the probabilities {tuple(shape)} (one standard "
+            f"deviation per pixel and class); got shape {unc.shape}"
+        )
+    if (unc < 0).any():  # NaN compares False: NaN (masked) pixels pass
+        raise InvalidImageError(
+            f"uncertainty is a standard deviation and cannot be negative; got a minimum of "
+            f"{float(np.nanmin(unc)):g}"
+        )
+    return unc
+
+
+def _fits_layout(array: np.ndarray) -> np.ndarray:
+    """(H, W, K) as FITS stores it (as :func:`sciconv.io.write` writes it): (K, H, W), K = 1 2-D."""
+    if array.ndim == 3:
+        array = array[..., 0] if array.shape[-1] == 1 else np.moveaxis(array, -1, 0)
+    return np.ascontiguousarray(array)
+
+
+def _like_wcs(like):
+    """The celestial WCS of ``like`` (GridImage, NDData or FITS header), or None."""
+    from astropy.io import fits
+
+    if isinstance(like, fits.Header):
+        import warnings
+
+        from astropy.wcs import WCS
+
+        with warnings.catch_warnings():  # a header is taken as it is (io.write copies it so)
+            warnings.simplefilter("ignore")
+            try:
+                wcs = WCS(like)
+            except Exception:  # an unusable WCS: the products simply have none
+                return None
+        return wcs.celestial if wcs.has_celestial else None
+    wcs = getattr(like, "wcs", None)
+    if wcs is None or not getattr(wcs, "has_celestial", False):
+        return None
+    return wcs.celestial
 
 
 def _class_names(names, k: int) -> list[str]:
@@ -266,9 +385,12 @@ def write_products(
     prob=None,
     labels=None,
     catalog=None,
+    mask=None,
+    uncertainty=None,
     like=None,
     stem: str = "prediction",
     format: str = "fits",
+    catalog_format: str = "ecsv",
     class_names: Sequence[str] | None = None,
     model: str | None = None,
     params: Mapping | None = None,
@@ -282,9 +404,26 @@ def write_products(
     order. FITS stores ``prob`` (H, W, K) as a cube (K, H, W) (``NAXIS3 = K``; K = 1 gives a 2-D
     image) whose cards ``CLASS0``, ``CLASS1``, ... name the class of each plane (0-based, as
     ``sciconv.io.read(path).data[..., i]``); TIFF stores it as (K, H, W) pages (axes ``CYX``),
-    the class names in its description. :func:`sciconv.io.read` gives (H, W, K) back for both.
-    FITS files also carry ``like``'s header and WCS (via :func:`sciconv.io.write`); every file
-    gets HISTORY lines naming the model, ``params`` and the class planes.
+    the class names in its description; OME-Zarr as an NGFF image with axes ``cyx``. Reading any
+    of them back with :func:`sciconv.io.read` gives (H, W, K). FITS files also carry ``like``'s
+    header (less its ``BUNIT``: the products are dimensionless) and WCS (via
+    :func:`sciconv.io.write`); every file gets HISTORY lines naming the
+    model, ``params`` and the class planes (an OME-Zarr store keeps them in its ``sciconv``
+    attributes).
+
+    The bad-pixel mask and the uncertainty travel the way each format's users expect:
+
+    - **FITS**: the astropy ``CCDData`` convention, written by ``CCDData.to_hdu`` itself (so
+      ``CCDData.read`` and ccdproc read them back): an image extension ``MASK`` (uint8, 1 = bad)
+      in the probability and label files, and ``UNCERT`` (float32, header ``UTYPE =
+      'StdDevUncertainty'``) in the probability file; both extensions carry the WCS. Read them
+      with ``CCDData.read(path, unit=u.one)`` (the products are dimensionless).
+    - **TIFF**: files of their own, ``{stem}_mask.tif`` (uint8) and ``{stem}_uncert.tif``.
+    - **OME-Zarr**: one store ``{stem}.ome.zarr`` whose image is ``prob`` (or ``like``'s pixels
+      when only labels are given), the instance labels as its NGFF label group
+      ``labels/instances`` and the mask as ``labels/mask`` (what napari and other NGFF viewers
+      show over the image), and ``{stem}_uncert.ome.zarr`` for the uncertainty. Each store is
+      written in a hidden folder and moved into place when complete.
 
     Parameters
     ----------
@@ -292,17 +431,29 @@ def write_products(
         Folder to write into (created if needed). File names: :func:`product_paths`.
     prob : ndarray of shape (H, W, K) or (H, W), optional
         Class probabilities (e.g. :func:`sciconv.inference.predict_tiled`), written whole as
-        ``{stem}_prob.fits`` (or ``.tif``), float32.
+        ``{stem}_prob.fits`` (or ``.tif``, or the ``.ome.zarr`` image), float32.
     labels : ndarray of int, shape (H, W), optional
-        Instance labels, written as ``{stem}_labels.fits`` (or ``.tif``), int32.
+        Instance labels, written as ``{stem}_labels.fits`` (or ``.tif``, or the store's
+        ``labels/instances``), int32.
     catalog : astropy.table.Table, optional
-        E.g. from :func:`measure`, written as ``{stem}_catalog.ecsv`` (:func:`write_catalog`).
+        E.g. from :func:`measure`, written by :func:`write_catalog` as ``{stem}_catalog.ecsv``
+        (or ``.vot``, ``.fits``: ``catalog_format``).
+    mask : ndarray of bool, shape (H, W) or (H, W, C), optional
+        Bad pixels (True = bad; an (H, W, C) mask is bad where any channel is), e.g. the input's
+        ``GridImage.mask``. Needs ``prob`` or ``labels``.
+    uncertainty : ndarray of shape (H, W, K) or (H, W), or StdDevUncertainty, optional
+        One standard deviation per pixel and class plane of ``prob`` (e.g. from test-time
+        augmentation), stored like ``prob``. Needs ``prob``.
     like : GridImage or astropy.io.fits.Header, optional
-        The input image whose header and WCS the FITS products inherit (ignored for TIFF).
+        The input image whose header and WCS the FITS products inherit (for OME-Zarr: its pixel
+        size, and its pixels when no ``prob`` is given; ignored for TIFF).
     stem : str, optional
         File name stem. Default ``"prediction"``.
-    format : {"fits", "tiff"}, optional
-        Image format. Default ``"fits"``.
+    format : {"fits", "tiff", "ome-zarr"}, optional
+        Image format. Default ``"fits"``. OME-Zarr needs ``pip install "sciconv[ome]"``.
+    catalog_format : {"ecsv", "votable", "fits"}, optional
+        Catalog format: ECSV (keeps everything), VOTable or a FITS table (TOPCAT's own formats,
+        with units and UCDs). Default ``"ecsv"``.
     class_names : sequence of str, optional
         One name per plane of ``prob`` (e.g. the model's ``get_metadata(model)["class_names"]``).
         Default: the planes as :func:`instances` reads them: K = 1 ``foreground``, K = 2
@@ -320,16 +471,21 @@ def write_products(
     Returns
     -------
     dict
-        ``{"prob": Path, "labels": Path, "catalog": Path}`` for what was written.
+        The paths written, keyed as in :func:`product_paths` (``"prob"``, ``"labels"``,
+        ``"catalog"``, and for TIFF and OME-Zarr ``"mask"`` and ``"uncert"``).
 
     Raises
     ------
     ConfigError
-        Nothing to write, an unknown ``format``, ``class_names`` not one per plane.
+        Nothing to write, an unknown ``format``, ``class_names`` not one per plane, ``mask``
+        without ``prob`` or ``labels``, ``uncertainty`` without ``prob``.
     InvalidImageError
-        ``prob`` or ``labels`` of the wrong shape, or of different heights and widths.
+        ``prob``, ``labels``, ``mask`` or ``uncertainty`` of the wrong shape, or a negative
+        uncertainty.
     OutputExistsError
         A target exists and ``overwrite`` is False.
+    MissingDependencyError
+        ``format="ome-zarr"`` without zarr and ome-zarr installed.
 
     Examples
     --------
@@ -343,9 +499,21 @@ def write_products(
     >>> back = io.read(paths["prob"])
     >>> back.shape, back.header["CLASS1"]
     ((8, 8, 2), 'foreground')
+
+    The mask and a standard deviation per class as ``CCDData`` extensions:
+
+    >>> from astropy import units as u
+    >>> from astropy.nddata import CCDData
+    >>> bad = np.zeros((8, 8), bool); bad[0, 0] = True
+    >>> paths = write_products(
+    ...     tempfile.mkdtemp(), prob=prob, mask=bad, uncertainty=np.full((8, 8, 2), 0.1)
+    ... )
+    >>> ccd = CCDData.read(paths["prob"], unit=u.one)
+    >>> type(ccd.uncertainty).__name__, ccd.uncertainty.array.shape, bool(ccd.mask[1, 0, 0])
+    ('StdDevUncertainty', (2, 8, 8), True)
     """
-    targets = product_paths(out_dir, stem=stem, format=format)
-    fits = targets["prob"].suffix == ".fits"
+    fmt = look_up_option(format, tuple(PRODUCT_FORMATS), name="format")
+    targets = product_paths(out_dir, stem=stem, format=fmt, catalog_format=catalog_format)
     given = {"prob": prob, "labels": labels, "catalog": catalog}
     if all(v is None for v in given.values()):
         raise ConfigError("write_products needs prob=, labels=, catalog= or several of them")
@@ -363,11 +531,36 @@ def write_products(
                 f"labels are {labels.shape[0]} x {labels.shape[1]} pixels but prob is "
                 f"{hw[0]} x {hw[1]}; they must describe the same image"
             )
-    for key, value in given.items():  # refuse before writing anything
-        if value is not None:
-            check_writable(targets[key], overwrite=overwrite)
+        hw = labels.shape
+    if mask is not None:
+        if hw is None:
+            raise ConfigError("mask= is written with the images: give prob= or labels= too")
+        mask = _validate_mask(mask, hw)
+    if uncertainty is not None:
+        if prob is None:
+            raise ConfigError("uncertainty= belongs to the probabilities: give prob= too")
+        uncertainty = _validate_uncertainty(uncertainty, prob.shape)
+    image = prob
+    if fmt == "ome-zarr" and prob is None and labels is not None:
+        image = _zarr_image(like, hw)
 
-    from sciconv import io as scio
+    # refuse before writing anything
+    if fmt == "ome-zarr":
+        stores = [targets["prob"]] if image is not None else []
+        stores += [targets["uncert"]] if uncertainty is not None else []
+        for store in stores:
+            if store.exists() and not overwrite:
+                raise OutputExistsError(
+                    "output exists; pass overwrite=True to replace it", path=store
+                )
+    else:
+        keys = [k for k in ("prob", "labels") if given[k] is not None]
+        if fmt == "tiff":
+            keys += [k for k, v in (("mask", mask), ("uncert", uncertainty)) if v is not None]
+        for key in keys:
+            check_writable(targets[key], overwrite=overwrite)
+    if catalog is not None:
+        check_writable(targets["catalog"], overwrite=overwrite)
 
     lines = []
     if model is not None:
@@ -375,26 +568,145 @@ def write_products(
     for key, value in (params or {}).items():
         lines.append(f"  {key} = {value!r}")
     lines.extend(str(h) for h in history or [])
-    like = like if fits else None
-    written = {}
+    prob_lines = lines
     if prob is not None:
         planes = ", ".join(f"{i}={n}" for i, n in enumerate(names))
-        cards = {
-            f"CLASS{i}": (n, f"class of probability plane {i} (0-based)")
-            for i, n in enumerate(names[:_MAX_CLASS_CARDS])
-        }
-        written["prob"] = scio.write(
-            targets["prob"],
-            prob,
-            like=like,
-            header=cards if fits else None,
-            history=[*lines, f"class probability planes: {planes}"],
-            overwrite=overwrite,
+        prob_lines = [*lines, f"class probability planes: {planes}"]
+
+    written: dict[str, Path] = {}
+    if fmt == "ome-zarr":
+        written.update(
+            _write_zarr_products(
+                targets,
+                image=image,
+                labels=labels,
+                mask=mask,
+                uncertainty=uncertainty,
+                like=like,
+                attrs={
+                    "history": prob_lines,
+                    "class_names": names if prob is not None else None,
+                },
+                overwrite=overwrite,
+            )
         )
-    if labels is not None:
-        written["labels"] = scio.write(
-            targets["labels"], labels, like=like, history=lines, overwrite=overwrite
+    else:
+        written.update(
+            _write_file_products(
+                targets,
+                fmt=fmt,
+                prob=prob,
+                labels=labels,
+                mask=mask,
+                uncertainty=uncertainty,
+                like=like if fmt == "fits" else None,
+                cards={
+                    f"CLASS{i}": (n, f"class of probability plane {i} (0-based)")
+                    for i, n in enumerate(names[:_MAX_CLASS_CARDS])
+                }
+                if prob is not None
+                else None,
+                history=(prob_lines, lines),
+                overwrite=overwrite,
+            )
         )
     if catalog is not None:
         written["catalog"] = write_catalog(catalog, targets["catalog"], overwrite=overwrite)
     return written
+
+
+def _write_file_products(
+    targets, *, fmt, prob, labels, mask, uncertainty, like, cards, history, overwrite
+) -> dict[str, Path]:
+    """FITS (mask and uncertainty as CCDData extensions) or TIFF (as files of their own)."""
+    from sciconv import io as scio
+
+    prob_lines, lines = history
+    written = {}
+    fits = fmt == "fits"
+    wcs = _like_wcs(like) if fits else None
+    if prob is not None:
+        if fits:
+            written["prob"] = _write_fits_product(
+                targets["prob"],
+                prob,
+                like=like,
+                cards=cards,
+                history=prob_lines,
+                mask=mask,
+                uncertainty=uncertainty,
+                wcs=wcs,
+                overwrite=overwrite,
+            )
+        else:
+            written["prob"] = scio.write(
+                targets["prob"], prob, history=prob_lines, overwrite=overwrite
+            )
+    if labels is not None:
+        written["labels"] = (
+            _write_fits_product(
+                targets["labels"],
+                labels,
+                like=like,
+                cards=None,
+                history=lines,
+                mask=mask,
+                uncertainty=None,
+                wcs=wcs,
+                overwrite=overwrite,
+            )
+            if fits
+            else scio.write(targets["labels"], labels, history=lines, overwrite=overwrite)
+        )
+    if not fits:
+        if mask is not None:
+            written["mask"] = scio.write(
+                targets["mask"],
+                mask.astype(np.uint8),
+                history=[*lines, "bad-pixel mask: 1 = bad"],
+                overwrite=overwrite,
+            )
+        if uncertainty is not None:
+            written["uncert"] = scio.write(
+                targets["uncert"],
+                uncertainty,
+                history=[*prob_lines, "standard deviation of each class probability"],
+                overwrite=overwrite,
+            )
+    return written
+
+
+def _write_fits_product(
+    target: Path, data, *, like, cards, history, mask, uncertainty, wcs, overwrite
+) -> Path:
+    """One FITS product: the primary by :func:`sciconv.io.write` (header, WCS, HISTORY) less the
+    input's ``BUNIT`` (probabilities and labels are dimensionless), then ``MASK``/``UNCERT``
+    extensions made by ``CCDData.to_hdu`` (the ccdproc convention), each with the celestial WCS."""
+    from astropy import units as u
+    from astropy.io import fits
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    from sciconv import io as scio
+
+    with atomic_output(target, overwrite=overwrite) as tmp:
+        scio.write(tmp, data, like=like, header=cards, history=history)
+        extensions = []
+        if mask is not None or uncertainty is not None:
+            stored = _fits_layout(data)
+            ccd = CCDData(
+                stored,
+                unit=u.dimensionless_unscaled,
+                mask=None if mask is None else np.broadcast_to(mask, stored.shape).copy(),
+                uncertainty=None
+                if uncertainty is None
+                else StdDevUncertainty(_fits_layout(uncertainty)),
+            )
+            extensions = list(ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT")[1:])
+        wcs_cards = wcs.to_header(relax=True) if wcs is not None else None
+        with fits.open(tmp, mode="update") as hdul:
+            hdul[0].header.remove("BUNIT", ignore_missing=True, remove_all=True)
+            for hdu in extensions:
+                if wcs_cards is not None:
+                    hdu.header.extend(wcs_cards, useblanks=False, update=True)
+                hdul.append(hdu)
+    return target

@@ -1,0 +1,121 @@
+"""OME-Zarr prediction products: the image store with NGFF label groups, written atomically.
+
+The part of :func:`sciconv.postprocess.write_products` for ``format="ome-zarr"``. The stores
+are made by :mod:`sciconv.io`'s OME-Zarr writers (``ome-zarr``/``zarr``); this module only
+decides what goes where and moves each finished store into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
+from sciconv.io import GridImage, as_array
+
+#: NGFF label groups of an OME-Zarr product: the instance labels and the bad-pixel mask.
+ZARR_LABELS, ZARR_MASK = "instances", "mask"
+
+
+def _zarr_image(like, hw) -> np.ndarray:
+    """The pixels an OME-Zarr store of labels holds as its image: ``like``'s."""
+    if like is None or not hasattr(like, "data"):
+        raise ConfigError(
+            "format='ome-zarr' stores the labels in an image's labels/ group: give prob= or "
+            "like= (the image, a GridImage or NDData)"
+        )
+    image = np.asarray(as_array(like, load=True))
+    if image.shape[:2] != tuple(hw):
+        raise InvalidImageError(
+            f"like= is {image.shape[0]} x {image.shape[1]} pixels but labels are "
+            f"{hw[0]} x {hw[1]}; they must describe the same image"
+        )
+    return image
+
+
+def _zarr_levels(hw) -> int:
+    """Pyramid levels: halve while the smallest level keeps at least 64 pixels (at most 3)."""
+    small = min(hw)
+    levels = 1
+    while levels < 3 and small // 2**levels >= 64:
+        levels += 1
+    return levels
+
+
+@contextlib.contextmanager
+def _atomic_store(path: Path, *, overwrite: bool) -> Iterator[Path]:
+    """Yield a hidden folder next to ``path``; move it onto ``path`` when the block succeeds."""
+    if path.exists() and not overwrite:
+        raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
+    )
+    tmp.rmdir()  # the store writer creates it
+    old = None
+    try:
+        yield tmp
+        if path.exists():
+            if not overwrite:
+                raise OutputExistsError("output appeared while writing; not replaced", path=path)
+            old = tmp.with_name(tmp.name + ".old")
+            os.rename(path, old)
+        os.rename(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _write_zarr_products(
+    targets, *, image, labels, mask, uncertainty, like, attrs, overwrite
+) -> dict[str, Path]:
+    """The image store with its NGFF label groups, and the uncertainty store (io's writers)."""
+    from sciconv import io as scio
+
+    written = {}
+    grid = like if isinstance(like, GridImage) else None
+    if image is not None:
+        store = targets["prob"]
+        levels = _zarr_levels(image.shape[:2])
+        with _atomic_store(store, overwrite=overwrite) as tmp:
+            scio.write_ome_zarr(tmp, image, levels=levels, like=grid)
+            if labels is not None:
+                scio.write_ome_zarr_labels(tmp, labels, name=ZARR_LABELS)
+            if mask is not None:
+                scio.write_ome_zarr_labels(tmp, mask.astype(np.uint8), name=ZARR_MASK)
+            _zarr_attrs(tmp, attrs)
+        if attrs.get("class_names") is not None:
+            written["prob"] = store
+        if labels is not None:
+            written["labels"] = targets["labels"]
+        if mask is not None:
+            written["mask"] = targets["mask"]
+    if uncertainty is not None:
+        with _atomic_store(targets["uncert"], overwrite=overwrite) as tmp:
+            scio.write_ome_zarr(tmp, uncertainty, levels=_zarr_levels(uncertainty.shape[:2]))
+            _zarr_attrs(
+                tmp,
+                {**attrs, "history": [*attrs["history"], "standard deviation of each class"]},
+            )
+        written["uncert"] = targets["uncert"]
+    return written
+
+
+def _zarr_attrs(store: Path, attrs: Mapping) -> None:
+    """Provenance in the store's root attributes under ``sciconv`` (HISTORY's counterpart)."""
+    import zarr
+
+    import sciconv
+
+    group = zarr.open_group(str(store), mode="r+")
+    group.attrs["sciconv"] = {
+        "version": sciconv.__version__,
+        **{k: v for k, v in attrs.items() if v is not None},
+    }

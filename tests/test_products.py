@@ -1,0 +1,204 @@
+"""Prediction products with their bad-pixel mask and uncertainty: FITS (CCDData), TIFF, OME-Zarr."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData, StdDevUncertainty, VarianceUncertainty
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from sciconv import io, postprocess
+from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
+from sciconv.io import GridImage
+
+H, W = 40, 48
+
+
+@pytest.fixture(scope="module")
+def product():
+    """A two-class probability cube, its labels, a mask, a std-dev per class, an input with WCS."""
+    labels = np.zeros((H, W), np.int32)
+    labels[5:12, 6:15] = 1
+    labels[20:30, 25:40] = 2
+    fg = (labels > 0).astype(np.float32) * 0.9 + 0.05
+    prob = np.stack([1 - fg, fg], axis=-1)
+    mask = np.zeros((H, W), bool)
+    mask[0:3, 40:44] = True
+    prob[mask] = np.nan  # masked pixels are NaN in probability maps
+    rng = np.random.default_rng(0)
+    unc = rng.uniform(0.0, 0.3, (H, W, 2)).astype(np.float32)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.1, 2.2]
+    wcs.wcs.crpix = [24.5, 20.5]
+    wcs.wcs.cdelt = [-0.05 / 3600, 0.05 / 3600]
+    header = wcs.to_header()
+    header["TELESCOP"] = "HST"
+    header["BUNIT"] = "ELECTRONS"  # the input's unit: not the products'
+    like = GridImage(np.ones((H, W, 1), np.float32), header=header, wcs=wcs)
+    return {"prob": prob, "labels": labels, "mask": mask, "unc": unc, "like": like, "wcs": wcs}
+
+
+def _same_sky(a, b):
+    px = np.array([0.0, 17.0, W - 1.0])
+    for p, q in zip(a.pixel_to_world_values(px, px[::-1]), b.pixel_to_world_values(px, px[::-1])):
+        np.testing.assert_allclose(p, q, rtol=0, atol=1e-10)
+
+
+def test_fits_products_carry_mask_and_uncertainty_as_ccddata_reads_them(tmp_path, product):
+    p = product
+    paths = postprocess.write_products(
+        tmp_path,
+        prob=p["prob"],
+        labels=p["labels"],
+        mask=p["mask"],
+        uncertainty=StdDevUncertainty(p["unc"]),
+        like=p["like"],
+        stem="field",
+        model="m.keras",
+    )
+    assert set(paths) == {"prob", "labels"}
+    ccd = CCDData.read(paths["prob"], unit=u.one)
+    np.testing.assert_array_equal(ccd.data, np.moveaxis(p["prob"], -1, 0))
+    assert isinstance(ccd.uncertainty, StdDevUncertainty)
+    np.testing.assert_array_equal(ccd.uncertainty.array, np.moveaxis(p["unc"], -1, 0))
+    assert ccd.mask.shape == (2, H, W)
+    np.testing.assert_array_equal(ccd.mask[0], p["mask"])
+    np.testing.assert_array_equal(ccd.mask[1], p["mask"])
+    _same_sky(ccd.wcs.celestial, p["wcs"])
+    assert ccd.header["TELESCOP"] == "HST" and ccd.header["CLASS1"] == "foreground"
+    assert "BUNIT" not in ccd.header  # probabilities are dimensionless
+    assert any("m.keras" in str(h) for h in ccd.header["HISTORY"])
+    with fits.open(paths["prob"]) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "MASK", "UNCERT"]
+        assert hdul["MASK"].data.dtype == np.uint8
+        assert hdul["UNCERT"].header["UTYPE"] == "StdDevUncertainty"
+        for ext in ("MASK", "UNCERT"):  # each extension opens on the sky by itself (DS9)
+            _same_sky(WCS(hdul[ext].header).celestial, p["wcs"])
+    labels = CCDData.read(paths["labels"], unit=u.one)
+    np.testing.assert_array_equal(labels.data, p["labels"])
+    np.testing.assert_array_equal(labels.mask, p["mask"])
+    assert labels.uncertainty is None
+    _same_sky(labels.wcs.celestial, p["wcs"])
+    # sciconv reads its own product back as the (H, W, K) cube
+    np.testing.assert_array_equal(io.read(paths["prob"]).data, p["prob"])
+
+
+def test_tiff_products_write_mask_and_uncertainty_files(tmp_path, product):
+    p = product
+    paths = postprocess.write_products(
+        tmp_path,
+        prob=p["prob"],
+        mask=p["mask"][..., None],
+        uncertainty=p["unc"],
+        format="tiff",
+    )
+    assert {k: v.name for k, v in paths.items()} == {
+        "prob": "prediction_prob.tif",
+        "mask": "prediction_mask.tif",
+        "uncert": "prediction_uncert.tif",
+    }
+    mask = io.read(paths["mask"])
+    assert mask.meta["dtype"] == "uint8"
+    np.testing.assert_array_equal(mask.data[..., 0], p["mask"])
+    np.testing.assert_array_equal(io.read(paths["uncert"]).data, p["unc"])
+
+
+def test_ome_zarr_products_hold_labels_and_mask_as_ngff_label_groups(tmp_path, product):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    p = product
+    paths = postprocess.write_products(
+        tmp_path,
+        prob=p["prob"],
+        labels=p["labels"],
+        mask=p["mask"],
+        uncertainty=p["unc"],
+        stem="cells",
+        format="ome-zarr",
+        model="nuclei",
+    )
+    store = tmp_path / "cells.ome.zarr"
+    assert paths["prob"] == store and paths["labels"] == store / "labels" / "instances"
+    assert paths["mask"] == store / "labels" / "mask"
+    nodes = list(Reader(parse_url(str(store)))())
+    image = nodes[0]
+    assert [a["name"] for a in image.metadata["axes"]] == ["c", "y", "x"]
+    np.testing.assert_array_equal(
+        np.asarray(image.data[0]), np.moveaxis(p["prob"], -1, 0)
+    )  # NaN where masked, kept as NaN
+    found = {  # ome-zarr's reader finds the NGFF labels (its "Label" spec: image-label metadata)
+        n.zarr.path.rstrip("/").rsplit("/", 1)[-1]: n
+        for n in nodes
+        if any(type(s).__name__ == "Label" for s in n.specs)
+    }
+    assert set(found) == {"instances", "mask"}
+    np.testing.assert_array_equal(np.asarray(found["instances"].data[0]), p["labels"])
+    np.testing.assert_array_equal(np.asarray(found["mask"].data[0]), p["mask"].astype(np.uint8))
+    np.testing.assert_array_equal(io.read(paths["labels"]).data[..., 0], p["labels"])
+    np.testing.assert_array_equal(io.read(paths["uncert"]).data, p["unc"])
+    import zarr
+
+    attrs = dict(zarr.open_group(str(store), mode="r").attrs)["sciconv"]
+    assert attrs["class_names"] == ["background", "foreground"]
+    assert "sciconv prediction with model nuclei" in attrs["history"]
+    # no overwrite without asking, nothing half-written left behind, overwrite replaces
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        postprocess.write_products(tmp_path, labels=p["labels"], like=p["like"], stem="cells",
+                                   format="ome-zarr")  # fmt: skip
+    again = postprocess.write_products(
+        tmp_path, labels=p["labels"] * 2, like=p["like"], stem="cells", format="ome-zarr",
+        overwrite=True,
+    )  # fmt: skip
+    assert set(again) == {"labels"}
+    assert io.read(store).shape == (H, W, 1)  # the image is like's pixels now
+    assert int(io.read(again["labels"]).data.max()) == 4
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["cells.ome.zarr", "cells_uncert.ome.zarr"]
+
+
+def test_catalog_format_picks_the_catalog_writer(tmp_path, product):
+    from astropy.io.votable import parse
+
+    table = postprocess.measure(product["labels"], wcs=product["wcs"])
+    paths = postprocess.write_products(tmp_path, catalog=table, catalog_format="votable")
+    fields = {f.name: f for f in parse(paths["catalog"]).get_first_table().fields}
+    assert paths["catalog"].name == "prediction_catalog.vot"
+    assert fields["ra"].ucd == "pos.eq.ra;meta.main" and fields["dec"].ucd == "pos.eq.dec;meta.main"
+    fits_cat = postprocess.write_products(tmp_path, catalog=table, catalog_format="fits")
+    assert fits_cat["catalog"].name == "prediction_catalog.fits"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"mask": np.zeros((H, W), bool), "catalog": Table({"label": [1]})},
+            ConfigError,
+            "give prob= or labels= too",
+        ),
+        ({"labels": True, "mask": np.zeros((4, 4), bool)}, InvalidImageError, r"mask must have"),
+        ({"labels": True, "uncertainty": np.ones((H, W, 2))}, ConfigError, "give prob= too"),
+        ({"prob": True, "uncertainty": np.ones((H, W, 3))}, InvalidImageError, "shape of the prob"),
+        ({"prob": True, "uncertainty": -np.ones((H, W, 2))}, InvalidImageError, "negative"),
+        (
+            {"prob": True, "uncertainty": VarianceUncertainty(np.ones((H, W, 2)))},
+            ConfigError,
+            "standard deviation",
+        ),
+        ({"labels": True, "format": "ome-zarr"}, ConfigError, "give prob= or like="),
+        ({"prob": True, "format": "zarr"}, ConfigError, r"did you mean 'ome-zarr'"),
+        ({"prob": True, "catalog_format": "vot"}, ConfigError, r"catalog_format must be one of"),
+    ],
+)
+def test_write_products_bad_mask_uncertainty_and_formats(tmp_path, product, kwargs, error, match):
+    kwargs = dict(kwargs)
+    for key in ("prob", "labels"):
+        if kwargs.get(key) is True:
+            kwargs[key] = product[key]
+    with pytest.raises(error, match=match):
+        postprocess.write_products(tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
