@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {
     "dask[array]": "dask-core",
     "pyyaml": "pyyaml",
+    "pyqt5": "pyqt",
     "tensorflow[and-cuda]": None,
 }
 

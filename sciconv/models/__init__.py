@@ -25,11 +25,18 @@ Examples
 
 from __future__ import annotations
 
+from sciconv.models.bioimageio import export_bioimageio
 from sciconv.models.builders import check_input_shape, classifier, regressor, segmenter
 from sciconv.models.export import EXPORT_FORMATS, export
 from sciconv.models.layers import BilinearUpSampling2D, SciconvMetadata
 from sciconv.models.loading import load
-from sciconv.models.metadata import attach_metadata, get_metadata, metadata_layer, set_metadata
+from sciconv.models.metadata import (
+    attach_metadata,
+    get_metadata,
+    get_pixel_scale,
+    metadata_layer,
+    set_metadata,
+)
 from sciconv.models.zoo import PRETRAINED, pretrained, pretrained_info
 
 __all__ = [
@@ -41,7 +48,9 @@ __all__ = [
     "check_input_shape",
     "classifier",
     "export",
+    "export_bioimageio",
     "get_metadata",
+    "get_pixel_scale",
     "load",
     "metadata_layer",
     "pretrained",

@@ -27,7 +27,7 @@ from sciconv.models.metadata import get_metadata
 __all__ = ["EXPORT_FORMATS", "export"]
 
 #: Formats :func:`export` writes.
-EXPORT_FORMATS = ("onnx",)
+EXPORT_FORMATS = ("onnx", "bioimageio")
 
 
 def export(
@@ -38,7 +38,7 @@ def export(
     opset: int | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Export ``model`` to ONNX, with its sciconv metadata in the file's ``metadata_props``.
+    """Export ``model`` to ONNX (its sciconv metadata in ``metadata_props``) or to BioImage.IO.
 
     Parameters
     ----------
@@ -46,8 +46,10 @@ def export(
         A sciconv model (or any single-input Keras model).
     path : str or os.PathLike
         The ``.onnx`` file to write (atomically).
-    format : {"onnx"}
-        The export format.
+    format : {"onnx", "bioimageio"}
+        The export format: an ONNX file, or a BioImage.IO model package (a zip written by
+        :func:`~sciconv.models.bioimageio.export_bioimageio` with its defaults; call that function
+        for the package's name, authors, licence and sample image).
     opset : int, optional
         The ONNX opset; default: the converter's.
     overwrite : bool
@@ -85,6 +87,10 @@ def export(
         raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
     if format not in EXPORT_FORMATS:
         raise ConfigError(f"format must be one of {EXPORT_FORMATS}; got {format!r}")
+    if format == "bioimageio":
+        from sciconv.models.bioimageio import export_bioimageio
+
+        return export_bioimageio(model, path, overwrite=overwrite)
     if len(model.inputs) != 1:
         raise ModelError(
             f"export needs a model with one input; {model.name!r} has {len(model.inputs)}"

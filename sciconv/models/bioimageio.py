@@ -1,0 +1,335 @@
+"""Export a sciconv model as a BioImage.IO model package (model spec 0.5, ``keras_v3`` weights).
+
+The package (a zip) holds ``rdf.yaml`` written and validated by ``bioimageio.spec``, the model as a
+Keras 3 ``.keras`` file (and, with ``onnx=True``, the ONNX file of :func:`sciconv.models.export`),
+a test input (raw pixels) and the test output sciconv computes from it, a README and a cover image.
+Consumers (``bioimageio.core``, deepImageJ, ilastik, QuPath) run it as sciconv does:
+
+- input ``batch, y, x, channel`` float32, **raw pixels**; the recorded percentile normalization
+  (1-99.8 by default, statistics over the whole image) is the spec's ``scale_range``
+  pre-processing, so consumers apply it themselves;
+- output: per-pixel class probabilities ``batch, y, x, channel``;
+- not in the package: a model's ``input_transform`` (the pretrained nuclei model turns colour to
+  grey and inverts brightfield before normalizing: feed it grey fluorescence-like images) and the
+  instance watershed (:func:`sciconv.postprocess.instances` with the recorded ``postprocess``
+  keywords, listed in the README and the rdf's ``config.sciconv``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from sciconv.errors import ConfigError, MissingDependencyError, ModelError
+from sciconv.models.metadata import get_metadata
+
+__all__ = ["export_bioimageio"]
+
+_DEFAULT_NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
+
+
+def _spec():
+    try:
+        import bioimageio.spec  # noqa: F401
+        from bioimageio.spec.model import v0_5
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"BioImage.IO export needs bioimageio.spec ({exc}); "
+            'install it with: pip install "sciconv[bioimageio]"'
+        ) from exc
+    return v0_5
+
+
+def _sample(sample_image: Any, channels: int, divisor: int) -> np.ndarray:
+    """The test input: ``(1, H, W, C)`` float32 raw pixels, H and W multiples of ``divisor``."""
+    if sample_image is None:
+        rng = np.random.default_rng(0)
+        arr = rng.gamma(2.0, 20.0, size=(64, 64, channels)).astype(np.float32)
+    else:
+        from sciconv.io import as_array
+
+        arr = np.asarray(as_array(sample_image, load=True), dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if arr.ndim != 3 or arr.shape[-1] != channels:
+            raise ConfigError(
+                f"sample_image must be (H, W) or (H, W, {channels}) for this model; "
+                f"got shape {arr.shape}"
+            )
+    h, w = (n - n % divisor for n in arr.shape[:2])
+    if min(h, w) < divisor:
+        raise ConfigError(f"sample_image is smaller than the model's divisor {divisor}")
+    return np.ascontiguousarray(arr[None, :h, :w])
+
+
+def _portable(model: keras.Model) -> keras.Model:
+    """The model without sciconv's metadata layer (an identity), so plain Keras loads it.
+
+    Consumers of the package (bioimageio.core, deepImageJ, ...) load the ``.keras`` file without
+    sciconv installed; the metadata travels in the rdf's ``config.sciconv`` instead.
+    """
+    from sciconv.models.layers import SciconvMetadata
+
+    def clone(layer):
+        if isinstance(layer, SciconvMetadata):
+            return keras.layers.Identity(name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    portable = keras.models.clone_model(model, clone_function=clone)
+    portable.set_weights(model.get_weights())
+    custom = sorted(
+        {type(layer).__name__ for layer in portable.layers}
+        - {type(layer).__name__ for layer in portable.layers if _is_keras(layer)}
+    )
+    if custom:
+        raise ModelError(
+            f"BioImage.IO export needs a model of Keras layers only (consumers load it without "
+            f"sciconv); {model.name!r} has custom layers {custom}"
+        )
+    return portable
+
+
+def _is_keras(layer) -> bool:
+    return type(layer).__module__.startswith("keras.")
+
+
+def _readme(model: keras.Model, metadata: dict, normalization: dict) -> str:
+    post = metadata.get("postprocess", {})
+    return f"""# {model.name} (sciconv)
+
+Exported by sciconv from a `{metadata.get("task", "model")}` model.
+
+## Input
+`batch, y, x, channel` float32 **raw pixels**. Pre-processing (in rdf.yaml): `scale_range` with
+percentiles {normalization.get("low")} to {normalization.get("high")} over the whole image,
+as sciconv normalizes ({normalization}).
+Input transform applied by sciconv before that and NOT part of this package:
+`{metadata.get("input_transform")}` (for the nuclei model: colour images are turned grey by the
+mean of R, G, B and brightfield images with a bright background are inverted; feed grey images
+with bright nuclei on a dark background).
+
+## Output
+Per-pixel class probabilities `batch, y, x, channel` (softmax over {model.output.shape[-1]} classes;
+for the nuclei model background / interior / boundary).
+
+## Instances
+The watershed that turns probabilities into instance labels is not part of the model:
+`sciconv.postprocess.instances(prob, **{post})` (seeded watershed on the interior probability).
+With sciconv installed, `sciconv.inference.predict_instances(model, image)` does all steps.
+
+## Validation
+The test input and output in this package were computed by sciconv (normalization, then the
+network); `bioimageio.core`'s model test reproduces them. Scores recorded with the model:
+{ {k: v for k, v in metadata.items() if k.startswith("val_") or "score" in k.lower()} or "none" }.
+"""
+
+
+def _cover(prob: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    fg = 1.0 - prob[0, ..., 0] if prob.shape[-1] > 1 else prob[0, ..., 0]
+    img = (np.clip(fg, 0, 1) * 255).astype(np.uint8)
+    big = Image.fromarray(img).resize((max(64, img.shape[1] * 4), max(64, img.shape[0] * 4)))
+    big.convert("RGB").save(path)
+
+
+def export_bioimageio(
+    model: keras.Model,
+    path: str | os.PathLike,
+    *,
+    sample_image: Any = None,
+    name: str | None = None,
+    description: str | None = None,
+    authors: Sequence[str] = ("sciconv developers",),
+    license: str = "BSD-3-Clause",
+    cite: Sequence[tuple[str, str]] = (
+        ("sciconv: convolutional neural networks for scientific images", "https://github.com"),
+    ),
+    tags: Sequence[str] = ("sciconv", "segmentation", "2d", "keras"),
+    onnx: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` as a BioImage.IO model package (zip, spec 0.5, ``keras_v3`` weights).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A sciconv segmenter: one input ``(None, None, C)`` and per-pixel probabilities out.
+    path : str or os.PathLike
+        The ``.zip`` to write (atomically).
+    sample_image : array_like or GridImage, optional
+        Raw pixels ``(H, W)`` or ``(H, W, C)`` for the test tensors (cropped to the model's
+        divisor); default: a seeded random 64 x 64 image.
+    name, description : str, optional
+        Default: from the model's name and metadata.
+    authors : sequence of str
+        Author names.
+    license : str
+        An SPDX licence id.
+    cite : sequence of (text, url)
+        Citations.
+    tags : sequence of str
+    onnx : bool
+        Add ONNX weights (through :func:`sciconv.models.export`; needs ``sciconv[onnx]``).
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ModelError
+        The model has more than one input or does not map ``(H, W, C)`` to ``(H, W, K)``.
+    ConfigError
+        ``sample_image`` has the wrong shape.
+    MissingDependencyError
+        bioimageio.spec is not installed (``pip install "sciconv[bioimageio]"``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from sciconv.models import segmenter
+    >>> model = segmenter((None, None, 1), depth=1, filters=2)
+    >>> p = export_bioimageio(model, pathlib.Path(tempfile.mkdtemp()) / "seg.zip")
+    >>> p.suffix
+    '.zip'
+    """
+    from sciconv._atomic import atomic_output
+    from sciconv.preprocess import normalize_spec
+
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+    if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
+        raise ModelError(f"BioImage.IO export needs one (H, W, C) input; {model.name!r} differs")
+    if len(model.outputs) != 1 or len(model.outputs[0].shape) != 4:
+        raise ModelError(f"BioImage.IO export needs one (H, W, K) output; {model.name!r} differs")
+    v0_5 = _spec()
+    from bioimageio.spec import save_bioimageio_package
+
+    metadata = get_metadata(model)
+    normalization = dict(metadata.get("normalization") or _DEFAULT_NORMALIZATION)
+    if normalization.get("method") != "percentile":
+        raise ModelError(
+            f"BioImage.IO export describes percentile normalization only; {model.name!r} "
+            f"records {normalization}"
+        )
+    channels = int(model.inputs[0].shape[-1])
+    classes = int(model.outputs[0].shape[-1])
+    divisor = int(metadata.get("divisor", 1) or 1)
+    x = _sample(sample_image, channels, divisor)
+    prob = np.asarray(model.predict(normalize_spec(x[0], normalization)[None], verbose=0))
+    prob = prob.astype(np.float32)
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp_dir, atomic_output(path, overwrite=overwrite) as tmp:
+        work = Path(tmp_dir)
+        _portable(model).save(work / "model.keras")
+        np.save(work / "test_input.npy", x)
+        np.save(work / "test_output.npy", prob)
+        (work / "README.md").write_text(_readme(model, metadata, normalization))
+        _cover(prob, work / "cover.png")
+        y_in, x_in = v0_5.AxisId("y"), v0_5.AxisId("x")
+        in_id, out_id = v0_5.TensorId("raw"), v0_5.TensorId("probabilities")
+        step = max(divisor, 1)
+        inputs = [
+            v0_5.InputTensorDescr(
+                id=in_id,
+                description="raw pixels (the percentile normalization is the preprocessing)",
+                axes=[
+                    v0_5.BatchAxis(),
+                    v0_5.SpaceInputAxis(id=y_in, size=v0_5.ParameterizedSize(min=step, step=step)),
+                    v0_5.SpaceInputAxis(id=x_in, size=v0_5.ParameterizedSize(min=step, step=step)),
+                    v0_5.ChannelAxis(
+                        channel_names=[v0_5.Identifier(f"c{i}") for i in range(channels)]
+                    ),
+                ],
+                test_tensor=v0_5.FileDescr(source=work / "test_input.npy"),
+                data=v0_5.IntervalOrRatioDataDescr(type="float32"),
+                preprocessing=[
+                    v0_5.ScaleRangeDescr(
+                        kwargs=v0_5.ScaleRangeKwargs(
+                            axes=[y_in, x_in, v0_5.AxisId("channel")],
+                            min_percentile=float(normalization.get("low", 1.0)),
+                            max_percentile=float(normalization.get("high", 99.8)),
+                        )
+                    )
+                ],
+            )
+        ]
+        names = metadata.get("class_names") or [f"class{i}" for i in range(classes)]
+        outputs = [
+            v0_5.OutputTensorDescr(
+                id=out_id,
+                description="per-pixel class probabilities (softmax)",
+                axes=[
+                    v0_5.BatchAxis(),
+                    v0_5.SpaceOutputAxis(
+                        id=y_in, size=v0_5.SizeReference(tensor_id=in_id, axis_id=y_in)
+                    ),
+                    v0_5.SpaceOutputAxis(
+                        id=x_in, size=v0_5.SizeReference(tensor_id=in_id, axis_id=x_in)
+                    ),
+                    v0_5.ChannelAxis(channel_names=[v0_5.Identifier(str(n)) for n in names]),
+                ],
+                test_tensor=v0_5.FileDescr(source=work / "test_output.npy"),
+                data=v0_5.IntervalOrRatioDataDescr(type="float32"),
+            )
+        ]
+        import tensorflow as tf
+
+        weights: dict[str, Any] = {
+            "keras_v3": v0_5.KerasV3WeightsDescr(
+                source=work / "model.keras",
+                keras_version=keras.__version__,
+                backend=("tensorflow", tf.__version__),
+            )
+        }
+        if onnx:
+            from sciconv.models.export import export
+
+            export(model, work / "model.onnx")
+            import onnx as onnx_lib
+
+            opset = max(o.version for o in onnx_lib.load(str(work / "model.onnx")).opset_import)
+            weights["onnx"] = v0_5.OnnxWeightsDescr(
+                source=work / "model.onnx", opset_version=opset, parent="keras_v3"
+            )
+        descr = v0_5.ModelDescr(
+            name=name or f"sciconv {model.name}",
+            description=description
+            or f"sciconv {metadata.get('task', 'segmentation')} model {model.name!r}",
+            authors=[v0_5.Author(name=a) for a in authors],
+            cite=[v0_5.CiteEntry(text=t, url=u) for t, u in cite],
+            license=license,
+            tags=list(tags),
+            documentation=v0_5.FileDescr(source=work / "README.md"),
+            covers=[v0_5.FileDescr(source=work / "cover.png")],
+            inputs=inputs,
+            outputs=outputs,
+            weights=v0_5.WeightsDescr(**weights),
+            config={"sciconv": {k: v for k, v in metadata.items() if _plain(v)}},
+        )
+        summary = getattr(descr, "validation_summary", None)
+        if summary is not None and summary.status == "failed":
+            raise ModelError(f"BioImage.IO description is not valid: {summary}", path=path)
+        with warnings.catch_warnings():
+            # bioimageio.spec leaves the packaged files open; close them (gc) before the
+            # temporary folder goes, without a ResourceWarning per file
+            warnings.simplefilter("ignore", ResourceWarning)
+            save_bioimageio_package(descr, output_path=tmp)
+            gc.collect()
+    return path
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, list, dict, type(None)))

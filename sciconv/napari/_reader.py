@@ -1,0 +1,167 @@
+"""The napari reader: FITS and TIFF files through :func:`sciconv.io.read`, as layer data tuples.
+
+Pure functions (no Qt, no napari import): napari calls :func:`napari_get_reader` with a path and
+gets :func:`read_layers` back when sciconv reads that kind of file; :func:`read_layers` returns
+``[(data, kwargs, "image"), ...]``, the tuples napari turns into layers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sciconv import io
+
+__all__ = ["READ_EXTENSIONS", "napari_get_reader", "read_layers", "wcs_summary"]
+
+#: File name endings the plugin opens (the manifest lists the same patterns).
+READ_EXTENSIONS = tuple(io.FITS_EXTENSIONS) + tuple(io.TIFF_EXTENSIONS)
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def _supported(path: Any) -> bool:
+    if not isinstance(path, (str, os.PathLike)):
+        return False
+    name = os.fspath(path).lower()
+    return any(name.endswith(ext.lower()) for ext in READ_EXTENSIONS) and Path(path).is_file()
+
+
+def napari_get_reader(path: str | Sequence[str]) -> Callable[..., list[LayerData]] | None:
+    """Return :func:`read_layers` when sciconv reads ``path`` (FITS or TIFF), else None.
+
+    Parameters
+    ----------
+    path : str or list of str
+        What napari asks about: one path or several (all must be FITS or TIFF files).
+
+    Returns
+    -------
+    callable or None
+
+    Examples
+    --------
+    >>> napari_get_reader("notes.txt") is None
+    True
+    """
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths or not all(_supported(p) for p in paths):
+        return None
+    return read_layers
+
+
+def wcs_summary(wcs: Any) -> dict[str, Any] | None:
+    """The celestial WCS in plain values: axis types, reference pixel and sky position, scale.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS or None
+        A celestial 2-D WCS (:attr:`sciconv.io.GridImage.wcs`).
+
+    Returns
+    -------
+    dict or None
+        ``ctype``, ``crpix`` (1-based, as in the header), ``crval`` (degrees), ``radesys``,
+        ``pixel_scale_arcsec`` ``(y, x)``; None without a WCS.
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---TAN", "DEC--TAN"]; w.wcs.cdelt = [-1e-4, 1e-4]
+    >>> s = wcs_summary(w)
+    >>> s["ctype"], [round(v, 2) for v in s["pixel_scale_arcsec"]]
+    (['RA---TAN', 'DEC--TAN'], [0.36, 0.36])
+    """
+    if wcs is None:
+        return None
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    scale_xy = proj_plane_pixel_scales(wcs) * 3600.0
+    return {
+        "ctype": [str(c) for c in wcs.wcs.ctype],
+        "crpix": [float(v) for v in wcs.wcs.crpix],
+        "crval": [float(v) for v in wcs.wcs.crval],
+        "radesys": str(wcs.wcs.radesys),
+        "pixel_scale_arcsec": (float(scale_xy[1]), float(scale_xy[0])),
+    }
+
+
+def _contrast_limits(data: np.ndarray) -> list[float] | None:
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return None
+    lo, hi = np.percentile(finite, [1.0, 99.8])
+    return [float(lo), float(hi) if hi > lo else float(lo) + 1.0]
+
+
+def _layers(img: io.GridImage) -> list[LayerData]:
+    data = np.asarray(img.data)
+    path = Path(img.path) if img.path else None
+    name = io.image_stem(path) if path is not None else "image"
+    metadata: dict[str, Any] = {
+        "path": os.fspath(path) if path is not None else None,
+        "sciconv_meta": dict(img.meta),
+        "header": img.header,
+        "wcs": img.wcs,
+        "wcs_info": wcs_summary(img.wcs),
+    }
+    kwargs: dict[str, Any] = {"name": name, "metadata": metadata}
+    scale = img.meta.get("pixel_size")
+    if img.wcs is None and scale is not None:
+        kwargs["scale"] = tuple(float(v) for v in scale)
+        kwargs["units"] = str(img.meta.get("pixel_unit", "pixel")).replace("µ", "u")
+    channels = data.shape[-1]
+    dtype = str(img.meta.get("dtype", ""))
+    if channels in (3, 4) and img.header is None and dtype in ("uint8", "uint16"):
+        kwargs["rgb"] = True
+        kwargs["contrast_limits"] = [0.0, float(np.iinfo(dtype).max)]
+        return [(data, kwargs, "image")]
+    if channels == 1:
+        plane = data[..., 0]
+        limits = _contrast_limits(plane)
+        if limits is not None:
+            kwargs["contrast_limits"] = limits
+        return [(plane, kwargs, "image")]
+    names = img.meta.get("channel_names") or [f"{name} [{i}]" for i in range(channels)]
+    kwargs["channel_axis"] = 0
+    kwargs["name"] = [str(n) for n in names]
+    return [(np.moveaxis(data, -1, 0), kwargs, "image")]
+
+
+def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
+    """Read FITS or TIFF files with :func:`sciconv.io.read` into napari layer data tuples.
+
+    A single-channel image gives one ``(H, W)`` layer with a 1-99.8 percentile contrast (NaN at
+    bad pixels); an 8/16-bit RGB(A) TIFF one RGB layer; other channels one layer each
+    (``channel_axis=0``, named from the file's channel names). ``metadata`` holds the file path,
+    sciconv's ``meta``, the FITS ``header``, the ``wcs`` object and ``wcs_info``
+    (:func:`wcs_summary`); a microscopy pixel size becomes the layer's ``scale`` and ``units``.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or list of them
+        One file or several.
+
+    Returns
+    -------
+    list of (data, kwargs, "image")
+
+    Raises
+    ------
+    InvalidImageError
+        A file cannot be read (the message names it).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.fits"
+    >>> _ = io.write(p, np.arange(12, dtype=np.float32).reshape(3, 4))
+    >>> [(data.shape, layer_type) for data, _, layer_type in read_layers(p)]
+    [((3, 4), 'image')]
+    """
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    return [layer for p in paths for layer in _layers(io.read(p))]

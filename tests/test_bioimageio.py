@@ -1,0 +1,78 @@
+"""BioImage.IO export: the package validates and passes bioimageio.core's model test."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+
+from sciconv.errors import ConfigError, ModelError, OutputExistsError
+from sciconv.models import segmenter, set_metadata
+
+pytest.importorskip("bioimageio.spec")
+from sciconv.models.bioimageio import export_bioimageio
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = segmenter((None, None, 1), num_classes=3, depth=1, filters=4)
+    return m
+
+
+def test_export_is_a_valid_package_that_reproduces_its_test_output(model, tmp_path):
+    core = pytest.importorskip("bioimageio.core")
+    rng = np.random.default_rng(1)
+    sample = rng.gamma(2.0, 30.0, size=(50, 40)).astype(np.float32)
+    try:
+        import onnx  # noqa: F401
+        import tf2onnx  # noqa: F401
+
+        with_onnx = True
+    except ImportError:
+        with_onnx = False
+    path = export_bioimageio(
+        model, tmp_path / "seg.zip", sample_image=sample, name="tiny seg", onnx=with_onnx
+    )
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+        x = np.load(zf.open("test_input.npy"))
+        with zipfile.ZipFile(zf.open("model.keras")) as keras_zip:
+            config = keras_zip.read("config.json").decode()
+    # consumers load the weights without sciconv: no sciconv layer in the saved model
+    assert "sciconv" not in config and "Identity" in config
+    assert {"rdf.yaml", "model.keras", "test_input.npy", "test_output.npy", "README.md"} <= names
+    assert rdf["format_version"].startswith("0.5") and rdf["name"] == "tiny seg"
+    assert set(rdf["weights"]) == ({"keras_v3", "onnx"} if with_onnx else {"keras_v3"})
+    [inp] = rdf["inputs"]
+    assert [a.get("id", a["type"]) for a in inp["axes"]] == ["batch", "y", "x", "channel"]
+    [pre] = [step for step in inp["preprocessing"] if step["id"] == "scale_range"]
+    assert pre["kwargs"]["min_percentile"] == 1.0 and pre["kwargs"]["max_percentile"] == 99.8
+    np.testing.assert_array_equal(x[0, ..., 0], sample[: x.shape[1], : x.shape[2]])
+    assert x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
+    descr = core.load_description(str(path))
+    assert type(descr).__name__ == "ModelDescr"
+    for weights in rdf["weights"]:  # each runtime reproduces sciconv's test output
+        summary = core.test_model(str(path), weight_format=weights)
+        assert summary.status == "passed", summary.format()
+
+
+def test_export_refuses_bad_models_and_overwrites(model, tmp_path):
+    import keras
+
+    two = keras.Input((None, None, 1))
+    dense = keras.Model(two, keras.layers.GlobalAveragePooling2D()(two))
+    with pytest.raises(ModelError, match="output"):
+        export_bioimageio(dense, tmp_path / "a.zip")
+    with pytest.raises(ConfigError, match="sample_image"):
+        export_bioimageio(model, tmp_path / "a.zip", sample_image=np.zeros((8, 8, 3)))
+    minmax = segmenter((None, None, 1), depth=1, filters=2)
+    set_metadata(minmax, normalization={"method": "minmax"})
+    with pytest.raises(ModelError, match="percentile"):
+        export_bioimageio(minmax, tmp_path / "a.zip")
+    (tmp_path / "b.zip").write_bytes(b"keep")
+    with pytest.raises(OutputExistsError):
+        export_bioimageio(model, tmp_path / "b.zip")
+    assert (tmp_path / "b.zip").read_bytes() == b"keep"
