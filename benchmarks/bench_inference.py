@@ -19,6 +19,14 @@ are medians over ``--repeats`` runs after one warm-up run. Run it niced on a sha
     nice -n 10 python benchmarks/bench_inference.py                 # 4096 and 8192 (the issue)
     nice -n 10 python benchmarks/bench_inference.py --size 1024 --repeats 2   # a quick look
     nice -n 10 python benchmarks/bench_inference.py --size 2048 --interleaved   # steady ratios
+    python benchmarks/bench_inference.py --size 4096 --interleaved --model nuclei --repeats 3
+
+End to end against StarDist (its package in its own environment, with ``tf_keras``)::
+
+    python benchmarks/bench_inference.py --size 2048 --make-nuclei /tmp/nuclei.npy
+    python benchmarks/bench_inference.py --instances /tmp/nuclei.npy --repeats 2
+    TF_USE_LEGACY_KERAS=1 /tmp/sdvenv/bin/python benchmarks/bench_inference.py \
+        --stardist /tmp/nuclei.npy --repeats 2
 """
 
 from __future__ import annotations
@@ -157,19 +165,43 @@ def run_case(case: str, size: int, repeats: int) -> dict:
     return info
 
 
-def run_interleaved(size: int, rounds: int) -> dict:
+def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
     """Time whole / tiled / auto alternately in one process: on a shared machine the load changes
     from minute to minute, so ratios taken within one round are far steadier than separate runs.
+
+    ``model_name``: ``"unet"`` (a fresh segmenter, depth 3, 16 filters) or ``"nuclei"`` (the
+    pretrained model, fed the same synthetic image).
     """
     from sciconv import inference, preprocess
 
-    model = _model()
+    if model_name == "nuclei":
+        from sciconv.models import pretrained
+
+        model = pretrained("nuclei")
+    else:
+        model = _model()
     image = _image(size)
     x = preprocess.normalize(image)[None, ..., None]
     kw = {"tile": 256, "overlap": 32, "batch_size": 16, "progress": False}
+    # "before": the tile the defaults picked before the memory estimate counted each layer at its
+    # own resolution (all widths at full resolution)
+    from sciconv.inference import _model as model_info
+    from sciconv.inference._tiles import auto_tile
+
+    s = inference.resolve_settings(model, (size, size))
+    old_bpp = model_info._widest_bytes_per_pixel(model)
+    old_tile = auto_tile(
+        (size, size),
+        overlap=s.overlap,
+        divisor=s.divisor,
+        max_pixels=inference.AUTO_MEMORY_BUDGET / old_bpp,
+    )
+    old_batch = max(1, min(8, int(inference.AUTO_MEMORY_BUDGET // (old_bpp * old_tile[0] ** 2))))
+    before = {"tile": old_tile, "batch_size": old_batch, "progress": False}
     cases = {
         "whole": lambda: model.predict_on_batch(x),
         "tiled": lambda: inference.predict_tiled(model, image, **kw),
+        "before": lambda: inference.predict_tiled(model, image, **before),
         "auto": lambda: inference.predict_tiled(model, image, progress=False),
     }
     for fn in cases.values():
@@ -182,10 +214,18 @@ def run_interleaved(size: int, rounds: int) -> dict:
             times[name].append(time.perf_counter() - t0)
     ratios = {
         name: statistics.median(w / t for w, t in zip(times["whole"], times[name]))
-        for name in ("tiled", "auto")
+        for name in ("tiled", "before", "auto")
     }
-    best = {name: min(times["whole"]) / min(times[name]) for name in ("tiled", "auto")}
-    return {"size": size, "times": times, "ratios": ratios, "best_ratios": best}
+    best = {name: min(times["whole"]) / min(times[name]) for name in ("tiled", "before", "auto")}
+    return {
+        "size": size,
+        "model": model_name,
+        "times": times,
+        "ratios": ratios,
+        "best_ratios": best,
+        "auto": {"tile": s.tile, "overlap": s.overlap, "batch_size": s.batch_size},
+        "before": {"tile": old_tile, "batch_size": old_batch},
+    }
 
 
 def validate_sky(epochs: int = 8, seed: int = 11) -> list[dict]:
@@ -265,6 +305,78 @@ def validate_sky(epochs: int = 8, seed: int = 11) -> list[dict]:
     return rows
 
 
+def nuclei_mosaic(size: int):
+    """A ``size x size`` grey mosaic of the bundled real nuclei images (fluorescence first)."""
+    from pathlib import Path
+
+    import numpy as np
+    import tifffile
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "real" / "nuclei" / "images"
+    tiles = []
+    for path in sorted(folder.glob("*.tif")):
+        img = tifffile.imread(path).astype(np.float32)
+        img = img.mean(axis=-1) if img.ndim == 3 else img
+        if np.median(img) < img.mean():  # dark background (fluorescence)
+            tiles.append(img / max(float(np.percentile(img, 99.8)), 1e-6))
+    out = np.zeros((size, size), np.float32)
+    y = x = row_h = 0
+    k = 0
+    while y < size:
+        t = tiles[k % len(tiles)]
+        k += 1
+        h, w = min(t.shape[0], size - y), min(t.shape[1], size - x)
+        out[y : y + h, x : x + w] = t[:h, :w]
+        row_h = max(row_h, h)
+        x += w
+        if x >= size:
+            x, y, row_h = 0, y + row_h, 0
+    return out
+
+
+def time_instances(image_path: str, repeats: int, *, stardist: bool) -> dict:
+    """End-to-end instance segmentation throughput (MP/s) on one saved image.
+
+    ``stardist=False``: ``sciconv.inference.predict_instances`` with the pretrained nuclei model
+    and its defaults. ``stardist=True`` (run with a Python that has ``stardist`` and ``tf_keras``,
+    ``TF_USE_LEGACY_KERAS=1``): a ``StarDist2D`` of the shape of ``2D_versatile_fluo`` (32 rays,
+    grid 2, U-Net depth 3, 32 filters) with random weights and the versatile model's
+    thresholds, ``n_tiles`` of about 1024 px. Only its model part (``predict``, tiled) is timed:
+    with random weights the probability is ~0.5 everywhere, so every pixel is an NMS candidate
+    and ``predict_instances`` did not finish a 512 x 512 image in 15 minutes; its time needs
+    trained weights (``StarDist2D.from_pretrained`` downloads them, which this machine cannot).
+    """
+    import numpy as np
+
+    image = np.load(image_path)
+    n_tiles = (max(1, image.shape[0] // 1024), max(1, image.shape[1] // 1024))
+    if stardist:
+        from csbdeep.utils import normalize
+        from stardist.models import Config2D, StarDist2D
+
+        model = StarDist2D(Config2D(n_rays=32, grid=(2, 2), n_channel_in=1), None, None)
+        model.thresholds = {"prob": 0.479, "nms": 0.3}
+        x = normalize(image, 1, 99.8)
+        quiet = {"n_tiles": n_tiles, "show_tile_progress": False}
+        cases = {"stardist predict": lambda: model.predict(x, **quiet)}
+    else:
+        from sciconv import inference
+        from sciconv.models import pretrained
+
+        model = pretrained("nuclei")
+        cases = {
+            "sciconv predict_tiled": lambda: inference.predict_tiled(model, image, progress=False),
+            "sciconv predict_instances": lambda: inference.predict_instances(
+                model, image, progress=False
+            ),
+        }
+    result = {"size": list(image.shape), "n_tiles": n_tiles}
+    for name, fn in cases.items():
+        median, _ = _timed(fn, repeats)
+        result[name] = {"seconds": median, "mpx_per_s": image.size / median / 1e6}
+    return result
+
+
 def _spawn(case: str, size: int, repeats: int) -> dict:
     cmd = [sys.executable, __file__, "--case", case, "--size", str(size), "--repeats", str(repeats)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -292,6 +404,19 @@ def main(argv=None) -> int:
         action="store_true",
         help="only run the sky-field recovery check (train a small U-Net, tile, measure, match)",
     )
+    parser.add_argument(
+        "--model",
+        choices=("unet", "nuclei"),
+        default="unet",
+        help="--interleaved: a fresh U-Net (default) or the pretrained nuclei model",
+    )
+    parser.add_argument("--make-nuclei", help="write a --size mosaic of real nuclei to this .npy")
+    parser.add_argument(
+        "--instances", help="time sciconv predict_instances (pretrained nuclei) on this .npy"
+    )
+    parser.add_argument(
+        "--stardist", help="time StarDist predict_instances on this .npy (StarDist's Python)"
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.validate_sky:
@@ -303,11 +428,23 @@ def main(argv=None) -> int:
                 f"{row['median_sky_error_arcsec']:.3f} arcsec; {row['catalog_rows']} catalog rows"
             )
         return 0
+    if args.make_nuclei:
+        import numpy as np
+
+        np.save(args.make_nuclei, nuclei_mosaic(args.size))
+        return 0
+    if args.instances or args.stardist:
+        r = time_instances(
+            args.instances or args.stardist, args.repeats, stardist=bool(args.stardist)
+        )
+        print(json.dumps(r), f"load average {os.getloadavg()}")
+        return 0
     if args.case:
         print("RESULT " + json.dumps(run_case(args.case, args.size, args.repeats)), flush=True)
         return 0
     if args.interleaved:
-        r = run_interleaved(args.size, args.repeats)
+        r = run_interleaved(args.size, args.repeats, args.model)
+        print(f"model {r['model']}; defaults pick {r['auto']}; before: {r['before']}")
         for name, ts in r["times"].items():
             print(f"{name:>6} {args.size}^2: " + ", ".join(f"{t:.2f}" for t in ts) + " s")
         for name, ratio in r["ratios"].items():

@@ -326,7 +326,7 @@ def test_dask_distributed_local_cluster(stack, image):
 
 def test_progress_bar_counts_tiles(stack, image, capsys):
     inference.predict_tiled(stack, image, tile=64, overlap=8, normalize=None, progress=True)
-    assert "6/6" in capsys.readouterr().out  # 2 x 3 tiles
+    assert "6/6 tiles" in capsys.readouterr().err  # 2 x 3 tiles, plain lines (not a terminal)
 
 
 def test_auto_tile_takes_whole_small_image_and_equalizes_big_ones(stack):

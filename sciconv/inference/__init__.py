@@ -38,12 +38,21 @@ pixels or other tiles into NaN.
 
 Layout
 ------
-One private module per role: ``_model`` (model introspection, runners, :func:`receptive_field`),
-``_tiles`` (tile geometry: starts, ``tile="auto"``, padding indices), ``_blend`` (windows and
-weighted writes), ``_settings`` (:class:`PredictionSettings`, :func:`resolve_settings`),
-``_source`` (image kinds, normalization limits), ``_core`` (the numpy tile loop), ``_dask``
-(block-wise prediction), ``_tiled`` (:func:`predict_tiled`), ``_instances``
-(:func:`predict_instances`), ``_files`` (:func:`predict_files`).
+One private module per role:
+
+- ``_model``: model introspection, runners, :func:`receptive_field`;
+- ``_tiles``: tile geometry (starts, ``tile="auto"``, padding indices);
+- ``_blend``: windows (zero weight within the receptive-field margin of interior tile edges) and
+  weighted writes;
+- ``_settings``: :class:`PredictionSettings`, :func:`resolve_settings`;
+- ``_source``: image kinds, normalization limits;
+- ``_precision``: the bfloat16 rebuild and the ``precision="auto"`` choice;
+- ``_progress``: tile progress (a tqdm bar on a terminal or in a notebook, a few plain lines
+  elsewhere);
+- ``_scale``: pixel-scale decisions and resampling;
+- ``_core``: the numpy tile loop; ``_dask``: block-wise dense prediction;
+- ``_tiled``: :func:`predict_tiled`; ``_instances``: :func:`predict_instances`;
+  ``_files``: :func:`predict_files`.
 
 Examples
 --------
@@ -62,6 +71,13 @@ from sciconv.inference._blend import BLEND_MODES
 from sciconv.inference._files import predict_files
 from sciconv.inference._instances import predict_instances
 from sciconv.inference._model import receptive_field
+from sciconv.inference._precision import PRECISIONS
+from sciconv.inference._scale import (
+    image_pixel_scale,
+    physical_object_size,
+    resample,
+    resolve_scale,
+)
 from sciconv.inference._settings import (
     AUTO_MEMORY_BUDGET,
     PAD_MODES,
@@ -77,11 +93,16 @@ __all__ = [
     "AUTO_TILE_MAX",
     "BLEND_MODES",
     "PAD_MODES",
+    "PRECISIONS",
     "TTA_MODES",
     "PredictionSettings",
+    "image_pixel_scale",
+    "physical_object_size",
     "predict_files",
     "predict_instances",
     "predict_tiled",
     "receptive_field",
+    "resample",
+    "resolve_scale",
     "resolve_settings",
 ]

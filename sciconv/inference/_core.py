@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import concurrent.futures
 
-import keras
 import numpy as np
 
 from sciconv import preprocess
 from sciconv.inference._blend import axis_spans, paste
 from sciconv.inference._model import Runner
+from sciconv.inference._progress import progress_bar
 from sciconv.inference._settings import PredictionSettings
 from sciconv.inference._source import Source
 from sciconv.inference._tiles import index_map
@@ -61,8 +61,8 @@ def predict_array(
     h, w = source.shape[:2]
     th, tw = s.tile
     starts_y, starts_x = s.tile_starts((h, w))
-    spans_y = axis_spans(h, th, starts_y, blend=s.blend, overlap=s.overlap)
-    spans_x = axis_spans(w, tw, starts_x, blend=s.blend, overlap=s.overlap)
+    spans_y = axis_spans(h, th, starts_y, blend=s.blend, overlap=s.overlap, margin=s.margin)
+    spans_x = axis_spans(w, tw, starts_x, blend=s.blend, overlap=s.overlap, margin=s.margin)
     jobs = [(i, j) for i in range(len(starts_y)) for j in range(len(starts_x))]
     # full batches and a shorter last one (no zero tiles computed): Keras traces the predict
     # function for the first batch shape and once more, batch-size agnostic, for a second one
@@ -78,18 +78,20 @@ def predict_array(
             masks.append(m)
         return buf, masks
 
-    bar = keras.utils.Progbar(len(jobs), unit_name="tile") if progress else None
-    done = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(prepare, batches[0])
-        for b, batch_jobs in enumerate(batches):
-            buf, masks = pending.result()
-            if b + 1 < len(batches):  # read the next batch while the model runs
-                pending = pool.submit(prepare, batches[b + 1])
-            pred = runner.run(buf, s.tta)
-            for n, (i, j) in enumerate(batch_jobs):
-                paste(out, pred[n], spans_y[i], spans_x[j], masks[n])
-            done += len(batch_jobs)
-            if bar is not None:
-                bar.update(done)
+    bar = progress_bar(len(jobs), desc="predict_tiled", unit="tile", enabled=progress)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(prepare, batches[0])
+            for b, batch_jobs in enumerate(batches):
+                buf, masks = pending.result()
+                if b + 1 < len(batches):  # read the next batch while the model runs
+                    pending = pool.submit(prepare, batches[b + 1])
+                pred = runner.run(buf, s.tta, precision=s.precision)
+                for n, (i, j) in enumerate(batch_jobs):
+                    paste(out, pred[n], spans_y[i], spans_x[j], masks[n])
+                if bar is not None:
+                    bar.update(len(batch_jobs))
+    finally:
+        if bar is not None:
+            bar.close()
     return out

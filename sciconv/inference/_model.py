@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from sciconv.errors import InferenceError, SciconvWarning
+from sciconv.inference._precision import bfloat16_model
 from sciconv.inference._tiles import round_up
 from sciconv.models import get_metadata
 
@@ -77,12 +78,40 @@ def output_channels(model) -> int:
     return int(k)
 
 
+_BPP_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def bytes_per_pixel(model) -> float:
     """A conservative estimate of activation memory per input pixel (float32, one image).
 
-    Three live tensors of the widest layer at full resolution, plus input and output. Downsampling
-    layers only make the truth smaller, so tiles picked with it fit the budget.
+    Three live tensors of the widest layer, plus input and output. For a functional model each
+    layer's width counts at its own resolution (shapes traced symbolically on a probe image, no
+    computation), so a U-Net's wide bottleneck at 1/8 resolution counts as 1/64 of its channels;
+    otherwise every layer counts at full resolution. Cached per model.
     """
+    cached = _BPP_CACHE.get(model)
+    if cached is None:
+        try:
+            cached = _traced_bytes_per_pixel(model)
+        except Exception:  # not a functional graph, or shapes that need a real input
+            cached = _widest_bytes_per_pixel(model)
+        _BPP_CACHE[model] = cached
+    return cached
+
+
+def _traced_bytes_per_pixel(model) -> float:
+    fixed = model_fixed_hw(model)
+    h, w = fixed or (256, 256)
+    c = model_channels(model) or 1
+    outputs = [layer.output for layer in model.layers[1:]]
+    probe = keras.Model(model.inputs, outputs)
+    specs = probe.compute_output_spec(keras.KerasTensor((1, h, w, c)))
+    widest = max(int(np.prod(spec.shape[1:])) / (h * w) for spec in keras.tree.flatten(specs))
+    k = output_channels(model)
+    return 4.0 * (3 * max(widest, 1.0) + c + k)
+
+
+def _widest_bytes_per_pixel(model) -> float:
     widest = 1
     for layer in _all_layers(model):
         try:
@@ -108,16 +137,25 @@ def _all_layers(model) -> Iterable:
 
 
 class Runner:
-    """Calls a per-pixel model on float32 batches and checks its output once per tile size."""
+    """Calls a per-pixel model on float32 batches and checks its output once per tile size.
 
-    def __init__(self, model: keras.Model):
+    Tiles go through ``predict_on_batch``, whose compiled function is traced once per batch
+    shape (all tiles have one size). ``eager=True`` calls the model directly instead: for probes
+    of changing sizes (:func:`receptive_field`), which would otherwise retrace it at every size.
+    """
+
+    def __init__(self, model: keras.Model, *, eager: bool = False):
         self.model = model
+        self.eager = eager
         self.lock = threading.Lock()
         self.checked: set = set()
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, batch: np.ndarray, *, precision: str = "float32") -> np.ndarray:
+        model = self.model
+        if precision == "bfloat16":
+            model = bfloat16_model(model)
         with self.lock:
-            y = self.model.predict_on_batch(batch)
+            y = model(batch, training=False) if self.eager else model.predict_on_batch(batch)
         if isinstance(y, (list, tuple, dict)):
             raise InferenceError(
                 f"model {self.model.name!r} returns {len(y)} outputs; tiled prediction needs one "
@@ -135,15 +173,16 @@ class Runner:
             self.checked.add(key)
         return y.astype(np.float32, copy=False)
 
-    def run(self, batch: np.ndarray, tta: str | None) -> np.ndarray:
+    def run(self, batch: np.ndarray, tta: str | None, *, precision: str = "float32") -> np.ndarray:
         """Predict ``batch``; with ``tta="d4"`` average the 8 flips/rotations, each undone."""
         if tta is None:
-            return self(batch)
+            return self(batch, precision=precision)
         from sciconv.augment import d4_inverse, d4_transform
 
         acc = None
         for k in range(8):  # batches: axes 1, 2 are H, W
-            y = d4_inverse(self(d4_transform(batch, k, axes=(1, 2))), k, axes=(1, 2))
+            y = self(d4_transform(batch, k, axes=(1, 2)), precision=precision)
+            y = d4_inverse(y, k, axes=(1, 2))
             acc = y.astype(np.float32, copy=True) if acc is None else acc + y
         return acc / np.float32(8)
 
@@ -204,6 +243,25 @@ def receptive_field(model: keras.Model, *, max_size: int = 1024, seed: int = 0) 
     >>> receptive_field(model)
     (3, 3)
     """
+    result, reach = measure_receptive_field(model, max_size=max_size, seed=seed)
+    if reach is not None:
+        warnings.warn(
+            f"model {model.name!r}: the output depends on inputs as far as the probe reaches "
+            f"({reach} px); its receptive field may be global (pooling over the whole "
+            "image), so tiles cannot reproduce a whole-image call",
+            SciconvWarning,
+            stacklevel=2,
+        )
+        _RF_CACHE[model] = (result, None)  # warned once
+    return result
+
+
+def measure_receptive_field(
+    model: keras.Model, *, max_size: int = 1024, seed: int = 0
+) -> tuple[tuple[int, int], int | None]:
+    """:func:`receptive_field` without its warning: ``((ry, rx), reach)``, where ``reach`` is
+    the probe side the influence reached (a global receptive field) not yet warned about, or
+    None. Cached per model."""
     validate_model(model)
     cached = _RF_CACHE.get(model)
     if cached is not None:
@@ -211,7 +269,7 @@ def receptive_field(model: keras.Model, *, max_size: int = 1024, seed: int = 0) 
     divisor = model_divisor(get_metadata(model))
     fixed = model_fixed_hw(model)
     channels = model_channels(model) or 1
-    runner = Runner(model)
+    runner = Runner(model, eager=True)
     rng = np.random.default_rng(seed)
     if fixed:
         sizes = [fixed]
@@ -241,14 +299,9 @@ def receptive_field(model: keras.Model, *, max_size: int = 1024, seed: int = 0) 
         rx = int(max(cx - lo[1], hi[1] - cx))
         result = (ry, rx)
         if lo.min() > 0 and hi[0] < h - 1 and hi[1] < w - 1:
+            reach = None
             break
     else:
-        warnings.warn(
-            f"model {model.name!r}: the output depends on inputs as far as the probe reaches "
-            f"({sizes[-1][0]} px); its receptive field may be global (pooling over the whole "
-            "image), so tiles cannot reproduce a whole-image call",
-            SciconvWarning,
-            stacklevel=2,
-        )
-    _RF_CACHE[model] = result
-    return result
+        reach = sizes[-1][0]
+    _RF_CACHE[model] = (result, reach)
+    return result, reach

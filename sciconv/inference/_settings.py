@@ -22,6 +22,7 @@ from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.inference._blend import BLEND_MODES
 from sciconv.inference._model import (
     bytes_per_pixel,
+    measure_receptive_field,
     model_channels,
     model_divisor,
     model_fixed_hw,
@@ -29,6 +30,7 @@ from sciconv.inference._model import (
     receptive_field,
     validate_model,
 )
+from sciconv.inference._precision import PRECISIONS, choose_precision
 from sciconv.inference._tiles import auto_tile, fit_tile, round_up, tile_starts
 from sciconv.models import get_metadata
 
@@ -67,6 +69,12 @@ class PredictionSettings:
         Input channels C of the image.
     outputs : int
         Output channels K of the model.
+    margin : int
+        Pixels next to a tile's interior edges that blending gives no weight: the model's
+        receptive-field half-width (at most ``overlap // 2``), so blended tiles reproduce the
+        whole-image call when ``overlap >= 2 * margin``; 0 for ``blend="none"`` or one tile.
+    precision : {"float32", "bfloat16"}
+        The compute precision the model runs in (outputs are float32 either way).
 
     Examples
     --------
@@ -91,6 +99,8 @@ class PredictionSettings:
     fixed_size: bool
     channels: int
     outputs: int
+    margin: int = 0
+    precision: str = "float32"
 
     def fit_to(self, hw: Sequence[int]) -> PredictionSettings:
         """These settings for an extent ``(h, w)``: tiles no larger than it needs (divisor-rounded).
@@ -170,6 +180,7 @@ def resolve_settings(
     tta: str | None = None,
     pad_mode: str = "reflect",
     memory_budget: int = AUTO_MEMORY_BUDGET,
+    precision: str = "auto",
     path: str | None = None,
 ) -> PredictionSettings:
     """Validate the knobs of :func:`predict_tiled` against a model and an image shape, once.
@@ -183,7 +194,7 @@ def resolve_settings(
         A 2-D model with one image input ``(None, h, w, C)``.
     shape : (int, int) or (int, int, int)
         The image's ``(H, W)`` (one channel) or ``(H, W, C)``.
-    tile, overlap, batch_size, normalize, blend, tta, pad_mode, memory_budget
+    tile, overlap, batch_size, normalize, blend, tta, pad_mode, memory_budget, precision
         As for :func:`predict_tiled`.
     path : str, optional
         The image's file, named in error messages.
@@ -228,6 +239,8 @@ def resolve_settings(
     memory_budget = check_int(memory_budget, name="memory_budget", minimum=1, error=InferenceError)
     divisor = model_divisor(meta)
     fixed = model_fixed_hw(model)
+    precision = look_up_option(precision, PRECISIONS, name="precision", error=InferenceError)
+    r = None
     if isinstance(overlap, str):
         look_up_option(overlap, ("auto",), name="overlap", error=InferenceError)
         r = max(receptive_field(model))
@@ -256,6 +269,11 @@ def resolve_settings(
     if auto:  # a big auto tile must not blow the budget through the batch
         per_image = bytes_per_pixel(model) * tiles[0] * tiles[1]
         batch_size = max(1, min(batch_size, int(memory_budget // per_image)))
+    margin = 0
+    if blend != "none" and any(n > t for t, n in zip(tiles, (h, w))):  # tiles are blended
+        # measured quietly: stitching with too little overlap warns in predict_tiled
+        r = max(measure_receptive_field(model)[0]) if r is None else r
+        margin = min(r, overlap // 2)
     return PredictionSettings(
         tile=(int(tiles[0]), int(tiles[1])),
         overlap=overlap,
@@ -268,6 +286,8 @@ def resolve_settings(
         fixed_size=fixed is not None,
         channels=c,
         outputs=output_channels(model),
+        margin=margin,
+        precision=choose_precision(model, precision, tile=tiles, channels=c),
     )
 
 

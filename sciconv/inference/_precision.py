@@ -1,0 +1,140 @@
+"""Compute precision of inference: float32, or bfloat16 where the hardware runs it natively.
+
+A float32 model is run in bfloat16 by rebuilding it from its config under Keras's
+``mixed_bfloat16`` dtype policy (variables stay float32, computations run in bfloat16) with the
+same weights; the layers that produce the model's outputs stay float32, so probabilities are
+float32. ``precision="auto"`` picks bfloat16 only where the hardware has native bfloat16
+(a CPU with AVX512-BF16 or AMX-BF16, a GPU of compute capability >= 8) **and** a quick timing
+on the first use finds it faster; elsewhere (e.g. an AVX2-only CPU, where bfloat16 is emulated
+and slower) it stays float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+import weakref
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+#: Accepted ``precision`` values of :func:`sciconv.inference.predict_tiled`.
+PRECISIONS = ("auto", "float32", "bfloat16")
+#: ``"auto"`` takes bfloat16 only when it runs the probe in at most this fraction of float32's time.
+_AUTO_GAIN = 0.9
+
+_BF16_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_AUTO_CHOICE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@functools.cache
+def native_bfloat16() -> bool:
+    """Whether this machine runs bfloat16 natively (CPU AVX512-BF16/AMX-BF16 or a GPU CC >= 8).
+
+    Read once per process from :func:`sciconv.devices.info` (which does not initialize GPUs).
+
+    Examples
+    --------
+    >>> isinstance(native_bfloat16(), bool)
+    True
+    """
+    from sciconv import devices
+
+    d = devices.info()
+    flags = d["cpu"]["flags"]
+    gpus = d["gpus"]
+    if gpus:  # the model runs on the GPUs: all of them must have bfloat16 tensor cores
+        return all(tuple(g.get("compute_capability") or (0, 0)) >= (8, 0) for g in gpus)
+    return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
+
+
+def _set_policy(config, policy: str, keep: set[str]) -> None:
+    """Set ``dtype`` of every layer config under ``config`` (in place), but InputLayers and
+    the layers named in ``keep``."""
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if (
+            "class_name" in config
+            and isinstance(inner, dict)
+            and "dtype" in inner
+            and config["class_name"] != "InputLayer"
+            and inner.get("name") not in keep
+        ):
+            inner["dtype"] = policy
+        for value in config.values():
+            _set_policy(value, policy, keep)
+    elif isinstance(config, list):
+        for value in config:
+            _set_policy(value, policy, keep)
+
+
+def bfloat16_model(model: keras.Model) -> keras.Model:
+    """``model`` rebuilt under the ``mixed_bfloat16`` policy with the same weights (cached).
+
+    The output layers stay float32.
+
+    Examples
+    --------
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(keras.layers.Conv2D(4, 3)(inputs)))
+    >>> fast = bfloat16_model(model)
+    >>> fast.layers[1].compute_dtype, fast.layers[2].compute_dtype
+    ('bfloat16', 'float32')
+    """
+    cached = _BF16_MODELS.get(model)
+    if cached is not None:
+        return cached
+    config = model.get_config()
+    outputs = config.get("output_layers") or []
+    if outputs and isinstance(outputs[0], str):  # one output: ["name", 0, 0]
+        outputs = [outputs]
+    keep = {out[0] for out in outputs}
+    if not keep and model.layers:  # a Sequential model: its last layer gives the output
+        keep = {model.layers[-1].name}
+    _set_policy(config.get("layers", config), "mixed_bfloat16", keep)
+    clone = model.__class__.from_config(config)
+    clone.set_weights(model.get_weights())
+    _BF16_MODELS[model] = clone
+    return clone
+
+
+def _time(model: keras.Model, x: np.ndarray, repeats: int = 3) -> float:
+    model.predict_on_batch(x)  # trace
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict_on_batch(x)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def choose_precision(
+    model: keras.Model, precision: str, *, tile: Sequence[int], channels: int
+) -> str:
+    """Resolve ``precision`` to ``"float32"`` or ``"bfloat16"`` (``"auto"``: see the module).
+
+    The ``"auto"`` timing (one tile of at most 256 x 256 pixels, three runs each) happens once
+    per model and is cached.
+
+    Examples
+    --------
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
+    >>> choose_precision(model, "bfloat16", tile=(32, 32), channels=1)
+    'bfloat16'
+    """
+    if precision != "auto":
+        return precision
+    if model.dtype_policy.compute_dtype != "float32" or not native_bfloat16():
+        return "float32"
+    cached = _AUTO_CHOICE.get(model)
+    if cached is None:
+        fixed = model.input_shape[1] is not None  # a fixed-size model takes only its tile
+        h, w = (int(t) if fixed else min(int(t), 256) for t in tile)
+        x = np.random.default_rng(0).normal(size=(1, h, w, channels)).astype(np.float32)
+        fast = _time(bfloat16_model(model), x) <= _AUTO_GAIN * _time(model, x)
+        cached = "bfloat16" if fast else "float32"
+        _AUTO_CHOICE[model] = cached
+    return cached

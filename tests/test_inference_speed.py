@@ -1,0 +1,180 @@
+"""Tests for inference speed features: exact blending, bfloat16 precision, progress output."""
+
+from __future__ import annotations
+
+import io
+
+import keras
+import numpy as np
+import pytest
+
+from sciconv import inference
+from sciconv.errors import InferenceError
+from sciconv.inference import _precision, _progress
+from sciconv.inference._blend import axis_spans
+from sciconv.models import segmenter
+
+RF = 3  # three 3x3 convolutions
+
+
+def _conv_stack(seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="tanh")(x)
+    outputs = keras.layers.Conv2D(2, 3, padding="same")(x)
+    return keras.Model(inputs, outputs, name="stack")
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return _conv_stack()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(0).normal(size=(77, 131)).astype(np.float32)
+
+
+def _whole(model, x):
+    return np.asarray(model(x[None, ..., None].astype(np.float32)))[0]
+
+
+def _tiled(model, x, **kw):
+    kw.setdefault("progress", False)
+    kw.setdefault("normalize", None)
+    return inference.predict_tiled(model, x, **kw)
+
+
+# --------------------------------------------------------------------------------------------------
+# exact blending
+
+
+def test_interior_tile_edges_get_zero_weight_and_image_edges_keep_theirs():
+    spans = axis_spans(100, 40, [0, 30, 60], blend="gaussian", overlap=10, margin=3)
+    assert [(sp.out_lo, sp.out_hi) for sp in spans] == [(0, 37), (33, 67), (63, 100)]
+    assert all(float(sp.weights.min()) > 0 for sp in spans)
+    total = np.zeros(100)
+    for sp in spans:
+        total[sp.out_lo : sp.out_hi] += sp.weights
+    np.testing.assert_allclose(total, 1.0, rtol=1e-6)
+    # the margin never exceeds half the overlap: every pixel keeps a positive weight
+    wide = axis_spans(100, 40, [0, 30, 60], blend="linear", overlap=10, margin=50)
+    assert [(sp.out_lo, sp.out_hi) for sp in wide] == [(0, 35), (35, 65), (65, 100)]
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "linear", "none"])
+@pytest.mark.parametrize(("tile", "overlap"), [(32, 2 * RF), (48, 16)])
+def test_blended_equals_whole_image_when_overlap_covers_the_receptive_field(
+    stack, image, blend, tile, overlap
+):
+    tiled = _tiled(stack, image, tile=tile, overlap=overlap, blend=blend, batch_size=3)
+    np.testing.assert_allclose(tiled, _whole(stack, image), rtol=0, atol=1e-6)
+
+
+def test_settings_record_the_receptive_field_margin(stack):
+    s = inference.resolve_settings(stack, (77, 131), tile=32, overlap=16)
+    assert s.margin == RF
+    assert inference.resolve_settings(stack, (77, 131), tile=32, overlap=4).margin == 2
+    assert inference.resolve_settings(stack, (77, 131), tile=32, blend="none").margin == 0
+    assert inference.resolve_settings(stack, (20, 20), tile=32).margin == 0  # one tile
+
+
+def test_unet_auto_overlap_blended_equals_whole_image():
+    keras.utils.set_random_seed(1)
+    model = segmenter((None, None, 1), 2, depth=2, filters=4)  # divisor 4
+    x = np.random.default_rng(4).normal(size=(96, 136)).astype(np.float32)
+    s = inference.resolve_settings(model, x.shape, tile=64)
+    assert s.overlap >= 2 * max(inference.receptive_field(model)) and s.margin > 0
+    assert len(s.tile_starts(x.shape)[1]) > 2
+    tiled = _tiled(model, x, tile=64)  # gaussian blend, overlap="auto"
+    np.testing.assert_allclose(tiled, _whole(model, x), rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# precision
+
+
+def test_bfloat16_agrees_with_float32_on_classes():
+    keras.utils.set_random_seed(2)
+    model = segmenter((None, None, 1), 3, depth=2, filters=8)
+    x = np.random.default_rng(5).normal(size=(64, 96)).astype(np.float32)
+    f32 = _tiled(model, x, precision="float32")
+    bf16 = _tiled(model, x, precision="bfloat16")
+    assert bf16.dtype == np.float32 and bf16.shape == f32.shape
+    assert not np.array_equal(bf16, f32)  # it did run in bfloat16
+    assert np.abs(bf16 - f32).max() < 0.05
+    agree = (bf16.argmax(-1) == f32.argmax(-1)).mean()
+    assert agree >= 0.99
+    fast = _precision.bfloat16_model(model)
+    assert fast is _precision.bfloat16_model(model)  # rebuilt once
+    assert fast.layers[1].compute_dtype == "bfloat16"
+    assert fast.layers[-1].compute_dtype == "float32"  # probabilities stay float32
+    assert model.layers[1].compute_dtype == "float32"  # the user's model is untouched
+
+
+def test_auto_precision_follows_the_hardware_and_a_timing(monkeypatch, stack):
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(_precision, "_AUTO_CHOICE", _precision.weakref.WeakKeyDictionary())
+    assert inference.resolve_settings(stack, (40, 40), tile=32).precision == "float32"
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda: True)
+    calls = []
+
+    def fake_time(model, x, repeats=3):
+        calls.append(model is stack)
+        return 1.0 if model is stack else 0.5  # bfloat16 twice as fast
+
+    monkeypatch.setattr(_precision, "_time", fake_time)
+    assert inference.resolve_settings(stack, (40, 40), tile=32).precision == "bfloat16"
+    assert inference.resolve_settings(stack, (40, 40), tile=32).precision == "bfloat16"
+    assert sorted(calls) == [False, True]  # timed once per model, then cached
+    slow = _conv_stack(seed=3)
+    monkeypatch.setattr(_precision, "_time", lambda model, x, repeats=3: 1.0)
+    assert inference.resolve_settings(slow, (40, 40), tile=32).precision == "float32"
+    assert inference.resolve_settings(slow, (40, 40), precision="float32").precision == "float32"
+
+
+def test_native_bfloat16_reads_the_cpu_flags():
+    expected = any(
+        flag in line.split()
+        for line in open("/proc/cpuinfo")
+        if line.startswith("flags")
+        for flag in ("avx512_bf16", "amx_bf16")
+    )
+    assert _precision.native_bfloat16() in (expected, True)  # True also with a CC >= 8 GPU
+
+
+def test_unknown_precision_is_refused(stack, image):
+    with pytest.raises(InferenceError, match=r"precision.*bfloat16"):
+        _tiled(stack, image, precision="float16")
+
+
+# --------------------------------------------------------------------------------------------------
+# progress
+
+
+def test_progress_on_a_non_terminal_stream_is_a_few_plain_lines(stack, image, capsys):
+    _tiled(stack, image, tile=32, overlap=8, progress=True)  # 3 x 6 tiles
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert "\r" not in captured.err and "\x1b" not in captured.err
+    assert 1 <= len(lines) <= 4 and lines[-1].startswith("predict_tiled: 18/18 tiles (100%)")
+
+
+def test_progress_false_is_silent(stack, image, capsys):
+    _tiled(stack, image, tile=32, overlap=8, progress=False)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_progress_on_a_terminal_is_a_tqdm_bar():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    bar = _progress.progress_bar(3, desc="predict_tiled", unit="tile", enabled=True, file=stream)
+    for _ in range(3):
+        bar.update(1)
+    bar.close()
+    assert "\r" in stream.getvalue() and "3/3" in stream.getvalue()
