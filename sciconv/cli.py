@@ -24,13 +24,12 @@ import argparse
 import inspect
 import math
 import os
-import re
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sciconv._quiet_tf import import_tensorflow_quietly
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvError
 
@@ -363,9 +362,50 @@ def _progress(items, *, desc: str):
     return tqdm(items, desc=desc, unit="file", disable=len(items) < 2, file=sys.stderr)
 
 
+def _is_mosaic(path, args) -> bool:
+    """Segment block by block: asked for (``--block``), or too many pixels for one call."""
+    from sciconv import inference, io
+
+    if args.block is not None:
+        return True
+    h, w, _ = io.probe_shape(path)
+    return h * w > inference.AUTO_BLOCK_PIXELS
+
+
+def _predict_mosaic(model, path, args) -> list[Path]:
+    """Labels to NAME_labels.zarr, the catalog to NAME_catalog.<fmt>, block by block."""
+    from sciconv import inference
+
+    if args.regions or args.format not in (None, "ome-zarr") or args.scale is not None:
+        raise ConfigError(
+            f"{path}: block-wise segmentation (--block, or images over "
+            f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
+            "--regions, --format and --scale are not available for it"
+        )
+    outs = inference.predict_mosaic(
+        model,
+        path,
+        args.out,
+        block=args.block,
+        catalog_format=args.catalog_format,
+        overwrite=args.overwrite,
+        tile=args.tile if args.tile is not None else "auto",
+        overlap=args.overlap,
+        tta="d4" if args.tta else None,
+        batch_size=args.batch_size,
+    )
+    _say(f"{path}: block-wise -> {', '.join(p.name for p in outs.values())}")
+    return list(outs.values())
+
+
 def _predict_segmentation(model, paths, args) -> list[Path]:
     from sciconv import inference, io, models, postprocess
 
+    mosaics = [p for p in paths if _is_mosaic(p, args)]
+    paths = [p for p in paths if p not in mosaics]
+    written: list[Path] = []
+    for path in mosaics:
+        written.extend(_predict_mosaic(model, path, args))
     planned = _segmentation_outputs(
         paths,
         args.out,
@@ -379,26 +419,32 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
         "tile": args.tile if args.tile is not None else "auto",
         "overlap": args.overlap,
         "tta": "d4" if args.tta else None,
-        "scale": args.scale,
+        "scale": args.scale if args.scale is not None else "auto",
     }
-    written: list[Path] = []
     for path in _progress(paths, desc="predict"):
         img = io.read(path)
-        labels, prob = inference.predict_instances(  # the model's recorded post-processing
+        labels, prob, *spread = inference.predict_instances(  # recorded post-processing
             model,
             img,
             batch_size=args.batch_size,
             return_prob=True,
+            uncertainty=args.uncertainty,
             **params,
         )
-        table = postprocess.measure(labels, intensity=img, wcs=img.wcs)
+        std = spread[0] if spread else None
         bad = img.mask if img.mask is not None and img.mask.any() else None
+        table = postprocess.measure(labels, intensity=img, wcs=img.wcs, mask=bad)
+        if img.pixel_scale is not None:  # sizes in arcsec or micrometres too
+            postprocess.add_physical_columns(table, img.pixel_scale)
+        if std is not None:  # each object's score and uncertainty
+            table = _with_scores(table, postprocess.object_scores(labels, prob, std))
         outs = postprocess.write_products(  # the class cube, the labels, the mask, the catalog
             args.out,
             prob=prob,
             labels=labels,
             catalog=table,
             mask=bad,
+            uncertainty=std,
             like=img,
             stem=io.image_stem(path),
             format=_product_format(path, args.format),
@@ -420,6 +466,16 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
         written.extend(outs.values())
         _say(f"{path}: {int(labels.max())} objects -> {outs['labels'].name}")
     return written
+
+
+def _with_scores(table, scores):
+    """The catalog with the objects' ``score`` and ``uncertainty`` columns, rows kept in order."""
+    from astropy.table import join
+
+    joined = join(table, scores, keys="label", join_type="left")
+    joined.sort("label")
+    joined.meta.update(table.meta)
+    return joined
 
 
 def _predict_table(model, paths, args) -> list[Path]:
@@ -614,6 +670,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="segmenters: also write the detections as a DS9/Aladin region file NAME_regions.reg "
         "(ellipses from moments or label outlines; sky coordinates when the image has a WCS)",
     )
+    p.add_argument(
+        "--uncertainty",
+        choices=("tta", "mc_dropout"),
+        default=None,
+        help="segmenters: also an uncertainty map (8 flips/rotations, or 8 samples with dropout "
+        "active; 8x the time): a standard-deviation extension in the products, score and "
+        "uncertainty columns in the catalog",
+    )
+    p.add_argument(
+        "--block",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="segmenters: work block by block (N-px cores) for images larger than memory: "
+        "labels to NAME_labels.zarr, catalog to NAME_catalog.<fmt> (automatic above "
+        "2 x 4096^2 pixels)",
+    )
     _add_product_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--trust", action="store_true", help="load a model holding code (Lambda layers)")
@@ -655,32 +728,6 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
-_TF_CHATTER = re.compile(
-    r"^[IWEF]\d{4} |absl::InitializeLog|cudart_stub|cuda_platform|cuInit|"
-    r"cpu_feature_guard|oneDNN|TensorFlow binary is optimized"
-)
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow and list its devices with fd 2 redirected: TensorFlow's native start-up
-    lines (absl/CUDA, which ignore TF_CPP_MIN_LOG_LEVEL) are dropped, any other line replayed."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        sink.seek(0)
-        for line in sink.read().decode(errors="replace").splitlines(keepends=True):
-            if not _TF_CHATTER.search(line):
-                sys.stderr.write(line)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sciconv`` command; returns the exit code.
 
@@ -708,7 +755,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     debug = os.environ.get("SCICONV_DEBUG") == "1"
     if not debug:
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -138,6 +138,7 @@ def test_catalog_rows_in_an_unsearchable_folder_are_named(tmp_path, deny):
 
 # --------------------------------------------------------------------------- failing writers
 
+
 def _no_partials(folder: Path) -> None:
     assert [p.name for p in folder.iterdir() if ".part" in p.name] == []
 
@@ -306,7 +307,7 @@ def test_valid_recorded_postprocess_loads(tmp_path, saved_model):
 
 
 def test_postprocess_check_at_use_leaves_unknown_names_to_the_caller():
-    from sciconv.models._validate_meta import check_postprocess
+    from sciconv.models import check_postprocess
 
     assert check_postprocess({"minsize": 3}, check_names=False) == {"minsize": 3}
     with pytest.raises(ModelError, match=r"model 'm': recorded .*'min_size' must be an integer"):

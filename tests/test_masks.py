@@ -13,11 +13,11 @@ from astropy.nddata import CCDData
 from astropy.nddata.bitmask import bitfield_to_boolean_mask
 
 from sciconv import io
-from sciconv.datasets._pairs import from_pairs
+from sciconv.datasets import from_pairs
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.losses import BCEDiceLoss, DiceLoss, FocalLoss, bce_dice_loss
 from sciconv.metrics import IoU
-from sciconv.postprocess._measure import COLUMN_UCDS, measure
+from sciconv.postprocess import COLUMN_UCDS, measure
 
 
 def _np(x):

@@ -13,15 +13,14 @@ from sciconv import simulate
 from sciconv.datasets._arrays import image_array
 from sciconv.datasets._scan import common_scale
 from sciconv.errors import ConfigError, DatasetError, InferenceError, ModelError, SciconvWarning
-from sciconv.inference._scale import (
+from sciconv.inference import (
     image_pixel_scale,
     physical_object_size,
     resample,
     resolve_scale,
 )
-from sciconv.io import GridImage
-from sciconv.io._image import PixelScale
-from sciconv.postprocess._physical import add_physical_columns
+from sciconv.io import GridImage, PixelScale
+from sciconv.postprocess import add_physical_columns
 
 UM = PixelScale(0.25, 0.25, "um")
 
@@ -211,3 +210,33 @@ def test_from_arrays_takes_ccddata_with_mask_and_wcs():
     assert next(iter(reg))[1].dtype.name == "float32"
     with pytest.raises(DatasetError, match="N labels; got 3 image"):
         from_arrays(np.ones((3, 6, 6)), [0, 1])
+
+
+def test_predict_instances_resamples_by_the_pixel_scales_of_image_and_model():
+    """A model trained at 0.5 um/px on an image at 0.25 um/px: the image is shrunk by 0.5, so
+    min_size (counted at the model's scale) removes an object that is large enough unscaled."""
+    import keras
+
+    from sciconv.inference import predict_instances
+    from sciconv.io import GridImage
+    from sciconv.models import attach_metadata
+
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
+    )(inputs)
+    model = attach_metadata(
+        keras.Model(inputs, keras.layers.Softmax()(logits)),
+        pixel_scale={"y": 0.5, "x": 0.5, "unit": "um"},
+    )
+    data = np.zeros((64, 64, 1), "float32")
+    data[8:14, 8:14] = 5  # 36 px here, 9 px at the model's scale
+    data[30:50, 30:50] = 5
+    img = GridImage(data, meta={"pixel_scale": {"y": 0.25, "x": 0.25, "unit": "um"}})
+    kw = dict(normalize=None, progress=False, min_size=20)
+    auto = predict_instances(model, img, **kw)
+    assert auto.shape == (64, 64) and int(auto.max()) == 1
+    assert int(predict_instances(model, img, scale=None, **kw).max()) == 2
+    assert int(predict_instances(model, img, scale=1.0, **kw).max()) == 2
+    with pytest.warns(SciconvWarning, match="pixel scale"):
+        predict_instances(model, data, **kw)

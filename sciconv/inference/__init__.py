@@ -50,9 +50,12 @@ One private module per role:
 - ``_progress``: tile progress (a tqdm bar on a terminal or in a notebook, a few plain lines
   elsewhere);
 - ``_scale``: pixel-scale decisions and resampling;
-- ``_core``: the numpy tile loop; ``_dask``: block-wise dense prediction;
+- ``_core``: the numpy tile loop; ``_dask``: block-wise dense prediction (and models shipped
+  to dask workers as files);
+- ``_blocks``: block-wise instances with stitching (:func:`predict_instances_blocks`), labels
+  streamed to zarr or a memory map;
 - ``_tiled``: :func:`predict_tiled`; ``_instances``: :func:`predict_instances`;
-  ``_files``: :func:`predict_files`.
+  ``_files``: :func:`predict_files`, :func:`predict_mosaic`.
 
 Examples
 --------
@@ -68,8 +71,9 @@ Examples
 from __future__ import annotations
 
 from sciconv.inference._blend import BLEND_MODES
-from sciconv.inference._files import predict_files
-from sciconv.inference._instances import predict_instances
+from sciconv.inference._blocks import DEFAULT_BLOCK, BlockPlan, predict_instances_blocks
+from sciconv.inference._files import predict_files, predict_mosaic
+from sciconv.inference._instances import AUTO_BLOCK_PIXELS, predict_instances
 from sciconv.inference._model import receptive_field
 from sciconv.inference._precision import PRECISIONS
 from sciconv.inference._scale import (
@@ -89,17 +93,22 @@ from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._tiles import AUTO_TILE_MAX
 
 __all__ = [
+    "AUTO_BLOCK_PIXELS",
     "AUTO_MEMORY_BUDGET",
     "AUTO_TILE_MAX",
     "BLEND_MODES",
+    "DEFAULT_BLOCK",
     "PAD_MODES",
     "PRECISIONS",
     "TTA_MODES",
+    "BlockPlan",
     "PredictionSettings",
     "image_pixel_scale",
     "physical_object_size",
     "predict_files",
     "predict_instances",
+    "predict_instances_blocks",
+    "predict_mosaic",
     "predict_tiled",
     "receptive_field",
     "resample",

@@ -1,8 +1,8 @@
 """Dask: block-wise prediction with ``map_overlap``, unchanged on a ``dask.distributed`` cluster.
 
 The settings are resolved once, for the whole image, and travel to the blocks as a frozen
-:class:`PredictionSettings` with the normalization limits; the model travels as ``.keras`` bytes
-(:class:`ModelHandle`), loaded once per worker process.
+:class:`PredictionSettings` with the normalization limits; the model travels as its ``.keras``
+file (:class:`ModelHandle`), loaded once per worker process with :func:`sciconv.models.load`.
 """
 
 from __future__ import annotations
@@ -26,13 +26,28 @@ from sciconv.inference._tiles import round_up
 
 
 class ModelHandle:
-    """A picklable reference to a Keras model: ``.keras`` bytes, loaded once per process."""
+    """A picklable reference to a Keras model: its ``.keras`` file, loaded once per process.
+
+    Workers load the file with :func:`sciconv.models.load` (its safety checks, ``trust`` as given),
+    so a model holding a Lambda layer reaches a process-based scheduler only with ``trust=True``;
+    without it the worker raises :class:`~sciconv.errors.InferenceError` saying so (a threaded
+    scheduler uses the in-memory model and needs no reload).
+
+    Examples
+    --------
+    >>> import pickle, keras
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs))
+    >>> handle = pickle.loads(pickle.dumps(ModelHandle(model)))
+    >>> handle.get() is model  # same process: the live model, nothing reloaded
+    True
+    """
 
     _live: ClassVar[weakref.WeakValueDictionary] = weakref.WeakValueDictionary()
     _loaded: ClassVar[dict] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, model: keras.Model):
+    def __init__(self, model: keras.Model, *, trust: bool = False):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
             try:
@@ -44,11 +59,27 @@ class ModelHandle:
                     "keras.saving.register_keras_serializable"
                 ) from err
             self.payload = path.read_bytes()
-        self.key = hashlib.sha256(self.payload).hexdigest()
+        self.name = model.name
+        self.trust = bool(trust)
+        self.key = hashlib.sha256(self.payload).hexdigest() + (":trusted" if trust else "")
         ModelHandle._live[self.key] = model
 
+    @classmethod
+    def from_path(cls, path, *, trust: bool = False) -> ModelHandle:
+        """A handle carrying a ``.keras`` file as it is on disk (checked by loading it here)."""
+        from sciconv.models import load
+
+        model = load(path, trust=trust, compile=False)
+        handle = cls.__new__(cls)
+        handle.payload = Path(path).read_bytes()
+        handle.name = model.name
+        handle.trust = bool(trust)
+        handle.key = hashlib.sha256(handle.payload).hexdigest() + (":trusted" if trust else "")
+        ModelHandle._live[handle.key] = model
+        return handle
+
     def __getstate__(self):
-        return {"payload": self.payload, "key": self.key}
+        return {"payload": self.payload, "key": self.key, "name": self.name, "trust": self.trust}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -59,15 +90,26 @@ class ModelHandle:
             return model
         with ModelHandle._lock:
             if self.key not in ModelHandle._loaded:
-                import sciconv.models  # noqa: F401 - registers sciconv layers before loading
-
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / "model.keras"
-                    path.write_bytes(self.payload)
-                    ModelHandle._loaded[self.key] = keras.saving.load_model(
-                        path, compile=False, safe_mode=True
-                    )
+                ModelHandle._loaded[self.key] = self._load()
             return ModelHandle._loaded[self.key]
+
+    def _load(self) -> keras.Model:
+        from sciconv.errors import UnsafeModelError
+        from sciconv.models import load
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.keras"
+            path.write_bytes(self.payload)
+            try:
+                return load(path, trust=self.trust, compile=False)
+            except UnsafeModelError as err:
+                raise InferenceError(
+                    f"model {self.name!r} cannot be loaded in a dask worker process: {err}. "
+                    "Workers load the model file with sciconv.models.load's safety checks; "
+                    "if you trust the model, pass trust=True (predict_instances_blocks), or run "
+                    "dask with a threaded scheduler (dask.config.set(scheduler='threads')), "
+                    "which uses the model in memory"
+                ) from err
 
 
 def _block(block, *, handle, settings: PredictionSettings, limits, margin: int, block_info=None):

@@ -11,7 +11,7 @@ import numpy as np
 
 from sciconv._validation import check_int
 from sciconv.datasets.prepare import FilePrep
-from sciconv.errors import InferenceError
+from sciconv.errors import InferenceError, OutputExistsError
 from sciconv.inference._model import (
     ClassifierRunner,
     model_channels,
@@ -142,3 +142,94 @@ def _load_cutout(prep: FilePrep, path: Path, channels: int | None) -> np.ndarray
             f"image has {x.shape[-1]} channel(s) but the model expects {channels}", path=path
         )
     return np.ascontiguousarray(prep.fit(prep.normalize(x)), dtype=np.float32)
+
+
+def predict_mosaic(
+    model: keras.Model,
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    block: int | None = None,
+    catalog_format: str = "ecsv",
+    overwrite: bool = False,
+    scheduler=None,
+    progress: bool = True,
+    **kwargs,
+) -> dict[str, Path]:
+    """Segment an image file larger than memory: labels to zarr, the catalog to a table file.
+
+    The file is read lazily (``sciconv.io.read(path, lazy=True)``), segmented block by block
+    (:func:`~sciconv.inference._blocks.predict_instances_blocks`, the model's recorded
+    post-processing), the labels written block by block to ``out_dir/STEM_labels.zarr`` and the
+    catalog (:func:`sciconv.postprocess.measure` columns, ``ra``/``dec`` when the file has a
+    celestial WCS) to ``out_dir/STEM_catalog.ecsv`` (or ``.vot``/``.fits``), both atomically.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A segmenter.
+    path : path
+        A FITS, TIFF or OME-Zarr image.
+    out_dir : path
+        The output folder (created).
+    block : int, optional
+        Core side of the blocks; default :data:`~sciconv.inference._blocks.DEFAULT_BLOCK`.
+    catalog_format : {"ecsv", "votable", "fits"}, optional
+        The catalog's format. Default ``"ecsv"``.
+    overwrite : bool, optional
+        Replace existing outputs (checked before anything is predicted).
+    scheduler : None or dask.distributed.Client, optional
+        Where the blocks run (see ``predict_instances_blocks``).
+    progress : bool, optional
+        A progress bar over blocks.
+    **kwargs
+        Passed to ``predict_instances_blocks`` (``tile``, ``batch_size``, post-processing
+        overrides, ...).
+
+    Returns
+    -------
+    dict
+        ``{"labels": Path, "catalog": Path}``.
+
+    Raises
+    ------
+    OutputExistsError
+        An output exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> paths = predict_mosaic(model, "mosaic.fits", "results/")  # doctest: +SKIP
+    >>> sorted(paths)  # doctest: +SKIP
+    ['catalog', 'labels']
+    """
+    from sciconv import io, postprocess
+    from sciconv.inference._blocks import DEFAULT_BLOCK, predict_instances_blocks
+
+    suffix = {"ecsv": ".ecsv", "votable": ".vot", "fits": ".fits"}.get(catalog_format)
+    if suffix is None:
+        raise InferenceError(
+            f"catalog_format must be 'ecsv', 'votable' or 'fits'; got {catalog_format!r}"
+        )
+    out_dir = Path(out_dir)
+    stem = io.image_stem(path)
+    outs = {
+        "labels": out_dir / f"{stem}_labels.zarr",
+        "catalog": out_dir / f"{stem}_catalog{suffix}",
+    }
+    for target in outs.values():
+        if target.exists() and not overwrite:
+            raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
+    image = io.read(path, lazy=True)
+    _, table = predict_instances_blocks(
+        model,
+        image,
+        block=DEFAULT_BLOCK if block is None else block,
+        out=outs["labels"],
+        overwrite=overwrite,
+        catalog=True,
+        scheduler=scheduler,
+        progress=progress,
+        **kwargs,
+    )
+    postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
+    return outs

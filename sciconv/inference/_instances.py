@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from collections.abc import Mapping
 
 import keras
@@ -11,9 +12,10 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.errors import InferenceError
+from sciconv.inference._scale import image_pixel_scale, resolve_scale
 from sciconv.inference._source import is_dask, validate_image
 from sciconv.inference._tiled import predict_tiled
-from sciconv.models import get_metadata
+from sciconv.models import check_postprocess, get_metadata, get_pixel_scale
 from sciconv.preprocess import NormSpec
 
 
@@ -29,7 +31,9 @@ def _instances_keywords() -> tuple[str, ...]:
 def postprocess_kwargs(model, meta: Mapping, overrides: Mapping) -> dict:
     """The model's recorded post-processing updated by ``overrides``, every name checked."""
     allowed = _instances_keywords()
-    recorded = dict(meta.get("postprocess") or {})
+    recorded = check_postprocess(
+        meta.get("postprocess"), path=f"model {model.name!r}", check_names=False
+    )
     for key in recorded:
         if key not in allowed:
             raise InferenceError(
@@ -49,14 +53,30 @@ def postprocess_kwargs(model, meta: Mapping, overrides: Mapping) -> dict:
     return recorded
 
 
+#: Images with more pixels than this go block by block (:func:`predict_instances_blocks`).
+AUTO_BLOCK_PIXELS = 2 * 4096 * 4096
+
+
 def _check_scale(scale, *, path) -> float:
     try:
         value = float(scale)
     except (TypeError, ValueError):
         value = float("nan")
     if not (math.isfinite(value) and value > 0):
-        raise InferenceError(f"scale must be a positive number or None; got {scale!r}", path=path)
+        raise InferenceError(
+            f"scale must be a positive number, 'auto' or None; got {scale!r}", path=path
+        )
     return value
+
+
+def _zoom_factor(model, image, scale) -> float:
+    """The resampling factor: explicit ``scale``, or the pixel scales of image and model."""
+    path = getattr(image, "path", None)
+    if scale is None:
+        return 1.0
+    if scale != "auto" and not hasattr(scale, "unit") and not hasattr(scale, "to"):
+        return _check_scale(scale, path=path)  # a number (or nonsense: InferenceError)
+    return resolve_scale(image_pixel_scale(image), get_pixel_scale(model), scale, path=path)
 
 
 def predict_instances(
@@ -69,12 +89,21 @@ def predict_instances(
     normalize: str | Mapping | NormSpec | None = "model",
     blend: str = "gaussian",
     tta: str | None = None,
-    scale: float | None = None,
+    scale: float | str | None = "auto",
     progress: bool = True,
     return_prob: bool = False,
+    uncertainty: str | None = None,
+    block: int | None = None,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **overrides,
 ):
     """Instance labels for an image of any size: :func:`predict_tiled` + postprocess.instances.
+
+    Images of more than :data:`AUTO_BLOCK_PIXELS` pixels (and any image when ``block`` or ``out``
+    is given) are segmented block by block with flat memory by
+    :func:`~sciconv.inference._blocks.predict_instances_blocks` (objects stitched at the seams,
+    labels renumbered globally); smaller ones in one piece.
 
     The post-processing parameters are the model's recorded ones
     (``get_metadata(model)["postprocess"]``), updated by ``overrides``; their names are checked
@@ -92,12 +121,16 @@ def predict_instances(
     model : keras.Model
         A segmenter with 2 (background/foreground) or 3 (background/interior/boundary) outputs.
     image : ndarray, GridImage, memmap or dask array
-        Raw pixels, as for :func:`predict_tiled` (a dask result is computed: labels need the
-        whole probability map).
+        Raw pixels, as for :func:`predict_tiled` (in one piece, a dask result is computed; block
+        by block, windows are read one at a time).
     tile, overlap, batch_size, normalize, blend, tta, progress
         Passed to :func:`predict_tiled`.
-    scale : float or None
-        ``None`` (default): no resampling. A number: resample by this factor first (e.g. 0.5
+    scale : "auto", float, PixelScale, Quantity or None
+        ``"auto"`` (default): resample when the image and the model both know their pixel scale
+        (:attr:`sciconv.io.GridImage.pixel_scale`, the ``pixel_scale`` the model was trained at)
+        and they differ, by their ratio (:func:`resolve_scale`; a warning when only the model's
+        is known). A PixelScale or Quantity: the image's pixel scale. ``None``: no resampling.
+        A number: resample by this factor first, whatever the metadata say (e.g. 0.5
         for objects twice the size of the training ones; bilinear, anti-aliased when shrinking;
         a lazy or dask image is read whole). For the pretrained nuclei model,
         ``sciconv.models.pretrained_info("nuclei")["object_diameter_px"]`` gives the
@@ -105,7 +138,21 @@ def predict_instances(
         so ``scale = 18 / (your nuclei's diameter in pixels)``.
     return_prob : bool
         Also return the class probabilities ``(H, W, K)`` float32 that the labels came from (with
-        ``scale``: resampled back to the input's size, bilinear).
+        ``scale``: resampled back to the input's size, bilinear). Not block by block.
+    uncertainty : {None, "tta", "mc_dropout"}
+        Also compute the per-pixel spread (:func:`predict_uncertainty`: the 8 D4 transforms, or
+        8 samples with dropout active); the labels then come from the mean of the samples, and
+        the result gains the spread map: ``(labels, prob, std)`` — give both to
+        :func:`sciconv.postprocess.object_scores` for each object's score and uncertainty. Not
+        block by block, and not with ``tta`` (``"tta"`` is D4 test-time augmentation already).
+    block : int or None
+        Segment block by block with cores of this side (pixels); default: block by block, with
+        cores of 4096, only above :data:`AUTO_BLOCK_PIXELS`.
+    out : None or path
+        A ``.zarr`` or ``.npy`` path the labels are written to block by block (atomically), for
+        labels that do not fit in memory; implies block by block.
+    overwrite : bool
+        Replace an existing ``out``.
     **overrides
         Keyword arguments of :func:`sciconv.postprocess.instances` (``threshold``, ``min_size``,
         ``method``, ``min_distance``, ...) that replace the model's recorded ones.
@@ -113,14 +160,16 @@ def predict_instances(
     Returns
     -------
     ndarray of int32, shape (H, W)
-        0 = background, objects numbered 1..N; ``(labels, prob)`` with ``return_prob=True``.
+        0 = background, objects numbered 1..N; ``(labels, prob)`` with ``return_prob=True``;
+        ``(labels, prob, std)`` with ``uncertainty``.
 
     Raises
     ------
     InferenceError
         An override (or a recorded post-processing key) that :func:`sciconv.postprocess.instances`
         does not take, raised before any prediction runs; a ``scale`` that is not a positive
-        number; anything :func:`predict_tiled` raises.
+        number; ``block``/``out`` with ``scale`` or ``return_prob``; anything
+        :func:`predict_tiled` raises.
 
     Examples
     --------
@@ -137,8 +186,54 @@ def predict_instances(
     from sciconv import postprocess
 
     kwargs = postprocess_kwargs(model, get_metadata(model), overrides)
+    factor = _zoom_factor(model, image, scale)
+    zoom = None if factor == 1.0 else factor
+    if uncertainty is not None:
+        look_up_option(uncertainty, ("tta", "mc_dropout"), name="uncertainty", error=InferenceError)
+        if tta is not None:
+            raise InferenceError("uncertainty= already averages samples; leave tta=None")
+        if block is not None or out is not None:
+            raise InferenceError("uncertainty= is not available block by block (block=, out=)")
+    if _blockwise(
+        image, block=block, out=out, scale=zoom, return_prob=return_prob or uncertainty is not None
+    ):
+        from sciconv.inference._blocks import DEFAULT_BLOCK, predict_instances_blocks
 
-    def segment(img) -> tuple[np.ndarray, np.ndarray]:
+        return predict_instances_blocks(
+            model,
+            image,
+            block=DEFAULT_BLOCK if block is None else block,
+            out=out,
+            overwrite=overwrite,
+            catalog=False,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            normalize=normalize,
+            blend=blend,
+            tta=tta,
+            progress=progress,
+            **overrides,
+        )
+
+    def segment(img):
+        if uncertainty is not None:
+            from sciconv.inference._uncertainty import predict_uncertainty
+
+            prob, std = predict_uncertainty(
+                model,
+                img,
+                method=uncertainty,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                normalize=normalize,
+                blend=blend,
+                progress=progress,
+            )
+            if is_dask(prob):
+                prob, std = prob.compute(), std.compute()
+            return postprocess.instances(prob, **kwargs), prob, std
         prob = predict_tiled(
             model,
             img,
@@ -152,25 +247,46 @@ def predict_instances(
         )
         if is_dask(prob):
             prob = prob.compute()
-        return postprocess.instances(prob, **kwargs), prob
+        return postprocess.instances(prob, **kwargs), prob, None
 
-    def result(labels, prob):
+    def result(labels, prob, std):
+        if uncertainty is not None:
+            return labels, prob, std
         return (labels, prob) if return_prob else labels
 
-    if scale is None:
+    if zoom is None:
         return result(*segment(image))
     arr, path = validate_image(image)
-    scale = _check_scale(scale, path=path)
-    if scale == 1.0:
-        return result(*segment(image))
     hw = (int(arr.shape[0]), int(arr.shape[1]))
-    labels, prob = segment(_rescale_image(arr, scale, path=path))
-    if return_prob:
+    labels, *maps = segment(_rescale_image(arr, zoom, path=path))
+    if return_prob or uncertainty is not None:
         from skimage.transform import resize
 
-        prob = resize(prob, (*hw, prob.shape[-1]), order=1, preserve_range=True)
-        prob = prob.astype(np.float32)
-    return result(_resize_labels(labels, hw), prob)
+        maps = [
+            None
+            if m is None
+            else resize(m, (*hw, m.shape[-1]), order=1, preserve_range=True).astype(np.float32)
+            for m in maps
+        ]
+    return result(_resize_labels(labels, hw), *maps)
+
+
+def _blockwise(image, *, block, out, scale, return_prob) -> bool:
+    """Whether :func:`predict_instances` goes block by block (asked for, or a big image)."""
+    asked = block is not None or out is not None
+    if asked and (scale is not None or return_prob):
+        raise InferenceError(
+            "block= and out= (block-by-block instances) do not combine with scale= or "
+            "return_prob=True; resample the image first, or call predict_tiled for probabilities"
+        )
+    if asked:
+        return True
+    if scale is not None or return_prob:
+        return False
+    shape = getattr(image, "shape", None)
+    if shape is None:  # GridImage or other wrapper: validate to see its size
+        shape = validate_image(image)[0].shape
+    return int(shape[0]) * int(shape[1]) > AUTO_BLOCK_PIXELS
 
 
 def _rescale_image(arr, scale: float, *, path) -> np.ndarray:

@@ -25,6 +25,8 @@ Examples
 
 from __future__ import annotations
 
+from sciconv.models import uncertainty_layers  # noqa: F401  (registers its layers for loading)
+from sciconv.models._validate_meta import check_postprocess
 from sciconv.models.bioimageio import export_bioimageio
 from sciconv.models.builders import check_input_shape, classifier, regressor, segmenter
 from sciconv.models.export import EXPORT_FORMATS, export
@@ -46,6 +48,7 @@ __all__ = [
     "SciconvMetadata",
     "attach_metadata",
     "check_input_shape",
+    "check_postprocess",
     "classifier",
     "export",
     "export_bioimageio",

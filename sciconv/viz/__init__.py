@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 
+from sciconv.viz._calibration import plot_reliability
 from sciconv.viz._display import STRETCHES, contours, outlines, overlay_mask, show
 from sciconv.viz._network import feature_maps, filters, grad_cam, grad_cam_heatmap
 from sciconv.viz._plots import compare_catalogs, confusion_matrix, training_curves
@@ -49,6 +50,7 @@ __all__ = [
     "match_catalogs",
     "outlines",
     "overlay_mask",
+    "plot_reliability",
     "show",
     "training_curves",
 ]

@@ -1,0 +1,372 @@
+"""Calibrated class probabilities: temperature scaling, expected calibration error, reliability.
+
+A classifier's softmax (or sigmoid) outputs are often over-confident. Temperature scaling (Guo et
+al. 2017, "On Calibration of Modern Neural Networks") divides the logits by one scalar ``T``
+fitted on held-out data by minimizing the negative log-likelihood; the ranking (and so the
+accuracy) is unchanged.
+
+- :func:`fit_temperature` fits ``T`` on validation probabilities (or a model and its validation
+  data): multi-class softmax and multi-label / binary sigmoid;
+- :func:`calibrate` returns the classifier with a :class:`TemperatureScaling` layer appended on its
+  probabilities and the temperature in its sciconv metadata (``"temperature"``), so every predict
+  path (``model.predict``, :func:`sciconv.inference.predict_files`, the saved ``.keras`` file,
+  an ONNX export) applies it;
+- :func:`expected_calibration_error` and :func:`reliability_curve` measure calibration
+  (:func:`sciconv.viz.plot_reliability` draws the curve).
+
+Examples
+--------
+>>> import numpy as np
+>>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+>>> round(expected_calibration_error(probs, np.array([0, 0, 1, 1]), bins=5), 3)
+0.3
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+
+from sciconv._validation import check_int, look_up_option
+from sciconv.errors import ConfigError, ModelError, SciconvWarning
+from sciconv.models import get_metadata
+from sciconv.models.layers import SciconvMetadata
+from sciconv.models.uncertainty_layers import CALIBRATION_MODES, TemperatureScaling
+
+__all__ = [
+    "CALIBRATION_MODES",
+    "TemperatureScaling",
+    "calibrate",
+    "expected_calibration_error",
+    "fit_temperature",
+    "reliability_curve",
+]
+
+_EPS = 1e-7
+_LOG_T_BOUNDS = (np.log(0.02), np.log(50.0))
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+
+
+def _probs(probs) -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim == 1:
+        p = p[:, None]
+    if p.ndim != 2 or p.shape[0] == 0:
+        raise ConfigError(f"probs must have shape (N, K) with N >= 1; got shape {p.shape}")
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+        raise ConfigError("probs must be finite probabilities in [0, 1]")
+    return p
+
+
+def _guess_mode(p: np.ndarray) -> str:
+    if p.shape[1] > 1 and np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
+        return "softmax"
+    return "sigmoid"
+
+
+def _targets(y, p: np.ndarray, mode: str) -> np.ndarray:
+    """Class ids (N,) for softmax; 0/1 array (N, K) for sigmoid."""
+    y = np.asarray(y)
+    n, k = p.shape
+    if mode == "softmax":
+        if y.ndim == 2 and y.shape == p.shape:
+            y = y.argmax(axis=1)
+        y = y.reshape(-1)
+        if y.shape[0] != n or not np.issubdtype(y.dtype, np.number):
+            raise ConfigError(
+                f"y must hold {n} class ids (or one-hot rows of width {k}); got shape {y.shape}"
+            )
+        y = y.astype(np.int64)
+        if y.min() < 0 or y.max() >= k:
+            raise ConfigError(f"class ids in y must be in [0, {k}); got {y.min()}..{y.max()}")
+        return y
+    y = y.reshape(n, -1) if y.size == p.size else y
+    if y.shape != p.shape or not np.isin(y, (0, 1)).all():
+        raise ConfigError(
+            f"y must be a 0/1 array of shape {p.shape} for sigmoid outputs; got shape {y.shape}"
+        )
+    return y.astype(np.float64)
+
+
+def _mode_for(model_or_probs, mode) -> str | None:
+    if mode is not None:
+        return look_up_option(mode, CALIBRATION_MODES, name="mode")
+    if isinstance(model_or_probs, keras.Model):
+        task = get_metadata(model_or_probs).get("task")
+        if task == "multilabel":
+            return "sigmoid"
+        if task == "classification":
+            return "softmax"
+    return None
+
+
+def _predict(model: keras.Model, x, batch_size: int):
+    """Probabilities and, for a tf.data.Dataset of (x, y) batches, the labels collected."""
+    if hasattr(x, "element_spec"):
+        ys, ps = [], []
+        for batch in x:
+            if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+                raise ConfigError("a dataset for calibration must yield (x, y) batches")
+            ps.append(np.asarray(model.predict_on_batch(batch[0])))
+            ys.append(np.asarray(batch[1]))
+        return np.concatenate(ps), np.concatenate(ys)
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0)), None
+
+
+# --------------------------------------------------------------------------------------------------
+# temperature
+
+
+def _nll(log_t: float, p: np.ndarray, y: np.ndarray, mode: str) -> float:
+    t = np.exp(log_t)
+    q = np.clip(p, _EPS, 1 - _EPS)
+    if mode == "softmax":
+        z = np.log(q) / t
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-logp[np.arange(len(y)), y].mean())
+    z = (np.log(q) - np.log1p(-q)) / t
+    # -[y log s(z) + (1 - y) log(1 - s(z))] = softplus(z) - y z, written stably
+    return float((np.logaddexp(0.0, z) - y * z).mean())
+
+
+def fit_temperature(
+    probs_or_model,
+    x_val=None,
+    y_val=None,
+    *,
+    mode: str | None = None,
+    batch_size: int = 64,
+) -> float:
+    """Fit the temperature that minimizes the negative log-likelihood on validation data.
+
+    Parameters
+    ----------
+    probs_or_model : ndarray of shape (N, K) or keras.Model
+        Validation probabilities, or a classifier (then ``x_val`` is predicted).
+    x_val : array or tf.data.Dataset, optional
+        With a model: the validation inputs, as the model takes them (already normalized), or a
+        dataset of ``(x, y)`` batches (then ``y_val`` is taken from it). With probabilities: the
+        labels may be passed here instead of ``y_val``.
+    y_val : array, optional
+        Class ids (N,) or one-hot rows (N, K) for softmax; a 0/1 array (N, K) for sigmoid.
+    mode : {"softmax", "sigmoid"}, optional
+        Default: from the model's metadata (``task`` ``"classification"`` -> softmax,
+        ``"multilabel"`` -> sigmoid), else softmax when every row sums to 1 and sigmoid otherwise.
+    batch_size : int, optional
+        Prediction batch size. Default 64.
+
+    Returns
+    -------
+    float
+        ``T`` in [0.02, 50], found by bounded Brent minimization over ``log T``
+        (``scipy.optimize.minimize_scalar``). A ``T`` at a bound warns
+        (:class:`~sciconv.errors.SciconvWarning`).
+
+    Raises
+    ------
+    ConfigError
+        Probabilities outside [0, 1] or of the wrong shape; labels that do not match them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 400)
+    >>> right = rng.random(400) < 0.7                  # 70 % correct, but always 95 % sure
+    >>> pred = np.where(right, y, 1 - y)
+    >>> probs = np.where(pred[:, None] == [0, 1], 0.95, 0.05)
+    >>> t = fit_temperature(probs, y)
+    >>> t > 2.0
+    True
+    """
+    from scipy.optimize import minimize_scalar
+
+    batch_size = check_int(batch_size, name="batch_size", minimum=1)
+    mode = _mode_for(probs_or_model, mode)
+    if isinstance(probs_or_model, keras.Model):
+        if x_val is None:
+            raise ConfigError("fit_temperature(model, x_val, y_val) needs validation inputs x_val")
+        p, y_from_ds = _predict(probs_or_model, x_val, batch_size)
+        y_val = y_from_ds if y_val is None else y_val
+    else:
+        p = probs_or_model
+        if y_val is None:
+            x_val, y_val = None, x_val
+        elif x_val is not None:
+            raise ConfigError("with probabilities pass fit_temperature(probs, y_val), no x_val")
+    if y_val is None:
+        raise ConfigError("fit_temperature needs the validation labels y_val")
+    p = _probs(p)
+    mode = mode or _guess_mode(p)
+    y = _targets(y_val, p, mode)
+    res = minimize_scalar(
+        _nll,
+        bounds=_LOG_T_BOUNDS,
+        args=(p, y, mode),
+        method="bounded",
+        options={"xatol": 1e-5},
+    )
+    log_t = float(res.x)
+    if min(abs(log_t - b) for b in _LOG_T_BOUNDS) < 1e-3:
+        warnings.warn(
+            f"the fitted temperature {np.exp(log_t):.3g} sits at the search bound: the "
+            "validation set may be tiny, separable or mislabeled",
+            SciconvWarning,
+            stacklevel=2,
+        )
+    return float(np.exp(log_t))
+
+
+def calibrate(
+    model: keras.Model,
+    x_val=None,
+    y_val=None,
+    *,
+    temperature: float | None = None,
+    mode: str | None = None,
+    batch_size: int = 64,
+) -> keras.Model:
+    """Return ``model`` with temperature scaling appended on its probabilities.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier with one probability output (N, K) (softmax or sigmoid), e.g.
+        :func:`sciconv.models.classifier`.
+    x_val, y_val
+        Validation data for :func:`fit_temperature` (not needed when ``temperature`` is given).
+    temperature : float, optional
+        Use this temperature instead of fitting one.
+    mode : {"softmax", "sigmoid"}, optional
+        See :func:`fit_temperature`.
+    batch_size : int, optional
+        Prediction batch size. Default 64.
+
+    Returns
+    -------
+    keras.Model
+        ``Input -> SciconvMetadata -> model -> TemperatureScaling``, sharing ``model``'s weights
+        (``model`` itself is not changed). Its metadata is ``model``'s plus ``"temperature"``
+        and ``"calibration"`` (``{"method": "temperature", "mode": ...}``), so it is saved,
+        loaded and exported with the model and every predict path applies it.
+
+    Raises
+    ------
+    ModelError
+        ``model`` is not a one-input, one-output Keras model with a 2-D output, or is already
+        calibrated.
+    ConfigError
+        See :func:`fit_temperature`.
+
+    Examples
+    --------
+    >>> from sciconv.models import classifier, get_metadata
+    >>> model = classifier((8, 8, 1), 3, filters=(2,), dense=())
+    >>> calibrated = calibrate(model, temperature=1.5)
+    >>> get_metadata(calibrated)["temperature"], calibrated.output.shape
+    (1.5, (None, 3))
+    """
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+        raise ModelError(
+            f"calibrate needs a classifier with one input and one (N, K) probability output; "
+            f"{model.name!r} has outputs {[tuple(o.shape) for o in model.outputs]}"
+        )
+    meta = dict(get_metadata(model).items())
+    if "temperature" in meta:
+        raise ModelError(
+            f"model {model.name!r} is already calibrated (temperature {meta['temperature']}); "
+            "calibrate the uncalibrated model"
+        )
+    if temperature is None:
+        if x_val is None:
+            raise ConfigError("calibrate needs validation data (x_val, y_val) or temperature=")
+        temperature = fit_temperature(model, x_val, y_val, mode=mode, batch_size=batch_size)
+    mode = _mode_for(model, mode) or "softmax"
+    meta.update(temperature=float(temperature), calibration={"method": "temperature", "mode": mode})
+    inputs = keras.Input(shape=model.inputs[0].shape[1:], name=f"{model.name}_input")
+    x = SciconvMetadata(meta, name=f"{model.name}_calibrated_metadata")(inputs)
+    out = TemperatureScaling(temperature, mode=mode, name=f"{model.name}_temperature")(model(x))
+    return keras.Model(inputs, out, name=f"{model.name}_calibrated")
+
+
+# --------------------------------------------------------------------------------------------------
+# measures
+
+
+def _confidence_and_correct(probs, y):
+    p = _probs(probs)
+    mode = _guess_mode(p)
+    t = _targets(y, p, mode)
+    if mode == "softmax":
+        return p.max(axis=1), (p.argmax(axis=1) == t).astype(np.float64)
+    # sigmoid: every entry is a binary prediction; confidence in the predicted side
+    p, t = p.ravel(), t.ravel()
+    return np.maximum(p, 1 - p), ((p > 0.5) == (t > 0.5)).astype(np.float64)
+
+
+def reliability_curve(probs, y, *, bins: int = 15) -> dict:
+    """Accuracy against confidence in equal-width confidence bins.
+
+    Parameters
+    ----------
+    probs : ndarray of shape (N, K)
+        Softmax rows (summing to 1; confidence = the largest, correct = argmax is the label) or
+        sigmoid outputs (each entry a binary prediction; confidence = ``max(p, 1 - p)``).
+    y : ndarray
+        Class ids (N,) or one-hot rows for softmax; 0/1 (N, K) for sigmoid.
+    bins : int, optional
+        Equal-width bins over [0, 1]. Default 15.
+
+    Returns
+    -------
+    dict
+        ``"edges"`` (bins + 1,), and per bin ``"confidence"`` (mean confidence), ``"accuracy"``
+        (fraction correct) and ``"count"``; empty bins hold NaN and count 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> curve = reliability_curve(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0]), bins=2)
+    >>> curve["count"].tolist(), curve["accuracy"].tolist()
+    ([0, 2], [nan, 0.5])
+    """
+    bins = check_int(bins, name="bins", minimum=1)
+    conf, correct = _confidence_and_correct(probs, y)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(idx, weights=conf, minlength=bins) / count
+        accuracy = np.bincount(idx, weights=correct, minlength=bins) / count
+    return {"edges": edges, "confidence": confidence, "accuracy": accuracy, "count": count}
+
+
+def expected_calibration_error(probs, y, *, bins: int = 15) -> float:
+    r"""Expected calibration error: the count-weighted mean gap between accuracy and confidence.
+
+    .. math::
+
+        \mathrm{ECE} = \sum_b \frac{n_b}{N} \left| \mathrm{acc}_b - \mathrm{conf}_b \right|
+
+    over the equal-width confidence bins of :func:`reliability_curve` (Naeini et al. 2015; Guo
+    et al. 2017). 0 is perfect calibration.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> expected_calibration_error(np.array([[0.75, 0.25]] * 4), np.array([0, 0, 0, 1]))
+    0.0
+    """
+    curve = reliability_curve(probs, y, bins=bins)
+    n = curve["count"]
+    keep = n > 0
+    gap = np.abs(curve["accuracy"][keep] - curve["confidence"][keep])
+    return float(np.sum(n[keep] * gap) / n.sum())

@@ -1,0 +1,374 @@
+"""Per-pixel uncertainty as Keras model wrappers that :func:`predict_tiled` runs unchanged.
+
+:func:`uncertainty_model` wraps a per-pixel model into one whose output is the mean of ``S``
+stochastic or transformed predictions followed by their spread, ``concat[mean (K), std (K)]``
+(or ``concat[mean (K), entropy (1)]``):
+
+- ``"tta"``: the 8 elements of the dihedral group D4 (flips and transposes of the tile, each
+  undone on the output before averaging); exact zero spread for a D4-equivariant model;
+- ``"mc_dropout"``: Monte-Carlo dropout: a clone of the model whose ``Dropout`` /
+  ``SpatialDropout`` layers stay active at inference (:class:`AlwaysDropout`, with a fixed seed,
+  so the same tile always gets the same ``S`` masks) while every other layer (BatchNorm included)
+  stays in inference mode and shares the model's weights; the ``S`` samples run as one batch;
+- ``"ensemble"``: several models with the same input and output.
+
+Because the wrapper is an ordinary ``keras.Model`` carrying the base model's sciconv metadata
+(divisor, normalization, input transform), tiling, blending, normalization and dask streaming all
+work as for the mean alone. :func:`predict_uncertainty` runs it and splits the channels.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import weakref
+
+import keras
+import numpy as np
+
+from sciconv._validation import check_int, look_up_option
+from sciconv.errors import InferenceError, SciconvWarning
+from sciconv.inference._tiled import predict_tiled
+from sciconv.models import get_metadata
+from sciconv.models.layers import SciconvMetadata
+from sciconv.models.uncertainty_layers import (
+    UNCERTAINTY_OUTPUTS,
+    AlwaysDropout,
+    D4Transform,
+    EnsembleMoments,
+    RepeatBatch,
+)
+
+__all__ = [
+    "UNCERTAINTY_METHODS",
+    "UNCERTAINTY_OUTPUTS",
+    "predict_uncertainty",
+    "split_moments",
+    "uncertainty_model",
+]
+
+UNCERTAINTY_METHODS = ("tta", "mc_dropout", "ensemble")
+_EPS = 1e-7
+
+
+# --------------------------------------------------------------------------------------------------
+# layers
+
+
+# --------------------------------------------------------------------------------------------------
+# wrappers
+
+
+def _validate_per_pixel(model, *, name: str = "model") -> None:
+    if not isinstance(model, keras.Model):
+        raise InferenceError(f"{name} must be a keras.Model; got {type(model).__name__}")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise InferenceError(
+            f"{name} {model.name!r} must have one input and one output for an uncertainty "
+            f"wrapper; it has {len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+    if len(model.inputs[0].shape) != 4 or len(model.outputs[0].shape) != 4:
+        raise InferenceError(
+            f"{name} {model.name!r} must map (N, H, W, C) to (N, H, W, K); it maps "
+            f"{tuple(model.inputs[0].shape)} to {tuple(model.outputs[0].shape)}"
+        )
+
+
+def _is_dropout(layer) -> bool:
+    return isinstance(layer, keras.layers.Dropout) and not isinstance(layer, AlwaysDropout)
+
+
+def _dropout_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _dropout_layers(layer)
+        elif _is_dropout(layer):
+            yield layer
+
+
+def _mc_dropout_clone(model: keras.Model, seed: int) -> keras.Model:
+    """Clone ``model`` sharing every layer except Dropout, which becomes :class:`AlwaysDropout`."""
+    counter = iter(range(1_000_000))
+
+    def clone(layer):
+        if _is_dropout(layer):
+            spatial = isinstance(
+                layer,
+                (
+                    keras.layers.SpatialDropout1D,
+                    keras.layers.SpatialDropout2D,
+                    keras.layers.SpatialDropout3D,
+                ),
+            )
+            return AlwaysDropout(
+                layer.rate,
+                spatial=spatial,
+                seed=seed + 7919 * next(counter),
+                name=f"{layer.name}_mc",
+            )
+        return layer  # shared: same weights, same inference behaviour
+
+    try:
+        return keras.models.clone_model(model, clone_function=clone, recursive=True)
+    except (ValueError, TypeError) as err:
+        raise InferenceError(
+            f"mc_dropout needs a functional or Sequential Keras model to clone; cloning "
+            f"{model.name!r} failed: {err}"
+        ) from None
+
+
+def _spatial_check(model: keras.Model, method: str) -> None:
+    h, w = model.inputs[0].shape[1:3]
+    if method == "tta" and h is not None and w is not None and h != w:
+        raise InferenceError(
+            f"tta transposes tiles, so model {model.name!r} needs square inputs or a free "
+            f"spatial size (None, None); its input is {h} x {w}. Use method='mc_dropout' or "
+            "'ensemble', or rebuild the model with input_shape=(None, None, C)"
+        )
+
+
+def _ensemble_members(model, models) -> list:
+    members = list(models) if models is not None else []
+    if model is not None and all(m is not model for m in members):
+        members.insert(0, model)
+    if len(members) < 2:
+        raise InferenceError(
+            f"method='ensemble' needs at least 2 models (model plus models=[...]); got "
+            f"{len(members)}"
+        )
+    for i, m in enumerate(members):
+        _validate_per_pixel(m, name=f"models[{i}]")
+    first = members[0]
+    for i, m in enumerate(members[1:], start=1):
+        if tuple(m.inputs[0].shape[1:]) != tuple(first.inputs[0].shape[1:]) or (
+            m.outputs[0].shape[-1] != first.outputs[0].shape[-1]
+        ):
+            raise InferenceError(
+                f"ensemble members must share input and output shapes: models[0] maps "
+                f"{tuple(first.inputs[0].shape)} -> {tuple(first.outputs[0].shape)}, "
+                f"models[{i}] ({m.name!r}) maps {tuple(m.inputs[0].shape)} -> "
+                f"{tuple(m.outputs[0].shape)}"
+            )
+    return members
+
+
+def uncertainty_model(
+    model: keras.Model | None,
+    method: str = "tta",
+    *,
+    models=None,
+    samples: int = 8,
+    output: str = "std",
+    seed: int = 0,
+) -> keras.Model:
+    """Wrap a per-pixel model so it predicts a mean and an uncertainty map in one call.
+
+    Parameters
+    ----------
+    model : keras.Model or None
+        A per-pixel model (N, H, W, C) -> (N, H, W, K), e.g. a :func:`sciconv.models.segmenter`.
+        May be None for ``method="ensemble"`` when ``models`` holds them all.
+    method : {"tta", "mc_dropout", "ensemble"}, optional
+        ``"tta"`` (default): the 8 D4 flips/transposes of each tile, each undone before averaging
+        (the model is called 8 times; tiles are transposed, so a model with a fixed non-square
+        input raises). ``"mc_dropout"``: ``samples`` passes with the model's ``Dropout`` /
+        ``SpatialDropout`` layers active and everything else in inference mode (BatchNorm uses
+        its moving statistics); the passes run as one batch of ``samples * N``. ``"ensemble"``:
+        one pass of each model (``model`` plus ``models``).
+    models : sequence of keras.Model, optional
+        Ensemble members (same input and output shapes). Only for ``method="ensemble"``.
+    samples : int, optional
+        Monte-Carlo samples for ``"mc_dropout"``. Default 8 (8 forward passes, like ``"tta"``).
+    output : {"std", "entropy"}, optional
+        Spread channel(s): ``"std"`` (default, one per output channel) or the predictive
+        ``"entropy"`` of the mean (one channel; see :class:`EnsembleMoments`).
+    seed : int, optional
+        Seed of the Monte-Carlo dropout masks. Default 0.
+
+    Returns
+    -------
+    keras.Model
+        (N, H, W, C) -> (N, H, W, K + K) for ``"std"`` or (N, H, W, K + 1) for ``"entropy"``:
+        the mean first. It shares the weights of ``model`` (no copy) and carries its sciconv
+        metadata (divisor as the least common multiple of the members', normalization, input
+        transform) plus ``uncertainty_method``, ``uncertainty_output``, ``uncertainty_samples``
+        and ``mean_channels``, so :func:`sciconv.inference.predict_tiled` tiles it as the model.
+        Saved and loaded like any sciconv model.
+
+    Raises
+    ------
+    InferenceError
+        Unknown ``method`` or ``output``; a model that is not a one-input, one-output per-pixel
+        Keras model; fewer than 2 ensemble members or members of different shapes; a fixed
+        non-square input with ``"tta"``; a model ``"mc_dropout"`` cannot clone.
+
+    Warns
+    -----
+    SciconvWarning
+        ``"mc_dropout"`` on a model with no dropout layer (the spread is then 0 everywhere).
+
+    Examples
+    --------
+    >>> import keras, numpy as np
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    >>> wrapper = uncertainty_model(model, "tta")
+    >>> y = np.asarray(wrapper(np.ones((1, 8, 12, 1), "float32")))
+    >>> y.shape, bool(np.abs(y[..., 2:]).max() < 1e-5)  # a 1x1 conv commutes with D4: no spread
+    ((1, 8, 12, 4), True)
+    """
+    method = look_up_option(method, UNCERTAINTY_METHODS, name="method", error=InferenceError)
+    output = look_up_option(output, UNCERTAINTY_OUTPUTS, name="output", error=InferenceError)
+    samples = check_int(samples, name="samples", minimum=2, error=InferenceError)
+    if models is not None and method != "ensemble":
+        raise InferenceError(f"models= is only for method='ensemble'; got method={method!r}")
+    if method == "ensemble":
+        members = _ensemble_members(model, models)
+    else:
+        _validate_per_pixel(model)
+        members = [model]
+    base = members[0]
+    _spatial_check(base, method)
+    meta = dict(get_metadata(base).items())  # a plain dict (Keras tracks layer dicts)
+    divisors = [int(get_metadata(m).get("divisor", 1) or 1) for m in members]
+    if max(divisors) > 1:
+        meta["divisor"] = math.lcm(*divisors)
+    channels = base.outputs[0].shape[-1]
+    n_samples = {"tta": 8, "mc_dropout": samples, "ensemble": len(members)}[method]
+    meta.update(
+        uncertainty_method=method,
+        uncertainty_output=output,
+        uncertainty_samples=n_samples,
+        mean_channels=None if channels is None else int(channels),
+    )
+    inputs = keras.Input(shape=base.inputs[0].shape[1:], name=f"{base.name}_{method}_input")
+    x = SciconvMetadata(meta, name=f"{base.name}_{method}_metadata")(inputs)
+    if method == "tta":
+        preds = [
+            D4Transform(k, inverse=True, name=f"{base.name}_tta_{k}_undo")(
+                base(D4Transform(k, name=f"{base.name}_tta_{k}")(x))
+            )
+            for k in range(8)
+        ]
+        moments = EnsembleMoments(output=output, name=f"{base.name}_tta_moments")(preds)
+    elif method == "ensemble":
+        preds = [m(x) for m in members]
+        moments = EnsembleMoments(output=output, name=f"{base.name}_ensemble_moments")(preds)
+    else:
+        if not any(True for _ in _dropout_layers(base)):
+            warnings.warn(
+                f"model {base.name!r} has no Dropout or SpatialDropout layer: mc_dropout "
+                "samples are all equal and the spread is 0 everywhere (use method='tta' or "
+                "'ensemble', or build the model with dropout)",
+                SciconvWarning,
+                stacklevel=2,
+            )
+        clone = _mc_dropout_clone(base, seed)
+        repeated = RepeatBatch(samples, name=f"{base.name}_mc_repeat")(x)
+        moments = EnsembleMoments(samples, output=output, name=f"{base.name}_mc_moments")(
+            clone(repeated)
+        )
+    return keras.Model(inputs, moments, name=f"{base.name}_{method}")
+
+
+_WRAPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cached_wrapper(model, method, models, samples, output, seed) -> keras.Model:
+    """One wrapper per (model, settings), so repeated calls reuse its trace and receptive field."""
+    if model is None or models is not None:
+        return uncertainty_model(
+            model, method, models=models, samples=samples, output=output, seed=seed
+        )
+    per_model = _WRAPPERS.setdefault(model, {})
+    key = (method, samples, output, seed)
+    if key not in per_model:
+        per_model[key] = uncertainty_model(model, method, samples=samples, output=output, seed=seed)
+    return per_model[key]
+
+
+def predict_uncertainty(
+    model: keras.Model | None,
+    image,
+    *,
+    method: str = "tta",
+    models=None,
+    samples: int = 8,
+    output: str = "std",
+    seed: int = 0,
+    **predict_tiled_kwargs,
+):
+    """Per-pixel prediction with an uncertainty map, tile by tile: ``(mean, spread)``.
+
+    Builds (once per model and settings) the :func:`uncertainty_model` wrapper and runs
+    :func:`sciconv.inference.predict_tiled` on it, so tiling, blending, normalization, NaN
+    handling, memory maps and dask input behave exactly as for the mean alone. The spread maps of
+    overlapping tiles are blended like the means.
+
+    Parameters
+    ----------
+    model : keras.Model or None
+        The per-pixel model (None only for an ensemble given whole in ``models``).
+    image : ndarray (H, W) or (H, W, C), GridImage, memmap or dask array
+        Raw pixels, as for :func:`sciconv.inference.predict_tiled`.
+    method, models, samples, output, seed
+        See :func:`uncertainty_model`.
+    **predict_tiled_kwargs
+        Passed to :func:`sciconv.inference.predict_tiled` (``tile``, ``overlap``, ``batch_size``,
+        ``normalize``, ``blend``, ``progress``, ...). ``tta`` is not accepted (choose
+        ``method="tta"``) and neither is ``out`` (two maps come back).
+
+    Returns
+    -------
+    mean : ndarray of shape (H, W, K), float32
+        The mean prediction (with ``method="tta"``, equal to ``predict_tiled(..., tta="d4")``).
+    spread : ndarray of shape (H, W, K) for ``output="std"``, (H, W, 1) for ``"entropy"``
+        The standard deviation over the samples, or the predictive entropy of the mean. NaN where
+        the input is NaN. Dask input gives dask arrays.
+
+    Raises
+    ------
+    InferenceError
+        See :func:`uncertainty_model` and :func:`sciconv.inference.predict_tiled`; also ``tta=``
+        or ``out=`` in ``predict_tiled_kwargs``.
+
+    Examples
+    --------
+    >>> import keras, numpy as np
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
+    >>> mean, std = predict_uncertainty(model, np.random.default_rng(0).random((20, 30)),
+    ...                                 tile=16, overlap=4, normalize=None, progress=False)
+    >>> mean.shape, std.shape, bool((std >= 0).all())
+    ((20, 30, 1), (20, 30, 1), True)
+    """
+    for bad, hint in (("tta", "choose method='tta'"), ("out", "two maps come back")):
+        if bad in predict_tiled_kwargs:
+            raise InferenceError(f"predict_uncertainty does not take {bad}= ({hint})")
+    wrapper = _cached_wrapper(model, method, models, samples, output, seed)
+    k = get_metadata(wrapper)["mean_channels"]
+    both = predict_tiled(wrapper, image, **predict_tiled_kwargs)
+    if k is None:  # channels unknown when the model was built: half and half for "std"
+        k = both.shape[-1] // 2 if output == "std" else both.shape[-1] - 1
+    return both[..., :k], both[..., k:]
+
+
+def split_moments(prediction: np.ndarray, model: keras.Model):
+    """Split a wrapper's (H, W, K + K') output into ``(mean, spread)`` by its metadata.
+
+    Examples
+    --------
+    >>> import keras, numpy as np
+    >>> inputs = keras.Input((None, None, 1))
+    >>> wrapper = uncertainty_model(keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs)))
+    >>> mean, std = split_moments(np.zeros((4, 4, 6)), wrapper)
+    >>> mean.shape, std.shape
+    ((4, 4, 3), (4, 4, 3))
+    """
+    k = get_metadata(model).get("mean_channels")
+    if k is None:
+        raise InferenceError(
+            f"model {model.name!r} is not an uncertainty wrapper (its metadata has no "
+            "mean_channels); build it with uncertainty_model"
+        )
+    return prediction[..., :k], prediction[..., k:]

@@ -1,0 +1,309 @@
+"""Layers that turn a model's output into calibrated probabilities and uncertainty.
+
+Their home is here, in :mod:`sciconv.models`, so a saved model that holds them (a model from
+:func:`sciconv.calibration.calibrate` or :func:`sciconv.inference.uncertainty_model`) loads with
+:func:`sciconv.models.load` or ``keras.models.load_model`` once ``sciconv.models`` is imported.
+
+- :class:`D4Transform`: one of the eight flips/rotations of the spatial axes (or its inverse);
+- :class:`AlwaysDropout`: dropout that stays active at inference (MC dropout);
+- :class:`RepeatBatch`: repeats a batch ``samples`` times (one batch for all MC samples);
+- :class:`EnsembleMoments`: mean and spread (standard deviation or entropy) over members;
+- :class:`TemperatureScaling`: ``softmax(log p / T)`` or ``sigmoid(logit(p) / T)``.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from sciconv._validation import check_int, look_up_option
+from sciconv.errors import ConfigError, InferenceError
+
+__all__ = [
+    "CALIBRATION_MODES",
+    "UNCERTAINTY_OUTPUTS",
+    "AlwaysDropout",
+    "D4Transform",
+    "EnsembleMoments",
+    "RepeatBatch",
+    "TemperatureScaling",
+]
+
+#: How probabilities are rescaled: ``softmax(log p / T)`` or ``sigmoid(logit(p) / T)``.
+CALIBRATION_MODES = ("softmax", "sigmoid")
+#: The spread an uncertainty model reports beside the mean.
+UNCERTAINTY_OUTPUTS = ("std", "entropy")
+_EPS = 1e-7
+
+
+@keras.saving.register_keras_serializable(package="sciconv")
+class D4Transform(keras.layers.Layer):
+    """Element ``k`` of the dihedral group D4 on the rows and columns of a batch (N, H, W, C).
+
+    ``k`` is read as three bits: ``k & 4`` transposes rows and columns first, then ``k & 1``
+    flips the rows and ``k & 2`` flips the columns. With ``inverse=True`` the layer undoes the
+    same element (flips first, then the transpose), so
+    ``D4Transform(k, inverse=True)(D4Transform(k)(x)) == x``. A transpose swaps H and W.
+
+    Parameters
+    ----------
+    k : int
+        Element of D4, ``0 <= k < 8``.
+    inverse : bool, optional
+        Apply the inverse element. Default False.
+    **kwargs
+        Standard layer arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(6, dtype="float32").reshape(1, 2, 3, 1)
+    >>> y = D4Transform(5)(x)
+    >>> tuple(y.shape), np.asarray(y)[0, :, :, 0].tolist()
+    ((1, 3, 2, 1), [[2.0, 5.0], [1.0, 4.0], [0.0, 3.0]])
+    >>> bool(np.array_equal(D4Transform(5, inverse=True)(y), x))
+    True
+    """
+
+    def __init__(self, k: int, *, inverse: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.k = check_int(k, name="k", minimum=0, error=InferenceError)
+        if self.k > 7:
+            raise InferenceError(f"k must be an element of D4, 0 <= k < 8; got k={k}")
+        self.inverse = bool(inverse)
+
+    def call(self, inputs):
+        x = inputs
+        transpose, flips = bool(self.k & 4), [a for a, bit in ((1, 1), (2, 2)) if self.k & bit]
+        if transpose and not self.inverse:
+            x = ops.transpose(x, (0, 2, 1, 3))
+        for axis in flips:
+            x = ops.flip(x, axis=axis)
+        if transpose and self.inverse:
+            x = ops.transpose(x, (0, 2, 1, 3))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        if self.k & 4:
+            n, h, w, c = input_shape
+            return (n, w, h, c)
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(k=self.k, inverse=self.inverse)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sciconv")
+class AlwaysDropout(keras.layers.Layer):
+    """Dropout that stays active at inference (Monte-Carlo dropout), with a fixed seed.
+
+    The masks are drawn with a stateless generator from ``seed``, so a given input shape always
+    gets the same masks: prediction is reproducible, and different samples of a batch (and the
+    ``S`` copies made by :class:`RepeatBatch`) get different masks.
+
+    Parameters
+    ----------
+    rate : float
+        Fraction of the units dropped, ``0 <= rate < 1``; kept units are scaled by
+        ``1 / (1 - rate)`` as in ``keras.layers.Dropout``.
+    spatial : bool, optional
+        Drop whole channels (``SpatialDropout2D``: one mask value per sample and channel).
+    seed : int, optional
+        Seed of the stateless mask generator. Default 0.
+    **kwargs
+        Standard layer arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = AlwaysDropout(0.5, seed=1)
+    >>> y = np.asarray(layer(np.ones((1, 4, 4, 2), "float32")))
+    >>> sorted(set(y.ravel().tolist()))
+    [0.0, 2.0]
+    >>> bool(np.array_equal(y, layer(np.ones((1, 4, 4, 2), "float32"))))
+    True
+    """
+
+    def __init__(self, rate: float, *, spatial: bool = False, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) < 1.0:
+            raise InferenceError(f"rate must be in [0, 1); got rate={rate!r}")
+        self.rate = float(rate)
+        self.spatial = bool(spatial)
+        self.seed = int(seed)
+
+    def call(self, inputs):
+        if self.rate == 0.0:
+            return inputs
+        noise_shape = None
+        if self.spatial and len(inputs.shape) >= 3:
+            noise_shape = (None,) + (1,) * (len(inputs.shape) - 2) + (None,)
+        return keras.random.dropout(inputs, self.rate, noise_shape=noise_shape, seed=self.seed)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(rate=self.rate, spatial=self.spatial, seed=self.seed)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sciconv")
+class RepeatBatch(keras.layers.Layer):
+    """Stack ``samples`` copies of a batch: (N, ...) -> (samples * N, ...), copies outermost.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = RepeatBatch(3)(np.arange(2, dtype="float32").reshape(2, 1))
+    >>> np.asarray(y)[:, 0].tolist()
+    [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    """
+
+    def __init__(self, samples: int, **kwargs):
+        super().__init__(**kwargs)
+        self.samples = check_int(samples, name="samples", minimum=1, error=InferenceError)
+
+    def call(self, inputs):
+        return ops.concatenate([inputs] * self.samples, axis=0)
+
+    def compute_output_shape(self, input_shape):
+        n = input_shape[0]
+        return (None if n is None else n * self.samples, *input_shape[1:])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["samples"] = self.samples
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sciconv")
+class EnsembleMoments(keras.layers.Layer):
+    """Mean and spread of ``S`` predictions: ``concat[mean (K), std (K)]`` or ``[mean, entropy]``.
+
+    Parameters
+    ----------
+    samples : int or None, optional
+        With a single input tensor of shape (S * N, ..., K) (copies outermost, as made by
+        :class:`RepeatBatch`): ``S``. None (default) when the input is a list of ``S`` tensors of
+        shape (N, ..., K).
+    output : {"std", "entropy"}, optional
+        ``"std"`` (default): the population standard deviation of each channel over the samples.
+        ``"entropy"``: the predictive entropy of the mean, in nats: ``-sum_k p_k log p_k`` over
+        the channels for K > 1 (probabilities summing to 1), the binary entropy for K = 1.
+    **kwargs
+        Standard layer arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = np.zeros((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32")
+    >>> np.asarray(EnsembleMoments()([a, b]))[0, 0, 0].tolist()
+    [0.5, 0.5]
+    >>> round(float(np.asarray(EnsembleMoments(output="entropy")([a, b]))[0, 0, 0, 1]), 4)
+    0.6931
+    """
+
+    def __init__(self, samples: int | None = None, *, output: str = "std", **kwargs):
+        super().__init__(**kwargs)
+        self.samples = (
+            None
+            if samples is None
+            else check_int(samples, name="samples", minimum=1, error=InferenceError)
+        )
+        self.spread = look_up_option(
+            output, UNCERTAINTY_OUTPUTS, name="output", error=InferenceError
+        )
+
+    def _stack(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            return ops.stack(list(inputs), axis=0)
+        shape = ops.shape(inputs)
+        return ops.reshape(inputs, (self.samples, shape[0] // self.samples, *shape[1:]))
+
+    def call(self, inputs):
+        y = ops.cast(self._stack(inputs), "float32")
+        mean = ops.mean(y, axis=0)
+        if self.spread == "std":
+            spread = ops.sqrt(ops.maximum(ops.mean(ops.square(y - mean), axis=0), 0.0))
+        else:
+            p = ops.clip(mean, _EPS, 1.0 - _EPS)
+            if mean.shape[-1] == 1:
+                spread = -(p * ops.log(p) + (1.0 - p) * ops.log(1.0 - p))
+            else:
+                spread = -ops.sum(p * ops.log(p), axis=-1, keepdims=True)
+        return ops.concatenate([mean, spread], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        shape = (
+            input_shape[0]
+            if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple))
+            else input_shape
+        )
+        n, *middle, k = shape
+        if self.samples is not None and n is not None:
+            n = n // self.samples
+        extra = k if self.spread == "std" else 1
+        return (n, *middle, None if k is None else k + extra)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(samples=self.samples, output=self.spread)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sciconv")
+class TemperatureScaling(keras.layers.Layer):
+    """Rescale probabilities by a temperature: ``softmax(log p / T)`` or ``sigmoid(logit p / T)``.
+
+    Applied on a classifier's probabilities, so the model's output stays probabilities (and the
+    argmax is unchanged). ``T > 1`` softens over-confident outputs, ``T < 1`` sharpens them,
+    ``T = 1`` is the identity.
+
+    Parameters
+    ----------
+    temperature : float
+        ``T > 0``.
+    mode : {"softmax", "sigmoid"}, optional
+        ``"softmax"`` (default) for classes that exclude each other (rows sum to 1);
+        ``"sigmoid"`` for multi-label or binary outputs (each entry its own probability).
+    **kwargs
+        Standard layer arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.array([[0.9, 0.1]], "float32")
+    >>> np.round(np.asarray(TemperatureScaling(2.0)(p)), 3).tolist()
+    [[0.75, 0.25]]
+    >>> np.round(np.asarray(TemperatureScaling(2.0, mode="sigmoid")(p)), 3).tolist()
+    [[0.75, 0.25]]
+    """
+
+    def __init__(self, temperature: float, *, mode: str = "softmax", **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        t = float(temperature)
+        if not np.isfinite(t) or t <= 0:
+            raise ConfigError(f"temperature must be a finite number > 0; got {temperature!r}")
+        self.temperature = t
+        self.mode = look_up_option(mode, CALIBRATION_MODES, name="mode")
+
+    def call(self, inputs):
+        ops = keras.ops
+        p = ops.clip(ops.cast(inputs, "float32"), _EPS, 1.0 - _EPS)
+        if self.mode == "softmax":
+            return ops.softmax(ops.log(p) / self.temperature, axis=-1)
+        return ops.sigmoid((ops.log(p) - ops.log(1.0 - p)) / self.temperature)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(temperature=self.temperature, mode=self.mode)
+        return config

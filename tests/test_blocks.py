@@ -1,0 +1,240 @@
+"""Block-wise instances with stitching (sciconv.inference._blocks): seams, outputs, distributed."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from sciconv import postprocess
+from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
+from sciconv.inference import BlockPlan, predict_instances, predict_instances_blocks
+
+FAST = dict(normalize=None, progress=False, blend="none")
+
+
+def _threshold_model(name="threshold"):
+    """A deterministic 'model': foreground probability sigmoid(2 x) (labels known from pixels)."""
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
+    )(inputs)
+    return keras.Model(inputs, keras.layers.Softmax()(logits), name=name)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _threshold_model()
+
+
+def _disc(image, cy, cx, r, value=5.0):
+    yy, xx = np.ogrid[: image.shape[0], : image.shape[1]]
+    image[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = value
+
+
+def _same_up_to_renumbering(a, b, *, ties=0):
+    """Equal labels up to renumbering; ``ties`` pixels may differ (exact watershed ties)."""
+    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    assert a.max() == b.max()
+    counts = np.zeros((a.max() + 1, b.max() + 1), np.int64)
+    np.add.at(counts, (a, b), 1)
+    best = counts[1:].argmax(axis=1)  # each object's partner
+    # one to one (no object split in two or merged with another), all but `ties` pixels agree
+    assert sorted(best.tolist()) == list(range(1, b.max() + 1))
+    assert a.size - counts[0, 0] - counts[1:][np.arange(a.max()), best].sum() <= ties
+
+
+def _seam_image():
+    """Objects on the seams of a 32-pixel block grid: isolated, touching pairs, a corner one."""
+    image = np.zeros((96, 96), np.float32)
+    image[28:37, 4:14] = 5  # isolated, across the row seam at y=32
+    image[40:50, 60:69] = 5  # isolated, across the column seam at x=64
+    image[58:70, 58:70] = 5  # on the corner (64, 64)
+    _disc(image, 80, 27, 5)  # two discs touching on the seam x=32
+    _disc(image, 80, 37, 5)
+    _disc(image, 27, 80, 5)  # two discs touching across the seam y=32
+    _disc(image, 37, 80, 5)
+    return image
+
+
+@pytest.mark.parametrize("method", ["connected", "watershed"])
+def test_objects_on_block_seams_are_never_split(model, method):
+    image = _seam_image()
+    whole = predict_instances(model, image, method=method, min_size=4, **FAST)
+    labels, table = predict_instances_blocks(
+        model, image, block=32, margin=24, method=method, min_size=4, **FAST
+    )
+    expected = 7 if method == "watershed" else 5
+    assert whole.max() == labels.max() == len(table) == expected
+    # a pixel on an exact tie between two touching discs may be flooded differently
+    _same_up_to_renumbering(labels, whole, ties=0 if method == "connected" else 2)
+    assert table["label"].tolist() == list(range(1, expected + 1))
+    np.testing.assert_array_equal(table["area"], np.bincount(labels.ravel())[1:])
+
+
+def test_blockwise_equals_whole_image_on_random_blobs(model):
+    rng = np.random.default_rng(3)
+    image = np.zeros((128, 112), np.float32)
+    for cy, cx, r in zip(
+        rng.integers(0, 128, 40), rng.integers(0, 112, 40), rng.integers(3, 7, 40)
+    ):
+        _disc(image, cy, cx, r)
+    whole = predict_instances(model, image, min_size=4, **FAST)
+    labels, table = predict_instances_blocks(model, image, block=24, margin=28, min_size=4, **FAST)
+    assert labels.dtype == np.int32 and labels.max() == whole.max() > 20
+    _same_up_to_renumbering(labels, whole, ties=4)
+    expected = postprocess.measure(labels, intensity=image)
+    for name in ("label", "area", "x", "y", "bbox_xmin", "bbox_ymax", "flux_sum", "x_weighted"):
+        np.testing.assert_allclose(table[name], expected[name], err_msg=name)
+
+
+def test_objects_wider_than_the_margin_warn(model):
+    image = np.zeros((64, 64), np.float32)
+    image[10:14, 2:62] = 5  # a bar across every block: no window holds it whole
+    with pytest.warns(SciconvWarning, match="margin"):
+        labels = predict_instances_blocks(
+            model, image, block=16, margin=4, catalog=False, method="connected", min_size=1, **FAST
+        )
+    assert (labels[10:14, 2:62] > 0).all() and labels.max() >= 2
+
+
+def test_zarr_and_npy_outputs_round_trip_from_lazy_inputs(model, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    image = _seam_image()
+    expected = predict_instances_blocks(model, image, block=32, margin=24, catalog=False, **FAST)
+    source = zarr.create_array(
+        store=str(tmp_path / "in.zarr"), shape=image.shape, chunks=(32, 32), dtype="float32"
+    )
+    source[:] = image
+    out = tmp_path / "labels.zarr"
+    got = predict_instances_blocks(
+        model, source, block=32, margin=24, catalog=False, out=out, **FAST
+    )
+    assert isinstance(got, zarr.Array) and got.dtype == np.int32
+    np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "labels.zarr"]  # no temp
+    with pytest.raises(OutputExistsError, match=r"labels\.zarr"):
+        predict_instances_blocks(model, source, block=32, margin=24, out=out, **FAST)
+    np.save(tmp_path / "in.npy", image)
+    memmap = np.load(tmp_path / "in.npy", mmap_mode="r")
+    npy = predict_instances_blocks(
+        model, memmap, block=32, margin=24, catalog=False, out=tmp_path / "labels.npy", **FAST
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "labels.npy"), expected)
+    assert isinstance(npy, np.memmap)
+    again = predict_instances_blocks(
+        model, source, block=32, margin=24, catalog=False, out=out, overwrite=True, **FAST
+    )
+    np.testing.assert_array_equal(again[:], expected)
+
+
+def test_bad_arguments_raise_before_prediction(model, tmp_path):
+    image = np.zeros((40, 40), np.float32)
+    with pytest.raises(InferenceError, match="block"):
+        predict_instances_blocks(model, image, block=4, **FAST)
+    with pytest.raises(InferenceError, match="margin"):
+        predict_instances_blocks(model, image, block=16, margin=-1, **FAST)
+    with pytest.raises(InferenceError, match=r"\.zarr"):
+        predict_instances_blocks(model, image, block=16, margin=0, out=tmp_path / "x.tif", **FAST)
+    with pytest.raises(InferenceError, match="scheduler"):
+        predict_instances_blocks(model, image, block=16, margin=0, scheduler="processes", **FAST)
+
+
+def test_block_plan_owner_is_unique():
+    plan = BlockPlan((100, 100), block=32, margin=10)
+    assert plan.owner((28, 28, 36, 36)) == (0, 0)  # centre (31, 31) in core (0, 0)
+    assert plan.owner((30, 2, 60, 8)) == (1, 0)  # too tall for block 0's window: block 1 has it
+    assert plan.owner((0, 0, 100, 100)) is None
+
+
+def _lambda_model():
+    inputs = keras.Input((None, None, 1))
+    lam = keras.layers.Lambda(lambda t: t * 1.0)(inputs)
+    logits = keras.layers.Conv2D(
+        2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
+    )(lam)
+    return keras.Model(inputs, keras.layers.Softmax()(logits), name="with_lambda")
+
+
+def test_worker_processes_load_lambda_models_only_with_trust(model):
+    from sciconv.inference._dask import ModelHandle
+
+    image = _seam_image()
+    lambda_model = _lambda_model()
+
+    def in_a_fresh_worker(handle):  # what a worker process gets: the pickled file, no live model
+        shipped = pickle.loads(pickle.dumps(handle))
+        ModelHandle._live.pop(shipped.key, None)
+        return shipped
+
+    refused = in_a_fresh_worker(ModelHandle(lambda_model))
+    with pytest.raises(InferenceError, match=r"with_lambda.*trust=True"):
+        refused.get()
+    loaded = in_a_fresh_worker(ModelHandle(lambda_model, trust=True)).get()
+    assert loaded is not lambda_model
+    np.testing.assert_allclose(loaded(image[None, ..., None]), lambda_model(image[None, ..., None]))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_distributed_run_is_identical(model, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    image = _seam_image()
+    expected, table = predict_instances_blocks(model, image, block=48, margin=24, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # distributed's own start-up warnings
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+    with cluster, distributed.Client(cluster) as client:
+        got, got_table = predict_instances_blocks(
+            model, image, block=48, margin=24, scheduler=client, out=tmp_path / "l.zarr", **FAST
+        )
+        assert len(client.scheduler_info()["workers"]) == 2
+    np.testing.assert_array_equal(got[:], expected)
+    np.testing.assert_allclose(got_table["x"], table["x"])
+
+
+def test_predict_instances_goes_block_by_block_when_asked(model, tmp_path):
+    image = _seam_image()
+    expected = predict_instances_blocks(model, image, block=32, catalog=False, **FAST)
+    got = predict_instances(model, image, block=32, out=tmp_path / "l.npy", **FAST)
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(InferenceError, match="return_prob"):
+        predict_instances(model, image, block=32, return_prob=True, **FAST)
+
+
+def test_predict_mosaic_writes_zarr_labels_and_a_sky_catalog(model, tmp_path):
+    pytest.importorskip("zarr")
+    from astropy.io import fits
+    from astropy.table import Table
+    from astropy.wcs import WCS
+
+    from sciconv.inference import predict_mosaic
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval, wcs.wcs.crpix, wcs.wcs.cdelt = [150.0, 2.0], [40.0, 50.0], [-1e-4, 1e-4]
+    image = _seam_image()
+    fits.writeto(tmp_path / "mosaic.fits", image, wcs.to_header())
+    outs = predict_mosaic(
+        model, tmp_path / "mosaic.fits", tmp_path / "out", block=32, margin=24, **FAST
+    )
+    import zarr
+
+    labels = zarr.open_array(str(outs["labels"]), mode="r")[:]
+    _same_up_to_renumbering(labels, predict_instances(model, image, **FAST), ties=2)
+    got = Table.read(outs["catalog"])
+    expected = postprocess.measure(labels, intensity=image, wcs=wcs)
+    assert len(got) == labels.max() == 7
+    np.testing.assert_allclose(got["ra"], expected["ra"], atol=1e-9)  # < 0.01 arcsec
+    np.testing.assert_allclose(got["dec"], expected["dec"], atol=1e-9)
+    with pytest.raises(OutputExistsError, match="labels"):
+        predict_mosaic(model, tmp_path / "mosaic.fits", tmp_path / "out", block=32, **FAST)
