@@ -230,10 +230,10 @@ def test_predict_instances_resamples_by_the_pixel_scales_of_image_and_model():
         pixel_scale={"y": 0.5, "x": 0.5, "unit": "um"},
     )
     data = np.zeros((64, 64, 1), "float32")
-    data[8:14, 8:14] = 5  # 36 px here, 9 px at the model's scale
+    data[6:16, 6:16] = 5  # 100 px here, under 60 px at the model's scale (blur included)
     data[30:50, 30:50] = 5
     img = GridImage(data, meta={"pixel_scale": {"y": 0.25, "x": 0.25, "unit": "um"}})
-    kw = dict(normalize=None, progress=False, min_size=20)
+    kw = dict(normalize=None, progress=False, min_size=60)
     auto = predict_instances(model, img, **kw)
     assert auto.shape == (64, 64) and int(auto.max()) == 1
     assert int(predict_instances(model, img, scale=None, **kw).max()) == 2

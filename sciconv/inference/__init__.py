@@ -50,6 +50,8 @@ One private module per role:
 - ``_progress``: tile progress (a tqdm bar on a terminal or in a notebook, a few plain lines
   elsewhere);
 - ``_scale``: pixel-scale decisions and resampling;
+- ``_uncertainty``: uncertainty wrappers (tta, mc_dropout, ensemble) and
+  :func:`predict_uncertainty`;
 - ``_core``: the numpy tile loop; ``_dask``: block-wise dense prediction (and models shipped
   to dask workers as files);
 - ``_blocks``: block-wise instances with stitching (:func:`predict_instances_blocks`), labels
@@ -91,6 +93,12 @@ from sciconv.inference._settings import (
 )
 from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._tiles import AUTO_TILE_MAX
+from sciconv.inference._uncertainty import (
+    UNCERTAINTY_METHODS,
+    predict_uncertainty,
+    split_moments,
+    uncertainty_model,
+)
 
 __all__ = [
     "AUTO_BLOCK_PIXELS",
@@ -101,6 +109,7 @@ __all__ = [
     "PAD_MODES",
     "PRECISIONS",
     "TTA_MODES",
+    "UNCERTAINTY_METHODS",
     "BlockPlan",
     "PredictionSettings",
     "image_pixel_scale",
@@ -110,8 +119,11 @@ __all__ = [
     "predict_instances_blocks",
     "predict_mosaic",
     "predict_tiled",
+    "predict_uncertainty",
     "receptive_field",
     "resample",
     "resolve_scale",
     "resolve_settings",
+    "split_moments",
+    "uncertainty_model",
 ]

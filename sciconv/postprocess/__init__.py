@@ -41,6 +41,7 @@ Examples
 #   _writers    tables and image products -> files (the CSV rule, the probability convention)
 #   _zarr_products  OME-Zarr product stores (image + NGFF label groups), used by _writers
 #   _physical   catalog sizes in physical units from a pixel scale
+#   _uncertainty  per-object score and uncertainty from probability and spread maps
 #   _astro      bridges to photutils, regions and astropy.nddata (optional imports inside)
 #   _geojson    instance labels <-> GeoJSON polygons (QuPath)
 
@@ -58,6 +59,7 @@ from sciconv.postprocess._geojson import geojson_to_labels, labels_to_geojson
 from sciconv.postprocess._instances import METHODS, instances
 from sciconv.postprocess._measure import COLUMN_UCDS, measure
 from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
+from sciconv.postprocess._uncertainty import foreground_probability, object_scores
 from sciconv.postprocess._writers import (
     CATALOG_FORMATS,
     PRODUCT_CATALOG_FORMATS,
@@ -79,10 +81,12 @@ __all__ = [
     "REGION_SHAPES",
     "add_physical_columns",
     "flatten_table",
+    "foreground_probability",
     "geojson_to_labels",
     "instances",
     "labels_to_geojson",
     "measure",
+    "object_scores",
     "product_paths",
     "to_ccddata",
     "to_photutils",
