@@ -8,6 +8,9 @@ from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# bioimageio.core sets KERAS_BACKEND to "torch" on import when it is unset, and every subprocess
+# started afterwards (workers, notebooks, the CLI) would then load Keras on torch: pin it.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest
 
