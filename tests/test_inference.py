@@ -609,3 +609,13 @@ def test_nddata_mask_becomes_nan_in_the_prediction():
     assert np.all(np.isnan(prob[mask])) and np.all(np.isfinite(prob[~mask]))
     plain = sc.inference.predict_tiled(model, np.where(mask, np.nan, data), progress=False)
     np.testing.assert_array_equal(prob, plain)
+
+
+def test_receptive_field_of_a_model_whose_output_ignores_the_input_is_zero():
+    """An impulse that changes nothing (a zero kernel) is a receptive field of 0, not a crash."""
+    inputs = keras.Input((None, None, 1))
+    out = keras.layers.Conv2D(2, 3, padding="same", kernel_initializer="zeros")(inputs)
+    model = keras.Model(inputs, out, name="deaf")
+    assert inference.receptive_field(model) == (0, 0)
+    prob = inference.predict_tiled(model, np.ones((40, 40)), normalize=None, progress=False)
+    assert prob.shape == (40, 40, 2) and float(np.abs(prob).max()) == 0.0

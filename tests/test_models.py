@@ -267,7 +267,7 @@ def test_save_load_in_fresh_process_gives_identical_predictions(tmp_path):
                 diff_load=float(np.abs(a.predict(x, verbose=0) - ref).max()),
                 diff_keras=float(np.abs(b.predict(x, verbose=0) - ref).max()),
                 meta=models.get_metadata(a),
-                loss=getattr(a.loss, "__name__", str(a.loss)),
+                loss=getattr(a.loss, "__name__", None) or getattr(a.loss, "name", str(a.loss)),
             )
         print("RESULT" + json.dumps(out))
         """

@@ -292,7 +292,7 @@ def measure_receptive_field(
         diff = np.abs(runner(probe)[0] - runner(background)[0]).max(axis=-1)
         changed = np.argwhere(diff > 0)
         if changed.size == 0:
-            result = (0, 0)
+            result, reach = (0, 0), None
             break
         lo, hi = changed.min(axis=0), changed.max(axis=0)
         ry = int(max(cy - lo[0], hi[0] - cy))
