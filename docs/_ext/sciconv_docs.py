@@ -88,7 +88,7 @@ PRODUCTS = (
     [
         "FITS with header + WCS",
         "TIFF instance labels",
-        "catalogs (ECSV / CSV)",
+        "catalogs (ECSV / VOTable / FITS)",
         "written atomically",
     ],
 )
@@ -100,6 +100,7 @@ SUPPORT = [
     ("fetch", "public data sets via pooch"),
     ("losses", "registered losses (training)"),
     ("metrics", "IoU, Dice, AP (training)"),
+    ("calibration", "temperature scaling, ECE"),
     ("devices", "GPUs, precision, strategy"),
     ("runs", "a run folder read back"),
     ("viz", "draws only; measures elsewhere"),

@@ -194,6 +194,14 @@ def predict_instances(
             raise InferenceError("uncertainty= already averages samples; leave tta=None")
         if block is not None or out is not None:
             raise InferenceError("uncertainty= is not available block by block (block=, out=)")
+    tiled = dict(
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        normalize=normalize,
+        blend=blend,
+        progress=progress,
+    )
     if _blockwise(
         image, block=block, out=out, scale=zoom, return_prob=return_prob or uncertainty is not None
     ):
@@ -206,48 +214,23 @@ def predict_instances(
             out=out,
             overwrite=overwrite,
             catalog=False,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            normalize=normalize,
-            blend=blend,
             tta=tta,
-            progress=progress,
+            **tiled,
             **overrides,
         )
 
     def segment(img):
+        std = None
         if uncertainty is not None:
             from sciconv.inference._uncertainty import predict_uncertainty
 
-            prob, std = predict_uncertainty(
-                model,
-                img,
-                method=uncertainty,
-                tile=tile,
-                overlap=overlap,
-                batch_size=batch_size,
-                normalize=normalize,
-                blend=blend,
-                progress=progress,
-            )
-            if is_dask(prob):
-                prob, std = prob.compute(), std.compute()
-            return postprocess.instances(prob, **kwargs), prob, std
-        prob = predict_tiled(
-            model,
-            img,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            normalize=normalize,
-            blend=blend,
-            tta=tta,
-            progress=progress,
-        )
+            prob, std = predict_uncertainty(model, img, method=uncertainty, **tiled)
+        else:
+            prob = predict_tiled(model, img, tta=tta, **tiled)
         if is_dask(prob):
             prob = prob.compute()
-        return postprocess.instances(prob, **kwargs), prob, None
+            std = None if std is None else std.compute()
+        return postprocess.instances(prob, **kwargs), prob, std
 
     def result(labels, prob, std):
         if uncertainty is not None:

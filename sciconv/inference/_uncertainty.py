@@ -47,6 +47,7 @@ __all__ = [
     "uncertainty_model",
 ]
 
+#: How the spread is estimated: the 8 D4 transforms, dropout kept on, or several models.
 UNCERTAINTY_METHODS = ("tta", "mc_dropout", "ensemble")
 _EPS = 1e-7
 
