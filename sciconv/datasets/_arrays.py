@@ -56,10 +56,10 @@ def image_array(image, *, name: str = "image") -> tuple[np.ndarray, np.ndarray |
     ((2, 3, 1), nan, [[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
     """
     from sciconv.errors import ConfigError, DatasetError
-    from sciconv.io import GridImage, as_array
+    from sciconv.io import GridImage, as_array, is_nddata
 
     try:
-        if _is_nddata(image):
+        if is_nddata(image):
             image = GridImage.from_nddata(image)
         data = np.asarray(as_array(image, load=True))
     except ConfigError as exc:
@@ -77,10 +77,3 @@ def image_array(image, *, name: str = "image") -> tuple[np.ndarray, np.ndarray |
         return data, None
     data = np.where(bad, np.float32(np.nan), data)
     return data, (~bad.any(axis=-1)).astype(np.float32)
-
-
-def _is_nddata(value) -> bool:
-    import sys
-
-    nddata = sys.modules.get("astropy.nddata")  # an NDData exists only once that was imported
-    return nddata is not None and isinstance(value, nddata.NDData)

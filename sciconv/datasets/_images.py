@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from sciconv.datasets._arrays import _is_nddata, center_crop, image_array
+from sciconv.datasets._arrays import center_crop, image_array
 from sciconv.datasets._pipelines import attach, fingerprint, lazy_pipeline, memory_pipeline
 from sciconv.datasets._scan import (
     cache_budget,
@@ -32,7 +32,7 @@ from sciconv.datasets._validate import (
 )
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import DatasetError
-from sciconv.io import GridImage, PixelScale
+from sciconv.io import GridImage, PixelScale, is_nddata
 
 
 def build_image_datasets(
@@ -160,7 +160,7 @@ def build_image_datasets(
 def _scale_of(image) -> PixelScale | None:
     if isinstance(image, GridImage):
         return image.pixel_scale
-    return PixelScale.from_wcs(image.wcs) if _is_nddata(image) else None
+    return PixelScale.from_wcs(image.wcs) if is_nddata(image) else None
 
 
 def from_arrays(

@@ -13,14 +13,13 @@ Everything here is numpy/astropy/scikit-image; nothing imports TensorFlow.
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from typing import Any
 
 import numpy as np
 
 from sciconv.errors import ConfigError, InferenceError, SciconvWarning
-from sciconv.io import GridImage, PixelScale, as_array
+from sciconv.io import GridImage, PixelScale, as_array, is_nddata
 
 __all__ = ["image_pixel_scale", "physical_object_size", "resample", "resolve_scale"]
 
@@ -50,8 +49,7 @@ def image_pixel_scale(image: Any) -> PixelScale | None:
     """
     if isinstance(image, GridImage):
         return image.pixel_scale
-    nddata = sys.modules.get("astropy.nddata")  # an NDData exists only once that was imported
-    if nddata is not None and isinstance(image, nddata.NDData):
+    if is_nddata(image):
         return PixelScale.from_wcs(image.wcs)
     return None
 

@@ -78,7 +78,14 @@ from sciconv.io._files import (
     pair_by_stem,
 )
 from sciconv.io._fits import _plain_fits_shape, _read_fits, _read_fits_flags, _read_plain_fits
-from sciconv.io._image import GridImage, LazyImage, PixelScale, as_array, read_pixel_scale
+from sciconv.io._image import (
+    GridImage,
+    LazyImage,
+    PixelScale,
+    as_array,
+    is_nddata,
+    read_pixel_scale,
+)
 from sciconv.io._masks import (
     MASK_EXTNAMES,
     _validate_ignore_flags,
@@ -117,6 +124,7 @@ __all__ = [
     "PixelScale",
     "as_array",
     "image_stem",
+    "is_nddata",
     "list_images",
     "pair_by_stem",
     "probe_shape",

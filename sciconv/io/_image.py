@@ -555,7 +555,7 @@ class GridImage:
         """
         from astropy.io import fits
 
-        if not _is_nddata(nd):
+        if not is_nddata(nd):
             raise ConfigError(
                 f"from_nddata needs an astropy NDData or CCDData; got {type(nd).__name__}"
             )
@@ -638,7 +638,7 @@ def as_array(image: Any, *, load: bool = False) -> Any:
         raise ConfigError(f"load must be True or False; got {load!r}")
     if isinstance(image, GridImage):
         data = image.data
-    elif _is_nddata(image):
+    elif is_nddata(image):
         data = image.data
     else:
         data = image
@@ -694,8 +694,18 @@ def read_pixel_scale(path: str | os.PathLike) -> PixelScale | None:
     return image.pixel_scale
 
 
-def _is_nddata(value: Any) -> bool:
-    # An NDData instance exists only once astropy.nddata was imported: no import needed to check.
+def is_nddata(value: Any) -> bool:
+    """Whether ``value`` is an astropy ``NDData`` (``CCDData``, ...), without importing astropy.
+
+    An NDData instance exists only once ``astropy.nddata`` was imported, so no import is needed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.nddata import CCDData
+    >>> is_nddata(CCDData(np.zeros((2, 2)), unit="adu")), is_nddata(np.zeros((2, 2)))
+    (True, False)
+    """
     nddata = sys.modules.get("astropy.nddata")
     return nddata is not None and isinstance(value, nddata.NDData)
 
