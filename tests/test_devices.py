@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from sciconv import devices
+from sciconv.devices._precision import reset_state
 from sciconv.errors import ConfigError, DatasetError, SciconvWarning
 
 CLUSTER = {"worker": ["10.0.0.1:2222", "10.0.0.2:2222", "10.0.0.3:2222"]}
@@ -32,9 +33,9 @@ HAS_BF16 = bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
 def _restore_state(monkeypatch):
     """Every test starts and ends with float32, no configure() state and no TF_CONFIG."""
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    devices._reset()
+    reset_state()
     yield
-    devices._reset()
+    reset_state()
     assert keras.mixed_precision.global_policy().name == "float32"
 
 

@@ -245,7 +245,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
     p.chmod(0)
     try:
         if os.geteuid() == 0:  # root reads anything: simulate what a normal user sees
-            monkeypatch.setattr(io.os, "access", lambda *a, **k: False)
+            monkeypatch.setattr(os, "access", lambda *a, **k: False)
         with pytest.raises(InvalidImageError, match=r"secret\.fits: permission denied"):
             io.read(p)
     finally:

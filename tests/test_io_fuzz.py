@@ -22,6 +22,7 @@ from PIL import Image
 
 from sciconv import io
 from sciconv.errors import InvalidImageError, SciconvError
+from sciconv.io._png import png_encode
 
 FUZZ = settings(
     deadline=None,
@@ -431,7 +432,7 @@ def _seed_files() -> dict[str, bytes]:
     buf = pyio.BytesIO()
     Image.fromarray(rng.integers(0, 255, (8, 9, 3), dtype=np.uint8)).save(buf, format="PNG")
     files["rgb.png"] = buf.getvalue()
-    files["rgb16.png"] = io._png_encode(rng.integers(0, 65535, (5, 6, 3), dtype=np.uint16))
+    files["rgb16.png"] = png_encode(rng.integers(0, 65535, (5, 6, 3), dtype=np.uint16))
     return files
 
 
@@ -502,7 +503,7 @@ def test_unforeseen_reader_failure_becomes_invalid_image_error(tmp_path, monkeyp
     def boom(*a, **k):
         raise KeyError("astropy internals")
 
-    monkeypatch.setattr(io, "_read_fits", boom)
+    monkeypatch.setattr("sciconv.io._read.read_fits", boom)
     with pytest.raises(SciconvError, match=r"a\.fits: unexpected error while reading \(KeyError"):
         io.read(p)
     with pytest.raises(AssertionError, match="unexpected error"):
@@ -518,6 +519,6 @@ def test_oracle_rejects_errors_that_do_not_name_the_file(tmp_path, monkeypatch):
         def boom(*a, error=error, **k):
             raise error
 
-        monkeypatch.setattr(io, "_read_fits", boom)
+        monkeypatch.setattr("sciconv.io._read.read_fits", boom)
         with pytest.raises(AssertionError):
             check_read(p)

@@ -1,7 +1,7 @@
 """sciconv.io.read_pixels and probe_shape: the fast path for plain FITS agrees with io.read.
 
 Every case compares ``read_pixels(path)`` with ``read(path).data`` (and ``probe_shape`` with
-``read(path).shape``), and says whether the fast path took the file (``_read_plain_fits``) or
+``read(path).shape``), and says whether the fast path took the file (``read_plain_fits``) or
 declined it, so that the rule "anything unusual goes to astropy" is pinned down case by case.
 """
 
@@ -18,7 +18,7 @@ from astropy.io import fits
 
 from sciconv import io
 from sciconv.errors import InvalidImageError, SciconvError, SciconvWarning
-from sciconv.io._fits import _read_plain_fits
+from sciconv.io._fits import read_plain_fits
 
 RAW = (np.arange(35, dtype=np.int16).reshape(5, 7) * 3 - 40).astype(">i2")
 
@@ -60,7 +60,7 @@ def outcome(fn, path):
 
 def assert_agrees(path, *, fast: bool):
     """read_pixels == read().data and probe_shape == read().shape, and the fast path as said."""
-    assert (_read_plain_fits(str(path)) is not None) == fast
+    assert (read_plain_fits(str(path)) is not None) == fast
     ref, ref_error = outcome(lambda p: io.read(p).data, path)
     got, got_error = outcome(io.read_pixels, path)
     assert got_error is ref_error
@@ -120,7 +120,7 @@ def test_float64_overflow_warns_the_same_on_both_paths(tmp_path):
     path = tmp_path / "big.fits"
     fits.writeto(path, np.array([[1.0, 1e300], [-1e300, 2.0]]))
     with pytest.warns(SciconvWarning, match=r"big\.fits: 2 pixel\(s\) exceed the float32 range"):
-        assert _read_plain_fits(str(path)) is not None  # the fast path warns as read() does
+        assert read_plain_fits(str(path)) is not None  # the fast path warns as read() does
     with pytest.warns(SciconvWarning, match=r"big\.fits: 2 pixel\(s\) exceed the float32 range"):
         got = io.read_pixels(path)
     with pytest.warns(SciconvWarning, match=r"big\.fits: 2 pixel\(s\) exceed the float32 range"):
@@ -295,7 +295,7 @@ def test_truncated_plain_file(tmp_path):
     path = tmp_path / "cut.fits"
     fits.writeto(path, np.random.default_rng(3).random((64, 64)).astype(np.float32))
     path.write_bytes(path.read_bytes()[:4000])
-    assert _read_plain_fits(str(path)) is None
+    assert read_plain_fits(str(path)) is None
     for fn in (io.read_pixels, io.probe_shape, io.read):
         with pytest.raises(InvalidImageError, match=r"cut\.fits: truncated file"):
             fn(path)

@@ -49,7 +49,6 @@ from __future__ import annotations
 from sciconv.devices._cluster import chief_workdir, is_chief, num_workers, task_name
 from sciconv.devices._discovery import CPU_FLAGS as CPU_FLAGS
 from sciconv.devices._info import describe, info
-from sciconv.devices._precision import _reset as _reset
 from sciconv.devices._precision import configure, jit_compile_default
 from sciconv.devices._strategy import (
     distribute_dataset,

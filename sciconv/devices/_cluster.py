@@ -14,7 +14,7 @@ from typing import Any
 from sciconv.errors import ConfigError
 
 
-def _parse_tf_config(tf_config: str | Mapping | None = None) -> dict[str, Any] | None:
+def parse_tf_config(tf_config: str | Mapping | None = None) -> dict[str, Any] | None:
     """Return TF_CONFIG (the argument, or the environment variable) as a dict; None if unset."""
     if tf_config is None:
         tf_config = os.environ.get("TF_CONFIG")
@@ -80,7 +80,7 @@ def num_workers(*, tf_config: str | Mapping | None = None) -> int:
     ...                        "task": {"type": "chief", "index": 0}})
     3
     """
-    config = _parse_tf_config(tf_config)
+    config = parse_tf_config(tf_config)
     if config is None:
         return 1
     cluster = config["cluster"]
@@ -116,7 +116,7 @@ def is_chief(*, tf_config: str | Mapping | None = None) -> bool:
     >>> is_chief(tf_config={"cluster": cluster, "task": {"type": "worker", "index": 1}})
     False
     """
-    config = _parse_tf_config(tf_config)
+    config = parse_tf_config(tf_config)
     if config is None or not config["task"]:
         return True
     task_type = config["task"]["type"]
@@ -154,7 +154,7 @@ def task_name(*, tf_config: str | Mapping | None = None) -> str | None:
     ...                      "task": {"type": "worker", "index": 1}})
     'worker1'
     """
-    config = _parse_tf_config(tf_config)
+    config = parse_tf_config(tf_config)
     if config is None or not config["task"]:
         return None
     return f"{config['task']['type']}{config['task'].get('index', 0)}"

@@ -18,7 +18,7 @@ from sciconv.errors import SciconvWarning
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
 
 
-def _cpu_info() -> dict[str, Any]:
+def cpu_info() -> dict[str, Any]:
     model, flags = None, set()
     try:
         with open("/proc/cpuinfo") as fh:  # Linux; elsewhere only the platform's name
@@ -44,8 +44,8 @@ def _cpu_info() -> dict[str, Any]:
     }
 
 
-def _cpu_prefers_bfloat16(cpu: Mapping[str, Any] | None = None) -> bool:
-    flags = (cpu or _cpu_info())["flags"]
+def cpu_prefers_bfloat16(cpu: Mapping[str, Any] | None = None) -> bool:
+    flags = (cpu or cpu_info())["flags"]
     return bool(flags.get("amx_bf16") or flags.get("avx512_bf16"))
 
 
@@ -73,7 +73,7 @@ def _gpu_memory_mib() -> list[int | None]:
     return values
 
 
-def _gpus() -> list[dict[str, Any]]:
+def list_gpus() -> list[dict[str, Any]]:
     gpus = tf.config.list_physical_devices("GPU")
     memory = _gpu_memory_mib() if gpus else []
     out = []
@@ -94,7 +94,7 @@ def _gpus() -> list[dict[str, Any]]:
     return out
 
 
-def _set_memory_growth() -> list[str]:
+def enable_memory_growth() -> list[str]:
     done = []
     for gpu in tf.config.list_physical_devices("GPU"):
         try:

@@ -8,10 +8,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from sciconv.devices._cluster import _parse_tf_config, is_chief, num_workers
-from sciconv.devices._discovery import _cpu_info, _gpus
-from sciconv.devices._precision import _STATE, jit_compile_default
-from sciconv.devices._strategy import _strategy_summary
+from sciconv.devices._cluster import is_chief, num_workers, parse_tf_config
+from sciconv.devices._discovery import cpu_info, list_gpus
+from sciconv.devices._precision import STATE, jit_compile_default
+from sciconv.devices._strategy import strategy_summary
 from sciconv.errors import ConfigError
 
 
@@ -46,7 +46,7 @@ def info() -> dict[str, Any]:
 
     build = dict(tf.sysconfig.get_build_info())
     try:
-        tf_config = _parse_tf_config()
+        tf_config = parse_tf_config()
         workers, chief = num_workers(), is_chief()
     except ConfigError as exc:
         tf_config, workers, chief = {"error": str(exc)}, 1, True
@@ -60,15 +60,15 @@ def info() -> dict[str, Any]:
         "cuda_build": bool(build.get("is_cuda_build", False)),
         "cuda_version": build.get("cuda_version"),
         "cudnn_version": build.get("cudnn_version"),
-        "cpu": _cpu_info(),
-        "gpus": _gpus(),
-        "strategy": _strategy_summary(),
+        "cpu": cpu_info(),
+        "gpus": list_gpus(),
+        "strategy": strategy_summary(),
         "tf_config": tf_config,
         "num_workers": workers,
         "is_chief": chief,
         "mixed_precision": keras.mixed_precision.global_policy().name,
         "xla": jit_compile_default(),
-        "configured": None if _STATE["configured"] is None else dict(_STATE["configured"]),
+        "configured": None if STATE["configured"] is None else dict(STATE["configured"]),
     }
 
 

@@ -10,7 +10,12 @@ import keras
 import tensorflow as tf
 
 from sciconv._validation import look_up_option
-from sciconv.devices._discovery import _cpu_info, _cpu_prefers_bfloat16, _gpus, _set_memory_growth
+from sciconv.devices._discovery import (
+    cpu_info,
+    cpu_prefers_bfloat16,
+    enable_memory_growth,
+    list_gpus,
+)
 from sciconv.errors import ConfigError, SciconvWarning
 
 _POLICY_NAMES = {
@@ -28,7 +33,7 @@ _CPU_XLA_DEFAULT = False  # XLA: 174 vs 801 images/s (float32), 427 vs 1918 (bfl
 _CPU_BF16_DEFAULT = True  # mixed_bfloat16: 1918 vs 801 images/s where the CPU has bf16 instructions
 
 # What configure() applied; None until it runs.
-_STATE: dict[str, Any] = {"xla": None, "configured": None}
+STATE: dict[str, Any] = {"xla": None, "configured": None}
 
 
 def _xla_auto(gpus: list | None = None, strat: tf.distribute.Strategy | None = None) -> bool:
@@ -62,8 +67,8 @@ def jit_compile_default(*, strategy: tf.distribute.Strategy | None = None) -> bo
     >>> isinstance(jit_compile_default(), bool)
     True
     """
-    if _STATE["xla"] is not None:
-        return bool(_STATE["xla"])
+    if STATE["xla"] is not None:
+        return bool(STATE["xla"])
     return _xla_auto(strat=strategy)
 
 
@@ -105,7 +110,7 @@ def _auto_policy(gpus: list[dict], cpu: Mapping[str, Any]) -> tuple[str, str]:
         if min(ccs) >= (7, 0):
             return _best_mixed_policy(gpus, cpu), f"GPU compute capability {min(ccs)} >= 7.0"
         return "float32", f"GPU compute capability {min(ccs)} < 7.0 (no tensor cores)"
-    if _CPU_BF16_DEFAULT and _cpu_prefers_bfloat16(cpu):
+    if _CPU_BF16_DEFAULT and cpu_prefers_bfloat16(cpu):
         return "mixed_bfloat16", "CPU with bfloat16 instructions (measured faster)"
     return "float32", "CPU without bfloat16 instructions"
 
@@ -163,9 +168,9 @@ def configure(
     ('float32', False)
     """
     mixed_precision, xla, memory_growth = _validate_configure(mixed_precision, xla, memory_growth)
-    grown = _set_memory_growth() if memory_growth else []
-    gpus = _gpus()
-    cpu = _cpu_info()
+    grown = enable_memory_growth() if memory_growth else []
+    gpus = list_gpus()
+    cpu = cpu_info()
     if mixed_precision == "auto":
         policy, reason = _auto_policy(gpus, cpu)
     elif mixed_precision is True:
@@ -182,7 +187,7 @@ def configure(
             stacklevel=2,
         )
     keras.mixed_precision.set_global_policy(policy)
-    _STATE["xla"] = None if xla == "auto" else xla
+    STATE["xla"] = None if xla == "auto" else xla
     applied = {
         "mixed_precision": policy,
         "xla": jit_compile_default(),
@@ -190,12 +195,12 @@ def configure(
         "device": "GPU" if gpus else "CPU",
         "reason": reason,
     }
-    _STATE["configured"] = applied
+    STATE["configured"] = applied
     return dict(applied)
 
 
-def _reset() -> None:
+def reset_state() -> None:
     """Forget what :func:`configure` set and restore the float32 policy (for tests)."""
-    _STATE["xla"] = None
-    _STATE["configured"] = None
+    STATE["xla"] = None
+    STATE["configured"] = None
     keras.mixed_precision.set_global_policy("float32")

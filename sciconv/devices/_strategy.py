@@ -7,9 +7,9 @@ from typing import Any
 import tensorflow as tf
 
 from sciconv._validation import look_up_option
-from sciconv.devices._cluster import _parse_tf_config, num_workers
-from sciconv.devices._discovery import _set_memory_growth
-from sciconv.devices._precision import _STATE
+from sciconv.devices._cluster import num_workers, parse_tf_config
+from sciconv.devices._discovery import enable_memory_growth
+from sciconv.devices._precision import STATE
 from sciconv.errors import ConfigError, DatasetError
 
 _STRATEGY_KINDS = ("auto", "default", "mirrored", "multiworker")
@@ -81,12 +81,12 @@ def strategy(
     key = (kind, tuple(devices) if devices else None)
     if key in _STRATEGIES:
         return _STRATEGIES[key]
-    if _STATE["configured"] is None:
-        _set_memory_growth()  # before the strategy initializes the GPUs
+    if STATE["configured"] is None:
+        enable_memory_growth()  # before the strategy initializes the GPUs
     if kind == "mirrored":
         strat = tf.distribute.MirroredStrategy(devices=devices)
     else:
-        _parse_tf_config()  # a readable error rather than TensorFlow's
+        parse_tf_config()  # a readable error rather than TensorFlow's
         strat = _MultiWorkerMirroredStrategy()
     _STRATEGIES[key] = strat
     return strat
@@ -228,7 +228,7 @@ def distribute_dataset(
     return strat.experimental_distribute_dataset(dataset.with_options(options))
 
 
-def _strategy_summary(strat: tf.distribute.Strategy | None = None) -> dict[str, Any]:
+def strategy_summary(strat: tf.distribute.Strategy | None = None) -> dict[str, Any]:
     strat = strat if strat is not None else tf.distribute.get_strategy()
     name = type(strat).__name__
     if name == "_DefaultDistributionStrategy":

@@ -18,12 +18,12 @@ import numpy as np
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 
 # Roles of the axes of a raw array: spatial, channel, stack (N) and degenerate (length 1, dropped).
-_Y, _X, _C, _N, _ONE = "Y", "X", "C", "N", "1"
+ROLE_Y, ROLE_X, ROLE_C, ROLE_N, ROLE_ONE = "Y", "X", "C", "N", "1"
 
 _PACKAGE = __name__.rpartition(".")[0]  # "sciconv.io"
 
 
-def _warn(message: str) -> None:
+def warn_caller(message: str) -> None:
     """Warn with SciconvWarning, attributed to the first caller outside ``sciconv.io``."""
     frame, level = sys._getframe(1), 2
     while frame is not None and _in_package(frame.f_globals.get("__name__", "")):
@@ -35,13 +35,13 @@ def _in_package(name: str) -> bool:
     return name == _PACKAGE or name.startswith(_PACKAGE + ".")
 
 
-def _short(exc: BaseException) -> str:
+def brief(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     text = text[:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _astropy_fits():
+def astropy_fits():
     """``astropy.io.fits``, imported on first use (importing sciconv.io stays cheap)."""
     from astropy.io import fits
 
@@ -53,16 +53,16 @@ def _astropy_fits():
 # --------------------------------------------------------------------------------------------------
 
 
-def _arrange(block: np.ndarray, roles: Sequence[str], *, stack: bool) -> np.ndarray:
+def arrange_axes(block: np.ndarray, roles: Sequence[str], *, stack: bool) -> np.ndarray:
     """Reorder ``block`` (degenerate axes indexed away) into ``(h, w, C)`` or ``(N, h, w, C)``."""
-    roles = [r for r in roles if r != _ONE]
+    roles = [r for r in roles if r != ROLE_ONE]
     order = (
-        [i for i, r in enumerate(roles) if r == _N]
-        + [roles.index(_Y), roles.index(_X)]
-        + [i for i, r in enumerate(roles) if r == _C]
+        [i for i, r in enumerate(roles) if r == ROLE_N]
+        + [roles.index(ROLE_Y), roles.index(ROLE_X)]
+        + [i for i, r in enumerate(roles) if r == ROLE_C]
     )
     block = np.transpose(block, order)
-    n_stack = sum(r == _N for r in roles)
+    n_stack = sum(r == ROLE_N for r in roles)
     lead = int(np.prod(block.shape[:n_stack])) if n_stack else 1
     h, w = block.shape[n_stack], block.shape[n_stack + 1]
     c = int(np.prod(block.shape[n_stack + 2 :])) if block.ndim > n_stack + 2 else 1
@@ -70,25 +70,25 @@ def _arrange(block: np.ndarray, roles: Sequence[str], *, stack: bool) -> np.ndar
     return out if stack else out[0]
 
 
-def _raw_index(roles: Sequence[str], ys: slice, xs: slice) -> tuple:
+def raw_index(roles: Sequence[str], ys: slice, xs: slice) -> tuple:
     idx = []
     for r in roles:
-        if r == _Y:
+        if r == ROLE_Y:
             idx.append(ys)
-        elif r == _X:
+        elif r == ROLE_X:
             idx.append(xs)
-        elif r == _ONE:
+        elif r == ROLE_ONE:
             idx.append(0)
         else:
             idx.append(slice(None))
     return tuple(idx)
 
 
-def _shift(s: slice, offset: int) -> slice:
+def shift_axes(s: slice, offset: int) -> slice:
     return slice(s.start + offset, s.stop + offset)
 
 
-def _section_slices(section, ny: int, nx: int, path) -> tuple[slice, slice]:
+def section_slices(section, ny: int, nx: int, path) -> tuple[slice, slice]:
     if section is None:
         return slice(0, ny), slice(0, nx)
     ys = slice(*section[0].indices(ny)[:2])
@@ -105,7 +105,7 @@ def _section_slices(section, ny: int, nx: int, path) -> tuple[slice, slice]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_memory(n_pixels: int, itemsize: int, path: Path) -> None:
+def check_memory(n_pixels: int, itemsize: int, path: Path) -> None:
     """Refuse to load what cannot fit: raw + float64 scratch + float32 result per pixel."""
     need = n_pixels * (itemsize + 12)
     avail = _available_memory()
@@ -132,7 +132,7 @@ def _available_memory() -> int | None:
         return None
 
 
-def _to_float32(raw: np.ndarray, *, path: Path | str | None = None) -> np.ndarray:
+def to_float32(raw: np.ndarray, *, path: Path | str | None = None) -> np.ndarray:
     raw = np.asarray(raw)
     if raw.dtype.kind == "b":
         raw = raw.astype(np.uint8)

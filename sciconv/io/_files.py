@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, DatasetError, InvalidImageError
-from sciconv.io._common import _warn
+from sciconv.io._common import warn_caller
 
 #: File name endings read as FITS (compressed variants included).
 FITS_EXTENSIONS = (
@@ -57,7 +57,7 @@ _UNMATCHED = ("raise", "warn", "skip")
 _MAX_LISTED = 10
 
 
-def _validate_path(path) -> tuple[Path, str]:
+def validate_path(path) -> tuple[Path, str]:
     """Check the file exists, is readable and looks like an image; return it and its format."""
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidImageError(f"path must be a str or os.PathLike; got {type(path).__name__}")
@@ -88,7 +88,7 @@ def _validate_path(path) -> tuple[Path, str]:
         raise InvalidImageError("permission denied: the file is not readable", path=path) from exc
     except OSError as exc:
         raise InvalidImageError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
-    expected = _format_from_name(path)
+    expected = format_from_name(path)
     found = next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
     if found in ("gzip", "bzip2", "lzw"):
         if expected not in (None, "fits"):
@@ -108,7 +108,7 @@ def _validate_path(path) -> tuple[Path, str]:
     return path, found
 
 
-def _format_from_name(path: Path) -> str | None:
+def format_from_name(path: Path) -> str | None:
     name = path.name.lower()
     for exts, fmt in (
         (FITS_EXTENSIONS, "fits"),
@@ -144,7 +144,7 @@ _SUFFIXES_LONGEST_FIRST = tuple(
 )
 
 
-def _is_zarr(path) -> bool:
+def is_zarr(path) -> bool:
     """True for a path named like an OME-Zarr store (``.ome.zarr``, ``.zarr``) or a zarr group
     folder (``zarr.json`` or ``.zgroup`` inside, e.g. ``cells.ome.zarr/labels/nuclei``)."""
     if not isinstance(path, (str, os.PathLike)):
@@ -308,7 +308,7 @@ def pair_by_stem(
     if problems and unmatched == "raise":
         raise DatasetError(problems[0])
     if problems and unmatched == "warn":
-        _warn("left out of the pairs: " + "; ".join(problems))
+        warn_caller("left out of the pairs: " + "; ".join(problems))
     return [(image_by[s], mask_by[s]) for s in sorted(image_by) if s in mask_by]
 
 

@@ -1,12 +1,12 @@
 """The one FITS decoder: HDU choice, BSCALE/BZERO/BLANK, axes, truncation; and its fast path.
 
-:func:`_read_fits` reads any FITS file astropy can open. :func:`_read_plain_fits` is the fast
+:func:`read_fits` reads any FITS file astropy can open. :func:`read_plain_fits` is the fast
 path for the files training reads every epoch (an uncompressed primary HDU holding a plain 2-D
 image, no scaling): it parses the few header cards it needs and decodes the pixels with
 :func:`numpy.frombuffer`, about 20 times faster than a full astropy header parse. It declines
 (returns None) for anything else (a card it needs appearing twice or out of place, a scaling or
 BLANK card, a NAXIS beyond 2, a non-ASCII header, a short file...), and astropy decides; where it
-accepts, the pixels equal what :func:`_read_fits` returns, converted by the same code.
+accepts, the pixels equal what :func:`read_fits` returns, converted by the same code.
 
 A ``DQ`` or ``MASK`` HDU next to the science HDU (same EXTVER, same size) is its bad-pixel mask
 (:func:`_find_mask_hdu`; ``mask_hdu=`` names one or turns this off): its flags are read region
@@ -26,36 +26,36 @@ import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import (
-    _C,
-    _N,
-    _ONE,
-    _X,
-    _Y,
-    _arrange,
-    _astropy_fits,
-    _check_memory,
-    _raw_index,
-    _section_slices,
-    _shift,
-    _short,
-    _warn,
+    ROLE_C,
+    ROLE_N,
+    ROLE_ONE,
+    ROLE_X,
+    ROLE_Y,
+    arrange_axes,
+    astropy_fits,
+    brief,
+    check_memory,
+    raw_index,
+    section_slices,
+    shift_axes,
+    warn_caller,
 )
 from sciconv.io._header import (
-    _UNPARSABLE,
-    _fits_wcs,
-    _hdu_dims,
-    _hget,
-    _inherit,
-    _layout_conflict,
-    _number,
-    _slice_wcs,
+    UNPARSABLE,
+    fits_wcs,
+    hdu_dims,
+    header_get,
+    header_number,
+    inherit_cards,
+    layout_conflict,
+    slice_wcs,
 )
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._masks import MASK_EXTNAMES, flags_to_bad
 
 
 def _open_fits(path: Path):
-    fits = _astropy_fits()
+    fits = astropy_fits()
     try:
         return fits.open(
             path,
@@ -65,11 +65,11 @@ def _open_fits(path: Path):
             lazy_load_hdus=True,
         )
     except Exception as exc:  # astropy raises OSError, ValueError, KeyError, ... on bad files
-        raise InvalidImageError(f"not a readable FITS file ({_short(exc)})", path=path) from exc
+        raise InvalidImageError(f"not a readable FITS file ({brief(exc)})", path=path) from exc
 
 
 def _is_image_hdu(h) -> bool:
-    fits = _astropy_fits()
+    fits = astropy_fits()
     # CompImageHDU subclasses ImageHDU from astropy 7 on, BinTableHDU before (astropy 6.1 is
     # the newest release for Python 3.10), so name it explicitly.
     image_types = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
@@ -82,14 +82,15 @@ def _select_hdu(hdul, hdu, path: Path):
         seen = []
         try:
             for i, h in enumerate(hdul):
-                dims = _hdu_dims(h.header)
+                dims = hdu_dims(h.header)
                 if _is_image_hdu(h) and dims and all(d > 0 for d in dims):
                     return i, h
-                name = _hget(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
+                name = header_get(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
                 seen.append(f"{i}:{type(h).__name__}{'(' + str(name) + ')' if name else ''}")
         except Exception as exc:
             raise InvalidImageError(
-                f"FITS structure is damaged after HDU {len(seen) - 1} ({_short(exc)})", path=path
+                f"FITS structure is damaged after HDU {len(seen) - 1} ({brief(exc)})",
+                path=path,
             ) from exc
         if len(seen) == 1 and _is_image_hdu(hdul[0]):
             raise InvalidImageError(
@@ -109,13 +110,13 @@ def _select_hdu(hdul, hdu, path: Path):
         names = _hdu_names(hdul)
         raise InvalidImageError(f"no HDU {hdu!r} in this file (HDUs: {names})", path=path) from exc
     except Exception as exc:
-        raise InvalidImageError(f"cannot open HDU {hdu!r} ({_short(exc)})", path=path) from exc
+        raise InvalidImageError(f"cannot open HDU {hdu!r} ({brief(exc)})", path=path) from exc
     if not _is_image_hdu(h):
         raise InvalidImageError(
             f"HDU {hdu!r} is a {type(h).__name__}, not an image (HDUs: {_hdu_names(hdul)})",
             path=path,
         )
-    dims = _hdu_dims(h.header)
+    dims = hdu_dims(h.header)
     if not dims or not all(d > 0 for d in dims):
         raise InvalidImageError(f"HDU {hdu!r} holds no pixels (NAXIS dims {dims})", path=path)
     return index, h
@@ -125,8 +126,8 @@ def _hdu_names(hdul) -> str:
     out = []
     try:
         for i, h in enumerate(hdul):
-            name = _hget(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
-            ver = _hget(h.header, "EXTVER")
+            name = header_get(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
+            ver = header_get(h.header, "EXTVER")
             label = f"{name},{ver}" if ver is not None and name else str(name)
             out.append(f"{i}:{type(h).__name__}({label})")
     except Exception:
@@ -138,14 +139,14 @@ class _Scaling:
     """Physical value = raw * bscale + bzero; raw == blank (integer data) -> NaN."""
 
     def __init__(self, header, bitpix: int, path: Path):
-        self.bscale = _number(header, "BSCALE", 1.0, path)
-        self.bzero = _number(header, "BZERO", 0.0, path)
+        self.bscale = header_number(header, "BSCALE", 1.0, path)
+        self.bzero = header_number(header, "BZERO", 0.0, path)
         self.integer = bitpix > 0
-        blank = _hget(header, "BLANK")
+        blank = header_get(header, "BLANK")
         self.blank = None
         if blank is not None and self.integer:
             if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)):
-                _warn(f"{path}: BLANK is not an integer ({blank!r}); ignored")
+                warn_caller(f"{path}: BLANK is not an integer ({blank!r}); ignored")
             else:
                 self.blank = int(blank)
         self.path = path
@@ -176,7 +177,7 @@ def _physical(raw, bscale: float, bzero: float, blank: int | None, path) -> np.n
     if big is not None and bad.any():
         overflow = int(np.count_nonzero(bad & np.isfinite(big)))
         if overflow:
-            _warn(
+            warn_caller(
                 f"{path}: {overflow} pixel(s) exceed the float32 range after "
                 f"BSCALE={bscale:g}/BZERO={bzero:g}; set to NaN and masked"
             )
@@ -194,7 +195,7 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path) -> list[
             path=path,
         )
     extra = raw_shape[:-2]
-    roles = [_ONE if n == 1 else "?" for n in extra] + [_Y, _X]
+    roles = [ROLE_ONE if n == 1 else "?" for n in extra] + [ROLE_Y, ROLE_X]
     live = [i for i, r in enumerate(roles) if r == "?"]
     fits_shape = " x ".join(str(n) for n in raw_shape[::-1])
     if len(live) + 2 > 4:
@@ -205,9 +206,9 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path) -> list[
         )
     if stack:
         for i in live:
-            roles[i] = _N
+            roles[i] = ROLE_N
     elif len(live) == 1:
-        roles[live[0]] = _C
+        roles[live[0]] = ROLE_C
     elif len(live) == 2:
         raise InvalidImageError(
             f"4-D data (NAXIS1..4 = {fits_shape}); pass stack=True to read it as a stack of planes",
@@ -217,7 +218,7 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path) -> list[
 
 
 def _extname(h) -> str:
-    name = _hget(h.header, "EXTNAME", "")
+    name = header_get(h.header, "EXTNAME", "")
     return name.strip().upper() if isinstance(name, str) else ""
 
 
@@ -242,22 +243,22 @@ def _find_mask_hdu(hdul, index: int, h, mask_hdu, dims, path: Path):
     if isinstance(mask_hdu, str) and mask_hdu == "auto":
         if _extname(h) in MASK_EXTNAMES:
             return None
-        ver = _hget(h.header, "EXTVER", 1)
+        ver = header_get(h.header, "EXTVER", 1)
         found = []
         try:
             for i, m in enumerate(hdul):
                 name = _extname(m)
                 if i != index and name in MASK_EXTNAMES and _is_image_hdu(m):
-                    if _hget(m.header, "EXTVER", 1) == ver:
+                    if header_get(m.header, "EXTVER", 1) == ver:
                         found.append((MASK_EXTNAMES.index(name), i, m))
         except Exception:  # a damaged HDU after the science one: its pixels are still good
             return None
         if not found:
             return None
         _, i, m = min(found, key=lambda f: f[:2])
-        if not _mask_dims_ok(_hdu_dims(m.header), dims):
-            _warn(
-                f"{path}: HDU {i} ({_extname(m)}) is {_dims_text(_hdu_dims(m.header))} pixels, "
+        if not _mask_dims_ok(hdu_dims(m.header), dims):
+            warn_caller(
+                f"{path}: HDU {i} ({_extname(m)}) is {_dims_text(hdu_dims(m.header))} pixels, "
                 f"not the image's {_dims_text(dims)}; not used as its bad-pixel mask"
             )
             return None
@@ -265,9 +266,9 @@ def _find_mask_hdu(hdul, index: int, h, mask_hdu, dims, path: Path):
     i, m = _select_hdu(hdul, mask_hdu, path)
     if i == index:
         raise ConfigError(f"mask_hdu={mask_hdu!r} is the HDU being read ({index})", path=path)
-    if not _mask_dims_ok(_hdu_dims(m.header), dims):
+    if not _mask_dims_ok(hdu_dims(m.header), dims):
         raise InvalidImageError(
-            f"mask HDU {mask_hdu!r} is {_dims_text(_hdu_dims(m.header))} pixels (NAXIS1 x ...) "
+            f"mask HDU {mask_hdu!r} is {_dims_text(hdu_dims(m.header))} pixels (NAXIS1 x ...) "
             f"but the image HDU {index} is {_dims_text(dims)}",
             path=path,
         )
@@ -277,9 +278,9 @@ def _find_mask_hdu(hdul, index: int, h, mask_hdu, dims, path: Path):
 def _flag_values(h, idx, path: Path) -> np.ndarray:
     """The integer flags of ``h.section[idx]`` (BZERO offsets of unsigned types applied)."""
     raw = np.asarray(h.section[idx])
-    bitpix = _hget(h.header, "BITPIX")
-    bscale = _number(h.header, "BSCALE", 1.0, path)
-    bzero = _number(h.header, "BZERO", 0.0, path)
+    bitpix = header_get(h.header, "BITPIX")
+    bscale = header_number(h.header, "BSCALE", 1.0, path)
+    bzero = header_number(h.header, "BZERO", 0.0, path)
     if not isinstance(bitpix, int) or bitpix < 0 or (bscale == 1.0 and bzero == 0.0):
         return raw  # floats are checked to hold whole numbers by flags_to_bad
     if bitpix == 64 and bscale == 1.0 and bzero == 2.0**63:
@@ -298,35 +299,35 @@ def _mask_reader(m, m_index: int, roles, same_shape: bool, *, stack: bool, ignor
     what = f"mask HDU {m_index} ({_extname(m) or 'no EXTNAME'})"
 
     def read(ys: slice, xs: slice) -> np.ndarray:
-        idx = _raw_index(roles, ys, xs) if same_shape else (ys, xs)
+        idx = raw_index(roles, ys, xs) if same_shape else (ys, xs)
         try:
             values = _flag_values(m, idx, path)
         except InvalidImageError:
             raise
         except Exception as exc:
-            raise InvalidImageError(f"cannot read {what} ({_short(exc)})", path=path) from exc
+            raise InvalidImageError(f"cannot read {what} ({brief(exc)})", path=path) from exc
         bad = flags_to_bad(values, ignore_flags, path=path, what=what)
         if same_shape:
-            return _arrange(bad, roles, stack=stack)
+            return arrange_axes(bad, roles, stack=stack)
         return bad[None, ..., None] if stack else bad[..., None]
 
     return read, what
 
 
-def _read_fits_flags(path: Path, section) -> np.ndarray:
+def read_fits_flags(path: Path, section) -> np.ndarray:
     """The raw flags of a mask file's first image HDU, ``(H, W, C)`` (``section`` applied)."""
     hdul = _open_fits(path)
     try:
         _, h = _select_hdu(hdul, None, path)
-        raw_shape = tuple(_hdu_dims(h.header)[::-1])
+        raw_shape = tuple(hdu_dims(h.header)[::-1])
         roles = _fits_roles(raw_shape, stack=False, path=path)
-        ys, xs = _section_slices(section, raw_shape[-2], raw_shape[-1], path)
-        return _arrange(_flag_values(h, _raw_index(roles, ys, xs), path), roles, stack=False)
+        ys, xs = section_slices(section, raw_shape[-2], raw_shape[-1], path)
+        return arrange_axes(_flag_values(h, raw_index(roles, ys, xs), path), roles, stack=False)
     finally:
         hdul.close()
 
 
-def _read_fits(
+def read_fits(
     path: Path,
     *,
     hdu,
@@ -342,12 +343,12 @@ def _read_fits(
     keep_open = False
     try:
         index, h = _select_hdu(hdul, hdu, path)
-        conflict = _layout_conflict(h.header)
+        conflict = layout_conflict(h.header)
         if conflict is not None:
             raise InvalidImageError(f"HDU {index}: {conflict}", path=path)
-        header = _inherit(h.header.copy(), hdul, index)
-        dims = _hdu_dims(header)
-        bitpix = _hget(header, "BITPIX")
+        header = inherit_cards(h.header.copy(), hdul, index)
+        dims = hdu_dims(header)
+        bitpix = header_get(header, "BITPIX")
         if bitpix not in (8, 16, 32, 64, -32, -64):
             raise InvalidImageError(f"invalid BITPIX {bitpix!r} in HDU {index}", path=path)
         _check_truncated(hdul, index, h, dims, bitpix, path)
@@ -355,53 +356,53 @@ def _read_fits(
         roles = _fits_roles(raw_shape, stack=stack, path=path)
         scaling = _Scaling(header, bitpix, path)
         ny, nx = raw_shape[-2], raw_shape[-1]
-        ys, xs = _section_slices(section, ny, nx, path)
+        ys, xs = section_slices(section, ny, nx, path)
         if not lazy:
             n = int(np.prod(raw_shape[:-2], dtype=np.int64)) * (ys.stop - ys.start)
-            _check_memory(n * (xs.stop - xs.start), abs(bitpix) // 8, path)
-        wcs = None if pixels_only else _fits_wcs(header, hdul, path)
+            check_memory(n * (xs.stop - xs.start), abs(bitpix) // 8, path)
+        wcs = None if pixels_only else fits_wcs(header, hdul, path)
         if section is not None:
-            wcs, header = _slice_wcs(wcs, header, ys, xs)
+            wcs, header = slice_wcs(wcs, header, ys, xs)
         meta = _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling)
         found = _find_mask_hdu(hdul, index, h, mask_hdu, dims, path)
         bad_at = None
         if found is not None:
             m_index, m = found
-            same = list(_hdu_dims(m.header)) == list(dims)
+            same = list(hdu_dims(m.header)) == list(dims)
             bad_at, meta["mask_from"] = _mask_reader(
                 m, m_index, roles, same, stack=stack, ignore_flags=ignore_flags, path=path
             )
 
         def reader(ys_: slice, xs_: slice) -> np.ndarray:
-            ys_abs, xs_abs = _shift(ys_, ys.start), _shift(xs_, xs.start)
-            idx = _raw_index(roles, ys_abs, xs_abs)
+            ys_abs, xs_abs = shift_axes(ys_, ys.start), shift_axes(xs_, xs.start)
+            idx = raw_index(roles, ys_abs, xs_abs)
             try:
                 raw = h.section[idx]
             except Exception as exc:
                 raise InvalidImageError(
-                    f"cannot read pixels of HDU {index} ({_short(exc)})", path=path
+                    f"cannot read pixels of HDU {index} ({brief(exc)})", path=path
                 ) from exc
-            block = _arrange(scaling.apply(raw), roles, stack=False)
+            block = arrange_axes(scaling.apply(raw), roles, stack=False)
             if bad_at is not None:
                 block[np.broadcast_to(bad_at(ys_abs, xs_abs), block.shape)] = np.nan
             return block
 
         if lazy:
-            n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == _C]))
+            n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == ROLE_C]))
             shape = (ys.stop - ys.start, xs.stop - xs.start, n_chan)
             data = LazyImage(reader, shape, path=str(path), closer=hdul.close)
             keep_open = True
             return GridImage(data, header=header, wcs=wcs, mask=None, path=str(path), meta=meta)
         try:
             if section is None:  # whole image: astropy memory-maps unscaled data itself
-                raw = h.data[_raw_index(roles, slice(None), slice(None))]
+                raw = h.data[raw_index(roles, slice(None), slice(None))]
             else:  # only the rows/tiles needed are read
-                raw = h.section[_raw_index(roles, ys, xs)]
+                raw = h.section[raw_index(roles, ys, xs)]
         except Exception as exc:
             raise InvalidImageError(
-                f"cannot read pixels of HDU {index} ({_short(exc)})", path=path
+                f"cannot read pixels of HDU {index} ({brief(exc)})", path=path
             ) from exc
-        data = _arrange(scaling.apply(raw), roles, stack=stack)
+        data = arrange_axes(scaling.apply(raw), roles, stack=stack)
         del raw
         if bad_at is not None:
             data[np.broadcast_to(bad_at(ys, xs), data.shape)] = np.nan
@@ -414,7 +415,7 @@ def _read_fits(
 
 
 def _check_truncated(hdul, index: int, h, dims, bitpix: int, path: Path) -> None:
-    fits = _astropy_fits()
+    fits = astropy_fits()
     if isinstance(h, fits.CompImageHDU):
         return
     try:
@@ -439,7 +440,7 @@ def _check_truncated(hdul, index: int, h, dims, bitpix: int, path: Path) -> None
 
 
 def _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling) -> dict:
-    names = {"?": "?", _Y: "Y", _X: "X", _C: "C", _N: "N", _ONE: "1"}
+    names = {"?": "?", ROLE_Y: "Y", ROLE_X: "X", ROLE_C: "C", ROLE_N: "N", ROLE_ONE: "1"}
     meta = {
         "format": "fits",
         "hdu": index,
@@ -450,8 +451,8 @@ def _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling) -> dict:
         "raw_shape": raw_shape,
     }
     for key, out in (("EXTNAME", "extname"), ("EXTVER", "extver"), ("BUNIT", "bunit")):
-        value = _hget(header, key)
-        if value is not None and value is not _UNPARSABLE:
+        value = header_get(header, key)
+        if value is not None and value is not UNPARSABLE:
             meta[out] = value
     if scaling.bscale != 1.0 or scaling.bzero != 0.0:
         meta["bscale"], meta["bzero"] = scaling.bscale, scaling.bzero
@@ -563,7 +564,7 @@ def _layout_from(values: dict[bytes, bytes], offset: int) -> _PlainLayout | None
 def _plain_fits(path: str, *, pixels: bool) -> tuple[_PlainLayout, np.ndarray | None] | None:
     """Layout (and with ``pixels`` the pixels ``(H, W, 1)`` float32) of a plain FITS file.
 
-    None when the file is not plain, not complete or cannot be opened: then :func:`_read_fits`
+    None when the file is not plain, not complete or cannot be opened: then :func:`read_fits`
     reads it (or says what is wrong with it).
     """
     if not path.lower().endswith(_FAST_SUFFIXES):
@@ -587,7 +588,7 @@ def _plain_fits(path: str, *, pixels: bool) -> tuple[_PlainLayout, np.ndarray | 
             return layout, None
         (h, w), itemsize = layout.shape, layout.dtype.itemsize
         if h * w * (itemsize + 12) > _MEMORY_CHECK_BYTES:
-            _check_memory(h * w, itemsize, Path(path))
+            check_memory(h * w, itemsize, Path(path))
         if layout.end <= len(head):
             buf, start = head, layout.offset
         else:
@@ -615,13 +616,13 @@ def _read_exactly(fd: int, n: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _read_plain_fits(path: str) -> np.ndarray | None:
+def read_plain_fits(path: str) -> np.ndarray | None:
     """Pixels ``(H, W, 1)`` float32 of a plain FITS file, NaN where not finite; else None."""
     found = _plain_fits(path, pixels=True)
     return None if found is None else found[1]
 
 
-def _plain_fits_shape(path: str) -> tuple[int, int, int] | None:
+def plain_fits_shape(path: str) -> tuple[int, int, int] | None:
     """``(H, W, 1)`` of a complete plain FITS file from its header alone; else None."""
     found = _plain_fits(path, pixels=False)
     return None if found is None else (*found[0].shape, 1)

@@ -1,7 +1,7 @@
 """FITS header cards: safe look-ups, structural cards, INHERIT and the celestial WCS.
 
 Real headers hold cards astropy cannot parse, duplicated or stale structural keywords and WCS
-that wcslib rejects; everything here survives them: an unparsable card reads as ``_UNPARSABLE``,
+that wcslib rejects; everything here survives them: an unparsable card reads as ``UNPARSABLE``,
 a WCS that cannot be built is ``None`` with a :class:`~sciconv.errors.SciconvWarning`.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv.errors import InvalidImageError
-from sciconv.io._common import _short, _warn
+from sciconv.io._common import brief, warn_caller
 
 
 class _Unparsable:
@@ -24,38 +24,38 @@ class _Unparsable:
         return "<unparsable card>"
 
 
-_UNPARSABLE = _Unparsable()
+UNPARSABLE = _Unparsable()
 
 
-def _hget(header, key: str | tuple[str, int], default=None):
-    """``header.get`` that survives unparsable cards (returns ``_UNPARSABLE`` for those)."""
+def header_get(header, key: str | tuple[str, int], default=None):
+    """``header.get`` that survives unparsable cards (returns ``UNPARSABLE`` for those)."""
     try:
         return header.get(key, default)
     except Exception:  # astropy raises VerifyError/ValueError on cards it cannot parse
-        return _UNPARSABLE
+        return UNPARSABLE
 
 
-def _hdu_dims(header) -> tuple[int, ...] | None:
+def hdu_dims(header) -> tuple[int, ...] | None:
     """NAXISn in FITS order (NAXIS1 first) from a header, or None if they are not valid."""
-    naxis = _hget(header, "NAXIS", 0)
+    naxis = header_get(header, "NAXIS", 0)
     if isinstance(naxis, bool) or not isinstance(naxis, (int, np.integer)) or not 0 <= naxis <= 999:
         return None
     dims = []
     for i in range(1, int(naxis) + 1):
-        n = _hget(header, f"NAXIS{i}")
+        n = header_get(header, f"NAXIS{i}")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             return None
         dims.append(int(n))
     return tuple(dims)
 
 
-def _layout_conflict(header) -> str | None:
+def layout_conflict(header) -> str | None:
     """What is wrong when BITPIX, NAXIS or an NAXISn card repeats with another value, else None.
 
     astropy lays the pixels out from the last of such cards while header look-ups (and so the
     shape and the scaling here) take the first: the pixel layout of such a header is ambiguous.
     """
-    naxis = _hget(header, "NAXIS", 0)
+    naxis = header_get(header, "NAXIS", 0)
     valid = isinstance(naxis, (int, np.integer)) and not isinstance(naxis, bool)
     n = int(naxis) if valid and 0 <= naxis <= 999 else 0
     for key in ("BITPIX", "NAXIS", *(f"NAXIS{i}" for i in range(1, n + 1))):
@@ -64,7 +64,7 @@ def _layout_conflict(header) -> str | None:
         except KeyError:
             continue
         if count > 1:
-            values = [_hget(header, (key, i)) for i in range(count)]
+            values = [header_get(header, (key, i)) for i in range(count)]
             if len({repr(v) for v in values}) > 1:
                 listed = ", ".join(repr(v) for v in values)
                 return (
@@ -74,9 +74,9 @@ def _layout_conflict(header) -> str | None:
     return None
 
 
-def _number(header, key: str, default: float, path: Path) -> float:
-    value = _hget(header, key, default)
-    if value is _UNPARSABLE:
+def header_number(header, key: str, default: float, path: Path) -> float:
+    value = header_get(header, key, default)
+    if value is UNPARSABLE:
         raise InvalidImageError(f"header keyword {key} is unparsable", path=path)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InvalidImageError(f"header keyword {key} is not a number: {value!r}", path=path)
@@ -94,7 +94,7 @@ _STRUCTURAL = re.compile(
 )
 
 
-def _strip_structural(header):
+def strip_structural(header):
     header = header.copy()
     for key in [k for k in header.keys() if _STRUCTURAL.match(k)]:
         with contextlib.suppress(KeyError):
@@ -102,9 +102,9 @@ def _strip_structural(header):
     return header
 
 
-def _inherit(header, hdul, index: int):
+def inherit_cards(header, hdul, index: int):
     """Apply the INHERIT=T convention: an extension gets the primary's cards it does not set."""
-    if index == 0 or _hget(header, "INHERIT") is not True:
+    if index == 0 or header_get(header, "INHERIT") is not True:
         return header
     try:
         primary = hdul[0].header
@@ -132,10 +132,10 @@ _DSS_KEY = re.compile(
 )
 
 
-def _fits_wcs(header, hdul, path: Path):
+def fits_wcs(header, hdul, path: Path):
     """Celestial 2-D WCS of the image, or None (warning when a WCS was there but unusable)."""
     # A header without CTYPEn has at most a linear pixel grid: no sky WCS, nothing to warn about.
-    ctypes = [_hget(header, f"CTYPE{i}") for i in (1, 2)]
+    ctypes = [header_get(header, f"CTYPE{i}") for i in (1, 2)]
     if not any(isinstance(c, str) and c.strip() for c in ctypes):
         return None
     from astropy.wcs import WCS, FITSFixedWarning
@@ -168,7 +168,7 @@ def _fits_wcs(header, hdul, path: Path):
                     if w.naxis > 2:
                         w = w.celestial
                     w.wcs.set()
-                    ny, nx = _hget(header, "NAXIS2", 1), _hget(header, "NAXIS1", 1)
+                    ny, nx = header_get(header, "NAXIS2", 1), header_get(header, "NAXIS1", 1)
                     centre = np.array([[(nx - 1) / 2, (ny - 1) / 2]], dtype=float)
                     world = w.all_pix2world(centre, 0)
                     back = w.all_world2pix(world, 0) if np.all(np.isfinite(world)) else world
@@ -179,15 +179,15 @@ def _fits_wcs(header, hdul, path: Path):
                         )
                         w = None
     except Exception as exc:  # InvalidTransformError, VerifyError, ValueError, MemoryError...
-        reason = f"astropy cannot build it ({_short(exc)})"
+        reason = f"astropy cannot build it ({brief(exc)})"
         w = None
     if w is None:
-        _warn(f"{path}: WCS ignored: {reason}; pixels kept, wcs=None")
+        warn_caller(f"{path}: WCS ignored: {reason}; pixels kept, wcs=None")
         return None
     return w
 
 
-def _slice_wcs(wcs, header, ys: slice, xs: slice):
+def slice_wcs(wcs, header, ys: slice, xs: slice):
     """WCS and header for the pixels ``[ys, xs]``."""
     if header is not None:
         header = header.copy()
@@ -195,11 +195,11 @@ def _slice_wcs(wcs, header, ys: slice, xs: slice):
         return None, header
     new = wcs.slice((ys, xs))
     if header is not None:
-        header = _replace_wcs_cards(header, new)
+        header = replace_wcs_cards(header, new)
     return new, header
 
 
-def _replace_wcs_cards(header, wcs):
+def replace_wcs_cards(header, wcs):
     """Drop every WCS keyword of ``header`` and insert those of ``wcs`` (celestial 2-D)."""
     header = header.copy()
     for key in [k for k in header.keys() if _WCS_KEY.match(k) or _DSS_KEY.match(k)]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import ConfigError
-from sciconv.io._header import _slice_wcs
+from sciconv.io._header import slice_wcs
 
 
 class LazyImage:
@@ -131,7 +131,7 @@ class LazyImage:
         self.close()
 
 
-class _InMemoryLazy(LazyImage):
+class InMemoryLazy(LazyImage):
     """A LazyImage over an array already in memory (fallback for compressed TIFF/PNG/JPEG)."""
 
     def __init__(self, array: np.ndarray, path: str | None):
@@ -452,7 +452,7 @@ class GridImage:
             mask = np.array(self.mask[..., ys, xs, :])
         else:
             mask = np.isnan(data)
-        wcs, header = _slice_wcs(self.wcs, self.header, ys, xs)
+        wcs, header = slice_wcs(self.wcs, self.header, ys, xs)
         meta = dict(self.meta)
         meta["cutout"] = (int(ys.start), int(ys.stop), int(xs.start), int(xs.stop))
         return GridImage(data, header=header, wcs=wcs, mask=mask, path=self.path, meta=meta)
@@ -678,16 +678,16 @@ def read_pixel_scale(path: str | os.PathLike) -> PixelScale | None:
     PixelScale(y=0.5, x=0.5, unit='um')
     """
     from sciconv.io import read  # the package imports this module: import it when called
-    from sciconv.io._files import _format_from_name, _is_zarr
+    from sciconv.io._files import format_from_name, is_zarr
 
-    fmt = None if _is_zarr(path) else _format_from_name(Path(path))
+    fmt = None if is_zarr(path) else format_from_name(Path(path))
     if fmt in ("png", "jpeg"):
         return None
     if fmt == "tiff":
-        from sciconv.io._files import _validate_path
-        from sciconv.io._tiff import _tiff_scale_meta
+        from sciconv.io._files import validate_path
+        from sciconv.io._tiff import tiff_scale_meta
 
-        return _scale_from_meta(_tiff_scale_meta(_validate_path(path)[0]))
+        return _scale_from_meta(tiff_scale_meta(validate_path(path)[0]))
     image = read(path, lazy=True)
     if isinstance(image.data, LazyImage):
         image.data.close()

@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError
-from sciconv.io._common import _short
-from sciconv.io._files import _validate_path
+from sciconv.io._common import brief
+from sciconv.io._files import validate_path
 from sciconv.io._image import GridImage, LazyImage
 
 #: EXTNAMEs of the FITS HDUs read as the bad-pixel mask of the science HDU next to them.
 MASK_EXTNAMES = ("DQ", "MASK")
 
 
-def _validate_ignore_flags(ignore_flags: Any) -> Any:
+def validate_ignore_flags(ignore_flags: Any) -> Any:
     """Check ``ignore_flags`` the way astropy reads it (int, str expression, list, None)."""
     from astropy.nddata.bitmask import interpret_bit_flags
 
@@ -41,7 +41,7 @@ def _validate_ignore_flags(ignore_flags: Any) -> Any:
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"ignore_flags must be an int, a flag expression such as '~4096' or '4+8', a list "
-            f"of bit flags (powers of 2), or None; got {ignore_flags!r} ({_short(exc)})"
+            f"of bit flags (powers of 2), or None; got {ignore_flags!r} ({brief(exc)})"
         ) from exc
     return ignore_flags
 
@@ -167,7 +167,7 @@ def read_mask_source(mask, *, shape, section, ignore_flags, path, read_fits_flag
     ([[False, True], [False, False]], 'array')
     """
     if isinstance(mask, (str, os.PathLike)):
-        mpath, kind = _validate_path(Path(mask))
+        mpath, kind = validate_path(Path(mask))
         what = f"mask file {mpath}"
         values = read_fits_flags(mpath, section) if kind == "fits" else read_other(mpath, section)
         if values.ndim == 3 and values.shape[-1] == 1:

@@ -1,7 +1,7 @@
 """PNG and JPEG through Pillow, and the 16-bit colour PNG codec Pillow lacks.
 
 Pillow (13 included) reduces 16-bit grey+alpha, RGB and RGBA PNG to 8 bits; those are decoded here
-(:func:`_png_decode`, non-interlaced) and written here (:func:`_png_encode`). Both paths keep the
+(:func:`_png_decode`, non-interlaced) and written here (:func:`png_encode`). Both paths keep the
 same limits: Pillow's decompression-bomb pixel limit (``PIL.Image.MAX_IMAGE_PIXELS``, refused above
 twice it, as Pillow does) and the memory check every sciconv reader makes; the hand decoder also
 inflates no more than the pixel data the header announces, and unfilters with numpy along
@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import InvalidImageError
-from sciconv.io._common import _check_memory, _section_slices, _short, _to_float32
-from sciconv.io._image import GridImage, _InMemoryLazy
+from sciconv.io._common import brief, check_memory, section_slices, to_float32
+from sciconv.io._image import GridImage, InMemoryLazy
 
 
-def _read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
+def read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
     from PIL import Image
 
     info = _png_ihdr(path) if kind == "png" else None
@@ -31,14 +31,14 @@ def _read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
     if info is not None and info["bit_depth"] == 16 and info["color_type"] in (2, 4, 6):
         _check_pixel_limit(info["width"] * info["height"], path)
         # decoding holds the inflated rows, two int16 work arrays, uint16 and float32 results
-        _check_memory(info["width"] * info["height"] * info["channels"], 12, path)
+        check_memory(info["width"] * info["height"] * info["channels"], 12, path)
         raw = _png_decode(path, info)  # Pillow would silently reduce these to 8 bits
         meta.update(dtype="uint16", mode=f"{info['channels']}x16-bit")
     else:
         try:
             with Image.open(path) as im:
                 wide = im.mode in ("I", "F") or im.mode.startswith("I;16")
-                _check_memory(im.size[0] * im.size[1] * len(im.getbands()), 4 if wide else 1, path)
+                check_memory(im.size[0] * im.size[1] * len(im.getbands()), 4 if wide else 1, path)
                 im.load()
                 mode = im.mode
                 meta["mode"] = mode
@@ -58,7 +58,7 @@ def _read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
             raise
         except Exception as exc:
             raise InvalidImageError(
-                f"not a readable {kind.upper()} file ({_short(exc)})", path=path
+                f"not a readable {kind.upper()} file ({brief(exc)})", path=path
             ) from exc
         meta["dtype"] = raw.dtype.name
         if mode.startswith("I;16") or (
@@ -78,10 +78,10 @@ def _read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
             meta["alpha"] = "dropped (fully opaque)"
         else:
             meta["alpha"] = "kept"
-    ys, xs = _section_slices(section, raw.shape[0], raw.shape[1], path)
-    data = _to_float32(raw[ys, xs], path=path)
+    ys, xs = section_slices(section, raw.shape[0], raw.shape[1], path)
+    data = to_float32(raw[ys, xs], path=path)
     if lazy:
-        return GridImage(_InMemoryLazy(data, str(path)), path=str(path), meta=meta)
+        return GridImage(InMemoryLazy(data, str(path)), path=str(path), meta=meta)
     if stack:
         data = data[None]
     return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
@@ -145,7 +145,7 @@ def _png_decode(path: Path, info: dict) -> np.ndarray:
         # inflate no more than the header announces: a zlib bomb stops here
         raw = zlib.decompressobj().decompress(b"".join(chunks), expected)
     except Exception as exc:
-        raise InvalidImageError(f"damaged PNG data ({_short(exc)})", path=path) from exc
+        raise InvalidImageError(f"damaged PNG data ({brief(exc)})", path=path) from exc
     if len(raw) < expected:
         raise InvalidImageError("truncated PNG pixel data", path=path)
     rows = np.frombuffer(raw, dtype=np.uint8, count=expected).reshape(h, stride + 1)
@@ -198,7 +198,7 @@ def _unfilter(filters: np.ndarray, lines: np.ndarray) -> np.ndarray:
     return done[1:, 1:].astype(np.uint8)
 
 
-def _png_encode(array: np.ndarray) -> bytes:
+def png_encode(array: np.ndarray) -> bytes:
     """Encode (H, W, C) uint8/uint16 with C in 1..4 as PNG bytes (no filtering, zlib level 6)."""
     h, w, c = array.shape
     depth = 16 if array.dtype == np.uint16 else 8

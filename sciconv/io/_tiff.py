@@ -27,21 +27,21 @@ import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import (
-    _C,
-    _N,
-    _ONE,
-    _arrange,
-    _check_memory,
-    _raw_index,
-    _section_slices,
-    _shift,
-    _short,
-    _to_float32,
-    _warn,
+    ROLE_C,
+    ROLE_N,
+    ROLE_ONE,
+    arrange_axes,
+    brief,
+    check_memory,
+    raw_index,
+    section_slices,
+    shift_axes,
+    to_float32,
+    warn_caller,
 )
-from sciconv.io._image import GridImage, LazyImage, _InMemoryLazy
+from sciconv.io._image import GridImage, InMemoryLazy, LazyImage
 
-_TIFF_AXES = (
+TIFF_AXES = (
     "YXCSZTNQIRPHEFLMAB"  # letters tifffile uses; Y/X spatial, C/S channels, rest stack-like
 )
 
@@ -52,18 +52,18 @@ def _tiff_roles(axes: str, shape: tuple[int, ...], *, stack: bool, path: Path) -
         if a in "YX":
             roles.append(a)
         elif n == 1:
-            roles.append(_ONE)
+            roles.append(ROLE_ONE)
         elif a in "CS":
-            roles.append(_C)
+            roles.append(ROLE_C)
         else:
             roles.append("?")
     others = [i for i, r in enumerate(roles) if r == "?"]
     if stack:
         for i in others:
-            roles[i] = _N
+            roles[i] = ROLE_N
     elif others:
-        if len(others) == 1 and _C not in roles:
-            roles[others[0]] = _C
+        if len(others) == 1 and ROLE_C not in roles:
+            roles[others[0]] = ROLE_C
         else:
             raise InvalidImageError(
                 f"TIFF axes {axes!r} (shape {shape}) hold more than channels; pass stack=True to "
@@ -73,14 +73,14 @@ def _tiff_roles(axes: str, shape: tuple[int, ...], *, stack: bool, path: Path) -
     return roles
 
 
-def _read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = False) -> GridImage:
+def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = False) -> GridImage:
     """Read the first series; ``pixels_only`` drops the note that a lazy read was made eagerly."""
     import tifffile
 
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:
-        raise InvalidImageError(f"not a readable TIFF file ({_short(exc)})", path=path) from exc
+        raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
     try:
         try:
             series = tif.series[0]
@@ -90,7 +90,7 @@ def _read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fa
             page = series.pages[0] if series.pages else tif.pages[0]
             photometric = getattr(page, "photometric", None)
         except Exception as exc:
-            raise InvalidImageError(f"damaged TIFF structure ({_short(exc)})", path=path) from exc
+            raise InvalidImageError(f"damaged TIFF structure ({brief(exc)})", path=path) from exc
         if not shape or 0 in shape:
             raise InvalidImageError(f"TIFF holds no pixels (shape {shape})", path=path)
         use_axes = tif_axes if axes is None else axes.upper()
@@ -119,18 +119,18 @@ def _read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fa
             return _read_tiff_palette(tif, page, path, meta, section)
         roles = _tiff_roles(use_axes, shape, stack=stack, path=path)
         ny, nx = shape[use_axes.index("Y")], shape[use_axes.index("X")]
-        ys, xs = _section_slices(section, ny, nx, path)
+        ys, xs = section_slices(section, ny, nx, path)
         alpha = _has_alpha(page, use_axes, shape)
         mm = _tiff_memmap(path, shape) if lazy or section is not None else None
         if lazy and mm is not None:
-            n_chan = int(np.prod([n for n, r in zip(shape, roles) if r == _C]))
+            n_chan = int(np.prod([n for n, r in zip(shape, roles) if r == ROLE_C]))
             holder = [mm]
 
             def reader(ys_: slice, xs_: slice) -> np.ndarray:
                 if holder[0] is None:
                     raise InvalidImageError("LazyImage was closed", path=path)
-                idx = _raw_index(roles, _shift(ys_, ys.start), _shift(xs_, xs.start))
-                return _arrange(_to_float32(holder[0][idx], path=path), roles, stack=False)
+                idx = raw_index(roles, shift_axes(ys_, ys.start), shift_axes(xs_, xs.start))
+                return arrange_axes(to_float32(holder[0][idx], path=path), roles, stack=False)
 
             meta["alpha"] = "kept" if alpha else None
             data = LazyImage(
@@ -141,30 +141,30 @@ def _read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fa
             )
             return GridImage(data, path=str(path), meta=meta)
         if lazy and not pixels_only:
-            _warn(
+            warn_caller(
                 f"{path}: this TIFF is compressed or tiled and cannot be memory-mapped; "
                 "it was read into memory"
             )
         if mm is not None:  # a section of an uncompressed file: read only those pixels
             n = int(np.prod(shape, dtype=np.int64)) // (ny * nx) * (ys.stop - ys.start)
-            _check_memory(n * (xs.stop - xs.start), np.dtype(dtype).itemsize, path)
-            raw = np.array(mm[_raw_index(roles, ys, xs)])
+            check_memory(n * (xs.stop - xs.start), np.dtype(dtype).itemsize, path)
+            raw = np.array(mm[raw_index(roles, ys, xs)])
             del mm
         else:
-            _check_memory(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype).itemsize, path)
+            check_memory(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype).itemsize, path)
             try:
-                raw = series.asarray()[_raw_index(roles, ys, xs)]
+                raw = series.asarray()[raw_index(roles, ys, xs)]
             except Exception as exc:
                 raise InvalidImageError(
-                    f"cannot decode TIFF pixels ({_short(exc)})", path=path
+                    f"cannot decode TIFF pixels ({brief(exc)})", path=path
                 ) from exc
     finally:
         tif.close()
     if alpha:
         raw, roles, meta["alpha"] = _drop_opaque_alpha(raw, roles, use_axes, dtype)
-    data = _arrange(_to_float32(raw, path=path), roles, stack=stack)
+    data = arrange_axes(to_float32(raw, path=path), roles, stack=stack)
     if lazy:
-        data = _InMemoryLazy(data, str(path))
+        data = InMemoryLazy(data, str(path))
         return GridImage(data, path=str(path), meta=meta)
     return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
 
@@ -190,11 +190,11 @@ def _has_alpha(page, axes: str, shape) -> bool:
 
 def _drop_opaque_alpha(raw: np.ndarray, roles, axes: str, dtype):
     """Drop the last sample of the S axis when it is fully opaque (the dtype's maximum)."""
-    s = [i for i, (a, r) in enumerate(zip(axes, roles)) if a == "S" and r != _ONE]
+    s = [i for i, (a, r) in enumerate(zip(axes, roles)) if a == "S" and r != ROLE_ONE]
     if not s:
         return raw, roles, None
     # position of S among the axes that remain in raw (degenerate axes were indexed away)
-    live = [i for i, r in enumerate(roles) if r != _ONE]
+    live = [i for i, r in enumerate(roles) if r != ROLE_ONE]
     pos = live.index(s[0])
     alpha = np.take(raw, -1, axis=pos)
     top = np.iinfo(dtype).max if np.dtype(dtype).kind in "iu" else 1.0
@@ -208,12 +208,12 @@ def _read_tiff_palette(tif, page, path, meta, section) -> GridImage:
         idx = page.asarray()
         rgb = np.moveaxis(np.asarray(page.colormap)[:, idx], 0, -1)
     except Exception as exc:
-        raise InvalidImageError(f"cannot decode palette TIFF ({_short(exc)})", path=path) from exc
+        raise InvalidImageError(f"cannot decode palette TIFF ({brief(exc)})", path=path) from exc
     if rgb.dtype == np.uint16 and np.all(rgb % 257 == 0):
         rgb = (rgb // 257).astype(np.uint8)
     meta["palette"] = "expanded to RGB"
-    ys, xs = _section_slices(section, rgb.shape[0], rgb.shape[1], path)
-    data = _to_float32(rgb[ys, xs], path=path)
+    ys, xs = section_slices(section, rgb.shape[0], rgb.shape[1], path)
+    data = to_float32(rgb[ys, xs], path=path)
     return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
 
 
@@ -243,7 +243,9 @@ def _microscopy_meta(tif, page) -> dict:
         else:
             meta.update(_resolution_meta(page))
     except Exception as exc:  # metadata is a bonus: the pixels are still good
-        _warn(f"{tif.filehandle.path}: microscopy metadata not understood ({_short(exc)}); ignored")
+        warn_caller(
+            f"{tif.filehandle.path}: microscopy metadata not understood ({brief(exc)}); ignored"
+        )
     return meta
 
 
@@ -317,7 +319,7 @@ def _resolution_meta(page) -> dict:
     return {"pixel_size": (unit[1] / ry, unit[1] / rx), "pixel_unit": "µm"}
 
 
-def _tiff_scale_meta(path: Path) -> dict:
+def tiff_scale_meta(path: Path) -> dict:
     """The pixel size metadata of a TIFF (``pixel_size``, ``pixel_unit``), reading no pixels."""
     import tifffile
 
@@ -327,7 +329,7 @@ def _tiff_scale_meta(path: Path) -> dict:
             page = series.pages[0] if series.pages else tif.pages[0]
             return _microscopy_meta(tif, page)
     except Exception as exc:
-        raise InvalidImageError(f"not a readable TIFF file ({_short(exc)})", path=path) from exc
+        raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
 
 
 def _convert(value: float, unit: str, to: str) -> float:

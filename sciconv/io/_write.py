@@ -6,18 +6,23 @@ so an interrupted write never leaves a partial file.
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sciconv._atomic import atomic_output
+from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, WriteError
-from sciconv.io._common import _astropy_fits, _short, _warn
-from sciconv.io._header import _replace_wcs_cards, _strip_structural
+from sciconv.io._common import astropy_fits, brief, warn_caller
+from sciconv.io._header import replace_wcs_cards, strip_structural
 from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._png import png_encode
 
-_WRITE_FORMATS = {
+WRITE_FORMATS = {
     ".fits": "fits",
     ".fit": "fits",
     ".fts": "fits",
@@ -34,20 +39,20 @@ _WRITE_FORMATS = {
 }
 
 
-def _carries_metadata(value) -> bool:
+def carries_metadata(value) -> bool:
     if isinstance(value, GridImage):
         return value.header is not None or value.wcs is not None
     return bool(len(value)) if hasattr(value, "__len__") else True
 
 
-def _validate_array(array, path: Path) -> np.ndarray:
+def validate_array(array, path: Path) -> np.ndarray:
     if isinstance(array, LazyImage):
         array = np.asarray(array)
     try:
         arr = np.asarray(array)
     except Exception as exc:
         raise InvalidImageError(
-            f"array cannot be converted to numpy ({_short(exc)})", path=path
+            f"array cannot be converted to numpy ({brief(exc)})", path=path
         ) from exc
     if arr.dtype.kind not in "biuf":
         raise InvalidImageError(
@@ -65,8 +70,8 @@ def _validate_array(array, path: Path) -> np.ndarray:
     return arr
 
 
-def _output_header(arr: np.ndarray, like, header, history: list[str], path: Path):
-    fits = _astropy_fits()
+def output_header(arr: np.ndarray, like, header, history: list[str], path: Path):
+    fits = astropy_fits()
     import sciconv
 
     out = fits.Header()
@@ -85,16 +90,16 @@ def _output_header(arr: np.ndarray, like, header, history: list[str], path: Path
                 f"like must be a GridImage or an astropy.io.fits.Header; got {type(like).__name__}",
                 path=path,
             )
-    out = _strip_structural(out)
+    out = strip_structural(out)
     if wcs is not None:
         if getattr(wcs, "cpdis1", None) is not None or getattr(wcs, "det2im1", None) is not None:
-            _warn(
+            warn_caller(
                 f"{path}: the WCS lookup-table distortions (CPDIS/D2IM) of like= cannot be written "
                 "to a single-HDU file; only the core WCS and SIP terms were kept"
             )
-        out = _replace_wcs_cards(out, wcs)
+        out = replace_wcs_cards(out, wcs)
     if like_shape is not None and tuple(like_shape) != tuple(arr.shape[:2]):
-        _warn(
+        warn_caller(
             f"{path}: array is {arr.shape[0]} x {arr.shape[1]} pixels but like= is "
             f"{like_shape[0]} x {like_shape[1]}; its WCS was copied unchanged"
         )
@@ -121,16 +126,16 @@ def _output_header(arr: np.ndarray, like, header, history: list[str], path: Path
         except ConfigError:
             raise
         except Exception as exc:
-            raise ConfigError(f"invalid header card ({_short(exc)})", path=path) from exc
-        out = _strip_structural(out)
+            raise ConfigError(f"invalid header card ({brief(exc)})", path=path) from exc
+        out = strip_structural(out)
     out.add_history(f"Written by sciconv {sciconv.__version__}")
     for line in history:
         out.add_history(line)
     return out
 
 
-def _write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Path) -> None:
-    fits = _astropy_fits()
+def write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Path) -> None:
+    fits = astropy_fits()
     if arr.dtype == np.float16:
         arr = arr.astype(np.float32)
     if arr.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
@@ -160,13 +165,14 @@ def _write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: P
         raise
     except OSError as exc:  # full disk, quota, read-only folder: the target, not the .part file
         raise WriteError(
-            f"cannot write FITS ({exc.strerror or _short(exc)}); nothing was written", path=path
+            f"cannot write FITS ({exc.strerror or brief(exc)}); nothing was written",
+            path=path,
         ) from exc
     except Exception as exc:
-        raise InvalidImageError(f"cannot write FITS ({_short(exc)})", path=path) from exc
+        raise InvalidImageError(f"cannot write FITS ({brief(exc)})", path=path) from exc
 
 
-def _write_tiff(tmp: Path, arr: np.ndarray, history: list[str]) -> None:
+def write_tiff(tmp: Path, arr: np.ndarray, history: list[str]) -> None:
     import tifffile
 
     import sciconv
@@ -189,7 +195,7 @@ def _write_tiff(tmp: Path, arr: np.ndarray, history: list[str]) -> None:
         )
 
 
-def _write_ome_tiff(tmp: Path, arr: np.ndarray, like, history: list[str]) -> None:
+def write_ome_tiff(tmp: Path, arr: np.ndarray, like, history: list[str]) -> None:
     """OME-TIFF through tifffile: axes, ``like``'s pixel size, unit and (matching) channel names."""
     import tifffile
 
@@ -228,7 +234,7 @@ def _write_ome_tiff(tmp: Path, arr: np.ndarray, like, history: list[str]) -> Non
         )
 
 
-def _validate_png(arr: np.ndarray, path: Path) -> np.ndarray:
+def validate_png(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.dtype not in (np.uint8, np.uint16):
         raise InvalidImageError(
             f"PNG stores uint8 or uint16 pixels; got {arr.dtype}. Convert the array "
@@ -245,3 +251,120 @@ def _validate_png(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.shape[0] >= 2**31 or arr.shape[1] >= 2**31:
         raise InvalidImageError(f"image too large for PNG ({arr.shape})", path=path)
     return arr
+
+
+def write(
+    path: str | os.PathLike,
+    array,
+    *,
+    like=None,
+    overwrite: bool = False,
+    history: str | Iterable[str] | None = None,
+    header=None,
+) -> Path:
+    """Write an image to FITS, TIFF, OME-TIFF or PNG, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output file; the extension picks the format: ``.fits``/``.fit``/``.fts`` (``.gz`` for
+        gzip), ``.fits.fz``/``.fz`` (lossless tile compression), ``.tif``/``.tiff``,
+        ``.ome.tif``/``.ome.tiff`` (OME-TIFF with OME-XML axes and physical sizes), ``.png``.
+        Labels for an OME-Zarr image go through :func:`write_ome_zarr_labels`.
+    array : array_like or GridImage
+        ``(H, W)`` or ``(H, W, C)``. FITS stores ``(H, W, 1)`` as a 2-D image and ``(H, W, C)``
+        as a cube ``(C, H, W)``; TIFF keeps the dtype (integer label maps stay integer); PNG takes
+        uint8 or uint16 with 1-4 channels. A GridImage given here is also used as ``like``.
+    like : GridImage or astropy.io.fits.Header, optional
+        FITS only: header whose cards (and WCS, from ``like.wcs`` when a GridImage) are copied.
+        Structural keywords (``NAXISn``, ``BITPIX``, ``BSCALE``, ``BZERO``, ``BLANK``, checksums,
+        tile-compression cards) are dropped and regenerated. With a GridImage, its celestial WCS
+        (SIP included) replaces every WCS card of its header; other WCS axes (spectral, Stokes)
+        and lookup-table distortions are not written (the latter with a warning).
+        OME-TIFF: a GridImage whose ``meta["pixel_size"]``, ``meta["pixel_unit"]`` and (when
+        there is one per channel written) ``meta["channel_names"]`` are written as OME
+        ``PhysicalSizeY/X`` and ``Channel/@Name``, so labels keep the source's pixel size.
+    overwrite : bool
+        Replace an existing file; without it an existing file raises ``OutputExistsError``.
+    history : str or iterable of str, optional
+        Extra FITS HISTORY lines (after ``"Written by sciconv <version>"``); TIFF keeps them in its
+        JSON description.
+    header : dict or astropy.io.fits.Header, optional
+        FITS only: cards set last, over ``like``'s.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    InvalidImageError
+        The array has the wrong shape, no pixels or a dtype the format cannot store.
+    OutputExistsError
+        The file exists and ``overwrite`` is False.
+    ConfigError
+        Unknown extension or an invalid header card.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv.io import GridImage, read, write
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> labels = np.array([[0, 1], [2, 2]], dtype=np.int32)
+    >>> read(write(folder / "labels.tif", labels)).meta["dtype"]
+    'int32'
+    >>> write(folder / "labels.tif", labels)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.OutputExistsError: ...labels.tif: output exists; pass overwrite=True ...
+
+    OME-TIFF keeps the source's physical pixel size:
+
+    >>> cells = GridImage(np.zeros((2, 2, 1), "float32"), meta={"pixel_size": (0.5, 0.25)})
+    >>> out = read(write(folder / "labels.ome.tif", labels, like=cells))
+    >>> out.meta["pixel_size"], out.meta["pixel_unit"]
+    ((0.5, 0.25), 'µm')
+    """
+    path = Path(path)
+    suffix = next(
+        (
+            ext
+            for ext in sorted(WRITE_FORMATS, key=len, reverse=True)
+            if path.name.lower().endswith(ext)
+        ),
+        "".join(path.suffixes[-2:]).lower() or "(none)",
+    )
+    fmt = WRITE_FORMATS.get(
+        look_up_option(suffix, tuple(WRITE_FORMATS), name="output extension", path=path)
+    )
+    if isinstance(array, GridImage):
+        if like is None:
+            like = array
+        array = array.data
+    arr = validate_array(array, path)
+    if isinstance(history, str):
+        history = [history]
+    history = [str(h) for h in (history or [])]
+    if fmt.startswith("fits"):
+        hdr = output_header(arr, like, header, history, path)
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            write_fits(tmp, arr, hdr, compressed=fmt == "fits-compressed", path=path)
+        return path
+    for name, value in (("like", like), ("header", header)):
+        if value is not None and carries_metadata(value):
+            warn_caller(
+                f"{path}: {fmt.upper()} cannot store a FITS header or WCS; {name}= was ignored"
+            )
+    if fmt == "tiff":
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            write_tiff(tmp, arr, history)
+        return path
+    if fmt == "ome-tiff":
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            write_ome_tiff(tmp, arr, like, history)
+        return path
+    png = validate_png(arr, path)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(png_encode(png))
+    return path

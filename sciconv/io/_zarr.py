@@ -23,7 +23,7 @@ from sciconv.errors import (
     MissingDependencyError,
     OutputExistsError,
 )
-from sciconv.io._common import _short, _to_float32
+from sciconv.io._common import brief, to_float32
 from sciconv.io._image import GridImage, LazyImage
 
 _NGFF_UNITS = {
@@ -52,7 +52,7 @@ def _ome_zarr(path=None):
         import zarr
     except ImportError as exc:
         raise MissingDependencyError(
-            f"OME-Zarr needs zarr and ome-zarr ({_short(exc)}); "
+            f"OME-Zarr needs zarr and ome-zarr ({brief(exc)}); "
             'install them with: pip install "sciconv[ome]"',
             path=path,
         ) from exc
@@ -77,7 +77,7 @@ def _open_multiscale(path: Path):
     raise InvalidImageError("OME-Zarr store holds no multiscale image", path=path)
 
 
-def _read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> GridImage:
+def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> GridImage:
     """:func:`sciconv.io.read` of an OME-Zarr store: one resolution level as (H, W, C)."""
     if not path.is_dir():
         raise InvalidImageError("OME-Zarr store not found (expected a folder)", path=path)
@@ -116,12 +116,12 @@ def _read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> G
             raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
 
         def reader(ys: slice, xs: slice) -> np.ndarray:
-            return _to_float32(np.asarray(arranged[ys, xs].compute()), path=path)
+            return to_float32(np.asarray(arranged[ys, xs].compute()), path=path)
 
         return GridImage(
             LazyImage(reader, arranged.shape, path=str(path)), path=str(path), meta=meta
         )
-    data = _to_float32(np.asarray(arranged.compute()), path=path)
+    data = to_float32(np.asarray(arranged.compute()), path=path)
     return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
 
 
@@ -272,7 +272,7 @@ def write_ome_zarr_labels(
         )
     except Exception as exc:
         raise InvalidImageError(
-            f"cannot write OME-Zarr labels ({_short(exc)})", path=target
+            f"cannot write OME-Zarr labels ({brief(exc)})", path=target
         ) from exc
     return target
 

@@ -16,13 +16,13 @@ from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
-from sciconv.postprocess._measure import _celestial, _validate_labels, measure
+from sciconv.postprocess._measure import celestial_wcs, measure, validate_labels
 from sciconv.postprocess._writers import (
-    _class_names,
-    _fits_layout,
-    _like_wcs,
-    _validate_cube,
-    _validate_uncertainty,
+    class_name_list,
+    fits_layout,
+    like_wcs,
+    validate_cube,
+    validate_uncertainty,
 )
 
 #: Region shapes of :func:`to_regions`.
@@ -47,7 +47,7 @@ def _require(module: str, package: str):
 def _image_wcs(image, wcs):
     if wcs is None:
         wcs = getattr(image, "wcs", None)
-    return _celestial(wcs)
+    return celestial_wcs(wcs)
 
 
 def _image_mask(image, mask, shape) -> np.ndarray | None:
@@ -112,7 +112,7 @@ def to_photutils(labels, image, *, wcs=None, mask=None):
     (1, 18.0, 5.5)
     """
     segmentation = _require("photutils.segmentation", "photutils")
-    labels = _validate_labels(labels)
+    labels = validate_labels(labels)
     data = np.asarray(as_array(image, load=True), dtype=np.float64)
     if data.ndim == 3 and data.shape[-1] == 1:
         data = data[..., 0]
@@ -157,7 +157,7 @@ def _region_rows(source, *, wcs, shape):
                 "measure (x, y, semi_major, semi_minor, orientation) or the labels"
             )
         return source, None
-    labels = _validate_labels(as_array(source, load=True))
+    labels = validate_labels(as_array(source, load=True))
     return measure(labels), labels
 
 
@@ -218,7 +218,7 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
     from astropy import units as u
 
     shape = look_up_option(shape, REGION_SHAPES, name="shape")
-    wcs = _celestial(wcs)
+    wcs = celestial_wcs(wcs)
     rows, labels = _region_rows(catalog_or_labels, wcs=wcs, shape=shape)
     # centre each ellipse where the catalog puts its RA/Dec (flux-weighted when measured so)
     cx, cy = ("x", "y")
@@ -307,12 +307,12 @@ def _like_parts(like):
     if like is None:
         return None, None, None
     if isinstance(like, fits.Header):
-        return like, _like_wcs(like), None
+        return like, like_wcs(like), None
     if isinstance(like, GridImage):
         return like.header, like.wcs, like.mask
     if hasattr(like, "wcs") and hasattr(like, "meta"):  # NDData
         meta = like.meta if isinstance(like.meta, fits.Header) else None
-        return meta, _celestial(like.wcs) if like.wcs is not None else None, like.mask
+        return meta, celestial_wcs(like.wcs) if like.wcs is not None else None, like.mask
     raise ConfigError(
         f"like must be a GridImage, an NDData or an astropy.io.fits.Header; got "
         f"{type(like).__name__}"
@@ -380,17 +380,17 @@ def to_ccddata(
 
     raw = as_array(prob_or_labels, load=True)
     if np.asarray(raw).dtype.kind in "iub":
-        data = _validate_labels(raw).astype(np.int32)
+        data = validate_labels(raw).astype(np.int32)
         cards = {}
         hw = shape = data.shape
     else:
-        cube = _validate_cube(raw)
-        names = _class_names(class_names, cube.shape[-1])
-        data = _fits_layout(cube)
+        cube = validate_cube(raw)
+        names = class_name_list(class_names, cube.shape[-1])
+        data = fits_layout(cube)
         cards = {f"CLASS{i}": (n, f"class of probability plane {i}") for i, n in enumerate(names)}
         hw, shape = cube.shape[:2], cube.shape
     if uncertainty is not None:
-        uncertainty = StdDevUncertainty(_fits_layout(_validate_uncertainty(uncertainty, shape)))
+        uncertainty = StdDevUncertainty(fits_layout(validate_uncertainty(uncertainty, shape)))
     header, wcs, like_mask = _like_parts(like)
     bad = _image_mask(None, mask if mask is not None else like_mask, hw)
     if bad is not None and data.ndim == 3:

@@ -35,7 +35,7 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
 }
 
 
-def _validate_labels(labels) -> np.ndarray:
+def validate_labels(labels) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim == 3 and labels.shape[-1] == 1:
         labels = labels[..., 0]
@@ -83,7 +83,7 @@ def _validate_mask(mask, shape) -> np.ndarray | None:
     return mask
 
 
-def _celestial(wcs):
+def celestial_wcs(wcs):
     if wcs is None:
         return None
     if not getattr(wcs, "has_celestial", False):
@@ -151,10 +151,10 @@ def measure(labels, *, intensity=None, wcs=None, mask=None):
     """
     from astropy.table import Table
 
-    labels = _validate_labels(labels)
+    labels = validate_labels(labels)
     image = _validate_intensity(intensity, labels.shape)
     bad = _validate_mask(mask, labels.shape)
-    wcs = _celestial(wcs)
+    wcs = celestial_wcs(wcs)
     n = int(labels.max()) if labels.size else 0
     c = 1 if image is None else image.shape[-1]
     # moments accumulated over row chunks: memory stays O(chunk), not O(H * W) per statistic

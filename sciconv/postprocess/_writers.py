@@ -16,12 +16,12 @@ from sciconv._atomic import atomic_output, check_writable
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
-from sciconv.postprocess._measure import _validate_labels
+from sciconv.postprocess._measure import validate_labels
 from sciconv.postprocess._zarr_products import (
     ZARR_LABELS,
     ZARR_MASK,
-    _write_zarr_products,
-    _zarr_image,
+    write_zarr_products,
+    zarr_image,
 )
 
 #: Catalog file extensions and the astropy format each is written with.
@@ -270,7 +270,7 @@ def product_paths(
     return paths
 
 
-def _validate_cube(prob) -> np.ndarray:
+def validate_cube(prob) -> np.ndarray:
     prob = as_array(prob)
     if hasattr(prob, "compute") and not isinstance(prob, np.ndarray):  # dask
         prob = prob.compute()
@@ -305,7 +305,7 @@ def _validate_mask(mask, hw) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _validate_uncertainty(uncertainty, shape) -> np.ndarray:
+def validate_uncertainty(uncertainty, shape) -> np.ndarray:
     """A standard-deviation map of ``shape`` ((H, W, K) or (H, W)), float32, never negative."""
     from astropy.nddata import NDUncertainty, StdDevUncertainty
 
@@ -338,14 +338,14 @@ def _validate_uncertainty(uncertainty, shape) -> np.ndarray:
     return unc
 
 
-def _fits_layout(array: np.ndarray) -> np.ndarray:
+def fits_layout(array: np.ndarray) -> np.ndarray:
     """(H, W, K) as FITS stores it (as :func:`sciconv.io.write` writes it): (K, H, W), K = 1 2-D."""
     if array.ndim == 3:
         array = array[..., 0] if array.shape[-1] == 1 else np.moveaxis(array, -1, 0)
     return np.ascontiguousarray(array)
 
 
-def _like_wcs(like):
+def like_wcs(like):
     """The celestial WCS of ``like`` (GridImage, NDData or FITS header), or None."""
     from astropy.io import fits
 
@@ -367,7 +367,7 @@ def _like_wcs(like):
     return wcs.celestial
 
 
-def _class_names(names, k: int) -> list[str]:
+def class_name_list(names, k: int) -> list[str]:
     if names is None:
         return list(_DEFAULT_CLASSES.get(k, [f"class_{i}" for i in range(k)]))
     if isinstance(names, str) or not isinstance(names, Sequence):
@@ -521,11 +521,11 @@ def write_products(
         _check_table(catalog)
     hw = None
     if prob is not None:
-        prob = _validate_cube(prob)
-        names = _class_names(class_names, prob.shape[-1])
+        prob = validate_cube(prob)
+        names = class_name_list(class_names, prob.shape[-1])
         hw = prob.shape[:2]
     if labels is not None:
-        labels = _validate_labels(labels).astype(np.int32)
+        labels = validate_labels(labels).astype(np.int32)
         if hw is not None and labels.shape != hw:
             raise InvalidImageError(
                 f"labels are {labels.shape[0]} x {labels.shape[1]} pixels but prob is "
@@ -539,10 +539,10 @@ def write_products(
     if uncertainty is not None:
         if prob is None:
             raise ConfigError("uncertainty= belongs to the probabilities: give prob= too")
-        uncertainty = _validate_uncertainty(uncertainty, prob.shape)
+        uncertainty = validate_uncertainty(uncertainty, prob.shape)
     image = prob
     if fmt == "ome-zarr" and prob is None and labels is not None:
-        image = _zarr_image(like, hw)
+        image = zarr_image(like, hw)
 
     # refuse before writing anything
     if fmt == "ome-zarr":
@@ -576,7 +576,7 @@ def write_products(
     written: dict[str, Path] = {}
     if fmt == "ome-zarr":
         written.update(
-            _write_zarr_products(
+            write_zarr_products(
                 targets,
                 image=image,
                 labels=labels,
@@ -624,7 +624,7 @@ def _write_file_products(
     prob_lines, lines = history
     written = {}
     fits = fmt == "fits"
-    wcs = _like_wcs(like) if fits else None
+    wcs = like_wcs(like) if fits else None
     if prob is not None:
         if fits:
             written["prob"] = _write_fits_product(
@@ -692,14 +692,14 @@ def _write_fits_product(
         scio.write(tmp, data, like=like, header=cards, history=history)
         extensions = []
         if mask is not None or uncertainty is not None:
-            stored = _fits_layout(data)
+            stored = fits_layout(data)
             ccd = CCDData(
                 stored,
                 unit=u.dimensionless_unscaled,
                 mask=None if mask is None else np.broadcast_to(mask, stored.shape).copy(),
                 uncertainty=None
                 if uncertainty is None
-                else StdDevUncertainty(_fits_layout(uncertainty)),
+                else StdDevUncertainty(fits_layout(uncertainty)),
             )
             extensions = list(ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT")[1:])
         wcs_cards = wcs.to_header(relax=True) if wcs is not None else None

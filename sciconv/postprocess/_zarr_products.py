@@ -23,7 +23,7 @@ from sciconv.io import GridImage, as_array
 ZARR_LABELS, ZARR_MASK = "instances", "mask"
 
 
-def _zarr_image(like, hw) -> np.ndarray:
+def zarr_image(like, hw) -> np.ndarray:
     """The pixels an OME-Zarr store of labels holds as its image: ``like``'s."""
     if like is None or not hasattr(like, "data"):
         raise ConfigError(
@@ -73,7 +73,7 @@ def _atomic_store(path: Path, *, overwrite: bool) -> Iterator[Path]:
                 shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _write_zarr_products(
+def write_zarr_products(
     targets, *, image, labels, mask, uncertainty, like, attrs, overwrite
 ) -> dict[str, Path]:
     """The image store with its NGFF label groups, and the uncertainty store (io's writers)."""

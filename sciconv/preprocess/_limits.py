@@ -25,7 +25,7 @@ from sciconv.errors import ConfigError, InvalidImageError
 
 #: Normalization methods (see :func:`sciconv.preprocess.compute_limits`).
 METHODS = ("percentile", "minmax", "zscale", "asinh", "zscore")
-_FILL_METHODS = ("zero", "median", "nearest")
+FILL_METHODS = ("zero", "median", "nearest")
 _F32_MAX = float(np.finfo(np.float32).max)
 _TINY_SPAN = 1e-30  # below this an interval is degenerate whatever the data scale
 _ASINH_A = 0.1
@@ -72,7 +72,7 @@ def _validate_method(method) -> str:
     return look_up_option(method, METHODS, name="method")
 
 
-def _validate_percentiles(low, high) -> tuple[float, float]:
+def validate_percentiles(low, high) -> tuple[float, float]:
     for name, v in (("low", low), ("high", high)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
             raise ConfigError(f"{name} must be a finite number (a percentile, 0-100); got {v!r}")
@@ -91,7 +91,7 @@ def _unwrap(x):
     return x
 
 
-def _validate_image(x, *, name: str = "x") -> np.ndarray:
+def validate_image(x, *, name: str = "x") -> np.ndarray:
     """Return ``x`` as a real ndarray of ndim 2, 3 or 4 with at least one pixel."""
     x = _unwrap(x)
     try:
@@ -123,7 +123,7 @@ def _compute_dtype(arr) -> np.dtype:
 # statistics
 
 
-def _finite(values: np.ndarray) -> np.ndarray:
+def finite_values(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values).ravel()
     if values.dtype.kind == "f":
         return values[np.isfinite(values)]
@@ -135,10 +135,10 @@ def _sample_channel(chan: np.ndarray, max_samples: int, rng: np.random.Generator
     flat = chan.reshape(-1)
     if flat.size > max_samples:
         idx = rng.integers(0, flat.size, size=max_samples)
-        sample = _finite(flat[idx])
+        sample = finite_values(flat[idx])
         if sample.size:
             return sample
-    return _finite(flat)
+    return finite_values(flat)
 
 
 def _degenerate(vmin: float, vmax: float) -> bool:
@@ -210,7 +210,7 @@ def _image_limits(img: np.ndarray, method, low, high, per_channel, max_samples, 
     vmins, vmaxs = [], []
     for chan in chans:
         if chan.size <= max_samples:
-            sample = _finite(chan)
+            sample = finite_values(chan)
         else:
             sample = _sample_channel(chan, max_samples, rng)
         full = None
@@ -224,7 +224,7 @@ def _image_limits(img: np.ndarray, method, low, high, per_channel, max_samples, 
                     float(np.fmax.reduce(chan, axis=None)),
                 )
                 if not (math.isfinite(lo) and math.isfinite(hi)):  # +/-inf present or all NaN
-                    f = _finite(chan)
+                    f = finite_values(chan)
                     lo, hi = (float(f.min()), float(f.max())) if f.size else (math.nan, math.nan)
             else:
                 lo, hi = float(chan.min()), float(chan.max())
@@ -290,7 +290,7 @@ def compute_limits(
     ([1.0], [99.0])
     """
     method = _validate_method(method)
-    low, high = _validate_percentiles(low, high)
+    low, high = validate_percentiles(low, high)
     if isinstance(max_samples, bool) or not isinstance(max_samples, numbers.Integral):
         raise ConfigError(f"max_samples must be a positive int; got {max_samples!r}")
     if max_samples < 1:
@@ -299,9 +299,9 @@ def compute_limits(
         raise ConfigError(f"asinh_a must be a positive number; got {asinh_a!r}")
     x = _unwrap(x)
     if _is_lazy(x):
-        arr = _validate_image(_lazy_sample(x, max_samples), name="x (sampled lazy array)")
+        arr = validate_image(_lazy_sample(x, max_samples), name="x (sampled lazy array)")
     else:
-        arr = _validate_image(x)
+        arr = validate_image(x)
     rng = np.random.default_rng(seed)
     if arr.ndim == 2:
         arr = arr[..., np.newaxis]
@@ -395,7 +395,7 @@ def apply_limits(x, limits: Limits, *, clip: bool = False) -> np.ndarray:
         raise ConfigError(
             f"limits must be a Limits from compute_limits; got {type(limits).__name__}"
         )
-    arr = _validate_image(x)
+    arr = validate_image(x)
     shape = arr.shape
     work = arr[..., np.newaxis] if arr.ndim == 2 else arr
     dt = _compute_dtype(arr)
@@ -434,7 +434,7 @@ def invert_limits(y, limits: Limits) -> np.ndarray:
         raise ConfigError(
             f"limits must be a Limits from compute_limits; got {type(limits).__name__}"
         )
-    arr = _validate_image(y, name="y")
+    arr = validate_image(y, name="y")
     shape = arr.shape
     work = arr[..., np.newaxis] if arr.ndim == 2 else arr
     half_vmin, half_span = _broadcast_limits(
@@ -492,8 +492,8 @@ def fill_nan(x, *, method: str = "zero") -> np.ndarray:
     >>> fill_nan(np.array([[1.0, np.nan, np.nan, 5.0]]), method="nearest").tolist()
     [[1.0, 1.0, 5.0, 5.0]]
     """
-    method = look_up_option(method, _FILL_METHODS, name="method")
-    arr = _validate_image(x)
+    method = look_up_option(method, FILL_METHODS, name="method")
+    arr = validate_image(x)
     out = np.array(arr, dtype=np.float32, copy=True)
     work = out[..., np.newaxis] if out.ndim == 2 else out
     if work.ndim == 4:
@@ -551,7 +551,7 @@ def normalize(
     0.0
     """
     if nan is not None:
-        nan = look_up_option(nan, _FILL_METHODS, name="nan")
+        nan = look_up_option(nan, FILL_METHODS, name="nan")
     limits = compute_limits(
         x,
         method=method,

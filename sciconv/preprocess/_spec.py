@@ -19,14 +19,14 @@ import numpy as np
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, SciconvError
 from sciconv.preprocess._limits import (
-    _FILL_METHODS,
+    FILL_METHODS,
     METHODS,
     Limits,
-    _validate_image,
-    _validate_percentiles,
     apply_limits,
     compute_limits,
     fill_nan,
+    validate_image,
+    validate_percentiles,
 )
 
 #: The normalization every stage shares unless told otherwise (datasets, inference, CLI).
@@ -111,7 +111,7 @@ class NormSpec:
         set_ = object.__setattr__
         set_(self, "method", look_up_option(self.method, METHODS, name="normalization method"))
         if self.low is not None or self.high is not None:
-            low, high = _validate_percentiles(
+            low, high = validate_percentiles(
                 1.0 if self.low is None else self.low, 99.8 if self.high is None else self.high
             )
             set_(self, "low", None if self.low is None else low)
@@ -120,7 +120,7 @@ class NormSpec:
             if getattr(self, key) is not None:
                 set_(self, key, _check_bool(getattr(self, key), key))
         if self.nan is not None:
-            look_up_option(self.nan, _FILL_METHODS, name="normalization spec key 'nan'")
+            look_up_option(self.nan, FILL_METHODS, name="normalization spec key 'nan'")
         if self.asinh_a is not None:
             a = self.asinh_a
             if isinstance(a, bool) or not isinstance(a, numbers.Real) or not 0 < a < math.inf:
@@ -289,7 +289,7 @@ def normalize_spec(x, spec: Mapping | NormSpec | None) -> np.ndarray:
     [[0.0, 1.0]]
     """
     if spec is None:
-        return _validate_image(x).astype(np.float32)
+        return validate_image(x).astype(np.float32)
     if not isinstance(spec, NormSpec):
         spec = NormSpec.from_dict(spec)
     return spec.apply(x)

@@ -8,7 +8,7 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
-from sciconv.preprocess._limits import _finite, _validate_image
+from sciconv.preprocess._limits import finite_values, validate_image
 
 _TRANSFORM_KEYS = ("to_gray", "invert")
 _INVERT_CHOICES = (True, False, "auto")
@@ -39,7 +39,7 @@ def _validate_transform(spec) -> dict:
 
 def _bright_background(x: np.ndarray) -> bool:
     """True when the median sits above the midpoint of the 0.1st and 99.9th percentiles."""
-    finite = _finite(x)
+    finite = finite_values(x)
     if finite.size == 0:
         return False
     lo, mid, hi = np.percentile(
@@ -105,7 +105,7 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
     if spec is None:
         return image
     spec = _validate_transform(spec)
-    arr = _validate_image(image, name="image")
+    arr = validate_image(image, name="image")
     if arr.ndim == 4:
         raise InvalidImageError(
             f"image must be one image (H, W) or (H, W, C), not a batch; got shape {arr.shape}"
@@ -125,7 +125,7 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
     if invert == "auto":
         invert = _bright_background(x)
     if invert is True:
-        finite = _finite(x)
+        finite = finite_values(x)
         top = float(finite.max()) if finite.size else 0.0
         x = np.float32(top) - x
     return np.ascontiguousarray(x, dtype=np.float32)

@@ -1,0 +1,391 @@
+"""The readers behind :func:`sciconv.io.read`: one entry point that picks FITS, TIFF, PNG/JPEG or
+OME-Zarr by the file, checks the arguments once, adds a bad-pixel mask, and turns any failure of a
+reader library into an :class:`~sciconv.errors.InvalidImageError` naming the file.
+:func:`read_pixels` and :func:`probe_shape` are the fast pixels-only readers training uses.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from sciconv.errors import ConfigError, InvalidImageError, SciconvError
+from sciconv.io._common import brief
+from sciconv.io._files import is_zarr, validate_path
+from sciconv.io._fits import plain_fits_shape, read_fits, read_fits_flags, read_plain_fits
+from sciconv.io._image import GridImage
+from sciconv.io._masks import apply_bad, read_mask_source, validate_ignore_flags
+from sciconv.io._png import read_pil
+from sciconv.io._tiff import TIFF_AXES, read_tiff
+from sciconv.io._zarr import read_zarr
+
+__all__ = ["probe_shape", "read", "read_pixels"]
+
+
+def read(
+    path: str | os.PathLike,
+    *,
+    hdu: int | str | tuple[str, int] | None = None,
+    axes: str | None = None,
+    stack: bool = False,
+    section: tuple[slice, slice] | None = None,
+    lazy: bool = False,
+    level: int = 0,
+    mask=None,
+    mask_hdu: int | str | tuple[str, int] | None = "auto",
+    ignore_flags: int | str | list | None = 0,
+) -> GridImage:
+    """Read a FITS, TIFF, PNG or JPEG file or an OME-Zarr store into a :class:`GridImage`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file. The format is taken from its first bytes; the extension only has to agree.
+    hdu : int, str or (str, int), optional
+        FITS only: HDU index, EXTNAME, or (EXTNAME, EXTVER). Default: the first HDU holding pixels.
+    axes : str, optional
+        TIFF only: the axes of the stored array (e.g. ``"CYX"``, ``"YXC"``, ``"ZYX"``), overriding
+        what tifffile reports. ``Y`` and ``X`` must appear once; ``C``/``S`` are channels.
+    stack : bool
+        Return a stack ``(N, H, W, C)`` instead of ``(H, W, C)``: FITS cube planes (all axes beyond
+        the second) become ``N`` with ``C = 1``; TIFF ``Z``/``T``/... axes become ``N``.
+    section : (slice, slice), optional
+        Read only ``[ys, xs]`` of the image (step 1); the WCS and header are shifted to match.
+        Only those pixels are read from an uncompressed or tile-compressed file.
+    lazy : bool
+        Return ``.data`` as a :class:`LazyImage` that reads regions on demand (``.mask`` is None).
+    level : int
+        OME-Zarr only: the resolution level (0 = full resolution, ``i`` = downsampled ``2**i``
+        by the usual NGFF pyramid); ``meta["levels"]`` lists the shapes of all of them. A store
+        (``.ome.zarr`` folder, or any zarr group folder such as ``x.ome.zarr/labels/nuclei``)
+        is read through ome-zarr/dask (``pip install "sciconv[ome]"``): ``lazy=True`` reads
+        only the chunks a region needs.
+    mask : str, os.PathLike or array_like, optional
+        A bad-pixel mask for this image: a file (FITS, TIFF, PNG; a FITS mask's first image HDU;
+        ``section`` is applied to it as to the image) or an array of the pixels' ``(H, W)`` (or
+        ``(H, W, C)``). True/nonzero = bad, read as flags with ``ignore_flags``. Added to the
+        bad pixels the file has itself.
+    mask_hdu : int, str, (str, int) or None, optional
+        FITS only: the HDU holding the bad-pixel mask or data-quality flags (as ``hdu``).
+        Default ``"auto"``: an HDU named ``DQ`` (else ``MASK``, see :data:`MASK_EXTNAMES`) with
+        the EXTVER of the HDU read and its size, unless that HDU is itself one; None: none.
+    ignore_flags : int, str, list or None, optional
+        The flag bits that do *not* make a pixel bad, as astropy's
+        :func:`~astropy.nddata.bitmask.bitfield_to_boolean_mask` reads them: ``0`` (default)
+        every set bit is bad; ``"~4096"`` only bit 4096 is; ``"4+8"`` or ``[4, 8]``: bits 4 and
+        8 are ignored; None: nothing is bad. Applies to ``mask`` and ``mask_hdu``.
+
+    Returns
+    -------
+    GridImage
+        ``.data`` float32 ``(H, W, C)`` with NaN at bad pixels, ``.mask`` True there
+        (``meta["mask_from"]`` names the mask HDU or file when one was applied). Microscopy
+        files (OME-TIFF, ImageJ, OME-Zarr) also give ``meta["pixel_size"]`` ``(dy, dx)`` in
+        ``meta["pixel_unit"]`` (e.g. ``"µm"``) and ``meta["channel_names"]`` when they store them.
+
+    Raises
+    ------
+    InvalidImageError
+        The file is missing, unreadable, empty, truncated, not an image, or holds no 2-D pixels;
+        the message names the file and the problem.
+    ConfigError
+        An argument is not valid (``hdu``, ``axes``, ``section``, ``stack`` with ``lazy``,
+        ``level`` out of range or given for a file that is not OME-Zarr).
+    MissingDependencyError
+        An OME-Zarr store was given and zarr / ome-zarr are not installed.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv.io import probe_shape, read, read_pixels, write
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "cube.fits"
+    >>> _ = write(p, np.zeros((8, 8, 3), dtype=np.float32))
+    >>> read(p).shape, read(p, stack=True).shape
+    ((8, 8, 3), (3, 8, 8, 1))
+    >>> read(p, section=(slice(2, 6), slice(0, 4))).shape
+    (4, 4, 3)
+
+    A data-quality plane (here a separate file, as the bundled HST cut-out has it):
+
+    >>> dq = np.zeros((8, 8), np.int16); dq[0, :2] = 4096; dq[1, 0] = 8
+    >>> _ = write(p.with_name("dq.fits"), dq)
+    >>> img = read(p, mask=p.with_name("dq.fits"))
+    >>> int(img.mask[..., 0].sum()), bool(np.isnan(img.data[0, 0]).all())
+    (3, True)
+    >>> int(read(p, mask=p.with_name("dq.fits"), ignore_flags="~4096").mask[..., 0].sum())
+    2
+    """
+    ignore_flags = validate_ignore_flags(ignore_flags)
+    _validate_mask_hdu(mask_hdu)
+    img = _read_file(
+        path,
+        hdu=hdu,
+        axes=axes,
+        stack=stack,
+        section=section,
+        lazy=lazy,
+        level=level,
+        mask_hdu=mask_hdu,
+        ignore_flags=ignore_flags,
+    )
+    if mask is None:
+        return img
+    bad, source = read_mask_source(
+        mask,
+        shape=img.shape,
+        section=section,
+        ignore_flags=ignore_flags,
+        path=img.path,
+        read_fits_flags=read_fits_flags,
+        read_other=lambda p, sec: np.asarray(_read_file(p, section=sec, pixels_only=True).data),
+    )
+    return apply_bad(img, bad, source=source)
+
+
+def _validate_mask_hdu(mask_hdu) -> None:
+    if mask_hdu is None or (isinstance(mask_hdu, str) and mask_hdu == "auto"):
+        return
+    try:
+        _validate_read_args(None, hdu=mask_hdu, axes=None, stack=False, section=None, lazy=False)
+    except ConfigError as exc:
+        raise ConfigError(f"mask_hdu: {exc.message}; or 'auto' or None") from exc
+
+
+def _read_file(
+    path,
+    *,
+    hdu=None,
+    axes=None,
+    stack=False,
+    section=None,
+    lazy=False,
+    pixels_only=False,
+    level=0,
+    mask_hdu="auto",
+    ignore_flags=0,
+) -> GridImage:
+    """:func:`read`; ``pixels_only`` skips what only metadata needs (the WCS, its warnings)."""
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
+        raise ConfigError(f"level must be an int (0 = full resolution); got {level!r}")
+    auto = isinstance(mask_hdu, str) and mask_hdu == "auto"
+    if is_zarr(path):
+        if not auto and mask_hdu is not None:
+            raise ConfigError(f"mask_hdu= applies to FITS files only; got it for {path}")
+        return _read_zarr_store(
+            Path(path), hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy, level=level
+        )
+    if level != 0:
+        raise ConfigError(f"level= applies to OME-Zarr stores only; got level={level} for {path}")
+    path, kind = validate_path(path)
+    _validate_read_args(path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
+    if kind != "fits" and not auto and mask_hdu is not None:
+        raise ConfigError(f"mask_hdu= applies to FITS files only; {path.name} is {kind.upper()}")
+    with _reader_failures(path, "unexpected error while reading"):
+        return _read(
+            path,
+            kind,
+            hdu=hdu,
+            axes=axes,
+            stack=stack,
+            section=section,
+            lazy=lazy,
+            pixels_only=pixels_only,
+            mask_hdu=mask_hdu,
+            ignore_flags=ignore_flags,
+        )
+
+
+@contextmanager
+def _reader_failures(path, what: str):
+    """Turn a reader library's unforeseen failure into an InvalidImageError naming the file."""
+    try:
+        yield
+    except SciconvError:
+        raise
+    except MemoryError as exc:
+        raise InvalidImageError(
+            "not enough memory to read the image; use lazy=True or section=", path=path
+        ) from exc
+    except Exception as exc:  # a reader library failed in a way not foreseen by the readers
+        raise InvalidImageError(
+            f"{what} ({brief(exc)}); the file may be damaged", path=path
+        ) from exc
+
+
+def _read_zarr_store(path: Path, *, hdu, axes, stack, section, lazy, level) -> GridImage:
+    _validate_read_args(path, hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy)
+    if hdu is not None or axes is not None:
+        raise ConfigError("hdu= and axes= do not apply to OME-Zarr; its axes come from NGFF")
+    with _reader_failures(path, "cannot read OME-Zarr store"):
+        return read_zarr(path, level=int(level), stack=stack, section=section, lazy=lazy)
+
+
+def _read(
+    path: Path, kind: str, *, hdu, axes, stack, section, lazy, pixels_only, mask_hdu, ignore_flags
+) -> GridImage:
+    if kind == "fits":
+        if axes is not None:
+            raise ConfigError("axes= applies to TIFF files only; FITS axes come from the header")
+        return read_fits(
+            path,
+            hdu=hdu,
+            stack=stack,
+            section=section,
+            lazy=lazy,
+            pixels_only=pixels_only,
+            mask_hdu=mask_hdu,
+            ignore_flags=ignore_flags,
+        )
+    if hdu is not None:
+        raise ConfigError(f"hdu= applies to FITS files only; {path.name} is {kind.upper()}")
+    if kind == "tiff":
+        return read_tiff(
+            path, axes=axes, stack=stack, section=section, lazy=lazy, pixels_only=pixels_only
+        )
+    if axes is not None:
+        raise ConfigError(f"axes= applies to TIFF files only; {path.name} is {kind.upper()}")
+    return read_pil(path, kind=kind, stack=stack, section=section, lazy=lazy)
+
+
+def _validate_read_args(path, *, hdu, axes, stack, section, lazy) -> None:
+    if hdu is not None:
+        ok = (
+            (isinstance(hdu, (int, np.integer)) and not isinstance(hdu, bool))
+            or isinstance(hdu, str)
+            or (
+                isinstance(hdu, tuple)
+                and len(hdu) == 2
+                and isinstance(hdu[0], str)
+                and isinstance(hdu[1], (int, np.integer))
+            )
+        )
+        if not ok:
+            raise ConfigError(
+                f"hdu must be an int index, an EXTNAME string or (EXTNAME, EXTVER); got {hdu!r}"
+            )
+    if axes is not None:
+        if not isinstance(axes, str) or not axes:
+            raise ConfigError(f"axes must be a string such as 'YX', 'CYX' or 'ZYX'; got {axes!r}")
+        up = axes.upper()
+        bad = [c for c in up if c not in TIFF_AXES]
+        if bad or up.count("Y") != 1 or up.count("X") != 1 or len(set(up)) != len(up):
+            raise ConfigError(
+                "axes must name each axis once with letters from "
+                f"{TIFF_AXES!r}, including exactly one 'Y' and one 'X'; got {axes!r}"
+            )
+    if not isinstance(stack, (bool, np.bool_)):
+        raise ConfigError(f"stack must be True or False; got {stack!r}")
+    if not isinstance(lazy, (bool, np.bool_)):
+        raise ConfigError(f"lazy must be True or False; got {lazy!r}")
+    if stack and lazy:
+        raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
+    if section is not None:
+        if (
+            not isinstance(section, tuple)
+            or len(section) != 2
+            or not all(isinstance(s, slice) for s in section)
+        ):
+            raise ConfigError(
+                f"section must be a pair of slices (ys, xs), e.g. (slice(0, 64), slice(0, 64)); "
+                f"got {section!r}"
+            )
+        if any(s.step not in (None, 1) for s in section):
+            raise ConfigError(f"section slices must have step 1; got {section!r}")
+
+
+def read_pixels(path: str | os.PathLike) -> np.ndarray:
+    """The pixels of an image file, ``(H, W, C)`` float32 with NaN where bad, as fast as it goes.
+
+    The same values as ``read(path).data`` for every file :func:`read` reads. A plain FITS
+    cut-out (an uncompressed primary HDU holding a 2-D image without scaling, the usual training
+    file) is decoded straight from its bytes, about 20 times faster than :func:`read`; every
+    other file goes through :func:`read`. Only the pixels are read: the WCS is never built, so a
+    broken WCS gives no warning here.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (any format :func:`read` takes).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W, C)`` float32, NaN at bad pixels.
+
+    Raises
+    ------
+    InvalidImageError
+        As :func:`read`: the file is missing, unreadable, truncated, not an image, ...
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv.io import probe_shape, read, read_pixels, write
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "cut.fits"
+    >>> _ = write(p, np.arange(6, dtype=np.int16).reshape(2, 3))
+    >>> read_pixels(p)[..., 0]
+    array([[0., 1., 2.],
+           [3., 4., 5.]], dtype=float32)
+    >>> np.array_equal(read_pixels(p), read(p).data)
+    True
+    """
+    fspath = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if isinstance(fspath, str):
+        data = read_plain_fits(fspath)
+        if data is not None:
+            return data
+    data = np.asarray(_read_file(path, pixels_only=True).data, dtype=np.float32)
+    if data.ndim != 3 or data.shape[0] < 1 or data.shape[1] < 1:
+        raise InvalidImageError(f"expected pixels (H, W, C); got shape {data.shape}", path=path)
+    return data
+
+
+def probe_shape(path: str | os.PathLike) -> tuple[int, int, int]:
+    """The ``(H, W, C)`` an image file would read as, checked cheaply: header, shape, last row.
+
+    Reads the header and the last row of pixels (which catches a truncated file) but not the
+    whole image: a plain FITS file (see :func:`read_pixels`) needs only its header and its size,
+    other files are opened with ``read(path, lazy=True)``. A file that passes reads whole with
+    :func:`read_pixels` unless it is damaged inside.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (any format :func:`read` takes).
+
+    Returns
+    -------
+    (int, int, int)
+        ``(H, W, C)``, as ``read(path).shape``.
+
+    Raises
+    ------
+    InvalidImageError
+        As :func:`read`: the file is missing, unreadable, truncated, not an image, ...
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv.io import probe_shape, read, read_pixels, write
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "rgb.tif"
+    >>> _ = write(p, np.zeros((6, 8, 3), dtype=np.uint8))
+    >>> probe_shape(p)
+    (6, 8, 3)
+    """
+    fspath = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if isinstance(fspath, str):
+        shape = plain_fits_shape(fspath)
+        if shape is not None:
+            return shape
+    data = _read_file(path, lazy=True, pixels_only=True).data
+    try:
+        shape = tuple(int(s) for s in data.shape)
+        if len(shape) != 3 or shape[0] < 1 or shape[1] < 1:
+            raise InvalidImageError(f"expected pixels (H, W, C); got shape {shape}", path=path)
+        np.asarray(data[shape[0] - 1 : shape[0], 0 : shape[1]])
+    finally:
+        data.close()
+    return shape
