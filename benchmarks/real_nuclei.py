@@ -27,8 +27,10 @@ Methods (all in this one run, same images, same metric):
                 ``postprocess.instances`` (default settings).
 
 Metric: instance AP = TP / (TP + FP + FN) at IoU thresholds 0.5 ... 0.9 (DSB2018 / StarDist
-rule, ``sciconv.metrics.average_precision``), averaged over images; precision / recall / F1 at
-IoU 0.5 pooled over the images of a modality.
+rule, ``sciconv.metrics.average_precision``), each threshold's AP and their mean averaged over
+images; precision / recall / F1 and panoptic quality (PQ) at IoU 0.5 pooled over the images of a
+modality. ``benchmarks/real_nuclei_levers.py`` measures the pretrained model's post-processing
+levers (and D4 test-time augmentation) on cached probability maps.
 
     nice -n 10 python benchmarks/real_nuclei.py                     # everything, 2,000 steps
     nice -n 10 python benchmarks/real_nuclei.py --steps 300 --methods otsu,plain   # quick look
@@ -92,29 +94,40 @@ def gray(img: np.ndarray) -> np.ndarray:
 
 
 def score(results):
-    """results: list of (modality, truth, pred) -> {modality: figures}."""
-    from sciconv.metrics import average_precision
+    """results: list of (modality, truth, pred) -> {modality: figures}.
+
+    AP at each IoU 0.5, 0.55, ..., 0.9 and their mean are averaged over the images of a modality;
+    precision, recall, F1 and panoptic quality (PQ = sum of matched IoUs / (TP + FP/2 + FN/2)) at
+    IoU 0.5 are pooled over them.
+    """
+    from sciconv.metrics import average_precision, matching
 
     per = {}
     for modality, truth, pred in results:
         s = average_precision(truth, pred)
-        d = per.setdefault(modality, {"ap50": [], "ap": [], "tp": 0, "fp": 0, "fn": 0})
-        d["ap50"].append(float(s["ap"][0]))
-        d["ap"].append(float(s["mean_ap"]))
-        d["tp"] += int(s["tp"][0])
-        d["fp"] += int(s["fp"][0])
-        d["fn"] += int(s["fn"][0])
+        m = matching(truth, pred, thresh=0.5)
+        d = per.setdefault(modality, {"ap_iou": [], "tp": 0, "fp": 0, "fn": 0, "iou": 0.0})
+        d["ap_iou"].append(s["ap"])
+        d["thresholds"] = s["thresholds"]
+        d["tp"] += m["tp"]
+        d["fp"] += m["fp"]
+        d["fn"] += m["fn"]
+        d["iou"] += m["mean_matched_iou"] * m["tp"]
     table = {}
     for modality, d in per.items():
-        p = d["tp"] / max(d["tp"] + d["fp"], 1)
-        r = d["tp"] / max(d["tp"] + d["fn"], 1)
+        tp, fp, fn = d["tp"], d["fp"], d["fn"]
+        p = tp / max(tp + fp, 1)
+        r = tp / max(tp + fn, 1)
+        ap = np.mean(d["ap_iou"], axis=0)
         table[modality] = {
-            "n": len(d["ap50"]),
-            "AP@0.5": float(np.mean(d["ap50"])),
-            "AP@0.5:0.9": float(np.mean(d["ap"])),
+            "n": len(d["ap_iou"]),
+            "AP@0.5": float(ap[0]),
+            "AP@0.5:0.9": float(ap.mean()),
+            "AP_per_IoU": {f"{t:.2f}": float(v) for t, v in zip(d["thresholds"], ap)},
             "precision": p,
             "recall": r,
             "F1": 2 * p * r / max(p + r, 1e-9),
+            "PQ": d["iou"] / max(tp + 0.5 * fp + 0.5 * fn, 1e-9),
         }
     return table
 
@@ -309,14 +322,19 @@ def main(argv=None) -> dict:
         print(f"\n== {m} (train {train_s:.0f} s, total {time.time() - t0:.0f} s)")
         print(
             f"{'modality':12s} {'n':>4s} {'AP@0.5':>7s} {'AP.5:.9':>7s} {'prec':>6s} "
-            f"{'recall':>6s} {'F1':>6s}"
+            f"{'recall':>6s} {'F1':>6s} {'PQ':>6s}"
         )
         for modality, row in report[m]["table"].items():
             print(
                 f"{modality:12s} {row['n']:4d} {row['AP@0.5']:7.3f} {row['AP@0.5:0.9']:7.3f} "
-                f"{row['precision']:6.3f} {row['recall']:6.3f} {row['F1']:6.3f}",
+                f"{row['precision']:6.3f} {row['recall']:6.3f} {row['F1']:6.3f} "
+                f"{row['PQ']:6.3f}",
                 flush=True,
             )
+        print("AP at IoU " + " ".join(next(iter(report[m]["table"].values()))["AP_per_IoU"]))
+        for modality, row in report[m]["table"].items():
+            aps = " ".join(f"{v:4.3f}" for v in row["AP_per_IoU"].values())
+            print(f"  {modality:12s} {aps}", flush=True)
     report["settings"] = {
         "steps": a.steps,
         "batch": a.batch,

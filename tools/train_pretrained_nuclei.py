@@ -138,14 +138,19 @@ def load_split(dsb: Path, val_ids_file: Path, modalities=("fluo",), *, with_moda
 def read_pair(dsb: Path, image_id: str, transform=None):
     """(image, labels). ``transform=None``: the R channel (the grey fluorescence image);
     otherwise ``sciconv.preprocess.apply_input_transform(rgb, transform)`` as (H, W) float32."""
-    img = np.asarray(Image.open(dsb / "images" / f"{image_id}.png"))
+    base, mark, _ = image_id.partition("~hed")  # a stain-jittered copy (tools/nuclei_stain.py)
+    img = np.asarray(Image.open(dsb / "images" / f"{base}.png"))
+    if mark:
+        from nuclei_stain import hed_jitter
+
+        img = hed_jitter(img, image_id)
     if transform is None:
         img = img[..., 0] if img.ndim == 3 else img
     else:
         from sciconv.preprocess import apply_input_transform
 
         img = apply_input_transform(img[..., :3] if img.ndim == 3 else img, transform)[..., 0]
-    lab = tifffile.imread(dsb / "labels" / f"{image_id}.tif").astype(np.int32)
+    lab = tifffile.imread(dsb / "labels" / f"{base}.tif").astype(np.int32)
     return img, lab
 
 
@@ -498,6 +503,12 @@ def main(argv=None) -> None:
         default="fluo:0.6,color:0.28,gray_bright:0.12",
         help="fraction of training patches per modality (when several)",
     )
+    p.add_argument(
+        "--stain-copies",
+        type=int,
+        default=0,
+        help="add N HED stain-jittered copies of every colour training image (nuclei_stain.py)",
+    )
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.keras)")
     p.add_argument("--workers", type=int, default=1, help="patch-sampling processes")
     p.add_argument(
@@ -536,6 +547,14 @@ def main(argv=None) -> None:
             p.error(f"unknown modality {m!r}; choose from {MODALITIES}")
     transform = INPUT_TRANSFORM if modalities != ("fluo",) else None
     train_ids, val_ids, modality_of = load_split(a.data, a.val_ids, modalities, with_modality=True)
+    if a.stain_copies:
+        from nuclei_stain import copy_ids
+
+        copies = copy_ids(train_ids, modality_of, a.stain_copies)
+        train_ids, modality_of = (
+            train_ids + copies,
+            {**modality_of, **dict.fromkeys(copies, "color")},
+        )
     if a.pack is not None:
         pack(a.data, train_ids, transform, a.pack)
         log(
@@ -670,8 +689,8 @@ def main(argv=None) -> None:
         depth = a.depth
 
     if a.tune_only:  # the training path has them loaded
-        labels = [tifffile.imread(a.data / "labels" / f"{i}.tif") for i in train_ids]
-    diameters = object_diameters(labels)
+        labels = [read_pair(a.data, i)[1] for i in train_ids]
+    diameters = object_diameters([x for i, x in zip(train_ids, labels) if "~hed" not in i])
     divisor = int(get_metadata(model).get("divisor", 2**depth))
     vids = [] if a.no_tune else (val_ids[: a.max_val] if a.max_val else val_ids)
     t0 = time.time()
@@ -723,6 +742,7 @@ def main(argv=None) -> None:
         "lr": a.lr,
         "loss": "categorical cross-entropy + soft Dice (foreground classes)",
         "augmentation": "D4, zoom 0.7-1.4, gamma 0.6-1.6, contrast 0.6-1.4, offset +-0.15, noise",
+        "stain_copies": a.stain_copies,
         "normalization": NORMALIZATION,
         "postprocess": postprocess,
         "postprocess_function": "sciconv.postprocess.instances",
