@@ -16,9 +16,20 @@
     (train / validation / test drawn with different seeds), temperature fitted on the validation
     part with ``sciconv.calibration.calibrate``; expected calibration error (15 bins) on the test
     part before and after (target after: <= 0.03), and the accuracy (unchanged by design).
+(c) regression: a ``sciconv.models.regressor(..., uncertainty=True)`` (mean and log-variance,
+    trained with ``sciconv.losses.gaussian_nll``) that measures the size of simulated galaxies:
+    the effective radius ``r_eff`` (pixels) of the ellipticals and spirals of
+    ``sciconv.simulate.galaxy_cutouts`` (train / validation / test with different seeds; each
+    cutout normalized on its own, so only the shape tells the size). Reported on the test part:
+    the fraction of truths within ±1 sigma (target 0.68 ± 0.05) and ±2 sigma (0.954 for Gaussian
+    errors), before and after ``sciconv.calibration.calibrate_variance`` (one factor on every
+    sigma, fitted on the validation part: the Gaussian maximum likelihood, and the 1-sigma
+    quantile), with the RMSE, the median sigma and the rank correlation between sigma and the
+    absolute error (do larger error bars go with larger errors?).
 
-    nice -n 10 python benchmarks/bench_uncertainty.py                       # both parts
+    nice -n 10 python benchmarks/bench_uncertainty.py                       # all three parts
     nice -n 10 python benchmarks/bench_uncertainty.py --parts nuclei --max-per-modality 10
+    nice -n 10 python benchmarks/bench_uncertainty.py --parts regression
 """
 
 from __future__ import annotations
@@ -213,12 +224,93 @@ def run_galaxies(args) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------------- regression
+def _size_split(n_per_class: int, size: int, seed: int):
+    """Normalized cutouts of the extended galaxies and their r_eff (pixels)."""
+    from sciconv.preprocess import normalize
+    from sciconv.simulate import galaxy_cutouts
+
+    images, labels, names, params = galaxy_cutouts(n_per_class, size=size, seed=seed)
+    keep = labels != names.index("point")  # stars have no size
+    x = np.stack([normalize(im, method="percentile") for im in images[keep]]).astype("float32")
+    return x, params["r_eff"][keep].astype("float32")
+
+
+def _coverage_row(y, pred, *, name: str) -> dict:
+    from scipy.stats import spearmanr
+
+    from sciconv.calibration import interval_coverage, regression_moments
+
+    mean, std = regression_moments(pred)
+    err = np.abs(y.reshape(mean.shape) - mean)
+    row = {
+        "coverage_1sigma": interval_coverage(y, pred, sigma=1.0),
+        "coverage_2sigma": interval_coverage(y, pred, sigma=2.0),
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "median_sigma": float(np.median(std)),
+        "spearman_sigma_abs_error": float(spearmanr(std.ravel(), err.ravel())[0]),
+    }
+    print(
+        f"[regression] {name:28s} within 1 sigma {row['coverage_1sigma']:.3f} (target 0.68 "
+        f"± 0.05), within 2 sigma {row['coverage_2sigma']:.3f} (0.954); RMSE {row['rmse']:.3f} "
+        f"px, median sigma {row['median_sigma']:.3f} px, rank corr(sigma, |error|) "
+        f"{row['spearman_sigma_abs_error']:.3f}",
+        flush=True,
+    )
+    return row
+
+
+def run_regression(args) -> dict:
+    import keras
+
+    from sciconv.calibration import calibrate_variance, fit_variance_scale
+    from sciconv.losses import gaussian_nll
+    from sciconv.models import regressor
+
+    keras.utils.set_random_seed(args.seed)
+    t0 = time.perf_counter()
+    x_tr, y_tr = _size_split(args.sizes_train, args.size_cutout, args.seed + 10)
+    x_va, y_va = _size_split(args.sizes_val, args.size_cutout, args.seed + 11)
+    x_te, y_te = _size_split(args.sizes_test, args.size_cutout, args.seed + 12)
+    print(
+        f"[regression] r_eff of simulated galaxies: train {len(y_tr)}, validation {len(y_va)}, "
+        f"test {len(y_te)} cutouts of {args.size_cutout} px (r_eff {y_tr.min():.2f}-"
+        f"{y_tr.max():.2f} px, std {y_tr.std():.2f}); simulated in "
+        f"{time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    model = regressor(x_tr.shape[1:], 1, filters=(16, 32, 64), dense=(64,), uncertainty=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=gaussian_nll)
+    t0 = time.perf_counter()
+    model.fit(
+        x_tr,
+        y_tr,
+        epochs=args.size_epochs,
+        batch_size=32,
+        verbose=2,
+        validation_data=(x_va, y_va),
+    )
+    train_s = time.perf_counter() - t0
+    pred_va = np.asarray(model.predict(x_va, batch_size=256, verbose=0))
+    pred_te = np.asarray(model.predict(x_te, batch_size=256, verbose=0))
+    out = {"train_s": round(train_s, 1), "n_train": len(y_tr), "n_test": len(y_te)}
+    out["before"] = _coverage_row(y_te, pred_te, name="test, as trained")
+    out["validation_before"] = _coverage_row(y_va, pred_va, name="validation, as trained")
+    for method in ("nll", "coverage"):
+        s = fit_variance_scale(pred_va, y_va, method=method)
+        calibrated = calibrate_variance(model, scale=s, method=method)
+        pred = np.asarray(calibrated.predict(x_te, batch_size=256, verbose=0))
+        out[f"scale_{method}"] = s
+        out[f"after_{method}"] = _coverage_row(y_te, pred, name=f"test, sigma x {s:.3f} ({method})")
+    return out
+
+
 def main(argv=None) -> dict:
     here = ROOT.parent
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--parts", default="nuclei,galaxies")
+    p.add_argument("--parts", default="nuclei,galaxies,regression")
     p.add_argument("--data", type=Path, default=here.parent / "shared" / "data" / "dsb2018_train")
     p.add_argument("--val-ids", type=Path, default=here / "data" / "real" / "nuclei_val_ids.txt")
     p.add_argument("--modalities", default="fluo,color,gray_bright")
@@ -229,6 +321,11 @@ def main(argv=None) -> dict:
     p.add_argument("--galaxies-test", type=int, default=600)
     p.add_argument("--galaxy-size", type=int, default=32)
     p.add_argument("--galaxy-epochs", type=int, default=20)
+    p.add_argument("--sizes-train", type=int, default=1000, help="cutouts per class (regression)")
+    p.add_argument("--sizes-val", type=int, default=400)
+    p.add_argument("--sizes-test", type=int, default=600)
+    p.add_argument("--size-cutout", type=int, default=32)
+    p.add_argument("--size-epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure", type=Path, default=None, help="save the reliability diagram here")
     p.add_argument("--json", type=Path, default=None)
@@ -236,10 +333,12 @@ def main(argv=None) -> dict:
     report = {}
     parts = [s for s in a.parts.split(",") if s]
     for part in parts:
-        if part not in ("nuclei", "galaxies"):
-            p.error(f"unknown part {part!r}; choose from nuclei, galaxies")
+        if part not in ("nuclei", "galaxies", "regression"):
+            p.error(f"unknown part {part!r}; choose from nuclei, galaxies, regression")
     if "galaxies" in parts:
         report["galaxies"] = run_galaxies(a)
+    if "regression" in parts:
+        report["regression"] = run_regression(a)
     if "nuclei" in parts:
         report["nuclei"] = run_nuclei(a)
     if a.json:

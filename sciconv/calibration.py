@@ -14,6 +14,20 @@ accuracy) is unchanged.
 - :func:`expected_calibration_error` and :func:`reliability_curve` measure calibration
   (:func:`sciconv.viz.plot_reliability` draws the curve).
 
+A regressor built with ``sciconv.models.regressor(..., uncertainty=True)`` predicts a mean and a
+log-variance per target (trained with :func:`sciconv.losses.gaussian_nll`). Its error bars are
+checked by their coverage, the fraction of held-out truths within ``±k σ`` (0.683 for ``k = 1``
+and 0.954 for ``k = 2`` when they are right), and recalibrated the same way as the temperature:
+
+- :func:`interval_coverage` measures the coverage; :func:`regression_moments` splits the
+  ``[mean, log_var]`` output into the mean and the standard deviation;
+- :func:`fit_variance_scale` fits one factor ``s`` for every standard deviation on validation
+  data (the Gaussian maximum-likelihood ``s`` by default, or the one that puts 68.3 % of the
+  validation truths within ``±1 σ``);
+- :func:`calibrate_variance` returns the regressor with ``log_var + 2 log s`` appended (a fixed
+  Keras ``Dense`` layer) and ``"variance_scale"`` in its metadata, so every predict path and the
+  saved file apply it.
+
 Examples
 --------
 >>> import numpy as np
@@ -37,12 +51,23 @@ from sciconv.models.uncertainty_layers import CALIBRATION_MODES, TemperatureScal
 
 __all__ = [
     "CALIBRATION_MODES",
+    "ONE_SIGMA",
+    "VARIANCE_SCALE_METHODS",
     "TemperatureScaling",
     "calibrate",
+    "calibrate_variance",
     "expected_calibration_error",
     "fit_temperature",
+    "fit_variance_scale",
+    "interval_coverage",
+    "regression_moments",
     "reliability_curve",
 ]
+
+#: How :func:`fit_variance_scale` fits the factor: Gaussian likelihood, or the 1-sigma coverage.
+VARIANCE_SCALE_METHODS = ("nll", "coverage")
+#: The fraction of a Gaussian within one standard deviation of its mean, ``erf(1 / sqrt(2))``.
+ONE_SIGMA = 0.6826894921370859
 
 _EPS = 1e-7
 _LOG_T_BOUNDS = (np.log(0.02), np.log(50.0))
@@ -280,6 +305,11 @@ def calibrate(
             f"{model.name!r} has outputs {[tuple(o.shape) for o in model.outputs]}"
         )
     meta = dict(get_metadata(model).items())
+    if meta.get("task") == "regression":
+        raise ModelError(
+            f"model {model.name!r} is a regressor: temperature scaling is for class "
+            "probabilities; recalibrate its error bars with calibrate_variance"
+        )
     if "temperature" in meta:
         raise ModelError(
             f"model {model.name!r} is already calibrated (temperature {meta['temperature']}); "
@@ -370,3 +400,305 @@ def expected_calibration_error(probs, y, *, bins: int = 15) -> float:
     keep = n > 0
     gap = np.abs(curve["accuracy"][keep] - curve["confidence"][keep])
     return float(np.sum(n[keep] * gap) / n.sum())
+
+
+# --------------------------------------------------------------------------------------------------
+# regression: error bars
+
+
+def regression_moments(y_pred) -> tuple[np.ndarray, np.ndarray]:
+    """Split a ``[mean, log_var]`` regression output into the mean and the standard deviation.
+
+    Parameters
+    ----------
+    y_pred : array of shape (N, 2 D)
+        The output of :func:`sciconv.models.regressor` with ``uncertainty=True``: D means, then
+        D log-variances.
+
+    Returns
+    -------
+    mean, std : ndarray of shape (N, D), float64
+        ``std = exp(0.5 * log_var)`` (``log_var`` clipped to [-15, 15] as in
+        :func:`sciconv.losses.gaussian_nll`).
+
+    Raises
+    ------
+    ConfigError
+        Not a 2-D array with an even, non-zero number of finite columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean, std = regression_moments(np.array([[1.0, np.log(4.0)], [2.0, 0.0]]))
+    >>> mean[:, 0].tolist(), std[:, 0].tolist()
+    ([1.0, 2.0], [2.0, 1.0])
+    """
+    p = np.asarray(y_pred, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] == 0 or p.shape[1] % 2:
+        raise ConfigError(
+            "y_pred must be a regressor's [mean, log_var] output of shape (N, 2 D); got shape "
+            f"{p.shape}"
+        )
+    if not np.isfinite(p).all():
+        raise ConfigError("y_pred must be finite (NaN or inf in the [mean, log_var] output)")
+    d = p.shape[1] // 2
+    return p[:, :d], np.exp(0.5 * np.clip(p[:, d:], -15.0, 15.0))
+
+
+def _mean_std_truth(y_true, y_pred, std) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if std is None:
+        mean, std = regression_moments(y_pred)
+    else:
+        mean = np.asarray(y_pred, dtype=np.float64)
+        std = np.asarray(std, dtype=np.float64)
+        mean = mean[:, None] if mean.ndim == 1 else mean
+        std = std[:, None] if std.ndim == 1 else std
+        if mean.shape != std.shape or mean.ndim != 2:
+            raise ConfigError(
+                f"mean and std must have the same shape (N,) or (N, D); got {mean.shape} and "
+                f"{std.shape}"
+            )
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()) or std.min() <= 0:
+            raise ConfigError("mean must be finite and std finite and > 0")
+    y = np.asarray(y_true, dtype=np.float64)
+    y = y.reshape(mean.shape) if y.size == mean.size else y
+    if y.shape != mean.shape:
+        raise ConfigError(f"y_true must hold {mean.shape} targets; got shape {y.shape}")
+    if not np.isfinite(y).all():
+        raise ConfigError("y_true must be finite")
+    return y, mean, std
+
+
+def interval_coverage(y_true, y_pred, std=None, *, sigma: float = 1.0) -> float:
+    """The fraction of truths within ``±sigma`` predicted standard deviations of the mean.
+
+    For correct Gaussian error bars the coverage is ``erf(sigma / sqrt(2))``: 0.683 at
+    ``sigma=1`` (:data:`ONE_SIGMA`), 0.954 at 2. Less means over-confident error bars, more
+    means too cautious ones.
+
+    Parameters
+    ----------
+    y_true : array of shape (N,) or (N, D)
+        The true values.
+    y_pred : array
+        A regressor's ``[mean, log_var]`` output (N, 2 D) (:func:`regression_moments`), or the
+        means (N,) or (N, D) when ``std`` is given.
+    std : array, optional
+        The standard deviations, same shape as the means.
+    sigma : float, optional
+        Half-width of the interval in standard deviations. Default 1.
+
+    Returns
+    -------
+    float
+        Coverage in [0, 1], over every sample and target.
+
+    Raises
+    ------
+    ConfigError
+        Shapes that do not match, non-finite values, a standard deviation <= 0 or a
+        ``sigma`` <= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> interval_coverage([0.0, 1.0, 3.0, -0.5], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0])
+    0.75
+    >>> interval_coverage([0.0, 3.0], np.array([[0.0, 0.0], [0.0, np.log(4.0)]]), sigma=2)
+    1.0
+    """
+    if isinstance(sigma, bool) or not np.isfinite(sigma) or sigma <= 0:
+        raise ConfigError(f"sigma must be a finite number > 0; got {sigma!r}")
+    y, mean, std = _mean_std_truth(y_true, y_pred, std)
+    return float(np.mean(np.abs(y - mean) <= sigma * std))
+
+
+def fit_variance_scale(
+    pred_or_model,
+    x_val=None,
+    y_val=None,
+    *,
+    method: str = "nll",
+    batch_size: int = 64,
+) -> float:
+    r"""Fit the factor ``s`` that multiplies a regressor's predicted standard deviations.
+
+    With the validation residuals in units of their predicted error, :math:`z = (y - \mu) /
+    \sigma`:
+
+    - ``method="nll"`` (default): the ``s`` that minimizes the Gaussian negative log-likelihood
+      of the validation truths, :math:`s = \sqrt{\overline{z^2}}` (closed form);
+    - ``method="coverage"``: the ``s`` that puts 68.27 % of the validation truths within
+      ``±1 σ``, the :data:`ONE_SIGMA` quantile of :math:`|z|` (robust to outliers, but fixes
+      one interval only).
+
+    Parameters
+    ----------
+    pred_or_model : ndarray of shape (N, 2 D) or keras.Model
+        Validation ``[mean, log_var]`` predictions, or the regressor (then ``x_val`` is
+        predicted).
+    x_val : array or tf.data.Dataset, optional
+        With a model: the validation inputs (already normalized) or a dataset of ``(x, y)``
+        batches. With predictions: the truths may be passed here instead of ``y_val``.
+    y_val : array, optional
+        The validation truths (N,) or (N, D).
+    method : {"nll", "coverage"}, optional
+        See above.
+    batch_size : int, optional
+        Prediction batch size. Default 64.
+
+    Returns
+    -------
+    float
+        ``s > 0``: > 1 when the error bars were too small (over-confident).
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``method``; predictions or truths of the wrong shape or not finite; no truths.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.normal(0.0, 2.0, 5000)                            # errors of 2 ...
+    >>> pred = np.stack([np.zeros(5000), np.zeros(5000)], axis=1)  # ... predicted as 1
+    >>> round(fit_variance_scale(pred, y), 1)
+    2.0
+    >>> round(fit_variance_scale(pred, y, method="coverage"), 1)
+    2.0
+    """
+    method = look_up_option(method, VARIANCE_SCALE_METHODS, name="method")
+    batch_size = check_int(batch_size, name="batch_size", minimum=1)
+    if isinstance(pred_or_model, keras.Model):
+        if x_val is None:
+            raise ConfigError(
+                "fit_variance_scale(model, x_val, y_val) needs validation inputs x_val"
+            )
+        p, y_from_ds = _predict(pred_or_model, x_val, batch_size)
+        y_val = y_from_ds if y_val is None else y_val
+    else:
+        p = pred_or_model
+        if y_val is None:
+            x_val, y_val = None, x_val
+        elif x_val is not None:
+            raise ConfigError("with predictions pass fit_variance_scale(y_pred, y_val), no x_val")
+    if y_val is None:
+        raise ConfigError("fit_variance_scale needs the validation truths y_val")
+    y, mean, std = _mean_std_truth(y_val, p, None)
+    z = np.abs(y - mean) / std
+    if method == "nll":
+        s = float(np.sqrt(np.mean(z**2)))
+    else:
+        s = float(np.quantile(z, ONE_SIGMA))
+    if not (np.isfinite(s) and s > 0):
+        raise ConfigError(
+            f"the fitted variance scale is {s}: every validation truth equals its prediction"
+        )
+    return s
+
+
+def _check_regressor(model) -> int:
+    """The number of targets D of a ``[mean, log_var]`` regressor; ModelError otherwise."""
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+    shapes = [tuple(o.shape) for o in model.outputs]
+    width = shapes[0][-1] if len(shapes) == 1 and len(shapes[0]) == 2 else None
+    meta = get_metadata(model)
+    if (
+        len(model.inputs) != 1
+        or width is None
+        or width % 2
+        or (meta.get("task") not in (None, "regression"))
+        or meta.get("uncertainty") is False
+    ):
+        raise ModelError(
+            f"calibrate_variance needs a regressor with one [mean, log_var] output (N, 2 D), "
+            f"built with sciconv.models.regressor(..., uncertainty=True); {model.name!r} has "
+            f"task {meta.get('task')!r}, uncertainty {meta.get('uncertainty')!r} and outputs "
+            f"{shapes}"
+        )
+    return width // 2
+
+
+def calibrate_variance(
+    model: keras.Model,
+    x_val=None,
+    y_val=None,
+    *,
+    scale: float | None = None,
+    method: str = "nll",
+    batch_size: int = 64,
+) -> keras.Model:
+    """Return a ``[mean, log_var]`` regressor whose standard deviations are multiplied by ``s``.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A regressor built with ``sciconv.models.regressor(..., uncertainty=True)`` (any Keras
+        model with one (N, 2 D) ``[mean, log_var]`` output works).
+    x_val, y_val
+        Validation data for :func:`fit_variance_scale` (not needed when ``scale`` is given).
+    scale : float, optional
+        Use this factor instead of fitting one.
+    method : {"nll", "coverage"}, optional
+        See :func:`fit_variance_scale`.
+    batch_size : int, optional
+        Prediction batch size. Default 64.
+
+    Returns
+    -------
+    keras.Model
+        ``Input -> SciconvMetadata -> model -> Dense``, the last a fixed (non-trainable) plain
+        Keras ``Dense`` layer that keeps the means and adds ``2 log s`` to the log-variances,
+        sharing ``model``'s weights (``model`` itself is not changed). Its metadata is
+        ``model``'s plus ``"variance_scale"`` (``s``) and ``"calibration"``
+        (``{"method": "variance_scale", "fit": method}``), so it is saved, loaded and exported
+        with the model and every predict path applies it.
+
+    Raises
+    ------
+    ModelError
+        ``model`` is not a one-input ``[mean, log_var]`` regressor, or is already calibrated.
+    ConfigError
+        ``scale`` not a finite number > 0; see :func:`fit_variance_scale`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.models import regressor, get_metadata
+    >>> model = regressor((8, 8, 1), 1, filters=(2,), dense=(), uncertainty=True)
+    >>> calibrated = calibrate_variance(model, scale=2.0)
+    >>> x = np.zeros((1, 8, 8, 1), "float32")
+    >>> before, after = np.asarray(model(x)), np.asarray(calibrated(x))
+    >>> get_metadata(calibrated)["variance_scale"], round(float(after[0, 1] - before[0, 1]), 4)
+    (2.0, 1.3863)
+    """
+    d = _check_regressor(model)
+    meta = dict(get_metadata(model).items())
+    if "variance_scale" in meta:
+        raise ModelError(
+            f"model {model.name!r} is already calibrated (variance scale "
+            f"{meta['variance_scale']}); calibrate the uncalibrated model"
+        )
+    method = look_up_option(method, VARIANCE_SCALE_METHODS, name="method")
+    if scale is None:
+        if x_val is None:
+            raise ConfigError("calibrate_variance needs validation data (x_val, y_val) or scale=")
+        scale = fit_variance_scale(model, x_val, y_val, method=method, batch_size=batch_size)
+    elif isinstance(scale, bool) or not np.isfinite(scale) or scale <= 0:
+        raise ConfigError(f"scale must be a finite number > 0; got {scale!r}")
+    scale = float(scale)
+    meta.update(variance_scale=scale, calibration={"method": "variance_scale", "fit": method})
+    inputs = keras.Input(shape=model.inputs[0].shape[1:], name=f"{model.name}_input")
+    x = SciconvMetadata(meta, name=f"{model.name}_calibrated_metadata")(inputs)
+    bias = np.concatenate([np.zeros(d), np.full(d, 2.0 * np.log(scale))]).astype("float32")
+    shift = keras.layers.Dense(
+        2 * d,
+        kernel_initializer=keras.initializers.Identity(),
+        bias_initializer=keras.initializers.Constant(bias),
+        trainable=False,
+        dtype="float32",
+        name=f"{model.name}_variance_scale",
+    )
+    return keras.Model(inputs, shift(model(x)), name=f"{model.name}_calibrated")

@@ -8,14 +8,19 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from sciconv.calibration import (  # noqa: E402
+    ONE_SIGMA,
     TemperatureScaling,
     calibrate,
+    calibrate_variance,
     expected_calibration_error,
     fit_temperature,
+    fit_variance_scale,
+    interval_coverage,
+    regression_moments,
     reliability_curve,
 )
 from sciconv.errors import ConfigError, ModelError  # noqa: E402
-from sciconv.models import classifier, get_metadata  # noqa: E402
+from sciconv.models import classifier, get_metadata, regressor  # noqa: E402
 from sciconv.viz import plot_reliability  # noqa: E402
 
 
@@ -137,3 +142,100 @@ def test_plot_reliability_draws_each_curve_with_its_ece(softmax_data):
     assert texts[1].startswith("before (ECE ") and texts[2].startswith("after (ECE ")
     assert float(texts[2][-6:-1]) < 0.03 < float(texts[1][-6:-1])
     assert len(fig.axes) == 2
+
+
+# ------------------------------------------------------------------------- regression error bars
+def test_interval_coverage_counts_the_truths_inside_the_error_bars():
+    y = np.array([0.0, 0.9, 1.1, -2.5, 3.0])
+    mean, std = np.zeros(5), np.ones(5)
+    assert interval_coverage(y, mean, std) == pytest.approx(2 / 5)  # |y| <= 1: 0, 0.9
+    assert interval_coverage(y, mean, std, sigma=2.0) == pytest.approx(3 / 5)
+    assert interval_coverage(y, mean, 3 * std) == pytest.approx(1.0)
+    # the regressor's [mean, log_var] output: the same numbers, one (N, 2) array
+    pred = np.stack([mean, np.log(std**2)], axis=1)
+    assert interval_coverage(y, pred) == pytest.approx(2 / 5)
+    got_mean, got_std = regression_moments(np.array([[1.0, -2.0, np.log(4.0), 0.0]]))
+    np.testing.assert_allclose(got_mean, [[1.0, -2.0]])
+    np.testing.assert_allclose(got_std, [[2.0, 1.0]])
+    # two targets: every (sample, target) pair counts
+    y2 = np.array([[0.5, 5.0], [0.0, 0.0]])
+    pred2 = np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    assert interval_coverage(y2, pred2) == pytest.approx(3 / 4)
+    # Gaussian truths around their means: erf(k / sqrt 2) of them within k sigma
+    rng = np.random.default_rng(0)
+    s = rng.uniform(0.5, 3.0, 20000)
+    truth = rng.normal(0.0, s)
+    assert abs(interval_coverage(truth, np.zeros_like(s), s) - ONE_SIGMA) < 0.01
+    assert abs(interval_coverage(truth, np.zeros_like(s), s, sigma=2) - 0.9545) < 0.01
+
+
+def test_fit_variance_scale_recovers_the_overconfidence_factor():
+    rng = np.random.default_rng(1)
+    s = rng.uniform(0.5, 3.0, 20000)
+    y = rng.normal(0.0, s)
+    over = np.stack([np.zeros_like(s), np.log((s / 2.5) ** 2)], axis=1)  # sigma 2.5x too small
+    assert interval_coverage(y, over) < 0.35
+    for method in ("nll", "coverage"):
+        factor = fit_variance_scale(over, y, method=method)
+        assert abs(factor - 2.5) < 0.08, method
+        fixed = over.copy()
+        fixed[:, 1] += 2 * np.log(factor)
+        assert abs(interval_coverage(y, fixed) - ONE_SIGMA) < 0.015, method
+    # a factor that puts exactly 68.3 % of the truths within 1 sigma
+    factor = fit_variance_scale(over, y, method="coverage")
+    assert interval_coverage(y, over[:, :1], np.exp(0.5 * over[:, 1]) * factor) == pytest.approx(
+        ONE_SIGMA, abs=1e-3
+    )
+
+
+def test_calibrate_variance_appends_the_shift_and_records_the_scale(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = regressor((8, 8, 1), 2, filters=(2,), dense=(), uncertainty=True)
+    x = np.random.default_rng(3).normal(size=(6, 8, 8, 1)).astype("float32")
+    before = np.asarray(model(x))
+    calibrated = calibrate_variance(model, scale=3.0)
+    after = np.asarray(calibrated(x))
+    np.testing.assert_allclose(after[:, :2], before[:, :2], atol=1e-6)  # means kept
+    np.testing.assert_allclose(after[:, 2:], before[:, 2:] + 2 * np.log(3.0), atol=1e-5)
+    meta = get_metadata(calibrated)
+    assert meta["variance_scale"] == 3.0 and meta["task"] == "regression"
+    assert meta["calibration"] == {"method": "variance_scale", "fit": "nll"}
+    assert "variance_scale" not in get_metadata(model)
+    assert not calibrated.trainable_weights[len(model.trainable_weights) :]  # the shift is fixed
+    path = tmp_path / "calibrated.keras"
+    calibrated.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(np.asarray(loaded(x)), after, atol=1e-5)
+    # fitted from validation data: truths twice as far from the mean as the model says
+    mean, std = regression_moments(before)
+    y = mean + 2.0 * std * np.array([[1.0, -1.0]] * 3 + [[-1.0, 1.0]] * 3)
+    fitted = calibrate_variance(model, x, y)
+    assert get_metadata(fitted)["variance_scale"] == pytest.approx(2.0, rel=1e-4)
+    with pytest.raises(ModelError, match="already calibrated"):
+        calibrate_variance(calibrated, scale=2.0)
+    with pytest.raises(ModelError, match="calibrate_variance"):
+        calibrate(model, temperature=2.0)  # temperature scaling is not for a regressor
+
+
+def test_variance_errors_name_the_problem():
+    with pytest.raises(ConfigError, match=r"shape \(N, 2 D\); got shape \(3, 3\)"):
+        interval_coverage(np.zeros(3), np.zeros((3, 3)))
+    with pytest.raises(ConfigError, match="y_true must hold"):
+        interval_coverage(np.zeros(4), np.zeros((3, 2)))
+    with pytest.raises(ConfigError, match="std finite and > 0"):
+        interval_coverage(np.zeros(2), np.zeros(2), np.array([1.0, 0.0]))
+    with pytest.raises(ConfigError, match="sigma must be"):
+        interval_coverage(np.zeros(2), np.zeros((2, 2)), sigma=0)
+    with pytest.raises(ConfigError, match="did you mean 'coverage'"):
+        fit_variance_scale(np.zeros((2, 2)), np.ones(2), method="coverag")
+    with pytest.raises(ConfigError, match="every validation truth equals"):
+        fit_variance_scale(np.zeros((2, 2)), np.zeros(2))
+    with pytest.raises(ModelError, match=r"uncertainty=True"):
+        calibrate_variance(regressor((8, 8, 1), 1, filters=(2,), dense=()), scale=2.0)
+    with pytest.raises(ModelError, match=r"uncertainty=True"):
+        calibrate_variance(classifier((8, 8, 1), 2, filters=(2,), dense=()), scale=2.0)
+    model = regressor((8, 8, 1), 1, filters=(2,), dense=(), uncertainty=True)
+    with pytest.raises(ConfigError, match="scale must be a finite number > 0"):
+        calibrate_variance(model, scale=-1.0)
+    with pytest.raises(ConfigError, match="needs validation data"):
+        calibrate_variance(model)

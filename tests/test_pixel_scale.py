@@ -240,3 +240,50 @@ def test_predict_instances_resamples_by_the_pixel_scales_of_image_and_model():
     assert int(predict_instances(model, img, scale=1.0, **kw).max()) == 2
     with pytest.warns(SciconvWarning, match="pixel scale"):
         predict_instances(model, data, **kw)
+
+
+def test_predict_instances_object_size_physical_or_pixels_resamples_like_scale():
+    """A model trained on 10 px objects, objects of 5 um at 0.25 um/px (20 px): shrink by 0.5."""
+    import keras
+
+    from sciconv.inference import object_size_factor, predict_instances
+    from sciconv.models import attach_metadata
+
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
+    )(inputs)
+    plain = keras.Model(inputs, keras.layers.Softmax()(logits))
+    model = attach_metadata(plain, object_size=10.0)
+    data = np.zeros((64, 64, 1), "float32")
+    data[6:16, 6:16] = 5  # 100 px here, under 60 px once shrunk by 0.5
+    data[30:50, 30:50] = 5
+    img = GridImage(data, meta={"pixel_scale": {"y": 0.25, "x": 0.25, "unit": "um"}})
+    kw = dict(normalize=None, progress=False, min_size=60)
+    by_scale = predict_instances(model, img, scale=0.5, **kw)
+    assert by_scale.shape == (64, 64) and int(by_scale.max()) == 1
+    assert int(predict_instances(model, img, scale=None, **kw).max()) == 2
+    for size in (5 * u.um, 5000 * u.nm, 20):  # physical (units converted) or pixels
+        np.testing.assert_array_equal(
+            predict_instances(model, img, object_size=size, **kw), by_scale
+        )
+    # a plain array: the pixel scale through scale=
+    np.testing.assert_array_equal(
+        predict_instances(model, data, object_size=5 * u.um, scale=0.25 * u.um, **kw), by_scale
+    )
+    # objects of the training size: no resampling at all
+    np.testing.assert_array_equal(
+        predict_instances(model, img, object_size=2.5 * u.um, return_prob=True, **kw)[1],
+        predict_instances(model, img, scale=None, return_prob=True, **kw)[1],
+    )
+    assert object_size_factor(12 * u.um, 18.0, PixelScale(0.5, 0.5, "um")) == 0.75
+    with pytest.raises(ConfigError, match="pixel scale is unknown"):
+        predict_instances(model, data, object_size=5 * u.um, **kw)
+    with pytest.raises(ConfigError, match="does not convert"):
+        predict_instances(model, img, object_size=1 * u.arcsec, **kw)
+    with pytest.raises(ConfigError, match="does not record one"):
+        predict_instances(plain, img, object_size=5 * u.um, **kw)
+    with pytest.raises(InferenceError, match="both set the resampling"):
+        predict_instances(model, img, object_size=5 * u.um, scale=0.5, **kw)
+    with pytest.raises(ConfigError, match="positive"):
+        predict_instances(model, img, object_size=-3, **kw)

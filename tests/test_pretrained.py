@@ -137,6 +137,20 @@ def test_scale_recovers_enlarged_real_nuclei(enlarged_real_nuclei):
             out.append(float(sciconv.metrics.average_precision(truth, pred)["ap"][0]))
     assert np.mean(scaled) >= 0.8, scaled
     assert np.mean(scaled) > np.mean(plain) + 0.1, (plain, scaled)
+    # the same rescaling from a physical object size: the model records its training size
+    # (18.1 px), the image its pixel scale; nuclei 3 x 18.1 px x 0.1 um across -> scale 1/3
+    import astropy.units as u
+
+    from sciconv.io import GridImage
+
+    assert sciconv.models.get_metadata(model)["object_size"] == pytest.approx(18.1)
+    meta = {"pixel_scale": {"y": 0.1, "x": 0.1, "unit": "um"}}
+    np.testing.assert_array_equal(
+        sciconv.inference.predict_instances(
+            model, GridImage(image[..., None], meta=meta), object_size=5.43 * u.um, progress=False
+        ),
+        pred,  # the last image at scale=1/3
+    )
 
 
 def test_metadata_matches_training_settings(fresh_run):

@@ -167,6 +167,71 @@ def test_entropy_of_a_softmax_over_channels():
     np.testing.assert_allclose(y[0, 0, 0, 2], -(p * np.log(p)).sum(), atol=1e-5)
 
 
+# ------------------------------------------------------------------- predict_tiled(uncertainty=)
+def test_predict_tiled_uncertainty_equals_predict_uncertainty_for_every_method():
+    image = RNG.normal(size=(24, 40)).astype("float32")
+    model = _bn_model("dropout")
+    for method in ("tta", "mc_dropout"):
+        mean, std = predict_tiled(model, image, uncertainty=method, **TILED)
+        want_mean, want_std = predict_uncertainty(model, image, method=method, **TILED)
+        assert mean.shape == std.shape == (24, 40, 1) and mean.dtype == np.float32
+        np.testing.assert_array_equal(mean, want_mean)
+        np.testing.assert_array_equal(std, want_std)
+        assert float(std.mean()) > 1e-3, method
+    a, b = _conv_model(3, seed=3, name="a"), _conv_model(3, seed=4, name="b")
+    mean, std = predict_tiled([a, b], image, uncertainty="ensemble", **TILED)
+    pa, pb = predict_tiled(a, image, **TILED), predict_tiled(b, image, **TILED)
+    np.testing.assert_allclose(mean, (pa + pb) / 2, atol=1e-5)
+    np.testing.assert_allclose(std, np.abs(pa - pb) / 2, atol=1e-5)
+    want_mean, want_std = predict_uncertainty(
+        None, image, method="ensemble", models=[a, b], **TILED
+    )
+    np.testing.assert_array_equal(mean, want_mean)
+    np.testing.assert_array_equal(std, want_std)
+
+
+def test_auto_overlap_of_a_wrapper_is_the_one_measured_on_it():
+    """The wrapper's overlap comes from its members: the value measuring the wrapper gives."""
+    from sciconv.inference import resolve_settings
+    from sciconv.inference._uncertainty import _auto_overlap
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 1))
+    tall = keras.Model(inputs, keras.layers.Conv2D(1, (9, 3), padding="same")(inputs), name="t")
+    wide = _conv_model(5, seed=2, name="wide")
+    for method, members in (("tta", [tall]), ("ensemble", [wide, tall])):
+        wrapper = uncertainty_model(members[0], method, models=members[1:] or None)
+        measured = resolve_settings(wrapper, (40, 40), overlap="auto", tile=16).overlap
+        assert _auto_overlap(wrapper, members) == measured == 8, method
+    image = RNG.normal(size=(40, 40)).astype("float32")
+    kw = dict(tile=16, normalize=None, progress=False)
+    mean, std = predict_uncertainty(tall, image, **kw)  # overlap="auto": tiles match the whole
+    whole_mean, whole_std = _manual_d4(tall, image[None, ..., None])
+    np.testing.assert_allclose(mean, whole_mean[0], atol=1e-5)
+    np.testing.assert_allclose(std, whole_std[0], atol=1e-5)
+
+
+def test_predict_tiled_uncertainty_errors_list_the_methods():
+    model = _conv_model(1)
+    image = np.zeros((8, 8), "float32")
+    with pytest.raises(InferenceError, match=r"'tta', 'mc_dropout', 'ensemble'; got 'bayes'"):
+        predict_tiled(model, image, uncertainty="bayes", **TILED)
+    with pytest.raises(InferenceError, match="did you mean 'ensemble'"):
+        predict_tiled(model, image, uncertainty="ensembl", **TILED)
+    with pytest.raises(InferenceError, match="leave tta=None"):
+        predict_tiled(model, image, uncertainty="tta", tta="d4", **TILED)
+    with pytest.raises(InferenceError, match="out= is not available"):
+        predict_tiled(model, image, uncertainty="tta", out=np.zeros((8, 8, 1), "float32"), **TILED)
+    with pytest.raises(InferenceError, match="uncertainty='ensemble'"):
+        predict_tiled([model, model], image, **TILED)
+    with pytest.raises(InferenceError, match="a list of models is an ensemble"):
+        predict_tiled([model, model], image, uncertainty="tta", **TILED)
+    with pytest.raises(InferenceError, match="at least 2 models"):
+        predict_tiled(model, image, uncertainty="ensemble", **TILED)
+    with pytest.raises(InferenceError, match="does not take uncertainty="):
+        predict_uncertainty(model, image, uncertainty="tta")
+
+
 # ------------------------------------------------------------------------- metadata and saving
 def test_wrapper_keeps_the_sciconv_metadata_and_splits_by_it():
     model = segmenter((None, None, 1), num_classes=2, depth=2, filters=2)

@@ -6,15 +6,17 @@ import inspect
 import math
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.errors import InferenceError
-from sciconv.inference._scale import image_pixel_scale, resolve_scale
+from sciconv.inference._scale import image_pixel_scale, object_size_factor, resolve_scale
 from sciconv.inference._source import is_dask, validate_image
 from sciconv.inference._tiled import predict_tiled
+from sciconv.io import PixelScale
 from sciconv.models import check_postprocess, get_metadata, get_pixel_scale
 from sciconv.preprocess import NormSpec
 
@@ -69,9 +71,28 @@ def _check_scale(scale, *, path) -> float:
     return value
 
 
-def _zoom_factor(model, image, scale) -> float:
-    """The resampling factor: explicit ``scale``, or the pixel scales of image and model."""
+def _is_pixel_scale(scale) -> bool:
+    """Whether ``scale=`` gives the image's pixel scale (PixelScale, dict or Quantity)."""
+    return isinstance(scale, (PixelScale, dict)) or hasattr(scale, "unit")
+
+
+def _zoom_factor(model, image, scale, object_size=None) -> float:
+    """The resampling factor: explicit ``scale``, the objects' size, or the pixel scales."""
     path = getattr(image, "path", None)
+    if object_size is not None:
+        if not (isinstance(scale, str) and scale == "auto") and not _is_pixel_scale(scale):
+            raise InferenceError(
+                f"object_size= and scale={scale!r} both set the resampling; give one (scale= "
+                "may still give the image's pixel scale, e.g. 0.5 * u.um)",
+                path=path,
+            )
+        pixel_scale = PixelScale.from_value(scale) if _is_pixel_scale(scale) else None
+        return object_size_factor(
+            object_size,
+            get_metadata(model).get("object_size"),
+            pixel_scale or image_pixel_scale(image),
+            path=path,
+        )
     if scale is None:
         return 1.0
     if scale != "auto" and not hasattr(scale, "unit") and not hasattr(scale, "to"):
@@ -90,6 +111,7 @@ def predict_instances(
     blend: str = "gaussian",
     tta: str | None = None,
     scale: float | str | None = "auto",
+    object_size: float | Any | None = None,
     progress: bool = True,
     return_prob: bool = False,
     uncertainty: str | None = None,
@@ -135,7 +157,20 @@ def predict_instances(
         a lazy or dask image is read whole). For the pretrained nuclei model,
         ``sciconv.models.pretrained_info("nuclei")["object_diameter_px"]`` gives the
         training sizes (median 18 px; 10-47 px between the 10th and 90th percentile of images),
-        so ``scale = 18 / (your nuclei's diameter in pixels)``.
+        so ``scale = 18 / (your nuclei's diameter in pixels)``, or say the diameter with
+        ``object_size``.
+    object_size : float, astropy.units.Quantity or None
+        The typical diameter of the objects in the image, instead of ``scale``: in pixels, or
+        physical (``8 * u.um``, ``1.5 * u.arcsec``) when the image's pixel scale is known (a
+        :class:`~sciconv.io.GridImage` read from a file that records it, an NDData with a
+        celestial WCS, or ``scale=`` given as the pixel scale, e.g. ``0.3 * u.um``). The image
+        is resampled by ``training size / object size in pixels``, the training size being the
+        model's metadata ``"object_size"`` (pixels; for the pretrained nuclei model the median
+        nucleus diameter of its training images, ``pretrained_info("nuclei")
+        ["object_diameter_px"]["image_median_p50"]``). A
+        :class:`~sciconv.errors.ConfigError` when the size is physical and the image's pixel
+        scale unknown, or the model records no training size; an
+        :class:`~sciconv.errors.InferenceError` with a numeric or None ``scale``.
     return_prob : bool
         Also return the class probabilities ``(H, W, K)`` float32 that the labels came from (with
         ``scale``: resampled back to the input's size, bilinear). Not block by block.
@@ -168,8 +203,12 @@ def predict_instances(
     InferenceError
         An override (or a recorded post-processing key) that :func:`sciconv.postprocess.instances`
         does not take, raised before any prediction runs; a ``scale`` that is not a positive
-        number; ``block``/``out`` with ``scale`` or ``return_prob``; anything
-        :func:`predict_tiled` raises.
+        number; ``object_size`` with a numeric or None ``scale``; ``block``/``out`` with
+        resampling or ``return_prob``; anything :func:`predict_tiled` raises.
+    ConfigError
+        A physical ``object_size`` when the image's pixel scale is unknown (or in units that
+        do not convert to it); ``object_size`` for a model that records no training object
+        size.
 
     Examples
     --------
@@ -186,7 +225,7 @@ def predict_instances(
     from sciconv import postprocess
 
     kwargs = postprocess_kwargs(model, get_metadata(model), overrides)
-    factor = _zoom_factor(model, image, scale)
+    factor = _zoom_factor(model, image, scale, object_size)
     zoom = None if factor == 1.0 else factor
     if uncertainty is not None:
         look_up_option(uncertainty, ("tta", "mc_dropout"), name="uncertainty", error=InferenceError)

@@ -21,7 +21,13 @@ import numpy as np
 from sciconv.errors import ConfigError, InferenceError, SciconvWarning
 from sciconv.io import GridImage, PixelScale, as_array, is_nddata
 
-__all__ = ["image_pixel_scale", "physical_object_size", "resample", "resolve_scale"]
+__all__ = [
+    "image_pixel_scale",
+    "object_size_factor",
+    "physical_object_size",
+    "resample",
+    "resolve_scale",
+]
 
 #: Factors closer to 1 than this are treated as 1: resampling by 0.5 % only blurs the image.
 SCALE_TOLERANCE = 0.01
@@ -215,6 +221,65 @@ def physical_object_size(
             path=path,
         ) from exc
     return float(f"{value / scale.mean:.12g}")
+
+
+def object_size_factor(
+    object_size: Any,
+    training_size: float | None,
+    pixel_scale: PixelScale | Any | None,
+    *,
+    path: str | None = None,
+) -> float:
+    """The zoom factor that makes objects of ``object_size`` as large as the training objects.
+
+    ``training_size / size in pixels``, where the size in pixels is ``object_size`` itself (a
+    number) or ``object_size`` divided by the image's pixel scale (a Quantity; see
+    :func:`physical_object_size`). Used by ``predict_instances(..., object_size=...)``.
+
+    Parameters
+    ----------
+    object_size : float or astropy.units.Quantity
+        The typical diameter of the objects in the image: pixels, or a length or an angle
+        (``8 * u.um``, ``1.2 * u.arcsec``).
+    training_size : float or None
+        The typical object diameter (pixels) of the images the model was trained on (model
+        metadata ``"object_size"``); None when the model does not record it.
+    pixel_scale : PixelScale, dict, Quantity or None
+        The image's pixel scale; needed only for a physical ``object_size``.
+    path : str, optional
+        The image's file, named in errors.
+
+    Returns
+    -------
+    float
+        The factor, > 0; exactly 1.0 within :data:`SCALE_TOLERANCE`.
+
+    Raises
+    ------
+    ConfigError
+        ``training_size`` unknown; a physical size with an unknown pixel scale or units that do
+        not convert; a size that is not positive.
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from sciconv.io import PixelScale
+    >>> object_size_factor(36, 18.0, None)            # objects twice the training size: shrink
+    0.5
+    >>> object_size_factor(6 * u.um, 18.0, PixelScale(0.5, 0.5, "um"))  # 12 px: enlarge
+    1.5
+    """
+    if training_size is None:
+        raise ConfigError(
+            "object_size= needs the object size the model was trained at, and this model does "
+            "not record one (metadata 'object_size', in pixels); pass scale= (the zoom factor) "
+            "instead, or record it with sciconv.models.set_metadata(model, object_size=...)",
+            path=path,
+        )
+    training = _explicit_factor(training_size, path)
+    size_px = physical_object_size(object_size, pixel_scale, path=path)
+    factor = training / size_px
+    return 1.0 if abs(factor - 1.0) < SCALE_TOLERANCE else float(f"{factor:.12g}")
 
 
 def resample(image: Any, factor: float, *, order: int = 1) -> np.ndarray:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from sciconv._atomic import atomic_output
+from sciconv._validation import look_up_option
 from sciconv.errors import InferenceError
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import predict_dask
@@ -53,8 +54,38 @@ def open_out(out, shape, *, overwrite: bool):
     )
 
 
+def _check_uncertainty(model, uncertainty, *, tta, out) -> tuple[keras.Model | None, list | None]:
+    """Validate ``uncertainty=`` of :func:`predict_tiled`; return (model, ensemble members)."""
+    from sciconv.inference._uncertainty import UNCERTAINTY_METHODS
+
+    members = list(model) if isinstance(model, (list, tuple)) else None
+    if uncertainty is None:
+        if members is not None:
+            raise InferenceError(
+                f"model is a list of {len(members)} models: pass uncertainty='ensemble' to "
+                "average them (mean and std), or give one keras.Model"
+            )
+        return model, None
+    look_up_option(uncertainty, UNCERTAINTY_METHODS, name="uncertainty", error=InferenceError)
+    if tta is not None:
+        raise InferenceError(
+            f"tta={tta!r} and uncertainty={uncertainty!r} do not combine: uncertainty='tta' "
+            "already averages the 8 D4 transforms; leave tta=None"
+        )
+    if out is not None:
+        raise InferenceError(
+            "out= is not available with uncertainty= (two maps come back, mean and std); "
+            "write them yourself, e.g. with sciconv.postprocess.write_products(uncertainty=std)"
+        )
+    if members is not None and uncertainty != "ensemble":
+        raise InferenceError(
+            f"a list of models is an ensemble: use uncertainty='ensemble', not {uncertainty!r}"
+        )
+    return (None, members) if members is not None else (model, None)
+
+
 def predict_tiled(
-    model: keras.Model,
+    model: keras.Model | Sequence[keras.Model],
     image,
     *,
     tile: int | tuple[int, int] | str = "auto",
@@ -63,6 +94,7 @@ def predict_tiled(
     normalize: str | Mapping | NormSpec | None = "model",
     blend: str = "gaussian",
     tta: str | None = None,
+    uncertainty: str | None = None,
     pad_mode: str = "reflect",
     progress: bool = True,
     out: str | os.PathLike | np.ndarray | None = None,
@@ -74,9 +106,10 @@ def predict_tiled(
 
     Parameters
     ----------
-    model : keras.Model
+    model : keras.Model or list of keras.Model
         A model mapping (N, h, w, C) to (N, h, w, K) (a :func:`sciconv.models.segmenter` or any
-        fully convolutional Keras model with ``padding="same"``).
+        fully convolutional Keras model with ``padding="same"``); a list of such models (same
+        input and output shapes) with ``uncertainty="ensemble"``.
     image : ndarray of shape (H, W) or (H, W, C), GridImage, memmap or dask array
         Raw pixels. A :class:`~sciconv.io.GridImage` from ``sciconv.io.read(path, lazy=True)`` and
         a memory map are read tile by tile, never whole. A dask array gives a dask array back
@@ -120,6 +153,16 @@ def predict_tiled(
     tta : None or "d4", optional
         ``"d4"`` averages the predictions of the eight flips/rotations of each tile, each undone
         before averaging (8 model calls per batch).
+    uncertainty : None, "tta", "mc_dropout" or "ensemble", optional
+        Also estimate a per-pixel uncertainty and return ``(mean, std)``, both (H, W, K):
+        ``"tta"``, the 8 D4 transforms of every tile; ``"mc_dropout"``, 8 samples with the
+        model's dropout kept active; ``"ensemble"``, one pass of each model of a list given as
+        ``model``. Runs :func:`sciconv.inference.predict_uncertainty` (see it, and
+        :func:`sciconv.inference.uncertainty_model`, for the number of samples, the predictive
+        entropy instead of the std, and the seed), i.e. this same function on a wrapper model
+        whose output is the mean and the std, streamed tile by tile; everything else (tiling,
+        blending, normalization, NaN, dask) behaves as for the mean alone. Not with ``tta``
+        or ``out``. Default None: the mean alone.
     pad_mode : {"reflect", "symmetric", "edge", "constant"}, optional
         How an image smaller than a tile is padded up to it (``"constant"`` pads with 0 after
         normalization, as the model pads). Tiles never extend beyond larger images. Default
@@ -147,14 +190,18 @@ def predict_tiled(
     Returns
     -------
     ndarray (or np.memmap, or dask array) of shape (H, W, K), float32
-        Same H and W as ``image``. NaN where any input channel is NaN or infinite.
+        Same H and W as ``image``. NaN where any input channel is NaN or infinite. With
+        ``uncertainty``: a tuple ``(mean, std)`` of two such arrays.
 
     Raises
     ------
     InferenceError
         Wrong channel count for the model, a tile smaller than the model's minimum or not a
         multiple of its divisor, an overlap that leaves no stride, an image smaller than 2 x 2, an
-        image with no finite pixel to normalize, a model without a same-size per-pixel output.
+        image with no finite pixel to normalize, a model without a same-size per-pixel output; an
+        ``uncertainty`` that is not one of :data:`UNCERTAINTY_METHODS` (the message lists them),
+        ``uncertainty`` with ``tta`` or ``out``, a list of models without
+        ``uncertainty="ensemble"``.
 
     Notes
     -----
@@ -184,7 +231,31 @@ def predict_tiled(
     ...                       progress=False)
     >>> bool(np.allclose(tiled, whole, atol=1e-5))
     True
+    >>> mean, std = predict_tiled(model, image, tile=32, overlap=8, normalize=None,
+    ...                           uncertainty="tta", progress=False)
+    >>> mean.shape, std.shape
+    ((50, 70, 1), (50, 70, 1))
     """
+    model, members = _check_uncertainty(model, uncertainty, tta=tta, out=out)
+    if uncertainty is not None:
+        from sciconv.inference._uncertainty import predict_uncertainty
+
+        return predict_uncertainty(
+            model,
+            image,
+            method=uncertainty,
+            models=members,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            normalize=normalize,
+            blend=blend,
+            pad_mode=pad_mode,
+            progress=progress,
+            overwrite=overwrite,
+            memory_budget=memory_budget,
+            precision=precision,
+        )
     arr, path = validate_image(image)
     if normalize is not None:
         arr = input_transform(model, arr, path)

@@ -14,7 +14,9 @@ stochastic or transformed predictions followed by their spread, ``concat[mean (K
 
 Because the wrapper is an ordinary ``keras.Model`` carrying the base model's sciconv metadata
 (divisor, normalization, input transform), tiling, blending, normalization and dask streaming all
-work as for the mean alone. :func:`predict_uncertainty` runs it and splits the channels.
+work as for the mean alone. :func:`predict_uncertainty` runs it and splits the channels;
+``predict_tiled(model, image, uncertainty=method)`` (a list of models for ``"ensemble"``) is the
+same call spelled as the issue asks.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import numpy as np
 
 from sciconv._validation import check_int, look_up_option
 from sciconv.errors import InferenceError, SciconvWarning
+from sciconv.inference._model import model_divisor, receptive_field
 from sciconv.inference._tiled import predict_tiled
+from sciconv.inference._tiles import round_up
 from sciconv.models import get_metadata
 from sciconv.models.layers import SciconvMetadata
 from sciconv.models.uncertainty_layers import (
@@ -288,6 +292,19 @@ def _cached_wrapper(model, method, models, samples, output, seed) -> keras.Model
     return per_model[key]
 
 
+def _auto_overlap(wrapper: keras.Model, members) -> int:
+    """``overlap="auto"`` for ``wrapper`` from its members' receptive fields.
+
+    The wrapper reaches as far as its widest member (a D4 transpose only swaps the axes, and
+    ``overlap="auto"`` takes the larger axis anyway), so twice the members' largest half-width,
+    rounded up to the wrapper's divisor, is what measuring the wrapper would give; measuring the
+    members (cached per model, usually done by a plain prediction already) costs one model call
+    per probe instead of ``S``, and a wrapper run on a single tile is not probed at all.
+    """
+    r = max(max(receptive_field(m)) for m in members)
+    return round_up(2 * r, model_divisor(get_metadata(wrapper))) if r else 0
+
+
 def predict_uncertainty(
     model: keras.Model | None,
     image,
@@ -301,10 +318,13 @@ def predict_uncertainty(
 ):
     """Per-pixel prediction with an uncertainty map, tile by tile: ``(mean, spread)``.
 
+    ``predict_tiled(model, image, uncertainty=method)`` calls this function.
+
     Builds (once per model and settings) the :func:`uncertainty_model` wrapper and runs
     :func:`sciconv.inference.predict_tiled` on it, so tiling, blending, normalization, NaN
     handling, memory maps and dask input behave exactly as for the mean alone. The spread maps of
-    overlapping tiles are blended like the means.
+    overlapping tiles are blended like the means. ``overlap="auto"`` comes from the receptive
+    field of ``model`` (or of the ensemble's widest member), which is the wrapper's.
 
     Parameters
     ----------
@@ -316,8 +336,8 @@ def predict_uncertainty(
         See :func:`uncertainty_model`.
     **predict_tiled_kwargs
         Passed to :func:`sciconv.inference.predict_tiled` (``tile``, ``overlap``, ``batch_size``,
-        ``normalize``, ``blend``, ``progress``, ...). ``tta`` is not accepted (choose
-        ``method="tta"``) and neither is ``out`` (two maps come back).
+        ``normalize``, ``blend``, ``progress``, ...). ``tta`` and ``uncertainty`` are not
+        accepted (choose ``method=``) and neither is ``out`` (two maps come back).
 
     Returns
     -------
@@ -343,10 +363,18 @@ def predict_uncertainty(
     >>> mean.shape, std.shape, bool((std >= 0).all())
     ((20, 30, 1), (20, 30, 1), True)
     """
-    for bad, hint in (("tta", "choose method='tta'"), ("out", "two maps come back")):
+    for bad, hint in (
+        ("tta", "choose method='tta'"),
+        ("out", "two maps come back"),
+        ("uncertainty", "choose method="),
+    ):
         if bad in predict_tiled_kwargs:
             raise InferenceError(f"predict_uncertainty does not take {bad}= ({hint})")
     wrapper = _cached_wrapper(model, method, models, samples, output, seed)
+    if isinstance(predict_tiled_kwargs.get("overlap", "auto"), str):
+        if predict_tiled_kwargs.get("overlap", "auto") == "auto":
+            members = _ensemble_members(model, models) if method == "ensemble" else [model]
+            predict_tiled_kwargs["overlap"] = _auto_overlap(wrapper, members)
     k = get_metadata(wrapper)["mean_channels"]
     both = predict_tiled(wrapper, image, **predict_tiled_kwargs)
     if k is None:  # channels unknown when the model was built: half and half for "std"

@@ -24,6 +24,7 @@ import keras
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, ModelError
 from sciconv.models.loading import load
+from sciconv.models.metadata import get_metadata, set_metadata
 
 __all__ = ["PRETRAINED", "pretrained", "pretrained_info"]
 
@@ -127,4 +128,10 @@ def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:
             "reinstall sciconv or rebuild them with tools/train_pretrained_nuclei.py"
         )
     with importlib.resources.as_file(ref) as path:
-        return load(path, compile=False)
+        model = load(path, compile=False)
+    # the typical object size it was trained on (median over images of the median nucleus
+    # diameter, pixels): what a physical object_size= in predict_instances is compared with
+    size = pretrained_info(name).get("object_diameter_px", {}).get("image_median_p50")
+    if size is not None and "object_size" not in get_metadata(model):
+        set_metadata(model, object_size=float(size))
+    return model
