@@ -11,7 +11,10 @@ Three ways in:
 - tf.data functions :func:`augment_batch` (a batch ``(N, H, W, C)``), :func:`augment_pair` (one
   image ``(H, W, C)`` and its mask ``(H, W)``) and :func:`random_crop`, seeded with a stateless seed
   (a shape ``(2,)`` integer tensor), so the same seed gives the same result;
-- Keras preprocessing layers :class:`RandomD4` and :class:`RandomIntensity` (training only).
+- Keras preprocessing layers :class:`RandomD4` and :class:`RandomIntensity` (training only);
+- the training default: :func:`resolve_train_augment` decides when :func:`sciconv.training.fit`
+  turns D4 on by itself (classifiers trained on cutout files or sky images),
+  :func:`d4_train_data` applies it.
 
 Examples
 --------
@@ -37,18 +40,26 @@ from sciconv.errors import ConfigError
 
 __all__ = [
     "D4_SIZE",
+    "TRAIN_AUGMENT",
     "RandomD4",
     "RandomIntensity",
     "augment_batch",
     "augment_pair",
     "d4_inverse",
+    "d4_train_data",
     "d4_transform",
+    "is_sky_data",
     "random_crop",
+    "resolve_train_augment",
     "validate_amounts",
 ]
 
 #: Number of elements of the dihedral group D4 (valid ``k`` are ``0 .. D4_SIZE - 1``).
 D4_SIZE = 8
+#: What :func:`sciconv.training.fit` takes as ``augment`` (True means "d4", False means None).
+TRAIN_AUGMENT = ("auto", "d4", None)
+#: Tasks whose labels describe a whole image (those ``augment="auto"`` may turn D4 on for).
+_IMAGE_LEVEL_TASKS = ("classification", "multilabel")
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,8 +439,9 @@ class RandomD4(keras.layers.Layer):
 
     Called on one batch ``(N, H, W, C)``, or on a tuple ``(images, masks)`` (masks
     ``(N, H, W)`` or ``(N, H, W, K)``) which then get the same transform. Non-square inputs get
-    the 4 shape-preserving elements (flips and 180° rotation). With ``training=False`` (as Keras
-    passes in ``predict``/``evaluate``) the input is returned unchanged.
+    the 4 shape-preserving elements (flips and 180° rotation). Only ``training=True`` (as Keras
+    passes in ``fit``) transforms; ``training=False`` (``predict``/``evaluate``) and a plain call
+    ``layer(x)`` or ``model(x)`` return the input unchanged.
 
     Parameters
     ----------
@@ -456,7 +468,7 @@ class RandomD4(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
 
-    def call(self, inputs, training=True):
+    def call(self, inputs, training=None):
         if not training:
             return inputs
         is_seq = isinstance(inputs, (list, tuple))
@@ -476,6 +488,8 @@ class RandomD4(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="sciconv")
 class RandomIntensity(keras.layers.Layer):
     """Random brightness/contrast jitter and Gaussian noise per sample, active in training only.
+
+    Only ``training=True`` (as Keras passes in ``fit``) changes the input; a plain call returns it.
 
     Parameters
     ----------
@@ -516,7 +530,7 @@ class RandomIntensity(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, inputs, training=True):
+    def call(self, inputs, training=None):
         if not training:
             return inputs
         x = ops.convert_to_tensor(inputs)
@@ -551,3 +565,160 @@ class RandomIntensity(keras.layers.Layer):
             "noise": self.noise,
             "seed": self.seed,
         }
+
+
+# --------------------------------------------------------------------------------------------
+# the training default: D4 for classifiers of sky images
+# --------------------------------------------------------------------------------------------
+def _angular(scale) -> bool:
+    """True for a recorded pixel scale ``{"y", "x", "unit"}`` whose unit is an angle."""
+    import astropy.units as u
+
+    unit = scale.get("unit") if isinstance(scale, dict) else getattr(scale, "unit", None)
+    try:
+        return unit is not None and u.Unit(unit).physical_type == "angle"
+    except (ValueError, TypeError):
+        return False
+
+
+def is_sky_data(train, metadata: dict | None = None) -> bool:
+    """Whether training data are sky images, by what the data (or the model) recorded.
+
+    True when ``train`` (a dataset from :mod:`sciconv.datasets`) records an angular
+    ``pixel_scale`` (FITS files with a celestial WCS) or reads only FITS files
+    (``.file_paths``), or when the model ``metadata`` records an angular ``pixel_scale`` (a sky
+    model being trained further). Plain arrays and other datasets carry neither: False.
+
+    Examples
+    --------
+    >>> import types
+    >>> is_sky_data(types.SimpleNamespace(pixel_scale={"y": 0.2, "x": 0.2, "unit": "arcsec"}))
+    True
+    >>> is_sky_data(types.SimpleNamespace(file_paths=["a.tif"])), is_sky_data((None, None))
+    (False, False)
+    """
+    from sciconv.io import FITS_EXTENSIONS
+
+    if _angular(getattr(train, "pixel_scale", None)) or _angular(
+        (metadata or {}).get("pixel_scale")
+    ):
+        return True
+    paths = getattr(train, "file_paths", None)
+    return bool(paths) and all(str(p).lower().endswith(FITS_EXTENSIONS) for p in paths)
+
+
+def resolve_train_augment(augment, *, task: str | None, train, metadata: dict | None = None):
+    """The augmentation :func:`sciconv.training.fit` applies: ``"d4"`` or None.
+
+    The rule of ``augment="auto"`` (the default of ``fit``): **D4 is on for image-level labels
+    (task ``"classification"`` or ``"multilabel"``) of cutout collections**: a dataset of image
+    files from :func:`sciconv.datasets.from_folder` / :func:`~sciconv.datasets.from_catalog`
+    (it records ``.file_paths``), or any data that say they are sky images
+    (:func:`is_sky_data`). A galaxy, a star, an artefact on the sky (or a cell on a slide) has no
+    "up" and no handedness that its class depends on, so the 8 flips/rotations of each cutout
+    are 8 valid training images; on a few hundred cutouts that is the largest single gain there
+    is. It stays off for regression (a position angle or a shear changes under rotation), for
+    segmentation (masks must follow the image: ``sciconv.datasets.from_pairs(augment=True)``
+    does that), and for plain arrays or datasets built elsewhere, which say nothing about what
+    they hold (their labels may depend on orientation). ``"d4"`` (or True) turns it on for any
+    task (masks and per-pixel weights of rank >= 3 follow the image); None (or False) turns it
+    off: do that for labels that change under a flip or rotation (spiral handedness, the
+    direction of a trail or a diffraction spike, anything with an "up").
+
+    Parameters
+    ----------
+    augment : {"auto", "d4", None} or bool
+        The ``augment`` argument of ``fit``.
+    task : str or None
+        The model's metadata ``task``.
+    train : tf.data.Dataset or tuple
+        The training data (their ``.pixel_scale`` / ``.file_paths`` attributes are read).
+    metadata : dict, optional
+        The model's sciconv metadata (its ``pixel_scale``).
+
+    Returns
+    -------
+    str or None
+        ``"d4"`` or None.
+
+    Raises
+    ------
+    ConfigError
+        An ``augment`` that is not one of the above.
+
+    Examples
+    --------
+    >>> import types
+    >>> files = types.SimpleNamespace(file_paths=["g1.fits", "g2.png"])
+    >>> resolve_train_augment("auto", task="classification", train=files)
+    'd4'
+    >>> print(resolve_train_augment("auto", task="regression", train=files))
+    None
+    >>> resolve_train_augment(True, task="segmentation", train=(None, None))
+    'd4'
+    """
+    value = (
+        {True: "d4", False: None}.get(augment, augment) if isinstance(augment, bool) else augment
+    )
+    if value not in TRAIN_AUGMENT:
+        raise ConfigError(
+            f"augment must be 'auto', 'd4' (or True) or None (or False); got augment={augment!r}"
+        )
+    if value != "auto":
+        return value
+    cutouts = bool(getattr(train, "file_paths", None)) or is_sky_data(train, metadata)
+    return "d4" if task in _IMAGE_LEVEL_TASKS and cutouts else None
+
+
+def d4_train_data(train, *, seed: int | None = None, batch_size: int = 32, repeat: bool = False):
+    """Training batches with a random D4 element per sample (masks and weights follow).
+
+    Parameters
+    ----------
+    train : tf.data.Dataset or tuple
+        Batches ``(x, y[, w])`` with ``x`` of shape ``(N, H, W, C)``, or arrays ``(x, y[, w])``
+        (then shuffled every epoch, seeded, and batched by ``batch_size``). Parts of ``y``/``w``
+        of rank >= 3 (masks, per-pixel weights) get the image's transform; labels pass through.
+    seed : int, optional
+        Seed of the transforms (and of the shuffle of arrays); the same seed gives the same
+        epochs. None: a random one.
+    batch_size : int, optional
+        Batch size for arrays. Default 32.
+    repeat : bool, optional
+        Repeat the batches of arrays endlessly (for a fixed ``steps_per_epoch``). Default False.
+
+    Returns
+    -------
+    tf.data.Dataset
+        The augmented batches: a new transform for every sample in every epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(32, dtype="float32").reshape(2, 4, 4, 1)
+    >>> ds = d4_train_data((x, np.array([0, 1])), seed=0, batch_size=2)
+    >>> xb, yb = next(iter(ds))
+    >>> tuple(xb.shape), sorted(np.ravel(xb).tolist()) == sorted(np.ravel(x).tolist())
+    ((2, 4, 4, 1), True)
+    """
+    if isinstance(train, tuple):
+        n = len(train[0])
+        ds = tf.data.Dataset.from_tensor_slices(train)
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+        ds = ds.repeat() if repeat else ds
+    else:
+        ds = train
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    @_no_autograph
+    def apply(batch, s):
+        x, *rest = batch
+        spatial = [i for i, t in enumerate(rest) if getattr(t, "ndim", 0) and t.ndim >= 3]
+        out = _d4_batch([x] + [rest[i] for i in spatial], tf.cast(s, tf.int64))
+        for j, i in enumerate(spatial, start=1):
+            rest[i] = out[j]
+        return (out[0], *rest)
+
+    return tf.data.Dataset.zip((ds, seeds)).map(apply, num_parallel_calls=tf.data.AUTOTUNE)

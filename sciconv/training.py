@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
+from sciconv.augment import d4_train_data, resolve_train_augment
 from sciconv.errors import (
     ConfigError,
     ModelError,
@@ -489,6 +490,7 @@ def fit(
     class_weight: Mapping[int, float] | None = None,
     steps_per_epoch: int | None = None,
     batch_size: int = 32,
+    augment: bool | str | None = "auto",
     resume: bool = True,
     overwrite: bool = False,
     callbacks: list | None = None,
@@ -535,6 +537,12 @@ def fit(
         is repeated, so every epoch trains all ``steps_per_epoch`` batches.
     batch_size : int
         Batch size for ``(x, y)`` arrays; ignored for datasets (already batched).
+    augment : {"auto", "d4", None} or bool
+        Random flips/90° rotations (D4) of every training sample, masks following. ``"auto"``
+        (default): on for classifiers (``classification``/``multilabel``) trained on cutout files
+        (``sciconv.datasets.from_folder``/``from_catalog``) or sky images, which have no "up";
+        off for arrays and other tasks (rule: :func:`sciconv.augment.resolve_train_augment`).
+        ``"d4"``/True: on for any data; None/False: off. Recorded as ``augment`` in config.json.
     resume : bool
         If ``workdir`` holds an interrupted run (config status ``"running"``), continue it from
         its last finished epoch. With False, an interrupted run is only restarted from scratch
@@ -594,6 +602,8 @@ def fit(
         if validation_data is None
         else _as_dataset_args(validation_data, name="validation_data")
     )
+    meta = get_metadata(model)
+    aug = resolve_train_augment(augment, task=meta.get("task"), train=train, metadata=meta)
     if seed is not None:
         keras.utils.set_random_seed(seed)
 
@@ -603,6 +613,10 @@ def fit(
     _check_class_weight(model, class_weight)
     fit_data, steps_per_epoch = _epoch_steps(train, steps_per_epoch)  # refuses before any change
     recorded = _record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
+    tuple_batch = batch_size if isinstance(train, tuple) else None
+    if aug is not None:  # arrays become a dataset, repeated for a fixed steps_per_epoch
+        repeat = steps_per_epoch is not None
+        fit_data = d4_train_data(fit_data, seed=seed, batch_size=batch_size, repeat=repeat)
     train = fit_data
     compiled_here = False
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
@@ -640,7 +654,8 @@ def fit(
             "early_stopping": early_stopping,
             "reduce_lr": reduce_lr,
             "steps_per_epoch": steps_per_epoch,
-            "batch_size": batch_size if isinstance(train, tuple) else None,
+            "batch_size": tuple_batch,
+            "augment": aug,
             "seed": seed,
             "class_weight": None
             if class_weight is None

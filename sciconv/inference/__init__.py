@@ -57,7 +57,9 @@ One private module per role:
 - ``_blocks``: block-wise instances with stitching (:func:`predict_instances_blocks`), labels
   streamed to zarr or a memory map;
 - ``_tiled``: :func:`predict_tiled`; ``_instances``: :func:`predict_instances`;
-  ``_files``: :func:`predict_files`, :func:`predict_mosaic`.
+  ``_files``: :func:`predict_files`, :func:`predict_mosaic`;
+- ``_d4``: :func:`predict_d4` (image-level D4 test-time averaging of classifiers and
+  regressors, and its spread).
 
 Examples
 --------
@@ -74,12 +76,14 @@ from __future__ import annotations
 
 from sciconv.inference._blend import BLEND_MODES
 from sciconv.inference._blocks import DEFAULT_BLOCK, BlockPlan, predict_instances_blocks
+from sciconv.inference._d4 import predict_d4
 from sciconv.inference._files import predict_files, predict_mosaic
 from sciconv.inference._instances import AUTO_BLOCK_PIXELS, predict_instances
 from sciconv.inference._model import receptive_field
 from sciconv.inference._precision import PRECISIONS
 from sciconv.inference._scale import (
     image_pixel_scale,
+    object_size_factor,
     physical_object_size,
     resample,
     resolve_scale,
@@ -113,7 +117,9 @@ __all__ = [
     "BlockPlan",
     "PredictionSettings",
     "image_pixel_scale",
+    "object_size_factor",
     "physical_object_size",
+    "predict_d4",
     "predict_files",
     "predict_instances",
     "predict_instances_blocks",

@@ -30,6 +30,7 @@ from sciconv.models._validate_meta import check_postprocess
 from sciconv.models.bioimageio import export_bioimageio
 from sciconv.models.builders import check_input_shape, classifier, regressor, segmenter
 from sciconv.models.export import EXPORT_FORMATS, export
+from sciconv.models.invariant import INVARIANCES, D4Pool, D4Stack
 from sciconv.models.layers import BilinearUpSampling2D, SciconvMetadata
 from sciconv.models.loading import load
 from sciconv.models.metadata import (
@@ -43,8 +44,11 @@ from sciconv.models.zoo import PRETRAINED, pretrained, pretrained_info
 
 __all__ = [
     "EXPORT_FORMATS",
+    "INVARIANCES",
     "PRETRAINED",
     "BilinearUpSampling2D",
+    "D4Pool",
+    "D4Stack",
     "SciconvMetadata",
     "attach_metadata",
     "check_input_shape",

@@ -33,6 +33,7 @@ from sciconv.models.heads import (
     regression_head,
     segmentation_head,
 )
+from sciconv.models.invariant import INVARIANCES, D4Stack, d4_elements
 from sciconv.models.layers import SciconvMetadata
 from sciconv.models.metadata import get_metadata
 
@@ -144,12 +145,14 @@ def _conv_pool_architecture(
     head,
     dense,
     dropout,
+    invariant,
 ) -> dict:
     """Validate the head arguments of a conv-pool model; return its ``architecture`` record."""
     dense = _validate_ints(dense, name="dense", allow_empty=True)
     dropout = _validate_rate(dropout, name="dropout")
     activation = _validate_activation(activation)
-    return dict(
+    invariant = look_up_option(invariant, INVARIANCES, name="invariant", error=ModelError)
+    arch = dict(
         builder=builder,
         filters=list(filters),
         convs_per_stage=convs_per_stage,
@@ -161,12 +164,19 @@ def _conv_pool_architecture(
         dense=list(dense),
         dropout=dropout,
     )
+    if invariant is not None:  # recorded only when set: older records rebuild unchanged
+        arch["invariant"] = invariant
+    return arch
 
 
 def _conv_pool_model(shape: tuple, meta: dict, *, make_head, name: str, **head_kwargs):
     """Input + metadata, :func:`conv_pool_stack`, then ``make_head`` (classifier, regressor)."""
     arch = meta["architecture"]
     inputs, x = _input(shape, name=name, metadata=meta)
+    transforms = None
+    if arch.get("invariant") == "d4":
+        transforms = d4_elements(shape[0], shape[1])
+        x = D4Stack(transforms, name=f"{name}_d4_stack")(x)
     x = conv_pool_stack(
         x,
         filters=tuple(arch["filters"]),
@@ -184,6 +194,7 @@ def _conv_pool_model(shape: tuple, meta: dict, *, make_head, name: str, **head_k
         dropout=arch["dropout"],
         activation=arch["activation"],
         name=name,
+        pool_transforms=transforms,
         **head_kwargs,
     )
     return keras.Model(inputs, outputs, name=name)
@@ -206,6 +217,7 @@ def classifier(
     dense: Sequence[int] = (128,),
     dropout: float = 0.3,
     multilabel: bool = False,
+    invariant: str | None = None,
     name: str = "classifier",
 ) -> keras.Model:
     """Conv-pool-dense image classifier (softmax over classes, or sigmoid per class).
@@ -236,6 +248,14 @@ def classifier(
         Dropout rate in the head.
     multilabel : bool
         Independent sigmoid outputs (several labels per image) instead of a softmax.
+    invariant : {None, "d4"}
+        ``"d4"``: exactly invariant to flips and 90° rotations. The conv stack runs on the 8
+        transformed copies of each image (layer ``{name}_d4_stack``, one batch of ``8 N``) and
+        their flattened or pooled features are averaged (``{name}_head_d4_pool``) before the
+        dense layers (see :mod:`sciconv.models.invariant`); 8 times the conv compute, the same
+        weights. A non-square ``input_shape`` uses the 4 transforms that keep its shape; with
+        H and W None the images must be square. None (default): a plain network (trained
+        with D4 augmentation on sky images by :func:`sciconv.training.fit`).
     name : str
         Model name and layer-name prefix.
 
@@ -257,6 +277,9 @@ def classifier(
     'AveragePooling2D'
     >>> model.output_shape
     (None, 3)
+    >>> classifier((32, 32, 1), 2, filters=(4,), invariant="d4").get_layer(
+    ...     "classifier_head_d4_pool").elements
+    8
     """
     shape, filters, convs_per_stage, kernel_size, pooling, head = _validate_backbone(
         input_shape=input_shape,
@@ -279,6 +302,7 @@ def classifier(
         head=head,
         dense=dense,
         dropout=dropout,
+        invariant=invariant,
     )
     architecture["multilabel"] = bool(multilabel)
     meta = _base_metadata("multilabel" if multilabel else "classification", shape, architecture)
@@ -307,6 +331,7 @@ def regressor(
     dense: Sequence[int] = (128,),
     dropout: float = 0.0,
     uncertainty: bool = False,
+    invariant: str | None = None,
     name: str = "regressor",
 ) -> keras.Model:
     """Conv-pool-dense regressor with linear outputs (optionally mean and log-variance).
@@ -321,6 +346,9 @@ def regressor(
         Also predict a log-variance per target: the output is ``(N, 2 * outputs)`` holding
         ``[mean, log_var]``; :func:`sciconv.training.fit` then trains it with
         :func:`sciconv.losses.gaussian_nll` and ``exp(0.5 * log_var)`` is the 1-sigma error bar.
+    invariant : {None, "d4"}
+        As in :func:`classifier`: only for targets that do not change under flips and 90°
+        rotations (a flux, a size, a redshift; not a position angle).
     filters, convs_per_stage, kernel_size, pooling, batch_norm, activation, head, dense, dropout
         As in :func:`classifier`.
     name : str
@@ -358,6 +386,7 @@ def regressor(
         head=head,
         dense=dense,
         dropout=dropout,
+        invariant=invariant,
     )
     meta = _base_metadata("regression", shape, architecture)
     meta.update(outputs=n_out, uncertainty=bool(uncertainty))

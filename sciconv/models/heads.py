@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import keras
 
 from sciconv._validation import look_up_option
+from sciconv.models.invariant import D4Pool
 
 __all__ = [
     "HEADS",
@@ -34,12 +35,23 @@ HEADS = ("flatten", "gap")
 INSTANCE_OUTPUTS = (None, "distance", "boundary")
 
 
-def _features(x, *, head: str, dense: Sequence[int], dropout: float, activation: str, name: str):
+def _features(
+    x,
+    *,
+    head: str,
+    dense: Sequence[int],
+    dropout: float,
+    activation: str,
+    name: str,
+    pool_transforms: int | None = None,
+):
     head = look_up_option(head, HEADS, name="head")
     if head == "flatten":
         x = keras.layers.Flatten(name=f"{name}_head_flatten")(x)
     else:
         x = keras.layers.GlobalAveragePooling2D(name=f"{name}_head_gap")(x)
+    if pool_transforms:  # the features of the D4Stack copies, averaged: an invariant vector
+        x = D4Pool(pool_transforms, name=f"{name}_head_d4_pool")(x)
     if dropout and not dense:
         x = keras.layers.Dropout(dropout, name=f"{name}_head_dropout")(x)
     for i, units in enumerate(dense, start=1):
@@ -58,6 +70,7 @@ def classification_head(
     dropout: float = 0.3,
     activation: str = "relu",
     multilabel: bool = False,
+    pool_transforms: int | None = None,
     name: str,
 ):
     """Flatten or global-average-pool, dense layers with dropout, then softmax (or sigmoid).
@@ -78,6 +91,11 @@ def classification_head(
         Activation of the hidden layers.
     multilabel : bool
         Independent sigmoid per class instead of a softmax over classes.
+    pool_transforms : int, optional
+        The batch holds this many transformed copies of each image
+        (:class:`~sciconv.models.invariant.D4Stack`): their feature vectors are averaged
+        (:class:`~sciconv.models.invariant.D4Pool`, layer ``{name}_head_d4_pool``) before the
+        dense layers.
     name : str
         Model name used as layer-name prefix.
 
@@ -94,7 +112,15 @@ def classification_head(
     >>> classification_head(x, 5, multilabel=True, dense=(16,), name="m").shape
     (None, 5)
     """
-    x = _features(x, head=head, dense=dense, dropout=dropout, activation=activation, name=name)
+    x = _features(
+        x,
+        head=head,
+        dense=dense,
+        dropout=dropout,
+        activation=activation,
+        name=name,
+        pool_transforms=pool_transforms,
+    )
     x = keras.layers.Dense(num_classes, name=f"{name}_head_logits")(x)
     final = "sigmoid" if multilabel else "softmax"
     return keras.layers.Activation(final, dtype="float32", name=f"{name}_head_{final}")(x)
@@ -109,9 +135,13 @@ def regression_head(
     dropout: float = 0.0,
     activation: str = "relu",
     uncertainty: bool = False,
+    pool_transforms: int | None = None,
     name: str,
 ):
     """Linear outputs; with ``uncertainty=True`` also a log-variance per output.
+
+    ``pool_transforms`` averages the features of transformed copies as in
+    :func:`classification_head`.
 
     Returns
     -------
@@ -127,7 +157,15 @@ def regression_head(
     >>> regression_head(x, 2, uncertainty=True, dense=(), name="m").shape
     (None, 4)
     """
-    x = _features(x, head=head, dense=dense, dropout=dropout, activation=activation, name=name)
+    x = _features(
+        x,
+        head=head,
+        dense=dense,
+        dropout=dropout,
+        activation=activation,
+        name=name,
+        pool_transforms=pool_transforms,
+    )
     mean = keras.layers.Dense(outputs, dtype="float32", name=f"{name}_head_mean")(x)
     if not uncertainty:
         return mean
