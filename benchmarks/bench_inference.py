@@ -23,10 +23,15 @@ are medians over ``--repeats`` runs after one warm-up run. Run it niced on a sha
 
 End to end against StarDist (its package in its own environment, with ``tf_keras``)::
 
-    python benchmarks/bench_inference.py --size 2048 --make-nuclei /tmp/nuclei.npy
-    python benchmarks/bench_inference.py --instances /tmp/nuclei.npy --repeats 2
-    TF_USE_LEGACY_KERAS=1 /tmp/sdvenv/bin/python benchmarks/bench_inference.py \
-        --stardist /tmp/nuclei.npy --repeats 2
+    python benchmarks/bench_inference.py --size 1024 --make-nuclei /tmp/nuclei.npy
+    python benchmarks/bench_inference.py --instances /tmp/nuclei.npy --repeats 3  # sciconv only
+    python -m venv /tmp/sdvenv   # its own venv: stardist pins its own TensorFlow stack
+    /tmp/sdvenv/bin/pip install stardist tf_keras astropy "dask[array]" pyyaml matplotlib \
+        h5py pooch regions
+    TF_USE_LEGACY_KERAS=1 PYTHONPATH=. /tmp/sdvenv/bin/python benchmarks/bench_inference.py \
+        --stardist /tmp/nuclei.npy --n-tiles 2 --repeats 3
+
+(StarDist on ``tf_keras`` and sciconv on Keras 3 run alternately in that one process.)
 """
 
 from __future__ import annotations
@@ -165,6 +170,31 @@ def run_case(case: str, size: int, repeats: int) -> dict:
     return info
 
 
+def _square_auto_tile(hw, *, overlap: int, divisor: int, max_pixels: float) -> tuple[int, int]:
+    """``tile="auto"`` before it chose the grid computing the fewest pixels: the largest square
+    tile in budget, then equalized per axis (for the "before" case)."""
+    import math
+
+    from sciconv.inference._tiles import AUTO_TILE_MAX, round_up, tile_starts
+
+    tmax = int(math.sqrt(max_pixels)) // divisor * divisor
+    tmax = min(max(tmax, round_up(overlap + divisor, divisor), divisor), AUTO_TILE_MAX)
+    tmax = max(tmax // divisor * divisor, round_up(overlap + divisor, divisor))
+    out = []
+    for n in hw:
+        if round_up(n, divisor) <= tmax:
+            out.append(round_up(n, divisor))
+            continue
+        k = math.ceil((n - overlap) / (tmax - overlap))
+        while True:
+            t = round_up(math.ceil((n - overlap) / k) + overlap, divisor)
+            if len(tile_starts(n, t, overlap=overlap, divisor=divisor)) <= k or t >= tmax:
+                break
+            k += 1
+        out.append(min(t, max(tmax, t)))
+    return out[0], out[1]
+
+
 def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
     """Time whole / tiled / auto alternately in one process: on a shared machine the load changes
     from minute to minute, so ratios taken within one round are far steadier than separate runs.
@@ -183,20 +213,20 @@ def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
     image = _image(size)
     x = preprocess.normalize(image)[None, ..., None]
     kw = {"tile": 256, "overlap": 32, "batch_size": 16, "progress": False}
-    # "before": the tile the defaults picked before the memory estimate counted each layer at its
-    # own resolution (all widths at full resolution)
-    from sciconv.inference import _model as model_info
-    from sciconv.inference._tiles import auto_tile
-
+    # "before": the tile the defaults picked before the tile grid was chosen for the fewest
+    # computed pixels (square tiles, equalized per axis) and the memory estimate counted three
+    # live tensors of the widest layer (now two)
     s = inference.resolve_settings(model, (size, size))
-    old_bpp = model_info._widest_bytes_per_pixel(model)
-    old_tile = auto_tile(
+    from sciconv.inference._model import bytes_per_pixel
+
+    bpp = 1.5 * bytes_per_pixel(model) - 2.0 * (s.channels + s.outputs)
+    old_tile = _square_auto_tile(
         (size, size),
         overlap=s.overlap,
         divisor=s.divisor,
-        max_pixels=inference.AUTO_MEMORY_BUDGET / old_bpp,
+        max_pixels=inference.AUTO_MEMORY_BUDGET / bpp,
     )
-    old_batch = max(1, min(8, int(inference.AUTO_MEMORY_BUDGET // (old_bpp * old_tile[0] ** 2))))
+    old_batch = max(1, min(8, int(inference.AUTO_MEMORY_BUDGET // (bpp * old_tile[0] ** 2))))
     before = {"tile": old_tile, "batch_size": old_batch, "progress": False}
     cases = {
         "whole": lambda: model.predict_on_batch(x),
@@ -334,46 +364,106 @@ def nuclei_mosaic(size: int):
     return out
 
 
-def time_instances(image_path: str, repeats: int, *, stardist: bool) -> dict:
+def _stardist_model(image, nuclei: int, foreground_px: int, n_tiles: int):
+    """A StarDist2D of the shape of ``2D_versatile_fluo`` whose NMS sees a realistic candidate
+    count; returns ``(model, normalized image, predict_instances kwargs, facts)``.
+
+    Trained weights are a download this machine cannot make, and with random weights the
+    probability is ~0.5 everywhere, so every pixel is an NMS candidate and NMS never finishes.
+    So: the ``dist`` head predicts a constant radius ``sqrt(foreground_px / nuclei / pi)`` (zero
+    kernel, that bias: circles of the real nuclei's mean area), and ``prob_thresh`` is the
+    quantile of the model's own probability map that leaves ``foreground_px / 4`` candidates
+    (every grid-2 point inside a nucleus, as a trained model scores them); ``nms_thresh=0.3``.
+    The candidates are scattered at random rather than clustered in nuclei.
+    """
+    import numpy as np
+    from csbdeep.utils import normalize
+    from stardist.models import Config2D, StarDist2D
+
+    model = StarDist2D(Config2D(n_rays=32, grid=(2, 2), n_channel_in=1), None, None)
+    dist = model.keras_model.get_layer("dist")
+    kernel, bias = dist.get_weights()
+    radius = float(np.sqrt(foreground_px / max(nuclei, 1) / np.pi))
+    dist.set_weights([np.zeros_like(kernel), np.full_like(bias, radius)])
+    x = normalize(image, 1, 99.8)
+    tiles = (n_tiles, n_tiles)
+    prob, _ = model.predict(x, n_tiles=tiles, show_tile_progress=False)
+    inner = np.sort(prob[2:-2, 2:-2].ravel())[::-1]  # StarDist skips a 2-px border
+    thresh = float(inner[min(foreground_px // 4, inner.size - 1)])
+    kw = {"n_tiles": tiles, "prob_thresh": thresh, "nms_thresh": 0.3, "show_tile_progress": False}
+    _, details = model.predict_instances(x, **kw)
+    facts = {
+        "radius": radius,
+        "prob_thresh": thresh,
+        "candidates": int((prob[2:-2, 2:-2] > thresh).sum()),
+        "objects": len(details["points"]),
+    }
+    return model, x, kw, facts
+
+
+def time_instances(image_path: str, repeats: int, *, stardist: bool, n_tiles: int = 2) -> dict:
     """End-to-end instance segmentation throughput (MP/s) on one saved image.
 
-    ``stardist=False``: ``sciconv.inference.predict_instances`` with the pretrained nuclei model
-    and its defaults. ``stardist=True`` (run with a Python that has ``stardist`` and ``tf_keras``,
-    ``TF_USE_LEGACY_KERAS=1``): a ``StarDist2D`` of the shape of ``2D_versatile_fluo`` (32 rays,
-    grid 2, U-Net depth 3, 32 filters) with random weights and the versatile model's
-    thresholds, ``n_tiles`` of about 1024 px. Only its model part (``predict``, tiled) is timed:
-    with random weights the probability is ~0.5 everywhere, so every pixel is an NMS candidate
-    and ``predict_instances`` did not finish a 512 x 512 image in 15 minutes; its time needs
-    trained weights (``StarDist2D.from_pretrained`` downloads them, which this machine cannot).
+    sciconv: ``sciconv.inference.predict_instances`` with the pretrained nuclei model and its
+    defaults (and ``predict_tiled`` alone). ``stardist=True`` (a Python with ``stardist`` and
+    ``tf_keras`` besides sciconv's dependencies, ``TF_USE_LEGACY_KERAS=1``; StarDist then runs on
+    ``tf_keras`` and sciconv on Keras 3 in the same process) adds
+    ``StarDist2D.predict_instances(n_tiles=(n, n))`` (the network on tiles, thresholding, NMS,
+    polygons to labels; see :func:`_stardist_model` for the weights and thresholds), and
+    ``predict`` alone. All cases run alternately, ``repeats`` rounds after a warm-up; each
+    gets its median time, and ``ratio`` is the median over rounds of StarDist's time / sciconv's.
     """
     import numpy as np
 
+    from sciconv import inference
+    from sciconv.models import pretrained
+
     image = np.load(image_path)
-    n_tiles = (max(1, image.shape[0] // 1024), max(1, image.shape[1] // 1024))
+    nuclei_model = pretrained("nuclei")
+    labels = inference.predict_instances(nuclei_model, image, progress=False)
+    result = {
+        "size": list(image.shape),
+        "nuclei": int(labels.max()),
+        "foreground_px": int((labels > 0).sum()),
+    }
+    cases = {
+        "sciconv predict_tiled": lambda: inference.predict_tiled(
+            nuclei_model, image, progress=False
+        ),
+        "sciconv predict_instances": lambda: inference.predict_instances(
+            nuclei_model, image, progress=False
+        ),
+    }
     if stardist:
-        from csbdeep.utils import normalize
-        from stardist.models import Config2D, StarDist2D
-
-        model = StarDist2D(Config2D(n_rays=32, grid=(2, 2), n_channel_in=1), None, None)
-        model.thresholds = {"prob": 0.479, "nms": 0.3}
-        x = normalize(image, 1, 99.8)
-        quiet = {"n_tiles": n_tiles, "show_tile_progress": False}
-        cases = {"stardist predict": lambda: model.predict(x, **quiet)}
-    else:
-        from sciconv import inference
-        from sciconv.models import pretrained
-
-        model = pretrained("nuclei")
-        cases = {
-            "sciconv predict_tiled": lambda: inference.predict_tiled(model, image, progress=False),
-            "sciconv predict_instances": lambda: inference.predict_instances(
-                model, image, progress=False
-            ),
-        }
-    result = {"size": list(image.shape), "n_tiles": n_tiles}
-    for name, fn in cases.items():
-        median, _ = _timed(fn, repeats)
-        result[name] = {"seconds": median, "mpx_per_s": image.size / median / 1e6}
+        model, x, kw, facts = _stardist_model(
+            image, result["nuclei"], result["foreground_px"], n_tiles
+        )
+        result.update(n_tiles=[n_tiles, n_tiles], **facts)
+        tiles = kw["n_tiles"]
+        cases["stardist predict"] = lambda: model.predict(
+            x, n_tiles=tiles, show_tile_progress=False
+        )
+        cases["stardist predict_instances"] = lambda: model.predict_instances(x, **kw)
+    for fn in cases.values():
+        fn()  # warm-up: traces the models
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    for name, ts in times.items():
+        median = statistics.median(ts)
+        result[name] = {"seconds": median, "runs": ts, "mpx_per_s": image.size / median / 1e6}
+    if stardist:
+        for what in ("predict_instances", "predict"):
+            ours = times[
+                "sciconv predict_instances"
+                if what == "predict_instances"
+                else "sciconv predict_tiled"
+            ]
+            theirs = times[f"stardist {what}"]
+            result[f"ratio {what}"] = statistics.median(t / o for t, o in zip(theirs, ours))
     return result
 
 
@@ -415,7 +505,12 @@ def main(argv=None) -> int:
         "--instances", help="time sciconv predict_instances (pretrained nuclei) on this .npy"
     )
     parser.add_argument(
-        "--stardist", help="time StarDist predict_instances on this .npy (StarDist's Python)"
+        "--stardist",
+        help="time sciconv and StarDist predict_instances alternately on this .npy (a Python "
+        "with stardist and tf_keras, TF_USE_LEGACY_KERAS=1)",
+    )
+    parser.add_argument(
+        "--n-tiles", type=int, default=2, help="--stardist: StarDist n_tiles per axis (default 2)"
     )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -435,9 +530,15 @@ def main(argv=None) -> int:
         return 0
     if args.instances or args.stardist:
         r = time_instances(
-            args.instances or args.stardist, args.repeats, stardist=bool(args.stardist)
+            args.instances or args.stardist,
+            args.repeats,
+            stardist=bool(args.stardist),
+            n_tiles=args.n_tiles,
         )
         print(json.dumps(r), f"load average {os.getloadavg()}")
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(r, fh, indent=2)
         return 0
     if args.case:
         print("RESULT " + json.dumps(run_case(args.case, args.size, args.repeats)), flush=True)

@@ -18,6 +18,7 @@ from sciconv.inference._model import (
     model_fixed_hw,
     validate_model,
 )
+from sciconv.inference._progress import progress_bar
 from sciconv.io import read_pixels
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
@@ -59,7 +60,8 @@ def predict_files(
         How an image of another size is fitted, as in :func:`sciconv.datasets.from_folder`;
         default: the ``size_policy`` recorded by :func:`sciconv.training.fit`, else ``"crop"``.
     progress : bool, optional
-        A progress bar over files. Default True.
+        Progress over files on ``sys.stderr``, as :func:`predict_tiled` shows it (a ``tqdm`` bar
+        on a terminal or in a notebook, a few plain lines in a log). Default True.
 
     Returns
     -------
@@ -110,14 +112,18 @@ def predict_files(
     channels = model_channels(model)
     runner = ClassifierRunner(model)
     names = meta.get("class_names")
-    bar = keras.utils.Progbar(len(paths), unit_name="file") if progress else None
+    bar = progress_bar(len(paths), desc="predict_files", unit="file", enabled=progress)
     probs = []
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        batch = np.stack([_load_cutout(prep, p, channels) for p in chunk])
-        probs.append(runner(batch))
+    try:
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            batch = np.stack([_load_cutout(prep, p, channels) for p in chunk])
+            probs.append(runner(batch))
+            if bar is not None:
+                bar.update(len(chunk))
+    finally:
         if bar is not None:
-            bar.update(start + len(chunk))
+            bar.close()
     prob = np.concatenate(probs).astype(np.float32)
     if prob.ndim == 1:
         prob = prob[:, None]

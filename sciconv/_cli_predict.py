@@ -1,0 +1,462 @@
+"""``sciconv predict MODEL INPUT... --out DIR``: inputs, planned products, the prediction runs.
+
+Segmenters write per-input products (probabilities, labels, catalog; block by block for
+mosaics), classifiers and regressors one ``predictions.csv``. :func:`add_predict_parser` adds the
+subcommand and its options to the ``sciconv`` parser.
+
+Examples
+--------
+>>> from pathlib import Path
+>>> is_fits(Path("field.fits.fz")), product_format(Path("cells.tif"))
+(True, 'tiff')
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sciconv._cli_common import EXIT_OK, say
+from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvError
+
+__all__ = [
+    "PRODUCT_CATALOG_FORMATS",
+    "PRODUCT_FORMATS",
+    "add_predict_parser",
+    "cmd_predict",
+    "is_fits",
+    "product_format",
+    "segmentation_outputs",
+]
+
+# sciconv.postprocess.PRODUCT_FORMATS and PRODUCT_CATALOG_FORMATS, written out so that parsing
+# the command line does not import the postprocess stack (tests/test_cli.py checks they agree)
+PRODUCT_FORMATS = ("fits", "tiff", "ome-zarr")
+PRODUCT_CATALOG_FORMATS = ("ecsv", "votable", "fits")
+
+
+def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    from sciconv import io
+
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = io.list_images(p)
+            if not found:
+                raise InferenceError("folder holds no image files", path=p)
+            paths.extend(Path(f) for f in found)
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise InferenceError("input not found", path=p)
+    return paths
+
+
+def is_fits(path: Path) -> bool:
+    """Whether ``path`` names a FITS file (by its extension, compressed ones included).
+
+    Examples
+    --------
+    >>> is_fits(Path("a.FITS")), is_fits(Path("a.tif"))
+    (True, False)
+    """
+    from sciconv import io
+
+    return path.name.lower().endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS))
+
+
+def product_format(path: Path, chosen: str | None = None) -> str:
+    """``--format`` when given; else FITS inputs give FITS products (header and WCS kept), the
+    others TIFF.
+
+    Examples
+    --------
+    >>> product_format(Path("a.fits")), product_format(Path("a.fits"), "ome-zarr")
+    ('fits', 'ome-zarr')
+    """
+    if chosen is not None:
+        return chosen
+    return "fits" if is_fits(path) else "tiff"
+
+
+# the products sciconv predict writes for each input (postprocess.product_paths keys)
+_WRITTEN_PRODUCTS = ("prob", "labels", "catalog")
+
+
+def segmentation_outputs(
+    paths: Sequence[Path],
+    out: Path,
+    *,
+    regions: bool = False,
+    format: str | None = None,
+    catalog_format: str = "ecsv",
+) -> dict[Path, dict[str, Path]]:
+    """The product files of every input (postprocess.product_paths), named by io.image_stem.
+
+    Raises :class:`~sciconv.errors.InferenceError` when two inputs would write the same files.
+
+    Examples
+    --------
+    >>> planned = segmentation_outputs([Path("a.fits")], Path("out"))
+    >>> sorted(p.name for p in planned[Path("a.fits")].values())
+    ['a_catalog.ecsv', 'a_labels.fits', 'a_prob.fits']
+    """
+    from sciconv import io, postprocess
+
+    planned: dict[Path, dict[str, Path]] = {}
+    seen: dict[str, Path] = {}
+    for p in paths:
+        stem = io.image_stem(p)
+        if stem in seen:
+            raise InferenceError(
+                f"two inputs share the name {stem!r} ({seen[stem]} and {p}); their outputs "
+                "would collide in --out"
+            )
+        seen[stem] = p
+        names = postprocess.product_paths(
+            out, stem=stem, format=product_format(p, format), catalog_format=catalog_format
+        )
+        planned[p] = {k: names[k] for k in _WRITTEN_PRODUCTS}
+        if regions:
+            planned[p]["regions"] = Path(out) / f"{stem}_regions.reg"
+    return planned
+
+
+def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
+    from sciconv._atomic import check_writable
+
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputExistsError(
+            f"output exists{more}; pass --overwrite to replace it", path=existing[0]
+        )
+    for p in paths:
+        if not p.is_dir():  # an OME-Zarr store (a folder) is replaced whole by its writer
+            check_writable(p, overwrite=overwrite)
+
+
+def _progress(items, *, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="file", disable=len(items) < 2, file=sys.stderr)
+
+
+def _is_mosaic(path, args) -> bool:
+    """Segment block by block: asked for (``--block``), or too many pixels for one call."""
+    from sciconv import inference, io
+
+    if args.block is not None:
+        return True
+    h, w, _ = io.probe_shape(path)
+    return h * w > inference.AUTO_BLOCK_PIXELS
+
+
+def _predict_mosaic(model, path, args) -> list[Path]:
+    """Labels to NAME_labels.zarr, the catalog to NAME_catalog.<fmt>, block by block."""
+    from sciconv import inference
+
+    if args.regions or args.format not in (None, "ome-zarr") or args.scale is not None:
+        raise ConfigError(
+            f"{path}: block-wise segmentation (--block, or images over "
+            f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
+            "--regions, --format and --scale are not available for it"
+        )
+    outs = inference.predict_mosaic(
+        model,
+        path,
+        args.out,
+        block=args.block,
+        catalog_format=args.catalog_format,
+        overwrite=args.overwrite,
+        tile=args.tile if args.tile is not None else "auto",
+        overlap=args.overlap,
+        tta="d4" if args.tta else None,
+        batch_size=args.batch_size,
+    )
+    say(f"{path}: block-wise -> {', '.join(p.name for p in outs.values())}")
+    return list(outs.values())
+
+
+def _predict_segmentation(model, paths, args) -> list[Path]:
+    from sciconv import inference, io, models, postprocess
+
+    mosaics = [p for p in paths if _is_mosaic(p, args)]
+    paths = [p for p in paths if p not in mosaics]
+    written: list[Path] = []
+    for path in mosaics:
+        written.extend(_predict_mosaic(model, path, args))
+    planned = segmentation_outputs(
+        paths,
+        args.out,
+        regions=bool(args.regions),
+        format=args.format,
+        catalog_format=args.catalog_format,
+    )
+    _check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
+    names = models.get_metadata(model).get("class_names")
+    params = {
+        "tile": args.tile if args.tile is not None else "auto",
+        "overlap": args.overlap,
+        "tta": "d4" if args.tta else None,
+        "scale": args.scale if args.scale is not None else "auto",
+    }
+    for path in _progress(paths, desc="predict"):
+        img = io.read(path)
+        labels, prob, *spread = inference.predict_instances(  # recorded post-processing
+            model,
+            img,
+            batch_size=args.batch_size,
+            return_prob=True,
+            uncertainty=args.uncertainty,
+            **params,
+        )
+        std = spread[0] if spread else None
+        bad = img.mask if img.mask is not None and img.mask.any() else None
+        table = postprocess.measure(labels, intensity=img, wcs=img.wcs, mask=bad)
+        if img.pixel_scale is not None:  # sizes in arcsec or micrometres too
+            postprocess.add_physical_columns(table, img.pixel_scale)
+        if std is not None:  # each object's score and uncertainty
+            table = _with_scores(table, postprocess.object_scores(labels, prob, std))
+        outs = postprocess.write_products(  # the class cube, the labels, the mask, the catalog
+            args.out,
+            prob=prob,
+            labels=labels,
+            catalog=table,
+            mask=bad,
+            uncertainty=std,
+            like=img,
+            stem=io.image_stem(path),
+            format=product_format(path, args.format),
+            catalog_format=args.catalog_format,
+            class_names=names if names and len(names) == prob.shape[-1] else None,
+            model=Path(args.model).name,  # best.keras, pretrained:nuclei
+            params=params,
+            history=["sciconv predict"],
+            overwrite=args.overwrite,
+        )
+        if args.regions:  # DS9 / Aladin regions, in sky coordinates when the image has a WCS
+            outs["regions"] = postprocess.write_regions(
+                table if args.regions == "ellipse" else labels,
+                planned[path]["regions"],
+                wcs=img.wcs,
+                shape=args.regions,
+                overwrite=args.overwrite,
+            )
+        written.extend(outs.values())
+        say(f"{path}: {int(labels.max())} objects -> {outs['labels'].name}")
+    return written
+
+
+def _with_scores(table, scores):
+    """The catalog with the objects' ``score`` and ``uncertainty`` columns, rows kept in order."""
+    from astropy.table import join
+
+    joined = join(table, scores, keys="label", join_type="left")
+    joined.sort("label")
+    joined.meta.update(table.meta)
+    return joined
+
+
+def _predict_table(model, paths, args) -> list[Path]:
+    from sciconv import inference, postprocess
+
+    target = args.out / "predictions.csv"
+    _check_outputs([target], overwrite=args.overwrite)
+    table = inference.predict_files(model, [str(p) for p in paths], batch_size=args.batch_size)
+    # CSV holds one value per cell: postprocess.flatten_table's rule, probabilities_<class name>
+    postprocess.write_catalog(table, target, overwrite=args.overwrite)
+    say(f"{len(table)} predictions -> {target}")
+    return [target]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _overlap_arg(text: str) -> int | str:
+    """``--overlap``: an int, or ``auto`` (the library default)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Run ``sciconv predict``: load the model, then segment or classify every input.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As :func:`add_predict_parser` parses them (``model``, ``inputs``, ``out``, ...).
+
+    Returns
+    -------
+    int
+        The exit code (0); problems raise :class:`~sciconv.errors.SciconvError` subclasses,
+        which :func:`sciconv.cli.main` turns into one ``sciconv: error:`` line.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> cmd_predict(argparse.Namespace(out="out", overlap="auto", model="none.keras"))
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.SciconvError: none.keras: model file not found
+    """
+    args.out = Path(args.out)
+    if args.out.exists() and not args.out.is_dir():
+        raise OutputExistsError("--out must be a folder; a file of that name exists", path=args.out)
+    if args.overlap != "auto" and args.overlap < 0:
+        raise ConfigError(f"--overlap must be >= 0 or auto; got {args.overlap}")
+    shipped = args.model.startswith("pretrained:")
+    model_path = Path(args.model)
+    if not shipped and not model_path.is_file():
+        raise SciconvError("model file not found", path=model_path)
+    paths = _expand_inputs(args.inputs)
+
+    from sciconv import models
+
+    if shipped:
+        model = models.pretrained(args.model.split(":", 1)[1])
+    else:
+        model = models.load(model_path, trust=args.trust)
+    meta = models.get_metadata(model)
+    if meta.get("task") == "segmentation":
+        _predict_segmentation(model, paths, args)
+    else:
+        _predict_table(model, paths, args)
+    return EXIT_OK
+
+
+def add_predict_parser(sub) -> argparse.ArgumentParser:
+    """Add ``sciconv predict`` to the subcommands ``sub`` (from ``add_subparsers``); return it.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="sciconv")
+    >>> _ = add_predict_parser(parser.add_subparsers(dest="command"))
+    >>> args = parser.parse_args(["predict", "m.keras", "a.fits", "--out", "res", "--tile", "256"])
+    >>> args.tile, args.overlap, args.format
+    (256, 'auto', None)
+    """
+    p = sub.add_parser(
+        "predict",
+        help="apply a trained model to images",
+        description="Apply a .keras model to images or folders of images. Segmenters write, per "
+        "input NAME, NAME_prob (the class probabilities, one plane per class, named by the "
+        "CLASS0, CLASS1, ... cards of a FITS file), NAME_labels (instance labels) and "
+        "NAME_catalog (one row per object, with RA/Dec when the input has a WCS); FITS "
+        "inputs give FITS files keeping the input's header and WCS, other inputs TIFF (--format "
+        "chooses; ome-zarr writes one NAME.ome.zarr store with the labels as its NGFF "
+        "labels/instances group). The input's bad-pixel mask is written with the products (a "
+        "MASK extension in FITS). Classifiers and regressors write one predictions.csv (one "
+        "column per class: probabilities_<class name>).",
+    )
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a .keras model saved by sciconv, or pretrained:NAME for a shipped model "
+        "(e.g. pretrained:nuclei)",
+    )
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tile size, a multiple of the model's divisor (default: auto)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=_overlap_arg,
+        default="auto",
+        metavar="N",
+        help="tile overlap in pixels, or auto: what the model's receptive field needs "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=8, metavar="N", help="tiles per batch"
+    )
+    p.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations)")
+    p.add_argument(
+        "--scale",
+        type=_positive_float,
+        default=None,
+        metavar="F",
+        help="segmenters: resample images by F first, labels mapped back (e.g. 0.3 for nuclei "
+        "~60 px across with pretrained:nuclei, trained on ~18 px)",
+    )
+    p.add_argument(
+        "--regions",
+        choices=("ellipse", "polygon"),
+        default=None,
+        help="segmenters: also write the detections as a DS9/Aladin region file NAME_regions.reg "
+        "(ellipses from moments or label outlines; sky coordinates when the image has a WCS)",
+    )
+    p.add_argument(
+        "--uncertainty",
+        choices=("tta", "mc_dropout"),
+        default=None,
+        help="segmenters: also an uncertainty map (8 flips/rotations, or 8 samples with dropout "
+        "active; 8x the time): a standard-deviation extension in the products, score and "
+        "uncertainty columns in the catalog",
+    )
+    p.add_argument(
+        "--block",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="segmenters: work block by block (N-px cores) for images larger than memory: "
+        "labels to NAME_labels.zarr, catalog to NAME_catalog.<fmt> (automatic above "
+        "2 x 4096^2 pixels)",
+    )
+    _add_product_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--trust", action="store_true", help="load a model holding code (Lambda layers)")
+    p.set_defaults(func=cmd_predict)
+    return p
+
+
+def _add_product_options(p: argparse.ArgumentParser) -> None:
+    """``sciconv predict``'s product formats: add product options here."""
+    group = p.add_argument_group("products (segmenters)")
+    group.add_argument(
+        "--format",
+        choices=PRODUCT_FORMATS,
+        default=None,
+        help="image format of the products: fits (header, WCS, MASK extension), tiff, or "
+        "ome-zarr (NAME.ome.zarr: the probabilities with the labels and mask as NGFF label "
+        "groups, for napari and other NGFF viewers); default: fits for FITS inputs, else tiff",
+    )
+    group.add_argument(
+        "--catalog-format",
+        choices=PRODUCT_CATALOG_FORMATS,
+        default="ecsv",
+        help="catalog format: ecsv, votable (NAME_catalog.vot, for TOPCAT and Aladin, with "
+        "units and UCDs) or fits (a FITS table); default: %(default)s",
+    )

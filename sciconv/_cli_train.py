@@ -1,0 +1,283 @@
+"""``sciconv train CONFIG.yaml``: the YAML configuration, its checks, and the training run.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> cfg = pathlib.Path(tempfile.mkdtemp()) / "run.yaml"
+>>> _ = cfg.write_text("dataset: {kind: folder, path: data/galaxies}\\nmodel: {type: regressor}\\n")
+>>> sorted(load_config(cfg))
+['dataset', 'model', 'training']
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sciconv._cli_common import EXIT_OK, one_line, say
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError, OutputExistsError, SciconvError
+
+__all__ = [
+    "CONFIG_SECTIONS",
+    "DATASET_KINDS",
+    "MODEL_TYPES",
+    "add_train_parser",
+    "cmd_train",
+    "load_config",
+]
+
+DATASET_KINDS = ("folder", "catalog", "pairs")
+MODEL_TYPES = ("classifier", "regressor", "segmenter")
+CONFIG_SECTIONS = ("dataset", "model", "training")
+
+# (datasets function, its positional data arguments as config keys)
+_DATASET_FUNCS = {
+    "folder": ("from_folder", ("path",)),
+    "catalog": ("from_catalog", ("path",)),
+    "pairs": ("from_pairs", ("images", "masks")),
+}
+# fit arguments a YAML file does not set: the data, the model, and what the flags decide
+_FIT_EXCLUDED = ("model", "train", "validation_data", "overwrite", "callbacks")
+
+
+def _keyword_names(func: Callable, exclude: Sequence[str] = ()) -> list[str]:
+    params = inspect.signature(func).parameters.values()
+    return [
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in exclude
+    ]
+
+
+def _check_keys(section: Mapping, allowed: Sequence[str], *, where: str, path: Path) -> None:
+    import difflib
+
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"unknown key {key!r} in {where}{hint}; allowed keys: {', '.join(allowed)}",
+                path=path,
+            )
+
+
+def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Read and check a ``sciconv train`` YAML configuration.
+
+    The file has three sections: ``dataset`` (``kind``: folder, catalog or pairs, the data paths,
+    and any keyword of the matching :mod:`sciconv.datasets` builder), ``model`` (``type``:
+    classifier, regressor or segmenter, and any keyword of that builder) and ``training`` (any
+    keyword of :func:`sciconv.training.fit`). Unknown keys are refused with the allowed ones.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        ``{"dataset": {...}, "model": {...}, "training": {...}}``.
+
+    Raises
+    ------
+    ConfigError
+        Missing file, invalid YAML, unknown section or key, bad ``kind``/``type``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> cfg = pathlib.Path(tempfile.mkdtemp()) / "run.yaml"
+    >>> text = "dataset: {kind: folder, path: data/galaxies}\\nmodel: {type: classifier}\\n"
+    >>> _ = cfg.write_text(text)
+    >>> load_config(cfg)["model"]
+    {'type': 'classifier'}
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("configuration file not found", path=path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"not valid YAML ({first})", path=path) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "configuration must be a mapping with sections dataset, model, training", path=path
+        )
+    _check_keys(raw, CONFIG_SECTIONS, where="the configuration", path=path)
+    config: dict[str, dict[str, Any]] = {}
+    for name in CONFIG_SECTIONS:
+        section = raw.get(name) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"section {name!r} must be a mapping of keys to values", path=path)
+        config[name] = dict(section)
+    for name in ("dataset", "model"):
+        if not config[name]:
+            raise ConfigError(f"section {name!r} is missing", path=path)
+
+    from sciconv import datasets, models, training
+
+    ds = config["dataset"]
+    kind = look_up_option(ds.get("kind"), DATASET_KINDS, name="dataset.kind", path=path)
+    func_name, positional = _DATASET_FUNCS[kind]
+    func = getattr(datasets, func_name)
+    data_params = list(inspect.signature(func).parameters)[: len(positional)]
+    allowed = ["kind", *positional, *_keyword_names(func, exclude=data_params)]
+    allowed = list(dict.fromkeys(allowed))
+    _check_keys(ds, allowed, where=f"dataset (kind {kind})", path=path)
+    for key in positional:
+        if key not in ds:
+            raise ConfigError(f"dataset (kind {kind}) needs the key {key!r}", path=path)
+
+    mod = config["model"]
+    mtype = look_up_option(mod.get("type"), MODEL_TYPES, name="model.type", path=path)
+    builder = getattr(models, mtype)
+    allowed = ["type", *_keyword_names(builder, exclude=("input_shape",))]
+    _check_keys(mod, allowed, where=f"model (type {mtype})", path=path)
+
+    allowed = _keyword_names(training.fit, exclude=_FIT_EXCLUDED)
+    _check_keys(config["training"], allowed, where="training", path=path)
+    return config
+
+
+_RUN_FILES = ("best.keras", "last.keras", "log.csv", "config.json")
+
+
+def _interrupted(workdir: Path) -> bool:
+    """True when ``workdir`` holds a run that was killed (fit resumes it)."""
+    import json
+
+    try:
+        return json.loads((workdir / "config.json").read_text()).get("status") == "running"
+    except (OSError, ValueError):
+        return False
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run ``sciconv train``: check the configuration, build the data and model, fit.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``config`` (the YAML path) and ``overwrite``, as :func:`add_train_parser` parses them.
+
+    Returns
+    -------
+    int
+        The exit code (0); problems raise :class:`~sciconv.errors.SciconvError` subclasses,
+        which :func:`sciconv.cli.main` turns into one ``sciconv: error:`` line.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> cmd_train(argparse.Namespace(config="no/such.yaml", overwrite=False))
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: no/such.yaml: configuration file not found
+    """
+    config = load_config(args.config)
+    ds_cfg = dict(config["dataset"])
+    model_cfg = dict(config["model"])
+    fit_cfg = dict(config["training"])
+    kind = ds_cfg.pop("kind")
+    mtype = model_cfg.pop("type")
+    workdir = Path(fit_cfg.get("workdir") or Path("runs") / Path(args.config).stem)
+    fit_cfg["workdir"] = str(workdir)
+    existing = [f for f in _RUN_FILES if (workdir / f).exists()]
+    if existing and not args.overwrite and not _interrupted(workdir):
+        raise OutputExistsError(
+            f"workdir holds a finished run ({', '.join(existing)}); pass --overwrite to replace "
+            "it, or set training.workdir to a new folder",
+            path=workdir,
+        )
+
+    from sciconv import datasets, training
+
+    func_name, positional = _DATASET_FUNCS[kind]
+    data_args = [ds_cfg.pop(k) for k in positional]
+    for key, value in zip(positional, data_args):
+        paths = value if isinstance(value, list) else [value]
+        if not paths or not all(isinstance(v, (str, os.PathLike)) for v in paths):
+            raise ConfigError(
+                f"dataset.{key} must be a path or a list of paths; got {value!r}", path=args.config
+            )
+        for one in paths:
+            if not Path(one).exists():
+                raise ConfigError(f"dataset.{key}: path not found: {one}")
+    say(f"dataset: {kind} {' '.join(str(a) for a in data_args)}")
+    built = getattr(datasets, func_name)(*data_args, **ds_cfg)
+    train, val = built if isinstance(built, tuple) else (built, None)
+
+    spec = train.element_spec
+    x_spec = spec[0] if isinstance(spec, tuple) else spec
+    shape = tuple(x_spec.shape[1:])
+    try:
+        model = _build_model(mtype, model_cfg, train, shape, ds_cfg)
+    except (SciconvError, TypeError, ValueError) as exc:  # a bad value under model:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"model (type {mtype}): {one_line(exc)}", path=args.config) from None
+    say(f"model: {mtype}, {model.count_params():,} parameters; workdir {workdir}")
+    history = training.fit(model, train, validation_data=val, overwrite=args.overwrite, **fit_cfg)
+    last = {k: v[-1] for k, v in history.history.items() if v}
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()) if k != "learning_rate")
+    say(f"done: {summary}")
+    say(f"model: {workdir / 'best.keras'}")
+    return EXIT_OK
+
+
+def _build_model(mtype: str, model_cfg: dict, train, shape: tuple, ds_cfg: dict):
+    from sciconv import models
+
+    spec = train.element_spec
+    if mtype == "segmenter":
+        model_cfg.setdefault("input_shape", (None, None, shape[-1]))
+        if "num_classes" not in model_cfg:
+            model_cfg["num_classes"] = 3 if ds_cfg.get("target") == "boundary" else 2
+        model = models.segmenter(**model_cfg)
+    elif mtype == "classifier":
+        names = getattr(train, "class_names", None)
+        if "num_classes" not in model_cfg:
+            if not names:
+                raise ConfigError("model.num_classes is needed: the dataset has no class_names")
+            model_cfg["num_classes"] = len(names)
+        model = models.classifier(shape, **model_cfg)
+    else:
+        y_spec = spec[1] if isinstance(spec, tuple) else None
+        outputs = int(y_spec.shape[-1]) if y_spec is not None and len(y_spec.shape) > 1 else 1
+        model_cfg.setdefault("outputs", outputs)
+        model = models.regressor(shape, **model_cfg)
+    return model
+
+
+def add_train_parser(sub) -> argparse.ArgumentParser:
+    """Add ``sciconv train`` to the subcommands ``sub`` (from ``add_subparsers``); return it.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="sciconv")
+    >>> _ = add_train_parser(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["train", "run.yaml", "--overwrite"]).overwrite
+    True
+    """
+    p = sub.add_parser(
+        "train",
+        help="train a model described by a YAML configuration",
+        description="Train a model from a YAML file with sections dataset, model and training "
+        "(see configs/example_train.yaml). Writes best.keras, last.keras, log.csv and "
+        "config.json to training.workdir; an interrupted run resumes when run again.",
+    )
+    p.add_argument("config", metavar="CONFIG.yaml", help="the configuration file")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in the workdir")
+    p.set_defaults(func=cmd_train)
+    return p
