@@ -10,11 +10,25 @@ resident memory (````ru_maxrss`` of the child's rusage, ``os.wait4``) is its own
     ``predict_instances`` path (``block`` forced off) for comparison.
 (b) ``--compare 4096``: object F1 (IoU >= 0.5, ``sciconv.metrics.matching``) between the
     block-wise labels (``--block``, default 1024, so there are seams) and the whole-image labels,
-    and the throughput ratio block-wise / whole-image, interleaved in one process (median of
+    the pixels of matched objects whose labels differ (watershed ties at seams), and the
+    throughput ratio block-wise / whole-image, interleaved in one process (median of
     ``--rounds``).
+(c) ``--gt``: the ``--rss``/``--whole`` cases keep their labels and are scored against the
+    mosaic's ground truth (the DSB2018 label crops tiled with the same flips), and against each
+    other where both ran at one side.
+(d) ``--dask 4096``: the block path on a ``dask.distributed`` ``LocalCluster`` of 1 and of 2
+    worker processes (one thread each), interleaved, labels checked identical; the time ratio.
+(e) ``--model tiny``: a small U-Net (depth 2, 8 filters) trained for a few seconds on the crops
+    (cached in the work folder) instead of the pretrained one, for sizes where the pretrained
+    model is too slow on 2 cores (its objects are cruder; memory is what it measures).
+    ``--model threshold``: a 1 x 1 convolution (normalized pixel > 0.5), which measures the
+    memory of the block machinery itself (windows, labelling, stitching, catalog, zarr output).
 
     nice -n 10 python benchmarks/bench_blocks.py --compare 4096 --rss 10240 --whole 8192
     nice -n 10 python benchmarks/bench_blocks.py --rss 20480 --compare 0     # once: ~10 min
+    nice -n 10 python benchmarks/bench_blocks.py --compare 0 --rss 4096 --whole 4096 --gt
+    nice -n 10 python benchmarks/bench_blocks.py --compare 0 --rss 10240,20480 --model tiny
+    nice -n 10 python benchmarks/bench_blocks.py --compare 0 --rss "" --dask 4096 --model tiny
 """
 
 from __future__ import annotations
@@ -37,36 +51,110 @@ ROOT = Path(__file__).resolve().parents[1]
 CELL = 256
 
 
-def build_mosaic(path: Path, size: int, seed: int = 0) -> Path:
-    """A ``size``-square float32 ``.npy`` of 256-px real nuclei crops, written strip by strip."""
+def _crops(kind: str) -> list[np.ndarray]:
     import tifffile
 
     crops = []
-    for f in sorted((ROOT / "data" / "real" / "nuclei" / "images").glob("*.tif")):
-        img = tifffile.imread(f).astype(np.float32)
+    for f in sorted((ROOT / "data" / "real" / "nuclei" / kind).glob("*.tif")):
+        img = tifffile.imread(f)
         img = np.pad(img, [(0, max(0, CELL - n)) for n in img.shape[:2]], mode="reflect")
         crops.append(img[:CELL, :CELL])
+    return crops
+
+
+def build_mosaic(path: Path, size: int, seed: int = 0, truth: Path | None = None) -> Path:
+    """A ``size``-square float32 ``.npy`` of 256-px real nuclei crops, written strip by strip.
+
+    With ``truth``: also the int32 ground-truth labels there (the label crops, same flips, each
+    crop's labels offset so every object has its own number).
+    """
+    crops = [c.astype(np.float32) for c in _crops("images")]
+    gt_crops = _crops("labels") if truth is not None else None
     rng = np.random.default_rng(seed)
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(size, size))
+    gt = None
+    if truth is not None:
+        gt = np.lib.format.open_memmap(truth, mode="w+", dtype=np.int32, shape=(size, size))
+    offset = 0
     for y in range(0, size, CELL):
         strip = np.empty((CELL, size + CELL), np.float32)
+        gt_strip = np.zeros((CELL, size + CELL), np.int32)
         for x in range(0, size, CELL):
-            crop = crops[rng.integers(len(crops))]
-            crop = np.rot90(crop, rng.integers(4))
-            strip[:, x : x + CELL] = crop[:, ::-1] if rng.integers(2) else crop
+            k = rng.integers(len(crops))
+            turn, flip = rng.integers(4), rng.integers(2)
+            crop = np.rot90(crops[k], turn)
+            strip[:, x : x + CELL] = crop[:, ::-1] if flip else crop
+            if gt is not None:
+                lab = np.rot90(gt_crops[k], turn).astype(np.int32)
+                lab = lab[:, ::-1] if flip else lab
+                if y + CELL > size or x + CELL > size:  # keep only what is inside the mosaic
+                    lab = lab.copy()
+                    lab[min(CELL, size - y) :, :] = 0
+                    lab[:, min(CELL, size - x) :] = 0
+                gt_strip[:, x : x + CELL] = np.where(lab > 0, lab + offset, 0)
+                offset += int(lab.max())
         out[y : y + CELL] = strip[: min(CELL, size - y), :size]
+        if gt is not None:
+            gt[y : y + CELL] = gt_strip[: min(CELL, size - y), :size]
     out.flush()
     del out
+    if gt is not None:
+        gt.flush()
     return path
 
 
+MODEL = {"name": "nuclei"}  # set from --model in each child
+
+
+def _threshold_model():
+    """A 1 x 1 convolution: foreground where the normalized pixel > 0.5 (no learned context)."""
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2,
+        1,
+        kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]]),
+        bias_initializer=keras.initializers.Constant([0.5, -0.5]),
+    )(inputs)
+    return keras.Model(inputs, keras.layers.Softmax()(logits), name="threshold")
+
+
 def _model():
+    if MODEL["name"] == "threshold":
+        return _threshold_model()
+    if MODEL["name"] == "tiny":
+        from sciconv.models import load
+
+        return load(MODEL["path"], compile=False)
     from sciconv.models import pretrained
 
     return pretrained("nuclei")
 
 
-def case_blocks(image_path: str, block: int) -> dict:
+def train_tiny(path: Path, seed: int = 0) -> Path:
+    """A depth-2, 8-filter U-Net fitted for a few seconds on 128-px patches of the crops."""
+    import keras
+
+    from sciconv import preprocess
+    from sciconv.models import segmenter
+
+    keras.utils.set_random_seed(seed)
+    images = [preprocess.normalize(c.astype(np.float32)) for c in _crops("images")]
+    masks = [(c > 0).astype(np.int32) for c in _crops("labels")]
+    x = np.stack(
+        [im[y : y + 128, x : x + 128] for im in images for y in (0, 128) for x in (0, 128)]
+    )
+    y = np.stack([m[r : r + 128, c : c + 128] for m in masks for r in (0, 128) for c in (0, 128)])
+    model = segmenter((None, None, 1), num_classes=2, depth=2, filters=8)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x[..., None], y, epochs=8, batch_size=8, verbose=0)
+    model.save(path)
+    return path
+
+
+def case_blocks(image_path: str, block: int, keep: str | None = None) -> dict:
+    """Block-wise labels (to zarr) + catalog; with ``keep``: the zarr store is left there."""
     from sciconv.inference._blocks import predict_instances_blocks
 
     model = _model()
@@ -74,13 +162,14 @@ def case_blocks(image_path: str, block: int) -> dict:
     with tempfile.TemporaryDirectory(dir=Path(image_path).parent) as tmp:
         t0 = time.perf_counter()
         _, table = predict_instances_blocks(
-            model, image, block=block, out=Path(tmp) / "labels.zarr", progress=False
+            model, image, block=block, out=keep or Path(tmp) / "labels.zarr", progress=False
         )
         seconds = time.perf_counter() - t0
     return {"objects": len(table), "seconds": seconds, "catalog_columns": len(table.colnames)}
 
 
-def case_whole(image_path: str) -> dict:
+def case_whole(image_path: str, keep: str | None = None) -> dict:
+    """Whole-image labels; with ``keep``: saved there as ``.npy``."""
     from sciconv import inference
 
     model = _model()
@@ -88,7 +177,91 @@ def case_whole(image_path: str) -> dict:
     inference._instances.AUTO_BLOCK_PIXELS = 2**62  # force the whole-image path
     t0 = time.perf_counter()
     labels = inference.predict_instances(model, image, progress=False)
-    return {"objects": int(labels.max()), "seconds": time.perf_counter() - t0}
+    seconds = time.perf_counter() - t0
+    if keep:
+        np.save(keep, labels)
+    return {"objects": int(labels.max()), "seconds": seconds}
+
+
+def case_dask(image_path: str, block: int, rounds: int) -> dict:
+    """1 vs 2 worker processes of a LocalCluster, interleaved; labels must be identical."""
+    import warnings
+
+    from dask import distributed
+
+    from sciconv.inference._blocks import predict_instances_blocks
+
+    model = _model()
+    image = np.load(image_path, mmap_mode="r")
+    times: dict[str, list[float]] = {"1": [], "2": []}
+    results = {}
+    for _ in range(rounds):
+        for workers in ("1", "2"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cluster = distributed.LocalCluster(
+                    n_workers=int(workers),
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+            with cluster, distributed.Client(cluster) as client:
+                client.run(lambda: None)  # workers up before the clock starts
+                t0 = time.perf_counter()
+                labels = predict_instances_blocks(
+                    model, image, block=block, catalog=False, scheduler=client, progress=False
+                )
+                times[workers].append(time.perf_counter() - t0)
+            results[workers] = labels
+    t1, t2 = statistics.median(times["1"]), statistics.median(times["2"])
+    return {
+        "identical": bool(np.array_equal(results["1"], results["2"])),
+        "objects": int(results["1"].max()),
+        "seconds_1_worker": t1,
+        "seconds_2_workers": t2,
+        "speedup_2_over_1": t1 / t2,
+        "times": times,
+    }
+
+
+def _seam_share(a: np.ndarray, b: np.ndarray, block: int, near: int = 128) -> dict:
+    """Where labels disagree (after matching): how many of those pixels lie near a block seam."""
+    a, b = np.asarray(a), np.asarray(b)
+    fg = (a > 0) & (b > 0)
+    pairs, counts = np.unique(np.stack([a[fg], b[fg]]), axis=1, return_counts=True)
+    best = {}
+    for (x, y), c in zip(pairs.T.tolist(), counts.tolist(), strict=True):
+        if c > best.get(x, (0, 0))[1]:
+            best[x] = (y, c)
+    lut = np.zeros(int(a.max()) + 1, np.int64)
+    for x, (y, _) in best.items():
+        lut[x] = y
+    differ = lut[a] != b  # a's label mapped to its partner differs from b's (incl. fg/bg)
+    yy, xx = np.nonzero(differ)
+
+    def to_seam(v, n):  # distance to the nearest seam inside the image (k * block, 0 < k)
+        k = np.clip(np.rint(v / block), 1, max(1, -(-n // block) - 1))
+        return np.abs(v - k * block) if n > block else np.full(v.shape, n)
+
+    seam = np.minimum(to_seam(yy, a.shape[0]), to_seam(xx, a.shape[1])) < near
+    return {
+        "pixels_label_differs": int(differ.sum()),
+        f"of_which_within_{near}px_of_a_seam": int(seam.sum()),
+    }
+
+
+def _tie_pixels(a: np.ndarray, b: np.ndarray, thresh: float = 0.5) -> dict:
+    """Pixels where two label images disagree inside objects matched one to one (IoU > 0.5)."""
+    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    fg = (a > 0) & (b > 0)
+    pairs, counts = np.unique(np.stack([a[fg], b[fg]]), axis=1, return_counts=True)
+    area_a, area_b = np.bincount(a), np.bincount(b)
+    iou = counts / (area_a[pairs[0]] + area_b[pairs[1]] - counts)
+    matched = iou > thresh
+    ma, mb = pairs[0][matched], pairs[1][matched]
+    differing = int((area_a[ma] + area_b[mb] - 2 * counts[matched]).sum())
+    return {"matched": int(matched.sum()), "matched_pixels_differing": differing}
 
 
 def case_compare(image_path: str, block: int, rounds: int) -> dict:
@@ -104,7 +277,9 @@ def case_compare(image_path: str, block: int, rounds: int) -> dict:
     def blocks():
         return predict_instances_blocks(model, image, block=block, catalog=False, progress=False)
 
-    whole(), blocks()  # warm-up: traces, receptive field
+    if rounds > 0:
+        whole(), blocks()  # warm-up: traces, receptive field
+    rounds = max(rounds, 1)
     times = {"whole": [], "blocks": []}
     for _ in range(rounds):
         for name, fn in (("whole", whole), ("blocks", blocks)):
@@ -122,6 +297,8 @@ def case_compare(image_path: str, block: int, rounds: int) -> dict:
         "objects_whole": score["n_true"],
         "objects_blocks": score["n_pred"],
         "pixels_differing": int(((a > 0) != (b > 0)).sum()),
+        **_tie_pixels(a, b),
+        **_seam_share(a, b, block),
         "seconds_whole": tw,
         "seconds_blocks": tb,
         "throughput_ratio": tw / tb,
@@ -154,41 +331,101 @@ def main(argv=None) -> int:
     parser.add_argument("--compare", type=int, default=4096, help="side for F1/throughput (0: off)")
     parser.add_argument("--block", type=int, default=1024, help="block for --compare")
     parser.add_argument("--rss-block", type=int, default=4096, help="block for --rss")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="0: one round, no warm-up")
+    parser.add_argument("--gt", action="store_true", help="score labels against ground truth")
+    parser.add_argument("--dask", type=int, default=0, help="side for the 1 vs 2 worker ratio")
+    parser.add_argument("--model", choices=("nuclei", "tiny", "threshold"), default="nuclei")
     parser.add_argument(
         "--workdir", default=None, help="where the mosaics go (default: a temp dir)"
     )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", help=argparse.SUPPRESS)
+    parser.add_argument("--model-path", help=argparse.SUPPRESS)
+    parser.add_argument("--other", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.case:
-        if args.case == "blocks":
-            result = case_blocks(args.image, args.rss_block)
+        MODEL.update(name=args.model, path=args.model_path)
+        if args.case == "build":
+            truth = Path(args.keep) if args.keep else None
+            result = {"path": str(build_mosaic(Path(args.image), args.compare, truth=truth))}
+        elif args.case == "train":
+            result = {"path": str(train_tiny(Path(args.image)))}
+        elif args.case == "score":
+            result = _scores(args.image, args.keep, args.other)
+        elif args.case == "blocks":
+            result = case_blocks(args.image, args.rss_block, args.keep)
         elif args.case == "whole":
-            result = case_whole(args.image)
+            result = case_whole(args.image, args.keep)
+        elif args.case == "dask":
+            result = case_dask(args.image, args.block, max(args.rounds, 1))
         else:
             result = case_compare(args.image, args.block, args.rounds)
         print("RESULT " + json.dumps(result))
         return 0
 
+    # the parent stays small: Linux carries a parent's peak RSS into a child it forks (ru_maxrss
+    # survives exec), so training and scoring run in children too
     sides = lambda text: [int(s) for s in text.split(",") if s]  # noqa: E731
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
         work = Path(work)
+        common = ["--model", args.model]
+        if args.model == "tiny":
+            trained = _spawn("--case", "train", "--image", str(work / "tiny.keras"))
+            common += ["--model-path", trained["path"]]
         jobs = [("compare", args.compare)] if args.compare else []
+        jobs += [("dask", args.dask)] if args.dask else []
         jobs += [("whole", s) for s in sides(args.whole)] + [("blocks", s) for s in sides(args.rss)]
         jobs.sort(key=lambda job: job[1])
+        kept: dict[tuple[str, int], Path] = {}
         for kind, side in jobs:
             image = work / f"mosaic_{side}.npy"
+            truth = work / f"truth_{side}.npy"
             if not image.exists():
-                for old in work.glob("mosaic_*.npy"):
+                for old in [*work.glob("mosaic_*.npy"), *work.glob("truth_*.npy")]:
                     old.unlink()
-                build_mosaic(image, side)
+                build = ["--case", "build", "--image", str(image), "--compare", str(side)]
+                _spawn(*build, *(["--keep", str(truth)] if args.gt else []))
             extra = ["--block", str(args.block), "--rounds", str(args.rounds)]
-            extra += ["--rss-block", str(args.rss_block)]
+            extra += ["--rss-block", str(args.rss_block), *common]
+            if args.gt and kind in ("blocks", "whole"):
+                kept[kind, side] = work / f"{kind}_{side}.{'zarr' if kind == 'blocks' else 'npy'}"
+                extra += ["--keep", str(kept[kind, side])]
             result = _spawn("--case", kind, "--image", str(image), *extra)
-            print(json.dumps({"case": kind, "side": side, **result}), flush=True)
+            if (kind, side) in kept:
+                other = kept.get(("whole" if kind == "blocks" else "blocks", side))
+                scored = ["--case", "score", "--image", str(truth), "--keep", str(kept[kind, side])]
+                scored += ["--other", str(other)] if other is not None else []
+                result.update({k: v for k, v in _spawn(*scored).items() if k != "peak_rss_mib"})
+            print(
+                json.dumps({"case": kind, "side": side, "model": args.model, **result}), flush=True
+            )
     return 0
+
+
+def _load_labels(path: Path) -> np.ndarray:
+    if path.suffix == ".zarr":
+        import zarr
+
+        return zarr.open_array(str(path), mode="r")[:]
+    return np.load(path)
+
+
+def _scores(truth: str, labels_path: str, other: str | None) -> dict:
+    """F1 against the ground truth; against the other path's labels when it ran at this side."""
+    from sciconv import metrics
+
+    labels = _load_labels(Path(labels_path))
+    gt = np.load(truth)
+    score = metrics.matching(gt, labels, thresh=0.5)
+    out = {"f1_vs_truth": score["f1"], "objects_truth": score["n_true"]}
+    if other is not None and Path(other).exists():
+        ref = _load_labels(Path(other))
+        pair = metrics.matching(ref, labels, thresh=0.5)
+        out.update(f1_vs_other_path=pair["f1"], **_tie_pixels(ref, labels))
+        out["pixels_differing"] = int(((ref > 0) != (labels > 0)).sum())
+    return out
 
 
 if __name__ == "__main__":

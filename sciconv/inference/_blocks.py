@@ -4,15 +4,11 @@ The image is cut into square **cores** of ``block`` pixels; each core is predict
 with a **margin** of context around it (its *window*), read from the image alone (numpy memmap,
 zarr, dask or a lazy :class:`~sciconv.io.GridImage`), so memory holds one window at a time.
 
-Ownership rule (each object kept exactly once, never split at a seam): an object of a window is
-*whole* there when it touches no window edge that is not an image edge. Of all the windows in
-which an object can be whole, its **owner** is the block whose core holds the centre of the
-object's bounding box, or, when the object is not whole in that window (an object larger than
-the margin), the candidate block whose core is nearest that centre. Every window that sees the
-object whole computes the same owner from the object's own pixels, so the object is kept once,
-with its whole footprint (which may reach into a neighbouring core). Objects cut in every window
-(wider than the margin allows) are kept in pieces by the block holding each piece's centre and
-counted in a :class:`~sciconv.errors.SciconvWarning`.
+Which block keeps which object (each object once, whole, never split at a seam) is decided in
+``sciconv.inference._stitch``; objects that no window holds whole are kept in pieces, and
+objects that every block left to another (cut in the window that should hold them whole) are
+counted after the last block; both are reported in a :class:`~sciconv.errors.SciconvWarning`
+with the number of objects and the margin that would hold them.
 
 Labels are renumbered globally, block after block in row-major order (1..N, no duplicates), so a
 run on a ``dask.distributed`` cluster writes the same labels as the single-process run.
@@ -21,7 +17,6 @@ run on a ``dask.distributed`` cluster writes the same labels as the single-proce
 from __future__ import annotations
 
 import dataclasses
-import math
 import mmap
 import os
 import shutil
@@ -32,14 +27,15 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from scipy import ndimage as ndi
 
 from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle
 from sciconv.inference._model import Runner, receptive_field
+from sciconv.inference._progress import progress_bar
 from sciconv.inference._settings import check_overlap, resolve_settings
 from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
+from sciconv.inference._stitch import BlockPlan, group_pieces, lost_pieces, select_owned
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
 
@@ -47,73 +43,6 @@ from sciconv.preprocess import NormSpec
 DEFAULT_BLOCK = 4096
 #: Default largest object side (pixels) the automatic margin plans for.
 DEFAULT_MAX_OBJECT = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class BlockPlan:
-    """The block grid of an image: cores of ``block`` pixels, windows ``margin`` wider.
-
-    Examples
-    --------
-    >>> plan = BlockPlan((100, 70), block=40, margin=8)
-    >>> plan.grid, plan.window(1, 1)
-    ((3, 2), ((32, 88), (32, 70)))
-    """
-
-    shape: tuple[int, int]
-    block: int
-    margin: int
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        return tuple(math.ceil(n / self.block) for n in self.shape)
-
-    def core(self, i: int, j: int) -> tuple[tuple[int, int], tuple[int, int]]:
-        """``((y0, y1), (x0, x1))`` of the core of block ``(i, j)``."""
-        b = self.block
-        return tuple((k * b, min((k + 1) * b, n)) for k, n in zip((i, j), self.shape, strict=True))
-
-    def window(self, i: int, j: int) -> tuple[tuple[int, int], tuple[int, int]]:
-        """``((y0, y1), (x0, x1))`` of the window of block ``(i, j)`` (core + margin, clipped)."""
-        m = self.margin
-        return tuple(
-            (max(lo - m, 0), min(hi + m, n))
-            for (lo, hi), n in zip(self.core(i, j), self.shape, strict=True)
-        )
-
-    def _axis_candidates(self, lo: int, hi: int, axis: int) -> list[int]:
-        """Blocks along ``axis`` whose window holds ``[lo, hi)`` without touching a cut edge."""
-        n, b, m = self.shape[axis], self.block, self.margin
-        out = []
-        for k in range(max(0, (lo - m) // b - 1), min(self.grid[axis], hi // b + 2)):
-            w0, w1 = max(k * b - m, 0), min((k + 1) * b + m, n)
-            if (lo > w0 or w0 == 0) and (hi < w1 or w1 == n):
-                out.append(k)
-        return out
-
-    def owner(self, box: tuple[int, int, int, int]) -> tuple[int, int] | None:
-        """The block owning an object with bounding box ``(y0, x0, y1, x1)`` (max exclusive).
-
-        None when no window holds the object whole.
-        """
-        y0, x0, y1, x1 = box
-        cy, cx = (y0 + y1 - 1) // 2, (x0 + x1 - 1) // 2
-        rows = self._axis_candidates(y0, y1, 0)
-        cols = self._axis_candidates(x0, x1, 1)
-        if not rows or not cols:
-            return None
-        home = (cy // self.block, cx // self.block)
-        if home[0] in rows and home[1] in cols:
-            return home
-
-        def distance(k: int, c: int, axis: int) -> int:
-            lo, hi = k * self.block, min((k + 1) * self.block, self.shape[axis]) - 1
-            return max(lo - c, c - hi, 0)
-
-        return min(
-            ((i, j) for i in rows for j in cols),
-            key=lambda ij: (max(distance(ij[0], cy, 0), distance(ij[1], cx, 1)), ij),
-        )
 
 
 class _Windows:
@@ -141,11 +70,17 @@ class _Windows:
                 name, dtype=dtype, mode="r", shape=shape, offset=offset, order=order
             )
 
-    def read(self, ys: tuple[int, int], xs: tuple[int, int]) -> np.ndarray:
+    def read(self, ys: tuple[int, int], xs: tuple[int, int], dtype=np.float32) -> np.ndarray:
+        if self.memmap is not None:  # a map of its own, closed after the read: the pages read
+            name, dt, shape, offset, order = self.memmap  # leave the resident set with it
+            view = np.memmap(name, dtype=dt, mode="r", shape=shape, offset=offset, order=order)
+            block = np.array(view[ys[0] : ys[1], xs[0] : xs[1]], dtype=dtype)
+            del view
+            return block[..., None] if block.ndim == 2 else block
         block = self.array[ys[0] : ys[1], xs[0] : xs[1]]
         if is_dask(block):
             block = block.compute(scheduler="sync")
-        block = np.asarray(block, dtype=np.float32)
+        block = np.asarray(block, dtype=dtype)
         return block[..., None] if block.ndim == 2 else block
 
 
@@ -191,6 +126,7 @@ def _segment_block(
     catalog,
     wcs,
     path,
+    bad=None,
 ):
     """Predict and label one block; return its owned objects (window-relative) and rows."""
     from sciconv import postprocess
@@ -218,32 +154,30 @@ def _segment_block(
     predict_array(Runner(model), source, s, limits, prob, progress=False)
     labels = postprocess.instances(prob, **kwargs)
     del prob
-    keep = np.zeros(int(labels.max()) + 1, dtype=np.int32)
-    cut = 0
-    (cy0, cy1), (cx0, cx1) = plan.core(i, j)
-    for lab, sl in enumerate(ndi.find_objects(labels), start=1):
-        if sl is None:
-            continue
-        box = (sl[0].start + wy0, sl[1].start + wx0, sl[0].stop + wy0, sl[1].stop + wx0)
-        owner = plan.owner(box)
-        if owner is None:  # cut here and everywhere: keep the piece whose centre is ours
-            cy, cx = (box[0] + box[2] - 1) // 2, (box[1] + box[3] - 1) // 2
-            if cy0 <= cy < cy1 and cx0 <= cx < cx1 and not _whole_elsewhere(plan, box, (i, j)):
-                keep[lab] = 1
-                cut += 1
-        elif owner == (i, j):
-            keep[lab] = 1
+    keep, cut, left = select_owned(labels, plan, (i, j))
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())
     labels = ids[labels]
     if n == 0:
-        return {"labels": None, "origin": (wy0, wx0), "n": 0, "table": None, "cut": cut}
+        return {
+            "labels": None,
+            "origin": (wy0, wx0),
+            "n": 0,
+            "table": None,
+            "cut": cut,
+            "left": left,
+        }
     rows, cols = np.nonzero(labels.any(axis=1))[0], np.nonzero(labels.any(axis=0))[0]
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     table = None
     if catalog:
         sub_wcs = None if wcs is None else wcs.slice((slice(wy0, wy1), slice(wx0, wx1)))
-        table = postprocess.measure(labels, intensity=raw, wcs=sub_wcs)
+        mask = None  # flag_masked / masked_fraction, as measure(mask=) gives on the whole image
+        if isinstance(bad, _Windows):
+            mask = bad.read((wy0, wy1), (wx0, wx1), dtype=bool)
+        elif bad == "nonfinite":  # a lazy GridImage: its bad pixels are NaN
+            mask = ~np.isfinite(raw)
+        table = postprocess.measure(labels, intensity=raw, wcs=sub_wcs, mask=mask)
         for name in ("x", "x_weighted", "bbox_xmin", "bbox_xmax"):
             if name in table.colnames:
                 table[name] += wx0
@@ -256,15 +190,8 @@ def _segment_block(
         "n": n,
         "table": table,
         "cut": cut,
+        "left": left,
     }
-
-
-def _whole_elsewhere(plan: BlockPlan, box, here) -> bool:
-    """Whether another window could hold an object seen cut here (so that block owns it)."""
-    y0, x0, y1, x1 = box
-    rows = plan._axis_candidates(y0, y1, 0)
-    cols = plan._axis_candidates(x0, x1, 1)
-    return any((r, c) != here for r in rows for c in cols)
 
 
 class _Output:
@@ -368,6 +295,7 @@ def predict_instances_blocks(
     overwrite: bool = False,
     catalog: bool = True,
     wcs=None,
+    mask="auto",
     scheduler=None,
     trust: bool = False,
     tile: int | tuple[int, int] | str = "auto",
@@ -384,7 +312,8 @@ def predict_instances_blocks(
     Each ``block`` x ``block`` core is predicted (:func:`predict_tiled` settings, resolved once
     for the whole image, normalization limits computed once over it) and labelled with the model's
     recorded post-processing on a window ``margin`` pixels wider; each object is kept once, whole,
-    by the block that owns it (see the module notes), and labels are renumbered 1..N globally.
+    by the block that owns it (see ``sciconv.inference._stitch``), and labels are renumbered
+    1..N globally.
     Memory holds one window at a time (plus ``out`` when it is an in-memory array).
 
     Parameters
@@ -411,6 +340,12 @@ def predict_instances_blocks(
         raw pixels as intensity), one row per label, in label order.
     wcs : astropy.wcs.WCS, optional
         Adds ``ra``/``dec`` to the catalog; default: ``image.wcs`` of a GridImage.
+    mask : "auto", None or array of bool, shape (H, W) or (H, W, C), optional
+        Bad pixels (True = bad; numpy, memmap, zarr or dask, read window by window): the catalog
+        gains ``flag_masked`` and ``masked_fraction`` exactly as
+        :func:`sciconv.postprocess.measure` ``(mask=)`` gives them on the whole image.
+        ``"auto"`` (default): a GridImage's ``mask``, or for a lazy one (whose bad pixels are NaN)
+        its non-finite pixels; no mask columns for other inputs. None: no mask columns.
     scheduler : None or dask.distributed.Client, optional
         None: blocks run one after another here. A ``Client``: blocks run on its workers (the
         model travels as its ``.keras`` file, loaded once per worker with
@@ -431,10 +366,17 @@ def predict_instances_blocks(
     table : astropy.table.Table
         Only with ``catalog=True``: ``(labels, table)``.
 
+    Warns
+    -----
+    SciconvWarning
+        Objects that no window holds whole (kept in pieces), or that every block left to
+        another (missing from the labels): the number of objects, where the first is, and the
+        ``margin`` that would hold them.
+
     Raises
     ------
     InferenceError
-        Bad ``block``/``margin``/``out``, or anything :func:`predict_tiled` raises.
+        Bad ``block``/``margin``/``out``/``mask``, or anything :func:`predict_tiled` raises.
     OutputExistsError
         ``out`` exists and ``overwrite`` is False.
 
@@ -461,12 +403,18 @@ def predict_instances_blocks(
     kwargs = postprocess_kwargs(model, get_metadata(model), overrides)
     if wcs is None:
         wcs = getattr(image, "wcs", None)
+    bad = _resolve_mask(image, mask)
     arr, path = validate_image(image)
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 16:
         raise InferenceError(
             f"block must be an int of at least 16 pixels; got {block!r}", path=path
         )
     h, w = int(arr.shape[0]), int(arr.shape[1])
+    if isinstance(bad, _Windows) and bad.shape[:2] != (h, w):
+        raise InferenceError(
+            f"mask must have the image's height and width {(h, w)}; got shape {bad.shape}",
+            path=path,
+        )
     windows = _Windows(arr)
     sample_source = Source(arr, promote=len(arr.shape) == 2, path=path)
     transform = None
@@ -509,6 +457,7 @@ def predict_instances_blocks(
         catalog=catalog,
         wcs=wcs,
         path=path,
+        bad=bad if catalog else None,
     )
     output = _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
     try:
@@ -520,6 +469,28 @@ def predict_instances_blocks(
         output.abort()
         raise
     return (labels, table) if catalog else labels
+
+
+def _resolve_mask(image, mask):
+    """None, ``"nonfinite"`` (a lazy GridImage's NaN pixels) or a :class:`_Windows` of bools."""
+    from sciconv.io import GridImage
+
+    if mask is None:
+        return None
+    if isinstance(mask, str):
+        if mask != "auto":
+            raise InferenceError(f"mask must be 'auto', None or an array of bool; got {mask!r}")
+        if not isinstance(image, GridImage):
+            return None
+        if image.mask is None:
+            return "nonfinite"
+        mask = image.mask
+    if not hasattr(mask, "shape") or len(mask.shape) not in (2, 3):
+        raise InferenceError(
+            "mask must be an array of bool of shape (H, W) or (H, W, C) (True = bad); got "
+            f"{type(mask).__name__} of shape {getattr(mask, 'shape', None)}"
+        )
+    return _Windows(mask)
 
 
 class _LocalHandle:
@@ -558,26 +529,25 @@ def _run(plan, task, output, *, scheduler, progress, catalog):
     from astropy.table import vstack
 
     n_blocks = plan.grid[0] * plan.grid[1]
-    bar = keras.utils.Progbar(n_blocks, unit_name="block") if progress else None
-    offset, cut, tables = 0, 0, []
-    for done, result in enumerate(_results(plan, task, scheduler), start=1):
-        if result["n"]:
-            output.paste(result["labels"], result["origin"], offset)
-            if catalog:
-                table = result["table"]
-                table["label"] += offset
-                tables.append(table)
-        offset += result["n"]
-        cut += result["cut"]
+    bar = progress_bar(n_blocks, desc="predict_instances_blocks", unit="block", enabled=progress)
+    offset, cut, left, tables = 0, [], [], []
+    try:
+        for result in _results(plan, task, scheduler):
+            if result["n"]:
+                output.paste(result["labels"], result["origin"], offset)
+                if catalog:
+                    table = result["table"]
+                    table["label"] += offset
+                    tables.append(table)
+            offset += result["n"]
+            cut.extend(result["cut"])
+            left.extend(result["left"])
+            if bar is not None:
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.update(done)
-    if cut:
-        warnings.warn(
-            f"{cut} object(s) reach beyond the block margin ({plan.margin} px) in every block "
-            "and were kept in pieces; raise margin= (or max_object=)",
-            SciconvWarning,
-            stacklevel=3,
-        )
+            bar.close()
+    _report(plan, cut, lost_pieces(left, output.array), task["settings"].divisor)
     table = None
     if catalog:
         if tables:
@@ -586,10 +556,38 @@ def _run(plan, task, output, *, scheduler, progress, catalog):
             from sciconv import postprocess
 
             channels = task["windows"].shape[2] if len(task["windows"].shape) == 3 else 1
+            bad = task["bad"]
             table = postprocess.measure(
-                np.zeros((1, 1), np.int32), intensity=np.zeros((1, 1, channels)), wcs=task["wcs"]
+                np.zeros((1, 1), np.int32),
+                intensity=np.zeros((1, 1, channels)),
+                wcs=task["wcs"],
+                mask=None if bad is None else np.zeros((1, 1), bool),
             )
     return None, table
+
+
+def _report(plan: BlockPlan, cut: list, lost: list, divisor: int) -> None:
+    """One warning per kind of object the margin was too small for: how many, where, what margin."""
+    for pieces, what in (
+        (cut, "are wider than every block window and were kept in pieces (split at seams)"),
+        (
+            lost,
+            "were cut in every block window that could hold them and are MISSING from the labels",
+        ),
+    ):
+        if not pieces:
+            continue
+        objects = group_pieces(pieces)
+        side = max(max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in objects)
+        need = -(-(side + 1) // divisor) * divisor
+        y0, x0, y1, x1 = objects[0]
+        warnings.warn(
+            f"{len(objects)} object(s) {what} (block margin {plan.margin} px; the first at rows "
+            f"{y0}:{y1}, columns {x0}:{x1}; the largest is {side} px across); raise margin= to "
+            f"at least {need} (or max_object=)",
+            SciconvWarning,
+            stacklevel=4,
+        )
 
 
 __all__ = ["DEFAULT_BLOCK", "DEFAULT_MAX_OBJECT", "BlockPlan", "predict_instances_blocks"]

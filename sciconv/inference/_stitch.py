@@ -1,0 +1,224 @@
+"""Which block keeps which object: the block grid, the ownership rule and the lost-object check.
+
+Ownership rule (each object kept exactly once, never split at a seam): an object of a window is
+*whole* there when it touches no window edge that is not an image edge. Of all the windows in
+which an object can be whole, its **owner** is the block whose core holds the centre of the
+object's bounding box, or, when the object is not whole in that window (an object larger than
+the margin), the candidate block whose core is nearest that centre. Every window that sees the
+object whole computes the same owner from the object's own pixels, so the object is kept once,
+with its whole footprint (which may reach into a neighbouring core). Objects cut in every window
+(wider than the margin allows) are kept in pieces by the block holding each piece's centre.
+
+A block cannot see whether the block it leaves an object to really sees it whole (an object
+larger than the margin, or labelled differently near a window edge, may be cut there too), so
+every piece a block leaves to another is checked after the last block (:func:`lost_pieces`): a
+piece whose innermost pixel no block labelled is counted, grouped into objects, and reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockPlan:
+    """The block grid of an image: cores of ``block`` pixels, windows ``margin`` wider.
+
+    Examples
+    --------
+    >>> plan = BlockPlan((100, 70), block=40, margin=8)
+    >>> plan.grid, plan.window(1, 1)
+    ((3, 2), ((32, 88), (32, 70)))
+    """
+
+    shape: tuple[int, int]
+    block: int
+    margin: int
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return tuple(math.ceil(n / self.block) for n in self.shape)
+
+    def core(self, i: int, j: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``((y0, y1), (x0, x1))`` of the core of block ``(i, j)``."""
+        b = self.block
+        return tuple((k * b, min((k + 1) * b, n)) for k, n in zip((i, j), self.shape, strict=True))
+
+    def window(self, i: int, j: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``((y0, y1), (x0, x1))`` of the window of block ``(i, j)`` (core + margin, clipped)."""
+        m = self.margin
+        return tuple(
+            (max(lo - m, 0), min(hi + m, n))
+            for (lo, hi), n in zip(self.core(i, j), self.shape, strict=True)
+        )
+
+    def _axis_candidates(self, lo: int, hi: int, axis: int) -> list[int]:
+        """Blocks along ``axis`` whose window holds ``[lo, hi)`` without touching a cut edge."""
+        n, b, m = self.shape[axis], self.block, self.margin
+        out = []
+        for k in range(max(0, (lo - m) // b - 1), min(self.grid[axis], hi // b + 2)):
+            w0, w1 = max(k * b - m, 0), min((k + 1) * b + m, n)
+            if (lo > w0 or w0 == 0) and (hi < w1 or w1 == n):
+                out.append(k)
+        return out
+
+    def owner(self, box: tuple[int, int, int, int]) -> tuple[int, int] | None:
+        """The block owning an object with bounding box ``(y0, x0, y1, x1)`` (max exclusive).
+
+        None when no window holds the object whole.
+        """
+        y0, x0, y1, x1 = box
+        cy, cx = (y0 + y1 - 1) // 2, (x0 + x1 - 1) // 2
+        rows = self._axis_candidates(y0, y1, 0)
+        cols = self._axis_candidates(x0, x1, 1)
+        if not rows or not cols:
+            return None
+        home = (cy // self.block, cx // self.block)
+        if home[0] in rows and home[1] in cols:
+            return home
+
+        def distance(k: int, c: int, axis: int) -> int:
+            lo, hi = k * self.block, min((k + 1) * self.block, self.shape[axis]) - 1
+            return max(lo - c, c - hi, 0)
+
+        return min(
+            ((i, j) for i in rows for j in cols),
+            key=lambda ij: (max(distance(ij[0], cy, 0), distance(ij[1], cx, 1)), ij),
+        )
+
+    def whole_elsewhere(self, box, here: tuple[int, int]) -> bool:
+        """Whether a window other than ``here``'s could hold an object seen cut here."""
+        y0, x0, y1, x1 = box
+        rows = self._axis_candidates(y0, y1, 0)
+        cols = self._axis_candidates(x0, x1, 1)
+        return any((r, c) != here for r in rows for c in cols)
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """An object of one window, in image coordinates: its mask from ``(y0, x0)``, a deep pixel."""
+
+    y0: int
+    x0: int
+    mask: np.ndarray  # bool, the object's bounding box
+    inner: tuple[int, int]  # the pixel farthest from the piece's edge (image coordinates)
+
+
+def _piece(labels: np.ndarray, sl, lab: int, origin: tuple[int, int]) -> Piece:
+    mask = labels[sl] == lab
+    depth = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    iy, ix = np.unravel_index(int(np.argmax(depth)), mask.shape)
+    y0, x0 = origin[0] + sl[0].start, origin[1] + sl[1].start
+    return Piece(y0, x0, mask, (y0 + int(iy), x0 + int(ix)))
+
+
+def select_owned(labels: np.ndarray, plan: BlockPlan, index: tuple[int, int]):
+    """The objects of block ``index``'s window labels that this block keeps.
+
+    Returns ``(keep, cut, left)``: ``keep`` an int32 flag per label (0..max), ``cut`` the pieces
+    kept of objects no window holds whole, ``left`` the :class:`Piece` of every object left to
+    another block (checked by :func:`lost_pieces` after the last block).
+
+    Examples
+    --------
+    >>> plan = BlockPlan((8, 16), block=8, margin=2)
+    >>> labels = np.zeros((8, 10), np.int32); labels[2:4, 1:3] = 1; labels[4:6, 7:10] = 2
+    >>> keep, cut, left = select_owned(labels, plan, (0, 0))
+    >>> keep.tolist(), cut, [(p.y0, p.x0) for p in left]  # object 2 is whole in block (0, 1)
+    ([0, 1, 0], [], [(4, 7)])
+    """
+    i, j = index
+    (wy0, _), (wx0, _) = plan.window(i, j)
+    (cy0, cy1), (cx0, cx1) = plan.core(i, j)
+    keep = np.zeros(int(labels.max()) + 1, dtype=np.int32)
+    cut, left = [], []
+    for lab, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        box = (sl[0].start + wy0, sl[1].start + wx0, sl[0].stop + wy0, sl[1].stop + wx0)
+        owner = plan.owner(box)
+        if owner is None:  # cut here and everywhere: keep the piece whose centre is ours
+            cy, cx = (box[0] + box[2] - 1) // 2, (box[1] + box[3] - 1) // 2
+            if cy0 <= cy < cy1 and cx0 <= cx < cx1 and not plan.whole_elsewhere(box, index):
+                keep[lab] = 1
+                cut.append(_piece(labels, sl, lab, (wy0, wx0)))
+                continue
+        elif owner == index:
+            keep[lab] = 1
+            continue
+        left.append(_piece(labels, sl, lab, (wy0, wx0)))
+    return keep, cut, left
+
+
+def _values_at(array, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    if isinstance(array, np.ndarray):
+        return array[ys, xs]
+    return np.asarray(array.vindex[ys, xs])  # zarr: each chunk read once
+
+
+def group_pieces(pieces: list[Piece]) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes ``(y0, x0, y1, x1)`` of the objects the pieces form (overlapping = one).
+
+    Examples
+    --------
+    >>> a = Piece(0, 0, np.ones((2, 4), bool), (0, 1))
+    >>> b = Piece(1, 3, np.ones((3, 2), bool), (2, 3))
+    >>> group_pieces([a, b, Piece(9, 9, np.ones((1, 1), bool), (9, 9))])
+    [(0, 0, 4, 5), (9, 9, 10, 10)]
+    """
+    parent = list(range(len(pieces)))
+
+    def root(k):
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    boxes = [(p.y0, p.x0, p.y0 + p.mask.shape[0], p.x0 + p.mask.shape[1]) for p in pieces]
+    for a in range(len(pieces)):
+        for b in range(a + 1, len(pieces)):
+            y0, x0 = max(boxes[a][0], boxes[b][0]), max(boxes[a][1], boxes[b][1])
+            y1, x1 = min(boxes[a][2], boxes[b][2]), min(boxes[a][3], boxes[b][3])
+            if y0 >= y1 or x0 >= x1:
+                continue
+            pa, pb = pieces[a], pieces[b]
+            ma = pa.mask[y0 - pa.y0 : y1 - pa.y0, x0 - pa.x0 : x1 - pa.x0]
+            mb = pb.mask[y0 - pb.y0 : y1 - pb.y0, x0 - pb.x0 : x1 - pb.x0]
+            if (ma & mb).any():
+                parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for k in range(len(pieces)):
+        groups.setdefault(root(k), []).append(k)
+    out = []
+    for members in groups.values():
+        bs = np.array([boxes[k] for k in members])
+        out.append(
+            (int(bs[:, 0].min()), int(bs[:, 1].min()), int(bs[:, 2].max()), int(bs[:, 3].max()))
+        )
+    return sorted(out)
+
+
+def lost_pieces(left: list[Piece], labels) -> list[Piece]:
+    """The pieces left to another block whose innermost pixel no block labelled.
+
+    Examples
+    --------
+    >>> labels = np.zeros((6, 6), np.int32); labels[0:2, 0:2] = 1
+    >>> kept = Piece(0, 0, np.ones((2, 2), bool), (0, 0))
+    >>> lost = Piece(4, 4, np.ones((2, 2), bool), (4, 4))
+    >>> [(p.y0, p.x0) for p in lost_pieces([kept, lost], labels)]
+    [(4, 4)]
+    """
+    if not left:
+        return []
+    ys = np.array([p.inner[0] for p in left])
+    xs = np.array([p.inner[1] for p in left])
+    values = _values_at(labels, ys, xs)
+    return [p for p, v in zip(left, values, strict=True) if v == 0]
+
+
+__all__ = ["BlockPlan", "Piece", "group_pieces", "lost_pieces", "select_owned"]

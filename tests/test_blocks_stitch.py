@@ -1,0 +1,169 @@
+"""Block-wise instances: objects too large for the margin, mask columns, progress over blocks."""
+
+from __future__ import annotations
+
+import functools
+import io
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from sciconv import postprocess
+from sciconv.errors import InferenceError, SciconvWarning
+from sciconv.inference import predict_instances, predict_instances_blocks
+from sciconv.inference._stitch import BlockPlan, Piece, group_pieces, lost_pieces, select_owned
+
+FAST = dict(normalize=None, progress=False, blend="none")
+
+
+@pytest.fixture(scope="module")
+def model():
+    """foreground probability sigmoid(2 x): labels follow the pixels."""
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
+    )(inputs)
+    return keras.Model(inputs, keras.layers.Softmax()(logits), name="threshold")
+
+
+def test_one_large_object_across_a_seam_is_kept_and_counted(model):
+    image = np.zeros((96, 96), np.float32)
+    image[20:50, 40:70] = 5  # 30 px across the seams y=32 and x=64: no 8-px margin holds it
+    with pytest.warns(SciconvWarning) as record:
+        labels, table = predict_instances_blocks(
+            model, image, block=32, margin=8, method="connected", min_size=1, **FAST
+        )
+    messages = [str(w.message) for w in record if issubclass(w.category, SciconvWarning)]
+    assert len(messages) == 1, messages
+    # one object, counted once (not once per piece), where it is and the margin that holds it
+    assert messages[0].startswith("1 object(s) are wider than every block window")
+    assert "rows 20:50, columns 40:70" in messages[0] and "at least 31" in messages[0]
+    assert (labels[20:50, 40:70] > 0).all() and (labels[image == 0] == 0).all()  # nothing lost
+    assert len(table) == labels.max() >= 2
+    with warnings.catch_warnings():  # a margin of 31 holds it whole: one object, no warning
+        warnings.simplefilter("error")
+        labels = predict_instances_blocks(
+            model, image, block=32, margin=31, catalog=False, method="connected", **FAST
+        )
+    assert labels.max() == 1 and (labels[20:50, 40:70] == 1).all()
+
+
+def test_an_object_dropped_by_every_block_is_reported(model, monkeypatch):
+    """The window that should hold it whole sees it cut (labelled differently at its edge)."""
+    image = np.zeros((40, 72), np.float32)
+    image[20:28, 26:36] = 5  # across the seam x=32; its centre is in block (0, 0)
+    instances = postprocess.instances
+
+    @functools.wraps(instances)  # same keywords, so predict_instances_blocks accepts the call
+    def labelled_differently(prob, **kwargs):
+        labels = instances(prob, **kwargs)
+        if prob.shape[:2] == (40, 40):  # window (0, 0): the object reaches its right edge
+            labels[20:28, 36:40] = labels[24, 30]
+        return labels
+
+    monkeypatch.setattr(postprocess, "instances", labelled_differently)
+    with pytest.warns(SciconvWarning, match=r"^1 object\(s\) were cut .* MISSING") as record:
+        labels = predict_instances_blocks(
+            model, image, block=32, margin=8, catalog=False, method="connected", **FAST
+        )
+    assert "rows 20:28, columns 26:40" in str(record[0].message)
+    assert labels.max() == 0  # block (0, 1) left it to (0, 0), which left it to (0, 1)
+
+
+def test_select_owned_keeps_leaves_and_cuts():
+    plan = BlockPlan((40, 72), block=32, margin=8)
+    labels = np.zeros((40, 40), np.int32)  # window (0, 0)
+    labels[2:6, 2:6] = 1  # in core (0, 0): kept
+    labels[10:14, 30:38] = 2  # centre x=33, in core (0, 1), whole there: left
+    labels[20:24, 30:40] = 3  # cut at x=40, whole in window (0, 1): left
+    keep, cut, left = select_owned(labels, plan, (0, 0))
+    assert keep.tolist() == [0, 1, 0, 0] and cut == []
+    assert [(p.y0, p.x0, p.mask.shape) for p in left] == [(10, 30, (4, 8)), (20, 30, (4, 10))]
+    assert left[1].inner[0] in (21, 22) and 30 <= left[1].inner[1] < 40
+    out = np.zeros((40, 72), np.int32)
+    out[10:14, 30:38] = 7  # block (0, 1) kept object 2, not object 3
+    assert [p.y0 for p in lost_pieces(left, out)] == [20]
+    pieces = [
+        Piece(0, 0, np.ones((3, 3), bool), (1, 1)),
+        Piece(2, 2, np.ones((3, 3), bool), (3, 3)),
+    ]
+    assert group_pieces(pieces) == [(0, 0, 5, 5)]  # overlapping pieces: one object
+
+
+def _masked_image():
+    rng = np.random.default_rng(1)
+    image = np.zeros((96, 80), np.float32)
+    yy, xx = np.ogrid[:96, :80]
+    for cy, cx in zip(rng.integers(4, 92, 25), rng.integers(4, 76, 25), strict=True):
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 <= 16] = 5
+    bad = np.zeros(image.shape, bool)
+    bad[rng.integers(0, 96, 60), rng.integers(0, 80, 60)] = True
+    bad[30:34, :] = True  # a bad row band across the seam y=32
+    return image, bad
+
+
+def test_block_catalog_carries_the_mask_columns_of_the_whole_image_one(model, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    image, bad = _masked_image()
+    labels, table = predict_instances_blocks(
+        model, image, block=32, margin=16, mask=bad, method="connected", min_size=4, **FAST
+    )
+    expected = postprocess.measure(labels, intensity=image, mask=bad)
+    assert expected["flag_masked"].sum() > 3
+    np.testing.assert_array_equal(table["flag_masked"], expected["flag_masked"])
+    np.testing.assert_allclose(table["masked_fraction"], expected["masked_fraction"])
+    # a lazy mask (zarr, read window by window) gives the same columns; (H, W, C) masks too
+    store = zarr.create_array(store=str(tmp_path / "bad.zarr"), shape=bad.shape, dtype="bool")
+    store[:] = bad
+    _, lazy = predict_instances_blocks(
+        model, image, block=32, margin=16, mask=store, method="connected", min_size=4, **FAST
+    )
+    np.testing.assert_array_equal(lazy["flag_masked"], expected["flag_masked"])
+    _, stacked = predict_instances_blocks(
+        model, image, block=32, margin=16, mask=bad[..., None], method="connected", **FAST
+    )
+    np.testing.assert_allclose(stacked["masked_fraction"], expected["masked_fraction"])
+    _, plain = predict_instances_blocks(
+        model, image, block=32, margin=16, method="connected", **FAST
+    )
+    assert "flag_masked" not in plain.colnames  # an array image has no mask of its own
+    with pytest.raises(InferenceError, match=r"mask must have the image's height and width"):
+        predict_instances_blocks(model, image, block=32, mask=bad[:10], **FAST)
+    with pytest.raises(InferenceError, match="mask must be 'auto'"):
+        predict_instances_blocks(model, image, block=32, mask="yes", **FAST)
+
+
+def test_a_lazy_fits_mosaic_flags_its_bad_pixels_like_the_eager_read(model, tmp_path):
+    from astropy.io import fits
+
+    from sciconv import io as scio
+
+    image, bad = _masked_image()
+    fits.writeto(tmp_path / "m.fits", np.where(bad, np.nan, image).astype(np.float32))
+    eager = scio.read(tmp_path / "m.fits")
+    whole = predict_instances(model, eager, method="connected", min_size=4, **FAST)
+    expected = postprocess.measure(whole, intensity=eager, mask=eager.mask)
+    labels, table = predict_instances_blocks(
+        model, scio.read(tmp_path / "m.fits", lazy=True), block=32, margin=16,
+        method="connected", min_size=4, **FAST,
+    )  # fmt: skip
+    assert labels.max() == whole.max() and expected["flag_masked"].sum() > 3
+    order = np.argsort(table["y"] * 1000 + table["x"])
+    ref = np.argsort(expected["y"] * 1000 + expected["x"])
+    np.testing.assert_array_equal(table["flag_masked"][order], expected["flag_masked"][ref])
+    np.testing.assert_allclose(table["masked_fraction"][order], expected["masked_fraction"][ref])
+
+
+def test_progress_over_blocks_goes_through_the_shared_helper(model, monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    image = np.zeros((64, 64), np.float32)
+    image[10:20, 10:20] = 5
+    predict_instances_blocks(
+        model, image, block=32, margin=8, catalog=False, normalize=None, blend="none"
+    )
+    lines = stream.getvalue().splitlines()
+    assert lines[-1].startswith("predict_instances_blocks: 4/4 blocks (100%)"), lines
+    assert "\r" not in stream.getvalue()  # a plain stream: lines, no redraws
