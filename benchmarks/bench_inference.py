@@ -170,31 +170,6 @@ def run_case(case: str, size: int, repeats: int) -> dict:
     return info
 
 
-def _square_auto_tile(hw, *, overlap: int, divisor: int, max_pixels: float) -> tuple[int, int]:
-    """``tile="auto"`` before it chose the grid computing the fewest pixels: the largest square
-    tile in budget, then equalized per axis (for the "before" case)."""
-    import math
-
-    from sciconv.inference._tiles import AUTO_TILE_MAX, round_up, tile_starts
-
-    tmax = int(math.sqrt(max_pixels)) // divisor * divisor
-    tmax = min(max(tmax, round_up(overlap + divisor, divisor), divisor), AUTO_TILE_MAX)
-    tmax = max(tmax // divisor * divisor, round_up(overlap + divisor, divisor))
-    out = []
-    for n in hw:
-        if round_up(n, divisor) <= tmax:
-            out.append(round_up(n, divisor))
-            continue
-        k = math.ceil((n - overlap) / (tmax - overlap))
-        while True:
-            t = round_up(math.ceil((n - overlap) / k) + overlap, divisor)
-            if len(tile_starts(n, t, overlap=overlap, divisor=divisor)) <= k or t >= tmax:
-                break
-            k += 1
-        out.append(min(t, max(tmax, t)))
-    return out[0], out[1]
-
-
 def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
     """Time whole / tiled / auto alternately in one process: on a shared machine the load changes
     from minute to minute, so ratios taken within one round are far steadier than separate runs.
@@ -213,25 +188,10 @@ def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
     image = _image(size)
     x = preprocess.normalize(image)[None, ..., None]
     kw = {"tile": 256, "overlap": 32, "batch_size": 16, "progress": False}
-    # "before": the tile the defaults picked before the tile grid was chosen for the fewest
-    # computed pixels (square tiles, equalized per axis) and the memory estimate counted three
-    # live tensors of the widest layer (now two)
     s = inference.resolve_settings(model, (size, size))
-    from sciconv.inference._model import bytes_per_pixel
-
-    bpp = 1.5 * bytes_per_pixel(model) - 2.0 * (s.channels + s.outputs)
-    old_tile = _square_auto_tile(
-        (size, size),
-        overlap=s.overlap,
-        divisor=s.divisor,
-        max_pixels=inference.AUTO_MEMORY_BUDGET / bpp,
-    )
-    old_batch = max(1, min(8, int(inference.AUTO_MEMORY_BUDGET // (bpp * old_tile[0] ** 2))))
-    before = {"tile": old_tile, "batch_size": old_batch, "progress": False}
     cases = {
         "whole": lambda: model.predict_on_batch(x),
         "tiled": lambda: inference.predict_tiled(model, image, **kw),
-        "before": lambda: inference.predict_tiled(model, image, **before),
         "auto": lambda: inference.predict_tiled(model, image, progress=False),
     }
     for fn in cases.values():
@@ -244,9 +204,9 @@ def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
             times[name].append(time.perf_counter() - t0)
     ratios = {
         name: statistics.median(w / t for w, t in zip(times["whole"], times[name]))
-        for name in ("tiled", "before", "auto")
+        for name in ("tiled", "auto")
     }
-    best = {name: min(times["whole"]) / min(times[name]) for name in ("tiled", "before", "auto")}
+    best = {name: min(times["whole"]) / min(times[name]) for name in ("tiled", "auto")}
     return {
         "size": size,
         "model": model_name,
@@ -254,7 +214,6 @@ def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
         "ratios": ratios,
         "best_ratios": best,
         "auto": {"tile": s.tile, "overlap": s.overlap, "batch_size": s.batch_size},
-        "before": {"tile": old_tile, "batch_size": old_batch},
     }
 
 
@@ -545,7 +504,7 @@ def main(argv=None) -> int:
         return 0
     if args.interleaved:
         r = run_interleaved(args.size, args.repeats, args.model)
-        print(f"model {r['model']}; defaults pick {r['auto']}; before: {r['before']}")
+        print(f"model {r['model']}; defaults pick {r['auto']}")
         for name, ts in r["times"].items():
             print(f"{name:>6} {args.size}^2: " + ", ".join(f"{t:.2f}" for t in ts) + " s")
         for name, ratio in r["ratios"].items():

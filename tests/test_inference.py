@@ -341,40 +341,6 @@ def test_auto_tile_takes_whole_small_image_and_equalizes_big_ones(stack):
         assert len(axis_starts) * t <= n + len(axis_starts) * (32 + 16)  # recompute ~ overlap only
 
 
-@pytest.mark.parametrize(
-    ("hw", "overlap", "divisor", "max_pixels"),
-    [((2048, 2048), 96, 8, 2.7e6), ((4096, 4096), 96, 8, 1.8e6), ((777, 3000), 32, 16, 2e5),
-     ((5000, 130), 8, 1, 1e4), ((64, 64), 32, 16, 10.0)],
-)  # fmt: skip
-def test_auto_tile_computes_the_fewest_pixels_in_budget(hw, overlap, divisor, max_pixels):
-    """Brute force over every tile grid: "auto" fits the budget and recomputes the least."""
-    from sciconv.inference._tiles import auto_tile, axis_tile, round_up, tile_starts
-
-    def axis(n, t):  # (tile, pixels computed along the axis), or None without a stride
-        if n > t and t - overlap < divisor:
-            return None
-        return t, t * len(tile_starts(n, t, overlap=overlap, divisor=divisor))
-
-    options = [
-        {axis(n, axis_tile(n, k, overlap=overlap, divisor=divisor)) for k in range(1, 400)} - {None}
-        for n in hw
-    ]
-    fitting = [
-        (ty * tx, cy * cx)
-        for ty, cy in options[0]
-        for tx, cx in options[1]
-        if ty * tx <= max_pixels and max(ty, tx) <= inference.AUTO_TILE_MAX
-    ]
-    tile = auto_tile(hw, overlap=overlap, divisor=divisor, max_pixels=max_pixels)
-    assert all(t % divisor == 0 for t in tile)
-    if not fitting:  # nothing fits: the smallest tile that still has a stride
-        smallest = round_up(overlap + divisor, divisor)
-        assert tile == tuple(min(smallest, round_up(n, divisor)) for n in hw)
-        return
-    assert tile[0] * tile[1] <= max_pixels
-    assert axis(hw[0], tile[0])[1] * axis(hw[1], tile[1])[1] == min(c for _, c in fitting)
-
-
 # --------------------------------------------------------------------------------------------------
 # settings
 

@@ -41,8 +41,7 @@ Layout
 One private module per role:
 
 - ``_model``: model introspection, runners, :func:`receptive_field`;
-- ``_tiles``: tile geometry (starts, ``tile="auto"`` and its per-axis ``axis_tile``, padding
-  indices);
+- ``_tiles``: tile geometry (starts, ``tile="auto"``, padding indices);
 - ``_blend``: windows (zero weight within the receptive-field margin of interior tile edges) and
   weighted writes;
 - ``_settings``: :class:`PredictionSettings`, :func:`resolve_settings`;

@@ -82,16 +82,12 @@ _BPP_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def bytes_per_pixel(model) -> float:
-    """An estimate of activation memory per input pixel (float32, one image).
+    """A conservative estimate of activation memory per input pixel (float32, one image).
 
-    For a functional model: two live tensors of the widest layer, plus input and output, each
-    layer's width counted at its own resolution (shapes traced symbolically on a probe image, no
-    computation), so a U-Net's wide bottleneck at 1/8 resolution counts as 1/64 of its channels.
-    Measured against the peak resident memory of one 2048 x 2048 ``predict_on_batch`` (CPU): the
-    pretrained nuclei model 394 B/px (estimate 400), a ``segmenter(depth=3, filters=16)``
-    265 B/px (estimate 268); at 1024 x 1024 the nuclei model peaked at 458 B/px. Otherwise
-    (no functional graph) three tensors of the widest layer, all at full resolution (the
-    conservative fallback). Cached per model.
+    Three live tensors of the widest layer, plus input and output. For a functional model each
+    layer's width counts at its own resolution (shapes traced symbolically on a probe image, no
+    computation), so a U-Net's wide bottleneck at 1/8 resolution counts as 1/64 of its channels;
+    otherwise every layer counts at full resolution. Cached per model.
     """
     cached = _BPP_CACHE.get(model)
     if cached is None:
@@ -112,7 +108,7 @@ def _traced_bytes_per_pixel(model) -> float:
     specs = probe.compute_output_spec(keras.KerasTensor((1, h, w, c)))
     widest = max(int(np.prod(spec.shape[1:])) / (h * w) for spec in keras.tree.flatten(specs))
     k = output_channels(model)
-    return 4.0 * (2 * max(widest, 1.0) + c + k)
+    return 4.0 * (3 * max(widest, 1.0) + c + k)
 
 
 def _widest_bytes_per_pixel(model) -> float:

@@ -118,10 +118,9 @@ def predict_tiled(
         H and W must be at least 2.
     tile : int, (int, int) or "auto", optional
         Tile size (multiple of the model's divisor, at least the divisor). ``"auto"`` (default)
-        takes the tile grid that computes the fewest pixels (overlap recompute included) among
-        tiles whose activations fit ``memory_budget`` (estimated from the widest layer), each
-        side at most :data:`AUTO_TILE_MAX`, and the whole image when it fits; tiles may be
-        strips, and ``batch_size`` is lowered to stay in budget.
+        takes the largest tile whose activations fit ``memory_budget`` (estimated from the widest
+        layer), at most :data:`AUTO_TILE_MAX`, and the whole image when it fits; tiles are then
+        equalized so little is recomputed, and ``batch_size`` is lowered to stay in budget.
         :func:`resolve_settings` shows what it picks.
     overlap : int or "auto", optional
         Pixels shared by neighbouring tiles (stride = tile - overlap, rounded down to the divisor).

@@ -37,69 +37,31 @@ def fit_tile(tile: Sequence[int], hw: Sequence[int], divisor: int) -> tuple[int,
     return tuple(min(int(t), round_up(n, divisor)) for t, n in zip(tile, hw))
 
 
-def axis_tile(n: int, k: int, *, overlap: int, divisor: int) -> int:
-    """The smallest tile (a multiple of ``divisor``) that covers ``n`` pixels with ``k`` tiles.
-
-    Examples
-    --------
-    >>> axis_tile(2048, 2, overlap=96, divisor=8), axis_tile(2048, 1, overlap=96, divisor=8)
-    (1072, 2048)
-    """
-    if k <= 1:
-        return round_up(n, divisor)
-    t = round_up(math.ceil((n - overlap) / k) + overlap, divisor)
-    while n > t and len(tile_starts(n, t, overlap=overlap, divisor=divisor)) > k:
-        t += divisor
-    return t
-
-
 def auto_tile(
     hw: Sequence[int], *, overlap: int, divisor: int, max_pixels: float
 ) -> tuple[int, int]:
-    """The tile of at most ``max_pixels`` (each side at most :data:`AUTO_TILE_MAX`) that computes
-    the fewest pixels over ``hw``.
+    """Largest tile of at most ``max_pixels`` (and :data:`AUTO_TILE_MAX`), equalized over ``hw``.
 
-    Every tile count ``ky`` along H is tried with the smallest tile covering H with ``ky`` tiles
-    (so tiles are equalized and the recomputed fraction stays close to ``overlap / tile``), and
-    the fewest tiles along W that then fit the budget. The grid that computes the fewest pixels
-    wins (ties: fewer tiles), so an axis that fits in one tile gets exactly one, and a tile may
-    be a strip (e.g. two ``2048 x 1072`` (H x W) tiles on a ``2048 x 2048`` image instead of four
-    ``1072 x 1072`` ones: 5 % recomputed instead of 10 %). When nothing fits, the smallest tile
-    with a stride.
-
-    Examples
-    --------
-    >>> auto_tile((2048, 2048), overlap=96, divisor=8, max_pixels=2.5e6)
-    (2048, 1072)
-    >>> auto_tile((300, 500), overlap=32, divisor=16, max_pixels=1e6)
-    (304, 512)
+    When an axis fits in one tile it gets exactly one (no recompute); otherwise the tile count ``k``
+    is the smallest the budget allows and the tile is shrunk to cover the axis with ``k`` tiles, so
+    the recomputed fraction stays close to ``overlap / tile``.
     """
-    h, w = (int(n) for n in hw)
-    tmin = round_up(overlap + divisor, divisor)
-    cap = max(AUTO_TILE_MAX // divisor * divisor, tmin)
-    best = None
-    ky = 1
-    while True:
-        ty = max(axis_tile(h, ky, overlap=overlap, divisor=divisor), tmin if h > tmin else 0)
-        ny = len(tile_starts(h, ty, overlap=overlap, divisor=divisor))
-        tx_max = min(cap, int(max_pixels // ty) // divisor * divisor)
-        if ty <= cap and tx_max >= min(tmin, round_up(w, divisor)):
-            if round_up(w, divisor) <= tx_max:
-                tx = round_up(w, divisor)
-            else:
-                kx = max(2, math.ceil((w - overlap) / max(tx_max - overlap, 1)))
-                while (tx := axis_tile(w, kx, overlap=overlap, divisor=divisor)) > tx_max:
-                    kx += 1
-            nx = len(tile_starts(w, tx, overlap=overlap, divisor=divisor))
-            key = (ny * ty * nx * tx, ny * nx)
-            if best is None or key < best[0]:
-                best = (key, (ty, tx))
-        if ty <= tmin or ny < ky:  # more tiles along H cannot get smaller
-            break
-        ky += 1
-    if best is None:  # not even the smallest tile fits the budget: take it anyway
-        return min(tmin, round_up(h, divisor)), min(tmin, round_up(w, divisor))
-    return best[1]
+    tmax = int(math.sqrt(max_pixels)) // divisor * divisor
+    tmax = min(max(tmax, round_up(overlap + divisor, divisor), divisor), AUTO_TILE_MAX)
+    tmax = max(tmax // divisor * divisor, round_up(overlap + divisor, divisor))
+    out = []
+    for n in hw:
+        if round_up(n, divisor) <= tmax:
+            out.append(round_up(n, divisor))
+            continue
+        k = math.ceil((n - overlap) / (tmax - overlap))
+        while True:
+            t = round_up(math.ceil((n - overlap) / k) + overlap, divisor)
+            if len(tile_starts(n, t, overlap=overlap, divisor=divisor)) <= k or t >= tmax:
+                break
+            k += 1
+        out.append(min(t, max(tmax, t)))
+    return out[0], out[1]
 
 
 def index_map(start: int, t: int, n: int, pad_mode: str) -> tuple[np.ndarray, np.ndarray | None]:
