@@ -70,24 +70,15 @@ def ell_vs_spiral(n_per_class: int, *, size: int, seed: int):
     return images[keep], y, {k: v[keep] for k, v in params.items()}
 
 
-def arms_vs_smooth(n_per_class: int, *, size: int, seed: int, arm_amp=(0.6, 0.95)):
-    """Spiral disks (label 1) and the same disks without arms (label 0); raw ADU and params."""
-    from sciconv import simulate as sim
+def arms_vs_smooth(n_per_class: int, *, size: int, seed: int):
+    """Disks without arms (label 0) and the same kind of disks with arms (label 1); raw ADU and
+    params. Both draw the same radial profiles: only the arms tell them apart."""
+    from sciconv.simulate import galaxy_cutouts
 
-    rng = np.random.default_rng(seed)
-    images, labels, rows = [], [], []
-    for label in (0, 1):
-        for _ in range(n_per_class):
-            p = sim._draw_galaxy_params("spiral", size, rng)
-            p["arm_amp"] = rng.uniform(*arm_amp) if label else 0.0
-            kernel = sim._psf_kernel(p["psf_fwhm"], p["psf_alpha"], sim._OVERSAMPLE)
-            model = sim._galaxy((size, size), p, kernel)
-            images.append(sim._observe(model, p["sky"], sim._GAIN, sim._READ_NOISE, rng))
-            labels.append(label)
-            rows.append(p)
-    keys = ("theta", "x", "y", "psf_fwhm", "sky", "ra", "dec", "sersic_n", "r_eff", "ellip", "flux")
-    params = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in keys}
-    return np.stack(images)[..., None], np.asarray(labels, dtype=np.int64), params
+    images, labels, _, params = galaxy_cutouts(
+        n_per_class, size=size, seed=seed, classes=("disk", "spiral")
+    )
+    return images, labels, params
 
 
 TASKS = {"ell_vs_spiral": ell_vs_spiral, "arms_vs_smooth": arms_vs_smooth}

@@ -42,6 +42,7 @@ from sciconv.errors import ConfigError
 
 __all__ = [
     "GALAXY_CLASSES",
+    "GALAXY_SHAPES",
     "cutout_header",
     "galaxy_cutouts",
     "nuclei",
@@ -51,6 +52,9 @@ __all__ = [
 
 #: Morphology classes of :func:`galaxy_cutouts`, sorted (label i is ``GALAXY_CLASSES[i]``).
 GALAXY_CLASSES = ("elliptical", "point", "spiral")
+#: Every shape :func:`galaxy_cutouts` can draw with ``classes=``: the default classes and
+#: ``"disk"``, a spiral's disk and bulge without arms (the same radial profiles as ``"spiral"``).
+GALAXY_SHAPES = (*GALAXY_CLASSES, "disk")
 
 _GAIN = 2.0  # e-/ADU
 _READ_NOISE = 4.0  # e-
@@ -291,6 +295,7 @@ def galaxy_cutouts(
     *,
     size: int = 64,
     seed: int = 0,
+    classes: tuple[str, ...] | list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, np.ndarray]]:
     """Simulated telescope cutouts of three morphology classes, with their true parameters.
 
@@ -309,15 +314,19 @@ def galaxy_cutouts(
         Cutout side in pixels (>= 16). Default 64.
     seed : int, optional
         Random seed; the same seed gives identical output.
+    classes : sequence of str, optional
+        The classes to draw, in label order, from :data:`GALAXY_SHAPES`; default
+        :data:`GALAXY_CLASSES`. ``("disk", "spiral")`` is a task radial profiles cannot solve:
+        both draw the same disks, and only the spirals have arms.
 
     Returns
     -------
     images : ndarray of float32, shape (N, size, size, 1)
-        Raw counts (ADU, sky not subtracted); N = 3 * n_per_class, grouped by class in the order
-        of ``class_names``.
+        Raw counts (ADU, sky not subtracted); N = len(classes) * n_per_class, grouped by class in
+        the order of ``class_names``.
     labels : ndarray of int64, shape (N,)
     class_names : list of str
-        ``["elliptical", "point", "spiral"]``.
+        ``classes``; by default ``["elliptical", "point", "spiral"]``.
     params : dict of str -> ndarray of shape (N,)
         ``"sersic_n"``, ``"r_eff"`` (pixels, along the major axis), ``"flux"`` (total ADU before
         noise), ``"ellip"``, ``"theta"`` (radians from +x), ``"x"``, ``"y"`` (0-based centre),
@@ -331,14 +340,19 @@ def galaxy_cutouts(
     [0, 0, 0, 1, 1, 1, 2, 2, 2]
     >>> sorted(params)[:4]
     ['dec', 'ellip', 'flux', 'psf_fwhm']
+    >>> galaxy_cutouts(2, size=32, classes=("disk", "spiral"))[2]
+    ['disk', 'spiral']
     """
     n_per_class = _validate_count(n_per_class, "n_per_class")
     size = _validate_count(size, "size", minimum=16)
+    classes = _validate_classes(classes)
     rng = np.random.default_rng(_validate_seed(seed))
     images, labels, rows = [], [], []
-    for label, cls in enumerate(GALAXY_CLASSES):
+    for label, cls in enumerate(classes):
         for _ in range(n_per_class):
-            p = _draw_galaxy_params(cls, size, rng)
+            p = _draw_galaxy_params("spiral" if cls == "disk" else cls, size, rng)
+            if cls == "disk":
+                p["arm_amp"] = 0.0
             if cls == "point":
                 model = _star(
                     (size, size), p["x"], p["y"], p["flux"], p["psf_fwhm"], p["psf_alpha"]
@@ -354,9 +368,24 @@ def galaxy_cutouts(
     return (
         np.stack(images)[..., np.newaxis],
         np.asarray(labels, dtype=np.int64),
-        list(GALAXY_CLASSES),
+        list(classes),
         params,
     )
+
+
+def _validate_classes(classes) -> tuple[str, ...]:
+    if classes is None:
+        return GALAXY_CLASSES
+    if isinstance(classes, str) or not all(isinstance(c, str) for c in classes):
+        raise ConfigError(
+            f"classes must be a sequence of names from {GALAXY_SHAPES}; got {classes!r}"
+        )
+    unknown = [c for c in classes if c not in GALAXY_SHAPES]
+    if unknown or not classes or len(set(classes)) != len(classes):
+        raise ConfigError(
+            f"classes must be distinct names from {GALAXY_SHAPES}; got {tuple(classes)!r}"
+        )
+    return tuple(classes)
 
 
 # --------------------------------------------------------------------------------------------------
