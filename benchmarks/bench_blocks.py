@@ -306,6 +306,33 @@ def case_compare(image_path: str, block: int, rounds: int) -> dict:
     }
 
 
+def _anon_peak_sampler() -> list[int]:
+    """The peak ``RssAnon`` (KiB) of this process, sampled every 0.1 s by a daemon thread.
+
+    ``ru_maxrss`` also counts the pages of a memory-mapped input file the process has read: clean
+    file pages the kernel drops under memory pressure, so they grow with the input without being
+    memory the run needs. ``RssAnon`` is the process's own memory (arrays, the model, buffers).
+    """
+    import threading
+
+    peak = [0]
+
+    def sample():
+        while True:
+            try:
+                with open("/proc/self/status") as status:
+                    for line in status:
+                        if line.startswith("RssAnon:"):
+                            peak[0] = max(peak[0], int(line.split()[1]))
+                            break
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return peak
+
+
 def _spawn(*args: str) -> dict:
     """Run one case in a child; its own peak RSS from ``os.wait4`` (the child's rusage)."""
     cmd = [sys.executable, __file__, *args]
@@ -347,6 +374,7 @@ def main(argv=None) -> int:
 
     if args.case:
         MODEL.update(name=args.model, path=args.model_path)
+        anon = _anon_peak_sampler()
         if args.case == "build":
             truth = Path(args.keep) if args.keep else None
             result = {"path": str(build_mosaic(Path(args.image), args.compare, truth=truth))}
@@ -362,6 +390,7 @@ def main(argv=None) -> int:
             result = case_dask(args.image, args.block, max(args.rounds, 1))
         else:
             result = case_compare(args.image, args.block, args.rounds)
+        result["peak_anon_mib"] = anon[0] / 1024  # RssAnon, sampled every 0.1 s
         print("RESULT " + json.dumps(result))
         return 0
 
@@ -397,7 +426,8 @@ def main(argv=None) -> int:
                 other = kept.get(("whole" if kind == "blocks" else "blocks", side))
                 scored = ["--case", "score", "--image", str(truth), "--keep", str(kept[kind, side])]
                 scored += ["--other", str(other)] if other is not None else []
-                result.update({k: v for k, v in _spawn(*scored).items() if k != "peak_rss_mib"})
+                scores = _spawn(*scored)
+                result.update({k: v for k, v in scores.items() if not k.startswith("peak_")})
             print(
                 json.dumps({"case": kind, "side": side, "model": args.model, **result}), flush=True
             )
