@@ -48,6 +48,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from scipy import ndimage as ndi
 
+from sciconv.postprocess._instances import with_unmarked  # the rule instances() uses
+
 ROOT = Path(__file__).resolve().parents[1]
 IOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(9))
 MODALITIES = ("fluo", "color", "gray_bright")
@@ -121,20 +123,6 @@ def halves(eval_set) -> tuple[set[str], set[str]]:
 
 
 # ------------------------------------------------------------------------------------ labels
-def _unmarked(markers: np.ndarray, foreground: np.ndarray) -> np.ndarray:
-    comp, n = ndi.label(foreground)
-    if n == 0:
-        return markers
-    has = np.zeros(n + 1, dtype=bool)
-    has[comp[markers > 0]] = True
-    has[0] = True
-    missing = ~has[comp]
-    if missing.any():
-        extra, _ = ndi.label(missing)
-        markers = np.where(missing, extra + markers.max(), markers)
-    return markers
-
-
 def _fill_holes(labels: np.ndarray) -> np.ndarray:
     out = labels.copy()
     for k, sl in enumerate(ndi.find_objects(labels), start=1):
@@ -190,7 +178,7 @@ def segment(
         marked = np.zeros(foreground.shape, bool)
         marked[tuple(peaks.T)] = True
         markers, _ = ndi.label(ndi.binary_dilation(marked) & where)
-    markers = _unmarked(markers, foreground)
+    markers = with_unmarked(markers, foreground)
     labels = watershed(-interior, markers, mask=foreground)
     if fill_holes:
         labels = _fill_holes(labels)

@@ -19,6 +19,7 @@ from sciconv._validation import check_int
 from sciconv.augment import d4_inverse, d4_transform
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import InferenceError
+from sciconv.inference._model import check_single_io
 from sciconv.models import get_metadata
 from sciconv.models.invariant import d4_elements
 from sciconv.preprocess import NormSpec
@@ -45,17 +46,6 @@ def _as_batch(images) -> tuple[np.ndarray, bool]:
         f"images must be one image (H, W) or (H, W, C), or a batch (N, H, W, C); got shape "
         f"{x.shape}"
     )
-
-
-def _validate_model(model) -> keras.Model:
-    if not isinstance(model, keras.Model):
-        raise InferenceError(f"model must be a keras.Model; got {type(model).__name__}")
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise InferenceError(
-            f"model {model.name!r} must have one input and one output for predict_d4; it has "
-            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
-        )
-    return model
 
 
 def predict_d4(
@@ -113,7 +103,7 @@ def predict_d4(
     >>> mean.shape, bool(np.allclose(mean.sum(axis=1), 1)), bool(np.allclose(std, 0, atol=1e-6))
     ((3, 2), True, True)
     """
-    model = _validate_model(model)
+    model = check_single_io(model, purpose="predict_d4")
     batch_size = check_int(batch_size, name="batch_size", minimum=1, error=InferenceError)
     x, single = _as_batch(images)
     prep = FilePrep.create(

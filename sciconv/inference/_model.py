@@ -39,6 +39,19 @@ def validate_model(model) -> keras.Model:
     return model
 
 
+def check_single_io(model, *, purpose: str, name: str = "model") -> keras.Model:
+    """Return ``model`` if it is a Keras model with one input and one output; raise
+    :class:`~sciconv.errors.InferenceError` naming ``name`` and the ``purpose`` it is needed for."""
+    if not isinstance(model, keras.Model):
+        raise InferenceError(f"{name} must be a keras.Model; got {type(model).__name__}")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise InferenceError(
+            f"{name} {model.name!r} must have one input and one output for {purpose}; it has "
+            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+    return model
+
+
 def model_channels(model) -> int | None:
     """Input channels C of ``model`` (None when it takes any)."""
     c = model.input_shape[-1]

@@ -30,7 +30,7 @@ import numpy as np
 
 from sciconv._validation import check_int, look_up_option
 from sciconv.errors import InferenceError, SciconvWarning
-from sciconv.inference._model import model_divisor, receptive_field
+from sciconv.inference._model import check_single_io, model_divisor, receptive_field
 from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._tiles import round_up
 from sciconv.models import get_metadata
@@ -65,13 +65,7 @@ _EPS = 1e-7
 
 
 def _validate_per_pixel(model, *, name: str = "model") -> None:
-    if not isinstance(model, keras.Model):
-        raise InferenceError(f"{name} must be a keras.Model; got {type(model).__name__}")
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise InferenceError(
-            f"{name} {model.name!r} must have one input and one output for an uncertainty "
-            f"wrapper; it has {len(model.inputs)} inputs and {len(model.outputs)} outputs"
-        )
+    check_single_io(model, purpose="an uncertainty wrapper", name=name)
     if len(model.inputs[0].shape) != 4 or len(model.outputs[0].shape) != 4:
         raise InferenceError(
             f"{name} {model.name!r} must map (N, H, W, C) to (N, H, W, K); it maps "

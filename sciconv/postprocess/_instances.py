@@ -38,7 +38,7 @@ def _validate_number(value, *, name: str, low: float, high: float | None = None)
     return float(value)
 
 
-def _with_unmarked(markers: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+def with_unmarked(markers: np.ndarray, foreground: np.ndarray) -> np.ndarray:
     """Give every foreground component that holds no marker a marker of its own (its whole area)."""
     comp, n = ndi.label(foreground)
     if n == 0:
@@ -152,7 +152,7 @@ def instances(
     if k == 3:
         interior = p[..., 1]
         markers, _ = ndi.label((interior > seed_threshold) & foreground)
-        markers = _with_unmarked(markers, foreground)
+        markers = with_unmarked(markers, foreground)
         labels = watershed(-interior, markers, mask=foreground)
         return _finish(labels, min_size)
 
@@ -168,6 +168,6 @@ def instances(
     marked = np.zeros(foreground.shape, dtype=bool)
     marked[tuple(peaks.T)] = True
     markers, _ = ndi.label(marked)
-    markers = _with_unmarked(markers, foreground)
+    markers = with_unmarked(markers, foreground)
     labels = watershed(-distance, markers, mask=foreground)
     return _finish(labels, min_size)
