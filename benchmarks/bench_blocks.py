@@ -1,4 +1,4 @@
-"""Block-wise instances on mosaics larger than memory: peak RSS, agreement, throughput.
+r"""Block-wise instances on mosaics larger than memory: peak RSS, agreement, throughput.
 
 A mosaic of real fluorescence nuclei (``data/real/nuclei``, 256 x 256 crops tiled with seeded
 D4 flips) is written to disk as a ``.npy`` memory map and segmented by the pretrained nuclei model
@@ -10,12 +10,14 @@ resident memory (````ru_maxrss`` of the child's rusage, ``os.wait4``) is its own
     ``predict_instances`` path (``block`` forced off) for comparison.
 (b) ``--compare 4096``: object F1 (IoU >= 0.5, ``sciconv.metrics.matching``) between the
     block-wise labels (``--block``, default 1024, so there are seams) and the whole-image labels,
-    the pixels of matched objects whose labels differ (watershed ties at seams), and the
-    throughput ratio block-wise / whole-image, interleaved in one process (median of
-    ``--rounds``).
+    the pixels of matched objects whose labels differ, where the differences lie
+    (:func:`seam_report`), and the throughput ratio block-wise / whole-image, interleaved in one
+    process (median of ``--rounds``).
 (c) ``--gt``: the ``--rss``/``--whole`` cases keep their labels and are scored against the
     mosaic's ground truth (the DSB2018 label crops tiled with the same flips), and against each
-    other where both ran at one side.
+    other where both ran at one side, with :func:`seam_report` (blocks of ``--rss-block``): the
+    differing pixels and unmatched objects by distance to the nearest block seam, beside the share
+    of the image's area at that distance. ``--keep-work`` keeps the mosaic and both label images.
 (d) ``--dask 4096``: the block path on a ``dask.distributed`` ``LocalCluster`` of 1 and of 2
     worker processes (one thread each), interleaved, labels checked identical; the time ratio.
 (e) ``--model tiny``: a small U-Net (depth 2, 8 filters) trained for a few seconds on the crops
@@ -26,7 +28,8 @@ resident memory (````ru_maxrss`` of the child's rusage, ``os.wait4``) is its own
 
     nice -n 10 python benchmarks/bench_blocks.py --compare 4096 --rss 10240 --whole 8192
     nice -n 10 python benchmarks/bench_blocks.py --rss 20480 --compare 0     # once: ~10 min
-    nice -n 10 python benchmarks/bench_blocks.py --compare 0 --rss 4096 --whole 4096 --gt
+    nice -n 10 python benchmarks/bench_blocks.py --compare 0 --rss 4096 --whole 4096 --gt \
+        --rss-block 2048 --workdir /tmp --keep-work
     nice -n 10 python benchmarks/bench_blocks.py --compare 0 --rss 10240,20480 --model tiny
     nice -n 10 python benchmarks/bench_blocks.py --compare 0 --rss "" --dask 4096 --model tiny
 """
@@ -34,6 +37,7 @@ resident memory (````ru_maxrss`` of the child's rusage, ``os.wait4``) is its own
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -225,30 +229,73 @@ def case_dask(image_path: str, block: int, rounds: int) -> dict:
     }
 
 
-def _seam_share(a: np.ndarray, b: np.ndarray, block: int, near: int = 128) -> dict:
-    """Where labels disagree (after matching): how many of those pixels lie near a block seam."""
+SEAM_BINS = (8, 32, 96, 256)  # distance bands (px) to the nearest block seam
+
+
+def _seam_distance(yy: np.ndarray, xx: np.ndarray, shape, block: int) -> np.ndarray:
+    """Distance (px) of pixels to the nearest block seam (``k * block`` inside the image)."""
+
+    def axis(v, n):
+        if n <= block:
+            return np.full(v.shape, np.inf)
+        k = np.clip(np.rint(v / block), 1, -(-n // block) - 1)
+        return np.abs(v - k * block)
+
+    return np.minimum(axis(np.asarray(yy, float), shape[0]), axis(np.asarray(xx, float), shape[1]))
+
+
+def _bands(dist: np.ndarray) -> dict:
+    edges = [-0.5, *SEAM_BINS, np.inf]
+    counts = np.histogram(dist, bins=edges)[0].tolist()
+    names = [f"<={b}" for b in SEAM_BINS] + [f">{SEAM_BINS[-1]}"]
+    return dict(zip(names, counts, strict=True))
+
+
+def seam_report(a: np.ndarray, b: np.ndarray, block: int) -> dict:
+    """Where two label images of one image disagree, by distance to the nearest block seam.
+
+    ``a`` (reference, e.g. the whole-image call) and ``b`` (block-wise) are matched one to one
+    (IoU > 0.5). Reported per distance band (:data:`SEAM_BINS`, pixels from the nearest seam):
+    the share of the image's area in the band (what a cause unrelated to seams would give), the
+    differing pixels (foreground in one only, or in two matched objects that disagree, i.e. the
+    boundary between touching objects drawn differently), and the centroids of the objects left
+    unmatched in ``a`` and in ``b``.
+    """
+    from scipy import ndimage as ndi
+
     a, b = np.asarray(a), np.asarray(b)
-    fg = (a > 0) & (b > 0)
-    pairs, counts = np.unique(np.stack([a[fg], b[fg]]), axis=1, return_counts=True)
-    best = {}
-    for (x, y), c in zip(pairs.T.tolist(), counts.tolist(), strict=True):
-        if c > best.get(x, (0, 0))[1]:
-            best[x] = (y, c)
-    lut = np.zeros(int(a.max()) + 1, np.int64)
-    for x, (y, _) in best.items():
-        lut[x] = y
-    differ = lut[a] != b  # a's label mapped to its partner differs from b's (incl. fg/bg)
-    yy, xx = np.nonzero(differ)
-
-    def to_seam(v, n):  # distance to the nearest seam inside the image (k * block, 0 < k)
-        k = np.clip(np.rint(v / block), 1, max(1, -(-n // block) - 1))
-        return np.abs(v - k * block) if n > block else np.full(v.shape, n)
-
-    seam = np.minimum(to_seam(yy, a.shape[0]), to_seam(xx, a.shape[1])) < near
-    return {
-        "pixels_label_differs": int(differ.sum()),
-        f"of_which_within_{near}px_of_a_seam": int(seam.sum()),
-    }
+    fa, fb = a.ravel(), b.ravel()
+    fg = (fa > 0) & (fb > 0)
+    pairs, counts = np.unique(np.stack([fa[fg], fb[fg]]), axis=1, return_counts=True)
+    area_a = np.bincount(fa, minlength=int(a.max()) + 1)
+    area_b = np.bincount(fb, minlength=int(b.max()) + 1)
+    iou = counts / (area_a[pairs[0]] + area_b[pairs[1]] - counts)
+    ok = iou > 0.5
+    lut = np.full(area_a.size, -1, np.int64)
+    lut[0] = 0
+    lut[pairs[0][ok]] = pairs[1][ok]
+    flip = (a > 0) != (b > 0)
+    swap = (a > 0) & (b > 0) & (lut[a] != b)
+    out = {"block": block}
+    yy, xx = np.mgrid[0 : a.shape[0] : 8, 0 : a.shape[1] : 8]  # the area, sampled
+    everywhere = _bands(_seam_distance(yy, xx, a.shape, block))
+    total = sum(everywhere.values())
+    out["area_share"] = {k: round(v / total, 4) for k, v in everywhere.items()}
+    for name, where in (("fg_bg_flips", flip), ("matched_label_swaps", swap)):
+        ys, xs = np.nonzero(where)
+        out[name] = {"total": int(ys.size), **_bands(_seam_distance(ys, xs, a.shape, block))}
+    for name, labels, matched in (
+        ("unmatched_in_reference", a, pairs[0][ok]),
+        ("unmatched_in_blocks", b, pairs[1][ok]),
+    ):
+        ids = np.setdiff1d(np.arange(1, int(labels.max()) + 1), matched)
+        ids = ids[np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)[ids] > 0]
+        if ids.size:
+            cy, cx = np.array(ndi.center_of_mass(labels > 0, labels, ids)).reshape(-1, 2).T
+        else:
+            cy = cx = np.zeros(0)
+        out[name] = {"total": int(ids.size), **_bands(_seam_distance(cy, cx, a.shape, block))}
+    return out
 
 
 def _tie_pixels(a: np.ndarray, b: np.ndarray, thresh: float = 0.5) -> dict:
@@ -298,7 +345,7 @@ def case_compare(image_path: str, block: int, rounds: int) -> dict:
         "objects_blocks": score["n_pred"],
         "pixels_differing": int(((a > 0) != (b > 0)).sum()),
         **_tie_pixels(a, b),
-        **_seam_share(a, b, block),
+        "seams": seam_report(a, b, block),
         "seconds_whole": tw,
         "seconds_blocks": tb,
         "throughput_ratio": tw / tb,
@@ -365,6 +412,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--workdir", default=None, help="where the mosaics go (default: a temp dir)"
     )
+    parser.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="keep the work folder (mosaics, kept labels) in --workdir and print its path",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
     parser.add_argument("--keep", help=argparse.SUPPRESS)
@@ -381,7 +433,7 @@ def main(argv=None) -> int:
         elif args.case == "train":
             result = {"path": str(train_tiny(Path(args.image)))}
         elif args.case == "score":
-            result = _scores(args.image, args.keep, args.other)
+            result = _scores(args.image, args.keep, args.other, args.rss_block)
         elif args.case == "blocks":
             result = case_blocks(args.image, args.rss_block, args.keep)
         elif args.case == "whole":
@@ -397,8 +449,14 @@ def main(argv=None) -> int:
     # the parent stays small: Linux carries a parent's peak RSS into a child it forks (ru_maxrss
     # survives exec), so training and scoring run in children too
     sides = lambda text: [int(s) for s in text.split(",") if s]  # noqa: E731
-    with tempfile.TemporaryDirectory(dir=args.workdir) as work:
+    if args.keep_work:
+        folder = contextlib.nullcontext(tempfile.mkdtemp(prefix="bench_blocks.", dir=args.workdir))
+    else:
+        folder = tempfile.TemporaryDirectory(dir=args.workdir)
+    with folder as work:
         work = Path(work)
+        if args.keep_work:
+            print(json.dumps({"work": str(work)}), flush=True)
         common = ["--model", args.model]
         if args.model == "tiny":
             trained = _spawn("--case", "train", "--image", str(work / "tiny.keras"))
@@ -426,6 +484,7 @@ def main(argv=None) -> int:
                 other = kept.get(("whole" if kind == "blocks" else "blocks", side))
                 scored = ["--case", "score", "--image", str(truth), "--keep", str(kept[kind, side])]
                 scored += ["--other", str(other)] if other is not None else []
+                scored += ["--rss-block", str(args.rss_block)]
                 scores = _spawn(*scored)
                 result.update({k: v for k, v in scores.items() if not k.startswith("peak_")})
             print(
@@ -442,8 +501,11 @@ def _load_labels(path: Path) -> np.ndarray:
     return np.load(path)
 
 
-def _scores(truth: str, labels_path: str, other: str | None) -> dict:
-    """F1 against the ground truth; against the other path's labels when it ran at this side."""
+def _scores(truth: str, labels_path: str, other: str | None, block: int) -> dict:
+    """F1 against the ground truth; against the other path's labels when it ran at this side.
+
+    Block-wise labels scored against the whole-image ones also get :func:`seam_report`.
+    """
     from sciconv import metrics
 
     labels = _load_labels(Path(labels_path))
@@ -455,6 +517,8 @@ def _scores(truth: str, labels_path: str, other: str | None) -> dict:
         pair = metrics.matching(ref, labels, thresh=0.5)
         out.update(f1_vs_other_path=pair["f1"], **_tie_pixels(ref, labels))
         out["pixels_differing"] = int(((ref > 0) != (labels > 0)).sum())
+        if Path(labels_path).suffix == ".zarr":  # blocks vs the whole-image reference
+            out["seams"] = seam_report(ref, labels, block)
     return out
 
 

@@ -17,7 +17,8 @@ from sciconv import io, preprocess
 from sciconv.errors import InferenceError
 from sciconv.models import get_metadata
 
-#: Normalization statistics are taken from at most this many pixels of a lazy or huge image.
+#: Normalization statistics of an image over 4x this many pixels come from a regular subsample of
+#: 1x-4x this many pixels (whatever holds the image: memory, memory map, file or dask).
 _LIMIT_SAMPLES = 1_000_000
 
 
@@ -112,18 +113,22 @@ class Source:
         return block.astype(np.float32, copy=False)
 
     def limits_sample(self):
-        """What to measure normalization limits on (the same pixels for every source kind)."""
+        """What to measure normalization limits on: the same pixels for every source kind.
+
+        The sample depends on the image's shape only, never on how it is stored, so an array in
+        memory, its memory map, a lazy file and a dask array normalize alike (and a block-wise
+        run reproduces the whole-image one): every pixel below ``4 * _LIMIT_SAMPLES`` pixels,
+        otherwise every ``step``-th row and column (1 to 4 million pixels).
+        """
         h, w = self.shape[:2]
-        if is_dask(self.array):
-            if h * w <= _LIMIT_SAMPLES:
-                return np.asarray(self.array.compute())
-            step = _sample_step(h, w)
-            return np.asarray(self.array[::step, ::step].compute())
-        if not self.lazy:
-            return self.array if not self.promote else self.array[..., None]
-        if h * w <= _LIMIT_SAMPLES:
-            return self.read(slice(None), slice(None))
         step = _sample_step(h, w)
+        if is_dask(self.array):
+            sub = self.array if step == 1 else self.array[::step, ::step]
+            return np.asarray(sub.compute())
+        if step == 1:
+            if not self.lazy:
+                return self.array if not self.promote else self.array[..., None]
+            return self.read(slice(None), slice(None))
         if isinstance(self.array, np.ndarray):
             sub = np.asarray(self.array[::step, ::step])
         else:  # LazyImage: full-width row reads only
@@ -133,7 +138,7 @@ class Source:
 
 
 def _sample_step(h: int, w: int) -> int:
-    return max(1, math.ceil(math.sqrt(h * w / _LIMIT_SAMPLES)))
+    return max(1, math.floor(math.sqrt(h * w / _LIMIT_SAMPLES)))
 
 
 def compute_limits(source: Source, spec: preprocess.NormSpec | None):

@@ -1,0 +1,130 @@
+"""A tiled simulated sky: the block-wise catalog equals the whole-image catalog (issue 16)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from sciconv import postprocess, simulate
+from sciconv.inference import predict_instances, predict_instances_blocks, predict_tiled
+
+TILE, REPS, BLOCK, MARGIN = 128, 2, 48, 32
+POST = dict(threshold=0.5, min_size=5, min_distance=3)
+
+
+def _detector():
+    """Two 3 x 3 box blurs, then foreground where the blurred sky-subtracted pixel > 15 ADU.
+
+    Deterministic, with a receptive field wider than one pixel (so margins and blending matter).
+    """
+    inputs = keras.Input((None, None, 1))
+    box = keras.initializers.Constant(1.0 / 9.0)
+    x = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer=box, use_bias=False)(inputs)
+    x = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer=box, use_bias=False)(x)
+    logits = keras.layers.Conv2D(
+        2,
+        1,
+        kernel_initializer=keras.initializers.Constant([[[[-0.2, 0.2]]]]),
+        bias_initializer=keras.initializers.Constant([3.0, -3.0]),
+    )(x)
+    return keras.Model(inputs, keras.layers.Softmax()(logits), name="sky_box_detector")
+
+
+@pytest.fixture(scope="module")
+def sky():
+    """A 128^2 simulated field tiled 2 x 2 (sky subtracted) with one TAN WCS over the mosaic."""
+    field, wcs, truth = simulate.sky_field((TILE, TILE), seed=4, n_stars=14, n_galaxies=8)
+    image = np.tile(field - np.float32(100.0), (REPS, REPS)).astype(np.float32)
+    wcs = wcs.deepcopy()
+    wcs.wcs.crpix = [(image.shape[1] + 1) / 2, (image.shape[0] + 1) / 2]
+    return image, wcs, truth
+
+
+@pytest.fixture(scope="module")
+def whole(sky):
+    image, wcs, _ = sky
+    model = _detector()
+    labels = predict_instances(model, image, normalize=None, progress=False, **POST)
+    return model, labels, postprocess.measure(labels, intensity=image, wcs=wcs)
+
+
+def _assert_same_catalog(got, expected):
+    assert len(got) == len(expected) > 20
+    # one object each, in the same order: the block path numbers objects block by block, so
+    # match rows by the object's pixels (area and bounding box identify it)
+    keys = ("area", "bbox_xmin", "bbox_ymin", "bbox_xmax", "bbox_ymax")
+    order_got = np.lexsort([np.asarray(got[k]) for k in keys[::-1]])
+    order_exp = np.lexsort([np.asarray(expected[k]) for k in keys[::-1]])
+    got, expected = got[order_got], expected[order_exp]
+    for key in keys:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    cos_dec = np.cos(np.radians(np.asarray(expected["dec"])))
+    dra = (np.asarray(got["ra"]) - np.asarray(expected["ra"])) * cos_dec * 3600.0
+    ddec = (np.asarray(got["dec"]) - np.asarray(expected["dec"])) * 3600.0
+    assert np.abs(dra).max() < 1e-3 and np.abs(ddec).max() < 1e-3  # arcsec
+    np.testing.assert_allclose(got["flux_sum"], expected["flux_sum"], rtol=1e-12)
+    np.testing.assert_allclose(got["x_weighted"], expected["x_weighted"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["y_weighted"], expected["y_weighted"], rtol=0, atol=1e-9)
+
+
+def test_blockwise_sky_catalog_equals_the_whole_image_catalog(sky, whole):
+    image, wcs, truth = sky
+    model, labels, expected = whole
+    # seams run through sources: objects whose bounding box straddles a block boundary
+    straddle = [
+        (lo // BLOCK) != ((hi - 1) // BLOCK)
+        for lo, hi in zip(
+            np.r_[expected["bbox_xmin"], expected["bbox_ymin"]],
+            np.r_[expected["bbox_xmax"], expected["bbox_ymax"]],
+            strict=True,
+        )
+    ]
+    assert sum(straddle) >= 5
+    got_labels, got = predict_instances_blocks(
+        model, image, block=BLOCK, margin=MARGIN, wcs=wcs, normalize=None, progress=False, **POST
+    )
+    assert got_labels.max() == labels.max() == len(got)
+    _assert_same_catalog(got, expected)
+    # and the truth is found: most sources of every tile copy within 2 px
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(np.c_[got["x_weighted"], got["y_weighted"]])
+    for i in range(REPS):
+        for j in range(REPS):
+            dist, _ = tree.query(np.c_[truth["x"] + j * TILE, truth["y"] + i * TILE])
+            assert (dist < 2.0).mean() > 0.6
+
+
+def test_lazy_fits_mosaic_catalog_equals_the_in_memory_catalog(sky, whole, tmp_path):
+    pytest.importorskip("zarr")
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from sciconv.inference import predict_mosaic
+
+    image, wcs, _ = sky
+    model, _, expected = whole
+    path = tmp_path / "mosaic.fits"
+    fits.writeto(path, image, wcs.to_header())
+    before = path.read_bytes()
+    outs = predict_mosaic(
+        model, path, tmp_path / "out", block=BLOCK, margin=MARGIN, normalize=None, progress=False,
+        **POST,
+    )  # fmt: skip
+    got = Table.read(outs["catalog"])
+    _assert_same_catalog(got, expected)
+    assert path.read_bytes() == before  # the input is never modified
+
+
+def test_memory_map_and_in_memory_array_normalize_alike(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.gamma(2.0, 10.0, (1040, 1000)).astype(np.float32)  # > 1e6 pixels
+    np.save(tmp_path / "image.npy", image)
+    memmap = np.load(tmp_path / "image.npy", mmap_mode="r")
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.layers.Identity()(inputs))
+    kw = dict(normalize={"method": "percentile", "low": 1.0, "high": 99.8}, progress=False)
+    np.testing.assert_allclose(
+        predict_tiled(model, memmap, **kw), predict_tiled(model, image, **kw)
+    )
