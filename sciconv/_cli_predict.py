@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from sciconv._cli_common import EXIT_OK, say
@@ -140,10 +140,27 @@ def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
             check_writable(p, overwrite=overwrite)
 
 
-def _progress(items, *, desc: str):
-    from tqdm.auto import tqdm
+@contextmanager
+def _file_progress(total: int, *, enabled: bool):
+    """The shared progress over files (``inference._progress.progress_bar``), closed on exit.
 
-    return tqdm(items, desc=desc, unit="file", disable=len(items) < 2, file=sys.stderr)
+    A terminal or notebook gets a bar, anything else (a log, CI) a few plain lines; None (no
+    output) for a single file or when ``enabled`` is False.
+    """
+    from sciconv.inference._progress import progress_bar
+
+    bar = progress_bar(total, desc="predict", unit="file", enabled=enabled and total > 1)
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _say(args, *parts) -> None:
+    """One result line on stdout, unless ``--quiet``."""
+    if not args.quiet:
+        say(*parts)
 
 
 def _is_mosaic(path, args) -> bool:
@@ -177,14 +194,13 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         overlap=args.overlap,
         tta="d4" if args.tta else None,
         batch_size=args.batch_size,
+        progress=not args.quiet,  # over blocks
     )
-    say(f"{path}: block-wise -> {', '.join(p.name for p in outs.values())}")
+    _say(args, f"{path}: block-wise -> {', '.join(p.name for p in outs.values())}")
     return list(outs.values())
 
 
 def _predict_segmentation(model, paths, args) -> list[Path]:
-    from sciconv import inference, io, models, postprocess
-
     mosaics = [p for p in paths if _is_mosaic(p, args)]
     paths = [p for p in paths if p not in mosaics]
     written: list[Path] = []
@@ -198,58 +214,73 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
         catalog_format=args.catalog_format,
     )
     _check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
-    names = models.get_metadata(model).get("class_names")
     params = {
         "tile": args.tile if args.tile is not None else "auto",
         "overlap": args.overlap,
         "tta": "d4" if args.tta else None,
         "scale": args.scale if args.scale is not None else "auto",
     }
-    for path in _progress(paths, desc="predict"):
-        img = io.read(path)
-        labels, prob, *spread = inference.predict_instances(  # recorded post-processing
-            model,
-            img,
-            batch_size=args.batch_size,
-            return_prob=True,
-            uncertainty=args.uncertainty,
-            **params,
-        )
-        std = spread[0] if spread else None
-        bad = img.mask if img.mask is not None and img.mask.any() else None
-        table = postprocess.measure(labels, intensity=img, wcs=img.wcs, mask=bad)
-        if img.pixel_scale is not None:  # sizes in arcsec or micrometres too
-            postprocess.add_physical_columns(table, img.pixel_scale)
-        if std is not None:  # each object's score and uncertainty
-            table = _with_scores(table, postprocess.object_scores(labels, prob, std))
-        outs = postprocess.write_products(  # the class cube, the labels, the mask, the catalog
-            args.out,
-            prob=prob,
-            labels=labels,
-            catalog=table,
-            mask=bad,
-            uncertainty=std,
-            like=img,
-            stem=io.image_stem(path),
-            format=product_format(path, args.format),
-            catalog_format=args.catalog_format,
-            class_names=names if names and len(names) == prob.shape[-1] else None,
-            model=Path(args.model).name,  # best.keras, pretrained:nuclei
-            params=params,
-            history=["sciconv predict"],
+    # one bar over files when there are several, else the one file's bar over tiles
+    tile_progress = not args.quiet and len(paths) == 1
+    with _file_progress(len(paths), enabled=not args.quiet) as bar:
+        for path in paths:
+            written.extend(_segment_file(model, path, args, planned[path], params, tile_progress))
+            if bar is not None:
+                bar.update(1)
+    return written
+
+
+def _segment_file(model, path, args, planned, params, tile_progress) -> list[Path]:
+    """One whole image: probabilities, labels, catalog (and regions); the files written."""
+    from sciconv import inference, io, models, postprocess
+
+    img = io.read(path)
+    labels, prob, *spread = inference.predict_instances(  # recorded post-processing
+        model,
+        img,
+        batch_size=args.batch_size,
+        return_prob=True,
+        uncertainty=args.uncertainty,
+        progress=tile_progress,
+        **params,
+    )
+    std = spread[0] if spread else None
+    # the mask columns (flag_masked, masked_fraction) whenever the image has a mask, bad pixels
+    # or not, as the block-wise path gives them; the mask product only when a pixel is bad
+    table = postprocess.measure(labels, intensity=img, wcs=img.wcs, mask=img.mask)
+    bad = img.mask if img.mask is not None and img.mask.any() else None
+    if img.pixel_scale is not None:  # sizes in arcsec or micrometres too
+        postprocess.add_physical_columns(table, img.pixel_scale)
+    if std is not None:  # each object's score and uncertainty
+        table = _with_scores(table, postprocess.object_scores(labels, prob, std))
+    names = models.get_metadata(model).get("class_names")
+    outs = postprocess.write_products(  # the class cube, the labels, the mask, the catalog
+        args.out,
+        prob=prob,
+        labels=labels,
+        catalog=table,
+        mask=bad,
+        uncertainty=std,
+        like=img,
+        stem=io.image_stem(path),
+        format=product_format(path, args.format),
+        catalog_format=args.catalog_format,
+        class_names=names if names and len(names) == prob.shape[-1] else None,
+        model=Path(args.model).name,  # best.keras, pretrained:nuclei
+        params=params,
+        history=["sciconv predict"],
+        overwrite=args.overwrite,
+    )
+    if args.regions:  # DS9 / Aladin regions, in sky coordinates when the image has a WCS
+        outs["regions"] = postprocess.write_regions(
+            table if args.regions == "ellipse" else labels,
+            planned["regions"],
+            wcs=img.wcs,
+            shape=args.regions,
             overwrite=args.overwrite,
         )
-        if args.regions:  # DS9 / Aladin regions, in sky coordinates when the image has a WCS
-            outs["regions"] = postprocess.write_regions(
-                table if args.regions == "ellipse" else labels,
-                planned[path]["regions"],
-                wcs=img.wcs,
-                shape=args.regions,
-                overwrite=args.overwrite,
-            )
-        written.extend(outs.values())
-        say(f"{path}: {int(labels.max())} objects -> {outs['labels'].name}")
-    return written
+    _say(args, f"{path}: {int(labels.max())} objects -> {outs['labels'].name}")
+    return list(outs.values())
 
 
 def _with_scores(table, scores):
@@ -267,10 +298,12 @@ def _predict_table(model, paths, args) -> list[Path]:
 
     target = args.out / "predictions.csv"
     _check_outputs([target], overwrite=args.overwrite)
-    table = inference.predict_files(model, [str(p) for p in paths], batch_size=args.batch_size)
+    table = inference.predict_files(
+        model, [str(p) for p in paths], batch_size=args.batch_size, progress=not args.quiet
+    )
     # CSV holds one value per cell: postprocess.flatten_table's rule, probabilities_<class name>
     postprocess.write_catalog(table, target, overwrite=args.overwrite)
-    say(f"{len(table)} predictions -> {target}")
+    _say(args, f"{len(table)} predictions -> {target}")
     return [target]
 
 
@@ -327,6 +360,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     sciconv.errors.SciconvError: none.keras: model file not found
     """
     args.out = Path(args.out)
+    args.quiet = bool(getattr(args, "quiet", False))  # a Namespace built by hand may lack it
     if args.out.exists() and not args.out.is_dir():
         raise OutputExistsError("--out must be a folder; a file of that name exists", path=args.out)
     if args.overlap != "auto" and args.overlap < 0:
@@ -437,6 +471,12 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     )
     _add_product_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors: no progress (a bar on a terminal, a few plain lines in "
+        "a log) and no per-input result lines",
+    )
     p.add_argument("--trust", action="store_true", help="load a model holding code (Lambda layers)")
     p.set_defaults(func=cmd_predict)
     return p

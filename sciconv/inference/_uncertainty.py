@@ -5,7 +5,9 @@ stochastic or transformed predictions followed by their spread, ``concat[mean (K
 (or ``concat[mean (K), entropy (1)]``):
 
 - ``"tta"``: the 8 elements of the dihedral group D4 (flips and transposes of the tile, each
-  undone on the output before averaging); exact zero spread for a D4-equivariant model;
+  undone on the output before averaging; :class:`D4Moments` stacks them and runs the model over
+  the stack in one loop, so it is traced once per tile shape); exact zero spread for a
+  D4-equivariant model;
 - ``"mc_dropout"``: Monte-Carlo dropout: a clone of the model whose ``Dropout`` /
   ``SpatialDropout`` layers stay active at inference (:class:`AlwaysDropout`, with a fixed seed,
   so the same tile always gets the same ``S`` masks) while every other layer (BatchNorm included)
@@ -38,7 +40,7 @@ from sciconv.models.layers import SciconvMetadata
 from sciconv.models.uncertainty_layers import (
     UNCERTAINTY_OUTPUTS,
     AlwaysDropout,
-    D4Transform,
+    D4Moments,
     EnsembleMoments,
     RepeatBatch,
 )
@@ -169,11 +171,12 @@ def uncertainty_model(
         May be None for ``method="ensemble"`` when ``models`` holds them all.
     method : {"tta", "mc_dropout", "ensemble"}, optional
         ``"tta"`` (default): the 8 D4 flips/transposes of each tile, each undone before averaging
-        (the model is called 8 times; tiles are transposed, so a model with a fixed non-square
-        input raises). ``"mc_dropout"``: ``samples`` passes with the model's ``Dropout`` /
-        ``SpatialDropout`` layers active and everything else in inference mode (BatchNorm uses
-        its moving statistics); the passes run as one batch of ``samples * N``. ``"ensemble"``:
-        one pass of each model (``model`` plus ``models``).
+        (:class:`~sciconv.models.uncertainty_layers.D4Moments`: 8 passes at the batch size, the
+        model traced once per square tile shape, twice for other shapes; tiles are transposed,
+        so a model with a fixed non-square input raises). ``"mc_dropout"``: ``samples`` passes
+        with the model's ``Dropout`` / ``SpatialDropout`` layers active and everything else in
+        inference mode (BatchNorm uses its moving statistics); the passes run as one batch of
+        ``samples * N``. ``"ensemble"``: one pass of each model (``model`` plus ``models``).
     models : sequence of keras.Model, optional
         Ensemble members (same input and output shapes). Only for ``method="ensemble"``.
     samples : int, optional
@@ -242,14 +245,8 @@ def uncertainty_model(
     )
     inputs = keras.Input(shape=base.inputs[0].shape[1:], name=f"{base.name}_{method}_input")
     x = SciconvMetadata(meta, name=f"{base.name}_{method}_metadata")(inputs)
-    if method == "tta":
-        preds = [
-            D4Transform(k, inverse=True, name=f"{base.name}_tta_{k}_undo")(
-                base(D4Transform(k, name=f"{base.name}_tta_{k}")(x))
-            )
-            for k in range(8)
-        ]
-        moments = EnsembleMoments(output=output, name=f"{base.name}_tta_moments")(preds)
+    if method == "tta":  # one batch of the 8 transforms (wrappers saved before: 8 model calls)
+        moments = D4Moments(base, output=output, name=f"{base.name}_tta_moments")(x)
     elif method == "ensemble":
         preds = [m(x) for m in members]
         moments = EnsembleMoments(output=output, name=f"{base.name}_ensemble_moments")(preds)

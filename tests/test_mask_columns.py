@@ -1,0 +1,104 @@
+"""The catalog's mask columns do not depend on whether a pixel happens to be bad.
+
+``sciconv predict`` writes ``flag_masked`` and ``masked_fraction`` on its whole-image path and on
+its block-wise path (``--block``, ``inference.predict_mosaic`` on a lazy read) alike: False / 0.0
+when the image's mask holds no bad pixel, the same flags when it does.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tifffile
+from _helpers import run_cli
+from astropy.io import fits
+from astropy.table import Table
+
+from sciconv.models import attach_metadata
+
+
+def _threshold_model():
+    """Softmax over (background, foreground): foreground where the normalized input > 0.5."""
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2,
+        1,
+        kernel_initializer=keras.initializers.Constant([[[[-4.0, 4.0]]]]),
+        bias_initializer=keras.initializers.Constant([2.0, -2.0]),
+    )(inputs)
+    return attach_metadata(
+        keras.Model(inputs, keras.layers.Softmax()(logits)),
+        task="segmentation",
+        postprocess={"method": "connected", "min_size": 3},
+    )
+
+
+def _blobs() -> np.ndarray:
+    """48 x 48: three bright squares on a dark, slightly noisy background."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(0.0, 0.01, (48, 48)).astype(np.float32)
+    for y, x in ((6, 6), (20, 30), (36, 10)):
+        image[y : y + 6, x : x + 6] = 1.0
+    return image
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mask_columns") / "threshold.keras"
+    _threshold_model().save(path)
+    return path
+
+
+def _write(path, image, bad=None):
+    """FITS with a MASK HDU (``bad``, all good when None), or a TIFF (which carries no mask)."""
+    if path.suffix == ".tif":
+        tifffile.imwrite(path, image)
+        return path
+    mask = np.zeros(image.shape, np.uint8) if bad is None else bad.astype(np.uint8)
+    fits.HDUList([fits.PrimaryHDU(image), fits.ImageHDU(mask, name="MASK")]).writeto(path)
+    return path
+
+
+def _catalogs(capsys, model_file, image_path, out):
+    """The catalog of the whole-image path and of the block-wise path, for one input."""
+    common = ["predict", model_file, image_path, "--overlap", "8", "--quiet"]
+    code, _, err = run_cli(capsys, *common, "--out", out / "whole", "--tile", "32")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, *common, "--out", out / "blocks", "--block", "16")
+    assert code == 0, err
+    stem = image_path.name.split(".")[0]
+    return (
+        Table.read(out / "whole" / f"{stem}_catalog.ecsv"),
+        Table.read(out / "blocks" / f"{stem}_catalog.ecsv"),
+    )
+
+
+@pytest.mark.parametrize("name", ["clean.fits", "clean.tif"])
+def test_both_paths_write_mask_columns_when_no_pixel_is_bad(capsys, tmp_path, model_file, name):
+    image_path = _write(tmp_path / name, _blobs())
+    whole, blocks = _catalogs(capsys, model_file, image_path, tmp_path)
+    assert len(whole) == len(blocks) == 3
+    assert whole.colnames == blocks.colnames
+    for table in (whole, blocks):
+        assert table["flag_masked"].dtype == bool and not table["flag_masked"].any()
+        np.testing.assert_array_equal(table["masked_fraction"], 0.0)
+    np.testing.assert_array_equal(whole["area"], blocks["area"])
+
+
+def test_both_paths_flag_the_same_objects_when_a_pixel_is_bad(capsys, tmp_path, model_file):
+    image = _blobs()
+    bad = np.zeros(image.shape, bool)
+    bad[22, 32] = True  # in the second square (rows 20-25, columns 30-35)
+    image_path = _write(tmp_path / "flagged.fits", image, bad)
+    whole, blocks = _catalogs(capsys, model_file, image_path, tmp_path)
+    assert whole.colnames == blocks.colnames
+    order = np.argsort(whole["y"]), np.argsort(blocks["y"])  # the same objects, by position
+    np.testing.assert_allclose(whole["y"][order[0]], blocks["y"][order[1]])
+    np.testing.assert_array_equal(whole["flag_masked"][order[0]], [False, True, False])
+    np.testing.assert_array_equal(blocks["flag_masked"][order[1]], [False, True, False])
+    # the bad pixel reads as NaN, is predicted as background and so lies next to the object
+    np.testing.assert_array_equal(whole["area"][order[0]], [36, 35, 36])
+    np.testing.assert_array_equal(blocks["area"][order[1]], [36, 35, 36])
+    np.testing.assert_array_equal(whole["masked_fraction"], 0.0)
+    np.testing.assert_array_equal(blocks["masked_fraction"], 0.0)
