@@ -102,3 +102,23 @@ def test_both_paths_flag_the_same_objects_when_a_pixel_is_bad(capsys, tmp_path, 
     np.testing.assert_array_equal(blocks["area"][order[1]], [36, 35, 36])
     np.testing.assert_array_equal(whole["masked_fraction"], 0.0)
     np.testing.assert_array_equal(blocks["masked_fraction"], 0.0)
+
+
+def test_both_paths_write_sky_and_physical_columns_alike(capsys, tmp_path, model_file):
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [24.0, 24.0]
+    wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
+    image_path = tmp_path / "sky.fits"
+    fits.PrimaryHDU(_blobs(), header=wcs.to_header()).writeto(image_path)
+    whole, blocks = _catalogs(capsys, model_file, image_path, tmp_path)
+    assert whole.colnames == blocks.colnames
+    assert {"ra", "dec", "area_phys", "equivalent_diameter_phys"} <= set(blocks.colnames)
+    order = np.argsort(whole["y"]), np.argsort(blocks["y"])
+    np.testing.assert_allclose(whole["area_phys"][order[0]], blocks["area_phys"][order[1]])
+    # 36 pixels of 0.2" x 0.2"
+    assert blocks["area_phys"].unit == "arcsec2"
+    np.testing.assert_allclose(blocks["area_phys"], 36 * 0.04, rtol=1e-4)

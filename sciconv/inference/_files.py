@@ -168,7 +168,8 @@ def predict_mosaic(
     (:func:`~sciconv.inference._blocks.predict_instances_blocks`, the model's recorded
     post-processing), the labels written block by block to ``out_dir/STEM_labels.zarr`` and the
     catalog (:func:`sciconv.postprocess.measure` columns, ``ra``/``dec`` when the file has a
-    celestial WCS) to ``out_dir/STEM_catalog.ecsv`` (or ``.vot``/``.fits``), both atomically.
+    celestial WCS, sizes in physical units when the file has a pixel scale) to
+    ``out_dir/STEM_catalog.ecsv`` (or ``.vot``/``.fits``), both atomically.
 
     Parameters
     ----------
@@ -226,16 +227,23 @@ def predict_mosaic(
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
     image = io.read(path, lazy=True)
-    _, table = predict_instances_blocks(
-        model,
-        image,
-        block=DEFAULT_BLOCK if block is None else block,
-        out=outs["labels"],
-        overwrite=overwrite,
-        catalog=True,
-        scheduler=scheduler,
-        progress=progress,
-        **kwargs,
-    )
+    try:
+        _, table = predict_instances_blocks(
+            model,
+            image,
+            block=DEFAULT_BLOCK if block is None else block,
+            out=outs["labels"],
+            overwrite=overwrite,
+            catalog=True,
+            scheduler=scheduler,
+            progress=progress,
+            **kwargs,
+        )
+    finally:  # the lazy reader holds the file open
+        close = getattr(image.data, "close", None)
+        if close is not None:
+            close()
+    if image.pixel_scale is not None:  # sizes in physical units, as the whole-image path
+        postprocess.add_physical_columns(table, image.pixel_scale)
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
     return outs
