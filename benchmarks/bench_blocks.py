@@ -380,9 +380,13 @@ def _anon_peak_sampler() -> list[int]:
     return peak
 
 
-def _spawn(*args: str) -> dict:
-    """Run one case in a child; its own peak RSS from ``os.wait4`` (the child's rusage)."""
-    cmd = [sys.executable, __file__, *args]
+def spawn_case(*args: str, script: str = __file__) -> dict:
+    """Run one case of ``script`` in a child; its own peak RSS from ``os.wait4`` (its rusage).
+
+    The child prints one ``RESULT {json}`` line; ``peak_rss_mib`` is added to it. A child that
+    fails (or prints no result) raises with the end of its stderr.
+    """
+    cmd = [sys.executable, script, *args]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         out = proc.stdout.read()
@@ -390,11 +394,12 @@ def _spawn(*args: str) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         stderr = err.read().decode(errors="replace")
-    for line in out.splitlines():
-        if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT ") :])
-            result["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
-            return result
+    if proc.returncode == 0:
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT ") :])
+                result["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
+                return result
     raise RuntimeError(f"{args} failed:\n{stderr[-3000:]}")
 
 
@@ -459,7 +464,7 @@ def main(argv=None) -> int:
             print(json.dumps({"work": str(work)}), flush=True)
         common = ["--model", args.model]
         if args.model == "tiny":
-            trained = _spawn("--case", "train", "--image", str(work / "tiny.keras"))
+            trained = spawn_case("--case", "train", "--image", str(work / "tiny.keras"))
             common += ["--model-path", trained["path"]]
         jobs = [("compare", args.compare)] if args.compare else []
         jobs += [("dask", args.dask)] if args.dask else []
@@ -473,19 +478,19 @@ def main(argv=None) -> int:
                 for old in [*work.glob("mosaic_*.npy"), *work.glob("truth_*.npy")]:
                     old.unlink()
                 build = ["--case", "build", "--image", str(image), "--compare", str(side)]
-                _spawn(*build, *(["--keep", str(truth)] if args.gt else []))
+                spawn_case(*build, *(["--keep", str(truth)] if args.gt else []))
             extra = ["--block", str(args.block), "--rounds", str(args.rounds)]
             extra += ["--rss-block", str(args.rss_block), *common]
             if args.gt and kind in ("blocks", "whole"):
                 kept[kind, side] = work / f"{kind}_{side}.{'zarr' if kind == 'blocks' else 'npy'}"
                 extra += ["--keep", str(kept[kind, side])]
-            result = _spawn("--case", kind, "--image", str(image), *extra)
+            result = spawn_case("--case", kind, "--image", str(image), *extra)
             if (kind, side) in kept:
                 other = kept.get(("whole" if kind == "blocks" else "blocks", side))
                 scored = ["--case", "score", "--image", str(truth), "--keep", str(kept[kind, side])]
                 scored += ["--other", str(other)] if other is not None else []
                 scored += ["--rss-block", str(args.rss_block)]
-                scores = _spawn(*scored)
+                scores = spawn_case(*scored)
                 result.update({k: v for k, v in scores.items() if not k.startswith("peak_")})
             print(
                 json.dumps({"case": kind, "side": side, "model": args.model, **result}), flush=True

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -282,21 +281,9 @@ def compare_paths(whole, blocks, labels_whole: str, labels_blocks: str, block: i
 
 
 def _spawn(*args: str) -> dict:
-    """Run one case in a child; its own peak RSS from ``os.wait4`` (the child's rusage)."""
-    cmd = [sys.executable, __file__, *args]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) == 0:
-        for line in out.splitlines():
-            if line.startswith("RESULT "):
-                result = json.loads(line[len("RESULT ") :])
-                result["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
-                return result
-    raise RuntimeError(f"{args} failed:\n{stderr[-3000:]}")
+    from bench_blocks import spawn_case
+
+    return spawn_case(*args, script=__file__)
 
 
 def main(argv=None) -> int:
