@@ -249,8 +249,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     # or not, as the block-wise path gives them; the mask product only when a pixel is bad
     table = postprocess.measure(labels, intensity=img, wcs=img.wcs, mask=img.mask)
     bad = img.mask if img.mask is not None and img.mask.any() else None
-    if img.pixel_scale is not None:  # sizes in arcsec or micrometres too
-        postprocess.add_physical_columns(table, img.pixel_scale)
+    postprocess.add_physical_columns(table, img.pixel_scale)  # arcsec/um sizes, when known
     if std is not None:  # each object's score and uncertainty
         table = _with_scores(table, postprocess.object_scores(labels, prob, std))
     names = models.get_metadata(model).get("class_names")

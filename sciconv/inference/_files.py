@@ -243,7 +243,6 @@ def predict_mosaic(
         close = getattr(image.data, "close", None)
         if close is not None:
             close()
-    if image.pixel_scale is not None:  # sizes in physical units, as the whole-image path
-        postprocess.add_physical_columns(table, image.pixel_scale)
+    postprocess.add_physical_columns(table, image.pixel_scale)  # no-op without a pixel scale
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
     return outs
