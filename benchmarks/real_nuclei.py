@@ -133,11 +133,11 @@ def score(results):
 
 
 # ------------------------------------------------------------------------------------- methods
-def run_pretrained(eval_set, **_):
+def run_pretrained(eval_set, *, model_path=None, precision="float32", **_):
     import sciconv as sc
     from sciconv.preprocess import apply_input_transform
 
-    model = sc.models.pretrained("nuclei")
+    model = sc.models.pretrained("nuclei") if model_path is None else sc.models.load(model_path)
     # predict_instances applies the model's stored input transform itself; it is applied here
     # too (idempotent: a second application changes nothing) so the figures do not depend on it.
     transform = sc.models.get_metadata(model).get("input_transform")
@@ -150,6 +150,7 @@ def run_pretrained(eval_set, **_):
             sc.inference.predict_instances(
                 model,
                 apply_input_transform(img, transform) if transform else gray(img),
+                precision=precision,
                 progress=False,
             ),
         )
@@ -292,6 +293,16 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-per-modality", type=int, default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument(
+        "--model", type=Path, default=None, help="pretrained: score this .keras file instead"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "auto"),
+        default="float32",
+        help="pretrained: compute precision of predict_instances (bfloat16 is emulated, and "
+        "slow, on CPUs without native bfloat16, but its figures are the same)",
+    )
     a = p.parse_args(argv)
     methods = [m for m in a.methods.split(",") if m]
     for m in methods:
@@ -311,7 +322,14 @@ def main(argv=None) -> dict:
     for m in methods:
         t0 = time.time()
         out = runners[m](
-            eval_set, steps=a.steps, batch=a.batch, seed=a.seed, data=a.data, val_ids_file=a.val_ids
+            eval_set,
+            steps=a.steps,
+            batch=a.batch,
+            seed=a.seed,
+            data=a.data,
+            val_ids_file=a.val_ids,
+            model_path=a.model,
+            precision=a.precision,
         )
         results, train_s = out if isinstance(out, tuple) else (out, 0.0)
         report[m] = {
@@ -340,6 +358,8 @@ def main(argv=None) -> dict:
         "batch": a.batch,
         "seed": a.seed,
         "modalities": a.modalities,
+        "model": None if a.model is None else str(a.model),
+        "precision": a.precision,
         "python": sys.version.split()[0],
     }
     if a.json:

@@ -193,6 +193,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         tile=args.tile if args.tile is not None else "auto",
         overlap=args.overlap,
         tta="d4" if args.tta else None,
+        precision=args.precision,
         batch_size=args.batch_size,
         progress=not args.quiet,  # over blocks
     )
@@ -218,6 +219,7 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
         "tile": args.tile if args.tile is not None else "auto",
         "overlap": args.overlap,
         "tta": "d4" if args.tta else None,
+        "precision": args.precision,
         "scale": args.scale if args.scale is not None else "auto",
     }
     # one bar over files when there are several, else the one file's bar over tiles
@@ -436,6 +438,13 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "--batch-size", type=_positive_int, default=8, metavar="N", help="tiles per batch"
     )
     p.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="segmenters: compute precision (auto: bfloat16 only on hardware with native "
+        "bfloat16 where it measures faster; default: %(default)s)",
+    )
     p.add_argument(
         "--scale",
         type=_positive_float,

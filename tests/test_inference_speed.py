@@ -113,6 +113,36 @@ def test_bfloat16_agrees_with_float32_on_classes():
     assert model.layers[1].compute_dtype == "float32"  # the user's model is untouched
 
 
+def test_predict_instances_runs_in_the_precision_asked_whole_and_block_by_block(monkeypatch):
+    from sciconv.inference import _model
+
+    keras.utils.set_random_seed(3)
+    model = segmenter((None, None, 1), 3, depth=2, filters=8)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(96, 96)).astype(np.float32)
+    x[20:40, 20:40] += 4.0
+    calls = []
+
+    def spy(m):
+        calls.append(m.name)
+        return _precision.bfloat16_model(m)
+
+    monkeypatch.setattr(_model, "bfloat16_model", spy)
+    kw = dict(progress=False, min_size=1)
+    f32, p32 = inference.predict_instances(model, x, precision="float32", return_prob=True, **kw)
+    assert calls == []
+    bf16, p16 = inference.predict_instances(model, x, precision="bfloat16", return_prob=True, **kw)
+    assert calls and not np.array_equal(p16, p32)  # the bfloat16 rebuild ran
+    assert (p16.argmax(-1) == p32.argmax(-1)).mean() >= 0.99
+    assert bf16.shape == f32.shape == x.shape
+    n = len(calls)
+    blocks = inference.predict_instances(model, x, precision="bfloat16", block=48, **kw)
+    assert len(calls) > n  # block by block too
+    assert blocks.shape == x.shape
+    with pytest.raises(InferenceError, match=r"precision.*bfloat16"):
+        inference.predict_instances(model, x, precision="float16", **kw)
+
+
 def test_auto_precision_follows_the_hardware_and_a_timing(monkeypatch, stack):
     monkeypatch.setattr(_precision, "native_bfloat16", lambda: False)
     monkeypatch.setattr(_precision, "_AUTO_CHOICE", _precision.weakref.WeakKeyDictionary())

@@ -144,6 +144,7 @@ def _segment_block(
             overlap=settings.overlap,
             batch_size=settings.batch_size,
             normalize=None,
+            precision=settings.precision,
             path=path,
         )
         s = dataclasses.replace(settings, tile=fit.tile, batch_size=fit.batch_size)
@@ -304,6 +305,7 @@ def predict_instances_blocks(
     normalize: str | Mapping | NormSpec | None = "model",
     blend: str = "gaussian",
     tta: str | None = None,
+    precision: str = "auto",
     progress: bool = True,
     **overrides,
 ):
@@ -352,7 +354,7 @@ def predict_instances_blocks(
         :func:`sciconv.models.load`); the labels are identical.
     trust : bool, optional
         Let workers load a model file holding Lambda layers (as ``sciconv.models.load(trust=)``).
-    tile, overlap, batch_size, normalize, blend, tta
+    tile, overlap, batch_size, normalize, blend, tta, precision
         As for :func:`predict_tiled`.
     progress : bool, optional
         A progress bar over blocks.
@@ -432,6 +434,7 @@ def predict_instances_blocks(
         normalize=normalize,
         blend=blend,
         tta=tta,
+        precision=precision,
         pad_mode="reflect",
         path=path,
     )
