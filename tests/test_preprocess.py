@@ -535,6 +535,79 @@ def test_input_transform_none_and_errors():
         pp.apply_input_transform(np.ones((2, 4, 4, 1)), {"to_gray": True})
 
 
+def test_input_transform_to_rgb_channels():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    for image in (grey, grey[..., None]):  # replicated to R = G = B
+        out = pp.apply_input_transform(image, {"to_rgb": True})
+        assert out.shape == (3, 4, 3) and out.dtype == np.float32
+        np.testing.assert_array_equal(out, np.repeat(grey[..., None], 3, axis=-1))
+    rgb = np.stack([grey, 2 * grey, 3 * grey], axis=-1)
+    np.testing.assert_array_equal(pp.apply_input_transform(rgb, {"to_rgb": True}), rgb)
+    rgba = np.concatenate([rgb, np.arange(12, dtype=np.uint8).reshape(3, 4, 1)], axis=-1)
+    np.testing.assert_array_equal(pp.apply_input_transform(rgba, {"to_rgb": True}), rgb)
+    for channels in (2, 5):
+        with pytest.raises(
+            InvalidImageError,
+            match=rf"1 \(grey\), 3 \(RGB\) or 4 \(RGBA\) channels.*'to_rgb'.*\(4, 4, {channels}\)",
+        ):
+            pp.apply_input_transform(np.ones((4, 4, channels)), {"to_rgb": True})
+    with pytest.raises(ConfigError, match="both 'to_gray' and 'to_rgb'"):
+        pp.apply_input_transform(rgb, {"to_gray": True, "to_rgb": True})
+    with pytest.raises(ConfigError, match="'to_rgb' must be true or false; got 1"):
+        pp.apply_input_transform(rgb, {"to_rgb": 1})
+
+
+def test_input_transform_to_rgb_flips_all_channels_about_one_max():
+    he = np.empty((40, 40, 3), np.float32)
+    he[:] = (230.0, 200.0, 220.0)  # pink eosin background
+    he[10:20, 10:20] = (90.0, 60.0, 140.0)  # a purple haematoxylin nucleus
+    he[30:35, 5:9] = (250.0, 120.0, 180.0)  # the brightest value sits in R only
+    spec = {"to_rgb": True, "invert": "auto"}
+    out = pp.apply_input_transform(he, spec)
+    np.testing.assert_array_equal(out, 250.0 - he)  # one max over all channels: hue kept apart
+    assert out[15, 15].tolist() == [160.0, 190.0, 110.0] and out[0, 0].tolist() == [
+        20.0,
+        50.0,
+        30.0,
+    ]
+    # decided like the grey model (on the grey mean), so both models flip the same images
+    for bright in (True, False):
+        x, _ = _blobs(bright_background=bright, seed=2)
+        tinted = np.stack([x, 0.8 * x, 0.9 * x + 10], axis=-1)
+        grey_flipped = not np.array_equal(
+            pp.apply_input_transform(tinted, {"to_gray": True, "invert": "auto"}),
+            pp.apply_input_transform(tinted, {"to_gray": True}),
+        )
+        rgb_flipped = not np.array_equal(
+            pp.apply_input_transform(tinted, spec),
+            pp.apply_input_transform(tinted, {"to_rgb": True}),
+        )
+        assert grey_flipped == rgb_flipped == bright
+    # R = G = 255 everywhere, objects in B only: the grey mean has a dark background (no flip),
+    # whereas all channels pooled look bright (the no-conversion spec would flip)
+    odd = np.full((32, 32, 3), 255.0, np.float32)
+    odd[..., 2] = 0.0
+    odd[8:12, 8:12, 2] = 255.0
+    np.testing.assert_array_equal(pp.apply_input_transform(odd, spec), odd)
+    np.testing.assert_array_equal(pp.apply_input_transform(odd, {"invert": "auto"}), 255.0 - odd)
+    # idempotent (benchmarks apply it by hand before predict_instances applies it again)
+    np.testing.assert_array_equal(pp.apply_input_transform(out, spec), out)
+
+
+def test_resolved_input_transform_applies_per_window_as_on_the_whole_image():
+    from sciconv.preprocess._transform import resolve_input_transform
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (30, 50, 4)).astype(np.uint8)
+    rgba[..., :3] = 255 - rgba[..., :3] // 4  # bright background: flipped
+    for spec in ({"to_rgb": True, "invert": "auto"}, {"to_gray": True, "invert": "auto"}):
+        whole = pp.apply_input_transform(rgba, spec)
+        t = resolve_input_transform(rgba, spec)
+        assert t.flip_at is not None and t.out_channels(4) == whole.shape[-1]
+        window = t(rgba[7:19, 20:41])
+        np.testing.assert_array_equal(window, whole[7:19, 20:41])
+
+
 # ---------------------------------------------------------------------- the one normalization spec
 
 

@@ -6,7 +6,9 @@ into haematoxylin, eosin and DAB optical densities by colour deconvolution
 (:func:`skimage.color.rgb2hed`), each channel is scaled by ``1 + U(-sigma, sigma)`` and shifted by
 ``U(-bias, bias)``, and the result is recombined (:func:`skimage.color.hed2rgb`). The copies
 differ in stain strength and hue as slides from different labs do, so a model trained on them
-(after the grey conversion of ``INPUT_TRANSFORM``) sees more of the contrast range of real H&E.
+sees more of the range of real H&E: in hue with the RGB input (``--input rgb``, the default for
+several modalities), in contrast only with the grey one (whose grey image of a jittered copy
+correlates 0.998 with the original's, so there the copies change little).
 
 ``tools/train_pretrained_nuclei.py --stain-copies N`` adds N jittered copies of every colour
 training image (ids ``<id>~hed<k>``); each copy's jitter is seeded by its id, so a packed file and

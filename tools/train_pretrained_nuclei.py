@@ -5,17 +5,19 @@ Reproducible: a fixed seed, a fixed train/validation division of the DSB2018 ima
 written by ``data/real/make_real_data.py``; the same rule for the other modalities), and every
 setting written next to the weights in ``nuclei.json``.
 
-The shipped model (all three DSB modalities, depth 3, 24 filters, 200 warm-up + 45,943 cosine
-steps of batch 16) was trained on one H100 GPU with Keras on JAX in 8.5 minutes
-(``tools/train_pretrained_gpu.sh``, which also trained a depth-4 alternative side by side). Any
-Keras backend runs this script: the patches come from a plain numpy generator fed by a pool of
-sampler processes (no tf.data). Pack the training images once where the DSB folder is (so a GPU
-machine needs neither the folder nor astropy), train, then tune the post-processing here:
+The shipped model (all three DSB modalities, grey input ``--input gray``, depth 3, 24 filters,
+200 warm-up + 45,943 cosine steps of batch 16) was trained on one H100 GPU with Keras on JAX in
+8.5 minutes (``tools/train_pretrained_gpu.sh``, which also trained a depth-4 alternative side by
+side). Any Keras backend runs this script: the patches come from a plain numpy generator fed by a
+pool of sampler processes (no tf.data). Pack the training images once where the DSB folder is
+(so a GPU machine needs neither the folder nor astropy), train, then tune the post-processing
+here (these commands train the RGB-input model, the default for several modalities since issue
+20; ``--input gray`` in the first two repeats the shipped grey one):
 
     python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright \
-        --pack .gpu/dsb_train_all.npz && cp ../shared/data/dsb2018_train/index.csv .gpu/
-    KERAS_BACKEND=jax python tools/train_pretrained_nuclei.py --data .gpu \
-        --packed .gpu/dsb_train_all.npz --modalities fluo,color,gray_bright --seed 0 \
+        --input rgb --pack .gpu/dsb_train_rgb.npz && cp ../shared/data/dsb2018_train/index.csv .gpu/
+    KERAS_BACKEND=jax python tools/train_pretrained_nuclei.py --data .gpu --input rgb \
+        --packed .gpu/dsb_train_rgb.npz --modalities fluo,color,gray_bright --seed 0 \
         --batch 16 --depth 3 --filters 24 --steps 45943 --workers 7 --no-tune \
         --out /tmp/gpu/nuclei.keras
     python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright --tune-only \
@@ -27,18 +29,33 @@ as many steps as the budget holds (how the shipped count was set). The same comm
 steps; ``--steps 4000 --batch 8`` takes about 35 minutes). The earlier fluorescence-only model
 came from ``--modalities fluo --steps 4000 --batch 8 --filters 20 --warmup-steps 0``.
 
+Grey against RGB input at equal budget (CPU, issue 20; all three modalities, depth 3, 16 filters,
+batch 8, seed 0, 100 warm-up + 400 cosine steps, tuned on the 99 validation images; AP@0.5 fluo /
+colour / grey brightfield): ``--input gray`` 0.737 / 0.477 / 0.231, ``--input rgb`` 0.749 / 0.522
+/ 0.269, ``--input rgb --stain-copies 2`` 0.749 / 0.481 / 0.222 (one seed; 14 colour and 3 grey
+images: noise about +-0.02-0.05), hence the RGB default; the full-length GPU run decides.
+
 With more than the ``fluo`` modality every image goes through
-``sciconv.preprocess.apply_input_transform(rgb, INPUT_TRANSFORM)`` (grey = mean of R, G, B; bright
-background inverted, so nuclei are bright as in fluorescence; fluorescence images come out
-unchanged), the model records ``input_transform`` in its metadata, the validation part of the
-``color`` and ``gray_bright`` images is picked by the same sha256 rule as the fluorescence one
-(14 + 3 images, never trained on), patches are drawn per modality with the ``--share`` fractions
-(oversampling the minorities), and ``nuclei.json`` gets the validation AP@0.5 per modality.
+``sciconv.preprocess.apply_input_transform(rgb, transform)`` with the transform of ``--input``
+(``nuclei_data.INPUTS``): ``gray`` = ``{"to_gray": true, "invert": "auto"}`` (grey = mean of R,
+G, B; bright background inverted, so nuclei are bright as in fluorescence; fluorescence images
+come out unchanged; the shipped model) or ``rgb`` = ``{"to_rgb": true, "invert": "auto"}`` (the
+same flip decision, all three channels flipped about one maximum, grey images replicated to
+R = G = B, one normalization over the three channels together so the H&E hue survives; HED stain
+copies, ``--stain-copies N``, then change what the model sees). The model records
+``input_transform``, ``normalization`` and ``input_channels`` in its metadata, the validation
+part of the ``color`` and ``gray_bright`` images is picked by the same sha256 rule as the
+fluorescence one (14 + 3 images, never trained on), patches are drawn per modality with the
+``--share`` fractions (oversampling the minorities), and ``nuclei.json`` gets the validation
+AP@0.5 per modality. ``--pack`` keeps what ``--input`` gives (3 channels for ``rgb``), and
+``--packed`` refuses a file packed with another input. The data part (division, reading,
+packing, patch sampling) is ``tools/nuclei_data.py``.
 
 What it does
 ------------
 1. Loads the ``--modalities`` images of ``../shared/data/dsb2018_train`` minus the validation ids,
-   normalizes each whole image (percentile 1-99.8, the sciconv default), and samples random
+   normalizes each whole image (percentile 1-99.8, the sciconv default; over R, G, B together
+   for ``--input rgb``), and samples random
    128x128 patches with D4 flips/rotations, a random zoom (0.7-1.4) and intensity augmentation
    (gamma, contrast, offset, noise).
 2. Targets (``--target``): ``touching`` (default; 3 classes: background / interior / boundary,
@@ -55,13 +72,13 @@ What it does
    model metadata so ``sciconv.inference.predict_instances(model, image)`` uses them.
 
 ``--tune-only`` reloads a saved model and repeats step 4 (e.g. after the post-processing code
-changed).
+changed), with the input transform and normalization the model recorded (``--input`` is not
+needed there).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import os
@@ -73,19 +90,45 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-import tifffile
-from PIL import Image
-from scipy import ndimage as ndi
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # nuclei_data, nuclei_stain
 
-NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
-#: What the multi-modality model records: grey = mean of R, G, B; brightfield (bright background)
-#: flipped so nuclei are bright, as in fluorescence (fluorescence images pass through unchanged).
-INPUT_TRANSFORM = {"to_gray": True, "invert": "auto"}
-MODALITIES = ("fluo", "color", "gray_bright")
-VAL_FRACTION = 0.15  # the sha256 rule of data/real/README.md
+from nuclei_data import (  # noqa: E402  (re-exported: benchmarks/real_nuclei.py uses them)
+    INPUT_TRANSFORM,
+    INPUTS,
+    MODALITIES,
+    NORMALIZATION,
+    RGB_NORMALIZATION,
+    PatchSampler,
+    channels_of,
+    in_val_division,
+    input_transform_for,
+    load_packed,
+    load_split,
+    make_target,
+    normalization_for,
+    normalize,
+    object_diameters,
+    pack,
+    patch_batches,
+    read_pair,
+    start_workers,
+)
+
+__all__ = [
+    "INPUTS",
+    "INPUT_TRANSFORM",
+    "MODALITIES",
+    "NORMALIZATION",
+    "RGB_NORMALIZATION",
+    "PatchSampler",
+    "in_val_division",
+    "load_split",
+    "make_target",
+    "read_pair",
+]
 
 
 def _backend_version() -> str:
@@ -109,267 +152,6 @@ def _device_name() -> str:
 
 def log(*args) -> None:
     print(time.strftime("%H:%M:%S"), *args, flush=True)
-
-
-# ----------------------------------------------------------------------------- data
-def in_val_division(image_id: str) -> bool:
-    """The sha256 rule: sha256(id), its first 8 hex digits as a fraction of 2**32, below 0.15."""
-    import hashlib
-
-    return int(hashlib.sha256(image_id.encode()).hexdigest()[:8], 16) / 2**32 < VAL_FRACTION
-
-
-def load_split(dsb: Path, val_ids_file: Path, modalities=("fluo",), *, with_modality=False):
-    """Train / validation ids. ``fluo``: validation = ``val_ids_file``; other modalities: the
-    same sha256 rule applied to their ids. ``with_modality`` also returns ``{id: modality}``."""
-    rows = [r for r in csv.DictReader(open(dsb / "index.csv")) if r["modality"] in modalities]
-    val_ids = set(val_ids_file.read_text().split())
-
-    def is_val(r):
-        return r["id"] in val_ids if r["modality"] == "fluo" else in_val_division(r["id"])
-
-    train = sorted(r["id"] for r in rows if not is_val(r))
-    val = sorted(r["id"] for r in rows if is_val(r))
-    if with_modality:
-        return train, val, {r["id"]: r["modality"] for r in rows}
-    return train, val
-
-
-def read_pair(dsb: Path, image_id: str, transform=None):
-    """(image, labels). ``transform=None``: the R channel (the grey fluorescence image);
-    otherwise ``sciconv.preprocess.apply_input_transform(rgb, transform)`` as (H, W) float32."""
-    base, mark, _ = image_id.partition("~hed")  # a stain-jittered copy (tools/nuclei_stain.py)
-    img = np.asarray(Image.open(dsb / "images" / f"{base}.png"))
-    if mark:
-        from nuclei_stain import hed_jitter
-
-        img = hed_jitter(img, image_id)
-    if transform is None:
-        img = img[..., 0] if img.ndim == 3 else img
-    else:
-        from sciconv.preprocess import apply_input_transform
-
-        img = apply_input_transform(img[..., :3] if img.ndim == 3 else img, transform)[..., 0]
-    lab = tifffile.imread(dsb / "labels" / f"{base}.tif").astype(np.int32)
-    return img, lab
-
-
-def pack(dsb: Path, ids, transform, out: Path) -> None:
-    """Write the training images of ``ids`` into one compressed ``.npz`` (about a third of the
-    PNG folder) so the training can run on a machine that has neither the DSB folder nor astropy
-    (e.g. a GPU box with Keras on JAX): ``3 * grey`` after ``transform`` as uint16 (exact: grey is
-    a mean of three uint8 channels), the normalization limits sciconv computes for it (scaled by
-    3), and the uint16 labels. :func:`load_packed` gives back what :func:`read_pair` +
-    :func:`normalize` give, to float32 rounding (checked here)."""
-    from sciconv._atomic import atomic_output
-    from sciconv.preprocess import limits_from_spec
-
-    arrays = {}
-    for i in ids:
-        img, lab = read_pair(dsb, i, transform)
-        lim = limits_from_spec(img[..., None].astype(np.float32), NORMALIZATION)
-        scaled = np.rint(3.0 * img.astype(np.float64))
-        assert np.abs(scaled - 3.0 * img).max() < 1e-3 and scaled.max() < 2**16, i
-        arrays[f"img/{i}"] = scaled.astype(np.uint16)
-        arrays[f"lim/{i}"] = 3.0 * np.array([lim.vmin[0], lim.vmax[0]], np.float64)
-        arrays[f"lab/{i}"] = lab.astype(np.uint16)
-        x = _normalize_packed(arrays[f"img/{i}"], arrays[f"lim/{i}"])
-        assert np.allclose(x, normalize(img), atol=1e-4), i
-    meta = {"ids": list(ids), "transform": transform, "normalization": NORMALIZATION}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    with atomic_output(out, overwrite=True) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-
-def _normalize_packed(scaled: np.ndarray, lim: np.ndarray) -> np.ndarray:
-    return ((scaled.astype(np.float32) - lim[0]) / max(float(lim[1] - lim[0]), 1e-6)).astype(
-        np.float32
-    )
-
-
-def load_packed(path: Path, ids):
-    """(normalized images, labels) of ``ids`` from a :func:`pack` file."""
-    z = np.load(path)
-    meta = json.loads(bytes(z["meta"]).decode())
-    missing = sorted(set(ids) - set(meta["ids"]))
-    if missing:
-        raise SystemExit(f"{path} lacks {len(missing)} training ids, e.g. {missing[:3]}")
-    images = [_normalize_packed(z[f"img/{i}"], z[f"lim/{i}"]) for i in ids]
-    labels = [z[f"lab/{i}"].astype(np.int32) for i in ids]
-    return images, labels, meta
-
-
-def object_diameters(labels) -> dict:
-    """Sizes of the training nuclei (equivalent diameter, px): the median over all nuclei and
-    the 10th / 50th / 90th percentiles of the per-image medians (what ``scale=`` in
-    ``predict_instances`` should bring a user's nuclei to)."""
-    every, per_image = [], []
-    for lab in labels:
-        areas = np.bincount(np.asarray(lab).ravel())[1:]
-        d = np.sqrt(4.0 * areas[areas > 0] / np.pi)
-        if d.size:
-            every.append(d)
-            per_image.append(float(np.median(d)))
-    p10, p50, p90 = np.percentile(per_image, [10, 50, 90])
-    return {
-        "median_nucleus": round(float(np.median(np.concatenate(every))), 1),
-        "image_median_p10": round(float(p10), 1),
-        "image_median_p50": round(float(p50), 1),
-        "image_median_p90": round(float(p90), 1),
-    }
-
-
-def normalize(img: np.ndarray) -> np.ndarray:
-    """The sciconv default normalization (percentile 1-99.8 over the whole image, no clipping)."""
-    from sciconv.preprocess import normalize_spec
-
-    out = normalize_spec(img[..., None].astype(np.float32), NORMALIZATION)[..., 0]
-    return np.asarray(out, dtype=np.float32)
-
-
-def make_target(lab: np.ndarray, target: str, touch: int = 2) -> np.ndarray:
-    """0 background / 1 nucleus, or 0 / 1 interior / 2 boundary (int32).
-
-    ``boundary``: the one-pixel inner boundary of every nucleus (``find_boundaries(mode="inner")``).
-    ``touching``: that, plus every nucleus pixel within ``touch`` pixels (chessboard) of another
-    nucleus, so touching nuclei are separated by a clear band the interior seeds cannot cross.
-    Both are :func:`sciconv.datasets.boundary_target` (numpy only: no TensorFlow is imported).
-    """
-    if target not in ("boundary", "touching"):
-        return (lab > 0).astype(np.int32)
-    from sciconv.datasets.patches import boundary_target
-
-    return boundary_target(lab, touch=touch if target == "touching" else 0).astype(np.int32)
-
-
-class PatchSampler:
-    """Random augmented patches (numpy), seeded."""
-
-    def __init__(
-        self,
-        images,
-        labels,
-        *,
-        patch,
-        target,
-        seed,
-        zoom=(0.7, 1.4),
-        intensity=True,
-        groups=None,
-        group_share=None,
-    ):
-        self.images, self.labels = images, labels
-        self.patch, self.target, self.zoom, self.intensity = patch, target, zoom, intensity
-        self.rng = np.random.default_rng(seed)
-        sizes = np.array([im.size for im in images], dtype=float)
-        self.p = np.sqrt(sizes) / np.sqrt(sizes).sum()  # big images a bit more often
-        if groups is not None and group_share:
-            # each group (modality) drawn with its share of the patches (oversampling minorities)
-            groups = np.asarray(groups)
-            p = self.p.copy()
-            for g, share in group_share.items():
-                sel = groups == g
-                if sel.any():
-                    p[sel] = self.p[sel] / self.p[sel].sum() * share
-            self.p = p / p.sum()
-
-    def one(self, rng=None):
-        rng = self.rng if rng is None else rng
-        p = self.patch
-        i = rng.choice(len(self.images), p=self.p)
-        img, lab = self.images[i], self.labels[i]
-        z = 1.0
-        if self.zoom[0] != self.zoom[1]:
-            z = float(np.exp(rng.uniform(np.log(self.zoom[0]), np.log(self.zoom[1]))))
-        src = round(p / z)
-        src = min(src, img.shape[0], img.shape[1])
-        for _ in range(4):  # prefer patches with some nuclei
-            y0 = rng.integers(0, img.shape[0] - src + 1)
-            x0 = rng.integers(0, img.shape[1] - src + 1)
-            lab_c = lab[y0 : y0 + src, x0 : x0 + src]
-            if lab_c.any():
-                break
-        img_c = img[y0 : y0 + src, x0 : x0 + src]
-        if src != p:
-            f = p / src
-            img_c = ndi.zoom(img_c, f, order=1)[:p, :p]
-            lab_c = ndi.zoom(lab_c, f, order=0)[:p, :p]
-            if img_c.shape != (p, p):
-                img_c = np.pad(
-                    img_c, [(0, p - img_c.shape[0]), (0, p - img_c.shape[1])], mode="reflect"
-                )
-                lab_c = np.pad(lab_c, [(0, p - lab_c.shape[0]), (0, p - lab_c.shape[1])])
-        k = rng.integers(4)
-        img_c, lab_c = np.rot90(img_c, k), np.rot90(lab_c, k)
-        if rng.random() < 0.5:
-            img_c, lab_c = img_c[:, ::-1], lab_c[:, ::-1]
-        x = img_c.astype(np.float32)
-        if not self.intensity:
-            return np.ascontiguousarray(x)[..., None], make_target(
-                np.ascontiguousarray(lab_c), self.target
-            )
-        # intensity: gamma on the [0, 1] part, contrast, offset, noise
-        if rng.random() < 0.5:
-            g = float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
-            x = np.sign(x) * np.abs(x) ** g
-        x = x * rng.uniform(0.6, 1.4) + rng.uniform(-0.15, 0.15)
-        if rng.random() < 0.3:
-            x = x + rng.normal(0, rng.uniform(0.0, 0.08), x.shape).astype(np.float32)
-        return np.ascontiguousarray(x)[..., None], make_target(
-            np.ascontiguousarray(lab_c), self.target
-        )
-
-    def batch(self, size, rng=None):
-        xs, ys = zip(*(self.one(rng) for _ in range(size)))
-        return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.int32)
-
-
-_WORKER_SAMPLER: PatchSampler | None = None
-
-
-def _worker_init(sampler: PatchSampler) -> None:
-    global _WORKER_SAMPLER
-    _WORKER_SAMPLER = sampler
-
-
-def _worker_batch(size: int, seed: int, idx: int):
-    return _WORKER_SAMPLER.batch(size, np.random.default_rng([seed, idx]))
-
-
-def start_workers(sampler: PatchSampler, workers: int):
-    """A fork pool of patch samplers, or None for ``workers <= 1``. Started BEFORE Keras is
-    imported: forking a process once JAX or TensorFlow runs threads can deadlock."""
-    if workers <= 1:
-        return None
-    import multiprocessing
-
-    return multiprocessing.get_context("fork").Pool(
-        workers, initializer=_worker_init, initargs=(sampler,)
-    )
-
-
-def patch_batches(sampler: PatchSampler, *, batch: int, steps: int, seed: int, pool=None):
-    """``steps`` augmented batches; batch ``i`` is drawn with ``default_rng([seed, i])``, so the
-    patches do not depend on the number of worker processes. A plain generator, so it feeds
-    ``model.fit`` on any Keras backend (TensorFlow on a CPU, JAX on a GPU)."""
-    from collections import deque
-
-    if pool is None:
-        for i in range(steps):
-            yield sampler.batch(batch, np.random.default_rng([seed, i]))
-        return
-    window = 4 * pool._processes  # bounded read-ahead
-    pending, nxt = deque(), 0
-    while nxt < min(window, steps):
-        pending.append(pool.apply_async(_worker_batch, (batch, seed, nxt)))
-        nxt += 1
-    while pending:
-        out = pending.popleft().get()
-        if nxt < steps:
-            pending.append(pool.apply_async(_worker_batch, (batch, seed, nxt)))
-            nxt += 1
-        yield out
 
 
 class StepLogger:
@@ -397,11 +179,11 @@ class StepLogger:
 
 
 # ----------------------------------------------------------------------------- model
-def build_model(num_classes: int, depth: int, filters: int):
+def build_model(num_classes: int, depth: int, filters: int, channels: int = 1):
     from sciconv.models import segmenter
 
     return segmenter(
-        (None, None, 1),
+        (None, None, channels),
         num_classes=num_classes,
         depth=depth,
         filters=filters,
@@ -436,12 +218,14 @@ def ap50(true, pred) -> float:
     return float(average_precision(true, pred, thresholds=(0.5,))["ap"][0])
 
 
-def predict_prob(model, img: np.ndarray, divisor: int) -> np.ndarray:
-    x = normalize(img)
-    h, w = x.shape
+def predict_prob(model, img: np.ndarray, divisor: int, spec=NORMALIZATION) -> np.ndarray:
+    """Class probabilities of one whole (H, W) or (H, W, 3) image, normalized with ``spec``."""
+    x = normalize(img, spec)
+    x = x[..., None] if x.ndim == 2 else x
+    h, w = x.shape[:2]
     ph, pw = (-h) % divisor, (-w) % divisor
-    x = np.pad(x, [(0, ph), (0, pw)], mode="reflect")
-    prob = model.predict_on_batch(x[None, ..., None])
+    x = np.pad(x, [(0, ph), (0, pw), (0, 0)], mode="reflect")
+    prob = model.predict_on_batch(x[None])
     return np.asarray(prob)[0, :h, :w].astype(np.float32)
 
 
@@ -496,7 +280,16 @@ def main(argv=None) -> None:
         "--modalities",
         default="fluo",
         help="comma-separated DSB modalities to train/validate on (fluo,color,gray_bright); "
-        "anything beyond fluo uses the input transform " + json.dumps(INPUT_TRANSFORM),
+        "anything beyond fluo uses the --input transform",
+    )
+    p.add_argument(
+        "--input",
+        choices=tuple(INPUTS),
+        default=None,
+        help="what the model takes: gray = " + json.dumps(INPUTS["gray"]) + " (1 channel; "
+        "fluo alone: the R channel as it is), rgb = " + json.dumps(INPUTS["rgb"]) + " (3 "
+        "channels normalized together, grey images replicated). Default: rgb with more than "
+        "the fluo modality, gray for fluo alone. --tune-only takes the one the model recorded",
     )
     p.add_argument(
         "--share",
@@ -545,7 +338,15 @@ def main(argv=None) -> None:
     for m in modalities:
         if m not in MODALITIES:
             p.error(f"unknown modality {m!r}; choose from {MODALITIES}")
-    transform = INPUT_TRANSFORM if modalities != ("fluo",) else None
+    if a.input is None:  # rgb won on colour at equal budget without losing fluo (issue 20)
+        a.input = "gray" if modalities == ("fluo",) else "rgb"
+    transform = input_transform_for(a.input, modalities)
+    if a.tune_only:  # the input the model was trained with, whatever --input says
+        recorded = json.loads(a.out.with_suffix(".json").read_text())
+        transform = recorded.get("input_transform", transform)
+    norm, channels = normalization_for(transform), channels_of(transform)
+    if a.tune_only:
+        norm = recorded.get("normalization", norm)
     train_ids, val_ids, modality_of = load_split(a.data, a.val_ids, modalities, with_modality=True)
     if a.stain_copies:
         from nuclei_stain import copy_ids
@@ -581,11 +382,13 @@ def main(argv=None) -> None:
             images, labels, packed_meta = load_packed(a.packed, train_ids)
             if packed_meta["transform"] != transform:
                 p.error(f"{a.packed} was packed with input transform {packed_meta['transform']}")
+            if packed_meta.get("normalization", NORMALIZATION) != norm:
+                p.error(f"{a.packed} was packed with normalization {packed_meta['normalization']}")
         else:
             images, labels = [], []
             for i in train_ids:
                 img, lab = read_pair(a.data, i, transform)
-                images.append(normalize(img))
+                images.append(normalize(img, norm))
                 labels.append(lab)
         sampler = PatchSampler(
             images,
@@ -626,7 +429,7 @@ def main(argv=None) -> None:
                 bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
                 precision = "mixed_bfloat16" if bf16 else "float32"
         keras.mixed_precision.set_global_policy(precision)
-        train_model = build_model(num_classes, a.depth, a.filters)
+        train_model = build_model(num_classes, a.depth, a.filters, channels)
         if a.init is not None:
             init = keras.models.load_model(a.init, compile=False)
             train_model.set_weights(init.get_weights())
@@ -684,7 +487,7 @@ def main(argv=None) -> None:
         train_seconds = time.time() - t0
         log(f"trained {steps} steps in {train_seconds:.0f} s")
         keras.mixed_precision.set_global_policy("float32")
-        model = build_model(num_classes, a.depth, a.filters)
+        model = build_model(num_classes, a.depth, a.filters, channels)
         model.set_weights(train_model.get_weights())
         depth = a.depth
 
@@ -697,7 +500,7 @@ def main(argv=None) -> None:
     probs, labs = [], []
     for i in vids:
         img, lab = read_pair(a.data, i, transform)
-        probs.append(predict_prob(model, img, divisor))
+        probs.append(predict_prob(model, img, divisor, norm))
         labs.append(lab)
     log(f"predicted {len(vids)} validation images in {time.time() - t0:.0f} s")
     per_modality = {}
@@ -718,10 +521,10 @@ def main(argv=None) -> None:
     set_metadata(
         model,
         task="segmentation",
-        normalization=NORMALIZATION,
+        normalization=norm,
         postprocess=postprocess,
         divisor=divisor,
-        input_channels=1,
+        input_channels=channels,
         input_transform=transform,
         description=f"sciconv pretrained nuclei segmenter (DSB2018 {'+'.join(modalities)}, "
         f"{'bg/interior/boundary' if num_classes == 3 else 'bg/nucleus'})",
@@ -743,7 +546,8 @@ def main(argv=None) -> None:
         "loss": "categorical cross-entropy + soft Dice (foreground classes)",
         "augmentation": "D4, zoom 0.7-1.4, gamma 0.6-1.6, contrast 0.6-1.4, offset +-0.15, noise",
         "stain_copies": a.stain_copies,
-        "normalization": NORMALIZATION,
+        "normalization": norm,
+        "input": "rgb" if channels == 3 else "gray",
         "postprocess": postprocess,
         "postprocess_function": "sciconv.postprocess.instances",
         "val_ap50": best_ap,

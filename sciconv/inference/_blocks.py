@@ -38,6 +38,7 @@ from sciconv.inference._source import Source, compute_limits, is_dask, validate_
 from sciconv.inference._stitch import BlockPlan, group_pieces, lost_pieces, select_owned
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
+from sciconv.preprocess._transform import InputTransform, resolve_input_transform
 
 #: Default core side of a block (pixels).
 DEFAULT_BLOCK = 4096
@@ -84,32 +85,19 @@ class _Windows:
         return block[..., None] if block.ndim == 2 else block
 
 
-@dataclasses.dataclass(frozen=True)
-class _Transform:
-    """A model's recorded input transform, resolved once for the whole image (pointwise after)."""
+def _resolve_transform(model, sample: np.ndarray, path) -> InputTransform | None:
+    """The model's recorded input transform, resolved once on the image's limits sample.
 
-    to_gray: bool
-    flip_at: float | None  # invert as ``flip_at - x`` (any constant: limits are affine-invariant)
-
-    def __call__(self, data: np.ndarray) -> np.ndarray:
-        if self.to_gray and data.shape[-1] in (3, 4):
-            data = data[..., :3].mean(axis=-1, keepdims=True, dtype=np.float32)
-        if self.flip_at is not None:
-            data = np.float32(self.flip_at) - data
-        return data
-
-
-def _resolve_transform(model, sample: np.ndarray, path) -> _Transform | None:
-    from sciconv import preprocess
-
+    The result (:class:`sciconv.preprocess._transform.InputTransform`) is pointwise, so every
+    window gets the channel step and the flip the whole-image path
+    (:func:`sciconv.preprocess.apply_input_transform`) gives the whole image. The flip value comes
+    from the sample (its maximum), which may differ from the whole image's on a subsampled huge
+    image: any constant does, since the normalization limits are affine-invariant.
+    """
     spec = get_metadata(model).get("input_transform")
     if not spec:
         return None
-    gray = preprocess.apply_input_transform(sample, {**spec, "invert": False})
-    full = preprocess.apply_input_transform(sample, spec)
-    top = float(np.nanmax(gray)) if np.isfinite(gray).any() else 0.0
-    flipped = not np.allclose(full, gray, equal_nan=True)
-    return _Transform(bool(spec.get("to_gray", False)), top if flipped else None)
+    return resolve_input_transform(sample, spec)
 
 
 def _segment_block(
@@ -423,8 +411,8 @@ def predict_instances_blocks(
     if normalize is not None:
         transform = _resolve_transform(model, sample_source.limits_sample(), path)
     channels = arr.shape[2] if len(arr.shape) == 3 else 1
-    if transform is not None and transform.to_gray and channels in (3, 4):
-        channels = 1
+    if transform is not None:
+        channels = transform.out_channels(channels)
     settings = resolve_settings(
         model,
         (h, w, channels),

@@ -1,7 +1,8 @@
-"""Input transforms: bring an image to the form a model was trained on (grey, bright objects)."""
+"""Input transforms: bring an image to the form a model was trained on (grey/RGB, bright objects)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
@@ -10,10 +11,17 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.preprocess._limits import finite_values, validate_image
 
-_TRANSFORM_KEYS = ("to_gray", "invert")
+_TRANSFORM_KEYS = ("to_gray", "to_rgb", "invert")
 _INVERT_CHOICES = (True, False, "auto")
 #: Percentiles whose midpoint the median is compared with by ``invert="auto"``.
 _AUTO_INVERT_PERCENTILES = (0.1, 99.9)
+
+
+def _check_flag(spec: Mapping, key: str) -> bool:
+    value = spec.get(key, False)
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"input transform spec key {key!r} must be true or false; got {value!r}")
+    return bool(value)
 
 
 def _validate_transform(spec) -> dict:
@@ -24,17 +32,70 @@ def _validate_transform(spec) -> dict:
         )
     for key in spec:
         look_up_option(key, _TRANSFORM_KEYS, name="input transform spec key")
-    to_gray = spec.get("to_gray", False)
-    if not isinstance(to_gray, (bool, np.bool_)):
+    to_gray, to_rgb = _check_flag(spec, "to_gray"), _check_flag(spec, "to_rgb")
+    if to_gray and to_rgb:
         raise ConfigError(
-            f"input transform spec key 'to_gray' must be true or false; got {to_gray!r}"
+            "input transform spec asks for both 'to_gray' and 'to_rgb'; a model takes either "
+            f"grey (1 channel) or RGB (3 channels), so set one of them; got {dict(spec)}"
         )
     invert = spec.get("invert", False)
     if isinstance(invert, np.bool_):
         invert = bool(invert)
     if not any(invert is c or (isinstance(invert, str) and invert == c) for c in _INVERT_CHOICES):
         look_up_option(invert, _INVERT_CHOICES, name="input transform spec key 'invert'")
-    return {"to_gray": bool(to_gray), "invert": invert}
+    return {"to_gray": to_gray, "to_rgb": to_rgb, "invert": invert}
+
+
+def _bad_channels(shape: tuple, key: str, allowed: str) -> InvalidImageError:
+    return InvalidImageError(
+        f"image must have {allowed} channels for the input transform {key!r}; got shape "
+        f"{shape} (last axis = channels): pass the nuclear channel alone (image[..., k]), an "
+        "RGB image, or one plane of a stack (stack[i])"
+    )
+
+
+def to_channels(x: np.ndarray, *, to_gray: bool = False, to_rgb: bool = False) -> np.ndarray:
+    """The channel step of an input transform on an ``(H, W, C)`` float array (no flip).
+
+    ``to_gray``: RGB(A) -> the mean of R, G, B as ``(H, W, 1)``; ``to_rgb``: ``(H, W, 1)``
+    replicated to ``(H, W, 3)``, RGBA without its alpha, RGB unchanged. Shared by
+    :func:`apply_input_transform` and the block-wise inference, so both convert alike.
+
+    Raises
+    ------
+    InvalidImageError
+        A channel count the asked conversion does not take (2, or more than 4).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_channels(np.ones((2, 2, 1), np.float32), to_rgb=True).shape
+    (2, 2, 3)
+    """
+    c = x.shape[-1]
+    if to_gray and c != 1:
+        if c not in (3, 4):
+            raise _bad_channels(x.shape, "to_gray", "1, 3 (RGB) or 4 (RGBA)")
+        return x[..., :3].mean(axis=-1, keepdims=True, dtype=np.float32)
+    if to_rgb:
+        if c not in (1, 3, 4):
+            raise _bad_channels(x.shape, "to_rgb", "1 (grey), 3 (RGB) or 4 (RGBA)")
+        return np.repeat(x, 3, axis=-1) if c == 1 else x[..., :3]
+    return x
+
+
+def gray_of(x: np.ndarray) -> np.ndarray:
+    """The grey image ``invert="auto"`` decides on: mean of R, G, B for 3 or 4 channels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gray_of(np.dstack([np.zeros((1, 1)), np.ones((1, 1)) * 3, np.ones((1, 1)) * 6])).tolist()
+    [[[3.0]]]
+    """
+    if x.shape[-1] in (3, 4):
+        return x[..., :3].mean(axis=-1, keepdims=True, dtype=np.float32)
+    return x
 
 
 def _bright_background(x: np.ndarray) -> bool:
@@ -48,8 +109,96 @@ def _bright_background(x: np.ndarray) -> bool:
     return bool(mid > 0.5 * (lo + hi))
 
 
+@dataclasses.dataclass(frozen=True)
+class InputTransform:
+    """An input transform resolved on one image: pointwise afterwards, so it can run per window.
+
+    :func:`resolve_input_transform` decides the flip on the whole image once; calling the result
+    on the whole image is :func:`apply_input_transform`, and calling it on every window of the
+    image (the block-wise inference) gives the same pixels window by window.
+
+    Attributes
+    ----------
+    to_gray, to_rgb : bool
+        The channel step (:func:`to_channels`).
+    flip_at : float or None
+        Flip as ``flip_at - x`` (all channels about one value), or no flip.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = InputTransform(to_gray=False, to_rgb=True, flip_at=10.0)
+    >>> t(np.full((1, 1), 4.0)).tolist(), t.out_channels(1)
+    ([[[6.0, 6.0, 6.0]]], 3)
+    """
+
+    to_gray: bool
+    to_rgb: bool
+    flip_at: float | None
+
+    def out_channels(self, channels: int) -> int:
+        """The channel count this transform gives an image of ``channels`` channels."""
+        if self.to_gray and channels in (3, 4):
+            return 1
+        if self.to_rgb and channels in (1, 3, 4):
+            return 3
+        return channels
+
+    def __call__(self, data) -> np.ndarray:
+        x = np.asarray(data, dtype=np.float32)
+        x = x[..., None] if x.ndim == 2 else x
+        x = to_channels(x, to_gray=self.to_gray, to_rgb=self.to_rgb)
+        if self.flip_at is not None:
+            x = np.float32(self.flip_at) - x
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _as_image(image) -> np.ndarray:
+    arr = validate_image(image, name="image")
+    if arr.ndim == 4:
+        raise InvalidImageError(
+            f"image must be one image (H, W) or (H, W, C), not a batch; got shape {arr.shape}"
+        )
+    return (arr[..., None] if arr.ndim == 2 else arr).astype(np.float32)
+
+
+def resolve_input_transform(image, spec: Mapping) -> InputTransform:
+    """Resolve ``spec`` on ``image`` (or a sample of its pixels): decide the flip once.
+
+    ``invert="auto"`` is decided on the grey image (the mean of R, G, B for ``to_gray`` and
+    ``to_rgb``; all channels together otherwise), ``invert=True`` flips about the largest finite
+    value over all channels the model gets (one value, so the hue of an RGB image is kept).
+
+    Raises
+    ------
+    ConfigError, InvalidImageError
+        As :func:`apply_input_transform`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bright = np.full((4, 4, 3), 200.0); bright[1, 1] = (20.0, 40.0, 60.0)
+    >>> resolve_input_transform(bright, {"to_rgb": True, "invert": "auto"}).flip_at
+    200.0
+    """
+    return _resolve(_as_image(image), _validate_transform(spec))
+
+
+def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
+    decide_on = gray_of(x) if spec["to_rgb"] else None
+    x = to_channels(x, to_gray=spec["to_gray"], to_rgb=spec["to_rgb"])
+    invert = spec["invert"]
+    if invert == "auto":
+        invert = _bright_background(x if decide_on is None else decide_on)
+    top = None
+    if invert is True:
+        finite = finite_values(x)
+        top = float(finite.max()) if finite.size else 0.0
+    return InputTransform(to_gray=spec["to_gray"], to_rgb=spec["to_rgb"], flip_at=top)
+
+
 def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
-    """Bring an image to the form a model was trained on: grey, objects brighter than background.
+    """Bring an image to the form a model was trained on: grey or RGB, objects bright.
 
     Applied before the normalization (:func:`normalize_spec`); models record the spec in their
     metadata (``"input_transform"``), so e.g. a fluorescence-trained nuclei model also takes
@@ -60,32 +209,45 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
     image : array-like or sciconv.io.GridImage
         ``(H, W)``, ``(H, W, 1)``, or ``(H, W, 3|4)`` (RGB / RGBA) pixels. NaN = bad pixel.
     spec : dict or None
-        ``None`` returns ``image`` unchanged. Keys (both optional):
+        ``None`` returns ``image`` unchanged. Keys (all optional; ``to_gray`` and ``to_rgb``
+        exclude each other):
 
         ``"to_gray"`` : bool
             ``True``: an RGB(A) image becomes the mean of its R, G, B channels (alpha is
             ignored); ``(H, W)`` and ``(H, W, 1)`` images pass through.
+        ``"to_rgb"`` : bool
+            ``True``: the model takes 3 channels: an ``(H, W)`` or ``(H, W, 1)`` image is
+            replicated to R = G = B, an RGBA image loses its alpha, an RGB image passes. The
+            hue (e.g. purple haematoxylin nuclei on pink eosin) is kept.
         ``"invert"`` : True, False or "auto"
             ``True``: flip the brightness (``max - x``, NaN-safe; NaN stays NaN), so dark objects
-            on a bright background become bright objects on a dark one. ``"auto"``: flip only when
+            on a bright background become bright objects on a dark one; with several channels all
+            of them flip about the one largest value (the hue of a flipped RGB image is the
+            complement of the original's, the same for every image). ``"auto"``: flip only when
             the background is the bright side, i.e. the image median lies above the midpoint of
             its 0.1st and 99.9th percentiles (right for 530 of the 531 DSB2018 training images:
             all fluorescence images kept, all grey-brightfield and 90 of 91 H&E / brightfield
-            colour images flipped). Decided on the grey image, over all channels together.
-            Default ``False``.
+            colour images flipped). Decided on the grey image (mean of R, G, B) with
+            ``to_gray`` or ``to_rgb``, so both decide alike; otherwise over all channels
+            together. Default ``False``.
 
     Returns
     -------
     ndarray, float32
-        ``(H, W, 1)`` (``(H, W, C)`` for a multi-channel image without ``to_gray``).
+        ``(H, W, 1)`` with ``to_gray``, ``(H, W, 3)`` with ``to_rgb``, otherwise ``(H, W, C)``.
 
     Raises
     ------
     ConfigError
-        ``spec`` is not a dict or None, has an unknown key (the message names it), or a bad value.
+        ``spec`` is not a dict or None, has an unknown key (the message names it), a bad value,
+        or both ``to_gray`` and ``to_rgb``.
     InvalidImageError
-        ``image`` is not an image, or ``to_gray`` is asked of an image with 2 or more than 4
-        channels.
+        ``image`` is not an image, or ``to_gray`` / ``to_rgb`` is asked of an image with 2 or
+        more than 4 channels.
+
+    See Also
+    --------
+    resolve_input_transform : decide the flip once, then apply it window by window.
 
     Examples
     --------
@@ -94,38 +256,25 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
     >>> rgba[..., 0], rgba[..., 1], rgba[..., 3] = 30, 60, 255
     >>> apply_input_transform(rgba, {"to_gray": True})[..., 0].tolist()
     [[30.0, 30.0], [30.0, 30.0]]
+    >>> apply_input_transform(rgba, {"to_rgb": True})[0, 0].tolist()   # alpha dropped
+    [30.0, 60.0, 0.0]
     >>> bright = np.full((4, 4), 200.0)
     >>> bright[1, 1] = 20.0                     # a dark object on a bright background
     >>> out = apply_input_transform(bright, {"invert": "auto"})
     >>> out.shape, float(out[1, 1, 0]), float(out[0, 0, 0])
     ((4, 4, 1), 180.0, 0.0)
+    >>> he = np.full((4, 4, 3), (230.0, 200.0, 220.0))   # pink background
+    >>> he[1, 1] = (90.0, 60.0, 140.0)                   # a purple nucleus
+    >>> out = apply_input_transform(he, {"to_rgb": True, "invert": "auto"})
+    >>> out.shape, out[1, 1].tolist(), out[0, 0].tolist()   # flipped about 230: hue kept apart
+    ((4, 4, 3), [140.0, 170.0, 90.0], [0.0, 30.0, 10.0])
+    >>> apply_input_transform(bright, {"to_rgb": True}).shape
+    (4, 4, 3)
     >>> apply_input_transform(bright, None) is bright
     True
     """
     if spec is None:
         return image
     spec = _validate_transform(spec)
-    arr = validate_image(image, name="image")
-    if arr.ndim == 4:
-        raise InvalidImageError(
-            f"image must be one image (H, W) or (H, W, C), not a batch; got shape {arr.shape}"
-        )
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    x = arr.astype(np.float32)
-    if spec["to_gray"] and x.shape[-1] != 1:
-        if x.shape[-1] not in (3, 4):
-            raise InvalidImageError(
-                "image must have 1, 3 (RGB) or 4 (RGBA) channels for the input transform "
-                f"'to_gray'; got shape {arr.shape} (last axis = channels): pass the nuclear "
-                "channel alone (image[..., k]), or one plane of a stack (stack[i])"
-            )
-        x = x[..., :3].mean(axis=-1, keepdims=True, dtype=np.float32)
-    invert = spec["invert"]
-    if invert == "auto":
-        invert = _bright_background(x)
-    if invert is True:
-        finite = finite_values(x)
-        top = float(finite.max()) if finite.size else 0.0
-        x = np.float32(top) - x
-    return np.ascontiguousarray(x, dtype=np.float32)
+    x = _as_image(image)
+    return _resolve(x, spec)(x)

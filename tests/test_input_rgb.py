@@ -1,0 +1,156 @@
+"""RGB input models: what inference feeds a model equals what the nuclei training fed it, and the
+block-wise path transforms every window as the whole-image path transforms the image."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from sciconv.inference import predict_instances, predict_instances_blocks, predict_tiled
+from sciconv.models import attach_metadata, get_metadata, set_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import nuclei_data  # noqa: E402
+
+RGB = nuclei_data.INPUTS["rgb"]
+GRAY = nuclei_data.INPUTS["gray"]
+
+
+def _he_image(seed=0, shape=(72, 88)):
+    """An H&E-like uint8 RGB image: pink background, purple nuclei, a little noise."""
+    rng = np.random.default_rng(seed)
+    img = np.empty((*shape, 3), np.float32)
+    img[:] = (228.0, 196.0, 218.0)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for k, (cy, cx) in enumerate(
+        zip(rng.integers(6, shape[0] - 6, 14), rng.integers(6, shape[1] - 6, 14))
+    ):
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= rng.integers(9, 26)
+        img[disc] = (96.0, 64.0, 150.0)
+        labels[disc & (labels == 0)] = k + 1
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), labels
+
+
+def _identity_model(channels):
+    """Outputs its (normalized) input: what the model sees, pixel for pixel."""
+    inputs = keras.Input((None, None, channels))
+    model = keras.Model(inputs, keras.layers.Conv2D(channels, 1, use_bias=False)(inputs))
+    model.layers[1].set_weights([np.eye(channels, dtype=np.float32)[None, None]])
+    return attach_metadata(model)
+
+
+@pytest.mark.parametrize("name", ["rgb", "gray"])
+def test_inference_feeds_the_model_what_the_training_fed_it(name):
+    transform = nuclei_data.INPUTS[name]
+    spec = nuclei_data.normalization_for(transform)
+    channels = nuclei_data.channels_of(transform)
+    model = _identity_model(channels)
+    set_metadata(model, normalization=spec, input_transform=transform)
+    png, _ = _he_image()
+    rgba = np.concatenate([png, np.full((*png.shape[:2], 1), 255, np.uint8)], axis=-1)
+    trained = nuclei_data.normalize(nuclei_data.transform_image(rgba, transform), spec)
+    seen = predict_tiled(model, rgba, progress=False, blend="none")
+    assert seen.shape == (*png.shape[:2], channels)
+    np.testing.assert_allclose(seen, trained.reshape(seen.shape), atol=1e-6)
+    if name == "rgb":
+        # one normalization over the three channels: the flipped pink background keeps its hue
+        # (G > B > R after the flip), which per-channel limits would map to about 0 each
+        assert spec == {**nuclei_data.NORMALIZATION, "per_channel": False}
+        bg = seen[png[..., 1] > 180].mean(axis=0)
+        assert bg[1] > bg[2] + 0.05 > bg[0] + 0.1
+        nucleus = seen[png[..., 1] < 100].mean(axis=0)
+        assert nucleus[1] > nucleus[0] > nucleus[2]
+
+
+def _rgb_model():
+    """A 3-channel 'nuclei model': foreground where the flipped R and G minus B are large
+    (purple nuclei on pink, bright grey), a little context through a 3x3 kernel."""
+    inputs = keras.Input((None, None, 3))
+    w = np.zeros((3, 3, 3, 2), np.float32)
+    w[1, 1, :, 1] = (2.0, 6.0, -6.0)
+    w[..., 1] += 0.05
+    logits = keras.layers.Conv2D(2, 3, padding="same", kernel_initializer="zeros")(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax()(logits), name="rgb_nuclei")
+    model.layers[1].set_weights([w, np.array([0.0, -1.5], np.float32)])
+    model = attach_metadata(model)
+    set_metadata(
+        model,
+        normalization=nuclei_data.RGB_NORMALIZATION,
+        input_transform=RGB,
+        postprocess={"method": "connected", "threshold": 0.5, "min_size": 4},
+    )
+    return model
+
+
+def _same_objects(a, b):
+    """Equal labels up to renumbering."""
+    assert a.max() == b.max() and np.array_equal(a > 0, b > 0)
+    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
+    assert pairs.shape[1] == a.max() + 1  # one partner per object, background with background
+
+
+def test_blockwise_rgb_model_equals_whole_image_on_rgb_and_grey_images():
+    model = _rgb_model()
+    assert get_metadata(model)["input_transform"] == RGB
+    png, _ = _he_image(seed=1, shape=(96, 104))
+    kw = dict(progress=False, blend="none")
+    whole = predict_instances(model, png, **kw)
+    labels, _ = predict_instances_blocks(model, png, block=32, margin=16, **kw)
+    assert whole.max() >= 8  # the nuclei are found
+    _same_objects(labels, whole)
+    rgba = np.concatenate([png, np.zeros((*png.shape[:2], 1), np.uint8)], axis=-1)
+    _same_objects(predict_instances_blocks(model, rgba, block=32, margin=16, **kw)[0], whole)
+    grey = png.astype(np.float32).mean(axis=-1)  # replicated to R = G = B by the transform
+    grey_whole = predict_instances(model, grey, **kw)
+    assert grey_whole.max() >= 8
+    _same_objects(predict_instances_blocks(model, grey, block=32, margin=16, **kw)[0], grey_whole)
+
+
+def _fake_dsb(folder: Path):
+    """A two-image DSB-like folder: one H&E (colour) image, one fluorescence image."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    rows = ["id,modality"]
+    for image_id, modality, seed in (("he1", "color", 2), ("fl1", "fluo", 3)):
+        png, lab = _he_image(seed=seed, shape=(48, 56))
+        if modality == "fluo":
+            grey = np.where(lab > 0, 200, 15).astype(np.uint8)
+            png = np.repeat(grey[..., None], 3, axis=-1)
+        Image.fromarray(png).save(folder / "images" / f"{image_id}.png")
+        tifffile.imwrite(folder / "labels" / f"{image_id}.tif", lab.astype(np.uint16))
+        rows.append(f"{image_id},{modality}")
+    (folder / "index.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_packed_rgb_images_keep_three_channels_and_their_stain_copies(tmp_path):
+    _fake_dsb(tmp_path / "dsb")
+    ids = ["he1", "fl1", "he1~hed0"]
+    nuclei_data.pack(tmp_path / "dsb", ids, RGB, tmp_path / "p.npz")
+    images, labels, meta = nuclei_data.load_packed(tmp_path / "p.npz", ids)
+    assert meta["transform"] == RGB and meta["normalization"] == nuclei_data.RGB_NORMALIZATION
+    for i, x in zip(ids, images):
+        img, _ = nuclei_data.read_pair(tmp_path / "dsb", i, RGB)
+        assert x.shape == (48, 56, 3)
+        np.testing.assert_allclose(
+            x, nuclei_data.normalize(img, nuclei_data.RGB_NORMALIZATION), atol=1e-5
+        )
+    assert not np.array_equal(images[0], images[2])  # the stain copy differs in hue
+    np.testing.assert_array_equal(images[1][..., 0], images[1][..., 2])  # grey stays grey
+    sampler = nuclei_data.PatchSampler(images, labels, patch=32, target="touching", seed=0)
+    x, y = sampler.batch(4, np.random.default_rng(0))
+    assert x.shape == (4, 32, 32, 3) and y.shape == (4, 32, 32) and x.dtype == np.float32
+    grey, _ = nuclei_data.read_pair(tmp_path / "dsb", "he1", GRAY)
+    assert grey.shape == (48, 56)
+    sampler = nuclei_data.PatchSampler(
+        [nuclei_data.normalize(grey)], labels[:1], patch=32, target="touching", seed=0
+    )
+    assert sampler.batch(2)[0].shape == (2, 32, 32, 1)
