@@ -115,6 +115,19 @@ def test_blockwise_rgb_model_equals_whole_image_on_rgb_and_grey_images():
     _same_objects(predict_instances_blocks(model, grey, block=32, margin=16, **kw)[0], grey_whole)
 
 
+def test_dask_input_gets_the_input_transform_lazily_and_as_numpy_does():
+    da = pytest.importorskip("dask.array")
+    model = _rgb_model()
+    png, _ = _he_image(seed=2, shape=(80, 96))
+    kw = dict(progress=False, blend="none", tile=48, overlap=16)
+    expected = predict_tiled(model, png, **kw)
+    for image in (png, png.astype(np.float32).mean(axis=-1)):  # RGB, and grey -> R = G = B
+        lazy = predict_tiled(model, da.from_array(image, chunks=(40, 48, *image.shape[2:])), **kw)
+        assert type(lazy).__module__.startswith("dask")
+        want = expected if image.ndim == 3 else predict_tiled(model, image, **kw)
+        np.testing.assert_allclose(lazy.compute(), want, atol=1e-5)
+
+
 def _fake_dsb(folder: Path):
     """A two-image DSB-like folder: one H&E (colour) image, one fluorescence image."""
     (folder / "images").mkdir(parents=True)

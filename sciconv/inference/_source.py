@@ -16,6 +16,7 @@ import numpy as np
 from sciconv import io, preprocess
 from sciconv.errors import InferenceError
 from sciconv.models import get_metadata
+from sciconv.preprocess._transform import resolve_input_transform
 
 #: Normalization statistics of an image over 4x this many pixels come from a regular subsample of
 #: 1x-4x this many pixels (whatever holds the image: memory, memory map, file or dask).
@@ -77,19 +78,24 @@ def input_transform(model, arr, path):
 
     Models trained on transformed images (the pretrained nuclei model: grey, nuclei brighter than
     the background) record the transform in their metadata, like their normalization, so raw RGB
-    or brightfield pixels can be passed as they are. The transform needs the whole image (its
-    statistics decide the flip), so a dask input is refused rather than loaded whole.
+    or brightfield pixels can be passed as they are. The flip is decided once on the same pixels
+    the normalization limits come from (:meth:`Source.limits_sample`: every pixel up to 4 million,
+    a regular subsample above), so an image in memory, a memory map, a lazy file, a dask array and
+    the block-wise path all transform alike; the transform is then applied pixel by pixel (on a
+    dask array block by block, lazily).
     """
     spec = get_metadata(model).get("input_transform")
     if spec is None:
         return arr
-    if is_dask(arr):
-        raise InferenceError(
-            f"model {model.name!r} records an input_transform {spec}, which needs the whole image; "
-            "apply sciconv.preprocess.apply_input_transform yourself and pass the result",
-            path=path,
-        )
-    return preprocess.apply_input_transform(np.asarray(arr), spec)
+    sample = Source(arr, promote=len(arr.shape) == 2, path=path).limits_sample()
+    transform = resolve_input_transform(sample, spec)
+    if not is_dask(arr):
+        return transform(np.asarray(arr))
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    arr = arr.rechunk({2: -1})  # the channel step needs every channel of a pixel in one chunk
+    channels = transform.out_channels(int(arr.shape[2]))
+    return arr.map_blocks(transform, dtype=np.float32, chunks=(*arr.chunks[:2], (channels,)))
 
 
 class Source:
