@@ -73,6 +73,9 @@ def test_receptive_field_is_measured(kernels, expected):
 
 
 def test_receptive_field_of_unet_grows_with_depth():
+    # seeded, so the random weights are the same in any test order (it failed once unseeded in a
+    # combined run; 25 seeded draws all pass)
+    keras.utils.set_random_seed(0)
     shallow = inference.receptive_field(segmenter((None, None, 1), depth=1, filters=2))
     deep = inference.receptive_field(segmenter((None, None, 1), depth=2, filters=2))
     assert deep[0] > shallow[0] >= 4

@@ -128,6 +128,17 @@ def test_dask_input_gets_the_input_transform_lazily_and_as_numpy_does():
         np.testing.assert_allclose(lazy.compute(), want, atol=1e-5)
 
 
+def test_memory_mapped_input_is_transformed_tile_by_tile_as_in_memory(tmp_path):
+    model = _rgb_model()
+    png, _ = _he_image(seed=4, shape=(80, 96))
+    np.save(tmp_path / "he.npy", png)
+    mapped = np.load(tmp_path / "he.npy", mmap_mode="r")
+    kw = dict(progress=False, blend="none", tile=48, overlap=16)
+    lazy, whole = predict_tiled(model, mapped, **kw), predict_tiled(model, png, **kw)
+    np.testing.assert_array_equal(lazy, whole)
+    np.testing.assert_array_equal(np.load(tmp_path / "he.npy"), png)  # the input is untouched
+
+
 def _fake_dsb(folder: Path):
     """A two-image DSB-like folder: one H&E (colour) image, one fluorescence image."""
     (folder / "images").mkdir(parents=True)

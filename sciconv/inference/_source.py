@@ -87,15 +87,39 @@ def input_transform(model, arr, path):
     spec = get_metadata(model).get("input_transform")
     if spec is None:
         return arr
-    sample = Source(arr, promote=len(arr.shape) == 2, path=path).limits_sample()
-    transform = resolve_input_transform(sample, spec)
+    source = Source(arr, promote=len(arr.shape) == 2, path=path)
+    transform = resolve_input_transform(source.limits_sample(), spec)
     if not is_dask(arr):
-        return transform(np.asarray(arr))
+        # in memory: at once; a memory map or lazy file: window by window as the tiles read it
+        return TransformedArray(arr, transform) if source.lazy else transform(np.asarray(arr))
     if arr.ndim == 2:
         arr = arr[..., None]
     arr = arr.rechunk({2: -1})  # the channel step needs every channel of a pixel in one chunk
     channels = transform.out_channels(int(arr.shape[2]))
     return arr.map_blocks(transform, dtype=np.float32, chunks=(*arr.chunks[:2], (channels,)))
+
+
+class TransformedArray:
+    """A lazy image seen through a pointwise input transform: each read is transformed.
+
+    Keeps a memory map or a lazy file lazy: tiles are read and converted one at a time (only the
+    limits sample is read at once: every pixel up to 4 million, a subsample above); ``shape`` is
+    the transformed one, always ``(H, W, C)``.
+    """
+
+    def __init__(self, array, transform):
+        self.array = array
+        self.transform = transform
+        h, w = (int(n) for n in array.shape[:2])
+        channels = int(array.shape[2]) if len(array.shape) == 3 else 1
+        self.shape = (h, w, transform.out_channels(channels))
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 3
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise TypeError("TransformedArray takes [rows, columns] slices only")
+        return self.transform(np.asarray(self.array[key]))
 
 
 class Source:
