@@ -134,7 +134,7 @@ def pack(dsb: Path, ids, transform, out: Path) -> None:
     """Write the training images of ``ids`` into one compressed ``.npz`` (about a third of the
     PNG folder) so the training can run on a machine that has neither the DSB folder nor astropy
     (e.g. a GPU box with Keras on JAX): ``3 * grey`` after ``transform`` as uint16 (exact: grey is
-    a mean of three uint8 channels) or the transformed RGB as uint8 (exact), the normalization
+    a mean of three uint8 channels) or the transformed RGB as uint8 (exact; one channel where R = G = B), the normalization
     limits sciconv computes for it (scaled alike; one pair for the three RGB channels, which are
     normalized together), and the uint16 labels. :func:`load_packed` gives back what
     :func:`read_pair` + :func:`normalize` give, to float32 rounding (checked here)."""
@@ -151,16 +151,24 @@ def pack(dsb: Path, ids, transform, out: Path) -> None:
         scaled = np.rint(scale * img.astype(np.float64))
         assert np.abs(scaled - scale * img).max() < 1e-3, i
         assert scaled.min() >= 0 and scaled.max() <= np.iinfo(dtype).max, i
-        arrays[f"img/{i}"] = scaled.astype(dtype)
+        grey = scaled.ndim == 3 and bool((scaled == scaled[..., :1]).all())
+        arrays[f"img/{i}"] = (scaled[..., 0] if grey else scaled).astype(dtype)
         arrays[f"lim/{i}"] = scale * np.array([lim.vmin[0], lim.vmax[0]], np.float64)
         arrays[f"lab/{i}"] = lab.astype(np.uint16)
-        x = normalize_packed(arrays[f"img/{i}"], arrays[f"lim/{i}"])
+        x = normalize_packed(_unpacked(arrays[f"img/{i}"], img.ndim), arrays[f"lim/{i}"])
         assert np.allclose(x, normalize(img, spec), atol=1e-4), i
     meta = {"ids": list(ids), "transform": transform, "normalization": spec}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     with atomic_output(out, overwrite=True) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
+
+
+def _unpacked(stored: np.ndarray, ndim: int) -> np.ndarray:
+    """A packed image with the dimensions the input transform gives: an RGB-input image whose
+    three channels are equal (a grey image replicated by ``to_rgb``) is packed as one channel,
+    which keeps the RGB pack inside the GPU machine's carry limit."""
+    return np.repeat(stored[..., None], 3, axis=-1) if stored.ndim < ndim else stored
 
 
 def normalize_packed(scaled: np.ndarray, lim: np.ndarray) -> np.ndarray:
@@ -177,7 +185,8 @@ def load_packed(path: Path, ids):
     missing = sorted(set(ids) - set(meta["ids"]))
     if missing:
         raise SystemExit(f"{path} lacks {len(missing)} training ids, e.g. {missing[:3]}")
-    images = [normalize_packed(z[f"img/{i}"], z[f"lim/{i}"]) for i in ids]
+    ndim = 3 if channels_of(meta["transform"]) == 3 else 2
+    images = [normalize_packed(_unpacked(z[f"img/{i}"], ndim), z[f"lim/{i}"]) for i in ids]
     labels = [z[f"lab/{i}"].astype(np.int32) for i in ids]
     return images, labels, meta
 

@@ -13,12 +13,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from astropy.visualization import (
-    AsinhStretch,
-    AsymmetricPercentileInterval,
-    MinMaxInterval,
-    ZScaleInterval,
-)
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
@@ -154,6 +148,10 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
     """(vmin, vmax) of finite ``sample`` for ``method``; ``full`` gives exact min/max when known."""
     if sample.size == 0:
         return math.nan, math.nan
+    # astropy is imported where an interval or stretch is computed, not with the module: the GPU
+    # training path (tools/train_pretrained_gpu.sh) imports sciconv.preprocess without astropy
+    from astropy.visualization import AsymmetricPercentileInterval, MinMaxInterval, ZScaleInterval
+
     sample = sample.astype(np.float64, copy=False)
     with np.errstate(all="ignore"), contextlib.ExitStack() as stack:
         if method == "zscale":  # polyfit RankWarning on flat data; the only method that warns
@@ -409,6 +407,8 @@ def apply_limits(x, limits: Limits, *, clip: bool = False) -> np.ndarray:
         out /= half_span
     np.clip(out, -_F32_MAX, _F32_MAX, out=out)
     if limits.method == "asinh":
+        from astropy.visualization import AsinhStretch
+
         a = limits.asinh_a
         np.clip(out, -1e37 * min(a, 1.0), 1e37 * min(a, 1.0), out=out)
         out = AsinhStretch(a=a)(out, clip=False, out=out)
@@ -442,6 +442,8 @@ def invert_limits(y, limits: Limits) -> np.ndarray:
     )
     out = np.array(work, dtype=np.float64, copy=True)
     if limits.method == "asinh":
+        from astropy.visualization import AsinhStretch
+
         out = AsinhStretch(a=limits.asinh_a).inverse(out, clip=False)
     out = (out * half_span + half_vmin) * 2.0
     return out.astype(np.float32).reshape(shape)
