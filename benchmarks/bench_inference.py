@@ -37,6 +37,7 @@ End to end against StarDist (its package in its own environment, with ``tf_keras
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -170,12 +171,16 @@ def run_case(case: str, size: int, repeats: int) -> dict:
     return info
 
 
-def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
+def run_interleaved(
+    size: int, rounds: int, model_name: str = "unet", precisions: bool = False
+) -> dict:
     """Time whole / tiled / auto alternately in one process: on a shared machine the load changes
     from minute to minute, so ratios taken within one round are far steadier than separate runs.
 
     ``model_name``: ``"unet"`` (a fresh segmenter, depth 3, 16 filters) or ``"nuclei"`` (the
-    pretrained model, fed the same synthetic image).
+    pretrained model, fed the same synthetic image). ``precisions=True`` adds the whole-image
+    call of the model rebuilt in bfloat16 (``whole-bf16``) and the defaults forced to each
+    precision (``auto-f32``, ``auto-bf16``; ``auto`` is the defaults, ``precision="auto"``).
     """
     from sciconv import inference, preprocess
 
@@ -194,6 +199,13 @@ def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
         "tiled": lambda: inference.predict_tiled(model, image, **kw),
         "auto": lambda: inference.predict_tiled(model, image, progress=False),
     }
+    if precisions:
+        fast = inference.bfloat16_model(model)
+        cases["whole-bf16"] = lambda: fast.predict_on_batch(x)
+        for short, precision in (("f32", "float32"), ("bf16", "bfloat16")):
+            cases[f"auto-{short}"] = functools.partial(
+                inference.predict_tiled, model, image, progress=False, precision=precision
+            )
     for fn in cases.values():
         fn()  # warm-up / tracing
     times = {name: [] for name in cases}
@@ -204,16 +216,22 @@ def run_interleaved(size: int, rounds: int, model_name: str = "unet") -> dict:
             times[name].append(time.perf_counter() - t0)
     ratios = {
         name: statistics.median(w / t for w, t in zip(times["whole"], times[name]))
-        for name in ("tiled", "auto")
+        for name in cases
+        if name != "whole"
     }
-    best = {name: min(times["whole"]) / min(times[name]) for name in ("tiled", "auto")}
+    best = {name: min(times["whole"]) / min(times[name]) for name in ratios}
     return {
         "size": size,
         "model": model_name,
         "times": times,
         "ratios": ratios,
         "best_ratios": best,
-        "auto": {"tile": s.tile, "overlap": s.overlap, "batch_size": s.batch_size},
+        "auto": {
+            "tile": s.tile,
+            "overlap": s.overlap,
+            "batch_size": s.batch_size,
+            "precision": s.precision,
+        },
     }
 
 
@@ -459,6 +477,12 @@ def main(argv=None) -> int:
         default="unet",
         help="--interleaved: a fresh U-Net (default) or the pretrained nuclei model",
     )
+    parser.add_argument(
+        "--precisions",
+        action="store_true",
+        help="--interleaved: add the bfloat16 whole-image call and the defaults forced to "
+        "float32 and to bfloat16",
+    )
     parser.add_argument("--make-nuclei", help="write a --size mosaic of real nuclei to this .npy")
     parser.add_argument(
         "--instances", help="time sciconv predict_instances (pretrained nuclei) on this .npy"
@@ -503,7 +527,7 @@ def main(argv=None) -> int:
         print("RESULT " + json.dumps(run_case(args.case, args.size, args.repeats)), flush=True)
         return 0
     if args.interleaved:
-        r = run_interleaved(args.size, args.repeats, args.model)
+        r = run_interleaved(args.size, args.repeats, args.model, args.precisions)
         print(f"model {r['model']}; defaults pick {r['auto']}")
         for name, ts in r["times"].items():
             print(f"{name:>6} {args.size}^2: " + ", ".join(f"{t:.2f}" for t in ts) + " s")

@@ -11,6 +11,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # bioimageio.core sets KERAS_BACKEND to "torch" on import when it is unset, and every subprocess
 # started afterwards (workers, notebooks, the CLI) would then load Keras on torch: pin it.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# The suite's numerical references are float32 (tiled == whole-image call, uncertainty == its
+# definition, ...). On a CPU with native bfloat16 (AVX512-BF16/AMX) precision="auto" would run
+# some models in bfloat16 after a timing, so those comparisons would depend on the machine:
+# pin "auto" to float32 here. The bfloat16 paths and the "auto" choice have their own tests
+# (test_inference_speed.py, test_cli_precision.py), which pass precision explicitly or unset this.
+os.environ.setdefault("SCICONV_PRECISION", "float32")
 
 import pytest
 

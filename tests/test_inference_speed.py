@@ -143,9 +143,15 @@ def test_predict_instances_runs_in_the_precision_asked_whole_and_block_by_block(
         inference.predict_instances(model, x, precision="float16", **kw)
 
 
-def test_auto_precision_follows_the_hardware_and_a_timing(monkeypatch, stack):
-    monkeypatch.setattr(_precision, "native_bfloat16", lambda: False)
+def _fresh_auto_caches(monkeypatch):
+    monkeypatch.delenv("SCICONV_PRECISION", raising=False)
     monkeypatch.setattr(_precision, "_AUTO_CHOICE", _precision.weakref.WeakKeyDictionary())
+    monkeypatch.setattr(_precision, "_AUTO_BY_ARCHITECTURE", {})
+
+
+def test_auto_precision_follows_the_hardware_and_a_timing(monkeypatch, stack):
+    _fresh_auto_caches(monkeypatch)
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda: False)
     assert inference.resolve_settings(stack, (40, 40), tile=32).precision == "float32"
     monkeypatch.setattr(_precision, "native_bfloat16", lambda: True)
     calls = []
@@ -159,9 +165,56 @@ def test_auto_precision_follows_the_hardware_and_a_timing(monkeypatch, stack):
     assert inference.resolve_settings(stack, (40, 40), tile=32).precision == "bfloat16"
     assert sorted(calls) == [False, True]  # timed once per model, then cached
     slow = _conv_stack(seed=3)
+    monkeypatch.setattr(_precision, "_AUTO_BY_ARCHITECTURE", {})
     monkeypatch.setattr(_precision, "_time", lambda model, x, repeats=3: 1.0)
     assert inference.resolve_settings(slow, (40, 40), tile=32).precision == "float32"
     assert inference.resolve_settings(slow, (40, 40), precision="float32").precision == "float32"
+
+
+def test_auto_precision_is_decided_once_per_architecture(monkeypatch):
+    """Two models of one architecture (a model loaded twice; the wrapper predict_uncertainty
+    builds on every call) get one decision: a second timing could fall on the other side of
+    the threshold and the same call would then give other numbers."""
+    _fresh_auto_caches(monkeypatch)
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda: True)
+    timings = iter([0.5, 1.0, 1.0, 1.0])  # (bfloat16, float32): twice as fast, then not
+    calls = []
+
+    def fake_time(model, x, repeats=3):
+        calls.append(model)
+        return next(timings)
+
+    monkeypatch.setattr(_precision, "_time", fake_time)
+    a = _conv_stack(seed=5)
+    b = keras.Model.from_config(a.get_config())  # same architecture, another object
+    assert _precision.choose_precision(a, "auto", tile=(64, 64), channels=1) == "bfloat16"
+    assert _precision.choose_precision(b, "auto", tile=(64, 64), channels=1) == "bfloat16"
+    assert len(calls) == 2  # a was timed (both precisions), b was not
+    other = _conv_stack(seed=6)  # new layer names: another config, timed anew
+    assert _precision.choose_precision(other, "auto", tile=(64, 64), channels=1) == "float32"
+    assert len(calls) == 4
+
+
+def test_sciconv_precision_pins_auto(monkeypatch, stack, image):
+    _fresh_auto_caches(monkeypatch)
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda: True)
+
+    def no_timing(model, x, repeats=3):
+        raise AssertionError("a pinned precision needs no timing")
+
+    monkeypatch.setattr(_precision, "_time", no_timing)
+    monkeypatch.setenv("SCICONV_PRECISION", "float32")
+    assert inference.resolve_settings(stack, (40, 40), tile=32).precision == "float32"
+    monkeypatch.setenv("SCICONV_PRECISION", "BFloat16 ")
+    assert inference.resolve_settings(stack, (40, 40), tile=32).precision == "bfloat16"
+    # an explicit argument wins over the variable
+    assert inference.resolve_settings(stack, (40, 40), precision="float32").precision == "float32"
+    pinned = _tiled(stack, image, tile=32, overlap=8)
+    explicit = _tiled(stack, image, tile=32, overlap=8, precision="bfloat16")
+    np.testing.assert_array_equal(pinned, explicit)
+    monkeypatch.setenv("SCICONV_PRECISION", "half")
+    with pytest.raises(InferenceError, match=r"SCICONV_PRECISION='half'.*float32, bfloat16"):
+        inference.resolve_settings(stack, (40, 40), tile=32)
 
 
 def test_native_bfloat16_reads_the_cpu_flags():

@@ -134,10 +134,11 @@ def pack(dsb: Path, ids, transform, out: Path) -> None:
     """Write the training images of ``ids`` into one compressed ``.npz`` (about a third of the
     PNG folder) so the training can run on a machine that has neither the DSB folder nor astropy
     (e.g. a GPU box with Keras on JAX): ``3 * grey`` after ``transform`` as uint16 (exact: grey is
-    a mean of three uint8 channels) or the transformed RGB as uint8 (exact; one channel where R = G = B), the normalization
-    limits sciconv computes for it (scaled alike; one pair for the three RGB channels, which are
-    normalized together), and the uint16 labels. :func:`load_packed` gives back what
-    :func:`read_pair` + :func:`normalize` give, to float32 rounding (checked here)."""
+    a mean of three uint8 channels) or the transformed RGB as uint8 (exact; one channel where
+    R = G = B), the normalization limits sciconv computes for it (scaled alike; one pair for the
+    three RGB channels, which are normalized together), and the uint16 labels.
+    :func:`load_packed` gives back what :func:`read_pair` + :func:`normalize` give, to float32
+    rounding (checked here)."""
     from sciconv._atomic import atomic_output
     from sciconv.preprocess import limits_from_spec
 

@@ -9,9 +9,18 @@
 #   here (where ../shared/data/dsb2018_train and the sciconv venv are):
 #     python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright --input rgb \
 #         --pack .gpu/dsb_train_rgb.npz && cp ../shared/data/dsb2018_train/index.csv .gpu/
-#   on the GPU machine (keras, namex, optree wheels in .whl/ when Keras is not installed there):
+#   on the GPU machine (keras, namex, optree wheels in .whl/ when Keras is not installed there;
+#   neither TensorFlow nor astropy is needed there):
 #     OUT=/some/dir BUDGET=400 bash tools/train_pretrained_gpu.sh
-#   (the RGB pack is 47.8 MB, inside the device's 64 MiB carry; stain copies would exceed it)
+#   The RGB pack is 38.6 MB (grey images stored as one channel), the repo 23 MB and the three
+#   wheels 2.2 MB: 61.6 MiB of the device's 64 MiB carry (stain copies would exceed it). BUDGET
+#   is approximate: the shipped run's 400 s trained for 503 s (the warm-up overestimates the
+#   rate), so keep BUDGET + 150 s inside the call's limit. The device command prepared on
+#   2026-12-04 (rehearsed end to end on Keras/JAX on the CPU with BUDGET=40; no machine was lent
+#   that session), with the checkpoints kept if the limit cuts the training short:
+#     timeout 550 env BUDGET=370 WORKERS=7 bash tools/train_pretrained_gpu.sh; for p in 24:A 32:B;
+#     do [ -f $OUT/${p#*:}/nuclei.keras ] || cp /tmp/sciconv_nuclei_touching_${p%:*}_0/last.weights.h5
+#     $OUT/${p#*:}/; done            (carry .gpu and .whl; timeout_s 590)
 #   back here, tune the post-processing on the validation ids and write nuclei.json (--tune-only
 #   reads the input transform and normalization the model recorded):
 #     python tools/train_pretrained_nuclei.py --modalities fluo,color,gray_bright --tune-only \

@@ -80,7 +80,7 @@ from sciconv.inference._d4 import predict_d4
 from sciconv.inference._files import predict_files, predict_mosaic
 from sciconv.inference._instances import AUTO_BLOCK_PIXELS, predict_instances
 from sciconv.inference._model import receptive_field
-from sciconv.inference._precision import PRECISIONS
+from sciconv.inference._precision import PRECISIONS, bfloat16_model
 from sciconv.inference._scale import (
     image_pixel_scale,
     object_size_factor,
@@ -116,6 +116,7 @@ __all__ = [
     "UNCERTAINTY_METHODS",
     "BlockPlan",
     "PredictionSettings",
+    "bfloat16_model",
     "image_pixel_scale",
     "object_size_factor",
     "physical_object_size",

@@ -6,12 +6,16 @@ same weights; the layers that produce the model's outputs stay float32, so proba
 float32. ``precision="auto"`` picks bfloat16 only where the hardware has native bfloat16
 (a CPU with AVX512-BF16 or AMX-BF16, a GPU of compute capability >= 8) **and** a quick timing
 on the first use finds it faster; elsewhere (e.g. an AVX2-only CPU, where bfloat16 is emulated
-and slower) it stays float32.
+and slower) it stays float32. The environment variable ``SCICONV_PRECISION=float32`` (or
+``bfloat16``) pins every ``"auto"`` for results that must not depend on the hardware.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
 import statistics
 import time
 import weakref
@@ -27,6 +31,7 @@ _AUTO_GAIN = 0.9
 
 _BF16_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _AUTO_CHOICE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_AUTO_BY_ARCHITECTURE: dict[str, str] = {}
 
 
 @functools.cache
@@ -100,8 +105,9 @@ def bfloat16_model(model: keras.Model) -> keras.Model:
     return clone
 
 
-def _time(model: keras.Model, x: np.ndarray, repeats: int = 3) -> float:
+def _time(model: keras.Model, x: np.ndarray, repeats: int = 5) -> float:
     model.predict_on_batch(x)  # trace
+    model.predict_on_batch(x)  # the first run after tracing still sets up kernels: not timed
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -115,8 +121,11 @@ def choose_precision(
 ) -> str:
     """Resolve ``precision`` to ``"float32"`` or ``"bfloat16"`` (``"auto"``: see the module).
 
-    The ``"auto"`` timing (one tile of at most 256 x 256 pixels, three runs each) happens once
-    per model and is cached.
+    The ``"auto"`` timing (one tile of at most 512 x 512 pixels, the median of five runs each
+    after an untimed one) happens once per model and is cached. Smaller probes misjudge: on an
+    AVX512-BF16 CPU a fresh U-Net (depth 3, 16 filters) timed on 256 x 256 came out between
+    1.0x and 1.4x faster in bfloat16 from one probe to the next, and 1.4-1.5x on 512-768 px tiles
+    (``benchmarks/README.md``, issue 21).
 
     Examples
     --------
@@ -127,14 +136,64 @@ def choose_precision(
     """
     if precision != "auto":
         return precision
+    pinned = pinned_precision()
+    if pinned != "auto":
+        return pinned
     if model.dtype_policy.compute_dtype != "float32" or not native_bfloat16():
         return "float32"
     cached = _AUTO_CHOICE.get(model)
+    key = _architecture_key(model)
+    if cached is None and key is not None:
+        cached = _AUTO_BY_ARCHITECTURE.get(key)
     if cached is None:
         fixed = model.input_shape[1] is not None  # a fixed-size model takes only its tile
-        h, w = (int(t) if fixed else min(int(t), 256) for t in tile)
+        h, w = (int(t) if fixed else min(int(t), 512) for t in tile)
         x = np.random.default_rng(0).normal(size=(1, h, w, channels)).astype(np.float32)
         fast = _time(bfloat16_model(model), x) <= _AUTO_GAIN * _time(model, x)
         cached = "bfloat16" if fast else "float32"
-        _AUTO_CHOICE[model] = cached
+    _AUTO_CHOICE[model] = cached
+    if key is not None:
+        _AUTO_BY_ARCHITECTURE[key] = cached
     return cached
+
+
+def _architecture_key(model: keras.Model) -> str | None:
+    """A digest of ``model``'s config: models of one architecture (a model loaded twice, the
+    wrappers :func:`sciconv.inference.uncertainty_model` builds around it on each call) share
+    one ``"auto"`` decision per process instead of each timing anew, since two timings can fall
+    on either side of the threshold and the results would then differ between calls. None where
+    the config cannot be serialized."""
+    try:
+        text = json.dumps(model.get_config(), sort_keys=True, default=repr)
+    except Exception:  # a subclassed model without get_config
+        return None
+    return hashlib.sha256(f"{type(model).__name__}:{text}".encode()).hexdigest()
+
+
+def pinned_precision() -> str:
+    """What ``precision="auto"`` is pinned to by the ``SCICONV_PRECISION`` environment variable:
+    ``"float32"`` or ``"bfloat16"`` (every ``"auto"`` resolves to it, e.g. for results that must
+    not depend on the hardware or on a timing), or ``"auto"`` when it is unset or empty.
+
+    Raises
+    ------
+    InferenceError
+        If the variable holds anything else.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ.get("SCICONV_PRECISION", "auto") in ("auto", "float32", "bfloat16")
+    True
+    >>> pinned_precision() in PRECISIONS
+    True
+    """
+    value = os.environ.get("SCICONV_PRECISION", "").strip().lower() or "auto"
+    if value not in PRECISIONS:
+        from sciconv.errors import InferenceError
+
+        raise InferenceError(
+            f"environment variable SCICONV_PRECISION={value!r}: expected one of "
+            f"{', '.join(PRECISIONS)} (or unset)"
+        )
+    return value

@@ -1,4 +1,4 @@
-"""Input transforms: bring an image to the form a model was trained on (grey/RGB, bright objects)."""
+"""Input transforms: give an image the form a model was trained on (grey or RGB, bright nuclei)."""
 
 from __future__ import annotations
 
