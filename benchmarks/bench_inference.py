@@ -20,6 +20,7 @@ are medians over ``--repeats`` runs after one warm-up run. Run it niced on a sha
     nice -n 10 python benchmarks/bench_inference.py --size 1024 --repeats 2   # a quick look
     nice -n 10 python benchmarks/bench_inference.py --size 2048 --interleaved   # steady ratios
     python benchmarks/bench_inference.py --size 4096 --interleaved --model nuclei --repeats 3
+    python benchmarks/bench_inference.py --size 2048 --interleaved --precisions  # + bfloat16 cases
 
 End to end against StarDist (its package in its own environment, with ``tf_keras``)::
 
