@@ -178,3 +178,23 @@ def test_packed_rgb_images_keep_three_channels_and_their_stain_copies(tmp_path):
         [nuclei_data.normalize(grey)], labels[:1], patch=32, target="touching", seed=0
     )
     assert sampler.batch(2)[0].shape == (2, 32, 32, 1)
+
+
+def test_grey_weights_widened_to_rgb_give_the_grey_model_on_grey_images():
+    """--init of a grey model into an RGB one: a third of the first kernel on each channel, so
+    a grey image replicated to R = G = B gives exactly the grey model's output."""
+    import train_pretrained_nuclei as trainer
+
+    keras.utils.set_random_seed(2)
+    grey = trainer.build_model(3, 2, 4, channels=1)
+    rgb = trainer.build_model(3, 2, 4, channels=3)
+    rgb.set_weights(
+        trainer.widened_weights(grey.get_weights(), [w.shape for w in rgb.get_weights()])
+    )
+    x = np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32)
+    want = grey.predict_on_batch(x)
+    got = rgb.predict_on_batch(np.repeat(x, 3, axis=-1))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(want, want.mean())  # a model that does something
+    with pytest.raises(SystemExit, match=r"cannot become"):
+        trainer.widened_weights(grey.get_weights(), [(1, 1)] * len(grey.get_weights()))

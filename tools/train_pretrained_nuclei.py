@@ -192,6 +192,24 @@ def build_model(num_classes: int, depth: int, filters: int, channels: int = 1):
     )
 
 
+def widened_weights(weights, shapes):
+    """``weights`` of a grey-input model fitted to ``shapes`` of an RGB-input one: a first
+    kernel ``(k, k, 1, f)`` becomes ``(k, k, 3, f)`` with a third of it on each of R, G, B, so
+    the RGB model gives exactly the grey model's output on a grey image (R = G = B, normalized
+    alike) and starts from it on colour ones (``--init`` of a grey model with ``--input rgb``).
+    Every other weight must match."""
+    out = []
+    for w, shape in zip(weights, shapes, strict=True):
+        w = np.asarray(w)
+        if w.shape != tuple(shape):
+            if w.ndim == 4 and w.shape[2] == 1 and tuple(shape) == (*w.shape[:2], 3, w.shape[3]):
+                w = np.repeat(w / 3.0, 3, axis=2)
+            else:
+                raise SystemExit(f"--init: weight of shape {w.shape} cannot become {shape}")
+        out.append(w)
+    return out
+
+
 def ce_dice_loss(num_classes: int):
     import keras
     from keras import ops
@@ -432,7 +450,9 @@ def main(argv=None) -> None:
         train_model = build_model(num_classes, a.depth, a.filters, channels)
         if a.init is not None:
             init = keras.models.load_model(a.init, compile=False)
-            train_model.set_weights(init.get_weights())
+            train_model.set_weights(
+                widened_weights(init.get_weights(), [w.shape for w in train_model.get_weights()])
+            )
             log(f"initialized from {a.init}")
         log(f"model: {train_model.count_params()} parameters, precision {precision}")
         t0 = time.time()
