@@ -73,7 +73,9 @@ What it does
 
 ``--tune-only`` reloads a saved model and repeats step 4 (e.g. after the post-processing code
 changed), with the input transform and normalization the model recorded (``--input`` is not
-needed there).
+needed there). ``--init MODEL`` starts from a saved model of the same depth and filters; a grey
+model given to an ``--input rgb`` run has its first kernel split in thirds over R, G, B
+(:func:`widened_weights`), so training starts from the grey model's predictions.
 """
 
 from __future__ import annotations
