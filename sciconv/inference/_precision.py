@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from sciconv.errors import InferenceError
+
 #: Accepted ``precision`` values of :func:`sciconv.inference.predict_tiled`.
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: ``"auto"`` takes bfloat16 only when it runs the probe in at most this fraction of float32's time.
@@ -142,18 +144,19 @@ def choose_precision(
     if model.dtype_policy.compute_dtype != "float32" or not native_bfloat16():
         return "float32"
     cached = _AUTO_CHOICE.get(model)
+    if cached is not None:  # the usual case: no config digest on every call
+        return cached
     key = _architecture_key(model)
-    if cached is None and key is not None:
-        cached = _AUTO_BY_ARCHITECTURE.get(key)
+    cached = None if key is None else _AUTO_BY_ARCHITECTURE.get(key)
     if cached is None:
         fixed = model.input_shape[1] is not None  # a fixed-size model takes only its tile
         h, w = (int(t) if fixed else min(int(t), 512) for t in tile)
         x = np.random.default_rng(0).normal(size=(1, h, w, channels)).astype(np.float32)
         fast = _time(bfloat16_model(model), x) <= _AUTO_GAIN * _time(model, x)
         cached = "bfloat16" if fast else "float32"
+        if key is not None:
+            _AUTO_BY_ARCHITECTURE[key] = cached
     _AUTO_CHOICE[model] = cached
-    if key is not None:
-        _AUTO_BY_ARCHITECTURE[key] = cached
     return cached
 
 
@@ -190,8 +193,6 @@ def pinned_precision() -> str:
     """
     value = os.environ.get("SCICONV_PRECISION", "").strip().lower() or "auto"
     if value not in PRECISIONS:
-        from sciconv.errors import InferenceError
-
         raise InferenceError(
             f"environment variable SCICONV_PRECISION={value!r}: expected one of "
             f"{', '.join(PRECISIONS)} (or unset)"
