@@ -198,3 +198,20 @@ def test_grey_weights_widened_to_rgb_give_the_grey_model_on_grey_images():
     assert not np.allclose(want, want.mean())  # a model that does something
     with pytest.raises(SystemExit, match=r"cannot become"):
         trainer.widened_weights(grey.get_weights(), [(1, 1)] * len(grey.get_weights()))
+
+
+def test_averaged_weights_are_the_mean_of_two_models():
+    """--average-with: the saved weights are the element-wise mean (batch-norm statistics too);
+    models of another architecture are refused."""
+    import train_pretrained_nuclei as trainer
+
+    keras.utils.set_random_seed(3)
+    a, b = trainer.build_model(3, 2, 4, channels=3), trainer.build_model(3, 2, 4, channels=3)
+    assert not np.allclose(a.get_weights()[0], b.get_weights()[0])
+    mean = trainer.averaged_weights(a.get_weights(), b.get_weights())
+    for m, x, y in zip(mean, a.get_weights(), b.get_weights(), strict=True):
+        assert m.dtype == x.dtype == np.float32
+        np.testing.assert_allclose(m, (x + y) / 2, rtol=1e-6)
+    other = trainer.build_model(3, 2, 8, channels=3)
+    with pytest.raises(SystemExit, match=r"differ in architecture"):
+        trainer.averaged_weights(a.get_weights(), other.get_weights())

@@ -84,8 +84,9 @@ def test_pretrained_segments_held_out_real_nuclei(fresh_run):
     assert len(ap50) == 15
     assert fresh_run["dtype"] == "int32" and fresh_run["shape_ok"]
     mean = sum(ap50.values()) / len(ap50)
-    # issue 10 asks for >= 0.75; the shipped model measured 0.829, so guard it at 0.80
-    assert mean >= 0.80, f"mean AP@0.5 {mean:.3f} on the bundled real nuclei: {ap50}"
+    # issue 10 asks for >= 0.75; the shipped model measured 0.835 (the grey-input one before it:
+    # 0.829), so guard it at 0.82
+    assert mean >= 0.82, f"mean AP@0.5 {mean:.3f} on the bundled real nuclei: {ap50}"
     # no image is a total failure
     assert min(ap50.values()) >= 0.4, ap50
     mean_ap = sum(fresh_run["ap"].values()) / len(ap50)  # AP averaged over IoU 0.5-0.9
@@ -121,8 +122,9 @@ def test_pretrained_segments_held_out_brightfield_nuclei(data_dir):
         ap50[path.stem[:8]] = float(sciconv.metrics.average_precision(truth, pred)["ap"][0])
     assert len(ap50) == 5
     mean = sum(ap50.values()) / len(ap50)
-    assert mean >= 0.55, ap50  # measured 0.625 (the fluorescence-only model before it: 0.343)
-    assert min(ap50.values()) >= 0.25, ap50
+    # measured 0.644 (the grey-input model before it: 0.625; the fluorescence-only one: 0.343)
+    assert mean >= 0.60, ap50
+    assert min(ap50.values()) >= 0.3, ap50
 
 
 def test_scale_recovers_enlarged_real_nuclei(enlarged_real_nuclei):
@@ -158,19 +160,24 @@ def test_metadata_matches_training_settings(fresh_run):
     meta = fresh_run["metadata"]
     assert meta["task"] == "segmentation"
     assert meta["normalization"] == settings["normalization"]
-    assert meta["normalization"] == {"method": "percentile", "low": 1.0, "high": 99.8}
+    # one percentile normalization over R, G, B together, so the H&E hue survives
+    want = {"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": False}
+    assert meta["normalization"] == want
     assert meta["postprocess"] == settings["postprocess"]
     assert meta["divisor"] == 2 ** settings["depth"]
-    assert meta["input_channels"] == 1
+    assert meta["input_channels"] == 3  # R, G, B (H&E hue kept), grey images replicated
     assert meta["input_transform"] == settings["input_transform"]
-    assert meta["input_transform"] == {"to_gray": True, "invert": "auto"}
-    assert settings["seed"] == 0
-    assert settings["val_ap50"] >= 0.80
+    assert meta["input_transform"] == {"to_rgb": True, "invert": "auto"}
+    # two stages of one run: seed 0 from scratch, then seed 1 continued from it and averaged
+    assert settings["init_settings"]["seed"] == 0 and settings["init_settings"]["init"] is None
+    assert settings["seed"] == 1 and settings["init"] == settings["average_with"]
+    assert settings["val_ap50"] >= 0.84
     per_modality = settings["val_ap50_per_modality"]  # held-out DSB2018 images, input transform on
     assert set(per_modality) == {"fluo", "color", "gray_bright"}
     assert set(settings["modalities"]) == set(per_modality)  # trained on all three kinds
-    assert per_modality["fluo"] >= 0.85
-    assert per_modality["color"] >= 0.65 and per_modality["gray_bright"] >= 0.7
+    # measured 0.873 / 0.726 / 0.794 (the grey-input model before it: 0.873 / 0.698 / 0.784)
+    assert per_modality["fluo"] >= 0.87
+    assert per_modality["color"] >= 0.72 and per_modality["gray_bright"] >= 0.79
 
 
 def test_weights_match_training_settings():
@@ -186,7 +193,7 @@ def test_weights_match_training_settings():
     assert len(pools) == settings["depth"]
     assert all(w.dtype == "float32" for w in model.weights)  # saved as float32, not bfloat16
     size = (Path(sciconv.__file__).parent / "pretrained" / "nuclei.keras").stat().st_size
-    assert size < 5_000_000
+    assert size < 10_000_000  # issue 20: small enough to ship inside the package
 
 
 def test_listing_and_unknown_name():

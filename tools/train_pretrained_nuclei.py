@@ -212,6 +212,44 @@ def widened_weights(weights, shapes):
     return out
 
 
+def averaged_weights(*weight_lists):
+    """The element-wise mean of the weights of models with one architecture (batch-norm
+    statistics included): a weight average ("model soup") of two points of one training run,
+    e.g. ``--average-with`` the model a ``--init`` continuation started from."""
+    shapes = [[np.shape(w) for w in weights] for weights in weight_lists]
+    if any(s != shapes[0] for s in shapes[1:]):
+        raise SystemExit("--average-with: the models differ in architecture (weight shapes)")
+    return [np.mean(np.stack([np.asarray(w) for w in ws]), axis=0) for ws in zip(*weight_lists)]
+
+
+#: What ``nuclei.json`` keeps of the run a ``--init`` model came from (its ``init_settings``).
+STAGE_KEYS = (
+    "seed",
+    "steps",
+    "warmup_steps",
+    "batch",
+    "patch",
+    "lr",
+    "init",
+    "input",
+    "precision",
+    "device",
+    "time_budget",
+    "train_seconds",
+    "workers",
+)
+
+
+def init_settings(init: Path | None) -> dict | None:
+    """The training settings of a ``--init`` model (its ``.json`` beside it, if there), so a
+    continued run's ``nuclei.json`` records both stages."""
+    path = None if init is None else init.with_suffix(".json")
+    if path is None or not path.is_file():
+        return None
+    settings = json.loads(path.read_text())
+    return {k: settings[k] for k in STAGE_KEYS if k in settings}
+
+
 def ce_dice_loss(num_classes: int):
     import keras
     from keras import ops
@@ -323,6 +361,12 @@ def main(argv=None) -> None:
         help="add N HED stain-jittered copies of every colour training image (nuclei_stain.py)",
     )
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.keras)")
+    p.add_argument(
+        "--average-with",
+        type=Path,
+        default=None,
+        help="save the mean of the trained weights and these (.keras, same architecture)",
+    )
     p.add_argument("--workers", type=int, default=1, help="patch-sampling processes")
     p.add_argument(
         "--warmup-steps",
@@ -511,6 +555,10 @@ def main(argv=None) -> None:
         keras.mixed_precision.set_global_policy("float32")
         model = build_model(num_classes, a.depth, a.filters, channels)
         model.set_weights(train_model.get_weights())
+        if a.average_with is not None:
+            other = keras.models.load_model(a.average_with, compile=False)
+            model.set_weights(averaged_weights(model.get_weights(), other.get_weights()))
+            log(f"weights averaged with {a.average_with}")
         depth = a.depth
 
     if a.tune_only:  # the training path has them loaded
@@ -578,6 +626,8 @@ def main(argv=None) -> None:
         "modality_share": share,
         "input_transform": transform,
         "init": None if a.init is None else str(a.init.name),
+        "init_settings": init_settings(a.init),
+        "average_with": None if a.average_with is None else str(a.average_with.name),
         "n_train": len(train_ids),
         "object_diameter_px": diameters,
         "n_val": len(vids),

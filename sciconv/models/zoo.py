@@ -34,14 +34,14 @@ PRETRAINED: dict[str, dict[str, str]] = {
         "file": "nuclei.keras",
         "settings": "nuclei.json",
         "description": (
-            "U-Net (depth 3, 24 filters) that segments cell nuclei in fluorescence, H&E / "
+            "U-Net (depth 3, 32 filters) that segments cell nuclei in fluorescence, H&E / "
             "brightfield colour and grey brightfield microscopy images into background / "
             "interior / boundary (touching nuclei split by a boundary band); instance labels via "
             "seeded watershed. Trained on the Data Science Bowl 2018 stage 1 images of all three "
             "kinds (CC0) by tools/train_pretrained_nuclei.py. Its input transform (metadata "
-            "'input_transform', sciconv.preprocess.apply_input_transform: grey = mean of R, G, "
-            "B; bright background inverted) takes images as read. Validation AP@0.5: 0.87 "
-            "fluorescence, 0.70 colour, 0.78 grey brightfield."
+            "'input_transform', sciconv.preprocess.apply_input_transform: R, G, B kept, grey "
+            "images replicated; bright background inverted) takes images as read. Validation "
+            "AP@0.5: 0.87 fluorescence, 0.73 colour, 0.79 grey brightfield."
         ),
     },
 }
