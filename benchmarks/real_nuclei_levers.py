@@ -68,11 +68,14 @@ def _real_nuclei():
 def cached_probs(eval_set, cache: Path, *, tta: str | None, limit: dict | None = None) -> dict:
     """{id: (H, W, 3) float32} of the pretrained model, read from ``cache`` or computed once.
 
-    One ``.npy`` per image under ``cache/<plain|d4>/`` (kept as soon as it is made, so an
-    interrupted run resumes); colour and grey images first. ``limit``: {modality: at most this
-    many images} (the D4 maps cost 8 network passes each).
+    One ``.npy`` per image under ``cache/<model digest>/<plain|d4>/`` (kept as soon as it is
+    made, so an interrupted run resumes; the digest of the shipped weights file keeps the maps of
+    a replaced model out); colour and grey images first. ``limit``: {modality: at most this many
+    images} (the D4 maps cost 8 network passes each).
     """
-    folder = cache / (tta or "plain")
+    weights = ROOT / "sciconv" / "pretrained" / "nuclei.keras"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    folder = cache / digest / (tta or "plain")
     folder.mkdir(parents=True, exist_ok=True)
     order = sorted(eval_set, key=lambda e: e[0] == "fluo")
     if limit:
