@@ -75,7 +75,7 @@ def cached_probs(eval_set, cache: Path, *, tta: str | None, limit: dict | None =
     """
     weights = ROOT / "sciconv" / "pretrained" / "nuclei.keras"
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
-    folder = cache / digest / (tta or "plain")
+    folder = cache / digest / f"{tta or 'plain'}-float32"
     folder.mkdir(parents=True, exist_ok=True)
     order = sorted(eval_set, key=lambda e: e[0] == "fluo")
     if limit:
@@ -90,8 +90,12 @@ def cached_probs(eval_set, cache: Path, *, tta: str | None, limit: dict | None =
         t0 = time.time()
         for k, (_, image_id, img, _) in enumerate(todo):
             x = apply_input_transform(img, transform)
-            # predict_tiled with the model's defaults: the map predict_instances post-processes
-            prob = np.asarray(sc.inference.predict_tiled(model, x, tta=tta, progress=False))
+            # predict_tiled with the model's defaults (the map predict_instances post-processes)
+            # in float32, as real_nuclei.py --precision float32 (not the machine's "auto")
+            prob = sc.inference.predict_tiled(
+                model, x, tta=tta, progress=False, precision="float32"
+            )
+            prob = np.asarray(prob)
             tmp = folder / f"{image_id}.tmp.npy"
             np.save(tmp, prob.astype(np.float32))
             os.replace(tmp, folder / f"{image_id}.npy")
@@ -137,12 +141,16 @@ def _fill_holes(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+#: the shipped model's recorded post-processing (``sciconv.postprocess.instances`` keywords)
+RECORDED = json.loads((ROOT / "sciconv" / "pretrained" / "nuclei.json").read_text())["postprocess"]
+
+
 def segment(
     prob: np.ndarray,
     *,
-    threshold: float = 0.4,
-    seed_threshold: float = 0.5,
-    min_size: int = 30,
+    threshold: float | None = None,
+    seed_threshold: float | None = None,
+    min_size: int | None = None,
     seeds: str = "threshold",
     sigma: float = 0.0,
     min_distance: int = 3,
@@ -150,7 +158,11 @@ def segment(
     fill_holes: bool = False,
 ) -> np.ndarray:
     """Instance labels from a (background, interior, band) map with the levers of the module doc;
-    the defaults are ``sciconv.postprocess.instances`` with the recorded settings."""
+    the defaults are ``sciconv.postprocess.instances`` with the recorded settings (``None``: the
+    recorded value)."""
+    threshold = RECORDED["threshold"] if threshold is None else threshold
+    seed_threshold = RECORDED["seed_threshold"] if seed_threshold is None else seed_threshold
+    min_size = RECORDED["min_size"] if min_size is None else min_size
     from skimage.feature import peak_local_max
     from skimage.segmentation import relabel_sequential, watershed
 
@@ -248,7 +260,6 @@ def print_full(title: str, table: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------ levers
-RECORDED = {"threshold": 0.4, "seed_threshold": 0.5, "min_size": 30}
 
 GRIDS = {
     "baseline": [{}],
