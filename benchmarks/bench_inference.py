@@ -192,9 +192,15 @@ def run_interleaved(
     else:
         model = _model()
     image = _image(size)
-    x = preprocess.normalize(image)[None, ..., None]
+    channels = int(model.input_shape[-1])
+    if channels > 1:  # the RGB-input nuclei model: the grey image in every channel
+        import numpy as np
+
+        image = np.repeat(image[..., None], channels, axis=-1)
+    x = preprocess.normalize(image)[None]
+    x = x if channels > 1 else x[..., None]
     kw = {"tile": 256, "overlap": 32, "batch_size": 16, "progress": False}
-    s = inference.resolve_settings(model, (size, size))
+    s = inference.resolve_settings(model, image.shape)
     cases = {
         "whole": lambda: model.predict_on_batch(x),
         "tiled": lambda: inference.predict_tiled(model, image, **kw),

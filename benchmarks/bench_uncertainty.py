@@ -86,8 +86,8 @@ def run_nuclei(args) -> dict:
     from real_nuclei import load_eval_set
 
     import sciconv as sc
-    from sciconv.inference._uncertainty import predict_uncertainty
-    from sciconv.postprocess._uncertainty import object_scores
+    from sciconv.inference import predict_uncertainty
+    from sciconv.postprocess import object_scores
 
     val_ids = set(args.val_ids.read_text().split())
     eval_set = load_eval_set(args.data, val_ids, args.modalities.split(","), args.max_per_modality)
