@@ -197,8 +197,7 @@ def run_interleaved(
         import numpy as np
 
         image = np.repeat(image[..., None], channels, axis=-1)
-    x = preprocess.normalize(image)[None]
-    x = x if channels > 1 else x[..., None]
+    x = preprocess.normalize(image).reshape(1, size, size, channels)
     kw = {"tile": 256, "overlap": 32, "batch_size": 16, "progress": False}
     s = inference.resolve_settings(model, image.shape)
     cases = {

@@ -1,8 +1,8 @@
 """Cost of a nuclei model against another: ``predict_instances`` on a 1024² real image.
 
 Issue 20 allows a new shipped nuclei model at most 1.5× the previous one's CPU time. Both models
-run interleaved in one process (round by round, float32 then bfloat16), on a 1024² image tiled
-from the first bundled real fluorescence image (``data/real/nuclei``), after one untimed call
+run interleaved in one process (round by round, float32 then bfloat16), on a 1024² mosaic of the
+bundled real fluorescence images (``bench_inference.nuclei_mosaic``), after one untimed call
 each; medians and the ratio of medians are printed, with the median of the per-round ratios.
 
     python benchmarks/bench_nuclei_cost.py --reference old.keras            # against the shipped
@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from bench_inference import nuclei_mosaic
 
-ROOT = Path(__file__).resolve().parents[1]
 PRECISIONS = ("float32", "bfloat16")
 
 
@@ -28,15 +27,6 @@ def load(path: str):
     import sciconv as sc
 
     return sc.models.pretrained("nuclei") if path == "shipped" else sc.models.load(path)
-
-
-def test_image(size: int = 1024) -> np.ndarray:
-    import tifffile
-
-    first = sorted((ROOT / "data" / "real" / "nuclei" / "images").glob("*.tif"))[0]
-    img = tifffile.imread(first)
-    reps = (size // img.shape[0] + 1, size // img.shape[1] + 1)
-    return np.tile(img, reps)[:size, :size]
 
 
 def main(argv=None) -> dict:
@@ -48,7 +38,7 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     import sciconv as sc
 
-    image = test_image(a.size)
+    image = nuclei_mosaic(a.size)
     models = {"reference": load(a.reference), "model": load(a.model)}
     times: dict = {}
     for prec in PRECISIONS:

@@ -148,9 +148,9 @@ RECORDED = json.loads((ROOT / "sciconv" / "pretrained" / "nuclei.json").read_tex
 def segment(
     prob: np.ndarray,
     *,
-    threshold: float | None = None,
-    seed_threshold: float | None = None,
-    min_size: int | None = None,
+    threshold: float = RECORDED["threshold"],
+    seed_threshold: float = RECORDED["seed_threshold"],
+    min_size: int = RECORDED["min_size"],
     seeds: str = "threshold",
     sigma: float = 0.0,
     min_distance: int = 3,
@@ -158,11 +158,7 @@ def segment(
     fill_holes: bool = False,
 ) -> np.ndarray:
     """Instance labels from a (background, interior, band) map with the levers of the module doc;
-    the defaults are ``sciconv.postprocess.instances`` with the recorded settings (``None``: the
-    recorded value)."""
-    threshold = RECORDED["threshold"] if threshold is None else threshold
-    seed_threshold = RECORDED["seed_threshold"] if seed_threshold is None else seed_threshold
-    min_size = RECORDED["min_size"] if min_size is None else min_size
+    the defaults are ``sciconv.postprocess.instances`` with the recorded settings."""
     from skimage.feature import peak_local_max
     from skimage.segmentation import relabel_sequential, watershed
 
