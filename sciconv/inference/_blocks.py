@@ -17,7 +17,6 @@ run on a ``dask.distributed`` cluster writes the same labels as the single-proce
 from __future__ import annotations
 
 import dataclasses
-import mmap
 import os
 import shutil
 import tempfile
@@ -34,7 +33,14 @@ from sciconv.inference._dask import ModelHandle
 from sciconv.inference._model import Runner, receptive_field
 from sciconv.inference._progress import progress_bar
 from sciconv.inference._settings import check_overlap, resolve_settings
-from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
+from sciconv.inference._source import (
+    Source,
+    compute_limits,
+    file_map,
+    is_dask,
+    read_mapped,
+    validate_image,
+)
 from sciconv.inference._stitch import BlockPlan, group_pieces, lost_pieces, select_owned
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
@@ -51,10 +57,7 @@ class _Windows:
 
     def __init__(self, array):
         self.array = array
-        self.memmap = None
-        if isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.filename:
-            order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
-            self.memmap = (array.filename, array.dtype.str, array.shape, array.offset, order)
+        self.memmap = file_map(array)
         self.shape = tuple(int(s) for s in array.shape)
 
     def __getstate__(self):
@@ -72,11 +75,8 @@ class _Windows:
             )
 
     def read(self, ys: tuple[int, int], xs: tuple[int, int], dtype=np.float32) -> np.ndarray:
-        if self.memmap is not None:  # a map of its own, closed after the read: the pages read
-            name, dt, shape, offset, order = self.memmap  # leave the resident set with it
-            view = np.memmap(name, dtype=dt, mode="r", shape=shape, offset=offset, order=order)
-            block = np.array(view[ys[0] : ys[1], xs[0] : xs[1]], dtype=dtype)
-            del view
+        if self.memmap is not None:  # a map of its own: the pages read leave the resident set
+            block = read_mapped(self.memmap, (slice(*ys), slice(*xs)), dtype=dtype)
             return block[..., None] if block.ndim == 2 else block
         block = self.array[ys[0] : ys[1], xs[0] : xs[1]]
         if is_dask(block):
@@ -406,10 +406,10 @@ def predict_instances_blocks(
             path=path,
         )
     windows = _Windows(arr)
-    sample_source = Source(arr, promote=len(arr.shape) == 2, path=path)
+    sample = Source(arr, promote=len(arr.shape) == 2, path=path).limits_sample()
     transform = None
     if normalize is not None:
-        transform = _resolve_transform(model, sample_source.limits_sample(), path)
+        transform = _resolve_transform(model, sample, path)
     channels = arr.shape[2] if len(arr.shape) == 3 else 1
     if transform is not None:
         channels = transform.out_channels(channels)
@@ -427,7 +427,6 @@ def predict_instances_blocks(
         path=path,
     )
     check_overlap(model, settings, (h, w), stacklevel=2)
-    sample = sample_source.limits_sample()
     if transform is not None:
         sample = transform(np.asarray(sample, dtype=np.float32))
     limits = compute_limits(

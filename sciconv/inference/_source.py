@@ -8,6 +8,7 @@ image, on the same pixels for every kind (a subsample of a lazy or huge image).
 from __future__ import annotations
 
 import math
+import mmap
 import os
 from typing import Any
 
@@ -26,6 +27,63 @@ _LIMIT_SAMPLES = 1_000_000
 def is_dask(x) -> bool:
     """Whether ``x`` is a dask array (without importing dask)."""
     return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "map_overlap")
+
+
+def file_map(array) -> tuple | None:
+    """How to map ``array`` again if it is a numpy memory map of a file, else None.
+
+    Returns ``(filename, dtype, shape, offset, order)``: enough for :func:`read_mapped` to read it
+    through a mapping of its own, and small enough to pickle to a dask worker (a memory map
+    pickles as a full copy). Only a map of a whole array qualifies (its ``base`` is the
+    :class:`mmap.mmap`), not a slice or view of one, nor a copy-on-write map (``mode="c"``), whose
+    changes a new mapping would not see.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))
+    >>> ref = file_map(np.load(path, mmap_mode="r"))
+    >>> ref[1:]
+    ('<f4', (3, 4), 128, 'C')
+    >>> file_map(np.zeros((3, 4))) is None
+    True
+    """
+    if (
+        isinstance(array, np.memmap)
+        and isinstance(array.base, mmap.mmap)
+        and array.filename
+        and getattr(array, "mode", "r") != "c"
+    ):
+        order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+        shape = tuple(int(n) for n in array.shape)
+        return (array.filename, array.dtype.str, shape, int(array.offset), order)
+    return None
+
+
+def read_mapped(ref: tuple, key, dtype=None) -> np.ndarray:
+    """``array[key]`` copied through a mapping of its own, closed after the read.
+
+    The pages a read touches (and those the kernel reads ahead) leave the process's resident set
+    when the mapping closes, so reading a huge memory-mapped image piece by piece keeps the
+    resident memory at one piece instead of growing to the whole file. ``ref`` comes from
+    :func:`file_map`.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))
+    >>> ref = file_map(np.load(path, mmap_mode="r"))
+    >>> read_mapped(ref, (slice(0, 3, 2), slice(1, 3))).tolist()
+    [[1.0, 2.0], [9.0, 10.0]]
+    """
+    name, dt, shape, offset, order = ref
+    view = np.memmap(name, dtype=dt, mode="r", shape=shape, offset=offset, order=order)
+    try:
+        return np.array(view[key], dtype=dtype)
+    finally:
+        del view
 
 
 def validate_image(image) -> tuple[Any, str | None]:
@@ -115,10 +173,13 @@ class TransformedArray:
         self.shape = (h, w, transform.out_channels(channels))
         self.dtype = np.dtype(np.float32)
         self.ndim = 3
+        self._map = file_map(array)
 
     def __getitem__(self, key) -> np.ndarray:
         if not (isinstance(key, tuple) and len(key) == 2):
             raise TypeError("TransformedArray takes [rows, columns] slices only")
+        if self._map is not None:
+            return self.transform(read_mapped(self._map, key))
         return self.transform(np.asarray(self.array[key]))
 
 
@@ -131,13 +192,17 @@ class Source:
         self.path = path
         shape = tuple(int(s) for s in array.shape)
         self.shape = (*shape, 1) if promote else shape
+        self._map = file_map(array)  # a memory-mapped file: each read maps it anew (flat RSS)
 
     @property
     def lazy(self) -> bool:
         return not isinstance(self.array, np.ndarray) or isinstance(self.array, np.memmap)
 
     def read(self, ys: slice, xs: slice) -> np.ndarray:
-        block = np.asarray(self.array[ys, xs])
+        if self._map is not None:
+            block = read_mapped(self._map, (ys, xs))
+        else:
+            block = np.asarray(self.array[ys, xs])
         if self.promote or block.ndim == 2:
             block = block[..., None]
         return block.astype(np.float32, copy=False)
@@ -159,7 +224,14 @@ class Source:
             if not self.lazy:
                 return self.array if not self.promote else self.array[..., None]
             return self.read(slice(None), slice(None))
-        if isinstance(self.array, np.ndarray):
+        if self._map is not None:  # rows in groups, each through a mapping of its own: the
+            rows = 64 * step  # pages read (and read ahead) of a huge file never pile up in memory
+            parts = [
+                read_mapped(self._map, (slice(r, min(r + rows, h), step), slice(None, None, step)))
+                for r in range(0, h, rows)
+            ]
+            sub = np.concatenate(parts, axis=0)
+        elif isinstance(self.array, np.ndarray):
             sub = np.asarray(self.array[::step, ::step])
         else:  # LazyImage: full-width row reads only
             rows = [self.read(slice(r, r + 1), slice(None))[:, ::step] for r in range(0, h, step)]
