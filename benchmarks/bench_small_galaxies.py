@@ -41,6 +41,15 @@ No real labelled galaxy images are available offline under a suitable licence in
 environment (the packages that ship Galaxy Zoo / Galaxy10 data download it at run time), so
 both tasks are simulated; see ``benchmarks/README.md`` for what that means for real data.
 
+**A real set** (``--data ROOT --classes A B``): any folder with one sub-folder per class of
+images ``sciconv.io.read`` reads (FITS, TIFF, PNG, JPEG; one or several channels), e.g. Galaxy10
+DECaLS written out by ``sciconv.fetch.load("galaxy10", out=ROOT, format="fits")`` (2.7 GB
+download; classes ``02_round_smooth``, ``06_unbarred_tight_spiral``, ...). Every image is resized
+(anti-aliased) to ``--size``; each seed draws a new stratified, disjoint training and test set of
+``--n-train`` / ``--n-test`` images from the two classes (the rest is unused), so the same
+pixels reach every method; the sciconv path reads them back as FITS files (no WCS: D4 augmentation
+is on because they are cutout files). The radial profile is measured per channel.
+
 Reported: the ROC AUC of each method on the test images, per repetition (seed), their mean ±
 standard deviation (ddof 1) and minimum, and the per-seed differences against (a) and (b) (mean,
 and in how many seeds the method is better).
@@ -48,6 +57,8 @@ and in how many seeds the method is better).
     nice -n 10 python benchmarks/bench_small_galaxies.py --methods profile keras keras+dropout \
         sciconv sciconv+tta           # 5 seeds, both tasks, 32 px, 300/200 cutouts per class
     nice -n 10 python benchmarks/bench_small_galaxies.py --seeds 1 --epochs 5 --n-train 100
+    nice -n 10 python benchmarks/bench_small_galaxies.py --data galaxy10/ --size 64 \
+        --classes 02_round_smooth 06_unbarred_tight_spiral   # a real set, 300/200 per class
 """
 
 from __future__ import annotations
@@ -93,44 +104,101 @@ def arms_vs_smooth(n_per_class: int, *, size: int, seed: int):
 TASKS = {"ell_vs_spiral": ell_vs_spiral, "arms_vs_smooth": arms_vs_smooth}
 
 
+def load_classes(root: Path, classes: list[str], *, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of two class folders, as float32 ``(N, size, size, C)``, and labels 0 / 1.
+
+    Images are read with ``sciconv.io.read`` (any format it reads; NaNs become 0) and resized
+    with anti-aliasing when their side is not ``size``; all must have the same channel count.
+    """
+    from skimage.transform import resize
+
+    from sciconv import io
+
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            raise SystemExit(f"--data: no class folder {folder}")
+        files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+        if not files:
+            raise SystemExit(f"--data: {folder} holds no image")
+        for file in files:
+            img = np.nan_to_num(np.asarray(io.read(file).data, dtype=np.float32))
+            if img.shape[:2] != (size, size):
+                img = resize(img, (size, size), anti_aliasing=True, preserve_range=True)
+            images.append(img.astype(np.float32))
+            labels.append(label)
+    channels = {im.shape[-1] for im in images}
+    if len(channels) > 1:
+        raise SystemExit(f"--data: the images have different channel counts {sorted(channels)}")
+    return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+
+def draw_split(labels: np.ndarray, n_train: int, n_test: int, *, seed: int):
+    """Indices of a stratified, disjoint training and test draw (half of each per class)."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in (0, 1):
+        pool = rng.permutation(np.flatnonzero(labels == label))
+        need = n_train // 2 + n_test // 2
+        if len(pool) < need:
+            raise SystemExit(
+                f"--data: class {label} has {len(pool)} images; --n-train {n_train} and "
+                f"--n-test {n_test} need {need}"
+            )
+        train.append(pool[: n_train // 2])
+        test.append(pool[n_train // 2 : need])
+    return rng.permutation(np.concatenate(train)), np.concatenate(test)
+
+
 def write_fits_folder(root: Path, images, labels, params, *, size: int) -> None:
-    """One sub-folder per class of FITS cutouts with the simulated TAN WCS (the sky path)."""
+    """One sub-folder per class of FITS cutouts: with the simulated TAN WCS when ``params`` are
+    given (the sky path), else the pixels alone (a real set)."""
     from sciconv import io
     from sciconv.simulate import cutout_header
 
     for i, (img, lab) in enumerate(zip(images, labels)):
         folder = root / f"class{lab}"
         folder.mkdir(parents=True, exist_ok=True)
+        if params is None:
+            io.write(folder / f"g{i:05d}.fits", img)
+            continue
         hdr = cutout_header(params, i, size=size, class_name=f"class{lab}")
         io.write(folder / f"g{i:05d}.fits", img[..., 0], header=hdr)
 
 
 # ------------------------------------------------------------------------------------ (a)
 def radial_features(images: np.ndarray, *, n_bins: int = 10) -> np.ndarray:
-    """Azimuthally averaged, flux-normalized profile and curve of growth in log-spaced annuli."""
+    """Azimuthally averaged, flux-normalized profile and curve of growth in log-spaced annuli.
+
+    Per channel (a colour image gives each band's profile: colour gradients count too), around
+    the light-weighted centre of all channels together.
+    """
     n, h, w = images.shape[:3]
+    channels = images.shape[3] if images.ndim == 4 else 1
+    images = images.reshape(n, h, w, channels).astype(np.float64)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     edges = np.concatenate([[0.0], np.geomspace(1.0, min(h, w) / 2.0, n_bins)])
-    feats = np.empty((n, 2 * n_bins), dtype=np.float64)
+    feats = np.empty((n, channels, 2 * n_bins), dtype=np.float64)
     border = np.ones((h, w), bool)
     border[3:-3, 3:-3] = False
-    for i, img in enumerate(images[..., 0].astype(np.float64)):
-        img = img - np.median(img[border])
-        core = np.clip(img, 0, None)
+    win = (np.abs(yy - h / 2) < h / 4) & (np.abs(xx - w / 2) < w / 4)
+    for i, img in enumerate(images):
+        img = img - np.median(img[border], axis=0)
+        wgt = np.clip(img, 0, None).sum(axis=-1) * win  # light-weighted centre
         cy, cx = h / 2, w / 2
-        win = (np.abs(yy - cy) < h / 4) & (np.abs(xx - cx) < w / 4)  # light-weighted centre
-        wgt = core * win
         if wgt.sum() > 0:
             cy, cx = (wgt * yy).sum() / wgt.sum(), (wgt * xx).sum() / wgt.sum()
-        r = np.hypot(yy - cy, xx - cx)
-        idx = np.digitize(r, edges) - 1  # annulus of each pixel; n_bins: outside the last
+        idx = np.digitize(np.hypot(yy - cy, xx - cx), edges) - 1  # n_bins: outside the last
         inside = idx < n_bins
-        sums = np.bincount(idx[inside], weights=img[inside], minlength=n_bins)
         areas = np.bincount(idx[inside], minlength=n_bins)
-        total = max(sums.sum(), 1e-6)
-        feats[i, :n_bins] = sums / np.maximum(areas, 1) / total  # surface-brightness shape
-        feats[i, n_bins:] = np.cumsum(sums) / total  # curve of growth
-    return feats
+        for c in range(channels):
+            band = img[..., c]
+            sums = np.bincount(idx[inside], weights=band[inside], minlength=n_bins)
+            total = max(sums.sum(), 1e-6)
+            feats[i, c, :n_bins] = sums / np.maximum(areas, 1) / total  # surface-brightness shape
+            feats[i, c, n_bins:] = np.cumsum(sums) / total  # curve of growth
+    return feats.reshape(n, -1)
 
 
 def _fit_logistic(x, y, lam):
@@ -176,12 +244,12 @@ def roc_auc(y_true, score) -> float:
 
 
 # ------------------------------------------------------------------------------------ CNNs
-def _build(size, *, invariant=None, dropout=None):
+def _build(size, channels=1, *, invariant=None, dropout=None):
     """``sciconv.models.classifier`` with its defaults (``dropout`` overrides the default)."""
     from sciconv import models
 
     extra = {} if dropout is None else {"dropout": dropout}
-    return models.classifier((size, size, 1), 2, invariant=invariant, **extra)
+    return models.classifier((size, size, channels), 2, invariant=invariant, **extra)
 
 
 def mirror_half(images: np.ndarray, *, seed: int) -> np.ndarray:
@@ -192,16 +260,23 @@ def mirror_half(images: np.ndarray, *, seed: int) -> np.ndarray:
     return out
 
 
-def run_repetition(task: str, seed: int, args) -> dict:
+def run_repetition(task: str, seed: int, args, real=None) -> dict:
     import keras
 
     from sciconv import datasets, training
     from sciconv.datasets.prepare import FilePrep
     from sciconv.inference import predict_d4
 
-    n_tr, n_te = args.n_train // 2, args.n_test // 2
-    x_tr, y_tr, p_tr = TASKS[task](n_tr, size=args.size, seed=1000 + seed)
-    x_te, y_te, _ = TASKS[task](n_te, size=args.size, seed=5000 + seed)
+    if real is not None:  # a real set: a new stratified draw per seed
+        images, labels = real
+        train, test = draw_split(labels, args.n_train, args.n_test, seed=1000 + seed)
+        x_tr, y_tr, p_tr = images[train], labels[train], None
+        x_te, y_te = images[test], labels[test]
+    else:
+        n_tr, n_te = args.n_train // 2, args.n_test // 2
+        x_tr, y_tr, p_tr = TASKS[task](n_tr, size=args.size, seed=1000 + seed)
+        x_te, y_te, _ = TASKS[task](n_te, size=args.size, seed=5000 + seed)
+    channels = x_tr.shape[-1]
     if args.mixed_handedness:
         x_tr, x_te = mirror_half(x_tr, seed=2000 + seed), mirror_half(x_te, seed=6000 + seed)
     prep = FilePrep.create(normalize="default")  # the per-image normalization from_folder uses
@@ -219,7 +294,7 @@ def run_repetition(task: str, seed: int, args) -> dict:
         if name not in args.methods:
             continue
         keras.utils.set_random_seed(seed)
-        plain = _build(args.size, dropout=dropout)
+        plain = _build(args.size, channels, dropout=dropout)
         plain.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
         t0 = time.perf_counter()
         plain.fit(xn_tr, y_tr, batch_size=32, epochs=args.epochs, shuffle=True, verbose=0)
@@ -235,7 +310,7 @@ def run_repetition(task: str, seed: int, args) -> dict:
             ):
                 continue
             keras.utils.set_random_seed(seed)
-            model = _build(args.size, invariant=invariant)
+            model = _build(args.size, channels, invariant=invariant)
             t0 = time.perf_counter()
             training.fit(
                 model,
@@ -278,13 +353,29 @@ def main(argv=None) -> int:
         help="diagnostic: train (c)/(e) with reduce_lr=False (a constant rate, as (b))",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="a real set instead of the simulated tasks: a folder of one sub-folder per class",
+    )
+    parser.add_argument(
+        "--classes", nargs=2, metavar=("NEGATIVE", "POSITIVE"), help="the two --data sub-folders"
+    )
     args = parser.parse_args(argv)
 
+    real = None
+    if args.data is not None:
+        if not args.classes:
+            parser.error("--data needs --classes NEGATIVE POSITIVE (two sub-folder names)")
+        real = load_classes(args.data, args.classes, size=args.size)
+        args.tasks = [f"{args.data.name}:{args.classes[0]}-vs-{args.classes[1]}"]
+        counts = np.bincount(real[1], minlength=2)
+        print(f"[{args.tasks[0]}] {counts[0]} + {counts[1]} images, {real[0].shape[1:]}")
     results = {}
     for task in args.tasks:
         reps = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            rep = run_repetition(task, seed, args)
+            rep = run_repetition(task, seed, args, real)
             reps.append(rep)
             line = "  ".join(f"{m} {rep['auc'][m]:.3f}" for m in METHODS if m in rep["auc"])
             print(f"[{task}] seed {seed}: {line}", flush=True)
