@@ -159,7 +159,7 @@ def train_tiny(path: Path, seed: int = 0) -> Path:
 
 def case_blocks(image_path: str, block: int, keep: str | None = None) -> dict:
     """Block-wise labels (to zarr) + catalog; with ``keep``: the zarr store is left there."""
-    from sciconv.inference._blocks import predict_instances_blocks
+    from sciconv.inference import predict_instances_blocks
 
     model = _model()
     image = np.load(image_path, mmap_mode="r")
@@ -193,7 +193,7 @@ def case_dask(image_path: str, block: int, rounds: int) -> dict:
 
     from dask import distributed
 
-    from sciconv.inference._blocks import predict_instances_blocks
+    from sciconv.inference import predict_instances_blocks
 
     model = _model()
     image = np.load(image_path, mmap_mode="r")
@@ -313,7 +313,7 @@ def _tie_pixels(a: np.ndarray, b: np.ndarray, thresh: float = 0.5) -> dict:
 
 def case_compare(image_path: str, block: int, rounds: int) -> dict:
     from sciconv import inference, metrics
-    from sciconv.inference._blocks import predict_instances_blocks
+    from sciconv.inference import predict_instances_blocks
 
     model = _model()
     image = np.load(image_path, mmap_mode="r")

@@ -42,7 +42,7 @@ import tifffile
 from astropy.io import fits
 
 import sciconv as sc
-from sciconv.datasets._pairs import from_pairs
+from sciconv.datasets import from_pairs
 
 CONDITIONS = ("clean", "garbage+mask", "garbage, no mask")
 

@@ -42,9 +42,8 @@ import keras
 import numpy as np
 
 from sciconv import models, preprocess, simulate
-from sciconv.inference._scale import resample, resolve_scale
-from sciconv.io import GridImage
-from sciconv.io._image import PixelScale
+from sciconv.inference import resample, resolve_scale
+from sciconv.io import GridImage, PixelScale
 from sciconv.models.metadata import get_pixel_scale
 
 COARSE, FINE_FACTOR, SIZE = 0.4, 2.5, 64  # arcsec/pixel, finer sampling, cutout side

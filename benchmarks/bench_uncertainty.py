@@ -213,7 +213,7 @@ def run_galaxies(args) -> dict:
         flush=True,
     )
     if args.figure:
-        from sciconv.viz._calibration import plot_reliability
+        from sciconv.viz import plot_reliability
 
         fig = plot_reliability(
             {"before": p_before, "after temperature scaling": p_after},

@@ -48,7 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from scipy import ndimage as ndi
 
-from sciconv.postprocess._instances import with_unmarked  # the rule instances() uses
+from sciconv.postprocess import with_unmarked  # the rule instances() uses
 
 ROOT = Path(__file__).resolve().parents[1]
 IOUS = tuple(round(0.5 + 0.05 * i, 2) for i in range(9))

@@ -2,7 +2,8 @@
 
 - :func:`instances` turns a probability map (H, W, K) into int32 instance labels: touching objects
   are split by a watershed on the distance transform of the foreground (K = 1 or 2) or grown from
-  the predicted interiors (K = 3: background / interior / boundary);
+  the predicted interiors (K = 3: background / interior / boundary); :func:`with_unmarked` is
+  its rule that every foreground component gets a seed;
 - :func:`measure` makes one table row per object (area, centroid, bounding box, flux, ellipse,
   RA/Dec from a WCS);
 - :func:`write_catalog` writes a table as ECSV, CSV or a FITS table, atomically; for CSV,
@@ -56,7 +57,7 @@ from sciconv.postprocess._astro import (
     write_regions,
 )
 from sciconv.postprocess._geojson import geojson_to_labels, labels_to_geojson
-from sciconv.postprocess._instances import METHODS, instances
+from sciconv.postprocess._instances import METHODS, instances, with_unmarked
 from sciconv.postprocess._measure import COLUMN_UCDS, measure
 from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
 from sciconv.postprocess._uncertainty import foreground_probability, object_scores
@@ -91,6 +92,7 @@ __all__ = [
     "to_ccddata",
     "to_photutils",
     "to_regions",
+    "with_unmarked",
     "write_catalog",
     "write_products",
     "write_regions",

@@ -39,7 +39,33 @@ def _validate_number(value, *, name: str, low: float, high: float | None = None)
 
 
 def with_unmarked(markers: np.ndarray, foreground: np.ndarray) -> np.ndarray:
-    """Give every foreground component that holds no marker a marker of its own (its whole area)."""
+    """Give every foreground component that holds no marker a marker of its own (its whole area).
+
+    The rule :func:`instances` applies before its watershed, so that no object is lost because
+    no seed fell inside it (a faint nucleus whose interior probability never passed
+    ``seed_threshold``); a custom seeding rule that should lose no object applies it too.
+
+    Parameters
+    ----------
+    markers : ndarray of int, shape (H, W)
+        Watershed markers (0 = no marker; 1..M).
+    foreground : ndarray of bool, shape (H, W)
+        The pixels to be labelled.
+
+    Returns
+    -------
+    ndarray of int, shape (H, W)
+        ``markers`` plus, in every connected foreground component without one, that whole
+        component as a new marker (numbered after ``markers.max()``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fg = np.zeros((3, 7), bool); fg[:, :2] = True; fg[:, 4:] = True
+    >>> markers = np.zeros((3, 7), int); markers[1, 0] = 1
+    >>> with_unmarked(markers, fg)[1].tolist()
+    [1, 0, 0, 0, 2, 2, 2]
+    """
     comp, n = ndi.label(foreground)
     if n == 0:
         return markers
