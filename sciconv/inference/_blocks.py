@@ -33,15 +33,9 @@ from sciconv.inference._dask import ModelHandle
 from sciconv.inference._model import Runner, receptive_field
 from sciconv.inference._progress import progress_bar
 from sciconv.inference._settings import check_overlap, resolve_settings
-from sciconv.inference._source import (
-    Source,
-    compute_limits,
-    file_map,
-    is_dask,
-    read_mapped,
-    validate_image,
-)
+from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
 from sciconv.inference._stitch import BlockPlan, group_pieces, lost_pieces, select_owned
+from sciconv.io import file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
 from sciconv.preprocess._transform import InputTransform, resolve_input_transform

@@ -8,7 +8,6 @@ image, on the same pixels for every kind (a subsample of a lazy or huge image).
 from __future__ import annotations
 
 import math
-import mmap
 import os
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from sciconv import io, preprocess
 from sciconv.errors import InferenceError
+from sciconv.io import file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess._transform import resolve_input_transform
 
@@ -27,63 +27,6 @@ _LIMIT_SAMPLES = 1_000_000
 def is_dask(x) -> bool:
     """Whether ``x`` is a dask array (without importing dask)."""
     return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "map_overlap")
-
-
-def file_map(array) -> tuple | None:
-    """How to map ``array`` again if it is a numpy memory map of a file, else None.
-
-    Returns ``(filename, dtype, shape, offset, order)``: enough for :func:`read_mapped` to read it
-    through a mapping of its own, and small enough to pickle to a dask worker (a memory map
-    pickles as a full copy). Only a map of a whole array qualifies (its ``base`` is the
-    :class:`mmap.mmap`), not a slice or view of one, nor a copy-on-write map (``mode="c"``), whose
-    changes a new mapping would not see.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
-    >>> np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))
-    >>> ref = file_map(np.load(path, mmap_mode="r"))
-    >>> ref[1:]
-    ('<f4', (3, 4), 128, 'C')
-    >>> file_map(np.zeros((3, 4))) is None
-    True
-    """
-    if (
-        isinstance(array, np.memmap)
-        and isinstance(array.base, mmap.mmap)
-        and array.filename
-        and getattr(array, "mode", "r") != "c"
-    ):
-        order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
-        shape = tuple(int(n) for n in array.shape)
-        return (array.filename, array.dtype.str, shape, int(array.offset), order)
-    return None
-
-
-def read_mapped(ref: tuple, key, dtype=None) -> np.ndarray:
-    """``array[key]`` copied through a mapping of its own, closed after the read.
-
-    The pages a read touches (and those the kernel reads ahead) leave the process's resident set
-    when the mapping closes, so reading a huge memory-mapped image piece by piece keeps the
-    resident memory at one piece instead of growing to the whole file. ``ref`` comes from
-    :func:`file_map`.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
-    >>> np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))
-    >>> ref = file_map(np.load(path, mmap_mode="r"))
-    >>> read_mapped(ref, (slice(0, 3, 2), slice(1, 3))).tolist()
-    [[1.0, 2.0], [9.0, 10.0]]
-    """
-    name, dt, shape, offset, order = ref
-    view = np.memmap(name, dtype=dt, mode="r", shape=shape, offset=offset, order=order)
-    try:
-        return np.array(view[key], dtype=dtype)
-    finally:
-        del view
 
 
 def validate_image(image) -> tuple[Any, str | None]:

@@ -47,6 +47,7 @@ Examples
 #   _common   warnings, error text, axis plans, sections, memory check, float32 conversion
 #   _header   header cards, INHERIT, structural cards, the celestial WCS and its slicing
 #   _image    GridImage, LazyImage, as_array (what every stage takes)
+#   _mapped   memory-mapped files read window by window without pages piling up in memory
 #   _files    file kinds, image_stem, list_images, pair_by_stem
 #   _fits     the one FITS decoder and its fast path for plain files
 #   _tiff, _png   TIFF (tifffile), PNG/JPEG (Pillow, plus the 16-bit colour PNG codec)
@@ -77,6 +78,7 @@ from sciconv.io._image import (
     is_nddata,
     read_pixel_scale,
 )
+from sciconv.io._mapped import file_map, read_mapped
 from sciconv.io._masks import MASK_EXTNAMES
 from sciconv.io._read import probe_shape, read, read_pixels
 from sciconv.io._write import write
@@ -95,12 +97,14 @@ __all__ = [
     "MissingDependencyError",
     "PixelScale",
     "as_array",
+    "file_map",
     "image_stem",
     "is_nddata",
     "list_images",
     "pair_by_stem",
     "probe_shape",
     "read",
+    "read_mapped",
     "read_pixel_scale",
     "read_pixels",
     "write",

@@ -51,6 +51,7 @@ from sciconv.io._header import (
     slice_wcs,
 )
 from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._mapped import read_mapped
 from sciconv.io._masks import MASK_EXTNAMES, flags_to_bad
 
 
@@ -373,11 +374,26 @@ def read_fits(
                 m, m_index, roles, same, stack=stack, ignore_flags=ignore_flags, path=path
             )
 
+        # a lazy plain HDU is read through a mapping of its own per window (read_mapped): astropy's
+        # map of the whole file, held open, would keep every page read resident until closed
+        start = _pixel_start(hdul, index, h) if lazy else None
+        direct = None
+        if start is not None:
+            direct = (str(path), _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
+
+        opened = [True]
+
+        def close() -> None:
+            opened[0] = False
+            hdul.close()
+
         def reader(ys_: slice, xs_: slice) -> np.ndarray:
+            if not opened[0]:
+                raise InvalidImageError("LazyImage was closed", path=path)
             ys_abs, xs_abs = shift_axes(ys_, ys.start), shift_axes(xs_, xs.start)
             idx = raw_index(roles, ys_abs, xs_abs)
             try:
-                raw = h.section[idx]
+                raw = h.section[idx] if direct is None else read_mapped(direct, idx)
             except Exception as exc:
                 raise InvalidImageError(
                     f"cannot read pixels of HDU {index} ({brief(exc)})", path=path
@@ -390,7 +406,7 @@ def read_fits(
         if lazy:
             n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == ROLE_C]))
             shape = (ys.stop - ys.start, xs.stop - xs.start, n_chan)
-            data = LazyImage(reader, shape, path=str(path), closer=hdul.close)
+            data = LazyImage(reader, shape, path=str(path), closer=close)
             keep_open = True
             return GridImage(data, header=header, wcs=wcs, mask=None, path=str(path), meta=meta)
         try:
@@ -414,10 +430,12 @@ def read_fits(
             hdul.close()
 
 
-def _check_truncated(hdul, index: int, h, dims, bitpix: int, path: Path) -> None:
+def _pixel_start(hdul, index: int, h) -> int | None:
+    """First byte of an uncompressed HDU's pixels in its file; None when tile-compressed, in a
+    gzipped file, or unknown."""
     fits = astropy_fits()
     if isinstance(h, fits.CompImageHDU):
-        return
+        return None
     try:
         # HDU._data_offset/_file: private but stable; HDUList.fileinfo() fails on odd headers
         start, fileobj = getattr(h, "_data_offset", None), getattr(h, "_file", None)
@@ -425,12 +443,21 @@ def _check_truncated(hdul, index: int, h, dims, bitpix: int, path: Path) -> None
             info = hdul.fileinfo(index)
             start, fileobj = info["datLoc"], info["file"]
         if getattr(fileobj, "compression", None):
-            return
-        size = os.path.getsize(path)
-        expected = abs(bitpix) // 8 * int(np.prod(dims, dtype=np.int64))
-        start = int(start)
+            return None
+        return int(start)
     except Exception:
+        return None
+
+
+def _check_truncated(hdul, index: int, h, dims, bitpix: int, path: Path) -> None:
+    start = _pixel_start(hdul, index, h)
+    if start is None:
         return
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return
+    expected = abs(bitpix) // 8 * int(np.prod(dims, dtype=np.int64))
     if start + expected > size:
         raise InvalidImageError(
             f"truncated file: HDU {index} needs {expected} bytes of pixel data from byte {start}, "

@@ -40,6 +40,7 @@ from sciconv.io._common import (
     warn_caller,
 )
 from sciconv.io._image import GridImage, InMemoryLazy, LazyImage
+from sciconv.io._mapped import file_map, read_mapped
 
 TIFF_AXES = (
     "YXCSZTNQIRPHEFLMAB"  # letters tifffile uses; Y/X spatial, C/S channels, rest stack-like
@@ -124,13 +125,18 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
         mm = _tiff_memmap(path, shape) if lazy or section is not None else None
         if lazy and mm is not None:
             n_chan = int(np.prod([n for n, r in zip(shape, roles) if r == ROLE_C]))
-            holder = [mm]
+            # each window through a mapping of its own (read_mapped): a map held open would keep
+            # every page read resident, so a whole slide read window by window would fill memory
+            ref = file_map(mm)
+            holder = [mm if ref is None else ref]
+            del mm
 
             def reader(ys_: slice, xs_: slice) -> np.ndarray:
                 if holder[0] is None:
                     raise InvalidImageError("LazyImage was closed", path=path)
                 idx = raw_index(roles, shift_axes(ys_, ys.start), shift_axes(xs_, xs.start))
-                return arrange_axes(to_float32(holder[0][idx], path=path), roles, stack=False)
+                raw = holder[0][idx] if ref is None else read_mapped(ref, idx)
+                return arrange_axes(to_float32(raw, path=path), roles, stack=False)
 
             meta["alpha"] = "kept" if alpha else None
             data = LazyImage(
