@@ -133,3 +133,20 @@ def test_lazy_fits_reads_gzipped_and_scaled_files_alike(tmp_path):
         np.testing.assert_array_equal(lazy.data[2:20, 1:39], eager[2:20, 1:39])
         assert np.isnan(lazy.data[3, 4, 0]) and lazy.data[0, 0, 0] == 700.0
         lazy.data.close()
+
+
+def test_a_replaced_file_is_refused_or_read_as_opened(tmp_path):
+    """A pipeline that replaces a file under its name never mixes two versions into one result."""
+    old = np.arange(64, dtype=np.float32).reshape(8, 8)
+    np.save(tmp_path / "x.npy", old)
+    ref = file_map(np.load(tmp_path / "x.npy", mmap_mode="r"))
+    io.write(tmp_path / "x.fits", old)
+    lazy = io.read(tmp_path / "x.fits", lazy=True)
+    np.save(tmp_path / "new.npy", old + 100)
+    (tmp_path / "new.npy").replace(tmp_path / "x.npy")  # atomic replacement, as writers do
+    io.write(tmp_path / "x.fits", old + 100, overwrite=True)
+    with pytest.raises(InvalidImageError, match=r"replaced.*x\.npy|x\.npy.*replaced"):
+        read_mapped(ref, (slice(0, 2), slice(0, 2)))
+    np.testing.assert_array_equal(lazy.data[:, :, 0], old)  # the version it opened
+    lazy.data.close()
+    np.testing.assert_array_equal(io.read(tmp_path / "x.fits", lazy=True).data[:, :, 0], old + 100)

@@ -63,7 +63,7 @@ class _Windows:
     def __setstate__(self, state):
         self.__dict__.update(state)
         if self.array is None:
-            name, dtype, shape, offset, order = self.memmap
+            name, dtype, shape, offset, order = self.memmap[:5]
             self.array = np.memmap(
                 name, dtype=dtype, mode="r", shape=shape, offset=offset, order=order
             )

@@ -377,14 +377,16 @@ def read_fits(
         # a lazy plain HDU is read through a mapping of its own per window (read_mapped): astropy's
         # map of the whole file, held open, would keep every page read resident until closed
         start = _pixel_start(hdul, index, h) if lazy else None
-        direct = None
-        if start is not None:
-            direct = (str(path), _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
-
+        direct = handle = None
+        if start is not None:  # the file as opened now: a file replaced later is not read
+            handle = open(path, "rb")
+            direct = (handle, _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
         opened = [True]
 
         def close() -> None:
             opened[0] = False
+            if handle is not None:
+                handle.close()
             hdul.close()
 
         def reader(ys_: slice, xs_: slice) -> np.ndarray:

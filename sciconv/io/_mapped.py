@@ -5,26 +5,37 @@ resident until it is closed: read window by window, a survey mosaic's whole file
 in the process's memory. :func:`read_mapped` maps the file anew for each read and unmaps it after
 the copy, so only the window being read is resident; :func:`file_map` says how to map an array
 again.
+
+Consistency: a file replaced while it is read (a pipeline writing a new version atomically under
+the same name) must not mix two versions in one result. :func:`file_map` records the file's
+identity and :func:`read_mapped` refuses a file that is no longer the same one; a reader that owns
+the file (``sciconv.io.read(path, lazy=True)``) keeps it open and maps that open file, so it
+reads the version it opened to the end.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 
 import numpy as np
 
-#: ``(filename, dtype, shape, offset, order)``: where an array lies in a file.
+from sciconv.errors import InvalidImageError
+
+#: ``(file, dtype, shape, offset, order[, identity])``: where an array lies in a file; ``file`` is
+#: a path or an open binary file, ``identity`` the path's ``(st_dev, st_ino)`` when recorded.
 FileMap = tuple
 
 
 def file_map(array) -> FileMap | None:
     """How to map ``array`` again if it is a numpy memory map of a file, else None.
 
-    Returns ``(filename, dtype, shape, offset, order)``: enough for :func:`read_mapped` to read it
-    through a mapping of its own, and small enough to pickle to a dask worker (a memory map
-    pickles as a full copy). Only a map of a whole array qualifies (its ``base`` is the
-    :class:`mmap.mmap`), not a slice or view of one, nor a copy-on-write map (``mode="c"``), whose
-    changes a new mapping would not see.
+    Returns ``(filename, dtype, shape, offset, order, identity)``: enough for :func:`read_mapped`
+    to read it through a mapping of its own, and small enough to pickle to a dask worker (a memory
+    map pickles as a full copy); ``identity`` is the file's ``(st_dev, st_ino)`` now, so a file
+    replaced later is refused instead of read. Only a map of a whole array qualifies (its
+    ``base`` is the :class:`mmap.mmap`), not a slice or view of one, nor a copy-on-write map
+    (``mode="c"``), whose changes a new mapping would not see.
 
     Parameters
     ----------
@@ -34,14 +45,14 @@ def file_map(array) -> FileMap | None:
     Returns
     -------
     tuple or None
-        ``(filename, dtype string, shape, offset in bytes, "C" or "F")``.
+        ``(filename, dtype string, shape, offset in bytes, "C" or "F", identity)``.
 
     Examples
     --------
     >>> import numpy as np, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
     >>> np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))
-    >>> file_map(np.load(path, mmap_mode="r"))[1:]
+    >>> file_map(np.load(path, mmap_mode="r"))[1:5]
     ('<f4', (3, 4), 128, 'C')
     >>> file_map(np.zeros((3, 4))) is None
     True
@@ -54,7 +65,12 @@ def file_map(array) -> FileMap | None:
     ):
         order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
         shape = tuple(int(n) for n in array.shape)
-        return (array.filename, array.dtype.str, shape, int(array.offset), order)
+        try:
+            stat = os.stat(array.filename)
+        except OSError:
+            return None
+        identity = (stat.st_dev, stat.st_ino)
+        return (array.filename, array.dtype.str, shape, int(array.offset), order, identity)
     return None
 
 
@@ -70,8 +86,9 @@ def read_mapped(ref: FileMap, key, dtype=None) -> np.ndarray:
     Parameters
     ----------
     ref : tuple
-        From :func:`file_map`, or built for a file laid out as ``(filename, dtype, shape,
-        offset, order)`` (how ``sciconv.io.read(..., lazy=True)`` reads a plain FITS HDU).
+        From :func:`file_map`, or built for a file laid out as ``(file, dtype, shape, offset,
+        order)`` where ``file`` is a path or an open binary file (how ``sciconv.io.read(...,
+        lazy=True)`` reads a plain FITS HDU or an uncompressed TIFF: from the file it opened).
     key : index
         What to read, as for ``array[key]``.
     dtype : numpy dtype, optional
@@ -82,6 +99,11 @@ def read_mapped(ref: FileMap, key, dtype=None) -> np.ndarray:
     numpy.ndarray
         A copy, never a view of the file.
 
+    Raises
+    ------
+    InvalidImageError
+        The path no longer names the file ``ref`` recorded (replaced or deleted since).
+
     Examples
     --------
     >>> import numpy as np, tempfile, os
@@ -91,8 +113,27 @@ def read_mapped(ref: FileMap, key, dtype=None) -> np.ndarray:
     >>> read_mapped(ref, (slice(0, 3, 2), slice(1, 3))).tolist()
     [[1.0, 2.0], [9.0, 10.0]]
     """
-    name, dt, shape, offset, order = ref
-    view = np.memmap(name, dtype=dt, mode="r", shape=shape, offset=offset, order=order)
+    source, dt, shape, offset, order, *identity = ref
+    if not isinstance(source, (str, os.PathLike)):  # an open file: the version it opened
+        return _copy(source, dt, shape, offset, order, key, dtype)
+    try:
+        file = open(source, "rb")
+    except OSError as exc:
+        raise InvalidImageError(f"cannot reopen the file to read it ({exc})", path=source) from exc
+    with file:
+        if identity and identity[0] is not None:
+            stat = os.fstat(file.fileno())
+            if (stat.st_dev, stat.st_ino) != tuple(identity[0]):
+                raise InvalidImageError(
+                    "the file was replaced while it was being read (another file has its name "
+                    "now); read it again",
+                    path=source,
+                )
+        return _copy(file, dt, shape, offset, order, key, dtype)
+
+
+def _copy(file, dt, shape, offset, order, key, dtype) -> np.ndarray:
+    view = np.memmap(file, dtype=dt, mode="r", shape=shape, offset=offset, order=order)
     try:
         return np.array(view[key], dtype=dtype)
     finally:

@@ -128,6 +128,10 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
             # each window through a mapping of its own (read_mapped): a map held open would keep
             # every page read resident, so a whole slide read window by window would fill memory
             ref = file_map(mm)
+            handle = None
+            if ref is not None:  # the file as opened now: a file replaced later is not read
+                handle = open(path, "rb")
+                ref = (handle, *ref[1:5])
             holder = [mm if ref is None else ref]
             del mm
 
@@ -138,12 +142,17 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
                 raw = holder[0][idx] if ref is None else read_mapped(ref, idx)
                 return arrange_axes(to_float32(raw, path=path), roles, stack=False)
 
+            def close() -> None:
+                holder[0] = None
+                if handle is not None:
+                    handle.close()
+
             meta["alpha"] = "kept" if alpha else None
             data = LazyImage(
                 reader,
                 (ys.stop - ys.start, xs.stop - xs.start, n_chan),
                 path=str(path),
-                closer=lambda: holder.__setitem__(0, None),
+                closer=close,
             )
             return GridImage(data, path=str(path), meta=meta)
         if lazy and not pixels_only:
