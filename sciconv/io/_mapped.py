@@ -23,7 +23,7 @@ import numpy as np
 from sciconv.errors import InvalidImageError
 
 #: ``(file, dtype, shape, offset, order[, identity])``: where an array lies in a file; ``file`` is
-#: a path or an open binary file, ``identity`` the path's ``(st_dev, st_ino)`` when recorded.
+#: a path or an open binary file, ``identity`` the path's ``(st_ino, st_size)`` when recorded.
 FileMap = tuple
 
 
@@ -32,10 +32,11 @@ def file_map(array) -> FileMap | None:
 
     Returns ``(filename, dtype, shape, offset, order, identity)``: enough for :func:`read_mapped`
     to read it through a mapping of its own, and small enough to pickle to a dask worker (a memory
-    map pickles as a full copy); ``identity`` is the file's ``(st_dev, st_ino)`` now, so a file
-    replaced later is refused instead of read. Only a map of a whole array qualifies (its
-    ``base`` is the :class:`mmap.mmap`), not a slice or view of one, nor a copy-on-write map
-    (``mode="c"``), whose changes a new mapping would not see.
+    map pickles as a full copy); ``identity`` is the file's ``(st_ino, st_size)`` now, so a file
+    replaced later is refused instead of read (not the device number, which differs between the
+    machines of a cluster that mount one shared file system). Only a map of a whole array
+    qualifies (its ``base`` is the :class:`mmap.mmap`), not a slice or view of one, nor a
+    copy-on-write map (``mode="c"``), whose changes a new mapping would not see.
 
     Parameters
     ----------
@@ -69,7 +70,7 @@ def file_map(array) -> FileMap | None:
             stat = os.stat(array.filename)
         except OSError:
             return None
-        identity = (stat.st_dev, stat.st_ino)
+        identity = (stat.st_ino, stat.st_size)
         return (array.filename, array.dtype.str, shape, int(array.offset), order, identity)
     return None
 
@@ -123,7 +124,7 @@ def read_mapped(ref: FileMap, key, dtype=None) -> np.ndarray:
     with file:
         if identity and identity[0] is not None:
             stat = os.fstat(file.fileno())
-            if (stat.st_dev, stat.st_ino) != tuple(identity[0]):
+            if (stat.st_ino, stat.st_size) != tuple(identity[0]):
                 raise InvalidImageError(
                     "the file was replaced while it was being read (another file has its name "
                     "now); read it again",
