@@ -150,3 +150,19 @@ def test_a_replaced_file_is_refused_or_read_as_opened(tmp_path):
     np.testing.assert_array_equal(lazy.data[:, :, 0], old)  # the version it opened
     lazy.data.close()
     np.testing.assert_array_equal(io.read(tmp_path / "x.fits", lazy=True).data[:, :, 0], old + 100)
+
+
+def test_block_windows_of_a_memmap_ship_as_a_file_reference(tmp_path):
+    """What a dask worker gets: the file reference, not a copy of the pixels, and equal reads."""
+    import pickle
+
+    from sciconv.inference._blocks import _Windows
+
+    data = np.random.default_rng(2).normal(size=(256, 192)).astype(np.float32)
+    np.save(tmp_path / "x.npy", data)
+    windows = _Windows(np.load(tmp_path / "x.npy", mmap_mode="r"))
+    blob = pickle.dumps(windows)
+    assert len(blob) < 4096  # the pixels are 192 KiB
+    shipped = pickle.loads(blob)
+    assert shipped.shape == (256, 192)
+    np.testing.assert_array_equal(shipped.read((3, 100), (5, 150))[..., 0], data[3:100, 5:150])

@@ -57,25 +57,17 @@ class _Windows:
     def __getstate__(self):
         state = dict(self.__dict__)
         if self.memmap is not None:  # a memmap pickles as a full copy: ship the file reference
-            state["array"] = None
+            state["array"] = None  # (reads go through it: the array is not needed there)
         return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        if self.array is None:
-            name, dtype, shape, offset, order = self.memmap[:5]
-            self.array = np.memmap(
-                name, dtype=dtype, mode="r", shape=shape, offset=offset, order=order
-            )
 
     def read(self, ys: tuple[int, int], xs: tuple[int, int], dtype=np.float32) -> np.ndarray:
         if self.memmap is not None:  # a map of its own: the pages read leave the resident set
             block = read_mapped(self.memmap, (slice(*ys), slice(*xs)), dtype=dtype)
-            return block[..., None] if block.ndim == 2 else block
-        block = self.array[ys[0] : ys[1], xs[0] : xs[1]]
-        if is_dask(block):
-            block = block.compute(scheduler="sync")
-        block = np.asarray(block, dtype=dtype)
+        else:
+            block = self.array[ys[0] : ys[1], xs[0] : xs[1]]
+            if is_dask(block):
+                block = block.compute(scheduler="sync")
+            block = np.asarray(block, dtype=dtype)
         return block[..., None] if block.ndim == 2 else block
 
 

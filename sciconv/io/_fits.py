@@ -352,7 +352,8 @@ def read_fits(
         bitpix = header_get(header, "BITPIX")
         if bitpix not in (8, 16, 32, 64, -32, -64):
             raise InvalidImageError(f"invalid BITPIX {bitpix!r} in HDU {index}", path=path)
-        _check_truncated(hdul, index, h, dims, bitpix, path)
+        start = _pixel_start(hdul, index, h)  # None: compressed or unknown
+        _check_truncated(start, index, dims, bitpix, path)
         raw_shape = tuple(dims[::-1])
         roles = _fits_roles(raw_shape, stack=stack, path=path)
         scaling = _Scaling(header, bitpix, path)
@@ -376,9 +377,8 @@ def read_fits(
 
         # a lazy plain HDU is read through a mapping of its own per window (read_mapped): astropy's
         # map of the whole file, held open, would keep every page read resident until closed
-        start = _pixel_start(hdul, index, h) if lazy else None
         direct = handle = None
-        if start is not None:  # the file as opened now: a file replaced later is not read
+        if lazy and start is not None:  # the file as opened now: a file replaced later is not read
             handle = open(path, "rb")
             direct = (handle, _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
         opened = [True]
@@ -451,8 +451,7 @@ def _pixel_start(hdul, index: int, h) -> int | None:
         return None
 
 
-def _check_truncated(hdul, index: int, h, dims, bitpix: int, path: Path) -> None:
-    start = _pixel_start(hdul, index, h)
+def _check_truncated(start: int | None, index: int, dims, bitpix: int, path: Path) -> None:
     if start is None:
         return
     try:
