@@ -107,8 +107,9 @@ TASKS = {"ell_vs_spiral": ell_vs_spiral, "arms_vs_smooth": arms_vs_smooth}
 def load_classes(root: Path, classes: list[str], *, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Every image of two class folders, as float32 ``(N, size, size, C)``, and labels 0 / 1.
 
-    Images are read with ``sciconv.io.read`` (any format it reads; NaNs become 0) and resized
-    with anti-aliasing when their side is not ``size``; all must have the same channel count.
+    The image files (``sciconv.io.list_images``) are read with ``sciconv.io.read_pixels`` (any
+    format sciconv reads; NaNs become 0) and resized with anti-aliasing when their side is not
+    ``size``; all must have the same channel count.
     """
     from skimage.transform import resize
 
@@ -119,11 +120,11 @@ def load_classes(root: Path, classes: list[str], *, size: int) -> tuple[np.ndarr
         folder = root / name
         if not folder.is_dir():
             raise SystemExit(f"--data: no class folder {folder}")
-        files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+        files = io.list_images(folder)
         if not files:
             raise SystemExit(f"--data: {folder} holds no image")
         for file in files:
-            img = np.nan_to_num(np.asarray(io.read(file).data, dtype=np.float32))
+            img = np.nan_to_num(io.read_pixels(file))
             if img.shape[:2] != (size, size):
                 img = resize(img, (size, size), anti_aliasing=True, preserve_range=True)
             images.append(img.astype(np.float32))
