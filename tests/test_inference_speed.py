@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from sciconv import devices as sc_devices
 from sciconv import inference
 from sciconv.errors import InferenceError
 from sciconv.inference import _precision, _progress
@@ -143,14 +144,16 @@ def test_predict_instances_runs_in_the_precision_asked_whole_and_block_by_block(
         inference.predict_instances(model, x, precision="float16", **kw)
 
 
-def _fresh_auto_caches(monkeypatch):
+def _fresh_auto_caches(monkeypatch, tmp_path):
+    """No decision in this process nor on disk (the disk cache under a fresh folder)."""
     monkeypatch.delenv("SCICONV_PRECISION", raising=False)
+    monkeypatch.setenv("SCICONV_DATA_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(_precision, "_AUTO_CHOICE", _precision.weakref.WeakKeyDictionary())
     monkeypatch.setattr(_precision, "_AUTO_BY_ARCHITECTURE", {})
 
 
-def test_auto_precision_follows_the_hardware_and_a_timing(monkeypatch, stack):
-    _fresh_auto_caches(monkeypatch)
+def test_auto_precision_follows_the_hardware_and_a_timing(monkeypatch, tmp_path, stack):
+    _fresh_auto_caches(monkeypatch, tmp_path)
     monkeypatch.setattr(_precision, "native_bfloat16", lambda: False)
     assert inference.resolve_settings(stack, (40, 40), tile=32).precision == "float32"
     monkeypatch.setattr(_precision, "native_bfloat16", lambda: True)
@@ -171,11 +174,11 @@ def test_auto_precision_follows_the_hardware_and_a_timing(monkeypatch, stack):
     assert inference.resolve_settings(slow, (40, 40), precision="float32").precision == "float32"
 
 
-def test_auto_precision_is_decided_once_per_architecture(monkeypatch):
+def test_auto_precision_is_decided_once_per_architecture(monkeypatch, tmp_path):
     """Two models of one architecture (a model loaded twice; the wrapper predict_uncertainty
     builds on every call) get one decision: a second timing could fall on the other side of
     the threshold and the same call would then give other numbers."""
-    _fresh_auto_caches(monkeypatch)
+    _fresh_auto_caches(monkeypatch, tmp_path)
     monkeypatch.setattr(_precision, "native_bfloat16", lambda: True)
     timings = iter([0.5, 1.0, 1.0, 1.0])  # (bfloat16, float32): twice as fast, then not
     calls = []
@@ -195,8 +198,92 @@ def test_auto_precision_is_decided_once_per_architecture(monkeypatch):
     assert len(calls) == 4
 
 
-def test_sciconv_precision_pins_auto(monkeypatch, stack, image):
-    _fresh_auto_caches(monkeypatch)
+def _timing(monkeypatch, bf16: float, f32: float) -> list:
+    """Fake timings (bfloat16 model, float32 model); the list of timed models."""
+    calls = []
+
+    def fake_time(model, x, repeats=3):
+        calls.append(model)
+        return bf16 if model.layers[1].compute_dtype == "bfloat16" else f32
+
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda: True)
+    monkeypatch.setattr(_precision, "_time", fake_time)
+    return calls
+
+
+def _new_process(monkeypatch):
+    """Forget this process's decisions, as a new process would have none."""
+    monkeypatch.setattr(_precision, "_AUTO_CHOICE", _precision.weakref.WeakKeyDictionary())
+    monkeypatch.setattr(_precision, "_AUTO_BY_ARCHITECTURE", {})
+
+
+def test_auto_precision_is_kept_on_disk_for_later_processes(monkeypatch, tmp_path):
+    """A later process on the same machine reads the first decision instead of timing again,
+    even when its own timing would come out the other way: one command, one result."""
+    _fresh_auto_caches(monkeypatch, tmp_path)
+    calls = _timing(monkeypatch, bf16=0.5, f32=1.0)
+    model = _conv_stack(seed=7)
+    assert _precision.choose_precision(model, "auto", tile=(64, 64), channels=1) == "bfloat16"
+    assert len(calls) == 2
+    key = _precision._architecture_key(model)
+    kept = _precision.decision_file(key)
+    assert kept.read_text().strip() == "bfloat16"
+    assert kept.is_relative_to(tmp_path / "cache" / "precision")
+    _new_process(monkeypatch)
+    calls = _timing(monkeypatch, bf16=1.0, f32=1.0)  # this process's timing would say float32
+    again = keras.Model.from_config(model.get_config())
+    assert _precision.choose_precision(again, "auto", tile=(64, 64), channels=1) == "bfloat16"
+    assert calls == []  # read, not timed
+    # another kind of machine (here: other CPU flags) has its own decision
+    info = sc_devices.info()
+    other = {**info, "cpu": {**info["cpu"], "model": "another CPU"}}
+    monkeypatch.setattr(sc_devices, "info", lambda: other)
+    assert _precision.decision_file(key) != kept
+    _new_process(monkeypatch)
+    assert _precision.choose_precision(again, "auto", tile=(64, 64), channels=1) == "float32"
+    assert len(calls) == 2
+
+
+def test_auto_precision_adopts_the_decision_of_a_process_that_wrote_first(monkeypatch, tmp_path):
+    _fresh_auto_caches(monkeypatch, tmp_path)
+    model = _conv_stack(seed=8)
+    kept = _precision.decision_file(_precision._architecture_key(model))
+    calls = []
+
+    def racing_time(model, x, repeats=3):  # another process writes while this one times
+        calls.append(model)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text("float32\n")
+        return 0.5 if len(calls) == 1 else 1.0  # this process alone would take bfloat16
+
+    monkeypatch.setattr(_precision, "native_bfloat16", lambda: True)
+    monkeypatch.setattr(_precision, "_time", racing_time)
+    assert _precision.choose_precision(model, "auto", tile=(64, 64), channels=1) == "float32"
+    assert kept.read_text().strip() == "float32"
+
+
+def test_auto_precision_without_a_writable_cache_decides_per_process(monkeypatch, tmp_path):
+    _fresh_auto_caches(monkeypatch, tmp_path)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("SCICONV_DATA_DIR", str(blocker))
+    calls = _timing(monkeypatch, bf16=0.5, f32=1.0)
+    model = _conv_stack(seed=9)
+    assert _precision.choose_precision(model, "auto", tile=(64, 64), channels=1) == "bfloat16"
+    assert _precision.choose_precision(model, "auto", tile=(64, 64), channels=1) == "bfloat16"
+    assert len(calls) == 2  # decided once in this process, nothing raised
+    # an unreadable decision (not float32/bfloat16) is ignored and timed anew
+    monkeypatch.setenv("SCICONV_DATA_DIR", str(tmp_path / "cache"))
+    _new_process(monkeypatch)
+    kept = _precision.decision_file(_precision._architecture_key(model))
+    kept.parent.mkdir(parents=True)
+    kept.write_text("float16\n")
+    assert _precision.choose_precision(model, "auto", tile=(64, 64), channels=1) == "bfloat16"
+    assert len(calls) == 4
+
+
+def test_sciconv_precision_pins_auto(monkeypatch, tmp_path, stack, image):
+    _fresh_auto_caches(monkeypatch, tmp_path)
     monkeypatch.setattr(_precision, "native_bfloat16", lambda: True)
 
     def no_timing(model, x, repeats=3):

@@ -8,6 +8,16 @@ float32. ``precision="auto"`` picks bfloat16 only where the hardware has native 
 on the first use finds it faster; elsewhere (e.g. an AVX2-only CPU, where bfloat16 is emulated
 and slower) it stays float32. The environment variable ``SCICONV_PRECISION=float32`` (or
 ``bfloat16``) pins every ``"auto"`` for results that must not depend on the hardware.
+
+A timing is noisy, and two processes timing the same model could decide differently, so the same
+command would give slightly different numbers from run to run (measured: 112 of 12,084 sky
+sources differed between a bfloat16 and a float32 run). The first decision for a model
+architecture on a machine (CPU model and flags, GPUs, TensorFlow and Keras versions) is therefore
+kept on disk, under ``<sciconv.fetch.cache_dir()>/precision/``, and every later process on that
+machine, or on one of the same kind sharing the folder, reads it instead of timing again. Of
+several processes deciding at once the first to write wins and the others adopt its decision.
+Delete the folder to time again (after a hardware or driver change the key changes by itself);
+where it cannot be written the decision is kept per process only.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import statistics
 import time
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -148,6 +159,8 @@ def choose_precision(
         return cached
     key = _architecture_key(model)
     cached = None if key is None else _AUTO_BY_ARCHITECTURE.get(key)
+    if cached is None and key is not None:
+        cached = _read_decision(key)
     if cached is None:
         fixed = model.input_shape[1] is not None  # a fixed-size model takes only its tile
         h, w = (int(t) if fixed else min(int(t), 512) for t in tile)
@@ -155,9 +168,61 @@ def choose_precision(
         fast = _time(bfloat16_model(model), x) <= _AUTO_GAIN * _time(model, x)
         cached = "bfloat16" if fast else "float32"
         if key is not None:
-            _AUTO_BY_ARCHITECTURE[key] = cached
+            cached = _keep_decision(key, cached)
+    if key is not None:
+        _AUTO_BY_ARCHITECTURE[key] = cached
     _AUTO_CHOICE[model] = cached
     return cached
+
+
+def decision_file(key: str) -> Path:
+    """The file that keeps the ``"auto"`` decision for architecture digest ``key`` on this kind
+    of machine (the module doc).
+
+    Examples
+    --------
+    >>> decision_file("0" * 64).parent.name
+    'precision'
+    """
+    from sciconv import devices
+    from sciconv.fetch import cache_dir
+
+    d = devices.info()
+    machine = {
+        "cpu": d["cpu"].get("model"),
+        "flags": d["cpu"].get("flags"),
+        "gpus": [(g.get("name"), g.get("compute_capability")) for g in d["gpus"]],
+        "versions": [d.get(k) for k in ("tensorflow", "keras", "keras_backend", "sciconv")],
+    }
+    text = json.dumps(machine, sort_keys=True, default=repr)
+    digest = hashlib.sha256(f"{key}:{text}".encode()).hexdigest()[:32]
+    return cache_dir() / "precision" / f"{digest}.txt"
+
+
+def _read_decision(key: str) -> str | None:
+    """The decision kept on disk for ``key``, or None (none yet, unreadable, or not a decision)."""
+    try:
+        value = decision_file(key).read_text().strip()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return value if value in ("float32", "bfloat16") else None
+
+
+def _keep_decision(key: str, decision: str) -> str:
+    """Write ``decision`` for ``key`` unless another process did first; the one that stands."""
+    from sciconv._atomic import atomic_output
+    from sciconv.errors import OutputExistsError, SciconvError
+
+    try:
+        path = decision_file(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, overwrite=False) as tmp:
+            Path(tmp).write_text(decision + "\n")
+    except OutputExistsError:
+        return _read_decision(key) or decision
+    except (OSError, SciconvError):  # a read-only or full cache: this process's decision only
+        return decision
+    return decision
 
 
 def _architecture_key(model: keras.Model) -> str | None:
