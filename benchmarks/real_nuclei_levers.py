@@ -26,10 +26,14 @@ Levers (all on the same cached maps):
 ``seed_min``    seeds smaller than this many pixels are dropped (their pixels flood from the
                 neighbours);
 ``fill_holes``  holes inside an object are given to it;
-``tta``         D4 test-time augmentation of the probability map (8 network passes).
+``tta``         D4 test-time augmentation of the probability map (8 network passes);
+``ensemble``    the shipped model's map averaged with another model's (``--ensemble M.keras``,
+                weight ``w`` of the other model per ``--ensemble-weights``), thresholds re-chosen
+                for each weight (the ``thresholds`` grid).
 
     nice -n 10 python benchmarks/real_nuclei_levers.py               # cache (once), then all levers
     nice -n 10 python benchmarks/real_nuclei_levers.py --levers baseline --tta --tta-fluo 24
+    nice -n 10 python benchmarks/real_nuclei_levers.py --levers baseline --ensemble OTHER.keras
 """
 
 from __future__ import annotations
@@ -65,15 +69,25 @@ def _real_nuclei():
 
 
 # ------------------------------------------------------------------------------------ cache
-def cached_probs(eval_set, cache: Path, *, tta: str | None, limit: dict | None = None) -> dict:
+SHIPPED = ROOT / "sciconv" / "pretrained" / "nuclei.keras"
+
+
+def cached_probs(
+    eval_set,
+    cache: Path,
+    *,
+    tta: str | None,
+    limit: dict | None = None,
+    weights: Path = SHIPPED,
+) -> dict:
     """{id: (H, W, 3) float32} of the pretrained model, read from ``cache`` or computed once.
 
     One ``.npy`` per image under ``cache/<model digest>/<plain|d4>/`` (kept as soon as it is
     made, so an interrupted run resumes; the digest of the shipped weights file keeps the maps of
     a replaced model out); colour and grey images first. ``limit``: {modality: at most this many
-    images} (the D4 maps cost 8 network passes each).
+    images} (the D4 maps cost 8 network passes each). ``weights``: another ``.keras`` nuclei
+    model (its own input transform and normalization).
     """
-    weights = ROOT / "sciconv" / "pretrained" / "nuclei.keras"
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
     folder = cache / digest / f"{tta or 'plain'}-float32"
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,7 +99,7 @@ def cached_probs(eval_set, cache: Path, *, tta: str | None, limit: dict | None =
         import sciconv as sc
         from sciconv.preprocess import apply_input_transform
 
-        model = sc.models.pretrained("nuclei")
+        model = sc.models.pretrained("nuclei") if weights == SHIPPED else sc.models.load(weights)
         transform = sc.models.get_metadata(model)["input_transform"]
         t0 = time.time()
         for k, (_, image_id, img, _) in enumerate(todo):
@@ -326,6 +340,10 @@ def main(argv=None) -> dict:
     p.add_argument(
         "--tta-fluo", type=int, default=None, help="D4 maps of at most this many fluo images"
     )
+    p.add_argument(
+        "--ensemble", type=Path, default=None, help="average with this model's maps (.keras)"
+    )
+    p.add_argument("--ensemble-weights", default="0.3,0.5", help="weights of the other model")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     a = p.parse_args(argv)
     rn = _real_nuclei()
@@ -366,6 +384,13 @@ def main(argv=None) -> dict:
     for name in a.levers.split(","):
         if name in GRIDS and name != "baseline":
             out[name] = sweep(name, GRIDS[name], items, probs, choose, report)
+    if a.ensemble is not None:
+        other = cached_probs(eval_set, a.cache, tta=None, weights=a.ensemble)
+        for w in (float(v) for v in a.ensemble_weights.split(",")):
+            mixed = {i: (1 - w) * probs[i] + w * other[i] for i in probs}
+            name = f"ensemble w={w:g}"
+            out[name] = sweep(name, GRIDS["thresholds"], items, mixed, choose, report)
+            out[name]["all_recorded"] = ap50_by_modality(items, mixed, RECORDED)
     if a.json:
         a.json.write_text(json.dumps(out, indent=2) + "\n")
     return out
