@@ -17,10 +17,11 @@ brightfield images), what a size rule would gain:
   reported on the other (the halves of ``real_nuclei_levers.py``).
 
 With ``--enlarge 0.5,2,3`` it also measures images *outside* the training sizes: every
-validation image resized by each factor (bilinear, anti-aliased when shrinking; ground truth by
-nearest neighbour), segmented as it is, then again resampled to the training size measured from
-that first result (``T / d``, T = the model's ``object_size``, 18.1 px), and size rules that take
-the second result only when d is outside [lo, hi].
+validation image resized by each factor and by 1 (bilinear, anti-aliased when shrinking; ground
+truth by nearest neighbour), segmented as it is, then again resampled to the training size
+measured from that first result (``T / d``, T = the model's ``object_size``, 18.1 px), and size
+rules that take the second result only when d is outside [lo, hi], chosen on one half (all sizes,
+1 included: a rule must not cost the images as they are) and reported on the other.
 
 Labels are cached per image and factor under ``--cache`` (an interrupted run resumes).
 
@@ -54,31 +55,10 @@ def _benchmark(name: str):
 
 def median_diameter(labels: np.ndarray) -> float:
     """Median equivalent diameter (pixels) of the objects of a label image; 0 when empty."""
-    areas = np.bincount(labels.ravel())[1:]
-    areas = areas[areas > 0]
-    return float(np.median(2 * np.sqrt(areas / np.pi))) if len(areas) else 0.0
+    from sciconv.postprocess import equivalent_diameters
 
-
-def scores_at_factors(eval_set, factors, cache: Path) -> dict:
-    """{(id, factor): {"m", "ap" (per IoU), "d"}} of the pretrained model, labels cached."""
-    import sciconv as sc
-    from sciconv.metrics import average_precision
-    from sciconv.preprocess import apply_input_transform
-
-    model = sc.models.pretrained("nuclei")
-    transform = sc.models.get_metadata(model)["input_transform"]
-    cache.mkdir(parents=True, exist_ok=True)
-    out, t0 = {}, time.time()
-    for k, (modality, image_id, img, truth) in enumerate(eval_set):
-        x = apply_input_transform(img, transform)
-        for f in factors:
-            pred = _labels(model, x, f, cache / f"{image_id}_{f:g}.npy")
-            ap = average_precision(truth, pred)["ap"]
-            out[image_id, f] = {"m": modality, "ap": [float(v) for v in ap]}
-            out[image_id, f]["d"] = median_diameter(pred)
-        if k % 10 == 0:
-            print(f"  {k + 1}/{len(eval_set)} images ({time.time() - t0:.0f} s)", flush=True)
-    return out
+    sizes = equivalent_diameters(labels)
+    return float(np.median(sizes)) if len(sizes) else 0.0
 
 
 def _labels(model, x, factor, path: Path) -> np.ndarray:
@@ -131,8 +111,10 @@ def enlarged_scores(eval_set, enlargements, cache: Path) -> dict:
     return out
 
 
-def enlarged_report(scores, enlargements, ids, halves, modalities) -> dict:
-    """AP@0.5 / AP@0.5:0.9 as they are, always resampled, and with the best band rule."""
+def enlarged_report(scores, enlargements, ids, halves, training_range=None) -> dict:
+    """AP@0.5 / AP@0.5:0.9 as they are, always resampled, with the band rule chosen on the
+    choosing half (the best on the resized images among those that cost the images as they are
+    nothing), and with ``training_range`` (the model's ``object_size_range``)."""
     rows = {}
 
     def mean(pick, e, subset):
@@ -147,25 +129,36 @@ def enlarged_report(scores, enlargements, ids, halves, modalities) -> dict:
         }
 
     choose, held = halves
-    bands = list(itertools.product((0, 6, 7, 8, 9, 10), (40, 50, 60, 66, 75, 90, 1e9)))
+    bands = list(itertools.product((0, 6, 7, 8, 9, 10, 11), (40, 45, 50, 55, 60, 66, 75, 1e9)))
 
     def band(lo, hi):
         return lambda r: r["d"] > 0 and not lo <= r["d"] <= hi
 
-    def choose_mean(lo, hi):  # mean AP@0.5 over every enlargement and modality of the half
-        t = [mean(band(lo, hi), e, choose) for e in enlargements]
-        return np.mean([v[0] for table in t for v in table.values()])
+    def half_mean(rule, e, subset):  # mean AP@0.5 over the images of a half
+        return np.mean([scores[i, e]["ap2" if rule(scores[i, e]) else "ap1"][0] for i in subset])
 
-    lo, hi = max(bands, key=lambda b: choose_mean(*b))
+    def objective(lo, hi):
+        """Mean AP@0.5 of the choosing half over the resized images; -1 when the rule costs
+        the images as they are (x1) more than 0.002 there."""
+        rule = band(lo, hi)
+        if half_mean(rule, 1.0, choose) < half_mean(lambda r: False, 1.0, choose) - 0.002:
+            return -1.0
+        return np.mean([half_mean(rule, e, choose) for e in enlargements if e != 1.0])
+
+    lo, hi = max(bands, key=lambda b: objective(*b))
     rows["band"] = (lo, hi)
+    rules = {
+        "as it is": lambda r: False,
+        "always resampled": lambda r: True,
+        f"resampled outside [{lo}, {hi:g}]": band(lo, hi),
+    }
+    if training_range is not None:
+        rules[f"outside [{training_range[0]:.3g}, {training_range[1]:.3g}]"] = band(*training_range)
     for e in enlargements:
-        rows[e] = {
-            "as it is": mean(lambda r: False, e, ids),
-            "always resampled": mean(lambda r: True, e, ids),
-            f"resampled outside [{lo}, {hi:g}]": mean(band(lo, hi), e, ids),
-            "as it is, reporting half": mean(lambda r: False, e, held),
-            "rule, reporting half": mean(band(lo, hi), e, held),
-        }
+        rows[e] = {name: mean(rule, e, ids) for name, rule in rules.items()}
+        for name, rule in list(rules.items())[2:]:
+            rows[e][f"{name[:12]}.., reporting half"] = mean(rule, e, held)
+        rows[e]["as it is, reporting half"] = mean(rules["as it is"], e, held)
     return rows
 
 
@@ -201,6 +194,9 @@ def main(argv=None) -> dict:
     p.add_argument("--cache", type=Path, default=Path("/tmp/sciconv_nuclei_scale"))
     p.add_argument(
         "--enlarge", default="", help="also resize the images by these factors (e.g. 0.5,2,3)"
+    )
+    p.add_argument(
+        "--range", default="", help="also the rule with this size band, e.g. 7.4,65.9 (px)"
     )
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     a = p.parse_args(argv)
@@ -258,14 +254,19 @@ def main(argv=None) -> dict:
         if key != "best":
             print(f"  {key:15s} {fmt(row)}")
     if a.enlarge:
-        enlargements = [float(e) for e in a.enlarge.split(",")]
+        # the images as they are too: a size rule must not cost them anything
+        enlargements = sorted({float(e) for e in a.enlarge.split(",")} | {1.0})
         big = enlarged_scores(eval_set, enlargements, a.cache / "enlarged")
-        rows = enlarged_report(big, enlargements, ids, (choose, held), modalities)
+        meta_range = None
+        if a.range:
+            meta_range = tuple(float(v) for v in a.range.split(","))
+        rows = enlarged_report(big, enlargements, ids, (choose, held), meta_range)
+        report["enlarged_images"] = [{"id": i, "e": e, **r} for (i, e), r in big.items()]
         report["enlarged"] = {str(k): v for k, v in rows.items()}
         print(f"\n== images resized; size band chosen on the choosing half: {rows['band']}")
         for e in enlargements:
             for name, row in rows[e].items():
-                print(f"x{e:<4g} {name:28s} {fmt(row)}")
+                print(f"x{e:<4g} {name:34s} {fmt(row)}")
     if a.json:
         a.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report

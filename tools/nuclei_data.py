@@ -192,14 +192,22 @@ def load_packed(path: Path, ids):
     return images, labels, meta
 
 
-def object_diameters(labels) -> dict:
+#: the random zoom of the training patches (log-uniform): nuclei are seen at these times their size
+ZOOM = (0.7, 1.4)
+
+
+def object_diameters(labels, zoom=ZOOM) -> dict:
     """Sizes of the training nuclei (equivalent diameter, px): the median over all nuclei and
     the 10th / 50th / 90th percentiles of the per-image medians (what ``scale=`` in
-    ``predict_instances`` should bring a user's nuclei to)."""
+    ``predict_instances`` should bring a user's nuclei to), and ``segments_well_px``, the
+    sizes the model saw in training between those percentiles with the random ``zoom`` (p10 x
+    zoom[0], p90 x zoom[1]): ``predict_instances(..., object_size="auto")`` resamples an image
+    whose nuclei come out outside it."""
+    from sciconv.postprocess import equivalent_diameters
+
     every, per_image = [], []
     for lab in labels:
-        areas = np.bincount(np.asarray(lab).ravel())[1:]
-        d = np.sqrt(4.0 * areas[areas > 0] / np.pi)
+        d = equivalent_diameters(lab)
         if d.size:
             every.append(d)
             per_image.append(float(np.median(d)))
@@ -209,6 +217,7 @@ def object_diameters(labels) -> dict:
         "image_median_p10": round(float(p10), 1),
         "image_median_p50": round(float(p50), 1),
         "image_median_p90": round(float(p90), 1),
+        "segments_well_px": [round(float(p10) * zoom[0], 1), round(float(p90) * zoom[1], 1)],
     }
 
 
@@ -240,7 +249,7 @@ class PatchSampler:
         patch,
         target,
         seed,
-        zoom=(0.7, 1.4),
+        zoom=ZOOM,
         intensity=True,
         groups=None,
         group_share=None,

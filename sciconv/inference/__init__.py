@@ -82,6 +82,8 @@ from sciconv.inference._instances import AUTO_BLOCK_PIXELS, predict_instances
 from sciconv.inference._model import receptive_field
 from sciconv.inference._precision import PRECISIONS, bfloat16_model
 from sciconv.inference._scale import (
+    AUTO_SIZE_MIN_OBJECTS,
+    auto_size_factor,
     image_pixel_scale,
     object_size_factor,
     physical_object_size,
@@ -107,6 +109,7 @@ from sciconv.inference._uncertainty import (
 __all__ = [
     "AUTO_BLOCK_PIXELS",
     "AUTO_MEMORY_BUDGET",
+    "AUTO_SIZE_MIN_OBJECTS",
     "AUTO_TILE_MAX",
     "BLEND_MODES",
     "DEFAULT_BLOCK",
@@ -116,6 +119,7 @@ __all__ = [
     "UNCERTAINTY_METHODS",
     "BlockPlan",
     "PredictionSettings",
+    "auto_size_factor",
     "bfloat16_model",
     "image_pixel_scale",
     "object_size_factor",

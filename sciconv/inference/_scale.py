@@ -22,6 +22,8 @@ from sciconv.errors import ConfigError, InferenceError, SciconvWarning
 from sciconv.io import GridImage, PixelScale, as_array, is_nddata
 
 __all__ = [
+    "AUTO_SIZE_MIN_OBJECTS",
+    "auto_size_factor",
     "image_pixel_scale",
     "object_size_factor",
     "physical_object_size",
@@ -31,6 +33,8 @@ __all__ = [
 
 #: Factors closer to 1 than this are treated as 1: resampling by 0.5 % only blurs the image.
 SCALE_TOLERANCE = 0.01
+#: ``object_size="auto"`` measures an image's object size only from at least this many objects.
+AUTO_SIZE_MIN_OBJECTS = 5
 
 
 def image_pixel_scale(image: Any) -> PixelScale | None:
@@ -280,6 +284,67 @@ def object_size_factor(
     size_px = physical_object_size(object_size, pixel_scale, path=path)
     factor = training / size_px
     return 1.0 if abs(factor - 1.0) < SCALE_TOLERANCE else float(f"{factor:.12g}")
+
+
+def auto_size_factor(
+    labels: Any,
+    factor: float,
+    training_size: float | None,
+    size_range: Any,
+) -> float | None:
+    """The zoom factor to segment an image again at, when the objects found in a first pass are
+    outside the sizes the model was trained on; None when they are not (or it cannot tell).
+
+    The rule of ``predict_instances(..., object_size="auto")``: the median equivalent diameter
+    ``d`` of the first pass's objects (:func:`sciconv.postprocess.equivalent_diameters`, in the
+    input's pixels), times the first pass's ``factor``, is the size the model saw. Inside
+    ``size_range`` nothing changes; outside it the image is resampled by ``training_size / d``
+    so that its objects come out at the training size.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (H, W)
+        The first pass's instance labels, at the input's size.
+    factor : float
+        The zoom factor the first pass ran at (1.0: the image as it is).
+    training_size : float or None
+        The typical object diameter (pixels) of the training images (model metadata
+        ``"object_size"``).
+    size_range : (float, float) or None
+        The object diameters (pixels) the model segments well as they are (model metadata
+        ``"object_size_range"``).
+
+    Returns
+    -------
+    float or None
+        The new factor; None when either metadata is missing, fewer than
+        :data:`AUTO_SIZE_MIN_OBJECTS` objects were found, the size seen is inside the range,
+        or the new factor is within :data:`SCALE_TOLERANCE` of ``factor``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((400, 400), int)
+    >>> for k in range(6):
+    ...     labels[k * 60 : k * 60 + 54, :54] = k + 1     # six 54 px squares: d = 60.9
+    >>> auto_size_factor(labels, 1.0, 18.0, (8.0, 50.0))   # outside: shrink to 18 px
+    0.295
+    >>> auto_size_factor(labels, 1.0, 18.0, (8.0, 66.0)) is None
+    True
+    """
+    from sciconv.postprocess import equivalent_diameters
+
+    if training_size is None or size_range is None:
+        return None
+    low, high = (float(v) for v in size_range)
+    sizes = equivalent_diameters(labels)
+    if len(sizes) < AUTO_SIZE_MIN_OBJECTS:
+        return None
+    d = float(np.median(sizes))
+    if low <= d * factor <= high:
+        return None
+    again = float(f"{float(training_size) / d:.3g}")
+    return None if abs(again / factor - 1.0) < SCALE_TOLERANCE else again
 
 
 def resample(image: Any, factor: float, *, order: int = 1) -> np.ndarray:

@@ -130,8 +130,12 @@ def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:
     with importlib.resources.as_file(ref) as path:
         model = load(path, compile=False)
     # the typical object size it was trained on (median over images of the median nucleus
-    # diameter, pixels): what a physical object_size= in predict_instances is compared with
-    size = pretrained_info(name).get("object_diameter_px", {}).get("image_median_p50")
-    if size is not None and "object_size" not in get_metadata(model):
-        set_metadata(model, object_size=float(size))
+    # diameter, pixels): what a physical object_size= in predict_instances is compared with; and
+    # the sizes it saw in training, outside which object_size="auto" resamples the image
+    sizes = pretrained_info(name).get("object_diameter_px", {})
+    meta = get_metadata(model)
+    if sizes.get("image_median_p50") is not None and "object_size" not in meta:
+        set_metadata(model, object_size=float(sizes["image_median_p50"]))
+    if sizes.get("segments_well_px") is not None and "object_size_range" not in meta:
+        set_metadata(model, object_size_range=[float(v) for v in sizes["segments_well_px"]])
     return model

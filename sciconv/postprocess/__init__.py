@@ -5,7 +5,7 @@
   the predicted interiors (K = 3: background / interior / boundary); :func:`with_unmarked` is
   its rule that every foreground component gets a seed;
 - :func:`measure` makes one table row per object (area, centroid, bounding box, flux, ellipse,
-  RA/Dec from a WCS);
+  RA/Dec from a WCS); :func:`equivalent_diameters` gives each object's size as one number;
 - :func:`write_catalog` writes a table as ECSV, CSV or a FITS table, atomically; for CSV,
   :func:`flatten_table` splits multi-value columns by the one rule (``probabilities_<class>``
   when the table names its classes, else ``flux_sum_0``, ...);
@@ -58,7 +58,7 @@ from sciconv.postprocess._astro import (
 )
 from sciconv.postprocess._geojson import geojson_to_labels, labels_to_geojson
 from sciconv.postprocess._instances import METHODS, instances, with_unmarked
-from sciconv.postprocess._measure import COLUMN_UCDS, measure
+from sciconv.postprocess._measure import COLUMN_UCDS, equivalent_diameters, measure
 from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
 from sciconv.postprocess._uncertainty import foreground_probability, object_scores
 from sciconv.postprocess._writers import (
@@ -81,6 +81,7 @@ __all__ = [
     "REGION_FORMATS",
     "REGION_SHAPES",
     "add_physical_columns",
+    "equivalent_diameters",
     "flatten_table",
     "foreground_probability",
     "geojson_to_labels",

@@ -50,6 +50,39 @@ def validate_labels(labels) -> np.ndarray:
     return labels.astype(np.int64, copy=False)
 
 
+def equivalent_diameters(labels) -> np.ndarray:
+    """The diameter of the circle of each object's area, ``sqrt(4 area / pi)`` (pixels).
+
+    The size rule of Cellpose's ``diameter`` and of the pretrained nuclei model's
+    ``object_size``: ``np.median(equivalent_diameters(labels))`` is an image's typical object
+    size.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (H, W)
+        Instance labels, 0 = background (numbers need not be consecutive).
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        One value per object present, in label order.
+
+    Raises
+    ------
+    InvalidImageError
+        Labels that are not a 2-D non-negative integer map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((20, 20), int); labels[:4, :4] = 1; labels[10:19, 10:19] = 5
+    >>> equivalent_diameters(labels).round(2).tolist()
+    [4.51, 10.16]
+    """
+    areas = np.bincount(validate_labels(labels).ravel())[1:]
+    return np.sqrt(4.0 * areas[areas > 0] / np.pi)
+
+
 def _validate_intensity(intensity, shape) -> np.ndarray | None:
     if intensity is None:
         return None
