@@ -280,12 +280,17 @@ def run_generic(eval_set, *, steps, batch, seed, data, val_ids_file, **_):
     return results, train_s
 
 
+def add_division_arguments(p: argparse.ArgumentParser) -> None:
+    """``--data`` (the DSB2018 folder) and ``--val-ids`` (the fluorescence validation ids)."""
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "dsb2018_train")
+    p.add_argument("--val-ids", type=Path, default=ROOT / "data" / "real" / "nuclei_val_ids.txt")
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "dsb2018_train")
-    p.add_argument("--val-ids", type=Path, default=ROOT / "data" / "real" / "nuclei_val_ids.txt")
+    add_division_arguments(p)
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--modalities", default="fluo,color,gray_bright")
     p.add_argument("--steps", type=int, default=2000)

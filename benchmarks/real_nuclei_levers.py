@@ -332,8 +332,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "dsb2018_train")
-    p.add_argument("--val-ids", type=Path, default=ROOT / "data" / "real" / "nuclei_val_ids.txt")
+    _real_nuclei().add_division_arguments(p)
     p.add_argument("--cache", type=Path, default=Path("/tmp/sciconv_nuclei_cache"))
     p.add_argument("--levers", default=",".join(GRIDS))
     p.add_argument("--tta", action="store_true", help="also cache and score the D4 maps")

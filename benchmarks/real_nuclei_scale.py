@@ -61,6 +61,28 @@ def median_diameter(labels: np.ndarray) -> float:
     return float(np.median(sizes)) if len(sizes) else 0.0
 
 
+def scores_at_factors(eval_set, factors, cache: Path) -> dict:
+    """{(id, factor): {"m", "ap" (per IoU), "d"}} of the pretrained model, labels cached."""
+    import sciconv as sc
+    from sciconv.metrics import average_precision
+    from sciconv.preprocess import apply_input_transform
+
+    model = sc.models.pretrained("nuclei")
+    transform = sc.models.get_metadata(model)["input_transform"]
+    cache.mkdir(parents=True, exist_ok=True)
+    out, t0 = {}, time.time()
+    for k, (modality, image_id, img, truth) in enumerate(eval_set):
+        x = apply_input_transform(img, transform)
+        for f in factors:
+            pred = _labels(model, x, f, cache / f"{image_id}_{f:g}.npy")
+            ap = average_precision(truth, pred)["ap"]
+            out[image_id, f] = {"m": modality, "ap": [float(v) for v in ap]}
+            out[image_id, f]["d"] = median_diameter(pred)
+        if k % 10 == 0:
+            print(f"  {k + 1}/{len(eval_set)} images ({time.time() - t0:.0f} s)", flush=True)
+    return out
+
+
 def _labels(model, x, factor, path: Path) -> np.ndarray:
     """predict_instances at ``factor`` (1: as it is), cached in ``path``."""
     import sciconv as sc
@@ -188,8 +210,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "dsb2018_train")
-    p.add_argument("--val-ids", type=Path, default=ROOT / "data" / "real" / "nuclei_val_ids.txt")
+    _benchmark("real_nuclei").add_division_arguments(p)
     p.add_argument("--factors", default="0.5,0.625,0.75,0.875,1,1.25,1.5,1.75,2")
     p.add_argument("--cache", type=Path, default=Path("/tmp/sciconv_nuclei_scale"))
     p.add_argument(
