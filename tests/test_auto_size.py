@@ -93,6 +93,24 @@ def test_predict_instances_segments_again_outside_the_range(blob_model):
     assert prob.shape == (*image.shape, 2)
 
 
+def test_auto_size_keeps_the_first_pass_when_the_second_would_be_huge(blob_model, monkeypatch):
+    """Small objects in a big image would be enlarged past what runs in one piece: the first
+    pass stands, and the warning says why and what to do."""
+    from sciconv.inference import _instances
+
+    image = _image(5)  # objects of 5.6 px: enlarged 3.19x for the second pass
+    monkeypatch.setattr(_instances, "AUTO_SIZE_MAX_PIXELS", image.size * 4)
+    kw = dict(normalize=None, progress=False)
+    with pytest.warns(SciconvWarning, match=r"would make an image of [\d,]+ pixels.*block"):
+        labels = inference.predict_instances(blob_model, image, **kw)
+    np.testing.assert_array_equal(
+        labels, inference.predict_instances(blob_model, image, object_size=None, **kw)
+    )
+    monkeypatch.setattr(_instances, "AUTO_SIZE_MAX_PIXELS", image.size * 16)
+    with pytest.warns(SciconvWarning, match=r"resampled by 3\.19"):
+        inference.predict_instances(blob_model, image, **kw)
+
+
 def test_predict_instances_inside_the_range_is_the_first_pass(blob_model):
     image = _image(20)
     kw = dict(normalize=None, progress=False)

@@ -187,7 +187,8 @@ def predict_instances(
         the 99 validation images (``benchmarks/real_nuclei_scale.py``): unchanged as they are;
         shrunk to half, fluorescence AP@0.5 0.734 -> 0.803; enlarged 3x, 0.680 -> 0.702
         (colour 0.467 -> 0.504); enlarged 2x, 0.807 -> 0.800. An explicit ``scale`` (a
-        number, or None) turns it off, and it does not run block by block (give the size).
+        number, or None) turns it off; it does not run block by block (give the size), nor
+        resample to more than :data:`AUTO_BLOCK_PIXELS` pixels (a warning says so).
         ``None``: the first pass is the result.
         A number or Quantity: the typical diameter of the objects in the image, instead of
         ``scale``: in pixels, or
@@ -330,6 +331,10 @@ def predict_instances(
     return result(*(found if again is None else at(again)))
 
 
+#: ``object_size="auto"`` does not resample to more pixels than this (it would run in one piece)
+AUTO_SIZE_MAX_PIXELS = AUTO_BLOCK_PIXELS
+
+
 def _auto_size(model, labels, factor: float, object_size, scale) -> float | None:
     """``object_size="auto"``: the factor to segment again at (:func:`auto_size_factor`), with a
     warning saying so; None to keep the first pass (also when ``scale`` forces the factor)."""
@@ -340,17 +345,31 @@ def _auto_size(model, labels, factor: float, object_size, scale) -> float | None
     meta = get_metadata(model)
     training = meta.get("object_size")
     again = auto_size_factor(labels, factor, training, meta.get("object_size_range"))
-    if again is not None:
-        low, high = meta["object_size_range"]
+    if again is None:
+        return None
+    low, high = meta["object_size_range"]
+    found = (
+        f"object_size='auto': the objects found are {training / again * factor:.3g} px across "
+        f"as the model saw them, outside the {low:g}-{high:g} px it segments well"
+    )
+    pixels = round(labels.shape[0] * again) * round(labels.shape[1] * again)
+    if pixels > AUTO_SIZE_MAX_PIXELS:  # a huge image in one piece: the caller decides
         warnings.warn(
-            f"object_size='auto': the objects found are {training / again * factor:.3g} px "
-            f"across as the model saw them, outside the {low:g}-{high:g} px it segments well; "
-            f"segmented again with the image resampled by {again:g} (to the training size, "
-            f"{training:g} px). Pass scale= or object_size= to choose, object_size=None to "
-            "keep the first pass",
+            f"{found}; resampling by {again:g} to the training size ({training:g} px) would "
+            f"make an image of {pixels:,} pixels, more than the {AUTO_SIZE_MAX_PIXELS:,} "
+            "segmented in one piece, so the first pass is kept. Resample the image yourself "
+            "(sciconv.inference.resample) and segment it block by block, or pass scale=",
             SciconvWarning,
             stacklevel=3,
         )
+        return None
+    warnings.warn(
+        f"{found}; segmented again with the image resampled by {again:g} (to the training "
+        f"size, {training:g} px). Pass scale= or object_size= to choose, object_size=None to "
+        "keep the first pass",
+        SciconvWarning,
+        stacklevel=3,
+    )
     return again
 
 
