@@ -228,9 +228,9 @@ def _keep_decision(key: str, decision: str) -> str:
 def _architecture_key(model: keras.Model) -> str | None:
     """A digest of ``model``'s config: models of one architecture (a model loaded twice, the
     wrappers :func:`sciconv.inference.uncertainty_model` builds around it on each call) share
-    one ``"auto"`` decision per process instead of each timing anew, since two timings can fall
-    on either side of the threshold and the results would then differ between calls. None where
-    the config cannot be serialized."""
+    one ``"auto"`` decision (per process, and on disk per kind of machine: the module doc)
+    instead of each timing anew, since two timings can fall on either side of the threshold and
+    the results would then differ between calls. None where the config cannot be serialized."""
     try:
         text = json.dumps(model.get_config(), sort_keys=True, default=repr)
     except Exception:  # a subclassed model without get_config
