@@ -177,11 +177,12 @@ def _predict_mosaic(model, path, args) -> list[Path]:
     """Labels to NAME_labels.zarr, the catalog to NAME_catalog.<fmt>, block by block."""
     from sciconv import inference
 
-    if args.regions or args.format not in (None, "ome-zarr") or args.scale is not None:
+    sized = args.object_size not in ("auto", None)
+    if args.regions or args.format not in (None, "ome-zarr") or args.scale is not None or sized:
         raise ConfigError(
             f"{path}: block-wise segmentation (--block, or images over "
             f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
-            "--regions, --format and --scale are not available for it"
+            "--regions, --format, --scale and --object-size PX are not available for it"
         )
     outs = inference.predict_mosaic(
         model,

@@ -563,6 +563,18 @@ def test_predict_object_size_on_shrunk_nuclei(capsys, tmp_path, enlarged_real_nu
     assert abs(f1["5.5"] - f1["auto"]) < 0.1, f1
 
 
+@pytest.mark.parametrize("extra", [("--object-size", "36"), ("--scale", "0.5")])
+def test_predict_block_wise_refuses_resampling(capsys, tmp_path, extra):
+    """Block by block there is no resampling: a size or scale is refused, not ignored."""
+    image = tmp_path / "a.tif"
+    tifffile.imwrite(image, np.zeros((48, 48), np.float32))
+    args = ("predict", "pretrained:nuclei", image, "--out", tmp_path / "o", "--block", "32")
+    code, _, err = run_cli(capsys, *args, *extra)
+    assert code != 0
+    assert_one_line_error(err, "a.tif", "block-wise", "--scale and --object-size PX")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
 def test_predict_unknown_shipped_model(capsys, tmp_path):
     image = tmp_path / "a.tif"
     tifffile.imwrite(image, np.zeros((16, 16), np.float32))
