@@ -38,7 +38,9 @@ RGB_NORMALIZATION = {**NORMALIZATION, "per_channel": False}
 #: The model inputs: the input transform each records (``gray``: the shipped model).
 INPUTS = {
     "gray": {"to_gray": True, "invert": "auto"},
-    "rgb": {"to_rgb": True, "invert": "auto"},
+    # dark-background (fluorescence) images reach the model grey, as all its fluorescence
+    # training images are: a fluorescence image saved in colour is then read right
+    "rgb": {"to_rgb": True, "invert": "auto", "dark_to_gray": True},
 }
 #: What the multi-modality grey model records (kept for older callers).
 INPUT_TRANSFORM = INPUTS["gray"]

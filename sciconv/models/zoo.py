@@ -40,7 +40,8 @@ PRETRAINED: dict[str, dict[str, str]] = {
             "seeded watershed. Trained on the Data Science Bowl 2018 stage 1 images of all three "
             "kinds (CC0) by tools/train_pretrained_nuclei.py. Its input transform (metadata "
             "'input_transform', sciconv.preprocess.apply_input_transform: R, G, B kept, grey "
-            "images replicated; bright background inverted) takes images as read. Validation "
+            "images replicated; bright background inverted; a fluorescence image saved in "
+            "colour averaged to grey) takes images as read. Validation "
             "AP@0.5: 0.87 fluorescence, 0.73 colour, 0.79 grey brightfield."
         ),
     },
@@ -132,8 +133,13 @@ def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:
     # the typical object size it was trained on (median over images of the median nucleus
     # diameter, pixels): what a physical object_size= in predict_instances is compared with; and
     # the sizes it saw in training, outside which object_size="auto" resamples the image
-    sizes = pretrained_info(name).get("object_diameter_px", {})
+    info = pretrained_info(name)
+    sizes = info.get("object_diameter_px", {})
     meta = get_metadata(model)
+    # the input transform the settings file records (it may add a key after training, e.g.
+    # "dark_to_gray": the weights are the same, the way images reach them is refined)
+    if info.get("input_transform") and info["input_transform"] != meta.get("input_transform"):
+        set_metadata(model, input_transform=info["input_transform"])
     if sizes.get("image_median_p50") is not None and "object_size" not in meta:
         set_metadata(model, object_size=float(sizes["image_median_p50"]))
     if sizes.get("segments_well_px") is not None and "object_size_range" not in meta:

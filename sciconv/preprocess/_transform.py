@@ -11,7 +11,7 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.preprocess._limits import finite_values, validate_image
 
-_TRANSFORM_KEYS = ("to_gray", "to_rgb", "invert")
+_TRANSFORM_KEYS = ("to_gray", "to_rgb", "invert", "dark_to_gray")
 _INVERT_CHOICES = (True, False, "auto")
 #: Percentiles whose midpoint the median is compared with by ``invert="auto"``.
 _AUTO_INVERT_PERCENTILES = (0.1, 99.9)
@@ -43,7 +43,13 @@ def _validate_transform(spec) -> dict:
         invert = bool(invert)
     if not any(invert is c or (isinstance(invert, str) and invert == c) for c in _INVERT_CHOICES):
         look_up_option(invert, _INVERT_CHOICES, name="input transform spec key 'invert'")
-    return {"to_gray": to_gray, "to_rgb": to_rgb, "invert": invert}
+    dark_to_gray = _check_flag(spec, "dark_to_gray")
+    if dark_to_gray and not to_rgb:
+        raise ConfigError(
+            "input transform spec key 'dark_to_gray' needs 'to_rgb': true (it averages the R, "
+            f"G, B of a dark-background image for an RGB model); got {dict(spec)}"
+        )
+    return {"to_gray": to_gray, "to_rgb": to_rgb, "invert": invert, "dark_to_gray": dark_to_gray}
 
 
 def _bad_channels(shape: tuple, key: str, allowed: str) -> InvalidImageError:
@@ -109,6 +115,26 @@ def _bright_background(x: np.ndarray) -> bool:
     return bool(mid > 0.5 * (lo + hi))
 
 
+#: ``dark_to_gray``: a channel whose range is under this fraction of the widest one's is "empty".
+_EMPTY_CHANNEL = 0.1
+
+
+def _missing_channel(x: np.ndarray) -> bool:
+    """Whether an RGB image has a channel whose range (1st to 99.8th percentile) is under
+    :data:`_EMPTY_CHANNEL` of the widest channel's: a fluorescence image saved in colour (DAPI
+    in blue only), not an H&E image flipped about its background (all three carry the stain)."""
+    if x.shape[-1] != 3:
+        return False
+    ranges = []
+    for c in range(3):
+        values = finite_values(x[..., c])
+        if values.size == 0:
+            return False
+        lo, hi = np.percentile(values, (1.0, 99.8))
+        ranges.append(float(hi - lo))
+    return max(ranges) > 0 and min(ranges) < _EMPTY_CHANNEL * max(ranges)
+
+
 @dataclasses.dataclass(frozen=True)
 class InputTransform:
     """An input transform resolved on one image: pointwise afterwards, so it can run per window.
@@ -123,6 +149,9 @@ class InputTransform:
         The channel step (:func:`to_channels`).
     flip_at : float or None
         Flip as ``flip_at - x`` (all channels about one value), or no flip.
+    gray : bool
+        With ``to_rgb``: replace R, G and B by their mean (``dark_to_gray`` on a dark-background
+        image).
 
     Examples
     --------
@@ -135,6 +164,7 @@ class InputTransform:
     to_gray: bool
     to_rgb: bool
     flip_at: float | None
+    gray: bool = False
 
     def out_channels(self, channels: int) -> int:
         """The channel count this transform gives an image of ``channels`` channels."""
@@ -148,6 +178,8 @@ class InputTransform:
         x = np.asarray(data, dtype=np.float32)
         x = x[..., None] if x.ndim == 2 else x
         x = to_channels(x, to_gray=self.to_gray, to_rgb=self.to_rgb)
+        if self.gray and x.shape[-1] == 3:
+            x = np.repeat(x.mean(axis=-1, keepdims=True, dtype=np.float32), 3, axis=-1)
         if self.flip_at is not None:
             x = np.float32(self.flip_at) - x
         return np.ascontiguousarray(x, dtype=np.float32)
@@ -194,7 +226,8 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
     if invert is True:
         finite = finite_values(x)
         top = float(finite.max()) if finite.size else 0.0
-    return InputTransform(to_gray=spec["to_gray"], to_rgb=spec["to_rgb"], flip_at=top)
+    gray = spec["dark_to_gray"] and top is None and _missing_channel(x)
+    return InputTransform(to_gray=spec["to_gray"], to_rgb=spec["to_rgb"], flip_at=top, gray=gray)
 
 
 def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
@@ -230,6 +263,14 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
             colour images flipped). Decided on the grey image (mean of R, G, B) with
             ``to_gray`` or ``to_rgb``, so both decide alike; otherwise over all channels
             together. Default ``False``.
+        ``"dark_to_gray"`` : bool
+            With ``to_rgb``: an RGB image that is not flipped (dark background: fluorescence)
+            and has an empty channel (range under a tenth of the widest channel's) gets R = G =
+            B = the mean of its R, G, B, as the fluorescence images an RGB nuclei model was
+            trained on (all grey). A fluorescence image saved in colour (DAPI in the blue
+            channel only) then reaches the model as its grey image, not as a hue it never saw.
+            Bright-background colour images (H&E) keep their hue, flipped or not (all three
+            channels carry the stain), so the transform stays idempotent. Default ``False``.
 
     Returns
     -------
