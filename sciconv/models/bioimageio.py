@@ -9,8 +9,9 @@ Consumers (``bioimageio.core``, deepImageJ, ilastik, QuPath) run it as sciconv d
   (1-99.8 by default, statistics over the whole image) is the spec's ``scale_range``
   pre-processing, so consumers apply it themselves;
 - output: per-pixel class probabilities ``batch, y, x, channel``;
-- not in the package: a model's ``input_transform`` (the pretrained nuclei model turns colour to
-  grey and inverts brightfield before normalizing: feed it grey fluorescence-like images) and the
+- not in the package: a model's ``input_transform`` (the pretrained nuclei model takes R, G, B,
+  replicates grey images, inverts bright-background images and averages fluorescence saved in
+  colour to grey before normalizing: feed it RGB with bright nuclei on a dark background) and the
   instance watershed (:func:`sciconv.postprocess.instances` with the recorded ``postprocess``
   keywords, listed in the README and the rdf's ``config.sciconv``).
 """
@@ -112,9 +113,10 @@ Exported by sciconv from a `{metadata.get("task", "model")}` model.
 percentiles {normalization.get("low")} to {normalization.get("high")} over the whole image,
 as sciconv normalizes ({normalization}).
 Input transform applied by sciconv before that and NOT part of this package:
-`{metadata.get("input_transform")}` (for the nuclei model: colour images are turned grey by the
-mean of R, G, B and brightfield images with a bright background are inverted; feed grey images
-with bright nuclei on a dark background).
+`{metadata.get("input_transform")}` (for the nuclei model: grey images are replicated to R, G,
+B; images with a bright background (H&E, brightfield) are inverted, all channels about one
+maximum; a dark-background image with an empty channel is averaged to grey; feed RGB with bright
+nuclei on a dark background).
 
 ## Output
 Per-pixel class probabilities `batch, y, x, channel` (softmax over {model.output.shape[-1]} classes;
