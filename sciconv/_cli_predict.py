@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -177,12 +178,13 @@ def _predict_mosaic(model, path, args) -> list[Path]:
     """Labels to NAME_labels.zarr, the catalog to NAME_catalog.<fmt>, block by block."""
     from sciconv import inference
 
-    sized = args.object_size not in ("auto", None)
+    sized = args.object_size not in ("auto", None) or args.channel is not None
     if args.regions or args.format not in (None, "ome-zarr") or args.scale is not None or sized:
         raise ConfigError(
             f"{path}: block-wise segmentation (--block, or images over "
             f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
-            "--regions, --format, --scale and --object-size PX are not available for it"
+            "--regions, --format, --scale, --object-size PX and --channel are not available "
+            "for it"
         )
     outs = inference.predict_mosaic(
         model,
@@ -238,7 +240,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     """One whole image: probabilities, labels, catalog (and regions); the files written."""
     from sciconv import inference, io, models, postprocess
 
-    img = io.read(path)
+    img = _one_channel(io.read(path), args.channel)
     labels, prob, *spread = inference.predict_instances(  # recorded post-processing
         model,
         img,
@@ -286,6 +288,22 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     return list(outs.values())
 
 
+def _one_channel(img, channel: int | None):
+    """``--channel K``: the image reduced to its channel K (mask too), header and WCS kept."""
+    if channel is None:
+        return img
+    n = int(img.data.shape[-1])
+    if channel >= n:
+        raise ConfigError(
+            f"--channel {channel}: the image has {n} channel(s), numbered 0 to {n - 1}",
+            path=img.path,
+        )
+    mask = img.mask
+    if mask is not None and mask.ndim == 3:
+        mask = mask[..., channel : channel + 1]
+    return dataclasses.replace(img, data=img.data[..., channel : channel + 1], mask=mask)
+
+
 def _with_scores(table, scores):
     """The catalog with the objects' ``score`` and ``uncertainty`` columns, rows kept in order."""
     from astropy.table import join
@@ -308,6 +326,16 @@ def _predict_table(model, paths, args) -> list[Path]:
     postprocess.write_catalog(table, target, overwrite=args.overwrite)
     _say(args, f"{len(table)} predictions -> {target}")
     return [target]
+
+
+def _channel_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a channel number >= 0, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -466,6 +494,14 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         metavar="F",
         help="segmenters: resample images by F first, labels mapped back (e.g. 0.3 for nuclei "
         "~60 px across with pretrained:nuclei, trained on ~18 px)",
+    )
+    p.add_argument(
+        "--channel",
+        type=_channel_arg,
+        default=None,
+        metavar="K",
+        help="segmenters: segment channel K (0-based) of multi-channel images, e.g. the nuclear "
+        "stain of a nuclei + membrane TIFF (default: all channels, as the model takes them)",
     )
     p.add_argument(
         "--object-size",

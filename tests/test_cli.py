@@ -563,7 +563,42 @@ def test_predict_object_size_on_shrunk_nuclei(capsys, tmp_path, enlarged_real_nu
     assert abs(f1["5.5"] - f1["auto"]) < 0.1, f1
 
 
-@pytest.mark.parametrize("extra", [("--object-size", "36"), ("--scale", "0.5")])
+def test_predict_channel_picks_the_nuclear_stain(capsys, tmp_path, data_dir):
+    """A two-channel TIFF (nuclei + a membrane-like stain, CYX as microscopes save it) cannot go
+    to the RGB nuclei model as it is (a clear error pointing to the channel); --channel 0
+    segments the nuclear stain, exactly as the grey file alone."""
+    from sciconv import io
+
+    image = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
+    grey = tifffile.imread(image)
+    truth = tifffile.imread(data_dir / "real" / "nuclei" / "labels" / image.name)
+    other = (truth > 0).astype(np.uint8) * 60
+    two = tmp_path / "two.tif"
+    tifffile.imwrite(
+        two, np.stack([grey, other]), photometric="minisblack", metadata={"axes": "CYX"}
+    )
+    common = ("predict", "pretrained:nuclei", two, "--quiet")
+    code, _, err = run_cli(capsys, *common, "--out", tmp_path / "a")
+    assert code != 0
+    assert_one_line_error(err, "2", "channels", "nuclear channel", "--channel K")
+    code, _, err = run_cli(capsys, *common, "--out", tmp_path / "b", "--channel", "0")
+    assert code == 0, err
+    alone = tmp_path / "grey.tif"
+    tifffile.imwrite(alone, grey)
+    code, _, err = run_cli(
+        capsys, "predict", "pretrained:nuclei", alone, "--quiet", "--out", tmp_path / "c"
+    )
+    assert code == 0, err
+    np.testing.assert_array_equal(
+        io.read(tmp_path / "b" / "two_labels.tif").data,
+        io.read(tmp_path / "c" / "grey_labels.tif").data,
+    )
+    code, _, err = run_cli(capsys, *common, "--out", tmp_path / "d", "--channel", "2")
+    assert code != 0
+    assert_one_line_error(err, "two.tif", "--channel 2", "2 channel(s), numbered 0 to 1")
+
+
+@pytest.mark.parametrize("extra", [("--object-size", "36"), ("--scale", "0.5"), ("--channel", "0")])
 def test_predict_block_wise_refuses_resampling(capsys, tmp_path, extra):
     """Block by block there is no resampling: a size or scale is refused, not ignored."""
     image = tmp_path / "a.tif"
@@ -571,7 +606,7 @@ def test_predict_block_wise_refuses_resampling(capsys, tmp_path, extra):
     args = ("predict", "pretrained:nuclei", image, "--out", tmp_path / "o", "--block", "32")
     code, _, err = run_cli(capsys, *args, *extra)
     assert code != 0
-    assert_one_line_error(err, "a.tif", "block-wise", "--scale and --object-size PX")
+    assert_one_line_error(err, "a.tif", "block-wise", "--object-size PX and --channel")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
@@ -590,6 +625,7 @@ def test_predict_unknown_shipped_model(capsys, tmp_path):
         (["--batch-size", "0"], "--batch-size: expected an integer >= 1, got '0'"),
         (["--scale", "nan"], "--scale: expected a finite number > 0, got 'nan'"),
         (["--scale", "-1"], "--scale: expected a finite number > 0, got '-1'"),
+        (["--channel", "-1"], "--channel: expected a channel number >= 0, got '-1'"),
         (
             ["--object-size", "big"],
             "--object-size: expected auto, none or a diameter in pixels > 0, got 'big'",

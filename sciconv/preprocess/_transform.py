@@ -55,8 +55,8 @@ def _validate_transform(spec) -> dict:
 def _bad_channels(shape: tuple, key: str, allowed: str) -> InvalidImageError:
     return InvalidImageError(
         f"image must have {allowed} channels for the input transform {key!r}; got shape "
-        f"{shape} (last axis = channels): pass the nuclear channel alone (image[..., k]), an "
-        "RGB image, or one plane of a stack (stack[i])"
+        f"{shape} (last axis = channels): pass the nuclear channel alone (image[..., k]; "
+        "sciconv predict --channel K), an RGB image, or one plane of a stack (stack[i])"
     )
 
 
