@@ -125,9 +125,10 @@ def _missing_channel(x: np.ndarray) -> bool:
     in blue only), not an H&E image flipped about its background (all three carry the stain)."""
     if x.shape[-1] != 3:
         return False
+    step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 2**18)))  # about 256k pixels suffice
     ranges = []
     for c in range(3):
-        values = finite_values(x[..., c])
+        values = finite_values(x[::step, ::step, c])
         if values.size == 0:
             return False
         lo, hi = np.percentile(values, (1.0, 99.8))
@@ -218,6 +219,7 @@ def resolve_input_transform(image, spec: Mapping) -> InputTransform:
 
 def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
     decide_on = gray_of(x) if spec["to_rgb"] else None
+    colour = x.shape[-1] in (3, 4)  # a grey image replicated to R = G = B needs no averaging
     x = to_channels(x, to_gray=spec["to_gray"], to_rgb=spec["to_rgb"])
     invert = spec["invert"]
     if invert == "auto":
@@ -226,7 +228,7 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
     if invert is True:
         finite = finite_values(x)
         top = float(finite.max()) if finite.size else 0.0
-    gray = spec["dark_to_gray"] and top is None and _missing_channel(x)
+    gray = spec["dark_to_gray"] and colour and top is None and _missing_channel(x)
     return InputTransform(to_gray=spec["to_gray"], to_rgb=spec["to_rgb"], flip_at=top, gray=gray)
 
 
