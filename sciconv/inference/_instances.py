@@ -256,7 +256,8 @@ def predict_instances(
     """
     from sciconv import postprocess
 
-    kwargs = postprocess_kwargs(model, get_metadata(model), overrides)
+    meta = get_metadata(model)
+    kwargs = postprocess_kwargs(model, meta, overrides)
     factor = _zoom_factor(model, image, scale, object_size)
     zoom = None if factor == 1.0 else factor
     if uncertainty is not None:
@@ -327,7 +328,7 @@ def predict_instances(
         return (_resize_labels(labels, hw), *maps)
 
     found = at(zoom)
-    again = _auto_size(model, found[0], factor, object_size, scale)
+    again = _auto_size(meta, found[0], factor, object_size, scale)
     return result(*(found if again is None else at(again)))
 
 
@@ -335,14 +336,13 @@ def predict_instances(
 AUTO_SIZE_MAX_PIXELS = AUTO_BLOCK_PIXELS
 
 
-def _auto_size(model, labels, factor: float, object_size, scale) -> float | None:
+def _auto_size(meta: Mapping, labels, factor: float, object_size, scale) -> float | None:
     """``object_size="auto"``: the factor to segment again at (:func:`auto_size_factor`), with a
     warning saying so; None to keep the first pass (also when ``scale`` forces the factor)."""
     if not (isinstance(object_size, str) and object_size == "auto"):
         return None
     if scale is None or not (isinstance(scale, str) or _is_pixel_scale(scale)):
         return None  # an explicit factor (or None: no resampling) wins
-    meta = get_metadata(model)
     training = meta.get("object_size")
     again = auto_size_factor(labels, factor, training, meta.get("object_size_range"))
     if again is None:
