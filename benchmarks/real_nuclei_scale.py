@@ -98,12 +98,14 @@ def _labels(model, x, factor, path: Path) -> np.ndarray:
 
 
 def enlarged_scores(eval_set, enlargements, cache: Path) -> dict:
-    """{(id, e): {"m", "d", "ap1", "ap2", "f2"}}: image resized by ``e``, segmented as it is
-    (ap1, median diameter d) and resampled by ``T / d`` to the training size (ap2, factor f2)."""
+    """{(id, e): {"m", "d", "n", "ap1", "ap2", "f2"}}: image resized by ``e``, segmented as it
+    is (ap1; n objects of median diameter d) and resampled by ``T / d`` to the training size
+    (ap2, factor f2)."""
     from skimage.transform import rescale, resize
 
     import sciconv as sc
     from sciconv.metrics import average_precision
+    from sciconv.postprocess import equivalent_diameters
     from sciconv.preprocess import apply_input_transform
 
     model = sc.models.pretrained("nuclei")
@@ -118,12 +120,14 @@ def enlarged_scores(eval_set, enlargements, cache: Path) -> dict:
             t = resize(truth, x.shape[:2], order=0, preserve_range=True, anti_aliasing=False)
             t = t.astype(np.int32)
             first = _labels(model, x, 1.0, cache / f"{image_id}_x{e:g}_1.npy")
-            d = median_diameter(first)
-            f2 = float(f"{target / d:.3g}") if d > 0 else 1.0
+            sizes = equivalent_diameters(first)
+            d = float(np.median(sizes)) if len(sizes) else 0.0
+            f2 = float(f"{target / d:.3g}") if d > 0 else 1.0  # auto_size_factor's rounding
             second = _labels(model, x, f2, cache / f"{image_id}_x{e:g}_{f2:g}.npy")
             out[image_id, e] = {
                 "m": modality,
                 "d": d,
+                "n": len(sizes),
                 "f2": f2,
                 "ap1": [float(v) for v in average_precision(t, first)["ap"]],
                 "ap2": [float(v) for v in average_precision(t, second)["ap"]],
@@ -153,8 +157,10 @@ def enlarged_report(scores, enlargements, ids, halves, training_range=None) -> d
     choose, held = halves
     bands = list(itertools.product((0, 6, 7, 8, 9, 10, 11), (40, 45, 50, 55, 60, 66, 75, 1e9)))
 
-    def band(lo, hi):
-        return lambda r: r["d"] > 0 and not lo <= r["d"] <= hi
+    from sciconv.inference import AUTO_SIZE_MIN_OBJECTS
+
+    def band(lo, hi):  # the rule of auto_size_factor (first pass at factor 1)
+        return lambda r: r["n"] >= AUTO_SIZE_MIN_OBJECTS and not lo <= r["d"] <= hi
 
     def half_mean(rule, e, subset):  # mean AP@0.5 over the images of a half
         return np.mean([scores[i, e]["ap2" if rule(scores[i, e]) else "ap1"][0] for i in subset])
