@@ -577,6 +577,7 @@ def test_predict_channel_picks_the_nuclear_stain(capsys, tmp_path, data_dir):
     tifffile.imwrite(
         two, np.stack([grey, other]), photometric="minisblack", metadata={"axes": "CYX"}
     )
+    before = two.read_bytes()
     common = ("predict", "pretrained:nuclei", two, "--quiet")
     code, _, err = run_cli(capsys, *common, "--out", tmp_path / "a")
     assert code != 0
@@ -596,6 +597,7 @@ def test_predict_channel_picks_the_nuclear_stain(capsys, tmp_path, data_dir):
     code, _, err = run_cli(capsys, *common, "--out", tmp_path / "d", "--channel", "2")
     assert code != 0
     assert_one_line_error(err, "two.tif", "--channel 2", "2 channel(s), numbered 0 to 1")
+    assert two.read_bytes() == before  # the input is never written to
 
 
 @pytest.mark.parametrize("extra", [("--object-size", "36"), ("--scale", "0.5"), ("--channel", "0")])
@@ -603,11 +605,13 @@ def test_predict_block_wise_refuses_resampling(capsys, tmp_path, extra):
     """Block by block there is no resampling: a size or scale is refused, not ignored."""
     image = tmp_path / "a.tif"
     tifffile.imwrite(image, np.zeros((48, 48), np.float32))
+    before = image.read_bytes()
     args = ("predict", "pretrained:nuclei", image, "--out", tmp_path / "o", "--block", "32")
     code, _, err = run_cli(capsys, *args, *extra)
     assert code != 0
     assert_one_line_error(err, "a.tif", "block-wise", "--object-size PX and --channel")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    assert image.read_bytes() == before
 
 
 def test_predict_unknown_shipped_model(capsys, tmp_path):
