@@ -142,15 +142,16 @@ def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
 
 
 @contextmanager
-def _file_progress(total: int, *, enabled: bool):
-    """The shared progress over files (``inference._progress.progress_bar``), closed on exit.
+def _file_progress(total: int, *, enabled: bool, unit: str = "file"):
+    """The shared progress over files or planes (``inference._progress.progress_bar``), closed
+    on exit.
 
     A terminal or notebook gets a bar, anything else (a log, CI) a few plain lines; None (no
     output) for a single file or when ``enabled`` is False.
     """
     from sciconv.inference._progress import progress_bar
 
-    bar = progress_bar(total, desc="predict", unit="file", enabled=enabled and total > 1)
+    bar = progress_bar(total, desc="predict", unit=unit, enabled=enabled and total > 1)
     try:
         yield bar
     finally:
@@ -205,7 +206,11 @@ def _predict_mosaic(model, path, args) -> list[Path]:
 
 
 def _predict_segmentation(model, paths, args) -> list[Path]:
-    mosaics = [p for p in paths if _is_mosaic(p, args)]
+    from sciconv import io
+
+    stacks = {p: io.plane_axes(p) for p in paths}
+    stacks = {p: planes for p, planes in stacks.items() if planes[0]}
+    mosaics = [p for p in paths if p not in stacks and _is_mosaic(p, args)]
     paths = [p for p in paths if p not in mosaics]
     written: list[Path] = []
     for path in mosaics:
@@ -230,43 +235,53 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
     tile_progress = not args.quiet and len(paths) == 1
     with _file_progress(len(paths), enabled=not args.quiet) as bar:
         for path in paths:
-            written.extend(_segment_file(model, path, args, planned[path], params, tile_progress))
+            if path in stacks:
+                written.extend(_segment_stack(model, path, args, params, *stacks[path]))
+            else:
+                written.extend(
+                    _segment_file(model, path, args, planned[path], params, tile_progress)
+                )
             if bar is not None:
                 bar.update(1)
     return written
 
 
-def _segment_file(model, path, args, planned, params, tile_progress) -> list[Path]:
-    """One whole image: probabilities, labels, catalog (and regions); the files written."""
-    from sciconv import inference, io, models, postprocess
+def _segment_image(model, img, args, params, progress):
+    """One 2-D image: labels, probabilities, spread (or None) and the catalog of its objects."""
+    from sciconv import inference, postprocess
 
-    img = _one_channel(io.read(path), args.channel)
     labels, prob, *spread = inference.predict_instances(  # recorded post-processing
         model,
         img,
         batch_size=args.batch_size,
         return_prob=True,
         uncertainty=args.uncertainty,
-        progress=tile_progress,
+        progress=progress,
         **params,
     )
     std = spread[0] if spread else None
     # the mask columns (flag_masked, masked_fraction) whenever the image has a mask, bad pixels
     # or not, as the block-wise path gives them; the mask product only when a pixel is bad
     table = postprocess.measure(labels, intensity=img, wcs=img.wcs, mask=img.mask)
-    bad = img.mask if img.mask is not None and img.mask.any() else None
     postprocess.add_physical_columns(table, img.pixel_scale)  # arcsec/um sizes, when known
     if std is not None:  # each object's score and uncertainty
         table = _with_scores(table, postprocess.object_scores(labels, prob, std))
+    return labels, prob, std, table
+
+
+def _write_segmentation(model, path, args, params, *, like, labels, prob, std, table, bad, stack):
+    """The products of one input (:func:`sciconv.postprocess.write_products`); the files."""
+    from sciconv import io, models, postprocess
+
     names = models.get_metadata(model).get("class_names")
-    outs = postprocess.write_products(  # the class cube, the labels, the mask, the catalog
+    return postprocess.write_products(  # the class cube, the labels, the mask, the catalog
         args.out,
         prob=prob,
         labels=labels,
         catalog=table,
         mask=bad,
         uncertainty=std,
-        like=img,
+        like=like,
         stem=io.image_stem(path),
         format=product_format(path, args.format),
         catalog_format=args.catalog_format,
@@ -275,6 +290,29 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
         params=params,
         history=["sciconv predict"],
         overwrite=args.overwrite,
+        stack_axes=stack or None,
+    )
+
+
+def _segment_file(model, path, args, planned, params, tile_progress) -> list[Path]:
+    """One whole image: probabilities, labels, catalog (and regions); the files written."""
+    from sciconv import io, postprocess
+
+    img = _one_channel(io.read(path), args.channel)
+    labels, prob, std, table = _segment_image(model, img, args, params, tile_progress)
+    bad = img.mask if img.mask is not None and img.mask.any() else None
+    outs = _write_segmentation(
+        model,
+        path,
+        args,
+        params,
+        like=img,
+        labels=labels,
+        prob=prob,
+        std=std,
+        table=table,
+        bad=bad,
+        stack="",
     )
     if args.regions:  # DS9 / Aladin regions, in sky coordinates when the image has a WCS
         outs["regions"] = postprocess.write_regions(
@@ -285,6 +323,71 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
             overwrite=args.overwrite,
         )
     _say(args, f"{path}: {int(labels.max())} objects -> {outs['labels'].name}")
+    return list(outs.values())
+
+
+def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
+    """A movie or Z-stack (``io.plane_axes``): each plane segmented as a 2-D image, the products
+    written as TIFF stacks with the file's axes, one catalog with a column per axis (``t``,
+    ``z``: the plane's index) before each plane's ``label``."""
+    import numpy as np
+    from astropy.table import vstack
+
+    from sciconv import io
+
+    fmt = product_format(path, args.format)
+    if args.regions or fmt != "tiff" or args.block is not None:
+        raise ConfigError(
+            f"{path}: a stack of {' x '.join(map(str, sizes))} {axes} planes is segmented plane "
+            "by plane into TIFF stacks; --regions, --block and --format other than tiff are not "
+            "available for it"
+        )
+    stack = io.read(path, stack=True)
+    results, bad = [], []
+    with _file_progress(len(stack.data), enabled=not args.quiet, unit="plane") as bar:
+        for i in range(len(stack.data)):
+            mask = None if stack.mask is None else stack.mask[i]
+            img = _one_channel(
+                dataclasses.replace(stack, data=stack.data[i], mask=mask), args.channel
+            )
+            try:
+                labels, prob, std, table = _segment_image(model, img, args, params, False)
+            except SciconvError as exc:  # which file, which plane
+                where = ", ".join(f"{a}={j}" for a, j in zip(axes, np.unravel_index(i, sizes)))
+                raise type(exc)(f"plane {where}: {exc.message}", path=path) from exc
+            for axis, index in zip(axes, np.unravel_index(i, sizes)):
+                table.add_column(int(index), name=axis.lower(), index=axes.index(axis))
+            results.append((labels, prob, std, table))
+            bad.append(img.mask if img.mask is not None else np.zeros(labels.shape, bool))
+            if bar is not None:
+                bar.update(1)
+    catalog = vstack([r[3] for r in results], metadata_conflicts="silent")
+    catalog.meta.update(results[0][3].meta)
+    catalog.meta["stack_axes"] = axes
+
+    def stacked(k):
+        return np.stack([r[k] for r in results]).reshape(*sizes, *results[0][k].shape)
+
+    bad_stack = np.stack([b.any(axis=-1) if b.ndim == 3 else b for b in bad])
+    outs = _write_segmentation(
+        model,
+        path,
+        args,
+        params,
+        like=stack,
+        labels=stacked(0),
+        prob=stacked(1),
+        std=None if results[0][2] is None else stacked(2),
+        table=catalog,
+        bad=bad_stack.reshape(*sizes, *bad_stack.shape[1:]) if bad_stack.any() else None,
+        stack=axes,
+    )
+    counts = [int(r[0].max()) for r in results]
+    _say(
+        args,
+        f"{path}: {len(results)} {axes} planes, {sum(counts)} objects "
+        f"({min(counts)}-{max(counts)} per plane) -> {outs['labels'].name}",
+    )
     return list(outs.values())
 
 
@@ -450,8 +553,10 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "inputs give FITS files keeping the input's header and WCS, other inputs TIFF (--format "
         "chooses; ome-zarr writes one NAME.ome.zarr store with the labels as its NGFF "
         "labels/instances group). The input's bad-pixel mask is written with the products (a "
-        "MASK extension in FITS). Classifiers and regressors write one predictions.csv (one "
-        "column per class: probabilities_<class name>).",
+        "MASK extension in FITS). TIFF movies and Z-stacks (T or Z axes in their OME, ImageJ "
+        "or tifffile metadata) are segmented plane by plane into TIFF stacks with the same "
+        "axes and one catalog with t/z columns. Classifiers and regressors write one "
+        "predictions.csv (one column per class: probabilities_<class name>).",
     )
     p.add_argument(
         "model",

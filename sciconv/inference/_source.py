@@ -57,8 +57,14 @@ def validate_image(image) -> tuple[Any, str | None]:
             ) from err
     shape = tuple(int(s) for s in image.shape)
     if len(shape) not in (2, 3):
+        hint = ""
+        if len(shape) == 4:  # io.read(path, stack=True)
+            hint = (
+                " (a stack (N, H, W, C): segment its planes one by one, stack.data[i], as "
+                "sciconv predict does for TIFF movies and Z-stacks)"
+            )
         raise InferenceError(
-            f"image must have shape (H, W) or (H, W, C); got shape {shape}", path=path
+            f"image must have shape (H, W) or (H, W, C); got shape {shape}{hint}", path=path
         )
     dtype = np.dtype(getattr(image, "dtype", np.float32))
     if dtype.kind not in "biuf":

@@ -28,7 +28,9 @@ Microscopy
     TIFF axes come from tifffile's series (``"YX"``, ``"YXS"``, ``"CYX"``, ``"ZYX"``, ...) or from
     ``axes=``; colour samples (``S``) and channels (``C``) become channels, one other axis
     (``Z``, ``T``, ``Q``, ...) becomes channels when there are no colour channels, several need
-    ``stack=True``.
+    ``stack=True``. :func:`plane_axes` says whether the metadata declare time points or depth
+    planes (``T``, ``Z``): a stack to segment plane by plane, not the channels of one image;
+    ``write(..., stack_axes="T")`` writes such stacks back.
     An alpha channel that is fully opaque is dropped (``meta["alpha"]`` says so); otherwise kept.
     Palette images are expanded to RGB.
 
@@ -80,7 +82,7 @@ from sciconv.io._image import (
 )
 from sciconv.io._mapped import file_map, read_mapped
 from sciconv.io._masks import MASK_EXTNAMES
-from sciconv.io._read import probe_shape, read, read_pixels
+from sciconv.io._read import plane_axes, probe_shape, read, read_pixels
 from sciconv.io._write import write
 from sciconv.io._zarr import write_ome_zarr, write_ome_zarr_labels
 
@@ -102,6 +104,7 @@ __all__ = [
     "is_nddata",
     "list_images",
     "pair_by_stem",
+    "plane_axes",
     "probe_shape",
     "read",
     "read_mapped",

@@ -19,10 +19,10 @@ from sciconv.io._fits import plain_fits_shape, read_fits, read_fits_flags, read_
 from sciconv.io._image import GridImage
 from sciconv.io._masks import apply_bad, read_mask_source, validate_ignore_flags
 from sciconv.io._png import read_pil
-from sciconv.io._tiff import TIFF_AXES, read_tiff
+from sciconv.io._tiff import TIFF_AXES, read_tiff, tiff_plane_axes
 from sciconv.io._zarr import read_zarr
 
-__all__ = ["probe_shape", "read", "read_pixels"]
+__all__ = ["plane_axes", "probe_shape", "read", "read_pixels"]
 
 
 def read(
@@ -389,3 +389,46 @@ def probe_shape(path: str | os.PathLike) -> tuple[int, int, int]:
     finally:
         data.close()
     return shape
+
+
+def plane_axes(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
+    """The time and depth axes of a stack file, as its metadata declare them, and their sizes.
+
+    A TIFF whose OME, ImageJ or tifffile metadata name ``T`` (time points) or ``Z`` (depth
+    planes) axes of more than one plane holds a stack of 2-D images, not the channels of one:
+    ``read(path, stack=True)`` gives its planes ``(N, H, W, C)`` in file order, ``N`` the
+    product of the sizes. Segment them plane by plane (``sciconv predict`` does) and write the
+    results back with ``write(..., stack_axes=axes)``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file :func:`read` takes.
+
+    Returns
+    -------
+    (str, tuple of int)
+        The axes in file order (``"T"``, ``"Z"``, ``"TZ"``, ...) and their sizes; ``("", ())``
+        for other files: single images, FITS cubes, OME-Zarr stores, plain multi-page TIFFs
+        (whose pages are read as channels), and TIFFs with further axes of unknown kind.
+
+    Raises
+    ------
+    InvalidImageError
+        The file is missing or not readable.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib, tifffile
+    >>> from sciconv.io import plane_axes, read
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "movie.tif"
+    >>> tifffile.imwrite(p, np.zeros((5, 8, 8), np.uint16), metadata={"axes": "TYX"})
+    >>> plane_axes(p), read(p, stack=True).shape
+    (('T', (5,)), (5, 8, 8, 1))
+    """
+    if is_zarr(path):
+        return "", ()
+    path, kind = validate_path(path)
+    if kind != "tiff":
+        return "", ()
+    return tiff_plane_axes(path)

@@ -45,6 +45,28 @@ from sciconv.io._mapped import file_map, read_mapped
 TIFF_AXES = (
     "YXCSZTNQIRPHEFLMAB"  # letters tifffile uses; Y/X spatial, C/S channels, rest stack-like
 )
+PLANE_AXES = "TZ"  # the stack axes a file's metadata can declare: time points, depth planes
+
+
+def tiff_plane_axes(path: Path) -> tuple[str, tuple[int, ...]]:
+    """The ``T``/``Z`` axes of more than one plane that a TIFF's series declares, and their sizes.
+
+    Only OME, ImageJ and tifffile's own metadata name these axes (a plain multi-page TIFF gives
+    ``I``/``Q``, an unknown kind of plane): ``("", ())`` when there are none, and when the series
+    has other non-channel axes besides (a layout ``read`` has to be told about).
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, tuple(int(n) for n in series.shape)
+    except Exception as exc:
+        raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
+    planes = [(a, n) for a, n in zip(axes, shape) if n > 1 and a not in "YXCS"]
+    if not planes or any(a not in PLANE_AXES for a, _ in planes):
+        return "", ()
+    return "".join(a for a, _ in planes), tuple(n for _, n in planes)
 
 
 def _tiff_roles(axes: str, shape: tuple[int, ...], *, stack: bool, path: Path) -> list[str]:

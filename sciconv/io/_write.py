@@ -45,7 +45,8 @@ def carries_metadata(value) -> bool:
     return bool(len(value)) if hasattr(value, "__len__") else True
 
 
-def validate_array(array, path: Path) -> np.ndarray:
+def validate_array(array, path: Path, *, lead: int = 0) -> np.ndarray:
+    """The array as numpy, ``(H, W)`` or ``(H, W, C)`` after ``lead`` stack axes; bool as uint8."""
     if isinstance(array, LazyImage):
         array = np.asarray(array)
     try:
@@ -59,10 +60,9 @@ def validate_array(array, path: Path) -> np.ndarray:
             f"array dtype {arr.dtype} cannot be written as an image (use bool, int, uint or float)",
             path=path,
         )
-    if arr.ndim not in (2, 3):
-        raise InvalidImageError(
-            f"array must be (H, W) or (H, W, C); got shape {arr.shape}", path=path
-        )
+    if arr.ndim - lead not in (2, 3):
+        what = "(H, W) or (H, W, C)" if not lead else f"({lead} stack axes, H, W[, C])"
+        raise InvalidImageError(f"array must be {what}; got shape {arr.shape}", path=path)
     if arr.size == 0:
         raise InvalidImageError(f"array has no pixels (shape {arr.shape})", path=path)
     if arr.dtype.kind == "b":
@@ -172,7 +172,23 @@ def write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Pa
         raise InvalidImageError(f"cannot write FITS ({brief(exc)})", path=path) from exc
 
 
-def write_tiff(tmp: Path, arr: np.ndarray, history: list[str]) -> None:
+def tiff_layout(arr: np.ndarray, stack_axes: str = "") -> tuple[np.ndarray, str, str]:
+    """``(H, W[, C])`` after the stack axes, as tifffile stores it: array, axes, photometric.
+
+    One channel is dropped, uint8/uint16 RGB stays interleaved (``S``), other channels become
+    planes ``C`` before ``Y`` and ``X``.
+    """
+    lead = len(stack_axes)
+    if arr.ndim == lead + 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == lead + 2:
+        return arr, stack_axes + "YX", "minisblack"
+    if arr.shape[-1] == 3 and arr.dtype in (np.uint8, np.uint16):
+        return arr, stack_axes + "YXS", "rgb"
+    return np.ascontiguousarray(np.moveaxis(arr, -1, lead)), stack_axes + "CYX", "minisblack"
+
+
+def write_tiff(tmp: Path, arr: np.ndarray, history: list[str], stack_axes: str = "") -> None:
     import tifffile
 
     import sciconv
@@ -180,22 +196,13 @@ def write_tiff(tmp: Path, arr: np.ndarray, history: list[str]) -> None:
     meta: dict[str, Any] = {"software": f"sciconv {sciconv.__version__}"}
     if history:
         meta["history"] = history
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim == 2:
-        tifffile.imwrite(tmp, arr, photometric="minisblack", metadata={"axes": "YX", **meta})
-    elif arr.shape[2] == 3 and arr.dtype in (np.uint8, np.uint16):
-        tifffile.imwrite(tmp, arr, photometric="rgb", metadata={"axes": "YXS", **meta})
-    else:
-        tifffile.imwrite(
-            tmp,
-            np.ascontiguousarray(np.moveaxis(arr, -1, 0)),
-            photometric="minisblack",
-            metadata={"axes": "CYX", **meta},
-        )
+    arr, axes, photometric = tiff_layout(arr, stack_axes)
+    tifffile.imwrite(tmp, arr, photometric=photometric, metadata={"axes": axes, **meta})
 
 
-def write_ome_tiff(tmp: Path, arr: np.ndarray, like, history: list[str]) -> None:
+def write_ome_tiff(
+    tmp: Path, arr: np.ndarray, like, history: list[str], stack_axes: str = ""
+) -> None:
     """OME-TIFF through tifffile: axes, ``like``'s pixel size, unit and (matching) channel names."""
     import tifffile
 
@@ -203,35 +210,29 @@ def write_ome_tiff(tmp: Path, arr: np.ndarray, like, history: list[str]) -> None
 
     source = like.meta if isinstance(like, GridImage) else {}
     meta: dict[str, Any] = {}
+    unit = str(source.get("pixel_unit") or "µm")
     if source.get("pixel_size") is not None:
         dy, dx = (float(v) for v in source["pixel_size"])
-        unit = str(source.get("pixel_unit") or "µm")
         meta.update(
             PhysicalSizeX=dx, PhysicalSizeXUnit=unit, PhysicalSizeY=dy, PhysicalSizeYUnit=unit
         )
     if history:
         meta["Description"] = "\n".join(history)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    n_chan = 1 if arr.ndim == 2 else arr.shape[2]
+    arr, axes, photometric = tiff_layout(arr, stack_axes)
+    if "Z" in axes and source.get("z_spacing") is not None:
+        meta.update(PhysicalSizeZ=float(source["z_spacing"]), PhysicalSizeZUnit=unit)
+    n_chan = arr.shape[axes.index("C")] if "C" in axes else 3 if "S" in axes else 1
     names = source.get("channel_names")
     if names is not None and len(names) == n_chan:
         meta["Channel"] = {"Name": [str(n) for n in names]}
-    kwargs: dict[str, Any] = {"ome": True, "software": f"sciconv {sciconv.__version__}"}
-    if arr.ndim == 2:
-        tifffile.imwrite(
-            tmp, arr, photometric="minisblack", metadata={"axes": "YX", **meta}, **kwargs
-        )
-    elif arr.shape[2] == 3 and arr.dtype in (np.uint8, np.uint16):
-        tifffile.imwrite(tmp, arr, photometric="rgb", metadata={"axes": "YXS", **meta}, **kwargs)
-    else:
-        tifffile.imwrite(
-            tmp,
-            np.ascontiguousarray(np.moveaxis(arr, -1, 0)),
-            photometric="minisblack",
-            metadata={"axes": "CYX", **meta},
-            **kwargs,
-        )
+    tifffile.imwrite(
+        tmp,
+        arr,
+        photometric=photometric,
+        metadata={"axes": axes, **meta},
+        ome=True,
+        software=f"sciconv {sciconv.__version__}",
+    )
 
 
 def validate_png(arr: np.ndarray, path: Path) -> np.ndarray:
@@ -261,6 +262,7 @@ def write(
     overwrite: bool = False,
     history: str | Iterable[str] | None = None,
     header=None,
+    stack_axes: str | None = None,
 ) -> Path:
     """Write an image to FITS, TIFF, OME-TIFF or PNG, atomically.
 
@@ -291,6 +293,11 @@ def write(
         JSON description.
     header : dict or astropy.io.fits.Header, optional
         FITS only: cards set last, over ``like``'s.
+    stack_axes : str, optional
+        TIFF and OME-TIFF only: ``array`` is a stack whose leading axes are these time (``T``)
+        and depth (``Z``) axes, e.g. ``"T"`` for ``(T, H, W)`` or ``(T, H, W, C)`` labels or
+        probabilities of a movie; written with those axes in the file's metadata, so
+        :func:`plane_axes` and ``read(path, stack=True)`` give them back.
 
     Returns
     -------
@@ -304,7 +311,8 @@ def write(
     OutputExistsError
         The file exists and ``overwrite`` is False.
     ConfigError
-        Unknown extension or an invalid header card.
+        Unknown extension, an invalid header card, or ``stack_axes`` that are not distinct
+        ``T``/``Z`` letters or are given for a format other than TIFF.
 
     Examples
     --------
@@ -342,7 +350,8 @@ def write(
         if like is None:
             like = array
         array = array.data
-    arr = validate_array(array, path)
+    stack_axes = _validate_stack_axes(stack_axes, fmt, path)
+    arr = validate_array(array, path, lead=len(stack_axes))
     if isinstance(history, str):
         history = [history]
     history = [str(h) for h in (history or [])]
@@ -358,13 +367,35 @@ def write(
             )
     if fmt == "tiff":
         with atomic_output(path, overwrite=overwrite) as tmp:
-            write_tiff(tmp, arr, history)
+            write_tiff(tmp, arr, history, stack_axes)
         return path
     if fmt == "ome-tiff":
         with atomic_output(path, overwrite=overwrite) as tmp:
-            write_ome_tiff(tmp, arr, like, history)
+            write_ome_tiff(tmp, arr, like, history, stack_axes)
         return path
     png = validate_png(arr, path)
     with atomic_output(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(png_encode(png))
     return path
+
+
+def _validate_stack_axes(stack_axes, fmt: str, path: Path) -> str:
+    from sciconv.io._tiff import PLANE_AXES
+
+    if stack_axes is None or stack_axes == "":
+        return ""
+    if (
+        not isinstance(stack_axes, str)
+        or len(set(stack_axes.upper())) != len(stack_axes)
+        or any(a not in PLANE_AXES for a in stack_axes.upper())
+    ):
+        raise ConfigError(
+            f"stack_axes must be distinct letters of {PLANE_AXES!r} (time, depth); got "
+            f"{stack_axes!r}",
+            path=path,
+        )
+    if fmt not in ("tiff", "ome-tiff"):
+        raise ConfigError(
+            f"stack_axes= is written to TIFF and OME-TIFF files only, not {fmt.upper()}", path=path
+        )
+    return stack_axes.upper()

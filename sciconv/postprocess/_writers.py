@@ -287,6 +287,19 @@ def validate_cube(prob) -> np.ndarray:
     return prob
 
 
+def _per_plane(validate, array, lead: int, *, like: tuple | None = None) -> np.ndarray:
+    """``validate`` applied to each 2-D plane of a stack with ``lead`` leading axes (``like``:
+    their required sizes), the results stacked back; ``validate(array)`` when ``lead`` is 0."""
+    if not lead:
+        return validate(array)
+    arr = np.asarray(as_array(array, load=True))
+    if arr.ndim < lead + 2 or (like is not None and arr.shape[:lead] != tuple(like)):
+        want = f"{tuple(like)} + (H, W, ...)" if like is not None else f"{lead} stack axes first"
+        raise InvalidImageError(f"a stack product must have shape {want}; got {arr.shape}")
+    planes = [validate(p) for p in arr.reshape(-1, *arr.shape[lead:])]
+    return np.stack(planes).reshape(*arr.shape[:lead], *planes[0].shape)
+
+
 def _validate_mask(mask, hw) -> np.ndarray:
     """The bad-pixel mask as (H, W) bool (True = bad; any channel of an (H, W, C) mask)."""
     mask = as_array(mask, load=True)
@@ -396,6 +409,7 @@ def write_products(
     params: Mapping | None = None,
     history: Iterable[str] | None = None,
     overwrite: bool = False,
+    stack_axes: str | None = None,
 ) -> dict[str, Path]:
     """Write the products of a segmentation next to each other, with provenance.
 
@@ -467,6 +481,11 @@ def write_products(
     overwrite : bool, optional
         Replace existing files. Default False: an existing target raises ``OutputExistsError``
         before anything is written.
+    stack_axes : str, optional
+        The products of a stack segmented plane by plane (a movie, a Z-stack): ``prob``,
+        ``labels``, ``mask`` and ``uncertainty`` have these leading axes (``"T"``, ``"Z"``,
+        ``"TZ"``; :func:`sciconv.io.plane_axes`) before their 2-D shapes, and are written as
+        TIFF stacks with those axes (``format="tiff"`` only).
 
     Returns
     -------
@@ -513,33 +532,41 @@ def write_products(
     ('StdDevUncertainty', (2, 8, 8), True)
     """
     fmt = look_up_option(format, tuple(PRODUCT_FORMATS), name="format")
+    lead = len(stack_axes or "")
+    if lead and fmt != "tiff":
+        raise ConfigError(f"stack products (stack_axes=) are written as TIFF; got format={fmt!r}")
     targets = product_paths(out_dir, stem=stem, format=fmt, catalog_format=catalog_format)
     given = {"prob": prob, "labels": labels, "catalog": catalog}
     if all(v is None for v in given.values()):
         raise ConfigError("write_products needs prob=, labels=, catalog= or several of them")
     if catalog is not None:
         _check_table(catalog)
-    hw = None
+    hw = None  # the stack axes, then H, W
     if prob is not None:
-        prob = validate_cube(prob)
+        prob = _per_plane(validate_cube, prob, lead)
         names = class_name_list(class_names, prob.shape[-1])
-        hw = prob.shape[:2]
+        hw = prob.shape[: lead + 2]
     if labels is not None:
-        labels = validate_labels(labels).astype(np.int32)
+        labels = _per_plane(validate_labels, labels, lead).astype(np.int32)
         if hw is not None and labels.shape != hw:
             raise InvalidImageError(
-                f"labels are {labels.shape[0]} x {labels.shape[1]} pixels but prob is "
-                f"{hw[0]} x {hw[1]}; they must describe the same image"
+                f"labels have shape {labels.shape} but prob {hw} (without its classes); they "
+                "must describe the same image"
             )
         hw = labels.shape
     if mask is not None:
         if hw is None:
             raise ConfigError("mask= is written with the images: give prob= or labels= too")
-        mask = _validate_mask(mask, hw)
+        mask = _per_plane(lambda m: _validate_mask(m, hw[lead:]), mask, lead, like=hw[:lead])
     if uncertainty is not None:
         if prob is None:
             raise ConfigError("uncertainty= belongs to the probabilities: give prob= too")
-        uncertainty = validate_uncertainty(uncertainty, prob.shape)
+        uncertainty = _per_plane(
+            lambda u: validate_uncertainty(u, prob.shape[lead:]),
+            uncertainty,
+            lead,
+            like=prob.shape[:lead],
+        )
     image = prob
     if fmt == "ome-zarr" and prob is None and labels is not None:
         image = zarr_image(like, hw)
@@ -608,6 +635,7 @@ def write_products(
                 else None,
                 history=(prob_lines, lines),
                 overwrite=overwrite,
+                stack_axes=stack_axes,
             )
         )
     if catalog is not None:
@@ -616,7 +644,7 @@ def write_products(
 
 
 def _write_file_products(
-    targets, *, fmt, prob, labels, mask, uncertainty, like, cards, history, overwrite
+    targets, *, fmt, prob, labels, mask, uncertainty, like, cards, history, overwrite, stack_axes
 ) -> dict[str, Path]:
     """FITS (mask and uncertainty as CCDData extensions) or TIFF (as files of their own)."""
     from sciconv import io as scio
@@ -640,7 +668,11 @@ def _write_file_products(
             )
         else:
             written["prob"] = scio.write(
-                targets["prob"], prob, history=prob_lines, overwrite=overwrite
+                targets["prob"],
+                prob,
+                history=prob_lines,
+                overwrite=overwrite,
+                stack_axes=stack_axes,
             )
     if labels is not None:
         written["labels"] = (
@@ -656,7 +688,9 @@ def _write_file_products(
                 overwrite=overwrite,
             )
             if fits
-            else scio.write(targets["labels"], labels, history=lines, overwrite=overwrite)
+            else scio.write(
+                targets["labels"], labels, history=lines, overwrite=overwrite, stack_axes=stack_axes
+            )
         )
     if not fits:
         if mask is not None:
@@ -665,6 +699,7 @@ def _write_file_products(
                 mask.astype(np.uint8),
                 history=[*lines, "bad-pixel mask: 1 = bad"],
                 overwrite=overwrite,
+                stack_axes=stack_axes,
             )
         if uncertainty is not None:
             written["uncert"] = scio.write(
@@ -672,6 +707,7 @@ def _write_file_products(
                 uncertainty,
                 history=[*prob_lines, "standard deviation of each class probability"],
                 overwrite=overwrite,
+                stack_axes=stack_axes,
             )
     return written
 

@@ -1,0 +1,197 @@
+"""Movies and Z-stacks: the T/Z axes a TIFF declares (io.plane_axes), stacks written back
+(io.write(stack_axes=), write_products(stack_axes=)), and sciconv predict segmenting them plane by
+plane instead of reading three planes as the channels of an RGB image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from _helpers import assert_one_line_error, run_cli
+
+from sciconv import io, postprocess
+from sciconv.errors import ConfigError, InvalidImageError
+
+
+def test_plane_axes_only_where_the_metadata_declare_them(tmp_path):
+    planes = np.zeros((3, 8, 9), np.uint16)
+    cases = {
+        "tyx.tif": (dict(metadata={"axes": "TYX"}), ("T", (3,))),
+        "zyx.tif": (dict(metadata={"axes": "ZYX"}), ("Z", (3,))),
+        "ij_zcyx.tif": (
+            dict(data=np.zeros((3, 2, 8, 9), np.uint16), imagej=True, metadata={"axes": "ZCYX"}),
+            ("Z", (3,)),
+        ),
+        "tzyx.ome.tif": (
+            dict(data=np.zeros((3, 2, 8, 9), np.uint16), metadata={"axes": "TZYX"}),
+            ("TZ", (3, 2)),
+        ),
+        "one_z.tif": (
+            dict(data=np.zeros((1, 8, 9), np.uint16), metadata={"axes": "ZYX"}),
+            ("", ()),
+        ),
+        "cyx.tif": (dict(metadata={"axes": "CYX"}), ("", ())),
+        "ij_plain.tif": (dict(imagej=True), ("", ())),  # ImageJ without axes: channels
+    }
+    for name, (kwargs, expected) in cases.items():
+        data = kwargs.pop("data", planes)
+        tifffile.imwrite(tmp_path / name, data, **kwargs)
+        assert io.plane_axes(tmp_path / name) == expected, name
+    with tifffile.TiffWriter(tmp_path / "pages.tif") as w:  # plain pages: kind unknown (I)
+        for page in planes:
+            w.write(page, metadata=None)
+    assert io.plane_axes(tmp_path / "pages.tif") == ("", ())
+    io.write(tmp_path / "cube.fits", np.zeros((8, 9, 3), np.float32))
+    assert io.plane_axes(tmp_path / "cube.fits") == ("", ())
+    with pytest.raises(InvalidImageError, match=r"missing\.tif: file not found"):
+        io.plane_axes(tmp_path / "missing.tif")
+
+
+def test_write_stack_axes_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 50, (2, 3, 8, 9)).astype(np.int32)
+    p = io.write(tmp_path / "labels.tif", labels, stack_axes="TZ")
+    assert io.plane_axes(p) == ("TZ", (2, 3))
+    back = io.read(p, stack=True)
+    assert back.meta["dtype"] == "int32"
+    np.testing.assert_array_equal(back.data[..., 0], labels.reshape(6, 8, 9))
+    prob = rng.random((4, 8, 9, 3)).astype(np.float32)
+    p = io.write(tmp_path / "prob.tif", prob, stack_axes="T")
+    assert tifffile.TiffFile(p).series[0].axes == "TCYX"
+    np.testing.assert_array_equal(io.read(p, stack=True).data, prob)
+    # OME-TIFF keeps the source's pixel size and Z step
+    source = io.GridImage(
+        np.zeros((8, 9, 1), np.float32), meta={"pixel_size": (0.5, 0.25), "z_spacing": 2.0}
+    )
+    p = io.write(tmp_path / "z.ome.tif", labels[0], stack_axes="Z", like=source)
+    back = io.read(p, stack=True)
+    assert back.meta["pixel_size"] == (0.5, 0.25) and back.meta["z_spacing"] == 2.0
+    assert io.plane_axes(p) == ("Z", (3,))
+    for bad in ("Q", "TT", "YX"):
+        with pytest.raises(ConfigError, match="stack_axes must be distinct letters of 'TZ'"):
+            io.write(tmp_path / "x.tif", labels, stack_axes=bad)
+    with pytest.raises(ConfigError, match=r"x\.fits: stack_axes= is written to TIFF"):
+        io.write(tmp_path / "x.fits", labels[0], stack_axes="Z")
+    with pytest.raises(InvalidImageError, match=r"x\.tif: array must be \(1 stack axes, H, W"):
+        io.write(tmp_path / "x.tif", labels[0, 0], stack_axes="Z")
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "x.fits").exists()
+
+
+def test_write_products_of_a_stack(tmp_path):
+    rng = np.random.default_rng(1)
+    prob = rng.random((3, 8, 9, 3)).astype(np.float32)
+    labels = rng.integers(0, 5, (3, 8, 9)).astype(np.int32)
+    bad = np.zeros((3, 8, 9), bool)
+    bad[1, 0, 0] = True
+    out = postprocess.write_products(
+        tmp_path,
+        prob=prob,
+        labels=labels,
+        mask=bad,
+        uncertainty=np.full_like(prob, 0.1),
+        format="tiff",
+        stack_axes="T",
+    )
+    for key, axes in (("prob", "TCYX"), ("labels", "TYX"), ("mask", "TYX"), ("uncert", "TCYX")):
+        assert tifffile.TiffFile(out[key]).series[0].axes == axes, key
+    np.testing.assert_array_equal(io.read(out["labels"], stack=True).data[..., 0], labels)
+    np.testing.assert_array_equal(io.read(out["prob"], stack=True).data, prob)
+    np.testing.assert_array_equal(io.read(out["mask"], stack=True).data[..., 0], bad)
+    with pytest.raises(
+        InvalidImageError, match=r"labels have shape \(2, 8, 9\) but prob \(3, 8, 9\)"
+    ):
+        postprocess.write_products(
+            tmp_path / "b", prob=prob, labels=labels[:2], format="tiff", stack_axes="T"
+        )
+    with pytest.raises(InvalidImageError, match=r"stack product must have shape \(3,\)"):
+        postprocess.write_products(
+            tmp_path / "c", labels=labels, mask=bad[:2], format="tiff", stack_axes="T"
+        )
+    with pytest.raises(ConfigError, match=r"stack products .* TIFF; got format='fits'"):
+        postprocess.write_products(tmp_path / "d", labels=labels, stack_axes="T")
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory, data_dir):
+    """Three real bundled nuclei images (256 x 256 crops) as the frames of a TYX movie, and each
+    frame as a file of its own."""
+    folder = tmp_path_factory.mktemp("movie")
+    images = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[:3]
+    frames = [tifffile.imread(p)[:256, :256] for p in images]
+    truth = [tifffile.imread(p.parent.parent / "labels" / p.name)[:256, :256] for p in images]
+    assert all(f.ndim == 2 and f.shape == (256, 256) for f in frames)
+    for i, frame in enumerate(frames):
+        tifffile.imwrite(folder / f"frame{i}.tif", frame)
+    tifffile.imwrite(folder / "movie.tif", np.stack(frames), metadata={"axes": "TYX"})
+    return folder, np.stack(frames), np.stack(truth)
+
+
+def test_predict_segments_a_movie_frame_by_frame(capsys, tmp_path, movie):
+    """Three frames used to be read as the R, G, B of one image; now each frame is segmented
+    alone, exactly as the same frame saved as a file of its own, into TIFF stacks and one
+    catalog with a t column."""
+    from astropy.table import Table
+
+    from sciconv import metrics
+
+    folder, _, truth = movie
+    before = (folder / "movie.tif").read_bytes()
+    code, out, err = run_cli(
+        capsys, "predict", "pretrained:nuclei", folder / "movie.tif", "--out", tmp_path / "m"
+    )
+    assert code == 0, err
+    assert "movie.tif: 3 T planes" in out
+    singles = [folder / f"frame{i}.tif" for i in range(3)]
+    code, _, err = run_cli(
+        capsys, "predict", "pretrained:nuclei", *singles, "--out", tmp_path / "s", "--quiet"
+    )
+    assert code == 0, err
+    labels = tmp_path / "m" / "movie_labels.tif"
+    assert io.plane_axes(labels) == ("T", (3,))
+    stack = io.read(labels, stack=True).data[..., 0]
+    prob = io.read(tmp_path / "m" / "movie_prob.tif", stack=True).data
+    assert prob.shape == (3, 256, 256, 3)
+    catalog = Table.read(tmp_path / "m" / "movie_catalog.ecsv")
+    assert catalog.colnames[:2] == ["t", "label"] and catalog.meta["stack_axes"] == "T"
+    for i in range(3):
+        alone = io.read(tmp_path / "s" / f"frame{i}_labels.tif").data[..., 0]
+        np.testing.assert_array_equal(stack[i], alone)
+        # real nuclei found in every frame (read as the R, G, B of one image: F1 0.02-0.08)
+        assert metrics.matching(truth[i], stack[i].astype(np.int32))["f1"] > 0.8
+        rows = catalog[catalog["t"] == i]
+        assert sorted(rows["label"]) == list(range(1, int(stack[i].max()) + 1))
+    assert (folder / "movie.tif").read_bytes() == before
+
+
+def test_predict_z_stack_with_channels_and_refusals(capsys, tmp_path, movie):
+    folder, frames, _ = movie
+    membrane = (frames > np.percentile(frames, 90)).astype(np.uint8) * 40
+    zc = tmp_path / "zc.tif"
+    tifffile.imwrite(
+        zc, np.stack([frames, membrane], axis=1), imagej=True, metadata={"axes": "ZCYX"}
+    )
+    common = ("predict", "pretrained:nuclei", zc, "--quiet")
+    code, _, err = run_cli(capsys, *common, "--out", tmp_path / "a")
+    assert code != 0
+    assert_one_line_error(err, "zc.tif", "plane Z=0", "(256, 256, 2)", "--channel K")
+    code, _, err = run_cli(capsys, *common, "--out", tmp_path / "b", "--channel", "0")
+    assert code == 0, err
+    code, _, err = run_cli(
+        capsys,
+        "predict",
+        "pretrained:nuclei",
+        folder / "frame1.tif",
+        "--quiet",
+        "--out",
+        tmp_path / "c",
+    )
+    assert code == 0, err
+    np.testing.assert_array_equal(
+        io.read(tmp_path / "b" / "zc_labels.tif", stack=True).data[1, ..., 0],
+        io.read(tmp_path / "c" / "frame1_labels.tif").data[..., 0],
+    )
+    for extra in (("--regions", "ellipse"), ("--format", "fits"), ("--block", "1024")):
+        code, _, err = run_cli(capsys, *common, "--channel", "0", "--out", tmp_path / "d", *extra)
+        assert code != 0, extra
+        assert_one_line_error(err, "zc.tif", "3 Z planes", "plane by plane")
