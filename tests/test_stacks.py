@@ -98,7 +98,7 @@ def test_write_products_of_a_stack(tmp_path):
     np.testing.assert_array_equal(io.read(out["prob"], stack=True).data, prob)
     np.testing.assert_array_equal(io.read(out["mask"], stack=True).data[..., 0], bad)
     with pytest.raises(
-        InvalidImageError, match=r"labels have shape \(2, 8, 9\) but prob \(3, 8, 9\)"
+        InvalidImageError, match="labels are 2 x 8 x 9 pixels but prob is 3 x 8 x 9"
     ):
         postprocess.write_products(
             tmp_path / "b", prob=prob, labels=labels[:2], format="tiff", stack_axes="T"

@@ -550,8 +550,8 @@ def write_products(
         labels = _per_plane(validate_labels, labels, lead).astype(np.int32)
         if hw is not None and labels.shape != hw:
             raise InvalidImageError(
-                f"labels have shape {labels.shape} but prob {hw} (without its classes); they "
-                "must describe the same image"
+                f"labels are {' x '.join(map(str, labels.shape))} pixels but prob is "
+                f"{' x '.join(map(str, hw))}; they must describe the same image"
             )
         hw = labels.shape
     if mask is not None:
