@@ -16,6 +16,12 @@ only at the end).
 
     python benchmarks/bench_lazy_reads.py                 # 8192^2 float32: 256 MiB per file
     python benchmarks/bench_lazy_reads.py --side 4096 --repeats 5
+
+``--formats tiled`` adds the tiled, deflate-compressed TIFF of whole slides and OME-TIFF
+exports (256² tiles): sciconv reads it through tifffile's zarr store (only the tiles a window
+touches are decoded), the reference is that store opened by hand (``tifffile.imread(aszarr=True)``
+and ``zarr.open``); the line also gives the time and the growth of the process's own memory
+(``RssAnon``) when sciconv opens the file: an image decoded whole would stay there.
 """
 
 from __future__ import annotations
@@ -35,11 +41,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 
-def rss_file_mib() -> float:
-    """The process's file-backed resident memory (Linux ``/proc/self/status``), MiB."""
+def rss_file_mib(field: str = "RssFile") -> float:
+    """The process's file-backed resident memory (Linux ``/proc/self/status``), MiB; ``field``
+    another line of it (``RssAnon``: the process's own memory)."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("RssFile:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -54,11 +61,16 @@ def make_files(folder: Path, side: int) -> dict[str, Path]:
         "npy": folder / "image.npy",
         "fits": folder / "image.fits",
         "tiff": folder / "image.tif",
+        "tiled": folder / "tiled.tif",
     }
     np.save(paths["npy"], data)
     fits.PrimaryHDU(data).writeto(paths["fits"])
     tifffile.imwrite(paths["tiff"], data)
+    tifffile.imwrite(paths["tiled"], data, tile=(256, 256), compression="zlib")
     return paths
+
+
+OPENED: dict[str, dict] = {}  # what sciconv's io.read(lazy=True) cost, per format
 
 
 def sciconv_reader(kind: str, path: Path):
@@ -69,7 +81,13 @@ def sciconv_reader(kind: str, path: Path):
     if kind == "npy":
         array, close = np.load(path, mmap_mode="r"), lambda: None
     else:
+        anon, t0 = rss_file_mib("RssAnon"), time.perf_counter()
         image = io.read(path, lazy=True)
+        OPENED[kind] = {
+            "open_ms": (time.perf_counter() - t0) * 1e3,
+            "open_anon_growth_mib": round(rss_file_mib("RssAnon") - anon, 1),
+            "lazy": type(image.data).__name__,
+        }
         array, close = io.as_array(image), image.data.close
     source = Source(array, promote=len(array.shape) == 2, path=str(path))
     return source.read, source.limits_sample, close
@@ -91,7 +109,12 @@ def plain_reader(kind: str, path: Path, step: int):
         return read, sample, hdul.close
     import tifffile
 
-    array = tifffile.memmap(path, mode="r")
+    if kind == "tiled":
+        import zarr
+
+        array = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+    else:
+        array = tifffile.memmap(path, mode="r")
     read = lambda ys, xs: np.array(array[ys, xs], dtype=np.float32)  # noqa: E731
     return read, lambda: np.array(array[::step, ::step]), lambda: None
 
@@ -127,6 +150,7 @@ def run(kind: str, path: Path, side: int, tile: int, repeats: int) -> dict:
             "rss_file_growth_mib": round(grown[name], 1),
         }
     out["ratio"] = out["sciconv"]["ms_per_tile"] / out["plain"]["ms_per_tile"]
+    out["sciconv"].update(OPENED.get(kind, {}))
     return out
 
 
@@ -153,6 +177,13 @@ def main(argv=None) -> int:
                 f"+{r['plain']['rss_file_growth_mib']:.0f} MiB)   ratio {r['ratio']:.2f}",
                 flush=True,
             )
+            if kind in OPENED:
+                o = OPENED[kind]
+                print(
+                    f"        sciconv open: {o['lazy']}, {o['open_ms']:.0f} ms, process memory "
+                    f"(RssAnon) +{o['open_anon_growth_mib']:.0f} MiB",
+                    flush=True,
+                )
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -1,7 +1,9 @@
 """TIFF through tifffile: axes from the series (OME and ImageJ metadata included), alpha, palette.
 
-Uncompressed files are memory-mapped for sections and lazy reads; compressed or tiled ones are
-decoded whole.
+Uncompressed files are memory-mapped for sections and lazy reads; compressed or tiled ones (whole
+slides, pyramidal OME-TIFF: the full-resolution level) are read through tifffile's zarr store,
+which decodes only the tiles or strips a window touches (needs zarr, ``sciconv[ome]``; without it,
+and for files compressed in one piece, they are decoded whole).
 
 Microscopy metadata (read by tifffile, never parsed by hand) goes into ``GridImage.meta``:
 
@@ -145,8 +147,10 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
         ys, xs = section_slices(section, ny, nx, path)
         alpha = _has_alpha(page, use_axes, shape)
         mm = _tiff_memmap(path, shape) if lazy or section is not None else None
+        # a compressed or tiled file: a zarr view that decodes only the tiles a window touches
+        chunks = _tiff_chunks(path, shape) if mm is None and (lazy or section is not None) else None
+        window = (ys.stop - ys.start, xs.stop - xs.start)
         if lazy and mm is not None:
-            n_chan = int(np.prod([n for n, r in zip(shape, roles) if r == ROLE_C]))
             # each window through a mapping of its own (read_mapped): a map held open would keep
             # every page read resident, so a whole slide read window by window would fill memory
             ref = file_map(mm)
@@ -157,36 +161,44 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
             holder = [mm if ref is None else ref]
             del mm
 
-            def reader(ys_: slice, xs_: slice) -> np.ndarray:
-                if holder[0] is None:
-                    raise InvalidImageError("LazyImage was closed", path=path)
-                idx = raw_index(roles, shift_axes(ys_, ys.start), shift_axes(xs_, xs.start))
-                raw = holder[0][idx] if ref is None else read_mapped(ref, idx)
-                return arrange_axes(to_float32(raw, path=path), roles, stack=False)
-
-            def close() -> None:
+            def close_map() -> None:
                 holder[0] = None
                 if handle is not None:
                     handle.close()
 
-            meta["alpha"] = "kept" if alpha else None
-            data = LazyImage(
-                reader,
-                (ys.stop - ys.start, xs.stop - xs.start, n_chan),
-                path=str(path),
-                closer=close,
+            return _lazy_tiff(
+                lambda idx: holder[0][idx] if ref is None else read_mapped(ref, idx),
+                close_map,
+                roles=roles,
+                origin=(ys.start, xs.start),
+                window=window,
+                path=path,
+                meta={**meta, "alpha": "kept" if alpha else None},
             )
-            return GridImage(data, path=str(path), meta=meta)
+        if lazy and chunks is not None:
+            array, source = chunks
+            return _lazy_tiff(
+                lambda idx: _decode(array, idx, path),
+                source.close,
+                roles=roles,
+                origin=(ys.start, xs.start),
+                window=window,
+                path=path,
+                meta={**meta, "alpha": "kept" if alpha else None, "chunks": tuple(array.chunks)},
+            )
         if lazy and not pixels_only:
-            warn_caller(
-                f"{path}: this TIFF is compressed or tiled and cannot be memory-mapped; "
-                "it was read into memory"
-            )
-        if mm is not None:  # a section of an uncompressed file: read only those pixels
-            n = int(np.prod(shape, dtype=np.int64)) // (ny * nx) * (ys.stop - ys.start)
-            check_memory(n * (xs.stop - xs.start), np.dtype(dtype).itemsize, path)
-            raw = np.array(mm[raw_index(roles, ys, xs)])
-            del mm
+            warn_caller(f"{path}: {_UNMAPPED}; it was read into memory")
+        if mm is not None or chunks is not None:  # a section: read only those pixels
+            n = int(np.prod(shape, dtype=np.int64)) // (ny * nx) * window[0]
+            check_memory(n * window[1], np.dtype(dtype).itemsize, path)
+            if mm is not None:
+                raw = np.array(mm[raw_index(roles, ys, xs)])
+                del mm
+            else:
+                try:
+                    raw = _decode(chunks[0], raw_index(roles, ys, xs), path)
+                finally:
+                    chunks[1].close()
         else:
             check_memory(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype).itemsize, path)
             try:
@@ -204,6 +216,63 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
         data = InMemoryLazy(data, str(path))
         return GridImage(data, path=str(path), meta=meta)
     return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+
+
+def _lazy_tiff(read_raw, close_source, *, roles, origin, window, path: Path, meta) -> GridImage:
+    """A lazy GridImage whose windows ``read_raw(index)`` takes from the file's stored array
+    (``origin``: where ``window`` starts in it); ``close_source`` releases the file."""
+    closed = [False]
+    n_chan = 1  # the channel axes' sizes, as arrange_axes folds them
+    for n, r in zip(meta["shape"], roles):
+        n_chan *= int(n) if r == ROLE_C else 1
+
+    def reader(ys: slice, xs: slice) -> np.ndarray:
+        if closed[0]:
+            raise InvalidImageError("LazyImage was closed", path=path)
+        idx = raw_index(roles, shift_axes(ys, origin[0]), shift_axes(xs, origin[1]))
+        return arrange_axes(to_float32(read_raw(idx), path=path), roles, stack=False)
+
+    def close() -> None:
+        closed[0] = True
+        close_source()
+
+    data = LazyImage(reader, (*window, n_chan), path=str(path), closer=close)
+    return GridImage(data, path=str(path), meta=meta)
+
+
+_UNMAPPED = (
+    'this TIFF is compressed in one piece (or zarr is missing: pip install "sciconv[ome]") '
+    "and cannot be read window by window"
+)
+
+
+def _tiff_chunks(path: Path, shape: tuple[int, ...]):
+    """``(zarr array, TiffFile)``: the first series at full resolution as tifffile's zarr store
+    shows it, decoding only the tiles or strips that a read touches; None without zarr, or when
+    the image is stored as one piece (a window would decode all of it every time)."""
+    import tifffile
+
+    try:
+        import zarr
+    except ImportError:
+        return None
+    tif = tifffile.TiffFile(path)
+    try:
+        array = zarr.open(tif.series[0].aszarr(level=0), mode="r")
+        if tuple(array.shape) == tuple(shape) and array.nchunks > 1:
+            return array, tif
+    except Exception:  # a layout tifffile's store does not handle: the whole-image read
+        pass
+    tif.close()
+    return None
+
+
+def _decode(array, index, path: Path) -> np.ndarray:
+    """``array[index]`` of a zarr view of a TIFF, a damaged tile as an InvalidImageError."""
+    try:
+        return np.asarray(array[index])
+    except Exception as exc:
+        raise InvalidImageError(f"cannot decode TIFF pixels ({brief(exc)})", path=path) from exc
 
 
 def _tiff_memmap(path: Path, shape: tuple[int, ...]):
