@@ -241,8 +241,8 @@ def _lazy_tiff(read_raw, close_source, *, roles, origin, window, path: Path, met
 
 
 _UNMAPPED = (
-    'this TIFF is compressed in one piece (or zarr is missing: pip install "sciconv[ome]") '
-    "and cannot be read window by window"
+    "this TIFF cannot be read window by window (its pixels are compressed or bit-packed in one "
+    'piece, or zarr is missing: pip install "sciconv[ome]")'
 )
 
 
