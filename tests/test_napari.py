@@ -78,6 +78,30 @@ def test_reader_tiff_microscopy_and_channels(tmp_path):
     )
 
 
+def test_reader_keeps_movies_and_z_stacks_as_axes(tmp_path):
+    """A 3-frame uint8 movie is one (T, H, W) layer with a slider, not an RGB image; a two-channel
+    Z-stack one (Z, H, W) layer per channel, the Z step scaling its first axis."""
+    import tifffile
+
+    frames = np.random.default_rng(0).integers(0, 255, (3, 8, 10), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "movie.tif", frames, metadata={"axes": "TYX"})
+    [(data, kwargs, _)] = read_layers(tmp_path / "movie.tif")
+    assert data.shape == (3, 8, 10) and "rgb" not in kwargs
+    assert kwargs["metadata"]["stack_axes"] == "T"
+    np.testing.assert_array_equal(data, frames)
+    zc = np.arange(4 * 2 * 8 * 10, dtype=np.uint16).reshape(4, 2, 8, 10)
+    tifffile.imwrite(
+        tmp_path / "z.ome.tif",
+        zc,
+        ome=True,
+        metadata={"axes": "ZCYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 2.0},
+    )
+    [(data, kwargs, _)] = read_layers(tmp_path / "z.ome.tif")
+    assert data.shape == (2, 4, 8, 10) and kwargs["channel_axis"] == 0
+    np.testing.assert_array_equal(data, np.moveaxis(zc, 1, 0))
+    assert kwargs["scale"] == pytest.approx((2.0, 0.5, 0.5)) and kwargs["units"] == "um"
+
+
 def test_get_reader_declines_what_it_cannot_read(tmp_path):
     (tmp_path / "a.csv").write_text("x\n1\n")
     assert napari_get_reader(str(tmp_path / "a.csv")) is None

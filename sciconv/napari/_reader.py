@@ -98,8 +98,13 @@ def _contrast_limits(data: np.ndarray) -> list[float] | None:
     return [float(lo), float(hi) if hi > lo else float(lo) + 1.0]
 
 
-def _layers(img: io.GridImage) -> list[LayerData]:
+def _layers(img: io.GridImage, stack: tuple[str, tuple[int, ...]] = ("", ())) -> list[LayerData]:
+    """The layers of one image; ``stack``: its T/Z axes and sizes (:func:`sciconv.io.plane_axes`)
+    when ``img`` was read with ``stack=True``, which then lead its layers' axes."""
+    axes, sizes = stack
     data = np.asarray(img.data)
+    if axes:
+        data = data.reshape(*sizes, *data.shape[1:])
     path = Path(img.path) if img.path else None
     name = io.image_stem(path) if path is not None else "image"
     metadata: dict[str, Any] = {
@@ -108,12 +113,16 @@ def _layers(img: io.GridImage) -> list[LayerData]:
         "header": img.header,
         "wcs": img.wcs,
         "wcs_info": wcs_summary(img.wcs),
+        "stack_axes": axes or None,
     }
     kwargs: dict[str, Any] = {"name": name, "metadata": metadata}
     scale = img.meta.get("pixel_size")
     if img.wcs is None and scale is not None:
-        kwargs["scale"] = tuple(float(v) for v in scale)
-        kwargs["units"] = str(img.meta.get("pixel_unit", "pixel")).replace("µ", "u")
+        z_step = img.meta.get("z_spacing")  # one step per plane; time points stay unscaled
+        steps = [float(z_step) if a == "Z" and z_step is not None else 1.0 for a in axes]
+        kwargs["scale"] = (*steps, *(float(v) for v in scale))
+        if "T" not in axes:  # a length unit for every axis
+            kwargs["units"] = str(img.meta.get("pixel_unit", "pixel")).replace("µ", "u")
     channels = data.shape[-1]
     dtype = str(img.meta.get("dtype", ""))
     if channels in (3, 4) and img.header is None and dtype in ("uint8", "uint16"):
@@ -137,7 +146,9 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
 
     A single-channel image gives one ``(H, W)`` layer with a 1-99.8 percentile contrast (NaN at
     bad pixels); an 8/16-bit RGB(A) TIFF one RGB layer; other channels one layer each
-    (``channel_axis=0``, named from the file's channel names). ``metadata`` holds the file path,
+    (``channel_axis=0``, named from the file's channel names). A TIFF movie or Z-stack
+    (:func:`sciconv.io.plane_axes`) keeps its ``T``/``Z`` axes first, one slider each (the Z
+    step, when the file records it, scales the Z axis). ``metadata`` holds the file path,
     sciconv's ``meta``, the FITS ``header``, the ``wcs`` object and ``wcs_info``
     (:func:`wcs_summary`); a microscopy pixel size becomes the layer's ``scale`` and ``units``.
 
@@ -164,4 +175,8 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
     [((3, 4), 'image')]
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    return [layer for p in paths for layer in _layers(io.read(p))]
+    layers = []
+    for p in paths:
+        stack = io.plane_axes(p)  # a movie or Z-stack: one layer with a slider per axis
+        layers.extend(_layers(io.read(p, stack=bool(stack[0])), stack))
+    return layers
