@@ -102,6 +102,21 @@ def test_reader_keeps_movies_and_z_stacks_as_axes(tmp_path):
     assert kwargs["scale"] == pytest.approx((2.0, 0.5, 0.5)) and kwargs["units"] == "um"
 
 
+def test_segment_nuclei_plane_by_plane():
+    """A movie of two real frames: each plane's labels are those of the frame alone."""
+    frame = io.read(NUCLEI).data[..., 0]
+    movie = np.stack([frame, frame[::-1]])
+    labels, kwargs, kind = segment_nuclei(movie, planes=1)
+    alone, alone_kwargs, _ = segment_nuclei(frame)
+    assert kind == "labels" and labels.shape == movie.shape
+    np.testing.assert_array_equal(labels[0], alone)
+    np.testing.assert_array_equal(labels[1], segment_nuclei(frame[::-1])[0])
+    assert kwargs["metadata"]["count"] == int(labels[0].max()) + int(labels[1].max())
+    assert alone_kwargs["metadata"]["count"] == int(alone.max()) > 10
+    with pytest.raises(ConfigError, match=r"planes must be 0 to 0 for shape \(256, 256\)"):
+        segment_nuclei(frame, planes=1)
+
+
 def test_get_reader_declines_what_it_cannot_read(tmp_path):
     (tmp_path / "a.csv").write_text("x\n1\n")
     assert napari_get_reader(str(tmp_path / "a.csv")) is None

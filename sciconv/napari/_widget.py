@@ -56,6 +56,7 @@ def segment_nuclei(
     model: keras.Model | None = None,
     name: str = "nuclei",
     layer_kwargs: dict[str, Any] | None = None,
+    planes: int = 0,
 ) -> LayerData:
     """Instance labels of the nuclei in ``image`` as a napari ``(data, kwargs, "labels")`` tuple.
 
@@ -79,11 +80,15 @@ def segment_nuclei(
         The layer name.
     layer_kwargs : dict, optional
         Extra layer keywords (e.g. the image layer's ``scale`` and ``translate``).
+    planes : int
+        The number of leading axes of a stack (1 for a movie ``(T, H, W)`` or a Z-stack, 2 for
+        ``(T, Z, H, W)``): each 2-D plane is segmented on its own and the labels keep those
+        axes (numbered per plane). Default 0: one image.
 
     Returns
     -------
     (ndarray of int32 (H, W), dict, "labels")
-        ``kwargs["metadata"]`` records the settings and the object count.
+        ``kwargs["metadata"]`` records the settings and the object count (of every plane).
 
     Raises
     ------
@@ -112,19 +117,27 @@ def segment_nuclei(
     model = nuclei_model() if model is None else model
     threshold = _recorded_threshold(model) if threshold is None else float(threshold)
     arr = np.asarray(image)
-    tile = min(tile, max(arr.shape[:2]))
-    labels = predict_instances(
-        model,
-        arr,
-        tile=tile,
-        scale=None if scale == 1 else float(scale),
-        threshold=threshold,
-        progress=False,
-    )
+    if not (isinstance(planes, int) and 0 <= planes <= arr.ndim - 2):
+        raise ConfigError(f"planes must be 0 to {arr.ndim - 2} for shape {arr.shape}; got {planes}")
+    lead = arr.shape[:planes]
+    stack = arr.reshape(-1, *arr.shape[planes:])
+    tile = min(tile, max(stack.shape[1:3]))
+    found = [
+        predict_instances(
+            model,
+            plane,
+            tile=tile,
+            scale=None if scale == 1 else float(scale),
+            threshold=threshold,
+            progress=False,
+        )
+        for plane in stack
+    ]
+    labels = np.stack(found).reshape(*lead, *found[0].shape) if planes else found[0]
     settings = {"scale": float(scale), "threshold": threshold, "tile": tile}
     kwargs = {
         "name": name,
-        "metadata": {"model": model.name, **settings, "count": int(labels.max())},
+        "metadata": {"model": model.name, **settings, "count": sum(int(f.max()) for f in found)},
         **(layer_kwargs or {}),
     }
     return labels, kwargs, "labels"
@@ -171,12 +184,9 @@ def nuclei_widget():
         threshold: float = recorded,
         tile: int = 256,
     ) -> napari.types.LayerDataTuple:
-        data = image.data
-        if image.rgb is False and data.ndim != 2:
-            raise ConfigError(
-                f"layer {image.name!r} has shape {data.shape}: choose a 2-D image or RGB layer"
-            )
-        extra = {"scale": image.scale[:2], "translate": image.translate[:2]}
+        data = image.data  # a movie or Z-stack (sliders): every plane, labels with its axes
+        planes = data.ndim - (3 if image.rgb else 2)
+        extra = {"scale": tuple(image.scale), "translate": tuple(image.translate)}
         return segment_nuclei(
             data,
             scale=scale,
@@ -184,6 +194,7 @@ def nuclei_widget():
             tile=tile,
             name=f"{image.name} nuclei",
             layer_kwargs=extra,
+            planes=planes,
         )
 
     return widget
