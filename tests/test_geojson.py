@@ -108,3 +108,97 @@ def test_errors(tmp_path):
     labels_to_geojson(np.ones((3, 3), np.int32), path=tmp_path / "a.geojson")
     with pytest.raises(OutputExistsError):
         labels_to_geojson(np.ones((3, 3), np.int32), path=tmp_path / "a.geojson")
+
+
+class _RecordingLabels:
+    """A label array that records the size of every window read from it (a stand-in for zarr)."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.reads = array, array.shape, array.dtype, []
+
+    def __getitem__(self, index):
+        window = self.array[index]
+        self.reads.append(window.shape)
+        return window
+
+
+def _by_label(collection):
+    return {f["properties"]["label"]: f for f in collection["features"]}
+
+
+def test_write_geojson_window_by_window_equals_the_whole(tmp_path):
+    """Block by block (objects across block edges, one wider than the first margin, an L whose
+    first row and first column lie in different blocks) the file holds exactly the features of
+    labels_to_geojson, each once, and reads back to the labels; no window is much larger than a
+    block plus the largest object."""
+    from skimage.draw import disk
+
+    from sciconv.postprocess import write_geojson
+
+    labels = np.zeros((300, 260), np.int32)
+    for i, (r, c) in enumerate([(60, 60), (64, 130), (130, 64), (200, 200), (290, 250)], 1):
+        rr, cc = disk((r, c), 9, shape=labels.shape)
+        labels[rr, cc] = i
+    labels[100:112, 20:240] = 6  # wider than the first margin (64) and several blocks
+    labels[150:190, 120:126] = 7  # an L: first row in block (2, 1), first column in (2, 1)...
+    labels[184:190, 90:126] = 7  # ...its box starts at column 90, in block (2, 1) as well
+    labels[0:5, 0:260] = 8  # a stripe along the top edge, all blocks
+    table = measure(labels)
+    whole = labels_to_geojson(labels, measurements=table, classification="Nucleus")
+    recorded = _RecordingLabels(labels)
+    out = write_geojson(
+        recorded, tmp_path / "slide.geojson", measurements=table, classification="Nucleus", block=64
+    )
+    written = json.loads(out.read_text())
+    assert len(written["features"]) == len(whole["features"]) == 8
+    assert _by_label(written) == _by_label(whole)
+    np.testing.assert_array_equal(geojson_to_labels(out, labels.shape), labels)
+    assert max(h * w for h, w in recorded.reads) <= (64 + 1 + 256) * (64 + 1 + 256)
+    assert min(h * w for h, w in recorded.reads) < 300 * 260 / 4  # not the whole image each time
+    with pytest.raises(OutputExistsError):
+        write_geojson(labels, out)
+    with pytest.raises(InvalidImageError, match="integer instance labels"):
+        write_geojson(labels.astype(float), tmp_path / "f.geojson")
+    with pytest.raises(ConfigError, match="block must be a positive integer"):
+        write_geojson(labels, tmp_path / "b.geojson", block=0)
+    assert not (tmp_path / "f.geojson").exists() and not (tmp_path / "b.geojson").exists()
+
+
+def test_write_geojson_from_zarr_labels(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    from sciconv.postprocess import write_geojson
+
+    labels = _cells(seed=3, shape=(160, 200), n=20)
+    store = zarr.open_array(
+        tmp_path / "labels.zarr", mode="w", shape=labels.shape, chunks=(50, 50), dtype="int32"
+    )
+    store[:] = labels
+    out = write_geojson(
+        zarr.open_array(tmp_path / "labels.zarr", mode="r"), tmp_path / "l.geojson", block=48
+    )
+    assert _by_label(json.loads(out.read_text())) == _by_label(labels_to_geojson(labels))
+
+
+def test_geojson_to_labels_at_the_image_edges_and_beyond():
+    """Each polygon is drawn in its own box (not a full-size mask per object): boxes at the last
+    row and column, and a polygon partly or wholly outside the image, are clipped."""
+    labels = np.zeros((40, 50), np.int32)
+    labels[35:40, 44:50] = 1  # the bottom-right corner
+    labels[0:3, 0:50] = 2  # the whole top rows
+    collection = labels_to_geojson(labels)
+    np.testing.assert_array_equal(geojson_to_labels(collection, labels.shape), labels)
+    outside = {
+        "type": "Feature",
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[45, 30], [60, 30], [60, 45], [45, 45], [45, 30]]],
+        },
+        "properties": {"label": 3},
+    }
+    far = {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [[[70, 70], [80, 70], [80, 80], [70, 70]]]},
+        "properties": {"label": 4},
+    }
+    back = geojson_to_labels([*collection["features"], outside, far], labels.shape)
+    assert (back[30:40, 45:50] == 3).all() and (back == 3).sum() == 50 and not (back == 4).any()

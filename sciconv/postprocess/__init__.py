@@ -56,7 +56,7 @@ from sciconv.postprocess._astro import (
     to_regions,
     write_regions,
 )
-from sciconv.postprocess._geojson import geojson_to_labels, labels_to_geojson
+from sciconv.postprocess._geojson import geojson_to_labels, labels_to_geojson, write_geojson
 from sciconv.postprocess._instances import METHODS, instances, with_unmarked
 from sciconv.postprocess._measure import COLUMN_UCDS, equivalent_diameters, measure
 from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
@@ -95,6 +95,7 @@ __all__ = [
     "to_regions",
     "with_unmarked",
     "write_catalog",
+    "write_geojson",
     "write_products",
     "write_regions",
 ]

@@ -25,7 +25,7 @@ import numpy as np
 from sciconv._atomic import atomic_output
 from sciconv.errors import ConfigError, InvalidImageError
 
-__all__ = ["geojson_to_labels", "labels_to_geojson"]
+__all__ = ["geojson_to_labels", "labels_to_geojson", "write_geojson"]
 
 
 def _shapely():
@@ -90,7 +90,8 @@ def labels_to_geojson(
     One Feature per object: its outline as a Polygon (a MultiPolygon if it is in pieces, holes
     kept) along the pixel edges, ``properties.objectType = "detection"`` (what QuPath's
     *File > Import objects* expects), ``properties.label`` its id, and its row of
-    ``measurements`` under ``properties.measurements``.
+    ``measurements`` under ``properties.measurements``. For labels too large for memory (a
+    whole slide's zarr labels), :func:`write_geojson` writes the same features window by window.
 
     Parameters
     ----------
@@ -124,42 +125,167 @@ def labels_to_geojson(
     >>> shapely.geometry.shape(fc["features"][0]["geometry"]).area  # 3 x 4 pixels
     12.0
     """
-    shapely = _shapely()
-    from scipy import ndimage
-
+    _shapely()
     arr = _validate_labels(labels)
     rows = _measurement_rows(measurements)
-    features = []
-    for i, sl in enumerate(ndimage.find_objects(arr), start=1):
-        if sl is None:
-            continue
-        geometry = _outline(arr[sl] == i, sl[0].start, sl[1].start)
-        if geometry is None:
-            continue
-        props: dict[str, Any] = {"objectType": "detection", "label": i}
-        if classification is not None:
-            props["classification"] = {"name": str(classification)}
-        if i in rows:
-            props["measurements"] = rows[i]
-        features.append(
-            {
-                "type": "Feature",
-                "id": str(i),
-                "geometry": shapely.geometry.mapping(geometry),
-                "properties": props,
-            }
-        )
+    features = list(_iter_features(arr, rows, classification, block=max(arr.shape)))
     collection = {"type": "FeatureCollection", "features": features}
-    collection = json.loads(json.dumps(collection))  # tuples -> lists, plain JSON types
     if path is not None:
         with atomic_output(path, overwrite=overwrite) as tmp:
             tmp.write_text(json.dumps(collection))
     return collection
 
 
-def _measurement_rows(measurements) -> dict[int, dict[str, float]]:
+def write_geojson(
+    labels,
+    path: str | os.PathLike,
+    *,
+    measurements=None,
+    classification: str | None = None,
+    block: int = 4096,
+    overwrite: bool = False,
+) -> Path:
+    """Write instance labels of any size as QuPath detections, window by window, in flat memory.
+
+    The features of :func:`labels_to_geojson` (same outlines, ``label``, measurements), for
+    labels that do not fit in memory: a whole slide's labels from
+    :func:`sciconv.inference.predict_instances_blocks` (a zarr array or ``.npy`` memory map)
+    are read ``block`` by ``block`` (plus the margin the largest object needs), each object is
+    outlined once, in the window where it starts, and the features are streamed to the file;
+    QuPath reads it with *File > Import objects*.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (H, W)
+        Instance labels, 0 = background: numpy, a memory map, a zarr or dask array.
+    path : str or os.PathLike
+        The ``.geojson`` file, written atomically.
+    measurements : astropy.table.Table or mapping, optional
+        As for :func:`labels_to_geojson` (e.g. the block-wise catalog).
+    classification : str, optional
+        A QuPath class name given to every object.
+    block : int
+        Side of the windows read at a time (pixels).
+    overwrite : bool
+        Replace an existing ``path``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    InvalidImageError
+        ``labels`` are not 2-D integer labels.
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib, numpy as np
+    >>> labels = np.zeros((8, 8), "int32"); labels[1:4, 1:5] = 1; labels[5:7, 3:7] = 2
+    >>> out = write_geojson(labels, pathlib.Path(tempfile.mkdtemp()) / "cells.geojson", block=4)
+    >>> [f["properties"]["label"] for f in json.loads(out.read_text())["features"]]
+    [1, 2]
+    """
+    _shapely()
+    if isinstance(block, bool) or not (isinstance(block, (int, np.integer)) and block >= 1):
+        raise ConfigError(f"block must be a positive integer (pixels); got {block!r}")
+    shape = tuple(int(n) for n in getattr(labels, "shape", np.shape(labels)))
+    dtype = np.dtype(getattr(labels, "dtype", np.asarray(labels).dtype))
+    if len(shape) != 2 or dtype.kind not in "iub":
+        raise InvalidImageError(
+            f"labels must be integer instance labels (H, W); got {dtype} {shape}"
+        )
+    rows = _measurement_rows(measurements)
+    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w") as out:
+        out.write('{"type": "FeatureCollection", "features": [')
+        for n, feature in enumerate(_iter_features(labels, rows, classification, block=block)):
+            out.write(("\n" if n == 0 else ",\n") + json.dumps(feature))
+        out.write("\n]}\n")
+    return Path(path)
+
+
+def _iter_features(labels, rows, classification, *, block: int):
+    """The Feature of every object, window by window: an object is outlined in the window of the
+    block holding its first row and column (the window reaches one pixel above and left of the
+    block, to see whether an object starts there, and as far right and down as it needs)."""
+    from scipy import ndimage
+
+    h, w = (int(n) for n in labels.shape)
+    for y0 in range(0, h, block):
+        for x0 in range(0, w, block):
+            y1, x1 = min(y0 + block, h), min(x0 + block, w)
+            margin = 64
+            while True:
+                wy, wx = max(y0 - 1, 0), max(x0 - 1, 0)
+                ey, ex = min(y1 + margin, h), min(x1 + margin, w)
+                window = np.asarray(labels[wy:ey, wx:ex])
+                index, ids = _indexed(window)
+                found = []  # (value in index, slices) of the objects that start in this block
+                cut = False
+                for k, sl in enumerate(ndimage.find_objects(index), start=1):
+                    if sl is None:
+                        continue
+                    if not (y0 <= wy + sl[0].start < y1 and x0 <= wx + sl[1].start < x1):
+                        continue
+                    cut |= (sl[0].stop == window.shape[0] and ey < h) or (
+                        sl[1].stop == window.shape[1] and ex < w
+                    )
+                    found.append((k, sl))
+                if not cut:
+                    break
+                margin *= 2  # an object reaches past the window: read further
+            for k, sl in found:
+                label = k if ids is None else ids[k]
+                feature = _feature(index[sl] == k, wy + sl[0].start, wx + sl[1].start, label)
+                if feature is not None:
+                    _add_properties(feature, rows, classification)
+                    yield feature
+
+
+def _indexed(window: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(index, ids)`` for find_objects: the labels themselves (``ids`` None) while their largest
+    value is modest, else ``ids[k]`` the label of index value ``k`` (1-based; ``ids[0]`` = 0)."""
+    top = int(window.max()) if window.size else 0
+    if top <= 4 * window.size + 1_000_000:  # find_objects lists every value up to the largest
+        return window.astype(np.int64, copy=False), None
+    ids, index = np.unique(window, return_inverse=True)
+    if ids[0] != 0:  # keep 0 for the background
+        ids = np.concatenate([[0], ids])
+        index = index + 1
+    return index.reshape(window.shape), ids
+
+
+def _feature(mask: np.ndarray, y0: int, x0: int, label) -> dict | None:
+    """One object's Feature (geometry, id, label) as plain JSON types; None without an outline."""
+    shapely = _shapely()
+    geometry = _outline(mask, y0, x0)
+    if geometry is None:
+        return None
+    return {
+        "type": "Feature",
+        "id": str(int(label)),
+        "geometry": json.loads(json.dumps(shapely.geometry.mapping(geometry))),
+        "properties": {"objectType": "detection", "label": int(label)},
+    }
+
+
+def _add_properties(feature: dict, rows, classification) -> None:
+    props = feature["properties"]
+    if classification is not None:
+        props["classification"] = {"name": str(classification)}
+    row = rows(props["label"])
+    if row is not None:
+        props["measurements"] = row
+
+
+def _measurement_rows(measurements):
+    """``row(label)``: the numeric scalar columns of ``measurements`` for that label as a dict
+    (None when it has no row); the columns are kept as arrays, not a dict per object."""
     if measurements is None:
-        return {}
+        return lambda label: None
     try:
         names = list(measurements.colnames if hasattr(measurements, "colnames") else measurements)
         columns = {n: np.asarray(measurements[n]) for n in names}
@@ -172,9 +298,18 @@ def _measurement_rows(measurements) -> dict[int, dict[str, float]]:
     keep = [
         n for n, c in columns.items() if n != "label" and c.ndim == 1 and c.dtype.kind in "biuf"
     ]
-    return {
-        int(lab): {n: float(columns[n][k]) for n in keep} for k, lab in enumerate(columns["label"])
-    }
+    labels = columns["label"].astype(np.int64)
+    order = np.argsort(labels, kind="stable")
+    ordered = labels[order]
+
+    def row(label: int):
+        at = int(np.searchsorted(ordered, label))
+        if at == len(ordered) or ordered[at] != label:
+            return None
+        k = order[at]
+        return {n: float(columns[n][k]) for n in keep}
+
+    return row
 
 
 def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, int]) -> np.ndarray:
@@ -230,13 +365,20 @@ def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, in
         for poly in getattr(geometry, "geoms", [geometry]):
             if poly.geom_type != "Polygon":
                 continue
-            mask = np.zeros(out.shape, dtype=bool)
+            # drawn in the polygon's own box (a full-size mask per object made a slide's worth
+            # of objects cost objects x pixels)
+            xmin, ymin, xmax, ymax = (int(np.floor(v)) for v in poly.bounds)
+            r0, c0 = max(ymin, 0), max(xmin, 0)
+            r1, c1 = min(ymax + 1, out.shape[0]), min(xmax + 1, out.shape[1])
+            if r1 <= r0 or c1 <= c0:
+                continue
+            mask = np.zeros((r1 - r0, c1 - c0), dtype=bool)
             for ring, fill in [(poly.exterior, True)] + [(r, False) for r in poly.interiors]:
                 xy = np.asarray(ring.coords)
                 # pixel (r, c) is inside when its centre (c + 0.5, r + 0.5) is
-                rr, cc = draw_polygon(xy[:, 1] - 0.5, xy[:, 0] - 0.5, shape=out.shape)
+                rr, cc = draw_polygon(xy[:, 1] - 0.5 - r0, xy[:, 0] - 0.5 - c0, shape=mask.shape)
                 mask[rr, cc] = fill
-            out[mask] = value
+            out[r0:r1, c0:c1][mask] = value
     return out
 
 
