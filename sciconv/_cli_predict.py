@@ -95,6 +95,7 @@ def segmentation_outputs(
     regions: bool = False,
     format: str | None = None,
     catalog_format: str = "ecsv",
+    geojson: bool = False,
 ) -> dict[Path, dict[str, Path]]:
     """The product files of every input (postprocess.product_paths), named by io.image_stem.
 
@@ -124,6 +125,8 @@ def segmentation_outputs(
         planned[p] = {k: names[k] for k in _WRITTEN_PRODUCTS}
         if regions:
             planned[p]["regions"] = Path(out) / f"{stem}_regions.reg"
+        if geojson:
+            planned[p]["geojson"] = Path(out) / f"{stem}{postprocess.GEOJSON_SUFFIX}"
     return planned
 
 
@@ -192,6 +195,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         path,
         args.out,
         block=args.block,
+        geojson=args.geojson,
         catalog_format=args.catalog_format,
         overwrite=args.overwrite,
         tile=args.tile if args.tile is not None else "auto",
@@ -206,7 +210,12 @@ def _predict_mosaic(model, path, args) -> list[Path]:
 
 
 def _predict_segmentation(model, paths, args) -> list[Path]:
-    from sciconv import io
+    import numpy as np
+
+    from sciconv import io, postprocess
+
+    if args.geojson:  # a missing shapely fails before any prediction
+        postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
 
     stacks = {p: io.plane_axes(p) for p in paths}
     stacks = {p: planes for p, planes in stacks.items() if planes[0]}
@@ -221,6 +230,7 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
         regions=bool(args.regions),
         format=args.format,
         catalog_format=args.catalog_format,
+        geojson=args.geojson,
     )
     _check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
     params = {
@@ -314,6 +324,10 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
         bad=bad,
         stack="",
     )
+    if args.geojson:  # QuPath detections: outlines with the catalog's measurements
+        outs["geojson"] = postprocess.write_geojson(
+            labels, planned["geojson"], measurements=table, overwrite=args.overwrite
+        )
     if args.regions:  # DS9 / Aladin regions, in sky coordinates when the image has a WCS
         outs["regions"] = postprocess.write_regions(
             table if args.regions == "ellipse" else labels,
@@ -336,11 +350,11 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     from sciconv import io
 
     fmt = product_format(path, args.format)
-    if args.regions or fmt != "tiff" or args.block is not None:
+    if args.regions or args.geojson or fmt != "tiff" or args.block is not None:
         raise ConfigError(
             f"{path}: a stack of {' x '.join(map(str, sizes))} {axes} planes is segmented plane "
-            "by plane into TIFF stacks; --regions, --block and --format other than tiff are not "
-            "available for it"
+            "by plane into TIFF stacks; --regions, --geojson, --block and --format other than "
+            "tiff are not available for it"
         )
     stack = io.read(path, stack=True)
     results, bad = [], []
@@ -624,6 +638,13 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         default=None,
         help="segmenters: also write the detections as a DS9/Aladin region file NAME_regions.reg "
         "(ellipses from moments or label outlines; sky coordinates when the image has a WCS)",
+    )
+    p.add_argument(
+        "--geojson",
+        action="store_true",
+        help="segmenters: also write the objects as QuPath detections NAME_objects.geojson "
+        "(outlines with the catalog's measurements; File > Import objects), block by block "
+        'for slides too (needs shapely: pip install "sciconv[ome]")',
     )
     p.add_argument(
         "--uncertainty",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import warnings
 
@@ -238,3 +239,13 @@ def test_predict_mosaic_writes_zarr_labels_and_a_sky_catalog(model, tmp_path):
     np.testing.assert_allclose(got["dec"], expected["dec"], atol=1e-9)
     with pytest.raises(OutputExistsError, match="labels"):
         predict_mosaic(model, tmp_path / "mosaic.fits", tmp_path / "out", block=32, **FAST)
+    # QuPath detections from the zarr labels, window by window, with the catalog's columns
+    pytest.importorskip("shapely")
+    outs = predict_mosaic(
+        model, tmp_path / "mosaic.fits", tmp_path / "qp", block=32, margin=24, geojson=True, **FAST
+    )
+    assert outs["geojson"].name == "mosaic_objects.geojson"
+    features = json.loads(outs["geojson"].read_text())["features"]
+    whole = postprocess.labels_to_geojson(labels, measurements=Table.read(outs["catalog"]))
+    assert features == whole["features"]
+    assert {"ra", "dec", "area"} <= set(features[0]["properties"]["measurements"])

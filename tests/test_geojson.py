@@ -9,7 +9,12 @@ import pytest
 
 shapely_geometry = pytest.importorskip("shapely.geometry")
 
-from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError  # noqa: E402
+from sciconv.errors import (  # noqa: E402
+    ConfigError,
+    InvalidImageError,
+    OutputExistsError,
+    SciconvWarning,
+)
 from sciconv.postprocess import measure  # noqa: E402
 from sciconv.postprocess._geojson import geojson_to_labels, labels_to_geojson  # noqa: E402
 
@@ -202,3 +207,65 @@ def test_geojson_to_labels_at_the_image_edges_and_beyond():
     }
     back = geojson_to_labels([*collection["features"], outside, far], labels.shape)
     assert (back[30:40, 45:50] == 3).all() and (back == 3).sum() == 50 and not (back == 4).any()
+
+
+def test_cli_geojson_whole_image_and_block_wise(capsys, tmp_path, data_dir):
+    """sciconv predict --geojson: QuPath objects that rasterize back to the labels written beside
+    them, whole-image and block by block (with zarr), each object with its catalog row."""
+    from _helpers import run_cli
+
+    from sciconv import io
+
+    image = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
+    before = image.read_bytes()
+    code, _, err = run_cli(
+        capsys,
+        "predict",
+        "pretrained:nuclei",
+        image,
+        "--out",
+        tmp_path / "a",
+        "--geojson",
+        "--quiet",
+    )
+    assert code == 0, err
+    stem = image.stem
+    labels = io.read(tmp_path / "a" / f"{stem}_labels.tif").data[..., 0].astype(np.int32)
+    path = tmp_path / "a" / f"{stem}_objects.geojson"
+    features = json.loads(path.read_text())["features"]
+    assert len(features) == labels.max() > 20
+    assert features[0]["properties"]["objectType"] == "detection"
+    assert {"area", "flux_mean"} <= set(features[0]["properties"]["measurements"])
+    np.testing.assert_array_equal(geojson_to_labels(path, labels.shape), labels)
+    code, _, err = run_cli(
+        capsys,
+        "predict",
+        "pretrained:nuclei",
+        image,
+        "--out",
+        tmp_path / "a",
+        "--geojson",
+        "--quiet",
+    )
+    assert code != 0 and "--overwrite" in err  # the GeoJSON is not replaced silently
+    pytest.importorskip("zarr")
+    import zarr
+
+    with pytest.warns(SciconvWarning, match="window by window"):  # a TIFF in one piece
+        code, _, err = run_cli(
+            capsys,
+            "predict",
+            "pretrained:nuclei",
+            image,
+            "--out",
+            tmp_path / "b",
+            "--geojson",
+            "--block",
+            "128",
+            "--quiet",
+        )
+    assert code == 0, err
+    blocks = zarr.open_array(str(tmp_path / "b" / f"{stem}_labels.zarr"), mode="r")[:]
+    path = tmp_path / "b" / f"{stem}_objects.geojson"
+    np.testing.assert_array_equal(geojson_to_labels(path, blocks.shape), blocks)
+    assert image.read_bytes() == before

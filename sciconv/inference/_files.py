@@ -160,6 +160,7 @@ def predict_mosaic(
     overwrite: bool = False,
     scheduler=None,
     progress: bool = True,
+    geojson: bool = False,
     **kwargs,
 ) -> dict[str, Path]:
     """Segment an image file larger than memory: labels to zarr, the catalog to a table file.
@@ -189,6 +190,10 @@ def predict_mosaic(
         Where the blocks run (see ``predict_instances_blocks``).
     progress : bool, optional
         A progress bar over blocks.
+    geojson : bool, optional
+        Also write the objects as QuPath detections, ``out_dir/STEM_objects.geojson``
+        (:func:`sciconv.postprocess.write_geojson`: outlines with the catalog's measurements,
+        read from the labels window by window). Needs shapely (``sciconv[ome]``).
     **kwargs
         Passed to ``predict_instances_blocks`` (``tile``, ``batch_size``, post-processing
         overrides, ...).
@@ -196,7 +201,7 @@ def predict_mosaic(
     Returns
     -------
     dict
-        ``{"labels": Path, "catalog": Path}``.
+        ``{"labels": Path, "catalog": Path}`` (and ``"geojson"``).
 
     Raises
     ------
@@ -223,12 +228,15 @@ def predict_mosaic(
         "labels": out_dir / f"{stem}_labels.zarr",
         "catalog": out_dir / f"{stem}_catalog{suffix}",
     }
+    if geojson:  # a missing shapely fails here, not after hours of blocks
+        postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
+        outs["geojson"] = out_dir / f"{stem}{postprocess.GEOJSON_SUFFIX}"
     for target in outs.values():
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
     image = io.read(path, lazy=True)
     try:
-        _, table = predict_instances_blocks(
+        labels, table = predict_instances_blocks(
             model,
             image,
             block=DEFAULT_BLOCK if block is None else block,
@@ -245,4 +253,8 @@ def predict_mosaic(
             close()
     postprocess.add_physical_columns(table, image.pixel_scale)  # no-op without a pixel scale
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
+    if geojson:  # QuPath detections, from the labels on disk window by window
+        postprocess.write_geojson(
+            labels, outs["geojson"], measurements=table, block=4096, overwrite=overwrite
+        )
     return outs

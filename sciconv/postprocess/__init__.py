@@ -56,7 +56,12 @@ from sciconv.postprocess._astro import (
     to_regions,
     write_regions,
 )
-from sciconv.postprocess._geojson import geojson_to_labels, labels_to_geojson, write_geojson
+from sciconv.postprocess._geojson import (
+    GEOJSON_SUFFIX,
+    geojson_to_labels,
+    labels_to_geojson,
+    write_geojson,
+)
 from sciconv.postprocess._instances import METHODS, instances, with_unmarked
 from sciconv.postprocess._measure import COLUMN_UCDS, equivalent_diameters, measure
 from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
@@ -74,6 +79,7 @@ from sciconv.postprocess._writers import (
 __all__ = [
     "CATALOG_FORMATS",
     "COLUMN_UCDS",
+    "GEOJSON_SUFFIX",
     "METHODS",
     "PHYSICAL_COLUMNS",
     "PRODUCT_CATALOG_FORMATS",

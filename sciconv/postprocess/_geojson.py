@@ -23,9 +23,13 @@ from typing import Any
 import numpy as np
 
 from sciconv._atomic import atomic_output
-from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.errors import ConfigError, InvalidImageError, MissingDependencyError
 
-__all__ = ["geojson_to_labels", "labels_to_geojson", "write_geojson"]
+__all__ = ["GEOJSON_SUFFIX", "geojson_to_labels", "labels_to_geojson", "write_geojson"]
+
+#: The file name ending of the QuPath objects ``sciconv predict --geojson`` and
+#: :func:`sciconv.inference.predict_mosaic` write for an input ``NAME``: ``NAME_objects.geojson``.
+GEOJSON_SUFFIX = "_objects.geojson"
 
 
 def _shapely():
@@ -33,7 +37,7 @@ def _shapely():
         import shapely
         import shapely.geometry
     except ImportError as exc:  # pragma: no cover - shapely comes with the [ome] extra
-        raise ImportError('GeoJSON needs shapely: pip install "sciconv[ome]"') from exc
+        raise MissingDependencyError('GeoJSON needs shapely: pip install "sciconv[ome]"') from exc
     return shapely
 
 
