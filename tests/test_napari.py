@@ -117,6 +117,41 @@ def test_segment_nuclei_plane_by_plane():
         segment_nuclei(frame, planes=1)
 
 
+def test_reader_opens_whole_slides_lazily(tmp_path, monkeypatch):
+    """A pyramidal OME-TIFF opens as a multiscale layer of lazy levels (tiles decoded as napari
+    asks, readable after the reader returns); a big single-level file as one lazy layer."""
+    import gc
+
+    import tifffile
+
+    from sciconv.napari import _reader
+
+    pytest.importorskip("zarr")
+    rgb = np.random.default_rng(0).integers(0, 255, (256, 320, 3), dtype=np.uint8)
+    path = tmp_path / "slide.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as w:
+        w.write(rgb, tile=(64, 64), compression="zlib", photometric="rgb", subifds=1)
+        w.write(rgb[::2, ::2], tile=(64, 64), compression="zlib", photometric="rgb", subfiletype=1)
+    [(data, kwargs, _)] = read_layers(path)
+    gc.collect()
+    assert kwargs["multiscale"] is True and kwargs["rgb"] is True
+    assert [d.shape for d in data] == [(256, 320, 3), (128, 160, 3)]
+    assert not isinstance(data[0], np.ndarray)  # lazy: nothing decoded yet
+    np.testing.assert_array_equal(np.asarray(data[0][100:180, 200:260]), rgb[100:180, 200:260])
+    np.testing.assert_array_equal(np.asarray(data[1]), rgb[::2, ::2])
+    two = np.random.default_rng(1).integers(0, 4000, (2, 200, 240), dtype=np.uint16)
+    tifffile.imwrite(
+        tmp_path / "two.tif", two, tile=(64, 64), compression="zlib", metadata={"axes": "CYX"}
+    )
+    monkeypatch.setattr(_reader, "LAZY_PIXELS", 100 * 100)
+    [(data, kwargs, _)] = read_layers(tmp_path / "two.tif")
+    assert kwargs["channel_axis"] == 0 and "multiscale" not in kwargs
+    assert data.shape == (2, 200, 240) and not isinstance(data, np.ndarray)
+    np.testing.assert_array_equal(np.asarray(data), two)
+    for (lo, hi), channel in zip(kwargs["contrast_limits"], two):  # one pair per channel
+        assert channel.min() <= lo < hi <= channel.max()
+
+
 def test_get_reader_declines_what_it_cannot_read(tmp_path):
     (tmp_path / "a.csv").write_text("x\n1\n")
     assert napari_get_reader(str(tmp_path / "a.csv")) is None

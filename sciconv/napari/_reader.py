@@ -16,12 +16,16 @@ import numpy as np
 
 from sciconv import io
 
-__all__ = ["READ_EXTENSIONS", "napari_get_reader", "read_layers", "wcs_summary"]
+__all__ = ["LAZY_PIXELS", "READ_EXTENSIONS", "napari_get_reader", "read_layers", "wcs_summary"]
 
 #: File name endings the plugin opens (the manifest lists the same patterns).
 READ_EXTENSIONS = tuple(io.FITS_EXTENSIONS) + tuple(io.TIFF_EXTENSIONS)
 
 LayerData = tuple[Any, dict[str, Any], str]
+
+#: TIFF images of more pixels than this (or with a resolution pyramid) open lazily: one dask
+#: array per pyramid level (napari's multiscale layer), tiles decoded as napari shows them.
+LAZY_PIXELS = 64 * 2**20
 
 
 def _supported(path: Any) -> bool:
@@ -98,13 +102,58 @@ def _contrast_limits(data: np.ndarray) -> list[float] | None:
     return [float(lo), float(hi) if hi > lo else float(lo) + 1.0]
 
 
-def _layers(img: io.GridImage, stack: tuple[str, tuple[int, ...]] = ("", ())) -> list[LayerData]:
+def _sample(level) -> np.ndarray:
+    """At most about a million pixels of ``level`` (every k-th row and column), in memory."""
+    step = max(1, int(np.sqrt(level.shape[-3] * level.shape[-2] / 1e6)))
+    return np.asarray(level[..., ::step, ::step, :])
+
+
+def _slide_levels(path) -> list | None:
+    """A whole slide's resolution levels as dask arrays ``(H, W, C)`` in the file's dtype (read
+    through tifffile's zarr store as napari asks for tiles), for a TIFF of more than
+    :data:`LAZY_PIXELS` pixels or with a pyramid; None for anything else (or without zarr)."""
+    if io.plane_axes(path)[0] or not os.fspath(path).lower().endswith(io.TIFF_EXTENSIONS):
+        return None
+    try:
+        import dask.array as da
+        import tifffile
+        import zarr
+    except ImportError:
+        return None
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes, shape, n_levels = series.axes, series.shape, len(series.levels)
+    if "Y" not in axes or "X" not in axes:
+        return None
+    sizes = dict(zip(axes, shape))
+    if n_levels == 1 and sizes["Y"] * sizes["X"] <= LAZY_PIXELS:
+        return None
+    if any(n > 1 for a, n in sizes.items() if a not in "YXCS"):
+        return None
+    tif = tifffile.TiffFile(path)  # held by the stores (their pages) for as long as napari reads
+    levels = []
+    for level in range(n_levels):
+        array = da.from_zarr(zarr.open(tif.series[0].aszarr(level=level), mode="r"))
+        index = tuple(slice(None) if a in "YXCS" else 0 for a in axes)  # size-1 axes dropped
+        kept = [a for a in axes if a in "YXCS"]
+        array = array[index]
+        order = [kept.index("Y"), kept.index("X")] + [i for i, a in enumerate(kept) if a in "CS"]
+        array = array.transpose(order)
+        levels.append(array if array.ndim == 3 else array[..., None])
+    return levels
+
+
+def _layers(
+    img: io.GridImage, stack: tuple[str, tuple[int, ...]] = ("", ()), levels: list | None = None
+) -> list[LayerData]:
     """The layers of one image; ``stack``: its T/Z axes and sizes (:func:`sciconv.io.plane_axes`)
-    when ``img`` was read with ``stack=True``, which then lead its layers' axes."""
+    when ``img`` was read with ``stack=True``, which then lead its layers' axes; ``levels``: a
+    slide's lazy resolution levels (:func:`_slide_levels`), shown instead of ``img``'s pixels."""
     axes, sizes = stack
-    data = np.asarray(img.data)
-    if axes:
-        data = data.reshape(*sizes, *data.shape[1:])
+    if levels is None:
+        data = np.asarray(img.data)
+        levels = [data.reshape(*sizes, *data.shape[1:]) if axes else data]
+    data = levels[0]
     path = Path(img.path) if img.path else None
     name = io.image_stem(path) if path is not None else "image"
     metadata: dict[str, Any] = {
@@ -116,6 +165,12 @@ def _layers(img: io.GridImage, stack: tuple[str, tuple[int, ...]] = ("", ())) ->
         "stack_axes": axes or None,
     }
     kwargs: dict[str, Any] = {"name": name, "metadata": metadata}
+    if len(levels) > 1:
+        kwargs["multiscale"] = True
+
+    def shown(arrays):  # napari's data: the array, or the list of levels of a pyramid
+        return arrays[0] if len(arrays) == 1 else arrays
+
     scale = img.meta.get("pixel_size")
     if img.wcs is None and scale is not None:
         z_step = img.meta.get("z_spacing")  # one step per plane; time points stay unscaled
@@ -128,17 +183,20 @@ def _layers(img: io.GridImage, stack: tuple[str, tuple[int, ...]] = ("", ())) ->
     if channels in (3, 4) and img.header is None and dtype in ("uint8", "uint16"):
         kwargs["rgb"] = True
         kwargs["contrast_limits"] = [0.0, float(np.iinfo(dtype).max)]
-        return [(data, kwargs, "image")]
+        return [(shown(levels), kwargs, "image")]
+    sample = _sample(levels[-1])  # a pyramid's smallest level, every k-th pixel of a big one
     if channels == 1:
-        plane = data[..., 0]
-        limits = _contrast_limits(plane)
+        limits = _contrast_limits(sample[..., 0])
         if limits is not None:
             kwargs["contrast_limits"] = limits
-        return [(plane, kwargs, "image")]
+        return [(shown([level[..., 0] for level in levels]), kwargs, "image")]
     names = img.meta.get("channel_names") or [f"{name} [{i}]" for i in range(channels)]
     kwargs["channel_axis"] = 0
     kwargs["name"] = [str(n) for n in names]
-    return [(np.moveaxis(data, -1, 0), kwargs, "image")]
+    limits = [_contrast_limits(sample[..., c]) for c in range(channels)]
+    if all(lim is not None for lim in limits):
+        kwargs["contrast_limits"] = limits
+    return [(shown([np.moveaxis(level, -1, 0) for level in levels]), kwargs, "image")]
 
 
 def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
@@ -148,7 +206,10 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
     bad pixels); an 8/16-bit RGB(A) TIFF one RGB layer; other channels one layer each
     (``channel_axis=0``, named from the file's channel names). A TIFF movie or Z-stack
     (:func:`sciconv.io.plane_axes`) keeps its ``T``/``Z`` axes first, one slider each (the Z
-    step, when the file records it, scales the Z axis). ``metadata`` holds the file path,
+    step, when the file records it, scales the Z axis). A TIFF of more than
+    :data:`LAZY_PIXELS` pixels or with a resolution pyramid (a whole slide) opens lazily: one
+    dask array per level in the file's dtype (a multiscale layer), tiles decoded as napari shows
+    them. ``metadata`` holds the file path,
     sciconv's ``meta``, the FITS ``header``, the ``wcs`` object and ``wcs_info``
     (:func:`wcs_summary`); a microscopy pixel size becomes the layer's ``scale`` and ``units``.
 
@@ -177,6 +238,12 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers = []
     for p in paths:
+        levels = _slide_levels(p)
+        if levels is not None:  # a whole slide: lazy levels, the metadata from a lazy read
+            img = io.read(p, lazy=True)
+            img.data.close()
+            layers.extend(_layers(img, levels=levels))
+            continue
         stack = io.plane_axes(p)  # a movie or Z-stack: one layer with a slider per axis
         layers.extend(_layers(io.read(p, stack=bool(stack[0])), stack))
     return layers
