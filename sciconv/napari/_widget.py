@@ -184,6 +184,12 @@ def nuclei_widget():
         threshold: float = recorded,
         tile: int = 256,
     ) -> napari.types.LayerDataTuple:
+        if getattr(image, "multiscale", False):
+            raise ConfigError(
+                f"layer {image.name!r} is a multiscale whole slide: segment it block by block "
+                "with `sciconv predict pretrained:nuclei SLIDE --out DIR --geojson` and open "
+                "the labels or the GeoJSON here"
+            )
         data = image.data  # a movie or Z-stack (sliders): every plane, labels with its axes
         planes = data.ndim - (3 if image.rgb else 2)
         extra = {"scale": tuple(image.scale), "translate": tuple(image.translate)}
