@@ -196,8 +196,9 @@ def write_geojson(
     _shapely()
     if isinstance(block, bool) or not (isinstance(block, (int, np.integer)) and block >= 1):
         raise ConfigError(f"block must be a positive integer (pixels); got {block!r}")
-    shape = tuple(int(n) for n in getattr(labels, "shape", np.shape(labels)))
-    dtype = np.dtype(getattr(labels, "dtype", np.asarray(labels).dtype))
+    if not (hasattr(labels, "shape") and hasattr(labels, "dtype")):  # a list: into memory
+        labels = np.asarray(labels)
+    shape, dtype = tuple(int(n) for n in labels.shape), np.dtype(labels.dtype)
     if len(shape) != 2 or dtype.kind not in "iub":
         raise InvalidImageError(
             f"labels must be integer instance labels (H, W); got {dtype} {shape}"
