@@ -168,13 +168,27 @@ def _say(args, *parts) -> None:
         say(*parts)
 
 
+def _hdu(path, args) -> dict:
+    """``--hdu``: the ``hdu=`` of :func:`sciconv.io.read` for a FITS input (empty without it)."""
+    if args.hdu is None:
+        return {}
+    if not is_fits(path):
+        raise ConfigError(f"--hdu applies to FITS files; {path.name} is not one", path=path)
+    return {"hdu": args.hdu}
+
+
 def _is_mosaic(path, args) -> bool:
     """Segment block by block: asked for (``--block``), or too many pixels for one call."""
     from sciconv import inference, io
 
     if args.block is not None:
         return True
-    h, w, _ = io.probe_shape(path)
+    if args.hdu is None:
+        h, w, _ = io.probe_shape(path)
+    else:  # the HDU asked for, opened lazily (header and shape only)
+        img = io.read(path, lazy=True, **_hdu(path, args))
+        h, w, _ = img.shape
+        img.data.close()
     return h * w > inference.AUTO_BLOCK_PIXELS
 
 
@@ -196,6 +210,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         args.out,
         block=args.block,
         geojson=args.geojson,
+        **_hdu(path, args),
         catalog_format=args.catalog_format,
         overwrite=args.overwrite,
         tile=args.tile if args.tile is not None else "auto",
@@ -308,7 +323,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     """One whole image: probabilities, labels, catalog (and regions); the files written."""
     from sciconv import io, postprocess
 
-    img = _one_channel(io.read(path), args.channel)
+    img = _one_channel(io.read(path, **_hdu(path, args)), args.channel)
     labels, prob, std, table = _segment_image(model, img, args, params, tile_progress)
     bad = img.mask if img.mask is not None and img.mask.any() else None
     outs = _write_segmentation(
@@ -350,6 +365,7 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     from sciconv import io
 
     fmt = product_format(path, args.format)
+    _hdu(path, args)  # --hdu is for FITS files: refused here
     if args.regions or args.geojson or fmt != "tiff" or args.block is not None:
         raise ConfigError(
             f"{path}: a stack of {' x '.join(map(str, sizes))} {axes} planes is segmented plane "
@@ -453,6 +469,18 @@ def _channel_arg(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a channel number >= 0, got {text!r}")
     return value
+
+
+def _hdu_arg(text: str) -> int | str | tuple[str, int]:
+    """``--hdu``: an index (``1``), an EXTNAME (``SCI``) or EXTNAME,EXTVER (``SCI,2``)."""
+    name, _, version = text.strip().partition(",")
+    if not name:
+        raise argparse.ArgumentTypeError(f"expected INDEX, EXTNAME or EXTNAME,EXTVER; got {text!r}")
+    if not version:
+        return int(name) if name.isdigit() else name
+    if not version.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"EXTVER must be an integer, as in SCI,2; got {text!r}")
+    return (name, int(version))
 
 
 def _positive_int(text: str) -> int:
@@ -638,6 +666,15 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         default=None,
         help="segmenters: also write the detections as a DS9/Aladin region file NAME_regions.reg "
         "(ellipses from moments or label outlines; sky coordinates when the image has a WCS)",
+    )
+    p.add_argument(
+        "--hdu",
+        type=_hdu_arg,
+        default=None,
+        metavar="HDU",
+        help="FITS inputs: the image HDU to segment, as an index (1), EXTNAME (SCI) or "
+        "EXTNAME,EXTVER (SCI,2: the second chip of an HST FLT file); its DQ/MASK HDU of the "
+        "same EXTVER gives the bad pixels (default: the first HDU holding an image)",
     )
     p.add_argument(
         "--geojson",

@@ -707,3 +707,78 @@ def test_predict_refuses_a_hostile_model_in_one_line(capsys, tmp_path):
     assert code != 0
     assert_one_line_error(err, str(bad))
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_predict_hdu_picks_the_extension_and_its_dq(capsys, tmp_path, data_dir):
+    """--hdu SCI,2 segments the second science extension of a multi-extension file (its DQ,2
+    marks the bad pixels) exactly as a file holding only that extension; refused for TIFF."""
+    import keras
+    from astropy.io import fits
+
+    import sciconv as sc
+    from sciconv import io
+
+    real = fits.getdata(data_dir / "real" / "hst" / "j8bt06nyq_sci_cutout.fits")
+    sci2 = real[:256, :256].astype(np.float32)
+    dq2 = np.zeros(sci2.shape, np.int16)
+    dq2[10:20, 30:40] = 256
+    mef = fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.ImageHDU(sci2[::-1].copy(), name="SCI", ver=1),
+            fits.ImageHDU(np.zeros_like(dq2), name="DQ", ver=1),
+            fits.ImageHDU(sci2, name="SCI", ver=2),
+            fits.ImageHDU(dq2, name="DQ", ver=2),
+        ]
+    )
+    mef.writeto(tmp_path / "flt.fits")
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.ImageHDU(sci2, name="SCI"), fits.ImageHDU(dq2, name="DQ")]
+    ).writeto(tmp_path / "chip2.fits")
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2,
+        1,
+        kernel_initializer=keras.initializers.Constant([[[[-20.0, 20.0]]]]),
+        bias_initializer=keras.initializers.Constant([1.0, -1.0]),
+    )(inputs)
+    model = tmp_path / "thr.keras"
+    plain = keras.Model(inputs, keras.layers.Softmax()(logits))
+    sc.models.attach_metadata(  # foreground above 5 % of the 1-99.8 percentile range
+        plain,
+        task="segmentation",
+        normalization={"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": False},
+    ).save(model)
+    before = (tmp_path / "flt.fits").read_bytes()
+    common = ("predict", model, "--quiet", "--tile", "64", "--overlap", "8")
+    code, _, err = run_cli(
+        capsys, *common, tmp_path / "flt.fits", "--hdu", "SCI,2", "--out", tmp_path / "a"
+    )
+    assert code == 0, err
+    code, _, err = run_cli(capsys, *common, tmp_path / "chip2.fits", "--out", tmp_path / "b")
+    assert code == 0, err
+    got = io.read(tmp_path / "a" / "flt_labels.fits")
+    expected = io.read(tmp_path / "b" / "chip2_labels.fits")
+    assert np.nanmax(got.data) > 5  # NaN: the bad pixels of DQ,2 (the MASK,2 extension)
+    np.testing.assert_array_equal(got.data, expected.data)
+    assert got.header["EXTNAME"] == "SCI" and got.header["EXTVER"] == 2
+    from astropy import units as u
+    from astropy.nddata import CCDData
+
+    ccd = CCDData.read(tmp_path / "a" / "flt_labels.fits", unit=u.one)  # MASK,2 beside SCI,2
+    np.testing.assert_array_equal(ccd.mask, dq2 > 0)
+    code, _, err = run_cli(
+        capsys, *common, tmp_path / "flt.fits", "--hdu", "SCI,1", "--out", tmp_path / "c"
+    )
+    assert code == 0, err
+    assert not np.array_equal(io.read(tmp_path / "c" / "flt_labels.fits").data, got.data)
+    tif = tmp_path / "a.tif"
+    tifffile.imwrite(tif, sci2)
+    code, _, err = run_cli(capsys, *common, tif, "--hdu", "1", "--out", tmp_path / "d")
+    assert code != 0
+    assert_one_line_error(err, "a.tif", "--hdu applies to FITS files")
+    code, _, err = run_cli(
+        capsys, *common, tmp_path / "flt.fits", "--hdu", "SCI,x", "--out", tmp_path / "e"
+    )
+    assert code != 0 and "EXTVER must be an integer" in err
+    assert (tmp_path / "flt.fits").read_bytes() == before

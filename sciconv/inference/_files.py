@@ -161,6 +161,7 @@ def predict_mosaic(
     scheduler=None,
     progress: bool = True,
     geojson: bool = False,
+    hdu: int | str | tuple[str, int] | None = None,
     **kwargs,
 ) -> dict[str, Path]:
     """Segment an image file larger than memory: labels to zarr, the catalog to a table file.
@@ -194,6 +195,8 @@ def predict_mosaic(
         Also write the objects as QuPath detections, ``out_dir/STEM_objects.geojson``
         (:func:`sciconv.postprocess.write_geojson`: outlines with the catalog's measurements,
         read from the labels window by window). Needs shapely (``sciconv[ome]``).
+    hdu : int, str or (str, int), optional
+        FITS only: the HDU to segment (as :func:`sciconv.io.read` takes it).
     **kwargs
         Passed to ``predict_instances_blocks`` (``tile``, ``batch_size``, post-processing
         overrides, ...).
@@ -234,7 +237,7 @@ def predict_mosaic(
     for target in outs.values():
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
-    image = io.read(path, lazy=True)
+    image = io.read(path, lazy=True, hdu=hdu)
     try:
         labels, table = predict_instances_blocks(
             model,

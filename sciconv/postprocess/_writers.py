@@ -741,8 +741,11 @@ def _write_fits_product(
         wcs_cards = wcs.to_header(relax=True) if wcs is not None else None
         with fits.open(tmp, mode="update") as hdul:
             hdul[0].header.remove("BUNIT", ignore_missing=True, remove_all=True)
+            version = hdul[0].header.get("EXTVER")  # e.g. SCI,2 of a multi-extension input
             for hdu in extensions:
                 if wcs_cards is not None:
                     hdu.header.extend(wcs_cards, useblanks=False, update=True)
+                if version is not None:  # MASK/UNCERT pair with it, as DQ,2 with SCI,2
+                    hdu.header["EXTVER"] = version
                 hdul.append(hdu)
     return target
