@@ -673,8 +673,8 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         default=None,
         metavar="HDU",
         help="FITS inputs: the image HDU to segment, as an index (1), EXTNAME (SCI) or "
-        "EXTNAME,EXTVER (SCI,2: the second chip of an HST FLT file); its DQ/MASK HDU of the "
-        "same EXTVER gives the bad pixels (default: the first HDU holding an image)",
+        "EXTNAME,EXTVER (SCI,2: the second science extension of an HST FLT file); its DQ/MASK "
+        "HDU of the same EXTVER gives the bad pixels (default: the first HDU holding an image)",
     )
     p.add_argument(
         "--geojson",
