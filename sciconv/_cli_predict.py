@@ -45,7 +45,9 @@ def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if io.is_zarr(p) and p.exists():  # an OME-Zarr store: a folder that is one image
+            paths.append(p)
+        elif p.is_dir():
             found = io.list_images(p)
             if not found:
                 raise InferenceError("folder holds no image files", path=p)

@@ -195,3 +195,56 @@ def test_predict_z_stack_with_channels_and_refusals(capsys, tmp_path, movie):
         code, _, err = run_cli(capsys, *common, "--channel", "0", "--out", tmp_path / "d", *extra)
         assert code != 0, extra
         assert_one_line_error(err, "zc.tif", "3 Z planes", "plane by plane")
+
+
+def test_ome_zarr_movie_and_image_go_through_the_command_line(capsys, tmp_path, movie):
+    """An OME-Zarr store is one input (it was taken as a folder of files: "holds no image
+    files"); NGFF t/z axes make it a stack, segmented as the same frames in a TIFF movie."""
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("ome_zarr")
+    from ome_zarr.writer import write_image
+
+    folder, frames, _ = movie
+    store = tmp_path / "movie.ome.zarr"
+    write_image(frames, zarr.open_group(store, mode="w"), axes="tyx")
+    assert io.plane_axes(store) == ("T", (3,))
+    code, _, err = run_cli(
+        capsys,
+        "predict",
+        "pretrained:nuclei",
+        store,
+        folder / "movie.tif",
+        "--out",
+        tmp_path / "o",
+        "--quiet",
+    )
+    assert code != 0  # two inputs named "movie"
+    assert_one_line_error(err, "two inputs share the name 'movie'")
+    code, _, err = run_cli(
+        capsys, "predict", "pretrained:nuclei", store, "--out", tmp_path / "z", "--quiet"
+    )
+    assert code == 0, err
+    code, _, err = run_cli(
+        capsys,
+        "predict",
+        "pretrained:nuclei",
+        folder / "movie.tif",
+        "--out",
+        tmp_path / "t",
+        "--quiet",
+    )
+    assert code == 0, err
+    np.testing.assert_array_equal(
+        io.read(tmp_path / "z" / "movie_labels.tif", stack=True).data,
+        io.read(tmp_path / "t" / "movie_labels.tif", stack=True).data,
+    )
+    single = tmp_path / "frame.ome.zarr"  # one 2-D image: the frame's labels
+    write_image(frames[1], zarr.open_group(single, mode="w"), axes="yx")
+    code, _, err = run_cli(
+        capsys, "predict", "pretrained:nuclei", single, "--out", tmp_path / "s", "--quiet"
+    )
+    assert code == 0, err
+    np.testing.assert_array_equal(
+        io.read(tmp_path / "s" / "frame_labels.tif").data[..., 0],
+        io.read(tmp_path / "t" / "movie_labels.tif", stack=True).data[1, ..., 0],
+    )

@@ -69,6 +69,7 @@ from sciconv.io._files import (
     TIFF_EXTENSIONS,
     ZARR_EXTENSIONS,
     image_stem,
+    is_zarr,
     list_images,
     pair_by_stem,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "file_map",
     "image_stem",
     "is_nddata",
+    "is_zarr",
     "list_images",
     "pair_by_stem",
     "plane_axes",

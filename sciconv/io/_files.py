@@ -146,7 +146,14 @@ _SUFFIXES_LONGEST_FIRST = tuple(
 
 def is_zarr(path) -> bool:
     """True for a path named like an OME-Zarr store (``.ome.zarr``, ``.zarr``) or a zarr group
-    folder (``zarr.json`` or ``.zgroup`` inside, e.g. ``cells.ome.zarr/labels/nuclei``)."""
+    folder (``zarr.json`` or ``.zgroup`` inside, e.g. ``cells.ome.zarr/labels/nuclei``): a
+    folder that :func:`read` takes as one image.
+
+    Examples
+    --------
+    >>> is_zarr("plate.ome.zarr"), is_zarr("cells.tif")
+    (True, False)
+    """
     if not isinstance(path, (str, os.PathLike)):
         return False
     if os.fspath(path).rstrip("/\\").lower().endswith(ZARR_EXTENSIONS):

@@ -19,7 +19,7 @@ from sciconv.io._fits import plain_fits_shape, read_fits, read_fits_flags, read_
 from sciconv.io._image import GridImage
 from sciconv.io._masks import apply_bad, read_mask_source, validate_ignore_flags
 from sciconv.io._png import read_pil
-from sciconv.io._tiff import TIFF_AXES, read_tiff, tiff_plane_axes
+from sciconv.io._tiff import TIFF_AXES, declared_planes, read_tiff, tiff_plane_axes
 from sciconv.io._zarr import read_zarr
 
 __all__ = ["plane_axes", "probe_shape", "read", "read_pixels"]
@@ -395,7 +395,8 @@ def plane_axes(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
     """The time and depth axes of a stack file, as its metadata declare them, and their sizes.
 
     A TIFF whose OME, ImageJ or tifffile metadata name ``T`` (time points) or ``Z`` (depth
-    planes) axes of more than one plane holds a stack of 2-D images, not the channels of one:
+    planes) axes of more than one plane, or an OME-Zarr store whose NGFF axes do, holds a
+    stack of 2-D images, not the channels of one:
     ``read(path, stack=True)`` gives its planes ``(N, H, W, C)`` in file order, ``N`` the
     product of the sizes. Segment them plane by plane (``sciconv predict`` does) and write the
     results back with ``write(..., stack_axes=axes)``.
@@ -409,7 +410,7 @@ def plane_axes(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
     -------
     (str, tuple of int)
         The axes in file order (``"T"``, ``"Z"``, ``"TZ"``, ...) and their sizes; ``("", ())``
-        for other files: single images, FITS cubes, OME-Zarr stores, plain multi-page TIFFs
+        for other files: single images, FITS cubes, plain multi-page TIFFs
         (whose pages are read as channels), and TIFFs with further axes of unknown kind.
 
     Raises
@@ -426,8 +427,10 @@ def plane_axes(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
     >>> plane_axes(p), read(p, stack=True).shape
     (('T', (5,)), (5, 8, 8, 1))
     """
-    if is_zarr(path):
-        return "", ()
+    if is_zarr(path):  # NGFF axes ("t", "z", "c", "y", "x") as the store names them
+        img = _read_file(path, lazy=True, pixels_only=True)
+        img.data.close()
+        return declared_planes(img.meta["axes"], img.meta["shape"])
     path, kind = validate_path(path)
     if kind != "tiff":
         return "", ()

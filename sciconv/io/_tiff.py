@@ -65,7 +65,13 @@ def tiff_plane_axes(path: Path) -> tuple[str, tuple[int, ...]]:
             axes, shape = series.axes, tuple(int(n) for n in series.shape)
     except Exception as exc:
         raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
-    planes = [(a, n) for a, n in zip(axes, shape) if n > 1 and a not in "YXCS"]
+    return declared_planes(axes, shape)
+
+
+def declared_planes(axes: str, shape) -> tuple[str, tuple[int, ...]]:
+    """The ``T``/``Z`` axes of more than one plane among ``axes`` (letters, one per axis of
+    ``shape``) and their sizes; ``("", ())`` when there are none or other non-channel axes too."""
+    planes = [(a, int(n)) for a, n in zip(axes.upper(), shape) if n > 1 and a not in "YXCS"]
     if not planes or any(a not in PLANE_AXES for a, _ in planes):
         return "", ()
     return "".join(a for a, _ in planes), tuple(n for _, n in planes)
