@@ -272,3 +272,18 @@ def test_cli_geojson_whole_image_and_block_wise(capsys, tmp_path, data_dir):
     path = tmp_path / "b" / f"{stem}_objects.geojson"
     np.testing.assert_array_equal(geojson_to_labels(path, blocks.shape), blocks)
     assert image.read_bytes() == before
+
+
+def test_per_channel_measurements_become_one_measurement_each():
+    """QuPath measurements are numbers: the catalog's per-channel columns of an RGB image (which
+    were dropped) are split as flatten_table does."""
+    labels = _cells(seed=5)
+    rgb = np.random.default_rng(5).random((*labels.shape, 3)).astype(np.float32)
+    table = measure(labels, intensity=rgb)
+    assert table["flux_sum"].shape[1:] == (3,)
+    feature = labels_to_geojson(labels, measurements=table)["features"][0]
+    values = feature["properties"]["measurements"]
+    row = table[table["label"] == feature["properties"]["label"]][0]
+    for c in range(3):
+        assert values[f"flux_sum_{c}"] == pytest.approx(float(row["flux_sum"][c]))
+    assert values["area"] == float(row["area"])

@@ -103,7 +103,8 @@ def labels_to_geojson(
         Instance labels, 0 = background.
     measurements : astropy.table.Table or mapping, optional
         A table with a ``label`` column (e.g. :func:`sciconv.postprocess.measure`); the numeric
-        scalar columns of each object's row become its QuPath measurements.
+        columns of each object's row become its QuPath measurements (a per-channel column is
+        split as :func:`sciconv.postprocess.flatten_table` does: ``flux_sum_0``, ...).
     path : str or os.PathLike, optional
         Also write the collection there (``.geojson``), atomically.
     classification : str, optional
@@ -291,6 +292,10 @@ def _measurement_rows(measurements):
     (None when it has no row); the columns are kept as arrays, not a dict per object."""
     if measurements is None:
         return lambda label: None
+    if hasattr(measurements, "colnames"):  # per-channel columns (flux_sum of an RGB image)
+        from sciconv.postprocess import flatten_table
+
+        measurements = flatten_table(measurements)  # ... as flux_sum_0, flux_sum_1, ...
     try:
         names = list(measurements.colnames if hasattr(measurements, "colnames") else measurements)
         columns = {n: np.asarray(measurements[n]) for n in names}
