@@ -72,6 +72,31 @@ def test_an_object_dropped_by_every_block_is_reported(model, monkeypatch):
     assert labels.max() == 0  # block (0, 1) left it to (0, 0), which left it to (0, 1)
 
 
+def test_an_object_its_owner_does_not_label_is_not_blamed_on_the_margin(model, monkeypatch):
+    """A small object that a neighbour's window labels but the owner's window does not (the
+    windows see different surroundings): reported as such, without the advice to raise a margin
+    that already holds it."""
+    image = np.zeros((40, 72), np.float32)
+    image[20:28, 34:44] = 5  # centre x = 38.5: owned by block (0, 1); whole in window (0, 0)
+    instances = postprocess.instances
+
+    @functools.wraps(instances)
+    def owner_misses_it(prob, **kwargs):
+        labels = instances(prob, **kwargs)
+        if prob.shape[:2] == (40, 56):  # window (0, 1), columns 16:72
+            labels[20:28, 18:28] = 0
+        return labels
+
+    monkeypatch.setattr(postprocess, "instances", owner_misses_it)
+    with pytest.warns(SciconvWarning, match="not by the window of the block that owns") as record:
+        labels = predict_instances_blocks(
+            model, image, block=32, margin=16, catalog=False, method="connected", **FAST
+        )
+    message = str(record[0].message)
+    assert "rows 20:28, columns 34:44" in message and "raise margin" not in message
+    assert labels.max() == 0
+
+
 def test_select_owned_keeps_leaves_and_cuts():
     plan = BlockPlan((40, 72), block=32, margin=8)
     labels = np.zeros((40, 40), np.int32)  # window (0, 0)

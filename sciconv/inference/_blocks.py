@@ -557,10 +557,21 @@ def _report(plan: BlockPlan, cut: list, lost: list, divisor: int) -> None:
         side = max(max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in objects)
         need = -(-(side + 1) // divisor) * divisor
         y0, x0, y1, x1 = objects[0]
+        where = f"the first at rows {y0}:{y1}, columns {x0}:{x1}"
+        if pieces is lost and need <= plan.margin:  # small enough: the margin is not the cause
+            warnings.warn(
+                f"{len(objects)} object(s) of at most {side} px were labelled by a neighbouring "
+                "block's window but not by the window of the block that owns them, so they are "
+                f"not in the labels ({where}): the two windows see different surroundings near "
+                f"their edges, not too small a margin ({plan.margin} px); typically faint "
+                "detections that a whole-image run may not find either",
+                SciconvWarning,
+                stacklevel=4,
+            )
+            continue
         warnings.warn(
-            f"{len(objects)} object(s) {what} (block margin {plan.margin} px; the first at rows "
-            f"{y0}:{y1}, columns {x0}:{x1}; the largest is {side} px across); raise margin= to "
-            f"at least {need} (or max_object=)",
+            f"{len(objects)} object(s) {what} (block margin {plan.margin} px; {where}; the "
+            f"largest is {side} px across); raise margin= to at least {need} (or max_object=)",
             SciconvWarning,
             stacklevel=4,
         )
