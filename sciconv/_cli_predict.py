@@ -361,8 +361,11 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     """A movie or Z-stack (``io.plane_axes``): each plane segmented as a 2-D image, the products
     written as TIFF stacks with the file's axes, one catalog with a column per axis (``t``,
     ``z``: the plane's index) before each plane's ``label``."""
+    import tempfile
+
     import numpy as np
     from astropy.table import vstack
+    from numpy.lib.format import open_memmap
 
     from sciconv import io
 
@@ -375,9 +378,25 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             "tiff are not available for it"
         )
     stack = io.read(path, stack=True)
-    results, bad = [], []
-    with _file_progress(len(stack.data), enabled=not args.quiet, unit="plane") as bar:
-        for i in range(len(stack.data)):
+    n, (h, w) = len(stack.data), stack.data.shape[1:3]
+    args.out.mkdir(parents=True, exist_ok=True)
+    tables, counts = [], []
+    # the planes' products go to memory maps beside the outputs (removed after), so a long
+    # movie holds only its input in memory, not its probabilities and labels
+    with (
+        tempfile.TemporaryDirectory(dir=args.out, prefix=".sciconv-stack-") as scratch,
+        _file_progress(n, enabled=not args.quiet, unit="plane") as bar,
+    ):
+        maps: dict = {}
+
+        def keep(key, i, value, dtype):
+            if key not in maps:
+                maps[key] = open_memmap(
+                    Path(scratch) / f"{key}.npy", mode="w+", dtype=dtype, shape=(n, *value.shape)
+                )
+            maps[key][i] = value
+
+        for i in range(n):
             mask = None if stack.mask is None else stack.mask[i]
             img = _one_channel(
                 dataclasses.replace(stack, data=stack.data[i], mask=mask), args.channel
@@ -389,35 +408,40 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
                 raise type(exc)(f"plane {where}: {exc.message}", path=path) from exc
             for axis, index in zip(axes, np.unravel_index(i, sizes)):
                 table.add_column(int(index), name=axis.lower(), index=axes.index(axis))
-            results.append((labels, prob, std, table))
-            bad.append(img.mask if img.mask is not None else np.zeros(labels.shape, bool))
+            tables.append(table)
+            counts.append(int(labels.max()))
+            keep("labels", i, labels, np.int32)
+            keep("prob", i, prob, np.float32)
+            if std is not None:
+                keep("std", i, std, np.float32)
+            bad = np.zeros((h, w), bool) if img.mask is None else img.mask
+            keep("bad", i, bad.any(axis=-1) if bad.ndim == 3 else bad, bool)
             if bar is not None:
                 bar.update(1)
-    catalog = vstack([r[3] for r in results], metadata_conflicts="silent")
-    catalog.meta.update(results[0][3].meta)
-    catalog.meta["stack_axes"] = axes
+        catalog = vstack(tables, metadata_conflicts="silent")
+        catalog.meta.update(tables[0].meta)
+        catalog.meta["stack_axes"] = axes
 
-    def stacked(k):
-        return np.stack([r[k] for r in results]).reshape(*sizes, *results[0][k].shape)
+        def stacked(key):
+            return None if key not in maps else maps[key].reshape(*sizes, *maps[key].shape[1:])
 
-    bad_stack = np.stack([b.any(axis=-1) if b.ndim == 3 else b for b in bad])
-    outs = _write_segmentation(
-        model,
-        path,
-        args,
-        params,
-        like=stack,
-        labels=stacked(0),
-        prob=stacked(1),
-        std=None if results[0][2] is None else stacked(2),
-        table=catalog,
-        bad=bad_stack.reshape(*sizes, *bad_stack.shape[1:]) if bad_stack.any() else None,
-        stack=axes,
-    )
-    counts = [int(r[0].max()) for r in results]
+        outs = _write_segmentation(
+            model,
+            path,
+            args,
+            params,
+            like=stack,
+            labels=stacked("labels"),
+            prob=stacked("prob"),
+            std=stacked("std"),
+            table=catalog,
+            bad=stacked("bad") if maps["bad"].any() else None,
+            stack=axes,
+        )
+        maps.clear()  # the memory maps closed before their folder goes
     _say(
         args,
-        f"{path}: {len(results)} {axes} planes, {sum(counts)} objects "
+        f"{path}: {n} {axes} planes, {sum(counts)} objects "
         f"({min(counts)}-{max(counts)} per plane) -> {outs['labels'].name}",
     )
     return list(outs.values())

@@ -149,6 +149,12 @@ def test_predict_segments_a_movie_frame_by_frame(capsys, tmp_path, movie):
     assert code == 0, err
     labels = tmp_path / "m" / "movie_labels.tif"
     assert io.plane_axes(labels) == ("T", (3,))
+    # the planes' scratch memory maps are gone: only the products remain
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "movie_catalog.ecsv",
+        "movie_labels.tif",
+        "movie_prob.tif",
+    ]
     stack = io.read(labels, stack=True).data[..., 0]
     prob = io.read(tmp_path / "m" / "movie_prob.tif", stack=True).data
     assert prob.shape == (3, 256, 256, 3)

@@ -172,20 +172,27 @@ def write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Pa
         raise InvalidImageError(f"cannot write FITS ({brief(exc)})", path=path) from exc
 
 
-def tiff_layout(arr: np.ndarray, stack_axes: str = "") -> tuple[np.ndarray, str, str]:
-    """``(H, W[, C])`` after the stack axes, as tifffile stores it: array, axes, photometric.
+def tiff_layout(arr: np.ndarray, stack_axes: str = "") -> tuple[Any, str, str, dict]:
+    """``(H, W[, C])`` after the stack axes, as tifffile stores it: data, axes, photometric and
+    the keywords ``imwrite`` needs for it.
 
     One channel is dropped, uint8/uint16 RGB stays interleaved (``S``), other channels become
-    planes ``C`` before ``Y`` and ``X``.
+    planes ``C`` before ``Y`` and ``X``: for a stack, handed to tifffile one ``(H, W)`` page at
+    a time (a stack held in a memory map is never copied whole).
     """
     lead = len(stack_axes)
     if arr.ndim == lead + 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim == lead + 2:
-        return arr, stack_axes + "YX", "minisblack"
+        return arr, stack_axes + "YX", "minisblack", {}
     if arr.shape[-1] == 3 and arr.dtype in (np.uint8, np.uint16):
-        return arr, stack_axes + "YXS", "rgb"
-    return np.ascontiguousarray(np.moveaxis(arr, -1, lead)), stack_axes + "CYX", "minisblack"
+        return arr, stack_axes + "YXS", "rgb", {}
+    if not lead:
+        return np.ascontiguousarray(np.moveaxis(arr, -1, 0)), "CYX", "minisblack", {}
+    planes = arr.reshape(-1, *arr.shape[lead:])
+    pages = (np.ascontiguousarray(p[..., c]) for p in planes for c in range(arr.shape[-1]))
+    shape = (*arr.shape[:lead], arr.shape[-1], *arr.shape[lead : lead + 2])
+    return pages, stack_axes + "CYX", "minisblack", {"shape": shape, "dtype": arr.dtype}
 
 
 def write_tiff(tmp: Path, arr: np.ndarray, history: list[str], stack_axes: str = "") -> None:
@@ -196,8 +203,8 @@ def write_tiff(tmp: Path, arr: np.ndarray, history: list[str], stack_axes: str =
     meta: dict[str, Any] = {"software": f"sciconv {sciconv.__version__}"}
     if history:
         meta["history"] = history
-    arr, axes, photometric = tiff_layout(arr, stack_axes)
-    tifffile.imwrite(tmp, arr, photometric=photometric, metadata={"axes": axes, **meta})
+    data, axes, photometric, extra = tiff_layout(arr, stack_axes)
+    tifffile.imwrite(tmp, data, photometric=photometric, metadata={"axes": axes, **meta}, **extra)
 
 
 def write_ome_tiff(
@@ -218,20 +225,21 @@ def write_ome_tiff(
         )
     if history:
         meta["Description"] = "\n".join(history)
-    arr, axes, photometric = tiff_layout(arr, stack_axes)
+    data, axes, photometric, extra = tiff_layout(arr, stack_axes)
     if "Z" in axes and source.get("z_spacing") is not None:
         meta.update(PhysicalSizeZ=float(source["z_spacing"]), PhysicalSizeZUnit=unit)
-    n_chan = arr.shape[axes.index("C")] if "C" in axes else 3 if "S" in axes else 1
+    n_chan = arr.shape[-1] if "C" in axes or "S" in axes else 1
     names = source.get("channel_names")
     if names is not None and len(names) == n_chan:
         meta["Channel"] = {"Name": [str(n) for n in names]}
     tifffile.imwrite(
         tmp,
-        arr,
+        data,
         photometric=photometric,
         metadata={"axes": axes, **meta},
         ome=True,
         software=f"sciconv {sciconv.__version__}",
+        **extra,
     )
 
 

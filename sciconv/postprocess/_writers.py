@@ -289,15 +289,24 @@ def validate_cube(prob) -> np.ndarray:
 
 def _per_plane(validate, array, lead: int, *, like: tuple | None = None) -> np.ndarray:
     """``validate`` applied to each 2-D plane of a stack with ``lead`` leading axes (``like``:
-    their required sizes), the results stacked back; ``validate(array)`` when ``lead`` is 0."""
+    their required sizes); ``validate(array)`` when ``lead`` is 0. The stack itself is returned
+    (a memory map stays one, nothing is copied) when validating changes no plane's shape or
+    dtype; else the validated planes are stacked."""
     if not lead:
         return validate(array)
     arr = np.asarray(as_array(array, load=True))
     if arr.ndim < lead + 2 or (like is not None and arr.shape[:lead] != tuple(like)):
         want = f"{tuple(like)} + (H, W, ...)" if like is not None else f"{lead} stack axes first"
         raise InvalidImageError(f"a stack product must have shape {want}; got {arr.shape}")
-    planes = [validate(p) for p in arr.reshape(-1, *arr.shape[lead:])]
-    return np.stack(planes).reshape(*arr.shape[:lead], *planes[0].shape)
+    planes = arr.reshape(-1, *arr.shape[lead:])
+    unchanged = True
+    for plane in planes:  # one plane at a time
+        checked = validate(plane)
+        unchanged &= checked.shape == plane.shape and checked.dtype == plane.dtype
+    if unchanged:
+        return arr
+    checked = [validate(plane) for plane in planes]
+    return np.stack(checked).reshape(*arr.shape[:lead], *checked[0].shape)
 
 
 def _validate_mask(mask, hw) -> np.ndarray:
@@ -547,7 +556,8 @@ def write_products(
         names = class_name_list(class_names, prob.shape[-1])
         hw = prob.shape[: lead + 2]
     if labels is not None:
-        labels = _per_plane(validate_labels, labels, lead).astype(np.int32)
+        labels = _per_plane(lambda p: validate_labels(p).astype(np.int32), labels, lead)
+        labels = labels.astype(np.int32, copy=False)
         if hw is not None and labels.shape != hw:
             raise InvalidImageError(
                 f"labels are {' x '.join(map(str, labels.shape))} pixels but prob is "
