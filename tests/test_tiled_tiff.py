@@ -116,3 +116,17 @@ def test_jpeg_tiled_slide_segments_block_by_block_as_in_memory(tmp_path):
     np.testing.assert_array_equal(blocks > 0, whole > 0)
     assert int(blocks.max()) == int(whole.max())
     lazy.data.close()
+
+
+def test_lazy_tiled_tiff_travels_to_worker_processes(slide):
+    """A dask.distributed worker process gets the lazy image pickled: the open file stays behind
+    and the copy opens the file itself (before, only an image read whole into memory could be
+    shipped)."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    path, rgb = slide
+    img = _quiet_read(path, lazy=True)
+    img.data[0:2, 0:2]  # the original has the file open
+    copy = cloudpickle.loads(cloudpickle.dumps(img.data))
+    img.data.close()  # closing the original does not close the copy
+    np.testing.assert_array_equal(copy[300:400, 10:90], rgb[300:400, 10:90])
+    copy.close()
