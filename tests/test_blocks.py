@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from sciconv import postprocess
+from sciconv import io, postprocess
 from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
 from sciconv.inference import BlockPlan, predict_instances, predict_instances_blocks
 
@@ -194,11 +194,24 @@ def test_distributed_run_is_identical(model, tmp_path):
             host="127.0.0.1",
             dashboard_address=None,
         )
+    # files read lazily (a mosaic larger than memory): the workers open the file themselves
+    from astropy.io import fits
+
+    fits.writeto(tmp_path / "m.fits", image)
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "m.tif", image, tile=(32, 32), compression="zlib")
     with cluster, distributed.Client(cluster) as client:
         got, got_table = predict_instances_blocks(
             model, image, block=48, margin=24, scheduler=client, out=tmp_path / "l.zarr", **FAST
         )
         assert len(client.scheduler_info()["workers"]) == 2
+        for name in ("m.fits", "m.tif"):
+            lazy = io.read(tmp_path / name, lazy=True)
+            from_file = predict_instances_blocks(
+                model, lazy, block=48, margin=24, scheduler=client, catalog=False, **FAST
+            )
+            lazy.data.close()
+            np.testing.assert_array_equal(from_file, expected)
     np.testing.assert_array_equal(got[:], expected)
     np.testing.assert_allclose(got_table["x"], table["x"])
 

@@ -64,6 +64,19 @@ class LazyImage:
         self._shape = tuple(int(s) for s in shape)
         self._path = path
         self._closer = closer
+        self._reopen: Callable[[], LazyImage] | None = None
+
+    def set_reopen(self, reopen: Callable[[], LazyImage] | None) -> None:
+        """How another process opens the same pixels: a picklable callable returning a
+        LazyImage (:func:`sciconv.io.read` sets it). A pickled image (a ``dask.distributed``
+        worker's copy) then carries only that, not the open file, and opens the file itself at
+        its first read."""
+        self._reopen = reopen
+
+    def __getstate__(self) -> dict:
+        if self._reopen is None:
+            return dict(self.__dict__)
+        return {**self.__dict__, "_reader": None, "_closer": None}
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -106,6 +119,9 @@ class LazyImage:
                 dtype=np.float32,
             )
         else:
+            if self._reader is None:  # a pickled copy: open the file in this process
+                opened = self._reopen()
+                self._reader, self._closer = opened._reader, opened._closer
             block = self._reader(ys, xs)
         # index one axis at a time (two index arrays at once would pair up, not cross)
         ints = [i for i, k in enumerate((y_local, x_local)) if isinstance(k, int)]

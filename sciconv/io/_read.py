@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sciconv.errors import ConfigError, InvalidImageError, SciconvError
+from sciconv.errors import ConfigError, InvalidImageError, SciconvError, SciconvWarning
 from sciconv.io._common import brief
 from sciconv.io._files import is_zarr, validate_path
 from sciconv.io._fits import plain_fits_shape, read_fits, read_fits_flags, read_plain_fits
-from sciconv.io._image import GridImage
+from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._masks import apply_bad, read_mask_source, validate_ignore_flags
 from sciconv.io._png import read_pil
 from sciconv.io._tiff import TIFF_AXES, declared_planes, read_tiff, tiff_plane_axes
@@ -132,6 +132,20 @@ def read(
         ignore_flags=ignore_flags,
     )
     if mask is None:
+        if lazy and type(img.data) is LazyImage:  # picklable: workers open the file themselves
+            img.data.set_reopen(
+                _Reopen(
+                    path,
+                    dict(
+                        hdu=hdu,
+                        axes=axes,
+                        section=section,
+                        level=level,
+                        mask_hdu=mask_hdu,
+                        ignore_flags=ignore_flags,
+                    ),
+                )
+            )
         return img
     bad, source = read_mask_source(
         mask,
@@ -143,6 +157,21 @@ def read(
         read_other=lambda p, sec: np.asarray(_read_file(p, section=sec, pixels_only=True).data),
     )
     return apply_bad(img, bad, source=source)
+
+
+class _Reopen:
+    """``read(path, lazy=True, **kwargs).data`` when called: how a pickled lazy image opens its
+    file again in another process (its open file does not travel)."""
+
+    def __init__(self, path, kwargs: dict):
+        self.path, self.kwargs = os.path.abspath(os.fspath(path)), kwargs
+
+    def __call__(self) -> LazyImage:
+        import warnings
+
+        with warnings.catch_warnings():  # said once already, where the image was first read
+            warnings.simplefilter("ignore", SciconvWarning)
+            return read(self.path, lazy=True, **self.kwargs).data
 
 
 def _validate_mask_hdu(mask_hdu) -> None:

@@ -182,15 +182,15 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
                 meta={**meta, "alpha": "kept" if alpha else None},
             )
         if lazy and chunks is not None:
-            source = _TiledSource(path, shape, *chunks)
+            array, source = chunks
             return _lazy_tiff(
-                source,
+                lambda idx: _decode(array, idx, path),
                 source.close,
                 roles=roles,
                 origin=(ys.start, xs.start),
                 window=window,
                 path=path,
-                meta={**meta, "alpha": "kept" if alpha else None, "chunks": source.chunks},
+                meta={**meta, "alpha": "kept" if alpha else None, "chunks": tuple(array.chunks)},
             )
         if lazy and not pixels_only:
             warn_caller(f"{path}: {_UNMAPPED}; it was read into memory")
@@ -271,35 +271,6 @@ def _tiff_chunks(path: Path, shape: tuple[int, ...]):
         pass
     tif.close()
     return None
-
-
-class _TiledSource:
-    """``source(index)``: pixels of a compressed or tiled TIFF through tifffile's zarr store.
-
-    Picklable, so a lazy image travels to dask worker processes: the open file stays behind and
-    the first read in another process opens the file there.
-    """
-
-    def __init__(self, path: Path, shape: tuple[int, ...], array=None, tif=None):
-        self.path, self.shape = path, tuple(shape)
-        self._array, self._tif = array, tif
-        self.chunks = None if array is None else tuple(array.chunks)
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_array": None, "_tif": None}
-
-    def __call__(self, index) -> np.ndarray:
-        if self._array is None:
-            opened = _tiff_chunks(self.path, self.shape)
-            if opened is None:
-                raise InvalidImageError("cannot reopen the TIFF to read a window", path=self.path)
-            self._array, self._tif = opened
-        return _decode(self._array, index, self.path)
-
-    def close(self) -> None:
-        if self._tif is not None:
-            self._tif.close()
-        self._array = self._tif = None
 
 
 def _decode(array, index, path: Path) -> np.ndarray:
