@@ -2,7 +2,8 @@
 
 The command's modules are split by role: :mod:`sciconv.cli` (the entry point: the parser and
 ``main``), ``_cli_train`` (``sciconv train`` and its YAML configuration), ``_cli_predict``
-(``sciconv predict``) and this one, which the others import.
+(``sciconv predict``: inputs, planned products, the runs), ``_cli_predict_options`` (its
+options and their value types) and this one, which the others import.
 
 Examples
 --------

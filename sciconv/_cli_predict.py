@@ -1,8 +1,8 @@
 """``sciconv predict MODEL INPUT... --out DIR``: inputs, planned products, the prediction runs.
 
 Segmenters write per-input products (probabilities, labels, catalog; block by block for
-mosaics), classifiers and regressors one ``predictions.csv``. :func:`add_predict_parser` adds the
-subcommand and its options to the ``sciconv`` parser.
+mosaics), classifiers and regressors one ``predictions.csv``. The subcommand and its options are
+``sciconv._cli_predict_options``'s.
 
 Examples
 --------
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,19 +23,11 @@ from sciconv._cli_common import EXIT_OK, say
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvError
 
 __all__ = [
-    "PRODUCT_CATALOG_FORMATS",
-    "PRODUCT_FORMATS",
-    "add_predict_parser",
     "cmd_predict",
     "is_fits",
     "product_format",
     "segmentation_outputs",
 ]
-
-# sciconv.postprocess.PRODUCT_FORMATS and PRODUCT_CATALOG_FORMATS, written out so that parsing
-# the command line does not import the postprocess stack (tests/test_cli.py checks they agree)
-PRODUCT_FORMATS = ("fits", "tiff", "ome-zarr")
-PRODUCT_CATALOG_FORMATS = ("ecsv", "votable", "fits")
 
 
 def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
@@ -487,77 +478,14 @@ def _predict_table(model, paths, args) -> list[Path]:
     return [target]
 
 
-def _channel_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a channel number >= 0, got {text!r}")
-    return value
-
-
-def _hdu_arg(text: str) -> int | str | tuple[str, int]:
-    """``--hdu``: an index (``1``), an EXTNAME (``SCI``) or EXTNAME,EXTVER (``SCI,2``)."""
-    name, _, version = text.strip().partition(",")
-    if not name:
-        raise argparse.ArgumentTypeError(f"expected INDEX, EXTNAME or EXTNAME,EXTVER; got {text!r}")
-    if not version:
-        return int(name) if name.isdigit() else name
-    if not version.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"EXTVER must be an integer, as in SCI,2; got {text!r}")
-    return (name, int(version))
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
-def _object_size_arg(text: str) -> float | str | None:
-    """``--object-size``: ``auto`` (the library default), ``none``, or a diameter in pixels."""
-    if text.strip().lower() in ("auto", "none"):
-        return None if text.strip().lower() == "none" else "auto"
-    try:
-        return _positive_float(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected auto, none or a diameter in pixels > 0, got {text!r}"
-        ) from None
-
-
-def _overlap_arg(text: str) -> int | str:
-    """``--overlap``: an int, or ``auto`` (the library default)."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     """Run ``sciconv predict``: load the model, then segment or classify every input.
 
     Parameters
     ----------
     args : argparse.Namespace
-        As :func:`add_predict_parser` parses them (``model``, ``inputs``, ``out``, ...).
+        As ``sciconv._cli_predict_options.add_predict_parser`` parses them (``model``,
+        ``inputs``, ``out``, ...).
 
     Returns
     -------
@@ -597,163 +525,3 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         _predict_table(model, paths, args)
     return EXIT_OK
-
-
-def add_predict_parser(sub) -> argparse.ArgumentParser:
-    """Add ``sciconv predict`` to the subcommands ``sub`` (from ``add_subparsers``); return it.
-
-    Examples
-    --------
-    >>> import argparse
-    >>> parser = argparse.ArgumentParser(prog="sciconv")
-    >>> _ = add_predict_parser(parser.add_subparsers(dest="command"))
-    >>> args = parser.parse_args(["predict", "m.keras", "a.fits", "--out", "res", "--tile", "256"])
-    >>> args.tile, args.overlap, args.format
-    (256, 'auto', None)
-    """
-    p = sub.add_parser(
-        "predict",
-        help="apply a trained model to images",
-        description="Apply a .keras model to images or folders of images. Segmenters write, per "
-        "input NAME, NAME_prob (the class probabilities, one plane per class, named by the "
-        "CLASS0, CLASS1, ... cards of a FITS file), NAME_labels (instance labels) and "
-        "NAME_catalog (one row per object, with RA/Dec when the input has a WCS); FITS "
-        "inputs give FITS files keeping the input's header and WCS, other inputs TIFF (--format "
-        "chooses; ome-zarr writes one NAME.ome.zarr store with the labels as its NGFF "
-        "labels/instances group). The input's bad-pixel mask is written with the products (a "
-        "MASK extension in FITS). TIFF movies and Z-stacks (T or Z axes in their OME, ImageJ "
-        "or tifffile metadata) are segmented plane by plane into TIFF stacks with the same "
-        "axes and one catalog with t/z columns. Classifiers and regressors write one "
-        "predictions.csv (one column per class: probabilities_<class name>).",
-    )
-    p.add_argument(
-        "model",
-        metavar="MODEL",
-        help="a .keras model saved by sciconv, or pretrained:NAME for a shipped model "
-        "(e.g. pretrained:nuclei)",
-    )
-    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument(
-        "--tile",
-        type=int,
-        default=None,
-        metavar="N",
-        help="tile size, a multiple of the model's divisor (default: auto)",
-    )
-    p.add_argument(
-        "--overlap",
-        type=_overlap_arg,
-        default="auto",
-        metavar="N",
-        help="tile overlap in pixels, or auto: what the model's receptive field needs "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--batch-size", type=_positive_int, default=8, metavar="N", help="tiles per batch"
-    )
-    p.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations)")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "float32", "bfloat16"),
-        default="auto",
-        help="segmenters: compute precision (auto: bfloat16 only on hardware with native "
-        "bfloat16 where it measures faster; default: %(default)s)",
-    )
-    p.add_argument(
-        "--scale",
-        type=_positive_float,
-        default=None,
-        metavar="F",
-        help="segmenters: resample images by F first, labels mapped back (e.g. 0.3 for nuclei "
-        "~60 px across with pretrained:nuclei, trained on ~18 px)",
-    )
-    p.add_argument(
-        "--channel",
-        type=_channel_arg,
-        default=None,
-        metavar="K",
-        help="segmenters: segment channel K (0-based) of multi-channel images, e.g. the nuclear "
-        "stain of a nuclei + membrane TIFF (default: all channels, as the model takes them)",
-    )
-    p.add_argument(
-        "--object-size",
-        type=_object_size_arg,
-        default="auto",
-        metavar="auto|none|PX",
-        help="segmenters: the objects' typical diameter in pixels (the image is resampled to the "
-        "model's training size; not with --scale), or auto: segment again at the training size "
-        "when the objects found are outside the sizes the model segments well (pretrained:nuclei "
-        "7.4-65.9 px), or none (default: %(default)s)",
-    )
-    p.add_argument(
-        "--regions",
-        choices=("ellipse", "polygon"),
-        default=None,
-        help="segmenters: also write the detections as a DS9/Aladin region file NAME_regions.reg "
-        "(ellipses from moments or label outlines; sky coordinates when the image has a WCS)",
-    )
-    p.add_argument(
-        "--hdu",
-        type=_hdu_arg,
-        default=None,
-        metavar="HDU",
-        help="FITS inputs: the image HDU to segment, as an index (1), EXTNAME (SCI) or "
-        "EXTNAME,EXTVER (SCI,2: the second science extension of an HST FLT file); its DQ/MASK "
-        "HDU of the same EXTVER gives the bad pixels (default: the first HDU holding an image)",
-    )
-    p.add_argument(
-        "--geojson",
-        action="store_true",
-        help="segmenters: also write the objects as QuPath detections NAME_objects.geojson "
-        "(outlines with the catalog's measurements; File > Import objects), block by block "
-        'for slides too (needs shapely: pip install "sciconv[ome]")',
-    )
-    p.add_argument(
-        "--uncertainty",
-        choices=("tta", "mc_dropout"),
-        default=None,
-        help="segmenters: also an uncertainty map (8 flips/rotations, or 8 samples with dropout "
-        "active; 8x the time): a standard-deviation extension in the products, score and "
-        "uncertainty columns in the catalog",
-    )
-    p.add_argument(
-        "--block",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="segmenters: work block by block (N-px cores) for images larger than memory: "
-        "labels to NAME_labels.zarr, catalog to NAME_catalog.<fmt> (automatic above "
-        "2 x 4096^2 pixels)",
-    )
-    _add_product_options(p)
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="print nothing but errors: no progress (a bar on a terminal, a few plain lines in "
-        "a log) and no per-input result lines",
-    )
-    p.add_argument("--trust", action="store_true", help="load a model holding code (Lambda layers)")
-    p.set_defaults(func=cmd_predict)
-    return p
-
-
-def _add_product_options(p: argparse.ArgumentParser) -> None:
-    """``sciconv predict``'s product formats: add product options here."""
-    group = p.add_argument_group("products (segmenters)")
-    group.add_argument(
-        "--format",
-        choices=PRODUCT_FORMATS,
-        default=None,
-        help="image format of the products: fits (header, WCS, MASK extension), tiff, or "
-        "ome-zarr (NAME.ome.zarr: the probabilities with the labels and mask as NGFF label "
-        "groups, for napari and other NGFF viewers); default: fits for FITS inputs, else tiff",
-    )
-    group.add_argument(
-        "--catalog-format",
-        choices=PRODUCT_CATALOG_FORMATS,
-        default="ecsv",
-        help="catalog format: ecsv, votable (NAME_catalog.vot, for TOPCAT and Aladin, with "
-        "units and UCDs) or fits (a FITS table); default: %(default)s",
-    )

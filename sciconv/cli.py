@@ -27,13 +27,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sciconv._cli_common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Parser, one_line, say
-from sciconv._cli_predict import (  # noqa: F401 (the constants are re-exported)
-    PRODUCT_CATALOG_FORMATS,
-    PRODUCT_FORMATS,
-    add_predict_parser,
+from sciconv._cli_predict import (
     cmd_predict,
     is_fits,
     segmentation_outputs,
+)
+from sciconv._cli_predict_options import (  # noqa: F401 (the constants are re-exported)
+    PRODUCT_CATALOG_FORMATS,
+    PRODUCT_FORMATS,
+    add_predict_parser,
 )
 from sciconv._cli_train import (  # noqa: F401 (the constants are re-exported)
     CONFIG_SECTIONS,
@@ -112,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     add_train_parser(sub)
-    add_predict_parser(sub)
+    add_predict_parser(sub).set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
         "info",
