@@ -39,7 +39,8 @@ Examples
 # The package, by role (imports run down this list):
 #   _instances  probabilities -> instance labels
 #   _measure    instance labels -> measurement table (and RA/Dec)
-#   _writers    tables and image products -> files (the CSV rule, the probability convention)
+#   _catalog    tables -> catalog files (ECSV, VOTable, FITS, CSV; the CSV rule for flat files)
+#   _writers    image products -> files (the probability convention), with their catalog
 #   _zarr_products  OME-Zarr product stores (image + NGFF label groups), used by _writers
 #   _physical   catalog sizes in physical units from a pixel scale
 #   _uncertainty  per-object score and uncertainty from probability and spread maps
@@ -56,6 +57,7 @@ from sciconv.postprocess._astro import (
     to_regions,
     write_regions,
 )
+from sciconv.postprocess._catalog import CATALOG_FORMATS, flatten_table, write_catalog
 from sciconv.postprocess._geojson import (
     GEOJSON_SUFFIX,
     geojson_to_labels,
@@ -67,12 +69,9 @@ from sciconv.postprocess._measure import COLUMN_UCDS, equivalent_diameters, meas
 from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
 from sciconv.postprocess._uncertainty import foreground_probability, object_scores
 from sciconv.postprocess._writers import (
-    CATALOG_FORMATS,
     PRODUCT_CATALOG_FORMATS,
     PRODUCT_FORMATS,
-    flatten_table,
     product_paths,
-    write_catalog,
     write_products,
 )
 

@@ -1,0 +1,184 @@
+"""Catalogs to files: ECSV, VOTable (units and UCDs for TOPCAT and Aladin), FITS tables, CSV.
+
+:func:`write_catalog` writes a table atomically in the format its extension names;
+:func:`flatten_table` is the one rule for per-class and per-channel columns in flat files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from sciconv._atomic import atomic_output
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError
+
+__all__ = ["CATALOG_FORMATS", "check_table", "flatten_table", "write_catalog"]
+
+#: Catalog file extensions and the astropy format each is written with.
+CATALOG_FORMATS = {
+    ".ecsv": "ascii.ecsv",
+    ".csv": "ascii.csv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fits.gz": "fits",
+    ".vot": "votable",
+    ".votable": "votable",
+    ".xml": "votable",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# tables
+
+
+def _catalog_format(path: Path) -> str:
+    name = path.name.lower()
+    for ext in sorted(CATALOG_FORMATS, key=len, reverse=True):
+        if name.endswith(ext):
+            return CATALOG_FORMATS[ext]
+    look_up_option(
+        "".join(path.suffixes) or path.name, tuple(CATALOG_FORMATS), name="catalog extension"
+    )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_table(table) -> None:
+    from astropy.table import Table
+
+    if not isinstance(table, Table):
+        raise ConfigError(f"table must be an astropy Table; got {type(table).__name__}")
+
+
+def flatten_table(table, *, names: Sequence[str] | None = None):
+    """The table with one value per cell (for CSV): every multi-value column split into columns.
+
+    The one rule for per-class and per-channel columns in flat files. A column ``name`` of shape
+    (N, K) becomes K columns ``name_<label>``: ``label`` is the class name when there is one per
+    value (``names``, by default ``table.meta["class_names"]``, has K entries), else the index
+    ``0 .. K-1``. Wider columns (N, a, b, ...) are flattened in C order and indexed. Units and
+    masks are kept; one-value columns are kept as they are; ``table`` itself is not changed.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        E.g. from :func:`sciconv.inference.predict_files` (``probabilities`` of shape (N, K) and
+        ``meta["class_names"]``) or :func:`measure` (``flux_sum`` of shape (N, C)).
+    names : sequence of str, optional
+        Class names; default ``table.meta["class_names"]`` when present.
+
+    Returns
+    -------
+    astropy.table.Table
+        A new table with the same rows and ``meta``.
+
+    Raises
+    ------
+    ConfigError
+        ``table`` is not a Table, or a split column's name is already taken.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.table import Table
+    >>> t = Table({"path": ["a.fits", "b.fits"], "probabilities": np.eye(2)})
+    >>> t.meta["class_names"] = ["spiral", "elliptical"]
+    >>> flatten_table(t).colnames
+    ['path', 'probabilities_spiral', 'probabilities_elliptical']
+    >>> flatten_table(Table({"flux_sum": np.ones((2, 3))})).colnames
+    ['flux_sum_0', 'flux_sum_1', 'flux_sum_2']
+    """
+    from astropy.table import Table
+
+    check_table(table)
+    if names is None:
+        names = table.meta.get("class_names")
+    labels = [str(n) for n in names] if names is not None else []
+    flat = Table(meta=dict(table.meta))
+    for name in table.colnames:
+        col = table[name]
+        if col.ndim < 2:
+            flat[name] = col
+            continue
+        values = col.reshape(len(col), -1)
+        width = values.shape[1]
+        keys = labels if col.ndim == 2 and len(labels) == width else [str(i) for i in range(width)]
+        for i, key in enumerate(keys):
+            new = f"{name}_{key}"
+            if new in table.colnames or new in flat.colnames:
+                raise ConfigError(
+                    f"cannot split column {name!r}: the column {new!r} exists; rename one of them"
+                )
+            flat[new] = values[:, i]
+    return flat
+
+
+def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a table as ECSV, CSV, a FITS binary table or a VOTable (by extension), atomically.
+
+    Column units, descriptions and UCDs (``col.meta["ucd"]``, which :func:`measure` sets) are
+    kept: in VOTable as the ``unit``/``ucd`` attributes and ``DESCRIPTION`` of each ``FIELD``
+    (what TOPCAT and Aladin read), in FITS as ``TUNITn``, ``TUCDn`` and ``TCOMMn`` cards (and
+    astropy's column metadata), in ECSV in its YAML header.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        E.g. from :func:`measure` or :func:`sciconv.inference.predict_files`.
+    path : str or os.PathLike
+        ``.ecsv`` (keeps units, dtypes, multi-value columns and metadata), ``.csv`` (multi-value
+        columns split by :func:`flatten_table`: ``probabilities_<class name>``,
+        ``flux_sum_0``, ...), ``.fits``/``.fit``/``.fits.gz``, or ``.vot``/``.votable``/``.xml``
+        (VOTable, through :mod:`astropy.io.votable`; table-level ``meta`` is not kept there).
+    overwrite : bool, optional
+        Replace an existing file. Default False (raises ``OutputExistsError``).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from astropy.table import Table
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "cat.ecsv"
+    >>> write_catalog(Table({"label": [1, 2], "x": [3.5, 7.0]}), path).name
+    'cat.ecsv'
+    >>> Table.read(path)["x"].tolist()
+    [3.5, 7.0]
+    >>> from astropy.io.votable import parse
+    >>> import numpy as np
+    >>> from sciconv.postprocess import measure
+    >>> table = measure(np.pad(np.ones((2, 3), int), 1))
+    >>> vot = write_catalog(table, path.with_suffix(".vot"))
+    >>> [(f.name, f.ucd, str(f.unit)) for f in parse(vot).get_first_table().fields][1:3]
+    [('area', 'phys.area;instr.pixel', 'pix2'), ('x', 'pos.cartesian.x;instr.pixel', 'pix')]
+    """
+    check_table(table)
+    path = Path(path)
+    fmt = _catalog_format(path)
+    if fmt == "ascii.csv":
+        table = flatten_table(table)
+    elif fmt == "fits":
+        table = _with_fits_ucds(table)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        table.write(tmp, format=fmt)
+    return path
+
+
+def _with_fits_ucds(table):
+    """A shallow copy whose header gets ``TUCDn``/``TCOMMn`` cards (read by TOPCAT/STIL)."""
+    cards = {}
+    for i, name in enumerate(table.colnames, start=1):
+        col = table[name]
+        ucd = (col.meta or {}).get("ucd")
+        if ucd:
+            cards[f"TUCD{i}"] = str(ucd)
+        if col.description and len(str(col.description)) <= 60:
+            cards[f"TCOMM{i}"] = str(col.description)
+    if not cards:
+        return table
+    table = table.copy(copy_data=False)
+    table.meta.update(cards)
+    return table
