@@ -176,12 +176,7 @@ def _is_mosaic(path, args) -> bool:
 
     if args.block is not None:
         return True
-    if args.hdu is None:
-        h, w, _ = io.probe_shape(path)
-    else:  # the HDU asked for, opened lazily (header and shape only)
-        img = io.read(path, lazy=True, **_hdu(path, args))
-        h, w, _ = img.shape
-        img.data.close()
+    h, w, _ = io.probe_shape(path, **_hdu(path, args))
     return h * w > inference.AUTO_BLOCK_PIXELS
 
 

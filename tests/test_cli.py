@@ -750,6 +750,7 @@ def test_predict_hdu_picks_the_extension_and_its_dq(capsys, tmp_path, data_dir):
         normalization={"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": False},
     ).save(model)
     before = (tmp_path / "flt.fits").read_bytes()
+    assert io.probe_shape(tmp_path / "flt.fits", hdu=("SCI", 2)) == (256, 256, 1)
     common = ("predict", model, "--quiet", "--tile", "64", "--overlap", "8")
     code, _, err = run_cli(
         capsys, *common, tmp_path / "flt.fits", "--hdu", "SCI,2", "--out", tmp_path / "a"

@@ -372,7 +372,9 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
     return data
 
 
-def probe_shape(path: str | os.PathLike) -> tuple[int, int, int]:
+def probe_shape(
+    path: str | os.PathLike, *, hdu: int | str | tuple[str, int] | None = None
+) -> tuple[int, int, int]:
     """The ``(H, W, C)`` an image file would read as, checked cheaply: header, shape, last row.
 
     Reads the header and the last row of pixels (which catches a truncated file) but not the
@@ -384,11 +386,13 @@ def probe_shape(path: str | os.PathLike) -> tuple[int, int, int]:
     ----------
     path : str or os.PathLike
         The file (any format :func:`read` takes).
+    hdu : int, str or (str, int), optional
+        FITS only: the HDU, as :func:`read` takes it (default: the first holding pixels).
 
     Returns
     -------
     (int, int, int)
-        ``(H, W, C)``, as ``read(path).shape``.
+        ``(H, W, C)``, as ``read(path, hdu=hdu).shape``.
 
     Raises
     ------
@@ -405,11 +409,11 @@ def probe_shape(path: str | os.PathLike) -> tuple[int, int, int]:
     (6, 8, 3)
     """
     fspath = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
-    if isinstance(fspath, str):
+    if isinstance(fspath, str) and hdu is None:
         shape = plain_fits_shape(fspath)
         if shape is not None:
             return shape
-    data = _read_file(path, lazy=True, pixels_only=True).data
+    data = _read_file(path, hdu=hdu, lazy=True, pixels_only=True).data
     try:
         shape = tuple(int(s) for s in data.shape)
         if len(shape) != 3 or shape[0] < 1 or shape[1] < 1:
