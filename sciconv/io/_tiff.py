@@ -228,9 +228,7 @@ def _lazy_tiff(read_raw, close_source, *, roles, origin, window, path: Path, met
     """A lazy GridImage whose windows ``read_raw(index)`` takes from the file's stored array
     (``origin``: where ``window`` starts in it); ``close_source`` releases the file."""
     closed = [False]
-    n_chan = 1  # the channel axes' sizes, as arrange_axes folds them
-    for n, r in zip(meta["shape"], roles):
-        n_chan *= int(n) if r == ROLE_C else 1
+    n_chan = int(np.prod([n for n, r in zip(meta["shape"], roles) if r == ROLE_C]))
 
     def reader(ys: slice, xs: slice) -> np.ndarray:
         if closed[0]:

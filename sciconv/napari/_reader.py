@@ -110,9 +110,10 @@ def _sample(level) -> np.ndarray:
 
 def _slide_levels(path) -> list | None:
     """A whole slide's resolution levels as dask arrays ``(H, W, C)`` in the file's dtype (read
-    through tifffile's zarr store as napari asks for tiles), for a TIFF of more than
-    :data:`LAZY_PIXELS` pixels or with a pyramid; None for anything else (or without zarr)."""
-    if io.plane_axes(path)[0] or not os.fspath(path).lower().endswith(io.TIFF_EXTENSIONS):
+    through tifffile's zarr store as napari asks for tiles), for a TIFF (not a stack) of more
+    than :data:`LAZY_PIXELS` pixels or with a pyramid; None for anything else (or without zarr).
+    """
+    if not os.fspath(path).lower().endswith(io.TIFF_EXTENSIONS):
         return None
     try:
         import dask.array as da
@@ -120,25 +121,24 @@ def _slide_levels(path) -> list | None:
         import zarr
     except ImportError:
         return None
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        axes, shape, n_levels = series.axes, series.shape, len(series.levels)
-    if "Y" not in axes or "X" not in axes:
-        return None
-    sizes = dict(zip(axes, shape))
-    if n_levels == 1 and sizes["Y"] * sizes["X"] <= LAZY_PIXELS:
-        return None
-    if any(n > 1 for a, n in sizes.items() if a not in "YXCS"):
-        return None
     tif = tifffile.TiffFile(path)  # held by the stores (their pages) for as long as napari reads
+    series = tif.series[0]
+    axes, sizes, n_levels = series.axes, dict(zip(series.axes, series.shape)), len(series.levels)
+    if (
+        "Y" not in axes
+        or "X" not in axes
+        or (n_levels == 1 and sizes["Y"] * sizes["X"] <= LAZY_PIXELS)
+        or any(n > 1 for a, n in sizes.items() if a not in "YXCS")
+    ):
+        tif.close()
+        return None
+    index = tuple(slice(None) if a in "YXCS" else 0 for a in axes)  # size-1 axes dropped
+    kept = [a for a in axes if a in "YXCS"]
+    order = [kept.index("Y"), kept.index("X")] + [i for i, a in enumerate(kept) if a in "CS"]
     levels = []
     for level in range(n_levels):
-        array = da.from_zarr(zarr.open(tif.series[0].aszarr(level=level), mode="r"))
-        index = tuple(slice(None) if a in "YXCS" else 0 for a in axes)  # size-1 axes dropped
-        kept = [a for a in axes if a in "YXCS"]
-        array = array[index]
-        order = [kept.index("Y"), kept.index("X")] + [i for i, a in enumerate(kept) if a in "CS"]
-        array = array.transpose(order)
+        array = da.from_zarr(zarr.open(series.aszarr(level=level), mode="r"))
+        array = array[index].transpose(order)
         levels.append(array if array.ndim == 3 else array[..., None])
     return levels
 
@@ -238,12 +238,12 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers = []
     for p in paths:
-        levels = _slide_levels(p)
+        stack = io.plane_axes(p)  # a movie or Z-stack: one layer with a slider per axis
+        levels = None if stack[0] else _slide_levels(p)
         if levels is not None:  # a whole slide: lazy levels, the metadata from a lazy read
             img = io.read(p, lazy=True)
             img.data.close()
             layers.extend(_layers(img, levels=levels))
             continue
-        stack = io.plane_axes(p)  # a movie or Z-stack: one layer with a slider per axis
         layers.extend(_layers(io.read(p, stack=bool(stack[0])), stack))
     return layers

@@ -256,7 +256,7 @@ def _indexed(window: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     value is modest, else ``ids[k]`` the label of index value ``k`` (1-based; ``ids[0]`` = 0)."""
     top = int(window.max()) if window.size else 0
     if top <= 4 * window.size + 1_000_000:  # find_objects lists every value up to the largest
-        return window.astype(np.int64, copy=False), None
+        return (window if window.dtype.kind in "iu" else window.astype(np.int64)), None
     ids, index = np.unique(window, return_inverse=True)
     if ids[0] != 0:  # keep 0 for the background
         ids = np.concatenate([[0], ids])
