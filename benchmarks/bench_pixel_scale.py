@@ -45,6 +45,7 @@ from sciconv import models, preprocess, simulate
 from sciconv.inference import resample, resolve_scale
 from sciconv.io import GridImage, PixelScale
 from sciconv.models.metadata import get_pixel_scale
+from sciconv.simulate import _render
 
 COARSE, FINE_FACTOR, SIZE = 0.4, 2.5, 64  # arcsec/pixel, finer sampling, cutout side
 
@@ -62,7 +63,7 @@ def render(n_per_class: int, seed: int, factor: float) -> tuple[np.ndarray, np.n
     images, labels = [], []
     for label, cls in enumerate(simulate.GALAXY_CLASSES):
         for _ in range(n_per_class):
-            p = dict(simulate._draw_galaxy_params(cls, SIZE, rng))
+            p = dict(_render.draw_galaxy_params(cls, SIZE, rng))
             for key in ("x", "y"):  # pixel centres: (c + 0.5) * factor - 0.5
                 p[key] = (p[key] + 0.5) * factor - 0.5
             for key in ("r_eff", "bulge_r_eff", "psf_fwhm"):
@@ -70,14 +71,14 @@ def render(n_per_class: int, seed: int, factor: float) -> tuple[np.ndarray, np.n
                     p[key] *= factor
             sky = p["sky"] / factor**2  # the same surface brightness over smaller pixels
             if cls == "point":
-                model = simulate._star(
+                model = _render.star(
                     (size, size), p["x"], p["y"], p["flux"], p["psf_fwhm"], p["psf_alpha"]
                 )
             else:
-                kernel = simulate._psf_kernel(p["psf_fwhm"], p["psf_alpha"], simulate._OVERSAMPLE)
-                model = simulate._galaxy((size, size), p, kernel)
+                kernel = _render.psf_kernel(p["psf_fwhm"], p["psf_alpha"], _render.OVERSAMPLE)
+                model = _render.galaxy((size, size), p, kernel)
             images.append(
-                simulate._observe(model, sky, simulate._GAIN, simulate._READ_NOISE, noise)
+                _render.observe(model, sky, _render.GAIN, _render.READ_NOISE, noise)
             )
             labels.append(label)
     return np.stack(images)[..., None], np.asarray(labels)

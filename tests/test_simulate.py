@@ -305,3 +305,36 @@ def test_galaxy_cutouts_classes_draw_disks_without_arms():
     for bad in (("bar",), ("disk", "disk"), (), "disk"):
         with pytest.raises(ConfigError, match="classes must"):
             galaxy_cutouts(1, size=32, classes=bad)
+
+
+def test_galaxy_cutouts_bands_carry_colour():
+    """bands="grz": one channel per band, the same galaxy in each (r as the one-band image
+    draws it), ellipticals redder than spirals as drawn, spiral centres redder than their disks;
+    bands="r" is the one-band default; bad bands are refused."""
+    images, labels, names, params = sim.galaxy_cutouts(
+        40, size=32, seed=2, bands="grz", classes=("elliptical", "spiral")
+    )
+    assert images.shape == (80, 32, 32, 3) and images.dtype == np.float32
+    assert {"g_r", "r_z", "bulge_g_r", "bulge_r_z"} <= set(params)
+    # measured colours (sky from the border, fluxes summed) follow the drawn ones
+    border = np.ones((32, 32), bool)
+    border[4:-4, 4:-4] = False
+    net = images - np.median(images[:, border], axis=1)[:, None, None, :]
+    flux = net.sum(axis=(1, 2))
+    g_r = -2.5 * np.log10(flux[:, 0] / flux[:, 1])
+    ell, spi = labels == 0, labels == 1
+    assert np.median(g_r[ell]) - np.median(g_r[spi]) > 0.15  # drawn: 0.75 vs 0.45 (+ red bulges)
+    assert np.corrcoef(g_r[ell], params["g_r"][ell])[0, 1] > 0.5
+    # spirals: the bulge-dominated centre is redder than the whole galaxy
+    centre = net[:, 13:19, 13:19].sum(axis=(1, 2))
+    g_r_centre = -2.5 * np.log10(centre[:, 0] / centre[:, 1])
+    assert np.median(g_r_centre[spi] - g_r[spi]) > 0.02
+    # the z band sees a brighter sky, each band its own noise
+    assert np.median(images[:, border, 2]) > 1.5 * np.median(images[:, border, 0])
+    assert not np.array_equal(images[..., 0] - images[..., 1], np.zeros_like(images[..., 0]))
+    one = sim.galaxy_cutouts(3, size=32, seed=2)[0]
+    np.testing.assert_array_equal(one, sim.galaxy_cutouts(3, size=32, seed=2, bands="r")[0])
+    assert sim.galaxy_cutouts(2, size=32, seed=2, bands="zg")[0].shape[-1] == 2
+    for bad in ("", "gru", "gg", 3):
+        with pytest.raises(ConfigError, match="bands must"):
+            sim.galaxy_cutouts(1, size=32, bands=bad)
