@@ -512,13 +512,15 @@ def _galaxy10_problem(h5, h5py) -> str | None:
 
 
 def _write_image(target: Path, array: np.ndarray, *, format: str) -> None:
-    """Write one image file atomically (PNG via PIL, TIFF via tifffile, FITS via astropy)."""
-    with atomic_output(target, overwrite=True) as tmp:
-        if format == "fits":
-            from astropy.io import fits
+    """Write one image file atomically (PNG via PIL, TIFF via tifffile, FITS via sciconv.io:
+    channels as planes, so that ``sciconv.io.read`` gives the ``(H, W, C)`` image back)."""
+    if format == "fits":
+        from sciconv.io import write
 
-            fits.PrimaryHDU(data=np.asarray(array)).writeto(tmp)
-        elif format == "tif":
+        write(target, np.asarray(array), overwrite=True)
+        return
+    with atomic_output(target, overwrite=True) as tmp:
+        if format == "tif":
             import tifffile
 
             tifffile.imwrite(tmp, np.asarray(array), compression="zlib")

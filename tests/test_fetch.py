@@ -214,8 +214,13 @@ def test_load_galaxy10_arrays_and_folders(server, monkeypatch, tmp_path):
     root = load(
         "galaxy10", out=tmp_path / "fits", format="fits", cache=tmp_path / "c", progress=False
     )
-    cube = fits.getdata(root / "09_edge_on_with_bulge" / "galaxy10_00003.fits")
-    np.testing.assert_array_equal(cube, images[3])
+    fits_file = root / "09_edge_on_with_bulge" / "galaxy10_00003.fits"
+    cube = fits.getdata(fits_file)
+    assert cube.dtype == np.uint8 and cube.shape == (3, *images.shape[1:3])  # bands as planes
+    np.testing.assert_array_equal(np.moveaxis(cube, 0, -1), images[3])
+    from sciconv.io import read
+
+    np.testing.assert_array_equal(read(fits_file).data, images[3])  # (H, W, 3) back
     assert counts["/Galaxy10_DECals.h5"] == 1  # downloaded once for three loads
 
 
