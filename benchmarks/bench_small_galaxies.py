@@ -21,7 +21,17 @@ radial profile. Methods, on the same training and test images of each repetition
 (d) ``sciconv+tta``: (c) predicted with ``sciconv.inference.predict_d4`` (the mean over the 8
     flips/rotations);
 (e) ``invariant``: (c) with ``classifier(..., invariant="d4")`` (features pooled over the 8
-    transforms; exactly invariant).
+    transforms; exactly invariant);
+(f) with several bands: ``profile+colour``, (a) with the band colours beside the profile (log
+    flux ratios within a quarter of the side: the classic colour-morphology baseline), and
+    ``sciconv-joint`` / ``sciconv-joint+tta``, (c)/(d) with one percentile stretch over all
+    bands of an image (``normalize={..., "per_channel": False}``: colours kept) instead of the
+    default per-band stretch.
+
+Bands: ``--bands grz`` draws every simulated cutout in g, r and z with colours
+(``galaxy_cutouts(bands=)``: red ellipticals and bulges, blue disks); ``--rgb`` turns them into
+8-bit colour composites as survey viewers and Galaxy10 serve them (one asinh stretch for all
+images), which the sciconv path reads as PNG files; ``--extra-noise`` makes a shallower survey.
 
 Tasks (both binary, balanced, seeded, different images every repetition):
 
@@ -76,27 +86,40 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 from scipy import optimize, stats
 
-METHODS = ("profile", "keras", "keras+dropout", "sciconv", "sciconv+tta", "invariant")
+METHODS = (
+    "profile",
+    "profile+colour",
+    "keras",
+    "keras+dropout",
+    "sciconv",
+    "sciconv+tta",
+    "sciconv-joint",
+    "sciconv-joint+tta",
+    "invariant",
+)
+#: The normalization of the ``sciconv-joint`` methods: one percentile stretch over all bands of
+#: an image (colours kept) instead of one per band.
+JOINT = {"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": False}
 
 
 # ------------------------------------------------------------------------------------ data
-def ell_vs_spiral(n_per_class: int, *, size: int, seed: int):
+def ell_vs_spiral(n_per_class: int, *, size: int, seed: int, bands: str = "r"):
     """Ellipticals (label 0) and spirals (label 1) of ``galaxy_cutouts``; raw ADU and params."""
     from sciconv.simulate import galaxy_cutouts
 
-    images, labels, names, params = galaxy_cutouts(n_per_class, size=size, seed=seed)
+    images, labels, names, params = galaxy_cutouts(n_per_class, size=size, seed=seed, bands=bands)
     keep = labels != names.index("point")
     y = (labels[keep] == names.index("spiral")).astype(np.int64)
     return images[keep], y, {k: v[keep] for k, v in params.items()}
 
 
-def arms_vs_smooth(n_per_class: int, *, size: int, seed: int):
+def arms_vs_smooth(n_per_class: int, *, size: int, seed: int, bands: str = "r"):
     """Disks without arms (label 0) and the same kind of disks with arms (label 1); raw ADU and
     params. Both draw the same radial profiles: only the arms tell them apart."""
     from sciconv.simulate import galaxy_cutouts
 
     images, labels, _, params = galaxy_cutouts(
-        n_per_class, size=size, seed=seed, classes=("disk", "spiral")
+        n_per_class, size=size, seed=seed, classes=("disk", "spiral"), bands=bands
     )
     return images, labels, params
 
@@ -165,7 +188,35 @@ def write_fits_folder(root: Path, images, labels, params, *, size: int) -> None:
             io.write(folder / f"g{i:05d}.fits", img)
             continue
         hdr = cutout_header(params, i, size=size, class_name=f"class{lab}")
-        io.write(folder / f"g{i:05d}.fits", img[..., 0], header=hdr)
+        io.write(folder / f"g{i:05d}.fits", img if img.shape[-1] > 1 else img[..., 0], header=hdr)
+
+
+def write_png_folder(root: Path, images, labels) -> None:
+    """One sub-folder per class of 8-bit RGB PNG files (colour composites, as Galaxy10's)."""
+    from sciconv import io
+
+    for i, (img, lab) in enumerate(zip(images, labels)):
+        folder = root / f"class{lab}"
+        folder.mkdir(parents=True, exist_ok=True)
+        io.write(folder / f"g{i:05d}.png", img.astype(np.uint8))
+
+
+def colour_composites(images: np.ndarray, *, stretch: float = 50.0, q: float = 8.0) -> np.ndarray:
+    """8-bit RGB composites of g, r, z cutouts (z red, r green, g blue) as survey viewers make
+    them: each band's sky (its median) subtracted, one asinh stretch (Lupton et al. 2004,
+    ``astropy.visualization.make_lupton_rgb``) with the same ``stretch`` and ``q`` for every
+    image, so a galaxy's colour shows as hue. Returned as float32 0-255 ``(N, H, W, 3)``."""
+    from astropy.visualization import make_lupton_rgb
+
+    if images.shape[-1] != 3:
+        raise SystemExit("--rgb needs three bands (--bands grz)")
+    out = np.empty(images.shape, dtype=np.float32)
+    for i, img in enumerate(images):
+        net = img - np.median(img, axis=(0, 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[i] = make_lupton_rgb(net[..., 2], net[..., 1], net[..., 0], minimum=0.0,
+                                     stretch=stretch, Q=q)  # fmt: skip
+    return out
 
 
 # ------------------------------------------------------------------------------------ (a)
@@ -202,6 +253,22 @@ def radial_features(images: np.ndarray, *, n_bins: int = 10) -> np.ndarray:
     return feats.reshape(n, -1)
 
 
+def colour_features(images: np.ndarray) -> np.ndarray:
+    """Colours: log10 of each band's sky-subtracted flux within a quarter of the side from the
+    centre, relative to the first band's (the classic second feature beside the profile)."""
+    _, h, w, channels = images.shape
+    if channels < 2:
+        raise SystemExit("profile+colour needs several bands (--bands grz, --rgb or a colour set)")
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) < min(h, w) / 4
+    border = np.ones((h, w), bool)
+    border[3:-3, 3:-3] = False
+    imgs = images.astype(np.float64)
+    flux = (imgs - np.median(imgs[:, border], axis=1)[:, None, None, :])[:, inside].sum(axis=1)
+    flux = np.clip(flux, 1e-3 * np.abs(flux).max(axis=1, keepdims=True) + 1e-9, None)
+    return np.log10(flux[:, 1:] / flux[:, :1])
+
+
 def _fit_logistic(x, y, lam):
     d = x.shape[1]
 
@@ -217,9 +284,13 @@ def _fit_logistic(x, y, lam):
     return res.x
 
 
-def profile_baseline(x_train, y_train, x_test, *, seed: int) -> np.ndarray:
-    """Scores of an L2 logistic regression on standardized radial features (CV over lambda)."""
+def profile_baseline(x_train, y_train, x_test, *, seed: int, colour: bool = False) -> np.ndarray:
+    """Scores of an L2 logistic regression on standardized radial features (CV over lambda);
+    ``colour``: with the band colours (:func:`colour_features`) beside them."""
     ftr, fte = radial_features(x_train), radial_features(x_test)
+    if colour:
+        ftr = np.concatenate([ftr, colour_features(x_train)], axis=1)
+        fte = np.concatenate([fte, colour_features(x_test)], axis=1)
     mu, sd = ftr.mean(axis=0), ftr.std(axis=0) + 1e-12
     ftr, fte = (ftr - mu) / sd, (fte - mu) / sd
     folds = np.random.default_rng(seed).permutation(len(y_train)) % 3
@@ -275,8 +346,14 @@ def run_repetition(task: str, seed: int, args, real=None) -> dict:
         x_te, y_te = images[test], labels[test]
     else:
         n_tr, n_te = args.n_train // 2, args.n_test // 2
-        x_tr, y_tr, p_tr = TASKS[task](n_tr, size=args.size, seed=1000 + seed)
-        x_te, y_te, _ = TASKS[task](n_te, size=args.size, seed=5000 + seed)
+        x_tr, y_tr, p_tr = TASKS[task](n_tr, size=args.size, seed=1000 + seed, bands=args.bands)
+        x_te, y_te, _ = TASKS[task](n_te, size=args.size, seed=5000 + seed, bands=args.bands)
+        if args.extra_noise:  # a shallower survey: more sky noise in every band
+            x_tr = x_tr + np.random.default_rng(3000 + seed).normal(0, args.extra_noise, x_tr.shape)
+            x_te = x_te + np.random.default_rng(7000 + seed).normal(0, args.extra_noise, x_te.shape)
+            x_tr, x_te = x_tr.astype(np.float32), x_te.astype(np.float32)
+        if args.rgb:  # what a survey viewer serves (Galaxy10): 8-bit colour composites
+            x_tr, x_te, p_tr = colour_composites(x_tr), colour_composites(x_te), None
     channels = x_tr.shape[-1]
     if args.mixed_handedness:
         x_tr, x_te = mirror_half(x_tr, seed=2000 + seed), mirror_half(x_te, seed=6000 + seed)
@@ -285,9 +362,12 @@ def run_repetition(task: str, seed: int, args, real=None) -> dict:
     xn_te = np.stack([prep.normalize(im) for im in x_te])
     out, times = {}, {}
 
-    t0 = time.perf_counter()
-    out["profile"] = roc_auc(y_te, profile_baseline(x_tr, y_tr, x_te, seed=seed))
-    times["profile"] = time.perf_counter() - t0
+    for name, colour in (("profile", False), ("profile+colour", True)):
+        if name in args.methods or name == "profile":
+            t0 = time.perf_counter()
+            scores = profile_baseline(x_tr, y_tr, x_te, seed=seed, colour=colour)
+            out[name] = roc_auc(y_te, scores)
+            times[name] = time.perf_counter() - t0
 
     # (b) the same CNN in plain Keras: compile + fit on the arrays, no augmentation; also with
     # the head dropout 0.3 that sciconv's classifier had by default before
@@ -302,14 +382,21 @@ def run_repetition(task: str, seed: int, args, real=None) -> dict:
         times[name] = time.perf_counter() - t0
         out[name] = roc_auc(y_te, plain.predict(xn_te, verbose=0)[:, 1])
 
+    variants = (  # name, invariant pooling, normalization
+        ("sciconv", None, "default"),
+        ("sciconv-joint", None, JOINT),
+        ("invariant", "d4", "default"),
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        write_fits_folder(Path(tmp), x_tr, y_tr, p_tr, size=args.size)
-        train = datasets.from_folder(tmp, batch_size=32, seed=seed)  # augment=False: fit decides
-        for name, invariant in (("sciconv", None), ("invariant", "d4")):
-            if name not in args.methods and not (
-                name == "sciconv" and "sciconv+tta" in args.methods
-            ):
+        if real is None and args.rgb:
+            write_png_folder(Path(tmp), x_tr, y_tr)
+        else:
+            write_fits_folder(Path(tmp), x_tr, y_tr, p_tr, size=args.size)
+        for name, invariant, normalize in variants:
+            if name not in args.methods and f"{name}+tta" not in args.methods:
                 continue
+            # augment=False: fit decides (D4 for a classifier of cutout files)
+            train = datasets.from_folder(tmp, batch_size=32, seed=seed, normalize=normalize)
             keras.utils.set_random_seed(seed)
             model = _build(args.size, channels, invariant=invariant)
             t0 = time.perf_counter()
@@ -323,12 +410,16 @@ def run_repetition(task: str, seed: int, args, real=None) -> dict:
                 **({"reduce_lr": False} if args.no_reduce_lr else {}),
             )
             times[name] = time.perf_counter() - t0
-            out[name] = roc_auc(y_te, model.predict(xn_te, verbose=0)[:, 1])
-            if name == "sciconv":
+            own = FilePrep.create(normalize=normalize)
+            xo_te = (
+                xn_te if normalize == "default" else np.stack([own.normalize(im) for im in x_te])
+            )
+            out[name] = roc_auc(y_te, model.predict(xo_te, verbose=0)[:, 1])
+            if f"{name}+tta" in args.methods:
                 t0 = time.perf_counter()
                 prob = predict_d4(model, x_te)  # raw cutouts: the model's own spec
-                times["sciconv+tta"] = time.perf_counter() - t0
-                out["sciconv+tta"] = roc_auc(y_te, prob[:, 1])
+                times[f"{name}+tta"] = time.perf_counter() - t0
+                out[f"{name}+tta"] = roc_auc(y_te, prob[:, 1])
     return {"auc": out, "seconds": times}
 
 
@@ -346,6 +437,25 @@ def main(argv=None) -> int:
         action="store_true",
         help="mirror a random half of the cutouts (the simulated arms all wind one way; real "
         "spirals wind both ways, which plain training without flips cannot exploit)",
+    )
+    parser.add_argument(
+        "--bands",
+        default="r",
+        help="simulated bands, letters of 'grz' (galaxy_cutouts(bands=)); 'grz': with colours",
+    )
+    parser.add_argument(
+        "--rgb",
+        action="store_true",
+        help="simulated g, r, z turned into 8-bit RGB composites (one asinh stretch for all "
+        "images, as survey viewers and Galaxy10 serve them); sciconv reads them as PNG files",
+    )
+    parser.add_argument(
+        "--extra-noise",
+        type=float,
+        default=0.0,
+        help="Gaussian noise (ADU) added to every simulated band: a shallower survey, where "
+        "faint structure drowns and integrated colours remain (the cutouts' own sky noise is "
+        "about 7-20 ADU)",
     )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument(
@@ -400,7 +510,7 @@ def main(argv=None) -> int:
         diffs = {
             f"{m} - {ref}": aucs[m] - aucs[ref]
             for ref in ("profile", "keras", "keras+dropout")
-            for m in ("sciconv", "sciconv+tta", "invariant")
+            for m in ("sciconv", "sciconv+tta", "sciconv-joint", "sciconv-joint+tta", "invariant")
             if m in aucs and ref in aucs
         }
         results[task] = {
