@@ -366,13 +366,11 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     stack = io.read(path, stack=True)
     n, (h, w) = len(stack.data), stack.data.shape[1:3]
     args.out.mkdir(parents=True, exist_ok=True)
-    tables, counts = [], []
+    tables: list = []
+    counts: list[int] = []
     # the planes' products go to memory maps beside the outputs (removed after), so a long
     # movie holds only its input in memory, not its probabilities and labels
-    with (
-        tempfile.TemporaryDirectory(dir=args.out, prefix=".sciconv-stack-") as scratch,
-        _file_progress(n, enabled=not args.quiet, unit="plane") as bar,
-    ):
+    with tempfile.TemporaryDirectory(dir=args.out, prefix=".sciconv-stack-") as scratch:
         maps: dict = {}
 
         def keep(key, i, value, dtype):
@@ -382,13 +380,21 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
                 )
             maps[key][i] = value
 
-        for i in range(n):
+        def segment_planes(plane_params):
+            tables.clear()
+            counts.clear()
+            with _file_progress(n, enabled=not args.quiet, unit="plane") as bar:
+                for i in range(n):
+                    img = plane(i, plane_params, bar)
+            return img
+
+        def plane(i, plane_params, bar):
             mask = None if stack.mask is None else stack.mask[i]
             img = _one_channel(
                 dataclasses.replace(stack, data=stack.data[i], mask=mask), args.channel
             )
             try:
-                labels, prob, std, table = _segment_image(model, img, args, params, False)
+                labels, prob, std, table = _segment_image(model, img, args, plane_params, False)
             except SciconvError as exc:  # which file, which plane
                 where = ", ".join(f"{a}={j}" for a, j in zip(axes, np.unravel_index(i, sizes)))
                 raise type(exc)(f"plane {where}: {exc.message}", path=path) from exc
@@ -404,6 +410,15 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             keep("bad", i, bad.any(axis=-1) if bad.ndim == 3 else bad, bool)
             if bar is not None:
                 bar.update(1)
+            return img
+
+        # object_size="auto" decides once for the whole stack (the planes' objects pooled), so
+        # every frame of a movie is segmented at the same scale
+        auto = params["object_size"] == "auto" and params["scale"] == "auto"
+        last = segment_planes(dict(params, object_size=None) if auto else params)
+        again = _stack_size_factor(model, last, maps["labels"], path) if auto else None
+        if again is not None:
+            segment_planes(dict(params, scale=again, object_size=None))
         catalog = vstack(tables, metadata_conflicts="silent")
         catalog.meta.update(tables[0].meta)
         catalog.meta["stack_axes"] = axes
@@ -431,6 +446,35 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
         f"({min(counts)}-{max(counts)} per plane) -> {outs['labels'].name}",
     )
     return list(outs.values())
+
+
+def _stack_size_factor(model, plane, labels, path) -> float | None:
+    """``--object-size auto`` for a stack: the factor to segment every plane again at, from the
+    objects of all planes of the first pass (``inference.auto_size_factor``), with one warning;
+    None to keep the first pass."""
+    import warnings
+
+    from sciconv import inference, models
+    from sciconv.errors import SciconvWarning
+
+    meta = models.get_metadata(model)
+    with warnings.catch_warnings():  # a missing pixel scale was said for every plane
+        warnings.simplefilter("ignore", SciconvWarning)
+        first = inference.resolve_scale(plane.pixel_scale, models.get_pixel_scale(model), "auto")
+    training, size_range = meta.get("object_size"), meta.get("object_size_range")
+    again = inference.auto_size_factor(labels, first, training, size_range)
+    if again is None:
+        return None
+    warnings.warn(
+        f"{path}: object_size='auto': the objects of its {len(labels)} planes are "
+        f"{training / again * first:.3g} px across as the model saw them, outside the "
+        f"{size_range[0]:g}-{size_range[1]:g} px it segments well; every plane segmented again "
+        f"resampled by {again:g} (to the training size, {training:g} px). Pass --scale or "
+        "--object-size to choose",
+        SciconvWarning,
+        stacklevel=2,
+    )
+    return again
 
 
 def _one_channel(img, channel: int | None):

@@ -311,7 +311,7 @@ def test_galaxy_cutouts_bands_carry_colour():
     """bands="grz": one channel per band, the same galaxy in each (r as the one-band image
     draws it), ellipticals redder than spirals as drawn, spiral centres redder than their disks;
     bands="r" is the one-band default; bad bands are refused."""
-    images, labels, names, params = sim.galaxy_cutouts(
+    images, labels, _, params = sim.galaxy_cutouts(
         40, size=32, seed=2, bands="grz", classes=("elliptical", "spiral")
     )
     assert images.shape == (80, 32, 32, 3) and images.dtype == np.float32

@@ -254,3 +254,45 @@ def test_ome_zarr_movie_and_image_go_through_the_command_line(capsys, tmp_path, 
         io.read(tmp_path / "s" / "frame_labels.tif").data[..., 0],
         io.read(tmp_path / "t" / "movie_labels.tif", stack=True).data[1, ..., 0],
     )
+
+
+def test_predict_stack_decides_the_object_size_once(capsys, tmp_path, enlarged_real_nuclei):
+    """--object-size auto on a movie: one decision from the objects of all planes, so every
+    frame is segmented at the same scale and the user is warned once. Here the frames are real
+    nuclei shrunk to 0.4x, and the second frame keeps only three nuclei, too few for a decision
+    of its own (segmented plane by plane, it stayed at the wrong scale)."""
+    import re
+    import warnings
+
+    from sciconv import metrics
+    from sciconv.errors import SciconvWarning
+
+    (_, a, truth_a), (_, b, truth_b) = enlarged_real_nuclei(2, 0.4)
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    a, truth_a, b, truth_b = a[:h, :w], truth_a[:h, :w], b[:h, :w], truth_b[:h, :w]
+    ids = [i for i in np.unique(truth_b) if i][:3]
+    sparse = np.where(np.isin(truth_b, ids) | (truth_b == 0), b, np.median(b[truth_b == 0]))
+    sparse_truth = np.where(np.isin(truth_b, ids), truth_b, 0)
+    movie = tmp_path / "movie.tif"
+    tifffile.imwrite(movie, np.stack([a, sparse]).astype(np.float32), metadata={"axes": "TYX"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = run_cli(
+            capsys, "predict", "pretrained:nuclei", movie, "--out", tmp_path / "m", "--quiet"
+        )
+    assert code == 0, err
+    said = [str(c.message) for c in caught if issubclass(c.category, SciconvWarning)]
+    assert len(said) == 1 and "its 2 planes" in said[0], said
+    factor = float(re.search(r"resampled by ([0-9.]+)", said[0]).group(1))
+    assert 2.0 < factor < 3.5  # back to the training size from 0.4x
+    stack = io.read(tmp_path / "m" / "movie_labels.tif", stack=True).data[..., 0]
+    for i, (frame, truth) in enumerate(((a, truth_a), (sparse, sparse_truth))):
+        tifffile.imwrite(tmp_path / f"f{i}.tif", frame.astype(np.float32))
+        code, _, err = run_cli(
+            capsys, "predict", "pretrained:nuclei", tmp_path / f"f{i}.tif", "--quiet",
+            "--out", tmp_path / f"s{i}", "--scale", str(factor), "--object-size", "none",
+        )  # fmt: skip
+        assert code == 0, err
+        alone = io.read(tmp_path / f"s{i}" / f"f{i}_labels.tif").data[..., 0]
+        np.testing.assert_array_equal(stack[i], alone)  # every plane at the one factor
+        assert metrics.matching(truth, stack[i].astype(np.int32))["f1"] > 0.75

@@ -303,8 +303,9 @@ def auto_size_factor(
 
     Parameters
     ----------
-    labels : array_like of int, shape (H, W)
-        The first pass's instance labels, at the input's size.
+    labels : array_like of int, shape (H, W) or (N, H, W)
+        The first pass's instance labels, at the input's size; ``(N, H, W)``: the planes of a
+        movie or Z-stack, their objects pooled (one decision for the whole stack).
     factor : float
         The zoom factor the first pass ran at (1.0: the image as it is).
     training_size : float or None
@@ -331,13 +332,16 @@ def auto_size_factor(
     0.295
     >>> auto_size_factor(labels, 1.0, 18.0, (8.0, 66.0)) is None
     True
+    >>> auto_size_factor(np.stack([labels, labels]), 1.0, 18.0, (8.0, 50.0))  # two planes
+    0.295
     """
     from sciconv.postprocess import equivalent_diameters
 
     if training_size is None or size_range is None:
         return None
     low, high = (float(v) for v in size_range)
-    sizes = equivalent_diameters(labels)
+    planes = labels if np.ndim(labels) == 3 else [labels]
+    sizes = np.concatenate([equivalent_diameters(np.asarray(plane)) for plane in planes])
     if len(sizes) < AUTO_SIZE_MIN_OBJECTS:
         return None
     d = float(np.median(sizes))
