@@ -77,9 +77,7 @@ def render(n_per_class: int, seed: int, factor: float) -> tuple[np.ndarray, np.n
             else:
                 kernel = _render.psf_kernel(p["psf_fwhm"], p["psf_alpha"], _render.OVERSAMPLE)
                 model = _render.galaxy((size, size), p, kernel)
-            images.append(
-                _render.observe(model, sky, _render.GAIN, _render.READ_NOISE, noise)
-            )
+            images.append(_render.observe(model, sky, _render.GAIN, _render.READ_NOISE, noise))
             labels.append(label)
     return np.stack(images)[..., None], np.asarray(labels)
 

@@ -66,7 +66,8 @@ def segment_nuclei(
     Parameters
     ----------
     image : array_like
-        Raw pixels ``(H, W)`` or ``(H, W, C)`` (RGB is turned grey by the model's input transform).
+        Raw pixels ``(H, W)`` or ``(H, W, C)``, as read (the model's input transform takes grey,
+        RGB and colour-saved fluorescence images as they are).
     scale : float
         Resample by this factor before segmenting (``18 / nucleus diameter in pixels`` for the
         pretrained model); the labels come back at the image's size.
