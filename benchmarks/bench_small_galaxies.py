@@ -95,6 +95,7 @@ METHODS = (
     "sciconv+tta",
     "sciconv-joint",
     "sciconv-joint+tta",
+    "sciconv-nowarmup",
     "invariant",
 )
 #: The normalization of the ``sciconv-joint`` methods: one percentile stretch over all bands of
@@ -382,17 +383,18 @@ def run_repetition(task: str, seed: int, args, real=None) -> dict:
         times[name] = time.perf_counter() - t0
         out[name] = roc_auc(y_te, plain.predict(xn_te, verbose=0)[:, 1])
 
-    variants = (  # name, invariant pooling, normalization
-        ("sciconv", None, "default"),
-        ("sciconv-joint", None, JOINT),
-        ("invariant", "d4", "default"),
+    variants = (  # name, invariant pooling, normalization, other fit keywords
+        ("sciconv", None, "default", {}),
+        ("sciconv-joint", None, JOINT, {}),
+        ("sciconv-nowarmup", None, "default", {"warmup": None}),
+        ("invariant", "d4", "default", {}),
     )
     with tempfile.TemporaryDirectory() as tmp:
         if real is None and args.rgb:
             write_png_folder(Path(tmp), x_tr, y_tr)
         else:
             write_fits_folder(Path(tmp), x_tr, y_tr, p_tr, size=args.size)
-        for name, invariant, normalize in variants:
+        for name, invariant, normalize, fit_kwargs in variants:
             if name not in args.methods and f"{name}+tta" not in args.methods:
                 continue
             # augment=False: fit decides (D4 for a classifier of cutout files)
@@ -408,6 +410,7 @@ def run_repetition(task: str, seed: int, args, real=None) -> dict:
                 tensorboard=False,
                 verbose=0,
                 **({"reduce_lr": False} if args.no_reduce_lr else {}),
+                **fit_kwargs,
             )
             times[name] = time.perf_counter() - t0
             own = FilePrep.create(normalize=normalize)
@@ -510,7 +513,7 @@ def main(argv=None) -> int:
         diffs = {
             f"{m} - {ref}": aucs[m] - aucs[ref]
             for ref in ("profile", "keras", "keras+dropout")
-            for m in ("sciconv", "sciconv+tta", "sciconv-joint", "sciconv-joint+tta", "invariant")
+            for m in METHODS[METHODS.index("sciconv") :]
             if m in aucs and ref in aucs
         }
         results[task] = {

@@ -29,7 +29,68 @@ import keras
 
 from sciconv.errors import ConfigError
 
-__all__ = ["PlateauAwareReduceLR", "chance_loss", "schedule_callbacks"]
+__all__ = ["LinearWarmup", "PlateauAwareReduceLR", "chance_loss", "schedule_callbacks"]
+
+#: ``fit(warmup="auto")`` warms up over the first epoch, but never more steps than this.
+WARMUP_MAX_STEPS = 1000
+
+
+class LinearWarmup(keras.callbacks.Callback):
+    """Raise the learning rate linearly to its set value over the first optimizer steps.
+
+    Adam's first updates move every weight by about the full learning rate, whatever its
+    gradient: in a classifier whose flattened features feed a large dense layer (a 128 px
+    cutout: 32,768 inputs per unit) those coherent steps throw the logits far off and the loss
+    jumps to 10-20 within a few batches, killing ReLU units (measured in
+    ``benchmarks/bench_small_galaxies.py``). Starting at ``rate / steps`` and reaching the rate
+    after ``steps`` steps avoids that; a resumed run (optimizer steps already taken) is left
+    alone.
+
+    Parameters
+    ----------
+    steps : int or "auto"
+        Warm-up length in optimizer steps; ``"auto"``: one epoch (Keras' ``params["steps"]``),
+        at most :data:`WARMUP_MAX_STEPS` (100 when the epoch length is unknown).
+
+    Examples
+    --------
+    >>> LinearWarmup(50).steps
+    50
+    """
+
+    def __init__(self, steps: int | str = "auto"):
+        super().__init__()
+        if steps != "auto" and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ConfigError(
+                f"warmup must be 'auto', None or a number of steps >= 1; got {steps!r}"
+            )
+        self.steps = steps
+        self._left = 0
+        self._done = 0
+        self._rate = 0.0
+
+    def on_train_begin(self, logs=None):
+        opt = self.model.optimizer
+        steps = self.steps
+        if steps == "auto":
+            steps = min(int(self.params.get("steps") or 100), WARMUP_MAX_STEPS)
+        self._done = int(keras.ops.convert_to_numpy(opt.iterations))
+        self._left = max(int(steps) - self._done, 0)  # resumed: what is left of the warm-up
+        self._total = int(steps)
+        self._rate = float(keras.ops.convert_to_numpy(opt.learning_rate))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._left <= 0:
+            return
+        self._done += 1
+        self._left -= 1
+        try:
+            self.model.optimizer.learning_rate = self._rate * self._done / self._total
+        except (TypeError, ValueError, AttributeError) as err:  # a schedule, not a rate
+            raise ConfigError(
+                f"warmup needs an optimizer with a constant learning rate ({err}); compile with "
+                "a number or pass warmup=None"
+            ) from None
 
 
 class PlateauAwareReduceLR(keras.callbacks.ReduceLROnPlateau):
@@ -128,6 +189,7 @@ def schedule_callbacks(
     reduce_lr: bool | int,
     early_stopping: int | None,
     start_loss: float | None = None,
+    warmup: int | str | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The learning-rate and early-stopping callbacks of :func:`sciconv.training.fit`.
 
@@ -144,6 +206,8 @@ def schedule_callbacks(
     start_loss : float, optional
         The loss of a model that has learnt nothing (``ln K`` for a K-class cross-entropy), if
         known: see ``start`` of :class:`PlateauAwareReduceLR`.
+    warmup : int, "auto" or None
+        Steps of :class:`LinearWarmup` (first in the list); None: none.
 
     Returns
     -------
@@ -154,7 +218,7 @@ def schedule_callbacks(
     >>> schedule_callbacks(monitor="val_loss", reduce_lr=5, early_stopping=None)[0].patience
     5
     """
-    cbs: list[keras.callbacks.Callback] = []
+    cbs: list[keras.callbacks.Callback] = [] if warmup is None else [LinearWarmup(warmup)]
     if reduce_lr:
         patience = 3 if reduce_lr is True else int(reduce_lr)
         cbs.append(

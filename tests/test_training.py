@@ -322,6 +322,7 @@ def test_segmenter_with_instance_output_learns_both_targets():
         ({"reduce_lr": 0}, "reduce_lr must be True, False or a patience"),
         ({"steps_per_epoch": 0}, "steps_per_epoch must be None or an int"),
         ({"seed": -2}, "seed must be None or an int"),
+        ({"warmup": "on"}, "warmup must be .auto., None or a number of steps"),
     ],
 )
 def test_fit_argument_errors(kwargs, message):
