@@ -65,8 +65,7 @@ class LinearWarmup(keras.callbacks.Callback):
                 f"warmup must be 'auto', None or a number of steps >= 1; got {steps!r}"
             )
         self.steps = steps
-        self._left = 0
-        self._done = 0
+        self._left = self._done = self._total = 0  # steps left, taken, in all
         self._rate = 0.0
 
     def on_train_begin(self, logs=None):
