@@ -505,9 +505,10 @@ def fit(
         Raise the learning rate linearly from ``learning_rate / N`` to ``learning_rate`` over
         the first N optimizer steps (:class:`sciconv._fit_schedule.LinearWarmup`): Adam's first
         steps otherwise throw a large dense head far off (loss 8-23 within a few batches on
-        128 px cutouts). ``"auto"`` (default): one epoch (at most 1000 steps) for a model
-        ``fit`` compiles, none for one compiled by the caller; a resumed run continues where
-        it was. None or 0: off.
+        128 px cutouts). ``"auto"`` (default): one epoch (at most 1000 steps) for a
+        classifier ``fit`` compiles; none for segmenters and regressors (not measured better)
+        or a model compiled by the caller; a resumed run continues where it was. None or 0:
+        off.
 
     Returns
     -------
@@ -653,7 +654,7 @@ def fit(
         reduce_lr=reduce_lr,
         early_stopping=early_stopping,
         start_loss=chance,
-        warmup=None if warmup == "auto" and not compiled_here else (warmup or None),
+        warmup=_resolve_warmup(warmup, compiled_here=compiled_here, task=meta.get("task")),
     )
     cbs += list(callbacks or [])
 
@@ -684,6 +685,15 @@ def fit(
         config["final"] = {k: float(v[-1]) for k, v in history.history.items() if v}
         _write_config(workdir, config)
     return history
+
+
+def _resolve_warmup(warmup, *, compiled_here: bool, task: str | None):
+    """``warmup="auto"``: one epoch for a classifier ``fit`` compiles (its dense head is what
+    Adam's first steps throw off), none otherwise (a segmenter's short run lost to it: the
+    demo's U-Net, 5 epochs, AP@0.5 0.938 -> 0.828)."""
+    if warmup != "auto":
+        return warmup or None
+    return "auto" if compiled_here and task in ("classification", "multilabel") else None
 
 
 def _tensorboard_available() -> bool:

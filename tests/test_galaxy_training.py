@@ -199,9 +199,9 @@ class _Rates(keras.callbacks.Callback):
 
 
 def test_fit_warms_the_learning_rate_up_over_the_first_epoch():
-    """A model fit compiles starts at rate / N and reaches the rate after the N steps of the
-    first epoch; warmup=None starts at the rate; a model the caller compiled, or a second call
-    (the optimizer has taken its steps), is left alone."""
+    """A classifier fit compiles starts at rate / N and reaches the rate after the N steps of
+    the first epoch; warmup=None starts at the rate; a model the caller compiled, a second call
+    (the optimizer has taken its steps) and a segmenter are left alone."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(48, 8, 8, 1)).astype("float32")
     y = (x.mean(axis=(1, 2, 3)) > 0).astype("int64")
@@ -227,6 +227,14 @@ def test_fit_warms_the_learning_rate_up_over_the_first_epoch():
     mine = _Rates()
     fit(own, (x, y), epochs=1, batch_size=8, verbose=0, tensorboard=False, callbacks=[mine])
     np.testing.assert_allclose(mine.rates, 5e-3)
+    # a segmenter (no dense head; its short runs lost to the warm-up) starts at the rate
+    from sciconv.models import segmenter
+
+    seg = segmenter((8, 8, 1), 2, depth=1, filters=4)
+    masks = (x[..., 0] > 0).astype("int64")
+    flat = _Rates()
+    fit(seg, (x, masks), epochs=1, batch_size=8, verbose=0, tensorboard=False, callbacks=[flat])
+    np.testing.assert_allclose(flat.rates, 1e-3)
 
 
 def test_warmup_keeps_a_large_dense_head_from_blowing_up():
