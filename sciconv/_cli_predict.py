@@ -450,31 +450,23 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
 
 def _stack_size_factor(model, plane, labels, path) -> float | None:
     """``--object-size auto`` for a stack: the factor to segment every plane again at, from the
-    objects of all planes of the first pass (``inference.auto_size_factor``), with one warning;
+    objects of all planes of the first pass (``inference.auto_size_again``, which warns once);
     None to keep the first pass."""
     import warnings
 
     from sciconv import inference, models
     from sciconv.errors import SciconvWarning
 
-    meta = models.get_metadata(model)
     with warnings.catch_warnings():  # a missing pixel scale was said for every plane
         warnings.simplefilter("ignore", SciconvWarning)
         first = inference.resolve_scale(plane.pixel_scale, models.get_pixel_scale(model), "auto")
-    training, size_range = meta.get("object_size"), meta.get("object_size_range")
-    again = inference.auto_size_factor(labels, first, training, size_range)
-    if again is None:
-        return None
-    warnings.warn(
-        f"{path}: object_size='auto': the objects of its {len(labels)} planes are "
-        f"{training / again * first:.3g} px across as the model saw them, outside the "
-        f"{size_range[0]:g}-{size_range[1]:g} px it segments well; every plane segmented again "
-        f"resampled by {again:g} (to the training size, {training:g} px). Pass --scale or "
-        "--object-size to choose",
-        SciconvWarning,
-        stacklevel=2,
+    return inference.auto_size_again(
+        models.get_metadata(model),
+        labels,
+        first,
+        found=f"the objects of {path.name}, all its {len(labels)} planes,",
+        stacklevel=3,
     )
-    return again
 
 
 def _one_channel(img, channel: int | None):

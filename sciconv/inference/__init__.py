@@ -78,7 +78,12 @@ from sciconv.inference._blend import BLEND_MODES
 from sciconv.inference._blocks import DEFAULT_BLOCK, BlockPlan, predict_instances_blocks
 from sciconv.inference._d4 import predict_d4
 from sciconv.inference._files import predict_files, predict_mosaic
-from sciconv.inference._instances import AUTO_BLOCK_PIXELS, predict_instances
+from sciconv.inference._instances import (
+    AUTO_BLOCK_PIXELS,
+    AUTO_SIZE_MAX_PIXELS,
+    auto_size_again,
+    predict_instances,
+)
 from sciconv.inference._model import receptive_field
 from sciconv.inference._precision import PRECISIONS, bfloat16_model
 from sciconv.inference._scale import (
@@ -109,6 +114,7 @@ from sciconv.inference._uncertainty import (
 __all__ = [
     "AUTO_BLOCK_PIXELS",
     "AUTO_MEMORY_BUDGET",
+    "AUTO_SIZE_MAX_PIXELS",
     "AUTO_SIZE_MIN_OBJECTS",
     "AUTO_TILE_MAX",
     "BLEND_MODES",
@@ -119,6 +125,7 @@ __all__ = [
     "UNCERTAINTY_METHODS",
     "BlockPlan",
     "PredictionSettings",
+    "auto_size_again",
     "auto_size_factor",
     "bfloat16_model",
     "image_pixel_scale",

@@ -337,22 +337,66 @@ AUTO_SIZE_MAX_PIXELS = AUTO_BLOCK_PIXELS
 
 
 def _auto_size(meta: Mapping, labels, factor: float, object_size, scale) -> float | None:
-    """``object_size="auto"``: the factor to segment again at (:func:`auto_size_factor`), with a
-    warning saying so; None to keep the first pass (also when ``scale`` forces the factor)."""
+    """``object_size="auto"``: the factor to segment again at (:func:`auto_size_again`); None
+    to keep the first pass (also when ``scale`` forces the factor)."""
     if not (isinstance(object_size, str) and object_size == "auto"):
         return None
     if scale is None or not (isinstance(scale, str) or _is_pixel_scale(scale)):
         return None  # an explicit factor (or None: no resampling) wins
+    return auto_size_again(meta, labels, factor, stacklevel=4)
+
+
+def auto_size_again(
+    meta: Mapping,
+    labels,
+    factor: float,
+    *,
+    found: str = "the objects found",
+    stacklevel: int = 2,
+) -> float | None:
+    """The decision of ``object_size="auto"`` after a first pass, said in a warning.
+
+    :func:`~sciconv.inference.auto_size_factor` on the first pass's labels; when it resamples,
+    a :class:`~sciconv.errors.SciconvWarning` says so, unless the resampled image would have
+    more than :data:`AUTO_SIZE_MAX_PIXELS` pixels (it would run in one piece): then the first
+    pass is kept, with a warning saying why.
+
+    Parameters
+    ----------
+    meta : mapping
+        The model's metadata (``object_size``, ``object_size_range``).
+    labels : array_like of int, shape (H, W) or (N, H, W)
+        The first pass's labels; ``(N, H, W)``: the planes of a stack, one decision for all.
+    factor : float
+        The zoom factor of the first pass.
+    found : str, optional
+        What the warning calls the objects measured.
+    stacklevel : int, optional
+        Of the warning.
+
+    Returns
+    -------
+    float or None
+        The factor to segment again at; None to keep the first pass.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> meta = {"object_size": 18.0, "object_size_range": (8.0, 66.0)}
+    >>> print(auto_size_again(meta, np.zeros((64, 64), int), 1.0))  # no objects: keep
+    None
+    """
     training = meta.get("object_size")
     again = auto_size_factor(labels, factor, training, meta.get("object_size_range"))
     if again is None:
         return None
     low, high = meta["object_size_range"]
     found = (
-        f"object_size='auto': the objects found are {training / again * factor:.3g} px across "
+        f"object_size='auto': {found} are {training / again * factor:.3g} px across "
         f"as the model saw them, outside the {low:g}-{high:g} px it segments well"
     )
-    pixels = round(labels.shape[0] * again) * round(labels.shape[1] * again)
+    h, w = np.shape(labels)[-2:]
+    pixels = round(h * again) * round(w * again)
     if pixels > AUTO_SIZE_MAX_PIXELS:  # a huge image in one piece: the caller decides
         warnings.warn(
             f"{found}; resampling by {again:g} to the training size ({training:g} px) would "
@@ -360,7 +404,7 @@ def _auto_size(meta: Mapping, labels, factor: float, object_size, scale) -> floa
             "segmented in one piece, so the first pass is kept. Resample the image yourself "
             "(sciconv.inference.resample) and segment it block by block, or pass scale=",
             SciconvWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         return None
     warnings.warn(
@@ -368,7 +412,7 @@ def _auto_size(meta: Mapping, labels, factor: float, object_size, scale) -> floa
         f"size, {training:g} px). Pass scale= or object_size= to choose, object_size=None to "
         "keep the first pass",
         SciconvWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
     return again
 
