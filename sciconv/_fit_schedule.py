@@ -65,7 +65,7 @@ class LinearWarmup(keras.callbacks.Callback):
                 f"warmup must be 'auto', None or a number of steps >= 1; got {steps!r}"
             )
         self.steps = steps
-        self._left = self._done = self._total = 0  # steps left, taken, in all
+        self._done = self._total = 0  # optimizer steps taken, steps of the warm-up
         self._rate = 0.0
 
     def on_train_begin(self, logs=None):
@@ -73,16 +73,14 @@ class LinearWarmup(keras.callbacks.Callback):
         steps = self.steps
         if steps == "auto":
             steps = min(int(self.params.get("steps") or 100), WARMUP_MAX_STEPS)
-        self._done = int(keras.ops.convert_to_numpy(opt.iterations))
-        self._left = max(int(steps) - self._done, 0)  # resumed: what is left of the warm-up
+        self._done = int(keras.ops.convert_to_numpy(opt.iterations))  # resumed: steps taken
         self._total = int(steps)
         self._rate = float(keras.ops.convert_to_numpy(opt.learning_rate))
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._left <= 0:
+        if self._done >= self._total:
             return
         self._done += 1
-        self._left -= 1
         try:
             self.model.optimizer.learning_rate = self._rate * self._done / self._total
         except (TypeError, ValueError, AttributeError) as err:  # a schedule, not a rate
