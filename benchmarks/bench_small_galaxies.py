@@ -325,6 +325,17 @@ def _build(size, channels=1, *, invariant=None, dropout=None):
     return models.classifier((size, size, channels), 2, invariant=invariant, **extra)
 
 
+def upsampled(images: np.ndarray, size: int) -> np.ndarray:
+    """Cutouts resized (bilinear) to ``size``: the same galaxies, their light and noise spread
+    over more pixels, as Galaxy10 resamples every galaxy to fill its 256-pixel frame."""
+    from skimage.transform import resize
+
+    shape = (size, size, images.shape[-1])
+    return np.stack([resize(im, shape, order=1, preserve_range=True) for im in images]).astype(
+        np.float32
+    )
+
+
 def mirror_half(images: np.ndarray, *, seed: int) -> np.ndarray:
     """Mirror a seeded random half of the cutouts left-right (both windings of spiral arms)."""
     flip = np.random.default_rng(seed).random(len(images)) < 0.5
@@ -347,8 +358,11 @@ def run_repetition(task: str, seed: int, args, real=None) -> dict:
         x_te, y_te = images[test], labels[test]
     else:
         n_tr, n_te = args.n_train // 2, args.n_test // 2
-        x_tr, y_tr, p_tr = TASKS[task](n_tr, size=args.size, seed=1000 + seed, bands=args.bands)
-        x_te, y_te, _ = TASKS[task](n_te, size=args.size, seed=5000 + seed, bands=args.bands)
+        drawn = args.size // args.upsample
+        x_tr, y_tr, p_tr = TASKS[task](n_tr, size=drawn, seed=1000 + seed, bands=args.bands)
+        x_te, y_te, _ = TASKS[task](n_te, size=drawn, seed=5000 + seed, bands=args.bands)
+        if args.upsample > 1:  # Galaxy10-like framing: the galaxy fills the frame at any size
+            x_tr, x_te, p_tr = upsampled(x_tr, args.size), upsampled(x_te, args.size), None
         if args.extra_noise:  # a shallower survey: more sky noise in every band
             x_tr = x_tr + np.random.default_rng(3000 + seed).normal(0, args.extra_noise, x_tr.shape)
             x_te = x_te + np.random.default_rng(7000 + seed).normal(0, args.extra_noise, x_te.shape)
@@ -451,6 +465,14 @@ def main(argv=None) -> int:
         action="store_true",
         help="simulated g, r, z turned into 8-bit RGB composites (one asinh stretch for all "
         "images, as survey viewers and Galaxy10 serve them); sciconv reads them as PNG files",
+    )
+    parser.add_argument(
+        "--upsample",
+        type=int,
+        default=1,
+        help="draw the galaxies at size / K and resize them to --size: large cutouts framed as "
+        "Galaxy10 frames them (the galaxy fills the frame, its noise spread over K x K pixels); "
+        "without it, a large --size keeps a galaxy's light and spreads it thin",
     )
     parser.add_argument(
         "--extra-noise",

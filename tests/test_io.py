@@ -563,9 +563,12 @@ def test_tiff_multichannel_and_stack_axes(tmp_path):
     img = io.read(tmp_path / "cyx.tif")
     assert img.meta["axes"] == "CYX" and img.shape == (6, 5, 4)
     np.testing.assert_array_equal(img.data, np.moveaxis(cyx, 0, -1))
-    # a Z-stack: channels by default, a stack when asked
+    # a Z-stack is a stack, not channels: read it as one, or say axes= to take planes as channels
+    # (before, its planes became channels silently and a model averaged them into one blend)
     tifffile.imwrite(tmp_path / "z.tif", cyx, photometric="minisblack", metadata={"axes": "ZYX"})
-    assert io.read(tmp_path / "z.tif").shape == (6, 5, 4)
+    with pytest.raises(InvalidImageError, match=r"z\.tif: TIFF axes 'ZYX'.*4 Z planes.*axes='CYX'"):
+        io.read(tmp_path / "z.tif")
+    assert io.read(tmp_path / "z.tif", axes="CYX").shape == (6, 5, 4)
     st = io.read(tmp_path / "z.tif", stack=True)
     assert st.shape == (4, 6, 5, 1)
     np.testing.assert_array_equal(st.data[..., 0], cyx)

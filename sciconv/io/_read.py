@@ -20,7 +20,7 @@ from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._masks import apply_bad, read_mask_source, validate_ignore_flags
 from sciconv.io._png import read_pil
 from sciconv.io._tiff import TIFF_AXES, declared_planes, read_tiff, tiff_plane_axes
-from sciconv.io._zarr import read_zarr
+from sciconv.io._zarr import read_zarr, zarr_axes
 
 __all__ = ["plane_axes", "probe_shape", "read", "read_pixels"]
 
@@ -461,9 +461,8 @@ def plane_axes(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
     (('T', (5,)), (5, 8, 8, 1))
     """
     if is_zarr(path):  # NGFF axes ("t", "z", "c", "y", "x") as the store names them
-        img = _read_file(path, lazy=True, pixels_only=True)
-        img.data.close()
-        return declared_planes(img.meta["axes"], img.meta["shape"])
+        with _reader_failures(path, "cannot read OME-Zarr store"):
+            return declared_planes(*zarr_axes(Path(path)))
     path, kind = validate_path(path)
     if kind != "tiff":
         return "", ()

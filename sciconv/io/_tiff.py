@@ -93,8 +93,18 @@ def _tiff_roles(axes: str, shape: tuple[int, ...], *, stack: bool, path: Path) -
         for i in others:
             roles[i] = ROLE_N
     elif others:
-        if len(others) == 1 and ROLE_C not in roles:
-            roles[others[0]] = ROLE_C
+        lone = others[0] if len(others) == 1 and ROLE_C not in roles else None
+        if lone is not None and axes[lone] in PLANE_AXES:
+            # a movie or Z-stack read as channels would be segmented as one blend of its planes
+            override = "".join("C" if i == lone else a for i, a in enumerate(axes))
+            raise InvalidImageError(
+                f"TIFF axes {axes!r} (shape {shape}) declare {shape[lone]} {axes[lone]} planes: "
+                "a stack of 2-D images, not the channels of one; pass stack=True to read them "
+                f"(N, H, W, C), or axes={override!r} to read the planes as channels",
+                path=path,
+            )
+        if lone is not None:
+            roles[lone] = ROLE_C
         else:
             raise InvalidImageError(
                 f"TIFF axes {axes!r} (shape {shape}) hold more than channels; pass stack=True to "

@@ -77,6 +77,28 @@ def _open_multiscale(path: Path):
     raise InvalidImageError("OME-Zarr store holds no multiscale image", path=path)
 
 
+def _axis_letters(node, ndim: int, path: Path) -> tuple[list[str], str]:
+    """The NGFF axis names of a multiscale node and their upper-case first letters."""
+    axes_meta = node.metadata.get("axes") or []
+    names = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
+    if len(names) != ndim:
+        names = ["t", "c", "z", "y", "x"][-ndim:]
+    letters = "".join(n.upper()[:1] for n in names)
+    if "Y" not in letters or "X" not in letters:
+        raise InvalidImageError(f"OME-Zarr axes {names} have no y and x", path=path)
+    return names, letters
+
+
+def zarr_axes(path: Path) -> tuple[str, tuple[int, ...]]:
+    """The axis letters (``"TCZYX"``, ...) and full-resolution shape of an OME-Zarr store, from
+    its metadata alone (no pixels read)."""
+    if not path.is_dir():
+        raise InvalidImageError("OME-Zarr store not found (expected a folder)", path=path)
+    node = _open_multiscale(path)
+    shape = tuple(int(n) for n in node.data[0].shape)
+    return _axis_letters(node, len(shape), path)[1], shape
+
+
 def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> GridImage:
     """:func:`sciconv.io.read` of an OME-Zarr store: one resolution level as (H, W, C)."""
     if not path.is_dir():
@@ -89,14 +111,8 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
             f"levels, shapes {levels}); got {level}",
             path=path,
         )
-    axes_meta = node.metadata.get("axes") or []
-    names = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
     dask_array = node.data[level]
-    if len(names) != dask_array.ndim:
-        names = ["t", "c", "z", "y", "x"][-dask_array.ndim :]
-    letters = "".join(n.upper()[:1] for n in names)
-    if "Y" not in letters or "X" not in letters:
-        raise InvalidImageError(f"OME-Zarr axes {names} have no y and x", path=path)
+    names, letters = _axis_letters(node, dask_array.ndim, path)
     arranged = _arrange_dask(dask_array, letters, stack=stack, path=path)
     ny, nx = arranged.shape[-3], arranged.shape[-2]
     if section is not None:
@@ -134,6 +150,13 @@ def _arrange_dask(array, letters: str, *, stack: bool, path: Path):
     letters = "".join(letters[i] for i in keep)
     others = [a for a in letters if a not in "YXC"]
     if others and not stack:
+        if len(others) == 1 and "C" not in letters and others[0] in "TZ":
+            raise InvalidImageError(
+                f"OME-Zarr axes {letters!r} (shape {array.shape}) declare "
+                f"{array.shape[letters.index(others[0])]} {others[0]} planes: a stack of 2-D "
+                "images, not the channels of one; pass stack=True to read them (N, H, W, C)",
+                path=path,
+            )
         if len(others) == 1 and "C" not in letters:
             letters = letters.replace(others[0], "C")
             others = []
