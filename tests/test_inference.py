@@ -96,13 +96,14 @@ def test_tiled_equals_whole_image_everywhere(stack, shape, pad_mode):
 
 @pytest.mark.parametrize("pad_mode", ["reflect", "constant", "symmetric", "edge"])
 def test_padded_image_equals_whole_beyond_border_rf(stack, pad_mode):
-    # divisor 4: H = 30 fits in one 32-row tile and is padded by 1 row top and bottom
+    # divisor 4: H = 30 fits in one 32-row tile and is padded by 1 row top and bottom; W = 45
+    # is tiled on the grid of its padding to 48 (1 column before, 2 after)
     model = attach_metadata(stack, divisor=4)
     x = np.random.default_rng(2).normal(size=(30, 45)).astype(np.float32)
     tiled = _tiled(model, x, tile=32, overlap=2 * RF, blend="none", pad_mode=pad_mode)
     whole = _whole(stack, x)
     assert tiled.shape == (30, 45, 2)
-    np.testing.assert_allclose(tiled[RF:-RF], whole[RF:-RF], atol=1e-4)
+    np.testing.assert_allclose(tiled[RF:-RF, RF:-RF], whole[RF:-RF, RF:-RF], atol=1e-4)
     assert np.abs(tiled[0] - whole[0]).max() > 1e-3  # the padding does reach the edge rows
 
 

@@ -35,6 +35,7 @@ from sciconv.inference._progress import progress_bar
 from sciconv.inference._settings import check_overlap, resolve_settings
 from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
 from sciconv.inference._stitch import BlockPlan, group_pieces, lost_pieces, select_owned
+from sciconv.inference._tiles import padded_extent
 from sciconv.io import file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
@@ -110,10 +111,16 @@ def _segment_block(
     raw = windows.read((wy0, wy1), (wx0, wx1))
     data = raw if transform is None else transform(raw)
     model = handle.get()
+    # the window's tiles on the whole image's divisor grid: it computes what the whole image does
+    settings = settings.within((wy0, wx0), plan.shape)
     if auto_tile:  # the tiles "auto" picks for this window (the whole window when it fits)
+        extent = [
+            padded_extent(n, settings.divisor, o)[1]
+            for n, o in zip(data.shape[:2], settings.origin, strict=True)
+        ]
         fit = resolve_settings(
             model,
-            data.shape,
+            (*extent, data.shape[2]),
             tile="auto",
             overlap=settings.overlap,
             batch_size=settings.batch_size,

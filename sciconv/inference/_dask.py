@@ -112,16 +112,24 @@ class ModelHandle:
                 ) from err
 
 
-def _block(block, *, handle, settings: PredictionSettings, limits, margin: int, block_info=None):
+def _block(
+    block, *, handle, settings: PredictionSettings, limits, margin: int, grid, block_info=None
+):
     """Predict one block of a dask array (with its margins) and trim the margins off."""
+    info = block_info[0]  # boundary="none": no margin beyond the image edges
+    # the block's tiles on the whole image's divisor grid (``grid``: the chunks along y and x)
+    offset = [
+        sum(chunks[:loc]) - (margin if loc > 0 else 0)
+        for chunks, loc in zip(grid, info["chunk-location"][:2], strict=True)
+    ]
+    s = settings.within(offset, [sum(c) for c in grid])
     # as in the numpy path: a block smaller than the tile gets a tile of its own size
-    s = settings.fit_to(block.shape[:2])
+    s = s.fit_to(block.shape[:2])
     source = Source(block, promote=False, path=None)
     out = np.zeros((*block.shape[:2], s.outputs), dtype=np.float32)
     predict_array(Runner(handle.get()), source, s, limits, out, progress=False)
     if margin == 0:
         return out
-    info = block_info[0]  # boundary="none": no margin beyond the image edges
     trim = []
     for axis in (0, 1):
         loc, num = info["chunk-location"][axis], info["num-chunks"][axis]
@@ -148,8 +156,9 @@ def predict_dask(model: keras.Model, image, s: PredictionSettings, *, path, stac
         image = image.rechunk(
             {a: ensure_minimum_chunksize(depth + 1, image.chunks[a]) for a in (0, 1)}
         )
-    # one tile size for every block (traced once): the largest block with its margins
-    s = s.fit_to([max(c) + 2 * depth for c in image.chunks[:2]])
+    # one tile size for every block (traced once): the largest block with its margins, on the
+    # divisor grid wherever it falls
+    s = s.fit_to([max(c) + 2 * depth + s.divisor for c in image.chunks[:2]])
     return da.map_overlap(
         _block,
         image,
@@ -163,4 +172,5 @@ def predict_dask(model: keras.Model, image, s: PredictionSettings, *, path, stac
         settings=s,
         limits=limits,
         margin=depth,
+        grid=tuple(tuple(int(n) for n in c) for c in image.chunks[:2]),
     )

@@ -31,7 +31,7 @@ from sciconv.inference._model import (
     validate_model,
 )
 from sciconv.inference._precision import PRECISIONS, choose_precision
-from sciconv.inference._tiles import auto_tile, fit_tile, round_up, tile_starts
+from sciconv.inference._tiles import auto_tile, fit_tile, frame_origin, round_up, tile_starts
 from sciconv.models import get_metadata
 
 #: How an image smaller than a tile is padded up to it.
@@ -75,6 +75,10 @@ class PredictionSettings:
         whole-image call when ``overlap >= 2 * margin``; 0 for ``blend="none"`` or one tile.
     precision : {"float32", "bfloat16"}
         The compute precision the model runs in (outputs are float32 either way).
+    origin : (int, int) or None
+        Where the whole image's divisor grid falls in this extent's coordinates, for a window
+        of a larger image (a block): its tiles then start on that grid, so a window computes
+        what the whole-image call does. None: the extent is the whole image.
 
     Examples
     --------
@@ -101,6 +105,7 @@ class PredictionSettings:
     outputs: int
     margin: int = 0
     precision: str = "float32"
+    origin: tuple[int, int] | None = None
 
     def fit_to(self, hw: Sequence[int]) -> PredictionSettings:
         """These settings for an extent ``(h, w)``: tiles no larger than it needs (divisor-rounded).
@@ -118,8 +123,26 @@ class PredictionSettings:
         """
         if self.fixed_size:
             return self
-        tile = fit_tile(self.tile, hw, self.divisor)
+        tile = fit_tile(self.tile, hw, self.divisor, self.origin)
         return self if tile == self.tile else dataclasses.replace(self, tile=tile)
+
+    def within(self, offset: Sequence[int], whole: Sequence[int]) -> PredictionSettings:
+        """These settings for a window starting at ``offset`` ``(y, x)`` of an image of shape
+        ``whole`` ``(H, W)``: its tiles keep the whole image's divisor grid (``origin``).
+
+        Examples
+        --------
+        >>> import keras
+        >>> inputs = keras.Input((None, None, 1))
+        >>> model = keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs))
+        >>> s = resolve_settings(model, (1001, 64), tile=64, overlap=0)
+        >>> s.within((40, 0), (1001, 64)).origin
+        (-40, 0)
+        """
+        origin = tuple(
+            frame_origin(int(n), self.divisor) - int(o) for o, n in zip(offset, whole, strict=True)
+        )
+        return dataclasses.replace(self, origin=origin)
 
     def tile_starts(self, hw: Sequence[int]) -> tuple[list[int], list[int]]:
         """Where the tiles of an image ``(h, w)`` start, per axis (the tile grid).
@@ -128,9 +151,10 @@ class PredictionSettings:
         the divisor) and the last tile ends at the image edge; an axis that fits in one tile gets
         one start, negative by the padding before the image.
         """
-        return (
-            tile_starts(int(hw[0]), self.tile[0], overlap=self.overlap, divisor=self.divisor),
-            tile_starts(int(hw[1]), self.tile[1], overlap=self.overlap, divisor=self.divisor),
+        origin = (None, None) if self.origin is None else self.origin
+        return tuple(
+            tile_starts(int(n), t, overlap=self.overlap, divisor=self.divisor, origin=o)
+            for n, t, o in zip(hw, self.tile, origin, strict=True)
         )
 
 

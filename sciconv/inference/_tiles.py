@@ -1,9 +1,15 @@
 """Tile geometry: where tiles start, how big ``tile="auto"`` makes them, how a tile is padded.
 
-Along each axis of length ``n`` with tile ``t`` and ``overlap`` ``o``: when ``n > t`` the tiles
-start at ``0, s, 2s, ...`` with stride ``s = t - o`` rounded down to the divisor, and the last tile
-is moved back to end exactly at the image edge, so tiles never leave the image. When ``n <= t``
-one tile covers the axis, centred: the image is padded on both sides up to the tile size.
+Every tile starts on one grid of the model's divisor ``d`` (``2**depth`` for a U-Net), the grid of
+the whole-image call: the image padded to a multiple of ``d``, centred (:func:`frame_origin`). A
+U-Net's output shifts with its input only by multiples of ``d``, so a tile off that grid computes
+other values than the whole image does (by up to 0.9 in probability on a 1001-pixel side).
+Along each axis of length ``n`` with tile ``t`` and ``overlap`` ``o``: when the padded axis is
+longer than ``t`` the tiles start at the grid's first point ``f`` (``-d < f <= 0``) and step by
+``s = t - o`` rounded down to the divisor; the last tile ends where the padded axis ends (at most
+``d - 1`` pixels past the image edge, filled by the pad mode). When it fits in one tile, that
+tile is centred on it in steps of ``d``. A window of a larger image (a block) passes ``origin``,
+where the whole image's grid falls in the window's coordinates, so its tiles keep that grid.
 
 These are pure functions of integers (no model, no image), so a block-wise planner can reuse them.
 """
@@ -24,17 +30,56 @@ def round_up(n: int, d: int) -> int:
     return -(-int(n) // d) * d
 
 
-def tile_starts(n: int, tile: int, *, overlap: int, divisor: int = 1) -> list[int]:
-    """Tile starts along one axis (one negative start = padded before the image when ``n < t``)."""
-    if n <= tile:
-        return [-((tile - n) // 2)]
+def frame_origin(n: int, divisor: int) -> int:
+    """Where the whole-image call's frame starts along an axis of ``n`` pixels (``<= 0``): the
+    axis padded to a multiple of ``divisor``, as evenly before as after.
+
+    Examples
+    --------
+    >>> frame_origin(1001, 4), frame_origin(1000, 4)
+    (-1, 0)
+    """
+    return -((round_up(n, divisor) - int(n)) // 2)
+
+
+def padded_extent(n: int, divisor: int, origin: int | None = None) -> tuple[int, int]:
+    """``(first, extent)``: the first grid point at or before pixel 0 and the length from it
+    to the first grid point at or past the axis end (see the module notes)."""
+    d = int(divisor)
+    origin = frame_origin(n, d) if origin is None else int(origin)
+    first = -((-origin) % d)
+    return first, round_up(int(n) - first, d)
+
+
+def tile_starts(
+    n: int, tile: int, *, overlap: int, divisor: int = 1, origin: int | None = None
+) -> list[int]:
+    """Tile starts along one axis, all on the divisor grid (module notes); a negative start is
+    padded before the image.
+
+    Examples
+    --------
+    >>> tile_starts(1001, 256, overlap=32, divisor=4)
+    [-1, 223, 447, 671, 747]
+    >>> tile_starts(1000, 1024, overlap=32, divisor=4)
+    [-12]
+    >>> tile_starts(1001, 1004, overlap=0, divisor=4)
+    [-1]
+    """
+    first, extent = padded_extent(n, divisor, origin)
+    if extent <= tile:
+        return [first - (tile - extent) // 2 // divisor * divisor]
     stride = ((tile - overlap) // divisor) * divisor
-    return [*range(0, n - tile, stride), n - tile]
+    last = first + extent - tile
+    return [*range(first, last, stride), last]
 
 
-def fit_tile(tile: Sequence[int], hw: Sequence[int], divisor: int) -> tuple[int, int]:
-    """Never tile beyond an extent: each side at most ``hw``, rounded up to the divisor."""
-    return tuple(min(int(t), round_up(n, divisor)) for t, n in zip(tile, hw))
+def fit_tile(
+    tile: Sequence[int], hw: Sequence[int], divisor: int, origin: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """Never tile beyond an extent: each side at most what ``hw`` needs on the divisor grid."""
+    origin = (None, None) if origin is None else origin
+    return tuple(min(int(t), padded_extent(n, divisor, o)[1]) for t, n, o in zip(tile, hw, origin))
 
 
 def auto_tile(
