@@ -212,6 +212,26 @@ def _predict_mosaic(model, path, args) -> list[Path]:
     return list(outs.values())
 
 
+def _without_own_products(paths: list[Path], args) -> list[Path]:
+    """``paths`` less the files this run writes for another input (``--out`` = an input folder:
+    a rerun would segment its own labels and probabilities, and read files it overwrites)."""
+    from sciconv import io, postprocess
+
+    products = set()
+    for p in paths:
+        stem = io.image_stem(p)
+        names = postprocess.product_paths(
+            args.out, stem=stem, format=product_format(p, args.format),
+            catalog_format=args.catalog_format,
+        )  # fmt: skip
+        products.update(Path(f).resolve() for f in names.values())
+    own = [p for p in paths if p.resolve() in products]
+    if own:
+        _say(args, f"skipped {len(own)} input(s) that this run writes: "
+                   + ", ".join(str(p) for p in own))  # fmt: skip
+    return [p for p in paths if p.resolve() not in products]
+
+
 def _predict_segmentation(model, paths, args) -> list[Path]:
     import numpy as np
 
@@ -220,6 +240,7 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
     if args.geojson:  # a missing shapely fails before any prediction
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
 
+    paths = _without_own_products(paths, args)
     stacks = {p: io.plane_axes(p) for p in paths}
     stacks = {p: planes for p, planes in stacks.items() if planes[0]}
     mosaics = [p for p in paths if p not in stacks and _is_mosaic(p, args)]
@@ -312,7 +333,12 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     from sciconv import io, postprocess
 
     img = _one_channel(io.read(path, **_hdu(path, args)), args.channel)
-    labels, prob, std, table = _segment_image(model, img, args, params, tile_progress)
+    try:
+        labels, prob, std, table = _segment_image(model, img, args, params, tile_progress)
+    except SciconvError as exc:  # which file (a batch of hundreds stops here)
+        if exc.path is not None:
+            raise
+        raise type(exc)(exc.message, path=path) from exc
     bad = img.mask if img.mask is not None and img.mask.any() else None
     outs = _write_segmentation(
         model,

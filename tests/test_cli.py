@@ -514,6 +514,39 @@ def test_predict_with_the_shipped_nuclei_model(capsys, tmp_path, data_dir):
     assert (tmp_path / f"{image.stem}_catalog.ecsv").is_file()
 
 
+def test_predict_into_its_input_folder_skips_its_own_products(capsys, tmp_path, data_dir):
+    """``--out`` = the input folder: a rerun with --overwrite segmented its own labels and
+    probabilities (``a_labels_labels.tif``) and read files it was overwriting."""
+    import shutil
+
+    image = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
+    shutil.copy(image, tmp_path / "a.tif")
+    args = ("predict", "pretrained:nuclei", tmp_path, "--out", tmp_path)
+    code, _, err = run_cli(capsys, *args, "--quiet")
+    assert code == 0, err
+    first = (tmp_path / "a_labels.tif").read_bytes()
+    code, out, err = run_cli(capsys, *args, "--overwrite")
+    assert code == 0, err
+    assert "skipped 2 input(s) that this run writes" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.tif", "a_catalog.ecsv", "a_labels.tif", "a_prob.tif",
+    ]  # fmt: skip
+    assert (tmp_path / "a_labels.tif").read_bytes() == first
+
+
+def test_predict_names_the_file_a_model_cannot_take(capsys, tmp_path, data_dir):
+    """A two-channel file: the one-line error names it (it did not, so a batch of hundreds
+    stopped without saying which file)."""
+    image = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
+    two = np.stack([tifffile.imread(image)] * 2)
+    tifffile.imwrite(tmp_path / "two.tif", two, photometric="minisblack", metadata={"axes": "CYX"})
+    code, _, err = run_cli(
+        capsys, "predict", "pretrained:nuclei", tmp_path / "two.tif", "--out", tmp_path / "o"
+    )
+    assert code != 0
+    assert_one_line_error(err, "two.tif: ", "channels")
+
+
 def test_predict_scale_on_enlarged_nuclei(capsys, tmp_path, enlarged_real_nuclei):
     """--scale 1/3 on a real image enlarged 3x (tiled, overlap auto): outputs at the input's size,
     nuclei recovered (that scale beats no scale on such images is tested in test_pretrained)."""
