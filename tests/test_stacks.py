@@ -340,3 +340,24 @@ def test_read_refuses_a_movie_as_channels(tmp_path, movie):
         io.read(folder / "movie.tif", axes="CYX").data, np.moveaxis(frames, 0, -1)
     )
     np.testing.assert_array_equal(io.read(folder / "movie.tif", stack=True).data[..., 0], frames)
+
+
+def test_tiff_products_keep_the_microscope_pixel_size(capsys, tmp_path, movie):
+    """The catalog had µm columns but the label and probability TIFFs were written without a
+    pixel size (Fiji, QuPath and napari opened them in pixels); now resolution tags carry it,
+    for a single image and for a movie."""
+    _, frames, _ = movie
+    scale = {"PhysicalSizeX": 0.325, "PhysicalSizeY": 0.65}
+    tifffile.imwrite(tmp_path / "one.ome.tif", frames[0], metadata={"axes": "YX", **scale})
+    tifffile.imwrite(tmp_path / "mov.ome.tif", frames, metadata={"axes": "TYX", **scale})
+    for name in ("one", "mov"):
+        code, _, err = run_cli(
+            capsys, "predict", "pretrained:nuclei", tmp_path / f"{name}.ome.tif", "--out",
+            tmp_path / "o", "--quiet",
+        )  # fmt: skip
+        assert code == 0, err
+        for product in ("labels", "prob"):
+            img = io.read(tmp_path / "o" / f"{name}_{product}.tif", stack=name == "mov")
+            s = img.pixel_scale
+            assert s is not None, (name, product)
+            assert (round(s.y, 6), round(s.x, 6), s.unit) == (0.65, 0.325, "um"), (name, product)

@@ -452,6 +452,27 @@ def tiff_scale_meta(path: Path) -> dict:
         raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
 
 
+def resolution_tags(meta: dict) -> dict:
+    """tifffile ``imwrite`` keywords that store ``meta``'s pixel size as baseline resolution tags
+    (pixels per centimetre), which image software and :func:`sciconv.io.read` read back; empty
+    without a pixel size in a length unit.
+
+    Examples
+    --------
+    >>> resolution_tags({"pixel_size": (0.5, 0.25), "pixel_unit": "µm"})
+    {'resolution': (40000.0, 20000.0), 'resolutionunit': 'CENTIMETER'}
+    >>> resolution_tags({"pixel_size": (1.0, 1.0), "pixel_unit": "pixel"})
+    {}
+    """
+    size, unit = meta.get("pixel_size"), _unit(meta.get("pixel_unit") or "µm")
+    if size is None or unit not in _UNIT_METRES:
+        return {}
+    dy, dx = (_convert(float(v), unit, "cm") for v in size)
+    if not (dx > 0 and dy > 0):
+        return {}
+    return {"resolution": (1.0 / dx, 1.0 / dy), "resolutionunit": "CENTIMETER"}
+
+
 def _convert(value: float, unit: str, to: str) -> float:
     if unit == to or unit not in _UNIT_METRES or to not in _UNIT_METRES:
         return value

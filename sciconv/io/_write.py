@@ -21,6 +21,7 @@ from sciconv.io._common import astropy_fits, brief, warn_caller
 from sciconv.io._header import replace_wcs_cards, strip_structural
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._png import png_encode
+from sciconv.io._tiff import resolution_tags
 
 WRITE_FORMATS = {
     ".fits": "fits",
@@ -195,7 +196,10 @@ def tiff_layout(arr: np.ndarray, stack_axes: str = "") -> tuple[Any, str, str, d
     return pages, stack_axes + "CYX", "minisblack", {"shape": shape, "dtype": arr.dtype}
 
 
-def write_tiff(tmp: Path, arr: np.ndarray, history: list[str], stack_axes: str = "") -> None:
+def write_tiff(
+    tmp: Path, arr: np.ndarray, history: list[str], stack_axes: str = "", like=None
+) -> None:
+    """A plain TIFF; ``like``'s pixel size (a microscope's, in µm) as resolution tags."""
     import tifffile
 
     import sciconv
@@ -204,6 +208,8 @@ def write_tiff(tmp: Path, arr: np.ndarray, history: list[str], stack_axes: str =
     if history:
         meta["history"] = history
     data, axes, photometric, extra = tiff_layout(arr, stack_axes)
+    if isinstance(like, GridImage):
+        extra.update(resolution_tags(like.meta))
     tifffile.imwrite(tmp, data, photometric=photometric, metadata={"axes": axes, **meta}, **extra)
 
 
@@ -294,6 +300,8 @@ def write(
         OME-TIFF: a GridImage whose ``meta["pixel_size"]``, ``meta["pixel_unit"]`` and (when
         there is one per channel written) ``meta["channel_names"]`` are written as OME
         ``PhysicalSizeY/X`` and ``Channel/@Name``, so labels keep the source's pixel size.
+        TIFF: that pixel size as resolution tags (pixels per centimetre), which Fiji, QuPath
+        and :func:`read` take back.
     overwrite : bool
         Replace an existing file; without it an existing file raises ``OutputExistsError``.
     history : str or iterable of str, optional
@@ -375,7 +383,7 @@ def write(
             )
     if fmt == "tiff":
         with atomic_output(path, overwrite=overwrite) as tmp:
-            write_tiff(tmp, arr, history, stack_axes)
+            write_tiff(tmp, arr, history, stack_axes, like)
         return path
     if fmt == "ome-tiff":
         with atomic_output(path, overwrite=overwrite) as tmp:

@@ -471,7 +471,7 @@ def write_products(
                 labels=labels,
                 mask=mask,
                 uncertainty=uncertainty,
-                like=like if fmt == "fits" else None,
+                like=like,
                 cards={
                     f"CLASS{i}": (n, f"class of probability plane {i} (0-based)")
                     for i, n in enumerate(names[:_MAX_CLASS_CARDS])
@@ -498,6 +498,8 @@ def _write_file_products(
     written = {}
     fits = fmt == "fits"
     wcs = like_wcs(like) if fits else None
+    # TIFF keeps a microscope image's pixel size (resolution tags); a FITS header it cannot keep
+    scale = {"like": like} if _microscopy_image(like) and not fits else {}
     if prob is not None:
         if fits:
             written["prob"] = _write_fits_product(
@@ -518,6 +520,7 @@ def _write_file_products(
                 history=prob_lines,
                 overwrite=overwrite,
                 stack_axes=stack_axes,
+                **scale,
             )
     if labels is not None:
         written["labels"] = (
@@ -534,7 +537,12 @@ def _write_file_products(
             )
             if fits
             else scio.write(
-                targets["labels"], labels, history=lines, overwrite=overwrite, stack_axes=stack_axes
+                targets["labels"],
+                labels,
+                history=lines,
+                overwrite=overwrite,
+                stack_axes=stack_axes,
+                **scale,
             )
         )
     if not fits:
@@ -545,6 +553,7 @@ def _write_file_products(
                 history=[*lines, "bad-pixel mask: 1 = bad"],
                 overwrite=overwrite,
                 stack_axes=stack_axes,
+                **scale,
             )
         if uncertainty is not None:
             written["uncert"] = scio.write(
@@ -553,8 +562,21 @@ def _write_file_products(
                 history=[*prob_lines, "standard deviation of each class probability"],
                 overwrite=overwrite,
                 stack_axes=stack_axes,
+                **scale,
             )
     return written
+
+
+def _microscopy_image(like) -> bool:
+    """A GridImage with a pixel size and no FITS header or WCS (a TIFF, PNG or OME-Zarr input)."""
+    from sciconv.io import GridImage
+
+    return (
+        isinstance(like, GridImage)
+        and like.header is None
+        and like.wcs is None
+        and like.meta.get("pixel_size") is not None
+    )
 
 
 def _write_fits_product(
