@@ -169,3 +169,38 @@ def test_pixel_scale_validation_and_conversion():
         s.to("arcsec")
     with pytest.raises(ConfigError, match="a number needs its unit"):
         PixelScale.from_value(0.5)
+
+
+def test_nddata_unit_reads_the_bunit_spellings_of_real_files(data_dir, tmp_path):
+    """HST writes BUNIT = 'ELECTRONS'; to_nddata gave UnrecognizedUnit(ELECTRONS), which no
+    conversion accepts. Now the unit is the one astropy's own CCDData.read gives, and the other
+    pipeline spellings read too; an unreadable one warns, naming the file."""
+    from astropy import units as u
+    from astropy.io import fits
+    from astropy.nddata import CCDData
+
+    from sciconv import io
+    from sciconv.errors import SciconvWarning
+
+    real = data_dir / "real" / "hst" / "j8bt06nyq_sci_cutout.fits"
+    nd = io.read(real).to_nddata(ccd=True)
+    assert nd.unit == CCDData.read(real).unit == u.electron
+    assert (3 * nd.unit).to(u.electron).value == 3
+    for bunit, unit in (
+        ("ELECTRONS/S", u.electron / u.s),
+        ("COUNTS", u.count),
+        ("counts/sec", u.count / u.s),
+        ("ADU", u.adu),
+        ("MJy/sr", u.MJy / u.sr),
+        ("1e-17 erg/s/cm^2/Angstrom", 1e-17 * u.erg / u.s / u.cm**2 / u.AA),
+    ):
+        path = tmp_path / "u.fits"
+        fits.writeto(
+            path, np.ones((4, 5), np.float32), fits.Header({"BUNIT": bunit}), overwrite=True
+        )
+        assert io.read(path).to_nddata().unit == unit, bunit
+    fits.writeto(
+        path, np.ones((4, 5), np.float32), fits.Header({"BUNIT": "furlongs"}), overwrite=True
+    )
+    with pytest.warns(SciconvWarning, match=r"u\.fits: BUNIT 'furlongs'"):
+        assert isinstance(io.read(path).to_nddata().unit, u.UnrecognizedUnit)

@@ -18,6 +18,7 @@ import numpy as np
 
 from sciconv.errors import ConfigError
 from sciconv.io._header import slice_wcs
+from sciconv.io._units import fits_unit
 
 
 class LazyImage:
@@ -523,7 +524,7 @@ class GridImage:
             mask = None if mask is None else np.moveaxis(mask, -1, 0)
         unit = self.meta.get("unit")
         if unit is None and self.meta.get("bunit"):
-            unit = u.Unit(str(self.meta["bunit"]), format="fits", parse_strict="silent")
+            unit = fits_unit(self.meta["bunit"], self.path)
         meta = {} if self.header is None else self.header.copy()
         kwargs = dict(mask=mask, wcs=self.wcs, meta=meta, psf=self.meta.get("psf"))
         if ccd:

@@ -1,0 +1,75 @@
+"""FITS ``BUNIT`` strings as astropy units, with the spellings real files use.
+
+HST, Spitzer and many pipelines write ``ELECTRONS``, ``ELECTRONS/S``, ``COUNTS`` or ``ADU``,
+which the FITS unit standard does not know; astropy's ``CCDData.read`` maps some of them
+(``CCDData.known_invalid_fits_unit_strings``, ``ADU`` lower-cased). :func:`fits_unit` applies
+those rules first, then the same for the plural and upper-case spellings of electrons, counts,
+ADU and DN inside a compound unit, then the FITS and the generic unit grammars; a string none of
+them reads stays an ``UnrecognizedUnit`` with a warning naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+
+from sciconv.io._common import warn_caller
+
+__all__ = ["fits_unit"]
+
+# case-insensitive words of BUNIT strings -> astropy's names
+_WORDS = {
+    "electrons": "electron",
+    "electron": "electron",
+    "e-": "electron",
+    "counts": "count",
+    "count": "count",
+    "cts": "count",
+    "adu": "adu",
+    "dn": "DN",
+    "sec": "s",
+}
+
+
+def fits_unit(bunit: str, path: str | os.PathLike | None = None):
+    """The astropy unit of a FITS ``BUNIT`` value (module notes).
+
+    Parameters
+    ----------
+    bunit : str
+        The header value.
+    path : str or os.PathLike, optional
+        The file, named in the warning for a unit that cannot be read.
+
+    Returns
+    -------
+    astropy.units.UnitBase
+        An ``UnrecognizedUnit`` (with a ``SciconvWarning``) when no rule reads it.
+
+    Examples
+    --------
+    >>> str(fits_unit("ELECTRONS/S")), str(fits_unit("ADU")), str(fits_unit("MJy/sr"))
+    ('electron / s', 'adu', 'MJy / sr')
+    >>> str(fits_unit("COUNTS")), str(fits_unit("1e-17 erg/s/cm^2/Angstrom"))
+    ('ct', '1e-17 erg / (Angstrom s cm2)')
+    """
+    from astropy import units as u
+    from astropy.nddata import CCDData
+
+    text = str(bunit).strip()
+    known = CCDData.known_invalid_fits_unit_strings
+    if text in known:
+        return u.Unit(known[text])
+    words = re.sub(
+        r"(?<![0-9.])[A-Za-z][A-Za-z-]*", lambda m: _WORDS.get(m.group(0).lower(), m.group(0)), text
+    )
+    for candidate, fmt in ((text, "fits"), (words, "fits"), (words, "generic")):
+        with warnings.catch_warnings():  # "multiple slashes" and the like: the unit is read
+            warnings.simplefilter("ignore", u.UnitsWarning)
+            unit = u.Unit(candidate, format=fmt, parse_strict="silent")
+        if not isinstance(unit, u.UnrecognizedUnit):
+            return unit
+    where = f"{os.fspath(path)}: " if path is not None else ""
+    warn_caller(f"{where}BUNIT {text!r} is not a unit astropy reads; kept as an unrecognized unit")
+    return u.Unit(text, parse_strict="silent")
