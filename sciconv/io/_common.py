@@ -23,16 +23,17 @@ ROLE_Y, ROLE_X, ROLE_C, ROLE_N, ROLE_ONE = "Y", "X", "C", "N", "1"
 _PACKAGE = __name__.rpartition(".")[0]  # "sciconv.io"
 
 
-def warn_caller(message: str) -> None:
-    """Warn with SciconvWarning, attributed to the first caller outside ``sciconv.io``."""
+def warn_caller(message: str, package: str = _PACKAGE) -> None:
+    """Warn with SciconvWarning, attributed to the first caller outside ``package``
+    (``sciconv.io``; ``"sciconv"``: the user's code)."""
     frame, level = sys._getframe(1), 2
-    while frame is not None and _in_package(frame.f_globals.get("__name__", "")):
+    while frame is not None and _in_package(frame.f_globals.get("__name__", ""), package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, SciconvWarning, stacklevel=level)
 
 
-def _in_package(name: str) -> bool:
-    return name == _PACKAGE or name.startswith(_PACKAGE + ".")
+def _in_package(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
 
 
 def brief(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.io._common import warn_caller
 from sciconv.preprocess._limits import finite_values, validate_image
 
 _TRANSFORM_KEYS = ("to_gray", "to_rgb", "invert", "dark_to_gray")
@@ -119,21 +120,45 @@ def _bright_background(x: np.ndarray) -> bool:
 _EMPTY_CHANNEL = 0.1
 
 
+#: ``dark_to_gray``: two channels with signal that correlate less than this are two stains.
+_SAME_STAIN = 0.9
+
+
 def _missing_channel(x: np.ndarray) -> bool:
     """Whether an RGB image has a channel whose range (1st to 99.8th percentile) is under
     :data:`_EMPTY_CHANNEL` of the widest channel's: a fluorescence image saved in colour (DAPI
-    in blue only), not an H&E image flipped about its background (all three carry the stain)."""
+    in blue only), not an H&E image flipped about its background (all three carry the stain).
+    When two channels carry different signals (a composite: DAPI and a cytoplasm stain), their
+    mean merges the nuclei with the other stain: a warning says to segment one channel."""
     if x.shape[-1] != 3:
         return False
     step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 2**18)))  # about 256k pixels suffice
+    sample = x[::step, ::step, :3]
     ranges = []
     for c in range(3):
-        values = finite_values(x[::step, ::step, c])
+        values = finite_values(sample[..., c])
         if values.size == 0:
             return False
         lo, hi = np.percentile(values, (1.0, 99.8))
         ranges.append(float(hi - lo))
-    return max(ranges) > 0 and min(ranges) < _EMPTY_CHANNEL * max(ranges)
+    if not (max(ranges) > 0 and min(ranges) < _EMPTY_CHANNEL * max(ranges)):
+        return False
+    live = [c for c in range(3) if ranges[c] >= _EMPTY_CHANNEL * max(ranges)]
+    finite = np.all(np.isfinite(sample), axis=-1)
+    pairs = [(a, b) for i, a in enumerate(live) for b in live[i + 1 :]]
+    if finite.sum() > 2 and any(
+        np.corrcoef(sample[..., a][finite], sample[..., b][finite])[0, 1] < _SAME_STAIN
+        for a, b in pairs
+    ):
+        names = " and ".join("RGB"[c] for c in live)
+        warn_caller(
+            f"a dark-background colour image with different signals in {names} (a composite of "
+            "stains?) is averaged to grey for the model, which merges nuclei with the other "
+            "stain; segment the nuclear channel alone (image[..., k]; sciconv predict "
+            "--channel K)",
+            package="sciconv",
+        )
+    return True
 
 
 @dataclasses.dataclass(frozen=True)
