@@ -21,6 +21,7 @@ def segmenter():
     sc.models.set_metadata(
         model,
         normalization={"method": "percentile", "low": 1.0, "high": 99.8},
+        input_transform={"to_gray": True, "invert": "auto"},
         postprocess={"threshold": 0.5},
         class_names=["background", "interior", "boundary"],
     )
@@ -47,6 +48,8 @@ def test_onnx_metadata_props(tmp_path, segmenter):
     assert props["sciconv_version"] == sc.__version__
     assert json.loads(props["normalization"]) == {"method": "percentile", "low": 1.0, "high": 99.8}
     assert json.loads(props["postprocess"]) == {"threshold": 0.5}
+    # the step before normalization (RGB/grey, flipping bright backgrounds) has its own entry
+    assert json.loads(props["input_transform"]) == {"to_gray": True, "invert": "auto"}
     assert json.loads(props["sciconv"]) == sc.models.get_metadata(segmenter)
     assert json.loads(props["class_names"])[1] == "interior"
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

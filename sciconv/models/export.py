@@ -62,9 +62,11 @@ def export(
     Notes
     -----
     ``metadata_props`` holds ``"sciconv"`` (the JSON of :func:`~sciconv.models.get_metadata`),
-    ``"normalization"`` and ``"postprocess"`` (JSON, when recorded), ``"task"`` and
-    ``"sciconv_version"``. Normalization and the instance watershed are not in the graph (see
-    the module docstring): run them around the ONNX model as sciconv does. Needs the optional
+    ``"input_transform"``, ``"normalization"`` and ``"postprocess"`` (JSON, when recorded),
+    ``"task"`` and ``"sciconv_version"``. The input transform (grey/RGB, flipping bright
+    backgrounds: :func:`sciconv.preprocess.apply_input_transform`), normalization and the
+    instance watershed are not in the graph (see the module docstring): run them around the
+    ONNX model as sciconv does. Needs the optional
     extra ``pip install "sciconv[onnx]"`` (onnx, onnxruntime, tf2onnx).
 
     Examples
@@ -105,7 +107,7 @@ def export(
         "sciconv_version": sciconv.__version__,
         "task": str(metadata.get("task", "")),
     }
-    for key in ("normalization", "postprocess", "class_names", "divisor"):
+    for key in ("input_transform", "normalization", "postprocess", "class_names", "divisor"):
         if key in metadata:
             props[key] = json.dumps(metadata[key])
     path = Path(path)
@@ -125,8 +127,9 @@ def export(
             entry.key, entry.value = key, value
         proto.doc_string = (
             f"sciconv {metadata.get('task', 'model')} {model.name!r}: normalized (N, H, W, C) "
-            "float32 in; normalization and instance post-processing are not in the graph "
-            "(see metadata_props 'normalization' and 'postprocess')"
+            "float32 in; the input transform, normalization and instance post-processing are "
+            "not in the graph (see metadata_props 'input_transform', 'normalization' and "
+            "'postprocess')"
         )
         onnx.save(proto, str(tmp))
     return path
