@@ -207,6 +207,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         precision=args.precision,
         batch_size=args.batch_size,
         progress=not args.quiet,  # over blocks
+        **_postprocess_overrides(args),
     )
     _say(args, f"{path}: block-wise -> {', '.join(p.name for p in outs.values())}")
     return list(outs.values())
@@ -264,6 +265,7 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
         "precision": args.precision,
         "scale": args.scale if args.scale is not None else "auto",
         "object_size": args.object_size,
+        **_postprocess_overrides(args),
     }
     # one bar over files when there are several, else the one file's bar over tiles
     tile_progress = not args.quiet and len(paths) == 1
@@ -278,6 +280,15 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
             if bar is not None:
                 bar.update(1)
     return written
+
+
+def _postprocess_overrides(args) -> dict:
+    """``--threshold`` and ``--min-size``, when given: keywords of ``postprocess.instances``."""
+    given = {
+        "threshold": getattr(args, "threshold", None),
+        "min_size": getattr(args, "min_size", None),
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _segment_image(model, img, args, params, progress):

@@ -64,6 +64,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _probability_arg(text: str) -> float:
+    """``--threshold``: a probability strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
+    return value
+
+
 def _object_size_arg(text: str) -> float | str | None:
     """``--object-size``: ``auto`` (the library default), ``none``, or a diameter in pixels."""
     if text.strip().lower() in ("auto", "none"):
@@ -172,6 +183,22 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "model's training size; not with --scale), or auto: segment again at the training size "
         "when the objects found are outside the sizes the model segments well (pretrained:nuclei "
         "7.4-65.9 px), or none (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=_probability_arg,
+        default=None,
+        metavar="P",
+        help="segmenters: foreground probability threshold of the instances (default: the "
+        "model's recorded post-processing, else 0.5)",
+    )
+    p.add_argument(
+        "--min-size",
+        type=_positive_int,
+        default=None,
+        metavar="PX",
+        help="segmenters: smallest object kept, in pixels (default: the model's recorded "
+        "post-processing, else 20, sized for nuclei; stars of a few pixels need e.g. 3)",
     )
     p.add_argument(
         "--regions",

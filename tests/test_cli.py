@@ -816,3 +816,44 @@ def test_predict_hdu_picks_the_extension_and_its_dq(capsys, tmp_path, data_dir):
     )
     assert code != 0 and "EXTVER must be an integer" in err
     assert (tmp_path / "flt.fits").read_bytes() == before
+
+
+def test_predict_threshold_and_min_size_reach_the_instances(capsys, tmp_path):
+    """Stars of a few pixels fell under the nuclei-sized default min_size (20 px), and the
+    command line had no way to say otherwise short of editing the model's metadata."""
+    import keras
+
+    from sciconv import io, models
+
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2,
+        1,
+        kernel_initializer=keras.initializers.Constant([[[[-10.0, 10.0]]]]),
+        bias_initializer=keras.initializers.Constant([5.0, -5.0]),
+    )(inputs)
+    model = models.attach_metadata(  # p = sigmoid(20 x - 10); minmax: -3 -> 0, 3 -> 1
+        keras.Model(inputs, keras.layers.Softmax()(logits)),
+        task="segmentation",
+        normalization={"method": "minmax"},
+    )
+    model.save(tmp_path / "thr.keras")
+    image = np.full((48, 64), -3.0, np.float32)
+    for y, x in ((8, 8), (8, 40), (30, 20), (36, 50)):
+        image[y : y + 3, x : x + 3] = 3.0  # 9-pixel "stars"
+    image[20:22, 5] = 0.12  # x = 0.52, p = 0.6: kept at threshold 0.5, not at 0.7
+    io.write(tmp_path / "stars.fits", image)
+    base = ("predict", tmp_path / "thr.keras", tmp_path / "stars.fits")
+    counts = {}
+    for name, extra in (
+        ("default", ()),
+        ("small", ("--min-size", "2")),
+        ("strict", ("--min-size", "2", "--threshold", "0.7")),
+    ):
+        code, _, err = run_cli(capsys, *base, "--out", tmp_path / name, "--quiet", *extra)
+        assert code == 0, err
+        counts[name] = int(io.read(tmp_path / name / "stars_labels.fits").data.max())
+    assert counts == {"default": 0, "small": 5, "strict": 4}
+    code, _, err = run_cli(capsys, *base, "--out", tmp_path / "x", "--threshold", "1.5")
+    assert code == 2
+    assert_one_line_error(err, "--threshold", "between 0 and 1")

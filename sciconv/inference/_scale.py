@@ -64,14 +64,16 @@ def image_pixel_scale(image: Any) -> PixelScale | None:
     return None
 
 
-def _explicit_factor(scale: Any, path) -> float:
+def _explicit_factor(scale: Any, path, name: str = "scale") -> float:
     ok = not isinstance(scale, bool) and isinstance(scale, (int, float, np.number))
     if not ok or not math.isfinite(float(scale)) or float(scale) <= 0:
-        raise ConfigError(
-            "scale must be 'auto', None, a positive number (the zoom factor), or the image's "
-            f"pixel scale as a Quantity/PixelScale; got {scale!r}",
-            path=path,
+        allowed = (
+            "'auto', None, a positive number (the zoom factor), or the image's pixel scale as "
+            "a Quantity/PixelScale"
+            if name == "scale"
+            else "'auto', None, a positive number of pixels, or a Quantity (e.g. 12 * u.um)"
         )
+        raise ConfigError(f"{name} must be {allowed}; got {scale!r}", path=path)
     return float(scale)
 
 
@@ -199,7 +201,9 @@ def physical_object_size(
     18.0
     """
     if not hasattr(object_size, "unit"):
-        value = _explicit_factor(object_size, path) if object_size is not None else None
+        value = (
+            _explicit_factor(object_size, path, "object_size") if object_size is not None else None
+        )
         if value is None:
             raise ConfigError("object_size must be a positive number or a Quantity", path=path)
         return value
