@@ -880,3 +880,20 @@ def test_dss_plate_solution_survives_write_and_third_party_headers(tmp_path):
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "OK" in run.stdout, run.stderr[-2000:]
+
+
+def test_write_from_an_extension_keeps_the_inherited_cards_not_inherit(tmp_path):
+    """An HST-like SCI extension with INHERIT = T: its products are single-HDU files whose
+    primary header carried INHERIT = T (meaningless there); the inherited cards stay."""
+    from astropy.io import fits
+
+    src = tmp_path / "flt.fits"
+    primary = fits.PrimaryHDU(header=fits.Header({"TELESCOP": "HST", "INSTRUME": "ACS"}))
+    sci = fits.ImageHDU(np.ones((6, 7), np.float32), name="SCI")
+    sci.header["INHERIT"] = True
+    fits.HDUList([primary, sci]).writeto(src)
+    img = io.read(src, hdu="SCI")
+    assert img.header["TELESCOP"] == "HST"
+    io.write(tmp_path / "out.fits", img)
+    header = fits.getheader(tmp_path / "out.fits")
+    assert "INHERIT" not in header and header["INSTRUME"] == "ACS"

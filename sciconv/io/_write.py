@@ -92,6 +92,8 @@ def output_header(arr: np.ndarray, like, header, history: list[str], path: Path)
                 path=path,
             )
     out = strip_structural(out)
+    # reading applied INHERIT = T (the primary's cards are here); the output is a primary HDU
+    out.remove("INHERIT", ignore_missing=True, remove_all=True)
     if wcs is not None:
         if getattr(wcs, "cpdis1", None) is not None or getattr(wcs, "det2im1", None) is not None:
             warn_caller(
