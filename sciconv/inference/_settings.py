@@ -253,7 +253,8 @@ def resolve_settings(
     if channels is not None and int(channels) != c:
         raise InferenceError(
             f"image has {c} channel(s) (shape {shape}) but model {model.name!r} expects "
-            f"{channels}; select or stack channels to match",
+            f"{channels}; select or stack channels to match (image[..., k] for channel k; "
+            "sciconv predict --channel K)",
             path=path,
         )
     blend = look_up_option(blend, BLEND_MODES, name="blend", error=InferenceError)
