@@ -317,11 +317,13 @@ def roc_auc(y_true, score) -> float:
 
 
 # ------------------------------------------------------------------------------------ CNNs
-def _build(size, channels=1, *, invariant=None, dropout=None):
-    """``sciconv.models.classifier`` with its defaults (``dropout`` overrides the default)."""
+def _build(size, channels=1, *, invariant=None, dropout=None, filters=None):
+    """``sciconv.models.classifier`` with its defaults (``dropout``, ``filters`` override them)."""
     from sciconv import models
 
     extra = {} if dropout is None else {"dropout": dropout}
+    if filters:
+        extra["filters"] = tuple(filters)
     return models.classifier((size, size, channels), 2, invariant=invariant, **extra)
 
 
@@ -390,7 +392,7 @@ def run_repetition(task: str, seed: int, args, real=None) -> dict:
         if name not in args.methods:
             continue
         keras.utils.set_random_seed(seed)
-        plain = _build(args.size, channels, dropout=dropout)
+        plain = _build(args.size, channels, dropout=dropout, filters=args.filters)
         plain.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
         t0 = time.perf_counter()
         plain.fit(xn_tr, y_tr, batch_size=32, epochs=args.epochs, shuffle=True, verbose=0)
@@ -414,7 +416,7 @@ def run_repetition(task: str, seed: int, args, real=None) -> dict:
             # augment=False: fit decides (D4 for a classifier of cutout files)
             train = datasets.from_folder(tmp, batch_size=32, seed=seed, normalize=normalize)
             keras.utils.set_random_seed(seed)
-            model = _build(args.size, channels, invariant=invariant)
+            model = _build(args.size, channels, invariant=invariant, filters=args.filters)
             t0 = time.perf_counter()
             training.fit(
                 model,
@@ -483,6 +485,12 @@ def main(argv=None) -> int:
         "about 7-20 ADU)",
     )
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--filters",
+        type=int,
+        nargs="+",
+        help="conv-pool stages of every CNN (classifier(filters=)); default: the classifier's",
+    )
     parser.add_argument(
         "--no-reduce-lr",
         action="store_true",

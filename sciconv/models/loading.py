@@ -355,6 +355,8 @@ def _rebuild_from_metadata(path: Path, config: dict) -> keras.Model | None:
     if builder not in _REBUILD_KEYS or "input_shape" not in meta:
         return None
     kwargs = {k: meta[k] for k in _REBUILD_KEYS[builder] if k in meta}
+    if builder in ("classifier", "regressor"):  # recorded only when > 1: absent = none
+        arch.setdefault("input_pool", 1)
     build = {"classifier": classifier, "regressor": regressor, "segmenter": segmenter}[builder]
     try:
         model = build(tuple(meta["input_shape"]), name=config["config"]["name"], **kwargs, **arch)
