@@ -50,6 +50,7 @@ import tensorflow as tf
 from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
+from sciconv._fit_data import check_class_weight, check_data_shapes
 from sciconv._fit_schedule import chance_loss, schedule_callbacks
 from sciconv.augment import d4_train_data, resolve_train_augment
 from sciconv.errors import (
@@ -312,39 +313,6 @@ def _as_dataset_args(data, *, name: str):
     return arrays
 
 
-def _check_data_shapes(model, data, *, name: str) -> None:
-    """Refuse unbatched datasets, datasets without labels and a wrong channel count up front."""
-    if len(model.inputs) != 1:
-        return
-    want = tuple(model.inputs[0].shape)
-    if isinstance(data, tuple):
-        x_shape = tuple(data[0].shape)
-        batched = True
-    else:
-        spec = data.element_spec
-        if not isinstance(spec, tuple) or len(spec) < 2:
-            raise ConfigError(
-                f"{name} must yield (images, labels) pairs; it yields {spec}. Build it with "
-                "sciconv.datasets or map it to (x, y)"
-            )
-        x_spec = spec[0]
-        if not hasattr(x_spec, "shape"):
-            return
-        x_shape = tuple(x_spec.shape)
-        batched = len(x_shape) == len(want)
-        if len(x_shape) == len(want) - 1:
-            raise ConfigError(
-                f"{name} yields single images of shape {x_shape}, not batches; batch it first, "
-                f"e.g. {name}.batch(32)"
-            )
-    if batched and len(x_shape) == len(want) and want[-1] is not None:
-        if x_shape[-1] is not None and x_shape[-1] != want[-1]:
-            raise ModelError(
-                f"{name} holds images with {x_shape[-1]} channel(s) (shape {x_shape}) but model "
-                f"{model.name!r} expects {want[-1]} (input shape {want})"
-            )
-
-
 def _epoch_steps(train, steps_per_epoch):
     """``(train, steps_per_epoch)`` for ``keras.Model.fit``: never an input that runs out early.
 
@@ -366,19 +334,6 @@ def _epoch_steps(train, steps_per_epoch):
             )
         return train, None
     return (train if endless else train.repeat()), steps_per_epoch
-
-
-def _check_class_weight(model, class_weight) -> None:
-    if class_weight is None:
-        return
-    if not isinstance(class_weight, Mapping):
-        raise ConfigError(f"class_weight must be a dict {{class id: weight}}; got {class_weight!r}")
-    if get_metadata(model).get("task") == "segmentation":
-        raise ConfigError(
-            "class_weight works for image-level labels only; for segmentation use a loss that "
-            "handles imbalance (sciconv.losses.bce_dice_loss, the default, or focal_loss) or "
-            "per-pixel sample weights (yield (x, y, weights) from the dataset)"
-        )
 
 
 def _check_pixel_weights(model, train) -> None:
@@ -426,7 +381,7 @@ def fit(
     early_stopping: int | None = None,
     reduce_lr: bool | int = True,
     tensorboard: bool = True,
-    class_weight: Mapping[int, float] | None = None,
+    class_weight: Mapping[int | str, float] | None = None,
     steps_per_epoch: int | None = None,
     batch_size: int = 32,
     augment: bool | str | None = "auto",
@@ -471,7 +426,8 @@ def fit(
         ``tensorboard`` package; without it a :class:`~sciconv.errors.SciconvWarning` says no logs
         are written.
     class_weight : dict, optional
-        Passed to ``keras.Model.fit`` (classification).
+        ``{class id or class name: weight}`` (classification); classes not named weigh 1, and
+        unknown classes are refused. Passed to ``keras.Model.fit``.
     steps_per_epoch : int, optional
         Batches per epoch. Default: the dataset's ``.steps_per_epoch`` when it has one (the
         endless training datasets of :func:`sciconv.datasets.from_pairs`: one pass), else one
@@ -560,8 +516,8 @@ def fit(
 
     for data, label in ((train, "train"), (validation_data, "validation_data")):
         if data is not None:
-            _check_data_shapes(model, data, name=label)
-    _check_class_weight(model, class_weight)
+            check_data_shapes(model, data, name=label)
+    class_weight = check_class_weight(model, class_weight, getattr(train, "class_names", None))
     fit_data, steps_per_epoch = _epoch_steps(train, steps_per_epoch)  # refuses before any change
     recorded = _record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
     tuple_batch = batch_size if isinstance(train, tuple) else None

@@ -501,3 +501,65 @@ def test_resuming_with_another_architecture_names_the_run_folder(tmp_path):
     (tmp_path / "old" / "config.json").write_text(json.dumps({"status": "running"}))
     with pytest.raises(ModelError, match=r"another model.*weights do not fit"):
         fit(other, (x, y), epochs=3, workdir=tmp_path / "old", verbose=0, tensorboard=False)
+
+
+# ------------------------------------------------------------------ data against the model (QA)
+
+
+def test_fit_refuses_targets_the_model_has_no_outputs_for():
+    """A regressor with 1 output trained on 2 targets (or 3 outputs on 1) trained without a
+    word: the loss broadcast one against the other. Multi-label likewise."""
+    x = np.random.default_rng(0).normal(size=(8, 16, 16, 1)).astype(np.float32)
+    model = regressor((16, 16, 1), 1, filters=(4,), dense=())
+    with pytest.raises(ModelError, match=r"train has 2 targets per image .* outputs=2"):
+        fit(model, (x, np.zeros((8, 2), np.float32)), epochs=1, verbose=0, tensorboard=False)
+    model = regressor((16, 16, 1), 3, filters=(4,), dense=())
+    ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(8, np.float32))).batch(4)
+    with pytest.raises(ModelError, match=r"train has 1 targets per image .* outputs 3"):
+        fit(model, ds, epochs=1, verbose=0, tensorboard=False)
+    both = regressor((16, 16, 1), 2, filters=(4,), dense=(), uncertainty=True)  # 4 outputs
+    fit(both, (x, np.zeros((8, 2), np.float32)), epochs=1, verbose=0, tensorboard=False)
+    multi = classifier((16, 16, 1), 3, filters=(4,), dense=(), multilabel=True)
+    with pytest.raises(ModelError, match=r"train has 2 labels per image .* num_classes=2"):
+        fit(multi, (x, np.zeros((8, 2), np.float32)), epochs=1, verbose=0, tensorboard=False)
+
+
+def test_fit_refuses_a_fixed_size_the_images_do_not_have_and_a_padding_the_unet_cannot_take():
+    x = np.zeros((4, 48, 48, 1), np.float32)
+    model = classifier((64, 64, 1), 2, filters=(4,), dense=())
+    with pytest.raises(ModelError, match=r"train holds 48 x 48 images but .* takes 64 x 64"):
+        fit(model, (x, np.zeros(4, np.int64)), epochs=1, verbose=0, tensorboard=False)
+    # from_pairs pads validation images to a multiple of 16 by default: a depth-5 U-Net needs
+    # 32, which failed deep inside TensorFlow after the first training epoch
+    unet = segmenter((None, None, 1), 2, depth=5, filters=2)
+    pairs = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((2, 32, 32, 1), np.float32), np.zeros((2, 32, 32, 1), np.float32))
+    ).batch(2)
+    val = pairs.map(lambda a, b: (a, b))
+    val.pad_to_multiple = 16
+    with pytest.raises(ModelError, match=r"validation_data pads .* multiple of 16 .* 32"):
+        fit(unet, pairs, validation_data=val, epochs=1, verbose=0, tensorboard=False)
+
+
+def test_class_weight_takes_ids_or_names_and_refuses_unknown_classes(tmp_path):
+    """``{0: 1, 1: 5}`` for three classes failed inside TensorFlow (Keras sizes its table by the
+    largest key), and an unknown id was ignored; now missing classes weigh 1, names work."""
+    from sciconv._fit_data import check_class_weight
+
+    model = classifier((16, 16, 1), 3, filters=(4,), dense=())
+    names = ["Bright", "Rare", "fluo"]
+    assert check_class_weight(model, {0: 1, 1: 5}, names) == {0: 1.0, 1: 5.0, 2: 1.0}
+    assert check_class_weight(model, {"Rare": 5}, names) == {0: 1.0, 1: 5.0, 2: 1.0}
+    with pytest.raises(ConfigError, match=r"unknown class\(es\) \[5, 'rare'\].*0\.\.2"):
+        check_class_weight(model, {5: 2.0, "rare": 1.0}, names)
+    with pytest.raises(ConfigError, match=r"class_weight\[1\] must be a number >= 0"):
+        check_class_weight(model, {1: -1}, names)
+    x = np.random.default_rng(1).normal(size=(9, 16, 16, 1)).astype(np.float32)
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 2, 2])
+    history = fit(
+        model, (x, y), epochs=1, verbose=0, tensorboard=False, class_weight={0: 1.0, 1: 5.0},
+        workdir=tmp_path / "run",
+    )  # fmt: skip
+    assert np.isfinite(history.history["loss"][0])
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["class_weight"]
+    assert recorded == {"0": 1.0, "1": 5.0, "2": 1.0}

@@ -1,0 +1,173 @@
+"""The checks of :func:`sciconv.training.fit`'s data against its model, before anything trains.
+
+Each refusal names what does not fit and how to build it instead: a wrong channel count, a fixed
+input size the images do not have, targets the model has no outputs for (a broadcast loss would
+train on them without a word), validation images padded to a multiple the U-Net cannot take
+(found after a whole training epoch otherwise), and ``class_weight`` entries for classes that do
+not exist.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from sciconv.errors import ConfigError, ModelError
+from sciconv.models import get_metadata
+
+__all__ = ["check_class_weight", "check_data_shapes"]
+
+
+def _label_shape(data) -> tuple | None:
+    """The batch shape of the labels of ``data`` (arrays or a dataset); None when unknown."""
+    if isinstance(data, tuple):
+        y = data[1]
+        return None if isinstance(y, tuple) else tuple(np.shape(y))
+    spec = data.element_spec
+    y = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
+    return tuple(y.shape) if hasattr(y, "shape") else None
+
+
+def check_data_shapes(model, data, *, name: str) -> None:
+    """Refuse data ``model`` cannot train on (module notes); ``name`` is the argument's name.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.models import regressor
+    >>> model = regressor((8, 8, 1), 1, filters=(2,), dense=())
+    >>> x = np.zeros((4, 8, 8, 1), np.float32)
+    >>> try:
+    ...     check_data_shapes(model, (x, np.zeros((4, 2))), name="train")
+    ... except Exception as err:
+    ...     print(err)
+    train has 2 targets per image but model 'regressor' outputs 1; build it with outputs=2
+    """
+    if len(model.inputs) != 1:
+        return
+    want = tuple(model.inputs[0].shape)
+    if isinstance(data, tuple):
+        x_shape = tuple(data[0].shape)
+        batched = True
+    else:
+        spec = data.element_spec
+        if not isinstance(spec, tuple) or len(spec) < 2:
+            raise ConfigError(
+                f"{name} must yield (images, labels) pairs; it yields {spec}. Build it with "
+                "sciconv.datasets or map it to (x, y)"
+            )
+        x_spec = spec[0]
+        if not hasattr(x_spec, "shape"):
+            return
+        x_shape = tuple(x_spec.shape)
+        batched = len(x_shape) == len(want)
+        if len(x_shape) == len(want) - 1:
+            raise ConfigError(
+                f"{name} yields single images of shape {x_shape}, not batches; batch it first, "
+                f"e.g. {name}.batch(32)"
+            )
+    if not (batched and len(x_shape) == len(want)):
+        return
+    if want[-1] is not None and x_shape[-1] is not None and x_shape[-1] != want[-1]:
+        raise ModelError(
+            f"{name} holds images with {x_shape[-1]} channel(s) (shape {x_shape}) but model "
+            f"{model.name!r} expects {want[-1]} (input shape {want})"
+        )
+    if len(want) == 4:
+        _check_size(model, name, want, x_shape, data)
+    _check_targets(model, name, _label_shape(data))
+
+
+def _check_size(model, name: str, want: tuple, x_shape: tuple, data) -> None:
+    fixed, given = want[1:3], x_shape[1:3]
+    if None not in fixed and None not in given and tuple(fixed) != tuple(given):
+        raise ModelError(
+            f"{name} holds {given[0]} x {given[1]} images but model {model.name!r} takes "
+            f"{fixed[0]} x {fixed[1]} (input shape {want}); build it with "
+            f"input_shape={(*given, want[-1])} or size the images to it "
+            f"(from_folder(image_size={fixed[0]}))"
+        )
+    divisor = get_metadata(model).get("divisor")
+    multiple = getattr(data, "pad_to_multiple", None)
+    if divisor and multiple and int(multiple) % int(divisor):
+        raise ModelError(
+            f"{name} pads its images to a multiple of {multiple} but model {model.name!r} needs "
+            f"multiples of {divisor} (2**depth); build the dataset with "
+            f"pad_to_multiple={divisor}"
+        )
+
+
+def _check_targets(model, name: str, y_shape: tuple | None) -> None:
+    """Regression and multi-label targets: as many per image as the model has outputs."""
+    if y_shape is None or len(y_shape) > 2:
+        return
+    meta = get_metadata(model)
+    task = meta.get("task")
+    width = 1 if len(y_shape) == 1 else y_shape[-1]
+    if width is None:
+        return
+    if task == "regression" and meta.get("outputs") is not None:
+        n, fix = int(meta["outputs"]), f"outputs={width}"
+    elif task == "multilabel" and meta.get("num_classes") is not None:
+        n, fix = int(meta["num_classes"]), f"num_classes={width}"
+    else:
+        return
+    if int(width) != n:
+        what = "targets" if task == "regression" else "labels"
+        raise ModelError(
+            f"{name} has {width} {what} per image but model {model.name!r} outputs {n}; "
+            f"build it with {fix}"
+        )
+
+
+def check_class_weight(model, class_weight, class_names=None) -> dict | None:
+    """``class_weight`` as ``{class id: weight}`` for every class of ``model``.
+
+    Keys are class ids or class names (``class_names``, else the model's); classes not named
+    weigh 1. Unknown classes, and weights that are not finite numbers >= 0, are refused (Keras
+    builds its weight table up to the largest key: a class above it failed deep inside
+    TensorFlow, an unknown id was ignored).
+
+    Examples
+    --------
+    >>> from sciconv.models import classifier
+    >>> model = classifier((8, 8, 1), 3, filters=(2,), dense=())
+    >>> check_class_weight(model, {"b": 4}, ["a", "b", "c"])
+    {0: 1.0, 1: 4.0, 2: 1.0}
+    """
+    if class_weight is None:
+        return None
+    if not isinstance(class_weight, Mapping):
+        raise ConfigError(f"class_weight must be a dict {{class id: weight}}; got {class_weight!r}")
+    meta = get_metadata(model)
+    if meta.get("task") == "segmentation":
+        raise ConfigError(
+            "class_weight works for image-level labels only; for segmentation use a loss that "
+            "handles imbalance (sciconv.losses.bce_dice_loss, the default, or focal_loss) or "
+            "per-pixel sample weights (yield (x, y, weights) from the dataset)"
+        )
+    k = meta.get("num_classes")
+    if k is None:
+        return dict(class_weight)
+    names = list(class_names or meta.get("class_names") or [])
+    out, unknown = {}, []
+    for key, weight in class_weight.items():
+        if isinstance(key, str) and key in names:
+            index = names.index(key)
+        elif isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 0 <= key < k:
+            index = int(key)
+        else:
+            unknown.append(key)
+            continue
+        ok = isinstance(weight, (int, float, np.number)) and not isinstance(weight, bool)
+        if not ok or not math.isfinite(float(weight)) or float(weight) < 0:
+            raise ConfigError(f"class_weight[{key!r}] must be a number >= 0; got {weight!r}")
+        out[index] = float(weight)
+    if unknown:
+        listed = f" {names}" if names else ""
+        raise ConfigError(
+            f"class_weight names unknown class(es) {unknown}; the classes are 0..{k - 1}{listed}"
+        )
+    return {i: out.get(i, 1.0) for i in range(int(k))}
