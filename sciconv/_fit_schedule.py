@@ -90,6 +90,23 @@ class LinearWarmup(keras.callbacks.Callback):
             ) from None
 
 
+class LearningRateLog(keras.callbacks.Callback):
+    """Put the rate each epoch trained at into its logs, first, so ``log.csv`` (whose columns
+    Keras fixes at the first epoch) and the history have it for every epoch; the rate rules
+    only wrote it on epochs they acted on.
+
+    Examples
+    --------
+    >>> LearningRateLog().__class__.__name__
+    'LearningRateLog'
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            rate = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            logs["learning_rate"] = float(rate)
+
+
 class PlateauAwareReduceLR(keras.callbacks.ReduceLROnPlateau):
     """``ReduceLROnPlateau`` that waits until the monitored value has left its starting level.
 

@@ -51,7 +51,7 @@ from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
 from sciconv._fit_data import check_class_weight, check_data_shapes
-from sciconv._fit_schedule import chance_loss, schedule_callbacks
+from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
 from sciconv.augment import d4_train_data, resolve_train_augment
 from sciconv.errors import (
     ConfigError,
@@ -539,7 +539,7 @@ def fit(
     _check_pixel_weights(model, train)
 
     monitor = "val_loss" if validation_data is not None else "loss"
-    cbs: list = []
+    cbs: list = [LearningRateLog()]  # first: every epoch's rate in log.csv and the history
     initial_epoch = 0
     if workdir is not None:
         workdir = Path(workdir)

@@ -563,3 +563,18 @@ def test_class_weight_takes_ids_or_names_and_refuses_unknown_classes(tmp_path):
     assert np.isfinite(history.history["loss"][0])
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())["class_weight"]
     assert recorded == {"0": 1.0, "1": 5.0, "2": 1.0}
+
+
+def test_every_epoch_has_its_learning_rate_in_the_history_and_log_csv(tmp_path):
+    """The rate rules wrote ``learning_rate`` only on epochs they acted on, so the history was
+    one entry short (``pandas.DataFrame(history.history)`` failed) and log.csv, whose columns
+    Keras fixes at the first epoch, never had it."""
+    x = np.random.default_rng(0).normal(size=(16, 16, 16, 1)).astype(np.float32)
+    y = x.mean(axis=(1, 2))
+    model = regressor((16, 16, 1), 1, filters=(4,), dense=())
+    history = fit(model, (x, y), epochs=3, verbose=0, tensorboard=False, workdir=tmp_path / "r")
+    lengths = {k: len(v) for k, v in history.history.items()}
+    assert lengths["learning_rate"] == lengths["loss"] == 3
+    with open(tmp_path / "r" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(float(r["learning_rate"]) > 0 for r in rows)
