@@ -60,6 +60,7 @@ from sciconv.errors import (
     SciconvError,
     SciconvWarning,
 )
+from sciconv.inference._progress import interactive
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
@@ -452,7 +453,8 @@ def fit(
     callbacks : list, optional
         Extra Keras callbacks, run after sciconv's.
     verbose : "auto", 0, 1 or 2
-        Keras progress output (bars by default).
+        Keras progress output: ``"auto"`` is bars (1) on a terminal or in a notebook and one
+        line per epoch (2) in logs and CI, where bars left escape codes and backspaces.
     seed : int, optional
         Seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) before training:
         shuffling and dropout repeat. The initial weights are drawn when the model is built, so
@@ -619,7 +621,7 @@ def fit(
         callbacks=cbs,
         class_weight=class_weight,
         steps_per_epoch=steps_per_epoch,
-        verbose=verbose,
+        verbose=(1 if interactive(sys.stdout) else 2) if verbose == "auto" else verbose,
     )
     if isinstance(train, tuple):
         x, y, *rest = train

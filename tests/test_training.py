@@ -578,3 +578,14 @@ def test_every_epoch_has_its_learning_rate_in_the_history_and_log_csv(tmp_path):
     with open(tmp_path / "r" / "log.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and all(float(r["learning_rate"]) > 0 for r in rows)
+
+
+def test_auto_verbosity_writes_plain_lines_off_a_terminal(capsys):
+    """``verbose="auto"`` went to Keras as bars, which left escape codes, carriage returns and
+    backspaces in redirected logs (README: plain lines in logs and CI)."""
+    x = np.random.default_rng(0).normal(size=(8, 16, 16, 1)).astype(np.float32)
+    model = regressor((16, 16, 1), 1, filters=(4,), dense=())
+    fit(model, (x, x.mean(axis=(1, 2))), epochs=2, tensorboard=False)
+    out = capsys.readouterr().out
+    assert "Epoch 2/2" in out and "loss" in out
+    assert not any(c in out for c in ("\x1b", "\r", "\b"))

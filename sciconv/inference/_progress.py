@@ -72,9 +72,29 @@ def progress_bar(total: int, *, desc: str, unit: str, enabled: bool, file: TextI
     from tqdm.auto import tqdm
 
     file = sys.stderr if file is None else file
-    # tqdm.auto's class derives from tqdm.notebook's only inside a notebook kernel
-    notebook = any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
-    isatty = getattr(file, "isatty", None)
-    if notebook or (isatty is not None and isatty()):
+    if interactive(file):
+        notebook = in_notebook()
         return tqdm(total=total, desc=desc, unit=unit, file=None if notebook else file)
     return PlainProgress(total, desc=desc, unit=unit, file=file)
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a notebook kernel (tqdm.auto's class is then tqdm.notebook's)."""
+    from tqdm.auto import tqdm
+
+    return any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
+
+
+def interactive(file: TextIO | None = None) -> bool:
+    """Whether progress written to ``file`` (default ``sys.stderr``) is watched live: a notebook
+    or a terminal; logs and CI get plain lines instead of redrawn bars.
+
+    Examples
+    --------
+    >>> import io
+    >>> interactive(io.StringIO())
+    False
+    """
+    file = sys.stderr if file is None else file
+    isatty = getattr(file, "isatty", None)
+    return in_notebook() or bool(isatty is not None and isatty())
