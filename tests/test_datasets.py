@@ -786,3 +786,20 @@ def test_catalog_paths_with_dotdot_that_stay_inside_are_fine(tmp_path):
     ds = datasets.from_catalog(tmp_path / "cat.csv", path_column="file", label_column="label")
     x, _ = next(iter(ds))
     assert x.shape[0] == 2
+
+
+def test_stratified_split_keeps_a_training_image_of_every_class(tmp_path):
+    """With 1-image classes (or validation_split > 0.5) a class could go to validation whole:
+    the model never trained on it, silently. Each class now keeps a training image, and a class
+    without a validation image is named in a warning."""
+    counts = {"bright": 2, "common": 10, "rare": 1}
+    for c, (name, n) in enumerate(counts.items()):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            fits.writeto(tmp_path / name / f"g{i}.fits", _galaxy(c, i))
+    with pytest.warns(SciconvWarning, match=r"class\(es\) \['rare'\] have too few images"):
+        tr, va = datasets.from_folder(tmp_path, image_size=12, validation_split=0.6, seed=0)
+    seen = np.bincount(np.concatenate([y.numpy() for _, y in tr]), minlength=3)
+    held = np.bincount(np.concatenate([y.numpy() for _, y in va]), minlength=3)
+    assert seen.min() >= 1 and seen.sum() + held.sum() == 13
+    assert held[2] == 0 and held[0] == 1

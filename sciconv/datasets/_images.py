@@ -95,7 +95,7 @@ def build_image_datasets(
     prep = FilePrep(spec, size, policy)
     labels = labels[good]
     strata = None if strata is None else strata[good]
-    train_idx, val_idx = split(len(good), fraction, seed, strata)
+    train_idx, val_idx = split(len(good), fraction, seed, strata, list(class_names))
 
     cache_mode = (
         "memory" if scanned.arrays is not None else ("file" if isinstance(cache, Path) else "none")
@@ -253,7 +253,7 @@ def from_arrays(
         task, y, class_names = "regression", y.astype(np.float32), []
     scale = common_scale(names, [_scale_of(im) for im in items], what="the images", stacklevel=3)
     strata = y if task == "classification" else None
-    train_idx, val_idx = split(len(items), fraction, seed, strata)
+    train_idx, val_idx = split(len(items), fraction, seed, strata, class_names)
     spec = prep.normalization
     common = {
         "class_names": class_names,

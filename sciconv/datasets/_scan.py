@@ -21,6 +21,7 @@ import numpy as np
 
 from sciconv.errors import DatasetError, SciconvError, SciconvWarning
 from sciconv.io import PixelScale, probe_shape, read_pixel_scale
+from sciconv.io._common import warn_caller
 
 WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
 MAX_LISTED = 20
@@ -174,17 +175,33 @@ def check_sizes(paths, shapes, size, policy) -> tuple[int, int]:
     return size
 
 
-def split(n: int, fraction: float | None, seed: int, strata: np.ndarray | None):
-    """Deterministic split of ``range(n)``; stratified by ``strata`` (class ids) when given."""
+def split(n: int, fraction: float | None, seed: int, strata: np.ndarray | None, names=None):
+    """Deterministic split of ``range(n)``; stratified by ``strata`` (class ids) when given.
+
+    Stratified, every class keeps at least one training image, and a class left without a
+    validation image (too few images for ``fraction``) is named in a warning (``names``: the
+    class names of the ids).
+    """
     all_idx = np.arange(n)
     if fraction is None:
         return all_idx, None
     rng = np.random.default_rng(seed)
-    groups = [all_idx] if strata is None else [all_idx[strata == c] for c in np.unique(strata)]
-    val = []
-    for g in groups:
+    classes = [None] if strata is None else list(np.unique(strata))
+    groups = [all_idx] if strata is None else [all_idx[strata == c] for c in classes]
+    val, unseen = [], []
+    for c, g in zip(classes, groups):
         k = round(len(g) * fraction)
+        if strata is not None:
+            k = min(k, len(g) - 1)  # a class the model never trains on cannot be learnt
+            if k == 0:
+                unseen.append(names[int(c)] if names is not None and 0 <= c < len(names) else c)
         val.extend(rng.permutation(g)[:k].tolist())
+    if unseen and len(unseen) < len(classes):
+        warn_caller(
+            f"validation_split={fraction}: class(es) {unseen} have too few images for a "
+            "validation image; they are trained on but not validated",
+            package="sciconv",
+        )
     val_idx = np.array(sorted(val), dtype=np.int64)
     train_idx = np.setdiff1d(all_idx, val_idx)
     if len(val_idx) == 0 or len(train_idx) == 0:
