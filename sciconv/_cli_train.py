@@ -15,6 +15,7 @@ import argparse
 import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +213,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         for one in paths:
             if not Path(one).exists():
-                raise ConfigError(f"dataset.{key}: path not found: {one}")
+                raise ConfigError(f"dataset.{key}: path not found: {one}", path=args.config)
+    from sciconv._fit_args import validate_fit_values  # imports TensorFlow: not at start-up
+
+    with _section(args.config, "training"):  # before the data are read
+        names = ("epochs", "learning_rate", "early_stopping", "reduce_lr", "steps_per_epoch")
+        validate_fit_values(**{k: fit_cfg[k] for k in (*names, "seed", "warmup") if k in fit_cfg})
     say(f"dataset: {kind} {' '.join(str(a) for a in data_args)}")
-    built = getattr(datasets, func_name)(*data_args, **ds_cfg)
+    with _section(args.config, f"dataset (kind {kind})"):
+        built = getattr(datasets, func_name)(*data_args, **ds_cfg)
     train, val = built if isinstance(built, tuple) else (built, None)
 
     spec = train.element_spec
@@ -227,12 +234,27 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(f"model (type {mtype}): {one_line(exc)}", path=args.config) from None
     say(f"model: {mtype}, {model.count_params():,} parameters; workdir {workdir}")
-    history = training.fit(model, train, validation_data=val, overwrite=args.overwrite, **fit_cfg)
+    with _section(args.config, "training"):
+        history = training.fit(
+            model, train, validation_data=val, overwrite=args.overwrite, **fit_cfg
+        )
     last = {k: v[-1] for k, v in history.history.items() if v}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()) if k != "learning_rate")
     say(f"done: {summary}")
     say(f"model: {workdir / 'best.keras'}")
     return EXIT_OK
+
+
+@contextmanager
+def _section(config: Path, section: str):
+    """A ConfigError of a value under ``section`` names the config file and the section (one
+    that names a file of its own, e.g. an unreadable image, is left as it is)."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.path is not None:
+            raise
+        raise ConfigError(f"{section}: {exc.message}", path=config) from None
 
 
 def _build_model(mtype: str, model_cfg: dict, train, shape: tuple, ds_cfg: dict):

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from sciconv.errors import ConfigError, ModelError
 
-__all__ = ["validate_fit_args"]
+__all__ = ["validate_fit_args", "validate_fit_values"]
 
 
 def validate_fit_args(
@@ -61,6 +61,30 @@ def validate_fit_args(
             f"{name} must be a tf.data.Dataset or an (x, y) tuple of arrays; got "
             f"{type(value).__name__}"
         )
+    validate_fit_values(
+        epochs, learning_rate, early_stopping, reduce_lr, steps_per_epoch, seed, warmup
+    )
+
+
+def validate_fit_values(
+    epochs=1,
+    learning_rate=1e-3,
+    early_stopping=None,
+    reduce_lr=True,
+    steps_per_epoch=None,
+    seed=None,
+    warmup="auto",
+) -> None:
+    """The checks of :func:`validate_fit_args` that need no model or data (``sciconv train``
+    runs them before it reads the data).
+
+    Examples
+    --------
+    >>> validate_fit_values(epochs="three")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: epochs must be an int >= 1; got 'three'
+    """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be an int >= 1; got {epochs!r}")
     if (

@@ -125,6 +125,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> int:
+    """The ``sciconv`` console command: :func:`main`, with each sciconv warning shown as one
+    ``sciconv: warning: <message>`` line on stderr (not a source line of sciconv's code).
+
+    Returns
+    -------
+    int
+        :func:`main`'s exit code.
+    """
+    import warnings
+
+    from sciconv.errors import SciconvWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SciconvWarning):
+            print(f"sciconv: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        return main()
+    finally:
+        warnings.showwarning = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sciconv`` command; returns the exit code.
 
@@ -176,4 +204,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

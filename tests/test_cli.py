@@ -857,3 +857,49 @@ def test_predict_threshold_and_min_size_reach_the_instances(capsys, tmp_path):
     code, _, err = run_cli(capsys, *base, "--out", tmp_path / "x", "--threshold", "1.5")
     assert code == 2
     assert_one_line_error(err, "--threshold", "between 0 and 1")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "training", "fragment"),
+    [
+        ("path: DATA, image_size: 48x48", "epochs: 1", "dataset (kind folder): image_size must"),
+        ("path: DATA", "epochs: three", "training: epochs must be an int >= 1; got 'three'"),
+        ("path: DATA/nowhere", "epochs: 1", "dataset.path: path not found"),
+    ],
+)
+def test_train_value_errors_name_the_config_and_its_section(
+    capsys, tmp_path, dataset, training, fragment
+):
+    """Bad values named neither the config file nor the section, and a bad training value was
+    found only after the data were read and the model built."""
+    _blob_images(tmp_path / "data" / "a", 4, bright=True, seed=1)
+    _blob_images(tmp_path / "data" / "b", 4, bright=False, seed=2)
+    cfg = write_yaml(
+        tmp_path / "run.yaml",
+        f"dataset: {{kind: folder, {dataset.replace('DATA', str(tmp_path / 'data'))}}}\n"
+        "model: {type: classifier, filters: [4], dense: [8]}\n"
+        f"training: {{{training}, workdir: {tmp_path / 'run'}, tensorboard: false}}\n",
+    )
+    code, out, err = run_cli(capsys, "train", cfg)
+    assert code == 2
+    assert_one_line_error(err, f"{cfg}: {fragment}")
+    if fragment.startswith("training"):
+        assert "dataset: folder" not in out  # refused before the data were read
+
+
+def test_console_command_shows_sciconv_warnings_as_one_line(capsys, tmp_path, monkeypatch):
+    """The console entry point (``cli.run``) prints a SciconvWarning as ``sciconv: warning:``
+    instead of a source line of sciconv's code."""
+    z = np.zeros((64, 64), np.uint8)
+    yy, xx = np.mgrid[:64, :64]
+    nuclei = (120 * np.exp(-((yy - 20) ** 2 + (xx - 30) ** 2) / 30)).astype(np.uint8)
+    ring = (60 * np.exp(-((yy - 40) ** 2 + (xx - 20) ** 2) / 200)).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", np.stack([ring, z, nuclei], axis=-1))
+    monkeypatch.setattr(
+        sys, "argv", ["sciconv", "predict", "pretrained:nuclei", str(tmp_path / "rgb.tif"),
+                      "--out", str(tmp_path / "o"), "--quiet"],
+    )  # fmt: skip
+    assert cli.run() == 0
+    err = capsys.readouterr().err
+    assert "sciconv: warning: a dark-background colour image" in err
+    assert "SciconvWarning" not in err and "warn_caller" not in err
