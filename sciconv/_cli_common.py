@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
@@ -41,6 +42,10 @@ def say(*parts: Any) -> None:
     print(*parts, flush=True)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_KERAS_WRAPPER = re.compile(r"^Exception encountered when calling [\w.]+\(\)\.\s*")
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line: its message with whitespace collapsed (or its type's name).
 
@@ -50,8 +55,11 @@ def one_line(exc: BaseException) -> str:
     --------
     >>> one_line(FileNotFoundError(2, "No such file or directory", "a.fits"))
     'a.fits: No such file or directory'
+    >>> one_line(ValueError("Exception encountered when calling X.call(). bad value"))
+    'bad value'
     """
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _KERAS_WRAPPER.sub("", _ANSI.sub("", str(exc)))  # Keras re-raises with both
+    text = " ".join(text.split()) or type(exc).__name__
     if isinstance(exc, OSError) and getattr(exc, "filename", None) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
     return text

@@ -21,7 +21,7 @@ from typing import Any
 
 from sciconv._cli_common import EXIT_OK, one_line, say
 from sciconv._validation import look_up_option
-from sciconv.errors import ConfigError, OutputExistsError, SciconvError
+from sciconv.errors import ConfigError, ModelError, OutputExistsError, SciconvError
 
 __all__ = [
     "CONFIG_SECTIONS",
@@ -247,14 +247,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _section(config: Path, section: str):
-    """A ConfigError of a value under ``section`` names the config file and the section (one
+    """A ConfigError or ModelError under ``section`` names the config file and the section (one
     that names a file of its own, e.g. an unreadable image, is left as it is)."""
     try:
         yield
-    except ConfigError as exc:
+    except (ConfigError, ModelError) as exc:
         if exc.path is not None:
             raise
-        raise ConfigError(f"{section}: {exc.message}", path=config) from None
+        raise type(exc)(f"{section}: {exc.message}", path=config) from None
 
 
 def _build_model(mtype: str, model_cfg: dict, train, shape: tuple, ds_cfg: dict):

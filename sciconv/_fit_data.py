@@ -90,6 +90,12 @@ def _check_size(model, name: str, want: tuple, x_shape: tuple, data) -> None:
             f"(from_folder(image_size={fixed[0]}))"
         )
     divisor = get_metadata(model).get("divisor")
+    if divisor and None not in given and any(int(n) % int(divisor) for n in given):
+        raise ModelError(
+            f"{name} holds {given[0]} x {given[1]} images but model {model.name!r} needs sides "
+            f"that are multiples of {divisor} (2**depth); use a patch_size / image_size that is "
+            "one"
+        )
     multiple = getattr(data, "pad_to_multiple", None)
     if divisor and multiple and int(multiple) % int(divisor):
         raise ModelError(

@@ -529,6 +529,12 @@ def test_fit_refuses_a_fixed_size_the_images_do_not_have_and_a_padding_the_unet_
     model = classifier((64, 64, 1), 2, filters=(4,), dense=())
     with pytest.raises(ModelError, match=r"train holds 48 x 48 images but .* takes 64 x 64"):
         fit(model, (x, np.zeros(4, np.int64)), epochs=1, verbose=0, tensorboard=False)
+    # patches that a U-Net cannot pool evenly: refused before training, not by the model's
+    # run-time check wrapped in Keras text with terminal escape codes
+    unet3 = segmenter((None, None, 1), 2, depth=3, filters=2)
+    patches = (np.zeros((2, 60, 60, 1), np.float32), np.zeros((2, 60, 60, 1), np.float32))
+    with pytest.raises(ModelError, match=r"60 x 60 images .* multiples of 8"):
+        fit(unet3, patches, epochs=1, verbose=0, tensorboard=False)
     # from_pairs pads validation images to a multiple of 16 by default: a depth-5 U-Net needs
     # 32, which failed deep inside TensorFlow after the first training epoch
     unet = segmenter((None, None, 1), 2, depth=5, filters=2)
