@@ -41,7 +41,14 @@ def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
         elif p.is_dir():
             found = io.list_images(p)
             if not found:
-                raise InferenceError("folder holds no image files", path=p)
+                subs = sorted(d.name for d in p.iterdir() if d.is_dir() and d.name[:1] != ".")
+                hint = (
+                    f" (its sub-folders {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "
+                    f"are not searched: name them, e.g. {p}/*/)"
+                    if subs
+                    else ""
+                )
+                raise InferenceError(f"folder holds no image files{hint}", path=p)
             paths.extend(Path(f) for f in found)
         elif p.exists():
             paths.append(p)

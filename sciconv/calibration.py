@@ -102,9 +102,17 @@ def _targets(y, p: np.ndarray, mode: str) -> np.ndarray:
         if y.ndim == 2 and y.shape == p.shape:
             y = y.argmax(axis=1)
         y = y.reshape(-1)
+        if y.dtype == bool:
+            y = y.astype(np.int64)
         if y.shape[0] != n or not np.issubdtype(y.dtype, np.number):
             raise ConfigError(
-                f"y must hold {n} class ids (or one-hot rows of width {k}); got shape {y.shape}"
+                f"y must hold {n} class ids (or one-hot rows of width {k}); got shape {y.shape} "
+                f"of {y.dtype}"
+            )
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise ConfigError(
+                "y must hold whole class ids; got values that are not integers (e.g. "
+                f"{y[~(y == np.round(y))][:3].tolist() or 'NaN'})"
             )
         y = y.astype(np.int64)
         if y.min() < 0 or y.max() >= k:

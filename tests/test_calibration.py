@@ -239,3 +239,15 @@ def test_variance_errors_name_the_problem():
         calibrate_variance(model, scale=-1.0)
     with pytest.raises(ConfigError, match="needs validation data"):
         calibrate_variance(model)
+
+
+def test_class_ids_must_be_whole_numbers_and_booleans_are_0_and_1():
+    """Labels 0.9 / 1.9 were truncated to 0 / 1 and scored as if right; booleans were refused
+    with a message that blamed their (right) shape."""
+    p = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(ConfigError, match=r"whole class ids; .*0\.9, 1\.9"):
+        expected_calibration_error(p, y + 0.9)
+    assert expected_calibration_error(p, y.astype(bool)) == pytest.approx(
+        expected_calibration_error(p, y)
+    )

@@ -261,6 +261,7 @@ def test_predict_classifier_writes_one_table(capsys, trained_classifier):
         ("model", "model file not found"),
         ("input", "input not found"),
         ("empty_folder", "folder holds no image files"),
+        ("class_folders", "sub-folders blob, empty are not searched: name them"),
         ("overlap", "expected an integer or auto"),
         ("out_is_file", "--out must be a folder"),
     ],
@@ -278,6 +279,8 @@ def test_predict_bad_inputs(capsys, trained_classifier, tmp_path, which, fragmen
     elif which == "empty_folder":
         image = tmp_path / "empty"
         image.mkdir()
+    elif which == "class_folders":  # the class-per-folder layout training used
+        image = root / "data"
     elif which == "overlap":
         extra = ["--overlap", "lots"]
     else:
