@@ -253,7 +253,7 @@ def test_grad_cam_bad_arguments(toy_model):
 
 def test_feature_maps_rows_per_layer(toy_model):
     img = _blob()[..., None]
-    fig = viz.feature_maps(toy_model, img, max_maps=2)
+    fig = viz.feature_maps(toy_model, img, max_maps=2, normalize=None)  # the pixels as given
     assert list(fig.activations) == ["conv", "mix"]  # default: convolution layers
     np.testing.assert_allclose(fig.activations["conv"][..., 0], img[..., 0], atol=1e-6)
     assert np.all(fig.activations["conv"][..., 1] == 0)  # ReLU of the negated image
@@ -391,3 +391,19 @@ def test_measurements_live_in_metrics_and_viz_stays_light():
     assert {"confusion_counts", "match_catalogs"} <= set(dir(viz))
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         viz.nothing  # noqa: B018
+
+
+def test_network_views_take_raw_pixels_like_the_rest_of_sciconv(toy_model):
+    """feature_maps / grad_cam fed raw pixels to the network unnormalized by default (on raw
+    Hubble cutouts the predictions saturated and Grad-CAM maps came out all zero); now they
+    apply the model's normalization, as predict_files and the CLI do."""
+    from sciconv.preprocess import normalize
+
+    raw = 1000.0 + 400.0 * _blob()[..., None]  # counts, not normalized
+    by_default = viz.grad_cam_heatmap(toy_model, raw, class_index=1, layer="conv")
+    by_hand = viz.grad_cam_heatmap(
+        toy_model, normalize(raw), class_index=1, layer="conv", normalize=None
+    )
+    np.testing.assert_allclose(by_default, by_hand, atol=1e-5)
+    maps = viz.feature_maps(toy_model, raw, max_maps=1).activations["conv"]
+    np.testing.assert_allclose(maps[..., 0], normalize(raw)[..., 0], atol=1e-5)

@@ -74,7 +74,7 @@ def run_galaxies(paths, settings: DemoSettings, w: Writer, log) -> dict[str, Any
     }
     wrong = np.flatnonzero(y_pred != y_true)
     pick = int(wrong[0]) if wrong.size else 0
-    fig = viz.grad_cam(model, x[pick], class_names=names)
+    fig = viz.grad_cam(model, x[pick], class_names=names, normalize=None)  # x: normalized batches
     fig.suptitle(f"true: {names[y_true[pick]]}, predicted: {names[y_pred[pick]]}")
     figs["gradcam"] = w.figure(fig, "galaxy_gradcam.png")
     return {

@@ -118,7 +118,7 @@ def feature_maps(
     *,
     layers: Sequence[str | int] | None = None,
     max_maps: int = 16,
-    normalize: str | Mapping | NormSpec | None = None,
+    normalize: str | Mapping | NormSpec | None = "model",
     cmap: str = "viridis",
 ) -> Figure:
     """Show what the chosen layers of ``model`` output for one image: one row per layer.
@@ -134,9 +134,11 @@ def feature_maps(
     max_maps : int
         At most this many channels per layer are drawn (the first ones).
     normalize : None, str, dict or NormSpec
-        ``None`` feeds ``image`` as it is (already preprocessed); ``"model"`` applies the
-        normalization recorded with the model (else the shared default) and ``"default"`` the
-        shared default; a method name (``"zscale"``, ...), a spec dict or a
+        ``"model"`` (default: raw pixels in, as everywhere in sciconv) applies the normalization
+        recorded with the model (else the shared default); ``None`` feeds ``image`` as it is
+        (already preprocessed: before, the default, so raw pixels reached the network
+        unnormalized and its heatmaps saturated, often to zero); ``"default"`` the shared
+        default; a method name (``"zscale"``, ...), a spec dict or a
         :class:`~sciconv.preprocess.NormSpec` applies that normalization. The grammar of
         :func:`sciconv.preprocess.resolve_normalization`, as everywhere in sciconv.
     cmap : str
@@ -300,7 +302,7 @@ def grad_cam_heatmap(
     *,
     class_index: int | None = None,
     layer: str | int | None = None,
-    normalize: str | Mapping | NormSpec | None = None,
+    normalize: str | Mapping | NormSpec | None = "model",
 ) -> np.ndarray:
     """Grad-CAM heatmap ``(H, W)`` in [0, 1]: where the image drove the class score up.
 
@@ -378,7 +380,7 @@ def grad_cam(
     *,
     class_index: int | None = None,
     layer: str | int | None = None,
-    normalize: str | Mapping | NormSpec | None = None,
+    normalize: str | Mapping | NormSpec | None = "model",
     class_names: Sequence[str] | None = None,
     alpha: float = 0.5,
     stretch: str = "asinh",
