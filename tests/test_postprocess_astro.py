@@ -280,3 +280,14 @@ def test_predict_tiled_and_instances_take_nddata(tiny_model):
     img = GridImage.from_nddata(CCDData(pixels, unit="adu", mask=mask))
     prob = inference.predict_tiled(tiny_model, img, **kw)
     assert np.isnan(prob[mask]).all() and np.isfinite(prob[~mask]).all()
+
+
+def test_to_ccddata_refuses_a_science_image_as_probabilities(data_dir):
+    """The HST electron image (values to ~1.5e5) was taken as one probability plane, named
+    CLASS0, made dimensionless and stripped of its BUNIT."""
+    from sciconv import io
+    from sciconv.errors import InvalidImageError
+
+    img = io.read(data_dir / "real" / "hst" / "j8bt06nyq_sci_cutout.fits")
+    with pytest.raises(InvalidImageError, match=r"class probabilities .*\(a science image\?"):
+        postprocess.to_ccddata(img.data, like=img)

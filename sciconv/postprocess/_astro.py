@@ -385,6 +385,13 @@ def to_ccddata(
         hw = shape = data.shape
     else:
         cube = validate_cube(raw)
+        finite = cube[np.isfinite(cube)]
+        if finite.size and (finite.min() < -1e-3 or finite.max() > 1 + 1e-3):
+            raise InvalidImageError(
+                "to_ccddata takes class probabilities (in [0, 1]) or instance labels; got "
+                f"values from {finite.min():.4g} to {finite.max():.4g} (a science image? "
+                "GridImage.to_nddata(ccd=True) keeps its unit)"
+            )
         names = class_name_list(class_names, cube.shape[-1])
         data = fits_layout(cube)
         cards = {f"CLASS{i}": (n, f"class of probability plane {i}") for i, n in enumerate(names)}
