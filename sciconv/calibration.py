@@ -109,10 +109,11 @@ def _targets(y, p: np.ndarray, mode: str) -> np.ndarray:
                 f"y must hold {n} class ids (or one-hot rows of width {k}); got shape {y.shape} "
                 f"of {y.dtype}"
             )
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+        odd = y[~np.isfinite(y) | (y != np.round(y))]  # NaN, inf, 0.9
+        if odd.size:
             raise ConfigError(
-                "y must hold whole class ids; got values that are not integers (e.g. "
-                f"{y[~(y == np.round(y))][:3].tolist() or 'NaN'})"
+                f"y must hold whole class ids; got values that are not integers (e.g. "
+                f"{odd[:3].tolist()})"
             )
         y = y.astype(np.int64)
         if y.min() < 0 or y.max() >= k:

@@ -698,20 +698,6 @@ def test_train_dataset_paths_are_checked_not_a_type_error(capsys, tmp_path, valu
     assert_one_line_error(err, fragment)
 
 
-def test_train_bad_model_value_is_a_config_error(capsys, trained_classifier, tmp_path):
-    root, _, _ = trained_classifier
-    cfg = write_yaml(
-        tmp_path / "run.yaml",
-        f"dataset: {{kind: folder, path: {root / 'data'}, batch_size: 8}}\n"
-        "model: {type: classifier, filters: [-4], dense: [], dropout: 2.0}\n"
-        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}}}\n",
-    )
-    code, _, err = run_cli(capsys, "train", cfg)
-    assert code == 2
-    assert_one_line_error(err, str(cfg), "model (type classifier)")
-    assert "unexpected" not in err
-
-
 def test_predict_refuses_a_hostile_model_in_one_line(capsys, tmp_path):
     import json
     import zipfile
@@ -862,30 +848,51 @@ def test_predict_threshold_and_min_size_reach_the_instances(capsys, tmp_path):
     assert_one_line_error(err, "--threshold", "between 0 and 1")
 
 
+GOOD_MODEL = "filters: [4], dense: [8]"
+
+
 @pytest.mark.parametrize(
-    ("dataset", "training", "fragment"),
+    ("dataset", "model", "training", "fragment"),
     [
-        ("path: DATA, image_size: 48x48", "epochs: 1", "dataset (kind folder): image_size must"),
-        ("path: DATA", "epochs: three", "training: epochs must be an int >= 1; got 'three'"),
-        ("path: DATA/nowhere", "epochs: 1", "dataset.path: path not found"),
+        (
+            "path: DATA, image_size: 48x48",
+            GOOD_MODEL,
+            "epochs: 1",
+            "dataset (kind folder): image_size must",
+        ),
+        (
+            "path: DATA",
+            "filters: [-4], dense: [], dropout: 2.0",
+            "epochs: 1",
+            "model (type classifier)",
+        ),
+        (
+            "path: DATA",
+            GOOD_MODEL,
+            "epochs: three",
+            "training: epochs must be an int >= 1; got 'three'",
+        ),
+        ("path: DATA/nowhere", GOOD_MODEL, "epochs: 1", "dataset.path: path not found"),
     ],
 )
 def test_train_value_errors_name_the_config_and_its_section(
-    capsys, tmp_path, dataset, training, fragment
+    capsys, tmp_path, dataset, model, training, fragment
 ):
-    """Bad values named neither the config file nor the section, and a bad training value was
-    found only after the data were read and the model built."""
+    """A bad value is one configuration error naming the config file and its section (values
+    under dataset: and training: named neither, and a bad training value was found only after
+    the data were read and the model built)."""
     _blob_images(tmp_path / "data" / "a", 4, bright=True, seed=1)
     _blob_images(tmp_path / "data" / "b", 4, bright=False, seed=2)
     cfg = write_yaml(
         tmp_path / "run.yaml",
         f"dataset: {{kind: folder, {dataset.replace('DATA', str(tmp_path / 'data'))}}}\n"
-        "model: {type: classifier, filters: [4], dense: [8]}\n"
+        f"model: {{type: classifier, {model}}}\n"
         f"training: {{{training}, workdir: {tmp_path / 'run'}, tensorboard: false}}\n",
     )
     code, out, err = run_cli(capsys, "train", cfg)
     assert code == 2
     assert_one_line_error(err, f"{cfg}: {fragment}")
+    assert "unexpected" not in err
     if fragment.startswith("training"):
         assert "dataset: folder" not in out  # refused before the data were read
 

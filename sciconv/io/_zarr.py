@@ -25,6 +25,7 @@ from sciconv.errors import (
 )
 from sciconv.io._common import brief, to_float32
 from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._tiff import PLANE_AXES
 
 _NGFF_UNITS = {
     "meter": "m",
@@ -77,6 +78,13 @@ def _open_multiscale(path: Path):
     raise InvalidImageError("OME-Zarr store holds no multiscale image", path=path)
 
 
+def _stored_image(path: Path):
+    """:func:`_open_multiscale` of a store that must exist (the readers' entry)."""
+    if not path.is_dir():
+        raise InvalidImageError("OME-Zarr store not found (expected a folder)", path=path)
+    return _open_multiscale(path)
+
+
 def _axis_letters(node, ndim: int, path: Path) -> tuple[list[str], str]:
     """The NGFF axis names of a multiscale node and their upper-case first letters."""
     axes_meta = node.metadata.get("axes") or []
@@ -92,18 +100,14 @@ def _axis_letters(node, ndim: int, path: Path) -> tuple[list[str], str]:
 def zarr_axes(path: Path) -> tuple[str, tuple[int, ...]]:
     """The axis letters (``"TCZYX"``, ...) and full-resolution shape of an OME-Zarr store, from
     its metadata alone (no pixels read)."""
-    if not path.is_dir():
-        raise InvalidImageError("OME-Zarr store not found (expected a folder)", path=path)
-    node = _open_multiscale(path)
+    node = _stored_image(path)
     shape = tuple(int(n) for n in node.data[0].shape)
     return _axis_letters(node, len(shape), path)[1], shape
 
 
 def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> GridImage:
     """:func:`sciconv.io.read` of an OME-Zarr store: one resolution level as (H, W, C)."""
-    if not path.is_dir():
-        raise InvalidImageError("OME-Zarr store not found (expected a folder)", path=path)
-    node = _open_multiscale(path)
+    node = _stored_image(path)
     levels = [tuple(int(n) for n in d.shape) for d in node.data]
     if not 0 <= level < len(levels):
         raise ConfigError(
@@ -150,7 +154,7 @@ def _arrange_dask(array, letters: str, *, stack: bool, path: Path):
     letters = "".join(letters[i] for i in keep)
     others = [a for a in letters if a not in "YXC"]
     if others and not stack:
-        if len(others) == 1 and "C" not in letters and others[0] in "TZ":
+        if len(others) == 1 and "C" not in letters and others[0] in PLANE_AXES:
             raise InvalidImageError(
                 f"OME-Zarr axes {letters!r} (shape {array.shape}) declare "
                 f"{array.shape[letters.index(others[0])]} {others[0]} planes: a stack of 2-D "

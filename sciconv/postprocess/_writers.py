@@ -498,8 +498,9 @@ def _write_file_products(
     written = {}
     fits = fmt == "fits"
     wcs = like_wcs(like) if fits else None
-    # TIFF keeps a microscope image's pixel size (resolution tags); a FITS header it cannot keep
-    scale = {"like": like} if _microscopy_image(like) and not fits else {}
+    tiff = {"overwrite": overwrite, "stack_axes": stack_axes}
+    if _microscopy_image(like):  # TIFF keeps its pixel size (resolution tags), not a FITS header
+        tiff["like"] = like
     if prob is not None:
         if fits:
             written["prob"] = _write_fits_product(
@@ -518,9 +519,7 @@ def _write_file_products(
                 targets["prob"],
                 prob,
                 history=prob_lines,
-                overwrite=overwrite,
-                stack_axes=stack_axes,
-                **scale,
+                **tiff,
             )
     if labels is not None:
         written["labels"] = (
@@ -540,9 +539,7 @@ def _write_file_products(
                 targets["labels"],
                 labels,
                 history=lines,
-                overwrite=overwrite,
-                stack_axes=stack_axes,
-                **scale,
+                **tiff,
             )
         )
     if not fits:
@@ -551,18 +548,14 @@ def _write_file_products(
                 targets["mask"],
                 mask.astype(np.uint8),
                 history=[*lines, "bad-pixel mask: 1 = bad"],
-                overwrite=overwrite,
-                stack_axes=stack_axes,
-                **scale,
+                **tiff,
             )
         if uncertainty is not None:
             written["uncert"] = scio.write(
                 targets["uncert"],
                 uncertainty,
                 history=[*prob_lines, "standard deviation of each class probability"],
-                overwrite=overwrite,
-                stack_axes=stack_axes,
-                **scale,
+                **tiff,
             )
     return written
 
@@ -570,11 +563,11 @@ def _write_file_products(
 def _microscopy_image(like) -> bool:
     """A GridImage with a pixel size and no FITS header or WCS (a TIFF, PNG or OME-Zarr input)."""
     from sciconv.io import GridImage
+    from sciconv.io._write import carries_metadata
 
     return (
         isinstance(like, GridImage)
-        and like.header is None
-        and like.wcs is None
+        and not carries_metadata(like)
         and like.meta.get("pixel_size") is not None
     )
 

@@ -124,12 +124,13 @@ _EMPTY_CHANNEL = 0.1
 _SAME_STAIN = 0.9
 
 
-def _missing_channel(x: np.ndarray) -> bool:
-    """Whether an RGB image has a channel whose range (1st to 99.8th percentile) is under
-    :data:`_EMPTY_CHANNEL` of the widest channel's: a fluorescence image saved in colour (DAPI
-    in blue only), not an H&E image flipped about its background (all three carry the stain).
-    When two channels carry different signals (a composite: DAPI and a cytoplasm stain), their
-    mean merges the nuclei with the other stain: a warning says to segment one channel."""
+def _average_to_grey(x: np.ndarray) -> bool:
+    """Whether ``dark_to_gray`` averages an RGB image: one channel's range (1st to 99.8th
+    percentile) is under :data:`_EMPTY_CHANNEL` of the widest channel's, as for a fluorescence
+    image saved in colour (DAPI in blue only), not an H&E image flipped about its background
+    (all three carry the stain). When the channels left carry different signals (a composite:
+    DAPI and a cytoplasm stain), their mean merges the nuclei with the other stain, and a
+    warning says to segment one channel."""
     if x.shape[-1] != 3:
         return False
     step = max(1, int(np.sqrt(x.shape[0] * x.shape[1] / 2**18)))  # about 256k pixels suffice
@@ -144,12 +145,7 @@ def _missing_channel(x: np.ndarray) -> bool:
     if not (max(ranges) > 0 and min(ranges) < _EMPTY_CHANNEL * max(ranges)):
         return False
     live = [c for c in range(3) if ranges[c] >= _EMPTY_CHANNEL * max(ranges)]
-    finite = np.all(np.isfinite(sample), axis=-1)
-    pairs = [(a, b) for i, a in enumerate(live) for b in live[i + 1 :]]
-    if finite.sum() > 2 and any(
-        np.corrcoef(sample[..., a][finite], sample[..., b][finite])[0, 1] < _SAME_STAIN
-        for a, b in pairs
-    ):
+    if _different_signals(sample, live):
         names = " and ".join("RGB"[c] for c in live)
         warn_caller(
             f"a dark-background colour image with different signals in {names} (a composite of "
@@ -159,6 +155,18 @@ def _missing_channel(x: np.ndarray) -> bool:
             package="sciconv",
         )
     return True
+
+
+def _different_signals(sample: np.ndarray, channels: list[int]) -> bool:
+    """Whether two of ``channels`` correlate less than :data:`_SAME_STAIN` (finite pixels)."""
+    finite = np.all(np.isfinite(sample), axis=-1)
+    if finite.sum() <= 2:
+        return False
+    pairs = [(a, b) for i, a in enumerate(channels) for b in channels[i + 1 :]]
+    return any(
+        np.corrcoef(sample[..., a][finite], sample[..., b][finite])[0, 1] < _SAME_STAIN
+        for a, b in pairs
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +261,7 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
     if invert is True:
         finite = finite_values(x)
         top = float(finite.max()) if finite.size else 0.0
-    gray = spec["dark_to_gray"] and colour and top is None and _missing_channel(x)
+    gray = spec["dark_to_gray"] and colour and top is None and _average_to_grey(x)
     return InputTransform(to_gray=spec["to_gray"], to_rgb=spec["to_rgb"], flip_at=top, gray=gray)
 
 
