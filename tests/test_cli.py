@@ -535,6 +535,7 @@ def test_predict_into_its_input_folder_skips_its_own_products(capsys, tmp_path, 
         "a.tif", "a_catalog.ecsv", "a_labels.tif", "a_prob.tif",
     ]  # fmt: skip
     assert (tmp_path / "a_labels.tif").read_bytes() == first
+    assert (tmp_path / "a.tif").read_bytes() == image.read_bytes()  # the input untouched
 
 
 def test_predict_names_the_file_a_model_cannot_take(capsys, tmp_path, data_dir):
@@ -548,6 +549,8 @@ def test_predict_names_the_file_a_model_cannot_take(capsys, tmp_path, data_dir):
     )
     assert code != 0
     assert_one_line_error(err, "two.tif: ", "channels")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "two.tif"), two)  # untouched
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
 def test_predict_scale_on_enlarged_nuclei(capsys, tmp_path, enlarged_real_nuclei):

@@ -334,8 +334,10 @@ def test_read_refuses_a_movie_as_channels(tmp_path, movie):
     ``predict_instances`` then segmented their blend (AP@0.5 0.08 against 0.8 per frame) without
     a word; now it says to read a stack, and ``axes=`` still takes the planes as channels."""
     folder, frames, _ = movie
+    before = (folder / "movie.tif").read_bytes()
     with pytest.raises(InvalidImageError, match=r"movie\.tif: .*'TYX'.*3 T planes.*stack=True"):
         io.read(folder / "movie.tif")
+    assert (folder / "movie.tif").read_bytes() == before
     np.testing.assert_array_equal(
         io.read(folder / "movie.tif", axes="CYX").data, np.moveaxis(frames, 0, -1)
     )
