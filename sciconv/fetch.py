@@ -218,6 +218,7 @@ def fetch(
     import pooch
     import requests
 
+    created = _first_missing(folder)
     registry = pooch.create(
         path=folder,
         base_url="",
@@ -228,22 +229,14 @@ def fetch(
     downloader = pooch.HTTPDownloader(progressbar=bool(progress), timeout=60)
     try:
         path = Path(registry.fetch(entry["fname"], downloader=downloader))
-    except ValueError as err:  # pooch: hash mismatch
-        raise DownloadError(
-            f"download of {entry['url']} failed its checksum ({entry['known_hash']}): {err}; "
-            "nothing was kept, try again or report a changed file",
-            path=target,
-        ) from err
-    except (requests.exceptions.RequestException, OSError) as err:
-        raise DownloadError(
-            f"could not download {entry['url']}: {type(err).__name__}: {err}; nothing was kept "
-            f"(no internet? download it by hand into {folder} or set {ENV_VAR})",
-            path=target,
-        ) from err
+    except (ValueError, requests.exceptions.RequestException, OSError) as err:
+        _remove_empty(folder, created)
+        _raise_download_error(err, entry, target, folder)
     if entry["known_hash"] is None:
         problem = _structure_problem(name, path)
         if problem:
             path.unlink(missing_ok=True)
+            _remove_empty(folder, created)
             raise DownloadError(
                 f"{problem}; the download of {entry['url']} was not kept: try again later, or "
                 f"download it by hand into {folder}",
@@ -251,6 +244,44 @@ def fetch(
             )
         _record_path(path).write_text(_sha256(path) + "\n")
     return path
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost folder of ``folder``'s chain that does not exist yet (None: it exists)."""
+    missing = None
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            break
+        missing = parent
+    return missing
+
+
+def _remove_empty(folder: Path, created: Path | None) -> None:
+    """Remove the folders a failed download created, from ``folder`` up to ``created``, if empty."""
+    if created is None:
+        return
+    for parent in (folder, *folder.parents):
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        if parent == created:
+            return
+
+
+def _raise_download_error(err: Exception, entry: dict, target: Path, folder: Path):
+    """Raise the DownloadError for a failed transfer or checksum (pooch raises ValueError)."""
+    if isinstance(err, ValueError):
+        raise DownloadError(
+            f"download of {entry['url']} failed its checksum ({entry['known_hash']}): {err}; "
+            "nothing was kept, try again or report a changed file",
+            path=target,
+        ) from err
+    raise DownloadError(
+        f"could not download {entry['url']}: {type(err).__name__}: {err}; nothing was kept "
+        f"(no internet? download it by hand into {folder} or set {ENV_VAR})",
+        path=target,
+    ) from err
 
 
 # --------------------------------------------------------------------------- cached-file checks

@@ -148,6 +148,18 @@ def test_404_is_a_download_error(server, monkeypatch, tmp_path):
     assert _cache_files(tmp_path) == []
 
 
+def test_failed_download_removes_the_cache_folders_it_created(server, monkeypatch, tmp_path):
+    base, _, _ = server
+    _register(monkeypatch, "galaxy10", f"{base}/missing.bin", PAYLOAD)
+    with pytest.raises(DownloadError, match="404"):
+        fetch("galaxy10", cache=tmp_path / "new" / "cache", progress=False, retries=0)
+    assert list(tmp_path.iterdir()) == []  # neither 'new' nor 'new/cache' is left behind
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(DownloadError, match="404"):
+        fetch("galaxy10", cache=tmp_path / "kept", progress=False, retries=0)
+    assert (tmp_path / "kept").is_dir()  # a folder that existed before stays
+
+
 def test_unknown_name_and_bad_retries():
     with pytest.raises(ConfigError, match=r"name must be one of .*galaxy10"):
         fetch("galaxy11")
