@@ -549,6 +549,7 @@ def test_from_pairs_training_split_is_endless_with_new_patches_each_pass(cells, 
         ("shape", r"image .*cell1\.tif is 30x40 but its mask .*cell1\.tif is 30x41"),
         ("num_classes", r"cell0\.tif: mask holds label 3 but num_classes=2"),
         ("fraction", "integer labels"),
+        ("huge_ids", r"cell1\.tif: mask holds label ids up to 1677721\d;.*relabel_sequential"),
     ],
 )
 def test_from_pairs_bad_inputs(cells, tmp_path, case, match):
@@ -570,6 +571,10 @@ def test_from_pairs_bad_inputs(cells, tmp_path, case, match):
         kw = {"num_classes": 2}
     elif case == "fraction":
         tifffile.imwrite(msk / "cell1.tif", np.full((30, 40), 0.5, np.float32))
+    elif case == "huge_ids":  # 2**24 and 2**24 + 1 are one float32: two objects would merge
+        huge = np.zeros((30, 40), np.uint32)
+        huge[:, :20], huge[:, 20:] = 2**24, 2**24 + 1
+        tifffile.imwrite(msk / "cell1.tif", huge)
     before = _tree_hash(tmp_path)
     with pytest.raises(DatasetError, match=match):
         datasets.from_pairs(img, msk, patch_size=8, **kw)

@@ -53,6 +53,10 @@ def _mask_target(labels: np.ndarray, *, path: str, target: str, num_classes: int
     return labels.astype(np.uint8 if num_classes <= 256 else np.int32)
 
 
+#: Integers from 2**24 on are not all representable in float32 (the pixels' dtype when read).
+_EXACT_FLOAT32 = 2**24
+
+
 def _read_mask(path: str) -> np.ndarray:
     data = read_pixels(path)
     if data.shape[2] != 1:
@@ -60,6 +64,13 @@ def _read_mask(path: str) -> np.ndarray:
     m = data[..., 0]
     if not np.all(np.isfinite(m)) or np.any(m != np.round(m)) or m.min() < 0:
         raise DatasetError("a mask must hold integer labels >= 0 (no NaN, no fractions)", path=path)
+    if m.max() >= _EXACT_FLOAT32:  # read as float32: larger ids may have merged
+        raise DatasetError(
+            f"mask holds label ids up to {int(m.max())}; ids from {_EXACT_FLOAT32} on are not kept "
+            "exactly (neighbouring ids merge): number the objects 1..N first "
+            "(skimage.segmentation.relabel_sequential)",
+            path=path,
+        )
     return m.astype(np.int64)
 
 
