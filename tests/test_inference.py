@@ -535,7 +535,7 @@ def test_predict_files_streams_batches_into_a_table(tmp_path):
     images = rng.normal(size=(5, 20, 20)).astype(np.float32)
     paths = [io.write(tmp_path / f"c{i}.fits", images[i]) for i in range(5)]
     table = inference.predict_files(model, paths, batch_size=2, image_size=16, progress=False)
-    assert table.colnames == ["path", "class", "class_index", "probabilities"]
+    assert table.colnames == ["path", "class", "class_index", "probabilities", "bad_fraction"]
     assert len(table) == 5 and table["probabilities"].shape == (5, 3)
     np.testing.assert_allclose(table["probabilities"].sum(axis=1), 1, atol=1e-5)
     assert list(table["class"]) == [["a", "b", "c"][i] for i in table["class_index"]]
@@ -546,6 +546,50 @@ def test_predict_files_streams_batches_into_a_table(tmp_path):
         inference.predict_files(model, [], progress=False)
     with pytest.raises(InferenceError, match=r"size_policy must be one of .*did you mean 'crop'"):
         inference.predict_files(model, paths, size_policy="corp", progress=False)
+
+
+def test_predict_files_regressor_multilabel_and_files_without_valid_pixels(tmp_path):
+    """A regressor's [mean, log_var] is a value and its error bar, not class probabilities; a
+    multi-label model lists every class >= 0.5; a file with no valid pixel is NaN, not an answer."""
+    from sciconv import io
+    from sciconv.models import regressor
+
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(3, 16, 16)).astype(np.float32)
+    images[1, :8] = np.nan  # half the pixels bad
+    images[2] = np.nan  # no valid pixel
+    paths = [io.write(tmp_path / f"r{i}.fits", images[i]) for i in range(3)]
+    model = regressor((16, 16, 1), 2, filters=(4,), dense=(), uncertainty=True)
+    last = model.layers[-2]  # the log-variance Dense: a known non-zero error bar
+    last.set_weights([w + 0.3 for w in last.get_weights()])
+    with pytest.warns(SciconvWarning, match=r"1 of 3 file\(s\) have no valid pixel.*r2\.fits"):
+        table = inference.predict_files(model, paths, progress=False)
+    assert table.colnames == ["path", "value", "sigma", "bad_fraction"]
+    x = np.nan_to_num(np.stack([preprocess.normalize(im[..., None]) for im in images[:2]]))
+    raw = model.predict_on_batch(x)
+    np.testing.assert_allclose(table["value"][:2], raw[:, :2], atol=1e-5)
+    np.testing.assert_allclose(table["sigma"][:2], np.exp(0.5 * raw[:, 2:]), rtol=1e-5)
+    assert np.all(np.isnan(table["value"][2])) and np.all(np.isnan(table["sigma"][2]))
+    np.testing.assert_allclose(table["bad_fraction"], [0.0, 0.5, 1.0])
+
+    multi = classifier((16, 16, 1), 3, filters=(4,), dense=(), dropout=0.0, multilabel=True)
+    set_metadata(multi, class_names=["arms", "bar", "ring"])
+    head = multi.layers[-2]
+    kernel = head.get_weights()[0]
+    head.set_weights([kernel * 0, np.array([2.0, -2.0, 2.0], np.float32)])  # arms, ring on
+    with pytest.warns(SciconvWarning, match="no valid pixel"):
+        table = inference.predict_files(multi, paths, progress=False)
+    assert table.colnames == ["path", "labels", "probabilities", "bad_fraction"]
+    assert list(table["labels"]) == ["arms;ring", "arms;ring", ""]
+
+    single = classifier((16, 16, 1), 2, filters=(4,), dense=(), dropout=0.0)
+    with pytest.warns(SciconvWarning, match="no valid pixel"):
+        table = inference.predict_files(single, paths, progress=False)
+    assert list(table["class_index"])[2] == -1 and table["class"][2] == ""
+    assert (
+        np.all(np.isnan(table["probabilities"][2]))
+        and np.isfinite(table["probabilities"][:2]).all()
+    )
 
 
 def test_predict_files_progress_is_plain_lines_off_a_terminal(tmp_path, capsys):

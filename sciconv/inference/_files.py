@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from sciconv._validation import check_int
 from sciconv.datasets.prepare import FilePrep
-from sciconv.errors import InferenceError, OutputExistsError
+from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
 from sciconv.inference._model import (
     ClassifierRunner,
     model_channels,
@@ -66,9 +67,15 @@ def predict_files(
     Returns
     -------
     astropy.table.Table
-        Columns ``path`` (str), ``class`` (the class name from the model's ``class_names``
-        metadata, else the index as text), ``class_index`` (int, the arg-max) and
-        ``probabilities`` (float32, shape (N, K)). ``meta["class_names"]`` lists the names.
+        Columns ``path`` (str), then for a classifier ``class`` (the class name from the model's
+        ``class_names`` metadata, else the index as text), ``class_index`` (int, the arg-max) and
+        ``probabilities`` (float32, shape (N, K)), ``meta["class_names"]`` listing the names; for
+        a multi-label model ``labels`` (the names of every class with probability >= 0.5,
+        ``;``-separated) and ``probabilities``; for a regressor ``value`` (float32, (N, D)) and,
+        when it predicts ``[mean, log_var]``, ``sigma`` (the 1-sigma error bar). Last,
+        ``bad_fraction``: the fraction of each file's pixels that are NaN or flagged (set to 0
+        before the model sees them). A file with no valid pixel is predicted NaN (class ``""``,
+        index -1) with a warning, not given the network's answer to an empty image.
 
     Raises
     ------
@@ -111,43 +118,94 @@ def predict_files(
     )
     channels = model_channels(model)
     runner = ClassifierRunner(model)
-    names = meta.get("class_names")
     bar = progress_bar(len(paths), desc="predict_files", unit="file", enabled=progress)
-    probs = []
+    outputs, bad = [], []
     try:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
-            batch = np.stack([_load_cutout(prep, p, channels) for p in chunk])
-            probs.append(runner(batch))
+            loaded = [_load_cutout(prep, p, channels) for p in chunk]
+            outputs.append(runner(np.stack([x for x, _ in loaded])))
+            bad.extend(fraction for _, fraction in loaded)
             if bar is not None:
                 bar.update(len(chunk))
     finally:
         if bar is not None:
             bar.close()
-    prob = np.concatenate(probs).astype(np.float32)
-    if prob.ndim == 1:
-        prob = prob[:, None]
-    index = np.argmax(prob, axis=1) if prob.shape[1] > 1 else (prob[:, 0] > 0.5).astype(int)
-    if not names or len(names) < int(index.max()) + 1:
-        names = [str(i) for i in range(max(prob.shape[1], 2))]
+    out = np.concatenate(outputs).astype(np.float32)
+    bad = np.asarray(bad, dtype=np.float32)
+    empty = bad >= 1.0  # no valid pixel: the network saw zeros only, its answer means nothing
+    out[empty] = np.nan
+    if empty.any():
+        shown = ", ".join(paths[i].name for i in np.flatnonzero(empty)[:5])
+        warnings.warn(
+            f"{int(empty.sum())} of {len(paths)} file(s) have no valid pixel (all NaN or "
+            f"flagged): predicted NaN ({shown}{', ...' if empty.sum() > 5 else ''})",
+            SciconvWarning,
+            stacklevel=2,
+        )
     table = Table()
     table["path"] = [str(p) for p in paths]
-    table["class"] = [str(names[i]) for i in index]
-    table["class_index"] = index.astype(np.int64)
-    table["probabilities"] = prob
-    table.meta["class_names"] = list(names)
+    if meta.get("task") == "regression":
+        _regression_columns(table, out, meta)
+    else:
+        _class_columns(table, out, meta, multilabel=meta.get("task") == "multilabel")
+    table["bad_fraction"] = bad
+    table["bad_fraction"].description = "fraction of the file's pixels that are NaN or flagged"
     table.meta["model"] = model.name
     return table
 
 
-def _load_cutout(prep: FilePrep, path: Path, channels: int | None) -> np.ndarray:
-    """One file as ``datasets.from_folder`` prepares a validation image: read, normalize, fit."""
+def _class_columns(table, prob: np.ndarray, meta: Mapping, *, multilabel: bool) -> None:
+    """``class``/``class_index`` (arg-max; for multi-label ``labels``, every class >= 0.5) and
+    ``probabilities``; NaN rows (no valid pixel) get class ``""`` and index -1."""
+    names = meta.get("class_names")
+    k = max(prob.shape[1], 2)
+    if not names or len(names) < (prob.shape[1] if prob.shape[1] > 1 else 2):
+        names = [str(i) for i in range(k)]
+    valid = np.isfinite(prob).all(axis=1)
+    safe = np.where(valid[:, None], prob, 0.0)
+    if multilabel:
+        table["labels"] = [
+            ";".join(str(names[j]) for j in np.flatnonzero(row >= 0.5)) if ok else ""
+            for row, ok in zip(safe, valid)
+        ]
+    else:
+        index = np.argmax(safe, axis=1) if prob.shape[1] > 1 else (safe[:, 0] > 0.5).astype(int)
+        index = np.where(valid, index, -1)
+        table["class"] = [str(names[i]) if i >= 0 else "" for i in index]
+        table["class_index"] = index.astype(np.int64)
+    table["probabilities"] = prob
+    table.meta["class_names"] = list(names)
+
+
+def _regression_columns(table, out: np.ndarray, meta: Mapping) -> None:
+    """``value`` (N, D), and ``sigma`` (the 1-sigma error bar) for a ``[mean, log_var]`` model."""
+    from sciconv.calibration import regression_moments
+
+    if not meta.get("uncertainty"):
+        table["value"] = out
+        return
+    valid = np.isfinite(out).all(axis=1)
+    d = out.shape[1] // 2
+    mean = np.full((len(out), d), np.nan, np.float32)
+    sigma = np.full((len(out), d), np.nan, np.float32)
+    if valid.any():
+        mean[valid], sigma[valid] = regression_moments(out[valid])
+    table["value"] = mean
+    table["sigma"] = sigma
+    table["sigma"].description = "1-sigma error bar of value (exp(0.5 log_var))"
+
+
+def _load_cutout(prep: FilePrep, path: Path, channels: int | None) -> tuple[np.ndarray, float]:
+    """One file as ``datasets.from_folder`` prepares a validation image (read, normalize, fit) and
+    the fraction of its pixels that are bad (NaN in any channel)."""
     x = read_pixels(path)
     if channels is not None and x.shape[-1] != channels:
         raise InferenceError(
             f"image has {x.shape[-1]} channel(s) but the model expects {channels}", path=path
         )
-    return np.ascontiguousarray(prep.fit(prep.normalize(x)), dtype=np.float32)
+    bad = float(np.mean(~np.isfinite(x).all(axis=-1)))
+    return np.ascontiguousarray(prep.fit(prep.normalize(x)), dtype=np.float32), bad
 
 
 def predict_mosaic(
