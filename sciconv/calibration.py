@@ -136,7 +136,16 @@ def _mode_for(model_or_probs, mode) -> str | None:
             return "sigmoid"
         if task == "classification":
             return "softmax"
+        return _output_mode(model_or_probs)
     return None
+
+
+def _output_mode(model: keras.Model) -> str | None:
+    """"sigmoid"/"softmax" from a plain model's last activation (one output column: sigmoid)."""
+    if len(model.outputs) == 1 and model.outputs[0].shape[-1] == 1:
+        return "sigmoid"
+    name = getattr(getattr(model.layers[-1], "activation", None), "__name__", None)
+    return name if name in ("sigmoid", "softmax") else None
 
 
 def _predict(model: keras.Model, x, batch_size: int):

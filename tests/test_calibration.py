@@ -64,6 +64,27 @@ def test_fit_temperature_multilabel_sigmoid():
     assert expected_calibration_error(after, y) < expected_calibration_error(over, y)
 
 
+@pytest.mark.parametrize("width", [1, 2])
+def test_calibrate_a_plain_keras_sigmoid_model_stays_sigmoid(width):
+    """A plain Keras model records no task: its sigmoid output is read from the model, so the
+    temperature fitted as sigmoid is applied as sigmoid (applied as softmax, a one-column output
+    was 1.0 everywhere)."""
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(2000, width)).astype("float32") * 2
+    y = (rng.random(z.shape) < 1 / (1 + np.exp(-z))).astype(int)
+    inputs = keras.Input((width,))
+    dense = keras.layers.Dense(width, activation="sigmoid", use_bias=False)
+    model = keras.Model(inputs, dense(inputs))
+    dense.kernel.assign(2.0 * np.eye(width, dtype="float32"))  # over-confident by 2
+    calibrated = calibrate(model, z, y)
+    meta = get_metadata(calibrated)
+    assert meta["calibration"]["mode"] == "sigmoid" and abs(meta["temperature"] - 2.0) < 0.3
+    out = calibrated.predict(z, verbose=0)
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(-2.0 * z / meta["temperature"])), atol=1e-4)
+    before = model.predict(z, verbose=0)
+    assert expected_calibration_error(out, y) < expected_calibration_error(before, y)
+
+
 def _dense_softmax(scale: float):
     inputs = keras.Input((3,))
     dense = keras.layers.Dense(3, activation="softmax", use_bias=False)
