@@ -204,3 +204,16 @@ def test_nddata_unit_reads_the_bunit_spellings_of_real_files(data_dir, tmp_path)
     )
     with pytest.warns(SciconvWarning, match=r"u\.fits: BUNIT 'furlongs'"):
         assert isinstance(io.read(path).to_nddata().unit, u.UnrecognizedUnit)
+
+
+def test_cutout_cuts_an_nddata_uncertainty_like_the_pixels():
+    """A cutout of an image from a CCDData keeps error bars aligned with its pixels (the full
+    (64, 80) uncertainty was carried onto a (32, 40) cutout, value for value misaligned)."""
+    from astropy.nddata import CCDData, StdDevUncertainty
+
+    data = np.arange(64 * 80, dtype=np.float32).reshape(64, 80)
+    ccd = CCDData(data, unit="electron", uncertainty=StdDevUncertainty(np.sqrt(data)))
+    out = io.GridImage.from_nddata(ccd).cutout(10, 42, 40, 80).to_nddata(ccd=True)
+    assert isinstance(out.uncertainty, StdDevUncertainty)
+    assert out.uncertainty.array.shape == out.data.shape == (32, 40)
+    np.testing.assert_array_equal(out.uncertainty.array, np.sqrt(data[10:42, 40:80]))

@@ -472,6 +472,8 @@ class GridImage:
         wcs, header = slice_wcs(self.wcs, self.header, ys, xs)
         meta = dict(self.meta)
         meta["cutout"] = (int(ys.start), int(ys.stop), int(xs.start), int(xs.stop))
+        if meta.get("uncertainty") is not None:  # an NDData's per-pixel error bars: the same cut
+            meta["uncertainty"] = _cut_uncertainty(meta["uncertainty"], (ny, nx), ys, xs)
         return GridImage(data, header=header, wcs=wcs, mask=mask, path=self.path, meta=meta)
 
     def to_nddata(self, *, ccd: bool = False):
@@ -725,6 +727,15 @@ def is_nddata(value: Any) -> bool:
     """
     nddata = sys.modules.get("astropy.nddata")
     return nddata is not None and isinstance(value, nddata.NDData)
+
+
+def _cut_uncertainty(uncertainty, shape: tuple[int, int], ys: slice, xs: slice):
+    """An NDUncertainty cut like the pixels (over its last two axes); None if it does not span
+    the image (then no error bar is better than a misaligned one)."""
+    array = getattr(uncertainty, "array", None)
+    if array is None or np.ndim(array) < 2 or tuple(np.shape(array)[-2:]) != tuple(shape):
+        return None
+    return uncertainty[(..., ys, xs)]
 
 
 def _validate_bounds(lo, hi, n: int, name: str, path) -> slice:
