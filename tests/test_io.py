@@ -236,6 +236,22 @@ def test_fits_cube_channels_and_stack(tmp_path):
     np.testing.assert_array_equal(io.read(out).data, img.data)
 
 
+def test_fits_colour_cube_written_channels_last_is_refused_with_the_fix(tmp_path):
+    """numpy (H, W, 3) written as it is (Galaxy10's images[i] through fits.writeto) was read
+    as 64 planes 3 px wide and trained on silently; now the error says how to write it."""
+    p = tmp_path / "rgb.fits"
+    fits.writeto(p, np.random.default_rng(0).random((64, 48, 3)).astype(np.float32))
+    before = p.read_bytes()
+    with pytest.raises(InvalidImageError, match=r"rgb\.fits: .*channels-last.*moveaxis"):
+        io.read(p)
+    with pytest.raises(InvalidImageError, match="channels-last"):
+        io.read_pixels(p)
+    assert io.read(p, stack=True).shape == (64, 48, 3, 1)  # the planes as written, on request
+    assert p.read_bytes() == before
+    fits.writeto(tmp_path / "thin.fits", np.zeros((3, 64, 48), np.float32))  # (C, H, W): fine
+    assert io.read(tmp_path / "thin.fits").shape == (64, 48, 3)
+
+
 def test_fits_radio_degenerate_axes_keep_celestial_wcs(tmp_path):
     """NAXIS=4 (RA, DEC, FREQ, STOKES) with 1 x 1 x H x W data, as CASA writes it."""
     h = tan_header(16, 12)

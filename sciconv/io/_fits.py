@@ -208,6 +208,16 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path) -> list[
     if stack:
         for i in live:
             roles[i] = ROLE_N
+    elif len(live) == 1 and len(raw_shape) == 3 and raw_shape[-1] <= 4 < min(raw_shape[:2]):
+        # numpy (H, W, 3) written as it is: NAXIS1 holds the colours, not the image's x axis
+        raise InvalidImageError(
+            f"3-D data (NAXIS1..3 = {fits_shape}) looks like a colour image written "
+            f"channels-last (numpy shape (H, W, {raw_shape[-1]})): read as FITS it would be "
+            f"{raw_shape[0]} planes {raw_shape[-1]} px wide. FITS keeps colour planes on NAXIS3: "
+            "write it as fits.writeto(path, numpy.moveaxis(rgb, -1, 0)); stack=True reads the "
+            "planes as they are",
+            path=path,
+        )
     elif len(live) == 1:
         roles[live[0]] = ROLE_C
     elif len(live) == 2:
