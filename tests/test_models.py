@@ -521,6 +521,19 @@ def test_input_pool_bins_large_inputs_and_leaves_small_ones(tmp_path):
         classifier((32, 32, 1), 2, input_pool="half")
 
 
+@pytest.mark.parametrize("side", [207, 208])
+def test_d4_invariant_classifier_stays_invariant_when_the_bins_do_not_divide_the_side(side):
+    """Binning before the D4 stack dropped the last row and column, a different edge for each
+    orientation (0.04 in probability at 207 px); each copy is binned on its own grid now."""
+    x = np.random.default_rng(0).normal(size=(2, side, side, 3)).astype(np.float32)
+    model = classifier((side, side, 3), 3, filters=(4, 8), dense=(8,), invariant="d4")
+    assert model.get_layer("classifier_input_pool").pool_size == (2, 2)
+    ref = np.asarray(model(x))
+    for k in (1, 2, 3):
+        np.testing.assert_allclose(model(np.rot90(x, k, axes=(1, 2)).copy()), ref, atol=2e-6)
+    np.testing.assert_allclose(model(x[:, ::-1].copy()), ref, atol=2e-6)
+
+
 def test_a_large_classifier_saved_before_input_pool_rebuilds_without_it(tmp_path):
     """Records written before ``input_pool`` existed have no such key; rebuilt from them (the
     path an older Keras takes) a 256 px classifier must stay unbinned, as it was trained."""

@@ -202,13 +202,14 @@ def _conv_pool_model(shape: tuple, meta: dict, *, make_head, name: str, **head_k
     """Input + metadata, :func:`conv_pool_stack`, then ``make_head`` (classifier, regressor)."""
     arch = meta["architecture"]
     inputs, x = _input(shape, name=name, metadata=meta)
+    transforms = None
+    if arch.get("invariant") == "d4":  # before the binning: each copy is binned on its own grid,
+        # so a side that k does not divide (edge rows dropped) keeps the model exactly invariant
+        transforms = d4_elements(shape[0], shape[1])
+        x = D4Stack(transforms, name=f"{name}_d4_stack")(x)
     if arch.get("input_pool", 1) > 1:  # k x k bins of a large cutout (module notes)
         k = int(arch["input_pool"])
         x = keras.layers.AveragePooling2D(k, name=f"{name}_input_pool")(x)
-    transforms = None
-    if arch.get("invariant") == "d4":
-        transforms = d4_elements(shape[0], shape[1])
-        x = D4Stack(transforms, name=f"{name}_d4_stack")(x)
     x = conv_pool_stack(
         x,
         filters=tuple(arch["filters"]),
