@@ -539,13 +539,51 @@ def _with_scores(table, scores):
     return joined
 
 
+#: ``sciconv predict`` options that only a segmenter uses, with the value meaning "not given".
+_SEGMENTER_OPTIONS = {
+    "tile": None, "scale": None, "channel": None, "object_size": "auto", "threshold": None,
+    "min_size": None, "regions": None, "hdu": None, "geojson": False, "block": None,
+    "format": None, "precision": "auto",
+}  # fmt: skip
+
+
+def _refuse_segmenter_options(args, model) -> None:
+    """A classifier/regressor given segmenter options: an error, not options silently ignored."""
+    given = [
+        "--" + name.replace("_", "-")
+        for name, unset in _SEGMENTER_OPTIONS.items()
+        if getattr(args, name, unset) != unset
+    ]
+    if args.uncertainty == "mc_dropout":
+        given.append("--uncertainty mc_dropout")
+    if given:
+        task = _task_name(model)
+        raise ConfigError(
+            f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to segmenters; "
+            f"{args.model} is a {task} model (predictions.csv per file; --tta or --uncertainty "
+            "tta average over the 8 flips/rotations and add their spread)"
+        )
+
+
+def _task_name(model) -> str:
+    """The model's recorded task, for messages (``"classification"`` when none is recorded)."""
+    from sciconv.models import get_metadata
+
+    return str(get_metadata(model).get("task") or "classification")
+
+
 def _predict_table(model, paths, args) -> list[Path]:
     from sciconv import inference, postprocess
 
+    _refuse_segmenter_options(args, model)
     target = args.out / "predictions.csv"
     _check_outputs([target], overwrite=args.overwrite)
     table = inference.predict_files(
-        model, [str(p) for p in paths], batch_size=args.batch_size, progress=not args.quiet
+        model,
+        [str(p) for p in paths],
+        batch_size=args.batch_size,
+        tta=bool(args.tta) or args.uncertainty == "tta",
+        progress=not args.quiet,
     )
     # CSV holds one value per cell: postprocess.flatten_table's rule, probabilities_<class name>
     postprocess.write_catalog(table, target, overwrite=args.overwrite)

@@ -150,7 +150,11 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=_positive_int, default=8, metavar="N", help="tiles per batch"
     )
-    p.add_argument("--tta", action="store_true", help="test-time augmentation (8 flips/rotations)")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: the mean over the 8 flips/rotations (8x the time)",
+    )
     p.add_argument(
         "--precision",
         choices=("auto", "float32", "bfloat16"),
@@ -229,7 +233,8 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         default=None,
         help="segmenters: also an uncertainty map (8 flips/rotations, or 8 samples with dropout "
         "active; 8x the time): a standard-deviation extension in the products, score and "
-        "uncertainty columns in the catalog",
+        "uncertainty columns in the catalog; classifiers and regressors: tta only, as --tta "
+        "(the mean over the 8 views and a tta_std column)",
     )
     p.add_argument(
         "--block",

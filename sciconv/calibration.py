@@ -141,7 +141,7 @@ def _mode_for(model_or_probs, mode) -> str | None:
 
 
 def _output_mode(model: keras.Model) -> str | None:
-    """"sigmoid"/"softmax" from a plain model's last activation (one output column: sigmoid)."""
+    """The sigmoid or softmax of a plain model's last activation (one output column: sigmoid)."""
     if len(model.outputs) == 1 and model.outputs[0].shape[-1] == 1:
         return "sigmoid"
     name = getattr(getattr(model.layers[-1], "activation", None), "__name__", None)

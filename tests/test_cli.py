@@ -255,6 +255,39 @@ def test_predict_classifier_writes_one_table(capsys, trained_classifier):
     assert len(Table.read(out / "predictions.csv", format="ascii.csv")) == 12
 
 
+def test_predict_classifier_tta_is_applied_and_segmenter_options_refused(
+    capsys, trained_classifier
+):
+    """--tta was silently ignored for classifiers (the plain prediction was written), and
+    segmenter options (--tile, --scale, ...) too: now the mean over the 8 views, and an error."""
+    from astropy.table import Table
+
+    from sciconv import inference, models
+
+    root, _, code = trained_classifier
+    assert code == 0
+    model_path = root / "run" / "best.keras"
+    files = sorted((root / "data" / "blob").iterdir())[:4]
+    out = root / "pred_tta"
+    code, _, err = run_cli(capsys, "predict", model_path, *files, "--out", out, "--tta")
+    assert code == 0, err
+    table = Table.read(out / "predictions.csv", format="ascii.csv")
+    model = models.load(model_path)
+    want = inference.predict_files(model, files, tta=True, progress=False)
+    plain = inference.predict_files(model, files, progress=False)
+    got = np.stack([table["probabilities_blob"], table["probabilities_empty"]], axis=1)
+    np.testing.assert_allclose(got, want["probabilities"], atol=1e-5)
+    assert not np.allclose(want["probabilities"], plain["probabilities"], atol=1e-5)
+    assert {"tta_std_blob", "tta_std_empty"} <= set(table.colnames)
+    for extra in (["--tile", "64"], ["--scale", "0.5"], ["--uncertainty", "mc_dropout"]):
+        code, _, err = run_cli(
+            capsys, "predict", model_path, files[0], "--out", root / "refused", *extra
+        )
+        assert code == 2  # a usage error
+        assert_one_line_error(err, f"{extra[0]}", "applies to segmenters", "classification")
+    assert not (root / "refused" / "predictions.csv").exists()
+
+
 @pytest.mark.parametrize(
     ("which", "fragment"),
     [

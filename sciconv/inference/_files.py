@@ -13,6 +13,7 @@ import numpy as np
 from sciconv._validation import check_int
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
+from sciconv.inference._d4 import predict_d4
 from sciconv.inference._model import (
     ClassifierRunner,
     model_channels,
@@ -33,6 +34,7 @@ def predict_files(
     normalize: str | Mapping | NormSpec | None = "model",
     image_size: int | tuple[int, int] | None = None,
     size_policy: str | None = None,
+    tta: bool = False,
     progress: bool = True,
 ):
     """Classify many image files (cutouts), streamed in batches, into a table.
@@ -60,6 +62,11 @@ def predict_files(
     size_policy : {"crop", "pad", "resize"}, optional
         How an image of another size is fitted, as in :func:`sciconv.datasets.from_folder`;
         default: the ``size_policy`` recorded by :func:`sciconv.training.fit`, else ``"crop"``.
+    tta : bool, optional
+        Average the outputs over the 8 flips/90° rotations of each prepared image
+        (:func:`sciconv.inference.predict_d4`; 8 x the time) and add a ``tta_std`` column, their
+        spread over the views. A regressor's ``sigma`` then also holds the spread of its means.
+        Default False.
     progress : bool, optional
         Progress over files on ``sys.stderr``, as :func:`predict_tiled` shows it (a ``tqdm`` bar
         on a terminal or in a notebook, a few plain lines in a log). Default True.
@@ -117,14 +124,24 @@ def predict_files(
         error=InferenceError,
     )
     channels = model_channels(model)
+    if not isinstance(tta, bool):
+        raise InferenceError(f"tta must be True or False; got {tta!r}")
     runner = ClassifierRunner(model)
     bar = progress_bar(len(paths), desc="predict_files", unit="file", enabled=progress)
-    outputs, bad = [], []
+    outputs, spreads, bad = [], [], []
     try:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
             loaded = [_load_cutout(prep, p, channels) for p in chunk]
-            outputs.append(runner(np.stack([x for x, _ in loaded])))
+            batch = np.stack([x for x, _ in loaded])
+            if tta:
+                mean, std = predict_d4(
+                    model, batch, normalize=None, batch_size=batch_size, return_std=True
+                )
+                outputs.append(mean.reshape(len(batch), -1))
+                spreads.append(std.reshape(len(batch), -1))
+            else:
+                outputs.append(runner(batch))
             bad.extend(fraction for _, fraction in loaded)
             if bar is not None:
                 bar.update(len(chunk))
@@ -132,9 +149,12 @@ def predict_files(
         if bar is not None:
             bar.close()
     out = np.concatenate(outputs).astype(np.float32)
+    spread = np.concatenate(spreads).astype(np.float32) if tta else None
     bad = np.asarray(bad, dtype=np.float32)
     empty = bad >= 1.0  # no valid pixel: the network saw zeros only, its answer means nothing
     out[empty] = np.nan
+    if spread is not None:
+        spread[empty] = np.nan
     if empty.any():
         shown = ", ".join(paths[i].name for i in np.flatnonzero(empty)[:5])
         warnings.warn(
@@ -146,9 +166,12 @@ def predict_files(
     table = Table()
     table["path"] = [str(p) for p in paths]
     if meta.get("task") == "regression":
-        _regression_columns(table, out, meta)
+        _regression_columns(table, out, meta, spread)
     else:
         _class_columns(table, out, meta, multilabel=meta.get("task") == "multilabel")
+    if spread is not None:
+        table["tta_std"] = spread
+        table["tta_std"].description = "standard deviation of the outputs over 8 flips/rotations"
     table["bad_fraction"] = bad
     table["bad_fraction"].description = "fraction of the file's pixels that are NaN or flagged"
     table.meta["model"] = model.name
@@ -178,8 +201,9 @@ def _class_columns(table, prob: np.ndarray, meta: Mapping, *, multilabel: bool) 
     table.meta["class_names"] = list(names)
 
 
-def _regression_columns(table, out: np.ndarray, meta: Mapping) -> None:
-    """``value`` (N, D), and ``sigma`` (the 1-sigma error bar) for a ``[mean, log_var]`` model."""
+def _regression_columns(table, out: np.ndarray, meta: Mapping, spread=None) -> None:
+    """``value`` (N, D), and ``sigma`` (the 1-sigma error bar) for a ``[mean, log_var]`` model;
+    with test-time views, sigma also holds the spread of the views' means (added in quadrature)."""
     from sciconv.calibration import regression_moments
 
     if not meta.get("uncertainty"):
@@ -191,6 +215,8 @@ def _regression_columns(table, out: np.ndarray, meta: Mapping) -> None:
     sigma = np.full((len(out), d), np.nan, np.float32)
     if valid.any():
         mean[valid], sigma[valid] = regression_moments(out[valid])
+    if spread is not None:
+        sigma = np.sqrt(sigma**2 + spread[:, :d] ** 2).astype(np.float32)
     table["value"] = mean
     table["sigma"] = sigma
     table["sigma"].description = "1-sigma error bar of value (exp(0.5 log_var))"
