@@ -237,7 +237,9 @@ def test_predict_mosaic_writes_zarr_labels_and_a_sky_catalog(model, tmp_path):
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval, wcs.wcs.crpix, wcs.wcs.cdelt = [150.0, 2.0], [40.0, 50.0], [-1e-4, 1e-4]
     image = _seam_image()
-    fits.writeto(tmp_path / "mosaic.fits", image, wcs.to_header())
+    header = wcs.to_header()
+    header["BUNIT"] = "ELECTRONS/S"  # HST's spelling: the catalog's fluxes carry it
+    fits.writeto(tmp_path / "mosaic.fits", image, header)
     outs = predict_mosaic(
         model, tmp_path / "mosaic.fits", tmp_path / "out", block=32, margin=24, **FAST
     )
@@ -250,6 +252,7 @@ def test_predict_mosaic_writes_zarr_labels_and_a_sky_catalog(model, tmp_path):
     assert len(got) == labels.max() == 7
     np.testing.assert_allclose(got["ra"], expected["ra"], atol=1e-9)  # < 0.01 arcsec
     np.testing.assert_allclose(got["dec"], expected["dec"], atol=1e-9)
+    assert str(got["flux_sum"].unit) == str(got["flux_mean"].unit) == "electron / s"
     with pytest.raises(OutputExistsError, match="labels"):
         predict_mosaic(model, tmp_path / "mosaic.fits", tmp_path / "out", block=32, **FAST)
     # QuPath detections from the zarr labels, window by window, with the catalog's columns

@@ -291,3 +291,17 @@ def test_to_ccddata_refuses_a_science_image_as_probabilities(data_dir):
     img = io.read(data_dir / "real" / "hst" / "j8bt06nyq_sci_cutout.fits")
     with pytest.raises(InvalidImageError, match=r"class probabilities .*\(a science image\?"):
         postprocess.to_ccddata(img.data, like=img)
+
+
+def test_measure_fluxes_take_the_unit_of_a_real_hst_image(data_dir):
+    """A GridImage read from a file with BUNIT='ELECTRONS' gave unitless fluxes (only an NDData
+    carried its unit), so every CLI catalog of an HST frame lacked the flux unit."""
+    from sciconv import io
+
+    img = io.read(data_dir / "real" / "hst" / "j8bt06nyq_sci_cutout.fits")
+    labels = np.zeros(img.shape[:2], np.int32)
+    labels[100:110, 100:110] = 1
+    for intensity in (img, img.to_nddata()):
+        table = postprocess.measure(labels, intensity=intensity, wcs=img.wcs)
+        assert str(table["flux_sum"].unit) == str(table["flux_mean"].unit) == "electron"
+    assert postprocess.measure(labels, intensity=img.data)["flux_sum"].unit is None

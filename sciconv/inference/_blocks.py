@@ -451,6 +451,11 @@ def predict_instances_blocks(
     except BaseException:
         output.abort()
         raise
+    unit = getattr(image, "unit", None)  # a GridImage's BUNIT, an NDData's unit
+    if table is not None and unit is not None:  # the blocks measured raw arrays, unitless
+        for name in ("flux_sum", "flux_mean"):
+            if name in table.colnames:
+                table[name].unit = unit
     return (labels, table) if catalog else labels
 
 

@@ -429,6 +429,21 @@ class GridImage:
             return PixelScale.from_value(self.meta["pixel_scale"])
         return PixelScale.from_wcs(self.wcs) or _scale_from_meta(self.meta)
 
+    @property
+    def unit(self):
+        """The pixels' astropy unit: an NDData's, else the FITS ``BUNIT`` read as
+        :func:`sciconv.io.fits_unit` reads it (``ELECTRONS`` -> electron); None when unknown.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> str(GridImage(np.zeros((2, 2, 1), np.float32), meta={"bunit": "ELECTRONS/S"}).unit)
+        'electron / s'
+        """
+        if self.meta.get("unit") is None and self.meta.get("bunit"):
+            return fits_unit(self.meta["bunit"], self.path)
+        return self.meta.get("unit")
+
     def __repr__(self) -> str:
         wcs = "None" if self.wcs is None else "/".join(self.wcs.wcs.ctype)
         return (
@@ -524,9 +539,7 @@ class GridImage:
         else:
             data = np.moveaxis(data, -1, 0)
             mask = None if mask is None else np.moveaxis(mask, -1, 0)
-        unit = self.meta.get("unit")
-        if unit is None and self.meta.get("bunit"):
-            unit = fits_unit(self.meta["bunit"], self.path)
+        unit = self.unit
         meta = {} if self.header is None else self.header.copy()
         kwargs = dict(mask=mask, wcs=self.wcs, meta=meta, psf=self.meta.get("psf"))
         if ccd:
