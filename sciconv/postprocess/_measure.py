@@ -163,10 +163,11 @@ def measure(labels, *, intensity=None, wcs=None, mask=None):
           shapes of flagged objects are missing the masked part.
 
         Every column has a unit (``pix``, ``pix2``, ``deg``; fluxes take the ``intensity``'s
-        unit: an NDData's, or a GridImage's ``unit`` from its FITS ``BUNIT``), a description and an IVOA UCD in ``col.meta["ucd"]``
-        (:data:`COLUMN_UCDS`: ``ra`` is ``pos.eq.ra;meta.main``, ``x`` is
-        ``pos.cartesian.x;instr.pixel``, ...), which :func:`write_catalog` writes to VOTable and
-        FITS so TOPCAT and Aladin recognise the positions.
+        unit: an NDData's, or a GridImage's ``unit`` from its FITS ``BUNIT``), a description and
+        an IVOA UCD in ``col.meta["ucd"]`` (:data:`COLUMN_UCDS`: ``ra`` is
+        ``pos.eq.ra;meta.main``, ``x`` is ``pos.cartesian.x;instr.pixel``, ...), which
+        :func:`write_catalog` writes to VOTable and FITS so TOPCAT and Aladin recognise the
+        positions.
 
     Examples
     --------
