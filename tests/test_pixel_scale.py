@@ -108,6 +108,27 @@ def test_add_physical_columns():
         add_physical_columns(Table({"x": [1]}), UM)
 
 
+def test_physical_area_of_a_skewed_wcs_is_the_determinant(data_dir):
+    """The real HST/ACS HRC cutout's CD matrix is skewed by 5.8°: area_phys was y * x (the
+    columns' lengths), 0.51 % too large; it is |det CD| now, as astropy's pixel area."""
+    from astropy.wcs.utils import proj_plane_pixel_area
+
+    from sciconv import io
+
+    img = io.read(data_dir / "real" / "hst" / "j8bt06nyq_sci_cutout.fits")
+    scale = img.pixel_scale
+    true_area = proj_plane_pixel_area(img.wcs.celestial) * 3600**2  # arcsec² per pixel
+    assert scale.y * scale.x > 1.005 * true_area  # the skew is real
+    np.testing.assert_allclose(scale.area, true_area, rtol=1e-9)
+    np.testing.assert_allclose(scale.to("mas").area, true_area * 1e6, rtol=1e-9)
+    t = add_physical_columns(Table({"area": [100], "semi_major": [2.0]}), scale)
+    np.testing.assert_allclose(t["area_phys"], 100 * true_area, rtol=1e-9)
+    np.testing.assert_allclose(t["semi_major_phys"], 2 * np.sqrt(true_area), rtol=1e-9)
+    assert PixelScale(0.2, 0.2, "arcsec").area == pytest.approx(0.04)  # square: unchanged
+    with pytest.raises(ConfigError, match="area_ratio"):
+        PixelScale(0.2, 0.2, "arcsec", 1.5)
+
+
 def test_model_metadata_pixel_scale_round_trip(tmp_path):
     from sciconv import models
     from sciconv.models.metadata import get_pixel_scale

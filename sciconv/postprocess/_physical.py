@@ -27,9 +27,10 @@ PHYSICAL_COLUMNS: dict[str, tuple[str, str, str]] = {
 def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
     """Add the sizes of :func:`sciconv.postprocess.measure` in physical units, when known.
 
-    ``area_phys`` is ``area * y * x`` (unit²); ``equivalent_diameter_phys`` is the diameter of
+    ``area_phys`` is ``area`` times the pixel area (:attr:`sciconv.io.PixelScale.area`:
+    ``y * x``, less for a skewed WCS), in unit²; ``equivalent_diameter_phys`` is the diameter of
     the circle of that area; ``semi_major_phys`` / ``semi_minor_phys`` are the pixel axes times
-    the geometric mean of ``y`` and ``x`` (exact for square pixels, the usual case). Each new
+    the square root of the pixel area (exact for square pixels, the usual case). Each new
     column carries its astropy unit, a description and an IVOA UCD (``col.meta["ucd"]``), and
     ``table.meta["PIXSCALE"]`` records the scale as ``"y x unit"``.
 
@@ -72,7 +73,7 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
     from astropy import units as u
 
     unit = u.Unit(scale.unit)
-    area = np.asarray(table["area"], dtype=np.float64) * scale.y * scale.x
+    area = np.asarray(table["area"], dtype=np.float64) * scale.area
     values = {
         "area_phys": (area, unit**2),
         "equivalent_diameter_phys": (2.0 * np.sqrt(area / np.pi), unit),
@@ -80,7 +81,7 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
     for name in ("semi_major_phys", "semi_minor_phys"):
         source = PHYSICAL_COLUMNS[name][0]
         if source in table.colnames:
-            values[name] = (np.asarray(table[source], dtype=np.float64) * scale.mean, unit)
+            values[name] = (np.asarray(table[source], dtype=np.float64) * np.sqrt(scale.area), unit)
     for name, (value, col_unit) in values.items():
         table[name] = value
         table[name].unit = col_unit

@@ -1,0 +1,234 @@
+"""The physical size of a pixel: :class:`PixelScale` (arcsec from a WCS, µm from microscopy
+metadata) and the unit rules it shares with the readers."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from sciconv.errors import ConfigError
+
+# length units spelled the way microscopy files spell them -> astropy's spelling
+_UNIT_SPELLINGS = {"µm": "um", "\u03bcm": "um", "micron": "um", "microns": "um", "Å": "Angstrom"}
+
+
+def parse_unit(unit: Any, *, name: str = "unit"):
+    """An astropy unit of length or angle from a file's or a user's spelling, else ConfigError."""
+    from astropy import units as u
+
+    if isinstance(unit, u.UnitBase):
+        parsed = unit
+    else:
+        text = str(unit).strip()
+        text = _UNIT_SPELLINGS.get(text, _UNIT_SPELLINGS.get(text.lower(), text))
+        try:
+            parsed = u.Unit(text)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"{name} must be a unit of length or angle (e.g. 'um', 'arcsec'); got {unit!r}"
+            ) from exc
+    if parsed.physical_type not in ("length", "angle"):
+        raise ConfigError(
+            f"{name} must be a unit of length or angle (e.g. 'um', 'arcsec'); got {unit!r} "
+            f"({parsed.physical_type})"
+        )
+    return parsed
+
+
+@dataclasses.dataclass(frozen=True)
+class PixelScale:
+    """The physical size of one pixel, per axis: ``y`` and ``x`` in ``unit`` per pixel.
+
+    Arcseconds per pixel for a sky image (from its celestial WCS), micrometres per pixel for a
+    microscopy image (OME ``PhysicalSizeY/X``, ImageJ calibration, TIFF resolution tags). Pixels
+    need not be square. Read it as :attr:`GridImage.pixel_scale`.
+
+    Parameters
+    ----------
+    y, x : float
+        Size of a pixel along the rows and along the columns, > 0.
+    unit : str or astropy.units.Unit
+        A unit of length (``"um"``, ``"nm"``, ``"µm"``, ``"micron"``) or angle (``"arcsec"``);
+        stored as astropy spells it.
+    area_ratio : float, optional
+        A pixel's area over ``y * x`` (1: perpendicular axes; a skewed WCS gives less);
+        :attr:`area` uses it.
+
+    Raises
+    ------
+    ConfigError
+        A size is not a positive finite number, or the unit is not a length or an angle.
+
+    Examples
+    --------
+    >>> s = PixelScale(0.5, 0.25, "µm")
+    >>> s, s.mean, s.quantity
+    (PixelScale(y=0.5, x=0.25, unit='um'), 0.3535533905932738, <Quantity [0.5 , 0.25] um>)
+    >>> s.to("nm")
+    PixelScale(y=500.0, x=250.0, unit='nm')
+    """
+
+    y: float
+    x: float
+    unit: str
+    #: The pixel's area over ``y * x``: ``sin`` of the angle between its axes, 1 when they are
+    #: perpendicular (every microscope; a skewed WCS, e.g. HST ACS's distorted frames, < 1).
+    area_ratio: float = dataclasses.field(default=1.0, repr=False, compare=False)
+
+    def __post_init__(self):
+        for axis in ("y", "x"):
+            value = getattr(self, axis)
+            ok = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+            if not ok or not np.isfinite(value) or value <= 0:
+                raise ConfigError(f"pixel scale {axis} must be a positive number; got {value!r}")
+            # 12 significant digits: unit conversions then read as 500.0, not 499.99999999999994
+            object.__setattr__(self, axis, float(f"{float(value):.12g}"))
+        object.__setattr__(self, "unit", parse_unit(self.unit).to_string())
+        ratio = self.area_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.number)):
+            raise ConfigError(f"area_ratio must be a number in (0, 1]; got {ratio!r}")
+        if not 0 < ratio <= 1:
+            raise ConfigError(f"area_ratio must be a number in (0, 1]; got {ratio!r}")
+        object.__setattr__(self, "area_ratio", float(ratio))
+
+    @property
+    def quantity(self):
+        """``[y, x]`` as an :class:`astropy.units.Quantity` (unit per pixel)."""
+        from astropy import units as u
+
+        return u.Quantity([self.y, self.x], self.unit)
+
+    @property
+    def area(self) -> float:
+        """The area of one pixel in ``unit`` squared: ``y * x * area_ratio``."""
+        return self.y * self.x * self.area_ratio
+
+    @property
+    def mean(self) -> float:
+        """Geometric mean of ``y`` and ``x``: the side of a square pixel of the same area."""
+        return float(np.sqrt(self.y * self.x))
+
+    def to(self, unit: Any) -> PixelScale:
+        """The same scale in another unit of the same kind (length to length, angle to angle).
+
+        Raises
+        ------
+        ConfigError
+            ``unit`` is not a length or angle, or not convertible (micrometres to arcseconds).
+
+        Examples
+        --------
+        >>> PixelScale(0.1, 0.1, "arcsec").to("mas")
+        PixelScale(y=100.0, x=100.0, unit='mas')
+        """
+        target = parse_unit(unit)
+        try:
+            y, x = self.quantity.to_value(target)
+        except Exception as exc:  # astropy's UnitConversionError
+            raise ConfigError(
+                f"a pixel scale in {self.unit} cannot be expressed in {target.to_string()} "
+                f"({parse_unit(self.unit).physical_type} vs {target.physical_type})"
+            ) from exc
+        return PixelScale(float(y), float(x), target, self.area_ratio)
+
+    def to_dict(self) -> dict:
+        """``{"y": ..., "x": ..., "unit": ...}``: JSON for run configs and model metadata.
+
+        Examples
+        --------
+        >>> PixelScale.from_value(PixelScale(2.0, 2.0, "um").to_dict())
+        PixelScale(y=2.0, x=2.0, unit='um')
+        """
+        return {"y": self.y, "x": self.x, "unit": self.unit}
+
+    @classmethod
+    def from_value(cls, value: Any) -> PixelScale | None:
+        """A :class:`PixelScale` from what users and metadata hold; None stays None.
+
+        Parameters
+        ----------
+        value : PixelScale, dict, astropy Quantity, str, (y, x, unit) or None
+            A dict as :meth:`to_dict` writes; a scalar Quantity (square pixels) or one of two
+            values ``[y, x]``; a string astropy reads as a Quantity (``"0.65 um"``).
+
+        Raises
+        ------
+        ConfigError
+            Anything else, a number without a unit among it.
+
+        Examples
+        --------
+        >>> import astropy.units as u
+        >>> PixelScale.from_value(0.65 * u.um), PixelScale.from_value("0.2 arcsec").unit
+        (PixelScale(y=0.65, x=0.65, unit='um'), 'arcsec')
+        """
+        from astropy import units as u
+
+        if value is None or isinstance(value, PixelScale):
+            return value
+        try:
+            if isinstance(value, dict):
+                return cls(value["y"], value["x"], value["unit"])
+            if isinstance(value, str):
+                value = u.Quantity(value)
+            if isinstance(value, u.Quantity):
+                v = np.atleast_1d(value.value).astype(float)
+                if v.shape in ((1,), (2,)):
+                    return cls(float(v[0]), float(v[-1]), value.unit)
+            elif isinstance(value, (tuple, list)) and len(value) == 3:
+                return cls(value[0], value[1], value[2])
+        except ConfigError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                "a pixel scale must be a PixelScale, {'y', 'x', 'unit'}, a Quantity such as "
+                f"0.65 * u.um, or (y, x, unit); got {value!r}"
+            ) from exc
+        raise ConfigError(
+            "a pixel scale must be a PixelScale, {'y', 'x', 'unit'}, a Quantity such as "
+            f"0.65 * u.um, or (y, x, unit); got {value!r} (a number needs its unit)"
+        )
+
+    @classmethod
+    def from_wcs(cls, wcs: Any) -> PixelScale | None:
+        """Arcseconds per pixel of a celestial WCS (``proj_plane_pixel_scales``); else None.
+
+        Non-square pixels give different ``y`` and ``x``; a WCS that is not celestial (solar,
+        spectral) or whose pixel scale cannot be computed gives None.
+
+        Examples
+        --------
+        >>> from astropy.wcs import WCS
+        >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        >>> w.wcs.cdelt = [-0.1 / 3600, 0.2 / 3600]
+        >>> PixelScale.from_wcs(w)
+        PixelScale(y=0.2, x=0.1, unit='arcsec')
+        """
+        from astropy import units as u
+        from astropy.wcs.utils import proj_plane_pixel_area, proj_plane_pixel_scales
+
+        if wcs is None or not getattr(wcs, "has_celestial", False):
+            return None
+        try:
+            cel = wcs.celestial
+            sx, sy = proj_plane_pixel_scales(cel)[:2]
+            ratio = float(proj_plane_pixel_area(cel) / (sx * sy))  # |det| over the axes' lengths
+            units = [str(cel.wcs.cunit[i]) or "deg" for i in range(2)]
+            sx = (sx * u.Unit(units[0])).to_value(u.arcsec)
+            sy = (sy * u.Unit(units[1])).to_value(u.arcsec)
+            return cls(float(sy), float(sx), "arcsec", ratio if 0 < ratio < 1 else 1.0)
+        except Exception:  # singular matrix, odd units: the scale is unknown, not an error
+            return None
+
+
+def scale_from_meta(meta: dict) -> PixelScale | None:
+    """The scale a reader left in ``meta["pixel_size"]`` / ``meta["pixel_unit"]``, or None."""
+    size, unit = meta.get("pixel_size"), meta.get("pixel_unit")
+    if size is None or unit in (None, "", "pixel", "pixels"):
+        return None
+    try:
+        return PixelScale(float(size[0]), float(size[1]), unit)
+    except (ConfigError, TypeError, ValueError, IndexError):
+        return None
