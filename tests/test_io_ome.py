@@ -64,6 +64,25 @@ def test_ome_tiff_units_are_made_consistent(tmp_path):
     assert meta["pixel_size"] == pytest.approx((0.5, 0.5))
 
 
+def test_ome_tiff_size_without_its_unit_attribute_is_in_micrometres(tmp_path):
+    """OME's schema default is µm for each size on its own: PhysicalSizeX without a unit beside
+    PhysicalSizeY="500" nm was read in nm (x = 0.25 nm, 1000 x too small)."""
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+        '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" '
+        'SizeX="4" SizeY="4" SizeC="1" SizeZ="3" SizeT="1" PhysicalSizeX="0.25" '
+        'PhysicalSizeY="500" PhysicalSizeYUnit="nm" PhysicalSizeZ="2">'
+        '<Channel ID="Channel:0:0" SamplesPerPixel="1"/><TiffData/></Pixels></Image></OME>'
+    )
+    p = tmp_path / "mixed.ome.tif"
+    tifffile.imwrite(p, np.zeros((3, 4, 4), np.uint8), description=xml, metadata=None)
+    meta = io.read(p, stack=True).meta
+    assert meta["pixel_unit"] == "µm"
+    assert meta["pixel_size"] == pytest.approx((0.5, 0.25))
+    assert meta["z_spacing"] == pytest.approx(2.0)  # µm too, not the x unit's
+
+
 @pytest.mark.parametrize("shape", [(12, 10), (12, 10, 1), (12, 10, 2)])
 def test_ome_tiff_round_trip_keeps_pixel_size_channels_axes(tmp_path, shape):
     src = tmp_path / "src.ome.tif"

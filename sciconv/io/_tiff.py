@@ -379,14 +379,18 @@ def _ome_meta(xml: str) -> dict:
     meta: dict = {"ome": True}
     dx, dy = pixels.get("PhysicalSizeX"), pixels.get("PhysicalSizeY")
     if dx is not None or dy is not None:
-        unit = _unit(pixels.get("PhysicalSizeXUnit", pixels.get("PhysicalSizeYUnit", "µm")))
-        dx = dy if dx is None else dx
-        dy = dx if dy is None else dy
-        dy = _convert(float(dy), _unit(pixels.get("PhysicalSizeYUnit", unit)), unit)
+        # each size in its own unit attribute, µm where that is missing (the OME schema default)
+        unit = _unit(pixels.get("PhysicalSizeXUnit", "µm"))
+        y_unit = _unit(pixels.get("PhysicalSizeYUnit", "µm"))
+        if dx is None:
+            dx, unit = dy, y_unit
+        if dy is None:
+            dy, y_unit = dx, unit
+        dy = _convert(float(dy), y_unit, unit)
         meta["pixel_size"] = (dy, float(dx))
         meta["pixel_unit"] = unit
         if pixels.get("PhysicalSizeZ") is not None:
-            z_unit = _unit(pixels.get("PhysicalSizeZUnit", unit))
+            z_unit = _unit(pixels.get("PhysicalSizeZUnit", "µm"))
             meta["z_spacing"] = _convert(float(pixels["PhysicalSizeZ"]), z_unit, unit)
     channels = pixels.get("Channel", [])
     channels = [channels] if isinstance(channels, dict) else list(channels or [])
