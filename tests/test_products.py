@@ -12,7 +12,7 @@ from astropy.wcs import WCS
 
 from sciconv import io, postprocess
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
-from sciconv.io import GridImage
+from sciconv.io import GridImage, PixelScale
 
 H, W = 40, 48
 
@@ -141,6 +141,16 @@ def test_ome_zarr_products_hold_labels_and_mask_as_ngff_label_groups(tmp_path, p
     np.testing.assert_array_equal(np.asarray(found["mask"].data[0]), p["mask"].astype(np.uint8))
     np.testing.assert_array_equal(io.read(paths["labels"]).data[..., 0], p["labels"])
     np.testing.assert_array_equal(io.read(paths["uncert"]).data, p["unc"])
+    # a microscope image's pixel size reaches the uncertainty store too (it was scale 1, no
+    # unit: the error bars did not line up with the image in napari)
+    micro = GridImage(np.ones((H, W, 1), np.float32), meta={"pixel_size": (0.4, 0.4),
+                                                           "pixel_unit": "µm"})  # fmt: skip
+    sized = postprocess.write_products(
+        tmp_path.parent / f"{tmp_path.name}_sized", prob=p["prob"], uncertainty=p["unc"],
+        like=micro, stem="cells", format="ome-zarr",
+    )  # fmt: skip
+    for key in ("prob", "uncert"):
+        assert io.read(sized[key]).pixel_scale == PixelScale(0.4, 0.4, "um"), key
     import zarr
 
     attrs = dict(zarr.open_group(str(store), mode="r").attrs)["sciconv"]

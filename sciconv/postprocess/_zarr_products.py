@@ -99,7 +99,9 @@ def write_zarr_products(
             written["mask"] = targets["mask"]
     if uncertainty is not None:
         with _atomic_store(targets["uncert"], overwrite=overwrite) as tmp:
-            scio.write_ome_zarr(tmp, uncertainty, levels=_zarr_levels(uncertainty.shape[:2]))
+            scio.write_ome_zarr(
+                tmp, uncertainty, levels=_zarr_levels(uncertainty.shape[:2]), like=grid
+            )  # the input's pixel size and axes: it lines up with the image in a viewer
             _zarr_attrs(
                 tmp,
                 {**attrs, "history": [*attrs["history"], "standard deviation of each class"]},
