@@ -192,12 +192,18 @@ def _predict_mosaic(model, path, args) -> list[Path]:
     from sciconv import inference
 
     sized = args.object_size not in ("auto", None) or args.channel is not None
-    if args.regions or args.format not in (None, "ome-zarr") or args.scale is not None or sized:
+    if (
+        args.regions
+        or args.format not in (None, "ome-zarr")
+        or args.scale is not None
+        or sized
+        or args.uncertainty is not None
+    ):
         raise ConfigError(
             f"{path}: block-wise segmentation (--block, or images over "
             f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
-            "--regions, --format, --scale, --object-size PX and --channel are not available "
-            "for it"
+            "--regions, --format, --scale, --object-size PX, --channel and --uncertainty are "
+            "not available for it"
         )
     outs = inference.predict_mosaic(
         model,
@@ -339,7 +345,8 @@ def _write_segmentation(model, path, args, params, *, like, labels, prob, std, t
         catalog_format=args.catalog_format,
         class_names=names if names and len(names) == prob.shape[-1] else None,
         model=Path(args.model).name,  # best.keras, pretrained:nuclei
-        params=params,
+        # the samples the probabilities average (tta stays None beside it: not both at once)
+        params={**params, "uncertainty": args.uncertainty} if args.uncertainty else params,
         history=["sciconv predict"],
         overwrite=args.overwrite,
         stack_axes=stack or None,

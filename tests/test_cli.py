@@ -672,16 +672,20 @@ def test_predict_channel_picks_the_nuclear_stain(capsys, tmp_path, data_dir):
     assert two.read_bytes() == before  # the input is never written to
 
 
-@pytest.mark.parametrize("extra", [("--object-size", "36"), ("--scale", "0.5"), ("--channel", "0")])
+@pytest.mark.parametrize(
+    "extra",
+    [("--object-size", "36"), ("--scale", "0.5"), ("--channel", "0"), ("--uncertainty", "tta")],
+)
 def test_predict_block_wise_refuses_resampling(capsys, tmp_path, extra):
-    """Block by block there is no resampling: a size or scale is refused, not ignored."""
+    """Block by block there is no resampling and no uncertainty map: a size, a scale or
+    --uncertainty is refused, not ignored (--uncertainty wrote no map, exit code 0)."""
     image = tmp_path / "a.tif"
     tifffile.imwrite(image, np.zeros((48, 48), np.float32))
     before = image.read_bytes()
     args = ("predict", "pretrained:nuclei", image, "--out", tmp_path / "o", "--block", "32")
     code, _, err = run_cli(capsys, *args, *extra)
     assert code != 0
-    assert_one_line_error(err, "a.tif", "block-wise", "--object-size PX and --channel")
+    assert_one_line_error(err, "a.tif", "block-wise", "--object-size PX, --channel and --unc")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     assert image.read_bytes() == before
 

@@ -122,3 +122,25 @@ def test_both_paths_write_sky_and_physical_columns_alike(capsys, tmp_path, model
     # 36 pixels of 0.2" x 0.2"
     assert blocks["area_phys"].unit == "arcsec2"
     np.testing.assert_allclose(blocks["area_phys"], 36 * 0.04, rtol=1e-4)
+
+
+def test_uncertainty_tta_products_say_they_are_the_mean_over_the_views(
+    capsys, tmp_path, model_file
+):
+    """--uncertainty tta writes the spread (UNCERT), score/uncertainty columns, and HISTORY says
+    the probabilities are the mean over the views (it said tta = None)."""
+    from sciconv import io
+
+    image_path = _write(tmp_path / "blobs.fits", _blobs())
+    code, _, err = run_cli(
+        capsys, "predict", model_file, image_path, "--out", tmp_path / "u", "--uncertainty", "tta"
+    )
+    assert code == 0, err
+    with fits.open(tmp_path / "u" / "blobs_prob.fits") as hdul:
+        assert "UNCERT" in hdul
+        history = " ".join(str(h) for h in hdul[0].header["HISTORY"])
+    assert "uncertainty = tta" in history.replace("'", "")
+    table = Table.read(tmp_path / "u" / "blobs_catalog.ecsv")
+    assert {"score", "uncertainty"} <= set(table.colnames) and len(table) == 3
+    assert np.all((table["score"] > 0.5) & (table["score"] <= 1))
+    assert io.read(image_path).shape == (48, 48, 1)  # the input is unchanged
