@@ -122,25 +122,29 @@ def test_mc_dropout_gives_spread_with_dropout_and_keeps_batchnorm_in_inference(k
     assert not any(isinstance(layer, AlwaysDropout) for layer in model.layers)  # model untouched
 
 
-def test_mc_dropout_without_dropout_warns_and_has_no_spread():
-    model = _bn_model(None)
-    with pytest.warns(SciconvWarning, match="no Dropout"):
-        wrapper = uncertainty_model(model, "mc_dropout", samples=4)
-    x = RNG.normal(size=(2, 8, 8, 1)).astype("float32")
+def test_mc_dropout_without_dropout_is_refused():
+    """Samples of a model without dropout are all equal: the error bar would be 0 everywhere
+    (pretrained:nuclei through `--uncertainty mc_dropout` wrote all-zero maps)."""
+    with pytest.raises(InferenceError, match=r"no Dropout.*spread 0 everywhere.*method='tta'"):
+        uncertainty_model(_bn_model(None), "mc_dropout", samples=4)
+
+
+def test_ensemble_of_models_with_one_name():
+    """Two segmenter(...) models (or two runs' best.keras) share the name 'segmenter': Keras
+    refused the wrapper ('The name "segmenter" is used 2 times'); members get a view each."""
+    from sciconv.models import segmenter
+
+    a = segmenter((None, None, 1), 2, depth=1, filters=4)
+    b = segmenter((None, None, 1), 2, depth=1, filters=4)
+    assert a.name == b.name
+    wrapper = uncertainty_model(a, "ensemble", models=[b])
+    x = RNG.normal(size=(1, 16, 16, 1)).astype("float32")
     y = np.asarray(wrapper(x))
-    np.testing.assert_allclose(y[..., 1:], 0.0, atol=1e-6)
-    # BatchNorm stayed in inference mode: the mean is the plain inference output
-    np.testing.assert_allclose(y[..., :1], np.asarray(model(x, training=False)), atol=1e-5)
+    pa, pb = np.asarray(a(x)), np.asarray(b(x))
+    np.testing.assert_allclose(y[..., :2], (pa + pb) / 2, atol=1e-6)
+    np.testing.assert_allclose(y[..., 2:], np.abs(pa - pb) / 2, atol=1e-6)
 
 
-def test_always_dropout_spatial_masks_whole_channels():
-    y = np.asarray(AlwaysDropout(0.5, spatial=True, seed=3)(np.ones((4, 6, 6, 8), "float32")))
-    per_channel = y.reshape(4, 36, 8)
-    assert (per_channel.min(axis=1) == per_channel.max(axis=1)).all()
-    assert set(np.unique(y).tolist()) == {0.0, 2.0}
-
-
-# ------------------------------------------------------------------------------------- ensemble
 def test_ensemble_mean_and_std_and_entropy():
     a, b = _conv_model(3, seed=3, name="a"), _conv_model(3, seed=4, name="b")
     x = RNG.normal(size=(1, 8, 8, 1)).astype("float32")

@@ -24,14 +24,13 @@ same call spelled as the issue asks.
 from __future__ import annotations
 
 import math
-import warnings
 import weakref
 
 import keras
 import numpy as np
 
 from sciconv._validation import check_int, look_up_option
-from sciconv.errors import InferenceError, SciconvWarning
+from sciconv.errors import InferenceError
 from sciconv.inference._model import check_single_io, model_divisor, receptive_field
 from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._tiles import round_up
@@ -150,7 +149,20 @@ def _ensemble_members(model, models) -> list:
                 f"models[{i}] ({m.name!r}) maps {tuple(m.inputs[0].shape)} -> "
                 f"{tuple(m.outputs[0].shape)}"
             )
-    return members
+    return _unique_names(members)
+
+
+def _unique_names(members: list) -> list:
+    """Members with one name each: two ``segmenter`` models (or two runs' ``best.keras``) would
+    be two layers of one name in the wrapper, which Keras refuses. A repeated name is given a
+    ``_member{i}`` view of the same layers and weights."""
+    names = [m.name for m in members]
+    return [
+        m
+        if names.count(m.name) == 1
+        else keras.Model(m.inputs[0], m.outputs[0], name=f"{m.name}_member{i}")
+        for i, m in enumerate(members)
+    ]
 
 
 def uncertainty_model(
@@ -202,12 +214,8 @@ def uncertainty_model(
     InferenceError
         Unknown ``method`` or ``output``; a model that is not a one-input, one-output per-pixel
         Keras model; fewer than 2 ensemble members or members of different shapes; a fixed
-        non-square input with ``"tta"``; a model ``"mc_dropout"`` cannot clone.
-
-    Warns
-    -----
-    SciconvWarning
-        ``"mc_dropout"`` on a model with no dropout layer (the spread is then 0 everywhere).
+        non-square input with ``"tta"``; a model ``"mc_dropout"`` cannot clone, or one with no
+        dropout layer (its spread would be 0 everywhere: an error bar of 0, not an error bar).
 
     Examples
     --------
@@ -252,12 +260,10 @@ def uncertainty_model(
         moments = EnsembleMoments(output=output, name=f"{base.name}_ensemble_moments")(preds)
     else:
         if not any(True for _ in _dropout_layers(base)):
-            warnings.warn(
+            raise InferenceError(
                 f"model {base.name!r} has no Dropout or SpatialDropout layer: mc_dropout "
-                "samples are all equal and the spread is 0 everywhere (use method='tta' or "
-                "'ensemble', or build the model with dropout)",
-                SciconvWarning,
-                stacklevel=2,
+                "samples would all be equal and the spread 0 everywhere, an error bar of 0 "
+                "(use method='tta' or 'ensemble', or build the model with dropout)"
             )
         clone = _mc_dropout_clone(base, seed)
         repeated = RepeatBatch(samples, name=f"{base.name}_mc_repeat")(x)
