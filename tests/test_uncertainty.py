@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from sciconv.augment import d4_inverse, d4_transform  # noqa: E402
-from sciconv.errors import InferenceError, SciconvWarning  # noqa: E402
+from sciconv.errors import InferenceError  # noqa: E402
 from sciconv.inference import (  # noqa: E402
     predict_instances,
     predict_tiled,
