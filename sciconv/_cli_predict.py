@@ -49,12 +49,32 @@ def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
                     else ""
                 )
                 raise InferenceError(f"folder holds no image files{hint}", path=p)
+            _warn_unsearched(p, found)
             paths.extend(Path(f) for f in found)
         elif p.exists():
             paths.append(p)
         else:
             raise InferenceError("input not found", path=p)
     return paths
+
+
+def _warn_unsearched(folder: Path, found) -> None:
+    """A warning naming the sub-folders of an input folder (their images are not predicted)."""
+    import warnings
+
+    from sciconv.errors import SciconvWarning
+
+    names = {Path(f).name for f in found}  # an OME-Zarr store is a folder that is an image
+    subs = sorted(
+        d.name for d in folder.iterdir() if d.is_dir() and d.name[:1] != "." and d.name not in names
+    )
+    if subs:
+        warnings.warn(
+            f"{folder}: sub-folder(s) {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "
+            f"not searched (name them, e.g. {folder}/*/)",
+            SciconvWarning,
+            stacklevel=3,
+        )
 
 
 def is_fits(path: Path) -> bool:

@@ -288,6 +288,21 @@ def test_predict_classifier_tta_is_applied_and_segmenter_options_refused(
     assert not (root / "refused" / "predictions.csv").exists()
 
 
+def test_predict_names_the_sub_folders_of_an_input_folder(capsys, trained_classifier, tmp_path):
+    """A folder's sub-folders are not searched: their images were skipped without a word."""
+    root, _, _ = trained_classifier
+    folder = tmp_path / "blob"
+    (folder / "night2").mkdir(parents=True)
+    for i, p in enumerate(sorted((root / "data" / "blob").iterdir())[:3]):
+        (folder / p.name if i < 2 else folder / "night2" / p.name).write_bytes(p.read_bytes())
+    with pytest.warns(SciconvWarning, match=r"blob: sub-folder\(s\) night2 not searched"):
+        code, _, err = run_cli(
+            capsys, "predict", root / "run" / "best.keras", folder, "--out", tmp_path / "o"
+        )
+    assert code == 0, err
+    assert len((tmp_path / "o" / "predictions.csv").read_text().splitlines()) == 3  # header + 2
+
+
 @pytest.mark.parametrize(
     ("which", "fragment"),
     [

@@ -228,14 +228,18 @@ def test_junk_files_are_skipped_with_one_warning(tmp_path):
     (tmp_path / "b" / "page.fits").write_text("<html><body>404</body></html>")
     (tmp_path / "b" / ".DS_Store").write_bytes(b"\0\1")  # hidden: ignored silently
     os.symlink(tmp_path / "gone.fits", tmp_path / "b" / "link.fits")
+    (tmp_path / "a" / "night2").mkdir()  # its images are not read: named, not lost silently
+    fits.writeto(tmp_path / "a" / "night2" / "9.fits", _galaxy(0, 9))
+    (tmp_path / "a" / ".ipynb_checkpoints").mkdir()  # hidden: ignored silently
     before = _tree_hash(tmp_path)
-    with pytest.warns(SciconvWarning, match="skipped 4 unreadable or non-image") as rec:
+    with pytest.warns(SciconvWarning, match="skipped 5 unreadable or non-image") as rec:
         ds = datasets.from_folder(tmp_path, batch_size=16)
     assert len([w for w in rec if issubclass(w.category, SciconvWarning)]) == 1
     msg = str(rec[0].message)
     for name in ("notes.txt", "empty.fits", "page.fits", "link.fits"):
         assert name in msg
-    assert ".DS_Store" not in msg
+    assert "night2 (a sub-folder: not searched" in msg
+    assert ".DS_Store" not in msg and "ipynb_checkpoints" not in msg
     x, y = next(iter(ds))
     assert x.shape == (6, 16, 16, 1) and sorted(y.numpy().tolist()) == [0, 0, 0, 1, 1, 1]
     with pytest.raises(DatasetError, match=r"strict=True\).*page\.fits"):

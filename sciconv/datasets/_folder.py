@@ -25,6 +25,8 @@ def list_folder_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]
             junk.append((p, "broken link"))
         elif p.is_file():
             junk.append((p, "not an image file"))
+        elif p.is_dir():  # its images are not read: say so, or a class silently loses them
+            junk.append((p, "a sub-folder: not searched, move its images up"))
     return images, junk
 
 
