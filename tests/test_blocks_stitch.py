@@ -42,6 +42,12 @@ def test_one_large_object_across_a_seam_is_kept_and_counted(model):
     assert "rows 20:50, columns 40:70" in messages[0] and "at least 31" in messages[0]
     assert (labels[20:50, 40:70] > 0).all() and (labels[image == 0] == 0).all()  # nothing lost
     assert len(table) == labels.max() >= 2
+    # the pieces tile the object: their areas and fluxes add up to it, each row matches its
+    # label's pixels (each piece was a whole window's view: 2-3 x the area, pasted over)
+    assert int(table["area"].sum()) == 30 * 30
+    np.testing.assert_allclose(table["flux_sum"].sum(), 5.0 * 30 * 30)
+    counts = np.bincount(labels.ravel())[1:]
+    np.testing.assert_array_equal(table["area"], counts[table["label"] - 1])
     with warnings.catch_warnings():  # a margin of 31 holds it whole: one object, no warning
         warnings.simplefilter("error")
         labels = predict_instances_blocks(

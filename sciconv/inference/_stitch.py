@@ -120,7 +120,8 @@ def select_owned(labels: np.ndarray, plan: BlockPlan, index: tuple[int, int]):
     """The objects of block ``index``'s window labels that this block keeps.
 
     Returns ``(keep, cut, left)``: ``keep`` an int32 flag per label (0..max), ``cut`` the pieces
-    kept of objects no window holds whole, ``left`` the :class:`Piece` of every object left to
+    kept of objects no window holds whole (each block keeps the part in its core: ``labels``
+    loses the rest of such an object in place, so the pieces never overlap), ``left`` the :class:`Piece` of every object left to
     another block (checked by :func:`lost_pieces` after the last block).
 
     Examples
@@ -141,12 +142,19 @@ def select_owned(labels: np.ndarray, plan: BlockPlan, index: tuple[int, int]):
             continue
         box = (sl[0].start + wy0, sl[1].start + wx0, sl[0].stop + wy0, sl[1].stop + wx0)
         owner = plan.owner(box)
-        if owner is None:  # cut here and everywhere: keep the piece whose centre is ours
-            cy, cx = (box[0] + box[2] - 1) // 2, (box[1] + box[3] - 1) // 2
-            if cy0 <= cy < cy1 and cx0 <= cx < cx1 and not plan.whole_elsewhere(box, index):
+        if owner is None and not plan.whole_elsewhere(box, index):
+            # cut here and everywhere: keep its part in this block's core (``labels`` is cut
+            # down in place), so the pieces of the blocks tile the object, none overlapping
+            rows = np.arange(sl[0].start, sl[0].stop) + wy0
+            cols = np.arange(sl[1].start, sl[1].stop) + wx0
+            core = ((rows >= cy0) & (rows < cy1))[:, None] & ((cols >= cx0) & (cols < cx1))
+            sub = labels[sl]
+            mine = sub == lab
+            if (mine & core).any():
+                sub[mine & ~core] = 0
                 keep[lab] = 1
                 cut.append(_piece(labels, sl, lab, (wy0, wx0)))
-                continue
+            continue
         elif owner == index:
             keep[lab] = 1
             continue
@@ -161,7 +169,8 @@ def _values_at(array, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
 
 
 def group_pieces(pieces: list[Piece]) -> list[tuple[int, int, int, int]]:
-    """Bounding boxes ``(y0, x0, y1, x1)`` of the objects the pieces form (overlapping = one).
+    """Bounding boxes ``(y0, x0, y1, x1)`` of the objects the pieces form (pieces that overlap or
+    touch, 8-connected, are one: the blocks' parts of a cut object meet at the seams).
 
     Examples
     --------
@@ -179,14 +188,17 @@ def group_pieces(pieces: list[Piece]) -> list[tuple[int, int, int, int]]:
         return k
 
     boxes = [(p.y0, p.x0, p.y0 + p.mask.shape[0], p.x0 + p.mask.shape[1]) for p in pieces]
+    # each mask grown by one pixel (from y0 - 1, x0 - 1): touching pieces then overlap
+    grown = [ndi.binary_dilation(np.pad(p.mask, 1), np.ones((3, 3), bool)) for p in pieces]
     for a in range(len(pieces)):
+        ga = (boxes[a][0] - 1, boxes[a][1] - 1, boxes[a][2] + 1, boxes[a][3] + 1)
         for b in range(a + 1, len(pieces)):
-            y0, x0 = max(boxes[a][0], boxes[b][0]), max(boxes[a][1], boxes[b][1])
-            y1, x1 = min(boxes[a][2], boxes[b][2]), min(boxes[a][3], boxes[b][3])
+            y0, x0 = max(ga[0], boxes[b][0]), max(ga[1], boxes[b][1])
+            y1, x1 = min(ga[2], boxes[b][2]), min(ga[3], boxes[b][3])
             if y0 >= y1 or x0 >= x1:
                 continue
-            pa, pb = pieces[a], pieces[b]
-            ma = pa.mask[y0 - pa.y0 : y1 - pa.y0, x0 - pa.x0 : x1 - pa.x0]
+            pb = pieces[b]
+            ma = grown[a][y0 - ga[0] : y1 - ga[0], x0 - ga[1] : x1 - ga[1]]
             mb = pb.mask[y0 - pb.y0 : y1 - pb.y0, x0 - pb.x0 : x1 - pb.x0]
             if (ma & mb).any():
                 parent[root(a)] = root(b)
