@@ -121,8 +121,9 @@ def select_owned(labels: np.ndarray, plan: BlockPlan, index: tuple[int, int]):
 
     Returns ``(keep, cut, left)``: ``keep`` an int32 flag per label (0..max), ``cut`` the pieces
     kept of objects no window holds whole (each block keeps the part in its core: ``labels``
-    loses the rest of such an object in place, so the pieces never overlap), ``left`` the :class:`Piece` of every object left to
-    another block (checked by :func:`lost_pieces` after the last block).
+    loses the rest of such an object in place, so the pieces never overlap), ``left`` the
+    :class:`Piece` of every object left to another block (checked by :func:`lost_pieces` after
+    the last block).
 
     Examples
     --------
