@@ -593,10 +593,10 @@ def _refuse_segmenter_options(args, model) -> None:
 
 
 def _task_name(model) -> str:
-    """The model's recorded task, for messages (``"classification"`` when none is recorded)."""
-    from sciconv.models import get_metadata
+    """The model's task, for messages (``"classification"`` when it cannot be told)."""
+    from sciconv.models import model_task
 
-    return str(get_metadata(model).get("task") or "classification")
+    return model_task(model) or "classification"
 
 
 def _predict_table(model, paths, args) -> list[Path]:
@@ -659,8 +659,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = models.pretrained(args.model.split(":", 1)[1])
     else:
         model = models.load(model_path, trust=args.trust)
-    meta = models.get_metadata(model)
-    if meta.get("task") == "segmentation":
+    if models.model_task(model) == "segmentation":  # recorded, or a plain per-pixel model
         _predict_segmentation(model, paths, args)
     else:
         _predict_table(model, paths, args)

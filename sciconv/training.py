@@ -63,7 +63,7 @@ from sciconv.errors import (
 from sciconv.inference._progress import interactive
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
-from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
+from sciconv.models.metadata import get_metadata, metadata_layer, model_task, set_metadata
 from sciconv.runs import backup_epoch, read_config, read_log, truncate_log
 
 __all__ = ["default_compile_args", "fit", "read_config"]
@@ -121,7 +121,7 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
     ('sparse_categorical_crossentropy', ['accuracy'])
     """
     meta = get_metadata(model)
-    task = meta.get("task") or _guess_task(model)
+    task = model_task(model)
     if task == "classification":
         one_hot = (
             label_spec is not None
@@ -148,15 +148,6 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
         f"cannot choose a loss for model {model.name!r}: its metadata task is {task!r}; compile "
         f"the model yourself or set_metadata(model, task=...) with one of {', '.join(TASKS)}"
     )
-
-
-def _guess_task(model) -> str | None:
-    shape = model.outputs[0].shape
-    if len(shape) == 2:
-        return "classification"
-    if len(shape) == 4:
-        return "segmentation"
-    return None
 
 
 # --------------------------------------------------------------------------- callbacks

@@ -705,6 +705,28 @@ def test_predict_block_wise_refuses_resampling(capsys, tmp_path, extra):
     assert image.read_bytes() == before
 
 
+def test_predict_with_a_plain_keras_per_pixel_model_segments(capsys, tmp_path):
+    """A fully convolutional Keras model without sciconv metadata was taken for a classifier
+    ('takes images of any size; pass image_size=', an option the CLI does not have)."""
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2, 1, kernel_initializer=keras.initializers.Constant([[[[-4.0, 4.0]]]]),
+        bias_initializer=keras.initializers.Constant([2.0, -2.0]),
+    )(inputs)  # fmt: skip
+    keras.Model(inputs, keras.layers.Softmax()(logits)).save(tmp_path / "plain.keras")
+    image = np.zeros((40, 40), np.float32)
+    image[5:15, 5:15] = image[25:35, 20:30] = 1.0
+    tifffile.imwrite(tmp_path / "two.tif", image)
+    code, _, err = run_cli(
+        capsys, "predict", tmp_path / "plain.keras", tmp_path / "two.tif", "--out", tmp_path / "o"
+    )
+    assert code == 0, err
+    labels = tifffile.imread(tmp_path / "o" / "two_labels.tif")
+    assert labels.max() == 2 and (labels[5:15, 5:15] > 0).all()
+
+
 def test_predict_unknown_shipped_model(capsys, tmp_path):
     image = tmp_path / "a.tif"
     tifffile.imwrite(image, np.zeros((16, 16), np.float32))

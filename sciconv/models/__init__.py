@@ -38,6 +38,7 @@ from sciconv.models.metadata import (
     get_metadata,
     get_pixel_scale,
     metadata_layer,
+    model_task,
     set_metadata,
 )
 from sciconv.models.zoo import PRETRAINED, pretrained, pretrained_info
@@ -60,6 +61,7 @@ __all__ = [
     "get_pixel_scale",
     "load",
     "metadata_layer",
+    "model_task",
     "pretrained",
     "pretrained_info",
     "regressor",

@@ -40,7 +40,14 @@ from sciconv.errors import ConfigError, ModelError
 from sciconv.io import PixelScale
 from sciconv.models.layers import SciconvMetadata, check_jsonable
 
-__all__ = ["attach_metadata", "get_metadata", "get_pixel_scale", "metadata_layer", "set_metadata"]
+__all__ = [
+    "attach_metadata",
+    "get_metadata",
+    "get_pixel_scale",
+    "metadata_layer",
+    "model_task",
+    "set_metadata",
+]
 
 
 def _validate_model(model) -> None:
@@ -92,6 +99,37 @@ def get_metadata(model: keras.Model) -> dict:
     """
     layer = metadata_layer(model)
     return {} if layer is None else copy.deepcopy(layer.metadata)
+
+
+def model_task(model: keras.Model) -> str | None:
+    """The model's task: the recorded ``"task"``, else guessed from a plain Keras model's output.
+
+    An output ``(N, K)`` is taken for a classification, ``(N, H, W, K)`` for a per-pixel
+    (segmentation) model; anything else gives None.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A sciconv model or any Keras model.
+
+    Returns
+    -------
+    str or None
+        ``"classification"``, ``"multilabel"``, ``"regression"``, ``"segmentation"`` or None.
+
+    Examples
+    --------
+    >>> import keras
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model_task(keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)))
+    'segmentation'
+    """
+    _validate_model(model)
+    task = get_metadata(model).get("task")
+    if task:
+        return str(task)
+    rank = len(model.outputs[0].shape) if len(model.outputs) == 1 else None
+    return {2: "classification", 4: "segmentation"}.get(rank)
 
 
 def set_metadata(model: keras.Model, **items) -> None:
