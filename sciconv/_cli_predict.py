@@ -213,8 +213,8 @@ def _predict_mosaic(model, path, args) -> list[Path]:
 
     sized = args.object_size not in ("auto", None) or args.channel is not None
     if (
-        args.regions
-        or args.format not in (None, "ome-zarr")
+        args.regions == "polygon"
+        or args.format is not None
         or args.scale is not None
         or sized
         or args.uncertainty is not None
@@ -222,14 +222,15 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         raise ConfigError(
             f"{path}: block-wise segmentation (--block, or images over "
             f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
-            "--regions, --format, --scale, --object-size PX, --channel and --uncertainty are "
-            "not available for it"
+            "--regions polygon (ellipse is), --format, --scale, --object-size PX, --channel "
+            "and --uncertainty are not available for it"
         )
     outs = inference.predict_mosaic(
         model,
         path,
         args.out,
         block=args.block,
+        regions=args.regions,
         geojson=args.geojson,
         **_hdu(path, args),
         catalog_format=args.catalog_format,

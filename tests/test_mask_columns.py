@@ -60,9 +60,9 @@ def _write(path, image, bad=None):
     return path
 
 
-def _catalogs(capsys, model_file, image_path, out):
+def _catalogs(capsys, model_file, image_path, out, *extra):
     """The catalog of the whole-image path and of the block-wise path, for one input."""
-    common = ["predict", model_file, image_path, "--overlap", "8", "--quiet"]
+    common = ["predict", model_file, image_path, "--overlap", "8", "--quiet", *extra]
     code, _, err = run_cli(capsys, *common, "--out", out / "whole", "--tile", "32")
     assert code == 0, err
     code, _, err = run_cli(capsys, *common, "--out", out / "blocks", "--block", "16")
@@ -114,8 +114,16 @@ def test_both_paths_write_sky_and_physical_columns_alike(capsys, tmp_path, model
     wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
     image_path = tmp_path / "sky.fits"
     fits.PrimaryHDU(_blobs(), header=wcs.to_header()).writeto(image_path)
-    whole, blocks = _catalogs(capsys, model_file, image_path, tmp_path)
+    whole, blocks = _catalogs(capsys, model_file, image_path, tmp_path, "--regions", "ellipse")
     assert whole.colnames == blocks.colnames
+    # the README's mosaic command: sky ellipses block by block too (was refused), as whole
+    import regions
+
+    got = {k: regions.Regions.read(tmp_path / k / "sky_regions.reg", format="ds9")
+           for k in ("whole", "blocks")}  # fmt: skip
+    assert len(got["whole"]) == len(got["blocks"]) == 3
+    centres = [sorted((r.center.ra.deg, r.center.dec.deg) for r in got[k]) for k in got]
+    np.testing.assert_allclose(centres[0], centres[1], atol=1e-9)
     assert {"ra", "dec", "area_phys", "equivalent_diameter_phys"} <= set(blocks.colnames)
     order = np.argsort(whole["y"]), np.argsort(blocks["y"])
     np.testing.assert_allclose(whole["area_phys"][order[0]], blocks["area_phys"][order[1]])

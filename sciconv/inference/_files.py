@@ -244,6 +244,7 @@ def predict_mosaic(
     overwrite: bool = False,
     scheduler=None,
     progress: bool = True,
+    regions: str | None = None,
     geojson: bool = False,
     hdu: int | str | tuple[str, int] | None = None,
     **kwargs,
@@ -275,6 +276,11 @@ def predict_mosaic(
         Where the blocks run (see ``predict_instances_blocks``).
     progress : bool, optional
         A progress bar over blocks.
+    regions : {None, "ellipse"}, optional
+        Also write the objects as a DS9/Aladin region file ``out_dir/STEM_regions.reg``
+        (:func:`sciconv.postprocess.write_regions`: ellipses from the catalog's moments, in sky
+        coordinates when the file has a WCS). Outlines (``"polygon"``) need the labels in
+        memory and are not offered here.
     geojson : bool, optional
         Also write the objects as QuPath detections, ``out_dir/STEM_objects.geojson``
         (:func:`sciconv.postprocess.write_geojson`: outlines with the catalog's measurements,
@@ -288,7 +294,7 @@ def predict_mosaic(
     Returns
     -------
     dict
-        ``{"labels": Path, "catalog": Path}`` (and ``"geojson"``).
+        ``{"labels": Path, "catalog": Path}`` (and ``"regions"``, ``"geojson"``).
 
     Raises
     ------
@@ -315,6 +321,13 @@ def predict_mosaic(
         "labels": out_dir / f"{stem}_labels.zarr",
         "catalog": out_dir / f"{stem}_catalog{suffix}",
     }
+    if regions is not None:
+        if regions != "ellipse":
+            raise InferenceError(
+                f"regions must be None or 'ellipse' block by block; got {regions!r} (outlines "
+                "need the whole label image in memory)"
+            )
+        outs["regions"] = out_dir / f"{stem}_regions.reg"
     if geojson:  # a missing shapely fails here, not after hours of blocks
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
         outs["geojson"] = out_dir / f"{stem}{postprocess.GEOJSON_SUFFIX}"
@@ -340,6 +353,10 @@ def predict_mosaic(
             close()
     postprocess.add_physical_columns(table, image.pixel_scale)  # no-op without a pixel scale
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
+    if regions is not None:  # ellipses from the catalog's moments, sky coordinates with a WCS
+        postprocess.write_regions(
+            table, outs["regions"], wcs=image.wcs, shape=regions, overwrite=overwrite
+        )
     if geojson:  # QuPath detections, from the labels on disk window by window
         postprocess.write_geojson(
             labels, outs["geojson"], measurements=table, block=4096, overwrite=overwrite
