@@ -650,8 +650,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--overlap must be >= 0 or auto; got {args.overlap}")
     shipped = args.model.startswith("pretrained:")
     model_path = Path(args.model)
+    if not shipped and model_path.is_dir():
+        raise SciconvError("is a folder; give a .keras model file", path=model_path)
     if not shipped and not model_path.is_file():
         raise SciconvError("model file not found", path=model_path)
+    if getattr(args, "scale", None) is not None and args.object_size not in ("auto", None):
+        raise ConfigError("give --scale or --object-size PX, not both (both set the resampling)")
     paths = _expand_inputs(args.inputs)
 
     from sciconv import models

@@ -103,6 +103,8 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError("is a folder; give the YAML configuration file", path=path)
     if not path.is_file():
         raise ConfigError("configuration file not found", path=path)
     try:
@@ -271,6 +273,11 @@ def _build_model(mtype: str, model_cfg: dict, train, shape: tuple, ds_cfg: dict)
         if "num_classes" not in model_cfg:
             if not names:
                 raise ConfigError("model.num_classes is needed: the dataset has no class_names")
+            if len(names) < 2:
+                raise ConfigError(
+                    f"the dataset has one class ({names[0]!r}); a classifier needs at least two "
+                    "(one sub-folder per class)"
+                )
             model_cfg["num_classes"] = len(names)
         model = models.classifier(shape, **model_cfg)
     else:

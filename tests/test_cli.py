@@ -312,6 +312,8 @@ def test_predict_names_the_sub_folders_of_an_input_folder(capsys, trained_classi
         ("class_folders", "sub-folders blob, empty are not searched: name them"),
         ("overlap", "expected an integer or auto"),
         ("out_is_file", "--out must be a folder"),
+        ("model_is_folder", "is a folder; give a .keras model file"),
+        ("scale_and_size", "give --scale or --object-size PX, not both"),
     ],
 )
 def test_predict_bad_inputs(capsys, trained_classifier, tmp_path, which, fragment):
@@ -331,11 +333,15 @@ def test_predict_bad_inputs(capsys, trained_classifier, tmp_path, which, fragmen
         image = root / "data"
     elif which == "overlap":
         extra = ["--overlap", "lots"]
+    elif which == "model_is_folder":  # was "model file not found"
+        model = root / "data"
+    elif which == "scale_and_size":  # a usage error (exit 2), not one blamed on the input file
+        extra = ["--scale", "0.5", "--object-size", "30"]
     else:
         out = tmp_path / "file.txt"
         out.write_text("x")
     code, _, err = run_cli(capsys, "predict", model, image, "--out", out, *extra)
-    assert code in (1, 2)
+    assert code == (2 if which in ("overlap", "scale_and_size") else 1)
     assert_one_line_error(err, fragment)
 
 
@@ -979,6 +985,24 @@ def test_train_value_errors_name_the_config_and_its_section(
     assert "unexpected" not in err
     if fragment.startswith("training"):
         assert "dataset: folder" not in out  # refused before the data were read
+
+
+def test_train_one_class_folder_and_a_folder_for_a_config(capsys, tmp_path):
+    """One class sub-folder said 'num_classes must be an int >= 2; got 1'; a folder given as the
+    configuration said 'configuration file not found'."""
+    _blob_images(tmp_path / "data" / "spiral", 4, bright=True, seed=1)
+    cfg = write_yaml(
+        tmp_path / "one.yaml",
+        f"dataset: {{kind: folder, path: {tmp_path / 'data'}}}\n"
+        f"model: {{type: classifier, {GOOD_MODEL}}}\n"
+        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}, tensorboard: false}}\n",
+    )
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 2
+    assert_one_line_error(err, "one class ('spiral')", "at least two")
+    code, _, err = run_cli(capsys, "train", tmp_path / "data")
+    assert code == 2
+    assert_one_line_error(err, "data: is a folder; give the YAML configuration file")
 
 
 def test_console_command_shows_sciconv_warnings_as_one_line(capsys, tmp_path, monkeypatch):
