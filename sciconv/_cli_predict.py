@@ -230,6 +230,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         path,
         args.out,
         block=args.block,
+        margin="auto" if args.block_margin is None else args.block_margin,
         regions=args.regions,
         geojson=args.geojson,
         **_hdu(path, args),
@@ -571,6 +572,7 @@ def _with_scores(table, scores):
 _SEGMENTER_OPTIONS = {
     "tile": None, "scale": None, "channel": None, "object_size": "auto", "threshold": None,
     "min_size": None, "regions": None, "hdu": None, "geojson": False, "block": None,
+    "block_margin": None,
     "format": None, "precision": "auto",
 }  # fmt: skip
 

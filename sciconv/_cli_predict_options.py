@@ -245,6 +245,15 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "labels to NAME_labels.zarr, catalog to NAME_catalog.<fmt> (automatic above "
         "2 x 4096^2 pixels)",
     )
+    p.add_argument(
+        "--block-margin",
+        type=_positive_int,
+        default=None,
+        metavar="PX",
+        help="segmenters, block by block: the margin around each block's core, at least the "
+        "largest object's size (default: from the model's receptive field and its recorded "
+        "largest object)",
+    )
     _add_product_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument(

@@ -152,3 +152,24 @@ def test_uncertainty_tta_products_say_they_are_the_mean_over_the_views(
     assert {"score", "uncertainty"} <= set(table.colnames) and len(table) == 3
     assert np.all((table["score"] > 0.5) & (table["score"] <= 1))
     assert io.read(image_path).shape == (48, 48, 1)  # the input is unchanged
+
+
+def test_block_margin_on_the_command_line(capsys, tmp_path, model_file):
+    """The seam warning asked for margin=, which the command line did not have."""
+    import warnings
+
+    from sciconv.errors import SciconvWarning
+
+    image = np.zeros((64, 64), np.float32)
+    image[20:50, 10:40] = 1.0  # 30 px across the seams at 32
+    path = _write(tmp_path / "big.tif", image)
+    common = ["predict", model_file, path, "--block", "32", "--quiet"]
+    with pytest.warns(SciconvWarning, match=r"sciconv predict --block-margin 3\d"):
+        code, _, err = run_cli(capsys, *common, "--out", tmp_path / "a", "--block-margin", "4")
+    assert code == 0, err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, _, err = run_cli(capsys, *common, "--out", tmp_path / "b", "--block-margin", "40")
+    assert code == 0, err
+    table = Table.read(tmp_path / "b" / "big_catalog.ecsv")
+    assert len(table) == 1 and table["area"][0] == 30 * 30

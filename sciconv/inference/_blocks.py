@@ -583,7 +583,8 @@ def _report(plan: BlockPlan, cut: list, lost: list, divisor: int) -> None:
             continue
         warnings.warn(
             f"{len(objects)} object(s) {what} (block margin {plan.margin} px; {where}; the "
-            f"largest is {side} px across); raise margin= to at least {need} (or max_object=)",
+            f"largest is {side} px across); raise margin= to at least {need} (or max_object=; "
+            f"sciconv predict --block-margin {need})",
             SciconvWarning,
             stacklevel=4,
         )
