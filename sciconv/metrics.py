@@ -334,6 +334,8 @@ def matching(true_labels, pred_labels, *, thresh: float = 0.5) -> dict:
 
 
 def _validate_thresholds(thresholds, *, name: str) -> list[float]:
+    if isinstance(thresholds, (int, float, np.number)) and not isinstance(thresholds, bool):
+        thresholds = [thresholds]  # one threshold: 0.5 as (0.5,)
     try:
         values = [float(t) for t in thresholds]
     except (TypeError, ValueError):

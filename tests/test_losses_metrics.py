@@ -290,6 +290,9 @@ def test_empty_images_and_datasets():
     stacked = average_precision(np.stack([one, one]), np.stack([one, empty]), thresholds=(0.5,))
     assert stacked["ap"][0] == pytest.approx(0.5)
     assert len(average_precision(one, one)["thresholds"]) == 9
+    # one threshold as a number (was "thresholds must be numbers in [0, 1); got 0.5")
+    single = average_precision([one, one, empty], [one, empty, one], thresholds=0.5)
+    assert list(single["thresholds"]) == [0.5] and single["ap"][0] == pytest.approx(1 / 3)
 
 
 @pytest.mark.parametrize(
