@@ -412,7 +412,9 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
             shape=args.regions,
             overwrite=args.overwrite,
         )
-    _say(args, f"{path}: {int(labels.max())} objects -> {outs['labels'].name}")
+    where = outs["labels"]  # an OME-Zarr label group: name the store it sits in
+    shown = where.parents[1].name if where.parent.name == "labels" else where.name
+    _say(args, f"{path}: {int(labels.max())} objects -> {shown}")
     return list(outs.values())
 
 

@@ -148,7 +148,11 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     p.add_argument(
-        "--batch-size", type=_positive_int, default=8, metavar="N", help="tiles per batch"
+        "--batch-size",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="tiles (segmenters) or files (classifiers) per model call (default: %(default)s)",
     )
     p.add_argument(
         "--tta",

@@ -229,6 +229,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = train.element_spec
     x_spec = spec[0] if isinstance(spec, tuple) else spec
     shape = tuple(x_spec.shape[1:])
+    if fit_cfg.get("seed") is not None:  # the initial weights too: a run repeats exactly
+        import keras
+
+        keras.utils.set_random_seed(fit_cfg["seed"])
     try:
         model = _build_model(mtype, model_cfg, train, shape, ds_cfg)
     except (SciconvError, TypeError, ValueError) as exc:  # a bad value under model:

@@ -406,8 +406,9 @@ def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
         f"dataset: {{kind: pairs, images: {tmp_path / 'cells/images'}, "
         f"masks: {tmp_path / 'cells/masks'}, patch_size: 16, batch_size: 4, seed: 0}}\n"
         "model: {type: segmenter, depth: 2, filters: 4}\n"
-        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}, tensorboard: false, verbose: 0}}\n",
-    )
+        f"training: {{epochs: 20, workdir: {tmp_path / 'run'}, tensorboard: false, verbose: 0, "
+        "seed: 0}\n",
+    )  # 20 steps (one per epoch), seeded weights too: the model finds objects whatever ran first
     code, _, err = run_cli(capsys, "train", cfg)
     assert code == 0, err
     # a FITS input with a celestial WCS
@@ -985,6 +986,32 @@ def test_train_value_errors_name_the_config_and_its_section(
     assert "unexpected" not in err
     if fragment.startswith("training"):
         assert "dataset: folder" not in out  # refused before the data were read
+
+
+def test_train_seed_fixes_the_initial_weights_too(capsys, tmp_path):
+    """training.seed was set inside fit, after the model was built: two runs of one config
+    started from different weights (whatever ran before drew from the global generators)."""
+    import keras
+
+    from sciconv import models
+
+    _blob_images(tmp_path / "data" / "a", 4, bright=True, seed=1)
+    _blob_images(tmp_path / "data" / "b", 4, bright=False, seed=2)
+    weights = []
+    for k in range(2):
+        keras.utils.set_random_seed(100 + k)  # a different global state before each run
+        cfg = write_yaml(
+            tmp_path / f"run{k}.yaml",
+            f"dataset: {{kind: folder, path: {tmp_path / 'data'}, batch_size: 4, seed: 0}}\n"
+            f"model: {{type: classifier, {GOOD_MODEL}}}\n"
+            f"training: {{epochs: 1, learning_rate: 1.0e-12, workdir: {tmp_path / f'run{k}'}, "
+            "tensorboard: false, verbose: 0, seed: 3}\n",
+        )  # a learning rate of 1e-12: the saved weights are the initial ones
+        code, _, err = run_cli(capsys, "train", cfg)
+        assert code == 0, err
+        weights.append(models.load(tmp_path / f"run{k}" / "last.keras").get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-7)
 
 
 def test_train_one_class_folder_and_a_folder_for_a_config(capsys, tmp_path):

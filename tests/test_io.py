@@ -392,6 +392,10 @@ def test_write_refuses_overwrite_and_bad_arguments(tmp_path):
         ConfigError, match=r"y\.fist: output extension must be one of .*did you mean '\.fit'"
     ):
         io.write(tmp_path / "y.fist", grid(3, 3))
+    (tmp_path / "products").mkdir()  # was "output extension must be one of ...; got '(none)'"
+    with pytest.raises(ConfigError, match=r"products: is a folder; give the output file's name"):
+        io.write(tmp_path / "products", grid(3, 3))
+    (tmp_path / "products").rmdir()
     with pytest.raises(InvalidImageError, match=r"z\.fits: array must be \(H, W\) or \(H, W, C\)"):
         io.write(tmp_path / "z.fits", np.zeros((2, 3, 4, 5)))
     with pytest.raises(InvalidImageError, match=r"z\.fits: array has no pixels"):

@@ -353,6 +353,8 @@ def write(
     ((0.5, 0.25), 'µm')
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError("is a folder; give the output file's name (e.g. out.fits)", path=path)
     suffix = next(
         (
             ext
