@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import threading
+import warnings
 import weakref
 from pathlib import Path
 from typing import ClassVar
@@ -51,7 +52,12 @@ class ModelHandle:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
             try:
-                model.save(path)
+                with warnings.catch_warnings():  # TensorFlow's variables under NumPy 2: one
+                    # DeprecationWarning per weight ("__array__ ... copy keyword"), not ours
+                    warnings.filterwarnings(
+                        "ignore", message=r"__array__ implementation doesn't accept a copy"
+                    )
+                    model.save(path)
             except Exception as err:  # unregistered custom layers, unserializable config
                 raise InferenceError(
                     f"model {model.name!r} cannot be saved as .keras to ship it to dask workers "
