@@ -218,6 +218,22 @@ def test_size_policies(galaxy_folder, tmp_path):
         datasets.from_folder(galaxy_folder, augment={"flip": True})
 
 
+def test_numeric_class_folders_and_catalog_labels_share_one_order(tmp_path):
+    """Folders 2/ and 10/ were ['10', '2'] (text order) while the same labels in a catalog were
+    ['2', '10']: one data set loaded two ways mapped its classes to different indices."""
+    rows = ["file,label"]
+    for c in ("2", "10"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            f = tmp_path / c / f"{i}.fits"
+            fits.writeto(f, _galaxy(int(c == "10"), i))
+            rows.append(f"{f},{c}")
+    (tmp_path / "cat.csv").write_text("\n".join(rows) + "\n")
+    folder = datasets.from_folder(tmp_path, shuffle=False)
+    catalog = datasets.from_catalog(tmp_path / "cat.csv", path_column="file", label_column="label")
+    assert folder.class_names == catalog.class_names == ["2", "10"]
+
+
 def test_junk_files_are_skipped_with_one_warning(tmp_path):
     for c in ("a", "b"):
         (tmp_path / c).mkdir()
@@ -785,6 +801,10 @@ def test_catalog_paths_must_stay_inside_its_folder(tmp_path, how):
     )
     x, _ = next(iter(ds))
     assert x.shape[0] == 3
+    # an absolute path inside the folder is in (it was refused as "outside" like this one)
+    (inside / "abs.csv").write_text(f"file,label\n{inside / 'g0.fits'},a\ng1.fits,b\n")
+    abs_ds = datasets.from_catalog(inside / "abs.csv", path_column="file", label_column="label")
+    assert abs_ds.class_names == ["a", "b"]
 
 
 def test_catalog_paths_with_dotdot_that_stay_inside_are_fine(tmp_path):

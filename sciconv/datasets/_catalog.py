@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv._validation import look_up_option
+from sciconv.datasets._classes import class_order
 from sciconv.datasets._images import build_image_datasets
 from sciconv.datasets._scan import MAX_LISTED
 from sciconv.datasets._validate import TASKS
@@ -20,13 +21,6 @@ from sciconv.preprocess import NormSpec
 
 _TRUE = {"1", "1.0", "true", "yes", "y", "t"}
 _FALSE = {"0", "0.0", "false", "no", "n", "f"}
-
-
-def _sorted_labels(values: set[str]) -> list[str]:
-    try:
-        return sorted(values, key=lambda v: (float(v), v))
-    except ValueError:
-        return sorted(values)
 
 
 def _looks_continuous(class_names: list[str]) -> bool:
@@ -72,7 +66,8 @@ def _read_catalog(csv_path: Path, needed: list[str]):
 
 
 def _refuse_outside(rows, path_column: str, base: Path, csv_path: Path) -> None:
-    """Raise a DatasetError naming the rows whose path is absolute or leads out of ``base``."""
+    """Raise a DatasetError naming the rows whose path leads out of ``base`` (an absolute path
+    inside it, as pipelines write them, is in)."""
     root = os.path.normpath(os.path.abspath(base))
     outside = []
     for line, row in rows:
@@ -80,7 +75,7 @@ def _refuse_outside(rows, path_column: str, base: Path, csv_path: Path) -> None:
         if not rel:
             continue
         full = os.path.normpath(os.path.join(root, rel))  # as written: ".." resolved, no links
-        if os.path.isabs(rel) or os.path.commonpath([root, full]) != root:
+        if os.path.commonpath([root, full]) != root:
             outside.append((line, rel))
     if outside:
         listed = ", ".join(f"line {ln}: {p}" for ln, p in outside[:MAX_LISTED])
@@ -288,7 +283,7 @@ cache, strict
             if not row[label_column]:
                 bad(ln, label_column, row[label_column], "a class label (empty)")
             raw.append(row[label_column])
-        class_names = _sorted_labels(set(raw))
+        class_names = class_order(raw)
         if task_defaulted and _looks_continuous(class_names):
             warnings.warn(
                 f"{csv_path}: column {label_column!r} holds {len(class_names)} distinct "

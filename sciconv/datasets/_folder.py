@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sciconv.datasets._classes import class_order
 from sciconv.datasets._images import build_image_datasets
 from sciconv.errors import DatasetError
 from sciconv.io import list_images
@@ -44,7 +45,8 @@ def _scan_class_folders(folder: Path):
         raise DatasetError(
             "not a folder (from_folder expects one sub-folder per class)", path=folder
         )
-    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    found = {d.name: d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")}
+    class_dirs = [found[name] for name in class_order(found)]  # 2 before 10, as in catalogs
     if not class_dirs:
         raise DatasetError(
             "no class sub-folders; from_folder expects one sub-folder of images per class",
@@ -83,7 +85,8 @@ def from_folder(
 ):
     """Classification dataset from a folder holding one sub-folder of images per class.
 
-    Class names are the sorted sub-folder names; labels are their indices (int32). FITS, TIFF
+    Class names are the sorted sub-folder names (numerically when all are numbers, as
+    :func:`from_catalog` sorts its labels); labels are their indices (int32). FITS, TIFF
     and PNG files may be mixed. Non-image or unreadable files are skipped with one
     :class:`~sciconv.errors.SciconvWarning` that names them (``strict=True``: a
     :class:`~sciconv.errors.DatasetError`).

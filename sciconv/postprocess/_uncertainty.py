@@ -127,15 +127,22 @@ def object_scores(labels, prob, std=None):
     if present.size == 0:
         table["score"] = np.zeros(0, np.float32)
         table["uncertainty"] = np.zeros(0, np.float32)
-        return table
-    score = _label_means(labels, fg, present)
-    table["score"] = score
-    if std is None:
-        table["uncertainty"] = (1.0 - score).astype(np.float32)
     else:
-        table["uncertainty"] = _label_means(labels, _foreground_spread(std, labels.shape), present)
+        score = _label_means(labels, fg, present)
+        table["score"] = score
+        if std is None:
+            table["uncertainty"] = (1.0 - score).astype(np.float32)
+        else:
+            spread = _foreground_spread(std, labels.shape)
+            table["uncertainty"] = _label_means(labels, spread, present)
     table["score"].description = "mean foreground probability over the object"
     table["uncertainty"].description = (
-        "mean per-pixel spread over the object" if std is not None else "1 - score"
+        "1 - score"
+        if std is None
+        else "mean per-pixel spread over the object (a standard deviation of the probability, "
+        "or a predictive entropy in nats for an entropy map)"
     )
+    for name, ucd in (("score", "stat.probability"), ("uncertainty", "stat.error")):
+        table[name].unit = ""  # dimensionless: VOTable and FITS say so instead of leaving it out
+        table[name].meta["ucd"] = ucd
     return table
