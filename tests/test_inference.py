@@ -592,6 +592,31 @@ def test_predict_files_regressor_multilabel_and_files_without_valid_pixels(tmp_p
     )
 
 
+def test_predict_files_warns_about_files_at_another_pixel_scale(tmp_path):
+    """A classifier trained at 0.2"/pixel was given 0.4"/pixel cutouts without a word."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from sciconv import io
+
+    model = classifier((16, 16, 1), 2, filters=(4,), dense=(), dropout=0.0)
+    set_metadata(model, pixel_scale={"y": 0.2, "x": 0.2, "unit": "arcsec"})
+    paths = []
+    for name, arcsec in (("same", 0.2), ("coarse", 0.4)):
+        w = WCS(naxis=2)
+        w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        w.wcs.cdelt = [-arcsec / 3600, arcsec / 3600]
+        fits.writeto(tmp_path / f"{name}.fits", np.ones((16, 16), np.float32), w.to_header())
+        paths.append(tmp_path / f"{name}.fits")
+    with pytest.warns(SciconvWarning, match=r"1 of 2 file\(s\) .*0\.2 arcsec/pixel.*coarse"):
+        inference.predict_files(model, paths, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inference.predict_files(model, paths[:1], progress=False)
+        io.write(tmp_path / "plain.fits", np.ones((16, 16), np.float32))  # no WCS: unknown
+        inference.predict_files(model, [tmp_path / "plain.fits"], progress=False)
+
+
 def test_predict_files_progress_is_plain_lines_off_a_terminal(tmp_path, capsys):
     """Progress over files, as over tiles: a log (not a tty) gets plain quarter lines."""
     from sciconv import io

@@ -21,6 +21,7 @@ from sciconv.inference._model import (
     validate_model,
 )
 from sciconv.inference._progress import progress_bar
+from sciconv.inference._scale import SCALE_TOLERANCE
 from sciconv.io import read_pixels
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
@@ -163,6 +164,7 @@ def predict_files(
             SciconvWarning,
             stacklevel=2,
         )
+    _warn_other_scales(model, paths)
     table = Table()
     table["path"] = [str(p) for p in paths]
     if meta.get("task") == "regression":
@@ -176,6 +178,37 @@ def predict_files(
     table["bad_fraction"].description = "fraction of the file's pixels that are NaN or flagged"
     table.meta["model"] = model.name
     return table
+
+
+def _warn_other_scales(model: keras.Model, paths: list[Path]) -> None:
+    """One warning naming the files whose stated pixel scale is not the model's training scale:
+    a classifier sees their objects at another size (predict_instances resamples; this does not).
+    """
+    from sciconv.errors import ConfigError
+    from sciconv.io import read_pixel_scale
+    from sciconv.models import get_pixel_scale
+
+    trained = get_pixel_scale(model)
+    if trained is None:
+        return
+    other = []
+    for path in paths:
+        try:
+            scale = read_pixel_scale(path)
+            ratio = None if scale is None else scale.to(trained.unit).mean / trained.mean
+        except ConfigError:  # arcsec against µm: another kind of image altogether
+            ratio = float("nan")
+        if ratio is not None and not abs(ratio - 1) <= SCALE_TOLERANCE:
+            other.append(f"{path.name} (x{ratio:.3g})")
+    if other:
+        warnings.warn(
+            f"{len(other)} of {len(paths)} file(s) have another pixel scale than the model's "
+            f"training scale ({trained.mean:.4g} {trained.unit}/pixel): "
+            f"{', '.join(other[:5])}{', ...' if len(other) > 5 else ''}; the classifier sees "
+            "their objects at another size: resample them first (sciconv.inference.resample)",
+            SciconvWarning,
+            stacklevel=3,
+        )
 
 
 def _class_columns(table, prob: np.ndarray, meta: Mapping, *, multilabel: bool) -> None:
