@@ -253,6 +253,16 @@ def test_predict_mosaic_writes_zarr_labels_and_a_sky_catalog(model, tmp_path):
     np.testing.assert_allclose(got["ra"], expected["ra"], atol=1e-9)  # < 0.01 arcsec
     np.testing.assert_allclose(got["dec"], expected["dec"], atol=1e-9)
     assert str(got["flux_sum"].unit) == str(got["flux_mean"].unit) == "electron / s"
+    # the label array carries the WCS: io.read gives it back (it was a bare array, which
+    # io.read refused and which lost the sky coordinates of every large mosaic's labels)
+    back = io.read(outs["labels"])
+    np.testing.assert_array_equal(back.data[..., 0], labels)
+    assert back.wcs is not None
+    np.testing.assert_allclose(
+        back.wcs.pixel_to_world_values(10.0, 20.0), wcs.pixel_to_world_values(10.0, 20.0)
+    )
+    part = io.read(outs["labels"], lazy=True)
+    np.testing.assert_array_equal(np.asarray(part.data[5:9, 3:7])[..., 0], labels[5:9, 3:7])
     with pytest.raises(OutputExistsError, match="labels"):
         predict_mosaic(model, tmp_path / "mosaic.fits", tmp_path / "out", block=32, **FAST)
     # QuPath detections from the zarr labels, window by window, with the catalog's columns
@@ -265,3 +275,13 @@ def test_predict_mosaic_writes_zarr_labels_and_a_sky_catalog(model, tmp_path):
     whole = postprocess.labels_to_geojson(labels, measurements=Table.read(outs["catalog"]))
     assert features == whole["features"]
     assert {"ra", "dec", "area"} <= set(features[0]["properties"]["measurements"])
+
+
+def test_zarr_labels_keep_a_microscope_pixel_size(model, tmp_path):
+    pytest.importorskip("zarr")
+    image = io.GridImage(_seam_image()[..., None],
+                         meta={"pixel_size": (0.325, 0.325), "pixel_unit": "µm"})  # fmt: skip
+    predict_instances_blocks(model, image, block=32, out=tmp_path / "l.zarr", catalog=False, **FAST)
+    back = io.read(tmp_path / "l.zarr")
+    assert back.pixel_scale == io.PixelScale(0.325, 0.325, "um") and back.wcs is None
+    assert "block-wise instance labels" in back.meta["history"][0]

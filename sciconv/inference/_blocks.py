@@ -36,7 +36,7 @@ from sciconv.inference._settings import check_overlap, resolve_settings
 from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
 from sciconv.inference._stitch import BlockPlan, group_pieces, lost_pieces, select_owned
 from sciconv.inference._tiles import padded_extent
-from sciconv.io import file_map, read_mapped
+from sciconv.io import ZARR_ARRAY_ATTRS, file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
 from sciconv.preprocess._transform import InputTransform, resolve_input_transform
@@ -225,11 +225,13 @@ class _Output:
         current[mask] = labels[mask] + offset
         self.array[region] = current
 
-    def finish(self, overwrite: bool):
+    def finish(self, overwrite: bool, attrs: dict | None = None):
         if self.final is None:
             return self.array
         if isinstance(self.array, np.memmap):
             self.array.flush()
+        elif attrs:  # zarr: the WCS and pixel size travel with the labels (io.read reads them)
+            self.array.attrs[ZARR_ARRAY_ATTRS] = attrs
         del self.array
         holder = self.tmp.parent
         try:
@@ -447,7 +449,7 @@ def predict_instances_blocks(
         labels, table = _run(
             plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog
         )
-        labels = output.finish(overwrite)
+        labels = output.finish(overwrite, _label_attrs(image, wcs, model))
     except BaseException:
         output.abort()
         raise
@@ -457,6 +459,23 @@ def predict_instances_blocks(
             if name in table.colnames:
                 table[name].unit = unit
     return (labels, table) if catalog else labels
+
+
+def _label_attrs(image, wcs, model) -> dict:
+    """What a zarr label array records of its image: the WCS (FITS header text), the pixel
+    scale and the provenance (:data:`sciconv.io.ZARR_ARRAY_ATTRS`)."""
+    import sciconv
+
+    attrs: dict = {
+        "version": sciconv.__version__,
+        "history": [f"sciconv block-wise instance labels, model {model.name}"],
+    }
+    if wcs is not None:
+        attrs["wcs"] = wcs.to_header(relax=True).tostring()
+    scale = getattr(image, "pixel_scale", None)
+    if scale is not None:
+        attrs["pixel_scale"] = scale.to_dict()
+    return attrs
 
 
 def _resolve_mask(image, mask):

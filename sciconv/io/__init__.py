@@ -85,7 +85,7 @@ from sciconv.io._mapped import file_map, read_mapped
 from sciconv.io._masks import MASK_EXTNAMES
 from sciconv.io._read import plane_axes, probe_shape, read, read_pixels
 from sciconv.io._write import write
-from sciconv.io._zarr import write_ome_zarr, write_ome_zarr_labels
+from sciconv.io._zarr import ZARR_ARRAY_ATTRS, write_ome_zarr, write_ome_zarr_labels
 
 __all__ = [
     "FITS_EXTENSIONS",
@@ -94,6 +94,7 @@ __all__ = [
     "MASK_EXTNAMES",
     "PNG_EXTENSIONS",
     "TIFF_EXTENSIONS",
+    "ZARR_ARRAY_ATTRS",
     "ZARR_EXTENSIONS",
     "GridImage",
     "LazyImage",

@@ -105,8 +105,64 @@ def zarr_axes(path: Path) -> tuple[str, tuple[int, ...]]:
     return _axis_letters(node, len(shape), path)[1], shape
 
 
+#: Key of the attributes sciconv writes on a plain zarr array it produces (block-wise labels):
+#: ``{"wcs": FITS header text, "pixel_scale": PixelScale.to_dict(), "history": [...]}``.
+ZARR_ARRAY_ATTRS = "sciconv"
+
+
+def _plain_array(path: Path):
+    """The zarr array at ``path`` when it is one (not a group, not OME-Zarr), else None."""
+    zarr, _ = _ome_zarr(path)
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception:  # not zarr at all: the OME-Zarr reader says what is wrong
+        return None
+    return node if isinstance(node, zarr.Array) and node.ndim == 2 else None
+
+
+def _read_plain_array(array, path: Path, *, section, lazy: bool) -> GridImage:
+    """A 2-D zarr array (sciconv's block-wise labels) as (H, W, 1), with the WCS and pixel size
+    recorded in its attributes."""
+    from astropy.io import fits
+
+    from sciconv.io._header import fits_wcs
+
+    ny, nx = (int(n) for n in array.shape)
+    ys, xs = (slice(0, ny), slice(0, nx))
+    if section is not None:
+        ys, xs = (slice(*s.indices(n)[:2]) for s, n in zip(section, (ny, nx)))
+    attrs = dict(array.attrs.get(ZARR_ARRAY_ATTRS) or {})
+    header = fits.Header.fromstring(attrs["wcs"]) if attrs.get("wcs") else None
+    wcs = None if header is None else fits_wcs(header, None, path)
+    if wcs is not None and section is not None:
+        wcs = wcs.slice((ys, xs))
+    meta = {"format": "zarr", "dtype": np.dtype(array.dtype).name, "axes": "YX"}
+    scale = attrs.get("pixel_scale")
+    if scale:
+        meta.update(pixel_size=(scale["y"], scale["x"]), pixel_unit=scale["unit"])
+    if attrs.get("history"):
+        meta["history"] = list(attrs["history"])
+
+    def reader(ys_: slice, xs_: slice) -> np.ndarray:
+        rows = slice(ys.start + ys_.start, ys.start + ys_.stop)
+        cols = slice(xs.start + xs_.start, xs.start + xs_.stop)
+        return to_float32(np.asarray(array[rows, cols])[..., None], path=path)
+
+    shape = (ys.stop - ys.start, xs.stop - xs.start, 1)
+    if lazy:
+        return GridImage(LazyImage(reader, shape, path=str(path)), wcs=wcs, path=str(path),
+                         meta=meta)  # fmt: skip
+    data = reader(slice(0, shape[0]), slice(0, shape[1]))
+    return GridImage(data, wcs=wcs, mask=np.isnan(data), path=str(path), meta=meta)
+
+
 def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> GridImage:
-    """:func:`sciconv.io.read` of an OME-Zarr store: one resolution level as (H, W, C)."""
+    """:func:`sciconv.io.read` of an OME-Zarr store: one resolution level as (H, W, C); or of a
+    plain 2-D zarr array (the labels of block-wise instances) with its recorded WCS."""
+    if path.is_dir() and not stack and level == 0:
+        array = _plain_array(path)
+        if array is not None:
+            return _read_plain_array(array, path, section=section, lazy=lazy)
     node = _stored_image(path)
     levels = [tuple(int(n) for n in d.shape) for d in node.data]
     if not 0 <= level < len(levels):
