@@ -46,6 +46,20 @@ def test_reader_fits_keeps_pixels_and_wcs():
     assert kwargs["name"] == "j8bt06nyq_sci_cutout"
 
 
+def test_reader_opens_sciconv_labels_as_a_labels_layer(tmp_path):
+    """NAME_labels products opened as a grey image (one colour ramp, objects indistinct)."""
+    labels = np.zeros((12, 16), np.int32)
+    labels[2:5, 3:7], labels[7:10, 9:14] = 1, 2
+    for name in ("field_labels.fits", "cells_labels.tif"):
+        [(data, kwargs, kind)] = read_layers(io.write(tmp_path / name, labels))
+        assert kind == "labels" and data.dtype == np.int32, name
+        np.testing.assert_array_equal(data, labels)
+        assert "contrast_limits" not in kwargs
+    # an integer image not named as labels stays an image
+    [(_, _, kind)] = read_layers(io.write(tmp_path / "counts.fits", labels))
+    assert kind == "image"
+
+
 def test_reader_tiff_microscopy_and_channels(tmp_path):
     [(data, kwargs, kind)] = read_layers(NUCLEI)
     assert kind == "image" and data.shape == (256, 256) and kwargs["metadata"]["wcs_info"] is None

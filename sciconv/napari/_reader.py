@@ -184,6 +184,10 @@ def _layers(
         kwargs["rgb"] = True
         kwargs["contrast_limits"] = [0.0, float(np.iinfo(dtype).max)]
         return [(shown(levels), kwargs, "image")]
+    if channels == 1 and name.endswith("_labels") and dtype.startswith(("int", "uint")):
+        # sciconv's instance labels (NAME_labels.fits/.tif/.zarr): a labels layer, one colour
+        # per object, not a grey image
+        return [(shown([_as_labels(level[..., 0]) for level in levels]), kwargs, "labels")]
     sample = _sample(levels[-1])  # a pyramid's smallest level, every k-th pixel of a big one
     if channels == 1:
         limits = _contrast_limits(sample[..., 0])
@@ -199,6 +203,13 @@ def _layers(
     return [(shown([np.moveaxis(level, -1, 0) for level in levels]), kwargs, "image")]
 
 
+def _as_labels(level):
+    """Integer labels of a level read as float32 (NaN = no object): int32, lazily for dask."""
+    if isinstance(level, np.ndarray):
+        return np.nan_to_num(level, nan=0.0).astype(np.int32)
+    return level.astype(np.int32) if np.issubdtype(level.dtype, np.integer) else level
+
+
 def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
     """Read FITS or TIFF files with :func:`sciconv.io.read` into napari layer data tuples.
 
@@ -212,6 +223,7 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
     them. ``metadata`` holds the file path,
     sciconv's ``meta``, the FITS ``header``, the ``wcs`` object and ``wcs_info``
     (:func:`wcs_summary`); a microscopy pixel size becomes the layer's ``scale`` and ``units``.
+    sciconv's integer ``NAME_labels`` products open as a labels layer (one colour per object).
 
     Parameters
     ----------
@@ -220,7 +232,7 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
 
     Returns
     -------
-    list of (data, kwargs, "image")
+    list of (data, kwargs, "image" or "labels")
 
     Raises
     ------
