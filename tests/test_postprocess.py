@@ -280,6 +280,16 @@ def test_votable_catalog_has_ucds_units_and_values(tmp_path):
     back = Table.read(path)
     np.testing.assert_array_equal(back["ra"], table["ra"])  # full double precision
     assert back["ra"].meta["ucd"] == "pos.eq.ra;meta.main" and str(back["x"].unit) == "pix"
+    # ra/dec name their frame (a COOSYS, as TOPCAT and Aladin expect), and the table's notes
+    # (pixel convention, ...) survive as INFO elements; both were dropped
+    table.meta["PIXCONV"] = "x = column, y = row, 0-based pixel centres"
+    path = postprocess.write_catalog(table, tmp_path / "noted.vot")
+    resource = parse(path).resources[0]
+    [coosys] = resource.coordinate_systems
+    assert coosys.system == "ICRS"
+    refs = {f.name: f.ref for f in resource.tables[0].fields}
+    assert refs["ra"] == refs["dec"] == coosys.ID and refs["x"] is None
+    assert {i.name: i.value for i in resource.infos}["PIXCONV"].startswith("x = column")
 
 
 def test_fits_catalog_keeps_ucds_for_astropy_and_topcat(tmp_path):

@@ -130,7 +130,8 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
         ``.ecsv`` (keeps units, dtypes, multi-value columns and metadata), ``.csv`` (multi-value
         columns split by :func:`flatten_table`: ``probabilities_<class name>``,
         ``flux_sum_0``, ...), ``.fits``/``.fit``/``.fits.gz``, or ``.vot``/``.votable``/``.xml``
-        (VOTable, through :mod:`astropy.io.votable`; table-level ``meta`` is not kept there).
+        (VOTable, through :mod:`astropy.io.votable`: ``ra``/``dec`` refer to an ICRS
+        ``COOSYS``, scalar table-level ``meta`` becomes ``INFO`` elements).
     overwrite : bool, optional
         Replace an existing file. Default False (raises ``OutputExistsError``).
 
@@ -163,8 +164,30 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     elif fmt == "fits":
         table = _with_fits_ucds(table)
     with atomic_output(path, overwrite=overwrite) as tmp:
-        table.write(tmp, format=fmt)
+        if fmt == "votable":
+            _votable(table).to_xml(str(tmp))
+        else:
+            table.write(tmp, format=fmt)
     return path
+
+
+def _votable(table):
+    """The VOTable of ``table`` (astropy's ``from_table``: units and UCDs) with a COOSYS that
+    ``ra``/``dec`` refer to (ICRS, as :func:`measure` gives them) and the table's scalar
+    ``meta`` (PIXCONV, RADECSRC, PIXSCALE, ...) as INFO elements."""
+    from astropy.io.votable import from_table, tree
+
+    votable = from_table(table)
+    resource = votable.resources[0]
+    if {"ra", "dec"} <= set(table.colnames):
+        resource.coordinate_systems.append(tree.CooSys(ID="sciconv_icrs", system="ICRS"))
+        for field in resource.tables[0].fields:
+            if field.name in ("ra", "dec"):
+                field.ref = "sciconv_icrs"
+    for key, value in table.meta.items():
+        if isinstance(value, (str, int, float)):
+            resource.infos.append(tree.Info(name=str(key), value=str(value)))
+    return votable
 
 
 def _with_fits_ucds(table):
