@@ -401,12 +401,26 @@ def resample(image: Any, factor: float, *, order: int = 1) -> np.ndarray:
     keep_int = order == 0 and data.dtype.kind in "iub"
     if factor == 1.0:
         return data.copy() if keep_int else data.astype(np.float32)
+    shape = (*out_hw, *data.shape[2:])
+    bad = None if keep_int else ~np.isfinite(data)
+    if bad is not None and bad.any():  # NaN would spread over the filter's reach: fill, then
+        # put NaN back where the nearest source pixel was bad (the bad region maps, not grows)
+        good = data[~bad]
+        data = np.where(bad, np.median(good) if good.size else 0.0, data)
+        bad_out = resize(bad, shape, order=0, mode="reflect", anti_aliasing=False)
+    else:
+        bad_out = None
     out = resize(
         data if keep_int else data.astype(np.float32),
-        (*out_hw, *data.shape[2:]),
+        shape,
         order=order,
         mode="reflect",
         preserve_range=True,
         anti_aliasing=factor < 1 and order > 0,
     )
-    return out.astype(data.dtype) if keep_int else out.astype(np.float32)
+    if keep_int:
+        return out.astype(data.dtype)
+    out = out.astype(np.float32)
+    if bad_out is not None:
+        out[bad_out] = np.nan
+    return out
