@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -58,13 +59,15 @@ from sciconv.io._masks import MASK_EXTNAMES, flags_to_bad
 def _open_fits(path: Path):
     fits = astropy_fits()
     try:
-        return fits.open(
-            path,
-            mode="readonly",
-            do_not_scale_image_data=True,
-            ignore_missing_end=True,
-            lazy_load_hdus=True,
-        )
+        with warnings.catch_warnings():  # sciconv says which HDU lacks how many bytes, once
+            warnings.filterwarnings("ignore", message="File may have been truncated")
+            return fits.open(
+                path,
+                mode="readonly",
+                do_not_scale_image_data=True,
+                ignore_missing_end=True,
+                lazy_load_hdus=True,
+            )
     except Exception as exc:  # astropy raises OSError, ValueError, KeyError, ... on bad files
         raise InvalidImageError(f"not a readable FITS file ({brief(exc)})", path=path) from exc
 
