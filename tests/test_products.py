@@ -76,6 +76,12 @@ def test_fits_products_carry_mask_and_uncertainty_as_ccddata_reads_them(tmp_path
         assert [h.name for h in hdul] == ["PRIMARY", "MASK", "UNCERT"]
         assert hdul["MASK"].data.dtype == np.uint8
         assert hdul["UNCERT"].header["UTYPE"] == "StdDevUncertainty"
+        # its planes are named as the primary's (they were anonymous)
+        assert (hdul["UNCERT"].header["CLASS0"], hdul["UNCERT"].header["CLASS1"]) == (
+            "background",
+            "foreground",
+        )
+        assert "1-sigma spread" in str(hdul["UNCERT"].header["COMMENT"])
         for ext in ("MASK", "UNCERT"):  # each extension opens on the sky by itself (DS9)
             _same_sky(WCS(hdul[ext].header).celestial, p["wcs"])
     labels = CCDData.read(paths["labels"], unit=u.one)

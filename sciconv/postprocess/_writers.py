@@ -607,5 +607,10 @@ def _write_fits_product(
                     hdu.header.extend(wcs_cards, useblanks=False, update=True)
                 if version is not None:  # MASK/UNCERT pair with it, as DQ,2 with SCI,2
                     hdu.header["EXTVER"] = version
+                if hdu.name == "UNCERT":  # its planes are the primary's: name them alike
+                    for key, value in hdul[0].header.items():
+                        if key.startswith("CLASS") and key[5:].isdigit():
+                            hdu.header[key] = value
+                    hdu.header.add_comment("1-sigma spread of each plane (CLASSn) of the primary")
                 hdul.append(hdu)
     return target
