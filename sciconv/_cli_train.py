@@ -236,9 +236,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         model = _build_model(mtype, model_cfg, train, shape, ds_cfg)
     except (SciconvError, TypeError, ValueError) as exc:  # a bad value under model:
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, ConfigError) and exc.path is not None:
             raise
-        raise ConfigError(f"model (type {mtype}): {one_line(exc)}", path=args.config) from None
+        text = exc.message if isinstance(exc, ConfigError) else one_line(exc)
+        raise ConfigError(f"model (type {mtype}): {text}", path=args.config) from None
     say(f"model: {mtype}, {model.count_params():,} parameters; workdir {workdir}")
     with _section(args.config, "training"):
         history = training.fit(

@@ -174,6 +174,9 @@ def test_train_missing_data_path_is_one_line(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", cfg)
     assert code == 2
     assert_one_line_error(err, "dataset.path: path not found", "none")
+    code, _, err = run_cli(capsys, "train", tmp_path)  # a folder for the config: said "not found"
+    assert code == 2
+    assert_one_line_error(err, f"{tmp_path}: is a folder; give the YAML configuration file")
 
 
 # --------------------------------------------------------------------------- train + predict
@@ -964,6 +967,12 @@ GOOD_MODEL = "filters: [4], dense: [8]"
             "training: epochs must be an int >= 1; got 'three'",
         ),
         ("path: DATA/nowhere", GOOD_MODEL, "epochs: 1", "dataset.path: path not found"),
+        (  # a folder of one class folder (said "num_classes must be an int >= 2; got 1")
+            "path: ONE",
+            GOOD_MODEL,
+            "epochs: 1",
+            "model (type classifier): the dataset has one class ('spiral'); a classifier needs",
+        ),
     ],
 )
 def test_train_value_errors_name_the_config_and_its_section(
@@ -974,9 +983,11 @@ def test_train_value_errors_name_the_config_and_its_section(
     the data were read and the model built)."""
     _blob_images(tmp_path / "data" / "a", 4, bright=True, seed=1)
     _blob_images(tmp_path / "data" / "b", 4, bright=False, seed=2)
+    _blob_images(tmp_path / "one" / "spiral", 4, bright=True, seed=3)
+    dataset = dataset.replace("DATA", str(tmp_path / "data")).replace("ONE", str(tmp_path / "one"))
     cfg = write_yaml(
         tmp_path / "run.yaml",
-        f"dataset: {{kind: folder, {dataset.replace('DATA', str(tmp_path / 'data'))}}}\n"
+        f"dataset: {{kind: folder, {dataset}}}\n"
         f"model: {{type: classifier, {model}}}\n"
         f"training: {{{training}, workdir: {tmp_path / 'run'}, tensorboard: false}}\n",
     )
@@ -1012,24 +1023,6 @@ def test_train_seed_fixes_the_initial_weights_too(capsys, tmp_path):
         weights.append(models.load(tmp_path / f"run{k}" / "last.keras").get_weights())
     for a, b in zip(*weights, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-7)
-
-
-def test_train_one_class_folder_and_a_folder_for_a_config(capsys, tmp_path):
-    """One class sub-folder said 'num_classes must be an int >= 2; got 1'; a folder given as the
-    configuration said 'configuration file not found'."""
-    _blob_images(tmp_path / "data" / "spiral", 4, bright=True, seed=1)
-    cfg = write_yaml(
-        tmp_path / "one.yaml",
-        f"dataset: {{kind: folder, path: {tmp_path / 'data'}}}\n"
-        f"model: {{type: classifier, {GOOD_MODEL}}}\n"
-        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}, tensorboard: false}}\n",
-    )
-    code, _, err = run_cli(capsys, "train", cfg)
-    assert code == 2
-    assert_one_line_error(err, "one class ('spiral')", "at least two")
-    code, _, err = run_cli(capsys, "train", tmp_path / "data")
-    assert code == 2
-    assert_one_line_error(err, "data: is a folder; give the YAML configuration file")
 
 
 def test_console_command_shows_sciconv_warnings_as_one_line(capsys, tmp_path, monkeypatch):
