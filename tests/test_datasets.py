@@ -37,7 +37,7 @@ def _tree_hash(root: Path) -> dict:
 
 
 def _batches(ds):
-    return [(x.numpy(), y.numpy()) for x, y in ds]
+    return [tuple(t.numpy() for t in batch) for batch in ds]
 
 
 @pytest.fixture(scope="module")
@@ -478,8 +478,12 @@ def test_from_pairs_validation_whole_images_padded(cells):
         )
         assert val.task == train.task == "segmentation"
         assert len(val.file_paths) == 1
-        ((x, y),) = _batches(val)
+        # the padding mirrors the image (objects too) but is labelled 0: weight 0 keeps it out
+        # of the loss and the validation metrics (it counted as background, unweighted)
+        assert val.weighted and not train.weighted  # patches are never padded
+        ((x, y, w),) = _batches(val)
         assert x.shape == (1, 32, 48, 1) and y.shape == (1, 32, 48) and y.dtype == np.int32
+        assert np.all(w[0, :30, :40] == 1) and np.all(w[0, 30:] == 0) and np.all(w[0, :, 40:] == 0)
         raw = tifffile.imread(val.file_paths[0])
         lab = tifffile.imread(val.mask_paths[0])
         np.testing.assert_array_equal(x[0, :30, :40, 0], raw)
@@ -551,9 +555,9 @@ def test_from_pairs_training_split_is_endless_with_new_patches_each_pass(cells, 
     assert train.steps_per_epoch == one_pass
     passes = _batches(train.take(3 * one_pass))
     assert len(passes) == 3 * one_pass
-    first = np.concatenate([x for x, _ in passes[:one_pass]])
+    first = np.concatenate([b[0] for b in passes[:one_pass]])
     for k in (1, 2):
-        later = np.concatenate([x for x, _ in passes[k * one_pass : (k + 1) * one_pass]])
+        later = np.concatenate([b[0] for b in passes[k * one_pass : (k + 1) * one_pass]])
         assert later.shape == first.shape
         if patch_size:  # fresh random windows on every pass, not the first pass again
             assert not np.array_equal(later, first)
@@ -605,8 +609,9 @@ def test_from_pairs_lists_and_semantic_class_ids(cells):
     imgs = sorted((cells / "images").iterdir())
     masks = sorted((cells / "masks").iterdir())
     ds = datasets.from_pairs(imgs, masks, num_classes=4, batch_size=3, shuffle=False)
-    x, y = next(iter(ds))
+    x, y, w = next(iter(ds))  # 30 x 40 padded to 32 x 48: the padding weighs 0
     assert x.shape == (3, 32, 48, 1) and ds.class_names[0] == "background"
+    assert float(w.numpy()[:, :30, :40].min()) == 1 and float(w.numpy()[:, 30:].max()) == 0
     assert sorted(np.unique(y.numpy()).tolist()) == [0, 1, 2, 3]
     with pytest.raises(DatasetError, match="not found"):
         datasets.from_pairs([*imgs, cells / "nope.tif"], masks)

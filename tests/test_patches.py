@@ -203,7 +203,7 @@ def test_boundary_target_is_the_target_of_from_pairs(tmp_path):
     ds = datasets.from_pairs(
         tmp_path / "img", tmp_path / "msk", target="boundary", shuffle=False, batch_size=2
     )
-    _, y = next(iter(ds))
+    _, y, _ = next(iter(ds))  # whole 30 x 40 images, padded: with weights
     for lab, got in zip(masks, y.numpy()):
         np.testing.assert_array_equal(got[:30, :40], boundary_target(lab))
 

@@ -196,9 +196,12 @@ def from_pairs(
         memory, and so are the bad-pixel maps of the images that have bad pixels). Default
         ``"auto"``.
     sample_weights : "auto" or bool, optional
-        Yield ``(x, y, w)`` per-pixel weights: ``"auto"`` when some image has bad pixels,
-        True always (all ones without bad pixels), False never (bad pixels then train as 0-valued
-        pixels). Default ``"auto"``; the datasets' ``.weighted`` says which.
+        Yield ``(x, y, w)`` per-pixel weights: ``"auto"`` when some image has bad pixels, and
+        for whole images (the validation split, ``patch_size=None``) also when one is padded to
+        ``pad_to_multiple`` (the padding mirrors the image, objects included, but is labelled
+        0: weight 0 keeps it out of the loss and the validation metrics); True always (all ones
+        without bad pixels), False never (bad pixels then train as 0-valued pixels, and the
+        padding as background). Default ``"auto"``; each dataset's ``.weighted`` says which.
     max_masked : float, optional
         Largest fraction of bad pixels in a training patch, in [0, 1]. Default 0.5.
 
@@ -354,8 +357,14 @@ def from_pairs(
         return batch_size if len(shapes) == 1 else 1
 
     def whole(idx, training):
+        """Whole images padded to the multiple, and whether they come with weights: the
+        reflected padding (mirrored objects, labelled 0) must not count, so "auto" weighs
+        whole images whenever one of them is padded."""
         sel = [good[i] for i in idx]
         bs = whole_batch(idx)
+        padded = any(d % multiple for j in sel for d in ys[j].shape)
+        w_here = weighted or (sample_weights == "auto" and padded)
+        types_here = (tf.float32, tf.int32, tf.float32) if w_here else (tf.float32, tf.int32)
 
         def load(i):
             j = sel[int(i)]
@@ -363,7 +372,7 @@ def from_pairs(
             h, w = y.shape
             x, y = _pad_multiple(x, y, multiple)
             x, y = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int32)
-            if not weighted:
+            if not w_here:
                 return x, y
             wts = np.zeros(y.shape, np.float32)  # the padding does not count either
             wts[:h, :w] = _weights(bads[j], (h, w))
@@ -376,7 +385,7 @@ def from_pairs(
             ds = ds.repeat()  # endless: fit() reads one pass from .steps_per_epoch
 
         def decode(i):
-            out = tf.numpy_function(load, [i], types, stateful=False)
+            out = tf.numpy_function(load, [i], types_here, stateful=False)
             out[0].set_shape((None, None, channels))
             for t in out[1:]:
                 t.set_shape((None, None))
@@ -384,8 +393,8 @@ def from_pairs(
 
         ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True).batch(bs)
         if training and aug is not None:
-            ds = _augment_weighted(ds, aug, seed) if weighted else augment_map(ds, aug, seed)
-        return ds.prefetch(AUTOTUNE)
+            ds = _augment_weighted(ds, aug, seed) if w_here else augment_map(ds, aug, seed)
+        return ds.prefetch(AUTOTUNE), w_here
 
     def patches(idx):
         sel = [good[i] for i in idx]
@@ -438,7 +447,6 @@ def from_pairs(
         "task": "segmentation",
         "cache_mode": "memory" if in_memory else "none",
         "pad_to_multiple": multiple,
-        "weighted": weighted,
     }
 
     def finish(ds, idx, **extra):
@@ -461,9 +469,14 @@ def from_pairs(
     # the training split is endless; one epoch = one pass (every image, patches_per_image times)
     if psize:
         train, one_pass = patches(train_idx), -(-len(train_idx) * ppi // batch_size)
+        train_weighted = weighted
     else:
-        train, one_pass = whole(train_idx, True), -(-len(train_idx) // whole_batch(train_idx))
-    train = finish(train, train_idx, steps_per_epoch=one_pass)
+        (train, train_weighted), one_pass = (
+            whole(train_idx, True),
+            -(-len(train_idx) // whole_batch(train_idx)),
+        )
+    train = finish(train, train_idx, steps_per_epoch=one_pass, weighted=train_weighted)
     if val_idx is None:
         return train
-    return train, finish(whole(val_idx, False), val_idx)
+    val, val_weighted = whole(val_idx, False)
+    return train, finish(val, val_idx, weighted=val_weighted)
