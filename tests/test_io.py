@@ -252,6 +252,24 @@ def test_fits_colour_cube_written_channels_last_is_refused_with_the_fix(tmp_path
     assert io.read(tmp_path / "thin.fits").shape == (64, 48, 3)
 
 
+def test_tiff_channels_last_array_saved_by_tifffile_reads_as_written(tmp_path):
+    """tifffile.imwrite(path, nuclei_and_membrane_hw2) stores 520 pages of 696 x 2 px: it was
+    read as a 696 x 2 image of 520 channels, and `--channel 0` 'segmented' it (exit 0)."""
+    import tifffile
+
+    a = np.random.default_rng(0).random((52, 69, 2)).astype(np.float32)
+    p = tmp_path / "hw2.tif"
+    tifffile.imwrite(p, a)
+    with pytest.warns(SciconvWarning, match=r"channels-last array \(H, W, C\) = \(52, 69, 2\)"):
+        img = io.read(p)
+    np.testing.assert_array_equal(img.data, a)
+    with pytest.warns(SciconvWarning, match="channels-last"):
+        assert io.read(p, lazy=True).data[3:5, 4:7].shape == (2, 3, 2)
+    assert io.read(p, axes="QYX").shape == (69, 2, 52)  # the pages as they are, on request
+    tifffile.imwrite(tmp_path / "cyx.tif", np.moveaxis(a, -1, 0))  # (C, H, W): no warning
+    assert io.read(tmp_path / "cyx.tif").shape == (52, 69, 2)
+
+
 def test_fits_radio_degenerate_axes_keep_celestial_wcs(tmp_path):
     """NAXIS=4 (RA, DEC, FREQ, STOKES) with 1 x 1 x H x W data, as CASA writes it."""
     h = tan_header(16, 12)

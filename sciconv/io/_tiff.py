@@ -114,6 +114,14 @@ def _tiff_roles(axes: str, shape: tuple[int, ...], *, stack: bool, path: Path) -
     return roles
 
 
+def _channels_last_pages(axes: str, shape: tuple[int, ...]) -> bool:
+    """Whether a 3-D series of unknown planes is numpy (H, W, C) that tifffile stored as H pages
+    W x C px (its default for 2 or 4 channels): pages at most 4 px wide, more than 4 of them."""
+    return (
+        len(shape) == 3 and axes[0] in "QI" and axes[1:] == "YX" and shape[2] <= 4 < min(shape[:2])
+    )
+
+
 def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = False) -> GridImage:
     """Read the first series; ``pixels_only`` drops the note that a lazy read was made eagerly."""
     import tifffile
@@ -135,6 +143,14 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
         if not shape or 0 in shape:
             raise InvalidImageError(f"TIFF holds no pixels (shape {shape})", path=path)
         use_axes = tif_axes if axes is None else axes.upper()
+        if axes is None and _channels_last_pages(tif_axes, shape):
+            use_axes = "YXC"  # numpy (H, W, C) saved by tifffile.imwrite without axes
+            warn_caller(
+                f"{path}: TIFF pages of {shape[1]}x{shape[2]} px ({shape[0]} of them, axes "
+                f"{tif_axes!r}) are a channels-last array (H, W, C) = {shape} written without "
+                f"axes metadata: read as {shape[2]} channels; axes={tif_axes!r} reads the pages "
+                "as they are"
+            )
         if len(use_axes) != len(shape):
             raise ConfigError(
                 f"axes={axes!r} has {len(use_axes)} letters but the TIFF array has "
