@@ -145,6 +145,30 @@ def test_bfloat16_agrees_with_float32_on_classes():
     assert model.layers[1].compute_dtype == "float32"  # the user's model is untouched
 
 
+def test_a_model_saved_under_mixed_bfloat16_runs_in_float32_when_asked(tmp_path):
+    """Trained after devices.configure() chose mixed_bfloat16, the saved model kept that policy:
+    precision="float32" (and SCICONV_PRECISION=float32) still ran it in bfloat16."""
+    from sciconv.models import load
+
+    keras.utils.set_random_seed(3)
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        trained = segmenter((None, None, 1), 3, depth=2, filters=8)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    trained.save(tmp_path / "mixed.keras")
+    model = load(tmp_path / "mixed.keras")
+    assert model.layers[2].compute_dtype == "bfloat16"  # as saved
+    x = np.random.default_rng(5).normal(size=(64, 96)).astype(np.float32)
+    f32 = _tiled(model, x, precision="float32")
+    bf16 = _tiled(model, x, precision="bfloat16")
+    assert not np.array_equal(f32, bf16)  # they were identical: both bfloat16
+    exact = _precision.float32_model(model)
+    assert exact.layers[2].compute_dtype == "float32" and exact is _precision.float32_model(model)
+    np.testing.assert_allclose(f32, _tiled(exact, x, precision="float32"), atol=1e-6)
+    assert model.layers[2].compute_dtype == "bfloat16"  # the loaded model is untouched
+
+
 def test_predict_instances_runs_in_the_precision_asked_whole_and_block_by_block(monkeypatch):
     from sciconv.inference import _model
 

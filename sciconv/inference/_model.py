@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from sciconv.errors import InferenceError, SciconvWarning
-from sciconv.inference._precision import bfloat16_model
+from sciconv.inference._precision import bfloat16_model, float32_model
 from sciconv.inference._tiles import round_up
 from sciconv.models import get_metadata
 
@@ -167,6 +167,8 @@ class Runner:
         model = self.model
         if precision == "bfloat16":
             model = bfloat16_model(model)
+        else:  # a model saved under a mixed policy computes in float32 when asked to
+            model = float32_model(model)
         with self.lock:
             y = model(batch, training=False) if self.eager else model.predict_on_batch(batch)
         if isinstance(y, (list, tuple, dict)):

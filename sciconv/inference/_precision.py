@@ -118,6 +118,47 @@ def bfloat16_model(model: keras.Model) -> keras.Model:
     return clone
 
 
+_F32_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def float32_model(model: keras.Model) -> keras.Model:
+    """``model`` itself when it computes in float32; else (a model saved under a mixed policy,
+    e.g. trained after ``sciconv.devices.configure()`` chose ``mixed_bfloat16``) rebuilt in
+    float32 with the same weights (cached), so ``precision="float32"`` means float32.
+
+    Examples
+    --------
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    >>> float32_model(model) is model, float32_model(bfloat16_model(model)).layers[1].compute_dtype
+    (True, 'float32')
+    """
+    cached = _F32_MODELS.get(model)
+    if cached is not None:
+        return cached
+    mixed = any(
+        getattr(layer, "compute_dtype", "float32") not in ("float32", None)
+        for layer in _all_layers(model)
+    )
+    if not mixed:
+        _F32_MODELS[model] = model
+        return model
+    config = model.get_config()
+    _set_policy(config.get("layers", config), "float32", set())
+    clone = model.__class__.from_config(config)
+    clone.set_weights(model.get_weights())
+    _F32_MODELS[model] = clone
+    return clone
+
+
+def _all_layers(model):
+    """Every layer of ``model``, those of nested models included."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
 def _time(model: keras.Model, x: np.ndarray, repeats: int = 5) -> float:
     model.predict_on_batch(x)  # trace
     model.predict_on_batch(x)  # the first run after tracing still sets up kernels: not timed
