@@ -59,6 +59,27 @@ def test_export_is_a_valid_package_that_reproduces_its_test_output(model, tmp_pa
         assert summary.status == "passed", summary.format()
 
 
+@pytest.mark.parametrize("per_channel", [None, False])
+def test_multichannel_package_normalizes_as_sciconv_does(tmp_path, per_channel):
+    """sciconv stretches each channel on its own by default; the package stretched them
+    together, so a 2-channel model saw other inputs there (its own test failed: 83 % of the
+    outputs differed with channels of different brightness)."""
+    core = pytest.importorskip("bioimageio.core")
+    m = segmenter((None, None, 2), num_classes=2, depth=2, filters=4)
+    if per_channel is False:
+        set_metadata(m, normalization={"method": "percentile", "low": 1.0, "high": 99.8,
+                                       "per_channel": False})  # fmt: skip
+    rng = np.random.default_rng(2)
+    sample = np.stack([rng.gamma(2.0, 20.0, (48, 48)), rng.gamma(2.0, 2000.0, (48, 48))], -1)
+    path = export_bioimageio(m, tmp_path / "two.zip", sample_image=sample.astype(np.float32))
+    with zipfile.ZipFile(path) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    [pre] = [step for step in rdf["inputs"][0]["preprocessing"] if step["id"] == "scale_range"]
+    assert pre["kwargs"]["axes"] == (["y", "x", "channel"] if per_channel is False else ["y", "x"])
+    summary = core.test_model(str(path), weight_format="keras_v3")
+    assert summary.status == "passed", summary.format()
+
+
 def test_export_refuses_bad_models_and_overwrites(model, tmp_path):
     import keras
 

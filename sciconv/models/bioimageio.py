@@ -143,6 +143,26 @@ def _cover(prob: np.ndarray, path: Path) -> None:
     big.convert("RGB").save(path)
 
 
+def _preprocessing(v0_5, normalization: dict, y_in, x_in) -> list:
+    """The percentile normalization as sciconv applies it: per channel (its default) over
+    y and x, or over y, x and the channels together; then the clip to [0, 1] when recorded."""
+    axes = [y_in, x_in]
+    if normalization.get("per_channel") is False:
+        axes.append(v0_5.AxisId("channel"))
+    steps = [
+        v0_5.ScaleRangeDescr(
+            kwargs=v0_5.ScaleRangeKwargs(
+                axes=axes,
+                min_percentile=float(normalization.get("low", 1.0)),
+                max_percentile=float(normalization.get("high", 99.8)),
+            )
+        )
+    ]
+    if normalization.get("clip"):
+        steps.append(v0_5.ClipDescr(kwargs=v0_5.ClipKwargs(min=0.0, max=1.0)))
+    return steps
+
+
 def export_bioimageio(
     model: keras.Model,
     path: str | os.PathLike,
@@ -257,15 +277,7 @@ def export_bioimageio(
                 ],
                 test_tensor=v0_5.FileDescr(source=work / "test_input.npy"),
                 data=v0_5.IntervalOrRatioDataDescr(type="float32"),
-                preprocessing=[
-                    v0_5.ScaleRangeDescr(
-                        kwargs=v0_5.ScaleRangeKwargs(
-                            axes=[y_in, x_in, v0_5.AxisId("channel")],
-                            min_percentile=float(normalization.get("low", 1.0)),
-                            max_percentile=float(normalization.get("high", 99.8)),
-                        )
-                    )
-                ],
+                preprocessing=_preprocessing(v0_5, normalization, y_in, x_in),
             )
         ]
         names = metadata.get("class_names") or [f"class{i}" for i in range(classes)]
