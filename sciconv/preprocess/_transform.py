@@ -122,6 +122,9 @@ _EMPTY_CHANNEL = 0.1
 
 #: ``dark_to_gray``: two channels with signal that correlate less than this are two stains.
 _SAME_STAIN = 0.9
+#: A channel whose range is at least this fraction of the widest carries a signal of its own
+#: (below: zeros or a camera offset's noise), for the composite warning.
+_SIGNAL_CHANNEL = 0.02
 
 
 def _average_to_grey(x: np.ndarray) -> bool:
@@ -144,7 +147,9 @@ def _average_to_grey(x: np.ndarray) -> bool:
         ranges.append(float(hi - lo))
     if not (max(ranges) > 0 and min(ranges) < _EMPTY_CHANNEL * max(ranges)):
         return False
-    live = [c for c in range(3) if ranges[c] >= _EMPTY_CHANNEL * max(ranges)]
+    # channels with any signal: a dim 16-bit DAPI channel (range 300) beside a bright stain
+    # (3000) is under the "empty" bar, yet the mean buries its nuclei under the other stain
+    live = [c for c in range(3) if ranges[c] >= _SIGNAL_CHANNEL * max(ranges)]
     if _different_signals(sample, live):
         names = " and ".join("RGB"[c] for c in live)
         warn_caller(
