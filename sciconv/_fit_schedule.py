@@ -67,6 +67,18 @@ class LinearWarmup(keras.callbacks.Callback):
         self.steps = steps
         self._done = self._total = 0  # optimizer steps taken, steps of the warm-up
         self._rate = 0.0
+        self._set_rate: float | None = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        # the set rate, read before a resumed run's BackupAndRestore puts back the optimizer of
+        # the interrupted one (mid warm-up: a fraction of the rate, which it then kept)
+        opt = getattr(model, "optimizer", None)
+        rate = None if opt is None else getattr(opt, "learning_rate", None)
+        try:
+            self._set_rate = None if rate is None else float(keras.ops.convert_to_numpy(rate))
+        except (TypeError, ValueError):  # a schedule: refused when the warm-up starts
+            self._set_rate = None
 
     def on_train_begin(self, logs=None):
         opt = self.model.optimizer
@@ -75,7 +87,8 @@ class LinearWarmup(keras.callbacks.Callback):
             steps = min(int(self.params.get("steps") or 100), WARMUP_MAX_STEPS)
         self._done = int(keras.ops.convert_to_numpy(opt.iterations))  # resumed: steps taken
         self._total = int(steps)
-        self._rate = float(keras.ops.convert_to_numpy(opt.learning_rate))
+        current = float(keras.ops.convert_to_numpy(opt.learning_rate))
+        self._rate = current if self._set_rate is None else self._set_rate
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._done >= self._total:

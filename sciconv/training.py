@@ -59,6 +59,7 @@ from sciconv.errors import (
     OutputExistsError,
     SciconvError,
     SciconvWarning,
+    WriteError,
 )
 from sciconv.inference._progress import interactive
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
@@ -196,6 +197,20 @@ def _json_default(value):
     if isinstance(value, (set, tuple)):
         return list(value)
     return repr(value)
+
+
+class _CsvLog(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger without the ``val_*`` columns (all NA, ``val_learning_rate`` among
+    them) it adds to a run that has no validation data."""
+
+    def __init__(self, filename: str, *, append: bool, validates: bool):
+        super().__init__(filename, append=append)
+        self.validates = validates
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.keys is None and not self.validates and logs:
+            self.keys = sorted(logs)
+        super().on_epoch_end(epoch, logs)
 
 
 class _BackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -570,7 +585,13 @@ def fit(
             "command": sys.argv[:1],
         }
         if writes:
-            workdir.mkdir(parents=True, exist_ok=True)
+            try:
+                workdir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # a read-only disk, a file in the way, no permission
+                raise WriteError(
+                    f"cannot create the run folder ({err.strerror or type(err).__name__})",
+                    path=workdir,
+                ) from err
             _write_config(workdir, config)
             log = workdir / "log.csv"
             if initial_epoch:
@@ -579,7 +600,7 @@ def fit(
             cbs += [
                 _AtomicCheckpoint(workdir / "best.keras", monitor=monitor, best=best),
                 _AtomicCheckpoint(workdir / "last.keras"),
-                keras.callbacks.CSVLogger(str(log), append=bool(initial_epoch)),
+                _CsvLog(str(log), append=bool(initial_epoch), validates=monitor != "loss"),
                 _RunStatus(workdir, config),
             ]
             if tensorboard and _tensorboard_available():

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 import sciconv as sc
-from sciconv.errors import ConfigError, ModelError, OutputExistsError, SciconvWarning
+from sciconv.errors import ConfigError, ModelError, OutputExistsError, SciconvWarning, WriteError
 from sciconv.models import classifier, get_metadata, load, regressor, segmenter
 from sciconv.training import default_compile_args, fit, read_config
 
@@ -584,6 +584,44 @@ def test_every_epoch_has_its_learning_rate_in_the_history_and_log_csv(tmp_path):
     with open(tmp_path / "r" / "log.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and all(float(r["learning_rate"]) > 0 for r in rows)
+    # no validation data: no val_* columns (Keras added them all NA, val_learning_rate too)
+    assert not [k for k in rows[0] if k.startswith("val_")]
+
+
+def test_a_run_resumed_during_its_warm_up_reaches_the_set_rate(tmp_path):
+    """Resumed after 2 of 5 warm-up epochs, the warm-up took the restored (partly warmed) rate
+    as its target: 2.4e-4 ... 4e-4 instead of reaching 1e-3."""
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(64, 8, 8, 1)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 2, 64)
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    def run(callbacks=()):
+        keras.utils.set_random_seed(0)
+        model = classifier((8, 8, 1), 2, filters=(4,), dense=(8,))
+        return fit(model, (x, y), epochs=6, warmup=20, reduce_lr=False, verbose=0, seed=0,
+                   batch_size=16, workdir=tmp_path / "w", tensorboard=False,
+                   callbacks=list(callbacks))  # fmt: skip
+
+    with pytest.raises(KeyboardInterrupt):
+        run([Stop()])
+    run()
+    with open(tmp_path / "w" / "log.csv") as f:
+        rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
+    np.testing.assert_allclose(rates, [2e-4, 4e-4, 6e-4, 8e-4, 1e-3, 1e-3], rtol=1e-5)
+
+
+def test_a_run_folder_that_cannot_be_made_is_a_write_error(tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    x = np.zeros((4, 8, 8, 1), np.float32)
+    model = regressor((8, 8, 1), 1, filters=(2,), dense=())
+    with pytest.raises(WriteError, match=r"file/run: cannot create the run folder"):
+        fit(model, (x, np.zeros(4)), epochs=1, verbose=0, workdir=tmp_path / "file" / "run")
 
 
 def test_auto_verbosity_writes_plain_lines_off_a_terminal(capsys):
