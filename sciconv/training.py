@@ -556,7 +556,17 @@ def fit(
         # race it. Their own backup folder restores them to the chief's epoch.
         if writes:
             initial_epoch = _prepare_workdir(
-                workdir, resume=resume, overwrite=overwrite, model=_fingerprint(model)
+                workdir,
+                resume=resume,
+                overwrite=overwrite,
+                model=_fingerprint(model),
+                settings={
+                    "learning_rate": learning_rate,
+                    "warmup": warmup,
+                    "reduce_lr": reduce_lr,
+                    "early_stopping": early_stopping,
+                    "batch_size": tuple_batch,
+                },
             )
         config = {
             "status": "running",
@@ -688,8 +698,14 @@ def _describe(loss) -> Any:
     return getattr(loss, "__name__", None) or getattr(loss, "name", None) or type(loss).__name__
 
 
-def _prepare_workdir(workdir: Path, *, resume: bool, overwrite: bool, model: dict) -> int:
-    """Decide between a fresh run, a resumed run, or a refusal; return the initial epoch."""
+def _prepare_workdir(
+    workdir: Path, *, resume: bool, overwrite: bool, model: dict, settings: dict | None = None
+) -> int:
+    """Decide between a fresh run, a resumed run, or a refusal; return the initial epoch.
+
+    A resumed run continues with its restored optimizer, so ``settings`` (the training values
+    this call asks for) that differ from the interrupted run's would be ignored while
+    ``config.json`` recorded them: refused instead."""
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError("workdir exists and is not a folder", path=workdir)
     backup = workdir / "backup"
@@ -708,6 +724,16 @@ def _prepare_workdir(workdir: Path, *, resume: bool, overwrite: bool, model: dic
         for key, value in model.items():  # a key an older run did not record is not compared
             if epoch and before.get(key, value) != value:
                 raise _other_model(workdir, f"its {key} {before[key]!r}; this model's {value!r}")
+        for key, value in (settings or {}).items():
+            asked = json.loads(json.dumps(value, default=_json_default))
+            if epoch and key in config and config[key] != asked:
+                raise ConfigError(
+                    f"workdir holds an interrupted run with {key} {config[key]!r}; this call "
+                    f"asks {asked!r}, which a resumed run would ignore (it continues with its "
+                    "restored optimizer): resume with the same settings, or start again with "
+                    "resume=False and overwrite=True (YAML: training.resume: false, --overwrite)",
+                    path=workdir,
+                )
         return epoch
     if not overwrite:
         what = "an interrupted run (resume=False)" if status == "running" else "a previous run"
