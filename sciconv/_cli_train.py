@@ -42,8 +42,9 @@ _DATASET_FUNCS = {
     "catalog": ("from_catalog", ("path",)),
     "pairs": ("from_pairs", ("images", "masks")),
 }
-# fit arguments a YAML file does not set: the data, the model, and what the flags decide
-_FIT_EXCLUDED = ("model", "train", "validation_data", "overwrite", "callbacks")
+# fit arguments a YAML file does not set: the data, the model, what the flags decide, and
+# batch_size (fit's is for arrays; the CLI's datasets are batched: dataset.batch_size)
+_FIT_EXCLUDED = ("model", "train", "validation_data", "overwrite", "callbacks", "batch_size")
 
 
 def _keyword_names(func: Callable, exclude: Sequence[str] = ()) -> list[str]:
@@ -62,10 +63,31 @@ def _check_keys(section: Mapping, allowed: Sequence[str], *, where: str, path: P
         if key not in allowed:
             close = difflib.get_close_matches(str(key), list(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if key == "batch_size" and where == "training":
+                hint = " (the batch size is dataset.batch_size)"
             raise ConfigError(
                 f"unknown key {key!r} in {where}{hint}; allowed keys: {', '.join(allowed)}",
                 path=path,
             )
+
+
+def _unique_key_loader(yaml):
+    """yaml's SafeLoader refusing a key given twice in one mapping (safe_load keeps the last
+    value silently: a typo's twin would pass unseen)."""
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -108,7 +130,7 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         raise ConfigError("configuration file not found", path=path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_unique_key_loader(yaml))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"not valid YAML ({first})", path=path) from None

@@ -149,6 +149,14 @@ GOOD_DATASET = "dataset: {kind: folder, path: DATA}\n"
             ["needs the key 'masks'"],
         ),
         ("model: {type: classifier}\n", ["section 'dataset' is missing"]),
+        (  # was accepted and ignored: fit's batch_size is for arrays, the data come batched
+            GOOD_DATASET + "model: {type: classifier}\ntraining: {batch_size: 4}\n",
+            ["unknown key 'batch_size' in training (the batch size is dataset.batch_size)"],
+        ),
+        (  # the last of two values won silently
+            "dataset: {kind: folder, path: DATA, seed: 0, seed: 1}\nmodel: {type: classifier}\n",
+            ["not valid YAML (key 'seed' appears twice)"],
+        ),
     ],
 )
 def test_bad_config_names_key_and_allowed_ones(capsys, tmp_path, text, fragments):
