@@ -615,7 +615,8 @@ def test_a_run_resumed_during_its_warm_up_reaches_the_set_rate(tmp_path):
     other = classifier((8, 8, 1), 2, filters=(4,), dense=(8,))
     with pytest.raises(ConfigError, match=r"interrupted run with learning_rate .*asks 0\.01"):
         fit(other, (x, y), epochs=6, warmup=20, reduce_lr=False, verbose=0, seed=0,
-            batch_size=16, workdir=tmp_path / "w", tensorboard=False, learning_rate=0.01)  # fmt: skip
+            batch_size=16, workdir=tmp_path / "w", tensorboard=False,
+            learning_rate=0.01)  # fmt: skip
     run()
     with open(tmp_path / "w" / "log.csv") as f:
         rates = [float(r["learning_rate"]) for r in csv.DictReader(f)]
