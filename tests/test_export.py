@@ -64,3 +64,23 @@ def test_export_errors(tmp_path, segmenter):
         sc.models.export(segmenter, tmp_path / "b.onnx", format="tflite")
     with pytest.raises(ModelError, match=r"keras\.Model"):
         sc.models.export(object(), tmp_path / "c.onnx")
+
+
+def test_an_unloadable_graph_is_refused_and_a_fresh_model_records_its_normalization(tmp_path):
+    """export returned normally for an uncertainty wrapper onnxruntime could not load ("Invalid
+    tensor data type 0"); a model that recorded no normalization had no normalization entry, so
+    the README recipe fed raw pixels (0.50 off predict_tiled)."""
+    seg = sc.models.segmenter((None, None, 1), num_classes=2, depth=1, filters=2)
+    wrapper = sc.inference.uncertainty_model(seg, "tta")
+    with pytest.raises(ModelError, match=r"tta\.onnx: the ONNX graph .* is not valid"):
+        sc.models.export(wrapper, tmp_path / "tta.onnx")
+    assert not (tmp_path / "tta.onnx").exists() and not list(tmp_path.iterdir())
+    path = sc.models.export(seg, tmp_path / "fresh.onnx")
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(props["normalization"]) == sc.preprocess.DEFAULT_NORMALIZATION
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    image = np.random.default_rng(1).gamma(2.0, 50.0, (32, 32)).astype(np.float32)
+    x = sc.preprocess.normalize_spec(image[..., None], json.loads(props["normalization"]))
+    got = session.run(None, {session.get_inputs()[0].name: x[None]})[0][0]
+    want = sc.inference.predict_tiled(seg, image, progress=False, precision="float32")
+    np.testing.assert_allclose(got, want, atol=1e-4)

@@ -34,8 +34,6 @@ from sciconv.models.metadata import get_metadata
 
 __all__ = ["export_bioimageio"]
 
-_DEFAULT_NORMALIZATION = {"method": "percentile", "low": 1.0, "high": 99.8}
-
 
 def _spec():
     try:
@@ -227,7 +225,7 @@ def export_bioimageio(
     '.zip'
     """
     from sciconv._atomic import atomic_output
-    from sciconv.preprocess import normalize_spec
+    from sciconv.preprocess import DEFAULT_NORMALIZATION, normalize_spec
 
     if not isinstance(model, keras.Model):
         raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
@@ -239,7 +237,7 @@ def export_bioimageio(
     from bioimageio.spec import save_bioimageio_package
 
     metadata = get_metadata(model)
-    normalization = dict(metadata.get("normalization") or _DEFAULT_NORMALIZATION)
+    normalization = dict(metadata.get("normalization") or DEFAULT_NORMALIZATION)
     if normalization.get("method") != "percentile":
         raise ModelError(
             f"BioImage.IO export describes percentile normalization only; {model.name!r} "

@@ -110,6 +110,10 @@ def export(
     for key in ("input_transform", "normalization", "postprocess", "class_names", "divisor"):
         if key in metadata:
             props[key] = json.dumps(metadata[key])
+    if "normalization" not in metadata:  # what sciconv's predict paths apply to such a model
+        from sciconv.preprocess import DEFAULT_NORMALIZATION
+
+        props["normalization"] = json.dumps(DEFAULT_NORMALIZATION)
     path = Path(path)
     with atomic_output(path, overwrite=overwrite) as tmp:
         try:
@@ -132,6 +136,15 @@ def export(
             "'postprocess')"
         )
         onnx.save(proto, str(tmp))
+        try:  # a graph onnxruntime cannot load (an op or dtype the converter left) is not kept
+            onnx.checker.check_model(str(tmp), full_check=True)
+        except Exception as exc:
+            raise ModelError(
+                f"the ONNX graph tf2onnx made is not valid ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0][:300]}); nothing was written (random ops "
+                "such as mc_dropout's and some wrappers do not convert)",
+                path=path,
+            ) from exc
     return path
 
 
