@@ -191,6 +191,10 @@ def test_segment_nuclei_finds_the_nuclei():
     assert kwargs["metadata"]["threshold"] == recorded and kwargs["opacity"] == 0.5
     fewer, _, _ = segment_nuclei(image, threshold=0.9, tile=128)
     assert (fewer > 0).sum() < (labels > 0).sum()
+    # numpy scalars, as widgets and scripts hand them over, were refused as "not a number"
+    same, _, _ = segment_nuclei(image, threshold=np.float32(0.9), tile=np.int64(128),
+                                scale=np.float64(1.0))  # fmt: skip
+    np.testing.assert_array_equal(same, fewer)
 
 
 @pytest.mark.parametrize(

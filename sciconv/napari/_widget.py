@@ -107,22 +107,23 @@ def segment_nuclei(
     >>> kind, int(data.max()), kwargs["metadata"]["count"]
     ('labels', 2, 2)
     """
-    if not (isinstance(scale, (int, float)) and 0.05 <= scale <= 20):
+    number, whole = (int, float, np.integer, np.floating), (int, np.integer)  # numpy's too
+    if isinstance(scale, bool) or not (isinstance(scale, number) and 0.05 <= scale <= 20):
         raise ConfigError(f"scale must be a number between 0.05 and 20; got {scale!r}")
-    if threshold is not None and not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
+    if threshold is not None and not (isinstance(threshold, number) and 0 < threshold < 1):
         raise ConfigError(f"threshold must be a probability in (0, 1); got {threshold!r}")
-    if not (isinstance(tile, int) and tile >= 32):
+    if isinstance(tile, bool) or not (isinstance(tile, whole) and tile >= 32):
         raise ConfigError(f"tile must be an integer of at least 32 pixels; got {tile!r}")
     from sciconv.inference import predict_instances
 
     model = nuclei_model() if model is None else model
     threshold = _recorded_threshold(model) if threshold is None else float(threshold)
     arr = np.asarray(image)
-    if not (isinstance(planes, int) and 0 <= planes <= arr.ndim - 2):
+    if isinstance(planes, bool) or not (isinstance(planes, whole) and 0 <= planes <= arr.ndim - 2):
         raise ConfigError(f"planes must be 0 to {arr.ndim - 2} for shape {arr.shape}; got {planes}")
     lead = arr.shape[:planes]
     stack = arr.reshape(-1, *arr.shape[planes:])
-    tile = min(tile, max(stack.shape[1:3]))
+    tile = min(int(tile), max(stack.shape[1:3]))
     found = [
         predict_instances(
             model,
