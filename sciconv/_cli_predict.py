@@ -349,6 +349,14 @@ def _segment_image(model, img, args, params, progress):
     return labels, prob, std, table
 
 
+def _provenance(params: dict, args) -> dict:
+    """The prediction's settings for the products' HISTORY: ``params`` plus what the command
+    line chose around them (the channel segmented; the samples the probabilities average with
+    ``--uncertainty``, as tta stays None beside it)."""
+    extra = {"channel": args.channel, "uncertainty": args.uncertainty}
+    return {**params, **{k: v for k, v in extra.items() if v is not None}}
+
+
 def _write_segmentation(model, path, args, params, *, like, labels, prob, std, table, bad, stack):
     """The products of one input (:func:`sciconv.postprocess.write_products`); the files."""
     from sciconv import io, models, postprocess
@@ -367,8 +375,7 @@ def _write_segmentation(model, path, args, params, *, like, labels, prob, std, t
         catalog_format=args.catalog_format,
         class_names=names if names and len(names) == prob.shape[-1] else None,
         model=Path(args.model).name,  # best.keras, pretrained:nuclei
-        # the samples the probabilities average (tta stays None beside it: not both at once)
-        params={**params, "uncertainty": args.uncertainty} if args.uncertainty else params,
+        params=_provenance(params, args),
         history=["sciconv predict"],
         overwrite=args.overwrite,
         stack_axes=stack or None,

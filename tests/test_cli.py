@@ -689,6 +689,9 @@ def test_predict_channel_picks_the_nuclear_stain(capsys, tmp_path, data_dir):
     assert_one_line_error(err, "2", "channels", "nuclear channel", "--channel K")
     code, _, err = run_cli(capsys, *common, "--out", tmp_path / "b", "--channel", "0")
     assert code == 0, err
+    # the products say which channel they are of (labels of the membrane looked the same)
+    with tifffile.TiffFile(tmp_path / "b" / "two_labels.tif") as tif:
+        assert "channel = 0" in " ".join(tif.shaped_metadata[0]["history"]).replace("'", "")
     alone = tmp_path / "grey.tif"
     tifffile.imwrite(alone, grey)
     code, _, err = run_cli(
