@@ -258,6 +258,37 @@ def iou_matrix(true_labels, pred_labels) -> np.ndarray:
     return iou[t_off:, p_off:]
 
 
+def _overlaps(true_labels, pred_labels):
+    """``(n_true, n_pred, rows, cols, ious)`` of the object pairs that overlap, the sparse form
+    of :func:`iou_matrix` (a whole slide's 10,000 objects: 10^8 dense entries, GBs)."""
+    t, p = _validate_labels(true_labels, pred_labels)
+    t_ids, t_inv = np.unique(t, return_inverse=True)
+    p_ids, p_inv = np.unique(p, return_inverse=True)
+    t_inv, p_inv = t_inv.ravel() - (t_ids[0] == 0), p_inv.ravel() - (p_ids[0] == 0)
+    n_t, n_p = int(np.count_nonzero(t_ids)), int(np.count_nonzero(p_ids))
+    area_t = np.bincount(t_inv[t_inv >= 0], minlength=n_t)
+    area_p = np.bincount(p_inv[p_inv >= 0], minlength=n_p)
+    both = (t_inv >= 0) & (p_inv >= 0)
+    keys, overlap = np.unique(t_inv[both].astype(np.int64) * max(n_p, 1) + p_inv[both],
+                              return_counts=True)  # fmt: skip
+    rows, cols = keys // max(n_p, 1), keys % max(n_p, 1)
+    ious = overlap / (area_t[rows] + area_p[cols] - overlap)
+    return n_t, n_p, rows, cols, ious
+
+
+def _match_sparse(n_t: int, n_p: int, rows, cols, ious, thresh: float):
+    """:func:`_match_counts` on the overlapping pairs: above IoU 0.5 each object has at most
+    one partner (the matching is those pairs); below, the optimal matching of the objects that
+    have a candidate, on their dense sub-matrix."""
+    ok = ious > thresh
+    if thresh >= 0.5 or not ok.any():
+        return int(ok.sum()), ious[ok]
+    r, c = np.unique(rows[ok], return_inverse=True), np.unique(cols[ok], return_inverse=True)
+    sub = np.zeros((len(r[0]), len(c[0])))
+    sub[r[1], c[1]] = ious[ok]
+    return _match_counts(sub, thresh)
+
+
 def _match_counts(iou: np.ndarray, thresh: float) -> tuple[int, np.ndarray]:
     """Return (tp, matched IoUs) of the optimal one-to-one matching with IoU > thresh."""
     n_t, n_p = iou.shape
@@ -328,9 +359,9 @@ def matching(true_labels, pred_labels, *, thresh: float = 0.5) -> dict:
     (1, 1, 1, 0.3333333333333333)
     """
     _validate_thresholds([thresh], name="thresh")
-    iou = iou_matrix(true_labels, pred_labels)
-    tp, matched = _match_counts(iou, thresh)
-    return _scores(tp, iou.shape[0], iou.shape[1], float(matched.sum()), thresh)
+    n_t, n_p, *pairs = _overlaps(true_labels, pred_labels)
+    tp, matched = _match_sparse(n_t, n_p, *pairs, thresh)
+    return _scores(tp, n_t, n_p, float(matched.sum()), thresh)
 
 
 def _validate_thresholds(thresholds, *, name: str) -> list[float]:
@@ -379,12 +410,12 @@ def average_precision(
     totals = {key: np.zeros(len(ths), dtype=np.int64) for key in ("tp", "n_true", "n_pred")}
     iou_sum = np.zeros(len(ths))
     for t, p in pairs:
-        iou = iou_matrix(t, p)
+        n_t, n_p, *overlaps = _overlaps(t, p)
         for i, th in enumerate(ths):
-            tp, matched = _match_counts(iou, th)
+            tp, matched = _match_sparse(n_t, n_p, *overlaps, th)
             totals["tp"][i] += tp
-            totals["n_true"][i] += iou.shape[0]
-            totals["n_pred"][i] += iou.shape[1]
+            totals["n_true"][i] += n_t
+            totals["n_pred"][i] += n_p
             iou_sum[i] += matched.sum()
     per = [
         _scores(totals["tp"][i], totals["n_true"][i], totals["n_pred"][i], iou_sum[i], th)

@@ -400,3 +400,33 @@ def test_match_catalogs_errors():
         match_catalogs(Table({"x": [1.0]}), pix, max_separation=1.0)
     with pytest.raises(ConfigError, match="max_separation must be a positive number; got 0"):
         match_catalogs(pix, pix, max_separation=0)
+
+
+def test_matching_from_overlapping_pairs_equals_the_dense_iou_matrix():
+    """average_precision built the dense (n_true, n_pred) IoU matrix: 4.3 GB and 30 s for a
+    4000^2 slide of 8,742 nuclei. The overlapping pairs give the same counts (the same matched
+    IoUs from 0.5 on; below, the best total IoU of the matches, as documented)."""
+    import tracemalloc
+
+    from skimage.measure import label
+
+    from sciconv import metrics
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        t = label(rng.random((20, 20)) > 0.6)
+        p = t * (rng.random(t.shape) < 0.9) if trial % 2 else label(rng.random((20, 20)) > 0.6)
+        for th in (0.1, 0.3, 0.5, 0.7):
+            iou = metrics.iou_matrix(t, p)
+            tp, dense = metrics._match_counts(iou, th)
+            m = metrics.matching(t, p, thresh=th)
+            assert (m["tp"], m["n_true"], m["n_pred"]) == (tp, *iou.shape)
+            if th >= 0.5:
+                assert m["mean_matched_iou"] == pytest.approx(dense.mean() if tp else 0.0)
+    yy, xx = np.mgrid[:1500, :1500]
+    grid = label(((yy // 10) % 2 == 0) & ((xx // 10) % 2 == 0))  # 5,625 objects
+    tracemalloc.start()
+    r = average_precision(grid, np.roll(grid, 1, axis=1), thresholds=(0.5, 0.9))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert r["ap"].tolist() == [1.0, 0.0] and peak < 300e6  # dense: 5,625^2 x 8 B x 4 = 1 GB
