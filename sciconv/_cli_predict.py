@@ -674,7 +674,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if shipped:
         model = models.pretrained(args.model.split(":", 1)[1])
     else:
-        model = models.load(model_path, trust=args.trust)
+        model = models.load(model_path, trust=args.trust, compile=False)  # no training settings
     if models.model_task(model) == "segmentation":  # recorded, or a plain per-pixel model
         _predict_segmentation(model, paths, args)
     else:

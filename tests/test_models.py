@@ -315,6 +315,27 @@ def test_lambda_nested_in_a_sciconv_model_is_found(tmp_path):
         load(path)
 
 
+def test_a_custom_loss_needs_trust_only_when_compiling(tmp_path):
+    """A model compiled with the user's own loss function was refused with compile=False too
+    (and so by `sciconv predict`), though Keras then never builds the loss."""
+
+    def my_loss(y_true, y_pred):
+        return keras.ops.mean((y_true - y_pred) ** 2)
+
+    model = classifier((8, 8, 1), 2, filters=(2,), dense=())
+    model.compile(optimizer="adam", loss=my_loss)
+    path = tmp_path / "custom_loss.keras"
+    model.save(path)
+    with pytest.raises(UnsafeModelError, match=r"my_loss.*sciconv predict --trust"):
+        load(path)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(load(path, compile=False)(x), model(x), atol=1e-6)
+    lam = tmp_path / "lambda.keras"
+    _lambda_model(lam)
+    with pytest.raises(UnsafeModelError, match="Lambda layer 'double'"):
+        load(lam, compile=False)  # the architecture is still checked
+
+
 def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(ModelError, match="model file not found") as info:
         load(tmp_path / "missing.keras")

@@ -256,15 +256,20 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
     config = _read_config(path)
     _check_recorded_settings(config, path)
     if not trust:
+        # compile=False: the training settings (a custom loss, metrics) are not built, so only
+        # the architecture must be safe; a custom loss function needs no trust then
+        scanned = config if compile or not isinstance(config, dict) else dict(config)
+        if not compile and isinstance(scanned, dict):
+            scanned.pop("compile_config", None)
         try:
-            unsafe = _find_unsafe(config)
+            unsafe = _find_unsafe(scanned)
         except RecursionError:
             raise ModelError(_TOO_DEEP, path=path) from None
         if unsafe:
             raise UnsafeModelError(
                 f"refusing to load: the model holds a {unsafe}, which can run arbitrary Python "
                 "code. If you trust the file's source, pass trust=True "
-                "(sciconv.models.load(path, trust=True))",
+                "(sciconv.models.load(path, trust=True); sciconv predict --trust)",
                 path=path,
             )
     try:
