@@ -97,3 +97,13 @@ def test_export_refuses_bad_models_and_overwrites(model, tmp_path):
     with pytest.raises(OutputExistsError):
         export_bioimageio(model, tmp_path / "b.zip")
     assert (tmp_path / "b.zip").read_bytes() == b"keep"
+    # third-party refusals become one ModelError naming the target (a Lambda layer gave Keras'
+    # advice to pass safe_mode=False; a bad licence, pydantic's list of every SPDX id)
+    inputs = keras.Input((None, None, 1))
+    lam = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2.0)(inputs))
+    with pytest.raises(ModelError, match=r"lam\.zip: the model cannot be packaged"):
+        export_bioimageio(lam, tmp_path / "lam.zip")
+    with pytest.raises(ModelError, match=r"lic\.zip: BioImage.IO refuses the description") as e:
+        export_bioimageio(model, tmp_path / "lic.zip", license="not-a-licence")
+    assert len(str(e.value)) < 700
+    assert not (tmp_path / "lam.zip").exists() and not (tmp_path / "lic.zip").exists()

@@ -141,6 +141,12 @@ def _cover(prob: np.ndarray, path: Path) -> None:
     big.convert("RGB").save(path)
 
 
+def _first_line(exc: Exception) -> str:
+    """The first lines of a third-party error (pydantic lists every licence id otherwise)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: " + "; ".join(lines[:3])[:400]
+
+
 def _preprocessing(v0_5, normalization: dict, y_in, x_in) -> list:
     """The percentile normalization as sciconv applies it: per channel (its default) over
     y and x, or over y, x and the channels together; then the clip to [0, 1] when recorded."""
@@ -253,7 +259,14 @@ def export_bioimageio(
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp_dir, atomic_output(path, overwrite=overwrite) as tmp:
         work = Path(tmp_dir)
-        _portable(model).save(work / "model.keras")
+        try:
+            _portable(model).save(work / "model.keras")
+        except (ValueError, TypeError) as exc:  # a Lambda layer, an unserializable custom one
+            raise ModelError(
+                f"the model cannot be packaged as a portable .keras file ({_first_line(exc)}); "
+                "BioImage.IO consumers load it without sciconv or your code",
+                path=path,
+            ) from exc
         np.save(work / "test_input.npy", x)
         np.save(work / "test_output.npy", prob)
         (work / "README.md").write_text(_readme(model, metadata, normalization))
@@ -316,21 +329,26 @@ def export_bioimageio(
             weights["onnx"] = v0_5.OnnxWeightsDescr(
                 source=work / "model.onnx", opset_version=opset, parent="keras_v3"
             )
-        descr = v0_5.ModelDescr(
-            name=name or f"sciconv {model.name}",
-            description=description
-            or f"sciconv {metadata.get('task', 'segmentation')} model {model.name!r}",
-            authors=[v0_5.Author(name=a) for a in authors],
-            cite=[v0_5.CiteEntry(text=t, url=u) for t, u in cite],
-            license=license,
-            tags=list(tags),
-            documentation=v0_5.FileDescr(source=work / "README.md"),
-            covers=[v0_5.FileDescr(source=work / "cover.png")],
-            inputs=inputs,
-            outputs=outputs,
-            weights=v0_5.WeightsDescr(**weights),
-            config={"sciconv": {k: v for k, v in metadata.items() if _plain(v)}},
-        )
+        try:
+            descr = v0_5.ModelDescr(
+                name=name or f"sciconv {model.name}",
+                description=description
+                or f"sciconv {metadata.get('task', 'segmentation')} model {model.name!r}",
+                authors=[v0_5.Author(name=a) for a in authors],
+                cite=[v0_5.CiteEntry(text=t, url=u) for t, u in cite],
+                license=license,
+                tags=list(tags),
+                documentation=v0_5.FileDescr(source=work / "README.md"),
+                covers=[v0_5.FileDescr(source=work / "cover.png")],
+                inputs=inputs,
+                outputs=outputs,
+                weights=v0_5.WeightsDescr(**weights),
+                config={"sciconv": {k: v for k, v in metadata.items() if _plain(v)}},
+            )
+        except ValueError as exc:  # pydantic's ValidationError: a bad licence, a flat sample
+            raise ModelError(
+                f"BioImage.IO refuses the description ({_first_line(exc)})", path=path
+            ) from exc
         summary = getattr(descr, "validation_summary", None)
         if summary is not None and summary.status == "failed":
             raise ModelError(f"BioImage.IO description is not valid: {summary}", path=path)
