@@ -89,6 +89,10 @@ def test_export_refuses_bad_models_and_overwrites(model, tmp_path):
         export_bioimageio(dense, tmp_path / "a.zip")
     with pytest.raises(ConfigError, match="sample_image"):
         export_bioimageio(model, tmp_path / "a.zip", sample_image=np.zeros((8, 8, 3)))
+    holed = np.random.default_rng(0).gamma(2.0, 20.0, (32, 32)).astype(np.float32)
+    holed[4:8, 4:8] = np.nan  # NaN test tensors made 28 % of the test output NaN, and passed
+    with pytest.raises(ConfigError, match="sample_image has NaN"):
+        export_bioimageio(model, tmp_path / "a.zip", sample_image=holed)
     minmax = segmenter((None, None, 1), depth=1, filters=2)
     set_metadata(minmax, normalization={"method": "minmax"})
     with pytest.raises(ModelError, match="percentile"):

@@ -56,12 +56,18 @@ def _sample(sample_image: Any, channels: int, divisor: int) -> np.ndarray:
         from sciconv.io import as_array
 
         arr = np.asarray(as_array(sample_image, load=True), dtype=np.float32)
-        if arr.ndim == 2:
-            arr = arr[..., None]
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim == 2:  # a grey image: each channel alike (R = G = B for an RGB model)
+            arr = np.repeat(arr[..., None], channels, axis=-1)
         if arr.ndim != 3 or arr.shape[-1] != channels:
             raise ConfigError(
                 f"sample_image must be (H, W) or (H, W, {channels}) for this model; "
                 f"got shape {arr.shape}"
+            )
+        if not np.isfinite(arr).all():  # NaN test tensors pass any comparison: refuse them
+            raise ConfigError(
+                "sample_image has NaN or infinite pixels; give a sample without bad pixels"
             )
     h, w = (n - n % divisor for n in arr.shape[:2])
     if min(h, w) < divisor:
