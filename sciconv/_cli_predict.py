@@ -58,8 +58,16 @@ def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
     return paths
 
 
+#: Image files a microscope, scanner or viewer writes that sciconv does not read.
+_UNREAD_IMAGE_SUFFIXES = (
+    ".bmp", ".gif", ".webp", ".jp2", ".czi", ".nd2", ".lif", ".lsm", ".vsi", ".svs", ".ndpi",
+    ".mrxs", ".dcm", ".heic",
+)  # fmt: skip
+
+
 def _warn_unsearched(folder: Path, found) -> None:
-    """A warning naming the sub-folders of an input folder (their images are not predicted)."""
+    """Warnings naming the sub-folders of an input folder and its images of formats sciconv
+    does not read (neither is predicted)."""
     import warnings
 
     from sciconv.errors import SciconvWarning
@@ -72,6 +80,19 @@ def _warn_unsearched(folder: Path, found) -> None:
         warnings.warn(
             f"{folder}: sub-folder(s) {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "
             f"not searched (name them, e.g. {folder}/*/)",
+            SciconvWarning,
+            stacklevel=3,
+        )
+    other = sorted(  # images of formats sciconv does not read: say so, not skip them unseen
+        f.name
+        for f in folder.iterdir()
+        if f.is_file() and f.suffix.lower() in _UNREAD_IMAGE_SUFFIXES and f.name not in names
+    )
+    if other:
+        warnings.warn(
+            f"{folder}: {len(other)} image(s) of a format sciconv does not read skipped "
+            f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}); convert them to "
+            "TIFF, PNG or FITS",
             SciconvWarning,
             stacklevel=3,
         )

@@ -306,11 +306,15 @@ def test_predict_names_the_sub_folders_of_an_input_folder(capsys, trained_classi
     (folder / "night2").mkdir(parents=True)
     for i, p in enumerate(sorted((root / "data" / "blob").iterdir())[:3]):
         (folder / p.name if i < 2 else folder / "night2" / p.name).write_bytes(p.read_bytes())
-    with pytest.warns(SciconvWarning, match=r"blob: sub-folder\(s\) night2 not searched"):
+    (folder / "scan.bmp").write_bytes(b"BM")  # a format sciconv does not read: named too
+    with pytest.warns(SciconvWarning) as record:
         code, _, err = run_cli(
             capsys, "predict", root / "run" / "best.keras", folder, "--out", tmp_path / "o"
         )
     assert code == 0, err
+    said = " | ".join(str(w.message) for w in record)
+    assert "blob: sub-folder(s) night2 not searched" in said
+    assert "1 image(s) of a format sciconv does not read skipped (scan.bmp)" in said
     assert len((tmp_path / "o" / "predictions.csv").read_text().splitlines()) == 3  # header + 2
 
 
