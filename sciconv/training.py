@@ -592,6 +592,9 @@ def fit(
             "metadata": get_metadata(model),
             "dataset": recorded,
             "versions": _versions(),
+            # how it computed: a mixed policy's model runs so when loaded; the devices used
+            "dtype_policy": getattr(model.dtype_policy, "name", str(model.dtype_policy)),
+            "strategy": type(tf.distribute.get_strategy()).__name__,
             "command": sys.argv[:1],
         }
         if writes:

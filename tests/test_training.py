@@ -98,6 +98,8 @@ def test_fit_writes_run_directory_and_records_metadata(tmp_path):
     )
     config = read_config(run)
     assert config["status"] == "finished" and config["epochs_done"] == 3
+    # how it computed, for the run folder to say what precision its model runs in
+    assert config["dtype_policy"] == "float32" and config["strategy"].endswith("Strategy")
     assert config["monitor"] == "val_loss" and config["seed"] == 0
     assert config["versions"]["keras"] == keras.__version__
     assert config["versions"]["tensorflow"] == tf.__version__
