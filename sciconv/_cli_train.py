@@ -270,6 +270,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = {k: v[-1] for k, v in history.history.items() if v}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()) if k != "learning_rate")
     say(f"done: {summary}")
+    import numpy as np
+
+    scores = history.history.get("val_loss") or history.history.get("loss") or []
+    if len(scores) > 1 and np.isfinite(scores).any():  # best.keras: the best epoch, not the last
+        best = int(np.nanargmin(scores))
+        if best != len(scores) - 1:
+            kept = {k: v[best] for k, v in history.history.items() if len(v) > best}
+            shown = ", ".join(
+                f"{k} {v:.4g}" for k, v in sorted(kept.items()) if k != "learning_rate"
+            )
+            say(f"best.keras: epoch {best + 1} of this run ({shown})")
     say(f"model: {workdir / 'best.keras'}")
     return EXIT_OK
 

@@ -666,6 +666,11 @@ def fit(
         )
         config["metadata"] = get_metadata(model)
         config["final"] = {k: float(v[-1]) for k, v in history.history.items() if v}
+        scores = history.history.get(monitor) or []
+        if scores:  # the epoch best.keras holds (and early stopping restores), with its metrics
+            best = int(np.nanargmin(scores)) if np.isfinite(scores).any() else len(scores) - 1
+            values = {k: float(v[best]) for k, v in history.history.items() if len(v) > best}
+            config["best"] = {"epoch": initial_epoch + best, **values}
         _write_config(workdir, config)
     return history
 

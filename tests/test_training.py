@@ -100,6 +100,10 @@ def test_fit_writes_run_directory_and_records_metadata(tmp_path):
     assert config["status"] == "finished" and config["epochs_done"] == 3
     # how it computed, for the run folder to say what precision its model runs in
     assert config["dtype_policy"] == "float32" and config["strategy"].endswith("Strategy")
+    # the epoch best.keras holds, with its metrics (only the last epoch's were recorded)
+    best = int(np.argmin(history.history["val_loss"]))
+    assert config["best"]["epoch"] == best
+    assert config["best"]["val_loss"] == pytest.approx(min(history.history["val_loss"]))
     assert config["monitor"] == "val_loss" and config["seed"] == 0
     assert config["versions"]["keras"] == keras.__version__
     assert config["versions"]["tensorflow"] == tf.__version__
