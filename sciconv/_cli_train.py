@@ -256,7 +256,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         keras.utils.set_random_seed(fit_cfg["seed"])
     try:
-        model = _build_model(mtype, model_cfg, train, shape, ds_cfg)
+        model = _build_model(mtype, model_cfg, train, shape)
     except (SciconvError, TypeError, ValueError) as exc:  # a bad value under model:
         if isinstance(exc, ConfigError) and exc.path is not None:
             raise
@@ -297,14 +297,15 @@ def _section(config: Path, section: str):
         raise type(exc)(f"{section}: {exc.message}", path=config) from None
 
 
-def _build_model(mtype: str, model_cfg: dict, train, shape: tuple, ds_cfg: dict):
+def _build_model(mtype: str, model_cfg: dict, train, shape: tuple):
     from sciconv import models
 
     spec = train.element_spec
     if mtype == "segmenter":
         model_cfg.setdefault("input_shape", (None, None, shape[-1]))
-        if "num_classes" not in model_cfg:
-            model_cfg["num_classes"] = 3 if ds_cfg.get("target") == "boundary" else 2
+        if "num_classes" not in model_cfg:  # the classes the masks hold, as the dataset says
+            names = getattr(train, "class_names", None)
+            model_cfg["num_classes"] = len(names) if names else 2
         model = models.segmenter(**model_cfg)
     elif mtype == "classifier":
         names = getattr(train, "class_names", None)

@@ -408,6 +408,23 @@ def _pairs(root: Path, n: int = 4, size: int = 32) -> None:
         tifffile.imwrite(root / "masks" / f"c{i}.tif", lab)
 
 
+def test_train_segmenter_takes_its_class_count_from_the_dataset(capsys, tmp_path):
+    """dataset num_classes: 4 without model.num_classes built a 2-class segmenter and failed."""
+    from sciconv import models
+
+    _pairs(tmp_path / "cells")
+    cfg = write_yaml(
+        tmp_path / "seg4.yaml",
+        f"dataset: {{kind: pairs, images: {tmp_path / 'cells/images'}, "
+        f"masks: {tmp_path / 'cells/masks'}, patch_size: 16, batch_size: 4, num_classes: 4}}\n"
+        "model: {type: segmenter, depth: 2, filters: 4}\n"
+        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}, tensorboard: false, verbose: 0}}\n",
+    )
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 0, err
+    assert models.load(tmp_path / "run" / "last.keras").output_shape[-1] == 4
+
+
 def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
     from astropy.io import fits
     from astropy.table import Table
