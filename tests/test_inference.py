@@ -197,9 +197,38 @@ def test_nan_region_is_masked_and_not_propagated(stack, image):
     bad = ~np.isfinite(x)
     assert np.isnan(got[bad]).all()
     assert np.isfinite(got[~bad]).all()
-    filled = _whole(stack, np.where(bad, 0, x))  # masked pixels are fed as 0
+    # masked pixels are fed as training feeds them: the good data mirrored across their edge
+    filled = _whole(stack, preprocess.fill_nan(x, method=preprocess.BAD_PIXEL_FILL))
     exact = _tiled(stack, x, tile=32, overlap=2 * RF, blend="none")
     np.testing.assert_allclose(exact[~bad], filled[~bad], atol=1e-4)
+
+
+def test_bad_pixel_fill_is_the_same_for_every_tiling(stack):
+    """A NaN frame deeper than a tile: tiles, one whole-image tile and dask chunks feed the
+    network the same fill (a grid fixed to the image), so the outputs agree."""
+    import dask.array as da
+
+    rng = np.random.default_rng(3)
+    x = np.full((300, 260), np.nan, np.float32)
+    x[90:230, 70:200] = rng.normal(size=(140, 130))
+    x[150:160, 100:105] = np.nan  # a hole inside too
+    whole = _tiled(stack, x, tile=320, overlap=0, blend="none")
+    tiled = _tiled(stack, x, tile=32, overlap=2 * RF, blend="none")
+    chunked = np.asarray(
+        _tiled(stack, da.from_array(x, chunks=(150, 130)), tile=32, overlap=2 * RF)
+    )
+    good = np.isfinite(x)
+    np.testing.assert_allclose(tiled[good], whole[good], atol=1e-5)
+    np.testing.assert_allclose(chunked[good], whole[good], atol=1e-5)
+    # and what the network saw along the frame is the image mirrored at its edge
+    mirrored = np.pad(x[90:230, 70:200], 3, mode="reflect")
+    mirrored[60 + 3 : 70 + 3, 30 + 3 : 35 + 3] = preprocess.fill_nan(
+        x[130:180, 80:125], method="reflect"
+    )[20:30, 20:25]
+    expected = _whole(stack, mirrored)[3:-3, 3:-3]
+    np.testing.assert_allclose(
+        whole[90:230, 70:200][good[90:230, 70:200]], expected[good[90:230, 70:200]], atol=1e-5
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -565,7 +594,10 @@ def test_predict_files_regressor_multilabel_and_files_without_valid_pixels(tmp_p
     with pytest.warns(SciconvWarning, match=r"1 of 3 file\(s\) have no valid pixel.*r2\.fits"):
         table = inference.predict_files(model, paths, progress=False)
     assert table.colnames == ["path", "value", "sigma", "bad_fraction"]
-    x = np.nan_to_num(np.stack([preprocess.normalize(im[..., None]) for im in images[:2]]))
+    x = np.stack([preprocess.normalize(im[..., None]) for im in images[:2]])
+    x = preprocess.fill_nan(
+        x, method=preprocess.BAD_PIXEL_FILL
+    )  # bad pixels as training fills them
     raw = model.predict_on_batch(x)
     np.testing.assert_allclose(table["value"][:2], raw[:, :2], atol=1e-5)
     np.testing.assert_allclose(table["sigma"][:2], np.exp(0.5 * raw[:, 2:]), rtol=1e-5)

@@ -152,6 +152,31 @@ def test_fill_nan_methods(method, expected):
     np.testing.assert_array_equal(out, expected)
 
 
+def test_fill_nan_reflect_mirrors_a_nan_frame_like_numpy_pad():
+    """A NaN frame around an image fills as numpy.pad(mode="reflect"): the network sees the
+    image edge where good data end as it sees the image border."""
+    rng = np.random.default_rng(1)
+    core = rng.normal(size=(20, 30, 2)).astype(np.float32)
+    framed = np.full((28, 38, 2), np.nan, np.float32)
+    framed[4:24, 4:34] = core
+    out = pp.fill_nan(framed, method="reflect")
+    # depth 4 from a straight edge: exactly numpy's reflection (corners: the diagonal mirror)
+    expected = np.pad(core, ((4, 4), (4, 4), (0, 0)), mode="reflect")
+    np.testing.assert_array_equal(out[4:24], expected[4:24])
+    np.testing.assert_array_equal(out[:, 4:34], expected[:, 4:34])
+    np.testing.assert_array_equal(out[:4, :4], expected[:4, :4])
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_fill_nan_reflect_falls_back_to_nearest_and_zero():
+    # deeper than the good data: the mirror point falls outside, so the nearest good pixel
+    x = np.array([[np.nan, np.nan, np.nan, 1.0, 2.0]])
+    np.testing.assert_array_equal(pp.fill_nan(x, method="reflect"), [[1.0, 1.0, 2.0, 1.0, 2.0]])
+    x = np.array([[np.nan, np.nan, np.nan, np.nan, 7.0]])
+    np.testing.assert_array_equal(pp.fill_nan(x, method="reflect"), [[7.0] * 5])
+    np.testing.assert_array_equal(pp.fill_nan(np.full((2, 2), np.nan), method="reflect"), 0.0)
+
+
 def test_fill_nan_nearest_2d_and_all_nan_channel():
     x = np.zeros((5, 5, 2), np.float32)
     x[..., 0] = np.arange(25).reshape(5, 5)
@@ -642,7 +667,10 @@ def test_resolve_normalization_grammar(value, recorded, expected):
         ({"method": "median"}, r"normalization method must be one of 'percentile'.*got 'median'"),
         ({"lo": 1}, r"normalization spec key .*'lo'.*did you mean 'low'"),
         ({"low": 60, "high": 40}, r"0 <= low < high <= 100; got low=60.0, high=40.0"),
-        ({"nan": "mean"}, r"'nan' must be one of 'zero', 'median', 'nearest'; got 'mean'"),
+        (
+            {"nan": "mean"},
+            r"'nan' must be one of 'zero', 'median', 'nearest', 'reflect'; got 'mean'",
+        ),
         ({"clip": "yes"}, r"'clip' must be true or false; got 'yes'"),
         ({"asinh_a": 0}, r"'asinh_a' must be a positive number; got 0"),
         ({"max_samples": 0}, r"'max_samples' must be an int >= 1; got 0"),

@@ -25,7 +25,13 @@ from sciconv._validation import look_up_option, standardize_tuple
 from sciconv.datasets._arrays import center_crop, pad_to
 from sciconv.errors import ConfigError, SciconvError
 from sciconv.io import read_pixels
-from sciconv.preprocess import NormSpec, normalize_spec, resolve_normalization
+from sciconv.preprocess import (
+    BAD_PIXEL_FILL,
+    NormSpec,
+    fill_nan,
+    normalize_spec,
+    resolve_normalization,
+)
 
 __all__ = ["SIZE_POLICIES", "FilePrep"]
 
@@ -148,18 +154,20 @@ class FilePrep:
         return self.normalize(read_pixels(path))
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        """Normalize a whole image with :attr:`FilePrep.normalization`; NaN and infinities become 0.
+        """Normalize a whole image with :attr:`FilePrep.normalization`; NaN and infinities are
+        filled by :data:`sciconv.preprocess.BAD_PIXEL_FILL` (the good pixels mirrored across
+        their edge), as prediction fills them.
 
         Examples
         --------
         >>> import numpy as np
         >>> prep = FilePrep.create(normalize="minmax")
-        >>> prep.normalize(np.array([[[0.0], [np.nan], [2.0]]]))[..., 0].tolist()
-        [[0.0, 0.0, 1.0]]
+        >>> prep.normalize(np.array([[[np.nan], [0.0], [2.0], [4.0]]]))[..., 0].tolist()
+        [[0.5, 0.0, 0.5, 1.0]]
         """
         x = normalize_spec(x, self.normalization)
         x = np.asarray(x, dtype=np.float32)
-        return np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        return fill_nan(x, method=BAD_PIXEL_FILL) if not np.isfinite(x).all() else x
 
     def fit(self, x: np.ndarray, *, keep_larger: bool = False) -> np.ndarray:
         """Fit an image ``(H, W, C)`` to :attr:`FilePrep.size` by :attr:`FilePrep.policy` (centre

@@ -3,6 +3,13 @@
 Tiles are planned (:mod:`._tiles`), read and normalized with the whole image's limits, run in
 batches of equal-size tiles (traced once), and blended into the output (:mod:`._blend`). The next
 batch is read on a worker thread while the model runs.
+
+Bad pixels (NaN, +/-inf) reach the network filled by :data:`sciconv.preprocess.BAD_PIXEL_FILL`
+(the good data mirrored across their edge, as training fills them). So that a tile, a block and
+the whole image feed the same values, the fill is computed on a grid fixed to the whole image
+(the divisor frame): each ``FILL_BLOCK``-pixel square of it is filled from itself and
+``FILL_MARGIN`` pixels around, whichever tile asks. Bad regions deeper than that margin fill
+with the nearest good pixel of the window, or 0 without one (their outputs are NaN anyway).
 """
 
 from __future__ import annotations
@@ -17,7 +24,54 @@ from sciconv.inference._model import Runner
 from sciconv.inference._progress import progress_bar
 from sciconv.inference._settings import PredictionSettings
 from sciconv.inference._source import Source
-from sciconv.inference._tiles import index_map
+from sciconv.inference._tiles import frame_origin, index_map
+
+FILL_BLOCK = 128
+FILL_MARGIN = 64
+
+
+def _read_normalized(source: Source, ys: slice, xs: slice, s: PredictionSettings, limits):
+    raw = source.read(ys, xs)
+    if limits is not None:
+        raw = preprocess.apply_limits(raw, limits, clip=bool(s.normalization.clip))
+    return raw
+
+
+def fill_bad_pixels(raw, bad, corner, source: Source, s: PredictionSettings, limits) -> np.ndarray:
+    """``raw`` (the normalized window of ``source`` at ``corner`` (y, x)) with its ``bad``
+    pixels filled on the whole image's fill grid (module notes): the same values whichever
+    window is asked."""
+    h, w = source.shape[:2]
+    anchors = (
+        (frame_origin(h, s.divisor), frame_origin(w, s.divisor)) if s.origin is None else s.origin
+    )
+    out = np.array(raw, dtype=np.float32, copy=True)
+    rows, cols = np.nonzero(bad.any(axis=-1))
+    blocks = set(
+        zip(
+            ((rows + corner[0] - anchors[0]) // FILL_BLOCK).tolist(),
+            ((cols + corner[1] - anchors[1]) // FILL_BLOCK).tolist(),
+            strict=True,
+        )
+    )
+    for block in sorted(blocks):
+        core, window = [], []
+        for b, a, c, n, size in zip(block, anchors, corner, (h, w), raw.shape[:2], strict=True):
+            lo = a + b * FILL_BLOCK
+            core.append((max(lo, c), min(lo + FILL_BLOCK, c + size)))  # in source coordinates
+            window.append((max(lo - FILL_MARGIN, 0), min(lo + FILL_BLOCK + FILL_MARGIN, n)))
+        (wy0, wy1), (wx0, wx1) = window
+        (cy0, cy1), (cx0, cx1) = core
+        y, x = corner
+        if wy0 >= y and wy1 <= y + raw.shape[0] and wx0 >= x and wx1 <= x + raw.shape[1]:
+            pixels = raw[wy0 - y : wy1 - y, wx0 - x : wx1 - x]
+        else:
+            pixels = _read_normalized(source, slice(wy0, wy1), slice(wx0, wx1), s, limits)
+        filled = preprocess.fill_nan(pixels, method=preprocess.BAD_PIXEL_FILL)
+        target = (slice(cy0 - y, cy1 - y), slice(cx0 - x, cx1 - x))
+        here = bad[target]
+        out[target][here] = filled[cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0][here]
+    return out
 
 
 def prepare_tile(source: Source, sy: int, sx: int, s: PredictionSettings, limits):
@@ -27,18 +81,18 @@ def prepare_tile(source: Source, sy: int, sx: int, s: PredictionSettings, limits
     iy, zy = index_map(sy, th, h, s.pad_mode)
     ix, zx = index_map(sx, tw, w, s.pad_mode)
     y0, y1, x0, x1 = int(iy.min()), int(iy.max()) + 1, int(ix.min()), int(ix.max()) + 1
-    raw = source.read(slice(y0, y1), slice(x0, x1))
-    if limits is not None:
-        raw = preprocess.apply_limits(raw, limits, clip=bool(s.normalization.clip))
-    if iy[0] != y0 or iy[-1] != y1 - 1 or len(iy) != y1 - y0:
-        raw = raw[iy - y0]
-    if ix[0] != x0 or ix[-1] != x1 - 1 or len(ix) != x1 - x0:
-        raw = raw[:, ix - x0]
+    raw = _read_normalized(source, slice(y0, y1), slice(x0, x1), s, limits)
     bad = ~np.isfinite(raw)
     mask = None
-    if bad.any():
+    if bad.any():  # the network sees bad pixels as it saw them in training (module notes)
+        raw = fill_bad_pixels(raw, bad, (y0, x0), source, s, limits)
         mask = bad.any(axis=-1)
-        raw = np.where(bad, np.float32(0), raw)
+    if iy[0] != y0 or iy[-1] != y1 - 1 or len(iy) != y1 - y0:
+        raw = raw[iy - y0]
+        mask = None if mask is None else mask[iy - y0]
+    if ix[0] != x0 or ix[-1] != x1 - 1 or len(ix) != x1 - x0:
+        raw = raw[:, ix - x0]
+        mask = None if mask is None else mask[:, ix - x0]
     if zy is not None or zx is not None:
         raw = np.array(raw, dtype=np.float32, copy=True)
         if zy is not None:

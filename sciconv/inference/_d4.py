@@ -22,7 +22,7 @@ from sciconv.errors import InferenceError
 from sciconv.inference._model import check_single_io
 from sciconv.models import get_metadata
 from sciconv.models.invariant import d4_elements
-from sciconv.preprocess import NormSpec
+from sciconv.preprocess import BAD_PIXEL_FILL, NormSpec, fill_nan
 
 __all__ = ["predict_d4"]
 
@@ -111,7 +111,9 @@ def predict_d4(
     )
     if prep.normalization is not None:
         x = np.stack([prep.normalize(img) for img in x])
-    x = np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    x = np.asarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():  # bad pixels as training saw them
+        x = fill_nan(x, method=BAD_PIXEL_FILL)
     elements = range(8) if d4_elements(*x.shape[1:3]) == 8 else _SHAPE_KEEPING
     total = total_sq = None
     for k in elements:

@@ -27,7 +27,8 @@ method         limits (vmin, vmax)                           stretch of (x - vmi
 Fallbacks (documented behaviour, never inf/NaN for finite pixels):
 
 - pixels that are not finite (NaN, +/-inf) are bad pixels: statistics ignore them and they come out
-  NaN (or filled when ``nan=`` is given);
+  NaN (or filled when ``nan=`` is given); a network sees them filled by :data:`BAD_PIXEL_FILL`
+  (the good data mirrored across their edge) in training and at inference;
 - a channel with no finite pixel gets NaN limits (nothing to measure; callers can test for it) and
   all its pixels come out NaN (or filled when ``nan=`` is given);
 - when the limits collapse (``vmax - vmin`` at or below float resolution, e.g. a sparse image whose
@@ -47,6 +48,7 @@ Examples
 from __future__ import annotations
 
 from sciconv.preprocess._limits import (
+    BAD_PIXEL_FILL,
     METHODS,
     Limits,
     apply_limits,
@@ -66,6 +68,7 @@ from sciconv.preprocess._spec import (
 from sciconv.preprocess._transform import apply_input_transform
 
 __all__ = [
+    "BAD_PIXEL_FILL",
     "DEFAULT_NORMALIZATION",
     "METHODS",
     "RECORDED",

@@ -76,7 +76,7 @@ class NormSpec:
     low, high : float, optional
         Percentiles (``"percentile"`` and ``"asinh"``).
     per_channel, clip : bool, optional
-    nan : {"zero", "median", "nearest"}, optional
+    nan : {"zero", "median", "nearest", "reflect"}, optional
         Fill bad pixels after normalizing; ``None`` keeps them NaN.
     asinh_a : float, optional
     max_samples, seed : int, optional
