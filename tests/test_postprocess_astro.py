@@ -102,6 +102,30 @@ def test_ellipse_regions_round_trip_through_a_ds9_file(tmp_path, field, with_wcs
         postprocess.write_regions(table, path)
 
 
+def test_solar_wcs_gives_a_catalog_and_regions_without_sky_coordinates():
+    """An SDO/AIA-style helioprojective WCS is celestial to astropy but has no way to ICRS:
+    the products come without ra/dec (a warning says so) instead of an AttributeError."""
+    from astropy.wcs import WCS
+
+    from sciconv.errors import SciconvWarning
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["HPLN-TAN", "HPLT-TAN"]
+    wcs.wcs.cunit = ["arcsec", "arcsec"]
+    wcs.wcs.cdelt = [0.6, 0.6]
+    wcs.wcs.crpix = [32, 32]
+    labels = np.zeros((64, 64), np.int32)
+    labels[10:20, 30:40] = 1
+    image = np.ones((64, 64))
+    with pytest.warns(SciconvWarning, match=r"HPLN-TAN.*no transformation to ICRS.*ra/dec left"):
+        table = postprocess.measure(labels, intensity=image, wcs=wcs)
+    assert len(table) == 1 and "ra" not in table.colnames
+    np.testing.assert_allclose([table["x"][0], table["y"][0]], [34.5, 14.5])
+    with pytest.warns(SciconvWarning, match="pixel regions written"):
+        regs = postprocess.to_regions(labels, wcs=wcs)
+    assert type(regs[0]).__name__ == "EllipsePixelRegion"
+
+
 def test_one_pixel_wide_objects_get_one_pixel_wide_ellipses():
     labels = np.zeros((8, 8), np.int32)
     labels[2, 1:6] = 1  # a row: no second moment across

@@ -218,7 +218,7 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
     from astropy import units as u
 
     shape = look_up_option(shape, REGION_SHAPES, name="shape")
-    wcs = celestial_wcs(wcs)
+    wcs = celestial_wcs(wcs, instead="pixel regions written, not sky ones")
     rows, labels = _region_rows(catalog_or_labels, wcs=wcs, shape=shape)
     # centre each ellipse where the catalog puts its RA/Dec (flux-weighted when measured so)
     cx, cy = ("x", "y")

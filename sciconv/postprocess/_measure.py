@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import ndimage as ndi
 
-from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 
 _ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
@@ -116,14 +118,49 @@ def _validate_mask(mask, shape) -> np.ndarray | None:
     return mask
 
 
-def celestial_wcs(wcs):
+def _reaches_icrs(wcs) -> bool:
+    """Whether the WCS's world coordinates are a SkyCoord that transforms to ICRS (not a solar
+    or planetary frame astropy cannot place on the sky without more information)."""
+    from astropy.coordinates import SkyCoord
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            world = wcs.pixel_to_world(0.0, 0.0)
+            world.icrs  # noqa: B018  (raises for frames without a transformation)
+    except Exception:
+        return False
+    return isinstance(world, SkyCoord)
+
+
+def celestial_wcs(wcs, *, instead: str = "ra/dec left out"):
+    """The 2-D celestial part of ``wcs``, or None (with a warning) when its world coordinates
+    do not transform to ICRS (helioprojective ``HPLN``/``HPLT``, planetary frames); the warning
+    says what happens ``instead`` of failing after the model has run.
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    >>> celestial_wcs(w).naxis
+    2
+    """
     if wcs is None:
         return None
     if not getattr(wcs, "has_celestial", False):
         raise ConfigError(
             "wcs has no celestial axes: ra/dec need a celestial WCS (e.g. GridImage.wcs)"
         )
-    return wcs.celestial if wcs.naxis > 2 else wcs
+    wcs = wcs.celestial if wcs.naxis > 2 else wcs
+    if not _reaches_icrs(wcs):
+        warnings.warn(
+            f"the WCS's celestial axes {list(wcs.wcs.ctype)} have no transformation to ICRS "
+            f"here (a solar or planetary frame): {instead}",
+            SciconvWarning,
+            stacklevel=3,
+        )
+        return None
+    return wcs
 
 
 def measure(labels, *, intensity=None, wcs=None, mask=None):
