@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import zlib
 from pathlib import Path
 
@@ -328,6 +329,15 @@ def test_fits_sip_wcs_matches_astropy(tmp_path):
     back = io.read(out)
     assert back.wcs.sip is not None
     np.testing.assert_allclose(world_at(back.wcs, xy), world_at(ref, xy), atol=1e-9)
+    # a probability cube of it (NAXIS = 3, WCSAXES = 2 + SIP; astropy refuses SIP at NAXIS 3
+    # unless told naxis=2): read back with its sky coordinates
+    cube = io.write(tmp_path / "prob.fits", np.zeros((64, 48, 2), np.float32), like=img)
+    assert fits.getheader(cube)["NAXIS"] == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SciconvWarning)  # no "WCS ignored"
+        prob = io.read(cube)
+    assert prob.wcs.sip is not None
+    np.testing.assert_allclose(world_at(prob.wcs, xy), world_at(ref, xy), atol=1e-9)
 
 
 def test_fits_hst_lookup_table_distortion_matches_astropy():

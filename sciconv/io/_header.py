@@ -152,7 +152,10 @@ def fits_wcs(header, hdul, path: Path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
-            w = WCS(header, fobj=hdul, relax=True)
+            # a cube whose WCS is 2-D (WCSAXES = 2, e.g. sciconv's probability maps of a SIP
+            # image): wcslib counts NAXIS axes and astropy refuses SIP/lookup tables beyond 2
+            two_d = header_get(header, "NAXIS", 2) > 2 and header_get(header, "WCSAXES", 0) == 2
+            w = WCS(header, fobj=hdul, relax=True, **({"naxis": 2} if two_d else {}))
             if not w.has_celestial:
                 reason = f"no celestial axes (CTYPE {list(w.wcs.ctype)})"
                 w = None
