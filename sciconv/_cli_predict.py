@@ -370,12 +370,19 @@ def _segment_image(model, img, args, params, progress):
     return labels, prob, std, table
 
 
-def _provenance(params: dict, args) -> dict:
+def _provenance(params: dict, args, model, channels: int) -> dict:
     """The prediction's settings for the products' HISTORY: ``params`` plus what the command
     line chose around them (the channel segmented; the samples the probabilities average with
-    ``--uncertainty``, as tta stays None beside it)."""
+    ``--uncertainty``, as tta stays None beside it), and the precision ``auto`` chose (it
+    changes the probabilities: a rerun elsewhere must be able to ask for the same)."""
+    from sciconv import inference
+
     extra = {"channel": args.channel, "uncertainty": args.uncertainty}
-    return {**params, **{k: v for k, v in extra.items() if v is not None}}
+    out = {**params, **{k: v for k, v in extra.items() if v is not None}}
+    if out.get("precision") == "auto":  # the choice is cached by the prediction: no new timing
+        chosen = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
+        out["precision"] = f"{chosen} (auto)"
+    return out
 
 
 def _write_segmentation(model, path, args, params, *, like, labels, prob, std, table, bad, stack):
@@ -396,7 +403,7 @@ def _write_segmentation(model, path, args, params, *, like, labels, prob, std, t
         catalog_format=args.catalog_format,
         class_names=names if names and len(names) == prob.shape[-1] else None,
         model=Path(args.model).name,  # best.keras, pretrained:nuclei
-        params=_provenance(params, args),
+        params=_provenance(params, args, model, int(model.input_shape[-1] or 1)),
         history=["sciconv predict"],
         overwrite=args.overwrite,
         stack_axes=stack or None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -466,7 +467,10 @@ def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
     assert prob.shape[-1] == 2
     assert (prob.header["CLASS0"], prob.header["CLASS1"]) == ("background", "foreground")
     np.testing.assert_allclose(prob.data.sum(axis=-1), 1.0, atol=1e-4)
-    assert "best.keras" in " ".join(str(h) for h in prob.header["HISTORY"])
+    history = " ".join(str(h) for h in prob.header["HISTORY"])
+    assert "best.keras" in history
+    # what precision="auto" chose is recorded, not just "auto" (a rerun can ask for it)
+    assert re.search(r"precision = '(float32|bfloat16) \(auto\)'", history), history
     assert prob.wcs is not None
     np.testing.assert_allclose(prob.wcs.wcs.crval, [150.0, 2.0])
     assert prob.header["OBJECT"] == "test field"

@@ -96,9 +96,10 @@ def resolve_scale(
         The image's pixel scale (:attr:`sciconv.io.GridImage.pixel_scale`) and the one the model
         was trained at (``get_metadata(model)["pixel_scale"]``); None when unknown.
     scale : {"auto"} or float or PixelScale or Quantity or None
-        ``"auto"`` (default): the ratio of the two scales when both are known; 1.0 (with a
-        :class:`~sciconv.errors.SciconvWarning`) when only the model's is known; 1.0 when the
-        model's is unknown. A number: that factor, whatever the metadata says (explicit wins).
+        ``"auto"`` (default): the ratio of the two scales when both are known (with a
+        :class:`~sciconv.errors.SciconvWarning` naming it when it is not 1); 1.0 (with a
+        warning) when only the model's is known; 1.0 when the model's is unknown. A number:
+        that factor, whatever the metadata says (explicit wins).
         A PixelScale or Quantity: the image's pixel scale, replacing ``image_scale``. None: 1.0,
         no resampling. A ratio within :data:`SCALE_TOLERANCE` of 1 gives exactly 1.0.
     path : str, optional
@@ -118,7 +119,8 @@ def resolve_scale(
     Examples
     --------
     >>> from sciconv.io import PixelScale
-    >>> resolve_scale(PixelScale(0.1, 0.1, "um"), PixelScale(0.25, 0.25, "um"))
+    >>> um = PixelScale(0.25, 0.25, "um")  # the model's
+    >>> resolve_scale(None, um, PixelScale(0.1, 0.1, "um"))  # the image's, given
     0.4
     >>> resolve_scale(PixelScale(100, 100, "nm"), PixelScale(0.25, 0.25, "um"), 0.5)
     0.5
@@ -162,7 +164,20 @@ def resolve_scale(
             path=path,
         ) from exc
     factor = image_scale.mean / model_scale.mean
-    return 1.0 if abs(factor - 1.0) < SCALE_TOLERANCE else float(f"{factor:.12g}")
+    if abs(factor - 1.0) < SCALE_TOLERANCE:
+        return 1.0
+    factor = float(f"{factor:.12g}")
+    if isinstance(scale, str):  # "auto": a resampling nobody asked for explicitly is said
+        warnings.warn(
+            f"{where}resampling the image by {factor:.4g} before prediction: its pixels are "
+            f"{image_scale.mean:.4g} {model_scale.unit}, the model was trained at "
+            f"{model_scale.mean:.4g} {model_scale.unit}/pixel. Pass scale=None (--scale 1) to "
+            "predict on the image's own pixels (e.g. for point sources, whose size follows the "
+            "PSF, not the pixel scale)",
+            SciconvWarning,
+            stacklevel=2,
+        )
+    return factor
 
 
 def physical_object_size(
