@@ -363,7 +363,7 @@ def _segment_image(model, img, args, params, progress):
     std = spread[0] if spread else None
     # the mask columns (flag_masked, masked_fraction) whenever the image has a mask, bad pixels
     # or not, as the block-wise path gives them; the mask product only when a pixel is bad
-    table = postprocess.measure(labels, intensity=img, wcs=img.wcs, mask=img.mask)
+    table = postprocess.measure(labels, intensity=img, wcs=img.wcs)  # mask="auto": img.mask or NaN
     postprocess.add_physical_columns(table, img.pixel_scale)  # arcsec/um sizes, when known
     if std is not None:  # each object's score and uncertainty
         table = _with_scores(table, postprocess.object_scores(labels, prob, std))

@@ -202,6 +202,29 @@ def test_measure_radec_from_wcs():
     assert str(table["ra"].unit) == "deg" and table.meta["RADECSRC"] == "x, y"
 
 
+def test_measure_flags_objects_at_the_intensity_s_own_bad_pixels():
+    """mask="auto": a GridImage's mask, or the NaN of a lazily read image, flag the objects they
+    cut (saturated stars lose flux silently otherwise); None asks for no mask columns."""
+    from sciconv.io import GridImage
+
+    labels = np.zeros((12, 12), np.int32)
+    labels[1:4, 1:4] = 1
+    labels[7:10, 7:10] = 2
+    data = np.ones((12, 12), np.float32)
+    data[8, 8] = np.nan  # inside object 2 (a saturated core, flagged by the DQ)
+    by_nan = postprocess.measure(labels, intensity=data)
+    assert by_nan["flag_masked"].tolist() == [False, True]
+    np.testing.assert_allclose(by_nan["masked_fraction"], [0.0, 1 / 9])
+    mask = np.zeros((12, 12, 1), bool)
+    mask[0, 0] = True  # touches object 1 only
+    own = postprocess.measure(labels, intensity=GridImage(data[..., None], mask=mask))
+    assert own["flag_masked"].tolist() == [True, False]
+    assert "flag_masked" not in postprocess.measure(labels, intensity=np.ones((12, 12))).colnames
+    assert "flag_masked" not in postprocess.measure(labels, intensity=data, mask=None).colnames
+    with pytest.raises(ConfigError, match="mask must be one of 'auto'"):
+        postprocess.measure(labels, intensity=data, mask="yes")
+
+
 def test_measure_empty_and_bad_input():
     empty = postprocess.measure(np.zeros((5, 5), np.int32), intensity=np.ones((5, 5)))
     assert len(empty) == 0 and "flux_sum" in empty.colnames

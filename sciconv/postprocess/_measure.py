@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 from scipy import ndimage as ndi
 
+from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 
@@ -163,7 +164,20 @@ def celestial_wcs(wcs, *, instead: str = "ra/dec left out"):
     return wcs
 
 
-def measure(labels, *, intensity=None, wcs=None, mask=None):
+def _auto_mask(intensity, image: np.ndarray | None):
+    """``mask="auto"``: the intensity's own mask (GridImage, NDData), else its non-finite pixels
+    (a lazy GridImage keeps its bad pixels as NaN), else None."""
+    own = getattr(intensity, "mask", None)
+    if own is not None:
+        return own
+    if image is not None:
+        bad = ~np.isfinite(image).all(axis=-1)
+        if bad.any():
+            return bad
+    return None
+
+
+def measure(labels, *, intensity=None, wcs=None, mask="auto"):
     """Measure every labelled object: one table row each.
 
     Parameters
@@ -174,9 +188,12 @@ def measure(labels, *, intensity=None, wcs=None, mask=None):
         Pixels to measure fluxes on (raw units; NaN pixels are skipped).
     wcs : astropy.wcs.WCS, optional
         A celestial WCS (e.g. ``GridImage.wcs``): adds ``ra`` and ``dec`` (ICRS, degrees).
-    mask : ndarray of bool, shape (H, W) or (H, W, C), optional
+    mask : "auto", ndarray of bool, shape (H, W) or (H, W, C), or None, optional
         Bad pixels (True = bad, e.g. ``GridImage.mask``; a pixel is bad when any channel is).
-        Adds the columns ``flag_masked`` and ``masked_fraction``.
+        Adds the columns ``flag_masked`` and ``masked_fraction``. ``"auto"`` (default): the
+        ``intensity``'s own mask (a GridImage's or NDData's), else its NaN/inf pixels when it
+        has any (a lazily read image), so objects cut by saturated or flagged pixels are
+        flagged without asking. None: no mask columns.
 
     Returns
     -------
@@ -224,6 +241,9 @@ def measure(labels, *, intensity=None, wcs=None, mask=None):
 
     labels = validate_labels(labels)
     image = _validate_intensity(intensity, labels.shape)
+    if isinstance(mask, str):
+        look_up_option(mask, ("auto",), name="mask", error=ConfigError)
+        mask = _auto_mask(intensity, image)
     bad = _validate_mask(mask, labels.shape)
     wcs = celestial_wcs(wcs)
     n = int(labels.max()) if labels.size else 0
