@@ -271,12 +271,31 @@ def gaussian_nll(y_true, y_pred):
     return ops.mean(nll, axis=-1)
 
 
+def _scale_for_replicas(value):
+    """Divide a batch-mean loss by the replicas in sync, as Keras' own reduction does.
+
+    Under ``tf.distribute`` each replica's loss is summed into the gradient; Keras divides a
+    ``"sum_over_batch_size"`` loss by the number of replicas (and multiplies it back for the
+    logged value). A loss that reduces itself must do the same, or every replica adds a full
+    batch mean and training runs at ``num_replicas`` times the loss and gradient.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        value = value * ops.cast(1.0 / replicas, value.dtype)
+    return value
+
+
 class _ParamLoss(keras.losses.Loss):
     """A Loss whose call forwards its stored parameters to a loss function.
 
     Per-pixel sample weights (rank >= 2, e.g. ``(N, H, W)`` from a dataset yielding
     ``(x, y, w)``) go to the function, which weighs its pixels itself; the per-sample values are
-    then reduced over the batch unweighted. Per-sample weights ``(N,)`` are Keras's as usual.
+    then reduced over the batch unweighted (and divided by the replicas in sync under
+    ``tf.distribute``, as Keras' reduction does). Per-sample weights ``(N,)`` are Keras's as usual.
     """
 
     _fn = None
@@ -296,7 +315,7 @@ class _ParamLoss(keras.losses.Loss):
             return losses
         if self.reduction == "sum":
             return ops.sum(losses)
-        return ops.mean(losses)
+        return _scale_for_replicas(ops.mean(losses))
 
     def call(self, y_true, y_pred):
         return type(self)._fn(y_true, y_pred, **self.params)
