@@ -111,3 +111,29 @@ def test_export_refuses_bad_models_and_overwrites(model, tmp_path):
         export_bioimageio(model, tmp_path / "lic.zip", license="not-a-licence")
     assert len(str(e.value)) < 700
     assert not (tmp_path / "lam.zip").exists() and not (tmp_path / "lic.zip").exists()
+
+
+def test_a_mixed_bfloat16_model_is_packaged_in_float32(tmp_path):
+    """export_bioimageio(onnx=True) of a model built under mixed_bfloat16 (what
+    sciconv.devices.configure() picks on bfloat16 hardware) failed in the ONNX step."""
+    import keras
+
+    core = pytest.importorskip("bioimageio.core")
+    pytest.importorskip("tf2onnx")
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        m = segmenter((None, None, 1), num_classes=2, depth=1, filters=4)
+    finally:
+        keras.config.set_dtype_policy(before)
+    assert m.layers[2].compute_dtype == "bfloat16"
+    path = export_bioimageio(m, tmp_path / "bf16.zip", onnx=True)
+    with zipfile.ZipFile(path) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+        with zipfile.ZipFile(zf.open("model.keras")) as keras_zip:
+            config = keras_zip.read("config.json").decode()
+    assert set(rdf["weights"]) == {"keras_v3", "onnx"}
+    assert "bfloat16" not in config  # consumers get the float32 model
+    for weights in rdf["weights"]:
+        summary = core.test_model(str(path), weight_format=weights)
+        assert summary.status == "passed", summary.format()

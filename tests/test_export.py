@@ -84,3 +84,53 @@ def test_an_unloadable_graph_is_refused_and_a_fresh_model_records_its_normalizat
     got = session.run(None, {session.get_inputs()[0].name: x[None]})[0][0]
     want = sc.inference.predict_tiled(seg, image, progress=False, precision="float32")
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+@pytest.fixture
+def mixed_bfloat16():
+    """The global policy sciconv.devices.configure() sets on bfloat16 hardware, then restored."""
+    import keras
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+@pytest.mark.parametrize("kind", ["segmenter", "classifier"])
+def test_a_mixed_bfloat16_model_exports_as_its_float32_copy(tmp_path, mixed_bfloat16, kind):
+    """A model built after configure() chose mixed_bfloat16 was refused ("unsupported type:
+    tensor(bfloat16)") with a hint blaming random ops and wrappers."""
+    from sciconv.inference._precision import float32_model
+
+    if kind == "segmenter":
+        model = sc.models.segmenter((None, None, 1), num_classes=3, depth=2, filters=4)
+        shape = (2, 24, 40, 1)
+    else:
+        model = sc.models.classifier((16, 16, 1), 3, filters=(4, 8), dense=(8,), batch_norm=True)
+        shape = (4, 16, 16, 1)
+    assert model.layers[2].compute_dtype == "bfloat16"
+    path = sc.models.export(model, tmp_path / f"{kind}.onnx")
+    proto = onnx.load(str(path))
+    assert onnx.TensorProto.BFLOAT16 not in {t.data_type for t in proto.graph.initializer}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    reference = float32_model(model)  # the float32 Keras model, same weights
+    assert {layer.compute_dtype for layer in reference.layers[1:]} == {"float32"}
+    np.testing.assert_allclose(got, np.asarray(reference(x, training=False)), atol=1e-5)
+    # and the mixed model itself agrees to bfloat16 precision
+    np.testing.assert_allclose(got, np.asarray(model(x, training=False)), atol=0.05)
+    assert model.layers[2].compute_dtype == "bfloat16"  # the caller's model is left alone
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["sciconv"]) == sc.models.get_metadata(model)
+
+
+def test_the_refusal_names_the_op_that_does_not_convert(tmp_path):
+    seg = sc.models.segmenter((None, None, 1), num_classes=2, depth=1, filters=2, dropout=0.2)
+    wrapper = sc.inference.uncertainty_model(seg, "mc_dropout")
+    with pytest.raises(ModelError, match=r"op StatelessRandomUniform\w* has no ONNX equivalent"):
+        sc.models.export(wrapper, tmp_path / "mc.onnx")
+    assert not list(tmp_path.iterdir())

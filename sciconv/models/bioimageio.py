@@ -3,6 +3,8 @@
 The package (a zip) holds ``rdf.yaml`` written and validated by ``bioimageio.spec``, the model as a
 Keras 3 ``.keras`` file (and, with ``onnx=True``, the ONNX file of :func:`sciconv.models.export`),
 a test input (raw pixels) and the test output sciconv computes from it, a README and a cover image.
+A mixed-precision model (trained after :func:`sciconv.devices.configure` chose ``mixed_bfloat16``)
+is packaged as its float32 copy with the same weights, which every consumer runs.
 Consumers (``bioimageio.core``, deepImageJ, ilastik, QuPath) run it as sciconv does:
 
 - input ``batch, y, x, channel`` float32, **raw pixels**; the recorded percentile normalization
@@ -248,6 +250,10 @@ def export_bioimageio(
     v0_5 = _spec()
     from bioimageio.spec import save_bioimageio_package
 
+    from sciconv.models.export import _float32
+
+    path = Path(path)
+    model = _float32(model, path)  # a mixed-precision model is packaged as its float32 copy
     metadata = get_metadata(model)
     normalization = dict(metadata.get("normalization") or DEFAULT_NORMALIZATION)
     if normalization.get("method") != "percentile":
@@ -262,7 +268,6 @@ def export_bioimageio(
     prob = np.asarray(model.predict(normalize_spec(x[0], normalization)[None], verbose=0))
     prob = prob.astype(np.float32)
 
-    path = Path(path)
     with tempfile.TemporaryDirectory() as tmp_dir, atomic_output(path, overwrite=overwrite) as tmp:
         work = Path(tmp_dir)
         try:

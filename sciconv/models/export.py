@@ -3,7 +3,11 @@
 Keras 3 exports to ONNX itself (``model.export(path, format="onnx")``, which converts the
 TensorFlow graph with ``tf2onnx``); :func:`export` adds what a consumer needs to use the file the
 way sciconv does: the model's sciconv metadata (task, classes, the **normalization** it was
-trained with, post-processing parameters, divisor) as ONNX ``metadata_props``.
+trained with, post-processing parameters, divisor) as ONNX ``metadata_props``. A model that
+computes in mixed precision (trained after :func:`sciconv.devices.configure` chose
+``mixed_bfloat16`` or ``mixed_float16``) is exported as its float32 copy (same weights), since
+onnxruntime has no bfloat16 convolutions; the file then reproduces
+``predict_tiled(..., precision="float32")``.
 
 What the ONNX file is not: the network maps normalized pixels ``(N, H, W, C)`` float32 to
 per-pixel class probabilities ``(N, H, W, K)``; the normalization before it and the instance
@@ -66,7 +70,8 @@ def export(
     ``"task"`` and ``"sciconv_version"``. The input transform (grey/RGB, flipping bright
     backgrounds: :func:`sciconv.preprocess.apply_input_transform`), normalization and the
     instance watershed are not in the graph (see the module docstring): run them around the
-    ONNX model as sciconv does. Needs the optional
+    ONNX model as sciconv does. A mixed-precision model (``mixed_bfloat16``,
+    ``mixed_float16``) is exported as its float32 copy with the same weights. Needs the optional
     extra ``pip install "sciconv[onnx]"`` (onnx, onnxruntime, tf2onnx).
 
     Examples
@@ -100,6 +105,9 @@ def export(
     onnx = _onnx()
     import tensorflow as tf
 
+    path = Path(path)
+    model = _float32(model, path)
+
     spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name=model.inputs[0].name)
     metadata = get_metadata(model)
     props = {
@@ -114,7 +122,6 @@ def export(
         from sciconv.preprocess import DEFAULT_NORMALIZATION
 
         props["normalization"] = json.dumps(DEFAULT_NORMALIZATION)
-    path = Path(path)
     with atomic_output(path, overwrite=overwrite) as tmp:
         try:
             model.export(
@@ -139,13 +146,78 @@ def export(
         try:  # a graph onnxruntime cannot load (an op or dtype the converter left) is not kept
             onnx.checker.check_model(str(tmp), full_check=True)
         except Exception as exc:
+            first = str(exc).strip().splitlines()[0][:300]
             raise ModelError(
-                f"the ONNX graph tf2onnx made is not valid ({type(exc).__name__}: "
-                f"{str(exc).strip().splitlines()[0][:300]}); nothing was written (random ops "
-                "such as mc_dropout's and some wrappers do not convert)",
+                f"the ONNX graph tf2onnx made is not valid ({type(exc).__name__}: {first}); "
+                f"nothing was written ({_hint(str(exc))})",
                 path=path,
             ) from exc
     return path
+
+
+def _float32(model: keras.Model, path: Path) -> keras.Model:
+    """``model`` when it computes in float32, else its float32 copy with the same weights.
+
+    The copy is built under the float32 global policy, so layers that custom layers make
+    inside themselves (which take the global policy) compute in float32 too.
+    """
+    from sciconv.inference._precision import float32_model
+
+    def layers(m):
+        for layer in m.layers:
+            yield layer
+            if hasattr(layer, "layers"):
+                yield from layers(layer)
+
+    def mixed(m):
+        dtypes = {getattr(layer, "compute_dtype", None) for layer in layers(m)}
+        return sorted(str(d) for d in dtypes - {"float32", None})
+
+    if not mixed(model):
+        return model
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        copy = float32_model(model)
+    except Exception as exc:
+        raise ModelError(
+            f"{model.name!r} computes in {', '.join(mixed(model))}, which ONNX runtimes do "
+            f"not run, and could not be rebuilt in float32 ({type(exc).__name__}: {exc}); "
+            "build it under keras.config.set_dtype_policy('float32'), copy the weights "
+            "(set_weights) and export that model",
+            path=path,
+        ) from exc
+    finally:
+        keras.config.set_dtype_policy(policy)
+    left = mixed(copy)
+    if left:
+        raise ModelError(
+            f"{model.name!r} still computes in {', '.join(left)} after the float32 rebuild "
+            "(a custom layer fixes its own dtype); give that layer dtype='float32' and export "
+            "again",
+            path=path,
+        )
+    return copy
+
+
+def _hint(message: str) -> str:
+    """Why the checker refused the graph, from its message."""
+    import re
+
+    dtype = re.search(r"tensor\((b?float16)\)", message)
+    if dtype:
+        return (
+            f"a layer computes in {dtype.group(1)}, which ONNX convolutions do not take; give "
+            "that layer dtype='float32'"
+        )
+    op = re.search(r"No Op registered for (\w+)", message)
+    if op:
+        return (
+            f"the TensorFlow op {op.group(1)} has no ONNX equivalent: random ops such as "
+            "mc_dropout's and the loops of uncertainty wrappers do not convert; export the "
+            "plain model and run such wrappers around it"
+        )
+    return "export the plain model; wrappers and custom ops may not convert"
 
 
 def _onnx():
