@@ -52,6 +52,9 @@ def test_onnx_metadata_props(tmp_path, segmenter):
     assert json.loads(props["input_transform"]) == {"to_gray": True, "invert": "auto"}
     assert json.loads(props["sciconv"]) == sc.models.get_metadata(segmenter)
     assert json.loads(props["class_names"])[1] == "interior"
+    # how to pad sides that are not multiples of the divisor: reflect, centred (predict_tiled's)
+    assert json.loads(props["divisor"]) == 4
+    assert json.loads(props["padding"])["before"] == "(padded - size) // 2"
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert session.get_modelmeta().custom_metadata_map["task"] == "segmentation"
 

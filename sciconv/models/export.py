@@ -15,6 +15,8 @@ watershed after it (:func:`sciconv.postprocess.instances`) are not part of the g
 normalizes with the recorded ``normalization`` spec (percentile 1-99.8 by default, statistics over
 the whole image) and makes instances from the probabilities with the recorded ``postprocess``
 keywords (sciconv's ``postprocess.instances(prob, **postprocess)``, or a watershed of its own).
+A U-Net takes sides that are multiples of its ``divisor``: pad others as :data:`PADDING` says
+(reflect, centred) and crop the output back; the README gives the whole recipe.
 """
 
 from __future__ import annotations
@@ -28,10 +30,20 @@ import keras
 from sciconv.errors import ConfigError, MissingDependencyError, ModelError
 from sciconv.models.metadata import get_metadata
 
-__all__ = ["EXPORT_FORMATS", "export"]
+__all__ = ["EXPORT_FORMATS", "PADDING", "export"]
 
 #: Formats :func:`export` writes.
 EXPORT_FORMATS = ("onnx", "bioimageio")
+#: How sciconv pads an image whose sides are not multiples of a U-Net's ``divisor`` (the
+#: whole-image call and every tile of :func:`sciconv.inference.predict_tiled`): reflect, centred.
+#: Recorded in a segmenter's ONNX ``metadata_props`` as ``"padding"``.
+PADDING = {
+    "mode": "reflect",
+    "to_multiple_of": "divisor",
+    "before": "(padded - size) // 2",
+    "after": "padded - size - before",
+    "then": "crop the output back to [before, before + size)",
+}
 
 
 def export(
@@ -66,13 +78,17 @@ def export(
     Notes
     -----
     ``metadata_props`` holds ``"sciconv"`` (the JSON of :func:`~sciconv.models.get_metadata`),
-    ``"input_transform"``, ``"normalization"`` and ``"postprocess"`` (JSON, when recorded),
-    ``"task"`` and ``"sciconv_version"``. The input transform (grey/RGB, flipping bright
-    backgrounds: :func:`sciconv.preprocess.apply_input_transform`), normalization and the
-    instance watershed are not in the graph (see the module docstring): run them around the
-    ONNX model as sciconv does. A mixed-precision model (``mixed_bfloat16``,
-    ``mixed_float16``) is exported as its float32 copy with the same weights. Needs the optional
-    extra ``pip install "sciconv[onnx]"`` (onnx, onnxruntime, tf2onnx).
+    ``"input_transform"``, ``"normalization"``, ``"postprocess"`` and ``"divisor"`` (JSON, when
+    recorded), ``"padding"`` (:data:`PADDING`, with a divisor), ``"task"`` and
+    ``"sciconv_version"``. Sides that are not multiples of the divisor are padded **centred**
+    (reflect, half the padding rounded down before the image), as ``predict_tiled`` pads them;
+    padding only after the image gives other values near the borders. The input transform
+    (grey/RGB, flipping bright backgrounds: :func:`sciconv.preprocess.apply_input_transform`),
+    normalization and the instance watershed are not in the graph (see the module docstring):
+    run them around the ONNX model as sciconv does (the README's ONNX recipe). A
+    mixed-precision model (``mixed_bfloat16``, ``mixed_float16``) is exported as its float32
+    copy with the same weights. Needs the optional extra ``pip install "sciconv[onnx]"``
+    (onnx, onnxruntime, tf2onnx).
 
     Examples
     --------
@@ -118,6 +134,8 @@ def export(
     for key in ("input_transform", "normalization", "postprocess", "class_names", "divisor"):
         if key in metadata:
             props[key] = json.dumps(metadata[key])
+    if "divisor" in metadata:  # how predict_tiled pads a side that is not a multiple of it
+        props["padding"] = json.dumps(PADDING)
     if "normalization" not in metadata:  # what sciconv's predict paths apply to such a model
         from sciconv.preprocess import DEFAULT_NORMALIZATION
 
@@ -142,6 +160,11 @@ def export(
             "not in the graph (see metadata_props 'input_transform', 'normalization' and "
             "'postprocess')"
         )
+        if "padding" in props:
+            proto.doc_string += (
+                "; pad H and W up to a multiple of metadata_props 'divisor' as 'padding' says "
+                "(reflect, centred) and crop the output back"
+            )
         onnx.save(proto, str(tmp))
         try:  # a graph onnxruntime cannot load (an op or dtype the converter left) is not kept
             onnx.checker.check_model(str(tmp), full_check=True)
