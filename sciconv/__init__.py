@@ -1,7 +1,9 @@
 """sciconv: convolutional neural networks for scientific images.
 
 Submodules are imported lazily, so ``import sciconv`` is quick and builds no TensorFlow graph;
-``sciconv.io`` and friends load on first use.
+``sciconv.io`` and friends load on first use. Keras learns sciconv's layers, losses and metrics
+when :mod:`sciconv.models` is imported, so plain ``keras.models.load_model`` on a sciconv model
+needs ``import sciconv.models`` first (:func:`sciconv.models.load` does not).
 
 Examples
 --------

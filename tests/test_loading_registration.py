@@ -1,0 +1,78 @@
+"""Plain ``keras.models.load_model`` on a sciconv model in a fresh interpreter.
+
+The README said it "works once sciconv is imported"; ``import sciconv`` is lazy and imports no
+Keras, so Keras then stopped at "Could not locate class 'SciconvMetadata'". The README now says
+what works, ``import sciconv.models`` first, and these tests hold it to that.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sciconv as sc
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def _fresh(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=240
+    )
+
+
+@pytest.mark.timeout(300)
+def test_keras_load_model_works_in_a_fresh_process_after_import_sciconv_models(tmp_path):
+    model = sc.models.segmenter((None, None, 1), num_classes=2, depth=1, filters=2, dropout=0.1)
+    sc.models.set_metadata(model, postprocess={"threshold": 0.4})
+    model.compile(
+        optimizer="adam", loss=sc.losses.DiceLoss(smooth=0.5), metrics=[sc.metrics.IoU(2)]
+    )
+    path = tmp_path / "seg.keras"
+    model.save(path)
+    x = np.random.default_rng(0).normal(size=(1, 16, 16, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code = f"""
+import sys
+import sciconv
+assert "keras" not in sys.modules and "tensorflow" not in sys.modules, "import sciconv is lazy"
+import sciconv.models  # what the README says to import first
+import keras
+import numpy as np
+m = keras.models.load_model({str(path)!r})
+np.save("pred.npy", m.predict(np.load("x.npy"), verbose=0))
+print(type(m.loss).__name__, m.loss.get_config()["smooth"])
+print(sciconv.models.get_metadata(m)["postprocess"])
+"""
+    proc = _fresh(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[:2] == ["DiceLoss 0.5", "{'threshold': 0.4}"]
+    want = np.asarray(model.predict(x, verbose=0))
+    np.testing.assert_allclose(np.load(tmp_path / "pred.npy"), want, atol=1e-6)
+
+
+def test_readme_says_what_keras_load_model_needs():
+    """Every README sentence about plain keras.models.load_model names the import it needs."""
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    sentences = [s for s in re.split(r"(?<=[.!?])\s", text) if "keras.models.load_model" in s]
+    assert sentences
+    for sentence in sentences:
+        assert "import sciconv.models" in sentence, sentence
+    assert "works once sciconv is imported" not in text
+
+
+def test_import_sciconv_stays_free_of_keras(tmp_path):
+    """Why the README does not promise registration on `import sciconv`: that would import
+    Keras and TensorFlow (3 s) into every `import sciconv`."""
+    code = "import sys, sciconv; print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
+    proc = _fresh(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
