@@ -55,8 +55,26 @@ DSB_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(9))
 _register = keras.saving.register_keras_serializable(package="sciconv")
 
 
+def _per_label_weights(sample_weight, labels):
+    """Weights shaped like the label map: per pixel ``(N, H, W)`` (a trailing 1 dropped) or
+    per sample ``(N,)`` spread over each sample's pixels (Keras' IoU flattens the labels and
+    could not broadcast them)."""
+    w = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+    rank = len(labels.shape)
+    if len(w.shape) == rank + 1 and w.shape[-1] == 1:
+        w = ops.squeeze(w, axis=-1)
+    if 0 < len(w.shape) < rank:
+        w = ops.reshape(w, tuple(ops.shape(w)) + (1,) * (rank - len(w.shape)))
+        w = ops.broadcast_to(w, ops.shape(labels))
+    return w
+
+
 class _LabelIoUBase(keras.metrics.IoU):
-    """keras.metrics.IoU fed with label maps made from probabilities (argmax or threshold)."""
+    """keras.metrics.IoU fed with label maps made from probabilities (argmax or threshold).
+
+    The confusion matrix is float32 by default (Keras' is int): fractional per-pixel weights
+    count as given instead of being truncated, and no int32 count overflows on large sets.
+    """
 
     def __init__(
         self,
@@ -72,7 +90,7 @@ class _LabelIoUBase(keras.metrics.IoU):
             num_classes=num_classes,
             target_class_ids=list(target_class_ids),
             name=name,
-            dtype=dtype,
+            dtype=dtype or "float32",
             ignore_class=ignore_class,
             sparse_y_true=True,
             sparse_y_pred=True,
@@ -88,6 +106,8 @@ class _LabelIoUBase(keras.metrics.IoU):
         y_true = ops.convert_to_tensor(y_true)
         if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == 1:
             y_true = ops.squeeze(y_true, axis=-1)
+        if sample_weight is not None:
+            sample_weight = _per_label_weights(sample_weight, labels)
         return super().update_state(ops.cast(y_true, "int32"), labels, sample_weight)
 
     def get_config(self):

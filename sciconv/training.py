@@ -95,7 +95,8 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
                    :func:`sciconv.losses.gaussian_nll`
     segmentation   :class:`sciconv.losses.BCEDiceLoss` (cross-entropy + Dice; a Loss object,
                    so per-pixel weights of masked pixels reach it) / mean IoU,
-                   foreground IoU, Dice
+                   foreground IoU, Dice as ``weighted_metrics`` (a pixel of weight 0, bad
+                   or padding, counts in no metric either)
     ============== ======================================================================
 
     Cross-entropy + Dice is the default for segmentation: cross-entropy alone under-segments
@@ -112,7 +113,8 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
     Returns
     -------
     dict
-        ``{"loss": ..., "metrics": [...]}`` for ``model.compile``.
+        ``{"loss": ..., "metrics": [...]}`` for ``model.compile`` (``"weighted_metrics"``
+        instead of ``"metrics"`` for segmentation).
 
     Examples
     --------
@@ -141,10 +143,11 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
         k = int(meta.get("num_classes") or model.outputs[0].shape[-1])
         metrics = [MeanIoU(k), IoU(k, class_id=1), Dice(k)]
         extra = meta.get("instance_output")
+        # weighted: a dataset's per-pixel weights (0 on bad pixels and padding) reach them
         if extra:
             second = "mse" if extra == "distance" else "binary_crossentropy"
-            return {"loss": [BCEDiceLoss(), second], "metrics": [metrics, []]}
-        return {"loss": BCEDiceLoss(), "metrics": metrics}
+            return {"loss": [BCEDiceLoss(), second], "weighted_metrics": [metrics, []]}
+        return {"loss": BCEDiceLoss(), "weighted_metrics": metrics}
     raise ModelError(
         f"cannot choose a loss for model {model.name!r}: its metadata task is {task!r}; compile "
         f"the model yourself or set_metadata(model, task=...) with one of {', '.join(TASKS)}"

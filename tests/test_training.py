@@ -64,7 +64,8 @@ def test_default_compile_args_per_task():
     assert nll["loss"] is sc.losses.gaussian_nll
     seg = default_compile_args(segmenter(depth=1, filters=2, num_classes=3))
     assert isinstance(seg["loss"], sc.losses.BCEDiceLoss)
-    assert [m.name for m in seg["metrics"]] == ["mean_iou", "iou_1", "dice"]
+    assert "metrics" not in seg  # weighted: per-pixel weights (bad pixels, padding) reach them
+    assert [m.name for m in seg["weighted_metrics"]] == ["mean_iou", "iou_1", "dice"]
     two = default_compile_args(segmenter(depth=1, filters=2, instance_output="distance"))
     assert two["loss"][1] == "mse"
     inputs = keras.Input((3,))
