@@ -51,6 +51,7 @@ from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
 from sciconv._fit_data import check_class_weight, check_data_shapes
+from sciconv._fit_metadata import record_dataset_metadata
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
 from sciconv.augment import d4_train_data, resolve_train_augment
 from sciconv.errors import (
@@ -64,7 +65,7 @@ from sciconv.errors import (
 from sciconv.inference._progress import interactive
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
-from sciconv.models.metadata import get_metadata, metadata_layer, model_task, set_metadata
+from sciconv.models.metadata import get_metadata, model_task
 from sciconv.runs import backup_epoch, read_config, read_log, truncate_log
 
 __all__ = ["default_compile_args", "fit", "read_config"]
@@ -255,51 +256,6 @@ def _best_from_log(log: Path, monitor: str) -> float:
         if values.size:
             return float(values.min())
     return math.inf
-
-
-def _record_dataset_metadata(model, train) -> dict:
-    """Copy task / class names / normalization from the dataset into the model metadata."""
-    meta = get_metadata(model)
-    found = {}
-    for key in ("task", "class_names", "normalization", "pixel_scale"):
-        value = getattr(train, key, None)
-        if value is not None:
-            found[key] = list(value) if key == "class_names" else value
-    task = found.get("task")
-    if task is not None and meta.get("task") and task != meta["task"]:
-        raise ModelError(
-            f"the training data is for task {task!r} but model {model.name!r} was built for "
-            f"{meta['task']!r}; build the model with the matching sciconv.models builder"
-        )
-    names = found.get("class_names")
-    k = meta.get("num_classes")
-    if names and k and meta.get("task") != "regression" and len(names) != k:
-        raise ModelError(
-            f"the training data has {len(names)} classes {names} but model {model.name!r} "
-            f"outputs {k}; build it with num_classes={len(names)}"
-        )
-    found.update(_input_size_metadata(model, train))
-    if found and metadata_layer(model) is not None:
-        set_metadata(model, **found)
-    return found
-
-
-def _input_size_metadata(model, train) -> dict:
-    """``image_size`` / ``size_policy`` the images were fitted to, for ``predict_files``.
-
-    Taken from the dataset's ``.image_size`` / ``.size_policy`` attributes when it carries them,
-    else the model's fixed input size with ``"crop"`` (the default of ``datasets.from_folder``).
-    Nothing for models that take any size (segmenters): those see whole images.
-    """
-    size = getattr(train, "image_size", None)
-    if size is None:
-        shape = model.input_shape if len(model.inputs) == 1 else None
-        if shape is not None and len(shape) == 4 and None not in shape[1:3]:
-            size = shape[1:3]
-    if size is None:
-        return {}
-    policy = getattr(train, "size_policy", None) or "crop"
-    return {"image_size": [int(v) for v in size], "size_policy": str(policy)}
 
 
 def _as_dataset_args(data, *, name: str):
@@ -530,7 +486,7 @@ def fit(
             check_data_shapes(model, data, name=label)
     class_weight = check_class_weight(model, class_weight, getattr(train, "class_names", None))
     fit_data, steps_per_epoch = _epoch_steps(train, steps_per_epoch)  # refuses before any change
-    recorded = _record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
+    recorded = record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
     tuple_batch = batch_size if isinstance(train, tuple) else None
     if aug is not None:  # arrays become a dataset, repeated for a fixed steps_per_epoch
         repeat = steps_per_epoch is not None

@@ -1,0 +1,127 @@
+"""What :func:`sciconv.training.fit` copies from the training data into the model's metadata,
+and the mismatches between the two that it refuses before training."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+from sciconv.errors import ConfigError, ModelError
+from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
+
+__all__ = ["record_dataset_metadata"]
+
+
+def record_dataset_metadata(model, train) -> dict:
+    """Copy task / class names / normalization / pixel scale / input size from ``train``'s
+    attributes into ``model``'s metadata; return what was copied.
+
+    Raises
+    ------
+    ModelError
+        The data's task or class count does not match the model.
+    ConfigError
+        The model records the normalization it was trained with and the dataset normalizes
+        otherwise (see :func:`check_normalization`).
+
+    Examples
+    --------
+    >>> import tensorflow as tf, sciconv as sc
+    >>> model = sc.models.classifier((8, 8, 1), 2, filters=(2,), dense=())
+    >>> ds = tf.data.Dataset.from_tensor_slices(([[0.0]], [0])).batch(1)
+    >>> ds.class_names = ["a", "b"]
+    >>> record_dataset_metadata(model, ds)["class_names"]
+    ['a', 'b']
+    """
+    meta = get_metadata(model)
+    found = {}
+    for key in ("task", "class_names", "normalization", "pixel_scale"):
+        value = getattr(train, key, None)
+        if value is not None:
+            found[key] = list(value) if key == "class_names" else value
+    task = found.get("task")
+    if task is not None and meta.get("task") and task != meta["task"]:
+        raise ModelError(
+            f"the training data is for task {task!r} but model {model.name!r} was built for "
+            f"{meta['task']!r}; build the model with the matching sciconv.models builder"
+        )
+    names = found.get("class_names")
+    k = meta.get("num_classes")
+    if names and k and meta.get("task") != "regression" and len(names) != k:
+        raise ModelError(
+            f"the training data has {len(names)} classes {names} but model {model.name!r} "
+            f"outputs {k}; build it with num_classes={len(names)}"
+        )
+    if hasattr(train, "normalization"):  # a sciconv dataset: None there means raw pixels
+        check_normalization(model, meta.get("normalization"), train.normalization)
+    found.update(_input_size_metadata(model, train))
+    # a recorded normalization stays as it was written (the dataset's is the same, or refused)
+    keep = {k: v for k, v in found.items() if k != "normalization" or not meta.get(k)}
+    if keep and metadata_layer(model) is not None:
+        set_metadata(model, **keep)
+    return found
+
+
+def _canonical(spec: Any) -> dict | None:
+    """A spec dict with every option of :func:`sciconv.preprocess.normalize` filled in."""
+    if not spec:
+        return None
+    from sciconv.preprocess import normalize
+
+    params = inspect.signature(normalize).parameters
+    full = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    full.update(dict(spec))
+    return json.loads(json.dumps(full, sort_keys=True, default=repr))
+
+
+def check_normalization(model, recorded: Any, dataset: Any) -> None:
+    """Refuse to train a model that records its normalization on data normalized otherwise.
+
+    A model from a builder records none, so any dataset's normalization becomes its own. A
+    trained model (the pretrained nuclei model, a model from an earlier ``fit``) records the
+    one its weights were fitted to; ``fit`` would otherwise overwrite it with the dataset's and
+    feed the weights inputs they never saw (fine-tuning the nuclei model on per-channel stretched
+    colour images dropped its colour AP@0.5 from 0.78 to 0.43).
+
+    Raises
+    ------
+    ConfigError
+        Naming both normalizations and the fix: build the dataset with ``normalize=`` the
+        model's spec.
+
+    Examples
+    --------
+    >>> check_normalization(None, None, {"method": "zscale"})  # nothing recorded: fine
+    >>> check_normalization(None, {"method": "percentile"}, {"method": "percentile", "low": 1.0})
+    """
+    if not recorded or _canonical(recorded) == _canonical(dataset):
+        return
+    name = getattr(model, "name", "model")
+    data = "raw pixels (normalize=None)" if not dataset else f"{dict(dataset)}"
+    raise ConfigError(
+        f"model {name!r} was trained on inputs normalized with {dict(recorded)} (its metadata "
+        f"'normalization'), but the training dataset feeds it {data}: its weights would see "
+        "inputs unlike those they were fitted to, and the model would record the dataset's "
+        f"normalization instead of its own. Build the dataset with normalize={dict(recorded)} "
+        f"(sciconv train: dataset.normalize: {json.dumps(dict(recorded))}), or "
+        "sciconv.models.set_metadata(model, normalization=...) first if the change is meant"
+    )
+
+
+def _input_size_metadata(model, train) -> dict:
+    """``image_size`` / ``size_policy`` the images were fitted to, for ``predict_files``.
+
+    Taken from the dataset's ``.image_size`` / ``.size_policy`` attributes when it carries them,
+    else the model's fixed input size with ``"crop"`` (the default of ``datasets.from_folder``).
+    Nothing for models that take any size (segmenters): those see whole images.
+    """
+    size = getattr(train, "image_size", None)
+    if size is None:
+        shape = model.input_shape if len(model.inputs) == 1 else None
+        if shape is not None and len(shape) == 4 and None not in shape[1:3]:
+            size = shape[1:3]
+    if size is None:
+        return {}
+    policy = getattr(train, "size_policy", None) or "crop"
+    return {"image_size": [int(v) for v in size], "size_policy": str(policy)}

@@ -1,0 +1,91 @@
+"""fit and the normalization a model records: a trained model keeps the one its weights were
+fitted to (a dataset normalized otherwise is refused); a builder's model takes the dataset's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import sciconv as sc
+from sciconv.errors import ConfigError
+
+GLOBAL = {"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": False}
+
+
+def _seg():
+    return sc.models.segmenter((None, None, 1), 2, depth=1, filters=2)
+
+
+def _pairs(normalization="absent"):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 8, 8, 1)).astype("float32")
+    y = (x[..., 0] > 0).astype("int32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+    if normalization != "absent":
+        ds.normalization = normalization
+        ds.task = "segmentation"
+    return ds
+
+
+def _fit(model, data):
+    return sc.training.fit(model, data, epochs=1, verbose=0, tensorboard=False, augment=None)
+
+
+def test_builder_model_takes_the_datasets_normalization():
+    model = _seg()
+    _fit(model, _pairs({"method": "zscale"}))
+    assert sc.models.get_metadata(model)["normalization"] == {"method": "zscale"}
+
+
+@pytest.mark.parametrize(
+    "dataset, says",
+    [
+        ({"method": "percentile", "low": 1.0, "high": 99.8}, "'per_channel': False"),
+        (None, r"raw pixels \(normalize=None\)"),
+    ],
+)
+def test_trained_model_refuses_data_normalized_otherwise(dataset, says):
+    model = _seg()
+    sc.models.set_metadata(model, normalization=GLOBAL)
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ConfigError, match=rf"normalize=\{{.*'per_channel': False.*{says}|{says}"):
+        _fit(model, _pairs(dataset))
+    assert sc.models.get_metadata(model)["normalization"] == GLOBAL  # untouched
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_trained_model_accepts_the_same_normalization_written_otherwise():
+    model = _seg()
+    sc.models.set_metadata(model, normalization={"method": "percentile", "per_channel": False})
+    _fit(model, _pairs(dict(GLOBAL)))  # the defaults spelled out: the same normalization
+    _fit(model, _pairs())  # arrays / a plain dataset: nothing known, the model's is kept
+    assert sc.models.get_metadata(model)["normalization"] == {
+        "method": "percentile",
+        "per_channel": False,
+    }
+
+
+def test_finetuning_pretrained_nuclei_needs_its_normalization(tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(2):  # colour images with a few bright nuclei
+        lab = np.zeros((48, 48), "uint16")
+        lab[8:20, 8:20], lab[28:40, 24:38] = 1, 2
+        rgb = (rng.uniform(0, 40, (48, 48, 3)) + 150 * (lab > 0)[..., None]).astype("uint8")
+        tifffile.imwrite(images / f"c{i}.tif", rgb)
+        tifffile.imwrite(masks / f"c{i}.tif", lab)
+    model = sc.models.pretrained("nuclei")
+    kwargs = dict(patch_size=32, seed=0, batch_size=2, patches_per_image=1, target="boundary")
+    default = sc.datasets.from_pairs(images, masks, **kwargs)
+    with pytest.raises(ConfigError, match=r"dataset\.normalize"):
+        _fit(model, default)
+    recorded = sc.models.get_metadata(model)["normalization"]
+    assert recorded["per_channel"] is False
+    same = sc.datasets.from_pairs(images, masks, normalize=recorded, **kwargs)
+    assert sc.training.fit(model, same, epochs=1, steps_per_epoch=1, verbose=0, tensorboard=False)
+    assert sc.models.get_metadata(model)["normalization"] == recorded
