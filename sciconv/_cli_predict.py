@@ -254,6 +254,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         margin="auto" if args.block_margin is None else args.block_margin,
         regions=args.regions,
         geojson=args.geojson,
+        background=args.background,
         **_hdu(path, args),
         catalog_format=args.catalog_format,
         overwrite=args.overwrite,
@@ -363,11 +364,21 @@ def _segment_image(model, img, args, params, progress):
     std = spread[0] if spread else None
     # the mask columns (flag_masked, masked_fraction) whenever the image has a mask, bad pixels
     # or not, as the block-wise path gives them; the mask product only when a pixel is bad
-    table = postprocess.measure(labels, intensity=img, wcs=img.wcs)  # mask="auto": img.mask or NaN
+    background = None
+    if args.background == "map" or (args.background == "auto" and _has_sky_wcs(img)):
+        background = postprocess.estimate_background(img, labels)
+    table = postprocess.measure(  # mask="auto": img.mask or its NaN pixels
+        labels, intensity=img, wcs=img.wcs, background=background
+    )
     postprocess.add_physical_columns(table, img.pixel_scale)  # arcsec/um sizes, when known
     if std is not None:  # each object's score and uncertainty
         table = _with_scores(table, postprocess.object_scores(labels, prob, std))
     return labels, prob, std, table
+
+
+def _has_sky_wcs(img) -> bool:
+    wcs = getattr(img, "wcs", None)
+    return wcs is not None and getattr(wcs, "has_celestial", False)
 
 
 def _provenance(params: dict, args, model, channels: int) -> dict:
@@ -609,7 +620,7 @@ def _with_scores(table, scores):
 _SEGMENTER_OPTIONS = {
     "tile": None, "scale": None, "channel": None, "object_size": "auto", "threshold": None,
     "min_size": None, "regions": None, "hdu": None, "geojson": False, "block": None,
-    "block_margin": None,
+    "block_margin": None, "background": "auto",
     "format": None, "precision": "auto",
 }  # fmt: skip
 

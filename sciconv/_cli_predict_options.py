@@ -289,3 +289,12 @@ def _add_product_options(p: argparse.ArgumentParser) -> None:
         help="catalog format: ecsv, votable (NAME_catalog.vot, for TOPCAT and Aladin, with "
         "units and UCDs) or fits (a FITS table); default: %(default)s",
     )
+    group.add_argument(
+        "--background",
+        choices=("auto", "map", "none"),
+        default="auto",
+        help="catalog fluxes: 'map' adds background-subtracted 'flux' and 'background' columns "
+        "(photutils' Background2D with the objects left out) and weights the centroid, hence "
+        "ra/dec, with the background-subtracted pixels; 'auto' (default) does so for images "
+        "with a sky WCS; 'none': raw pixel sums only (block by block: a map per block window)",
+    )

@@ -479,9 +479,14 @@ def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
     cat = Table.read(out / "field_catalog.ecsv")
     assert "ra" in cat.colnames and "dec" in cat.colnames
     assert len(cat) == int(np.nanmax(labels.data))
+    # a sky image: background-subtracted fluxes beside the raw sums (--background auto)
+    assert {"flux", "background"} <= set(cat.colnames)
+    np.testing.assert_allclose(
+        cat["flux"], cat["flux_sum"] - cat["background"] * cat["area"], rtol=1e-6, atol=1e-6
+    )
     assert (out / "c1_prob.tif").is_file() and (out / "c1_labels.tif").is_file()
     assert io.read(out / "c1_prob.tif").shape == (32, 32, 2)  # TIFF: the same cube
-    assert (out / "c1_catalog.ecsv").is_file()
+    assert "flux" not in Table.read(out / "c1_catalog.ecsv").colnames  # no sky WCS: raw only
     before = (out / "field_prob.fits").read_bytes()
     code, _, err = run_cli(
         capsys, "predict", tmp_path / "run" / "best.keras", tmp_path / "field.fits", "--out", out

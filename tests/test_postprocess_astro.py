@@ -8,7 +8,7 @@ from astropy import units as u
 from astropy.nddata import CCDData, NDData
 
 from sciconv import postprocess
-from sciconv.errors import ConfigError
+from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage
 
 photutils = pytest.importorskip("photutils")
@@ -100,6 +100,57 @@ def test_ellipse_regions_round_trip_through_a_ds9_file(tmp_path, field, with_wcs
     assert back[0].contains(regions.PixCoord(11.5, 7))
     with pytest.raises(Exception, match="overwrite=True"):
         postprocess.write_regions(table, path)
+
+
+def test_background_subtracted_fluxes_and_centroids_match_the_truth():
+    """A Gaussian source on a sky of 100 with a gradient, its label box off-centre: flux_sum
+    holds sky x area, ``flux`` the source; the centroid of the background-subtracted pixels is
+    the source's (raw pixels pull it to the box centre); photutils agrees."""
+    yy, xx = np.mgrid[:128, :128].astype(float)
+    sky = 100.0 + 0.01 * xx
+    source = 400.0 * np.exp(-((xx - 60.3) ** 2 + (yy - 70.6) ** 2) / (2 * 2.0**2))
+    image = sky + source
+    labels = np.zeros((128, 128), np.int32)
+    labels[62:80, 52:75] = 1  # box centre (63.5, 70.5): off the source in x
+    labels[10:14, 100:104] = 2
+    bkg = postprocess.estimate_background(image, labels, box_size=32)
+    # the gradient, objects left out (Background2D's boxes extrapolate at the edges)
+    np.testing.assert_allclose(bkg[32:96, 32:96], sky[32:96, 32:96], atol=0.05)
+    t = postprocess.measure(labels, intensity=image, background=bkg)
+    true_flux = source[labels == 1].sum()
+    assert t["flux_sum"][0] > 3 * true_flux  # the sky under 414 pixels dominates
+    assert abs(t["flux"][0] - true_flux) < 0.01 * true_flux
+    np.testing.assert_allclose(t["background"][0], sky[labels == 1].mean(), atol=0.05)
+    assert abs(t["x_weighted"][0] - 60.3) < 0.02 and abs(t["y_weighted"][0] - 70.6) < 0.02
+    raw = postprocess.measure(labels, intensity=image)
+    assert abs(raw["x_weighted"][0] - 60.3) > 1.0 and "flux" not in raw.colnames
+    _, cat = postprocess.to_photutils(labels, image - bkg)
+    np.testing.assert_allclose(cat.segment_flux, t["flux"], rtol=1e-6)
+    # one level per image (a number) works too; a wrong shape is refused
+    assert postprocess.measure(labels, intensity=image, background=100.0)["background"][0] == 100
+    with pytest.raises(InvalidImageError, match="background must be a number or have"):
+        postprocess.measure(labels, intensity=image, background=np.ones((5, 5)))
+
+
+def test_background_without_photutils_is_one_level_and_says_so(monkeypatch):
+    import builtins
+
+    from sciconv.errors import SciconvWarning
+
+    real_import = builtins.__import__
+
+    def no_photutils(name, *args, **kwargs):
+        if name.startswith("photutils"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_photutils)
+    image = np.random.default_rng(0).normal(50.0, 1.0, (40, 40))
+    with pytest.warns(
+        SciconvWarning, match="one sigma-clipped median level.*pip install photutils"
+    ):
+        bkg = postprocess.estimate_background(image, box_size=16)
+    assert bkg.shape == (40, 40) and np.ptp(bkg) == 0 and abs(bkg[0, 0] - 50) < 0.2
 
 
 def test_solar_wcs_gives_a_catalog_and_regions_without_sky_coordinates():

@@ -110,11 +110,22 @@ def test_lazy_fits_mosaic_catalog_equals_the_in_memory_catalog(sky, whole, tmp_p
     before = path.read_bytes()
     outs = predict_mosaic(
         model, path, tmp_path / "out", block=BLOCK, margin=MARGIN, normalize=None, progress=False,
-        **POST,
+        background="none", **POST,
     )  # fmt: skip
     got = Table.read(outs["catalog"])
     _assert_same_catalog(got, expected)
     assert path.read_bytes() == before  # the input is never modified
+    # by default a sky mosaic's catalog also has background-subtracted fluxes, block by block
+    outs = predict_mosaic(
+        model, path, tmp_path / "sky", block=BLOCK, margin=MARGIN, normalize=None, progress=False,
+        **POST,
+    )  # fmt: skip
+    sub = Table.read(outs["catalog"])
+    np.testing.assert_allclose(sub["flux_sum"], got["flux_sum"], rtol=1e-12)
+    np.testing.assert_allclose(
+        sub["flux"], sub["flux_sum"] - sub["background"] * sub["area"], rtol=1e-9, atol=1e-6
+    )
+    assert np.abs(np.median(sub["background"])) < 5  # the field is sky-subtracted (sky 100)
 
 
 def test_memory_map_and_in_memory_array_normalize_alike(tmp_path):

@@ -102,6 +102,7 @@ def _segment_block(
     wcs,
     path,
     bad=None,
+    background=False,
 ):
     """Predict and label one block; return its owned objects (window-relative) and rows."""
     from sciconv import postprocess
@@ -136,6 +137,8 @@ def _segment_block(
     predict_array(Runner(model), source, s, limits, prob, progress=False)
     labels = postprocess.instances(prob, **kwargs)
     del prob
+    # the window's background with all its objects left out (owned or not), for the catalog
+    sky = postprocess.estimate_background(raw, labels) if catalog and background else None
     keep, cut, left = select_owned(labels, plan, (i, j))
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())
@@ -159,7 +162,7 @@ def _segment_block(
             mask = bad.read((wy0, wy1), (wx0, wx1), dtype=bool)
         elif bad == "nonfinite":  # a lazy GridImage: its bad pixels are NaN
             mask = ~np.isfinite(raw)
-        table = postprocess.measure(labels, intensity=raw, wcs=sub_wcs, mask=mask)
+        table = postprocess.measure(labels, intensity=raw, wcs=sub_wcs, mask=mask, background=sky)
         for name in ("x", "x_weighted", "bbox_xmin", "bbox_xmax"):
             if name in table.colnames:
                 table[name] += wx0
@@ -280,6 +283,7 @@ def predict_instances_blocks(
     catalog: bool = True,
     wcs=None,
     mask="auto",
+    background: bool = False,
     scheduler=None,
     trust: bool = False,
     tile: int | tuple[int, int] | str = "auto",
@@ -331,6 +335,10 @@ def predict_instances_blocks(
         :func:`sciconv.postprocess.measure` ``(mask=)`` gives them on the whole image.
         ``"auto"`` (default): a GridImage's ``mask``, or for a lazy one (whose bad pixels are NaN)
         its non-finite pixels; no mask columns for other inputs. None: no mask columns.
+    background : bool, optional
+        Catalog ``flux`` and ``background`` columns (and weighted centroids) against a
+        background map of each block window (:func:`sciconv.postprocess.estimate_background`,
+        all the window's objects left out), as ``measure(background=)`` gives them.
     scheduler : None or dask.distributed.Client, optional
         None: blocks run one after another here. A ``Client``: blocks run on its workers (the
         model travels as its ``.keras`` file, loaded once per worker with
@@ -443,6 +451,7 @@ def predict_instances_blocks(
         wcs=wcs,
         path=path,
         bad=bad if catalog else None,
+        background=bool(background),
     )
     output = _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
     try:
@@ -569,6 +578,7 @@ def _run(plan, task, output, *, scheduler, progress, catalog):
                 intensity=np.zeros((1, 1, channels)),
                 wcs=task["wcs"],
                 mask=None if bad is None else np.zeros((1, 1), bool),
+                background=0.0 if task["background"] else None,
             )
     return None, table
 

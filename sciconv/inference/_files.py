@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from sciconv._validation import check_int
+from sciconv._validation import check_int, look_up_option
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
 from sciconv.inference._d4 import predict_d4
@@ -280,6 +280,7 @@ def predict_mosaic(
     regions: str | None = None,
     geojson: bool = False,
     hdu: int | str | tuple[str, int] | None = None,
+    background: str = "auto",
     **kwargs,
 ) -> dict[str, Path]:
     """Segment an image file larger than memory: labels to zarr, the catalog to a table file.
@@ -320,6 +321,10 @@ def predict_mosaic(
         read from the labels window by window). Needs shapely (``sciconv[ome]``).
     hdu : int, str or (str, int), optional
         FITS only: the HDU to segment (as :func:`sciconv.io.read` takes it).
+    background : {"auto", "map", "none"}, optional
+        ``"map"``: catalog ``flux``/``background`` columns against a background map of each
+        block window (``predict_instances_blocks(background=True)``); ``"auto"`` (default):
+        so for a file with a celestial WCS (sky images); ``"none"``: raw pixel sums only.
     **kwargs
         Passed to ``predict_instances_blocks`` (``tile``, ``batch_size``, post-processing
         overrides, ...).
@@ -367,7 +372,11 @@ def predict_mosaic(
     for target in outs.values():
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
+    background = look_up_option(
+        background, ("auto", "map", "none"), name="background", error=InferenceError
+    )
     image = io.read(path, lazy=True, hdu=hdu)
+    sky = background == "map" or (background == "auto" and image.wcs is not None)
     try:
         labels, table = predict_instances_blocks(
             model,
@@ -378,6 +387,7 @@ def predict_mosaic(
             catalog=True,
             scheduler=scheduler,
             progress=progress,
+            background=sky,
             **kwargs,
         )
     finally:  # the lazy reader holds the file open

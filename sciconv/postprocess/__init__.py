@@ -39,6 +39,7 @@ Examples
 # The package, by role (imports run down this list):
 #   _instances  probabilities -> instance labels
 #   _measure    instance labels -> measurement table (and RA/Dec)
+#   _background the background under the objects (photutils' Background2D), for measure
 #   _catalog    tables -> catalog files (ECSV, VOTable, FITS, CSV; the CSV rule for flat files)
 #   _writers    image products -> files (the probability convention), with their catalog
 #   _zarr_products  OME-Zarr product stores (image + NGFF label groups), used by _writers
@@ -57,6 +58,7 @@ from sciconv.postprocess._astro import (
     to_regions,
     write_regions,
 )
+from sciconv.postprocess._background import estimate_background
 from sciconv.postprocess._catalog import CATALOG_FORMATS, flatten_table, write_catalog
 from sciconv.postprocess._geojson import (
     GEOJSON_SUFFIX,
@@ -87,6 +89,7 @@ __all__ = [
     "REGION_SHAPES",
     "add_physical_columns",
     "equivalent_diameters",
+    "estimate_background",
     "flatten_table",
     "foreground_probability",
     "geojson_to_labels",
