@@ -225,6 +225,27 @@ def test_measure_flags_objects_at_the_intensity_s_own_bad_pixels():
         postprocess.measure(labels, intensity=data, mask="yes")
 
 
+def test_measure_memory_follows_the_objects_not_the_largest_id():
+    """Labels from other tools (offset or hashed ids): two objects with ids near 2**31 were
+    measured with arrays of 2**31 entries per statistic (16 GiB); now as ids 1 and 2."""
+    import tracemalloc
+
+    small = np.zeros((300, 300), np.int64)
+    small[10:20, 10:30] = 1
+    small[100:150, 200:220] = 2
+    image = np.random.default_rng(0).random((300, 300))
+    expected = postprocess.measure(small, intensity=image)
+    big = np.where(small == 1, 16_777_217, np.where(small == 2, 2**31 - 1, 0))
+    tracemalloc.start()
+    got = postprocess.measure(big, intensity=image)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50e6, peak
+    assert got["label"].tolist() == [16_777_217, 2**31 - 1]
+    for name in ("area", "x", "y", "flux_sum", "semi_major", "bbox_xmin", "bbox_ymax"):
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
 def test_measure_empty_and_bad_input():
     empty = postprocess.measure(np.zeros((5, 5), np.int32), intensity=np.ones((5, 5)))
     assert len(empty) == 0 and "flux_sum" in empty.colnames

@@ -12,6 +12,7 @@ from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 
 _ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
+_SPARSE_IDS = 1 << 20  # above this largest id (and a quarter of the pixels) ids are renumbered
 
 #: The IVOA UCD1+ word, unit and description of each column :func:`measure` writes (the UCDs let
 #: TOPCAT, Aladin and the Virtual Observatory tools recognise positions and fluxes in a VOTable).
@@ -273,6 +274,13 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
     bad = _validate_mask(mask, labels.shape)
     wcs = celestial_wcs(wcs)
     n = int(labels.max()) if labels.size else 0
+    given_ids = None
+    if n > max(_SPARSE_IDS, labels.size // 4):  # sparse ids (offset, hashed): memory by objects
+        given_ids = np.unique(labels)
+        if given_ids[0] != 0:
+            given_ids = np.concatenate([[0], given_ids])
+        labels = np.searchsorted(given_ids, labels)
+        n = len(given_ids) - 1
     c = 1 if image is None else image.shape[-1]
     sky = None if image is None else _validate_background(background, labels.shape, c)
     if sky is not None:
@@ -351,7 +359,9 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
     ).reshape(-1, 4)
 
     table = Table()
-    table["label"] = present.astype(np.int32)
+    table["label"] = (present if given_ids is None else given_ids[present]).astype(
+        np.int32 if (given_ids is None or given_ids[-1] < 2**31) else np.int64
+    )
     table["area"] = cnt.astype(np.int64)
     table["x"] = mx
     table["y"] = my
