@@ -94,6 +94,27 @@ def test_measurements_become_properties_and_centroid_convention():
     assert geom.centroid.y - 0.5 == pytest.approx(table["y"][1])
 
 
+def test_nan_measurements_are_left_out_so_the_file_is_strict_json(tmp_path):
+    """An object lying on NaN pixels has flux_mean NaN: bare NaN is not JSON (strict parsers
+    reject the whole file), so the value is left out of its measurements."""
+    from sciconv.postprocess import write_geojson
+
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:6, 3:11] = 1
+    labels[10:18, 12:16] = 2
+    image = np.ones((20, 20))
+    image[10:18, 12:16] = np.nan
+    table = measure(labels, intensity=image)
+    for path, kw in ((tmp_path / "a.geojson", {}), (tmp_path / "b.geojson", {"block": 8})):
+        write_geojson(labels, path, measurements=table, **kw)
+        text = path.read_text()
+        assert "NaN" not in text and "Infinity" not in text
+        data = json.loads(text)
+        props = [f["properties"]["measurements"] for f in data["features"]]
+        assert props[0]["flux_mean"] == 1.0 and "flux_mean" not in props[1]
+        assert props[1]["area"] == 32.0
+
+
 def test_qupath_style_list_without_labels_is_numbered_in_order():
     square = {"type": "Polygon", "coordinates": [[[1, 1], [4, 1], [4, 3], [1, 3], [1, 1]]]}
     features = [{"type": "Feature", "geometry": square, "properties": {"objectType": "detection"}}]

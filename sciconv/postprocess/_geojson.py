@@ -137,7 +137,7 @@ def labels_to_geojson(
     collection = {"type": "FeatureCollection", "features": features}
     if path is not None:
         with atomic_output(path, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(collection))
+            tmp.write_text(json.dumps(collection, allow_nan=False))
     return collection
 
 
@@ -208,7 +208,7 @@ def write_geojson(
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w") as out:
         out.write('{"type": "FeatureCollection", "features": [')
         for n, feature in enumerate(_iter_features(labels, rows, classification, block=block)):
-            out.write(("\n" if n == 0 else ",\n") + json.dumps(feature))
+            out.write(("\n" if n == 0 else ",\n") + json.dumps(feature, allow_nan=False))
         out.write("\n]}\n")
     return Path(path)
 
@@ -317,7 +317,9 @@ def _measurement_rows(measurements):
         if at == len(ordered) or ordered[at] != label:
             return None
         k = order[at]
-        return {n: float(columns[n][k]) for n in keep}
+        values = {n: float(columns[n][k]) for n in keep}
+        # strict JSON has no NaN/Infinity: a value that is not a number is left out
+        return {n: v for n, v in values.items() if np.isfinite(v)}
 
     return row
 
