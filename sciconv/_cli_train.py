@@ -270,19 +270,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = {k: v[-1] for k, v in history.history.items() if v}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()) if k != "learning_rate")
     say(f"done: {summary}")
-    import numpy as np
-
-    scores = history.history.get("val_loss") or history.history.get("loss") or []
-    if len(scores) > 1 and np.isfinite(scores).any():  # best.keras: the best epoch, not the last
-        best = int(np.nanargmin(scores))
-        if best != len(scores) - 1:
-            kept = {k: v[best] for k, v in history.history.items() if len(v) > best}
-            shown = ", ".join(
-                f"{k} {v:.4g}" for k, v in sorted(kept.items()) if k != "learning_rate"
-            )
-            say(f"best.keras: epoch {best + 1} of this run ({shown})")
+    best, done = _run_best(workdir)
+    if best is not None and done and best["epoch"] + 1 != done:  # best.keras is not the last
+        shown = ", ".join(
+            f"{k} {v:.4g}" for k, v in sorted(best.items()) if k not in ("epoch", "learning_rate")
+        )
+        say(f"best.keras: epoch {best['epoch'] + 1} of {done} ({shown})")
     say(f"model: {workdir / 'best.keras'}")
     return EXIT_OK
+
+
+def _run_best(workdir: Path) -> tuple[dict | None, int | None]:
+    """The best epoch of the whole run (``config.json``'s ``best``, over every resumed call)
+    and the epochs done; ``(None, None)`` when the run folder does not say."""
+    from sciconv.runs import read_config
+
+    try:
+        config = read_config(workdir)
+    except SciconvError:
+        return None, None
+    best, done = config.get("best"), config.get("epochs_done")
+    if not isinstance(best, dict) or not isinstance(best.get("epoch"), int):
+        return None, None
+    return best, done if isinstance(done, int) else None
 
 
 @contextmanager

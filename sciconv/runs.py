@@ -35,6 +35,7 @@ __all__ = [
     "CONFIG_FILE",
     "LOG_FILE",
     "backup_epoch",
+    "best_epoch",
     "read_config",
     "read_log",
     "truncate_log",
@@ -202,6 +203,50 @@ def read_log(
                 f"training log column {name!r} holds non-numbers", path=path
             ) from None
     return log
+
+
+def best_epoch(path: str | os.PathLike, monitor: str = "val_loss") -> dict | None:
+    """The epoch with the lowest ``monitor`` over a whole run's log, with its logged values.
+
+    This is the epoch ``best.keras`` holds: :func:`sciconv.training.fit` saves it whenever the
+    monitored value improves on the best so far, across resumed calls (ties: the first).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``log.csv`` file, or the run folder that holds it.
+    monitor : str, optional
+        The column followed. Default ``"val_loss"``.
+
+    Returns
+    -------
+    dict or None
+        ``{"epoch": 0-based epoch, column: value, ...}`` (NaN cells left out); None when the
+        log has no finite ``monitor`` value.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`read_log` (no log, no epochs, no such column).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = log.write_text("epoch,loss,val_loss\\n0,0.9,1.0\\n1,0.5,0.7\\n2,0.4,0.8\\n")
+    >>> best_epoch(log)
+    {'epoch': 1, 'loss': 0.5, 'val_loss': 0.7}
+    """
+    log = read_log(path)
+    if monitor not in log:
+        raise ConfigError(f"training log lacks column {monitor!r}", path=_log_file(path))
+    scores = log[monitor]
+    if not np.isfinite(scores).any():
+        return None
+    row = int(np.nanargmin(np.where(np.isfinite(scores), scores, np.nan)))
+    epoch = int(log["epoch"][row]) if "epoch" in log and np.isfinite(log["epoch"][row]) else row
+    values = {k: float(v[row]) for k, v in log.items() if k != "epoch" and np.isfinite(v[row])}
+    return {"epoch": epoch, **values}
 
 
 def truncate_log(path: str | os.PathLike, keep_epochs: int) -> None:

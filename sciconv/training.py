@@ -66,7 +66,7 @@ from sciconv.inference._progress import interactive
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
 from sciconv.models.metadata import get_metadata, model_task
-from sciconv.runs import backup_epoch, read_config, read_log, truncate_log
+from sciconv.runs import backup_epoch, best_epoch, read_config, read_log, truncate_log
 
 __all__ = ["default_compile_args", "fit", "read_config"]
 
@@ -436,12 +436,15 @@ def fit(
     Returns
     -------
     keras.callbacks.History
-        Of this call (a resumed run lists only the epochs run now; ``log.csv`` has them all).
+        Of this call (a resumed run lists only the epochs run now; ``log.csv`` has them all,
+        and ``config.json``'s ``best`` is the best epoch over all of them).
 
     Raises
     ------
     ConfigError
-        An invalid argument.
+        An invalid argument, or a dataset normalized otherwise than the model records (a
+        trained model keeps the normalization its weights were fitted to: build the dataset
+        with ``normalize=`` the model's ``get_metadata(model)["normalization"]``).
     ModelError
         The data's task or class count does not match the model.
     OutputExistsError
@@ -616,7 +619,12 @@ def fit(
         kwargs.update(x=train, shuffle=False)  # a dataset is shuffled (or not) by its builder
     if validation_data is not None:
         kwargs["validation_data"] = validation_data
-    history = model.fit(**kwargs)
+    try:
+        history = model.fit(**kwargs)
+    finally:  # interrupted (Ctrl-C, an error): Keras leaves log.csv open until collected
+        for cb in cbs:
+            if isinstance(cb, _CsvLog) and cb.csv_file is not None and not cb.csv_file.closed:
+                cb.csv_file.close()
 
     if workdir is not None and writes:
         config["status"] = "finished"
@@ -625,13 +633,26 @@ def fit(
         )
         config["metadata"] = get_metadata(model)
         config["final"] = {k: float(v[-1]) for k, v in history.history.items() if v}
-        scores = history.history.get(monitor) or []
-        if scores:  # the epoch best.keras holds (and early stopping restores), with its metrics
-            best = int(np.nanargmin(scores)) if np.isfinite(scores).any() else len(scores) - 1
-            values = {k: float(v[best]) for k, v in history.history.items() if len(v) > best}
-            config["best"] = {"epoch": initial_epoch + best, **values}
+        best = _run_best(workdir / "log.csv", monitor, history, initial_epoch)
+        if best is not None:  # the epoch best.keras holds (over the whole run), with its metrics
+            config["best"] = best
         _write_config(workdir, config)
     return history
+
+
+def _run_best(log: Path, monitor: str, history, initial_epoch: int) -> dict | None:
+    """The best epoch of the whole run from ``log.csv`` (a resumed call's history holds only
+    its own epochs); from this call's history when the log cannot be read."""
+    with contextlib.suppress(SciconvError):
+        best = best_epoch(log, monitor)
+        if best is not None:
+            return best
+    scores = history.history.get(monitor) or []
+    if not scores:
+        return None
+    i = int(np.nanargmin(scores)) if np.isfinite(scores).any() else len(scores) - 1
+    values = {k: float(v[i]) for k, v in history.history.items() if len(v) > i}
+    return {"epoch": initial_epoch + i, **values}
 
 
 def _resolve_warmup(warmup, *, compiled_here: bool, task: str | None):

@@ -1,0 +1,72 @@
+"""``sciconv train``: resumed runs, reproducible splits and configuration errors."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import keras
+import numpy as np
+import tifffile
+from _helpers import run_cli
+
+import sciconv.training
+
+
+def _blobs(folder: Path, n: int, *, bright: bool, seed: int, size: int = 16) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        img = rng.normal(10.0, 1.0, (size, size))
+        if bright:
+            cy, cx = rng.uniform(4, size - 4, 2)
+            img += 50.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.0)
+        tifffile.imwrite(folder / f"img{i:02d}.tif", img.astype(np.float32))
+
+
+def _two_classes(root: Path) -> Path:
+    _blobs(root / "data" / "a", 8, bright=True, seed=1)
+    _blobs(root / "data" / "b", 8, bright=False, seed=2)
+    return root / "data"
+
+
+class _Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_train_best_line_covers_the_whole_resumed_run(capsys, tmp_path, monkeypatch):
+    """After a resume, "best.keras: epoch N" came from the resumed call's epochs only."""
+    data = _two_classes(tmp_path)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"dataset: {{kind: folder, path: {data}, validation_split: 0.25, batch_size: 4, "
+        "seed: 0}\n"
+        "model: {type: classifier, filters: [4], dense: [], dropout: 0.0}\n"
+        f"training: {{epochs: 4, workdir: {tmp_path / 'run'}, tensorboard: false, verbose: 0, "
+        "seed: 0, reduce_lr: false, learning_rate: 0.01}\n"
+    )
+    real_fit = sciconv.training.fit
+
+    @functools.wraps(real_fit)  # the CLI checks training keys against fit's signature
+    def killed_fit(*args, **kwargs):
+        return real_fit(*args, **{**kwargs, "callbacks": [_Kill()]})
+
+    monkeypatch.setattr(sciconv.training, "fit", killed_fit)
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 130, err  # interrupted after 2 epochs
+    monkeypatch.setattr(sciconv.training, "fit", real_fit)
+    # make the logged best epoch one of the killed call's: its val_loss the lowest by far
+    log = tmp_path / "run" / "log.csv"
+    lines = log.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("val_loss")] = "1e-06"
+    log.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    capsys.readouterr()
+    code, out, err = run_cli(capsys, "train", cfg)
+    assert code == 0, err
+    assert "best.keras: epoch 1 of 4 (" in out
+    assert "val_loss 1e-06" in out

@@ -1,0 +1,53 @@
+"""A run killed and resumed: what config.json and the CLI say about it covers the whole run."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import sciconv as sc
+
+
+class _Kill(keras.callbacks.Callback):
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 8, 8, 1)).astype("float32")
+    xv = rng.normal(size=(32, 8, 8, 1)).astype("float32")
+    # validation targets of the opposite sign: val_loss gets worse as training goes on
+    return (x, 10 * x.mean(axis=(1, 2))), (xv, -10 * xv.mean(axis=(1, 2)))
+
+
+def _build():
+    keras.utils.set_random_seed(0)
+    return sc.models.regressor((8, 8, 1), filters=(4,), dense=(8,))
+
+
+def test_config_best_is_over_the_whole_resumed_run(tmp_path):
+    run = tmp_path / "run"
+    train, val = _data()
+    kw = dict(epochs=6, workdir=run, tensorboard=False, verbose=0, seed=0, learning_rate=3e-3,
+              reduce_lr=False, batch_size=8)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        sc.training.fit(_build(), train, validation_data=val, callbacks=[_Kill(2)], **kw)
+    history = sc.training.fit(_build(), train, validation_data=val, **kw)
+    assert len(history.history["val_loss"]) == 3  # this call ran epochs 3..5
+    log = sc.runs.read_log(run)
+    true_best = int(np.argmin(log["val_loss"]))
+    assert true_best < 3  # in the killed call: what this call's history cannot see
+    best = json.loads((run / "config.json").read_text())["best"]
+    assert best["epoch"] == true_best
+    assert best["val_loss"] == pytest.approx(log["val_loss"][true_best])
+    assert best["loss"] == pytest.approx(log["loss"][true_best])
+    assert sc.runs.best_epoch(run) == best
