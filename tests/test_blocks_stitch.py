@@ -198,3 +198,23 @@ def test_progress_over_blocks_goes_through_the_shared_helper(model, monkeypatch)
     lines = stream.getvalue().splitlines()
     assert lines[-1].startswith("predict_instances_blocks: 4/4 blocks (100%)"), lines
     assert "\r" not in stream.getvalue()  # a plain stream: lines, no redraws
+
+
+def test_block_catalog_has_physical_sizes_and_flux_units_of_the_image(model):
+    """predict_instances_blocks on an image with a pixel scale and a BUNIT: the catalog has the
+    physical columns and units the whole-image catalogs have (it had neither)."""
+    from sciconv.io import GridImage
+
+    image, _ = _masked_image()
+    img = GridImage(
+        image[..., None],
+        meta={"pixel_scale": {"y": 0.5, "x": 0.5, "unit": "um"}, "unit": "adu"},
+    )
+    _, table = predict_instances_blocks(
+        model, img, block=32, margin=16, method="connected", min_size=4, mask=None,
+        background=True, **FAST,
+    )  # fmt: skip
+    assert str(table["area_phys"].unit) == "um2"
+    np.testing.assert_allclose(table["area_phys"], table["area"] * 0.25)
+    for name in ("flux_sum", "flux", "background"):
+        assert str(table[name].unit) == "adu", name

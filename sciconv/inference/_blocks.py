@@ -32,6 +32,7 @@ from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle
 from sciconv.inference._model import Runner, receptive_field
 from sciconv.inference._progress import progress_bar
+from sciconv.inference._scale import image_pixel_scale
 from sciconv.inference._settings import check_overlap, resolve_settings
 from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
 from sciconv.inference._stitch import BlockPlan, group_pieces, lost_pieces, select_owned
@@ -464,9 +465,13 @@ def predict_instances_blocks(
         raise
     unit = getattr(image, "unit", None)  # a GridImage's BUNIT, an NDData's unit
     if table is not None and unit is not None:  # the blocks measured raw arrays, unitless
-        for name in ("flux_sum", "flux_mean"):
+        for name in ("flux_sum", "flux_mean", "flux", "background"):
             if name in table.colnames:
                 table[name].unit = unit
+    if table is not None:  # sizes in um / arcsec, as the whole-image catalogs have them
+        from sciconv import postprocess
+
+        postprocess.add_physical_columns(table, image_pixel_scale(image))
     return (labels, table) if catalog else labels
 
 

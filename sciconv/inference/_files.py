@@ -394,7 +394,6 @@ def predict_mosaic(
         close = getattr(image.data, "close", None)
         if close is not None:
             close()
-    postprocess.add_physical_columns(table, image.pixel_scale)  # no-op without a pixel scale
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
     if regions is not None:  # ellipses from the catalog's moments, sky coordinates with a WCS
         postprocess.write_regions(
