@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import tifffile
 
 from sciconv import io
-from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
+from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError, SciconvWarning
 
 # ---------------------------------------------------------------- OME-TIFF
 
@@ -43,6 +45,26 @@ def test_ome_tiff_metadata_is_read(tmp_path):
     assert img.meta["pixel_unit"] == "µm"
     assert img.meta["channel_names"] == ["DAPI", "GFP"]
     assert io.image_stem(p) == "cells"
+
+
+def test_multi_position_ome_tiff_says_only_the_first_image_is_read(tmp_path):
+    """A multi-position acquisition: io.read reads position 1; the others were dropped without
+    a word. Pyramid levels and a slide's thumbnail/label/macro images are not warned about."""
+    path = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as w:
+        w.write(np.zeros((32, 32), np.uint16), metadata={"Name": "pos1", "axes": "YX"})
+        w.write(np.ones((32, 32), np.uint16), metadata={"Name": "pos2", "axes": "YX"})
+    with pytest.warns(SciconvWarning, match=r"holds 2 images.*first, 'pos1'.*not pos2"):
+        img = io.read(path)
+    assert img.shape == (32, 32, 1) and img.data.max() == 0
+    side = tmp_path / "slide.ome.tif"
+    with tifffile.TiffWriter(side, ome=True) as w:
+        w.write(np.zeros((64, 64), np.uint8), metadata={"Name": "slide", "axes": "YX"})
+        w.write(np.zeros((8, 8), np.uint8), metadata={"Name": "overview", "axes": "YX"})
+        w.write(np.zeros((16, 16), np.uint8), metadata={"Name": "small copy", "axes": "YX"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SciconvWarning)
+        assert io.read(side).shape == (64, 64, 1)
 
 
 def test_ome_tiff_units_are_made_consistent(tmp_path):

@@ -122,6 +122,34 @@ def _channels_last_pages(axes: str, shape: tuple[int, ...]) -> bool:
     )
 
 
+_SLIDE_EXTRAS = ("thumbnail", "label", "macro", "overview")  # a whole slide's side images
+
+
+def _warn_other_series(tif, path) -> None:
+    """Say so when the file holds more images than the first series read (multi-position OME
+    acquisitions, wells): the others were dropped silently."""
+    try:
+        size = int(np.prod(tif.series[0].shape))
+        others = [  # not a side image, nor a reduced copy (a pyramid level stored as a series)
+            s
+            for s in tif.series[1:]
+            if not any(k in str(getattr(s, "name", "")).lower() for k in _SLIDE_EXTRAS)
+            and int(np.prod(s.shape)) * 2 >= size
+        ]
+        if not others:
+            return
+        names = [str(getattr(s, "name", "") or f"series {i + 1}") for i, s in enumerate(others)]
+        first = str(getattr(tif.series[0], "name", "") or "series 0")
+    except Exception:  # an odd series table: the read itself reports what is wrong
+        return
+    listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    warn_caller(
+        f"{path}: the file holds {len(others) + 1} images (positions/series); only the first, "
+        f"{first!r}, is read, not {listed}. Split it into one file per image (e.g. with "
+        "tifffile: TiffFile(path).series[i].asarray()) to process the others"
+    )
+
+
 def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = False) -> GridImage:
     """Read the first series; ``pixels_only`` drops the note that a lazy read was made eagerly."""
     import tifffile
@@ -142,6 +170,7 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
             raise InvalidImageError(f"damaged TIFF structure ({brief(exc)})", path=path) from exc
         if not shape or 0 in shape:
             raise InvalidImageError(f"TIFF holds no pixels (shape {shape})", path=path)
+        _warn_other_series(tif, path)
         use_axes = tif_axes if axes is None else axes.upper()
         if axes is None and _channels_last_pages(tif_axes, shape):
             use_axes = "YXC"  # numpy (H, W, C) saved by tifffile.imwrite without axes
