@@ -215,6 +215,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     fit_cfg = dict(config["training"])
     kind = ds_cfg.pop("kind")
     mtype = model_cfg.pop("type")
+    if "seed" not in ds_cfg:  # the split repeats: a rerun or a resumed run holds the same out
+        seed = fit_cfg.get("seed")
+        ds_cfg["seed"] = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
     workdir = Path(fit_cfg.get("workdir") or Path("runs") / Path(args.config).stem)
     fit_cfg["workdir"] = str(workdir)
     existing = [f for f in _RUN_FILES if (workdir / f).exists()]
@@ -243,7 +246,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with _section(args.config, "training"):  # before the data are read
         names = ("epochs", "learning_rate", "early_stopping", "reduce_lr", "steps_per_epoch")
         validate_fit_values(**{k: fit_cfg[k] for k in (*names, "seed", "warmup") if k in fit_cfg})
-    say(f"dataset: {kind} {' '.join(str(a) for a in data_args)}")
+    say(f"dataset: {kind} {' '.join(str(a) for a in data_args)} (seed {ds_cfg['seed']})")
     with _section(args.config, f"dataset (kind {kind})"):
         built = getattr(datasets, func_name)(*data_args, **ds_cfg)
     train, val = built if isinstance(built, tuple) else (built, None)

@@ -9,8 +9,9 @@ from typing import Any
 
 from sciconv.errors import ConfigError, ModelError
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
+from sciconv.runs import read_config
 
-__all__ = ["record_dataset_metadata"]
+__all__ = ["check_normalization", "check_resumed_split", "record_dataset_metadata"]
 
 
 def record_dataset_metadata(model, train) -> dict:
@@ -106,6 +107,45 @@ def check_normalization(model, recorded: Any, dataset: Any) -> None:
         f"normalization instead of its own. Build the dataset with normalize={dict(recorded)} "
         f"(sciconv train: dataset.normalize: {json.dumps(dict(recorded))}), or "
         "sciconv.models.set_metadata(model, normalization=...) first if the change is meant"
+    )
+
+
+def check_resumed_split(workdir, seed: int | None) -> None:
+    """Refuse to resume a run on a dataset split with another seed than the one it started on.
+
+    A dataset's ``.seed`` decides which images are held out; a resumed run whose dataset was
+    built with another seed (``seed=None`` draws a new one each build) would validate on
+    images it trained on before the kill. Runs that recorded no seed are not checked.
+
+    Raises
+    ------
+    ConfigError
+        Naming both seeds and the fix (build the dataset with the recorded seed).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, json
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / "config.json").write_text(json.dumps({"dataset": {"seed": 7}}))
+    >>> check_resumed_split(run, 7)
+    >>> check_resumed_split(run, 3)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: ... was built with seed 7 ...; this dataset with seed 3 ...
+    """
+    try:
+        before = (read_config(workdir).get("dataset") or {}).get("seed")
+    except ConfigError:
+        return
+    if not isinstance(before, int) or not isinstance(seed, int) or before == seed:
+        return
+    raise ConfigError(
+        f"workdir holds an interrupted run whose dataset was built with seed {before} (its "
+        f"train/validation split); this dataset with seed {seed} would hold other images out, "
+        "so the resumed run would validate on images it trained on: build the dataset with "
+        f"seed={before} (sciconv train: dataset.seed: {before}), or start again with "
+        "resume=False and overwrite=True",
+        path=workdir,
     )
 
 

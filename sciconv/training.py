@@ -51,7 +51,7 @@ from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
 from sciconv._fit_data import check_class_weight, check_data_shapes
-from sciconv._fit_metadata import record_dataset_metadata
+from sciconv._fit_metadata import check_resumed_split, record_dataset_metadata
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
 from sciconv.augment import d4_train_data, resolve_train_augment
 from sciconv.errors import (
@@ -490,6 +490,8 @@ def fit(
     class_weight = check_class_weight(model, class_weight, getattr(train, "class_names", None))
     fit_data, steps_per_epoch = _epoch_steps(train, steps_per_epoch)  # refuses before any change
     recorded = record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
+    if isinstance(getattr(train, "seed", None), int):  # the split: checked when a run resumes
+        recorded["seed"] = train.seed
     tuple_batch = batch_size if isinstance(train, tuple) else None
     if aug is not None:  # arrays become a dataset, repeated for a fixed steps_per_epoch
         repeat = steps_per_epoch is not None
@@ -530,6 +532,8 @@ def fit(
                     "batch_size": tuple_batch,
                 },
             )
+            if initial_epoch:
+                check_resumed_split(workdir, recorded.get("seed"))
         config = {
             "status": "running",
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

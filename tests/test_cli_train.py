@@ -70,3 +70,23 @@ def test_train_best_line_covers_the_whole_resumed_run(capsys, tmp_path, monkeypa
     assert code == 0, err
     assert "best.keras: epoch 1 of 4 (" in out
     assert "val_loss 1e-06" in out
+
+
+def test_train_split_is_seeded_by_default_and_recorded(capsys, tmp_path):
+    """Without dataset.seed, each run (and each resume) drew another validation split."""
+    data = _two_classes(tmp_path)
+    held = []
+    for k, training_seed in enumerate(("", ", seed: 4", "")):
+        cfg = tmp_path / f"run{k}.yaml"
+        cfg.write_text(
+            f"dataset: {{kind: folder, path: {data}, validation_split: 0.25, batch_size: 4}}\n"
+            "model: {type: classifier, filters: [2], dense: []}\n"
+            f"training: {{epochs: 1, workdir: {tmp_path / f'run{k}'}, tensorboard: false, "
+            f"verbose: 0{training_seed}}}\n"
+        )
+        code, out, err = run_cli(capsys, "train", cfg)
+        assert code == 0, err
+        config = sciconv.training.read_config(tmp_path / f"run{k}")
+        held.append(config["dataset"]["seed"])
+        assert f"(seed {held[-1]})" in out
+    assert held == [0, 4, 0]  # training.seed, else 0

@@ -51,3 +51,46 @@ def test_config_best_is_over_the_whole_resumed_run(tmp_path):
     assert best["val_loss"] == pytest.approx(log["val_loss"][true_best])
     assert best["loss"] == pytest.approx(log["loss"][true_best])
     assert sc.runs.best_epoch(run) == best
+
+
+def _folder(root, n=6):
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            img = rng.normal(10.0 if name == "a" else 0.0, 1.0, (8, 8)).astype("float32")
+            tifffile.imwrite(root / name / f"{name}{i}.tif", img)
+    return root
+
+
+def test_datasets_record_the_seed_they_split_with(tmp_path):
+    data = _folder(tmp_path / "data")
+    train, val = sc.datasets.from_folder(data, validation_split=0.25, batch_size=4)
+    assert isinstance(train.seed, int) and val.seed == train.seed  # drawn, and said
+    _, held = sc.datasets.from_folder(data, validation_split=0.25, seed=train.seed)
+    assert held.file_paths == val.file_paths
+    assert sc.datasets.from_folder(data, seed=5).seed == 5
+
+
+def test_resume_refuses_a_dataset_split_with_another_seed(tmp_path):
+    data, run = _folder(tmp_path / "data"), tmp_path / "run"
+
+    def build(seed):
+        keras.utils.set_random_seed(0)
+        model = sc.models.classifier((8, 8, 1), 2, filters=(2,), dense=())
+        return model, sc.datasets.from_folder(data, validation_split=0.25, batch_size=4, seed=seed)
+
+    kw = dict(epochs=3, workdir=run, tensorboard=False, verbose=0, reduce_lr=False)
+    model, (train, val) = build(None)
+    with pytest.raises(KeyboardInterrupt):
+        sc.training.fit(model, train, validation_data=val, callbacks=[_Kill(0)], **kw)
+    first = train.seed
+    assert json.loads((run / "config.json").read_text())["dataset"]["seed"] == first
+    model, (train, val) = build(first + 1)
+    with pytest.raises(sc.errors.ConfigError, match=rf"with seed {first}.*seed={first}"):
+        sc.training.fit(model, train, validation_data=val, **kw)
+    model, (train, val) = build(first)  # the same split: resumes
+    history = sc.training.fit(model, train, validation_data=val, **kw)
+    assert len(history.history["loss"]) == 2

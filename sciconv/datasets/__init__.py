@@ -27,7 +27,9 @@ The defaults are the fast path:
 
 Returned datasets carry Python attributes, as Keras does for ``class_names``: ``.class_names``,
 ``.normalization`` (spec dict or None), ``.task`` (``"classification"``, ``"multilabel"``,
-``"regression"`` or ``"segmentation"``), ``.file_paths``, ``.class_counts`` (per class counts of
+``"regression"`` or ``"segmentation"``), ``.seed`` (the seed of the split and the shuffles:
+the one given, or the one drawn for ``seed=None``; :func:`sciconv.training.fit` records it and
+refuses to resume a run on another split), ``.file_paths``, ``.class_counts`` (per class counts of
 samples, or of pixels for segmentation; None for multilabel/regression), ``.cache_mode``
 (``"memory"``, ``"file"`` or ``"none"``); the endless training dataset of :func:`from_pairs` also
 has ``.steps_per_epoch`` (batches of one pass). They are lost by ``ds.map(...)``, like Keras's.

@@ -105,7 +105,8 @@ def from_folder(
     shuffle : bool, optional
         Shuffle the training split each epoch (seeded). Default True.
     seed : int, optional
-        Seed of the split, shuffle, crops and augmentation (None: a random one).
+        Seed of the split, shuffle, crops and augmentation (None: a random one, recorded as
+        the datasets' ``.seed``).
     augment : bool or dict, optional
         Training split only. True: a random D4 element per image and, with ``size_policy="crop"``
         and larger images, a random crop (instead of the centre crop). A dict adds options of

@@ -103,6 +103,7 @@ def build_image_datasets(
     common = {
         "class_names": list(class_names),
         "normalization": recorded,
+        "seed": seed,  # the one used (drawn when None): the split and shuffles it made repeat
         "task": task,
         "cache_mode": cache_mode,
         # recorded into the model by training.fit so predict_files prepares cutouts the same way
@@ -258,6 +259,7 @@ def from_arrays(
     common = {
         "class_names": class_names,
         "normalization": None if spec is None else spec.to_dict(),
+        "seed": seed,
         "task": task,
         "cache_mode": "memory",
         "image_size": [int(v) for v in size],
