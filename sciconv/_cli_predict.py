@@ -232,7 +232,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
     """Labels to NAME_labels.zarr, the catalog to NAME_catalog.<fmt>, block by block."""
     from sciconv import inference
 
-    sized = args.object_size not in ("auto", None) or args.channel is not None
+    sized = args.object_size not in ("auto", None)
     if (
         args.regions == "polygon"
         or args.format is not None
@@ -243,8 +243,8 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         raise ConfigError(
             f"{path}: block-wise segmentation (--block, or images over "
             f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
-            "--regions polygon (ellipse is), --format, --scale, --object-size PX, --channel "
-            "and --uncertainty are not available for it"
+            "--regions polygon (ellipse is), --format, --scale, --object-size PX and "
+            "--uncertainty are not available for it"
         )
     outs = inference.predict_mosaic(
         model,
@@ -255,6 +255,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         regions=args.regions,
         geojson=args.geojson,
         background=args.background,
+        channel=args.channel,
         **_hdu(path, args),
         catalog_format=args.catalog_format,
         overwrite=args.overwrite,
@@ -591,7 +592,7 @@ def _stack_size_factor(model, plane, labels, path) -> float | None:
 
 
 def _one_channel(img, channel: int | None):
-    """``--channel K``: the image reduced to its channel K (mask too), header and WCS kept."""
+    """``--channel K``: the image reduced to its channel K (:meth:`GridImage.channel`)."""
     if channel is None:
         return img
     n = int(img.data.shape[-1])
@@ -600,10 +601,7 @@ def _one_channel(img, channel: int | None):
             f"--channel {channel}: the image has {n} channel(s), numbered 0 to {n - 1}",
             path=img.path,
         )
-    mask = img.mask
-    if mask is not None and mask.ndim == 3:
-        mask = mask[..., channel : channel + 1]
-    return dataclasses.replace(img, data=img.data[..., channel : channel + 1], mask=mask)
+    return img.channel(channel)  # a lazy view for a lazily read whole slide
 
 
 def _with_scores(table, scores):

@@ -743,7 +743,6 @@ def test_predict_channel_picks_the_nuclear_stain(capsys, tmp_path, data_dir):
     [
         ("--object-size", "36"),
         ("--scale", "0.5"),
-        ("--channel", "0"),
         ("--uncertainty", "tta"),
         ("--format", "ome-zarr"),  # was accepted and ignored: labels went to a plain zarr array
         ("--regions", "polygon"),
@@ -758,9 +757,33 @@ def test_predict_block_wise_refuses_resampling(capsys, tmp_path, extra):
     args = ("predict", "pretrained:nuclei", image, "--out", tmp_path / "o", "--block", "32")
     code, _, err = run_cli(capsys, *args, *extra)
     assert code != 0
-    assert_one_line_error(err, "a.tif", "block-wise", "--object-size PX, --channel", "--unc")
+    assert_one_line_error(err, "a.tif", "block-wise", "--object-size PX and", "--unc")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     assert image.read_bytes() == before
+
+
+def test_predict_block_wise_segments_one_channel_of_a_multichannel_slide(capsys, tmp_path):
+    """A 2-channel whole slide over the block-mode size could not be segmented at all: block
+    mode refused --channel and the model refused 2 channels. --channel K is a lazy view now."""
+    from skimage.draw import disk
+
+    from sciconv import io
+
+    image = np.zeros((2, 96, 96), np.uint16)  # (C, Y, X): DAPI-like channel 1, channel 0 noise
+    image[0] = np.random.default_rng(0).integers(0, 50, (96, 96))
+    for cy, cx in ((20, 20), (20, 70), (70, 30), (66, 72), (45, 47)):
+        image[(1, *disk((cy, cx), 7, shape=(96, 96)))] = 800
+    path = tmp_path / "slide.ome.tif"
+    tifffile.imwrite(path, image, metadata={"axes": "CYX"}, ome=True)
+    common = ("predict", "pretrained:nuclei", path, "--channel", "1", "--quiet")
+    code, _, err = run_cli(capsys, *common, "--out", tmp_path / "whole")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, *common, "--out", tmp_path / "blocks", "--block", "48")
+    assert code == 0, err
+    whole = tifffile.imread(tmp_path / "whole" / "slide_labels.tif")
+    blocks = np.asarray(io.read(tmp_path / "blocks" / "slide_labels.zarr").data[..., 0])
+    assert whole.max() == 5 and blocks.max() == 5
+    np.testing.assert_array_equal(blocks > 0, whole > 0)
 
 
 def test_predict_with_a_plain_keras_per_pixel_model_segments(capsys, tmp_path):

@@ -281,6 +281,7 @@ def predict_mosaic(
     geojson: bool = False,
     hdu: int | str | tuple[str, int] | None = None,
     background: str = "auto",
+    channel: int | None = None,
     **kwargs,
 ) -> dict[str, Path]:
     """Segment an image file larger than memory: labels to zarr, the catalog to a table file.
@@ -325,6 +326,9 @@ def predict_mosaic(
         ``"map"``: catalog ``flux``/``background`` columns against a background map of each
         block window (``predict_instances_blocks(background=True)``); ``"auto"`` (default):
         so for a file with a celestial WCS (sky images); ``"none"``: raw pixel sums only.
+    channel : int, optional
+        Segment this channel of a multi-channel file (a lazy view, :meth:`GridImage.channel
+        <sciconv.io.GridImage.channel>`: a fluorescence whole slide's DAPI, say).
     **kwargs
         Passed to ``predict_instances_blocks`` (``tile``, ``batch_size``, post-processing
         overrides, ...).
@@ -376,6 +380,12 @@ def predict_mosaic(
         background, ("auto", "map", "none"), name="background", error=InferenceError
     )
     image = io.read(path, lazy=True, hdu=hdu)
+    if channel is not None:
+        try:
+            image = image.channel(channel)
+        except BaseException:
+            getattr(image.data, "close", lambda: None)()
+            raise
     sky = background == "map" or (background == "auto" and image.wcs is not None)
     try:
         labels, table = predict_instances_blocks(

@@ -8,6 +8,7 @@ stages (preprocess, inference, postprocess, viz) unwrap whatever image they are 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -136,6 +137,31 @@ class LazyImage:
         out = self[:, :, :]
         return out if dtype is None else out.astype(dtype)
 
+    def channel(self, k: int) -> LazyImage:
+        """A lazy view of channel ``k`` (shape ``(H, W, 1)``): reads still read only their
+        window, so a multi-channel whole slide can be segmented on one channel block by block.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> lazy = InMemoryLazy(np.arange(24, dtype=np.float32).reshape(2, 4, 3), None)
+        >>> view = lazy.channel(1)
+        >>> view.shape, view[0, 1:3, 0].tolist()
+        ((2, 4, 1), [4.0, 7.0])
+        """
+        n = self._shape[2]
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < n:
+            raise ConfigError(
+                f"channel must be an int from 0 to {n - 1} (the image has {n}); got {k!r}",
+                path=self._path,
+            )
+        return LazyImage(
+            functools.partial(_read_channel, self, int(k)),
+            (*self._shape[:2], 1),
+            path=self._path,
+            closer=self.close,
+        )
+
     def close(self) -> None:
         """Close the file behind this image (reading afterwards raises)."""
         if self._closer is not None:
@@ -147,6 +173,11 @@ class LazyImage:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _read_channel(parent: LazyImage, k: int, ys: slice, xs: slice) -> np.ndarray:
+    """:meth:`LazyImage.channel`'s reader (module level: the view pickles with its parent)."""
+    return parent[ys, xs, k : k + 1]
 
 
 class InMemoryLazy(LazyImage):
@@ -245,6 +276,39 @@ class GridImage:
             f"GridImage(shape={self.shape}, path={self.path!r}, wcs={wcs}, "
             f"header={'None' if self.header is None else f'<{len(self.header)} cards>'})"
         )
+
+    def channel(self, k: int) -> GridImage:
+        """The image reduced to its channel ``k``: pixels ``(H, W, 1)`` (a lazy view when
+        ``data`` is lazy, so a whole slide stays on disk), its mask channel, its channel name;
+        header, WCS and pixel scale kept.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> names = {"channel_names": ["DAPI", "GFP"]}
+        >>> img = GridImage(np.zeros((2, 3, 2), np.float32), meta=names)
+        >>> one = img.channel(1)
+        >>> one.shape, one.meta["channel_names"]
+        ((2, 3, 1), ['GFP'])
+        """
+        n = int(self.data.shape[-1])
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < n:
+            raise ConfigError(
+                f"channel must be an int from 0 to {n - 1} (the image has {n}); got {k!r}",
+                path=self.path,
+            )
+        k = int(k)
+        data = (
+            self.data.channel(k) if isinstance(self.data, LazyImage) else self.data[..., k : k + 1]
+        )
+        mask = self.mask
+        if mask is not None and mask.ndim == 3 and mask.shape[-1] == n:
+            mask = mask[..., k : k + 1]
+        meta = dict(self.meta)
+        names = meta.get("channel_names")
+        if isinstance(names, (list, tuple)) and len(names) == n:
+            meta["channel_names"] = [names[k]]
+        return dataclasses.replace(self, data=data, mask=mask, meta=meta)
 
     def cutout(self, y0: int, y1: int, x0: int, x1: int) -> GridImage:
         """Return the pixels ``[y0:y1, x0:x1]`` with the WCS (and header WCS keywords) shifted.
