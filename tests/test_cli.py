@@ -1105,3 +1105,13 @@ def test_console_command_shows_sciconv_warnings_as_one_line(capsys, tmp_path, mo
     err = capsys.readouterr().err
     assert "sciconv: warning: a dark-background colour image" in err
     assert "SciconvWarning" not in err and "warn_caller" not in err
+
+
+def test_block_wise_two_channel_slide_without_channel_names_the_file_and_shape(capsys, tmp_path):
+    path = tmp_path / "slide.tif"
+    tifffile.imwrite(path, np.zeros((80, 80, 2), np.uint16), metadata={"axes": "YXC"})
+    code, _, err = run_cli(
+        capsys, "predict", "pretrained:nuclei", path, "--out", tmp_path / "o", "--block", "32"
+    )
+    assert code != 0
+    assert_one_line_error(err, "slide.tif", "got shape (80, 80, 2)", "--channel K")

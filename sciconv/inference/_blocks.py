@@ -27,7 +27,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
+from sciconv.errors import InferenceError, InvalidImageError, OutputExistsError, SciconvWarning
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle
 from sciconv.inference._model import Runner, receptive_field
@@ -413,7 +413,13 @@ def predict_instances_blocks(
     sample = Source(arr, promote=len(arr.shape) == 2, path=path).limits_sample()
     transform = None
     if normalize is not None:
-        transform = _resolve_transform(model, sample, path)
+        try:
+            transform = _resolve_transform(model, sample, path)
+        except InvalidImageError as exc:  # about the image (its shape, its file), not a sample
+            shown = f"got shape {tuple(np.shape(sample))}"
+            raise InvalidImageError(
+                exc.message.replace(shown, f"got shape {tuple(arr.shape)}"), path=path
+            ) from exc
     channels = arr.shape[2] if len(arr.shape) == 3 else 1
     if transform is not None:
         channels = transform.out_channels(channels)
