@@ -350,6 +350,25 @@ def test_fits_catalog_keeps_ucds_for_astropy_and_topcat(tmp_path):
     assert header["TUNIT2"] == "pix2" and "TUCD1" not in table.meta  # the input is not changed
 
 
+def test_fits_catalog_keeps_a_flux_unit_fits_does_not_define(tmp_path):
+    """HST's BUNIT = 'ELECTRONS' makes fluxes 'electron', which astropy will not write as a
+    FITS unit (dropped with a warning: the FITS catalog had unitless fluxes)."""
+    import warnings
+
+    from astropy.io import fits
+
+    table = _ucd_table()
+    table["flux_sum"] = [1.0] * len(table)
+    table["flux_sum"].unit = "electron"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = postprocess.write_catalog(table, tmp_path / "cat.fits")
+    i = table.colnames.index("flux_sum") + 1
+    assert fits.getheader(path, 1)[f"TUNIT{i}"] == "electron"
+    assert str(Table.read(path)["flux_sum"].unit) == "electron"
+    assert fits.getheader(path, 1)["TUNIT2"] == "pix2"  # FITS units as astropy writes them
+
+
 def test_catalog_csv_splits_vector_columns_and_unknown_extension(tmp_path):
     table = Table({"path": ["a", "b"], "probabilities": np.array([[0.1, 0.9], [0.7, 0.3]])})
     back = Table.read(postprocess.write_catalog(table, tmp_path / "p.csv"))

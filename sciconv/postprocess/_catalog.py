@@ -166,9 +166,38 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     with atomic_output(path, overwrite=overwrite) as tmp:
         if fmt == "votable":
             _votable(table).to_xml(str(tmp))
+        elif fmt == "fits":
+            _write_fits_table(table, tmp)
         else:
             table.write(tmp, format=fmt)
     return path
+
+
+def _write_fits_table(table, tmp) -> None:
+    """astropy's FITS table, with the units FITS does not define kept as TUNITn strings
+    (``electron`` from an HST ``BUNIT = 'ELECTRONS'``: astropy drops them with a warning)."""
+    import warnings
+
+    from astropy.io import fits
+    from astropy.units import UnitsWarning
+
+    kept = {}
+    for i, name in enumerate(table.colnames, start=1):
+        unit = table[name].unit
+        if unit is None:
+            continue
+        try:
+            unit.to_string("fits")
+        except ValueError:
+            kept[f"TUNIT{i}"] = unit.to_string()
+    with warnings.catch_warnings():
+        if kept:  # said once here, by writing them anyway
+            warnings.simplefilter("ignore", UnitsWarning)
+            warnings.filterwarnings("ignore", message=".*could not be saved in native FITS")
+        table.write(tmp, format="fits")
+    if kept:
+        with fits.open(tmp, mode="update") as hdul:
+            hdul[1].header.update(kept)
 
 
 def _votable(table):
