@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,7 +88,23 @@ def _unique_key_loader(yaml):
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
+    # YAML 1.2 floats: PyYAML (YAML 1.1) reads 1e-3 and 1.0e-3 without a sign as strings
+    UniqueKeyLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        _FLOAT_12,
+        list("-+0123456789."),
+    )
     return UniqueKeyLoader
+
+
+_FLOAT_12 = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
 
 
 def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -166,7 +183,7 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     mod = config["model"]
     mtype = look_up_option(mod.get("type"), MODEL_TYPES, name="model.type", path=path)
     builder = getattr(models, mtype)
-    allowed = ["type", *_keyword_names(builder, exclude=("input_shape",))]
+    allowed = ["type", *_keyword_names(builder)]  # input_shape too: else from the dataset
     _check_keys(mod, allowed, where=f"model (type {mtype})", path=path)
 
     allowed = _keyword_names(training.fit, exclude=_FIT_EXCLUDED)
@@ -215,6 +232,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     fit_cfg = dict(config["training"])
     kind = ds_cfg.pop("kind")
     mtype = model_cfg.pop("type")
+    if kind == "catalog" and mtype == "regressor" and ds_cfg.get("task") is None:
+        ds_cfg["task"] = "regression"  # else float labels were made classes, one per value
     if "seed" not in ds_cfg:  # the split repeats: a rerun or a resumed run holds the same out
         seed = fit_cfg.get("seed")
         ds_cfg["seed"] = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
@@ -307,7 +326,9 @@ def _section(config: Path, section: str):
     except (ConfigError, ModelError) as exc:
         if exc.path is not None:
             raise
-        raise type(exc)(f"{section}: {exc.message}", path=config) from None
+        # the model is built from the configuration: a model that does not fit the data (task,
+        # class count, input size) is a configuration error (exit code 2), as the README says
+        raise ConfigError(f"{section}: {exc.message}", path=config) from None
 
 
 def _build_model(mtype: str, model_cfg: dict, train, shape: tuple):
@@ -321,6 +342,7 @@ def _build_model(mtype: str, model_cfg: dict, train, shape: tuple):
             model_cfg["num_classes"] = len(names) if names else 2
         model = models.segmenter(**model_cfg)
     elif mtype == "classifier":
+        shape = model_cfg.pop("input_shape", shape)
         names = getattr(train, "class_names", None)
         if "num_classes" not in model_cfg:
             if not names:
@@ -336,7 +358,7 @@ def _build_model(mtype: str, model_cfg: dict, train, shape: tuple):
         y_spec = spec[1] if isinstance(spec, tuple) else None
         outputs = int(y_spec.shape[-1]) if y_spec is not None and len(y_spec.shape) > 1 else 1
         model_cfg.setdefault("outputs", outputs)
-        model = models.regressor(shape, **model_cfg)
+        model = models.regressor(model_cfg.pop("input_shape", shape), **model_cfg)
     return model
 
 

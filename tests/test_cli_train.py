@@ -7,8 +7,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 import tifffile
-from _helpers import run_cli
+from _helpers import assert_one_line_error, run_cli
 
 import sciconv.training
 
@@ -90,3 +91,71 @@ def test_train_split_is_seeded_by_default_and_recorded(capsys, tmp_path):
         held.append(config["dataset"]["seed"])
         assert f"(seed {held[-1]})" in out
     assert held == [0, 4, 0]  # training.seed, else 0
+
+
+def _config(tmp_path, dataset: str, model: str, training: str = "") -> Path:
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"dataset: {{{dataset}, batch_size: 4}}\nmodel: {{{model}}}\n"
+        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}, tensorboard: false, verbose: 0"
+        f"{training}}}\n"
+    )
+    return cfg
+
+
+def test_train_reads_yaml_1_2_floats(capsys, tmp_path):
+    """learning_rate: 1e-3 is a string to PyYAML (YAML 1.1) and was refused."""
+    data = _two_classes(tmp_path)
+    cfg = _config(
+        tmp_path, f"kind: folder, path: {data}", "type: classifier, filters: [2], dense: []",
+        ", learning_rate: 1e-3",
+    )  # fmt: skip
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 0, err
+    assert sciconv.training.read_config(tmp_path / "run")["learning_rate"] == 0.001
+
+
+def test_train_catalog_with_a_regressor_is_regression(capsys, tmp_path):
+    """label_column: flux with model type regressor made each flux value a class."""
+    data = _two_classes(tmp_path)
+    files = sorted(data.rglob("*.tif"))
+    rows = [f"{f.relative_to(data)},{10.0 + 0.37 * i:.3f}" for i, f in enumerate(files)]
+    (data / "cat.csv").write_text("file,flux\n" + "\n".join(rows) + "\n")
+    cfg = _config(
+        tmp_path,
+        f"kind: catalog, path: {data / 'cat.csv'}, path_column: file, label_column: flux, "
+        "validation_split: 0.25",
+        "type: regressor, filters: [2], dense: []",
+    )
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 0, err
+    config = sciconv.training.read_config(tmp_path / "run")
+    assert config["metadata"]["task"] == "regression"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "model", "fragment"),
+    [
+        ("", "type: classifier, num_classes: 5", "build it with num_classes=2"),
+        ("", "type: regressor", "the training data is for task 'classification'"),
+        ("", "type: classifier, input_shape: [32, 32, 1]", "32"),
+    ],
+)
+def test_train_model_data_mismatch_is_a_configuration_error(
+    capsys, tmp_path, dataset, model, fragment
+):
+    """A model the configuration builds unfit for the data exited 1 (ModelError); the README
+    says configuration errors exit 2."""
+    data = _two_classes(tmp_path)
+    cfg = _config(tmp_path, f"kind: folder, path: {data}{dataset}", f"{model}, filters: [2]")
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 2, err
+    assert_one_line_error(err, f"{cfg}: training: ", fragment)
+
+
+def test_train_model_input_shape_may_be_given(capsys, tmp_path):
+    """configs/example_train.yaml says input_shape may be given under model; it was refused."""
+    data = _two_classes(tmp_path)
+    model = "type: classifier, input_shape: [16, 16, 1], filters: [2], dense: []"
+    code, _, err = run_cli(capsys, "train", _config(tmp_path, f"kind: folder, path: {data}", model))
+    assert code == 0, err
