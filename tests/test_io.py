@@ -305,6 +305,12 @@ def test_fits_wcs_cutout_and_section_shift(tmp_path):
             world_at(WCS(part.header), local), world_at(img.wcs, full), atol=1e-10
         )
     assert cut.meta["cutout"] == (5, 25, 10, 30)
+    # DS9/IRAF "physical" coordinates stay the original frame's, and HISTORY says which pixels
+    for part in (cut, sec):
+        assert (part.header["LTV1"], part.header["LTV2"]) == (-10.0, -5.0)
+        assert "rows 5:25, columns 10:30" in str(part.header["HISTORY"])
+    twice = cut.cutout(1, 5, 2, 6)
+    assert (twice.header["LTV1"], twice.header["LTV2"]) == (-12.0, -6.0)
     with pytest.raises(ConfigError, match=r"cutout y-range \[30, 40\)"):
         img.cutout(30, 40, 0, 5)
     with pytest.raises(ConfigError, match="selects no pixels"):

@@ -190,10 +190,28 @@ def fits_wcs(header, hdul, path: Path):
     return w
 
 
+def _number(header, key: str) -> float:
+    value = header_get(header, key, 0.0)
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return float(value) if ok else 0.0
+
+
 def slice_wcs(wcs, header, ys: slice, xs: slice):
-    """WCS and header for the pixels ``[ys, xs]``."""
+    """WCS and header for the pixels ``[ys, xs]``; the header's IRAF ``LTV1``/``LTV2`` shifted
+    with them (DS9's "physical" coordinates stay those of the original frame) and a HISTORY
+    card saying which pixels these are."""
     if header is not None:
         header = header.copy()
+        y0, x0 = int(ys.start or 0), int(xs.start or 0)
+        if y0 or x0 or header_get(header, "LTV1", None) is not None:
+            header["LTV1"] = (_number(header, "LTV1") - x0, "original x = x - LTV1")
+            header["LTV2"] = (_number(header, "LTV2") - y0, "original y = y - LTV2")
+        n = (header_get(header, "NAXIS2", None), header_get(header, "NAXIS1", None))
+        if y0 or x0 or (ys.stop, xs.stop) != n:
+            header.add_history(
+                f"sciconv cutout: rows {y0}:{ys.stop}, columns {x0}:{xs.stop} (0-based) of the "
+                "original image"
+            )
     if wcs is None:
         return None, header
     new = wcs.slice((ys, xs))
