@@ -929,6 +929,12 @@ def test_dss_plate_solution_survives_write_and_third_party_headers(tmp_path):
         fits.PrimaryHDU(np.zeros((100, 100), np.float32), header=mixed).writeto(p)
         again = io.read(p)
         assert np.abs(again.wcs.all_pix2world(xy, 0) - ref).max() < 1e-9
+        # to_nddata: CCDData.write puts the WCS beside meta; meta held the plate cards too
+        from astropy.nddata import CCDData
+        ccd_path = {str(tmp_path / "ccd.fits")!r}
+        img.to_nddata(ccd=True).write(ccd_path)
+        ccd = CCDData.read(ccd_path, unit="adu")
+        assert np.abs(ccd.wcs.all_pix2world(xy, 0) - ref).max() < 1e-9
         print("OK")
         """
     )

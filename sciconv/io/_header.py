@@ -221,11 +221,14 @@ def slice_wcs(wcs, header, ys: slice, xs: slice):
 
 
 def replace_wcs_cards(header, wcs):
-    """Drop every WCS keyword of ``header`` and insert those of ``wcs`` (celestial 2-D)."""
+    """Drop every WCS keyword of ``header`` and insert those of ``wcs`` (celestial 2-D; None:
+    the header keeps no WCS)."""
     header = header.copy()
     for key in [k for k in header.keys() if _WCS_KEY.match(k) or _DSS_KEY.match(k)]:
         with contextlib.suppress(KeyError):
             del header[key]
+    if wcs is None:
+        return header
     from astropy.wcs import FITSFixedWarning
 
     with warnings.catch_warnings():

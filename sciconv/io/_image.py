@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import ConfigError
-from sciconv.io._header import slice_wcs
+from sciconv.io._header import replace_wcs_cards, slice_wcs
 from sciconv.io._scale import PixelScale, scale_from_meta
 from sciconv.io._units import fits_unit
 
@@ -399,7 +399,9 @@ class GridImage:
             data = np.moveaxis(data, -1, 0)
             mask = None if mask is None else np.moveaxis(mask, -1, 0)
         unit = self.unit
-        meta = {} if self.header is None else self.header.copy()
+        # the header's own WCS cards give way to the WCS carried (astropy writes it beside
+        # ``meta``: a DSS plate solution next to its TPD translation aborts astropy's reader)
+        meta = {} if self.header is None else replace_wcs_cards(self.header, self.wcs)
         kwargs = dict(mask=mask, wcs=self.wcs, meta=meta, psf=self.meta.get("psf"))
         if ccd:
             return CCDData(
