@@ -283,7 +283,13 @@ def _without_own_products(paths: list[Path], args) -> list[Path]:
             args.out, stem=stem, format=product_format(p, args.format),
             catalog_format=args.catalog_format,
         )  # fmt: skip
-        products.update(Path(f).resolve() for f in names.values())
+        mine = {Path(f).resolve() for f in names.values()}
+        if p.resolve() in mine:  # its own product would replace it: never write over an input
+            raise ConfigError(
+                f"{p}: its products in {args.out} would have the input's own name (NAME.ome.zarr "
+                "for NAME.ome.zarr); write them to another folder (--out)"
+            )
+        products.update(mine)
     own = [p for p in paths if p.resolve() in products]
     if own:
         _say(args, f"skipped {len(own)} input(s) that this run writes: "

@@ -634,6 +634,20 @@ def test_predict_into_its_input_folder_skips_its_own_products(capsys, tmp_path, 
     assert (tmp_path / "a.tif").read_bytes() == image.read_bytes()  # the input untouched
 
 
+def test_predict_refuses_products_named_as_their_input(capsys, tmp_path):
+    """An OME-Zarr input written back as OME-Zarr into its own folder: NAME.ome.zarr is both;
+    it was 'skipped' with exit code 0 and nothing written."""
+    pytest.importorskip("ome_zarr")
+    from sciconv import io
+
+    path = io.write_ome_zarr(tmp_path / "c2.ome.zarr", np.zeros((32, 32), np.uint16))
+    args = ("predict", "pretrained:nuclei", path, "--out", tmp_path, "--format", "ome-zarr")
+    code, _, err = run_cli(capsys, *args, "--overwrite")
+    assert code == 2
+    assert_one_line_error(err, "c2.ome.zarr", "would have the input's own name", "--out")
+    assert io.read(path).shape == (32, 32, 1)  # the input untouched
+
+
 def test_predict_names_the_file_a_model_cannot_take(capsys, tmp_path, data_dir):
     """A two-channel file: the one-line error names it (it did not, so a batch of hundreds
     stopped without saying which file)."""
