@@ -957,3 +957,16 @@ def test_write_from_an_extension_keeps_the_inherited_cards_not_inherit(tmp_path)
     io.write(tmp_path / "out.fits", img)
     header = fits.getheader(tmp_path / "out.fits")
     assert "INHERIT" not in header and header["INSTRUME"] == "ACS"
+
+
+@pytest.mark.parametrize("table", ["cpdis1", "cpdis2", "det2im1", "det2im2"])
+def test_write_says_lookup_table_distortions_are_not_written(tmp_path, table):
+    """ACS/WFC's NPOL/D2IM tables live in other HDUs and do not travel in one image's header:
+    any of the four (an ACS D2IM is often on one axis only) is said, not dropped silently."""
+    from astropy.wcs import DistortionLookupTable
+
+    wcs = WCS(tan_header())
+    setattr(wcs, table, DistortionLookupTable(np.zeros((4, 4), np.float32), (1, 1), (1, 1), (8, 8)))
+    like = io.GridImage(grid(32, 40)[..., None], wcs=wcs)
+    with pytest.warns(SciconvWarning, match=r"lookup-table distortions \(CPDIS/D2IM\)"):
+        io.write(tmp_path / "out.fits", grid(32, 40), like=like)

@@ -95,7 +95,8 @@ def output_header(arr: np.ndarray, like, header, history: list[str], path: Path)
     # reading applied INHERIT = T (the primary's cards are here); the output is a primary HDU
     out.remove("INHERIT", ignore_missing=True, remove_all=True)
     if wcs is not None:
-        if getattr(wcs, "cpdis1", None) is not None or getattr(wcs, "det2im1", None) is not None:
+        tables = ("cpdis1", "cpdis2", "det2im1", "det2im2")
+        if any(getattr(wcs, name, None) is not None for name in tables):
             warn_caller(
                 f"{path}: the WCS lookup-table distortions (CPDIS/D2IM) of like= cannot be written "
                 "to a single-HDU file; only the core WCS and SIP terms were kept"
