@@ -137,3 +137,18 @@ def test_a_mixed_bfloat16_model_is_packaged_in_float32(tmp_path):
     for weights in rdf["weights"]:
         summary = core.test_model(str(path), weight_format=weights)
         assert summary.status == "passed", summary.format()
+
+
+def test_synchronized_batchnorm_is_packaged_for_any_backend(tmp_path):
+    """A segmenter trained under MirroredStrategy has synchronized BatchNorm, a setting Keras
+    refuses on JAX and PyTorch; consumers load the package on any backend."""
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization(synchronized=True)(x)
+    m = keras.Model(inputs, keras.layers.Conv2D(2, 1, activation="softmax")(x))
+    path = export_bioimageio(m, tmp_path / "sync.zip")
+    with zipfile.ZipFile(path) as zf, zipfile.ZipFile(zf.open("model.keras")) as keras_zip:
+        config = keras_zip.read("config.json").decode()
+    assert '"synchronized": false' in config and '"synchronized": true' not in config

@@ -88,7 +88,12 @@ def _portable(model: keras.Model) -> keras.Model:
     def clone(layer):
         if isinstance(layer, SciconvMetadata):
             return keras.layers.Identity(name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # trained under MirroredStrategy (synchronized): Keras refuses that setting on
+            # other backends, and inference (moving statistics) does not use it
+            config["synchronized"] = False
+        return layer.__class__.from_config(config)
 
     portable = keras.models.clone_model(model, clone_function=clone)
     portable.set_weights(model.get_weights())

@@ -21,7 +21,7 @@ import keras
 from sciconv._validation import look_up_option
 from sciconv.models.layers import BilinearUpSampling2D
 
-__all__ = ["POOLING", "UPSAMPLING", "conv_block", "pool", "up_block"]
+__all__ = ["POOLING", "UPSAMPLING", "conv_block", "pool", "sync_batch_norm", "up_block"]
 
 #: Pooling layers a conv-pool stage can use.
 POOLING = ("max", "avg")
@@ -54,7 +54,9 @@ def conv_block(
         Square kernel size; padding is ``"same"`` so H and W are kept.
     batch_norm : bool
         Insert BatchNormalization between convolution and activation (the convolution then has
-        no bias).
+        no bias). Built inside a ``tf.distribute`` scope of several replicas (MirroredStrategy,
+        MultiWorkerMirroredStrategy), it is synchronized (:func:`sync_batch_norm`), so training
+        uses the statistics of the global batch, as on one device.
     activation : str
         Any Keras activation name.
     dropout : float
@@ -84,11 +86,35 @@ def conv_block(
             name=f"{name}_conv{i}",
         )(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+            x = keras.layers.BatchNormalization(
+                synchronized=sync_batch_norm(), name=f"{name}_bn{i}"
+            )(x)
         x = keras.layers.Activation(activation, name=f"{name}_{activation}{i}")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return x
+
+
+def sync_batch_norm() -> bool:
+    """Whether BatchNorm layers built now synchronize their batch statistics over replicas.
+
+    True inside the scope of a ``tf.distribute`` strategy with more than one replica (on the
+    TensorFlow backend, the only one where Keras' ``synchronized=True`` exists). Each replica
+    otherwise normalizes with the mean and variance of its own share of the batch, so training
+    under MirroredStrategy differed from one device with the same global batch (weights 1e-2
+    apart after three epochs). Elsewhere False: a model built on one device is the same as
+    before, and inference (moving statistics) is the same either way.
+
+    Examples
+    --------
+    >>> sync_batch_norm()
+    False
+    """
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
 def pool(x, *, kind: str = "max", size: int = 2, name: str):
