@@ -970,3 +970,38 @@ def test_write_says_lookup_table_distortions_are_not_written(tmp_path, table):
     like = io.GridImage(grid(32, 40)[..., None], wcs=wcs)
     with pytest.warns(SciconvWarning, match=r"lookup-table distortions \(CPDIS/D2IM\)"):
         io.write(tmp_path / "out.fits", grid(32, 40), like=like)
+
+
+@pytest.mark.parametrize("fmt", ["tif", "zarr", "fits", "png"])
+def test_read_labels_keeps_ids_above_2_to_the_24(tmp_path, fmt):
+    """io.read gives float32, which merges ids from 2**24 on (a mosaic's block-wise labels):
+    read_labels keeps every id, eagerly and lazily."""
+    ids = np.array([[0, 16_777_216, 16_777_217], [123_456_789, 2, 0]], np.int32)
+    if fmt == "png":
+        ids = ids % 60000  # PNG holds 16 bits
+        ids = ids.astype(np.uint16)
+    path = tmp_path / f"labels.{fmt}"
+    if fmt == "tif":
+        tifffile.imwrite(path, ids)
+    elif fmt == "zarr":
+        zarr = pytest.importorskip("zarr")
+        zarr.create_array(store=str(path), shape=ids.shape, dtype=ids.dtype)[:] = ids
+    elif fmt == "fits":
+        fits.PrimaryHDU(ids).writeto(path)
+    else:
+        Image.fromarray(ids).save(path)
+    np.testing.assert_array_equal(io.read_labels(path), ids)
+    np.testing.assert_array_equal(np.asarray(io.read_labels(path, lazy=True)), ids)
+    if fmt != "png":
+        assert len(np.unique(io.read(path).data)) < len(np.unique(ids))  # why it exists
+
+
+def test_read_labels_refuses_what_is_not_labels(tmp_path):
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((4, 4), np.float32))
+    with pytest.raises(InvalidImageError, match=r"f\.tif.*must be integers"):
+        io.read_labels(tmp_path / "f.tif")
+    with pytest.raises(InvalidImageError, match="no such file"):
+        io.read_labels(tmp_path / "missing.tif")
+    tifffile.imwrite(tmp_path / "s.tif", np.zeros((2, 4, 4), np.int32))
+    with pytest.raises(InvalidImageError, match="must be 2-D"):
+        io.read_labels(tmp_path / "s.tif")

@@ -81,6 +81,7 @@ from sciconv.io._image import (
     is_nddata,
     read_pixel_scale,
 )
+from sciconv.io._labels import read_labels
 from sciconv.io._mapped import file_map, read_mapped
 from sciconv.io._masks import MASK_EXTNAMES
 from sciconv.io._read import plane_axes, probe_shape, read, read_pixels
@@ -110,6 +111,7 @@ __all__ = [
     "plane_axes",
     "probe_shape",
     "read",
+    "read_labels",
     "read_mapped",
     "read_pixel_scale",
     "read_pixels",

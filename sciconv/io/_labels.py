@@ -1,0 +1,122 @@
+"""Instance label images read as integers (:func:`read_labels`): ids are never float32."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from sciconv.errors import InvalidImageError
+from sciconv.io._files import FITS_EXTENSIONS, PNG_EXTENSIONS, TIFF_EXTENSIONS, is_zarr
+
+
+def read_labels(path: str | os.PathLike, *, lazy: bool = False):
+    """An instance label image ``(H, W)`` with its integer ids exactly as stored.
+
+    :func:`read` gives float32 pixels, whose 24-bit mantissa merges ids from 2**24 on
+    (16,777,216 and 16,777,217 become one object): a mosaic's block-wise labels, or ids from
+    another tool, need this reader. FITS (the first image HDU), TIFF (the first series), PNG and
+    plain zarr arrays (``predict_instances_blocks(out="labels.zarr")``) are read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The label file or zarr array.
+    lazy : bool, optional
+        Zarr and TIFF: a :mod:`dask.array` reading chunks on demand (a mosaic's labels stay on
+        disk); FITS: a memory map. Default: a numpy array.
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        Integer ids (the stored dtype), shape ``(H, W)``.
+
+    Raises
+    ------
+    InvalidImageError
+        Not an integer image, not 2-D, or not readable.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels.tif"
+    >>> tifffile.imwrite(path, np.array([[0, 16_777_216], [16_777_217, 2]], np.uint32))
+    >>> read_labels(path).tolist()
+    [[0, 16777216], [16777217, 2]]
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InvalidImageError("no such file", path=path)
+    name = path.name.lower()
+    try:
+        if is_zarr(path):
+            labels = _zarr(path, lazy)
+        elif name.endswith(TIFF_EXTENSIONS):
+            labels = _tiff(path, lazy)
+        elif name.endswith(FITS_EXTENSIONS):
+            labels = _fits(path, lazy)
+        elif name.endswith(PNG_EXTENSIONS):
+            from PIL import Image
+
+            with Image.open(path) as im:
+                labels = np.asarray(im)
+        else:
+            raise InvalidImageError(
+                "read_labels reads FITS, TIFF, PNG and zarr label images", path=path
+            )
+    except InvalidImageError:
+        raise
+    except Exception as exc:  # a damaged or foreign file: say which
+        raise InvalidImageError(f"not a readable label image ({exc})", path=path) from exc
+    if labels.ndim == 3 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.ndim != 2:
+        raise InvalidImageError(f"labels must be 2-D (H, W); got shape {labels.shape}", path=path)
+    if np.dtype(labels.dtype).kind not in "iub":
+        raise InvalidImageError(
+            f"labels must be integers (0 = background); got dtype {labels.dtype}", path=path
+        )
+    return labels
+
+
+def _zarr(path: Path, lazy: bool):
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if not hasattr(node, "shape"):
+        raise InvalidImageError(
+            "a zarr group, not an array: give the labels array itself (an OME-Zarr store's "
+            "labels are under labels/NAME/0)",
+            path=path,
+        )
+    if lazy:
+        import dask.array as da
+
+        return da.from_zarr(node)
+    return node[...]
+
+
+def _tiff(path: Path, lazy: bool):
+    import tifffile
+
+    if lazy:
+        import dask.array as da
+        import zarr
+
+        with tifffile.TiffFile(path) as tif:
+            store = tif.series[0].aszarr(level=0)
+        return da.from_zarr(zarr.open(store, mode="r"))
+    return tifffile.imread(path)
+
+
+def _fits(path: Path, lazy: bool):
+    from astropy.io import fits
+
+    with fits.open(path, memmap=lazy, do_not_scale_image_data=False) as hdul:
+        for hdu in hdul:
+            if getattr(hdu, "is_image", False) and hdu.data is not None and hdu.data.ndim >= 2:
+                if "BSCALE" in hdu.header and hdu.header["BSCALE"] != 1:
+                    raise InvalidImageError("labels must not be scaled (BSCALE != 1)", path=path)
+                return hdu.data if lazy else np.array(hdu.data)
+    raise InvalidImageError("no image HDU", path=path)
