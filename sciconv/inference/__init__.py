@@ -89,7 +89,12 @@ from sciconv.inference._instances import (
     predict_instances,
 )
 from sciconv.inference._model import receptive_field
-from sciconv.inference._precision import PRECISIONS, bfloat16_model, choose_precision
+from sciconv.inference._precision import (
+    PRECISIONS,
+    bfloat16_model,
+    choose_precision,
+    float32_model,
+)
 from sciconv.inference._scale import (
     AUTO_SIZE_MIN_OBJECTS,
     auto_size_factor,
@@ -133,6 +138,7 @@ __all__ = [
     "auto_size_factor",
     "bfloat16_model",
     "choose_precision",
+    "float32_model",
     "image_pixel_scale",
     "object_size_factor",
     "physical_object_size",

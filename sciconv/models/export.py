@@ -184,7 +184,7 @@ def _float32(model: keras.Model, path: Path) -> keras.Model:
     The copy is built under the float32 global policy, so layers that custom layers make
     inside themselves (which take the global policy) compute in float32 too.
     """
-    from sciconv.inference._precision import float32_model
+    from sciconv.inference import float32_model
 
     def layers(m):
         for layer in m.layers:
