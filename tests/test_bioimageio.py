@@ -152,3 +152,22 @@ def test_synchronized_batchnorm_is_packaged_for_any_backend(tmp_path):
     with zipfile.ZipFile(path) as zf, zipfile.ZipFile(zf.open("model.keras")) as keras_zip:
         config = keras_zip.read("config.json").decode()
     assert '"synchronized": false' in config and '"synchronized": true' not in config
+
+
+def test_a_model_trained_on_pixels_as_given_is_packaged_without_preprocessing(tmp_path):
+    """RAW_NORMALIZATION (fit on the user's own scaling): no scale_range step, and the test
+    output is the model on the sample as given; bioimageio.core reproduces it."""
+    from sciconv.preprocess import RAW_NORMALIZATION
+
+    core = pytest.importorskip("bioimageio.core")
+    m = segmenter((None, None, 1), num_classes=2, depth=1, filters=2)
+    set_metadata(m, normalization=RAW_NORMALIZATION)
+    sample = np.random.default_rng(2).uniform(0, 1, (32, 32)).astype(np.float32)
+    path = export_bioimageio(m, tmp_path / "raw.zip", sample_image=sample, onnx=False)
+    with zipfile.ZipFile(path) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+        readme = zf.read("README.md").decode()
+    steps = [step["id"] for step in rdf["inputs"][0].get("preprocessing", [])]
+    assert "scale_range" not in steps and "No pre-processing" in readme
+    summary = core.test_model(str(path), weight_format="keras_v3")
+    assert summary.status == "passed", summary.format()

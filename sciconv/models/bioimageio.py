@@ -33,6 +33,7 @@ import numpy as np
 
 from sciconv.errors import ConfigError, MissingDependencyError, ModelError
 from sciconv.models.metadata import get_metadata
+from sciconv.preprocess import RAW_NORMALIZATION
 
 __all__ = ["export_bioimageio"]
 
@@ -113,6 +114,16 @@ def _is_keras(layer) -> bool:
     return type(layer).__module__.startswith("keras.")
 
 
+def _preprocessing_text(normalization: dict) -> str:
+    if normalization == RAW_NORMALIZATION:
+        return "No pre-processing: the model was trained on pixels as given (scaled by its user)."
+    return (
+        f"Pre-processing (in rdf.yaml): `scale_range` with percentiles "
+        f"{normalization.get('low')} to {normalization.get('high')} over the whole image, as "
+        f"sciconv normalizes ({normalization})."
+    )
+
+
 def _readme(model: keras.Model, metadata: dict, normalization: dict) -> str:
     post = metadata.get("postprocess", {})
     return f"""# {model.name} (sciconv)
@@ -120,9 +131,7 @@ def _readme(model: keras.Model, metadata: dict, normalization: dict) -> str:
 Exported by sciconv from a `{metadata.get("task", "model")}` model.
 
 ## Input
-`batch, y, x, channel` float32 **raw pixels**. Pre-processing (in rdf.yaml): `scale_range` with
-percentiles {normalization.get("low")} to {normalization.get("high")} over the whole image,
-as sciconv normalizes ({normalization}).
+`batch, y, x, channel` float32 **raw pixels**. {_preprocessing_text(normalization)}
 Input transform applied by sciconv before that and NOT part of this package:
 `{metadata.get("input_transform")}` (for the nuclei model: grey images are replicated to R, G,
 B; images with a bright background (H&E, brightfield) are inverted, all channels about one
@@ -162,7 +171,10 @@ def _first_line(exc: Exception) -> str:
 
 def _preprocessing(v0_5, normalization: dict, y_in, x_in) -> list:
     """The percentile normalization as sciconv applies it: per channel (its default) over
-    y and x, or over y, x and the channels together; then the clip to [0, 1] when recorded."""
+    y and x, or over y, x and the channels together; then the clip to [0, 1] when recorded.
+    None for a model trained on pixels as given (:data:`~sciconv.preprocess.RAW_NORMALIZATION`)."""
+    if normalization == RAW_NORMALIZATION:
+        return []
     axes = [y_in, x_in]
     if normalization.get("per_channel") is False:
         axes.append(v0_5.AxisId("channel"))
@@ -261,7 +273,8 @@ def export_bioimageio(
     model = _float32(model, path)  # a mixed-precision model is packaged as its float32 copy
     metadata = get_metadata(model)
     normalization = dict(metadata.get("normalization") or DEFAULT_NORMALIZATION)
-    if normalization.get("method") != "percentile":
+    raw = normalization == RAW_NORMALIZATION  # trained on pixels as given: no pre-processing
+    if not raw and normalization.get("method") != "percentile":
         raise ModelError(
             f"BioImage.IO export describes percentile normalization only; {model.name!r} "
             f"records {normalization}"
@@ -270,7 +283,8 @@ def export_bioimageio(
     classes = int(model.outputs[0].shape[-1])
     divisor = int(metadata.get("divisor", 1) or 1)
     x = _sample(sample_image, channels, divisor)
-    prob = np.asarray(model.predict(normalize_spec(x[0], normalization)[None], verbose=0))
+    fed = x[0] if raw else normalize_spec(x[0], normalization)
+    prob = np.asarray(model.predict(fed[None], verbose=0))
     prob = prob.astype(np.float32)
 
     with tempfile.TemporaryDirectory() as tmp_dir, atomic_output(path, overwrite=overwrite) as tmp:
@@ -293,7 +307,9 @@ def export_bioimageio(
         inputs = [
             v0_5.InputTensorDescr(
                 id=in_id,
-                description="raw pixels (the percentile normalization is the preprocessing)",
+                description="pixels as the model was trained on them (no pre-processing)"
+                if raw
+                else "raw pixels (the percentile normalization is the preprocessing)",
                 axes=[
                     v0_5.BatchAxis(),
                     v0_5.SpaceInputAxis(id=y_in, size=v0_5.ParameterizedSize(min=step, step=step)),

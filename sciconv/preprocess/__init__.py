@@ -59,6 +59,7 @@ from sciconv.preprocess._limits import (
 )
 from sciconv.preprocess._spec import (
     DEFAULT_NORMALIZATION,
+    RAW_NORMALIZATION,
     RECORDED,
     NormSpec,
     limits_from_spec,
@@ -71,6 +72,7 @@ __all__ = [
     "BAD_PIXEL_FILL",
     "DEFAULT_NORMALIZATION",
     "METHODS",
+    "RAW_NORMALIZATION",
     "RECORDED",
     "Limits",
     "NormSpec",

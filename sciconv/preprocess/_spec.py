@@ -35,6 +35,14 @@ DEFAULT_NORMALIZATION: dict[str, Any] = {"method": "percentile", "low": 1.0, "hi
 #: The ``normalize=`` value meaning "the spec the model (or dataset) recorded, else the default".
 RECORDED = "model"
 
+#: What a model records when it was trained on pixels used as given (``fit`` on arrays a user
+#: prepared, a dataset built with ``normalize=None``): prediction then feeds pixels as given too.
+RAW_NORMALIZATION: dict[str, Any] = {"method": "none"}
+
+
+def _is_raw(spec) -> bool:
+    return isinstance(spec, Mapping) and dict(spec) == RAW_NORMALIZATION
+
 _SPEC_KEYS = (
     "method",
     "low",
@@ -206,10 +214,11 @@ def resolve_normalization(
     Parameters
     ----------
     normalize : str, dict, NormSpec or None
-        ``"model"`` (:data:`RECORDED`): the spec the model or dataset recorded (``recorded``),
-        else :data:`DEFAULT_NORMALIZATION`; ``"default"``: :data:`DEFAULT_NORMALIZATION`; a method
-        name (``"zscale"``, ...): that method with its defaults; a spec dict or a
-        :class:`NormSpec`; ``None``: raw pixels (no normalization).
+        ``"model"`` (:data:`RECORDED`): the spec the model or dataset recorded (``recorded``;
+        :data:`RAW_NORMALIZATION` gives None), else :data:`DEFAULT_NORMALIZATION`;
+        ``"default"``: :data:`DEFAULT_NORMALIZATION`; a method name (``"zscale"``, ...): that
+        method with its defaults; a spec dict or a :class:`NormSpec`; ``None`` (or
+        :data:`RAW_NORMALIZATION`): raw pixels (no normalization).
     recorded : dict or NormSpec, optional
         What the model's metadata (or the dataset) recorded; an empty value means "nothing".
     name : str, optional
@@ -236,6 +245,8 @@ def resolve_normalization(
     'asinh'
     >>> resolve_normalization(None) is None
     True
+    >>> resolve_normalization("model", recorded=RAW_NORMALIZATION) is None  # trained on raw pixels
+    True
     """
     try:
         if normalize is None or isinstance(normalize, NormSpec):
@@ -246,12 +257,14 @@ def resolve_normalization(
             if normalize == RECORDED:
                 if isinstance(recorded, NormSpec):
                     return recorded
+                if _is_raw(recorded):  # trained on pixels as given
+                    return None
                 return NormSpec.from_dict(recorded or DEFAULT_NORMALIZATION)
             if normalize == "default":
                 return NormSpec.from_dict(DEFAULT_NORMALIZATION)
             return NormSpec(method=normalize)
         if isinstance(normalize, Mapping):
-            return NormSpec.from_dict(normalize)
+            return None if _is_raw(normalize) else NormSpec.from_dict(normalize)
     except ConfigError as exc:
         if error is ConfigError:
             raise
