@@ -17,29 +17,17 @@ alone in every row: only the fill differs.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _real_nuclei():
-    spec = importlib.util.spec_from_file_location(
-        "real_nuclei", ROOT / "benchmarks" / "real_nuclei.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    rn = _real_nuclei()
+    import real_nuclei as rn  # its sibling (benchmarks/ is on sys.path when run as a script)
+
     rn.add_division_arguments(p)
     p.add_argument("--modalities", default="fluo,color,gray_bright")
     p.add_argument("--max-per-modality", type=int, default=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -67,3 +68,19 @@ def filtered_rows(data: np.ndarray, filters) -> bytes:
         out += ((cur - pred) % 256).astype(np.uint8).tobytes()
         prev = cur
     return bytes(out)
+
+
+def blob_images(folder: Path, n: int, *, bright: bool, seed: int, size: int = 16) -> None:
+    """``n`` float32 TIFFs of noise (10 +/- 1), each with a bright Gaussian blob when
+    ``bright``: a two-class folder dataset the CLI tests train on."""
+    import tifffile
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        img = rng.normal(10.0, 1.0, (size, size))
+        if bright:
+            cy, cx = rng.uniform(4, size - 4, 2)
+            img += 50.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.0)
+        tifffile.imwrite(folder / f"img{i:02d}.tif", img.astype(np.float32))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from _helpers import assert_one_line_error, run_cli
+from _helpers import assert_one_line_error, blob_images, run_cli
 
 from sciconv import cli
 from sciconv.errors import SciconvWarning
@@ -189,24 +189,12 @@ def test_train_missing_data_path_is_one_line(capsys, tmp_path):
 
 
 # --------------------------------------------------------------------------- train + predict
-def _blob_images(folder: Path, n: int, *, bright: bool, seed: int, size: int = 16) -> None:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    for i in range(n):
-        img = rng.normal(10.0, 1.0, (size, size))
-        if bright:
-            cy, cx = rng.uniform(4, size - 4, 2)
-            img += 50.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.0)
-        tifffile.imwrite(folder / f"img{i:02d}.tif", img.astype(np.float32))
-
-
 @pytest.fixture(scope="module")
 def trained_classifier(tmp_path_factory):
     """A tiny classifier trained through ``sciconv train`` (blob vs. no blob)."""
     root = tmp_path_factory.mktemp("cls")
-    _blob_images(root / "data" / "blob", 12, bright=True, seed=1)
-    _blob_images(root / "data" / "empty", 12, bright=False, seed=2)
+    blob_images(root / "data" / "blob", 12, bright=True, seed=1)
+    blob_images(root / "data" / "empty", 12, bright=False, seed=2)
     cfg = write_yaml(
         root / "run.yaml",
         f"dataset: {{kind: folder, path: {root / 'data'}, validation_split: 0.25, batch_size: 8, "
@@ -1059,9 +1047,9 @@ def test_train_value_errors_name_the_config_and_its_section(
     """A bad value is one configuration error naming the config file and its section (values
     under dataset: and training: named neither, and a bad training value was found only after
     the data were read and the model built)."""
-    _blob_images(tmp_path / "data" / "a", 4, bright=True, seed=1)
-    _blob_images(tmp_path / "data" / "b", 4, bright=False, seed=2)
-    _blob_images(tmp_path / "one" / "spiral", 4, bright=True, seed=3)
+    blob_images(tmp_path / "data" / "a", 4, bright=True, seed=1)
+    blob_images(tmp_path / "data" / "b", 4, bright=False, seed=2)
+    blob_images(tmp_path / "one" / "spiral", 4, bright=True, seed=3)
     dataset = dataset.replace("DATA", str(tmp_path / "data")).replace("ONE", str(tmp_path / "one"))
     cfg = write_yaml(
         tmp_path / "run.yaml",
@@ -1084,8 +1072,8 @@ def test_train_seed_fixes_the_initial_weights_too(capsys, tmp_path):
 
     from sciconv import models
 
-    _blob_images(tmp_path / "data" / "a", 4, bright=True, seed=1)
-    _blob_images(tmp_path / "data" / "b", 4, bright=False, seed=2)
+    blob_images(tmp_path / "data" / "a", 4, bright=True, seed=1)
+    blob_images(tmp_path / "data" / "b", 4, bright=False, seed=2)
     weights = []
     for k in range(2):
         keras.utils.set_random_seed(100 + k)  # a different global state before each run

@@ -6,29 +6,15 @@ import functools
 from pathlib import Path
 
 import keras
-import numpy as np
 import pytest
-import tifffile
-from _helpers import assert_one_line_error, run_cli
+from _helpers import assert_one_line_error, blob_images, run_cli
 
 import sciconv.training
 
 
-def _blobs(folder: Path, n: int, *, bright: bool, seed: int, size: int = 16) -> None:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    for i in range(n):
-        img = rng.normal(10.0, 1.0, (size, size))
-        if bright:
-            cy, cx = rng.uniform(4, size - 4, 2)
-            img += 50.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.0)
-        tifffile.imwrite(folder / f"img{i:02d}.tif", img.astype(np.float32))
-
-
 def _two_classes(root: Path) -> Path:
-    _blobs(root / "data" / "a", 8, bright=True, seed=1)
-    _blobs(root / "data" / "b", 8, bright=False, seed=2)
+    blob_images(root / "data" / "a", 8, bright=True, seed=1)
+    blob_images(root / "data" / "b", 8, bright=False, seed=2)
     return root / "data"
 
 
