@@ -1005,3 +1005,20 @@ def test_read_labels_refuses_what_is_not_labels(tmp_path):
     tifffile.imwrite(tmp_path / "s.tif", np.zeros((2, 4, 4), np.int32))
     with pytest.raises(InvalidImageError, match="must be 2-D"):
         io.read_labels(tmp_path / "s.tif")
+
+
+def test_a_cube_with_a_spectral_first_axis_is_refused_for_what_it_is(tmp_path):
+    """CTYPE1 = FREQ, RA/DEC on axes 2 and 3, two channels: it was refused as 'a colour image
+    written channels-last', which it is not; the header says which axis is which."""
+    header = fits.Header()
+    for i, (ctype, unit) in enumerate(
+        (("FREQ", "Hz"), ("RA---TAN", "deg"), ("DEC--TAN", "deg")), start=1
+    ):
+        header[f"CTYPE{i}"], header[f"CUNIT{i}"] = ctype, unit
+    fits.PrimaryHDU(np.zeros((40, 40, 2), np.float32), header=header).writeto(tmp_path / "c.fits")
+    with pytest.raises(InvalidImageError, match=r"c\.fits.*FITS axis 1 is 'FREQ'.*reorder"):
+        io.read(tmp_path / "c.fits")
+    # the usual order (RA, DEC, FREQ) reads as a 2-channel image
+    good = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CTYPE3": "FREQ"})
+    fits.PrimaryHDU(np.zeros((2, 40, 40), np.float32), header=good).writeto(tmp_path / "g.fits")
+    assert io.read(tmp_path / "g.fits").shape == (40, 40, 2)

@@ -191,8 +191,31 @@ def _physical(raw, bscale: float, bzero: float, blank: int | None, path) -> np.n
     return out
 
 
-def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path) -> list[str]:
+_NOT_IMAGE_AXES = ("FREQ", "VRAD", "VOPT", "VELO", "WAVE", "AWAV", "ZOPT", "ENER", "STOKES")
+
+
+def _not_an_image_axis(header, n: int) -> str | None:
+    """The CTYPEn of FITS axis ``n`` when it is spectral or Stokes (not an image axis), else
+    None (no header, no CTYPE, a celestial or linear axis)."""
+    ctype = header_get(header, f"CTYPE{n}") if header is not None else None
+    if isinstance(ctype, str) and ctype.strip().upper().split("-")[0] in _NOT_IMAGE_AXES:
+        return ctype.strip()
+    return None
+
+
+def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path, header=None) -> list[str]:
     """Roles of the numpy axes of FITS data (NAXISn ... NAXIS2, NAXIS1)."""
+    for n in (1, 2):  # the image's axes must be NAXIS1 and NAXIS2: a cube ordered otherwise
+        ctype = _not_an_image_axis(header, n)
+        if ctype is not None and len(raw_shape) > 2:
+            raise InvalidImageError(
+                f"FITS axis {n} is {ctype!r} (NAXIS1..{len(raw_shape)} = "
+                f"{' x '.join(str(k) for k in raw_shape[::-1])}): sciconv reads images whose "
+                "axes 1 and 2 are the image's x and y, with spectral/Stokes planes on axis 3 "
+                "and beyond; reorder the cube first (e.g. spectral_cube, or numpy.moveaxis on "
+                "the data and the matching CTYPE/CRPIX/CDELT cards)",
+                path=path,
+            )
     if len(raw_shape) < 2:
         raise InvalidImageError(
             f"1-D data (NAXIS={len(raw_shape)}, shape {raw_shape}); an image needs 2 axes",
@@ -368,7 +391,7 @@ def read_fits(
         start = _pixel_start(hdul, index, h)  # None: compressed or unknown
         _check_truncated(start, index, dims, bitpix, path)
         raw_shape = tuple(dims[::-1])
-        roles = _fits_roles(raw_shape, stack=stack, path=path)
+        roles = _fits_roles(raw_shape, stack=stack, path=path, header=header)
         scaling = _Scaling(header, bitpix, path)
         ny, nx = raw_shape[-2], raw_shape[-1]
         ys, xs = section_slices(section, ny, nx, path)
