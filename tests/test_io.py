@@ -1022,3 +1022,19 @@ def test_a_cube_with_a_spectral_first_axis_is_refused_for_what_it_is(tmp_path):
     good = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CTYPE3": "FREQ"})
     fits.PrimaryHDU(np.zeros((2, 40, 40), np.float32), header=good).writeto(tmp_path / "g.fits")
     assert io.read(tmp_path / "g.fits").shape == (40, 40, 2)
+
+
+def test_a_spectral_cube_written_back_keeps_its_spectral_axis(tmp_path):
+    """RA/DEC/FREQ planes read and written back with like=: CTYPE3/CRVAL3/CDELT3 were dropped
+    (WCSAXES = 2); a product with another number of planes does not borrow them."""
+    header = WCS(tan_header()).to_header()
+    header.update({"CTYPE3": "FREQ", "CRVAL3": 1.4e9, "CDELT3": 1e6, "CRPIX3": 1.0, "CUNIT3": "Hz"})
+    fits.PrimaryHDU(np.ones((3, 32, 40), np.float32), header=header).writeto(tmp_path / "c.fits")
+    img = io.read(tmp_path / "c.fits")
+    out = io.write(tmp_path / "back.fits", img.data, like=img)
+    w = WCS(fits.getheader(out))
+    assert list(w.wcs.ctype) == ["RA---TAN", "DEC--TAN", "FREQ"]
+    np.testing.assert_allclose(w.all_pix2world([[3, 4, 2]], 0)[0, 2], 1.4e9 + 2e6)
+    np.testing.assert_allclose(world_at(w.celestial, [[3, 4]]), world_at(img.wcs, [[3, 4]]))
+    prob = io.write(tmp_path / "prob.fits", np.zeros((32, 40, 2), np.float32), like=img)
+    assert "CTYPE3" not in fits.getheader(prob)

@@ -7,6 +7,7 @@ so an interrupted write never leaves a partial file.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -71,6 +72,23 @@ def validate_array(array, path: Path, *, lead: int = 0) -> np.ndarray:
     return arr
 
 
+_PLANE_AXIS_KEY = re.compile(r"^(CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CNAME|CRDER|CSYER)([3-9])$")
+
+
+def _plane_axis_cards(header) -> dict:
+    """The WCS cards of FITS axes 3 and beyond (a cube's spectral or Stokes axis), with their
+    diagonal PC/CD term; the celestial WCS written from ``GridImage.wcs`` has only axes 1-2."""
+    kept = {}
+    for card in header.cards:
+        m = _PLANE_AXIS_KEY.match(card.keyword)
+        if m:
+            kept[card.keyword] = (card.value, card.comment)
+            for diag in (f"PC{m.group(2)}_{m.group(2)}", f"CD{m.group(2)}_{m.group(2)}"):
+                if diag in header:
+                    kept[diag] = (header[diag], header.comments[diag])
+    return kept
+
+
 def output_header(arr: np.ndarray, like, header, history: list[str], path: Path):
     fits = astropy_fits()
     import sciconv
@@ -101,7 +119,13 @@ def output_header(arr: np.ndarray, like, header, history: list[str], path: Path)
                 f"{path}: the WCS lookup-table distortions (CPDIS/D2IM) of like= cannot be written "
                 "to a single-HDU file; only the core WCS and SIP terms were kept"
             )
+        # the planes of a cube written back plane for plane keep their spectral/Stokes axis
+        planes = isinstance(like, GridImage) and arr.ndim == 3 and 1 < arr.shape[-1]
+        kept = _plane_axis_cards(out) if planes and arr.shape[-1] == like.shape[-1] else {}
         out = replace_wcs_cards(out, wcs)
+        if kept:
+            out.update(kept)
+            out["WCSAXES"] = max(int(k.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")[-1]) for k in kept)
     if like_shape is not None and tuple(like_shape) != tuple(arr.shape[:2]):
         warn_caller(
             f"{path}: array is {arr.shape[0]} x {arr.shape[1]} pixels but like= is "
