@@ -145,6 +145,21 @@ def test_bfloat16_agrees_with_float32_on_classes():
     assert model.layers[1].compute_dtype == "float32"  # the user's model is untouched
 
 
+def test_bfloat16_prediction_follows_training_done_since(tmp_path):
+    """The bfloat16 rebuild is cached per model: after more training (new weights) it ran the
+    weights of the first call, silently; and an export wrote its stale float32 copy."""
+    keras.utils.set_random_seed(4)
+    model = segmenter((None, None, 1), 2, depth=1, filters=4)
+    x = np.random.default_rng(6).normal(size=(32, 32)).astype(np.float32)
+    before = _tiled(model, x, precision="bfloat16")
+    model.set_weights([w * 1.5 for w in model.get_weights()])  # "trained" since
+    after = _tiled(model, x, precision="bfloat16")
+    fresh = keras.models.clone_model(model)  # a model never predicted: its own rebuild
+    fresh.set_weights(model.get_weights())
+    np.testing.assert_allclose(after, _tiled(fresh, x, precision="bfloat16"), atol=1e-6)
+    assert np.abs(after - before).max() > 0.01
+
+
 def test_a_model_saved_under_mixed_bfloat16_runs_in_float32_when_asked(tmp_path):
     """Trained after devices.configure() chose mixed_bfloat16, the saved model kept that policy:
     precision="float32" (and SCICONV_PRECISION=float32) still ran it in bfloat16."""

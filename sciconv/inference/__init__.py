@@ -89,12 +89,7 @@ from sciconv.inference._instances import (
     predict_instances,
 )
 from sciconv.inference._model import receptive_field
-from sciconv.inference._precision import (
-    PRECISIONS,
-    bfloat16_model,
-    choose_precision,
-    float32_model,
-)
+from sciconv.inference._precision import PRECISIONS, choose_precision
 from sciconv.inference._scale import (
     AUTO_SIZE_MIN_OBJECTS,
     auto_size_factor,
@@ -119,6 +114,7 @@ from sciconv.inference._uncertainty import (
     split_moments,
     uncertainty_model,
 )
+from sciconv.models.precision import bfloat16_model, float32_model
 
 __all__ = [
     "AUTO_BLOCK_PIXELS",

@@ -10,15 +10,15 @@ from __future__ import annotations
 import threading
 import warnings
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import keras
 import numpy as np
 
 from sciconv.errors import InferenceError, SciconvWarning
-from sciconv.inference._precision import bfloat16_model, float32_model
 from sciconv.inference._tiles import round_up
 from sciconv.models import get_metadata
+from sciconv.models.precision import all_layers, bfloat16_model, float32_model
 
 
 def validate_model(model) -> keras.Model:
@@ -126,7 +126,7 @@ def _traced_bytes_per_pixel(model) -> float:
 
 def _widest_bytes_per_pixel(model) -> float:
     widest = 1
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         try:
             shape = layer.output.shape
         except (AttributeError, ValueError):
@@ -136,13 +136,6 @@ def _widest_bytes_per_pixel(model) -> float:
     c_in = model_channels(model) or 1
     k = model.output_shape[-1] or 1
     return 4.0 * (3 * widest + c_in + k)
-
-
-def _all_layers(model) -> Iterable:
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -162,13 +155,18 @@ class Runner:
         self.eager = eager
         self.lock = threading.Lock()
         self.checked: set = set()
+        self.resolved: dict = {}  # precision -> the model run (weights synced once per runner)
 
     def __call__(self, batch: np.ndarray, *, precision: str = "float32") -> np.ndarray:
-        model = self.model
-        if precision == "bfloat16":
-            model = bfloat16_model(model)
-        else:  # a model saved under a mixed policy computes in float32 when asked to
-            model = float32_model(model)
+        model = self.resolved.get(precision)
+        if model is None:
+            if precision == "bfloat16":
+                model = bfloat16_model(self.model)
+            else:  # a model saved under a mixed policy computes in float32 when asked to
+                model = float32_model(self.model)
+            if model is not self.model:  # a cached rebuild: the weights as they are now
+                model.set_weights(self.model.get_weights())
+            self.resolved[precision] = model
         with self.lock:
             y = model(batch, training=False) if self.eager else model.predict_on_batch(batch)
         if isinstance(y, (list, tuple, dict)):

@@ -1,5 +1,8 @@
 """Compute precision of inference: float32, or bfloat16 where the hardware runs it natively.
 
+(The rebuilds themselves, :func:`bfloat16_model` and :func:`float32_model`, live in
+:mod:`sciconv.models.precision`, beside export, which writes the float32 copy of a model.)
+
 A float32 model is run in bfloat16 by rebuilding it from its config under Keras's
 ``mixed_bfloat16`` dtype policy (variables stay float32, computations run in bfloat16) with the
 same weights; the layers that produce the model's outputs stay float32, so probabilities are
@@ -36,13 +39,13 @@ import keras
 import numpy as np
 
 from sciconv.errors import InferenceError
+from sciconv.models.precision import bfloat16_model, float32_model  # noqa: F401 (re-exported)
 
 #: Accepted ``precision`` values of :func:`sciconv.inference.predict_tiled`.
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: ``"auto"`` takes bfloat16 only when it runs the probe in at most this fraction of float32's time.
 _AUTO_GAIN = 0.9
 
-_BF16_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _AUTO_CHOICE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _AUTO_BY_ARCHITECTURE: dict[str, str] = {}
 
@@ -66,97 +69,6 @@ def native_bfloat16() -> bool:
     if gpus:  # the model runs on the GPUs: all of them must have bfloat16 tensor cores
         return all(tuple(g.get("compute_capability") or (0, 0)) >= (8, 0) for g in gpus)
     return bool(flags.get("avx512_bf16") or flags.get("amx_bf16"))
-
-
-def _set_policy(config, policy: str, keep: set[str]) -> None:
-    """Set ``dtype`` of every layer config under ``config`` (in place), but InputLayers and
-    the layers named in ``keep``."""
-    if isinstance(config, dict):
-        inner = config.get("config")
-        if (
-            "class_name" in config
-            and isinstance(inner, dict)
-            and "dtype" in inner
-            and config["class_name"] != "InputLayer"
-            and inner.get("name") not in keep
-        ):
-            inner["dtype"] = policy
-        for value in config.values():
-            _set_policy(value, policy, keep)
-    elif isinstance(config, list):
-        for value in config:
-            _set_policy(value, policy, keep)
-
-
-def bfloat16_model(model: keras.Model) -> keras.Model:
-    """``model`` rebuilt under the ``mixed_bfloat16`` policy with the same weights (cached).
-
-    The output layers stay float32.
-
-    Examples
-    --------
-    >>> inputs = keras.Input((None, None, 1))
-    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(keras.layers.Conv2D(4, 3)(inputs)))
-    >>> fast = bfloat16_model(model)
-    >>> fast.layers[1].compute_dtype, fast.layers[2].compute_dtype
-    ('bfloat16', 'float32')
-    """
-    cached = _BF16_MODELS.get(model)
-    if cached is not None:
-        return cached
-    config = model.get_config()
-    outputs = config.get("output_layers") or []
-    if outputs and isinstance(outputs[0], str):  # one output: ["name", 0, 0]
-        outputs = [outputs]
-    keep = {out[0] for out in outputs}
-    if not keep and model.layers:  # a Sequential model: its last layer gives the output
-        keep = {model.layers[-1].name}
-    _set_policy(config.get("layers", config), "mixed_bfloat16", keep)
-    clone = model.__class__.from_config(config)
-    clone.set_weights(model.get_weights())
-    _BF16_MODELS[model] = clone
-    return clone
-
-
-_F32_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def float32_model(model: keras.Model) -> keras.Model:
-    """``model`` itself when it computes in float32; else (a model saved under a mixed policy,
-    e.g. trained after ``sciconv.devices.configure()`` chose ``mixed_bfloat16``) rebuilt in
-    float32 with the same weights (cached), so ``precision="float32"`` means float32.
-
-    Examples
-    --------
-    >>> inputs = keras.Input((None, None, 1))
-    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
-    >>> float32_model(model) is model, float32_model(bfloat16_model(model)).layers[1].compute_dtype
-    (True, 'float32')
-    """
-    cached = _F32_MODELS.get(model)
-    if cached is not None:
-        return cached
-    mixed = any(
-        getattr(layer, "compute_dtype", "float32") not in ("float32", None)
-        for layer in _all_layers(model)
-    )
-    if not mixed:
-        _F32_MODELS[model] = model
-        return model
-    config = model.get_config()
-    _set_policy(config.get("layers", config), "float32", set())
-    clone = model.__class__.from_config(config)
-    clone.set_weights(model.get_weights())
-    _F32_MODELS[model] = clone
-    return clone
-
-
-def _all_layers(model):
-    """Every layer of ``model``, those of nested models included."""
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
 
 
 def _time(model: keras.Model, x: np.ndarray, repeats: int = 5) -> float:

@@ -33,7 +33,7 @@ import numpy as np
 
 from sciconv.errors import ConfigError, MissingDependencyError, ModelError
 from sciconv.models.metadata import get_metadata
-from sciconv.preprocess import RAW_NORMALIZATION
+from sciconv.preprocess import is_raw_normalization
 
 __all__ = ["export_bioimageio"]
 
@@ -115,7 +115,7 @@ def _is_keras(layer) -> bool:
 
 
 def _preprocessing_text(normalization: dict) -> str:
-    if normalization == RAW_NORMALIZATION:
+    if is_raw_normalization(normalization):
         return "No pre-processing: the model was trained on pixels as given (scaled by its user)."
     return (
         f"Pre-processing (in rdf.yaml): `scale_range` with percentiles "
@@ -173,7 +173,7 @@ def _preprocessing(v0_5, normalization: dict, y_in, x_in) -> list:
     """The percentile normalization as sciconv applies it: per channel (its default) over
     y and x, or over y, x and the channels together; then the clip to [0, 1] when recorded.
     None for a model trained on pixels as given (:data:`~sciconv.preprocess.RAW_NORMALIZATION`)."""
-    if normalization == RAW_NORMALIZATION:
+    if is_raw_normalization(normalization):
         return []
     axes = [y_in, x_in]
     if normalization.get("per_channel") is False:
@@ -267,13 +267,13 @@ def export_bioimageio(
     v0_5 = _spec()
     from bioimageio.spec import save_bioimageio_package
 
-    from sciconv.models.export import _float32
+    from sciconv.models.export import float32_copy
 
     path = Path(path)
-    model = _float32(model, path)  # a mixed-precision model is packaged as its float32 copy
+    model = float32_copy(model, path)  # a mixed-precision model is packaged as its float32 copy
     metadata = get_metadata(model)
     normalization = dict(metadata.get("normalization") or DEFAULT_NORMALIZATION)
-    raw = normalization == RAW_NORMALIZATION  # trained on pixels as given: no pre-processing
+    raw = is_raw_normalization(normalization)  # trained on pixels as given: no pre-processing
     if not raw and normalization.get("method") != "percentile":
         raise ModelError(
             f"BioImage.IO export describes percentile normalization only; {model.name!r} "

@@ -122,7 +122,7 @@ def export(
     import tensorflow as tf
 
     path = Path(path)
-    model = _float32(model, path)
+    model = float32_copy(model, path)
 
     spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name=model.inputs[0].name)
     metadata = get_metadata(model)
@@ -178,41 +178,45 @@ def export(
     return path
 
 
-def _float32(model: keras.Model, path: Path) -> keras.Model:
-    """``model`` when it computes in float32, else its float32 copy with the same weights.
+def float32_copy(model: keras.Model, path: str | os.PathLike | None = None) -> keras.Model:
+    """``model`` when it computes in float32, else a float32 copy built now with its current
+    weights and metadata (what ONNX and BioImage.IO receive: their runtimes do not run
+    bfloat16).
 
     The copy is built under the float32 global policy, so layers that custom layers make
     inside themselves (which take the global policy) compute in float32 too.
+
+    Raises
+    ------
+    ModelError
+        The model cannot be rebuilt in float32, or a layer keeps another dtype.
+
+    Examples
+    --------
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    >>> float32_copy(model) is model
+    True
     """
-    from sciconv.inference import float32_model
+    from sciconv.models.precision import mixed_dtypes, with_policy
 
-    def layers(m):
-        for layer in m.layers:
-            yield layer
-            if hasattr(layer, "layers"):
-                yield from layers(layer)
-
-    def mixed(m):
-        dtypes = {getattr(layer, "compute_dtype", None) for layer in layers(m)}
-        return sorted(str(d) for d in dtypes - {"float32", None})
-
-    if not mixed(model):
+    if not mixed_dtypes(model):
         return model
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        copy = float32_model(model)
+        copy = with_policy(model, "float32")
     except Exception as exc:
         raise ModelError(
-            f"{model.name!r} computes in {', '.join(mixed(model))}, which ONNX runtimes do "
-            f"not run, and could not be rebuilt in float32 ({type(exc).__name__}: {exc}); "
+            f"{model.name!r} computes in {', '.join(mixed_dtypes(model))}, which ONNX runtimes "
+            f"do not run, and could not be rebuilt in float32 ({type(exc).__name__}: {exc}); "
             "build it under keras.config.set_dtype_policy('float32'), copy the weights "
             "(set_weights) and export that model",
             path=path,
         ) from exc
     finally:
         keras.config.set_dtype_policy(policy)
-    left = mixed(copy)
+    left = mixed_dtypes(copy)
     if left:
         raise ModelError(
             f"{model.name!r} still computes in {', '.join(left)} after the float32 rebuild "
