@@ -9,7 +9,7 @@ from typing import Any
 
 from sciconv.errors import ConfigError, ModelError
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
-from sciconv.preprocess import RAW_NORMALIZATION
+from sciconv.preprocess import RAW_NORMALIZATION, is_raw_normalization
 from sciconv.runs import read_config
 
 __all__ = [
@@ -77,14 +77,17 @@ def record_dataset_metadata(model, train) -> dict:
 
 
 def infer_normalization(model, train) -> dict | None:
-    """The normalization a model fitted on arrays (or a plain ``tf.data`` dataset) records: the
-    default one when the first images are already normalized that way (the default changes
-    nothing on them), else :data:`~sciconv.preprocess.RAW_NORMALIZATION` (pixels used as
-    given: prediction feeds them so too, not re-stretched). None for models that do not take
+    """The normalization a model fitted on arrays (or a plain ``tf.data`` dataset) records,
+    judged on its first images: the default one when they are already normalized that way (the
+    default changes nothing on them); :data:`~sciconv.preprocess.RAW_NORMALIZATION` (pixels
+    used as given, so prediction does not re-stretch them) when they are plainly in other units
+    (beyond -0.25 .. 1.25: counts, z-scores); otherwise nothing, with a warning that prediction
+    will apply the default and how to say otherwise (patches cut from normalized images, a
+    fixed ``x / 1000`` scaling: both look alike here). None also for models that do not take
     one image batch ``(N, H, W, C)``.
 
-    Recording nothing made every predict path apply the default percentile stretch to a model
-    trained on the user's own scaling (``x / 1000``: pixel accuracy 0.974 -> 0.663).
+    Recording nothing made every predict path stretch a model trained on raw counts with the
+    default percentiles.
 
     Examples
     --------
@@ -96,8 +99,11 @@ def infer_normalization(model, train) -> dict | None:
     >>> infer_normalization(model, (sc.preprocess.normalize(x[0])[None], np.zeros(1)))["method"]
     'percentile'
     """
+    import warnings
+
     import numpy as np
 
+    from sciconv.errors import SciconvWarning
     from sciconv.preprocess import DEFAULT_NORMALIZATION, normalize
 
     shape = getattr(model, "input_shape", None)
@@ -105,7 +111,7 @@ def infer_normalization(model, train) -> dict | None:
         return None
     try:
         if isinstance(train, tuple):
-            x = train[0]
+            x = train[0][:8]  # only the images looked at are converted
         else:
             first = next(iter(train.take(1)))
             x = first[0] if isinstance(first, (tuple, list)) else first
@@ -116,11 +122,26 @@ def infer_normalization(model, train) -> dict | None:
         x = x[None]
     if x.ndim != 4 or x.size == 0:
         return None
-    for image in x[:8]:
-        again = normalize(image, **DEFAULT_NORMALIZATION)
-        if not np.allclose(again, image, atol=1e-3, equal_nan=True):
-            return dict(RAW_NORMALIZATION)
-    return dict(DEFAULT_NORMALIZATION)
+    x = x[:8]
+    if all(
+        np.allclose(normalize(image, **DEFAULT_NORMALIZATION), image, atol=1e-3, equal_nan=True)
+        for image in x
+    ):
+        return dict(DEFAULT_NORMALIZATION)
+    finite = x[np.isfinite(x)]
+    lo, hi = np.percentile(finite, (0.1, 99.9)) if finite.size else (0.0, 1.0)
+    if lo < -0.25 or hi > 1.25:
+        return dict(RAW_NORMALIZATION)
+    warnings.warn(
+        f"fit: the training images are on a 0-1 scale but not each normalized the default way "
+        f"({DEFAULT_NORMALIZATION}); prediction will apply that default to new images. If "
+        "they were scaled otherwise (a fixed factor, say), record it before fit: "
+        "sciconv.models.set_metadata(model, normalization=sciconv.preprocess.RAW_NORMALIZATION) "
+        "(pixels as given) or your spec",
+        SciconvWarning,
+        stacklevel=4,
+    )
+    return None
 
 
 def _canonical(spec: Any) -> dict | None:
@@ -157,6 +178,8 @@ def check_normalization(model, recorded: Any, dataset: Any) -> None:
     """
     if not recorded or _canonical(recorded) == _canonical(dataset):
         return
+    if is_raw_normalization(recorded) and (dataset is None or is_raw_normalization(dataset)):
+        return  # raw pixels both times
     name = getattr(model, "name", "model")
     data = "raw pixels (normalize=None)" if not dataset else f"{dict(dataset)}"
     raise ConfigError(

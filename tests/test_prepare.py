@@ -58,17 +58,19 @@ def test_read_is_read_pixels_then_normalize(tmp_path):
     prep = FilePrep.create()
     got = prep.read(tmp_path / "a.fits")
     expect = preprocess.normalize_spec(io.read_pixels(tmp_path / "a.fits"), prep.normalization)
-    expect = np.nan_to_num(expect, nan=0.0)
+    expect = preprocess.fill_nan(expect, method=preprocess.BAD_PIXEL_FILL)
     assert got.dtype == np.float32 and got.shape == (9, 11, 1)
     np.testing.assert_array_equal(got, expect)
-    assert got[2, 3, 0] == 0.0
+    assert np.isfinite(got).all()
 
 
-def test_normalize_zeroes_non_finite():
-    x = np.array([[[1.0], [np.nan], [np.inf], [-np.inf], [3.0]]])
+def test_normalize_fills_non_finite_as_prediction_does():
+    """NaN and +/-inf were zeros in training while prediction mirrors the good pixels: both
+    fill with preprocess.BAD_PIXEL_FILL now."""
+    x = np.array([[[1.0], [2.0], [np.nan], [np.inf], [5.0]]])
     out = FilePrep.create(normalize=None).normalize(x)
     assert out.dtype == np.float32
-    assert out[..., 0].tolist() == [[1.0, 0.0, 0.0, 0.0, 3.0]]
+    assert out[..., 0].tolist() == [[1.0, 2.0, 1.0, 5.0, 5.0]]
 
 
 @pytest.mark.parametrize(

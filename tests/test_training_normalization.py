@@ -91,24 +91,38 @@ def test_finetuning_pretrained_nuclei_needs_its_normalization(tmp_path):
     assert sc.models.get_metadata(model)["normalization"] == recorded
 
 
-def test_a_model_fitted_on_its_own_scaling_is_predicted_on_it():
-    """Arrays the user scaled (x / 1000) recorded nothing, so every predict path stretched the
-    image with the default percentile first (pixel accuracy 0.974 -> 0.663 in QA): the model
-    now records RAW_NORMALIZATION and predict_tiled feeds the pixels as model.predict does."""
+def test_a_model_fitted_on_raw_counts_is_predicted_on_them():
+    """Arrays in their own units recorded nothing, so every predict path stretched the image
+    with the default percentiles first: the model now records RAW_NORMALIZATION and
+    predict_tiled feeds the pixels as model.predict does."""
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1000, (6, 16, 16, 1)).astype("float32")
     y = (x[..., 0] > 500).astype("int32")
     model = _seg()
-    _fit(model, (x / 1000, y))
+    _fit(model, (x, y))
     assert sc.models.get_metadata(model)["normalization"] == sc.preprocess.RAW_NORMALIZATION
-    image = x[0] / 1000
-    want = np.asarray(model.predict(image[None], verbose=0))[0]
-    got = sc.inference.predict_tiled(model, image, progress=False, precision="float32")
+    want = np.asarray(model.predict(x[:1], verbose=0))[0]
+    got = sc.inference.predict_tiled(model, x[0], progress=False, precision="float32")
     np.testing.assert_allclose(got, want, atol=1e-5)
-    # a sciconv dataset built with normalize=None says the same
+    # a sciconv dataset built with normalize=None says the same, and trains again on it
     model = _seg()
     _fit(model, _pairs(None))
     assert sc.models.get_metadata(model)["normalization"] == sc.preprocess.RAW_NORMALIZATION
+    _fit(model, _pairs(None))  # was refused: RAW recorded against raw pixels
+    with pytest.raises(ConfigError, match="normalized with"):
+        _fit(model, _pairs({"method": "zscale"}))
+
+
+def test_arrays_on_a_0_1_scale_not_normalized_the_default_way_are_said():
+    """Patches cut from normalized images and a fixed x / 1000 look alike: nothing is guessed,
+    a warning says prediction applies the default and how to record another."""
+    rng = np.random.default_rng(2)
+    whole = sc.preprocess.normalize(rng.gamma(2, 50, (64, 64, 1)))
+    patches = np.stack([whole[:16, :16], whole[16:32, 40:56], whole[40:56, 8:24]])
+    model = _seg()
+    with pytest.warns(sc.errors.SciconvWarning, match="RAW_NORMALIZATION"):
+        _fit(model, (patches.astype("float32"), (patches[..., 0] > 0.5).astype("int32")))
+    assert "normalization" not in sc.models.get_metadata(model)
 
 
 def test_arrays_already_normalized_the_default_way_record_the_default():

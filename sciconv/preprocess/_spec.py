@@ -40,8 +40,16 @@ RECORDED = "model"
 RAW_NORMALIZATION: dict[str, Any] = {"method": "none"}
 
 
-def _is_raw(spec) -> bool:
+def is_raw_normalization(spec) -> bool:
+    """Whether ``spec`` is :data:`RAW_NORMALIZATION` (a model trained on pixels as given).
+
+    Examples
+    --------
+    >>> is_raw_normalization({"method": "none"}), is_raw_normalization(None)
+    (True, False)
+    """
     return isinstance(spec, Mapping) and dict(spec) == RAW_NORMALIZATION
+
 
 _SPEC_KEYS = (
     "method",
@@ -257,14 +265,14 @@ def resolve_normalization(
             if normalize == RECORDED:
                 if isinstance(recorded, NormSpec):
                     return recorded
-                if _is_raw(recorded):  # trained on pixels as given
+                if is_raw_normalization(recorded):  # trained on pixels as given
                     return None
                 return NormSpec.from_dict(recorded or DEFAULT_NORMALIZATION)
             if normalize == "default":
                 return NormSpec.from_dict(DEFAULT_NORMALIZATION)
             return NormSpec(method=normalize)
         if isinstance(normalize, Mapping):
-            return None if _is_raw(normalize) else NormSpec.from_dict(normalize)
+            return None if is_raw_normalization(normalize) else NormSpec.from_dict(normalize)
     except ConfigError as exc:
         if error is ConfigError:
             raise
@@ -291,17 +299,20 @@ def limits_from_spec(x, spec: Mapping | NormSpec) -> Limits:
 
 
 def normalize_spec(x, spec: Mapping | NormSpec | None) -> np.ndarray:
-    """Apply a normalization spec (the dict a model records); None only casts to float32.
+    """Apply a normalization spec (the dict a model records); None (or
+    :data:`RAW_NORMALIZATION`) only casts to float32.
 
     Examples
     --------
     >>> import numpy as np
     >>> normalize_spec(np.array([[1, 3]]), None).dtype
     dtype('float32')
+    >>> normalize_spec(np.array([[1, 3]]), RAW_NORMALIZATION).tolist()
+    [[1.0, 3.0]]
     >>> normalize_spec(np.array([[1.0, 3.0]]), {"method": "minmax"}).tolist()
     [[0.0, 1.0]]
     """
-    if spec is None:
+    if spec is None or is_raw_normalization(spec):
         return validate_image(x).astype(np.float32)
     if not isinstance(spec, NormSpec):
         spec = NormSpec.from_dict(spec)
