@@ -34,8 +34,10 @@ Masked pixels
 Non-finite input pixels (NaN, +/-inf, in any channel) are bad pixels: they are fed to the model
 filled by :data:`sciconv.preprocess.BAD_PIXEL_FILL` (after normalization: the good data mirrored
 across the edge of the bad region, as training fills them and as the image border is padded) and
-the output is NaN at them. The fill is computed on a grid fixed to the whole image, so tiles,
-blocks and dask chunks feed the same values. Their neighbours' predictions are computed with the
+the output is NaN at them. The fill is computed on a grid fixed to the whole image, so every
+tile of an image feeds the same values as the whole-image call; a dask chunk or a block window
+sees only its margin, so next to bad pixels within about three receptive fields of its edge its
+fill (hence a few output pixels) may differ. Their neighbours' predictions are computed with the
 filled values, so a masked region never turns other pixels or other tiles into NaN. Nuclei along
 a 96-px NaN frame keep AP@0.5 0.867 of 0.873 (0.773 when bad pixels were fed as 0;
 ``benchmarks/bad_pixel_fill.py``).

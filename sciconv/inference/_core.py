@@ -5,11 +5,13 @@ batches of equal-size tiles (traced once), and blended into the output (:mod:`._
 batch is read on a worker thread while the model runs.
 
 Bad pixels (NaN, +/-inf) reach the network filled by :data:`sciconv.preprocess.BAD_PIXEL_FILL`
-(the good data mirrored across their edge, as training fills them). So that a tile, a block and
+(the good data mirrored across their edge, as training fills them). So that every tile and
 the whole image feed the same values, the fill is computed on a grid fixed to the whole image
 (the divisor frame): each ``FILL_BLOCK``-pixel square of it is filled from itself and
-``FILL_MARGIN`` pixels around, whichever tile asks. Bad regions deeper than that margin fill
-with the nearest good pixel of the window, or 0 without one (their outputs are NaN anyway).
+``FILL_MARGIN`` pixels around, whichever tile asks (clipped to what the source holds: a dask
+chunk's or a block window's margin, whose fill may then differ next to its edge). Bad regions
+deeper than that margin fill with the nearest good pixel of the window, or 0 without one (their
+outputs are NaN anyway).
 """
 
 from __future__ import annotations
@@ -47,14 +49,10 @@ def fill_bad_pixels(raw, bad, corner, source: Source, s: PredictionSettings, lim
     )
     out = np.array(raw, dtype=np.float32, copy=True)
     rows, cols = np.nonzero(bad.any(axis=-1))
-    blocks = set(
-        zip(
-            ((rows + corner[0] - anchors[0]) // FILL_BLOCK).tolist(),
-            ((cols + corner[1] - anchors[1]) // FILL_BLOCK).tolist(),
-            strict=True,
-        )
-    )
-    for block in sorted(blocks):
+    by = (rows + corner[0] - anchors[0]) // FILL_BLOCK
+    bx = (cols + corner[1] - anchors[1]) // FILL_BLOCK
+    blocks = np.unique(np.stack([by, bx], axis=1), axis=0)  # the grid squares with bad pixels
+    for block in blocks.tolist():
         core, window = [], []
         for b, a, c, n, size in zip(block, anchors, corner, (h, w), raw.shape[:2], strict=True):
             lo = a + b * FILL_BLOCK
