@@ -996,6 +996,17 @@ def test_read_labels_keeps_ids_above_2_to_the_24(tmp_path, fmt):
         assert len(np.unique(io.read(path).data)) < len(np.unique(ids))  # why it exists
 
 
+def test_read_labels_of_unsigned_fits_and_a_leading_plane_axis(tmp_path):
+    """uint16/uint32 FITS labels carry BZERO (astropy cannot memory-map them: lazy failed) and a
+    (1, H, W) file is one label image."""
+    ids = np.array([[[0, 40000], [65535, 3]]], np.uint16)
+    fits.PrimaryHDU(ids).writeto(tmp_path / "u16.fits")
+    for lazy in (False, True):
+        got = io.read_labels(tmp_path / "u16.fits", lazy=lazy)
+        assert got.shape == (2, 2)
+        np.testing.assert_array_equal(got, ids[0])
+
+
 def test_read_labels_refuses_what_is_not_labels(tmp_path):
     tifffile.imwrite(tmp_path / "f.tif", np.zeros((4, 4), np.float32))
     with pytest.raises(InvalidImageError, match=r"f\.tif.*must be integers"):

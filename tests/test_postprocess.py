@@ -223,6 +223,11 @@ def test_measure_flags_objects_at_the_intensity_s_own_bad_pixels():
     assert "flag_masked" not in postprocess.measure(labels, intensity=data, mask=None).colnames
     with pytest.raises(ConfigError, match="mask must be one of 'auto'"):
         postprocess.measure(labels, intensity=data, mask="yes")
+    # numpy masked arrays: their mask, and none for nomask (a scalar False crashed)
+    plain = np.ma.array(np.ones((12, 12)))
+    assert "flag_masked" not in postprocess.measure(labels, intensity=plain).colnames
+    masked = np.ma.masked_greater(np.where(np.isnan(data), 9.0, data), 5)
+    assert postprocess.measure(labels, intensity=masked)["flag_masked"].tolist() == [False, True]
 
 
 def test_measure_memory_follows_the_objects_not_the_largest_id():

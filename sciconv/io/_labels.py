@@ -25,7 +25,7 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
         The label file or zarr array.
     lazy : bool, optional
         Zarr and TIFF: a :mod:`dask.array` reading chunks on demand (a mosaic's labels stay on
-        disk); FITS: a memory map. Default: a numpy array.
+        disk); FITS and PNG are read whole either way. Default: a numpy array.
 
     Returns
     -------
@@ -55,7 +55,7 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
         elif name.endswith(TIFF_EXTENSIONS):
             labels = _tiff(path, lazy)
         elif name.endswith(FITS_EXTENSIONS):
-            labels = _fits(path, lazy)
+            labels = _fits(path)
         elif name.endswith(PNG_EXTENSIONS):
             from PIL import Image
 
@@ -69,6 +69,8 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
         raise
     except Exception as exc:  # a damaged or foreign file: say which
         raise InvalidImageError(f"not a readable label image ({exc})", path=path) from exc
+    while labels.ndim > 2 and labels.shape[0] == 1:  # FITS/TIFF (1, H, W)
+        labels = labels[0]
     if labels.ndim == 3 and labels.shape[-1] == 1:
         labels = labels[..., 0]
     if labels.ndim != 2:
@@ -87,7 +89,7 @@ def _zarr(path: Path, lazy: bool):
     if not hasattr(node, "shape"):
         raise InvalidImageError(
             "a zarr group, not an array: give the labels array itself (an OME-Zarr store's "
-            "labels are under labels/NAME/0)",
+            "labels are under labels/NAME/ and its first level, e.g. labels/NAME/s0)",
             path=path,
         )
     if lazy:
@@ -110,13 +112,13 @@ def _tiff(path: Path, lazy: bool):
     return tifffile.imread(path)
 
 
-def _fits(path: Path, lazy: bool):
+def _fits(path: Path):
     from astropy.io import fits
 
-    with fits.open(path, memmap=lazy, do_not_scale_image_data=False) as hdul:
+    with fits.open(path) as hdul:  # unsigned ids carry BZERO: astropy reads them eagerly
         for hdu in hdul:
             if getattr(hdu, "is_image", False) and hdu.data is not None and hdu.data.ndim >= 2:
                 if "BSCALE" in hdu.header and hdu.header["BSCALE"] != 1:
                     raise InvalidImageError("labels must not be scaled (BSCALE != 1)", path=path)
-                return hdu.data if lazy else np.array(hdu.data)
+                return np.array(hdu.data)
     raise InvalidImageError("no image HDU", path=path)

@@ -170,8 +170,11 @@ def celestial_wcs(wcs, *, instead: str = "ra/dec left out"):
 def _auto_mask(intensity, image: np.ndarray | None):
     """``mask="auto"``: the intensity's own mask (GridImage, NDData), else its non-finite pixels
     (a lazy GridImage keeps its bad pixels as NaN), else None."""
+    if isinstance(intensity, np.ma.MaskedArray):  # nomask is a scalar False, not an array
+        own = np.ma.getmaskarray(intensity)
+        return own if own.any() else None
     own = getattr(intensity, "mask", None)
-    if own is not None:
+    if own is not None and np.ndim(own) >= 2:
         return own
     if image is not None:
         bad = ~np.isfinite(image).all(axis=-1)
