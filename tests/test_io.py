@@ -1049,3 +1049,12 @@ def test_a_spectral_cube_written_back_keeps_its_spectral_axis(tmp_path):
     np.testing.assert_allclose(world_at(w.celestial, [[3, 4]]), world_at(img.wcs, [[3, 4]]))
     prob = io.write(tmp_path / "prob.fits", np.zeros((32, 40, 2), np.float32), like=img)
     assert "CTYPE3" not in fits.getheader(prob)
+    # class probabilities of as many planes are not frequency planes (products say so)
+    three = io.write(
+        tmp_path / "p3.fits", np.zeros((32, 40, 3), np.float32), like=img, like_planes=False
+    )
+    assert "CTYPE3" not in fits.getheader(three)
+    # to_nddata keeps the cube's spectral axis in meta (the WCS cards gave way to the WCS)
+    assert img.to_nddata().meta["CTYPE3"] == "FREQ"
+    plain = io.GridImage(np.ones((4, 5, 1), np.float32), header=fits.Header({"CTYPE1": "WAVE"}))
+    assert plain.to_nddata().meta["CTYPE1"] == "WAVE"  # no celestial WCS: the header as it is

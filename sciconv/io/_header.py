@@ -220,6 +220,23 @@ def slice_wcs(wcs, header, ys: slice, xs: slice):
     return new, header
 
 
+_PLANE_AXIS_KEY = re.compile(r"^(CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CNAME|CRDER|CSYER)([3-9])$")
+
+
+def plane_axis_cards(header) -> dict:
+    """The WCS cards of FITS axes 3 and beyond (a cube's spectral or Stokes axis), with their
+    diagonal PC/CD term; the celestial WCS written from ``GridImage.wcs`` has only axes 1-2."""
+    kept = {}
+    for card in header.cards:
+        m = _PLANE_AXIS_KEY.match(card.keyword)
+        if m:
+            kept[card.keyword] = (card.value, card.comment)
+            for diag in (f"PC{m.group(2)}_{m.group(2)}", f"CD{m.group(2)}_{m.group(2)}"):
+                if diag in header:
+                    kept[diag] = (header[diag], header.comments[diag])
+    return kept
+
+
 def replace_wcs_cards(header, wcs):
     """Drop every WCS keyword of ``header`` and insert those of ``wcs`` (celestial 2-D; None:
     the header keeps no WCS)."""

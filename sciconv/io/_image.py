@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import ConfigError
-from sciconv.io._header import replace_wcs_cards, slice_wcs
+from sciconv.io._header import plane_axis_cards, replace_wcs_cards, slice_wcs
 from sciconv.io._scale import PixelScale, scale_from_meta
 from sciconv.io._units import fits_unit
 
@@ -401,7 +401,10 @@ class GridImage:
         unit = self.unit
         # the header's own WCS cards give way to the WCS carried (astropy writes it beside
         # ``meta``: a DSS plate solution next to its TPD translation aborts astropy's reader)
-        meta = {} if self.header is None else replace_wcs_cards(self.header, self.wcs)
+        meta = {} if self.header is None else self.header.copy()
+        if self.header is not None and self.wcs is not None:
+            meta = replace_wcs_cards(self.header, self.wcs)
+            meta.update(plane_axis_cards(self.header))  # a cube's spectral/Stokes axis stays
         kwargs = dict(mask=mask, wcs=self.wcs, meta=meta, psf=self.meta.get("psf"))
         if ccd:
             return CCDData(

@@ -7,7 +7,6 @@ so an interrupted write never leaves a partial file.
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,7 +18,7 @@ from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, WriteError
 from sciconv.io._common import astropy_fits, brief, warn_caller
-from sciconv.io._header import replace_wcs_cards, strip_structural
+from sciconv.io._header import plane_axis_cards, replace_wcs_cards, strip_structural
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._png import png_encode
 from sciconv.io._tiff import resolution_tags
@@ -72,24 +71,9 @@ def validate_array(array, path: Path, *, lead: int = 0) -> np.ndarray:
     return arr
 
 
-_PLANE_AXIS_KEY = re.compile(r"^(CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CNAME|CRDER|CSYER)([3-9])$")
-
-
-def _plane_axis_cards(header) -> dict:
-    """The WCS cards of FITS axes 3 and beyond (a cube's spectral or Stokes axis), with their
-    diagonal PC/CD term; the celestial WCS written from ``GridImage.wcs`` has only axes 1-2."""
-    kept = {}
-    for card in header.cards:
-        m = _PLANE_AXIS_KEY.match(card.keyword)
-        if m:
-            kept[card.keyword] = (card.value, card.comment)
-            for diag in (f"PC{m.group(2)}_{m.group(2)}", f"CD{m.group(2)}_{m.group(2)}"):
-                if diag in header:
-                    kept[diag] = (header[diag], header.comments[diag])
-    return kept
-
-
-def output_header(arr: np.ndarray, like, header, history: list[str], path: Path):
+def output_header(
+    arr: np.ndarray, like, header, history: list[str], path: Path, *, like_planes: bool = True
+):
     fits = astropy_fits()
     import sciconv
 
@@ -120,8 +104,9 @@ def output_header(arr: np.ndarray, like, header, history: list[str], path: Path)
                 "to a single-HDU file; only the core WCS and SIP terms were kept"
             )
         # the planes of a cube written back plane for plane keep their spectral/Stokes axis
-        planes = isinstance(like, GridImage) and arr.ndim == 3 and 1 < arr.shape[-1]
-        kept = _plane_axis_cards(out) if planes and arr.shape[-1] == like.shape[-1] else {}
+        planes = like_planes and isinstance(like, GridImage) and arr.ndim == 3
+        planes = planes and 1 < arr.shape[-1]
+        kept = plane_axis_cards(out) if planes and arr.shape[-1] == like.shape[-1] else {}
         out = replace_wcs_cards(out, wcs)
         if kept:
             out.update(kept)
@@ -304,6 +289,7 @@ def write(
     history: str | Iterable[str] | None = None,
     header=None,
     stack_axes: str | None = None,
+    like_planes: bool = True,
 ) -> Path:
     """Write an image to FITS, TIFF, OME-TIFF or PNG, atomically.
 
@@ -322,8 +308,9 @@ def write(
         FITS only: header whose cards (and WCS, from ``like.wcs`` when a GridImage) are copied.
         Structural keywords (``NAXISn``, ``BITPIX``, ``BSCALE``, ``BZERO``, ``BLANK``, checksums,
         tile-compression cards) are dropped and regenerated. With a GridImage, its celestial WCS
-        (SIP included) replaces every WCS card of its header; other WCS axes (spectral, Stokes)
-        and lookup-table distortions are not written (the latter with a warning).
+        (SIP included) replaces every WCS card of its header; its spectral/Stokes axis cards
+        (``CTYPE3``, ...) are kept when the array has as many planes as ``like`` and
+        ``like_planes`` is True; lookup-table distortions are not written (with a warning).
         OME-TIFF: a GridImage whose ``meta["pixel_size"]``, ``meta["pixel_unit"]`` and (when
         there is one per channel written) ``meta["channel_names"]`` are written as OME
         ``PhysicalSizeY/X`` and ``Channel/@Name``, so labels keep the source's pixel size.
@@ -341,6 +328,10 @@ def write(
         and depth (``Z``) axes, e.g. ``"T"`` for ``(T, H, W)`` or ``(T, H, W, C)`` labels or
         probabilities of a movie; written with those axes in the file's metadata, so
         :func:`plane_axes` and ``read(path, stack=True)`` give them back.
+    like_planes : bool, optional
+        FITS: whether the array's planes are ``like``'s planes (a cube written back), whose
+        spectral/Stokes axis cards then stay; False for planes of another kind (class
+        probabilities of the same count).
 
     Returns
     -------
@@ -401,7 +392,7 @@ def write(
         history = [history]
     history = [str(h) for h in (history or [])]
     if fmt.startswith("fits"):
-        hdr = output_header(arr, like, header, history, path)
+        hdr = output_header(arr, like, header, history, path, like_planes=like_planes)
         with atomic_output(path, overwrite=overwrite) as tmp:
             write_fits(tmp, arr, hdr, compressed=fmt == "fits-compressed", path=path)
         return path

@@ -585,7 +585,7 @@ def _write_fits_product(
     from sciconv import io as scio
 
     with atomic_output(target, overwrite=overwrite) as tmp:
-        scio.write(tmp, data, like=like, header=cards, history=history)
+        scio.write(tmp, data, like=like, header=cards, history=history, like_planes=False)
         extensions = []
         if mask is not None or uncertainty is not None:
             stored = fits_layout(data)
