@@ -1029,6 +1029,12 @@ def test_a_cube_with_a_spectral_first_axis_is_refused_for_what_it_is(tmp_path):
     fits.PrimaryHDU(np.zeros((40, 40, 2), np.float32), header=header).writeto(tmp_path / "c.fits")
     with pytest.raises(InvalidImageError, match=r"c\.fits.*FITS axis 1 is 'FREQ'.*reorder"):
         io.read(tmp_path / "c.fits")
+    # a length-1 third axis is no cube: a 2-D WAVE x slit image with NAXIS3 = 1 reads
+    one = fits.Header({"CTYPE1": "WAVE", "CTYPE2": "LINEAR"})
+    fits.PrimaryHDU(np.zeros((1, 6, 9), np.float32), header=one).writeto(tmp_path / "o.fits")
+    assert io.read(tmp_path / "o.fits").shape == (6, 9, 1)
+    with pytest.raises(ConfigError, match=r"channel\(\) needs pixels \(H, W, C\)"):
+        io.GridImage(np.zeros((4, 5), np.float32)).channel(0)
     # the usual order (RA, DEC, FREQ) reads as a 2-channel image
     good = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CTYPE3": "FREQ"})
     fits.PrimaryHDU(np.zeros((2, 40, 40), np.float32), header=good).writeto(tmp_path / "g.fits")

@@ -116,7 +116,8 @@ def from_folder(
         ``"default"`` (:data:`sciconv.preprocess.DEFAULT_NORMALIZATION`), a method name, a spec
         dict or :class:`~sciconv.preprocess.NormSpec`, or None (raw float32); see
         :func:`sciconv.preprocess.resolve_normalization`. Applied per image on the whole image,
-        before cropping; NaN and infinite pixels become 0 afterwards.
+        before cropping; NaN and infinite pixels are then filled as prediction fills them
+        (:data:`sciconv.preprocess.BAD_PIXEL_FILL`).
     size_policy : {"crop", "pad", "resize"}, optional
         ``"crop"``: cut a window of ``image_size`` (centre; random when augmenting), zero-pad
         smaller images. ``"pad"``: zero-pad to ``image_size``, never crop (a larger image is an

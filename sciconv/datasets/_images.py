@@ -182,9 +182,9 @@ def from_arrays(
 
     Each image is prepared as :func:`from_folder` prepares a file: masked pixels (an
     NDData/CCDData ``mask``, a GridImage's ``mask``, NaN) are excluded from the normalization
-    statistics and become 0 after it; ``(C, H, W)`` NDData cubes become ``(H, W, C)``. The
-    images' common pixel scale (from their celestial WCS or microscopy metadata) is recorded as
-    ``.pixel_scale``, as for files.
+    statistics and are filled after it (:data:`sciconv.preprocess.BAD_PIXEL_FILL`); ``(C, H,
+    W)`` NDData cubes become ``(H, W, C)``. The images' common pixel scale (from their
+    celestial WCS or microscopy metadata) is recorded as ``.pixel_scale``, as for files.
 
     Parameters
     ----------

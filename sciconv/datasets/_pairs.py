@@ -157,7 +157,8 @@ def from_pairs(
     :func:`sciconv.io.read` masks) carry no weight: batches are then ``(x, y, w)`` with ``w``
     float32 ``(N, H, W)``, 0 at bad pixels (and at the padding of whole images), 1 elsewhere,
     which :func:`sciconv.training.fit` passes to the loss and the metrics. Normalization
-    statistics are measured on the good pixels only, and bad pixels enter the model as 0. A
+    statistics are measured on the good pixels only, and bad pixels enter the model filled as
+    prediction fills them (:data:`sciconv.preprocess.BAD_PIXEL_FILL`: mirrored good pixels). A
     training patch with more than ``max_masked`` of its pixels bad is not sampled (another is
     drawn), and foreground patches are centred on good foreground pixels.
 
@@ -200,7 +201,7 @@ def from_pairs(
         for whole images (the validation split, ``patch_size=None``) also when one is padded to
         ``pad_to_multiple`` (the padding mirrors the image, objects included, but is labelled
         0: weight 0 keeps it out of the loss and the validation metrics); True always (all ones
-        without bad pixels), False never (bad pixels then train as 0-valued pixels, and the
+        without bad pixels), False never (bad pixels then train as their filled values, and the
         padding as background). Default ``"auto"``; each dataset's ``.weighted`` says which.
     max_masked : float, optional
         Largest fraction of bad pixels in a training patch, in [0, 1]. Default 0.5.
@@ -289,7 +290,7 @@ def from_pairs(
 
     def read_image(path):
         raw = read_pixels(path)
-        bad_by_path[path] = _bad_pixels(raw)  # before normalizing: it turns NaN into 0
+        bad_by_path[path] = _bad_pixels(raw)  # before normalizing: it fills the NaN
         return prep.normalize(raw)
 
     def decode_image(path):

@@ -139,7 +139,9 @@ def _segment_block(
     labels = postprocess.instances(prob, **kwargs)
     del prob
     # the window's background with all its objects left out (owned or not), for the catalog
-    sky = postprocess.estimate_background(raw, labels) if catalog and background else None
+    sky = None
+    if catalog and background and labels.any():  # a window without objects has no rows
+        sky = postprocess.estimate_background(raw, labels)
     keep, cut, left = select_owned(labels, plan, (i, j))
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())

@@ -207,7 +207,7 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path, header=N
     """Roles of the numpy axes of FITS data (NAXISn ... NAXIS2, NAXIS1)."""
     for n in (1, 2):  # the image's axes must be NAXIS1 and NAXIS2: a cube ordered otherwise
         ctype = _not_an_image_axis(header, n)
-        if ctype is not None and len(raw_shape) > 2:
+        if ctype is not None and any(k > 1 for k in raw_shape[:-2]):  # planes beyond axis 2
             raise InvalidImageError(
                 f"FITS axis {n} is {ctype!r} (NAXIS1..{len(raw_shape)} = "
                 f"{' x '.join(str(k) for k in raw_shape[::-1])}): sciconv reads images whose "

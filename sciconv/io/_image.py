@@ -291,6 +291,11 @@ class GridImage:
         >>> one.shape, one.meta["channel_names"]
         ((2, 3, 1), ['GFP'])
         """
+        if len(self.data.shape) != 3:
+            raise ConfigError(
+                f"channel() needs pixels (H, W, C); got shape {tuple(self.data.shape)}",
+                path=self.path,
+            )
         n = int(self.data.shape[-1])
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < n:
             raise ConfigError(
