@@ -218,6 +218,12 @@ def _hdu(path, args) -> dict:
     return {"hdu": args.hdu}
 
 
+def _read_args(path, args) -> dict:
+    """``--hdu`` and ``--nodata``: what :func:`sciconv.io.read` is given for an input."""
+    nodata = getattr(args, "nodata", None)
+    return {**_hdu(path, args), **({} if nodata is None else {"nodata": nodata})}
+
+
 def _is_mosaic(path, args) -> bool:
     """Segment block by block: asked for (``--block``), or too many pixels for one call."""
     from sciconv import inference, io
@@ -256,7 +262,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         geojson=args.geojson,
         background=args.background,
         channel=args.channel,
-        **_hdu(path, args),
+        **_read_args(path, args),
         catalog_format=args.catalog_format,
         overwrite=args.overwrite,
         tile=args.tile if args.tile is not None else "auto",
@@ -432,7 +438,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     """One whole image: probabilities, labels, catalog (and regions); the files written."""
     from sciconv import io, postprocess
 
-    img = _one_channel(io.read(path, **_hdu(path, args)), args.channel)
+    img = _one_channel(io.read(path, **_read_args(path, args)), args.channel)
     try:
         labels, prob, std, table = _segment_image(model, img, args, params, tile_progress)
     except SciconvError as exc:  # which file (a batch of hundreds stops here)
@@ -491,7 +497,7 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             "by plane into TIFF stacks; --regions, --geojson, --block and --format other than "
             "tiff are not available for it"
         )
-    stack = io.read(path, stack=True)
+    stack = io.read(path, stack=True, **_read_args(path, args))
     n, (h, w) = len(stack.data), stack.data.shape[1:3]
     args.out.mkdir(parents=True, exist_ok=True)
     tables: list = []
@@ -624,7 +630,7 @@ def _with_scores(table, scores):
 _SEGMENTER_OPTIONS = {
     "tile": None, "scale": None, "channel": None, "object_size": "auto", "threshold": None,
     "min_size": None, "regions": None, "hdu": None, "geojson": False, "block": None,
-    "block_margin": None, "background": "auto",
+    "block_margin": None, "background": "auto", "nodata": None,
     "format": None, "precision": "auto",
 }  # fmt: skip
 

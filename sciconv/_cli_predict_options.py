@@ -225,6 +225,16 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "HDU of the same EXTVER gives the bad pixels (default: the first HDU holding an image)",
     )
     p.add_argument(
+        "--nodata",
+        type=float,
+        default=None,
+        metavar="VALUE",
+        help="pixels equal to VALUE in every channel are no data (a mosaic's or stitched "
+        "slide's uncovered frame, often 0): bad pixels, left out of the normalization and "
+        "seen by the network as the good data mirrored, as NaN are. Real pixels of that value "
+        "are masked too",
+    )
+    p.add_argument(
         "--geojson",
         action="store_true",
         help="segmenters: also write the objects as QuPath detections NAME_objects.geojson "

@@ -1117,3 +1117,26 @@ def test_block_wise_two_channel_slide_without_channel_names_the_file_and_shape(c
     )
     assert code != 0
     assert_one_line_error(err, "slide.tif", "got shape (80, 80, 2)", "--channel K")
+
+
+def test_predict_nodata_treats_a_zero_frame_as_a_nan_one(capsys, tmp_path, data_dir):
+    """--nodata 0: a zero-filled frame around real nuclei is segmented as the same frame of
+    NaN (bad pixels), not as dark pixels that pull the normalization and hide edge nuclei."""
+    image = tifffile.imread(sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0])
+    image = image.astype(np.float32)
+    framed = np.zeros((image.shape[0] + 64, image.shape[1] + 64, *image.shape[2:]), np.float32)
+    framed[32:-32, 32:-32] = image
+    tifffile.imwrite(tmp_path / "zero.tif", framed)
+    nan = framed.copy()
+    nan[framed.reshape(*framed.shape[:2], -1).max(axis=-1) == 0] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", nan)
+    code, _, err = run_cli(capsys, "predict", "pretrained:nuclei", tmp_path / "zero.tif",
+                           "--out", tmp_path / "a", "--nodata", "0", "--quiet")  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "predict", "pretrained:nuclei", tmp_path / "nan.tif",
+                           "--out", tmp_path / "b", "--quiet")  # fmt: skip
+    assert code == 0, err
+    a = tifffile.imread(tmp_path / "a" / "zero_labels.tif")
+    b = tifffile.imread(tmp_path / "b" / "nan_labels.tif")
+    np.testing.assert_array_equal(a, b)
+    assert a.max() > 3

@@ -1064,3 +1064,26 @@ def test_a_spectral_cube_written_back_keeps_its_spectral_axis(tmp_path):
     assert img.to_nddata().meta["CTYPE3"] == "FREQ"
     plain = io.GridImage(np.ones((4, 5, 1), np.float32), header=fits.Header({"CTYPE1": "WAVE"}))
     assert plain.to_nddata().meta["CTYPE1"] == "WAVE"  # no celestial WCS: the header as it is
+
+
+def test_nodata_makes_a_zero_frame_bad_pixels(tmp_path):
+    """A mosaic's zero-filled frame (SWarp, stitching): nodata=0 masks pixels that are 0 in
+    every channel, eagerly and lazily (also in a pickled copy, as dask workers get it)."""
+    import pickle
+
+    data = np.zeros((3, 20, 30), np.float32)
+    data[:, 5:15, 8:22] = np.random.default_rng(0).uniform(1, 9, (3, 10, 14))
+    data[0, 6, 9] = 0.0  # one channel at 0 inside the data: a real pixel, kept
+    fits.PrimaryHDU(data).writeto(tmp_path / "m.fits")
+    img = io.read(tmp_path / "m.fits", nodata=0)
+    frame = np.ones((20, 30), bool)
+    frame[5:15, 8:22] = False
+    np.testing.assert_array_equal(np.isnan(img.data).all(axis=-1), frame)
+    assert img.mask[..., 0].sum() == frame.sum() and img.meta["nodata"] == 0.0
+    assert img.data[6, 9, 0] == 0.0
+    lazy = io.read(tmp_path / "m.fits", lazy=True, nodata=0)
+    np.testing.assert_array_equal(lazy.data[4:7, 6:10], img.data[4:7, 6:10])
+    copy = pickle.loads(pickle.dumps(lazy.data))
+    np.testing.assert_array_equal(copy[0:20, 0:30], img.data)
+    with pytest.raises(ConfigError, match="nodata must be a number"):
+        io.read(tmp_path / "m.fits", nodata="0")

@@ -282,6 +282,7 @@ def predict_mosaic(
     hdu: int | str | tuple[str, int] | None = None,
     background: str = "auto",
     channel: int | None = None,
+    nodata: float | None = None,
     **kwargs,
 ) -> dict[str, Path]:
     """Segment an image file larger than memory: labels to zarr, the catalog to a table file.
@@ -326,6 +327,9 @@ def predict_mosaic(
         ``"map"``: catalog ``flux``/``background`` columns against a background map of each
         block window (``predict_instances_blocks(background=True)``); ``"auto"`` (default):
         so for a file with a celestial WCS (sky images); ``"none"``: raw pixel sums only.
+    nodata : float, optional
+        Pixels equal to this value in every channel are no data (``sciconv.io.read(nodata=)``:
+        a mosaic's zero-filled frame).
     channel : int, optional
         Segment this channel of a multi-channel file (a lazy view, :meth:`GridImage.channel
         <sciconv.io.GridImage.channel>`: a fluorescence whole slide's DAPI, say).
@@ -379,7 +383,7 @@ def predict_mosaic(
     background = look_up_option(
         background, ("auto", "map", "none"), name="background", error=InferenceError
     )
-    image = io.read(path, lazy=True, hdu=hdu)
+    image = io.read(path, lazy=True, hdu=hdu, nodata=nodata)
     if channel is not None:
         try:
             image = image.channel(channel)

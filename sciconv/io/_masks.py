@@ -117,6 +117,38 @@ def fit_mask(bad: np.ndarray, shape: tuple[int, ...], *, path=None, what="mask")
     )
 
 
+def apply_nodata(img: GridImage, value: float) -> GridImage:
+    """``img`` with the pixels whose every channel equals ``value`` NaN and masked (a mosaic's
+    uncovered area, filled with 0 by SWarp and stitching tools); ``meta["nodata"]``.
+
+    A lazy image stays lazy: every region read is masked as it is read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = apply_nodata(GridImage(np.array([[[0.0], [2.0]], [[0.0], [0.0]]], np.float32)), 0)
+    >>> img.data[..., 0].tolist(), int(img.mask.sum())
+    ([[nan, 2.0], [nan, nan]], 3)
+    """
+    value = float(value)
+    meta = {**img.meta, "nodata": value}
+    data = img.data
+    if isinstance(data, LazyImage):
+        lazy = data
+
+        def reader(ys: slice, xs: slice) -> np.ndarray:
+            block = np.array(lazy[ys, xs], dtype=np.float32)
+            block[np.all(block == value, axis=-1)] = np.nan
+            return block
+
+        data = LazyImage(reader, lazy.shape, path=img.path, closer=lazy.close)
+        return GridImage(data, header=img.header, wcs=img.wcs, mask=None, path=img.path, meta=meta)
+    data = np.array(data, dtype=np.float32)
+    data[np.all(data == value, axis=-1)] = np.nan
+    mask = np.isnan(data) if img.mask is None else (np.asarray(img.mask) | np.isnan(data))
+    return GridImage(data, header=img.header, wcs=img.wcs, mask=mask, path=img.path, meta=meta)
+
+
 def apply_bad(img: GridImage, bad: np.ndarray, *, source: str) -> GridImage:
     """``img`` with its ``bad`` pixels (broadcastable bool) NaN and masked; ``meta["mask_from"]``.
 

@@ -17,7 +17,7 @@ from sciconv.io._common import brief
 from sciconv.io._files import is_zarr, validate_path
 from sciconv.io._fits import plain_fits_shape, read_fits, read_fits_flags, read_plain_fits
 from sciconv.io._image import GridImage, LazyImage
-from sciconv.io._masks import apply_bad, read_mask_source, validate_ignore_flags
+from sciconv.io._masks import apply_bad, apply_nodata, read_mask_source, validate_ignore_flags
 from sciconv.io._png import read_pil
 from sciconv.io._tiff import TIFF_AXES, declared_planes, read_tiff, tiff_plane_axes
 from sciconv.io._zarr import read_zarr, zarr_axes
@@ -37,6 +37,7 @@ def read(
     mask=None,
     mask_hdu: int | str | tuple[str, int] | None = "auto",
     ignore_flags: int | str | list | None = 0,
+    nodata: float | None = None,
 ) -> GridImage:
     """Read a FITS, TIFF, PNG or JPEG file or an OME-Zarr store into a :class:`GridImage`.
 
@@ -77,6 +78,13 @@ def read(
         :func:`~astropy.nddata.bitmask.bitfield_to_boolean_mask` reads them: ``0`` (default)
         every set bit is bad; ``"~4096"`` only bit 4096 is; ``"4+8"`` or ``[4, 8]``: bits 4 and
         8 are ignored; None: nothing is bad. Applies to ``mask`` and ``mask_hdu``.
+    nodata : float, optional
+        Pixels whose every channel equals this value are no data: NaN and masked (a mosaic's
+        uncovered area, which SWarp and stitching tools fill with 0; FITS ``BLANK`` and NaN
+        need nothing). Real pixels of exactly that value are masked too: give it for frames of
+        no data, not for images whose background is truly 0. Prediction then sees the frame as
+        bad pixels (mirrored good data, ``benchmarks/bad_pixel_fill.py``) and leaves it out of
+        the normalization statistics.
 
     Returns
     -------
@@ -120,6 +128,9 @@ def read(
     """
     ignore_flags = validate_ignore_flags(ignore_flags)
     _validate_mask_hdu(mask_hdu)
+    number = isinstance(nodata, (int, float, np.integer, np.floating))
+    if nodata is not None and (isinstance(nodata, bool) or not number):
+        raise ConfigError(f"nodata must be a number or None; got {nodata!r}", path=path)
     img = _read_file(
         path,
         hdu=hdu,
@@ -131,6 +142,8 @@ def read(
         mask_hdu=mask_hdu,
         ignore_flags=ignore_flags,
     )
+    if nodata is not None:
+        img = apply_nodata(img, nodata)
     if mask is None:
         if lazy and type(img.data) is LazyImage:  # picklable: workers open the file themselves
             img.data.set_reopen(
@@ -143,6 +156,7 @@ def read(
                         level=level,
                         mask_hdu=mask_hdu,
                         ignore_flags=ignore_flags,
+                        nodata=nodata,
                     ),
                 )
             )
