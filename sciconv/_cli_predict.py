@@ -401,7 +401,12 @@ def _provenance(params: dict, args, model, channels: int) -> dict:
     changes the probabilities: a rerun elsewhere must be able to ask for the same)."""
     from sciconv import inference
 
-    extra = {"channel": args.channel, "uncertainty": args.uncertainty}
+    extra = {
+        "channel": args.channel,
+        "uncertainty": args.uncertainty,
+        "nodata": getattr(args, "nodata", None),
+        "hdu": getattr(args, "hdu", None),
+    }
     out = {**params, **{k: v for k, v in extra.items() if v is not None}}
     if out.get("precision") == "auto":  # the choice is cached by the prediction: no new timing
         chosen = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)

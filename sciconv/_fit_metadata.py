@@ -81,9 +81,10 @@ def infer_normalization(model, train) -> dict | None:
     judged on its first images: the default one when they are already normalized that way (the
     default changes nothing on them); :data:`~sciconv.preprocess.RAW_NORMALIZATION` (pixels
     used as given, so prediction does not re-stretch them) when they are plainly in other units
-    (beyond -0.25 .. 1.25: counts, z-scores); otherwise nothing, with a warning that prediction
-    will apply the default and how to say otherwise (patches cut from normalized images, a
-    fixed ``x / 1000`` scaling: both look alike here). None also for models that do not take
+    (median above 1.25, 0.1st percentile below -0.25 or 99.9th above 50: counts, z-scores);
+    otherwise nothing, with a warning that prediction will apply the default and how to say
+    otherwise (patches cut from normalized images, ``x / 255`` or ``x / 1000``: all look alike
+    here). None also for models that do not take
     one image batch ``(N, H, W, C)``.
 
     Recording nothing made every predict path stretch a model trained on raw counts with the
@@ -129,8 +130,9 @@ def infer_normalization(model, train) -> dict | None:
     ):
         return dict(DEFAULT_NORMALIZATION)
     finite = x[np.isfinite(x)]
-    lo, hi = np.percentile(finite, (0.1, 99.9)) if finite.size else (0.0, 1.0)
-    if lo < -0.25 or hi > 1.25:
+    lo, mid, hi = np.percentile(finite, (0.1, 50, 99.9)) if finite.size else (0.0, 0.5, 1.0)
+    # on the bulk, not the tail: normalized images go past 1 at their bright sources by design
+    if mid > 1.25 or lo < -0.25 or hi > 50:
         return dict(RAW_NORMALIZATION)
     warnings.warn(
         f"fit: the training images are on a 0-1 scale but not each normalized the default way "

@@ -1140,3 +1140,5 @@ def test_predict_nodata_treats_a_zero_frame_as_a_nan_one(capsys, tmp_path, data_
     b = tifffile.imread(tmp_path / "b" / "nan_labels.tif")
     np.testing.assert_array_equal(a, b)
     assert a.max() > 3
+    with tifffile.TiffFile(tmp_path / "a" / "zero_labels.tif") as tif:  # provenance says so
+        assert "nodata = 0.0" in tif.pages[0].description

@@ -160,6 +160,20 @@ def test_bfloat16_prediction_follows_training_done_since(tmp_path):
     assert np.abs(after - before).max() > 0.01
 
 
+def test_float32_models_are_not_kept_alive_by_the_precision_cache():
+    """float32_model cached a float32 model as its own value: a weak-key dict holding its key
+    strongly, so no predicted model was ever freed (cross-validation loops grew)."""
+    import gc
+    import weakref
+
+    model = segmenter((None, None, 1), 2, depth=1, filters=2)
+    _tiled(model, np.zeros((16, 16), np.float32), precision="float32")
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
+
+
 def test_a_model_saved_under_mixed_bfloat16_runs_in_float32_when_asked(tmp_path):
     """Trained after devices.configure() chose mixed_bfloat16, the saved model kept that policy:
     precision="float32" (and SCICONV_PRECISION=float32) still ran it in bfloat16."""

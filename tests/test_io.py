@@ -1060,8 +1060,10 @@ def test_a_spectral_cube_written_back_keeps_its_spectral_axis(tmp_path):
         tmp_path / "p3.fits", np.zeros((32, 40, 3), np.float32), like=img, like_planes=False
     )
     assert "CTYPE3" not in fits.getheader(three)
-    # to_nddata keeps the cube's spectral axis in meta (the WCS cards gave way to the WCS)
+    # to_nddata keeps the cube's spectral axis in meta (the WCS cards gave way to the WCS),
+    # not for one plane of it (CRVAL3 would be plane 0's frequency)
     assert img.to_nddata().meta["CTYPE3"] == "FREQ"
+    assert "CTYPE3" not in img.channel(2).to_nddata().meta
     plain = io.GridImage(np.ones((4, 5, 1), np.float32), header=fits.Header({"CTYPE1": "WAVE"}))
     assert plain.to_nddata().meta["CTYPE1"] == "WAVE"  # no celestial WCS: the header as it is
 

@@ -226,8 +226,12 @@ def test_measure_flags_objects_at_the_intensity_s_own_bad_pixels():
     # numpy masked arrays: their mask, and none for nomask (a scalar False crashed)
     plain = np.ma.array(np.ones((12, 12)))
     assert "flag_masked" not in postprocess.measure(labels, intensity=plain).colnames
-    masked = np.ma.masked_greater(np.where(np.isnan(data), 9.0, data), 5)
-    assert postprocess.measure(labels, intensity=masked)["flag_masked"].tolist() == [False, True]
+    masked = np.ma.masked_greater(np.where(np.isnan(data), 100.0, data), 5)
+    table = postprocess.measure(labels, intensity=masked)
+    assert table["flag_masked"].tolist() == [False, True]
+    assert table["flux_sum"].tolist() == [9.0, 8.0]  # the masked 100 is not in the flux
+    nan_only = postprocess.measure(labels, intensity=np.ma.array(data))  # no mask, a NaN
+    assert nan_only["flag_masked"].tolist() == [False, True]
 
 
 def test_measure_memory_follows_the_objects_not_the_largest_id():

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import sciconv as sc
+from sciconv._fit_metadata import infer_normalization
 from sciconv.errors import ConfigError
 
 GLOBAL = {"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": False}
@@ -123,6 +124,16 @@ def test_arrays_on_a_0_1_scale_not_normalized_the_default_way_are_said():
     with pytest.warns(sc.errors.SciconvWarning, match="RAW_NORMALIZATION"):
         _fit(model, (patches.astype("float32"), (patches[..., 0] > 0.5).astype("int32")))
     assert "normalization" not in sc.models.get_metadata(model)
+    # a star field normalized whole: patches with a bright star go far past 1 (by design of
+    # the 99.8th percentile), which must not pass for raw pixels
+    field = np.random.default_rng(3).normal(0, 1, (256, 256, 1))
+    field[100:103, 40:43] += 400.0
+    field = sc.preprocess.normalize(field)
+    starry = np.stack([field[80:144, 20:84], field[0:64, 0:64], field[128:192, 128:192]])
+    assert starry.max() > 50
+    with pytest.warns(sc.errors.SciconvWarning, match="RAW_NORMALIZATION"):
+        spec = infer_normalization(_seg(), (starry.astype("float32"), None))
+    assert spec is None
 
 
 def test_arrays_already_normalized_the_default_way_record_the_default():

@@ -52,7 +52,8 @@ One private module per role:
   weighted writes;
 - ``_settings``: :class:`PredictionSettings`, :func:`resolve_settings`;
 - ``_source``: image kinds, normalization limits;
-- ``_precision``: the bfloat16 rebuild and the ``precision="auto"`` choice;
+- ``_precision``: the ``precision="auto"`` choice (the rebuilds are
+  :mod:`sciconv.models.precision`'s);
 - ``_progress``: tile progress (a tqdm bar on a terminal or in a notebook, a few plain lines
   elsewhere);
 - ``_scale``: pixel-scale decisions and resampling;

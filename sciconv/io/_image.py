@@ -409,7 +409,9 @@ class GridImage:
         meta = {} if self.header is None else self.header.copy()
         if self.header is not None and self.wcs is not None:
             meta = replace_wcs_cards(self.header, self.wcs)
-            meta.update(plane_axis_cards(self.header))  # a cube's spectral/Stokes axis stays
+            planes = int(self.data.shape[-1])
+            if planes > 1 and self.header.get("NAXIS3") == planes:  # the cube's own planes
+                meta.update(plane_axis_cards(self.header))  # its spectral/Stokes axis stays
         kwargs = dict(mask=mask, wcs=self.wcs, meta=meta, psf=self.meta.get("psf"))
         if ccd:
             return CCDData(

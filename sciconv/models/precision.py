@@ -131,9 +131,11 @@ def float32_model(model: keras.Model) -> keras.Model:
     >>> float32_model(model) is model, float32_model(bfloat16_model(model)).layers[1].compute_dtype
     (True, 'float32')
     """
+    if not mixed_dtypes(model):  # not cached: the cache would hold the model alive
+        return model
     cached = _F32_MODELS.get(model)
     if cached is not None:
         return cached
-    clone = with_policy(model, "float32") if mixed_dtypes(model) else model
+    clone = with_policy(model, "float32")
     _F32_MODELS[model] = clone
     return clone

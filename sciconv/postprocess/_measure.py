@@ -172,10 +172,12 @@ def _auto_mask(intensity, image: np.ndarray | None):
     (a lazy GridImage keeps its bad pixels as NaN), else None."""
     if isinstance(intensity, np.ma.MaskedArray):  # nomask is a scalar False, not an array
         own = np.ma.getmaskarray(intensity)
-        return own if own.any() else None
-    own = getattr(intensity, "mask", None)
-    if own is not None and np.ndim(own) >= 2:
-        return own
+        if own.any():
+            return own
+    else:
+        own = getattr(intensity, "mask", None)
+        if own is not None and np.ndim(own) >= 2:
+            return own
     if image is not None:
         bad = ~np.isfinite(image).all(axis=-1)
         if bad.any():
@@ -275,6 +277,8 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
         look_up_option(mask, ("auto",), name="mask", error=ConfigError)
         mask = _auto_mask(intensity, image)
     bad = _validate_mask(mask, labels.shape)
+    if image is not None and bad is not None and bad.any():  # fluxes leave the bad pixels out
+        image = np.where(bad[..., None], np.nan, image)
     wcs = celestial_wcs(wcs)
     n = int(labels.max()) if labels.size else 0
     given_ids = None

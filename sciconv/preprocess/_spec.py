@@ -293,6 +293,11 @@ def limits_from_spec(x, spec: Mapping | NormSpec) -> Limits:
     >>> limits_from_spec(np.array([[2.0, 4.0]]), {"method": "minmax"}).vmax.tolist()
     [4.0]
     """
+    if is_raw_normalization(spec):
+        raise ConfigError(
+            "a model trained on pixels as given (normalization {'method': 'none'}) has no "
+            "normalization limits: feed its pixels unchanged (normalize=None)"
+        )
     if not isinstance(spec, NormSpec):
         spec = NormSpec.from_dict(spec)
     return spec.limits(x)
