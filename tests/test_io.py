@@ -1089,3 +1089,22 @@ def test_nodata_makes_a_zero_frame_bad_pixels(tmp_path):
     np.testing.assert_array_equal(copy[0:20, 0:30], img.data)
     with pytest.raises(ConfigError, match="nodata must be a number"):
         io.read(tmp_path / "m.fits", nodata="0")
+
+
+def test_a_lazy_image_with_a_mask_file_pickles_for_dask_workers(tmp_path):
+    """read(lazy=True, mask=file) gave a reader closure that could not be pickled, so such an
+    image could not go to a dask.distributed worker; it now reopens file and mask there."""
+    import pickle
+
+    data = np.arange(12 * 10, dtype=np.float32).reshape(12, 10)
+    fits.PrimaryHDU(data).writeto(tmp_path / "img.fits")
+    bad = np.zeros((12, 10), np.uint8)
+    bad[3, 4] = 1
+    fits.PrimaryHDU(bad).writeto(tmp_path / "bad.fits")
+    lazy = io.read(tmp_path / "img.fits", lazy=True, mask=tmp_path / "bad.fits", nodata=0)
+    copy = pickle.loads(pickle.dumps(lazy.data))
+    got = copy[0:12, 0:10][..., 0]
+    want = np.where(bad > 0, np.nan, data)
+    want[0, 0] = np.nan  # nodata=0
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(lazy.data[0:12, 0:10][..., 0], want)

@@ -144,33 +144,37 @@ def read(
     )
     if nodata is not None:
         img = apply_nodata(img, nodata)
-    if mask is None:
-        if lazy and type(img.data) is LazyImage:  # picklable: workers open the file themselves
-            img.data.set_reopen(
-                _Reopen(
-                    path,
-                    dict(
-                        hdu=hdu,
-                        axes=axes,
-                        section=section,
-                        level=level,
-                        mask_hdu=mask_hdu,
-                        ignore_flags=ignore_flags,
-                        nodata=nodata,
-                    ),
-                )
+    if mask is not None:
+        bad, source = read_mask_source(
+            mask,
+            shape=img.shape,
+            section=section,
+            ignore_flags=ignore_flags,
+            path=img.path,
+            read_fits_flags=read_fits_flags,
+            read_other=lambda p, sec: np.asarray(_read_file(p, section=sec, pixels_only=True).data),
+        )
+        img = apply_bad(img, bad, source=source)
+    if lazy and type(img.data) is LazyImage:  # picklable: workers open the file themselves
+        mask_arg = mask
+        if isinstance(mask, (str, os.PathLike)):  # the worker's working folder may differ
+            mask_arg = os.path.abspath(os.fspath(mask))
+        img.data.set_reopen(
+            _Reopen(
+                path,
+                dict(
+                    hdu=hdu,
+                    axes=axes,
+                    section=section,
+                    level=level,
+                    mask=mask_arg,
+                    mask_hdu=mask_hdu,
+                    ignore_flags=ignore_flags,
+                    nodata=nodata,
+                ),
             )
-        return img
-    bad, source = read_mask_source(
-        mask,
-        shape=img.shape,
-        section=section,
-        ignore_flags=ignore_flags,
-        path=img.path,
-        read_fits_flags=read_fits_flags,
-        read_other=lambda p, sec: np.asarray(_read_file(p, section=sec, pixels_only=True).data),
-    )
-    return apply_bad(img, bad, source=source)
+        )
+    return img
 
 
 class _Reopen:
