@@ -117,6 +117,27 @@ def fit_mask(bad: np.ndarray, shape: tuple[int, ...], *, path=None, what="mask")
     )
 
 
+def _masked(img: GridImage, bad_of, meta: dict) -> GridImage:
+    """``img`` with the pixels ``bad_of(block, ys, xs)`` (bool, broadcastable to the block)
+    says are bad set to NaN and masked; a lazy image is masked region by region as it is read."""
+    data = img.data
+    if isinstance(data, LazyImage):
+        lazy = data
+
+        def reader(ys: slice, xs: slice) -> np.ndarray:
+            block = np.array(lazy[ys, xs], dtype=np.float32)
+            block[np.broadcast_to(bad_of(block, ys, xs), block.shape)] = np.nan
+            return block
+
+        data = LazyImage(reader, lazy.shape, path=img.path, closer=lazy.close)
+        return GridImage(data, header=img.header, wcs=img.wcs, mask=None, path=img.path, meta=meta)
+    data = np.array(data, dtype=np.float32)
+    everything = slice(None)
+    data[np.broadcast_to(bad_of(data, everything, everything), data.shape)] = np.nan
+    mask = np.isnan(data) if img.mask is None else (np.asarray(img.mask) | np.isnan(data))
+    return GridImage(data, header=img.header, wcs=img.wcs, mask=mask, path=img.path, meta=meta)
+
+
 def apply_nodata(img: GridImage, value: float) -> GridImage:
     """``img`` with the pixels whose every channel equals ``value`` NaN and masked (a mosaic's
     uncovered area, filled with 0 by SWarp and stitching tools); ``meta["nodata"]``.
@@ -131,22 +152,11 @@ def apply_nodata(img: GridImage, value: float) -> GridImage:
     ([[nan, 2.0], [nan, nan]], 3)
     """
     value = float(value)
-    meta = {**img.meta, "nodata": value}
-    data = img.data
-    if isinstance(data, LazyImage):
-        lazy = data
-
-        def reader(ys: slice, xs: slice) -> np.ndarray:
-            block = np.array(lazy[ys, xs], dtype=np.float32)
-            block[np.all(block == value, axis=-1)] = np.nan
-            return block
-
-        data = LazyImage(reader, lazy.shape, path=img.path, closer=lazy.close)
-        return GridImage(data, header=img.header, wcs=img.wcs, mask=None, path=img.path, meta=meta)
-    data = np.array(data, dtype=np.float32)
-    data[np.all(data == value, axis=-1)] = np.nan
-    mask = np.isnan(data) if img.mask is None else (np.asarray(img.mask) | np.isnan(data))
-    return GridImage(data, header=img.header, wcs=img.wcs, mask=mask, path=img.path, meta=meta)
+    return _masked(
+        img,
+        lambda block, ys, xs: np.all(block == value, axis=-1, keepdims=True),
+        {**img.meta, "nodata": value},
+    )
 
 
 def apply_bad(img: GridImage, bad: np.ndarray, *, source: str) -> GridImage:
@@ -162,24 +172,11 @@ def apply_bad(img: GridImage, bad: np.ndarray, *, source: str) -> GridImage:
     >>> img.data[..., 0].tolist(), int(img.mask.sum())
     ([[nan, 1.0], [1.0, nan]], 2)
     """
-    meta = dict(img.meta)
-    meta["mask_from"] = source
-    data = img.data
-    if isinstance(data, LazyImage):
-        lazy = data
-
-        def reader(ys: slice, xs: slice) -> np.ndarray:
-            block = np.array(lazy[ys, xs], dtype=np.float32)
-            region = bad[ys, xs] if bad.ndim == 3 else bad
-            block[np.broadcast_to(region, block.shape)] = np.nan
-            return block
-
-        data = LazyImage(reader, lazy.shape, path=img.path, closer=lazy.close)
-        return GridImage(data, header=img.header, wcs=img.wcs, mask=None, path=img.path, meta=meta)
-    data = np.array(data, dtype=np.float32)
-    data[np.broadcast_to(bad, data.shape)] = np.nan
-    mask = np.isnan(data)
-    return GridImage(data, header=img.header, wcs=img.wcs, mask=mask, path=img.path, meta=meta)
+    return _masked(
+        img,
+        lambda block, ys, xs: bad[ys, xs] if bad.ndim == 3 else bad,
+        {**img.meta, "mask_from": source},
+    )
 
 
 def read_mask_source(mask, *, shape, section, ignore_flags, path, read_fits_flags, read_other):
