@@ -378,7 +378,7 @@ def _segment_image(model, img, args, params, progress):
     # the mask columns (flag_masked, masked_fraction) whenever the image has a mask, bad pixels
     # or not, as the block-wise path gives them; the mask product only when a pixel is bad
     background = None
-    if args.background == "map" or (args.background == "auto" and _has_sky_wcs(img)):
+    if postprocess.wants_background(args.background, img):
         background = postprocess.estimate_background(img, labels)
     table = postprocess.measure(  # mask="auto": img.mask or its NaN pixels
         labels, intensity=img, wcs=img.wcs, background=background
@@ -387,11 +387,6 @@ def _segment_image(model, img, args, params, progress):
     if std is not None:  # each object's score and uncertainty
         table = _with_scores(table, postprocess.object_scores(labels, prob, std))
     return labels, prob, std, table
-
-
-def _has_sky_wcs(img) -> bool:
-    wcs = getattr(img, "wcs", None)
-    return wcs is not None and getattr(wcs, "has_celestial", False)
 
 
 def _provenance(params: dict, args, model, channels: int) -> dict:

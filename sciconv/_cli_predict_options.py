@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["PRODUCT_CATALOG_FORMATS", "PRODUCT_FORMATS", "add_predict_parser"]
+__all__ = ["BACKGROUND_MODES", "PRODUCT_CATALOG_FORMATS", "PRODUCT_FORMATS", "add_predict_parser"]
 
-# sciconv.postprocess.PRODUCT_FORMATS and PRODUCT_CATALOG_FORMATS, written out so that parsing
-# the command line does not import the postprocess stack (tests/test_cli.py checks they agree)
+# sciconv.postprocess.PRODUCT_FORMATS, PRODUCT_CATALOG_FORMATS and BACKGROUND_MODES, written out
+# so that parsing the command line does not import the postprocess stack (tests/test_cli.py
+# checks they agree)
 PRODUCT_FORMATS = ("fits", "tiff", "ome-zarr")
 PRODUCT_CATALOG_FORMATS = ("ecsv", "votable", "fits")
+BACKGROUND_MODES = ("auto", "map", "none")
 
 
 def _channel_arg(text: str) -> int:
@@ -301,7 +303,7 @@ def _add_product_options(p: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--background",
-        choices=("auto", "map", "none"),
+        choices=BACKGROUND_MODES,
         default="auto",
         help="catalog fluxes: 'map' adds background-subtracted 'flux' and 'background' columns "
         "(photutils' Background2D with the objects left out) and weights the centroid, hence "

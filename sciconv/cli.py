@@ -33,6 +33,7 @@ from sciconv._cli_predict import (
     segmentation_outputs,
 )
 from sciconv._cli_predict_options import (  # noqa: F401 (the constants are re-exported)
+    BACKGROUND_MODES,
     PRODUCT_CATALOG_FORMATS,
     PRODUCT_FORMATS,
     add_predict_parser,

@@ -586,6 +586,7 @@ def test_product_choices_are_the_library_formats():
 
     assert cli.PRODUCT_FORMATS == tuple(postprocess.PRODUCT_FORMATS)
     assert cli.PRODUCT_CATALOG_FORMATS == tuple(PRODUCT_CATALOG_FORMATS)
+    assert cli.BACKGROUND_MODES == tuple(postprocess.BACKGROUND_MODES)
 
 
 def test_predict_with_the_shipped_nuclei_model(capsys, tmp_path, data_dir):

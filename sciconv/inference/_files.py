@@ -361,6 +361,8 @@ def predict_mosaic(
         raise InferenceError(
             f"catalog_format must be 'ecsv', 'votable' or 'fits'; got {catalog_format!r}"
         )
+    modes = postprocess.BACKGROUND_MODES
+    look_up_option(background, modes, name="background", error=InferenceError)
     out_dir = Path(out_dir)
     stem = io.image_stem(path)
     outs = {
@@ -380,9 +382,6 @@ def predict_mosaic(
     for target in outs.values():
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
-    background = look_up_option(
-        background, ("auto", "map", "none"), name="background", error=InferenceError
-    )
     image = io.read(path, lazy=True, hdu=hdu, nodata=nodata)
     if channel is not None:
         try:
@@ -390,7 +389,7 @@ def predict_mosaic(
         except BaseException:
             getattr(image.data, "close", lambda: None)()
             raise
-    sky = background == "map" or (background == "auto" and image.wcs is not None)
+    sky = postprocess.wants_background(background, image)  # checked above
     try:
         labels, table = predict_instances_blocks(
             model,

@@ -58,7 +58,11 @@ from sciconv.postprocess._astro import (
     to_regions,
     write_regions,
 )
-from sciconv.postprocess._background import estimate_background
+from sciconv.postprocess._background import (
+    BACKGROUND_MODES,
+    estimate_background,
+    wants_background,
+)
 from sciconv.postprocess._catalog import CATALOG_FORMATS, flatten_table, write_catalog
 from sciconv.postprocess._geojson import (
     GEOJSON_SUFFIX,
@@ -78,6 +82,7 @@ from sciconv.postprocess._writers import (
 )
 
 __all__ = [
+    "BACKGROUND_MODES",
     "CATALOG_FORMATS",
     "COLUMN_UCDS",
     "GEOJSON_SUFFIX",
@@ -101,6 +106,7 @@ __all__ = [
     "to_ccddata",
     "to_photutils",
     "to_regions",
+    "wants_background",
     "with_unmarked",
     "write_catalog",
     "write_geojson",

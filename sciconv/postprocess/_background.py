@@ -7,8 +7,29 @@ import warnings
 import numpy as np
 from scipy import ndimage as ndi
 
+from sciconv._validation import look_up_option
 from sciconv.errors import InvalidImageError, SciconvWarning
 from sciconv.io import as_array
+
+#: ``background=`` modes of ``sciconv predict`` and ``predict_mosaic`` (:func:`wants_background`).
+BACKGROUND_MODES = ("auto", "map", "none")
+
+
+def wants_background(mode: str, image) -> bool:
+    """Whether a catalog of ``image`` gets background-subtracted fluxes: ``"map"`` always,
+    ``"none"`` never, ``"auto"`` for an image with a celestial (sky) WCS.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.io import GridImage
+    >>> wants_background("auto", GridImage(np.zeros((4, 4, 1), np.float32)))
+    False
+    """
+    mode = look_up_option(mode, BACKGROUND_MODES, name="background")
+    wcs = getattr(image, "wcs", None)
+    sky = wcs is not None and getattr(wcs, "has_celestial", False)
+    return mode == "map" or (mode == "auto" and sky)
 
 
 def estimate_background(
