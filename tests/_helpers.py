@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -84,3 +87,22 @@ def blob_images(folder: Path, n: int, *, bright: bool, seed: int, size: int = 16
             cy, cx = rng.uniform(4, size - 4, 2)
             img += 50.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.0)
         tifffile.imwrite(folder / f"img{i:02d}.tif", img.astype(np.float32))
+
+
+def run_python(script: str, *args, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """``script`` in a fresh interpreter (sciconv importable, TensorFlow quiet, no TF_CONFIG),
+    e.g. for logical devices that must be set before TensorFlow starts; fails the test with
+    its stderr unless it exits 0."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    env.pop("TF_CONFIG", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc

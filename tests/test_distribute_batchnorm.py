@@ -9,16 +9,11 @@ weights. Logical CPU devices must be set before TensorFlow initializes, hence a 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from _helpers import run_python
 
 SCRIPT = textwrap.dedent(
     """
@@ -92,17 +87,7 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mirrored_bn")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    env.pop("TF_CONFIG", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp,
-        timeout=400,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = run_python(SCRIPT, tmp, cwd=tmp, timeout=400)
     [line] = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     return json.loads(line[len("RESULT ") :])
 

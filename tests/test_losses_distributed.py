@@ -3,9 +3,6 @@ the replicas in sync, as Keras' own reduction is (else MirroredStrategy trains a
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -13,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from _helpers import run_python
 
 from sciconv.losses import BCEDiceLoss, DiceLoss, FocalLoss
 
@@ -75,16 +73,7 @@ _SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_mirrored_pixel_weights_match_one_device(tmp_path):
     out = tmp_path / "out.json"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(out)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_python(_SCRIPT, out, cwd=ROOT, timeout=300)
     res = __import__("json").loads(out.read_text())
     single, mirrored = res["single"], res["mirrored"]
     np.testing.assert_allclose(mirrored["loss"], single["loss"], rtol=1e-4)
