@@ -36,6 +36,7 @@ from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._tiles import round_up
 from sciconv.models import get_metadata
 from sciconv.models.layers import SciconvMetadata
+from sciconv.models.precision import all_layers
 from sciconv.models.uncertainty_layers import (
     UNCERTAINTY_OUTPUTS,
     AlwaysDropout,
@@ -76,14 +77,6 @@ def _validate_per_pixel(model, *, name: str = "model") -> None:
 
 def _is_dropout(layer) -> bool:
     return isinstance(layer, keras.layers.Dropout) and not isinstance(layer, AlwaysDropout)
-
-
-def _dropout_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _dropout_layers(layer)
-        elif _is_dropout(layer):
-            yield layer
 
 
 def _mc_dropout_clone(model: keras.Model, seed: int) -> keras.Model:
@@ -259,7 +252,7 @@ def uncertainty_model(
         preds = [m(x) for m in members]
         moments = EnsembleMoments(output=output, name=f"{base.name}_ensemble_moments")(preds)
     else:
-        if not any(True for _ in _dropout_layers(base)):
+        if not any(_is_dropout(layer) for layer in all_layers(base)):
             raise InferenceError(
                 f"model {base.name!r} has no Dropout or SpatialDropout layer: mc_dropout "
                 "samples would all be equal and the spread 0 everywhere, an error bar of 0 "
