@@ -52,19 +52,25 @@ def fill_bad_pixels(raw, bad, corner, source: Source, s: PredictionSettings, lim
     by = (rows + corner[0] - anchors[0]) // FILL_BLOCK
     bx = (cols + corner[1] - anchors[1]) // FILL_BLOCK
     blocks = np.unique(np.stack([by, bx], axis=1), axis=0)  # the grid squares with bad pixels
+    y, x = corner
+    squares = []  # (core, window) of each square, (y0, y1, x0, x1) in source coordinates
     for block in blocks.tolist():
         core, window = [], []
         for b, a, c, n, size in zip(block, anchors, corner, (h, w), raw.shape[:2], strict=True):
             lo = a + b * FILL_BLOCK
-            core.append((max(lo, c), min(lo + FILL_BLOCK, c + size)))  # in source coordinates
-            window.append((max(lo - FILL_MARGIN, 0), min(lo + FILL_BLOCK + FILL_MARGIN, n)))
-        (wy0, wy1), (wx0, wx1) = window
-        (cy0, cy1), (cx0, cx1) = core
-        y, x = corner
-        if wy0 >= y and wy1 <= y + raw.shape[0] and wx0 >= x and wx1 <= x + raw.shape[1]:
-            pixels = raw[wy0 - y : wy1 - y, wx0 - x : wx1 - x]
-        else:
-            pixels = _read_normalized(source, slice(wy0, wy1), slice(wx0, wx1), s, limits)
+            core += [max(lo, c), min(lo + FILL_BLOCK, c + size)]
+            window += [max(lo - FILL_MARGIN, 0), min(lo + FILL_BLOCK + FILL_MARGIN, n)]
+        squares.append((core, window))
+    # every window's pixels from one array: ``raw`` when it holds them all, else one read
+    uy0, ux0 = min(wd[0] for _, wd in squares), min(wd[2] for _, wd in squares)
+    uy1, ux1 = max(wd[1] for _, wd in squares), max(wd[3] for _, wd in squares)
+    if uy0 >= y and uy1 <= y + raw.shape[0] and ux0 >= x and ux1 <= x + raw.shape[1]:
+        context, (oy, ox) = raw, corner
+    else:
+        context = _read_normalized(source, slice(uy0, uy1), slice(ux0, ux1), s, limits)
+        oy, ox = uy0, ux0
+    for (cy0, cy1, cx0, cx1), (wy0, wy1, wx0, wx1) in squares:
+        pixels = context[wy0 - oy : wy1 - oy, wx0 - ox : wx1 - ox]
         filled = preprocess.fill_nan(pixels, method=preprocess.BAD_PIXEL_FILL)
         target = (slice(cy0 - y, cy1 - y), slice(cx0 - x, cx1 - x))
         here = bad[target]
