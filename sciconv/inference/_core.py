@@ -51,7 +51,9 @@ def fill_bad_pixels(raw, bad, corner, source: Source, s: PredictionSettings, lim
     rows, cols = np.nonzero(bad.any(axis=-1))
     by = (rows + corner[0] - anchors[0]) // FILL_BLOCK
     bx = (cols + corner[1] - anchors[1]) // FILL_BLOCK
-    blocks = np.unique(np.stack([by, bx], axis=1), axis=0)  # the grid squares with bad pixels
+    occupied = np.zeros((by.max() - by.min() + 1, bx.max() - bx.min() + 1), bool)
+    occupied[by - by.min(), bx - bx.min()] = True  # the grid squares with bad pixels (no sort)
+    blocks = np.argwhere(occupied) + np.array([by.min(), bx.min()])
     y, x = corner
     squares = []  # (core, window) of each square, (y0, y1, x0, x1) in source coordinates
     for block in blocks.tolist():
