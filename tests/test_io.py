@@ -1009,8 +1009,10 @@ def test_read_labels_of_unsigned_fits_and_a_leading_plane_axis(tmp_path):
 
 def test_read_labels_refuses_what_is_not_labels(tmp_path):
     tifffile.imwrite(tmp_path / "f.tif", np.zeros((4, 4), np.float32))
+    before = sha(tmp_path / "f.tif")
     with pytest.raises(InvalidImageError, match=r"f\.tif.*must be integers"):
         io.read_labels(tmp_path / "f.tif")
+    assert sha(tmp_path / "f.tif") == before
     with pytest.raises(InvalidImageError, match="no such file"):
         io.read_labels(tmp_path / "missing.tif")
     tifffile.imwrite(tmp_path / "s.tif", np.zeros((2, 4, 4), np.int32))
@@ -1027,8 +1029,10 @@ def test_a_cube_with_a_spectral_first_axis_is_refused_for_what_it_is(tmp_path):
     ):
         header[f"CTYPE{i}"], header[f"CUNIT{i}"] = ctype, unit
     fits.PrimaryHDU(np.zeros((40, 40, 2), np.float32), header=header).writeto(tmp_path / "c.fits")
+    before = sha(tmp_path / "c.fits")
     with pytest.raises(InvalidImageError, match=r"c\.fits.*FITS axis 1 is 'FREQ'.*reorder"):
         io.read(tmp_path / "c.fits")
+    assert sha(tmp_path / "c.fits") == before
     # a length-1 third axis is no cube: a 2-D WAVE x slit image with NAXIS3 = 1 reads
     one = fits.Header({"CTYPE1": "WAVE", "CTYPE2": "LINEAR"})
     fits.PrimaryHDU(np.zeros((1, 6, 9), np.float32), header=one).writeto(tmp_path / "o.fits")

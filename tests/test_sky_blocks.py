@@ -159,3 +159,18 @@ def test_block_background_skips_windows_without_objects(sky):
             progress=False, wcs=wcs, **POST,
         )  # fmt: skip
     assert len(table) > 0 and "flux" in table.colnames
+
+
+def test_predict_mosaic_refuses_an_unknown_background_mode_before_reading(sky, tmp_path):
+    from astropy.io import fits
+
+    from sciconv.errors import InferenceError
+    from sciconv.inference import predict_mosaic
+
+    image, wcs, _ = sky
+    path = tmp_path / "m.fits"
+    fits.writeto(path, image, wcs.to_header())
+    before = path.read_bytes()
+    with pytest.raises(InferenceError, match=r"background must be one of 'auto', 'map', 'none'"):
+        predict_mosaic(_detector(), path, tmp_path / "out", background="sky")
+    assert path.read_bytes() == before and not (tmp_path / "out").exists()

@@ -142,3 +142,8 @@ def test_arrays_already_normalized_the_default_way_record_the_default():
     model = _seg()
     _fit(model, (x.astype("float32"), (x[..., 0] > 0.5).astype("int32")))
     assert sc.models.get_metadata(model)["normalization"] == sc.preprocess.DEFAULT_NORMALIZATION
+
+
+def test_a_raw_model_has_no_normalization_limits():
+    with pytest.raises(ConfigError, match=r"trained on pixels as given.*normalize=None"):
+        sc.preprocess.limits_from_spec(np.ones((4, 4)), sc.preprocess.RAW_NORMALIZATION)
