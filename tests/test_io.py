@@ -317,6 +317,31 @@ def test_fits_wcs_cutout_and_section_shift(tmp_path):
         io.read(p, section=(slice(40, 50), slice(0, 5)))
 
 
+def test_fits_cutout_shifts_a_non_celestial_wcs(tmp_path):
+    """A detector or microscope frame with a linear WCS (mm, no sky): sciconv keeps no WCS
+    object for it, but a cutout's header must still place its pixels where the original's
+    were, in the primary and in an alternate WCS."""
+    h = fits.Header()
+    for alt in ("", "A"):
+        h.update({f"CTYPE1{alt}": "LINEAR", f"CTYPE2{alt}": "LINEAR", f"CUNIT1{alt}": "mm",
+                  f"CUNIT2{alt}": "mm", f"CRPIX1{alt}": 3.5, f"CRPIX2{alt}": 7.0,
+                  f"CRVAL1{alt}": 10.0, f"CRVAL2{alt}": -4.0, f"CDELT1{alt}": 0.015,
+                  f"CDELT2{alt}": 0.02, f"PC1_2{alt}": 0.1})  # fmt: skip
+    p = tmp_path / "linear.fits"
+    fits.PrimaryHDU(grid(32, 40), header=h).writeto(p)
+    with pytest.warns(UserWarning, match="WCS ignored"):
+        img = io.read(p)
+        sec = io.read(p, section=(slice(5, 25), slice(10, 30)))
+    cut = img.cutout(5, 25, 10, 30)
+    local = np.array([[0.0, 0.0], [7.0, 3.0], [19.0, 19.0]])
+    for alt in ("", "A"):
+        ref = WCS(h, key=alt or " ").wcs_pix2world(local + np.array([10, 5]), 0)
+        for part in (cut, sec):
+            got = WCS(part.header, key=alt or " ").wcs_pix2world(local, 0)
+            np.testing.assert_allclose(got, ref, atol=1e-12)
+    assert fits.getheader(p)["CRPIX1"] == 3.5  # the input file is untouched
+
+
 def test_fits_sip_wcs_matches_astropy(tmp_path):
     h = fits.Header.fromfile(ASTROPY_WCS / "sip.fits")
     p = tmp_path / "sip.fits"

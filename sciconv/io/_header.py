@@ -190,19 +190,22 @@ def fits_wcs(header, hdul, path: Path):
     return w
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def _number(header, key: str) -> float:
     value = header_get(header, key, 0.0)
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    return float(value) if ok else 0.0
+    return float(value) if _is_number(value) else 0.0
 
 
 def slice_wcs(wcs, header, ys: slice, xs: slice):
     """WCS and header for the pixels ``[ys, xs]``; the header's IRAF ``LTV1``/``LTV2`` shifted
     with them (DS9's "physical" coordinates stay those of the original frame) and a HISTORY
     card saying which pixels these are."""
+    y0, x0 = int(ys.start or 0), int(xs.start or 0)
     if header is not None:
         header = header.copy()
-        y0, x0 = int(ys.start or 0), int(xs.start or 0)
         if y0 or x0 or header_get(header, "LTV1", None) is not None:
             header["LTV1"] = (_number(header, "LTV1") - x0, "original x = x - LTV1")
             header["LTV2"] = (_number(header, "LTV2") - y0, "original y = y - LTV2")
@@ -213,11 +216,25 @@ def slice_wcs(wcs, header, ys: slice, xs: slice):
                 "original image"
             )
     if wcs is None:
+        if header is not None:
+            _shift_reference_pixels(header, y0, x0)
         return None, header
     new = wcs.slice((ys, xs))
     if header is not None:
         header = replace_wcs_cards(header, new)
     return new, header
+
+
+_CRPIX_KEY = re.compile(r"^CRPIX([12])[A-Z]?$")
+
+
+def _shift_reference_pixels(header, y0: int, x0: int) -> None:
+    """Shift, in place, the reference pixel of every WCS of ``header`` (the primary and its
+    alternates A-Z) that sciconv keeps no WCS object for (a linear detector or stage frame):
+    a cutout's pixels then map where the original's did."""
+    for key in [k for k in header.keys() if _CRPIX_KEY.match(k)]:
+        if _is_number(header[key]):
+            header[key] = float(header[key]) - (x0 if key[5] == "1" else y0)
 
 
 _PLANE_AXIS_KEY = re.compile(r"^(CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CNAME|CRDER|CSYER)([3-9])$")
