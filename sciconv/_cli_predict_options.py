@@ -207,8 +207,9 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         metavar="PX",
-        help="segmenters: smallest object kept, in pixels (default: the model's recorded "
-        "post-processing, else 20, sized for nuclei; stars of a few pixels need e.g. 3)",
+        help="segmenters: smallest object kept, in the input image's pixels (default: the "
+        "model's recorded post-processing, in its own pixels, else 20, sized for nuclei; stars "
+        "of a few pixels need e.g. 3)",
     )
     p.add_argument(
         "--regions",

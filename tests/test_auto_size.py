@@ -149,3 +149,39 @@ def test_pretrained_nuclei_shrunk_real_images_recover(enlarged_real_nuclei):
     # measured: mean AP@0.5 0.29 as they are, 0.67 with the second pass (7 images)
     assert np.mean(auto) >= 0.6 and np.mean(auto) > np.mean(first) + 0.2, (first, auto)
     assert all(a >= f for a, f in zip(auto, first)), (first, auto)
+
+
+def test_a_given_min_size_counts_the_input_pixels_when_resampling(blob_model):
+    """``min_size`` given to predict_instances is in the input's pixels (what the catalog's
+    ``area`` counts), whatever resampling runs; the model's recorded one stays in its own."""
+    image = np.full((60, 90), -1.0, np.float32)
+    image[10:13, 10:13] = 1.0  # 9 px
+    image[10:20, 30:40] = 1.0  # 100 px
+    image[30:44, 60:74] = 1.0  # 196 px
+    kw = dict(normalize=None, progress=False)
+    for scale, min_size, kept in [(2.0, 20, [100, 196]), (0.5, 60, [100, 196]), (2.0, 150, [196])]:
+        labels = inference.predict_instances(
+            blob_model, image, scale=scale, min_size=min_size, **kw
+        )
+        areas = np.bincount(labels.ravel())[1:]
+        assert labels.max() == len(kept), (scale, min_size, areas)
+        np.testing.assert_allclose(np.sort(areas), kept, rtol=0.1)
+    # no min_size given: the recorded one (2 px in the model's pixels) keeps the 9 px square
+    assert inference.predict_instances(blob_model, image, scale=2.0, **kw).max() == 3
+
+
+def test_resampled_labels_come_back_in_one_piece_each(data_dir):
+    """Labels found on a resampled image and mapped back to the input's pixels: each object one
+    4-connected piece (nearest-neighbour sampling cut some in two), no object under min_size."""
+    from scipy import ndimage as ndi
+
+    image = sciconv.io.read(data_dir / "real" / "hst" / "j8bt06nyq_sci_cutout.fits")
+    model = sciconv.models.pretrained("nuclei")
+    with pytest.warns(SciconvWarning, match="object_size='auto'"):
+        labels = inference.predict_instances(
+            model, image, min_size=3, precision="float32", progress=False
+        )
+    areas = np.bincount(labels.ravel())[1:]
+    assert labels.max() > 100 and areas.min() >= 3, (labels.max(), areas.min())
+    pieces = [ndi.label(labels[s] == i)[1] for i, s in enumerate(ndi.find_objects(labels), 1)]
+    assert max(pieces) == 1, sum(p > 1 for p in pieces)

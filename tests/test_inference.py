@@ -531,8 +531,8 @@ def test_predict_instances_checks_keywords_before_predicting():
 
 
 def test_predict_instances_scale_resamples_and_maps_labels_back():
-    """min_size counts pixels of the resampled image, so the scale shows in what survives; the
-    labels come back at the input's size, numbered 1..N."""
+    """A given min_size counts the input's pixels whatever the scale; the labels come back at
+    the input's size, numbered 1..N."""
     yy, xx = np.mgrid[:60, :80]
     big = (yy - 30) ** 2 + (xx - 25) ** 2 < 15**2  # ~700 px
     small = (yy - 30) ** 2 + (xx - 62) ** 2 < 4**2  # ~50 px
@@ -542,8 +542,8 @@ def test_predict_instances_scale_resamples_and_maps_labels_back():
     plain = inference.predict_instances(model, image, **kw)
     assert plain.max() == 2
     np.testing.assert_array_equal(inference.predict_instances(model, image, scale=1.0, **kw), plain)
-    # at 1/4 the small disc covers ~3 px and the big one ~44 px: min_size=10 keeps only the big
-    shrunk = inference.predict_instances(model, image, scale=0.25, min_size=10, **kw)
+    # the small disc has ~50 px, the big one ~700: min_size=60 keeps only the big one at 1/4 too
+    shrunk = inference.predict_instances(model, image, scale=0.25, min_size=60, **kw)
     assert shrunk.shape == image.shape and shrunk.dtype == np.int32
     assert shrunk.max() == 1 and shrunk[30, 25] == 1 and shrunk[30, 62] == 0
     # mapped back by nearest neighbour: the big disc's area is kept to within its outline

@@ -264,12 +264,13 @@ def test_predict_instances_resamples_by_the_pixel_scales_of_image_and_model():
     model = attach_metadata(
         keras.Model(inputs, keras.layers.Softmax()(logits)),
         pixel_scale={"y": 0.5, "x": 0.5, "unit": "um"},
+        postprocess={"min_size": 60},  # recorded: the model's pixels
     )
     data = np.zeros((64, 64, 1), "float32")
     data[6:16, 6:16] = 5  # 100 px here, under 60 px at the model's scale (blur included)
     data[30:50, 30:50] = 5
     img = GridImage(data, meta={"pixel_scale": {"y": 0.25, "x": 0.25, "unit": "um"}})
-    kw = dict(normalize=None, progress=False, min_size=60)
+    kw = dict(normalize=None, progress=False)
     with pytest.warns(SciconvWarning, match=r"resampling the image by 0\.5 .* 0\.25 um"):
         auto = predict_instances(model, img, **kw)
     assert auto.shape == (64, 64) and int(auto.max()) == 1
@@ -291,12 +292,13 @@ def test_predict_instances_object_size_physical_or_pixels_resamples_like_scale()
         2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
     )(inputs)
     plain = keras.Model(inputs, keras.layers.Softmax()(logits))
-    model = attach_metadata(plain, object_size=10.0)
+    # a recorded min_size counts the model's pixels
+    model = attach_metadata(plain, object_size=10.0, postprocess={"min_size": 60})
     data = np.zeros((64, 64, 1), "float32")
     data[6:16, 6:16] = 5  # 100 px here, under 60 px once shrunk by 0.5
     data[30:50, 30:50] = 5
     img = GridImage(data, meta={"pixel_scale": {"y": 0.25, "x": 0.25, "unit": "um"}})
-    kw = dict(normalize=None, progress=False, min_size=60)
+    kw = dict(normalize=None, progress=False)
     by_scale = predict_instances(model, img, scale=0.5, **kw)
     assert by_scale.shape == (64, 64) and int(by_scale.max()) == 1
     assert int(predict_instances(model, img, scale=None, **kw).max()) == 2

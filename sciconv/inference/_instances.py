@@ -221,7 +221,10 @@ def predict_instances(
         Replace an existing ``out``.
     **overrides
         Keyword arguments of :func:`sciconv.postprocess.instances` (``threshold``, ``min_size``,
-        ``method``, ``min_distance``, ...) that replace the model's recorded ones.
+        ``method``, ``min_distance``, ...) that replace the model's recorded ones. A given
+        ``min_size`` counts the input's pixels, whatever resampling runs (a recorded one, the
+        pixels the model sees). Labels found on a resampled image keep each object's largest
+        4-connected piece when mapped back.
 
     Returns
     -------
@@ -292,7 +295,7 @@ def predict_instances(
             **overrides,
         )
 
-    def segment(img):
+    def segment(img, kwargs=kwargs):
         std = None
         if uncertainty is not None:
             from sciconv.inference._uncertainty import predict_uncertainty
@@ -315,7 +318,9 @@ def predict_instances(
             return segment(image)
         arr, path = validate_image(image)
         hw = (int(arr.shape[0]), int(arr.shape[1]))
-        labels, *maps = segment(_rescale_image(arr, zoom, path=path))
+        given = overrides.get("min_size")  # in the input's pixels; the recorded one, the model's
+        scaled = kwargs if given is None else dict(kwargs, min_size=given * zoom**2)
+        labels, *maps = segment(_rescale_image(arr, zoom, path=path), scaled)
         if return_prob or uncertainty is not None:
             from skimage.transform import resize
 
@@ -325,7 +330,7 @@ def predict_instances(
                 else resize(m, (*hw, m.shape[-1]), order=1, preserve_range=True).astype(np.float32)
                 for m in maps
             ]
-        return (_resize_labels(labels, hw), *maps)
+        return (_resize_labels(labels, hw, min_size=given or 0), *maps)
 
     found = at(zoom)
     again = _auto_size(meta, found[0], factor, object_size, scale)
@@ -455,9 +460,24 @@ def _rescale_image(arr, scale: float, *, path) -> np.ndarray:
     ).astype(np.float32)
 
 
-def _resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+def _resize_labels(labels: np.ndarray, hw: tuple[int, int], *, min_size: float = 0) -> np.ndarray:
+    """Labels found on a resampled image, at the input's size ``hw`` (nearest neighbour): each
+    object keeps its largest 4-connected piece (sampling can cut a thin neck), and objects of
+    fewer than ``min_size`` pixels are dropped; numbered 1..N again."""
+    from skimage.measure import label as connected
     from skimage.segmentation import relabel_sequential
     from skimage.transform import resize
 
-    out = resize(labels, hw, order=0, preserve_range=True, anti_aliasing=False)
-    return relabel_sequential(out.astype(np.int32))[0].astype(np.int32)
+    out = resize(labels, hw, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
+    pieces = connected(out, background=0, connectivity=1)  # pixels of one value, 4-connected
+    size = np.bincount(pieces.ravel())
+    owner = np.zeros(len(size), np.int64)  # the object each piece belongs to
+    owner[pieces.ravel()] = out.ravel()
+    ids = np.arange(1, len(size))
+    # per object, its largest piece (ties: the first), kept when it has min_size pixels
+    order = ids[np.lexsort((-size[1:], owner[1:]))]
+    first = np.r_[True, owner[order[1:]] != owner[order[:-1]]]
+    keep = np.zeros(len(size), bool)
+    keep[order[first]] = size[order[first]] >= min_size
+    out[~keep[pieces]] = 0
+    return relabel_sequential(out)[0].astype(np.int32)
