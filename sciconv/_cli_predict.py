@@ -472,7 +472,8 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
             overwrite=args.overwrite,
         )
     where = outs["labels"]  # an OME-Zarr label group: name the store it sits in
-    shown = where.parents[1].name if where.parent.name == "labels" else where.name
+    zarr_group = args.format == "ome-zarr" and where.parent.name == "labels"
+    shown = where.parents[1].name if zarr_group else where.name
     _say(args, f"{path}: {int(labels.max())} objects -> {shown}")
     return list(outs.values())
 

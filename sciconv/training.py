@@ -262,6 +262,12 @@ def _as_dataset_args(data, *, name: str):
     """Return ``(x, y[, sample_weight])`` with arrays (y may be a tuple: one per model output)."""
     if not isinstance(data, tuple):
         return data
+    if any(isinstance(part, tf.data.Dataset) for part in data):
+        raise ConfigError(
+            f"{name}: got a tuple holding tf.data.Dataset objects, where a dataset or (x, y) "
+            "arrays were expected; a loader with validation_split returns (train, val): pass "
+            "fit(model, train, validation_data=val)"
+        )
 
     def as_array(a):
         if isinstance(a, (tuple, list)):

@@ -594,12 +594,14 @@ def test_predict_with_the_shipped_nuclei_model(capsys, tmp_path, data_dir):
 
     image = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
     truth = io.read(data_dir / "real" / "nuclei" / "labels" / image.name).data[..., 0]
-    code, _, err = run_cli(capsys, "predict", "pretrained:nuclei", image, "--out", tmp_path)
+    out = tmp_path / "labels"  # the README's folder name (not an OME-Zarr labels group)
+    code, said, err = run_cli(capsys, "predict", "pretrained:nuclei", image, "--out", out)
     assert code == 0, err
-    labels = io.read(tmp_path / f"{image.stem}_labels.tif").data[..., 0]
+    assert f"objects -> {image.stem}_labels.tif" in said + err  # the file written, named
+    labels = io.read(out / f"{image.stem}_labels.tif").data[..., 0]
     assert labels.shape == truth.shape
     assert metrics.matching(truth.astype(int), labels.astype(int), thresh=0.5)["f1"] > 0.6
-    assert (tmp_path / f"{image.stem}_catalog.ecsv").is_file()
+    assert (out / f"{image.stem}_catalog.ecsv").is_file()
 
 
 def test_predict_into_its_input_folder_skips_its_own_products(capsys, tmp_path, data_dir):

@@ -513,6 +513,17 @@ def test_resuming_with_another_architecture_names_the_run_folder(tmp_path):
 # ------------------------------------------------------------------ data against the model (QA)
 
 
+def test_fit_refuses_a_train_val_tuple_as_its_data():
+    """``from_pairs``/``from_folder`` with validation_split return (train, val); handing the
+    tuple on whole ended in a bare TypeError deep in fit."""
+    x = np.zeros((4, 8, 8, 1), np.float32)
+    y = np.zeros((4,), np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+    model = classifier((8, 8, 1), 2, filters=(4,), dense=(), dropout=0.0)
+    with pytest.raises(ConfigError, match=r"\(train, val\).*validation_data=val"):
+        fit(model, (ds, ds), epochs=1, verbose=0)
+
+
 def test_fit_refuses_targets_the_model_has_no_outputs_for():
     """A regressor with 1 output trained on 2 targets (or 3 outputs on 1) trained without a
     word: the loss broadcast one against the other. Multi-label likewise."""
