@@ -171,3 +171,29 @@ def test_a_model_trained_on_pixels_as_given_is_packaged_without_preprocessing(tm
     assert "scale_range" not in steps and "No pre-processing" in readme
     summary = core.test_model(str(path), weight_format="keras_v3")
     assert summary.status == "passed", summary.format()
+
+
+def test_output_channels_are_named_by_class(tmp_path):
+    """The package named its output planes class0..2 while sciconv's own products (CLASSn
+    cards) and the package README say background / interior / boundary: the model's recorded
+    class names, else the names write_products gives the planes."""
+    m = segmenter((None, None, 1), num_classes=3, depth=1, filters=2)
+
+    def channel_names(path):
+        with zipfile.ZipFile(path) as zf:
+            rdf = yaml.safe_load(zf.read("rdf.yaml"))
+        [out] = rdf["outputs"]
+        [axis] = [a for a in out["axes"] if a["type"] == "channel"]
+        return axis["channel_names"]
+
+    assert channel_names(export_bioimageio(m, tmp_path / "a.zip")) == [
+        "background",
+        "interior",
+        "boundary",
+    ]
+    # recorded names are kept as they are, spaces too (an Identifier refused "galaxy core")
+    set_metadata(m, class_names=["sky", "galaxy core", "halo"])
+    path = export_bioimageio(m, tmp_path / "b.zip")
+    assert channel_names(path) == ["sky", "galaxy core", "halo"]
+    core = pytest.importorskip("bioimageio.core")
+    assert type(core.load_description(str(path))).__name__ == "ModelDescr"

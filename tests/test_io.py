@@ -1137,3 +1137,23 @@ def test_a_lazy_image_with_a_mask_file_pickles_for_dask_workers(tmp_path):
     want[0, 0] = np.nan  # nodata=0
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(lazy.data[0:12, 0:10][..., 0], want)
+
+
+def test_fits_class_cards_become_channel_names(tmp_path):
+    """A probability cube's CLASS0..n cards (write_products) name its planes; read gave
+    meta["channel_names"] None, so viewers showed "prob [0]", "prob [1]", ..."""
+    cube = np.random.default_rng(0).uniform(0, 1, (3, 8, 10)).astype(np.float32)
+    hdu = fits.PrimaryHDU(cube)
+    for i, name in enumerate(("background", "interior", "boundary")):
+        hdu.header[f"CLASS{i}"] = name
+    hdu.writeto(tmp_path / "prob.fits")
+    img = io.read(tmp_path / "prob.fits")
+    assert img.meta["channel_names"] == ["background", "interior", "boundary"]
+    assert io.read(tmp_path / "prob.fits", lazy=True).meta["channel_names"][2] == "boundary"
+    assert img.channel(1).meta["channel_names"] == ["interior"]
+    # every plane needs a name: a partial set names nothing
+    del hdu.header["CLASS2"]
+    hdu.writeto(tmp_path / "partial.fits")
+    assert io.read(tmp_path / "partial.fits").meta.get("channel_names") is None
+    # the planes of a stack are images, not channels
+    assert io.read(tmp_path / "prob.fits", stack=True).meta.get("channel_names") is None

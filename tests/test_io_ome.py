@@ -346,3 +346,84 @@ def test_ome_zarr_writes_a_pixel_scale_set_by_hand(tmp_path):
     back = io.read(store)
     assert back.meta["pixel_unit"] == "nm"
     assert back.pixel_scale == src.pixel_scale
+
+
+# ---------------------------------------------------------------- NGFF validity, channel names
+
+
+def test_ome_zarr_store_with_labels_passes_ngff_validation(store):
+    """NGFF 0.5 needs "version" in every OME group's "ome" attributes; ome-zarr-py's
+    write_labels left it out of labels/, and ome-zarr-models rejected the whole store."""
+    pytest.importorskip("ome_zarr_models")
+    import zarr
+    from ome_zarr_models import open_ome_zarr
+    from ome_zarr_models.v05.image import Image
+
+    path, _ = store
+    labels = np.zeros((64, 48), np.int32)
+    labels[4:20, 4:20] = 1
+    io.write_ome_zarr_labels(path, labels, name="instances")
+    io.write_ome_zarr_labels(path, (labels > 0).astype(np.uint8), name="mask")
+    ome = dict(zarr.open_group(str(path / "labels"), mode="r").attrs)["ome"]
+    assert ome["version"] == "0.5" and ome["labels"] == ["instances", "mask"]
+    model = open_ome_zarr(path)
+    assert isinstance(model, Image)
+    assert model.labels is not None
+    assert model.labels.ome_attributes.labels == ["instances", "mask"]
+    # rewritten with overwrite=True: still valid, and listed once
+    io.write_ome_zarr_labels(path, labels * 2, name="instances", overwrite=True)
+    ome = dict(zarr.open_group(str(path / "labels"), mode="r").attrs)["ome"]
+    assert ome["version"] == "0.5" and ome["labels"] == ["instances", "mask"]
+    open_ome_zarr(path)
+
+
+def test_ome_zarr_channel_names_are_omero_labels(tmp_path):
+    """Named channels travel as the NGFF omero channel labels (what napari-ome-zarr, Fiji and
+    OMERO show) and come back as meta["channel_names"]; the store stays valid."""
+    pytest.importorskip("ome_zarr")
+    import zarr
+
+    prob = np.random.default_rng(0).uniform(0, 1, (32, 24, 3)).astype(np.float32)
+    names = ["background", "interior", "boundary"]
+    path = io.write_ome_zarr(tmp_path / "p.ome.zarr", prob, levels=2, channel_names=names)
+    omero = dict(zarr.open_group(str(path), mode="r").attrs)["ome"]["omero"]
+    assert [c["label"] for c in omero["channels"]] == names
+    assert io.read(path).meta["channel_names"] == names
+    assert io.read(path, level=1, lazy=True).meta["channel_names"] == names
+    unnamed = io.write_ome_zarr(tmp_path / "u.ome.zarr", prob, levels=1)
+    assert "omero" not in dict(zarr.open_group(str(unnamed), mode="r").attrs)["ome"]
+    assert io.read(unnamed).meta.get("channel_names") is None
+    with pytest.raises(ConfigError, match="one name per channel"):
+        io.write_ome_zarr(tmp_path / "bad.ome.zarr", prob, channel_names=["a", "b"])
+    pytest.importorskip("ome_zarr_models")
+    from ome_zarr_models import open_ome_zarr
+
+    open_ome_zarr(path)
+
+
+def test_ome_zarr_products_validate_and_name_their_planes(tmp_path):
+    """write_products(format="ome-zarr"): image, labels/instances and labels/mask form a valid
+    NGFF 0.5 store, and reading it back names the probability planes."""
+    pytest.importorskip("ome_zarr")
+    pytest.importorskip("ome_zarr_models")
+    from ome_zarr_models import open_ome_zarr
+
+    from sciconv.postprocess import write_products
+
+    prob = np.zeros((64, 48, 3), np.float32)
+    prob[..., 0] = 1.0
+    prob[10:30, 10:30] = [0.0, 1.0, 0.0]
+    labels = np.zeros((64, 48), np.int32)
+    labels[10:30, 10:30] = 1
+    mask = np.zeros((64, 48), bool)
+    mask[0, :4] = True
+    written = write_products(tmp_path, prob=prob, labels=labels, mask=mask, stem="cells",
+                             format="ome-zarr")  # fmt: skip
+    store = written["prob"]
+    open_ome_zarr(store)
+    assert io.read(store).meta["channel_names"] == ["background", "interior", "boundary"]
+    # in the store's own omero block, where viewers other than sciconv's look for them
+    import json
+
+    omero = json.loads((store / "zarr.json").read_text())["attributes"]["ome"]["omero"]
+    assert [c["label"] for c in omero["channels"]] == ["background", "interior", "boundary"]

@@ -166,6 +166,75 @@ def test_reader_opens_whole_slides_lazily(tmp_path, monkeypatch):
         assert channel.min() <= lo < hi <= channel.max()
 
 
+def _zarr_products(tmp_path):
+    """An OME-Zarr product store (160 x 128 px: two levels) with labels/instances and
+    labels/mask, on an image of 0.4 x 0.325 µm pixels."""
+    pytest.importorskip("ome_zarr")
+    from sciconv.postprocess import write_products
+
+    prob = np.zeros((160, 128, 3), np.float32)
+    prob[..., 0] = 1.0
+    prob[10:40, 20:50] = [0.0, 0.9, 0.1]
+    labels = np.zeros((160, 128), np.int32)
+    labels[10:40, 20:50], labels[70:90, 5:30] = 3, 17
+    mask = np.zeros((160, 128), bool)
+    mask[:2, :5] = True
+    like = io.GridImage(
+        np.zeros((160, 128, 1), np.float32), meta={"pixel_size": (0.4, 0.325), "pixel_unit": "µm"}
+    )
+    written = write_products(tmp_path, prob=prob, labels=labels, mask=mask, like=like,
+                             stem="cells", format="ome-zarr")  # fmt: skip
+    return written["prob"], prob, labels, mask
+
+
+def test_reader_opens_ome_zarr_products_with_their_labels(tmp_path):
+    """sciconv predict --format ome-zarr: the README says napari opens the store with the labels
+    over the image, but the reader took files only (and napari's own failed on the store)."""
+    store, prob, labels, mask = _zarr_products(tmp_path)
+    assert store.name == "cells.ome.zarr" and store.is_dir()
+    assert napari_get_reader(str(store)) is read_layers
+    assert napari_get_reader(store / "labels" / "instances") is read_layers
+    layers = read_layers(str(store))
+    assert [kind for _, _, kind in layers] == ["image", "labels", "labels"]
+    (image, kwargs, _), *label_layers = layers
+    # the image: one layer per class plane, named by class, at the physical pixel size
+    assert kwargs["channel_axis"] == 0 and kwargs["multiscale"] is True
+    assert kwargs["name"] == ["background", "interior", "boundary"]
+    assert kwargs["scale"] == pytest.approx((0.4, 0.325)) and kwargs["units"] == "um"
+    assert [tuple(d.shape) for d in image] == [(3, 160, 128), (3, 80, 64)]
+    np.testing.assert_array_equal(np.asarray(image[0]), np.moveaxis(prob, -1, 0))
+    by_name = {kw["name"]: (data, kw) for data, kw, _ in label_layers}
+    assert set(by_name) == {"cells instances", "cells mask"}
+    for key, want in (("cells instances", labels), ("cells mask", mask.astype(np.uint8))):
+        data, kw = by_name[key]
+        assert kw["multiscale"] is True and len(data) == 2
+        assert np.issubdtype(data[0].dtype, np.integer)
+        np.testing.assert_array_equal(np.asarray(data[0]), want)
+        assert set(np.unique(np.asarray(data[1]))) <= set(np.unique(want))  # ids survive
+        assert kw["scale"] == pytest.approx((0.4, 0.325)) and kw["units"] == "um"
+    # one label image opened by itself
+    [(data, kw, kind)] = read_layers(store / "labels" / "instances")
+    assert kind == "labels" and kw["name"] == "cells instances"
+    np.testing.assert_array_equal(np.asarray(data[0]), labels)
+
+
+def test_reader_names_probability_planes_by_class(tmp_path):
+    """FITS products name their planes (CLASS0..n cards); the layers were "prob [0]", ..."""
+    from sciconv.postprocess import write_products
+
+    prob = np.random.default_rng(0).dirichlet([1, 1, 1], (16, 20)).astype(np.float32)
+    written = write_products(tmp_path, prob=prob, stem="field")
+    [(data, kwargs, _)] = read_layers(written["prob"])
+    assert data.shape == (3, 16, 20)
+    assert kwargs["name"] == ["background", "interior", "boundary"]
+
+
+def test_manifest_reads_zarr_folders():
+    npe2 = pytest.importorskip("npe2")
+    [reader] = npe2.PluginManifest.from_file(MANIFEST).contributions.readers
+    assert reader.accepts_directories is True and "*.zarr" in reader.filename_patterns
+
+
 def test_get_reader_declines_what_it_cannot_read(tmp_path):
     (tmp_path / "a.csv").write_text("x\n1\n")
     assert napari_get_reader(str(tmp_path / "a.csv")) is None
@@ -173,6 +242,8 @@ def test_get_reader_declines_what_it_cannot_read(tmp_path):
     assert napari_get_reader([str(HST), str(tmp_path / "a.csv")]) is None
     assert napari_get_reader([str(HST), str(NUCLEI)]) is read_layers
     assert napari_get_reader(str(tmp_path)) is None
+    (tmp_path / "empty.zarr").mkdir()  # a folder named like a store, but no image in it
+    assert napari_get_reader(str(tmp_path / "empty.zarr")) is None
     (tmp_path / "broken.fits").write_bytes(b"SIMPLE  =  garbage")
     with pytest.raises(InvalidImageError, match=r"broken\.fits"):
         read_layers(tmp_path / "broken.fits")

@@ -86,7 +86,12 @@ from sciconv.io._mapped import file_map, read_mapped
 from sciconv.io._masks import MASK_EXTNAMES
 from sciconv.io._read import plane_axes, probe_shape, read, read_pixels
 from sciconv.io._write import write
-from sciconv.io._zarr import ZARR_ARRAY_ATTRS, write_ome_zarr, write_ome_zarr_labels
+from sciconv.io._zarr import (
+    ZARR_ARRAY_ATTRS,
+    ome_zarr_labels,
+    write_ome_zarr,
+    write_ome_zarr_labels,
+)
 
 __all__ = [
     "FITS_EXTENSIONS",
@@ -107,6 +112,7 @@ __all__ = [
     "is_nddata",
     "is_zarr",
     "list_images",
+    "ome_zarr_labels",
     "pair_by_stem",
     "plane_axes",
     "probe_shape",

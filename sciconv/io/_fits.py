@@ -522,7 +522,26 @@ def _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling) -> dict:
         meta["bscale"], meta["bzero"] = scaling.bscale, scaling.bzero
     if scaling.blank is not None:
         meta["blank"] = scaling.blank
+    names = _class_names(header, roles, raw_shape)
+    if names is not None:
+        meta["channel_names"] = names
     return meta
+
+
+def _class_names(header, roles, raw_shape) -> list[str] | None:
+    """The ``CLASS0``, ``CLASS1``, ... cards of a probability cube (sciconv's products name
+    its planes so) as channel names, when every channel has one; None otherwise, and for a
+    stack (its planes are images, not channels)."""
+    if ROLE_N in roles:
+        return None
+    n = int(np.prod([k for k, r in zip(raw_shape, roles) if r == ROLE_C], dtype=np.int64))
+    names = []
+    for i in range(n if n <= 1000 else 0):  # FITS keywords: CLASS0 .. CLASS999 at most
+        value = header_get(header, f"CLASS{i}")
+        if not isinstance(value, str) or not value.strip():
+            return None
+        names.append(value.strip())
+    return names or None
 
 
 def _fits_dtype(bitpix: int, scaling: _Scaling) -> str:

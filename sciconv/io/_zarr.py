@@ -13,6 +13,7 @@ Both need the optional extra ``pip install "sciconv[ome]"`` (zarr, ome-zarr); wi
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +188,10 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
         "levels": levels,
     }
     meta.update(_physical(node.metadata, names, level, path))
+    if "channel_names" not in meta:
+        recorded = _recorded_channel_names(path, int(arranged.shape[-1]))
+        if recorded is not None:
+            meta["channel_names"] = recorded
     if lazy:
         if stack:
             raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
@@ -254,6 +259,78 @@ def _physical(metadata: dict, names: list[str], level: int, path: Path) -> dict:
     except (IndexError, KeyError, TypeError, ValueError):
         pass
     return out
+
+
+def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
+    """The NGFF label images of an OME-Zarr image, from its ``labels/`` metadata.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image's store (``.ome.zarr`` folder).
+
+    Returns
+    -------
+    dict of str to list of pathlib.Path
+        Each label image's name (``labels/<name>``, in the order the store lists them) and the
+        zarr arrays of its resolution levels, full resolution first: read each with
+        :func:`sciconv.io.read_labels`. Empty when the store has no labels.
+
+    Raises
+    ------
+    MissingDependencyError
+        zarr / ome-zarr are not installed (``pip install "sciconv[ome]"``).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv import io
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "cells.ome.zarr"
+    >>> _ = io.write_ome_zarr(store, np.zeros((32, 32), "uint16"), levels=2)
+    >>> _ = io.write_ome_zarr_labels(store, np.ones((32, 32), "int32"), name="nuclei")
+    >>> {k: [p.relative_to(store).as_posix() for p in v] for k, v in ome_zarr_labels(store).items()}
+    {'nuclei': ['labels/nuclei/s0', 'labels/nuclei/s1']}
+    """
+    zarr, _ = _ome_zarr(path)
+    root = Path(path) / "labels"
+    try:
+        attrs = dict(zarr.open_group(str(root), mode="r").attrs)
+    except Exception:  # no labels/ group (or not zarr): no label images
+        return {}
+    names = attrs.get("ome", attrs).get("labels")
+    out: dict[str, list[Path]] = {}
+    for name in dict.fromkeys(names if isinstance(names, list) else []):
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            continue
+        try:
+            label = dict(zarr.open_group(str(root / name), mode="r").attrs)
+        except Exception:  # listed but missing: nothing to read
+            continue
+        multiscales = label.get("ome", label).get("multiscales") or [{}]
+        datasets = multiscales[0].get("datasets") if isinstance(multiscales[0], dict) else None
+        levels = [
+            root / name / str(d["path"])
+            for d in datasets or []
+            if isinstance(d, dict) and d.get("path") is not None
+        ]
+        if levels:
+            out[name] = levels
+    return out
+
+
+def _recorded_channel_names(path: Path, n: int) -> list[str] | None:
+    """The class names sciconv's products record in the store's ``sciconv`` attributes
+    (:data:`ZARR_ARRAY_ATTRS`), when they name all ``n`` channels; stores written without
+    ``omero`` channel labels keep their planes' names there."""
+    zarr, _ = _ome_zarr(path)
+    try:
+        attrs = zarr.open_group(str(path), mode="r").attrs.get(ZARR_ARRAY_ATTRS)
+    except Exception:  # not a group of its own (a sub-path the reader resolved): no record
+        return None
+    names = attrs.get("class_names") if isinstance(attrs, dict) else None
+    if isinstance(names, list) and len(names) == n and all(isinstance(v, str) for v in names):
+        return list(names)
+    return None
 
 
 def write_ome_zarr_labels(
@@ -357,7 +434,29 @@ def write_ome_zarr_labels(
         raise InvalidImageError(
             f"cannot write OME-Zarr labels ({brief(exc)})", path=target
         ) from exc
+    _tidy_labels_group(zarr.open_group(str(image / "labels"), mode="r+"), version)
     return target
+
+
+def _tidy_labels_group(group, version: str) -> None:
+    """Make the ``labels/`` group's metadata what NGFF asks for, after
+    ``ome_zarr.writer.write_labels`` (ome-zarr-py 0.18): NGFF 0.5 needs ``"version"`` in the
+    group's ``ome`` attributes (left out, so validators such as ome-zarr-models rejected the
+    whole store), and a label image rewritten with ``overwrite`` is listed once, not twice.
+    """
+    attrs = dict(group.attrs)
+    ome = attrs.get("ome")
+    if isinstance(ome, dict):  # NGFF 0.5 (zarr v3): all under "ome", with its version
+        labels = ome.get("labels")
+        fixed = {"version": ome.get("version") or version, **ome}
+        if isinstance(labels, list):
+            fixed["labels"] = list(dict.fromkeys(labels))
+        if fixed != ome:
+            group.attrs["ome"] = fixed
+    elif isinstance(attrs.get("labels"), list):  # NGFF 0.4: the list at the top level
+        unique = list(dict.fromkeys(attrs["labels"]))
+        if unique != attrs["labels"]:
+            group.attrs["labels"] = unique
 
 
 def write_ome_zarr(
@@ -367,6 +466,7 @@ def write_ome_zarr(
     levels: int = 3,
     like: GridImage | None = None,
     overwrite: bool = False,
+    channel_names: Sequence[str] | None = None,
 ) -> Path:
     """Write an image as a new OME-Zarr (NGFF 0.5) store with a multiscale pyramid.
 
@@ -383,10 +483,19 @@ def write_ome_zarr(
         in ``meta["pixel_unit"]``, µm when unstated) is written as the NGFF scale and units.
     overwrite : bool
         Replace an existing store.
+    channel_names : sequence of str, optional
+        One name per channel (e.g. the classes of a probability cube), written as the NGFF
+        ``omero`` channel labels that viewers (napari-ome-zarr, Fiji, OMERO) show; read back as
+        ``meta["channel_names"]``.
 
     Returns
     -------
     pathlib.Path
+
+    Raises
+    ------
+    ConfigError
+        ``levels`` is not an int >= 1, or ``channel_names`` is not one name per channel.
 
     Examples
     --------
@@ -411,6 +520,8 @@ def write_ome_zarr(
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ConfigError(f"levels must be an int >= 1; got {levels!r}")
     kwargs: dict = {}
+    if channel_names is not None:
+        kwargs["omero"] = _omero(arr, channel_names)
     meta = like.meta if isinstance(like, GridImage) else {}
     scale = like.pixel_scale if isinstance(like, GridImage) else None
     if scale is not None and scale.unit in _ASTROPY_NGFF:  # NGFF space units are lengths
@@ -434,6 +545,43 @@ def write_ome_zarr(
         **kwargs,
     )
     return path
+
+
+#: Channel colours of the ``omero`` metadata (hex RGB), in channel order; one channel is grey.
+_OMERO_COLORS = ("FFFFFF", "FF00FF", "00FFFF", "FFFF00", "FF0000", "00FF00", "0000FF")
+
+
+def _omero(arr: np.ndarray, channel_names) -> dict:
+    """NGFF ``omero`` metadata naming the channels of ``arr`` (H, W, C), each with a colour and
+    a display window (its finite range; an integer dtype's limits as the window's bounds)."""
+    if isinstance(channel_names, str) or not isinstance(channel_names, Sequence):
+        raise ConfigError(f"channel_names must be a list of names; got {channel_names!r}")
+    n = arr.shape[-1]
+    if len(channel_names) != n:
+        raise ConfigError(
+            f"channel_names must give one name per channel ({n}); got {len(channel_names)}: "
+            f"{list(channel_names)!r}"
+        )
+    channels = []
+    for c, name in enumerate(channel_names):
+        plane = arr[..., c]
+        finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        bounds = np.iinfo(arr.dtype) if arr.dtype.kind in "iu" else None
+        channels.append(
+            {
+                "label": str(name),
+                "color": _OMERO_COLORS[0 if n == 1 else 1 + c % (len(_OMERO_COLORS) - 1)],
+                "active": True,
+                "window": {
+                    "min": float(bounds.min) if bounds is not None else lo,
+                    "max": float(bounds.max) if bounds is not None else hi,
+                    "start": lo,
+                    "end": hi,
+                },
+            }
+        )
+    return {"channels": channels}
 
 
 def _ngff_version(attrs: dict) -> str:

@@ -163,6 +163,18 @@ def _cover(prob: np.ndarray, path: Path) -> None:
     big.convert("RGB").save(path)
 
 
+def _class_names(metadata: dict, classes: int) -> list[str]:
+    """The output planes' names: the model's recorded ``class_names`` (one per plane), else the
+    names sciconv's products give the planes (``CLASSn`` cards of
+    :func:`sciconv.postprocess.write_products`: background / interior / boundary for 3)."""
+    from sciconv.postprocess import class_name_list
+
+    names = metadata.get("class_names")
+    if isinstance(names, (list, tuple)) and len(names) == classes:
+        return [str(n) for n in names]
+    return class_name_list(None, classes)
+
+
 def _first_line(exc: Exception) -> str:
     """The first lines of a third-party error (pydantic lists every licence id otherwise)."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
@@ -323,7 +335,7 @@ def export_bioimageio(
                 preprocessing=_preprocessing(v0_5, normalization, y_in, x_in),
             )
         ]
-        names = metadata.get("class_names") or [f"class{i}" for i in range(classes)]
+        names = _class_names(metadata, classes)
         outputs = [
             v0_5.OutputTensorDescr(
                 id=out_id,
@@ -336,7 +348,7 @@ def export_bioimageio(
                     v0_5.SpaceOutputAxis(
                         id=x_in, size=v0_5.SizeReference(tensor_id=in_id, axis_id=x_in)
                     ),
-                    v0_5.ChannelAxis(channel_names=[v0_5.Identifier(str(n)) for n in names]),
+                    v0_5.ChannelAxis(channel_names=[str(n) for n in names]),
                 ],
                 test_tensor=v0_5.FileDescr(source=work / "test_output.npy"),
                 data=v0_5.IntervalOrRatioDataDescr(type="float32"),

@@ -1,8 +1,11 @@
-"""napari plugin (npe2): open FITS and TIFF files, and segment nuclei with the pretrained model.
+"""napari plugin (npe2): open FITS, TIFF and OME-Zarr, and segment nuclei with the pretrained model.
 
 Install with ``pip install "sciconv[napari]"``; napari finds the plugin through the
 ``napari.manifest`` entry point (``sciconv/napari/napari.yaml``): *File > Open* reads FITS (the
-WCS in the layer's ``metadata``) and TIFF through :func:`sciconv.io.read`, and
+WCS in the layer's ``metadata``), TIFF and OME-Zarr stores (the image and its NGFF label images,
+e.g. ``sciconv predict --format ome-zarr``; napari's own reader also offers itself for folders,
+so choose *sciconv*, or ``viewer.open(store, plugin="sciconv")``) through
+:func:`sciconv.io.read`, and
 *Plugins > sciconv > Segment nuclei* adds a Labels layer. The functions behind them return napari
 layer data tuples and need neither napari nor Qt.
 

@@ -1,8 +1,9 @@
-"""The napari reader: FITS and TIFF files through :func:`sciconv.io.read`, as layer data tuples.
+"""The napari reader: FITS and TIFF files and OME-Zarr stores through :func:`sciconv.io.read`, as
+layer data tuples.
 
 Pure functions (no Qt, no napari import): napari calls :func:`napari_get_reader` with a path and
-gets :func:`read_layers` back when sciconv reads that kind of file; :func:`read_layers` returns
-``[(data, kwargs, "image"), ...]``, the tuples napari turns into layers.
+gets :func:`read_layers` back when sciconv reads that kind of file or folder; :func:`read_layers`
+returns ``[(data, kwargs, "image"), ...]``, the tuples napari turns into layers.
 """
 
 from __future__ import annotations
@@ -32,16 +33,30 @@ def _supported(path: Any) -> bool:
     if not isinstance(path, (str, os.PathLike)):
         return False
     name = os.fspath(path).lower()
-    return any(name.endswith(ext.lower()) for ext in READ_EXTENSIONS) and Path(path).is_file()
+    if any(name.endswith(ext.lower()) for ext in READ_EXTENSIONS) and Path(path).is_file():
+        return True
+    return _ome_zarr_image(path)
+
+
+def _ome_zarr_image(path: str | os.PathLike) -> bool:
+    """True for a folder :func:`sciconv.io.read` reads as an OME-Zarr image: a store
+    (``*.ome.zarr``, ``*.zarr``) or one of its ``labels/<name>`` groups."""
+    if not Path(path).is_dir() or not io.is_zarr(path):
+        return False
+    try:
+        return io.read(path, lazy=True).meta.get("format") == "ome-zarr"
+    except Exception:  # not an image (a bare group, a plate), or no ome-zarr: not ours
+        return False
 
 
 def napari_get_reader(path: str | Sequence[str]) -> Callable[..., list[LayerData]] | None:
-    """Return :func:`read_layers` when sciconv reads ``path`` (FITS or TIFF), else None.
+    """Return :func:`read_layers` when sciconv reads ``path`` (FITS, TIFF, OME-Zarr), else None.
 
     Parameters
     ----------
     path : str or list of str
-        What napari asks about: one path or several (all must be FITS or TIFF files).
+        What napari asks about: one path or several (all must be FITS or TIFF files, or
+        OME-Zarr image folders).
 
     Returns
     -------
@@ -203,6 +218,53 @@ def _layers(
     return [(shown([np.moveaxis(level, -1, 0) for level in levels]), kwargs, "image")]
 
 
+def _zarr_levels(path, n_levels: int) -> list:
+    """An OME-Zarr image's resolution levels as dask arrays ``(H, W, C)`` over
+    :func:`sciconv.io.read` ``(lazy=True)``: chunks read as napari shows them."""
+    import dask.array as da
+
+    levels = []
+    for level in range(n_levels):
+        lazy = io.read(path, level=level, lazy=True).data
+        chunks = (min(lazy.shape[0], 1024), min(lazy.shape[1], 1024), lazy.shape[2])
+        levels.append(da.from_array(lazy, chunks=chunks, name=False, asarray=True))
+    return levels
+
+
+def _label_layer(store: Path, name: str, levels: list[Path]) -> LayerData:
+    """One NGFF label image (``labels/<name>``): its integer levels through
+    :func:`sciconv.io.read_labels`, lazily, at the physical pixel size of its level 0."""
+    data = [io.read_labels(p, lazy=True) for p in levels]
+    meta = io.read(store / "labels" / name, lazy=True).meta
+    kwargs: dict[str, Any] = {
+        "name": f"{io.image_stem(store)} {name}",
+        "metadata": {"path": os.fspath(store / "labels" / name), "sciconv_meta": dict(meta)},
+    }
+    if len(data) > 1:
+        kwargs["multiscale"] = True
+    if meta.get("pixel_size") is not None:
+        kwargs["scale"] = tuple(float(v) for v in meta["pixel_size"])
+        kwargs["units"] = str(meta.get("pixel_unit", "pixel")).replace("µ", "u")
+    return (data if len(data) > 1 else data[0], kwargs, "labels")
+
+
+def _zarr_layers(path) -> list[LayerData]:
+    """An OME-Zarr image (its levels a multiscale layer, one layer per channel named by the
+    channel names) and a labels layer per NGFF label image (``labels/instances``,
+    ``labels/mask`` ...); a ``labels/<name>`` group opened by itself gives its labels layer."""
+    path = Path(path)
+    if path.parent.name == "labels":  # one label image of a store
+        store = path.parent.parent
+        levels = io.ome_zarr_labels(store).get(path.name)
+        if levels:
+            return [_label_layer(store, path.name, levels)]
+    img = io.read(path, lazy=True)
+    layers = _layers(img, levels=_zarr_levels(path, len(img.meta["levels"])))
+    for name, levels in io.ome_zarr_labels(path).items():
+        layers.append(_label_layer(path, name, levels))
+    return layers
+
+
 def _as_labels(level):
     """Integer labels of a level read as float32 (NaN = no object): int32, lazily for dask."""
     if isinstance(level, np.ndarray):
@@ -211,7 +273,8 @@ def _as_labels(level):
 
 
 def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
-    """Read FITS or TIFF files with :func:`sciconv.io.read` into napari layer data tuples.
+    """Read FITS or TIFF files, or OME-Zarr stores, with :func:`sciconv.io.read` into napari
+    layer data tuples.
 
     A single-channel image gives one ``(H, W)`` layer with a 1-99.8 percentile contrast (NaN at
     bad pixels); an 8/16-bit RGB(A) TIFF one RGB layer; other channels one layer each
@@ -224,11 +287,16 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
     sciconv's ``meta``, the FITS ``header``, the ``wcs`` object and ``wcs_info``
     (:func:`wcs_summary`); a microscopy pixel size becomes the layer's ``scale`` and ``units``.
     sciconv's integer ``NAME_labels`` products open as a labels layer (one colour per object).
+    An OME-Zarr image (``sciconv predict --format ome-zarr``) opens lazily as a multiscale layer
+    per channel (named by its channel names, e.g. the classes of a probability cube) at its
+    physical pixel size, plus one labels layer per NGFF label image (``labels/instances``,
+    ``labels/mask``, ...: integer ids read by :func:`sciconv.io.read_labels`, named
+    ``"STEM NAME"``); a ``labels/<name>`` folder opened by itself gives its labels layer.
 
     Parameters
     ----------
     path : str, os.PathLike or list of them
-        One file or several.
+        One file or several, or OME-Zarr folders.
 
     Returns
     -------
@@ -250,6 +318,9 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers = []
     for p in paths:
+        if _ome_zarr_image(p):  # an OME-Zarr store: the image and its label images
+            layers.extend(_zarr_layers(p))
+            continue
         stack = io.plane_axes(p)  # a movie or Z-stack: one layer with a slider per axis
         levels = None if stack[0] else _slide_levels(p)
         if levels is not None:  # a whole slide: lazy levels, the metadata from a lazy read

@@ -77,6 +77,7 @@ from sciconv.postprocess._uncertainty import foreground_probability, object_scor
 from sciconv.postprocess._writers import (
     PRODUCT_CATALOG_FORMATS,
     PRODUCT_FORMATS,
+    class_name_list,
     product_paths,
     write_products,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "REGION_FORMATS",
     "REGION_SHAPES",
     "add_physical_columns",
+    "class_name_list",
     "equivalent_diameters",
     "estimate_background",
     "flatten_table",

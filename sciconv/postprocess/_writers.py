@@ -224,7 +224,34 @@ def like_wcs(like):
     return wcs.celestial
 
 
-def class_name_list(names, k: int) -> list[str]:
+def class_name_list(names: Sequence[str] | None, k: int) -> list[str]:
+    """The names of ``k`` class planes: ``names`` checked (one per plane), or sciconv's
+    defaults (``foreground``; ``background``, ``foreground``; ``background``, ``interior``,
+    ``boundary``; else ``class_0`` ...), as written to products' ``CLASSn`` cards.
+
+    Parameters
+    ----------
+    names : sequence of str or None
+        The names given; None for the defaults.
+    k : int
+        The number of planes.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ConfigError
+        ``names`` is not a sequence of ``k`` names.
+
+    Examples
+    --------
+    >>> class_name_list(None, 3)
+    ['background', 'interior', 'boundary']
+    >>> class_name_list(["sky", "star"], 2)
+    ['sky', 'star']
+    """
     if names is None:
         return list(_DEFAULT_CLASSES.get(k, [f"class_{i}" for i in range(k)]))
     if isinstance(names, str) or not isinstance(names, Sequence):

@@ -85,7 +85,9 @@ def write_zarr_products(
         store = targets["prob"]
         levels = _zarr_levels(image.shape[:2])
         with _atomic_store(store, overwrite=overwrite) as tmp:
-            scio.write_ome_zarr(tmp, image, levels=levels, like=grid)
+            scio.write_ome_zarr(
+                tmp, image, levels=levels, like=grid, channel_names=attrs.get("class_names")
+            )
             if labels is not None:
                 scio.write_ome_zarr_labels(tmp, labels, name=ZARR_LABELS)
             if mask is not None:
@@ -100,7 +102,11 @@ def write_zarr_products(
     if uncertainty is not None:
         with _atomic_store(targets["uncert"], overwrite=overwrite) as tmp:
             scio.write_ome_zarr(
-                tmp, uncertainty, levels=_zarr_levels(uncertainty.shape[:2]), like=grid
+                tmp,
+                uncertainty,
+                levels=_zarr_levels(uncertainty.shape[:2]),
+                like=grid,
+                channel_names=attrs.get("class_names"),
             )  # the input's pixel size and axes: it lines up with the image in a viewer
             _zarr_attrs(
                 tmp,
