@@ -378,6 +378,117 @@ def test_fits_catalog_keeps_a_flux_unit_fits_does_not_define(tmp_path):
     assert fits.getheader(path, 1)["TUNIT2"] == "pix2"  # FITS units as astropy writes them
 
 
+def _electron_table(unit="electron"):
+    """A catalog of an HST-like frame: fluxes, background, mask flags and physical sizes, in the
+    unit HST's BUNIT = 'ELECTRONS' reads as (astropy's ``electron``, not a FITS or VO unit)."""
+    from astropy.nddata import NDData
+
+    from sciconv.io import PixelScale
+
+    labels = np.zeros((40, 60), np.int32)
+    labels[9:12, 19:22] = 1
+    labels[30:35, 40:50] = 2
+    image = NDData(np.full((40, 60), 3.0), unit=unit)
+    bad = np.zeros((40, 60), bool)
+    bad[35, 45] = True
+    table = postprocess.measure(labels, intensity=image, wcs=_tan_wcs(), background=0.5, mask=bad)
+    return postprocess.add_physical_columns(table, PixelScale(0.05, 0.05, "arcsec"))
+
+
+def test_every_ucd_sciconv_writes_is_a_ucd1p_word():
+    """`background` had 'phot.flux.sky;stat.mean': not a UCD1+ word, so astropy's VOTable
+    validator (and TOPCAT's) flagged every catalog with a background (W06)."""
+    import warnings
+
+    from astropy.io.votable.ucd import check_ucd
+
+    ucds = {name: ucd for name, (ucd, _, _) in postprocess.COLUMN_UCDS.items()}
+    ucds |= {name: ucd for name, (_, ucd, _) in postprocess.PHYSICAL_COLUMNS.items()}
+    scores = postprocess.object_scores(np.array([[1, 0]]), np.array([[0.9, 0.1]]))
+    ucds |= {name: scores[name].meta["ucd"] for name in ("score", "uncertainty")}
+    table = _electron_table()
+    ucds |= {name: table[name].meta["ucd"] for name in table.colnames}
+    assert {"background", "orientation", "flux", "flag_masked", "area_phys"} <= set(ucds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name, ucd in ucds.items():
+            assert check_ucd(ucd, check_controlled_vocabulary=True), (name, ucd)
+    assert ucds["background"].split(";")[0] == "instr.skyLevel"
+    # a pixel-frame angle: the position-angle word qualified by the pixel frame (as SExtractor's
+    # THETA_IMAGE), and a description that says it is not east of north
+    assert ucds["orientation"] == "pos.posAng;instr.pixel"
+    assert "not east of north" in postprocess.COLUMN_UCDS["orientation"][2]
+    for name, (_, _, description) in postprocess.COLUMN_UCDS.items():  # fits a FITS TCOMMn
+        assert len(description) <= 60, name
+
+
+def test_background_carries_the_image_unit():
+    table = _electron_table()
+    assert table["background"].unit == table["flux"].unit == table["flux_mean"].unit
+    assert str(table["background"].unit) == "electron"
+
+
+def test_votable_catalog_passes_astropy_validation(tmp_path):
+    """The HST catalog failed astropy's VOTable validator: W06 (the background UCD) and W50
+    (unit 'electron' is no VOUnit); VOUnit's quoted form 'electron' keeps the meaning."""
+    import io
+    import warnings
+
+    from astropy import units as u
+    from astropy.io.votable import parse, validate
+
+    for unit in ("electron", "electron / s", "DN"):
+        table = _electron_table(unit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            path = postprocess.write_catalog(table, tmp_path / f"cat{len(unit)}.vot")
+        report = io.StringIO()
+        ok = validate(str(path), output=report)
+        assert "W06" not in report.getvalue() and "W50" not in report.getvalue(), report.getvalue()
+        assert ok, report.getvalue()
+        fields = {f.name: f for f in parse(path).get_first_table().fields}
+        assert fields["background"].ucd.startswith("instr.skyLevel")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            back = Table.read(path)
+        for name in ("flux_sum", "flux_mean", "flux", "background"):
+            assert u.Unit(str(back[name].unit)) == u.Unit(unit), name  # the meaning is kept
+        assert str(back["area"].unit) == "pix2" and str(back["ra"].unit) == "deg"
+
+
+@pytest.mark.parametrize("ext", [".fits", ".ecsv"])
+def test_catalogs_in_electrons_keep_the_unit_on_every_flux_column(tmp_path, ext):
+    """`background` had no unit in any catalog. ECSV reads 'electron' back exactly; FITS has no
+    unit for it: TUNITn says 'electron' (TOPCAT shows it) and astropy reads it with a warning
+    unless told not to (its one quiet alternative turns integer columns to float)."""
+    import warnings
+
+    from astropy import units as u
+    from astropy.io import fits
+
+    table = _electron_table()
+    fluxes = ("flux_sum", "flux_mean", "flux", "background")
+    quiet = {"unit_parse_strict": "silent"} if ext == ".fits" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = postprocess.write_catalog(table, tmp_path / f"cat{ext}")
+        back = Table.read(path, **quiet)
+    for name in fluxes:
+        assert u.Unit(str(back[name].unit)) == u.electron, name
+        np.testing.assert_allclose(back[name], table[name])
+    assert back["area"].unit == u.pix**2 and back["ra"].unit == u.deg
+    assert back["area"].dtype.kind == back["bbox_xmin"].dtype.kind == "i"
+    assert back["background"].meta["ucd"] == table["background"].meta["ucd"]
+    if ext == ".ecsv":
+        assert all(back[name].unit == u.electron for name in fluxes)
+    else:
+        header = fits.getheader(path, 1)
+        for name in fluxes:
+            assert header[f"TUNIT{table.colnames.index(name) + 1}"] == "electron"
+        with pytest.warns(u.UnitsWarning, match="'electron' did not parse as fits unit"):
+            Table.read(path)
+
+
 def test_catalog_csv_splits_vector_columns_and_unknown_extension(tmp_path):
     table = Table({"path": ["a", "b"], "probabilities": np.array([[0.1, 0.9], [0.7, 0.3]])})
     back = Table.read(postprocess.write_catalog(table, tmp_path / "p.csv"))

@@ -380,3 +380,32 @@ def test_measure_fluxes_take_the_unit_of_a_real_hst_image(data_dir):
         table = postprocess.measure(labels, intensity=intensity, wcs=img.wcs)
         assert str(table["flux_sum"].unit) == str(table["flux_mean"].unit) == "electron"
     assert postprocess.measure(labels, intensity=img.data)["flux_sum"].unit is None
+
+
+@pytest.mark.parametrize("with_wcs", [False, True])
+def test_polygon_regions_keep_every_piece_of_an_object(tmp_path, field, with_wcs):
+    """A label in two separate pieces gave one DS9 polygon (its longest outline): the other piece
+    was missing from the region file while the GeoJSON wrote both (a MultiPolygon)."""
+    labels = np.zeros((40, 40), np.int32)
+    labels[5:10, 5:10] = 1
+    labels[20:25, 30:35] = 1  # the second piece of label 1
+    labels[30:36, 5:9] = 2
+    labels[31:34, 6:8] = 0  # a hole: still one piece, one polygon
+    wcs = field[1] if with_wcs else None
+    reg = postprocess.to_regions(labels, shape="polygon", wcs=wcs)
+    assert [r.meta["text"] for r in reg] == ["1", "1", "2"]
+    path = postprocess.write_regions(reg, tmp_path / "outlines.reg")
+    back = regions.Regions.read(path, format="ds9")
+    assert [str(r.meta.get("text")) for r in back] == ["1", "1", "2"]  # regions reads ints
+    if with_wcs:
+        back = [r.to_pixel(wcs) for r in back]
+    for piece, (ys, xs) in zip(
+        back[:2], [(slice(5, 10), slice(5, 10)), (slice(20, 25), slice(30, 35))]
+    ):
+        expected = np.zeros(labels.shape, bool)
+        expected[ys, xs] = True
+        drawn = piece.to_mask(mode="center").to_image(labels.shape).astype(bool)
+        np.testing.assert_array_equal(drawn, expected)
+    # the one-piece object with a hole is drawn by its outer outline only
+    outer = back[2].to_mask(mode="center").to_image(labels.shape).astype(bool)
+    assert outer[30:36, 5:9].all() and outer.sum() == 24

@@ -218,3 +218,37 @@ def test_write_products_bad_mask_uncertainty_and_formats(tmp_path, product, kwar
     with pytest.raises(error, match=match):
         postprocess.write_products(tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("catalog_format", ["votable", "fits", "ecsv"])
+def test_catalogs_of_an_electron_image_validate_and_read_back_quietly(
+    tmp_path, product, catalog_format
+):
+    """The catalog of an HST frame (BUNIT = 'ELECTRONS') failed astropy's VOTable validator
+    (W06 on the background UCD, W50 on 'electron'), and its background had no unit."""
+    import io as _io
+    import warnings
+
+    from astropy.io.votable import validate
+
+    like = GridImage(  # as io.read gives an HST frame: BUNIT read as astropy's electron
+        np.full((H, W, 1), 3.0, np.float32), wcs=product["wcs"], meta={"bunit": "ELECTRONS"}
+    )
+    assert like.unit == u.electron
+    table = postprocess.measure(
+        product["labels"], intensity=like, wcs=product["wcs"], background=0.25, mask=product["mask"]
+    )
+    assert table["background"].unit == u.electron
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = postprocess.write_products(
+            tmp_path, labels=product["labels"], catalog=table, catalog_format=catalog_format
+        )
+        # FITS has no unit for electrons: astropy reads its TUNIT quietly only when told so
+        quiet = {"unit_parse_strict": "silent"} if catalog_format == "fits" else {}
+        back = Table.read(paths["catalog"], **quiet)
+    for name in ("flux_sum", "flux_mean", "flux", "background"):
+        assert u.Unit(str(back[name].unit)) == u.electron, name
+    if catalog_format == "votable":
+        report = _io.StringIO()
+        assert validate(str(paths["catalog"]), output=report), report.getvalue()

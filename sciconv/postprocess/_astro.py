@@ -161,21 +161,28 @@ def _region_rows(source, *, wcs, shape):
     return measure(labels), labels
 
 
-def _outline(labels, row) -> np.ndarray | None:
-    """The outer boundary of one object, (n, 2) pixel (x, y) vertices, or None."""
+def _outlines(labels, row) -> list[np.ndarray]:
+    """The outer boundary of each connected piece of one object (4-connected, as the GeoJSON
+    pieces), largest piece first: (n, 2) pixel (x, y) vertices each (holes are not outlined)."""
+    from scipy import ndimage as ndi
     from skimage.measure import find_contours
 
     x0, y0 = int(row["bbox_xmin"]), int(row["bbox_ymin"])
     box = labels[y0 : int(row["bbox_ymax"]), x0 : int(row["bbox_xmax"])] == row["label"]
-    contours = find_contours(np.pad(box, 1).astype(np.float32), 0.5)
-    if not contours:
-        return None
-    rc = max(contours, key=len)[:-1]  # closed: the last vertex repeats the first
-    return np.column_stack([rc[:, 1] + x0 - 1, rc[:, 0] + y0 - 1])
+    pieces, n = ndi.label(box)
+    sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
+    out = []
+    for i in np.argsort(-sizes, kind="stable") + 1:
+        piece = ndi.binary_fill_holes(pieces == i)  # one closed outer contour per piece
+        contours = find_contours(np.pad(piece, 1).astype(np.float32), 0.5)
+        if contours:
+            rc = max(contours, key=len)[:-1]  # closed: the last vertex repeats the first
+            out.append(np.column_stack([rc[:, 1] + x0 - 1, rc[:, 0] + y0 - 1]))
+    return out
 
 
 def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
-    """DS9/Aladin regions of the detected objects: one region per object.
+    """DS9/Aladin regions of the detected objects: one region per object (per piece of it).
 
     Parameters
     ----------
@@ -190,7 +197,9 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
         angle ``orientation`` from +x towards +y; axes at least one pixel, so a one-pixel-wide
         object is drawn one pixel wide). ``"polygon"``: the object's outer outline,
         traced through the pixel-edge midpoints by :func:`skimage.measure.find_contours` (needs
-        labels). Default ``"ellipse"``.
+        labels); an object in separate (4-connected) pieces, a MultiPolygon in its GeoJSON,
+        gets one polygon per piece, largest first, each with the object's ``text``. Default
+        ``"ellipse"``.
 
     Returns
     -------
@@ -238,14 +247,15 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
                 angle=angle * u.deg,
                 meta=meta,
             )
-        else:
-            vertices = _outline(labels, row)
-            if vertices is None or len(vertices) < 3:
+            out.append(region if wcs is None else region.to_sky(wcs))
+            continue
+        for vertices in _outlines(labels, row):  # an object in pieces: one polygon each
+            if len(vertices) < 3:
                 continue
             region = regions.PolygonPixelRegion(
-                vertices=regions.PixCoord(vertices[:, 0], vertices[:, 1]), meta=meta
+                vertices=regions.PixCoord(vertices[:, 0], vertices[:, 1]), meta=dict(meta)
             )
-        out.append(region if wcs is None else region.to_sky(wcs))
+            out.append(region if wcs is None else region.to_sky(wcs))
     return regions.Regions(out)
 
 

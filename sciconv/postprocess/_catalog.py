@@ -122,6 +122,16 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     (what TOPCAT and Aladin read), in FITS as ``TUNITn``, ``TUCDn`` and ``TCOMMn`` cards (and
     astropy's column metadata), in ECSV in its YAML header.
 
+    Units follow each format's standard where it can say them. A unit the standard does not
+    define (astropy's ``electron``, which an HST ``BUNIT = 'ELECTRONS'`` becomes; ``DN``) is
+    written in VOTable as a quoted VOUnit, VOUnit's own form for units outside its list
+    (``'electron'``, ``'electron'.s**-1``: astropy reads it back quietly as a unit named
+    ``electron``; ``u.Unit(str(unit))`` is astropy's electron again), in ECSV as astropy's
+    string (read back exactly). FITS has no way to say it: the ``TUNITn`` is astropy's string
+    (``electron``, which TOPCAT shows), and astropy's ``Table.read`` warns ``'electron' did not
+    parse as fits unit`` and gives an unrecognized unit of that name
+    (``Table.read(path, unit_parse_strict="silent")`` reads it quietly).
+
     Parameters
     ----------
     table : astropy.table.Table
@@ -173,9 +183,31 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     return path
 
 
+def _unit_text(unit, fmt: str) -> str | None:
+    """``unit`` in format ``fmt`` ("fits", "vounit") when astropy reads that text back as the
+    same unit (quietly, deprecated words aside), else None (no such unit in the standard)."""
+    import warnings
+
+    from astropy import units as u
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", u.UnitsWarning)  # deprecated VOUnit words still read
+            text = unit.to_string(fmt)
+            same = u.Unit(text, format=fmt) == unit
+    except (ValueError, u.UnitsError):
+        return None
+    return text if same else None
+
+
 def _write_fits_table(table, tmp) -> None:
     """astropy's FITS table, with the units FITS does not define kept as TUNITn strings
-    (``electron`` from an HST ``BUNIT = 'ELECTRONS'``: astropy drops them with a warning)."""
+    (``electron`` from an HST ``BUNIT = 'ELECTRONS'``: astropy drops them with a warning).
+
+    astropy reads such a TUNITn with a ``UnitsWarning`` (an ``UnrecognizedUnit`` of the same
+    name): its only quiet alternative, a Quantity column kept in astropy's serialized-column
+    header, makes astropy read every integer column with a unit (``area``, ``bbox_*``) back as
+    float and hides the unit from TOPCAT."""
     import warnings
 
     from astropy.io import fits
@@ -184,11 +216,7 @@ def _write_fits_table(table, tmp) -> None:
     kept = {}
     for i, name in enumerate(table.colnames, start=1):
         unit = table[name].unit
-        if unit is None:
-            continue
-        try:
-            unit.to_string("fits")
-        except ValueError:
+        if unit is not None and _unit_text(unit, "fits") is None:
             kept[f"TUNIT{i}"] = unit.to_string()
     with warnings.catch_warnings():
         if kept:  # said once here, by writing them anyway
@@ -200,6 +228,31 @@ def _write_fits_table(table, tmp) -> None:
             hdul[1].header.update(kept)
 
 
+def _quoted_vounit(unit) -> str | None:
+    """``unit`` as a VOUnit string whose units outside the VOUnit list are quoted (the VOUnit
+    standard's form for them: ``'electron'``, ``'electron'.s**-1``, ``'DN'``), or None when
+    even that does not read back (astropy then writes its own string, with a W50 warning)."""
+    from fractions import Fraction
+
+    from astropy import units as u
+
+    try:
+        terms = []
+        for base, power in zip(unit.bases, unit.powers):
+            name = _unit_text(base, "vounit") or f"'{base.to_string()}'"
+            if power != 1:
+                p = Fraction(power).limit_denominator(1000)
+                name += f"**{p}" if p.denominator == 1 else f"**({p})"
+            terms.append(name)
+        text = ".".join(terms)
+        if unit.scale != 1:
+            text = f"{unit.scale:.8g}{text}"
+        u.Unit(text, format="vounit")  # raises when VOUnit does not read it
+    except (ValueError, u.UnitsError):
+        return None
+    return text
+
+
 def _votable(table):
     """The VOTable of ``table`` (astropy's ``from_table``: units and UCDs) with a COOSYS that
     ``ra``/``dec`` refer to (ICRS, as :func:`measure` gives them) and the table's scalar
@@ -208,6 +261,12 @@ def _votable(table):
 
     votable = from_table(table)
     resource = votable.resources[0]
+    for field, name in zip(resource.tables[0].fields, table.colnames):
+        unit = table[name].unit
+        if unit is not None and _unit_text(unit, "vounit") is None:
+            text = _quoted_vounit(unit)
+            if text is not None:
+                field.unit = text
     if {"ra", "dec"} <= set(table.colnames):
         resource.coordinate_systems.append(tree.CooSys(ID="sciconv_icrs", system="ICRS"))
         for field in resource.tables[0].fields:

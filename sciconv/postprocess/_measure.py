@@ -16,6 +16,11 @@ _SPARSE_IDS = 1 << 20  # above this largest id (and a quarter of the pixels) ids
 
 #: The IVOA UCD1+ word, unit and description of each column :func:`measure` writes (the UCDs let
 #: TOPCAT, Aladin and the Virtual Observatory tools recognise positions and fluxes in a VOTable).
+#: Every UCD is made of words of the UCD1+ controlled vocabulary (astropy's VOTable validator and
+#: TOPCAT check them). The flux columns and ``background`` take the intensity's unit (None here).
+#: ``orientation`` is ``pos.posAng`` ("position angle of a given vector") qualified by
+#: ``instr.pixel`` (SExtractor's pixel-frame ``THETA_IMAGE`` is ``pos.posAng;instr.det``): an
+#: angle in the pixel frame, not a sky position angle east of north.
 COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
     "label": ("meta.id;meta.main", None, "instance label (pixel value in the label image)"),
     "area": ("phys.area;instr.pixel", "pix2", "number of pixels"),
@@ -27,11 +32,19 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
     "bbox_ymax": ("pos.cartesian.y;stat.max;instr.pixel", "pix", "last row + 1 (exclusive)"),
     "semi_major": ("phys.size.smajAxis;instr.pixel", "pix", "second-moment ellipse semi-major"),
     "semi_minor": ("phys.size.sminAxis;instr.pixel", "pix", "second-moment ellipse semi-minor"),
-    "orientation": ("pos.posAng;instr.pixel", "deg", "major axis angle from +x towards +y"),
+    "orientation": (
+        "pos.posAng;instr.pixel",
+        "deg",
+        "pixel-frame major axis angle, +x to +y (not east of north)",
+    ),
     "flux_sum": ("phot.flux", None, "sum of the finite pixels (background included)"),
     "flux_mean": ("phot.flux;stat.mean", None, "mean of the finite pixels (intensity units)"),
     "flux": ("phot.flux;arith.diff", None, "flux_sum minus the background under the object"),
-    "background": ("phot.flux.sky;stat.mean", None, "mean background level under the object"),
+    "background": (
+        "instr.skyLevel;stat.mean",
+        None,
+        "mean background (sky) level per pixel under the object",
+    ),
     "x_weighted": ("pos.cartesian.x;instr.pixel", "pix", "flux-weighted centroid column"),
     "y_weighted": ("pos.cartesian.y;instr.pixel", "pix", "flux-weighted centroid row"),
     "ra": ("pos.eq.ra;meta.main", "deg", "right ascension (ICRS)"),
@@ -238,7 +251,7 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
           (``labels[ymin:ymax, xmin:xmax]``);
         - ``semi_major``, ``semi_minor`` (pixels): semi-axes of the ellipse with the object's second
           moments (the radius for a disc); ``orientation`` (degrees, from +x towards +y, in
-          (-90, 90]);
+          (-90, 90]: an angle in the pixel frame, not a sky position angle);
         - with ``intensity``: ``flux_sum``, ``flux_mean`` (shape (N, C) when C > 1) and the
           intensity-weighted centroid ``x_weighted``, ``y_weighted`` (positive pixels, summed over
           channels); with ``background`` also ``flux`` and ``background``;
@@ -248,9 +261,9 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
           its 8 neighbours) and ``masked_fraction`` (its masked pixels / its area): fluxes and
           shapes of flagged objects are missing the masked part.
 
-        Every column has a unit (``pix``, ``pix2``, ``deg``; fluxes take the ``intensity``'s
-        unit: an NDData's, or a GridImage's ``unit`` from its FITS ``BUNIT``), a description and
-        an IVOA UCD in ``col.meta["ucd"]`` (:data:`COLUMN_UCDS`: ``ra`` is
+        Every column has a unit (``pix``, ``pix2``, ``deg``; fluxes and ``background`` take the
+        ``intensity``'s unit: an NDData's, or a GridImage's ``unit`` from its FITS ``BUNIT``), a
+        description and an IVOA UCD1+ UCD in ``col.meta["ucd"]`` (:data:`COLUMN_UCDS`: ``ra`` is
         ``pos.eq.ra;meta.main``, ``x`` is ``pos.cartesian.x;instr.pixel``, ...), which
         :func:`write_catalog` writes to VOTable and FITS so TOPCAT and Aladin recognise the
         positions.
@@ -428,7 +441,7 @@ def _annotate(table, *, flux_unit=None) -> None:
         col = table[name]
         col.meta["ucd"] = ucd
         col.description = description
-        if name.startswith("flux"):
+        if name.startswith("flux") or name == "background":  # intensity units, as flux_mean
             unit = flux_unit
         if unit is not None:
             col.unit = unit
