@@ -1,8 +1,9 @@
-"""``sciconv predict MODEL INPUT... --out DIR``: inputs, planned products, the prediction runs.
+"""``sciconv predict MODEL INPUT... --out DIR``: the prediction runs.
 
 Segmenters write per-input products (probabilities, labels, catalog; block by block for
-mosaics), classifiers and regressors one ``predictions.csv``. The subcommand and its options are
-``sciconv._cli_predict_options``'s.
+mosaics), classifiers and regressors one ``predictions.csv``. The inputs and their planned
+products, checked before the first prediction, are ``sciconv._cli_predict_plan``'s; the
+subcommand and its options ``sciconv._cli_predict_options``'s.
 
 Examples
 --------
@@ -15,12 +16,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from sciconv._cli_common import EXIT_OK, say
-from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvError
+from sciconv._cli_predict_plan import (
+    check_outputs,
+    check_tiling,
+    expand_inputs,
+    is_fits,
+    product_format,
+    segmentation_outputs,
+    without_own_products,
+)
+from sciconv.errors import ConfigError, OutputExistsError, SciconvError
 
 __all__ = [
     "cmd_predict",
@@ -28,161 +37,6 @@ __all__ = [
     "product_format",
     "segmentation_outputs",
 ]
-
-
-def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    from sciconv import io
-
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if io.is_zarr(p) and p.exists():  # an OME-Zarr store: a folder that is one image
-            paths.append(p)
-        elif p.is_dir():
-            found = io.list_images(p)
-            if not found:
-                subs = sorted(d.name for d in p.iterdir() if d.is_dir() and d.name[:1] != ".")
-                hint = (
-                    f" (its sub-folders {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "
-                    f"are not searched: name them, e.g. {p}/*/)"
-                    if subs
-                    else ""
-                )
-                raise InferenceError(f"folder holds no image files{hint}", path=p)
-            _warn_unsearched(p, found)
-            paths.extend(Path(f) for f in found)
-        elif p.exists():
-            paths.append(p)
-        else:
-            raise InferenceError("input not found", path=p)
-    return paths
-
-
-#: Image files a microscope, scanner or viewer writes that sciconv does not read.
-_UNREAD_IMAGE_SUFFIXES = (
-    ".bmp", ".gif", ".webp", ".jp2", ".czi", ".nd2", ".lif", ".lsm", ".vsi", ".svs", ".ndpi",
-    ".mrxs", ".dcm", ".heic",
-)  # fmt: skip
-
-
-def _warn_unsearched(folder: Path, found) -> None:
-    """Warnings naming the sub-folders of an input folder and its images of formats sciconv
-    does not read (neither is predicted)."""
-    import warnings
-
-    from sciconv.errors import SciconvWarning
-
-    names = {Path(f).name for f in found}  # an OME-Zarr store is a folder that is an image
-    subs = sorted(
-        d.name for d in folder.iterdir() if d.is_dir() and d.name[:1] != "." and d.name not in names
-    )
-    if subs:
-        warnings.warn(
-            f"{folder}: sub-folder(s) {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "
-            f"not searched (name them, e.g. {folder}/*/)",
-            SciconvWarning,
-            stacklevel=3,
-        )
-    other = sorted(  # images of formats sciconv does not read: say so, not skip them unseen
-        f.name
-        for f in folder.iterdir()
-        if f.is_file() and f.suffix.lower() in _UNREAD_IMAGE_SUFFIXES and f.name not in names
-    )
-    if other:
-        warnings.warn(
-            f"{folder}: {len(other)} image(s) of a format sciconv does not read skipped "
-            f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}); convert them to "
-            "TIFF, PNG or FITS",
-            SciconvWarning,
-            stacklevel=3,
-        )
-
-
-def is_fits(path: Path) -> bool:
-    """Whether ``path`` names a FITS file (by its extension, compressed ones included).
-
-    Examples
-    --------
-    >>> is_fits(Path("a.FITS")), is_fits(Path("a.tif"))
-    (True, False)
-    """
-    from sciconv import io
-
-    return path.name.lower().endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS))
-
-
-def product_format(path: Path, chosen: str | None = None) -> str:
-    """``--format`` when given; else FITS inputs give FITS products (header and WCS kept), the
-    others TIFF.
-
-    Examples
-    --------
-    >>> product_format(Path("a.fits")), product_format(Path("a.fits"), "ome-zarr")
-    ('fits', 'ome-zarr')
-    """
-    if chosen is not None:
-        return chosen
-    return "fits" if is_fits(path) else "tiff"
-
-
-# the products sciconv predict writes for each input (postprocess.product_paths keys)
-_WRITTEN_PRODUCTS = ("prob", "labels", "catalog")
-
-
-def segmentation_outputs(
-    paths: Sequence[Path],
-    out: Path,
-    *,
-    regions: bool = False,
-    format: str | None = None,
-    catalog_format: str = "ecsv",
-    geojson: bool = False,
-) -> dict[Path, dict[str, Path]]:
-    """The product files of every input (postprocess.product_paths), named by io.image_stem.
-
-    Raises :class:`~sciconv.errors.InferenceError` when two inputs would write the same files.
-
-    Examples
-    --------
-    >>> planned = segmentation_outputs([Path("a.fits")], Path("out"))
-    >>> sorted(p.name for p in planned[Path("a.fits")].values())
-    ['a_catalog.ecsv', 'a_labels.fits', 'a_prob.fits']
-    """
-    from sciconv import io, postprocess
-
-    planned: dict[Path, dict[str, Path]] = {}
-    seen: dict[str, Path] = {}
-    for p in paths:
-        stem = io.image_stem(p)
-        if stem in seen:
-            raise InferenceError(
-                f"two inputs share the name {stem!r} ({seen[stem]} and {p}); their outputs "
-                "would collide in --out"
-            )
-        seen[stem] = p
-        names = postprocess.product_paths(
-            out, stem=stem, format=product_format(p, format), catalog_format=catalog_format
-        )
-        planned[p] = {k: names[k] for k in _WRITTEN_PRODUCTS}
-        if regions:
-            planned[p]["regions"] = Path(out) / f"{stem}_regions.reg"
-        if geojson:
-            planned[p]["geojson"] = Path(out) / f"{stem}{postprocess.GEOJSON_SUFFIX}"
-    return planned
-
-
-def _check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
-    from sciconv._atomic import check_writable
-
-    existing = [p for p in paths if p.exists()]
-    if existing and not overwrite:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputExistsError(
-            f"output exists{more}; pass --overwrite to replace it", path=existing[0]
-        )
-    for p in paths:
-        if not p.is_dir():  # an OME-Zarr store (a folder) is replaced whole by its writer
-            check_writable(p, overwrite=overwrite)
 
 
 @contextmanager
@@ -234,12 +88,24 @@ def _is_mosaic(path, args) -> bool:
     return h * w > inference.AUTO_BLOCK_PIXELS
 
 
-def _predict_mosaic(model, path, args) -> list[Path]:
-    """Labels to NAME_labels.zarr, the catalog to NAME_catalog.<fmt>, block by block."""
+def _refuse_options(path, args, *, mosaic: bool, planes) -> None:
+    """The options ``path`` cannot take, refused (:class:`~sciconv.errors.ConfigError`) for every
+    input before any is segmented: ``--hdu`` for a file that is not FITS; for a movie or Z-stack
+    (``planes``: its ``io.plane_axes``), what TIFF stacks cannot hold; block by block
+    (``mosaic``), resampling, uncertainty and outlines."""
     from sciconv import inference
 
+    _hdu(path, args)  # --hdu is for FITS files
+    axes, sizes = planes
+    fmt = product_format(path, args.format)
+    if axes and (args.regions or args.geojson or fmt != "tiff" or args.block is not None):
+        raise ConfigError(
+            f"{path}: a stack of {' x '.join(map(str, sizes))} {axes} planes is segmented plane "
+            "by plane into TIFF stacks; --regions, --geojson, --block and --format other than "
+            "tiff are not available for it"
+        )
     sized = args.object_size not in ("auto", None)
-    if (
+    if mosaic and (
         args.regions == "polygon"
         or args.format is not None
         or args.scale is not None
@@ -252,6 +118,12 @@ def _predict_mosaic(model, path, args) -> list[Path]:
             "--regions polygon (ellipse is), --format, --scale, --object-size PX and "
             "--uncertainty are not available for it"
         )
+
+
+def _predict_mosaic(model, path, args) -> list[Path]:
+    """Labels to NAME_labels.zarr, the catalog to NAME_catalog.<fmt>, block by block."""
+    from sciconv import inference
+
     outs = inference.predict_mosaic(
         model,
         path,
@@ -277,32 +149,6 @@ def _predict_mosaic(model, path, args) -> list[Path]:
     return list(outs.values())
 
 
-def _without_own_products(paths: list[Path], args) -> list[Path]:
-    """``paths`` less the files this run writes for another input (``--out`` = an input folder:
-    a rerun would segment its own labels and probabilities, and read files it overwrites)."""
-    from sciconv import io, postprocess
-
-    products = set()
-    for p in paths:
-        stem = io.image_stem(p)
-        names = postprocess.product_paths(
-            args.out, stem=stem, format=product_format(p, args.format),
-            catalog_format=args.catalog_format,
-        )  # fmt: skip
-        mine = {Path(f).resolve() for f in names.values()}
-        if p.resolve() in mine:  # its own product would replace it: never write over an input
-            raise ConfigError(
-                f"{p}: its products in {args.out} would have the input's own name (NAME.ome.zarr "
-                "for NAME.ome.zarr); write them to another folder (--out)"
-            )
-        products.update(mine)
-    own = [p for p in paths if p.resolve() in products]
-    if own:
-        _say(args, f"skipped {len(own)} input(s) that this run writes: "
-                   + ", ".join(str(p) for p in own))  # fmt: skip
-    return [p for p in paths if p.resolve() not in products]
-
-
 def _predict_segmentation(model, paths, args) -> list[Path]:
     import numpy as np
 
@@ -311,14 +157,14 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
     if args.geojson:  # a missing shapely fails before any prediction
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
 
-    paths = _without_own_products(paths, args)
+    paths, own = without_own_products(paths, args)
+    if own:
+        _say(args, f"skipped {len(own)} input(s) that this run writes: "
+                   + ", ".join(str(p) for p in own))  # fmt: skip
     stacks = {p: io.plane_axes(p) for p in paths}
-    stacks = {p: planes for p, planes in stacks.items() if planes[0]}
-    mosaics = [p for p in paths if p not in stacks and _is_mosaic(p, args)]
-    paths = [p for p in paths if p not in mosaics]
-    written: list[Path] = []
-    for path in mosaics:
-        written.extend(_predict_mosaic(model, path, args))
+    mosaics = [p for p in paths if not stacks[p][0] and _is_mosaic(p, args)]
+    for p in paths:  # every input's options and products checked before any is segmented
+        _refuse_options(p, args, mosaic=p in mosaics, planes=stacks[p])
     planned = segmentation_outputs(
         paths,
         args.out,
@@ -326,8 +172,14 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
         format=args.format,
         catalog_format=args.catalog_format,
         geojson=args.geojson,
+        mosaics=mosaics,
     )
-    _check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
+    check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
+    stacks = {p: planes for p, planes in stacks.items() if planes[0]}
+    written: list[Path] = []
+    for path in mosaics:
+        written.extend(_predict_mosaic(model, path, args))
+    paths = [p for p in paths if p not in mosaics]
     params = {
         "tile": args.tile if args.tile is not None else "auto",
         "overlap": args.overlap,
@@ -490,14 +342,6 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
 
     from sciconv import io
 
-    fmt = product_format(path, args.format)
-    _hdu(path, args)  # --hdu is for FITS files: refused here
-    if args.regions or args.geojson or fmt != "tiff" or args.block is not None:
-        raise ConfigError(
-            f"{path}: a stack of {' x '.join(map(str, sizes))} {axes} planes is segmented plane "
-            "by plane into TIFF stacks; --regions, --geojson, --block and --format other than "
-            "tiff are not available for it"
-        )
     stack = io.read(path, stack=True, **_read_args(path, args))
     n, (h, w) = len(stack.data), stack.data.shape[1:3]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -666,7 +510,7 @@ def _predict_table(model, paths, args) -> list[Path]:
 
     _refuse_segmenter_options(args, model)
     target = args.out / "predictions.csv"
-    _check_outputs([target], overwrite=args.overwrite)
+    check_outputs([target], overwrite=args.overwrite)
     table = inference.predict_files(
         model,
         [str(p) for p in paths],
@@ -717,7 +561,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise SciconvError("model file not found", path=model_path)
     if getattr(args, "scale", None) is not None and args.object_size not in ("auto", None):
         raise ConfigError("give --scale or --object-size PX, not both (both set the resampling)")
-    paths = _expand_inputs(args.inputs)
+    paths = expand_inputs(args.inputs)
 
     from sciconv import models
 
@@ -726,6 +570,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         model = models.load(model_path, trust=args.trust, compile=False)  # no training settings
     if models.model_task(model) == "segmentation":  # recorded, or a plain per-pixel model
+        check_tiling(model, args)  # before any input is read
         _predict_segmentation(model, paths, args)
     else:
         _predict_table(model, paths, args)

@@ -5,8 +5,8 @@
 
 Examples
 --------
->>> _positive_int("3"), _object_size_arg("auto"), _hdu_arg("SCI,2")
-(3, 'auto', ('SCI', 2))
+>>> _positive_int("3"), _block_arg("256"), _object_size_arg("auto"), _hdu_arg("SCI,2")
+(3, 256, 'auto', ('SCI', 2))
 """
 
 from __future__ import annotations
@@ -56,6 +56,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _block_arg(text: str) -> int:
+    """``--block``: a block's core side, at least 16 pixels (``predict_instances_blocks``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 16, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -90,13 +101,16 @@ def _object_size_arg(text: str) -> float | str | None:
 
 
 def _overlap_arg(text: str) -> int | str:
-    """``--overlap``: an int, or ``auto`` (the library default)."""
+    """``--overlap``: an int >= 0, or ``auto`` (the library default)."""
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or auto, got {text!r}")
+    return value
 
 
 def add_predict_parser(sub) -> argparse.ArgumentParser:
@@ -136,7 +150,7 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--tile",
-        type=int,
+        type=_positive_int,
         default=None,
         metavar="N",
         help="tile size, a multiple of the model's divisor (default: auto)",
@@ -255,10 +269,10 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--block",
-        type=_positive_int,
+        type=_block_arg,
         default=None,
         metavar="N",
-        help="segmenters: work block by block (N-px cores) for images larger than memory: "
+        help="segmenters: work block by block (N-px cores, N >= 16) for images larger than memory: "
         "labels to NAME_labels.zarr, catalog to NAME_catalog.<fmt> (automatic above "
         "2 x 4096^2 pixels)",
     )

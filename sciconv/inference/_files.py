@@ -267,6 +267,65 @@ def _load_cutout(prep: FilePrep, path: Path, channels: int | None) -> tuple[np.n
     return np.ascontiguousarray(prep.fit(prep.normalize(x)), dtype=np.float32), bad
 
 
+def mosaic_outputs(
+    out_dir: str | os.PathLike,
+    stem: str,
+    *,
+    catalog_format: str = "ecsv",
+    regions: str | None = None,
+    geojson: bool = False,
+) -> dict[str, Path]:
+    """The files :func:`predict_mosaic` writes for an image named ``stem`` (nothing is checked
+    on disk): a batch plans them with its other inputs' products, before predicting any.
+
+    Parameters
+    ----------
+    out_dir : path
+        The output folder.
+    stem : str
+        The image's name (``sciconv.io.image_stem``).
+    catalog_format, regions, geojson
+        As for :func:`predict_mosaic`.
+
+    Returns
+    -------
+    dict
+        ``{"labels": Path, "catalog": Path}`` (and ``"regions"``, ``"geojson"``).
+
+    Raises
+    ------
+    InferenceError
+        An unknown ``catalog_format``, or ``regions`` other than None or ``"ellipse"``.
+
+    Examples
+    --------
+    >>> sorted(p.name for p in mosaic_outputs("out", "m31", regions="ellipse").values())
+    ['m31_catalog.ecsv', 'm31_labels.zarr', 'm31_regions.reg']
+    """
+    from sciconv import postprocess
+
+    suffix = {"ecsv": ".ecsv", "votable": ".vot", "fits": ".fits"}.get(catalog_format)
+    if suffix is None:
+        raise InferenceError(
+            f"catalog_format must be 'ecsv', 'votable' or 'fits'; got {catalog_format!r}"
+        )
+    out_dir = Path(out_dir)
+    outs = {
+        "labels": out_dir / f"{stem}_labels.zarr",
+        "catalog": out_dir / f"{stem}_catalog{suffix}",
+    }
+    if regions is not None:
+        if regions != "ellipse":
+            raise InferenceError(
+                f"regions must be None or 'ellipse' block by block; got {regions!r} (outlines "
+                "need the whole label image in memory)"
+            )
+        outs["regions"] = out_dir / f"{stem}_regions.reg"
+    if geojson:
+        outs["geojson"] = out_dir / f"{stem}{postprocess.GEOJSON_SUFFIX}"
+    return outs
+
+
 def predict_mosaic(
     model: keras.Model,
     path: str | os.PathLike,
@@ -356,29 +415,14 @@ def predict_mosaic(
     from sciconv import io, postprocess
     from sciconv.inference._blocks import DEFAULT_BLOCK, predict_instances_blocks
 
-    suffix = {"ecsv": ".ecsv", "votable": ".vot", "fits": ".fits"}.get(catalog_format)
-    if suffix is None:
-        raise InferenceError(
-            f"catalog_format must be 'ecsv', 'votable' or 'fits'; got {catalog_format!r}"
-        )
     modes = postprocess.BACKGROUND_MODES
     look_up_option(background, modes, name="background", error=InferenceError)
-    out_dir = Path(out_dir)
-    stem = io.image_stem(path)
-    outs = {
-        "labels": out_dir / f"{stem}_labels.zarr",
-        "catalog": out_dir / f"{stem}_catalog{suffix}",
-    }
-    if regions is not None:
-        if regions != "ellipse":
-            raise InferenceError(
-                f"regions must be None or 'ellipse' block by block; got {regions!r} (outlines "
-                "need the whole label image in memory)"
-            )
-        outs["regions"] = out_dir / f"{stem}_regions.reg"
+    outs = mosaic_outputs(
+        out_dir, io.image_stem(path), catalog_format=catalog_format, regions=regions,
+        geojson=geojson,
+    )  # fmt: skip
     if geojson:  # a missing shapely fails here, not after hours of blocks
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
-        outs["geojson"] = out_dir / f"{stem}{postprocess.GEOJSON_SUFFIX}"
     for target in outs.values():
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)

@@ -1,0 +1,217 @@
+"""``sciconv predict`` as a batch tool: everything a batch can be refused for is found before the
+first input is predicted (name collisions and existing outputs of block-wise inputs too, options
+an input cannot take, bad --tile/--overlap/--block values), and an earlier run's products in
+the input folder are not segmented as inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from _helpers import assert_one_line_error, run_cli
+
+import sciconv as sc
+from sciconv.errors import SciconvWarning
+
+
+@pytest.fixture(scope="module")
+def seg_model(tmp_path_factory):
+    """A tiny untrained segmenter (divisor 8) saved to .keras."""
+    path = tmp_path_factory.mktemp("cli_batch") / "seg.keras"
+    sc.models.segmenter((None, None, 1), depth=3, filters=2).save(path)
+    return path
+
+
+def _image(size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(10, 1, (size, size)).astype(np.float32)
+
+
+def _fits(path, data) -> None:
+    from astropy.io import fits
+
+    fits.PrimaryHDU(data).writeto(path)
+
+
+def _contents(folder) -> dict:
+    """Every file under ``folder`` with its bytes (the inputs' state, to check them untouched)."""
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _written(out) -> list[str]:
+    return sorted(p.name for p in out.iterdir()) if out.exists() else []
+
+
+# ------------------------------------------------------------------- block-wise inputs (finding 1)
+def test_block_wise_inputs_go_through_the_collision_check(capsys, tmp_path, seg_model):
+    """``field.fits`` and ``field.tif`` block by block with --overwrite: the second's labels and
+    catalog silently replaced the first's (exit 0)."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _fits(inputs / "field.fits", _image(128, 1))
+    tifffile.imwrite(inputs / "field.tif", _image(128, 2))
+    before = _contents(inputs)
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        capsys, "predict", seg_model, inputs, "--out", out, "--block", "64", "--overwrite",
+        "--quiet",
+    )  # fmt: skip
+    assert code == 1
+    assert_one_line_error(err, "two inputs share the name 'field'", "would collide in --out")
+    assert _written(out) == []  # refused before anything was predicted
+    assert _contents(inputs) == before
+
+
+def test_automatic_block_mode_beside_a_whole_image_collides(
+    capsys, tmp_path, seg_model, monkeypatch
+):
+    """An automatically block-wise ``field.fits`` and an ordinary ``field.tif``: the mosaic was
+    computed, then the run failed on the catalog it had just written."""
+    monkeypatch.setattr(sc.inference, "AUTO_BLOCK_PIXELS", 100 * 100)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _fits(inputs / "field.fits", _image(128, 1))
+    tifffile.imwrite(inputs / "field.tif", _image(48, 2))
+    out = tmp_path / "out"
+    for extra in ((), ("--overwrite",)):
+        code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, *extra)
+        assert code == 1, extra
+        assert_one_line_error(err, "two inputs share the name 'field'")
+        assert _written(out) == [], extra
+
+
+def test_existing_outputs_are_found_before_a_mosaic_is_computed(
+    capsys, tmp_path, seg_model, monkeypatch
+):
+    """One whole image's product exists: the mosaic before it was computed (hours on a real
+    one) before the run was refused. Its own existing catalog is named up front too."""
+    monkeypatch.setattr(sc.inference, "AUTO_BLOCK_PIXELS", 100 * 100)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _fits(inputs / "big.fits", _image(128, 1))
+    tifffile.imwrite(inputs / "small.tif", _image(48, 2))
+    before = _contents(inputs)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "small_prob.tif").write_bytes(b"old")
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--quiet")
+    assert code == 1
+    assert_one_line_error(err, "small_prob.tif", "output exists", "--overwrite")
+    assert _written(out) == ["small_prob.tif"]
+    (out / "small_prob.tif").unlink()
+    (out / "big_catalog.ecsv").write_text("old")
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--quiet")
+    assert code == 1
+    assert_one_line_error(err, "big_catalog.ecsv", "output exists")
+    assert _written(out) == ["big_catalog.ecsv"]
+    code, _, err = run_cli(
+        capsys, "predict", seg_model, inputs, "--out", out, "--quiet", "--overwrite"
+    )
+    assert code == 0, err
+    assert {"big_labels.zarr", "big_catalog.ecsv", "small_labels.tif"} <= set(_written(out))
+    assert _contents(inputs) == before
+
+
+# ----------------------------------------------------------- input-specific options (finding 7)
+def test_an_option_a_movie_cannot_take_is_refused_before_anything_is_written(
+    capsys, tmp_path, seg_model
+):
+    """``a.tif``, ``b.tif`` and a movie with --regions: a and b's products were written, then the
+    movie was refused (exit 2), and a retry without --regions failed on them."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    tifffile.imwrite(inputs / "a.tif", _image(32, 1))
+    tifffile.imwrite(inputs / "b.tif", _image(32, 2))
+    frames = np.stack([_image(32, s) for s in range(3)])
+    tifffile.imwrite(inputs / "movie.tif", frames, metadata={"axes": "TYX"})
+    before = _contents(inputs)
+    out = tmp_path / "out"
+    for extra in (("--regions", "ellipse"), ("--format", "fits"), ("--geojson",)):
+        code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, *extra)
+        assert code == 2, (extra, err)
+        assert_one_line_error(err, "movie.tif", "3 T planes", "plane by plane")
+        assert _written(out) == [], extra
+    assert _contents(inputs) == before
+
+
+def test_an_option_a_mosaic_cannot_take_is_refused_before_anything_is_written(
+    capsys, tmp_path, seg_model, monkeypatch
+):
+    """A whole image before an automatically block-wise one, with --scale: refused up front."""
+    monkeypatch.setattr(sc.inference, "AUTO_BLOCK_PIXELS", 100 * 100)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    tifffile.imwrite(inputs / "a.tif", _image(32, 1))
+    tifffile.imwrite(inputs / "z.tif", _image(128, 2))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--scale", "0.5")
+    assert code == 2
+    assert_one_line_error(err, "z.tif", "block-wise")
+    assert _written(out) == []
+
+
+# ------------------------------------------------------------ --tile/--overlap/--block (finding 6)
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (("--tile", "0"), "--tile: expected an integer >= 1, got '0'"),
+        (("--tile", "-64"), "--tile: expected an integer >= 1, got '-64'"),
+        (("--block", "7"), "--block: expected an integer >= 16, got '7'"),
+        (("--block", "-256"), "--block: expected an integer >= 16, got '-256'"),
+        (("--overlap", "-1"), "--overlap: expected an integer >= 0 or auto, got '-1'"),
+    ],
+)
+def test_bad_tile_and_block_values_are_usage_errors(capsys, tmp_path, extra, fragment):
+    code, _, err = run_cli(capsys, "predict", "m.keras", "a.fits", "--out", tmp_path, *extra)
+    assert code == 2
+    assert_one_line_error(err, fragment)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (("--tile", "100"), ("--tile 100 is not a multiple of the model's divisor 8", "96 or 104")),
+        (("--tile", "4"), ("--tile 4 is smaller than the model's minimum tile 8",)),
+        (("--tile", "64", "--overlap", "64"), ("--overlap 64 leaves no stride in tile 64",)),
+        (("--tile", "64", "--overlap", "60", "--block", "64"), ("--overlap 60 leaves no stride",)),
+    ],
+)
+def test_tile_checks_needing_the_model_run_before_any_input_is_read(
+    capsys, tmp_path, seg_model, extra, fragments
+):
+    """Exit 1 after the first file was read, blamed on it; now a usage error naming the option,
+    before any input is opened (the input here is not even an image)."""
+    image = tmp_path / "a.tif"
+    image.write_bytes(b"not a tiff")
+    code, _, err = run_cli(capsys, "predict", seg_model, image, "--out", tmp_path / "o", *extra)
+    assert code == 2, err
+    assert_one_line_error(err, *fragments)
+    assert "a.tif" not in err
+    assert not (tmp_path / "o").exists() or _written(tmp_path / "o") == []
+
+
+# ----------------------------------------------------- an earlier run's products (finding 9)
+def test_products_of_an_earlier_run_in_another_format_are_not_inputs(capsys, tmp_path, seg_model):
+    """``--out`` = the input folder, first TIFF products then FITS: ``a_labels.tif`` and
+    ``a_prob.tif`` were segmented as images (``a_labels_labels.fits``)."""
+    tifffile.imwrite(tmp_path / "a.tif", _image(32, 1))
+    before = (tmp_path / "a.tif").read_bytes()
+    args = ("predict", seg_model, tmp_path, "--out", tmp_path, "--quiet")
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    with pytest.warns(SciconvWarning, match=r"a_labels\.tif, \S*a_prob\.tif") as record:
+        code, _, err = run_cli(capsys, *args, "--format", "fits", "--overwrite")
+    assert code == 0, err
+    assert "sciconv products of other inputs" in str(record[0].message)
+    assert _written(tmp_path) == [
+        "a.tif", "a_catalog.ecsv", "a_labels.fits", "a_labels.tif", "a_prob.fits", "a_prob.tif",
+    ]  # fmt: skip
+    assert (tmp_path / "a.tif").read_bytes() == before
+
+
+def test_a_product_like_name_without_its_input_is_an_input(capsys, tmp_path, seg_model):
+    """Conservative: ``b_labels.tif`` alone (no ``b.*`` input) is segmented as an image."""
+    tifffile.imwrite(tmp_path / "b_labels.tif", _image(32, 1))
+    code, _, err = run_cli(capsys, "predict", seg_model, tmp_path, "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "b_labels_labels.tif" in _written(tmp_path / "o")
