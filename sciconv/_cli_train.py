@@ -22,6 +22,7 @@ from typing import Any
 
 from sciconv._cli_common import EXIT_OK, one_line, say
 from sciconv._validation import look_up_option
+from sciconv._workdir_lock import check_workdir_free
 from sciconv.errors import ConfigError, ModelError, OutputExistsError, SciconvError
 
 __all__ = [
@@ -195,7 +196,8 @@ _RUN_FILES = ("best.keras", "last.keras", "log.csv", "config.json")
 
 
 def _interrupted(workdir: Path) -> bool:
-    """True when ``workdir`` holds a run that was killed (fit resumes it)."""
+    """True when ``workdir`` holds a run that was killed (fit resumes it): status "running" and
+    no live run holding its lock (:func:`check_workdir_free` refused that one before)."""
     import json
 
     try:
@@ -239,6 +241,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         ds_cfg["seed"] = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
     workdir = Path(fit_cfg.get("workdir") or Path("runs") / Path(args.config).stem)
     fit_cfg["workdir"] = str(workdir)
+    check_workdir_free(workdir)  # a run in progress there: refused before the data are read
     existing = [f for f in _RUN_FILES if (workdir / f).exists()]
     if existing and not args.overwrite and not _interrupted(workdir):
         raise OutputExistsError(

@@ -10,11 +10,13 @@ usual callbacks and writes a run directory::
       log.csv        one row per epoch (appended to when a run resumes)
       backup/        BackupAndRestore state while a run is in progress (deleted when it ends)
       logs/          TensorBoard event files (tensorboard=True)
+      run.lock       pid, host and start of the run training there (removed when it ends)
 
 A run killed at any point (Ctrl-C, SIGKILL, a pre-empted job) continues from the last finished
 epoch when :func:`fit` is called again with the same ``workdir`` and a freshly built model of the
-same architecture. Model files are written atomically (temporary file + rename), only by the chief
-worker in multi-worker training.
+same architecture. A run still training holds the workdir: a second :func:`fit` on it is refused
+(a lock left by a process that is gone is taken over with a warning). Model files are written
+atomically (temporary file + rename), only by the chief worker in multi-worker training.
 
 Examples
 --------
@@ -51,8 +53,9 @@ from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
 from sciconv._fit_data import check_class_weight, check_data_shapes
-from sciconv._fit_metadata import check_resumed_split, record_dataset_metadata
+from sciconv._fit_metadata import check_resumed_split, describe_split, record_dataset_metadata
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
+from sciconv._workdir_lock import lock_workdir
 from sciconv.augment import d4_train_data, resolve_train_augment
 from sciconv.errors import (
     ConfigError,
@@ -60,7 +63,6 @@ from sciconv.errors import (
     OutputExistsError,
     SciconvError,
     SciconvWarning,
-    WriteError,
 )
 from sciconv.inference._progress import interactive
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
@@ -240,10 +242,13 @@ def _fingerprint(model) -> dict:
     }
 
 
-def _other_model(workdir: Path, why: str) -> ModelError:
-    return ModelError(
-        f"workdir holds an interrupted run of another model ({why}); pass overwrite=True to "
-        "start a new run there, or use another workdir",
+def _other_model(workdir: Path, why: str) -> ConfigError:
+    """A configuration error (the run asked for does not fit the folder), as for other settings;
+    with ``resume=True`` (the default) ``overwrite=True`` alone resumes, so both are named."""
+    return ConfigError(
+        f"workdir holds an interrupted run of another model ({why}); resume it with the model "
+        "it started with, use another workdir, or start again there with resume=False and "
+        "overwrite=True (YAML: training.resume: false, --overwrite)",
         path=workdir,
     )
 
@@ -450,7 +455,10 @@ def fit(
     ConfigError
         An invalid argument, or a dataset normalized otherwise than the model records (a
         trained model keeps the normalization its weights were fitted to: build the dataset
-        with ``normalize=`` the model's ``get_metadata(model)["normalization"]``).
+        with ``normalize=`` the model's ``get_metadata(model)["normalization"]``). ``workdir``
+        is in use by a run in progress (its ``run.lock`` names the process and host), or holds
+        an interrupted run that this call cannot resume: another model, other settings, or
+        another train/validation split.
     ModelError
         The data's task or class count does not match the model.
     OutputExistsError
@@ -498,6 +506,9 @@ def fit(
     recorded = record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
     if isinstance(getattr(train, "seed", None), int):  # the split: checked when a run resumes
         recorded["seed"] = train.seed
+    split = describe_split(train, validation_data)
+    if split is not None:
+        recorded["split"] = split
     tuple_batch = batch_size if isinstance(train, tuple) else None
     if aug is not None:  # arrays become a dataset, repeated for a fixed steps_per_epoch
         repeat = steps_per_epoch is not None
@@ -516,138 +527,140 @@ def fit(
         compiled_here = True
     _check_pixel_weights(model, train)
 
-    monitor = "val_loss" if validation_data is not None else "loss"
-    cbs: list = [LearningRateLog()]  # first: every epoch's rate in log.csv and the history
-    initial_epoch = 0
-    if workdir is not None:
-        workdir = Path(workdir)
-        writes = devices.is_chief()
-        # Only the chief inspects and prepares a (possibly shared) workdir; other workers would
-        # race it. Their own backup folder restores them to the chief's epoch.
-        if writes:
-            initial_epoch = _prepare_workdir(
-                workdir,
-                resume=resume,
-                overwrite=overwrite,
-                model=_fingerprint(model),
-                settings={
-                    "learning_rate": learning_rate,
-                    "warmup": warmup,
-                    "reduce_lr": reduce_lr,
-                    "early_stopping": early_stopping,
-                    "batch_size": tuple_batch,
-                },
-            )
-            if initial_epoch:
-                check_resumed_split(workdir, recorded.get("seed"))
-        config = {
-            "status": "running",
-            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "resumed_from_epoch": initial_epoch or None,
-            "epochs": epochs,
-            "epochs_done": initial_epoch,
-            "learning_rate": learning_rate,
-            "monitor": monitor,
-            "early_stopping": early_stopping,
-            "reduce_lr": reduce_lr,
-            "warmup": warmup,
-            "steps_per_epoch": steps_per_epoch,
-            "batch_size": tuple_batch,
-            "augment": aug,
-            "seed": seed,
-            "class_weight": None
-            if class_weight is None
-            else {str(k): v for k, v in class_weight.items()},
-            "compiled_by_fit": compiled_here,
-            "loss": _describe(getattr(model, "loss", None)),
-            "model": {"name": model.name, **_fingerprint(model)},
-            "metadata": get_metadata(model),
-            "dataset": recorded,
-            "versions": _versions(),
-            # how it computed: a mixed policy's model runs so when loaded; the devices used
-            "dtype_policy": getattr(model.dtype_policy, "name", str(model.dtype_policy)),
-            "strategy": type(tf.distribute.get_strategy()).__name__,
-            "command": sys.argv[:1],
-        }
-        if writes:
-            try:
-                workdir.mkdir(parents=True, exist_ok=True)
-            except OSError as err:  # a read-only disk, a file in the way, no permission
-                raise WriteError(
-                    f"cannot create the run folder ({err.strerror or type(err).__name__})",
-                    path=workdir,
-                ) from err
-            _write_config(workdir, config)
-            log = workdir / "log.csv"
-            if initial_epoch:
-                truncate_log(log, initial_epoch)
-            best = _best_from_log(log, monitor) if initial_epoch else math.inf
-            cbs += [
-                _AtomicCheckpoint(workdir / "best.keras", monitor=monitor, best=best),
-                _AtomicCheckpoint(workdir / "last.keras"),
-                _CsvLog(str(log), append=bool(initial_epoch), validates=monitor != "loss"),
-                _RunStatus(workdir, config),
-            ]
-            if tensorboard and _tensorboard_available():
-                cbs.append(
-                    keras.callbacks.TensorBoard(
-                        log_dir=str(workdir / "logs"),
-                        histogram_freq=0,
-                        write_graph=False,
-                        update_freq="epoch",
-                        profile_batch=0,
-                    )
+    chief = workdir is not None and devices.is_chief()
+    # Only the chief inspects and prepares a (possibly shared) workdir, holding its lock: a
+    # second run on it is refused while this one trains.
+    with lock_workdir(workdir) if chief else contextlib.nullcontext():
+        monitor = "val_loss" if validation_data is not None else "loss"
+        cbs: list = [LearningRateLog()]  # first: every epoch's rate in log.csv and the history
+        initial_epoch = 0
+        if workdir is not None:
+            workdir = Path(workdir)
+            writes = chief  # other workers would race it; their own backup folder restores
+            # them to the chief's epoch
+            if writes:
+                initial_epoch = _prepare_workdir(
+                    workdir,
+                    resume=resume,
+                    overwrite=overwrite,
+                    model=_fingerprint(model),
+                    settings={
+                        "learning_rate": learning_rate,
+                        "warmup": warmup,
+                        "reduce_lr": reduce_lr,
+                        "early_stopping": early_stopping,
+                        "batch_size": tuple_batch,
+                    },
                 )
-        # Every worker keeps its own backup so that all of them restart at the same epoch. It
-        # runs after the checkpoints and the CSV row of an epoch: a kill in between repeats that
-        # epoch (its row is dropped from log.csv on resume) instead of losing its row.
-        backup = workdir / "backup" if writes else workdir / f"backup-{devices.task_name()}"
-        cbs.append(_BackupAndRestore(str(backup), double_checkpoint=True, delete_checkpoint=True))
-    chance = chance_loss(meta, model.loss) if compiled_here else None  # fit's own loss only
-    cbs += schedule_callbacks(
-        monitor=monitor,
-        reduce_lr=reduce_lr,
-        early_stopping=early_stopping,
-        start_loss=chance,
-        warmup=_resolve_warmup(warmup, compiled_here=compiled_here, task=meta.get("task")),
-    )
-    cbs += list(callbacks or [])
-
-    kwargs: dict[str, Any] = dict(
-        epochs=epochs,
-        callbacks=cbs,
-        class_weight=class_weight,
-        steps_per_epoch=steps_per_epoch,
-        verbose=(1 if interactive(sys.stdout) else 2) if verbose == "auto" else verbose,
-    )
-    if isinstance(train, tuple):
-        x, y, *rest = train
-        kwargs.update(x=x, y=y, batch_size=batch_size, shuffle=True)
-        if rest:
-            kwargs["sample_weight"] = rest[0]
-    else:
-        kwargs.update(x=train, shuffle=False)  # a dataset is shuffled (or not) by its builder
-    if validation_data is not None:
-        kwargs["validation_data"] = validation_data
-    try:
-        history = model.fit(**kwargs)
-    finally:  # interrupted (Ctrl-C, an error): Keras leaves log.csv open until collected
-        for cb in cbs:
-            if isinstance(cb, _CsvLog) and cb.csv_file is not None and not cb.csv_file.closed:
-                cb.csv_file.close()
-
-    if workdir is not None and writes:
-        config["status"] = "finished"
-        config["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
+                if initial_epoch:
+                    check_resumed_split(workdir, recorded.get("seed"), split)
+            config = {
+                "status": "running",
+                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="seconds"
+                ),
+                "resumed_from_epoch": initial_epoch or None,
+                "epochs": epochs,
+                "epochs_done": initial_epoch,
+                "learning_rate": learning_rate,
+                "monitor": monitor,
+                "early_stopping": early_stopping,
+                "reduce_lr": reduce_lr,
+                "warmup": warmup,
+                "steps_per_epoch": steps_per_epoch,
+                "batch_size": tuple_batch,
+                "augment": aug,
+                "seed": seed,
+                "class_weight": None
+                if class_weight is None
+                else {str(k): v for k, v in class_weight.items()},
+                "compiled_by_fit": compiled_here,
+                "loss": _describe(getattr(model, "loss", None)),
+                "model": {"name": model.name, **_fingerprint(model)},
+                "metadata": get_metadata(model),
+                "dataset": recorded,
+                "versions": _versions(),
+                # how it computed: a mixed policy's model runs so when loaded; the devices used
+                "dtype_policy": getattr(model.dtype_policy, "name", str(model.dtype_policy)),
+                "strategy": type(tf.distribute.get_strategy()).__name__,
+                "command": sys.argv[:1],
+            }
+            if writes:  # the folder exists: lock_workdir made it
+                _write_config(workdir, config)
+                log = workdir / "log.csv"
+                if initial_epoch:
+                    truncate_log(log, initial_epoch)
+                best = _best_from_log(log, monitor) if initial_epoch else math.inf
+                cbs += [
+                    _AtomicCheckpoint(workdir / "best.keras", monitor=monitor, best=best),
+                    _AtomicCheckpoint(workdir / "last.keras"),
+                    _CsvLog(str(log), append=bool(initial_epoch), validates=monitor != "loss"),
+                    _RunStatus(workdir, config),
+                ]
+                if tensorboard and _tensorboard_available():
+                    cbs.append(
+                        keras.callbacks.TensorBoard(
+                            log_dir=str(workdir / "logs"),
+                            histogram_freq=0,
+                            write_graph=False,
+                            update_freq="epoch",
+                            profile_batch=0,
+                        )
+                    )
+            # Every worker keeps its own backup so that all of them restart at the same epoch. It
+            # runs after the checkpoints and the CSV row of an epoch: a kill in between repeats that
+            # epoch (its row is dropped from log.csv on resume) instead of losing its row.
+            backup = workdir / "backup" if writes else workdir / f"backup-{devices.task_name()}"
+            cbs.append(
+                _BackupAndRestore(str(backup), double_checkpoint=True, delete_checkpoint=True)
+            )
+        chance = chance_loss(meta, model.loss) if compiled_here else None  # fit's own loss only
+        cbs += schedule_callbacks(
+            monitor=monitor,
+            reduce_lr=reduce_lr,
+            early_stopping=early_stopping,
+            start_loss=chance,
+            warmup=_resolve_warmup(warmup, compiled_here=compiled_here, task=meta.get("task")),
         )
-        config["metadata"] = get_metadata(model)
-        config["final"] = {k: float(v[-1]) for k, v in history.history.items() if v}
-        best = _run_best(workdir / "log.csv", monitor, history, initial_epoch)
-        if best is not None:  # the epoch best.keras holds (over the whole run), with its metrics
-            config["best"] = best
-        _write_config(workdir, config)
-    return history
+        cbs += list(callbacks or [])
+
+        kwargs: dict[str, Any] = dict(
+            epochs=epochs,
+            callbacks=cbs,
+            class_weight=class_weight,
+            steps_per_epoch=steps_per_epoch,
+            verbose=(1 if interactive(sys.stdout) else 2) if verbose == "auto" else verbose,
+        )
+        if isinstance(train, tuple):
+            x, y, *rest = train
+            kwargs.update(x=x, y=y, batch_size=batch_size, shuffle=True)
+            if rest:
+                kwargs["sample_weight"] = rest[0]
+        else:
+            kwargs.update(x=train, shuffle=False)  # a dataset is shuffled (or not) by its builder
+        if validation_data is not None:
+            kwargs["validation_data"] = validation_data
+        try:
+            history = model.fit(**kwargs)
+        finally:  # interrupted (Ctrl-C, an error): Keras leaves log.csv open until collected
+            for cb in cbs:
+                if isinstance(cb, _CsvLog) and cb.csv_file is not None and not cb.csv_file.closed:
+                    cb.csv_file.close()
+
+        if workdir is not None and writes:
+            config["status"] = "finished"
+            config["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"
+            )
+            config["metadata"] = get_metadata(model)
+            config["final"] = {k: float(v[-1]) for k, v in history.history.items() if v}
+            best = _run_best(workdir / "log.csv", monitor, history, initial_epoch)
+            if (
+                best is not None
+            ):  # the epoch best.keras holds (over the whole run), with its metrics
+                config["best"] = best
+            _write_config(workdir, config)
+        return history
 
 
 def _run_best(log: Path, monitor: str, history, initial_epoch: int) -> dict | None:

@@ -145,3 +145,33 @@ def test_train_model_input_shape_may_be_given(capsys, tmp_path):
     model = "type: classifier, input_shape: [16, 16, 1], filters: [2], dense: []"
     code, _, err = run_cli(capsys, "train", _config(tmp_path, f"kind: folder, path: {data}", model))
     assert code == 0, err
+
+
+def test_train_resumed_with_another_model_is_a_configuration_error(capsys, tmp_path, monkeypatch):
+    """An interrupted run resumed with another model exited 1 and said "pass overwrite=True"
+    (the Python API's words; --overwrite alone did not start a new run either)."""
+    data = _two_classes(tmp_path)
+    training = ", seed: 0"
+    cfg = _config(
+        tmp_path, f"kind: folder, path: {data}", "type: classifier, filters: [2]", training
+    )
+    cfg.write_text(cfg.read_text().replace("epochs: 1", "epochs: 3"))
+    real_fit = sciconv.training.fit
+
+    @functools.wraps(real_fit)
+    def killed_fit(*args, **kwargs):
+        return real_fit(*args, **{**kwargs, "callbacks": [_Kill()]})
+
+    monkeypatch.setattr(sciconv.training, "fit", killed_fit)
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 130, err
+    monkeypatch.setattr(sciconv.training, "fit", real_fit)
+    cfg.write_text(cfg.read_text().replace("filters: [2]", "filters: [4]"))
+    for flags in ((), ("--overwrite",)):
+        code, _, err = run_cli(capsys, "train", cfg, *flags)
+        assert code == 2, err
+        assert_one_line_error(err, "interrupted run of another model", "training.resume: false",
+                              "--overwrite")  # fmt: skip
+    cfg.write_text(cfg.read_text().replace("seed: 0", "seed: 0, resume: false"))
+    code, _, err = run_cli(capsys, "train", cfg, "--overwrite")  # the way out it names
+    assert code == 0, err

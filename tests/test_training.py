@@ -418,8 +418,15 @@ def test_sigkilled_run_resumes_and_matches_uninterrupted(tmp_path):
     assert [r["epoch"] for r in _log_rows(killed_dir / "log.csv")] == ["0", "1"]
     assert get_metadata(load(killed_dir / "last.keras"))["task"] == "classification"
     assert not list(killed_dir.glob(".*.part*")), "a partial temporary file was left behind"
-    with pytest.raises(OutputExistsError, match=r"interrupted run \(resume=False\)"):
+    assert json.loads((killed_dir / "run.lock").read_text())["pid"] == victim.pid
+    with (
+        pytest.warns(
+            SciconvWarning, match=rf"lock of a run that is no longer running \(pid {victim.pid}"
+        ),
+        pytest.raises(OutputExistsError, match=r"interrupted run \(resume=False\)"),
+    ):
         fit(_tiny(), _xy(8), epochs=1, workdir=killed_dir, resume=False, verbose=0)
+    assert not (killed_dir / "run.lock").exists()  # taken over, and released by the refusal
 
     resumed = _result(_start(killed_dir, epochs, -1, resumed_log))
     reference = _result(clean)
@@ -497,7 +504,9 @@ def test_corrupted_backup_folder_starts_the_run_again_with_a_warning(tmp_path, d
 def test_resuming_with_another_architecture_names_the_run_folder(tmp_path):
     x, y = _interrupted_run(tmp_path)
     other = classifier((8, 8, 1), 2, filters=(8,), dense=(4,), dropout=0.0)
-    with pytest.raises(ModelError, match=r"another model.*overwrite=True.*another workdir") as err:
+    # a configuration error (exit 2 from sciconv train), with the way out for the API and CLI
+    fix = r"resume=False and overwrite=True \(YAML: training.resume: false, --overwrite\)"
+    with pytest.raises(ConfigError, match=rf"another model.*another workdir.*{fix}") as err:
         fit(other, (x, y), epochs=3, workdir=tmp_path, verbose=0, tensorboard=False)
     assert err.value.path == str(tmp_path)
     # the interrupted run is untouched and still resumes with its own model
@@ -506,7 +515,7 @@ def test_resuming_with_another_architecture_names_the_run_folder(tmp_path):
     # a run folder from before the weights fingerprint: caught when Keras restores the weights
     _interrupted_run(tmp_path / "old")
     (tmp_path / "old" / "config.json").write_text(json.dumps({"status": "running"}))
-    with pytest.raises(ModelError, match=r"another model.*weights do not fit"):
+    with pytest.raises(ConfigError, match=r"another model.*weights do not fit"):
         fit(other, (x, y), epochs=3, workdir=tmp_path / "old", verbose=0, tensorboard=False)
 
 

@@ -94,3 +94,102 @@ def test_resume_refuses_a_dataset_split_with_another_seed(tmp_path):
     model, (train, val) = build(first)  # the same split: resumes
     history = sc.training.fit(model, train, validation_data=val, **kw)
     assert len(history.history["loss"]) == 2
+
+
+# ------------------------------------------------------------- the split of a resumed run (QA)
+
+
+def _interrupt(model, train, val, run):
+    kw = dict(epochs=3, workdir=run, tensorboard=False, verbose=0, reduce_lr=False)
+    with pytest.raises(KeyboardInterrupt):
+        sc.training.fit(model, train, validation_data=val, callbacks=[_Kill(0)], **kw)
+    return kw
+
+
+def _classifier():
+    keras.utils.set_random_seed(0)
+    return sc.models.classifier((8, 8, 1), 2, filters=(2,), dense=())
+
+
+def test_resume_refuses_another_validation_split(tmp_path):
+    data, run = _folder(tmp_path / "data"), tmp_path / "run"
+    kw = _interrupt(
+        _classifier(), *sc.datasets.from_folder(data, validation_split=0.34, seed=0), run
+    )
+    train, val = sc.datasets.from_folder(data, validation_split=0.5, seed=0)
+    with pytest.raises(
+        sc.errors.ConfigError,
+        match=r"validation_split 0\.34 -> 0\.5, files held out for validation 4 -> 6\)",
+    ) as err:
+        sc.training.fit(_classifier(), train, validation_data=val, **kw)
+    assert err.value.path == str(run) and "overwrite=True" in str(err.value)
+    assert json.loads((run / "config.json").read_text())["dataset"]["split"]["validation"] == 4
+    # the same split resumes, from a moved data folder too (file names are kept relative)
+    moved = data.rename(tmp_path / "moved")
+    train, val = sc.datasets.from_folder(moved, validation_split=0.34, seed=0)
+    history = sc.training.fit(_classifier(), train, validation_data=val, **kw)
+    assert len(history.history["loss"]) == 2
+
+
+def test_resume_refuses_files_added_to_the_data_folders(tmp_path):
+    import tifffile
+
+    data, run = _folder(tmp_path / "data"), tmp_path / "run"
+    kw = _interrupt(
+        _classifier(), *sc.datasets.from_folder(data, validation_split=0.25, seed=0), run
+    )
+    for i in range(3):  # a sync job adds images before the resume
+        tifffile.imwrite(data / "a" / f"new{i}.tif", np.full((8, 8), 10.0, np.float32))
+    train, val = sc.datasets.from_folder(data, validation_split=0.25, seed=0)
+    with pytest.raises(sc.errors.ConfigError, match=r"3 files added to the data, 12 -> 15 files"):
+        sc.training.fit(_classifier(), train, validation_data=val, **kw)
+    # one replaced by another of another name: the same count, other files
+    for i in range(3):
+        (data / "a" / f"new{i}.tif").unlink()
+    (data / "b" / "b0.tif").rename(data / "b" / "b9.tif")
+    train, val = sc.datasets.from_folder(data, validation_split=0.25, seed=0)
+    with pytest.raises(sc.errors.ConfigError, match=r"the same number of other files: renamed"):
+        sc.training.fit(_classifier(), train, validation_data=val, **kw)
+
+
+def test_resume_refuses_image_pairs_added_without_validation(tmp_path):
+    import tifffile
+
+    run = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    for folder in ("img", "lab"):
+        (tmp_path / folder).mkdir()
+
+    def add(i):
+        lab = np.zeros((16, 16), np.uint16)
+        lab[4:10, 4:10] = 1
+        tifffile.imwrite(tmp_path / "lab" / f"p{i}.tif", lab)
+        tifffile.imwrite(tmp_path / "img" / f"p{i}.tif", rng.normal(size=(16, 16)).astype("f4"))
+
+    for i in range(3):
+        add(i)
+
+    def build():
+        keras.utils.set_random_seed(0)
+        model = sc.models.segmenter((None, None, 1), depth=1, filters=2)
+        return model, sc.datasets.from_pairs(tmp_path / "img", tmp_path / "lab", seed=0)
+
+    kw = _interrupt(*build(), None, run)
+    add(3)
+    with pytest.raises(sc.errors.ConfigError, match=r"1 file added to the training data, 3 -> 4"):
+        sc.training.fit(*build(), **kw)
+
+
+def test_resume_refuses_other_arrays(tmp_path):
+    run = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8, 8, 1)).astype("float32")
+    y = (x.mean(axis=(1, 2, 3)) > 0).astype("int64")
+    kw = _interrupt(_classifier(), (x[:12], y[:12]), (x[12:], y[12:]), run)
+    with pytest.raises(sc.errors.ConfigError, match=r"4 samples added to the data, 16 -> 20"):
+        more = (np.concatenate([x[:12], x[:4]]), np.concatenate([y[:12], y[:4]]))
+        sc.training.fit(_classifier(), more, validation_data=(x[12:], y[12:]), **kw)
+    with pytest.raises(sc.errors.ConfigError, match=r"samples held out for validation 4 -> 8"):
+        sc.training.fit(_classifier(), (x[:8], y[:8]), validation_data=(x[8:], y[8:]), **kw)
+    history = sc.training.fit(_classifier(), (x[:12], y[:12]), (x[12:], y[12:]), **kw)
+    assert len(history.history["loss"]) == 2

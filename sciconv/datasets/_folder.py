@@ -9,6 +9,7 @@ import numpy as np
 
 from sciconv.datasets._classes import class_order
 from sciconv.datasets._images import build_image_datasets
+from sciconv.datasets._pipelines import attach
 from sciconv.errors import DatasetError
 from sciconv.io import list_images
 from sciconv.preprocess import NormSpec
@@ -170,7 +171,7 @@ def from_folder(
             if c not in present:
                 raise DatasetError(f"class folder {d.name!r} holds no readable image", path=d)
 
-    return build_image_datasets(
+    built = build_image_datasets(
         paths,
         labels_arr,
         skipped=skipped,
@@ -190,3 +191,7 @@ def from_folder(
         strict=strict,
         check_empty=check_empty,
     )
+    fraction = None if validation_split is None else float(validation_split)  # checked there
+    for ds in built if isinstance(built, tuple) else (built,):
+        attach(ds, validation_split=fraction)  # with .file_paths: what fit checks on a resume
+    return built

@@ -446,6 +446,7 @@ def from_pairs(
         "class_names": class_names,
         "normalization": None if spec is None else spec.to_dict(),
         "seed": seed,  # the one used (drawn when None): the split and patches it made repeat
+        "validation_split": fraction,  # with .file_paths: what fit checks on a resume
         "task": "segmentation",
         "cache_mode": "memory" if in_memory else "none",
         "pad_to_multiple": multiple,

@@ -1,0 +1,255 @@
+"""The lock of a run folder: one :func:`sciconv.training.fit` at a time trains in a workdir.
+
+While a run trains, ``workdir/run.lock`` (JSON) records its process id, host and start time. It
+is created atomically (``O_CREAT | O_EXCL``), so of two runs started together only one gets it;
+the other refuses before touching anything, instead of taking the live run for an interrupted
+one and resuming into the same weights backup (both crashed on HDF5 errors). A lock whose
+process is gone (same host, the pid no longer alive: SIGKILL, a pre-empted job) is stale and
+taken over with a warning; a lock from another host cannot be checked and is refused, naming
+the file to delete if that run is dead.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> run = pathlib.Path(tempfile.mkdtemp()) / "run"
+>>> with lock_workdir(run):
+...     (run / LOCK_FILE).exists()
+True
+>>> (run / LOCK_FILE).exists()
+False
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import socket
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from sciconv.errors import ConfigError, SciconvWarning, WriteError
+
+__all__ = ["LOCK_FILE", "check_workdir_free", "lock_workdir", "read_lock"]
+
+LOCK_FILE = "run.lock"
+# a lock file is written right after it is created: one still empty or torn this long after
+# its last change was left by a process killed in between, and is stale
+_UNREADABLE_GRACE_S = 10.0
+
+
+def read_lock(workdir: str | os.PathLike) -> dict | None:
+    """The lock of ``workdir`` as ``{"pid", "host", "started", "text"}`` (``text``: the file as
+    read); None when there is none.
+
+    A lock file that cannot be parsed (being written right now, or torn) reads as
+    ``{"unreadable": True, "age": seconds since its last change, "text"}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> read_lock(tempfile.mkdtemp()) is None
+    True
+    """
+    path = Path(workdir) / LOCK_FILE
+    for attempt in range(5):  # its creator writes it right after creating it
+        try:
+            text = path.read_text(encoding="utf-8")
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        except OSError:
+            text, age = "", 0.0
+        with contextlib.suppress(ValueError):
+            lock = json.loads(text)
+            if isinstance(lock, dict) and isinstance(lock.get("pid"), int):
+                return {**lock, "text": text}
+        if attempt < 4:
+            time.sleep(0.05)
+    return {"unreadable": True, "age": age, "text": text}
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (``os.kill(pid, 0)``; no signal is sent)."""
+    if pid <= 0:  # 0 and negative ids name process groups
+        return False
+    if os.name == "nt":  # signal 0 would be CTRL_C_EVENT there
+        import ctypes
+
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return ctypes.get_last_error() == 5  # access denied: it exists
+        code = ctypes.c_ulong()
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    except OSError:  # cannot tell: assume it runs
+        return True
+    return True
+
+
+def _holder(lock: dict) -> str:
+    if lock.get("unreadable"):
+        return f"its lock file unreadable for {lock['age']:.0f} s"
+    return f"pid {lock.get('pid')} on {lock.get('host')} since {lock.get('started')}"
+
+
+def _verdict(workdir: Path, lock: dict) -> str:
+    """``"stale"`` for a lock that may be taken over; raise ConfigError for a live one."""
+    path = workdir / LOCK_FILE
+    if lock.get("unreadable"):
+        if lock["age"] > _UNREADABLE_GRACE_S:
+            return "stale"
+        raise ConfigError(
+            f"workdir is in use by a run that is starting (its lock {path} is being written); "
+            "wait for it to end, or use another workdir",
+            path=workdir,
+        )
+    here = socket.gethostname()
+    if lock.get("host") != here:
+        raise ConfigError(
+            f"workdir is in use by a run on another host ({_holder(lock)}), which cannot be "
+            f"checked from {here}; if that run is no longer running, delete {path} and run "
+            "again, or use another workdir",
+            path=workdir,
+        )
+    if _alive(int(lock["pid"])):
+        raise ConfigError(
+            f"workdir is in use by a run in progress ({_holder(lock)}); wait for it to end, "
+            "or use another workdir",
+            path=workdir,
+        )
+    return "stale"
+
+
+def check_workdir_free(workdir: str | os.PathLike) -> None:
+    """Refuse a workdir that a live run holds (or one on another host); a stale lock passes.
+
+    ``sciconv train`` calls it before it reads the data; :func:`lock_workdir` takes the lock.
+
+    Raises
+    ------
+    ConfigError
+        ``workdir`` is in use by a run in progress, or locked from another host.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_workdir_free(tempfile.mkdtemp())
+    """
+    workdir = Path(workdir)
+    lock = read_lock(workdir)
+    if lock is not None:
+        _verdict(workdir, lock)
+
+
+def _create(path: Path, text: str) -> bool:
+    """Create the lock file holding ``text``; False when one exists."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _set_aside(workdir: Path, lock: dict) -> None:
+    """Remove the stale ``lock``, atomically: of two runs taking it over, one moves it; a run
+    that moved a fresh lock instead (another run took the stale one over just before) puts it
+    back."""
+    path = workdir / LOCK_FILE
+    aside = workdir / f".{LOCK_FILE}.{os.getpid()}.stale"
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another run took it over: its lock is judged next round
+        return
+    moved = aside.read_text(encoding="utf-8") if aside.exists() else ""
+    if moved != lock.get("text"):
+        try:
+            os.link(aside, path)  # back, unless yet another run has locked it since
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links
+            if not path.exists():
+                os.replace(aside, path)
+    aside.unlink(missing_ok=True)
+    if moved == lock.get("text"):
+        warnings.warn(
+            f"{workdir}: taking over the lock of a run that is no longer running ({_holder(lock)})",
+            SciconvWarning,
+            stacklevel=5,
+        )
+
+
+@contextlib.contextmanager
+def lock_workdir(workdir: str | os.PathLike) -> Iterator[Path]:
+    """Create ``workdir`` if needed and hold its lock while the ``with`` block runs.
+
+    The lock is released when the block ends, by an exception or a KeyboardInterrupt too.
+
+    Raises
+    ------
+    ConfigError
+        ``workdir`` is not a folder, is in use by a run in progress on this host, or is locked
+        by a run on another host (the message names the lock file to delete if that run is
+        dead).
+    WriteError
+        ``workdir`` cannot be created, or the lock file cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> with lock_workdir(run):
+    ...     read_lock(run)["pid"] == os.getpid()
+    True
+    """
+    workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError("workdir exists and is not a folder", path=workdir)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a read-only disk, a file in the way, no permission
+        raise WriteError(
+            f"cannot create the run folder ({err.strerror or type(err).__name__})", path=workdir
+        ) from err
+    path = workdir / LOCK_FILE
+    started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})
+    for _ in range(10):
+        try:
+            if _create(path, text):
+                break
+        except OSError as err:
+            raise WriteError(
+                f"cannot write the run's lock file ({err.strerror or type(err).__name__})",
+                path=path,
+            ) from err
+        lock = read_lock(workdir)
+        if lock is not None and _verdict(workdir, lock) == "stale":
+            _set_aside(workdir, lock)
+    else:
+        raise ConfigError(
+            f"could not take the lock {path}: other runs keep taking it over; use another workdir",
+            path=workdir,
+        )
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):  # only our own lock: never another run's
+            if path.read_text(encoding="utf-8") == text:
+                path.unlink()
