@@ -10,9 +10,11 @@ has no hard links (some FAT, SMB and FUSE mounts) sciconv falls back to checking
 renaming, which two writers racing within the same instant can both pass: the documented limit.
 
 A writer killed mid-write leaves a hidden partial file ``.{stem}.{pid}.{random}.part{suffixes}``
-next to the target; the next write of the same target removes those whose writer process is gone
-and that have not changed for :data:`STALE_SECONDS` (a writer on another machine sharing the
-folder has a pid this machine cannot check: the age keeps its file safe while it writes).
+next to the target (or, for outputs built in a folder, a scratch folder
+``.{name}.{pid}.{random}.part``: :func:`scratch_folder`); the next write of the same target
+removes those whose writer process is gone and that have not changed for :data:`STALE_SECONDS` (a
+writer on another machine sharing the folder has a pid this machine cannot check: the age keeps
+its file safe while it writes).
 
 Examples
 --------
@@ -31,6 +33,7 @@ import errno
 import glob
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -51,6 +54,9 @@ _WRITE_ERRNOS = {
     errno.EFBIG,
     errno.EIO,
 }
+
+# numpy's tofile (under tifffile) reports a short write as an OSError without errno
+_SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
 
 # errors of os.link meaning "no hard links here" (not "the target exists")
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
@@ -107,10 +113,11 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     try:
         try:
             yield tmp
-        except OSError as err:  # the writer's own failure: map only "the disk refused"
-            if isinstance(err, SciconvError) or err.errno not in _WRITE_ERRNOS:
+        except (SciconvError, OSError) as err:  # the writer's own failure
+            mapped = target_error(err, tmp, path)
+            if mapped is None:
                 raise
-            raise _write_error(err, path) from err
+            raise mapped from err
         try:
             if not tmp.exists():
                 raise OSError(f"{path}: writer produced no file")
@@ -131,8 +138,88 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
 
 def _write_error(err: OSError, path: Path) -> WriteError:
     """A WriteError naming the target (never the hidden temporary file) and the reason."""
-    reason = err.strerror or str(err)
+    reason = refusal_reason(err) or err.strerror or str(err)
     return WriteError(f"cannot write ({reason}); nothing was written", path=path)
+
+
+def refusal_reason(err: BaseException) -> str | None:
+    """Why the disk or folder refused a write, if ``err`` (an ``OSError``) means that; else None.
+
+    A refusal is an ``OSError`` with a full-disk, quota, permission, read-only or I/O errno,
+    found on ``err`` or on the errors it was raised from (astropy re-raises a full disk as a bare
+    ``OSError``), or a short write (numpy's ``tofile``, used by tifffile, reports ``"N requested
+    and M written"`` without an errno).
+
+    Examples
+    --------
+    >>> refusal_reason(OSError(errno.ENOSPC, "No space left on device"))
+    'No space left on device'
+    >>> refusal_reason(OSError("196608 requested and 153448 written"))
+    'the disk took only 153448 of 196608 bytes: no space left on device or quota exceeded'
+    >>> refusal_reason(OSError("cannot write mode P as PNG")) is None
+    True
+    """
+    seen = set()
+    current = err
+    while isinstance(current, OSError) and id(current) not in seen:
+        seen.add(id(current))
+        if not isinstance(current, SciconvError):
+            if current.errno in _WRITE_ERRNOS:
+                return current.strerror or os.strerror(current.errno)
+            short = _SHORT_WRITE.search(str(current)) if current.errno is None else None
+            if short:
+                return (
+                    f"the disk took only {short[2]} of {short[1]} bytes: no space left on device "
+                    "or quota exceeded"
+                )
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def write_error(err: BaseException, path: str | os.PathLike) -> WriteError | None:
+    """The :class:`~sciconv.errors.WriteError` naming ``path`` for a writer's failure ``err`` if
+    the disk or folder refused the write (:func:`refusal_reason`); else None (a bug or a format
+    problem, to be raised as it is).
+
+    Examples
+    --------
+    >>> str(write_error(OSError(errno.EACCES, "Permission denied", ".a.1.x.part"), "a.tif"))
+    'a.tif: cannot write (Permission denied); nothing was written'
+    """
+    if isinstance(err, SciconvError):
+        return None
+    reason = refusal_reason(err)
+    if reason is None:
+        return None
+    return WriteError(f"cannot write ({reason}); nothing was written", path=Path(path))
+
+
+def target_error(
+    err: BaseException, tmp: str | os.PathLike, path: str | os.PathLike
+) -> Exception | None:
+    """The error to raise instead of a writer's ``err`` so that it names the target ``path``
+    rather than the temporary file or scratch folder ``tmp``; None to raise ``err`` as it is.
+
+    A sciconv error naming ``tmp`` (or a file in it) is re-made naming ``path``; an ``OSError``
+    meaning the disk or folder refused the write becomes a :func:`write_error`; anything else
+    (a bug, a format problem) is left alone.
+
+    Examples
+    --------
+    >>> err = WriteError("cannot write FITS (Disk quota exceeded)", path=".a.1.x.part.fits")
+    >>> str(target_error(err, ".a.1.x.part.fits", "a.fits"))
+    'a.fits: cannot write FITS (Disk quota exceeded)'
+    """
+    tmp, path = Path(tmp), Path(path)
+    if isinstance(err, SciconvError):
+        named = None if err.path is None else Path(err.path)
+        if named is None or (named != tmp and tmp not in named.parents):
+            return None
+        try:
+            return type(err)(err.message, path=path)
+        except TypeError:  # a subclass with another signature: keep its text, name the target
+            return SciconvError(err.message, path=path)
+    return write_error(err, path) if isinstance(err, OSError) else None
 
 
 def _link_new(tmp: Path, path: Path) -> None:
@@ -162,11 +249,71 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
-    """Remove partial files that killed writers of ``path`` left behind; return them.
+def scratch_folder(path: str | os.PathLike) -> Path:
+    """Create and return a hidden scratch folder ``.{name}.{pid}.{random}.part`` next to ``path``.
 
-    A partial file is stale when its writer process (the pid in its name) is gone and it has not
-    changed for :data:`STALE_SECONDS`. Files of other targets are never touched.
+    For outputs that are folders (zarr stores) or are built in one (block-wise label maps): the
+    caller writes there and renames the result onto ``path``, and removes the folder when done.
+    Stale scratch of killed writers of the same target is removed first
+    (:func:`remove_stale_partials`). A folder that cannot be made raises
+    :class:`~sciconv.errors.WriteError` naming ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = scratch_folder(pathlib.Path(tempfile.mkdtemp()) / "labels.zarr")
+    >>> folder.name.startswith(".labels.zarr.") and folder.name.endswith(".part")
+    True
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(path)
+        return Path(
+            tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
+        )
+    except OSError as err:
+        raise _write_error(err, path) from err
+
+
+def remove_scratch(folder: str | os.PathLike | None, *, tries: int = 5) -> None:
+    """Remove a scratch folder (or file) if it exists; never raises.
+
+    Removal is retried a few times: chunk writes that a failed or interrupted zarr write left
+    running in its I/O thread can add files while the folder is being removed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> remove_scratch(folder); folder.exists()
+    False
+    """
+    if folder is None:
+        return
+    folder = Path(folder)
+    for attempt in range(tries):
+        try:
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder)
+            else:
+                folder.unlink()
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass
+        if not os.path.lexists(folder):
+            return
+        time.sleep(0.05 * (attempt + 1))
+
+
+def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
+    """Remove partial files and scratch folders that killed writers of ``path`` left; return them.
+
+    A partial file ``.{stem}.{pid}.{random}.part{suffixes}`` (:func:`atomic_output`) or scratch
+    folder ``.{name}.{pid}.{random}.part`` (:func:`scratch_folder`; ``.{stem}.{pid}.{random}.part``
+    in older versions) is stale when its writer process (the pid in its name) is gone and nothing
+    in it has changed for :data:`STALE_SECONDS`. Files of other targets are never touched.
 
     Examples
     --------
@@ -176,26 +323,42 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     """
     path = Path(path)
     suffix = "".join(path.suffixes) or ".tmp"
-    pattern = re.compile(
-        rf"\.{re.escape(path.stem)}\.(\d+)\.[A-Za-z0-9_]+\.part{re.escape(suffix)}"
-    )
+    tail = r"\.(\d+)\.[A-Za-z0-9_]+\.part"
+    file_pattern = re.compile(rf"\.{re.escape(path.stem)}{tail}{re.escape(suffix)}")
+    folder_pattern = re.compile(rf"\.(?:{re.escape(path.name)}|{re.escape(path.stem)}){tail}")
     removed = []
     try:
-        candidates = list(path.parent.glob(f".{glob.escape(path.stem)}.*.part*"))
+        candidates = set(path.parent.glob(f".{glob.escape(path.stem)}.*.part*"))
     except OSError:
         return removed
     now = time.time()
-    for candidate in candidates:
-        match = pattern.fullmatch(candidate.name)
-        if not match:
-            continue
+    for candidate in sorted(candidates):
         try:
-            if now - candidate.stat().st_mtime < STALE_SECONDS:
+            folder = candidate.is_dir() and not candidate.is_symlink()
+            match = (folder_pattern if folder else file_pattern).fullmatch(candidate.name)
+            if not match or _changed_since(candidate, now - STALE_SECONDS):
                 continue
             if _pid_alive(int(match.group(1))):
                 continue
-            candidate.unlink()
+            if folder:
+                shutil.rmtree(candidate)
+            else:
+                candidate.unlink()
         except OSError:
             continue
         removed.append(candidate)
     return removed
+
+
+def _changed_since(path: Path, since: float) -> bool:
+    """Whether ``path`` or anything under it (a folder, not following links) changed after
+    ``since``; stops at the first such entry."""
+    if path.lstat().st_mtime >= since:
+        return True
+    if not path.is_dir() or path.is_symlink():
+        return False
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if _changed_since(Path(entry.path), since):
+                return True
+    return False

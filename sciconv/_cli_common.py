@@ -14,6 +14,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import Any
@@ -31,15 +32,61 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"sciconv: error: {message}\n")
 
 
+# the stdout that failed (a full log disk, a closed pipe): nothing more is printed to it
+_lost_stdout: Any = None
+
+
 def say(*parts: Any) -> None:
     """Print progress for the person at the terminal (the CLI is the one place that prints).
+
+    The lines are informational, so a stdout that cannot be written (a full log disk, a reader
+    that has gone, as in ``| head -1``) does not stop the command: one warning goes to stderr,
+    stdout is pointed at the null device (so that Python's flush at exit cannot fail either) and
+    nothing more is printed to it.
 
     Examples
     --------
     >>> say("model:", "best.keras")
     model: best.keras
     """
-    print(*parts, flush=True)
+    global _lost_stdout
+    stream = sys.stdout
+    if stream is None or stream is _lost_stdout:
+        return
+    try:
+        print(*parts, file=stream, flush=True)
+    except OSError as err:  # BrokenPipeError, ENOSPC, EIO
+        _lost_stdout = stream
+        _to_null_device(stream)
+        reason = err.strerror or one_line(err)
+        try:
+            print(
+                f"sciconv: warning: cannot write to stdout ({reason}); results still written "
+                "to files",
+                file=sys.stderr,
+                flush=True,
+            )
+        except (OSError, AttributeError):  # stderr is gone too
+            pass
+
+
+def _to_null_device(stream) -> None:
+    """Point ``stream``'s file descriptor at the null device (Python's advice for BrokenPipe), so
+    that the output still buffered in it is dropped instead of failing again at exit."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -8,7 +8,10 @@ devices.
 Every problem with the input (missing file, bad configuration key, existing output) ends in one
 line ``sciconv: error: <message>`` on stderr and a non-zero exit code: 2 for usage and
 configuration errors, 1 for the rest. Set ``SCICONV_DEBUG=1`` to see the full traceback instead.
-Nothing is overwritten without ``--overwrite``.
+Nothing is overwritten without ``--overwrite``. Ctrl-C (SIGINT) stops a command cleanly (exit 130,
+``sciconv: interrupted``); so does SIGTERM, what Slurm and cron timeouts send, for ``predict``
+(exit 143, ``sciconv: terminated``): its scratch and partial files are removed and the files it
+finished are kept. ``train`` is ended by SIGTERM at once and resumes from its last epoch.
 
 Examples
 --------
@@ -21,9 +24,12 @@ sciconv: error: no/such/config.yaml: configuration file not found
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from sciconv._cli_common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Parser, one_line, say
@@ -50,6 +56,9 @@ from sciconv._quiet_tf import import_tensorflow_quietly
 from sciconv.errors import ConfigError, OutputExistsError, SciconvError
 
 __all__ = ["build_parser", "load_config", "main"]
+
+#: Exit code after SIGTERM (128 + 15, as a shell reports a process the signal ended).
+EXIT_TERMINATED = 128 + int(signal.SIGTERM)
 
 # the names this module had before the subcommands moved to sciconv/_cli_*.py
 _cmd_train, _cmd_predict = cmd_train, cmd_predict
@@ -128,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run() -> int:
     """The ``sciconv`` console command: :func:`main`, with each sciconv warning shown as one
-    ``sciconv: warning: <message>`` line on stderr (not a source line of sciconv's code).
+    ``sciconv: warning: <message>`` line on stderr (not a source line of sciconv's code), and
+    each astropy warning (e.g. a FITS card fixed on reading) as one
+    ``sciconv: warning: <Category>: <message>`` line instead of astropy's multi-line block.
 
     Returns
     -------
@@ -137,13 +148,19 @@ def run() -> int:
     """
     import warnings
 
+    import astropy  # noqa: F401 (its logger takes over showwarning on import: it must come first)
+
     from sciconv.errors import SciconvWarning
 
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
+        stream = sys.stderr if file is None else file
         if issubclass(category, SciconvWarning):
-            print(f"sciconv: warning: {message}", file=sys.stderr if file is None else file)
+            print(f"sciconv: warning: {message}", file=stream)
+        elif category.__module__.split(".")[0] == "astropy":
+            text = one_line(message) if isinstance(message, Warning) else " ".join(message.split())
+            print(f"sciconv: warning: {category.__name__}: {text}", file=stream)
         else:
             original(message, category, filename, lineno, file, line)
 
@@ -152,6 +169,45 @@ def run() -> int:
         return main()
     finally:
         warnings.showwarning = original
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM (a Slurm or cron timeout), so that the command ends
+    as after Ctrl-C: ``finally`` blocks remove its scratch and partial files."""
+
+
+# The commands that SIGTERM ends through their clean-up (as Ctrl-C does). train and demo (which
+# trains) keep the default, an immediate end: Keras writes its BackupAndRestore weights in place,
+# and an exception raised in the middle of that write leaves a complete-looking HDF5 file that
+# lacks some weights, which a resumed run refuses; a killed write leaves an unreadable file, which
+# Keras replaces with its previous copy (.bkp) on resume.
+_CLEAN_ON_SIGTERM = frozenset({"predict", "info"})
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts(enabled: bool = True) -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` (once; a repeated SIGTERM is
+    ignored so the clean-up it started can finish). The previous handler is restored after.
+
+    Signal handlers can only be set in the main thread: elsewhere (or not ``enabled``) this
+    does nothing.
+    """
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def handler(signum, frame):
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 for usage and configuration errors, 1 for any other error.
+        0 on success, 2 for usage and configuration errors, 1 for any other error, 130 after
+        Ctrl-C (SIGINT) and 143 after SIGTERM (``predict``).
 
     Examples
     --------
@@ -183,7 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not debug:
         import_tensorflow_quietly()
     try:
-        return int(args.func(args))
+        with _sigterm_interrupts(args.command in _CLEAN_ON_SIGTERM):
+            return int(args.func(args))
+    except Terminated:
+        print("sciconv: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("sciconv: interrupted", file=sys.stderr)
         return 130

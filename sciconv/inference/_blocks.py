@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from sciconv._atomic import remove_scratch, scratch_folder, target_error
 from sciconv.errors import InferenceError, InvalidImageError, OutputExistsError, SciconvWarning
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle
@@ -200,28 +199,29 @@ class _Output:
             raise InferenceError("out must name a .zarr store or a .npy file", path=path)
         if path.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.final = path
-        self.tmp = (
-            Path(
-                tempfile.mkdtemp(
-                    prefix=f".{path.stem}.{os.getpid()}.", suffix=".part", dir=path.parent
+        # a hidden scratch folder next to the target; a killed run's is swept by the next write
+        self.tmp = scratch_folder(path) / path.name
+        try:
+            if path.suffix == ".npy":
+                self.array = np.lib.format.open_memmap(
+                    self.tmp, mode="w+", dtype=np.int32, shape=shape
                 )
-            )
-            / path.name
-        )
-        if path.suffix == ".npy":
-            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.int32, shape=shape)
-        else:
-            import zarr
+            else:
+                import zarr
 
-            self.array = zarr.create_array(
-                store=str(self.tmp),
-                shape=shape,
-                chunks=(chunk, chunk),
-                dtype="int32",
-                fill_value=0,
-            )
+                self.array = zarr.create_array(
+                    store=str(self.tmp),
+                    shape=shape,
+                    chunks=(chunk, chunk),
+                    dtype="int32",
+                    fill_value=0,
+                )
+        except BaseException as err:  # also Ctrl-C or SIGTERM before the caller's clean-up
+            self.abort()
+            if isinstance(err, OSError):
+                self._refused(err)
+            raise
 
     def paste(self, labels: np.ndarray, origin: tuple[int, int], offset: int) -> None:
         y0, x0 = origin
@@ -229,18 +229,29 @@ class _Output:
         current = np.asarray(self.array[region])
         mask = labels > 0
         current[mask] = labels[mask] + offset
-        self.array[region] = current
+        try:
+            self.array[region] = current
+        except OSError as err:  # full disk, quota: name the target, not the scratch folder
+            self._refused(err)
+            raise
+
+    def _refused(self, err: OSError) -> None:
+        """Raise the WriteError naming the target if ``err`` is the disk refusing a write."""
+        if self.final is not None:
+            mapped = target_error(err, self.tmp.parent, self.final)
+            if mapped is not None:
+                raise mapped from err
 
     def finish(self, overwrite: bool, attrs: dict | None = None):
         if self.final is None:
             return self.array
-        if isinstance(self.array, np.memmap):
-            self.array.flush()
-        elif attrs:  # zarr: the WCS and pixel size travel with the labels (io.read reads them)
-            self.array.attrs[ZARR_ARRAY_ATTRS] = attrs
-        del self.array
         holder = self.tmp.parent
         try:
+            if isinstance(self.array, np.memmap):
+                self.array.flush()
+            elif attrs:  # zarr: the WCS and pixel size travel with the labels (io.read reads them)
+                self.array.attrs[ZARR_ARRAY_ATTRS] = attrs
+            del self.array
             if self.final.exists():
                 if not overwrite:
                     raise OutputExistsError(
@@ -249,8 +260,11 @@ class _Output:
                 old = holder / (self.final.name + ".old")
                 os.replace(self.final, old)
             os.replace(self.tmp, self.final)
+        except OSError as err:
+            self._refused(err)
+            raise
         finally:
-            shutil.rmtree(holder, ignore_errors=True)
+            remove_scratch(holder)
         if self.final.suffix == ".npy":
             return np.load(self.final, mmap_mode="r")
         import zarr
@@ -260,7 +274,7 @@ class _Output:
     def abort(self):
         if self.tmp is not None:
             self.array = None
-            shutil.rmtree(self.tmp.parent, ignore_errors=True)
+            remove_scratch(self.tmp.parent)
 
 
 def _auto_margin(model, margin, max_object: int, divisor: int) -> int:
@@ -462,14 +476,16 @@ def predict_instances_blocks(
         bad=bad if catalog else None,
         background=bool(background),
     )
-    output = _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
+    output = None
     try:
+        output = _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
         labels, table = _run(
             plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog
         )
         labels = output.finish(overwrite, _label_attrs(image, wcs, model))
     except BaseException:
-        output.abort()
+        if output is not None:
+            output.abort()
         raise
     unit = getattr(image, "unit", None)  # a GridImage's BUNIT, an NDData's unit
     if table is not None and unit is not None:  # the blocks measured raw arrays, unitless

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sciconv._atomic import atomic_output
+from sciconv._atomic import atomic_output, refusal_reason
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, WriteError
 from sciconv.io._common import astropy_fits, brief, warn_caller
@@ -177,8 +177,9 @@ def write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Pa
     except InvalidImageError:
         raise
     except OSError as exc:  # full disk, quota, read-only folder: the target, not the .part file
+        reason = refusal_reason(exc) or exc.strerror or brief(exc)
         raise WriteError(
-            f"cannot write FITS ({exc.strerror or brief(exc)}); nothing was written",
+            f"cannot write FITS ({reason}); nothing was written",
             path=path,
         ) from exc
     except Exception as exc:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from sciconv._atomic import remove_scratch, scratch_folder, target_error
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import GridImage, as_array
 
@@ -50,13 +49,14 @@ def _zarr_levels(hw) -> int:
 
 @contextlib.contextmanager
 def _atomic_store(path: Path, *, overwrite: bool) -> Iterator[Path]:
-    """Yield a hidden folder next to ``path``; move it onto ``path`` when the block succeeds."""
+    """Yield a hidden folder next to ``path``; move it onto ``path`` when the block succeeds.
+
+    A write the disk or folder refuses is a :class:`~sciconv.errors.WriteError` naming ``path``;
+    the scratch folder is removed whatever happens.
+    """
     if path.exists() and not overwrite:
         raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(
-        tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
-    )
+    tmp = scratch_folder(path)  # sweeps the scratch that killed writers of path left
     tmp.rmdir()  # the store writer creates it
     old = None
     try:
@@ -67,10 +67,14 @@ def _atomic_store(path: Path, *, overwrite: bool) -> Iterator[Path]:
             old = tmp.with_name(tmp.name + ".old")
             os.rename(path, old)
         os.rename(tmp, path)
+    except Exception as err:  # full disk, read-only folder: name the store, not the scratch
+        mapped = target_error(err, tmp, path)
+        if mapped is None:
+            raise
+        raise mapped from err
     finally:
         for leftover in (tmp, old):
-            if leftover is not None and leftover.exists():
-                shutil.rmtree(leftover, ignore_errors=True)
+            remove_scratch(leftover)
 
 
 def write_zarr_products(

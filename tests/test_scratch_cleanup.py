@@ -1,0 +1,202 @@
+"""No scratch left behind: SIGTERM (a Slurm or cron timeout) ends the command like Ctrl-C (its
+``finally`` blocks remove the scratch; exit 143), and the hidden scratch folders of a SIGKILLed
+run (block-wise label stores, OME-Zarr stores) are removed by the next write of the same target
+once their process is gone and they are old enough."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sciconv import cli
+from sciconv._atomic import STALE_SECONDS, remove_stale_partials, scratch_folder
+
+COMMAND = [sys.executable, "-m", "sciconv.cli"]
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+
+
+def _dead_pid() -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout)
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Make ``path`` and everything under it ``seconds`` old."""
+    then = time.time() - seconds
+    for p in [path, *path.rglob("*")]:
+        os.utime(p, (then, then))
+
+
+# --------------------------------------------------------------------------- SIGTERM
+
+
+def test_sigterm_ends_the_command_like_an_interrupt(monkeypatch, capsys):
+    ran_finally = []
+
+    def slow(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # the handler interrupts this
+            return 0
+        finally:
+            ran_finally.append(True)
+
+    def unhandled(signum, frame):  # the caller's handler: main must replace it while it runs
+        raise RuntimeError("SIGTERM not handled by sciconv")
+
+    monkeypatch.setattr(cli, "_cmd_info", slow)
+    before = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        start = time.monotonic()
+        assert cli.main(["info"]) == 143
+        assert time.monotonic() - start < 20
+        assert ran_finally == [True]
+        assert "sciconv: terminated" in capsys.readouterr().err
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # the previous handler is back
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_train_keeps_the_default_sigterm(monkeypatch, tmp_path):
+    # Keras writes its resume weights in place: an exception in the middle of that write would
+    # leave an incomplete file that a resumed run refuses, so train is not interrupted this way
+    import sciconv._cli_train as cli_train
+
+    seen = []
+    monkeypatch.setattr(
+        cli_train, "cmd_train", lambda args: seen.append(signal.getsignal(signal.SIGTERM)) or 0
+    )
+    config = tmp_path / "run.yaml"
+    config.write_text("model: {}\n")
+    assert cli.main(["train", str(config)]) == 0
+    assert seen == [signal.getsignal(signal.SIGTERM)]
+
+
+def _wait_for(predicate, proc, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def test_sigterm_during_a_block_wise_run_removes_its_scratch(tmp_path):
+    from astropy.io import fits
+
+    rng = np.random.default_rng(0)
+    fits.writeto(tmp_path / "m.fits", rng.random((1024, 1024)).astype(np.float32))
+    out = tmp_path / "out"
+    env = {**os.environ, "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [*COMMAND, "predict", "pretrained:nuclei", "m.fits", "--out", str(out), "--block", "64"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+
+        def scratch():
+            return out.is_dir() and any(p.name.endswith(".part") for p in out.iterdir())
+
+        started = _wait_for(scratch, proc, timeout=240)
+        if not started:
+            proc.kill()
+            pytest.fail(f"no scratch folder appeared: {proc.communicate()}")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "sciconv: terminated" in err
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def test_scratch_folders_of_killed_runs_are_removed(tmp_path):
+    target = tmp_path / "m_labels.zarr"
+    dead = _dead_pid()
+    stale = tmp_path / f".m_labels.zarr.{dead}.abc123.part"  # a SIGKILLed run's store
+    legacy = tmp_path / f".m_labels.{dead}.def456.part"  # the name older versions used
+    young = tmp_path / f".m_labels.zarr.{dead}.young1.part"
+    busy = tmp_path / f".m_labels.zarr.{dead}.busy12.part"  # old folder, a chunk just written
+    alive = tmp_path / f".m_labels.zarr.{os.getpid()}.alive1.part"
+    other = tmp_path / f".m2_labels.zarr.{dead}.other1.part"
+    for p in (stale, legacy, young, busy, alive, other):
+        (p / "m_labels.zarr" / "c").mkdir(parents=True)
+        (p / "m_labels.zarr" / "c" / "0").write_bytes(b"chunk")
+    for p in (stale, legacy, busy, alive, other):
+        _age(p, STALE_SECONDS + 5)
+    (busy / "m_labels.zarr" / "c" / "1").write_bytes(b"new chunk")
+    removed = remove_stale_partials(target)
+    assert sorted(removed) == sorted([stale, legacy])
+    assert not stale.exists() and not legacy.exists()
+    assert young.exists() and busy.exists() and alive.exists() and other.exists()
+
+
+def test_scratch_folder_is_named_for_its_target_and_sweeps(tmp_path):
+    target = tmp_path / "a.ome.zarr"
+    stale = tmp_path / f".a.ome.zarr.{_dead_pid()}.abc123.part"
+    stale.mkdir()
+    _age(stale, STALE_SECONDS + 5)
+    folder = scratch_folder(target)
+    assert folder.is_dir() and folder.parent == tmp_path
+    assert folder.name.startswith(f".a.ome.zarr.{os.getpid()}.") and folder.name.endswith(".part")
+    assert not stale.exists()
+
+
+def test_block_wise_store_sweeps_a_killed_runs_scratch(tmp_path):
+    import keras
+
+    from sciconv.inference import predict_instances_blocks
+
+    target = tmp_path / "m_labels.zarr"
+    stale = tmp_path / f".m_labels.{_dead_pid()}.abc123.part"  # as a SIGKILLed run left it
+    (stale / "m_labels.zarr").mkdir(parents=True)
+    _age(stale, STALE_SECONDS + 5)
+    inputs = keras.Input((None, None, 1))
+    init = keras.initializers.Constant([[[[-1.0, 1.0]]]])  # foreground where the pixels are > 0
+    model = keras.Model(
+        inputs, keras.layers.Softmax()(keras.layers.Conv2D(2, 1, kernel_initializer=init)(inputs))
+    )
+    image = np.full((48, 48), -5.0, np.float32)
+    image[4:12, 20:28] = 5.0  # one small object inside a block's core
+    predict_instances_blocks(
+        model, image, block=32, margin=8, out=target, normalize=None, progress=False, blend="none"
+    )
+    assert target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_ome_zarr_products_sweep_a_killed_runs_scratch(tmp_path):
+    from sciconv import postprocess
+
+    dead = _dead_pid()
+    stale = tmp_path / f".a.ome.zarr.{dead}.abc123.part"
+    stale.mkdir()
+    _age(stale, STALE_SECONDS + 5)
+    prob = np.random.default_rng(0).random((16, 16, 2)).astype(np.float32)
+    postprocess.write_products(tmp_path, stem="a", prob=prob, format="ome-zarr")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
