@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from sciconv._cli_predict_plan import (
     segmentation_outputs,
     without_own_products,
 )
-from sciconv.errors import ConfigError, OutputExistsError, SciconvError
+from sciconv.errors import ConfigError, OutputExistsError, SciconvError, SciconvWarning
 
 __all__ = [
     "cmd_predict",
@@ -286,6 +287,44 @@ def _write_segmentation(model, path, args, params, *, like, labels, prob, std, t
     )
 
 
+def _remove_earlier_sidecars(path, args, *, written) -> None:
+    """With --overwrite, the mask and uncertainty products of ``path`` that an earlier run wrote
+    beside the ones just written, and this run did not (no bad pixels now, no --uncertainty),
+    are removed with a warning: the folder then holds one run's products. Without it they are
+    only named."""
+    import shutil
+
+    from sciconv import io, postprocess
+
+    names = postprocess.product_paths(
+        args.out, stem=io.image_stem(path), format=product_format(path, args.format)
+    )
+    written = {Path(p) for p in written}
+    stale = [
+        names[k]
+        for k in ("mask", "uncert")
+        if k in names and names[k].parent == Path(args.out) and names[k] not in written
+        and names[k].exists()
+    ]  # fmt: skip
+    if not stale:
+        return
+    listed = ", ".join(p.name for p in stale)
+    if not args.overwrite:
+        warnings.warn(
+            f"{path}: {listed} in --out is an earlier run's (this run did not write it)",
+            SciconvWarning,
+            stacklevel=2,
+        )
+        return
+    for p in stale:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    warnings.warn(
+        f"{path}: removed {listed}, an earlier run's product this run does not write (--overwrite)",
+        SciconvWarning,
+        stacklevel=2,
+    )
+
+
 def _segment_file(model, path, args, planned, params, tile_progress) -> list[Path]:
     """One whole image: probabilities, labels, catalog (and regions); the files written."""
     from sciconv import io, postprocess
@@ -323,6 +362,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
             shape=args.regions,
             overwrite=args.overwrite,
         )
+    _remove_earlier_sidecars(path, args, written=outs.values())
     where = outs["labels"]  # an OME-Zarr label group: name the store it sits in
     zarr_group = args.format == "ome-zarr" and where.parent.name == "labels"
     shown = where.parents[1].name if zarr_group else where.name
@@ -431,10 +471,7 @@ def _stack_size_factor(model, plane, labels, path) -> float | None:
     """``--object-size auto`` for a stack: the factor to segment every plane again at, from the
     objects of all planes of the first pass (``inference.auto_size_again``, which warns once);
     None to keep the first pass."""
-    import warnings
-
     from sciconv import inference, models
-    from sciconv.errors import SciconvWarning
 
     with warnings.catch_warnings():  # a missing pixel scale was said for every plane
         warnings.simplefilter("ignore", SciconvWarning)

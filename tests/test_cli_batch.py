@@ -215,3 +215,25 @@ def test_a_product_like_name_without_its_input_is_an_input(capsys, tmp_path, seg
     code, _, err = run_cli(capsys, "predict", seg_model, tmp_path, "--out", tmp_path / "o")
     assert code == 0, err
     assert "b_labels_labels.tif" in _written(tmp_path / "o")
+
+
+# ---------------------------------------------------------- an earlier run's sidecars (finding 8)
+def test_overwrite_removes_an_earlier_runs_sidecars_this_run_does_not_write(
+    capsys, tmp_path, seg_model
+):
+    """Run 1 with --uncertainty wrote a_uncert.tif; run 2 without it, --overwrite, replaced
+    prob/labels/catalog and left run 1's a_uncert.tif beside them (one folder, two runs)."""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    tifffile.imwrite(inputs / "a.tif", _image(64))
+    common = ("predict", seg_model, inputs, "--out", out, "--quiet")
+    code, _, err = run_cli(capsys, *common, "--uncertainty", "tta")
+    assert code == 0, err
+    assert (out / "a_uncert.tif").is_file()
+    keep = out / "notes_uncert.tif"  # not a product of this run's inputs: left alone
+    keep.write_bytes(b"x")
+    with pytest.warns(SciconvWarning, match=r"removed a_uncert\.tif, an earlier run's"):
+        code, _, err = run_cli(capsys, *common, "--overwrite")
+    assert code == 0, err
+    assert not (out / "a_uncert.tif").exists()
+    assert _written(out) == ["a_catalog.ecsv", "a_labels.tif", "a_prob.tif", "notes_uncert.tif"]
