@@ -2,8 +2,9 @@
 
 The command's modules are split by role: :mod:`sciconv.cli` (the entry point: the parser and
 ``main``), ``_cli_train`` (``sciconv train`` and its YAML configuration), ``_cli_predict``
-(``sciconv predict``: inputs, planned products, the runs), ``_cli_predict_options`` (its
-options and their value types) and this one, which the others import.
+(``sciconv predict``: the runs), ``_cli_predict_plan`` (its inputs and planned products, all
+checked before the first prediction), ``_cli_predict_options`` (its options and their value
+types) and this one, which the others import.
 
 Examples
 --------

@@ -20,6 +20,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from sciconv._atomic import remove_scratch, scratch_folder, target_error
 from sciconv._cli_common import EXIT_OK, say
 from sciconv._cli_predict_plan import (
     check_outputs,
@@ -374,13 +375,11 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     """A movie or Z-stack (``io.plane_axes``): each plane segmented as a 2-D image, the products
     written as TIFF stacks with the file's axes, one catalog with a column per axis (``t``,
     ``z``: the plane's index) before each plane's ``label``."""
-    import tempfile
-
     import numpy as np
     from astropy.table import vstack
     from numpy.lib.format import open_memmap
 
-    from sciconv import io
+    from sciconv import io, postprocess
 
     stack = io.read(path, stack=True, **_read_args(path, args))
     n, (h, w) = len(stack.data), stack.data.shape[1:3]
@@ -389,8 +388,10 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     counts: list[int] = []
     # the planes' products go to memory maps beside the outputs (removed after), so a long
     # movie holds only its input in memory, not its probabilities and labels
-    with tempfile.TemporaryDirectory(dir=args.out, prefix=".sciconv-stack-") as scratch:
-        maps: dict = {}
+    target = postprocess.product_paths(args.out, stem=io.image_stem(path), format="tiff")
+    scratch = scratch_folder(target["labels"])  # swept by the next run if this one is killed
+    maps: dict = {}
+    try:
 
         def keep(key, i, value, dtype):
             if key not in maps:
@@ -458,7 +459,14 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             bad=stacked("bad") if maps["bad"].any() else None,
             stack=axes,
         )
+    except OSError as err:  # a full disk or read-only folder: name the product, not scratch
+        better = target_error(err, scratch, target["labels"])
+        if better is None:
+            raise
+        raise better from err
+    finally:
         maps.clear()  # the memory maps closed before their folder goes
+        remove_scratch(scratch)
     _say(
         args,
         f"{path}: {n} {axes} planes, {sum(counts)} objects "
@@ -502,6 +510,12 @@ def _with_scores(table, scores):
     """The catalog with the objects' ``score`` and ``uncertainty`` columns, rows kept in order."""
     from astropy.table import join
 
+    if len(table) == 0:  # nothing found: join refuses empty tables; the columns, no rows
+        empty = table.copy()
+        for name in scores.colnames:
+            if name not in empty.colnames:
+                empty[name] = scores[name][:0]
+        return empty
     joined = join(table, scores, keys="label", join_type="left")
     joined.sort("label")
     joined.meta.update(table.meta)

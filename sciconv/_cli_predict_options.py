@@ -290,8 +290,8 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--quiet",
         action="store_true",
-        help="print nothing but errors: no progress (a bar on a terminal, a few plain lines in "
-        "a log) and no per-input result lines",
+        help="print nothing but warnings and errors: no progress (a bar on a terminal, a few "
+        "plain lines in a log) and no per-input result lines",
     )
     p.add_argument("--trust", action="store_true", help="load a model holding code (Lambda layers)")
     # p.set_defaults(func=...): sciconv.cli gives it sciconv._cli_predict.cmd_predict

@@ -237,3 +237,25 @@ def test_overwrite_removes_an_earlier_runs_sidecars_this_run_does_not_write(
     assert code == 0, err
     assert not (out / "a_uncert.tif").exists()
     assert _written(out) == ["a_catalog.ecsv", "a_labels.tif", "a_prob.tif", "notes_uncert.tif"]
+
+
+def test_uncertainty_on_an_image_without_objects(capsys, tmp_path):
+    """--uncertainty on an image where nothing is found: an empty catalog with the score and
+    uncertainty columns (astropy's join refused the empty tables: exit 1)."""
+    path = tmp_path / "empty.keras"
+    model = sc.models.segmenter((None, None, 1), depth=1, filters=2)
+    last = model.layers[-2] if model.layers[-1].weights == [] else model.layers[-1]
+    kernel, bias = last.get_weights()
+    last.set_weights([np.zeros_like(kernel), np.array([9.0, 0.0, 0.0][: bias.size], bias.dtype)])
+    model.save(path)
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    tifffile.imwrite(inputs / "a.tif", _image(32))
+    code, _, err = run_cli(
+        capsys, "predict", path, inputs, "--out", out, "--uncertainty", "tta", "--quiet"
+    )
+    assert code == 0, err
+    from astropy.table import Table
+
+    table = Table.read(out / "a_catalog.ecsv")
+    assert len(table) == 0 and {"label", "score", "uncertainty"} <= set(table.colnames)
