@@ -252,3 +252,20 @@ def test_catalogs_of_an_electron_image_validate_and_read_back_quietly(
     if catalog_format == "votable":
         report = _io.StringIO()
         assert validate(str(paths["catalog"]), output=report), report.getvalue()
+
+
+def test_tiff_products_name_their_probability_planes(tmp_path):
+    """TIFF probability and uncertainty products read back with their planes named (the names
+    were only in the description's history text), and io.write's channel_names= round-trips
+    through TIFF and OME-TIFF."""
+    prob = np.full((16, 12, 3), 1 / 3, np.float32)
+    written = postprocess.write_products(
+        tmp_path, prob=prob, uncertainty=prob * 0.1, stem="c", format="tiff"
+    )
+    for key in ("prob", "uncert"):
+        assert io.read(written[key]).meta["channel_names"] == ["background", "interior", "boundary"]
+    for name in ("two.tif", "two.ome.tif"):
+        path = io.write(tmp_path / name, prob[..., :2], channel_names=["DAPI", "GFP"])
+        assert io.read(path).meta["channel_names"] == ["DAPI", "GFP"]
+    with pytest.raises(ConfigError, match="2 channel names for 3 channels"):
+        io.write(tmp_path / "bad.tif", prob, channel_names=["DAPI", "GFP"])

@@ -407,11 +407,22 @@ def _microscopy_meta(tif, page) -> dict:
             meta.update(_imagej_meta(tif.imagej_metadata, page))
         else:
             meta.update(_resolution_meta(page))
+            meta.update(_shaped_names(tif))
     except Exception as exc:  # metadata is a bonus: the pixels are still good
         warn_caller(
             f"{tif.filehandle.path}: microscopy metadata not understood ({brief(exc)}); ignored"
         )
     return meta
+
+
+def _shaped_names(tif) -> dict:
+    """The ``channel_names`` sciconv writes in a plain TIFF's JSON description (tifffile's
+    shaped metadata), when they are a list of strings."""
+    shaped = tif.shaped_metadata or ()
+    names = shaped[0].get("channel_names") if shaped and isinstance(shaped[0], dict) else None
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return {"channel_names": names}
+    return {}
 
 
 def _ome_meta(xml: str) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,9 +210,15 @@ def tiff_layout(arr: np.ndarray, stack_axes: str = "") -> tuple[Any, str, str, d
 
 
 def write_tiff(
-    tmp: Path, arr: np.ndarray, history: list[str], stack_axes: str = "", like=None
+    tmp: Path,
+    arr: np.ndarray,
+    history: list[str],
+    stack_axes: str = "",
+    like=None,
+    channel_names: list[str] | None = None,
 ) -> None:
-    """A plain TIFF; ``like``'s pixel size (a microscope's, in µm) as resolution tags."""
+    """A plain TIFF; ``like``'s pixel size (a microscope's, in µm) as resolution tags, the
+    channel names in the JSON description (``"channel_names"``, which :func:`read` takes)."""
     import tifffile
 
     import sciconv
@@ -220,6 +226,8 @@ def write_tiff(
     meta: dict[str, Any] = {"software": f"sciconv {sciconv.__version__}"}
     if history:
         meta["history"] = history
+    if channel_names is not None:
+        meta["channel_names"] = channel_names
     data, axes, photometric, extra = tiff_layout(arr, stack_axes)
     if isinstance(like, GridImage):
         extra.update(resolution_tags(like.meta))
@@ -227,7 +235,12 @@ def write_tiff(
 
 
 def write_ome_tiff(
-    tmp: Path, arr: np.ndarray, like, history: list[str], stack_axes: str = ""
+    tmp: Path,
+    arr: np.ndarray,
+    like,
+    history: list[str],
+    stack_axes: str = "",
+    channel_names: list[str] | None = None,
 ) -> None:
     """OME-TIFF through tifffile: axes, ``like``'s pixel size, unit and (matching) channel names."""
     import tifffile
@@ -248,7 +261,7 @@ def write_ome_tiff(
     if "Z" in axes and source.get("z_spacing") is not None:
         meta.update(PhysicalSizeZ=float(source["z_spacing"]), PhysicalSizeZUnit=unit)
     n_chan = arr.shape[-1] if "C" in axes or "S" in axes else 1
-    names = source.get("channel_names")
+    names = channel_names if channel_names is not None else source.get("channel_names")
     if names is not None and len(names) == n_chan:
         meta["Channel"] = {"Name": [str(n) for n in names]}
     tifffile.imwrite(
@@ -260,6 +273,24 @@ def write_ome_tiff(
         software=f"sciconv {sciconv.__version__}",
         **extra,
     )
+
+
+def _channel_names(names, arr: np.ndarray, fmt: str, lead: int, path: Path) -> list[str] | None:
+    """``write``'s ``channel_names``, checked: one string per channel, TIFF formats only."""
+    if names is None:
+        return None
+    if fmt not in ("tiff", "ome-tiff"):
+        raise ConfigError(
+            f"channel_names= is written to TIFF and OME-TIFF; got a {fmt.upper()} file", path=path
+        )
+    n = arr.shape[-1] if arr.ndim == lead + 3 else 1
+    if isinstance(names, str) or len(names) != n:
+        raise ConfigError(
+            f"{1 if isinstance(names, str) else len(names)} channel names for {n} channels; "
+            "give one per channel",
+            path=path,
+        )
+    return [str(name) for name in names]
 
 
 def validate_png(arr: np.ndarray, path: Path) -> np.ndarray:
@@ -291,6 +322,7 @@ def write(
     header=None,
     stack_axes: str | None = None,
     like_planes: bool = True,
+    channel_names: Sequence[str] | None = None,
 ) -> Path:
     """Write an image to FITS, TIFF, OME-TIFF or PNG, atomically.
 
@@ -333,6 +365,12 @@ def write(
         FITS: whether the array's planes are ``like``'s planes (a cube written back), whose
         spectral/Stokes axis cards then stay; False for planes of another kind (class
         probabilities of the same count).
+    channel_names : sequence of str, optional
+        TIFF and OME-TIFF: one name per channel (e.g. the classes of a probability cube),
+        written as OME ``Channel/@Name`` (over ``like``'s) or in a plain TIFF's JSON
+        description, where :func:`read` finds them (``meta["channel_names"]``). FITS products
+        name their planes with ``CLASSn`` cards instead
+        (:func:`sciconv.postprocess.write_products`).
 
     Returns
     -------
@@ -402,13 +440,14 @@ def write(
             warn_caller(
                 f"{path}: {fmt.upper()} cannot store a FITS header or WCS; {name}= was ignored"
             )
+    names = _channel_names(channel_names, arr, fmt, len(stack_axes), path)
     if fmt == "tiff":
         with atomic_output(path, overwrite=overwrite) as tmp:
-            write_tiff(tmp, arr, history, stack_axes, like)
+            write_tiff(tmp, arr, history, stack_axes, like, names)
         return path
     if fmt == "ome-tiff":
         with atomic_output(path, overwrite=overwrite) as tmp:
-            write_ome_tiff(tmp, arr, like, history, stack_axes)
+            write_ome_tiff(tmp, arr, like, history, stack_axes, names)
         return path
     png = validate_png(arr, path)
     with atomic_output(path, overwrite=overwrite) as tmp:

@@ -505,6 +505,7 @@ def write_products(
                 }
                 if prob is not None
                 else None,
+                names=names if prob is not None else None,
                 history=(prob_lines, lines),
                 overwrite=overwrite,
                 stack_axes=stack_axes,
@@ -516,7 +517,19 @@ def write_products(
 
 
 def _write_file_products(
-    targets, *, fmt, prob, labels, mask, uncertainty, like, cards, history, overwrite, stack_axes
+    targets,
+    *,
+    fmt,
+    prob,
+    labels,
+    mask,
+    uncertainty,
+    like,
+    cards,
+    names,
+    history,
+    overwrite,
+    stack_axes,
 ) -> dict[str, Path]:
     """FITS (mask and uncertainty as CCDData extensions) or TIFF (as files of their own)."""
     from sciconv import io as scio
@@ -543,10 +556,7 @@ def _write_file_products(
             )
         else:
             written["prob"] = scio.write(
-                targets["prob"],
-                prob,
-                history=prob_lines,
-                **tiff,
+                targets["prob"], prob, history=prob_lines, channel_names=names, **tiff
             )
     if labels is not None:
         written["labels"] = (
@@ -582,6 +592,7 @@ def _write_file_products(
                 targets["uncert"],
                 uncertainty,
                 history=[*prob_lines, "standard deviation of each class probability"],
+                channel_names=names,
                 **tiff,
             )
     return written
