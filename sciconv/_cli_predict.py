@@ -2,8 +2,10 @@
 
 Segmenters write per-input products (probabilities, labels, catalog; block by block for
 mosaics), classifiers and regressors one ``predictions.csv``. The inputs and their planned
-products, checked before the first prediction, are ``sciconv._cli_predict_plan``'s; the
-subcommand and its options ``sciconv._cli_predict_options``'s.
+products, checked before the first prediction, are ``sciconv._cli_predict_plan``'s; what a
+failing input does to the batch (``--keep-going``; no partial products left) is
+``sciconv._cli_predict_batch``'s; the subcommand and its options
+``sciconv._cli_predict_options``'s.
 
 Examples
 --------
@@ -21,10 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sciconv._atomic import remove_scratch, scratch_folder, target_error
-from sciconv._cli_common import EXIT_OK, say
+from sciconv._cli_common import say
+from sciconv._cli_predict_batch import Batch
 from sciconv._cli_predict_plan import (
     check_outputs,
     check_tiling,
+    done_inputs,
     expand_inputs,
     is_fits,
     product_format,
@@ -151,7 +155,8 @@ def _predict_mosaic(model, path, args) -> list[Path]:
     return list(outs.values())
 
 
-def _predict_segmentation(model, paths, args) -> list[Path]:
+def _predict_segmentation(model, paths, args) -> int:
+    """Segment every input; the exit code (1 when ``--keep-going`` went past failed inputs)."""
     import numpy as np
 
     from sciconv import io, postprocess
@@ -176,11 +181,18 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
         geojson=args.geojson,
         mosaics=mosaics,
     )
+    if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
+        done = set(done_inputs(planned))
+        for p in (p for p in paths if p in done):
+            _say(args, f"{p}: skipped, its products exist (--skip-existing)")
+        paths, mosaics = [p for p in paths if p not in done], [p for p in mosaics if p not in done]
+        planned = {p: products for p, products in planned.items() if p not in done}
     check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
     stacks = {p: planes for p, planes in stacks.items() if planes[0]}
-    written: list[Path] = []
+    batch, total = Batch(keep_going=args.keep_going), len(paths)
     for path in mosaics:
-        written.extend(_predict_mosaic(model, path, args))
+        with batch.one_input(path, planned[path].values()):
+            _predict_mosaic(model, path, args)
     paths = [p for p in paths if p not in mosaics]
     params = {
         "tile": args.tile if args.tile is not None else "auto",
@@ -195,15 +207,24 @@ def _predict_segmentation(model, paths, args) -> list[Path]:
     tile_progress = not args.quiet and len(paths) == 1
     with _file_progress(len(paths), enabled=not args.quiet) as bar:
         for path in paths:
-            if path in stacks:
-                written.extend(_segment_stack(model, path, args, params, *stacks[path]))
-            else:
-                written.extend(
+            with batch.one_input(path, planned[path].values(), _sidecars(path, args)):
+                if path in stacks:
+                    _segment_stack(model, path, args, params, *stacks[path])
+                else:
                     _segment_file(model, path, args, planned[path], params, tile_progress)
-                )
             if bar is not None:
                 bar.update(1)
-    return written
+    return batch.finish(total)
+
+
+def _sidecars(path, args) -> list[Path]:
+    """The mask and uncertainty files of ``path``'s products, written only when needed."""
+    from sciconv import io, postprocess
+
+    names = postprocess.product_paths(
+        args.out, stem=io.image_stem(path), format=product_format(path, args.format)
+    )
+    return [names[k] for k in ("mask", "uncert") if k in names]
 
 
 def _postprocess_overrides(args) -> dict:
@@ -533,6 +554,12 @@ _SEGMENTER_OPTIONS = {
 
 def _refuse_segmenter_options(args, model) -> None:
     """A classifier/regressor given segmenter options: an error, not options silently ignored."""
+    if args.skip_existing:
+        raise ConfigError(
+            f"--skip-existing applies to segmenters (products per input); {args.model} is a "
+            f"{_task_name(model)} model, which writes one predictions.csv at the end of the "
+            "batch: pass --overwrite to replace it, --keep-going to go past failing files"
+        )
     given = [
         "--" + name.replace("_", "-")
         for name, unset in _SEGMENTER_OPTIONS.items()
@@ -556,23 +583,32 @@ def _task_name(model) -> str:
     return model_task(model) or "classification"
 
 
-def _predict_table(model, paths, args) -> list[Path]:
+def _predict_table(model, paths, args) -> int:
+    """Classify every input into one predictions.csv; the exit code (1 when ``--keep-going``
+    left failed inputs out of it)."""
     from sciconv import inference, postprocess
 
     _refuse_segmenter_options(args, model)
     target = args.out / "predictions.csv"
     check_outputs([target], overwrite=args.overwrite)
-    table = inference.predict_files(
-        model,
-        [str(p) for p in paths],
-        batch_size=args.batch_size,
-        tta=bool(args.tta) or args.uncertainty == "tta",
-        progress=not args.quiet,
-    )
+
+    def predict(some):
+        return inference.predict_files(
+            model,
+            [str(p) for p in some],
+            batch_size=args.batch_size,
+            tta=bool(args.tta) or args.uncertainty == "tta",
+            progress=not args.quiet,
+        )
+
+    batch = Batch(keep_going=args.keep_going)
+    table = batch.predict_table(predict, paths)  # --keep-going: failed files' rows left out
+    if table is None:  # every file failed
+        return batch.finish(len(paths), note="; no predictions.csv written")
     # CSV holds one value per cell: postprocess.flatten_table's rule, probabilities_<class name>
     postprocess.write_catalog(table, target, overwrite=args.overwrite)
     _say(args, f"{len(table)} predictions -> {target}")
-    return [target]
+    return batch.finish(len(paths), note=", left out of predictions.csv")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -587,8 +623,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     Returns
     -------
     int
-        The exit code (0); problems raise :class:`~sciconv.errors.SciconvError` subclasses,
-        which :func:`sciconv.cli.main` turns into one ``sciconv: error:`` line.
+        The exit code: 0, or 1 when ``--keep-going`` went past inputs that failed (each named
+        on a ``sciconv: error:`` line, then a summary line); problems raise
+        :class:`~sciconv.errors.SciconvError` subclasses, which :func:`sciconv.cli.main` turns
+        into one ``sciconv: error:`` line.
 
     Examples
     --------
@@ -599,7 +637,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     sciconv.errors.SciconvError: none.keras: model file not found
     """
     args.out = Path(args.out)
-    args.quiet = bool(getattr(args, "quiet", False))  # a Namespace built by hand may lack it
+    for name in ("quiet", "keep_going", "skip_existing"):  # a Namespace built by hand may lack
+        setattr(args, name, bool(getattr(args, name, False)))
     if args.out.exists() and not args.out.is_dir():
         raise OutputExistsError("--out must be a folder; a file of that name exists", path=args.out)
     if args.overlap != "auto" and args.overlap < 0:
@@ -622,7 +661,5 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = models.load(model_path, trust=args.trust, compile=False)  # no training settings
     if models.model_task(model) == "segmentation":  # recorded, or a plain per-pixel model
         check_tiling(model, args)  # before any input is read
-        _predict_segmentation(model, paths, args)
-    else:
-        _predict_table(model, paths, args)
-    return EXIT_OK
+        return _predict_segmentation(model, paths, args)
+    return _predict_table(model, paths, args)

@@ -286,7 +286,7 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "largest object)",
     )
     _add_product_options(p)
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_batch_options(p)
     p.add_argument(
         "--quiet",
         action="store_true",
@@ -324,4 +324,28 @@ def _add_product_options(p: argparse.ArgumentParser) -> None:
         "(photutils' Background2D with the objects left out) and weights the centroid, hence "
         "ra/dec, with the background-subtracted pixels; 'auto' (default) does so for images "
         "with a sky WCS; 'none': raw pixel sums only (block by block: a map per block window)",
+    )
+
+
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    """``--overwrite`` or ``--skip-existing`` (not both), and ``--keep-going``: what a batch does
+    with the outputs of an earlier run and with an input that fails."""
+    group = p.add_argument_group("batches")
+    existing = group.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="segmenters: skip the inputs whose products all exist (an earlier run's), so that "
+        "a rerun of an interrupted batch goes on where it stopped; an input with only some of "
+        "its products is an error",
+    )
+    group.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="an input that fails (unreadable pixels, no finite pixel to normalize, too small, "
+        "...) is reported as 'sciconv: error: FILE: ...' and the batch goes on; a last line "
+        "names the failed inputs and the exit code is 1. Its products are not written "
+        "(classifiers: its row is left out of predictions.csv). Usage errors still stop the "
+        "batch",
     )

@@ -28,6 +28,7 @@ __all__ = [
     "PRODUCT_SUFFIXES",
     "check_outputs",
     "check_tiling",
+    "done_inputs",
     "earlier_products",
     "expand_inputs",
     "is_fits",
@@ -202,6 +203,38 @@ def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     for p in paths:
         if not p.is_dir():  # an OME-Zarr store (a folder) is replaced whole by its writer
             check_writable(p, overwrite=overwrite)
+
+
+def done_inputs(planned: dict[Path, dict[str, Path]]) -> list[Path]:
+    """``--skip-existing``: the inputs of ``planned`` (:func:`segmentation_outputs`) whose
+    products all exist, an earlier run's, to be skipped.
+
+    Raises :class:`~sciconv.errors.OutputExistsError` for an input with only some of them (a
+    run stopped while writing them, files removed since), naming which exist and which do not,
+    before any input is segmented.
+
+    Examples
+    --------
+    >>> done_inputs(segmentation_outputs([Path("a.fits")], Path("no/such/folder")))
+    []
+    """
+    done, partial = [], []
+    for path, products in planned.items():
+        there = [p for p in products.values() if p.exists()]
+        if len(there) == len(products):
+            done.append(path)
+        elif there:
+            partial.append((path, there, [p for p in products.values() if p not in there]))
+    if partial:
+        path, there, missing = partial[0]
+        more = f" (and {len(partial) - 1} more input(s) like it)" if len(partial) > 1 else ""
+        raise OutputExistsError(
+            f"only some of its products exist ({', '.join(p.name for p in there)}; not "
+            f"{', '.join(p.name for p in missing)}){more}: remove them to segment it again, or "
+            "pass --overwrite instead of --skip-existing to recompute every input",
+            path=path,
+        )
+    return done
 
 
 def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path]]:

@@ -259,3 +259,100 @@ def test_uncertainty_on_an_image_without_objects(capsys, tmp_path):
 
     table = Table.read(out / "a_catalog.ecsv")
     assert len(table) == 0 and {"label", "score", "uncertainty"} <= set(table.colnames)
+
+
+# -------------------------------------------------------------- --skip-existing (QA report, resume)
+def _stamps(out) -> dict:
+    return {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+
+
+def test_skip_existing_continues_an_interrupted_batch(capsys, tmp_path, seg_model):
+    """A batch stopped by a bad file (an all-NaN image) after a.fits: the retry failed with
+    "output exists" for a.fits, and --overwrite recomputed everything. With --skip-existing the
+    inputs whose products all exist are skipped (a line says so) and the rest are segmented."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _fits(inputs / "a.fits", _image(32, 1))
+    _fits(inputs / "b.fits", np.full((32, 32), np.nan, np.float32))
+    _fits(inputs / "c.fits", _image(32, 2))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--quiet")
+    assert code == 1
+    assert_one_line_error(err, "b.fits", "normalization limits are not finite")
+    assert _written(out) == ["a_catalog.ecsv", "a_labels.fits", "a_prob.fits"]
+    done = _stamps(out)
+    (inputs / "b.fits").unlink()  # the bad file moved away
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out)
+    assert code == 1
+    assert_one_line_error(err, "output exists", "--overwrite")
+    code, stdout, err = run_cli(
+        capsys, "predict", seg_model, inputs, "--out", out, "--skip-existing"
+    )
+    assert code == 0, err
+    assert f"{inputs / 'a.fits'}: skipped, its products exist (--skip-existing)" in stdout
+    assert f"{inputs / 'c.fits'}: " in stdout
+    assert _written(out) == [
+        "a_catalog.ecsv", "a_labels.fits", "a_prob.fits",
+        "c_catalog.ecsv", "c_labels.fits", "c_prob.fits",
+    ]  # fmt: skip
+    assert {k: v for k, v in _stamps(out).items() if k in done} == done  # a's untouched
+    code, stdout, err = run_cli(
+        capsys, "predict", seg_model, inputs, "--out", out, "--skip-existing", "--quiet"
+    )
+    assert code == 0, err
+    assert stdout == ""
+
+
+def test_skip_existing_refuses_an_input_with_some_of_its_products(capsys, tmp_path, seg_model):
+    """Only some products of an input: an error naming which exist (and which do not), before
+    anything is segmented."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    tifffile.imwrite(inputs / "a.tif", _image(32, 1))
+    tifffile.imwrite(inputs / "b.tif", _image(32, 2))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs / "a.tif", "--out", out, "--quiet")
+    assert code == 0, err
+    (out / "a_catalog.ecsv").unlink()
+    before = _stamps(out)
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--skip-existing")
+    assert code == 1
+    assert_one_line_error(
+        err, "a.tif", "a_labels.tif", "a_prob.tif", "a_catalog.ecsv", "--overwrite"
+    )
+    assert _stamps(out) == before  # b.tif not segmented either
+
+
+def test_skip_existing_with_block_wise_inputs(capsys, tmp_path, seg_model):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _fits(inputs / "big.fits", _image(64, 1))
+    out = tmp_path / "out"
+    common = ("predict", seg_model, inputs, "--out", out, "--block", "32")
+    code, _, err = run_cli(capsys, *common, "--quiet")
+    assert code == 0, err
+    assert _written(out) == ["big_catalog.ecsv", "big_labels.zarr"]
+    code, stdout, err = run_cli(capsys, *common, "--skip-existing")
+    assert code == 0, err
+    assert "big.fits: skipped, its products exist" in stdout
+
+
+def test_skip_existing_and_overwrite_are_exclusive(capsys, tmp_path):
+    code, _, err = run_cli(
+        capsys, "predict", "m.keras", "a.fits", "--out", tmp_path, "--skip-existing", "--overwrite"
+    )
+    assert code == 2
+    assert_one_line_error(err, "--overwrite", "not allowed with argument --skip-existing")
+
+
+def test_skip_existing_is_refused_for_a_classifier(capsys, tmp_path):
+    """One predictions.csv for the whole batch: nothing per input to skip; a usage error."""
+    model = tmp_path / "cls.keras"
+    sc.models.classifier((16, 16, 1), 2, filters=(4,), dense=()).save(model)
+    tifffile.imwrite(tmp_path / "a.tif", _image(16))
+    code, _, err = run_cli(
+        capsys, "predict", model, tmp_path / "a.tif", "--out", tmp_path / "o", "--skip-existing"
+    )
+    assert code == 2
+    assert_one_line_error(err, "--skip-existing", "segmenters", "predictions.csv")
+    assert not (tmp_path / "o" / "predictions.csv").exists()
