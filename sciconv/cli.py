@@ -9,9 +9,10 @@ Every problem with the input (missing file, bad configuration key, existing outp
 line ``sciconv: error: <message>`` on stderr and a non-zero exit code: 2 for usage and
 configuration errors, 1 for the rest. Set ``SCICONV_DEBUG=1`` to see the full traceback instead.
 Nothing is overwritten without ``--overwrite``. Ctrl-C (SIGINT) stops a command cleanly (exit 130,
-``sciconv: interrupted``); so does SIGTERM, what Slurm and cron timeouts send, for ``predict``
-(exit 143, ``sciconv: terminated``): its scratch and partial files are removed and the files it
-finished are kept. ``train`` is ended by SIGTERM at once and resumes from its last epoch.
+``sciconv: interrupted``); so does SIGTERM, what Slurm and cron timeouts send (exit 143,
+``sciconv: terminated``): ``predict`` removes its scratch and partial files and keeps the files it
+finished; ``train`` (and ``demo``) releases its run folder's lock, and the same command run again
+resumes from the last finished epoch.
 
 Examples
 --------
@@ -176,12 +177,11 @@ class Terminated(KeyboardInterrupt):
     as after Ctrl-C: ``finally`` blocks remove its scratch and partial files."""
 
 
-# The commands that SIGTERM ends through their clean-up (as Ctrl-C does). train and demo (which
-# trains) keep the default, an immediate end: Keras writes its BackupAndRestore weights in place,
-# and an exception raised in the middle of that write leaves a complete-looking HDF5 file that
-# lacks some weights, which a resumed run refuses; a killed write leaves an unreadable file, which
-# Keras replaces with its previous copy (.bkp) on resume.
-_CLEAN_ON_SIGTERM = frozenset({"predict", "info"})
+# The commands that SIGTERM ends through their clean-up (as Ctrl-C does): every one. train and
+# demo (which trains) may take it in the middle of writing the weights backup, which is atomic
+# (sciconv/_fit_backup.py): the previous state or the new one is left whole, and the lock of the
+# run folder is released, so the rerun resumes without a stale-lock warning.
+_CLEAN_ON_SIGTERM = frozenset({"demo", "info", "predict", "train"})
 
 
 @contextlib.contextmanager
@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 2 for usage and configuration errors, 1 for any other error, 130 after
-        Ctrl-C (SIGINT) and 143 after SIGTERM (``predict``).
+        Ctrl-C (SIGINT) and 143 after SIGTERM.
 
     Examples
     --------

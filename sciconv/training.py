@@ -52,6 +52,7 @@ import tensorflow as tf
 from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
+from sciconv._fit_backup import BackupAndRestore, RestoreBackup, other_model_error
 from sciconv._fit_data import check_class_weight, check_data_shapes
 from sciconv._fit_metadata import check_resumed_split, describe_split, record_dataset_metadata
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
@@ -219,20 +220,6 @@ class _CsvLog(keras.callbacks.CSVLogger):
         super().on_epoch_end(epoch, logs)
 
 
-class _BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore that names the run folder when its state belongs to another model."""
-
-    def on_train_begin(self, logs=None):
-        try:
-            super().on_train_begin(logs)
-        except ValueError as err:
-            if not self.model.built:
-                raise
-            raise _other_model(
-                Path(self.backup_dir).parent, f"its weights do not fit: {err}"
-            ) from None
-
-
 def _fingerprint(model) -> dict:
     """What tells two architectures apart in config.json: parameter count, weight shapes' hash."""
     shapes = ";".join(str(tuple(w.shape)) for w in model.weights)  # names vary per build
@@ -240,17 +227,6 @@ def _fingerprint(model) -> dict:
         "params": int(model.count_params()),
         "weights": hashlib.sha256(shapes.encode()).hexdigest()[:16],
     }
-
-
-def _other_model(workdir: Path, why: str) -> ConfigError:
-    """A configuration error (the run asked for does not fit the folder), as for other settings;
-    with ``resume=True`` (the default) ``overwrite=True`` alone resumes, so both are named."""
-    return ConfigError(
-        f"workdir holds an interrupted run of another model ({why}); resume it with the model "
-        "it started with, use another workdir, or start again there with resume=False and "
-        "overwrite=True (YAML: training.resume: false, --overwrite)",
-        path=workdir,
-    )
 
 
 def _best_from_log(log: Path, monitor: str) -> float:
@@ -534,11 +510,13 @@ def fit(
         monitor = "val_loss" if validation_data is not None else "loss"
         cbs: list = [LearningRateLog()]  # first: every epoch's rate in log.csv and the history
         initial_epoch = 0
+        same_model = False  # the interrupted run's weights fingerprint matched this model's
         if workdir is not None:
             workdir = Path(workdir)
             writes = chief  # other workers would race it; their own backup folder restores
             # them to the chief's epoch
             if writes:
+                same_model = _fingerprinted(workdir)
                 initial_epoch = _prepare_workdir(
                     workdir,
                     resume=resume,
@@ -554,6 +532,7 @@ def fit(
                 )
                 if initial_epoch:
                     check_resumed_split(workdir, recorded.get("seed"), split)
+                same_model = same_model and bool(initial_epoch)
             config = {
                 "status": "running",
                 "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -591,8 +570,21 @@ def fit(
                 if initial_epoch:
                     truncate_log(log, initial_epoch)
                 best = _best_from_log(log, monitor) if initial_epoch else math.inf
+                best_checkpoint = _AtomicCheckpoint(
+                    workdir / "best.keras", monitor=monitor, best=best
+                )
+
+                def rewind(epoch: int) -> None:
+                    # the latest backup did not load: the run resumes from the state before it
+                    nonlocal initial_epoch
+                    initial_epoch = config["epochs_done"] = epoch
+                    config["resumed_from_epoch"] = epoch or None
+                    _write_config(workdir, config)
+                    truncate_log(log, epoch)
+                    best_checkpoint.best = _best_from_log(log, monitor) if epoch else math.inf
+
                 cbs += [
-                    _AtomicCheckpoint(workdir / "best.keras", monitor=monitor, best=best),
+                    best_checkpoint,
                     _AtomicCheckpoint(workdir / "last.keras"),
                     _CsvLog(str(log), append=bool(initial_epoch), validates=monitor != "loss"),
                     _RunStatus(workdir, config),
@@ -610,10 +602,14 @@ def fit(
             # Every worker keeps its own backup so that all of them restart at the same epoch. It
             # runs after the checkpoints and the CSV row of an epoch: a kill in between repeats that
             # epoch (its row is dropped from log.csv on resume) instead of losing its row.
+            # Its state is restored by its RestoreBackup, put first: a fallback to the state before
+            # the latest (rewind) then comes before log.csv is opened.
             backup = workdir / "backup" if writes else workdir / f"backup-{devices.task_name()}"
-            cbs.append(
-                _BackupAndRestore(str(backup), double_checkpoint=True, delete_checkpoint=True)
+            backup_cb = BackupAndRestore(
+                backup, same_model=same_model, on_rewind=rewind if writes else None
             )
+            cbs.insert(0, RestoreBackup(backup_cb))
+            cbs.append(backup_cb)
         chance = chance_loss(meta, model.loss) if compiled_here else None  # fit's own loss only
         cbs += schedule_callbacks(
             monitor=monitor,
@@ -661,6 +657,15 @@ def fit(
                 config["best"] = best
             _write_config(workdir, config)
         return history
+
+
+def _fingerprinted(workdir: Path) -> bool:
+    """Whether ``workdir``'s config.json records the weights fingerprint of its model (a run
+    resumed there was checked to be of the same model)."""
+    with contextlib.suppress(ConfigError):
+        model = read_config(workdir).get("model")
+        return isinstance(model, dict) and "weights" in model
+    return False
 
 
 def _run_best(log: Path, monitor: str, history, initial_epoch: int) -> dict | None:
@@ -720,6 +725,8 @@ def _prepare_workdir(
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError("workdir exists and is not a folder", path=workdir)
     backup = workdir / "backup"
+    if backup.is_dir() and all(p.name.startswith(".") for p in backup.iterdir()):
+        shutil.rmtree(backup)  # a run stopped in its first backup: partial files, nothing saved
     ours = ("config.json", "best.keras", "last.keras", "log.csv", "backup", "logs")
     present = [n for n in ours if (workdir / n).exists()]
     present += sorted(p.name for p in workdir.glob("backup-worker*")) if workdir.is_dir() else []
@@ -734,7 +741,9 @@ def _prepare_workdir(
         epoch = backup_epoch(backup)
         for key, value in model.items():  # a key an older run did not record is not compared
             if epoch and before.get(key, value) != value:
-                raise _other_model(workdir, f"its {key} {before[key]!r}; this model's {value!r}")
+                raise other_model_error(
+                    workdir, f"its {key} {before[key]!r}; this model's {value!r}"
+                )
         for key, value in (settings or {}).items():
             asked = json.loads(json.dumps(value, default=_json_default))
             if epoch and key in config and config[key] != asked:

@@ -193,3 +193,125 @@ def test_resume_refuses_other_arrays(tmp_path):
         sc.training.fit(_classifier(), (x[:8], y[:8]), validation_data=(x[8:], y[8:]), **kw)
     history = sc.training.fit(_classifier(), (x[:12], y[:12]), (x[12:], y[12:]), **kw)
     assert len(history.history["loss"]) == 2
+
+
+# ------------------------------------------------- an interrupted backup write (SIGTERM, Ctrl-C)
+
+
+def _backup_kw(run):
+    return dict(epochs=5, workdir=run, tensorboard=False, verbose=0, seed=0, reduce_lr=False,
+                batch_size=8)  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["half_file", "inside_keras"])
+def test_an_interrupted_backup_write_keeps_the_previous_backup(tmp_path, monkeypatch, how):
+    """SIGTERM or Ctrl-C while Keras wrote backup/latest.weights.h5 in place left a truncated
+    file (93 KB of 493 KB) that looked complete: the rerun refused it as "another model"."""
+    run, (train, _) = tmp_path / "run", _data()
+    backup = run / "backup"
+    real_save_weights = keras.Model.save_weights
+    real_dense_save = keras.layers.Dense.save_own_variables
+    seen: dict = {"saves": 0, "armed": False}
+
+    def save_weights(self, filepath, *args, **kwargs):
+        seen["saves"] += 1
+        if seen["saves"] != 3:  # the backup of the third epoch is interrupted
+            return real_save_weights(self, filepath, *args, **kwargs)
+        seen["before"] = (backup / "latest.weights.h5").read_bytes()
+        if how == "half_file":
+            real_save_weights(self, filepath, *args, **kwargs)
+            data = open(filepath, "rb").read()
+            with open(filepath, "wb") as fh:
+                fh.write(data[: len(data) // 2])
+            raise KeyboardInterrupt("simulated SIGTERM half-way through the write")
+        seen["armed"] = True  # the HDF5 file is open and partly written when it raises
+        try:
+            return real_save_weights(self, filepath, *args, **kwargs)
+        finally:
+            seen["armed"] = False
+
+    def dense_save(self, store):
+        if seen["armed"]:
+            raise KeyboardInterrupt("simulated SIGTERM in the middle of Keras' write")
+        return real_dense_save(self, store)
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    monkeypatch.setattr(keras.layers.Dense, "save_own_variables", dense_save)
+    with pytest.raises(KeyboardInterrupt, match="simulated"):
+        sc.training.fit(_build(), train, **_backup_kw(run))
+    monkeypatch.undo()
+
+    assert (backup / "latest.weights.h5").read_bytes() == seen["before"]  # intact
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2
+    assert json.loads((backup / "training_metadata.json.bkp").read_text())["epoch"] == 1
+    assert not [p.name for p in backup.iterdir() if p.name.startswith(".")]  # no partial file
+    assert not (run / "run.lock").exists()
+    history = sc.training.fit(_build(), train, **_backup_kw(run))  # no warning: an error here
+    assert len(history.history["loss"]) == 3  # epochs 2, 3, 4
+    assert sc.runs.read_log(run)["epoch"].tolist() == [0, 1, 2, 3, 4]
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "finished" and config["resumed_from_epoch"] == 2
+
+
+def _interrupted(run, after_epoch=2):
+    train, _ = _data()
+    with pytest.raises(KeyboardInterrupt):
+        sc.training.fit(_build(), train, callbacks=[_Kill(after_epoch)], **_backup_kw(run))
+    return train
+
+
+def _tear(path):
+    """Drop the last layer's weights from an HDF5 weights file: it reads back, but is not
+    whole (what an exception in the middle of Keras' write left)."""
+    import h5py
+
+    with h5py.File(path, "r+") as h5:
+        layers = [name for name in sorted(h5["layers"]) if len(h5["layers"][name]["vars"])]
+        del h5["layers"][layers[-1]]
+
+
+def test_a_backup_that_does_not_load_falls_back_to_its_previous_copy(tmp_path):
+    run = tmp_path / "run"
+    train = _interrupted(run)  # backup: epoch 3 (latest), epoch 2 (.bkp)
+    _tear(run / "backup" / "latest.weights.h5")
+    with pytest.warns(
+        sc.errors.SciconvWarning, match=r"latest\.weights\.h5.*resuming from epoch 2"
+    ):
+        history = sc.training.fit(_build(), train, **_backup_kw(run))
+    assert len(history.history["loss"]) == 3  # epochs 2, 3, 4
+    assert sc.runs.read_log(run)["epoch"].tolist() == [0, 1, 2, 3, 4]
+    config = json.loads((run / "config.json").read_text())
+    assert config["status"] == "finished" and config["resumed_from_epoch"] == 2
+
+
+def test_a_backup_whose_copies_both_fail_is_an_error_naming_the_file(tmp_path):
+    run = tmp_path / "run"
+    train = _interrupted(run)
+    for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
+        _tear(run / "backup" / name)
+    with pytest.raises(sc.errors.SciconvError, match=r"latest\.weights\.h5") as err:
+        sc.training.fit(_build(), train, **_backup_kw(run))
+    assert "another model" not in str(err.value)
+    assert "resume=False and overwrite=True" in str(err.value)
+    assert not (run / "run.lock").exists()
+
+
+def test_a_run_stopped_in_its_first_backup_starts_again_without_a_warning(tmp_path, monkeypatch):
+    """Stopped in the middle of its first backup, a run leaves only partial files in backup/:
+    nothing to resume from, and nothing damaged to warn about."""
+    run, (train, _) = tmp_path / "run", _data()
+    real_save_weights = keras.Model.save_weights
+
+    def save_weights(self, filepath, *args, **kwargs):
+        real_save_weights(self, filepath, *args, **kwargs)
+        raise KeyboardInterrupt("simulated SIGTERM at the end of the write")
+
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    with pytest.raises(KeyboardInterrupt, match="simulated"):
+        sc.training.fit(_build(), train, **_backup_kw(run))
+    monkeypatch.undo()
+    assert not [p for p in (run / "backup").iterdir() if not p.name.startswith(".")]
+    history = sc.training.fit(_build(), train, **_backup_kw(run))  # no warning: an error here
+    assert len(history.history["loss"]) == 5
+    assert sc.runs.read_log(run)["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert json.loads((run / "config.json").read_text())["resumed_from_epoch"] is None
