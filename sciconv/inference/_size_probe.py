@@ -5,10 +5,12 @@ into pieces of about the training size, so the first pass's sizes lie inside the
 segments well and :func:`~sciconv.inference.auto_size_factor` keeps them. Two signs give it
 away. Large objects carry little boundary probability inside them (the boundary band is a
 few pixels wide whatever the object's size), and at half the resolution the same image gives
-objects at least half as large again. Measured on real DSB2018 validation images enlarged
-3-5 times (``benchmarks/real_nuclei_large.py``): first passes with a boundary share under
-:data:`PROBE_BOUNDARY_SHARE`, probe objects 1.5 times larger than the first pass's with a
-boundary share under :data:`PROBE_MAX_SHARE`; at their own size, no real image fired.
+objects at least half as large again. So a first pass whose objects hold under
+:data:`PROBE_BOUNDARY_SHARE` is probed at half the resolution, and again at half of that
+(:data:`PROBE_LEVELS` at most) while the objects keep growing (:func:`grew`) and still hold
+little boundary probability; the largest objects found set the resampling
+(:func:`probe_factor`). Measured on real DSB2018 validation images enlarged 3 and 5 times
+(``benchmarks/real_nuclei_large.py``); at their own size, no validation image changed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ PROBE_BOUNDARY_SHARE = 0.10
 PROBE_GROWTH = 1.5
 #: ...and hold less boundary probability than this (objects shrunk too far hold more).
 PROBE_MAX_SHARE = 0.25
+#: At most this many probes, each at half the resolution of the last (1/2, 1/4, 1/8), while the
+#: objects keep growing and still hold little boundary probability.
+PROBE_LEVELS = 3
 
 
 def boundary_share(labels: np.ndarray, prob: np.ndarray) -> float | None:
@@ -73,16 +78,48 @@ def wants_probe(share: float | None) -> bool:
     return share is not None and share < PROBE_BOUNDARY_SHARE
 
 
-def probe_factor(
-    meta: Mapping,
-    first,
-    probe,
-    probe_share: float | None,
-    *,
-    stacklevel: int = 2,
-) -> float | None:
-    """The zoom factor to segment at when a half-resolution probe finds the first pass's objects
-    to be pieces of larger ones (said in a warning); None to keep the first pass.
+def grew(first, probe, probe_share: float | None) -> bool:
+    """Whether a probe at half the resolution of ``first`` found its objects to be pieces of
+    larger ones: at least :data:`AUTO_SIZE_MIN_OBJECTS` objects in both, the probe's median
+    diameter :data:`PROBE_GROWTH` times the first's or more, and its objects holding less
+    boundary probability than :data:`PROBE_MAX_SHARE`.
+
+    Parameters
+    ----------
+    first, probe : array_like of int, shape (H, W)
+        The two passes' labels, both at the input's size.
+    probe_share : float or None
+        :func:`boundary_share` of the probe (at its own resolution).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> first = np.zeros((140, 210), int); probe = np.zeros((140, 210), int)
+    >>> for k in range(6):  # six 60 px squares, each found as four 30 px pieces first
+    ...     y, x = 70 * (k // 3), 70 * (k % 3)
+    ...     probe[y : y + 60, x : x + 60] = k + 1
+    ...     quarters = np.kron([[1, 2], [3, 4]], np.ones((30, 30), int))
+    ...     first[y : y + 60, x : x + 60] = 4 * k + quarters
+    >>> grew(first, probe, 0.05), grew(first, probe, 0.3), grew(probe, first, 0.05)
+    (True, False, False)
+    """
+    from sciconv.postprocess import equivalent_diameters
+
+    if probe_share is None or probe_share >= PROBE_MAX_SHARE:
+        return False
+    d1, d2 = equivalent_diameters(np.asarray(first)), equivalent_diameters(np.asarray(probe))
+    if min(len(d1), len(d2)) < AUTO_SIZE_MIN_OBJECTS:
+        return False
+    return float(np.median(d2)) >= PROBE_GROWTH * float(np.median(d1))
+
+
+def probe_factor(meta: Mapping, first, probe, *, stacklevel: int = 2) -> float:
+    """The zoom factor that brings the probe's objects (which :func:`grew` out of the first
+    pass's) to the model's training size, said in a warning.
 
     Parameters
     ----------
@@ -90,48 +127,37 @@ def probe_factor(
         The model's metadata (``object_size``: the training diameter, pixels).
     first, probe : array_like of int, shape (H, W)
         The first pass's and the probe's labels, both at the input's size.
-    probe_share : float or None
-        :func:`boundary_share` of the probe (at its own resolution).
     stacklevel : int, optional
         Of the warning.
 
     Returns
     -------
-    float or None
+    float
         ``object_size / d`` for the probe's median diameter ``d`` (input pixels).
 
     Examples
     --------
     >>> import warnings, numpy as np
     >>> first = np.zeros((140, 210), int); probe = np.zeros((140, 210), int)
-    >>> for k in range(6):  # six 60 px squares, each found as four 30 px pieces first
+    >>> for k in range(6):
     ...     y, x = 70 * (k // 3), 70 * (k % 3)
     ...     probe[y : y + 60, x : x + 60] = k + 1
-    ...     quarters = np.kron([[1, 2], [3, 4]], np.ones((30, 30), int))
-    ...     first[y : y + 60, x : x + 60] = 4 * k + quarters
+    ...     first[y : y + 60, x : x + 60] = 4 * k + np.kron([[1, 2], [3, 4]], np.ones((30, 30)))
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     probe_factor({"object_size": 18.0}, first, probe, 0.05)  # d 33.9 -> 67.7 px
+    ...     probe_factor({"object_size": 18.0}, first, probe)  # d 33.9 -> 67.7 px
     0.266
-    >>> print(probe_factor({"object_size": 18.0}, first, probe, 0.3))  # shrunk too far
-    None
     """
     from sciconv.postprocess import equivalent_diameters
 
-    training = meta.get("object_size")
-    if training is None or probe_share is None or probe_share >= PROBE_MAX_SHARE:
-        return None
-    d1, d2 = equivalent_diameters(np.asarray(first)), equivalent_diameters(np.asarray(probe))
-    if min(len(d1), len(d2)) < AUTO_SIZE_MIN_OBJECTS:
-        return None
-    d1, d2 = float(np.median(d1)), float(np.median(d2))
-    if d2 < PROBE_GROWTH * d1:
-        return None
-    again = float(f"{float(training) / d2:.3g}")
+    training = float(meta["object_size"])
+    d1 = float(np.median(equivalent_diameters(np.asarray(first))))
+    d2 = float(np.median(equivalent_diameters(np.asarray(probe))))
+    again = float(f"{training / d2:.3g}")
     warnings.warn(
         f"object_size='auto': the objects found ({d1:.3g} px across) look like pieces of "
-        f"larger ones: at half the resolution they are {d2:.3g} px across; segmented again "
-        f"with the image resampled by {again:g} (to the training size, {float(training):g} px). "
+        f"larger ones: at a lower resolution they are {d2:.3g} px across; segmented again "
+        f"with the image resampled by {again:g} (to the training size, {training:g} px). "
         "Pass scale= or object_size= to choose, object_size=None to keep the first pass",
         SciconvWarning,
         stacklevel=stacklevel,
