@@ -378,7 +378,7 @@ def matching(true_labels, pred_labels, *, thresh: float = 0.5) -> dict:
     >>> m["tp"], m["fp"], m["fn"], m["ap"]
     (1, 1, 1, 0.3333333333333333)
     """
-    _validate_thresholds([thresh], name="thresh")
+    (thresh,) = _validate_thresholds([thresh], name="thresh")
     n_t, n_p, *pairs = _overlaps(true_labels, pred_labels)
     tp, matched = _match_sparse(n_t, n_p, *pairs, thresh)
     return _scores(tp, n_t, n_p, float(matched.sum()), thresh)
@@ -388,6 +388,10 @@ def _validate_thresholds(thresholds, *, name: str) -> list[float]:
     if isinstance(thresholds, (int, float, np.number)) and not isinstance(thresholds, bool):
         thresholds = [thresholds]  # one threshold: 0.5 as (0.5,)
     try:
+        if isinstance(thresholds, (str, bytes)) or any(
+            isinstance(t, (str, bytes, bool, np.bool_)) for t in thresholds
+        ):
+            raise TypeError  # "0.5" is text, not a number: float() would take it
         values = [float(t) for t in thresholds]
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be numbers in [0, 1); got {thresholds!r}") from None

@@ -12,10 +12,11 @@ import numpy as np
 
 from sciconv._validation import check_int, look_up_option
 from sciconv.datasets.prepare import FilePrep
-from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
+from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
 from sciconv.inference._d4 import predict_d4
 from sciconv.inference._model import (
     ClassifierRunner,
+    check_image_level,
     model_channels,
     model_fixed_hw,
     validate_model,
@@ -50,8 +51,9 @@ def predict_files(
     ----------
     model : keras.Model
         A classifier (or multilabel/regression model) taking (N, h, w, C).
-    paths : iterable of path
-        Image files (FITS, TIFF, PNG, JPEG).
+    paths : path or iterable of path
+        Image files (FITS, TIFF, PNG, JPEG); one path is a list of one. A folder's images:
+        :func:`sciconv.io.list_images`.
     batch_size : int, optional
         Files per model call. Default 32.
     normalize : "model", "default", method name, dict, NormSpec or None, optional
@@ -88,8 +90,11 @@ def predict_files(
     Raises
     ------
     InferenceError
-        No paths, no image size to fit to, an unknown ``size_policy`` or ``normalize``, or a
-        channel count the model does not take.
+        A per-pixel model (a segmenter: use :func:`predict_instances` or
+        :func:`predict_tiled`), no paths, a folder among them, no image size to fit to, an
+        unknown ``size_policy`` or ``normalize``, or a channel count the model does not take.
+    sciconv.errors.ConfigError
+        ``paths`` holding arrays or other non-path values.
     sciconv.errors.InvalidImageError
         A file that cannot be read (the message names it).
 
@@ -103,10 +108,10 @@ def predict_files(
     """
     from astropy.table import Table
 
-    model = validate_model(model)
+    model = check_image_level(validate_model(model))
     meta = get_metadata(model)
     batch_size = check_int(batch_size, name="batch_size", minimum=1, error=InferenceError)
-    paths = [Path(p) for p in paths]
+    paths = file_paths(paths)
     if not paths:
         raise InferenceError("paths is empty: nothing to predict")
     if image_size is None:
@@ -178,6 +183,41 @@ def predict_files(
     table["bad_fraction"].description = "fraction of the file's pixels that are NaN or flagged"
     table.meta["model"] = model.name
     return table
+
+
+def _is_path(value) -> bool:
+    return isinstance(value, (str, os.PathLike))
+
+
+def file_paths(paths) -> list[Path]:
+    """``predict_files``' ``paths`` as a list: one path (str or PathLike) is a list of one; arrays
+    and other values raise :class:`~sciconv.errors.ConfigError`, a folder
+    :class:`~sciconv.errors.InferenceError` pointing to ``sciconv.io.list_images``."""
+    if _is_path(paths):
+        paths = [paths]
+    elif isinstance(paths, np.ndarray) or not isinstance(paths, Iterable):
+        raise ConfigError(
+            f"paths must be image file paths (a path or a list of them); got "
+            f"{type(paths).__name__}: for arrays in memory call the model itself "
+            "(model.predict) or sciconv.inference.predict_d4"
+        )
+    out = []
+    for i, p in enumerate(paths):
+        if not _is_path(p):
+            raise ConfigError(
+                f"paths must be image file paths; paths[{i}] is a {type(p).__name__}: for "
+                "arrays in memory call the model itself (model.predict) or "
+                "sciconv.inference.predict_d4"
+            )
+        path = Path(p)
+        if path.is_dir():
+            raise InferenceError(
+                "is a folder; predict_files takes image files: list a folder's images with "
+                "sciconv.io.list_images(folder)",
+                path=path,
+            )
+        out.append(path)
+    return out
 
 
 def _warn_other_scales(model: keras.Model, paths: list[Path]) -> None:
@@ -405,6 +445,8 @@ def predict_mosaic(
     ------
     OutputExistsError
         An output exists and ``overwrite`` is False.
+    sciconv.errors.ConfigError
+        ``path`` or ``out_dir`` that is not a path (an array: use :func:`predict_instances`).
 
     Examples
     --------
@@ -415,6 +457,14 @@ def predict_mosaic(
     from sciconv import io, postprocess
     from sciconv.inference._blocks import DEFAULT_BLOCK, predict_instances_blocks
 
+    if not _is_path(path):
+        raise ConfigError(
+            f"path must be an image file's path (predict_mosaic reads it lazily); got "
+            f"{type(path).__name__}: for an image in memory use "
+            "sciconv.inference.predict_instances"
+        )
+    if not _is_path(out_dir):
+        raise ConfigError(f"out_dir must be a folder's path; got {type(out_dir).__name__}")
     modes = postprocess.BACKGROUND_MODES
     look_up_option(background, modes, name="background", error=InferenceError)
     outs = mosaic_outputs(

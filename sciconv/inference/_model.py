@@ -200,8 +200,32 @@ class Runner:
         return acc / np.float32(8)
 
 
+def image_level_refusal(model: keras.Model, shape) -> str:
+    """The message refusing ``model`` for :func:`predict_files` when its output ``shape`` is not
+    ``(N, K)``: a per-pixel (segmentation) model."""
+    return (
+        f"predict_files needs an image-level model (a classifier or regressor with output "
+        f"(N, K)); model {model.name!r} outputs shape {tuple(shape)}, per-pixel maps of a "
+        "segmenter: use sciconv.inference.predict_instances (objects) or predict_tiled "
+        "(probability maps) instead"
+    )
+
+
+def check_image_level(model: keras.Model) -> keras.Model:
+    """Return ``model`` if its one output is ``(N, K)``; raise
+    :class:`~sciconv.errors.InferenceError` for a per-pixel model (a segmenter)."""
+    shape = model.output_shape
+    if isinstance(shape, list) or (shape and isinstance(shape[0], (tuple, list))):
+        raise InferenceError(
+            f"model {model.name!r} has {len(shape)} outputs; predict_files needs one (N, K) output"
+        )
+    if len(shape) != 2:
+        raise InferenceError(image_level_refusal(model, shape))
+    return model
+
+
 class ClassifierRunner:
-    """Calls an image-level model (classifier, regressor) and flattens its output to (N, K)."""
+    """Calls an image-level model (classifier, regressor); its output must be (N, K)."""
 
     def __init__(self, model: keras.Model):
         self.model = model
@@ -213,7 +237,9 @@ class ClassifierRunner:
                 f"model {self.model.name!r} returns {len(y)} outputs; predict_files needs one"
             )
         y = np.asarray(y, dtype=np.float32)
-        return y.reshape(len(batch), -1)
+        if y.ndim != 2 or len(y) != len(batch):
+            raise InferenceError(image_level_refusal(self.model, (None, *y.shape[1:])))
+        return y
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,7 +24,35 @@ from sciconv.inference._source import (
     is_dask,
     validate_image,
 )
+from sciconv.inference._tiles import round_up
 from sciconv.preprocess import NormSpec
+
+#: A dask image too narrow for block margins is computed and predicted whole up to this size.
+NARROW_DASK_PIXELS = 2**26
+
+
+def _narrow_dask(arr, s, path) -> np.ndarray | None:
+    """None when every block of the dask image ``arr`` can carry its margins (the overlap
+    rounded up to the divisor, on each side: ``map_overlap`` needs an axis longer than that);
+    else the image computed as numpy when it has at most :data:`NARROW_DASK_PIXELS` pixels.
+
+    Raises
+    ------
+    InferenceError
+        A larger image too narrow for the margins (a long strip).
+    """
+    depth = round_up(max(s.overlap, 1), s.divisor) if s.overlap else 0
+    h, w = (int(n) for n in arr.shape[:2])
+    if min(h, w) > depth:
+        return None
+    if h * w > NARROW_DASK_PIXELS:
+        raise InferenceError(
+            f"dask image of shape {tuple(arr.shape)} is narrower than the tile margins "
+            f"({depth} pixels, from overlap={s.overlap}): pass a smaller overlap=, or cut the "
+            "strip into pieces wider than that",
+            path=path,
+        )
+    return np.asarray(arr.compute())
 
 
 def open_out(out, shape, *, overwrite: bool):
@@ -213,7 +241,9 @@ def predict_tiled(
     The result equals the numpy one wherever both reproduce the whole-image call
     (``blend="none"``, ``overlap >= 2 * receptive-field half-width``); with blending, the seams fall
     at other places and the two differ by the blending error. Normalization limits come from the
-    whole dask array (one subsampled pass) before the graph is built.
+    whole dask array (one subsampled pass) before the graph is built. A dask image with an axis
+    no longer than those margins (smaller than the overlap) is computed and predicted whole as
+    numpy, and given back as a dask array; a large one (a long strip) raises ``InferenceError``.
 
     Small images: an image smaller than the tile is padded (``pad_mode``) symmetrically up to the
     tile (rounded up to the divisor) and the padding cropped off; reflection of an axis shorter than
@@ -279,7 +309,12 @@ def predict_tiled(
                 "out= is not supported for dask input; store the returned dask array yourself "
                 "(e.g. result.to_zarr(path) or dask.array.store)"
             )
-        return predict_dask(model, arr, s, path=path, stacklevel=2)
+        computed = _narrow_dask(arr, s, path)
+        if computed is None:
+            return predict_dask(model, arr, s, path=path, stacklevel=2)
+        chunks, arr = arr.chunks[:2], computed  # predicted whole, given back as dask
+    else:
+        chunks = None
     source = Source(arr, promote=len(arr.shape) == 2, path=path)
     h, w, _ = source.shape
     limits = compute_limits(source, s.normalization)
@@ -293,6 +328,10 @@ def predict_tiled(
             finalize[0].__exit__(*sys.exc_info())
         raise
     if finalize is None:
+        if chunks is not None:
+            import dask.array as da
+
+            return da.from_array(target, chunks=(*chunks, -1))
         return target
     ctx, final_path = finalize
     target.flush()

@@ -143,3 +143,48 @@ def to_float32(raw: np.ndarray, *, path: Path | str | None = None) -> np.ndarray
     if raw.dtype.kind == "f":
         out[~np.isfinite(out)] = np.nan
     return out
+
+
+#: Characters a FITS header cannot hold, spelled in ASCII (the rest: accents dropped, escapes).
+_FITS_SPELLING = {"µ": "u", "μ": "u", "ß": "ss", "°": "deg", "±": "+/-", "×": "x", "Å": "A"}
+
+
+def fits_text(text: str) -> str:
+    """``text`` as a FITS header holds it: printable ASCII.
+
+    Accents are dropped (``é`` -> ``e``), a few symbols spelled out (``µ`` -> ``u``, ``ß`` ->
+    ``ss``, ``°`` -> ``deg``), tabs and line breaks become spaces, and any other character is
+    escaped as Python writes it (``\\u2192``).
+
+    Examples
+    --------
+    >>> fits_text("µm, Müller\\t→ done")
+    'um, Muller \\\\u2192 done'
+    """
+    import unicodedata
+
+    text = "".join(_FITS_SPELLING.get(c, c) for c in str(text))
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = "".join(" " if c in "\t\n\r\v\f" else c for c in text)
+    text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" for c in text)
+
+
+def history_lines(history, *, path: Path | str | None = None) -> list[str]:
+    """``history=`` of the writers as a list of lines: a str is one line; None none.
+
+    Raises
+    ------
+    ConfigError
+        ``history`` is neither a str nor an iterable of lines (e.g. a number).
+    """
+    if history is None:
+        return []
+    if isinstance(history, str):
+        return [history]
+    if isinstance(history, (bytes, bytearray)) or not hasattr(history, "__iter__"):
+        raise ConfigError(
+            f"history must be a str or a list of str (HISTORY lines); got {type(history).__name__}",
+            path=path,
+        )
+    return [str(line) for line in history]

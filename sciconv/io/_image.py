@@ -507,9 +507,12 @@ def as_array(image: Any, *, load: bool = False) -> Any:
     ----------
     image : GridImage, astropy.nddata.NDData or array_like
         A :class:`GridImage` gives its ``.data``; an :class:`astropy.nddata.NDData` (and
-        ``CCDData``) gives its ``.data`` (its mask, uncertainty and unit are not applied); any
-        other array-like (numpy array, memory map, :class:`LazyImage`, dask or zarr array) is
-        returned as it is.
+        ``CCDData``) gives its ``.data`` (its mask, uncertainty and unit are not applied); a
+        :class:`numpy.ma.MaskedArray` gives its data with the masked pixels NaN, sciconv's bad
+        pixels (a copy, promoted to float32, or float64 for 32- and 64-bit integers, when it
+        holds integers; unchanged when nothing is masked); a pandas DataFrame or Series gives
+        ``.to_numpy()``; any other array-like (numpy array, memory map, :class:`LazyImage`,
+        dask or zarr array) is returned as it is.
     load : bool
         Return a :class:`numpy.ndarray`, reading a :class:`LazyImage`, dask or zarr array whole.
         Default False: nothing is read and the array keeps its type.
@@ -517,7 +520,8 @@ def as_array(image: Any, *, load: bool = False) -> Any:
     Returns
     -------
     array_like or numpy.ndarray
-        The pixels, with their shape and dtype unchanged.
+        The pixels, with their shape unchanged (and their dtype, but for a masked array's
+        promotion to float).
 
     Raises
     ------
@@ -536,6 +540,8 @@ def as_array(image: Any, *, load: bool = False) -> Any:
     >>> from astropy.nddata import NDData
     >>> as_array(NDData(x)).shape
     (4, 5, 1)
+    >>> as_array(np.ma.array([[1, 2], [3, 4]], mask=[[0, 1], [0, 0]])).tolist()
+    [[1.0, nan], [3.0, 4.0]]
     """
     if not isinstance(load, (bool, np.bool_)):
         raise ConfigError(f"load must be True or False; got {load!r}")
@@ -545,9 +551,27 @@ def as_array(image: Any, *, load: bool = False) -> Any:
         data = image.data
     else:
         data = image
+    if isinstance(data, np.ma.MaskedArray):
+        data = masked_as_nan(data)
+    elif type(data).__module__.split(".")[0] == "pandas" and hasattr(data, "to_numpy"):
+        data = data.to_numpy()
     if load and type(data) is not np.ndarray:
         data = np.asarray(data)
     return data
+
+
+def masked_as_nan(array: np.ma.MaskedArray) -> np.ndarray:
+    """A masked array's data with its masked pixels NaN (see :func:`as_array`)."""
+    mask = np.ma.getmaskarray(array)
+    data = np.ma.getdata(array)
+    if not mask.any() or data.dtype.kind not in "biufc":
+        return data
+    if data.dtype.kind in "fc":
+        out = data.copy()
+    else:
+        out = data.astype(np.float64 if data.dtype.itemsize >= 4 else np.float32)
+    out[mask] = np.nan
+    return out
 
 
 def read_pixel_scale(path: str | os.PathLike) -> PixelScale | None:

@@ -17,9 +17,9 @@ import numpy as np
 from sciconv._atomic import atomic_output, refusal_reason
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, WriteError
-from sciconv.io._common import astropy_fits, brief, warn_caller
+from sciconv.io._common import astropy_fits, brief, fits_text, history_lines, warn_caller
 from sciconv.io._header import plane_axis_cards, replace_wcs_cards, strip_structural
-from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._image import GridImage, LazyImage, as_array
 from sciconv.io._png import png_encode
 from sciconv.io._tiff import resolution_tags
 
@@ -47,11 +47,12 @@ def carries_metadata(value) -> bool:
 
 
 def validate_array(array, path: Path, *, lead: int = 0) -> np.ndarray:
-    """The array as numpy, ``(H, W)`` or ``(H, W, C)`` after ``lead`` stack axes; bool as uint8."""
+    """The array as numpy, ``(H, W)`` or ``(H, W, C)`` after ``lead`` stack axes; bool as uint8;
+    a masked array's masked pixels NaN (:func:`sciconv.io.as_array`)."""
     if isinstance(array, LazyImage):
         array = np.asarray(array)
     try:
-        arr = np.asarray(array)
+        arr = np.asarray(as_array(array))
     except Exception as exc:
         raise InvalidImageError(
             f"array cannot be converted to numpy ({brief(exc)})", path=path
@@ -143,7 +144,7 @@ def output_header(
         out = strip_structural(out)
     out.add_history(f"Written by sciconv {sciconv.__version__}")
     for line in history:
-        out.add_history(line)
+        out.add_history(fits_text(line))
     return out
 
 
@@ -334,7 +335,8 @@ def write(
         ``.ome.tif``/``.ome.tiff`` (OME-TIFF with OME-XML axes and physical sizes), ``.png``.
         Labels for an OME-Zarr image go through :func:`write_ome_zarr_labels`.
     array : array_like or GridImage
-        ``(H, W)`` or ``(H, W, C)``. FITS stores ``(H, W, 1)`` as a 2-D image and ``(H, W, C)``
+        ``(H, W)`` or ``(H, W, C)``; a numpy masked array is written with its masked pixels
+        NaN (as float, :func:`as_array`). FITS stores ``(H, W, 1)`` as a 2-D image and ``(H, W, C)``
         as a cube ``(C, H, W)``; TIFF keeps the dtype (integer label maps stay integer); PNG takes
         uint8 or uint16 with 1-4 channels. A GridImage given here is also used as ``like``.
     like : GridImage or astropy.io.fits.Header, optional
@@ -353,7 +355,8 @@ def write(
         Replace an existing file; without it an existing file raises ``OutputExistsError``.
     history : str or iterable of str, optional
         Extra FITS HISTORY lines (after ``"Written by sciconv <version>"``); TIFF keeps them in its
-        JSON description.
+        JSON description. FITS headers hold printable ASCII only: other characters are spelled
+        in ASCII there (``µm`` -> ``um``, ``é`` -> ``e``, else escaped as ``\\u2192``).
     header : dict or astropy.io.fits.Header, optional
         FITS only: cards set last, over ``like``'s.
     stack_axes : str, optional
@@ -384,7 +387,8 @@ def write(
     OutputExistsError
         The file exists and ``overwrite`` is False.
     ConfigError
-        Unknown extension, an invalid header card, or ``stack_axes`` that are not distinct
+        Unknown extension, an invalid header card, ``history`` that is not text, or
+        ``stack_axes`` that are not distinct
         ``T``/``Z`` letters or are given for a format other than TIFF.
 
     Examples
@@ -427,9 +431,7 @@ def write(
         array = array.data
     stack_axes = _validate_stack_axes(stack_axes, fmt, path)
     arr = validate_array(array, path, lead=len(stack_axes))
-    if isinstance(history, str):
-        history = [history]
-    history = [str(h) for h in (history or [])]
+    history = history_lines(history, path=path)
     if fmt.startswith("fits"):
         hdr = output_header(arr, like, header, history, path, like_planes=like_planes)
         with atomic_output(path, overwrite=overwrite) as tmp:

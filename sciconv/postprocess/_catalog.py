@@ -13,6 +13,7 @@ from pathlib import Path
 from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError
+from sciconv.io._common import brief, fits_text
 
 __all__ = ["CATALOG_FORMATS", "check_table", "flatten_table", "write_catalog"]
 
@@ -172,12 +173,19 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     if fmt == "ascii.csv":
         table = flatten_table(table)
     elif fmt == "fits":
-        table = _with_fits_ucds(table)
+        table = _with_fits_ucds(fits_columns(table, path))
     with atomic_output(path, overwrite=overwrite) as tmp:
         if fmt == "votable":
             _votable(table).to_xml(str(tmp))
         elif fmt == "fits":
-            _write_fits_table(table, tmp)
+            try:
+                _write_fits_table(table, tmp)
+            except (TypeError, ValueError, UnicodeError) as exc:
+                raise ConfigError(
+                    f"the table cannot be written as a FITS table ({brief(exc)}); write .ecsv "
+                    "or .vot instead",
+                    path=path,
+                ) from exc
         else:
             table.write(tmp, format=fmt)
     return path
@@ -278,6 +286,65 @@ def _votable(table):
     return votable
 
 
+def _printable_ascii(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def fits_columns(table, path: Path | None = None):
+    """``table`` as a FITS binary table can hold it: an object column of strings becomes a
+    string column (a shallow copy; ``table`` is not changed).
+
+    Raises
+    ------
+    ConfigError
+        A column name that is not printable ASCII, an object column holding other values than
+        strings, or a string column with non-ASCII text; the message names the column (ECSV
+        and VOTable hold them all).
+    """
+    import numpy as np
+
+    instead = "; write .ecsv or .vot, which keep it"
+    converted = {}
+    for name in table.colnames:
+        col = table[name]
+        if not _printable_ascii(str(name)):
+            raise ConfigError(
+                f"column {name!r}: FITS column names must be printable ASCII; rename it "
+                f"(table.rename_column){instead}",
+                path=path,
+            )
+        dtype = getattr(col, "dtype", None)
+        if dtype is None:  # a mixin column (SkyCoord, Time): astropy writes it
+            continue
+        values = np.asarray(col).ravel()
+        if dtype.kind == "O":
+            bad = next((v for v in values if not isinstance(v, str)), "")
+            if not isinstance(bad, str):
+                raise ConfigError(
+                    f"column {name!r} holds Python objects ({type(bad).__name__}); a FITS table "
+                    f"holds numbers and strings: convert it{instead}",
+                    path=path,
+                )
+            converted[name] = np.asarray(col, dtype=str)
+            values = converted[name].ravel()
+        codes = np.ascontiguousarray(values).view(np.uint32) if values.dtype.kind == "U" else ()
+        if len(codes) and codes.max() >= 128:
+            raise ConfigError(
+                f"column {name!r} holds non-ASCII text, which FITS tables cannot store{instead}",
+                path=path,
+            )
+    if not converted:
+        return table
+    table = table.copy(copy_data=False)
+    for name, values in converted.items():
+        table.replace_column(name, table.Column(values, name=name, **_column_info(table[name])))
+    return table
+
+
+def _column_info(col) -> dict:
+    return {"unit": col.unit, "description": col.description, "meta": col.meta}
+
+
 def _with_fits_ucds(table):
     """A shallow copy whose header gets ``TUCDn``/``TCOMMn`` cards (read by TOPCAT/STIL)."""
     cards = {}
@@ -285,9 +352,9 @@ def _with_fits_ucds(table):
         col = table[name]
         ucd = (col.meta or {}).get("ucd")
         if ucd:
-            cards[f"TUCD{i}"] = str(ucd)
-        if col.description and len(str(col.description)) <= 60:
-            cards[f"TCOMM{i}"] = str(col.description)
+            cards[f"TUCD{i}"] = fits_text(str(ucd))
+        if col.description and len(fits_text(str(col.description))) <= 60:
+            cards[f"TCOMM{i}"] = fits_text(str(col.description))
     if not cards:
         return table
     table = table.copy(copy_data=False)

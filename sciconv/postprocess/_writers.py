@@ -16,6 +16,7 @@ from sciconv._atomic import atomic_output, check_writable
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
+from sciconv.io._common import history_lines
 from sciconv.postprocess._catalog import check_table, write_catalog
 from sciconv.postprocess._measure import validate_labels
 from sciconv.postprocess._zarr_products import (
@@ -142,6 +143,13 @@ def _per_plane(validate, array, lead: int, *, like: tuple | None = None) -> np.n
         return arr
     checked = [validate(plane) for plane in planes]
     return np.stack(checked).reshape(*arr.shape[:lead], *checked[0].shape)
+
+
+def _id_dtype(labels: np.ndarray) -> np.ndarray:
+    """Instance ids as int32, or int64 when an id does not fit int32 (never wrapped)."""
+    if labels.size and int(labels.max()) > np.iinfo(np.int32).max:
+        return labels.astype(np.int64, copy=False)
+    return labels.astype(np.int32, copy=False)
 
 
 def _validate_mask(mask, hw) -> np.ndarray:
@@ -319,7 +327,8 @@ def write_products(
         ``{stem}_prob.fits`` (or ``.tif``, or the ``.ome.zarr`` image), float32.
     labels : ndarray of int, shape (H, W), optional
         Instance labels, written as ``{stem}_labels.fits`` (or ``.tif``, or the store's
-        ``labels/instances``), int32.
+        ``labels/instances``), int32; int64 when an id exceeds ``2**31 - 1`` (ids are never
+        truncated).
     catalog : astropy.table.Table, optional
         E.g. from :func:`measure`, written by :func:`write_catalog` as ``{stem}_catalog.ecsv``
         (or ``.vot``, ``.fits``: ``catalog_format``).
@@ -347,8 +356,8 @@ def write_products(
         Model name or path, recorded in HISTORY.
     params : dict, optional
         Prediction parameters (tile, overlap, threshold, ...), recorded in HISTORY.
-    history : iterable of str, optional
-        Extra HISTORY lines.
+    history : str or iterable of str, optional
+        Extra HISTORY lines (in FITS spelled in ASCII, as :func:`sciconv.io.write` does).
     overwrite : bool, optional
         Replace existing files. Default False: an existing target raises ``OutputExistsError``
         before anything is written.
@@ -367,8 +376,9 @@ def write_products(
     Raises
     ------
     ConfigError
-        Nothing to write, an unknown ``format``, ``class_names`` not one per plane, ``mask``
-        without ``prob`` or ``labels``, ``uncertainty`` without ``prob``.
+        Nothing to write, ``history`` that is not text, an unknown ``format``,
+        ``class_names`` not one per plane, ``mask`` without ``prob`` or ``labels``,
+        ``uncertainty`` without ``prob``.
     InvalidImageError
         ``prob``, ``labels``, ``mask`` or ``uncertainty`` of the wrong shape, or a negative
         uncertainty.
@@ -403,6 +413,7 @@ def write_products(
     ('StdDevUncertainty', (2, 8, 8), True)
     """
     fmt = look_up_option(format, tuple(PRODUCT_FORMATS), name="format")
+    extra_history = history_lines(history)
     lead = len(stack_axes or "")
     if lead and fmt != "tiff":
         raise ConfigError(f"stack products (stack_axes=) are written as TIFF; got format={fmt!r}")
@@ -418,8 +429,7 @@ def write_products(
         names = class_name_list(class_names, prob.shape[-1])
         hw = prob.shape[: lead + 2]
     if labels is not None:
-        labels = _per_plane(lambda p: validate_labels(p).astype(np.int32), labels, lead)
-        labels = labels.astype(np.int32, copy=False)
+        labels = _id_dtype(_per_plane(lambda p: _id_dtype(validate_labels(p)), labels, lead))
         if hw is not None and labels.shape != hw:
             raise InvalidImageError(
                 f"labels are {' x '.join(map(str, labels.shape))} pixels but prob is "
@@ -466,7 +476,7 @@ def write_products(
         lines.append(f"sciconv prediction with model {model}")
     for key, value in (params or {}).items():
         lines.append(f"  {key} = {value!r}")
-    lines.extend(str(h) for h in history or [])
+    lines.extend(extra_history)
     prob_lines = lines
     if prob is not None:
         planes = ", ".join(f"{i}={n}" for i, n in enumerate(names))

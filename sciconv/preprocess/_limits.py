@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sciconv._validation import look_up_option
+from sciconv._validation import check_int, look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.io import as_array
 
 #: Normalization methods (see :func:`sciconv.preprocess.compute_limits`).
 METHODS = ("percentile", "minmax", "zscale", "asinh", "zscore")
@@ -84,7 +85,10 @@ def validate_percentiles(low, high) -> tuple[float, float]:
 
 
 def _unwrap(x):
-    """The pixels of a :class:`sciconv.io.GridImage` (anything with ``.data`` and ``.wcs``)."""
+    """The pixels of any image kind, by :func:`sciconv.io.as_array`: a GridImage's or NDData's
+    ``.data``, a masked array's data with its masked pixels NaN (bad pixels), a DataFrame's
+    values; else (anything with ``.data`` and ``.wcs``) its ``.data``."""
+    x = as_array(x)
     if not isinstance(x, np.ndarray) and hasattr(x, "data") and hasattr(x, "wcs"):
         return x.data
     return x
@@ -185,7 +189,8 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
 
 
 def _is_lazy(x) -> bool:
-    return not isinstance(x, np.ndarray) and hasattr(x, "shape") and hasattr(x, "__getitem__")
+    lazy = not isinstance(x, (np.ndarray, np.generic))
+    return lazy and hasattr(x, "shape") and hasattr(x, "__getitem__")
 
 
 def _lazy_sample(x, max_samples: int) -> np.ndarray:
@@ -300,6 +305,8 @@ def compute_limits(
         raise ConfigError(f"max_samples must be a positive int; got {max_samples!r}")
     if not (isinstance(asinh_a, numbers.Real) and 0 < float(asinh_a) < math.inf):
         raise ConfigError(f"asinh_a must be a positive number; got {asinh_a!r}")
+    if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        seed = check_int(seed, name="seed", minimum=0)
     x = _unwrap(x)
     if _is_lazy(x):
         arr = validate_image(_lazy_sample(x, max_samples), name="x (sampled lazy array)")
