@@ -720,3 +720,18 @@ def test_instances_recover_simulated_touching_nuclei(classes):
     assert touching > 20  # pixels where two nuclei meet: the images do hold touching nuclei
     ap = metrics.average_precision(list(truth), predicted, thresholds=(0.5,))["ap"][0]
     assert ap >= 0.9
+
+
+def test_measure_refuses_a_path_or_text_for_pixels():
+    """measure(intensity="x.fits") or background="autoo" ended in numpy's "could not convert
+    string to float", naming neither argument."""
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:5, 2:5] = 1
+    with pytest.raises(
+        ConfigError, match=r"intensity must be pixels .*'x\.fits'.*sciconv\.io\.read"
+    ):
+        postprocess.measure(labels, intensity="x.fits")
+    with pytest.raises(ConfigError, match=r"background must be pixels .*estimate_background"):
+        postprocess.measure(labels, intensity=np.ones((8, 8)), background="autoo")
+    with pytest.raises(ConfigError, match="background must hold numbers"):
+        postprocess.measure(labels, intensity=np.ones((8, 8)), background=[["a"]])

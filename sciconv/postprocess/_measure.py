@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -102,10 +103,25 @@ def equivalent_diameters(labels) -> np.ndarray:
     return np.sqrt(4.0 * areas[areas > 0] / np.pi)
 
 
+def _numbers(value, name: str) -> np.ndarray:
+    """``value`` as float64 pixels; a path or other text is refused naming ``name`` (numpy's
+    own message, "could not convert string to float", named neither)."""
+    if isinstance(value, (str, bytes, os.PathLike)):
+        raise ConfigError(
+            f"{name} must be pixels (an array or GridImage), not {value!r}; read a file with "
+            "sciconv.io.read first"
+            + ("" if name == "intensity" else " (or use postprocess.estimate_background)")
+        )
+    try:
+        return np.asarray(as_array(value), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name} must hold numbers; got {type(value).__name__} ({exc})") from exc
+
+
 def _validate_intensity(intensity, shape) -> np.ndarray | None:
     if intensity is None:
         return None
-    intensity = np.asarray(as_array(intensity), dtype=np.float64)
+    intensity = _numbers(intensity, "intensity")
     if intensity.ndim == 2:
         intensity = intensity[..., None]
     if intensity.ndim != 3 or intensity.shape[:2] != tuple(shape):
@@ -202,7 +218,7 @@ def _validate_background(background, shape, channels: int) -> np.ndarray | None:
     """(H, W, C) or (1, 1, C) float64 (broadcast against the intensity), or None."""
     if background is None:
         return None
-    b = np.asarray(as_array(background), dtype=np.float64)
+    b = _numbers(background, "background")
     if b.ndim == 0:
         return np.full((1, 1, channels), float(b))
     if b.ndim == 2:
