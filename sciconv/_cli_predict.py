@@ -28,6 +28,7 @@ from sciconv._cli_predict_batch import Batch
 from sciconv._cli_predict_plan import (
     check_outputs,
     check_tiling,
+    check_uncertainty,
     done_inputs,
     expand_inputs,
     is_fits,
@@ -659,6 +660,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = models.pretrained(args.model.split(":", 1)[1])
     else:
         model = models.load(model_path, trust=args.trust, compile=False)  # no training settings
+    check_uncertainty(model, args)  # before any input is read
     if models.model_task(model) == "segmentation":  # recorded, or a plain per-pixel model
         check_tiling(model, args)  # before any input is read
         return _predict_segmentation(model, paths, args)

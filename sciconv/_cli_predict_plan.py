@@ -28,6 +28,7 @@ __all__ = [
     "PRODUCT_SUFFIXES",
     "check_outputs",
     "check_tiling",
+    "check_uncertainty",
     "done_inputs",
     "earlier_products",
     "expand_inputs",
@@ -326,3 +327,20 @@ def check_tiling(model, args) -> None:
     except InferenceError as exc:
         message = re.sub(r"\btile=", "--tile ", exc.message)
         raise ConfigError(re.sub(r"\boverlap=", "--overlap ", message)) from None
+
+
+def check_uncertainty(model, args) -> None:
+    """``--uncertainty mc_dropout`` for a model without dropout: a usage error
+    (:class:`~sciconv.errors.ConfigError`) once, before any input is read (the samples would all
+    be equal, a spread of 0)."""
+    if getattr(args, "uncertainty", None) != "mc_dropout":
+        return
+    import keras
+
+    from sciconv.models.precision import all_layers
+
+    if not any(isinstance(layer, keras.layers.Dropout) for layer in all_layers(model)):
+        raise ConfigError(
+            f"--uncertainty mc_dropout: the model {model.name!r} has no Dropout layer, so its "
+            "samples would all be equal (a spread of 0); use --uncertainty tta"
+        )

@@ -356,3 +356,17 @@ def test_skip_existing_is_refused_for_a_classifier(capsys, tmp_path):
     assert code == 2
     assert_one_line_error(err, "--skip-existing", "segmenters", "predictions.csv")
     assert not (tmp_path / "o" / "predictions.csv").exists()
+
+
+def test_mc_dropout_on_a_model_without_dropout_is_a_usage_error(capsys, tmp_path, seg_model):
+    """--uncertainty mc_dropout on a model with no dropout failed per input (exit 1, the message
+    blaming the first image) after the model loaded; it is the option that cannot work."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    tifffile.imwrite(inputs / "a.tif", _image(32))
+    out = tmp_path / "out"
+    args = ("predict", seg_model, inputs, "--out", out, "--uncertainty", "mc_dropout")
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert_one_line_error(err, "--uncertainty mc_dropout", "no Dropout", "tta")
+    assert "a.tif" not in err and not out.exists()
