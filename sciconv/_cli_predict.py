@@ -660,8 +660,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model = models.pretrained(args.model.split(":", 1)[1])
     else:
         model = models.load(model_path, trust=args.trust, compile=False)  # no training settings
-    check_uncertainty(model, args)  # before any input is read
     if models.model_task(model) == "segmentation":  # recorded, or a plain per-pixel model
         check_tiling(model, args)  # before any input is read
+        check_uncertainty(model, args)
         return _predict_segmentation(model, paths, args)
     return _predict_table(model, paths, args)
