@@ -13,11 +13,171 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import tensorflow as tf
 
 from sciconv.errors import ConfigError, ModelError
 from sciconv.models import get_metadata
 
-__all__ = ["check_class_weight", "check_data_shapes"]
+__all__ = ["as_fit_arrays", "check_class_weight", "check_data_shapes"]
+
+
+def _stack(a, *, name: str, what: str) -> np.ndarray:
+    """One array from an array or a list of equal-shape arrays (a ragged list is refused)."""
+    try:
+        arr = np.asarray(a)
+    except ValueError:
+        arr = None
+    if arr is None or arr.dtype == object:
+        shapes = sorted({str(np.shape(v)) for v in a})[:4] if isinstance(a, list | tuple) else []
+        raise ConfigError(
+            f"{name}: the {what} must all have the same shape to stack into one array; got "
+            f"shapes {', '.join(shapes)} (crop or pad them, or build a dataset with "
+            "sciconv.datasets.from_arrays(..., image_size=...))"
+        )
+    if arr.ndim == 0:
+        raise ConfigError(f"{name}: the {what} must hold one entry per sample; got {a!r}")
+    return arr
+
+
+def as_fit_arrays(model, data, *, name: str):
+    """``data`` as ``(x, y[, sample_weight])`` arrays with checked labels; a dataset as it is.
+
+    Lists become arrays (``y`` stays one array per output for a model with several outputs).
+    Labels are checked against the model (:func:`check_label_values`); one-hot rows for a
+    classifier trained with a sparse loss become class ids.
+
+    Examples
+    --------
+    >>> from sciconv.models import classifier
+    >>> model = classifier((4, 4, 1), 2, filters=(2,), dense=())
+    >>> x, y = as_fit_arrays(model, ([np.zeros((4, 4, 1))] * 2, [[0, 1], [1, 0]]), name="train")
+    >>> x.shape, y.tolist()
+    ((2, 4, 4, 1), [1, 0])
+    """
+    if not isinstance(data, tuple):
+        return data
+    if any(isinstance(part, tf.data.Dataset) for part in data):
+        raise ConfigError(
+            f"{name}: got a tuple holding tf.data.Dataset objects, where a dataset or (x, y) "
+            "arrays were expected; a loader with validation_split returns (train, val): pass "
+            "fit(model, train, validation_data=val)"
+        )
+    several = {"images": len(model.inputs) > 1, "labels": len(model.outputs) > 1}
+    arrays = []
+    for part, what in zip(data, ("images", "labels", "sample weights")):
+        if isinstance(part, tuple | list) and several.get(what, False):
+            arrays.append(tuple(_stack(v, name=name, what=what) for v in part))
+        else:
+            arrays.append(_stack(part, name=name, what=what))
+    n = len(arrays[0][0] if isinstance(arrays[0], tuple) else arrays[0])
+    for part in arrays[1:]:
+        for arr in part if isinstance(part, tuple) else (part,):
+            if len(arr) != n:
+                raise ConfigError(
+                    f"{name}: x and y must hold as many samples; got {n} and {len(arr)}"
+                )
+    arrays[1] = check_label_values(model, arrays[1], name=name)
+    return tuple(arrays)
+
+
+def _sparse_loss(model) -> bool:
+    """True when ``model`` trains with sparse class ids: fit compiles it, or its loss is sparse."""
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
+        return True
+    losses = model.loss if isinstance(model.loss, list | tuple) else [model.loss]
+    names = [
+        loss if isinstance(loss, str) else getattr(loss, "name", getattr(loss, "__name__", ""))
+        for loss in losses
+    ]
+    return any("sparse" in str(n).lower() for n in names)
+
+
+def _check_ids(y: np.ndarray, k: int, *, name: str, model) -> None:
+    if y.dtype.kind not in "biuf":
+        raise ConfigError(f"{name}: labels must be class ids 0..{k - 1}; got dtype {y.dtype}")
+    if y.size == 0:
+        return
+    if y.dtype.kind == "f":
+        finite = np.isfinite(y)
+        whole = finite & (np.mod(np.where(finite, y, 0), 1) == 0)
+        if not whole.all():
+            sample = np.unique(y[~whole])[:3].tolist()
+            raise ConfigError(
+                f"{name}: labels must be whole class ids 0..{k - 1}; got values that are not "
+                f"integers (e.g. {sample}). A classifier learns one class per image: round "
+                "them, or train a regressor for continuous targets"
+            )
+    low, high = y.min(), y.max()
+    if low < 0 or high >= k:
+        raise ConfigError(
+            f"{name}: labels must be class ids 0..{k - 1} (model {model.name!r} has {k} "
+            f"classes); got {int(low)}..{int(high)}. Relabel them, or build the model with "
+            f"num_classes={int(high) + 1}" + (" (ids start at 0)" if low < 0 else "")
+        )
+
+
+def check_label_values(model, y, *, name: str):
+    """Refuse labels ``model`` cannot learn; return one-hot rows as class ids.
+
+    A classifier (or a segmenter) trained with a sparse loss needs whole class ids in
+    ``0..num_classes - 1``: a fractional id was cast to a class silently, an id out of range
+    failed deep inside TensorFlow. One-hot rows ``(N, num_classes)`` become ids (their
+    ``argmax``); other rows (soft or multi-hot labels) are refused, naming the fix. Regression
+    targets must be finite (a NaN target gave a NaN loss without a word).
+
+    Examples
+    --------
+    >>> from sciconv.models import classifier
+    >>> model = classifier((4, 4, 1), 3, filters=(2,), dense=())
+    >>> try:
+    ...     check_label_values(model, np.array([0, 3]), name="train")
+    ... except Exception as err:
+    ...     print(str(err).split(". ")[0])
+    train: labels must be class ids 0..2 (model 'classifier' has 3 classes); got 0..3
+    """
+    meta = get_metadata(model)
+    task = meta.get("task")
+    first = y[0] if isinstance(y, tuple) else y
+    if task == "regression":
+        ys = y if isinstance(y, tuple) else (y,)
+        if any(v.dtype.kind in "fc" and not np.all(np.isfinite(v)) for v in ys):
+            raise ConfigError(
+                f"{name}: regression targets must be finite; some are NaN or inf (they give a "
+                "NaN loss): drop those samples or fill the targets"
+            )
+        return y
+    if task not in ("classification", "segmentation") or not _sparse_loss(model):
+        return y
+    k = meta.get("num_classes") or model.outputs[0].shape[-1]
+    if k is None:
+        return y
+    k = int(k)
+    if task == "segmentation":
+        if first.ndim == 3 or (first.ndim == 4 and first.shape[-1] == 1):
+            _check_ids(first, k, name=name, model=model)
+        return y
+    if first.ndim == 2 and first.shape[1] > 1:
+        return _one_hot_ids(first, k, name=name)
+    _check_ids(first, k, name=name, model=model)
+    return y
+
+
+def _one_hot_ids(y: np.ndarray, k: int, *, name: str) -> np.ndarray:
+    if y.shape[1] != k:
+        raise ConfigError(
+            f"{name}: labels have {y.shape[1]} columns (shape {y.shape}) but the model has {k} "
+            f"classes; pass class ids (N,) 0..{k - 1} or one-hot rows of width {k}"
+        )
+    if y.dtype.kind not in "biuf" or not (
+        np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)
+    ):
+        raise ConfigError(
+            f"{name}: labels of shape {y.shape} are not one-hot rows (a single 1 per row); "
+            "pass class ids (N,), or for soft labels compile the model yourself with "
+            "loss='categorical_crossentropy', or for several labels per image build "
+            "classifier(..., multilabel=True)"
+        )
+    return np.argmax(y, axis=1).astype(np.int32)
 
 
 def _label_shape(data) -> tuple | None:

@@ -148,9 +148,33 @@ def _output_mode(model: keras.Model) -> str | None:
     return name if name in ("sigmoid", "softmax") else None
 
 
+def _check_images(model: keras.Model, shape: tuple) -> None:
+    """Refuse validation images ``model`` cannot take (a TensorFlow error otherwise)."""
+    if len(model.inputs) != 1:
+        return
+    want = tuple(model.inputs[0].shape)
+    fits = len(shape) == len(want) and all(
+        w is None or s is None or int(s) == int(w) for s, w in zip(shape[1:], want[1:])
+    )
+    if fits:
+        return
+    hint = ""
+    if len(shape) == len(want) == 4 and shape[1] == want[-1] and shape[-1] != want[-1]:
+        hint = "; they look channels first (N, C, H, W): use np.moveaxis(x_val, 1, -1)"
+    elif len(shape) == len(want) - 1:
+        hint = "; add the channel axis: x_val[..., None]"
+    raise ConfigError(
+        f"x_val holds images of shape {tuple(shape)} but model {model.name!r} takes {want} "
+        f"(N first){hint}"
+    )
+
+
 def _predict(model: keras.Model, x, batch_size: int):
     """Probabilities and, for a tf.data.Dataset of (x, y) batches, the labels collected."""
     if hasattr(x, "element_spec"):
+        spec = x.element_spec
+        if isinstance(spec, tuple) and hasattr(spec[0], "shape"):
+            _check_images(model, tuple(spec[0].shape))
         ys, ps = [], []
         for batch in x:
             if not isinstance(batch, (tuple, list)) or len(batch) < 2:
@@ -158,6 +182,14 @@ def _predict(model: keras.Model, x, batch_size: int):
             ps.append(np.asarray(model.predict_on_batch(batch[0])))
             ys.append(np.asarray(batch[1]))
         return np.concatenate(ps), np.concatenate(ys)
+    if len(model.inputs) == 1:
+        try:
+            x = np.asarray(x)
+        except ValueError:
+            raise ConfigError(
+                "x_val must be an array (N, H, W, C) of images of one shape"
+            ) from None
+        _check_images(model, x.shape)
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0)), None
 
 

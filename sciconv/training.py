@@ -53,7 +53,7 @@ from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
 from sciconv._fit_backup import BackupAndRestore, RestoreBackup, other_model_error
-from sciconv._fit_data import check_class_weight, check_data_shapes
+from sciconv._fit_data import as_fit_arrays, check_class_weight, check_data_shapes
 from sciconv._fit_metadata import check_resumed_split, describe_split, record_dataset_metadata
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
 from sciconv._workdir_lock import lock_workdir
@@ -237,33 +237,6 @@ def _best_from_log(log: Path, monitor: str) -> float:
         if values.size:
             return float(values.min())
     return math.inf
-
-
-def _as_dataset_args(data, *, name: str):
-    """Return ``(x, y[, sample_weight])`` with arrays (y may be a tuple: one per model output)."""
-    if not isinstance(data, tuple):
-        return data
-    if any(isinstance(part, tf.data.Dataset) for part in data):
-        raise ConfigError(
-            f"{name}: got a tuple holding tf.data.Dataset objects, where a dataset or (x, y) "
-            "arrays were expected; a loader with validation_split returns (train, val): pass "
-            "fit(model, train, validation_data=val)"
-        )
-
-    def as_array(a):
-        if isinstance(a, (tuple, list)):
-            return tuple(np.asarray(v) for v in a)
-        return np.asarray(a)
-
-    arrays = tuple(as_array(a) for a in data)
-    n = len(arrays[0])
-    for part in arrays[1:]:
-        for arr in part if isinstance(part, tuple) else (part,):
-            if len(arr) != n:
-                raise ConfigError(
-                    f"{name}: x and y must hold as many samples; got {n} and {len(arr)}"
-                )
-    return arrays
 
 
 def _epoch_steps(train, steps_per_epoch):
@@ -463,12 +436,9 @@ def fit(
         seed,
         warmup,
     )
-    train = _as_dataset_args(train, name="train")
-    validation_data = (
-        None
-        if validation_data is None
-        else _as_dataset_args(validation_data, name="validation_data")
-    )
+    train = as_fit_arrays(model, train, name="train")
+    if validation_data is not None:
+        validation_data = as_fit_arrays(model, validation_data, name="validation_data")
     meta = get_metadata(model)
     aug = resolve_train_augment(augment, task=meta.get("task"), train=train, metadata=meta)
     if seed is not None:

@@ -45,10 +45,12 @@ def _read_catalog(csv_path: Path, needed: list[str]):
                     f"column(s) {missing} not found; available columns: {fields}", path=csv_path
                 )
             reader.fieldnames = fields
-            rows = []
+            rows, extra = [], []
             for row in reader:
                 if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
                     continue  # blank line
+                if any((v or "").strip() for v in row.get(None) or ()):
+                    extra.append(reader.line_num)
                 rows.append((reader.line_num, {k: (row.get(k) or "").strip() for k in needed}))
     except UnicodeDecodeError as exc:
         raise DatasetError(f"not a UTF-8 text CSV ({exc.reason})", path=csv_path) from None
@@ -62,7 +64,40 @@ def _read_catalog(csv_path: Path, needed: list[str]):
         raise DatasetError(f"malformed CSV: {exc}", path=csv_path) from None
     if not rows:
         raise DatasetError("CSV has a header but no rows", path=csv_path)
+    if extra:
+        listed = ", ".join(str(n) for n in extra[:MAX_LISTED])
+        more = f" and {len(extra) - MAX_LISTED} more" if len(extra) > MAX_LISTED else ""
+        warnings.warn(
+            f"{csv_path}: line {listed}{more} hold(s) more fields than the header's "
+            f"{len(fields)} columns; the extra fields were ignored (an unquoted comma in a "
+            "path or label, or another delimiter? quote such values)",
+            SciconvWarning,
+            stacklevel=3,
+        )
     return rows
+
+
+def _warn_mostly_numeric(raw: list[str], lines: list[int], column: str, csv_path) -> None:
+    """Warn when a few values of an otherwise numeric label column are not numbers (a typo)."""
+
+    def number(v: str) -> bool:
+        try:
+            float(v)
+        except ValueError:
+            return False
+        return True
+
+    odd = [(ln, v) for ln, v in zip(lines, raw) if not number(v)]
+    if not odd or len(raw) - len(odd) < 2 or len(odd) > max(1, len(raw) // 10):
+        return
+    values = sorted({v for _, v in odd})[:MAX_LISTED]
+    where = ", ".join(str(ln) for ln, _ in odd[:MAX_LISTED])
+    warnings.warn(
+        f"{csv_path}: column {column!r} holds numbers except {values} (line {where}); each "
+        "distinct value is made a class. Fix a typo there, or drop the row(s)",
+        SciconvWarning,
+        stacklevel=3,
+    )
 
 
 def _refuse_outside(rows, path_column: str, base: Path, csv_path: Path) -> None:
@@ -163,6 +198,14 @@ cache, strict
         lines), paths outside the CSV's folder (naming the lines), unparsable labels (naming the
         line, column and value), plus the errors of
         :func:`from_folder`.
+    ConfigError
+        ``csv_path`` is not a path (a pandas DataFrame: write it to a CSV first).
+
+    Warns
+    -----
+    SciconvWarning
+        Rows with more fields than the header (the extras are ignored), or a label column of
+        numbers with a few values that are not (each becomes a class).
 
     Examples
     --------
@@ -180,6 +223,16 @@ cache, strict
     >>> tuple(x.shape), tuple(y.shape), y.dtype.name, ds.task
     ((4, 8, 8, 1), (4, 2), 'float32', 'regression')
     """
+    if not isinstance(csv_path, str | os.PathLike):
+        fix = (
+            ": write it with df.to_csv('catalog.csv', index=False) in the images' folder (paths "
+            "are relative to the CSV's folder), or use from_arrays for images in memory"
+            if hasattr(csv_path, "to_csv")
+            else ""
+        )
+        raise ConfigError(
+            f"csv_path must be the path of a CSV file; got {type(csv_path).__name__}{fix}"
+        )
     csv_path = Path(csv_path)
     try:
         found = csv_path.is_file()
@@ -283,6 +336,7 @@ cache, strict
             if not row[label_column]:
                 bad(ln, label_column, row[label_column], "a class label (empty)")
             raw.append(row[label_column])
+        _warn_mostly_numeric(raw, [ln for ln, _, _ in kept], label_column, csv_path)
         class_names = class_order(raw)
         if task_defaulted and _looks_continuous(class_names):
             warnings.warn(

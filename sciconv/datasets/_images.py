@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from sciconv.datasets._arrays import center_crop, image_array
+from sciconv.datasets._labels import array_labels
 from sciconv.datasets._pipelines import attach, fingerprint, lazy_pipeline, memory_pipeline
 from sciconv.datasets._scan import (
     cache_budget,
@@ -191,10 +192,12 @@ def from_arrays(
     images : sequence of array_like, GridImage or astropy.nddata.NDData, or ndarray
         ``N`` images ``(H, W)`` or ``(H, W, C)``, or one array ``(N, H, W)`` / ``(N, H, W, C)``.
     labels : array_like
-        ``(N,)`` integer class ids (classification) or floats ``(N,)`` / ``(N, K)``
-        (regression).
+        ``(N,)`` integer class ids, bools or class names (classification), or floats ``(N,)``
+        / ``(N, K)`` (regression). With ``class_names``, whole numbers ``(N,)`` / ``(N, 1)``
+        and one-hot rows ``(N, len(class_names))`` are class ids too; other labels then make
+        a regression dataset, with a warning that ``class_names`` is ignored.
     class_names : list of str, optional
-        Classification only; default ``["0", "1", ...]``.
+        Classification only; default ``["0", "1", ...]`` (the sorted names for string labels).
     image_size, validation_split, batch_size, shuffle, seed, augment, normalize, size_policy
         As for :func:`from_folder`.
 
@@ -206,8 +209,9 @@ def from_arrays(
     Raises
     ------
     DatasetError
-        No images, a count of labels that differs, an image that is not 2-D or 3-D numbers,
-        different channel counts, or different sizes without ``image_size``.
+        No images, a count of labels that differs, class ids outside ``class_names`` (or
+        above 2**31 - 1), regression targets that are not finite, an image that is not 2-D or
+        3-D numbers, different channel counts, or different sizes without ``image_size``.
 
     Examples
     --------
@@ -224,12 +228,7 @@ def from_arrays(
     batch_size = validate_positive_int(batch_size, "batch_size")
     seed, aug = validate_seed(seed), validate_augment(augment)
     items = list(images)
-    y = np.asarray(labels)
-    if not items or len(items) != len(y):
-        raise DatasetError(
-            f"from_arrays needs N > 0 images and N labels; got {len(items)} "
-            f"image(s) and labels of shape {y.shape}"
-        )
+    task, y, class_names = array_labels(labels, class_names, len(items))
     names = [f"images[{i}]" for i in range(len(items))]
     raw = [image_array(im, name=n)[0] for im, n in zip(items, names)]
     check_channels(names, [a.shape for a in raw])
@@ -241,17 +240,6 @@ def from_arrays(
         )
         for a in raw
     ]
-    if np.issubdtype(y.dtype, np.integer) and y.ndim == 1:
-        task, y = "classification", y.astype(np.int32)
-        k = int(y.max()) + 1
-        class_names = [str(c) for c in range(k)] if class_names is None else list(class_names)
-        if y.min() < 0 or len(class_names) < k:
-            raise DatasetError(
-                f"labels must be class ids 0..{len(class_names) - 1}; "
-                f"got {int(y.min())}..{int(y.max())}"
-            )
-    else:
-        task, y, class_names = "regression", y.astype(np.float32), []
     scale = common_scale(names, [_scale_of(im) for im in items], what="the images", stacklevel=3)
     strata = y if task == "classification" else None
     train_idx, val_idx = split(len(items), fraction, seed, strata, class_names)

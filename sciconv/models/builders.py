@@ -503,7 +503,9 @@ def segmenter(
     Raises
     ------
     ModelError
-        For an invalid argument, or H/W not multiples of ``2**depth``.
+        For an invalid argument, H/W not multiples of ``2**depth``, or a ``depth`` and
+        ``filters`` that would make more than 500 million parameters (checked
+        before any layer allocates its weights).
 
     Examples
     --------
@@ -528,6 +530,7 @@ def segmenter(
     )
     dropout = _validate_rate(dropout, name="dropout")
     activation = _validate_activation(activation)
+    _check_unet_size(shape[-1], depth, n_filters, convs_per_stage, kernel_size)
     divisor = 2**depth
     if any(s is not None and s % divisor for s in shape[:2]):
         raise ModelError(
@@ -567,6 +570,37 @@ def segmenter(
     )
     outputs = segmentation_head(x, num_classes, instance_output=instance_output, name=name)
     return keras.Model(inputs, outputs, name=name)
+
+
+MAX_PARAMETERS = 500_000_000
+"""The most parameters a builder makes (2 GB of float32 weights): a larger request, such as
+``segmenter(depth=20)``, is refused before any layer allocates its weights."""
+
+
+def _unet_parameters(channels: int, depth: int, filters: int, convs: int, kernel: int) -> int:
+    """The U-Net's convolution weights (a slight underestimate: biases, norms, up-sampling)."""
+    total, cin = 0, channels
+    for level in range(depth + 1):
+        f = filters * 2**level
+        total += kernel * kernel * (cin * f + (convs - 1) * f * f)
+        cin = f
+    for level in range(depth):
+        f = filters * 2**level
+        total += kernel * kernel * (convs + 1) * f * f
+    return total
+
+
+def _check_unet_size(channels, depth: int, filters: int, convs: int, kernel: int) -> None:
+    # any depth >= 40 is far over the limit: the estimate need not count its 2**depth filters
+    n = _unet_parameters(int(channels or 1), min(depth, 40), filters, convs, kernel)
+    if n > MAX_PARAMETERS:
+        raise ModelError(
+            f"segmenter(depth={depth}, filters={filters}, convs_per_stage={convs}, "
+            f"kernel_size={kernel}) would have about {n / 1e6:,.0f} million parameters (its "
+            f"bottleneck {filters} * 2**{depth} filters wide), over the limit of "
+            f"{MAX_PARAMETERS // 1_000_000} million: it would not fit in memory. Use a smaller "
+            "depth (4 or 5 is usual) or fewer filters"
+        )
 
 
 # --------------------------------------------------------------------------- shape check

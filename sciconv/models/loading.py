@@ -28,7 +28,7 @@ import keras
 import sciconv.losses
 import sciconv.metrics  # noqa: F401
 from sciconv._archive import zip_member_problem, zip_size_problem
-from sciconv.errors import ModelError, UnsafeModelError
+from sciconv.errors import ConfigError, ModelError, UnsafeModelError
 from sciconv.models._validate_meta import check_postprocess
 from sciconv.models.builders import classifier, regressor, segmenter
 from sciconv.models.metadata import set_metadata
@@ -206,6 +206,10 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
         bad CRC; the message names it), recorded post-processing settings of the wrong type or
         with unknown keys (naming the key), or a model Keras cannot build (a class or function
         it does not know included).
+    ConfigError
+        ``path`` is not a str or os.PathLike (a model object, None), or ``trust`` /
+        ``compile`` is not a bool (a string such as ``"no"`` is truthy: it would turn the
+        safety check off).
     UnsafeModelError
         ``trust`` is False and the file holds a Lambda layer, a serialized Python function, or
         names a class or function from outside Keras' modeling APIs and the registered custom
@@ -222,6 +226,21 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
     >>> get_metadata(load(path))["task"]
     'classification'
     """
+    for value, name in ((trust, "trust"), (compile, "compile")):
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"{name} must be True or False; got {value!r} ({type(value).__name__})"
+                + (". A string such as 'no' is not a bool" if isinstance(value, str) else "")
+            )
+    if isinstance(path, keras.Model):
+        raise ConfigError(
+            f"load needs the path of a .keras file; got the model {path.name!r} itself, which "
+            "is already loaded: use it as it is"
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(
+            f"load needs the path of a .keras file (str or os.PathLike); got {type(path).__name__}"
+        )
     path = Path(path)
     try:
         mode = path.stat().st_mode
