@@ -46,25 +46,24 @@ def _hdu_arg(text: str) -> int | str | tuple[str, int]:
     return (name, int(version))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: an integer of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _block_arg(text: str) -> int:
-    """``--block``: a block's core side, at least 16 pixels (``predict_instances_blocks``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 16:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 16, got {text!r}")
-    return value
+_positive_int = _int_at_least(1)
+#: ``--block``: a block's core side, at least 16 pixels (``predict_instances_blocks``)
+_block_arg = _int_at_least(16)
 
 
 def _positive_float(text: str) -> float:
