@@ -24,6 +24,8 @@ def validate_fit_args(
     steps_per_epoch,
     seed,
     warmup="auto",
+    batch_size=32,
+    verbose="auto",
 ):
     """Refuse arguments of :func:`sciconv.training.fit` that cannot work, before anything runs.
 
@@ -62,7 +64,15 @@ def validate_fit_args(
             f"{type(value).__name__}"
         )
     validate_fit_values(
-        epochs, learning_rate, early_stopping, reduce_lr, steps_per_epoch, seed, warmup
+        epochs,
+        learning_rate,
+        early_stopping,
+        reduce_lr,
+        steps_per_epoch,
+        seed,
+        warmup,
+        batch_size=batch_size,
+        verbose=verbose,
     )
 
 
@@ -74,6 +84,8 @@ def validate_fit_values(
     steps_per_epoch=None,
     seed=None,
     warmup="auto",
+    batch_size=32,
+    verbose="auto",
 ) -> None:
     """The checks of :func:`validate_fit_args` that need no model or data (``sciconv train``
     runs them before it reads the data).
@@ -84,6 +96,10 @@ def validate_fit_values(
     Traceback (most recent call last):
     ...
     sciconv.errors.ConfigError: epochs must be an int >= 1; got 'three'
+    >>> validate_fit_values(batch_size=0)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: batch_size must be an int >= 1; got 0
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ConfigError(f"epochs must be an int >= 1; got {epochs!r}")
@@ -118,3 +134,13 @@ def validate_fit_values(
         isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0
     ):
         raise ConfigError(f"warmup must be 'auto', None or a number of steps >= 0; got {warmup!r}")
+    if isinstance(batch_size, bool) or not hasattr(batch_size, "__index__") or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    if not (isinstance(verbose, str) and verbose == "auto") and (
+        isinstance(verbose, bool)
+        or not hasattr(verbose, "__index__")
+        or int(verbose) not in (0, 1, 2)
+    ):
+        raise ConfigError(
+            f"verbose must be 'auto', 0, 1 or 2 (as in keras.Model.fit); got {verbose!r}"
+        )

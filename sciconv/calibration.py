@@ -38,6 +38,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 
 import keras
@@ -298,6 +300,19 @@ def fit_temperature(
     return float(np.exp(log_t))
 
 
+def _check_temperature(value) -> float:
+    """``value`` as a float if it is a finite real number > 0 (numpy numbers too, not bool or
+    str); otherwise a ConfigError naming ``temperature``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ConfigError(
+            f"temperature must be a finite number > 0; got {value!r} ({type(value).__name__})"
+        )
+    t = float(value)
+    if not (math.isfinite(t) and t > 0):
+        raise ConfigError(f"temperature must be a finite number > 0; got {t!r}")
+    return t
+
+
 def calibrate(
     model: keras.Model,
     x_val=None,
@@ -317,7 +332,8 @@ def calibrate(
     x_val, y_val
         Validation data for :func:`fit_temperature` (not needed when ``temperature`` is given).
     temperature : float, optional
-        Use this temperature instead of fitting one.
+        Use this temperature ``T`` (a finite real number > 0; ``T > 1`` softens the
+        probabilities) instead of fitting one.
     mode : {"softmax", "sigmoid"}, optional
         See :func:`fit_temperature`.
     batch_size : int, optional
@@ -337,7 +353,7 @@ def calibrate(
         ``model`` is not a one-input, one-output Keras model with a 2-D output, or is already
         calibrated.
     ConfigError
-        See :func:`fit_temperature`.
+        ``temperature`` is not a finite real number > 0; see :func:`fit_temperature`.
 
     Examples
     --------
@@ -349,6 +365,8 @@ def calibrate(
     """
     if not isinstance(model, keras.Model):
         raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+    if temperature is not None:
+        temperature = _check_temperature(temperature)
     if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
         raise ModelError(
             f"calibrate needs a classifier with one input and one (N, K) probability output; "

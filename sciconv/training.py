@@ -435,6 +435,8 @@ def fit(
         steps_per_epoch,
         seed,
         warmup,
+        batch_size=batch_size,
+        verbose=verbose,
     )
     train = as_fit_arrays(model, train, name="train")
     if validation_data is not None:

@@ -1040,12 +1040,6 @@ GOOD_MODEL = "filters: [4], dense: [8]"
             "training: epochs must be an int >= 1; got 'three'",
         ),
         ("path: DATA/nowhere", GOOD_MODEL, "epochs: 1", "dataset.path: path not found"),
-        (  # a folder of one class folder (said "num_classes must be an int >= 2; got 1")
-            "path: ONE",
-            GOOD_MODEL,
-            "epochs: 1",
-            "model (type classifier): the dataset has one class ('spiral'); a classifier needs",
-        ),
     ],
 )
 def test_train_value_errors_name_the_config_and_its_section(
@@ -1070,6 +1064,23 @@ def test_train_value_errors_name_the_config_and_its_section(
     assert "unexpected" not in err
     if fragment.startswith("training"):
         assert "dataset: folder" not in out  # refused before the data were read
+
+
+def test_train_on_a_folder_of_one_class_names_the_folder(capsys, tmp_path):
+    """A folder holding one class folder (often the class folder itself, given instead of its
+    parent) is refused when the dataset is read, naming the folder (it said "num_classes must
+    be an int >= 2; got 1", later "the dataset has one class" from the model section)."""
+    blob_images(tmp_path / "one" / "spiral", 4, bright=True, seed=3)
+    cfg = write_yaml(
+        tmp_path / "run.yaml",
+        f"dataset: {{kind: folder, path: {tmp_path / 'one'}}}\n"
+        f"model: {{type: classifier, {GOOD_MODEL}}}\n"
+        f"training: {{epochs: 1, workdir: {tmp_path / 'run'}, tensorboard: false}}\n",
+    )
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 1
+    assert_one_line_error(err, f"{tmp_path / 'one'}: only one class sub-folder ('spiral')")
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_seed_fixes_the_initial_weights_too(capsys, tmp_path):

@@ -53,6 +53,12 @@ def _scan_class_folders(folder: Path):
             "no class sub-folders; from_folder expects one sub-folder of images per class",
             path=folder,
         )
+    if len(class_dirs) == 1:  # often the class folder itself, passed instead of its parent
+        raise DatasetError(
+            f"only one class sub-folder ({class_dirs[0].name!r}); a classifier needs at least "
+            "two classes: from_folder expects one sub-folder of images per class",
+            path=folder,
+        )
     paths: list[str] = []
     labels: list[int] = []
     skipped: list[tuple[str, str]] = []
@@ -95,7 +101,7 @@ def from_folder(
     Parameters
     ----------
     path : str or path-like
-        The folder; each visible sub-folder is a class.
+        The folder; each visible sub-folder is a class (at least two).
     image_size : int or (int, int), optional
         Output ``(H, W)``. Default None: the images' own size, which must then be the same for all.
     validation_split : float, optional
@@ -140,9 +146,9 @@ def from_folder(
     Raises
     ------
     DatasetError
-        Missing, unreadable (permission denied) or empty folder, no class sub-folders, a class
-        with no readable image, different channel counts, different sizes without
-        ``image_size``, an empty split.
+        Missing, unreadable (permission denied) or empty folder, fewer than two class
+        sub-folders, a class with no readable image, different channel counts, different sizes
+        without ``image_size``, an empty split.
 
     Examples
     --------

@@ -34,6 +34,7 @@ from sciconv.datasets._validate import (
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import DatasetError
 from sciconv.io import GridImage, PixelScale, is_nddata
+from sciconv.io._common import warn_if_channels_first
 
 
 def build_image_datasets(
@@ -165,6 +166,17 @@ def _scale_of(image) -> PixelScale | None:
     return PixelScale.from_wcs(image.wcs) if is_nddata(image) else None
 
 
+def _warn_channels_first(images, raw: list[np.ndarray], names: list[str]) -> None:
+    """One warning if the images look channels-first: the (N, C, H, W) array, or the first
+    (C, H, W) image of a list (NDData are (C, H, W) by convention and already moved)."""
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        warn_if_channels_first(images.shape, name="images", batch=True)
+        return
+    for a, n in zip(raw, names):
+        if warn_if_channels_first(a.shape, name=n, batch=False):
+            return
+
+
 def from_arrays(
     images,
     labels,
@@ -190,7 +202,9 @@ def from_arrays(
     Parameters
     ----------
     images : sequence of array_like, GridImage or astropy.nddata.NDData, or ndarray
-        ``N`` images ``(H, W)`` or ``(H, W, C)``, or one array ``(N, H, W)`` / ``(N, H, W, C)``.
+        ``N`` images ``(H, W)`` or ``(H, W, C)``, or one array ``(N, H, W)`` / ``(N, H, W, C)``
+        (channels last; images that look channels-first, ``(C, H, W)`` with C <= 4 and H, W
+        > 16, get one :class:`~sciconv.errors.SciconvWarning`; NDData are moved, as on read).
     labels : array_like
         ``(N,)`` integer class ids, bools or class names (classification), or floats ``(N,)``
         / ``(N, K)`` (regression). With ``class_names``, whole numbers ``(N,)`` / ``(N, 1)``
@@ -231,6 +245,7 @@ def from_arrays(
     task, y, class_names = array_labels(labels, class_names, len(items))
     names = [f"images[{i}]" for i in range(len(items))]
     raw = [image_array(im, name=n)[0] for im, n in zip(items, names)]
+    _warn_channels_first(images, raw, names)
     check_channels(names, [a.shape for a in raw])
     size = check_sizes(names, [a.shape for a in raw], prep.size, prep.policy)
     keep_larger = aug is not None and aug.get("crop", True) and prep.policy == "crop"

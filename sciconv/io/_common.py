@@ -32,6 +32,67 @@ def warn_caller(message: str, package: str = _PACKAGE) -> None:
     warnings.warn(message, SciconvWarning, stacklevel=level)
 
 
+#: A first axis this small before two axes this large looks like channels first (C, H, W).
+CHANNELS_FIRST_MAX_C, CHANNELS_FIRST_MIN_SIDE = 4, 16
+
+
+def warn_if_channels_first(x, *, name: str, batch: bool | None = None) -> bool:
+    """Warn (SciconvWarning) if image ``x`` looks channels-first ``(C, H, W)``; sciconv expects
+    channels last ``(H, W, C)``.
+
+    The one rule every entry point shares: a 3-D image (or, for a 4-D batch, each image after
+    axis 0) whose first axis is at most 4 long while both the other axes are longer than 16.
+    A channels-last image with C <= 4 has a small *last* axis, so it never warns.
+
+    Parameters
+    ----------
+    x : array-like or shape
+        The image ``(H, W, C)`` or batch ``(N, H, W, C)``, or its shape (a tuple of ints).
+    name : str
+        The argument, named in the warning.
+    batch : bool, optional
+        Whether ``x`` is a batch. Default None: a 4-D ``x`` is a batch, a 3-D one an image
+        (anything else is not checked).
+
+    Returns
+    -------
+    bool
+        Whether it warned.
+
+    Examples
+    --------
+    >>> import warnings, numpy as np
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_channels_first(np.zeros((3, 64, 64)), name="x")
+    ...     warn_if_channels_first(np.zeros((64, 64, 3)), name="x")
+    True
+    False
+    >>> print(seen[0].message)
+    x looks channels-first (C, H, W) = (3, 64, 64); sciconv expects channels last (H, W, C): np.moveaxis(x, 0, -1)
+    """  # noqa: E501
+    try:
+        shape = tuple(x) if isinstance(x, tuple) else tuple(np.shape(x))
+    except (TypeError, ValueError):  # ragged lists and the like: the caller's checks say so
+        return False
+    if batch is None:
+        batch = len(shape) == 4
+    image = shape[1:] if batch else shape
+    if len(image) != 3:
+        return False
+    c, h, w = (int(v) for v in image)
+    small, large = CHANNELS_FIRST_MAX_C, CHANNELS_FIRST_MIN_SIDE
+    if not (c <= small and h > large and w > large):
+        return False
+    move = "np.moveaxis(x, 1, -1)" if batch else "np.moveaxis(x, 0, -1)"
+    warn_caller(
+        f"{name} looks channels-first (C, H, W) = {(c, h, w)}; sciconv expects channels last "
+        f"(H, W, C): {move}",
+        package="sciconv",
+    )
+    return True
+
+
 def _in_package(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 

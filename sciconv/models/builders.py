@@ -71,6 +71,14 @@ def _validate_input_shape(input_shape, *, spatial_none: bool, name: str) -> tupl
     return tuple(out)
 
 
+def _validate_name(name) -> str:
+    """``name`` if Keras takes it as a model name and layer-name prefix: a non-empty str
+    without ``"/"`` (Keras refuses ``"/"`` in any model, layer or variable name)."""
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ModelError(f"name must be a non-empty str without '/'; got {name!r}")
+    return name
+
+
 def _validate_int(value, *, name: str, minimum: int) -> int:
     return check_int(value, name=name, minimum=minimum, error=ModelError)
 
@@ -303,7 +311,7 @@ def classifier(
         ``benchmarks/bench_small_galaxies.py --size 256 --upsample 4``): ROC AUC 0.70 at the full
         256 px against 0.99 binned (see ``benchmarks/README.md``). 1 keeps every pixel.
     name : str
-        Model name and layer-name prefix.
+        Model name and layer-name prefix: a non-empty str without "/" (Keras refuses it).
 
     Returns
     -------
@@ -327,6 +335,7 @@ def classifier(
     ...     "classifier_head_d4_pool").elements
     8
     """
+    name = _validate_name(name)
     shape, filters, convs_per_stage, kernel_size, pooling, head = _validate_backbone(
         input_shape=input_shape,
         filters=filters,
@@ -402,7 +411,7 @@ def regressor(
     input_pool : int or "auto"
         As in :func:`classifier` (large inputs binned to at most 128 px by default).
     name : str
-        Model name and layer-name prefix.
+        Model name and layer-name prefix: a non-empty str without "/" (Keras refuses it).
 
     Returns
     -------
@@ -415,6 +424,7 @@ def regressor(
     >>> model.output_shape
     (None, 4)
     """
+    name = _validate_name(name)
     shape, filters, convs_per_stage, kernel_size, pooling, head = _validate_backbone(
         input_shape=input_shape,
         filters=filters,
@@ -492,7 +502,7 @@ def segmenter(
         Add a second ``(N, H, W, 1)`` output for instance separation (a distance map or a boundary
         probability); the model then has two outputs.
     name : str
-        Model name and layer-name prefix.
+        Model name and layer-name prefix: a non-empty str without "/" (Keras refuses it).
 
     Returns
     -------
@@ -517,6 +527,7 @@ def segmenter(
     ...
     sciconv.errors.ModelError: input_shape=(30, 32, 1): H and W must be multiples of ...
     """
+    name = _validate_name(name)
     shape = _validate_input_shape(input_shape, spatial_none=True, name="segmenter")
     depth = _validate_int(depth, name="depth", minimum=1)
     n_filters = _validate_int(filters, name="filters", minimum=1)

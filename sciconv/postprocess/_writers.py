@@ -16,7 +16,7 @@ from sciconv._atomic import atomic_output, check_writable
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
-from sciconv.io._common import history_lines
+from sciconv.io._common import history_lines, warn_if_channels_first
 from sciconv.postprocess._catalog import check_table, write_catalog
 from sciconv.postprocess._measure import validate_labels
 from sciconv.postprocess._zarr_products import (
@@ -324,7 +324,9 @@ def write_products(
         Folder to write into (created if needed). File names: :func:`product_paths`.
     prob : ndarray of shape (H, W, K) or (H, W), optional
         Class probabilities (e.g. :func:`sciconv.inference.predict_tiled`), written whole as
-        ``{stem}_prob.fits`` (or ``.tif``, or the ``.ome.zarr`` image), float32.
+        ``{stem}_prob.fits`` (or ``.tif``, or the ``.ome.zarr`` image), float32. Channels
+        last: a ``prob`` that looks ``(K, H, W)`` (K <= 4, H and W > 16) gets a
+        :class:`~sciconv.errors.SciconvWarning`.
     labels : ndarray of int, shape (H, W), optional
         Instance labels, written as ``{stem}_labels.fits`` (or ``.tif``, or the store's
         ``labels/instances``), int32; int64 when an id exceeds ``2**31 - 1`` (ids are never
@@ -426,6 +428,8 @@ def write_products(
     hw = None  # the stack axes, then H, W
     if prob is not None:
         prob = _per_plane(validate_cube, prob, lead)
+        if not lead:  # (K, H, W) with K <= 4 would be written as K x H pixels, W planes
+            warn_if_channels_first(prob.shape, name="prob", batch=False)
         names = class_name_list(class_names, prob.shape[-1])
         hw = prob.shape[: lead + 2]
     if labels is not None:

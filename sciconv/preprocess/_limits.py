@@ -17,6 +17,7 @@ import numpy as np
 from sciconv._validation import check_int, look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import as_array
+from sciconv.io._common import warn_if_channels_first
 
 #: Normalization methods (see :func:`sciconv.preprocess.compute_limits`).
 METHODS = ("percentile", "minmax", "zscale", "asinh", "zscore")
@@ -563,6 +564,9 @@ def normalize(
     """Normalize raw pixels: :func:`compute_limits` then :func:`apply_limits` (then fill NaN).
 
     A 4-D batch (N, H, W, C) is normalized image by image (each image's own statistics).
+    An image whose first axis is at most 4 long while the others are longer than 16 (axis 1
+    for a batch) looks channels-first (C, H, W): it gets a
+    :class:`~sciconv.errors.SciconvWarning` naming ``np.moveaxis``.
 
     Parameters
     ----------
@@ -591,6 +595,7 @@ def normalize(
     """
     if nan is not None:
         nan = look_up_option(nan, FILL_METHODS, name="nan")
+    warn_if_channels_first(_unwrap(x), name="x")
     limits = compute_limits(
         x,
         method=method,
