@@ -9,6 +9,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Sequence
 
 from sciconv.errors import ConfigError
@@ -28,6 +29,10 @@ def look_up_option(value, allowed: Iterable, *, name: str, error=ConfigError, pa
     Traceback (most recent call last):
     ...
     sciconv.errors.ConfigError: pooling must be one of 'max', 'avg'; got 'mx' (did you mean 'max'?)
+    >>> look_up_option("D4", ("d4",), name="tta")  # case alone differs: still a suggestion
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: tta must be one of 'd4'; got 'D4' (did you mean 'd4'?)
     """
     allowed = tuple(allowed)
     if value in allowed:
@@ -35,7 +40,8 @@ def look_up_option(value, allowed: Iterable, *, name: str, error=ConfigError, pa
     listed = ", ".join(repr(a) for a in allowed)
     hint = ""
     if isinstance(value, str):
-        close = difflib.get_close_matches(value, [str(a) for a in allowed], n=1)
+        same_letters = [a for a in allowed if isinstance(a, str) and a.lower() == value.lower()]
+        close = same_letters or difflib.get_close_matches(value, [str(a) for a in allowed], n=1)
         if close:
             hint = f" (did you mean {close[0]!r}?)"
     raise error(f"{name} must be one of {listed}; got {value!r}{hint}", path=path)
@@ -87,3 +93,23 @@ def standardize_tuple(value, n: int, *, name: str) -> tuple[int, ...]:
             raise ConfigError(f"{name} must hold positive ints; got {value!r}")
         out.append(v)
     return tuple(out)
+
+
+def refuse_path(value, *, name: str, reader: str = "sciconv.io.read", error=ConfigError) -> None:
+    """Raise ``error`` when ``value`` is a file name (str, bytes or path) where pixels are
+    expected, saying which reader turns it into them (numpy's own message, "got shape ()" or
+    "could not convert string to float", named neither).
+
+    Examples
+    --------
+    >>> refuse_path([[1, 2]], name="labels")  # pixels: nothing to say
+    >>> refuse_path("labels.tif", name="labels", reader="sciconv.io.read_labels")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: labels must be pixels (an array), not the file name ...
+    """
+    if isinstance(value, (str, bytes, os.PathLike)):
+        raise error(
+            f"{name} must be pixels (an array), not the file name {str(value)!r}; read it "
+            f"first with {reader}"
+        )

@@ -35,6 +35,7 @@ import numpy as np
 from keras import ops
 from scipy.optimize import linear_sum_assignment
 
+from sciconv._validation import refuse_path
 from sciconv.errors import ConfigError, InvalidImageError
 
 __all__ = [
@@ -224,6 +225,8 @@ class Dice(_LabelIoUBase):
 
 
 def _validate_labels(true_labels, pred_labels) -> tuple[np.ndarray, np.ndarray]:
+    refuse_path(true_labels, name="true_labels", reader="sciconv.io.read_labels")
+    refuse_path(pred_labels, name="pred_labels", reader="sciconv.io.read_labels")
     t, p = np.asarray(true_labels), np.asarray(pred_labels)
     for arr, name in ((t, "true_labels"), (p, "pred_labels")):
         if arr.ndim != 2:
@@ -453,6 +456,8 @@ def average_precision(
 
 
 def _as_pairs(true_labels, pred_labels) -> list[tuple]:
+    refuse_path(true_labels, name="true_labels", reader="sciconv.io.read_labels")
+    refuse_path(pred_labels, name="pred_labels", reader="sciconv.io.read_labels")
     if isinstance(true_labels, np.ndarray) and true_labels.ndim == 2:
         return [(true_labels, pred_labels)]
     if isinstance(true_labels, (list, tuple)) or (

@@ -178,3 +178,20 @@ def test_channels_last_images_pass_without_a_warning(tmp_path):
         sc.preprocess.normalize(rng.random((3, 64, 4)))
         sc.datasets.from_arrays([rng.normal(size=(32, 32, 3)) for _ in range(4)], [0, 1] * 2)
         sc.postprocess.write_products(tmp_path, prob=rng.random((64, 48, 3)).astype(np.float32))
+
+
+def test_a_file_name_where_labels_are_expected_says_which_reader():
+    """measure("labels.tif") and average_precision("a.tif", "b.tif") said "got shape ()"."""
+    from sciconv.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"labels must be pixels.*'labels\.tif'.*read_labels"):
+        sc.postprocess.measure("labels.tif")
+    with pytest.raises(ConfigError, match=r"true_labels must be pixels.*read_labels"):
+        sc.metrics.average_precision("a.tif", "b.tif")
+
+
+def test_an_option_that_differs_in_case_alone_gets_a_suggestion():
+    from sciconv.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"got 'PERCENTILE' \(did you mean 'percentile'\?\)"):
+        sc.preprocess.normalize(np.ones((4, 4), np.float32), method="PERCENTILE")

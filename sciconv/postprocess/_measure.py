@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from sciconv._validation import look_up_option
+from sciconv._validation import look_up_option, refuse_path
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 
@@ -56,6 +55,7 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
 
 
 def validate_labels(labels) -> np.ndarray:
+    refuse_path(labels, name="labels", reader="sciconv.io.read_labels")
     labels = np.asarray(labels)
     if labels.ndim == 3 and labels.shape[-1] == 1:
         labels = labels[..., 0]
@@ -106,12 +106,10 @@ def equivalent_diameters(labels) -> np.ndarray:
 def _numbers(value, name: str) -> np.ndarray:
     """``value`` as float64 pixels; a path or other text is refused naming ``name`` (numpy's
     own message, "could not convert string to float", named neither)."""
-    if isinstance(value, (str, bytes, os.PathLike)):
-        raise ConfigError(
-            f"{name} must be pixels (an array or GridImage), not {value!r}; read a file with "
-            "sciconv.io.read first"
-            + ("" if name == "intensity" else " (or use postprocess.estimate_background)")
-        )
+    reader = "sciconv.io.read"
+    if name == "background":
+        reader += " (or make it with sciconv.postprocess.estimate_background)"
+    refuse_path(value, name=name, reader=reader)
     try:
         return np.asarray(as_array(value), dtype=np.float64)
     except (TypeError, ValueError) as exc:
