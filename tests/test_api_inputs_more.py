@@ -195,3 +195,16 @@ def test_an_option_that_differs_in_case_alone_gets_a_suggestion():
 
     with pytest.raises(ConfigError, match=r"got 'PERCENTILE' \(did you mean 'percentile'\?\)"):
         sc.preprocess.normalize(np.ones((4, 4), np.float32), method="PERCENTILE")
+
+
+def test_instances_of_logits_are_warned_about():
+    """postprocess.instances(logits) found 0 objects without a word (threshold 0.5 on scores
+    from -6 to 6)."""
+    logits = np.full((32, 32, 2), [3.0, -3.0], np.float32)
+    logits[8:20, 8:20] = [-6.0, 6.0]
+    with pytest.warns(SciconvWarning, match=r"values from -6 to 6, not probabilities.*softmax"):
+        sc.postprocess.instances(logits)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sc.postprocess.instances(probs).max() == 1

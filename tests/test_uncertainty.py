@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from sciconv.augment import d4_inverse, d4_transform  # noqa: E402
-from sciconv.errors import InferenceError  # noqa: E402
+from sciconv.errors import InferenceError, SciconvWarning  # noqa: E402
 from sciconv.inference import (  # noqa: E402
     predict_instances,
     predict_tiled,
@@ -336,7 +336,8 @@ def test_predict_instances_with_uncertainty_gives_labels_from_the_mean_and_a_spr
     assert list(scores["label"]) == [1, 2]
     assert np.all(np.asarray(scores["score"]) > 0.5)
     skewed = _conv_model(3, channels=2, seed=3, name="skewed")
-    _, _, std2 = predict_instances(skewed, image, uncertainty="tta", threshold=0.0, **kw)
+    with pytest.warns(SciconvWarning, match="not probabilities"):  # a bare conv: scores
+        _, _, std2 = predict_instances(skewed, image, uncertainty="tta", threshold=0.0, **kw)
     assert float(np.nanmax(std2)) > 1e-3
     with pytest.raises(InferenceError, match="tta"):
         predict_instances(symmetric, image, uncertainty="tta", tta="d4", **kw)

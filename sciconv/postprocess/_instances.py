@@ -7,6 +7,7 @@ from scipy import ndimage as ndi
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.io._common import warn_caller
 
 #: Ways :func:`instances` splits foreground into objects.
 METHODS = ("watershed", "connected")
@@ -26,7 +27,14 @@ def _validate_prob(prob) -> np.ndarray:
             f"prob must have shape (H, W) or (H, W, K) with K = 1 (foreground), 2 (background, "
             f"foreground) or 3 (background, interior, boundary); got shape {prob.shape}"
         )
-    return np.where(np.isfinite(prob), prob, np.float32(0))
+    prob = np.where(np.isfinite(prob), prob, np.float32(0))
+    low, high = float(prob.min()), float(prob.max())
+    if low < -0.01 or high > 1.01:  # a threshold of 0.5 on logits finds nothing, or everything
+        warn_caller(
+            f"prob holds values from {low:.3g} to {high:.3g}, not probabilities in [0, 1]: "
+            "logits? apply a softmax (or sigmoid) first, as sciconv's models and predict_tiled do"
+        )
+    return prob
 
 
 def _validate_number(value, *, name: str, low: float, high: float | None = None) -> float:
