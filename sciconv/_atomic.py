@@ -186,12 +186,9 @@ def write_error(err: BaseException, path: str | os.PathLike) -> WriteError | Non
     >>> str(write_error(OSError(errno.EACCES, "Permission denied", ".a.1.x.part"), "a.tif"))
     'a.tif: cannot write (Permission denied); nothing was written'
     """
-    if isinstance(err, SciconvError):
+    if isinstance(err, SciconvError) or refusal_reason(err) is None:
         return None
-    reason = refusal_reason(err)
-    if reason is None:
-        return None
-    return WriteError(f"cannot write ({reason}); nothing was written", path=Path(path))
+    return _write_error(err, Path(path))
 
 
 def target_error(
@@ -239,13 +236,34 @@ def _link_new(tmp: Path, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (no signal is sent); True when it cannot be
+    told (another user's process), so that its files are kept.
+
+    Examples
+    --------
+    >>> pid_alive(os.getpid()), pid_alive(0)
+    (True, False)
+    """
+    if pid <= 0:  # 0 and negative ids name process groups
+        return False
+    if os.name == "nt":  # signal 0 would be CTRL_C_EVENT there
+        import ctypes
+
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return ctypes.get_last_error() == 5  # access denied: it exists
+        code = ctypes.c_ulong()
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True  # exists (another user's) or cannot tell: keep its file
+    except OSError:  # exists (another user's: PermissionError) or cannot tell
+        return True
     return True
 
 
@@ -338,7 +356,7 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
             match = (folder_pattern if folder else file_pattern).fullmatch(candidate.name)
             if not match or _changed_since(candidate, now - STALE_SECONDS):
                 continue
-            if _pid_alive(int(match.group(1))):
+            if pid_alive(int(match.group(1))):
                 continue
             if folder:
                 shutil.rmtree(candidate)

@@ -112,3 +112,25 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and getattr(exc, "filename", None) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
     return text
+
+
+def error_text(exc: BaseException, *, with_path: bool = True) -> str:
+    """A sciconv (or OS) error as the command line shows it: :func:`one_line`, the library's
+    ``overwrite=True`` said as the option ``--overwrite``; ``with_path=False``: a sciconv
+    error's message without the file it names (the caller names it).
+
+    Examples
+    --------
+    >>> from sciconv.errors import OutputExistsError
+    >>> error_text(OutputExistsError("output exists; pass overwrite=True", path="a.fits"))
+    'a.fits: output exists; pass --overwrite'
+    >>> error_text(OutputExistsError("output exists", path="a.fits"), with_path=False)
+    'output exists'
+    """
+    from sciconv.errors import OutputExistsError, SciconvError
+
+    shown = exc if with_path or not isinstance(exc, SciconvError) else SciconvError(exc.message)
+    text = one_line(shown)
+    if isinstance(exc, OutputExistsError):  # the library says overwrite=True
+        text = text.replace("overwrite=True", "--overwrite")
+    return text

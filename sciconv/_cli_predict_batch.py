@@ -20,14 +20,14 @@ Examples
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from sciconv._cli_common import EXIT_ERROR, EXIT_OK, one_line
-from sciconv.errors import ConfigError, OutputExistsError, SciconvError
+from sciconv._atomic import remove_scratch
+from sciconv._cli_common import EXIT_ERROR, EXIT_OK, error_text
+from sciconv.errors import ConfigError, SciconvError
 
 __all__ = ["Batch", "error_line", "is_input_error"]
 
@@ -69,17 +69,13 @@ def error_line(path: Path, exc: BaseException) -> str:
     --------
     >>> error_line(Path("a.fits"), SciconvError("no finite pixel", path="./a.fits"))
     'sciconv: error: a.fits: no finite pixel'
+    >>> from sciconv.errors import OutputExistsError
     >>> error_line(Path("a.fits"), OutputExistsError("exists; pass overwrite=True", path="o"))
     'sciconv: error: a.fits: o: exists; pass --overwrite'
     """
     named = exc.path if isinstance(exc, SciconvError) else None
-    if named is not None and _same_file(named, path):
-        text = one_line(SciconvError(exc.message))  # the input's own spelling leads
-    else:
-        text = one_line(exc)
-    if isinstance(exc, OutputExistsError):  # the library says overwrite=True
-        text = text.replace("overwrite=True", "--overwrite")
-    return f"sciconv: error: {path}: {text}"
+    own = named is not None and _same_file(named, path)  # the input's own spelling leads
+    return f"sciconv: error: {path}: {error_text(exc, with_path=not own)}"
 
 
 def _stamp(path: Path):
@@ -91,16 +87,6 @@ def _stamp(path: Path):
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _remove(path: Path) -> None:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    except OSError:  # the error that stopped the input is the one to report
-        pass
-
-
 def _remove_partial(products: dict, sidecars: dict) -> None:
     """An input that failed while its files were written: what it wrote removed, and then its
     planned products of an earlier run too (only there with ``--overwrite``: kept, they would
@@ -109,7 +95,7 @@ def _remove_partial(products: dict, sidecars: dict) -> None:
     if not changed:
         return
     for path in dict.fromkeys([*changed, *products]):
-        _remove(path)
+        remove_scratch(path)  # never raises: the error that stopped the input is reported
 
 
 class Batch:

@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from sciconv._atomic import pid_alive
 from sciconv.errors import ConfigError, SciconvWarning, WriteError
 
 __all__ = ["LOCK_FILE", "check_workdir_free", "lock_workdir", "read_lock"]
@@ -72,32 +73,6 @@ def read_lock(workdir: str | os.PathLike) -> dict | None:
     return {"unreadable": True, "age": age, "text": text}
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (``os.kill(pid, 0)``; no signal is sent)."""
-    if pid <= 0:  # 0 and negative ids name process groups
-        return False
-    if os.name == "nt":  # signal 0 would be CTRL_C_EVENT there
-        import ctypes
-
-        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return ctypes.get_last_error() == 5  # access denied: it exists
-        code = ctypes.c_ulong()
-        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        kernel32.CloseHandle(handle)
-        return code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by another user
-        return True
-    except OSError:  # cannot tell: assume it runs
-        return True
-    return True
-
-
 def _holder(lock: dict) -> str:
     if lock.get("unreadable"):
         return f"its lock file unreadable for {lock['age']:.0f} s"
@@ -123,7 +98,7 @@ def _verdict(workdir: Path, lock: dict) -> str:
             "again, or use another workdir",
             path=workdir,
         )
-    if _alive(int(lock["pid"])):
+    if pid_alive(int(lock["pid"])):
         raise ConfigError(
             f"workdir is in use by a run in progress ({_holder(lock)}); wait for it to end, "
             "or use another workdir",

@@ -33,7 +33,15 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from sciconv._cli_common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, Parser, one_line, say
+from sciconv._cli_common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    error_text,
+    one_line,
+    say,
+)
 from sciconv._cli_predict import (
     cmd_predict,
     is_fits,
@@ -54,7 +62,7 @@ from sciconv._cli_train import (  # noqa: F401 (the constants are re-exported)
     load_config,
 )
 from sciconv._quiet_tf import import_tensorflow_quietly
-from sciconv.errors import ConfigError, OutputExistsError, SciconvError
+from sciconv.errors import ConfigError, SciconvError
 
 __all__ = ["build_parser", "load_config", "main"]
 
@@ -253,9 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_ERROR
         if isinstance(exc, (SciconvError, OSError)):
-            msg = one_line(exc)
-            if isinstance(exc, OutputExistsError):  # the library says overwrite=True
-                msg = msg.replace("overwrite=True", "--overwrite")
+            msg = error_text(exc)
         else:
             msg = (
                 f"unexpected {type(exc).__name__}: {one_line(exc)} "
