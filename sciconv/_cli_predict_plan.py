@@ -335,11 +335,9 @@ def check_uncertainty(model, args) -> None:
     be equal, a spread of 0)."""
     if getattr(args, "uncertainty", None) != "mc_dropout":
         return
-    import keras
+    from sciconv.inference._uncertainty import has_dropout
 
-    from sciconv.models.precision import all_layers
-
-    if not any(isinstance(layer, keras.layers.Dropout) for layer in all_layers(model)):
+    if not has_dropout(model):
         raise ConfigError(
             f"--uncertainty mc_dropout: the model {model.name!r} has no Dropout layer, so its "
             "samples would all be equal (a spread of 0); use --uncertainty tta"

@@ -344,11 +344,9 @@ def mosaic_outputs(
     """
     from sciconv import postprocess
 
-    suffix = {"ecsv": ".ecsv", "votable": ".vot", "fits": ".fits"}.get(catalog_format)
-    if suffix is None:
-        raise InferenceError(
-            f"catalog_format must be 'ecsv', 'votable' or 'fits'; got {catalog_format!r}"
-        )
+    formats = postprocess.PRODUCT_CATALOG_FORMATS  # the same catalogs as write_products'
+    look_up_option(catalog_format, tuple(formats), name="catalog_format", error=InferenceError)
+    suffix = formats[catalog_format]
     out_dir = Path(out_dir)
     outs = {
         "labels": out_dir / f"{stem}_labels.zarr",

@@ -19,13 +19,13 @@ from sciconv.inference._scale import (
     image_pixel_scale,
     object_size_factor,
     resolve_scale,
+    same_factor,
 )
 from sciconv.inference._size_probe import (
     PROBE_LEVELS,
     boundary_share,
     grew,
     probe_factor,
-    same_factor,
     wants_probe,
 )
 from sciconv.inference._source import is_dask, validate_image

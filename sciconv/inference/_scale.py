@@ -29,6 +29,7 @@ __all__ = [
     "physical_object_size",
     "resample",
     "resolve_scale",
+    "same_factor",
 ]
 
 #: Factors closer to 1 than this are treated as 1: resampling by 0.5 % only blurs the image.
@@ -164,7 +165,7 @@ def resolve_scale(
             path=path,
         ) from exc
     factor = image_scale.mean / model_scale.mean
-    if abs(factor - 1.0) < SCALE_TOLERANCE:
+    if same_factor(factor, 1.0):
         return 1.0
     factor = float(f"{factor:.12g}")
     if isinstance(scale, str):  # "auto": a resampling nobody asked for explicitly is said
@@ -302,7 +303,7 @@ def object_size_factor(
     training = _explicit_factor(training_size, path)
     size_px = physical_object_size(object_size, pixel_scale, path=path)
     factor = training / size_px
-    return 1.0 if abs(factor - 1.0) < SCALE_TOLERANCE else float(f"{factor:.12g}")
+    return 1.0 if same_factor(factor, 1.0) else float(f"{factor:.12g}")
 
 
 def auto_size_factor(
@@ -367,7 +368,19 @@ def auto_size_factor(
     if low <= d * factor <= high:
         return None
     again = float(f"{float(training_size) / d:.3g}")
-    return None if abs(again / factor - 1.0) < SCALE_TOLERANCE else again
+    return None if same_factor(again, factor) else again
+
+
+def same_factor(a: float, b: float) -> bool:
+    """Whether zoom factors ``a`` and ``b`` are the same resampling (their ratio within
+    :data:`SCALE_TOLERANCE` of 1).
+
+    Examples
+    --------
+    >>> same_factor(0.5, 0.502), same_factor(0.5, 0.52)
+    (True, False)
+    """
+    return abs(a / b - 1.0) < SCALE_TOLERANCE
 
 
 def resample(image: Any, factor: float, *, order: int = 1) -> np.ndarray:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from sciconv.errors import SciconvWarning
-from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS, SCALE_TOLERANCE
+from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS
 
 #: A first pass whose objects hold less boundary probability than this, on average, is probed
 #: at half resolution (objects at the training size hold 0.08-0.39 on real images).
@@ -163,8 +163,3 @@ def probe_factor(meta: Mapping, first, probe, *, stacklevel: int = 2) -> float:
         stacklevel=stacklevel,
     )
     return again
-
-
-def same_factor(a: float, b: float) -> bool:
-    """Whether two zoom factors are the same resampling (within ``SCALE_TOLERANCE``)."""
-    return abs(a / b - 1.0) < SCALE_TOLERANCE

@@ -48,6 +48,7 @@ from sciconv.models.uncertainty_layers import (
 __all__ = [
     "UNCERTAINTY_METHODS",
     "UNCERTAINTY_OUTPUTS",
+    "has_dropout",
     "predict_uncertainty",
     "split_moments",
     "uncertainty_model",
@@ -77,6 +78,19 @@ def _validate_per_pixel(model, *, name: str = "model") -> None:
 
 def _is_dropout(layer) -> bool:
     return isinstance(layer, keras.layers.Dropout) and not isinstance(layer, AlwaysDropout)
+
+
+def has_dropout(model: keras.Model) -> bool:
+    """Whether ``model`` has a Dropout (or SpatialDropout) layer, nested ones included: what
+    ``method="mc_dropout"`` samples with.
+
+    Examples
+    --------
+    >>> from sciconv.models import segmenter
+    >>> has_dropout(segmenter((None, None, 1), depth=1, filters=2))
+    False
+    """
+    return any(_is_dropout(layer) for layer in all_layers(model))
 
 
 def _mc_dropout_clone(model: keras.Model, seed: int) -> keras.Model:
@@ -252,7 +266,7 @@ def uncertainty_model(
         preds = [m(x) for m in members]
         moments = EnsembleMoments(output=output, name=f"{base.name}_ensemble_moments")(preds)
     else:
-        if not any(_is_dropout(layer) for layer in all_layers(base)):
+        if not has_dropout(base):
             raise InferenceError(
                 f"model {base.name!r} has no Dropout or SpatialDropout layer: mc_dropout "
                 "samples would all be equal and the spread 0 everywhere, an error bar of 0 "
