@@ -79,16 +79,21 @@ def _synced(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def _link_or_copy(source: Path, tmp: Path) -> None:
+    """``source``'s content at the free temporary path ``tmp``: a hard link (``source`` is only
+    ever replaced, never written in place) or, where there are none, a copy on disk."""
+    tmp.unlink()
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+        _synced(tmp)
+
+
 def _link(source: Path, target: Path) -> None:
-    """Put ``source``'s content at ``target`` atomically: a hard link (``source`` is only ever
-    replaced, never written in place) or, where there are none, a copy."""
+    """Put ``source``'s content at ``target`` atomically (:func:`_link_or_copy`, renamed)."""
     with _temporary(target) as tmp:
-        tmp.unlink()
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-            _synced(tmp)
+        _link_or_copy(source, tmp)
         os.replace(tmp, target)
 
 
@@ -188,11 +193,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 self.model.load_weights(str(weights))
             else:  # Keras reads only files named *.weights.h5
                 with _temporary(self.weights_path) as tmp:
-                    tmp.unlink()
-                    try:
-                        os.link(weights, tmp)
-                    except OSError:
-                        shutil.copyfile(weights, tmp)
+                    _link_or_copy(weights, tmp)
                     self.model.load_weights(str(tmp))
         epoch = 0
         if state.exists():
