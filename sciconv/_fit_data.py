@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
+from sciconv._validation import is_one_hot, not_whole
 from sciconv.errors import ConfigError, ModelError
 from sciconv.models import get_metadata
 
@@ -97,16 +98,13 @@ def _check_ids(y: np.ndarray, k: int, *, name: str, model) -> None:
         raise ConfigError(f"{name}: labels must be class ids 0..{k - 1}; got dtype {y.dtype}")
     if y.size == 0:
         return
-    if y.dtype.kind == "f":
-        finite = np.isfinite(y)
-        whole = finite & (np.mod(np.where(finite, y, 0), 1) == 0)
-        if not whole.all():
-            sample = np.unique(y[~whole])[:3].tolist()
-            raise ConfigError(
-                f"{name}: labels must be whole class ids 0..{k - 1}; got values that are not "
-                f"integers (e.g. {sample}). A classifier learns one class per image: round "
-                "them, or train a regressor for continuous targets"
-            )
+    sample = not_whole(y)[:3].tolist()
+    if sample:
+        raise ConfigError(
+            f"{name}: labels must be whole class ids 0..{k - 1}; got values that are not "
+            f"integers (e.g. {sample}). A classifier learns one class per image: round "
+            "them, or train a regressor for continuous targets"
+        )
     low, high = y.min(), y.max()
     if low < 0 or high >= k:
         raise ConfigError(
@@ -168,9 +166,7 @@ def _one_hot_ids(y: np.ndarray, k: int, *, name: str) -> np.ndarray:
             f"{name}: labels have {y.shape[1]} columns (shape {y.shape}) but the model has {k} "
             f"classes; pass class ids (N,) 0..{k - 1} or one-hot rows of width {k}"
         )
-    if y.dtype.kind not in "biuf" or not (
-        np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)
-    ):
+    if not is_one_hot(y):
         raise ConfigError(
             f"{name}: labels of shape {y.shape} are not one-hot rows (a single 1 per row); "
             "pass class ids (N,), or for soft labels compile the model yourself with "

@@ -12,6 +12,8 @@ import difflib
 import os
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 from sciconv.errors import ConfigError
 
 
@@ -113,3 +115,39 @@ def refuse_path(value, *, name: str, reader: str = "sciconv.io.read", error=Conf
             f"{name} must be pixels (an array), not the file name {str(value)!r}; read it "
             f"first with {reader}"
         )
+
+
+def not_whole(values) -> np.ndarray:
+    """The distinct values of a numeric array that are not whole numbers (NaN, inf, 0.5).
+
+    One rule for every place that takes class ids from numbers (datasets, fit, calibration).
+
+    Examples
+    --------
+    >>> not_whole([0.0, 1.0, 0.5, np.nan]).tolist()
+    [0.5, nan]
+    >>> not_whole(np.array([3, 4])).size
+    0
+    """
+    y = np.asarray(values)
+    if y.dtype.kind in "biu":
+        return y[:0].reshape(-1)
+    finite = np.isfinite(y)
+    return np.unique(y[~finite | (np.mod(np.where(finite, y, 0), 1) != 0)])
+
+
+def is_one_hot(rows) -> bool:
+    """True when ``rows`` is a numeric ``(N, K)`` array with a single 1 and zeros in each row.
+
+    Examples
+    --------
+    >>> is_one_hot([[0, 1], [1, 0]]), is_one_hot([[0.5, 0.5], [1, 0]])
+    (True, False)
+    """
+    y = np.asarray(rows)
+    return bool(
+        y.ndim == 2
+        and y.dtype.kind in "biuf"
+        and np.all((y == 0) | (y == 1))
+        and np.all(y.sum(axis=1) == 1)
+    )

@@ -45,7 +45,7 @@ import warnings
 import keras
 import numpy as np
 
-from sciconv._validation import check_int, look_up_option
+from sciconv._validation import check_int, is_one_hot, look_up_option, not_whole
 from sciconv.errors import ConfigError, ModelError, SciconvWarning
 from sciconv.models import get_metadata
 from sciconv.models.layers import SciconvMetadata
@@ -101,7 +101,12 @@ def _targets(y, p: np.ndarray, mode: str) -> np.ndarray:
     y = np.asarray(y)
     n, k = p.shape
     if mode == "softmax":
-        if y.ndim == 2 and y.shape == p.shape:
+        if y.ndim == 2 and y.shape == p.shape and k > 1:
+            if not is_one_hot(y):
+                raise ConfigError(
+                    f"y of shape {y.shape} is not one-hot rows (a single 1 per row); pass class "
+                    "ids (N,) or one-hot rows"
+                )
             y = y.argmax(axis=1)
         y = y.reshape(-1)
         if y.dtype == bool:
@@ -111,7 +116,7 @@ def _targets(y, p: np.ndarray, mode: str) -> np.ndarray:
                 f"y must hold {n} class ids (or one-hot rows of width {k}); got shape {y.shape} "
                 f"of {y.dtype}"
             )
-        odd = y[~np.isfinite(y) | (y != np.round(y))]  # NaN, inf, 0.9
+        odd = not_whole(y)  # NaN, inf, 0.9
         if odd.size:
             raise ConfigError(
                 f"y must hold whole class ids; got values that are not integers (e.g. "

@@ -272,3 +272,16 @@ def test_class_ids_must_be_whole_numbers_and_booleans_are_0_and_1():
     assert expected_calibration_error(p, y.astype(bool)) == pytest.approx(
         expected_calibration_error(p, y)
     )
+
+
+def test_soft_label_rows_are_refused_and_one_hot_rows_are_class_ids():
+    """Rows of shape (N, K) were taken by their argmax whatever they held, so soft labels
+    (0.6 / 0.4) were scored as if they were the class of their largest share."""
+    p = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    y = np.array([0, 1, 0, 1])
+    assert expected_calibration_error(p, np.eye(2)[y]) == pytest.approx(
+        expected_calibration_error(p, y)
+    )
+    soft = np.array([[0.6, 0.4], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    with pytest.raises(ConfigError, match=r"not one-hot rows"):
+        expected_calibration_error(p, soft)

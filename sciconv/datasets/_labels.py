@@ -6,20 +6,13 @@ import warnings
 
 import numpy as np
 
+from sciconv._validation import is_one_hot, not_whole
 from sciconv.datasets._classes import class_order
 from sciconv.errors import DatasetError, SciconvWarning
 
 __all__ = ["array_labels"]
 
 MAX_CLASS_ID = int(np.iinfo(np.int32).max)
-
-
-def _whole(y: np.ndarray) -> bool:
-    return bool(np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0))
-
-
-def _one_hot(y: np.ndarray) -> bool:
-    return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
 
 
 def _names_ids(y: np.ndarray, class_names) -> tuple[np.ndarray, list[str]]:
@@ -99,10 +92,10 @@ def array_labels(labels, class_names, n: int) -> tuple[str, np.ndarray, list[str
     if flat.ndim == 1 and y.dtype.kind in "iu" and (y.ndim == 1 or class_names is not None):
         return ("classification", *_class_ids(flat, class_names))
     if class_names is not None:
-        if flat.ndim == 1 and _whole(flat):
+        if flat.ndim == 1 and not_whole(flat).size == 0:
             return ("classification", *_class_ids(flat, class_names))
         k = len(class_names)
-        if y.ndim == 2 and y.shape[1] == k > 1 and _one_hot(y):
+        if y.ndim == 2 and y.shape[1] == k > 1 and is_one_hot(y):
             return "classification", np.argmax(y, axis=1).astype(np.int32), list(class_names)
         warnings.warn(
             f"class_names {list(class_names)[:5]} ignored: labels of dtype {y.dtype} and shape "
