@@ -25,7 +25,6 @@ from pathlib import Path
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
 
 __all__ = [
-    "PRODUCT_SUFFIXES",
     "check_outputs",
     "check_tiling",
     "check_uncertainty",
@@ -273,13 +272,6 @@ def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path
     return [p for p in paths if p not in earlier], own
 
 
-#: What ``sciconv predict`` appends to an input's name for its image products (``a_prob.tif``).
-PRODUCT_SUFFIXES = ("_prob", "_labels", "_uncert", "_mask")
-
-# the extensions of those products: TIFF, FITS, zarr (block by block) and OME-Zarr stores
-_PRODUCT_EXTENSIONS = (".tif", ".fits", ".zarr")
-
-
 def earlier_products(paths: Sequence[Path]) -> list[Path]:
     """The inputs named as image products of another input of the same batch: ``a_labels.tif``,
     ``a_prob.fits``, ``a_labels.zarr`` beside an ``a.*`` (an earlier run's, written into the
@@ -292,14 +284,17 @@ def earlier_products(paths: Sequence[Path]) -> list[Path]:
     >>> [p.name for p in found]
     ['a_labels.tif']
     """
-    from sciconv import io
+    from sciconv import io, postprocess
 
+    # the image products' extensions, and zarr for the block-by-block labels
+    extensions = (*postprocess.PRODUCT_FORMATS.values(), ".zarr")
+    suffixes = postprocess.PRODUCT_SUFFIXES.values()
     stems = {io.image_stem(p) for p in paths}
     found = []
     for p in paths:
         stem = io.image_stem(p)
-        base = next((stem[: -len(s)] for s in PRODUCT_SUFFIXES if stem.endswith(s)), None)
-        if base and base in stems and p.name.lower().endswith(_PRODUCT_EXTENSIONS):
+        base = next((stem[: -len(s)] for s in suffixes if stem.endswith(s)), None)
+        if base and base in stems and p.name.lower().endswith(extensions):
             found.append(p)
     return found
 

@@ -349,7 +349,7 @@ def mosaic_outputs(
     suffix = formats[catalog_format]
     out_dir = Path(out_dir)
     outs = {
-        "labels": out_dir / f"{stem}_labels.zarr",
+        "labels": out_dir / f"{stem}{postprocess.PRODUCT_SUFFIXES['labels']}.zarr",
         "catalog": out_dir / f"{stem}_catalog{suffix}",
     }
     if regions is not None:

@@ -77,6 +77,7 @@ from sciconv.postprocess._uncertainty import foreground_probability, object_scor
 from sciconv.postprocess._writers import (
     PRODUCT_CATALOG_FORMATS,
     PRODUCT_FORMATS,
+    PRODUCT_SUFFIXES,
     class_name_list,
     product_paths,
     write_products,
@@ -91,6 +92,7 @@ __all__ = [
     "PHYSICAL_COLUMNS",
     "PRODUCT_CATALOG_FORMATS",
     "PRODUCT_FORMATS",
+    "PRODUCT_SUFFIXES",
     "REGION_FORMATS",
     "REGION_SHAPES",
     "add_physical_columns",

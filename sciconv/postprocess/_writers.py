@@ -30,6 +30,9 @@ from sciconv.postprocess._zarr_products import (
 PRODUCT_FORMATS = {"fits": ".fits", "tiff": ".tif", "ome-zarr": ".ome.zarr"}
 #: Catalog formats of :func:`write_products` (``sciconv predict --catalog-format``): extension.
 PRODUCT_CATALOG_FORMATS = {"ecsv": ".ecsv", "votable": ".vot", "fits": ".fits"}
+#: What a product's file name appends to the image's name (``m31_prob.fits``); an OME-Zarr
+#: store keeps probabilities, labels and mask in one ``{stem}.ome.zarr`` (uncertainty beside it).
+PRODUCT_SUFFIXES = {"prob": "_prob", "labels": "_labels", "uncert": "_uncert", "mask": "_mask"}
 # class names of a probability cube whose model recorded none: the planes as instances() reads them
 _DEFAULT_CLASSES = {
     1: ("foreground",),
@@ -96,12 +99,11 @@ def product_paths(
             "prob": store,
             "labels": store / "labels" / ZARR_LABELS,
             "mask": store / "labels" / ZARR_MASK,
-            "uncert": out_dir / f"{stem}_uncert{ext}",
+            "uncert": out_dir / f"{stem}{PRODUCT_SUFFIXES['uncert']}{ext}",
             "catalog": catalog,
         }
-    paths = {"prob": out_dir / f"{stem}_prob{ext}", "labels": out_dir / f"{stem}_labels{ext}"}
-    if fmt == "tiff":
-        paths.update(mask=out_dir / f"{stem}_mask{ext}", uncert=out_dir / f"{stem}_uncert{ext}")
+    kinds = ("prob", "labels", "mask", "uncert") if fmt == "tiff" else ("prob", "labels")
+    paths = {k: out_dir / f"{stem}{PRODUCT_SUFFIXES[k]}{ext}" for k in kinds}
     paths["catalog"] = catalog
     return paths
 
