@@ -279,7 +279,9 @@ def _provenance(params: dict, args, model, channels: int) -> dict:
         "hdu": getattr(args, "hdu", None),
     }
     out = {**params, **{k: v for k, v in extra.items() if v is not None}}
-    if out.get("precision") == "auto":  # the choice is cached by the prediction: no new timing
+    if out.get("precision") == "auto" and args.uncertainty is not None:
+        out["precision"] = f"{inference.UNCERTAINTY_PRECISION} (auto)"
+    elif out.get("precision") == "auto":  # the choice is cached by the prediction: no new timing
         chosen = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
         out["precision"] = f"{chosen} (auto)"
     return out

@@ -259,6 +259,11 @@ def test_uncertainty_on_an_image_without_objects(capsys, tmp_path):
 
     table = Table.read(out / "a_catalog.ecsv")
     assert len(table) == 0 and {"label", "score", "uncertainty"} <= set(table.colnames)
+    # the maps were computed in float32 whatever "auto" picks for the model (the HISTORY said
+    # the model's bfloat16 choice while the uncertainty wrapper ran in float32)
+    with tifffile.TiffFile(out / "a_prob.tif") as tif:
+        history = " ".join(tif.shaped_metadata[0]["history"])
+    assert "precision = 'float32 (auto)'" in history, history
 
 
 # -------------------------------------------------------------- --skip-existing (QA report, resume)

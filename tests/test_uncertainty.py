@@ -122,6 +122,21 @@ def test_mc_dropout_gives_spread_with_dropout_and_keeps_batchnorm_in_inference(k
     assert not any(isinstance(layer, AlwaysDropout) for layer in model.layers)  # model untouched
 
 
+def test_uncertainty_maps_stay_float32_when_auto_would_choose_bfloat16(monkeypatch):
+    """Under precision="auto" on a bfloat16 CPU the mc_dropout maps came out on bfloat16's
+    steps (p = 255/256, spreads of exactly 0): the moments of the samples need float32."""
+    model = _bn_model("dropout")
+    image = RNG.normal(size=(16, 16)).astype("float32")
+    kw = dict(method="mc_dropout", samples=4, **TILED)
+    float32 = predict_uncertainty(model, image, precision="float32", **kw)
+    monkeypatch.setenv("SCICONV_PRECISION", "bfloat16")  # what "auto" picks on such a CPU
+    auto = predict_uncertainty(model, image, **kw)
+    for a, b in zip(auto, float32):
+        np.testing.assert_array_equal(a, b)
+    bf16 = predict_uncertainty(model, image, precision="bfloat16", **kw)  # asked for: honoured
+    assert not np.array_equal(bf16[1], float32[1])
+
+
 def test_mc_dropout_without_dropout_is_refused():
     """Samples of a model without dropout are all equal: the error bar would be 0 everywhere
     (pretrained:nuclei through `--uncertainty mc_dropout` wrote all-zero maps)."""

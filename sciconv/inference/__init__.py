@@ -113,6 +113,7 @@ from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._tiles import AUTO_TILE_MAX
 from sciconv.inference._uncertainty import (
     UNCERTAINTY_METHODS,
+    UNCERTAINTY_PRECISION,
     predict_uncertainty,
     split_moments,
     uncertainty_model,
@@ -131,6 +132,7 @@ __all__ = [
     "PRECISIONS",
     "TTA_MODES",
     "UNCERTAINTY_METHODS",
+    "UNCERTAINTY_PRECISION",
     "BlockPlan",
     "PredictionSettings",
     "auto_size_again",

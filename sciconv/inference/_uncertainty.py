@@ -48,6 +48,7 @@ from sciconv.models.uncertainty_layers import (
 __all__ = [
     "UNCERTAINTY_METHODS",
     "UNCERTAINTY_OUTPUTS",
+    "UNCERTAINTY_PRECISION",
     "has_dropout",
     "predict_uncertainty",
     "split_moments",
@@ -56,6 +57,8 @@ __all__ = [
 
 #: How the spread is estimated: the 8 D4 transforms, dropout kept on, or several models.
 UNCERTAINTY_METHODS = ("tta", "mc_dropout", "ensemble")
+#: What ``precision="auto"`` means for uncertainty maps: spreads of a few thousandths need float32.
+UNCERTAINTY_PRECISION = "float32"
 _EPS = 1e-7
 
 
@@ -342,6 +345,9 @@ def predict_uncertainty(
         Passed to :func:`sciconv.inference.predict_tiled` (``tile``, ``overlap``, ``batch_size``,
         ``normalize``, ``blend``, ``progress``, ...). ``tta`` and ``uncertainty`` are not
         accepted (choose ``method=``) and neither is ``out`` (two maps come back).
+        ``precision="auto"`` (the default) computes in float32 here: a spread of a few
+        thousandths is below bfloat16's resolution (steps of 1/256 near 1), so the maps would
+        come out quantized; ask for ``precision="bfloat16"`` to trade that for speed.
 
     Returns
     -------
@@ -374,6 +380,8 @@ def predict_uncertainty(
     ):
         if bad in predict_tiled_kwargs:
             raise InferenceError(f"predict_uncertainty does not take {bad}= ({hint})")
+    if predict_tiled_kwargs.get("precision", "auto") == "auto":
+        predict_tiled_kwargs["precision"] = UNCERTAINTY_PRECISION
     wrapper = _cached_wrapper(model, method, models, samples, output, seed)
     if isinstance(predict_tiled_kwargs.get("overlap", "auto"), str):
         if predict_tiled_kwargs.get("overlap", "auto") == "auto":
