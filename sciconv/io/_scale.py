@@ -55,6 +55,11 @@ class PixelScale:
     area_ratio : float, optional
         A pixel's area over ``y * x`` (1: perpendicular axes; a skewed WCS gives less);
         :attr:`area` uses it.
+    matrix : 2 x 2 array_like, optional
+        The pixel's offsets in ``unit``: column 0 is a step of one pixel along x, column 1 along
+        y (a celestial WCS's ``pixel_scale_matrix``, rotated and skewed as it is); None for axes
+        along the pixel grid, ``diag(x, y)``. :attr:`jacobian` reads it; shapes (ellipses) are
+        mapped through it.
 
     Raises
     ------
@@ -76,6 +81,8 @@ class PixelScale:
     #: The pixel's area over ``y * x``: ``sin`` of the angle between its axes, 1 when they are
     #: perpendicular (every microscope; a skewed WCS, e.g. HST ACS's distorted frames, < 1).
     area_ratio: float = dataclasses.field(default=1.0, repr=False, compare=False)
+    #: A step of one pixel along x (column 0) and y (column 1) in ``unit``; None: ``diag(x, y)``.
+    matrix: tuple | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         for axis in ("y", "x"):
@@ -92,6 +99,11 @@ class PixelScale:
         if not 0 < ratio <= 1:
             raise ConfigError(f"area_ratio must be a number in (0, 1]; got {ratio!r}")
         object.__setattr__(self, "area_ratio", float(ratio))
+        if self.matrix is not None:
+            m = np.asarray(self.matrix, dtype=np.float64)
+            if m.shape != (2, 2) or not np.all(np.isfinite(m)) or np.linalg.det(m) == 0:
+                raise ConfigError(f"matrix must be an invertible 2 x 2 array; got {self.matrix!r}")
+            object.__setattr__(self, "matrix", tuple(map(tuple, m.tolist())))
 
     @property
     def quantity(self):
@@ -104,6 +116,20 @@ class PixelScale:
     def area(self) -> float:
         """The area of one pixel in ``unit`` squared: ``y * x * area_ratio``."""
         return self.y * self.x * self.area_ratio
+
+    @property
+    def jacobian(self) -> np.ndarray:
+        """The 2 x 2 map of a pixel offset ``(dx, dy)`` to ``unit``: :attr:`matrix`, else
+        ``diag(x, y)``.
+
+        Examples
+        --------
+        >>> PixelScale(0.5, 0.25, "um").jacobian.tolist()
+        [[0.25, 0.0], [0.0, 0.5]]
+        """
+        if self.matrix is not None:
+            return np.array(self.matrix, dtype=np.float64)
+        return np.diag([self.x, self.y]).astype(np.float64)
 
     @property
     def mean(self) -> float:
@@ -131,7 +157,8 @@ class PixelScale:
                 f"a pixel scale in {self.unit} cannot be expressed in {target.to_string()} "
                 f"({parse_unit(self.unit).physical_type} vs {target.physical_type})"
             ) from exc
-        return PixelScale(float(y), float(x), target, self.area_ratio)
+        matrix = None if self.matrix is None else self.jacobian * (float(y) / self.y)
+        return PixelScale(float(y), float(x), target, self.area_ratio, matrix)
 
     def to_dict(self) -> dict:
         """``{"y": ..., "x": ..., "unit": ...}``: JSON for run configs and model metadata.
@@ -218,7 +245,10 @@ class PixelScale:
             units = [str(cel.wcs.cunit[i]) or "deg" for i in range(2)]
             sx = (sx * u.Unit(units[0])).to_value(u.arcsec)
             sy = (sy * u.Unit(units[1])).to_value(u.arcsec)
-            return cls(float(sy), float(sx), "arcsec", ratio if 0 < ratio < 1 else 1.0)
+            rows = [u.Unit(unit).to(u.arcsec) for unit in units]  # world axis i per pixel
+            matrix = np.asarray(cel.pixel_scale_matrix, dtype=np.float64)[:2, :2]
+            matrix = matrix * np.asarray(rows, dtype=np.float64)[:, None]
+            return cls(float(sy), float(sx), "arcsec", ratio if 0 < ratio < 1 else 1.0, matrix)
         except Exception:  # singular matrix, odd units: the scale is unknown, not an error
             return None
 

@@ -29,8 +29,10 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
 
     ``area_phys`` is ``area`` times the pixel area (:attr:`sciconv.io.PixelScale.area`:
     ``y * x``, less for a skewed WCS), in unit²; ``equivalent_diameter_phys`` is the diameter of
-    the circle of that area; ``semi_major_phys`` / ``semi_minor_phys`` are the pixel axes times
-    the square root of the pixel area (exact for square pixels, the usual case). Each new
+    the circle of that area; ``semi_major_phys`` / ``semi_minor_phys`` are the semi-axes of the
+    second-moment ellipse mapped through the pixel's shape (:attr:`sciconv.io.PixelScale.jacobian`:
+    non-square, rotated and skewed pixels alike), or, for a table without ``orientation``, the
+    pixel axes times the square root of the pixel area (exact for square pixels). Each new
     column carries its astropy unit, a description and an IVOA UCD (``col.meta["ucd"]``), and
     ``table.meta["PIXSCALE"]`` records the scale as ``"y x unit"``.
 
@@ -78,10 +80,15 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
         "area_phys": (area, unit**2),
         "equivalent_diameter_phys": (2.0 * np.sqrt(area / np.pi), unit),
     }
-    for name in ("semi_major_phys", "semi_minor_phys"):
-        source = PHYSICAL_COLUMNS[name][0]
-        if source in table.colnames:
-            values[name] = (np.asarray(table[source], dtype=np.float64) * np.sqrt(scale.area), unit)
+    if {"semi_major", "semi_minor", "orientation"} <= set(table.colnames):
+        major, minor = _mapped_axes(table, scale.jacobian)
+        values.update(semi_major_phys=(major, unit), semi_minor_phys=(minor, unit))
+    else:
+        for name in ("semi_major_phys", "semi_minor_phys"):
+            source = PHYSICAL_COLUMNS[name][0]
+            if source in table.colnames:
+                axis = np.asarray(table[source], dtype=np.float64)
+                values[name] = (axis * np.sqrt(scale.area), unit)
     for name, (value, col_unit) in values.items():
         table[name] = value
         table[name].unit = col_unit
@@ -89,3 +96,21 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
         table[name].meta["ucd"] = PHYSICAL_COLUMNS[name][1]
     table.meta["PIXSCALE"] = f"{scale.y:.10g} {scale.x:.10g} {scale.unit}"
     return table
+
+
+def _mapped_axes(table, jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Semi-axes of each row's ellipse (pixels; ``orientation`` in degrees from +x towards +y)
+    after the linear map ``jacobian``: the square roots of the eigenvalues of ``J C J^T``."""
+    a = np.asarray(table["semi_major"], dtype=np.float64)
+    b = np.asarray(table["semi_minor"], dtype=np.float64)
+    theta = np.deg2rad(np.asarray(table["orientation"], dtype=np.float64))
+    c, s = np.cos(theta), np.sin(theta)
+    # pixel covariance C = a^2 u u^T + b^2 v v^T, u = (c, s), v = (-s, c)
+    cov = np.empty((a.size, 2, 2))
+    cov[:, 0, 0] = a**2 * c**2 + b**2 * s**2
+    cov[:, 1, 1] = a**2 * s**2 + b**2 * c**2
+    cov[:, 0, 1] = cov[:, 1, 0] = (a**2 - b**2) * c * s
+    mapped = jacobian @ cov @ jacobian.T
+    eig = np.linalg.eigvalsh(mapped)  # ascending
+    eig = np.clip(eig, 0.0, None)
+    return np.sqrt(eig[:, 1]), np.sqrt(eig[:, 0])
