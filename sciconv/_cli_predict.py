@@ -253,12 +253,16 @@ def _segment_image(model, img, args, params, progress):
     std = spread[0] if spread else None
     # the mask columns (flag_masked, masked_fraction) whenever the image has a mask, bad pixels
     # or not, as the block-wise path gives them; the mask product only when a pixel is bad
-    background = None
+    background, error, source = None, "auto", None  # "auto": the image's own uncertainty
     if postprocess.wants_background(args.background, img):
-        background = postprocess.estimate_background(img, labels)
+        background, rms = postprocess.background_and_rms(img, labels)
+        # flux errors: the image's uncertainty, else background noise + the sources' Poisson term
+        error, source = postprocess.estimate_error(img, background=background, background_rms=rms)
     table = postprocess.measure(  # mask="auto": img.mask or its NaN pixels
-        labels, intensity=img, wcs=img.wcs, background=background
+        labels, intensity=img, wcs=img.wcs, background=background, error=error
     )
+    if source is not None and "flux_err" in table.colnames:
+        table.meta["FLUXERR"] = source
     postprocess.add_physical_columns(table, img.pixel_scale)  # arcsec/um sizes, when known
     if std is not None:  # each object's score and uncertainty
         table = _with_scores(table, postprocess.object_scores(labels, prob, std))

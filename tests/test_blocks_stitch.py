@@ -206,6 +206,7 @@ def test_block_catalog_has_physical_sizes_and_flux_units_of_the_image(model):
     from sciconv.io import GridImage
 
     image, _ = _masked_image()
+    image = image + np.random.default_rng(0).normal(0, 0.01, image.shape).astype(image.dtype)
     img = GridImage(
         image[..., None],
         meta={"pixel_scale": {"y": 0.5, "x": 0.5, "unit": "um"}, "unit": "adu"},
@@ -216,5 +217,8 @@ def test_block_catalog_has_physical_sizes_and_flux_units_of_the_image(model):
     )  # fmt: skip
     assert str(table["area_phys"].unit) == "um2"
     np.testing.assert_allclose(table["area_phys"], table["area"] * 0.25)
-    for name in ("flux_sum", "flux", "background"):
+    for name in ("flux_sum", "flux", "flux_err", "background"):
         assert str(table[name].unit) == "adu", name
+    # flux errors block by block: the window's background noise (no GAIN here: no Poisson term)
+    assert np.all(np.isfinite(table["flux_err"])) and np.all(table["flux_err"] > 0)
+    assert table.meta["FLUXERR"].startswith("background rms only")

@@ -472,7 +472,9 @@ def test_train_and_predict_segmenter_keeps_fits_wcs(capsys, tmp_path):
     assert "ra" in cat.colnames and "dec" in cat.colnames
     assert len(cat) == int(np.nanmax(labels.data))
     # a sky image: background-subtracted fluxes beside the raw sums (--background auto)
-    assert {"flux", "background"} <= set(cat.colnames)
+    assert {"flux", "background", "flux_err"} <= set(cat.colnames)
+    assert np.all(cat["flux_err"] > 0)  # no BUNIT / GAIN: the background's noise alone
+    assert cat.meta["FLUXERR"].startswith("background rms only")
     np.testing.assert_allclose(
         cat["flux"], cat["flux_sum"] - cat["background"] * cat["area"], rtol=1e-6, atol=1e-6
     )

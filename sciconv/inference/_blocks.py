@@ -103,6 +103,7 @@ def _segment_block(
     path,
     bad=None,
     background=False,
+    gain=None,
 ):
     """Predict and label one block; return its owned objects (window-relative) and rows."""
     from sciconv import postprocess
@@ -138,9 +139,10 @@ def _segment_block(
     labels = postprocess.instances(prob, **kwargs)
     del prob
     # the window's background with all its objects left out (owned or not), for the catalog
-    sky = None
+    sky = error = None
     if catalog and background and labels.any():  # a window without objects has no rows
-        sky = postprocess.estimate_background(raw, labels)
+        sky, rms = postprocess.background_and_rms(raw, labels)
+        error, _ = postprocess.estimate_error(raw, background=sky, background_rms=rms, gain=gain)
     keep, cut, left = select_owned(labels, plan, (i, j))
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())
@@ -164,7 +166,9 @@ def _segment_block(
             mask = bad.read((wy0, wy1), (wx0, wx1), dtype=bool)
         elif bad == "nonfinite":  # a lazy GridImage: its bad pixels are NaN
             mask = ~np.isfinite(raw)
-        table = postprocess.measure(labels, intensity=raw, wcs=sub_wcs, mask=mask, background=sky)
+        table = postprocess.measure(
+            labels, intensity=raw, wcs=sub_wcs, mask=mask, background=sky, error=error
+        )
         for name in ("x", "x_weighted", "bbox_xmin", "bbox_xmax"):
             if name in table.colnames:
                 table[name] += wx0
@@ -355,7 +359,9 @@ def predict_instances_blocks(
     background : bool, optional
         Catalog ``flux`` and ``background`` columns (and weighted centroids) against a
         background map of each block window (:func:`sciconv.postprocess.estimate_background`,
-        all the window's objects left out), as ``measure(background=)`` gives them.
+        all the window's objects left out), as ``measure(background=)`` gives them, and
+        ``flux_err`` from the window's background noise and the sources' Poisson noise
+        (:func:`sciconv.postprocess.estimate_error`, the image's gain from its header).
     scheduler : None or dask.distributed.Client, optional
         None: blocks run one after another here. A ``Client``: blocks run on its workers (the
         model travels as its ``.keras`` file, loaded once per worker with
@@ -403,6 +409,7 @@ def predict_instances_blocks(
     >>> int(labels.max()), int((labels == 1).sum())
     (1, 160)
     """
+    from sciconv import postprocess
     from sciconv.inference._instances import postprocess_kwargs
 
     if isinstance(model, (str, os.PathLike)):
@@ -475,6 +482,7 @@ def predict_instances_blocks(
         path=path,
         bad=bad if catalog else None,
         background=bool(background),
+        gain=postprocess.effective_gain(image) if catalog and background else None,
     )
     output = None
     try:
@@ -488,13 +496,13 @@ def predict_instances_blocks(
             output.abort()
         raise
     unit = getattr(image, "unit", None)  # a GridImage's BUNIT, an NDData's unit
+    if table is not None and "flux_err" in table.colnames:
+        table.meta["FLUXERR"] = postprocess.error_source(task["gain"])
     if table is not None and unit is not None:  # the blocks measured raw arrays, unitless
-        for name in ("flux_sum", "flux_mean", "flux", "background"):
+        for name in ("flux_sum", "flux_mean", "flux", "flux_err", "background"):
             if name in table.colnames:
                 table[name].unit = unit
     if table is not None:  # sizes in um / arcsec, as the whole-image catalogs have them
-        from sciconv import postprocess
-
         postprocess.add_physical_columns(table, image_pixel_scale(image))
     return (labels, table) if catalog else labels
 
@@ -608,6 +616,7 @@ def _run(plan, task, output, *, scheduler, progress, catalog):
                 wcs=task["wcs"],
                 mask=None if bad is None else np.zeros((1, 1), bool),
                 background=0.0 if task["background"] else None,
+                error=np.zeros((1, 1)) if task["background"] else None,
             )
     return None, table
 

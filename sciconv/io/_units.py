@@ -29,6 +29,7 @@ _WORDS = {
     "adu": "adu",
     "dn": "DN",
     "sec": "s",
+    "s": "s",  # "ADU/S", "COUNTS/S": seconds (astropy's FITS grammar reads "S" as siemens)
 }
 
 
@@ -53,6 +54,8 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
     ('electron / s', 'adu', 'MJy / sr')
     >>> str(fits_unit("COUNTS")), str(fits_unit("1e-17 erg/s/cm^2/Angstrom"))
     ('ct', '1e-17 erg / (Angstrom s cm2)')
+    >>> str(fits_unit("ADU/S")), str(fits_unit("COUNTS/S"))
+    ('adu / s', 'ct / s')
     """
     from astropy import units as u
     from astropy.nddata import CCDData

@@ -5,7 +5,12 @@
   the predicted interiors (K = 3: background / interior / boundary); :func:`with_unmarked` is
   its rule that every foreground component gets a seed;
 - :func:`measure` makes one table row per object (area, centroid, bounding box, flux, ellipse,
-  RA/Dec from a WCS); :func:`equivalent_diameters` gives each object's size as one number;
+  RA/Dec from a WCS; ``flux_err`` from a per-pixel error); :func:`equivalent_diameters` gives
+  each object's size as one number;
+- :func:`estimate_background` / :func:`background_and_rms` map the sky under the objects and
+  :func:`estimate_error` the per-pixel 1-sigma error (the image's own uncertainty, else the
+  background noise and the sources' Poisson noise through photutils, with the
+  :func:`effective_gain` the header gives);
 - :func:`write_catalog` writes a table as ECSV, CSV or a FITS table, atomically; for CSV,
   :func:`flatten_table` splits multi-value columns by the one rule (``probabilities_<class>``
   when the table names its classes, else ``flux_sum_0``, ...);
@@ -40,6 +45,7 @@ Examples
 #   _instances  probabilities -> instance labels
 #   _measure    instance labels -> measurement table (and RA/Dec)
 #   _background the background under the objects (photutils' Background2D), for measure
+#   _errors     per-pixel error bars (own uncertainty, or background rms + Poisson), for measure
 #   _catalog    tables -> catalog files (ECSV, VOTable, FITS, CSV; the CSV rule for flat files)
 #   _writers    image products -> files (the probability convention), with their catalog
 #   _zarr_products  OME-Zarr product stores (image + NGFF label groups), used by _writers
@@ -60,10 +66,12 @@ from sciconv.postprocess._astro import (
 )
 from sciconv.postprocess._background import (
     BACKGROUND_MODES,
+    background_and_rms,
     estimate_background,
     wants_background,
 )
 from sciconv.postprocess._catalog import CATALOG_FORMATS, flatten_table, write_catalog
+from sciconv.postprocess._errors import effective_gain, error_source, estimate_error, own_error
 from sciconv.postprocess._geojson import (
     GEOJSON_SUFFIX,
     geojson_to_labels,
@@ -96,9 +104,13 @@ __all__ = [
     "REGION_FORMATS",
     "REGION_SHAPES",
     "add_physical_columns",
+    "background_and_rms",
     "class_name_list",
+    "effective_gain",
     "equivalent_diameters",
+    "error_source",
     "estimate_background",
+    "estimate_error",
     "flatten_table",
     "foreground_probability",
     "geojson_to_labels",
@@ -106,6 +118,7 @@ __all__ = [
     "labels_to_geojson",
     "measure",
     "object_scores",
+    "own_error",
     "product_paths",
     "to_ccddata",
     "to_photutils",

@@ -16,6 +16,7 @@ from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
+from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._measure import celestial_wcs, measure, validate_labels
 from sciconv.postprocess._writers import (
     class_name_list,
@@ -68,13 +69,17 @@ def _image_mask(image, mask, shape) -> np.ndarray | None:
 # photutils
 
 
-def to_photutils(labels, image, *, wcs=None, mask=None):
+def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background=None):
     """The photutils view of a segmentation: ``(SegmentationImage, SourceCatalog)``.
 
     Every photutils measurement (isophotal fluxes, Kron photometry, Gini, ``sky_centroid``, ...)
     then runs on sciconv's instance labels. photutils and :func:`measure` share the pixel
-    convention (x = column, y = row, 0-based pixel centres) and agree on ``area``, the weighted
-    centroid (``x_centroid`` = ``x_weighted`` on non-negative images) and ``sky_centroid``.
+    convention (x = column, y = row, 0-based pixel centres). Given the same ``background`` and
+    ``error``, ``segment_flux`` is :func:`measure`'s ``flux``, ``segment_flux_err`` its
+    ``flux_err``, the centroid (``x_centroid``) its ``x_weighted`` and ``sky_centroid`` its
+    ``ra``/``dec``; photutils' ``area`` leaves masked pixels out where :func:`measure`'s counts
+    every labelled pixel. The pixels keep the image's unit (a GridImage's ``BUNIT``, an
+    NDData's unit), so fluxes come back as Quantities.
 
     Parameters
     ----------
@@ -88,6 +93,12 @@ def to_photutils(labels, image, *, wcs=None, mask=None):
     mask : ndarray of bool, shape (H, W), optional
         True = bad pixel, left out of every measurement; default the image's own mask. Non-finite
         pixels are always left out.
+    error : "auto", ndarray of shape (H, W) or None, optional
+        Per-pixel 1-sigma errors (:func:`estimate_error`), for ``segment_flux_err`` and friends.
+        ``"auto"``: the image's own uncertainty (an NDData's), else none.
+    background : float or ndarray of shape (H, W), optional
+        Subtracted from the pixels first (photutils measures background-subtracted data), and
+        given to photutils as ``background`` (its ``background_mean`` and friends).
 
     Returns
     -------
@@ -126,14 +137,55 @@ def to_photutils(labels, image, *, wcs=None, mask=None):
         bad |= given
     if not (labels > 0).any():
         raise ConfigError("labels hold no object (all 0): photutils needs at least one")
+    level = None
+    if background is not None:
+        level = np.broadcast_to(_plane(background, labels.shape, "background"), labels.shape)
+        data = data - level
+    if isinstance(error, str):
+        look_up_option(error, ("auto",), name="error", error=ConfigError)
+        error = own_error(image)
+    sigma = None if error is None else _plane(error, labels.shape, "error")
+    unit = _known_unit(getattr(image, "unit", None))
+
+    def quantity(values):  # photutils wants data, error and background in one unit
+        return values if unit is None else values * unit
+
     segm = segmentation.SegmentationImage(labels.astype(np.int32))
     catalog = segmentation.SourceCatalog(
-        np.where(bad, 0.0, data),
+        quantity(np.where(bad, 0.0, data)),
         segm,
+        error=None if sigma is None else quantity(np.where(bad, 0.0, sigma)),
+        background=None if level is None else quantity(np.array(level)),
         mask=bad if bad.any() else None,
         wcs=_image_wcs(image, wcs),
     )
     return segm, catalog
+
+
+def _known_unit(unit):
+    """``unit`` as an astropy unit, or None when absent or unrecognised."""
+    from astropy import units as u
+
+    if unit is None:
+        return None
+    try:
+        unit = u.Unit(unit)
+    except (TypeError, ValueError):
+        return None
+    return None if isinstance(unit, u.UnrecognizedUnit) else unit
+
+
+def _plane(values, shape, name: str) -> np.ndarray:
+    """A number or one (H, W) plane of ``values`` (float64) for :func:`to_photutils`."""
+    v = np.asarray(as_array(values, load=True), dtype=np.float64)
+    if v.ndim == 3 and v.shape[-1] == 1:
+        v = v[..., 0]
+    if v.ndim not in (0, 2) or (v.ndim == 2 and v.shape != tuple(shape)):
+        raise InvalidImageError(
+            f"{name} must be a number or one plane of the labels' shape {tuple(shape)}; got "
+            f"shape {v.shape}"
+        )
+    return v
 
 
 # --------------------------------------------------------------------------------------------------

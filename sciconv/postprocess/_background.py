@@ -60,8 +60,8 @@ def estimate_background(
     Returns
     -------
     ndarray of float64
-        ``(H, W)`` for a one-channel image, else ``(H, W, C)``; pass it to
-        :func:`measure` as ``background=``.
+        ``(H, W)`` for a one-channel image (a GridImage's ``(H, W, 1)`` too), else
+        ``(H, W, C)``; pass it to :func:`measure` as ``background=``.
 
     Examples
     --------
@@ -73,7 +73,28 @@ def estimate_background(
     >>> bkg.shape, bool(abs(np.median(bkg) - 100) < 0.5)
     ((96, 96), True)
     """
+    maps = background_and_rms(image, labels, box_size=box_size, filter_size=filter_size, grow=grow)
+    return maps[0]
+
+
+def background_and_rms(
+    image, labels=None, *, box_size: int = 64, filter_size: int = 3, grow: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(background, rms)`` of :func:`estimate_background`: the level and the sigma-clipped
+    standard deviation of the background pixels (Background2D's ``background_rms``), both
+    ``(H, W)`` for one channel, else ``(H, W, C)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sky = 100 + np.random.default_rng(0).normal(0, 2, (128, 128))
+    >>> level, rms = background_and_rms(sky, box_size=32)
+    >>> round(float(np.median(level))), round(float(np.median(rms)), 1)
+    (100, 2.0)
+    """
     data = np.asarray(as_array(image, load=True), dtype=np.float64)
+    if data.ndim == 3 and data.shape[-1] == 1:
+        data = data[..., 0]
     single = data.ndim == 2
     data = data[..., None] if single else data
     if data.ndim != 3:
@@ -88,11 +109,12 @@ def estimate_background(
         objects = labels.reshape(data.shape[:2]) > 0
         if grow > 0:
             objects = ndi.binary_dilation(objects, iterations=int(grow))
-    out = np.empty_like(data)
+    level, rms = np.empty_like(data), np.empty_like(data)
     for k in range(data.shape[-1]):
         chan = data[..., k]
-        out[..., k] = _channel_background(chan, objects | ~np.isfinite(chan), box_size, filter_size)
-    return out[..., 0] if single else out
+        masked = objects | ~np.isfinite(chan)
+        level[..., k], rms[..., k] = _channel_background(chan, masked, box_size, filter_size)
+    return (level[..., 0], rms[..., 0]) if single else (level, rms)
 
 
 def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
@@ -118,7 +140,10 @@ def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
                 bkg_estimator=MedianBackground(),
                 exclude_percentile=50.0,
             )
-        return np.asarray(bkg.background, dtype=np.float64)
+        return (
+            np.asarray(bkg.background, dtype=np.float64),
+            np.asarray(bkg.background_rms, dtype=np.float64),
+        )
     except _OneBox:
         pass
     except ImportError:
@@ -128,7 +153,7 @@ def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
     good = chan[~masked]
     if good.size == 0:
         good = chan[np.isfinite(chan)]
-    level = sigma_clipped_stats(good, sigma=3.0)[1] if good.size else 0.0
+    _, level, spread = sigma_clipped_stats(good, sigma=3.0) if good.size else (0.0, 0.0, 0.0)
     if reason:
         warnings.warn(
             f"background: one sigma-clipped median level ({level:.6g}) for the whole image, "
@@ -136,7 +161,7 @@ def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
             SciconvWarning,
             stacklevel=3,
         )
-    return np.full(chan.shape, float(level))
+    return np.full(chan.shape, float(level)), np.full(chan.shape, float(spread))
 
 
 class _OneBox(Exception):

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from sciconv._validation import look_up_option, refuse_path
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
+from sciconv.postprocess._errors import own_error
 
 _ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
 _SPARSE_IDS = 1 << 20  # above this largest id (and a quarter of the pixels) ids are renumbered
@@ -40,6 +41,11 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
     "flux_sum": ("phot.flux", None, "sum of the finite pixels (background included)"),
     "flux_mean": ("phot.flux;stat.mean", None, "mean of the finite pixels (intensity units)"),
     "flux": ("phot.flux;arith.diff", None, "flux_sum minus the background under the object"),
+    "flux_err": (
+        "stat.error;phot.flux",
+        None,
+        "1-sigma error of flux and flux_sum (quadrature sum)",
+    ),
     "background": (
         "instr.skyLevel;stat.mean",
         None,
@@ -229,7 +235,29 @@ def _validate_background(background, shape, channels: int) -> np.ndarray | None:
     return b
 
 
-def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
+def _pixel_errors(error, intensity, image, shape, channels: int) -> np.ndarray | None:
+    """``measure``'s ``error=`` as (H, W, C) or (H, W, 1) float64 standard deviations, or None."""
+    if image is None or error is None:
+        return None
+    if isinstance(error, str):
+        look_up_option(error, ("auto",), name="error", error=ConfigError)
+        error = own_error(intensity) if intensity is not None else None
+        if error is None or error.size not in (image.size, image.size // channels):
+            return None
+    e = _numbers(error, "error")
+    if e.ndim == 2:
+        e = e[..., None]
+    if e.ndim != 3 or e.shape[:2] != tuple(shape) or e.shape[-1] not in (1, channels):
+        raise InvalidImageError(
+            f"error must have the labels' shape {tuple(shape)} (optionally with the intensity's "
+            f"{channels} channel(s)); got shape {e.shape}"
+        )
+    if np.any(e[np.isfinite(e)] < 0):
+        raise InvalidImageError("error must hold standard deviations (>= 0); some are negative")
+    return e
+
+
+def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None, error="auto"):
     """Measure every labelled object: one table row each.
 
     Parameters
@@ -253,6 +281,12 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
         weighted centroid (hence ``ra``/``dec``) weights the background-subtracted pixels, as
         photutils' ``SourceCatalog`` does on background-subtracted data. ``flux_sum`` stays the
         raw sum.
+    error : "auto", ndarray of shape (H, W) or (H, W, C), or None, optional
+        The 1-sigma error of each pixel (intensity units), e.g. from :func:`estimate_error`
+        (background noise and the sources' Poisson noise). Adds ``flux_err``, the root sum of
+        squares over the object's finite, good pixels (photutils' ``segment_flux_err``).
+        ``"auto"`` (default): the ``intensity``'s own uncertainty (an NDData's, or a GridImage
+        made from one), else no ``flux_err``. None: none.
 
     Returns
     -------
@@ -268,7 +302,8 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
           (-90, 90]: an angle in the pixel frame, not a sky position angle);
         - with ``intensity``: ``flux_sum``, ``flux_mean`` (shape (N, C) when C > 1) and the
           intensity-weighted centroid ``x_weighted``, ``y_weighted`` (positive pixels, summed over
-          channels); with ``background`` also ``flux`` and ``background``;
+          channels); with ``background`` also ``flux`` and ``background``; with an ``error``
+          ``flux_err`` (``meta["FLUXERR"]`` says where the error came from when known);
         - with ``wcs``: ``ra``, ``dec`` (deg) of the weighted centroid when ``intensity`` is given,
           else of ``x``, ``y`` (``meta["RADECSRC"]`` says which);
         - with a mask: ``flag_masked`` (bool: the object has a masked pixel or touches one, in
@@ -319,6 +354,9 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
     sky = None if image is None else _validate_background(background, labels.shape, c)
     if sky is not None:
         bsum = np.zeros((n + 1, c))
+    sigma = _pixel_errors(error, intensity, image, labels.shape, c)
+    if sigma is not None:
+        esum = np.zeros((n + 1, c))
     # moments accumulated over row chunks: memory stays O(chunk), not O(H * W) per statistic
     count = np.zeros(n + 1)
     sx = np.zeros(n + 1)
@@ -356,6 +394,11 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
             for ch in range(c):
                 fsum[:, ch] += np.bincount(ids, clean[:, ch], n + 1)
                 fcount[:, ch] += np.bincount(ids, finite[:, ch].astype(np.float64), n + 1)
+            if sigma is not None:
+                var = np.broadcast_to(sigma[r0 : r0 + _ROWS_PER_CHUNK][rows, cols], vals.shape)
+                var = np.where(finite & np.isfinite(var), var * var, 0.0)
+                for ch in range(c):
+                    esum[:, ch] += np.bincount(ids, var[:, ch], n + 1)
             if sky is not None:
                 if sky.shape[0] == 1:  # one level for the whole image
                     level = np.broadcast_to(sky[0, 0], (len(ids), c))
@@ -421,6 +464,11 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None):
                 bm = np.where(fcount[present] > 0, bs / fcount[present], np.nan)
             table["flux"] = (fs - bs)[:, 0] if c == 1 else fs - bs
             table["background"] = bm[:, 0] if c == 1 else bm
+        if sigma is not None:
+            fe = np.sqrt(esum[present])
+            table["flux_err"] = fe[:, 0] if c == 1 else fe
+            if isinstance(error, str):
+                table.meta["FLUXERR"] = "image uncertainty"
         table["x_weighted"] = xw
         table["y_weighted"] = yw
         px, py = xw, yw

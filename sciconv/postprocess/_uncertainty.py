@@ -5,6 +5,13 @@ over the object's pixels) and ``uncertainty`` (the mean per-pixel spread from
 :func:`sciconv.inference.predict_uncertainty`, or ``1 - score`` without one). The table has a
 ``label`` column, so it joins a :func:`measure` table: ``astropy.table.join(table, scores,
 keys="label")``.
+
+What the two say: ``score`` is how sure the model is that the object is one (rank detections by
+it); the spread-based ``uncertainty`` is how much the model disagrees with itself under TTA or MC
+dropout, averaged over the object's pixels. It is largest at boundaries, so it measures the
+outline's uncertainty and grows with an object's fuzzy outskirts: on a simulated sky field it was
+higher for bright extended galaxies (0.06-0.09) than for faint stars the model scored 0.6
+(0.03), whose every sample agreed on 0.6. It is not a detection confidence.
 """
 
 from __future__ import annotations
@@ -139,8 +146,8 @@ def object_scores(labels, prob, std=None):
     table["uncertainty"].description = (
         "1 - score"
         if std is None
-        else "mean per-pixel spread over the object (a standard deviation of the probability, "
-        "or a predictive entropy in nats for an entropy map)"
+        else "mean per-pixel spread over the object: outline uncertainty, not detection "
+        "confidence (a standard deviation of the probability, or an entropy in nats)"
     )
     for name, ucd in (("score", "stat.probability"), ("uncertainty", "stat.error")):
         table[name].unit = ""  # dimensionless: VOTable and FITS say so instead of leaving it out

@@ -1,0 +1,222 @@
+"""Per-pixel error bars of an image, for the flux errors of a catalog (photutils' recipe).
+
+A catalog's ``flux_err`` is the square root of the summed squares of the per-pixel 1-sigma
+errors over the object's good pixels (photutils' ``segment_flux_err``). The per-pixel error is the
+image's own when it has one (an NDData's or CCDData's uncertainty, kept by
+:meth:`sciconv.io.GridImage.from_nddata`); else :func:`estimate_error` combines the background's
+noise (its sigma-clipped rms) with the sources' Poisson noise through photutils'
+:func:`~photutils.utils.calc_total_error`, which needs the *effective gain* (electrons per unit of
+the pixels, :func:`effective_gain`): 1 for ``BUNIT = ELECTRONS``, ``EXPTIME`` for electrons per
+second, ``GAIN`` (or ``EGAIN``, ``ATODGAIN``, ``CCDGAIN``) for ADU / DN / counts, and their product
+for ADU per second. Without a known gain the error is the background's alone (no Poisson term)
+and the table says so (``meta["FLUXERR"]``).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.io import as_array, is_nddata
+from sciconv.postprocess._background import background_and_rms
+
+__all__ = [
+    "GAIN_KEYWORDS",
+    "NO_POISSON",
+    "effective_gain",
+    "error_source",
+    "estimate_error",
+    "own_error",
+]
+
+#: Header keywords read, in order, for the electrons per ADU of a detector.
+GAIN_KEYWORDS = ("GAIN", "EGAIN", "ATODGAIN", "CCDGAIN")
+#: How an error without a known gain was found (``meta["FLUXERR"]``).
+NO_POISSON = "background rms only (gain unknown: no Poisson term)"
+
+
+def _header(image) -> dict:
+    header = getattr(image, "header", None)
+    if header is None and is_nddata(image):
+        header = image.meta
+    return header if header is not None else {}
+
+
+def _positive(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not np.isfinite(number) or number <= 0:
+        return None
+    return number
+
+
+def effective_gain(image, gain="auto") -> float | None:
+    """Electrons per unit of ``image``'s pixels (photutils' ``effective_gain``), or None.
+
+    Parameters
+    ----------
+    image : GridImage or NDData
+        Its unit (FITS ``BUNIT``) and header (``EXPTIME``, ``GAIN`` ...) decide (module notes).
+    gain : "auto", float or None, optional
+        A number is taken as the effective gain itself; None: unknown (no Poisson term).
+
+    Returns
+    -------
+    float or None
+        None when the unit is unknown or the header lacks what the unit needs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.io import GridImage
+    >>> img = GridImage(np.zeros((2, 2, 1), np.float32), header={"EXPTIME": 60.0},
+    ...                 meta={"bunit": "ELECTRONS/S"})
+    >>> effective_gain(img)
+    60.0
+    """
+    from astropy import units as u
+
+    if gain is None:
+        return None
+    if not (isinstance(gain, str) and gain == "auto"):
+        if isinstance(gain, bool) or not isinstance(gain, numbers.Real) or not gain > 0:
+            raise ConfigError(
+                f"gain must be 'auto' or a number > 0 (electrons per unit); got {gain!r}"
+            )
+        return float(gain)
+    unit = getattr(image, "unit", None)
+    if unit is None:
+        return None
+    header = _header(image)
+    try:
+        unit = u.Unit(unit)
+    except (TypeError, ValueError):
+        return None
+    exptime = _positive(header.get("EXPTIME"))
+    detector = next(
+        (g for g in (_positive(header.get(k)) for k in GAIN_KEYWORDS) if g is not None), None
+    )
+    for per_unit, electrons in ((u.electron, 1.0), (u.adu, detector), (u.DN, detector)):
+        if unit == per_unit:
+            return electrons
+        if unit == per_unit / u.s:
+            return None if electrons is None or exptime is None else electrons * exptime
+    if unit == u.count and detector is not None:
+        return detector
+    if unit == u.count / u.s and detector is not None and exptime is not None:
+        return detector * exptime
+    return None
+
+
+def own_error(image) -> np.ndarray | None:
+    """The 1-sigma error an image carries (an NDData's uncertainty, or a GridImage's
+    ``meta["uncertainty"]``: standard deviation, variance or inverse variance), or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.nddata import NDData, VarianceUncertainty
+    >>> nd = NDData(np.ones((2, 2)), uncertainty=VarianceUncertainty(np.full((2, 2), 4.0)))
+    >>> own_error(nd).tolist()
+    [[2.0, 2.0], [2.0, 2.0]]
+    """
+    unc = image.uncertainty if is_nddata(image) else getattr(image, "meta", {}).get("uncertainty")
+    if unc is None:
+        return None
+    try:
+        from astropy.nddata import StdDevUncertainty
+
+        return np.asarray(unc.represent_as(StdDevUncertainty).array, dtype=np.float64)
+    except Exception:  # an uncertainty class with no standard deviation: unknown, not an error
+        return None
+
+
+def estimate_error(
+    image,
+    labels=None,
+    *,
+    background=None,
+    background_rms=None,
+    gain="auto",
+    box_size: int = 64,
+    filter_size: int = 3,
+    grow: int = 3,
+) -> tuple[np.ndarray, str]:
+    """The per-pixel 1-sigma error of an image, and how it was found.
+
+    The image's own uncertainty when it has one (:func:`own_error`); else photutils'
+    ``calc_total_error(data - background, background_rms, effective_gain)``, the background and
+    its rms from :func:`sciconv.postprocess.estimate_background`'s Background2D (objects in
+    ``labels`` left out) unless given.
+
+    Parameters
+    ----------
+    image : ndarray (H, W) or (H, W, C), GridImage or NDData
+        Raw pixels.
+    labels : ndarray of int (H, W), optional
+        Objects to leave out of the background statistics.
+    background, background_rms : float or ndarray, optional
+        Known background level and noise (both, or neither).
+    gain : "auto", float or None, optional
+        See :func:`effective_gain`; unknown (None): the background noise alone (no Poisson
+        term).
+    box_size, filter_size, grow : int, optional
+        As for :func:`sciconv.postprocess.estimate_background`.
+
+    Returns
+    -------
+    error : ndarray of float64
+        ``(H, W)`` for one channel, else ``(H, W, C)``; pass it to :func:`measure` as ``error=``.
+    source : str
+        ``"image uncertainty"``, ``"background rms + Poisson (effective gain G)"`` or
+        ``"background rms only (gain unknown: no Poisson term)"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sky = 100 + np.random.default_rng(0).normal(0, 2, (64, 64))
+    >>> error, source = estimate_error(sky, gain=1.0)
+    >>> round(float(np.median(error)), 1), source
+    (2.0, 'background rms + Poisson (effective gain 1)')
+    """
+    own = own_error(image)
+    data = np.asarray(as_array(image, load=True), dtype=np.float64)
+    if data.ndim == 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if own is not None:
+        own = own.reshape(data.shape) if own.size == data.size else None
+    if own is not None:
+        return own, "image uncertainty"
+    if (background is None) != (background_rms is None):
+        raise ConfigError("give background and background_rms together, or neither")
+    if background is None:
+        background, background_rms = background_and_rms(
+            image, labels, box_size=box_size, filter_size=filter_size, grow=grow
+        )
+    level = np.broadcast_to(np.asarray(background, dtype=np.float64), data.shape)
+    rms = np.broadcast_to(np.asarray(background_rms, dtype=np.float64), data.shape)
+    if level.shape != data.shape:
+        raise InvalidImageError(f"background must have the image's shape {data.shape}")
+    g = effective_gain(image, gain)
+    if g is None:
+        return np.array(rms, dtype=np.float64), error_source(None)
+    from photutils.utils import calc_total_error
+
+    signal = np.where(np.isfinite(data), data - level, 0.0)
+    error = calc_total_error(signal, np.array(rms), g)
+    return np.where(np.isfinite(data), error, np.nan), error_source(g)
+
+
+def error_source(gain: float | None) -> str:
+    """How :func:`estimate_error` found its error for an effective ``gain`` (None: unknown).
+
+    Examples
+    --------
+    >>> error_source(2.0)
+    'background rms + Poisson (effective gain 2)'
+    """
+    return NO_POISSON if gain is None else f"background rms + Poisson (effective gain {gain:g})"
