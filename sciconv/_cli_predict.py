@@ -80,9 +80,34 @@ def _hdu(path, args) -> dict:
 
 
 def _read_args(path, args) -> dict:
-    """``--hdu`` and ``--nodata``: what :func:`sciconv.io.read` is given for an input."""
-    nodata = getattr(args, "nodata", None)
-    return {**_hdu(path, args), **({} if nodata is None else {"nodata": nodata})}
+    """``--hdu``, ``--nodata``, ``--mask`` and ``--ignore-flags``: what :func:`sciconv.io.read`
+    is given for an input."""
+    given = {
+        "nodata": getattr(args, "nodata", None),
+        "mask": _mask_file(path, args),
+        "ignore_flags": getattr(args, "ignore_flags", None),
+    }
+    return {**_hdu(path, args), **{k: v for k, v in given.items() if v is not None}}
+
+
+def _mask_file(path, args) -> Path | None:
+    """``--mask`` for ``path``: the one file, or the name its ``{stem}`` / ``{dir}`` give; a
+    missing file is refused naming the input (before any input is segmented)."""
+    from sciconv import io
+
+    template = getattr(args, "mask", None)
+    if template is None:
+        return None
+    try:
+        name = template.format(stem=io.image_stem(path), dir=path.parent)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"--mask {template!r}: only {{stem}} and {{dir}} can be filled in ({exc})"
+        ) from exc
+    mask = Path(name).expanduser()
+    if not mask.is_file():
+        raise ConfigError(f"--mask: no file {mask} for this input", path=path)
+    return mask
 
 
 def _is_mosaic(path, args) -> bool:
@@ -103,6 +128,7 @@ def _refuse_options(path, args, *, mosaic: bool, planes) -> None:
     from sciconv import inference
 
     _hdu(path, args)  # --hdu is for FITS files
+    _mask_file(path, args)  # --mask names a file for every input
     axes, sizes = planes
     fmt = product_format(path, args.format)
     if axes and (args.regions or args.geojson or fmt != "tiff" or args.block is not None):
@@ -280,6 +306,8 @@ def _provenance(params: dict, args, model, channels: int) -> dict:
         "channel": args.channel,
         "uncertainty": args.uncertainty,
         "nodata": getattr(args, "nodata", None),
+        "mask": getattr(args, "mask", None),
+        "ignore_flags": getattr(args, "ignore_flags", None),
         "hdu": getattr(args, "hdu", None),
     }
     out = {**params, **{k: v for k, v in extra.items() if v is not None}}
@@ -554,7 +582,8 @@ def _with_scores(table, scores):
 _SEGMENTER_OPTIONS = {
     "tile": None, "scale": None, "channel": None, "object_size": "auto", "threshold": None,
     "min_size": None, "regions": None, "hdu": None, "geojson": False, "block": None,
-    "block_margin": None, "background": "auto", "nodata": None,
+    "block_margin": None, "background": "auto", "nodata": None, "mask": None,
+    "ignore_flags": None,
     "format": None, "precision": "auto",
 }  # fmt: skip
 

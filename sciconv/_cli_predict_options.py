@@ -251,6 +251,23 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "are masked too",
     )
     p.add_argument(
+        "--mask",
+        default=None,
+        metavar="FILE",
+        help="a bad-pixel mask (FITS, TIFF, PNG; nonzero = bad, read as DQ flags with "
+        "--ignore-flags) added to each input's own: one file for every input (a detector's "
+        "bad-pixel map), or a name with {stem} (the input's name without extension) and {dir} "
+        "(its folder), e.g. '{dir}/{stem}_dq.fits'. Objects touching bad pixels get flag_masked",
+    )
+    p.add_argument(
+        "--ignore-flags",
+        default=None,
+        metavar="BITS",
+        help="the data-quality bits that do not make a pixel bad, in a DQ HDU or --mask file, as "
+        "astropy's bitfield_to_boolean_mask reads them: '4+8' (bits 4 and 8 are fine), "
+        "'~4096' (only bit 4096 is bad); default: every set bit is bad",
+    )
+    p.add_argument(
         "--geojson",
         action="store_true",
         help="segmenters: also write the objects as QuPath detections NAME_objects.geojson "

@@ -380,6 +380,8 @@ def predict_mosaic(
     background: str = "auto",
     channel: int | None = None,
     nodata: float | None = None,
+    mask=None,
+    ignore_flags=0,
     **kwargs,
 ) -> dict[str, Path]:
     """Segment an image file larger than memory: labels to zarr, the catalog to a table file.
@@ -427,6 +429,9 @@ def predict_mosaic(
     nodata : float, optional
         Pixels equal to this value in every channel are no data (``sciconv.io.read(nodata=)``:
         a mosaic's zero-filled frame).
+    mask, ignore_flags : optional
+        A bad-pixel mask file added to the file's own and the flag bits that are not bad
+        (:func:`sciconv.io.read`'s); objects touching bad pixels get ``flag_masked``.
     channel : int, optional
         Segment this channel of a multi-channel file (a lazy view, :meth:`GridImage.channel
         <sciconv.io.GridImage.channel>`: a fluorescence whole slide's DAPI, say).
@@ -474,7 +479,7 @@ def predict_mosaic(
     for target in outs.values():
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
-    image = io.read(path, lazy=True, hdu=hdu, nodata=nodata)
+    image = io.read(path, lazy=True, hdu=hdu, nodata=nodata, mask=mask, ignore_flags=ignore_flags)
     if channel is not None:
         try:
             image = image.channel(channel)
