@@ -117,7 +117,7 @@ def grew(first, probe, probe_share: float | None) -> bool:
     return float(np.median(d2)) >= PROBE_GROWTH * float(np.median(d1))
 
 
-def probe_factor(meta: Mapping, first, probe, *, stacklevel: int = 2) -> float:
+def probe_factor(meta: Mapping, first, probe, level: float = 0.5, *, stacklevel: int = 2) -> float:
     """The zoom factor that brings the probe's objects (which :func:`grew` out of the first
     pass's) to the model's training size, said in a warning.
 
@@ -127,6 +127,8 @@ def probe_factor(meta: Mapping, first, probe, *, stacklevel: int = 2) -> float:
         The model's metadata (``object_size``: the training diameter, pixels).
     first, probe : array_like of int, shape (H, W)
         The first pass's and the probe's labels, both at the input's size.
+    level : float, optional
+        The probe's resolution relative to the first pass's (1/2, 1/4, 1/8), for the warning.
     stacklevel : int, optional
         Of the warning.
 
@@ -156,9 +158,10 @@ def probe_factor(meta: Mapping, first, probe, *, stacklevel: int = 2) -> float:
     again = float(f"{training / d2:.3g}")
     warnings.warn(
         f"object_size='auto': the objects found ({d1:.3g} px across) look like pieces of "
-        f"larger ones: at a lower resolution they are {d2:.3g} px across; segmented again "
-        f"with the image resampled by {again:g} (to the training size, {training:g} px). "
-        "Pass scale= or object_size= to choose, object_size=None to keep the first pass",
+        f"larger ones: at 1/{round(1 / level):d} of the resolution they are {d2:.3g} px "
+        f"across; the result is the image segmented resampled by {again:g} (to the training "
+        f"size, {training:g} px). Pass scale= or object_size= to choose, object_size=None "
+        "to keep the first pass",
         SciconvWarning,
         stacklevel=stacklevel,
     )
