@@ -241,3 +241,15 @@ def test_small_objects_holding_no_boundary_are_not_enlarged(offset, enlarged):
     if not enlarged:  # the first pass is the result
         plain = inference.predict_instances(model, image, object_size=None, **kw)
         np.testing.assert_array_equal(auto, plain)
+
+
+def test_a_second_pass_that_finds_nothing_gives_empty_labels(data_dir):
+    """The real HST DQ cutout (flags, not light) through the nuclei model: the first pass finds
+    specks, the pass at the training size finds nothing, and mapping no labels back to the
+    input's size raised IndexError (sciconv predict: 'unexpected IndexError', no file named)."""
+    image = sciconv.io.read(data_dir / "real" / "hst" / "j8bt06nyq_dq_cutout.fits")
+    model = sciconv.models.pretrained("nuclei")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SciconvWarning)
+        labels = inference.predict_instances(model, image, precision="float32", progress=False)
+    assert labels.shape == image.shape[:2] and labels.dtype == np.int32

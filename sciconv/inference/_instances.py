@@ -529,6 +529,8 @@ def _resize_labels(labels: np.ndarray, hw: tuple[int, int], *, min_size: float =
     from skimage.transform import resize
 
     out = resize(labels, hw, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
+    if not out.any():  # nothing found (or nothing left at the input's size)
+        return np.zeros(hw, np.int32)
     pieces = connected(out, background=0, connectivity=1)  # pixels of one value, 4-connected
     size = np.bincount(pieces.ravel())
     owner = np.zeros(len(size), np.int64)  # the object each piece belongs to
