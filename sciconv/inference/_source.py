@@ -19,9 +19,12 @@ from sciconv.io import file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess._transform import resolve_input_transform
 
-#: Normalization statistics of an image over 4x this many pixels come from a regular subsample of
-#: 1x-4x this many pixels (whatever holds the image: memory, memory map, file or dask).
+#: Normalization statistics of an image over 4x this many pixels come from about this many of its
+#: pixels, in :data:`_SAMPLE_WINDOWS` square windows (whatever holds the image: memory, memory
+#: map, file or dask).
 _LIMIT_SAMPLES = 1_000_000
+#: How many windows that sample is read in (each a few tiles of a tiled file, decoded once).
+_SAMPLE_WINDOWS = 64
 
 
 def is_dask(x) -> bool:
@@ -162,34 +165,63 @@ class Source:
         The sample depends on the image's shape only, never on how it is stored, so an array in
         memory, its memory map, a lazy file and a dask array normalize alike (and a block-wise
         run reproduces the whole-image one): every pixel below ``4 * _LIMIT_SAMPLES`` pixels,
-        otherwise every ``step``-th row and column (1 to 4 million pixels).
+        otherwise the windows of :func:`sample_windows` stacked (about ``_LIMIT_SAMPLES``
+        pixels). Windows at random places, not every n-th row and column: a mosaic of repeated
+        tiles (scanner fields, detector chips) aliased with a regular grid, which then saw the
+        same few places of every tile (limits 38k instead of 137k on a 16k mosaic).
         """
         h, w = self.shape[:2]
-        step = _sample_step(h, w)
-        if is_dask(self.array):
-            sub = self.array if step == 1 else self.array[::step, ::step]
-            return np.asarray(sub.compute())
-        if step == 1:
+        windows = sample_windows(h, w)
+        if windows is None:
+            if is_dask(self.array):
+                sub = np.asarray(self.array.compute())
+                return sub[..., None] if sub.ndim == 2 else sub
             if not self.lazy:
                 return self.array if not self.promote else self.array[..., None]
             return self.read(slice(None), slice(None))
-        if self._map is not None:  # rows in groups, each through a mapping of its own: the
-            rows = 64 * step  # pages read (and read ahead) of a huge file never pile up in memory
-            parts = [
-                read_mapped(self._map, (slice(r, min(r + rows, h), step), slice(None, None, step)))
-                for r in range(0, h, rows)
-            ]
-            sub = np.concatenate(parts, axis=0)
-        elif isinstance(self.array, np.ndarray):
-            sub = np.asarray(self.array[::step, ::step])
-        else:  # LazyImage: full-width row reads only
-            rows = [self.read(slice(r, r + 1), slice(None))[:, ::step] for r in range(0, h, step)]
-            sub = np.concatenate(rows, axis=0)
-        return sub[..., None] if sub.ndim == 2 else sub
+        if is_dask(self.array):
+            import dask
+
+            parts = dask.compute(*(self.array[ys, xs] for ys, xs in windows))
+            parts = [np.asarray(p)[..., None] if p.ndim == 2 else np.asarray(p) for p in parts]
+        else:  # each window read alone: a mapping of its own, a few tiles of a tiled file
+            parts = [self.read(ys, xs) for ys, xs in windows]
+        return np.concatenate(parts, axis=0)
 
 
-def _sample_step(h: int, w: int) -> int:
-    return max(1, math.floor(math.sqrt(h * w / _LIMIT_SAMPLES)))
+def sample_windows(h: int, w: int) -> list[tuple[slice, slice]] | None:
+    """The square windows an image's normalization limits are measured on; None: every pixel.
+
+    Images of up to ``4 * _LIMIT_SAMPLES`` pixels are measured whole. Larger ones in about
+    :data:`_SAMPLE_WINDOWS` windows of equal size, ``_LIMIT_SAMPLES`` pixels in all: one in each
+    cell of a grid laid over the image (so every part of it is seen), at a random place in the
+    cell drawn from a generator seeded by the shape (so the same image always gets the same
+    windows, and a periodic mosaic does not alias with the windows' spacing).
+
+    Examples
+    --------
+    >>> windows = sample_windows(4096, 8192)
+    >>> len(windows), windows[0][0].stop - windows[0][0].start
+    (66, 125)
+    >>> sample_windows(1000, 1000) is None
+    True
+    """
+    if h * w <= 4 * _LIMIT_SAMPLES:
+        return None
+    side = int(min(h, w, max(8, math.isqrt(_LIMIT_SAMPLES // _SAMPLE_WINDOWS))))
+    n = max(1, round(_LIMIT_SAMPLES / side**2))
+    gy = min(h // side, max(1, round(math.sqrt(n * h / w))), n)  # rows of cells, as the
+    gx = min(w // side, max(1, math.ceil(n / gy)))  # image's proportions allow
+    rng = np.random.default_rng([h, w])
+    windows = []
+    for i in range(gy):
+        for j in range(gx):
+            y0, y1 = i * h // gy, (i + 1) * h // gy
+            x0, x1 = j * w // gx, (j + 1) * w // gx
+            y = min(y0 + int(rng.integers(0, max(1, y1 - y0 - side + 1))), h - side)
+            x = min(x0 + int(rng.integers(0, max(1, x1 - x0 - side + 1))), w - side)
+            windows.append((slice(y, y + side), slice(x, x + side)))
+    return windows
 
 
 def compute_limits(source: Source, spec: preprocess.NormSpec | None):
