@@ -187,8 +187,32 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
                     path=path,
                 ) from exc
         else:
-            table.write(tmp, format=fmt)
+            _write_text(table, tmp, fmt)
     return path
+
+
+#: ECSV and CSV catalogs are formatted this many rows at a time (memory: astropy's text writer
+#: holds every formatted line, about 18x the table: 0.8 GB for 300,000 rows of 20 columns).
+TEXT_CHUNK_ROWS = 20_000
+
+
+def _write_text(table, path: Path, fmt: str) -> None:
+    """astropy's ECSV / CSV writer, :data:`TEXT_CHUNK_ROWS` rows at a time: the header once,
+    then each slice's data lines (the same bytes as one write of the whole table)."""
+    import io
+
+    if len(table) <= TEXT_CHUNK_ROWS:
+        table.write(path, format=fmt)
+        return
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        for start in range(0, len(table), TEXT_CHUNK_ROWS):
+            text = io.StringIO(newline="")
+            table[start : start + TEXT_CHUNK_ROWS].write(text, format=fmt)
+            lines = text.getvalue().splitlines(keepends=True)
+            if start:  # the comment lines (ECSV's header), then the column names: once only
+                names = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+                lines = lines[names + 1 :]
+            out.writelines(lines)
 
 
 def _unit_text(unit, fmt: str) -> str | None:
