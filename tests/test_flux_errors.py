@@ -13,7 +13,7 @@ from astropy import units as u
 from astropy.nddata import CCDData, StdDevUncertainty
 
 from sciconv import postprocess
-from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import GridImage
 
 
@@ -123,7 +123,9 @@ def test_own_uncertainty_gives_flux_err_and_photutils_errors():
 def test_error_shape_and_sign_are_checked():
     labels = np.zeros((4, 4), np.int32)
     labels[1:3, 1:3] = 1
-    with pytest.raises(InvalidImageError, match="error must have the labels' shape"):
+    with pytest.raises(
+        InvalidImageError, match=r"error must be a number or have the image's shape \(4, 4\)"
+    ):
         postprocess.measure(labels, intensity=np.ones((4, 4)), error=np.ones((3, 3)))
     with pytest.raises(InvalidImageError, match="standard deviations"):
         postprocess.measure(labels, intensity=np.ones((4, 4)), error=-np.ones((4, 4)))
@@ -139,3 +141,64 @@ def test_background_of_a_one_channel_image_is_two_dimensional():
     level, rms = postprocess.background_and_rms(img, box_size=32)
     assert level.shape == rms.shape == (96, 96)
     assert float(np.median(rms)) == pytest.approx(1.0, rel=0.1)
+
+
+def test_estimate_error_names_a_background_of_the_wrong_shape():
+    with pytest.raises(InvalidImageError, match="background_rms must be a number or have"):
+        postprocess.estimate_error(np.ones((4, 4)), background=0.0, background_rms=np.ones((3, 3)))
+
+
+def test_nan_and_infinite_pixel_errors_carry_into_flux_err():
+    """A pixel whose flux counts brings its error: an inverse variance of 0 (no data: inf)
+    gave flux_err 0 and a NaN error gave a finite value, where photutils gives inf / NaN."""
+    labels = np.zeros((6, 6), np.int32)
+    labels[1:3, 1:3] = 1
+    labels[4:6, 4:6] = 2
+    error = np.ones((6, 6))
+    error[1, 1] = np.inf
+    error[4, 4] = np.nan
+    table = postprocess.measure(labels, intensity=np.ones((6, 6)), error=error)
+    assert np.isinf(table["flux_err"][0]) and np.isnan(table["flux_err"][1])
+    _, cat = postprocess.to_photutils(labels, np.ones((6, 6)), error=error)
+    assert np.isinf(_flux_err(cat)[0]) and np.isnan(_flux_err(cat)[1])
+
+
+def test_crowded_field_gives_no_background_rms_rather_than_zero():
+    """Objects grown by 3 px left one background pixel, whose spread is 0: every flux_err was
+    0. Under MIN_BACKGROUND_PIXELS the rms is unknown (NaN) and a warning says why."""
+    image = np.random.default_rng(0).normal(100, 2, (20, 20))
+    labels = np.ones((20, 20), np.int32)
+    labels[0, 0] = 0
+    with pytest.warns(SciconvWarning, match="only 1 background pixels"):
+        level, rms = postprocess.background_and_rms(image, labels, grow=0)
+    assert np.isnan(rms).all() and np.isfinite(level).all()
+
+
+def test_err_hdu_and_primary_exptime_of_a_real_style_mef(tmp_path):
+    """JWST/HST files keep each pixel's error in an ERR extension and EXPTIME in the primary
+    header (without INHERIT): catalogs took neither (background noise only, no Poisson term)."""
+    from astropy.io import fits
+
+    from sciconv import io
+
+    sci = fits.ImageHDU(np.full((30, 40), 5.0, np.float32), name="SCI")
+    sci.header["BUNIT"] = "MJy/sr"
+    err = fits.ImageHDU(np.full((30, 40), 0.5, np.float32), name="ERR")
+    fits.HDUList([fits.PrimaryHDU(), sci, err]).writeto(tmp_path / "cal.fits")
+    img = io.read(tmp_path / "cal.fits")
+    assert img.meta["uncertainty_from"] == "HDU 2 (ERR)"
+    labels = np.zeros((30, 40), np.int32)
+    labels[10:14, 10:14] = 1  # 16 pixels: 0.5 * 4
+    error, source = postprocess.estimate_error(img, background=0.0, background_rms=9.0)
+    assert source == "image uncertainty"
+    table = postprocess.measure(labels, intensity=img, error=error)
+    assert table["flux_err"][0] == pytest.approx(2.0)
+    assert str(table["flux_err"].unit) == "MJy / sr"
+    assert img.cutout(0, 10, 0, 10).meta["uncertainty"].array.shape == (10, 10)
+    # e-/s with EXPTIME in the primary header only: the effective gain is the exposure time
+    primary = fits.PrimaryHDU()
+    primary.header["EXPTIME"] = 500.0
+    drz = fits.ImageHDU(np.ones((8, 8), np.float32), name="SCI")
+    drz.header["BUNIT"] = "ELECTRONS/S"
+    fits.HDUList([primary, drz]).writeto(tmp_path / "drz.fits")
+    assert postprocess.effective_gain(io.read(tmp_path / "drz.fits")) == 500.0

@@ -41,6 +41,7 @@ from sciconv.io._common import (
     shift_axes,
     warn_caller,
 )
+from sciconv.io._fits_errors import NOISE_KEYWORDS, error_hdu_uncertainty
 from sciconv.io._header import (
     UNPARSABLE,
     fits_wcs,
@@ -441,6 +442,13 @@ def read_fits(
                 block[np.broadcast_to(bad_at(ys_abs, xs_abs), block.shape)] = np.nan
             return block
 
+        if index != 0:  # the noise model's cards an extension leaves to its primary header
+            primary = {k: header_get(hdul[0].header, k) for k in NOISE_KEYWORDS}
+            meta["primary"] = {k: v for k, v in primary.items() if v not in (None, UNPARSABLE)}
+        if not (lazy or stack or pixels_only):  # an ERR / UNCERT HDU: the pixels' error bars
+            found_error = error_hdu_uncertainty(hdul, index, ys, xs, path)
+            if found_error is not None:
+                meta["uncertainty"], meta["uncertainty_from"] = found_error
         if lazy:
             n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == ROLE_C]))
             shape = (ys.stop - ys.start, xs.stop - xs.start, n_chan)

@@ -100,9 +100,18 @@ class PixelScale:
             raise ConfigError(f"area_ratio must be a number in (0, 1]; got {ratio!r}")
         object.__setattr__(self, "area_ratio", float(ratio))
         if self.matrix is not None:
-            m = np.asarray(self.matrix, dtype=np.float64)
+            try:
+                m = np.asarray(self.matrix, dtype=np.float64)
+            except (TypeError, ValueError):
+                m = np.zeros(0)
             if m.shape != (2, 2) or not np.all(np.isfinite(m)) or np.linalg.det(m) == 0:
                 raise ConfigError(f"matrix must be an invertible 2 x 2 array; got {self.matrix!r}")
+            lengths = np.hypot(m[0], m[1])  # a pixel step along x, along y
+            if not np.allclose(lengths, (self.x, self.y), rtol=1e-6):
+                raise ConfigError(
+                    f"matrix columns are {lengths[0]:.6g} and {lengths[1]:.6g} {self.unit} long, "
+                    f"not the pixel's x = {self.x:.6g} and y = {self.y:.6g}"
+                )
             object.__setattr__(self, "matrix", tuple(map(tuple, m.tolist())))
 
     @property

@@ -16,7 +16,7 @@ import warnings
 
 from sciconv.io._common import warn_caller
 
-__all__ = ["fits_unit"]
+__all__ = ["fits_unit", "known_unit"]
 
 # case-insensitive words of BUNIT strings -> astropy's names
 _WORDS = {
@@ -30,6 +30,8 @@ _WORDS = {
     "dn": "DN",
     "sec": "s",
     "s": "s",  # "ADU/S", "COUNTS/S": seconds (astropy's FITS grammar reads "S" as siemens)
+    "s-": "s-",  # "ADU S-1"
+    "e": "electron",  # "e/s"
 }
 
 
@@ -54,8 +56,8 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
     ('electron / s', 'adu', 'MJy / sr')
     >>> str(fits_unit("COUNTS")), str(fits_unit("1e-17 erg/s/cm^2/Angstrom"))
     ('ct', '1e-17 erg / (Angstrom s cm2)')
-    >>> str(fits_unit("ADU/S")), str(fits_unit("COUNTS/S"))
-    ('adu / s', 'ct / s')
+    >>> str(fits_unit("ADU/S")), str(fits_unit("COUNTS S-1")), str(fits_unit("e/s"))
+    ('adu / s', 'ct / s', 'electron / s')
     """
     from astropy import units as u
     from astropy.nddata import CCDData
@@ -76,3 +78,22 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
     where = f"{os.fspath(path)}: " if path is not None else ""
     warn_caller(f"{where}BUNIT {text!r} is not a unit astropy reads; kept as an unrecognized unit")
     return u.Unit(text, parse_strict="silent")
+
+
+def known_unit(unit):
+    """``unit`` as an astropy unit, or None when it is None, not a unit, or unrecognised.
+
+    Examples
+    --------
+    >>> str(known_unit("electron / s")), known_unit("furlongs per fortnight"), known_unit(None)
+    ('electron / s', None, None)
+    """
+    from astropy import units as u
+
+    if unit is None:
+        return None
+    try:
+        unit = u.Unit(unit, parse_strict="silent")
+    except (TypeError, ValueError):
+        return None
+    return None if isinstance(unit, u.UnrecognizedUnit) else unit

@@ -45,6 +45,7 @@ Examples
 #   _instances  probabilities -> instance labels
 #   _measure    instance labels -> measurement table (and RA/Dec)
 #   _background the background under the objects (photutils' Background2D), for measure
+#   _pixels     per-pixel arguments beside labels (background, errors), checked once
 #   _errors     per-pixel error bars (own uncertainty, or background rms + Poisson), for measure
 #   _catalog    tables -> catalog files (ECSV, VOTable, FITS, CSV; the CSV rule for flat files)
 #   _writers    image products -> files (the probability convention), with their catalog

@@ -16,8 +16,10 @@ from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
+from sciconv.io._units import known_unit
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._measure import celestial_wcs, measure, validate_labels
+from sciconv.postprocess._pixels import per_pixel
 from sciconv.postprocess._writers import (
     class_name_list,
     fits_layout,
@@ -145,7 +147,7 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
         look_up_option(error, ("auto",), name="error", error=ConfigError)
         error = own_error(image)
     sigma = None if error is None else _plane(error, labels.shape, "error")
-    unit = _known_unit(getattr(image, "unit", None))
+    unit = known_unit(getattr(image, "unit", None))
 
     def quantity(values):  # photutils wants data, error and background in one unit
         return values if unit is None else values * unit
@@ -162,30 +164,10 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
     return segm, catalog
 
 
-def _known_unit(unit):
-    """``unit`` as an astropy unit, or None when absent or unrecognised."""
-    from astropy import units as u
-
-    if unit is None:
-        return None
-    try:
-        unit = u.Unit(unit)
-    except (TypeError, ValueError):
-        return None
-    return None if isinstance(unit, u.UnrecognizedUnit) else unit
-
-
 def _plane(values, shape, name: str) -> np.ndarray:
     """A number or one (H, W) plane of ``values`` (float64) for :func:`to_photutils`."""
-    v = np.asarray(as_array(values, load=True), dtype=np.float64)
-    if v.ndim == 3 and v.shape[-1] == 1:
-        v = v[..., 0]
-    if v.ndim not in (0, 2) or (v.ndim == 2 and v.shape != tuple(shape)):
-        raise InvalidImageError(
-            f"{name} must be a number or one plane of the labels' shape {tuple(shape)}; got "
-            f"shape {v.shape}"
-        )
-    return v
+    v = per_pixel(values, name, shape)
+    return v[0, 0, 0] if v.shape[0] == 1 else v[..., 0]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from sciconv.io import as_array
 
 #: ``background=`` modes of ``sciconv predict`` and ``predict_mosaic`` (:func:`wants_background`).
 BACKGROUND_MODES = ("auto", "map", "none")
+#: Fewer background pixels than this give no background rms (NaN: one pixel's spread is 0).
+MIN_BACKGROUND_PIXELS = 16
 
 
 def wants_background(mode: str, image) -> bool:
@@ -151,9 +153,14 @@ def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
     except ValueError as exc:  # too few boxes with background pixels
         reason = f"photutils' Background2D could not map it ({str(exc).splitlines()[0]})"
     good = chan[~masked]
+    few = good.size < MIN_BACKGROUND_PIXELS  # a crowded field: the objects cover (nearly) all
+    if few:
+        why = f"only {good.size} background pixels are left around the objects (rms unknown: NaN)"
+        reason = f"{reason} and {why}" if reason else why
     if good.size == 0:
         good = chan[np.isfinite(chan)]
     _, level, spread = sigma_clipped_stats(good, sigma=3.0) if good.size else (0.0, 0.0, 0.0)
+    spread = np.nan if few else spread
     if reason:
         warnings.warn(
             f"background: one sigma-clipped median level ({level:.6g}) for the whole image, "

@@ -18,12 +18,15 @@ import numbers
 
 import numpy as np
 
-from sciconv.errors import ConfigError, InvalidImageError
+from sciconv._validation import look_up_option
+from sciconv.errors import ConfigError
 from sciconv.io import as_array, is_nddata
+from sciconv.io._fits_errors import GAIN_KEYWORDS
+from sciconv.io._units import known_unit
 from sciconv.postprocess._background import background_and_rms
+from sciconv.postprocess._pixels import per_pixel
 
 __all__ = [
-    "GAIN_KEYWORDS",
     "NO_POISSON",
     "effective_gain",
     "error_source",
@@ -31,17 +34,20 @@ __all__ = [
     "own_error",
 ]
 
-#: Header keywords read, in order, for the electrons per ADU of a detector.
-GAIN_KEYWORDS = ("GAIN", "EGAIN", "ATODGAIN", "CCDGAIN")
 #: How an error without a known gain was found (``meta["FLUXERR"]``).
 NO_POISSON = "background rms only (gain unknown: no Poisson term)"
 
 
-def _header(image) -> dict:
+def _card(image, key: str):
+    """A header card of ``image`` (a GridImage's header, else its primary header's, kept in
+    ``meta["primary"]``; an NDData's meta), or None."""
     header = getattr(image, "header", None)
     if header is None and is_nddata(image):
         header = image.meta
-    return header if header is not None else {}
+    value = None if header is None else header.get(key)
+    if value is None and not is_nddata(image):
+        value = getattr(image, "meta", {}).get("primary", {}).get(key)
+    return value
 
 
 def _positive(value) -> float | None:
@@ -57,10 +63,16 @@ def _positive(value) -> float | None:
 def effective_gain(image, gain="auto") -> float | None:
     """Electrons per unit of ``image``'s pixels (photutils' ``effective_gain``), or None.
 
+    Electrons and photons count 1 each; per second, ``EXPTIME``; ADU, DN and counts the
+    detector's gain (the first of GAIN, EGAIN, ATODGAIN, CCDGAIN the header has), per second times
+    ``EXPTIME``. Counts without a gain keyword are unknown (X-ray counts are photons, a CCD's
+    counts are ADU).
+
     Parameters
     ----------
     image : GridImage or NDData
-        Its unit (FITS ``BUNIT``) and header (``EXPTIME``, ``GAIN`` ...) decide (module notes).
+        Its unit (FITS ``BUNIT``) and header (``EXPTIME``, ``GAIN`` ...; an extension's cards,
+        else the primary header's) decide (module notes).
     gain : "auto", float or None, optional
         A number is taken as the effective gain itself; None: unknown (no Poisson term).
 
@@ -82,25 +94,21 @@ def effective_gain(image, gain="auto") -> float | None:
 
     if gain is None:
         return None
-    if not (isinstance(gain, str) and gain == "auto"):
-        if isinstance(gain, bool) or not isinstance(gain, numbers.Real) or not gain > 0:
-            raise ConfigError(
-                f"gain must be 'auto' or a number > 0 (electrons per unit); got {gain!r}"
-            )
+    if isinstance(gain, str):
+        look_up_option(gain, ("auto",), name="gain")
+    elif isinstance(gain, bool) or not isinstance(gain, numbers.Real) or not gain > 0:
+        raise ConfigError(f"gain must be 'auto' or a number > 0 (electrons per unit); got {gain!r}")
+    else:
         return float(gain)
-    unit = getattr(image, "unit", None)
+    unit = known_unit(getattr(image, "unit", None))
     if unit is None:
         return None
-    header = _header(image)
-    try:
-        unit = u.Unit(unit)
-    except (TypeError, ValueError):
-        return None
-    exptime = _positive(header.get("EXPTIME"))
+    exptime = _positive(_card(image, "EXPTIME"))
     detector = next(
-        (g for g in (_positive(header.get(k)) for k in GAIN_KEYWORDS) if g is not None), None
+        (g for g in (_positive(_card(image, k)) for k in GAIN_KEYWORDS) if g is not None), None
     )
-    for per_unit, electrons in ((u.electron, 1.0), (u.adu, detector), (u.DN, detector)):
+    quanta = ((u.electron, 1.0), (u.photon, 1.0), (u.adu, detector), (u.DN, detector))
+    for per_unit, electrons in quanta:
         if unit == per_unit:
             return electrons
         if unit == per_unit / u.s:
@@ -115,6 +123,18 @@ def effective_gain(image, gain="auto") -> float | None:
 def own_error(image) -> np.ndarray | None:
     """The 1-sigma error an image carries (an NDData's uncertainty, or a GridImage's
     ``meta["uncertainty"]``: standard deviation, variance or inverse variance), or None.
+
+    A FITS file's ``ERR`` or ``UNCERT`` HDU (HST, JWST, ``CCDData.write``) is read into
+    ``meta["uncertainty"]`` by :func:`sciconv.io.read`.
+
+    Parameters
+    ----------
+    image : GridImage, NDData or array
+        An array has none.
+
+    Returns
+    -------
+    numpy.ndarray of float64 or None
 
     Examples
     --------
@@ -197,10 +217,10 @@ def estimate_error(
         background, background_rms = background_and_rms(
             image, labels, box_size=box_size, filter_size=filter_size, grow=grow
         )
-    level = np.broadcast_to(np.asarray(background, dtype=np.float64), data.shape)
-    rms = np.broadcast_to(np.asarray(background_rms, dtype=np.float64), data.shape)
-    if level.shape != data.shape:
-        raise InvalidImageError(f"background must have the image's shape {data.shape}")
+    level, rms = (
+        _as_pixels(background, "background", data),
+        _as_pixels(background_rms, "background_rms", data),
+    )
     g = effective_gain(image, gain)
     if g is None:
         return np.array(rms, dtype=np.float64), error_source(None)
@@ -211,8 +231,25 @@ def estimate_error(
     return np.where(np.isfinite(data), error, np.nan), error_source(g)
 
 
+def _as_pixels(value, name: str, data: np.ndarray) -> np.ndarray:
+    """A number or per-pixel ``value``, checked (naming ``name``), broadcast to ``data``."""
+    channels = 1 if data.ndim == 2 else data.shape[-1]
+    v = per_pixel(value, name, data.shape[:2], channels)
+    return np.broadcast_to(v[..., 0] if data.ndim == 2 else v, data.shape)
+
+
 def error_source(gain: float | None) -> str:
     """How :func:`estimate_error` found its error for an effective ``gain`` (None: unknown).
+
+    Parameters
+    ----------
+    gain : float or None
+        The effective gain used.
+
+    Returns
+    -------
+    str
+        What ``meta["FLUXERR"]`` of a catalog says.
 
     Examples
     --------

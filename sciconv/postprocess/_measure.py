@@ -11,6 +11,7 @@ from sciconv._validation import look_up_option, refuse_path
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 from sciconv.postprocess._errors import own_error
+from sciconv.postprocess._pixels import numbers, per_pixel
 
 _ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
 _SPARSE_IDS = 1 << 20  # above this largest id (and a quarter of the pixels) ids are renumbered
@@ -109,23 +110,10 @@ def equivalent_diameters(labels) -> np.ndarray:
     return np.sqrt(4.0 * areas[areas > 0] / np.pi)
 
 
-def _numbers(value, name: str) -> np.ndarray:
-    """``value`` as float64 pixels; a path or other text is refused naming ``name`` (numpy's
-    own message, "could not convert string to float", named neither)."""
-    reader = "sciconv.io.read"
-    if name == "background":
-        reader += " (or make it with sciconv.postprocess.estimate_background)"
-    refuse_path(value, name=name, reader=reader)
-    try:
-        return np.asarray(as_array(value), dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must hold numbers; got {type(value).__name__} ({exc})") from exc
-
-
 def _validate_intensity(intensity, shape) -> np.ndarray | None:
     if intensity is None:
         return None
-    intensity = _numbers(intensity, "intensity")
+    intensity = numbers(intensity, "intensity")
     if intensity.ndim == 2:
         intensity = intensity[..., None]
     if intensity.ndim != 3 or intensity.shape[:2] != tuple(shape):
@@ -219,20 +207,8 @@ def _auto_mask(intensity, image: np.ndarray | None):
 
 
 def _validate_background(background, shape, channels: int) -> np.ndarray | None:
-    """(H, W, C) or (1, 1, C) float64 (broadcast against the intensity), or None."""
-    if background is None:
-        return None
-    b = _numbers(background, "background")
-    if b.ndim == 0:
-        return np.full((1, 1, channels), float(b))
-    if b.ndim == 2:
-        b = b[..., None]
-    if b.ndim != 3 or b.shape[:2] != tuple(shape) or b.shape[-1] not in (1, channels):
-        raise InvalidImageError(
-            f"background must be a number or have the labels' shape {tuple(shape)} (optionally "
-            f"with the intensity's {channels} channel(s)); got shape {b.shape}"
-        )
-    return b
+    """(H, W, C), (H, W, 1) or (1, 1, 1) float64 (broadcast against the intensity), or None."""
+    return None if background is None else per_pixel(background, "background", shape, channels)
 
 
 def _pixel_errors(error, intensity, image, shape, channels: int) -> np.ndarray | None:
@@ -244,14 +220,7 @@ def _pixel_errors(error, intensity, image, shape, channels: int) -> np.ndarray |
         error = own_error(intensity) if intensity is not None else None
         if error is None or error.size not in (image.size, image.size // channels):
             return None
-    e = _numbers(error, "error")
-    if e.ndim == 2:
-        e = e[..., None]
-    if e.ndim != 3 or e.shape[:2] != tuple(shape) or e.shape[-1] not in (1, channels):
-        raise InvalidImageError(
-            f"error must have the labels' shape {tuple(shape)} (optionally with the intensity's "
-            f"{channels} channel(s)); got shape {e.shape}"
-        )
+    e = per_pixel(error, "error", shape, channels)
     if np.any(e[np.isfinite(e)] < 0):
         raise InvalidImageError("error must hold standard deviations (>= 0); some are negative")
     return e
@@ -395,8 +364,12 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None, e
                 fsum[:, ch] += np.bincount(ids, clean[:, ch], n + 1)
                 fcount[:, ch] += np.bincount(ids, finite[:, ch].astype(np.float64), n + 1)
             if sigma is not None:
-                var = np.broadcast_to(sigma[r0 : r0 + _ROWS_PER_CHUNK][rows, cols], vals.shape)
-                var = np.where(finite & np.isfinite(var), var * var, 0.0)
+                if sigma.shape[0] == 1:  # one error for every pixel
+                    var = np.broadcast_to(sigma[0, 0], vals.shape)
+                else:
+                    var = np.broadcast_to(sigma[r0 : r0 + _ROWS_PER_CHUNK][rows, cols], vals.shape)
+                # a pixel whose flux counts brings its error, NaN and inf too (unknown, no data)
+                var = np.where(finite, var * var, 0.0)
                 for ch in range(c):
                     esum[:, ch] += np.bincount(ids, var[:, ch], n + 1)
             if sky is not None:

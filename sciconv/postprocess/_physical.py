@@ -103,7 +103,11 @@ def _mapped_axes(table, jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     after the linear map ``jacobian``: the square roots of the eigenvalues of ``J C J^T``."""
     a = np.asarray(table["semi_major"], dtype=np.float64)
     b = np.asarray(table["semi_minor"], dtype=np.float64)
-    theta = np.deg2rad(np.asarray(table["orientation"], dtype=np.float64))
+    angle = table["orientation"]
+    if getattr(angle, "unit", None) is not None:  # degrees unless the column says otherwise
+        theta = angle.quantity.to_value("rad").astype(np.float64)
+    else:
+        theta = np.deg2rad(np.asarray(angle, dtype=np.float64))
     c, s = np.cos(theta), np.sin(theta)
     # pixel covariance C = a^2 u u^T + b^2 v v^T, u = (c, s), v = (-s, c)
     cov = np.empty((a.size, 2, 2))

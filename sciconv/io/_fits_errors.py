@@ -1,0 +1,101 @@
+"""The per-pixel errors a FITS file keeps beside its science HDU: an ``ERR`` or ``UNCERT`` HDU.
+
+HST (``_flt``, ``_flc``) and JWST (``_cal``, ``_i2d``) files carry the 1-sigma error of every
+pixel in an ``ERR`` extension of the science extension's ``EXTVER``; files written by astropy's
+``CCDData.write`` carry an ``UNCERT`` extension whose ``UTYPE`` card names the kind (standard
+deviation, variance or inverse variance). :func:`error_hdu_uncertainty` reads it as an astropy
+uncertainty, for ``GridImage.meta["uncertainty"]``, so that catalogs get their flux errors from
+the pipeline's own error model (``sciconv.postprocess.estimate_error``): for JWST's ``MJy/sr``
+the only one, since no gain turns the pixels into photon counts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sciconv.io._header import hdu_dims, header_get
+
+__all__ = ["ERROR_EXTNAMES", "GAIN_KEYWORDS", "NOISE_KEYWORDS", "error_hdu_uncertainty"]
+
+#: EXTNAMEs of per-pixel error HDUs, in order of preference.
+ERROR_EXTNAMES = ("ERR", "UNCERT")
+#: Header keywords read, in order, for the electrons per ADU of a detector.
+GAIN_KEYWORDS = ("GAIN", "EGAIN", "ATODGAIN", "CCDGAIN")
+#: The cards a noise model needs; an extension's own, else its primary header's
+#: (``GridImage.meta["primary"]``: MEF files keep EXPTIME there, with or without INHERIT).
+NOISE_KEYWORDS = ("EXPTIME", *GAIN_KEYWORDS)
+# CCDData's UTYPE card -> astropy.nddata class name; ERR HDUs are standard deviations
+_KINDS = ("StdDevUncertainty", "VarianceUncertainty", "InverseVariance")
+
+
+def _name(h) -> str:
+    name = header_get(h.header, "EXTNAME", "")
+    return name.strip().upper() if isinstance(name, str) else ""
+
+
+def error_hdu_uncertainty(hdul, index: int, ys: slice, xs: slice, path: Path):
+    """The uncertainty of 2-D image HDU ``index`` over rows ``ys``, columns ``xs``, or None.
+
+    An image HDU named as in :data:`ERROR_EXTNAMES`, with the science HDU's ``EXTVER`` and
+    size; None when there is none, or it cannot be read (the image is still read, without it).
+
+    Parameters
+    ----------
+    hdul : astropy.io.fits.HDUList
+        The open file.
+    index : int
+        The science HDU.
+    ys, xs : slice
+        The section read.
+    path : Path
+        The file (for the record in ``meta["uncertainty_from"]``).
+
+    Returns
+    -------
+    (astropy.nddata.NDUncertainty, str) or None
+        The uncertainty and where it came from (``"HDU 2 (ERR)"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> hdul = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((4, 5)), name="SCI"),
+    ...                      fits.ImageHDU(np.full((4, 5), 2.0), name="ERR")])
+    >>> unc, where = error_hdu_uncertainty(hdul, 1, slice(0, 2), slice(0, 5), Path("x.fits"))
+    >>> type(unc).__name__, unc.array.shape, where
+    ('StdDevUncertainty', (2, 5), 'HDU 2 (ERR)')
+    """
+    from astropy import nddata
+
+    science = hdul[index]
+    if _name(science) in ERROR_EXTNAMES:
+        return None
+    dims = hdu_dims(science.header)
+    if dims is None or len(dims) != 2:
+        return None
+    version = header_get(science.header, "EXTVER", 1)
+    try:
+        found = [
+            (ERROR_EXTNAMES.index(_name(h)), i, h)
+            for i, h in enumerate(hdul)
+            if i != index
+            and _name(h) in ERROR_EXTNAMES
+            and getattr(h, "is_image", False)
+            and header_get(h.header, "EXTVER", 1) == version
+            and hdu_dims(h.header) == dims
+        ]
+        if not found:
+            return None
+        _, i, h = min(found, key=lambda f: f[:2])
+        try:
+            values = h.section[ys, xs]  # only the rows read (a file's HDU)
+        except Exception:  # an HDU held in memory
+            values = h.data[ys, xs]
+        values = np.asarray(values, dtype=np.float64)
+    except Exception:  # a damaged error HDU: the pixels are still good, without error bars
+        return None
+    kind = header_get(h.header, "UTYPE", "StdDevUncertainty")
+    cls = getattr(nddata, kind if kind in _KINDS else "StdDevUncertainty")
+    return cls(values), f"HDU {i} ({_name(h)})"
