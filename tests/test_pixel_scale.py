@@ -373,7 +373,7 @@ def test_pixel_scale_matrix_of_non_square_pixels_and_its_units():
         PixelScale(0.2, 0.2, "arcsec", matrix=[[1, 2], [2, 4]])
     with pytest.raises(ConfigError, match="invertible 2 x 2"):
         PixelScale(0.2, 0.2, "arcsec", matrix="abc")
-    with pytest.raises(ConfigError, match="not the pixel's x = 0.1"):
+    with pytest.raises(ConfigError, match=r"not the pixel's x = 0\.1"):
         PixelScale(0.1, 0.1, "arcsec", matrix=[[5, 0], [0, 5]])
     # an orientation column in radians is read as such
     t = Table({"area": [1], "semi_major": [20.0], "semi_minor": [4.0], "orientation": [np.pi / 2]})
