@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -58,6 +59,17 @@ _WRITE_ERRNOS = {
 # numpy's tofile (under tifffile) reports a short write as an OSError without errno
 _SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
 
+# errors after which no later file can be written in the same folder (a batch stops there)
+_FOLDER_REFUSALS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+# the longest name part of a target kept in its scratch names (bytes); longer ones are hashed,
+# so that ".{part}.{pid}.{random}.part{suffixes}" stays under the usual 255-byte limit
+_SCRATCH_PART_BYTES = 120
+_SCRATCH_SUFFIX_BYTES = 40
+
+# the targets put in place while a :func:`recording_writes` block runs (one set per block)
+_recorders: list[set] = []
+
 # errors of os.link meaning "no hard links here" (not "the target exists")
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 
@@ -72,11 +84,103 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     'exist.fits'
     """
     path = Path(path)
-    if path.exists() and not overwrite:
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as err:  # a name too long, a folder without permission
+        raise _write_error(err, path) from err
+    if exists and not overwrite:
         raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
-    if path.is_dir():
+    if is_dir:
         raise OutputExistsError("output path is a directory", path=path)
     return path
+
+
+def scratch_name_parts(path: str | os.PathLike) -> tuple[str, str]:
+    """The name part and suffixes that the scratch names of ``path`` are made of
+    (``.{part}.{pid}.{random}.part{suffixes}``): its stem and suffixes, a long stem shortened
+    with a hash of it (and long suffixes cut to the last ones), so that a target with a legal
+    name never gets a scratch name over the file system's limit.
+
+    Examples
+    --------
+    >>> scratch_name_parts("out/a_prob.fits.gz")
+    ('a_prob.fits', '.fits.gz')
+    >>> part, suffix = scratch_name_parts("x" * 240 + "_labels.tif")
+    >>> len(part.encode()) <= 120, suffix
+    (True, '.tif')
+    """
+    path = Path(path)
+    suffix = "".join(path.suffixes) or ".tmp"
+    while len(os.fsencode(suffix)) > _SCRATCH_SUFFIX_BYTES and len(path.suffixes) > 1:
+        suffix = suffix[suffix.index(".", 1) :]
+    if len(os.fsencode(suffix)) > _SCRATCH_SUFFIX_BYTES:
+        suffix = ".tmp"
+    return _shortened(path.stem), suffix
+
+
+def _shortened(part: str) -> str:
+    """``part`` when it is short; else its start and a hash of the whole."""
+    if len(os.fsencode(part)) <= _SCRATCH_PART_BYTES:
+        return part
+    digest = hashlib.sha1(os.fsencode(part)).hexdigest()[:16]
+    head = part
+    while len(os.fsencode(head)) > _SCRATCH_PART_BYTES - 17:
+        head = head[:-1]
+    return f"{head}~{digest}"
+
+
+@contextlib.contextmanager
+def recording_writes() -> Iterator[set]:
+    """Collect the targets this process puts in place while the block runs: the files
+    :func:`atomic_output` finished and the targets :func:`scratch_folder` was asked for (outputs
+    built in a folder, moved into place by their writer).
+
+    ``sciconv predict`` removes only these when an input fails, never a file another process
+    wrote meanwhile.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with recording_writes() as written:
+    ...     with atomic_output(target) as tmp:
+    ...         _ = tmp.write_text("x")
+    >>> written == {target}
+    True
+    """
+    written: set = set()
+    _recorders.append(written)
+    try:
+        yield written
+    finally:
+        _recorders.remove(written)
+
+
+def _record(path: Path) -> None:
+    for written in _recorders:
+        written.add(path)
+
+
+def stops_every_write(err: BaseException) -> bool:
+    """Whether ``err`` (or an error it was raised from) says the disk is full, over quota or
+    read-only: no later file can be written there either.
+
+    Examples
+    --------
+    >>> stops_every_write(WriteError("cannot write")), stops_every_write(OSError(errno.EROFS, "x"))
+    (False, True)
+    """
+    seen = set()
+    current = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and not isinstance(current, SciconvError):
+            if current.errno in _FOLDER_REFUSALS:
+                return True
+            if current.errno is None and _SHORT_WRITE.search(str(current)):
+                return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @contextlib.contextmanager
@@ -96,14 +200,14 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     True
     """
     path = check_writable(path, overwrite=overwrite)
-    suffix = "".join(path.suffixes) or ".tmp"
+    part, suffix = scratch_name_parts(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(path)
         # a leading "." keeps the temporary file hidden (io.list_images skips it) if we are
         # killed; the pid in the name tells a later writer whether its owner is still alive
         fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{path.stem}.{os.getpid()}.", suffix=".part" + suffix, dir=path.parent
+            prefix=f".{part}.{os.getpid()}.", suffix=".part" + suffix, dir=path.parent
         )
         os.close(fd)
         tmp = Path(tmp_name)
@@ -127,6 +231,7 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
                 os.replace(tmp, path)
             else:
                 _link_new(tmp, path)
+            _record(path)
         except OSError as err:
             if isinstance(err, SciconvError):
                 raise
@@ -287,9 +392,13 @@ def scratch_folder(path: str | os.PathLike) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(path)
-        return Path(
-            tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
+        folder = Path(
+            tempfile.mkdtemp(
+                prefix=f".{_shortened(path.name)}.{os.getpid()}.", suffix=".part", dir=path.parent
+            )
         )
+        _record(path)
+        return folder
     except OSError as err:
         raise _write_error(err, path) from err
 
@@ -340,13 +449,16 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     []
     """
     path = Path(path)
-    suffix = "".join(path.suffixes) or ".tmp"
+    part, suffix = scratch_name_parts(path)
+    name, stem = _shortened(path.name), part
     tail = r"\.(\d+)\.[A-Za-z0-9_]+\.part"
-    file_pattern = re.compile(rf"\.{re.escape(path.stem)}{tail}{re.escape(suffix)}")
-    folder_pattern = re.compile(rf"\.(?:{re.escape(path.name)}|{re.escape(path.stem)}){tail}")
+    file_pattern = re.compile(rf"\.{re.escape(part)}{tail}{re.escape(suffix)}")
+    folder_pattern = re.compile(rf"\.(?:{re.escape(name)}|{re.escape(stem)}){tail}")
     removed = []
     try:
-        candidates = set(path.parent.glob(f".{glob.escape(path.stem)}.*.part*"))
+        candidates = set()
+        for start in {name, stem}:
+            candidates.update(path.parent.glob(f".{glob.escape(start)}.*.part*"))
     except OSError:
         return removed
     now = time.time()

@@ -17,33 +17,51 @@ Examples
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from sciconv._atomic import remove_scratch, scratch_folder, target_error
-from sciconv._cli_common import say
+from sciconv._cli_common import one_line, say
 from sciconv._cli_predict_batch import Batch
 from sciconv._cli_predict_plan import (
+    check_channel,
     check_outputs,
     check_tiling,
     check_uncertainty,
     done_inputs,
     expand_inputs,
+    hdu_args,
     is_fits,
+    mask_file,
+    probe_inputs,
     product_format,
+    refuse_options,
     segmentation_outputs,
+    sidecar_outputs,
     without_own_products,
 )
-from sciconv.errors import ConfigError, OutputExistsError, SciconvError, SciconvWarning
+from sciconv._workdir_lock import lock_folder
+from sciconv.errors import (
+    ConfigError,
+    OutputExistsError,
+    SciconvError,
+    SciconvWarning,
+    WriteError,
+)
 
 __all__ = [
+    "OUT_LOCK",
     "cmd_predict",
     "is_fits",
     "product_format",
     "segmentation_outputs",
 ]
+
+#: The lock file of a ``sciconv predict`` run in its ``--out`` (hidden: never an input).
+OUT_LOCK = ".sciconv-predict.lock"
 
 
 @contextmanager
@@ -70,87 +88,15 @@ def _say(args, *parts) -> None:
         say(*parts)
 
 
-def _hdu(path, args) -> dict:
-    """``--hdu``: the ``hdu=`` of :func:`sciconv.io.read` for a FITS input (empty without it)."""
-    if args.hdu is None:
-        return {}
-    if not is_fits(path):
-        raise ConfigError(f"--hdu applies to FITS files; {path.name} is not one", path=path)
-    return {"hdu": args.hdu}
-
-
 def _read_args(path, args) -> dict:
     """``--hdu``, ``--nodata``, ``--mask`` and ``--ignore-flags``: what :func:`sciconv.io.read`
     is given for an input."""
     given = {
         "nodata": getattr(args, "nodata", None),
-        "mask": _mask_file(path, args),
+        "mask": mask_file(path, args),
         "ignore_flags": getattr(args, "ignore_flags", None),
     }
-    return {**_hdu(path, args), **{k: v for k, v in given.items() if v is not None}}
-
-
-def _mask_file(path, args) -> Path | None:
-    """``--mask`` for ``path``: the one file, or the name its ``{stem}`` / ``{dir}`` give; a
-    missing file is refused naming the input (before any input is segmented)."""
-    from sciconv import io
-
-    template = getattr(args, "mask", None)
-    if template is None:
-        return None
-    try:
-        name = template.format(stem=io.image_stem(path), dir=path.parent)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"--mask {template!r}: only {{stem}} and {{dir}} can be filled in ({exc})"
-        ) from exc
-    mask = Path(name).expanduser()
-    if not mask.is_file():
-        raise ConfigError(f"--mask: no file {mask} for this input", path=path)
-    return mask
-
-
-def _is_mosaic(path, args) -> bool:
-    """Segment block by block: asked for (``--block``), or too many pixels for one call."""
-    from sciconv import inference, io
-
-    if args.block is not None:
-        return True
-    h, w, _ = io.probe_shape(path, **_hdu(path, args))
-    return h * w > inference.AUTO_BLOCK_PIXELS
-
-
-def _refuse_options(path, args, *, mosaic: bool, planes) -> None:
-    """The options ``path`` cannot take, refused (:class:`~sciconv.errors.ConfigError`) for every
-    input before any is segmented: ``--hdu`` for a file that is not FITS; for a movie or Z-stack
-    (``planes``: its ``io.plane_axes``), what TIFF stacks cannot hold; block by block
-    (``mosaic``), resampling, uncertainty and outlines."""
-    from sciconv import inference
-
-    _hdu(path, args)  # --hdu is for FITS files
-    _mask_file(path, args)  # --mask names a file for every input
-    axes, sizes = planes
-    fmt = product_format(path, args.format)
-    if axes and (args.regions or args.geojson or fmt != "tiff" or args.block is not None):
-        raise ConfigError(
-            f"{path}: a stack of {' x '.join(map(str, sizes))} {axes} planes is segmented plane "
-            "by plane into TIFF stacks; --regions, --geojson, --block and --format other than "
-            "tiff are not available for it"
-        )
-    sized = args.object_size not in ("auto", None)
-    if mosaic and (
-        args.regions == "polygon"
-        or args.format is not None
-        or args.scale is not None
-        or sized
-        or args.uncertainty is not None
-    ):
-        raise ConfigError(
-            f"{path}: block-wise segmentation (--block, or images over "
-            f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
-            "--regions polygon (ellipse is), --format, --scale, --object-size PX and "
-            "--uncertainty are not available for it"
-        )
+    return {**hdu_args(path, args), **{k: v for k, v in given.items() if v is not None}}
 
 
 def _predict_mosaic(model, path, args) -> list[Path]:
@@ -186,7 +132,7 @@ def _predict_segmentation(model, paths, args) -> int:
     """Segment every input; the exit code (1 when ``--keep-going`` went past failed inputs)."""
     import numpy as np
 
-    from sciconv import io, postprocess
+    from sciconv import postprocess
 
     if args.geojson:  # a missing shapely fails before any prediction
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
@@ -195,10 +141,14 @@ def _predict_segmentation(model, paths, args) -> int:
     if own:
         _say(args, f"skipped {len(own)} input(s) that this run writes: "
                    + ", ".join(str(p) for p in own))  # fmt: skip
-    stacks = {p: io.plane_axes(p) for p in paths}
-    mosaics = [p for p in paths if not stacks[p][0] and _is_mosaic(p, args)]
+    batch = Batch(keep_going=args.keep_going, overwrite=args.overwrite)
+    for p in paths:  # the options no input can take, before any is read (usage errors)
+        hdu_args(p, args)
+        mask_file(p, args)
+    stacks, mosaics = probe_inputs(paths, args, batch)
+    paths = [p for p in paths if p in stacks]  # --keep-going: the unreadable ones failed
     for p in paths:  # every input's options and products checked before any is segmented
-        _refuse_options(p, args, mosaic=p in mosaics, planes=stacks[p])
+        refuse_options(p, args, mosaic=p in mosaics, planes=stacks[p])
     planned = segmentation_outputs(
         paths,
         args.out,
@@ -207,20 +157,8 @@ def _predict_segmentation(model, paths, args) -> int:
         catalog_format=args.catalog_format,
         geojson=args.geojson,
         mosaics=mosaics,
+        uncertainty=args.uncertainty is not None,
     )
-    if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
-        done = set(done_inputs(planned))
-        for p in (p for p in paths if p in done):
-            _say(args, f"{p}: skipped, its products exist (--skip-existing)")
-        paths, mosaics = [p for p in paths if p not in done], [p for p in mosaics if p not in done]
-        planned = {p: products for p, products in planned.items() if p not in done}
-    check_outputs([f for d in planned.values() for f in d.values()], overwrite=args.overwrite)
-    stacks = {p: planes for p, planes in stacks.items() if planes[0]}
-    batch, total = Batch(keep_going=args.keep_going), len(paths)
-    for path in mosaics:
-        with batch.one_input(path, planned[path].values()):
-            _predict_mosaic(model, path, args)
-    paths = [p for p in paths if p not in mosaics]
     params = {
         "tile": args.tile if args.tile is not None else "auto",
         "overlap": args.overlap,
@@ -230,11 +168,36 @@ def _predict_segmentation(model, paths, args) -> int:
         "object_size": args.object_size,
         **_postprocess_overrides(args),
     }
+    sidecars = {p: sidecar_outputs(p, args.out, args.format) for p in paths if p not in mosaics}
+    if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
+        settings = _history_settings(params, args, model)
+        done = set(
+            done_inputs(
+                planned,
+                sidecars=sidecars,
+                settings={p: settings for p in paths if p not in mosaics},
+            )
+        )
+        for p in (p for p in paths if p in done):
+            _say(args, f"{p}: skipped, its products exist (--skip-existing)")
+        paths, mosaics = [p for p in paths if p not in done], [p for p in mosaics if p not in done]
+        planned = {p: products for p, products in planned.items() if p not in done}
+    check_outputs(
+        [f for p, d in planned.items() for f in (*d.values(), *sidecars.get(p, [])[:1])],
+        overwrite=args.overwrite,
+    )  # the mask file, which an input may write, too
+    stacks = {p: planes for p, planes in stacks.items() if planes[0]}
+    total = len(paths) + len(batch.failed)
+    for path in mosaics:
+        with batch.one_input(path, planned[path].values()):
+            with _writing(planned[path]["labels"]):
+                _predict_mosaic(model, path, args)
+    paths = [p for p in paths if p not in mosaics]
     # one bar over files when there are several, else the one file's bar over tiles
     tile_progress = not args.quiet and len(paths) == 1
     with _file_progress(len(paths), enabled=not args.quiet) as bar:
         for path in paths:
-            with batch.one_input(path, planned[path].values(), _sidecars(path, args)):
+            with batch.one_input(path, planned[path].values(), sidecars[path]):
                 if path in stacks:
                     _segment_stack(model, path, args, params, *stacks[path])
                 else:
@@ -244,14 +207,19 @@ def _predict_segmentation(model, paths, args) -> int:
     return batch.finish(total)
 
 
-def _sidecars(path, args) -> list[Path]:
-    """The mask and uncertainty files of ``path``'s products, written only when needed."""
-    from sciconv import io, postprocess
-
-    names = postprocess.product_paths(
-        args.out, stem=io.image_stem(path), format=product_format(path, args.format)
-    )
-    return [names[k] for k in ("mask", "uncert") if k in names]
+@contextmanager
+def _writing(target: Path):
+    """An ``OSError`` of the block that is not a sciconv error (a name too long, a folder that
+    went away) as a :class:`~sciconv.errors.WriteError` naming the file (``target`` when the
+    error names none): one input's failure, which ``--keep-going`` goes past."""
+    try:
+        yield
+    except OSError as err:
+        if isinstance(err, SciconvError):
+            raise
+        named = err.filename if isinstance(err.filename, (str, bytes, Path)) else target
+        reason = err.strerror or one_line(err)
+        raise WriteError(f"cannot write ({reason}); nothing was written", path=named) from err
 
 
 def _postprocess_overrides(args) -> dict:
@@ -295,11 +263,12 @@ def _segment_image(model, img, args, params, progress):
     return labels, prob, std, table
 
 
-def _provenance(params: dict, args, model, channels: int) -> dict:
+def _provenance(params: dict, args, model, channels: int, *, choose: bool = True) -> dict:
     """The prediction's settings for the products' HISTORY: ``params`` plus what the command
     line chose around them (the channel segmented; the samples the probabilities average with
     ``--uncertainty``, as tta stays None beside it), and the precision ``auto`` chose (it
-    changes the probabilities: a rerun elsewhere must be able to ask for the same)."""
+    changes the probabilities: a rerun elsewhere must be able to ask for the same; not
+    ``choose``: ``auto`` left as it is, not timed)."""
     from sciconv import inference
 
     extra = {
@@ -313,10 +282,21 @@ def _provenance(params: dict, args, model, channels: int) -> dict:
     out = {**params, **{k: v for k, v in extra.items() if v is not None}}
     if out.get("precision") == "auto" and args.uncertainty is not None:
         out["precision"] = f"{inference.UNCERTAINTY_PRECISION} (auto)"
-    elif out.get("precision") == "auto":  # the choice is cached by the prediction: no new timing
+    elif out.get("precision") == "auto" and choose:  # cached by the prediction: no new timing
         chosen = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
         out["precision"] = f"{chosen} (auto)"
     return out
+
+
+def _history_settings(params: dict, args, model) -> list[str]:
+    """The model and settings lines :func:`_write_segmentation` records in the products'
+    HISTORY (``write_products``' form), to compare an earlier run's with (``--skip-existing``);
+    ``--precision auto`` as it is, not the choice it makes."""
+    recorded = _provenance(params, args, model, int(model.input_shape[-1] or 1), choose=False)
+    return [
+        f"sciconv prediction with model {Path(args.model).name}",
+        *(f"  {key} = {value!r}" for key, value in recorded.items()),
+    ]
 
 
 def _write_segmentation(model, path, args, params, *, like, labels, prob, std, table, bad, stack):
@@ -324,24 +304,25 @@ def _write_segmentation(model, path, args, params, *, like, labels, prob, std, t
     from sciconv import io, models, postprocess
 
     names = models.get_metadata(model).get("class_names")
-    return postprocess.write_products(  # the class cube, the labels, the mask, the catalog
-        args.out,
-        prob=prob,
-        labels=labels,
-        catalog=table,
-        mask=bad,
-        uncertainty=std,
-        like=like,
-        stem=io.image_stem(path),
-        format=product_format(path, args.format),
-        catalog_format=args.catalog_format,
-        class_names=names if names and len(names) == prob.shape[-1] else None,
-        model=Path(args.model).name,  # best.keras, pretrained:nuclei
-        params=_provenance(params, args, model, int(model.input_shape[-1] or 1)),
-        history=["sciconv predict"],
-        overwrite=args.overwrite,
-        stack_axes=stack or None,
-    )
+    with _writing(Path(args.out) / io.image_stem(path)):  # an OSError: a WriteError naming it
+        return postprocess.write_products(  # the class cube, the labels, the mask, the catalog
+            args.out,
+            prob=prob,
+            labels=labels,
+            catalog=table,
+            mask=bad,
+            uncertainty=std,
+            like=like,
+            stem=io.image_stem(path),
+            format=product_format(path, args.format),
+            catalog_format=args.catalog_format,
+            class_names=names if names and len(names) == prob.shape[-1] else None,
+            model=Path(args.model).name,  # best.keras, pretrained:nuclei
+            params=_provenance(params, args, model, int(model.input_shape[-1] or 1)),
+            history=["sciconv predict"],
+            overwrite=args.overwrite,
+            stack_axes=stack or None,
+        )
 
 
 def _remove_earlier_sidecars(path, args, *, written) -> None:
@@ -408,17 +389,19 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
         stack="",
     )
     if args.geojson:  # QuPath detections: outlines with the catalog's measurements
-        outs["geojson"] = postprocess.write_geojson(
-            labels, planned["geojson"], measurements=table, overwrite=args.overwrite
-        )
+        with _writing(planned["geojson"]):
+            outs["geojson"] = postprocess.write_geojson(
+                labels, planned["geojson"], measurements=table, overwrite=args.overwrite
+            )
     if args.regions:  # DS9 / Aladin regions, in sky coordinates when the image has a WCS
-        outs["regions"] = postprocess.write_regions(
-            table if args.regions == "ellipse" else labels,
-            planned["regions"],
-            wcs=img.wcs,
-            shape=args.regions,
-            overwrite=args.overwrite,
-        )
+        with _writing(planned["regions"]):
+            outs["regions"] = postprocess.write_regions(
+                table if args.regions == "ellipse" else labels,
+                planned["regions"],
+                wcs=img.wcs,
+                shape=args.regions,
+                overwrite=args.overwrite,
+            )
     _remove_earlier_sidecars(path, args, written=outs.values())
     where = outs["labels"]  # an OME-Zarr label group: name the store it sits in
     zarr_group = args.format == "ome-zarr" and where.parent.name == "labels"
@@ -553,12 +536,7 @@ def _one_channel(img, channel: int | None):
     """``--channel K``: the image reduced to its channel K (:meth:`GridImage.channel`)."""
     if channel is None:
         return img
-    n = int(img.data.shape[-1])
-    if channel >= n:
-        raise ConfigError(
-            f"--channel {channel}: the image has {n} channel(s), numbered 0 to {n - 1}",
-            path=img.path,
-        )
+    check_channel(img.path, channel, int(img.data.shape[-1]))
     return img.channel(channel)  # a lazy view for a lazily read whole slide
 
 
@@ -687,7 +665,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise SciconvError("model file not found", path=model_path)
     if getattr(args, "scale", None) is not None and args.object_size not in ("auto", None):
         raise ConfigError("give --scale or --object-size PX, not both (both set the resampling)")
-    paths = expand_inputs(args.inputs)
+    created = not args.out.exists()
+    try:
+        # one run at a time writes into --out: a second is refused at once (exit 1), a dead
+        # run's lock taken over; creating the lock also shows that --out is writable
+        with lock_folder(args.out, name=OUT_LOCK, what="--out", busy=OutputExistsError):
+            return _predict(args, model_path, shipped=shipped)
+    finally:
+        if created:  # a run refused before writing anything leaves no empty --out behind
+            with contextlib.suppress(OSError):
+                args.out.rmdir()
+
+
+def _predict(args, model_path: Path, *, shipped: bool) -> int:
+    """Load the model, then segment or classify every input (``--out`` locked)."""
+    paths = expand_inputs(args.inputs, out=args.out)
 
     from sciconv import models
 

@@ -2,9 +2,13 @@
 
 An input that fails leaves no partial products: :meth:`Batch.one_input` removes what the input
 wrote when it fails or is interrupted (Ctrl-C, SIGTERM) part-way through, so a rerun with
-``--skip-existing`` finds the products of each input whole or absent. With ``--keep-going`` an
-input's sciconv error (unreadable pixels, normalization, inference, writing; not a usage error)
-is reported as one ``sciconv: error: FILE: message`` line and the batch goes on;
+``--skip-existing`` finds the products of each input whole or absent. Only the files this
+process itself put in place are removed (``_atomic.recording_writes``), never one that another
+process wrote meanwhile; with ``--overwrite`` a failed input's products of an earlier run are
+removed too (they were made from the file's earlier contents), and its error line says so.
+With ``--keep-going`` an input's sciconv error (unreadable pixels, normalization, inference,
+writing; not a usage error) is reported as one ``sciconv: error: FILE: message`` line and the
+batch goes on, unless the disk is full or read-only (no later input could be written);
 :meth:`Batch.finish` then names the failed inputs and gives the exit code.
 ``sciconv._cli_predict`` runs the inputs.
 
@@ -19,25 +23,29 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from sciconv._atomic import remove_scratch
+from sciconv._atomic import recording_writes, refusal_reason, remove_scratch, stops_every_write
 from sciconv._cli_common import EXIT_ERROR, EXIT_OK, error_text
-from sciconv.errors import ConfigError, SciconvError
+from sciconv.errors import ConfigError, SciconvError, WriteError
 
-__all__ = ["Batch", "error_line", "is_input_error"]
+__all__ = ["Batch", "differing_setting", "error_line", "is_input_error", "recorded_history"]
 
 #: The failed inputs the summary line names; the others were named by their own lines.
 _NAMED = 20
 
 
-def is_input_error(exc: BaseException) -> bool:
+def is_input_error(exc: BaseException, also: tuple = ()) -> bool:
     """Whether ``exc`` is one input's failure, which ``--keep-going`` goes past: a sciconv error
-    that is not a usage error (:class:`~sciconv.errors.ConfigError`, exit 2).
+    that is not a usage error (:class:`~sciconv.errors.ConfigError`, exit 2), or one of the
+    classes ``also`` (e.g. ConfigError for an option one input cannot take).
 
     Examples
     --------
@@ -46,6 +54,8 @@ def is_input_error(exc: BaseException) -> bool:
     >>> is_input_error(KeyboardInterrupt())
     False
     """
+    if also and isinstance(exc, also):
+        return True
     return isinstance(exc, SciconvError) and not isinstance(exc, ConfigError)
 
 
@@ -78,24 +88,52 @@ def error_line(path: Path, exc: BaseException) -> str:
     return f"sciconv: error: {path}: {error_text(exc, with_path=not own)}"
 
 
-def _stamp(path: Path):
-    """What tells a file (or store) this run wrote from an earlier run's: None when absent."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+def _key(path) -> str:
+    return os.path.abspath(path)
 
 
-def _remove_partial(products: dict, sidecars: dict) -> None:
-    """An input that failed while its files were written: what it wrote removed, and then its
-    planned products of an earlier run too (only there with ``--overwrite``: kept, they would
-    mix two runs); nothing when it wrote nothing (an earlier run's products are whole)."""
-    changed = [p for p, stamp in {**products, **sidecars}.items() if _stamp(p) != stamp]
-    if not changed:
-        return
-    for path in dict.fromkeys([*changed, *products]):
+def _wrote(path: Path, written: set) -> bool:
+    """Whether this process put ``path`` (or the store holding it) in place: ``written`` holds
+    the targets of ``_atomic.recording_writes``."""
+    keys = {_key(p) for p in written}
+    return any(_key(p) in keys for p in (path, *path.parents))
+
+
+def _remove_partial(planned: list, written: set, earlier: list, *, stale: bool) -> list[Path]:
+    """An input that failed: the files of ``planned`` (its products and sidecars) that this
+    process wrote removed, and then, when it wrote any (an earlier run's products beside its
+    own would mix two runs) or ``stale`` (``--overwrite``: they are the file's earlier
+    contents'), those of ``earlier`` (its products there before it started) too; a file that
+    another process wrote meanwhile is never touched. The earlier run's files removed."""
+    mine = [p for p in planned if _wrote(p, written)]
+    for path in mine:
         remove_scratch(path)  # never raises: the error that stopped the input is reported
+    if not (mine or stale):
+        return []
+    gone = [p for p in earlier if p not in mine and os.path.lexists(p)]
+    for path in gone:
+        remove_scratch(path)
+    return [p for p in gone if not os.path.lexists(p)]
+
+
+def _with_note(exc: BaseException, note: str) -> None:
+    """``note`` added to a sciconv error's message (its line then says it); other errors are
+    left as they are."""
+    if isinstance(exc, SciconvError):
+        exc.message += note
+        exc.args = (f"{exc.args[0]}{note}", *exc.args[1:])
+
+
+def _stopped(exc: BaseException) -> WriteError:
+    """The error that ends a ``--keep-going`` batch after ``exc``: a full or read-only disk."""
+    reason = refusal_reason(exc) or "the disk refused the write"
+    folder = Path(exc.path).parent if isinstance(exc, SciconvError) and exc.path else None
+    return WriteError(
+        f"the batch stops here ({reason}): no later input could be written there; the inputs "
+        "after this one were not run (--keep-going goes past failed inputs, not a full or "
+        "read-only disk)",
+        path=folder,
+    )
 
 
 class Batch:
@@ -106,32 +144,64 @@ class Batch:
     keep_going : bool
         ``--keep-going``: an input's sciconv error (:func:`is_input_error`) is reported and the
         batch goes on; otherwise it ends the run, as any error does.
+    overwrite : bool, optional
+        ``--overwrite``: a failed input's products of an earlier run are removed (stale).
     """
 
-    def __init__(self, *, keep_going: bool):
+    def __init__(self, *, keep_going: bool, overwrite: bool = False):
         self.keep_going = bool(keep_going)
+        self.overwrite = bool(overwrite)
         self.failed: list[Path] = []
 
     def _fail(self, path: Path, exc: BaseException) -> None:
-        print(error_line(path, exc), file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError, ValueError):  # a stderr that is gone: the tally stays
+            print(error_line(path, exc), file=sys.stderr, flush=True)
         self.failed.append(path)
 
     @contextmanager
-    def one_input(self, path: Path, products: Iterable[Path] = (), sidecars: Iterable[Path] = ()):
+    def one_input(
+        self,
+        path: Path,
+        products: Iterable[Path] = (),
+        sidecars: Iterable[Path] = (),
+        *,
+        also: tuple = (),
+    ):
         """Run the block for one input ``path``. When it fails or is interrupted, the files of
         ``products`` (its planned products) and ``sidecars`` (its mask and uncertainty files,
-        written only when needed) that it wrote are removed (with them its planned products of
-        an earlier run, which would be mixed with this one's); with ``keep_going`` an
-        :func:`is_input_error` is then reported and swallowed."""
-        products = {Path(p): _stamp(Path(p)) for p in products}
-        sidecars = {Path(p): _stamp(Path(p)) for p in sidecars}
-        try:
-            yield
-        except BaseException as exc:
-            _remove_partial(products, sidecars)
-            if not (self.keep_going and is_input_error(exc)):
-                raise
-            self._fail(path, exc)
+        written only when needed) that this process wrote are removed, with them (or, with
+        ``overwrite``, when it fails in any way) its products of an earlier run, which would
+        be mixed with this one's or are stale; with ``keep_going`` an :func:`is_input_error`
+        (``also``: further error classes that are this input's) is then reported and
+        swallowed, unless the disk is full or read-only.
+
+        Examples
+        --------
+        >>> batch = Batch(keep_going=True)
+        >>> with batch.one_input(Path("b.fits"), also=(ConfigError,)):
+        ...     raise ConfigError("--channel 3: the image has 1 channel(s)", path="b.fits")
+        >>> [p.name for p in batch.failed]
+        ['b.fits']
+        """
+        planned = list(dict.fromkeys(Path(p) for p in (*products, *sidecars)))
+        earlier = [p for p in planned if os.path.lexists(p)]
+        with recording_writes() as written:
+            try:
+                yield
+            except BaseException as exc:
+                failed = isinstance(exc, Exception)
+                gone = _remove_partial(planned, written, earlier, stale=self.overwrite and failed)
+                if gone:
+                    _with_note(
+                        exc,
+                        f"; its earlier products {', '.join(p.name for p in gone)} were "
+                        "removed (stale: made from the file's earlier contents)",
+                    )
+                if not (self.keep_going and is_input_error(exc, also)):
+                    raise
+                self._fail(path, exc)
+                if stops_every_write(exc):
+                    raise _stopped(exc) from exc
 
     def predict_table(self, predict: Callable[[list[Path]], object], paths: Sequence[Path]):
         """One table over all ``paths`` (``predict(paths)``, e.g. a ``predict_files`` call), the
@@ -178,3 +248,104 @@ class Batch:
             flush=True,
         )
         return EXIT_ERROR
+
+
+# ------------------------------------------------- --skip-existing: what the products record
+def recorded_history(product: Path) -> list[str] | None:
+    """The HISTORY lines a sciconv product records (FITS HISTORY cards, the TIFF description's
+    ``history``, an OME-Zarr store's ``sciconv`` attributes); None for a file that records
+    none by format (catalogs, regions, block-wise labels).
+
+    Raises ``OSError`` or ``ValueError`` for a product that cannot be read.
+
+    Examples
+    --------
+    >>> recorded_history(Path("a_catalog.ecsv")) is None
+    True
+    """
+    from sciconv import io
+
+    name = product.name.lower()
+    if name.endswith(".ome.zarr"):
+        for attrs in ("zarr.json", ".zattrs"):
+            if (product / attrs).is_file():
+                meta = json.loads((product / attrs).read_text(encoding="utf-8"))
+                meta = meta.get("attributes", meta)
+                return list(meta.get("sciconv", {}).get("history", []))
+        return []
+    if name.endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS)):
+        from astropy.io import fits
+
+        header = fits.getheader(product)
+        return [str(line) for line in header.get("HISTORY", [])]
+    if name.endswith(tuple(io.TIFF_EXTENSIONS)):
+        import tifffile
+
+        with tifffile.TiffFile(product) as tif:
+            meta = tif.shaped_metadata
+            return list((meta[0] if meta else {}).get("history", []))
+    return None
+
+
+def _settings(lines: Sequence[str]) -> dict[str, str]:
+    """``{"model": ..., setting: value as written}`` from a product's HISTORY lines (a FITS
+    card of 72 characters continues on the next)."""
+    found: dict[str, str] = {}
+    key, previous = None, ""
+    for line in lines:
+        model = re.match(r"sciconv prediction with model (.*)$", line)
+        setting = re.match(r"  (\w+) = (.*)$", line)
+        if model and "model" not in found:
+            found["model"], key = model[1].strip(), None
+        elif setting:
+            key = setting[1]
+            found[key] = setting[2].strip()
+        elif key is not None and len(previous) >= 70:  # a long line split over cards
+            found[key] += line.strip()
+        else:
+            key = None
+        previous = line
+    return found
+
+
+def _same_value(key: str, recorded: str | None, wanted: str | None) -> bool:
+    if recorded == wanted:
+        return True
+    # --precision auto records the precision it chose: any choice of auto's is the same setting
+    return (
+        key == "precision"
+        and wanted == "'auto'"
+        and bool(recorded and re.fullmatch(r"'.+ \(auto\)'", recorded))
+    )
+
+
+def differing_setting(product: Path, settings: Sequence[str]) -> str | None:
+    """What ``product`` records that differs from ``settings`` (the HISTORY lines this run
+    writes: model and settings), in words; None when it matches or records nothing by format.
+
+    Examples
+    --------
+    >>> differing_setting(Path("a_catalog.ecsv"), ["sciconv prediction with model m.keras"])
+    """
+    from sciconv import io
+    from sciconv.io._common import fits_text
+
+    try:
+        lines = recorded_history(product)
+    except (OSError, ValueError, KeyError) as err:
+        return f"settings that cannot be read ({type(err).__name__})"
+    if lines is None:
+        return None
+    fits = product.name.lower().endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS))
+    wanted = _settings([fits_text(line) if fits else line for line in settings])
+    recorded = _settings(lines)
+    if "model" not in recorded:
+        return "no recorded sciconv settings"
+    for key in dict.fromkeys([*wanted, *recorded]):
+        if not _same_value(key, recorded.get(key), wanted.get(key)):
+            if key == "model":
+                return f"model {recorded[key]} (this run: {wanted.get(key)})"
+            return (
+                f"{key} = {recorded.get(key, 'not set')} (this run: {wanted.get(key, 'not set')})"
+            )
+    return None

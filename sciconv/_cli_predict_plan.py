@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Collection, Sequence
@@ -25,24 +26,41 @@ from pathlib import Path
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
 
 __all__ = [
+    "check_channel",
     "check_outputs",
     "check_tiling",
     "check_uncertainty",
     "done_inputs",
     "earlier_products",
     "expand_inputs",
+    "hdu_args",
     "is_fits",
+    "is_mosaic",
+    "mask_file",
+    "probe_inputs",
+    "product_endings",
     "product_format",
+    "refuse_options",
     "segmentation_outputs",
+    "sidecar_outputs",
     "without_own_products",
 ]
 
 
-def expand_inputs(inputs: Sequence[str]) -> list[Path]:
+def expand_inputs(inputs: Sequence[str], *, out: Path | None = None) -> list[Path]:
     """The image files ``sciconv predict`` is given: files, OME-Zarr stores and the images of
-    folders (their sub-folders are not searched: a warning names them).
+    folders (their sub-folders are not searched: a warning names them, never ``out``; so do
+    its broken links). A file named twice (the same after resolving links, or the same file)
+    is taken once.
 
     Raises :class:`~sciconv.errors.InferenceError` for a missing input or a folder of no images.
+
+    Examples
+    --------
+    >>> expand_inputs(["no/such.fits"])
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.InferenceError: no/such.fits: input not found
     """
     from sciconv import io
 
@@ -54,7 +72,7 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
         elif p.is_dir():
             found = io.list_images(p)
             if not found:
-                subs = sorted(d.name for d in p.iterdir() if d.is_dir() and d.name[:1] != ".")
+                subs = _sub_folders(p, out=out)
                 hint = (
                     f" (its sub-folders {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "
                     f"are not searched: name them, e.g. {p}/*/)"
@@ -62,13 +80,42 @@ def expand_inputs(inputs: Sequence[str]) -> list[Path]:
                     else ""
                 )
                 raise InferenceError(f"folder holds no image files{hint}", path=p)
-            _warn_unsearched(p, found)
+            _warn_unsearched(p, found, out=out)
             paths.extend(Path(f) for f in found)
         elif p.exists():
             paths.append(p)
         else:
             raise InferenceError("input not found", path=p)
-    return paths
+    return _once(paths)
+
+
+def _once(paths: list[Path]) -> list[Path]:
+    """``paths`` with each file once: the same path after resolving, or the same file."""
+    kept: dict[Path, Path] = {}
+    for p in paths:
+        key = p.resolve()
+        if key in kept or any(_same(p, q) for q in kept.values()):
+            continue
+        kept[key] = p
+    return list(kept.values())
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _sub_folders(folder: Path, *, out: Path | None, names=()) -> list[str]:
+    """The sub-folders of ``folder`` an input folder does not search (hidden ones, ``names``
+    and ``out``, the run's output folder, left out)."""
+    skip = None if out is None else Path(out).resolve()
+    return sorted(
+        d.name
+        for d in folder.iterdir()
+        if d.is_dir() and d.name[:1] != "." and d.name not in names and d.resolve() != skip
+    )
 
 
 #: Image files a microscope, scanner or viewer writes that sciconv does not read.
@@ -78,13 +125,12 @@ _UNREAD_IMAGE_SUFFIXES = (
 )  # fmt: skip
 
 
-def _warn_unsearched(folder: Path, found) -> None:
-    """Warnings naming the sub-folders of an input folder and its images of formats sciconv
-    does not read (neither is predicted)."""
+def _warn_unsearched(folder: Path, found, *, out: Path | None = None) -> None:
+    """Warnings naming the sub-folders of an input folder (not ``out``, the run's output
+    folder), its images of formats sciconv does not read and its broken links (none of them
+    is predicted)."""
     names = {Path(f).name for f in found}  # an OME-Zarr store is a folder that is an image
-    subs = sorted(
-        d.name for d in folder.iterdir() if d.is_dir() and d.name[:1] != "." and d.name not in names
-    )
+    subs = _sub_folders(folder, out=out, names=names)
     if subs:
         warnings.warn(
             f"{folder}: sub-folder(s) {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "
@@ -102,6 +148,16 @@ def _warn_unsearched(folder: Path, found) -> None:
             f"{folder}: {len(other)} image(s) of a format sciconv does not read skipped "
             f"({', '.join(other[:5])}{', ...' if len(other) > 5 else ''}); convert them to "
             "TIFF, PNG or FITS",
+            SciconvWarning,
+            stacklevel=3,
+        )
+    broken = sorted(
+        f.name for f in folder.iterdir() if f.is_symlink() and not f.exists() and f.name[:1] != "."
+    )
+    if broken:
+        warnings.warn(
+            f"{folder}: {len(broken)} broken link(s) skipped ({', '.join(broken[:5])}"
+            f"{', ...' if len(broken) > 5 else ''}): their targets do not exist",
             SciconvWarning,
             stacklevel=3,
         )
@@ -147,9 +203,12 @@ def segmentation_outputs(
     catalog_format: str = "ecsv",
     geojson: bool = False,
     mosaics: Collection[Path] = (),
+    uncertainty: bool = False,
 ) -> dict[Path, dict[str, Path]]:
     """The product files of every input (postprocess.product_paths; those of ``mosaics``, the
-    inputs segmented block by block, ``inference.mosaic_outputs``), named by io.image_stem.
+    inputs segmented block by block, ``inference.mosaic_outputs``), named by io.image_stem;
+    with ``uncertainty`` the uncertainty file too (TIFF and OME-Zarr; FITS keeps it in the
+    probability file).
 
     Raises :class:`~sciconv.errors.InferenceError` when two inputs would write the same files.
 
@@ -182,6 +241,8 @@ def segmentation_outputs(
             out, stem=stem, format=product_format(p, format), catalog_format=catalog_format
         )
         planned[p] = {k: names[k] for k in _WRITTEN_PRODUCTS}
+        if uncertainty and "uncert" in names:
+            planned[p]["uncert"] = names["uncert"]
         if regions:
             planned[p]["regions"] = Path(out) / f"{stem}_regions.reg"
         if geojson:
@@ -189,11 +250,39 @@ def segmentation_outputs(
     return planned
 
 
+def sidecar_outputs(path: Path, out: Path, format: str | None = None) -> list[Path]:
+    """The mask and uncertainty files of ``path``'s products (written only when needed: bad
+    pixels, ``--uncertainty``); none for FITS, which keeps them in its products.
+
+    Examples
+    --------
+    >>> [p.name for p in sidecar_outputs(Path("a.png"), Path("out"))]
+    ['a_mask.tif', 'a_uncert.tif']
+    """
+    from sciconv import io, postprocess
+
+    names = postprocess.product_paths(
+        out, stem=io.image_stem(path), format=product_format(path, format)
+    )
+    return [names[k] for k in ("mask", "uncert") if k in names and names[k].parent == Path(out)]
+
+
 def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     """Refuse (:class:`~sciconv.errors.OutputExistsError`) when any of ``paths`` exists and not
-    ``overwrite``, naming the first; or when one cannot be written over."""
+    ``overwrite``, naming the first; or when one cannot be written over; or
+    (:class:`~sciconv.errors.WriteError`) when a name is longer than its file system allows.
+
+    Examples
+    --------
+    >>> check_outputs([Path("no/such/folder") / ("x" * 300)], overwrite=False)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.WriteError: no/such/folder/xxx...: file name too long (300 bytes; ...
+    """
     from sciconv._atomic import check_writable
 
+    for p in paths:
+        _check_name_length(p)
     existing = [p for p in paths if p.exists()]
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
@@ -205,36 +294,106 @@ def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
             check_writable(p, overwrite=overwrite)
 
 
-def done_inputs(planned: dict[Path, dict[str, Path]]) -> list[Path]:
-    """``--skip-existing``: the inputs of ``planned`` (:func:`segmentation_outputs`) whose
-    products all exist, an earlier run's, to be skipped.
+def _check_name_length(path: Path) -> None:
+    """A :class:`~sciconv.errors.WriteError` naming ``path`` when one of its names is longer
+    than the file system allows (found before any input is computed)."""
+    from sciconv.errors import WriteError
 
-    Raises :class:`~sciconv.errors.OutputExistsError` for an input with only some of them (a
-    run stopped while writing them, files removed since), naming which exist and which do not,
-    before any input is segmented.
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or not known
+        limit = 255
+    longest = max(len(os.fsencode(part)) for part in path.parts)
+    if longest > limit:
+        shown = path if len(path.name) <= 60 else path.with_name(path.name[:20] + "...")
+        raise WriteError(
+            f"file name too long ({longest} bytes; the file system allows {limit}); "
+            "rename the input to a shorter name",
+            path=shown,
+        )
+
+
+def done_inputs(
+    planned: dict[Path, dict[str, Path]],
+    *,
+    sidecars: dict[Path, list[Path]] | None = None,
+    settings: dict[Path, list[str]] | None = None,
+) -> list[Path]:
+    """``--skip-existing``: the inputs of ``planned`` (:func:`segmentation_outputs`) that an
+    earlier run finished, to be skipped: every product exists, is not empty, is not older than
+    the input (make's rule) and records the same model and settings as ``settings`` (the
+    HISTORY lines this run would write for the input; not checked for an input without them).
+
+    Raises :class:`~sciconv.errors.OutputExistsError` for inputs with only some of them (a run
+    stopped while writing them, files removed since; ``sidecars``: the mask and uncertainty
+    files, which count when present), or with products that are empty, older than the input or
+    made otherwise, naming up to 20 of them, before any input is segmented.
 
     Examples
     --------
     >>> done_inputs(segmentation_outputs([Path("a.fits")], Path("no/such/folder")))
     []
     """
-    done, partial = [], []
+    done, refused = [], []
     for path, products in planned.items():
         there = [p for p in products.values() if p.exists()]
-        if len(there) == len(products):
+        extra = [p for p in (sidecars or {}).get(path, []) if p.exists() and p not in there]
+        if not there and not extra:
+            continue
+        if len(there) < len(products):
+            have = ", ".join(p.name for p in there + extra)
+            missing = ", ".join(p.name for p in products.values() if p not in there)
+            refused.append((path, f"only some of its products exist ({have}; not {missing})"))
+            continue
+        why = _not_done(path, there, (settings or {}).get(path))
+        if why:
+            refused.append((path, why))
+        else:
             done.append(path)
-        elif there:
-            partial.append((path, there, [p for p in products.values() if p not in there]))
-    if partial:
-        path, there, missing = partial[0]
-        more = f" (and {len(partial) - 1} more input(s) like it)" if len(partial) > 1 else ""
+    if refused:
+        shown = "; ".join(f"{p}: {why}" for p, why in refused[:_LISTED])
+        more = f"; and {len(refused) - _LISTED} more input(s)" if len(refused) > _LISTED else ""
+        lead = refused[0][0] if len(refused) == 1 else None
+        text = refused[0][1] if lead is not None else f"{len(refused)} inputs: {shown}{more}"
         raise OutputExistsError(
-            f"only some of its products exist ({', '.join(p.name for p in there)}; not "
-            f"{', '.join(p.name for p in missing)}){more}: remove them to segment it again, or "
-            "pass --overwrite instead of --skip-existing to recompute every input",
-            path=path,
+            f"{text}: --skip-existing takes only inputs whose products are whole and current; "
+            "remove them to segment the input again, or pass --overwrite instead of "
+            "--skip-existing to recompute every input",
+            path=lead,
         )
     return done
+
+
+#: The inputs a refusal names at most (the others are counted).
+_LISTED = 20
+
+
+def _not_done(path: Path, products: list[Path], settings: list[str] | None) -> str | None:
+    """Why the existing ``products`` of ``path`` are not a finished earlier run's; None if
+    they are."""
+    from sciconv._cli_predict_batch import differing_setting
+
+    try:
+        made = path.stat().st_mtime
+    except OSError:
+        made = None
+    for p in products:
+        if p.is_file() and p.stat().st_size == 0:
+            return f"its product {p.name} is empty"
+        if p.is_dir() and not any(p.iterdir()):
+            return f"its product {p.name} is empty"
+        if made is not None and p.stat().st_mtime < made:
+            return f"its product {p.name} is older than the input (the input changed since)"
+    if settings is None:
+        return None
+    for p in products:
+        differs = differing_setting(p, settings)
+        if differs:
+            return f"its product {p.name} was made with {differs}"
+    return None
 
 
 def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path]]:
@@ -260,43 +419,261 @@ def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path
         products.update(mine)
     own = [p for p in paths if p.resolve() in products]
     paths = [p for p in paths if p.resolve() not in products]
-    earlier = earlier_products(paths)
+    earlier = earlier_products(paths, out=args.out)
     if earlier:
         warnings.warn(
-            f"skipped {len(earlier)} input(s) named as sciconv products of other inputs (an "
-            f"earlier run's, e.g. in another --format): {', '.join(str(p) for p in earlier)}; "
-            "rename them to segment them",
+            f"skipped {len(earlier)} input(s) named as sciconv products of other inputs or in "
+            "--out (an earlier run's, e.g. in another --format): "
+            f"{', '.join(str(p) for p in earlier)}; rename them to segment them",
             SciconvWarning,
             stacklevel=3,
         )
     return [p for p in paths if p not in earlier], own
 
 
-def earlier_products(paths: Sequence[Path]) -> list[Path]:
-    """The inputs named as image products of another input of the same batch: ``a_labels.tif``,
-    ``a_prob.fits``, ``a_labels.zarr`` beside an ``a.*`` (an earlier run's, written into the
-    input folder, maybe in another ``--format``). A product-like name without its input is not
-    one of them.
+def product_endings() -> tuple[str, ...]:
+    """What the name of every product sciconv predict writes ends with after its input's name
+    (``_labels.tif``, ``_catalog.vot``, ``.ome.zarr``, ``_objects.geojson``, ...), longest
+    first: ``postprocess.product_paths`` and ``inference.mosaic_outputs``, the naming rules, for
+    every format.
+
+    Examples
+    --------
+    >>> wanted = {"_labels.tif", "_catalog.fits", "_regions.reg", "_uncert.ome.zarr"}
+    >>> wanted <= set(product_endings())
+    True
+    """
+    from sciconv import postprocess
+    from sciconv.inference._files import mosaic_outputs
+
+    folder, stem = Path("out"), "x"
+    names = []
+    for cat in postprocess.PRODUCT_CATALOG_FORMATS:
+        for fmt in postprocess.PRODUCT_FORMATS:
+            names += postprocess.product_paths(
+                folder, stem=stem, format=fmt, catalog_format=cat
+            ).values()
+        names += mosaic_outputs(
+            folder, stem, catalog_format=cat, regions="ellipse", geojson=True
+        ).values()
+    endings = {p.name[len(stem) :] for p in names if p.parent == folder}
+    return tuple(sorted(endings, key=len, reverse=True))
+
+
+def _product_base(path: Path, endings: Sequence[str]) -> tuple[str | None, str]:
+    """The input name ``path`` is named after as a product, and the product ending."""
+    lower = path.name.lower()
+    for ending in endings:
+        if lower.endswith(ending.lower()) and len(path.name) > len(ending):
+            return path.name[: -len(ending)], ending
+    return None, ""
+
+
+def _records_sciconv(path: Path) -> bool:
+    """Whether ``path`` records the settings of a sciconv prediction (its HISTORY)."""
+    from sciconv._cli_predict_batch import recorded_history
+
+    try:
+        lines = recorded_history(path) or []
+    except (OSError, ValueError, KeyError):
+        return False
+    return any(line.startswith("sciconv prediction with model ") for line in lines)
+
+
+def earlier_products(paths: Sequence[Path], *, out: Path | None = None) -> list[Path]:
+    """The inputs named as products of another input of the same batch: ``a_labels.tif``,
+    ``a_prob.fits``, ``a_labels.zarr``, ``a_catalog.ecsv``, ``a_regions.reg``, ``a.ome.zarr``
+    beside an ``a.*`` (an earlier run's, written into the input folder, maybe in another
+    ``--format``); those in ``out``, the run's output folder, named as products; and, anywhere,
+    those named as products that record a sciconv prediction's settings (an image store
+    ``NAME.ome.zarr`` only then). A product-like name without its input, in ``out`` or such a
+    record is not one of them.
 
     Examples
     --------
     >>> found = earlier_products([Path("a.png"), Path("a_labels.tif"), Path("b_prob.fits")])
     >>> [p.name for p in found]
     ['a_labels.tif']
+    >>> [p.name for p in earlier_products([Path("o/b_prob.fits")], out=Path("o"))]
+    ['b_prob.fits']
     """
-    from sciconv import io, postprocess
+    from sciconv import io
 
-    # the image products' extensions, and zarr for the block-by-block labels
-    extensions = (*postprocess.PRODUCT_FORMATS.values(), ".zarr")
-    suffixes = postprocess.PRODUCT_SUFFIXES.values()
-    stems = {io.image_stem(p) for p in paths}
+    endings = product_endings()
+    inside = None if out is None else Path(out).resolve()
+    stems: dict[str, list[Path]] = {}
+    for p in paths:
+        stems.setdefault(io.image_stem(p), []).append(p)
     found = []
     for p in paths:
-        stem = io.image_stem(p)
-        base = next((stem[: -len(s)] for s in suffixes if stem.endswith(s)), None)
-        if base and base in stems and p.name.lower().endswith(extensions):
+        base, ending = _product_base(p, endings)
+        if base is None:
+            continue
+        if any(q != p for q in stems.get(base, ())):
+            found.append(p)
+        elif inside is not None and p.resolve().parent == inside and ending[:1] != ".":
+            found.append(p)
+        elif _records_sciconv(p):  # NAME.ome.zarr, or a product elsewhere (old_results/)
             found.append(p)
     return found
+
+
+def hdu_args(path, args) -> dict:
+    """``--hdu``: the ``hdu=`` of :func:`sciconv.io.read` for a FITS input (empty without it);
+    a :class:`~sciconv.errors.ConfigError` for an input that is not FITS.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> hdu_args(Path("a.fits"), argparse.Namespace(hdu="SCI"))
+    {'hdu': 'SCI'}
+    """
+    if args.hdu is None:
+        return {}
+    if not is_fits(path):
+        raise ConfigError(f"--hdu applies to FITS files; {path.name} is not one", path=path)
+    return {"hdu": args.hdu}
+
+
+def mask_file(path, args) -> Path | None:
+    """``--mask`` for ``path``: the one file, or the name its ``{stem}`` / ``{dir}`` give; a
+    missing file is refused naming the input (before any input is segmented).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> mask_file(Path("a.fits"), argparse.Namespace(mask=None)) is None
+    True
+    """
+    from sciconv import io
+
+    template = getattr(args, "mask", None)
+    if template is None:
+        return None
+    try:
+        name = template.format(stem=io.image_stem(path), dir=path.parent)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"--mask {template!r}: only {{stem}} and {{dir}} can be filled in ({exc})"
+        ) from exc
+    mask = Path(name).expanduser()
+    if not mask.is_file():
+        raise ConfigError(f"--mask: no file {mask} for this input", path=path)
+    return mask
+
+
+def is_mosaic(path, args, shape=None) -> bool:
+    """Segment block by block: asked for (``--block``), or too many pixels for one call
+    (``shape``: the input's ``io.probe_shape``, read when not given).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> is_mosaic(Path("a.fits"), argparse.Namespace(block=None), shape=(64, 64, 1))
+    False
+    """
+    from sciconv import inference, io
+
+    if args.block is not None:
+        return True
+    h, w, _ = shape if shape is not None else io.probe_shape(path, **hdu_args(path, args))
+    return h * w > inference.AUTO_BLOCK_PIXELS
+
+
+def refuse_options(path, args, *, mosaic: bool, planes) -> None:
+    """The options ``path`` cannot take, refused (:class:`~sciconv.errors.ConfigError`) for every
+    input before any is segmented: ``--hdu`` for a file that is not FITS; for a movie or Z-stack
+    (``planes``: its ``io.plane_axes``), what TIFF stacks cannot hold; block by block
+    (``mosaic``), resampling, uncertainty and outlines.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> args = argparse.Namespace(hdu=None, mask=None, format=None, regions="ellipse",
+    ...                           geojson=False, block=None, object_size="auto")
+    >>> refuse_options(Path("movie.tif"), args, mosaic=False, planes=("T", (5,)))
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: movie.tif: a stack of 5 T planes is segmented plane by plane ...
+    """
+    from sciconv import inference
+
+    hdu_args(path, args)  # --hdu is for FITS files
+    mask_file(path, args)  # --mask names a file for every input
+    axes, sizes = planes
+    fmt = product_format(path, args.format)
+    if axes and (args.regions or args.geojson or fmt != "tiff" or args.block is not None):
+        raise ConfigError(
+            f"{path}: a stack of {' x '.join(map(str, sizes))} {axes} planes is segmented plane "
+            "by plane into TIFF stacks; --regions, --geojson, --block and --format other than "
+            "tiff are not available for it"
+        )
+    sized = args.object_size not in ("auto", None)
+    if mosaic and (
+        args.regions == "polygon"
+        or args.format is not None
+        or args.scale is not None
+        or sized
+        or args.uncertainty is not None
+    ):
+        raise ConfigError(
+            f"{path}: block-wise segmentation (--block, or images over "
+            f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
+            "--regions polygon (ellipse is), --format, --scale, --object-size PX and "
+            "--uncertainty are not available for it"
+        )
+
+
+def probe_inputs(paths, args, batch) -> tuple[dict, list]:
+    """Each input's stack axes (``io.plane_axes``) and whether it is segmented block by block,
+    read before any input is segmented: an unreadable, truncated or empty file, or one without
+    the ``--channel`` asked for, fails there (in ``batch``, a ``_cli_predict_batch.Batch``:
+    with ``--keep-going`` as a failed input, left out of the returned dict).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from sciconv._cli_predict_batch import Batch
+    >>> batch = Batch(keep_going=True)
+    >>> args = argparse.Namespace(block=None, channel=None, hdu=None)
+    >>> probe_inputs([Path("no/such.tif")], args, batch)  # doctest: +ELLIPSIS
+    ({}, [])
+    >>> batch.failed
+    [PosixPath('no/such.tif')]
+    """
+    from sciconv import io
+
+    stacks, mosaics = {}, []
+    for p in paths:
+        with batch.one_input(p, also=(ConfigError,)):  # --channel K beyond its channels: its own
+            planes = io.plane_axes(p)
+            shape = None
+            if not planes[0] and (args.block is None or args.channel is not None):
+                shape = io.probe_shape(p, **hdu_args(p, args))
+            if shape is not None and args.channel is not None:
+                check_channel(p, args.channel, shape[-1])
+            stacks[p] = planes
+            if not planes[0] and is_mosaic(p, args, shape):
+                mosaics.append(p)
+    return stacks, mosaics
+
+
+def check_channel(path, channel: int, n: int) -> None:
+    """``--channel K`` for an image of ``n`` channels: a ConfigError naming ``path`` when
+    there is no channel K.
+
+    Examples
+    --------
+    >>> check_channel(Path("a.tif"), 1, 1)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: a.tif: --channel 1: the image has 1 channel(s), numbered 0 to 0
+    """
+    if channel >= n:
+        raise ConfigError(
+            f"--channel {channel}: the image has {n} channel(s), numbered 0 to {n - 1}",
+            path=path,
+        )
 
 
 def check_tiling(model, args) -> None:

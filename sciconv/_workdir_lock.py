@@ -8,6 +8,9 @@ process is gone (same host, the pid no longer alive: SIGKILL, a pre-empted job) 
 taken over with a warning; a lock from another host cannot be checked and is refused, naming
 the file to delete if that run is dead.
 
+:func:`lock_folder` is the same lock for any folder a command writes into, with its own lock
+file name, words and error class: ``sciconv predict`` locks its ``--out`` with it.
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -34,7 +37,7 @@ from pathlib import Path
 from sciconv._atomic import pid_alive
 from sciconv.errors import ConfigError, SciconvWarning, WriteError
 
-__all__ = ["LOCK_FILE", "check_workdir_free", "lock_workdir", "read_lock"]
+__all__ = ["LOCK_FILE", "check_workdir_free", "lock_folder", "lock_workdir", "read_lock"]
 
 LOCK_FILE = "run.lock"
 # a lock file is written right after it is created: one still empty or torn this long after
@@ -42,7 +45,7 @@ LOCK_FILE = "run.lock"
 _UNREADABLE_GRACE_S = 10.0
 
 
-def read_lock(workdir: str | os.PathLike) -> dict | None:
+def read_lock(workdir: str | os.PathLike, *, name: str = LOCK_FILE) -> dict | None:
     """The lock of ``workdir`` as ``{"pid", "host", "started", "text"}`` (``text``: the file as
     read); None when there is none.
 
@@ -55,7 +58,7 @@ def read_lock(workdir: str | os.PathLike) -> dict | None:
     >>> read_lock(tempfile.mkdtemp()) is None
     True
     """
-    path = Path(workdir) / LOCK_FILE
+    path = Path(workdir) / name
     for attempt in range(5):  # its creator writes it right after creating it
         try:
             text = path.read_text(encoding="utf-8")
@@ -79,29 +82,32 @@ def _holder(lock: dict) -> str:
     return f"pid {lock.get('pid')} on {lock.get('host')} since {lock.get('started')}"
 
 
-def _verdict(workdir: Path, lock: dict) -> str:
-    """``"stale"`` for a lock that may be taken over; raise ConfigError for a live one."""
-    path = workdir / LOCK_FILE
+def _verdict(
+    workdir: Path, lock: dict, *, name: str = LOCK_FILE, what: str = "workdir", busy=ConfigError
+) -> str:
+    """``"stale"`` for a lock that may be taken over; raise ``busy`` for a live one (``what``:
+    the folder as the messages name it)."""
+    path = workdir / name
     if lock.get("unreadable"):
         if lock["age"] > _UNREADABLE_GRACE_S:
             return "stale"
-        raise ConfigError(
-            f"workdir is in use by a run that is starting (its lock {path} is being written); "
-            "wait for it to end, or use another workdir",
+        raise busy(
+            f"{what} is in use by a run that is starting (its lock {path} is being written); "
+            f"wait for it to end, or use another {what}",
             path=workdir,
         )
     here = socket.gethostname()
     if lock.get("host") != here:
-        raise ConfigError(
-            f"workdir is in use by a run on another host ({_holder(lock)}), which cannot be "
+        raise busy(
+            f"{what} is in use by a run on another host ({_holder(lock)}), which cannot be "
             f"checked from {here}; if that run is no longer running, delete {path} and run "
-            "again, or use another workdir",
+            f"again, or use another {what}",
             path=workdir,
         )
     if pid_alive(int(lock["pid"])):
-        raise ConfigError(
-            f"workdir is in use by a run in progress ({_holder(lock)}); wait for it to end, "
-            "or use another workdir",
+        raise busy(
+            f"{what} is in use by a run in progress ({_holder(lock)}); wait for it to end, "
+            f"or use another {what}",
             path=workdir,
         )
     return "stale"
@@ -142,12 +148,12 @@ def _create(path: Path, text: str) -> bool:
     return True
 
 
-def _set_aside(workdir: Path, lock: dict) -> None:
+def _set_aside(workdir: Path, lock: dict, name: str = LOCK_FILE) -> None:
     """Remove the stale ``lock``, atomically: of two runs taking it over, one moves it; a run
     that moved a fresh lock instead (another run took the stale one over just before) puts it
     back."""
-    path = workdir / LOCK_FILE
-    aside = workdir / f".{LOCK_FILE}.{os.getpid()}.stale"
+    path = workdir / name
+    aside = workdir / f".{name.lstrip('.')}.{os.getpid()}.stale"
     try:
         os.replace(path, aside)
     except FileNotFoundError:  # another run took it over: its lock is judged next round
@@ -166,7 +172,7 @@ def _set_aside(workdir: Path, lock: dict) -> None:
         warnings.warn(
             f"{workdir}: taking over the lock of a run that is no longer running ({_holder(lock)})",
             SciconvWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
 
 
@@ -193,16 +199,67 @@ def lock_workdir(workdir: str | os.PathLike) -> Iterator[Path]:
     ...     read_lock(run)["pid"] == os.getpid()
     True
     """
-    workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise ConfigError("workdir exists and is not a folder", path=workdir)
+    with lock_folder(workdir) as path:
+        yield path
+
+
+@contextlib.contextmanager
+def lock_folder(
+    folder: str | os.PathLike,
+    *,
+    name: str = LOCK_FILE,
+    what: str = "workdir",
+    busy: type = ConfigError,
+) -> Iterator[Path]:
+    """Create ``folder`` if needed and hold its lock file ``name`` while the ``with`` block
+    runs; the lock is released when the block ends, by an exception or a KeyboardInterrupt
+    (Ctrl-C, SIGTERM as ``sciconv`` raises it) too.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder to lock.
+    name : str, optional
+        The lock file's name in ``folder``. Default :data:`LOCK_FILE`.
+    what : str, optional
+        The folder as the messages name it (``"workdir"``, ``"--out"``).
+    busy : type, optional
+        The :class:`~sciconv.errors.SciconvError` class raised when a live run holds the lock.
+        Default :class:`~sciconv.errors.ConfigError`.
+
+    Raises
+    ------
+    ConfigError
+        ``folder`` exists and is not a folder.
+    busy
+        A run in progress on this host holds the lock, or a run on another host (the message
+        names the lock file to delete if that run is dead).
+    WriteError
+        ``folder`` cannot be created or the lock file cannot be written in it (a read-only or
+        full disk, no permission): creating the lock is also the check that it is writable.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "out"
+    >>> with lock_folder(out, name=".demo.lock", what="--out"):
+    ...     read_lock(out, name=".demo.lock")["pid"] == os.getpid()
+    True
+    >>> (out / ".demo.lock").exists()
+    False
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{what} exists and is not a folder", path=folder)
     try:
-        workdir.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a read-only disk, a file in the way, no permission
         raise WriteError(
-            f"cannot create the run folder ({err.strerror or type(err).__name__})", path=workdir
+            f"cannot create the {'run folder' if what == 'workdir' else 'folder'} "
+            f"({err.strerror or type(err).__name__})",
+            path=folder,
         ) from err
-    path = workdir / LOCK_FILE
+    path = folder / name
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})
     for _ in range(10):
@@ -210,17 +267,20 @@ def lock_workdir(workdir: str | os.PathLike) -> Iterator[Path]:
             if _create(path, text):
                 break
         except OSError as err:
+            with contextlib.suppress(OSError):  # created, then not written: a full disk
+                path.unlink()
             raise WriteError(
-                f"cannot write the run's lock file ({err.strerror or type(err).__name__})",
+                f"cannot write the run's lock file ({err.strerror or type(err).__name__}): "
+                f"{what} is not writable",
                 path=path,
             ) from err
-        lock = read_lock(workdir)
-        if lock is not None and _verdict(workdir, lock) == "stale":
-            _set_aside(workdir, lock)
+        lock = read_lock(folder, name=name)
+        if lock is not None and _verdict(folder, lock, name=name, what=what, busy=busy) == "stale":
+            _set_aside(folder, lock, name)
     else:
-        raise ConfigError(
-            f"could not take the lock {path}: other runs keep taking it over; use another workdir",
-            path=workdir,
+        raise busy(
+            f"could not take the lock {path}: other runs keep taking it over; use another {what}",
+            path=folder,
         )
     try:
         yield path

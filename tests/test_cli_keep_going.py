@@ -103,16 +103,18 @@ def test_keep_going_without_failures_exits_0_without_a_summary(capsys, tmp_path,
 
 
 def test_keep_going_does_not_swallow_usage_errors(capsys, tmp_path, seg_model):
-    """A usage error (here --channel 1 of one-channel images) still stops the batch (exit 2)."""
+    """A usage error (here a --mask template naming no file) still stops the batch (exit 2).
+    (--channel beyond one input's channels is that input's failure: tests/test_cli_batch_runs.py.)
+    """
     inputs = _batch(tmp_path / "in")
     out = tmp_path / "out"
     code, _, err = run_cli(
         capsys, "predict", seg_model, inputs[0], inputs[3], "--out", out, "--keep-going",
-        "--channel", "1", "--quiet",
+        "--mask", str(tmp_path / "none_{stem}.fits"), "--quiet",
     )  # fmt: skip
     assert code == 2
     errors = _errors(err)
-    assert len(errors) == 1 and "--channel 1" in errors[0]
+    assert len(errors) == 1 and "--mask" in errors[0]
     assert _written(out) == []
 
 

@@ -2,7 +2,8 @@
 
 A terminal gets a redrawing ``tqdm`` bar and a notebook the widget bar (``tqdm.auto``). Any other
 stream (a log file, CI output, a pipe) gets a handful of plain lines, one at each quarter of the
-work, with no carriage returns and no escape codes.
+work, with no carriage returns and no escape codes. Progress is informational: when its stream
+cannot be written (a full log disk, a closed file descriptor) it is dropped, never the work.
 """
 
 from __future__ import annotations
@@ -41,6 +42,44 @@ class PlainProgress:
         """Nothing to clean up (every line is complete)."""
 
 
+class DroppingProgress:
+    """A progress object whose output is dropped from its first failing write on (``OSError``:
+    a full disk, a closed stream); the work it reports on goes on.
+
+    Examples
+    --------
+    >>> class Full:
+    ...     def write(self, text):
+    ...         raise OSError(28, "No space left on device")
+    >>> bar = DroppingProgress(PlainProgress(2, desc="predict", unit="file", file=Full()))
+    >>> bar.update(1); bar.update(1); bar.close()
+    >>> bar.lost
+    True
+    """
+
+    def __init__(self, bar):
+        self.bar, self.lost = bar, False
+
+    def update(self, n: int = 1) -> None:
+        """The wrapped bar's ``update``, unless its stream has failed."""
+        if self.lost:
+            return
+        try:
+            self.bar.update(n)
+        except (OSError, ValueError):  # ValueError: a closed file
+            self.lost = True
+
+    def close(self) -> None:
+        """The wrapped bar's ``close``; a failing stream is ignored."""
+        try:
+            self.bar.close()
+        except (OSError, ValueError):
+            self.lost = True
+
+    def __getattr__(self, name):
+        return getattr(self.bar, name)
+
+
 def progress_bar(total: int, *, desc: str, unit: str, enabled: bool, file: TextIO | None = None):
     """A progress object with ``update(n)`` and ``close()``, or None when ``enabled`` is False.
 
@@ -72,10 +111,15 @@ def progress_bar(total: int, *, desc: str, unit: str, enabled: bool, file: TextI
     from tqdm.auto import tqdm
 
     file = sys.stderr if file is None else file
-    if interactive(file):
-        notebook = in_notebook()
-        return tqdm(total=total, desc=desc, unit=unit, file=None if notebook else file)
-    return PlainProgress(total, desc=desc, unit=unit, file=file)
+    try:
+        if interactive(file):
+            notebook = in_notebook()
+            bar = tqdm(total=total, desc=desc, unit=unit, file=None if notebook else file)
+        else:
+            bar = PlainProgress(total, desc=desc, unit=unit, file=file)
+    except (OSError, ValueError):  # a terminal that is gone: no progress
+        return None
+    return DroppingProgress(bar)
 
 
 def in_notebook() -> bool:
