@@ -698,3 +698,35 @@ def test_normspec_apply_equals_normalize():
     ref = pp.normalize(x, method="asinh", low=0.5, high=99.5, nan="median", per_channel=False)
     np.testing.assert_array_equal(spec.apply(x), ref)
     np.testing.assert_array_equal(pp.normalize_spec(x, spec.to_dict()), ref)
+
+
+def _tissue(power: float, seed: int = 0) -> np.ndarray:
+    """An H&E-like RGB field: each pixel a mix of purple haematoxylin (dark, saturated) and pink
+    eosin stroma; ``power`` < 1 makes it dense (more of each pixel stain), > 1 sparse."""
+    rng = np.random.default_rng(seed)
+    stain = rng.uniform(0, 1, (64, 64, 1)) ** power
+    img = stain * np.array([95.0, 60.0, 145.0]) + (1 - stain) * np.array([235.0, 190.0, 215.0])
+    return np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_dense_stained_tissue_is_flipped_like_sparse_tissue():
+    """Dense H&E has its median grey at mid-range, so the median rule left it unflipped and the
+    nuclei model outlined the pale gaps between nuclei (real slides: 486 fragments against 272
+    whole nuclei once flipped). Saturation falling with brightness (absorbing stains on a light
+    ground) flips it; fluorescence composites and grey images are left as they were."""
+    from sciconv.preprocess._transform import resolve_input_transform
+
+    spec = {"to_rgb": True, "invert": "auto"}
+    for power in (2.0, 0.8, 0.6):  # sparse (flipped before too), dense, denser
+        assert resolve_input_transform(_tissue(power), spec).flip_at is not None, power
+    flipped = 255 - _tissue(1.3)  # an H&E slide someone flipped already is not flipped back
+    assert resolve_input_transform(flipped, spec).flip_at is None
+    rng = np.random.default_rng(1)
+    nuclei = (rng.random((64, 64)) < 0.3) * 200.0 + rng.normal(10, 2, (64, 64))
+    cytoplasm = np.clip(nuclei * 0.6 + 60, 0, 255)  # a second stain, bright where the cells are
+    for fluorescence in (
+        np.dstack([0 * nuclei, 0 * nuclei, nuclei]),  # DAPI in blue
+        np.dstack([cytoplasm, 0 * nuclei, nuclei]),  # DAPI + a cytoplasm stain
+        np.dstack([nuclei] * 3),  # grey saved as RGB
+    ):
+        assert resolve_input_transform(np.clip(fluorescence, 0, 255), spec).flip_at is None
