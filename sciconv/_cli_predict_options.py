@@ -46,6 +46,18 @@ def _hdu_arg(text: str) -> int | str | tuple[str, int]:
     return (name, int(version))
 
 
+def _ignore_flags_arg(text: str) -> int | str:
+    """``--ignore-flags``: an integer or a flag expression, checked as astropy reads it."""
+    from sciconv.errors import ConfigError
+    from sciconv.io._masks import validate_ignore_flags
+
+    value = int(text) if text.strip().lstrip("-").isdigit() else text.strip()
+    try:
+        return validate_ignore_flags(value)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).replace("ignore_flags", "BITS")) from err
+
+
 def _int_at_least(minimum: int):
     """An argparse type: an integer of at least ``minimum``."""
 
@@ -261,6 +273,7 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ignore-flags",
+        type=_ignore_flags_arg,
         default=None,
         metavar="BITS",
         help="the data-quality bits that do not make a pixel bad, in a DQ HDU or --mask file, as "

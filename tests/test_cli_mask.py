@@ -88,3 +88,13 @@ def test_missing_mask_is_refused_before_anything_is_written(
     code, _, err = _predict(capsys, everything_model, hst, out, "--mask", "{name}.fits")
     assert code != 0
     assert_one_line_error(err, "--mask", "{stem}")
+
+
+def test_bad_ignore_flags_is_a_usage_error(capsys, tmp_path, hst, everything_model):
+    """--ignore-flags 4+x failed on every input with an error naming ignore_flags (the Python
+    keyword), after the inputs were read; now argparse refuses it (exit 2) naming the option."""
+    code, _, err = _predict(
+        capsys, everything_model, hst, tmp_path / "out", "--ignore-flags", "4+x"
+    )
+    assert code == 2 and "--ignore-flags" in err and "4+x" in err
+    assert not (tmp_path / "out").exists()

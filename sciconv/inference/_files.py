@@ -350,7 +350,7 @@ def mosaic_outputs(
     out_dir = Path(out_dir)
     outs = {
         "labels": out_dir / f"{stem}{postprocess.PRODUCT_SUFFIXES['labels']}.zarr",
-        "catalog": out_dir / f"{stem}_catalog{suffix}",
+        "catalog": out_dir / f"{stem}{postprocess.PRODUCT_SUFFIXES['catalog']}{suffix}",
     }
     if regions is not None:
         if regions != "ellipse":

@@ -32,7 +32,13 @@ PRODUCT_FORMATS = {"fits": ".fits", "tiff": ".tif", "ome-zarr": ".ome.zarr"}
 PRODUCT_CATALOG_FORMATS = {"ecsv": ".ecsv", "votable": ".vot", "fits": ".fits"}
 #: What a product's file name appends to the image's name (``m31_prob.fits``); an OME-Zarr
 #: store keeps probabilities, labels and mask in one ``{stem}.ome.zarr`` (uncertainty beside it).
-PRODUCT_SUFFIXES = {"prob": "_prob", "labels": "_labels", "uncert": "_uncert", "mask": "_mask"}
+PRODUCT_SUFFIXES = {
+    "prob": "_prob",
+    "labels": "_labels",
+    "uncert": "_uncert",
+    "mask": "_mask",
+    "catalog": "_catalog",
+}
 # class names of a probability cube whose model recorded none: the planes as instances() reads them
 _DEFAULT_CLASSES = {
     1: ("foreground",),
@@ -92,7 +98,7 @@ def product_paths(
     if not isinstance(stem, str) or not stem or Path(stem).name != stem:
         raise ConfigError(f"stem must be a non-empty file name without folders; got {stem!r}")
     out_dir, ext = Path(out_dir), PRODUCT_FORMATS[fmt]
-    catalog = out_dir / f"{stem}_catalog{PRODUCT_CATALOG_FORMATS[cat]}"
+    catalog = out_dir / f"{stem}{PRODUCT_SUFFIXES['catalog']}{PRODUCT_CATALOG_FORMATS[cat]}"
     if fmt == "ome-zarr":
         store = out_dir / f"{stem}{ext}"
         return {
