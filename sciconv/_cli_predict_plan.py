@@ -509,7 +509,8 @@ def earlier_products(paths: Sequence[Path], *, out: Path | None = None) -> list[
         base, ending = _product_base(p, endings)
         if base is None:
             continue
-        if any(q != p for q in stems.get(base, ())):
+        store = ending[:1] == "."  # NAME.ome.zarr: an image in its own right, unless recorded
+        if any(q != p for q in stems.get(base, ())) and (not store or _records_sciconv(p)):
             found.append(p)
         elif inside is not None and p.resolve().parent == inside and ending[:1] != ".":
             found.append(p)
