@@ -171,7 +171,8 @@ def test_block_windows_of_a_memmap_ship_as_a_file_reference(tmp_path):
 def test_limits_sample_does_not_alias_with_a_periodic_mosaic(monkeypatch):
     """Every n-th row and column of a mosaic of repeated tiles saw the same few places of every
     tile: bright columns 5 px off the sampling grid were never seen (a 16k slide mosaic gave
-    limits of 38k instead of 137k). Windows at random places see them as often as they are."""
+    limits of 38k instead of 137k). Rows and columns at random places see them about as often
+    as they are (100 of the 1000 columns here: 5 +- 2 % bright)."""
     monkeypatch.setattr(_source, "_LIMIT_SAMPLES", 10_000)  # a 1 Mpx image is "huge" here
     rng = np.random.default_rng(0)
     image = rng.normal(0, 1, (1000, 1000)).astype(np.float32)
@@ -179,7 +180,7 @@ def test_limits_sample_does_not_alias_with_a_periodic_mosaic(monkeypatch):
     sample = Source(image, promote=True, path=None).limits_sample()
     assert 0 < sample.size <= 0.02 * image.size
     bright = float(np.mean(sample == 1000.0))
-    assert 0.03 < bright < 0.07, bright  # their share of the image: 0.05
+    assert 0.01 < bright < 0.11, bright  # their share of the image: 0.05
     np.testing.assert_allclose(np.percentile(sample, 99.8), np.percentile(image, 99.8), rtol=1e-6)
     # the same windows for the same shape: a memory map, a dask array and blocks agree
     again = Source(image.copy(), promote=True, path=None).limits_sample()

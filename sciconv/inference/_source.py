@@ -19,12 +19,10 @@ from sciconv.io import file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess._transform import resolve_input_transform
 
-#: Normalization statistics of an image over 4x this many pixels come from about this many of its
-#: pixels, in :data:`_SAMPLE_WINDOWS` square windows (whatever holds the image: memory, memory
-#: map, file or dask).
+#: Normalization statistics of an image over 4x this many pixels come from a subsample of 1x-4x
+#: this many pixels on random rows and columns (whatever holds the image: memory, memory map,
+#: file or dask).
 _LIMIT_SAMPLES = 1_000_000
-#: How many windows that sample is read in (each a few tiles of a tiled file, decoded once).
-_SAMPLE_WINDOWS = 64
 
 
 def is_dask(x) -> bool:
@@ -165,63 +163,55 @@ class Source:
         The sample depends on the image's shape only, never on how it is stored, so an array in
         memory, its memory map, a lazy file and a dask array normalize alike (and a block-wise
         run reproduces the whole-image one): every pixel below ``4 * _LIMIT_SAMPLES`` pixels,
-        otherwise the windows of :func:`sample_windows` stacked (about ``_LIMIT_SAMPLES``
-        pixels). Windows at random places, not every n-th row and column: a mosaic of repeated
-        tiles (scanner fields, detector chips) aliased with a regular grid, which then saw the
-        same few places of every tile (limits 38k instead of 137k on a 16k mosaic).
+        otherwise the rows and columns of :func:`sample_lines` (1 to 4 million pixels), each
+        row read alone (the pages of a huge memory map or file that are read never pile up).
+        Rows and columns at random places, not every n-th: a mosaic of repeated tiles (scanner
+        fields, detector chips) aliased with a regular grid, which then saw the same few places
+        of every tile (limits 38k instead of 137k on a 16k mosaic).
         """
         h, w = self.shape[:2]
-        windows = sample_windows(h, w)
-        if windows is None:
+        lines = sample_lines(h, w)
+        if lines is None:
             if is_dask(self.array):
                 sub = np.asarray(self.array.compute())
                 return sub[..., None] if sub.ndim == 2 else sub
             if not self.lazy:
                 return self.array if not self.promote else self.array[..., None]
             return self.read(slice(None), slice(None))
+        rows, cols = lines
         if is_dask(self.array):
-            import dask
+            sub = np.asarray(self.array[rows][:, cols].compute())
+        elif isinstance(self.array, np.ndarray) and self._map is None:
+            sub = np.asarray(self.array[np.ix_(rows, cols)])
+        else:  # a memory map or a lazy file: one full-width row at a time
+            sub = np.concatenate([self.read(slice(r, r + 1), slice(None))[:, cols] for r in rows])
+        return sub[..., None] if sub.ndim == 2 else sub
 
-            parts = dask.compute(*(self.array[ys, xs] for ys, xs in windows))
-            parts = [np.asarray(p)[..., None] if p.ndim == 2 else np.asarray(p) for p in parts]
-        else:  # each window read alone: a mapping of its own, a few tiles of a tiled file
-            parts = [self.read(ys, xs) for ys, xs in windows]
-        return np.concatenate(parts, axis=0)
 
+def sample_lines(h: int, w: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows and columns an image's normalization limits are measured on; None: every pixel.
 
-def sample_windows(h: int, w: int) -> list[tuple[slice, slice]] | None:
-    """The square windows an image's normalization limits are measured on; None: every pixel.
-
-    Images of up to ``4 * _LIMIT_SAMPLES`` pixels are measured whole. Larger ones in about
-    :data:`_SAMPLE_WINDOWS` windows of equal size, ``_LIMIT_SAMPLES`` pixels in all: one in each
-    cell of a grid laid over the image (so every part of it is seen), at a random place in the
-    cell drawn from a generator seeded by the shape (so the same image always gets the same
-    windows, and a periodic mosaic does not alias with the windows' spacing).
+    Images of up to ``4 * _LIMIT_SAMPLES`` pixels are measured whole. Larger ones on one row
+    and one column in ``step`` (``step = floor(sqrt(h * w / _LIMIT_SAMPLES))``), drawn at random
+    (sorted, without repeats) from a generator seeded by the shape: the same image always gets
+    the same pixels, spread over all of it as a regular grid would be, but with no spacing for a
+    periodic mosaic to alias with.
 
     Examples
     --------
-    >>> windows = sample_windows(4096, 8192)
-    >>> len(windows), windows[0][0].stop - windows[0][0].start
-    (66, 125)
-    >>> sample_windows(1000, 1000) is None
+    >>> rows, cols = sample_lines(4096, 8192)
+    >>> len(rows), len(cols), bool((np.diff(rows) > 0).all())
+    (819, 1638, True)
+    >>> sample_lines(1000, 1000) is None
     True
     """
     if h * w <= 4 * _LIMIT_SAMPLES:
         return None
-    side = int(min(h, w, max(8, math.isqrt(_LIMIT_SAMPLES // _SAMPLE_WINDOWS))))
-    n = max(1, round(_LIMIT_SAMPLES / side**2))
-    gy = min(h // side, max(1, round(math.sqrt(n * h / w))), n)  # rows of cells, as the
-    gx = min(w // side, max(1, math.ceil(n / gy)))  # image's proportions allow
+    step = max(1, math.floor(math.sqrt(h * w / _LIMIT_SAMPLES)))
     rng = np.random.default_rng([h, w])
-    windows = []
-    for i in range(gy):
-        for j in range(gx):
-            y0, y1 = i * h // gy, (i + 1) * h // gy
-            x0, x1 = j * w // gx, (j + 1) * w // gx
-            y = min(y0 + int(rng.integers(0, max(1, y1 - y0 - side + 1))), h - side)
-            x = min(x0 + int(rng.integers(0, max(1, x1 - x0 - side + 1))), w - side)
-            windows.append((slice(y, y + side), slice(x, x + side)))
-    return windows
+    rows = np.sort(rng.choice(h, size=max(1, h // step), replace=False))
+    cols = np.sort(rng.choice(w, size=max(1, w // step), replace=False))
+    return rows, cols
 
 
 def compute_limits(source: Source, spec: preprocess.NormSpec | None):
