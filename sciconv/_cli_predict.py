@@ -38,6 +38,7 @@ from sciconv._cli_predict_plan import (
     mask_file,
     probe_inputs,
     product_format,
+    refuse_mask_products,
     refuse_options,
     segmentation_outputs,
     sidecar_outputs,
@@ -169,6 +170,7 @@ def _predict_segmentation(model, paths, args) -> int:
         **_postprocess_overrides(args),
     }
     sidecars = {p: sidecar_outputs(p, args.out, args.format) for p in paths if p not in mosaics}
+    refuse_mask_products(paths, args, [*planned.values(), *sidecars.values()])
     if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
         settings = _history_settings(params, args, model)
         done = set(

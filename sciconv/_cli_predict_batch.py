@@ -287,6 +287,10 @@ def recorded_history(product: Path) -> list[str] | None:
     return None
 
 
+# how the lines write_products records begin (a FITS card's continuation begins otherwise)
+_RECORD_START = re.compile(r"  \w+ = |sciconv |class probability planes: ")
+
+
 def _settings(lines: Sequence[str]) -> dict[str, str]:
     """``{"model": ..., setting: value as written}`` from a product's HISTORY lines (a FITS
     card of 72 characters continues on the next)."""
@@ -300,8 +304,8 @@ def _settings(lines: Sequence[str]) -> dict[str, str]:
         elif setting:
             key = setting[1]
             found[key] = setting[2].strip()
-        elif key is not None and len(previous) >= 70:  # a long line split over cards
-            found[key] += line.strip()
+        elif key is not None and len(previous) >= 70 and not _RECORD_START.match(line):
+            found[key] += line.strip()  # a long line split over FITS cards
         else:
             key = None
         previous = line

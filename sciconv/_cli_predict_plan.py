@@ -40,6 +40,7 @@ __all__ = [
     "probe_inputs",
     "product_endings",
     "product_format",
+    "refuse_mask_products",
     "refuse_options",
     "segmentation_outputs",
     "sidecar_outputs",
@@ -623,6 +624,33 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
             "--regions polygon (ellipse is), --format, --scale, --object-size PX and "
             "--uncertainty are not available for it"
         )
+
+
+def refuse_mask_products(paths, args, products) -> None:
+    """Refuse a ``--mask`` file that is also a product this run writes (``{stem}_mask.tif`` is
+    the TIFF products' own mask name): it would be replaced, or removed with ``--overwrite``.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> args = argparse.Namespace(mask=None)
+    >>> refuse_mask_products([Path("a.png")], args, [{"mask": Path("o/a_mask.tif")}])
+    """
+    if getattr(args, "mask", None) is None:
+        return
+    written = {
+        Path(os.path.abspath(f))
+        for group in products  # {kind: path} of planned products, [path] of sidecars
+        for f in (group.values() if isinstance(group, dict) else group)
+    }
+    for path in paths:
+        mask = mask_file(path, args)
+        if mask is not None and Path(os.path.abspath(mask)) in written:
+            raise ConfigError(
+                f"--mask {mask} is also a file this run writes (a product's name); rename the "
+                "mask or choose another --out",
+                path=path,
+            )
 
 
 def probe_inputs(paths, args, batch) -> tuple[dict, list]:

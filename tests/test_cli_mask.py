@@ -98,3 +98,40 @@ def test_bad_ignore_flags_is_a_usage_error(capsys, tmp_path, hst, everything_mod
     )
     assert code == 2 and "--ignore-flags" in err and "4+x" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_mask_named_as_a_product_is_refused(capsys, tmp_path, everything_model):
+    """--mask '{dir}/{stem}_mask.tif' with --out the input folder: the TIFF products' mask has
+    that name, so the user's mask would be replaced (or removed, with --overwrite, when the
+    input failed). Refused before anything runs; the mask is untouched."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    image = np.random.default_rng(0).normal(10, 1, (32, 32)).astype(np.float32)
+    import tifffile
+
+    tifffile.imwrite(folder / "a.tif", image)
+    tifffile.imwrite(folder / "a_mask.tif", np.zeros((32, 32), np.uint8))
+    before = (folder / "a_mask.tif").read_bytes()
+    code, _, err = run_cli(
+        capsys, "predict", everything_model, folder / "a.tif", "--out", folder, "--quiet",
+        "--mask", "{dir}/{stem}_mask.tif", "--overwrite",
+    )  # fmt: skip
+    assert code != 0
+    assert_one_line_error(err, "--mask", "a_mask.tif", "this run writes")
+    assert (folder / "a_mask.tif").read_bytes() == before
+
+
+def test_skip_existing_reads_back_a_long_last_setting(capsys, tmp_path, hst, everything_model):
+    """A last setting line of 70-72 characters (one FITS card, not split) took the next
+    HISTORY line as its continuation, so the recorded settings never matched and every
+    finished input was refused by --skip-existing."""
+    template = "{dir}/" + "y" * 43 + "{stem}.fits"  # "  mask = '...'": 71 characters
+    assert len(f"  mask = {template!r}") == 71
+    shutil.copy(hst / "field_dq.fits", hst / ("y" * 43 + "field.fits"))
+    out = tmp_path / "o"
+    code, _, err = _predict(capsys, everything_model, hst, out, "--mask", template)
+    assert code == 0, err
+    code, _, err = _predict(
+        capsys, everything_model, hst, out, "--mask", template, "--skip-existing"
+    )
+    assert code == 0, err
