@@ -91,21 +91,22 @@ def expand_inputs(inputs: Sequence[str], *, out: Path | None = None) -> list[Pat
 
 
 def _once(paths: list[Path]) -> list[Path]:
-    """``paths`` with each file once: the same path after resolving, or the same file."""
-    kept: dict[Path, Path] = {}
+    """``paths`` with each file once: the same path after resolving, or the same file (its
+    device and inode: a hard link); one look-up per path, however many there are."""
+    kept: list[Path] = []
+    seen: set = set()
     for p in paths:
-        key = p.resolve()
-        if key in kept or any(_same(p, q) for q in kept.values()):
+        keys = {("path", p.resolve())}
+        try:
+            st = os.stat(p)
+            keys.add(("inode", st.st_dev, st.st_ino))
+        except OSError:
+            pass
+        if keys & seen:
             continue
-        kept[key] = p
-    return list(kept.values())
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+        seen |= keys
+        kept.append(p)
+    return kept
 
 
 def _sub_folders(folder: Path, *, out: Path | None, names=()) -> list[str]:
