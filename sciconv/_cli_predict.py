@@ -259,7 +259,7 @@ def _segment_image(model, img, args, params, progress):
     )
     if source is not None and "flux_err" in table.colnames:
         table.meta["FLUXERR"] = source
-    postprocess.add_physical_columns(table, img.pixel_scale)  # arcsec/um sizes, when known
+    postprocess.add_physical_columns(table, img.pixel_scale, wcs=img.wcs)  # arcsec/um sizes
     if std is not None:  # each object's score and uncertainty
         table = _with_scores(table, postprocess.object_scores(labels, prob, std))
     return labels, prob, std, table

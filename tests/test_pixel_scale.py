@@ -380,3 +380,46 @@ def test_pixel_scale_matrix_of_non_square_pixels_and_its_units():
     t["orientation"].unit = "rad"
     add_physical_columns(t, PixelScale(0.5, 0.1, "um"))  # along y: 20 x 0.5 um
     np.testing.assert_allclose([t["semi_major_phys"][0], t["semi_minor_phys"][0]], [10.0, 0.4])
+
+
+def _sip_wcs():
+    """A 4096 px TAN-SIP frame (HST ACS/WFC-like 0.05" pixels) with a strong quadratic term."""
+    from astropy.wcs import WCS, Sip
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    w.wcs.crpix = [2048.0, 2048.0]
+    w.wcs.crval = [150.0, 2.0]
+    w.wcs.cd = np.array([[-0.05, 0.0], [0.0, 0.05]]) / 3600
+    a = np.zeros((3, 3))
+    b = np.zeros((3, 3))
+    a[2, 0] = 8e-6  # x' = x + 8e-6 x^2: pixels 3 % longer along x at the far corner
+    b[0, 2] = 6e-6
+    w.sip = Sip(a, b, None, None, w.wcs.crpix)
+    return w
+
+
+def test_physical_sizes_follow_a_distorted_wcs_object_by_object():
+    """A detector frame with SIP distortion: the pixel's size on the sky changes over the chip
+    (here 3 % at the corner), which one matrix at CRPIX misses; given the WCS, each object's
+    area and axes use the sky's local shape. Checked against astropy's sky separations of the
+    ellipse's outline (which apply the SIP terms)."""
+    wcs = _sip_wcs()
+    scale = PixelScale.from_wcs(wcs)
+    x0, y0, a, b, angle = 3900.0, 3800.0, 8.0, 3.0, 30.0
+    t = Table(
+        {"area": [100], "x": [x0], "y": [y0], "semi_major": [a], "semi_minor": [b],
+         "orientation": [angle]}
+    )  # fmt: skip
+    add_physical_columns(t, scale, wcs=wcs)
+    phi = np.linspace(0, 2 * np.pi, 3601)
+    th = np.deg2rad(angle)
+    px = x0 + a * np.cos(phi) * np.cos(th) - b * np.sin(phi) * np.sin(th)
+    py = y0 + a * np.cos(phi) * np.sin(th) + b * np.sin(phi) * np.cos(th)
+    sep = wcs.pixel_to_world(x0, y0).separation(wcs.pixel_to_world(px, py)).arcsec
+    np.testing.assert_allclose(t["semi_major_phys"][0], sep.max(), rtol=1e-3)
+    np.testing.assert_allclose(t["semi_minor_phys"][0], sep.min(), rtol=1e-3)
+    flat = Table({k: t[k] for k in ("area", "x", "y", "semi_major", "semi_minor", "orientation")})
+    add_physical_columns(flat, scale)  # the matrix at CRPIX alone
+    assert flat["semi_major_phys"][0] < 0.985 * sep.max()  # 3 % short at this corner
+    assert t["area_phys"][0] > 1.03 * flat["area_phys"][0]

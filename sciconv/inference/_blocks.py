@@ -503,7 +503,7 @@ def predict_instances_blocks(
             if name in table.colnames:
                 table[name].unit = unit
     if table is not None:  # sizes in um / arcsec, as the whole-image catalogs have them
-        postprocess.add_physical_columns(table, image_pixel_scale(image))
+        postprocess.add_physical_columns(table, image_pixel_scale(image), wcs=wcs)
     return (labels, table) if catalog else labels
 
 

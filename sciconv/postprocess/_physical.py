@@ -24,7 +24,7 @@ PHYSICAL_COLUMNS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
+def add_physical_columns(table, pixel_scale: PixelScale | Any | None, *, wcs=None):
     """Add the sizes of :func:`sciconv.postprocess.measure` in physical units, when known.
 
     ``area_phys`` is ``area`` times the pixel area (:attr:`sciconv.io.PixelScale.area`:
@@ -36,6 +36,12 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
     column carries its astropy unit, a description and an IVOA UCD (``col.meta["ucd"]``), and
     ``table.meta["PIXSCALE"]`` records the scale as ``"y x unit"``.
 
+    Given a celestial ``wcs`` with a distortion (SIP, lookup tables: an HST or JWST detector
+    frame, whose pixel area varies by several per cent over the chip), each object's area and
+    axes use the sky's local shape at its centre instead (the offsets between the sky positions
+    of ``x +- 0.5`` and ``y +- 0.5``, astropy's ``spherical_offsets_to``); a linear WCS is exact
+    with the scale alone.
+
     Parameters
     ----------
     table : astropy.table.Table
@@ -43,6 +49,9 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
     pixel_scale : PixelScale, dict, Quantity or None
         The image's scale (:attr:`sciconv.io.GridImage.pixel_scale`); None leaves the table
         unchanged.
+    wcs : astropy.wcs.WCS, optional
+        The image's WCS (``GridImage.wcs``): followed object by object when it has a
+        distortion and the table has ``x`` and ``y``.
 
     Returns
     -------
@@ -75,20 +84,22 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
     from astropy import units as u
 
     unit = u.Unit(scale.unit)
-    area = np.asarray(table["area"], dtype=np.float64) * scale.area
+    local = _local_jacobians(table, wcs, unit)  # (N, 2, 2) or None: the scale's one matrix
+    pixel_area = scale.area if local is None else np.abs(np.linalg.det(local))
+    area = np.asarray(table["area"], dtype=np.float64) * pixel_area
     values = {
         "area_phys": (area, unit**2),
         "equivalent_diameter_phys": (2.0 * np.sqrt(area / np.pi), unit),
     }
     if {"semi_major", "semi_minor", "orientation"} <= set(table.colnames):
-        major, minor = _mapped_axes(table, scale.jacobian)
+        major, minor = _mapped_axes(table, scale.jacobian if local is None else local)
         values.update(semi_major_phys=(major, unit), semi_minor_phys=(minor, unit))
     else:
         for name in ("semi_major_phys", "semi_minor_phys"):
             source = PHYSICAL_COLUMNS[name][0]
             if source in table.colnames:
                 axis = np.asarray(table[source], dtype=np.float64)
-                values[name] = (axis * np.sqrt(scale.area), unit)
+                values[name] = (axis * np.sqrt(pixel_area), unit)
     for name, (value, col_unit) in values.items():
         table[name] = value
         table[name].unit = col_unit
@@ -98,9 +109,32 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None):
     return table
 
 
+def _local_jacobians(table, wcs, unit) -> np.ndarray | None:
+    """Each row's pixel shape on the sky at ``(x, y)``, ``(N, 2, 2)`` in ``unit`` (column 0: a
+    step along x, column 1 along y), for a celestial WCS with a distortion; else None."""
+    if wcs is None or not getattr(wcs, "has_celestial", False):
+        return None
+    cel = wcs.celestial
+    if not getattr(cel, "has_distortion", False) or not {"x", "y"} <= set(table.colnames):
+        return None
+    if unit.physical_type != "angle" or len(table) == 0:
+        return None
+    x = np.asarray(table["x"], dtype=np.float64)
+    y = np.asarray(table["y"], dtype=np.float64)
+    jac = np.empty((len(x), 2, 2))
+    for column, (dx, dy) in enumerate(((0.5, 0.0), (0.0, 0.5))):
+        start = cel.pixel_to_world(x - dx, y - dy)
+        end = cel.pixel_to_world(x + dx, y + dy)
+        east, north = start.spherical_offsets_to(end)  # one pixel along x (or y), on the sky
+        jac[:, 0, column] = east.to_value(unit)
+        jac[:, 1, column] = north.to_value(unit)
+    return jac
+
+
 def _mapped_axes(table, jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Semi-axes of each row's ellipse (pixels; ``orientation`` in degrees from +x towards +y)
-    after the linear map ``jacobian``: the square roots of the eigenvalues of ``J C J^T``."""
+    after the linear map ``jacobian`` (one 2 x 2, or one per row): the square roots of the
+    eigenvalues of ``J C J^T``."""
     a = np.asarray(table["semi_major"], dtype=np.float64)
     b = np.asarray(table["semi_minor"], dtype=np.float64)
     angle = table["orientation"]
@@ -114,7 +148,7 @@ def _mapped_axes(table, jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cov[:, 0, 0] = a**2 * c**2 + b**2 * s**2
     cov[:, 1, 1] = a**2 * s**2 + b**2 * c**2
     cov[:, 0, 1] = cov[:, 1, 0] = (a**2 - b**2) * c * s
-    mapped = jacobian @ cov @ jacobian.T
+    mapped = jacobian @ cov @ np.swapaxes(jacobian, -1, -2)
     eig = np.linalg.eigvalsh(mapped)  # ascending
     eig = np.clip(eig, 0.0, None)
     return np.sqrt(eig[:, 1]), np.sqrt(eig[:, 0])
