@@ -172,16 +172,18 @@ def _predict_segmentation(model, paths, args) -> int:
     sidecars = {p: sidecar_outputs(p, args.out, args.format) for p in paths if p not in mosaics}
     refuse_mask_products(paths, args, [*planned.values(), *sidecars.values()])
     if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
-        settings = _history_settings(params, args, model)
+        settings, newer = _history_settings(params, args, model), []
         done = set(
             done_inputs(
                 planned,
                 sidecars=sidecars,
                 settings={p: settings for p in paths if p not in mosaics},
+                newer=newer,
             )
         )
         for p in (p for p in paths if p in done):
             _say(args, f"{p}: skipped, its products exist (--skip-existing)")
+        _redo_newer(newer)
         paths, mosaics = [p for p in paths if p not in done], [p for p in mosaics if p not in done]
         planned = {p: products for p, products in planned.items() if p not in done}
     check_outputs(
@@ -288,6 +290,23 @@ def _provenance(params: dict, args, model, channels: int, *, choose: bool = True
         chosen = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
         out["precision"] = f"{chosen} (auto)"
     return out
+
+
+def _redo_newer(newer: list) -> None:
+    """``--skip-existing``: inputs newer than their products are segmented again, their
+    products (stale) removed first, with one warning naming them."""
+    if not newer:
+        return
+    for _, products in newer:
+        for product in products:
+            remove_scratch(product)
+    names = ", ".join(str(p) for p, _ in newer[:20]) + (" ..." if len(newer) > 20 else "")
+    warnings.warn(
+        f"{len(newer)} input(s) are newer than their products (changed since, or copied "
+        f"without keeping file times: cp -p keeps them), so they are segmented again: {names}",
+        SciconvWarning,
+        stacklevel=3,
+    )
 
 
 def _history_settings(params: dict, args, model) -> list[str]:

@@ -323,16 +323,21 @@ def done_inputs(
     *,
     sidecars: dict[Path, list[Path]] | None = None,
     settings: dict[Path, list[str]] | None = None,
+    newer: list | None = None,
 ) -> list[Path]:
     """``--skip-existing``: the inputs of ``planned`` (:func:`segmentation_outputs`) that an
     earlier run finished, to be skipped: every product exists, is not empty, is not older than
     the input (make's rule) and records the same model and settings as ``settings`` (the
     HISTORY lines this run would write for the input; not checked for an input without them).
 
+    Inputs whose products are whole and made alike but older than the input (changed since,
+    or copied without keeping file times, as batch jobs staging their inputs do) are not done:
+    they go to ``newer`` (``(input, its existing products)``), for the caller to segment again.
+
     Raises :class:`~sciconv.errors.OutputExistsError` for inputs with only some of them (a run
     stopped while writing them, files removed since; ``sidecars``: the mask and uncertainty
-    files, which count when present), or with products that are empty, older than the input or
-    made otherwise, naming up to 20 of them, before any input is segmented.
+    files, which count when present), or with products that are empty or made otherwise,
+    naming up to 20 of them, before any input is segmented.
 
     Examples
     --------
@@ -351,7 +356,9 @@ def done_inputs(
             refused.append((path, f"only some of its products exist ({have}; not {missing})"))
             continue
         why = _not_done(path, there, (settings or {}).get(path))
-        if why:
+        if why == _OLDER and newer is not None:
+            newer.append((path, there + extra))
+        elif why:
             refused.append((path, why))
         else:
             done.append(path)
@@ -371,6 +378,8 @@ def done_inputs(
 
 #: The inputs a refusal names at most (the others are counted).
 _LISTED = 20
+# why products older than their input are not done (see done_inputs' ``newer``)
+_OLDER = "its products are older than the input (the input changed since)"
 
 
 def _not_done(path: Path, products: list[Path], settings: list[str] | None) -> str | None:
@@ -387,14 +396,12 @@ def _not_done(path: Path, products: list[Path], settings: list[str] | None) -> s
             return f"its product {p.name} is empty"
         if p.is_dir() and not any(p.iterdir()):
             return f"its product {p.name} is empty"
-        if made is not None and p.stat().st_mtime < made:
-            return f"its product {p.name} is older than the input (the input changed since)"
-    if settings is None:
-        return None
-    for p in products:
+    for p in products if settings is not None else ():
         differs = differing_setting(p, settings)
         if differs:
             return f"its product {p.name} was made with {differs}"
+    if made is not None and any(p.stat().st_mtime < made for p in products):
+        return _OLDER
     return None
 
 
