@@ -394,13 +394,7 @@ def _auto_size(
     ``enlarge`` is False)."""
     if not _auto(object_size, scale):
         return None
-    if not enlarge:
-        planned = auto_size_factor(
-            labels, factor, meta.get("object_size"), meta.get("object_size_range")
-        )
-        if planned is not None and planned > factor:
-            return None
-    return auto_size_again(meta, labels, factor, stacklevel=4)
+    return auto_size_again(meta, labels, factor, enlarge=enlarge, stacklevel=4)
 
 
 def _auto(object_size, scale) -> bool:
@@ -417,6 +411,7 @@ def auto_size_again(
     factor: float,
     *,
     found: str = "the objects found",
+    enlarge: bool = True,
     stacklevel: int = 2,
 ) -> float | None:
     """The decision of ``object_size="auto"`` after a first pass, said in a warning.
@@ -436,6 +431,9 @@ def auto_size_again(
         The zoom factor of the first pass.
     found : str, optional
         What the warning calls the objects measured.
+    enlarge : bool, optional
+        False: an enlargement is not made (objects too small that are pieces of larger ones,
+        which the half-resolution probe looks at instead); the first pass is kept, unsaid.
     stacklevel : int, optional
         Of the warning.
 
@@ -453,7 +451,7 @@ def auto_size_again(
     """
     training = meta.get("object_size")
     again = auto_size_factor(labels, factor, training, meta.get("object_size_range"))
-    if again is None:
+    if again is None or (again > factor and not enlarge):
         return None
     low, high = meta["object_size_range"]
     found = (

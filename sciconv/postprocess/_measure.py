@@ -226,6 +226,14 @@ def _pixel_errors(error, intensity, image, shape, channels: int) -> np.ndarray |
     return e
 
 
+def _at_pixels(values: np.ndarray, r0: int, rows, cols, shape) -> np.ndarray:
+    """A per-pixel argument (:func:`per_pixel`: ``(1, 1, 1)`` for one value for the whole
+    image) at the pixels ``rows``, ``cols`` of the row chunk starting at ``r0``, as ``shape``."""
+    if values.shape[0] == 1:
+        return np.broadcast_to(values[0, 0], shape)
+    return np.broadcast_to(values[r0 : r0 + _ROWS_PER_CHUNK][rows, cols], shape)
+
+
 def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None, error="auto"):
     """Measure every labelled object: one table row each.
 
@@ -364,22 +372,13 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None, e
                 fsum[:, ch] += np.bincount(ids, clean[:, ch], n + 1)
                 fcount[:, ch] += np.bincount(ids, finite[:, ch].astype(np.float64), n + 1)
             if sigma is not None:
-                if sigma.shape[0] == 1:  # one error for every pixel
-                    var = np.broadcast_to(sigma[0, 0], vals.shape)
-                else:
-                    var = np.broadcast_to(sigma[r0 : r0 + _ROWS_PER_CHUNK][rows, cols], vals.shape)
+                var = _at_pixels(sigma, r0, rows, cols, vals.shape)
                 # a pixel whose flux counts brings its error, NaN and inf too (unknown, no data)
                 var = np.where(finite, var * var, 0.0)
                 for ch in range(c):
                     esum[:, ch] += np.bincount(ids, var[:, ch], n + 1)
             if sky is not None:
-                if sky.shape[0] == 1:  # one level for the whole image
-                    level = np.broadcast_to(sky[0, 0], (len(ids), c))
-                else:
-                    level = np.broadcast_to(
-                        sky[r0 : r0 + _ROWS_PER_CHUNK][rows, cols], (len(ids), c)
-                    )
-                level = np.where(finite, level, 0.0)
+                level = np.where(finite, _at_pixels(sky, r0, rows, cols, vals.shape), 0.0)
                 for ch in range(c):
                     bsum[:, ch] += np.bincount(ids, level[:, ch], n + 1)
                 clean = clean - level

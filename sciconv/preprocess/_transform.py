@@ -156,9 +156,7 @@ def _stained(x: np.ndarray) -> bool:
     if float(np.mean(rgb[:, 1] <= rgb[:, [0, 2]].min(axis=1))) <= _GREEN_ABSORBED:
         return False
     saturation = (top - rgb.min(axis=1)) / top
-    if float(np.median(saturation)) <= _STAINED_SATURATION or top.std() == 0:
-        return False
-    if saturation.std() == 0:
+    if float(np.median(saturation)) <= _STAINED_SATURATION or 0 in (top.std(), saturation.std()):
         return False
     return bool(np.corrcoef(saturation, top)[0, 1] < _ABSORBING)
 
