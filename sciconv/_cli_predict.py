@@ -313,11 +313,10 @@ def _history_settings(params: dict, args, model) -> list[str]:
     """The model and settings lines :func:`_write_segmentation` records in the products'
     HISTORY (``write_products``' form), to compare an earlier run's with (``--skip-existing``);
     ``--precision auto`` as it is, not the choice it makes."""
+    from sciconv.postprocess._writers import history_record
+
     recorded = _provenance(params, args, model, int(model.input_shape[-1] or 1), choose=False)
-    return [
-        f"sciconv prediction with model {Path(args.model).name}",
-        *(f"  {key} = {value!r}" for key, value in recorded.items()),
-    ]
+    return history_record(Path(args.model).name, recorded)
 
 
 def _write_segmentation(model, path, args, params, *, like, labels, prob, std, table, bad, stack):
@@ -353,18 +352,10 @@ def _remove_earlier_sidecars(path, args, *, written) -> None:
     only named."""
     import shutil
 
-    from sciconv import io, postprocess
-
-    names = postprocess.product_paths(
-        args.out, stem=io.image_stem(path), format=product_format(path, args.format)
-    )
     written = {Path(p) for p in written}
     stale = [
-        names[k]
-        for k in ("mask", "uncert")
-        if k in names and names[k].parent == Path(args.out) and names[k] not in written
-        and names[k].exists()
-    ]  # fmt: skip
+        p for p in sidecar_outputs(path, args.out, args.format) if p not in written and p.exists()
+    ]
     if not stale:
         return
     listed = ", ".join(p.name for p in stale)

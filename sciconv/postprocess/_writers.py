@@ -114,6 +114,19 @@ def product_paths(
     return paths
 
 
+def history_record(model: str | None, params: dict | None) -> list[str]:
+    """The HISTORY lines :func:`write_products` records for a prediction: the model, then one
+    ``  key = value`` line per parameter (``sciconv predict --skip-existing`` reads them back).
+
+    Examples
+    --------
+    >>> history_record("best.keras", {"tile": 256})
+    ['sciconv prediction with model best.keras', '  tile = 256']
+    """
+    lines = [] if model is None else [f"sciconv prediction with model {model}"]
+    return lines + [f"  {key} = {value!r}" for key, value in (params or {}).items()]
+
+
 def validate_cube(prob) -> np.ndarray:
     prob = as_array(prob)
     if hasattr(prob, "compute") and not isinstance(prob, np.ndarray):  # dask
@@ -483,12 +496,7 @@ def write_products(
     if catalog is not None:
         check_writable(targets["catalog"], overwrite=overwrite)
 
-    lines = []
-    if model is not None:
-        lines.append(f"sciconv prediction with model {model}")
-    for key, value in (params or {}).items():
-        lines.append(f"  {key} = {value!r}")
-    lines.extend(extra_history)
+    lines = [*history_record(model, params), *extra_history]
     prob_lines = lines
     if prob is not None:
         planes = ", ".join(f"{i}={n}" for i, n in enumerate(names))
