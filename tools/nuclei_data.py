@@ -223,6 +223,30 @@ def object_diameters(labels, zoom=ZOOM) -> dict:
     }
 
 
+#: ``faint_below`` is this share of the faintest training image's median object
+FAINT_SHARE = 0.75
+
+
+def object_levels(images, labels, share: float = FAINT_SHARE) -> dict:
+    """Brightness of the training nuclei in the normalized images the model took: per image the
+    median object level (:func:`sciconv.inference.object_level`), and over images their
+    minimum and percentiles; ``typical`` is the median and ``faint_below`` ``share`` of the
+    minimum (``predict_instances(..., brightness="auto")`` segments again an image whose median
+    object is fainter)."""
+    from sciconv.inference import object_level
+
+    per_image = [object_level(lab, img) for img, lab in zip(images, labels)]
+    per_image = np.array([v for v in per_image if v is not None])
+    p2, p50 = np.percentile(per_image, [2, 50])
+    low = float(per_image.min())
+    return {
+        "typical": round(float(p50), 3),
+        "faint_below": round(share * low, 3),
+        "image_median_min": round(low, 3),
+        "image_median_p2": round(float(p2), 3),
+    }
+
+
 def make_target(lab: np.ndarray, target: str, touch: int = 2) -> np.ndarray:
     """0 background / 1 nucleus, or 0 / 1 interior / 2 boundary (int32).
 

@@ -122,6 +122,7 @@ from nuclei_data import (  # noqa: E402  (re-exported: benchmarks/real_nuclei.py
     normalization_for,
     normalize,
     object_diameters,
+    object_levels,
     pack,
     patch_batches,
     read_pair,
@@ -324,6 +325,18 @@ def tune(probs, labels, num_classes: int):
 
 
 # ----------------------------------------------------------------------------- main
+def training_levels(data: Path, train_ids, transform, norm) -> dict:
+    """:func:`object_levels` of the training images (stain-jittered copies left out), each read,
+    transformed and normalized as the model took it."""
+    ids = [i for i in train_ids if "~hed" not in i]
+    images, labels = [], []
+    for i in ids:
+        img, lab = read_pair(data, i, transform)
+        images.append(normalize(img, norm))
+        labels.append(lab)
+    return object_levels(images, labels)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -404,7 +417,14 @@ def main(argv=None) -> None:
         "later where the DSB folder is)",
     )
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--levels-only",
+        action="store_true",
+        help="only record the training nuclei's brightness (object_level) in the settings of the "
+        "model --out names (brightness='auto' of predict_instances), nothing else changed",
+    )
     a = p.parse_args(argv)
+    a.tune_only = a.tune_only or a.levels_only
 
     num_classes = 2 if a.target == "semantic" else 3
     modalities = tuple(m for m in a.modalities.split(",") if m)
@@ -445,6 +465,15 @@ def main(argv=None) -> None:
         share = {k: float(v) for k, v in (kv.split(":") for kv in a.share.split(","))}
         share = {k: v for k, v in share.items() if k in modalities}
     settings_path = a.out.with_suffix(".json")
+    if a.levels_only:
+        from sciconv._atomic import atomic_output
+
+        old = json.loads(settings_path.read_text())
+        old["object_level"] = training_levels(a.data, train_ids, transform, norm)
+        with atomic_output(settings_path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(old, indent=2) + "\n")
+        log(f"object_level {old['object_level']} -> {settings_path}")
+        return
     workdir = Path(f"/tmp/sciconv_nuclei_{a.target}_{a.filters}_{a.seed}")
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -573,6 +602,7 @@ def main(argv=None) -> None:
     if a.tune_only:  # the training path has them loaded
         labels = [read_pair(a.data, i)[1] for i in train_ids]
     diameters = object_diameters([x for i, x in zip(train_ids, labels) if "~hed" not in i])
+    levels = training_levels(a.data, train_ids, transform, norm)
     divisor = int(get_metadata(model).get("divisor", 2**depth))
     vids = [] if a.no_tune else (val_ids[: a.max_val] if a.max_val else val_ids)
     t0 = time.time()
@@ -639,6 +669,7 @@ def main(argv=None) -> None:
         "average_with": None if a.average_with is None else str(a.average_with.name),
         "n_train": len(train_ids),
         "object_diameter_px": diameters,
+        "object_level": levels,
         "n_val": len(vids),
         "train_seconds": round(train_seconds, 1),
         "tuning_top5": [{"ap50": ap, **kw} for ap, kw, _ in results[:5]],
@@ -666,6 +697,7 @@ def main(argv=None) -> None:
                     "n_val",
                     "tuning_top5",
                     "object_diameter_px",
+                    "object_level",
                 )
             }
         )

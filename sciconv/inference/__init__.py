@@ -57,6 +57,7 @@ One private module per role:
 - ``_progress``: tile progress (a tqdm bar on a terminal or in a notebook, a few plain lines
   elsewhere);
 - ``_scale``: pixel-scale decisions and resampling;
+- ``_brightness``: ``brightness="auto"`` (faint objects under a few bright ones);
 - ``_uncertainty``: uncertainty wrappers (tta, mc_dropout, ensemble) and
   :func:`predict_uncertainty`;
 - ``_core``: the numpy tile loop; ``_dask``: block-wise dense prediction (and models shipped
@@ -83,6 +84,7 @@ from __future__ import annotations
 
 from sciconv.inference._blend import BLEND_MODES
 from sciconv.inference._blocks import DEFAULT_BLOCK, BlockPlan, predict_instances_blocks
+from sciconv.inference._brightness import object_level, relevelled_input
 from sciconv.inference._d4 import predict_d4
 from sciconv.inference._files import predict_files, predict_mosaic
 from sciconv.inference._instances import (
@@ -141,6 +143,7 @@ __all__ = [
     "choose_precision",
     "float32_model",
     "image_pixel_scale",
+    "object_level",
     "object_size_factor",
     "physical_object_size",
     "predict_d4",
@@ -151,6 +154,7 @@ __all__ = [
     "predict_tiled",
     "predict_uncertainty",
     "receptive_field",
+    "relevelled_input",
     "resample",
     "resolve_scale",
     "resolve_settings",

@@ -1,0 +1,140 @@
+"""The pretrained nuclei model on real fluorescence images re-exposed as a raw camera records them.
+
+The 15 bundled real fluorescence images (``data/real/nuclei``, 8-bit, stretched for display by
+their authors) are re-exposed as a 16-bit camera would record them: a dark offset of 100 counts,
+the image's brightness scaled to 2000 counts at its maximum, Poisson noise. Forms:
+
+- ``16-bit raw``: that alone;
+- ``5% nuclei 8x`` / ``5% nuclei 20x``: 5 % of the nuclei (at least one, drawn at random) 8 or 20
+  times brighter (mitotic or clumped nuclei, a bright stain blob);
+- ``lognormal 0.7``: every nucleus's brightness times a log-normal factor (sigma 0.7);
+- ``vignette 3x``: illumination falling to a third in the corners;
+- ``background gradient``: a background rising by 600 counts from left to right.
+
+AP@0.5 (mean over images) with ``brightness="auto"`` (the default) and ``brightness=None``
+(the first pass's stretch), side by side; how many images the auto rule segmented again.
+``--validation`` also runs the 99 validation images of ``benchmarks/real_nuclei.py`` as they
+are, to show where the rule triggers there (it should not).
+
+    python benchmarks/real_nuclei_brightness.py
+    python benchmarks/real_nuclei_brightness.py --validation ../shared/data/dsb2018_train
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def forms(image: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """The image as it is and re-exposed (module doc); uint16 except the first."""
+    rng = np.random.default_rng(seed)
+    f = image.astype(np.float64) / max(float(image.max()), 1.0)
+    ids = np.unique(truth)[1:]
+
+    def camera(signal):
+        return (100 + rng.poisson(np.clip(signal, 0, None) * 2000)).astype(np.uint16)
+
+    def brighter(times):
+        out = f.copy()
+        pick = rng.choice(ids, max(1, len(ids) // 20), replace=False)
+        out[np.isin(truth, pick)] *= times
+        return out
+
+    factor = np.ones(int(truth.max()) + 1)
+    factor[ids] = np.exp(rng.normal(0, 0.7, ids.size))
+    h, w = f.shape
+    yy, xx = np.mgrid[:h, :w]
+    r2 = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / ((h / 2) ** 2 + (w / 2) ** 2)
+    return {
+        "as it is": image,
+        "16-bit raw": camera(f),
+        "5% nuclei 8x": camera(brighter(8)),
+        "5% nuclei 20x": camera(brighter(20)),
+        "lognormal 0.7": camera(np.where(truth > 0, f * factor[truth], f)),
+        "vignette 3x": camera((f + 0.1) * (1 - 0.67 * r2)),
+        "background gradient": camera(f + 0.3 * xx / w),
+    }
+
+
+def segment(sc, model, x, brightness):
+    """(labels, whether brightness="auto" segmented again)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pred = sc.inference.predict_instances(
+            model, x, precision="float32", progress=False, brightness=brightness
+        )
+    again = any("faint against" in str(w.message) for w in caught)
+    return pred, again
+
+
+def validation_images(dsb: Path):
+    """(id, modality, image, labels) of the validation division (``benchmarks/real_nuclei.py``)."""
+    import sys
+
+    import tifffile
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from nuclei_data import in_val_division
+
+    for row in csv.DictReader(open(dsb / "index.csv")):
+        if in_val_division(row["id"]):
+            img = np.asarray(Image.open(dsb / "images" / f"{row['id']}.png"))[..., :3]
+            lab = tifffile.imread(dsb / "labels" / f"{row['id']}.tif")
+            yield row["id"], row["modality"], img, lab
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--folder", type=Path, default=ROOT / "data" / "real" / "nuclei")
+    p.add_argument("--validation", type=Path, default=None, help="DSB2018 folder (optional)")
+    a = p.parse_args(argv)
+    import tifffile
+
+    import sciconv as sc
+
+    model = sc.models.pretrained("nuclei")
+    scores: dict = {}
+    for path in sorted((a.folder / "images").glob("*.tif")):
+        image = tifffile.imread(path)
+        truth = tifffile.imread(a.folder / "labels" / path.name)
+        for form, x in forms(image, truth).items():
+            for mode in ("auto", None):
+                pred, again = segment(sc, model, x, mode)
+                ap = float(sc.metrics.average_precision(truth, pred)["ap"][0])
+                scores.setdefault(form, {}).setdefault(mode, []).append((ap, again))
+    print(f"AP@0.5 over {len(scores['as it is']['auto'])} images; brightness=None | auto (again)")
+    table = {}
+    for form, by in scores.items():
+        off, auto = (np.mean([s for s, _ in by[m]]) for m in (None, "auto"))
+        n_again = sum(again for _, again in by["auto"])
+        table[form] = {"none": float(off), "auto": float(auto), "again": n_again}
+        print(f"  {form:22s} {off:.3f} | {auto:.3f} ({n_again})")
+    if a.validation is not None:
+        per = {}
+        for image_id, modality, img, lab in validation_images(a.validation):
+            pred, again = segment(sc, model, img, "auto")
+            ap = float(sc.metrics.average_precision(lab, pred)["ap"][0])
+            per.setdefault(modality, []).append((ap, again, image_id))
+        for modality, rows in per.items():
+            hits = [i[:8] for _, again, i in rows if again]
+            mean = np.mean([s for s, _, _ in rows])
+            print(f"validation {modality}: AP@0.5 {mean:.3f}, segmented again: {hits or 'none'}")
+            table[f"validation {modality}"] = {"auto": float(mean), "again": len(hits)}
+    return table
+
+
+if __name__ == "__main__":
+    main()
