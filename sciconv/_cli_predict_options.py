@@ -220,6 +220,16 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "7.4-65.9 px), or none (default: %(default)s)",
     )
     p.add_argument(
+        "--brightness",
+        choices=("auto", "none"),
+        default="auto",
+        help="segmenters: auto: segment again, the stretch's top set on the typical object, an "
+        "image whose objects come out fainter than the model's training objects (a few far "
+        "brighter ones set the top: raw 16-bit images; models that record their training "
+        "objects' level, e.g. pretrained:nuclei; not block-wise), or none (default: "
+        "%(default)s)",
+    )
+    p.add_argument(
         "--threshold",
         type=_probability_arg,
         default=None,

@@ -113,9 +113,9 @@ def test_pretrained_records_its_training_object_level():
     assert 0 < level["faint_below"] < level["image_median_min"] <= level["typical"] < 1
 
 
-def test_real_nuclei_under_a_few_bright_ones_are_found_again(data_dir):
-    """A real fluorescence image as a 16-bit camera records it, 5 % of its nuclei 20x brighter:
-    the stretch's top sits on those and most nuclei reach the model at a few hundredths of it."""
+def _bright_few(data_dir):
+    """A real fluorescence image (8-bit, stretched for display), its labels, and the image as a
+    16-bit camera records it with 5 % of its nuclei 20x brighter."""
     (path,) = (data_dir / "real" / "nuclei" / "images").glob("*edfbf51288e4001e.tif")
     image = tifffile.imread(path)
     truth = tifffile.imread(path.parents[1] / "labels" / path.name)
@@ -123,7 +123,13 @@ def test_real_nuclei_under_a_few_bright_ones_are_found_again(data_dir):
     f = image.astype(np.float64) / image.max()
     ids = np.unique(truth)[1:]
     f[np.isin(truth, rng.choice(ids, ids.size // 20, replace=False))] *= 20
-    raw = (100 + rng.poisson(f * 2000)).astype(np.uint16)
+    return image, truth, (100 + rng.poisson(f * 2000)).astype(np.uint16)
+
+
+def test_real_nuclei_under_a_few_bright_ones_are_found_again(data_dir):
+    """The stretch's top sits on the bright few, and most nuclei reach the model at a few
+    hundredths of it."""
+    image, truth, raw = _bright_few(data_dir)
     model = models.pretrained("nuclei")
     kw = dict(precision="float32", progress=False)
     with warnings.catch_warnings():
@@ -135,3 +141,33 @@ def test_real_nuclei_under_a_few_bright_ones_are_found_again(data_dir):
     ap = [float(metrics.average_precision(truth, p)["ap"][0]) for p in (first, again, as_it_is)]
     assert ap[1] > ap[0] + 0.3, ap  # measured 0.337 -> 0.831 (as it is: 0.820)
     assert ap[1] > 0.75, ap
+
+
+def test_cli_brightness_auto_and_none(capsys, tmp_path, data_dir):
+    from _helpers import run_cli
+
+    from sciconv import io
+
+    _, truth, raw = _bright_few(data_dir)
+    tifffile.imwrite(tmp_path / "raw.tif", raw)
+    args = ("predict", "pretrained:nuclei", tmp_path / "raw.tif", "--precision", "float32")
+    with pytest.warns(SciconvWarning, match="raw.tif: the objects found are faint"):
+        code, _, err = run_cli(capsys, *args, "--out", tmp_path / "auto", "--quiet")
+    assert code == 0, err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SciconvWarning)
+        code, _, err = run_cli(
+            capsys, *args, "--out", tmp_path / "none", "--brightness", "none", "--quiet"
+        )
+    assert code == 0, err
+    ap = {
+        k: float(
+            metrics.average_precision(truth, io.read(tmp_path / k / "raw_labels.tif").data[..., 0])[
+                "ap"
+            ][0]
+        )
+        for k in ("auto", "none")
+    }
+    assert ap["auto"] > ap["none"] + 0.3, ap
+    code, _, err = run_cli(capsys, *args, "--out", tmp_path / "x", "--brightness", "on")
+    assert code == 2 and "--brightness" in err
