@@ -171,3 +171,40 @@ def test_cli_brightness_auto_and_none(capsys, tmp_path, data_dir):
     assert ap["auto"] > ap["none"] + 0.3, ap
     code, _, err = run_cli(capsys, *args, "--out", tmp_path / "x", "--brightness", "on")
     assert code == 2 and "--brightness" in err
+
+
+@pytest.mark.parametrize(
+    "level",
+    [
+        {"typical": "x", "faint_below": 0.1},
+        {"typical": [0.5], "faint_below": 0.1},
+        {"typical": 2.0, "faint_below": 0.1},
+        {"typical": 0.5, "faint_below": "0.2"},
+        {"typical": 0.5, "faint_below": 0.6},
+        [0.5, 0.2],
+    ],
+)
+def test_a_malformed_recorded_level_is_named(level):
+    model = _threshold_model(object_level=level)
+    with pytest.raises(InferenceError, match="'object_level' must be"):
+        inference.predict_instances(model, _faint_field(), progress=False)
+
+
+def test_relevelled_input_takes_what_predict_instances_takes(tmp_path):
+    from sciconv import io
+
+    model = _threshold_model(object_level=LEVEL)
+    image = _faint_field()
+    labels = inference.predict_instances(model, image, brightness=None, progress=False)
+    io.write(tmp_path / "f.tif", image)
+    grid = io.read(tmp_path / "f.tif")
+    with pytest.warns(SciconvWarning, match="f.tif: the objects found are faint") as caught:
+        x = inference.relevelled_input(model, grid, labels, normalize="model")
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert inference.object_level(labels, x) == pytest.approx(0.5, abs=0.02)
+    with pytest.raises(InferenceError, match="labels must be"):
+        inference.relevelled_input(model, image, None, normalize="model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a flat image: nothing to stretch, no second pass
+        flat = np.full_like(image, 5.0)
+        assert inference.relevelled_input(model, flat, labels, normalize="model") is None

@@ -19,6 +19,7 @@ validation images and the images as they are do not trigger it
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Mapping
 
@@ -31,6 +32,7 @@ from sciconv.inference._source import (
     TransformedArray,
     compute_limits,
     input_transform,
+    validate_image,
 )
 from sciconv.models import get_metadata
 from sciconv.preprocess import Limits, apply_limits, resolve_normalization
@@ -82,13 +84,29 @@ def object_level(labels, normalized) -> float | None:
 
 
 def _recorded_level(meta: Mapping) -> tuple[float, float] | None:
+    """(typical, faint_below) of the model's metadata ``"object_level"``; None when absent.
+
+    Raises
+    ------
+    InferenceError
+        A recorded value that is not ``{"typical": t, "faint_below": f}`` with
+        ``0 < f < t <= 1``.
+    """
     level = meta.get("object_level")
-    if not isinstance(level, Mapping):
+    if level is None:
         return None
-    typical, faint = level.get("typical"), level.get("faint_below")
-    if typical is None or faint is None or not 0 < float(faint) < float(typical):
-        return None
-    return float(typical), float(faint)
+    values = (level.get("typical"), level.get("faint_below")) if isinstance(level, Mapping) else ()
+    if not (
+        len(values) == 2
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values)
+        and 0 < values[1] < values[0] <= 1
+    ):
+        raise InferenceError(
+            "the model's metadata 'object_level' must be {'typical': T, 'faint_below': F} with "
+            f"0 < F < T <= 1 (levels in the normalized image); got {level!r}; fix it with "
+            "sciconv.models.set_metadata(model, object_level=...) or remove it (None)"
+        )
+    return float(values[0]), float(values[1])
 
 
 def relevelled_input(model, image, labels, *, normalize, path=None, stacklevel: int = 2):
@@ -119,7 +137,13 @@ def relevelled_input(model, image, labels, *, normalize, path=None, stacklevel: 
     )
     if spec is None or spec.method not in LINEAR_METHODS:
         return None
+    image, given_path = validate_image(image)
+    path = path or given_path
     labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype.kind not in "biu":
+        raise InferenceError(
+            f"labels must be an (H, W) integer array; got {labels.dtype} of shape {labels.shape}"
+        )
     if np.unique(labels[labels > 0]).size < AUTO_SIZE_MIN_OBJECTS:
         return None
     arr = input_transform(model, image, path)
@@ -129,6 +153,8 @@ def relevelled_input(model, image, labels, *, normalize, path=None, stacklevel: 
     source = Source(arr, promote=arr.ndim == 2, path=path)
     limits = compute_limits(source, spec)
     x = apply_limits(arr[..., None] if arr.ndim == 2 else arr, limits)
+    if not np.all(limits.vmax > limits.vmin):  # a flat image: nothing to stretch
+        return None
     level = object_level(labels, x)
     if level is None or not level < faint:
         return None
@@ -141,10 +167,10 @@ def relevelled_input(model, image, labels, *, normalize, path=None, stacklevel: 
         f"{_name(path)}the objects found are faint against the image's brightest pixels (the "
         f"median object at {level:.3f} of the stretch; the model's training objects: "
         f"{faint:g} or more, typically {typical:g}): segmenting again with the stretch's top "
-        f"at {share:.3g} of it, brighter pixels saturated (brightness=None keeps the first "
-        "pass)",
+        f"at {share:.3g} of it, brighter pixels saturated (brightness=None, sciconv predict "
+        "--brightness none, keeps the first pass)",
         SciconvWarning,
-        stacklevel=stacklevel + 1,
+        stacklevel=stacklevel,
     )
     return x.astype(np.float32, copy=False)
 

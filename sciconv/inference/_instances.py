@@ -373,7 +373,7 @@ def predict_instances(
     if brightness is not None:
         arr, path = validate_image(image)
         relevelled = relevelled_input(
-            model, arr, found[0], normalize=normalize, path=path, stacklevel=2
+            model, arr, found[0], normalize=normalize, path=path, stacklevel=3
         )
         if relevelled is not None:  # every later pass takes the relevelled image as it is
             image, tiled["normalize"] = relevelled, None
