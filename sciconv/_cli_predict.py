@@ -168,6 +168,7 @@ def _predict_segmentation(model, paths, args) -> int:
         "scale": args.scale if args.scale is not None else "auto",
         "object_size": args.object_size,
         "brightness": None if args.brightness == "none" else "auto",
+        "denoise": None if args.denoise == "none" else "auto",
         **_postprocess_overrides(args),
     }
     sidecars = {p: sidecar_outputs(p, args.out, args.format) for p in paths if p not in mosaics}
@@ -572,7 +573,7 @@ def _with_scores(table, scores):
 #: ``sciconv predict`` options that only a segmenter uses, with the value meaning "not given".
 _SEGMENTER_OPTIONS = {
     "tile": None, "scale": None, "channel": None, "object_size": "auto", "brightness": "auto",
-    "threshold": None,
+    "denoise": "auto", "threshold": None,
     "min_size": None, "regions": None, "hdu": None, "geojson": False, "block": None,
     "block_margin": None, "background": "auto", "nodata": None, "mask": None,
     "ignore_flags": None,

@@ -230,6 +230,15 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "%(default)s)",
     )
     p.add_argument(
+        "--denoise",
+        choices=("auto", "none"),
+        default="auto",
+        help="segmenters: auto: smooth (Gaussian, 1 px) and segment again an image whose objects "
+        "stand less far above the pixel noise than the model's training objects (low light; "
+        "models that record it, e.g. pretrained:nuclei; not block-wise), or none (default: "
+        "%(default)s)",
+    )
+    p.add_argument(
         "--threshold",
         type=_probability_arg,
         default=None,

@@ -223,27 +223,42 @@ def object_diameters(labels, zoom=ZOOM) -> dict:
     }
 
 
-#: ``faint_below`` is this share of the faintest training image's median object
+#: ``faint_below`` is this share of the faintest training image's median object level
 FAINT_SHARE = 0.75
+#: ``noisy_below`` is this share of the noisiest training image's: below it, smoothing gained on
+#: average on the bundled images in low light (benchmarks/README.md, real_nuclei_brightness.py)
+NOISY_SHARE = 0.5
 
 
-def object_levels(images, labels, share: float = FAINT_SHARE) -> dict:
-    """Brightness of the training nuclei in the normalized images the model took: per image the
-    median object level (:func:`sciconv.inference.object_level`), and over images their
-    minimum and percentiles; ``typical`` is the median and ``faint_below`` ``share`` of the
-    minimum (``predict_instances(..., brightness="auto")`` segments again an image whose median
-    object is fainter)."""
-    from sciconv.inference import object_level
+def object_levels(images, labels) -> dict:
+    """Brightness and noise of the training nuclei in the normalized images the model took, for
+    ``predict_instances(..., brightness="auto", denoise="auto")``: per image the median object
+    level (:func:`sciconv.inference.object_level`) and how far it stands above the pixel noise
+    (:func:`sciconv.inference.object_snr`); over images ``typical`` (the median), the minimum and
+    2nd percentile, and ``faint_below`` / ``noisy_below``, :data:`FAINT_SHARE` /
+    :data:`NOISY_SHARE` of the minimum (an image whose nuclei come out below is segmented
+    again). Returns ``{"object_level": ..., "object_snr": ...}``."""
+    from sciconv.inference import object_level, object_snr
 
-    per_image = [object_level(lab, img) for img, lab in zip(images, labels)]
-    per_image = np.array([v for v in per_image if v is not None])
-    p2, p50 = np.percentile(per_image, [2, 50])
-    low = float(per_image.min())
+    def summary(values, low_key, share):
+        values = np.array([v for v in values if v is not None and np.isfinite(v)])
+        p2, p50 = np.percentile(values, [2, 50])
+        low = float(values.min())
+        return {
+            "typical": round(float(p50), 3),
+            low_key: round(share * low, 3),
+            "image_median_min": round(low, 3),
+            "image_median_p2": round(float(p2), 3),
+        }
+
+    pairs = list(zip(images, labels))
     return {
-        "typical": round(float(p50), 3),
-        "faint_below": round(share * low, 3),
-        "image_median_min": round(low, 3),
-        "image_median_p2": round(float(p2), 3),
+        "object_level": summary(
+            [object_level(lab, img) for img, lab in pairs], "faint_below", FAINT_SHARE
+        ),
+        "object_snr": summary(
+            [object_snr(lab, img) for img, lab in pairs], "noisy_below", NOISY_SHARE
+        ),
     }
 
 

@@ -420,8 +420,9 @@ def main(argv=None) -> None:
     p.add_argument(
         "--levels-only",
         action="store_true",
-        help="only record the training nuclei's brightness (object_level) in the settings of the "
-        "model --out names (brightness='auto' of predict_instances), nothing else changed",
+        help="only record the training nuclei's brightness and noise (object_level, object_snr) "
+        "in the settings of the model --out names (brightness='auto' and denoise='auto' of "
+        "predict_instances), nothing else changed",
     )
     a = p.parse_args(argv)
     a.tune_only = a.tune_only or a.levels_only
@@ -469,10 +470,11 @@ def main(argv=None) -> None:
         from sciconv._atomic import atomic_output
 
         old = json.loads(settings_path.read_text())
-        old["object_level"] = training_levels(a.data, train_ids, transform, norm)
+        levels = training_levels(a.data, train_ids, transform, norm)
+        old.update(levels)
         with atomic_output(settings_path, overwrite=True) as tmp:
             tmp.write_text(json.dumps(old, indent=2) + "\n")
-        log(f"object_level {old['object_level']} -> {settings_path}")
+        log(f"{levels} -> {settings_path}")
         return
     workdir = Path(f"/tmp/sciconv_nuclei_{a.target}_{a.filters}_{a.seed}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -669,7 +671,7 @@ def main(argv=None) -> None:
         "average_with": None if a.average_with is None else str(a.average_with.name),
         "n_train": len(train_ids),
         "object_diameter_px": diameters,
-        "object_level": levels,
+        **levels,
         "n_val": len(vids),
         "train_seconds": round(train_seconds, 1),
         "tuning_top5": [{"ap50": ap, **kw} for ap, kw, _ in results[:5]],
@@ -698,6 +700,7 @@ def main(argv=None) -> None:
                     "tuning_top5",
                     "object_diameter_px",
                     "object_level",
+                    "object_snr",
                 )
             }
         )

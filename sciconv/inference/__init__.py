@@ -57,7 +57,7 @@ One private module per role:
 - ``_progress``: tile progress (a tqdm bar on a terminal or in a notebook, a few plain lines
   elsewhere);
 - ``_scale``: pixel-scale decisions and resampling;
-- ``_brightness``: ``brightness="auto"`` (faint objects under a few bright ones);
+- ``_second_pass``: ``brightness="auto"`` and ``denoise="auto"`` (faint or noisy objects);
 - ``_uncertainty``: uncertainty wrappers (tta, mc_dropout, ensemble) and
   :func:`predict_uncertainty`;
 - ``_core``: the numpy tile loop; ``_dask``: block-wise dense prediction (and models shipped
@@ -84,7 +84,6 @@ from __future__ import annotations
 
 from sciconv.inference._blend import BLEND_MODES
 from sciconv.inference._blocks import DEFAULT_BLOCK, BlockPlan, predict_instances_blocks
-from sciconv.inference._brightness import object_level, relevelled_input
 from sciconv.inference._d4 import predict_d4
 from sciconv.inference._files import predict_files, predict_mosaic
 from sciconv.inference._instances import (
@@ -103,6 +102,13 @@ from sciconv.inference._scale import (
     physical_object_size,
     resample,
     resolve_scale,
+)
+from sciconv.inference._second_pass import (
+    DENOISE_SIGMA,
+    object_level,
+    object_snr,
+    second_pass_input,
+    smoothed,
 )
 from sciconv.inference._settings import (
     AUTO_MEMORY_BUDGET,
@@ -130,6 +136,7 @@ __all__ = [
     "AUTO_TILE_MAX",
     "BLEND_MODES",
     "DEFAULT_BLOCK",
+    "DENOISE_SIGMA",
     "PAD_MODES",
     "PRECISIONS",
     "TTA_MODES",
@@ -145,6 +152,7 @@ __all__ = [
     "image_pixel_scale",
     "object_level",
     "object_size_factor",
+    "object_snr",
     "physical_object_size",
     "predict_d4",
     "predict_files",
@@ -154,10 +162,11 @@ __all__ = [
     "predict_tiled",
     "predict_uncertainty",
     "receptive_field",
-    "relevelled_input",
     "resample",
     "resolve_scale",
     "resolve_settings",
+    "second_pass_input",
+    "smoothed",
     "split_moments",
     "uncertainty_model",
 ]

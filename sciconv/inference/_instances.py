@@ -14,7 +14,6 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.errors import InferenceError, SciconvWarning
-from sciconv.inference._brightness import relevelled_input
 from sciconv.inference._scale import (
     auto_size_factor,
     image_pixel_scale,
@@ -22,6 +21,7 @@ from sciconv.inference._scale import (
     resolve_scale,
     same_factor,
 )
+from sciconv.inference._second_pass import second_pass_input
 from sciconv.inference._size_probe import (
     PROBE_LEVELS,
     boundary_share,
@@ -132,6 +132,7 @@ def predict_instances(
     scale: float | str | None = "auto",
     object_size: float | Any | str | None = "auto",
     brightness: str | None = "auto",
+    denoise: str | None = "auto",
     progress: bool = True,
     return_prob: bool = False,
     uncertainty: str | None = None,
@@ -228,10 +229,18 @@ def predict_instances(
         far brighter than the rest set the top of the stretch: raw 16-bit images with mitotic
         or clumped nuclei), the image is segmented again with the stretch's top set on the
         typical object, brighter pixels saturated, and a warning says so
-        (:func:`~sciconv.inference.relevelled_input`; real fluorescence images with 5 % of the
-        nuclei 8x / 20x brighter: AP@0.5 0.721 -> 0.790 / 0.526 -> 0.781; no validation image
-        triggers it; ``benchmarks/real_nuclei_brightness.py``). Not block by block.
+        (:func:`~sciconv.inference.second_pass_input`; real fluorescence images with 5 % of
+        the nuclei 8x / 20x brighter: AP@0.5 0.746 -> 0.807 / 0.542 -> 0.778; no validation
+        image triggers it; ``benchmarks/real_nuclei_brightness.py``). Not block by block.
         ``None``: the first pass's stretch is kept.
+    denoise : "auto" or None
+        ``"auto"`` (default): when the model records how far its training objects stood above
+        the pixel noise (metadata ``"object_snr"``; the pretrained nuclei model does) and the
+        first pass's objects stand less far (:func:`~sciconv.inference.object_snr`: low-light
+        images), the image is smoothed with a Gaussian of one pixel and segmented again, with a
+        warning (the bundled real images at 10 / 30 / 120 photons at their brightest: AP@0.5
+        0.418 / 0.634 / 0.801 -> 0.678 / 0.737 / 0.800; no validation image triggers it). With
+        ``brightness``, one second pass does both. Not block by block. ``None``: no smoothing.
     return_prob : bool
         Also return the class probabilities ``(H, W, K)`` float32 that the labels came from (with
         ``scale``: resampled back to the input's size, bilinear). Not block by block.
@@ -291,8 +300,9 @@ def predict_instances(
 
     meta = get_metadata(model)
     kwargs = postprocess_kwargs(model, meta, overrides)
-    if brightness is not None:
-        look_up_option(brightness, ("auto",), name="brightness", error=InferenceError)
+    for name, value in (("brightness", brightness), ("denoise", denoise)):
+        if value is not None:
+            look_up_option(value, ("auto",), name=name, error=InferenceError)
     factor = _zoom_factor(model, image, scale, object_size)
     zoom = None if factor == 1.0 else factor
     if uncertainty is not None:
@@ -370,13 +380,18 @@ def predict_instances(
         return (_resize_labels(labels, hw, min_size=given or 0), *maps)
 
     found = at(zoom)
-    if brightness is not None:
-        arr, path = validate_image(image)
-        relevelled = relevelled_input(
-            model, arr, found[0], normalize=normalize, path=path, stacklevel=3
+    if brightness is not None or denoise is not None:
+        again = second_pass_input(
+            model,
+            image,
+            found[0],
+            normalize=normalize,
+            brightness=brightness,
+            denoise=denoise,
+            stacklevel=3,
         )
-        if relevelled is not None:  # every later pass takes the relevelled image as it is
-            image, tiled["normalize"] = relevelled, None
+        if again is not None:  # every later pass takes this image as it is
+            image, tiled["normalize"] = again, None
             found = at(zoom)
     probing = wants_probe(shares[zoom]) and all(
         meta.get(key) is not None for key in ("object_size", "object_size_range")

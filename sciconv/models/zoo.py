@@ -144,8 +144,10 @@ def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:
         set_metadata(model, object_size=float(sizes["image_median_p50"]))
     if sizes.get("segments_well_px") is not None and "object_size_range" not in meta:
         set_metadata(model, object_size_range=[float(v) for v in sizes["segments_well_px"]])
-    # how bright its training objects were in the stretched image: brightness="auto" of
-    # predict_instances segments again an image whose objects come out fainter than all of them
-    if info.get("object_level") is not None and "object_level" not in meta:
-        set_metadata(model, object_level=dict(info["object_level"]))
+    # how bright its training objects were in the stretched image, and how far above the pixel
+    # noise: brightness= and denoise="auto" of predict_instances segment again an image whose
+    # objects come out fainter or noisier than all of them
+    for key in ("object_level", "object_snr"):
+        if info.get(key) is not None and key not in meta:
+            set_metadata(model, **{key: dict(info[key])})
     return model
