@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -278,6 +279,7 @@ def _provenance(params: dict, args, model, channels: int, *, choose: bool = True
     from sciconv import inference
 
     extra = {
+        "model_id": getattr(args, "model_id", None),
         "channel": args.channel,
         "uncertainty": args.uncertainty,
         "nodata": getattr(args, "nodata", None),
@@ -292,6 +294,28 @@ def _provenance(params: dict, args, model, channels: int, *, choose: bool = True
         chosen = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
         out["precision"] = f"{chosen} (auto)"
     return out
+
+
+def model_identity(path: Path, *, shipped: bool) -> str:
+    """What tells one model file from another of the same name, for the products' HISTORY
+    (``model_id``; ``--skip-existing`` compares it): ``sha256:`` and the first 16 hex digits
+    of the file's SHA-256 (a retrained ``best.keras`` differs), or the sciconv version for a
+    shipped model (its weights change with it).
+
+    Examples
+    --------
+    >>> model_identity(Path("pretrained:nuclei"), shipped=True).startswith("sciconv ")
+    True
+    """
+    if shipped:
+        from sciconv import __version__
+
+        return f"sciconv {__version__}"
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def _redo_newer(newer: list) -> None:
@@ -702,6 +726,7 @@ def _predict(args, model_path: Path, *, shipped: bool) -> int:
         model = models.pretrained(args.model.split(":", 1)[1])
     else:
         model = models.load(model_path, trust=args.trust, compile=False)  # no training settings
+    args.model_id = model_identity(model_path, shipped=shipped)
     if models.model_task(model) == "segmentation":  # recorded, or a plain per-pixel model
         check_tiling(model, args)  # before any input is read
         check_uncertainty(model, args)

@@ -235,6 +235,23 @@ def test_skip_existing_refuses_products_of_another_model(capsys, tmp_path, seg_m
     assert_one_line_error(err, "model seg.keras (this run: other.keras)")
 
 
+def test_skip_existing_tells_two_models_of_one_name_apart(capsys, tmp_path, seg_model):
+    """A retrained ``best.keras`` in another folder: the products recorded only the file's name,
+    so --skip-existing took the first model's products as this one's."""
+    inputs, out = _first_run(capsys, tmp_path, seg_model)
+    other = tmp_path / "retrained" / "seg.keras"
+    other.parent.mkdir()
+    sc.models.segmenter((None, None, 1), depth=3, filters=3).save(other)
+    code, _, err = run_cli(capsys, "predict", other, *inputs, "--out", out, "--skip-existing")
+    assert code == 1
+    assert_one_line_error(err, "was made with model_id = 'sha256:", "(this run: 'sha256:")
+    copy = tmp_path / "copy" / "seg.keras"  # the same bytes elsewhere: the same model
+    copy.parent.mkdir()
+    copy.write_bytes(seg_model.read_bytes())
+    code, stdout, err = run_cli(capsys, "predict", copy, *inputs, "--out", out, "--skip-existing")
+    assert code == 0 and "skipped, its products exist" in stdout, err
+
+
 def test_skip_existing_refuses_empty_and_outdated_products(capsys, tmp_path, seg_model):
     inputs, out = _first_run(capsys, tmp_path, seg_model)
     args = ("predict", seg_model, *inputs, "--out", out, "--skip-existing", "--quiet")
