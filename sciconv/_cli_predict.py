@@ -490,11 +490,20 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             img = _one_channel(
                 dataclasses.replace(stack, data=stack.data[i], mask=mask), args.channel
             )
+            where = ", ".join(f"{a}={j}" for a, j in zip(axes, np.unravel_index(i, sizes)))
             try:
-                labels, prob, std, table = _segment_image(model, img, args, plane_params, False)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    labels, prob, std, table = _segment_image(model, img, args, plane_params, False)
             except SciconvError as exc:  # which file, which plane
-                where = ", ".join(f"{a}={j}" for a, j in zip(axes, np.unravel_index(i, sizes)))
                 raise type(exc)(f"plane {where}: {exc.message}", path=path) from exc
+            for said in caught:  # each plane is judged on its own (second passes, sizes): say which
+                text = (
+                    f"plane {where}: {said.message}"
+                    if issubclass(said.category, SciconvWarning)
+                    else said.message
+                )
+                warnings.warn_explicit(text, said.category, said.filename, said.lineno)
             for axis, index in zip(axes, np.unravel_index(i, sizes)):
                 table.add_column(int(index), name=axis.lower(), index=axes.index(axis))
             tables.append(table)

@@ -293,3 +293,21 @@ def test_cli_denoise_auto_and_none(capsys, tmp_path, data_dir):
     assert code == 0, err
     auto, none = (tifffile.imread(tmp_path / k / "dim_labels.tif") for k in ("auto", "none"))
     assert not np.array_equal(auto, none)
+
+
+def test_cli_movie_warnings_name_the_plane(capsys, tmp_path, data_dir):
+    """Each plane of a movie is judged on its own, as it is normalized; the warnings said only
+    the file."""
+    from _helpers import run_cli
+
+    image, _, raw = _bright_few(data_dir)
+    movie = np.stack([raw, (image.astype(np.uint16) * 8 + 100), raw])
+    tifffile.imwrite(tmp_path / "movie.tif", movie, imagej=True, metadata={"axes": "TYX"})
+    with pytest.warns(SciconvWarning) as caught:
+        code, _, err = run_cli(
+            capsys, "predict", "pretrained:nuclei", tmp_path / "movie.tif", "--out", tmp_path / "o",
+            "--quiet",
+        )  # fmt: skip
+    assert code == 0, err
+    said = [str(w.message) for w in caught if "faint against" in str(w.message)]
+    assert [s.split(":")[0] for s in said] == ["plane T=0", "plane T=2"], said
