@@ -219,6 +219,83 @@ def _different_signals(sample: np.ndarray, channels: list[int]) -> bool:
     )
 
 
+#: ``dark_to_gray``: R, G and B are one signal (a grey image with a colour cast) when the colour
+#: spread off their main line is under this fraction of the spread along it (the square root of
+#: the 2nd over the 1st eigenvalue of their covariance, on 8 x 8 pixel means). The 12 DSB2018
+#: grey brightfield images with channel gains and offsets (an RGB camera's white balance), 8-bit:
+#: 0.0007-0.0033; with noise of 3 grey levels per channel: up to 0.010 (6 levels: 0.013-0.020).
+#: The 91 DSB2018 colour (H&E) images: 0.029-0.39, with a cast of their own from 0.027 (their hue
+#: varies between stain, tissue and glass).
+_ONE_SIGNAL = 0.015
+#: ...measured on means of blocks of up to this many pixels a side (noise averages out, stains
+#: stay), with at least :data:`_ONE_SIGNAL_BLOCKS` blocks.
+_ONE_SIGNAL_BIN = 8
+_ONE_SIGNAL_BLOCKS = 1024
+#: Blocks at most that :func:`_one_signal` measures (every k-th block row and column).
+_ONE_SIGNAL_SAMPLES = 16384
+
+
+def _one_signal(x: np.ndarray) -> bool:
+    """Whether the R, G, B of a colour image are one grey signal with a colour cast.
+
+    A grey image saved by an RGB camera whose white balance is off has each channel an affine
+    copy of one signal (``R = a_r * s + b_r`` and so on): its pixel colours lie on one line,
+    whereas stains (H&E) vary in hue between nuclei, tissue and glass, and a composite of
+    stains has different signals in its channels. Measured on means of up to 8 x 8 pixel blocks
+    (so camera noise averages out) after leaving out the pixels where a channel is at its
+    smallest or largest value (clipped: a saturated background is off the line); a constant
+    channel is a copy with gain 0. An image with R = G = B is grey already: ``False``.
+
+    Parameters
+    ----------
+    x : ndarray
+        ``(H, W, 3)`` or ``(H, W, 4)`` pixels (alpha ignored); NaN = bad pixel.
+
+    Returns
+    -------
+    bool
+        ``True`` when the spread of the block colours off their main line is under 1.5 % of
+        the spread along it (:data:`_ONE_SIGNAL`) and the channels are not all equal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = np.add.outer(np.arange(64.0), np.arange(64.0)) % 50 + 100
+    >>> _one_signal(np.dstack([s, 0.8 * s + 10, 0.95 * s]))   # grey with a colour cast
+    True
+    >>> _one_signal(np.dstack([s, s, s]))                     # grey already
+    False
+    >>> _one_signal(np.dstack([s, s[::-1], s]))               # two different signals
+    False
+    """
+    if x.ndim != 3 or x.shape[-1] not in (3, 4):
+        return False
+    h, w = x.shape[:2]
+    b = int(min(_ONE_SIGNAL_BIN, max(1, np.sqrt(h * w / _ONE_SIGNAL_BLOCKS))))
+    # every k-th block row and column: about _ONE_SIGNAL_SAMPLES blocks of contiguous pixels
+    k = max(1, int(np.sqrt((h // b) * (w // b) / _ONE_SIGNAL_SAMPLES)))
+    rows = (np.arange(0, h // b, k)[:, None] * b + np.arange(b)).ravel()
+    cols = (np.arange(0, w // b, k)[:, None] * b + np.arange(b)).ravel()
+    rgb = np.asarray(x[np.ix_(rows, cols)][..., :3], dtype=np.float32)
+    if np.array_equal(rgb[..., 0], rgb[..., 1], equal_nan=True) and np.array_equal(
+        rgb[..., 1], rgb[..., 2], equal_nan=True
+    ):
+        return False
+    finite = np.isfinite(rgb).all(axis=-1)
+    if finite.sum() < 16:
+        return False
+    lo, hi = rgb[finite].min(axis=0), rgb[finite].max(axis=0)
+    clipped = ((rgb <= lo) | (rgb >= hi)) & (hi > lo)
+    rgb = np.where((finite & ~clipped.any(axis=-1))[..., None], rgb, np.nan)
+    h, w = rgb.shape[:2]
+    blocks = rgb.reshape(h // b, b, w // b, b, 3).mean(axis=(1, 3)).reshape(-1, 3)
+    blocks = blocks[np.isfinite(blocks).all(axis=1)]
+    if blocks.shape[0] < 16:
+        return False
+    ev = np.linalg.eigvalsh(np.cov(blocks.astype(np.float64), rowvar=False))
+    return bool(ev[2] > 0 and max(ev[1], 0.0) < _ONE_SIGNAL**2 * ev[2])
+
+
 @dataclasses.dataclass(frozen=True)
 class InputTransform:
     """An input transform resolved on one image: pointwise afterwards, so it can run per window.
@@ -234,8 +311,8 @@ class InputTransform:
     flip_at : float or None
         Flip as ``flip_at - x`` (all channels about one value), or no flip.
     gray : bool
-        With ``to_rgb``: replace R, G and B by their mean (``dark_to_gray`` on a dark-background
-        image).
+        With ``to_rgb``: replace R, G and B by their mean, before the flip (``dark_to_gray`` on a
+        dark-background image with an empty channel, or on a grey image with a colour cast).
 
     Examples
     --------
@@ -283,7 +360,8 @@ def resolve_input_transform(image, spec: Mapping) -> InputTransform:
 
     ``invert="auto"`` is decided on the grey image (the mean of R, G, B for ``to_gray`` and
     ``to_rgb``; all channels together otherwise), ``invert=True`` flips about the largest finite
-    value over all channels the model gets (one value, so the hue of an RGB image is kept).
+    value over all channels the model gets (one value, so the hue of an RGB image is kept), or
+    of their mean where ``dark_to_gray`` averages them.
 
     Raises
     ------
@@ -311,11 +389,18 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
         invert = position > 0.5 or (
             colour and spec["to_rgb"] and position > _STAINED_MEDIAN and _stained(original)
         )
+    # a dark background with an empty channel (fluorescence saved in colour), or any background
+    # with R, G, B one signal (a grey image with a colour cast: flipped about one value, the
+    # cast's gains became offsets of the background, a colour the model never saw)
+    gray = (
+        spec["dark_to_gray"]
+        and colour
+        and ((invert is not True and _average_to_grey(x)) or _one_signal(x))
+    )
     top = None
     if invert is True:
-        finite = finite_values(x)
+        finite = finite_values(gray_of(x) if gray else x)
         top = float(finite.max()) if finite.size else 0.0
-    gray = spec["dark_to_gray"] and colour and top is None and _average_to_grey(x)
     return InputTransform(to_gray=spec["to_gray"], to_rgb=spec["to_rgb"], flip_at=top, gray=gray)
 
 
@@ -349,17 +434,23 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
             the background is the bright side, i.e. the image median lies above the midpoint of
             its 0.1st and 99.9th percentiles (right for 530 of the 531 DSB2018 training images:
             all fluorescence images kept, all grey-brightfield and 90 of 91 H&E / brightfield
-            colour images flipped). Decided on the grey image (mean of R, G, B) with
-            ``to_gray`` or ``to_rgb``, so both decide alike; otherwise over all channels
-            together. Default ``False``.
+            colour images flipped; with ``to_rgb``, dense H&E whose median sits at mid-range is
+            flipped too when its stains are saturated where it is dark, the 91st). Decided on
+            the grey image (mean of R, G, B) with ``to_gray`` or ``to_rgb``, so both decide
+            alike; otherwise over all channels together. Default ``False``.
         ``"dark_to_gray"`` : bool
             With ``to_rgb``: an RGB image that is not flipped (dark background: fluorescence)
             and has an empty channel (range under a tenth of the widest channel's) gets R = G =
             B = the mean of its R, G, B, as the fluorescence images an RGB nuclei model was
             trained on (all grey). A fluorescence image saved in colour (DAPI in the blue
             channel only) then reaches the model as its grey image, not as a hue it never saw.
-            Bright-background colour images (H&E) keep their hue, flipped or not (all three
-            channels carry the stain), so the transform stays idempotent. Default ``False``.
+            Any RGB image whose R, G, B are one signal (a grey image with a colour cast, as an
+            RGB camera with an off white balance saves it: each channel an affine copy of one
+            grey image, up to noise) gets the mean too, before the flip (flipped about one
+            value, the cast's gains became background offsets that differ by channel: a tinted
+            grey brightfield image lost most nuclei). Stained
+            colour images (H&E) keep their hue, flipped or not (all three channels carry the
+            stain), so the transform stays idempotent. Default ``False``.
 
     Returns
     -------
