@@ -17,10 +17,10 @@ from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.models import attach_metadata, set_metadata
 
 
-def test_object_level_is_the_median_of_object_medians():
+def test_object_level_is_the_median_of_object_means():
     labels = np.array([[1, 1, 1, 0, 2, 2, 0, 3, 3]])
     image = np.array([[0.1, 0.2, 0.9, 5.0, 0.4, 0.6, 7.0, 0.8, np.nan]])
-    # objects: median 0.2, 0.5, 0.8 (the NaN pixel left out); background ignored
+    # objects: mean 0.4, 0.5, 0.8 (the NaN pixel left out); background ignored
     assert inference.object_level(labels, image) == pytest.approx(0.5)
     rgb = np.repeat(image[..., None], 3, axis=-1) * np.array([0.5, 1.0, 1.5])
     assert inference.object_level(labels, rgb) == pytest.approx(0.5)  # channels averaged

@@ -230,7 +230,7 @@ def predict_instances(
         or clumped nuclei), the image is segmented again with the stretch's top set on the
         typical object, brighter pixels saturated, and a warning says so
         (:func:`~sciconv.inference.second_pass_input`; real fluorescence images with 5 % of
-        the nuclei 8x / 20x brighter: AP@0.5 0.746 -> 0.807 / 0.542 -> 0.778; no validation
+        the nuclei 8x / 20x brighter: AP@0.5 0.746 -> 0.806 / 0.542 -> 0.778; no validation
         image triggers it; ``benchmarks/real_nuclei_brightness.py``). Not block by block.
         ``None``: the first pass's stretch is kept.
     denoise : "auto" or None
