@@ -12,13 +12,17 @@ the image's brightness scaled to 2000 counts at its maximum, Poisson noise. Form
 - ``vignette 3x``: illumination falling to a third in the corners;
 - ``background gradient``: a background rising by 600 counts from left to right;
 - ``N photons``: low light, Poisson counts with N photons at the image's maximum, no offset
-  (N = 10, 30, 120).
+  (N = 10, 30, 120);
+- hot pixels: 12-bit data (x16 in uint16) with 5 pixels, or 0.1 % of them, at 65535; the image
+  as float in [0, 1] with 5 pixels at 1000.
 
 AP@0.5 (mean over images) with the defaults (``brightness="auto"``, ``denoise="auto"``) and with
 both None (the first pass as it is), side by side; how many images were segmented again because
 their nuclei came out faint, and because they came out noisy. ``--validation`` also runs the 99
 validation images of ``benchmarks/real_nuclei.py`` as they are, to show where the rules trigger
-there (they should not).
+there (they should not). ``--normalize JSON`` replaces the model's normalization (e.g. the
+training one without the clip: ``'{"method": "percentile", "low": 1.0, "high": 99.8,
+"per_channel": false}'``).
 
     python benchmarks/real_nuclei_brightness.py
     python benchmarks/real_nuclei_brightness.py --validation ../shared/data/dsb2018_train
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import warnings
 from pathlib import Path
@@ -54,6 +59,11 @@ def forms(image: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict[str, np.n
         out[np.isin(truth, pick)] *= times
         return out
 
+    def hot(x, n, value):
+        x = x.copy()
+        x[rng.integers(0, x.shape[0], n), rng.integers(0, x.shape[1], n)] = value
+        return x
+
     factor = np.ones(int(truth.max()) + 1)
     factor[ids] = np.exp(rng.normal(0, 0.7, ids.size))
     h, w = f.shape
@@ -68,15 +78,24 @@ def forms(image: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict[str, np.n
         "vignette 3x": camera((f + 0.1) * (1 - 0.67 * r2)),
         "background gradient": camera(f + 0.3 * xx / w),
         **{f"{n} photons": rng.poisson(f * n).astype(np.uint16) for n in (10, 30, 120)},
+        "12-bit, 5 hot pixels": hot(image.astype(np.uint16) * 16, 5, 65535),
+        "12-bit, 0.1% hot pixels": hot(image.astype(np.uint16) * 16, image.size // 1000, 65535),
+        "float, 5 pixels at 1000": hot(f.astype(np.float32), 5, 1000.0),
     }
 
 
-def segment(sc, model, x, mode):
+def segment(sc, model, x, mode, normalize="model"):
     """(labels, (segmented again as faint, as noisy)) with both rules "auto" or None."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pred = sc.inference.predict_instances(
-            model, x, precision="float32", progress=False, brightness=mode, denoise=mode
+            model,
+            x,
+            precision="float32",
+            progress=False,
+            brightness=mode,
+            denoise=mode,
+            normalize=normalize,
         )
     said = " ".join(str(w.message) for w in caught if "segmenting again" in str(w.message))
     return pred, ("faint against" in said, "noisy (" in said)
@@ -105,19 +124,21 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--folder", type=Path, default=ROOT / "data" / "real" / "nuclei")
     p.add_argument("--validation", type=Path, default=None, help="DSB2018 folder (optional)")
+    p.add_argument("--normalize", default="model", help="a normalization spec (JSON)")
     a = p.parse_args(argv)
     import tifffile
 
     import sciconv as sc
 
     model = sc.models.pretrained("nuclei")
+    norm = a.normalize if a.normalize == "model" else json.loads(a.normalize)
     scores: dict = {}
     for path in sorted((a.folder / "images").glob("*.tif")):
         image = tifffile.imread(path)
         truth = tifffile.imread(a.folder / "labels" / path.name)
         for form, x in forms(image, truth).items():
             for mode in ("auto", None):
-                pred, again = segment(sc, model, x, mode)
+                pred, again = segment(sc, model, x, mode, norm)
                 ap = float(sc.metrics.average_precision(truth, pred)["ap"][0])
                 scores.setdefault(form, {}).setdefault(mode, []).append((ap, again))
     n = len(scores["as it is"]["auto"])
@@ -131,7 +152,7 @@ def main(argv=None) -> dict:
     if a.validation is not None:
         per = {}
         for image_id, modality, img, lab in validation_images(a.validation):
-            pred, again = segment(sc, model, img, "auto")
+            pred, again = segment(sc, model, img, "auto", norm)
             ap = float(sc.metrics.average_precision(lab, pred)["ap"][0])
             per.setdefault(modality, []).append((ap, again, image_id))
         for modality, rows in per.items():

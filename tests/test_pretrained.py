@@ -159,10 +159,15 @@ def test_metadata_matches_training_settings(fresh_run):
     settings = json.loads(SETTINGS.read_text())
     meta = fresh_run["metadata"]
     assert meta["task"] == "segmentation"
-    assert meta["normalization"] == settings["normalization"]
+    # the training normalization, clipped at 1 for inference (hot pixels: test_second_pass.py)
+    assert meta["normalization"] == {
+        **settings["normalization"],
+        **settings["normalization_at_inference"],
+    }
     # one percentile normalization over R, G, B together, so the H&E hue survives
     want = {"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": False}
-    assert meta["normalization"] == want
+    assert settings["normalization"] == want
+    assert meta["normalization"] == dict(want, clip=True)
     assert meta["postprocess"] == settings["postprocess"]
     assert meta["divisor"] == 2 ** settings["depth"]
     assert meta["input_channels"] == 3  # R, G, B (H&E hue kept), grey images replicated

@@ -666,6 +666,8 @@ def main(argv=None) -> None:
         "modalities": list(modalities),
         "modality_share": share,
         "input_transform": transform,
+        # applied by sciconv.models.pretrained on top of "normalization": hot pixels clipped
+        "normalization_at_inference": {"clip": True},
         "init": None if a.init is None else str(a.init.name),
         "init_settings": init_settings(a.init),
         "average_with": None if a.average_with is None else str(a.average_with.name),

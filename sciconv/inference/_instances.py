@@ -95,7 +95,7 @@ def _zoom_factor(model, image, scale, object_size=None) -> float:
     """The resampling factor: explicit ``scale``, the objects' size, or the pixel scales."""
     path = getattr(image, "path", None)
     if isinstance(object_size, str):
-        look_up_option(object_size, ("auto",), name="object_size", error=InferenceError)
+        _auto_or_none(object_size, "object_size", " or a diameter (pixels or a Quantity)")
         object_size = None  # the first pass runs at the factor the scales give
     if object_size is not None:
         if not (isinstance(scale, str) and scale == "auto") and not _is_pixel_scale(scale):
@@ -230,7 +230,7 @@ def predict_instances(
         or clumped nuclei), the image is segmented again with the stretch's top set on the
         typical object, brighter pixels saturated, and a warning says so
         (:func:`~sciconv.inference.second_pass_input`; real fluorescence images with 5 % of
-        the nuclei 8x / 20x brighter: AP@0.5 0.746 -> 0.806 / 0.542 -> 0.778; no validation
+        the nuclei 8x / 20x brighter: AP@0.5 0.767 -> 0.830 / 0.599 -> 0.836; no validation
         image triggers it; ``benchmarks/real_nuclei_brightness.py``). Not block by block.
         ``None``: the first pass's stretch is kept.
     denoise : "auto" or None
@@ -239,7 +239,7 @@ def predict_instances(
         first pass's objects stand less far (:func:`~sciconv.inference.object_snr`: low-light
         images), the image is smoothed with a Gaussian of one pixel and segmented again, with a
         warning (the bundled real images at 10 / 30 / 120 photons at their brightest: AP@0.5
-        0.418 / 0.634 / 0.801 -> 0.678 / 0.737 / 0.800; no validation image triggers it). With
+        0.437 / 0.614 / 0.813 -> 0.647 / 0.746 / 0.811; no validation image triggers it). With
         ``brightness``, one second pass does both. Not block by block. ``None``: no smoothing.
     return_prob : bool
         Also return the class probabilities ``(H, W, K)`` float32 that the labels came from (with
@@ -302,7 +302,7 @@ def predict_instances(
     kwargs = postprocess_kwargs(model, meta, overrides)
     for name, value in (("brightness", brightness), ("denoise", denoise)):
         if value is not None:
-            look_up_option(value, ("auto",), name=name, error=InferenceError)
+            _auto_or_none(value, name)
     factor = _zoom_factor(model, image, scale, object_size)
     zoom = None if factor == 1.0 else factor
     if uncertainty is not None:
@@ -418,6 +418,14 @@ def predict_instances(
             if same_factor(again, best[1]):
                 return result(*best[0])
     return result(*(found if again is None else at(again)))
+
+
+def _auto_or_none(value, name: str, more: str = "") -> None:
+    """Refuse a string other than ``"auto"``, saying that None (not ``"none"``) turns it off."""
+    if not (isinstance(value, str) and value == "auto"):
+        raise InferenceError(
+            f"{name} must be 'auto'{more} or None (off; the command line's 'none'); got {value!r}"
+        )
 
 
 #: ``object_size="auto"`` does not resample to more pixels than this (it would run in one piece)

@@ -71,6 +71,12 @@ def validate_image(image) -> tuple[Any, str | None]:
     if dtype.kind not in "biuf":
         raise InferenceError(f"image must hold real numbers; got dtype {dtype}", path=path)
     if min(shape[:2]) < 2:
+        if len(shape) == 3 and shape[0] <= 4 < min(shape[1:]):  # (C, H, W) as numpy holds it
+            raise InferenceError(
+                f"image of shape {shape} looks channel-first (C, H, W); images are (H, W) or "
+                "(H, W, C): pass np.moveaxis(image, 0, -1) (or image[0] for one channel)",
+                path=path,
+            )
         raise InferenceError(
             f"image of shape {shape} is too small: predict_tiled needs at least 2 pixels along H "
             "and W (a single row, column or pixel has no 2-D neighbourhood to pad by reflection)",

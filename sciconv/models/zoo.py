@@ -140,6 +140,12 @@ def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:
     # "dark_to_gray": the weights are the same, the way images reach them is refined)
     if info.get("input_transform") and info["input_transform"] != meta.get("input_transform"):
         set_metadata(model, input_transform=info["input_transform"])
+    # the training normalization refined for inference: "clip" (pixels above the stretch's top,
+    # hot pixels and cosmic rays at thousands of times the nuclei's level, reach the network at 1
+    # instead of wiping out their neighbourhood)
+    refined = {**meta.get("normalization", {}), **info.get("normalization_at_inference", {})}
+    if meta.get("normalization") and refined != meta["normalization"]:
+        set_metadata(model, normalization=refined)
     if sizes.get("image_median_p50") is not None and "object_size" not in meta:
         set_metadata(model, object_size=float(sizes["image_median_p50"]))
     if sizes.get("segments_well_px") is not None and "object_size_range" not in meta:
