@@ -4,13 +4,15 @@ plane instead of reading three planes as the channels of an RGB image."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import tifffile
 from _helpers import assert_one_line_error, run_cli
 
 from sciconv import io, postprocess
-from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 
 
 def test_plane_axes_only_where_the_metadata_declare_them(tmp_path):
@@ -363,3 +365,25 @@ def test_tiff_products_keep_the_microscope_pixel_size(capsys, tmp_path, movie):
             s = img.pixel_scale
             assert s is not None, (name, product)
             assert (round(s.y, 6), round(s.x, 6), s.unit) == (0.65, 0.325, "um"), (name, product)
+
+
+def test_a_three_plane_stack_saved_as_planar_rgb_is_named(tmp_path):
+    """tifffile.imwrite of a (3, H, W) Z-stack without axes stores planar RGB: sciconv read it
+    as one colour image without a word (the CLI wrote one label image, AP 0.00 / 0.58 / 0.02
+    against the planes)."""
+    stack = np.random.default_rng(0).integers(0, 255, (3, 32, 40), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # tifffile's own, at writing
+        tifffile.imwrite(tmp_path / "z3.tif", stack)
+    with pytest.warns(SciconvWarning, match=r"3 planes of 32x40 px .* planar RGB .* 'ZYX'"):
+        image = io.read(tmp_path / "z3.tif")
+    assert image.shape == (32, 40, 3)
+    tifffile.imwrite(tmp_path / "zyx.tif", stack, metadata={"axes": "ZYX"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SciconvWarning)
+        assert io.read(tmp_path / "zyx.tif", stack=True).data.shape[0] == 3
+    rgb = np.moveaxis(stack, 0, -1).copy()  # an RGB image as tifffile stores it by default
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SciconvWarning)
+        assert io.read(tmp_path / "rgb.tif").shape == (32, 40, 3)

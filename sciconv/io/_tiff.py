@@ -122,6 +122,19 @@ def _channels_last_pages(axes: str, shape: tuple[int, ...]) -> bool:
     )
 
 
+def _planar_rgb_from_array(tif, page, axes: str, shape: tuple[int, ...]) -> bool:
+    """Whether the file is a numpy (3|4, H, W) array that ``tifffile.imwrite`` stored without
+    photometric or axes as planar RGB(A) (its default, deprecated there): a 3- or 4-plane Z-stack
+    or movie saved so reads as one colour image."""
+    return (
+        axes == "SYX"
+        and len(shape) == 3
+        and shape[0] in (3, 4)
+        and bool(getattr(tif, "is_shaped", False))
+        and int(getattr(page, "planarconfig", 1) or 1) == 2
+    )
+
+
 _SLIDE_EXTRAS = ("thumbnail", "label", "macro", "overview")  # a whole slide's side images
 
 
@@ -179,6 +192,14 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
                 f"{tif_axes!r}) are a channels-last array (H, W, C) = {shape} written without "
                 f"axes metadata: read as {shape[2]} channels; axes={tif_axes!r} reads the pages "
                 "as they are"
+            )
+        if axes is None and _planar_rgb_from_array(tif, page, tif_axes, shape):
+            warn_caller(
+                f"{path}: {shape[0]} planes of {shape[1]}x{shape[2]} px written by "
+                f"tifffile.imwrite from a {shape} array without axes are stored as planar "
+                f"{'RGB' if shape[0] == 3 else 'RGBA'} (tifffile's default): read as one colour "
+                "image; if they are Z planes or time points, write the file with "
+                "metadata={'axes': 'ZYX'} (or 'TYX')"
             )
         if len(use_axes) != len(shape):
             raise ConfigError(
