@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -311,11 +310,9 @@ def model_identity(path: Path, *, shipped: bool) -> str:
         from sciconv import __version__
 
         return f"sciconv {__version__}"
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()[:16]}"
+    import pooch  # the file hash sciconv.fetch checks downloads with
+
+    return f"sha256:{pooch.file_hash(str(path), alg='sha256')[:16]}"
 
 
 def _redo_newer(newer: list) -> None:
@@ -490,7 +487,8 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             img = _one_channel(
                 dataclasses.replace(stack, data=stack.data[i], mask=mask), args.channel
             )
-            where = ", ".join(f"{a}={j}" for a, j in zip(axes, np.unravel_index(i, sizes)))
+            index = np.unravel_index(i, sizes)
+            where = ", ".join(f"{a}={j}" for a, j in zip(axes, index))
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
@@ -504,8 +502,8 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
                     else said.message
                 )
                 warnings.warn_explicit(text, said.category, said.filename, said.lineno)
-            for axis, index in zip(axes, np.unravel_index(i, sizes)):
-                table.add_column(int(index), name=axis.lower(), index=axes.index(axis))
+            for axis, j in zip(axes, index):
+                table.add_column(int(j), name=axis.lower(), index=axes.index(axis))
             tables.append(table)
             counts.append(int(labels.max()))
             keep("labels", i, labels, np.int32)
