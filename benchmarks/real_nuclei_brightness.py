@@ -20,12 +20,16 @@ AP@0.5 (mean over images) with the defaults (``brightness="auto"``, ``denoise="a
 both None (the first pass as it is), side by side; how many images were segmented again because
 their nuclei came out faint, and because they came out noisy. ``--validation`` also runs the 99
 validation images of ``benchmarks/real_nuclei.py`` as they are, to show where the rules trigger
-there (they should not). ``--normalize JSON`` replaces the model's normalization (e.g. the
-training one without the clip: ``'{"method": "percentile", "low": 1.0, "high": 99.8,
-"per_channel": false}'``).
+there (they should not). ``--mosaic SIDE`` instead tiles the images' top-left 256 x 256 into one
+SIDE x SIDE mosaic (its labels likewise), re-exposes the mosaic as a whole and compares the
+whole-image call with the block-wise one (``block=--block``, the checks decided once from every
+block's objects), with the checks on and off. ``--normalize JSON`` replaces the model's
+normalization (e.g. the training one without the clip: ``'{"method": "percentile", "low":
+1.0, "high": 99.8, "per_channel": false}'``).
 
     python benchmarks/real_nuclei_brightness.py
     python benchmarks/real_nuclei_brightness.py --validation ../shared/data/dsb2018_train
+    python benchmarks/real_nuclei_brightness.py --mosaic 1536 --block 512
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ def forms(image: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict[str, np.n
     }
 
 
-def segment(sc, model, x, mode, normalize="model"):
+def segment(sc, model, x, mode, normalize="model", **blocks):
     """(labels, (segmented again as faint, as noisy)) with both rules "auto" or None."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -96,6 +100,7 @@ def segment(sc, model, x, mode, normalize="model"):
             brightness=mode,
             denoise=mode,
             normalize=normalize,
+            **blocks,
         )
     said = " ".join(str(w.message) for w in caught if "segmenting again" in str(w.message))
     return pred, ("faint against" in said, "noisy (" in said)
@@ -125,7 +130,11 @@ def main(argv=None) -> dict:
     p.add_argument("--folder", type=Path, default=ROOT / "data" / "real" / "nuclei")
     p.add_argument("--validation", type=Path, default=None, help="DSB2018 folder (optional)")
     p.add_argument("--normalize", default="model", help="a normalization spec (JSON)")
+    p.add_argument("--mosaic", type=int, default=None, metavar="SIDE", help="module doc")
+    p.add_argument("--block", type=int, default=512, help="block side with --mosaic")
     a = p.parse_args(argv)
+    if a.mosaic is not None:
+        return mosaic_table(a)
     import tifffile
 
     import sciconv as sc
@@ -160,6 +169,53 @@ def main(argv=None) -> dict:
             mean = np.mean([s for s, _, _ in rows])
             print(f"validation {modality}: AP@0.5 {mean:.3f}, segmented again: {hits or 'none'}")
             table[f"validation {modality}"] = {"auto": float(mean), "again": len(hits)}
+    return table
+
+
+def mosaic(folder: Path, side: int, cell: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(image, labels): the images' top-left ``cell`` squares tiled row by row, labels unique."""
+    import tifffile
+
+    paths = sorted((folder / "images").glob("*.tif"))
+    image, labels = np.zeros((side, side), np.uint8), np.zeros((side, side), np.int32)
+    for k in range((side // cell) ** 2):
+        path = paths[k % len(paths)]
+        y, x = divmod(k, side // cell)
+        window = np.s_[y * cell : (y + 1) * cell, x * cell : (x + 1) * cell]
+        img = tifffile.imread(path)[:cell, :cell]
+        lab = tifffile.imread(folder / "labels" / path.name)[:cell, :cell].astype(np.int32)
+        image[window] = img.mean(axis=-1) if img.ndim == 3 else img
+        labels[window] = np.where(lab > 0, lab + labels.max(), 0)
+    return image, labels
+
+
+def mosaic_table(a) -> dict:
+    """Whole-image against block-wise calls on a mosaic's forms (``--mosaic``)."""
+    import time
+
+    import sciconv as sc
+
+    model = sc.models.pretrained("nuclei")
+    image, truth = mosaic(a.folder, a.mosaic)
+    picked = ("16-bit raw", "5% nuclei 8x", "5% nuclei 20x", "10 photons", "30 photons")
+    runs = {
+        "whole, auto": ("auto", {}),
+        "blocks, None": (None, {"block": a.block}),
+        "blocks, auto": ("auto", {"block": a.block}),
+    }
+    print(f"{a.mosaic}^2 mosaic, {int(truth.max())} nuclei, block {a.block}: AP@0.5 (s)")
+    table = {}
+    for form in picked:
+        x = forms(image, truth)[form]
+        row = {}
+        for name, (mode, blocks) in runs.items():
+            t0 = time.perf_counter()
+            pred, again = segment(sc, model, x, mode, **blocks)
+            ap = float(sc.metrics.average_precision(truth, np.asarray(pred))["ap"][0])
+            row[name] = {"ap": ap, "seconds": time.perf_counter() - t0, "again": again}
+        table[form] = row
+        cells = " | ".join(f"{n} {v['ap']:.3f} ({v['seconds']:.0f})" for n, v in row.items())
+        print(f"  {form:16s} {cells}")
     return table
 
 

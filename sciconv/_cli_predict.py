@@ -122,6 +122,8 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         tta="d4" if args.tta else None,
         precision=args.precision,
         batch_size=args.batch_size,
+        brightness=None if args.brightness == "none" else "auto",
+        denoise=None if args.denoise == "none" else "auto",
         progress=not args.quiet,  # over blocks
         **_postprocess_overrides(args),
     )

@@ -226,8 +226,8 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         help="segmenters: auto: segment again, the stretch's top set on the typical object, an "
         "image whose objects come out fainter than the model's training objects (a few far "
         "brighter ones set the top: raw 16-bit images; models that record their training "
-        "objects' level, e.g. pretrained:nuclei; not block-wise), or none (default: "
-        "%(default)s)",
+        "objects' level, e.g. pretrained:nuclei; block-wise: decided once for the whole "
+        "image), or none (default: %(default)s)",
     )
     p.add_argument(
         "--denoise",
@@ -235,8 +235,8 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         default="auto",
         help="segmenters: auto: smooth (Gaussian, 1 px) and segment again an image whose objects "
         "stand less far above the pixel noise than the model's training objects (low light; "
-        "models that record it, e.g. pretrained:nuclei; not block-wise), or none (default: "
-        "%(default)s)",
+        "models that record it, e.g. pretrained:nuclei; block-wise: decided once for the "
+        "whole image), or none (default: %(default)s)",
     )
     p.add_argument(
         "--threshold",

@@ -347,3 +347,72 @@ def test_a_channel_first_image_is_named_so():
     model = _threshold_model()
     with pytest.raises(InferenceError, match=r"looks channel-first .* np.moveaxis"):
         inference.predict_instances(model, _faint_field()[None], progress=False)
+
+
+def _agreement(a, b) -> float:
+    """AP@0.5 of labels ``b`` against ``a``: 1.0 when they hold the same objects."""
+    return float(metrics.average_precision(np.asarray(a), np.asarray(b))["ap"][0])
+
+
+@pytest.mark.parametrize("form", ["bright_few", "low_light"])
+def test_block_wise_runs_take_the_second_pass_too(data_dir, form):
+    """Block by block (whole slides, mosaics), the check is decided once from every block's
+    objects and every block segmented again: before, the block-wise path kept the first pass
+    (bright few: AP 0.34 where the whole-image call gave 0.83)."""
+    image, truth, raw = _bright_few(data_dir)
+    if form == "low_light":
+        rng = np.random.default_rng(0)
+        raw = rng.poisson(image.astype(np.float64) / image.max() * 10).astype(np.uint16)
+    model = models.pretrained("nuclei")
+    kw = dict(precision="float32", progress=False)
+    blocks = dict(block=96, catalog=False, **kw)
+    with warnings.catch_warnings(record=True) as said:  # (faint pieces lost at seams)
+        warnings.simplefilter("always")
+        first = inference.predict_instances_blocks(
+            model, raw, brightness=None, denoise=None, **blocks
+        )
+    assert not any("segmenting again" in str(w.message) for w in said)
+    match = "faint against" if form == "bright_few" else "noisy"
+    with pytest.warns(SciconvWarning, match=match):
+        whole = inference.predict_instances(model, raw, **kw)
+    with pytest.warns(SciconvWarning, match=match) as said:
+        again = inference.predict_instances_blocks(model, raw, **blocks)
+    assert all(w.filename == __file__ for w in said)  # points at this call
+    ap = [_agreement(truth, p) for p in (first, again, whole)]
+    assert ap[1] > ap[0] + 0.15, ap
+    assert _agreement(whole, again) > 0.9, ap
+
+
+def test_block_wise_second_pass_is_one_decision_for_the_whole_image(data_dir, tmp_path):
+    """predict_instances on a big image (or with out=) goes block by block and passes the
+    checks on; a zarr output holds the second pass's labels, not the first's."""
+    _, truth, raw = _bright_few(data_dir)
+    model = models.pretrained("nuclei")
+    kw = dict(precision="float32", progress=False, block=96)
+    with pytest.warns(SciconvWarning, match="faint against") as said:
+        labels = inference.predict_instances(model, raw, out=tmp_path / "l.zarr", **kw)
+    assert sum("segmenting again" in str(w.message) for w in said) == 1
+    assert _agreement(truth, labels[:]) > 0.75
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        off = inference.predict_instances(model, raw, brightness=None, **kw)
+    assert not any("segmenting again" in str(w.message) for w in said)
+    assert _agreement(truth, off) < 0.5
+    with pytest.raises(InferenceError, match="None"):
+        inference.predict_instances_blocks(model, raw, denoise="none", block=96)
+
+
+def test_smoothed_limits_sample_is_the_smoothed_image_sampled():
+    """The limits of a smoothed image larger than the whole-image sample, read in windows."""
+    from sciconv.inference._second_pass import smoothed_limits_sample
+    from sciconv.inference._source import Source
+
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(2100, 2050, 1)).astype(np.float32)
+    image[5, 7] = np.nan
+    sample = smoothed_limits_sample(
+        lambda ys, xs: image[ys[0] : ys[1], xs[0] : xs[1]], image.shape, window=700
+    )
+    expected = Source(inference.smoothed(image), promote=False, path=None).limits_sample()
+    assert sample.shape == expected.shape and sample.shape[0] < 2100
+    np.testing.assert_allclose(sample, expected, atol=1e-5)

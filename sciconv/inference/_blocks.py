@@ -32,6 +32,13 @@ from sciconv.inference._dask import ModelHandle
 from sciconv.inference._model import Runner, receptive_field
 from sciconv.inference._progress import progress_bar
 from sciconv.inference._scale import image_pixel_scale
+from sciconv.inference._second_pass import (
+    ObjectStats,
+    SecondPassCheck,
+    auto_or_none,
+    blocks_second_pass,
+    smoothed_limits_sample,
+)
 from sciconv.inference._settings import check_overlap, resolve_settings
 from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
 from sciconv.inference._stitch import BlockPlan, group_pieces, lost_pieces, select_owned
@@ -45,6 +52,8 @@ from sciconv.preprocess._transform import InputTransform, resolve_input_transfor
 DEFAULT_BLOCK = 4096
 #: Default largest object side (pixels) the automatic margin plans for.
 DEFAULT_MAX_OBJECT = 64
+#: Second differences inside objects a block keeps for the ``denoise`` check (evenly spaced)
+_MAX_DIFFS = 50_000
 
 
 class _Windows:
@@ -104,14 +113,23 @@ def _segment_block(
     bad=None,
     background=False,
     gain=None,
+    measure=None,
+    second=None,
 ):
-    """Predict and label one block; return its owned objects (window-relative) and rows."""
+    """Predict and label one block; return its owned objects (window-relative) and rows.
+
+    ``measure``: a :class:`SecondPassCheck` whose measures of the owned objects (in the window
+    stretched by ``limits``) the result carries as ``"stats"``; ``second``: a
+    :class:`~sciconv.inference._second_pass.SecondPass` that makes the model's input of the
+    transformed window (``limits`` is then None)."""
     from sciconv import postprocess
 
     i, j = index
     (wy0, wy1), (wx0, wx1) = plan.window(i, j)
     raw = windows.read((wy0, wy1), (wx0, wx1))
     data = raw if transform is None else transform(raw)
+    if second is not None:
+        data = second(data)
     model = handle.get()
     # the window's tiles on the whole image's divisor grid: it computes what the whole image does
     settings = settings.within((wy0, wx0), plan.shape)
@@ -147,6 +165,14 @@ def _segment_block(
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())
     labels = ids[labels]
+    stats = None
+    if measure is not None:  # the second-pass checks' measures of the owned objects
+        stats = ObjectStats.of(
+            labels,
+            measure.stretch(data, limits),
+            diffs=measure.snr_of is not None,
+            max_diffs=_MAX_DIFFS,
+        )
     if n == 0:
         return {
             "labels": None,
@@ -155,6 +181,7 @@ def _segment_block(
             "table": None,
             "cut": cut,
             "left": left,
+            "stats": stats,
         }
     rows, cols = np.nonzero(labels.any(axis=1))[0], np.nonzero(labels.any(axis=0))[0]
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
@@ -182,6 +209,7 @@ def _segment_block(
         "table": table,
         "cut": cut,
         "left": left,
+        "stats": stats,
     }
 
 
@@ -315,6 +343,8 @@ def predict_instances_blocks(
     tta: str | None = None,
     precision: str = "auto",
     progress: bool = True,
+    brightness: str | None = "auto",
+    denoise: str | None = "auto",
     **overrides,
 ):
     """Instance labels (and a catalog) of an image of any size, block by block, stitched.
@@ -372,6 +402,10 @@ def predict_instances_blocks(
         As for :func:`predict_tiled`.
     progress : bool, optional
         A progress bar over blocks.
+    brightness, denoise : "auto" or None, optional
+        As for :func:`~sciconv.inference.predict_instances`, decided once for the whole image
+        from the objects of every block: when its objects are faint or noisy, every block is
+        segmented again (the first pass's labels are dropped), with one stretch for all.
     **overrides
         Keywords of :func:`sciconv.postprocess.instances`, replacing the recorded ones.
 
@@ -484,12 +518,34 @@ def predict_instances_blocks(
         background=bool(background),
         gain=postprocess.effective_gain(image) if catalog and background else None,
     )
+    check = None
+    if normalize is not None and (brightness is not None or denoise is not None):
+        for name, value in (("brightness", brightness), ("denoise", denoise)):
+            if value is not None:
+                auto_or_none(value, name)
+        check = SecondPassCheck.of(model, normalize, brightness=brightness, denoise=denoise)
+    task["measure"] = check
     output = None
     try:
         output = _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
-        labels, table = _run(
-            plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog
-        )
+        ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
+        second = None
+        if check is not None and np.all(limits.vmax > limits.vmin):
+            second = blocks_second_pass(
+                check,
+                ObjectStats.merged(s for s in ran["stats"] if s is not None),
+                limits,
+                lambda: smoothed_limits_sample(windows.read, (h, w), transform),
+                path=path,
+                stacklevel=3,
+            )
+        if second is not None:  # every block again, with the second pass's input
+            output.abort()
+            output = _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
+            task.update(limits=None, measure=None, second=second)
+            ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
+        _report(plan, ran["cut"], lost_pieces(ran["left"], output.array), settings.divisor)
+        table = ran["table"]
         labels = output.finish(overwrite, _label_attrs(image, wcs, model))
     except BaseException:
         if output is not None:
@@ -578,12 +634,13 @@ def _results(plan: BlockPlan, task: dict, scheduler):
         yield result
 
 
-def _run(plan, task, output, *, scheduler, progress, catalog):
+def _run(plan, task, output, *, scheduler, progress, catalog) -> dict:
+    """Every block through ``output``: the catalog, the blocks' measures and their pieces."""
     from astropy.table import vstack
 
     n_blocks = plan.grid[0] * plan.grid[1]
     bar = progress_bar(n_blocks, desc="predict_instances_blocks", unit="block", enabled=progress)
-    offset, cut, left, tables = 0, [], [], []
+    offset, cut, left, tables, stats = 0, [], [], [], []
     try:
         for result in _results(plan, task, scheduler):
             if result["n"]:
@@ -595,12 +652,12 @@ def _run(plan, task, output, *, scheduler, progress, catalog):
             offset += result["n"]
             cut.extend(result["cut"])
             left.extend(result["left"])
+            stats.append(result["stats"])
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    _report(plan, cut, lost_pieces(left, output.array), task["settings"].divisor)
     table = None
     if catalog:
         if tables:
@@ -618,7 +675,7 @@ def _run(plan, task, output, *, scheduler, progress, catalog):
                 background=0.0 if task["background"] else None,
                 error=np.zeros((1, 1)) if task["background"] else None,
             )
-    return None, table
+    return {"table": table, "stats": stats, "cut": cut, "left": left}
 
 
 def _report(plan: BlockPlan, cut: list, lost: list, divisor: int) -> None:
@@ -645,7 +702,7 @@ def _report(plan: BlockPlan, cut: list, lost: list, divisor: int) -> None:
                 f"their edges, not too small a margin ({plan.margin} px); typically faint "
                 "detections that a whole-image run may not find either",
                 SciconvWarning,
-                stacklevel=4,
+                stacklevel=3,
             )
             continue
         warnings.warn(
@@ -653,7 +710,7 @@ def _report(plan: BlockPlan, cut: list, lost: list, divisor: int) -> None:
             f"largest is {side} px across); raise margin= to at least {need} (or max_object=; "
             f"sciconv predict --block-margin {need})",
             SciconvWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
 
 

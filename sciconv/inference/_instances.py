@@ -21,7 +21,7 @@ from sciconv.inference._scale import (
     resolve_scale,
     same_factor,
 )
-from sciconv.inference._second_pass import second_pass_input
+from sciconv.inference._second_pass import auto_or_none, second_pass_input
 from sciconv.inference._size_probe import (
     PROBE_LEVELS,
     boundary_share,
@@ -95,7 +95,7 @@ def _zoom_factor(model, image, scale, object_size=None) -> float:
     """The resampling factor: explicit ``scale``, the objects' size, or the pixel scales."""
     path = getattr(image, "path", None)
     if isinstance(object_size, str):
-        _auto_or_none(object_size, "object_size", " or a diameter (pixels or a Quantity)")
+        auto_or_none(object_size, "object_size", " or a diameter (pixels or a Quantity)")
         object_size = None  # the first pass runs at the factor the scales give
     if object_size is not None:
         if not (isinstance(scale, str) and scale == "auto") and not _is_pixel_scale(scale):
@@ -231,8 +231,10 @@ def predict_instances(
         typical object, brighter pixels saturated, and a warning says so
         (:func:`~sciconv.inference.second_pass_input`; real fluorescence images with 5 % of
         the nuclei 8x / 20x brighter: AP@0.5 0.767 -> 0.830 / 0.599 -> 0.836; no validation
-        image triggers it; ``benchmarks/real_nuclei_brightness.py``). Not block by block.
-        ``None``: the first pass's stretch is kept.
+        image triggers it; ``benchmarks/real_nuclei_brightness.py``). Block by block, decided
+        once from every block's objects, and every block segmented again
+        (:func:`~sciconv.inference.predict_instances_blocks`). ``None``: the first pass's
+        stretch is kept.
     denoise : "auto" or None
         ``"auto"`` (default): when the model records how far its training objects stood above
         the pixel noise (metadata ``"object_snr"``; the pretrained nuclei model does) and the
@@ -240,7 +242,7 @@ def predict_instances(
         images), the image is smoothed with a Gaussian of one pixel and segmented again, with a
         warning (the bundled real images at 10 / 30 / 120 photons at their brightest: AP@0.5
         0.437 / 0.614 / 0.813 -> 0.647 / 0.746 / 0.811; no validation image triggers it). With
-        ``brightness``, one second pass does both. Not block by block. ``None``: no smoothing.
+        ``brightness``, one second pass does both (block by block too). ``None``: no smoothing.
     return_prob : bool
         Also return the class probabilities ``(H, W, K)`` float32 that the labels came from (with
         ``scale``: resampled back to the input's size, bilinear). Not block by block.
@@ -302,7 +304,7 @@ def predict_instances(
     kwargs = postprocess_kwargs(model, meta, overrides)
     for name, value in (("brightness", brightness), ("denoise", denoise)):
         if value is not None:
-            _auto_or_none(value, name)
+            auto_or_none(value, name)
     factor = _zoom_factor(model, image, scale, object_size)
     zoom = None if factor == 1.0 else factor
     if uncertainty is not None:
@@ -333,6 +335,8 @@ def predict_instances(
             overwrite=overwrite,
             catalog=False,
             tta=tta,
+            brightness=brightness,
+            denoise=denoise,
             **tiled,
             **overrides,
         )
@@ -418,14 +422,6 @@ def predict_instances(
             if same_factor(again, best[1]):
                 return result(*best[0])
     return result(*(found if again is None else at(again)))
-
-
-def _auto_or_none(value, name: str, more: str = "") -> None:
-    """Refuse a string other than ``"auto"``, saying that None (not ``"none"``) turns it off."""
-    if not (isinstance(value, str) and value == "auto"):
-        raise InferenceError(
-            f"{name} must be 'auto'{more} or None (off; the command line's 'none'); got {value!r}"
-        )
 
 
 #: ``object_size="auto"`` does not resample to more pixels than this (it would run in one piece)

@@ -27,9 +27,10 @@ Neither triggers on the 99 validation images or on the images as they are
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -40,10 +41,11 @@ from sciconv.inference._source import (
     TransformedArray,
     compute_limits,
     input_transform,
+    sample_lines,
     validate_image,
 )
 from sciconv.models import get_metadata
-from sciconv.preprocess import Limits, apply_limits, resolve_normalization
+from sciconv.preprocess import Limits, NormSpec, apply_limits, resolve_normalization
 
 #: The normalization methods whose stretch is linear: the ones a second pass can redo
 LINEAR_METHODS = ("percentile", "minmax", "zscale")
@@ -76,7 +78,7 @@ def object_level(labels, normalized) -> float | None:
     >>> round(object_level(labels, image), 3)
     0.6
     """
-    return _level(*_grey(labels, normalized))
+    return ObjectStats.of(labels, normalized, diffs=False).level
 
 
 def object_snr(labels, normalized) -> float | None:
@@ -110,8 +112,7 @@ def object_snr(labels, normalized) -> float | None:
     >>> round(object_snr(labels, np.where(labels > 0, 0.5, 0.0) + noise))  # 0.5 / 0.05
     10
     """
-    labels, grey = _grey(labels, normalized)
-    return _snr(labels, grey, _level(labels, grey))
+    return ObjectStats.of(labels, normalized).snr
 
 
 def _grey(labels, normalized) -> tuple[np.ndarray, np.ndarray]:
@@ -128,23 +129,24 @@ def _grey(labels, normalized) -> tuple[np.ndarray, np.ndarray]:
     return labels, values
 
 
-def _level(labels: np.ndarray, grey: np.ndarray) -> float | None:
+def _means(labels: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    """Each object's mean over its finite pixels (float64, one per object that has any)."""
     keep = (labels > 0) & np.isfinite(grey)
     ids = labels[keep]
     if ids.size == 0:
-        return None
+        return np.zeros(0)
     if ids.max() <= 4 * labels.size:  # numbered objects: count by number
         index = ids.astype(np.intp, copy=False)
     else:  # sparse huge numbers
         index = np.unique(ids, return_inverse=True)[1]
     counts = np.bincount(index)
     sums = np.bincount(index, weights=grey[keep])
-    return float(np.median(sums[counts > 0] / counts[counts > 0]))
+    return sums[counts > 0] / counts[counts > 0]
 
 
-def _snr(labels: np.ndarray, grey: np.ndarray, level: float | None) -> float | None:
-    from astropy.stats import mad_std
-
+def _second_differences(labels: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    """``x[i-1] - 2 x[i] + x[i+1]`` along rows and columns over runs of three pixels of one
+    object (finite ones)."""
     diffs = []
     for axis in (0, 1):
         a, b, c = ([slice(None)] * 2 for _ in range(3))
@@ -153,11 +155,65 @@ def _snr(labels: np.ndarray, grey: np.ndarray, level: float | None) -> float | N
         same = (labels[a] == labels[b]) & (labels[b] == labels[c]) & (labels[b] > 0)
         d = (grey[a] - 2 * grey[b] + grey[c])[same]
         diffs.append(d[np.isfinite(d)])
-    d = np.concatenate(diffs)
-    if d.size == 0 or level is None:
-        return None
-    sigma = float(mad_std(d)) / np.sqrt(6)
-    return float(level / sigma) if sigma > 0 else float("inf")
+    return np.concatenate(diffs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectStats:
+    """What the second-pass checks measure of a pass's objects, mergeable over blocks.
+
+    Attributes
+    ----------
+    means : ndarray of float64
+        Each object's mean in the image as the model got it (channels averaged).
+    diffs : ndarray of float32
+        Second differences inside objects (:func:`object_snr`), at most ``max_diffs`` of them
+        per part, evenly spaced.
+    """
+
+    means: np.ndarray
+    diffs: np.ndarray
+
+    @classmethod
+    def of(
+        cls, labels, normalized, *, diffs: bool = True, max_diffs: int | None = None
+    ) -> ObjectStats:
+        """The measures of ``labels`` (H, W) in ``normalized`` (H, W) or (H, W, C)."""
+        labels, grey = _grey(labels, normalized)
+        d = _second_differences(labels, grey) if diffs else np.zeros(0, np.float32)
+        if max_diffs is not None and d.size > max_diffs:
+            d = d[:: -(-d.size // max_diffs)]
+        return cls(_means(labels, grey), d)
+
+    @classmethod
+    def merged(cls, parts) -> ObjectStats:
+        """The measures of several parts (blocks) together."""
+        parts = list(parts)
+        return cls(
+            np.concatenate([np.zeros(0)] + [p.means for p in parts]),
+            np.concatenate([np.zeros(0, np.float32)] + [p.diffs for p in parts]),
+        )
+
+    @property
+    def count(self) -> int:
+        """The number of objects measured."""
+        return int(self.means.size)
+
+    @property
+    def level(self) -> float | None:
+        """:func:`object_level`: the median of the object means (None without objects)."""
+        return float(np.median(self.means)) if self.means.size else None
+
+    @property
+    def snr(self) -> float | None:
+        """:func:`object_snr`: the level over the pixel noise from the second differences."""
+        from astropy.stats import mad_std
+
+        level = self.level
+        if self.diffs.size == 0 or level is None:
+            return None
+        sigma = float(mad_std(self.diffs)) / np.sqrt(6)
+        return float(level / sigma) if sigma > 0 else float("inf")
 
 
 def _recorded(meta: Mapping, key: str, low: str, top: float) -> tuple[float, float] | None:
@@ -267,15 +323,8 @@ def second_pass_input(
     >>> print(second_pass_input(model, np.zeros((8, 8)), np.zeros((8, 8), int)))
     None
     """
-    meta = get_metadata(model)
-    level_of = _recorded(meta, "object_level", "faint_below", 1.0) if brightness else None
-    snr_of = _recorded(meta, "object_snr", "noisy_below", float("inf")) if denoise else None
-    if level_of is None and snr_of is None:
-        return None
-    spec = resolve_normalization(
-        normalize, recorded=meta.get("normalization"), error=InferenceError
-    )
-    if spec is None or spec.method not in LINEAR_METHODS:
+    check = SecondPassCheck.of(model, normalize, brightness=brightness, denoise=denoise)
+    if check is None:
         return None
     image, given_path = validate_image(image)
     path = path or given_path
@@ -284,58 +333,290 @@ def second_pass_input(
         raise InferenceError(
             f"labels must be an (H, W) integer array; got {labels.dtype} of shape {labels.shape}"
         )
-    if np.unique(labels[labels > 0]).size < AUTO_SIZE_MIN_OBJECTS:
+    if labels.size == 0 or labels.max() < AUTO_SIZE_MIN_OBJECTS:  # too few objects, surely
         return None
     arr = input_transform(model, image, path)
     if isinstance(arr, TransformedArray):  # a memory map or lazy file: read whole (one piece)
         arr = arr[:, :]
     arr = np.asarray(arr, dtype=np.float32)
     arr = arr[..., None] if arr.ndim == 2 else arr
-
-    def stretch(a):  # as the first pass stretched it (clipped at 1 when the spec says so)
-        limits = compute_limits(Source(a, promote=False, path=path), spec)
-        return limits, apply_limits(a, limits, clip=bool(spec.clip))
-
-    limits, x = stretch(arr)
+    limits = compute_limits(Source(arr, promote=False, path=path), check.spec)
     if not np.all(limits.vmax > limits.vmin):  # a flat image: nothing to stretch
         return None
-    labels, grey = _grey(labels, x)
-    level = _level(labels, grey)
-    snr = _snr(labels, grey, level) if snr_of is not None else None
-    faint = level_of is not None and level is not None and level < level_of[1]
-    noisy = snr_of is not None and snr is not None and snr < snr_of[1]
+    stats = ObjectStats.of(labels, check.stretch(arr, limits), diffs=check.snr_of is not None)
+    faint, noisy = check.judge(stats)
     if not (faint or noisy):
         return None
-    said = []
     if noisy:
         arr = smoothed(arr)
-        limits, x = stretch(arr)
-        said.append(
-            f"noisy (the median object {snr:.2g} times the pixel noise; the model's training "
-            f"objects {snr_of[1]:g} or more, typically {snr_of[0]:g}): smoothed with a "
-            f"Gaussian of {DENOISE_SIGMA:g} px"
+        limits = compute_limits(Source(arr, promote=False, path=path), check.spec)
+    share = None
+    if faint:
+        level = object_level(labels, check.stretch(arr, limits)) or stats.level
+        share = min(max(level, 1e-3) / check.level_of[0], 1.0)
+    second = SecondPass.of(check, limits, share=share, noisy=noisy)
+    check.warn(stats, second, path=path, stacklevel=stacklevel + 1)
+    return second.stretch(arr)
+
+
+@dataclasses.dataclass(frozen=True)
+class SecondPassCheck:
+    """What a model records for the second-pass checks, and the normalization they measure in.
+
+    Attributes
+    ----------
+    spec : NormSpec
+        The first pass's normalization (a linear stretch, :data:`LINEAR_METHODS`).
+    level_of, snr_of : (typical, threshold) or None
+        The model's ``"object_level"`` (``faint_below``) and ``"object_snr"`` (``noisy_below``)
+        when ``brightness`` / ``denoise`` ask for their check.
+    """
+
+    spec: NormSpec
+    level_of: tuple[float, float] | None
+    snr_of: tuple[float, float] | None
+
+    @classmethod
+    def of(cls, model, normalize, *, brightness="auto", denoise="auto") -> SecondPassCheck | None:
+        """The checks ``model`` can run on a pass normalized by ``normalize``; None: none.
+
+        Raises
+        ------
+        InferenceError
+            A malformed recorded level.
+        """
+        meta = get_metadata(model)
+        level_of = _recorded(meta, "object_level", "faint_below", 1.0) if brightness else None
+        snr_of = _recorded(meta, "object_snr", "noisy_below", float("inf")) if denoise else None
+        if level_of is None and snr_of is None:
+            return None
+        spec = resolve_normalization(
+            normalize, recorded=meta.get("normalization"), error=InferenceError
+        )
+        if spec is None or spec.method not in LINEAR_METHODS:
+            return None
+        return cls(spec, level_of, snr_of)
+
+    def stretch(self, arr: np.ndarray, limits: Limits) -> np.ndarray:
+        """``arr`` stretched as the first pass stretched it (clipped when the spec says so)."""
+        return apply_limits(arr, limits, clip=bool(self.spec.clip))
+
+    def judge(self, stats: ObjectStats) -> tuple[bool, bool]:
+        """(faint, noisy) of a pass's objects; both False for fewer than
+        :data:`~sciconv.inference.AUTO_SIZE_MIN_OBJECTS` objects."""
+        if stats.count < AUTO_SIZE_MIN_OBJECTS:
+            return False, False
+        level = stats.level
+        faint = self.level_of is not None and level is not None and level < self.level_of[1]
+        snr = stats.snr if self.snr_of is not None else None
+        noisy = self.snr_of is not None and snr is not None and snr < self.snr_of[1]
+        return faint, noisy
+
+    def warn(self, stats: ObjectStats, second: SecondPass, *, path, stacklevel: int) -> None:
+        """The :class:`~sciconv.errors.SciconvWarning` that says what ``second`` does
+        (``stacklevel`` counted from this method: 2 points at its caller)."""
+        said = []
+        if second.noisy:
+            said.append(
+                f"noisy (the median object {stats.snr:.2g} times the pixel noise; the model's "
+                f"training objects {self.snr_of[1]:g} or more, typically {self.snr_of[0]:g}): "
+                f"smoothed with a Gaussian of {DENOISE_SIGMA:g} px"
+            )
+        if second.share is not None:
+            said.append(
+                f"faint against the image's brightest pixels (the median object at "
+                f"{stats.level:.3f} of the stretch; the model's training objects "
+                f"{self.level_of[1]:g} or more, typically {self.level_of[0]:g}): the stretch's "
+                f"top at {second.share:.3g} of it, brighter pixels saturated"
+            )
+        keys = [k for k, on in (("brightness", second.share), ("denoise", second.noisy)) if on]
+        warnings.warn(
+            f"{_name(path)}the objects found are {'; and '.join(said)}; segmenting again "
+            f"({', '.join(f'{k}=None' for k in keys)}, sciconv predict "
+            f"{' '.join(f'--{k} none' for k in keys)}, keeps the first pass)",
+            SciconvWarning,
+            stacklevel=stacklevel,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SecondPass:
+    """How the second pass turns the (input-transformed) image into the model's input.
+
+    Picklable, so block-wise runs hand it to their workers.
+
+    Attributes
+    ----------
+    limits : Limits
+        The stretch (of the smoothed image when ``noisy``), its top moved when ``share`` is set.
+    clip : bool
+        The first pass's clipping.
+    noisy : bool
+        Smooth with :func:`smoothed` before the stretch.
+    share : float or None
+        Faint objects: the stretch's top at this share of the first one; values above 1 are
+        saturated.
+    """
+
+    limits: Limits
+    clip: bool
+    noisy: bool
+    share: float | None
+
+    @classmethod
+    def of(cls, check: SecondPassCheck, limits: Limits, *, share, noisy) -> SecondPass:
+        """The second pass from the (smoothed image's) ``limits`` and the faint objects' share."""
+        if share is not None:
+            top = limits.vmin + (limits.vmax - limits.vmin) * share
+            limits = Limits(
+                method=limits.method, vmin=limits.vmin, vmax=top, asinh_a=limits.asinh_a
+            )
+        return cls(limits, bool(check.spec.clip), bool(noisy), share)
+
+    def stretch(self, arr: np.ndarray) -> np.ndarray:
+        """An already smoothed (when ``noisy``) image stretched: float32, NaN kept."""
+        x = apply_limits(arr, self.limits, clip=self.clip)
+        if self.share is not None:
+            np.minimum(x, np.float32(1.0), out=x)  # NaN stays NaN (a bad pixel)
+        return x.astype(np.float32, copy=False)
+
+    def __call__(self, arr: np.ndarray) -> np.ndarray:
+        """A window (H, W, C) of the input-transformed image -> the model's input."""
+        return self.stretch(smoothed(arr) if self.noisy else arr)
+
+
+def blocks_second_pass(
+    check: SecondPassCheck,
+    stats: ObjectStats,
+    limits: Limits,
+    smoothed_sample: Callable[[], np.ndarray],
+    *,
+    path=None,
+    stacklevel: int = 2,
+) -> SecondPass | None:
+    """The second pass of a block-wise run, from its first pass's objects over all blocks.
+
+    As :func:`second_pass_input` decides for a whole image, on the merged measures of every
+    block's objects (``stats``, in the image stretched by the whole image's ``limits``). When
+    smoothing, the stretch is measured again on ``smoothed_sample()`` (the pixels the limits
+    are measured on, of the smoothed image; :func:`smoothed_limits_sample`); a faint image's
+    typical object is then placed from its level in the first stretch's units.
+
+    Returns
+    -------
+    SecondPass or None
+        None: keep the first pass.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sciconv.preprocess import Limits, NormSpec
+    >>> check = SecondPassCheck(NormSpec("percentile"), (0.5, 0.2), None)
+    >>> stats = ObjectStats(np.full(40, 0.05), np.zeros(0, np.float32))  # 40 faint objects
+    >>> limits = Limits("percentile", np.array([0.0]), np.array([100.0]))
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     second = blocks_second_pass(check, stats, limits, None)
+    >>> second.share, float(second.limits.vmax[0])  # the top where the median object is 0.5
+    (0.1, 10.0)
+    """
+    faint, noisy = check.judge(stats)
+    if not (faint or noisy):
+        return None
+    share = None
+    if noisy:
+        first, limits = (
+            limits,
+            compute_limits(Source(smoothed_sample(), promote=False, path=path), check.spec),
         )
     if faint:
-        share = min(max(object_level(labels, x) or level, 1e-3) / level_of[0], 1.0)
-        top = limits.vmin + (limits.vmax - limits.vmin) * share
-        moved = Limits(method=limits.method, vmin=limits.vmin, vmax=top, asinh_a=limits.asinh_a)
-        x = apply_limits(arr, moved, clip=bool(spec.clip))
-        np.minimum(x, np.float32(1.0), out=x)  # NaN stays NaN (a bad pixel)
-        said.append(
-            f"faint against the image's brightest pixels (the median object at {level:.3f} of "
-            f"the stretch; the model's training objects {level_of[1]:g} or more, typically "
-            f"{level_of[0]:g}): the stretch's top at {share:.3g} of it, brighter pixels "
-            "saturated"
+        share = stats.level
+        if noisy:  # the typical object in raw units, then in the smoothed image's stretch
+            raw = first.vmin + stats.level * (first.vmax - first.vmin)
+            share = float(np.mean((raw - limits.vmin) / (limits.vmax - limits.vmin)))
+        share = min(max(share, 1e-3) / check.level_of[0], 1.0)
+    second = SecondPass.of(check, limits, share=share, noisy=noisy)
+    check.warn(stats, second, path=path, stacklevel=stacklevel + 1)
+    return second
+
+
+def smoothed_limits_sample(read, shape, transform=None, *, window: int = 1024) -> np.ndarray:
+    """The limits sample (:meth:`Source.limits_sample`'s pixels) of the smoothed image, read
+    window by window: the same values as :func:`smoothed` over the whole image gives there.
+
+    Parameters
+    ----------
+    read : callable
+        ``read((y0, y1), (x0, x1))`` -> the raw window (h, w, C) as float32.
+    shape : tuple
+        The image's (H, W, ...).
+    transform : callable, optional
+        The model's input transform, applied to each window before smoothing.
+    window : int
+        Side of the windows read (plus the Gaussian's reach around them).
+
+    Returns
+    -------
+    ndarray of float32, shape (rows, columns, C)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.random.default_rng(0).normal(size=(40, 30, 1)).astype("float32")
+    >>> read = lambda ys, xs: image[ys[0]:ys[1], xs[0]:xs[1]]
+    >>> sample = smoothed_limits_sample(read, image.shape, window=16)
+    >>> bool(np.allclose(sample, smoothed(image), atol=1e-6))
+    True
+    """
+    h, w = int(shape[0]), int(shape[1])
+    lines = sample_lines(h, w)
+    rows, cols = (np.arange(h), np.arange(w)) if lines is None else lines
+    reach = int(4.0 * DENOISE_SIGMA + 0.5)  # scipy's Gaussian: truncate 4 sigma
+    out = None
+    for y0 in range(0, h, window):
+        y1 = min(y0 + window, h)
+        rs = rows[(rows >= y0) & (rows < y1)]
+        if rs.size == 0:
+            continue
+        for x0 in range(0, w, window):
+            x1 = min(x0 + window, w)
+            cs = cols[(cols >= x0) & (cols < x1)]
+            if cs.size == 0:
+                continue
+            ry0, ry1, rx0, rx1 = (
+                max(y0 - reach, 0),
+                min(y1 + reach, h),
+                max(x0 - reach, 0),
+                min(x1 + reach, w),
+            )
+            part = np.asarray(read((ry0, ry1), (rx0, rx1)), dtype=np.float32)
+            part = part[..., None] if part.ndim == 2 else part
+            if transform is not None:
+                part = np.asarray(transform(part), dtype=np.float32)
+            part = smoothed(part)[np.ix_(rs - ry0, cs - rx0)]
+            if out is None:
+                out = np.empty((rows.size, cols.size, part.shape[-1]), np.float32)
+            out[np.ix_(np.searchsorted(rows, rs), np.searchsorted(cols, cs))] = part
+    return out
+
+
+def auto_or_none(value, name: str, more: str = "") -> None:
+    """Refuse a value other than ``"auto"`` (None, off, is the caller's to let through), saying
+    that None, not ``"none"``, turns it off.
+
+    Examples
+    --------
+    >>> auto_or_none("auto", "denoise")
+    >>> auto_or_none("none", "denoise")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.InferenceError: denoise must be 'auto' or None (off; ...); got 'none'
+    """
+    if not (isinstance(value, str) and value == "auto"):
+        raise InferenceError(
+            f"{name} must be 'auto'{more} or None (off; the command line's 'none'); got {value!r}"
         )
-    keys = [k for k, on in (("brightness", faint), ("denoise", noisy)) if on]
-    warnings.warn(
-        f"{_name(path)}the objects found are {'; and '.join(said)}; segmenting again "
-        f"({', '.join(f'{k}=None' for k in keys)}, sciconv predict "
-        f"{' '.join(f'--{k} none' for k in keys)}, keeps the first pass)",
-        SciconvWarning,
-        stacklevel=stacklevel,
-    )
-    return x.astype(np.float32, copy=False)
 
 
 def _name(path) -> str:
