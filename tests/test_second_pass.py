@@ -416,3 +416,35 @@ def test_smoothed_limits_sample_is_the_smoothed_image_sampled():
     expected = Source(inference.smoothed(image), promote=False, path=None).limits_sample()
     assert sample.shape == expected.shape and sample.shape[0] < 2100
     np.testing.assert_allclose(sample, expected, atol=1e-5)
+
+
+def test_cli_block_wise_brightness_auto_and_none(capsys, tmp_path, data_dir):
+    """``sciconv predict --block``: the mosaic path takes --brightness as the others do."""
+    import zarr
+    from _helpers import run_cli
+
+    _, truth, raw = _bright_few(data_dir)
+    tifffile.imwrite(tmp_path / "raw.tif", raw)
+    args = ("predict", "pretrained:nuclei", tmp_path / "raw.tif", "--block", "96", "--quiet")
+    with pytest.warns(SciconvWarning, match="the objects found are faint"):
+        code, _, err = run_cli(capsys, *args, "--out", tmp_path / "auto", "--precision", "float32")
+    assert code == 0, err
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        code, _, err = run_cli(
+            capsys,
+            *args,
+            "--out",
+            tmp_path / "none",
+            "--brightness",
+            "none",
+            "--precision",
+            "float32",
+        )
+    assert code == 0, err
+    assert not any("segmenting again" in str(w.message) for w in said)
+    ap = {
+        k: _agreement(truth, zarr.open(tmp_path / k / "raw_labels.zarr")[:])
+        for k in ("auto", "none")
+    }
+    assert ap["auto"] > ap["none"] + 0.3, ap
