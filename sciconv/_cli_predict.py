@@ -67,13 +67,13 @@ OUT_LOCK = ".sciconv-predict.lock"
 
 @contextmanager
 def _file_progress(total: int, *, enabled: bool, unit: str = "file"):
-    """The shared progress over files or planes (``inference._progress.progress_bar``), closed
+    """The shared progress over files or planes (``sciconv._progress.progress_bar``), closed
     on exit.
 
     A terminal or notebook gets a bar, anything else (a log, CI) a few plain lines; None (no
     output) for a single file or when ``enabled`` is False.
     """
-    from sciconv.inference._progress import progress_bar
+    from sciconv._progress import progress_bar
 
     bar = progress_bar(total, desc="predict", unit=unit, enabled=enabled and total > 1)
     try:

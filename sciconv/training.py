@@ -56,6 +56,7 @@ from sciconv._fit_backup import BackupAndRestore, RestoreBackup, other_model_err
 from sciconv._fit_data import as_fit_arrays, check_class_weight, check_data_shapes
 from sciconv._fit_metadata import check_resumed_split, describe_split, record_dataset_metadata
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
+from sciconv._progress import interactive
 from sciconv._workdir_lock import lock_workdir
 from sciconv.augment import d4_train_data, resolve_train_augment
 from sciconv.errors import (
@@ -65,7 +66,6 @@ from sciconv.errors import (
     SciconvError,
     SciconvWarning,
 )
-from sciconv.inference._progress import interactive
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
 from sciconv.models.metadata import get_metadata, model_task

@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
+from sciconv import _progress, inference
 from sciconv import devices as sc_devices
-from sciconv import inference
 from sciconv.errors import InferenceError
-from sciconv.inference import _precision, _progress
+from sciconv.inference import _precision
 from sciconv.inference._blend import axis_spans
 from sciconv.models import segmenter
 

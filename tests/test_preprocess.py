@@ -68,8 +68,12 @@ def test_minmax(noisy):
 
 
 def test_zscale_matches_astropy(noisy):
+    """astropy's zscale on 1000 pixels drawn at random (see the one-column test below)."""
+    from sciconv.preprocess._limits import zscale_sample
+
     lim = pp.compute_limits(noisy[..., :1], method="zscale")
-    vmin, vmax = ZScaleInterval().get_limits(noisy[..., 0].astype(np.float64))
+    picked = zscale_sample(noisy[..., 0].astype(np.float64), 1000)
+    vmin, vmax = ZScaleInterval().get_limits(picked)
     assert lim.vmin[0] == pytest.approx(vmin)
     assert lim.vmax[0] == pytest.approx(vmax)
     y = pp.apply_limits(noisy[..., :1], lim)
@@ -730,3 +734,21 @@ def test_dense_stained_tissue_is_flipped_like_sparse_tissue():
         np.dstack([nuclei] * 3),  # grey saved as RGB
     ):
         assert resolve_input_transform(np.clip(fluorescence, 0, 255), spec).flip_at is None
+
+
+@pytest.mark.parametrize("side", [500, 1000, 3000])
+def test_zscale_is_not_measured_on_one_column(side):
+    """astropy's zscale keeps every (size // 1000)-th pixel of the flattened image: at these
+    sizes (and of the 1000 x 1000 limits sample of 3000^2 ... images) one column again and
+    again, so one bad column set the limits (vmax 5000 instead of ~130)."""
+    from sciconv.inference._source import Source, compute_limits
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(100, 10, (side, side)).astype(np.float32)
+    image[:, 0] = 5000.0  # one hot column (a bad detector column, a bleed trail)
+    spec = pp.NormSpec("zscale")
+    for limits in (
+        compute_limits(Source(image, promote=True, path=None), spec),  # the inference path
+        pp.compute_limits(image[..., None], method="zscale"),  # the training path
+    ):
+        assert 50 < float(limits.vmin[0]) < 100 < float(limits.vmax[0]) < 200, limits

@@ -117,8 +117,9 @@ def render_report(result: dict[str, Any], settings: DemoSettings, fast: bool) ->
         f"AP@0.5 **{r['ap50']:.3f}**, mean AP@0.5:0.9 **{r['mean_ap']:.3f}**."
         + (
             f" On {r['brightfield']['n_images']} real brightfield images (H&E colour and grey "
-            "brightfield, passed as read; the model's stored input transform makes them grey "
-            f"with bright nuclei): AP@0.5 **{r['brightfield']['ap50']:.3f}**, mean AP@0.5:0.9 "
+            "brightfield, passed as read; the model's stored input transform keeps colour and "
+            "flips bright backgrounds so that nuclei are bright): AP@0.5 "
+            f"**{r['brightfield']['ap50']:.3f}**, mean AP@0.5:0.9 "
             f"**{r['brightfield']['mean_ap']:.3f}**."
             if r.get("brightfield")
             else ""

@@ -54,8 +54,6 @@ One private module per role:
 - ``_source``: image kinds, normalization limits;
 - ``_precision``: the ``precision="auto"`` choice (the rebuilds are
   :mod:`sciconv.models.precision`'s);
-- ``_progress``: tile progress (a tqdm bar on a terminal or in a notebook, a few plain lines
-  elsewhere);
 - ``_scale``: pixel-scale decisions and resampling;
 - ``_second_pass``: ``brightness="auto"`` and ``denoise="auto"`` (faint or noisy objects);
 - ``_uncertainty``: uncertainty wrappers (tta, mc_dropout, ensemble) and

@@ -26,11 +26,11 @@ import keras
 import numpy as np
 
 from sciconv._atomic import remove_scratch, scratch_folder, target_error
+from sciconv._progress import progress_bar
 from sciconv.errors import InferenceError, InvalidImageError, OutputExistsError, SciconvWarning
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle
 from sciconv.inference._model import Runner, receptive_field
-from sciconv.inference._progress import progress_bar
 from sciconv.inference._scale import image_pixel_scale
 from sciconv.inference._second_pass import (
     ObjectStats,

@@ -21,9 +21,9 @@ import concurrent.futures
 import numpy as np
 
 from sciconv import preprocess
+from sciconv._progress import progress_bar
 from sciconv.inference._blend import axis_spans, paste
 from sciconv.inference._model import Runner
-from sciconv.inference._progress import progress_bar
 from sciconv.inference._settings import PredictionSettings
 from sciconv.inference._source import Source
 from sciconv.inference._tiles import frame_origin, index_map

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from sciconv._progress import progress_bar
 from sciconv._validation import check_int, look_up_option
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
@@ -21,7 +22,6 @@ from sciconv.inference._model import (
     model_fixed_hw,
     validate_model,
 )
-from sciconv.inference._progress import progress_bar
 from sciconv.inference._scale import SCALE_TOLERANCE
 from sciconv.io import read_pixels
 from sciconv.models import get_metadata

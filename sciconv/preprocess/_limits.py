@@ -29,6 +29,8 @@ FILL_METHODS = ("zero", "median", "nearest", "reflect")
 BAD_PIXEL_FILL = "reflect"
 _F32_MAX = float(np.finfo(np.float32).max)
 _TINY_SPAN = 1e-30  # below this an interval is degenerate whatever the data scale
+#: Pixels zscale fits its line to (astropy's ``n_samples``), drawn at random, not evenly strided
+ZSCALE_SAMPLES = 1000
 _ASINH_A = 0.1
 
 
@@ -172,7 +174,8 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
         elif method == "minmax":
             vmin, vmax = full if full is not None else MinMaxInterval().get_limits(sample)
         elif method == "zscale":
-            vmin, vmax = ZScaleInterval().get_limits(sample)
+            interval = ZScaleInterval(n_samples=ZSCALE_SAMPLES)
+            vmin, vmax = interval.get_limits(zscale_sample(sample, ZSCALE_SAMPLES))
         else:  # zscore: scale first so sums cannot overflow float64
             peak = float(np.max(np.abs(sample)))
             peak = peak if peak > 0 and math.isfinite(peak) else 1.0
@@ -187,6 +190,29 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
         lo, hi = full if full is not None else (float(np.min(sample)), float(np.max(sample)))
         vmin, vmax = float(lo), float(hi)
     return vmin, vmax
+
+
+def zscale_sample(sample: np.ndarray, n: int) -> np.ndarray:
+    """About ``n`` values of ``sample`` at random places (seeded by its size), in order.
+
+    astropy's zscale keeps every ``size // n_samples``-th value of the flattened image, which for
+    many shapes is one column again and again (a 1000 x 1000 image: column 0 of every row), so
+    one bad column set the limits (52..5000 instead of 68..130). Random places cannot align with
+    rows; the same sample size gives the same places.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.arange(1000 * 1000, dtype=float).reshape(1000, 1000)
+    >>> picked = zscale_sample(image, 1000)
+    >>> len(np.unique(picked % 1000)) > 500  # columns from all over (strided: column 0 only)
+    True
+    """
+    flat = sample.ravel()
+    if flat.size <= n:
+        return flat
+    rng = np.random.default_rng(flat.size)
+    return flat[np.unique(rng.integers(0, flat.size, n))]
 
 
 def _is_lazy(x) -> bool:
