@@ -1125,7 +1125,8 @@ def test_console_command_shows_sciconv_warnings_as_one_line(capsys, tmp_path, mo
     )  # fmt: skip
     assert cli.run() == 0
     err = capsys.readouterr().err
-    assert "sciconv: warning: a dark-background colour image" in err
+    # naming the file (each input's warnings do in a batch)
+    assert f"sciconv: warning: {tmp_path / 'rgb.tif'}: a dark-background colour image" in err
     assert "SciconvWarning" not in err and "warn_caller" not in err
 
 

@@ -997,6 +997,24 @@ def test_write_says_lookup_table_distortions_are_not_written(tmp_path, table):
         io.write(tmp_path / "out.fits", grid(32, 40), like=like)
 
 
+def test_write_products_warnings_name_the_product_not_its_scratch_file(tmp_path):
+    """write_products writes each FITS product to a hidden scratch file first; io.write's
+    warnings named that (``.x_prob.1234.ab12.part.fits``), a file the user never sees."""
+    from astropy.wcs import DistortionLookupTable
+
+    from sciconv import postprocess
+
+    wcs = WCS(tan_header())
+    wcs.cpdis1 = DistortionLookupTable(np.zeros((4, 4), np.float32), (1, 1), (1, 1), (8, 8))
+    like = io.GridImage(grid(32, 40)[..., None], wcs=wcs, path="x.fits")
+    prob = np.full((32, 40, 2), 0.5, np.float32)
+    with pytest.warns(SciconvWarning, match="lookup-table") as said:
+        postprocess.write_products(tmp_path, prob=prob, like=like, stem="x")
+    (message,) = [str(w.message) for w in said if "lookup-table" in str(w.message)]
+    assert ".part" not in message and str(tmp_path / "x_prob.fits") in message
+    assert said[0].filename == __file__
+
+
 @pytest.mark.parametrize("fmt", ["tif", "zarr", "fits", "png"])
 def test_read_labels_keeps_ids_above_2_to_the_24(tmp_path, fmt):
     """io.read gives float32, which merges ids from 2**24 on (a mosaic's block-wise labels):

@@ -206,6 +206,41 @@ def test_nddata_unit_reads_the_bunit_spellings_of_real_files(data_dir, tmp_path)
         assert isinstance(io.read(path).to_nddata().unit, u.UnrecognizedUnit)
 
 
+def test_radio_and_flux_density_bunits_read_and_an_unknown_one_warns_once(tmp_path):
+    """AIPS/CASA write JY/BEAM, Spitzer-style capitals MJY/SR (unread before, warned on every
+    ``.unit``); HST/SDSS/MUSE write erg/s/cm2/A meaning Angstrom (read as ampere before)."""
+    from astropy import units as u
+    from astropy.io import fits
+
+    from sciconv import io
+    from sciconv.errors import SciconvWarning
+
+    flam = u.erg / u.s / u.cm**2 / u.AA
+    path = tmp_path / "r.fits"
+    for bunit, unit in (
+        ("JY/BEAM", u.Jy / u.beam),
+        ("Jy/beam", u.Jy / u.beam),
+        ("MJY/SR", u.MJy / u.sr),
+        ("mJy/beam", u.mJy / u.beam),
+        ("JY/PIXEL", u.Jy / u.pix),
+        ("erg/s/cm2/A", flam),
+        ("ERG/S/CM2/A", flam),
+        ("1E-20 erg/s/cm2/A", 1e-20 * flam),
+        ("A", u.A),  # a current stays a current
+    ):
+        fits.writeto(
+            path, np.ones((4, 5), np.float32), fits.Header({"BUNIT": bunit}), overwrite=True
+        )
+        assert io.read(path).unit == unit, bunit
+    fits.writeto(
+        path, np.ones((4, 5), np.float32), fits.Header({"BUNIT": "parsecs"}), overwrite=True
+    )
+    img = io.read(path)
+    with pytest.warns(SciconvWarning, match="BUNIT 'parsecs'") as said:
+        img.unit, img.unit, img.to_nddata()
+    assert len(said) == 1
+
+
 def test_cutout_cuts_an_nddata_uncertainty_like_the_pixels():
     """A cutout of an image from a CCDData keeps error bars aligned with its pixels (the full
     (64, 80) uncertainty was carried onto a (32, 40) cutout, value for value misaligned)."""

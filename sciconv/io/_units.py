@@ -5,7 +5,14 @@ which the FITS unit standard does not know; astropy's ``CCDData.read`` maps some
 (``CCDData.known_invalid_fits_unit_strings``, ``ADU`` lower-cased). :func:`fits_unit` applies
 those rules first, then the same for the plural and upper-case spellings of electrons, counts,
 ADU and DN inside a compound unit, then the FITS and the generic unit grammars; a string none of
-them reads stays an ``UnrecognizedUnit`` with a warning naming the file.
+them reads stays an ``UnrecognizedUnit`` with a warning naming the file (once per file and
+string).
+
+Radio and infrared maps write their units in capitals (``JY/BEAM`` from AIPS and CASA,
+``MJY/SR``); in a capitalised FITS string ``M`` is mega, in lower case ``mjy`` milli. A flux
+density per wavelength written ``erg/s/cm2/A`` (HST, SDSS, MUSE) means Angstrom, not the ampere
+of strict FITS: an ``A`` that leaves a unit with an electric current beside erg or W is read as
+Angstrom.
 """
 
 from __future__ import annotations
@@ -32,7 +39,20 @@ _WORDS = {
     "s": "s",  # "ADU/S", "COUNTS/S": seconds (astropy's FITS grammar reads "S" as siemens)
     "s-": "s-",  # "ADU S-1"
     "e": "electron",  # "e/s"
+    "jy": "Jy",
+    "beam": "beam",
+    "sr": "sr",
+    "pixel": "pix",
+    "pix": "pix",
+    "erg": "erg",  # "ERG/S/CM2/A" (HST's FLAM)
+    "cm": "cm",
+    "angstrom": "Angstrom",
+    "hz": "Hz",
 }
+# words whose case decides: capitals are FITS prefixes (MJY: mega), lower case mJy is milli
+_CASED_WORDS = {"MJY": "MJy", "mjy": "mJy", "KJY": "kJy", "UJY": "uJy", "ujy": "uJy"}
+
+_WARNED: set[tuple[str, str]] = set()  # (BUNIT, file) pairs already warned about
 
 
 def fits_unit(bunit: str, path: str | os.PathLike | None = None):
@@ -58,6 +78,8 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
     ('ct', '1e-17 erg / (Angstrom s cm2)')
     >>> str(fits_unit("ADU/S")), str(fits_unit("COUNTS S-1")), str(fits_unit("e/s"))
     ('adu / s', 'ct / s', 'electron / s')
+    >>> str(fits_unit("JY/BEAM")), str(fits_unit("MJY/SR")), str(fits_unit("ERG/S/CM2/A"))
+    ('Jy / beam', 'MJy / sr', 'erg / (Angstrom s cm2)')
     """
     from astropy import units as u
     from astropy.nddata import CCDData
@@ -66,18 +88,43 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
     known = CCDData.known_invalid_fits_unit_strings
     if text in known:
         return u.Unit(known[text])
-    words = re.sub(
-        r"(?<![0-9.])[A-Za-z][A-Za-z-]*", lambda m: _WORDS.get(m.group(0).lower(), m.group(0)), text
-    )
+    words = re.sub(r"(?<![0-9.])[A-Za-z][A-Za-z-]*", _word, text)
     for candidate, fmt in ((text, "fits"), (words, "fits"), (words, "generic")):
-        with warnings.catch_warnings():  # "multiple slashes" and the like: the unit is read
-            warnings.simplefilter("ignore", u.UnitsWarning)
-            unit = u.Unit(candidate, format=fmt, parse_strict="silent")
+        unit = _parsed(candidate, fmt)
         if not isinstance(unit, u.UnrecognizedUnit):
-            return unit
+            return _angstrom(unit, candidate, fmt)
     where = f"{os.fspath(path)}: " if path is not None else ""
-    warn_caller(f"{where}BUNIT {text!r} is not a unit astropy reads; kept as an unrecognized unit")
+    if (text, where) not in _WARNED:
+        _WARNED.add((text, where))
+        warn_caller(
+            f"{where}BUNIT {text!r} is not a unit astropy reads; kept as an unrecognized unit"
+        )
     return u.Unit(text, parse_strict="silent")
+
+
+def _word(match) -> str:
+    word = match.group(0)
+    return _CASED_WORDS.get(word) or _WORDS.get(word.lower(), word)
+
+
+def _parsed(text: str, fmt: str):
+    from astropy import units as u
+
+    with warnings.catch_warnings():  # "multiple slashes" and the like: the unit is read
+        warnings.simplefilter("ignore", u.UnitsWarning)
+        return u.Unit(text, format=fmt, parse_strict="silent")
+
+
+def _angstrom(unit, text: str, fmt: str):
+    """``unit``, or with its ampere read as Angstrom when that makes erg/W a flux density."""
+    from astropy import units as u
+
+    powers = dict(zip(unit.decompose().bases, unit.decompose().powers, strict=True))
+    if u.A not in powers or not re.search(r"(?i)\b(erg|w)\b", text):
+        return unit
+    swapped = _parsed(re.sub(r"\bA\b", "Angstrom", text), fmt)
+    kind = str(getattr(swapped, "physical_type", ""))
+    return swapped if "spectral flux density wav" in kind else unit
 
 
 def known_unit(unit):
