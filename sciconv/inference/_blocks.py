@@ -115,6 +115,7 @@ def _segment_block(
     gain=None,
     measure=None,
     second=None,
+    saturation=None,
 ):
     """Predict and label one block; return its owned objects (window-relative) and rows.
 
@@ -194,7 +195,13 @@ def _segment_block(
         elif bad == "nonfinite":  # a lazy GridImage: its bad pixels are NaN
             mask = ~np.isfinite(raw)
         table = postprocess.measure(
-            labels, intensity=raw, wcs=sub_wcs, mask=mask, background=sky, error=error
+            labels,
+            intensity=raw,
+            wcs=sub_wcs,
+            mask=mask,
+            background=sky,
+            error=error,
+            saturation=saturation,
         )
         for name in ("x", "x_weighted", "bbox_xmin", "bbox_xmax"):
             if name in table.colnames:
@@ -517,6 +524,7 @@ def predict_instances_blocks(
         bad=bad if catalog else None,
         background=bool(background),
         gain=postprocess.effective_gain(image) if catalog and background else None,
+        saturation=postprocess.saturation_level(image) if catalog else None,
     )
     check = None
     if normalize is not None and (brightness is not None or denoise is not None):
@@ -674,6 +682,7 @@ def _run(plan, task, output, *, scheduler, progress, catalog) -> dict:
                 mask=None if bad is None else np.zeros((1, 1), bool),
                 background=0.0 if task["background"] else None,
                 error=np.zeros((1, 1)) if task["background"] else None,
+                saturation=task["saturation"],
             )
     return {"table": table, "stats": stats, "cut": cut, "left": left}
 

@@ -80,7 +80,13 @@ from sciconv.postprocess._geojson import (
     write_geojson,
 )
 from sciconv.postprocess._instances import METHODS, instances, with_unmarked
-from sciconv.postprocess._measure import COLUMN_UCDS, equivalent_diameters, measure
+from sciconv.postprocess._measure import (
+    COLUMN_UCDS,
+    SATURATION_KEYWORDS,
+    equivalent_diameters,
+    measure,
+    saturation_level,
+)
 from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
 from sciconv.postprocess._uncertainty import foreground_probability, object_scores
 from sciconv.postprocess._writers import (
@@ -104,6 +110,7 @@ __all__ = [
     "PRODUCT_SUFFIXES",
     "REGION_FORMATS",
     "REGION_SHAPES",
+    "SATURATION_KEYWORDS",
     "add_physical_columns",
     "background_and_rms",
     "class_name_list",
@@ -121,6 +128,7 @@ __all__ = [
     "object_scores",
     "own_error",
     "product_paths",
+    "saturation_level",
     "to_ccddata",
     "to_photutils",
     "to_regions",

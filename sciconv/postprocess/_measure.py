@@ -58,7 +58,44 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
     "dec": ("pos.eq.dec;meta.main", "deg", "declination (ICRS)"),
     "flag_masked": ("meta.code", None, "True when the object touches a masked (bad) pixel"),
     "masked_fraction": ("meta.code;arith.ratio", None, "fraction of its pixels that are masked"),
+    "flag_saturated": (
+        "meta.code",
+        None,
+        "True when a pixel reaches the detector's saturation level",
+    ),
 }
+
+#: FITS keywords of the level (in the image's units) at which the detector saturates, first wins
+SATURATION_KEYWORDS = ("SATURATE", "SATLEVEL")
+
+
+def saturation_level(image) -> float | None:
+    """The level at which the detector of a GridImage or NDData saturates, from its FITS header
+    (:data:`SATURATION_KEYWORDS`; an NDData's ``meta``); None when it does not say.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from sciconv.io import GridImage
+    >>> img = GridImage(np.zeros((4, 4, 1), np.float32), header=fits.Header({"SATURATE": 6.5e4}))
+    >>> saturation_level(img), saturation_level(np.zeros((4, 4)))
+    (65000.0, None)
+    """
+    header = getattr(image, "header", None)
+    if header is None:
+        header = getattr(image, "meta", None)
+    if header is None or not hasattr(header, "get"):
+        return None
+    for key in SATURATION_KEYWORDS:
+        value = header.get(key)
+        try:
+            level = float(value)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(level):
+            return level
+    return None
 
 
 def validate_labels(labels) -> np.ndarray:
@@ -188,6 +225,18 @@ def celestial_wcs(wcs, *, instead: str = "ra/dec left out"):
     return wcs
 
 
+def _saturation(saturation, intensity, image) -> float | None:
+    """``measure``'s ``saturation=`` as a level, or None (no intensity, no level)."""
+    if isinstance(saturation, str):
+        look_up_option(saturation, ("auto",), name="saturation", error=ConfigError)
+        saturation = saturation_level(intensity)
+    if saturation is None or image is None:
+        return None
+    if isinstance(saturation, bool) or not isinstance(saturation, (int, float, np.number)):
+        raise ConfigError(f"saturation must be 'auto', a number or None; got {saturation!r}")
+    return float(saturation)
+
+
 def _auto_mask(intensity, image: np.ndarray | None):
     """``mask="auto"``: the intensity's own mask (GridImage, NDData), else its non-finite pixels
     (a lazy GridImage keeps its bad pixels as NaN), else None."""
@@ -234,7 +283,16 @@ def _at_pixels(values: np.ndarray, r0: int, rows, cols, shape) -> np.ndarray:
     return np.broadcast_to(values[r0 : r0 + _ROWS_PER_CHUNK][rows, cols], shape)
 
 
-def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None, error="auto"):
+def measure(
+    labels,
+    *,
+    intensity=None,
+    wcs=None,
+    mask="auto",
+    background=None,
+    error="auto",
+    saturation="auto",
+):
     """Measure every labelled object: one table row each.
 
     Parameters
@@ -264,6 +322,12 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None, e
         squares over the object's finite, good pixels (photutils' ``segment_flux_err``).
         ``"auto"`` (default): the ``intensity``'s own uncertainty (an NDData's, or a GridImage
         made from one), else no ``flux_err``. None: none.
+    saturation : "auto", float or None, optional
+        The level (``intensity`` units, before any background) at which the detector saturates:
+        adds ``flag_saturated``, True for an object with a pixel at or above it (its flux is a
+        lower limit, its centroid and shape are biased). ``"auto"`` (default): the level the
+        ``intensity``'s FITS header gives (``SATURATE`` or ``SATLEVEL``,
+        :func:`saturation_level`), else no column. None: no column.
 
     Returns
     -------
@@ -285,7 +349,8 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None, e
           else of ``x``, ``y`` (``meta["RADECSRC"]`` says which);
         - with a mask: ``flag_masked`` (bool: the object has a masked pixel or touches one, in
           its 8 neighbours) and ``masked_fraction`` (its masked pixels / its area): fluxes and
-          shapes of flagged objects are missing the masked part.
+          shapes of flagged objects are missing the masked part;
+        - with a saturation level: ``flag_saturated`` (bool).
 
         Every column has a unit (``pix``, ``pix2``, ``deg``; fluxes and ``background`` take the
         ``intensity``'s unit: an NDData's, or a GridImage's ``unit`` from its FITS ``BUNIT``), a
@@ -312,6 +377,8 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None, e
 
     labels = validate_labels(labels)
     image = _validate_intensity(intensity, labels.shape)
+    level = _saturation(saturation, intensity, image)
+    saturated = None if level is None else (image >= level).any(axis=-1)  # before bad pixels
     if isinstance(mask, str):
         look_up_option(mask, ("auto",), name="mask", error=ConfigError)
         mask = _auto_mask(intensity, image)
@@ -463,6 +530,9 @@ def measure(labels, *, intensity=None, wcs=None, mask="auto", background=None, e
         touch[np.unique(labels[near])] = True
         table["flag_masked"] = touch[present] | (inside > 0)
         table["masked_fraction"] = inside / cnt
+    if saturated is not None:
+        table["flag_saturated"] = np.bincount(labels[saturated], minlength=n + 1)[present] > 0
+        table.meta["SATURATE"] = level
     _annotate(table, flux_unit=getattr(intensity, "unit", None))
     return table
 
