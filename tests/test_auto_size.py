@@ -253,3 +253,25 @@ def test_a_second_pass_that_finds_nothing_gives_empty_labels(data_dir):
         warnings.simplefilter("ignore", SciconvWarning)
         labels = inference.predict_instances(model, image, precision="float32", progress=False)
     assert labels.shape == image.shape[:2] and labels.dtype == np.int32
+
+
+def test_block_wise_runs_say_when_the_objects_need_resampling(enlarged_real_nuclei):
+    """Block by block the image is not resampled; object_size='auto' was dropped silently
+    there (real nuclei enlarged 3x: AP 0.855 whole, 0.580 block-wise, no word). Now the busiest
+    crop is checked and a warning says what to do; a given size names itself in the error."""
+    [(_, image, _)] = [e for e in enlarged_real_nuclei(15, 3.0) if e[0].startswith("0532c6")]
+    model = sciconv.models.pretrained("nuclei")
+    kw = dict(precision="float32", progress=False, block=512)
+    with pytest.warns(SciconvWarning, match=r"object_size='auto' \(block by block\): on a") as said:
+        inference.predict_instances(model, image, **kw)
+    (note,) = [str(w.message) for w in said if "block by block): on a" in str(w.message)]
+    assert "resample the image first" in note and "Pass scale=" not in note
+    assert all(w.filename == __file__ for w in said if w.message is not None)
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("always")
+        inference.predict_instances(model, image, object_size=None, **kw)
+    assert not any("object_size" in str(w.message) for w in quiet)
+    with pytest.raises(InferenceError, match=r"object_size=48 resamples it by"):
+        inference.predict_instances(model, image, object_size=48, **kw)
+    with pytest.raises(InferenceError, match=r"object_size=48: block-wise segmentation does not"):
+        inference.predict_instances_blocks(model, image, object_size=48, block=512)

@@ -225,3 +225,17 @@ def test_block_catalog_has_physical_sizes_and_flux_units_of_the_image(model):
     # flux errors block by block: the window's background noise (no GAIN here: no Poisson term)
     assert np.all(np.isfinite(table["flux_err"])) and np.all(table["flux_err"] > 0)
     assert table.meta["FLUXERR"].startswith("background rms only")
+
+
+def test_a_piece_left_to_another_block_knows_when_its_window_cut_it():
+    """A piece a window's own inner edge cuts is a partial view (its owner sees it whole):
+    block-wise runs warned about such 'lost' objects on every real mosaic."""
+    plan = BlockPlan((16, 24), block=8, margin=2)
+    labels = np.zeros((10, 12), np.int32)  # block (0, 0)'s window: rows 0:10, columns 0:10
+    labels[3:5, 8:10] = 1  # reaches the window's right edge (column 10 is inside the image)
+    labels[6:8, 0:2] = 2  # at the image's left edge: the window saw all of it
+    labels[8:10, 4:6] = 3  # reaches the window's bottom edge (row 10 is inside the image)
+    keep, _, left = select_owned(labels[:, :10], plan, (0, 0))
+    edge = {(p.y0, p.x0): p.at_edge for p in left}
+    assert edge == {(3, 8): True, (8, 4): True}
+    assert keep.tolist() == [0, 0, 1, 0]

@@ -207,8 +207,10 @@ def predict_instances(
         the 99 validation images (``benchmarks/real_nuclei_scale.py``): unchanged as they are;
         shrunk to half, fluorescence AP@0.5 0.734 -> 0.796; enlarged 3x, 0.680 -> 0.702
         (colour 0.467 -> 0.504); enlarged 2x, 0.807 -> 0.800. An explicit ``scale`` (a
-        number, or None) turns it off; it does not run block by block (give the size), nor
-        resample to more than :data:`AUTO_BLOCK_PIXELS` pixels (a warning says so).
+        number, or None) turns it off. Block by block the image is not resampled: the busiest
+        1024 x 1024 crop is checked, and a warning says when the image needs resampling first
+        (:func:`~sciconv.inference.predict_instances_blocks`); nor does it resample to more than
+        :data:`AUTO_BLOCK_PIXELS` pixels (a warning says so).
         ``None``: the first pass is the result.
         A number or Quantity: the typical diameter of the objects in the image, instead of
         ``scale``: in pixels, or
@@ -323,7 +325,12 @@ def predict_instances(
         progress=progress,
     )
     if _blockwise(
-        image, block=block, out=out, scale=zoom, return_prob=return_prob or uncertainty is not None
+        image,
+        block=block,
+        out=out,
+        scale=zoom,
+        return_prob=return_prob or uncertainty is not None,
+        why=_resampling_cause(object_size, scale),
     ):
         from sciconv.inference._blocks import DEFAULT_BLOCK, predict_instances_blocks
 
@@ -337,6 +344,7 @@ def predict_instances(
             tta=tta,
             brightness=brightness,
             denoise=denoise,
+            object_size="auto" if _auto(object_size, scale) else None,
             **tiled,
             **overrides,
         )
@@ -392,7 +400,6 @@ def predict_instances(
             normalize=normalize,
             brightness=brightness,
             denoise=denoise,
-            stacklevel=3,
         )
         if again is not None:  # every later pass takes this image as it is
             image, tiled["normalize"] = again, None
@@ -522,13 +529,20 @@ def auto_size_again(
     return again
 
 
-def _blockwise(image, *, block, out, scale, return_prob) -> bool:
-    """Whether :func:`predict_instances` goes block by block (asked for, or a big image)."""
+def _blockwise(image, *, block, out, scale, return_prob, why: str = "scale=") -> bool:
+    """Whether :func:`predict_instances` goes block by block (asked for, or a big image);
+    ``why``: what set the resampling ``scale``, for the error."""
     asked = block is not None or out is not None
-    if asked and (scale is not None or return_prob):
+    if asked and scale is not None:
         raise InferenceError(
-            "block= and out= (block-by-block instances) do not combine with scale= or "
-            "return_prob=True; resample the image first, or call predict_tiled for probabilities"
+            f"block= and out= (block-by-block instances) do not resample the image, and {why} "
+            f"resamples it by {scale:.3g}; resample it first (sciconv.inference.resample) and "
+            "segment that block by block, or segment it whole (block=None, out=None)"
+        )
+    if asked and return_prob:
+        raise InferenceError(
+            "block= and out= (block-by-block instances) do not return probabilities "
+            "(return_prob=True); call predict_tiled for them"
         )
     if asked:
         return True
@@ -538,6 +552,15 @@ def _blockwise(image, *, block, out, scale, return_prob) -> bool:
     if shape is None:  # GridImage or other wrapper: validate to see its size
         shape = validate_image(image)[0].shape
     return int(shape[0]) * int(shape[1]) > AUTO_BLOCK_PIXELS
+
+
+def _resampling_cause(object_size, scale) -> str:
+    """What sets :func:`predict_instances`' resampling, named for an error."""
+    if object_size is not None and not isinstance(object_size, str):
+        return f"object_size={object_size!r}"
+    if scale is not None and not isinstance(scale, str):
+        return f"scale={scale!r}"
+    return "the pixel scales (the image's against the model's; scale=None keeps the pixels)"
 
 
 def _rescale_image(arr, scale: float, *, path) -> np.ndarray:

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import warnings
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from sciconv.errors import InferenceError, SciconvWarning
+from sciconv.errors import InferenceError
 from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS
 from sciconv.inference._source import (
     Source,
@@ -44,6 +43,7 @@ from sciconv.inference._source import (
     sample_lines,
     validate_image,
 )
+from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
 from sciconv.preprocess import Limits, NormSpec, apply_limits, resolve_normalization
 
@@ -274,7 +274,6 @@ def second_pass_input(
     brightness: str | None = "auto",
     denoise: str | None = "auto",
     path=None,
-    stacklevel: int = 2,
 ):
     """The image to segment once more (faint or noisy objects), or None to keep the first pass.
 
@@ -299,8 +298,6 @@ def second_pass_input(
         Which checks run.
     path : str, optional
         The file's name for the warning (a GridImage names its own).
-    stacklevel : int
-        Of the warning: 2 points at the caller.
 
     Returns
     -------
@@ -355,7 +352,7 @@ def second_pass_input(
         level = object_level(labels, check.stretch(arr, limits)) or stats.level
         share = min(max(level, 1e-3) / check.level_of[0], 1.0)
     second = SecondPass.of(check, limits, share=share, noisy=noisy)
-    check.warn(stats, second, path=path, stacklevel=stacklevel + 1)
+    check.warn(stats, second, path=path)
     return second.stretch(arr)
 
 
@@ -412,9 +409,9 @@ class SecondPassCheck:
         noisy = self.snr_of is not None and snr is not None and snr < self.snr_of[1]
         return faint, noisy
 
-    def warn(self, stats: ObjectStats, second: SecondPass, *, path, stacklevel: int) -> None:
-        """The :class:`~sciconv.errors.SciconvWarning` that says what ``second`` does
-        (``stacklevel`` counted from this method: 2 points at its caller)."""
+    def warn(self, stats: ObjectStats, second: SecondPass, *, path) -> None:
+        """The :class:`~sciconv.errors.SciconvWarning` that says what ``second`` does,
+        attributed to the first caller outside sciconv."""
         said = []
         if second.noisy:
             said.append(
@@ -430,12 +427,11 @@ class SecondPassCheck:
                 f"top at {second.share:.3g} of it, brighter pixels saturated"
             )
         keys = [k for k, on in (("brightness", second.share), ("denoise", second.noisy)) if on]
-        warnings.warn(
+        warn_caller(
             f"{_name(path)}the objects found are {'; and '.join(said)}; segmenting again "
             f"({', '.join(f'{k}=None' for k in keys)}, sciconv predict "
             f"{' '.join(f'--{k} none' for k in keys)}, keeps the first pass)",
-            SciconvWarning,
-            stacklevel=stacklevel,
+            "sciconv",
         )
 
 
@@ -492,7 +488,6 @@ def blocks_second_pass(
     smoothed_sample: Callable[[], np.ndarray],
     *,
     path=None,
-    stacklevel: int = 2,
 ) -> SecondPass | None:
     """The second pass of a block-wise run, from its first pass's objects over all blocks.
 
@@ -537,7 +532,7 @@ def blocks_second_pass(
             share = float(np.mean((raw - limits.vmin) / (limits.vmax - limits.vmin)))
         share = min(max(share, 1e-3) / check.level_of[0], 1.0)
     second = SecondPass.of(check, limits, share=share, noisy=noisy)
-    check.warn(stats, second, path=path, stacklevel=stacklevel + 1)
+    check.warn(stats, second, path=path)
     return second
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from sciconv.errors import SciconvWarning
 from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS
+from sciconv.io._common import warn_caller
 
 #: A first pass whose objects hold less boundary probability than this, on average, is probed
 #: at half resolution (objects at the training size hold 0.08-0.39 on real images).
@@ -166,3 +167,97 @@ def probe_factor(meta: Mapping, first, probe, level: float = 0.5, *, stacklevel:
         stacklevel=stacklevel,
     )
     return again
+
+
+#: Side of the crop on which block-wise runs check the objects' size (``object_size="auto"``)
+SIZE_CHECK_CROP = 1024
+
+
+def busiest_crop(read, shape, side: int = SIZE_CHECK_CROP) -> tuple[int, int]:
+    """The (y, x) corner of the ``side`` x ``side`` window, of a 3 x 3 grid over the image, whose
+    pixels stray most from the image's typical value (objects, not empty slide or sky).
+
+    Parameters
+    ----------
+    read : callable
+        ``read((y0, y1), (x0, x1))`` -> the window (h, w[, C]).
+    shape : tuple
+        The image's (H, W, ...).
+    side : int
+        The window's side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.zeros((300, 300)); image[220:260, 30:80] = 5.0
+    >>> busiest_crop(lambda ys, xs: image[ys[0]:ys[1], xs[0]:xs[1]], image.shape, side=100)
+    (200, 0)
+    """
+    h, w = int(shape[0]), int(shape[1])
+    corners = sorted(
+        {
+            (round(fy * max(h - side, 0)), round(fx * max(w - side, 0)))
+            for fy in (0.0, 0.5, 1.0)
+            for fx in (0.0, 0.5, 1.0)
+        }
+    )
+    step = max(1, side // 128)  # about 128 x 128 pixels of each window
+    windows = []
+    for y, x in corners:
+        part = np.asarray(read((y, min(y + side, h)), (x, min(x + side, w))), np.float32)
+        windows.append(part[::step, ::step].reshape(-1))
+    level = np.nanmedian(np.concatenate(windows))
+    spread = [np.nanmean(np.abs(v - level)) if np.isfinite(v).any() else -1.0 for v in windows]
+    return corners[int(np.argmax(spread))]
+
+
+def check_size_on_crop(read, shape, segment, *, side: int = SIZE_CHECK_CROP) -> bool:
+    """``object_size="auto"`` for a block-wise run, which does not resample: segment the
+    busiest crop (:func:`busiest_crop`) with ``segment(crop)`` (``predict_instances`` with
+    ``object_size="auto"``), and when that resamples, say so in a
+    :class:`~sciconv.errors.SciconvWarning` (attributed to the caller of sciconv) with what to
+    do instead.
+
+    Parameters
+    ----------
+    read : callable
+        ``read((y0, y1), (x0, x1))`` -> the raw window.
+    shape : tuple
+        The image's (H, W, ...).
+    segment : callable
+        Segments a crop as the whole image would be, ``object_size="auto"``.
+    side : int
+        The crop's side.
+
+    Returns
+    -------
+    bool
+        Whether the crop's objects were resampled (the warning was given).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.zeros((64, 64))
+    >>> check_size_on_crop(lambda ys, xs: image[ys[0]:ys[1], xs[0]:xs[1]], image.shape,
+    ...                    lambda crop: np.zeros(crop.shape[:2], int))
+    False
+    """
+    h, w = int(shape[0]), int(shape[1])
+    y, x = busiest_crop(read, shape, side)
+    crop = read((y, min(y + side, h)), (x, min(x + side, w)))
+    with warnings.catch_warnings(record=True) as found:
+        warnings.simplefilter("always")
+        segment(crop)
+    said = [str(w.message) for w in found if "object_size='auto'" in str(w.message)]
+    if not said:
+        return False
+    what = said[0].split(". Pass scale=")[0].removeprefix("object_size='auto': ")
+    warn_caller(
+        f"object_size='auto' (block by block): on a {min(side, h)} x {min(side, w)} crop of "
+        f"the image (rows {y}:{min(y + side, h)}, columns {x}:{min(x + side, w)}), {what}. "
+        "Block-wise segmentation does not resample, so its labels are likely cut into pieces "
+        "or merged: resample the image first (sciconv.inference.resample, or a resampled copy "
+        "on disk) and segment that block by block, or segment it whole (block=None, out=None)",
+        "sciconv",
+    )
+    return True

@@ -106,6 +106,7 @@ class Piece:
     x0: int
     mask: np.ndarray  # bool, the object's bounding box
     inner: tuple[int, int]  # the pixel farthest from the piece's edge (image coordinates)
+    at_edge: bool = False  # cut by its window's edge inside the image (a partial view)
 
 
 def _piece(labels: np.ndarray, sl, lab: int, origin: tuple[int, int]) -> Piece:
@@ -159,8 +160,24 @@ def select_owned(labels: np.ndarray, plan: BlockPlan, index: tuple[int, int]):
         elif owner == index:
             keep[lab] = 1
             continue
-        left.append(_piece(labels, sl, lab, (wy0, wx0)))
+        piece = _piece(labels, sl, lab, (wy0, wx0))
+        left.append(
+            dataclasses.replace(piece, at_edge=_at_window_edge(sl, labels.shape, plan, index))
+        )
     return keep, cut, left
+
+
+def _at_window_edge(sl, window_hw, plan: BlockPlan, index) -> bool:
+    """Whether an object's box ``sl`` (window coordinates) reaches an edge of block ``index``'s
+    window that lies inside the image (the window saw only part of it)."""
+    (wy0, wy1), (wx0, wx1) = plan.window(*index)
+    h, w = plan.shape
+    return (
+        (sl[0].start == 0 and wy0 > 0)
+        or (sl[1].start == 0 and wx0 > 0)
+        or (sl[0].stop == window_hw[0] and wy1 < h)
+        or (sl[1].stop == window_hw[1] and wx1 < w)
+    )
 
 
 def _values_at(array, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
