@@ -285,3 +285,16 @@ def test_zarr_labels_keep_a_microscope_pixel_size(model, tmp_path):
     back = io.read(tmp_path / "l.zarr")
     assert back.pixel_scale == io.PixelScale(0.325, 0.325, "um") and back.wcs is None
     assert "block-wise instance labels" in back.meta["history"][0]
+
+
+def test_block_options_given_to_predict_instances_name_predict_instances_blocks(model):
+    """predict_instances(block=..., scheduler=client) was refused as 'a post-processing keyword
+    of predict_instances', naming neither the option's home nor what to do."""
+    image = np.zeros((48, 48), np.float32)
+    for key in ("scheduler", "margin", "catalog"):
+        with pytest.raises(
+            InferenceError, match=rf"^{key}= is an option of .*predict_instances_blocks"
+        ):
+            predict_instances(model, image, block=32, **{key: None}, **FAST)
+    with pytest.raises(InferenceError, match=r"post-processing keyword .* got 'thresold'"):
+        predict_instances(model, image, thresold=0.5, **FAST)

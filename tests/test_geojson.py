@@ -193,6 +193,27 @@ def test_write_geojson_window_by_window_equals_the_whole(tmp_path):
     assert not (tmp_path / "f.geojson").exists() and not (tmp_path / "b.geojson").exists()
 
 
+@pytest.mark.parametrize("block", [3, 7, 16])
+def test_an_object_in_pieces_is_one_feature_whatever_the_block(tmp_path, block):
+    """A label in separate pieces (ground truth, edited labels) whose second piece starts in a
+    later block was written again from there: two features with one id, two detections in
+    QuPath."""
+    from sciconv.postprocess import write_geojson
+
+    labels = np.zeros((40, 40), np.int32)
+    labels[2:6, 30:34] = 5
+    labels[10:14, 30:34] = 5  # four rows below the first piece
+    labels[20:24, 2:6] = 6
+    labels[22:26, 20:24] = 6  # right of the first piece, lower
+    labels[30:34, 25:29] = 7
+    labels[31:35, 5:9] = 7  # left of the first piece, lower
+    whole = labels_to_geojson(labels)
+    out = write_geojson(labels, tmp_path / "pieces.geojson", block=block)
+    written = json.loads(out.read_text())
+    assert sorted(f["properties"]["label"] for f in written["features"]) == [5, 6, 7]
+    assert _by_label(written) == _by_label(whole)
+
+
 def test_write_geojson_from_zarr_labels(tmp_path):
     zarr = pytest.importorskip("zarr")
     from sciconv.postprocess import write_geojson

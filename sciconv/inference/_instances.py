@@ -60,15 +60,26 @@ def postprocess_kwargs(model, meta: Mapping, overrides: Mapping) -> dict:
                 "sciconv.models.set_metadata"
             )
     for key in overrides:
+        if key in _BLOCK_OPTIONS and key not in allowed:
+            raise InferenceError(
+                f"{key}= is an option of sciconv.inference.predict_instances_blocks (block by "
+                "block: margin, max_object, catalog, wcs, mask, background, scheduler, trust); "
+                "call it directly for it"
+            )
         look_up_option(
             key,
             allowed,
-            name="a post-processing keyword of predict_instances (sciconv.postprocess.instances)",
+            name="a post-processing keyword (sciconv.postprocess.instances)",
             error=InferenceError,
         )
     recorded.update(overrides)
     return recorded
 
+
+#: predict_instances_blocks' own options, which predict_instances(block=) does not pass on
+_BLOCK_OPTIONS = (
+    "margin", "max_object", "catalog", "wcs", "mask", "background", "scheduler", "trust",
+)  # fmt: skip
 
 #: Images with more pixels than this go block by block (:func:`predict_instances_blocks`).
 AUTO_BLOCK_PIXELS = 2 * 4096 * 4096

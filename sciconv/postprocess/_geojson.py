@@ -216,11 +216,16 @@ def write_geojson(
 def _iter_features(labels, rows, classification, *, block: int):
     """The Feature of every object, window by window: an object is outlined in the window of the
     block holding its first row and column (the window reaches one pixel above and left of the
-    block, to see whether an object starts there, and as far right and down as it needs)."""
+    block, to see whether an object starts there, and as far right and down as it needs). An
+    object in separate pieces can look as if it started again in a later block (its first piece
+    lies beyond that window): the objects written that reach past their block are remembered
+    until the rows they reach are passed, and not written twice."""
     from scipy import ndimage
 
     h, w = (int(n) for n in labels.shape)
+    written = {}  # label -> the row past its last, of objects reaching beyond their block
     for y0 in range(0, h, block):
+        written = {label: end for label, end in written.items() if end > y0}
         for x0 in range(0, w, block):
             y1, x1 = min(y0 + block, h), min(x0 + block, w)
             margin = 64
@@ -245,6 +250,10 @@ def _iter_features(labels, rows, classification, *, block: int):
                 margin *= 2  # an object reaches past the window: read further
             for k, sl in found:
                 label = k if ids is None else ids[k]
+                if int(label) in written:  # a later piece of an object already written
+                    continue
+                if wy + sl[0].stop > y1 or wx + sl[1].stop > x1:
+                    written[int(label)] = wy + sl[0].stop
                 feature = _feature(index[sl] == k, wy + sl[0].start, wx + sl[1].start, label)
                 if feature is not None:
                     _add_properties(feature, rows, classification)
