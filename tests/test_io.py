@@ -121,6 +121,19 @@ def test_fits_bscale_bzero_blank_applied_explicitly(tmp_path):
     lazy.data.close()
 
 
+def test_a_lazy_grid_image_closes_its_file_in_a_with_block(tmp_path):
+    """``with sc.io.read(p, lazy=True) as img:`` raised TypeError (only ``img.data`` was a
+    context manager), and an unclosed lazy image leaked its file handle."""
+    p = tmp_path / "lazy.fits"
+    fits.writeto(p, np.arange(12, dtype=np.float32).reshape(3, 4))
+    with io.read(p, lazy=True) as img:
+        assert float(img.data[1:2, 2:3][0, 0, 0]) == 6.0
+    with pytest.raises(Exception, match="(?i)closed"):
+        img.data[0:1, 0:1]
+    with io.read(p) as eager:  # pixels in memory: nothing to close
+        assert eager.shape == (3, 4, 1)
+
+
 def test_fits_blank_without_scaling_is_nan(tmp_path):
     raw = np.array([[1, 2], [99, 4]], dtype=np.int32)
     img = io.read(_raw_fits(tmp_path / "b.fits", raw, BLANK=99))

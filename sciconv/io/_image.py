@@ -270,6 +270,26 @@ class GridImage:
             return fits_unit(self.meta["bunit"], self.path)
         return self.meta.get("unit")
 
+    def close(self) -> None:
+        """Close the file a lazily read image keeps open (nothing for pixels in memory).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> with GridImage(np.zeros((2, 2, 1), np.float32)) as img:
+        ...     img.shape
+        (2, 2, 1)
+        """
+        closer = getattr(self.data, "close", None)
+        if callable(closer) and not isinstance(self.data, np.ndarray):
+            closer()
+
+    def __enter__(self) -> GridImage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         wcs = "None" if self.wcs is None else "/".join(self.wcs.wcs.ctype)
         return (
