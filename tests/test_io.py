@@ -128,7 +128,7 @@ def test_a_lazy_grid_image_closes_its_file_in_a_with_block(tmp_path):
     fits.writeto(p, np.arange(12, dtype=np.float32).reshape(3, 4))
     with io.read(p, lazy=True) as img:
         assert float(img.data[1:2, 2:3][0, 0, 0]) == 6.0
-    with pytest.raises(Exception, match="(?i)closed"):
+    with pytest.raises(Exception, match=r"(?i)closed"):
         img.data[0:1, 0:1]
     with io.read(p) as eager:  # pixels in memory: nothing to close
         assert eager.shape == (3, 4, 1)

@@ -310,7 +310,8 @@ def write_regions(
     path : str or os.PathLike
         ``.reg`` (DS9, which Aladin and most viewers read too) or ``.crtf``.
     wcs : astropy.wcs.WCS, optional
-        Sky regions (``fk5``/``icrs`` in the file) instead of ``image`` pixel ones.
+        Sky regions instead of ``image`` pixel ones, in the WCS's own frame (``icrs``/``fk5``,
+        ``galactic`` or ``fk4`` in the file; a catalog's ``ra``/``dec`` are ICRS).
     shape : {"ellipse", "polygon"}, optional
         See :func:`to_regions`.
     overwrite : bool, optional
