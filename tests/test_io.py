@@ -1188,3 +1188,25 @@ def test_fits_class_cards_become_channel_names(tmp_path):
     assert io.read(tmp_path / "partial.fits").meta.get("channel_names") is None
     # the planes of a stack are images, not channels
     assert io.read(tmp_path / "prob.fits", stack=True).meta.get("channel_names") is None
+
+
+def test_a_non_standard_header_card_is_said_once_naming_the_file(tmp_path):
+    """astropy's VerifyWarnings on real headers (a DSS plate's SKEW card) leaked in three pieces
+    without the file's name; now one SciconvWarning names it."""
+    from astropy.io.fits.verify import VerifyWarning
+
+    p = tmp_path / "plate.fits"
+    header = fits.Header(tan_header())
+    header["SKEW"] = ("X" * 20, "Measure of skew")
+    fits.writeto(p, np.ones((4, 5), np.float32), header)
+    card = str(header.cards["SKEW"]).encode()
+    bad = b"SKEW    = -1.38E+00, -1.69E+00 /Measure of skew".ljust(80)  # as a DSS plate has it
+    p.write_bytes(p.read_bytes().replace(card, bad))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        img = io.read(p)
+        assert float(img.data.sum()) == 20.0
+    assert not [w for w in said if issubclass(w.category, VerifyWarning)]
+    (note,) = [str(w.message) for w in said if issubclass(w.category, SciconvWarning)]
+    assert note.startswith(f"{p}: the FITS header is not standard") and "SKEW" in note
+    assert said[0].filename == __file__

@@ -131,17 +131,18 @@ def read(
     number = isinstance(nodata, (int, float, np.integer, np.floating))
     if nodata is not None and (isinstance(nodata, bool) or not number):
         raise ConfigError(f"nodata must be a number or None; got {nodata!r}", path=path)
-    img = _read_file(
-        path,
-        hdu=hdu,
-        axes=axes,
-        stack=stack,
-        section=section,
-        lazy=lazy,
-        level=level,
-        mask_hdu=mask_hdu,
-        ignore_flags=ignore_flags,
-    )
+    with _header_fixes_named(path):
+        img = _read_file(
+            path,
+            hdu=hdu,
+            axes=axes,
+            stack=stack,
+            section=section,
+            lazy=lazy,
+            level=level,
+            mask_hdu=mask_hdu,
+            ignore_flags=ignore_flags,
+        )
     if nodata is not None:
         img = apply_nodata(img, nodata)
     if mask is not None:
@@ -175,6 +176,40 @@ def read(
             )
         )
     return img
+
+
+@contextmanager
+def _header_fixes_named(path):
+    """astropy's notes on a non-standard FITS header (``VerifyWarning``: a card it fixed, with
+    no file named, in three pieces) said once as a SciconvWarning naming the file; other
+    warnings pass as they are."""
+    import warnings
+
+    from astropy.io.fits.verify import VerifyWarning
+
+    said = []
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", VerifyWarning)
+            yield
+    finally:
+        fixes = []
+        for w in said:
+            if not issubclass(w.category, VerifyWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                continue
+            text = " ".join(str(w.message).split())
+            if text.startswith(("Verification reported", "Note: astropy.io.fits")):
+                continue
+            if text not in fixes:
+                fixes.append(text)
+        if fixes:
+            warnings.warn(
+                f"{path}: the FITS header is not standard; astropy read it as fixed: "
+                + "; ".join(fixes),
+                SciconvWarning,
+                stacklevel=4,
+            )
 
 
 class _Reopen:
