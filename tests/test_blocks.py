@@ -298,3 +298,19 @@ def test_block_options_given_to_predict_instances_name_predict_instances_blocks(
             predict_instances(model, image, block=32, **{key: None}, **FAST)
     with pytest.raises(InferenceError, match=r"post-processing keyword .* got 'thresold'"):
         predict_instances(model, image, thresold=0.5, **FAST)
+
+
+def test_block_catalog_of_a_float_array_with_nan_flags_as_measure_does(model):
+    """A float array in memory with NaN pixels: the whole-image measure(mask="auto") flags the
+    objects touching them, the block-wise catalog had no mask columns at all."""
+    image = np.zeros((64, 64), np.float32)
+    _disc(image, 20, 20, 5)
+    _disc(image, 44, 44, 5)
+    image[44, 50] = np.nan  # inside the second disc's edge
+    labels, table = predict_instances_blocks(model, image, block=32, margin=16, min_size=4, **FAST)
+    whole = postprocess.measure(np.asarray(labels), intensity=image)
+    assert table["flag_masked"].tolist() == whole["flag_masked"].tolist() == [False, True]
+    _, clean = predict_instances_blocks(
+        model, np.nan_to_num(image), block=32, margin=16, min_size=4, **FAST
+    )
+    assert "flag_masked" not in clean.colnames  # as measure gives it without bad pixels

@@ -394,7 +394,8 @@ def predict_instances_blocks(
         gains ``flag_masked`` and ``masked_fraction`` exactly as
         :func:`sciconv.postprocess.measure` ``(mask=)`` gives them on the whole image.
         ``"auto"`` (default): a GridImage's ``mask``, or for a lazy one (whose bad pixels are NaN)
-        its non-finite pixels; no mask columns for other inputs. None: no mask columns.
+        its non-finite pixels, as for a float array in memory that has any; no mask columns for
+        other inputs (memory maps, zarr and dask arrays are not scanned). None: no mask columns.
     background : bool, optional
         Catalog ``flux`` and ``background`` columns (and weighted centroids) against a
         background map of each block window (:func:`sciconv.postprocess.estimate_background`,
@@ -635,7 +636,9 @@ def _label_attrs(image, wcs, model) -> dict:
 
 
 def _resolve_mask(image, mask):
-    """None, ``"nonfinite"`` (a lazy GridImage's NaN pixels) or a :class:`_Windows` of bools."""
+    """None, ``"nonfinite"`` (a lazy GridImage's NaN pixels, or those of a float array in
+    memory that has any, as ``measure(mask="auto")`` takes them) or a :class:`_Windows` of
+    bools."""
     from sciconv.io import GridImage
 
     if mask is None:
@@ -644,7 +647,8 @@ def _resolve_mask(image, mask):
         if mask != "auto":
             raise InferenceError(f"mask must be 'auto', None or an array of bool; got {mask!r}")
         if not isinstance(image, GridImage):
-            return None
+            in_memory = type(image) is np.ndarray and image.dtype.kind == "f"  # not a memmap
+            return "nonfinite" if in_memory and not np.isfinite(image).all() else None
         if image.mask is None:
             return "nonfinite"
         mask = image.mask
