@@ -212,6 +212,19 @@ def test_distributed_run_is_identical(model, tmp_path):
             )
             lazy.data.close()
             np.testing.assert_array_equal(from_file, expected)
+        # a second pass scatters the model and image again: with the same keys, releasing the
+        # first pass's copies raced with it (FutureCancelledError, 3 runs in 5)
+        from test_second_pass import LEVEL, _faint_field, _threshold_model
+
+        faint = _threshold_model(level=0.02, object_level=LEVEL)
+        field = np.tile(_faint_field(), (2, 1))
+        kw = dict(block=48, margin=24, catalog=False, progress=False)
+        with pytest.warns(SciconvWarning, match="segmenting again"):
+            here = predict_instances_blocks(faint, field, **kw)
+        for _ in range(3):
+            with pytest.warns(SciconvWarning, match="segmenting again"):
+                there = predict_instances_blocks(faint, field, scheduler=client, **kw)
+            np.testing.assert_array_equal(there, here)
     np.testing.assert_array_equal(got[:], expected)
     np.testing.assert_allclose(got_table["x"], table["x"])
 

@@ -682,7 +682,9 @@ def _results(plan: BlockPlan, task: dict, scheduler):
             f"scheduler must be None or a dask.distributed Client; got {type(scheduler).__name__}"
         )
     shipped = {
-        k: scheduler.scatter(v, broadcast=True) if k in ("handle", "windows") else v
+        # hash=False: a second pass scatters them again, and the same key would race with the
+        # release of the first pass's copies ("lost dependencies")
+        k: scheduler.scatter(v, broadcast=True, hash=False) if k in ("handle", "windows") else v
         for k, v in task.items()
     }
     futures = [scheduler.submit(_segment_block, index, pure=False, **shipped) for index in indices]
