@@ -288,6 +288,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         text = exc.message if isinstance(exc, ConfigError) else one_line(exc)
         raise ConfigError(f"model (type {mtype}): {text}", path=args.config) from None
     say(f"model: {mtype}, {model.count_params():,} parameters; workdir {workdir}")
+    if ds_cfg.get("augment") is False and "augment" not in fit_cfg:
+        # dataset.augment: false says no augmentation; fit's "auto" would add D4 to cutouts
+        fit_cfg["augment"] = None
     with _section(args.config, "training"):
         history = training.fit(
             model, train, validation_data=val, overwrite=args.overwrite, **fit_cfg

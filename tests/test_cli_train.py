@@ -175,3 +175,25 @@ def test_train_resumed_with_another_model_is_a_configuration_error(capsys, tmp_p
     cfg.write_text(cfg.read_text().replace("seed: 0", "seed: 0, resume: false"))
     code, _, err = run_cli(capsys, "train", cfg, "--overwrite")  # the way out it names
     assert code == 0, err
+
+
+@pytest.mark.parametrize(("dataset_augment", "training", "recorded"), [
+    (", augment: false", "", None),  # dataset.augment: false is no augmentation at all
+    ("", "", "d4"),  # cutout files: fit's "auto" rotates and flips them
+    (", augment: false", ", augment: d4", "d4"),  # training.augment, when given, decides
+])  # fmt: skip
+def test_train_dataset_augment_false_turns_d4_off(
+    capsys, tmp_path, dataset_augment, training, recorded
+):
+    """dataset.augment: false still trained with D4 (fit's default for cutouts): on a clockwise
+    vs anticlockwise spiral task, AUC 0.46 instead of 0.99."""
+    data = _two_classes(tmp_path)
+    cfg = _config(
+        tmp_path,
+        f"kind: folder, path: {data}{dataset_augment}",
+        "type: classifier, filters: [2], dense: []",
+        training,
+    )
+    code, _, err = run_cli(capsys, "train", cfg)
+    assert code == 0, err
+    assert sciconv.training.read_config(tmp_path / "run")["augment"] == recorded
