@@ -15,7 +15,42 @@ from sciconv.errors import ConfigError, InferenceError
 
 
 def test_size_policies():
-    assert SIZE_POLICIES == ("crop", "pad", "resize")
+    assert SIZE_POLICIES == ("auto", "crop", "pad", "resize")
+
+
+def test_auto_size_policy_resamples_large_cutouts_and_crops_near_sized_ones(tmp_path):
+    """from_folder(image_size=64) on 256 px galaxy cutouts cut out their central 6 % (random
+    crops anywhere in the frame when augmenting: the galaxy often outside): held-out ROC AUC
+    0.75-0.80 against 0.998 resampled. "auto" (the default) resamples an image over 1.5x the
+    size, and still crops one just larger (the margin around a centred object)."""
+    import tifffile
+
+    from sciconv import datasets
+
+    yy, xx = np.mgrid[:256, :256]
+    galaxy = np.exp(-((yy - 128.0) ** 2 + (xx - 128.0) ** 2) / (2 * 40.0**2))  # sigma 40 px
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for k in range(4):
+            tifffile.imwrite(tmp_path / name / f"{k}.tif", (galaxy * (100 + k)).astype(np.float32))
+    train, _ = datasets.from_folder(
+        tmp_path,
+        image_size=64,
+        augment=True,
+        validation_split=0.5,
+        batch_size=4,
+        seed=0,
+        normalize=None,
+    )
+    x = next(iter(train))[0].numpy()
+    assert train.size_policy == "auto"
+    # the whole galaxy, shrunk 4x (sigma 10 px): centred, its wings inside the frame
+    peak = np.unravel_index(np.argmax(x[0, ..., 0]), (64, 64))
+    assert abs(peak[0] - 31.5) <= 1.5 and abs(peak[1] - 31.5) <= 1.5, peak
+    assert x[0, 0, 0, 0] < 0.05 * x[0, ..., 0].max()
+    near = FilePrep.create(image_size=64, size_policy="auto", normalize=None)
+    assert near.fit(np.ones((80, 90, 1), np.float32)).shape == (64, 64, 1)
+    assert near.resolved((80, 90, 1)) == "crop" and near.resolved((97, 64, 1)) == "resize"
 
 
 def test_create_defaults_and_recorded_spec():

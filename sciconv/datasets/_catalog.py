@@ -139,7 +139,7 @@ def from_catalog(
     seed: int | None = None,
     augment: bool | dict = False,
     normalize: str | dict | NormSpec | None = "default",
-    size_policy: str = "crop",
+    size_policy: str = "auto",
     cache: str | bool | os.PathLike = "auto",
     strict: bool = False,
     allow_outside: bool = False,

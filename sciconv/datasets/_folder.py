@@ -86,7 +86,7 @@ def from_folder(
     seed: int | None = None,
     augment: bool | dict = False,
     normalize: str | dict | NormSpec | None = "default",
-    size_policy: str = "crop",
+    size_policy: str = "auto",
     cache: str | bool | os.PathLike = "auto",
     strict: bool = False,
 ):
@@ -125,10 +125,15 @@ def from_folder(
         :func:`sciconv.preprocess.resolve_normalization`. Applied per image on the whole image,
         before cropping; NaN and infinite pixels are then filled as prediction fills them
         (:data:`sciconv.preprocess.BAD_PIXEL_FILL`).
-    size_policy : {"crop", "pad", "resize"}, optional
+    size_policy : {"auto", "crop", "pad", "resize"}, optional
         ``"crop"``: cut a window of ``image_size`` (centre; random when augmenting), zero-pad
         smaller images. ``"pad"``: zero-pad to ``image_size``, never crop (a larger image is an
-        error). ``"resize"``: resample (bilinear, anti-aliased) to ``image_size``.
+        error). ``"resize"``: resample (bilinear, anti-aliased) to ``image_size``. ``"auto"``
+        (default): crop an image up to :data:`~sciconv.datasets.prepare.AUTO_CROP_MAX` (1.5)
+        times ``image_size`` along each side, resample a larger one (256 px galaxy cutouts and
+        ``image_size=64``: cropped, their central 6 % was kept, held-out ROC AUC 0.80;
+        resampled, 0.998). Recorded in the model; :func:`~sciconv.inference.predict_files`
+        prepares files the same way.
     cache : "auto", bool or path, optional
         ``"auto"`` (default): in memory when the decoded images fit
         :data:`~sciconv.datasets.CACHE_BUDGET`, else decoded lazily every epoch. True: always in

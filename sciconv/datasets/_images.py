@@ -69,7 +69,7 @@ def build_image_datasets(
     recorded = None if spec is None else spec.to_dict()
 
     # random crops need the full images: keep them (padded up to size) in memory when cropping
-    keep_larger = aug is not None and aug.get("crop", True) and policy == "crop"
+    keep_larger = aug is not None and aug.get("crop", True) and policy in ("crop", "auto")
     decode = None
     budget = 0.0
     if cache in ("auto", True):
@@ -189,7 +189,7 @@ def from_arrays(
     seed: int | None = 0,
     augment=False,
     normalize="default",
-    size_policy: str = "crop",
+    size_policy: str = "auto",
 ):
     """A classification or regression dataset from images in memory: arrays, NDData, CCDData.
 
@@ -248,7 +248,7 @@ def from_arrays(
     _warn_channels_first(images, raw, names)
     check_channels(names, [a.shape for a in raw])
     size = check_sizes(names, [a.shape for a in raw], prep.size, prep.policy)
-    keep_larger = aug is not None and aug.get("crop", True) and prep.policy == "crop"
+    keep_larger = aug is not None and aug.get("crop", True) and prep.policy in ("crop", "auto")
     fitted = [
         FilePrep(prep.normalization, size, prep.policy).fit(
             prep.normalize(a), keep_larger=keep_larger

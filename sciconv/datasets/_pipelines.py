@@ -91,7 +91,10 @@ def lazy_pipeline(paths, y, *, prep, channels, batch_size, shuffle, seed, aug, c
     h, w = prep.size
     paths = list(paths)
     random_crop = (
-        aug is not None and aug.get("crop", True) and prep.policy == "crop" and cache_file is None
+        aug is not None
+        and aug.get("crop", True)
+        and prep.policy in ("crop", "auto")
+        and cache_file is None
     )
 
     def load(i, s):

@@ -33,10 +33,17 @@ from sciconv.preprocess import (
     resolve_normalization,
 )
 
-__all__ = ["SIZE_POLICIES", "FilePrep"]
+__all__ = ["AUTO_CROP_MAX", "SIZE_POLICIES", "FilePrep"]
 
-#: How an image is fitted to a fixed ``(H, W)``: cut a window, zero-pad (never crop), resample.
-SIZE_POLICIES = ("crop", "pad", "resize")
+#: How an image is fitted to a fixed ``(H, W)``: cut a window, zero-pad (never crop), resample;
+#: ``"auto"``: cut a window from an image up to :data:`AUTO_CROP_MAX` times the size, resample
+#: a larger one
+SIZE_POLICIES = ("auto", "crop", "pad", "resize")
+#: ``size_policy="auto"`` crops an image at most this many times the size along each side
+#: (a margin around a centred object), and resamples a larger one: 256 px galaxy cutouts cropped
+#: to 64 kept the central 6 % of each (held-out ROC AUC 0.80, randomly placed crops 0.75;
+#: resampled 0.998)
+AUTO_CROP_MAX = 1.5
 
 
 @dataclass(frozen=True)
@@ -53,10 +60,11 @@ class FilePrep:
         Applied to the whole image (:func:`sciconv.preprocess.normalize_spec`); None: raw float32.
     size : (int, int) or None
         The output ``(H, W)``; None keeps each image's own size.
-    policy : {"crop", "pad", "resize"}, optional
+    policy : {"auto", "crop", "pad", "resize"}, optional
         See :data:`SIZE_POLICIES`: ``"crop"`` cuts the centre window (zero-padding smaller
         images), ``"pad"`` zero-pads and never crops, ``"resize"`` resamples (bilinear,
-        anti-aliased when shrinking). Default ``"crop"``.
+        anti-aliased when shrinking), ``"auto"`` crops an image up to :data:`AUTO_CROP_MAX`
+        times the size and resamples a larger one (image by image). Default ``"crop"``.
 
     Examples
     --------
@@ -90,7 +98,7 @@ class FilePrep:
             ``"default"``.
         image_size : int or (int, int), optional
             Output ``(H, W)`` (an int: square). Default None: each image's own size.
-        size_policy : {"crop", "pad", "resize"}, optional
+        size_policy : {"auto", "crop", "pad", "resize"}, optional
             Default ``"crop"``.
         recorded : dict or NormSpec, optional
             The spec a model or dataset recorded (for ``normalize="model"``).
@@ -114,8 +122,8 @@ class FilePrep:
         >>> FilePrep.create(size_policy="pda")
         Traceback (most recent call last):
         ...
-        sciconv.errors.ConfigError: size_policy must be one of 'crop', 'pad', 'resize'; got 'pda' \
-(did you mean 'pad'?)
+        sciconv.errors.ConfigError: size_policy must be one of 'auto', 'crop', 'pad', 'resize'; \
+got 'pda' (did you mean 'pad'?)
         """
         size = None
         if image_size is not None:
@@ -188,7 +196,8 @@ class FilePrep:
         if self.size is None:
             return x
         h, w = self.size
-        if self.policy == "resize":
+        policy = self.resolved(x.shape)
+        if policy == "resize":
             if x.shape[:2] == (h, w):
                 return x
             from skimage.transform import resize
@@ -198,6 +207,21 @@ class FilePrep:
             return out.astype(np.float32)
         x = pad_to(x, h, w)
         return x if keep_larger else center_crop(x, h, w)
+
+    def resolved(self, shape) -> str:
+        """The policy an image of ``shape`` gets: ``"auto"`` decided (crop or resize).
+
+        Examples
+        --------
+        >>> prep = FilePrep.create(image_size=64, size_policy="auto", normalize=None)
+        >>> prep.resolved((80, 90, 3)), prep.resolved((256, 256, 3)), prep.resolved((32, 32, 1))
+        ('crop', 'resize', 'crop')
+        """
+        if self.policy != "auto" or self.size is None:
+            return self.policy
+        h, w = self.size
+        large = shape[0] > AUTO_CROP_MAX * h or shape[1] > AUTO_CROP_MAX * w
+        return "resize" if large else "crop"
 
     def random_fit(self, x: np.ndarray, seed: int) -> np.ndarray:
         """A random window of :attr:`FilePrep.size` (the image zero-padded up to it first), seeded.
@@ -213,6 +237,8 @@ class FilePrep:
         (2, 2, 1)
         """
         h, w = self.size
+        if self.resolved(x.shape) == "resize":  # "auto" on a large image: resampled, no crop
+            return self.fit(x)
         x = pad_to(x, h, w)
         rng = np.random.default_rng(seed)
         top = int(rng.integers(0, x.shape[0] - h + 1))
