@@ -28,14 +28,14 @@ import json
 import os
 import re
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from sciconv._atomic import recording_writes, refusal_reason, remove_scratch, stops_every_write
 from sciconv._cli_common import EXIT_ERROR, EXIT_OK, error_text
-from sciconv.errors import ConfigError, SciconvError, SciconvWarning, WriteError
+from sciconv._warnings import naming
+from sciconv.errors import ConfigError, SciconvError, WriteError
 
 __all__ = ["Batch", "differing_setting", "error_line", "is_input_error", "recorded_history"]
 
@@ -137,35 +137,6 @@ def _stopped(exc: BaseException) -> WriteError:
     )
 
 
-@contextmanager
-def naming_warnings(path: Path):
-    """Sciconv warnings raised inside the block name ``path`` (a batch's log says which file a
-    background fallback or an object-size note is about); those that name it already pass
-    as they are.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> with warnings.catch_warnings(record=True) as said:
-    ...     warnings.simplefilter("always")
-    ...     with naming_warnings(Path("in/a.fits")):
-    ...         warnings.warn("background: one level", SciconvWarning)
-    >>> str(said[0].message)
-    'in/a.fits: background: one level'
-    """
-    said = []
-    try:
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always")
-            yield
-    finally:  # also those said before an error: the caller's filters decide now
-        for w in said:
-            text = str(w.message)
-            if issubclass(w.category, SciconvWarning) and path.name not in text:
-                text = f"{path}: {text}"
-            warnings.warn_explicit(text, w.category, w.filename, w.lineno)
-
-
 class Batch:
     """The inputs of one ``sciconv predict`` run and those that failed.
 
@@ -215,7 +186,7 @@ class Batch:
         """
         planned = list(dict.fromkeys(Path(p) for p in (*products, *sidecars)))
         earlier = [p for p in planned if os.path.lexists(p)]
-        with recording_writes() as written, naming_warnings(path):
+        with recording_writes() as written, naming(f"{path}: ", unless=path.name):
             try:
                 yield
             except BaseException as exc:

@@ -3,6 +3,7 @@ sizes the model segments well (sciconv.inference.auto_size_factor, predict_insta
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import keras
@@ -262,10 +263,12 @@ def test_block_wise_runs_say_when_the_objects_need_resampling(enlarged_real_nucl
     [(_, image, _)] = [e for e in enlarged_real_nuclei(15, 3.0) if e[0].startswith("0532c6")]
     model = sciconv.models.pretrained("nuclei")
     kw = dict(precision="float32", progress=False, block=512)
-    with pytest.warns(SciconvWarning, match=r"object_size='auto' \(block by block\): on a") as said:
+    with pytest.warns(SciconvWarning, match=r"object_size='auto' \(block by block\)") as said:
         inference.predict_instances(model, image, **kw)
-    (note,) = [str(w.message) for w in said if "block by block): on a" in str(w.message)]
-    assert "resample the image first" in note and "Pass scale=" not in note
+    (note,) = [str(w.message) for w in said if "(block by block)" in str(w.message)]
+    factor = float(re.search(r"needs resampling by ([0-9.]+)", note).group(1))
+    assert 0.08 < factor < 0.25, note  # nuclei of ~135 px: 18 / 135 = 0.13
+    assert "resample the image by that factor first" in note and "segmented again" not in note
     assert all(w.filename == __file__ for w in said if w.message is not None)
     with warnings.catch_warnings(record=True) as quiet:
         warnings.simplefilter("always")

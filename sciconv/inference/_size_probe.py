@@ -15,6 +15,7 @@ little boundary probability; the largest objects found set the resampling
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 
@@ -248,16 +249,23 @@ def check_size_on_crop(read, shape, segment, *, side: int = SIZE_CHECK_CROP) -> 
     with warnings.catch_warnings(record=True) as found:
         warnings.simplefilter("always")
         segment(crop)
-    said = [str(w.message) for w in found if "object_size='auto'" in str(w.message)]
-    if not said:
+    factors = [
+        float(m.group(1))
+        for w in found
+        if "object_size='auto'" in str(w.message)
+        for m in [re.search(r"resampl\w* by ([0-9.eE+-]+)", str(w.message))]
+        if m is not None
+    ]
+    if not factors:
         return False
-    what = said[0].split(". Pass scale=")[0].removeprefix("object_size='auto': ")
     warn_caller(
-        f"object_size='auto' (block by block): on a {min(side, h)} x {min(side, w)} crop of "
-        f"the image (rows {y}:{min(y + side, h)}, columns {x}:{min(x + side, w)}), {what}. "
-        "Block-wise segmentation does not resample, so its labels are likely cut into pieces "
-        "or merged: resample the image first (sciconv.inference.resample, or a resampled copy "
-        "on disk) and segment that block by block, or segment it whole (block=None, out=None)",
+        f"object_size='auto' (block by block): segmented whole, the busiest {min(side, h)} x "
+        f"{min(side, w)} crop of the image (rows {y}:{min(y + side, h)}, columns "
+        f"{x}:{min(x + side, w)}) needs resampling by {factors[0]:g} to the model's training "
+        "size, and block-wise segmentation does not resample, so its labels are likely cut "
+        "into pieces or merged: resample the image by that factor first "
+        "(sciconv.inference.resample, or a resampled copy on disk) and segment that block by "
+        "block, or segment it whole (block=None, out=None)",
         "sciconv",
     )
     return True

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError, SciconvWarning
-from sciconv.io._common import brief
+from sciconv.io._common import brief, warn_caller
 from sciconv.io._files import is_zarr, validate_path
 from sciconv.io._fits import plain_fits_shape, read_fits, read_fits_flags, read_plain_fits
 from sciconv.io._image import GridImage, LazyImage
@@ -131,7 +131,7 @@ def read(
     number = isinstance(nodata, (int, float, np.integer, np.floating))
     if nodata is not None and (isinstance(nodata, bool) or not number):
         raise ConfigError(f"nodata must be a number or None; got {nodata!r}", path=path)
-    with _header_fixes_named(path):
+    with _header_fixes(path) as fixes:
         img = _read_file(
             path,
             hdu=hdu,
@@ -142,6 +142,12 @@ def read(
             level=level,
             mask_hdu=mask_hdu,
             ignore_flags=ignore_flags,
+        )
+    if fixes:  # said here, where the user's call is the next frame outside sciconv
+        warn_caller(
+            f"{path}: the FITS header is not standard; astropy read it as fixed: "
+            + "; ".join(fixes),
+            "sciconv",
         )
     if nodata is not None:
         img = apply_nodata(img, nodata)
@@ -179,37 +185,31 @@ def read(
 
 
 @contextmanager
-def _header_fixes_named(path):
-    """astropy's notes on a non-standard FITS header (``VerifyWarning``: a card it fixed, with
-    no file named, in three pieces) said once as a SciconvWarning naming the file; other
-    warnings pass as they are."""
+def _header_fixes(path):
+    """Collect astropy's notes on a non-standard FITS header (``VerifyWarning``: a card it
+    fixed, in three pieces, no file named) into the yielded list, for one SciconvWarning naming
+    the file; other warnings are shown as they are."""
     import warnings
 
     from astropy.io.fits.verify import VerifyWarning
 
-    said = []
-    try:
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always", VerifyWarning)
-            yield
-    finally:
-        fixes = []
-        for w in said:
-            if not issubclass(w.category, VerifyWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-                continue
-            text = " ".join(str(w.message).split())
-            if text.startswith(("Verification reported", "Note: astropy.io.fits")):
-                continue
+    from sciconv._warnings import reworded
+
+    fixes: list[str] = []
+
+    def collect(message, category):
+        if not issubclass(category, VerifyWarning):
+            return message
+        text = " ".join(str(message).split())
+        if not text.startswith(("Verification reported", "Note: astropy.io.fits")):
             if text not in fixes:
                 fixes.append(text)
-        if fixes:
-            warnings.warn(
-                f"{path}: the FITS header is not standard; astropy read it as fixed: "
-                + "; ".join(fixes),
-                SciconvWarning,
-                stacklevel=4,
-            )
+        return None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", VerifyWarning)
+        with reworded(collect):
+            yield fixes
 
 
 class _Reopen:

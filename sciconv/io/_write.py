@@ -102,7 +102,8 @@ def output_header(
         if any(getattr(wcs, name, None) is not None for name in tables):
             warn_caller(
                 f"{path}: the WCS lookup-table distortions (CPDIS/D2IM) of like= cannot be written "
-                "to a single-HDU file; only the core WCS and SIP terms were kept"
+                "to a single-HDU file; only the core WCS and SIP terms were kept",
+                "sciconv",  # the user's call, also through write_products
             )
         # the planes of a cube written back plane for plane keep their spectral/Stokes axis
         planes = like_planes and isinstance(like, GridImage) and arr.ndim == 3

@@ -7,7 +7,6 @@ or OME-Zarr (labels and mask as NGFF label groups, through :mod:`sciconv.io`'s O
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -15,9 +14,10 @@ import numpy as np
 
 from sciconv._atomic import atomic_output, check_writable
 from sciconv._validation import look_up_option
-from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError, SciconvWarning
+from sciconv._warnings import reworded
+from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
-from sciconv.io._common import history_lines, warn_caller, warn_if_channels_first
+from sciconv.io._common import history_lines, warn_if_channels_first
 from sciconv.postprocess._catalog import check_table, write_catalog
 from sciconv.postprocess._measure import validate_labels
 from sciconv.postprocess._zarr_products import (
@@ -654,15 +654,8 @@ def _write_fits_product(
     from sciconv import io as scio
 
     with atomic_output(target, overwrite=overwrite) as tmp:
-        with warnings.catch_warnings(record=True) as said:  # they name the scratch file
-            warnings.simplefilter("always")
+        with reworded(lambda m, c: c(str(m).replace(str(tmp), str(target)))):  # not the scratch
             scio.write(tmp, data, like=like, header=cards, history=history, like_planes=False)
-        for w in said:
-            message = str(w.message).replace(str(tmp), str(target))
-            if issubclass(w.category, SciconvWarning):
-                warn_caller(message, "sciconv")
-            else:
-                warnings.warn(message, w.category, stacklevel=2)
         extensions = []
         if mask is not None or uncertainty is not None:
             stored = fits_layout(data)
