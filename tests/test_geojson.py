@@ -207,11 +207,16 @@ def test_an_object_in_pieces_is_one_feature_whatever_the_block(tmp_path, block):
     labels[22:26, 20:24] = 6  # right of the first piece, lower
     labels[30:34, 25:29] = 7
     labels[31:35, 5:9] = 7  # left of the first piece, lower
+    labels[36:40, 36:40] = 8  # two pieces farther apart than a window reaches (64 px + block)
+    labels = np.pad(labels, ((0, 200), (0, 0)))
+    labels[230:234, 2:6] = 8
     whole = labels_to_geojson(labels)
-    out = write_geojson(labels, tmp_path / "pieces.geojson", block=block)
+    with pytest.warns(SciconvWarning, match=r"^1 label\(s\) \(e\.g\. 8\) have pieces farther"):
+        out = write_geojson(labels, tmp_path / "pieces.geojson", block=block)
     written = json.loads(out.read_text())
-    assert sorted(f["properties"]["label"] for f in written["features"]) == [5, 6, 7]
-    assert _by_label(written) == _by_label(whole)
+    assert sorted(f["properties"]["label"] for f in written["features"]) == [5, 6, 7, 8]
+    near = {k: v for k, v in _by_label(written).items() if k != 8}  # 8 loses its far piece
+    assert near == {k: v for k, v in _by_label(whole).items() if k != 8}
 
 
 def test_write_geojson_from_zarr_labels(tmp_path):

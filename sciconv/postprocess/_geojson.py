@@ -24,6 +24,7 @@ import numpy as np
 
 from sciconv._atomic import atomic_output
 from sciconv.errors import ConfigError, InvalidImageError, MissingDependencyError
+from sciconv.io._common import warn_caller
 
 __all__ = ["GEOJSON_SUFFIX", "geojson_to_labels", "labels_to_geojson", "write_geojson"]
 
@@ -218,14 +219,15 @@ def _iter_features(labels, rows, classification, *, block: int):
     block holding its first row and column (the window reaches one pixel above and left of the
     block, to see whether an object starts there, and as far right and down as it needs). An
     object in separate pieces can look as if it started again in a later block (its first piece
-    lies beyond that window): the objects written that reach past their block are remembered
-    until the rows they reach are passed, and not written twice."""
+    lies beyond that window): every label written is remembered (:class:`_Labels`) and never
+    written twice; a piece farther than the window reaches from the first is left out of its
+    geometry."""
     from scipy import ndimage
 
     h, w = (int(n) for n in labels.shape)
-    written = {}  # label -> the row past its last, of objects reaching beyond their block
+    written, apart = _Labels(), []  # apart: labels with a piece beyond their first's window
+    spans = {}  # label -> (y0, y1, x0, x1) of the window its feature was made in, if in pieces
     for y0 in range(0, h, block):
-        written = {label: end for label, end in written.items() if end > y0}
         for x0 in range(0, w, block):
             y1, x1 = min(y0 + block, h), min(x0 + block, w)
             margin = 64
@@ -250,14 +252,51 @@ def _iter_features(labels, rows, classification, *, block: int):
                 margin *= 2  # an object reaches past the window: read further
             for k, sl in found:
                 label = k if ids is None else ids[k]
-                if int(label) in written:  # a later piece of an object already written
+                if written.seen(int(label)):  # a later piece of an object already written
+                    y, x = wy + sl[0].start, wx + sl[1].start
+                    span = spans.get(int(label))  # was this piece in the feature's window?
+                    if span is None or not (span[0] <= y < span[1] and span[2] <= x < span[3]):
+                        apart.append(int(label))
                     continue
-                if wy + sl[0].stop > y1 or wx + sl[1].stop > x1:
-                    written[int(label)] = wy + sl[0].stop
                 feature = _feature(index[sl] == k, wy + sl[0].start, wx + sl[1].start, label)
                 if feature is not None:
+                    if feature["geometry"]["type"] == "MultiPolygon":
+                        spans[int(label)] = (wy, wy + window.shape[0], wx, wx + window.shape[1])
                     _add_properties(feature, rows, classification)
                     yield feature
+    if apart:
+        warn_caller(
+            f"{len(set(apart))} label(s) (e.g. {apart[0]}) have pieces farther apart than a "
+            "window reaches from the first: each is one feature, its geometry without the far "
+            "pieces (labels_to_geojson holds every piece)",
+            "sciconv",
+        )
+
+
+class _Labels:
+    """The labels written so far: a bit per label up to 2**30 (at most 128 MiB, grown as the
+    largest label seen grows), a set for larger ones (hashed or offset ids)."""
+
+    _DENSE = 2**30
+
+    def __init__(self):
+        self.bits = np.zeros(0, np.uint8)
+        self.other: set[int] = set()
+
+    def seen(self, label: int) -> bool:
+        """Whether ``label`` was written before; marks it written."""
+        if label >= self._DENSE or label < 0:
+            known = label in self.other
+            self.other.add(label)
+            return known
+        byte, bit = divmod(label, 8)
+        if byte >= self.bits.size:
+            grown = np.zeros(max(byte + 1, 2 * self.bits.size), np.uint8)
+            grown[: self.bits.size] = self.bits
+            self.bits = grown
+        known = bool(self.bits[byte] >> bit & 1)
+        self.bits[byte] |= np.uint8(1 << bit)
+        return known
 
 
 def _indexed(window: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
