@@ -1,7 +1,7 @@
 """``sciconv predict``'s progress suits where it goes: plain lines off a terminal, none if quiet.
 
 The file loop, the tiles of a single file, the blocks of a mosaic and the classifier table all
-go through ``sciconv.sciconv._progress.progress_bar``: a log or CI output (stderr not a
+go through ``sciconv._progress.progress_bar``: a log or CI output (stderr not a
 terminal, as under ``capsys``) gets a few complete lines, with no carriage return, no escape code
 and no per-item redraw.
 """

@@ -227,6 +227,8 @@ def test_radio_and_flux_density_bunits_read_and_an_unknown_one_warns_once(tmp_pa
         ("ERG/S/CM2/A", flam),
         ("1E-20 erg/s/cm2/A", 1e-20 * flam),
         ("A", u.A),  # a current stays a current
+        ("erg/s/cm2/A/arcsec2", flam / u.arcsec**2),  # a surface brightness per wavelength
+        ("mJY/BEAM", u.mJy / u.beam),
     ):
         fits.writeto(
             path, np.ones((4, 5), np.float32), fits.Header({"BUNIT": bunit}), overwrite=True

@@ -60,11 +60,10 @@ def postprocess_kwargs(model, meta: Mapping, overrides: Mapping) -> dict:
                 "sciconv.models.set_metadata"
             )
     for key in overrides:
-        if key in _BLOCK_OPTIONS and key not in allowed:
+        if key not in allowed and key in _block_options():
             raise InferenceError(
                 f"{key}= is an option of sciconv.inference.predict_instances_blocks (block by "
-                "block: margin, max_object, catalog, wcs, mask, background, scheduler, trust); "
-                "call it directly for it"
+                f"block: {', '.join(_block_options())}); call it directly for it"
             )
         look_up_option(
             key,
@@ -76,10 +75,14 @@ def postprocess_kwargs(model, meta: Mapping, overrides: Mapping) -> dict:
     return recorded
 
 
-#: predict_instances_blocks' own options, which predict_instances(block=) does not pass on
-_BLOCK_OPTIONS = (
-    "margin", "max_object", "catalog", "wcs", "mask", "background", "scheduler", "trust",
-)  # fmt: skip
+def _block_options() -> tuple[str, ...]:
+    """predict_instances_blocks' own options, which predict_instances(block=) does not pass on."""
+    from sciconv.inference._blocks import predict_instances_blocks
+
+    mine = inspect.signature(predict_instances).parameters
+    theirs = inspect.signature(predict_instances_blocks).parameters
+    return tuple(k for k, p in theirs.items() if k not in mine and p.kind is p.KEYWORD_ONLY)
+
 
 #: Images with more pixels than this go block by block (:func:`predict_instances_blocks`).
 AUTO_BLOCK_PIXELS = 2 * 4096 * 4096

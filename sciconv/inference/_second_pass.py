@@ -169,6 +169,15 @@ class ObjectStats:
     diffs : ndarray of float32
         Second differences inside objects (:func:`object_snr`), at most ``max_diffs`` of them
         per part, evenly spaced.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[1, 1, 0, 2, 2]])
+    >>> left = ObjectStats.of(labels, np.array([[0.2, 0.4, 0.0, 0.6, 0.8]]))
+    >>> both = ObjectStats.merged([left, ObjectStats.of(labels, np.ones((1, 5)))])
+    >>> both.count, round(both.level, 3)
+    (4, 0.85)
     """
 
     means: np.ndarray
@@ -350,7 +359,7 @@ def second_pass_input(
     share = None
     if faint:
         level = object_level(labels, check.stretch(arr, limits)) or stats.level
-        share = min(max(level, 1e-3) / check.level_of[0], 1.0)
+        share = check.top_share(level)
     second = SecondPass.of(check, limits, share=share, noisy=noisy)
     check.warn(stats, second, path=path)
     return second.stretch(arr)
@@ -367,6 +376,14 @@ class SecondPassCheck:
     level_of, snr_of : (typical, threshold) or None
         The model's ``"object_level"`` (``faint_below``) and ``"object_snr"`` (``noisy_below``)
         when ``brightness`` / ``denoise`` ask for their check.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.preprocess import NormSpec
+    >>> check = SecondPassCheck(NormSpec("percentile"), (0.5, 0.2), None)
+    >>> check.judge(ObjectStats(np.full(40, 0.05), np.zeros(0, np.float32)))  # (faint, noisy)
+    (True, False)
     """
 
     spec: NormSpec
@@ -397,6 +414,11 @@ class SecondPassCheck:
     def stretch(self, arr: np.ndarray, limits: Limits) -> np.ndarray:
         """``arr`` stretched as the first pass stretched it (clipped when the spec says so)."""
         return apply_limits(arr, limits, clip=bool(self.spec.clip))
+
+    def top_share(self, level: float) -> float:
+        """Where a faint image's stretch puts its top, as a share of the first one: the median
+        object at ``level`` of the first stretch lands at the typical level (at most 1)."""
+        return min(max(level, 1e-3) / self.level_of[0], 1.0)
 
     def judge(self, stats: ObjectStats) -> tuple[bool, bool]:
         """(faint, noisy) of a pass's objects; both False for fewer than
@@ -452,6 +474,16 @@ class SecondPass:
     share : float or None
         Faint objects: the stretch's top at this share of the first one; values above 1 are
         saturated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.preprocess import Limits, NormSpec
+    >>> limits = Limits("percentile", np.array([0.0]), np.array([10.0]))
+    >>> check = SecondPassCheck(NormSpec("percentile"), (0.5, 0.2), None)
+    >>> second = SecondPass.of(check, limits, share=0.5, noisy=False)  # the top at 5, not 10
+    >>> [round(float(v), 3) for v in second(np.array([[[1.0], [2.5], [20.0]]]))[0, :, 0]]
+    [0.2, 0.5, 1.0]
     """
 
     limits: Limits
@@ -530,7 +562,7 @@ def blocks_second_pass(
         if noisy:  # the typical object in raw units, then in the smoothed image's stretch
             raw = first.vmin + stats.level * (first.vmax - first.vmin)
             share = float(np.mean((raw - limits.vmin) / (limits.vmax - limits.vmin)))
-        share = min(max(share, 1e-3) / check.level_of[0], 1.0)
+        share = check.top_share(share)
     second = SecondPass.of(check, limits, share=share, noisy=noisy)
     check.warn(stats, second, path=path)
     return second

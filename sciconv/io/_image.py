@@ -267,7 +267,12 @@ class GridImage:
         'electron / s'
         """
         if self.meta.get("unit") is None and self.meta.get("bunit"):
-            return fits_unit(self.meta["bunit"], self.path)
+            bunit = self.meta["bunit"]
+            cached = self.__dict__.get("_read_bunit")  # read once: an unreadable one warns once
+            if cached is None or cached[0] != bunit:
+                cached = (bunit, fits_unit(bunit, self.path))
+                self.__dict__["_read_bunit"] = cached
+            return cached[1]
         return self.meta.get("unit")
 
     def close(self) -> None:

@@ -5,8 +5,8 @@ which the FITS unit standard does not know; astropy's ``CCDData.read`` maps some
 (``CCDData.known_invalid_fits_unit_strings``, ``ADU`` lower-cased). :func:`fits_unit` applies
 those rules first, then the same for the plural and upper-case spellings of electrons, counts,
 ADU and DN inside a compound unit, then the FITS and the generic unit grammars; a string none of
-them reads stays an ``UnrecognizedUnit`` with a warning naming the file (once per file and
-string).
+them reads stays an ``UnrecognizedUnit`` with a warning naming the file (a GridImage reads its
+``BUNIT`` once, so says it once).
 
 Radio and infrared maps write their units in capitals (``JY/BEAM`` from AIPS and CASA,
 ``MJY/SR``); in a capitalised FITS string ``M`` is mega, in lower case ``mjy`` milli. A flux
@@ -48,11 +48,10 @@ _WORDS = {
     "cm": "cm",
     "angstrom": "Angstrom",
     "hz": "Hz",
+    "km": "km",  # "JY/BEAM.KM/S": a radio moment map
 }
 # words whose case decides: capitals are FITS prefixes (MJY: mega), lower case mJy is milli
-_CASED_WORDS = {"MJY": "MJy", "mjy": "mJy", "KJY": "kJy", "UJY": "uJy", "ujy": "uJy"}
-
-_WARNED: set[tuple[str, str]] = set()  # (BUNIT, file) pairs already warned about
+_CASED_WORDS = {"MJY": "MJy", "mjy": "mJy", "mJY": "mJy", "KJY": "kJy", "UJY": "uJy", "ujy": "uJy"}
 
 
 def fits_unit(bunit: str, path: str | os.PathLike | None = None):
@@ -94,11 +93,7 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
         if not isinstance(unit, u.UnrecognizedUnit):
             return _angstrom(unit, candidate, fmt)
     where = f"{os.fspath(path)}: " if path is not None else ""
-    if (text, where) not in _WARNED:
-        _WARNED.add((text, where))
-        warn_caller(
-            f"{where}BUNIT {text!r} is not a unit astropy reads; kept as an unrecognized unit"
-        )
+    warn_caller(f"{where}BUNIT {text!r} is not a unit astropy reads; kept as an unrecognized unit")
     return u.Unit(text, parse_strict="silent")
 
 
@@ -124,7 +119,7 @@ def _angstrom(unit, text: str, fmt: str):
         return unit
     swapped = _parsed(re.sub(r"\bA\b", "Angstrom", text), fmt)
     kind = str(getattr(swapped, "physical_type", ""))
-    return swapped if "spectral flux density wav" in kind else unit
+    return swapped if "wav" in kind else unit  # per wavelength: flux density, surface brightness
 
 
 def known_unit(unit):
