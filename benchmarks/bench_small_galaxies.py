@@ -448,8 +448,15 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, ...")
-    parser.add_argument("--n-train", type=int, default=600)
-    parser.add_argument("--n-test", type=int, default=400)
+    parser.add_argument(
+        "--n-train",
+        type=int,
+        default=None,
+        help="default 600; with --data 60 %% of the smaller class, x2",
+    )
+    parser.add_argument(
+        "--n-test", type=int, default=None, help="default 400; with --data the rest of it, x2"
+    )
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument(
         "--mixed-handedness",
@@ -515,6 +522,13 @@ def main(argv=None) -> int:
         args.tasks = [f"{args.data.name}:{args.classes[0]}-vs-{args.classes[1]}"]
         counts = np.bincount(real[1], minlength=2)
         print(f"[{args.tasks[0]}] {counts[0]} + {counts[1]} images, {real[0].shape[1:]}")
+        per_class = int(counts.min())  # a few hundred per class: 60 % to train, the rest to test
+        if args.n_train is None:
+            args.n_train = 2 * int(0.6 * per_class)
+        if args.n_test is None:
+            args.n_test = 2 * (per_class - args.n_train // 2)
+    args.n_train = 600 if args.n_train is None else args.n_train
+    args.n_test = 400 if args.n_test is None else args.n_test
     results = {}
     for task in args.tasks:
         reps = []
