@@ -362,4 +362,8 @@ def _input_size_metadata(model, train) -> dict:
     if size is None:
         return {}
     policy = getattr(train, "size_policy", None) or "crop"
-    return {"image_size": [int(v) for v in size], "size_policy": str(policy)}
+    out = {"image_size": [int(v) for v in size], "size_policy": str(policy)}
+    files = getattr(train, "file_size", None)
+    if files is not None:  # the files' typical size before fitting, for predict_files' check
+        out["file_size"] = [int(v) for v in files]
+    return out

@@ -11,7 +11,7 @@ import pytest
 from sciconv import inference, preprocess
 from sciconv.errors import InferenceError, OutputExistsError, SciconvWarning
 from sciconv.inference import _source
-from sciconv.models import attach_metadata, classifier, segmenter, set_metadata
+from sciconv.models import attach_metadata, classifier, get_metadata, segmenter, set_metadata
 
 RF = 3  # three 3x3 convolutions: receptive-field half-width 3
 
@@ -663,6 +663,29 @@ def test_predict_files_progress_is_plain_lines_off_a_terminal(tmp_path, capsys):
     assert lines == [f"predict_files: {n}/4 files ({25 * n}%)" for n in (1, 2, 3, 4)]
     inference.predict_files(model, paths, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_predict_files_says_when_files_are_resampled_otherwise_than_in_training(tmp_path):
+    """A model trained on 256 px files resampled to 64 (size_policy "auto"), given 128 px
+    files: silently fitted (cut or padded before), their objects may reach it 2x larger."""
+    from sciconv import datasets, io, training
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(4):
+            io.write(tmp_path / name / f"{i}.fits", rng.normal(size=(256, 256)).astype("f4"))
+    train = datasets.from_folder(tmp_path, image_size=64, batch_size=8, seed=0)
+    assert train.file_size == [256, 256] and train.size_policy == "auto"
+    model = classifier((64, 64, 1), 2, filters=(2,), dense=())
+    training.fit(model, train, epochs=1, workdir=tmp_path / "run", verbose=0, tensorboard=False)
+    assert get_metadata(model)["file_size"] == [256, 256]
+    io.write(tmp_path / "small.fits", rng.normal(size=(128, 128)).astype("f4"))
+    with pytest.warns(SciconvWarning, match=r"1 of 2 file\(s\) are not the size .* small\.fits"):
+        inference.predict_files(model, [tmp_path / "a" / "0.fits", tmp_path / "small.fits"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inference.predict_files(model, [tmp_path / "a" / "0.fits"], progress=False)
 
 
 @pytest.mark.parametrize("policy", ["crop", "pad", "resize"])

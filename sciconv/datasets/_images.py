@@ -111,6 +111,8 @@ def build_image_datasets(
         # recorded into the model by training.fit so predict_files prepares cutouts the same way
         "image_size": None if size is None else [int(v) for v in size],
         "size_policy": policy,
+        # the files' typical (H, W), recorded by fit: predict_files says when files differ
+        "file_size": [int(v) for v in np.median([s[:2] for s in g_shapes], axis=0)],
         # the files' common pixel scale ({"y", "x", "unit"}), recorded into the model by fit
         "pixel_scale": None if scale is None else scale.to_dict(),
     }
@@ -267,6 +269,7 @@ def from_arrays(
         "cache_mode": "memory",
         "image_size": [int(v) for v in size],
         "size_policy": prep.policy,
+        "file_size": [int(v) for v in np.median([a.shape[:2] for a in raw], axis=0)],
         "pixel_scale": None if scale is None else scale.to_dict(),
         "file_paths": [],
     }

@@ -134,12 +134,13 @@ def predict_files(
         raise InferenceError(f"tta must be True or False; got {tta!r}")
     runner = ClassifierRunner(model)
     bar = progress_bar(len(paths), desc="predict_files", unit="file", enabled=progress)
-    outputs, spreads, bad = [], [], []
+    outputs, spreads, bad, sizes = [], [], [], []
     try:
         for start in range(0, len(paths), batch_size):
             chunk = paths[start : start + batch_size]
             loaded = [_load_cutout(prep, p, channels) for p in chunk]
-            batch = np.stack([x for x, _ in loaded])
+            batch = np.stack([x for x, _, _ in loaded])
+            sizes.extend(hw for _, _, hw in loaded)
             if tta:
                 mean, std = predict_d4(
                     model, batch, normalize=None, batch_size=batch_size, return_std=True
@@ -148,7 +149,7 @@ def predict_files(
                 spreads.append(std.reshape(len(batch), -1))
             else:
                 outputs.append(runner(batch))
-            bad.extend(fraction for _, fraction in loaded)
+            bad.extend(fraction for _, fraction, _ in loaded)
             if bar is not None:
                 bar.update(len(chunk))
     finally:
@@ -170,6 +171,7 @@ def predict_files(
             stacklevel=2,
         )
     _warn_other_scales(model, paths)
+    _warn_other_sizes(prep, meta.get("file_size"), paths, sizes)
     table = Table()
     table["path"] = [str(p) for p in paths]
     if meta.get("task") == "regression":
@@ -295,16 +297,45 @@ def _regression_columns(table, out: np.ndarray, meta: Mapping, spread=None) -> N
     table["sigma"].description = "1-sigma error bar of value (exp(0.5 log_var))"
 
 
-def _load_cutout(prep: FilePrep, path: Path, channels: int | None) -> tuple[np.ndarray, float]:
-    """One file as ``datasets.from_folder`` prepares a validation image (read, normalize, fit) and
-    the fraction of its pixels that are bad (NaN in any channel)."""
+def _warn_other_sizes(prep: FilePrep, trained, paths, sizes) -> None:
+    """Say when files are resampled by another factor than the training files were (their
+    objects reach the model larger or smaller than in training)."""
+    if trained is None or prep.size is None:
+        return
+    th, tw = (int(v) for v in trained)
+    h, w = prep.size
+    resampled = prep.resolved((th, tw)) == "resize"
+    odd = []
+    for path, (fh, fw) in zip(paths, sizes):
+        if not (resampled or prep.resolved((fh, fw)) == "resize"):
+            continue  # cropped or padded alike: the objects keep their size
+        ratio = max(fh / th, fw / tw, th / fh, tw / fw)
+        if ratio > 1.25:
+            odd.append((path, fh, fw))
+    if odd:
+        path, fh, fw = odd[0]
+        scale = (th / fh + tw / fw) / 2
+        warnings.warn(
+            f"{len(odd)} of {len(paths)} file(s) are not the size of the model's training files "
+            f"({th}x{tw}, fitted to {h}x{w} by {prep.policy!r}; e.g. {path.name} {fh}x{fw}): "
+            f"if they are cutouts at the training files' pixel scale, their objects reach the "
+            f"model {scale:.2g}x the size they had in training (cut {th}x{tw} cutouts instead); "
+            "if they cover the same field at another sampling, nothing changes",
+            SciconvWarning,
+            stacklevel=3,
+        )
+
+
+def _load_cutout(prep: FilePrep, path: Path, channels: int | None):
+    """One file as ``datasets.from_folder`` prepares a validation image (read, normalize, fit),
+    the fraction of its pixels that are bad (NaN in any channel) and its (H, W)."""
     x = read_pixels(path)
     if channels is not None and x.shape[-1] != channels:
         raise InferenceError(
             f"image has {x.shape[-1]} channel(s) but the model expects {channels}", path=path
         )
     bad = float(np.mean(~np.isfinite(x).all(axis=-1)))
-    return np.ascontiguousarray(prep.fit(prep.normalize(x)), dtype=np.float32), bad
+    return np.ascontiguousarray(prep.fit(prep.normalize(x)), dtype=np.float32), bad, x.shape[:2]
 
 
 def mosaic_outputs(
