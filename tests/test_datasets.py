@@ -837,3 +837,31 @@ def test_stratified_split_keeps_a_training_image_of_every_class(tmp_path):
     held = np.bincount(np.concatenate([y.numpy() for _, y in va]), minlength=3)
     assert seen.min() >= 1 and seen.sum() + held.sum() == 13
     assert held[2] == 0 and held[0] == 1
+
+
+def test_a_grey_picture_among_colour_ones_is_taken_as_colour(tmp_path):
+    """One grey PNG in a folder of RGB composites rejected the whole set; its grey is now
+    repeated in R, G and B, with a warning naming it. FITS bands are never made up."""
+    from PIL import Image
+
+    from sciconv import datasets, io
+    from sciconv.errors import DatasetError, SciconvWarning
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            rgb = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(rgb, "RGB").save(tmp_path / name / f"{i}.png")
+    grey = rng.integers(0, 255, (16, 16), dtype=np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "a" / "grey.png")
+    for cache in (True, False):  # decoded in memory, and file by file
+        with pytest.warns(SciconvWarning, match=r"1 grey image\(s\) among 7 .*grey\.png"):
+            ds = datasets.from_folder(tmp_path, batch_size=8, shuffle=False, seed=0, cache=cache)
+        x = np.concatenate([b[0] for b in ds.as_numpy_iterator()])
+        assert x.shape == (7, 16, 16, 3)
+        k = [str(p).endswith("grey.png") for p in ds.file_paths].index(True)
+        np.testing.assert_array_equal(x[k, ..., 0], x[k, ..., 2])
+    io.write(tmp_path / "b" / "band.fits", grey.astype(np.float32))
+    with pytest.raises(DatasetError, match="different channel counts"):
+        datasets.from_folder(tmp_path, batch_size=8)

@@ -92,9 +92,11 @@ def build_image_datasets(
     g_paths = [paths[j] for j in good]
     g_shapes = [scanned.shapes[j] for j in good]
     scale = common_scale(g_paths, pixel_scales(g_paths), what=what, stacklevel=4)
-    channels = check_channels(g_paths, g_shapes)
+    channels = check_channels(g_paths, g_shapes, grey_to_rgb=True)
     size = check_sizes(g_paths, g_shapes, size, policy)
-    prep = FilePrep(spec, size, policy)
+    prep = FilePrep(spec, size, policy, channels)
+    if scanned.arrays is not None:  # decoded before the channel count was known
+        scanned.arrays[:] = [None if a is None else prep.to_channels(a) for a in scanned.arrays]
     labels = labels[good]
     strata = None if strata is None else strata[good]
     train_idx, val_idx = split(len(good), fraction, seed, strata, list(class_names))

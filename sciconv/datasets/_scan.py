@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sciconv.errors import DatasetError, SciconvError, SciconvWarning
-from sciconv.io import PixelScale, probe_shape, read_pixel_scale
+from sciconv.io import FITS_EXTENSIONS, PixelScale, probe_shape, read_pixel_scale
 from sciconv.io._common import warn_caller
 
 WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
@@ -138,10 +138,21 @@ def report_bad(
     )
 
 
-def check_channels(paths: Sequence[str], shapes: Sequence) -> int:
+def check_channels(paths: Sequence[str], shapes: Sequence, *, grey_to_rgb: bool = False) -> int:
+    """The images' one channel count; with ``grey_to_rgb``, grey picture files (not FITS) among
+    RGB ones count as RGB (their grey repeated, :meth:`FilePrep.to_channels`), with a warning."""
     by_c: dict[int, str] = {}
     for p, s in zip(paths, shapes):
         by_c.setdefault(s[2], p)
+    grey = [p for p, s in zip(paths, shapes) if s[2] == 1]
+    pictures = not any(str(p).lower().endswith(FITS_EXTENSIONS) for p in grey)
+    if grey_to_rgb and set(by_c) == {1, 3} and pictures:
+        warn_caller(
+            f"{len(grey)} grey image(s) among {len(paths)} colour ones (e.g. {grey[0]}): their "
+            "grey is repeated in R, G and B",
+            "sciconv",
+        )
+        return 3
     if len(by_c) > 1:
         ex = ", ".join(f"{c} channel(s): {p}" for c, p in sorted(by_c.items()))
         raise DatasetError(

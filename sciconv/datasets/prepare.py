@@ -77,6 +77,7 @@ class FilePrep:
     normalization: NormSpec | None
     size: tuple[int, int] | None
     policy: str = "crop"
+    channels: int | None = None
 
     @classmethod
     def create(
@@ -159,7 +160,21 @@ got 'pda' (did you mean 'pad'?)
         >>> (5 * FilePrep.create(normalize="minmax").read(path)[..., 0]).round().tolist()
         [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
         """
-        return self.normalize(read_pixels(path))
+        return self.normalize(self.to_channels(read_pixels(path)))
+
+    def to_channels(self, x: np.ndarray) -> np.ndarray:
+        """A grey image's pixels repeated in R, G and B when :attr:`FilePrep.channels` is 3
+        (a grey picture among colour ones); other images as they are.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> FilePrep(None, None, channels=3).to_channels(np.ones((2, 2, 1))).shape
+        (2, 2, 3)
+        """
+        if self.channels == 3 and x.shape[-1] == 1:
+            return np.repeat(x, 3, axis=-1)
+        return x
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         """Normalize a whole image with :attr:`FilePrep.normalization`; NaN and infinities are
