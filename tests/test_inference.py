@@ -763,3 +763,24 @@ def test_receptive_field_of_a_model_whose_output_ignores_the_input_is_zero():
     assert inference.receptive_field(model) == (0, 0)
     prob = inference.predict_tiled(model, np.ones((40, 40)), normalize=None, progress=False)
     assert prob.shape == (40, 40, 2) and float(np.abs(prob).max()) == 0.0
+
+
+def test_predict_files_takes_a_grey_picture_for_a_colour_model(tmp_path):
+    """A grey PNG for an RGB classifier was an InferenceError; it is taken as colour (its grey
+    in R, G and B, as from_folder takes it), with a warning naming it. A grey FITS still is an
+    error: a band is not made up."""
+    from PIL import Image
+
+    from sciconv import io
+
+    grey = np.random.default_rng(0).integers(0, 255, (16, 16), dtype=np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "g.png")
+    Image.fromarray(np.repeat(grey[..., None], 3, axis=-1), "RGB").save(tmp_path / "rgb.png")
+    model = classifier((16, 16, 3), 2, filters=(2,), dense=())
+    with pytest.warns(SciconvWarning, match=r"g\.png: a grey image for a colour model"):
+        table = inference.predict_files(model, [tmp_path / "g.png", tmp_path / "rgb.png"])
+    probs = np.asarray(table["probabilities"])
+    np.testing.assert_allclose(probs[0], probs[1], atol=1e-6)
+    io.write(tmp_path / "g.fits", grey.astype(np.float32))
+    with pytest.raises(InferenceError, match="1 channel"):
+        inference.predict_files(model, [tmp_path / "g.fits"], progress=False)

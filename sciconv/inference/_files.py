@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Iterable, Mapping
@@ -23,7 +24,8 @@ from sciconv.inference._model import (
     validate_model,
 )
 from sciconv.inference._scale import SCALE_TOLERANCE
-from sciconv.io import read_pixels
+from sciconv.io import FITS_EXTENSIONS, read_pixels
+from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
 
@@ -130,6 +132,7 @@ def predict_files(
         error=InferenceError,
     )
     channels = model_channels(model)
+    prep = dataclasses.replace(prep, channels=channels)  # a grey picture for a colour model
     if not isinstance(tta, bool):
         raise InferenceError(f"tta must be True or False; got {tta!r}")
     runner = ClassifierRunner(model)
@@ -330,6 +333,13 @@ def _load_cutout(prep: FilePrep, path: Path, channels: int | None):
     """One file as ``datasets.from_folder`` prepares a validation image (read, normalize, fit),
     the fraction of its pixels that are bad (NaN in any channel) and its (H, W)."""
     x = read_pixels(path)
+    if x.shape[-1] == 1 and channels == 3 and not str(path).lower().endswith(FITS_EXTENSIONS):
+        warn_caller(
+            f"{path}: a grey image for a colour model: its grey is repeated in R, G and B "
+            "(as datasets.from_folder takes a grey picture among colour ones)",
+            "sciconv",
+        )
+        x = prep.to_channels(x)
     if channels is not None and x.shape[-1] != channels:
         raise InferenceError(
             f"image has {x.shape[-1]} channel(s) but the model expects {channels}", path=path
