@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from real_nuclei_inputs import mean_table  # noqa: E402  (one table printer for both)
 
 #: name -> (channel gains, channel offsets in 8-bit levels, or "noise": 3 levels of noise)
 CASTS = {
@@ -98,12 +101,7 @@ def main(argv=None) -> dict:
                 )
             ap = float(sc.metrics.average_precision(labels, pred)["ap"][0])
             scores.setdefault(name, {}).setdefault(cname, []).append(ap)
-    table = {n: {c: float(np.mean(v)) for c, v in by.items()} for n, by in scores.items()}
-    for name, row in table.items():
-        print(f"== {name}: AP@0.5, mean over {len(scores[name]['grey'])} images")
-        for cname, value in row.items():
-            print(f"  {cname:42s} {value:.3f}")
-    return table
+    return mean_table(scores, "== {name}: AP@0.5, mean over {n} images", width=42)
 
 
 if __name__ == "__main__":

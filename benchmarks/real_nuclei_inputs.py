@@ -68,12 +68,17 @@ def main(argv=None) -> dict:
                 )
                 ap = float(sc.metrics.average_precision(truth, pred)["ap"][0])
                 scores.setdefault(name, {}).setdefault(form, []).append(ap)
+    return mean_table(scores, "\n== input transform {name}: AP@0.5, {n} images", width=22)
+
+
+def mean_table(scores: dict, heading: str, *, width: int) -> dict:
+    """``{name: {form: mean AP}}`` of ``{name: {form: [AP per image]}}``, printed under
+    ``heading`` (formatted with ``name`` and ``n``, the images of its "grey" form)."""
     table = {n: {f: float(np.mean(v)) for f, v in by.items()} for n, by in scores.items()}
     for name, row in table.items():
-        n = len(scores[name]["grey"])
-        print(f"\n== input transform {name}: AP@0.5, {n} images")
+        print(heading.format(name=name, n=len(scores[name]["grey"])))
         for form, value in row.items():
-            print(f"  {form:22s} {value:.3f}")
+            print(f"  {form:{width}s} {value:.3f}")
     return table
 
 
