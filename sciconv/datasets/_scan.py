@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import DatasetError, SciconvError, SciconvWarning
-from sciconv.io import FITS_EXTENSIONS, PixelScale, probe_shape, read_pixel_scale
+from sciconv.io import PixelScale, probe_shape, read_pixel_scale
 from sciconv.io._common import warn_caller
 
 WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
@@ -145,7 +146,7 @@ def check_channels(paths: Sequence[str], shapes: Sequence, *, grey_to_rgb: bool 
     for p, s in zip(paths, shapes):
         by_c.setdefault(s[2], p)
     grey = [p for p, s in zip(paths, shapes) if s[2] == 1]
-    pictures = not any(str(p).lower().endswith(FITS_EXTENSIONS) for p in grey)
+    pictures = all(FilePrep.grey_as_colour(p) for p in grey)
     if grey_to_rgb and set(by_c) == {1, 3} and pictures:
         warn_caller(
             f"{len(grey)} grey image(s) among {len(paths)} colour ones (e.g. {grey[0]}): their "

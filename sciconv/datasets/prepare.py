@@ -24,7 +24,7 @@ import numpy as np
 from sciconv._validation import look_up_option, standardize_tuple
 from sciconv.datasets._arrays import center_crop, pad_to
 from sciconv.errors import ConfigError, SciconvError
-from sciconv.io import read_pixels
+from sciconv.io import FITS_EXTENSIONS, read_pixels
 from sciconv.preprocess import (
     BAD_PIXEL_FILL,
     NormSpec,
@@ -161,6 +161,18 @@ got 'pda' (did you mean 'pad'?)
         [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
         """
         return self.normalize(self.to_channels(read_pixels(path)))
+
+    @staticmethod
+    def grey_as_colour(path) -> bool:
+        """Whether a grey file may stand for colour: a picture (PNG, JPEG, TIFF), not FITS,
+        whose planes are bands that are never made up.
+
+        Examples
+        --------
+        >>> FilePrep.grey_as_colour("a.png"), FilePrep.grey_as_colour("b.fits.fz")
+        (True, False)
+        """
+        return not str(path).lower().endswith(FITS_EXTENSIONS)
 
     def to_channels(self, x: np.ndarray) -> np.ndarray:
         """A grey image's pixels repeated in R, G and B when :attr:`FilePrep.channels` is 3

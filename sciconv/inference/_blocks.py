@@ -34,8 +34,8 @@ from sciconv.inference._scale import image_pixel_scale
 from sciconv.inference._second_pass import (
     ObjectStats,
     SecondPassCheck,
-    auto_or_none,
     blocks_second_pass,
+    check_switches,
     smoothed_limits_sample,
 )
 from sciconv.inference._settings import check_overlap, resolve_settings
@@ -551,16 +551,18 @@ def predict_instances_blocks(
                 denoise=denoise,
             ),
         )
+    check_switches(brightness, denoise)
     check = None
-    if normalize is not None and (brightness is not None or denoise is not None):
-        for name, value in (("brightness", brightness), ("denoise", denoise)):
-            if value is not None:
-                auto_or_none(value, name)
+    if normalize is not None:
         check = SecondPassCheck.of(model, normalize, brightness=brightness, denoise=denoise)
     task["measure"] = check
+
+    def new_output():
+        return _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
+
     output = None
     try:
-        output = _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
+        output = new_output()
         ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
         second = None
         if check is not None and np.all(limits.vmax > limits.vmin):
@@ -573,7 +575,7 @@ def predict_instances_blocks(
             )
         if second is not None:  # every block again, with the second pass's input
             output.abort()
-            output = _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
+            output = new_output()
             task.update(limits=None, measure=None, second=second)
             ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
         lost = lost_pieces(ran["left"], output.array)
@@ -758,19 +760,15 @@ def _report(plan: BlockPlan, cut: list, lost: list, divisor: int, *, total: int 
         if not pieces:
             continue
         objects = group_pieces(pieces)
-        side = max(max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in objects)
+        side, where = _extent(objects)
         need = -(-(side + 1) // divisor) * divisor
-        y0, x0, y1, x1 = objects[0]
-        where = f"the first at rows {y0}:{y1}, columns {x0}:{x1}"
         if pieces is lost and need <= plan.margin:  # small enough: the margin is not the cause
             # seen whole by the window that left them (pieces that window's own edge cut are a
             # partial view, which its owner, seeing all of it, judged otherwise: not said)
             objects = group_pieces([p for p in pieces if not p.at_edge])
             if len(objects) <= LOST_SHARE * (total + len(objects)):
                 continue
-            side = max(max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in objects)
-            y0, x0, y1, x1 = objects[0]
-            where = f"the first at rows {y0}:{y1}, columns {x0}:{x1}"
+            side, where = _extent(objects)
             warn_caller(
                 f"{len(objects)} object(s) of at most {side} px were labelled by a neighbouring "
                 "block's window but not by the window of the block that owns them, so they are "
@@ -786,6 +784,13 @@ def _report(plan: BlockPlan, cut: list, lost: list, divisor: int, *, total: int 
             f"sciconv predict --block-margin {need})",
             "sciconv",
         )
+
+
+def _extent(objects: list) -> tuple[int, str]:
+    """The largest side of ``objects`` (boxes ``(y0, x0, y1, x1)``) and where the first is."""
+    side = max(max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in objects)
+    y0, x0, y1, x1 = objects[0]
+    return side, f"the first at rows {y0}:{y1}, columns {x0}:{x1}"
 
 
 __all__ = ["DEFAULT_BLOCK", "DEFAULT_MAX_OBJECT", "BlockPlan", "predict_instances_blocks"]

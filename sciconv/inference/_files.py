@@ -24,7 +24,7 @@ from sciconv.inference._model import (
     validate_model,
 )
 from sciconv.inference._scale import SCALE_TOLERANCE
-from sciconv.io import FITS_EXTENSIONS, read_pixels
+from sciconv.io import read_pixels
 from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
@@ -333,7 +333,7 @@ def _load_cutout(prep: FilePrep, path: Path, channels: int | None):
     """One file as ``datasets.from_folder`` prepares a validation image (read, normalize, fit),
     the fraction of its pixels that are bad (NaN in any channel) and its (H, W)."""
     x = read_pixels(path)
-    if x.shape[-1] == 1 and channels == 3 and not str(path).lower().endswith(FITS_EXTENSIONS):
+    if x.shape[-1] == 1 and channels == 3 and prep.grey_as_colour(path):
         warn_caller(
             f"{path}: a grey image for a colour model: its grey is repeated in R, G and B "
             "(as datasets.from_folder takes a grey picture among colour ones)",

@@ -21,7 +21,7 @@ from sciconv.inference._scale import (
     resolve_scale,
     same_factor,
 )
-from sciconv.inference._second_pass import auto_or_none, second_pass_input
+from sciconv.inference._second_pass import auto_or_none, check_switches, second_pass_input
 from sciconv.inference._size_probe import (
     PROBE_LEVELS,
     boundary_share,
@@ -318,9 +318,7 @@ def predict_instances(
 
     meta = get_metadata(model)
     kwargs = postprocess_kwargs(model, meta, overrides)
-    for name, value in (("brightness", brightness), ("denoise", denoise)):
-        if value is not None:
-            auto_or_none(value, name)
+    check_switches(brightness, denoise)
     factor = _zoom_factor(model, image, scale, object_size)
     zoom = None if factor == 1.0 else factor
     if uncertainty is not None:

@@ -28,6 +28,7 @@ Neither triggers on the 99 validation images or on the images as they are
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 from collections.abc import Callable, Mapping
 
@@ -208,12 +209,12 @@ class ObjectStats:
         """The number of objects measured."""
         return int(self.means.size)
 
-    @property
+    @functools.cached_property
     def level(self) -> float | None:
         """:func:`object_level`: the median of the object means (None without objects)."""
         return float(np.median(self.means)) if self.means.size else None
 
-    @property
+    @functools.cached_property
     def snr(self) -> float | None:
         """:func:`object_snr`: the level over the pixel noise from the second differences."""
         from astropy.stats import mad_std
@@ -626,6 +627,18 @@ def smoothed_limits_sample(read, shape, transform=None, *, window: int = 1024) -
                 out = np.empty((rows.size, cols.size, part.shape[-1]), np.float32)
             out[np.ix_(np.searchsorted(rows, rs), np.searchsorted(cols, cs))] = part
     return out
+
+
+def check_switches(brightness, denoise) -> None:
+    """Refuse ``brightness`` / ``denoise`` other than "auto" or None (:func:`auto_or_none`).
+
+    Examples
+    --------
+    >>> check_switches("auto", None)
+    """
+    for name, value in (("brightness", brightness), ("denoise", denoise)):
+        if value is not None:
+            auto_or_none(value, name)
 
 
 def auto_or_none(value, name: str, more: str = "") -> None:
