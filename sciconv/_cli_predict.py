@@ -124,7 +124,8 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         batch_size=args.batch_size,
         brightness=None if args.brightness == "none" else "auto",
         denoise=None if args.denoise == "none" else "auto",
-        object_size=args.object_size,  # "auto" or None (a size is refused for mosaics)
+        scale=args.scale if args.scale is not None else "auto",
+        object_size=args.object_size,
         progress=not args.quiet,  # over blocks
         **_postprocess_overrides(args),
     )

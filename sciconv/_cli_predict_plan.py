@@ -618,19 +618,13 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
             "by plane into TIFF stacks; --regions, --geojson, --block and --format other than "
             "tiff are not available for it"
         )
-    sized = args.object_size not in ("auto", None)
     if mosaic and (
-        args.regions == "polygon"
-        or args.format is not None
-        or args.scale is not None
-        or sized
-        or args.uncertainty is not None
+        args.regions == "polygon" or args.format is not None or args.uncertainty is not None
     ):
         raise ConfigError(
             f"{path}: block-wise segmentation (--block, or images over "
             f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
-            "--regions polygon (ellipse is), --format, --scale, --object-size PX and "
-            "--uncertainty are not available for it"
+            "--regions polygon (ellipse is), --format and --uncertainty are not available for it"
         )
 
 

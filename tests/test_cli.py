@@ -752,23 +752,21 @@ def test_predict_channel_picks_the_nuclear_stain(capsys, tmp_path, data_dir):
 @pytest.mark.parametrize(
     "extra",
     [
-        ("--object-size", "36"),
-        ("--scale", "0.5"),
         ("--uncertainty", "tta"),
         ("--format", "ome-zarr"),  # was accepted and ignored: labels went to a plain zarr array
         ("--regions", "polygon"),
     ],
 )
-def test_predict_block_wise_refuses_resampling(capsys, tmp_path, extra):
-    """Block by block there is no resampling and no uncertainty map: a size, a scale or
-    --uncertainty is refused, not ignored (--uncertainty wrote no map, exit code 0)."""
+def test_predict_block_wise_refuses_what_it_cannot_write(capsys, tmp_path, extra):
+    """Block by block there is no uncertainty map, no other format and no outline regions:
+    they are refused, not ignored (--uncertainty wrote no map, exit code 0)."""
     image = tmp_path / "a.tif"
     tifffile.imwrite(image, np.zeros((48, 48), np.float32))
     before = image.read_bytes()
     args = ("predict", "pretrained:nuclei", image, "--out", tmp_path / "o", "--block", "32")
     code, _, err = run_cli(capsys, *args, *extra)
     assert code != 0
-    assert_one_line_error(err, "a.tif", "block-wise", "--object-size PX and", "--unc")
+    assert_one_line_error(err, "a.tif", "block-wise", "--format and --uncertainty")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     assert image.read_bytes() == before
 

@@ -137,14 +137,17 @@ def test_an_option_a_movie_cannot_take_is_refused_before_anything_is_written(
 def test_an_option_a_mosaic_cannot_take_is_refused_before_anything_is_written(
     capsys, tmp_path, seg_model, monkeypatch
 ):
-    """A whole image before an automatically block-wise one, with --scale: refused up front."""
+    """A whole image before an automatically block-wise one, with --uncertainty: refused up
+    front."""
     monkeypatch.setattr(sc.inference, "AUTO_BLOCK_PIXELS", 100 * 100)
     inputs = tmp_path / "in"
     inputs.mkdir()
     tifffile.imwrite(inputs / "a.tif", _image(32, 1))
     tifffile.imwrite(inputs / "z.tif", _image(128, 2))
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--scale", "0.5")
+    code, _, err = run_cli(
+        capsys, "predict", seg_model, inputs, "--out", out, "--uncertainty", "tta"
+    )
     assert code == 2
     assert_one_line_error(err, "z.tif", "block-wise")
     assert _written(out) == []

@@ -17,20 +17,26 @@ run on a ``dask.distributed`` cluster writes the same labels as the single-proce
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import keras
 import numpy as np
 
-from sciconv._atomic import remove_scratch, scratch_folder, target_error
 from sciconv._progress import progress_bar
-from sciconv.errors import InferenceError, InvalidImageError, OutputExistsError
+from sciconv.errors import InferenceError, InvalidImageError
+from sciconv.inference._block_output import BlockOutput
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle
+from sciconv.inference._instances import (
+    auto_size_decides,
+    decide_factor,
+    postprocess_kwargs,
+    zoom_factor,
+)
 from sciconv.inference._model import Runner, receptive_field
-from sciconv.inference._scale import image_pixel_scale
+from sciconv.inference._scale import image_pixel_scale, rescale_image, resize_labels
 from sciconv.inference._second_pass import (
     ObjectStats,
     SecondPassCheck,
@@ -41,10 +47,9 @@ from sciconv.inference._second_pass import (
 from sciconv.inference._settings import check_overlap, resolve_settings
 from sciconv.inference._size_probe import check_size_on_crop
 from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
-from sciconv.inference._stitch import BlockPlan, group_pieces, lost_pieces, select_owned
+from sciconv.inference._stitch import BlockPlan, lost_pieces, report_pieces, select_owned
 from sciconv.inference._tiles import padded_extent
-from sciconv.io import ZARR_ARRAY_ATTRS, file_map, read_mapped
-from sciconv.io._common import warn_caller
+from sciconv.io import file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
 from sciconv.preprocess._transform import InputTransform, resolve_input_transform
@@ -117,13 +122,17 @@ def _segment_block(
     measure=None,
     second=None,
     saturation=None,
+    zoom=None,
+    min_size=0,
 ):
     """Predict and label one block; return its owned objects (window-relative) and rows.
 
     ``measure``: a :class:`SecondPassCheck` whose measures of the owned objects (in the window
     stretched by ``limits``) the result carries as ``"stats"``; ``second``: a
     :class:`~sciconv.inference._second_pass.SecondPass` that makes the model's input of the
-    transformed window (``limits`` is then None)."""
+    transformed window (``limits`` is then None); ``zoom``: the window is resampled by it before
+    the model sees it and its labels are resampled back (``min_size``: the smallest object kept
+    then, input pixels), as :func:`~sciconv.inference.predict_instances` resamples an image."""
     from sciconv import postprocess
 
     i, j = index
@@ -132,17 +141,20 @@ def _segment_block(
     data = raw if transform is None else transform(raw)
     if second is not None:
         data = second(data)
+    seen = data if zoom is None else rescale_image(data, zoom, path=path)
     model = handle.get()
-    # the window's tiles on the whole image's divisor grid: it computes what the whole image does
-    settings = settings.within((wy0, wx0), plan.shape)
+    if zoom is None:  # the window's tiles on the whole image's divisor grid: it computes what the
+        settings = settings.within((wy0, wx0), plan.shape)  # whole image does
+    else:  # a resampled window is on no common grid: its own tiles
+        settings = dataclasses.replace(settings, origin=None)
     if auto_tile:  # the tiles "auto" picks for this window (the whole window when it fits)
         extent = [
             padded_extent(n, settings.divisor, o)[1]
-            for n, o in zip(data.shape[:2], settings.origin, strict=True)
+            for n, o in zip(seen.shape[:2], (settings.origin or (None, None)), strict=True)
         ]
         fit = resolve_settings(
             model,
-            (*extent, data.shape[2]),
+            (*extent, seen.shape[2]),
             tile="auto",
             overlap=settings.overlap,
             batch_size=settings.batch_size,
@@ -152,12 +164,14 @@ def _segment_block(
         )
         s = dataclasses.replace(settings, tile=fit.tile, batch_size=fit.batch_size)
     else:
-        s = settings.fit_to(data.shape[:2])
-    prob = np.zeros((*data.shape[:2], s.outputs), dtype=np.float32)
-    source = Source(data, promote=False, path=path)
+        s = settings.fit_to(seen.shape[:2])
+    prob = np.zeros((*seen.shape[:2], s.outputs), dtype=np.float32)
+    source = Source(seen, promote=False, path=path)
     predict_array(Runner(model), source, s, limits, prob, progress=False)
     labels = postprocess.instances(prob, **kwargs)
-    del prob
+    del prob, seen
+    if zoom is not None:
+        labels = resize_labels(labels, data.shape[:2], min_size=min_size)
     # the window's background with all its objects left out (owned or not), for the catalog
     sky = error = None
     if catalog and background and labels.any():  # a window without objects has no rows
@@ -221,120 +235,32 @@ def _segment_block(
     }
 
 
-class _Output:
-    """Where the labels go: a numpy array, a ``.npy`` memmap or a zarr array, written atomically."""
-
-    def __init__(self, out, shape: tuple[int, int], *, chunk: int, overwrite: bool):
-        self.final = None
-        self.tmp = None
-        if out is None:
-            self.array = np.zeros(shape, dtype=np.int32)
-            return
-        if not isinstance(out, (str, os.PathLike)):
-            raise InferenceError(
-                f"out must be None or a path ending in .zarr or .npy; got {type(out).__name__}"
-            )
-        path = Path(out)
-        if path.suffix not in (".zarr", ".npy"):
-            raise InferenceError("out must name a .zarr store or a .npy file", path=path)
-        if path.exists() and not overwrite:
-            raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
-        self.final = path
-        # a hidden scratch folder next to the target; a killed run's is swept by the next write
-        self.tmp = scratch_folder(path) / path.name
-        try:
-            if path.suffix == ".npy":
-                self.array = np.lib.format.open_memmap(
-                    self.tmp, mode="w+", dtype=np.int32, shape=shape
-                )
-            else:
-                import zarr
-
-                self.array = zarr.create_array(
-                    store=str(self.tmp),
-                    shape=shape,
-                    chunks=(chunk, chunk),
-                    dtype="int32",
-                    fill_value=0,
-                )
-        except BaseException as err:  # also Ctrl-C or SIGTERM before the caller's clean-up
-            self.abort()
-            if isinstance(err, OSError):
-                self._refused(err)
-            raise
-
-    def paste(self, labels: np.ndarray, origin: tuple[int, int], offset: int) -> None:
-        y0, x0 = origin
-        region = (slice(y0, y0 + labels.shape[0]), slice(x0, x0 + labels.shape[1]))
-        current = np.asarray(self.array[region])
-        mask = labels > 0
-        current[mask] = labels[mask] + offset
-        try:
-            self.array[region] = current
-        except OSError as err:  # full disk, quota: name the target, not the scratch folder
-            self._refused(err)
-            raise
-
-    def _refused(self, err: OSError) -> None:
-        """Raise the WriteError naming the target if ``err`` is the disk refusing a write."""
-        if self.final is not None:
-            mapped = target_error(err, self.tmp.parent, self.final)
-            if mapped is not None:
-                raise mapped from err
-
-    def finish(self, overwrite: bool, attrs: dict | None = None):
-        if self.final is None:
-            return self.array
-        holder = self.tmp.parent
-        try:
-            if isinstance(self.array, np.memmap):
-                self.array.flush()
-            elif attrs:  # zarr: the WCS and pixel size travel with the labels (io.read reads them)
-                self.array.attrs[ZARR_ARRAY_ATTRS] = attrs
-            del self.array
-            if self.final.exists():
-                if not overwrite:
-                    raise OutputExistsError(
-                        "output appeared while writing; not replaced", path=self.final
-                    )
-                old = holder / (self.final.name + ".old")
-                os.replace(self.final, old)
-            os.replace(self.tmp, self.final)
-        except OSError as err:
-            self._refused(err)
-            raise
-        finally:
-            remove_scratch(holder)
-        if self.final.suffix == ".npy":
-            return np.load(self.final, mmap_mode="r")
-        import zarr
-
-        return zarr.open_array(str(self.final), mode="r")
-
-    def abort(self):
-        if self.tmp is not None:
-            self.array = None
-            remove_scratch(self.tmp.parent)
-
-
-def _auto_margin(model, margin, max_object: int, divisor: int) -> int:
+def _auto_margin(model, margin, max_object: int | None, divisor: int, zoom: float = 1.0) -> int:
+    """The block margin in the image's pixels; ``max_object`` in the image's pixels (None: the
+    default's pixels as the model sees them, ``DEFAULT_MAX_OBJECT / zoom``)."""
     if margin != "auto":
         if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
             raise InferenceError(f"margin must be a non-negative int or 'auto'; got {margin!r}")
         return int(margin)
+    if max_object is None:
+        max_object = math.ceil(DEFAULT_MAX_OBJECT / zoom)
+    elif isinstance(max_object, bool) or not isinstance(max_object, (int, np.integer)):
+        raise InferenceError(f"max_object must be a positive int or None; got {max_object!r}")
     r = max(receptive_field(model))
     # an owned object reaches max_object / 2 past its core; its pixels need r more of context
-    # for an exact prediction, and a little more for the smoothed distance transform
-    return -(-(r + int(max_object) // 2 + 16) // divisor) * divisor
+    # (the model's pixels) for an exact prediction, and a little more for the smoothed distance
+    # transform
+    need = math.ceil((r + 16) / zoom) + int(max_object) // 2
+    return -(-need // divisor) * divisor
 
 
 def predict_instances_blocks(
     model: keras.Model | str | os.PathLike,
     image,
     *,
-    block: int = DEFAULT_BLOCK,
+    block: int | None = None,
     margin: int | str = "auto",
-    max_object: int = DEFAULT_MAX_OBJECT,
+    max_object: int | None = None,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
     catalog: bool = True,
@@ -353,7 +279,8 @@ def predict_instances_blocks(
     progress: bool = True,
     brightness: str | None = "auto",
     denoise: str | None = "auto",
-    object_size: str | None = "auto",
+    scale: float | str | None = "auto",
+    object_size: float | str | None = "auto",
     **overrides,
 ):
     """Instance labels (and a catalog) of an image of any size, block by block, stitched.
@@ -372,13 +299,18 @@ def predict_instances_blocks(
     image : ndarray, memmap, zarr array, dask array or GridImage
         Raw pixels (H, W) or (H, W, C); read window by window, never whole.
     block : int, optional
-        Core side in pixels. Default :data:`DEFAULT_BLOCK`.
+        Core side in the image's pixels. Default :data:`DEFAULT_BLOCK` (divided by the
+        resampling factor when the blocks are enlarged, so a window holds as many pixels as the
+        model sees unresampled).
     margin : int or "auto", optional
-        Context around each core. ``"auto"``: the receptive-field half-width
-        (:func:`receptive_field`) + ``max_object / 2`` + 16, rounded up to the model's divisor
-        (96 for the pretrained nuclei model).
+        Context around each core (the image's pixels). ``"auto"``: the receptive-field
+        half-width (:func:`receptive_field`) + 16, divided by the resampling factor, +
+        ``max_object / 2``, rounded up to the model's divisor (96 for the pretrained nuclei
+        model unresampled).
     max_object : int, optional
-        Largest object side (pixels) ``margin="auto"`` plans for. Default 64.
+        Largest object side (the image's pixels) ``margin="auto"`` plans for. Default: 64 as
+        the model sees them (``64 / factor`` in the image's pixels when the blocks are
+        resampled).
     out : None or path, optional
         None: labels in memory. A ``.zarr`` path (chunks of ``min(block, 1024)``) or ``.npy``
         path: written block by block to a temporary neighbour, renamed on success.
@@ -416,12 +348,20 @@ def predict_instances_blocks(
         As for :func:`~sciconv.inference.predict_instances`, decided once for the whole image
         from the objects of every block: when its objects are faint or noisy, every block is
         segmented again (the first pass's labels are dropped), with one stretch for all.
-    object_size : "auto" or None, optional
-        Blocks are not resampled. ``"auto"`` (default; models that record their training
-        objects' size, e.g. the pretrained nuclei model): the busiest 1024 x 1024 crop is
-        segmented as :func:`~sciconv.inference.predict_instances` would, and when its objects
-        need resampling (too small, too large, pieces of larger ones) a warning says so and what
-        to do (about a second more). None: no check.
+    scale : "auto", float, PixelScale, Quantity or None, optional
+        Resample every block window by this factor before the model sees it, its labels back
+        to the image's pixels (nearest neighbour), as :func:`~sciconv.inference.predict_instances`
+        resamples a whole image: ``"auto"`` (default): by the ratio of the image's and the
+        model's pixel scales when both are known; a number: that factor; a PixelScale or
+        Quantity: the image's pixel scale; None: the image's pixels. The catalog is measured on
+        the image's own pixels.
+    object_size : "auto", float, Quantity or None, optional
+        As for :func:`~sciconv.inference.predict_instances`: a diameter (pixels or physical)
+        sets the resampling. ``"auto"`` (default; models that record their training objects'
+        size, e.g. the pretrained nuclei model): the busiest 1024 x 1024 crop is segmented as
+        :func:`~sciconv.inference.predict_instances` would, and when its objects need resampling
+        (too small, too large, pieces of larger ones), every block is resampled by that one
+        factor, with a warning (the crop costs about a second). None: no check.
     **overrides
         Keywords of :func:`sciconv.postprocess.instances`, replacing the recorded ones.
 
@@ -460,7 +400,6 @@ def predict_instances_blocks(
     (1, 160)
     """
     from sciconv import postprocess
-    from sciconv.inference._instances import postprocess_kwargs
 
     if isinstance(model, (str, os.PathLike)):
         handle = ModelHandle.from_path(model, trust=trust)
@@ -472,7 +411,9 @@ def predict_instances_blocks(
         wcs = getattr(image, "wcs", None)
     bad = _resolve_mask(image, mask)
     arr, path = validate_image(image)
-    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 16:
+    if block is not None and (
+        isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 16
+    ):
         raise InferenceError(
             f"block must be an int of at least 16 pixels; got {block!r}", path=path
         )
@@ -482,6 +423,8 @@ def predict_instances_blocks(
             f"mask must have the image's height and width {(h, w)}; got shape {bad.shape}",
             path=path,
         )
+    check_switches(brightness, denoise)
+    zoom = zoom_factor(model, image, scale, object_size)  # a given scale or size, pixel scales
     windows = _Windows(arr)
     sample = Source(arr, promote=len(arr.shape) == 2, path=path).limits_sample()
     transform = None
@@ -509,15 +452,52 @@ def predict_instances_blocks(
         pad_mode="reflect",
         path=path,
     )
-    check_overlap(model, settings, (h, w), stacklevel=2)
+    if auto_size_decides(object_size, scale):
+        given = dict(normalize=normalize, precision=precision, progress=False)
+        zoom = _size_on_crop(
+            model,
+            windows,
+            (h, w),
+            zoom,
+            tiled=given,
+            tta=tta,
+            overrides=overrides,
+            brightness=brightness,
+            denoise=denoise,
+        )
+    zoomed = (round(h * zoom), round(w * zoom))
+    if zoom != 1.0:  # the settings of the image the model sees
+        settings = resolve_settings(
+            model,
+            (*zoomed, channels),
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            normalize=normalize,
+            blend=blend,
+            tta=tta,
+            precision=precision,
+            pad_mode="reflect",
+            path=path,
+        )
+    check_overlap(model, settings, zoomed, stacklevel=2)
     if transform is not None:
         sample = transform(np.asarray(sample, dtype=np.float32))
+    if zoom != 1.0 and tuple(np.shape(sample)[:2]) == (h, w):  # the whole image, resampled
+        sample = rescale_image(sample, zoom, path=path)
     limits = compute_limits(
         Source(np.asarray(sample), promote=False, path=path), settings.normalization
     )
+    if block is None:  # enlarged blocks: as many pixels per window as the model sees unresampled
+        block = max(16, round(DEFAULT_BLOCK / max(zoom, 1.0)))
     plan = BlockPlan(
-        (h, w), block=int(block), margin=_auto_margin(model, margin, max_object, settings.divisor)
+        (h, w),
+        block=int(block),
+        margin=_auto_margin(model, margin, max_object, settings.divisor, zoom),
     )
+    min_size = overrides.get("min_size")  # a given one counts the image's pixels
+    if zoom != 1.0 and min_size is not None:
+        kwargs = dict(kwargs, min_size=min_size * zoom**2)
     task = dict(
         handle=handle,
         windows=windows,
@@ -534,31 +514,16 @@ def predict_instances_blocks(
         background=bool(background),
         gain=postprocess.effective_gain(image) if catalog and background else None,
         saturation=postprocess.saturation_level(image) if catalog else None,
+        zoom=None if zoom == 1.0 else zoom,
+        min_size=min_size or 0,
     )
-    if object_size is not None:
-        _check_size(
-            model,
-            windows,
-            (h, w),
-            object_size,
-            path,
-            overrides,
-            dict(
-                normalize=normalize,
-                tta=tta,
-                precision=precision,
-                brightness=brightness,
-                denoise=denoise,
-            ),
-        )
-    check_switches(brightness, denoise)
     check = None
     if normalize is not None:
         check = SecondPassCheck.of(model, normalize, brightness=brightness, denoise=denoise)
     task["measure"] = check
 
     def new_output():
-        return _Output(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
+        return BlockOutput(out, (h, w), chunk=min(int(block), 1024), overwrite=overwrite)
 
     output = None
     try:
@@ -579,7 +544,7 @@ def predict_instances_blocks(
             task.update(limits=None, measure=None, second=second)
             ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
         lost = lost_pieces(ran["left"], output.array)
-        _report(plan, ran["cut"], lost, settings.divisor, total=ran["objects"])
+        report_pieces(plan, ran["cut"], lost, settings.divisor, total=ran["objects"])
         table = ran["table"]
         labels = output.finish(overwrite, _label_attrs(image, wcs, model))
     except BaseException:
@@ -598,26 +563,30 @@ def predict_instances_blocks(
     return (labels, table) if catalog else labels
 
 
-def _check_size(model, windows, shape, object_size, path, overrides, given) -> None:
-    """``object_size`` of a block-wise run: "auto" checks the size on a crop (a warning when it
-    would resample); a size is refused (blocks are not resampled)."""
-    if not (isinstance(object_size, str) and object_size == "auto"):
-        raise InferenceError(
-            f"object_size={object_size!r}: block-wise segmentation does not resample the image; "
-            "resample it first (sciconv.inference.resample, factor = the model's training size "
-            "/ the objects' size) and segment that, or segment it whole (block=None, out=None); "
-            "object_size='auto' checks the size on a crop, None skips the check",
-            path=path,
-        )
+def _size_on_crop(
+    model, windows, shape, factor, *, tiled, tta, overrides, brightness, denoise
+) -> float:
+    """``object_size="auto"`` of a block-wise run: the factor every block is resampled by, as
+    :func:`~sciconv.inference.predict_instances` decides it on the busiest crop (its first pass
+    at ``factor``, the one the pixel scales give); ``factor`` for a model that records no
+    training size."""
     meta = get_metadata(model)
     if meta.get("object_size") is None or meta.get("object_size_range") is None:
-        return
-    from sciconv.inference._instances import predict_instances
+        return factor
 
-    def segment(crop):
-        return predict_instances(model, crop, progress=False, **given, **overrides)
+    def decide(crop):
+        return decide_factor(
+            model,
+            crop,
+            factor=factor,
+            brightness=brightness,
+            denoise=denoise,
+            tiled=tiled,
+            tta=tta,
+            overrides=overrides,
+        )
 
-    check_size_on_crop(windows.read, shape, segment)
+    return check_size_on_crop(windows.read, shape, decide, factor)
 
 
 def _label_attrs(image, wcs, model) -> dict:
@@ -739,58 +708,6 @@ def _run(plan, task, output, *, scheduler, progress, catalog) -> dict:
                 saturation=task["saturation"],
             )
     return {"table": table, "stats": stats, "cut": cut, "left": left, "objects": offset}
-
-
-#: Small objects one window labelled and their owner's did not are said when they are more than
-#: this share of all objects: a few faint ones flip between windows on any real run (1 of 2,885
-#: nuclei on a 4096² mosaic whose block-wise labels equal the whole-image ones)
-LOST_SHARE = 0.02
-
-
-def _report(plan: BlockPlan, cut: list, lost: list, divisor: int, *, total: int = 0) -> None:
-    """One warning per kind of object the margin was too small for: how many, where, what margin
-    (small objects a neighbour labelled: only when more than :data:`LOST_SHARE` of ``total``)."""
-    for pieces, what in (
-        (cut, "are wider than every block window and were kept in pieces (split at seams)"),
-        (
-            lost,
-            "were cut in every block window that could hold them and are MISSING from the labels",
-        ),
-    ):
-        if not pieces:
-            continue
-        objects = group_pieces(pieces)
-        side, where = _extent(objects)
-        need = -(-(side + 1) // divisor) * divisor
-        if pieces is lost and need <= plan.margin:  # small enough: the margin is not the cause
-            # seen whole by the window that left them (pieces that window's own edge cut are a
-            # partial view, which its owner, seeing all of it, judged otherwise: not said)
-            objects = group_pieces([p for p in pieces if not p.at_edge])
-            if len(objects) <= LOST_SHARE * (total + len(objects)):
-                continue
-            side, where = _extent(objects)
-            warn_caller(
-                f"{len(objects)} object(s) of at most {side} px were labelled by a neighbouring "
-                "block's window but not by the window of the block that owns them, so they are "
-                f"not in the labels ({where}): the two windows see different surroundings near "
-                f"their edges, not too small a margin ({plan.margin} px); typically faint "
-                "detections that a whole-image run may not find either",
-                "sciconv",
-            )
-            continue
-        warn_caller(
-            f"{len(objects)} object(s) {what} (block margin {plan.margin} px; {where}; the "
-            f"largest is {side} px across); raise margin= to at least {need} (or max_object=; "
-            f"sciconv predict --block-margin {need})",
-            "sciconv",
-        )
-
-
-def _extent(objects: list) -> tuple[int, str]:
-    """The largest side of ``objects`` (boxes ``(y0, x0, y1, x1)``) and where the first is."""
-    side = max(max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in objects)
-    y0, x0, y1, x1 = objects[0]
-    return side, f"the first at rows {y0}:{y1}, columns {x0}:{x1}"
 
 
 __all__ = ["DEFAULT_BLOCK", "DEFAULT_MAX_OBJECT", "BlockPlan", "predict_instances_blocks"]

@@ -443,7 +443,7 @@ def predict_mosaic(
     out_dir : path
         The output folder (created).
     block : int, optional
-        Core side of the blocks; default :data:`~sciconv.inference._blocks.DEFAULT_BLOCK`.
+        Core side of the blocks (the file's pixels); default: ``predict_instances_blocks``'.
     catalog_format : {"ecsv", "votable", "fits"}, optional
         The catalog's format. Default ``"ecsv"``.
     overwrite : bool, optional
@@ -499,7 +499,7 @@ def predict_mosaic(
     ['catalog', 'labels']
     """
     from sciconv import io, postprocess
-    from sciconv.inference._blocks import DEFAULT_BLOCK, predict_instances_blocks
+    from sciconv.inference._blocks import predict_instances_blocks
 
     if not _is_path(path):
         raise ConfigError(
@@ -532,7 +532,7 @@ def predict_mosaic(
         labels, table = predict_instances_blocks(
             model,
             image,
-            block=DEFAULT_BLOCK if block is None else block,
+            block=block,
             out=outs["labels"],
             overwrite=overwrite,
             catalog=True,

@@ -18,6 +18,8 @@ from sciconv.inference._scale import (
     auto_size_factor,
     image_pixel_scale,
     object_size_factor,
+    rescale_image,
+    resize_labels,
     resolve_scale,
     same_factor,
 )
@@ -105,7 +107,7 @@ def _is_pixel_scale(scale) -> bool:
     return isinstance(scale, (PixelScale, dict)) or hasattr(scale, "unit")
 
 
-def _zoom_factor(model, image, scale, object_size=None) -> float:
+def zoom_factor(model, image, scale, object_size=None) -> float:
     """The resampling factor: explicit ``scale``, the objects' size, or the pixel scales."""
     path = getattr(image, "path", None)
     if isinstance(object_size, str):
@@ -171,7 +173,7 @@ def predict_instances(
     with ``scale=1/3``). ``scale`` resamples the image first, as StarDist's
     ``scale`` and Cellpose's ``diameter`` do: the model and the post-processing run on the
     resampled image and the labels are resampled back (nearest neighbour) to the input's height
-    and width.
+    and width; block by block, each block window is resampled and its labels mapped back.
 
     Parameters
     ----------
@@ -194,7 +196,8 @@ def predict_instances(
         is known). A PixelScale or Quantity: the image's pixel scale. ``None``: no resampling.
         A number: resample by this factor first, whatever the metadata say (e.g. 0.5
         for objects twice the size of the training ones; bilinear, anti-aliased when shrinking;
-        a lazy or dask image is read whole). For the pretrained nuclei model,
+        in one piece a lazy or dask image is read whole; block by block, window by window).
+        For the pretrained nuclei model,
         ``sciconv.models.pretrained_info("nuclei")["object_diameter_px"]`` gives the
         training sizes (median 18 px; 10-47 px between the 10th and 90th percentile of images),
         so ``scale = 18 / (your nuclei's diameter in pixels)``, or say the diameter with
@@ -221,10 +224,10 @@ def predict_instances(
         the 99 validation images (``benchmarks/real_nuclei_scale.py``): unchanged as they are;
         shrunk to half, fluorescence AP@0.5 0.734 -> 0.796; enlarged 3x, 0.680 -> 0.702
         (colour 0.467 -> 0.504); enlarged 2x, 0.807 -> 0.800. An explicit ``scale`` (a
-        number, or None) turns it off. Block by block the image is not resampled: the busiest
-        1024 x 1024 crop is checked, and a warning says when the image needs resampling first
-        (:func:`~sciconv.inference.predict_instances_blocks`); nor does it resample to more than
-        :data:`AUTO_BLOCK_PIXELS` pixels (a warning says so).
+        number, or None) turns it off. Block by block the busiest crop decides
+        and every block is resampled by its factor
+        (:func:`~sciconv.inference.predict_instances_blocks`). In one piece it does not resample
+        to more than :data:`AUTO_BLOCK_PIXELS` pixels (a warning says so).
         ``None``: the first pass is the result.
         A number or Quantity: the typical diameter of the objects in the image, instead of
         ``scale``: in pixels, or
@@ -295,8 +298,8 @@ def predict_instances(
         An override (or a recorded post-processing key) that :func:`sciconv.postprocess.instances`
         does not take, raised before any prediction runs; a ``scale`` that is not a positive
         number; a size as ``object_size`` with a numeric or None ``scale``, or a string
-        other than ``"auto"``; ``block``/``out`` with
-        resampling or ``return_prob``; anything :func:`predict_tiled` raises.
+        other than ``"auto"``; ``block``/``out`` with ``return_prob``; anything
+        :func:`predict_tiled` raises.
     ConfigError
         A physical ``object_size`` when the image's pixel scale is unknown (or in units that
         do not convert to it); ``object_size`` for a model that records no training object
@@ -314,13 +317,10 @@ def predict_instances(
     >>> labels.dtype, int(labels.max())
     (dtype('int32'), 2)
     """
-    from sciconv import postprocess
-
     meta = get_metadata(model)
     kwargs = postprocess_kwargs(model, meta, overrides)
     check_switches(brightness, denoise)
-    factor = _zoom_factor(model, image, scale, object_size)
-    zoom = None if factor == 1.0 else factor
+    factor = zoom_factor(model, image, scale, object_size)
     if uncertainty is not None:
         look_up_option(uncertainty, ("tta", "mc_dropout"), name="uncertainty", error=InferenceError)
         if tta is not None:
@@ -336,30 +336,109 @@ def predict_instances(
         precision=precision,
         progress=progress,
     )
-    if _blockwise(
-        image,
-        block=block,
-        out=out,
-        scale=zoom,
-        return_prob=return_prob or uncertainty is not None,
-        why=_resampling_cause(object_size, scale),
-    ):
-        from sciconv.inference._blocks import DEFAULT_BLOCK, predict_instances_blocks
+    if _blockwise(image, block=block, out=out, return_prob=return_prob or uncertainty is not None):
+        from sciconv.inference._blocks import predict_instances_blocks
 
         return predict_instances_blocks(
             model,
             image,
-            block=DEFAULT_BLOCK if block is None else block,
+            block=block,
             out=out,
             overwrite=overwrite,
             catalog=False,
             tta=tta,
             brightness=brightness,
             denoise=denoise,
-            object_size="auto" if _auto(object_size, scale) else None,
+            scale=scale,
+            object_size=object_size,
             **tiled,
             **overrides,
         )
+    found, _ = _whole(
+        model,
+        image,
+        meta=meta,
+        kwargs=kwargs,
+        factor=factor,
+        auto=auto_size_decides(object_size, scale),
+        brightness=brightness,
+        denoise=denoise,
+        tiled=tiled,
+        tta=tta,
+        uncertainty=uncertainty,
+        maps=return_prob or uncertainty is not None,
+        given_min_size=overrides.get("min_size"),
+    )
+    if uncertainty is not None:
+        return found
+    return (found[0], found[1]) if return_prob else found[0]
+
+
+def decide_factor(
+    model: keras.Model,
+    image,
+    *,
+    factor: float,
+    brightness: str | None,
+    denoise: str | None,
+    tiled: Mapping,
+    tta: str | None,
+    overrides: Mapping,
+) -> float:
+    """The resampling factor :func:`predict_instances` with ``object_size="auto"`` settles on
+    for ``image`` (an image in memory, e.g. a crop of a slide), its first pass at ``factor``.
+
+    Block-wise runs decide their one factor for all blocks with it. Its warnings (the size
+    decision, a second pass) are the caller's to keep or drop.
+
+    Examples
+    --------
+    >>> import numpy as np, keras
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    >>> decide_factor(model, np.zeros((32, 32)), factor=1.0, brightness=None, denoise=None,
+    ...               tiled=dict(normalize=None, progress=False), tta=None, overrides={})
+    1.0
+    """
+    meta = get_metadata(model)
+    _, used = _whole(
+        model,
+        image,
+        meta=meta,
+        kwargs=postprocess_kwargs(model, meta, overrides),
+        factor=factor,
+        auto=True,
+        brightness=brightness,
+        denoise=denoise,
+        tiled=dict(tiled),
+        tta=tta,
+        uncertainty=None,
+        maps=False,
+        given_min_size=overrides.get("min_size"),
+    )
+    return used
+
+
+def _whole(
+    model,
+    image,
+    *,
+    meta: Mapping,
+    kwargs: dict,
+    factor: float,
+    auto: bool,
+    brightness,
+    denoise,
+    tiled: dict,
+    tta,
+    uncertainty,
+    maps: bool,
+    given_min_size,
+) -> tuple[tuple, float]:
+    """:func:`predict_instances` of an image in one piece: ``((labels, prob, std), factor)``,
+    the factor being the resampling the result was segmented at (1.0: none). ``auto``: the size
+    is ``object_size="auto"``'s to decide; ``maps``: prob and std back at the input's size."""
+    from sciconv import postprocess
 
     def segment(img, kwargs=kwargs):
         std = None
@@ -374,55 +453,54 @@ def predict_instances(
             std = None if std is None else std.compute()
         return postprocess.instances(prob, **kwargs), prob, std
 
-    def result(labels, prob, std):
-        if uncertainty is not None:
-            return labels, prob, std
-        return (labels, prob) if return_prob else labels
-
     shares = {}  # zoom -> boundary_share of that pass (object_size="auto"'s probe)
 
     def at(zoom):  # (labels, prob, std) at the input's size, the image resampled by zoom
-        if zoom is None:
+        if zoom == 1.0:
             found = segment(image)
             shares[zoom] = boundary_share(found[0], found[1])
             return found
         arr, path = validate_image(image)
         hw = (int(arr.shape[0]), int(arr.shape[1]))
-        given = overrides.get("min_size")  # in the input's pixels; the recorded one, the model's
-        scaled = kwargs if given is None else dict(kwargs, min_size=given * zoom**2)
-        labels, *maps = segment(_rescale_image(arr, zoom, path=path), scaled)
-        shares[zoom] = boundary_share(labels, maps[0])
-        if return_prob or uncertainty is not None:
+        # a given min_size counts the input's pixels; the recorded one, the model's
+        scaled = kwargs
+        if given_min_size is not None:
+            scaled = dict(kwargs, min_size=given_min_size * zoom**2)
+        labels, *found = segment(rescale_image(arr, zoom, path=path), scaled)
+        shares[zoom] = boundary_share(labels, found[0])
+        if maps:
             from skimage.transform import resize
 
-            maps = [
+            found = [
                 None
                 if m is None
                 else resize(m, (*hw, m.shape[-1]), order=1, preserve_range=True).astype(np.float32)
-                for m in maps
+                for m in found
             ]
-        return (_resize_labels(labels, hw, min_size=given or 0), *maps)
+        return (resize_labels(labels, hw, min_size=given_min_size or 0), *found)
 
-    found = at(zoom)
+    found = at(factor)
     if brightness is not None or denoise is not None:
         again = second_pass_input(
             model,
             image,
             found[0],
-            normalize=normalize,
+            normalize=tiled["normalize"],
             brightness=brightness,
             denoise=denoise,
         )
         if again is not None:  # every later pass takes this image as it is
             image, tiled["normalize"] = again, None
-            found = at(zoom)
-    probing = wants_probe(shares[zoom]) and all(
+            found = at(factor)
+    probing = wants_probe(shares[factor]) and all(
         meta.get(key) is not None for key in ("object_size", "object_size_range")
     )
     # objects that look too small but hold little boundary inside them are pieces of larger
     # ones (small objects are mostly boundary, 0.5-0.7): enlarging would cut them finer
-    again = _auto_size(meta, found[0], factor, object_size, scale, enlarge=not probing)
-    if again is None and _auto(object_size, scale) and probing:
+    again = None
+    if auto:
+        again = auto_size_again(meta, found[0], factor, enlarge=not probing, stacklevel=4)
+    if again is None and auto and probing:
         # sizes in range, but little boundary inside the objects: pieces of larger ones? Look
         # at half the resolution, and again while the objects there are larger pieces still
         best, level = (found, factor), factor
@@ -437,28 +515,17 @@ def predict_instances(
             if not wants_probe(shares[level]):
                 break
         if best[0] is not found:
-            again = probe_factor(meta, found[0], best[0][0], best[1] / factor, stacklevel=3)
+            again = probe_factor(meta, found[0], best[0][0], best[1] / factor, stacklevel=4)
             if same_factor(again, best[1]):
-                return result(*best[0])
-    return result(*(found if again is None else at(again)))
+                return best
+    return (found, factor) if again is None else (at(again), again)
 
 
 #: ``object_size="auto"`` does not resample to more pixels than this (it would run in one piece)
 AUTO_SIZE_MAX_PIXELS = AUTO_BLOCK_PIXELS
 
 
-def _auto_size(
-    meta: Mapping, labels, factor: float, object_size, scale, *, enlarge: bool = True
-) -> float | None:
-    """``object_size="auto"``: the factor to segment again at (:func:`auto_size_again`); None
-    to keep the first pass (also when ``scale`` forces the factor, or for an enlargement when
-    ``enlarge`` is False)."""
-    if not _auto(object_size, scale):
-        return None
-    return auto_size_again(meta, labels, factor, enlarge=enlarge, stacklevel=4)
-
-
-def _auto(object_size, scale) -> bool:
+def auto_size_decides(object_size, scale) -> bool:
     """Whether ``object_size="auto"`` decides the resampling (an explicit ``scale``, a number
     or None, wins)."""
     if not (isinstance(object_size, str) and object_size == "auto"):
@@ -525,8 +592,9 @@ def auto_size_again(
         warnings.warn(
             f"{found}; resampling by {again:g} to the training size ({training:g} px) would "
             f"make an image of {pixels:,} pixels, more than the {AUTO_SIZE_MAX_PIXELS:,} "
-            "segmented in one piece, so the first pass is kept. Resample the image yourself "
-            "(sciconv.inference.resample) and segment it block by block, or pass scale=",
+            f"segmented in one piece, so the first pass is kept. Segment it block by block at "
+            f"that factor (predict_instances(..., scale={again:g}, block=4096): each block is "
+            "resampled, in flat memory)",
             SciconvWarning,
             stacklevel=stacklevel,
         )
@@ -541,16 +609,9 @@ def auto_size_again(
     return again
 
 
-def _blockwise(image, *, block, out, scale, return_prob, why: str = "scale=") -> bool:
-    """Whether :func:`predict_instances` goes block by block (asked for, or a big image);
-    ``why``: what set the resampling ``scale``, for the error."""
+def _blockwise(image, *, block, out, return_prob) -> bool:
+    """Whether :func:`predict_instances` goes block by block (asked for, or a big image)."""
     asked = block is not None or out is not None
-    if asked and scale is not None:
-        raise InferenceError(
-            f"block= and out= (block-by-block instances) do not resample the image, and {why} "
-            f"resamples it by {scale:.3g}; resample it first (sciconv.inference.resample) and "
-            "segment that block by block, or segment it whole (block=None, out=None)"
-        )
     if asked and return_prob:
         raise InferenceError(
             "block= and out= (block-by-block instances) do not return probabilities "
@@ -558,63 +619,9 @@ def _blockwise(image, *, block, out, scale, return_prob, why: str = "scale=") ->
         )
     if asked:
         return True
-    if scale is not None or return_prob:
+    if return_prob:
         return False
     shape = getattr(image, "shape", None)
     if shape is None:  # GridImage or other wrapper: validate to see its size
         shape = validate_image(image)[0].shape
     return int(shape[0]) * int(shape[1]) > AUTO_BLOCK_PIXELS
-
-
-def _resampling_cause(object_size, scale) -> str:
-    """What sets :func:`predict_instances`' resampling, named for an error."""
-    if object_size is not None and not isinstance(object_size, str):
-        return f"object_size={object_size!r}"
-    if scale is not None and not isinstance(scale, str):
-        return f"scale={scale!r}"
-    return "the pixel scales (the image's against the model's; scale=None keeps the pixels)"
-
-
-def _rescale_image(arr, scale: float, *, path) -> np.ndarray:
-    from skimage.transform import rescale
-
-    data = np.asarray(arr.compute() if is_dask(arr) else arr, dtype=np.float32)
-    out_hw = [round(n * scale) for n in data.shape[:2]]
-    if min(out_hw) < 2 or out_hw[0] * out_hw[1] > 2**31:
-        raise InferenceError(
-            f"scale {scale} turns an image of {data.shape[:2]} pixels into {out_hw}", path=path
-        )
-    return rescale(
-        data,
-        scale,
-        order=1,
-        mode="reflect",
-        preserve_range=True,
-        anti_aliasing=scale < 1,
-        channel_axis=-1 if data.ndim == 3 else None,
-    ).astype(np.float32)
-
-
-def _resize_labels(labels: np.ndarray, hw: tuple[int, int], *, min_size: float = 0) -> np.ndarray:
-    """Labels found on a resampled image, at the input's size ``hw`` (nearest neighbour): each
-    object keeps its largest 4-connected piece (sampling can cut a thin neck), and objects of
-    fewer than ``min_size`` pixels are dropped; numbered 1..N again."""
-    from skimage.measure import label as connected
-    from skimage.segmentation import relabel_sequential
-    from skimage.transform import resize
-
-    out = resize(labels, hw, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
-    if not out.any():  # nothing found (or nothing left at the input's size)
-        return np.zeros(hw, np.int32)
-    pieces = connected(out, background=0, connectivity=1)  # pixels of one value, 4-connected
-    size = np.bincount(pieces.ravel())
-    owner = np.zeros(len(size), np.int64)  # the object each piece belongs to
-    owner[pieces.ravel()] = out.ravel()
-    ids = np.arange(1, len(size))
-    # per object, its largest piece (ties: the first), kept when it has min_size pixels
-    order = ids[np.lexsort((-size[1:], owner[1:]))]
-    first = np.r_[True, owner[order[1:]] != owner[order[:-1]]]
-    keep = np.zeros(len(size), bool)
-    keep[order[first]] = size[order[first]] >= min_size
-    out[~keep[pieces]] = 0
-    return relabel_sequential(out)[0].astype(np.int32)

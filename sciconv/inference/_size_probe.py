@@ -15,14 +15,13 @@ little boundary probability; the largest objects found set the resampling
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
 from sciconv.errors import SciconvWarning
-from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS
+from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS, same_factor
 from sciconv.io._common import warn_caller
 
 #: A first pass whose objects hold less boundary probability than this, on average, is probed
@@ -212,12 +211,14 @@ def busiest_crop(read, shape, side: int = SIZE_CHECK_CROP) -> tuple[int, int]:
     return corners[int(np.argmax(spread))]
 
 
-def check_size_on_crop(read, shape, segment, *, side: int = SIZE_CHECK_CROP) -> bool:
-    """``object_size="auto"`` for a block-wise run, which does not resample: segment the
-    busiest crop (:func:`busiest_crop`) with ``segment(crop)`` (``predict_instances`` with
-    ``object_size="auto"``), and when that resamples, say so in a
-    :class:`~sciconv.errors.SciconvWarning` (attributed to the caller of sciconv) with what to
-    do instead.
+def check_size_on_crop(
+    read, shape, decide, factor: float = 1.0, *, side: int = SIZE_CHECK_CROP
+) -> float:
+    """``object_size="auto"`` for a block-wise run: the one resampling factor of every block,
+    decided on the busiest crop (:func:`busiest_crop`) by ``decide(crop)`` (``predict_instances``
+    with ``object_size="auto"``, its first pass at ``factor``), its warnings dropped; when it
+    differs from ``factor``, a :class:`~sciconv.errors.SciconvWarning` (attributed to the caller
+    of sciconv) says so.
 
     Parameters
     ----------
@@ -225,47 +226,41 @@ def check_size_on_crop(read, shape, segment, *, side: int = SIZE_CHECK_CROP) -> 
         ``read((y0, y1), (x0, x1))`` -> the raw window.
     shape : tuple
         The image's (H, W, ...).
-    segment : callable
-        Segments a crop as the whole image would be, ``object_size="auto"``.
+    decide : callable
+        The factor a crop is segmented at, as the whole image would be, ``object_size="auto"``.
+    factor : float
+        The factor before the check (the pixel scales'; 1.0: none).
     side : int
         The crop's side.
 
     Returns
     -------
-    bool
-        Whether the crop's objects were resampled (the warning was given).
+    float
+        The factor every block is resampled by.
 
     Examples
     --------
     >>> import numpy as np
     >>> image = np.zeros((64, 64))
     >>> check_size_on_crop(lambda ys, xs: image[ys[0]:ys[1], xs[0]:xs[1]], image.shape,
-    ...                    lambda crop: np.zeros(crop.shape[:2], int))
-    False
+    ...                    lambda crop: 1.0)
+    1.0
     """
     h, w = int(shape[0]), int(shape[1])
     y, x = busiest_crop(read, shape, side)
     crop = read((y, min(y + side, h)), (x, min(x + side, w)))
-    with warnings.catch_warnings(record=True) as found:
-        warnings.simplefilter("always")
-        segment(crop)
-    factors = [
-        float(m.group(1))
-        for w in found
-        if "object_size='auto'" in str(w.message)
-        for m in [re.search(r"resampl\w* by ([0-9.eE+-]+)", str(w.message))]
-        if m is not None
-    ]
-    if not factors:
-        return False
+    with warnings.catch_warnings():  # the crop's own notes: the blocks say what they do
+        warnings.simplefilter("ignore")
+        again = float(decide(crop))
+    if same_factor(again, factor):
+        return factor
     warn_caller(
         f"object_size='auto' (block by block): segmented whole, the busiest {min(side, h)} x "
         f"{min(side, w)} crop of the image (rows {y}:{min(y + side, h)}, columns "
-        f"{x}:{min(x + side, w)}) needs resampling by {factors[0]:g} to the model's training "
-        "size, and block-wise segmentation does not resample, so its labels are likely cut "
-        "into pieces or merged: resample the image by that factor first "
-        "(sciconv.inference.resample, or a resampled copy on disk) and segment that block by "
-        "block, or segment it whole (block=None, out=None)",
+        f"{x}:{min(x + side, w)}) needs resampling by {again:.3g} to the model's training size, "
+        f"so every block is segmented resampled by {again:.3g} (labels back at the image's "
+        "pixels). Pass scale= or object_size= to choose, object_size=None to keep the image's "
+        "pixels",
         "sciconv",
     )
-    return True
+    return again
