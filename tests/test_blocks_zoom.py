@@ -102,9 +102,7 @@ def test_object_size_sets_the_blocks_resampling(model):
     by training size / diameter, as predict_instances does, and needs the training size."""
     image, truth = _squares(side=36, step=48)
     sized = models.attach_metadata(model, object_size=18.0)
-    labels = predict_instances_blocks(
-        sized, image, object_size=36, block=64, catalog=False, **FAST
-    )
+    labels = predict_instances_blocks(sized, image, object_size=36, block=64, catalog=False, **FAST)
     assert _ap(truth, labels, 0.8) == 1.0
     assert _ap(predict_instances(sized, image, scale=0.5, **FAST), labels, 0.95) == 1.0
     with pytest.raises(InferenceError, match=r"object_size= and scale=0\.5 both set"):
