@@ -208,7 +208,8 @@ def test_nddata_unit_reads_the_bunit_spellings_of_real_files(data_dir, tmp_path)
 
 def test_radio_and_flux_density_bunits_read_and_an_unknown_one_warns_once(tmp_path):
     """AIPS/CASA write JY/BEAM, Spitzer-style capitals MJY/SR (unread before, warned on every
-    ``.unit``); HST/SDSS/MUSE write erg/s/cm2/A meaning Angstrom (read as ampere before)."""
+    ``.unit``); HST/SDSS/MUSE write erg/s/cm2/A meaning Angstrom (read as ampere before); CASA
+    moment-0 maps JY/BEAM.KM/S (unread, or Jy / (beam km s) in lower case)."""
     from astropy import units as u
     from astropy.io import fits
 
@@ -229,6 +230,13 @@ def test_radio_and_flux_density_bunits_read_and_an_unknown_one_warns_once(tmp_pa
         ("A", u.A),  # a current stays a current
         ("erg/s/cm2/A/arcsec2", flam / u.arcsec**2),  # a surface brightness per wavelength
         ("mJY/BEAM", u.mJy / u.beam),
+        # radio moment maps: (Jy/beam) (km/s), which the FITS grammar reads Jy / (beam km s)
+        ("JY/BEAM.KM/S", u.Jy / u.beam * u.km / u.s),
+        ("Jy/beam km/s", u.Jy / u.beam * u.km / u.s),
+        ("mJy/beam.km/s", u.mJy / u.beam * u.km / u.s),
+        ("K.KM/S", u.K * u.km / u.s),
+        ("M/S", u.m / u.s),  # a velocity (moment-1) map in capitals
+        ("KM/S", u.km / u.s),
     ):
         fits.writeto(
             path, np.ones((4, 5), np.float32), fits.Header({"BUNIT": bunit}), overwrite=True

@@ -12,7 +12,8 @@ Radio and infrared maps write their units in capitals (``JY/BEAM`` from AIPS and
 ``MJY/SR``); in a capitalised FITS string ``M`` is mega, in lower case ``mjy`` milli. A flux
 density per wavelength written ``erg/s/cm2/A`` (HST, SDSS, MUSE) means Angstrom, not the ampere
 of strict FITS: an ``A`` that leaves a unit with an electric current beside erg or W is read as
-Angstrom.
+Angstrom. A radio moment map's ``JY/BEAM.KM/S`` (or ``K.KM/S``) is a unit times a velocity,
+``(Jy/beam) (km/s)``, not the ``Jy / (beam km s)`` the FITS grammar makes of it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ _WORDS = {
     "angstrom": "Angstrom",
     "hz": "Hz",
     "km": "km",  # "JY/BEAM.KM/S": a radio moment map
+    "m": "m",  # "M/S": a velocity map in capitals
 }
 # words whose case decides: capitals are FITS prefixes (MJY: mega), lower case mJy is milli
 _CASED_WORDS = {"MJY": "MJy", "mjy": "mJy", "mJY": "mJy", "KJY": "kJy", "UJY": "uJy", "ujy": "uJy"}
@@ -79,6 +81,8 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
     ('adu / s', 'ct / s', 'electron / s')
     >>> str(fits_unit("JY/BEAM")), str(fits_unit("MJY/SR")), str(fits_unit("ERG/S/CM2/A"))
     ('Jy / beam', 'MJy / sr', 'erg / (Angstrom s cm2)')
+    >>> str(fits_unit("JY/BEAM.KM/S")), str(fits_unit("K.KM/S"))
+    ('Jy km / (beam s)', 'K km / s')
     """
     from astropy import units as u
     from astropy.nddata import CCDData
@@ -87,6 +91,11 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
     known = CCDData.known_invalid_fits_unit_strings
     if text in known:
         return u.Unit(known[text])
+    moment = _VELOCITY_TAIL.fullmatch(text)
+    if moment is not None:  # "JY/BEAM.KM/S": (Jy/beam) (km/s), a radio moment-0 map
+        head = fits_unit(moment.group(1), path)
+        if not isinstance(head, u.UnrecognizedUnit):
+            return head * u.Unit(moment.group(2).lower()) / u.s
     words = re.sub(r"(?<![0-9.])[A-Za-z][A-Za-z-]*", _word, text)
     for candidate, fmt in ((text, "fits"), (words, "fits"), (words, "generic")):
         unit = _parsed(candidate, fmt)
@@ -95,6 +104,12 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
     where = f"{os.fspath(path)}: " if path is not None else ""
     warn_caller(f"{where}BUNIT {text!r} is not a unit astropy reads; kept as an unrecognized unit")
     return u.Unit(text, parse_strict="silent")
+
+
+#: A unit times a velocity, as radio moment maps write it: ``JY/BEAM.KM/S``, ``Jy/beam km/s``,
+#: ``K.KM/S``. The FITS grammar reads ``a/b.c/d`` as ``a / (b c d)``; the maps mean
+#: ``(a / b) (c / d)``, integrated intensity over velocity.
+_VELOCITY_TAIL = re.compile(r"(.*[A-Za-z)])\s*[.* ]\s*((?i:k?m))\s*/\s*(?i:s|sec)")
 
 
 def _word(match) -> str:
