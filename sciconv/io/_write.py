@@ -21,6 +21,7 @@ from sciconv.io._common import astropy_fits, brief, fits_text, history_lines, wa
 from sciconv.io._header import plane_axis_cards, replace_wcs_cards, strip_structural
 from sciconv.io._image import GridImage, LazyImage, as_array
 from sciconv.io._png import png_encode
+from sciconv.io._pyramid import is_pyramidal, plane_layout, tiff_layout, write_pyramid
 from sciconv.io._tiff import resolution_tags
 
 WRITE_FORMATS = {
@@ -46,28 +47,42 @@ def carries_metadata(value) -> bool:
     return bool(len(value)) if hasattr(value, "__len__") else True
 
 
-def validate_array(array, path: Path, *, lead: int = 0) -> np.ndarray:
+def validate_array(array, path: Path, *, lead: int = 0, tiff: bool = False):
     """The array as numpy, ``(H, W)`` or ``(H, W, C)`` after ``lead`` stack axes; bool as uint8;
-    a masked array's masked pixels NaN (:func:`sciconv.io.as_array`)."""
-    if isinstance(array, LazyImage):
-        array = np.asarray(array)
+    a masked array's masked pixels NaN (:func:`sciconv.io.as_array`).
+
+    With ``tiff``, an image that :func:`write_pyramid` writes (:func:`is_pyramidal`) held outside
+    memory (a zarr or dask array, a :class:`LazyImage`) is returned as it is, unread (a bool one
+    is converted band by band as it is written); a memory map stays a memory map.
+    """
+    if isinstance(array, LazyImage) and not (tiff and not lead and is_pyramidal(array.shape)):
+        array = np.asarray(array)  # its read errors name the file: raised as they are
     try:
-        arr = np.asarray(as_array(array))
+        data = as_array(array)
+        keep = (
+            tiff
+            and not lead
+            and not isinstance(data, np.ndarray)
+            and all(hasattr(data, name) for name in ("shape", "dtype", "__getitem__"))
+            and is_pyramidal(tuple(data.shape))
+        )
+        arr = data if keep else np.asarray(data)
     except Exception as exc:
         raise InvalidImageError(
             f"array cannot be converted to numpy ({brief(exc)})", path=path
         ) from exc
-    if arr.dtype.kind not in "biuf":
+    dtype, shape = np.dtype(arr.dtype), tuple(int(n) for n in arr.shape)
+    if dtype.kind not in "biuf":
         raise InvalidImageError(
-            f"array dtype {arr.dtype} cannot be written as an image (use bool, int, uint or float)",
+            f"array dtype {dtype} cannot be written as an image (use bool, int, uint or float)",
             path=path,
         )
-    if arr.ndim - lead not in (2, 3):
+    if len(shape) - lead not in (2, 3):
         what = "(H, W) or (H, W, C)" if not lead else f"({lead} stack axes, H, W[, C])"
-        raise InvalidImageError(f"array must be {what}; got shape {arr.shape}", path=path)
-    if arr.size == 0:
-        raise InvalidImageError(f"array has no pixels (shape {arr.shape})", path=path)
-    if arr.dtype.kind == "b":
+        raise InvalidImageError(f"array must be {what}; got shape {shape}", path=path)
+    if 0 in shape:
+        raise InvalidImageError(f"array has no pixels (shape {shape})", path=path)
+    if dtype.kind == "b" and isinstance(arr, np.ndarray):
         arr = arr.astype(np.uint8)
     return arr
 
@@ -188,29 +203,6 @@ def write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Pa
         raise InvalidImageError(f"cannot write FITS ({brief(exc)})", path=path) from exc
 
 
-def tiff_layout(arr: np.ndarray, stack_axes: str = "") -> tuple[Any, str, str, dict]:
-    """``(H, W[, C])`` after the stack axes, as tifffile stores it: data, axes, photometric and
-    the keywords ``imwrite`` needs for it.
-
-    One channel is dropped, uint8/uint16 RGB stays interleaved (``S``), other channels become
-    planes ``C`` before ``Y`` and ``X``: for a stack, handed to tifffile one ``(H, W)`` page at
-    a time (a stack held in a memory map is never copied whole).
-    """
-    lead = len(stack_axes)
-    if arr.ndim == lead + 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == lead + 2:
-        return arr, stack_axes + "YX", "minisblack", {}
-    if arr.shape[-1] == 3 and arr.dtype in (np.uint8, np.uint16):
-        return arr, stack_axes + "YXS", "rgb", {}
-    if not lead:
-        return np.ascontiguousarray(np.moveaxis(arr, -1, 0)), "CYX", "minisblack", {}
-    planes = arr.reshape(-1, *arr.shape[lead:])
-    pages = (np.ascontiguousarray(p[..., c]) for p in planes for c in range(arr.shape[-1]))
-    shape = (*arr.shape[:lead], arr.shape[-1], *arr.shape[lead : lead + 2])
-    return pages, stack_axes + "CYX", "minisblack", {"shape": shape, "dtype": arr.dtype}
-
-
 def write_tiff(
     tmp: Path,
     arr: np.ndarray,
@@ -220,7 +212,8 @@ def write_tiff(
     channel_names: list[str] | None = None,
 ) -> None:
     """A plain TIFF; ``like``'s pixel size (a microscope's, in µm) as resolution tags, the
-    channel names in the JSON description (``"channel_names"``, which :func:`read` takes)."""
+    channel names in the JSON description (``"channel_names"``, which :func:`read` takes).
+    Tiled and pyramidal (:func:`write_pyramid`) when :func:`is_pyramidal`."""
     import tifffile
 
     import sciconv
@@ -230,9 +223,12 @@ def write_tiff(
         meta["history"] = history
     if channel_names is not None:
         meta["channel_names"] = channel_names
+    resolution = resolution_tags(like.meta) if isinstance(like, GridImage) else {}
+    if is_pyramidal(arr.shape, stack_axes):
+        write_pyramid(tmp, arr, ome=False, metadata=meta, resolution=resolution)
+        return
     data, axes, photometric, extra = tiff_layout(arr, stack_axes)
-    if isinstance(like, GridImage):
-        extra.update(resolution_tags(like.meta))
+    extra.update(resolution)
     tifffile.imwrite(tmp, data, photometric=photometric, metadata={"axes": axes, **meta}, **extra)
 
 
@@ -244,7 +240,8 @@ def write_ome_tiff(
     stack_axes: str = "",
     channel_names: list[str] | None = None,
 ) -> None:
-    """OME-TIFF through tifffile: axes, ``like``'s pixel size, unit and (matching) channel names."""
+    """OME-TIFF through tifffile: axes, ``like``'s pixel size, unit and (matching) channel names.
+    Tiled and pyramidal (:func:`write_pyramid`, the levels as SubIFDs) when :func:`is_pyramidal`."""
     import tifffile
 
     import sciconv
@@ -259,20 +256,30 @@ def write_ome_tiff(
         )
     if history:
         meta["Description"] = "\n".join(history)
-    data, axes, photometric, extra = tiff_layout(arr, stack_axes)
+    pyramid = is_pyramidal(arr.shape, stack_axes)
+    if pyramid:
+        data, extra = None, {}
+        axes, photometric = plane_layout(arr.shape, arr.dtype)
+    else:
+        data, axes, photometric, extra = tiff_layout(arr, stack_axes)
     if "Z" in axes and source.get("z_spacing") is not None:
         meta.update(PhysicalSizeZ=float(source["z_spacing"]), PhysicalSizeZUnit=unit)
     n_chan = arr.shape[-1] if "C" in axes or "S" in axes else 1
     names = channel_names if channel_names is not None else source.get("channel_names")
     if names is not None and len(names) == n_chan:
         meta["Channel"] = {"Name": [str(n) for n in names]}
+    software = f"sciconv {sciconv.__version__}"
+    if pyramid:
+        resolution = resolution_tags(source)
+        write_pyramid(tmp, arr, ome=True, metadata=meta, resolution=resolution, software=software)
+        return
     tifffile.imwrite(
         tmp,
         data,
         photometric=photometric,
         metadata={"axes": axes, **meta},
         ome=True,
-        software=f"sciconv {sciconv.__version__}",
+        software=software,
         **extra,
     )
 
@@ -336,10 +343,12 @@ def write(
         ``.ome.tif``/``.ome.tiff`` (OME-TIFF with OME-XML axes and physical sizes), ``.png``.
         Labels for an OME-Zarr image go through :func:`write_ome_zarr_labels`.
     array : array_like or GridImage
-        ``(H, W)`` or ``(H, W, C)``; a numpy masked array is written with its masked pixels
-        NaN (as float, :func:`as_array`). FITS stores ``(H, W, 1)`` as a 2-D image and ``(H, W, C)``
-        as a cube ``(C, H, W)``; TIFF keeps the dtype (integer label maps stay integer); PNG takes
-        uint8 or uint16 with 1-4 channels. A GridImage given here is also used as ``like``.
+        ``(H, W)`` or ``(H, W, C)``: a numpy array, a memory map (``np.load(..., mmap_mode=)``,
+        ``np.lib.format.open_memmap``), a zarr or dask array, or a :class:`LazyImage`; a numpy
+        masked array is written with its masked pixels NaN (as float, :func:`as_array`). FITS
+        stores ``(H, W, 1)`` as a 2-D image and ``(H, W, C)`` as a cube ``(C, H, W)``; TIFF
+        keeps the dtype (integer label maps stay integer); PNG takes uint8 or uint16 with 1-4
+        channels. A GridImage given here is also used as ``like``.
     like : GridImage or astropy.io.fits.Header, optional
         FITS only: header whose cards (and WCS, from ``like.wcs`` when a GridImage) are copied.
         Structural keywords (``NAXISn``, ``BITPIX``, ``BSCALE``, ``BZERO``, ``BLANK``, checksums,
@@ -392,6 +401,22 @@ def write(
         ``stack_axes`` that are not distinct
         ``T``/``Z`` letters or are given for a format other than TIFF.
 
+    Notes
+    -----
+    TIFF and OME-TIFF of a whole slide: a 2-D image (no ``stack_axes``) taller or wider than
+    :data:`PYRAMID_MIN_SIDE` (4096) pixels is written the way QuPath, napari and OMERO open
+    lazily: in 512 x 512 tiles (:data:`PYRAMID_TILE`), DEFLATE-compressed, in a BigTIFF, with
+    a pyramid of reduced levels stored as SubIFDs of the full-resolution image. Each level is
+    half the one before (rounded up) until the longest side is at most 1024 pixels
+    (:data:`PYRAMID_TOP_SIDE`); integer images (labels) are reduced by nearest, taking every
+    second pixel, so a level holds only label ids of the full image; float images by the
+    NaN-aware mean of each 2 x 2 block. OME-TIFF keeps its OME-XML (axes, physical pixel size,
+    channel names) for the full-resolution image, a plain TIFF its JSON description; both put
+    the resolution tags of each level's scale on it. :func:`read` gives the full-resolution
+    image. A memory map, zarr or dask array or :class:`LazyImage` is read 512 rows at a time
+    (once per channel) and never held whole: only the first reduced level (a quarter of the
+    pixels) is held in memory. Smaller images, and stacks, are written in strips, uncompressed.
+
     Examples
     --------
     >>> import numpy as np, tempfile, pathlib
@@ -411,6 +436,18 @@ def write(
     >>> out = read(write(folder / "labels.ome.tif", labels, like=cells))
     >>> out.meta["pixel_size"], out.meta["pixel_unit"]
     ((0.5, 0.25), 'µm')
+
+    An image taller or wider than 4096 pixels is tiled, with its reduced levels (a long, thin
+    strip keeps this example fast):
+
+    >>> import tifffile
+    >>> strip = np.zeros((4100, 8), dtype=np.int32)
+    >>> slide = write(folder / "slide.ome.tif", strip, like=cells)
+    >>> with tifffile.TiffFile(slide) as tif:
+    ...     tif.pages[0].is_tiled, [level.shape for level in tif.series[0].levels]
+    (True, [(4100, 8), (2050, 4), (1025, 2), (513, 1)])
+    >>> read(slide).shape, read(slide).meta["pixel_size"]
+    ((4100, 8, 1), (0.5, 0.25))
     """
     path = Path(path)
     if path.is_dir():
@@ -431,7 +468,7 @@ def write(
             like = array
         array = array.data
     stack_axes = _validate_stack_axes(stack_axes, fmt, path)
-    arr = validate_array(array, path, lead=len(stack_axes))
+    arr = validate_array(array, path, lead=len(stack_axes), tiff=fmt in ("tiff", "ome-tiff"))
     history = history_lines(history, path=path)
     if fmt.startswith("fits"):
         hdr = output_header(arr, like, header, history, path, like_planes=like_planes)
