@@ -113,3 +113,22 @@ def test_a_bad_scale_is_refused_before_any_block_runs(model):
     image, _ = _squares()
     with pytest.raises(InferenceError, match="scale must be a positive number"):
         predict_instances_blocks(model, image, scale=-1, block=64, **FAST)
+
+
+def test_blocks_follow_the_pixel_scales_and_say_a_missing_one_once(model):
+    """scale='auto': a model trained at 0.5 um/px and a slide at 0.25 um/px are resampled by 0.5
+    block by block as in one piece; a slide without a pixel scale is said once (the factor was
+    resolved twice on the way to the blocks: two warnings)."""
+    from sciconv.io import GridImage
+
+    image, truth = _squares()
+    scaled = models.attach_metadata(model, pixel_scale={"y": 0.5, "x": 0.5, "unit": "um"})
+    slide = GridImage(image, meta={"pixel_scale": {"y": 0.25, "x": 0.25, "unit": "um"}})
+    with pytest.warns(SciconvWarning, match="resampling the image by 0.5") as said:
+        labels = predict_instances(scaled, slide, block=64, **FAST)
+    assert len(said) == 1
+    assert _ap(predict_instances(scaled, image, scale=0.5, **FAST), labels, 0.95) == 1.0
+    assert _ap(truth, labels, 0.8) == 1.0
+    with pytest.warns(SciconvWarning, match="pixel scale") as said:
+        predict_instances(scaled, image, block=64, **FAST)
+    assert len([w for w in said if "pixel scale" in str(w.message)]) == 1

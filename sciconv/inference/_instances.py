@@ -320,7 +320,6 @@ def predict_instances(
     meta = get_metadata(model)
     kwargs = postprocess_kwargs(model, meta, overrides)
     check_switches(brightness, denoise)
-    factor = zoom_factor(model, image, scale, object_size)
     if uncertainty is not None:
         look_up_option(uncertainty, ("tta", "mc_dropout"), name="uncertainty", error=InferenceError)
         if tta is not None:
@@ -359,7 +358,7 @@ def predict_instances(
         image,
         meta=meta,
         kwargs=kwargs,
-        factor=factor,
+        factor=zoom_factor(model, image, scale, object_size),
         auto=auto_size_decides(object_size, scale),
         brightness=brightness,
         denoise=denoise,
