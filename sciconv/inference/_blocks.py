@@ -36,7 +36,7 @@ from sciconv.inference._instances import (
     zoom_factor,
 )
 from sciconv.inference._model import Runner, receptive_field
-from sciconv.inference._scale import image_pixel_scale, rescale_image, resize_labels
+from sciconv.inference._scale import image_pixel_scale
 from sciconv.inference._second_pass import (
     ObjectStats,
     SecondPassCheck,
@@ -49,6 +49,7 @@ from sciconv.inference._size_probe import check_size_on_crop
 from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
 from sciconv.inference._stitch import BlockPlan, lost_pieces, report_pieces, select_owned
 from sciconv.inference._tiles import padded_extent
+from sciconv.inference._zoom import ZoomGrid, rescale_image
 from sciconv.io import file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
@@ -130,9 +131,10 @@ def _segment_block(
     ``measure``: a :class:`SecondPassCheck` whose measures of the owned objects (in the window
     stretched by ``limits``) the result carries as ``"stats"``; ``second``: a
     :class:`~sciconv.inference._second_pass.SecondPass` that makes the model's input of the
-    transformed window (``limits`` is then None); ``zoom``: the window is resampled by it before
-    the model sees it and its labels are resampled back (``min_size``: the smallest object kept
-    then, input pixels), as :func:`~sciconv.inference.predict_instances` resamples an image."""
+    transformed window (``limits`` is then None); ``zoom``: the
+    :class:`~sciconv.inference._zoom.ZoomGrid` the window is resampled on before the model sees
+    it, its labels mapped back (``min_size``: the smallest object kept then, input pixels), as
+    :func:`~sciconv.inference.predict_instances` resamples the whole image."""
     from sciconv import postprocess
 
     i, j = index
@@ -141,12 +143,15 @@ def _segment_block(
     data = raw if transform is None else transform(raw)
     if second is not None:
         data = second(data)
-    seen = data if zoom is None else rescale_image(data, zoom, path=path)
     model = handle.get()
-    if zoom is None:  # the window's tiles on the whole image's divisor grid: it computes what the
-        settings = settings.within((wy0, wx0), plan.shape)  # whole image does
-    else:  # a resampled window is on no common grid: its own tiles
-        settings = dataclasses.replace(settings, origin=None)
+    # the window's tiles on the whole image's divisor grid (of the resampled image when it is
+    # resampled, its pixels on that image's grid): it computes what the whole image does
+    if zoom is None:
+        seen = data
+        settings = settings.within((wy0, wx0), plan.shape)
+    else:
+        seen, corner = zoom.window(data, (wy0, wx0), path=path)
+        settings = settings.within(corner, zoom.zoomed)
     if auto_tile:  # the tiles "auto" picks for this window (the whole window when it fits)
         extent = [
             padded_extent(n, settings.divisor, o)[1]
@@ -171,7 +176,7 @@ def _segment_block(
     labels = postprocess.instances(prob, **kwargs)
     del prob, seen
     if zoom is not None:
-        labels = resize_labels(labels, data.shape[:2], min_size=min_size)
+        labels = zoom.labels_back(labels, corner, (wy0, wx0), data.shape[:2], min_size=min_size)
     # the window's background with all its objects left out (owned or not), for the catalog
     sky = error = None
     if catalog and background and labels.any():  # a window without objects has no rows
@@ -514,7 +519,7 @@ def predict_instances_blocks(
         background=bool(background),
         gain=postprocess.effective_gain(image) if catalog and background else None,
         saturation=postprocess.saturation_level(image) if catalog else None,
-        zoom=None if zoom == 1.0 else zoom,
+        zoom=None if zoom == 1.0 else ZoomGrid.of((h, w), zoom),
         min_size=min_size or 0,
     )
     check = None

@@ -18,8 +18,6 @@ from sciconv.inference._scale import (
     auto_size_factor,
     image_pixel_scale,
     object_size_factor,
-    rescale_image,
-    resize_labels,
     resolve_scale,
     same_factor,
 )
@@ -33,6 +31,7 @@ from sciconv.inference._size_probe import (
 )
 from sciconv.inference._source import is_dask, validate_image
 from sciconv.inference._tiled import predict_tiled
+from sciconv.inference._zoom import rescale_image, resize_labels
 from sciconv.io import PixelScale
 from sciconv.models import check_postprocess, get_metadata, get_pixel_scale
 from sciconv.preprocess import NormSpec

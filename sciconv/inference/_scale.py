@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import ConfigError, InferenceError, SciconvWarning
-from sciconv.inference._source import is_dask
 from sciconv.io import GridImage, PixelScale, as_array, is_nddata
 
 __all__ = [
@@ -29,8 +28,6 @@ __all__ = [
     "object_size_factor",
     "physical_object_size",
     "resample",
-    "rescale_image",
-    "resize_labels",
     "resolve_scale",
     "same_factor",
 ]
@@ -455,61 +452,3 @@ def resample(image: Any, factor: float, *, order: int = 1) -> np.ndarray:
     if bad_out is not None:
         out[bad_out] = np.nan
     return out
-
-
-def rescale_image(arr, scale: float, *, path=None) -> np.ndarray:
-    """``arr`` (numpy or dask, ``(H, W)`` or ``(H, W, C)``) resampled by ``scale`` as
-    :func:`~sciconv.inference.predict_instances` resamples an image before the model sees it:
-    bilinear, anti-aliased when shrinking, ``round(n * scale)`` pixels per axis, float32.
-
-    Raises :class:`~sciconv.errors.InferenceError` (naming ``path``) when that leaves fewer
-    than 2 pixels along an axis or more than 2**31 pixels.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rescale_image(np.ones((10, 21)), 0.5).shape
-    (5, 10)
-    """
-    from skimage.transform import rescale
-
-    data = np.asarray(arr.compute() if is_dask(arr) else arr, dtype=np.float32)
-    out_hw = [round(n * scale) for n in data.shape[:2]]
-    if min(out_hw) < 2 or out_hw[0] * out_hw[1] > 2**31:
-        raise InferenceError(
-            f"scale {scale} turns an image of {data.shape[:2]} pixels into {out_hw}", path=path
-        )
-    return rescale(
-        data,
-        scale,
-        order=1,
-        mode="reflect",
-        preserve_range=True,
-        anti_aliasing=scale < 1,
-        channel_axis=-1 if data.ndim == 3 else None,
-    ).astype(np.float32)
-
-
-def resize_labels(labels: np.ndarray, hw: tuple[int, int], *, min_size: float = 0) -> np.ndarray:
-    """Labels found on a resampled image, at the input's size ``hw`` (nearest neighbour): each
-    object keeps its largest 4-connected piece (sampling can cut a thin neck), and objects of
-    fewer than ``min_size`` pixels are dropped; numbered 1..N again."""
-    from skimage.measure import label as connected
-    from skimage.segmentation import relabel_sequential
-    from skimage.transform import resize
-
-    out = resize(labels, hw, order=0, preserve_range=True, anti_aliasing=False).astype(np.int32)
-    if not out.any():  # nothing found (or nothing left at the input's size)
-        return np.zeros(hw, np.int32)
-    pieces = connected(out, background=0, connectivity=1)  # pixels of one value, 4-connected
-    size = np.bincount(pieces.ravel())
-    owner = np.zeros(len(size), np.int64)  # the object each piece belongs to
-    owner[pieces.ravel()] = out.ravel()
-    ids = np.arange(1, len(size))
-    # per object, its largest piece (ties: the first), kept when it has min_size pixels
-    order = ids[np.lexsort((-size[1:], owner[1:]))]
-    first = np.r_[True, owner[order[1:]] != owner[order[:-1]]]
-    keep = np.zeros(len(size), bool)
-    keep[order[first]] = size[order[first]] >= min_size
-    out[~keep[pieces]] = 0
-    return relabel_sequential(out)[0].astype(np.int32)
