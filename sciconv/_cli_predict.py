@@ -116,6 +116,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         channel=args.channel,
         **_read_args(path, args),
         catalog_format=args.catalog_format,
+        format=args.format,
         overwrite=args.overwrite,
         tile=args.tile if args.tile is not None else "auto",
         overlap=args.overlap,

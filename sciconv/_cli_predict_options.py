@@ -355,7 +355,9 @@ def _add_product_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="image format of the products: fits (header, WCS, MASK extension), tiff, or "
         "ome-zarr (NAME.ome.zarr: the probabilities with the labels and mask as NGFF label "
-        "groups, for napari and other NGFF viewers); default: fits for FITS inputs, else tiff",
+        "groups, for napari and other NGFF viewers); default: fits for FITS inputs, else tiff. "
+        "Block by block (--block, large images) the labels go to NAME_labels.zarr, or with "
+        "ome-zarr to NAME.ome.zarr: the image with its labels as an NGFF label pyramid",
     )
     group.add_argument(
         "--catalog-format",

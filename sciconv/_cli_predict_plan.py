@@ -208,8 +208,9 @@ def segmentation_outputs(
     uncertainty: bool = False,
 ) -> dict[Path, dict[str, Path]]:
     """The product files of every input (postprocess.product_paths; those of ``mosaics``, the
-    inputs segmented block by block, ``inference.mosaic_outputs``), named by io.image_stem;
-    with ``uncertainty`` the uncertainty file too (TIFF and OME-Zarr; FITS keeps it in the
+    inputs segmented block by block, ``inference.mosaic_outputs``: a zarr array, or with
+    ``format="ome-zarr"`` the store and its label group), named by io.image_stem; with
+    ``uncertainty`` the uncertainty file too (TIFF and OME-Zarr; FITS keeps it in the
     probability file).
 
     Raises :class:`~sciconv.errors.InferenceError` when two inputs would write the same files.
@@ -219,6 +220,10 @@ def segmentation_outputs(
     >>> planned = segmentation_outputs([Path("a.fits")], Path("out"))
     >>> sorted(p.name for p in planned[Path("a.fits")].values())
     ['a_catalog.ecsv', 'a_labels.fits', 'a_prob.fits']
+    >>> m = Path("m.tif")
+    >>> planned = segmentation_outputs([m], Path("o"), format="ome-zarr", mosaics=[m])
+    >>> [p.as_posix() for p in planned[m].values()]
+    ['o/m.ome.zarr', 'o/m.ome.zarr/labels/instances', 'o/m_catalog.ecsv']
     """
     from sciconv import io, postprocess
     from sciconv.inference._files import mosaic_outputs
@@ -233,10 +238,10 @@ def segmentation_outputs(
                 "would collide in --out"
             )
         seen[stem] = p
-        if p in mosaics:  # labels to zarr, the catalog (and regions, geojson) beside it
+        if p in mosaics:  # labels to zarr or OME-Zarr, the catalog (regions, geojson) beside it
             planned[p] = mosaic_outputs(
                 out, stem, catalog_format=catalog_format,
-                regions="ellipse" if regions else None, geojson=geojson,
+                regions="ellipse" if regions else None, geojson=geojson, format=format,
             )  # fmt: skip
             continue
         names = postprocess.product_paths(
@@ -594,7 +599,7 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
     """The options ``path`` cannot take, refused (:class:`~sciconv.errors.ConfigError`) for every
     input before any is segmented: ``--hdu`` for a file that is not FITS; for a movie or Z-stack
     (``planes``: its ``io.plane_axes``), what TIFF stacks cannot hold; block by block
-    (``mosaic``), resampling, uncertainty and outlines.
+    (``mosaic``), uncertainty, outlines and the FITS and TIFF formats (OME-Zarr is written).
 
     Examples
     --------
@@ -618,13 +623,23 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
             "by plane into TIFF stacks; --regions, --geojson, --block and --format other than "
             "tiff are not available for it"
         )
-    if mosaic and (
-        args.regions == "polygon" or args.format is not None or args.uncertainty is not None
-    ):
+    if not mosaic:
+        return
+    refused = [
+        option
+        for option, given in (
+            ("--regions polygon", args.regions == "polygon"),
+            (f"--format {args.format}", args.format in ("fits", "tiff")),
+            ("--uncertainty", args.uncertainty is not None),
+        )
+        if given
+    ]
+    if refused:
         raise ConfigError(
-            f"{path}: block-wise segmentation (--block, or images over "
-            f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr and a catalog; "
-            "--regions polygon (ellipse is), --format and --uncertainty are not available for it"
+            f"{path}: {', '.join(refused)}: block-wise segmentation (--block, or images over "
+            f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr (NAME_labels.zarr, or "
+            "NAME.ome.zarr with --format ome-zarr) and a catalog; --regions polygon (ellipse "
+            "is), --format and --uncertainty are not available for it (--format ome-zarr is)"
         )
 
 

@@ -753,7 +753,8 @@ def test_predict_channel_picks_the_nuclear_stain(capsys, tmp_path, data_dir):
     "extra",
     [
         ("--uncertainty", "tta"),
-        ("--format", "ome-zarr"),  # was accepted and ignored: labels went to a plain zarr array
+        ("--format", "fits"),  # was accepted and ignored: labels went to a plain zarr array
+        ("--format", "tiff"),
         ("--regions", "polygon"),
     ],
 )

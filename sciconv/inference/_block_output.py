@@ -61,6 +61,7 @@ class BlockOutput:
                     chunks=(chunk, chunk),
                     dtype="int32",
                     fill_value=0,
+                    dimension_names=("y", "x"),  # NGFF 0.5 asks its levels to name their axes
                 )
         except BaseException as err:  # also Ctrl-C or SIGTERM before the caller's clean-up
             self.abort()

@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from sciconv._atomic import remove_scratch, scratch_folder, target_error
 from sciconv._progress import progress_bar
 from sciconv._validation import check_int, look_up_option
 from sciconv.datasets.prepare import FilePrep
@@ -348,6 +349,29 @@ def _load_cutout(prep: FilePrep, path: Path, channels: int | None):
     return np.ascontiguousarray(prep.fit(prep.normalize(x)), dtype=np.float32), bad, x.shape[:2]
 
 
+#: Label formats of :func:`predict_mosaic`: a plain zarr array, or an OME-Zarr store.
+MOSAIC_FORMATS = ("zarr", "ome-zarr")
+#: The pyramid of an OME-Zarr mosaic: a level is added while its smaller side keeps
+#: ``MOSAIC_MIN_SIDE`` pixels, up to ``MOSAIC_MAX_LEVELS`` levels (full resolution included).
+MOSAIC_MIN_SIDE = 256
+MOSAIC_MAX_LEVELS = 10
+
+
+def mosaic_levels(hw) -> int:
+    """The pyramid levels of an OME-Zarr mosaic of ``hw`` (H, W) pixels: full resolution, then
+    halvings while the smaller side keeps :data:`MOSAIC_MIN_SIDE` pixels.
+
+    Examples
+    --------
+    >>> mosaic_levels((8192, 6000)), mosaic_levels((100, 100))
+    (5, 1)
+    """
+    small, levels = min(int(n) for n in hw), 1
+    while levels < MOSAIC_MAX_LEVELS and small // 2**levels >= MOSAIC_MIN_SIDE:
+        levels += 1
+    return levels
+
+
 def mosaic_outputs(
     out_dir: str | os.PathLike,
     stem: str,
@@ -355,6 +379,7 @@ def mosaic_outputs(
     catalog_format: str = "ecsv",
     regions: str | None = None,
     geojson: bool = False,
+    format: str | None = None,
 ) -> dict[str, Path]:
     """The files :func:`predict_mosaic` writes for an image named ``stem`` (nothing is checked
     on disk): a batch plans them with its other inputs' products, before predicting any.
@@ -365,34 +390,44 @@ def mosaic_outputs(
         The output folder.
     stem : str
         The image's name (``sciconv.io.image_stem``).
-    catalog_format, regions, geojson
+    catalog_format, regions, geojson, format
         As for :func:`predict_mosaic`.
 
     Returns
     -------
     dict
-        ``{"labels": Path, "catalog": Path}`` (and ``"regions"``, ``"geojson"``).
+        ``{"labels": Path, "catalog": Path}`` (and ``"regions"``, ``"geojson"``); with
+        ``format="ome-zarr"``, ``"image"`` the store ``STEM.ome.zarr`` and ``"labels"`` its
+        label group ``labels/instances`` (the names of ``sciconv.postprocess.product_paths``).
 
     Raises
     ------
     InferenceError
-        An unknown ``catalog_format``, or ``regions`` other than None or ``"ellipse"``.
+        An unknown ``catalog_format`` or ``format``, or ``regions`` other than None or
+        ``"ellipse"``.
 
     Examples
     --------
     >>> sorted(p.name for p in mosaic_outputs("out", "m31", regions="ellipse").values())
     ['m31_catalog.ecsv', 'm31_labels.zarr', 'm31_regions.reg']
+    >>> outs = mosaic_outputs("out", "m31", format="ome-zarr")
+    >>> outs["image"].name, outs["labels"].relative_to(outs["image"]).as_posix(), list(outs)
+    ('m31.ome.zarr', 'labels/instances', ['image', 'labels', 'catalog'])
     """
     from sciconv import postprocess
 
     formats = postprocess.PRODUCT_CATALOG_FORMATS  # the same catalogs as write_products'
     look_up_option(catalog_format, tuple(formats), name="catalog_format", error=InferenceError)
+    fmt = look_up_option(format or "zarr", MOSAIC_FORMATS, name="format", error=InferenceError)
     suffix = formats[catalog_format]
     out_dir = Path(out_dir)
     outs = {
         "labels": out_dir / f"{stem}{postprocess.PRODUCT_SUFFIXES['labels']}.zarr",
         "catalog": out_dir / f"{stem}{postprocess.PRODUCT_SUFFIXES['catalog']}{suffix}",
     }
+    if fmt == "ome-zarr":  # the store and its label group, named as whole-image products are
+        names = postprocess.product_paths(out_dir, stem=stem, format=fmt)
+        outs = {"image": names["prob"], "labels": names["labels"], "catalog": outs["catalog"]}
     if regions is not None:
         if regions != "ellipse":
             raise InferenceError(
@@ -423,16 +458,18 @@ def predict_mosaic(
     nodata: float | None = None,
     mask=None,
     ignore_flags=0,
+    format: str | None = None,
     **kwargs,
 ) -> dict[str, Path]:
     """Segment an image file larger than memory: labels to zarr, the catalog to a table file.
 
     The file is read lazily (``sciconv.io.read(path, lazy=True)``), segmented block by block
     (:func:`~sciconv.inference._blocks.predict_instances_blocks`, the model's recorded
-    post-processing), the labels written block by block to ``out_dir/STEM_labels.zarr`` and the
-    catalog (:func:`sciconv.postprocess.measure` columns, ``ra``/``dec`` when the file has a
-    celestial WCS, sizes in physical units when the file has a pixel scale) to
-    ``out_dir/STEM_catalog.ecsv`` (or ``.vot``/``.fits``), both atomically.
+    post-processing), the labels written block by block to ``out_dir/STEM_labels.zarr`` (or an
+    OME-Zarr store, ``format="ome-zarr"``) and the catalog (:func:`sciconv.postprocess.measure`
+    columns, ``ra``/``dec`` when the file has a celestial WCS, sizes in physical units when the
+    file has a pixel scale) to ``out_dir/STEM_catalog.ecsv`` (or ``.vot``/``.fits``), all
+    atomically.
 
     Parameters
     ----------
@@ -476,6 +513,15 @@ def predict_mosaic(
     channel : int, optional
         Segment this channel of a multi-channel file (a lazy view, :meth:`GridImage.channel
         <sciconv.io.GridImage.channel>`: a fluorescence whole slide's DAPI, say).
+    format : {None, "zarr", "ome-zarr"}, optional
+        None or ``"zarr"`` (default): the labels as a plain zarr array ``STEM_labels.zarr``.
+        ``"ome-zarr"``: an OME-Zarr (NGFF 0.5) store ``STEM.ome.zarr`` for napari, vizarr,
+        OMERO and QuPath: the image segmented (the channel, when one is chosen) as its multiscale
+        image, the labels as its NGFF label image ``labels/instances`` (level 0 the block-written
+        array, moved in; halvings down to :data:`MOSAIC_MIN_SIDE` pixels computed chunk by chunk;
+        :func:`sciconv.io.read` of the store or of the label group gives the WCS and pixel scale,
+        :func:`sciconv.io.read_labels` of ``labels/instances/s0`` the ids). Needs
+        ``sciconv[ome]``; the image is copied, a store about as large as the input in its dtype.
     **kwargs
         Passed to ``predict_instances_blocks`` (``tile``, ``batch_size``, post-processing
         overrides, ...).
@@ -483,14 +529,19 @@ def predict_mosaic(
     Returns
     -------
     dict
-        ``{"labels": Path, "catalog": Path}`` (and ``"regions"``, ``"geojson"``).
+        ``{"labels": Path, "catalog": Path}`` (and ``"regions"``, ``"geojson"``; ``"image"``,
+        the store, with ``format="ome-zarr"``): :func:`mosaic_outputs`.
 
     Raises
     ------
     OutputExistsError
         An output exists and ``overwrite`` is False.
+    InferenceError
+        A ``format`` other than ``"zarr"`` or ``"ome-zarr"`` (FITS and TIFF products are
+        written whole, from labels in memory).
     sciconv.errors.ConfigError
-        ``path`` or ``out_dir`` that is not a path (an array: use :func:`predict_instances`).
+        ``path`` or ``out_dir`` that is not a path (an array: use :func:`predict_instances`), or
+        an OME-Zarr input whose store would be written over it.
 
     Examples
     --------
@@ -513,10 +564,17 @@ def predict_mosaic(
     look_up_option(background, modes, name="background", error=InferenceError)
     outs = mosaic_outputs(
         out_dir, io.image_stem(path), catalog_format=catalog_format, regions=regions,
-        geojson=geojson,
+        geojson=geojson, format=format,
     )  # fmt: skip
     if geojson:  # a missing shapely fails here, not after hours of blocks
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
+    store = outs.get("image")  # an OME-Zarr store: zarr and ome-zarr checked before any block
+    if store is not None:
+        io.ome_zarr_labels(store)
+        if store.resolve() == Path(path).resolve():  # NAME.ome.zarr in, NAME.ome.zarr out
+            raise ConfigError(
+                f"the OME-Zarr store written for {path} would replace it; choose another out_dir"
+            )
     for target in outs.values():
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
@@ -528,12 +586,14 @@ def predict_mosaic(
             getattr(image.data, "close", lambda: None)()
             raise
     sky = postprocess.wants_background(background, image)  # checked above
+    # an OME-Zarr store: the labels go to a scratch folder next to it, then into the store
+    scratch = None if store is None else scratch_folder(store)
     try:
         labels, table = predict_instances_blocks(
             model,
             image,
             block=block,
-            out=outs["labels"],
+            out=outs["labels"] if scratch is None else scratch / "labels.zarr",
             overwrite=overwrite,
             catalog=True,
             scheduler=scheduler,
@@ -541,10 +601,18 @@ def predict_mosaic(
             background=sky,
             **kwargs,
         )
+        if scratch is not None:
+            labels = _mosaic_store(store, outs["labels"].name, scratch, image, model, overwrite)
+    except Exception as err:  # a full disk, a read-only folder: name the store, not the scratch
+        mapped = None if scratch is None else target_error(err, scratch, store)
+        if mapped is None:
+            raise
+        raise mapped from err
     finally:  # the lazy reader holds the file open
         close = getattr(image.data, "close", None)
         if close is not None:
             close()
+        remove_scratch(scratch)
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
     if regions is not None:  # ellipses from the catalog's moments, sky coordinates with a WCS
         postprocess.write_regions(
@@ -555,3 +623,26 @@ def predict_mosaic(
             labels, outs["geojson"], measurements=table, block=4096, overwrite=overwrite
         )
     return outs
+
+
+def _mosaic_store(store: Path, name: str, scratch: Path, image, model, overwrite: bool):
+    """The OME-Zarr store of a mosaic: its block-written labels ``scratch/labels.zarr`` moved in
+    as level 0 of ``labels/<name>``, with ``image``'s pixels; the labels' level 0 (zarr)."""
+    import zarr
+
+    from sciconv import io
+    from sciconv.io._zarr_mosaic import write_ome_zarr_mosaic
+
+    labels = zarr.open_array(str(scratch / "labels.zarr"), mode="r+")
+    attrs = dict(labels.attrs.get(io.ZARR_ARRAY_ATTRS) or {})
+    # the history whole-image stores begin with: sciconv predict takes the store for a product
+    attrs["history"] = [
+        f"sciconv prediction with model {getattr(model, 'name', model)}",
+        *attrs.get("history", []),
+    ]
+    labels.attrs[io.ZARR_ARRAY_ATTRS] = attrs
+    write_ome_zarr_mosaic(
+        store, scratch / "labels.zarr", image, levels=mosaic_levels(image.shape[:2]), name=name,
+        move=True, overwrite=overwrite,
+    )  # fmt: skip
+    return zarr.open_array(str(io.ome_zarr_labels(store)[name][0]), mode="r")

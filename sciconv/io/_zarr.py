@@ -39,12 +39,12 @@ _NGFF_UNITS = {
 }
 _UNITS_NGFF = {v: k for k, v in _NGFF_UNITS.items()}
 # PixelScale units (astropy's spelling) -> NGFF
-_ASTROPY_NGFF = {
+ASTROPY_NGFF = {
     "um" if k == "µm" else ("Angstrom" if k == "Å" else k): v for k, v in _UNITS_NGFF.items()
 }
 
 
-def _ome_zarr(path=None):
+def ome_zarr_modules(path=None):
     """Import zarr and ome-zarr, or raise :class:`MissingDependencyError` with the install line."""
     try:
         import ome_zarr.format
@@ -63,7 +63,7 @@ def _ome_zarr(path=None):
 
 def _open_multiscale(path: Path):
     """The first multiscale image node of an OME-Zarr store (``ome_zarr.reader.Node``)."""
-    _, ome_zarr = _ome_zarr(path)
+    _, ome_zarr = ome_zarr_modules(path)
     location = ome_zarr.io.parse_url(str(path), mode="r")
     if location is None:
         raise InvalidImageError("not an OME-Zarr store (no zarr group found)", path=path)
@@ -111,9 +111,9 @@ def zarr_axes(path: Path) -> tuple[str, tuple[int, ...]]:
 ZARR_ARRAY_ATTRS = "sciconv"
 
 
-def _plain_array(path: Path):
+def plain_array(path: Path):
     """The zarr array at ``path`` when it is one (not a group, not OME-Zarr), else None."""
-    zarr, _ = _ome_zarr(path)
+    zarr, _ = ome_zarr_modules(path)
     try:
         node = zarr.open(str(path), mode="r")
     except Exception:  # not zarr at all: the OME-Zarr reader says what is wrong
@@ -124,25 +124,13 @@ def _plain_array(path: Path):
 def _read_plain_array(array, path: Path, *, section, lazy: bool) -> GridImage:
     """A 2-D zarr array (sciconv's block-wise labels) as (H, W, 1), with the WCS and pixel size
     recorded in its attributes."""
-    from astropy.io import fits
-
-    from sciconv.io._header import fits_wcs
-
     ny, nx = (int(n) for n in array.shape)
     ys, xs = (slice(0, ny), slice(0, nx))
     if section is not None:
         ys, xs = (slice(*s.indices(n)[:2]) for s, n in zip(section, (ny, nx)))
     attrs = dict(array.attrs.get(ZARR_ARRAY_ATTRS) or {})
-    header = fits.Header.fromstring(attrs["wcs"]) if attrs.get("wcs") else None
-    wcs = None if header is None else fits_wcs(header, None, path)
-    if wcs is not None and section is not None:
-        wcs = wcs.slice((ys, xs))
     meta = {"format": "zarr", "dtype": np.dtype(array.dtype).name, "axes": "YX"}
-    scale = attrs.get("pixel_scale")
-    if scale:
-        meta.update(pixel_size=(scale["y"], scale["x"]), pixel_unit=scale["unit"])
-    if attrs.get("history"):
-        meta["history"] = list(attrs["history"])
+    wcs = _apply_recorded(attrs, meta, path, None if section is None else (ys, xs))
 
     def reader(ys_: slice, xs_: slice) -> np.ndarray:
         rows = slice(ys.start + ys_.start, ys.start + ys_.stop)
@@ -157,11 +145,29 @@ def _read_plain_array(array, path: Path, *, section, lazy: bool) -> GridImage:
     return GridImage(data, wcs=wcs, mask=np.isnan(data), path=str(path), meta=meta)
 
 
+def _apply_recorded(attrs: dict, meta: dict, path: Path, section):
+    """The WCS sciconv's attributes (:data:`ZARR_ARRAY_ATTRS`) record, sliced to ``section``
+    ((rows, columns) slices), or None; their pixel scale and history go into ``meta``."""
+    scale = attrs.get("pixel_scale")
+    if isinstance(scale, dict) and {"y", "x", "unit"} <= set(scale):
+        meta.update(pixel_size=(scale["y"], scale["x"]), pixel_unit=scale["unit"])
+    if attrs.get("history"):
+        meta["history"] = list(attrs["history"])
+    if not attrs.get("wcs"):
+        return None
+    from astropy.io import fits
+
+    from sciconv.io._header import fits_wcs
+
+    wcs = fits_wcs(fits.Header.fromstring(attrs["wcs"]), None, path)
+    return wcs if wcs is None or section is None else wcs.slice(section)
+
+
 def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> GridImage:
     """:func:`sciconv.io.read` of an OME-Zarr store: one resolution level as (H, W, C); or of a
     plain 2-D zarr array (the labels of block-wise instances) with its recorded WCS."""
     if path.is_dir() and not stack and level == 0:
-        array = _plain_array(path)
+        array = plain_array(path)
         if array is not None:
             return _read_plain_array(array, path, section=section, lazy=lazy)
     node = _stored_image(path)
@@ -176,9 +182,10 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
     names, letters = _axis_letters(node, dask_array.ndim, path)
     arranged = _arrange_dask(dask_array, letters, stack=stack, path=path)
     ny, nx = arranged.shape[-3], arranged.shape[-2]
+    window = None
     if section is not None:
-        ys, xs = (slice(*s.indices(n)[:2]) for s, n in zip(section, (ny, nx)))
-        arranged = arranged[..., ys, xs, :]
+        window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(section, (ny, nx)))
+        arranged = arranged[..., window[0], window[1], :]
     meta = {
         "format": "ome-zarr",
         "dtype": np.dtype(dask_array.dtype).name,
@@ -188,10 +195,15 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
         "levels": levels,
     }
     meta.update(_physical(node.metadata, names, level, path))
-    if "channel_names" not in meta:
-        recorded = _recorded_channel_names(path, int(arranged.shape[-1]))
-        if recorded is not None:
-            meta["channel_names"] = recorded
+    recorded = _recorded(path)
+    names_c = recorded.get("class_names")
+    n = int(arranged.shape[-1])
+    if "channel_names" not in meta and isinstance(names_c, list) and len(names_c) == n:
+        if all(isinstance(v, str) for v in names_c):
+            meta["channel_names"] = list(names_c)  # stores without omero labels keep them here
+    wcs = None  # a mosaic store's level 0 is the grid its WCS describes (write_ome_zarr_mosaic)
+    if level == 0 and not stack and {"wcs", "pixel_scale"} & set(recorded):
+        wcs = _apply_recorded(recorded, meta, path, window)
     if lazy:
         if stack:
             raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
@@ -200,10 +212,10 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
             return to_float32(np.asarray(arranged[ys, xs].compute()), path=path)
 
         return GridImage(
-            LazyImage(reader, arranged.shape, path=str(path)), path=str(path), meta=meta
+            LazyImage(reader, arranged.shape, path=str(path)), wcs=wcs, path=str(path), meta=meta
         )
     data = to_float32(np.asarray(arranged.compute()), path=path)
-    return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+    return GridImage(data, wcs=wcs, mask=np.isnan(data), path=str(path), meta=meta)
 
 
 def _arrange_dask(array, letters: str, *, stack: bool, path: Path):
@@ -291,7 +303,7 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
     >>> {k: [p.relative_to(store).as_posix() for p in v] for k, v in ome_zarr_labels(store).items()}
     {'nuclei': ['labels/nuclei/s0', 'labels/nuclei/s1']}
     """
-    zarr, _ = _ome_zarr(path)
+    zarr, _ = ome_zarr_modules(path)
     root = Path(path) / "labels"
     try:
         attrs = dict(zarr.open_group(str(root), mode="r").attrs)
@@ -318,19 +330,16 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
     return out
 
 
-def _recorded_channel_names(path: Path, n: int) -> list[str] | None:
-    """The class names sciconv's products record in the store's ``sciconv`` attributes
-    (:data:`ZARR_ARRAY_ATTRS`), when they name all ``n`` channels; stores written without
-    ``omero`` channel labels keep their planes' names there."""
-    zarr, _ = _ome_zarr(path)
+def _recorded(path: Path) -> dict:
+    """What sciconv records in a store's (or label group's) ``sciconv`` attributes
+    (:data:`ZARR_ARRAY_ATTRS`): class names, history, a mosaic's WCS and pixel scale; empty
+    when nothing is recorded."""
+    zarr, _ = ome_zarr_modules(path)
     try:
         attrs = zarr.open_group(str(path), mode="r").attrs.get(ZARR_ARRAY_ATTRS)
     except Exception:  # not a group of its own (a sub-path the reader resolved): no record
-        return None
-    names = attrs.get("class_names") if isinstance(attrs, dict) else None
-    if isinstance(names, list) and len(names) == n and all(isinstance(v, str) for v in names):
-        return list(names)
-    return None
+        return {}
+    return dict(attrs) if isinstance(attrs, dict) else {}
 
 
 def write_ome_zarr_labels(
@@ -383,7 +392,7 @@ def write_ome_zarr_labels(
     >>> io.read(store / "labels" / "nuclei", level=1).shape
     (16, 16, 1)
     """
-    zarr, ome_zarr = _ome_zarr(image)
+    zarr, ome_zarr = ome_zarr_modules(image)
     image = Path(image)
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ConfigError(f"name must be a plain folder name such as 'nuclei'; got {name!r}")
@@ -434,11 +443,11 @@ def write_ome_zarr_labels(
         raise InvalidImageError(
             f"cannot write OME-Zarr labels ({brief(exc)})", path=target
         ) from exc
-    _tidy_labels_group(zarr.open_group(str(image / "labels"), mode="r+"), version)
+    tidy_labels_group(zarr.open_group(str(image / "labels"), mode="r+"), version)
     return target
 
 
-def _tidy_labels_group(group, version: str) -> None:
+def tidy_labels_group(group, version: str) -> None:
     """Make the ``labels/`` group's metadata what NGFF asks for, after
     ``ome_zarr.writer.write_labels`` (ome-zarr-py 0.18): NGFF 0.5 needs ``"version"`` in the
     group's ``ome`` attributes (left out, so validators such as ome-zarr-models rejected the
@@ -506,7 +515,7 @@ def write_ome_zarr(
     >>> io.read(store).shape, io.read(store, level=1).meta["levels"]
     ((16, 8, 2), [(2, 16, 8), (2, 8, 4)])
     """
-    zarr, ome_zarr = _ome_zarr(path)
+    zarr, ome_zarr = ome_zarr_modules(path)
     path = Path(path)
     if path.exists():
         if not overwrite:
@@ -524,9 +533,9 @@ def write_ome_zarr(
         kwargs["omero"] = _omero(arr, channel_names)
     meta = like.meta if isinstance(like, GridImage) else {}
     scale = like.pixel_scale if isinstance(like, GridImage) else None
-    if scale is not None and scale.unit in _ASTROPY_NGFF:  # NGFF space units are lengths
+    if scale is not None and scale.unit in ASTROPY_NGFF:  # NGFF space units are lengths
         kwargs["scale"] = {"c": 1.0, "y": scale.y, "x": scale.x}
-        unit = _ASTROPY_NGFF[scale.unit]
+        unit = ASTROPY_NGFF[scale.unit]
         kwargs["axes_units"] = {"y": unit, "x": unit}
     elif meta.get("pixel_size") is not None:
         dy, dx = (float(v) for v in meta["pixel_size"])
