@@ -88,6 +88,22 @@ def load_eval_set(data: Path, val_ids: set[str], modalities, max_per_modality=No
     return out
 
 
+def resampled(img: np.ndarray, truth: np.ndarray, factor: float, transform=None):
+    """``img`` through the model's input ``transform`` and ``truth`` resampled by ``factor``
+    (bilinear, anti-aliased when shrinking; the labels by nearest neighbour): nuclei at other
+    sizes than the data set's, for the size benchmarks."""
+    from skimage.transform import rescale
+
+    from sciconv.preprocess import apply_input_transform
+
+    x = np.asarray(apply_input_transform(img, transform), np.float32)
+    if factor == 1:
+        return x, truth
+    x = rescale(x, factor, channel_axis=-1, order=1).astype(np.float32)
+    truth = rescale(truth, factor, order=0, preserve_range=True, anti_aliasing=False)
+    return x, truth.astype(np.int32)
+
+
 def gray(img: np.ndarray) -> np.ndarray:
     """Mean of R, G, B (for fluorescence, R = G = B: the grey image itself)."""
     return img if img.ndim == 2 else img.astype(np.float32).mean(axis=-1)

@@ -19,7 +19,6 @@ block-wise factor differs from the whole image's, and the median time ratio bloc
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import time
 import warnings
@@ -32,13 +31,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/dsb2018_train")
@@ -49,16 +41,14 @@ def main(argv=None) -> None:
     parser.add_argument("--crop", type=int, default=None, help="the size check's crop side")
     args = parser.parse_args(argv)
 
-    from skimage.transform import rescale
-
     import sciconv as sc
     from sciconv.inference import _size_probe
     from sciconv.metrics import average_precision
-    from sciconv.preprocess import apply_input_transform
 
     if args.crop is not None:
         _size_probe.SIZE_CHECK_CROP = args.crop
-    rn = _benchmark("real_nuclei")
+    import real_nuclei as rn  # beside this script (its folder is on sys.path when it runs)
+
     val = set((ROOT / "data/real/nuclei_val_ids.txt").read_text().split())
     model = sc.models.pretrained("nuclei")
     transform = sc.models.get_metadata(model).get("input_transform")
@@ -83,11 +73,7 @@ def main(argv=None) -> None:
             images = [e for e in everything if e[0] == modality][: args.max_per_modality]
             rows = []
             for _, _, img, truth in images:
-                x = np.asarray(apply_input_transform(img, transform), np.float32)
-                if factor != 1:
-                    x = rescale(x, factor, channel_axis=-1, order=1).astype(np.float32)
-                    truth = rescale(truth, factor, order=0, preserve_range=True,
-                                    anti_aliasing=False).astype(np.int32)  # fmt: skip
+                x, truth = rn.resampled(img, truth, factor, transform)
                 whole, t0, said = run(x)
                 as_is, _, _ = run(x, block=args.block, object_size=None)
                 blocks, t1, told = run(x, block=args.block)

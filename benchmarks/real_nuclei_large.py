@@ -46,12 +46,9 @@ def main(argv=None) -> None:
     parser.add_argument("--modalities", default="fluo,color,gray_bright")
     args = parser.parse_args(argv)
 
-    from skimage.transform import rescale
-
     import sciconv as sc
     from sciconv.inference import _size_probe
     from sciconv.metrics import average_precision
-    from sciconv.preprocess import apply_input_transform
 
     rn = _benchmark("real_nuclei")
     val = set((ROOT / "data/real/nuclei_val_ids.txt").read_text().split())
@@ -80,11 +77,7 @@ def main(argv=None) -> None:
                 images = images[: args.max_per_modality]
             rows = []
             for _, _, img, truth in images:
-                x = np.asarray(apply_input_transform(img, transform), np.float32)
-                if factor != 1:
-                    x = rescale(x, factor, channel_axis=-1, order=1).astype(np.float32)
-                    truth = rescale(truth, factor, order=0, preserve_range=True,
-                                    anti_aliasing=False).astype(np.int32)  # fmt: skip
+                x, truth = rn.resampled(img, truth, factor, transform)
                 before, t0 = run(x, probe=False)
                 after, t1 = run(x, probe=True)
                 a0, a1 = average_precision(truth, before), average_precision(truth, after)

@@ -64,3 +64,16 @@ def enlarged_real_nuclei():
         return out
 
     return enlarge
+
+
+@pytest.fixture(scope="session")
+def threshold_model():
+    """A deterministic segmenter: foreground probability sigmoid(2 x) of the pixel value (a
+    1 x 1 convolution into a softmax), so the labels follow the pixels."""
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
+    )(inputs)
+    return keras.Model(inputs, keras.layers.Softmax()(logits), name="threshold")

@@ -8,7 +8,6 @@ factor the whole image would be, and its labels come back at the image's pixels.
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 
@@ -20,18 +19,9 @@ from sciconv.metrics import average_precision
 FAST = dict(normalize=None, progress=False, blend="none", threshold=0.99)  # p > 0.99: x > 2.3
 
 
-def _threshold_model():
-    """Foreground probability sigmoid(2 x): the labels follow the pixels."""
-    inputs = keras.Input((None, None, 1))
-    logits = keras.layers.Conv2D(
-        2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
-    )(inputs)
-    return keras.Model(inputs, keras.layers.Softmax()(logits), name="threshold")
-
-
 @pytest.fixture(scope="module")
-def model():
-    return _threshold_model()
+def model(threshold_model):
+    return threshold_model
 
 
 def _squares(shape=(240, 320), side=24, step=40, value=5.0):

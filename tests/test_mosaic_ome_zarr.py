@@ -9,7 +9,6 @@ segmented image as its multiscale image and the labels as its NGFF label image
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 import tifffile
@@ -30,18 +29,9 @@ FAST = dict(normalize=None, progress=False, blend="none", margin=24, min_size=4)
 SHAPE = (300, 260)
 
 
-def _threshold_model():
-    """Foreground probability sigmoid(2 x) (a 1 x 1 convolution): labels follow the pixels."""
-    inputs = keras.Input((None, None, 1))
-    logits = keras.layers.Conv2D(
-        2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
-    )(inputs)
-    return keras.Model(inputs, keras.layers.Softmax()(logits), name="threshold")
-
-
 @pytest.fixture(scope="module")
-def model():
-    return _threshold_model()
+def model(threshold_model):
+    return threshold_model
 
 
 @pytest.fixture(autouse=True)
@@ -258,9 +248,9 @@ def test_write_ome_zarr_mosaic_copies_unless_asked_to_move(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
+def model_file(tmp_path_factory, threshold_model):
     path = tmp_path_factory.mktemp("mosaic_ngff") / "threshold.keras"
-    _threshold_model().save(path)
+    threshold_model.save(path)
     return path
 
 

@@ -444,19 +444,23 @@ def predict_instances_blocks(
     channels = arr.shape[2] if len(arr.shape) == 3 else 1
     if transform is not None:
         channels = transform.out_channels(channels)
-    settings = resolve_settings(
-        model,
-        (h, w, channels),
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        normalize=normalize,
-        blend=blend,
-        tta=tta,
-        precision=precision,
-        pad_mode="reflect",
-        path=path,
-    )
+
+    def settings_of(hw):  # the prediction settings of an image of hw pixels (the model's)
+        return resolve_settings(
+            model,
+            (*hw, channels),
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            normalize=normalize,
+            blend=blend,
+            tta=tta,
+            precision=precision,
+            pad_mode="reflect",
+            path=path,
+        )
+
+    settings = settings_of((h, w))  # checked before the size check's crop runs
     if auto_size_decides(object_size, scale):
         given = dict(normalize=normalize, precision=precision, progress=False)
         zoom = _size_on_crop(
@@ -472,19 +476,7 @@ def predict_instances_blocks(
         )
     zoomed = (round(h * zoom), round(w * zoom))
     if zoom != 1.0:  # the settings of the image the model sees
-        settings = resolve_settings(
-            model,
-            (*zoomed, channels),
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            normalize=normalize,
-            blend=blend,
-            tta=tta,
-            precision=precision,
-            pad_mode="reflect",
-            path=path,
-        )
+        settings = settings_of(zoomed)
     check_overlap(model, settings, zoomed, stacklevel=2)
     if transform is not None:
         sample = transform(np.asarray(sample, dtype=np.float32))
