@@ -142,3 +142,74 @@ def test_resampled_windows_share_the_whole_images_pixel_grid(model):
         )
         assert np.array_equal(whole > 0, blocks > 0), factor
         assert whole.max() == blocks.max() and _ap(whole, blocks, 0.99) == 1.0, factor
+
+
+def test_the_size_check_takes_the_median_of_crops_apart_and_says_when_they_disagree():
+    """One busy crop decided for the whole slide: a slide whose busiest quarter held nuclei five
+    times larger was resampled by 0.19 everywhere, and its other three quarters lost every
+    nucleus (AP 0.82 -> 0.00, QA). Crops apart now vote; the median wins, said when they
+    disagree."""
+    from sciconv.errors import SciconvWarning
+    from sciconv.inference._size_probe import check_size_on_crop
+
+    image = np.zeros((300, 300), np.float32)
+    image[::7, ::7] = 1.0  # ordinary objects everywhere
+
+    def odd(y, x):  # a tile of the 3 x 3 grid whose objects are larger (and brighter)
+        tile = image[y : y + 100, x : x + 100]
+        tile[...] = np.where(tile > 0, 9.0, 2.0)
+
+    def read(ys, xs):
+        return image[ys[0] : ys[1], xs[0] : xs[1]]
+
+    def decide(crop):  # an odd tile alone asks for resampling
+        return 0.2 if crop.mean() > 1.5 else 1.0
+
+    odd(200, 200)
+    with pytest.warns(SciconvWarning, match=r"need different resampling \(rows 200:300, col"):
+        assert check_size_on_crop(read, image.shape, decide, side=100) == 1.0
+    odd(0, 200)  # two odd tiles among the three busiest: they win
+    with pytest.warns(SciconvWarning, match="at the median, 0.2"):
+        assert check_size_on_crop(read, image.shape, decide, side=100) == 0.2
+    small = image[:150, :150]  # one crop only (windows overlap): its factor, said as before
+    with pytest.warns(SciconvWarning, match="every block is segmented resampled by 0.2"):
+        check_size_on_crop(
+            lambda ys, xs: small[ys[0] : ys[1], xs[0] : xs[1]], small.shape, lambda c: 0.2,
+            side=100,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kw", "error"),
+    [
+        (dict(scale="0.2"), "scale must be a positive number, 'auto' or None; got '0.2'"),
+        (dict(scale=True), "scale must be a positive number, 'auto' or None; got True"),
+        (dict(scale=1e-4), r"scale 0.0001 turns an image of \(240, 320\) pixels into \[0, 0\]"),
+        (dict(scale=0.5, min_size="x"), "min_size must be a number of pixels >= 0.*got 'x'"),
+        (dict(scale=0.5, min_size=-1), "min_size must be a number of pixels >= 0.*got -1$"),
+        (dict(scale=0.5, max_object=0), "max_object must be a positive int or None; got 0"),
+        (dict(scale=40, block=2048), r"gives the model windows of .* give block=\d+ or less"),
+    ],
+)
+def test_block_options_are_checked_as_given(model, kw, error):
+    """Were: a string scale let object_size='auto' re-decide, True counted as 1, a tiny factor
+    raised ZeroDivisionError, min_size was scaled before it was checked (TypeError; 'got
+    -0.25'), max_object <= 0 shrank the margin, an enlarged block ran out of memory."""
+    image, _ = _squares()
+    with pytest.raises(InferenceError, match=error):
+        predict_instances_blocks(model, image, catalog=False, **dict(FAST, **kw))
+
+
+def test_a_pixel_scale_given_as_scale_sizes_the_catalog(model):
+    """scale= 0.25 um (a model trained at 0.5 um: resampled by 0.5): the blocks' catalog had no
+    physical columns (the image's own scale, unknown, was used); a model that records no pixel
+    scale says it did not resample."""
+    import astropy.units as u
+
+    image, _ = _squares()
+    sized = models.attach_metadata(model, pixel_scale={"y": 0.5, "x": 0.5, "unit": "um"})
+    labels, table = predict_instances_blocks(sized, image, scale=0.25 * u.um, block=64, **FAST)
+    assert np.allclose(table["area_phys"], table["area"] * 0.0625, rtol=1e-6)
+    assert _ap(predict_instances(sized, image, scale=0.5, **FAST), labels, 0.95) == 1.0
+    with pytest.warns(SciconvWarning, match="the model records none it was trained at"):
+        predict_instances_blocks(model, image, scale=0.25 * u.um, block=64, **FAST)

@@ -32,6 +32,7 @@ from sciconv.inference._dask import ModelHandle
 from sciconv.inference._instances import (
     auto_size_decides,
     decide_factor,
+    is_pixel_scale,
     postprocess_kwargs,
     zoom_factor,
 )
@@ -50,7 +51,7 @@ from sciconv.inference._source import Source, compute_limits, is_dask, validate_
 from sciconv.inference._stitch import BlockPlan, lost_pieces, report_pieces, select_owned
 from sciconv.inference._tiles import padded_extent
 from sciconv.inference._zoom import ZoomGrid, rescale_image
-from sciconv.io import file_map, read_mapped
+from sciconv.io import PixelScale, file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
 from sciconv.preprocess._transform import InputTransform, resolve_input_transform
@@ -249,7 +250,11 @@ def _auto_margin(model, margin, max_object: int | None, divisor: int, zoom: floa
         return int(margin)
     if max_object is None:
         max_object = math.ceil(DEFAULT_MAX_OBJECT / zoom)
-    elif isinstance(max_object, bool) or not isinstance(max_object, (int, np.integer)):
+    elif (
+        isinstance(max_object, bool)
+        or not isinstance(max_object, (int, np.integer))
+        or max_object < 1
+    ):
         raise InferenceError(f"max_object must be a positive int or None; got {max_object!r}")
     r = max(receptive_field(model))
     # an owned object reaches max_object / 2 past its core; its pixels need r more of context
@@ -474,7 +479,8 @@ def predict_instances_blocks(
             brightness=brightness,
             denoise=denoise,
         )
-    zoomed = (round(h * zoom), round(w * zoom))
+    grid = ZoomGrid.of((h, w), zoom, path=path)
+    zoomed = grid.zoomed
     if zoom != 1.0:  # the settings of the image the model sees
         settings = settings_of(zoomed)
     check_overlap(model, settings, zoomed, stacklevel=2)
@@ -492,6 +498,7 @@ def predict_instances_blocks(
         block=int(block),
         margin=_auto_margin(model, margin, max_object, settings.divisor, zoom),
     )
+    _check_window(plan, zoom, path)
     min_size = overrides.get("min_size")  # a given one counts the image's pixels
     if zoom != 1.0 and min_size is not None:
         kwargs = dict(kwargs, min_size=min_size * zoom**2)
@@ -511,7 +518,7 @@ def predict_instances_blocks(
         background=bool(background),
         gain=postprocess.effective_gain(image) if catalog and background else None,
         saturation=postprocess.saturation_level(image) if catalog else None,
-        zoom=None if zoom == 1.0 else ZoomGrid.of((h, w), zoom),
+        zoom=None if zoom == 1.0 else grid,
         min_size=min_size or 0,
     )
     check = None
@@ -556,8 +563,29 @@ def predict_instances_blocks(
             if name in table.colnames:
                 table[name].unit = unit
     if table is not None:  # sizes in um / arcsec, as the whole-image catalogs have them
-        postprocess.add_physical_columns(table, image_pixel_scale(image), wcs=wcs)
+        given = PixelScale.from_value(scale) if is_pixel_scale(scale) else None
+        postprocess.add_physical_columns(table, given or image_pixel_scale(image), wcs=wcs)
     return (labels, table) if catalog else labels
+
+
+#: The most pixels a block window may give the model (8192 x 8192): an enlarged block's window
+#: grows with the factor squared (block 2048 resampled by 4: 5.9 GB; by 16, out of memory)
+MAX_WINDOW_PIXELS = 8192 * 8192
+
+
+def _check_window(plan: BlockPlan, zoom: float, path) -> None:
+    """Refuse windows that would give the model more than :data:`MAX_WINDOW_PIXELS` pixels."""
+    side = min(plan.block + 2 * plan.margin, max(plan.shape))
+    seen = math.ceil(side * zoom)
+    if seen * seen <= MAX_WINDOW_PIXELS:
+        return
+    most = max(16, int(math.isqrt(MAX_WINDOW_PIXELS) / zoom) - 2 * plan.margin)
+    raise InferenceError(
+        f"block={plan.block} with a margin of {plan.margin} px resampled by {zoom:.3g} gives "
+        f"the model windows of {seen} x {seen} pixels (at most {MAX_WINDOW_PIXELS:,}): give "
+        f"block={most} or less",
+        path=path,
+    )
 
 
 def _size_on_crop(

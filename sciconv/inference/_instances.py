@@ -72,6 +72,15 @@ def postprocess_kwargs(model, meta: Mapping, overrides: Mapping) -> dict:
             name="a post-processing keyword (sciconv.postprocess.instances)",
             error=InferenceError,
         )
+    given = overrides.get("min_size")  # checked as given: it is scaled when resampling
+    if given is not None and (
+        isinstance(given, bool)
+        or not isinstance(given, (int, float, np.integer, np.floating))
+        or not given >= 0
+    ):
+        raise InferenceError(
+            f"min_size must be a number of pixels >= 0 (the input image's); got {given!r}"
+        )
     recorded.update(overrides)
     return recorded
 
@@ -90,10 +99,9 @@ AUTO_BLOCK_PIXELS = 2 * 4096 * 4096
 
 
 def _check_scale(scale, *, path) -> float:
-    try:
+    value = float("nan")  # a string or a bool is not a factor ("0.2" let "auto" decide)
+    if isinstance(scale, (int, float, np.integer, np.floating)) and not isinstance(scale, bool):
         value = float(scale)
-    except (TypeError, ValueError):
-        value = float("nan")
     if not (math.isfinite(value) and value > 0):
         raise InferenceError(
             f"scale must be a positive number, 'auto' or None; got {scale!r}", path=path
@@ -101,8 +109,15 @@ def _check_scale(scale, *, path) -> float:
     return value
 
 
-def _is_pixel_scale(scale) -> bool:
-    """Whether ``scale=`` gives the image's pixel scale (PixelScale, dict or Quantity)."""
+def is_pixel_scale(scale) -> bool:
+    """Whether ``scale=`` gives the image's pixel scale (PixelScale, dict or Quantity).
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> is_pixel_scale(0.5 * u.um), is_pixel_scale(0.5), is_pixel_scale("auto")
+    (True, False, False)
+    """
     return isinstance(scale, (PixelScale, dict)) or hasattr(scale, "unit")
 
 
@@ -113,13 +128,13 @@ def zoom_factor(model, image, scale, object_size=None) -> float:
         auto_or_none(object_size, "object_size", " or a diameter (pixels or a Quantity)")
         object_size = None  # the first pass runs at the factor the scales give
     if object_size is not None:
-        if not (isinstance(scale, str) and scale == "auto") and not _is_pixel_scale(scale):
+        if not (isinstance(scale, str) and scale == "auto") and not is_pixel_scale(scale):
             raise InferenceError(
                 f"object_size= and scale={scale!r} both set the resampling; give one (scale= "
                 "may still give the image's pixel scale, e.g. 0.5 * u.um)",
                 path=path,
             )
-        pixel_scale = PixelScale.from_value(scale) if _is_pixel_scale(scale) else None
+        pixel_scale = PixelScale.from_value(scale) if is_pixel_scale(scale) else None
         return object_size_factor(
             object_size,
             get_metadata(model).get("object_size"),
@@ -528,7 +543,7 @@ def auto_size_decides(object_size, scale) -> bool:
     or None, wins)."""
     if not (isinstance(object_size, str) and object_size == "auto"):
         return False
-    return scale is not None and (isinstance(scale, str) or _is_pixel_scale(scale))
+    return (isinstance(scale, str) and scale == "auto") or is_pixel_scale(scale)
 
 
 def auto_size_again(

@@ -142,9 +142,17 @@ def resolve_scale(
         return _explicit_factor(scale, path)
     image_scale = PixelScale.from_value(image_scale)
     model_scale = PixelScale.from_value(model_scale)
-    if model_scale is None:
-        return 1.0
     where = f"{path}: " if path else ""
+    if model_scale is None:
+        if not isinstance(scale, str):  # the caller gave the image's scale: say it did nothing
+            warnings.warn(
+                f"{where}scale= gives the image's pixel scale ({image_scale.mean:.4g} "
+                f"{image_scale.unit}) but the model records none it was trained at: not "
+                "resampled; pass scale= as a factor, or object_size= with the objects' size",
+                SciconvWarning,
+                stacklevel=2,
+            )
+        return 1.0
     if image_scale is None:
         warnings.warn(
             f"{where}the image's pixel scale is unknown but the model was trained at "

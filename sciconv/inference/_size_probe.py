@@ -171,11 +171,20 @@ def probe_factor(meta: Mapping, first, probe, level: float = 0.5, *, stacklevel:
 
 #: Side of the crop on which block-wise runs check the objects' size (``object_size="auto"``)
 SIZE_CHECK_CROP = 1024
+#: Crops checked on an image that holds several apart (the median factor is used)
+SIZE_CHECK_CROPS = 3
+#: Candidate crops per axis at most (spread evenly over a slide), ranked by how busy they are
+_CANDIDATES_PER_AXIS = 5
 
 
-def busiest_crop(read, shape, side: int = SIZE_CHECK_CROP) -> tuple[int, int]:
-    """The (y, x) corner of the ``side`` x ``side`` window, of a 3 x 3 grid over the image, whose
-    pixels stray most from the image's typical value (objects, not empty slide or sky).
+def busy_crops(read, shape, side: int = SIZE_CHECK_CROP, n: int = SIZE_CHECK_CROPS):
+    """The (y, x) corners of up to ``n`` ``side`` x ``side`` windows whose pixels stray most
+    from the image's typical value (objects, not empty slide or sky), busiest first.
+
+    An image that holds several windows apart along an axis is tiled by up to 5 per axis,
+    spread evenly, and the ``n`` busiest are returned, so one odd region (a fold, a patch of
+    giant cells, a bright star field) is one vote of ``n``; a smaller image gives one window,
+    the busiest of a 3 x 3 grid of overlapping ones.
 
     Parameters
     ----------
@@ -185,22 +194,29 @@ def busiest_crop(read, shape, side: int = SIZE_CHECK_CROP) -> tuple[int, int]:
         The image's (H, W, ...).
     side : int
         The window's side.
+    n : int
+        The most windows returned.
 
     Examples
     --------
     >>> import numpy as np
-    >>> image = np.zeros((300, 300)); image[220:260, 30:80] = 5.0
-    >>> busiest_crop(lambda ys, xs: image[ys[0]:ys[1], xs[0]:xs[1]], image.shape, side=100)
-    (200, 0)
+    >>> image = np.zeros((300, 300)); image[220:260, 30:80] = 5.0; image[20:40, 120:160] = 3
+    >>> read = lambda ys, xs: image[ys[0]:ys[1], xs[0]:xs[1]]
+    >>> busy_crops(read, image.shape, side=100, n=2)  # 3 x 3 windows apart: the two busiest
+    [(200, 0), (0, 100)]
+    >>> busy_crops(read, image.shape, side=200)  # overlapping windows: the busiest one
+    [(100, 0)]
     """
     h, w = int(shape[0]), int(shape[1])
-    corners = sorted(
-        {
-            (round(fy * max(h - side, 0)), round(fx * max(w - side, 0)))
-            for fy in (0.0, 0.5, 1.0)
-            for fx in (0.0, 0.5, 1.0)
-        }
-    )
+
+    def starts(length: int) -> list[int]:
+        k = min(_CANDIDATES_PER_AXIS, length // side)
+        if k < 2:  # overlapping windows: before, middle and end
+            return sorted({0, max(length - side, 0) // 2, max(length - side, 0)})
+        return sorted({round(i * (length - side) / (k - 1)) for i in range(k)})
+
+    apart = min(h // side, _CANDIDATES_PER_AXIS) >= 2 or min(w // side, _CANDIDATES_PER_AXIS) >= 2
+    corners = [(y, x) for y in starts(h) for x in starts(w)]
     step = max(1, side // 128)  # about 128 x 128 pixels of each window
     windows = []
     for y, x in corners:
@@ -208,16 +224,18 @@ def busiest_crop(read, shape, side: int = SIZE_CHECK_CROP) -> tuple[int, int]:
         windows.append(part[::step, ::step].reshape(-1))
     level = np.nanmedian(np.concatenate(windows))
     spread = [np.nanmean(np.abs(v - level)) if np.isfinite(v).any() else -1.0 for v in windows]
-    return corners[int(np.argmax(spread))]
+    order = sorted(range(len(corners)), key=lambda i: -spread[i])  # stable: ties in grid order
+    return [corners[i] for i in order[: (n if apart else 1)]]
 
 
 def check_size_on_crop(
     read, shape, decide, factor: float = 1.0, *, side: int = SIZE_CHECK_CROP
 ) -> float:
     """``object_size="auto"`` for a block-wise run: the one resampling factor of every block,
-    decided on the busiest crop (:func:`busiest_crop`) by ``decide(crop)`` (``predict_instances``
-    with ``object_size="auto"``, its first pass at ``factor``), its warnings dropped; when it
-    differs from ``factor``, a :class:`~sciconv.errors.SciconvWarning` (attributed to the caller
+    decided on the busiest crops (:func:`busy_crops`) by ``decide(crop)`` (``predict_instances``
+    with ``object_size="auto"``, its first pass at ``factor``), its warnings dropped: the median
+    of the crops' factors (of two, the one nearer ``factor``). When it differs from ``factor``,
+    or the crops disagree, a :class:`~sciconv.errors.SciconvWarning` (attributed to the caller
     of sciconv) says so.
 
     Parameters
@@ -231,7 +249,7 @@ def check_size_on_crop(
     factor : float
         The factor before the check (the pixel scales'; 1.0: none).
     side : int
-        The crop's side.
+        The crops' side.
 
     Returns
     -------
@@ -247,18 +265,36 @@ def check_size_on_crop(
     1.0
     """
     h, w = int(shape[0]), int(shape[1])
-    y, x = busiest_crop(read, shape, side)
-    crop = read((y, min(y + side, h)), (x, min(x + side, w)))
-    with warnings.catch_warnings():  # the crop's own notes: the blocks say what they do
-        warnings.simplefilter("ignore")
-        again = float(decide(crop))
+    found = []  # (factor, where)
+    for y, x in busy_crops(read, shape, side):
+        crop = read((y, min(y + side, h)), (x, min(x + side, w)))
+        with warnings.catch_warnings():  # the crops' own notes: the blocks say what they do
+            warnings.simplefilter("ignore")
+            found.append((float(decide(crop)), f"rows {y}:{min(y + side, h)}, columns "
+                          f"{x}:{min(x + side, w)}"))  # fmt: skip
+    ranked = sorted(found, key=lambda f: (f[0], abs(f[0] - factor)))
+    again = ranked[len(ranked) // 2][0] if len(ranked) % 2 else min(
+        (f[0] for f in ranked[len(ranked) // 2 - 1 : len(ranked) // 2 + 1]),
+        key=lambda v: abs(v - factor),
+    )  # fmt: skip
+    crop = f"{min(side, h)} x {min(side, w)}"
+    if not all(same_factor(f, found[0][0]) for f, _ in found):
+        said = "; ".join(f"{where}: {f:.3g}" for f, where in found)
+        warn_caller(
+            f"object_size='auto' (block by block): the busiest {crop} crops of the image need "
+            f"different resampling ({said}), so their objects differ in size by region; every "
+            f"block is segmented at the median, {again:.3g}. Segment such regions separately "
+            "with scale= (or object_size=) to choose",
+            "sciconv",
+        )
+        return again
     if same_factor(again, factor):
         return factor
+    where = found[0][1] if len(found) == 1 else f"{len(found)} crops ({found[0][1]}, ...)"
     warn_caller(
-        f"object_size='auto' (block by block): segmented whole, the busiest {min(side, h)} x "
-        f"{min(side, w)} crop of the image (rows {y}:{min(y + side, h)}, columns "
-        f"{x}:{min(x + side, w)}) needs resampling by {again:.3g} to the model's training size, "
-        f"so every block is segmented resampled by {again:.3g} (labels back at the image's "
+        f"object_size='auto' (block by block): segmented whole, the busiest {crop} crop of the "
+        f"image ({where}) needs resampling by {again:.3g} to the model's training size, so "
+        f"every block is segmented resampled by {again:.3g} (labels back at the image's "
         "pixels). Pass scale= or object_size= to choose, object_size=None to keep the image's "
         "pixels",
         "sciconv",

@@ -44,11 +44,18 @@ class ZoomGrid:
     zoomed: tuple[int, int]
 
     @classmethod
-    def of(cls, shape, factor: float) -> ZoomGrid:
+    def of(cls, shape, factor: float, *, path=None) -> ZoomGrid:
         """The grid of an image of ``shape`` resampled by ``factor`` (``round(n * factor)``
-        pixels per axis, as :func:`rescale_image`)."""
+        pixels per axis, as :func:`rescale_image`, which refuses the same sizes: an
+        :class:`~sciconv.errors.InferenceError` naming ``path``)."""
         h, w = int(shape[0]), int(shape[1])
-        return cls((h, w), (round(h * factor), round(w * factor)))
+        zoomed = (round(h * factor), round(w * factor))
+        if min(zoomed) < 2 or zoomed[0] * zoomed[1] > 2**31:
+            raise InferenceError(
+                f"scale {factor:.4g} turns an image of {(h, w)} pixels into {list(zoomed)}",
+                path=path,
+            )
+        return cls((h, w), zoomed)
 
     def ratio(self, axis: int) -> float:
         """Zoomed pixels per input pixel along ``axis``."""
