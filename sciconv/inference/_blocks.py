@@ -369,9 +369,11 @@ def predict_instances_blocks(
         As for :func:`~sciconv.inference.predict_instances`: a diameter (pixels or physical)
         sets the resampling. ``"auto"`` (default; models that record their training objects'
         size, e.g. the pretrained nuclei model): the busiest 1024 x 1024 crop is segmented as
-        :func:`~sciconv.inference.predict_instances` would, and when its objects need resampling
+        :func:`~sciconv.inference.predict_instances` would (on a slide that holds several
+        apart, the 3 busiest of up to 5 x 5 spread over it, and the median of their factors
+        wins, a warning naming each when they disagree), and when its objects need resampling
         (too small, too large, pieces of larger ones), every block is resampled by that one
-        factor, with a warning (the crop costs about a second). None: no check.
+        factor, with a warning (a second or so per crop). None: no check.
     **overrides
         Keywords of :func:`sciconv.postprocess.instances`, replacing the recorded ones.
 

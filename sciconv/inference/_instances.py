@@ -238,8 +238,8 @@ def predict_instances(
         the 99 validation images (``benchmarks/real_nuclei_scale.py``): unchanged as they are;
         shrunk to half, fluorescence AP@0.5 0.734 -> 0.796; enlarged 3x, 0.680 -> 0.702
         (colour 0.467 -> 0.504); enlarged 2x, 0.807 -> 0.800. An explicit ``scale`` (a
-        number, or None) turns it off. Block by block the busiest crop decides
-        and every block is resampled by its factor
+        number, or None) turns it off. Block by block the busiest crops decide
+        (their median) and every block is resampled by that factor
         (:func:`~sciconv.inference.predict_instances_blocks`). In one piece it does not resample
         to more than :data:`AUTO_BLOCK_PIXELS` pixels (a warning says so).
         ``None``: the first pass is the result.
