@@ -213,3 +213,65 @@ def test_a_pixel_scale_given_as_scale_sizes_the_catalog(model):
     assert _ap(predict_instances(sized, image, scale=0.5, **FAST), labels, 0.95) == 1.0
     with pytest.warns(SciconvWarning, match="the model records none it was trained at"):
         predict_instances_blocks(model, image, scale=0.25 * u.um, block=64, **FAST)
+
+
+def _faint_model():
+    from test_second_pass import LEVEL, _threshold_model
+
+    return _threshold_model(level=0.02, object_level=LEVEL)
+
+
+def test_resampled_blocks_stretch_as_the_whole_resampled_image_on_a_large_image():
+    """Above 4 Mpx the limits came from the image's own sampled lines, not from the resampled
+    image the model sees: on a 2200² image at scale=0.3 the stretch's top was 915 block-wise,
+    659 whole, and the labels differed (review). The blocks now take the resampled image's
+    sample (read band by band), as the whole image does."""
+    rng = np.random.default_rng(5)
+    image = rng.normal(10, 0.5, (2100, 2100)).astype(np.float32)
+    for k in range(42):  # squares of varied brightness
+        y, x = 300 * (k // 7) + 40, 280 * (k % 7) + 40
+        image[y : y + 60, x : x + 60] += 20 + 10 * (k % 5)
+    # 0.5 % hot pixels set the top of the image's own stretch; resampled, they blur away
+    image[rng.integers(0, 2100, 22000), rng.integers(0, 2100, 22000)] = 400.0
+    from test_second_pass import _threshold_model
+
+    model = _threshold_model(level=0.3)
+    kw = dict(scale=0.3, progress=False, brightness=None, denoise=None)
+    whole = predict_instances(model, image, **kw)
+    blocks = predict_instances_blocks(model, image, block=512, catalog=False, **kw)
+    assert whole.max() == blocks.max() >= 30
+    assert float(np.mean((whole > 0) != (blocks > 0))) < 1e-4
+
+
+def test_the_second_pass_measures_resampled_blocks_as_the_whole_image():
+    """The brightness pass measured the blocks' objects with the resampled image's limits (the
+    whole image measures them with its own): up to 92 pixels differed (review)."""
+    from test_second_pass import _faint_field
+
+    field = np.kron(np.tile(_faint_field(), (2, 2)), np.ones((2, 2), np.float32))  # 16 px
+    model = _faint_model()
+    with pytest.warns(SciconvWarning, match="segmenting again"):
+        whole = predict_instances(model, field, scale=0.5, progress=False)
+    with pytest.warns(SciconvWarning, match="segmenting again"):
+        blocks = predict_instances_blocks(
+            model, field, scale=0.5, block=96, catalog=False, progress=False
+        )
+    assert whole.max() == blocks.max() == 48
+    np.testing.assert_array_equal(whole > 0, blocks > 0)
+
+
+def test_zoom_grid_samples_the_resampled_image_exactly_and_takes_any_slide_size():
+    """The resampled image's limits sample, read band by band, equals the one taken from the
+    resampled image itself; a slide over 2**31 pixels is a grid like any other (it was refused
+    even unresampled, review)."""
+    from sciconv.inference._source import Source
+    from sciconv.inference._zoom import ZoomGrid, rescale_image
+
+    rng = np.random.default_rng(2)
+    for shape, factor in (((300, 257), 0.37), ((2300, 2100), 1.3), ((5000, 3000), 0.3)):
+        image = rng.normal(size=(*shape, 2)).astype(np.float32)
+        whole = Source(rescale_image(image, factor), promote=False, path=None).limits_sample()
+        grid = ZoomGrid.of(shape, factor)
+        got = grid.sample(lambda ys, xs, im=image: im[ys[0] : ys[1], xs[0] : xs[1]])
+        np.testing.assert_allclose(got, whole, atol=1e-6)
+    assert ZoomGrid.of((60000, 60000), 0.5).zoomed == (30000, 30000)

@@ -249,6 +249,12 @@ def test_radio_and_flux_density_bunits_read_and_an_unknown_one_warns_once(tmp_pa
     with pytest.warns(SciconvWarning, match="BUNIT 'parsecs'") as said:
         img.unit, img.unit, img.to_nddata()
     assert len(said) == 1
+    fits.writeto(  # an unread unit before a velocity: said once, as written (review)
+        path, np.ones((4, 5), np.float32), fits.Header({"BUNIT": "FOO.KM/S"}), overwrite=True
+    )
+    with pytest.warns(SciconvWarning, match="BUNIT 'FOO.KM/S'") as said:
+        io.read(path).unit
+    assert len(said) == 1
 
 
 def test_cutout_cuts_an_nddata_uncertainty_like_the_pixels():

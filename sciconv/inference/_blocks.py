@@ -50,7 +50,7 @@ from sciconv.inference._size_probe import check_size_on_crop
 from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
 from sciconv.inference._stitch import BlockPlan, lost_pieces, report_pieces, select_owned
 from sciconv.inference._tiles import padded_extent
-from sciconv.inference._zoom import ZoomGrid, rescale_image
+from sciconv.inference._zoom import ZoomGrid
 from sciconv.io import PixelScale, file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
@@ -126,13 +126,14 @@ def _segment_block(
     saturation=None,
     zoom=None,
     min_size=0,
+    measure_limits=None,
 ):
     """Predict and label one block; return its owned objects (window-relative) and rows.
 
     ``measure``: a :class:`SecondPassCheck` whose measures of the owned objects (in the window
-    stretched by ``limits``) the result carries as ``"stats"``; ``second``: a
-    :class:`~sciconv.inference._second_pass.SecondPass` that makes the model's input of the
-    transformed window (``limits`` is then None); ``zoom``: the
+    stretched by ``measure_limits``, the image's own) the result carries as ``"stats"``;
+    ``second``: a :class:`~sciconv.inference._second_pass.SecondPass` that makes the model's
+    input of the transformed window (``limits`` is then None); ``zoom``: the
     :class:`~sciconv.inference._zoom.ZoomGrid` the window is resampled on before the model sees
     it, its labels mapped back (``min_size``: the smallest object kept then, input pixels), as
     :func:`~sciconv.inference.predict_instances` resamples the whole image."""
@@ -191,7 +192,7 @@ def _segment_block(
     if measure is not None:  # the second-pass checks' measures of the owned objects
         stats = ObjectStats.of(
             labels,
-            measure.stretch(data, limits),
+            measure.stretch(data, measure_limits),
             diffs=measure.snr_of is not None,
             max_diffs=_MAX_DIFFS,
         )
@@ -244,18 +245,18 @@ def _segment_block(
 def _auto_margin(model, margin, max_object: int | None, divisor: int, zoom: float = 1.0) -> int:
     """The block margin in the image's pixels; ``max_object`` in the image's pixels (None: the
     default's pixels as the model sees them, ``DEFAULT_MAX_OBJECT / zoom``)."""
+    if max_object is not None and (
+        isinstance(max_object, bool)
+        or not isinstance(max_object, (int, np.integer))
+        or max_object < 1
+    ):
+        raise InferenceError(f"max_object must be a positive int or None; got {max_object!r}")
     if margin != "auto":
         if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
             raise InferenceError(f"margin must be a non-negative int or 'auto'; got {margin!r}")
         return int(margin)
     if max_object is None:
         max_object = math.ceil(DEFAULT_MAX_OBJECT / zoom)
-    elif (
-        isinstance(max_object, bool)
-        or not isinstance(max_object, (int, np.integer))
-        or max_object < 1
-    ):
-        raise InferenceError(f"max_object must be a positive int or None; got {max_object!r}")
     r = max(receptive_field(model))
     # an owned object reaches max_object / 2 past its core; its pixels need r more of context
     # (the model's pixels) for an exact prediction, and a little more for the smoothed distance
@@ -481,18 +482,23 @@ def predict_instances_blocks(
             brightness=brightness,
             denoise=denoise,
         )
-    grid = ZoomGrid.of((h, w), zoom, path=path)
-    zoomed = grid.zoomed
-    if zoom != 1.0:  # the settings of the image the model sees
+    grid = None if zoom == 1.0 else ZoomGrid.of((h, w), zoom, path=path)
+    zoomed = (h, w) if grid is None else grid.zoomed
+    if grid is not None:  # the settings of the image the model sees
         settings = settings_of(zoomed)
     check_overlap(model, settings, zoomed, stacklevel=2)
     if transform is not None:
         sample = transform(np.asarray(sample, dtype=np.float32))
-    if zoom != 1.0 and tuple(np.shape(sample)[:2]) == (h, w):  # the whole image, resampled
-        sample = rescale_image(sample, zoom, path=path)
-    limits = compute_limits(
+    # the image's own limits measure its objects for the second passes, as predict_instances
+    # measures them; the model sees the resampled image stretched by that image's limits
+    input_limits = compute_limits(
         Source(np.asarray(sample), promote=False, path=path), settings.normalization
     )
+    limits = input_limits
+    if grid is not None and settings.normalization is not None:
+        resampled = grid.sample(windows.read, transform=transform, path=path)
+        limits = compute_limits(Source(resampled, promote=False, path=path), settings.normalization)
+        del resampled
     if block is None:  # enlarged blocks: as many pixels per window as the model sees unresampled
         block = max(16, round(DEFAULT_BLOCK / max(zoom, 1.0)))
     plan = BlockPlan(
@@ -520,7 +526,8 @@ def predict_instances_blocks(
         background=bool(background),
         gain=postprocess.effective_gain(image) if catalog and background else None,
         saturation=postprocess.saturation_level(image) if catalog else None,
-        zoom=None if zoom == 1.0 else grid,
+        zoom=grid,
+        measure_limits=input_limits,
         min_size=min_size or 0,
     )
     check = None
@@ -536,11 +543,11 @@ def predict_instances_blocks(
         output = new_output()
         ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
         second = None
-        if check is not None and np.all(limits.vmax > limits.vmin):
+        if check is not None and np.all(input_limits.vmax > input_limits.vmin):
             second = blocks_second_pass(
                 check,
                 ObjectStats.merged(s for s in ran["stats"] if s is not None),
-                limits,
+                input_limits,
                 lambda: smoothed_limits_sample(windows.read, (h, w), transform),
                 path=path,
             )
@@ -576,16 +583,19 @@ MAX_WINDOW_PIXELS = 8192 * 8192
 
 
 def _check_window(plan: BlockPlan, zoom: float, path) -> None:
-    """Refuse windows that would give the model more than :data:`MAX_WINDOW_PIXELS` pixels."""
+    """Refuse enlarged windows that would give the model more than :data:`MAX_WINDOW_PIXELS`
+    pixels (windows the caller sized at the image's own pixels, or shrunk, are left as given)."""
+    if zoom <= 1.0:
+        return
     side = min(plan.block + 2 * plan.margin, max(plan.shape))
     seen = math.ceil(side * zoom)
     if seen * seen <= MAX_WINDOW_PIXELS:
         return
-    most = max(16, int(math.isqrt(MAX_WINDOW_PIXELS) / zoom) - 2 * plan.margin)
+    most = int(math.isqrt(MAX_WINDOW_PIXELS) / zoom) - 2 * plan.margin
+    fix = f"give block={most} or less" if most >= 16 else "resample the image less (scale=)"
     raise InferenceError(
         f"block={plan.block} with a margin of {plan.margin} px resampled by {zoom:.3g} gives "
-        f"the model windows of {seen} x {seen} pixels (at most {MAX_WINDOW_PIXELS:,}): give "
-        f"block={most} or less",
+        f"the model windows of {seen} x {seen} pixels (at most {MAX_WINDOW_PIXELS:,}): {fix}",
         path=path,
     )
 
@@ -594,9 +604,9 @@ def _size_on_crop(
     model, windows, shape, factor, *, tiled, tta, overrides, brightness, denoise
 ) -> float:
     """``object_size="auto"`` of a block-wise run: the factor every block is resampled by, as
-    :func:`~sciconv.inference.predict_instances` decides it on the busiest crop (its first pass
-    at ``factor``, the one the pixel scales give); ``factor`` for a model that records no
-    training size."""
+    :func:`~sciconv.inference.predict_instances` decides it on the busiest crops (their
+    median; the first pass at ``factor``, the one the pixel scales give); ``factor`` for a
+    model that records no training size."""
     meta = get_metadata(model)
     if meta.get("object_size") is None or meta.get("object_size_range") is None:
         return factor

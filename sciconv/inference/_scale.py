@@ -20,6 +20,7 @@ import numpy as np
 
 from sciconv.errors import ConfigError, InferenceError, SciconvWarning
 from sciconv.io import GridImage, PixelScale, as_array, is_nddata
+from sciconv.io._common import warn_caller
 
 __all__ = [
     "AUTO_SIZE_MIN_OBJECTS",
@@ -145,12 +146,11 @@ def resolve_scale(
     where = f"{path}: " if path else ""
     if model_scale is None:
         if not isinstance(scale, str):  # the caller gave the image's scale: say it did nothing
-            warnings.warn(
+            warn_caller(
                 f"{where}scale= gives the image's pixel scale ({image_scale.mean:.4g} "
                 f"{image_scale.unit}) but the model records none it was trained at: not "
                 "resampled; pass scale= as a factor, or object_size= with the objects' size",
-                SciconvWarning,
-                stacklevel=2,
+                "sciconv",
             )
         return 1.0
     if image_scale is None:

@@ -46,11 +46,11 @@ class ZoomGrid:
     @classmethod
     def of(cls, shape, factor: float, *, path=None) -> ZoomGrid:
         """The grid of an image of ``shape`` resampled by ``factor`` (``round(n * factor)``
-        pixels per axis, as :func:`rescale_image`, which refuses the same sizes: an
+        pixels per axis, as :func:`rescale_image`; fewer than 2 along an axis: an
         :class:`~sciconv.errors.InferenceError` naming ``path``)."""
         h, w = int(shape[0]), int(shape[1])
         zoomed = (round(h * factor), round(w * factor))
-        if min(zoomed) < 2 or zoomed[0] * zoomed[1] > 2**31:
+        if min(zoomed) < 2:
             raise InferenceError(
                 f"scale {factor:.4g} turns an image of {(h, w)} pixels into {list(zoomed)}",
                 path=path,
@@ -62,7 +62,8 @@ class ZoomGrid:
         return self.zoomed[axis] / self.shape[axis]
 
     def span(self, axis: int, a: int, b: int) -> tuple[int, int]:
-        """The zoomed pixels ``[k0, k1)`` whose centres lie within input pixels ``[a, b)``."""
+        """The zoomed pixels ``[k0, k1)`` whose centres lie on input pixels ``a`` to ``b - 1``
+        (between their centres, ``a - 0.5`` and ``b - 0.5``, both included)."""
         r = self.ratio(axis)
         k0 = max(0, math.ceil(a * r - 0.5))
         k1 = min(self.zoomed[axis], math.floor(b * r - 0.5) + 1)
@@ -101,6 +102,47 @@ class ZoomGrid:
             mode="mirror",
         )
         return out, (k0, l0)
+
+    def sample(self, read, *, transform=None, band: int = 128, path=None) -> np.ndarray:
+        """The normalization limits sample of the resampled image, as
+        :meth:`~sciconv.inference._source.Source.limits_sample` takes it from the whole resampled
+        image (every pixel of a small one, else its rows and columns of
+        :func:`~sciconv.inference._source.sample_lines`), computed from bands of at most
+        ``band`` input rows (plus the pre-filter's reach) read with ``read((y0, y1), (x0, x1))``
+        and passed through ``transform``: the whole resampled image is never held.
+
+        Returns (rows, columns, C) float32.
+        """
+        from sciconv.inference._source import sample_lines
+
+        (h, w), (zh, zw) = self.shape, self.zoomed
+        lines = sample_lines(zh, zw)
+        rows, cols = lines if lines is not None else (np.arange(zh), np.arange(zw))
+        step = 1 / self.ratio(0)
+        reach = math.ceil(4 * max(0.0, (step - 1) / 2) + step) + 2  # filter + interpolation
+        parts, k = [], 0
+        while k < len(rows):
+            centre = (rows[k] + 0.5) * step - 0.5
+            y0 = max(0, math.floor(centre) - reach)
+            y1 = min(h, max(y0 + band, math.ceil(centre) + reach + 1))
+            data = np.asarray(read((y0, y1), (0, w)), np.float32)
+            data = data[..., None] if data.ndim == 2 else data
+            if transform is not None:
+                data = transform(data)
+            pixels, (k0, _) = self.window(data, (y0, 0), path=path)
+            inside = [  # the sampled rows this band computes exactly (its reach inside it)
+                j
+                for j in range(k, len(rows))
+                if (y0 == 0 or (rows[j] + 0.5) * step - 0.5 - reach >= y0)
+                and (y1 == h or (rows[j] + 0.5) * step - 0.5 + reach < y1)
+                and k0 <= rows[j] < k0 + pixels.shape[0]
+            ]
+            if not inside:  # a band too short for one row's reach: widen it
+                band *= 2
+                continue
+            parts.append(pixels[np.asarray(rows[inside]) - k0][:, cols])
+            k = inside[-1] + 1
+        return np.concatenate(parts, axis=0)
 
     def labels_back(
         self,

@@ -93,7 +93,9 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
         return u.Unit(known[text])
     moment = _VELOCITY_TAIL.fullmatch(text)
     if moment is not None:  # "JY/BEAM.KM/S": (Jy/beam) (km/s), a radio moment-0 map
-        head = fits_unit(moment.group(1), path)
+        with warnings.catch_warnings():  # an unread head: the whole string is said below
+            warnings.simplefilter("ignore")
+            head = fits_unit(moment.group(1), path)
         if not isinstance(head, u.UnrecognizedUnit):
             return head * u.Unit(moment.group(2).lower()) / u.s
     words = re.sub(r"(?<![0-9.])[A-Za-z][A-Za-z-]*", _word, text)
