@@ -83,7 +83,7 @@ def test_mosaic_store_is_an_ngff_image_with_a_label_pyramid(model, slide, tmp_pa
     ]  # no plain zarr, no scratch folder left
     image, labels = _nodes(store)
     shapes = [tuple(d.shape) for d in labels.data]
-    assert shapes == [(300, 260), (150, 130), (75, 65), (37, 32)]
+    assert shapes == [(300, 260), (150, 130), (75, 65), (38, 33)]  # halves rounded up
     assert [tuple(d.shape[-2:]) for d in image.data] == shapes  # as many levels as the image
     ids = np.asarray(labels.data[0])
     assert ids.max() == 25
@@ -295,3 +295,25 @@ def test_plan_names_the_store_for_mosaics(tmp_path):
         "catalog": tmp_path / "o" / "m_catalog.ecsv",
     }
     assert planned[whole]["prob"] == tmp_path / "o" / "w.ome.zarr"
+
+
+def test_mosaic_levels_reduce_as_the_tiff_pyramids_do(tmp_path):
+    """The store's levels had their own halving: a blank (NaN) pixel blanked its whole 2 x 2
+    block on every level, and odd sizes were trimmed (review). They reduce with
+    sciconv.io._pyramid.halve now, NaN-aware, as the TIFF pyramids do."""
+    import zarr
+
+    from sciconv.io._pyramid import halve
+
+    ids = zarr.create_array(str(tmp_path / "ids.zarr"), shape=(9, 7), dtype="int32")
+    ids[2:6, 2:5] = 3
+    image = np.arange(63, dtype=np.float32).reshape(9, 7)
+    image[0, 0] = np.nan
+    store = _zarr_mosaic.write_ome_zarr_mosaic(
+        tmp_path / "m.ome.zarr", tmp_path / "ids.zarr", image, levels=3
+    )
+    root = zarr.open_group(str(store), mode="r")
+    np.testing.assert_allclose(root["s1"][0], halve(image))
+    np.testing.assert_allclose(root["s2"][0], halve(halve(image)))
+    assert np.isfinite(root["s1"][0]).all()
+    np.testing.assert_array_equal(root["labels/instances/s1"][:], halve(ids[:]))

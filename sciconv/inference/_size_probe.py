@@ -290,10 +290,14 @@ def check_size_on_crop(
         return again
     if same_factor(again, factor):
         return factor
-    where = found[0][1] if len(found) == 1 else f"{len(found)} crops ({found[0][1]}, ...)"
+    which = (
+        f"the busiest {crop} crop of the image ({found[0][1]}) needs"
+        if len(found) == 1
+        else f"the {len(found)} busiest {crop} crops of the image ({found[0][1]}, ...) need"
+    )
     warn_caller(
-        f"object_size='auto' (block by block): segmented whole, the busiest {crop} crop of the "
-        f"image ({where}) needs resampling by {again:.3g} to the model's training size, so "
+        f"object_size='auto' (block by block): segmented whole, {which} resampling by "
+        f"{again:.3g} to the model's training size, so "
         f"every block is segmented resampled by {again:.3g} (labels back at the image's "
         "pixels). Pass scale= or object_size= to choose, object_size=None to keep the image's "
         "pixels",

@@ -15,6 +15,7 @@ import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io._image import GridImage
+from sciconv.io._pyramid import halve
 from sciconv.io._scale import PixelScale
 from sciconv.io._zarr import (
     ASTROPY_NGFF,
@@ -198,18 +199,29 @@ def _image_pyramid(root, read, hw, channels: int, dtype, levels: int) -> None:
 
 def _halvings(group, first, levels: int, *, mean) -> None:
     """Levels ``s1``, ``s2``, ... of ``group`` after its level ``first``, each half the level
-    before (read back by chunks): its 2 x 2 means in the dtype ``mean`` (an image, (C, H, W)),
-    or with ``mean=None`` every other pixel (labels, (H, W))."""
+    before (rounded up), read back chunk by chunk and reduced by :func:`sciconv.io._pyramid.halve`
+    as the TIFF pyramids are: an image (C, H, W) by NaN-aware 2 x 2 means, in the dtype
+    ``mean``; with ``mean=None`` labels (H, W) by every other pixel."""
     import dask.array as da
+
+    def reduce(block: np.ndarray) -> np.ndarray:
+        if mean is None:
+            return halve(block)
+        out = np.moveaxis(halve(np.moveaxis(block, 0, -1).astype(np.float32)), -1, 0)
+        return out.astype(mean) if mean.kind == "f" else np.rint(out).astype(mean)
 
     array = first
     for k in range(1, levels):
         last = da.from_zarr(array)
-        if mean is None:
-            half = last[::2, ::2][: last.shape[0] // 2, : last.shape[1] // 2]
-        else:
-            half = da.coarsen(np.mean, last, {1: 2, 2: 2}, trim_excess=True)
-            half = (half if mean.kind == "f" else da.round(half)).astype(mean)
+        last = last.rechunk(  # even chunks: each halves alone as the whole level would
+            tuple(c if i < last.ndim - 2 else 2 * max(1, c // 2) for i, c in
+                  enumerate(array.chunks))
+        )  # fmt: skip
+        halved = tuple(
+            c if i < last.ndim - 2 else tuple(-(-n // 2) for n in c)
+            for i, c in enumerate(last.chunks)
+        )
+        half = da.map_blocks(reduce, last, chunks=halved, dtype=mean or last.dtype)
         array = group.create_array(
             f"s{k}", shape=half.shape, dtype=half.dtype, fill_value=0,
             chunks=tuple(min(c, n) for c, n in zip(first.chunks, half.shape)),
