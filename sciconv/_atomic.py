@@ -492,3 +492,44 @@ def _changed_since(path: Path, since: float) -> bool:
             if _changed_since(Path(entry.path), since):
                 return True
     return False
+
+
+@contextlib.contextmanager
+def atomic_store(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a hidden folder next to ``path``; move it onto ``path`` when the block succeeds.
+
+    A write the disk or folder refuses is a :class:`~sciconv.errors.WriteError` naming ``path``;
+    the scratch folder is removed whatever happens.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> store = pathlib.Path(tempfile.mkdtemp()) / "a.zarr"
+    >>> with atomic_store(store) as tmp:
+    ...     (tmp / "zarr.json").parent.mkdir()
+    ...     _ = (tmp / "zarr.json").write_text("{}")
+    >>> sorted(p.name for p in store.iterdir())
+    ['zarr.json']
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
+    tmp = scratch_folder(path)  # sweeps the scratch that killed writers of path left
+    tmp.rmdir()  # the store writer creates it
+    old = None
+    try:
+        yield tmp
+        if path.exists():
+            if not overwrite:
+                raise OutputExistsError("output appeared while writing; not replaced", path=path)
+            old = tmp.with_name(tmp.name + ".old")
+            os.rename(path, old)
+        os.rename(tmp, path)
+    except Exception as err:  # full disk, read-only folder: name the store, not the scratch
+        mapped = target_error(err, tmp, path)
+        if mapped is None:
+            raise
+        raise mapped from err
+    finally:
+        for leftover in (tmp, old):
+            remove_scratch(leftover)

@@ -95,7 +95,7 @@ def write_ome_zarr_mosaic(
     zarr, ome_zarr = ome_zarr_modules(path)
     import dask.array
 
-    from sciconv._atomic import remove_scratch, scratch_folder, target_error
+    from sciconv._atomic import atomic_store
 
     path, labels = Path(path), Path(labels)
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
@@ -116,9 +116,7 @@ def write_ome_zarr_mosaic(
     unit = ASTROPY_NGFF.get(getattr(scale, "unit", None))  # NGFF space units are lengths
     dy, dx = (float(scale.y), float(scale.x)) if unit else (1.0, 1.0)
     move = move and source.metadata.dimension_names == ("y", "x")  # NGFF 0.5 asks it of levels
-    scratch = scratch_folder(path)
-    tmp = scratch / path.name
-    try:
+    with atomic_store(path, overwrite=overwrite) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         _image_pyramid(root, read, hw, channels, dtype, levels)
         group = root.require_group("labels").require_group(name)
@@ -145,16 +143,6 @@ def write_ome_zarr_mosaic(
             root["labels"], name, fmt=fmt, source={"image": "../../"}
         )
         tidy_labels_group(root["labels"], fmt.version)
-        if path.exists():  # overwrite: the old store goes with the scratch folder
-            os.replace(path, scratch / (path.name + ".old"))
-        os.replace(tmp, path)
-    except Exception as err:  # full disk, read-only folder: name the store, not the scratch
-        mapped = target_error(err, scratch, path)
-        if mapped is None:
-            raise
-        raise mapped from err
-    finally:
-        remove_scratch(scratch)
     return path
 
 

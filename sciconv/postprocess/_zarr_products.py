@@ -7,15 +7,13 @@ decides what goes where and moves each finished store into place.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from sciconv._atomic import remove_scratch, scratch_folder, target_error
-from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
+from sciconv._atomic import atomic_store
+from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
 
 #: NGFF label groups of an OME-Zarr product: the instance labels and the bad-pixel mask.
@@ -47,36 +45,6 @@ def _zarr_levels(hw) -> int:
     return levels
 
 
-@contextlib.contextmanager
-def _atomic_store(path: Path, *, overwrite: bool) -> Iterator[Path]:
-    """Yield a hidden folder next to ``path``; move it onto ``path`` when the block succeeds.
-
-    A write the disk or folder refuses is a :class:`~sciconv.errors.WriteError` naming ``path``;
-    the scratch folder is removed whatever happens.
-    """
-    if path.exists() and not overwrite:
-        raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
-    tmp = scratch_folder(path)  # sweeps the scratch that killed writers of path left
-    tmp.rmdir()  # the store writer creates it
-    old = None
-    try:
-        yield tmp
-        if path.exists():
-            if not overwrite:
-                raise OutputExistsError("output appeared while writing; not replaced", path=path)
-            old = tmp.with_name(tmp.name + ".old")
-            os.rename(path, old)
-        os.rename(tmp, path)
-    except Exception as err:  # full disk, read-only folder: name the store, not the scratch
-        mapped = target_error(err, tmp, path)
-        if mapped is None:
-            raise
-        raise mapped from err
-    finally:
-        for leftover in (tmp, old):
-            remove_scratch(leftover)
-
-
 def write_zarr_products(
     targets, *, image, labels, mask, uncertainty, like, attrs, overwrite
 ) -> dict[str, Path]:
@@ -88,7 +56,7 @@ def write_zarr_products(
     if image is not None:
         store = targets["prob"]
         levels = _zarr_levels(image.shape[:2])
-        with _atomic_store(store, overwrite=overwrite) as tmp:
+        with atomic_store(store, overwrite=overwrite) as tmp:
             scio.write_ome_zarr(
                 tmp, image, levels=levels, like=grid, channel_names=attrs.get("class_names")
             )
@@ -104,7 +72,7 @@ def write_zarr_products(
         if mask is not None:
             written["mask"] = targets["mask"]
     if uncertainty is not None:
-        with _atomic_store(targets["uncert"], overwrite=overwrite) as tmp:
+        with atomic_store(targets["uncert"], overwrite=overwrite) as tmp:
             scio.write_ome_zarr(
                 tmp,
                 uncertainty,
