@@ -366,10 +366,9 @@ def mosaic_levels(hw) -> int:
     >>> mosaic_levels((8192, 6000)), mosaic_levels((100, 100))
     (5, 1)
     """
-    small, levels = min(int(n) for n in hw), 1
-    while levels < MOSAIC_MAX_LEVELS and small // 2**levels >= MOSAIC_MIN_SIDE:
-        levels += 1
-    return levels
+    from sciconv.io._pyramid import level_count
+
+    return level_count(hw, min_side=MOSAIC_MIN_SIDE, most=MOSAIC_MAX_LEVELS)
 
 
 def mosaic_outputs(

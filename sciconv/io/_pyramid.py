@@ -110,6 +110,23 @@ def pyramid_shapes(height: int, width: int) -> list[tuple[int, int]]:
     return shapes
 
 
+def level_count(hw, *, min_side: int, most: int) -> int:
+    """How many levels a pyramid of an image of ``hw`` (H, W) pixels has: full resolution,
+    then halvings while the smaller side keeps ``min_side`` pixels, ``most`` levels at most.
+
+    Examples
+    --------
+    >>> level_count((8192, 6000), min_side=256, most=10)
+    5
+    >>> level_count((100, 100), min_side=64, most=3)
+    1
+    """
+    small, levels = min(int(n) for n in hw), 1
+    while levels < most and small // 2**levels >= min_side:
+        levels += 1
+    return levels
+
+
 def halve(block: np.ndarray) -> np.ndarray:
     """``block`` (rows, columns[, channels]) at half the size, rounded up: integers by nearest
     (every second pixel: label ids kept, no new values), floats by the NaN-aware mean of each
@@ -283,6 +300,7 @@ __all__ = [
     "halve_image",
     "in_memory",
     "is_pyramidal",
+    "level_count",
     "plane_layout",
     "pyramid_shapes",
     "tiff_layout",

@@ -15,6 +15,7 @@ import numpy as np
 from sciconv._atomic import atomic_store
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
+from sciconv.io._pyramid import level_count
 
 #: NGFF label groups of an OME-Zarr product: the instance labels and the bad-pixel mask.
 ZARR_LABELS, ZARR_MASK = "instances", "mask"
@@ -38,11 +39,7 @@ def zarr_image(like, hw) -> np.ndarray:
 
 def _zarr_levels(hw) -> int:
     """Pyramid levels: halve while the smallest level keeps at least 64 pixels (at most 3)."""
-    small = min(hw)
-    levels = 1
-    while levels < 3 and small // 2**levels >= 64:
-        levels += 1
-    return levels
+    return level_count(hw, min_side=64, most=3)
 
 
 def write_zarr_products(
