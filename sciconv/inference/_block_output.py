@@ -32,6 +32,8 @@ class BlockOutput:
     def __init__(self, out, shape: tuple[int, int], *, chunk: int, overwrite: bool):
         self.final = None
         self.tmp = None
+        #: objects pasted over an earlier block's objects, the pixels they took, the first one
+        self.overlap_objects, self.overlap_pixels, self.first_overlap = 0, 0, None
         if out is None:
             self.array = np.zeros(shape, dtype=np.int32)
             return
@@ -74,6 +76,13 @@ class BlockOutput:
         region = (slice(y0, y0 + labels.shape[0]), slice(x0, x0 + labels.shape[1]))
         current = np.asarray(self.array[region])
         mask = labels > 0
+        clash = mask & (current > 0)  # pixels an earlier block's object already holds
+        if clash.any():
+            if not self.overlap_pixels:
+                ys, xs = np.nonzero(clash)
+                self.first_overlap = (y0 + int(ys[0]), x0 + int(xs[0]))
+            self.overlap_pixels += int(clash.sum())
+            self.overlap_objects += len(np.unique(labels[clash]))
         current[mask] = labels[mask] + offset
         try:
             self.array[region] = current

@@ -52,6 +52,7 @@ from sciconv.inference._stitch import BlockPlan, lost_pieces, report_pieces, sel
 from sciconv.inference._tiles import padded_extent
 from sciconv.inference._zoom import ZoomGrid
 from sciconv.io import PixelScale, file_map, read_mapped
+from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
 from sciconv.preprocess._transform import InputTransform, resolve_input_transform
@@ -558,6 +559,7 @@ def predict_instances_blocks(
             ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
         lost = lost_pieces(ran["left"], output.array)
         report_pieces(plan, ran["cut"], lost, settings.divisor, total=ran["objects"])
+        _report_overlaps(output, plan)
         table = ran["table"]
         labels = output.finish(overwrite, _label_attrs(image, wcs, model))
     except BaseException:
@@ -597,6 +599,22 @@ def _check_window(plan: BlockPlan, zoom: float, path) -> None:
         f"block={plan.block} with a margin of {plan.margin} px resampled by {zoom:.3g} gives "
         f"the model windows of {seen} x {seen} pixels (at most {MAX_WINDOW_PIXELS:,}): {fix}",
         path=path,
+    )
+
+
+def _report_overlaps(output: BlockOutput, plan: BlockPlan) -> None:
+    """Say when objects two blocks kept overlap (the later block's pixels stand there, and the
+    earlier object's catalog row counts pixels the labels no longer give it)."""
+    if not output.overlap_pixels:
+        return
+    y, x = output.first_overlap
+    warn_caller(
+        f"{output.overlap_objects} object(s) of a block overlapped objects a neighbouring block "
+        f"kept, by {output.overlap_pixels} px in all (the first at row {y}, column {x}): the "
+        "two windows labelled them differently near their edges; the later block's labels "
+        "stand there, and the earlier object's catalog row still counts those pixels. A wider "
+        f"margin (margin=, now {plan.margin} px) gives each window more context",
+        "sciconv",
     )
 
 
