@@ -49,6 +49,18 @@ def look_up_option(value, allowed: Iterable, *, name: str, error=ConfigError, pa
     raise error(f"{name} must be one of {listed}; got {value!r}{hint}", path=path)
 
 
+def is_number(value) -> bool:
+    """Whether ``value`` is a real number (Python or numpy; a bool is not one).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_number(0.5), is_number(np.int64(3)), is_number(True), is_number("0.5")
+    (True, True, False, False)
+    """
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def check_int(value, *, name: str, minimum: int, error=ConfigError) -> int:
     """Return ``value`` as a python int if it is an int (numpy ints too, not bool) ``>= minimum``.
 

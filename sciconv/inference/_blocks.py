@@ -158,7 +158,7 @@ def _segment_block(
     if auto_tile:  # the tiles "auto" picks for this window (the whole window when it fits)
         extent = [
             padded_extent(n, settings.divisor, o)[1]
-            for n, o in zip(seen.shape[:2], (settings.origin or (None, None)), strict=True)
+            for n, o in zip(seen.shape[:2], settings.origin, strict=True)
         ]
         fit = resolve_settings(
             model,

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from sciconv._validation import look_up_option
+from sciconv._validation import is_number, look_up_option
 from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.inference._scale import (
     auto_size_factor,
@@ -73,11 +73,7 @@ def postprocess_kwargs(model, meta: Mapping, overrides: Mapping) -> dict:
             error=InferenceError,
         )
     given = overrides.get("min_size")  # checked as given: it is scaled when resampling
-    if given is not None and (
-        isinstance(given, bool)
-        or not isinstance(given, (int, float, np.integer, np.floating))
-        or not given >= 0
-    ):
+    if given is not None and not (is_number(given) and given >= 0):
         raise InferenceError(
             f"min_size must be a number of pixels >= 0 (the input image's); got {given!r}"
         )
@@ -100,7 +96,7 @@ AUTO_BLOCK_PIXELS = 2 * 4096 * 4096
 
 def _check_scale(scale, *, path) -> float:
     value = float("nan")  # a string or a bool is not a factor ("0.2" let "auto" decide)
-    if isinstance(scale, (int, float, np.integer, np.floating)) and not isinstance(scale, bool):
+    if is_number(scale):
         value = float(scale)
     if not (math.isfinite(value) and value > 0):
         raise InferenceError(

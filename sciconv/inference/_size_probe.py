@@ -272,11 +272,10 @@ def check_size_on_crop(
             warnings.simplefilter("ignore")
             found.append((float(decide(crop)), f"rows {y}:{min(y + side, h)}, columns "
                           f"{x}:{min(x + side, w)}"))  # fmt: skip
-    ranked = sorted(found, key=lambda f: (f[0], abs(f[0] - factor)))
-    again = ranked[len(ranked) // 2][0] if len(ranked) % 2 else min(
-        (f[0] for f in ranked[len(ranked) // 2 - 1 : len(ranked) // 2 + 1]),
-        key=lambda v: abs(v - factor),
-    )  # fmt: skip
+    values = sorted(f for f, _ in found)
+    mid = len(values) // 2
+    again = values[mid] if len(values) % 2 else min(values[mid - 1 : mid + 1],
+                                                      key=lambda v: abs(v - factor))  # fmt: skip
     crop = f"{min(side, h)} x {min(side, w)}"
     if not all(same_factor(f, found[0][0]) for f, _ in found):
         said = "; ".join(f"{where}: {f:.3g}" for f, where in found)

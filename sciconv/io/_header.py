@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sciconv._validation import is_number
 from sciconv.errors import InvalidImageError
 from sciconv.io._common import brief, warn_caller
 
@@ -78,7 +79,7 @@ def header_number(header, key: str, default: float, path: Path) -> float:
     value = header_get(header, key, default)
     if value is UNPARSABLE:
         raise InvalidImageError(f"header keyword {key} is unparsable", path=path)
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_number(value):
         raise InvalidImageError(f"header keyword {key} is not a number: {value!r}", path=path)
     value = float(value)
     if not math.isfinite(value):
@@ -190,13 +191,9 @@ def fits_wcs(header, hdul, path: Path):
     return w
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def _number(header, key: str) -> float:
     value = header_get(header, key, 0.0)
-    return float(value) if _is_number(value) else 0.0
+    return float(value) if is_number(value) else 0.0
 
 
 def slice_wcs(wcs, header, ys: slice, xs: slice):
@@ -233,7 +230,7 @@ def _shift_reference_pixels(header, y0: int, x0: int) -> None:
     alternates A-Z) that sciconv keeps no WCS object for (a linear detector or stage frame):
     a cutout's pixels then map where the original's did."""
     for key in [k for k in header.keys() if _CRPIX_KEY.match(k)]:
-        if _is_number(header[key]):
+        if is_number(header[key]):
             header[key] = float(header[key]) - (x0 if key[5] == "1" else y0)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from sciconv._validation import look_up_option
+from sciconv._validation import is_number, look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import warn_caller
 
@@ -38,7 +38,7 @@ def _validate_prob(prob) -> np.ndarray:
 
 
 def _validate_number(value, *, name: str, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_number(value):
         raise ConfigError(f"{name} must be a number; got {value!r}")
     if value < low or (high is not None and value > high):
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
