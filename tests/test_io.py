@@ -1207,6 +1207,9 @@ def test_a_non_standard_header_card_is_said_once_naming_the_file(tmp_path):
         img = io.read(p)
         assert float(img.data.sum()) == 20.0
     assert not [w for w in said if issubclass(w.category, VerifyWarning)]
-    (note,) = [str(w.message) for w in said if issubclass(w.category, SciconvWarning)]
+    (told,) = [w for w in said if issubclass(w.category, SciconvWarning)]
+    note = str(told.message)
     assert note.startswith(f"{p}: the FITS header is not standard") and "SKEW" in note
-    assert said[0].filename == __file__
+    # the note is attributed to the caller (said[0] was: once, in a full run, another warning
+    # raised inside astropy's header.py came first, e.g. one the garbage collector set off)
+    assert told.filename == __file__
