@@ -291,3 +291,65 @@ def test_block_wise_runs_resample_every_block_as_the_whole_image(enlarged_real_n
         model, image, object_size=135, block=512, catalog=False, **kw
     )
     assert _ap50(truth, sized) > 0.85
+
+
+def _quadrants(sides, gaps, quarter: int = 512) -> np.ndarray:
+    """An image of 2 x 2 quarters, each a grid of squares of its side and gap (+1 on -1)."""
+    image = -np.ones((2 * quarter, 2 * quarter), np.float32)
+    for k, (side, gap) in enumerate(zip(sides, gaps, strict=True)):
+        y0, x0 = quarter * (k // 2), quarter * (k % 2)
+        for y in range(y0 + gap // 2, y0 + quarter - side, side + gap):
+            for x in range(x0 + gap // 2, x0 + quarter - side, side + gap):
+                image[y : y + side, x : x + side] = 1.0
+    return image
+
+
+def test_an_image_in_one_piece_that_holds_crops_apart_lets_its_busiest_crops_decide(
+    blob_model, monkeypatch
+):
+    """The whole image decided on the median of all its objects, the block-wise run on its
+    busiest crops: a mosaic of real nuclei enlarged 5x kept its pixels whole (AP@0.5 0.38,
+    silent) and was resampled by 0.19 block by block (0.84, QA). Three quarters of large
+    squares (68 px across, above the 40 px the model segments well) and one of many small ones
+    (16 px): the small ones are most of the objects, so the whole image's median said keep; the
+    quarters' vote says resample, and the image is segmented as block by block."""
+    from sciconv.inference import _size_probe
+
+    monkeypatch.setattr(_size_probe, "SIZE_CHECK_CROP", 512)
+    image = _quadrants((60, 60, 14, 60), (40, 40, 10, 40))
+    kw = dict(normalize=None, progress=False)
+    sizes = equivalent_diameters(inference.predict_instances(blob_model, image, scale=None, **kw))
+    assert 8 < np.median(sizes) < 40  # the whole image's median: inside the range
+    with pytest.warns(SciconvWarning, match=r"\(in one piece\).*the image is segmented") as said:
+        labels = inference.predict_instances(blob_model, image, **kw)
+    (note,) = [str(w.message) for w in said]
+    factor = float(re.search(r"resampled by ([0-9.]+)", note).group(1))
+    assert factor == pytest.approx(18 / np.sqrt(4 * 3600 / np.pi), rel=0.02), note
+    assert said[0].filename == __file__
+    np.testing.assert_array_equal(
+        labels, inference.predict_instances(blob_model, image, scale=factor, **kw)
+    )
+    with pytest.warns(SciconvWarning, match=rf"\(block by block\).*resampled by {factor:.3g}"):
+        blocks = inference.predict_instances(blob_model, image, block=512, **kw)
+    assert np.array_equal(blocks > 0, labels > 0)
+
+
+def test_crops_that_agree_with_the_first_pass_cost_no_prediction(blob_model, monkeypatch):
+    """The crops of an image in one piece decide on its first pass cut to them: an image whose
+    objects are in range everywhere is predicted once, and says nothing."""
+    from sciconv.inference import _instances, _size_probe
+
+    monkeypatch.setattr(_size_probe, "SIZE_CHECK_CROP", 512)
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args[1].shape)
+        return predict_tiled(*args, **kwargs)
+
+    predict_tiled = _instances.predict_tiled
+    monkeypatch.setattr(_instances, "predict_tiled", counted)
+    image = _quadrants((14, 16, 14, 18), (10, 10, 10, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SciconvWarning)
+        labels = inference.predict_instances(blob_model, image, normalize=None, progress=False)
+    assert calls == [image.shape] and labels.max() > 1500

@@ -253,7 +253,7 @@ def test_radio_and_flux_density_bunits_read_and_an_unknown_one_warns_once(tmp_pa
         path, np.ones((4, 5), np.float32), fits.Header({"BUNIT": "FOO.KM/S"}), overwrite=True
     )
     with pytest.warns(SciconvWarning, match="BUNIT 'FOO.KM/S'") as said:
-        io.read(path).unit
+        _ = io.read(path).unit
     assert len(said) == 1
 
 

@@ -31,7 +31,7 @@ from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle
 from sciconv.inference._instances import (
     auto_size_decides,
-    decide_factor,
+    decide_size,
     is_pixel_scale,
     postprocess_kwargs,
     zoom_factor,
@@ -629,10 +629,10 @@ def _size_on_crop(
     if meta.get("object_size") is None or meta.get("object_size_range") is None:
         return factor
 
-    def decide(crop):
-        return decide_factor(
+    def decide(ys, xs):
+        return decide_size(
             model,
-            crop,
+            windows.read(ys, xs),
             factor=factor,
             brightness=brightness,
             denoise=denoise,
@@ -641,7 +641,7 @@ def _size_on_crop(
             overrides=overrides,
         )
 
-    return check_size_on_crop(windows.read, shape, decide, factor)
+    return check_size_on_crop(windows.read, shape, decide, factor, meta=meta)
 
 
 def _label_attrs(image, wcs, model) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 from sciconv._validation import is_number, look_up_option
 from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.inference._scale import (
+    AUTO_SIZE_MIN_OBJECTS,
     auto_size_factor,
     image_pixel_scale,
     object_size_factor,
@@ -25,7 +26,9 @@ from sciconv.inference._second_pass import auto_or_none, check_switches, second_
 from sciconv.inference._size_probe import (
     PROBE_LEVELS,
     boundary_share,
+    check_size_on_crop,
     grew,
+    holds_crops_apart,
     probe_factor,
     wants_probe,
 )
@@ -383,7 +386,7 @@ def predict_instances(
     return (found[0], found[1]) if return_prob else found[0]
 
 
-def decide_factor(
+def decide_size(
     model: keras.Model,
     image,
     *,
@@ -393,39 +396,69 @@ def decide_factor(
     tiled: Mapping,
     tta: str | None,
     overrides: Mapping,
-) -> float:
+) -> tuple[float, float | None]:
     """The resampling factor :func:`predict_instances` with ``object_size="auto"`` settles on
-    for ``image`` (an image in memory, e.g. a crop of a slide), its first pass at ``factor``.
+    for ``image`` (an image in memory, e.g. a crop of a slide), its first pass at ``factor``,
+    and the median diameter (the image's pixels) of the objects it rests on.
 
     Block-wise runs decide their one factor for all blocks with it. Its warnings (the size
     decision, a second pass) are the caller's to keep or drop.
+
+    Returns
+    -------
+    (float, float or None)
+        The factor, and the diameter (None: fewer than
+        :data:`~sciconv.inference.AUTO_SIZE_MIN_OBJECTS` objects, or a model that records no
+        training size).
 
     Examples
     --------
     >>> import numpy as np, keras
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
-    >>> decide_factor(model, np.zeros((32, 32)), factor=1.0, brightness=None, denoise=None,
-    ...               tiled=dict(normalize=None, progress=False), tta=None, overrides={})
-    1.0
+    >>> decide_size(model, np.zeros((32, 32)), factor=1.0, brightness=None, denoise=None,
+    ...             tiled=dict(normalize=None, progress=False), tta=None, overrides={})
+    (1.0, None)
     """
     meta = get_metadata(model)
-    _, used = _whole(
+    return _decide(
         model,
         image,
         meta=meta,
         kwargs=postprocess_kwargs(model, meta, overrides),
         factor=factor,
-        auto=True,
         brightness=brightness,
         denoise=denoise,
-        tiled=dict(tiled),
+        tiled=tiled,
         tta=tta,
-        uncertainty=None,
-        maps=False,
         given_min_size=overrides.get("min_size"),
     )
-    return used
+
+
+def _decide(model, image, *, meta, factor, tiled, first=None, **given) -> tuple:
+    """:func:`decide_size` with the post-processing ``kwargs`` resolved (``first``: the first
+    pass at factor 1.0, made already)."""
+    found, used = _whole(
+        model,
+        image,
+        meta=meta,
+        factor=factor,
+        auto=True,
+        tiled=dict(tiled, progress=False),
+        uncertainty=None,
+        maps=False,
+        first=first,
+        decide_only=True,
+        **given,
+    )
+    from sciconv.postprocess import equivalent_diameters
+
+    if meta.get("object_size") is None:
+        return used, None
+    if found is None:  # resampled to the training size: the objects' size set the factor
+        return used, float(meta["object_size"]) / used
+    sizes = equivalent_diameters(found[0])
+    return used, (float(np.median(sizes)) if len(sizes) >= AUTO_SIZE_MIN_OBJECTS else None)
 
 
 def _whole(
@@ -443,10 +476,15 @@ def _whole(
     uncertainty,
     maps: bool,
     given_min_size,
+    first: tuple | None = None,
+    decide_only: bool = False,
 ) -> tuple[tuple, float]:
     """:func:`predict_instances` of an image in one piece: ``((labels, prob, std), factor)``,
     the factor being the resampling the result was segmented at (1.0: none). ``auto``: the size
-    is ``object_size="auto"``'s to decide; ``maps``: prob and std back at the input's size."""
+    is ``object_size="auto"``'s to decide (on the busiest crops of an image that holds several
+    apart); ``maps``: prob and std back at the input's size. ``first``: the first pass at
+    ``factor`` 1.0, already made; ``decide_only``: the factor is wanted, not the result (its
+    labels are None when it is not the first pass)."""
     from sciconv import postprocess
 
     def segment(img, kwargs=kwargs):
@@ -488,7 +526,11 @@ def _whole(
             ]
         return (resize_labels(labels, hw, min_size=given_min_size or 0), *found)
 
-    found = at(factor)
+    if first is not None:
+        found = first
+        shares[factor] = boundary_share(first[0], first[1])
+    else:
+        found = at(factor)
     if brightness is not None or denoise is not None:
         again = second_pass_input(
             model,
@@ -501,9 +543,14 @@ def _whole(
         if again is not None:  # every later pass takes this image as it is
             image, tiled["normalize"] = again, None
             found = at(factor)
-    probing = wants_probe(shares[factor]) and all(
-        meta.get(key) is not None for key in ("object_size", "object_size_range")
-    )
+    sized = all(meta.get(key) is not None for key in ("object_size", "object_size_range"))
+    if auto and sized and not decide_only and holds_crops_apart(np.shape(found[0])):
+        decided = _vote_on_crops(
+            model, image, found, factor, meta=meta, kwargs=kwargs, tiled=tiled, tta=tta,
+            given_min_size=given_min_size,
+        )  # fmt: skip
+        return (found, factor) if decided == factor else (at(decided), decided)
+    probing = wants_probe(shares[factor]) and sized
     # objects that look too small but hold little boundary inside them are pieces of larger
     # ones (small objects are mostly boundary, 0.5-0.7): enlarging would cut them finer
     again = None
@@ -527,7 +574,57 @@ def _whole(
             again = probe_factor(meta, found[0], best[0][0], best[1] / factor, stacklevel=4)
             if same_factor(again, best[1]):
                 return best
-    return (found, factor) if again is None else (at(again), again)
+    if again is None:
+        return found, factor
+    return (None if decide_only else at(again)), again
+
+
+def _vote_on_crops(model, image, found, factor, *, meta, kwargs, tiled, tta, given_min_size):
+    """``object_size="auto"`` of an image in one piece that holds several crops apart: the
+    busiest crops vote (:func:`~sciconv.inference._size_probe.check_size_on_crop`), each
+    deciding as an image of its own would, from the first pass ``found`` cut to it (at factor
+    1.0; at another factor the crop is segmented anew). A median resampling to more than
+    :data:`AUTO_SIZE_MAX_PIXELS` pixels keeps the first pass, with a warning."""
+    arr = validate_image(image)[0]
+    h, w = int(arr.shape[0]), int(arr.shape[1])
+
+    def read(ys, xs):
+        window = arr[ys[0] : ys[1], xs[0] : xs[1]]
+        return np.asarray(window.compute() if is_dask(window) else window, np.float32)
+
+    def decide(ys, xs):
+        first = None
+        if factor == 1.0:
+            cut = (slice(*ys), slice(*xs))
+            first = (found[0][cut], found[1][cut], None)
+        return _decide(
+            model,
+            read(ys, xs),
+            meta=meta,
+            kwargs=kwargs,
+            factor=factor,
+            brightness=None,  # the image's second pass (if any) made already
+            denoise=None,
+            tiled=tiled,
+            tta=tta,
+            given_min_size=given_min_size,
+            first=first,
+        )
+
+    decided = check_size_on_crop(read, (h, w), decide, factor, whole=True, meta=meta)
+    pixels = round(h * decided) * round(w * decided)
+    if pixels > AUTO_SIZE_MAX_PIXELS:
+        warnings.warn(
+            f"object_size='auto': resampling by {decided:g} would make an image of {pixels:,} "
+            f"pixels, more than the {AUTO_SIZE_MAX_PIXELS:,} segmented in one piece, so the "
+            f"first pass is kept. Segment it block by block at that factor "
+            f"(predict_instances(..., scale={decided:g}, block=4096): each block is resampled, "
+            "in flat memory)",
+            SciconvWarning,
+            stacklevel=4,
+        )
+        return factor
+    return decided
 
 
 #: ``object_size="auto"`` does not resample to more pixels than this (it would run in one piece)

@@ -169,7 +169,9 @@ class ZoomGrid:
 def rescale_image(arr, scale: float, *, path=None) -> np.ndarray:
     """``arr`` (numpy or dask, ``(H, W)`` or ``(H, W, C)``) resampled by ``scale`` as
     :func:`~sciconv.inference.predict_instances` resamples an image before the model sees it:
-    bilinear, anti-aliased when shrinking, ``round(n * scale)`` pixels per axis, float32.
+    bilinear, anti-aliased when shrinking, ``round(n * scale)`` pixels per axis, float32, on
+    :class:`ZoomGrid`'s pixels (scikit-image's ``rescale`` to float32 rounding, 1.5e-5 on
+    0-255 data; 1.5-4x faster enlarging).
 
     Raises :class:`~sciconv.errors.InferenceError` (naming ``path``) when that leaves fewer
     than 2 pixels along an axis or more than 2**31 pixels.
@@ -180,23 +182,14 @@ def rescale_image(arr, scale: float, *, path=None) -> np.ndarray:
     >>> rescale_image(np.ones((10, 21)), 0.5).shape
     (5, 10)
     """
-    from skimage.transform import rescale
-
     data = np.asarray(arr.compute() if is_dask(arr) else arr, dtype=np.float32)
-    out_hw = [round(n * scale) for n in data.shape[:2]]
-    if min(out_hw) < 2 or out_hw[0] * out_hw[1] > 2**31:
+    grid = ZoomGrid.of(data.shape[:2], scale, path=path)
+    if grid.zoomed[0] * grid.zoomed[1] > 2**31:
         raise InferenceError(
-            f"scale {scale} turns an image of {data.shape[:2]} pixels into {out_hw}", path=path
+            f"scale {scale:.4g} turns an image of {data.shape[:2]} pixels into {list(grid.zoomed)}",
+            path=path,
         )
-    return rescale(
-        data,
-        scale,
-        order=1,
-        mode="reflect",
-        preserve_range=True,
-        anti_aliasing=scale < 1,
-        channel_axis=-1 if data.ndim == 3 else None,
-    ).astype(np.float32)
+    return grid.window(data, (0, 0), path=path)[0]  # the grid block-wise windows share
 
 
 def resize_labels(labels: np.ndarray, hw: tuple[int, int], *, min_size: float = 0) -> np.ndarray:
