@@ -411,6 +411,7 @@ def test_matching_from_overlapping_pairs_equals_the_dense_iou_matrix():
     from skimage.measure import label
 
     from sciconv import metrics
+    from sciconv.metrics._instances import _match_counts as match_counts
 
     rng = np.random.default_rng(0)
     for trial in range(60):
@@ -418,7 +419,7 @@ def test_matching_from_overlapping_pairs_equals_the_dense_iou_matrix():
         p = t * (rng.random(t.shape) < 0.9) if trial % 2 else label(rng.random((20, 20)) > 0.6)
         for th in (0.1, 0.3, 0.5, 0.7):
             iou = metrics.iou_matrix(t, p)
-            tp, dense = metrics._match_counts(iou, th)
+            tp, dense = match_counts(iou, th)
             m = metrics.matching(t, p, thresh=th)
             assert (m["tp"], m["n_true"], m["n_pred"]) == (tp, *iou.shape)
             if th >= 0.5:
@@ -430,3 +431,31 @@ def test_matching_from_overlapping_pairs_equals_the_dense_iou_matrix():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert r["ap"].tolist() == [1.0, 0.0] and peak < 300e6  # dense: 5,625^2 x 8 B x 4 = 1 GB
+
+
+def test_scoring_labels_and_catalogs_loads_no_keras_and_the_keras_metrics_load_when_named():
+    """sciconv.metrics imported Keras and TensorFlow (3.3 s here) for a pipeline that only
+    scores labels; the numpy scores now import alone, the Keras metrics when first named (and
+    registered then, so a saved model that uses them loads)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from sciconv.metrics import average_precision, match_catalogs, confusion_counts\n"
+        "t = np.zeros((8, 8), int); t[2:5, 2:5] = 1\n"
+        "ap = average_precision(t, t)['ap'][0]\n"
+        "print(ap, 'keras' in sys.modules or 'tensorflow' in sys.modules)\n"
+        "import keras, sciconv.metrics as m\n"
+        "print(m.IoU is keras.saving.get_registered_object('sciconv>IoU'), 'Dice' in dir(m))\n"
+    )
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=240, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1.0", "False", "True", "True"]
+    import sciconv.metrics
+
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        sciconv.metrics.Nope  # noqa: B018

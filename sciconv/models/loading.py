@@ -25,10 +25,10 @@ import keras
 
 # imported for their side effect: registering sciconv's losses and metrics with Keras (the
 # layers are registered by sciconv.models.layers, which the builders import)
-import sciconv.losses
-import sciconv.metrics  # noqa: F401
+import sciconv.losses  # noqa: F401
 from sciconv._archive import zip_member_problem, zip_size_problem
 from sciconv.errors import ConfigError, ModelError, UnsafeModelError
+from sciconv.metrics import Dice, IoU, MeanIoU  # noqa: F401  (registers them for loading)
 from sciconv.models._validate_meta import check_postprocess
 from sciconv.models.builders import classifier, regressor, segmenter
 from sciconv.models.metadata import set_metadata

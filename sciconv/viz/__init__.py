@@ -14,8 +14,8 @@ Figure). None of them calls ``plt.show()``.
 
 viz draws only. The numbers behind the figures live with the other measurements:
 :func:`sciconv.metrics.confusion_counts` and :func:`sciconv.metrics.match_catalogs` (also
-reachable here as ``viz.confusion_counts`` and ``viz.match_catalogs``, loaded on first use since
-:mod:`sciconv.metrics` imports Keras), and :func:`sciconv.runs.read_log` for a run's log.
+reachable here as ``viz.confusion_counts`` and ``viz.match_catalogs``, loaded on first use),
+and :func:`sciconv.runs.read_log` for a run's log.
 Importing :mod:`sciconv.viz` loads neither TensorFlow nor Keras; the network functions load them
 when called.
 
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 # Measurements that kept their old viz names: aliases of the sciconv.metrics functions, loaded on
-# first use so that importing viz does not import Keras.
+# first use (scipy's assignment solver need not load with viz).
 _FROM_METRICS = ("confusion_counts", "match_catalogs")
 
 

@@ -3,7 +3,7 @@
 These functions draw; the numbers they draw are computed elsewhere: a run's log is read by
 :func:`sciconv.runs.read_log`, the counts and the catalog match come from
 :func:`sciconv.metrics.confusion_counts` and :func:`sciconv.metrics.match_catalogs` (imported when
-a drawing needs them: :mod:`sciconv.metrics` loads Keras).
+a drawing needs them).
 """
 
 from __future__ import annotations

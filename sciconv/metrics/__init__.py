@@ -1,0 +1,64 @@
+"""Metrics: Keras IoU / Dice for training; numpy scores of instances, classes and catalogs.
+
+The numpy scores import without Keras or TensorFlow (a pipeline that only scores labels or
+catalogs does not wait for them); the Keras metrics load Keras when first named.
+
+Keras metrics (registered with ``package="sciconv"``) take integer labels ``(N, H, W)`` or
+``(N, H, W, 1)`` and probabilities: softmax ``(N, H, W, K)`` is arg-maxed, a single sigmoid
+channel ``(N, H, W, 1)`` is thresholded. They build on ``keras.metrics.IoU`` (its confusion
+matrix, ``ignore_class`` and sample weights).
+
+The numpy functions score instance segmentations the way the 2018 Data Science Bowl and
+StarDist do: a predicted object matches a true object when their IoU exceeds a threshold (each
+object matched at most once, by an optimal assignment), and at each threshold
+``AP = TP / (TP + FP + FN)``.
+
+Classifications are counted by :func:`confusion_counts`; source catalogs are scored against a
+reference (completeness, purity, offsets) by :func:`match_catalogs`. The drawings of these numbers
+(:func:`sciconv.viz.confusion_matrix`, :func:`sciconv.viz.compare_catalogs`) call these functions.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sciconv.metrics import matching
+>>> true = np.zeros((6, 6), int); true[:3, :3] = 1; true[4:, 4:] = 2
+>>> pred = np.zeros((6, 6), int); pred[:3, :2] = 7
+>>> m = matching(true, pred, thresh=0.5)
+>>> m["tp"], m["fp"], m["fn"]
+(1, 0, 1)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sciconv.metrics._catalogs import match_catalogs
+from sciconv.metrics._classes import confusion_counts
+from sciconv.metrics._instances import DSB_THRESHOLDS, average_precision, iou_matrix, matching
+
+__all__ = [
+    "DSB_THRESHOLDS",
+    "Dice",
+    "IoU",
+    "MeanIoU",
+    "average_precision",
+    "confusion_counts",
+    "iou_matrix",
+    "match_catalogs",
+    "matching",
+]
+
+_KERAS_METRICS = ("Dice", "IoU", "MeanIoU")
+
+
+def __getattr__(name: str):
+    """The Keras metrics, imported (and registered) when first named."""
+    if name in _KERAS_METRICS:
+        value = getattr(importlib.import_module("sciconv.metrics._keras"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sciconv.metrics' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
