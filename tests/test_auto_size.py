@@ -353,3 +353,49 @@ def test_crops_that_agree_with_the_first_pass_cost_no_prediction(blob_model, mon
         warnings.simplefilter("error", SciconvWarning)
         labels = inference.predict_instances(blob_model, image, normalize=None, progress=False)
     assert calls == [image.shape] and labels.max() > 1500
+
+
+def test_sparse_large_objects_are_resampled_though_each_crop_holds_few(blob_model, monkeypatch):
+    """A crop with fewer than 5 objects voted keep: an image of 16 large squares, 4 per crop,
+    kept its pixels silently once crops voted (review). The whole image's own rule decides it
+    (crops vote only when it kept objects inside the range), and a crop too sparse to tell
+    abstains."""
+    from sciconv.inference import _size_probe
+
+    monkeypatch.setattr(_size_probe, "SIZE_CHECK_CROP", 512)
+    image = _quadrants((100,) * 4, (150,) * 4)  # 4 squares of 112 px across per quarter
+    kw = dict(normalize=None, progress=False)
+    with pytest.warns(SciconvWarning, match=r"112 px across.*outside the 8-40 px.*by 0\.16 "):
+        labels = inference.predict_instances(blob_model, image, **kw)
+    np.testing.assert_array_equal(
+        labels, inference.predict_instances(blob_model, image, scale=0.16, **kw)
+    )
+    votes = iter([(1.0, None), (0.2, 90.0), (0.2, 90.0)])
+    read = lambda ys, xs: image[ys[0] : ys[1], xs[0] : xs[1]]  # noqa: E731
+    with pytest.warns(SciconvWarning, match="resampling by 0.2"):
+        assert _size_probe.check_size_on_crop(read, image.shape, lambda ys, xs: next(votes)) == 0.2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SciconvWarning)
+        assert _size_probe.check_size_on_crop(read, image.shape, lambda ys, xs: (1.0, None)) == 1.0
+
+
+def test_a_crops_vote_too_large_to_run_in_one_piece_is_said_once(blob_model, monkeypatch):
+    """The vote's warning said the image was segmented at the factor, then a second that the
+    first pass was kept (review): only the second is given."""
+    from sciconv.inference import _instances, _size_probe
+
+    monkeypatch.setattr(_size_probe, "SIZE_CHECK_CROP", 512)
+    # one quarter of many 9 px squares (in range, most objects), three of sparse 6.8 px ones
+    image = _quadrants((8, 6, 6, 6), (4, 20, 20, 20))
+    kw = dict(normalize=None, progress=False)
+    with pytest.warns(SciconvWarning, match=r"\(in one piece\).*segmented at 2\.3"):
+        inference.predict_instances(blob_model, image, **kw)
+    monkeypatch.setattr(_instances, "AUTO_SIZE_MAX_PIXELS", 2_000_000)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        labels = inference.predict_instances(blob_model, image, **kw)
+    assert [str(w.message)[:45] for w in said] == ["object_size='auto': resampling by 2.3 would m"]
+    assert said[0].filename == __file__
+    np.testing.assert_array_equal(
+        labels, inference.predict_instances(blob_model, image, object_size=None, **kw)
+    )

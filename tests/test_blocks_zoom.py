@@ -216,8 +216,13 @@ def test_crops_that_disagree_are_segmented_at_a_factor_that_keeps_them_all_in_ra
         assert vote((1.0, 18.0), (1.0, 18.0), (0.2, 90.0)) == 1.0
     with pytest.warns(SciconvWarning, match=r"at the median, 1\b"):  # 5 and 200 px: none fits
         assert vote((3.6, 5.0), (1.0, 30.0), (0.09, 200.0)) == 1.0
-    with pytest.warns(SciconvWarning, match=r"at the median, 1\b"):  # a size unknown
-        assert vote((1.0, None), (1.0, 30.0), (0.2, 90.0)) == 1.0
+    with pytest.warns(SciconvWarning, match=r"at the median, 0\.5\b"):  # a size unknown
+        assert vote((0.5, None), (1.0, 30.0), (0.2, 90.0)) == 0.5
+    # a crop that keeps with no size (too few objects, or pieces) abstains: the others decide
+    with pytest.warns(
+        SciconvWarning, match=r"at 0\.346, which brings every crop's objects \(30, 90"
+    ):
+        assert vote((1.0, None), (1.0, 30.0), (0.2, 90.0)) == 0.346
 
 
 @pytest.mark.parametrize(

@@ -372,8 +372,10 @@ def predict_instances_blocks(
         sets the resampling. ``"auto"`` (default; models that record their training objects'
         size, e.g. the pretrained nuclei model): the busiest 1024 x 1024 crop is segmented as
         :func:`~sciconv.inference.predict_instances` would (on a slide that holds several
-        apart, the 3 busiest of up to 5 x 5 spread over it, and the median of their factors
-        wins, a warning naming each when they disagree), and when its objects need resampling
+        apart, the 3 busiest of up to 5 x 5 spread over it: when they disagree, a factor that
+        brings all their objects within 2x of the training size, else the median of their
+        factors, a warning naming each; :func:`~sciconv.inference._size_probe.\
+check_size_on_crop`), and when its objects need resampling
         (too small, too large, pieces of larger ones), every block is resampled by that one
         factor, with a warning (a second or so per crop). None: no check.
     **overrides

@@ -277,7 +277,9 @@ def check_size_on_crop(
     decide : callable
         ``decide((y0, y1), (x0, x1))``: the factor that crop is segmented at, as an image of
         its own would be, ``object_size="auto"``, or ``(factor, diameter)`` with the median
-        diameter of its objects (the image's pixels; None: unknown).
+        diameter of its objects (the image's pixels; None: unknown). A crop that keeps
+        ``factor`` with no diameter (too few objects to tell, or pieces not enlarged) abstains:
+        a slide of sparse large objects is not kept at its pixels by crops holding few each.
     factor : float
         The factor before the check (the pixel scales'; 1.0: none).
     side : int, optional
@@ -310,8 +312,12 @@ def check_size_on_crop(
             warnings.simplefilter("ignore")
             decided = decide(ys, xs)
         f, d = decided if isinstance(decided, tuple) else (decided, None)
+        if isinstance(decided, tuple) and d is None and same_factor(f, factor):
+            continue  # too few objects to tell (or pieces): a crop that keeps abstains
         found.append((float(f), f"rows {ys[0]}:{ys[1]}, columns {xs[0]}:{xs[1]}"))
         sizes.append(d)
+    if not found:
+        return factor
     values = sorted(f for f, _ in found)
     mid = len(values) // 2
     again = values[mid] if len(values) % 2 else min(values[mid - 1 : mid + 1],
@@ -346,7 +352,7 @@ def check_size_on_crop(
         else f"the {len(found)} busiest {crop} crops of the image ({found[0][1]}, ...) need"
     )
     warn_caller(
-        f"object_size='auto' ({how}): segmented whole, {which} resampling by "
+        f"object_size='auto' ({how}): segmented as images of their own, {which} resampling by "
         f"{again:.3g} to the model's training size, so "
         f"{segmented} segmented resampled by {again:.3g} (labels back at the image's "
         "pixels). Pass scale= or object_size= to choose, object_size=None to keep the image's "
@@ -368,7 +374,7 @@ def _keeping_all(sizes, meta: Mapping | None) -> float | None:
     far (in ratio) from the training size, moved into the factors that keep all of them within
     :data:`SHARED_FACTOR_SPREAD` of it and inside the range the model segments well; None when
     a size is unknown or no factor keeps them."""
-    if meta is None or not sizes or any(d is None for d in sizes):
+    if meta is None or not sizes or any(d is None or not d > 0 for d in sizes):
         return None
     training, limits = meta.get("object_size"), meta.get("object_size_range")
     if training is None or limits is None:
