@@ -30,8 +30,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-
+from sciconv._lazy import lazy_names
 from sciconv.metrics._catalogs import match_catalogs
 from sciconv.metrics._classes import confusion_counts
 from sciconv.metrics._instances import DSB_THRESHOLDS, average_precision, iou_matrix, matching
@@ -48,17 +47,5 @@ __all__ = [
     "matching",
 ]
 
-_KERAS_METRICS = ("Dice", "IoU", "MeanIoU")
-
-
-def __getattr__(name: str):
-    """The Keras metrics, imported (and registered) when first named."""
-    if name in _KERAS_METRICS:
-        value = getattr(importlib.import_module("sciconv.metrics._keras"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'sciconv.metrics' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+# the Keras metrics, imported (and registered with Keras) when first named
+__getattr__, __dir__ = lazy_names(__name__, "sciconv.metrics._keras", ("Dice", "IoU", "MeanIoU"))

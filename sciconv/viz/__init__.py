@@ -30,8 +30,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-
+from sciconv._lazy import lazy_names
 from sciconv.viz._calibration import plot_reliability
 from sciconv.viz._display import STRETCHES, contours, outlines, overlay_mask, show
 from sciconv.viz._network import feature_maps, filters, grad_cam, grad_cam_heatmap
@@ -57,16 +56,6 @@ __all__ = [
 
 # Measurements that kept their old viz names: aliases of the sciconv.metrics functions, loaded on
 # first use (scipy's assignment solver need not load with viz).
-_FROM_METRICS = ("confusion_counts", "match_catalogs")
-
-
-def __getattr__(name: str):
-    if name in _FROM_METRICS:
-        value = getattr(importlib.import_module("sciconv.metrics"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'sciconv.viz' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_FROM_METRICS})
+__getattr__, __dir__ = lazy_names(
+    __name__, "sciconv.metrics", ("confusion_counts", "match_catalogs")
+)
