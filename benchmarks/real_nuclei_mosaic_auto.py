@@ -110,7 +110,7 @@ def main(argv=None) -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             rng = np.random.default_rng(seed)
             count = round(factor) ** 2 + 1 if args.mixed else args.n * args.n
-            pick = rng.choice(len(everything), count, replace=False)
+            pick = rng.choice(len(everything), count, replace=count > len(everything))
             tiles = [everything[i][2:] for i in pick]
             image, truth = mosaic(tiles, args.n, factor, args.mixed, transform)
             out = [run(image, how) for how in ("median", "crops", "blocks")]
