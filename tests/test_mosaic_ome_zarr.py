@@ -317,3 +317,22 @@ def test_mosaic_levels_reduce_as_the_tiff_pyramids_do(tmp_path):
     np.testing.assert_allclose(root["s2"][0], halve(halve(image)))
     assert np.isfinite(root["s1"][0]).all()
     np.testing.assert_array_equal(root["labels/instances/s1"][:], halve(ids[:]))
+
+
+def test_read_labels_takes_an_ome_zarr_store_or_label_image_and_refuses_an_image(tmp_path):
+    """read_labels refused the store sciconv had just written ('a zarr group, not an array'):
+    now a store with one label image, or the label image group, gives its full-resolution
+    level; a store with several names them; an image's pixels are never read as labels."""
+    store = tmp_path / "cells.ome.zarr"
+    io.write_ome_zarr(store, np.arange(64 * 64, dtype="uint16").reshape(64, 64), levels=2)
+    with pytest.raises(InvalidImageError, match=r"no label image \(an image's pixels"):
+        io.read_labels(store)
+    ids = np.zeros((64, 64), "int32")
+    ids[5:20, 5:20], ids[30:60, 40:50] = 3, 16_777_217
+    io.write_ome_zarr_labels(store, ids, name="nuclei")
+    np.testing.assert_array_equal(io.read_labels(store), ids)
+    np.testing.assert_array_equal(io.read_labels(store / "labels" / "nuclei"), ids)
+    np.testing.assert_array_equal(np.asarray(io.read_labels(store, lazy=True)), ids)
+    io.write_ome_zarr_labels(store, ids > 0, name="mask")
+    with pytest.raises(InvalidImageError, match=r"2 label images \(labels/nuclei, labels/mask\)"):
+        io.read_labels(store)

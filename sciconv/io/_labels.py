@@ -16,13 +16,16 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
 
     :func:`read` gives float32 pixels, whose 24-bit mantissa merges ids from 2**24 on
     (16,777,216 and 16,777,217 become one object): a mosaic's block-wise labels, or ids from
-    another tool, need this reader. FITS (the first image HDU), TIFF (the first series), PNG and
-    plain zarr arrays (``predict_instances_blocks(out="labels.zarr")``) are read.
+    another tool, need this reader. FITS (the first image HDU), TIFF (the first series), PNG,
+    plain zarr arrays (``predict_instances_blocks(out="labels.zarr")``) and OME-Zarr label
+    images are read: a store with one label image (``predict_mosaic(format="ome-zarr")``,
+    ``sciconv predict --format ome-zarr``) or a label image group (``labels/NAME``) gives its
+    full-resolution level.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The label file or zarr array.
+        The label file, zarr array, OME-Zarr store or label image.
     lazy : bool, optional
         Zarr and TIFF: a :mod:`dask.array` reading chunks on demand (a mosaic's labels stay on
         disk); FITS and PNG are read whole either way. Default: a numpy array.
@@ -35,7 +38,8 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
     Raises
     ------
     InvalidImageError
-        Not an integer image, not 2-D, or not readable.
+        Not an integer image, not 2-D, or not readable; a store with several label images
+        (the message names them) or none.
 
     Examples
     --------
@@ -87,16 +91,41 @@ def _zarr(path: Path, lazy: bool):
 
     node = zarr.open(str(path), mode="r")
     if not hasattr(node, "shape"):
-        raise InvalidImageError(
-            "a zarr group, not an array: give the labels array itself (an OME-Zarr store's "
-            "labels are under labels/NAME/ and its first level, e.g. labels/NAME/s0)",
-            path=path,
-        )
+        node = zarr.open(str(_label_level(path, dict(node.attrs))), mode="r")
     if lazy:
         import dask.array as da
 
         return da.from_zarr(node)
     return node[...]
+
+
+def _label_level(path: Path, attrs: dict) -> Path:
+    """The full-resolution array of the label image a zarr group holds: an OME-Zarr store's one
+    label image (``labels/NAME``), or a label image's own first level."""
+    from sciconv.io._zarr import ome_zarr_labels
+
+    found = ome_zarr_labels(path)
+    if len(found) == 1:
+        return next(iter(found.values()))[0]
+    if found:
+        names = ", ".join(f"labels/{name}" for name in found)
+        raise InvalidImageError(
+            f"an OME-Zarr store with {len(found)} label images ({names}): give one, e.g. "
+            f"{Path(path) / next(iter(found))}",
+            path=path,
+        )
+    ome = attrs.get("ome", attrs)
+    multiscales = ome.get("multiscales") or [{}]
+    datasets = multiscales[0].get("datasets") if isinstance(multiscales[0], dict) else None
+    is_label = "image-label" in ome or Path(path).parent.name == "labels"
+    if is_label and datasets and isinstance(datasets[0], dict) and datasets[0].get("path"):
+        return Path(path) / str(datasets[0]["path"])
+    raise InvalidImageError(
+        "a zarr group holding no label image (an image's pixels are not labels): give the "
+        "labels array itself, an OME-Zarr store with labels/, or one of its label images "
+        "(labels/NAME)",
+        path=path,
+    )
 
 
 def _tiff(path: Path, lazy: bool):
