@@ -519,7 +519,7 @@ def predict_mosaic(
         image, the labels as its NGFF label image ``labels/instances`` (level 0 the block-written
         array, moved in; halvings down to :data:`MOSAIC_MIN_SIDE` pixels computed chunk by chunk;
         :func:`sciconv.io.read` of the store or of the label group gives the WCS and pixel scale,
-        :func:`sciconv.io.read_labels` of ``labels/instances/s0`` the ids). Needs
+        :func:`sciconv.io.read_labels` of the store the ids). Needs
         ``sciconv[ome]``; the image is copied, a store about as large as the input in its dtype.
     **kwargs
         Passed to ``predict_instances_blocks`` (``tile``, ``batch_size``, post-processing
