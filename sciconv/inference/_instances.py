@@ -462,14 +462,10 @@ def _decide(model, image, *, meta, factor, tiled, first=None, **given) -> tuple:
         return used, None
     if found is None:  # resampled to the training size: the objects' size set the factor
         return used, float(meta["object_size"]) / used
-    sizes = equivalent_diameters(found[0])
-    if len(sizes) < AUTO_SIZE_MIN_OBJECTS:
-        return used, None
-    if used == factor and auto_size_factor(
-        found[0], factor, meta["object_size"], meta.get("object_size_range")
-    ):  # kept although outside the range: pieces not enlarged, their size says nothing
-        return used, None
-    return used, float(np.median(sizes))
+    if used == factor:  # kept: its size when inside the range (pieces not enlarged say nothing)
+        return used, _size_kept_in_range(found[0], factor, meta)
+    sizes = equivalent_diameters(found[0])  # a probe's objects
+    return used, (float(np.median(sizes)) if len(sizes) >= AUTO_SIZE_MIN_OBJECTS else None)
 
 
 def _whole(
@@ -600,16 +596,26 @@ def _whole(
     return (None if decide_only else at(again)), again
 
 
-def _kept_in_range(labels, factor: float, meta: Mapping) -> bool:
-    """Whether the first pass's objects were kept for lying inside the sizes the model
-    segments well (not for being too few, or pieces that were not enlarged), in an image that
-    holds several crops apart."""
-    if not holds_crops_apart(np.shape(labels)):
-        return False
-    sizes = auto_size_factor(labels, factor, meta["object_size"], meta["object_size_range"])
+def _size_kept_in_range(labels, factor: float, meta: Mapping) -> float | None:
+    """The median diameter (input pixels) of a first pass's objects kept for lying inside the
+    sizes the model segments well; None when they were kept for being too few, or are pieces
+    that were not enlarged (outside the range)."""
     from sciconv.postprocess import equivalent_diameters
 
-    return sizes is None and len(equivalent_diameters(labels)) >= AUTO_SIZE_MIN_OBJECTS
+    sizes = equivalent_diameters(labels)
+    if len(sizes) < AUTO_SIZE_MIN_OBJECTS:
+        return None
+    if auto_size_factor(labels, factor, meta["object_size"], meta.get("object_size_range")):
+        return None
+    return float(np.median(sizes))
+
+
+def _kept_in_range(labels, factor: float, meta: Mapping) -> bool:
+    """Whether an image that holds several crops apart kept its first pass's objects for lying
+    inside the sizes the model segments well (:func:`_size_kept_in_range`)."""
+    return holds_crops_apart(np.shape(labels)) and (
+        _size_kept_in_range(labels, factor, meta) is not None
+    )
 
 
 def _vote_on_crops(model, image, found, factor, *, meta, kwargs, tiled, tta, given_min_size):

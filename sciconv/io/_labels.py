@@ -102,7 +102,7 @@ def _zarr(path: Path, lazy: bool):
 def _label_level(path: Path, attrs: dict) -> Path:
     """The full-resolution array of the label image a zarr group holds: an OME-Zarr store's one
     label image (``labels/NAME``), or a label image's own first level."""
-    from sciconv.io._zarr import ome_zarr_labels
+    from sciconv.io._zarr import multiscale_levels, ome_zarr_labels
 
     found = ome_zarr_labels(path)
     if len(found) == 1:
@@ -114,12 +114,10 @@ def _label_level(path: Path, attrs: dict) -> Path:
             f"{Path(path) / next(iter(found))}",
             path=path,
         )
-    ome = attrs.get("ome", attrs)
-    multiscales = ome.get("multiscales") or [{}]
-    datasets = multiscales[0].get("datasets") if isinstance(multiscales[0], dict) else None
-    is_label = "image-label" in ome or Path(path).parent.name == "labels"
-    if is_label and datasets and isinstance(datasets[0], dict) and datasets[0].get("path"):
-        return Path(path) / str(datasets[0]["path"])
+    levels = multiscale_levels(path, attrs)
+    is_label = "image-label" in attrs.get("ome", attrs) or Path(path).parent.name == "labels"
+    if is_label and levels:
+        return levels[0]
     raise InvalidImageError(
         "a zarr group holding no label image (an image's pixels are not labels): give the "
         "labels array itself, an OME-Zarr store with labels/, or one of its label images "

@@ -318,16 +318,30 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
             label = dict(zarr.open_group(str(root / name), mode="r").attrs)
         except Exception:  # listed but missing: nothing to read
             continue
-        multiscales = label.get("ome", label).get("multiscales") or [{}]
-        datasets = multiscales[0].get("datasets") if isinstance(multiscales[0], dict) else None
-        levels = [
-            root / name / str(d["path"])
-            for d in datasets or []
-            if isinstance(d, dict) and d.get("path") is not None
-        ]
+        levels = multiscale_levels(root / name, label)
         if levels:
             out[name] = levels
     return out
+
+
+def multiscale_levels(path: Path, attrs: dict) -> list[Path]:
+    """The arrays of the multiscale image group at ``path`` (its zarr attributes ``attrs``, NGFF
+    0.4 or 0.5), full resolution first, from its first ``multiscales`` entry; [] when none.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> attrs = {"ome": {"multiscales": [{"datasets": [{"path": "s0"}, {"path": "s1"}]}]}}
+    >>> [p.as_posix() for p in multiscale_levels(Path("a.ome.zarr"), attrs)]
+    ['a.ome.zarr/s0', 'a.ome.zarr/s1']
+    """
+    multiscales = attrs.get("ome", attrs).get("multiscales") or [{}]
+    datasets = multiscales[0].get("datasets") if isinstance(multiscales[0], dict) else None
+    return [
+        Path(path) / str(d["path"])
+        for d in datasets or []
+        if isinstance(d, dict) and d.get("path") is not None
+    ]
 
 
 def _recorded(path: Path) -> dict:
