@@ -334,5 +334,11 @@ def test_read_labels_takes_an_ome_zarr_store_or_label_image_and_refuses_an_image
     np.testing.assert_array_equal(io.read_labels(store / "labels" / "nuclei"), ids)
     np.testing.assert_array_equal(np.asarray(io.read_labels(store, lazy=True)), ids)
     io.write_ome_zarr_labels(store, ids > 0, name="mask")
+
+    def files():  # every file of the store and its bytes: reading changes none
+        return {p: p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}
+
+    before = files()
     with pytest.raises(InvalidImageError, match=r"2 label images \(labels/nuclei, labels/mask\)"):
         io.read_labels(store)
+    assert files() == before
