@@ -215,3 +215,16 @@ def test_averaged_weights_are_the_mean_of_two_models():
     other = trainer.build_model(3, 2, 8, channels=3)
     with pytest.raises(SystemExit, match=r"differ in architecture"):
         trainer.averaged_weights(a.get_weights(), other.get_weights())
+
+
+def test_the_shipped_input_transform_is_the_training_one_plus_the_inference_keys():
+    """tools/train_pretrained_nuclei.py records ``for_inference`` of what it trained with (the
+    shipped settings file says the same), and ``--tune-only`` reads training images with the
+    training transform (packs stay integer: a restored plateau is not)."""
+    import json
+
+    shipped = json.loads((ROOT / "sciconv" / "pretrained" / "nuclei.json").read_text())
+    assert shipped["input_transform"] == nuclei_data.for_inference(RGB)
+    assert nuclei_data.for_inference(RGB)["restore_saturated"] is True
+    assert nuclei_data.for_training(shipped["input_transform"]) == RGB
+    assert nuclei_data.for_inference(None) is None and nuclei_data.for_training(None) is None

@@ -173,8 +173,14 @@ def test_metadata_matches_training_settings(fresh_run):
     assert meta["divisor"] == 2 ** settings["depth"]
     assert meta["input_channels"] == 3  # R, G, B (H&E hue kept), grey images replicated
     assert meta["input_transform"] == settings["input_transform"]
-    # dark_to_gray: a fluorescence image saved in colour reaches it grey (tests/test_dark_to_gray)
-    assert meta["input_transform"] == {"to_rgb": True, "invert": "auto", "dark_to_gray": True}
+    # dark_to_gray: a fluorescence image saved in colour reaches it grey (tests/test_dark_to_gray);
+    # restore_saturated: over-exposed nuclei get their profile back (tests/test_saturated)
+    assert meta["input_transform"] == {
+        "to_rgb": True,
+        "invert": "auto",
+        "dark_to_gray": True,
+        "restore_saturated": True,
+    }
     # two stages of one run: seed 0 from scratch, then seed 1 continued from it and averaged
     assert settings["init_settings"]["seed"] == 0 and settings["init_settings"]["init"] is None
     assert settings["seed"] == 1 and settings["init"] == settings["average_with"]

@@ -42,6 +42,25 @@ INPUTS = {
     # training images are: a fluorescence image saved in colour is then read right
     "rgb": {"to_rgb": True, "invert": "auto", "dark_to_gray": True},
 }
+#: Keys a trained model's input transform gets for inference only (its training images are
+#: packed as integers, which a restored plateau is not): over-exposed nuclei's flat tops get a
+#: profile back (``sciconv.preprocess.restore_saturated``; 5 of the 99 validation images have
+#: plateaus that deep, the AP of none falls).
+AT_INFERENCE = {"restore_saturated": True}
+
+
+def for_inference(transform: dict | None) -> dict | None:
+    """The input transform a trained model records: the training one plus :data:`AT_INFERENCE`."""
+    return None if transform is None else {**transform, **AT_INFERENCE}
+
+
+def for_training(transform: dict | None) -> dict | None:
+    """The input transform training images get: a recorded one without :data:`AT_INFERENCE`."""
+    if transform is None:
+        return None
+    return {k: v for k, v in transform.items() if k not in AT_INFERENCE}
+
+
 #: What the multi-modality grey model records (kept for older callers).
 INPUT_TRANSFORM = INPUTS["gray"]
 MODALITIES = ("fluo", "color", "gray_bright")

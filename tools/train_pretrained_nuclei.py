@@ -114,6 +114,8 @@ from nuclei_data import (  # noqa: E402  (re-exported: benchmarks/real_nuclei.py
     RGB_NORMALIZATION,
     PatchSampler,
     channels_of,
+    for_inference,
+    for_training,
     in_val_division,
     input_transform_for,
     load_packed,
@@ -437,7 +439,7 @@ def main(argv=None) -> None:
     transform = input_transform_for(a.input, modalities)
     if a.tune_only:  # the input the model was trained with, whatever --input says
         recorded = json.loads(a.out.with_suffix(".json").read_text())
-        transform = recorded.get("input_transform", transform)
+        transform = for_training(recorded.get("input_transform", transform))
     norm, channels = normalization_for(transform), channels_of(transform)
     if a.tune_only:
         norm = recorded.get("normalization", norm)
@@ -636,7 +638,7 @@ def main(argv=None) -> None:
         postprocess=postprocess,
         divisor=divisor,
         input_channels=channels,
-        input_transform=transform,
+        input_transform=for_inference(transform),
         description=f"sciconv pretrained nuclei segmenter (DSB2018 {'+'.join(modalities)}, "
         f"{'bg/interior/boundary' if num_classes == 3 else 'bg/nucleus'})",
     )
@@ -665,7 +667,7 @@ def main(argv=None) -> None:
         "val_ap50_per_modality": per_modality,
         "modalities": list(modalities),
         "modality_share": share,
-        "input_transform": transform,
+        "input_transform": for_inference(transform),
         # applied by sciconv.models.pretrained on top of "normalization": hot pixels clipped
         "normalization_at_inference": {"clip": True},
         "init": None if a.init is None else str(a.init.name),

@@ -12,6 +12,10 @@ normalization (a plain JSON-able dict in its metadata, e.g. :data:`DEFAULT_NORMA
 :func:`resolve_normalization` is the one grammar of every ``normalize=`` keyword (datasets,
 inference, viz, CLI) and :func:`normalize_spec` re-applies a spec at inference.
 
+Before it, :func:`apply_input_transform` gives an image the form a model was trained on (grey or
+RGB, objects bright) and, where the model asks, :func:`restore_saturated` gives over-exposed
+objects' flat tops back a profile.
+
 The intervals and stretches are astropy's (:mod:`astropy.visualization`):
 
 ============== ============================================= ==================================
@@ -57,6 +61,7 @@ from sciconv.preprocess._limits import (
     invert_limits,
     normalize,
 )
+from sciconv.preprocess._saturation import MIN_PLATEAU_RADIUS, restore_saturated
 from sciconv.preprocess._spec import (
     DEFAULT_NORMALIZATION,
     RAW_NORMALIZATION,
@@ -73,6 +78,7 @@ __all__ = [
     "BAD_PIXEL_FILL",
     "DEFAULT_NORMALIZATION",
     "METHODS",
+    "MIN_PLATEAU_RADIUS",
     "RAW_NORMALIZATION",
     "RECORDED",
     "Limits",
@@ -87,4 +93,5 @@ __all__ = [
     "normalize",
     "normalize_spec",
     "resolve_normalization",
+    "restore_saturated",
 ]

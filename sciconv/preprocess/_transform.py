@@ -11,8 +11,9 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import warn_caller
 from sciconv.preprocess._limits import finite_values, validate_image
+from sciconv.preprocess._saturation import restore_saturated
 
-_TRANSFORM_KEYS = ("to_gray", "to_rgb", "invert", "dark_to_gray")
+_TRANSFORM_KEYS = ("to_gray", "to_rgb", "invert", "dark_to_gray", "restore_saturated")
 _INVERT_CHOICES = (True, False, "auto")
 #: Percentiles whose midpoint the median is compared with by ``invert="auto"``.
 _AUTO_INVERT_PERCENTILES = (0.1, 99.9)
@@ -50,7 +51,13 @@ def _validate_transform(spec) -> dict:
             "input transform spec key 'dark_to_gray' needs 'to_rgb': true (it averages the R, "
             f"G, B of a dark-background image for an RGB model); got {dict(spec)}"
         )
-    return {"to_gray": to_gray, "to_rgb": to_rgb, "invert": invert, "dark_to_gray": dark_to_gray}
+    return {
+        "to_gray": to_gray,
+        "to_rgb": to_rgb,
+        "invert": invert,
+        "dark_to_gray": dark_to_gray,
+        "restore_saturated": _check_flag(spec, "restore_saturated"),
+    }
 
 
 def _bad_channels(shape: tuple, key: str, allowed: str) -> InvalidImageError:
@@ -313,6 +320,11 @@ class InputTransform:
     gray : bool
         With ``to_rgb``: replace R, G and B by their mean, before the flip (``dark_to_gray`` on a
         dark-background image with an empty channel, or on a grey image with a colour cast).
+    saturated_at : float or None
+        ``restore_saturated``: the level (after the flip) whose plateaus
+        :func:`~sciconv.preprocess.restore_saturated` raises, last. Not pointwise: it looks a
+        plateau's width around each pixel, so windows of an image (tiles, blocks) with margins
+        wider than their plateaus' radius get the whole image's pixels.
 
     Examples
     --------
@@ -326,6 +338,7 @@ class InputTransform:
     to_rgb: bool
     flip_at: float | None
     gray: bool = False
+    saturated_at: float | None = None
 
     def out_channels(self, channels: int) -> int:
         """The channel count this transform gives an image of ``channels`` channels."""
@@ -343,6 +356,8 @@ class InputTransform:
             x = np.repeat(x.mean(axis=-1, keepdims=True, dtype=np.float32), 3, axis=-1)
         if self.flip_at is not None:
             x = np.float32(self.flip_at) - x
+        if self.saturated_at is not None:
+            x = restore_saturated(x, self.saturated_at)
         return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -401,7 +416,16 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
     if invert is True:
         finite = finite_values(gray_of(x) if gray else x)
         top = float(finite.max()) if finite.size else 0.0
-    return InputTransform(to_gray=spec["to_gray"], to_rgb=spec["to_rgb"], flip_at=top, gray=gray)
+    transform = InputTransform(
+        to_gray=spec["to_gray"], to_rgb=spec["to_rgb"], flip_at=top, gray=gray
+    )
+    if not spec["restore_saturated"]:
+        return transform
+    # the ceiling the objects reach once flipped: the largest value of the grey image the model
+    # gets (decided once, like the flip, so every window of the image restores alike)
+    finite = finite_values(transform(original).mean(axis=-1, dtype=np.float32))
+    level = float(finite.max()) if finite.size else None
+    return dataclasses.replace(transform, saturated_at=level)
 
 
 def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
@@ -451,6 +475,13 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
             grey brightfield image lost most nuclei). Stained
             colour images (H&E) keep their hue, flipped or not (all three channels carry the
             stain), so the transform stays idempotent. Default ``False``.
+        ``"restore_saturated"`` : bool
+            ``True``: last, the flat plateaus of saturated objects (at the largest value of the
+            image the model gets, cores at least
+            :data:`~sciconv.preprocess.MIN_PLATEAU_RADIUS` deep) are raised by a paraboloid
+            continuing their flanks (:func:`~sciconv.preprocess.restore_saturated`), so
+            over-exposed nuclei reach the network with the rise to their centre it was trained
+            on. The pretrained nuclei model records it. Default ``False``.
 
     Returns
     -------
