@@ -11,7 +11,7 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import warn_caller
 from sciconv.preprocess._limits import finite_values, validate_image
-from sciconv.preprocess._saturation import restore_saturated
+from sciconv.preprocess._saturation import channel_mean, plateau_heights
 
 _TRANSFORM_KEYS = ("to_gray", "to_rgb", "invert", "dark_to_gray", "restore_saturated")
 _INVERT_CHOICES = (True, False, "auto")
@@ -356,8 +356,10 @@ class InputTransform:
             x = np.repeat(x.mean(axis=-1, keepdims=True, dtype=np.float32), 3, axis=-1)
         if self.flip_at is not None:
             x = np.float32(self.flip_at) - x
-        if self.saturated_at is not None:
-            x = restore_saturated(x, self.saturated_at)
+        if self.saturated_at is not None:  # restore_saturated, in place
+            heights = plateau_heights(x, self.saturated_at)
+            if heights is not None:
+                x = x + heights[..., None]
         return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -423,8 +425,10 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
         return transform
     # the ceiling the objects reach once flipped: the largest value of the grey image the model
     # gets (decided once, like the flip, so every window of the image restores alike)
-    finite = finite_values(transform(original).mean(axis=-1, dtype=np.float32))
-    level = float(finite.max()) if finite.size else None
+    finite = finite_values(channel_mean(x))  # the flip keeps the mean's order
+    if not finite.size:
+        return transform
+    level = float(top - finite.min()) if top is not None else float(finite.max())
     return dataclasses.replace(transform, saturated_at=level)
 
 
