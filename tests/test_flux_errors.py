@@ -202,3 +202,50 @@ def test_err_hdu_and_primary_exptime_of_a_real_style_mef(tmp_path):
     drz.header["BUNIT"] = "ELECTRONS/S"
     fits.HDUList([primary, drz]).writeto(tmp_path / "drz.fits")
     assert postprocess.effective_gain(io.read(tmp_path / "drz.fits")) == 500.0
+
+
+@pytest.mark.parametrize(
+    ("name", "stored", "kind"),
+    [
+        ("VAR", 0.25, "VarianceUncertainty"),
+        ("VARIANCE", 0.25, "VarianceUncertainty"),  # LSST calexps
+        ("IVAR", 4.0, "InverseVariance"),  # SDSS, DESI, Legacy Surveys
+        ("INVVAR", 4.0, "InverseVariance"),
+    ],
+)
+def test_variance_and_inverse_variance_hdus_give_the_error_bars(tmp_path, name, stored, kind):
+    """Survey files keep a variance or an inverse variance beside the image; they were ignored
+    (QA: flux_err 0.663x the file's errors, from the noise model, silently)."""
+    from astropy.io import fits
+
+    from sciconv import io
+
+    sci = fits.ImageHDU(np.full((30, 40), 5.0, np.float32), name="SCI")
+    values = np.full((30, 40), stored, np.float32)
+    values[0, 0] = 0.0  # an inverse variance of 0: no data, an infinite error
+    fits.HDUList([fits.PrimaryHDU(), sci, fits.ImageHDU(values, name=name)]).writeto(
+        tmp_path / "s.fits"
+    )
+    img = io.read(tmp_path / "s.fits")
+    assert img.meta["uncertainty_from"] == f"HDU 2 ({name})"
+    assert type(img.meta["uncertainty"]).__name__ == kind
+    error, source = postprocess.estimate_error(img, background=0.0, background_rms=9.0)
+    assert source == "image uncertainty" and error[5, 5] == pytest.approx(0.5)
+    assert error[0, 0] == (np.inf if kind == "InverseVariance" else 0.0)
+    labels = np.zeros((30, 40), np.int32)
+    labels[10:14, 10:14] = 1  # 16 pixels of sigma 0.5: 2.0
+    assert postprocess.measure(labels, intensity=img, error=error)["flux_err"][0] == (
+        pytest.approx(2.0)
+    )
+
+
+def test_an_unmeasurable_background_says_the_error_is_unknown():
+    """Labels over the whole field leave no sky: every flux_err is NaN, and the catalog's
+    FLUXERR said "background rms + Poisson" all the same (QA)."""
+    image = np.random.default_rng(0).normal(100, 2, (20, 20))
+    labels = np.ones((20, 20), np.int32)
+    labels[0, 0] = 0
+    with pytest.warns(SciconvWarning, match="background pixels"):
+        error, source = postprocess.estimate_error(image, labels, gain=2.0, grow=0)
+    assert np.isnan(error).all()
+    assert source.startswith("unknown (background rms not measurable")

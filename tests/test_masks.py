@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 from astropy.io import fits
-from astropy.nddata import CCDData
+from astropy.nddata import CCDData, StdDevUncertainty
 from astropy.nddata.bitmask import bitfield_to_boolean_mask
 
 from sciconv import io
@@ -116,6 +116,45 @@ def test_ccddata_mask_extension_read_back(tmp_path):
     img = io.read(path)
     np.testing.assert_array_equal(img.mask[..., 0], mask)
     assert img.meta["mask_from"].startswith("mask HDU 1 (MASK)")
+
+
+def test_rubin_mask_planes_keep_detected_sources_and_read_the_variance(tmp_path):
+    """A Rubin/LSST image (IMAGE, MASK naming its bit planes in MP_ cards, VARIANCE): every
+    pixel of a detected source has the DETECTED bit set, and "every set bit is bad" made all
+    the pipeline's sources NaN. Only the defect planes (BAD, SAT, CR, NO_DATA, ...) are bad
+    now; the variance gives the error bars."""
+    image = np.full((20, 24), 10.0, np.float32)
+    image[5:10, 5:10] = 200.0  # a source
+    mask = np.zeros((20, 24), np.int32)
+    mask[4:11, 4:11] |= 1 << 5  # DETECTED around it
+    mask[7, 7] |= 1 << 1  # its core saturated
+    mask[15, 20] = 1 << 8  # NO_DATA
+    mask[0, 0] = 1 << 9  # a plane this reader does not know as a defect
+    header = fits.Header()
+    for name, bit in [("BAD", 0), ("SAT", 1), ("INTRP", 2), ("CR", 3), ("EDGE", 4)]:
+        header[f"MP_{name}"] = bit
+    header["MP_DETECTED"] = 5
+    header["HIERARCH MP_NO_DATA"], header["HIERARCH MP_CROSSTALK"] = 8, 9
+    path = tmp_path / "visit_image.fits"
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.ImageHDU(image, name="IMAGE"),
+            fits.ImageHDU(mask, header=header, name="MASK"),
+            fits.ImageHDU(np.full((20, 24), 4.0, np.float32), name="VARIANCE"),
+        ]
+    ).writeto(path)
+    img = io.read(path)
+    bad = np.zeros((20, 24), bool)
+    bad[7, 7] = bad[15, 20] = True
+    np.testing.assert_array_equal(img.mask[..., 0], bad)
+    assert np.isfinite(img.data[5:10, 5:10, 0]).sum() == 24  # the detected source is data
+    assert "planes BAD+CR+EDGE+INTRP+NO_DATA+SAT" in img.meta["mask_from"]
+    assert img.meta["uncertainty_from"] == "HDU 3 (VARIANCE)"
+    np.testing.assert_allclose(img.meta["uncertainty"].represent_as(StdDevUncertainty).array, 2.0)
+    # flags given by the caller stand: every set bit bad when asked with a list of none ignored
+    strict = io.read(path, ignore_flags="~1023")
+    assert strict.mask[..., 0][4:11, 4:11].all()
 
 
 def test_mask_of_wrong_size_in_the_file_is_skipped_with_a_warning(tmp_path):

@@ -22,7 +22,11 @@ Bad pixels
     ``.mask`` (True = bad) and NaN in ``.data`` come from NaN/Inf and ``BLANK``, from a ``DQ`` or
     ``MASK`` HDU next to the science HDU (HST, JWST, CCDData files), and from a mask file or array
     given as ``mask=``. Data-quality flags are read with astropy's bitmask rules
-    (``ignore_flags="~4096"``: only bit 4096 marks a pixel bad).
+    (``ignore_flags="~4096"``: only bit 4096 marks a pixel bad); a ``MASK`` HDU that names its
+    bit planes (Rubin/LSST ``MP_*`` cards) marks only the defect planes of
+    :data:`BAD_MASK_PLANES` bad by default (``DETECTED`` is not a defect).
+    Per-pixel errors come from an ``ERR``, ``UNCERT``, ``VAR``/``VARIANCE`` or
+    ``IVAR``/``INVVAR`` HDU into ``.meta["uncertainty"]``.
 
 Microscopy
     TIFF axes come from tifffile's series (``"YX"``, ``"YXS"``, ``"CYX"``, ``"ZYX"``, ...) or from
@@ -83,7 +87,7 @@ from sciconv.io._image import (
 )
 from sciconv.io._labels import read_labels
 from sciconv.io._mapped import file_map, read_mapped
-from sciconv.io._masks import MASK_EXTNAMES
+from sciconv.io._masks import BAD_MASK_PLANES, MASK_EXTNAMES
 from sciconv.io._read import plane_axes, probe_shape, read, read_pixels
 from sciconv.io._write import write
 from sciconv.io._zarr import (
@@ -94,6 +98,7 @@ from sciconv.io._zarr import (
 )
 
 __all__ = [
+    "BAD_MASK_PLANES",
     "FITS_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "JPEG_EXTENSIONS",

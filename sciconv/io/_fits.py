@@ -54,7 +54,7 @@ from sciconv.io._header import (
 )
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._mapped import read_mapped
-from sciconv.io._masks import MASK_EXTNAMES, flags_to_bad
+from sciconv.io._masks import MASK_EXTNAMES, flags_to_bad, named_plane_flags
 
 
 def _open_fits(path: Path):
@@ -335,6 +335,9 @@ def _flag_values(h, idx, path: Path) -> np.ndarray:
 def _mask_reader(m, m_index: int, roles, same_shape: bool, *, stack: bool, ignore_flags, path):
     """``read(ys, xs)``: bool bad pixels of the mask HDU there, arranged like the pixels."""
     what = f"mask HDU {m_index} ({_extname(m) or 'no EXTNAME'})"
+    ignore_flags, planes = named_plane_flags(m.header, ignore_flags)
+    if planes is not None:  # a mask naming its planes: the defects only (DETECTED is not one)
+        what += f", planes {'+'.join(planes) or 'none'}"
 
     def read(ys: slice, xs: slice) -> np.ndarray:
         idx = raw_index(roles, ys, xs) if same_shape else (ys, xs)

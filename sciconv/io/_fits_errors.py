@@ -1,9 +1,12 @@
-"""The per-pixel errors a FITS file keeps beside its science HDU: an ``ERR`` or ``UNCERT`` HDU.
+"""The per-pixel errors a FITS file keeps beside its science HDU: an ``ERR``, ``UNCERT``,
+``VAR``/``VARIANCE`` or ``IVAR``/``INVVAR`` HDU.
 
 HST (``_flt``, ``_flc``) and JWST (``_cal``, ``_i2d``) files carry the 1-sigma error of every
 pixel in an ``ERR`` extension of the science extension's ``EXTVER``; files written by astropy's
 ``CCDData.write`` carry an ``UNCERT`` extension whose ``UTYPE`` card names the kind (standard
-deviation, variance or inverse variance). :func:`error_hdu_uncertainty` reads it as an astropy
+deviation, variance or inverse variance); survey pipelines keep a variance (``VARIANCE``: LSST
+calexps; ``VAR``) or an inverse variance (``IVAR``, ``INVVAR``: SDSS, DESI, Legacy Surveys; 0 =
+no data, an infinite error). :func:`error_hdu_uncertainty` reads it as an astropy
 uncertainty, for ``GridImage.meta["uncertainty"]``, so that catalogs get their flux errors from
 the pipeline's own error model (``sciconv.postprocess.estimate_error``): for JWST's ``MJy/sr``
 the only one, since no gain turns the pixels into photon counts.
@@ -20,14 +23,22 @@ from sciconv.io._header import hdu_dims, header_get
 __all__ = ["ERROR_EXTNAMES", "GAIN_KEYWORDS", "NOISE_KEYWORDS", "error_hdu_uncertainty"]
 
 #: EXTNAMEs of per-pixel error HDUs, in order of preference.
-ERROR_EXTNAMES = ("ERR", "UNCERT")
+ERROR_EXTNAMES = ("ERR", "UNCERT", "VAR", "VARIANCE", "IVAR", "INVVAR")
 #: Header keywords read, in order, for the electrons per ADU of a detector.
 GAIN_KEYWORDS = ("GAIN", "EGAIN", "ATODGAIN", "CCDGAIN")
 #: The cards a noise model needs; an extension's own, else its primary header's
 #: (``GridImage.meta["primary"]``: MEF files keep EXPTIME there, with or without INHERIT).
 NOISE_KEYWORDS = ("EXPTIME", *GAIN_KEYWORDS)
-# CCDData's UTYPE card -> astropy.nddata class name; ERR HDUs are standard deviations
+# CCDData's UTYPE card -> astropy.nddata class name; without one, the kind the name says
 _KINDS = ("StdDevUncertainty", "VarianceUncertainty", "InverseVariance")
+_KIND_OF = {
+    "ERR": "StdDevUncertainty",
+    "UNCERT": "StdDevUncertainty",
+    "VAR": "VarianceUncertainty",
+    "VARIANCE": "VarianceUncertainty",
+    "IVAR": "InverseVariance",
+    "INVVAR": "InverseVariance",
+}
 
 
 def _name(h) -> str:
@@ -66,6 +77,9 @@ def error_hdu_uncertainty(hdul, index: int, ys: slice, xs: slice, path: Path):
     >>> unc, where = error_hdu_uncertainty(hdul, 1, slice(0, 2), slice(0, 5), Path("x.fits"))
     >>> type(unc).__name__, unc.array.shape, where
     ('StdDevUncertainty', (2, 5), 'HDU 2 (ERR)')
+    >>> hdul[2].name = "IVAR"                              # a survey's inverse variance
+    >>> type(error_hdu_uncertainty(hdul, 1, slice(0, 2), slice(0, 5), Path("x.fits"))[0]).__name__
+    'InverseVariance'
     """
     from astropy import nddata
 
@@ -96,6 +110,6 @@ def error_hdu_uncertainty(hdul, index: int, ys: slice, xs: slice, path: Path):
         values = np.asarray(values, dtype=np.float64)
     except Exception:  # a damaged error HDU: the pixels are still good, without error bars
         return None
-    kind = header_get(h.header, "UTYPE", "StdDevUncertainty")
-    cls = getattr(nddata, kind if kind in _KINDS else "StdDevUncertainty")
+    kind = header_get(h.header, "UTYPE", None)
+    cls = getattr(nddata, kind if kind in _KINDS else _KIND_OF[_name(h)])
     return cls(values), f"HDU {i} ({_name(h)})"

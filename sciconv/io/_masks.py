@@ -25,6 +25,51 @@ from sciconv.io._image import GridImage, LazyImage
 
 #: EXTNAMEs of the FITS HDUs read as the bad-pixel mask of the science HDU next to them.
 MASK_EXTNAMES = ("DQ", "MASK")
+#: Mask planes that make a pixel bad in a mask that names its bit planes (Rubin/LSST ``MASK``
+#: HDUs: ``MP_<NAME> = bit`` cards). The others (``DETECTED``, ``DETECTED_NEGATIVE``,
+#: ``CLIPPED``, ``CROSSTALK``, ...) flag measurements, not defects: read as bad, every source
+#: the pipeline detected became NaN.
+BAD_MASK_PLANES = (
+    "BAD",
+    "CR",
+    "EDGE",
+    "INTRP",
+    "NO_DATA",
+    "SAT",
+    "SENSOR_EDGE",
+    "SUSPECT",
+    "UNMASKEDNAN",
+)
+
+
+def named_plane_flags(header, ignore_flags: Any) -> tuple[Any, list[str] | None]:
+    """``ignore_flags`` for a mask HDU with ``header``, and the bad planes it keeps (None: the
+    given flags, as they are).
+
+    The default ``0`` ("every set bit is bad") on a mask whose header names its bit planes
+    (``MP_<NAME>`` cards, Rubin/LSST) keeps only the planes of :data:`BAD_MASK_PLANES`; any
+    other ``ignore_flags`` is the caller's choice and stands.
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> h = fits.Header({"MP_BAD": 0, "MP_SAT": 1, "MP_DETECTED": 5})
+    >>> named_plane_flags(h, 0), named_plane_flags(h, "~4")
+    (('~3', ['BAD', 'SAT']), ('~4', None))
+    """
+    if isinstance(ignore_flags, bool) or not (isinstance(ignore_flags, int) and ignore_flags == 0):
+        return ignore_flags, None
+    planes = {}
+    for key, bit in header.items():
+        name = str(key).upper()
+        if name.startswith("MP_") and isinstance(bit, int) and not isinstance(bit, bool):
+            if 0 <= bit < 63:
+                planes[name[3:]] = bit
+    if not planes:
+        return ignore_flags, None
+    kept = sorted(n for n in planes if n in BAD_MASK_PLANES)
+    bits = sum(1 << planes[n] for n in kept)
+    return (f"~{bits}" if bits else None), kept
 
 
 def validate_ignore_flags(ignore_flags: Any) -> Any:

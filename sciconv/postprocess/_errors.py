@@ -28,6 +28,7 @@ from sciconv.postprocess._pixels import per_pixel
 
 __all__ = [
     "NO_POISSON",
+    "NO_RMS",
     "effective_gain",
     "error_source",
     "estimate_error",
@@ -36,6 +37,9 @@ __all__ = [
 
 #: How an error without a known gain was found (``meta["FLUXERR"]``).
 NO_POISSON = "background rms only (gain unknown: no Poisson term)"
+#: What ``meta["FLUXERR"]`` says when the background's rms could not be measured anywhere (too
+#: few sky pixels: every ``flux_err`` is NaN).
+NO_RMS = "unknown (background rms not measurable: too few background pixels)"
 
 
 def _card(image, key: str):
@@ -124,7 +128,8 @@ def own_error(image) -> np.ndarray | None:
     """The 1-sigma error an image carries (an NDData's uncertainty, or a GridImage's
     ``meta["uncertainty"]``: standard deviation, variance or inverse variance), or None.
 
-    A FITS file's ``ERR`` or ``UNCERT`` HDU (HST, JWST, ``CCDData.write``) is read into
+    A FITS file's ``ERR`` or ``UNCERT`` HDU (HST, JWST, ``CCDData.write``), or its variance
+    (``VAR``, ``VARIANCE``) or inverse variance (``IVAR``, ``INVVAR``) HDU, is read into
     ``meta["uncertainty"]`` by :func:`sciconv.io.read`.
 
     Parameters
@@ -150,7 +155,8 @@ def own_error(image) -> np.ndarray | None:
     try:
         from astropy.nddata import StdDevUncertainty
 
-        return np.asarray(unc.represent_as(StdDevUncertainty).array, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):  # inverse variance 0: inf
+            return np.asarray(unc.represent_as(StdDevUncertainty).array, dtype=np.float64)
     except Exception:  # an uncertainty class with no standard deviation: unknown, not an error
         return None
 
@@ -192,8 +198,10 @@ def estimate_error(
     error : ndarray of float64
         ``(H, W)`` for one channel, else ``(H, W, C)``; pass it to :func:`measure` as ``error=``.
     source : str
-        ``"image uncertainty"``, ``"background rms + Poisson (effective gain G)"`` or
-        ``"background rms only (gain unknown: no Poisson term)"``.
+        ``"image uncertainty"``, ``"background rms + Poisson (effective gain G)"``,
+        ``"background rms only (gain unknown: no Poisson term)"`` or, when the rms could not be
+        measured (:data:`NO_RMS`; every error NaN), ``"unknown (background rms not measurable:
+        too few background pixels)"``.
 
     Examples
     --------
@@ -222,6 +230,8 @@ def estimate_error(
         _as_pixels(background_rms, "background_rms", data),
     )
     g = effective_gain(image, gain)
+    if not np.isfinite(rms).any():  # a crowded field (warned): no error bar is known
+        return np.full(data.shape, np.nan), NO_RMS
     if g is None:
         return np.array(rms, dtype=np.float64), error_source(None)
     from photutils.utils import calc_total_error
