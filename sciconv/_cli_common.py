@@ -21,9 +21,54 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "Parser", "one_line", "say"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PRETRAINED_PREFIX",
+    "Parser",
+    "load_model_arg",
+    "one_line",
+    "say",
+]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+#: How the command line names a model shipped with sciconv: ``pretrained:nuclei``.
+PRETRAINED_PREFIX = "pretrained:"
+
+
+def load_model_arg(name: str, *, trust: bool = False):
+    """The model a command-line argument names: ``pretrained:NAME`` (shipped with sciconv) or a
+    ``.keras`` file, loaded without its training settings.
+
+    Raises
+    ------
+    SciconvError
+        A folder or a missing file, naming it (unknown pretrained names: the models' error).
+
+    Examples
+    --------
+    >>> load_model_arg("no/such.keras")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.SciconvError: no/such.keras: model file not found
+    """
+    from pathlib import Path
+
+    from sciconv.errors import SciconvError
+
+    if name.startswith(PRETRAINED_PREFIX):
+        from sciconv import models
+
+        return models.pretrained(name[len(PRETRAINED_PREFIX) :])
+    path = Path(name)
+    if path.is_dir():
+        raise SciconvError("is a folder; give a .keras model file", path=path)
+    if not path.is_file():
+        raise SciconvError("model file not found", path=path)
+    from sciconv import models
+
+    return models.load(path, trust=trust, compile=False)
 
 
 class Parser(argparse.ArgumentParser):

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sciconv._atomic import remove_scratch, scratch_folder, target_error
-from sciconv._cli_common import one_line, say
+from sciconv._cli_common import PRETRAINED_PREFIX, load_model_arg, one_line, say
 from sciconv._cli_predict_batch import Batch
 from sciconv._cli_predict_plan import (
     check_channel,
@@ -708,7 +708,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise OutputExistsError("--out must be a folder; a file of that name exists", path=args.out)
     if args.overlap != "auto" and args.overlap < 0:
         raise ConfigError(f"--overlap must be >= 0 or auto; got {args.overlap}")
-    shipped = args.model.startswith("pretrained:")
+    shipped = args.model.startswith(PRETRAINED_PREFIX)
     model_path = Path(args.model)
     if not shipped and model_path.is_dir():
         raise SciconvError("is a folder; give a .keras model file", path=model_path)
@@ -734,10 +734,7 @@ def _predict(args, model_path: Path, *, shipped: bool) -> int:
 
     from sciconv import models
 
-    if shipped:
-        model = models.pretrained(args.model.split(":", 1)[1])
-    else:
-        model = models.load(model_path, trust=args.trust, compile=False)  # no training settings
+    model = load_model_arg(args.model, trust=args.trust)  # no training settings
     args.model_id = model_identity(model_path, shipped=shipped)
     if models.model_task(model) == "segmentation":  # recorded, or a plain per-pixel model
         check_tiling(model, args)  # before any input is read

@@ -197,3 +197,45 @@ def test_train_dataset_augment_false_turns_d4_off(
     code, _, err = run_cli(capsys, "train", cfg)
     assert code == 0, err
     assert sciconv.training.read_config(tmp_path / "run")["augment"] == recorded
+
+
+def test_train_fine_tunes_the_pretrained_model_with_its_settings(capsys, tmp_path):
+    """model: {init: pretrained:nuclei} fine-tunes the shipped model: its normalization, input
+    transform and target become the dataset's defaults and the learning rate 1e-4 (all said),
+    and the result keeps its metadata (QA: there was no way to start from a trained model)."""
+    import numpy as np
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    for i in range(3):  # H&E-like: dark nuclei on a light background
+        lab = np.zeros((48, 48), "uint16")
+        lab[6 + 3 * i : 20 + 3 * i, 8:22], lab[28:40, 24:38] = 1, 2
+        rgb = 230 - rng.uniform(0, 30, (48, 48, 3)) - [120, 150, 60] * (lab > 0)[..., None]
+        tifffile.imwrite(tmp_path / "images" / f"c{i}.tif", rgb.astype("uint8"))
+        tifffile.imwrite(tmp_path / "masks" / f"c{i}.tif", lab)
+    dataset = (
+        f"kind: pairs, images: {tmp_path / 'images'}, masks: {tmp_path / 'masks'}, "
+        "patch_size: 32, patches_per_image: 2, validation_split: 0.34"
+    )
+    cfg = _config(tmp_path, dataset, "init: 'pretrained:nuclei'", ", steps_per_epoch: 1")
+    code, out, err = run_cli(capsys, "train", cfg)
+    assert code == 0, err
+    assert "dataset.input_transform: {'to_rgb': True" in out
+    assert "dataset.target: touching (as pretrained:nuclei was trained)" in out
+    assert "training.learning_rate: 0.0001 (fine-tuning pretrained:nuclei)" in out
+    shipped = sciconv.models.get_metadata(sciconv.models.pretrained("nuclei"))
+    tuned = sciconv.models.get_metadata(sciconv.models.load(tmp_path / "run" / "best.keras"))
+    for key in ("normalization", "input_transform", "target", "postprocess", "object_size"):
+        assert tuned[key] == shipped[key], key
+    assert sciconv.training.read_config(tmp_path / "run")["learning_rate"] == 1e-4
+    # init stands alone: builder keys beside it are refused; a missing model is named
+    cfg = _config(tmp_path, dataset, "init: 'pretrained:nuclei', filters: 8")
+    code, _, err = run_cli(capsys, "train", cfg, "--overwrite")
+    assert code == 2
+    assert_one_line_error(err, "unknown key 'filters' in model (init")
+    cfg = _config(tmp_path, dataset, f"init: {tmp_path / 'none.keras'}")
+    code, _, err = run_cli(capsys, "train", cfg, "--overwrite")
+    assert code == 2
+    assert_one_line_error(err, "model.init:", "model file not found")

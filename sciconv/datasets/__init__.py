@@ -37,7 +37,8 @@ has ``.steps_per_epoch`` (batches of one pass). They are lost by ``ds.map(...)``
 The package is split by role: ``prepare`` (one file -> one array), ``patches`` (patch sampler,
 boundary target), ``_validate`` (arguments), ``_scan`` (files checked and decoded up front,
 splits), ``_pipelines`` (tf.data), ``_images`` + ``_folder`` + ``_catalog`` (image-level
-datasets, class weights), ``_pairs`` (image+mask pairs) and ``_fetch`` (public data sets).
+datasets, class weights), ``_pairs`` (image+mask pairs), ``_trained`` (a trained model's dataset
+settings, to fine-tune it) and ``_fetch`` (public data sets).
 
 Examples
 --------
@@ -74,6 +75,7 @@ __all__ = [
     "from_pairs",
     "load",
     "sample_patches",
+    "trained_settings",
 ]
 
 #: Decoded bytes kept in memory by ``cache="auto"`` (above it, files are decoded lazily).
@@ -92,6 +94,7 @@ _HOMES = {
     "from_arrays": "_images",
     "fetch": "_fetch",
     "load": "_fetch",
+    "trained_settings": "_trained",
 }
 _SUBMODULES = ("patches", "prepare")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,7 +24,9 @@ from sciconv.datasets._scan import (
     split,
 )
 from sciconv.datasets._validate import (
+    BOUNDARY_TARGETS,
     TARGETS,
+    TOUCH_BAND,
     validate_augment,
     validate_fraction,
     validate_positive_int,
@@ -34,13 +37,15 @@ from sciconv.datasets.patches import boundary_target, sample_patches
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import ConfigError, DatasetError
 from sciconv.io import pair_by_stem, read_pixels
-from sciconv.preprocess import NormSpec
+from sciconv.preprocess import NormSpec, apply_input_transform
 
 
 def _mask_target(labels: np.ndarray, *, path: str, target: str, num_classes: int | None):
     """Turn a label image (H, W) into class ids per the target."""
     if target == "boundary":
         return boundary_target(labels)
+    if target == "touching":
+        return boundary_target(labels, touch=TOUCH_BAND)
     if num_classes is None:
         return (labels > 0).astype(np.uint8)
     top = int(labels.max())
@@ -133,6 +138,7 @@ def from_pairs(
     strict: bool = False,
     sample_weights: str | bool = "auto",
     max_masked: float = 0.5,
+    input_transform: Mapping | None = None,
 ):
     """Segmentation dataset from images and masks paired by file stem.
 
@@ -173,12 +179,16 @@ def from_pairs(
     foreground_fraction : float, optional
         Probability that a patch is centred on a random foreground pixel (else uniform; see
         :func:`sciconv.datasets.sample_patches`). Default 0.5.
-    target : {"semantic", "boundary"}, optional
+    target : {"semantic", "boundary", "touching"}, optional
         ``"semantic"``: with ``num_classes=None`` masks are instance/binary labels and y is
         0 background / 1 foreground; with ``num_classes`` masks hold class ids ``< num_classes``.
         ``"boundary"``: masks are instance labels; y is 0 background / 1 interior / 2 boundary
         (:func:`sciconv.datasets.boundary_target`: the inner boundary of every object), which
-        separates touching objects.
+        separates touching objects. ``"touching"``: the same, the boundary class also taking
+        every object pixel within :data:`TOUCH_BAND` (2) pixels of another object (a wider band
+        between touching objects): the target the pretrained nuclei model was trained on, so
+        fine-tune it with this one. Recorded as ``.target`` (``fit`` stores it in the model and
+        refuses to train a model on another).
     num_classes : int, optional
         See ``target``; a mask label ``>= num_classes`` is a :class:`~sciconv.errors.DatasetError`.
     validation_split : float, optional
@@ -205,6 +215,13 @@ def from_pairs(
         padding as background). Default ``"auto"``; each dataset's ``.weighted`` says which.
     max_masked : float, optional
         Largest fraction of bad pixels in a training patch, in [0, 1]. Default 0.5.
+    input_transform : dict, optional
+        An input transform (:func:`sciconv.preprocess.apply_input_transform`) applied to every
+        image before the normalization, as prediction applies the one a model records: to
+        fine-tune the pretrained nuclei model pass its own
+        (``sc.models.get_metadata(model)["input_transform"]``; or all of its settings at once:
+        ``**sc.datasets.trained_settings(model)``), else its colour images reach it unflipped
+        and ``fit`` refuses. Recorded as ``.input_transform``. Default None: none.
 
     Returns
     -------
@@ -250,15 +267,15 @@ def from_pairs(
     target = look_up_option(target, TARGETS, name="target")
     if num_classes is not None:
         num_classes = validate_positive_int(num_classes, "num_classes")
-        if target == "boundary" and num_classes != 3:
-            raise ConfigError(f"target='boundary' makes 3 classes; got num_classes={num_classes}")
+        if target in BOUNDARY_TARGETS and num_classes != 3:
+            raise ConfigError(f"target={target!r} makes 3 classes; got num_classes={num_classes}")
         if num_classes < 2:
             raise ConfigError(f"num_classes must be >= 2; got {num_classes}")
     fraction = validate_split(validation_split)
     batch_size = validate_positive_int(batch_size, "batch_size")
     seed = validate_seed(seed)
     aug = validate_augment(augment)
-    prep = FilePrep.create(normalize=normalize)
+    prep = FilePrep.create(normalize=normalize, input_transform=input_transform)
     spec = prep.normalization
     multiple = validate_positive_int(pad_to_multiple, "pad_to_multiple")
     sample_weights = _validate_weights(sample_weights)
@@ -288,14 +305,10 @@ def from_pairs(
     budget = {"auto": cache_budget(), True: math.inf}.get(cache, 0.0)
     bad_by_path: dict = {}  # path -> bool (H, W) bad-pixel map, or None when all are good
 
-    def read_image(path):
+    def decode_image(path):  # the file's own shape (channels before the input transform)
         raw = read_pixels(path)
         bad_by_path[path] = _bad_pixels(raw)  # before normalizing: it fills the NaN
-        return prep.normalize(raw)
-
-    def decode_image(path):
-        x = read_image(path)
-        return x, x.shape
+        return prep.normalize(raw), raw.shape
 
     with collect_warnings() as records:
         with ThreadPoolExecutor(WORKERS) as pool:
@@ -324,6 +337,9 @@ def from_pairs(
                 f"mask {mask_paths[j]} is {ys[j].shape[0]}x{ys[j].shape[1]}"
             )
     channels = check_channels([img_paths[j] for j in good], [scanned.shapes[j] for j in good])
+    if prep.transform is not None:  # what the transform makes of them (to_rgb: 3)
+        probe = np.zeros((1, 1, channels), np.float32)
+        channels = int(apply_input_transform(probe, prep.transform).shape[-1])
     for j in good:
         ys[j] = _mask_target(ys[j], path=mask_paths[j], target=target, num_classes=num_classes)
     missing = [img_paths[j] for j in good if img_paths[j] not in bad_by_path]
@@ -337,8 +353,8 @@ def from_pairs(
         weighted = any(b is not None for b in bads.values())
     else:
         weighted = bool(sample_weights)
-    k = 3 if target == "boundary" else (num_classes or 2)
-    if target == "boundary":
+    k = 3 if target in BOUNDARY_TARGETS else (num_classes or 2)
+    if target in BOUNDARY_TARGETS:
         class_names = ["background", "interior", "boundary"]
     elif k == 2:
         class_names = ["background", "foreground"]
@@ -448,6 +464,8 @@ def from_pairs(
         "seed": seed,  # the one used (drawn when None): the split and patches it made repeat
         "validation_split": fraction,  # with .file_paths: what fit checks on a resume
         "task": "segmentation",
+        "target": target,
+        "input_transform": prep.transform,
         "cache_mode": "memory" if in_memory else "none",
         "pad_to_multiple": multiple,
     }

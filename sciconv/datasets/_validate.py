@@ -13,7 +13,12 @@ from sciconv.augment import validate_amounts
 from sciconv.errors import ConfigError
 
 TASKS = ("classification", "multilabel", "regression")
-TARGETS = ("semantic", "boundary")
+TARGETS = ("semantic", "boundary", "touching")
+#: The targets that make 0 background / 1 interior / 2 boundary.
+BOUNDARY_TARGETS = ("boundary", "touching")
+#: ``target="touching"``: the boundary class also takes every object pixel this many pixels
+#: (chessboard) from another object (the pretrained nuclei model's training target).
+TOUCH_BAND = 2
 AUGMENT_KEYS = ("d4", "crop", "brightness", "contrast", "gaussian_noise", "poisson_noise")
 
 

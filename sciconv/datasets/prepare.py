@@ -1,4 +1,5 @@
-"""A file prepared for a model: read, normalized, fitted to a size (numpy only, thread-safe).
+"""A file prepared for a model: read, transformed, normalized, fitted to a size (numpy only,
+thread-safe).
 
 :class:`FilePrep` is the one rule by which an image file becomes a model input, shared by the
 dataset builders (training and validation images) and by :func:`sciconv.inference.predict_files`
@@ -28,9 +29,11 @@ from sciconv.io import FITS_EXTENSIONS, read_pixels
 from sciconv.preprocess import (
     BAD_PIXEL_FILL,
     NormSpec,
+    apply_input_transform,
     fill_nan,
     normalize_spec,
     resolve_normalization,
+    validate_input_transform,
 )
 
 __all__ = ["AUTO_CROP_MAX", "SIZE_POLICIES", "FilePrep"]
@@ -65,6 +68,12 @@ class FilePrep:
         images), ``"pad"`` zero-pads and never crops, ``"resize"`` resamples (bilinear,
         anti-aliased when shrinking), ``"auto"`` crops an image up to :data:`AUTO_CROP_MAX`
         times the size and resamples a larger one (image by image). Default ``"crop"``.
+    channels : int or None
+        3: a grey picture among colour ones is repeated in R, G and B (:meth:`to_channels`).
+    transform : dict or None
+        An input transform spec (:func:`sciconv.preprocess.apply_input_transform`; the one a
+        model records), applied to the whole image before the normalization, as prediction
+        applies it. None: none.
 
     Examples
     --------
@@ -78,6 +87,7 @@ class FilePrep:
     size: tuple[int, int] | None
     policy: str = "crop"
     channels: int | None = None
+    transform: dict | None = None
 
     @classmethod
     def create(
@@ -88,6 +98,7 @@ class FilePrep:
         size_policy: str = "crop",
         recorded: Any = None,
         error: type[SciconvError] = ConfigError,
+        input_transform: Any = None,
     ) -> FilePrep:
         """Validate the settings once and return the preparation they describe.
 
@@ -105,6 +116,8 @@ class FilePrep:
             The spec a model or dataset recorded (for ``normalize="model"``).
         error : type, optional
             The :class:`~sciconv.errors.SciconvError` subclass raised. Default ``ConfigError``.
+        input_transform : dict, optional
+            An input transform spec (:attr:`FilePrep.transform`), checked here.
 
         Returns
         -------
@@ -136,7 +149,11 @@ got 'pda' (did you mean 'pad'?)
                 raise error(exc.message) from exc
         spec = resolve_normalization(normalize, recorded=recorded, error=error)
         policy = look_up_option(size_policy, SIZE_POLICIES, name="size_policy", error=error)
-        return cls(spec, size, policy)
+        transform = None
+        if input_transform is not None:
+            validate_input_transform(input_transform)  # named errors before any file is read
+            transform = dict(input_transform)
+        return cls(spec, size, policy, transform=transform)
 
     def read(self, path: str | os.PathLike) -> np.ndarray:
         """Read a file's pixels (:func:`sciconv.io.read_pixels`) and :meth:`normalize` them.
@@ -189,9 +206,10 @@ got 'pda' (did you mean 'pad'?)
         return x
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
-        """Normalize a whole image with :attr:`FilePrep.normalization`; NaN and infinities are
-        filled by :data:`sciconv.preprocess.BAD_PIXEL_FILL` (the good pixels mirrored across
-        their edge), as prediction fills them.
+        """Normalize a whole image with :attr:`FilePrep.normalization`, after the input
+        transform :attr:`FilePrep.transform` if there is one; NaN and infinities are filled by
+        :data:`sciconv.preprocess.BAD_PIXEL_FILL` (the good pixels mirrored across their edge),
+        as prediction fills them.
 
         Examples
         --------
@@ -200,6 +218,8 @@ got 'pda' (did you mean 'pad'?)
         >>> prep.normalize(np.array([[[np.nan], [0.0], [2.0], [4.0]]]))[..., 0].tolist()
         [[0.5, 0.0, 0.5, 1.0]]
         """
+        if self.transform is not None:
+            x = apply_input_transform(x, self.transform)
         x = normalize_spec(x, self.normalization)
         x = np.asarray(x, dtype=np.float32)
         return fill_nan(x, method=BAD_PIXEL_FILL) if not np.isfinite(x).all() else x

@@ -148,6 +148,10 @@ def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:
     refined = {**meta.get("normalization", {}), **info.get("normalization_at_inference", {})}
     if meta.get("normalization") and refined != meta["normalization"]:
         set_metadata(model, normalization=refined)
+    # the target its head was trained on ("touching": a 2 px band between touching nuclei), so
+    # fit refuses to fine-tune it on another (sciconv.datasets.trained_settings gives it)
+    if info.get("target") and not meta.get("target"):
+        set_metadata(model, target=info["target"])
     if sizes.get("image_median_p50") is not None and "object_size" not in meta:
         set_metadata(model, object_size=float(sizes["image_median_p50"]))
     if sizes.get("segments_well_px") is not None and "object_size_range" not in meta:

@@ -141,7 +141,8 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
         ``.ecsv`` (keeps units, dtypes, multi-value columns and metadata), ``.csv`` (a plain
         header for spreadsheets and pandas: no units and no metadata, so ``area_phys`` does not
         say um2 or arcsec2 there; multi-value columns split by :func:`flatten_table`:
-        ``probabilities_<class name>``, ``flux_sum_0``, ...), ``.fits``/``.fit``/``.fits.gz``, or ``.vot``/``.votable``/``.xml``
+        ``probabilities_<class name>``, ``flux_sum_0``, ...), ``.fits``/``.fit``/``.fits.gz``,
+        or ``.vot``/``.votable``/``.xml``
         (VOTable, through :mod:`astropy.io.votable`: ``ra``/``dec`` refer to an ICRS
         ``COOSYS``, scalar table-level ``meta`` becomes ``INFO`` elements).
     overwrite : bool, optional

@@ -72,7 +72,7 @@ from sciconv.preprocess._spec import (
     normalize_spec,
     resolve_normalization,
 )
-from sciconv.preprocess._transform import apply_input_transform
+from sciconv.preprocess._transform import apply_input_transform, validate_input_transform
 
 __all__ = [
     "BAD_PIXEL_FILL",
@@ -94,4 +94,5 @@ __all__ = [
     "normalize_spec",
     "resolve_normalization",
     "restore_saturated",
+    "validate_input_transform",
 ]

@@ -26,7 +26,21 @@ def _check_flag(spec: Mapping, key: str) -> bool:
     return bool(value)
 
 
-def _validate_transform(spec) -> dict:
+def validate_input_transform(spec) -> dict:
+    """An input transform spec checked, with every key filled in (False where not given), so two
+    specs that mean the same compare equal.
+
+    Raises
+    ------
+    ConfigError
+        Not a dict, an unknown key (named, with the closest one), a bad value, or both
+        ``to_gray`` and ``to_rgb``.
+
+    Examples
+    --------
+    >>> validate_input_transform({"to_gray": True})["invert"]
+    False
+    """
     if not isinstance(spec, Mapping):
         raise ConfigError(
             'input transform spec must be a dict like {"to_gray": true, "invert": "auto"} or '
@@ -392,7 +406,7 @@ def resolve_input_transform(image, spec: Mapping) -> InputTransform:
     >>> resolve_input_transform(bright, {"to_rgb": True, "invert": "auto"}).flip_at
     200.0
     """
-    return _resolve(_as_image(image), _validate_transform(spec))
+    return _resolve(_as_image(image), validate_input_transform(spec))
 
 
 def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
@@ -531,6 +545,6 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
     """
     if spec is None:
         return image
-    spec = _validate_transform(spec)
+    spec = validate_input_transform(spec)
     x = _as_image(image)
     return _resolve(x, spec)(x)
