@@ -4,7 +4,7 @@ The 15 bundled real fluorescence images (``data/real/nuclei``) over-exposed: cli
 of their maximum and stretched back to 8 bits (the flat tops a camera's full well or an 8-bit
 display stretch leaves), and as a 12-bit camera records them at three times too long an
 exposure (offset 100, the nuclei's peak at 3 x 4095, Poisson noise, clipped at 4095, in
-uint16). AP@0.5 (mean over images) of ``predict_instances`` with the model's input transform
+uint16), and that with 5 hot pixels at 65535. AP@0.5 (mean over images) of ``predict_instances`` with the model's input transform
 as shipped (``restore_saturated`` on) and with it off, side by side; ``--block N`` runs the
 same block by block (``block=N``) to show it gives the whole-image figures.
 
@@ -35,11 +35,14 @@ def forms(image: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
         return (np.minimum(f, share) / share * 255).astype(np.uint8)
 
     camera = np.minimum(100 + rng.poisson(f * 3 * 4095), 4095).astype(np.uint16)
+    hot = camera.copy()  # hot pixels above the ceiling (the level is not the maximum then)
+    hot[rng.integers(0, hot.shape[0], 5), rng.integers(0, hot.shape[1], 5)] = 65535
     return {
         "as it is": image,
         "8-bit, clipped at 0.6 of the max": clipped(0.6),
         "8-bit, clipped at 0.3 of the max": clipped(0.3),
         "12-bit camera, 3x over-exposed": camera,
+        "the same, 5 hot pixels at 65535": hot,
     }
 
 

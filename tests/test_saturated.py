@@ -116,3 +116,55 @@ def test_pretrained_model_finds_over_exposed_nuclei(data_dir):
     flat = sciconv.inference.predict_instances(model, over, progress=False)
     ap_flat = float(sciconv.metrics.average_precision(truth, flat)["ap"][0])
     assert ap >= 0.8 and ap_flat <= 0.4, (ap, ap_flat)
+
+
+def test_hot_pixels_above_the_ceiling_do_not_hide_the_plateau():
+    """The level was the image's maximum: one hot pixel above a 12-bit camera's ceiling turned
+    the step off (review: AP 0.917 -> 0.167). It is the highest value forming a plateau."""
+    clipped, _ = _touching()
+    hot = clipped.copy()
+    hot[2, 3] = hot[40, 60] = 65535.0
+    hot[::9, 50] = 9000.0  # a column of cosmic-ray hits: many pixels, no plateau
+    out = restore_saturated(hot)
+    keep = hot < 1000
+    np.testing.assert_array_equal(out[keep], restore_saturated(clipped)[keep])
+    assert out[24, 22] > 220
+    transform = resolve_input_transform(hot, SPEC)
+    assert transform.saturated_at == 200.0
+
+
+def test_a_white_frame_is_not_an_object():
+    """A 12 px frame at the top value was raised by up to 254 (review: AP 0.667 -> 0.552); a
+    saturated nucleus inside the frame still is."""
+    _, unclipped = _touching(400.0)  # nothing clipped: no plateau inside
+    framed = np.pad(unclipped / 300 * 200, 12, constant_values=255.0).astype(np.float32)
+    np.testing.assert_array_equal(restore_saturated(framed), framed)
+    nuclei = np.pad(_touching(200.0)[0] / 200 * 255, 12, constant_values=255.0)
+    out = restore_saturated(nuclei.astype(np.float32))
+    assert (out[:12] == 255).all() and out[12 + 24, 12 + 22] > 270
+
+
+def test_rows_of_a_sample_and_dask_chunks_are_transformed_pixel_by_pixel(tmp_path):
+    """A limits sample read one row at a time crashed the step (np.gradient on one row; any
+    lazy image over 4 Mpx with clipped nuclei); dask chunks meet with no overlap, so a cut
+    plateau was raised on each side (seams): both go pixel by pixel."""
+    import dask.array as da
+    import keras
+
+    from sciconv.inference._source import input_transform
+
+    clipped, _ = _touching()
+    transform = resolve_input_transform(clipped, SPEC)
+    row = clipped[24:25]
+    np.testing.assert_array_equal(transform(row), transform.pointwise()(row))
+    inputs = keras.Input((None, None, 3))
+    logits = keras.layers.Conv2D(2, 1)(inputs)
+    model = sciconv.models.attach_metadata(keras.Model(inputs, keras.layers.Softmax()(logits)))
+    sciconv.models.set_metadata(model, input_transform=SPEC, task="segmentation")
+    big = np.tile(clipped, (44, 33))[:2100, :2100]  # 4.4 Mpx: the limits sample is rows
+    np.save(tmp_path / "big.npy", big)
+    mapped = np.load(tmp_path / "big.npy", mmap_mode="r")
+    prob = sciconv.inference.predict_tiled(model, mapped, progress=False)
+    assert prob.shape == (2100, 2100, 2) and np.isfinite(prob).all()
+    chunked = input_transform(model, da.from_array(clipped, chunks=20), None).compute()
+    np.testing.assert_array_equal(chunked, transform.pointwise()(clipped))

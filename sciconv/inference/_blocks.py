@@ -490,8 +490,9 @@ check_size_on_crop`), and when its objects need resampling
     if grid is not None:  # the settings of the image the model sees
         settings = settings_of(zoomed)
     check_overlap(model, settings, zoomed, stacklevel=2)
-    if transform is not None:
-        sample = transform(np.asarray(sample, dtype=np.float32))
+    if transform is not None:  # a sample of rows and columns is no image: pixel by pixel
+        whole = tuple(np.shape(sample)[:2]) == (h, w)
+        sample = (transform if whole else transform.pointwise())(np.asarray(sample, np.float32))
     # the image's own limits measure its objects for the second passes, as predict_instances
     # measures them; the model sees the resampled image stretched by that image's limits
     input_limits = compute_limits(

@@ -109,6 +109,9 @@ def input_transform(model, arr, path):
     if arr.ndim == 2:
         arr = arr[..., None]
     arr = arr.rechunk({2: -1})  # the channel step needs every channel of a pixel in one chunk
+    # chunks meet with no overlap: a saturated plateau cut by a chunk's edge would be raised
+    # otherwise on each side (restore_saturated needs the plateau whole)
+    transform = transform.pointwise()
     channels = transform.out_channels(int(arr.shape[2]))
     return arr.map_blocks(transform, dtype=np.float32, chunks=(*arr.chunks[:2], (channels,)))
 

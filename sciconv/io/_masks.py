@@ -37,6 +37,7 @@ BAD_MASK_PLANES = (
     "NO_DATA",
     "SAT",
     "SENSOR_EDGE",
+    "STREAK",
     "SUSPECT",
     "UNMASKEDNAN",
 )

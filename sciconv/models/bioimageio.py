@@ -12,8 +12,10 @@ Consumers (``bioimageio.core``, deepImageJ, ilastik, QuPath) run it as sciconv d
   pre-processing, so consumers apply it themselves;
 - output: per-pixel class probabilities ``batch, y, x, channel``;
 - not in the package: a model's ``input_transform`` (the pretrained nuclei model takes R, G, B,
-  replicates grey images, inverts bright-background images and averages fluorescence saved in
-  colour to grey before normalizing: feed it RGB with bright nuclei on a dark background) and the
+  replicates grey images, inverts bright-background images, averages fluorescence saved in
+  colour to grey and gives saturated nuclei's flat tops a profile,
+  :func:`sciconv.preprocess.restore_saturated`, before normalizing: feed it RGB with bright
+  nuclei on a dark background) and the
   instance watershed (:func:`sciconv.postprocess.instances` with the recorded ``postprocess``
   keywords, listed in the README and the rdf's ``config.sciconv``).
 """
@@ -135,8 +137,9 @@ Exported by sciconv from a `{metadata.get("task", "model")}` model.
 Input transform applied by sciconv before that and NOT part of this package:
 `{metadata.get("input_transform")}` (for the nuclei model: grey images are replicated to R, G,
 B; images with a bright background (H&E, brightfield) are inverted, all channels about one
-maximum; a dark-background image with an empty channel is averaged to grey; feed RGB with bright
-nuclei on a dark background).
+maximum; a dark-background image with an empty channel is averaged to grey; with
+`restore_saturated`, the flat plateaus of over-exposed nuclei are raised to a rounded profile,
+`sciconv.preprocess.restore_saturated`; feed RGB with bright nuclei on a dark background).
 
 ## Output
 Per-pixel class probabilities `batch, y, x, channel` (softmax over {model.output.shape[-1]} classes;

@@ -83,11 +83,12 @@ def export(
     ``"sciconv_version"``. Sides that are not multiples of the divisor are padded **centred**
     (reflect, half the padding rounded down before the image), as ``predict_tiled`` pads them;
     padding only after the image gives other values near the borders. The input transform
-    (grey/RGB, flipping bright backgrounds: :func:`sciconv.preprocess.apply_input_transform`),
-    normalization and the instance watershed are not in the graph (see the module docstring):
-    run them around the ONNX model as sciconv does (the README's ONNX recipe). A
-    mixed-precision model (``mixed_bfloat16``, ``mixed_float16``) is exported as its float32
-    copy with the same weights. Needs the optional extra ``pip install "sciconv[onnx]"``
+    (grey/RGB, flipping bright backgrounds, saturated plateaus restored:
+    :func:`sciconv.preprocess.apply_input_transform`), normalization and the instance watershed
+    are not in the graph (see the module docstring): run them around the ONNX model as sciconv
+    does (the README's ONNX recipe). A mixed-precision model (``mixed_bfloat16``,
+    ``mixed_float16``) is exported as its float32 copy with the same weights. Needs the
+    optional extra ``pip install "sciconv[onnx]"``
     (onnx, onnxruntime, tf2onnx).
 
     Examples

@@ -11,7 +11,7 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import warn_caller
 from sciconv.preprocess._limits import finite_values, validate_image
-from sciconv.preprocess._saturation import channel_mean, plateau_heights
+from sciconv.preprocess._saturation import channel_mean, plateau_heights, saturation_level
 
 _TRANSFORM_KEYS = ("to_gray", "to_rgb", "invert", "dark_to_gray", "restore_saturated")
 _INVERT_CHOICES = (True, False, "auto")
@@ -336,9 +336,11 @@ class InputTransform:
         dark-background image with an empty channel, or on a grey image with a colour cast).
     saturated_at : float or None
         ``restore_saturated``: the level (after the flip) whose plateaus
-        :func:`~sciconv.preprocess.restore_saturated` raises, last. Not pointwise: it looks a
-        plateau's width around each pixel, so windows of an image (tiles, blocks) with margins
-        wider than their plateaus' radius get the whole image's pixels.
+        :func:`~sciconv.preprocess.restore_saturated` raises, last (None: the image has none).
+        Not pointwise: a window of the image (a tile, a block) that holds a plateau whole gives
+        its pixels as the whole image does; a plateau cut by the window's edge is raised as far
+        as the window shows it, and a window narrower than a plateau's core (a row of a limits
+        sample) raises nothing. :meth:`pointwise` leaves the step out.
 
     Examples
     --------
@@ -353,6 +355,11 @@ class InputTransform:
     flip_at: float | None
     gray: bool = False
     saturated_at: float | None = None
+
+    def pointwise(self) -> InputTransform:
+        """This transform without ``restore_saturated``: pixel by pixel, for what is not an
+        image (a sample of rows and columns) or is cut into chunks with no overlap (dask)."""
+        return dataclasses.replace(self, saturated_at=None)
 
     def out_channels(self, channels: int) -> int:
         """The channel count this transform gives an image of ``channels`` channels."""
@@ -437,13 +444,12 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
     )
     if not spec["restore_saturated"]:
         return transform
-    # the ceiling the objects reach once flipped: the largest value of the grey image the model
-    # gets (decided once, like the flip, so every window of the image restores alike)
-    finite = finite_values(channel_mean(x))  # the flip keeps the mean's order
-    if not finite.size:
-        return transform
-    level = float(top - finite.min()) if top is not None else float(finite.max())
-    return dataclasses.replace(transform, saturated_at=level)
+    # the ceiling the objects reach once flipped: the highest value of the grey image the model
+    # gets that forms a plateau (decided once, like the flip, so every window restores alike;
+    # None: the image is not saturated, and nothing is done at all)
+    grey = channel_mean(x)
+    level = saturation_level(grey if top is None else np.float32(top) - grey)
+    return transform if level is None else dataclasses.replace(transform, saturated_at=level)
 
 
 def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
