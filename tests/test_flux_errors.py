@@ -215,7 +215,8 @@ def test_err_hdu_and_primary_exptime_of_a_real_style_mef(tmp_path):
 )
 def test_variance_and_inverse_variance_hdus_give_the_error_bars(tmp_path, name, stored, kind):
     """Survey files keep a variance or an inverse variance beside the image; they were ignored
-    (QA: flux_err 0.663x the file's errors, from the noise model, silently)."""
+    (QA: flux_err 0.663x the file's errors, from the noise model, silently). A pixel whose
+    inverse variance is 0 holds no measurement: it is masked."""
     from astropy.io import fits
 
     from sciconv import io
@@ -232,6 +233,9 @@ def test_variance_and_inverse_variance_hdus_give_the_error_bars(tmp_path, name, 
     error, source = postprocess.estimate_error(img, background=0.0, background_rms=9.0)
     assert source == "image uncertainty" and error[5, 5] == pytest.approx(0.5)
     assert error[0, 0] == (np.inf if kind == "InverseVariance" else 0.0)
+    # an inverse variance of 0 is no measurement: a bad pixel, as a DQ flag makes it (review)
+    assert bool(img.mask[0, 0, 0]) == (kind == "InverseVariance")
+    assert np.isnan(img.data[0, 0, 0]) == (kind == "InverseVariance")
     labels = np.zeros((30, 40), np.int32)
     labels[10:14, 10:14] = 1  # 16 pixels of sigma 0.5: 2.0
     assert postprocess.measure(labels, intensity=img, error=error)["flux_err"][0] == (

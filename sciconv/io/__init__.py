@@ -26,7 +26,9 @@ Bad pixels
     bit planes (Rubin/LSST ``MP_*`` cards) marks only the defect planes of
     :data:`BAD_MASK_PLANES` bad by default (``DETECTED`` is not a defect).
     Per-pixel errors come from an ``ERR``, ``UNCERT``, ``VAR``/``VARIANCE`` or
-    ``IVAR``/``INVVAR`` HDU into ``.meta["uncertainty"]``.
+    ``IVAR``/``INVVAR`` HDU into ``.meta["uncertainty"]``; a pixel whose error is infinite or
+    undefined (an inverse variance of 0: no measurement) is bad. Lazy reads
+    (``lazy=True``, block-wise runs) take no error HDU: their catalogs say which error they use.
 
 Microscopy
     TIFF axes come from tifffile's series (``"YX"``, ``"YXS"``, ``"CYX"``, ``"ZYX"``, ...) or from

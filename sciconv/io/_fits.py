@@ -41,7 +41,7 @@ from sciconv.io._common import (
     shift_axes,
     warn_caller,
 )
-from sciconv.io._fits_errors import NOISE_KEYWORDS, error_hdu_uncertainty
+from sciconv.io._fits_errors import NOISE_KEYWORDS, error_hdu_uncertainty, no_data_pixels
 from sciconv.io._header import (
     UNPARSABLE,
     fits_wcs,
@@ -471,6 +471,9 @@ def read_fits(
         del raw
         if bad_at is not None:
             data[np.broadcast_to(bad_at(ys, xs), data.shape)] = np.nan
+        no_data = no_data_pixels(meta.get("uncertainty"))
+        if no_data is not None and no_data.shape == data.shape[:2]:
+            data[no_data] = np.nan  # an inverse variance of 0, a NaN error: no measurement
         return GridImage(
             data, header=header, wcs=wcs, mask=np.isnan(data), path=str(path), meta=meta
         )

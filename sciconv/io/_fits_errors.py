@@ -20,7 +20,13 @@ import numpy as np
 
 from sciconv.io._header import hdu_dims, header_get
 
-__all__ = ["ERROR_EXTNAMES", "GAIN_KEYWORDS", "NOISE_KEYWORDS", "error_hdu_uncertainty"]
+__all__ = [
+    "ERROR_EXTNAMES",
+    "GAIN_KEYWORDS",
+    "NOISE_KEYWORDS",
+    "error_hdu_uncertainty",
+    "no_data_pixels",
+]
 
 #: EXTNAMEs of per-pixel error HDUs, in order of preference.
 ERROR_EXTNAMES = ("ERR", "UNCERT", "VAR", "VARIANCE", "IVAR", "INVVAR")
@@ -113,3 +119,29 @@ def error_hdu_uncertainty(hdul, index: int, ys: slice, xs: slice, path: Path):
     kind = header_get(h.header, "UTYPE", None)
     cls = getattr(nddata, kind if kind in _KINDS else _KIND_OF[_name(h)])
     return cls(values), f"HDU {i} ({_name(h)})"
+
+
+def no_data_pixels(uncertainty) -> np.ndarray | None:
+    """Bool ``(H, W)``: the pixels an uncertainty says hold no measurement (an inverse variance
+    of 0, a negative variance, a NaN or infinite error), which :func:`sciconv.io.read` marks bad
+    (NaN, ``.mask``) like a ``DQ`` flag; None when there are none (or no uncertainty).
+
+    Examples
+    --------
+    >>> from astropy.nddata import InverseVariance
+    >>> no_data_pixels(InverseVariance(np.array([[4.0, 0.0]]))).tolist()
+    [[False, True]]
+    """
+    if uncertainty is None:
+        return None
+    from astropy.nddata import StdDevUncertainty
+
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sigma = np.asarray(uncertainty.represent_as(StdDevUncertainty).array)
+    except Exception:  # an uncertainty with no standard deviation: nothing to say
+        return None
+    bad = ~np.isfinite(sigma)
+    if sigma.ndim == 3 and sigma.shape[-1] == 1:
+        bad = bad[..., 0]
+    return bad if bad.ndim == 2 and bad.any() else None
