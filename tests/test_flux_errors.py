@@ -253,3 +253,26 @@ def test_an_unmeasurable_background_says_the_error_is_unknown():
         error, source = postprocess.estimate_error(image, labels, gain=2.0, grow=0)
     assert np.isnan(error).all()
     assert source.startswith("unknown (background rms not measurable")
+
+
+def test_error_hdus_are_not_read_as_the_image_and_their_names_say_their_kind(tmp_path):
+    """A file whose IVAR came before its image had the IVAR read as the science HDU; a UTYPE
+    card (CCDData's, for its UNCERT HDU) on an IVAR HDU made its values standard deviations."""
+    from astropy.io import fits
+
+    from sciconv import io
+
+    ivar = fits.ImageHDU(np.full((8, 10), 4.0, np.float32), name="IVAR")
+    ivar.header["UTYPE"] = "StdDevUncertainty"
+    image = fits.ImageHDU(np.full((8, 10), 7.0, np.float32), name="FLUX")
+    fits.HDUList([fits.PrimaryHDU(), ivar, image]).writeto(tmp_path / "f.fits")
+    img = io.read(tmp_path / "f.fits")
+    assert float(img.data[0, 0, 0]) == 7.0
+    error, _ = postprocess.estimate_error(img)
+    assert error[0, 0] == pytest.approx(0.5)
+    assert postprocess.NO_RMS.startswith("unknown") and postprocess.NO_POISSON
+    # a file of one DQ HDU (a mask file) is still read
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((4, 4), np.int16), name="DQ")]).writeto(
+        tmp_path / "dq.fits"
+    )
+    assert io.read(tmp_path / "dq.fits").data.shape == (4, 4, 1)

@@ -41,7 +41,12 @@ from sciconv.io._common import (
     shift_axes,
     warn_caller,
 )
-from sciconv.io._fits_errors import NOISE_KEYWORDS, error_hdu_uncertainty, no_data_pixels
+from sciconv.io._fits_errors import (
+    ERROR_EXTNAMES,
+    NOISE_KEYWORDS,
+    error_hdu_uncertainty,
+    no_data_pixels,
+)
 from sciconv.io._header import (
     UNPARSABLE,
     fits_wcs,
@@ -82,14 +87,19 @@ def _is_image_hdu(h) -> bool:
 
 
 def _select_hdu(hdul, hdu, path: Path):
-    """Return (index, HDU) of the HDU to read."""
+    """Return (index, HDU) of the HDU to read: by default the first image HDU with pixels that
+    is not an error or mask HDU beside a science one (``IVAR`` before ``IMAGE``), else the first
+    image HDU with pixels (a mask file's ``DQ``)."""
     if hdu is None:
         seen = []
+        helper = None  # the first error/mask HDU with pixels: read when there is nothing else
         try:
             for i, h in enumerate(hdul):
                 dims = hdu_dims(h.header)
                 if _is_image_hdu(h) and dims and all(d > 0 for d in dims):
-                    return i, h
+                    if _extname(h) not in (*ERROR_EXTNAMES, *MASK_EXTNAMES):
+                        return i, h
+                    helper = (i, h) if helper is None else helper
                 name = header_get(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
                 seen.append(f"{i}:{type(h).__name__}{'(' + str(name) + ')' if name else ''}")
         except Exception as exc:
@@ -97,6 +107,8 @@ def _select_hdu(hdul, hdu, path: Path):
                 f"FITS structure is damaged after HDU {len(seen) - 1} ({brief(exc)})",
                 path=path,
             ) from exc
+        if helper is not None:
+            return helper
         if len(seen) == 1 and _is_image_hdu(hdul[0]):
             raise InvalidImageError(
                 "no image data: header-only FITS (NAXIS=0 or a zero-length axis)", path=path

@@ -116,8 +116,11 @@ def error_hdu_uncertainty(hdul, index: int, ys: slice, xs: slice, path: Path):
         values = np.asarray(values, dtype=np.float64)
     except Exception:  # a damaged error HDU: the pixels are still good, without error bars
         return None
-    kind = header_get(h.header, "UTYPE", None)
-    cls = getattr(nddata, kind if kind in _KINDS else _KIND_OF[_name(h)])
+    kind = _KIND_OF[_name(h)]  # a variance's or inverse variance's name says what it holds
+    if _name(h) in ("ERR", "UNCERT"):  # CCDData's UTYPE card says what its UNCERT HDU holds
+        utype = header_get(h.header, "UTYPE", None)
+        kind = utype if utype in _KINDS else kind
+    cls = getattr(nddata, kind)
     return cls(values), f"HDU {i} ({_name(h)})"
 
 

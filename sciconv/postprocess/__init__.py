@@ -72,7 +72,14 @@ from sciconv.postprocess._background import (
     wants_background,
 )
 from sciconv.postprocess._catalog import CATALOG_FORMATS, flatten_table, write_catalog
-from sciconv.postprocess._errors import effective_gain, error_source, estimate_error, own_error
+from sciconv.postprocess._errors import (
+    NO_POISSON,
+    NO_RMS,
+    effective_gain,
+    error_source,
+    estimate_error,
+    own_error,
+)
 from sciconv.postprocess._geojson import (
     GEOJSON_SUFFIX,
     geojson_to_labels,
@@ -104,6 +111,8 @@ __all__ = [
     "COLUMN_UCDS",
     "GEOJSON_SUFFIX",
     "METHODS",
+    "NO_POISSON",
+    "NO_RMS",
     "PHYSICAL_COLUMNS",
     "PRODUCT_CATALOG_FORMATS",
     "PRODUCT_FORMATS",
