@@ -174,3 +174,20 @@ def test_predict_mosaic_refuses_an_unknown_background_mode_before_reading(sky, t
     with pytest.raises(InferenceError, match=r"background must be one of 'auto', 'map', 'none'"):
         predict_mosaic(_detector(), path, tmp_path / "out", background="sky")
     assert path.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_a_block_catalog_with_no_measurable_sky_says_its_errors_are_unknown(threshold_model):
+    """Objects over the whole field leave no background pixel in any block: every flux_err is
+    NaN, and FLUXERR said "background rms ..." all the same (review; the whole-image catalog
+    says so since the QA of 2026-12-06)."""
+    from sciconv.errors import SciconvWarning
+
+    image = np.full((96, 96), 5.0, np.float32)  # foreground for the threshold model
+    image[::16], image[:, ::16] = -5.0, -5.0  # 15 px squares parted by 1 px lines of sky
+    with pytest.warns(SciconvWarning, match="background pixels are left"):
+        _, table = predict_instances_blocks(
+            threshold_model, image, block=48, margin=16, normalize=None, progress=False,
+            background=True, min_size=1,
+        )  # fmt: skip
+    assert len(table) > 20 and not np.isfinite(np.asarray(table["flux_err"], float)).any()
+    assert table.meta["FLUXERR"] == postprocess.NO_RMS

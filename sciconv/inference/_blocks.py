@@ -571,7 +571,11 @@ check_size_on_crop`), and when its objects need resampling
         raise
     unit = getattr(image, "unit", None)  # a GridImage's BUNIT, an NDData's unit
     if table is not None and "flux_err" in table.colnames:
-        table.meta["FLUXERR"] = postprocess.error_source(task["gain"])
+        errors = np.asarray(table["flux_err"], dtype=np.float64)
+        unknown = errors.size and not np.isfinite(errors).any()  # no block's sky measured
+        table.meta["FLUXERR"] = (
+            postprocess.NO_RMS if unknown else postprocess.error_source(task["gain"])
+        )
     if table is not None and unit is not None:  # the blocks measured raw arrays, unitless
         for name in ("flux_sum", "flux_mean", "flux", "flux_err", "background"):
             if name in table.colnames:
