@@ -19,6 +19,7 @@ __all__ = [
     "check_normalization",
     "check_resumed_split",
     "check_target",
+    "check_validation_data",
     "describe_split",
     "infer_normalization",
     "record_dataset_metadata",
@@ -62,9 +63,15 @@ def record_dataset_metadata(model, train) -> dict:
     names = found.get("class_names")
     k = meta.get("num_classes")
     if names and k and meta.get("task") != "regression" and len(names) != k:
+        fix = f"build it with num_classes={len(names)}"
+        if meta.get("task") == "segmentation" and k == 3:  # a trained model cannot change
+            fix += (
+                ", or make the dataset's classes the model's: from_pairs(target='touching' or "
+                "'boundary') for background / interior / boundary, or num_classes=3"
+            )
         raise ModelError(
             f"the training data has {len(names)} classes {names} but model {model.name!r} "
-            f"outputs {k}; build it with num_classes={len(names)}"
+            f"outputs {k}; {fix}"
         )
     if hasattr(train, "normalization"):  # a sciconv dataset: None there means raw pixels
         check_normalization(model, meta.get("normalization"), train.normalization)
@@ -207,6 +214,74 @@ def check_normalization(model, recorded: Any, dataset: Any) -> None:
         f"(sciconv train: dataset.normalize: {json.dumps(dict(recorded))}), or "
         "sciconv.models.set_metadata(model, normalization=...) first if the change is meant"
     )
+
+
+def check_validation_data(model, validation_data, train=None) -> None:
+    """Refuse validation data that is endless (evaluation would never end) or, as a sciconv
+    dataset, prepared otherwise than the model's inputs (normalization, input transform,
+    target: those the model records, else the training dataset's, which it will record):
+    ``best.keras`` would be chosen on inputs prediction never gives it. Run before anything is
+    recorded, so a refused call leaves the model as it was.
+
+    Raises
+    ------
+    ConfigError
+        Naming the problem and the fix.
+
+    Examples
+    --------
+    >>> check_validation_data(None, None)
+    """
+    if validation_data is None or isinstance(validation_data, tuple):
+        return
+    cardinality = getattr(validation_data, "cardinality", None)
+    if cardinality is not None:
+        import tensorflow as tf
+
+        if int(cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+            raise ConfigError(
+                "validation_data is an endless dataset (e.g. the training split of from_pairs, "
+                "which draws patches forever): its evaluation would never end; pass the "
+                "validation split from_pairs(..., validation_split=...) returns, or a finite "
+                "dataset"
+            )
+    if not hasattr(validation_data, "normalization"):  # arrays or a plain tf.data dataset
+        return
+    meta = get_metadata(model) if model is not None else {}
+
+    def reference(key):
+        if meta.get(key):
+            return meta[key]
+        return getattr(train, key, None) if hasattr(train, "normalization") else None
+
+    name = getattr(model, "name", "model")
+    norm = reference("normalization")
+    if hasattr(train, "normalization") or meta.get("normalization"):
+        given = validation_data.normalization
+        raw = (norm is None or is_raw_normalization(norm)) and (
+            given is None or is_raw_normalization(given)
+        )
+        if not raw and _canonical(norm) != _canonical(given):
+            raise ConfigError(
+                f"validation_data is normalized with {validation_data.normalization} but model "
+                f"{name!r} gets {norm}: build both datasets with normalize={norm}"
+            )
+    want = reference("input_transform")
+    given = getattr(validation_data, "input_transform", None)
+    from sciconv.preprocess import validate_input_transform
+
+    if (validate_input_transform(want) if want else None) != (
+        validate_input_transform(given) if given else None
+    ):
+        shown = f"the input transform {dict(given)}" if given else "no input transform"
+        wanted = f"the input transform {dict(want)}" if want else "none"
+        raise ConfigError(
+            f"validation_data applies {shown} but model {name!r} gets {wanted}: build both "
+            f"datasets with input_transform={dict(want) if want else None}"
+        )
+    target = getattr(validation_data, "target", None)
+    if target is not None:
+        check_target(model, reference("target"), target)
 
 
 def check_input_transform(model, recorded: Any, dataset: Any) -> None:

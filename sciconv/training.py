@@ -54,7 +54,12 @@ from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
 from sciconv._fit_backup import BackupAndRestore, RestoreBackup, other_model_error
 from sciconv._fit_data import as_fit_arrays, check_class_weight, check_data_shapes
-from sciconv._fit_metadata import check_resumed_split, describe_split, record_dataset_metadata
+from sciconv._fit_metadata import (
+    check_resumed_split,
+    check_validation_data,
+    describe_split,
+    record_dataset_metadata,
+)
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
 from sciconv._progress import interactive
 from sciconv._workdir_lock import lock_workdir
@@ -451,6 +456,7 @@ def fit(
             check_data_shapes(model, data, name=label)
     class_weight = check_class_weight(model, class_weight, getattr(train, "class_names", None))
     fit_data, steps_per_epoch = _epoch_steps(train, steps_per_epoch)  # refuses before any change
+    check_validation_data(model, validation_data, train)  # endless, or prepared otherwise
     recorded = record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
     if isinstance(getattr(train, "seed", None), int):  # the split: checked when a run resumes
         recorded["seed"] = train.seed

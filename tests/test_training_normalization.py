@@ -174,3 +174,37 @@ def test_arrays_already_normalized_the_default_way_record_the_default():
 def test_a_raw_model_has_no_normalization_limits():
     with pytest.raises(ConfigError, match=r"trained on pixels as given.*normalize=None"):
         sc.preprocess.limits_from_spec(np.ones((4, 4)), sc.preprocess.RAW_NORMALIZATION)
+
+
+def test_validation_data_endless_or_prepared_otherwise_is_refused(tmp_path):
+    """QA: fit hung forever on an endless validation set (from_pairs' training split of a
+    separate folder), and validation data were never checked against the model's inputs, so
+    best.keras could be chosen on unflipped images. A model that records no normalization got
+    normalize=None (raw pixels) from trained_settings, and stopped normalizing at prediction."""
+    import tifffile
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        lab = np.zeros((32, 32), "uint16")
+        lab[4:14, 4:14] = 1
+        tifffile.imwrite(images / f"c{i}.tif", (rng.uniform(0, 40, (32, 32)) + 150 * lab))
+        tifffile.imwrite(masks / f"c{i}.tif", lab)
+    kwargs = dict(patch_size=16, seed=0, batch_size=2, patches_per_image=1)
+    model = _seg()
+    train = sc.datasets.from_pairs(images, masks, **kwargs)
+    endless = sc.datasets.from_pairs(images, masks, **kwargs)
+    with pytest.raises(ConfigError, match="validation_data is an endless dataset"):
+        sc.training.fit(model, train, validation_data=endless, epochs=1, verbose=0)
+    assert "normalization" not in sc.models.get_metadata(model)  # refused before recording
+    flipped = sc.datasets.from_pairs(
+        images, masks, input_transform={"invert": True}, validation_split=0.5, **kwargs
+    )[1]
+    with pytest.raises(ConfigError, match="input transform"):
+        sc.training.fit(model, train, validation_data=flipped, epochs=1, verbose=0)
+    with pytest.raises(ConfigError, match="'invert' must be true, false or 'auto'; got 1"):
+        sc.datasets.from_pairs(images, masks, input_transform={"invert": 1}, **kwargs)
+    settings = sc.datasets.trained_settings(_seg())  # records nothing: the default stays
+    assert "normalize" not in settings and settings["input_transform"] is None

@@ -26,8 +26,9 @@ def trained_settings(model) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``normalize`` (the recorded spec, or None for raw pixels), ``input_transform`` (the
-        recorded one, or None), and ``target`` where the model records one.
+        ``normalize`` where the model records a normalization (the builders' default stays
+        otherwise: a model that records none was not trained on raw pixels),
+        ``input_transform`` (the recorded one, or None), and ``target`` where it records one.
 
     Examples
     --------
@@ -42,11 +43,12 @@ def trained_settings(model) -> dict[str, Any]:
     from sciconv.models import get_metadata
 
     meta = get_metadata(model)
-    recorded = meta.get("normalization")
-    settings: dict[str, Any] = {
-        "normalize": dict(recorded) if recorded else None,
-        "input_transform": dict(meta["input_transform"]) if meta.get("input_transform") else None,
-    }
+    settings: dict[str, Any] = {}
+    if meta.get("normalization"):  # none recorded: the builders' default, never raw pixels
+        settings["normalize"] = dict(meta["normalization"])
+    settings["input_transform"] = (
+        dict(meta["input_transform"]) if meta.get("input_transform") else None
+    )
     if meta.get("target"):
         settings["target"] = meta["target"]
     return settings

@@ -58,6 +58,10 @@ def validate_input_transform(spec) -> dict:
     if isinstance(invert, np.bool_):
         invert = bool(invert)
     if not any(invert is c or (isinstance(invert, str) and invert == c) for c in _INVERT_CHOICES):
+        if not isinstance(invert, str):  # 1 == True in Python, but 1 did not flip: refused
+            raise ConfigError(
+                f"input transform spec key 'invert' must be true, false or 'auto'; got {invert!r}"
+            )
         look_up_option(invert, _INVERT_CHOICES, name="input transform spec key 'invert'")
     dark_to_gray = _check_flag(spec, "dark_to_gray")
     if dark_to_gray and not to_rgb:
