@@ -230,6 +230,7 @@ def test_train_fine_tunes_the_pretrained_model_with_its_settings(capsys, tmp_pat
     for key in ("normalization", "input_transform", "target", "postprocess", "object_size"):
         assert tuned[key] == shipped[key], key
     assert sciconv.training.read_config(tmp_path / "run")["learning_rate"] == 1e-4
+    assert tuned["fine_tuned_from"] == "pretrained:nuclei"
     # init stands alone: builder keys beside it are refused; a missing model is named
     cfg = _config(tmp_path, dataset, "init: 'pretrained:nuclei', filters: 8")
     code, _, err = run_cli(capsys, "train", cfg, "--overwrite")
