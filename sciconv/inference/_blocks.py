@@ -128,6 +128,7 @@ def _segment_block(
     zoom=None,
     min_size=0,
     measure_limits=None,
+    errors=None,
 ):
     """Predict and label one block; return its owned objects (window-relative) and rows.
 
@@ -185,6 +186,8 @@ def _segment_block(
     if catalog and background and labels.any():  # a window without objects has no rows
         sky, rms = postprocess.background_and_rms(raw, labels)
         error, _ = postprocess.estimate_error(raw, background=sky, background_rms=rms, gain=gain)
+    if catalog and errors is not None and labels.any():  # the image's own error bars
+        error = errors.read((wy0, wy1), (wx0, wx1))
     keep, cut, left = select_owned(labels, plan, (i, j))
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())
@@ -529,6 +532,7 @@ check_size_on_crop`), and when its objects need resampling
         bad=bad if catalog else None,
         background=bool(background),
         gain=postprocess.effective_gain(image) if catalog and background else None,
+        errors=postprocess.error_windows(image) if catalog else None,
         saturation=postprocess.saturation_level(image) if catalog else None,
         zoom=grid,
         measure_limits=input_limits,
@@ -576,6 +580,8 @@ check_size_on_crop`), and when its objects need resampling
         table.meta["FLUXERR"] = (
             postprocess.NO_RMS if unknown else postprocess.error_source(task["gain"])
         )
+        if task["errors"] is not None:  # the file's (or NDData's) own, as the whole image's
+            table.meta["FLUXERR"] = "image uncertainty"
     if table is not None and unit is not None:  # the blocks measured raw arrays, unitless
         for name in ("flux_sum", "flux_mean", "flux", "flux_err", "background"):
             if name in table.colnames:
@@ -717,7 +723,9 @@ def _results(plan: BlockPlan, task: dict, scheduler):
     shipped = {
         # hash=False: a second pass scatters them again, and the same key would race with the
         # release of the first pass's copies ("lost dependencies")
-        k: scheduler.scatter(v, broadcast=True, hash=False) if k in ("handle", "windows") else v
+        k: scheduler.scatter(v, broadcast=True, hash=False)
+        if k in ("handle", "windows", "errors") and v is not None
+        else v
         for k, v in task.items()
     }
     futures = [scheduler.submit(_segment_block, index, pure=False, **shipped) for index in indices]

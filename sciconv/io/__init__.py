@@ -27,8 +27,10 @@ Bad pixels
     :data:`BAD_MASK_PLANES` bad by default (``DETECTED`` is not a defect).
     Per-pixel errors come from an ``ERR``, ``UNCERT``, ``VAR``/``VARIANCE`` or
     ``IVAR``/``INVVAR`` HDU into ``.meta["uncertainty"]``; a pixel whose error is infinite or
-    undefined (an inverse variance of 0: no measurement) is bad. Lazy reads
-    (``lazy=True``, block-wise runs) take no error HDU: their catalogs say which error they use.
+    undefined (an inverse variance of 0: no measurement) is bad. A lazy read (``lazy=True``,
+    block-wise runs) keeps the error HDU as ``.meta["uncertainty_windows"]``
+    (:class:`~sciconv.io._fits_errors.ErrorHDU`, read window by window), so mosaic catalogs take
+    their flux errors from it too.
 
 Microscopy
     TIFF axes come from tifffile's series (``"YX"``, ``"YXS"``, ``"CYX"``, ``"ZYX"``, ...) or from

@@ -44,7 +44,9 @@ from sciconv.io._common import (
 from sciconv.io._fits_errors import (
     ERROR_EXTNAMES,
     NOISE_KEYWORDS,
+    ErrorHDU,
     error_hdu_uncertainty,
+    find_error_hdu,
     no_data_pixels,
 )
 from sciconv.io._header import (
@@ -464,6 +466,13 @@ def read_fits(
             found_error = error_hdu_uncertainty(hdul, index, ys, xs, path)
             if found_error is not None:
                 meta["uncertainty"], meta["uncertainty_from"] = found_error
+        elif lazy and not (stack or pixels_only):  # read window by window (mosaic catalogs)
+            found_hdu = find_error_hdu(hdul, index)
+            if found_hdu is not None:
+                err_index, kind = found_hdu
+                origin = (ys.start, xs.start)
+                meta["uncertainty_windows"] = ErrorHDU(str(path), err_index, kind, origin)
+                meta["uncertainty_from"] = f"HDU {err_index} ({_extname(hdul[err_index])})"
         if lazy:
             n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == ROLE_C]))
             shape = (ys.stop - ys.start, xs.stop - xs.start, n_chan)

@@ -14,6 +14,7 @@ the only one, since no gain turns the pixels into photon counts.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,10 @@ __all__ = [
     "ERROR_EXTNAMES",
     "GAIN_KEYWORDS",
     "NOISE_KEYWORDS",
+    "ErrorHDU",
+    "as_sigma",
     "error_hdu_uncertainty",
+    "find_error_hdu",
     "no_data_pixels",
 ]
 
@@ -89,6 +93,34 @@ def error_hdu_uncertainty(hdul, index: int, ys: slice, xs: slice, path: Path):
     """
     from astropy import nddata
 
+    found = find_error_hdu(hdul, index)
+    if found is None:
+        return None
+    i, kind = found
+    h = hdul[i]
+    try:
+        try:
+            values = h.section[ys, xs]  # only the rows read (a file's HDU)
+        except Exception:  # an HDU held in memory
+            values = h.data[ys, xs]
+        values = np.asarray(values, dtype=np.float64)
+    except Exception:  # a damaged error HDU: the pixels are still good, without error bars
+        return None
+    return getattr(nddata, kind)(values), f"HDU {i} ({_name(h)})"
+
+
+def find_error_hdu(hdul, index: int) -> tuple[int, str] | None:
+    """``(i, kind)`` of the error HDU of image HDU ``index`` (:data:`ERROR_EXTNAMES`, the same
+    ``EXTVER`` and size; ``kind`` an astropy.nddata uncertainty class name), or None.
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> hdul = fits.HDUList([fits.PrimaryHDU(np.ones((2, 2))),
+    ...                      fits.ImageHDU(np.ones((2, 2)), name="VARIANCE")])
+    >>> find_error_hdu(hdul, 0)
+    (1, 'VarianceUncertainty')
+    """
     science = hdul[index]
     if _name(science) in ERROR_EXTNAMES:
         return None
@@ -106,22 +138,76 @@ def error_hdu_uncertainty(hdul, index: int, ys: slice, xs: slice, path: Path):
             and header_get(h.header, "EXTVER", 1) == version
             and hdu_dims(h.header) == dims
         ]
-        if not found:
-            return None
-        _, i, h = min(found, key=lambda f: f[:2])
-        try:
-            values = h.section[ys, xs]  # only the rows read (a file's HDU)
-        except Exception:  # an HDU held in memory
-            values = h.data[ys, xs]
-        values = np.asarray(values, dtype=np.float64)
-    except Exception:  # a damaged error HDU: the pixels are still good, without error bars
+    except Exception:  # a damaged HDU after the science one: no error bars
         return None
+    if not found:
+        return None
+    _, i, h = min(found, key=lambda f: f[:2])
     kind = _KIND_OF[_name(h)]  # a variance's or inverse variance's name says what it holds
     if _name(h) in ("ERR", "UNCERT"):  # CCDData's UTYPE card says what its UNCERT HDU holds
         utype = header_get(h.header, "UTYPE", None)
         kind = utype if utype in _KINDS else kind
-    cls = getattr(nddata, kind)
-    return cls(values), f"HDU {i} ({_name(h)})"
+    return i, kind
+
+
+def as_sigma(values: np.ndarray, kind: str) -> np.ndarray:
+    """Standard deviations from an uncertainty array of ``kind`` (an astropy.nddata class name):
+    ``sqrt`` of a variance, ``1 / sqrt`` of an inverse variance (0: inf; negative: NaN).
+
+    Examples
+    --------
+    >>> as_sigma(np.array([4.0, 0.0]), "InverseVariance").tolist()
+    [0.5, inf]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "VarianceUncertainty":
+            return np.sqrt(v)
+        if kind == "InverseVariance":
+            return 1.0 / np.sqrt(v)
+    return v
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorHDU:
+    """The error HDU of a lazily read image, read window by window as standard deviations:
+    block-wise catalogs of a mosaic take their flux errors from it, as the whole-image catalog
+    takes them from ``meta["uncertainty"]``. Picklable (a path and numbers): each read opens
+    the file, so it works in ``dask.distributed`` workers.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    hdu : int
+        The error HDU.
+    kind : str
+        An astropy.nddata uncertainty class name (what the HDU holds).
+    origin : (int, int)
+        The file's pixel of the image's (0, 0) (a section read).
+    """
+
+    path: str
+    hdu: int
+    kind: str
+    origin: tuple[int, int] = (0, 0)
+
+    def read(self, ys: tuple[int, int], xs: tuple[int, int]) -> np.ndarray:
+        """``(H, W)`` float64 standard deviations of rows ``ys``, columns ``xs`` of the image."""
+        from sciconv.io._fits import read_fits
+
+        y0, x0 = self.origin
+        section = (slice(y0 + ys[0], y0 + ys[1]), slice(x0 + xs[0], x0 + xs[1]))
+        values = read_fits(
+            Path(self.path),
+            hdu=self.hdu,
+            stack=False,
+            section=section,
+            lazy=False,
+            pixels_only=True,
+            mask_hdu=None,
+        ).data
+        return as_sigma(np.asarray(values)[..., 0], self.kind)
 
 
 def no_data_pixels(uncertainty) -> np.ndarray | None:

@@ -378,6 +378,12 @@ class GridImage:
         meta["cutout"] = (int(ys.start), int(ys.stop), int(xs.start), int(xs.stop))
         if meta.get("uncertainty") is not None:  # an NDData's per-pixel error bars: the same cut
             meta["uncertainty"] = _cut_uncertainty(meta["uncertainty"], (ny, nx), ys, xs)
+        windows = meta.pop("uncertainty_windows", None)  # a lazy file's error HDU: read now
+        if windows is not None:
+            from astropy.nddata import StdDevUncertainty
+
+            cut = windows.read((ys.start, ys.stop), (xs.start, xs.stop))
+            meta["uncertainty"] = StdDevUncertainty(cut)
         return GridImage(data, header=header, wcs=wcs, mask=mask, path=self.path, meta=meta)
 
     def to_nddata(self, *, ccd: bool = False):

@@ -77,6 +77,7 @@ from sciconv.postprocess._errors import (
     NO_RMS,
     effective_gain,
     error_source,
+    error_windows,
     estimate_error,
     own_error,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "effective_gain",
     "equivalent_diameters",
     "error_source",
+    "error_windows",
     "estimate_background",
     "estimate_error",
     "flatten_table",

@@ -31,6 +31,7 @@ __all__ = [
     "NO_RMS",
     "effective_gain",
     "error_source",
+    "error_windows",
     "estimate_error",
     "own_error",
 ]
@@ -159,6 +160,42 @@ def own_error(image) -> np.ndarray | None:
             return np.asarray(unc.represent_as(StdDevUncertainty).array, dtype=np.float64)
     except Exception:  # an uncertainty class with no standard deviation: unknown, not an error
         return None
+
+
+class _ArrayErrors:
+    """Window reads of an in-memory error array (picklable: the array travels)."""
+
+    def __init__(self, sigma: np.ndarray):
+        self.sigma = sigma
+
+    def read(self, ys: tuple[int, int], xs: tuple[int, int]) -> np.ndarray:
+        return self.sigma[ys[0] : ys[1], xs[0] : xs[1]]
+
+
+def error_windows(image):
+    """The image's own 1-sigma errors read window by window (``.read((y0, y1), (x0, x1))``),
+    or None: a lazily read FITS file's error HDU (``meta["uncertainty_windows"]``, read as each
+    window is asked for) or an in-memory uncertainty (:func:`own_error`). Block-wise catalogs
+    take their ``flux_err`` from it, as whole-image ones do from :func:`estimate_error`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.nddata import NDData, StdDevUncertainty
+    >>> nd = NDData(np.ones((4, 4)), uncertainty=StdDevUncertainty(np.full((4, 4), 3.0)))
+    >>> error_windows(nd).read((0, 2), (1, 3)).tolist()
+    [[3.0, 3.0], [3.0, 3.0]]
+    >>> error_windows(np.ones((4, 4))) is None
+    True
+    """
+    meta = getattr(image, "meta", None)
+    lazy = meta.get("uncertainty_windows") if isinstance(meta, dict) else None
+    if lazy is not None:
+        return lazy
+    own = own_error(image)
+    if own is None:
+        return None
+    return _ArrayErrors(own[..., 0] if own.ndim == 3 and own.shape[-1] == 1 else own)
 
 
 def estimate_error(
