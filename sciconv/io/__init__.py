@@ -29,7 +29,7 @@ Bad pixels
     ``IVAR``/``INVVAR`` HDU into ``.meta["uncertainty"]``; a pixel whose error is infinite or
     undefined (an inverse variance of 0: no measurement) is bad. A lazy read (``lazy=True``,
     block-wise runs) keeps the error HDU as ``.meta["uncertainty_windows"]``
-    (:class:`~sciconv.io._fits_errors.ErrorHDU`, read window by window), so mosaic catalogs take
+    (:class:`ErrorHDU`, read window by window), so mosaic catalogs take
     their flux errors from it too.
 
 Microscopy
@@ -81,6 +81,7 @@ from sciconv.io._files import (
     list_images,
     pair_by_stem,
 )
+from sciconv.io._fits_errors import ErrorHDU
 from sciconv.io._image import (
     GridImage,
     LazyImage,
@@ -111,6 +112,7 @@ __all__ = [
     "TIFF_EXTENSIONS",
     "ZARR_ARRAY_ATTRS",
     "ZARR_EXTENSIONS",
+    "ErrorHDU",
     "GridImage",
     "LazyImage",
     "MissingDependencyError",
