@@ -298,10 +298,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         keras.utils.set_random_seed(fit_cfg["seed"])
     if start is not None:
-        from sciconv.models import set_metadata
+        from sciconv.models import metadata_layer, set_metadata
 
         model = start
-        set_metadata(model, fine_tuned_from=init)  # the saved models say where they started
+        if metadata_layer(model) is not None:  # the saved models say where they started
+            set_metadata(model, fine_tuned_from=init)
         say(f"model: {init}, fine-tuned, {model.count_params():,} parameters; workdir {workdir}")
     else:
         try:

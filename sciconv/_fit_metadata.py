@@ -280,7 +280,7 @@ def check_validation_data(model, validation_data, train=None) -> None:
             f"datasets with input_transform={dict(want) if want else None}"
         )
     target = getattr(validation_data, "target", None)
-    if target is not None:
+    if target is not None and meta.get("task", "segmentation") == "segmentation":
         check_target(model, reference("target"), target)
 
 

@@ -240,3 +240,30 @@ def test_train_fine_tunes_the_pretrained_model_with_its_settings(capsys, tmp_pat
     code, _, err = run_cli(capsys, "train", cfg, "--overwrite")
     assert code == 2
     assert_one_line_error(err, "model.init:", "model file not found")
+
+
+def test_train_fine_tunes_a_plain_keras_model(capsys, tmp_path):
+    """model.init on a .keras model without sciconv metadata exited 1 (recording
+    fine_tuned_from needs the metadata layer), though fit trains such models (review)."""
+    import numpy as np
+    import tifffile
+
+    for sub in ("img", "lab"):
+        (tmp_path / sub).mkdir()
+    for i in range(4):
+        lab = np.zeros((32, 32), "int32")
+        lab[4:12, 5:14] = 1
+        tifffile.imwrite(tmp_path / "img" / f"c{i}.tif", (lab * 50 + i).astype("float32"))
+        tifffile.imwrite(tmp_path / "lab" / f"c{i}.tif", lab)
+    plain = keras.Sequential(
+        [keras.Input((None, None, 1)), keras.layers.Conv2D(2, 3, padding="same")]
+    )
+    plain.save(tmp_path / "plain.keras")
+    dataset = (
+        f"kind: pairs, images: {tmp_path / 'img'}, masks: {tmp_path / 'lab'}, patch_size: 16, "
+        "validation_split: 0.25"
+    )
+    cfg = _config(tmp_path, dataset, f"init: {tmp_path / 'plain.keras'}")
+    code, out, err = run_cli(capsys, "train", cfg)
+    assert code == 0, err
+    assert "training.learning_rate: 0.0001" in out and (tmp_path / "run" / "best.keras").exists()

@@ -276,3 +276,36 @@ def test_error_hdus_are_not_read_as_the_image_and_their_names_say_their_kind(tmp
         tmp_path / "dq.fits"
     )
     assert io.read(tmp_path / "dq.fits").data.shape == (4, 4, 1)
+
+
+def test_scaled_integer_error_hdus_lazy_no_data_and_damaged_ones(tmp_path):
+    """Review: a uint16 inverse variance (int16 + BZERO 32768 in the file) was read unscaled,
+    negative, and every pixel made bad; no-measurement pixels were bad only when read eagerly;
+    a truncated error HDU broke lazy pixel reads."""
+    import os
+
+    from astropy.io import fits
+
+    from sciconv import io
+
+    ivar = np.full((6, 8), 1000, np.uint16)
+    ivar[2, 3] = 0  # no measurement
+    path = tmp_path / "u16.fits"
+    hdus = [fits.PrimaryHDU(), fits.ImageHDU(np.ones((6, 8), np.float32), name="SCI")]
+    fits.HDUList([*hdus, fits.ImageHDU(ivar, name="IVAR")]).writeto(path)
+    eager, lazy = io.read(path), io.read(path, lazy=True)
+    assert postprocess.own_error(eager)[0, 0] == pytest.approx(1000**-0.5)
+    assert postprocess.error_windows(lazy).read((0, 1), (0, 1))[0, 0] == pytest.approx(1000**-0.5)
+    assert int(np.isnan(eager.data).sum()) == 1 and np.isnan(eager.data[2, 3, 0])
+    window = np.asarray(lazy.data[1:4, 2:5])  # the lazy read says the same
+    assert int(np.isnan(window).sum()) == 1 and np.isnan(window[1, 1, 0])
+    # a truncated error HDU: the pixels without error bars, lazily as eagerly
+    broken = tmp_path / "t.fits"
+    big = [fits.PrimaryHDU(), fits.ImageHDU(np.ones((200, 200), np.float32), name="SCI")]
+    fits.HDUList([*big, fits.ImageHDU(np.ones((200, 200), np.float32), name="ERR")]).writeto(broken)
+    with open(broken, "r+b") as f:
+        f.truncate(os.path.getsize(broken) - 100000)
+    with pytest.warns(Warning):  # astropy: "File may have been truncated"
+        lazy = io.read(broken, lazy=True)
+    assert postprocess.error_windows(lazy) is None
+    assert np.asarray(lazy.data[0:2, 0:2]).shape == (2, 2, 1)

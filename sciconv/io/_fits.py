@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.errors import ConfigError, InvalidImageError, SciconvError
 from sciconv.io._common import (
     ROLE_C,
     ROLE_N,
@@ -457,6 +457,16 @@ def read_fits(
             block = arrange_axes(scaling.apply(raw), roles, stack=False)
             if bad_at is not None:
                 block[np.broadcast_to(bad_at(ys_abs, xs_abs), block.shape)] = np.nan
+            errors = meta.get("uncertainty_windows")  # no measurement there: bad, as read eagerly
+            if errors is not None and ys_abs.step in (None, 1) and xs_abs.step in (None, 1):
+                rel = ((ys_abs.start - ys.start, ys_abs.stop - ys.start),
+                       (xs_abs.start - xs.start, xs_abs.stop - xs.start))  # fmt: skip
+                try:
+                    no_data = ~np.isfinite(errors.read(*rel))
+                except SciconvError:  # the error HDU went unreadable: the pixels stand
+                    no_data = None
+                if no_data is not None:
+                    block[np.broadcast_to(no_data[..., None], block.shape)] = np.nan
             return block
 
         if index != 0:  # the noise model's cards an extension leaves to its primary header
@@ -468,10 +478,18 @@ def read_fits(
                 meta["uncertainty"], meta["uncertainty_from"] = found_error
         elif lazy and not (stack or pixels_only):  # read window by window (mosaic catalogs)
             found_hdu = find_error_hdu(hdul, index)
+            if found_hdu is not None:  # a truncated one: the pixels without error bars
+                try:
+                    e = hdul[found_hdu[0]]
+                    e_dims, e_bits = hdu_dims(e.header), header_get(e.header, "BITPIX")
+                    _check_truncated(_pixel_start(hdul, found_hdu[0], e), 0, e_dims, e_bits, path)
+                except InvalidImageError:
+                    found_hdu = None
             if found_hdu is not None:
                 err_index, kind = found_hdu
                 origin = (ys.start, xs.start)
-                meta["uncertainty_windows"] = ErrorHDU(str(path), err_index, kind, origin)
+                where = os.path.abspath(path)  # a worker or a later chdir reads it too
+                meta["uncertainty_windows"] = ErrorHDU(where, err_index, kind, origin)
                 meta["uncertainty_from"] = f"HDU {err_index} ({_extname(hdul[err_index])})"
         if lazy:
             n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == ROLE_C]))

@@ -29,6 +29,7 @@ __all__ = [
     "as_sigma",
     "error_hdu_uncertainty",
     "find_error_hdu",
+    "hdu_values",
     "no_data_pixels",
 ]
 
@@ -97,16 +98,37 @@ def error_hdu_uncertainty(hdul, index: int, ys: slice, xs: slice, path: Path):
     if found is None:
         return None
     i, kind = found
-    h = hdul[i]
     try:
-        try:
-            values = h.section[ys, xs]  # only the rows read (a file's HDU)
-        except Exception:  # an HDU held in memory
-            values = h.data[ys, xs]
-        values = np.asarray(values, dtype=np.float64)
+        values = hdu_values(hdul[i], ys, xs)
     except Exception:  # a damaged error HDU: the pixels are still good, without error bars
         return None
-    return getattr(nddata, kind)(values), f"HDU {i} ({_name(h)})"
+    return getattr(nddata, kind)(values), f"HDU {i} ({_name(hdul[i])})"
+
+
+def hdu_values(h, ys: slice, xs: slice) -> np.ndarray:
+    """float64 values of 2-D image HDU ``h`` over rows ``ys``, columns ``xs``, its integer
+    scaling (``BSCALE``/``BZERO``: a uint16 inverse variance is stored as int16 + 32768) applied:
+    astropy's ``section`` gives the stored integers.
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> h = fits.ImageHDU(np.full((2, 3), 1000, np.uint16))
+    >>> hdu_values(h, slice(0, 1), slice(0, 2)).tolist()
+    [[1000.0, 1000.0]]
+    """
+    try:
+        values = np.asarray(h.section[ys, xs])  # only the rows read (a file's HDU)
+    except Exception:  # an HDU held in memory: astropy scales .data itself
+        return np.asarray(h.data[ys, xs], dtype=np.float64)
+    values = values.astype(np.float64)
+    bscale = header_get(h.header, "BSCALE", 1.0)
+    bzero = header_get(h.header, "BZERO", 0.0)
+    stored_ints = np.issubdtype(np.asarray(h.section[0:1, 0:1]).dtype, np.integer)
+    if stored_ints and isinstance(bscale, (int, float)) and isinstance(bzero, (int, float)):
+        if (bscale, bzero) != (1, 0):
+            values = values * float(bscale) + float(bzero)
+    return values
 
 
 def find_error_hdu(hdul, index: int) -> tuple[int, str] | None:
@@ -143,6 +165,10 @@ def find_error_hdu(hdul, index: int) -> tuple[int, str] | None:
     if not found:
         return None
     _, i, h = min(found, key=lambda f: f[:2])
+    try:  # a damaged error HDU: the pixels are still good, without error bars
+        hdu_values(h, slice(0, 1), slice(0, 1))
+    except Exception:
+        return None
     kind = _KIND_OF[_name(h)]  # a variance's or inverse variance's name says what it holds
     if _name(h) in ("ERR", "UNCERT"):  # CCDData's UTYPE card says what its UNCERT HDU holds
         utype = header_get(h.header, "UTYPE", None)

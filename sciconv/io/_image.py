@@ -382,8 +382,12 @@ class GridImage:
         if windows is not None:
             from astropy.nddata import StdDevUncertainty
 
-            cut = windows.read((ys.start, ys.stop), (xs.start, xs.stop))
-            meta["uncertainty"] = StdDevUncertainty(cut)
+            try:
+                cut = windows.read((ys.start, ys.stop), (xs.start, xs.stop))
+            except Exception:  # unreadable now: the pixels without error bars, as read eagerly
+                cut = None
+            if cut is not None:
+                meta["uncertainty"] = StdDevUncertainty(cut)
         return GridImage(data, header=header, wcs=wcs, mask=mask, path=self.path, meta=meta)
 
     def to_nddata(self, *, ccd: bool = False):
