@@ -4,9 +4,10 @@ The 15 bundled real fluorescence images (``data/real/nuclei``) over-exposed: cli
 of their maximum and stretched back to 8 bits (the flat tops a camera's full well or an 8-bit
 display stretch leaves), and as a 12-bit camera records them at three times too long an
 exposure (offset 100, the nuclei's peak at 3 x 4095, Poisson noise, clipped at 4095, in
-uint16), and that with 5 hot pixels at 65535. AP@0.5 (mean over images) of ``predict_instances`` with the model's input transform
-as shipped (``restore_saturated`` on) and with it off, side by side; ``--block N`` runs the
-same block by block (``block=N``) to show it gives the whole-image figures.
+uint16), and that with 5 hot pixels at 65535. AP@0.5 (mean over images) of
+``predict_instances`` with the model's input transform as shipped (``restore_saturated`` on)
+and with it off, side by side; ``--block N`` runs the same block by block (``block=N``) to show
+it gives the whole-image figures.
 
     python benchmarks/real_nuclei_saturated.py
     python benchmarks/real_nuclei_saturated.py --block 128
