@@ -329,8 +329,30 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{k} {v:.4g}" for k, v in sorted(best.items()) if k not in ("epoch", "learning_rate")
         )
         say(f"best.keras: epoch {best['epoch'] + 1} of {done} ({shown})")
+    if init is not None and val is not None and best is not None and "val_loss" in best:
+        _compare_with_start(init, model, val, best["val_loss"])
     say(f"model: {workdir / 'best.keras'}")
     return EXIT_OK
+
+
+def _compare_with_start(init: str, tuned, val, best_loss: float) -> None:
+    """Score the model a fine-tune started from on the validation data, with the tuned
+    model's loss, and say whether best.keras beats it (a fine-tune can make a model worse on
+    the user's own data; nothing said so)."""
+    start = load_model_arg(init)
+    try:
+        start.compile(loss=tuned.loss, jit_compile=False)
+        scores = start.evaluate(val, verbose=0, return_dict=True)
+    except Exception as exc:  # an uncomparable model: the run stands, unscored
+        say(f"{init} not scored on the validation data ({one_line(exc)})")
+        return
+    before = float(scores["loss"])
+    say(f"validation loss: {init} {before:.4g}, best.keras {best_loss:.4g}")
+    if not best_loss < before:
+        say(
+            f"note: fine-tuning did not lower the validation loss below {init}'s; keep using "
+            f"{init} unless best.keras scores better on your own measure"
+        )
 
 
 #: ``training.learning_rate`` of a run that fine-tunes a trained model (``model.init``), unless

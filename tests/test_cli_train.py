@@ -225,6 +225,7 @@ def test_train_fine_tunes_the_pretrained_model_with_its_settings(capsys, tmp_pat
     assert "dataset.input_transform: {'to_rgb': True" in out
     assert "dataset.target: touching (as pretrained:nuclei was trained)" in out
     assert "training.learning_rate: 0.0001 (fine-tuning pretrained:nuclei)" in out
+    assert "validation loss: pretrained:nuclei " in out and ", best.keras " in out
     shipped = sciconv.models.get_metadata(sciconv.models.pretrained("nuclei"))
     tuned = sciconv.models.get_metadata(sciconv.models.load(tmp_path / "run" / "best.keras"))
     for key in ("normalization", "input_transform", "target", "postprocess", "object_size"):
