@@ -57,17 +57,16 @@ def load_model_arg(name: str, *, trust: bool = False):
 
     from sciconv.errors import SciconvError
 
-    if name.startswith(PRETRAINED_PREFIX):
-        from sciconv import models
-
-        return models.pretrained(name[len(PRETRAINED_PREFIX) :])
     path = Path(name)
-    if path.is_dir():
-        raise SciconvError("is a folder; give a .keras model file", path=path)
-    if not path.is_file():
-        raise SciconvError("model file not found", path=path)
+    if not name.startswith(PRETRAINED_PREFIX):  # checked before TensorFlow loads
+        if path.is_dir():
+            raise SciconvError("is a folder; give a .keras model file", path=path)
+        if not path.is_file():
+            raise SciconvError("model file not found", path=path)
     from sciconv import models
 
+    if name.startswith(PRETRAINED_PREFIX):
+        return models.pretrained(name[len(PRETRAINED_PREFIX) :])
     return models.load(path, trust=trust, compile=False)
 
 

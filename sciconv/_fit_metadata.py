@@ -180,6 +180,23 @@ def _canonical(spec: Any) -> dict | None:
     return json.loads(json.dumps(full, sort_keys=True, default=repr))
 
 
+def _same_normalization(a: Any, b: Any) -> bool:
+    """Two normalization specs mean the same (raw pixels, None or ``{"method": "none"}``,
+    both times; else equal once every option is filled in)."""
+    if (a is None or is_raw_normalization(a)) and (b is None or is_raw_normalization(b)):
+        return True
+    return _canonical(a) == _canonical(b)
+
+
+def _same_transform(a: Any, b: Any) -> bool:
+    """Two input transform specs (or None) mean the same, every key filled in."""
+    from sciconv.preprocess import validate_input_transform
+
+    return (validate_input_transform(a) if a else None) == (
+        validate_input_transform(b) if b else None
+    )
+
+
 def check_normalization(model, recorded: Any, dataset: Any) -> None:
     """Refuse to train a model that records its normalization on data normalized otherwise.
 
@@ -200,10 +217,8 @@ def check_normalization(model, recorded: Any, dataset: Any) -> None:
     >>> check_normalization(None, None, {"method": "zscale"})  # nothing recorded: fine
     >>> check_normalization(None, {"method": "percentile"}, {"method": "percentile", "low": 1.0})
     """
-    if not recorded or _canonical(recorded) == _canonical(dataset):
+    if not recorded or _same_normalization(recorded, dataset):
         return
-    if is_raw_normalization(recorded) and (dataset is None or is_raw_normalization(dataset)):
-        return  # raw pixels both times
     name = getattr(model, "name", "model")
     data = "raw pixels (normalize=None)" if not dataset else f"{dict(dataset)}"
     raise ConfigError(
@@ -257,22 +272,14 @@ def check_validation_data(model, validation_data, train=None) -> None:
     name = getattr(model, "name", "model")
     norm = reference("normalization")
     if hasattr(train, "normalization") or meta.get("normalization"):
-        given = validation_data.normalization
-        raw = (norm is None or is_raw_normalization(norm)) and (
-            given is None or is_raw_normalization(given)
-        )
-        if not raw and _canonical(norm) != _canonical(given):
+        if not _same_normalization(norm, validation_data.normalization):
             raise ConfigError(
                 f"validation_data is normalized with {validation_data.normalization} but model "
                 f"{name!r} gets {norm}: build both datasets with normalize={norm}"
             )
     want = reference("input_transform")
     given = getattr(validation_data, "input_transform", None)
-    from sciconv.preprocess import validate_input_transform
-
-    if (validate_input_transform(want) if want else None) != (
-        validate_input_transform(given) if given else None
-    ):
+    if not _same_transform(want, given):
         shown = f"the input transform {dict(given)}" if given else "no input transform"
         wanted = f"the input transform {dict(want)}" if want else "none"
         raise ConfigError(
@@ -305,11 +312,7 @@ def check_input_transform(model, recorded: Any, dataset: Any) -> None:
     >>> check_input_transform(None, None, {"to_gray": True})  # nothing recorded: fine
     >>> check_input_transform(None, {"to_gray": True}, {"to_gray": True, "invert": False})
     """
-    if not recorded:
-        return
-    from sciconv.preprocess import validate_input_transform
-
-    if dataset and validate_input_transform(recorded) == validate_input_transform(dataset):
+    if not recorded or _same_transform(recorded, dataset):
         return
     name = getattr(model, "name", "model")
     data = "no input transform" if not dataset else f"the input transform {dict(dataset)}"

@@ -183,11 +183,14 @@ def _segment_block(
         labels = zoom.labels_back(labels, corner, (wy0, wx0), data.shape[:2], min_size=min_size)
     # the window's background with all its objects left out (owned or not), for the catalog
     sky = error = None
-    if catalog and background and labels.any():  # a window without objects has no rows
-        sky, rms = postprocess.background_and_rms(raw, labels)
-        error, _ = postprocess.estimate_error(raw, background=sky, background_rms=rms, gain=gain)
     if catalog and errors is not None and labels.any():  # the image's own error bars
         error = errors.read((wy0, wy1), (wx0, wx1))
+    if catalog and background and labels.any():  # a window without objects has no rows
+        sky, rms = postprocess.background_and_rms(raw, labels)
+        if error is None:  # else the noise model
+            error, _ = postprocess.estimate_error(
+                raw, background=sky, background_rms=rms, gain=gain
+            )
     keep, cut, left = select_owned(labels, plan, (i, j))
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())
@@ -576,12 +579,12 @@ check_size_on_crop`), and when its objects need resampling
     unit = getattr(image, "unit", None)  # a GridImage's BUNIT, an NDData's unit
     if table is not None and "flux_err" in table.colnames:
         errors = np.asarray(table["flux_err"], dtype=np.float64)
-        unknown = errors.size and not np.isfinite(errors).any()  # no block's sky measured
-        table.meta["FLUXERR"] = (
-            postprocess.NO_RMS if unknown else postprocess.error_source(task["gain"])
-        )
         if task["errors"] is not None:  # the file's (or NDData's) own, as the whole image's
             table.meta["FLUXERR"] = "image uncertainty"
+        elif errors.size and not np.isfinite(errors).any():  # no block's sky measured
+            table.meta["FLUXERR"] = postprocess.NO_RMS
+        else:
+            table.meta["FLUXERR"] = postprocess.error_source(task["gain"])
     if table is not None and unit is not None:  # the blocks measured raw arrays, unitless
         for name in ("flux_sum", "flux_mean", "flux", "flux_err", "background"):
             if name in table.colnames:

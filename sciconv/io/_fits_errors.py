@@ -26,11 +26,11 @@ __all__ = [
     "GAIN_KEYWORDS",
     "NOISE_KEYWORDS",
     "ErrorHDU",
-    "as_sigma",
     "error_hdu_uncertainty",
     "find_error_hdu",
     "hdu_values",
     "no_data_pixels",
+    "sigma_of",
 ]
 
 #: EXTNAMEs of per-pixel error HDUs, in order of preference.
@@ -118,14 +118,15 @@ def hdu_values(h, ys: slice, xs: slice) -> np.ndarray:
     [[1000.0, 1000.0]]
     """
     try:
-        values = np.asarray(h.section[ys, xs])  # only the rows read (a file's HDU)
+        stored = np.asarray(h.section[ys, xs])  # only the rows read (a file's HDU)
     except Exception:  # an HDU held in memory: astropy scales .data itself
         return np.asarray(h.data[ys, xs], dtype=np.float64)
-    values = values.astype(np.float64)
+    values = stored.astype(np.float64)
     bscale = header_get(h.header, "BSCALE", 1.0)
     bzero = header_get(h.header, "BZERO", 0.0)
-    stored_ints = np.issubdtype(np.asarray(h.section[0:1, 0:1]).dtype, np.integer)
-    if stored_ints and isinstance(bscale, (int, float)) and isinstance(bzero, (int, float)):
+    if np.issubdtype(stored.dtype, np.integer) and all(
+        isinstance(v, (int, float)) for v in (bscale, bzero)
+    ):
         if (bscale, bzero) != (1, 0):
             values = values * float(bscale) + float(bzero)
     return values
@@ -176,22 +177,23 @@ def find_error_hdu(hdul, index: int) -> tuple[int, str] | None:
     return i, kind
 
 
-def as_sigma(values: np.ndarray, kind: str) -> np.ndarray:
-    """Standard deviations from an uncertainty array of ``kind`` (an astropy.nddata class name):
-    ``sqrt`` of a variance, ``1 / sqrt`` of an inverse variance (0: inf; negative: NaN).
+def sigma_of(uncertainty) -> np.ndarray | None:
+    """float64 standard deviations of an astropy uncertainty (astropy's conversion: an inverse
+    variance of 0 gives inf, a negative variance NaN, silently), or None for a kind with none.
 
     Examples
     --------
-    >>> as_sigma(np.array([4.0, 0.0]), "InverseVariance").tolist()
+    >>> from astropy.nddata import InverseVariance
+    >>> sigma_of(InverseVariance(np.array([4.0, 0.0]))).tolist()
     [0.5, inf]
     """
-    v = np.asarray(values, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if kind == "VarianceUncertainty":
-            return np.sqrt(v)
-        if kind == "InverseVariance":
-            return 1.0 / np.sqrt(v)
-    return v
+    from astropy.nddata import StdDevUncertainty
+
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(uncertainty.represent_as(StdDevUncertainty).array, np.float64)
+    except Exception:  # an uncertainty class with no standard deviation
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +235,9 @@ class ErrorHDU:
             pixels_only=True,
             mask_hdu=None,
         ).data
-        return as_sigma(np.asarray(values)[..., 0], self.kind)
+        from astropy import nddata
+
+        return sigma_of(getattr(nddata, self.kind)(np.asarray(values)[..., 0]))
 
 
 def no_data_pixels(uncertainty) -> np.ndarray | None:
@@ -247,14 +251,8 @@ def no_data_pixels(uncertainty) -> np.ndarray | None:
     >>> no_data_pixels(InverseVariance(np.array([[4.0, 0.0]]))).tolist()
     [[False, True]]
     """
-    if uncertainty is None:
-        return None
-    from astropy.nddata import StdDevUncertainty
-
-    try:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sigma = np.asarray(uncertainty.represent_as(StdDevUncertainty).array)
-    except Exception:  # an uncertainty with no standard deviation: nothing to say
+    sigma = None if uncertainty is None else sigma_of(uncertainty)
+    if sigma is None:  # none, or a kind with no standard deviation: nothing to say
         return None
     bad = ~np.isfinite(sigma)
     if sigma.ndim == 3 and sigma.shape[-1] == 1:

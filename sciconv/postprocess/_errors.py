@@ -21,7 +21,7 @@ import numpy as np
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError
 from sciconv.io import as_array, is_nddata
-from sciconv.io._fits_errors import GAIN_KEYWORDS
+from sciconv.io._fits_errors import GAIN_KEYWORDS, sigma_of
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import background_and_rms
 from sciconv.postprocess._pixels import per_pixel
@@ -153,13 +153,7 @@ def own_error(image) -> np.ndarray | None:
     unc = image.uncertainty if is_nddata(image) else getattr(image, "meta", {}).get("uncertainty")
     if unc is None:
         return None
-    try:
-        from astropy.nddata import StdDevUncertainty
-
-        with np.errstate(divide="ignore", invalid="ignore"):  # inverse variance 0: inf
-            return np.asarray(unc.represent_as(StdDevUncertainty).array, dtype=np.float64)
-    except Exception:  # an uncertainty class with no standard deviation: unknown, not an error
-        return None
+    return sigma_of(unc)  # None for a kind with no standard deviation: unknown, not an error
 
 
 class _ArrayErrors:

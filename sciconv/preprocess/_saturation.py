@@ -30,10 +30,10 @@ FLAT_SHARE = 0.9
 _LEVEL_CANDIDATES = 4
 
 
-def _fewest(min_radius: float) -> int:
-    """The fewest pixels a plateau with a core ``min_radius`` deep has (a square of side
-    ``2 r - 1``)."""
-    return (2 * int(np.ceil(min_radius)) - 1) ** 2
+def _core_side(min_radius: float) -> int:
+    """The side of the smallest plateau with a core ``min_radius`` deep (a square of side
+    ``2 r - 1``: it has the fewest pixels, the side squared)."""
+    return 2 * int(np.ceil(min_radius)) - 1
 
 
 def saturation_level(grey: np.ndarray, *, min_radius: float = MIN_PLATEAU_RADIUS) -> float | None:
@@ -50,9 +50,10 @@ def saturation_level(grey: np.ndarray, *, min_radius: float = MIN_PLATEAU_RADIUS
     >>> saturation_level(image), saturation_level(np.eye(5, dtype=np.float32))
     (4095.0, None)
     """
-    smallest = _fewest(min_radius)
+    side = _core_side(min_radius)
+    smallest = side**2
     finite = finite_values(grey)
-    if finite.size < smallest or min(grey.shape[:2]) < 2 * np.ceil(min_radius) - 1:
+    if finite.size < smallest or min(grey.shape[:2]) < side:
         return None
     k = max(finite.size - max(smallest, finite.size // 100), 0)  # the top 1 %, at least a core
     top = finite[finite >= np.partition(finite, k)[k]]
@@ -98,8 +99,7 @@ def restore_saturated(
     ring around the plateau, flattening to zero at the plateau's most inner pixel
     (``slope * (d - d**2 / (2 d_max))``, d the distance to the plateau's edge). Two saturated
     nuclei that touch get a saddle where they meet. Everything else is left as it is; on an
-    image with no such plateau the result equals
-    the input.
+    image with no such plateau the result equals the input.
 
     Parameters
     ----------
@@ -156,8 +156,6 @@ def plateau_heights(
         level = saturation_level(grey, min_radius=min_radius)
         if level is None:
             return None
-    # at the level to float32 rounding (a level decided on the image before its flip or channel
-    # mean may differ from the pixels' by an ulp); NaN compares False: never saturated
     return _plateau_profile(grey, float(level), float(min_radius))
 
 
@@ -173,8 +171,9 @@ def _plateau_profile(grey: np.ndarray, level: float, min_radius: float, *, test:
     (its ring, the gradient and the smoothing fit inside), so an image with a few saturated
     pixels costs next to nothing and the result equals a computation over the whole image. An
     image (a window: a row of a sample, a thin tile) narrower than a core holds none."""
-    smallest = _fewest(min_radius)
-    if min(grey.shape) < 2 * np.ceil(min_radius) - 1:
+    side = _core_side(min_radius)
+    smallest = side**2
+    if min(grey.shape) < side:
         return None
     tolerance = np.float32(abs(level) * 1e-6)
     saturated = grey >= np.float32(level) - tolerance

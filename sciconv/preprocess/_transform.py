@@ -381,7 +381,7 @@ class InputTransform:
             x = np.repeat(x.mean(axis=-1, keepdims=True, dtype=np.float32), 3, axis=-1)
         if self.flip_at is not None:
             x = np.float32(self.flip_at) - x
-        if self.saturated_at is not None:  # restore_saturated, in place
+        if self.saturated_at is not None:  # restore_saturated (x may be the caller's array)
             heights = plateau_heights(x, self.saturated_at)
             if heights is not None:
                 x = x + heights[..., None]
@@ -504,8 +504,8 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
             colour images (H&E) keep their hue, flipped or not (all three channels carry the
             stain), so the transform stays idempotent. Default ``False``.
         ``"restore_saturated"`` : bool
-            ``True``: last, the flat plateaus of saturated objects (at the largest value of the
-            image the model gets, cores at least
+            ``True``: last, the flat plateaus of saturated objects (at the highest value of
+            the image the model gets that forms one, cores at least
             :data:`~sciconv.preprocess.MIN_PLATEAU_RADIUS` deep) are raised by a paraboloid
             continuing their flanks (:func:`~sciconv.preprocess.restore_saturated`), so
             over-exposed nuclei reach the network with the rise to their centre it was trained
