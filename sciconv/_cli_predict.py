@@ -452,7 +452,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
 
 def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     """A movie or Z-stack (``io.plane_axes``): each plane segmented as a 2-D image, the products
-    written as TIFF stacks with the file's axes, one catalog with a column per axis (``t``,
+    written as (OME-)TIFF stacks with the file's axes, one catalog with a column per axis (``t``,
     ``z``: the plane's index) before each plane's ``label``."""
     import numpy as np
     from astropy.table import vstack
@@ -467,7 +467,9 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     counts: list[int] = []
     # the planes' products go to memory maps beside the outputs (removed after), so a long
     # movie holds only its input in memory, not its probabilities and labels
-    target = postprocess.product_paths(args.out, stem=io.image_stem(path), format="tiff")
+    target = postprocess.product_paths(
+        args.out, stem=io.image_stem(path), format=product_format(path, args.format)
+    )
     scratch = scratch_folder(target["labels"])  # swept by the next run if this one is killed
     maps: dict = {}
     try:

@@ -254,7 +254,8 @@ class Batch:
 # ------------------------------------------------- --skip-existing: what the products record
 def recorded_history(product: Path) -> list[str] | None:
     """The HISTORY lines a sciconv product records (FITS HISTORY cards, the TIFF description's
-    ``history``, an OME-Zarr store's ``sciconv`` attributes); None for a file that records
+    ``history``, an OME-TIFF image's ``Description``, an OME-Zarr store's ``sciconv``
+    attributes); None for a file that records
     none by format (catalogs, regions, block-wise labels).
 
     Raises ``OSError`` or ``ValueError`` for a product that cannot be read.
@@ -283,6 +284,10 @@ def recorded_history(product: Path) -> list[str] | None:
         import tifffile
 
         with tifffile.TiffFile(product) as tif:
+            if tif.is_ome and tif.ome_metadata:  # the OME Image's Description, line by line
+                image = tifffile.xml2dict(tif.ome_metadata).get("OME", {}).get("Image", {})
+                image = image[0] if isinstance(image, list) else image
+                return str(image.get("Description") or "").splitlines()
             meta = tif.shaped_metadata
             return list((meta[0] if meta else {}).get("history", []))
     return None

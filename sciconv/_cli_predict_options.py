@@ -19,7 +19,7 @@ __all__ = ["BACKGROUND_MODES", "PRODUCT_CATALOG_FORMATS", "PRODUCT_FORMATS", "ad
 # sciconv.postprocess.PRODUCT_FORMATS, PRODUCT_CATALOG_FORMATS and BACKGROUND_MODES, written out
 # so that parsing the command line does not import the postprocess stack (tests/test_cli.py
 # checks they agree)
-PRODUCT_FORMATS = ("fits", "tiff", "ome-zarr")
+PRODUCT_FORMATS = ("fits", "tiff", "ome-tiff", "ome-zarr")
 PRODUCT_CATALOG_FORMATS = ("ecsv", "votable", "fits")
 BACKGROUND_MODES = ("auto", "map", "none")
 
@@ -353,9 +353,11 @@ def _add_product_options(p: argparse.ArgumentParser) -> None:
         "--format",
         choices=PRODUCT_FORMATS,
         default=None,
-        help="image format of the products: fits (header, WCS, MASK extension), tiff, or "
-        "ome-zarr (NAME.ome.zarr: the probabilities with the labels and mask as NGFF label "
-        "groups, for napari and other NGFF viewers); default: fits for FITS inputs, else tiff. "
+        help="image format of the products: fits (header, WCS, MASK extension), tiff, "
+        "ome-tiff (NAME_labels.ome.tif, ...: OME-XML with the pixel size, unit and channel "
+        "names), or ome-zarr (NAME.ome.zarr: the probabilities with the labels and mask as NGFF "
+        "label groups, for napari and other NGFF viewers); default: fits for FITS inputs, "
+        "ome-tiff for OME-TIFF inputs (NAME.ome.tif), else tiff. "
         "Block by block (--block, large images) the labels go to NAME_labels.zarr, or with "
         "ome-zarr to NAME.ome.zarr: the image with its labels as an NGFF label pyramid",
     )

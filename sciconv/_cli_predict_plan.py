@@ -179,17 +179,22 @@ def is_fits(path: Path) -> bool:
 
 
 def product_format(path: Path, chosen: str | None = None) -> str:
-    """``--format`` when given; else FITS inputs give FITS products (header and WCS kept), the
-    others TIFF.
+    """``--format`` when given; else FITS inputs give FITS products (header and WCS kept),
+    OME-TIFF inputs (named ``.ome.tif``/``.ome.tiff``, as the OME specification has them)
+    OME-TIFF products (pixel size, unit and channel names in OME-XML), the others TIFF.
 
     Examples
     --------
     >>> product_format(Path("a.fits")), product_format(Path("a.fits"), "ome-zarr")
     ('fits', 'ome-zarr')
+    >>> product_format(Path("slide.ome.tiff")), product_format(Path("cells.tif"))
+    ('ome-tiff', 'tiff')
     """
     if chosen is not None:
         return chosen
-    return "fits" if is_fits(path) else "tiff"
+    if is_fits(path):
+        return "fits"
+    return "ome-tiff" if path.name.lower().endswith((".ome.tif", ".ome.tiff")) else "tiff"
 
 
 # the products sciconv predict writes for each input (postprocess.product_paths keys)
@@ -617,11 +622,13 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
     mask_file(path, args)  # --mask names a file for every input
     axes, sizes = planes
     fmt = product_format(path, args.format)
-    if axes and (args.regions or args.geojson or fmt != "tiff" or args.block is not None):
+    if axes and (
+        args.regions or args.geojson or fmt not in ("tiff", "ome-tiff") or args.block is not None
+    ):
         raise ConfigError(
             f"{path}: a stack of {' x '.join(map(str, sizes))} {axes} planes is segmented plane "
             "by plane into TIFF stacks; --regions, --geojson, --block and --format other than "
-            "tiff are not available for it"
+            "tiff and ome-tiff are not available for it"
         )
     if not mosaic:
         return
@@ -629,7 +636,7 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
         option
         for option, given in (
             ("--regions polygon", args.regions == "polygon"),
-            (f"--format {args.format}", args.format in ("fits", "tiff")),
+            (f"--format {args.format}", args.format in ("fits", "tiff", "ome-tiff")),
             ("--uncertainty", args.uncertainty is not None),
         )
         if given

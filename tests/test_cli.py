@@ -790,7 +790,7 @@ def test_predict_block_wise_segments_one_channel_of_a_multichannel_slide(capsys,
     assert code == 0, err
     code, _, err = run_cli(capsys, *common, "--out", tmp_path / "blocks", "--block", "48")
     assert code == 0, err
-    whole = tifffile.imread(tmp_path / "whole" / "slide_labels.tif")
+    whole = tifffile.imread(tmp_path / "whole" / "slide_labels.ome.tif")
     blocks = np.asarray(io.read(tmp_path / "blocks" / "slide_labels.zarr").data[..., 0])
     assert whole.max() == 5 and blocks.max() == 5
     np.testing.assert_array_equal(blocks > 0, whole > 0)

@@ -311,6 +311,46 @@ def test_skip_existing_continues_an_interrupted_batch(capsys, tmp_path, seg_mode
     assert stdout == ""
 
 
+def test_ome_tiff_inputs_get_ome_tiff_products_that_skip_existing_reads(
+    capsys, tmp_path, seg_model
+):
+    """An OME-TIFF input gave plain-TIFF products (the OME-XML pixel size, unit and channel
+    names gone); now OME-TIFF products, whose recorded settings --skip-existing reads back (the
+    history is the OME image's Description) and --format tiff still gives plain TIFF."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    scale = {"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeXUnit": "nm"}
+    scale["PhysicalSizeYUnit"] = "nm"
+    tifffile.imwrite(inputs / "a.ome.tif", _image(32, 1), metadata={"axes": "YX", **scale})
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--quiet")
+    assert code == 0, err
+    assert _written(out) == ["a_catalog.ecsv", "a_labels.ome.tif", "a_prob.ome.tif"]
+    for name in ("a_labels.ome.tif", "a_prob.ome.tif"):
+        with tifffile.TiffFile(out / name) as tif:
+            pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+        assert (pixels["PhysicalSizeX"], pixels["PhysicalSizeXUnit"]) == (0.5, "nm"), name
+    assert sc.io.read(out / "a_prob.ome.tif").meta["channel_names"] == ["background", "foreground"]
+    done = _stamps(out)
+    code, stdout, err = run_cli(
+        capsys, "predict", seg_model, inputs, "--out", out, "--skip-existing"
+    )
+    assert code == 0, err
+    assert "skipped, its products exist (--skip-existing)" in stdout
+    assert _stamps(out) == done
+    code, stdout, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--tile",
+                                "16", "--skip-existing")  # fmt: skip
+    assert code == 1
+    assert_one_line_error(err, "a.ome.tif", "a_prob.ome.tif was made with tile = 'auto'")
+    assert _stamps(out) == done
+    code, _, err = run_cli(
+        capsys, "predict", seg_model, inputs, "--out", tmp_path / "t", "--format", "tiff"
+    )
+    assert code == 0, err
+    with tifffile.TiffFile(tmp_path / "t" / "a_labels.tif") as tif:
+        assert not tif.is_ome and tif.pages[0].resolution[0] > 0
+
+
 def test_skip_existing_refuses_an_input_with_some_of_its_products(capsys, tmp_path, seg_model):
     """Only some products of an input: an error naming which exist (and which do not), before
     anything is segmented."""

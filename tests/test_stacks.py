@@ -109,7 +109,7 @@ def test_write_products_of_a_stack(tmp_path):
         postprocess.write_products(
             tmp_path / "c", labels=labels, mask=bad[:2], format="tiff", stack_axes="T"
         )
-    with pytest.raises(ConfigError, match=r"stack products .* TIFF; got format='fits'"):
+    with pytest.raises(ConfigError, match=r"stack products .* TIFF or OME-TIFF; got format='fits'"):
         postprocess.write_products(tmp_path / "d", labels=labels, stack_axes="T")
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
 
@@ -348,8 +348,9 @@ def test_read_refuses_a_movie_as_channels(tmp_path, movie):
 
 def test_tiff_products_keep_the_microscope_pixel_size(capsys, tmp_path, movie):
     """The catalog had µm columns but the label and probability TIFFs were written without a
-    pixel size (Fiji, QuPath and napari opened them in pixels); now resolution tags carry it,
-    for a single image and for a movie."""
+    pixel size (Fiji, QuPath and napari opened them in pixels); now they carry it, for a single
+    image and for a movie. An OME-TIFF input gives OME-TIFF products (the pixel size in OME-XML;
+    they were plain TIFF), a plain TIFF input plain TIFF (resolution tags)."""
     _, frames, _ = movie
     scale = {"PhysicalSizeX": 0.325, "PhysicalSizeY": 0.65}
     tifffile.imwrite(tmp_path / "one.ome.tif", frames[0], metadata={"axes": "YX", **scale})
@@ -361,10 +362,22 @@ def test_tiff_products_keep_the_microscope_pixel_size(capsys, tmp_path, movie):
         )  # fmt: skip
         assert code == 0, err
         for product in ("labels", "prob"):
-            img = io.read(tmp_path / "o" / f"{name}_{product}.tif", stack=name == "mov")
+            path = tmp_path / "o" / f"{name}_{product}.ome.tif"
+            with tifffile.TiffFile(path) as tif:
+                assert tif.is_ome, path
+                assert tif.series[0].axes[0] == ("T" if name == "mov" else "YC"[product == "prob"])
+            img = io.read(path, stack=name == "mov")
             s = img.pixel_scale
             assert s is not None, (name, product)
             assert (round(s.y, 6), round(s.x, 6), s.unit) == (0.65, 0.325, "um"), (name, product)
+    tifffile.imwrite(tmp_path / "plain.tif", frames[0], resolution=(1 / 0.325, 1 / 0.65))
+    code, _, err = run_cli(
+        capsys, "predict", "pretrained:nuclei", tmp_path / "plain.tif", "--out", tmp_path / "o",
+        "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    with tifffile.TiffFile(tmp_path / "o" / "plain_labels.tif") as tif:
+        assert not tif.is_ome
 
 
 def test_a_three_plane_stack_saved_as_planar_rgb_is_named(tmp_path):

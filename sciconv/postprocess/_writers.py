@@ -28,7 +28,14 @@ from sciconv.postprocess._zarr_products import (
 )
 
 #: Product formats of :func:`write_products` and the image extension each writes.
-PRODUCT_FORMATS = {"fits": ".fits", "tiff": ".tif", "ome-zarr": ".ome.zarr"}
+PRODUCT_FORMATS = {
+    "fits": ".fits",
+    "tiff": ".tif",
+    "ome-tiff": ".ome.tif",
+    "ome-zarr": ".ome.zarr",
+}
+# the formats whose mask and uncertainty are files of their own, and which hold stacks
+_TIFF_FORMATS = ("tiff", "ome-tiff")
 #: Catalog formats of :func:`write_products` (``sciconv predict --catalog-format``): extension.
 PRODUCT_CATALOG_FORMATS = {"ecsv": ".ecsv", "votable": ".vot", "fits": ".fits"}
 #: What a product's file name appends to the image's name (``m31_prob.fits``); an OME-Zarr
@@ -68,7 +75,7 @@ def product_paths(
         The output folder.
     stem : str, optional
         File name stem, e.g. ``sciconv.io.image_stem(input_path)``. Default ``"prediction"``.
-    format : {"fits", "tiff", "ome-zarr"}, optional
+    format : {"fits", "tiff", "ome-tiff", "ome-zarr"}, optional
         Image format of the products. Default ``"fits"``.
     catalog_format : {"ecsv", "votable", "fits"}, optional
         Catalog format (:data:`PRODUCT_CATALOG_FORMATS`). Default ``"ecsv"``.
@@ -82,6 +89,8 @@ def product_paths(
           uncertainty are extensions of these files, not files of their own);
         - ``"tiff"``: ``{stem}_prob.tif``, ``{stem}_labels.tif``, ``"mask"``
           ``{stem}_mask.tif`` and ``"uncert"`` ``{stem}_uncert.tif``;
+        - ``"ome-tiff"``: the same names ending ``.ome.tif`` (OME-XML: axes, pixel size and
+          unit, channel names);
         - ``"ome-zarr"``: the store ``{stem}.ome.zarr`` (``"prob"``, the image) with its NGFF
           label groups ``labels/instances`` (``"labels"``) and ``labels/mask`` (``"mask"``), and
           the store ``{stem}_uncert.ome.zarr`` (``"uncert"``).
@@ -109,7 +118,7 @@ def product_paths(
             "uncert": out_dir / f"{stem}{PRODUCT_SUFFIXES['uncert']}{ext}",
             "catalog": catalog,
         }
-    kinds = ("prob", "labels", "mask", "uncert") if fmt == "tiff" else ("prob", "labels")
+    kinds = ("prob", "labels", "mask", "uncert") if fmt in _TIFF_FORMATS else ("prob", "labels")
     paths = {k: out_dir / f"{stem}{PRODUCT_SUFFIXES[k]}{ext}" for k in kinds}
     paths["catalog"] = catalog
     return paths
@@ -363,12 +372,15 @@ def write_products(
         One standard deviation per pixel and class plane of ``prob`` (e.g. from test-time
         augmentation), stored like ``prob``. Needs ``prob``.
     like : GridImage or astropy.io.fits.Header, optional
-        The input image whose header and WCS the FITS products inherit (for OME-Zarr: its pixel
-        size, and its pixels when no ``prob`` is given; ignored for TIFF).
+        The input image whose header and WCS the FITS products inherit (for TIFF and OME-TIFF:
+        a microscope's pixel size, unit and Z spacing; for OME-Zarr: its pixel size, and its
+        pixels when no ``prob`` is given).
     stem : str, optional
         File name stem. Default ``"prediction"``.
-    format : {"fits", "tiff", "ome-zarr"}, optional
-        Image format. Default ``"fits"``. OME-Zarr needs ``pip install "sciconv[ome]"``.
+    format : {"fits", "tiff", "ome-tiff", "ome-zarr"}, optional
+        Image format. Default ``"fits"``. OME-TIFF keeps a microscope's pixel size, unit and
+        channel names in its OME-XML (plain TIFF: the pixel size as resolution tags). OME-Zarr
+        needs ``pip install "sciconv[ome]"``.
     catalog_format : {"ecsv", "votable", "fits"}, optional
         Catalog format: ECSV (keeps everything), VOTable or a FITS table (TOPCAT's own formats,
         with units and UCDs). Default ``"ecsv"``.
@@ -389,7 +401,7 @@ def write_products(
         The products of a stack segmented plane by plane (a movie, a Z-stack): ``prob``,
         ``labels``, ``mask`` and ``uncertainty`` have these leading axes (``"T"``, ``"Z"``,
         ``"TZ"``; :func:`sciconv.io.plane_axes`) before their 2-D shapes, and are written as
-        TIFF stacks with those axes (``format="tiff"`` only).
+        TIFF stacks with those axes (``format="tiff"`` or ``"ome-tiff"`` only).
 
     Returns
     -------
@@ -439,8 +451,10 @@ def write_products(
     fmt = look_up_option(format, tuple(PRODUCT_FORMATS), name="format")
     extra_history = history_lines(history)
     lead = len(stack_axes or "")
-    if lead and fmt != "tiff":
-        raise ConfigError(f"stack products (stack_axes=) are written as TIFF; got format={fmt!r}")
+    if lead and fmt not in _TIFF_FORMATS:
+        raise ConfigError(
+            f"stack products (stack_axes=) are written as TIFF or OME-TIFF; got format={fmt!r}"
+        )
     targets = product_paths(out_dir, stem=stem, format=fmt, catalog_format=catalog_format)
     given = {"prob": prob, "labels": labels, "catalog": catalog}
     if all(v is None for v in given.values()):
@@ -490,7 +504,7 @@ def write_products(
                 )
     else:
         keys = [k for k in ("prob", "labels") if given[k] is not None]
-        if fmt == "tiff":
+        if fmt in _TIFF_FORMATS:
             keys += [k for k, v in (("mask", mask), ("uncert", uncertainty)) if v is not None]
         for key in keys:
             check_writable(targets[key], overwrite=overwrite)
@@ -562,7 +576,7 @@ def _write_file_products(
     overwrite,
     stack_axes,
 ) -> dict[str, Path]:
-    """FITS (mask and uncertainty as CCDData extensions) or TIFF (as files of their own)."""
+    """FITS (mask and uncertainty as CCDData extensions) or (OME-)TIFF (as files of their own)."""
     from sciconv import io as scio
 
     prob_lines, lines = history
