@@ -287,7 +287,7 @@ def test_predict_mosaic_writes_zarr_labels_and_a_sky_catalog(model, tmp_path):
     features = json.loads(outs["geojson"].read_text())["features"]
     whole = postprocess.labels_to_geojson(labels, measurements=Table.read(outs["catalog"]))
     assert features == whole["features"]
-    assert {"ra", "dec", "area"} <= set(features[0]["properties"]["measurements"])
+    assert {"ra deg", "dec deg", "area px^2"} <= set(features[0]["properties"]["measurements"])
 
 
 def test_zarr_labels_keep_a_microscope_pixel_size(model, tmp_path):

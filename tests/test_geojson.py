@@ -86,7 +86,8 @@ def test_measurements_become_properties_and_centroid_convention():
     table = measure(labels)
     fc = labels_to_geojson(labels, measurements=table, classification="Nucleus")
     props = fc["features"][1]["properties"]
-    assert props["measurements"]["area"] == 32.0
+    assert props["measurements"]["area px^2"] == 32.0
+    assert props["measurements"]["x px"] == pytest.approx(table["x"][1])
     assert props["classification"] == {"name": "Nucleus"}
     geom = shapely_geometry.shape(fc["features"][1]["geometry"])
     # corner convention: measure()'s pixel-centre x/y are the polygon centroid minus 0.5
@@ -112,7 +113,7 @@ def test_nan_measurements_are_left_out_so_the_file_is_strict_json(tmp_path):
         data = json.loads(text)
         props = [f["properties"]["measurements"] for f in data["features"]]
         assert props[0]["flux_mean"] == 1.0 and "flux_mean" not in props[1]
-        assert props[1]["area"] == 32.0
+        assert props[1]["area px^2"] == 32.0
 
 
 def test_qupath_style_list_without_labels_is_numbered_in_order():
@@ -285,7 +286,7 @@ def test_cli_geojson_whole_image_and_block_wise(capsys, tmp_path, data_dir):
     features = json.loads(path.read_text())["features"]
     assert len(features) == labels.max() > 20
     assert features[0]["properties"]["objectType"] == "detection"
-    assert {"area", "flux_mean"} <= set(features[0]["properties"]["measurements"])
+    assert {"area px^2", "flux_mean"} <= set(features[0]["properties"]["measurements"])
     np.testing.assert_array_equal(geojson_to_labels(path, labels.shape), labels)
     code, _, err = run_cli(
         capsys,
@@ -333,4 +334,25 @@ def test_per_channel_measurements_become_one_measurement_each():
     row = table[table["label"] == feature["properties"]["label"]][0]
     for c in range(3):
         assert values[f"flux_sum_{c}"] == pytest.approx(float(row["flux_sum"][c]))
-    assert values["area"] == float(row["area"])
+    assert values["area px^2"] == float(row["area"])
+
+
+def test_measurements_are_named_with_their_units_as_qupath_names_its_own():
+    """QuPath showed "area_phys 12.5" with no unit (µm²? px?): the names now carry the column's
+    unit as QuPath's own measurements do ("Area µm^2"); unitless columns keep their names."""
+    from sciconv.io import PixelScale
+    from sciconv.postprocess import add_physical_columns, measurement_name
+
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:6, 3:11] = 1
+    table = add_physical_columns(measure(labels), PixelScale(0.5, 0.5, "um"))
+    table["snr"] = [3.0]
+    values = labels_to_geojson(labels, measurements=table)["features"][0]["properties"]
+    values = values["measurements"]
+    assert values["area px^2"] == 32.0 and values["area_phys µm^2"] == 8.0
+    assert values["equivalent_diameter_phys µm"] == pytest.approx(2 * np.sqrt(8 / np.pi))
+    assert values["snr"] == 3.0
+    assert not any(k in values for k in ("area", "area_phys", "x"))
+    assert measurement_name("flux", "electron / s") == "flux electron s^-1"
+    assert measurement_name("ra", "deg") == "ra deg"
+    assert measurement_name("ratio", "") == "ratio"

@@ -85,6 +85,7 @@ from sciconv.postprocess._geojson import (
     GEOJSON_SUFFIX,
     geojson_to_labels,
     labels_to_geojson,
+    measurement_name,
     write_geojson,
 )
 from sciconv.postprocess._instances import METHODS, instances, with_unmarked
@@ -136,6 +137,7 @@ __all__ = [
     "instances",
     "labels_to_geojson",
     "measure",
+    "measurement_name",
     "object_scores",
     "own_error",
     "product_paths",

@@ -26,7 +26,13 @@ from sciconv._atomic import atomic_output
 from sciconv.errors import ConfigError, InvalidImageError, MissingDependencyError
 from sciconv.io._common import warn_caller
 
-__all__ = ["GEOJSON_SUFFIX", "geojson_to_labels", "labels_to_geojson", "write_geojson"]
+__all__ = [
+    "GEOJSON_SUFFIX",
+    "geojson_to_labels",
+    "labels_to_geojson",
+    "measurement_name",
+    "write_geojson",
+]
 
 #: The file name ending of the QuPath objects ``sciconv predict --geojson`` and
 #: :func:`sciconv.inference.predict_mosaic` write for an input ``NAME``: ``NAME_objects.geojson``.
@@ -104,8 +110,10 @@ def labels_to_geojson(
         Instance labels, 0 = background.
     measurements : astropy.table.Table or mapping, optional
         A table with a ``label`` column (e.g. :func:`sciconv.postprocess.measure`); the numeric
-        columns of each object's row become its QuPath measurements (a per-channel column is
-        split as :func:`sciconv.postprocess.flatten_table` does: ``flux_sum_0``, ...).
+        columns of each object's row become its QuPath measurements, named with their units as
+        QuPath names its own (:func:`measurement_name`: ``area px^2``, ``area_phys µm^2``; a
+        per-channel column is split as :func:`sciconv.postprocess.flatten_table` does:
+        ``flux_sum_0``, ...).
     path : str or os.PathLike, optional
         Also write the collection there (``.geojson``), atomically.
     classification : str, optional
@@ -356,6 +364,8 @@ def _measurement_rows(measurements):
     keep = [
         n for n, c in columns.items() if n != "label" and c.ndim == 1 and c.dtype.kind in "biuf"
     ]
+    units = {n: getattr(measurements[n], "unit", None) for n in keep}
+    shown = {n: measurement_name(n, units[n]) for n in keep}
     labels = columns["label"].astype(np.int64)
     order = np.argsort(labels, kind="stable")
     ordered = labels[order]
@@ -365,11 +375,46 @@ def _measurement_rows(measurements):
         if at == len(ordered) or ordered[at] != label:
             return None
         k = order[at]
-        values = {n: float(columns[n][k]) for n in keep}
+        values = {shown[n]: float(columns[n][k]) for n in keep}
         # strict JSON has no NaN/Infinity: a value that is not a number is left out
         return {n: v for n, v in values.items() if np.isfinite(v)}
 
     return row
+
+
+def measurement_name(name: str, unit=None) -> str:
+    """A catalog column's name as a QuPath measurement: with its unit, as QuPath names its own
+    (``Area µm^2``): ``area_phys µm^2``, ``x px``, ``flux electron s^-1``; a column without a
+    unit (or a dimensionless one) keeps its name.
+
+    Examples
+    --------
+    >>> measurement_name("area_phys", "um2"), measurement_name("x", "pix")
+    ('area_phys µm^2', 'x px')
+    >>> measurement_name("flux", "electron / s"), measurement_name("snr")
+    ('flux electron s^-1', 'snr')
+    """
+    from astropy import units as u
+
+    if unit is None:
+        return name
+    try:
+        unit = u.Unit(unit)
+    except (TypeError, ValueError):
+        return f"{name} {unit}"
+    if unit == u.dimensionless_unscaled:
+        return name
+    if unit.scale != 1 or not unit.bases:
+        return f"{name} {unit.to_string()}"
+    words = []
+    for base, power in zip(unit.bases, unit.powers):
+        word = _QUPATH_UNITS.get(base.to_string(), base.to_string())
+        words.append(word if power == 1 else f"{word}^{power:g}")
+    return f"{name} {' '.join(words)}"
+
+
+# astropy's spelling -> QuPath's (its measurement names say "µm" and "px")
+_QUPATH_UNITS = {"um": "µm", "pix": "px"}
 
 
 def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, int]) -> np.ndarray:
