@@ -800,6 +800,11 @@ def test_objects_with_saturated_pixels_are_flagged(tmp_path):
     table = postprocess.measure(labels, intensity=img)
     assert table["flag_saturated"].tolist() == [False, True]
     assert table["flag_saturated"].meta["ucd"] == "meta.code" and table.meta["SATURATE"] == 1000
+    # with a background the catalog recorded the background under every object pixel as its
+    # SATURATE (an array: ECSV blobs, a FITS catalog without the card; QA)
+    table = postprocess.measure(labels, intensity=img, background=np.full((64, 64), 7.0))
+    assert table.meta["SATURATE"] == 1000.0 and isinstance(table.meta["SATURATE"], float)
+    assert table["flag_saturated"].tolist() == [False, True]
     assert postprocess.saturation_level(img) == 1000.0
     assert "flag_saturated" not in postprocess.measure(labels, intensity=image).colnames
     assert postprocess.measure(labels, intensity=image, saturation=600)["flag_saturated"][1]

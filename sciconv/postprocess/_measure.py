@@ -445,10 +445,10 @@ def measure(
                 for ch in range(c):
                     esum[:, ch] += np.bincount(ids, var[:, ch], n + 1)
             if sky is not None:
-                level = np.where(finite, _at_pixels(sky, r0, rows, cols, vals.shape), 0.0)
+                under = np.where(finite, _at_pixels(sky, r0, rows, cols, vals.shape), 0.0)
                 for ch in range(c):
-                    bsum[:, ch] += np.bincount(ids, level[:, ch], n + 1)
-                clean = clean - level
+                    bsum[:, ch] += np.bincount(ids, under[:, ch], n + 1)
+                clean = clean - under
             pos = np.clip(clean, 0, None).sum(axis=1)
             wsum += np.bincount(ids, pos, n + 1)
             wx += np.bincount(ids, pos * x, n + 1)
