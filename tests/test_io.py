@@ -401,7 +401,13 @@ def test_fits_hst_lookup_table_distortion_matches_astropy():
     [
         ({"CD1_1": 1e-4, "CD1_2": 1e-4, "CD2_1": 1e-4, "CD2_2": 1e-4}, "the transform is not inv"),
         ({"CTYPE1": "WAVE", "CTYPE2": "ANGLE", "CUNIT1": "m", "CUNIT2": ""}, "no celestial axes"),
-        ({"CTYPE1": "RA---XYZ"}, "astropy cannot build it"),
+        # wcslib's reason, not only the C source line before it (QA)
+        ({"CTYPE1": "RA---XYZ"}, r"astropy cannot build it .*Unrecognized projection code"),
+        # no CDELT/CD: astropy took 1 degree per pixel, silently (QA)
+        (
+            dict.fromkeys(["CDELT1", "CDELT2", "PC1_1", "PC1_2", "PC2_1", "PC2_2"]),
+            r"no pixel scale \(no CDELTn or CDi_j cards",
+        ),
     ],
 )
 def test_fits_bad_wcs_warns_and_keeps_pixels(tmp_path, cards, reason):
@@ -409,6 +415,9 @@ def test_fits_bad_wcs_warns_and_keeps_pixels(tmp_path, cards, reason):
     if "CD1_1" in cards:  # a singular CD matrix (not overridden by PC/CDELT)
         for k in [k for k in h if k.startswith(("PC", "CDELT"))]:
             del h[k]
+    for k in [k for k, v in cards.items() if v is None]:
+        del h[k]
+    cards = {k: v for k, v in cards.items() if v is not None}
     for k, v in cards.items():
         h[k] = v
     data = grid(6, 7)
@@ -418,6 +427,18 @@ def test_fits_bad_wcs_warns_and_keeps_pixels(tmp_path, cards, reason):
         img = io.read(p)
     assert img.wcs is None
     np.testing.assert_array_equal(img.data[..., 0], data)
+
+
+def test_fits_wcs_whose_pc_matrix_carries_the_scale_is_kept(tmp_path):
+    """No CDELTn and no CD, but a PC matrix with the scale in it (what astropy's own
+    ``to_header`` writes, CDELT = 1 implied): a valid WCS, read quietly."""
+    h = fits.Header()
+    h.update(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRVAL1=10.0, CRVAL2=20.0, CRPIX1=4, CRPIX2=4)
+    h.update(PC1_1=-1e-4, PC2_2=1e-4)
+    p = tmp_path / "pc.fits"
+    fits.PrimaryHDU(grid(8, 8), header=h).writeto(p)
+    img = io.read(p)  # sciconv warnings are errors here
+    assert img.pixel_scale.x == pytest.approx(0.36) and img.pixel_scale.unit == "arcsec"
 
 
 def test_fits_without_wcs_keywords_reads_quietly(tmp_path):

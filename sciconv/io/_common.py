@@ -7,6 +7,8 @@ conversion of pixels. Nothing here knows a file format.
 
 from __future__ import annotations
 
+import re
+
 import os
 import sys
 import warnings
@@ -97,9 +99,16 @@ def _in_package(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
 
+# where in its C sources wcslib raised an error: the line before the reason (dropped)
+_WCSLIB_WHERE = re.compile(r"^ERROR \d+ in \w+\(\) at line \d+ of file \S+:?$")
+
+
 def brief(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = text[:200]
+    """``exc`` in one line: its type and its message's first line (wcslib's: the reason, not
+    the C source location before it)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    reasons = [line for line in lines if not _WCSLIB_WHERE.match(line)]
+    text = (reasons or lines or [""])[0][:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -168,6 +168,14 @@ def fits_wcs(header, hdul, path: Path):
                         f"lat={lat + 1})"
                     )
                     w = None
+                elif not _has_scale_cards(header) and _defaulted_scale(w):
+                    # astropy takes CDELTn = 1: one degree per pixel, a sky 145 degrees across
+                    # for a 256 px image, and catalogs of nonsense RA/Dec without a word
+                    reason = (
+                        "no pixel scale (no CDELTn or CDi_j cards; astropy would take 1 degree "
+                        "per pixel)"
+                    )
+                    w = None
                 else:
                     if w.naxis > 2:
                         w = w.celestial
@@ -189,6 +197,25 @@ def fits_wcs(header, hdul, path: Path):
         warn_caller(f"{path}: WCS ignored: {reason}; pixels kept, wcs=None")
         return None
     return w
+
+
+_SCALE_KEY = re.compile(r"^(CDELT[12]|CD[12]_[12])$")
+
+
+def _has_scale_cards(header) -> bool:
+    """Whether the primary WCS of ``header`` states a pixel scale (CDELT1/2 or a CD matrix; a
+    DSS plate solution, which astropy turns into one)."""
+    keys = list(header.keys())
+    return any(_SCALE_KEY.match(k) or _DSS_KEY.match(k) for k in keys)
+
+
+def _defaulted_scale(w) -> bool:
+    """Whether the celestial pixel scale of ``w`` is astropy's default, 1 degree (a PC matrix
+    without CDELTn is a pure rotation; one that carries a scale of its own is kept)."""
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    scales = proj_plane_pixel_scales(w.celestial)
+    return bool(np.allclose(scales, 1.0, rtol=1e-9, atol=0))
 
 
 def _number(header, key: str) -> float:
