@@ -441,6 +441,35 @@ def test_fits_wcs_whose_pc_matrix_carries_the_scale_is_kept(tmp_path):
     assert img.pixel_scale.x == pytest.approx(0.36) and img.pixel_scale.unit == "arcsec"
 
 
+def test_alternate_wcs_are_kept_in_products_and_shifted_in_cutouts(tmp_path):
+    """HST headers carry alternate WCSs (the OPUS solution 'O', headerlets): products dropped
+    them (WCS(header, key="O") a KeyError; QA). They describe the same pixels: kept, and a
+    cutout shifts their reference pixel as it does the primary's."""
+    h = tan_header(16, 16)
+    alt = tan_header(16, 16, crpix=(5.5, 7.5), rot=0.1)
+    for key in ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "PC1_1", "PC2_2"):
+        h[key + "O"] = alt[key]
+    h["PC1_2O"], h["PC2_1O"] = alt["PC1_2"], alt["PC2_1"]
+    h["CDELT1O"], h["CDELT2O"], h["WCSNAMEO"] = alt["CDELT1"], alt["CDELT2"], "OPUS"
+    p = tmp_path / "hst.fits"
+    fits.PrimaryHDU(grid(16, 16), header=h).writeto(p)
+    before = sha(p)
+    img = io.read(p)
+    out = fits.getheader(io.write(tmp_path / "labels.fits", np.ones((16, 16), np.int32), like=img))
+    xy = np.array([[0.0, 0.0], [9.0, 13.0]])
+    ref = WCS(h, key="O")
+    np.testing.assert_allclose(world_at(WCS(out, key="O"), xy), world_at(ref, xy), atol=1e-12)
+    assert out["WCSNAMEO"] == "OPUS" and out["CRPIX1"] == h["CRPIX1"]
+    cut = io.read(p, section=(slice(4, 12), slice(2, 10)))
+    np.testing.assert_allclose(
+        world_at(WCS(cut.header, key="O"), xy), world_at(ref, xy + np.array([2, 4])), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        world_at(cut.wcs, xy), world_at(WCS(h), xy + np.array([2, 4])), atol=1e-10
+    )
+    assert sha(p) == before
+
+
 def test_fits_without_wcs_keywords_reads_quietly(tmp_path):
     p = io.write(tmp_path / "plain.fits", grid(4, 4))
     img = io.read(p)  # warnings from sciconv are errors here: none expected

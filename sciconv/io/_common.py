@@ -7,9 +7,8 @@ conversion of pixels. Nothing here knows a file format.
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence

@@ -239,9 +239,9 @@ def slice_wcs(wcs, header, ys: slice, xs: slice):
                 f"sciconv cutout: rows {y0}:{ys.stop}, columns {x0}:{xs.stop} (0-based) of the "
                 "original image"
             )
+    if header is not None:  # the WCSs sciconv keeps no object for: a linear one, alternates
+        _shift_reference_pixels(header, y0, x0)
     if wcs is None:
-        if header is not None:
-            _shift_reference_pixels(header, y0, x0)
         return None, header
     new = wcs.slice((ys, xs))
     if header is not None:
@@ -254,8 +254,8 @@ _CRPIX_KEY = re.compile(r"^CRPIX([12])[A-Z]?$")
 
 def _shift_reference_pixels(header, y0: int, x0: int) -> None:
     """Shift, in place, the reference pixel of every WCS of ``header`` (the primary and its
-    alternates A-Z) that sciconv keeps no WCS object for (a linear detector or stage frame):
-    a cutout's pixels then map where the original's did."""
+    alternates A-Z; a celestial primary is then replaced by its sliced WCS object): a cutout's
+    pixels map where the original's did."""
     for key in [k for k in header.keys() if _CRPIX_KEY.match(k)]:
         if is_number(header[key]):
             header[key] = float(header[key]) - (x0 if key[5] == "1" else y0)
@@ -278,11 +278,22 @@ def plane_axis_cards(header) -> dict:
     return kept
 
 
+def _alternate_wcs_key(key: str) -> bool:
+    """A card of an alternate WCS (``CTYPE1O``, ``WCSNAMEA``: a primary WCS key and a letter)."""
+    return key[-1:].isalpha() and key[-1:].isupper() and bool(_WCS_KEY.match(key[:-1]))
+
+
 def replace_wcs_cards(header, wcs):
-    """Drop every WCS keyword of ``header`` and insert those of ``wcs`` (celestial 2-D; None:
-    the header keeps no WCS)."""
+    """Drop the primary WCS keywords of ``header`` and insert those of ``wcs`` (celestial 2-D;
+    None: the header keeps no primary WCS). The alternate WCSs (``CTYPE1A`` ... ``CTYPE1Z``:
+    HST's OPUS solution ``O``, headerlets) describe the same pixels and stay."""
     header = header.copy()
-    for key in [k for k in header.keys() if _WCS_KEY.match(k) or _DSS_KEY.match(k)]:
+    drop = [
+        k
+        for k in header.keys()
+        if (_WCS_KEY.match(k) and not _alternate_wcs_key(k)) or _DSS_KEY.match(k)
+    ]
+    for key in drop:
         with contextlib.suppress(KeyError):
             del header[key]
     if wcs is None:
