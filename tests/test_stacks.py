@@ -182,7 +182,7 @@ def test_predict_z_stack_with_channels_and_refusals(capsys, tmp_path, movie):
     common = ("predict", "pretrained:nuclei", zc, "--quiet")
     code, _, err = run_cli(capsys, *common, "--out", tmp_path / "a")
     assert code != 0
-    assert_one_line_error(err, "zc.tif", "plane Z=0", "(256, 256, 2)", "--channel K")
+    assert_one_line_error(err, "zc.tif", "plane Z=0", "2 separate channels (0, 1)", "--channel K")
     code, _, err = run_cli(capsys, *common, "--out", tmp_path / "b", "--channel", "0")
     assert code == 0, err
     code, _, err = run_cli(

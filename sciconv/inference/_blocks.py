@@ -47,7 +47,13 @@ from sciconv.inference._second_pass import (
 )
 from sciconv.inference._settings import check_overlap, resolve_settings
 from sciconv.inference._size_probe import check_size_on_crop
-from sciconv.inference._source import Source, compute_limits, is_dask, validate_image
+from sciconv.inference._source import (
+    Source,
+    check_channels,
+    compute_limits,
+    is_dask,
+    validate_image,
+)
 from sciconv.inference._stitch import BlockPlan, lost_pieces, report_pieces, select_owned
 from sciconv.inference._tiles import padded_extent
 from sciconv.inference._zoom import ZoomGrid
@@ -433,6 +439,7 @@ check_size_on_crop`), and when its objects need resampling
         wcs = getattr(image, "wcs", None)
     bad = _resolve_mask(image, mask)
     arr, path = validate_image(image)
+    check_channels(model, image)
     if block is not None and (
         isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 16
     ):

@@ -32,7 +32,7 @@ from sciconv.inference._size_probe import (
     probe_factor,
     wants_probe,
 )
-from sciconv.inference._source import is_dask, validate_image
+from sciconv.inference._source import check_channels, is_dask, validate_image
 from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._zoom import rescale_image, resize_labels
 from sciconv.io import PixelScale
@@ -338,6 +338,8 @@ def predict_instances(
     meta = get_metadata(model)
     kwargs = postprocess_kwargs(model, meta, overrides)
     check_switches(brightness, denoise)
+    if normalize is not None:
+        check_channels(model, image)
     if uncertainty is not None:
         look_up_option(uncertainty, ("tta", "mc_dropout"), name="uncertainty", error=InferenceError)
         if tta is not None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Any
 
 import numpy as np
 
 from sciconv import io, preprocess
-from sciconv.errors import InferenceError
+from sciconv.errors import InferenceError, SciconvError
 from sciconv.io import file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess._transform import resolve_input_transform
@@ -87,6 +88,56 @@ def validate_image(image) -> tuple[Any, str | None]:
     return image, path
 
 
+# channel names of a nuclear stain (check_channels names such a channel in its error)
+_NUCLEAR_STAIN = re.compile(
+    r"dapi|hoechst|draq|nucle|\bdna\b|h2b|sytox|to-?pro|nucblue|nucspot|\bpi\b|propidium",
+    re.IGNORECASE,
+)
+
+
+def check_channels(model, image) -> None:
+    """Refuse a multi-channel TIFF of separate stains for a model that takes colour.
+
+    A model with an ``input_transform`` converting to RGB or grey (the pretrained nuclei model)
+    reads three or four channels as R, G, B (and alpha): a fluorescence OME-TIFF or ImageJ
+    composite of DAPI, phalloidin and mCherry was averaged to grey, merging the nuclei with the
+    other stains (AP@0.5 0.000, the products written all the same). The file says its channels
+    are separate images (:func:`sciconv.io.stored_as_channels`): the error lists them, names
+    a channel that looks like a nuclear stain, and says how to pass one alone.
+
+    Raises
+    ------
+    InferenceError
+        For such an image and such a model.
+    """
+    if not io.stored_as_channels(image):
+        return
+    spec = get_metadata(model).get("input_transform") or {}
+    if not (spec.get("to_rgb") or spec.get("to_gray")):
+        return
+    n = int(image.shape[-1])
+    names = image.meta.get("channel_names") or []
+    names = [str(v) for v in names] if len(names) == n else [""] * n
+    listed = ", ".join(f"{k} {v!r}" if v else str(k) for k, v in enumerate(names))
+    nuclear = [k for k, v in enumerate(names) if _NUCLEAR_STAIN.search(v)]
+    hint = ""
+    if len(nuclear) == 1:
+        k = nuclear[0]
+        hint = f"; channel {k} ({names[k]!r}) looks like the nuclear stain (--channel {k})"
+    taken = (
+        "the model would take them as R, G, B and average them, merging nuclei with the other "
+        "stains"
+        if n in (3, 4)
+        else "the model takes one grey or colour image"
+    )
+    raise InferenceError(
+        f"the image holds {n} separate channels ({listed}), stored as grey images, not the "
+        f"colours of one picture; {taken}: segment the nuclear channel alone "
+        f"(GridImage.channel(k); sciconv predict --channel K){hint}",
+        path=getattr(image, "path", None),
+    )
+
+
 def input_transform(model, arr, path):
     """Apply the model's recorded ``input_transform`` (e.g. RGB -> grey, brightfield flipped).
 
@@ -102,7 +153,12 @@ def input_transform(model, arr, path):
     if spec is None:
         return arr
     source = Source(arr, promote=len(arr.shape) == 2, path=path)
-    transform = resolve_input_transform(source.limits_sample(), spec)
+    try:
+        transform = resolve_input_transform(source.limits_sample(), spec)
+    except SciconvError as exc:  # e.g. a channel count the model cannot take: name the file
+        if exc.path is not None or path is None:
+            raise
+        raise type(exc)(exc.message, path=path) from exc
     if not is_dask(arr):
         # in memory: at once; a memory map or lazy file: window by window as the tiles read it
         return TransformedArray(arr, transform) if source.lazy else transform(np.asarray(arr))

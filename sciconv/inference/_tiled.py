@@ -19,6 +19,7 @@ from sciconv.inference._model import Runner
 from sciconv.inference._settings import AUTO_MEMORY_BUDGET, check_overlap, resolve_settings
 from sciconv.inference._source import (
     Source,
+    check_channels,
     compute_limits,
     input_transform,
     is_dask,
@@ -288,6 +289,7 @@ def predict_tiled(
         )
     arr, path = validate_image(image)
     if normalize is not None:
+        check_channels(model, image)
         arr = input_transform(model, arr, path)
     s = resolve_settings(
         model,

@@ -94,6 +94,7 @@ from sciconv.io._labels import read_labels
 from sciconv.io._mapped import file_map, read_mapped
 from sciconv.io._masks import BAD_MASK_PLANES, MASK_EXTNAMES
 from sciconv.io._read import plane_axes, probe_shape, read, read_pixels
+from sciconv.io._tiff import stored_as_channels
 from sciconv.io._write import write
 from sciconv.io._zarr import (
     ZARR_ARRAY_ATTRS,
@@ -132,6 +133,7 @@ __all__ = [
     "read_mapped",
     "read_pixel_scale",
     "read_pixels",
+    "stored_as_channels",
     "write",
     "write_ome_zarr",
     "write_ome_zarr_labels",

@@ -50,6 +50,43 @@ TIFF_AXES = (
 PLANE_AXES = "TZ"  # the stack axes a file's metadata can declare: time points, depth planes
 
 
+def stored_as_channels(image) -> bool:
+    """Whether the channels of an image read from a TIFF are separate signals, not colours.
+
+    A TIFF says so itself: channels stored as a ``C`` axis with photometric MINISBLACK or
+    MINISWHITE (an OME-TIFF or ImageJ composite of fluorescence stains: DAPI, phalloidin, ...)
+    are separate images; RGB or YCbCr samples are the colours of one picture (an H&E slide).
+    A model that takes colour (an ``input_transform`` with ``to_rgb``/``to_gray``) must not
+    average three stains as R, G and B.
+
+    Parameters
+    ----------
+    image : sciconv.io.GridImage or array-like
+        The image; anything but a GridImage read from a TIFF gives False (nothing says).
+
+    Returns
+    -------
+    bool
+        True for several channels stored as separate grey images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.io import GridImage
+    >>> meta = {"format": "tiff", "photometric": "MINISBLACK"}
+    >>> stains = GridImage(np.zeros((4, 4, 3)), meta=meta)
+    >>> stored_as_channels(stains), stored_as_channels(np.zeros((4, 4, 3)))
+    (True, False)
+    """
+    meta = getattr(image, "meta", None)
+    shape = tuple(getattr(image, "shape", ()))
+    if not isinstance(meta, dict) or meta.get("format") != "tiff":
+        return False
+    if len(shape) < 3 or shape[-1] < 2:
+        return False
+    return str(meta.get("photometric", "")).upper() in ("MINISBLACK", "MINISWHITE")
+
+
 def tiff_plane_axes(path: Path) -> tuple[str, tuple[int, ...]]:
     """The ``T``/``Z`` axes of more than one plane that a TIFF's series declares, and their sizes.
 

@@ -195,7 +195,8 @@ def _layers(
             kwargs["units"] = str(img.meta.get("pixel_unit", "pixel")).replace("µ", "u")
     channels = data.shape[-1]
     dtype = str(img.meta.get("dtype", ""))
-    if channels in (3, 4) and img.header is None and dtype in ("uint8", "uint16"):
+    colour = channels in (3, 4) and not io.stored_as_channels(img)  # RGB, not 3 stains
+    if colour and img.header is None and dtype in ("uint8", "uint16"):
         kwargs["rgb"] = True
         kwargs["contrast_limits"] = [0.0, float(np.iinfo(dtype).max)]
         return [(shown(levels), kwargs, "image")]
