@@ -380,6 +380,35 @@ def test_tiff_products_keep_the_microscope_pixel_size(capsys, tmp_path, movie):
         assert not tif.is_ome
 
 
+def test_plain_tiff_products_of_an_imagej_z_stack_keep_its_z_step(capsys, tmp_path, movie):
+    """An ImageJ Z-stack (spacing 2 µm) gave label and probability TIFFs without the Z step:
+    napari put the labels at Z scale 1 over the image's 2 (QA). The step is now in the plain
+    TIFF's description, read back as ``z_spacing``; --format ome-tiff keeps it in OME-XML."""
+    from sciconv.napari import read_layers
+
+    _, frames, _ = movie
+    path = tmp_path / "z.tif"
+    tifffile.imwrite(
+        path,
+        frames[:, None],
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"axes": "ZCYX", "spacing": 2.0, "unit": "um"},
+    )
+    assert io.read(path, stack=True).meta["z_spacing"] == 2.0
+    for fmt, suffix in (("tiff", ".tif"), ("ome-tiff", ".ome.tif")):
+        code, _, err = run_cli(capsys, "predict", "pretrained:nuclei", path, "--out",
+                               tmp_path / fmt, "--format", fmt, "--quiet")  # fmt: skip
+        assert code == 0, err
+        for product in ("labels", "prob"):
+            out = tmp_path / fmt / f"z_{product}{suffix}"
+            img = io.read(out, stack=True)
+            assert img.meta["z_spacing"] == pytest.approx(2.0), out
+            assert img.pixel_scale.x == pytest.approx(0.5), out
+        [(_, kwargs, _)] = read_layers(tmp_path / fmt / f"z_labels{suffix}")
+        assert kwargs["scale"] == pytest.approx((2.0, 0.5, 0.5))
+
+
 def test_a_three_plane_stack_saved_as_planar_rgb_is_named(tmp_path):
     """tifffile.imwrite of a (3, H, W) Z-stack without axes stores planar RGB: sciconv read it
     as one colour image without a word (the CLI wrote one label image, AP 0.00 / 0.58 / 0.02

@@ -465,7 +465,7 @@ def _microscopy_meta(tif, page) -> dict:
             meta.update(_imagej_meta(tif.imagej_metadata, page))
         else:
             meta.update(_resolution_meta(page))
-            meta.update(_shaped_names(tif))
+            meta.update(_shaped_meta(tif, in_um="pixel_size" in meta))
     except Exception as exc:  # metadata is a bonus: the pixels are still good
         warn_caller(
             f"{tif.filehandle.path}: microscopy metadata not understood ({brief(exc)}); ignored"
@@ -473,14 +473,20 @@ def _microscopy_meta(tif, page) -> dict:
     return meta
 
 
-def _shaped_names(tif) -> dict:
-    """The ``channel_names`` sciconv writes in a plain TIFF's JSON description (tifffile's
-    shaped metadata), when they are a list of strings."""
+def _shaped_meta(tif, *, in_um: bool) -> dict:
+    """The ``channel_names`` and ``z_spacing_um`` (a stack's Z step, with the resolution tags'
+    pixel size, ``in_um``) sciconv writes in a plain TIFF's JSON description (tifffile's shaped
+    metadata), when they are a list of strings and a positive number."""
     shaped = tif.shaped_metadata or ()
-    names = shaped[0].get("channel_names") if shaped and isinstance(shaped[0], dict) else None
+    shaped = shaped[0] if shaped and isinstance(shaped[0], dict) else {}
+    meta: dict = {}
+    names = shaped.get("channel_names")
     if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-        return {"channel_names": names}
-    return {}
+        meta["channel_names"] = names
+    z_step = shaped.get("z_spacing_um")
+    if in_um and isinstance(z_step, (int, float)) and not isinstance(z_step, bool) and z_step > 0:
+        meta["z_spacing"] = float(z_step)
+    return meta
 
 
 def _ome_meta(xml: str) -> dict:
@@ -589,6 +595,23 @@ def resolution_tags(meta: dict) -> dict:
     if not (dx > 0 and dy > 0):
         return {}
     return {"resolution": (1.0 / dx, 1.0 / dy), "resolutionunit": "CENTIMETER"}
+
+
+def z_step_um(meta: dict) -> float | None:
+    """``meta``'s Z step (``z_spacing``, in its ``pixel_unit``) in µm; None without one or
+    outside a length unit.
+
+    Examples
+    --------
+    >>> z_step_um({"z_spacing": 2.0, "pixel_unit": "um"})
+    2.0
+    >>> round(z_step_um({"z_spacing": 500, "pixel_unit": "nm"}), 9)
+    0.5
+    """
+    step, unit = meta.get("z_spacing"), _unit(meta.get("pixel_unit") or "µm")
+    if step is None or unit not in _UNIT_METRES:
+        return None
+    return _convert(float(step), unit, "µm")
 
 
 def _convert(value: float, unit: str, to: str) -> float:

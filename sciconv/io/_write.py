@@ -22,7 +22,7 @@ from sciconv.io._header import plane_axis_cards, replace_wcs_cards, strip_struct
 from sciconv.io._image import GridImage, LazyImage, as_array
 from sciconv.io._png import png_encode
 from sciconv.io._pyramid import is_pyramidal, plane_layout, tiff_layout, write_pyramid
-from sciconv.io._tiff import resolution_tags
+from sciconv.io._tiff import resolution_tags, z_step_um
 
 WRITE_FORMATS = {
     ".fits": "fits",
@@ -212,8 +212,9 @@ def write_tiff(
     channel_names: list[str] | None = None,
 ) -> None:
     """A plain TIFF; ``like``'s pixel size (a microscope's, in µm) as resolution tags, the
-    channel names in the JSON description (``"channel_names"``, which :func:`read` takes).
-    Tiled and pyramidal (:func:`write_pyramid`) when :func:`is_pyramidal`."""
+    channel names and a stack's Z step in the JSON description (``"channel_names"``,
+    ``"z_spacing_um"``, which :func:`read` takes). Tiled and pyramidal (:func:`write_pyramid`)
+    when :func:`is_pyramidal`."""
     import tifffile
 
     import sciconv
@@ -224,6 +225,9 @@ def write_tiff(
     if channel_names is not None:
         meta["channel_names"] = channel_names
     resolution = resolution_tags(like.meta) if isinstance(like, GridImage) else {}
+    z_step = z_step_um(like.meta) if resolution and "Z" in stack_axes else None
+    if z_step is not None:  # an ImageJ Z-stack's step, say
+        meta["z_spacing_um"] = z_step
     if is_pyramidal(arr.shape, stack_axes):
         write_pyramid(tmp, arr, ome=False, metadata=meta, resolution=resolution)
         return
