@@ -114,6 +114,12 @@ def test_reader_keeps_movies_and_z_stacks_as_axes(tmp_path):
     assert data.shape == (2, 4, 8, 10) and kwargs["channel_axis"] == 0
     np.testing.assert_array_equal(data, np.moveaxis(zc, 1, 0))
     assert kwargs["scale"] == pytest.approx((2.0, 0.5, 0.5)) and kwargs["units"] == "um"
+    # a calibrated movie: µm for Y and X, frames for T (no units at all before; QA)
+    scale = {"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    tifffile.imwrite(tmp_path / "tm.ome.tif", frames, ome=True, metadata={"axes": "TYX", **scale})
+    [(_, kwargs, _)] = read_layers(tmp_path / "tm.ome.tif")
+    assert kwargs["scale"] == pytest.approx((1.0, 0.5, 0.5))
+    assert kwargs["units"] == ("pixel", "um", "um")
 
 
 def test_segment_nuclei_plane_by_plane():

@@ -191,8 +191,10 @@ def _layers(
         z_step = img.meta.get("z_spacing")  # one step per plane; time points stay unscaled
         steps = [float(z_step) if a == "Z" and z_step is not None else 1.0 for a in axes]
         kwargs["scale"] = (*steps, *(float(v) for v in scale))
-        if "T" not in axes:  # a length unit for every axis
-            kwargs["units"] = str(img.meta.get("pixel_unit", "pixel")).replace("µ", "u")
+        length = str(img.meta.get("pixel_unit", "pixel")).replace("µ", "u")
+        kwargs["units"] = length  # for every axis; time points are counted in frames
+        if "T" in axes:
+            kwargs["units"] = (*("pixel" if a == "T" else length for a in axes), length, length)
     channels = data.shape[-1]
     dtype = str(img.meta.get("dtype", ""))
     colour = channels in (3, 4) and not io.stored_as_channels(img)  # RGB, not 3 stains
