@@ -179,18 +179,21 @@ def _predict_segmentation(model, paths, args) -> int:
     sidecars = {p: sidecar_outputs(p, args.out, args.format) for p in paths if p not in mosaics}
     refuse_mask_products(paths, args, [*planned.values(), *sidecars.values()])
     if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
-        settings, newer = _history_settings(params, args, model), []
+        settings, newer, unfinished = _history_settings(params, args, model), [], []
         done = set(
             done_inputs(
                 planned,
                 sidecars=sidecars,
                 settings={p: settings for p in paths if p not in mosaics},
                 newer=newer,
+                unfinished=unfinished,
             )
         )
         for p in (p for p in paths if p in done):
             _say(args, f"{p}: skipped, its products exist (--skip-existing)")
-        _redo_newer(newer)
+        _redo(newer, "are newer than their products (changed since, or copied without keeping "
+              "file times: cp -p keeps them)")  # fmt: skip
+        _redo(unfinished, "have only some of their products (a run stopped between two of them)")
         paths, mosaics = [p for p in paths if p not in done], [p for p in mosaics if p not in done]
         planned = {p: products for p, products in planned.items() if p not in done}
     check_outputs(
@@ -320,18 +323,18 @@ def model_identity(path: Path, *, shipped: bool) -> str:
     return f"sha256:{pooch.file_hash(str(path), alg='sha256')[:16]}"
 
 
-def _redo_newer(newer: list) -> None:
-    """``--skip-existing``: inputs newer than their products are segmented again, their
-    products (stale) removed first, with one warning naming them."""
-    if not newer:
+def _redo(inputs: list, why: str) -> None:
+    """``--skip-existing``: ``inputs`` (``(input, its existing products)``) not finished by an
+    earlier run (newer than their products, or with only some of them) are segmented again,
+    their products removed first, with one warning naming them and ``why``."""
+    if not inputs:
         return
-    for _, products in newer:
+    for _, products in inputs:
         for product in products:
             remove_scratch(product)
-    names = ", ".join(str(p) for p, _ in newer[:20]) + (" ..." if len(newer) > 20 else "")
+    names = ", ".join(str(p) for p, _ in inputs[:20]) + (" ..." if len(inputs) > 20 else "")
     warnings.warn(
-        f"{len(newer)} input(s) are newer than their products (changed since, or copied "
-        f"without keeping file times: cp -p keeps them), so they are segmented again: {names}",
+        f"{len(inputs)} input(s) {why}, so they are segmented again: {names}",
         SciconvWarning,
         stacklevel=3,
     )

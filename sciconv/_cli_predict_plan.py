@@ -334,6 +334,7 @@ def done_inputs(
     sidecars: dict[Path, list[Path]] | None = None,
     settings: dict[Path, list[str]] | None = None,
     newer: list | None = None,
+    unfinished: list | None = None,
 ) -> list[Path]:
     """``--skip-existing``: the inputs of ``planned`` (:func:`segmentation_outputs`) that an
     earlier run finished, to be skipped: every product exists, is not empty, is not older than
@@ -343,10 +344,14 @@ def done_inputs(
     Inputs whose products are whole and made alike but older than the input (changed since,
     or copied without keeping file times, as batch jobs staging their inputs do) are not done:
     they go to ``newer`` (``(input, its existing products)``), for the caller to segment again.
+    So do inputs with only some of their products (``sidecars``: the mask and uncertainty
+    files, which count when present), each whole and recording this run's model and settings:
+    a run killed between two of them (a batch system's SIGKILL, the OOM killer) goes to
+    ``unfinished``, for the caller to segment again.
 
-    Raises :class:`~sciconv.errors.OutputExistsError` for inputs with only some of them (a run
-    stopped while writing them, files removed since; ``sidecars``: the mask and uncertainty
-    files, which count when present), or with products that are empty or made otherwise,
+    Raises :class:`~sciconv.errors.OutputExistsError` for inputs with only some products of
+    which none records a sciconv prediction (files of another origin, removed since; without
+    ``unfinished``: any partial set), or with products that are empty or made otherwise,
     naming up to 20 of them, before any input is segmented.
 
     Examples
@@ -361,6 +366,11 @@ def done_inputs(
         if not there and not extra:
             continue
         if len(there) < len(products):
+            why = _not_done(path, there + extra, (settings or {}).get(path))
+            ours = why in (None, _OLDER) and any(_records_sciconv(p) for p in there + extra)
+            if ours and unfinished is not None:  # a run killed between two of its products
+                unfinished.append((path, there + extra))
+                continue
             have = ", ".join(p.name for p in there + extra)
             missing = ", ".join(p.name for p in products.values() if p not in there)
             refused.append((path, f"only some of its products exist ({have}; not {missing})"))

@@ -351,9 +351,11 @@ def test_ome_tiff_inputs_get_ome_tiff_products_that_skip_existing_reads(
         assert not tif.is_ome and tif.pages[0].resolution[0] > 0
 
 
-def test_skip_existing_refuses_an_input_with_some_of_its_products(capsys, tmp_path, seg_model):
-    """Only some products of an input: an error naming which exist (and which do not), before
-    anything is segmented."""
+def test_skip_existing_redoes_an_input_a_killed_run_left_unfinished(capsys, tmp_path, seg_model):
+    """Only some products of an input, recording this run's settings (a batch job SIGKILLed
+    between two of them): --skip-existing refused the whole batch until they were removed by
+    hand (QA); now that input is segmented again, with a warning. Only some products that
+    record no sciconv prediction (a lone catalog) are still refused, before anything runs."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     tifffile.imwrite(inputs / "a.tif", _image(32, 1))
@@ -361,14 +363,27 @@ def test_skip_existing_refuses_an_input_with_some_of_its_products(capsys, tmp_pa
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "predict", seg_model, inputs / "a.tif", "--out", out, "--quiet")
     assert code == 0, err
+    whole = (out / "a_labels.tif").read_bytes()
     (out / "a_catalog.ecsv").unlink()
+    with pytest.warns(
+        SciconvWarning, match=r"1 input\(s\) have only some of their products.*a\.tif"
+    ):
+        code, _, err = run_cli(
+            capsys, "predict", seg_model, inputs, "--out", out, "--skip-existing", "--quiet"
+        )
+    assert code == 0, err
+    assert _written(out) == [f"{s}_{k}" for s in "ab" for k in ("catalog.ecsv", "labels.tif",
+                                                              "prob.tif")]  # fmt: skip
+    assert (out / "a_labels.tif").read_bytes() == whole
+    (out / "b_labels.tif").unlink()
+    (out / "b_prob.tif").unlink()  # b's catalog alone records nothing: not known to be ours
     before = _stamps(out)
     code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--skip-existing")
     assert code == 1
     assert_one_line_error(
-        err, "a.tif", "a_labels.tif", "a_prob.tif", "a_catalog.ecsv", "--overwrite"
+        err, "b.tif", "only some of its products exist (b_catalog.ecsv", "--overwrite"
     )
-    assert _stamps(out) == before  # b.tif not segmented either
+    assert _stamps(out) == before
 
 
 def test_skip_existing_with_block_wise_inputs(capsys, tmp_path, seg_model):

@@ -274,8 +274,9 @@ def test_skip_existing_names_every_input_with_some_products(capsys, tmp_path, se
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "predict", seg_model, *inputs, "--out", out, "--quiet")
     assert code == 0, err
-    for stem in "abc":
-        (out / f"{stem}_catalog.ecsv").unlink()
+    for stem in "abc":  # the catalogs left, which record no settings (not known to be ours)
+        (out / f"{stem}_labels.tif").unlink()
+        (out / f"{stem}_prob.tif").unlink()
     code, _, err = run_cli(capsys, "predict", seg_model, *inputs, "--out", out, "--skip-existing")
     assert code == 1
     assert_one_line_error(err, "3 inputs", *(str(p) for p in inputs), "--overwrite")
