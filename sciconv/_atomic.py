@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import hashlib
 import os
 import re
@@ -452,15 +451,15 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     part, suffix = scratch_name_parts(path)
     name, stem = _shortened(path.name), part
     tail = r"\.(\d+)\.[A-Za-z0-9_]+\.part"
-    file_pattern = re.compile(rf"\.{re.escape(part)}{tail}{re.escape(suffix)}")
+    # a writer inside another's partial (a FITS product: io.write into atomic_output's file)
+    # leaves ``..{stem}.{pid}.{random}.part.{pid}.{random}.part{suffix}``
+    file_pattern = re.compile(
+        rf"\.\.?{re.escape(part)}{tail}(?:\.\d+\.[A-Za-z0-9_]+\.part)?{re.escape(suffix)}"
+    )
     folder_pattern = re.compile(rf"\.(?:{re.escape(name)}|{re.escape(stem)}){tail}")
+    starts = tuple(f"{dots}{start}." for start in {name, stem} for dots in (".", ".."))
+    candidates = [path.parent / n for n in _partial_names(path.parent) if n.startswith(starts)]
     removed = []
-    try:
-        candidates = set()
-        for start in {name, stem}:
-            candidates.update(path.parent.glob(f".{glob.escape(start)}.*.part*"))
-    except OSError:
-        return removed
     now = time.time()
     for candidate in sorted(candidates):
         try:
@@ -477,7 +476,46 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
         except OSError:
             continue
         removed.append(candidate)
+        _forget(candidate)
     return removed
+
+
+# folder -> (when listed, the names in it that may be partial files or scratch folders): one
+# listing serves every product a run writes there for STALE_SECONDS (a stale partial is at
+# least that old), not one per product (a 90,000-file output folder: 89 ms per product)
+_LISTINGS: dict[str, tuple[float, list[str]]] = {}
+
+
+def _partial_names(folder: Path) -> list[str]:
+    """The hidden ``*.part*`` names in ``folder``, listed at most once per STALE_SECONDS."""
+    key = os.path.abspath(folder)
+    now = time.monotonic()
+    listed = _LISTINGS.get(key)
+    if listed is not None and now - listed[0] < STALE_SECONDS:
+        return listed[1]
+    try:
+        with os.scandir(folder) as entries:
+            names = [e.name for e in entries if e.name.startswith(".") and ".part" in e.name]
+    except OSError:
+        names = []
+    _LISTINGS[key] = (now, names)
+    return names
+
+
+def _forget(candidate: Path) -> None:
+    listed = _LISTINGS.get(os.path.abspath(candidate.parent))
+    if listed is not None and candidate.name in listed[1]:
+        listed[1].remove(candidate.name)
+
+
+def forget_listings() -> None:
+    """Drop the folder listings :func:`remove_stale_partials` keeps (the next call lists again).
+
+    Examples
+    --------
+    >>> forget_listings()
+    """
+    _LISTINGS.clear()
 
 
 def _changed_since(path: Path, since: float) -> bool:

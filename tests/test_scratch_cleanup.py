@@ -204,3 +204,42 @@ def test_ome_zarr_products_sweep_a_killed_runs_scratch(tmp_path):
     prob = np.random.default_rng(0).random((16, 16, 2)).astype(np.float32)
     postprocess.write_products(tmp_path, stem="a", prob=prob, format="ome-zarr")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_killed_fits_products_nested_partial_is_swept(tmp_path):
+    """A FITS product is written by io.write into atomic_output's partial file, so a SIGKILL
+    there left '..b_prob.PID.R.part.PID.R.part.fits', which no later run removed (QA: 6 MB per
+    preempted job)."""
+    from sciconv import postprocess
+
+    dead = _dead_pid()
+    nested = tmp_path / f"..b_prob.{dead}.abc123.part.{dead}.def456.part.fits"
+    nested.write_bytes(b"half a FITS file")
+    other = tmp_path / f"..c_prob.{dead}.abc123.part.{dead}.def456.part.fits"  # another target
+    other.write_bytes(b"half a FITS file")
+    _age(nested, STALE_SECONDS + 5)
+    _age(other, STALE_SECONDS + 5)
+    prob = np.random.default_rng(0).random((16, 16, 2)).astype(np.float32)
+    postprocess.write_products(tmp_path, stem="b", prob=prob, format="fits")
+    assert not nested.exists() and other.exists()
+
+
+def test_one_folder_listing_serves_a_batch_of_writes(tmp_path, monkeypatch):
+    """Every product write globbed the whole output folder twice for stale partials: per-file
+    time grew with the folder (QA: 50 -> 85 ms per file over 3000 files; 268 ms per input at
+    90,000 files). One listing now serves every write for STALE_SECONDS."""
+    from sciconv import _atomic, io
+
+    _atomic.forget_listings()
+    calls = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p: calls.append(p) or scandir(p))
+    for i in range(20):
+        io.write(tmp_path / f"img{i}.tif", np.zeros((4, 4), np.uint8))
+    assert len(calls) == 1
+    stale = tmp_path / f".img0.{_dead_pid()}.abc123.part.tif"  # a killed writer's, later on
+    stale.write_bytes(b"x")
+    _age(stale, STALE_SECONDS + 5)
+    _atomic.forget_listings()  # as STALE_SECONDS later
+    io.write(tmp_path / "img0.tif", np.zeros((4, 4), np.uint8), overwrite=True)
+    assert not stale.exists()
