@@ -2,7 +2,8 @@
 
 The package (a zip) holds ``rdf.yaml`` written and validated by ``bioimageio.spec``, the model as a
 Keras 3 ``.keras`` file (and, with ``onnx=True``, the ONNX file of :func:`sciconv.models.export`),
-a test input (raw pixels) and the test output sciconv computes from it, a README and a cover image.
+a test input (a sample after the model's input transform) and the test output sciconv computes
+from it, a README and a cover image.
 A mixed-precision model (trained after :func:`sciconv.devices.configure` chose ``mixed_bfloat16``)
 is packaged as its float32 copy with the same weights, which every consumer runs.
 Consumers (``bioimageio.core``, deepImageJ, ilastik, QuPath) run it as sciconv does:
@@ -10,7 +11,10 @@ Consumers (``bioimageio.core``, deepImageJ, ilastik, QuPath) run it as sciconv d
 - input ``batch, y, x, channel`` float32, **raw pixels**; the recorded percentile normalization
   (1-99.8 by default, statistics over the whole image) is the spec's ``scale_range``
   pre-processing, so consumers apply it themselves;
-- output: per-pixel class probabilities ``batch, y, x, channel``;
+- output: per-pixel class probabilities ``batch, y, x, channel``, with a ``halo`` of the
+  model's receptive-field half-width (:func:`sciconv.inference.receptive_field`: the pixels a
+  tile loses a side, which consumers that tile overlap; sciconv's ``overlap="auto"`` alike), so
+  inputs are at least twice that plus a step;
 - not in the package: a model's ``input_transform`` (the pretrained nuclei model takes R, G, B,
   replicates grey images, inverts bright-background images, averages fluorescence saved in
   colour to grey and gives saturated nuclei's flat tops a profile,
@@ -52,15 +56,23 @@ def _spec():
     return v0_5
 
 
-def _sample(sample_image: Any, channels: int, divisor: int) -> np.ndarray:
-    """The test input: ``(1, H, W, C)`` float32 raw pixels, H and W multiples of ``divisor``."""
+def _sample(
+    sample_image: Any, channels: int, divisor: int, side: int, transform: dict | None
+) -> np.ndarray:
+    """The test input: ``(1, H, W, C)`` float32, H and W multiples of ``divisor`` and at least
+    ``side``: a sample image after the model's input ``transform`` (the pixels the package's
+    pre-processing takes; an H&E sample flipped as sciconv flips it), else seeded noise."""
     if sample_image is None:
         rng = np.random.default_rng(0)
-        arr = rng.gamma(2.0, 20.0, size=(64, 64, channels)).astype(np.float32)
+        n = max(64, side)
+        arr = rng.gamma(2.0, 20.0, size=(n, n, channels)).astype(np.float32)
     else:
         from sciconv.io import as_array
+        from sciconv.preprocess import apply_input_transform
 
         arr = np.asarray(as_array(sample_image, load=True), dtype=np.float32)
+        if transform and np.isfinite(arr).all():
+            arr = apply_input_transform(arr, transform)
         if arr.ndim == 3 and arr.shape[-1] == 1:
             arr = arr[..., 0]
         if arr.ndim == 2:  # a grey image: each channel alike (R = G = B for an RGB model)
@@ -75,8 +87,11 @@ def _sample(sample_image: Any, channels: int, divisor: int) -> np.ndarray:
                 "sample_image has NaN or infinite pixels; give a sample without bad pixels"
             )
     h, w = (n - n % divisor for n in arr.shape[:2])
-    if min(h, w) < divisor:
-        raise ConfigError(f"sample_image is smaller than the model's divisor {divisor}")
+    if min(h, w) < max(divisor, side):
+        raise ConfigError(
+            f"sample_image of {arr.shape[0]} x {arr.shape[1]} px is smaller than the package's "
+            f"least input ({max(divisor, side)} px a side: its halo on both sides and a step)"
+        )
     return np.ascontiguousarray(arr[None, :h, :w])
 
 
@@ -112,6 +127,13 @@ def _portable(model: keras.Model) -> keras.Model:
     return portable
 
 
+def _halo(model: keras.Model) -> int:
+    """The receptive-field half-width of ``model`` (what sciconv's tiles overlap by, a side)."""
+    from sciconv.inference import receptive_field
+
+    return int(max(receptive_field(model)))
+
+
 def _is_keras(layer) -> bool:
     return type(layer).__module__.startswith("keras.")
 
@@ -141,9 +163,13 @@ maximum; a dark-background image with an empty channel is averaged to grey; with
 `restore_saturated`, the flat plateaus of over-exposed nuclei are raised to a rounded profile,
 `sciconv.preprocess.restore_saturated`; feed RGB with bright nuclei on a dark background).
 
+Height and width: multiples of {metadata.get("divisor", 1) or 1}, at least the minimum in
+`rdf.yaml` (pad smaller images, by reflection as sciconv does).
+
 ## Output
 Per-pixel class probabilities `batch, y, x, channel` (softmax over {model.output.shape[-1]} classes;
-for the nuclei model background / interior / boundary).
+for the nuclei model background / interior / boundary). Tiles: overlap them by the `halo` of
+`rdf.yaml` (the receptive field) on each side, or their borders differ from a whole-image run.
 
 ## Instances
 The watershed that turns probabilities into instance labels is not part of the model:
@@ -151,8 +177,9 @@ The watershed that turns probabilities into instance labels is not part of the m
 With sciconv installed, `sciconv.inference.predict_instances(model, image)` does all steps.
 
 ## Validation
-The test input and output in this package were computed by sciconv (normalization, then the
-network); `bioimageio.core`'s model test reproduces them. Scores recorded with the model:
+The test input is a sample image after the input transform above (what the pre-processing
+takes); the test output was computed from it by sciconv (normalization, then the network);
+`bioimageio.core`'s model test reproduces them. Scores recorded with the model:
 { {k: v for k, v in metadata.items() if k.startswith("val_") or "score" in k.lower()} or "none" }.
 """
 
@@ -232,8 +259,10 @@ def export_bioimageio(
     path : str or os.PathLike
         The ``.zip`` to write (atomically).
     sample_image : array_like or GridImage, optional
-        Raw pixels ``(H, W)`` or ``(H, W, C)`` for the test tensors (cropped to the model's
-        divisor); default: a seeded random 64 x 64 image.
+        Raw pixels ``(H, W)`` or ``(H, W, C)`` for the test tensors: the model's input
+        transform applied (an H&E image flipped, as sciconv does), cropped to the model's
+        divisor; at least the package's least input (twice the halo and a step a side).
+        Default: a seeded random image of that size (64 x 64 at least).
     name, description : str, optional
         Default: from the model's name and metadata.
     authors : sequence of str
@@ -297,7 +326,11 @@ def export_bioimageio(
     channels = int(model.inputs[0].shape[-1])
     classes = int(model.outputs[0].shape[-1])
     divisor = int(metadata.get("divisor", 1) or 1)
-    x = _sample(sample_image, channels, divisor)
+    step = max(divisor, 1)
+    halo = _halo(model)
+    least = step * (2 * halo // step + 1)  # the halo on both sides and one step of pixels
+    transform = metadata.get("input_transform")
+    x = _sample(sample_image, channels, divisor, least, transform)
     fed = x[0] if raw else normalize_spec(x[0], normalization)
     prob = np.asarray(model.predict(fed[None], verbose=0))
     prob = prob.astype(np.float32)
@@ -318,7 +351,8 @@ def export_bioimageio(
         _cover(prob, work / "cover.png")
         y_in, x_in = v0_5.AxisId("y"), v0_5.AxisId("x")
         in_id, out_id = v0_5.TensorId("raw"), v0_5.TensorId("probabilities")
-        step = max(divisor, 1)
+        rgb = bool(transform and transform.get("to_rgb")) and channels == 3
+        channel_names = ["R", "G", "B"] if rgb else [f"c{i}" for i in range(channels)]
         inputs = [
             v0_5.InputTensorDescr(
                 id=in_id,
@@ -327,11 +361,9 @@ def export_bioimageio(
                 else "raw pixels (the percentile normalization is the preprocessing)",
                 axes=[
                     v0_5.BatchAxis(),
-                    v0_5.SpaceInputAxis(id=y_in, size=v0_5.ParameterizedSize(min=step, step=step)),
-                    v0_5.SpaceInputAxis(id=x_in, size=v0_5.ParameterizedSize(min=step, step=step)),
-                    v0_5.ChannelAxis(
-                        channel_names=[v0_5.Identifier(f"c{i}") for i in range(channels)]
-                    ),
+                    v0_5.SpaceInputAxis(id=y_in, size=v0_5.ParameterizedSize(min=least, step=step)),
+                    v0_5.SpaceInputAxis(id=x_in, size=v0_5.ParameterizedSize(min=least, step=step)),
+                    v0_5.ChannelAxis(channel_names=[v0_5.Identifier(n) for n in channel_names]),
                 ],
                 test_tensor=v0_5.FileDescr(source=work / "test_input.npy"),
                 data=v0_5.IntervalOrRatioDataDescr(type="float32"),
@@ -345,11 +377,13 @@ def export_bioimageio(
                 description="per-pixel class probabilities (softmax)",
                 axes=[
                     v0_5.BatchAxis(),
-                    v0_5.SpaceOutputAxis(
-                        id=y_in, size=v0_5.SizeReference(tensor_id=in_id, axis_id=y_in)
+                    # tiles lose ``halo`` pixels a side to the border (the receptive field):
+                    # consumers that tile (bioimageio.core, deepImageJ) overlap them by it
+                    v0_5.SpaceOutputAxisWithHalo(
+                        id=y_in, halo=halo, size=v0_5.SizeReference(tensor_id=in_id, axis_id=y_in)
                     ),
-                    v0_5.SpaceOutputAxis(
-                        id=x_in, size=v0_5.SizeReference(tensor_id=in_id, axis_id=x_in)
+                    v0_5.SpaceOutputAxisWithHalo(
+                        id=x_in, halo=halo, size=v0_5.SizeReference(tensor_id=in_id, axis_id=x_in)
                     ),
                     v0_5.ChannelAxis(channel_names=[str(n) for n in names]),
                 ],
