@@ -735,7 +735,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _predict(args, model_path: Path, *, shipped: bool) -> int:
     """Load the model, then segment or classify every input (``--out`` locked)."""
-    paths = expand_inputs(args.inputs, out=args.out)
+    paths = expand_inputs(args.inputs, out=args.out, keep_missing=args.keep_going)
 
     from sciconv import models
 

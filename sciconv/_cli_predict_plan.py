@@ -48,13 +48,17 @@ __all__ = [
 ]
 
 
-def expand_inputs(inputs: Sequence[str], *, out: Path | None = None) -> list[Path]:
+def expand_inputs(
+    inputs: Sequence[str], *, out: Path | None = None, keep_missing: bool = False
+) -> list[Path]:
     """The image files ``sciconv predict`` is given: files, OME-Zarr stores and the images of
     folders (their sub-folders are not searched: a warning names them, never ``out``; so do
     its broken links). A file named twice (the same after resolving links, or the same file)
     is taken once.
 
-    Raises :class:`~sciconv.errors.InferenceError` for a missing input or a folder of no images.
+    Raises :class:`~sciconv.errors.InferenceError` for a missing input (unless
+    ``keep_missing``, ``--keep-going``: kept, to fail as an input of its own) or a folder of
+    no images.
 
     Examples
     --------
@@ -83,7 +87,7 @@ def expand_inputs(inputs: Sequence[str], *, out: Path | None = None) -> list[Pat
                 raise InferenceError(f"folder holds no image files{hint}", path=p)
             _warn_unsearched(p, found, out=out)
             paths.extend(Path(f) for f in found)
-        elif p.exists():
+        elif p.exists() or keep_missing:
             paths.append(p)
         else:
             raise InferenceError("input not found", path=p)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-from _helpers import run_cli
+from _helpers import assert_one_line_error, run_cli
 
 import sciconv as sc
 from sciconv.errors import WriteError
@@ -100,6 +100,33 @@ def test_keep_going_without_failures_exits_0_without_a_summary(capsys, tmp_path,
     assert code == 0, err
     assert _errors(err) == []
     assert _written(out) == _products("a", "d")
+
+
+def test_keep_going_goes_past_a_missing_input(capsys, tmp_path, seg_model, cls_model):
+    """One file of a long generated list gone: the whole batch stopped with nothing written,
+    --keep-going or not (QA). With --keep-going it is a failed input like an unreadable one;
+    without, the batch still stops before anything is segmented."""
+    inputs = _batch(tmp_path / "in")
+    gone = tmp_path / "in" / "gone.fits"
+    args = (inputs[0], gone, inputs[3])
+    code, _, err = run_cli(capsys, "predict", seg_model, *args, "--out", tmp_path / "a")
+    assert code == 1
+    assert_one_line_error(err, "gone.fits", "input not found")
+    assert _written(tmp_path / "a") == []
+    code, _, err = run_cli(
+        capsys, "predict", seg_model, *args, "--out", tmp_path / "b", "--keep-going", "--quiet"
+    )
+    assert code == 1, err
+    errors = _errors(err)
+    assert errors[0].startswith(f"sciconv: error: {gone}: ") and len(errors) == 2, err
+    assert "1 of 3 inputs failed" in errors[1]
+    assert _written(tmp_path / "b") == _products("a", "d")
+    cutouts = _cutouts(tmp_path / "cut")
+    code, _, err = run_cli(capsys, "predict", cls_model, cutouts[0], gone, cutouts[3], "--out",
+                           tmp_path / "c", "--keep-going", "--quiet")  # fmt: skip
+    assert code == 1, err
+    assert _errors(err)[0].startswith(f"sciconv: error: {gone}: ")
+    assert _written(tmp_path / "c") == ["predictions.csv"]
 
 
 def test_keep_going_does_not_swallow_usage_errors(capsys, tmp_path, seg_model):
