@@ -306,8 +306,9 @@ def _provenance(params: dict, args, model, channels: int, *, choose: bool = True
 def model_identity(path: Path, *, shipped: bool) -> str:
     """What tells one model file from another of the same name, for the products' HISTORY
     (``model_id``; ``--skip-existing`` compares it): ``sha256:`` and the first 16 hex digits
-    of the file's SHA-256 (a retrained ``best.keras`` differs), or the sciconv version for a
-    shipped model (its weights change with it).
+    of the file's SHA-256 (a retrained ``best.keras`` differs); for a shipped model the sciconv
+    version and the digest of its weights and settings (``models.pretrained_digest``: they
+    change within a version).
 
     Examples
     --------
@@ -315,9 +316,10 @@ def model_identity(path: Path, *, shipped: bool) -> str:
     True
     """
     if shipped:
-        from sciconv import __version__
+        from sciconv import __version__, models
 
-        return f"sciconv {__version__}"
+        name = str(path).split(":", 1)[-1]
+        return f"sciconv {__version__} {models.pretrained_digest(name)}"
     import pooch  # the file hash sciconv.fetch checks downloads with
 
     return f"sha256:{pooch.file_hash(str(path), alg='sha256')[:16]}"

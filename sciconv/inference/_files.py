@@ -612,6 +612,10 @@ def predict_mosaic(
         if close is not None:
             close()
         remove_scratch(scratch)
+    settings = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, type(None)))}
+    lines = [f"sciconv prediction with model {getattr(model, 'name', model)}"]
+    lines += [f"  {key} = {value!r}" for key, value in {"block": block, **settings}.items()]
+    table = postprocess.with_provenance(table, lines, source=path)
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
     if regions is not None:  # ellipses from the catalog's moments, sky coordinates with a WCS
         postprocess.write_regions(

@@ -41,7 +41,7 @@ from sciconv.models.metadata import (
     model_task,
     set_metadata,
 )
-from sciconv.models.zoo import PRETRAINED, pretrained, pretrained_info
+from sciconv.models.zoo import PRETRAINED, pretrained, pretrained_digest, pretrained_info
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -63,6 +63,7 @@ __all__ = [
     "metadata_layer",
     "model_task",
     "pretrained",
+    "pretrained_digest",
     "pretrained_info",
     "regressor",
     "segmenter",

@@ -60,6 +60,28 @@ def _resource(file: str):
     return importlib.resources.files("sciconv").joinpath("pretrained", file)
 
 
+def pretrained_digest(name: str) -> str:
+    """``sha256:`` and 16 hex digits of a shipped model's weights and settings files together:
+    what tells one state of it from another (the settings refine how images reach the weights,
+    e.g. ``restore_saturated``, within one sciconv version).
+
+    Examples
+    --------
+    >>> pretrained_digest("nuclei").startswith("sha256:")
+    True
+    """
+    import hashlib
+
+    name = _validate_name(name)
+    digest = hashlib.sha256()
+    for key in ("file", "settings"):
+        ref = _resource(PRETRAINED[name][key])
+        if not ref.is_file():
+            raise ModelError(f"pretrained model {name!r}: {ref} is missing from the package")
+        digest.update(ref.read_bytes())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
 def pretrained_info(name: str) -> dict[str, Any]:
     """Return the training settings and validation scores recorded for a shipped model.
 

@@ -71,7 +71,12 @@ from sciconv.postprocess._background import (
     estimate_background,
     wants_background,
 )
-from sciconv.postprocess._catalog import CATALOG_FORMATS, flatten_table, write_catalog
+from sciconv.postprocess._catalog import (
+    CATALOG_FORMATS,
+    flatten_table,
+    with_provenance,
+    write_catalog,
+)
 from sciconv.postprocess._errors import (
     NO_POISSON,
     NO_RMS,
@@ -146,6 +151,7 @@ __all__ = [
     "to_photutils",
     "to_regions",
     "wants_background",
+    "with_provenance",
     "with_unmarked",
     "write_catalog",
     "write_geojson",

@@ -309,7 +309,35 @@ def _votable(table):
     for key, value in table.meta.items():
         if isinstance(value, (str, int, float)):
             resource.infos.append(tree.Info(name=str(key), value=str(value)))
+        elif key == "HISTORY" and isinstance(value, list):  # provenance: an INFO per line
+            for line in value:
+                resource.infos.append(tree.Info(name="HISTORY", value=str(line)))
     return votable
+
+
+def with_provenance(table, history: list[str], *, source=None):
+    """``table`` (a shallow copy) with what made it in its metadata: ``SOFTWARE`` (the sciconv
+    version), ``INPUT`` (the image's file name) and ``HISTORY`` (the model and settings lines of
+    the image products), so a catalog apart from its images can be traced (ECSV metadata, FITS
+    SOFTWARE/INPUT/HISTORY cards, VOTable INFO elements).
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = with_provenance(Table({"label": [1]}), ["sciconv prediction with model m.keras"],
+    ...                     source="/data/a.fits")
+    >>> t.meta["INPUT"], t.meta["HISTORY"]
+    ('a.fits', ['sciconv prediction with model m.keras'])
+    """
+    import sciconv
+
+    out = table.copy(copy_data=False)
+    out.meta["SOFTWARE"] = f"sciconv {sciconv.__version__}"
+    if source is not None:
+        out.meta["INPUT"] = Path(source).name
+    if history:
+        out.meta["HISTORY"] = [*list(out.meta.get("HISTORY") or []), *map(str, history)]
+    return out
 
 
 def _printable_ascii(text: str) -> bool:

@@ -18,7 +18,7 @@ from sciconv._warnings import reworded
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
 from sciconv.io._common import history_lines, warn_if_channels_first
-from sciconv.postprocess._catalog import check_table, write_catalog
+from sciconv.postprocess._catalog import check_table, with_provenance, write_catalog
 from sciconv.postprocess._measure import validate_labels
 from sciconv.postprocess._zarr_products import (
     ZARR_LABELS,
@@ -557,6 +557,7 @@ def write_products(
             )
         )
     if catalog is not None:
+        catalog = with_provenance(catalog, lines, source=getattr(like, "path", None))
         written["catalog"] = write_catalog(catalog, targets["catalog"], overwrite=overwrite)
     return written
 
