@@ -9,12 +9,15 @@ import json
 import os
 from typing import Any
 
+import numpy as np
+
 from sciconv.errors import ConfigError, ModelError
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
 from sciconv.preprocess import RAW_NORMALIZATION, is_raw_normalization
 from sciconv.runs import read_config
 
 __all__ = [
+    "adapt_target_scale",
     "check_input_transform",
     "check_normalization",
     "check_resumed_split",
@@ -96,6 +99,41 @@ def record_dataset_metadata(model, train) -> dict:
     if keep and metadata_layer(model) is not None:
         set_metadata(model, **keep)
     return found
+
+
+def adapt_target_scale(model, train) -> dict | None:
+    """Set a regressor's :class:`~sciconv.models.layers.TargetScale` from its training targets
+    (an ``(x, y)`` tuple's ``y``, or a sciconv dataset's ``.targets``), so the network learns
+    standardized targets whatever their units; recorded as the metadata ``target_scale``. A
+    model that records one (trained, resumed, fine-tuned) keeps it; None when nothing is set.
+
+    Examples
+    --------
+    >>> import numpy as np, sciconv as sc
+    >>> model = sc.models.regressor((8, 8, 1), filters=(2,), dense=())
+    >>> adapt_target_scale(model, (np.zeros((3, 8, 8, 1)), np.array([10.0, 20.0, 30.0])))
+    {'offset': [20.0], 'scale': [8.164966]}
+    """
+    from sciconv.models.layers import TargetScale
+
+    meta = get_metadata(model)
+    if meta.get("task") != "regression" or meta.get("target_scale") is not None:
+        return None
+    layers = [layer for layer in model.layers if isinstance(layer, TargetScale)]
+    y = train[1] if isinstance(train, tuple) else getattr(train, "targets", None)
+    if len(layers) != 1 or y is None or isinstance(y, tuple) or len(y) < 2:
+        return None
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    if y.shape[1] != layers[0].n_outputs or not np.isfinite(y).all():
+        return None  # refused elsewhere, with the reason
+    layers[0].adapt(y)
+    scale = {
+        "offset": [round(float(v), 6) for v in layers[0].offset.numpy()],
+        "scale": [round(float(v), 6) for v in layers[0].scale.numpy()],
+    }
+    if metadata_layer(model) is not None:
+        set_metadata(model, target_scale=scale)
+    return scale
 
 
 def infer_normalization(model, train) -> dict | None:

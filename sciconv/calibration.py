@@ -47,6 +47,7 @@ import numpy as np
 
 from sciconv._validation import check_int, is_one_hot, look_up_option, not_whole
 from sciconv.errors import ConfigError, ModelError, SciconvWarning
+from sciconv.losses import LOG_VAR_SAFE
 from sciconv.models import get_metadata
 from sciconv.models.layers import SciconvMetadata
 from sciconv.models.uncertainty_layers import CALIBRATION_MODES, TemperatureScaling
@@ -491,8 +492,8 @@ def regression_moments(y_pred) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     mean, std : ndarray of shape (N, D), float64
-        ``std = exp(0.5 * log_var)`` (``log_var`` clipped to [-15, 15] as in
-        :func:`sciconv.losses.gaussian_nll`).
+        ``std = exp(0.5 * log_var)`` (``log_var`` clipped to [-80, 80] as in
+        :func:`sciconv.losses.gaussian_nll`; the regressor bounds it in standardized units).
 
     Raises
     ------
@@ -515,7 +516,7 @@ def regression_moments(y_pred) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(p).all():
         raise ConfigError("y_pred must be finite (NaN or inf in the [mean, log_var] output)")
     d = p.shape[1] // 2
-    return p[:, :d], np.exp(0.5 * np.clip(p[:, d:], -15.0, 15.0))
+    return p[:, :d], np.exp(0.5 * np.clip(p[:, d:], -LOG_VAR_SAFE, LOG_VAR_SAFE))
 
 
 def _mean_std_truth(y_true, y_pred, std) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ import keras
 from keras import ops
 
 __all__ = [
+    "LOG_VAR_SAFE",
     "BCEDiceLoss",
     "DiceLoss",
     "FocalLoss",
@@ -233,12 +234,21 @@ def bce_dice_loss(
     return ce + dice_weight * dice
 
 
+#: |log-variance| beyond which float32 loses exp(log_var) (exp(88) overflows): the safety clip
+#: of :func:`gaussian_nll` and :func:`sciconv.calibration.regression_moments`.
+LOG_VAR_SAFE = 80.0
+
+
 @_register
 def gaussian_nll(y_true, y_pred):
     """Gaussian negative log-likelihood for a ``[mean, log_var]`` regression output.
 
     ``0.5 * (log_var + (y - mean)**2 / exp(log_var))`` averaged over targets (the constant
-    ``0.5 log 2 pi`` is left out). ``log_var`` is clipped to [-15, 15] for stability.
+    ``0.5 log 2 pi`` is left out), in the targets' units. ``log_var`` is clipped to [-80, 80],
+    where float32 still holds ``exp(log_var)``; a sciconv regressor bounds its own in
+    standardized units (:class:`sciconv.models.layers.TargetScale`), so error bars of any size
+    in the targets' units are learnt (the clip was [-15, 15] in those units: no 1-sigma error
+    above 1808, whatever the targets).
 
     Parameters
     ----------
@@ -264,7 +274,7 @@ def gaussian_nll(y_true, y_pred):
     y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
     y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
     d = y_pred.shape[-1] // 2
-    mean, log_var = y_pred[..., :d], ops.clip(y_pred[..., d:], -15.0, 15.0)
+    mean, log_var = y_pred[..., :d], ops.clip(y_pred[..., d:], -LOG_VAR_SAFE, LOG_VAR_SAFE)
     if len(y_true.shape) == len(y_pred.shape) - 1:
         y_true = ops.expand_dims(y_true, -1)
     nll = 0.5 * (log_var + ops.square(y_true - mean) * ops.exp(-log_var))

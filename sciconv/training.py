@@ -55,6 +55,7 @@ from sciconv._fit_args import validate_fit_args
 from sciconv._fit_backup import BackupAndRestore, RestoreBackup, other_model_error
 from sciconv._fit_data import as_fit_arrays, check_class_weight, check_data_shapes
 from sciconv._fit_metadata import (
+    adapt_target_scale,
     check_resumed_split,
     check_validation_data,
     describe_split,
@@ -458,6 +459,7 @@ def fit(
     fit_data, steps_per_epoch = _epoch_steps(train, steps_per_epoch)  # refuses before any change
     check_validation_data(model, validation_data, train)  # endless, or prepared otherwise
     recorded = record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
+    adapt_target_scale(model, train)  # a regressor learns standardized targets
     if isinstance(getattr(train, "seed", None), int):  # the split: checked when a run resumes
         recorded["seed"] = train.seed
     split = describe_split(train, validation_data)

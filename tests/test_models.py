@@ -92,7 +92,7 @@ def test_classifier_outputs_are_probabilities_and_multilabel_is_sigmoid():
 def test_regressor_uncertainty_doubles_outputs():
     model = regressor((16, 16, 1), 2, filters=(4,), dense=(), uncertainty=True)
     assert model.output_shape == (None, 4)
-    assert model.layers[-1].name == "regressor_head_mean_log_var"
+    assert model.layers[-1].name == "regressor_head_target_scale"  # standardized -> units
     meta = get_metadata(model)
     assert meta["task"] == "regression" and meta["outputs"] == 2 and meta["uncertainty"] is True
     assert regressor((16, 16, 1), 3, filters=(4,), dense=()).output_shape == (None, 3)

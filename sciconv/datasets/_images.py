@@ -157,7 +157,9 @@ def build_image_datasets(
                 aug=aug if training else None,
                 cache_file=cache_file,
             )
-        return attach(ds, file_paths=sub_paths, class_counts=counts(idx), **common)
+        # a regressor's targets: fit standardizes them (models.layers.TargetScale)
+        targets = y if task == "regression" else None
+        return attach(ds, file_paths=sub_paths, class_counts=counts(idx), targets=targets, **common)
 
     if val_idx is None:
         return build(train_idx, True)
@@ -291,7 +293,8 @@ def from_arrays(
             aug=aug if training else None,
         )
         counts = np.bincount(sub, minlength=len(class_names)) if task == "classification" else None
-        return attach(ds, class_counts=counts, **common)
+        targets = sub if task == "regression" else None
+        return attach(ds, class_counts=counts, targets=targets, **common)
 
     if val_idx is None:
         return build(train_idx, True)

@@ -20,6 +20,7 @@ import keras
 
 from sciconv._validation import look_up_option
 from sciconv.models.invariant import D4Pool
+from sciconv.models.layers import TargetScale
 
 __all__ = [
     "HEADS",
@@ -148,7 +149,9 @@ def regression_head(
     KerasTensor
         ``(N, outputs)``, or ``(N, 2 * outputs)`` holding ``[mean, log_var]`` concatenated when
         ``uncertainty=True`` (train it with :func:`sciconv.losses.gaussian_nll`; the standard
-        deviation is ``exp(0.5 * log_var)``).
+        deviation is ``exp(0.5 * log_var)``), in the targets' units: the last layer,
+        :class:`~sciconv.models.layers.TargetScale`, maps the standardized outputs the network
+        learns back (:func:`sciconv.training.fit` sets it from the training targets).
 
     Examples
     --------
@@ -167,14 +170,16 @@ def regression_head(
         pool_transforms=pool_transforms,
     )
     mean = keras.layers.Dense(outputs, dtype="float32", name=f"{name}_head_mean")(x)
+    scale = TargetScale(outputs, uncertainty=uncertainty, name=f"{name}_head_target_scale")
     if not uncertainty:
-        return mean
+        return scale(mean)
     log_var = keras.layers.Dense(
         outputs, dtype="float32", kernel_initializer="zeros", name=f"{name}_head_log_var"
     )(x)
-    return keras.layers.Concatenate(dtype="float32", name=f"{name}_head_mean_log_var")(
+    both = keras.layers.Concatenate(dtype="float32", name=f"{name}_head_mean_log_var")(
         [mean, log_var]
     )
+    return scale(both)
 
 
 def segmentation_head(x, num_classes: int = 2, *, instance_output: str | None = None, name: str):

@@ -1,7 +1,8 @@
 """Custom Keras layers of sciconv (all registered with ``package="sciconv"``).
 
-There is one: :class:`~sciconv.models.layers.SciconvMetadata`, an identity layer placed right after
-a model's input. It
+:class:`~sciconv.models.layers.TargetScale` gives a regressor's outputs in the targets' units
+(it learns standardized ones). :class:`~sciconv.models.layers.SciconvMetadata` is an identity
+layer placed right after a model's input. It
 carries a JSON-able dictionary (task, class names, normalization spec, divisor, post-processing
 settings) in its config, so the information travels inside the ``.keras`` file and survives
 ``save`` / ``load`` in another process, with no side file. When the dictionary has a ``"divisor"``
@@ -29,7 +30,18 @@ import keras
 
 from sciconv.errors import ModelError
 
-__all__ = ["BilinearUpSampling2D", "SciconvMetadata", "check_jsonable"]
+__all__ = [
+    "LOG_VAR_LIMIT",
+    "BilinearUpSampling2D",
+    "SciconvMetadata",
+    "TargetScale",
+    "check_jsonable",
+]
+
+#: A regressor's standardized log-variance is clipped to [-LOG_VAR_LIMIT, LOG_VAR_LIMIT] (sigma
+#: from 5.5e-4 to 1808 standard deviations of the targets) before :class:`TargetScale` turns it
+#: into the targets' units.
+LOG_VAR_LIMIT = 15.0
 
 
 def check_jsonable(metadata: dict, *, name: str = "metadata") -> dict:
@@ -210,3 +222,70 @@ def _slice_axis(x, axis: int, start, stop):
     index = [slice(None)] * len(x.shape)
     index[axis] = slice(start, stop)
     return x[tuple(index)]
+
+
+@keras.saving.register_keras_serializable(package="sciconv")
+class TargetScale(keras.layers.Layer):
+    """A regressor's standardized outputs in the targets' units.
+
+    The network learns targets of mean 0 and standard deviation 1 (a flux in ADU of 1e5, a size
+    of 3 px alike): this layer, the last of :func:`sciconv.models.regressor`, maps its outputs
+    ``z`` to ``offset + scale * z``, and with ``uncertainty`` the log-variance ``v`` (clipped to
+    :data:`LOG_VAR_LIMIT` in standardized units) to ``v + 2 log(scale)``, so a 1-sigma error bar
+    is ``exp(v / 2)`` standard deviations of the targets, whatever their units. ``offset`` and
+    ``scale`` are non-trainable weights set from the training targets by
+    :func:`sciconv.training.fit` (:meth:`adapt`) before it trains; 0 and 1 (identity) until then.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = TargetScale(1, uncertainty=True)
+    >>> layer.adapt(np.array([[100.0], [300.0]]))
+    >>> [round(float(v), 3) for v in layer(np.array([[1.0, 0.0]], "float32"))[0]]
+    [300.0, 9.21]
+    """
+
+    def __init__(self, outputs: int, uncertainty: bool = False, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.n_outputs = int(outputs)
+        self.uncertainty = bool(uncertainty)
+        self.offset = self.add_weight(
+            name="offset", shape=(self.n_outputs,), initializer="zeros", trainable=False
+        )
+        self.scale = self.add_weight(
+            name="scale", shape=(self.n_outputs,), initializer="ones", trainable=False
+        )
+
+    def adapt(self, targets) -> None:
+        """Set ``offset`` and ``scale`` to the mean and standard deviation of ``targets``
+        ``(N, outputs)`` (a constant target: scale 1)."""
+        import numpy as np
+
+        y = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+        if y.shape[1] != self.n_outputs:
+            raise ModelError(
+                f"TargetScale of {self.n_outputs} outputs cannot adapt to targets of shape "
+                f"{y.shape}"
+            )
+        std = y.std(axis=0)
+        self.offset.assign(y.mean(axis=0).astype("float32"))
+        self.scale.assign(np.where(std > 0, std, 1.0).astype("float32"))
+
+    def call(self, inputs):
+        ops = keras.ops
+        n = self.n_outputs
+        if not self.uncertainty:
+            return self.offset + self.scale * inputs
+        mean = self.offset + self.scale * inputs[..., :n]
+        log_var = ops.clip(inputs[..., n:], -LOG_VAR_LIMIT, LOG_VAR_LIMIT)
+        # var(offset + scale z) = scale**2 var(z), whatever the sign of scale
+        return ops.concatenate([mean, log_var + 2.0 * ops.log(ops.abs(self.scale))], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(outputs=self.n_outputs, uncertainty=self.uncertainty)
+        return config
