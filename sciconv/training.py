@@ -199,6 +199,10 @@ class _RunStatus(keras.callbacks.Callback):
         _write_config(self.workdir, self.config)
 
 
+# the dataset attributes that say how batches were drawn (recorded in config.json)
+_DRAWN = ("augmentation", "batch_size", "patch_size", "patches_per_image")
+
+
 def _write_config(workdir: Path, config: dict) -> None:
     with atomic_output(workdir / "config.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
@@ -458,6 +462,8 @@ def fit(
     class_weight = check_class_weight(model, class_weight, getattr(train, "class_names", None))
     fit_data, steps_per_epoch = _epoch_steps(train, steps_per_epoch)  # refuses before any change
     check_validation_data(model, validation_data, train)  # endless, or prepared otherwise
+    # how the data were drawn: a sciconv dataset's own augmentation, batches and patches
+    drawn = {k: getattr(train, k, None) for k in _DRAWN}
     recorded = record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
     adapt_target_scale(model, train)  # a regressor learns standardized targets
     if isinstance(getattr(train, "seed", None), int):  # the split: checked when a run resumes
@@ -466,6 +472,7 @@ def fit(
     if split is not None:
         recorded["split"] = split
     tuple_batch = batch_size if isinstance(train, tuple) else None
+    batch = tuple_batch or drawn["batch_size"]  # the data's own batches, a dataset's recorded
     if aug is not None:  # arrays become a dataset, repeated for a fixed steps_per_epoch
         repeat = steps_per_epoch is not None
         fit_data = d4_train_data(fit_data, seed=seed, batch_size=batch_size, repeat=repeat)
@@ -507,7 +514,7 @@ def fit(
                         "warmup": warmup,
                         "reduce_lr": reduce_lr,
                         "early_stopping": early_stopping,
-                        "batch_size": tuple_batch,
+                        "batch_size": batch,
                     },
                 )
                 if initial_epoch:
@@ -527,8 +534,12 @@ def fit(
                 "reduce_lr": reduce_lr,
                 "warmup": warmup,
                 "steps_per_epoch": steps_per_epoch,
-                "batch_size": tuple_batch,
-                "augment": aug,
+                "batch_size": batch,
+                # fit's own augmentation, else the dataset's (from_pairs(augment=...), ...)
+                "augment": aug if aug is not None else drawn["augmentation"],
+                "patch_size": drawn["patch_size"],
+                "patches_per_image": drawn["patches_per_image"],
+                "optimizer": type(model.optimizer).__name__,  # Adam (the learning rate above)
                 "seed": seed,
                 "class_weight": None
                 if class_weight is None
@@ -542,7 +553,7 @@ def fit(
                 # how it computed: a mixed policy's model runs so when loaded; the devices used
                 "dtype_policy": getattr(model.dtype_policy, "name", str(model.dtype_policy)),
                 "strategy": type(tf.distribute.get_strategy()).__name__,
-                "command": sys.argv[:1],
+                "command": list(sys.argv),  # sciconv train CONFIG: the config file too
             }
             if writes:  # the folder exists: lock_workdir made it
                 _write_config(workdir, config)
@@ -726,7 +737,9 @@ def _prepare_workdir(
                 )
         for key, value in (settings or {}).items():
             asked = json.loads(json.dumps(value, default=_json_default))
-            if epoch and key in config and config[key] != asked:
+            # a dataset's batch size was recorded as None before: not refused for it
+            was = config.get(key)
+            if epoch and key in config and was != asked and (was, key) != (None, "batch_size"):
                 raise ConfigError(
                     f"workdir holds an interrupted run with {key} {config[key]!r}; this call "
                     f"asks {asked!r}, which a resumed run would ignore (it continues with its "

@@ -211,7 +211,18 @@ def test_fit_trains_every_step_on_from_pairs_patches(tmp_path):
     run = tmp_path / "run"
     steps, ran_out = _fit_counting(segmenter(depth=1, filters=2), train, epochs=2, workdir=run)
     assert steps == [3, 3] and not ran_out
-    assert read_config(run)["steps_per_epoch"] == 3
+    config = read_config(run)
+    assert config["steps_per_epoch"] == 3
+    # how batches were drawn, for a methods section (QA: "augment": null for augmented data,
+    # "batch_size": null, no patches, the command without its config file)
+    assert config["batch_size"] == 4 and config["patch_size"] == [16, 16]
+    assert config["patches_per_image"] == 4 and config["augment"] is None
+    assert config["optimizer"] == "Adam" and config["command"] == list(sys.argv)
+    augmented = sc.datasets.from_pairs(
+        tmp_path / "img", tmp_path / "msk", patch_size=16, batch_size=4, seed=0, augment=True
+    )
+    fit(segmenter(depth=1, filters=2), augmented, epochs=1, workdir=tmp_path / "aug", verbose=0)
+    assert read_config(tmp_path / "aug")["augment"] == {"d4": True, "crop": True}
 
 
 def test_fit_repeats_a_finite_dataset_for_steps_per_epoch_and_refuses_endless_without():

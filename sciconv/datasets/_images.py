@@ -159,7 +159,15 @@ def build_image_datasets(
             )
         # a regressor's targets: fit standardizes them (models.layers.TargetScale)
         targets = y if task == "regression" else None
-        return attach(ds, file_paths=sub_paths, class_counts=counts(idx), targets=targets, **common)
+        return attach(
+            ds,
+            file_paths=sub_paths,
+            class_counts=counts(idx),
+            targets=targets,
+            augmentation=aug if training else None,  # what fit records in config.json
+            batch_size=batch_size,
+            **common,
+        )
 
     if val_idx is None:
         return build(train_idx, True)
@@ -294,7 +302,15 @@ def from_arrays(
         )
         counts = np.bincount(sub, minlength=len(class_names)) if task == "classification" else None
         targets = sub if task == "regression" else None
-        return attach(ds, class_counts=counts, targets=targets, **common)
+        augmentation = aug if training else None  # what fit records in config.json
+        return attach(
+            ds,
+            class_counts=counts,
+            targets=targets,
+            augmentation=augmentation,
+            batch_size=batch_size,
+            **common,
+        )
 
     if val_idx is None:
         return build(train_idx, True)

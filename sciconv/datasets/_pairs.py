@@ -496,7 +496,16 @@ def from_pairs(
             whole(train_idx, True),
             -(-len(train_idx) // whole_batch(train_idx)),
         )
-    train = finish(train, train_idx, steps_per_epoch=one_pass, weighted=train_weighted)
+    train = finish(
+        train,
+        train_idx,
+        steps_per_epoch=one_pass,
+        weighted=train_weighted,
+        augmentation=aug,  # what fit records in config.json, with the patches and batches
+        batch_size=batch_size,
+        patch_size=None if psize is None else [int(v) for v in psize],
+        patches_per_image=ppi if psize else None,
+    )
     if val_idx is None:
         return train
     val, val_weighted = whole(val_idx, False)
