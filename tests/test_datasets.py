@@ -779,6 +779,21 @@ def test_skip_warning_never_quotes_file_contents(tmp_path):
     assert "hunter2" not in str(info.value) and "SECRETKEY" not in str(info.value)
 
 
+def test_an_all_nan_image_is_skipped_not_learnt_as_zeros(tmp_path):
+    """QA: an all-NaN FITS in a class folder was trained on as an all-zero image with its
+    class label, without a word (prediction refuses such a file)."""
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            fits.writeto(tmp_path / c / f"{i}.fits", _galaxy(0, i))
+    fits.writeto(tmp_path / "b" / "blank.fits", np.full((SIZE, SIZE), np.nan, np.float32))
+    with pytest.warns(SciconvWarning, match=r"skipped 1 .*blank\.fits.*no finite pixel"):
+        ds = datasets.from_folder(tmp_path, batch_size=4, validation_split=None)
+    assert len(ds.file_paths) == 6 and not any("blank" in p for p in ds.file_paths)
+    with pytest.raises(DatasetError, match=r"blank\.fits.*no finite pixel"):
+        datasets.from_folder(tmp_path, strict=True, validation_split=None)
+
+
 @pytest.mark.parametrize("how", ["dotdot", "absolute", "dotdot-inside-then-out"])
 def test_catalog_paths_must_stay_inside_its_folder(tmp_path, how):
     inside, outside = tmp_path / "cat", tmp_path / "outside"
