@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from sciconv._validation import is_one_hot, not_whole
 from sciconv.errors import ConfigError, ModelError
+from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
 
 __all__ = ["as_fit_arrays", "check_class_weight", "check_data_shapes"]
@@ -333,3 +334,45 @@ def check_class_weight(model, class_weight, class_names=None) -> dict | None:
             f"class_weight names unknown class(es) {unknown}; the classes are 0..{k - 1}{listed}"
         )
     return {i: out.get(i, 1.0) for i in range(int(k))}
+
+
+#: Largest ratio of the most to the least frequent class that :func:`warn_imbalance` lets pass.
+IMBALANCE_RATIO = 10.0
+
+
+def warn_imbalance(model, train, class_weight) -> None:
+    """Warn when a classifier's training classes differ more than :data:`IMBALANCE_RATIO`
+    times in size and no ``class_weight`` is given: the model then learns to answer the large
+    class (QA: 60 ellipticals, 3 spirals, every image called elliptical, val_accuracy 0.92).
+    The warning gives the weights that balance them.
+
+    Examples
+    --------
+    >>> import warnings, numpy as np, tensorflow as tf, sciconv as sc
+    >>> model = sc.models.classifier((8, 8, 1), 2, filters=(2,), dense=())
+    >>> ds = tf.data.Dataset.from_tensor_slices(([[0.0]], [0]))
+    >>> ds.class_counts, ds.class_names = np.array([60, 3]), ["elliptical", "spiral"]
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     warn_imbalance(model, ds, None)
+    >>> "class_weight={'elliptical': 1.0, 'spiral': 20.0}" in str(seen[0].message)
+    True
+    """
+    counts = getattr(train, "class_counts", None)
+    if class_weight is not None or counts is None:
+        return
+    if get_metadata(model).get("task") != "classification":
+        return
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts[counts > 0]
+    if present.size < 2 or present.max() < IMBALANCE_RATIO * present.min():
+        return
+    names = list(getattr(train, "class_names", None) or range(len(counts)))
+    weights = {names[i]: round(float(counts.max() / c), 2) for i, c in enumerate(counts) if c > 0}
+    sizes = ", ".join(f"{names[i]!s}: {int(c)}" for i, c in enumerate(counts))
+    warn_caller(
+        f"the training classes are imbalanced ({sizes}): the model may learn to answer the "
+        "largest, and accuracy hides it; pass fit(..., class_weight=...) to weigh them, e.g. "
+        f"class_weight={weights} (YAML: training.class_weight)",
+        "sciconv",
+    )

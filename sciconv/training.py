@@ -53,7 +53,12 @@ from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
 from sciconv._fit_backup import BackupAndRestore, RestoreBackup, other_model_error
-from sciconv._fit_data import as_fit_arrays, check_class_weight, check_data_shapes
+from sciconv._fit_data import (
+    as_fit_arrays,
+    check_class_weight,
+    check_data_shapes,
+    warn_imbalance,
+)
 from sciconv._fit_metadata import (
     adapt_target_scale,
     check_resumed_split,
@@ -460,6 +465,7 @@ def fit(
         if data is not None:
             check_data_shapes(model, data, name=label)
     class_weight = check_class_weight(model, class_weight, getattr(train, "class_names", None))
+    warn_imbalance(model, train, class_weight)
     fit_data, steps_per_epoch = _epoch_steps(train, steps_per_epoch)  # refuses before any change
     check_validation_data(model, validation_data, train)  # endless, or prepared otherwise
     # how the data were drawn: a sciconv dataset's own augmentation, batches and patches
