@@ -392,6 +392,22 @@ def test_from_catalog_warns_when_a_float_column_becomes_classes(catalog):
     assert len(explicit.class_names) == 6 and integers.class_names == ["0", "1"]
 
 
+def test_from_catalog_names_a_class_label_that_looks_misspelt(tmp_path):
+    """QA: one 'elliptcal' among the 'elliptical' rows silently became a class of its own."""
+    (tmp_path / "img").mkdir()
+    rows = ["file,morph"]
+    for i in range(13):
+        fits.writeto(tmp_path / "img" / f"g{i}.fits", _galaxy(i % 2, i))
+        rows.append(f"img/g{i}.fits,{'elliptical' if i % 2 else 'spiral'}")
+    rows[5] = "img/g4.fits,elliptcal"
+    (tmp_path / "cat.csv").write_text("\n".join(rows) + "\n")
+    with pytest.warns(SciconvWarning, match=r"'elliptcal' \(1 row\(s\), line\(s\) 6\) looks like"
+                      r" a misspelling of 'elliptical'"):  # fmt: skip
+        ds = datasets.from_catalog(tmp_path / "cat.csv", path_column="file", label_column="morph",
+                                   validation_split=None)  # fmt: skip
+    assert ds.class_names == ["elliptcal", "elliptical", "spiral"]  # kept, as written
+
+
 def _rewrite(csv_path: Path, line_no: int, new: str | None):
     lines = csv_path.read_text().splitlines()
     if new is None:

@@ -113,3 +113,14 @@ def test_a_channel_count_the_model_refuses_names_the_file(tmp_path, model):
     img.meta.pop("photometric")  # not a separate-stain file: the transform's own error
     with pytest.raises(sc.errors.InvalidImageError, match=r"two\.tif: image must have"):
         sc.inference.predict_instances(model, img, progress=False)
+
+
+def test_a_grey_image_for_an_rgb_trained_model_gets_a_fix_that_works():
+    """A segmenter trained on DSB2018 PNGs (R = G = B) refused grey TIFFs of the same images
+    with a hint to use --channel K, which cannot make 3 channels of 1 (QA)."""
+    model = sc.models.segmenter((None, None, 3), depth=1, filters=2)
+    grey = tifffile.imread(NUCLEI).astype(np.float32)
+    with pytest.raises(InferenceError, match=r"expects 3; repeat a grey image to R, G, B"):
+        sc.inference.predict_tiled(model, grey, progress=False)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)  # the fix it names works
+    assert sc.inference.predict_tiled(model, rgb, progress=False).shape[:2] == grey.shape

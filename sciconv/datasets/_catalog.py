@@ -123,6 +123,29 @@ def _refuse_outside(rows, path_column: str, base: Path, csv_path: Path) -> None:
         )
 
 
+def _warn_label_typos(raw: list[str], lines: list[int], column: str, csv_path: Path) -> None:
+    """Warn about a rare class label spelled like a common one (``elliptcal`` beside 300
+    ``elliptical``): it became a class of its own without a word (QA)."""
+    import difflib
+    from collections import Counter
+
+    counts = Counter(raw)
+    common = [name for name, n in counts.items() if n >= 5]
+    for name, n in counts.items():
+        if n > 2 or n * 10 > len(raw) or len(name) < 4:  # "Sab" beside "Sa" is a class
+            continue
+        close = difflib.get_close_matches(name, [c for c in common if c != name], 1, 0.85)
+        if close:
+            where = ", ".join(str(ln) for ln, v in zip(lines, raw) if v == name)
+            warnings.warn(
+                f"{csv_path}: column {column!r}: class {name!r} ({n} row(s), line(s) {where}) "
+                f"looks like a misspelling of {close[0]!r} ({counts[close[0]]} rows); it is a "
+                "class of its own: correct the catalog if it is not meant to be",
+                SciconvWarning,
+                stacklevel=3,
+            )
+
+
 def from_catalog(
     csv_path: str | os.PathLike,
     *,
@@ -346,6 +369,7 @@ cache, strict
                 SciconvWarning,
                 stacklevel=2,
             )
+        _warn_label_typos(raw, lines, label_column, csv_path)
         ids = {name: i for i, name in enumerate(class_names)}
         y = np.array([ids[v] for v in raw], dtype=np.int32)
         strata = y

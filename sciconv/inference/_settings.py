@@ -251,10 +251,20 @@ def resolve_settings(
     h, w, c = shape if len(shape) == 3 else (*shape, 1)
     channels = model_channels(model) or meta.get("input_channels")
     if channels is not None and int(channels) != c:
+        fix = (
+            "select or stack channels to match (image[..., k] for channel k; sciconv predict "
+            "--channel K)"
+        )
+        if c == 1 and int(channels) == 3:  # a grey image for a model trained on R = G = B
+            fix = (
+                "repeat a grey image to R, G, B (np.repeat(image[..., None], 3, axis=-1)), or "
+                "train the model with an input transform that does it for every image, "
+                "input_transform={'to_rgb': True} (YAML: dataset.input_transform), as the "
+                "pretrained nuclei model does"
+            )
         raise InferenceError(
             f"image has {c} channel(s) (shape {shape}) but model {model.name!r} expects "
-            f"{channels}; select or stack channels to match (image[..., k] for channel k; "
-            "sciconv predict --channel K)",
+            f"{channels}; {fix}",
             path=path,
         )
     blend = look_up_option(blend, BLEND_MODES, name="blend", error=InferenceError)
