@@ -109,9 +109,10 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
     regression     mean squared error / mean absolute error; with ``uncertainty``:
                    :func:`sciconv.losses.gaussian_nll`
     segmentation   :class:`sciconv.losses.BCEDiceLoss` (cross-entropy + Dice; a Loss object,
-                   so per-pixel weights of masked pixels reach it) / mean IoU,
-                   foreground IoU, Dice as ``weighted_metrics`` (a pixel of weight 0, bad
-                   or padding, counts in no metric either)
+                   so per-pixel weights of masked pixels reach it) / mean IoU, the IoU of
+                   class 1 (``iou_1``: the foreground of a 2-class model, the interior of a
+                   3-class boundary/touching one), Dice as ``weighted_metrics`` (a pixel of
+                   weight 0, bad or padding, counts in no metric either)
     ============== ======================================================================
 
     Cross-entropy + Dice is the default for segmentation: cross-entropy alone under-segments
