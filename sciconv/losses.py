@@ -234,7 +234,7 @@ def bce_dice_loss(
     return ce + dice_weight * dice
 
 
-#: |log-variance| beyond which float32 loses exp(log_var) (exp(88) overflows): the safety clip
+#: The size of a log-variance beyond which float32 loses exp(log_var) (exp(88) overflows): the clip
 #: of :func:`gaussian_nll` and :func:`sciconv.calibration.regression_moments`.
 LOG_VAR_SAFE = 80.0
 

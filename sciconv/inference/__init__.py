@@ -46,7 +46,8 @@ Layout
 ------
 One private module per role:
 
-- ``_model``: model introspection, runners, :func:`receptive_field`;
+- ``_model``: runners, output channels, activation memory (the model's input checks and
+  :func:`receptive_field` are :mod:`sciconv.models.introspect`'s);
 - ``_tiles``: tile geometry (starts, ``tile="auto"``, padding indices);
 - ``_blend``: windows (zero weight within the receptive-field margin of interior tile edges) and
   weighted writes;
@@ -90,7 +91,6 @@ from sciconv.inference._instances import (
     auto_size_again,
     predict_instances,
 )
-from sciconv.inference._model import receptive_field
 from sciconv.inference._precision import PRECISIONS, choose_precision
 from sciconv.inference._scale import (
     AUTO_SIZE_MIN_OBJECTS,
@@ -124,6 +124,7 @@ from sciconv.inference._uncertainty import (
     split_moments,
     uncertainty_model,
 )
+from sciconv.models.introspect import receptive_field
 from sciconv.models.precision import bfloat16_model, float32_model
 
 __all__ = [

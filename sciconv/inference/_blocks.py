@@ -36,7 +36,7 @@ from sciconv.inference._instances import (
     postprocess_kwargs,
     zoom_factor,
 )
-from sciconv.inference._model import Runner, receptive_field
+from sciconv.inference._model import Runner
 from sciconv.inference._scale import image_pixel_scale
 from sciconv.inference._second_pass import (
     ObjectStats,
@@ -60,6 +60,7 @@ from sciconv.inference._zoom import ZoomGrid
 from sciconv.io import PixelScale, file_map, read_mapped
 from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
+from sciconv.models.introspect import receptive_field
 from sciconv.preprocess import NormSpec
 from sciconv.preprocess._transform import InputTransform, resolve_input_transform
 

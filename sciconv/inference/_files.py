@@ -17,17 +17,12 @@ from sciconv._validation import check_int, look_up_option
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
 from sciconv.inference._d4 import predict_d4
-from sciconv.inference._model import (
-    ClassifierRunner,
-    check_image_level,
-    model_channels,
-    model_fixed_hw,
-    validate_model,
-)
+from sciconv.inference._model import ClassifierRunner, check_image_level
 from sciconv.inference._scale import SCALE_TOLERANCE
 from sciconv.io import read_pixels
 from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
+from sciconv.models.introspect import model_channels, model_fixed_hw, validate_model
 from sciconv.preprocess import NormSpec
 
 

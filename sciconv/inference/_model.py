@@ -1,42 +1,19 @@
-"""Model introspection: what a Keras model takes and gives, and the runners that call it.
-
-Everything tiled prediction needs to know about a model is read here once: its one image input,
-channels, fixed input size, divisor (from the sciconv metadata), output channels, an activation
-memory estimate, and its measured receptive field (:func:`receptive_field`, cached per model).
+"""The runners that call a model on tiles, and what tiled prediction reads from it besides
+:mod:`sciconv.models.introspect` (its input checks, channels, divisor, receptive field): its
+output channels and an activation memory estimate.
 """
 
 from __future__ import annotations
 
 import threading
-import warnings
 import weakref
-from collections.abc import Mapping
 
 import keras
 import numpy as np
 
-from sciconv.errors import InferenceError, SciconvWarning
-from sciconv.inference._tiles import round_up
-from sciconv.models import get_metadata
+from sciconv.errors import InferenceError
+from sciconv.models.introspect import model_channels, model_fixed_hw
 from sciconv.models.precision import all_layers, bfloat16_model, float32_model
-
-
-def validate_model(model) -> keras.Model:
-    """Return ``model`` if it is a one-input 2-D image model; raise
-    :class:`~sciconv.errors.InferenceError`."""
-    if not isinstance(model, keras.Model):
-        raise InferenceError(f"model must be a keras.Model; got {type(model).__name__}")
-    if len(model.inputs) != 1:
-        raise InferenceError(
-            f"model {model.name!r} has {len(model.inputs)} inputs; tiled prediction needs one "
-            "image input of shape (None, H, W, C)"
-        )
-    if len(model.input_shape) != 4:
-        raise InferenceError(
-            f"model {model.name!r} takes inputs of shape {model.input_shape}; tiled prediction "
-            "needs a 2-D image model with input (None, H, W, C)"
-        )
-    return model
 
 
 def check_single_io(model, *, purpose: str, name: str = "model") -> keras.Model:
@@ -50,34 +27,6 @@ def check_single_io(model, *, purpose: str, name: str = "model") -> keras.Model:
             f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
     return model
-
-
-def model_channels(model) -> int | None:
-    """Input channels C of ``model`` (None when it takes any)."""
-    c = model.input_shape[-1]
-    return None if c is None else int(c)
-
-
-def model_fixed_hw(model) -> tuple[int, int] | None:
-    """The (H, W) a fixed-size model takes, or None when it takes any size."""
-    h, w = model.input_shape[1:3]
-    if h is None and w is None:
-        return None
-    if h is None or w is None:
-        raise InferenceError(
-            f"model {model.name!r} has input shape {model.input_shape}: fix both H and W or neither"
-        )
-    return int(h), int(w)
-
-
-def model_divisor(meta: Mapping) -> int:
-    """What tile sides must be multiples of (``meta["divisor"]``, e.g. ``2**depth`` of a U-Net)."""
-    d = meta.get("divisor", 1)
-    try:
-        d = int(d)
-    except (TypeError, ValueError):
-        d = 1
-    return max(d, 1)
 
 
 def output_channels(model) -> int:
@@ -240,107 +189,3 @@ class ClassifierRunner:
         if y.ndim != 2 or len(y) != len(batch):
             raise InferenceError(image_level_refusal(self.model, (None, *y.shape[1:])))
         return y
-
-
-# --------------------------------------------------------------------------------------------------
-# receptive field
-
-_RF_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def receptive_field(model: keras.Model, *, max_size: int = 1024, seed: int = 0) -> tuple[int, int]:
-    """Measure how far (in pixels, per axis) an input pixel influences the model's output.
-
-    An impulse is added to a seeded random image and the output pixels that change are located
-    (StarDist's ``_compute_receptive_field`` idea, measured rather than looked up in a table). The
-    probe grows (64, 128, ... up to ``max_size`` pixels) until the changed region stays inside it.
-    The result is cached per model.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A 2-D model with a same-size per-pixel output.
-    max_size : int, optional
-        Largest probe side. Default 1024. A model whose influence reaches past it (global pooling,
-        attention) gets ``max_size // 2`` and a :class:`~sciconv.errors.SciconvWarning`.
-    seed : int, optional
-        Seed of the random background. Default 0.
-
-    Returns
-    -------
-    tuple of int
-        ``(ry, rx)``: the half-width of the receptive field along rows and columns, so an output
-        pixel depends on inputs at most ``ry`` rows and ``rx`` columns away. Tiles reproduce the
-        whole-image result when ``overlap >= 2 * max(ry, rx)`` (see :func:`predict_tiled`).
-
-    Examples
-    --------
-    >>> import keras
-    >>> inputs = keras.Input((None, None, 1))
-    >>> x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
-    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 5, padding="same")(x))
-    >>> receptive_field(model)
-    (3, 3)
-    """
-    result, reach = measure_receptive_field(model, max_size=max_size, seed=seed)
-    if reach is not None:
-        warnings.warn(
-            f"model {model.name!r}: the output depends on inputs as far as the probe reaches "
-            f"({reach} px); its receptive field may be global (pooling over the whole "
-            "image), so tiles cannot reproduce a whole-image call",
-            SciconvWarning,
-            stacklevel=2,
-        )
-        _RF_CACHE[model] = (result, None)  # warned once
-    return result
-
-
-def measure_receptive_field(
-    model: keras.Model, *, max_size: int = 1024, seed: int = 0
-) -> tuple[tuple[int, int], int | None]:
-    """:func:`receptive_field` without its warning: ``((ry, rx), reach)``, where ``reach`` is
-    the probe side the influence reached (a global receptive field) not yet warned about, or
-    None. Cached per model."""
-    validate_model(model)
-    cached = _RF_CACHE.get(model)
-    if cached is not None:
-        return cached
-    divisor = model_divisor(get_metadata(model))
-    fixed = model_fixed_hw(model)
-    channels = model_channels(model) or 1
-    runner = Runner(model, eager=True)
-    rng = np.random.default_rng(seed)
-    if fixed:
-        sizes = [fixed]
-    else:
-        side, sizes = max(64, 4 * divisor), []
-        while True:
-            sizes.append((round_up(side, divisor),) * 2)
-            if side >= max_size:
-                break
-            side *= 2
-    result = None
-    for size in sizes:
-        h, w = size
-        background = rng.normal(size=(1, h, w, channels)).astype(np.float32)
-        probe = background.copy()
-        cy, cx = h // 2, w // 2
-        probe[0, cy, cx, :] += 1.0
-        # one image per call: some CPU kernels give two identical images of one batch outputs
-        # that differ by ~1e-7 all over, which would read as a global receptive field
-        diff = np.abs(runner(probe)[0] - runner(background)[0]).max(axis=-1)
-        changed = np.argwhere(diff > 0)
-        if changed.size == 0:
-            result, reach = (0, 0), None
-            break
-        lo, hi = changed.min(axis=0), changed.max(axis=0)
-        ry = int(max(cy - lo[0], hi[0] - cy))
-        rx = int(max(cx - lo[1], hi[1] - cx))
-        result = (ry, rx)
-        if lo.min() > 0 and hi[0] < h - 1 and hi[1] < w - 1:
-            reach = None
-            break
-    else:
-        reach = sizes[-1][0]
-    _RF_CACHE[model] = (result, reach)
-    return result, reach

@@ -20,19 +20,18 @@ from sciconv import preprocess
 from sciconv._validation import check_int, look_up_option
 from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.inference._blend import BLEND_MODES
-from sciconv.inference._model import (
-    bytes_per_pixel,
+from sciconv.inference._model import bytes_per_pixel, output_channels
+from sciconv.inference._precision import PRECISIONS, choose_precision
+from sciconv.inference._tiles import auto_tile, fit_tile, frame_origin, round_up, tile_starts
+from sciconv.models import get_metadata
+from sciconv.models.introspect import (
     measure_receptive_field,
     model_channels,
     model_divisor,
     model_fixed_hw,
-    output_channels,
     receptive_field,
     validate_model,
 )
-from sciconv.inference._precision import PRECISIONS, choose_precision
-from sciconv.inference._tiles import auto_tile, fit_tile, frame_origin, round_up, tile_starts
-from sciconv.models import get_metadata
 
 #: How an image smaller than a tile is padded up to it.
 PAD_MODES = ("reflect", "symmetric", "edge", "constant")

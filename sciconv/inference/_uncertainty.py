@@ -31,10 +31,11 @@ import numpy as np
 
 from sciconv._validation import check_int, look_up_option
 from sciconv.errors import InferenceError
-from sciconv.inference._model import check_single_io, model_divisor, receptive_field
+from sciconv.inference._model import check_single_io
 from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._tiles import round_up
 from sciconv.models import get_metadata
+from sciconv.models.introspect import model_divisor, receptive_field
 from sciconv.models.layers import SciconvMetadata
 from sciconv.models.precision import all_layers
 from sciconv.models.uncertainty_layers import (

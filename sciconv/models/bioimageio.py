@@ -12,9 +12,9 @@ Consumers (``bioimageio.core``, deepImageJ, ilastik, QuPath) run it as sciconv d
   (1-99.8 by default, statistics over the whole image) is the spec's ``scale_range``
   pre-processing, so consumers apply it themselves;
 - output: per-pixel class probabilities ``batch, y, x, channel``, with a ``halo`` of the
-  model's receptive-field half-width (:func:`sciconv.inference.receptive_field`: the pixels a
-  tile loses a side, which consumers that tile overlap; sciconv's ``overlap="auto"`` alike), so
-  inputs are at least twice that plus a step;
+  model's receptive-field half-width (:func:`sciconv.inference.receptive_field`: the pixels
+  a tile loses a side, which consumers that tile overlap; sciconv's ``overlap="auto"``
+  alike), so inputs are at least twice that plus a step;
 - not in the package: a model's ``input_transform`` (the pretrained nuclei model takes R, G, B,
   replicates grey images, inverts bright-background images, averages fluorescence saved in
   colour to grey and gives saturated nuclei's flat tops a profile,
@@ -129,7 +129,7 @@ def _portable(model: keras.Model) -> keras.Model:
 
 def _halo(model: keras.Model) -> int:
     """The receptive-field half-width of ``model`` (what sciconv's tiles overlap by, a side)."""
-    from sciconv.inference import receptive_field
+    from sciconv.models.introspect import receptive_field
 
     return int(max(receptive_field(model)))
 
