@@ -327,3 +327,37 @@ def test_block_catalog_of_a_float_array_with_nan_flags_as_measure_does(model):
         model, np.nan_to_num(image), block=32, margin=16, min_size=4, **FAST
     )
     assert "flag_masked" not in clean.colnames  # as measure gives it without bad pixels
+
+
+def test_workers_paused_for_memory_are_named_not_waited_on_for_ever():
+    """QA: 2 GB dask workers paused at 80 % of their limit under TensorFlow and the blocks
+    waited silently for ever (9 min, no error). Small limits now get a warning, and a wait on
+    workers that are all paused ends in an error naming the fix."""
+    distributed = pytest.importorskip("distributed")
+    from sciconv.inference._dask import worker_results
+
+    class Waiting:
+        def result(self, timeout=None):
+            raise distributed.TimeoutError("still waiting")
+
+        def release(self):
+            pass
+
+    class Done(Waiting):
+        def result(self, timeout=None):
+            return "block"
+
+    class Cluster:
+        status = "paused"
+
+        def scheduler_info(self):
+            worker = {"memory_limit": 2 * 10**9, "status": self.status}
+            return {"workers": {"tcp://a": worker, "tcp://b": dict(worker)}}
+
+    cluster = Cluster()
+    with pytest.warns(SciconvWarning, match=r"memory limits of 1\.9 GiB.*at least 3\.0 GiB"):
+        with pytest.raises(InferenceError, match=r"every dask worker \(2\) is paused for memory"):
+            list(worker_results(cluster, [Done(), Waiting()], patience=0.01))
+    cluster.status = "running"
+    with pytest.warns(SciconvWarning, match="memory limits"):
+        assert list(worker_results(cluster, [Done(), Done()], patience=0.01)) == ["block"] * 2

@@ -28,7 +28,7 @@ from sciconv._progress import progress_bar
 from sciconv.errors import InferenceError, InvalidImageError
 from sciconv.inference._block_output import BlockOutput
 from sciconv.inference._core import predict_array
-from sciconv.inference._dask import ModelHandle
+from sciconv.inference._dask import ModelHandle, worker_results
 from sciconv.inference._instances import (
     auto_size_decides,
     decide_size,
@@ -740,10 +740,7 @@ def _results(plan: BlockPlan, task: dict, scheduler):
         for k, v in task.items()
     }
     futures = [scheduler.submit(_segment_block, index, pure=False, **shipped) for index in indices]
-    for future in futures:
-        result = future.result()
-        future.release()
-        yield result
+    yield from worker_results(scheduler, futures)  # not for ever on workers paused for memory
 
 
 def _run(plan, task, output, *, scheduler, progress, catalog) -> dict:
