@@ -416,7 +416,10 @@ def regressor(
     Returns
     -------
     keras.Model
-        Uncompiled; metadata ``task="regression"``, ``outputs``, ``uncertainty``.
+        Uncompiled; metadata ``task="regression"``, ``outputs``, ``uncertainty``. Its last
+        layer, :class:`~sciconv.models.layers.TargetScale` (``{name}_head_target_scale``), gives
+        the outputs in the targets' units: :func:`sciconv.training.fit` sets it from the
+        training targets; with Keras' own ``model.fit`` call its ``adapt(y_train)`` first.
 
     Examples
     --------
