@@ -452,9 +452,9 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     name, stem = _shortened(path.name), part
     tail = r"\.(\d+)\.[A-Za-z0-9_]+\.part"
     # a writer inside another's partial (a FITS product: io.write into atomic_output's file)
-    # leaves ``..{stem}.{pid}.{random}.part.{pid}.{random}.part{suffix}``
+    # leaves ``..{stem}.{pid}.{r1}.part.{pid}.{r2}.part.{pid}.{r1}.part{suffix}``
     file_pattern = re.compile(
-        rf"\.\.?{re.escape(part)}{tail}(?:\.\d+\.[A-Za-z0-9_]+\.part)?{re.escape(suffix)}"
+        rf"\.\.?{re.escape(part)}{tail}(?:\.\d+\.[A-Za-z0-9_]+\.part)*{re.escape(suffix)}"
     )
     folder_pattern = re.compile(rf"\.(?:{re.escape(name)}|{re.escape(stem)}){tail}")
     starts = tuple(f"{dots}{start}." for start in {name, stem} for dots in (".", ".."))
@@ -503,9 +503,10 @@ def _partial_names(folder: Path) -> list[str]:
 
 
 def _forget(candidate: Path) -> None:
-    listed = _LISTINGS.get(os.path.abspath(candidate.parent))
-    if listed is not None and candidate.name in listed[1]:
-        listed[1].remove(candidate.name)
+    key = os.path.abspath(candidate.parent)
+    listed = _LISTINGS.get(key)
+    if listed is not None:  # a new list: another thread may be reading the old one
+        _LISTINGS[key] = (listed[0], [n for n in listed[1] if n != candidate.name])
 
 
 def forget_listings() -> None:

@@ -149,6 +149,8 @@ def _predict_segmentation(model, paths, args) -> int:
                    + ", ".join(str(p) for p in own))  # fmt: skip
     batch = Batch(keep_going=args.keep_going, overwrite=args.overwrite)
     for p in paths:  # the options no input can take, before any is read (usage errors)
+        if args.keep_going and not p.exists():
+            continue  # --keep-going: a vanished input (and its mask) fails as an input
         hdu_args(p, args)
         mask_file(p, args)
     stacks, mosaics = probe_inputs(paths, args, batch)

@@ -105,7 +105,8 @@ def adapt_target_scale(model, train) -> dict | None:
     """Set a regressor's :class:`~sciconv.models.layers.TargetScale` from its training targets
     (an ``(x, y)`` tuple's ``y``, or a sciconv dataset's ``.targets``), so the network learns
     standardized targets whatever their units; recorded as the metadata ``target_scale``. A
-    model that records one (trained, resumed, fine-tuned) keeps it; None when nothing is set.
+    model whose layer is set (trained, resumed, fine-tuned) keeps it, a clone (identity
+    weights) is set anew; None when nothing is set.
 
     Examples
     --------
@@ -117,9 +118,11 @@ def adapt_target_scale(model, train) -> dict | None:
     from sciconv.models.layers import TargetScale
 
     meta = get_metadata(model)
-    if meta.get("task") != "regression" or meta.get("target_scale") is not None:
+    if meta.get("task") != "regression":
         return None
     layers = [layer for layer in model.layers if isinstance(layer, TargetScale)]
+    if len(layers) == 1 and not layers[0].is_identity() and meta.get("target_scale") is not None:
+        return None  # set (trained, fine-tuned); a clone or rebuild is identity again: set anew
     y = train[1] if isinstance(train, tuple) else getattr(train, "targets", None)
     if len(layers) != 1 or y is None or isinstance(y, tuple) or len(y) < 2:
         return None
@@ -127,9 +130,9 @@ def adapt_target_scale(model, train) -> dict | None:
     if y.shape[1] != layers[0].n_outputs or not np.isfinite(y).all():
         return None  # refused elsewhere, with the reason
     layers[0].adapt(y)
-    scale = {
-        "offset": [round(float(v), 6) for v in layers[0].offset.numpy()],
-        "scale": [round(float(v), 6) for v in layers[0].scale.numpy()],
+    scale = {  # seven significant digits (a spread of 1e-7 m is not 0)
+        "offset": [float(f"{v:.7g}") for v in layers[0].offset.numpy()],
+        "scale": [float(f"{v:.7g}") for v in layers[0].scale.numpy()],
     }
     if metadata_layer(model) is not None:
         set_metadata(model, target_scale=scale)

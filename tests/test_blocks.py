@@ -349,15 +349,20 @@ def test_workers_paused_for_memory_are_named_not_waited_on_for_ever():
 
     class Cluster:
         status = "paused"
+        cancelled = 0
 
-        def scheduler_info(self):
+        def cancel(self, futures):
+            Cluster.cancelled = len(futures)
+
+        def scheduler_info(self, n_workers=5):
             worker = {"memory_limit": 2 * 10**9, "status": self.status}
             return {"workers": {"tcp://a": worker, "tcp://b": dict(worker)}}
 
     cluster = Cluster()
     with pytest.warns(SciconvWarning, match=r"memory limits of 1\.9 GiB.*at least 3\.0 GiB"):
         with pytest.raises(InferenceError, match=r"every dask worker \(2\) is paused for memory"):
-            list(worker_results(cluster, [Done(), Waiting()], patience=0.01))
+            list(worker_results(cluster, [Done(), Waiting(), Waiting()], patience=0.01))
+    assert Cluster.cancelled == 2  # the blocks not run are not left queued
     cluster.status = "running"
     with pytest.warns(SciconvWarning, match="memory limits"):
         assert list(worker_results(cluster, [Done(), Done()], patience=0.01)) == ["block"] * 2

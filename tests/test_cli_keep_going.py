@@ -121,6 +121,13 @@ def test_keep_going_goes_past_a_missing_input(capsys, tmp_path, seg_model, cls_m
     assert errors[0].startswith(f"sciconv: error: {gone}: ") and len(errors) == 2, err
     assert "1 of 3 inputs failed" in errors[1]
     assert _written(tmp_path / "b") == _products("a", "d")
+    for p in (inputs[0], inputs[3]):  # masks beside the images; the gone one's gone too
+        _fits(p.with_name(f"{p.stem}_mask.fits"), np.zeros((32, 32), np.uint8))
+    template = "{dir}/{stem}_mask.fits"
+    code, _, err = run_cli(capsys, "predict", seg_model, *args, "--out", tmp_path / "m",
+                           "--keep-going", "--quiet", "--mask", template)  # fmt: skip
+    assert code == 1, err  # not 2 (a usage error), and the others segmented
+    assert _written(tmp_path / "m") == _products("a", "d")
     cutouts = _cutouts(tmp_path / "cut")
     code, _, err = run_cli(capsys, "predict", cls_model, cutouts[0], gone, cutouts[3], "--out",
                            tmp_path / "c", "--keep-going", "--quiet")  # fmt: skip

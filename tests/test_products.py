@@ -302,6 +302,17 @@ def test_catalogs_record_what_made_them(tmp_path, catalog_format):
     assert meta["SOFTWARE"].startswith("sciconv ") and meta["INPUT"] == "field.fits"
     assert meta["HISTORY"][:2] == ["sciconv prediction with model best.keras", "  tile = 256"]
     assert "INPUT" not in table.meta  # the caller's table is left as it was
+    # a name with an accent, and a HISTORY string a table already had (review: a FITS
+    # catalog lost the whole list; the string was split into characters)
+    table.meta["HISTORY"] = "made by photutils"
+    like = io.GridImage(np.ones((16, 16, 1), np.float32), path=str(tmp_path / "Zellkern_ä.tif"))
+    path = postprocess.write_products(
+        tmp_path / "accent", labels=labels, catalog=table, like=like, stem="z",
+        model="jürgen.keras", catalog_format="fits", format="tiff",
+    )["catalog"]  # fmt: skip
+    header = fits.getheader(path, 1)
+    history = [str(line) for line in header["HISTORY"]]
+    assert history[0] == "made by photutils" and "j" in history[1] and "Zellkern" in header["INPUT"]
 
 
 def test_shipped_model_products_record_its_digest(capsys, tmp_path):

@@ -213,7 +213,8 @@ def test_a_killed_fits_products_nested_partial_is_swept(tmp_path):
     from sciconv import postprocess
 
     dead = _dead_pid()
-    nested = tmp_path / f"..b_prob.{dead}.abc123.part.{dead}.def456.part.fits"
+    # the name io.write's partial inside atomic_output's gets (recorded from a real write)
+    nested = tmp_path / f"..b_prob.{dead}.abc123.part.{dead}.def456.part.{dead}.abc123.part.fits"
     nested.write_bytes(b"half a FITS file")
     other = tmp_path / f"..c_prob.{dead}.abc123.part.{dead}.def456.part.fits"  # another target
     other.write_bytes(b"half a FITS file")

@@ -124,3 +124,17 @@ def test_a_grey_image_for_an_rgb_trained_model_gets_a_fix_that_works():
         sc.inference.predict_tiled(model, grey, progress=False)
     rgb = np.repeat(grey[..., None], 3, axis=-1)  # the fix it names works
     assert sc.inference.predict_tiled(model, rgb, progress=False).shape[:2] == grey.shape
+
+
+def test_colour_images_sciconv_wrote_are_not_taken_for_stains(tmp_path, model):
+    """sciconv's writer stores float RGB and RGBA as grey planes without names: the first
+    version of the refusal turned away sc.io.write(path, sc.io.read("he.png")) (review)."""
+    folder = Path(__file__).resolve().parents[1] / "data/real/nuclei_brightfield/images"
+    he = sc.io.read(sorted(folder.glob("*.tif"))[0])  # float32 RGB as read
+    path = sc.io.write(tmp_path / "he.tif", he.data)
+    again = sc.io.read(path)
+    assert again.meta["photometric"] == "MINISBLACK" and not sc.io.stored_as_channels(again)
+    np.testing.assert_array_equal(
+        sc.inference.predict_instances(model, again, progress=False),
+        sc.inference.predict_instances(model, he, progress=False),
+    )

@@ -74,3 +74,19 @@ def test_a_regressor_learns_fluxes_in_adu_with_meaningful_error_bars(tmp_path):
     offset = float(again.get_layer("regressor_head_target_scale").offset.numpy()[0])
     sc.training.fit(again, (x[:32] / 1e4, y[:32]), epochs=1, batch_size=32, tensorboard=False)
     assert float(again.get_layer("regressor_head_target_scale").offset.numpy()[0]) == offset
+
+
+def test_a_clone_of_a_fitted_regressor_is_set_anew():
+    """keras.models.clone_model copies the metadata (target_scale) but not the layer's weights:
+    fit took the record for the layer and trained the clone in raw units (review)."""
+    import keras
+
+    x, y = _blobs(64, 3)
+    model = sc.models.regressor((16, 16, 1), filters=(4,), dense=(), uncertainty=True)
+    sc.models.set_metadata(model, normalization=sc.preprocess.RAW_NORMALIZATION)
+    sc.training.fit(model, (x / 1e4, y), epochs=1, batch_size=32, tensorboard=False)
+    clone = keras.models.clone_model(model)
+    layer = clone.get_layer("regressor_head_target_scale")
+    assert layer.is_identity()
+    sc.training.fit(clone, (x / 1e4, y), epochs=1, batch_size=32, tensorboard=False)
+    assert float(layer.offset.numpy()[0]) == pytest.approx(float(y.mean()), rel=1e-4)

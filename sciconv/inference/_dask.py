@@ -7,6 +7,7 @@ file (:class:`ModelHandle`), loaded once per worker process with :func:`sciconv.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 import threading
@@ -186,8 +187,10 @@ def predict_dask(model: keras.Model, image, s: PredictionSettings, *, path, stac
 #: 1.9-2.0 GiB a worker, most of it TensorFlow's, never given back) before it pauses at 80 % of
 #: its limit: :func:`worker_results` says so for workers with less.
 WORKER_MEMORY = 3 * 2**30
-#: Seconds between looks at the workers while a block result is awaited.
+#: Seconds between looks at the workers while a block result is awaited, and how many looks in
+#: a row must find every worker paused before the run is given up.
 _PATIENCE_S = 30.0
+_PAUSED_LOOKS = 3
 
 
 def worker_results(scheduler, futures, *, patience: float = _PATIENCE_S):
@@ -197,8 +200,8 @@ def worker_results(scheduler, futures, *, patience: float = _PATIENCE_S):
     TensorFlow holds that memory: with 2 GB workers every block waited, silently, for ever
     (QA: 9 minutes, no progress, no error). Workers below :data:`WORKER_MEMORY` get a warning
     before the blocks are sent, and while a result is awaited the workers are looked at every
-    ``patience`` seconds: when every one is paused an :class:`~sciconv.errors.InferenceError`
-    names their limits and the fix.
+    ``patience`` seconds: when every one is paused three looks in a row, the blocks not run are
+    cancelled and an :class:`~sciconv.errors.InferenceError` names their limits and the fix.
     """
     limits = _worker_limits(scheduler)
     small = {a: m for a, m in limits.items() if m and m < WORKER_MEMORY}
@@ -212,14 +215,18 @@ def worker_results(scheduler, futures, *, patience: float = _PATIENCE_S):
         )
     from distributed import TimeoutError as DaskTimeout
 
-    for future in futures:
+    for k, future in enumerate(futures):
+        stuck = 0  # looks in a row at workers all paused (one may be a pause they leave)
         while True:
             try:
                 result = future.result(timeout=patience)
                 break
             except (DaskTimeout, TimeoutError):
                 statuses = _worker_statuses(scheduler)
-                if statuses and all(s == "paused" for s in statuses):
+                stuck = stuck + 1 if statuses and all(s == "paused" for s in statuses) else 0
+                if stuck >= _PAUSED_LOOKS:
+                    with contextlib.suppress(Exception):  # the blocks not run: not left queued
+                        scheduler.cancel(futures[k:])
                     raise InferenceError(
                         f"every dask worker ({len(statuses)}) is paused for memory (limits "
                         f"{', '.join(_gib(m) for m in _worker_limits(scheduler).values())}) "
@@ -233,7 +240,7 @@ def worker_results(scheduler, futures, *, patience: float = _PATIENCE_S):
 
 def _worker_limits(scheduler) -> dict:
     try:
-        workers = scheduler.scheduler_info()["workers"]
+        workers = _workers(scheduler)
     except Exception:  # not a distributed Client, or no answer: nothing to say
         return {}
     return {a: w.get("memory_limit") for a, w in workers.items()}
@@ -241,10 +248,17 @@ def _worker_limits(scheduler) -> dict:
 
 def _worker_statuses(scheduler) -> list:
     try:
-        workers = scheduler.scheduler_info()["workers"]
+        workers = _workers(scheduler)
     except Exception:
         return []
     return [str(w.get("status")) for w in workers.values()]
+
+
+def _workers(scheduler) -> dict:
+    try:  # every worker (some releases list 5 by default)
+        return scheduler.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # a release without the argument
+        return scheduler.scheduler_info()["workers"]
 
 
 def _gib(n) -> str:

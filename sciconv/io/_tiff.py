@@ -53,9 +53,11 @@ PLANE_AXES = "TZ"  # the stack axes a file's metadata can declare: time points, 
 def stored_as_channels(image) -> bool:
     """Whether the channels of an image read from a TIFF are separate signals, not colours.
 
-    A TIFF says so itself: channels stored as a ``C`` axis with photometric MINISBLACK or
-    MINISWHITE (an OME-TIFF or ImageJ composite of fluorescence stains: DAPI, phalloidin, ...)
-    are separate images; RGB or YCbCr samples are the colours of one picture (an H&E slide).
+    A TIFF says so itself: grey planes (photometric MINISBLACK or MINISWHITE) that its OME-XML
+    or ImageJ metadata or its channel names declare as channels (an OME-TIFF or ImageJ
+    composite of fluorescence stains: DAPI, phalloidin, ...) are separate images; RGB or YCbCr
+    samples are the colours of one picture (an H&E slide), and grey planes that nothing names
+    (sciconv's own float RGB) stay as they are read.
     A model that takes colour (an ``input_transform`` with ``to_rgb``/``to_gray``) must not
     average three stains as R, G and B.
 
@@ -73,7 +75,7 @@ def stored_as_channels(image) -> bool:
     --------
     >>> import numpy as np
     >>> from sciconv.io import GridImage
-    >>> meta = {"format": "tiff", "photometric": "MINISBLACK"}
+    >>> meta = {"format": "tiff", "photometric": "MINISBLACK", "ome": True}
     >>> stains = GridImage(np.zeros((4, 4, 3)), meta=meta)
     >>> stored_as_channels(stains), stored_as_channels(np.zeros((4, 4, 3)))
     (True, False)
@@ -84,7 +86,11 @@ def stored_as_channels(image) -> bool:
         return False
     if len(shape) < 3 or shape[-1] < 2:
         return False
-    return str(meta.get("photometric", "")).upper() in ("MINISBLACK", "MINISWHITE")
+    if str(meta.get("photometric", "")).upper() not in ("MINISBLACK", "MINISWHITE"):
+        return False
+    # the file says the planes are channels (OME-XML, an ImageJ composite, channel names):
+    # sciconv's own writer stores float RGB and RGBA as grey planes too, without a word
+    return bool(meta.get("ome") or meta.get("imagej") or meta.get("channel_names"))
 
 
 def tiff_plane_axes(path: Path) -> tuple[str, tuple[int, ...]]:

@@ -268,9 +268,18 @@ class TargetScale(keras.layers.Layer):
                 f"TargetScale of {self.n_outputs} outputs cannot adapt to targets of shape "
                 f"{y.shape}"
             )
-        std = y.std(axis=0)
+        std = y.std(axis=0).astype("float32")  # a spread float32 cannot hold: scale 1
         self.offset.assign(y.mean(axis=0).astype("float32"))
         self.scale.assign(np.where(std > 0, std, 1.0).astype("float32"))
+
+    def is_identity(self) -> bool:
+        """Whether ``offset`` and ``scale`` are still 0 and 1 (not adapted)."""
+        import numpy as np
+
+        return bool(
+            np.all(np.asarray(self.offset.numpy()) == 0)
+            and np.all(np.asarray(self.scale.numpy()) == 1)
+        )
 
     def call(self, inputs):
         ops = keras.ops

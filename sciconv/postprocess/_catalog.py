@@ -247,6 +247,13 @@ def _write_fits_table(table, tmp) -> None:
     from astropy.io import fits
     from astropy.units import UnitsWarning
 
+    # FITS cards hold ASCII: astropy dropped a whole HISTORY list (or INPUT) for one accent
+    table = table.copy(copy_data=False)
+    for key, value in list(table.meta.items()):
+        if isinstance(value, str):
+            table.meta[key] = fits_text(value)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            table.meta[key] = [fits_text(v) for v in value]
     kept = {}
     for i, name in enumerate(table.colnames, start=1):
         unit = table[name].unit
@@ -336,7 +343,9 @@ def with_provenance(table, history: list[str], *, source=None):
     if source is not None:
         out.meta["INPUT"] = Path(source).name
     if history:
-        out.meta["HISTORY"] = [*list(out.meta.get("HISTORY") or []), *map(str, history)]
+        before = out.meta.get("HISTORY") or []
+        before = [before] if isinstance(before, str) else list(before)
+        out.meta["HISTORY"] = [*before, *map(str, history)]
     return out
 
 
