@@ -102,6 +102,18 @@ def test_ellipse_regions_round_trip_through_a_ds9_file(tmp_path, field, with_wcs
         postprocess.write_regions(table, path)
 
 
+def test_sky_regions_of_a_large_catalog_show_their_progress(tmp_path, field, capsys):
+    """QA: 352,717 sky ellipses took over 14 minutes with no output (about 3 ms an object);
+    with progress=True a progress bar counts the objects."""
+    _, wcs, _ = field
+    table = postprocess.measure(_two_objects())
+    postprocess.write_regions(table, tmp_path / "quiet.reg", wcs=wcs)
+    assert "to_regions" not in capsys.readouterr().err
+    path = postprocess.write_regions(table, tmp_path / "shown.reg", wcs=wcs, progress=True)
+    assert "to_regions: 2/2 objects" in capsys.readouterr().err
+    assert len(regions.Regions.read(path, format="ds9")) == 2
+
+
 def test_background_subtracted_fluxes_and_centroids_match_the_truth():
     """A Gaussian source on a sky of 100 with a gradient, its label box off-centre: flux_sum
     holds sky x area, ``flux`` the source; the centroid of the background-subtracted pixels is

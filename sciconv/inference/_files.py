@@ -613,9 +613,10 @@ def predict_mosaic(
     table = postprocess.with_provenance(table, lines, source=path)
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
     if regions is not None:  # ellipses from the catalog's moments, sky coordinates with a WCS
-        postprocess.write_regions(
-            table, outs["regions"], wcs=image.wcs, shape=regions, overwrite=overwrite
-        )
+        postprocess.write_regions(  # a survey's 350,000 sky ellipses take minutes: say so
+            table, outs["regions"], wcs=image.wcs, shape=regions, overwrite=overwrite,
+            progress=bool(progress) and len(table) > 10_000,
+        )  # fmt: skip
     if geojson:  # QuPath detections, from the labels on disk window by window
         postprocess.write_geojson(
             labels, outs["geojson"], measurements=table, block=4096, overwrite=overwrite

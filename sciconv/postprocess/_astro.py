@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv._atomic import atomic_output
+from sciconv._progress import progress_bar
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
@@ -215,7 +216,7 @@ def _outlines(labels, row) -> list[np.ndarray]:
     return out
 
 
-def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
+def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse", progress: bool = False):
     """DS9/Aladin regions of the detected objects: one region per object (per piece of it).
 
     Parameters
@@ -234,6 +235,9 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
         labels); an object in separate (4-connected) pieces, a MultiPolygon in its GeoJSON,
         gets one polygon per piece, largest first, each with the object's ``text``. Default
         ``"ellipse"``.
+    progress : bool, optional
+        A progress bar over the objects (sky regions take about 3 ms an object: 20 minutes for
+        a survey mosaic's 350,000 sources). Default False.
 
     Returns
     -------
@@ -269,7 +273,10 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
     if radecsrc.startswith("x_weighted") and "x_weighted" in rows.colnames:
         cx, cy = ("x_weighted", "y_weighted")
     out = []
+    bar = progress_bar(len(rows), desc="to_regions", unit="object", enabled=progress)
     for row in rows:
+        if bar is not None:
+            bar.update(1)
         text = str(row["label"]) if "label" in rows.colnames else None
         meta = {"text": text} if text is not None else {}
         if shape == "ellipse":
@@ -290,6 +297,8 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse"):
                 vertices=regions.PixCoord(vertices[:, 0], vertices[:, 1]), meta=dict(meta)
             )
             out.append(region if wcs is None else region.to_sky(wcs))
+    if bar is not None:
+        bar.close()
     return regions.Regions(out)
 
 
@@ -300,6 +309,7 @@ def write_regions(
     wcs=None,
     shape: str = "ellipse",
     overwrite: bool = False,
+    progress: bool = False,
 ) -> Path:
     """Write regions as a DS9 (``.reg``) or CASA (``.crtf``) region file, atomically.
 
@@ -316,6 +326,8 @@ def write_regions(
         See :func:`to_regions`.
     overwrite : bool, optional
         Replace an existing file. Default False (raises ``OutputExistsError``).
+    progress : bool, optional
+        A progress bar while a catalog becomes regions (:func:`to_regions`). Default False.
 
     Returns
     -------
@@ -335,7 +347,7 @@ def write_regions(
     ext = look_up_option(path.suffix.lower() or path.name, tuple(REGION_FORMATS), name="extension")
     reg = regions_or_catalog
     if not isinstance(reg, regions.Regions):
-        reg = to_regions(reg, wcs=wcs, shape=shape)
+        reg = to_regions(reg, wcs=wcs, shape=shape, progress=progress)
     with atomic_output(path, overwrite=overwrite) as tmp:
         reg.write(tmp, format=REGION_FORMATS[ext])
     return path
