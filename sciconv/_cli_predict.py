@@ -410,10 +410,6 @@ def _remove_earlier_sidecars(path, args, *, written) -> None:
     )
 
 
-# objects above which region writing shows its progress (a sky region takes about 3 ms)
-_MANY_REGIONS = 10_000
-
-
 def _segment_file(model, path, args, planned, params, tile_progress) -> list[Path]:
     """One whole image: probabilities, labels, catalog (and regions); the files written."""
     from sciconv import io, postprocess
@@ -452,7 +448,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
                 wcs=img.wcs,
                 shape=args.regions,
                 overwrite=args.overwrite,
-                progress=not args.quiet and len(table) > _MANY_REGIONS,
+                progress=not args.quiet and len(table) > postprocess.MANY_REGIONS,
             )
     _remove_earlier_sidecars(path, args, written=outs.values())
     where = outs["labels"]  # an OME-Zarr label group: name the store it sits in

@@ -631,13 +631,14 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
     sciconv.errors.ConfigError: movie.tif: a stack of 5 T planes is segmented plane by plane ...
     """
     from sciconv import inference
+    from sciconv.postprocess._writers import TIFF_PRODUCT_FORMATS
 
     hdu_args(path, args)  # --hdu is for FITS files
     mask_file(path, args)  # --mask names a file for every input
     axes, sizes = planes
     fmt = product_format(path, args.format)
     if axes and (
-        args.regions or args.geojson or fmt not in ("tiff", "ome-tiff") or args.block is not None
+        args.regions or args.geojson or fmt not in TIFF_PRODUCT_FORMATS or args.block is not None
     ):
         raise ConfigError(
             f"{path}: a stack of {' x '.join(map(str, sizes))} {axes} planes is segmented plane "
@@ -650,7 +651,7 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
         option
         for option, given in (
             ("--regions polygon", args.regions == "polygon"),
-            (f"--format {args.format}", args.format in ("fits", "tiff", "ome-tiff")),
+            (f"--format {args.format}", args.format in ("fits", *TIFF_PRODUCT_FORMATS)),
             ("--uncertainty", args.uncertainty is not None),
         )
         if given

@@ -32,8 +32,8 @@ from sciconv.datasets._validate import (
     validate_split,
 )
 from sciconv.datasets.prepare import FilePrep
-from sciconv.errors import DatasetError, InvalidImageError
-from sciconv.io import GridImage, PixelScale, is_nddata, read_pixels
+from sciconv.errors import DatasetError
+from sciconv.io import GridImage, PixelScale, is_nddata
 from sciconv.io._common import warn_if_channels_first
 
 
@@ -76,10 +76,7 @@ def build_image_datasets(
         budget = math.inf if cache is True else cache_budget()
 
         def decode(path):
-            raw = read_pixels(path)
-            if not np.isfinite(raw).any():  # it trained as an all-zero image with its label (QA)
-                raise InvalidImageError("no finite pixel (all NaN or inf): nothing to learn")
-            x = prep.normalize(prep.to_channels(raw))
+            x = prep.read(path, finite=True)  # all NaN trained as zeros with its label (QA)
             return np.ascontiguousarray(prep.fit(x, keep_larger=keep_larger)), x.shape
 
     with collect_warnings() as records:

@@ -24,7 +24,7 @@ import numpy as np
 
 from sciconv._validation import look_up_option, standardize_tuple
 from sciconv.datasets._arrays import center_crop, pad_to
-from sciconv.errors import ConfigError, SciconvError
+from sciconv.errors import ConfigError, InvalidImageError, SciconvError
 from sciconv.io import FITS_EXTENSIONS, read_pixels
 from sciconv.preprocess import (
     BAD_PIXEL_FILL,
@@ -155,13 +155,16 @@ got 'pda' (did you mean 'pad'?)
             transform = dict(input_transform)
         return cls(spec, size, policy, transform=transform)
 
-    def read(self, path: str | os.PathLike) -> np.ndarray:
+    def read(self, path: str | os.PathLike, *, finite: bool = False) -> np.ndarray:
         """Read a file's pixels (:func:`sciconv.io.read_pixels`) and :meth:`normalize` them.
 
         Parameters
         ----------
         path : str or path-like
             A FITS, TIFF or PNG file.
+        finite : bool, optional
+            Refuse a file without one finite pixel (all NaN or inf: nothing to learn; it
+            normalizes to an all-zero image) with :class:`~sciconv.errors.InvalidImageError`.
 
         Returns
         -------
@@ -177,7 +180,10 @@ got 'pda' (did you mean 'pad'?)
         >>> (5 * FilePrep.create(normalize="minmax").read(path)[..., 0]).round().tolist()
         [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
         """
-        return self.normalize(self.to_channels(read_pixels(path)))
+        raw = read_pixels(path)
+        if finite and not np.isfinite(raw).any():
+            raise InvalidImageError("no finite pixel (all NaN or inf): nothing to learn", path=path)
+        return self.normalize(self.to_channels(raw))
 
     @staticmethod
     def grey_as_colour(path) -> bool:

@@ -203,7 +203,7 @@ def worker_results(scheduler, futures, *, patience: float = _PATIENCE_S):
     ``patience`` seconds: when every one is paused three looks in a row, the blocks not run are
     cancelled and an :class:`~sciconv.errors.InferenceError` names their limits and the fix.
     """
-    limits = _worker_limits(scheduler)
+    limits = _worker_field(scheduler, "memory_limit")
     small = {a: m for a, m in limits.items() if m and m < WORKER_MEMORY}
     if small:
         warnings.warn(
@@ -222,14 +222,14 @@ def worker_results(scheduler, futures, *, patience: float = _PATIENCE_S):
                 result = future.result(timeout=patience)
                 break
             except (DaskTimeout, TimeoutError):
-                statuses = _worker_statuses(scheduler)
+                statuses = [str(s) for s in _worker_field(scheduler, "status").values()]
                 stuck = stuck + 1 if statuses and all(s == "paused" for s in statuses) else 0
                 if stuck >= _PAUSED_LOOKS:
                     with contextlib.suppress(Exception):  # the blocks not run: not left queued
                         scheduler.cancel(futures[k:])
                     raise InferenceError(
                         f"every dask worker ({len(statuses)}) is paused for memory (limits "
-                        f"{', '.join(_gib(m) for m in _worker_limits(scheduler).values())}) "
+                        f"{', '.join(_gib(m) for m in limits.values())}) "
                         "and no block can finish: TensorFlow and the model take about 2 GiB "
                         f"a worker; give them at least {_gib(WORKER_MEMORY)} "
                         "(LocalCluster(memory_limit='3GB')), or fewer workers with more memory"
@@ -238,20 +238,14 @@ def worker_results(scheduler, futures, *, patience: float = _PATIENCE_S):
         yield result
 
 
-def _worker_limits(scheduler) -> dict:
-    try:
-        workers = _workers(scheduler)
-    except Exception:  # not a distributed Client, or no answer: nothing to say
-        return {}
-    return {a: w.get("memory_limit") for a, w in workers.items()}
-
-
-def _worker_statuses(scheduler) -> list:
+def _worker_field(scheduler, key: str) -> dict:
+    """``key`` (``memory_limit``, ``status``) of every worker, by address; empty when the
+    scheduler does not say (not a distributed Client, or no answer)."""
     try:
         workers = _workers(scheduler)
     except Exception:
-        return []
-    return [str(w.get("status")) for w in workers.values()]
+        return {}
+    return {a: w.get(key) for a, w in workers.items()}
 
 
 def _workers(scheduler) -> dict:

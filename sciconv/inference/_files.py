@@ -545,6 +545,7 @@ def predict_mosaic(
     """
     from sciconv import io, postprocess
     from sciconv.inference._blocks import predict_instances_blocks
+    from sciconv.postprocess._writers import history_record
 
     if not _is_path(path):
         raise ConfigError(
@@ -608,14 +609,13 @@ def predict_mosaic(
             close()
         remove_scratch(scratch)
     settings = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, type(None)))}
-    lines = [f"sciconv prediction with model {getattr(model, 'name', model)}"]
-    lines += [f"  {key} = {value!r}" for key, value in {"block": block, **settings}.items()]
+    lines = history_record(getattr(model, "name", model), {"block": block, **settings})
     table = postprocess.with_provenance(table, lines, source=path)
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
     if regions is not None:  # ellipses from the catalog's moments, sky coordinates with a WCS
         postprocess.write_regions(  # a survey's 350,000 sky ellipses take minutes: say so
             table, outs["regions"], wcs=image.wcs, shape=regions, overwrite=overwrite,
-            progress=bool(progress) and len(table) > 10_000,
+            progress=bool(progress) and len(table) > postprocess.MANY_REGIONS,
         )  # fmt: skip
     if geojson:  # QuPath detections, from the labels on disk window by window
         postprocess.write_geojson(

@@ -58,6 +58,7 @@ Examples
 from __future__ import annotations
 
 from sciconv.postprocess._astro import (
+    MANY_REGIONS,
     REGION_FORMATS,
     REGION_SHAPES,
     to_ccddata,
@@ -117,6 +118,7 @@ __all__ = [
     "CATALOG_FORMATS",
     "COLUMN_UCDS",
     "GEOJSON_SUFFIX",
+    "MANY_REGIONS",
     "METHODS",
     "NO_POISSON",
     "NO_RMS",

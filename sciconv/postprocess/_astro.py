@@ -216,6 +216,11 @@ def _outlines(labels, row) -> list[np.ndarray]:
     return out
 
 
+#: Objects above which ``sciconv predict`` and :func:`sciconv.inference.predict_mosaic` show
+#: the progress of region writing (a sky region takes about 3 ms).
+MANY_REGIONS = 10_000
+
+
 def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse", progress: bool = False):
     """DS9/Aladin regions of the detected objects: one region per object (per piece of it).
 

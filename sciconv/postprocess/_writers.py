@@ -34,8 +34,8 @@ PRODUCT_FORMATS = {
     "ome-tiff": ".ome.tif",
     "ome-zarr": ".ome.zarr",
 }
-# the formats whose mask and uncertainty are files of their own, and which hold stacks
-_TIFF_FORMATS = ("tiff", "ome-tiff")
+#: The product formats whose mask and uncertainty are files of their own, and which hold stacks.
+TIFF_PRODUCT_FORMATS = ("tiff", "ome-tiff")
 #: Catalog formats of :func:`write_products` (``sciconv predict --catalog-format``): extension.
 PRODUCT_CATALOG_FORMATS = {"ecsv": ".ecsv", "votable": ".vot", "fits": ".fits"}
 #: What a product's file name appends to the image's name (``m31_prob.fits``); an OME-Zarr
@@ -118,7 +118,9 @@ def product_paths(
             "uncert": out_dir / f"{stem}{PRODUCT_SUFFIXES['uncert']}{ext}",
             "catalog": catalog,
         }
-    kinds = ("prob", "labels", "mask", "uncert") if fmt in _TIFF_FORMATS else ("prob", "labels")
+    kinds = (
+        ("prob", "labels", "mask", "uncert") if fmt in TIFF_PRODUCT_FORMATS else ("prob", "labels")
+    )
     paths = {k: out_dir / f"{stem}{PRODUCT_SUFFIXES[k]}{ext}" for k in kinds}
     paths["catalog"] = catalog
     return paths
@@ -451,7 +453,7 @@ def write_products(
     fmt = look_up_option(format, tuple(PRODUCT_FORMATS), name="format")
     extra_history = history_lines(history)
     lead = len(stack_axes or "")
-    if lead and fmt not in _TIFF_FORMATS:
+    if lead and fmt not in TIFF_PRODUCT_FORMATS:
         raise ConfigError(
             f"stack products (stack_axes=) are written as TIFF or OME-TIFF; got format={fmt!r}"
         )
@@ -504,7 +506,7 @@ def write_products(
                 )
     else:
         keys = [k for k in ("prob", "labels") if given[k] is not None]
-        if fmt in _TIFF_FORMATS:
+        if fmt in TIFF_PRODUCT_FORMATS:
             keys += [k for k, v in (("mask", mask), ("uncert", uncertainty)) if v is not None]
         for key in keys:
             check_writable(targets[key], overwrite=overwrite)
