@@ -803,11 +803,13 @@ def test_an_all_nan_image_is_skipped_not_learnt_as_zeros(tmp_path):
         for i in range(3):
             fits.writeto(tmp_path / c / f"{i}.fits", _galaxy(0, i))
     fits.writeto(tmp_path / "b" / "blank.fits", np.full((SIZE, SIZE), np.nan, np.float32))
+    before = (tmp_path / "b" / "blank.fits").read_bytes()
     with pytest.warns(SciconvWarning, match=r"skipped 1 .*blank\.fits.*no finite pixel"):
         ds = datasets.from_folder(tmp_path, batch_size=4, validation_split=None)
     assert len(ds.file_paths) == 6 and not any("blank" in p for p in ds.file_paths)
     with pytest.raises(DatasetError, match=r"blank\.fits.*no finite pixel"):
         datasets.from_folder(tmp_path, strict=True, validation_split=None)
+    assert (tmp_path / "b" / "blank.fits").read_bytes() == before
 
 
 @pytest.mark.parametrize("how", ["dotdot", "absolute", "dotdot-inside-then-out"])

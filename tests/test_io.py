@@ -423,9 +423,10 @@ def test_fits_bad_wcs_warns_and_keeps_pixels(tmp_path, cards, reason):
     data = grid(6, 7)
     p = tmp_path / "badwcs.fits"
     fits.PrimaryHDU(data, header=h).writeto(p)
+    before = p.read_bytes()
     with pytest.warns(SciconvWarning, match=rf"badwcs\.fits: WCS ignored: {reason}"):
         img = io.read(p)
-    assert img.wcs is None
+    assert img.wcs is None and p.read_bytes() == before
     np.testing.assert_array_equal(img.data[..., 0], data)
 
 
