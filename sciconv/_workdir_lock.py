@@ -63,7 +63,7 @@ def read_lock(workdir: str | os.PathLike, *, name: str = LOCK_FILE) -> dict | No
         try:
             text = path.read_text(encoding="utf-8")
             age = time.time() - path.stat().st_mtime
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no lock (or no folder to hold one)
             return None
         except OSError:
             text, age = "", 0.0

@@ -38,7 +38,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import sys
 import warnings
 from collections.abc import Mapping
@@ -52,7 +51,7 @@ import tensorflow as tf
 from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
-from sciconv._fit_backup import BackupAndRestore, RestoreBackup, other_model_error
+from sciconv._fit_backup import BackupAndRestore, RestoreBackup
 from sciconv._fit_data import (
     as_fit_arrays,
     check_class_weight,
@@ -67,20 +66,20 @@ from sciconv._fit_metadata import (
     record_dataset_metadata,
 )
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
+from sciconv._fit_workdir import json_default, prepare_workdir, refuse_workdir
 from sciconv._progress import interactive
 from sciconv._workdir_lock import lock_workdir
 from sciconv.augment import d4_train_data, resolve_train_augment
 from sciconv.errors import (
     ConfigError,
     ModelError,
-    OutputExistsError,
     SciconvError,
     SciconvWarning,
 )
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
 from sciconv.models.metadata import get_metadata, model_task
-from sciconv.runs import backup_epoch, best_epoch, read_config, read_log, truncate_log
+from sciconv.runs import best_epoch, read_config, read_log, truncate_log
 
 __all__ = ["default_compile_args", "fit", "read_config"]
 
@@ -211,15 +210,7 @@ _DRAWN = ("augmentation", "batch_size", "patch_size", "patches_per_image")
 
 def _write_config(workdir: Path, config: dict) -> None:
     with atomic_output(workdir / "config.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return repr(value)
+        tmp.write_text(json.dumps(config, indent=2, default=json_default) + "\n")
 
 
 class _CsvLog(keras.callbacks.CSVLogger):
@@ -471,6 +462,7 @@ def fit(
     check_validation_data(model, validation_data, train)  # endless, or prepared otherwise
     # how the data were drawn: a sciconv dataset's own augmentation, batches and patches
     drawn = {k: getattr(train, k, None) for k in _DRAWN}
+    refuse_workdir(workdir, resume=resume, overwrite=overwrite)  # before the model changes
     recorded = record_dataset_metadata(model, train)  # from the attributes (lost by a repeat)
     adapt_target_scale(model, train)  # a regressor learns standardized targets
     if isinstance(getattr(train, "seed", None), int):  # the split: checked when a run resumes
@@ -511,7 +503,7 @@ def fit(
             # them to the chief's epoch
             if writes:
                 same_model = _fingerprinted(workdir)
-                initial_epoch = _prepare_workdir(
+                initial_epoch = prepare_workdir(
                     workdir,
                     resume=resume,
                     overwrite=overwrite,
@@ -710,62 +702,3 @@ def _describe(loss) -> Any:
     if isinstance(loss, (list, tuple)):
         return [_describe(v) for v in loss]
     return getattr(loss, "__name__", None) or getattr(loss, "name", None) or type(loss).__name__
-
-
-def _prepare_workdir(
-    workdir: Path, *, resume: bool, overwrite: bool, model: dict, settings: dict | None = None
-) -> int:
-    """Decide between a fresh run, a resumed run, or a refusal; return the initial epoch.
-
-    A resumed run continues with its restored optimizer, so ``settings`` (the training values
-    this call asks for) that differ from the interrupted run's would be ignored while
-    ``config.json`` recorded them: refused instead."""
-    if workdir.exists() and not workdir.is_dir():
-        raise ConfigError("workdir exists and is not a folder", path=workdir)
-    backup = workdir / "backup"
-    if backup.is_dir() and all(p.name.startswith(".") for p in backup.iterdir()):
-        shutil.rmtree(backup)  # a run stopped in its first backup: partial files, nothing saved
-    ours = ("config.json", "best.keras", "last.keras", "log.csv", "backup", "logs")
-    present = [n for n in ours if (workdir / n).exists()]
-    present += sorted(p.name for p in workdir.glob("backup-worker*")) if workdir.is_dir() else []
-    if not present:
-        return 0
-    config: dict = {}
-    with contextlib.suppress(ConfigError):
-        config = read_config(workdir)
-    status = config.get("status")
-    if status == "running" and resume:
-        before = config.get("model") if isinstance(config.get("model"), dict) else {}
-        epoch = backup_epoch(backup)
-        for key, value in model.items():  # a key an older run did not record is not compared
-            if epoch and before.get(key, value) != value:
-                raise other_model_error(
-                    workdir, f"its {key} {before[key]!r}; this model's {value!r}"
-                )
-        for key, value in (settings or {}).items():
-            asked = json.loads(json.dumps(value, default=_json_default))
-            # a dataset's batch size was recorded as None before: not refused for it
-            was = config.get(key)
-            if epoch and key in config and was != asked and (was, key) != (None, "batch_size"):
-                raise ConfigError(
-                    f"workdir holds an interrupted run with {key} {config[key]!r}; this call "
-                    f"asks {asked!r}, which a resumed run would ignore (it continues with its "
-                    "restored optimizer): resume with the same settings, or start again with "
-                    "resume=False and overwrite=True (YAML: training.resume: false, --overwrite)",
-                    path=workdir,
-                )
-        return epoch
-    if not overwrite:
-        what = "an interrupted run (resume=False)" if status == "running" else "a previous run"
-        raise OutputExistsError(
-            f"workdir holds {what} ({', '.join(present)}); pass overwrite=True to replace it, "
-            "or use another workdir",
-            path=workdir,
-        )
-    for name in present:
-        target = workdir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink()
-    return 0

@@ -812,6 +812,33 @@ def test_an_all_nan_image_is_skipped_not_learnt_as_zeros(tmp_path):
     assert (tmp_path / "b" / "blank.fits").read_bytes() == before
 
 
+def test_an_all_nan_array_is_skipped_by_from_arrays():
+    """Left by the QA fix above: ``from_arrays`` still learnt an all-NaN cutout (off a
+    survey's edge) as an all-zero image with its label."""
+    images = [_galaxy(i % 2, i) for i in range(6)]
+    images[3] = np.full((SIZE, SIZE), np.nan, np.float32)
+    with pytest.warns(SciconvWarning, match=r"skipped 1 .*images\[3\].*no finite pixel"):
+        ds = datasets.from_arrays(images, [0, 1, 0, 1, 0, 1], batch_size=8, shuffle=False)
+    x, y = next(iter(ds))
+    assert x.shape[0] == 5 and y.numpy().tolist() == [0, 1, 0, 0, 1]
+    assert ds.class_counts.tolist() == [3, 2]
+    with pytest.raises(DatasetError, match="no image has a finite pixel"):
+        datasets.from_arrays([np.full((SIZE, SIZE), np.nan)] * 2, [0, 1])
+
+
+def test_an_all_nan_file_read_lazily_is_named_when_met(tmp_path):
+    """Without the in-memory cache the files are read while training: an all-NaN file was
+    normalized to zeros and learnt without a word; it is now named when it is met."""
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(2):
+            fits.writeto(tmp_path / c / f"{i}.fits", _galaxy(0, i))
+    fits.writeto(tmp_path / "b" / "blank.fits", np.full((SIZE, SIZE), np.nan, np.float32))
+    ds = datasets.from_folder(tmp_path, batch_size=8, validation_split=None, cache=False)
+    with pytest.warns(SciconvWarning, match=r"blank\.fits: could not be decoded.*no finite"):
+        next(iter(ds))
+
+
 @pytest.mark.parametrize("how", ["dotdot", "absolute", "dotdot-inside-then-out"])
 def test_catalog_paths_must_stay_inside_its_folder(tmp_path, how):
     inside, outside = tmp_path / "cat", tmp_path / "outside"

@@ -90,3 +90,22 @@ def test_a_clone_of_a_fitted_regressor_is_set_anew():
     assert layer.is_identity()
     sc.training.fit(clone, (x / 1e4, y), epochs=1, batch_size=32, tensorboard=False)
     assert float(layer.offset.numpy()[0]) == pytest.approx(float(y.mean()), rel=1e-4)
+
+
+def test_a_refused_workdir_leaves_the_model_as_it_was(tmp_path):
+    """Seen last session: a regressor's target scale and the dataset metadata were set on the
+    model before fit refused the workdir (a previous run there, no overwrite)."""
+    x, y = _blobs(8, 0)
+    run = tmp_path / "run"
+    first = sc.models.regressor((16, 16, 1), filters=(2,), dense=())
+    sc.training.fit(first, (x, y), epochs=1, workdir=run, verbose=0, tensorboard=False)
+    model = sc.models.regressor((16, 16, 1), filters=(2,), dense=())
+    before = sc.models.get_metadata(model)
+    with pytest.raises(sc.errors.OutputExistsError, match="holds a previous run"):
+        sc.training.fit(model, (x * 3, y * 5), epochs=1, workdir=run, verbose=0)
+    assert sc.models.get_metadata(model) == before and "target_scale" not in before
+    assert model.get_layer("regressor_head_target_scale").is_identity()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(sc.errors.ConfigError, match="not a folder"):
+        sc.training.fit(model, (x, y), epochs=1, workdir=tmp_path / "file", verbose=0)
+    assert model.get_layer("regressor_head_target_scale").is_identity()

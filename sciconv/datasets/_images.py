@@ -174,6 +174,23 @@ def build_image_datasets(
     return build(train_idx, True), build(val_idx, False)
 
 
+def _with_finite_pixels(raw: list[np.ndarray], names: list[str]) -> np.ndarray:
+    """Indices of the images with a finite pixel; one warning names the others (an all-NaN
+    cutout, off a survey's edge, would be learnt as an all-zero image with its label)."""
+    empty = [i for i, a in enumerate(raw) if not np.isfinite(a).any()]
+    if not empty:
+        return np.arange(len(raw))
+    if len(empty) == len(raw):
+        raise DatasetError("no image has a finite pixel (all NaN or inf): nothing to learn")
+    report_bad(
+        [(names[i], "no finite pixel (all NaN or inf): nothing to learn") for i in empty],
+        strict=False,
+        what="the images",
+        stacklevel=5,
+    )
+    return np.array([i for i in range(len(raw)) if i not in set(empty)], dtype=np.int64)
+
+
 def _scale_of(image) -> PixelScale | None:
     if isinstance(image, GridImage):
         return image.pixel_scale
@@ -260,6 +277,10 @@ def from_arrays(
     names = [f"images[{i}]" for i in range(len(items))]
     raw = [image_array(im, name=n)[0] for im, n in zip(items, names)]
     _warn_channels_first(images, raw, names)
+    keep = _with_finite_pixels(raw, names)
+    if len(keep) < len(raw):  # all NaN: nothing to learn (files are skipped the same way)
+        items, raw, names = ([seq[i] for i in keep] for seq in (items, raw, names))
+        y = y[keep]
     check_channels(names, [a.shape for a in raw])
     size = check_sizes(names, [a.shape for a in raw], prep.size, prep.policy)
     keep_larger = aug is not None and aug.get("crop", True) and prep.policy in ("crop", "auto")

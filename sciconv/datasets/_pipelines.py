@@ -100,7 +100,7 @@ def lazy_pipeline(paths, y, *, prep, channels, batch_size, shuffle, seed, aug, c
     def load(i, s):
         path = paths[int(i)]
         try:
-            x = prep.read(path)
+            x = prep.read(path, finite=True)  # all NaN: not learnt silently as zeros
             x = prep.random_fit(x, int(s) % 2**63) if random_crop else prep.fit(x)
         except Exception as exc:  # validated up front; last-resort fallback
             warnings.warn(

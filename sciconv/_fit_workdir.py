@@ -1,0 +1,129 @@
+"""What a run folder holds: a fresh run, an interrupted run to resume, or a refusal.
+
+:func:`refuse_workdir` refuses early (before :func:`sciconv.training.fit` changes the model);
+:func:`prepare_workdir` decides under the run's lock (:mod:`sciconv._workdir_lock`).
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> run = pathlib.Path(tempfile.mkdtemp())
+>>> prepare_workdir(run, resume=True, overwrite=False, model={})
+0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from pathlib import Path
+
+from sciconv import devices
+from sciconv._fit_backup import other_model_error
+from sciconv._workdir_lock import check_workdir_free
+from sciconv.errors import ConfigError, OutputExistsError
+from sciconv.runs import backup_epoch, read_config
+
+__all__ = ["json_default", "prepare_workdir", "refuse_workdir", "run_files"]
+
+
+def json_default(value):
+    """What ``json.dumps`` writes for numpy scalars, sets, tuples and other values."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return repr(value)
+
+
+def run_files(workdir: Path) -> list[str]:
+    """The names of a previous run's files in ``workdir`` (none when it does not exist)."""
+    ours = ("config.json", "best.keras", "last.keras", "log.csv", "backup", "logs")
+    present = [n for n in ours if (workdir / n).exists()]
+    present += sorted(p.name for p in workdir.glob("backup-worker*")) if workdir.is_dir() else []
+    return present
+
+
+def _run_config(workdir: Path) -> dict:
+    config: dict = {}
+    with contextlib.suppress(ConfigError):
+        config = read_config(workdir)
+    return config
+
+
+def refuse_workdir(workdir, *, resume: bool, overwrite: bool) -> None:
+    """Refuse, before :func:`sciconv.training.fit` changes the model (its metadata, a
+    regressor's target scale), a ``workdir`` that is not a folder, is held by a live run, or
+    holds a run this call may not replace; :func:`prepare_workdir` decides again under the
+    lock."""
+    if workdir is None or not devices.is_chief():
+        return
+    workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError("workdir exists and is not a folder", path=workdir)
+    check_workdir_free(workdir)  # a live run's "running" is not an interrupted run
+    present = run_files(workdir)
+    if present and not overwrite:
+        _check_replaceable(workdir, present, _run_config(workdir).get("status"), resume)
+
+
+def _check_replaceable(workdir: Path, present: list[str], status, resume: bool) -> None:
+    """Without ``overwrite``: only an interrupted run that is resumed may be continued."""
+    if status == "running" and resume:
+        return
+    what = "an interrupted run (resume=False)" if status == "running" else "a previous run"
+    raise OutputExistsError(
+        f"workdir holds {what} ({', '.join(present)}); pass overwrite=True to replace it, "
+        "or use another workdir",
+        path=workdir,
+    )
+
+
+def prepare_workdir(
+    workdir: Path, *, resume: bool, overwrite: bool, model: dict, settings: dict | None = None
+) -> int:
+    """Decide between a fresh run, a resumed run, or a refusal; return the initial epoch.
+
+    A resumed run continues with its restored optimizer, so ``settings`` (the training values
+    this call asks for) that differ from the interrupted run's would be ignored while
+    ``config.json`` recorded them: refused instead."""
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError("workdir exists and is not a folder", path=workdir)
+    backup = workdir / "backup"
+    if backup.is_dir() and all(p.name.startswith(".") for p in backup.iterdir()):
+        shutil.rmtree(backup)  # a run stopped in its first backup: partial files, nothing saved
+    present = run_files(workdir)
+    if not present:
+        return 0
+    config = _run_config(workdir)
+    status = config.get("status")
+    if status == "running" and resume:
+        before = config.get("model") if isinstance(config.get("model"), dict) else {}
+        epoch = backup_epoch(backup)
+        for key, value in model.items():  # a key an older run did not record is not compared
+            if epoch and before.get(key, value) != value:
+                raise other_model_error(
+                    workdir, f"its {key} {before[key]!r}; this model's {value!r}"
+                )
+        for key, value in (settings or {}).items():
+            asked = json.loads(json.dumps(value, default=json_default))
+            # a dataset's batch size was recorded as None before: not refused for it
+            was = config.get(key)
+            if epoch and key in config and was != asked and (was, key) != (None, "batch_size"):
+                raise ConfigError(
+                    f"workdir holds an interrupted run with {key} {config[key]!r}; this call "
+                    f"asks {asked!r}, which a resumed run would ignore (it continues with its "
+                    "restored optimizer): resume with the same settings, or start again with "
+                    "resume=False and overwrite=True (YAML: training.resume: false, --overwrite)",
+                    path=workdir,
+                )
+        return epoch
+    if not overwrite:
+        _check_replaceable(workdir, present, status, resume)
+    for name in present:
+        target = workdir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    return 0
