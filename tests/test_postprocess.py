@@ -833,3 +833,47 @@ def test_a_vertical_object_far_from_the_origin_is_at_90_degrees():
         labels[y0 : y0 + 10, x0 : x0 + 3] = 1
         labels[y0 - 1, x0 + 1] = 1  # one pixel on top: the centroid is not a round number
         assert postprocess.measure(labels)["orientation"][0] == 90.0, (x0, y0)
+
+
+def _star_prob(k: int) -> np.ndarray:
+    """A 15-pixel-radius disc of probability 1 (K = 1) or interior 1 (K = 3) in a 64 x 80 map."""
+    yy, xx = np.mgrid[:64, :80]
+    disc = ((yy - 32) ** 2 + (xx - 30) ** 2) < 15**2
+    if k == 1:
+        return disc.astype(np.float32)
+    return np.stack([~disc, disc, np.zeros_like(disc)], axis=-1).astype(np.float32)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_a_bad_column_or_core_does_not_cut_an_object(k):
+    """QA: NaN (masked) pixels counted as background, so a bad column through a star cut it
+    in two and a flagged saturated core made a ring the watershed cut into 2-5 objects (23 of
+    41 saturated stars of a real HST field); masked_fraction was 0 for every object."""
+    prob = _star_prob(k)
+    column = prob.copy()
+    column[:, 30] = np.nan  # a bad column across the whole image
+    core = prob.copy()
+    core[27:38, 25:36] = np.nan  # an 11 x 11 flagged core
+    for p in (column, core):
+        labels = postprocess.instances(p, min_size=3)
+        assert labels.max() == 1
+        bad = ~np.isfinite(p.reshape(64, 80, -1)).all(axis=-1)
+        table = postprocess.measure(labels, mask=bad)
+        inside = int((bad & (labels == 1)).sum())
+        assert inside > 0
+        assert table["masked_fraction"][0] == pytest.approx(inside / table["area"][0])
+    # the column is labelled only where it crosses the star, not beyond
+    labels = postprocess.instances(column, min_size=3)
+    assert labels[:, 30].sum() == 29 and labels[0, 30] == labels[63, 30] == 0
+    # bridge=0: NaN is background, as before
+    assert postprocess.instances(column, min_size=3, bridge=0).max() == 2
+
+
+def test_a_large_no_data_area_is_not_claimed_by_its_neighbour():
+    """Off a mosaic's edge (NaN beyond column 45): the star beside it keeps its outline, and
+    an all-NaN map has no object."""
+    prob = _star_prob(1)
+    prob[:, 45:] = np.nan
+    labels = postprocess.instances(prob, min_size=3)
+    assert labels.max() == 1 and not labels[:, 45:].any()
+    assert postprocess.instances(np.full((32, 32), np.nan, np.float32)).max() == 0

@@ -27,14 +27,55 @@ def _validate_prob(prob) -> np.ndarray:
             f"prob must have shape (H, W) or (H, W, K) with K = 1 (foreground), 2 (background, "
             f"foreground) or 3 (background, interior, boundary); got shape {prob.shape}"
         )
-    prob = np.where(np.isfinite(prob), prob, np.float32(0))
-    low, high = float(prob.min()), float(prob.max())
+    low, high = float(np.nanmin(prob, initial=0.0)), float(np.nanmax(prob, initial=0.0))
     if low < -0.01 or high > 1.01:  # a threshold of 0.5 on logits finds nothing, or everything
         warn_caller(
             f"prob holds values from {low:.3g} to {high:.3g}, not probabilities in [0, 1]: "
             "logits? apply a softmax (or sigmoid) first, as sciconv's models and predict_tiled do"
         )
     return prob
+
+
+def _bridge_no_data(mask: np.ndarray, no_data: np.ndarray, gap: int) -> np.ndarray:
+    """``mask`` with its no-data pixels that lie in gaps of the mask filled.
+
+    A no-data pixel (a masked or missing input pixel, NaN in a probability map) becomes True
+    when it lies in the morphological closing of ``mask`` by a ``(2 gap + 1)`` square: the
+    core of a saturated star and a bad column across an object join the object's pixels around
+    them, while a large no-data area next to an object is not claimed (a closing does not grow
+    a convex outline). Pixels with data keep their value, so nothing changes on an image
+    without no-data pixels, and the rule is local (a block-wise run gives the whole image's).
+    No-data pixels within ``gap`` of the image's edge stay False.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (H, W)
+        The pixels with data that are set (e.g. the foreground).
+    no_data : ndarray of bool, shape (H, W)
+        The pixels without data.
+    gap : int
+        Half the side of the square (pixels); 0 fills nothing.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> star = np.zeros((9, 9), bool); star[2:7, 2:7] = True
+    >>> column = np.zeros((9, 9), bool); column[:, 4] = True  # a bad column through it
+    >>> bridged = _bridge_no_data(star & ~column, column, 2)
+    >>> bool(bridged[2:7, 4].all()), bool(bridged[0, 4] or bridged[8, 4])
+    (True, False)
+    """
+    if gap <= 0 or not no_data.any():
+        return mask
+    size = 2 * int(gap) + 1
+    grown = ndi.maximum_filter(mask.astype(np.uint8), size=size, mode="constant", cval=0)
+    # outside the image counts as empty: no bad column is drawn from an object to the edge
+    closed = ndi.minimum_filter(grown, size=size, mode="constant", cval=0).astype(bool)
+    return mask | (no_data & closed)
 
 
 def _validate_number(value, *, name: str, low: float, high: float | None = None) -> float:
@@ -108,6 +149,7 @@ def instances(
     min_distance: int = 3,
     smooth: float = 1.5,
     seed_threshold: float | None = None,
+    bridge: int = 8,
 ) -> np.ndarray:
     """Instance labels from a probability map.
 
@@ -116,7 +158,8 @@ def instances(
     prob : ndarray of shape (H, W) or (H, W, K)
         Per-pixel scores (e.g. :func:`sciconv.inference.predict_tiled`). K = 1: foreground
         probability; K = 2: (background, foreground); K = 3: (background, interior, boundary).
-        NaN counts as background.
+        NaN marks pixels without data (masked or missing input pixels, as
+        :func:`~sciconv.inference.predict_tiled` leaves them): see ``bridge``.
     threshold : float, optional
         Foreground is ``foreground probability > threshold`` (K = 3: ``interior + boundary``).
         Default 0.5.
@@ -140,6 +183,14 @@ def instances(
         touching objects are split less readily. Default 1.5.
     seed_threshold : float, optional
         Interior threshold for the K = 3 markers. Default: ``threshold``.
+    bridge : int, optional
+        NaN pixels join an object when they lie in a gap of its pixels (the closing of the
+        foreground by a ``2 bridge + 1`` square): a flagged saturated
+        core or a bad column no longer cuts a star into several objects (QA: 23 of 41
+        saturated HST stars became 2-5 catalog rows). They are labelled, so
+        :func:`~sciconv.postprocess.measure` counts them in ``masked_fraction`` and leaves them
+        out of the fluxes. Other NaN pixels are background. Default 8; 0: every NaN pixel is
+        background.
 
     Returns
     -------
@@ -171,12 +222,16 @@ def instances(
     smooth = _validate_number(smooth, name="smooth", low=0.0)
     seed_threshold = threshold if seed_threshold is None else seed_threshold
     seed_threshold = _validate_number(seed_threshold, name="seed_threshold", low=0.0, high=1.0)
+    gap = int(_validate_number(bridge, name="bridge", low=0))
 
+    no_data = ~np.isfinite(p).all(axis=-1)
+    p = np.where(np.isfinite(p), p, np.float32(0))
     k = p.shape[-1]
     if k == 3:
         foreground = (p[..., 1] + p[..., 2]) > threshold
     else:
         foreground = p[..., -1] > threshold
+    foreground = _bridge_no_data(foreground, no_data, gap)
     if method == "connected" or not foreground.any():
         labels, _ = ndi.label(foreground)
         return _finish(labels, min_size)
@@ -185,7 +240,9 @@ def instances(
 
     if k == 3:
         interior = p[..., 1]
-        markers, _ = ndi.label((interior > seed_threshold) & foreground)
+        seeds = _bridge_no_data((interior > seed_threshold) & foreground, no_data, gap)
+        interior = np.where(seeds & no_data, np.float32(1), interior)  # a bridged seed floods
+        markers, _ = ndi.label(seeds)
         markers = with_unmarked(markers, foreground)
         labels = watershed(-interior, markers, mask=foreground)
         return _finish(labels, min_size)
