@@ -8,7 +8,7 @@ from astropy import units as u
 from astropy.nddata import CCDData, NDData
 
 from sciconv import postprocess
-from sciconv.errors import ConfigError, InvalidImageError
+from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import GridImage
 
 photutils = pytest.importorskip("photutils")
@@ -421,3 +421,44 @@ def test_polygon_regions_keep_every_piece_of_an_object(tmp_path, field, with_wcs
     # the one-piece object with a hole is drawn by its outer outline only
     outer = back[2].to_mask(mode="center").to_image(labels.shape).astype(bool)
     assert outer[30:36, 5:9].all() and outer.sum() == 24
+
+
+def _ecliptic_wcs(kind: str):
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = [f"{kind}LON-TAN", f"{kind}LAT-TAN"]
+    w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = [149.0, -8.9], [10.5, 10.5], [-1e-4, 1e-4]
+    w.wcs.dateobs = "2021-03-01T00:00:00"
+    w.wcs.set()
+    return w
+
+
+def test_an_ecliptic_wcs_gives_icrs_positions(tmp_path):
+    """QA: for ELON/ELAT axes wcslib sets RADESYS = 'ICRS' and astropy read the ecliptic
+    longitude and latitude as RA and Dec (astropy issue 6483): catalog positions 12.4 degrees
+    off, DS9 regions declared icrs."""
+    from astropy.coordinates import BarycentricMeanEcliptic, SkyCoord
+    from regions import Regions
+
+    labels = np.zeros((20, 20), np.int32)
+    labels[8:12, 8:12] = 1  # centred on the reference pixel (9.5, 9.5 0-based)
+    table = postprocess.measure(labels, wcs=_ecliptic_wcs("E"))
+    true = SkyCoord(149.0, -8.9, unit="deg", frame=BarycentricMeanEcliptic(equinox="J2000")).icrs
+    got = SkyCoord(table["ra"][0], table["dec"][0], unit="deg")
+    assert got.separation(true).arcsec < 0.01 and abs(table["dec"][0] - 3.466) < 1e-3
+    path = tmp_path / "r.reg"
+    postprocess.write_regions(table, path, wcs=_ecliptic_wcs("E"))
+    assert "ecliptic" in path.read_text()
+    center = Regions.read(path, format="ds9")[0].center
+    assert center.icrs.separation(true).arcsec < 0.01
+
+
+def test_a_helioecliptic_wcs_leaves_ra_dec_out():
+    """HLON/HLAT (heliocentric ecliptic) has no transformation to ICRS without distances:
+    ra/dec are left out with a warning (they were the helioecliptic angles, called ICRS)."""
+    labels = np.zeros((20, 20), np.int32)
+    labels[8:13, 8:13] = 1
+    with pytest.warns(SciconvWarning, match="no transformation to ICRS"):
+        table = postprocess.measure(labels, wcs=_ecliptic_wcs("H"))
+    assert "ra" not in table.colnames

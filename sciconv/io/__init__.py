@@ -56,6 +56,7 @@ Examples
 # The package, one room per concern (imports run down this list, never up):
 #   _common   warnings, error text, axis plans, sections, memory check, float32 conversion
 #   _header   header cards, INHERIT, structural cards, the celestial WCS and its slicing
+#   _frames   the ecliptic frames astropy does not read from a WCS
 #   _image    GridImage, LazyImage, as_array (what every stage takes)
 #   _mapped   memory-mapped files read window by window without pages piling up in memory
 #   _files    file kinds, image_stem, list_images, pair_by_stem
@@ -82,6 +83,7 @@ from sciconv.io._files import (
     pair_by_stem,
 )
 from sciconv.io._fits_errors import ErrorHDU
+from sciconv.io._frames import register_frames
 from sciconv.io._image import (
     GridImage,
     LazyImage,
@@ -102,6 +104,8 @@ from sciconv.io._zarr import (
     write_ome_zarr,
     write_ome_zarr_labels,
 )
+
+register_frames()  # ecliptic WCSs read as ecliptic, not as ICRS (astropy issue 6483)
 
 __all__ = [
     "BAD_MASK_PLANES",
