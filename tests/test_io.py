@@ -749,6 +749,24 @@ def test_tiff_palette_expanded_to_rgb(tmp_path):
     np.testing.assert_array_equal(img.data[0, 1], [0, 255, 0])
 
 
+def test_a_pillow_palette_tiff_reads_as_its_png_and_lazily(tmp_path):
+    """QA: Pillow writes a palette's colours x256; they read 256 times the PNG's values; and a
+    lazy read returned a plain array, so probe_shape's close() failed and one palette TIFF in a
+    folder stopped `sciconv predict` (even with --keep-going)."""
+    grey = (np.add.outer(np.arange(32), np.arange(32)) * 4).astype(np.uint8)
+    pal = Image.fromarray(grey).convert("P", palette=Image.ADAPTIVE, colors=16)
+    pal.save(tmp_path / "pal.tif")
+    pal.save(tmp_path / "pal.png")
+    tif, png = io.read(tmp_path / "pal.tif"), io.read(tmp_path / "pal.png")
+    np.testing.assert_array_equal(tif.data, png.data)
+    assert 200 < tif.data.max() <= 255
+    assert io.probe_shape(tmp_path / "pal.tif") == (32, 32, 3)
+    lazy = io.read(tmp_path / "pal.tif", lazy=True)
+    np.testing.assert_array_equal(lazy.data[4:9, 2:6], tif.data[4:9, 2:6])
+    lazy.data.close()
+    assert io.read(tmp_path / "pal.tif", stack=True).data.shape == (1, 32, 32, 3)
+
+
 # ------------------------------------------------------------------------------------------------
 # PNG / JPEG
 # ------------------------------------------------------------------------------------------------

@@ -266,7 +266,7 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
             meta["axes_override"] = use_axes
         meta.update(_microscopy_meta(tif, page))
         if palette:
-            return _read_tiff_palette(tif, page, path, meta, section)
+            return _read_tiff_palette(page, path, meta, section, lazy=lazy, stack=stack)
         roles = _tiff_roles(use_axes, shape, stack=stack, path=path)
         ny, nx = shape[use_axes.index("Y")], shape[use_axes.index("X")]
         ys, xs = section_slices(section, ny, nx, path)
@@ -432,17 +432,28 @@ def _drop_opaque_alpha(raw: np.ndarray, roles, axes: str, dtype):
     return raw, roles, "kept"
 
 
-def _read_tiff_palette(tif, page, path, meta, section) -> GridImage:
+def _read_tiff_palette(page, path, meta, section, *, lazy: bool, stack: bool) -> GridImage:
+    """An indexed-colour TIFF expanded to RGB, in the colours' own 8 bits when the 16-bit
+    colormap holds them scaled (x257 full range, or x256 as Pillow writes them: read as 0-65280
+    before, 256 times the PNG of the same image)."""
     try:
         idx = page.asarray()
         rgb = np.moveaxis(np.asarray(page.colormap)[:, idx], 0, -1)
     except Exception as exc:
         raise InvalidImageError(f"cannot decode palette TIFF ({brief(exc)})", path=path) from exc
-    if rgb.dtype == np.uint16 and np.all(rgb % 257 == 0):
-        rgb = (rgb // 257).astype(np.uint8)
+    if rgb.dtype == np.uint16:
+        colours = np.asarray(page.colormap)
+        for factor in (257, 256):
+            if np.all(colours % factor == 0) and colours.max() // factor <= 255:
+                rgb = (rgb // factor).astype(np.uint8)
+                break
     meta["palette"] = "expanded to RGB"
     ys, xs = section_slices(section, rgb.shape[0], rgb.shape[1], path)
     data = to_float32(rgb[ys, xs], path=path)
+    if lazy:  # decoded whole (a palette image is small): windows of it, as a lazy read gives
+        return GridImage(InMemoryLazy(data, str(path)), path=str(path), meta=meta)
+    if stack:
+        data = data[None]
     return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
 
 
