@@ -268,12 +268,11 @@ def _segment_image(model, img, args, params, progress):
         background, rms = postprocess.background_and_rms(img, labels)
         # flux errors: the image's uncertainty, else background noise + the sources' Poisson term
         error, source = postprocess.estimate_error(img, background=background, background_rms=rms)
-    table = postprocess.measure(  # mask="auto": img.mask or its NaN pixels
+    table = postprocess.measure(  # mask="auto": img.mask or its NaN pixels; arcsec/um sizes
         labels, intensity=img, wcs=img.wcs, background=background, error=error
     )
     if source is not None and "flux_err" in table.colnames:
         table.meta["FLUXERR"] = source
-    postprocess.add_physical_columns(table, img.pixel_scale, wcs=img.wcs)  # arcsec/um sizes
     if std is not None:  # each object's score and uncertainty
         table = _with_scores(table, postprocess.object_scores(labels, prob, std))
     return labels, prob, std, table

@@ -784,3 +784,15 @@ def test_predict_files_takes_a_grey_picture_for_a_colour_model(tmp_path):
     io.write(tmp_path / "g.fits", grey.astype(np.float32))
     with pytest.raises(InferenceError, match="1 channel"):
         inference.predict_files(model, [tmp_path / "g.fits"], progress=False)
+
+
+def test_a_1d_or_channels_first_image_gets_a_sciconv_error():
+    """QA: predict_instances on a 1-D array raised a bare IndexError (the block-size check ran
+    before the image was validated); a (3, H, W) array was said to have 256 channels, with no
+    word of np.moveaxis (only (1, H, W) got it)."""
+    model = _blob_model()
+    with pytest.raises(InferenceError, match=r"shape \(H, W\) or \(H, W, C\); got shape \(64,\)"):
+        inference.predict_instances(model, np.zeros(64, np.float32), progress=False)
+    image = np.zeros((3, 40, 40), np.float32)
+    with pytest.raises(InferenceError, match=r"40 channel\(s\).*looks channels-first.*moveaxis"):
+        inference.predict_tiled(model, image, progress=False)

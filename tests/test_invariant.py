@@ -233,3 +233,8 @@ def test_predict_d4_errors():
         predict_d4("model.keras", np.zeros((16, 16)))
     with pytest.raises(InferenceError, match="batch_size"):
         predict_d4(model, np.zeros((16, 16)), batch_size=0)
+    # QA: a size the model does not take raised Keras' ValueError, or a TF graph error
+    with pytest.raises(InferenceError, match=r"takes images of \(16, 16, 1\).*got \(8, 8, 1\)"):
+        predict_d4(model, np.zeros((3, 8, 8, 1)))
+    with pytest.raises(InferenceError, match=r"got \(2, 16, 16\) \(a batch of grey images"):
+        predict_d4(model, np.zeros((2, 16, 16)))

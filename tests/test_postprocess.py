@@ -877,3 +877,20 @@ def test_a_large_no_data_area_is_not_claimed_by_its_neighbour():
     labels = postprocess.instances(prob, min_size=3)
     assert labels.max() == 1 and not labels[:, 45:].any()
     assert postprocess.instances(np.full((32, 32), np.nan, np.float32)).max() == 0
+
+
+def test_measure_adds_physical_sizes_when_the_image_knows_its_pixel():
+    """QA: measure(labels, intensity=img) of a 0.5 um/pixel image gave pixel sizes only (the
+    CLI and block-wise runs added area_phys, ...), and add_physical_columns refused the image."""
+    from sciconv.io import GridImage
+
+    labels = np.zeros((12, 12), np.int32)
+    labels[2:6, 2:6] = 1
+    img = GridImage(np.ones((12, 12, 1), np.float32), meta={"pixel_size": (0.5, 0.5)})
+    img.meta["pixel_unit"] = "um"
+    table = postprocess.measure(labels, intensity=img)
+    assert table["area_phys"][0] == pytest.approx(4.0) and str(table["area_phys"].unit) == "um2"
+    plain = postprocess.measure(labels, intensity=np.ones((12, 12)))
+    assert "area_phys" not in plain.colnames
+    postprocess.add_physical_columns(plain, img)
+    assert plain["area_phys"][0] == pytest.approx(4.0)

@@ -33,7 +33,7 @@ from sciconv.datasets._validate import (
 )
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import DatasetError
-from sciconv.io import GridImage, PixelScale, is_nddata
+from sciconv.io import image_pixel_scale
 from sciconv.io._common import warn_if_channels_first
 
 
@@ -191,12 +191,6 @@ def _with_finite_pixels(raw: list[np.ndarray], names: list[str]) -> np.ndarray:
     return np.array([i for i in range(len(raw)) if i not in set(empty)], dtype=np.int64)
 
 
-def _scale_of(image) -> PixelScale | None:
-    if isinstance(image, GridImage):
-        return image.pixel_scale
-    return PixelScale.from_wcs(image.wcs) if is_nddata(image) else None
-
-
 def _warn_channels_first(images, raw: list[np.ndarray], names: list[str]) -> None:
     """One warning if the images look channels-first: the (N, C, H, W) array, or the first
     (C, H, W) image of a list (NDData are (C, H, W) by convention and already moved)."""
@@ -290,7 +284,9 @@ def from_arrays(
         )
         for a in raw
     ]
-    scale = common_scale(names, [_scale_of(im) for im in items], what="the images", stacklevel=3)
+    scale = common_scale(
+        names, [image_pixel_scale(im) for im in items], what="the images", stacklevel=3
+    )
     strata = y if task == "classification" else None
     train_idx, val_idx = split(len(items), fraction, seed, strata, class_names)
     spec = prep.normalization

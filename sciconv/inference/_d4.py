@@ -48,6 +48,21 @@ def _as_batch(images) -> tuple[np.ndarray, bool]:
     )
 
 
+def _check_input_size(model, shape: tuple) -> None:
+    """Refuse images whose size or channels differ from a model's fixed input (Keras raised a
+    ValueError, or a graph error from deep inside TensorFlow)."""
+    want = tuple(getattr(model, "input_shape", None) or ())[1:]
+    got = tuple(int(v) for v in shape[1:])
+    if len(want) == len(got) and all(w is None or w == g for w, g in zip(want, got)):
+        return
+    if len(want) == len(got):
+        grey = " (a batch of grey images is (N, H, W, 1))" if want[-1] == 1 != got[-1] else ""
+        raise InferenceError(
+            f"model {model.name!r} takes images of {tuple(want)} (H, W, C); got {got}{grey}: "
+            "crop or resize them to its input (sciconv.inference.predict_files fits files to it)"
+        )
+
+
 def predict_d4(
     model: keras.Model,
     images,
@@ -106,6 +121,7 @@ def predict_d4(
     model = check_single_io(model, purpose="predict_d4")
     batch_size = check_int(batch_size, name="batch_size", minimum=1, error=InferenceError)
     x, single = _as_batch(images)
+    _check_input_size(model, x.shape)
     prep = FilePrep.create(
         normalize=normalize, recorded=get_metadata(model).get("normalization"), error=InferenceError
     )

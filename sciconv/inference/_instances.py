@@ -774,6 +774,6 @@ def _blockwise(image, *, block, out, return_prob) -> bool:
     if return_prob:
         return False
     shape = getattr(image, "shape", None)
-    if shape is None:  # GridImage or other wrapper: validate to see its size
+    if shape is None or len(shape) not in (2, 3):  # a wrapper (GridImage), or refused there
         shape = validate_image(image)[0].shape
     return int(shape[0]) * int(shape[1]) > AUTO_BLOCK_PIXELS

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import ConfigError, InferenceError, SciconvWarning
-from sciconv.io import GridImage, PixelScale, as_array, is_nddata
+from sciconv.io import PixelScale, as_array, image_pixel_scale
 from sciconv.io._common import warn_caller
 
 __all__ = [
@@ -37,33 +37,6 @@ __all__ = [
 SCALE_TOLERANCE = 0.01
 #: ``object_size="auto"`` measures an image's object size only from at least this many objects.
 AUTO_SIZE_MIN_OBJECTS = 5
-
-
-def image_pixel_scale(image: Any) -> PixelScale | None:
-    """The pixel scale an image carries: a GridImage's, an NDData's celestial WCS; else None.
-
-    Parameters
-    ----------
-    image : GridImage, astropy.nddata.NDData or array_like
-        A plain array carries no scale.
-
-    Returns
-    -------
-    PixelScale or None
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sciconv.io import GridImage
-    >>> img = GridImage(np.zeros((2, 2, 1)), meta={"pixel_size": (0.2, 0.2), "pixel_unit": "um"})
-    >>> image_pixel_scale(img), image_pixel_scale(np.zeros((2, 2)))
-    (PixelScale(y=0.2, x=0.2, unit='um'), None)
-    """
-    if isinstance(image, GridImage):
-        return image.pixel_scale
-    if is_nddata(image):
-        return PixelScale.from_wcs(image.wcs)
-    return None
 
 
 def _explicit_factor(scale: Any, path, name: str = "scale") -> float:

@@ -23,6 +23,7 @@ from sciconv.inference._blend import BLEND_MODES
 from sciconv.inference._model import bytes_per_pixel, output_channels
 from sciconv.inference._precision import PRECISIONS, choose_precision
 from sciconv.inference._tiles import auto_tile, fit_tile, frame_origin, round_up, tile_starts
+from sciconv.io._common import channels_first_hint
 from sciconv.models import get_metadata
 from sciconv.models.introspect import (
     measure_receptive_field,
@@ -261,6 +262,8 @@ def resolve_settings(
                 "input_transform={'to_rgb': True} (YAML: dataset.input_transform), as the "
                 "pretrained nuclei model does"
             )
+        if channels_first_hint(shape):
+            fix = channels_first_hint(shape)[2:]
         raise InferenceError(
             f"image has {c} channel(s) (shape {shape}) but model {model.name!r} expects "
             f"{channels}; {fix}",

@@ -89,6 +89,7 @@ from sciconv.io._image import (
     LazyImage,
     PixelScale,
     as_array,
+    image_pixel_scale,
     is_nddata,
     read_pixel_scale,
 )
@@ -124,6 +125,7 @@ __all__ = [
     "PixelScale",
     "as_array",
     "file_map",
+    "image_pixel_scale",
     "image_stem",
     "is_nddata",
     "is_zarr",

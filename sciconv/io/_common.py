@@ -37,6 +37,35 @@ def warn_caller(message: str, package: str = _PACKAGE) -> None:
 CHANNELS_FIRST_MAX_C, CHANNELS_FIRST_MIN_SIDE = 4, 16
 
 
+def looks_channels_first(shape: tuple) -> bool:
+    """Whether an image's shape ``(C, H, W)`` looks channels-first: the rule of
+    :func:`warn_if_channels_first` (a first axis of at most 4, both others longer than 16).
+
+    Examples
+    --------
+    >>> looks_channels_first((3, 64, 64)), looks_channels_first((64, 64, 3))
+    (True, False)
+    """
+    if len(shape) != 3:
+        return False
+    c, h, w = (int(v) for v in shape)
+    return c <= CHANNELS_FIRST_MAX_C and h > CHANNELS_FIRST_MIN_SIDE and w > CHANNELS_FIRST_MIN_SIDE
+
+
+def channels_first_hint(shape: tuple) -> str:
+    """A sentence for an error about an image's channels when its shape looks channels-first
+    (:func:`looks_channels_first`), else "".
+
+    Examples
+    --------
+    >>> channels_first_hint((3, 256, 256))
+    '; it looks channels-first (C, H, W): pass np.moveaxis(image, 0, -1)'
+    """
+    if not looks_channels_first(shape):
+        return ""
+    return "; it looks channels-first (C, H, W): pass np.moveaxis(image, 0, -1)"
+
+
 def warn_if_channels_first(x, *, name: str, batch: bool | None = None) -> bool:
     """Warn (SciconvWarning) if image ``x`` looks channels-first ``(C, H, W)``; sciconv expects
     channels last ``(H, W, C)``.
@@ -79,12 +108,9 @@ def warn_if_channels_first(x, *, name: str, batch: bool | None = None) -> bool:
     if batch is None:
         batch = len(shape) == 4
     image = shape[1:] if batch else shape
-    if len(image) != 3:
+    if not looks_channels_first(image):
         return False
     c, h, w = (int(v) for v in image)
-    small, large = CHANNELS_FIRST_MAX_C, CHANNELS_FIRST_MIN_SIDE
-    if not (c <= small and h > large and w > large):
-        return False
     move = "np.moveaxis(x, 1, -1)" if batch else "np.moveaxis(x, 0, -1)"
     warn_caller(
         f"{name} looks channels-first (C, H, W) = {(c, h, w)}; sciconv expects channels last "

@@ -609,6 +609,32 @@ def masked_as_nan(array: np.ma.MaskedArray) -> np.ndarray:
     return out
 
 
+def image_pixel_scale(image: Any) -> PixelScale | None:
+    """The pixel scale an image carries: a GridImage's, an NDData's celestial WCS; else None.
+
+    Parameters
+    ----------
+    image : GridImage, astropy.nddata.NDData or array_like
+        A plain array carries no scale.
+
+    Returns
+    -------
+    PixelScale or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = GridImage(np.zeros((2, 2, 1)), meta={"pixel_size": (0.2, 0.2), "pixel_unit": "um"})
+    >>> image_pixel_scale(img), image_pixel_scale(np.zeros((2, 2)))
+    (PixelScale(y=0.2, x=0.2, unit='um'), None)
+    """
+    if isinstance(image, GridImage):
+        return image.pixel_scale
+    if is_nddata(image):
+        return PixelScale.from_wcs(image.wcs)
+    return None
+
+
 def read_pixel_scale(path: str | os.PathLike) -> PixelScale | None:
     """The pixel scale a file states, reading only its metadata (no pixels).
 

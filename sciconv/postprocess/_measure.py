@@ -9,8 +9,9 @@ from scipy import ndimage as ndi
 
 from sciconv._validation import look_up_option, refuse_path
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
-from sciconv.io import as_array
+from sciconv.io import as_array, image_pixel_scale
 from sciconv.postprocess._errors import own_error
+from sciconv.postprocess._physical import add_physical_columns
 from sciconv.postprocess._pixels import numbers, per_pixel
 
 _ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
@@ -351,6 +352,9 @@ def measure(
           its 8 neighbours) and ``masked_fraction`` (its masked pixels / its area): fluxes and
           shapes of flagged objects are missing the masked part;
         - with a saturation level: ``flag_saturated`` (bool).
+        - with an ``intensity`` that knows its pixel scale (a GridImage's, an NDData's celestial
+          WCS): ``area_phys``, ``equivalent_diameter_phys``, ``semi_major_phys``,
+          ``semi_minor_phys`` in µm, arcsec, ... (:func:`add_physical_columns`).
 
         Every column has a unit (``pix``, ``pix2``, ``deg``; fluxes and ``background`` take the
         ``intensity``'s unit: an NDData's, or a GridImage's ``unit`` from its FITS ``BUNIT``), a
@@ -537,6 +541,8 @@ def measure(
         table["flag_saturated"] = np.bincount(labels[saturated], minlength=n + 1)[present] > 0
         table.meta["SATURATE"] = level
     _annotate(table, flux_unit=getattr(intensity, "unit", None))
+    # sizes in µm/arcsec when the image knows its pixel (QA: only the CLI added them)
+    add_physical_columns(table, image_pixel_scale(intensity), wcs=wcs)
     return table
 
 

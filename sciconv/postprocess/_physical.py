@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import ConfigError
-from sciconv.io import PixelScale
+from sciconv.io import GridImage, PixelScale, image_pixel_scale, is_nddata
 
 __all__ = ["PHYSICAL_COLUMNS", "add_physical_columns"]
 
@@ -46,9 +46,9 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None, *, wcs=Non
     ----------
     table : astropy.table.Table
         A catalog with ``area`` (and optionally ``semi_major``, ``semi_minor``) in pixels.
-    pixel_scale : PixelScale, dict, Quantity or None
-        The image's scale (:attr:`sciconv.io.GridImage.pixel_scale`); None leaves the table
-        unchanged.
+    pixel_scale : PixelScale, dict, Quantity, GridImage, NDData or None
+        The image's scale (:attr:`sciconv.io.GridImage.pixel_scale`), or the image itself (its
+        scale and WCS, :func:`sciconv.io.image_pixel_scale`); None leaves the table unchanged.
     wcs : astropy.wcs.WCS, optional
         The image's WCS (``GridImage.wcs``): followed object by object when it has a
         distortion and the table has ``x`` and ``y``.
@@ -66,13 +66,16 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None, *, wcs=Non
     Examples
     --------
     >>> from astropy.table import Table
-    >>> from sciconv.io import PixelScale
+    >>> from sciconv.io import GridImage, PixelScale, image_pixel_scale, is_nddata
     >>> t = add_physical_columns(Table({"area": [4, 100]}), PixelScale(0.5, 0.5, "um"))
     >>> t["area_phys"].tolist(), str(t["area_phys"].unit)
     ([1.0, 25.0], 'um2')
     >>> round(float(t["equivalent_diameter_phys"][1]), 3)
     5.642
     """
+    if isinstance(pixel_scale, GridImage) or is_nddata(pixel_scale):  # an image: its scale
+        wcs = pixel_scale.wcs if wcs is None else wcs
+        pixel_scale = image_pixel_scale(pixel_scale)
     scale = PixelScale.from_value(pixel_scale)
     if scale is None:
         return table

@@ -9,7 +9,7 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
-from sciconv.io._common import warn_caller
+from sciconv.io._common import channels_first_hint, warn_caller
 from sciconv.preprocess._limits import finite_values, validate_image
 from sciconv.preprocess._saturation import channel_mean, plateau_heights, saturation_level
 
@@ -79,10 +79,13 @@ def validate_input_transform(spec) -> dict:
 
 
 def _bad_channels(shape: tuple, key: str, allowed: str) -> InvalidImageError:
+    fix = channels_first_hint(shape)[2:] or (
+        "pass the nuclear channel alone (image[..., k]; sciconv predict --channel K), an RGB "
+        "image, or one plane of a stack (stack[i])"
+    )
     return InvalidImageError(
         f"image must have {allowed} channels for the input transform {key!r}; got shape "
-        f"{shape} (last axis = channels): pass the nuclear channel alone (image[..., k]; "
-        "sciconv predict --channel K), an RGB image, or one plane of a stack (stack[i])"
+        f"{shape} (last axis = channels): {fix}"
     )
 
 
