@@ -311,6 +311,20 @@ def check_class_weight(model, class_weight, class_names=None) -> dict | None:
             "handles imbalance (sciconv.losses.bce_dice_loss, the default, or focal_loss) or "
             "per-pixel sample weights (yield (x, y, weights) from the dataset)"
         )
+    task = meta.get("task")
+    if task in ("multilabel", "regression"):  # Keras would weigh by argmax / rounded targets
+        if task == "multilabel":
+            how = "its first positive label"
+            fix = (
+                "weigh the rare labels in the loss (keras.losses.BinaryFocalCrossentropy), or "
+                "pass per-sample weights (a dataset yielding (x, y, weights))"
+            )
+        else:
+            how, fix = "its target rounded to a class id", "pass per-sample weights instead"
+        raise ConfigError(
+            f"class_weight is for single-label classifiers; this model's task is {task!r} "
+            f"(Keras would silently weigh each sample by {how}): {fix}"
+        )
     k = meta.get("num_classes")
     if k is None:
         return dict(class_weight)
