@@ -281,7 +281,8 @@ def _segment_image(model, img, args, params, progress):
 def _provenance(params: dict, args, model, channels: int, *, choose: bool = True) -> dict:
     """The prediction's settings for the products' HISTORY: ``params`` plus what the command
     line chose around them (the channel segmented; the samples the probabilities average with
-    ``--uncertainty``, as tta stays None beside it), and the precision ``auto`` chose (it
+    ``--uncertainty``: ``tta`` says ``d4`` for ``--uncertainty tta``, QA read ``tta = None``
+    as "not averaged"), and the precision ``auto`` chose (it
     changes the probabilities: a rerun elsewhere must be able to ask for the same; not
     ``choose``: ``auto`` left as it is, not timed)."""
     from sciconv import inference
@@ -296,6 +297,8 @@ def _provenance(params: dict, args, model, channels: int, *, choose: bool = True
         "hdu": getattr(args, "hdu", None),
     }
     out = {**params, **{k: v for k, v in extra.items() if v is not None}}
+    if args.uncertainty == "tta" and out.get("tta") is None:  # the probabilities are its mean
+        out["tta"] = "d4 (--uncertainty tta)"
     if out.get("precision") == "auto" and args.uncertainty is not None:
         out["precision"] = f"{inference.UNCERTAINTY_PRECISION} (auto)"
     elif out.get("precision") == "auto" and choose:  # cached by the prediction: no new timing

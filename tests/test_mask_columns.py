@@ -149,6 +149,7 @@ def test_uncertainty_tta_products_say_they_are_the_mean_over_the_views(
         assert "UNCERT" in hdul
         history = " ".join(str(h) for h in hdul[0].header["HISTORY"])
     assert "uncertainty = tta" in history.replace("'", "")
+    assert "tta = d4 (--uncertainty tta)" in history.replace("'", "")  # QA: read "tta = None"
     table = Table.read(tmp_path / "u" / "blobs_catalog.ecsv")
     assert {"score", "uncertainty"} <= set(table.colnames) and len(table) == 3
     assert np.all((table["score"] > 0.5) & (table["score"] <= 1))
