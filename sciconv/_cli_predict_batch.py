@@ -254,7 +254,8 @@ class Batch:
 # ------------------------------------------------- --skip-existing: what the products record
 def recorded_history(product: Path) -> list[str] | None:
     """The HISTORY lines a sciconv product records (FITS HISTORY cards, the TIFF description's
-    ``history``, an OME-TIFF image's ``Description``, an OME-Zarr store's ``sciconv``
+    ``history``, an OME-TIFF image's ``Description``, an ImageJ hyperstack's ``Info``, an
+    OME-Zarr store's ``sciconv``
     attributes); None for a file that records
     none by format (catalogs, regions, block-wise labels).
 
@@ -288,6 +289,8 @@ def recorded_history(product: Path) -> list[str] | None:
                 image = tifffile.xml2dict(tif.ome_metadata).get("OME", {}).get("Image", {})
                 image = image[0] if isinstance(image, list) else image
                 return str(image.get("Description") or "").splitlines()
+            if tif.is_imagej:  # an ImageJ hyperstack (the product of an ImageJ stack): Info
+                return str((tif.imagej_metadata or {}).get("Info") or "").splitlines()
             meta = tif.shaped_metadata
             return list((meta[0] if meta else {}).get("history", []))
     return None

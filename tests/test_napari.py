@@ -120,6 +120,12 @@ def test_reader_keeps_movies_and_z_stacks_as_axes(tmp_path):
     [(_, kwargs, _)] = read_layers(tmp_path / "tm.ome.tif")
     assert kwargs["scale"] == pytest.approx((1.0, 0.5, 0.5))
     assert kwargs["units"] == ("pixel", "um", "um")
+    # with the frame interval (OME TimeIncrement): seconds along T (it was dropped; QA)
+    meta = {"axes": "TYX", "TimeIncrement": 30.0, "TimeIncrementUnit": "s", **scale}
+    tifffile.imwrite(tmp_path / "ti.ome.tif", frames, ome=True, metadata=meta)
+    [(_, kwargs, _)] = read_layers(tmp_path / "ti.ome.tif")
+    assert kwargs["scale"] == pytest.approx((30.0, 0.5, 0.5))
+    assert kwargs["units"] == ("s", "um", "um")
 
 
 def test_segment_nuclei_plane_by_plane():

@@ -409,6 +409,42 @@ def test_plain_tiff_products_of_an_imagej_z_stack_keep_its_z_step(capsys, tmp_pa
         assert kwargs["scale"] == pytest.approx((2.0, 0.5, 0.5))
 
 
+def test_products_of_an_imagej_movie_are_imagej_hyperstacks_with_its_frame_interval(
+    capsys, tmp_path, movie
+):
+    """QA: an ImageJ stack's products were tifffile "shaped" TIFFs, which Fiji opens as a flat
+    run of slices (T and Z lost, the Z step only in sciconv's own description), and the frame
+    interval (ImageJ finterval, OME TimeIncrement) was dropped from every product."""
+    _, frames, _ = movie
+    path = tmp_path / "t.tif"
+    tifffile.imwrite(
+        path, frames, imagej=True, resolution=(2.0, 2.0),
+        metadata={"axes": "TYX", "finterval": 30.0, "unit": "um"},
+    )  # fmt: skip
+    assert io.read(path, stack=True).meta["time_interval"] == 30.0
+    args = ["predict", "pretrained:nuclei", path, "--out", tmp_path / "o", "--quiet"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    for product, dtype in (("labels", "uint16"), ("prob", "float32")):
+        with tifffile.TiffFile(tmp_path / "o" / f"t_{product}.tif") as tif:
+            assert tif.is_imagej and tif.series[0].axes.startswith("T"), product
+            ij = tif.imagej_metadata
+            assert (ij["frames"], ij["finterval"], ij["unit"]) == (3, 30.0, "um"), product
+            assert tif.series[0].dtype == dtype
+            assert "model_id" in ij["Info"]  # the history, where --skip-existing reads it
+    labels = io.read(tmp_path / "o" / "t_labels.tif", stack=True)
+    assert labels.meta["time_interval"] == 30.0 and labels.pixel_scale.x == pytest.approx(0.5)
+    assert labels.data.max() > 10
+    before = (tmp_path / "o" / "t_labels.tif").stat().st_mtime_ns
+    code, _, err = run_cli(capsys, *args, "--skip-existing")
+    assert code == 0, err
+    assert (tmp_path / "o" / "t_labels.tif").stat().st_mtime_ns == before  # recognised as done
+    code, _, err = run_cli(capsys, *args[:-1], "--format", "ome-tiff", "--quiet", "--out",
+                           tmp_path / "ome")  # fmt: skip
+    assert code == 0, err
+    assert io.read(tmp_path / "ome" / "t_labels.ome.tif", stack=True).meta["time_interval"] == 30
+
+
 def test_a_three_plane_stack_saved_as_planar_rgb_is_named(tmp_path):
     """tifffile.imwrite of a (3, H, W) Z-stack without axes stores planar RGB: sciconv read it
     as one colour image without a word (the CLI wrote one label image, AP 0.00 / 0.58 / 0.02

@@ -473,7 +473,8 @@ def _unit(name) -> str:
 
 
 def _microscopy_meta(tif, page) -> dict:
-    """Pixel size, unit, Z spacing and channel names from OME-XML, ImageJ or resolution tags."""
+    """Pixel size, unit, Z spacing, frame interval (``time_interval``, seconds) and channel
+    names from OME-XML, ImageJ or resolution tags."""
     meta: dict = {}
     try:
         if tif.is_ome and tif.ome_metadata:
@@ -503,7 +504,23 @@ def _shaped_meta(tif, *, in_um: bool) -> dict:
     z_step = shaped.get("z_spacing_um")
     if in_um and isinstance(z_step, (int, float)) and not isinstance(z_step, bool) and z_step > 0:
         meta["z_spacing"] = float(z_step)
+    meta.update(_time_interval(shaped.get("time_interval_s"), "s"))
     return meta
+
+
+#: seconds per time unit, for the frame interval of OME (``TimeIncrementUnit``) and ImageJ
+#: (``tunit``) metadata
+_TIME_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "µs": 1e-6,
+                 "us": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0, "hour": 3600.0}  # fmt: skip
+
+
+def _time_interval(value, unit) -> dict:
+    """``{"time_interval": seconds}`` for a positive frame interval in a known time unit."""
+    try:
+        seconds = float(value) * _TIME_SECONDS[str(unit or "s").strip().lower()]
+    except (TypeError, ValueError, KeyError):
+        return {}
+    return {"time_interval": seconds} if seconds > 0 and np.isfinite(seconds) else {}
 
 
 def _ome_meta(xml: str) -> dict:
@@ -529,6 +546,7 @@ def _ome_meta(xml: str) -> dict:
         if pixels.get("PhysicalSizeZ") is not None:
             z_unit = _unit(pixels.get("PhysicalSizeZUnit", "µm"))
             meta["z_spacing"] = _convert(float(pixels["PhysicalSizeZ"]), z_unit, unit)
+    meta.update(_time_interval(pixels.get("TimeIncrement"), pixels.get("TimeIncrementUnit", "s")))
     channels = pixels.get("Channel", [])
     channels = [channels] if isinstance(channels, dict) else list(channels or [])
     names = [c.get("Name") for c in channels if isinstance(c, dict)]
@@ -549,6 +567,7 @@ def _imagej_meta(ij: dict, page) -> dict:
             meta["pixel_unit"] = unit
             if ij.get("spacing") is not None:
                 meta["z_spacing"] = float(ij["spacing"])
+    meta.update(_time_interval(ij.get("finterval"), ij.get("tunit", "s")))
     labels = ij.get("Labels")
     channels = int(ij.get("channels", 1) or 1)
     if isinstance(labels, (list, tuple)) and channels > 1 and len(labels) == channels:
@@ -635,3 +654,79 @@ def _convert(value: float, unit: str, to: str) -> float:
     if unit == to or unit not in _UNIT_METRES or to not in _UNIT_METRES:
         return value
     return value * _UNIT_METRES[unit] / _UNIT_METRES[to]
+
+
+#: The axis order of an ImageJ hyperstack.
+IMAGEJ_AXES = "TZCYXS"
+
+
+def resolution_um(meta: dict) -> dict:
+    """tifffile ``imwrite`` keywords for an ImageJ file's pixel size: resolution in pixels per
+    µm (ImageJ's ``unit`` metadata says µm); empty without a pixel size in a length unit.
+
+    Examples
+    --------
+    >>> resolution_um({"pixel_size": (0.5, 0.25), "pixel_unit": "µm"})
+    {'resolution': (4.0, 2.0)}
+    """
+    size, unit = meta.get("pixel_size"), _unit(meta.get("pixel_unit") or "µm")
+    if size is None or unit not in _UNIT_METRES:
+        return {}
+    dy, dx = (_convert(float(v), unit, "µm") for v in size)
+    return {"resolution": (1.0 / dx, 1.0 / dy)} if dx > 0 and dy > 0 else {}
+
+
+def imagej_hyperstack(data, axes: str, dtype, source: dict, meta: dict) -> tuple | None:
+    """``(data, metadata)`` that write a stack product as an ImageJ hyperstack (tifffile
+    ``imagej=True``), for an ImageJ input: Fiji reads its T and Z axes, Z step (``spacing``),
+    frame interval (``finterval``) and unit, where it opens tifffile's own description as a flat
+    run of slices. ``meta`` is what the plain TIFF would record (``z_spacing_um``,
+    ``time_interval_s``, ``history``, ``channel_names``): the history goes to ImageJ's ``Info``.
+
+    Integer labels become uint16 (or float32, exact up to 2**24) as ImageJ stores no 32-bit
+    integers. None when ImageJ cannot hold the stack (axes out of ImageJ's order, 16-bit colour,
+    a stack of integer pages streamed page by page, labels beyond 2**24).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((2, 3, 4, 5), np.int32); labels[1, 2, 3, 4] = 7
+    >>> data, ij = imagej_hyperstack(labels, "TZYX", labels.dtype, {}, {"z_spacing_um": 1.5})
+    >>> data.dtype.name, ij["axes"], ij["spacing"], ij["unit"]
+    ('uint16', 'TZYX', 1.5, 'um')
+    >>> imagej_hyperstack(labels, "ZTYX", labels.dtype, {}, {}) is None  # not ImageJ's order
+    True
+    """
+    positions = [IMAGEJ_AXES.find(a) for a in axes]
+    if -1 in positions or positions != sorted(positions):
+        return None
+    dtype = np.dtype(dtype)
+    if "S" in axes and dtype != np.uint8:
+        return None
+    if dtype.kind in "biu":
+        if not isinstance(data, np.ndarray) or data.size == 0:
+            return None
+        lo, hi = int(data.min()), int(data.max())
+        if dtype.kind == "b" or (dtype == np.uint8):
+            data = data.astype(np.uint8, copy=False)
+        elif lo >= 0 and hi < 2**16:
+            data = data.astype(np.uint16)
+        elif -(2**24) <= lo and hi <= 2**24:
+            data = data.astype(np.float32)
+        else:
+            return None
+    elif dtype != np.float32:
+        if not isinstance(data, np.ndarray):
+            return None
+        data = data.astype(np.float32)
+    ij: dict = {"axes": axes}
+    if resolution_um(source):
+        ij["unit"] = "um"
+    if meta.get("z_spacing_um") is not None:
+        ij["spacing"] = float(meta["z_spacing_um"])
+        ij["unit"] = "um"
+    if meta.get("time_interval_s") is not None:
+        ij["finterval"] = float(meta["time_interval_s"])
+    if meta.get("history"):
+        ij["Info"] = "\n".join(str(line) for line in meta["history"])
+    return data, ij

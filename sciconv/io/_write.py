@@ -22,7 +22,7 @@ from sciconv.io._header import plane_axis_cards, replace_wcs_cards, strip_struct
 from sciconv.io._image import GridImage, LazyImage, as_array
 from sciconv.io._png import png_encode
 from sciconv.io._pyramid import is_pyramidal, plane_layout, tiff_layout, write_pyramid
-from sciconv.io._tiff import resolution_tags, z_step_um
+from sciconv.io._tiff import imagej_hyperstack, resolution_tags, resolution_um, z_step_um
 
 WRITE_FORMATS = {
     ".fits": "fits",
@@ -224,14 +224,27 @@ def write_tiff(
         meta["history"] = history
     if channel_names is not None:
         meta["channel_names"] = channel_names
-    resolution = resolution_tags(like.meta) if isinstance(like, GridImage) else {}
-    z_step = z_step_um(like.meta) if resolution and "Z" in stack_axes else None
+    source = like.meta if isinstance(like, GridImage) else {}
+    resolution = resolution_tags(source)
+    z_step = z_step_um(source) if resolution and "Z" in stack_axes else None
     if z_step is not None:  # an ImageJ Z-stack's step, say
         meta["z_spacing_um"] = z_step
+    interval = source.get("time_interval") if "T" in stack_axes else None
+    if interval is not None:  # a movie's frame interval (seconds)
+        meta["time_interval_s"] = float(interval)
     if is_pyramidal(arr.shape, stack_axes):
         write_pyramid(tmp, arr, ome=False, metadata=meta, resolution=resolution)
         return
     data, axes, photometric, extra = tiff_layout(arr, stack_axes)
+    if source.get("imagej") and stack_axes:
+        hyperstack = imagej_hyperstack(data, axes, arr.dtype, source, meta)
+        if hyperstack is not None:  # an ImageJ input's stack: Fiji reads T, Z and their steps
+            data, ij_meta = hyperstack
+            tifffile.imwrite(
+                tmp, data, imagej=True, metadata=ij_meta, software=meta["software"], **extra,
+                **resolution_um(source),
+            )  # fmt: skip
+            return
     extra.update(resolution)
     tifffile.imwrite(tmp, data, photometric=photometric, metadata={"axes": axes, **meta}, **extra)
 
@@ -268,6 +281,8 @@ def write_ome_tiff(
         data, axes, photometric, extra = tiff_layout(arr, stack_axes)
     if "Z" in axes and source.get("z_spacing") is not None:
         meta.update(PhysicalSizeZ=float(source["z_spacing"]), PhysicalSizeZUnit=unit)
+    if "T" in axes and source.get("time_interval") is not None:
+        meta.update(TimeIncrement=float(source["time_interval"]), TimeIncrementUnit="s")
     n_chan = arr.shape[-1] if "C" in axes or "S" in axes else 1
     names = channel_names if channel_names is not None else source.get("channel_names")
     if names is not None and len(names) == n_chan:

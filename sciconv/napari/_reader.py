@@ -188,13 +188,16 @@ def _layers(
 
     scale = img.meta.get("pixel_size")
     if img.wcs is None and scale is not None:
-        z_step = img.meta.get("z_spacing")  # one step per plane; time points stay unscaled
-        steps = [float(z_step) if a == "Z" and z_step is not None else 1.0 for a in axes]
+        z_step = img.meta.get("z_spacing")  # one step per plane
+        interval = img.meta.get("time_interval")  # seconds per frame, else frames are counted
+        given = {"Z": z_step, "T": interval}
+        steps = [float(given[a]) if given.get(a) is not None else 1.0 for a in axes]
         kwargs["scale"] = (*steps, *(float(v) for v in scale))
         length = str(img.meta.get("pixel_unit", "pixel")).replace("µ", "u")
-        kwargs["units"] = length  # for every axis; time points are counted in frames
+        kwargs["units"] = length  # for every axis
         if "T" in axes:
-            kwargs["units"] = (*("pixel" if a == "T" else length for a in axes), length, length)
+            frame = "s" if interval is not None else "pixel"
+            kwargs["units"] = (*(frame if a == "T" else length for a in axes), length, length)
     channels = data.shape[-1]
     dtype = str(img.meta.get("dtype", ""))
     colour = channels in (3, 4) and not io.stored_as_channels(img)  # RGB, not 3 stains
