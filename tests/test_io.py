@@ -767,6 +767,24 @@ def test_a_pillow_palette_tiff_reads_as_its_png_and_lazily(tmp_path):
     assert io.read(tmp_path / "pal.tif", stack=True).data.shape == (1, 32, 32, 3)
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_fully_transparent_pixels_are_no_data(tmp_path, suffix):
+    """QA: an RGBA export's transparent frame (alpha 0) was read as dark pixels: segmented (98
+    objects in a transparent region) and weighed in the stretch (AP@0.5 0.869 against 0.900)."""
+    rgba = np.full((6, 8, 4), 120, np.uint8)
+    rgba[:, :3, 3] = 0  # a transparent frame on the left
+    rgba[0, 5, 3] = 128  # half transparent: data
+    path = tmp_path / f"a{suffix}"
+    if suffix == ".png":
+        Image.fromarray(rgba, "RGBA").save(path)
+    else:
+        tifffile.imwrite(path, rgba, photometric="rgb", extrasamples=["unassalpha"])
+    img = io.read(path)
+    assert img.shape == (6, 8, 4) and "18 fully transparent" in img.meta["alpha"]
+    assert np.isnan(img.data[:, :3]).all() and img.mask[:, :3].all()
+    assert not img.mask[:, 3:].any() and img.data[0, 5, 0] == 120
+
+
 # ------------------------------------------------------------------------------------------------
 # PNG / JPEG
 # ------------------------------------------------------------------------------------------------

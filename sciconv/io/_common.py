@@ -283,3 +283,29 @@ def history_lines(history, *, path: Path | str | None = None) -> list[str]:
             path=path,
         )
     return [str(line) for line in history]
+
+
+def transparent_as_no_data(data: np.ndarray, meta: dict) -> np.ndarray:
+    """Set the fully transparent pixels (alpha 0) of an image whose alpha channel was kept to NaN
+    in every channel, as bad pixels: a registered or stitched export's transparent frame is not
+    data (QA: it was segmented, 98 objects in a transparent region, and its black weighed in the
+    brightness stretch: AP@0.5 0.869 against 0.900). ``meta["alpha"]`` says how many.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rgba = np.full((2, 3, 4), 200, np.float32); rgba[0, :, 3] = 0
+    >>> meta = {"alpha": "kept"}
+    >>> out = transparent_as_no_data(rgba, meta)
+    >>> int(np.isnan(out[..., 0]).sum()), meta["alpha"]
+    (3, 'kept; 3 fully transparent pixels are no data (NaN)')
+    """
+    if meta.get("alpha") != "kept" or data.shape[-1] not in (2, 4):
+        return data
+    clear = data[..., -1] == 0
+    count = int(clear.sum())
+    if count:
+        data = np.array(data, dtype=np.float32, copy=True)
+        data[clear] = np.nan
+        meta["alpha"] = f"kept; {count} fully transparent pixels are no data (NaN)"
+    return data

@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import InvalidImageError
-from sciconv.io._common import brief, check_memory, section_slices, to_float32
+from sciconv.io._common import (
+    brief,
+    check_memory,
+    section_slices,
+    to_float32,
+    transparent_as_no_data,
+)
 from sciconv.io._image import GridImage, InMemoryLazy
 
 
@@ -79,7 +85,7 @@ def read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
         else:
             meta["alpha"] = "kept"
     ys, xs = section_slices(section, raw.shape[0], raw.shape[1], path)
-    data = to_float32(raw[ys, xs], path=path)
+    data = transparent_as_no_data(to_float32(raw[ys, xs], path=path), meta)
     if lazy:
         return GridImage(InMemoryLazy(data, str(path)), path=str(path), meta=meta)
     if stack:

@@ -39,6 +39,7 @@ from sciconv.io._common import (
     section_slices,
     shift_axes,
     to_float32,
+    transparent_as_no_data,
     warn_caller,
 )
 from sciconv.io._image import GridImage, InMemoryLazy, LazyImage
@@ -337,6 +338,7 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
     if alpha:
         raw, roles, meta["alpha"] = _drop_opaque_alpha(raw, roles, use_axes, dtype)
     data = arrange_axes(to_float32(raw, path=path), roles, stack=stack)
+    data = transparent_as_no_data(data, meta)
     if lazy:
         data = InMemoryLazy(data, str(path))
         return GridImage(data, path=str(path), meta=meta)
