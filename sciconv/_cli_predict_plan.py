@@ -433,6 +433,8 @@ def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path
     """``paths`` less the files this run writes for another input (``--out`` = an input folder:
     a rerun would segment its own labels and probabilities, and read files it overwrites), and
     those files; less an earlier run's products too (:func:`earlier_products`, with a warning).
+    Such a file that records no sciconv prediction (ground truth ``NAME_labels.tif`` beside
+    ``NAME.tif``) is refused with a :class:`~sciconv.errors.ConfigError`: never overwritten.
     """
     from sciconv import io, postprocess
 
@@ -451,6 +453,15 @@ def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path
             )
         products.update(mine)
     own = [p for p in paths if p.resolve() in products]
+    foreign = [p for p in own if p.is_file() and not _records_sciconv(p)]
+    if foreign:  # ground truth beside its image (NAME_labels.tif): --overwrite replaced it (QA)
+        listed = ", ".join(str(p) for p in foreign[:_LISTED])
+        more = f" and {len(foreign) - _LISTED} more" if len(foreign) > _LISTED else ""
+        raise ConfigError(
+            f"{len(foreign)} input(s) have the names of this run's products in {args.out} and "
+            f"hold no sciconv prediction (ground truth?): {listed}{more}; they are never "
+            "overwritten, --overwrite or not: write the products to another folder (--out)"
+        )
     paths = [p for p in paths if p.resolve() not in products]
     earlier = earlier_products(paths, out=args.out)
     if earlier:

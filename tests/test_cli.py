@@ -631,6 +631,25 @@ def test_predict_into_its_input_folder_skips_its_own_products(capsys, tmp_path, 
     assert (tmp_path / "a.tif").read_bytes() == image.read_bytes()  # the input untouched
 
 
+def test_predict_never_overwrites_ground_truth_named_as_a_product(capsys, tmp_path, data_dir):
+    """QA: a folder with a.tif and its ground truth a_labels.tif, --out = that folder: the
+    refusal said "pass --overwrite", and --overwrite replaced the ground truth (exit 0)."""
+    import shutil
+
+    image = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
+    shutil.copy(image, tmp_path / "a.tif")
+    shutil.copy(data_dir / "real" / "nuclei" / "labels" / image.name, tmp_path / "a_labels.tif")
+    truth = (tmp_path / "a_labels.tif").read_bytes()
+    args = ("predict", "pretrained:nuclei", tmp_path, "--out", tmp_path, "--quiet")
+    for extra in ((), ("--overwrite",)):
+        code, _, err = run_cli(capsys, *args, *extra)
+        assert code == 2, err
+        assert "a_labels.tif" in err and "hold no sciconv prediction (ground truth?)" in err
+        assert "never overwritten" in err
+    assert (tmp_path / "a_labels.tif").read_bytes() == truth
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "a_labels.tif"]
+
+
 def test_predict_refuses_products_named_as_their_input(capsys, tmp_path):
     """An OME-Zarr input written back as OME-Zarr into its own folder: NAME.ome.zarr is both;
     it was 'skipped' with exit code 0 and nothing written."""
