@@ -100,7 +100,7 @@ def _read_args(path, args) -> dict:
     return {**hdu_args(path, args), **{k: v for k, v in given.items() if v is not None}}
 
 
-def _predict_mosaic(model, path, args) -> list[Path]:
+def _predict_mosaic(model, path, args, params: dict) -> list[Path]:
     """Labels to NAME_labels.zarr, the catalog to NAME_catalog.<fmt>, block by block."""
     from sciconv import inference
 
@@ -128,6 +128,7 @@ def _predict_mosaic(model, path, args) -> list[Path]:
         scale=args.scale if args.scale is not None else "auto",
         object_size=args.object_size,
         progress=not args.quiet,  # over blocks
+        history=_mosaic_history(params, args, model),  # --skip-existing compares them
         **_postprocess_overrides(args),
     )
     _say(args, f"{path}: block-wise -> {', '.join(p.name for p in outs.values())}")
@@ -182,11 +183,12 @@ def _predict_segmentation(model, paths, args) -> int:
     refuse_mask_products(paths, args, [*planned.values(), *sidecars.values()])
     if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
         settings, newer, unfinished = _history_settings(params, args, model), [], []
+        mosaic_settings = _mosaic_history(params, args, model)
         done = set(
             done_inputs(
                 planned,
                 sidecars=sidecars,
-                settings={p: settings for p in paths if p not in mosaics},
+                settings={p: mosaic_settings if p in mosaics else settings for p in paths},
                 newer=newer,
                 unfinished=unfinished,
             )
@@ -207,7 +209,7 @@ def _predict_segmentation(model, paths, args) -> int:
     for path in mosaics:
         with batch.one_input(path, planned[path].values()):
             with _writing(planned[path]["labels"]):
-                _predict_mosaic(model, path, args)
+                _predict_mosaic(model, path, args, params)
     paths = [p for p in paths if p not in mosaics]
     # one bar over files when there are several, else the one file's bar over tiles
     tile_progress = not args.quiet and len(paths) == 1
@@ -354,6 +356,16 @@ def _history_settings(params: dict, args, model) -> list[str]:
 
     recorded = _provenance(params, args, model, int(model.input_shape[-1] or 1), choose=False)
     return history_record(Path(args.model).name, recorded)
+
+
+def _mosaic_history(params: dict, args, model) -> list[str]:
+    """The model and settings lines of a block-wise input's products: the whole image's
+    (:func:`_history_settings`) and the blocks'."""
+    from sciconv.postprocess._writers import history_record
+
+    margin = "auto" if args.block_margin is None else args.block_margin
+    blocks = {"block": args.block, "block_margin": margin, "batch_size": args.batch_size}
+    return _history_settings(params, args, model) + history_record(None, blocks)
 
 
 def _write_segmentation(model, path, args, params, *, like, labels, prob, std, table, bad, stack):

@@ -255,9 +255,9 @@ class Batch:
 def recorded_history(product: Path) -> list[str] | None:
     """The HISTORY lines a sciconv product records (FITS HISTORY cards, the TIFF description's
     ``history``, an OME-TIFF image's ``Description``, an ImageJ hyperstack's ``Info``, an
-    OME-Zarr store's ``sciconv``
+    OME-Zarr store's or block-wise labels' ``sciconv``
     attributes); None for a file that records
-    none by format (catalogs, regions, block-wise labels).
+    none by format (catalogs, regions, block-wise labels written before they recorded settings).
 
     Raises ``OSError`` or ``ValueError`` for a product that cannot be read.
 
@@ -269,13 +269,19 @@ def recorded_history(product: Path) -> list[str] | None:
     from sciconv import io
 
     name = product.name.lower()
-    if name.endswith(".ome.zarr"):
+    if name.endswith(".zarr"):  # an OME-Zarr store, or block-wise labels (a plain array)
+        lines: list[str] = []
         for attrs in ("zarr.json", ".zattrs"):
             if (product / attrs).is_file():
                 meta = json.loads((product / attrs).read_text(encoding="utf-8"))
                 meta = meta.get("attributes", meta)
-                return list(meta.get("sciconv", {}).get("history", []))
-        return []
+                lines = list(meta.get("sciconv", {}).get("history", []))
+                break
+        if not name.endswith(".ome.zarr") and not any(
+            line.startswith("sciconv prediction with model ") for line in lines
+        ):
+            return None  # block-wise labels of before their settings were recorded: unchecked
+        return lines
     if name.endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS)):
         from astropy.io import fits
 

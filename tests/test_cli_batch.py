@@ -398,6 +398,13 @@ def test_skip_existing_with_block_wise_inputs(capsys, tmp_path, seg_model):
     code, stdout, err = run_cli(capsys, *common, "--skip-existing")
     assert code == 0, err
     assert "big.fits: skipped, its products exist" in stdout
+    # QA: a resume with other settings (or another model) skipped finished mosaics silently
+    code, _, err = run_cli(capsys, *common, "--skip-existing", "--threshold", "0.9")
+    assert code == 1
+    assert_one_line_error(err, "big_labels.zarr was made with threshold = not set", "0.9")
+    code, _, err = run_cli(capsys, *common, "--skip-existing", "--block", "48")
+    assert code == 1
+    assert_one_line_error(err, "big_labels.zarr was made with block = 32", "48")
 
 
 def test_skip_existing_and_overwrite_are_exclusive(capsys, tmp_path):

@@ -125,7 +125,9 @@ def test_mosaic_store_gives_back_the_plain_zarr_labels_and_pixel_size(model, sli
         provenance = dict(zarr.open(str(node), mode="r").attrs["sciconv"])
         history = provenance.pop("history")
         assert provenance == {k: v for k, v in recorded.items() if k != "history"}, node
-        assert history == ["sciconv prediction with model threshold", *recorded["history"]]
+        # both begin with the model and settings (--skip-existing compares them)
+        assert history == recorded["history"] and history[1] == "  block = 64", node
+        assert history[0] == "sciconv prediction with model threshold"
 
 
 def test_a_mosaic_store_is_known_as_a_product(model, slide, tmp_path):
@@ -266,6 +268,9 @@ def test_cli_writes_an_ome_zarr_mosaic_and_skips_it_after(capsys, model_file, sl
     code, stdout, err = run_cli(capsys, *common, "--skip-existing")
     assert code == 0, err
     assert "skipped, its products exist" in stdout + err
+    code, _, err = run_cli(capsys, *common, "--skip-existing", "--min-size", "50")  # QA
+    assert code == 1
+    assert_one_line_error(err, "slide.ome.zarr was made with min_size = not set", "50")
     code, _, err = run_cli(capsys, *common)  # no --overwrite: refused, naming the store
     assert code != 0
     assert_one_line_error(err, "slide.ome.zarr", "--overwrite")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import keras
@@ -453,6 +453,7 @@ def predict_mosaic(
     mask=None,
     ignore_flags=0,
     format: str | None = None,
+    history: Sequence[str] | None = None,
     **kwargs,
 ) -> dict[str, Path]:
     """Segment an image file larger than memory: labels to zarr, the catalog to a table file.
@@ -516,6 +517,10 @@ def predict_mosaic(
         :func:`sciconv.io.read` of the store or of the label group gives the WCS and pixel scale,
         :func:`sciconv.io.read_labels` of the store the ids). Needs
         ``sciconv[ome]``; the image is copied, a store about as large as the input in its dtype.
+    history : sequence of str, optional
+        The model and settings lines the labels store and the catalog record (HISTORY;
+        ``sciconv predict --skip-existing`` compares them with its own). Default: the model's
+        name, ``block`` and the keyword settings.
     **kwargs
         Passed to ``predict_instances_blocks`` (``tile``, ``batch_size``, post-processing
         overrides, ...).
@@ -581,6 +586,10 @@ def predict_mosaic(
             getattr(image.data, "close", lambda: None)()
             raise
     sky = postprocess.wants_background(background, image)  # checked above
+    if history is None:
+        settings = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, type(None)))}
+        history = history_record(getattr(model, "name", model), {"block": block, **settings})
+    lines = [str(line) for line in history]
     # an OME-Zarr store: the labels go to a scratch folder next to it, then into the store
     scratch = None if store is None else scratch_folder(store)
     try:
@@ -596,8 +605,11 @@ def predict_mosaic(
             background=sky,
             **kwargs,
         )
-        if scratch is not None:
-            labels = _mosaic_store(store, outs["labels"].name, scratch, image, model, overwrite)
+        if scratch is None:
+            _record_history(outs["labels"], lines)
+        else:
+            _record_history(scratch / "labels.zarr", lines)
+            labels = _mosaic_store(store, outs["labels"].name, scratch, image, overwrite)
     except Exception as err:  # a full disk, a read-only folder: name the store, not the scratch
         mapped = None if scratch is None else target_error(err, scratch, store)
         if mapped is None:
@@ -608,8 +620,6 @@ def predict_mosaic(
         if close is not None:
             close()
         remove_scratch(scratch)
-    settings = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, type(None)))}
-    lines = history_record(getattr(model, "name", model), {"block": block, **settings})
     table = postprocess.with_provenance(table, lines, source=path)
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
     if regions is not None:  # ellipses from the catalog's moments, sky coordinates with a WCS
@@ -624,7 +634,22 @@ def predict_mosaic(
     return outs
 
 
-def _mosaic_store(store: Path, name: str, scratch: Path, image, model, overwrite: bool):
+def _record_history(store: Path, lines: list[str]) -> None:
+    """Put the prediction's model and settings ``lines`` first in the block-written labels'
+    sciconv history (as whole-image products begin theirs: ``sciconv predict --skip-existing``
+    reads them back and compares, QA: a rerun with another model or threshold skipped the
+    mosaics it had finished, silently)."""
+    import zarr
+
+    from sciconv import io
+
+    labels = zarr.open_array(str(store), mode="r+")
+    attrs = dict(labels.attrs.get(io.ZARR_ARRAY_ATTRS) or {})
+    attrs["history"] = [*lines, *attrs.get("history", [])]
+    labels.attrs[io.ZARR_ARRAY_ATTRS] = attrs
+
+
+def _mosaic_store(store: Path, name: str, scratch: Path, image, overwrite: bool):
     """The OME-Zarr store of a mosaic: its block-written labels ``scratch/labels.zarr`` moved in
     as level 0 of ``labels/<name>``, with ``image``'s pixels; the labels' level 0 (zarr)."""
     import zarr
@@ -632,14 +657,6 @@ def _mosaic_store(store: Path, name: str, scratch: Path, image, model, overwrite
     from sciconv import io
     from sciconv.io._zarr_mosaic import write_ome_zarr_mosaic
 
-    labels = zarr.open_array(str(scratch / "labels.zarr"), mode="r+")
-    attrs = dict(labels.attrs.get(io.ZARR_ARRAY_ATTRS) or {})
-    # the history whole-image stores begin with: sciconv predict takes the store for a product
-    attrs["history"] = [
-        f"sciconv prediction with model {getattr(model, 'name', model)}",
-        *attrs.get("history", []),
-    ]
-    labels.attrs[io.ZARR_ARRAY_ATTRS] = attrs
     write_ome_zarr_mosaic(
         store, scratch / "labels.zarr", image, levels=mosaic_levels(image.shape[:2]), name=name,
         move=True, overwrite=overwrite,
