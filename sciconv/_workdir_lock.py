@@ -104,13 +104,39 @@ def _verdict(
             f"again, or use another {what}",
             path=workdir,
         )
-    if pid_alive(int(lock["pid"])):
+    pid = int(lock["pid"])
+    if pid == os.getpid() and str(path) not in _HELD:
+        return "stale"  # an earlier process with this run's pid (a container restarted, QA)
+    if pid_alive(pid) and not _started_after(pid, lock.get("started")):
         raise busy(
             f"{what} is in use by a run in progress ({_holder(lock)}); wait for it to end, "
             f"or use another {what}",
             path=workdir,
         )
     return "stale"
+
+
+#: The lock files this process holds (a lock with its pid that is not one of them was left by
+#: an earlier process that had the same pid).
+_HELD: set[str] = set()
+#: Seconds a process may seem to start after its lock was written (clock ticks, rounding).
+_START_SLACK_S = 2.0
+
+
+def _started_after(pid: int, started) -> bool:
+    """Whether process ``pid`` started after the lock's ``started`` time (ISO 8601): the pid was
+    reused by another process since the lock's run ended (Linux ``/proc``; False elsewhere or
+    when it cannot be told)."""
+    try:
+        when = datetime.datetime.fromisoformat(str(started)).timestamp()
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+        begun = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration, AttributeError):
+        return False
+    return begun > when + _START_SLACK_S
 
 
 def check_workdir_free(workdir: str | os.PathLike) -> None:
@@ -265,6 +291,7 @@ def lock_folder(
     for _ in range(10):
         try:
             if _create(path, text):
+                _HELD.add(str(path))
                 break
         except OSError as err:
             with contextlib.suppress(OSError):  # created, then not written: a full disk
@@ -285,6 +312,7 @@ def lock_folder(
     try:
         yield path
     finally:
+        _HELD.discard(str(path))
         with contextlib.suppress(OSError):  # only our own lock: never another run's
             if path.read_text(encoding="utf-8") == text:
                 path.unlink()

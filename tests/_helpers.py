@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
 import struct
 import subprocess
@@ -106,3 +108,15 @@ def run_python(script: str, *args, cwd: Path, timeout: float) -> subprocess.Comp
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
+
+
+@contextlib.contextmanager
+def live_process():
+    """Another live process on this host, as a run holding a lock: ``(pid, started)``, the ISO
+    time after it began (a lock older than its process is a reused pid's: stale)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        yield proc.pid, datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    finally:
+        proc.kill()
+        proc.wait()

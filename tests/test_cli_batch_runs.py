@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 import tifffile
-from _helpers import assert_one_line_error, run_cli
+from _helpers import assert_one_line_error, live_process, run_cli
 
 import sciconv as sc
 from sciconv._atomic import atomic_output
@@ -103,22 +103,36 @@ def test_a_failed_input_never_removes_files_another_process_wrote(
     assert {(out / n).read_text() for n in _tif_products("a")} == {"run 1"}
 
 
-def _lock(out, pid: int) -> None:
+def _lock(out, pid: int, started: str = "2024-01-02T03:04:05+00:00") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    text = {"pid": pid, "host": socket.gethostname(), "started": "2024-01-02T03:04:05+00:00"}
+    text = {"pid": pid, "host": socket.gethostname(), "started": started}
     (out / OUT_LOCK).write_text(json.dumps(text))
 
 
 def test_a_second_run_on_the_same_out_is_refused_at_once(capsys, tmp_path, seg_model):
     (a,) = _tiffs(tmp_path / "in", "a.tif")
     out = tmp_path / "out"
-    _lock(out, os.getpid())  # a live run on this host holds --out
-    code, _, err = run_cli(capsys, "predict", seg_model, a, "--out", out, "--quiet")
+    with live_process() as (pid, started):
+        _lock(out, pid, started)  # a live run on this host holds --out
+        code, _, err = run_cli(capsys, "predict", seg_model, a, "--out", out, "--quiet")
     assert code == 1
-    assert_one_line_error(
-        err, str(out), "in use", f"pid {os.getpid()}", socket.gethostname(), "2024-01-02T03:04:05"
-    )
+    assert_one_line_error(err, str(out), "in use", f"pid {pid}", socket.gethostname(), started)
     assert _written(out) == [OUT_LOCK] and (out / OUT_LOCK).is_file()  # not ours: kept
+
+
+def test_a_lock_whose_pid_was_reused_is_stale(capsys, tmp_path, seg_model):
+    """QA: a container restarted after a SIGKILL runs sciconv with the same small pid (1) and
+    host name; the dead run's lock named a live process (the new run itself, or another that
+    got the pid), and every restart was refused."""
+    (a,) = _tiffs(tmp_path / "in", "a.tif")
+    for n, holder in enumerate(("self", "other")):
+        out = tmp_path / f"out{n}"
+        with live_process() as (other, _):
+            _lock(out, os.getpid() if holder == "self" else other)  # written in 2024
+            with pytest.warns(SciconvWarning, match="taking over the lock of a run that is no"):
+                code, _, err = run_cli(capsys, "predict", seg_model, a, "--out", out, "--quiet")
+        assert code == 0, err
+        assert not (out / OUT_LOCK).exists()
 
 
 def test_a_stale_lock_is_taken_over_and_the_lock_is_removed_at_the_end(

@@ -15,7 +15,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from _helpers import assert_one_line_error, blob_images, run_cli
+from _helpers import assert_one_line_error, blob_images, live_process, run_cli
 
 import sciconv as sc
 from sciconv.errors import ConfigError, SciconvWarning
@@ -40,9 +40,9 @@ def _fit(workdir, **kw):
     )
 
 
-def _write_lock(workdir, pid, host=None):
+def _write_lock(workdir, pid, host=None, started="2024-05-01T10:00:00"):
     workdir.mkdir(parents=True, exist_ok=True)
-    lock = {"pid": pid, "host": host or socket.gethostname(), "started": "2024-05-01T10:00:00"}
+    lock = {"pid": pid, "host": host or socket.gethostname(), "started": started}
     (workdir / LOCK).write_text(json.dumps(lock))
     return lock
 
@@ -55,16 +55,17 @@ def _dead_pid() -> int:
 
 def test_fit_refuses_a_workdir_a_live_run_holds_and_touches_nothing(tmp_path):
     run = tmp_path / "run"
-    _write_lock(run, os.getpid())  # this process is alive: a run in progress
-    before = (run / LOCK).read_text()
-    with pytest.raises(ConfigError, match=r"in use by a run in progress \(pid \d+ on .* since "):
-        _fit(run)
-    assert sorted(p.name for p in run.iterdir()) == [LOCK]  # nothing written
-    assert (run / LOCK).read_text() == before  # and the other run's lock is kept
-    # overwrite=True does not replace a live run either
-    with pytest.raises(ConfigError, match="in use by a run in progress"):
-        _fit(run, overwrite=True)
-    assert (run / LOCK).read_text() == before
+    with live_process() as (pid, started):
+        _write_lock(run, pid, started=started)  # a run in progress
+        before = (run / LOCK).read_text()
+        with pytest.raises(ConfigError, match=r"in use by a run in progress \(pid \d+ on .* since"):
+            _fit(run)
+        assert sorted(p.name for p in run.iterdir()) == [LOCK]  # nothing written
+        assert (run / LOCK).read_text() == before  # and the other run's lock is kept
+        # overwrite=True does not replace a live run either
+        with pytest.raises(ConfigError, match="in use by a run in progress"):
+            _fit(run, overwrite=True)
+        assert (run / LOCK).read_text() == before
 
 
 def test_fit_takes_over_the_lock_of_a_dead_run_with_a_warning(tmp_path):
@@ -129,12 +130,13 @@ def test_cli_train_refuses_a_workdir_in_use_with_exit_2(capsys, tmp_path):
     )
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"status": "running", "epochs_done": 3}))
-    _write_lock(run, os.getpid())
-    for flags in ((), ("--overwrite",)):
-        code, out, err = run_cli(capsys, "train", cfg, *flags)
-        assert code == 2, err
-        assert_one_line_error(err, str(run), "in use by a run in progress", f"pid {os.getpid()}")
-        assert "dataset:" not in out  # refused before the data are read
+    with live_process() as (pid, started):
+        _write_lock(run, pid, started=started)
+        for flags in ((), ("--overwrite",)):
+            code, out, err = run_cli(capsys, "train", cfg, *flags)
+            assert code == 2, err
+            assert_one_line_error(err, str(run), "in use by a run in progress", f"pid {pid}")
+            assert "dataset:" not in out  # refused before the data are read
     assert sorted(p.name for p in run.iterdir()) == ["config.json", LOCK]
 
 
