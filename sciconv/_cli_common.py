@@ -100,7 +100,14 @@ def say(*parts: Any) -> None:
     if stream is None or stream is _lost_stdout:
         return
     try:
-        print(*parts, file=stream, flush=True)
+        try:
+            print(*parts, file=stream, flush=True)
+        except UnicodeEncodeError:  # a name stdout's encoding lacks (latin-1, cp1252): escaped
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            text = " ".join(str(p) for p in parts)
+            print(
+                text.encode(encoding, "backslashreplace").decode(encoding), file=stream, flush=True
+            )
     except OSError as err:  # BrokenPipeError, ENOSPC, EIO
         _lost_stdout = stream
         _to_null_device(stream)

@@ -145,9 +145,12 @@ def _predict_segmentation(model, paths, args) -> int:
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
 
     paths, own = without_own_products(paths, args)
-    if own:
-        _say(args, f"skipped {len(own)} input(s) that this run writes: "
-                   + ", ".join(str(p) for p in own))  # fmt: skip
+    if own:  # a warning on stderr, as for an earlier run's products (it went to stdout; QA)
+        warnings.warn(
+            f"skipped {len(own)} input(s) that this run writes: " + ", ".join(str(p) for p in own),
+            SciconvWarning,
+            stacklevel=2,
+        )
     batch = Batch(keep_going=args.keep_going, overwrite=args.overwrite)
     for p in paths:  # the options no input can take, before any is read (usage errors)
         if args.keep_going and not p.exists():
@@ -700,6 +703,17 @@ def _predict_table(model, paths, args) -> int:
     return batch.finish(len(paths), note=", left out of predictions.csv")
 
 
+def _check_pinned_precision() -> None:
+    """A ``SCICONV_PRECISION`` that is not a precision: a configuration error, before any input."""
+    from sciconv.errors import InferenceError
+    from sciconv.inference._precision import pinned_precision
+
+    try:
+        pinned_precision()
+    except InferenceError as err:
+        raise ConfigError(str(err)) from err
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Run ``sciconv predict``: load the model, then segment or classify every input.
 
@@ -732,6 +746,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise OutputExistsError("--out must be a folder; a file of that name exists", path=args.out)
     if args.overlap != "auto" and args.overlap < 0:
         raise ConfigError(f"--overlap must be >= 0 or auto; got {args.overlap}")
+    _check_pinned_precision()  # a bad SCICONV_PRECISION failed every input of a batch (QA)
     shipped = args.model.startswith(PRETRAINED_PREFIX)
     model_path = Path(args.model)
     if not shipped and model_path.is_dir():

@@ -390,7 +390,8 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="segmenters: skip the inputs whose products all exist (an earlier run's), so that "
         "a rerun of an interrupted batch goes on where it stopped; an input with only some of "
-        "its products is an error",
+        "its products is segmented again (a warning); products made with another model or "
+        "settings are an error",
     )
     group.add_argument(
         "--keep-going",

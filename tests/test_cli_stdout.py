@@ -117,3 +117,27 @@ def test_astropy_warnings_are_one_line_on_stderr():
     assert lines == [
         "sciconv: warning: VerifyWarning: Card 'SKEW' is not FITS standard. Fixed it."
     ], done.stderr
+
+
+def test_say_escapes_a_name_stdout_cannot_encode(monkeypatch, capsys):
+    """QA: with a latin-1 (or cp1252) stdout, an input named 'cell é 細胞.tif' raised
+    UnicodeEncodeError in the result line: the batch stopped, --keep-going or not, and the
+    products just computed were removed."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="latin-1")
+    monkeypatch.setattr(sys, "stdout", stream)
+    say("cell é 細胞.tif: 12 objects")
+    stream.flush()
+    assert raw.getvalue().decode("latin-1") == "cell é \\u7d30\\u80de.tif: 12 objects\n"
+
+
+def test_a_bad_sciconv_precision_is_a_usage_error_before_any_input(monkeypatch, capsys, tmp_path):
+    """QA: SCICONV_PRECISION=fp16 was reported as a failure of each input (exit 1; with
+    --keep-going every file was read and failed)."""
+    from _helpers import run_cli
+
+    monkeypatch.setenv("SCICONV_PRECISION", "fp16")
+    code, _, err = run_cli(
+        capsys, "predict", "pretrained:nuclei", tmp_path / "a.tif", "--out", tmp_path / "o"
+    )
+    assert code == 2 and "SCICONV_PRECISION='fp16'" in err and "a.tif" not in err
