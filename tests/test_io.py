@@ -1300,3 +1300,21 @@ def test_a_non_standard_header_card_is_said_once_naming_the_file(tmp_path):
     # the note is attributed to the caller (said[0] was: once, in a full run, another warning
     # raised inside astropy's header.py came first, e.g. one the garbage collector set off)
     assert told.filename == __file__
+
+
+def test_products_keep_the_inputs_time_cards_and_invent_none(tmp_path):
+    """QA: an impossible DATE-OBS ('2021-13-45T99:00:00', no MJD-OBS) gave products an
+    MJD-OBS = 59628.125 that was never in the input (wcslib's "fix" written back)."""
+    header = fits.Header()
+    for key, value in (("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN"), ("CRVAL1", 10.0),
+                       ("CRVAL2", 20.0), ("CDELT1", -1e-4), ("CDELT2", 1e-4), ("CRPIX1", 5.0),
+                       ("CRPIX2", 5.0), ("DATE-OBS", "2021-13-45T99:00:00")):  # fmt: skip
+        header[key] = value
+    fits.writeto(tmp_path / "a.fits", np.ones((10, 10), np.float32), header)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy's FITSFixedWarning about the date
+        img = io.read(tmp_path / "a.fits")
+    io.write(tmp_path / "b.fits", np.ones((10, 10), np.float32), like=img)
+    written = fits.getheader(tmp_path / "b.fits")
+    assert "MJD-OBS" not in written and written["DATE-OBS"] == "2021-13-45T99:00:00"
+    assert written["CTYPE1"] == "RA---TAN"

@@ -288,6 +288,7 @@ def replace_wcs_cards(header, wcs):
     None: the header keeps no primary WCS). The alternate WCSs (``CTYPE1A`` ... ``CTYPE1Z``:
     HST's OPUS solution ``O``, headerlets) describe the same pixels and stay."""
     header = header.copy()
+    times = {k: header.cards[k] for k in _TIME_KEYS if k in header}
     drop = [
         k
         for k in header.keys()
@@ -306,5 +307,19 @@ def replace_wcs_cards(header, wcs):
     for card in new_cards.cards:
         if card.keyword in ("COMMENT", "HISTORY", ""):
             continue
+        if card.keyword in _TIME_KEYS:  # the input's own (wcslib derives and "fixes" them)
+            if card.keyword in times:
+                header[card.keyword] = (times[card.keyword].value, times[card.keyword].comment)
+            continue
         header[card.keyword] = (card.value, card.comment)
     return header
+
+
+#: Observation-time keywords WCS headers carry: a product keeps the input's cards as they are,
+#: and gains none (QA: MJD-OBS = 59628.125 appeared, wcslib's reading of an impossible
+#: DATE-OBS '2021-13-45T99:00:00').
+_TIME_KEYS = frozenset(
+    ("DATE-OBS", "MJD-OBS", "DATE-AVG", "MJD-AVG", "DATE-BEG", "MJD-BEG", "DATE-END", "MJD-END",
+     "DATEREF", "MJDREF", "MJDREFI", "MJDREFF", "TIMESYS", "TIMEUNIT", "JEPOCH", "BEPOCH",
+     "TSTART", "TSTOP", "XPOSURE", "TELAPSE")
+)  # fmt: skip
