@@ -423,3 +423,22 @@ def test_physical_sizes_follow_a_distorted_wcs_object_by_object():
     add_physical_columns(flat, scale)  # the matrix at CRPIX alone
     assert flat["semi_major_phys"][0] < 0.985 * sep.max()  # 3 % short at this corner
     assert t["area_phys"][0] > 1.03 * flat["area_phys"][0]
+
+
+@pytest.mark.parametrize("lon", ["MALN", "PMLN", "HGLN", "CRLN"])
+def test_a_wcs_on_a_planet_or_the_sun_has_no_sky_pixel_scale(lon):
+    """QA: a Mars longitude/latitude WCS got PIXSCALE and area_phys in arcsec, which mean
+    nothing there; sky axes (helioprojective included) keep theirs."""
+    from astropy.wcs import WCS
+
+    from sciconv.io import PixelScale
+
+    def scale(ctypes):
+        w = WCS(naxis=2)
+        w.wcs.ctype = ctypes
+        w.wcs.cdelt = [0.2 / 3600, 0.2 / 3600]
+        return PixelScale.from_wcs(w)
+
+    assert scale([f"{lon}-CAR", f"{lon[:2]}LT-CAR"]) is None
+    for sky in (["HPLN-TAN", "HPLT-TAN"], ["RA---TAN", "DEC--TAN"], ["ELON-TAN", "ELAT-TAN"]):
+        assert scale(sky).x == pytest.approx(0.2)

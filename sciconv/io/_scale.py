@@ -232,7 +232,8 @@ class PixelScale:
         """Arcseconds per pixel of a celestial WCS (``proj_plane_pixel_scales``); else None.
 
         Non-square pixels give different ``y`` and ``x``; a WCS that is not celestial (solar,
-        spectral) or whose pixel scale cannot be computed gives None.
+        spectral), whose axes are a planet's longitude and latitude (``PMLN``/``PMLT``), or
+        whose pixel scale cannot be computed gives None.
 
         Examples
         --------
@@ -249,6 +250,8 @@ class PixelScale:
             return None
         try:
             cel = wcs.celestial
+            if _on_a_body(cel):  # degrees of a planet's longitude, not of the sky (QA)
+                return None
             sx, sy = proj_plane_pixel_scales(cel)[:2]
             ratio = float(proj_plane_pixel_area(cel) / (sx * sy))  # |det| over the axes' lengths
             units = [str(cel.wcs.cunit[i]) or "deg" for i in range(2)]
@@ -260,6 +263,14 @@ class PixelScale:
             return cls(float(sy), float(sx), "arcsec", ratio if 0 < ratio < 1 else 1.0, matrix)
         except Exception:  # singular matrix, odd units: the scale is unknown, not an error
             return None
+
+
+def _on_a_body(wcs) -> bool:
+    """Whether a celestial WCS's axes are longitude and latitude on a body: a planet or moon
+    (``xxLN``: ``MALN`` for Mars), the Sun (heliographic ``HGLN``, Carrington ``CRLN``) or the
+    Earth (``TLON``); their degrees are not angles on the sky (helioprojective ``HPLN`` is)."""
+    lon = str(wcs.wcs.ctype[wcs.wcs.lng if wcs.wcs.lng >= 0 else 0])[:4].upper()
+    return lon == "TLON" or (lon[2:4] == "LN" and lon != "HPLN")
 
 
 def scale_from_meta(meta: dict) -> PixelScale | None:
