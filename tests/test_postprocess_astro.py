@@ -462,3 +462,28 @@ def test_a_helioecliptic_wcs_leaves_ra_dec_out():
     with pytest.warns(SciconvWarning, match="no transformation to ICRS"):
         table = postprocess.measure(labels, wcs=_ecliptic_wcs("H"))
     assert "ra" not in table.colnames
+
+
+def test_a_radio_map_in_jy_per_beam_gets_flux_densities_in_jy():
+    """QA: a Jy/beam map's catalog flux was a pixel sum labelled Jy/beam (11 times too bright
+    read as Jy with an 11-pixel beam) and its error assumed independent pixels (3.3 times too
+    small): flux_density (Jy) = sum / beam pixels, its error times sqrt(beam pixels)."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype, w.wcs.cdelt = ["RA---SIN", "DEC--SIN"], [-2 / 3600, 2 / 3600]
+    header = fits.Header({"BMAJ": 8 / 3600, "BMIN": 6 / 3600, "BUNIT": "JY/BEAM"})
+    beam = np.pi / (4 * np.log(2)) * 8 * 6 / 4  # pixels of 2 arcsec
+    data = np.full((20, 20, 1), 0.5, np.float32)
+    img = GridImage(data, header=header, wcs=w, meta={"bunit": "JY/BEAM"})
+    labels = np.zeros((20, 20), np.int32)
+    labels[5:15, 5:15] = 1
+    table = postprocess.measure(labels, intensity=img, error=np.full((20, 20), 0.1))
+    assert table["flux_sum"][0] == pytest.approx(50.0)
+    assert table["flux_density"][0] == pytest.approx(50.0 / beam)
+    assert table["flux_density"].unit == u.Jy
+    assert table["flux_density_err"][0] == pytest.approx(table["flux_err"][0] / np.sqrt(beam))
+    assert table.meta["BEAMPIX"] == pytest.approx(beam)
+    plain = GridImage(data, header=fits.Header({"BUNIT": "JY"}), wcs=w, meta={"bunit": "JY"})
+    assert "flux_density" not in postprocess.measure(labels, intensity=plain).colnames

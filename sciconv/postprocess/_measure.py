@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from sciconv._validation import look_up_option, refuse_path
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array, image_pixel_scale
+from sciconv.postprocess._beam import add_beam_columns
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._physical import add_physical_columns
 from sciconv.postprocess._pixels import numbers, per_pixel
@@ -352,6 +353,8 @@ def measure(
           its 8 neighbours) and ``masked_fraction`` (its masked pixels / its area): fluxes and
           shapes of flagged objects are missing the masked part;
         - with a saturation level: ``flag_saturated`` (bool).
+        - with a radio map in ``Jy/beam`` with its beam (``BMAJ``/``BMIN``): ``flux_density``
+          and ``flux_density_err`` in Jy (:func:`add_beam_columns`);
         - with an ``intensity`` that knows its pixel scale (a GridImage's, an NDData's celestial
           WCS): ``area_phys``, ``equivalent_diameter_phys``, ``semi_major_phys``,
           ``semi_minor_phys`` in µm, arcsec, ... (:func:`add_physical_columns`).
@@ -543,6 +546,7 @@ def measure(
     _annotate(table, flux_unit=getattr(intensity, "unit", None))
     # sizes in µm/arcsec when the image knows its pixel (QA: only the CLI added them)
     add_physical_columns(table, image_pixel_scale(intensity), wcs=wcs)
+    add_beam_columns(table, intensity)  # a radio map in Jy/beam: flux densities in Jy
     return table
 
 

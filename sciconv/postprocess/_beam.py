@@ -1,0 +1,86 @@
+"""Flux densities of radio maps: pixel sums in Jy/beam divided by the beam's area.
+
+A radio map's pixels are in Jy/beam (``BUNIT``); a sum of them over an object's pixels is in
+Jy/beam times pixels, not a flux density, and the noise is correlated over a beam, so the error
+of independent pixels is too small by the square root of the beam's area in pixels (QA: an
+11-pixel beam read 11 times too bright and 3.3 times too precise). The header's restoring beam
+(``BMAJ``, ``BMIN``, degrees, FWHM) gives that area: ``pi / (4 ln 2) BMAJ BMIN``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sciconv.io import GridImage, image_pixel_scale
+
+__all__ = ["add_beam_columns", "beam_pixels"]
+
+
+def beam_pixels(image) -> float | None:
+    """The restoring beam's area in pixels of a map in ``.../beam`` units (``BMAJ``/``BMIN``
+    in its header, a sky pixel scale); None for any other image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from astropy.wcs import WCS
+    >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    >>> w.wcs.cdelt = [-1 / 3600, 1 / 3600]  # 1 arcsec pixels
+    >>> header = fits.Header({"BMAJ": 3 / 3600, "BMIN": 3 / 3600})
+    >>> img = GridImage(np.zeros((4, 4, 1), np.float32), header=header, wcs=w,
+    ...                 meta={"bunit": "JY/BEAM"})
+    >>> round(beam_pixels(img), 3)
+    10.198
+    """
+    if not isinstance(image, GridImage) or image.header is None:
+        return None
+    unit = image.unit
+    if unit is None or "beam" not in {str(b) for b in getattr(unit, "bases", ())}:
+        return None
+    try:
+        bmaj, bmin = float(image.header["BMAJ"]), float(image.header["BMIN"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    scale = image_pixel_scale(image)
+    if scale is None or scale.unit != "arcsec" or not (bmaj > 0 and bmin > 0):
+        return None
+    area = math.pi / (4 * math.log(2)) * bmaj * bmin * 3600.0**2  # arcsec^2
+    return area / scale.area
+
+
+def add_beam_columns(table, image):
+    """Add ``flux_density`` (and ``flux_density_err``) in the map's unit times beam (Jy) to a
+    :func:`~sciconv.postprocess.measure` catalog of a map in ``.../beam`` units: ``flux`` (or
+    ``flux_sum``) over :func:`beam_pixels`, and ``flux_err`` (independent pixels) over its square
+    root, the noise being correlated over a beam (objects larger than the beam);
+    ``table.meta["BEAMPIX"]`` records the area. Other images leave the table unchanged.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> add_beam_columns(Table({"flux_sum": [1.0]}), None).colnames
+    ['flux_sum']
+    """
+    from astropy import units as u
+
+    pixels = beam_pixels(image)
+    source = "flux" if "flux" in table.colnames else "flux_sum"
+    if pixels is None or source not in table.colnames:
+        return table
+    density = image.unit * u.beam
+    table["flux_density"] = table[source] / pixels
+    table["flux_density"].unit = density
+    table["flux_density"].description = f"{source} over the beam's area ({pixels:.4g} pixels)"
+    table["flux_density"].meta["ucd"] = "phot.flux.density"
+    if "flux_err" in table.colnames:
+        table["flux_density_err"] = table["flux_err"] / math.sqrt(pixels)
+        table["flux_density_err"].unit = density
+        table[
+            "flux_density_err"
+        ].description = (
+            "error of flux_density: noise correlated over the beam (objects larger than it)"
+        )
+        table["flux_density_err"].meta["ucd"] = "stat.error;phot.flux.density"
+    table.meta["BEAMPIX"] = float(pixels)
+    return table
