@@ -51,6 +51,7 @@ Examples
 #   _writers    image products -> files (the probability convention), with their catalog
 #   _zarr_products  OME-Zarr product stores (image + NGFF label groups), used by _writers
 #   _physical   catalog sizes in physical units from a pixel scale
+#   _beam       flux densities (Jy) of radio maps in Jy/beam, from the restoring beam
 #   _uncertainty  per-object score and uncertainty from probability and spread maps
 #   _astro      bridges to photutils, regions and astropy.nddata (optional imports inside)
 #   _geojson    instance labels <-> GeoJSON polygons (QuPath)
@@ -72,6 +73,7 @@ from sciconv.postprocess._background import (
     estimate_background,
     wants_background,
 )
+from sciconv.postprocess._beam import add_beam_columns, beam_pixels
 from sciconv.postprocess._catalog import (
     CATALOG_FORMATS,
     flatten_table,
@@ -129,8 +131,10 @@ __all__ = [
     "REGION_FORMATS",
     "REGION_SHAPES",
     "SATURATION_KEYWORDS",
+    "add_beam_columns",
     "add_physical_columns",
     "background_and_rms",
+    "beam_pixels",
     "class_name_list",
     "effective_gain",
     "equivalent_diameters",
