@@ -358,3 +358,16 @@ def test_text_file_error_never_quotes_its_contents(tmp_path):
     message = str(e.value)
     assert "secrets.fits" in message and "plain text" in message
     assert "hunter2" not in message and "password" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "vendor"),
+    [("a.czi", b"ZISRAWFILE", "Zeiss CZI"), ("b.nd2", b"\xda\xce\xbe\x0a", "Nikon ND2")],
+)
+def test_a_vendor_microscopy_file_is_named_with_the_way_to_convert_it(tmp_path, name, head, vendor):
+    """QA: a CZI or ND2 given alone got "unrecognized binary content"."""
+    path = tmp_path / name
+    path.write_bytes(head + bytes(64))
+    with pytest.raises(InvalidImageError, match=rf"a {vendor} file.*OME-TIFF") as info:
+        io.read(path)
+    assert name in str(info.value)

@@ -135,7 +135,22 @@ def _describe_unknown(head: bytes, expected: str | None) -> str:
         decoded = None
     if decoded is not None and all(c.isprintable() or c in "\r\n\t" for c in decoded):
         return f"{what}: it holds plain text"  # never quote contents (a password, a key)
+    for magic, vendor in _VENDOR_MAGIC:
+        if head.startswith(magic):
+            return (
+                f"{what}: a {vendor} file, which sciconv does not read; convert it to OME-TIFF "
+                "(Bio-Formats' bfconvert, or Fiji: File > Save As > OME-TIFF)"
+            )
     return f"{what}: unrecognized binary content"
+
+
+#: The first bytes of microscope vendors' formats, named in the refusal (QA: a CZI got
+#: "unrecognized binary content").
+_VENDOR_MAGIC = (
+    (b"ZISRAWFILE", "Zeiss CZI"),
+    (b"\xda\xce\xbe\x0a", "Nikon ND2"),
+    (b"\x70\x00\x00\x00", "Leica LIF"),
+)
 
 
 # longest first, so that "a.fits.gz" has the stem "a" (not "a.fits")
