@@ -99,15 +99,12 @@ def say(*parts: Any) -> None:
     stream = sys.stdout
     if stream is None or stream is _lost_stdout:
         return
+    line = " ".join(str(part) for part in parts)
     try:
-        try:
-            print(*parts, file=stream, flush=True)
-        except UnicodeEncodeError:  # a name stdout's encoding lacks (latin-1, cp1252): escaped
-            encoding = getattr(stream, "encoding", None) or "ascii"
-            text = " ".join(str(p) for p in parts)
-            print(
-                text.encode(encoding, "backslashreplace").decode(encoding), file=stream, flush=True
-            )
+        encoding = getattr(stream, "encoding", None)
+        if isinstance(encoding, str):  # a name the encoding lacks (latin-1, cp1252): escaped
+            line = line.encode(encoding, "backslashreplace").decode(encoding)
+        print(line, file=stream, flush=True)
     except OSError as err:  # BrokenPipeError, ENOSPC, EIO
         _lost_stdout = stream
         _to_null_device(stream)

@@ -244,10 +244,12 @@ def _writing(target: Path):
 
 
 def _postprocess_overrides(args) -> dict:
-    """``--threshold`` and ``--min-size``, when given: keywords of ``postprocess.instances``."""
+    """``--threshold``, ``--min-size`` and ``--bridge``, when given: keywords of
+    ``postprocess.instances``."""
     given = {
         "threshold": getattr(args, "threshold", None),
         "min_size": getattr(args, "min_size", None),
+        "bridge": getattr(args, "bridge", None),
     }
     return {k: v for k, v in given.items() if v is not None}
 

@@ -338,6 +338,11 @@ def _same_value(key: str, recorded: str | None, wanted: str | None) -> bool:
     )
 
 
+#: Settings that do not change the products (block-wise runs equal whole-image ones; a smaller
+#: batch after running out of memory): a resume may differ in them (review).
+_SAME_RESULT = frozenset({"batch_size", "block", "block_margin"})
+
+
 def differing_setting(product: Path, settings: Sequence[str]) -> str | None:
     """What ``product`` records that differs from ``settings`` (the HISTORY lines this run
     writes: model and settings), in words; None when it matches or records nothing by format.
@@ -361,6 +366,8 @@ def differing_setting(product: Path, settings: Sequence[str]) -> str | None:
     if "model" not in recorded:
         return "no recorded sciconv settings"
     for key in dict.fromkeys([*wanted, *recorded]):
+        if key in _SAME_RESULT:
+            continue
         if not _same_value(key, recorded.get(key), wanted.get(key)):
             if key == "model":
                 return f"model {recorded[key]} (this run: {wanted.get(key)})"

@@ -256,6 +256,16 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "of a few pixels need e.g. 3)",
     )
     p.add_argument(
+        "--bridge",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="segmenters: masked (bad) pixels inside an object join it when they fill a gap of "
+        "it up to 2 PX + 1 pixels across: a flagged saturated core, a bad column through a star "
+        "(default: the model's recorded post-processing, else 8; 0: masked pixels are never "
+        "labelled)",
+    )
+    p.add_argument(
         "--regions",
         choices=("ellipse", "polygon"),
         default=None,

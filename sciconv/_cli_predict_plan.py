@@ -300,6 +300,14 @@ def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     for p in paths:
         _check_name_length(p)
     existing = [p for p in paths if p.exists()]
+    foreign = [p for p in existing if _foreign_image(p)]
+    if foreign:  # ground truth where a product goes: --overwrite replaced it (QA)
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise OutputExistsError(
+            f"exists{more} and holds no sciconv prediction (ground truth?): it is never "
+            "overwritten, --overwrite or not; write the products to another folder (--out)",
+            path=foreign[0],
+        )
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise OutputExistsError(
@@ -308,6 +316,22 @@ def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     for p in paths:
         if not p.is_dir():  # an OME-Zarr store (a folder) is replaced whole by its writer
             check_writable(p, overwrite=overwrite)
+
+
+def _foreign_image(path: Path) -> bool:
+    """Whether an image file where a product goes records no sciconv prediction, though its
+    format would (labels, probabilities: TIFF, FITS, OME-Zarr); catalogs and regions record
+    none by format, and files that cannot be read as images, are not judged (``--overwrite``
+    decides)."""
+    from sciconv._cli_predict_batch import recorded_history
+
+    try:
+        lines = recorded_history(path)
+    except (OSError, ValueError, KeyError):  # not readable as an image: cannot be told
+        return False
+    if lines is None:
+        return False
+    return not any(line.startswith("sciconv prediction with model ") for line in lines)
 
 
 def _check_name_length(path: Path) -> None:

@@ -139,9 +139,12 @@ def adapt_target_scale(model, train) -> dict | None:
     return scale
 
 
-#: Arrays given to ``fit`` whose median or 0.1-99.9th percentile spread exceed this look like
-#: unscaled pixel values (counts, ADU, 0-255), not standardized ones: ``fit`` warns.
+#: Arrays given to ``fit`` whose median exceeds this, or whose robust spread (1.4826 MAD)
+#: exceeds :data:`UNSCALED_SPREAD`, look like unscaled pixel values (counts, ADU), not
+#: standardized ones (z-scores, whose bright sources reach hundreds: not judged by the tail):
+#: ``fit`` warns.
 UNSCALED_LEVEL = 50.0
+UNSCALED_SPREAD = 10.0
 
 
 def infer_normalization(model, train) -> dict | None:
@@ -150,7 +153,8 @@ def infer_normalization(model, train) -> dict | None:
     default changes nothing on them); :data:`~sciconv.preprocess.RAW_NORMALIZATION` (pixels
     used as given, so prediction does not re-stretch them) when they are plainly in other units
     (median above 1.25, 0.1st percentile below -0.25 or 99.9th above 50: counts, z-scores;
-    a median or spread above :data:`UNSCALED_LEVEL`, unscaled counts, gets a warning);
+    a median above :data:`UNSCALED_LEVEL` or a robust spread above :data:`UNSCALED_SPREAD`,
+    unscaled counts, gets a warning);
     otherwise nothing, with a warning that prediction will apply the default and how to say
     otherwise (patches cut from normalized images, ``x / 255`` or ``x / 1000``: all look alike
     here). None also for models that do not take
@@ -202,7 +206,8 @@ def infer_normalization(model, train) -> dict | None:
     lo, mid, hi = np.percentile(finite, (0.1, 50, 99.9)) if finite.size else (0.0, 0.5, 1.0)
     # on the bulk, not the tail: normalized images go past 1 at their bright sources by design
     if mid > 1.25 or lo < -0.25 or hi > 50:
-        if max(abs(mid), hi - lo) > UNSCALED_LEVEL:
+        spread = 1.4826 * float(np.median(np.abs(finite - mid))) if finite.size else 0.0
+        if abs(mid) > UNSCALED_LEVEL or spread > UNSCALED_SPREAD:
             warnings.warn(
                 f"fit: the training images look like unscaled pixel values (median {mid:.4g}, "
                 f"0.1-99.9th percentiles {lo:.4g} to {hi:.4g}); they go to the network as given, "

@@ -105,7 +105,7 @@ def _verdict(
             path=workdir,
         )
     pid = int(lock["pid"])
-    if pid == os.getpid() and str(path) not in _HELD:
+    if pid == os.getpid() and _held_name(path) not in _HELD:
         return "stale"  # an earlier process with this run's pid (a container restarted, QA)
     if pid_alive(pid) and not _started_after(pid, lock.get("started")):
         raise busy(
@@ -121,6 +121,11 @@ def _verdict(
 _HELD: set[str] = set()
 #: Seconds a process may seem to start after its lock was written (clock ticks, rounding).
 _START_SLACK_S = 2.0
+
+
+def _held_name(path: Path) -> str:
+    """The one spelling of a lock file's path (relative or absolute, through links)."""
+    return os.path.realpath(path)
 
 
 def _started_after(pid: int, started) -> bool:
@@ -291,7 +296,7 @@ def lock_folder(
     for _ in range(10):
         try:
             if _create(path, text):
-                _HELD.add(str(path))
+                _HELD.add(_held_name(path))
                 break
         except OSError as err:
             with contextlib.suppress(OSError):  # created, then not written: a full disk
@@ -312,7 +317,7 @@ def lock_folder(
     try:
         yield path
     finally:
-        _HELD.discard(str(path))
+        _HELD.discard(_held_name(path))
         with contextlib.suppress(OSError):  # only our own lock: never another run's
             if path.read_text(encoding="utf-8") == text:
                 path.unlink()

@@ -648,6 +648,15 @@ def test_predict_never_overwrites_ground_truth_named_as_a_product(capsys, tmp_pa
         assert "never overwritten" in err
     assert (tmp_path / "a_labels.tif").read_bytes() == truth
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "a_labels.tif"]
+    # the image named alone, and --out a separate masks folder (review): refused the same way
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    shutil.copy(tmp_path / "a_labels.tif", masks / "a_labels.tif")
+    for out in (tmp_path, masks):
+        code, _, err = run_cli(capsys, "predict", "pretrained:nuclei", tmp_path / "a.tif",
+                               "--out", out, "--overwrite", "--quiet")  # fmt: skip
+        assert code == 1 and "holds no sciconv prediction (ground truth?)" in err
+        assert (out / "a_labels.tif").read_bytes() == truth
 
 
 def test_predict_refuses_products_named_as_their_input(capsys, tmp_path):

@@ -402,9 +402,10 @@ def test_skip_existing_with_block_wise_inputs(capsys, tmp_path, seg_model):
     code, _, err = run_cli(capsys, *common, "--skip-existing", "--threshold", "0.9")
     assert code == 1
     assert_one_line_error(err, "big_labels.zarr was made with threshold = not set", "0.9")
-    code, _, err = run_cli(capsys, *common, "--skip-existing", "--block", "48")
-    assert code == 1
-    assert_one_line_error(err, "big_labels.zarr was made with block = 32", "48")
+    # settings that do not change the products may differ (a smaller batch after an OOM)
+    code, stdout, err = run_cli(capsys, *common, "--skip-existing", "--batch-size", "2")
+    assert code == 0, err
+    assert "big.fits: skipped, its products exist" in stdout
 
 
 def test_skip_existing_and_overwrite_are_exclusive(capsys, tmp_path):

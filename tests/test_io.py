@@ -783,6 +783,9 @@ def test_fully_transparent_pixels_are_no_data(tmp_path, suffix):
     assert img.shape == (6, 8, 4) and "18 fully transparent" in img.meta["alpha"]
     assert np.isnan(img.data[:, :3]).all() and img.mask[:, :3].all()
     assert not img.mask[:, 3:].any() and img.data[0, 5, 0] == 120
+    lazy = io.read(path, lazy=True)  # windows of a block-wise run (review: still data there)
+    window = lazy.data[0:6, 0:5]
+    assert np.isnan(window[:, :3]).all() and not np.isnan(window[:, 3:]).any()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -629,7 +629,8 @@ def test_unscaled_training_arrays_get_a_warning():
     with pytest.warns(SciconvWarning, match=r"look like unscaled pixel values.*from_arrays"):
         fit(model, (x, np.arange(8) % 2), epochs=1, verbose=0)
     assert get_metadata(model)["normalization"] == {"method": "none"}
-    z = rng.normal(size=(8, 16, 16, 1)).astype(np.float32)  # standardized: no warning
+    z = rng.normal(size=(8, 16, 16, 1)).astype(np.float32)  # standardized: no warning,
+    z[:, 6:10, 6:10] += 500.0  # bright sources in signal-to-noise units included (review)
     fit(classifier((16, 16, 1), 2, filters=(4,), dense=()), (z, np.arange(8) % 2), verbose=0)
 
 

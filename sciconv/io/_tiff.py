@@ -355,7 +355,10 @@ def _lazy_tiff(read_raw, close_source, *, roles, origin, window, path: Path, met
         if closed[0]:
             raise InvalidImageError("LazyImage was closed", path=path)
         idx = raw_index(roles, shift_axes(ys, origin[0]), shift_axes(xs, origin[1]))
-        return arrange_axes(to_float32(read_raw(idx), path=path), roles, stack=False)
+        window = arrange_axes(to_float32(read_raw(idx), path=path), roles, stack=False)
+        if meta.get("alpha") == "kept":  # transparent pixels are no data, window by window too
+            window = transparent_as_no_data(window, {"alpha": "kept"})
+        return window
 
     def close() -> None:
         closed[0] = True
@@ -512,8 +515,15 @@ def _shaped_meta(tif, *, in_um: bool) -> dict:
 
 #: seconds per time unit, for the frame interval of OME (``TimeIncrementUnit``) and ImageJ
 #: (``tunit``) metadata
-_TIME_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "µs": 1e-6,
-                 "us": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0, "hour": 3600.0}  # fmt: skip
+_TIME_SECONDS = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("ms", "msec", "millisecond", "milliseconds"), 1e-3),
+    **dict.fromkeys(("us", "µs", "\u03bcs", "\\u00b5s", "microsecond", "microseconds"), 1e-6),
+    **dict.fromkeys(("ns", "nanosecond", "nanoseconds"), 1e-9),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
+    **dict.fromkeys(("d", "day", "days"), 86400.0),
+}
 
 
 def _time_interval(value, unit) -> dict:
@@ -572,8 +582,10 @@ def _imagej_meta(ij: dict, page) -> dict:
     meta.update(_time_interval(ij.get("finterval"), ij.get("tunit", "s")))
     labels = ij.get("Labels")
     channels = int(ij.get("channels", 1) or 1)
-    if isinstance(labels, (list, tuple)) and channels > 1 and len(labels) == channels:
-        meta["channel_names"] = [str(n) for n in labels]
+    if isinstance(labels, (list, tuple)) and channels > 1 and len(labels) % channels == 0:
+        first = [str(n) for n in labels[:channels]]
+        if [str(n) for n in labels] == first * (len(labels) // channels):  # one per page
+            meta["channel_names"] = first
     return meta
 
 
@@ -678,7 +690,9 @@ def resolution_um(meta: dict) -> dict:
     return {"resolution": (1.0 / dx, 1.0 / dy)} if dx > 0 and dy > 0 else {}
 
 
-def imagej_hyperstack(data, axes: str, dtype, source: dict, meta: dict) -> tuple | None:
+def imagej_hyperstack(
+    data, axes: str, dtype, source: dict, meta: dict, shape: tuple | None = None
+) -> tuple | None:
     """``(data, metadata)`` that write a stack product as an ImageJ hyperstack (tifffile
     ``imagej=True``), for an ImageJ input: Fiji reads its T and Z axes, Z step (``spacing``),
     frame interval (``finterval``) and unit, where it opens tifffile's own description as a flat
@@ -700,8 +714,8 @@ def imagej_hyperstack(data, axes: str, dtype, source: dict, meta: dict) -> tuple
     True
     """
     positions = [IMAGEJ_AXES.find(a) for a in axes]
-    if -1 in positions or positions != sorted(positions):
-        return None
+    if -1 in positions or positions != sorted(positions) or isinstance(data, np.memmap):
+        return None  # (a memory-mapped stack streams page by page as a plain TIFF, not copied)
     dtype = np.dtype(dtype)
     if "S" in axes and dtype != np.uint8:
         return None
@@ -731,4 +745,8 @@ def imagej_hyperstack(data, axes: str, dtype, source: dict, meta: dict) -> tuple
         ij["finterval"] = float(meta["time_interval_s"])
     if meta.get("history"):
         ij["Info"] = "\n".join(str(line) for line in meta["history"])
+    names, shape = meta.get("channel_names"), shape or getattr(data, "shape", None)
+    if names and "C" in axes and shape is not None:  # a slice label per page, channel by channel
+        planes = int(np.prod([n for a, n in zip(axes, shape) if a in "TZ"], dtype=np.int64))
+        ij["Labels"] = [str(name) for name in names] * planes
     return data, ij

@@ -237,7 +237,7 @@ def write_tiff(
         return
     data, axes, photometric, extra = tiff_layout(arr, stack_axes)
     if source.get("imagej") and stack_axes:
-        hyperstack = imagej_hyperstack(data, axes, arr.dtype, source, meta)
+        hyperstack = imagej_hyperstack(data, axes, arr.dtype, source, meta, extra.get("shape"))
         if hyperstack is not None:  # an ImageJ input's stack: Fiji reads T, Z and their steps
             data, ij_meta = hyperstack
             tifffile.imwrite(

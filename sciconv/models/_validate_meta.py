@@ -40,6 +40,7 @@ POSTPROCESS_SETTINGS: dict[str, _Rule] = {
     "min_distance": ("integer", 1, None),
     "smooth": ("number", 0.0, None),
     "seed_threshold": ("number or null", 0.0, 1.0),
+    "bridge": ("integer", 0, None),
 }
 
 _METHODS = ("watershed", "connected")

@@ -36,16 +36,33 @@ def _validate_prob(prob) -> np.ndarray:
     return prob
 
 
-def _bridge_no_data(mask: np.ndarray, no_data: np.ndarray, gap: int) -> np.ndarray:
-    """``mask`` with its no-data pixels that lie in gaps of the mask filled.
+def _closing(mask: np.ndarray, size: int) -> np.ndarray:
+    """The closing of ``mask`` by a ``size`` square; outside the array counts as empty (no bad
+    column is drawn from an object to the image's edge)."""
+    grown = ndi.maximum_filter(mask.astype(np.uint8), size=size, mode="constant", cval=0)
+    return ndi.minimum_filter(grown, size=size, mode="constant", cval=0).astype(bool)
 
-    A no-data pixel (a masked or missing input pixel, NaN in a probability map) becomes True
-    when it lies in the morphological closing of ``mask`` by a ``(2 gap + 1)`` square: the
-    core of a saturated star and a bad column across an object join the object's pixels around
-    them, while a large no-data area next to an object is not claimed (a closing does not grow
-    a convex outline). Pixels with data keep their value, so nothing changes on an image
-    without no-data pixels, and the rule is local (a block-wise run gives the whole image's).
-    No-data pixels within ``gap`` of the image's edge stay False.
+
+#: No-data strips at most this wide (pixels) join the objects on their two sides: a bad column
+#: or row through one object. Wider ones (a chip gap between two stars) join nothing.
+BRIDGE_ACROSS = 3
+
+
+def _bridge_no_data(mask: np.ndarray, no_data: np.ndarray, gap: int) -> np.ndarray:
+    """``mask`` with the no-data pixels that lie in a gap of one of its objects filled.
+
+    Two rules, for no-data pixels only (a masked or missing input pixel, NaN in a probability
+    map): a pixel in the closing, by a ``(2 gap + 1)`` square, of one connected object of
+    ``mask`` (8-connected), reached through it and in no other object's closing (a saturated
+    star's flagged core, a notch); and a pixel in a no-data strip at most
+    :data:`BRIDGE_ACROSS` pixels wide between set pixels (a bad column through a star, which
+    cuts it in two objects). A wider masked strip between two stars joins neither (QA: closing
+    all objects at once by the large square merged two stars across a 12-pixel chip gap and
+    made catalog rows of masked pixels alone), and a large no-data area next to an object is
+    not claimed (a closing does not grow a convex outline). Pixels with data keep their value,
+    so nothing changes on an image without no-data pixels, and the rules are local (a
+    block-wise run gives the whole image's). No-data pixels within ``gap`` of the image's edge
+    stay False.
 
     Parameters
     ----------
@@ -63,19 +80,46 @@ def _bridge_no_data(mask: np.ndarray, no_data: np.ndarray, gap: int) -> np.ndarr
     Examples
     --------
     >>> import numpy as np
-    >>> star = np.zeros((9, 9), bool); star[2:7, 2:7] = True
-    >>> column = np.zeros((9, 9), bool); column[:, 4] = True  # a bad column through it
+    >>> star = np.zeros((9, 12), bool); star[2:7, 2:7] = True
+    >>> column = np.zeros((9, 12), bool); column[:, 4] = True  # a bad column through it
     >>> bridged = _bridge_no_data(star & ~column, column, 2)
     >>> bool(bridged[2:7, 4].all()), bool(bridged[0, 4] or bridged[8, 4])
     (True, False)
+    >>> pair = np.zeros((12, 20), bool); pair[4:8, 1:5] = pair[4:8, 11:15] = True
+    >>> strip = np.zeros((12, 20), bool); strip[:, 5:11] = True  # masked between two stars
+    >>> bool(_bridge_no_data(pair, strip, 4)[:, 5:11].any())  # neither claims it
+    False
     """
-    if gap <= 0 or not no_data.any():
+    if gap <= 0 or not no_data.any() or not mask.any():
         return mask
     size = 2 * int(gap) + 1
-    grown = ndi.maximum_filter(mask.astype(np.uint8), size=size, mode="constant", cval=0)
-    # outside the image counts as empty: no bad column is drawn from an object to the edge
-    closed = ndi.minimum_filter(grown, size=size, mode="constant", cval=0).astype(bool)
-    return mask | (no_data & closed)
+    across = min(size, 2 * BRIDGE_ACROSS + 1)
+    out = mask | (no_data & _closing(mask, across))  # thin strips through objects
+    candidates = no_data & _closing(out, size) & ~out  # a superset of every object's
+    if not candidates.any():
+        return out
+    eight = np.ones((3, 3), bool)
+    objects, _ = ndi.label(out, structure=eight)
+    near = ndi.maximum_filter(candidates.astype(np.uint8), size=2 * size + 1).astype(bool)
+    claims = np.zeros(mask.shape, np.uint8)
+    filled = np.zeros(mask.shape, bool)
+    h, w = mask.shape
+    slices = ndi.find_objects(objects)
+    for i in np.unique(objects[near & out]):
+        ys, xs = slices[i - 1]
+        window = (
+            slice(max(0, ys.start - size), min(h, ys.stop + size)),
+            slice(max(0, xs.start - size), min(w, xs.stop + size)),
+        )
+        own = objects[window] == i
+        fill = _closing(own, size) & candidates[window]
+        if not fill.any():
+            continue
+        joined, _ = ndi.label(own | fill, structure=eight)
+        fill &= joined == joined[own][0]  # only through the object: no detached piece
+        claims[window] += fill
+        filled[window] |= fill
+    return out | (filled & (claims == 1))
 
 
 def _validate_number(value, *, name: str, low: float, high: float | None = None) -> float:

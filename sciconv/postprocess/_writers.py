@@ -646,15 +646,21 @@ def _write_file_products(
     return written
 
 
+#: What a microscopy input's products take from it: its pixel size, a stack's Z step and frame
+#: interval, its ImageJ origin (each alone: an uncalibrated ImageJ movie's interval; QA).
+_CARRIED = ("pixel_size", "z_spacing", "time_interval", "imagej")
+
+
 def _microscopy_image(like) -> bool:
-    """A GridImage with a pixel size and no FITS header or WCS (a TIFF, PNG or OME-Zarr input)."""
+    """A GridImage with a pixel size, Z step, frame interval or ImageJ origin and no FITS header
+    or WCS (a TIFF, PNG or OME-Zarr input)."""
     from sciconv.io import GridImage
     from sciconv.io._write import carries_metadata
 
     return (
         isinstance(like, GridImage)
         and not carries_metadata(like)
-        and like.meta.get("pixel_size") is not None
+        and any(like.meta.get(key) is not None for key in _CARRIED)
     )
 
 
