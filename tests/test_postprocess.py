@@ -894,3 +894,16 @@ def test_measure_adds_physical_sizes_when_the_image_knows_its_pixel():
     assert "area_phys" not in plain.colnames
     postprocess.add_physical_columns(plain, img)
     assert plain["area_phys"][0] == pytest.approx(4.0)
+
+
+def test_an_object_of_masked_pixels_only_has_no_flux():
+    """QA: an object whose pixels are all masked got flux_sum 0 +- 0 (photutils: NaN)."""
+    labels = np.zeros((8, 8), np.int32)
+    labels[1:3, 1:3], labels[5:7, 5:7] = 1, 2
+    mask = np.zeros((8, 8), bool)
+    mask[1:3, 1:3] = True
+    table = postprocess.measure(labels, intensity=np.ones((8, 8)), mask=mask,
+                                error=np.ones((8, 8)), background=np.zeros((8, 8)))  # fmt: skip
+    assert np.isnan(table["flux_sum"][0]) and np.isnan(table["flux_err"][0])
+    assert np.isnan(table["flux"][0]) and table["masked_fraction"][0] == 1.0
+    assert table["flux_sum"][1] == 4.0 and table["flux_err"][1] == 2.0

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from sciconv._validation import look_up_option, refuse_path
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array, image_pixel_scale
+from sciconv.io._frames import ecliptic_frame
 from sciconv.postprocess._beam import add_beam_columns
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._physical import add_physical_columns
@@ -216,10 +217,13 @@ def celestial_wcs(wcs, *, instead: str = "ra/dec left out"):
             "wcs has no celestial axes: ra/dec need a celestial WCS (e.g. GridImage.wcs)"
         )
     wcs = wcs.celestial if wcs.naxis > 2 else wcs
+    if ecliptic_frame(wcs) is not None:  # astropy may have cached ICRS for it, read before
+        wcs = wcs.deepcopy()  # sciconv.io registered the ecliptic frames (review): a fresh one
+        vars(wcs).pop("_components_and_classes_cache", None)
     if not _reaches_icrs(wcs):
         warnings.warn(
             f"the WCS's celestial axes {list(wcs.wcs.ctype)} have no transformation to ICRS "
-            f"here (a solar or planetary frame): {instead}",
+            f"here (a solar or planetary frame, or one that needs distances): {instead}",
             SciconvWarning,
             stacklevel=3,
         )
@@ -499,7 +503,8 @@ def measure(
     table["orientation"].unit = "deg"
     px, py = mx, my
     if image is not None:
-        fs = fsum[present]
+        seen = fcount[present] > 0  # an object of masked pixels only has no flux (QA: 0 +- 0)
+        fs = np.where(seen, fsum[present], np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             fm = np.where(fcount[present] > 0, fs / fcount[present], np.nan)
             ws = wsum[present]
@@ -514,7 +519,7 @@ def measure(
             table["flux"] = (fs - bs)[:, 0] if c == 1 else fs - bs
             table["background"] = bm[:, 0] if c == 1 else bm
         if sigma is not None:
-            fe = np.sqrt(esum[present])
+            fe = np.where(seen, np.sqrt(esum[present]), np.nan)
             table["flux_err"] = fe[:, 0] if c == 1 else fe
             if isinstance(error, str):
                 table.meta["FLUXERR"] = "image uncertainty"
