@@ -907,3 +907,23 @@ def test_an_object_of_masked_pixels_only_has_no_flux():
     assert np.isnan(table["flux_sum"][0]) and np.isnan(table["flux_err"][0])
     assert np.isnan(table["flux"][0]) and table["masked_fraction"][0] == 1.0
     assert table["flux_sum"][1] == 4.0 and table["flux_err"][1] == 2.0
+
+
+def test_masked_strips_between_two_objects_join_neither():
+    """Review/QA of the bridge: closing every object at once merged two stars across a 12-pixel
+    chip gap and made catalog rows of masked pixels alone (a bad column between two stars)."""
+    prob = np.zeros((40, 60), np.float32)
+    prob[10:30, 8:20] = prob[10:30, 32:44] = 1.0  # two stars 12 pixels apart
+    gap = prob.copy()
+    gap[:, 20:32] = np.nan  # a chip gap filling the space between them
+    column = prob.copy()
+    column[:, 26] = np.nan  # a bad column in the background between them
+    for p in (gap, column):
+        labels = postprocess.instances(p, min_size=3)
+        assert labels.max() == 2 and not labels[:, 20:32].any()
+    # an object of a few data pixels does not pass min_size on bridged pixels
+    speck = np.zeros((30, 30), np.float32)
+    speck[10:13, 10] = speck[10:13, 13] = 1.0
+    speck[:, 11:13] = np.nan  # 6 data pixels + 6 bridged
+    assert postprocess.instances(speck, min_size=8).max() == 0
+    assert postprocess.instances(speck, min_size=5).max() == 1
