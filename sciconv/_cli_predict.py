@@ -363,6 +363,26 @@ def _history_settings(params: dict, args, model) -> list[str]:
     return history_record(Path(args.model).name, recorded)
 
 
+def _plane_positions(catalog, meta: dict) -> None:
+    """A stack catalog's ``time`` (s) beside ``t`` and ``z_phys`` beside ``z`` when the input
+    records its frame interval and Z step (QA: a tracker reading the catalog had plane indices
+    only)."""
+    from astropy import units as u
+
+    interval, step = meta.get("time_interval"), meta.get("z_spacing")
+    unit = meta.get("pixel_unit")
+    if "t" in catalog.colnames and interval is not None:
+        catalog.add_column(catalog["t"] * float(interval), name="time",
+                           index=catalog.colnames.index("t") + 1)  # fmt: skip
+        catalog["time"].unit = u.s
+        catalog["time"].description = "time of the object's plane (t x the frame interval)"
+    if "z" in catalog.colnames and step is not None and unit not in (None, "", "pixel"):
+        catalog.add_column(catalog["z"] * float(step), name="z_phys",
+                           index=catalog.colnames.index("z") + 1)  # fmt: skip
+        catalog["z_phys"].unit = u.Unit(str(unit).replace("µ", "u"))
+        catalog["z_phys"].description = "depth of the object's plane (z x the Z step)"
+
+
 def _mosaic_history(params: dict, args, model) -> list[str]:
     """The model and settings lines of a block-wise input's products: the whole image's
     (:func:`_history_settings`) and the blocks'."""
@@ -560,6 +580,7 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
         catalog = vstack(tables, metadata_conflicts="silent")
         catalog.meta.update(tables[0].meta)
         catalog.meta["stack_axes"] = axes
+        _plane_positions(catalog, last.meta)
 
         def stacked(key):
             return None if key not in maps else maps[key].reshape(*sizes, *maps[key].shape[1:])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 from _helpers import assert_one_line_error, run_cli
+from astropy.table import Table
 
 from sciconv import io, postprocess
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
@@ -434,6 +435,9 @@ def test_products_of_an_imagej_movie_are_imagej_hyperstacks_with_its_frame_inter
             assert "model_id" in ij["Info"]  # the history, where --skip-existing reads it
     labels = io.read(tmp_path / "o" / "t_labels.tif", stack=True)
     assert labels.meta["time_interval"] == 30.0 and labels.pixel_scale.x == pytest.approx(0.5)
+    catalog = Table.read(tmp_path / "o" / "t_catalog.ecsv")  # the time of each object's frame
+    np.testing.assert_array_equal(catalog["time"], catalog["t"] * 30.0)
+    assert str(catalog["time"].unit) == "s" and set(catalog["t"]) == {0, 1, 2}
     assert labels.data.max() > 10
     before = (tmp_path / "o" / "t_labels.tif").stat().st_mtime_ns
     code, _, err = run_cli(capsys, *args, "--skip-existing")
