@@ -1321,3 +1321,18 @@ def test_products_keep_the_inputs_time_cards_and_invent_none(tmp_path):
     written = fits.getheader(tmp_path / "b.fits")
     assert "MJD-OBS" not in written and written["DATE-OBS"] == "2021-13-45T99:00:00"
     assert written["CTYPE1"] == "RA---TAN"
+
+
+def test_an_imagej_stack_that_says_only_images_n_is_a_z_stack(tmp_path):
+    """QA: an ImageJ file whose description gives only images=3 (no slices/frames, as older
+    tools write it) was read as 3 channels, and sciconv predict refused it; ImageJ opens it as
+    3 slices."""
+    planes = np.random.default_rng(0).integers(0, 255, (3, 20, 24), dtype=np.uint8)
+    with tifffile.TiffWriter(tmp_path / "s.tif") as tw:
+        for i, plane in enumerate(planes):
+            description = "ImageJ=1.54f\nimages=3\n" if i == 0 else None
+            tw.write(plane, description=description, metadata=None, contiguous=True)
+    assert io.plane_axes(tmp_path / "s.tif") == ("Z", (3,))
+    stack = io.read(tmp_path / "s.tif", stack=True)
+    assert stack.shape == (3, 20, 24, 1)
+    np.testing.assert_array_equal(stack.data[2, ..., 0], planes[2])

@@ -106,10 +106,20 @@ def tiff_plane_axes(path: Path) -> tuple[str, tuple[int, ...]]:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            axes, shape = series.axes, tuple(int(n) for n in series.shape)
+            axes, shape = series_axes(tif, series), tuple(int(n) for n in series.shape)
     except Exception as exc:
         raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
     return declared_planes(axes, shape)
+
+
+def series_axes(tif, series) -> str:
+    """tifffile's axes of ``series``, an ImageJ stack's ``I`` (a file that says only
+    ``images=N``, as older tools write it) read as ``Z``: ImageJ opens it as N slices (QA: it
+    was read as N channels and refused)."""
+    axes = str(series.axes)
+    if getattr(tif, "is_imagej", False) and "I" in axes and "Z" not in axes:
+        axes = axes.replace("I", "Z")
+    return axes
 
 
 def declared_planes(axes: str, shape) -> tuple[str, tuple[int, ...]]:
@@ -218,7 +228,7 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
     try:
         try:
             series = tif.series[0]
-            tif_axes = series.axes
+            tif_axes = series_axes(tif, series)
             shape = tuple(series.shape)
             dtype = series.dtype
             page = series.pages[0] if series.pages else tif.pages[0]
