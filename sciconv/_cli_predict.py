@@ -26,9 +26,15 @@ from pathlib import Path
 from sciconv._atomic import remove_scratch, scratch_folder, target_error
 from sciconv._cli_common import PRETRAINED_PREFIX, load_model_arg, one_line, say
 from sciconv._cli_predict_batch import Batch
+from sciconv._cli_predict_history import (
+    history_settings,
+    model_identity,
+    mosaic_history,
+    provenance,
+)
+from sciconv._cli_predict_outputs import check_outputs
 from sciconv._cli_predict_plan import (
     check_channel,
-    check_outputs,
     check_tiling,
     check_uncertainty,
     done_inputs,
@@ -128,7 +134,7 @@ def _predict_mosaic(model, path, args, params: dict) -> list[Path]:
         scale=args.scale if args.scale is not None else "auto",
         object_size=args.object_size,
         progress=not args.quiet,  # over blocks
-        history=_mosaic_history(params, args, model),  # --skip-existing compares them
+        history=mosaic_history(params, args, model),  # --skip-existing compares them
         **_postprocess_overrides(args),
     )
     _say(args, f"{path}: block-wise -> {', '.join(p.name for p in outs.values())}")
@@ -185,8 +191,8 @@ def _predict_segmentation(model, paths, args) -> int:
     sidecars = {p: sidecar_outputs(p, args.out, args.format) for p in paths if p not in mosaics}
     refuse_mask_products(paths, args, [*planned.values(), *sidecars.values()])
     if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
-        settings, newer, unfinished = _history_settings(params, args, model), [], []
-        mosaic_settings = _mosaic_history(params, args, model)
+        settings, newer, unfinished = history_settings(params, args, model), [], []
+        mosaic_settings = mosaic_history(params, args, model)
         done = set(
             done_inputs(
                 planned,
@@ -285,57 +291,6 @@ def _segment_image(model, img, args, params, progress):
     return labels, prob, std, table
 
 
-def _provenance(params: dict, args, model, channels: int, *, choose: bool = True) -> dict:
-    """The prediction's settings for the products' HISTORY: ``params`` plus what the command
-    line chose around them (the channel segmented; the samples the probabilities average with
-    ``--uncertainty``: ``tta`` says ``d4`` for ``--uncertainty tta``, QA read ``tta = None``
-    as "not averaged"), and the precision ``auto`` chose (it
-    changes the probabilities: a rerun elsewhere must be able to ask for the same; not
-    ``choose``: ``auto`` left as it is, not timed)."""
-    from sciconv import inference
-
-    extra = {
-        "model_id": getattr(args, "model_id", None),
-        "channel": args.channel,
-        "uncertainty": args.uncertainty,
-        "nodata": getattr(args, "nodata", None),
-        "mask": getattr(args, "mask", None),
-        "ignore_flags": getattr(args, "ignore_flags", None),
-        "hdu": getattr(args, "hdu", None),
-    }
-    out = {**params, **{k: v for k, v in extra.items() if v is not None}}
-    if args.uncertainty == "tta" and out.get("tta") is None:  # the probabilities are its mean
-        out["tta"] = "d4 (--uncertainty tta)"
-    if out.get("precision") == "auto" and args.uncertainty is not None:
-        out["precision"] = f"{inference.UNCERTAINTY_PRECISION} (auto)"
-    elif out.get("precision") == "auto" and choose:  # cached by the prediction: no new timing
-        chosen = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
-        out["precision"] = f"{chosen} (auto)"
-    return out
-
-
-def model_identity(path: Path, *, shipped: bool) -> str:
-    """What tells one model file from another of the same name, for the products' HISTORY
-    (``model_id``; ``--skip-existing`` compares it): ``sha256:`` and the first 16 hex digits
-    of the file's SHA-256 (a retrained ``best.keras`` differs); for a shipped model the sciconv
-    version and the digest of its weights and settings (``models.pretrained_digest``: they
-    change within a version).
-
-    Examples
-    --------
-    >>> model_identity(Path("pretrained:nuclei"), shipped=True).startswith("sciconv ")
-    True
-    """
-    if shipped:
-        from sciconv import __version__, models
-
-        name = str(path).split(":", 1)[-1]
-        return f"sciconv {__version__} {models.pretrained_digest(name)}"
-    import pooch  # the file hash sciconv.fetch checks downloads with
-
-    return f"sha256:{pooch.file_hash(str(path), alg='sha256')[:16]}"
-
-
 def _redo(inputs: list, why: str) -> None:
     """``--skip-existing``: ``inputs`` (``(input, its existing products)``) not finished by an
     earlier run (newer than their products, or with only some of them) are segmented again,
@@ -351,16 +306,6 @@ def _redo(inputs: list, why: str) -> None:
         SciconvWarning,
         stacklevel=3,
     )
-
-
-def _history_settings(params: dict, args, model) -> list[str]:
-    """The model and settings lines :func:`_write_segmentation` records in the products'
-    HISTORY (``write_products``' form), to compare an earlier run's with (``--skip-existing``);
-    ``--precision auto`` as it is, not the choice it makes."""
-    from sciconv.postprocess._writers import history_record
-
-    recorded = _provenance(params, args, model, int(model.input_shape[-1] or 1), choose=False)
-    return history_record(Path(args.model).name, recorded)
 
 
 def _plane_positions(catalog, meta: dict) -> None:
@@ -383,16 +328,6 @@ def _plane_positions(catalog, meta: dict) -> None:
         catalog["z_phys"].description = "depth of the object's plane (z x the Z step)"
 
 
-def _mosaic_history(params: dict, args, model) -> list[str]:
-    """The model and settings lines of a block-wise input's products: the whole image's
-    (:func:`_history_settings`) and the blocks'."""
-    from sciconv.postprocess._writers import history_record
-
-    margin = "auto" if args.block_margin is None else args.block_margin
-    blocks = {"block": args.block, "block_margin": margin, "batch_size": args.batch_size}
-    return _history_settings(params, args, model) + history_record(None, blocks)
-
-
 def _write_segmentation(model, path, args, params, *, like, labels, prob, std, table, bad, stack):
     """The products of one input (:func:`sciconv.postprocess.write_products`); the files."""
     from sciconv import io, models, postprocess
@@ -412,7 +347,7 @@ def _write_segmentation(model, path, args, params, *, like, labels, prob, std, t
             catalog_format=args.catalog_format,
             class_names=names if names and len(names) == prob.shape[-1] else None,
             model=Path(args.model).name,  # best.keras, pretrained:nuclei
-            params=_provenance(params, args, model, int(model.input_shape[-1] or 1)),
+            params=provenance(params, args, model, int(model.input_shape[-1] or 1)),
             history=["sciconv predict"],
             overwrite=args.overwrite,
             stack_axes=stack or None,

@@ -1,0 +1,92 @@
+"""The output paths of ``sciconv predict``, checked before any input is computed: names the file
+system takes, files that exist (``--overwrite``), and files that are not sciconv's (ground truth
+where a product goes: never overwritten).
+
+Examples
+--------
+>>> from pathlib import Path
+>>> check_outputs([Path("no/such/folder/a_labels.tif")], overwrite=False)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from sciconv.errors import OutputExistsError
+
+__all__ = ["check_outputs"]
+
+
+def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
+    """Refuse (:class:`~sciconv.errors.OutputExistsError`) when any of ``paths`` exists and not
+    ``overwrite``, naming the first; or when one cannot be written over; or
+    (:class:`~sciconv.errors.WriteError`) when a name is longer than its file system allows.
+
+    Examples
+    --------
+    >>> check_outputs([Path("no/such/folder") / ("x" * 300)], overwrite=False)
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.WriteError: no/such/folder/xxx...: file name too long (300 bytes; ...
+    """
+    from sciconv._atomic import check_writable
+
+    for p in paths:
+        _check_name_length(p)
+    existing = [p for p in paths if p.exists()]
+    foreign = [p for p in existing if _foreign_image(p)]
+    if foreign:  # ground truth where a product goes: --overwrite replaced it (QA)
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise OutputExistsError(
+            f"exists{more} and holds no sciconv prediction (ground truth?): it is never "
+            "overwritten, --overwrite or not; write the products to another folder (--out)",
+            path=foreign[0],
+        )
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputExistsError(
+            f"output exists{more}; pass --overwrite to replace it", path=existing[0]
+        )
+    for p in paths:
+        if not p.is_dir():  # an OME-Zarr store (a folder) is replaced whole by its writer
+            check_writable(p, overwrite=overwrite)
+
+
+def _foreign_image(path: Path) -> bool:
+    """Whether an image file where a product goes records no sciconv prediction, though its
+    format would (labels, probabilities: TIFF, FITS, OME-Zarr); catalogs and regions record
+    none by format, and files that cannot be read as images, are not judged (``--overwrite``
+    decides)."""
+    from sciconv._cli_predict_batch import recorded_history
+
+    try:
+        lines = recorded_history(path)
+    except (OSError, ValueError, KeyError):  # not readable as an image: cannot be told
+        return False
+    if lines is None:
+        return False
+    return not any(line.startswith("sciconv prediction with model ") for line in lines)
+
+
+def _check_name_length(path: Path) -> None:
+    """A :class:`~sciconv.errors.WriteError` naming ``path`` when one of its names is longer
+    than the file system allows (found before any input is computed)."""
+    from sciconv.errors import WriteError
+
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or not known
+        limit = 255
+    longest = max(len(os.fsencode(part)) for part in path.parts)
+    if longest > limit:
+        shown = path if len(path.name) <= 60 else path.with_name(path.name[:20] + "...")
+        raise WriteError(
+            f"file name too long ({longest} bytes; the file system allows {limit}); "
+            "rename the input to a shorter name",
+            path=shown,
+        )
