@@ -240,12 +240,14 @@ def instances(
     seed_threshold : float, optional
         Interior threshold for the K = 3 markers. Default: ``threshold``.
     bridge : int, optional
-        NaN pixels join an object when they lie in a gap of its pixels (the closing of the
-        foreground by a ``2 bridge + 1`` square): a flagged saturated
-        core or a bad column no longer cuts a star into several objects (QA: 23 of 41
-        saturated HST stars became 2-5 catalog rows). They are labelled, so
+        NaN pixels join an object when they lie in a gap of that one object (its closing by a
+        ``2 bridge + 1`` square) or in a strip at most :data:`BRIDGE_ACROSS` pixels wide
+        through it: a flagged saturated core or a bad column no longer cuts a star into several
+        objects (QA: 23 of 41 saturated HST stars became 2-5 catalog rows; 4 now), while a
+        masked strip between two objects joins neither. They are labelled, so
         :func:`~sciconv.postprocess.measure` counts them in ``masked_fraction`` and leaves them
-        out of the fluxes. Other NaN pixels are background. Default 8; 0: every NaN pixel is
+        out of the fluxes; ``min_size`` counts pixels with data only. Other NaN pixels are
+        background. Default 8 (cores up to about 15 pixels across); 0: every NaN pixel is
         background.
 
     Returns
