@@ -417,3 +417,26 @@ def test_napari_widget_adds_labels_headless(gl_display, tmp_path):
         assert im.size[0] >= 800 and np.asarray(im).std() > 10
     if os.environ.get("SCICONV_SAVE_SCREENSHOT"):
         shutil.copy(shot, os.environ["SCICONV_SAVE_SCREENSHOT"])
+
+
+def test_float_labels_of_an_imagej_stack_open_as_labels(tmp_path):
+    """QA: an ImageJ stack's labels over 65,535 are written as float32 (ImageJ has no 32-bit
+    integers); napari showed them as a grey image."""
+    import tifffile
+
+    from sciconv import io, postprocess
+    from sciconv.napari import read_layers
+
+    source = tmp_path / "movie.tif"
+    tifffile.imwrite(source, np.zeros((2, 40, 40), np.uint8), imagej=True,
+                     metadata={"axes": "TYX", "finterval": 5.0})  # fmt: skip
+    labels = np.zeros((2, 40, 40), np.int32)
+    labels[0, 5:9, 5:9], labels[1, 20:30, 20:30] = 70_000, 3
+    like = io.read(source, stack=True)
+    out = postprocess.write_products(
+        tmp_path / "o", labels=labels, like=like, stem="movie", format="tiff", stack_axes="T",
+        model="m",
+    )  # fmt: skip
+    [(data, _, kind)] = read_layers(out["labels"])
+    assert kind == "labels" and np.asarray(data).dtype == np.int32
+    assert int(np.asarray(data).max()) == 70_000

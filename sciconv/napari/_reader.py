@@ -205,7 +205,8 @@ def _layers(
         kwargs["rgb"] = True
         kwargs["contrast_limits"] = [0.0, float(np.iinfo(dtype).max)]
         return [(shown(levels), kwargs, "image")]
-    if channels == 1 and name.endswith("_labels") and dtype.startswith(("int", "uint")):
+    whole = dtype.startswith(("int", "uint")) or (dtype == "float32" and img.meta.get("imagej"))
+    if channels == 1 and name.endswith("_labels") and whole:  # (ImageJ: over 65,535 as float32)
         # sciconv's instance labels (NAME_labels.fits/.tif/.zarr): a labels layer, one colour
         # per object, not a grey image
         return [(shown([_as_labels(level[..., 0]) for level in levels]), kwargs, "labels")]
@@ -275,7 +276,9 @@ def _as_labels(level):
     """Integer labels of a level read as float32 (NaN = no object): int32, lazily for dask."""
     if isinstance(level, np.ndarray):
         return np.nan_to_num(level, nan=0.0).astype(np.int32)
-    return level.astype(np.int32) if np.issubdtype(level.dtype, np.integer) else level
+    if np.issubdtype(level.dtype, np.integer):
+        return level.astype(np.int32)
+    return np.nan_to_num(level, nan=0.0).astype(np.int32)  # a float stack (dask) of whole ids
 
 
 def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
