@@ -500,3 +500,25 @@ def test_a_radio_map_in_jy_per_beam_gets_flux_densities_in_jy():
     assert table.meta["BEAMPIX"] == pytest.approx(beam)
     plain = GridImage(data, header=fits.Header({"BUNIT": "JY"}), wcs=w, meta={"bunit": "JY"})
     assert "flux_density" not in postprocess.measure(labels, intensity=plain).colnames
+
+
+def test_regions_of_an_ecliptic_wcs_of_another_equinox_are_pixel_regions():
+    """QA: region files name only 'ecliptic', read as J2000: an EQUINOX 1950 image's sky
+    regions were 0.69 degrees off (its catalog positions are right)."""
+    wcs = _ecliptic_wcs("E")
+    wcs.wcs.equinox = 1950.0
+    wcs.wcs.set()
+    labels = np.zeros((20, 20), np.int32)
+    labels[8:12, 8:12] = 1
+    table = postprocess.measure(labels, wcs=wcs)
+    from astropy.coordinates import BarycentricMeanEcliptic, SkyCoord
+
+    true = SkyCoord(149.0, -8.9, unit="deg", frame=BarycentricMeanEcliptic(equinox="J1950")).icrs
+    got = SkyCoord(table["ra"][0], table["dec"][0], unit="deg")
+    assert got.separation(true).arcsec < 0.01  # the catalog in the WCS's own equinox
+    with pytest.warns(SciconvWarning, match="no ecliptic of equinox 1950"):
+        regions = postprocess.to_regions(table, wcs=wcs)
+    assert type(regions[0]).__name__ == "EllipsePixelRegion"
+    assert type(postprocess.to_regions(table, wcs=_ecliptic_wcs("E"))[0]).__name__ == (
+        "EllipseSkyRegion"
+    )

@@ -17,6 +17,7 @@ from sciconv._progress import progress_bar
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
+from sciconv.io._common import warn_caller
 from sciconv.io._units import known_unit
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._measure import celestial_wcs, measure, validate_labels
@@ -221,6 +222,23 @@ def _outlines(labels, row) -> list[np.ndarray]:
 MANY_REGIONS = 10_000
 
 
+def _ds9_wcs(wcs):
+    """``wcs``, or None (pixel regions, with a warning) for an ecliptic WCS of an equinox other
+    than J2000: region files name only ``ecliptic``, which DS9 and regions read as J2000 (QA: an
+    EQUINOX 1950 image's regions 0.69 degrees off)."""
+    from sciconv.io._frames import ecliptic_frame
+
+    frame = None if wcs is None else ecliptic_frame(wcs)
+    equinox = getattr(frame, "equinox", None)
+    if equinox is None or abs(float(equinox.jyear) - 2000.0) < 1e-6:
+        return wcs
+    warn_caller(
+        f"region files name no ecliptic of equinox {equinox.jyear:g} (only J2000's): pixel "
+        "regions written, not sky ones"
+    )
+    return None
+
+
 def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse", progress: bool = False):
     """DS9/Aladin regions of the detected objects: one region per object (per piece of it).
 
@@ -270,7 +288,7 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse", progress:
     from astropy import units as u
 
     shape = look_up_option(shape, REGION_SHAPES, name="shape")
-    wcs = celestial_wcs(wcs, instead="pixel regions written, not sky ones")
+    wcs = _ds9_wcs(celestial_wcs(wcs, instead="pixel regions written, not sky ones"))
     rows, labels = _region_rows(catalog_or_labels, wcs=wcs, shape=shape)
     # centre each ellipse where the catalog puts its RA/Dec (flux-weighted when measured so)
     cx, cy = ("x", "y")

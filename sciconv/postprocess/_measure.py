@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -218,8 +219,8 @@ def celestial_wcs(wcs, *, instead: str = "ra/dec left out"):
         )
     wcs = wcs.celestial if wcs.naxis > 2 else wcs
     if ecliptic_frame(wcs) is not None:  # astropy may have cached ICRS for it, read before
-        wcs = wcs.deepcopy()  # sciconv.io registered the ecliptic frames (review): a fresh one
-        vars(wcs).pop("_components_and_classes_cache", None)
+        wcs = copy.copy(wcs)  # sciconv.io registered the ecliptic frames (review); a copy
+        vars(wcs).pop("_components_and_classes_cache", None)  # (deepcopy loses EQUINOX)
     if not _reaches_icrs(wcs):
         warnings.warn(
             f"the WCS's celestial axes {list(wcs.wcs.ctype)} have no transformation to ICRS "
