@@ -23,7 +23,12 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from sciconv._atomic import remove_scratch, scratch_folder, target_error
+from sciconv._atomic import (
+    remove_scratch,
+    remove_stale_partials,
+    scratch_folder,
+    target_error,
+)
 from sciconv._cli_common import PRETRAINED_PREFIX, load_model_arg, one_line, say
 from sciconv._cli_predict_batch import Batch
 from sciconv._cli_predict_history import (
@@ -204,6 +209,8 @@ def _predict_segmentation(model, paths, args) -> int:
         )
         for p in (p for p in paths if p in done):
             _say(args, f"{p}: skipped, its products exist (--skip-existing)")
+            for product in planned[p].values():  # what a killed writer of it left (QA)
+                remove_stale_partials(product)
         _redo(newer, "are newer than their products (changed since, or copied without keeping "
               "file times: cp -p keeps them)")  # fmt: skip
         _redo(unfinished, "have only some of their products (a run stopped between two of them)")

@@ -395,9 +395,25 @@ def test_skip_existing_with_block_wise_inputs(capsys, tmp_path, seg_model):
     code, _, err = run_cli(capsys, *common, "--quiet")
     assert code == 0, err
     assert _written(out) == ["big_catalog.ecsv", "big_labels.zarr"]
+    import os
+    import subprocess
+    import sys
+    import time
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = out / f".big_labels.zarr.{dead.pid}.abc123.part"  # a SIGKILLed writer's store
+    (stale / "c").mkdir(parents=True)
+    then = time.time() - 120
+    for p in (stale, stale / "c"):
+        os.utime(p, (then, then))
+    from sciconv._atomic import forget_listings
+
+    forget_listings()  # a new process: no folder listing cached by the first run
     code, stdout, err = run_cli(capsys, *common, "--skip-existing")
     assert code == 0, err
     assert "big.fits: skipped, its products exist" in stdout
+    assert not stale.exists()  # QA: only writes swept them, and a resume writes none there
     # QA: a resume with other settings (or another model) skipped finished mosaics silently
     code, _, err = run_cli(capsys, *common, "--skip-existing", "--threshold", "0.9")
     assert code == 1
