@@ -215,6 +215,7 @@ def _predict_segmentation(model, paths, args) -> int:
               "file times: cp -p keeps them)")  # fmt: skip
         _redo(unfinished, "have only some of their products (a run stopped between two of them)")
         paths, mosaics = [p for p in paths if p not in done], [p for p in mosaics if p not in done]
+        _warn_mixed_precision(model, args, planned, done, paths)
         planned = {p: products for p, products in planned.items() if p not in done}
     check_outputs(
         [f for p, d in planned.items() for f in (*d.values(), *sidecars.get(p, [])[:1])],
@@ -265,6 +266,30 @@ def _postprocess_overrides(args) -> dict:
         "bridge": getattr(args, "bridge", None),
     }
     return {k: v for k, v in given.items() if v is not None}
+
+
+def _warn_mixed_precision(model, args, planned, done, rest) -> None:
+    """``--skip-existing --precision auto``: warn when the finished inputs were segmented in
+    another precision than ``auto`` chooses now (another machine, SCICONV_PRECISION): the batch
+    would mix bfloat16 and float32 products without a word (QA)."""
+    from sciconv import inference
+    from sciconv._cli_predict_batch import recorded_precisions
+
+    if args.precision != "auto" or not done or not rest or args.uncertainty is not None:
+        return
+    before = recorded_precisions([q for p in done for q in planned[p].values()])
+    if not before:
+        return
+    channels = int(model.input_shape[-1] or 1)
+    now = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
+    if before != {now}:
+        warnings.warn(
+            f"the {len(done)} finished input(s) were segmented in {', '.join(sorted(before))} "
+            f"and --precision auto chooses {now} here, so the batch mixes them; pass --precision "
+            f"{sorted(before)[0]} (or remove the products) for one precision throughout",
+            SciconvWarning,
+            stacklevel=3,
+        )
 
 
 def _segment_image(model, img, args, params, progress):

@@ -375,3 +375,25 @@ def differing_setting(product: Path, settings: Sequence[str]) -> str | None:
                 f"{key} = {recorded.get(key, 'not set')} (this run: {wanted.get(key, 'not set')})"
             )
     return None
+
+
+def recorded_precisions(products: Sequence[Path]) -> set[str]:
+    """The precisions ``--precision auto`` chose for ``products`` (``"bfloat16"``,
+    ``"float32"``), as their HISTORY records them; products that record none are left out.
+
+    Examples
+    --------
+    >>> recorded_precisions([Path("a_catalog.ecsv")])
+    set()
+    """
+    chosen = set()
+    for product in products:
+        try:
+            lines = recorded_history(product)
+        except (OSError, ValueError, KeyError):
+            continue
+        value = _settings(lines or []).get("precision", "")
+        match = re.fullmatch(r"'(.+) \(auto\)'", value)
+        if match:
+            chosen.add(match[1])
+    return chosen

@@ -457,3 +457,21 @@ def test_mc_dropout_on_a_model_without_dropout_is_a_usage_error(capsys, tmp_path
     assert code == 2
     assert_one_line_error(err, "--uncertainty mc_dropout", "no Dropout", "tta")
     assert "a.tif" not in err and not out.exists()
+
+
+def test_a_resume_that_would_mix_precisions_says_so(capsys, tmp_path, seg_model, monkeypatch):
+    """QA: a batch resumed where --precision auto chooses otherwise (another machine,
+    SCICONV_PRECISION) finished in another precision than its first inputs, without a word."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _fits(inputs / "a.fits", _image(32, 1))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--quiet")
+    assert code == 0, err
+    _fits(inputs / "b.fits", _image(32, 2))  # the rest of the batch
+    monkeypatch.setattr(sc.inference, "choose_precision", lambda *a, **k: "bfloat16")
+    with pytest.warns(SciconvWarning, match=r"1 finished input\(s\) were segmented in float32 "
+                      r"and --precision auto chooses bfloat16"):  # fmt: skip
+        code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--quiet",
+                               "--skip-existing")  # fmt: skip
+    assert code == 0, err
