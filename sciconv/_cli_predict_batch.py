@@ -277,9 +277,7 @@ def recorded_history(product: Path) -> list[str] | None:
                 meta = meta.get("attributes", meta)
                 lines = list(meta.get("sciconv", {}).get("history", []))
                 break
-        if not name.endswith(".ome.zarr") and not any(
-            line.startswith("sciconv prediction with model ") for line in lines
-        ):
+        if not name.endswith(".ome.zarr") and not _a_prediction(lines):
             return None  # block-wise labels of before their settings were recorded: unchecked
         return lines
     if name.endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS)):
@@ -300,6 +298,28 @@ def recorded_history(product: Path) -> list[str] | None:
             meta = tif.shaped_metadata
             return list((meta[0] if meta else {}).get("history", []))
     return None
+
+
+def _a_prediction(lines: Sequence[str]) -> bool:
+    """Whether HISTORY ``lines`` record a sciconv prediction (``history_record``'s first line)."""
+    return any(line.startswith("sciconv prediction with model ") for line in lines)
+
+
+def records_prediction(product: Path) -> bool | None:
+    """Whether ``product`` records a sciconv prediction in its HISTORY: True, False (its format
+    records one and it has none: a file of another origin, ground truth), or None (its format
+    records none, :func:`recorded_history`, or it cannot be read: cannot be told).
+
+    Examples
+    --------
+    >>> records_prediction(Path("a_catalog.ecsv")) is None
+    True
+    """
+    try:
+        lines = recorded_history(product)
+    except (OSError, ValueError, KeyError):
+        return None
+    return None if lines is None else _a_prediction(lines)
 
 
 # how the lines write_products records begin (a FITS card's continuation begins otherwise)

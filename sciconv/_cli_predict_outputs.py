@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from sciconv._cli_predict_batch import records_prediction
 from sciconv.errors import OutputExistsError
 
 __all__ = ["check_outputs"]
@@ -59,15 +60,7 @@ def _foreign_image(path: Path) -> bool:
     format would (labels, probabilities: TIFF, FITS, OME-Zarr); catalogs and regions record
     none by format, and files that cannot be read as images, are not judged (``--overwrite``
     decides)."""
-    from sciconv._cli_predict_batch import recorded_history
-
-    try:
-        lines = recorded_history(path)
-    except (OSError, ValueError, KeyError):  # not readable as an image: cannot be told
-        return False
-    if lines is None:
-        return False
-    return not any(line.startswith("sciconv prediction with model ") for line in lines)
+    return records_prediction(path) is False
 
 
 def _check_name_length(path: Path) -> None:

@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from sciconv._cli_predict_batch import differing_setting, records_prediction
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
 
 __all__ = [
@@ -321,7 +322,7 @@ def done_inputs(
             continue
         if len(there) < len(products):
             why = _not_done(path, there + extra, (settings or {}).get(path))
-            ours = why in (None, _OLDER) and any(_records_sciconv(p) for p in there + extra)
+            ours = why in (None, _OLDER) and any(records_prediction(p) for p in there + extra)
             if ours and unfinished is not None:  # a run killed between two of its products
                 unfinished.append((path, there + extra))
                 continue
@@ -359,8 +360,6 @@ _OLDER = "its products are older than the input (the input changed since)"
 def _not_done(path: Path, products: list[Path], settings: list[str] | None) -> str | None:
     """Why the existing ``products`` of ``path`` are not a finished earlier run's; None if
     they are."""
-    from sciconv._cli_predict_batch import differing_setting
-
     try:
         made = path.stat().st_mtime
     except OSError:
@@ -403,7 +402,7 @@ def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path
             )
         products.update(mine)
     own = [p for p in paths if p.resolve() in products]
-    foreign = [p for p in own if p.is_file() and not _records_sciconv(p)]
+    foreign = [p for p in own if p.is_file() and not records_prediction(p)]
     if foreign:  # ground truth beside its image (NAME_labels.tif): --overwrite replaced it (QA)
         listed = ", ".join(str(p) for p in foreign[:_LISTED])
         more = f" and {len(foreign) - _LISTED} more" if len(foreign) > _LISTED else ""
@@ -463,17 +462,6 @@ def _product_base(path: Path, endings: Sequence[str]) -> tuple[str | None, str]:
     return None, ""
 
 
-def _records_sciconv(path: Path) -> bool:
-    """Whether ``path`` records the settings of a sciconv prediction (its HISTORY)."""
-    from sciconv._cli_predict_batch import recorded_history
-
-    try:
-        lines = recorded_history(path) or []
-    except (OSError, ValueError, KeyError):
-        return False
-    return any(line.startswith("sciconv prediction with model ") for line in lines)
-
-
 def earlier_products(paths: Sequence[Path], *, out: Path | None = None) -> list[Path]:
     """The inputs named as products of another input of the same batch: ``a_labels.tif``,
     ``a_prob.fits``, ``a_labels.zarr``, ``a_catalog.ecsv``, ``a_regions.reg``, ``a.ome.zarr``
@@ -504,11 +492,11 @@ def earlier_products(paths: Sequence[Path], *, out: Path | None = None) -> list[
         if base is None:
             continue
         store = ending[:1] == "."  # NAME.ome.zarr: an image in its own right, unless recorded
-        if any(q != p for q in stems.get(base, ())) and (not store or _records_sciconv(p)):
+        if any(q != p for q in stems.get(base, ())) and (not store or records_prediction(p)):
             found.append(p)
         elif inside is not None and p.resolve().parent == inside and ending[:1] != ".":
             found.append(p)
-        elif _records_sciconv(p):  # NAME.ome.zarr, or a product elsewhere (old_results/)
+        elif records_prediction(p):  # NAME.ome.zarr, or a product elsewhere (old_results/)
             found.append(p)
     return found
 

@@ -86,9 +86,8 @@ def prepare_workdir(
 
     A resumed run continues with its restored optimizer, so ``settings`` (the training values
     this call asks for) that differ from the interrupted run's would be ignored while
-    ``config.json`` recorded them: refused instead."""
-    if workdir.exists() and not workdir.is_dir():
-        raise ConfigError("workdir exists and is not a folder", path=workdir)
+    ``config.json`` recorded them: refused instead. Called under :func:`lock_workdir
+    <sciconv._workdir_lock.lock_workdir>`, which refuses a ``workdir`` that is not a folder."""
     backup = workdir / "backup"
     if backup.is_dir() and all(p.name.startswith(".") for p in backup.iterdir()):
         shutil.rmtree(backup)  # a run stopped in its first backup: partial files, nothing saved

@@ -177,8 +177,9 @@ def build_image_datasets(
 def _with_finite_pixels(raw: list[np.ndarray], names: list[str]) -> np.ndarray:
     """Indices of the images with a finite pixel; one warning names the others (an all-NaN
     cutout, off a survey's edge, would be learnt as an all-zero image with its label)."""
-    empty = [i for i, a in enumerate(raw) if not np.isfinite(a).any()]
-    if not empty:
+    finite = np.array([np.isfinite(a).any() for a in raw], dtype=bool)
+    empty = np.flatnonzero(~finite)
+    if not len(empty):
         return np.arange(len(raw))
     if len(empty) == len(raw):
         raise DatasetError("no image has a finite pixel (all NaN or inf): nothing to learn")
@@ -188,7 +189,7 @@ def _with_finite_pixels(raw: list[np.ndarray], names: list[str]) -> np.ndarray:
         what="the images",
         stacklevel=5,
     )
-    return np.array([i for i in range(len(raw)) if i not in set(empty)], dtype=np.int64)
+    return np.flatnonzero(finite)
 
 
 def _warn_channels_first(images, raw: list[np.ndarray], names: list[str]) -> None:

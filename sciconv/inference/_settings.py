@@ -262,8 +262,7 @@ def resolve_settings(
                 "input_transform={'to_rgb': True} (YAML: dataset.input_transform), as the "
                 "pretrained nuclei model does"
             )
-        if channels_first_hint(shape):
-            fix = channels_first_hint(shape)[2:]
+        fix = channels_first_hint(shape) or fix
         raise InferenceError(
             f"image has {c} channel(s) (shape {shape}) but model {model.name!r} expects "
             f"{channels}; {fix}",

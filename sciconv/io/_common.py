@@ -53,17 +53,17 @@ def looks_channels_first(shape: tuple) -> bool:
 
 
 def channels_first_hint(shape: tuple) -> str:
-    """A sentence for an error about an image's channels when its shape looks channels-first
+    """The fix an error about an image's channels names when its shape looks channels-first
     (:func:`looks_channels_first`), else "".
 
     Examples
     --------
     >>> channels_first_hint((3, 256, 256))
-    '; it looks channels-first (C, H, W): pass np.moveaxis(image, 0, -1)'
+    'it looks channels-first (C, H, W): pass np.moveaxis(image, 0, -1)'
     """
     if not looks_channels_first(shape):
         return ""
-    return "; it looks channels-first (C, H, W): pass np.moveaxis(image, 0, -1)"
+    return "it looks channels-first (C, H, W): pass np.moveaxis(image, 0, -1)"
 
 
 def warn_if_channels_first(x, *, name: str, batch: bool | None = None) -> bool:

@@ -609,6 +609,26 @@ def masked_as_nan(array: np.ma.MaskedArray) -> np.ndarray:
     return out
 
 
+def decoded_image(data: np.ndarray, path, meta: dict, *, lazy: bool, stack: bool = False):
+    """A GridImage of pixels decoded whole (PNG, palette or small TIFF): windows of them for a
+    lazy read (:class:`InMemoryLazy`), else with a plane axis first for ``stack`` and NaN
+    pixels masked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.ones((2, 3, 1), np.float32); data[0, 0, 0] = np.nan
+    >>> img = decoded_image(data, "a.png", {}, lazy=False, stack=True)
+    >>> img.data.shape, int(img.mask.sum())
+    ((1, 2, 3, 1), 1)
+    """
+    if lazy:
+        return GridImage(InMemoryLazy(data, str(path)), path=str(path), meta=meta)
+    if stack:
+        data = data[None]
+    return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+
+
 def image_pixel_scale(image: Any) -> PixelScale | None:
     """The pixel scale an image carries: a GridImage's, an NDData's celestial WCS; else None.
 

@@ -26,7 +26,7 @@ from sciconv.io._common import (
     to_float32,
     transparent_as_no_data,
 )
-from sciconv.io._image import GridImage, InMemoryLazy
+from sciconv.io._image import GridImage, decoded_image
 
 
 def read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
@@ -86,11 +86,7 @@ def read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
             meta["alpha"] = "kept"
     ys, xs = section_slices(section, raw.shape[0], raw.shape[1], path)
     data = transparent_as_no_data(to_float32(raw[ys, xs], path=path), meta)
-    if lazy:
-        return GridImage(InMemoryLazy(data, str(path)), path=str(path), meta=meta)
-    if stack:
-        data = data[None]
-    return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+    return decoded_image(data, path, meta, lazy=lazy, stack=stack)
 
 
 def _png_ihdr(path: Path) -> dict | None:

@@ -42,7 +42,7 @@ from sciconv.io._common import (
     transparent_as_no_data,
     warn_caller,
 )
-from sciconv.io._image import GridImage, InMemoryLazy, LazyImage
+from sciconv.io._image import GridImage, LazyImage, decoded_image
 from sciconv.io._mapped import file_map, read_mapped
 
 TIFF_AXES = (
@@ -348,11 +348,7 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
     if alpha:
         raw, roles, meta["alpha"] = _drop_opaque_alpha(raw, roles, use_axes, dtype)
     data = arrange_axes(to_float32(raw, path=path), roles, stack=stack)
-    data = transparent_as_no_data(data, meta)
-    if lazy:
-        data = InMemoryLazy(data, str(path))
-        return GridImage(data, path=str(path), meta=meta)
-    return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+    return decoded_image(transparent_as_no_data(data, meta), path, meta, lazy=lazy)
 
 
 def _lazy_tiff(read_raw, close_source, *, roles, origin, window, path: Path, meta) -> GridImage:
@@ -464,12 +460,8 @@ def _read_tiff_palette(page, path, meta, section, *, lazy: bool, stack: bool) ->
                 break
     meta["palette"] = "expanded to RGB"
     ys, xs = section_slices(section, rgb.shape[0], rgb.shape[1], path)
-    data = to_float32(rgb[ys, xs], path=path)
-    if lazy:  # decoded whole (a palette image is small): windows of it, as a lazy read gives
-        return GridImage(InMemoryLazy(data, str(path)), path=str(path), meta=meta)
-    if stack:
-        data = data[None]
-    return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
+    # decoded whole (a palette image is small): windows of it for a lazy read
+    return decoded_image(to_float32(rgb[ys, xs], path=path), path, meta, lazy=lazy, stack=stack)
 
 
 _UNIT_ALIASES = {
@@ -648,13 +640,20 @@ def resolution_tags(meta: dict) -> dict:
     >>> resolution_tags({"pixel_size": (1.0, 1.0), "pixel_unit": "pixel"})
     {}
     """
+    size = _pixel_size_in(meta, "cm")
+    if size is None:
+        return {}
+    return {"resolution": (1.0 / size[1], 1.0 / size[0]), "resolutionunit": "CENTIMETER"}
+
+
+def _pixel_size_in(meta: dict, to: str) -> tuple[float, float] | None:
+    """``meta``'s pixel size ``(dy, dx)`` in the length unit ``to``; None without a positive one
+    in a length unit."""
     size, unit = meta.get("pixel_size"), _unit(meta.get("pixel_unit") or "µm")
     if size is None or unit not in _UNIT_METRES:
-        return {}
-    dy, dx = (_convert(float(v), unit, "cm") for v in size)
-    if not (dx > 0 and dy > 0):
-        return {}
-    return {"resolution": (1.0 / dx, 1.0 / dy), "resolutionunit": "CENTIMETER"}
+        return None
+    dy, dx = (_convert(float(v), unit, to) for v in size)
+    return (dy, dx) if dx > 0 and dy > 0 else None
 
 
 def z_step_um(meta: dict) -> float | None:
@@ -693,11 +692,8 @@ def resolution_um(meta: dict) -> dict:
     >>> resolution_um({"pixel_size": (0.5, 0.25), "pixel_unit": "µm"})
     {'resolution': (4.0, 2.0)}
     """
-    size, unit = meta.get("pixel_size"), _unit(meta.get("pixel_unit") or "µm")
-    if size is None or unit not in _UNIT_METRES:
-        return {}
-    dy, dx = (_convert(float(v), unit, "µm") for v in size)
-    return {"resolution": (1.0 / dx, 1.0 / dy)} if dx > 0 and dy > 0 else {}
+    size = _pixel_size_in(meta, "µm")
+    return {} if size is None else {"resolution": (1.0 / size[1], 1.0 / size[0])}
 
 
 def imagej_hyperstack(

@@ -20,6 +20,7 @@ from sciconv.io._scale import PixelScale
 from sciconv.io._zarr import (
     ASTROPY_NGFF,
     ZARR_ARRAY_ATTRS,
+    level_transform,
     ome_zarr_modules,
     plain_array,
     tidy_labels_group,
@@ -134,7 +135,7 @@ def write_ome_zarr_mosaic(
         for node, axes, lead in ((root, "cyx", [1.0]), (group, "yx", [])):
             ome_zarr.writer.write_multiscales_metadata(
                 node, fmt=fmt, axes=axes, name="image" if node is root else name,
-                datasets=[{"path": f"s{k}", "coordinateTransformations": _level_transform(
+                datasets=[{"path": f"s{k}", "coordinateTransformations": level_transform(
                     k, lead, dy, dx, mean=node is root)} for k in range(levels)],
                 axes_units=None if unit is None else {"y": unit, "x": unit},
             )  # fmt: skip
@@ -168,20 +169,6 @@ def _window_reader(image, hw: tuple[int, int]):
         return np.clip(np.rint(np.nan_to_num(window, nan=0.0)), info.min, info.max).astype(dtype)
 
     return read, shape[2], dtype
-
-
-def _level_transform(k: int, lead: list, dy: float, dx: float, *, mean: bool) -> list[dict]:
-    """NGFF coordinate transformations of level ``k``: its scale and, for an image level of
-    2**k x 2**k means, the offset of its pixel centres ((2**k - 1) / 2 level-0 pixels; labels
-    take every other pixel, no offset). Without it viewers that honour offsets (vizarr,
-    neuroglancer) showed the overviews half a pixel off (QA)."""
-    step = 2**k
-    out = [{"type": "scale", "scale": [*lead, dy * step, dx * step]}]
-    if mean and k:
-        shift = (step - 1) / 2
-        out.append({"type": "translation", "translation": [*(0.0 for _ in lead), dy * shift,
-                                                           dx * shift]})  # fmt: skip
-    return out
 
 
 def _image_pyramid(root, read, hw, channels: int, dtype, levels: int) -> None:

@@ -274,11 +274,9 @@ def _zarr_layers(path) -> list[LayerData]:
 
 def _as_labels(level):
     """Integer labels of a level read as float32 (NaN = no object): int32, lazily for dask."""
-    if isinstance(level, np.ndarray):
-        return np.nan_to_num(level, nan=0.0).astype(np.int32)
     if np.issubdtype(level.dtype, np.integer):
         return level.astype(np.int32)
-    return np.nan_to_num(level, nan=0.0).astype(np.int32)  # a float stack (dask) of whole ids
+    return np.nan_to_num(level, nan=0.0).astype(np.int32)  # numpy or dask (a float stack)
 
 
 def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:

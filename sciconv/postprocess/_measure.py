@@ -507,7 +507,7 @@ def measure(
         seen = fcount[present] > 0  # an object of masked pixels only has no flux (QA: 0 +- 0)
         fs = np.where(seen, fsum[present], np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            fm = np.where(fcount[present] > 0, fs / fcount[present], np.nan)
+            fm = np.where(seen, fs / fcount[present], np.nan)
             ws = wsum[present]
             xw = np.where(ws > 0, wx[present] / ws, mx)
             yw = np.where(ws > 0, wy[present] / ws, my)
@@ -516,7 +516,7 @@ def measure(
         if sky is not None:
             bs = bsum[present]
             with np.errstate(invalid="ignore", divide="ignore"):
-                bm = np.where(fcount[present] > 0, bs / fcount[present], np.nan)
+                bm = np.where(seen, bs / fcount[present], np.nan)
             table["flux"] = (fs - bs)[:, 0] if c == 1 else fs - bs
             table["background"] = bm[:, 0] if c == 1 else bm
         if sigma is not None:

@@ -66,7 +66,7 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None, *, wcs=Non
     Examples
     --------
     >>> from astropy.table import Table
-    >>> from sciconv.io import GridImage, PixelScale, image_pixel_scale, is_nddata
+    >>> from sciconv.io import PixelScale
     >>> t = add_physical_columns(Table({"area": [4, 100]}), PixelScale(0.5, 0.5, "um"))
     >>> t["area_phys"].tolist(), str(t["area_phys"].unit)
     ([1.0, 25.0], 'um2')

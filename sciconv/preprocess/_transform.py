@@ -79,7 +79,7 @@ def validate_input_transform(spec) -> dict:
 
 
 def _bad_channels(shape: tuple, key: str, allowed: str) -> InvalidImageError:
-    fix = channels_first_hint(shape)[2:] or (
+    fix = channels_first_hint(shape) or (
         "pass the nuclear channel alone (image[..., k]; sciconv predict --channel K), an RGB "
         "image, or one plane of a stack (stack[i])"
     )
