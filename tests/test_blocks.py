@@ -329,6 +329,32 @@ def test_block_catalog_of_a_float_array_with_nan_flags_as_measure_does(model):
     assert "flag_masked" not in clean.colnames  # as measure gives it without bad pixels
 
 
+def test_block_catalog_of_a_radio_cube_plane_has_the_whole_image_columns(model, tmp_path):
+    """QA: a Jy/beam map's block-wise catalog had no flux_density (the whole image's had), and
+    neither said which plane of a cube (--channel K) it measured: both get the same columns,
+    flux densities and the plane's velocity (the cube's CRPIX3 shifted to plane 2)."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    wcs.wcs.crval, wcs.wcs.crpix, wcs.wcs.cdelt = [150.0, 2.0], [40.0, 50.0], [-1e-4, 1e-4]
+    header = wcs.to_header()
+    header.update({"BUNIT": "JY/BEAM", "BMAJ": 4e-4, "BMIN": 3e-4, "BPA": 0.0})
+    header.update({"CTYPE3": "VRAD", "CRVAL3": 1000.0, "CDELT3": 5000.0, "CRPIX3": 1.0})
+    header["CUNIT3"] = "m/s"
+    plane = _seam_image()
+    fits.writeto(tmp_path / "cube.fits", np.stack([plane * 0, plane * 0, plane]), header)
+    image = io.read(tmp_path / "cube.fits").channel(2)
+    labels, table = predict_instances_blocks(model, image, block=32, margin=24, **FAST)
+    whole = postprocess.measure(np.asarray(labels), intensity=image, wcs=image.wcs)
+    assert set(table.colnames) == set(whole.colnames)
+    assert {"flux_density", "vrad"} <= set(table.colnames)
+    assert table["vrad"].tolist() == [11000.0] * len(table) and str(table["vrad"].unit) == "m / s"
+    np.testing.assert_allclose(table["flux_density"], whole["flux_density"], rtol=1e-5)
+    assert table.meta["BEAMPIX"] == pytest.approx(whole.meta["BEAMPIX"])
+
+
 def test_workers_paused_for_memory_are_named_not_waited_on_for_ever():
     """QA: 2 GB dask workers paused at 80 % of their limit under TensorFlow and the blocks
     waited silently for ever (9 min, no error). Small limits now get a warning, and a wait on

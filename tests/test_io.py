@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 from _helpers import filtered_rows, png16
+from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS
 from PIL import Image
@@ -1211,11 +1212,60 @@ def test_a_spectral_cube_written_back_keeps_its_spectral_axis(tmp_path):
     )
     assert "CTYPE3" not in fits.getheader(three)
     # to_nddata keeps the cube's spectral axis in meta (the WCS cards gave way to the WCS),
-    # not for one plane of it (CRVAL3 would be plane 0's frequency)
+    # not for one plane of it (a 2-D WCS), whose frequency is named in a HISTORY line
     assert img.to_nddata().meta["CTYPE3"] == "FREQ"
-    assert "CTYPE3" not in img.channel(2).to_nddata().meta
+    meta = img.channel(2).to_nddata().meta
+    assert "CTYPE3" not in meta
+    assert "plane: FREQ = 1402000000 Hz" in str(meta["HISTORY"])
     plain = io.GridImage(np.ones((4, 5, 1), np.float32), header=fits.Header({"CTYPE1": "WAVE"}))
     assert plain.to_nddata().meta["CTYPE1"] == "WAVE"  # no celestial WCS: the header as it is
+
+
+def test_one_plane_of_a_cube_names_its_frequency(tmp_path):
+    """QA: ``--channel K`` of a FREQ cube gave products and a catalog that did not say which
+    frequency (a radio map's degenerate FREQ/STOKES axes were dropped too). One plane's header
+    keeps its axis (degenerate, CRPIX3 shifted) for plane_coordinates; its products keep a 2-D
+    WCS (NAXIS 2 with WCSAXES 3 breaks astropy's WCS.spectral) and a HISTORY line; CD-form
+    cubes included (CD3_3 kept as CDELT3; a CDELT3 beside CDi_j is singular in wcslib)."""
+    header = WCS(tan_header()).to_header()
+    header.update({"CTYPE3": "FREQ", "CRVAL3": 1.4e9, "CDELT3": 1e6, "CRPIX3": 1.0, "CUNIT3": "Hz"})
+    fits.PrimaryHDU(np.ones((3, 32, 40), np.float32), header=header).writeto(tmp_path / "c.fits")
+    cube = io.read(tmp_path / "c.fits")
+    plane = cube.channel(2)
+    assert (plane.header["NAXIS3"], plane.header["CRPIX3"]) == (1, -1.0)
+    assert io.plane_coordinates(plane.header) == [("freq", 1.4e9 + 2e6, u.Unit("Hz"))]
+    assert io.plane_coordinates(cube.header) == []  # three planes: no one coordinate
+    out = fits.getheader(
+        io.write(tmp_path / "labels.fits", np.zeros((32, 40), np.int32), like=plane)
+    )
+    assert (out["NAXIS"], out["WCSAXES"], "CTYPE3" in out) == (2, 2, False)
+    assert "plane: FREQ = 1402000000 Hz" in str(out["HISTORY"])
+    np.testing.assert_allclose(world_at(WCS(out), [[3, 4]]), world_at(cube.wcs, [[3, 4]]))
+    cd = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 10.0, "CRVAL2": 5.0})
+    cd.update({"CRPIX1": 20.0, "CRPIX2": 16.0, "CD1_1": -1e-4, "CD2_2": 1e-4, "CD1_2": 0.0})
+    cd.update({"CD2_1": 0.0, "CTYPE3": "VRAD", "CRVAL3": 1000.0, "CRPIX3": 1.0, "CUNIT3": "km/s"})
+    for name, extra in (("cdelt.fits", {"CDELT3": 5.0}), ("cd33.fits", {"CD3_3": 5.0})):
+        cards = cd.copy()
+        cards.update(extra)
+        fits.PrimaryHDU(np.ones((4, 32, 40), np.float32), header=cards).writeto(tmp_path / name)
+        cube = io.read(tmp_path / name)
+        plane = cube.channel(3)
+        assert io.plane_coordinates(plane.header) == [("vrad", 1015000.0, u.Unit("m/s"))]
+        back = fits.getheader(io.write(tmp_path / f"o_{name}", cube.data, like=cube))
+        assert (back["CDELT3"], back["WCSAXES"], "CD3_3" in back) == (5.0, 3, False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            np.testing.assert_allclose(WCS(back).spectral.pixel_to_world_values(3), 1015000.0)
+    radio = WCS(tan_header()).to_header()
+    radio.update({"CTYPE3": "FREQ", "CRVAL3": 1.4e9, "CDELT3": 1e6, "CRPIX3": 1.0})
+    radio.update({"CUNIT3": "Hz", "CTYPE4": "STOKES", "CRVAL4": 1.0, "CDELT4": 1.0, "CRPIX4": 1.0})
+    fits.PrimaryHDU(np.ones((1, 1, 32, 40), np.float32), header=radio).writeto(tmp_path / "r.fits")
+    img = io.read(tmp_path / "r.fits")
+    assert [c[:2] for c in io.plane_coordinates(img.header)] == [("freq", 1.4e9), ("stokes", "I")]
+    out = fits.getheader(io.write(tmp_path / "r_labels.fits", np.zeros((32, 40)), like=img))
+    assert "plane: FREQ = 1400000000 Hz, STOKES = I" in str(out["HISTORY"])
+    prob = io.write(tmp_path / "r_prob.fits", np.zeros((32, 40, 2), np.float32), like=img)
+    assert "plane:" not in str(fits.getheader(prob).get("HISTORY", ""))  # two planes: classes
 
 
 def test_nodata_makes_a_zero_frame_bad_pixels(tmp_path):

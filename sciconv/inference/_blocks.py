@@ -37,7 +37,6 @@ from sciconv.inference._instances import (
     zoom_factor,
 )
 from sciconv.inference._model import Runner
-from sciconv.inference._scale import image_pixel_scale
 from sciconv.inference._second_pass import (
     ObjectStats,
     SecondPassCheck,
@@ -597,9 +596,9 @@ check_size_on_crop`), and when its objects need resampling
         for name in ("flux_sum", "flux_mean", "flux", "flux_err", "background"):
             if name in table.colnames:
                 table[name].unit = unit
-    if table is not None:  # sizes in um / arcsec, as the whole-image catalogs have them
+    if table is not None:  # sizes in um / arcsec, Jy, a plane's frequency: as whole images
         given = PixelScale.from_value(scale) if is_pixel_scale(scale) else None
-        postprocess.add_physical_columns(table, given or image_pixel_scale(image), wcs=wcs)
+        postprocess.add_image_columns(table, image, pixel_scale=given, wcs=wcs)
     return (labels, table) if catalog else labels
 
 

@@ -84,6 +84,7 @@ from sciconv.io._files import (
 )
 from sciconv.io._fits_errors import ErrorHDU
 from sciconv.io._frames import register_frames
+from sciconv.io._header import plane_coordinates
 from sciconv.io._image import (
     GridImage,
     LazyImage,
@@ -133,6 +134,7 @@ __all__ = [
     "ome_zarr_labels",
     "pair_by_stem",
     "plane_axes",
+    "plane_coordinates",
     "probe_shape",
     "read",
     "read_labels",

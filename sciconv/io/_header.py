@@ -266,16 +266,144 @@ _PLANE_AXIS_KEY = re.compile(r"^(CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CNAME|CRDER|CSYER
 
 def plane_axis_cards(header) -> dict:
     """The WCS cards of FITS axes 3 and beyond (a cube's spectral or Stokes axis), with their
-    diagonal PC/CD term; the celestial WCS written from ``GridImage.wcs`` has only axes 1-2."""
+    diagonal PC term; the celestial WCS written from ``GridImage.wcs`` has only axes 1-2, in
+    the PC form, so a ``CDn_n`` is kept as ``CDELTn`` (beside ``PCi_j`` wcslib ignores it)."""
     kept = {}
     for card in header.cards:
         m = _PLANE_AXIS_KEY.match(card.keyword)
         if m:
+            n = m.group(2)
+            if m.group(1) == "CDELT" and f"CD{n}_{n}" in header:
+                continue  # the CD matrix's term is the increment
             kept[card.keyword] = (card.value, card.comment)
-            for diag in (f"PC{m.group(2)}_{m.group(2)}", f"CD{m.group(2)}_{m.group(2)}"):
-                if diag in header:
-                    kept[diag] = (header[diag], header.comments[diag])
+            if f"PC{n}_{n}" in header:
+                kept[f"PC{n}_{n}"] = (header[f"PC{n}_{n}"], header.comments[f"PC{n}_{n}"])
+            if f"CD{n}_{n}" in header:
+                kept[f"CDELT{n}"] = (header[f"CD{n}_{n}"], header.comments[f"CD{n}_{n}"])
     return kept
+
+
+def _plane_sizes(header) -> dict[int, int]:
+    """``{n: NAXISn}`` for the FITS axes 3 and beyond that ``header`` records (none: 2-D)."""
+    sizes = {}
+    for n in range(3, 10):
+        size = header.get(f"NAXIS{n}")
+        if isinstance(size, int) and not isinstance(size, bool):
+            sizes[n] = size
+    return sizes
+
+
+def kept_plane_cards(header, planes: int) -> dict:
+    """:func:`plane_axis_cards` when the FITS axes 3 and beyond of ``header`` hold exactly
+    ``planes`` > 1 planes, else none: a cube written back describes the same spectral/Stokes
+    coordinates, any other product (labels of all channels at once) does not. One plane
+    (a radio map's degenerate FREQ/STOKES axes, :func:`single_plane_header`) gets none either:
+    with ``NAXIS = 2`` and ``WCSAXES = 3`` astropy's ``WCS.spectral`` and ``sub`` raise
+    ``IndexError`` and ``pixel_to_world(x, y)`` wants a third pixel (products say the plane's
+    coordinates in a HISTORY line and their catalogs in columns instead)."""
+    if header is None or planes < 2:
+        return {}
+    return plane_axis_cards(header) if math.prod(_plane_sizes(header).values()) == planes else {}
+
+
+def plane_history(header) -> str | None:
+    """The HISTORY line naming the world coordinates of a one-plane image's spectral/Stokes
+    axes (``"plane: FREQ = 1.402e+09 Hz, STOKES = I"``), None when it has none."""
+    coords = plane_coordinates(header)
+    if not coords:
+        return None
+    parts = [
+        f"{name.upper()} = {value}" if unit is None else f"{name.upper()} = {value:.10g} {unit}"
+        for name, value, unit in coords
+    ]
+    return "plane: " + ", ".join(parts) + " (the input's axes 3+)"
+
+
+def single_plane_header(header, k: int, planes: int):
+    """The header of plane ``k`` of a cube whose ``planes`` planes lie on one FITS axis n >= 3:
+    that axis becomes degenerate (``NAXISn = 1``, ``CRPIXn`` and its alternates' shifted by
+    ``k``), so the plane's products keep its frequency, velocity or Stokes parameter. Any other
+    header (no such axis, None) is returned as it is."""
+    if header is None or planes < 2:
+        return header
+    sizes = _plane_sizes(header)
+    axes = [n for n, size in sizes.items() if size == planes]
+    if len(axes) != 1 or math.prod(sizes.values()) != planes:
+        return header
+    n = axes[0]
+    header = header.copy()
+    header[f"NAXIS{n}"] = 1
+    for key in [key for key in header.keys() if re.fullmatch(rf"CRPIX{n}[A-Z]?", key)]:
+        if is_number(header[key]):
+            header[key] = float(header[key]) - k
+    return header
+
+
+#: cards a spectral axis's conversions read (rest frequency, frames)
+_SPECTRAL_KEYS = ("RESTFRQ", "RESTFREQ", "RESTWAV", "SPECSYS", "SSYSOBS", "VELOSYS", "ZSOURCE")
+
+
+def _one_axis_header(header, n: int):
+    """FITS axis ``n`` of ``header`` alone, as a 1-D WCS header: a cube's celestial ``CDi_j``
+    beside a ``CDELT3`` makes wcslib's matrix singular (``CD3_3`` defaults to 0 there)."""
+    from astropy.io import fits
+
+    one = fits.Header({"WCSAXES": 1})
+    for key in ("CTYPE", "CRVAL", "CRPIX", "CUNIT"):
+        if f"{key}{n}" in header:
+            one[f"{key}1"] = header[f"{key}{n}"]
+    if is_number(header.get(f"CD{n}_{n}")):
+        one["CDELT1"] = float(header[f"CD{n}_{n}"])
+    else:
+        pc = header.get(f"PC{n}_{n}", 1.0)
+        cdelt = header.get(f"CDELT{n}", 1.0)
+        one["CDELT1"] = float(cdelt if is_number(cdelt) else 1.0) * float(
+            pc if is_number(pc) else 1.0
+        )
+    for key in _SPECTRAL_KEYS:
+        if key in header:
+            one[key] = header[key]
+    return one
+
+
+def plane_coordinates(header) -> list[tuple[str, object, object]]:
+    """The world coordinates of a single plane's degenerate FITS axes 3 and beyond:
+    ``[(name, value, unit), ...]`` with ``name`` the lower-case axis type (``"freq"``,
+    ``"vrad"``, ``"stokes"``), the value in the WCS's SI unit (astropy's conversion of the
+    ``CUNITn``: km/s reads m/s) or the Stokes symbol (``"I"``, ``"XX"``). Empty for a cube
+    of several planes, a 2-D header or axes astropy cannot read.
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> h = fits.Header({"NAXIS": 2, "WCSAXES": 4, "CTYPE3": "FREQ", "CRVAL3": 1.4e9,
+    ...                  "CDELT3": 1e6, "CRPIX3": -1.0, "CUNIT3": "Hz", "CTYPE4": "STOKES",
+    ...                  "CRVAL4": 1.0, "CDELT4": 1.0, "CRPIX4": 1.0})
+    >>> [(name, str(value), str(unit)) for name, value, unit in plane_coordinates(h)]
+    [('freq', '1402000000.0', 'Hz'), ('stokes', 'I', 'None')]
+    """
+    if header is None or math.prod(_plane_sizes(header).values()) != 1:
+        return []
+    from astropy.wcs import WCS
+
+    found = []
+    for n in range(3, 10):
+        ctype = header_get(header, f"CTYPE{n}")
+        if not isinstance(ctype, str) or not ctype.strip():
+            continue
+        name = ctype.strip().split("-")[0].lower()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                axis = WCS(_one_axis_header(header, n))
+                value = axis.pixel_to_world(0)
+        except Exception:  # a plane axis astropy rejects is left out, not fatal
+            continue
+        if name == "stokes":
+            found.append((name, str(getattr(value, "symbol", value)), None))
+        else:
+            found.append((name, float(axis.pixel_to_world_values(0)), axis.wcs.cunit[0]))
+    return found
 
 
 def _alternate_wcs_key(key: str) -> bool:

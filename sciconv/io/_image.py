@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import ConfigError
-from sciconv.io._header import plane_axis_cards, replace_wcs_cards, slice_wcs
+from sciconv.io._header import (
+    kept_plane_cards,
+    plane_history,
+    replace_wcs_cards,
+    single_plane_header,
+    slice_wcs,
+)
 from sciconv.io._scale import PixelScale, scale_from_meta
 from sciconv.io._units import fits_unit
 
@@ -305,7 +311,10 @@ class GridImage:
     def channel(self, k: int) -> GridImage:
         """The image reduced to its channel ``k``: pixels ``(H, W, 1)`` (a lazy view when
         ``data`` is lazy, so a whole slide stays on disk), its mask channel, its channel name;
-        header, WCS and pixel scale kept.
+        header, WCS and pixel scale kept. A FITS cube's plane keeps its spectral/Stokes axis in
+        its header as a degenerate one (``NAXIS3 = 1``, ``CRPIX3`` shifted by ``k``): its
+        catalogs and products name the plane's frequency or velocity
+        (:func:`sciconv.io.plane_coordinates`).
 
         Examples
         --------
@@ -338,7 +347,8 @@ class GridImage:
         names = meta.get("channel_names")
         if isinstance(names, (list, tuple)) and len(names) == n:
             meta["channel_names"] = [names[k]]
-        return dataclasses.replace(self, data=data, mask=mask, meta=meta)
+        header = single_plane_header(self.header, k, n)  # a cube's plane keeps its frequency
+        return dataclasses.replace(self, data=data, mask=mask, meta=meta, header=header)
 
     def cutout(self, y0: int, y1: int, x0: int, x1: int) -> GridImage:
         """Return the pixels ``[y0:y1, x0:x1]`` with the WCS (and header WCS keywords) shifted.
@@ -445,8 +455,10 @@ class GridImage:
         if self.header is not None and self.wcs is not None:
             meta = replace_wcs_cards(self.header, self.wcs)
             planes = int(self.data.shape[-1])
-            if planes > 1 and self.header.get("NAXIS3") == planes:  # the cube's own planes
-                meta.update(plane_axis_cards(self.header))  # its spectral/Stokes axis stays
+            meta.update(kept_plane_cards(self.header, planes))  # a cube's spectral axis stays
+            plane = plane_history(self.header) if planes == 1 else None
+            if plane is not None:  # one plane of it (2-D WCS): its frequency in words
+                meta.add_history(plane)
         kwargs = dict(mask=mask, wcs=self.wcs, meta=meta, psf=self.meta.get("psf"))
         if ccd:
             return CCDData(

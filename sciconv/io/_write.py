@@ -18,7 +18,12 @@ from sciconv._atomic import atomic_output, refusal_reason
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, WriteError
 from sciconv.io._common import astropy_fits, brief, fits_text, history_lines, warn_caller
-from sciconv.io._header import plane_axis_cards, replace_wcs_cards, strip_structural
+from sciconv.io._header import (
+    kept_plane_cards,
+    plane_history,
+    replace_wcs_cards,
+    strip_structural,
+)
 from sciconv.io._image import GridImage, LazyImage, as_array
 from sciconv.io._png import png_encode
 from sciconv.io._pyramid import is_pyramidal, plane_layout, tiff_layout, write_pyramid
@@ -96,6 +101,7 @@ def output_header(
     out = fits.Header()
     wcs = None
     like_shape = None
+    planes = int(arr.shape[-1]) if arr.ndim == 3 else 1
     if like is not None:
         if isinstance(like, GridImage):
             if like.header is not None:
@@ -121,9 +127,11 @@ def output_header(
                 "sciconv",  # the user's call, also through write_products
             )
         # the planes of a cube written back plane for plane keep their spectral/Stokes axis
-        planes = like_planes and isinstance(like, GridImage) and arr.ndim == 3
-        planes = planes and 1 < arr.shape[-1]
-        kept = plane_axis_cards(out) if planes and arr.shape[-1] == like.shape[-1] else {}
+        kept = (
+            kept_plane_cards(like.header, planes)
+            if like_planes and isinstance(like, GridImage)
+            else {}
+        )
         out = replace_wcs_cards(out, wcs)
         if kept:
             out.update(kept)
@@ -159,6 +167,9 @@ def output_header(
             raise ConfigError(f"invalid header card ({brief(exc)})", path=path) from exc
         out = strip_structural(out)
     out.add_history(f"Written by sciconv {sciconv.__version__}")
+    plane = plane_history(like.header) if isinstance(like, GridImage) and planes == 1 else None
+    if plane is not None:  # which plane of a cube (its frequency, velocity, Stokes)
+        out.add_history(plane)
     for line in history:
         out.add_history(fits_text(line))
     return out
@@ -374,7 +385,10 @@ def write(
         tile-compression cards) are dropped and regenerated. With a GridImage, its celestial WCS
         (SIP included) replaces every WCS card of its header; its spectral/Stokes axis cards
         (``CTYPE3``, ...) are kept when the array has as many planes as ``like`` and
-        ``like_planes`` is True; lookup-table distortions are not written (with a warning).
+        ``like_planes`` is True; a one-plane image's (a radio map's degenerate ``FREQ`` and
+        ``STOKES`` axes, a cube's plane from :meth:`GridImage.channel`) are named in a HISTORY
+        line (:func:`plane_coordinates`), the WCS staying 2-D; lookup-table distortions are not
+        written (with a warning).
         OME-TIFF: a GridImage whose ``meta["pixel_size"]``, ``meta["pixel_unit"]`` and (when
         there is one per channel written) ``meta["channel_names"]`` are written as OME
         ``PhysicalSizeY/X`` and ``Channel/@Name``, so labels keep the source's pixel size.

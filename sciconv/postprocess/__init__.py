@@ -96,6 +96,7 @@ from sciconv.postprocess._geojson import (
     measurement_name,
     write_geojson,
 )
+from sciconv.postprocess._image_columns import add_image_columns, add_plane_columns
 from sciconv.postprocess._instances import METHODS, instances, with_unmarked
 from sciconv.postprocess._measure import (
     COLUMN_UCDS,
@@ -132,7 +133,9 @@ __all__ = [
     "REGION_SHAPES",
     "SATURATION_KEYWORDS",
     "add_beam_columns",
+    "add_image_columns",
     "add_physical_columns",
+    "add_plane_columns",
     "background_and_rms",
     "beam_pixels",
     "class_name_list",

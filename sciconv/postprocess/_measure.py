@@ -10,11 +10,10 @@ from scipy import ndimage as ndi
 
 from sciconv._validation import look_up_option, refuse_path
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
-from sciconv.io import as_array, image_pixel_scale
+from sciconv.io import as_array
 from sciconv.io._frames import ecliptic_frame
-from sciconv.postprocess._beam import add_beam_columns
 from sciconv.postprocess._errors import own_error
-from sciconv.postprocess._physical import add_physical_columns
+from sciconv.postprocess._image_columns import add_image_columns
 from sciconv.postprocess._pixels import numbers, per_pixel
 
 _ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
@@ -550,10 +549,9 @@ def measure(
         table["flag_saturated"] = np.bincount(labels[saturated], minlength=n + 1)[present] > 0
         table.meta["SATURATE"] = level
     _annotate(table, flux_unit=getattr(intensity, "unit", None))
-    # sizes in µm/arcsec when the image knows its pixel (QA: only the CLI added them)
-    add_physical_columns(table, image_pixel_scale(intensity), wcs=wcs)
-    add_beam_columns(table, intensity)  # a radio map in Jy/beam: flux densities in Jy
-    return table
+    # sizes in µm/arcsec when the image knows its pixel (QA: only the CLI added them), flux
+    # densities of a map in Jy/beam, a cube plane's frequency or velocity
+    return add_image_columns(table, intensity, wcs=wcs)
 
 
 def _annotate(table, *, flux_unit=None) -> None:
