@@ -195,6 +195,37 @@ def test_uncached_random_crops_are_seeded(galaxy_folder):
     np.testing.assert_array_equal(first(), first())
 
 
+def test_random_crops_stay_random_with_a_cache_file_and_files_of_several_sizes(tmp_path):
+    """QA: augment=True's random crops became one fixed centre crop with a cache file (it kept
+    the decoded crop) and in memory when one file had another size, while the dataset recorded
+    random crops. Pixel values encode the position: a crop's origin is its first pixel."""
+    for c in "ab":
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i, side in enumerate((40, 40, 40, 46)):
+            r, q = np.mgrid[0:side, 0:side]
+            fits.writeto(tmp_path / "imgs" / c / f"{i}.fits", (r * 1000 + q).astype(np.float32))
+    for cache in ("auto", False, tmp_path / "tfc"):
+        ds = datasets.from_folder(
+            tmp_path / "imgs", image_size=32, augment={"d4": False}, normalize=None,
+            cache=cache, seed=0, batch_size=8, validation_split=None,
+        )  # fmt: skip
+        origins = {int(v) for _ in range(3) for b in ds for v in b[0].numpy()[:, 0, 0, 0]}
+        assert len(origins) > 8, (cache, origins)  # 8 files, 3 epochs: random windows
+
+
+def test_a_cache_file_follows_a_corrected_catalog(catalog, tmp_path):
+    """QA: the cache file was named after the files and settings but held the labels too: a
+    catalog whose labels were corrected read the old ones back, silently."""
+    kw = {"path_column": "file", "label_column": "bar", "shuffle": False, "validation_split": None}
+    first = datasets.from_catalog(catalog, cache=tmp_path / "tfc", **kw)
+    assert _batches(first)[0][1].tolist() == [0, 1, 0, 1, 0, 1]
+    lines = catalog.read_text().splitlines()
+    lines[1] = lines[1][: lines[1].rindex(",", 0, lines[1].rindex(","))] + ",1,0"  # g0: bar 1
+    catalog.write_text("\n".join(lines) + "\n")
+    again = datasets.from_catalog(catalog, cache=tmp_path / "tfc", **kw)
+    assert _batches(again)[0][1].tolist() == [1, 1, 0, 1, 0, 1]
+
+
 def test_size_policies(galaxy_folder, tmp_path):
     pad = datasets.from_folder(
         galaxy_folder, image_size=(20, 18), size_policy="pad", shuffle=False, normalize=None
@@ -519,6 +550,25 @@ def test_from_pairs_validation_whole_images_padded(cells):
         assert _batches(val)[0][0].tobytes() == x.tobytes()  # same every epoch
         counts = train.class_counts
         assert counts.sum() == 2 * 30 * 40 and len(counts) == len(train.class_names)
+
+
+def test_from_pairs_patches_larger_than_the_image_weigh_their_padding_zero(cells):
+    """QA: a patch larger than its image was padded with the mirrored image, objects included,
+    labelled background at full weight (5.6 % of 384 px patches of 256 px real nuclei): the
+    padding now has weight 0, as for whole images; patches inside the images stay unweighted."""
+    train = datasets.from_pairs(
+        cells / "images", cells / "masks", patch_size=(36, 48), patches_per_image=2, seed=0,
+        normalize=None, batch_size=6,
+    )  # fmt: skip
+    assert train.weighted
+    x, y, w = (t.numpy() for t in next(iter(train)))
+    assert x.shape == (6, 36, 48, 1) and w.shape == (6, 36, 48)
+    assert np.all(w[:, :30, :40] == 1) and np.all(w[:, 30:] == 0) and np.all(w[:, :, 40:] == 0)
+    assert (x[:, 30:, :40, 0] >= 10).any() and np.all(y[:, 30:] == 0)  # mirrored objects
+    inside = datasets.from_pairs(
+        cells / "images", cells / "masks", patch_size=16, seed=0, normalize=None
+    )
+    assert not inside.weighted
 
 
 def test_from_pairs_patches_aligned_seeded_foreground(cells):

@@ -129,8 +129,10 @@ def build_image_datasets(
         y = labels[idx]
         if scanned.arrays is not None:
             arrs = [scanned.arrays[good[i]] for i in idx]
-            if not training or len({a.shape for a in arrs}) > 1:
-                arrs = [center_crop(a, *size) if a.shape[:2] != size else a for a in arrs]
+            # validation: the centre; training: random crops (memory_pipeline) of the part all
+            # images have, so files of several sizes still crop at random (QA: one fixed centre)
+            window = size if not training else tuple(min(a.shape[k] for a in arrs) for k in (0, 1))
+            arrs = [center_crop(a, *window) if a.shape[:2] != window else a for a in arrs]
             x = np.stack(arrs)
             ds = memory_pipeline(
                 x,
@@ -144,7 +146,7 @@ def build_image_datasets(
         else:
             cache_file = None
             if isinstance(cache, Path):
-                fp = fingerprint(sub_paths, recorded, size, policy, task)
+                fp = fingerprint(sub_paths, recorded, size, policy, task, channels, labels=y)
                 cache_file = f"{cache}.{fp}.{'train' if training else 'val'}"
             ds = lazy_pipeline(
                 sub_paths,

@@ -105,6 +105,11 @@ def _validate_weights(sample_weights):
     raise ConfigError(f"sample_weights must be 'auto', True or False; got {sample_weights!r}")
 
 
+def _element_types(weighted: bool) -> tuple:
+    """The dtypes of a pair dataset's elements: ``(x, y)`` or, weighted, ``(x, y, w)``."""
+    return (tf.float32, tf.int32, tf.float32) if weighted else (tf.float32, tf.int32)
+
+
 def _augment_weighted(ds, aug: dict, seed: int):
     """Augment ``(x, y, w)`` batches: y and w ride one tensor, so they get the same D4 move."""
     ds = ds.map(
@@ -209,8 +214,9 @@ def from_pairs(
     sample_weights : "auto" or bool, optional
         Yield ``(x, y, w)`` per-pixel weights: ``"auto"`` when some image has bad pixels, and
         for whole images (the validation split, ``patch_size=None``) also when one is padded to
-        ``pad_to_multiple`` (the padding mirrors the image, objects included, but is labelled
-        0: weight 0 keeps it out of the loss and the validation metrics); True always (all ones
+        ``pad_to_multiple``, and for patches when an image is smaller than ``patch_size`` (the
+        padding mirrors the image, objects included, but is labelled 0: weight 0 keeps it out
+        of the loss and the validation metrics); True always (all ones
         without bad pixels), False never (bad pixels then train as their filled values, and the
         padding as background). Default ``"auto"``; each dataset's ``.weighted`` says which.
     max_masked : float, optional
@@ -362,7 +368,6 @@ def from_pairs(
         class_names = ["background", *[f"class_{i}" for i in range(1, k)]]
     train_idx, val_idx = split(len(good), fraction, seed, None)
     in_memory = scanned.arrays is not None
-    types = (tf.float32, tf.int32, tf.float32) if weighted else (tf.float32, tf.int32)
 
     def get(j):
         x = scanned.arrays[j] if in_memory else prep.normalize(read_pixels(img_paths[j]))
@@ -381,7 +386,7 @@ def from_pairs(
         bs = whole_batch(idx)
         padded = any(d % multiple for j in sel for d in ys[j].shape)
         w_here = weighted or (sample_weights == "auto" and padded)
-        types_here = (tf.float32, tf.int32, tf.float32) if w_here else (tf.float32, tf.int32)
+        types_here = _element_types(w_here)
 
         def load(i):
             j = sel[int(i)]
@@ -414,13 +419,18 @@ def from_pairs(
         return ds.prefetch(AUTOTUNE), w_here
 
     def patches(idx):
+        """Random patches, and whether they come with weights: as for whole images, "auto"
+        weighs them when an image is smaller than the patch (its padding mirrors objects)."""
         sel = [good[i] for i in idx]
+        small = any(n < p for j in sel for n, p in zip(ys[j].shape, psize))
+        w_here = weighted or (sample_weights == "auto" and small)
+        types_here = _element_types(w_here)
 
         def sample(i, s):
             j = sel[int(i)]
             x, y = get(j)
             rng = np.random.default_rng(int(s) % 2**63)
-            if not weighted:
+            if not w_here:
                 return sample_patches(x, y, size=psize, count=ppi, fg_fraction=fg_fraction, rng=rng)
             bad = bads[j] if bads[j] is not None else np.zeros(y.shape, bool)
             return sample_patches(
@@ -444,7 +454,7 @@ def from_pairs(
         )
 
         def decode(i, s):
-            out = tf.numpy_function(sample, [i, s], types, stateful=False)
+            out = tf.numpy_function(sample, [i, s], types_here, stateful=False)
             out[0].set_shape((ppi, *psize, channels))
             for t in out[1:]:
                 t.set_shape((ppi, *psize))
@@ -455,8 +465,8 @@ def from_pairs(
             ds = ds.shuffle(min(len(sel) * ppi, 2048), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size)
         if aug is not None:
-            ds = _augment_weighted(ds, aug, seed) if weighted else augment_map(ds, aug, seed)
-        return ds.prefetch(AUTOTUNE)
+            ds = _augment_weighted(ds, aug, seed) if w_here else augment_map(ds, aug, seed)
+        return ds.prefetch(AUTOTUNE), w_here
 
     common = {
         "class_names": class_names,
@@ -489,8 +499,10 @@ def from_pairs(
 
     # the training split is endless; one epoch = one pass (every image, patches_per_image times)
     if psize:
-        train, one_pass = patches(train_idx), -(-len(train_idx) * ppi // batch_size)
-        train_weighted = weighted
+        (train, train_weighted), one_pass = (
+            patches(train_idx),
+            -(-len(train_idx) * ppi // batch_size),
+        )
     else:
         (train, train_weighted), one_pass = (
             whole(train_idx, True),

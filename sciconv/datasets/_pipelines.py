@@ -90,18 +90,19 @@ def lazy_pipeline(paths, y, *, prep, channels, batch_size, shuffle, seed, aug, c
     n = len(paths)
     h, w = prep.size
     paths = list(paths)
-    random_crop = (
-        aug is not None
-        and aug.get("crop", True)
-        and prep.policy in ("crop", "auto")
-        and cache_file is None
-    )
+    crops = aug is not None and aug.get("crop", True) and prep.policy in ("crop", "auto")
+    # a cache file keeps what was decoded: the whole images, cropped at random after it
+    # (QA: the cache had frozen one centre crop while the dataset recorded random crops)
+    crop_cached = crops and cache_file is not None
 
     def load(i, s):
         path = paths[int(i)]
         try:
             x = prep.read(path, finite=True)  # all NaN: not learnt silently as zeros
-            x = prep.random_fit(x, int(s) % 2**63) if random_crop else prep.fit(x)
+            if crop_cached:
+                x = prep.fit(x, keep_larger=True)
+            else:
+                x = prep.random_fit(x, int(s) % 2**63) if crops else prep.fit(x)
         except Exception as exc:  # validated up front; last-resort fallback
             warnings.warn(
                 f"{path}: could not be decoded during training ({reason(exc)}); "
@@ -121,7 +122,7 @@ def lazy_pipeline(paths, y, *, prep, channels, batch_size, shuffle, seed, aug, c
 
     def decode(iy, s):
         x = tf.numpy_function(load, [iy[0], s], tf.float32, stateful=False)
-        x.set_shape((h, w, channels))
+        x.set_shape((None, None, channels) if crop_cached else (h, w, channels))
         return x, iy[1]
 
     ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -129,6 +130,13 @@ def lazy_pipeline(paths, y, *, prep, channels, batch_size, shuffle, seed, aug, c
         ds = ds.cache(os.fspath(cache_file))
         if shuffle:
             ds = ds.shuffle(min(n, 4096), seed=seed, reshuffle_each_iteration=True)
+    if crop_cached:
+        ds = tf.data.Dataset.zip((ds, seed_stream(seed + 7))).map(
+            no_autograph(
+                lambda xy, s: (tf.image.stateless_random_crop(xy[0], (h, w, channels), s), xy[1])
+            ),
+            num_parallel_calls=AUTOTUNE,
+        )
     ds = ds.batch(batch_size)
     if aug is not None:
         ds = augment_map(ds, aug, seed)
@@ -142,11 +150,16 @@ def attach(ds, **attrs):
     return ds
 
 
-def fingerprint(paths, *parts) -> str:
-    """Names a cache file after the files (path, size, mtime) and the settings."""
+def fingerprint(paths, *parts, labels=None) -> str:
+    """Names a cache file after the files (path, size, mtime), the settings and the labels
+    (the cache holds them beside the images: a corrected catalog read the old ones back)."""
     h = hashlib.sha256()
     for p in paths:
         st = os.stat(p)
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     h.update(repr(parts).encode())
+    if labels is not None:
+        labels = np.ascontiguousarray(labels)
+        h.update(f"{labels.dtype.str}{labels.shape}".encode())
+        h.update(labels.tobytes())
     return h.hexdigest()[:12]

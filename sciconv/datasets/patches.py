@@ -57,7 +57,9 @@ def sample_patches(
     With a bad-pixel mask ``bad``, foreground patches are centred on good foreground pixels
     only, a patch with more than ``max_bad`` of its pixels bad is drawn again (up to 20 times,
     then the least bad of the draws is kept), and per-pixel weights (0 at bad pixels, 1
-    elsewhere) are returned with the patches, for a loss that ignores the bad pixels.
+    elsewhere) are returned with the patches, for a loss that ignores the bad pixels. An image
+    smaller than ``size`` is padded (``x`` mirrored, ``y`` 0); with ``bad`` the padding is bad
+    too (weight 0: it mirrors objects that ``y`` calls background).
 
     Parameters
     ----------
@@ -148,7 +150,11 @@ def sample_patches(
     y = pad_to(y, ph, pw, center=False)
     h, w = y.shape
     if bad is not None:
-        bad = pad_to(bad, ph, pw, center=False)
+        # the padding of an image smaller than the patch mirrors its objects but is labelled
+        # 0: bad, so its weight is 0 (QA: 5.6 % of 384 px patches of 256 px nuclei images
+        # showed a nucleus labelled background)
+        bad = np.pad(bad, [(0, ph - min(ph, bad.shape[0])), (0, pw - min(pw, bad.shape[1]))],
+                     constant_values=True)  # fmt: skip
         # summed-area table: the bad pixels of any window in O(1)
         table = np.zeros((h + 1, w + 1), np.int64)
         table[1:, 1:] = bad.cumsum(0).cumsum(1)
