@@ -40,11 +40,26 @@ def _grid(data, bunit=None, **header):
         ("adu", {}, None),  # no gain keyword: unknown
         ("ELECTRONS/S", {}, None),  # no EXPTIME
         ("Jy", {"GAIN": 2.0}, None),  # a calibrated unit: no photon count known
-        (None, {"GAIN": 2.0}, None),
+        # no BUNIT at all: a GAIN card's pixels are ADU, as SExtractor reads a raw frame (QA:
+        # it was unknown, and the bright stars' errors 4 times too small)
+        (None, {"GAIN": 2.0}, 2.0),
+        (None, {"EXPTIME": 60.0}, None),
     ],
 )
 def test_effective_gain_from_unit_and_header(bunit, header, want):
     assert postprocess.effective_gain(_grid(np.zeros((2, 2)), bunit, **header)) == want
+
+
+def test_a_grid_image_made_from_a_header_reads_its_bunit():
+    """QA: GridImage(pixels, header=hdr) ignored the header's BUNIT (unit None: no Poisson term
+    in the errors, fluxes without a unit), though its docstring promised it."""
+    from astropy.io import fits
+
+    header = fits.Header({"BUNIT": "ADU", "GAIN": 2.0})
+    img = GridImage(np.zeros((2, 2, 1), np.float32), header=header)
+    assert str(img.unit) == "adu" and postprocess.effective_gain(img) == 2.0
+    over = GridImage(np.zeros((2, 2, 1), np.float32), header=header, meta={"bunit": "ELECTRONS"})
+    assert str(over.unit) == "electron"  # meta["bunit"] (a reader's) first
 
 
 def test_effective_gain_given_and_refused():

@@ -522,3 +522,35 @@ def test_regions_of_an_ecliptic_wcs_of_another_equinox_are_pixel_regions():
     assert type(postprocess.to_regions(table, wcs=_ecliptic_wcs("E"))[0]).__name__ == (
         "EllipseSkyRegion"
     )
+
+
+def test_an_uncertainty_in_another_unit_than_the_data_is_converted():
+    """QA: an NDData in Jy with a StdDevUncertainty in mJy had flux_err read as Jy (1000 times
+    too large) in measure and to_photutils; variances in mJy^2 too. A unit that does not
+    convert is refused, naming both."""
+    from astropy.nddata import StdDevUncertainty, VarianceUncertainty
+
+    rng = np.random.default_rng(1)
+    data = rng.normal(0, 0.002, (40, 40))
+    data[15:25, 15:25] += 0.1
+    labels = np.zeros((40, 40), np.int32)
+    labels[15:25, 15:25] = 1
+    for unc in (
+        StdDevUncertainty(np.full(data.shape, 2.0), unit="mJy"),
+        VarianceUncertainty(np.full(data.shape, 4.0), unit="mJy2"),
+    ):
+        nd = CCDData(data, unit="Jy", uncertainty=unc)
+        table = postprocess.measure(labels, intensity=nd)
+        assert table["flux_err"][0] == pytest.approx(10 * 0.002)  # sqrt(100 pixels) x 2 mJy
+        _, cat = postprocess.to_photutils(labels, nd)
+        assert cat.segment_flux_err[0].to_value(u.Jy) == pytest.approx(0.02)
+        img = GridImage.from_nddata(nd)
+        assert postprocess.measure(labels, intensity=img)["flux_err"][0] == pytest.approx(0.02)
+    same = CCDData(data, unit="Jy", uncertainty=StdDevUncertainty(np.full(data.shape, 0.002)))
+    assert postprocess.measure(labels, intensity=same)["flux_err"][0] == pytest.approx(0.02)
+    odd = GridImage(  # astropy refuses such an NDData; a GridImage's meta may hold it
+        data[..., None].astype(np.float32),
+        meta={"bunit": "Jy", "uncertainty": StdDevUncertainty(np.ones(data.shape), unit="s")},
+    )
+    with pytest.raises(InvalidImageError, match=r"uncertainty is in s, .* data's unit Jy"):
+        postprocess.measure(labels, intensity=odd)

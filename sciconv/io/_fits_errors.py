@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sciconv.errors import InvalidImageError
 from sciconv.io._header import hdu_dims, header_get
 
 __all__ = [
@@ -177,23 +178,43 @@ def find_error_hdu(hdul, index: int) -> tuple[int, str] | None:
     return i, kind
 
 
-def sigma_of(uncertainty) -> np.ndarray | None:
+def sigma_of(uncertainty, unit=None) -> np.ndarray | None:
     """float64 standard deviations of an astropy uncertainty (astropy's conversion: an inverse
     variance of 0 gives inf, a negative variance NaN, silently), or None for a kind with none.
 
+    Given the data's ``unit``, an uncertainty in another unit is converted to it (QA: errors
+    of an NDData in Jy with a ``StdDevUncertainty`` in mJy were read as Jy, 1000 times too
+    large); one that cannot be converted raises :class:`~sciconv.errors.InvalidImageError`.
+
     Examples
     --------
-    >>> from astropy.nddata import InverseVariance
+    >>> from astropy.nddata import InverseVariance, StdDevUncertainty
     >>> sigma_of(InverseVariance(np.array([4.0, 0.0]))).tolist()
     [0.5, inf]
+    >>> sigma_of(StdDevUncertainty(np.array([2.0]), unit="mJy"), unit="Jy").tolist()
+    [0.002]
     """
+    from astropy import units as u
     from astropy.nddata import StdDevUncertainty
 
     try:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray(uncertainty.represent_as(StdDevUncertainty).array, np.float64)
+            sd = uncertainty.represent_as(StdDevUncertainty)
+            sigma = np.asarray(sd.array, np.float64)
     except Exception:  # an uncertainty class with no standard deviation
         return None
+    try:
+        own = sd.unit  # its own, or its parent's
+    except Exception:  # a parent that is gone
+        own = None
+    if own is None or unit is None or u.Unit(own) == u.Unit(unit):
+        return sigma
+    try:
+        return sigma * u.Unit(own).to(u.Unit(unit))
+    except u.UnitConversionError as exc:
+        raise InvalidImageError(
+            f"the uncertainty is in {own}, which does not convert to the data's unit {unit}"
+        ) from exc
 
 
 @dataclasses.dataclass(frozen=True)

@@ -263,8 +263,9 @@ class GridImage:
 
     @property
     def unit(self):
-        """The pixels' astropy unit: an NDData's, else the FITS ``BUNIT`` read as
-        :func:`sciconv.io.fits_unit` reads it (``ELECTRONS`` -> electron); None when unknown.
+        """The pixels' astropy unit: an NDData's, else the FITS ``BUNIT`` (``meta["bunit"]``,
+        else the header's) read as :func:`sciconv.io.fits_unit` reads it (``ELECTRONS`` ->
+        electron); None when unknown.
 
         Examples
         --------
@@ -272,8 +273,11 @@ class GridImage:
         >>> str(GridImage(np.zeros((2, 2, 1), np.float32), meta={"bunit": "ELECTRONS/S"}).unit)
         'electron / s'
         """
-        if self.meta.get("unit") is None and self.meta.get("bunit"):
-            bunit = self.meta["bunit"]
+        bunit = self.meta.get("bunit")
+        if not bunit and self.header is not None:  # GridImage(pixels, header=...): its BUNIT
+            bunit = self.header.get("BUNIT")
+            bunit = bunit.strip() if isinstance(bunit, str) else None
+        if self.meta.get("unit") is None and bunit:
             cached = self.__dict__.get("_read_bunit")  # read once: an unreadable one warns once
             if cached is None or cached[0] != bunit:
                 cached = (bunit, fits_unit(bunit, self.path))

@@ -71,7 +71,8 @@ def effective_gain(image, gain="auto") -> float | None:
     Electrons and photons count 1 each; per second, ``EXPTIME``; ADU, DN and counts the
     detector's gain (the first of GAIN, EGAIN, ATODGAIN, CCDGAIN the header has), per second times
     ``EXPTIME``. Counts without a gain keyword are unknown (X-ray counts are photons, a CCD's
-    counts are ADU).
+    counts are ADU). An image with no unit at all (no ``BUNIT``) but a gain keyword is taken as
+    ADU with that gain, as SExtractor reads a raw frame; without either it is unknown.
 
     Parameters
     ----------
@@ -105,13 +106,18 @@ def effective_gain(image, gain="auto") -> float | None:
         raise ConfigError(f"gain must be 'auto' or a number > 0 (electrons per unit); got {gain!r}")
     else:
         return float(gain)
-    unit = known_unit(getattr(image, "unit", None))
-    if unit is None:
-        return None
     exptime = _positive(_card(image, "EXPTIME"))
     detector = next(
         (g for g in (_positive(_card(image, k)) for k in GAIN_KEYWORDS) if g is not None), None
     )
+    if getattr(image, "unit", None) is None:  # no BUNIT: a GAIN card's pixels are ADU, as
+        # SExtractor reads them (QA: a raw frame's errors 4x too small); an unreadable one: no
+        return (
+            None if _card(image, "BUNIT") or getattr(image, "meta", {}).get("bunit") else detector
+        )
+    unit = known_unit(image.unit)
+    if unit is None:
+        return None
     quanta = ((u.electron, 1.0), (u.photon, 1.0), (u.adu, detector), (u.DN, detector))
     for per_unit, electrons in quanta:
         if unit == per_unit:
@@ -153,7 +159,8 @@ def own_error(image) -> np.ndarray | None:
     unc = image.uncertainty if is_nddata(image) else getattr(image, "meta", {}).get("uncertainty")
     if unc is None:
         return None
-    return sigma_of(unc)  # None for a kind with no standard deviation: unknown, not an error
+    # None for a kind with no standard deviation (unknown, not an error); in the data's unit
+    return sigma_of(unc, getattr(image, "unit", None))
 
 
 class _ArrayErrors:
