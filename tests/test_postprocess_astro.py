@@ -554,3 +554,33 @@ def test_an_uncertainty_in_another_unit_than_the_data_is_converted():
     )
     with pytest.raises(InvalidImageError, match=r"uncertainty is in s, .* data's unit Jy"):
         postprocess.measure(labels, intensity=odd)
+
+
+def test_a_surface_brightness_image_gets_flux_densities_in_jy():
+    """QA: 100 pixels of 5 MJy/sr (0.031" pixels) gave flux '500 MJy/sr' and nothing in Jy
+    (11.3 uJy): flux_density = sum x the pixel's solid angle, its error likewise; per arcsec^2
+    units lose their arcsec^2; magnitudes per arcsec^2 (logarithmic) and Jy/beam are left alone
+    by this rule (the beam's own rule gives Jy/beam maps theirs)."""
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.cdelt = [-0.031 / 3600, 0.031 / 3600]
+    data = np.full((40, 40), 0.2, np.float32)
+    data[15:25, 15:25] += 5.0
+    labels = np.zeros((40, 40), np.int32)
+    labels[15:25, 15:25] = 1
+    pixel_sr = ((0.031 * u.arcsec) ** 2).to_value(u.sr)
+    img = GridImage(data[..., None], wcs=w, meta={"bunit": "MJy/sr"})
+    table = postprocess.measure(labels, intensity=img, background=0.2, error=np.full((40, 40), 0.1))
+    assert table["flux_density"].unit == u.Jy
+    assert table["flux_density"][0] == pytest.approx(5e6 * 100 * pixel_sr, rel=1e-5)
+    assert table["flux_density_err"][0] == pytest.approx(1e6 * 1.0 * pixel_sr, rel=1e-5)
+    assert table.meta["PIXSR"] == pytest.approx(pixel_sr)
+    flam = GridImage(data[..., None], wcs=w, meta={"bunit": "erg / (s cm2 Angstrom arcsec2)"})
+    table = postprocess.measure(labels, intensity=flam, background=0.2)
+    assert table["flux_density"].unit == u.erg / u.s / u.cm**2 / u.AA
+    assert table["flux_density"][0] == pytest.approx(500 * 0.031**2, rel=1e-5)
+    for bunit in ("mag / arcsec2", "adu"):
+        plain = GridImage(data[..., None], wcs=w, meta={"bunit": bunit})
+        assert "flux_density" not in postprocess.measure(labels, intensity=plain).colnames

@@ -73,7 +73,7 @@ from sciconv.postprocess._background import (
     estimate_background,
     wants_background,
 )
-from sciconv.postprocess._beam import add_beam_columns, beam_pixels
+from sciconv.postprocess._beam import add_beam_columns, add_surface_brightness_columns, beam_pixels
 from sciconv.postprocess._catalog import (
     CATALOG_FORMATS,
     flatten_table,
@@ -136,6 +136,7 @@ __all__ = [
     "add_image_columns",
     "add_physical_columns",
     "add_plane_columns",
+    "add_surface_brightness_columns",
     "background_and_rms",
     "beam_pixels",
     "class_name_list",

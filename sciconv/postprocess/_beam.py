@@ -1,19 +1,25 @@
-"""Flux densities of radio maps: pixel sums in Jy/beam divided by the beam's area.
+"""Flux densities of maps in units per beam or per solid angle: pixel sums turned into Jy.
 
 A radio map's pixels are in Jy/beam (``BUNIT``); a sum of them over an object's pixels is in
 Jy/beam times pixels, not a flux density, and the noise is correlated over a beam, so the error
 of independent pixels is too small by the square root of the beam's area in pixels (QA: an
 11-pixel beam read 11 times too bright and 3.3 times too precise). The header's restoring beam
 (``BMAJ``, ``BMIN``, degrees, FWHM) gives that area: ``pi / (4 ln 2) BMAJ BMIN``.
+
+A surface-brightness image (JWST, Spitzer, Herschel: ``MJy/sr``; ``erg/s/cm2/A/arcsec2``) sums
+to surface brightness times pixels: times the pixel's solid angle it is a flux density (QA: 100
+pixels of 5 MJy/sr at 0.031" read "500 MJy/sr" for 11.3 uJy).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from sciconv.io import GridImage, image_pixel_scale
 
-__all__ = ["add_beam_columns", "beam_pixels"]
+__all__ = ["add_beam_columns", "add_surface_brightness_columns", "beam_pixels"]
 
 
 def beam_pixels(image) -> float | None:
@@ -83,4 +89,64 @@ def add_beam_columns(table, image):
         )
         table["flux_density_err"].meta["ucd"] = "stat.error;phot.flux.density"
     table.meta["BEAMPIX"] = float(pixels)
+    return table
+
+
+def _solid_angle_part(unit):
+    """The solid angle a surface-brightness unit is per (``sr``, ``arcsec2``), or None."""
+    from astropy import units as u
+
+    angle = u.dimensionless_unscaled
+    for base, power in zip(unit.bases, unit.powers):
+        if base in (u.mag, u.dex):  # logarithmic: pixel sums mean nothing
+            return None
+        if power < 0 and base.physical_type in ("angle", "solid angle"):
+            angle = angle * base ** (-power)
+    return angle if angle != u.dimensionless_unscaled and angle.is_equivalent(u.sr) else None
+
+
+def add_surface_brightness_columns(table, image):
+    """Add ``flux_density`` (and ``flux_density_err``) to a
+    :func:`~sciconv.postprocess.measure` catalog of a surface-brightness image (a unit per
+    solid angle: ``MJy/sr``, ``erg/s/cm2/Angstrom/arcsec2``): ``flux`` (or ``flux_sum``) and
+    ``flux_err`` times the pixel's solid angle (:func:`sciconv.io.image_pixel_scale`), in Jy
+    when the result is a spectral flux density, else the unit without its solid angle;
+    ``table.meta["PIXSR"]`` records the pixel's solid angle in sr. Other images (no such unit,
+    no angular pixel scale) leave the table unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.table import Table
+    >>> from astropy.wcs import WCS
+    >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    >>> w.wcs.cdelt = [-0.1 / 3600, 0.1 / 3600]  # 0.1 arcsec pixels
+    >>> img = GridImage(np.zeros((4, 4, 1), np.float32), wcs=w, meta={"bunit": "MJy/sr"})
+    >>> t = add_surface_brightness_columns(Table({"flux_sum": [100.0]}), img)
+    >>> f"{t['flux_density'][0]:.4g} {t['flux_density'].unit}"
+    '2.35e-05 Jy'
+    """
+    from astropy import units as u
+
+    unit = getattr(image, "unit", None) if isinstance(image, GridImage) else None
+    angle = None if unit is None else _solid_angle_part(u.Unit(unit))
+    source = "flux" if "flux" in table.colnames else "flux_sum"
+    scale = image_pixel_scale(image) if angle is not None else None
+    if scale is None or scale.unit != "arcsec" or source not in table.colnames:
+        return table
+    pixel = scale.area * u.arcsec**2
+    factor = pixel.to_value(angle)
+    density = u.Unit(unit) * angle
+    if density.is_equivalent(u.Jy):
+        factor, density = factor * density.to(u.Jy), u.Jy
+    table["flux_density"] = np.asarray(table[source], np.float64) * factor
+    table["flux_density"].unit = density
+    table["flux_density"].description = f"{source} times the pixel's solid angle"
+    table["flux_density"].meta["ucd"] = "phot.flux.density"
+    if "flux_err" in table.colnames:
+        table["flux_density_err"] = np.asarray(table["flux_err"], np.float64) * factor
+        table["flux_density_err"].unit = density
+        table["flux_density_err"].description = "error of flux_density"
+        table["flux_density_err"].meta["ucd"] = "stat.error;phot.flux.density"
+    table.meta["PIXSR"] = float(pixel.to_value(u.sr))
     return table

@@ -4,7 +4,7 @@ frequency, velocity or Stokes parameter of a cube's plane."""
 from __future__ import annotations
 
 from sciconv.io import GridImage, image_pixel_scale, plane_coordinates
-from sciconv.postprocess._beam import add_beam_columns
+from sciconv.postprocess._beam import add_beam_columns, add_surface_brightness_columns
 from sciconv.postprocess._physical import add_physical_columns
 
 __all__ = ["add_image_columns", "add_plane_columns"]
@@ -60,7 +60,8 @@ def add_plane_columns(table, image):
 def add_image_columns(table, image, *, pixel_scale=None, wcs=None):
     """Add every column ``image``'s metadata gives to a catalog of it: sizes in µm or arcsec
     (:func:`add_physical_columns`, with ``pixel_scale`` over the image's own), flux densities
-    of a map in Jy/beam (:func:`add_beam_columns`) and a plane's frequency, velocity or Stokes
+    of a map in Jy/beam (:func:`add_beam_columns`) or MJy/sr
+    (:func:`add_surface_brightness_columns`) and a plane's frequency, velocity or Stokes
     parameter (:func:`add_plane_columns`). Whole-image and block-wise catalogs get the same.
 
     Examples
@@ -76,4 +77,5 @@ def add_image_columns(table, image, *, pixel_scale=None, wcs=None):
     scale = image_pixel_scale(image) if pixel_scale is None else pixel_scale
     add_physical_columns(table, scale, wcs=wcs)
     add_beam_columns(table, image)
+    add_surface_brightness_columns(table, image)
     return add_plane_columns(table, image)
