@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import shutil
 import socket
 import tempfile
 import warnings
@@ -148,9 +149,10 @@ def _to_file(product: Any, name: str) -> tuple[Path, str]:
             "send needs an astropy Table, an image (GridImage, NDData, numpy array) or a file "
             f"path; got {type(product).__name__}"
         )
+    if io.is_nddata(product):  # its header, unit and whole WCS (SIP) as a GridImage keeps them
+        product = io.GridImage.from_nddata(product)
+        data = io.as_array(product, load=True)
     like = product if isinstance(product, io.GridImage) else None
-    if like is None and hasattr(product, "wcs") and product.wcs is not None:  # NDData
-        like = product.wcs.to_header()
     return io.write(folder / f"{name}.fits", data, like=like), "image"
 
 
@@ -211,7 +213,12 @@ def send(
     mtype = MTYPES[kind]
     params = {"url": path.as_uri(), "name": name}
     params["table-id" if kind == "table" else "image-id"] = f"sciconv-{path.stem}"
-    with _connected(client_name, hub_params, timeout) as client:
-        recipients = sorted(client.get_subscribed_clients(mtype))
-        client.notify_all({"samp.mtype": mtype, "samp.params": params})
+    try:
+        with _connected(client_name, hub_params, timeout) as client:
+            recipients = sorted(client.get_subscribed_clients(mtype))
+            client.notify_all({"samp.mtype": mtype, "samp.params": params})
+    except BaseException:  # nothing sent: the copy is nobody's (QA: one left per retry)
+        if not isinstance(table_or_image, (str, os.PathLike)):
+            shutil.rmtree(path.parent, ignore_errors=True)
+        raise
     return recipients

@@ -1386,3 +1386,17 @@ def test_an_imagej_stack_that_says_only_images_n_is_a_z_stack(tmp_path):
     stack = io.read(tmp_path / "s.tif", stack=True)
     assert stack.shape == (3, 20, 24, 1)
     np.testing.assert_array_equal(stack.data[2, ..., 0], planes[2])
+
+
+def test_labels_written_like_an_image_do_not_take_its_unit(tmp_path):
+    """QA: sc.io.write(labels, like=img), the README's idiom, gave the label map the image's
+    BUNIT = 'adu' (CCDData read instance ids as ADU); float pixels written like it keep it."""
+    fits.PrimaryHDU(np.ones((6, 8), np.float32), header=fits.Header({"BUNIT": "adu"})).writeto(
+        tmp_path / "img.fits"
+    )
+    img = io.read(tmp_path / "img.fits")
+    labels = io.write(tmp_path / "labels.fits", np.zeros((6, 8), np.int32), like=img)
+    mask = io.write(tmp_path / "mask.fits", np.zeros((6, 8), bool), like=img)
+    assert "BUNIT" not in fits.getheader(labels) and "BUNIT" not in fits.getheader(mask)
+    back = io.write(tmp_path / "back.fits", img.data, like=img)
+    assert fits.getheader(back)["BUNIT"] == "adu"

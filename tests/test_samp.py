@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 
 import numpy as np
@@ -82,8 +83,30 @@ def test_hub_running_and_no_hub_error(hub, tmp_path, monkeypatch):
     # no hub: SAMP_HUB names a lock file that does not exist
     monkeypatch.setenv("SAMP_HUB", f"std-lockurl:file://{tmp_path / 'none.lock'}")
     assert not samp.hub_running(timeout=1)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where send writes its copies
     with pytest.raises(samp.SampHubError, match="no SAMP hub is running"):
         samp.send(Table({"a": [1]}), timeout=1)
+    assert not list(tmp_path.glob("sciconv-samp-*"))  # nothing sent: no copy left (QA)
+
+
+def test_send_an_nddata_keeps_its_unit_header_and_distortion(receiver):
+    """QA: an NDData was sent as its WCS's standard cards only: no SIP (CTYPE1 RA---TAN), no
+    BUNIT, no header; and a header's BUNIT contradicting the NDData's unit won."""
+    from astropy.io import fits
+    from astropy.nddata import NDData
+    from astropy.wcs import WCS
+
+    server, got, arrived = receiver
+    header = fits.Header({"CTYPE1": "RA---TAN-SIP", "CTYPE2": "DEC--TAN-SIP", "CRVAL1": 10.0})
+    header.update({"CRVAL2": 5.0, "CRPIX1": 3.0, "CRPIX2": 2.0, "CDELT1": -1e-4, "CDELT2": 1e-4})
+    header.update({"A_ORDER": 2, "A_2_0": 1e-5, "B_ORDER": 2, "B_0_2": 1e-5, "BUNIT": "adu"})
+    header.update({"OBJECT": "M31", "EXPTIME": 30.0})
+    nd = NDData(np.ones((4, 5)), wcs=WCS(header), unit="electron/s", meta=header)
+    samp.send(nd, name="nd", hub_params=server.params, timeout=5)
+    assert arrived.wait(5)
+    sent = fits.getheader(got[0][1]["url"].removeprefix("file://"))
+    assert sent["CTYPE1"] == "RA---TAN-SIP" and sent["A_2_0"] == 1e-5
+    assert (sent["BUNIT"], sent["OBJECT"], sent["EXPTIME"]) == ("electron / s", "M31", 30.0)
 
 
 def test_send_bad_input(tmp_path):

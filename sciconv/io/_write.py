@@ -136,6 +136,8 @@ def output_header(
         if kept:
             out.update(kept)
             out["WCSAXES"] = max(int(k.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")[-1]) for k in kept)
+    if isinstance(like, GridImage):
+        _set_unit(out, like, arr)
     if like_shape is not None and tuple(like_shape) != tuple(arr.shape[:2]):
         warn_caller(
             f"{path}: array is {arr.shape[0]} x {arr.shape[1]} pixels but like= is "
@@ -173,6 +175,22 @@ def output_header(
     for line in history:
         out.add_history(fits_text(line))
     return out
+
+
+def _set_unit(out, like: GridImage, arr) -> None:
+    """``BUNIT`` of an array written like a GridImage: the image's unit (an NDData's, which its
+    copied header may contradict: QA, SAMP sent 'adu' for electron/s) for pixels of its kind;
+    none for integer or bool arrays (label maps, masks: QA, CCDData read instance ids as ADU)."""
+    out.remove("BUNIT", ignore_missing=True, remove_all=True)
+    if np.dtype(arr.dtype).kind not in "fc":
+        return
+    if like.meta.get("bunit"):  # as the file (or the NDData's unit) spells it
+        out["BUNIT"] = str(like.meta["bunit"])
+    elif like.unit is not None:
+        try:
+            out["BUNIT"] = like.unit.to_string("fits")
+        except ValueError:  # no FITS spelling (electron): astropy's, which read() takes back
+            out["BUNIT"] = like.unit.to_string()
 
 
 def write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Path) -> None:
