@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sciconv.errors import ConfigError, ModelError
+from sciconv.io._common import warn_caller
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
 from sciconv.preprocess import RAW_NORMALIZATION, is_raw_normalization
 from sciconv.runs import read_config
@@ -27,6 +28,39 @@ __all__ = [
     "infer_normalization",
     "record_dataset_metadata",
 ]
+
+
+def _warn_unprepared(model, meta: dict, train) -> None:
+    """Say when arrays (or a plain tf.data dataset) given to a model that records how its inputs
+    were prepared cannot have been prepared so (QA: the pretrained nuclei model trained on raw,
+    unflipped pixels and a 2-class mask, silently, then predicted with its own preparation):
+    it records an input transform or a target, which arrays do not carry, or the arrays look
+    raw where it records a normalization (or normalized where it records raw pixels)."""
+    import warnings
+
+    recorded = meta["normalization"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its own advice is for a model that records nothing
+        looks = infer_normalization(model, train)
+    raw_now = looks is not None and is_raw_normalization(looks)
+    mismatch = looks is not None and raw_now != is_raw_normalization(recorded)
+    if not (mismatch or meta.get("input_transform") or meta.get("target")):
+        return
+    said = [f"normalization {recorded.get('method', recorded)!r}"]
+    if meta.get("input_transform"):
+        said.append(f"input transform {dict(meta['input_transform'])}")
+    if meta.get("target"):
+        said.append(f"target {meta['target']!r}")
+    recorded = said
+    warn_caller(
+        f"model {model.name!r} records {', '.join(recorded)}, which prediction applies; these "
+        "arrays (or this plain dataset) are trained on as given"
+        + (" and look " + ("raw" if raw_now else "normalized") if mismatch else "")
+        + ". Prepare them the same way, e.g. sciconv.datasets.from_pairs(images, masks, "
+        "**sciconv.datasets.trained_settings(model)) or from_arrays(..., "
+        "normalize=<the recorded normalization>)",
+        "sciconv",
+    )
 
 
 def record_dataset_metadata(model, train) -> dict:
@@ -88,6 +122,8 @@ def record_dataset_metadata(model, train) -> dict:
         spec = infer_normalization(model, train)
         if spec is not None:
             found["normalization"] = spec
+    else:  # a trained model fine-tuned on arrays: nothing says how they were prepared
+        _warn_unprepared(model, meta, train)
     target = getattr(train, "target", None)
     if target is not None and meta.get("task", "segmentation") == "segmentation":
         check_target(model, meta.get("target"), target)

@@ -120,8 +120,9 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
     Parameters
     ----------
     model : keras.Model
-        A model with sciconv metadata (``task``); a model without it is treated by its output:
-        a softmax-like ``(N, K)`` output as classification, ``(N, H, W, K)`` as segmentation.
+        A model with sciconv metadata (``task``); a model without it is treated by its output
+        (:func:`sciconv.models.model_task`): ``(N, K)`` as classification, as multi-label with
+        a sigmoid, as regression with a linear activation; ``(N, H, W, K)`` as segmentation.
     label_spec : tf.TensorSpec, optional
         Spec of the labels (to tell one-hot from sparse classification labels).
 

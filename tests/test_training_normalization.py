@@ -60,7 +60,10 @@ def test_trained_model_accepts_the_same_normalization_written_otherwise():
     model = _seg()
     sc.models.set_metadata(model, normalization={"method": "percentile", "per_channel": False})
     _fit(model, _pairs(dict(GLOBAL)))  # the defaults spelled out: the same normalization
-    _fit(model, _pairs())  # arrays / a plain dataset: nothing known, the model's is kept
+    # arrays / a plain dataset: nothing known, the model's is kept; z-scores, which its
+    # percentiles would not give, are said (QA: fine-tuning on unprepared arrays was silent)
+    with pytest.warns(sc.errors.SciconvWarning, match="trained on as given and look raw"):
+        _fit(model, _pairs())
     assert sc.models.get_metadata(model)["normalization"] == {
         "method": "percentile",
         "per_channel": False,
@@ -208,3 +211,26 @@ def test_validation_data_endless_or_prepared_otherwise_is_refused(tmp_path):
         sc.datasets.from_pairs(images, masks, input_transform={"invert": 1}, **kwargs)
     settings = sc.datasets.trained_settings(_seg())  # records nothing: the default stays
     assert "normalize" not in settings and settings["input_transform"] is None
+
+
+def test_finetuning_a_trained_model_on_arrays_it_cannot_have_been_prepared_like_is_said():
+    """QA: fit(pretrained nuclei, (x, y)) trained on raw, unflipped pixels and a 2-class mask
+    silently (the README's 'fit refuses' held for sciconv datasets only): arrays cannot carry
+    an input transform or a target, and raw-looking pixels for a normalized model are said;
+    arrays that look as the model records (a second fit on them) are not."""
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0, 255, (4, 16, 16, 1)).astype("float32")
+    y = (raw[..., 0] > 128).astype("int32")
+    model = _seg()
+    sc.models.set_metadata(model, normalization=GLOBAL)
+    with pytest.warns(
+        sc.errors.SciconvWarning, match=r"records normalization 'percentile'.*look raw"
+    ):
+        _fit(model, (raw, y))
+    sc.models.set_metadata(model, normalization=GLOBAL, target="touching")
+    scaled = np.stack([sc.preprocess.normalize(image, **GLOBAL) for image in raw])
+    with pytest.warns(sc.errors.SciconvWarning, match=r"target 'touching'.*trained_settings"):
+        _fit(model, (scaled, y))
+    plain = _seg()
+    _fit(plain, (raw, y))  # records raw pixels, then trains on them again: nothing to say
+    _fit(plain, (raw, y))

@@ -104,8 +104,9 @@ def get_metadata(model: keras.Model) -> dict:
 def model_task(model: keras.Model) -> str | None:
     """The model's task: the recorded ``"task"``, else guessed from a plain Keras model's output.
 
-    An output ``(N, K)`` is taken for a classification, ``(N, H, W, K)`` for a per-pixel
-    (segmentation) model; anything else gives None.
+    An output ``(N, K)`` is taken for a classification (softmax or any other activation), a
+    multi-label one (sigmoid) or a regression (linear: a ``Dense`` with no activation);
+    ``(N, H, W, K)`` for a per-pixel (segmentation) model; anything else gives None.
 
     Parameters
     ----------
@@ -123,13 +124,29 @@ def model_task(model: keras.Model) -> str | None:
     >>> inputs = keras.Input((None, None, 1))
     >>> model_task(keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)))
     'segmentation'
+    >>> flat = keras.layers.GlobalAveragePooling2D()(inputs)
+    >>> model_task(keras.Model(inputs, keras.layers.Dense(1)(flat)))
+    'regression'
     """
     _validate_model(model)
     task = get_metadata(model).get("task")
     if task:
         return str(task)
     rank = len(model.outputs[0].shape) if len(model.outputs) == 1 else None
-    return {2: "classification", 4: "segmentation"}.get(rank)
+    if rank == 2:  # by the output's activation (QA: a linear regressor was compiled with
+        # sparse cross-entropy: loss 0 and no learning, or TensorFlow's label-range error)
+        return {"linear": "regression", "sigmoid": "multilabel"}.get(
+            _output_activation(model), "classification"
+        )
+    return {4: "segmentation"}.get(rank)
+
+
+def _output_activation(model: keras.Model) -> str | None:
+    """The name of the last layer's activation (``"softmax"``, ``"linear"``), or None."""
+    layer = model.layers[-1] if model.layers else None
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    return getattr(getattr(layer, "activation", None), "__name__", None)
 
 
 def set_metadata(model: keras.Model, **items) -> None:
