@@ -796,3 +796,23 @@ def test_a_1d_or_channels_first_image_gets_a_sciconv_error():
     image = np.zeros((3, 40, 40), np.float32)
     with pytest.raises(InferenceError, match=r"40 channel\(s\).*looks channels-first.*moveaxis"):
         inference.predict_tiled(model, image, progress=False)
+
+
+def test_a_two_output_segmenter_is_refused_early_with_the_way_to_predict_it():
+    """QA: segmenter(instance_output=...) trains, but predict_tiled, predict_instances and
+    receptive_field died in numpy ('inhomogeneous shape') or on 'int + tuple'; the Runner's
+    own message was never reached. One InferenceError first, naming how to predict it."""
+    from sciconv.inference import receptive_field
+
+    model = segmenter((None, None, 1), 2, depth=1, filters=2, instance_output="distance")
+    image = np.zeros((32, 32), np.float32)
+    for call in (
+        lambda: inference.predict_tiled(model, image, progress=False),
+        lambda: inference.predict_tiled(model, image, overlap=8, progress=False),
+        lambda: inference.predict_instances(model, image, progress=False),
+        lambda: receptive_field(model),
+    ):
+        with pytest.raises(InferenceError, match=r"has 2 outputs.*model\.outputs\[0\]"):
+            call()
+    first = keras.Model(model.inputs, model.outputs[0])
+    assert inference.predict_tiled(first, image, progress=False).shape == (32, 32, 2)

@@ -80,3 +80,24 @@ def test_import_sciconv_stays_free_of_keras(tmp_path):
     proc = _fresh(code, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+def test_weights_of_another_model_are_refused_in_a_few_lines(tmp_path):
+    """QA: a .keras whose weights belong to another architecture gave a correct ModelError of
+    9.9 kB, Keras' message quoting whole weight arrays (printed by sciconv predict too)."""
+    import zipfile
+
+    from sciconv.errors import ModelError
+
+    sc.models.segmenter((None, None, 1), 2, depth=2, filters=4).save(tmp_path / "a.keras")
+    sc.models.segmenter((None, None, 1), 2, depth=3, filters=4).save(tmp_path / "b.keras")
+    with (
+        zipfile.ZipFile(tmp_path / "bad.keras", "w") as bad,
+        zipfile.ZipFile(tmp_path / "a.keras") as a,
+        zipfile.ZipFile(tmp_path / "b.keras") as b,
+    ):
+        for name in a.namelist():
+            bad.writestr(name, (b if name == "model.weights.h5" else a).read(name))
+    with pytest.raises(ModelError, match="cannot build the model") as caught:
+        sc.models.load(tmp_path / "bad.keras")
+    assert len(str(caught.value)) < 800 and "bad.keras" in str(caught.value)

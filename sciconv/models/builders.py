@@ -503,7 +503,9 @@ def segmenter(
         Dropout at the bottleneck.
     instance_output : {None, "distance", "boundary"}
         Add a second ``(N, H, W, 1)`` output for instance separation (a distance map or a boundary
-        probability); the model then has two outputs.
+        probability); the model then has two outputs, which ``fit`` trains and ``model.predict``
+        gives; sciconv's predict paths take one-output models (``predict_tiled`` says how to
+        predict the first).
     name : str
         Model name and layer-name prefix: a non-empty str without "/" (Keras refuses it).
 

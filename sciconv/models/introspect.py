@@ -43,6 +43,13 @@ def validate_model(model) -> keras.Model:
             f"model {model.name!r} takes inputs of shape {model.input_shape}; tiled prediction "
             "needs a 2-D image model with input (None, H, W, C)"
         )
+    if len(model.outputs) != 1:  # QA: a segmenter(instance_output=...) met numpy's errors
+        raise InferenceError(
+            f"model {model.name!r} has {len(model.outputs)} outputs; sciconv predicts models "
+            "with one (a segmenter(instance_output=...) trains its second output as a helper "
+            "target): predict its first, keras.Model(model.inputs, model.outputs[0]), or "
+            "call model.predict"
+        )
     return model
 
 
