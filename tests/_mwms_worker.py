@@ -109,6 +109,18 @@ def mirrored(out_json):
         "max_weight_diff": diff,
         "accuracy_mirrored": float(np.mean(np.argmax(double.predict(x, verbose=0), 1) == y)),
     }
+    # a segmenter built in the strategy's scope predicts tile by tile as outside it (QA:
+    # predict_on_batch gave 2 rows for 1 tile, 'not a same-size per-pixel model')
+    import sciconv as sc
+
+    with strat.scope():
+        keras.utils.set_random_seed(SEED)
+        seg = sc.models.segmenter((None, None, 1), 2, depth=1, filters=2)
+    image = np.random.default_rng(SEED).random((40, 48)).astype(np.float32)
+    tiled = sc.inference.predict_tiled(seg, image, progress=False, precision="float32")
+    direct = np.asarray(seg(sc.preprocess.normalize(image)[None, ..., None], training=False))[0]
+    result["tiled_shape"] = list(tiled.shape)
+    result["tiled_vs_direct"] = float(np.max(np.abs(tiled - direct)))
     with open(out_json, "w") as fh:
         json.dump(result, fh)
 

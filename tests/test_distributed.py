@@ -107,6 +107,7 @@ def test_mirrored_two_logical_cpus_matches_one_device(tmp_path):
     # same global batch and seed: same losses and weights as one device, up to float round-off
     np.testing.assert_allclose(mirrored, single, rtol=1e-4, atol=1e-5)
     assert result["max_weight_diff"] < 1e-4
+    assert result["tiled_shape"] == [40, 48, 2] and result["tiled_vs_direct"] < 1e-5
 
 
 @pytest.mark.timeout(240)

@@ -96,12 +96,16 @@ class Runner:
 
     Tiles go through ``predict_on_batch``, whose compiled function is traced once per batch
     shape (all tiles have one size). ``eager=True`` calls the model directly instead: for probes
-    of changing sizes (:func:`receptive_field`), which would otherwise retrace it at every size.
+    of changing sizes (:func:`receptive_field`), which would otherwise retrace it at every size,
+    and for a model built under a multi-replica ``tf.distribute`` strategy.
     """
 
     def __init__(self, model: keras.Model, *, eager: bool = False):
         self.model = model
-        self.eager = eager
+        # a model built under a multi-replica tf.distribute strategy: Keras' predict_on_batch
+        # splits the batch over the replicas and gives 2 rows for 1 (QA, MirroredStrategy)
+        strategy = getattr(model, "distribute_strategy", None)
+        self.eager = eager or getattr(strategy, "num_replicas_in_sync", 1) > 1
         self.lock = threading.Lock()
         self.checked: set = set()
         self.resolved: dict = {}  # precision -> the model run (weights synced once per runner)
