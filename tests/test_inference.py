@@ -401,6 +401,18 @@ def test_fixed_size_model_keeps_its_tile():
     assert s.tile == (32, 32) and s.fixed_size and s.fit_to((10, 10)) is s
     with pytest.raises(InferenceError, match=r"fixed size \(32, 32\); use tile=\(32, 32\)"):
         inference.resolve_settings(model, (100, 100), tile=16, overlap=8)
+    # QA: the auto overlap (twice the receptive field) left a 48 x 64 U-Net no stride, and the
+    # errors' advice went round in a circle; it is capped to leave one, an explicit one is told
+    # the most the fixed tile allows
+    fixed = segmenter((48, 64, 1), depth=3, filters=2)
+    with pytest.warns(SciconvWarning, match=r"as far as the probe reaches .* fixed 48 x 64 input"):
+        s = inference.resolve_settings(fixed, (100, 100), normalize=None)
+    assert s.tile == (48, 64) and s.overlap == 40
+    with pytest.raises(InferenceError, match=r"takes tiles of 48 x 64 only: use overlap <= 40"):
+        inference.resolve_settings(fixed, (100, 100), overlap=64, normalize=None)
+    with pytest.warns(SciconvWarning, match=r"fixed 48 x 64 tiles allow no more"):
+        got = inference.predict_tiled(fixed, np.zeros((100, 100), np.float32), progress=False)
+    assert got.shape == (100, 100, 2)
 
 
 @pytest.mark.parametrize("normalize", ["percentile", "default"])

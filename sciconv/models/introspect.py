@@ -120,10 +120,15 @@ def receptive_field(model: keras.Model, *, max_size: int = 1024, seed: int = 0) 
     """
     result, reach = measure_receptive_field(model, max_size=max_size, seed=seed)
     if reach is not None:
+        fixed = model_fixed_hw(model)
+        why = (
+            f"its fixed {fixed[0]} x {fixed[1]} input (the probe can be no larger)"
+            if fixed
+            else "its receptive field may be global (pooling over the whole image)"
+        )
         warnings.warn(
             f"model {model.name!r}: the output depends on inputs as far as the probe reaches "
-            f"({reach} px); its receptive field may be global (pooling over the whole "
-            "image), so tiles cannot reproduce a whole-image call",
+            f"({reach} px): {why}, so tiles cannot reproduce a whole-image call",
             SciconvWarning,
             stacklevel=2,
         )
