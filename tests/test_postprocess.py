@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.table import Table
@@ -454,6 +456,21 @@ def test_votable_catalog_passes_astropy_validation(tmp_path):
         for name in ("flux_sum", "flux_mean", "flux", "background"):
             assert u.Unit(str(back[name].unit)) == u.Unit(unit), name  # the meaning is kept
         assert str(back["area"].unit) == "pix2" and str(back["ra"].unit) == "deg"
+
+
+def test_votable_catalog_is_valid_against_the_votable_schema(tmp_path):
+    """QA: every HISTORY line became an INFO with ID="HISTORY" (astropy copies the name), and
+    XML IDs must be unique: the VOTable 1.4 schema refused the catalogs strict VO tools read."""
+    from astropy.io import votable
+
+    etree = pytest.importorskip("lxml.etree")
+    table = _electron_table("electron")
+    table.meta["HISTORY"] = ["sciconv prediction with model m.keras", "  tile = 'auto'"]
+    path = postprocess.write_catalog(table, tmp_path / "cat.vot")
+    xsd = Path(votable.__file__).parent / "data" / "VOTable.v1.4.xsd"
+    schema = etree.XMLSchema(etree.parse(str(xsd)))
+    assert schema.validate(etree.parse(str(path))), list(schema.error_log)[:3]
+    assert path.read_text().count('name="HISTORY"') == 2
 
 
 @pytest.mark.parametrize("ext", [".fits", ".ecsv"])

@@ -102,6 +102,26 @@ def test_ellipse_regions_round_trip_through_a_ds9_file(tmp_path, field, with_wcs
         postprocess.write_regions(table, path)
 
 
+def test_regions_of_a_catalog_read_back_from_its_votable_sit_on_its_ra_dec(tmp_path, field):
+    """QA: ellipses were centred on x_weighted only when meta['RADECSRC'] said so, and a
+    VOTable read back by astropy has no meta: regions from it sat up to 2.8 HST pixels off the
+    catalog's own ra/dec."""
+    from astropy.table import Table
+
+    labels = _two_objects()
+    image, wcs, _ = field
+    intensity = np.asarray(image, np.float32)[:40, :50]
+    intensity = intensity + 50.0 * (np.arange(50)[None, :] / 50)  # a gradient: weighted moves
+    table = postprocess.measure(labels, intensity=intensity, wcs=wcs)
+    assert np.abs(table["x_weighted"] - table["x"]).max() > 0.1
+    back = Table.read(postprocess.write_catalog(table, tmp_path / "cat.vot"))
+    assert "RADECSRC" not in back.meta
+    path = postprocess.write_regions(back, tmp_path / "cat.reg", wcs=wcs)
+    for r, row in zip(regions.Regions.read(path, format="ds9"), table, strict=True):
+        assert r.center.ra.deg == pytest.approx(row["ra"], abs=5e-8)  # 8 decimals
+        assert r.center.dec.deg == pytest.approx(row["dec"], abs=5e-8)
+
+
 def test_sky_regions_of_a_large_catalog_show_their_progress(tmp_path, field, capsys):
     """QA: 352,717 sky ellipses took over 14 minutes with no output (about 3 ms an object);
     with progress=True a progress bar counts the objects."""
@@ -211,6 +231,25 @@ def test_polygon_regions_trace_the_outlines(tmp_path):
     path = postprocess.write_regions(reg, tmp_path / "outlines.reg")
     back = regions.Regions.read(path, format="ds9")
     np.testing.assert_allclose(back[1].vertices.x, reg[1].vertices.x, atol=1e-6)
+
+
+def test_casa_region_files_hold_sky_regions_at_full_precision(tmp_path, field):
+    """QA: a pixel .crtf died in a bare UnitConversionError deep in regions (which writes no
+    pixel CRTF); sky ones were rounded to 6 decimals of a degree (HST ellipse axes up to 12.6 %
+    off) and moved from ICRS to FK5 J2000 (24 mas)."""
+    _, wcs, labels = field
+    table = postprocess.measure(labels, wcs=wcs)
+    with pytest.raises(ConfigError, match=r"\.crtf\) hold sky regions only; pass the image's wcs"):
+        postprocess.write_regions(table, tmp_path / "pix.crtf")
+    assert not (tmp_path / "pix.crtf").exists()
+    path = postprocess.write_regions(table, tmp_path / "sky.crtf", wcs=wcs)
+    text = path.read_text()
+    assert "coord=ICRS" in text
+    back = regions.Regions.read(path, format="crtf")
+    ds9 = postprocess.to_regions(table, wcs=wcs)
+    for got, want in zip(back, ds9, strict=True):
+        assert got.center.separation(want.center).arcsec < 1e-4
+        assert got.height.to_value("arcsec") == pytest.approx(want.height.to_value("arcsec"), 1e-4)
 
 
 def test_regions_bad_input(tmp_path):

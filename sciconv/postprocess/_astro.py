@@ -292,7 +292,9 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse", progress:
     rows, labels = _region_rows(catalog_or_labels, wcs=wcs, shape=shape)
     # centre each ellipse where the catalog puts its RA/Dec (flux-weighted when measured so)
     cx, cy = ("x", "y")
-    radecsrc = str(rows.meta.get("RADECSRC", ""))
+    # (a VOTable read back has lost its meta, RADECSRC included: measure's ra/dec then came
+    # from x_weighted whenever it has one; QA, regions up to 2.8 HST pixels off the catalog)
+    radecsrc = str(rows.meta.get("RADECSRC", "x_weighted"))
     if radecsrc.startswith("x_weighted") and "x_weighted" in rows.colnames:
         cx, cy = ("x_weighted", "y_weighted")
     out = []
@@ -371,9 +373,27 @@ def write_regions(
     reg = regions_or_catalog
     if not isinstance(reg, regions.Regions):
         reg = to_regions(reg, wcs=wcs, shape=shape, progress=progress)
+    options = {}
+    if REGION_FORMATS[ext] == "crtf":
+        options = _crtf_options(reg, path, regions)
     with atomic_output(path, overwrite=overwrite) as tmp:
-        reg.write(tmp, format=REGION_FORMATS[ext])
+        reg.write(tmp, format=REGION_FORMATS[ext], **options)
     return path
+
+
+def _crtf_options(reg, path: Path, regions) -> dict:
+    """CRTF writing options: sky regions only (regions writes no pixel CRTF: QA, a bare
+    UnitConversionError), in their own frame (astropy's default turned ICRS into FK5 J2000)
+    with 9 decimals of a degree (6 rounded HST ellipse axes by up to 12.6 %)."""
+    if any(not isinstance(r, regions.SkyRegion) for r in reg):
+        raise ConfigError(
+            f"{path}: CASA region files (.crtf) hold sky regions only; pass the image's wcs= "
+            "(or write pixel regions to a DS9 .reg file)"
+        )
+    frames = {r.center.frame.name for r in reg if hasattr(r, "center")}
+    frames |= {r.vertices.frame.name for r in reg if hasattr(r, "vertices")}
+    frame = frames.pop() if len(frames) == 1 else "icrs"
+    return {"fmt": ".9f", "coordsys": frame if frame in ("icrs", "fk5", "galactic") else "icrs"}
 
 
 # --------------------------------------------------------------------------------------------------

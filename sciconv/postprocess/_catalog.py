@@ -315,11 +315,21 @@ def _votable(table):
                 field.ref = "sciconv_icrs"
     for key, value in table.meta.items():
         if isinstance(value, (str, int, float)):
-            resource.infos.append(tree.Info(name=str(key), value=str(value)))
+            resource.infos.append(_info(str(key), str(value)))
         elif key == "HISTORY" and isinstance(value, list):  # provenance: an INFO per line
             for line in value:
-                resource.infos.append(tree.Info(name="HISTORY", value=str(line)))
+                resource.infos.append(_info("HISTORY", str(line)))
     return votable
+
+
+def _info(name: str, value: str):
+    """An INFO element without the ID astropy copies from its name: XML IDs are unique, and
+    the HISTORY lines repeat theirs (QA: the VOTable 1.4 schema refused every catalog)."""
+    from astropy.io.votable import tree
+
+    info = tree.Info(name=name, value=value)
+    info.ID = None
+    return info
 
 
 def with_provenance(table, history: list[str], *, source=None):
