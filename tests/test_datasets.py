@@ -975,3 +975,40 @@ def test_a_grey_picture_among_colour_ones_is_taken_as_colour(tmp_path):
     io.write(tmp_path / "b" / "band.fits", grey.astype(np.float32))
     with pytest.raises(DatasetError, match="different channel counts"):
         datasets.from_folder(tmp_path, batch_size=8)
+
+
+def test_from_folder_uses_a_linked_file_once_and_skips_macos_archive_folders(tmp_path):
+    """QA: a link beside its target was two files (split between training and validation,
+    once under two classes), and an unzipped archive's __MACOSX folder was taken for a class."""
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            fits.writeto(tmp_path / c / f"{c}{i}.fits", _galaxy(c == "b", i))
+    (tmp_path / "__MACOSX" / "a").mkdir(parents=True)
+    (tmp_path / "a" / "a0_link.fits").symlink_to(tmp_path / "a" / "a0.fits")
+    with pytest.warns(SciconvWarning, match=r"a0_link\.fits.*the same file as .*a0\.fits"):
+        ds = datasets.from_folder(tmp_path, validation_split=None, cache=False)
+    assert ds.class_names == ["a", "b"] and len(ds.file_paths) == 6
+    (tmp_path / "b" / "b_from_a.fits").symlink_to(tmp_path / "a" / "a1.fits")
+    with pytest.raises(DatasetError, match=r"same file as .*a1\.fits.*under class 'b' and 'a'"):
+        datasets.from_folder(tmp_path, validation_split=None, cache=False)
+
+
+def test_catalog_labels_that_are_one_number_or_differ_in_case_are_said(tmp_path):
+    """QA: labels 0, 1, 1.0, 0.0 (a pandas float column joined to another tool's) gave four
+    classes, and Spiral / spiral two, without a word."""
+    (tmp_path / "img").mkdir()
+    rows = ["file,num,kind"]
+    for i in range(8):
+        fits.writeto(tmp_path / "img" / f"g{i}.fits", _galaxy(i % 2, i))
+        rows.append(
+            f"img/g{i}.fits,{['0', '1', '1.0', '0.0'][i % 4]},{['Spiral', 'spiral'][i % 2]}"
+        )
+    (tmp_path / "cat.csv").write_text("\n".join(rows) + "\n")
+    kw = {"path_column": "file", "shuffle": False, "validation_split": None}
+    with pytest.warns(SciconvWarning, match=r"same number are one class \('0' = '0\.0'; '1' = "):
+        ds = datasets.from_catalog(tmp_path / "cat.csv", label_column="num", **kw)
+    assert ds.class_names == ["0", "1"] and _batches(ds)[0][1].tolist() == [0, 1, 1, 0] * 2
+    with pytest.warns(SciconvWarning, match=r"'Spiral' \(4 rows\), 'spiral' \(4 rows\) differ"):
+        ds = datasets.from_catalog(tmp_path / "cat.csv", label_column="kind", **kw)
+    assert ds.class_names == ["Spiral", "spiral"]

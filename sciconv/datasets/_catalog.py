@@ -123,13 +123,51 @@ def _refuse_outside(rows, path_column: str, base: Path, csv_path: Path) -> None:
         )
 
 
+def _same_numbers_one_class(raw: list[str], column: str, csv_path: Path) -> list[str]:
+    """Numeric labels spelled apart (``1`` and ``1.0``: catalogs from pandas, whose column
+    turns float after a NaN, joined to another tool's) made classes of their own (QA: 0, 1,
+    1.0, 0.0 gave 4): the same number is one class, named as its shortest spelling."""
+    try:
+        values = {name: float(name) for name in set(raw)}
+    except ValueError:
+        return raw
+    by_value: dict[float, list[str]] = {}
+    for name, value in values.items():
+        by_value.setdefault(value, []).append(name)
+    merged = {v: sorted(names, key=lambda n: (len(n), n)) for v, names in by_value.items()}
+    merged = {v: names for v, names in merged.items() if len(names) > 1}
+    if not merged:
+        return raw
+    said = "; ".join(" = ".join(repr(n) for n in names) for names in merged.values())
+    warnings.warn(
+        f"{csv_path}: column {column!r}: labels that are the same number are one class ({said})",
+        SciconvWarning,
+        stacklevel=3,
+    )
+    name_of = {n: names[0] for names in merged.values() for n in names}
+    return [name_of.get(name, name) for name in raw]
+
+
 def _warn_label_typos(raw: list[str], lines: list[int], column: str, csv_path: Path) -> None:
     """Warn about a rare class label spelled like a common one (``elliptcal`` beside 300
-    ``elliptical``): it became a class of its own without a word (QA)."""
+    ``elliptical``), and about labels that differ only in case (``Spiral`` and ``spiral``,
+    whatever their counts): each became a class of its own without a word (QA)."""
     import difflib
     from collections import Counter
 
     counts = Counter(raw)
+    folded: dict[str, list[str]] = {}
+    for name in counts:
+        folded.setdefault(name.casefold(), []).append(name)
+    for names in folded.values():
+        if len(names) > 1:
+            listed = ", ".join(f"{n!r} ({counts[n]} rows)" for n in sorted(names))
+            warnings.warn(
+                f"{csv_path}: column {column!r}: classes {listed} differ only in case; each is "
+                "a class of its own: correct the catalog if they are one",
+                SciconvWarning,
+                stacklevel=3,
+            )
     common = [name for name, n in counts.items() if n >= 5]
     for name, n in counts.items():
         if n > 2 or n * 10 > len(raw) or len(name) < 4:  # "Sab" beside "Sa" is a class
@@ -360,6 +398,7 @@ cache, strict
                 bad(ln, label_column, row[label_column], "a class label (empty)")
             raw.append(row[label_column])
         _warn_mostly_numeric(raw, [ln for ln, _, _ in kept], label_column, csv_path)
+        raw = _same_numbers_one_class(raw, label_column, csv_path)
         class_names = class_order(raw)
         if task_defaulted and _looks_continuous(class_names):
             warnings.warn(

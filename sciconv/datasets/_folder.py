@@ -46,7 +46,11 @@ def _scan_class_folders(folder: Path):
         raise DatasetError(
             "not a folder (from_folder expects one sub-folder per class)", path=folder
         )
-    found = {d.name: d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")}
+    found = {
+        d.name: d
+        for d in folder.iterdir()  # an unzipped archive's __MACOSX is never a class
+        if d.is_dir() and not d.name.startswith(".") and d.name != "__MACOSX"
+    }
     class_dirs = [found[name] for name in class_order(found)]  # 2 before 10, as in catalogs
     if not class_dirs:
         raise DatasetError(
@@ -73,7 +77,31 @@ def _scan_class_folders(folder: Path):
             )
         paths.extend(str(p) for p in images)
         labels.extend([c] * len(images))
-    return class_dirs, paths, labels, skipped
+    keep = _once_each(paths, labels, class_dirs, skipped)
+    return class_dirs, [paths[i] for i in keep], [labels[i] for i in keep], skipped
+
+
+def _once_each(paths: list[str], labels: list[int], class_dirs, skipped: list) -> list[int]:
+    """The indices of the files to use: a file reached twice (a link beside its target) once,
+    the others added to ``skipped``; one under two classes is refused (QA: a link and its
+    target fell into the training and validation splits, once under two classes)."""
+    first: dict[str, int] = {}
+    keep = []
+    for i, path in enumerate(paths):
+        key = os.path.realpath(path)
+        j = first.setdefault(key, i)
+        if j == i:
+            keep.append(i)
+        elif labels[j] != labels[i]:
+            raise DatasetError(
+                f"{path} is the same file as {paths[j]} (a link), under class "
+                f"{class_dirs[labels[i]].name!r} and {class_dirs[labels[j]].name!r}: one "
+                "image cannot be both; remove one of them",
+                path=path,
+            )
+        else:
+            skipped.append((path, f"the same file as {paths[j]} (a link): used once"))
+    return keep
 
 
 def from_folder(
