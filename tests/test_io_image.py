@@ -268,3 +268,31 @@ def test_cutout_cuts_an_nddata_uncertainty_like_the_pixels():
     assert isinstance(out.uncertainty, StdDevUncertainty)
     assert out.uncertainty.array.shape == out.data.shape == (32, 40)
     np.testing.assert_array_equal(out.uncertainty.array, np.sqrt(data[10:42, 40:80]))
+
+
+def test_an_nddata_round_trip_keeps_its_own_meta_and_its_whole_wcs():
+    """QA: an NDData's meta dict (not FITS cards) was kept by from_nddata but to_nddata gave
+    {}; a cube's FREQ axis and a long slit's WAVE x OFFSET WCS were dropped silently, and
+    to_ccddata refused the slit ('ra/dec need a celestial WCS', none asked for)."""
+    from astropy.nddata import NDData
+    from astropy.wcs import WCS
+
+    from sciconv import postprocess
+
+    meta = {"pipeline": {"version": "1.2"}, "observer": "me"}
+    cube = WCS(naxis=3)
+    cube.wcs.ctype = ["RA---TAN", "DEC--TAN", "FREQ"]
+    cube.wcs.cdelt = [-1e-4, 1e-4, 1e6]
+    nd = NDData(np.ones((3, 16, 16)), wcs=cube, meta=meta)
+    img = io.GridImage.from_nddata(nd)
+    assert img.wcs.naxis == 2  # sciconv reads the celestial axes
+    back = img.to_nddata()
+    assert back.meta == meta and list(back.wcs.wcs.ctype) == ["RA---TAN", "DEC--TAN", "FREQ"]
+    slit = WCS(naxis=2)
+    slit.wcs.ctype = ["WAVE", "OFFSET"]
+    slit.wcs.cdelt = [1e-10, 0.1]
+    nd = NDData(np.ones((16, 20)), wcs=slit)
+    assert io.GridImage.from_nddata(nd).wcs is None
+    assert list(io.GridImage.from_nddata(nd).to_nddata().wcs.wcs.ctype) == ["WAVE", "OFFSET"]
+    ccd = postprocess.to_ccddata(np.zeros((16, 20, 2), np.float32), like=nd)
+    assert list(ccd.wcs.wcs.ctype) == ["WAVE", "OFFSET"]

@@ -7,6 +7,7 @@ stages (preprocess, inference, postprocess, viz) unwrap whatever image they are 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -463,7 +464,13 @@ class GridImage:
             plane = plane_history(self.header) if planes == 1 else None
             if plane is not None:  # one plane of it (2-D WCS): its frequency in words
                 meta.add_history(plane)
-        kwargs = dict(mask=mask, wcs=self.wcs, meta=meta, psf=self.meta.get("psf"))
+        wcs = self.wcs
+        if self.meta.get("nddata_meta") is not None:  # an NDData's own meta, as it was given
+            meta = copy.copy(self.meta["nddata_meta"])
+        full = self.meta.get("nddata_wcs")  # its WCS's other axes (spectral, slit), not read
+        if full is not None and getattr(full, "pixel_n_dim", None) == data.ndim:
+            wcs = full
+        kwargs = dict(mask=mask, wcs=wcs, meta=meta, psf=self.meta.get("psf"))
         if ccd:
             return CCDData(
                 data,
@@ -481,8 +488,10 @@ class GridImage:
         set to NaN (as :func:`sciconv.io.read` does, so prediction skips them); ``mask`` (True =
         bad, plus non-finite pixels) and the celestial ``wcs`` are kept; ``meta`` becomes the
         ``header`` when it holds FITS cards; the unit (``meta["unit"]``, ``meta["bunit"]``),
-        uncertainty (``meta["uncertainty"]``), PSF (``meta["psf"]``) and a ``meta`` that is not
-        a header (``meta["nddata_meta"]``) are kept for :meth:`to_nddata`.
+        uncertainty (``meta["uncertainty"]``), PSF (``meta["psf"]``), a ``meta`` that is not
+        a header (``meta["nddata_meta"]``, the dict as given) and a WCS with other axes than
+        the celestial ones sciconv reads (``meta["nddata_wcs"]``: a cube's spectral axis, a
+        slit's) are kept for :meth:`to_nddata`.
 
         Parameters
         ----------
@@ -530,13 +539,16 @@ class GridImage:
         elif wcs is not None and wcs.naxis > 2:
             wcs = wcs.celestial
         meta, header = {}, None
+        if wcs is not nd.wcs:  # the axes sciconv does not read, given back by to_nddata
+            meta["nddata_wcs"] = nd.wcs
         if isinstance(nd.meta, fits.Header):
             header = nd.meta.copy()
         elif nd.meta:
+            meta["nddata_meta"] = nd.meta  # to_nddata gives it back as it was (QA: lost)
             try:
                 header = fits.Header(dict(nd.meta))
             except (ValueError, TypeError, KeyError):
-                meta["nddata_meta"] = nd.meta
+                pass
         if nd.unit is not None:
             try:
                 bunit = nd.unit.to_string("fits")

@@ -412,11 +412,29 @@ def _like_parts(like):
         return like.header, like.wcs, like.mask
     if hasattr(like, "wcs") and hasattr(like, "meta"):  # NDData
         meta = like.meta if isinstance(like.meta, fits.Header) else None
-        return meta, celestial_wcs(like.wcs) if like.wcs is not None else None, like.mask
+        return meta, _product_wcs(like.wcs), like.mask
     raise ConfigError(
         f"like must be a GridImage, an NDData or an astropy.io.fits.Header; got "
         f"{type(like).__name__}"
     )
+
+
+def _product_wcs(wcs):
+    """The WCS a 2-D product of an NDData carries: its celestial part; a 2-D WCS of other axes
+    (a long slit's WAVE x OFFSET) as it is (QA: refused as 'ra/dec need a celestial WCS',
+    though no ra/dec were asked for); none for other axes, with a warning."""
+    if wcs is None:
+        return None
+    if getattr(wcs, "has_celestial", False):
+        return celestial_wcs(wcs)
+    if getattr(wcs, "pixel_n_dim", None) == 2:
+        return wcs
+    warn_caller(
+        f"the WCS's axes {list(getattr(wcs, 'world_axis_physical_types', []))} are not "
+        "celestial and not 2-D: the product is written without a WCS",
+        "sciconv",
+    )
+    return None
 
 
 def to_ccddata(
