@@ -331,6 +331,30 @@ def check_normalization(model, recorded: Any, dataset: Any) -> None:
     )
 
 
+def _check_replica_batches(model, validation_data) -> None:
+    """Refuse validation batches smaller than a multi-replica strategy's replicas: Keras splits
+    each batch over them and one with no image fails deep in TensorFlow (QA: from_pairs' whole
+    validation images of several sizes come one per batch; 'Inputs to operation AddN ...')."""
+    strategy = getattr(model, "distribute_strategy", None)
+    replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
+    if replicas < 2:
+        return
+    try:
+        first = next(iter(validation_data.take(1)))
+    except Exception:  # nothing to look at: Keras will say what it finds
+        return
+    x = first[0] if isinstance(first, (tuple, list)) else first
+    n = x.shape[0]
+    if n is not None and n < replicas:
+        raise ConfigError(
+            f"validation_data comes in batches of {n} but model {model.name!r} trains on "
+            f"{replicas} replicas (tf.distribute), which each need an image of every batch "
+            "(a smaller batch fails inside TensorFlow); from_pairs gives validation images of "
+            "several sizes one by one: make them one size (or batch them by "
+            f"{replicas} or more), or evaluate after fit, outside the strategy"
+        )
+
+
 def check_validation_data(model, validation_data, train=None) -> None:
     """Refuse validation data that is endless (evaluation would never end) or, as a sciconv
     dataset, prepared otherwise than the model's inputs (normalization, input transform,
@@ -360,6 +384,7 @@ def check_validation_data(model, validation_data, train=None) -> None:
                 "validation split from_pairs(..., validation_split=...) returns, or a finite "
                 "dataset"
             )
+    _check_replica_batches(model, validation_data)
     if not hasattr(validation_data, "normalization"):  # arrays or a plain tf.data dataset
         return
     meta = get_metadata(model) if model is not None else {}

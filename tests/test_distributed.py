@@ -108,6 +108,7 @@ def test_mirrored_two_logical_cpus_matches_one_device(tmp_path):
     np.testing.assert_allclose(mirrored, single, rtol=1e-4, atol=1e-5)
     assert result["max_weight_diff"] < 1e-4
     assert result["tiled_shape"] == [40, 48, 2] and result["tiled_vs_direct"] < 1e-5
+    assert "batches of 1 but model 'segmenter' trains on 2 replicas" in result["small_val_batches"]
 
 
 @pytest.mark.timeout(240)
