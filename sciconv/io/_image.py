@@ -406,14 +406,16 @@ class GridImage:
         return GridImage(data, header=header, wcs=wcs, mask=mask, path=self.path, meta=meta)
 
     def to_nddata(self, *, ccd: bool = False):
-        """This image as an :class:`astropy.nddata.NDData` (or ``CCDData``), nothing dropped.
+        """This image as an :class:`astropy.nddata.NDData` (or ``CCDData``).
 
         The pixels go to ``data`` as astropy orders them: ``(H, W)`` for one channel, ``(C, H,
         W)`` for several (the FITS order); ``mask`` (True = bad), ``wcs``, the unit (``BUNIT``,
         or the unit of an NDData the image came from), the uncertainty and PSF of an NDData the
         image came from are carried, and ``meta`` is a copy of the FITS header (an empty dict when
-        there is none): the astropy convention, so ``CCDData.write`` and photutils take it.
-        :meth:`from_nddata` is the inverse.
+        there is none; an NDData's own non-FITS meta as it was): the astropy convention, so
+        ``CCDData.write`` and photutils take it. :meth:`from_nddata` is the inverse, but for the
+        values of masked pixels: sciconv holds them as NaN (the mask says they are bad), so they
+        come back NaN, not as the values the file had.
 
         Parameters
         ----------
