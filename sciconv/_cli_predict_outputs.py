@@ -37,6 +37,15 @@ def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     for p in paths:
         _check_name_length(p)
     existing = [p for p in paths if p.exists()]
+    # a folder where a file product goes is nobody's product: --overwrite deleted it whole,
+    # with what it held (QA); an OME-Zarr store is a folder by format (judged below)
+    folder = next((p for p in existing if p.is_dir() and ".zarr" not in p.name.lower()), None)
+    if folder is not None:
+        raise OutputExistsError(
+            "is a folder where a file product goes: it is never replaced, --overwrite or not; "
+            "move it, or write the products to another folder (--out)",
+            path=folder,
+        )
     foreign = [p for p in existing if _foreign_image(p)]
     if foreign:  # ground truth where a product goes: --overwrite replaced it (QA)
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""

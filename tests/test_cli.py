@@ -659,6 +659,22 @@ def test_predict_never_overwrites_ground_truth_named_as_a_product(capsys, tmp_pa
         assert (out / "a_labels.tif").read_bytes() == truth
 
 
+def test_predict_never_deletes_a_folder_named_as_a_product(capsys, tmp_path, data_dir):
+    """QA: a user's folder at out/a_labels.tif was deleted whole by --overwrite (the check
+    skipped folders, the failed write's clean-up removed it as an 'earlier product')."""
+    import shutil
+
+    image = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
+    shutil.copy(image, tmp_path / "a.tif")
+    keep = tmp_path / "out" / "a_labels.tif" / "precious" / "thesis.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("my thesis")
+    code, _, err = run_cli(capsys, "predict", "pretrained:nuclei", tmp_path / "a.tif",
+                           "--out", tmp_path / "out", "--overwrite", "--quiet")  # fmt: skip
+    assert code == 1 and "is a folder where a file product goes" in err and "a_labels.tif" in err
+    assert keep.read_text() == "my thesis"
+
+
 def test_predict_refuses_products_named_as_their_input(capsys, tmp_path):
     """An OME-Zarr input written back as OME-Zarr into its own folder: NAME.ome.zarr is both;
     it was 'skipped' with exit code 0 and nothing written."""
