@@ -522,3 +522,22 @@ def test_oracle_rejects_errors_that_do_not_name_the_file(tmp_path, monkeypatch):
         monkeypatch.setattr("sciconv.io._read.read_fits", boom)
         with pytest.raises(AssertionError):
             check_read(p)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("hdu", [None, 1, "SCI"])
+def test_a_negative_axis_length_is_refused_not_read_for_ever(tmp_path, hdu):
+    """QA: one card 'NAXIS1 = -5' made read() (and sciconv predict's planning, before
+    --keep-going could help) run for ever, astropy reading on past the HDU, memory growing
+    80 MB/s."""
+    primary = fits.PrimaryHDU(np.ones((8, 8), np.float32))
+    fits.HDUList([primary, fits.ImageHDU(np.ones((8, 8), np.float32), name="SCI")]).writeto(
+        tmp_path / "ok.fits"
+    )
+    raw = (tmp_path / "ok.fits").read_bytes()
+    card = b"NAXIS1  =                    8"
+    bad = raw.replace(card, b"NAXIS1  =                   -5", 1)
+    assert bad != raw
+    (tmp_path / "bad.fits").write_bytes(bad)
+    with pytest.raises(InvalidImageError, match=r"HDU 0 has NAXIS1 = -5, a negative axis length"):
+        io.read(tmp_path / "bad.fits", hdu=hdu)

@@ -88,6 +88,22 @@ def _is_image_hdu(h) -> bool:
     return isinstance(h, image_types) and not isinstance(h, fits.GroupsHDU)
 
 
+class _DamagedAxes(Exception):
+    """A header whose axis lengths cannot be (``NAXIS1 = -5``)."""
+
+
+def _negative_axis(header) -> str | None:
+    """``"NAXISn = v"`` for the first negative axis length of ``header``, else None."""
+    naxis = header_get(header, "NAXIS", 0)
+    if not isinstance(naxis, (int, np.integer)) or isinstance(naxis, bool):
+        return None
+    for n in range(1, min(int(naxis), 999) + 1):
+        value = header_get(header, f"NAXIS{n}")
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value < 0:
+            return f"NAXIS{n} = {int(value)}"
+    return None
+
+
 def _select_hdu(hdul, hdu, path: Path):
     """Return (index, HDU) of the HDU to read: by default the first image HDU with pixels that
     is not an error or mask HDU beside a science one (``IVAR`` before ``IMAGE``), else the first
@@ -98,12 +114,17 @@ def _select_hdu(hdul, hdu, path: Path):
         try:
             for i, h in enumerate(hdul):
                 dims = hdu_dims(h.header)
+                negative = _negative_axis(h.header)
+                if negative is not None:  # astropy would read on for ever past it (QA)
+                    raise _DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
                 if _is_image_hdu(h) and dims and all(d > 0 for d in dims):
                     if _extname(h) not in (*ERROR_EXTNAMES, *MASK_EXTNAMES):
                         return i, h
                     helper = (i, h) if helper is None else helper
                 name = header_get(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
                 seen.append(f"{i}:{type(h).__name__}{'(' + str(name) + ')' if name else ''}")
+        except _DamagedAxes as exc:
+            raise InvalidImageError(f"FITS header is damaged: {exc}", path=path) from None
         except Exception as exc:
             raise InvalidImageError(
                 f"FITS structure is damaged after HDU {len(seen) - 1} ({brief(exc)})",
@@ -118,6 +139,15 @@ def _select_hdu(hdul, hdu, path: Path):
         raise InvalidImageError(
             f"no image HDU with pixels (HDUs: {', '.join(seen) or 'none'})", path=path
         )
+    try:  # the HDUs up to the one asked for, each checked: astropy reads on past a bad one
+        for i, h in enumerate(hdul):
+            negative = _negative_axis(h.header)
+            if negative is not None:
+                raise _DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
+    except _DamagedAxes as exc:
+        raise InvalidImageError(f"FITS header is damaged: {exc}", path=path) from None
+    except Exception:  # a damaged tail: astropy's own lookup below says what it finds
+        pass
     try:
         if isinstance(hdu, tuple):
             key = (hdu[0], int(hdu[1]))
