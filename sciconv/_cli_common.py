@@ -82,6 +82,23 @@ class Parser(argparse.ArgumentParser):
 _lost_stdout: Any = None
 
 
+def resolved(path):
+    """``path`` resolved, or made absolute when it cannot be (a symbolic link loop: Python
+    raises RuntimeError there, which stopped a whole ``--keep-going`` batch; QA): reading it
+    then gives that input its own error.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> resolved(Path("/")) == Path("/")
+    True
+    """
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def say(*parts: Any) -> None:
     """Print progress for the person at the terminal (the CLI is the one place that prints).
 

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sciconv._atomic import recording_writes, refusal_reason, remove_scratch, stops_every_write
-from sciconv._cli_common import EXIT_ERROR, EXIT_OK, error_text
+from sciconv._cli_common import EXIT_ERROR, EXIT_OK, error_text, resolved
 from sciconv._warnings import naming
 from sciconv.errors import ConfigError, SciconvError, WriteError
 
@@ -62,7 +62,7 @@ def is_input_error(exc: BaseException, also: tuple = ()) -> bool:
 
 def _same_file(a, b) -> bool:
     a, b = Path(a), Path(b)
-    return a == b or a.resolve() == b.resolve()
+    return a == b or resolved(a) == resolved(b)
 
 
 def _index_of(exc: SciconvError, paths: Sequence[Path]) -> int | None:

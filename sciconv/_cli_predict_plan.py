@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from sciconv._cli_common import resolved
 from sciconv._cli_predict_batch import differing_setting, records_prediction
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
 
@@ -100,7 +101,7 @@ def _once(paths: list[Path]) -> list[Path]:
     kept: list[Path] = []
     seen: set = set()
     for p in paths:
-        keys = {("path", p.resolve())}
+        keys = {("path", resolved(p))}  # a link loop: the input's own error, later
         try:
             st = os.stat(p)
             keys.add(("inode", st.st_dev, st.st_ino))
@@ -395,13 +396,13 @@ def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path
             catalog_format=args.catalog_format,
         )  # fmt: skip
         mine = {Path(f).resolve() for f in names.values()}
-        if p.resolve() in mine:  # its own product would replace it: never write over an input
+        if resolved(p) in mine:  # its own product would replace it: never write over an input
             raise ConfigError(
                 f"{p}: its products in {args.out} would have the input's own name (NAME.ome.zarr "
                 "for NAME.ome.zarr); write them to another folder (--out)"
             )
         products.update(mine)
-    own = [p for p in paths if p.resolve() in products]
+    own = [p for p in paths if resolved(p) in products]
     foreign = [p for p in own if p.is_file() and not records_prediction(p)]
     if foreign:  # ground truth beside its image (NAME_labels.tif): --overwrite replaced it (QA)
         listed = ", ".join(str(p) for p in foreign[:_LISTED])
@@ -411,7 +412,7 @@ def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path
             f"hold no sciconv prediction (ground truth?): {listed}{more}; they are never "
             "overwritten, --overwrite or not: write the products to another folder (--out)"
         )
-    paths = [p for p in paths if p.resolve() not in products]
+    paths = [p for p in paths if resolved(p) not in products]
     earlier = earlier_products(paths, out=args.out)
     if earlier:
         warnings.warn(
@@ -494,7 +495,7 @@ def earlier_products(paths: Sequence[Path], *, out: Path | None = None) -> list[
         store = ending[:1] == "."  # NAME.ome.zarr: an image in its own right, unless recorded
         if any(q != p for q in stems.get(base, ())) and (not store or records_prediction(p)):
             found.append(p)
-        elif inside is not None and p.resolve().parent == inside and ending[:1] != ".":
+        elif inside is not None and resolved(p).parent == inside and ending[:1] != ".":
             found.append(p)
         elif records_prediction(p):  # NAME.ome.zarr, or a product elsewhere (old_results/)
             found.append(p)

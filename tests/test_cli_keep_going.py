@@ -136,6 +136,19 @@ def test_keep_going_goes_past_a_missing_input(capsys, tmp_path, seg_model, cls_m
     assert _written(tmp_path / "c") == ["predictions.csv"]
 
 
+def test_keep_going_goes_past_a_symbolic_link_loop(capsys, tmp_path, seg_model):
+    """QA: an input that is a link loop (l1 -> l2 -> l1) stopped the whole --keep-going batch
+    with 'unexpected RuntimeError: Symlink loop' before anything was segmented."""
+    inputs = _batch(tmp_path / "in")
+    (tmp_path / "l1.fits").symlink_to(tmp_path / "l2.fits")
+    (tmp_path / "l2.fits").symlink_to(tmp_path / "l1.fits")
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs[0], tmp_path / "l1.fits",
+                           "--out", tmp_path / "o", "--keep-going", "--quiet")  # fmt: skip
+    assert code == 1 and "unexpected" not in err, err
+    assert "1 of 2 inputs failed" in err and "l1.fits" in err
+    assert _written(tmp_path / "o") == _products("a")
+
+
 def test_keep_going_does_not_swallow_usage_errors(capsys, tmp_path, seg_model):
     """A usage error (here a --mask template naming no file) still stops the batch (exit 2).
     (--channel beyond one input's channels is that input's failure: tests/test_cli_batch_runs.py.)

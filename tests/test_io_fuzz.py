@@ -541,3 +541,16 @@ def test_a_negative_axis_length_is_refused_not_read_for_ever(tmp_path, hdu):
     (tmp_path / "bad.fits").write_bytes(bad)
     with pytest.raises(InvalidImageError, match=r"HDU 0 has NAXIS1 = -5, a negative axis length"):
         io.read(tmp_path / "bad.fits", hdu=hdu)
+
+
+def test_a_truncated_mask_file_is_named_with_what_is_wrong(tmp_path):
+    """QA: read(image, mask=<a truncated FITS>) raised numpy's bare TypeError ('buffer is too
+    small'), naming neither file ('unexpected TypeError' in the CLI)."""
+    fits.writeto(tmp_path / "img.fits", np.ones((64, 64), np.float32))
+    fits.writeto(tmp_path / "dq.fits", np.zeros((64, 64), np.int16))
+    raw = (tmp_path / "dq.fits").read_bytes()
+    (tmp_path / "dq_cut.fits").write_bytes(raw[: len(raw) * 2 // 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy's own 'File may have been truncated'
+        with pytest.raises(InvalidImageError, match=r"dq_cut\.fits: truncated file: HDU 0 needs"):
+            io.read(tmp_path / "img.fits", mask=tmp_path / "dq_cut.fits")

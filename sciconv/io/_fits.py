@@ -403,11 +403,21 @@ def read_fits_flags(path: Path, section) -> np.ndarray:
     """The raw flags of a mask file's first image HDU, ``(H, W, C)`` (``section`` applied)."""
     hdul = _open_fits(path)
     try:
-        _, h = _select_hdu(hdul, None, path)
-        raw_shape = tuple(hdu_dims(h.header)[::-1])
+        index, h = _select_hdu(hdul, None, path)
+        dims = hdu_dims(h.header)
+        bitpix = header_get(h.header, "BITPIX")
+        if isinstance(bitpix, int):  # a truncated mask file: said as an image's is (QA)
+            _check_truncated(_pixel_start(hdul, index, h), index, dims, bitpix, path)
+        raw_shape = tuple(dims[::-1])
         roles = _fits_roles(raw_shape, stack=False, path=path)
         ys, xs = section_slices(section, raw_shape[-2], raw_shape[-1], path)
-        return arrange_axes(_flag_values(h, raw_index(roles, ys, xs), path), roles, stack=False)
+        try:
+            flags = _flag_values(h, raw_index(roles, ys, xs), path)
+        except InvalidImageError:
+            raise
+        except Exception as exc:  # not a bare TypeError naming neither file
+            raise InvalidImageError(f"cannot read its flags ({brief(exc)})", path=path) from exc
+        return arrange_axes(flags, roles, stack=False)
     finally:
         hdul.close()
 
