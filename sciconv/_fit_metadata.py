@@ -339,12 +339,13 @@ def _check_replica_batches(model, validation_data) -> None:
     replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
     if replicas < 2:
         return
-    try:
-        first = next(iter(validation_data.take(1)))
+    import tensorflow as tf
+
+    try:  # every batch's size (the last one too: review), a pass over the validation data
+        sizes = validation_data.map(lambda *e: tf.shape(tf.nest.flatten(e)[0])[0])
+        n = min((int(v) for v in sizes.as_numpy_iterator()), default=None)
     except Exception:  # nothing to look at: Keras will say what it finds
         return
-    x = first[0] if isinstance(first, (tuple, list)) else first
-    n = x.shape[0]
     if n is not None and n < replicas:
         raise ConfigError(
             f"validation_data comes in batches of {n} but model {model.name!r} trains on "

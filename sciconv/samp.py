@@ -149,11 +149,15 @@ def _to_file(product: Any, name: str) -> tuple[Path, str]:
             "send needs an astropy Table, an image (GridImage, NDData, numpy array) or a file "
             f"path; got {type(product).__name__}"
         )
+    cards = None
     if io.is_nddata(product):  # its header, unit and whole WCS (SIP) as a GridImage keeps them
+        full = product.wcs
         product = io.GridImage.from_nddata(product)
         data = io.as_array(product, load=True)
+        if getattr(full, "naxis", 2) > 2 and data.ndim == 3 and data.shape[-1] > 1:
+            cards = full.to_header(relax=True)  # a cube's spectral axis too (review)
     like = product if isinstance(product, io.GridImage) else None
-    return io.write(folder / f"{name}.fits", data, like=like), "image"
+    return io.write(folder / f"{name}.fits", data, like=like, header=cards), "image"
 
 
 def send(

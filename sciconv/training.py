@@ -78,7 +78,7 @@ from sciconv.errors import (
 )
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
-from sciconv.models.metadata import get_metadata, model_task
+from sciconv.models.metadata import get_metadata, model_task, output_activation
 from sciconv.runs import best_epoch, read_config, read_log, truncate_log
 
 __all__ = ["default_compile_args", "fit", "read_config"]
@@ -121,8 +121,9 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
     ----------
     model : keras.Model
         A model with sciconv metadata (``task``); a model without it is treated by its output
-        (:func:`sciconv.models.model_task`): ``(N, K)`` as classification, as multi-label with
-        a sigmoid, as regression with a linear activation; ``(N, H, W, K)`` as segmentation.
+        (:func:`sciconv.models.model_task`): ``(N, K)`` as classification (logits, a linear
+        output, with ``from_logits``), as multi-label with a sigmoid, as regression with one
+        linear unit; ``(N, H, W, K)`` as segmentation.
     label_spec : tf.TensorSpec, optional
         Spec of the labels (to tell one-hot from sparse classification labels).
 
@@ -147,6 +148,10 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
             and label_spec.shape.rank == 2
             and label_spec.shape[-1] not in (None, 1)
         )
+        if output_activation(model) == "linear":  # logits (a Dense with no activation)
+            cls = keras.losses.CategoricalCrossentropy if one_hot else None
+            cls = cls or keras.losses.SparseCategoricalCrossentropy
+            return {"loss": cls(from_logits=True), "metrics": ["accuracy"]}
         loss = "categorical_crossentropy" if one_hot else "sparse_categorical_crossentropy"
         return {"loss": loss, "metrics": ["accuracy"]}
     if task == "multilabel":
@@ -283,7 +288,9 @@ def _check_pixel_weights(model, train) -> None:
     bad = [functions[f] for f in losses if ranked and f in functions]
     if bad:
         raise ConfigError(
-            "the training data carry per-pixel weights (masked pixels) but the model was "
+            "the training data carry per-pixel weights (masked pixels, or the padding of images "
+            "smaller than their patches, which mirrors objects labelled background) but the "
+            "model was "
             f"compiled with a sciconv loss function, which Keras cannot weigh per pixel; compile "
             f"with the Loss object instead: loss=sciconv.losses.{bad[0]}()"
         )

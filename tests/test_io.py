@@ -1265,7 +1265,10 @@ def test_one_plane_of_a_cube_names_its_frequency(tmp_path):
     out = fits.getheader(io.write(tmp_path / "r_labels.fits", np.zeros((32, 40)), like=img))
     assert "plane: FREQ = 1400000000 Hz, STOKES = I" in str(out["HISTORY"])
     prob = io.write(tmp_path / "r_prob.fits", np.zeros((32, 40, 2), np.float32), like=img)
-    assert "plane:" not in str(fits.getheader(prob).get("HISTORY", ""))  # two planes: classes
+    prob = fits.getheader(prob)  # the plane's class probabilities: named, no axis 3 (classes)
+    assert "plane: FREQ" in str(prob["HISTORY"]) and "CTYPE3" not in prob
+    cube_prob = io.write(tmp_path / "c_prob.fits", np.zeros((32, 40, 2)), like=cube)
+    assert "plane:" not in str(fits.getheader(cube_prob).get("HISTORY", ""))  # 4 planes: none
 
 
 def test_nodata_makes_a_zero_frame_bad_pixels(tmp_path):
@@ -1400,3 +1403,24 @@ def test_labels_written_like_an_image_do_not_take_its_unit(tmp_path):
     assert "BUNIT" not in fits.getheader(labels) and "BUNIT" not in fits.getheader(mask)
     back = io.write(tmp_path / "back.fits", img.data, like=img)
     assert fits.getheader(back)["BUNIT"] == "adu"
+
+
+def test_a_stokes_cube_written_back_keeps_its_planes_stokes_parameters(tmp_path):
+    """Radio QA: (RA, DEC, FREQ = 1, STOKES = 4) written back labelled its 4 planes with axis
+    3's cards, FREQ: Stokes V read as FREQ = 1.406 GHz, STOKES = I, silently. The axis holding
+    the planes becomes axis 3; the degenerate FREQ is named in a HISTORY line."""
+    header = WCS(tan_header()).to_header()
+    header.update({"CTYPE3": "FREQ", "CRVAL3": 1.4e9, "CDELT3": 2e6, "CRPIX3": 1.0})
+    header.update({"CUNIT3": "Hz", "CTYPE4": "STOKES", "CRVAL4": 1.0, "CDELT4": 1.0})
+    header["CRPIX4"] = 1.0
+    fits.PrimaryHDU(np.ones((4, 1, 32, 40), np.float32), header=header).writeto(tmp_path / "s.fits")
+    img = io.read(tmp_path / "s.fits")
+    assert img.shape == (32, 40, 4)
+    assert io.plane_coordinates(img.channel(3).header)[1][:2] == ("stokes", "V")
+    out = fits.getheader(io.write(tmp_path / "back.fits", img.data, like=img))
+    assert (out["NAXIS"], out["NAXIS3"], out["WCSAXES"], out["CTYPE3"]) == (3, 4, 3, "STOKES")
+    assert "CTYPE4" not in out and "plane: FREQ = 1400000000 Hz" in str(out["HISTORY"])
+    stokes = WCS(out).sub([3]).pixel_to_world_values(np.arange(4))
+    np.testing.assert_array_equal(stokes, [1.0, 2.0, 3.0, 4.0])
+    back = io.read(tmp_path / "back.fits")
+    assert io.plane_coordinates(back.channel(3).header) == [("stokes", "V", None)]

@@ -120,6 +120,11 @@ def test_regions_of_a_catalog_read_back_from_its_votable_sit_on_its_ra_dec(tmp_p
     for r, row in zip(regions.Regions.read(path, format="ds9"), table, strict=True):
         assert r.center.ra.deg == pytest.approx(row["ra"], abs=5e-8)  # 8 decimals
         assert r.center.dec.deg == pytest.approx(row["dec"], abs=5e-8)
+    # a pixel catalog (no ra/dec: a microscopy image's) keeps its geometric centres (review)
+    pixels = postprocess.measure(labels, intensity=intensity)
+    pixels.meta.clear()
+    for r, row in zip(postprocess.to_regions(pixels), pixels, strict=True):
+        assert (r.center.x, r.center.y) == pytest.approx((row["x"], row["y"]))
 
 
 def test_sky_regions_of_a_large_catalog_show_their_progress(tmp_path, field, capsys):
@@ -620,6 +625,9 @@ def test_a_surface_brightness_image_gets_flux_densities_in_jy():
     table = postprocess.measure(labels, intensity=flam, background=0.2)
     assert table["flux_density"].unit == u.erg / u.s / u.cm**2 / u.AA
     assert table["flux_density"][0] == pytest.approx(500 * 0.031**2, rel=1e-5)
+    nd = CCDData(data, unit="MJy/sr", wcs=w)  # an NDData as a GridImage (review)
+    table = postprocess.measure(labels, intensity=nd, background=0.2)
+    assert table["flux_density"][0] == pytest.approx(5e6 * 100 * pixel_sr, rel=1e-5)
     for bunit in ("mag / arcsec2", "adu"):
         plain = GridImage(data[..., None], wcs=w, meta={"bunit": bunit})
         assert "flux_density" not in postprocess.measure(labels, intensity=plain).colnames

@@ -107,6 +107,14 @@ def test_send_an_nddata_keeps_its_unit_header_and_distortion(receiver):
     sent = fits.getheader(got[0][1]["url"].removeprefix("file://"))
     assert sent["CTYPE1"] == "RA---TAN-SIP" and sent["A_2_0"] == 1e-5
     assert (sent["BUNIT"], sent["OBJECT"], sent["EXPTIME"]) == ("electron / s", "M31", 30.0)
+    cube = WCS(naxis=3)  # a cube keeps its spectral axis (review)
+    cube.wcs.ctype = ["RA---TAN", "DEC--TAN", "FREQ"]
+    cube.wcs.cdelt = [-1e-4, 1e-4, 1e6]
+    arrived.clear()
+    samp.send(NDData(np.ones((3, 4, 5)), wcs=cube), name="cube", hub_params=server.params)
+    assert arrived.wait(5)
+    sent = fits.getheader(got[-1][1]["url"].removeprefix("file://"))
+    assert (sent["NAXIS3"], sent["CTYPE3"]) == (3, "FREQ")
 
 
 def test_send_bad_input(tmp_path):

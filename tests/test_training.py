@@ -703,3 +703,20 @@ def test_auto_verbosity_writes_plain_lines_off_a_terminal(capsys):
     out = capsys.readouterr().out
     assert "Epoch 2/2" in out and "loss" in out
     assert not any(c in out for c in ("\x1b", "\r", "\b"))
+
+
+def test_a_plain_keras_model_is_compiled_for_what_its_output_is():
+    """QA: a linear Dense(1) regressor was compiled with sparse cross-entropy (loss 0, no
+    learning); review: a Dense(K) logits classifier must stay a classifier, from logits."""
+    inputs = keras.Input((8, 8, 1))
+    flat = keras.layers.Flatten()(inputs)
+    regressor_ = keras.Model(inputs, keras.layers.Dense(1)(flat))
+    assert sc.models.model_task(regressor_) == "regression"
+    assert default_compile_args(regressor_)["loss"] == "mse"
+    logits = keras.Model(inputs, keras.layers.Dense(3)(flat))
+    loss = default_compile_args(logits)["loss"]
+    assert sc.models.model_task(logits) == "classification" and loss.get_config()["from_logits"]
+    probs = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(flat))
+    assert default_compile_args(probs)["loss"] == "sparse_categorical_crossentropy"
+    multi = keras.Model(inputs, keras.layers.Dense(4, activation="sigmoid")(flat))
+    assert sc.models.model_task(multi) == "multilabel"

@@ -12,6 +12,7 @@ from sciconv.datasets._images import build_image_datasets
 from sciconv.datasets._pipelines import attach
 from sciconv.errors import DatasetError
 from sciconv.io import list_images
+from sciconv.io._common import warn_caller
 from sciconv.preprocess import NormSpec
 
 
@@ -77,14 +78,14 @@ def _scan_class_folders(folder: Path):
             )
         paths.extend(str(p) for p in images)
         labels.extend([c] * len(images))
-    keep = _once_each(paths, labels, class_dirs, skipped)
+    keep = _once_each(paths, labels, class_dirs)
     return class_dirs, [paths[i] for i in keep], [labels[i] for i in keep], skipped
 
 
-def _once_each(paths: list[str], labels: list[int], class_dirs, skipped: list) -> list[int]:
+def _once_each(paths: list[str], labels: list[int], class_dirs) -> list[int]:
     """The indices of the files to use: a file reached twice (a link beside its target) once,
-    the others added to ``skipped``; one under two classes is refused (QA: a link and its
-    target fell into the training and validation splits, once under two classes)."""
+    with a warning; one under two classes is refused (QA: a link and its target fell into the
+    training and validation splits, once under two classes)."""
     first: dict[str, int] = {}
     keep = []
     for i, path in enumerate(paths):
@@ -99,8 +100,8 @@ def _once_each(paths: list[str], labels: list[int], class_dirs, skipped: list) -
                 "image cannot be both; remove one of them",
                 path=path,
             )
-        else:
-            skipped.append((path, f"the same file as {paths[j]} (a link): used once"))
+        else:  # said, not 'skipped' as unreadable (strict=True refused a valid set: review)
+            warn_caller(f"{path} is the same file as {paths[j]} (a link): used once", "sciconv")
     return keep
 
 

@@ -146,7 +146,10 @@ def build_image_datasets(
         else:
             cache_file = None
             if isinstance(cache, Path):
-                fp = fingerprint(sub_paths, recorded, size, policy, task, channels, labels=y)
+                # whole images are cached for random crops, windows otherwise (review: a cache
+                # made with one augment= was read back by the other)
+                whole = bool(training and aug is not None and aug.get("crop", True))
+                fp = fingerprint(sub_paths, recorded, size, policy, task, channels, whole, labels=y)
                 cache_file = f"{cache}.{fp}.{'train' if training else 'val'}"
             ds = lazy_pipeline(
                 sub_paths,

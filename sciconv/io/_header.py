@@ -264,22 +264,20 @@ def _shift_reference_pixels(header, y0: int, x0: int) -> None:
 _PLANE_AXIS_KEY = re.compile(r"^(CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CNAME|CRDER|CSYER)([3-9])$")
 
 
-def plane_axis_cards(header) -> dict:
-    """The WCS cards of FITS axes 3 and beyond (a cube's spectral or Stokes axis), with their
-    diagonal PC term; the celestial WCS written from ``GridImage.wcs`` has only axes 1-2, in
-    the PC form, so a ``CDn_n`` is kept as ``CDELTn`` (beside ``PCi_j`` wcslib ignores it)."""
+def _axis_cards(header, n: int, out: int) -> dict:
+    """The WCS cards of FITS axis ``n`` renumbered as axis ``out``, with its diagonal PC term;
+    the celestial WCS written from ``GridImage.wcs`` has only axes 1-2, in the PC form, so a
+    ``CDn_n`` is kept as ``CDELTout`` (beside ``PCi_j`` wcslib ignores it)."""
     kept = {}
-    for card in header.cards:
-        m = _PLANE_AXIS_KEY.match(card.keyword)
-        if m:
-            n = m.group(2)
-            if m.group(1) == "CDELT" and f"CD{n}_{n}" in header:
-                continue  # the CD matrix's term is the increment
-            kept[card.keyword] = (card.value, card.comment)
-            if f"PC{n}_{n}" in header:
-                kept[f"PC{n}_{n}"] = (header[f"PC{n}_{n}"], header.comments[f"PC{n}_{n}"])
-            if f"CD{n}_{n}" in header:
-                kept[f"CDELT{n}"] = (header[f"CD{n}_{n}"], header.comments[f"CD{n}_{n}"])
+    for key in ("CTYPE", "CRPIX", "CRVAL", "CUNIT", "CNAME", "CRDER", "CSYER"):
+        if f"{key}{n}" in header:
+            kept[f"{key}{out}"] = (header[f"{key}{n}"], header.comments[f"{key}{n}"])
+    if f"CD{n}_{n}" in header:  # the CD matrix's term is the increment
+        kept[f"CDELT{out}"] = (header[f"CD{n}_{n}"], header.comments[f"CD{n}_{n}"])
+    else:
+        for key in (f"CDELT{n}", f"PC{n}_{n}"):
+            if key in header:
+                kept[key.replace(str(n), str(out))] = (header[key], header.comments[key])
     return kept
 
 
@@ -294,22 +292,32 @@ def _plane_sizes(header) -> dict[int, int]:
 
 
 def kept_plane_cards(header, planes: int) -> dict:
-    """:func:`plane_axis_cards` when the FITS axes 3 and beyond of ``header`` hold exactly
-    ``planes`` > 1 planes, else none: a cube written back describes the same spectral/Stokes
-    coordinates, any other product (labels of all channels at once) does not. One plane
-    (a radio map's degenerate FREQ/STOKES axes, :func:`single_plane_header`) gets none either:
-    with ``NAXIS = 2`` and ``WCSAXES = 3`` astropy's ``WCS.spectral`` and ``sub`` raise
-    ``IndexError`` and ``pixel_to_world(x, y)`` wants a third pixel (products say the plane's
-    coordinates in a HISTORY line and their catalogs in columns instead)."""
+    """The WCS cards of the FITS axis that holds the ``planes`` > 1 planes of ``header``'s
+    cube, as axis 3 (where a cube written back has them), else none: a cube written back
+    describes the same spectral/Stokes coordinates, any other product (labels of all channels
+    at once) does not. Its degenerate axes (a STOKES = 1 beside the planes; FREQ = 1 beside
+    four Stokes planes) are left out, named in a HISTORY line (:func:`plane_history`): copied
+    with their own numbers they labelled Stokes V as a frequency (radio QA); kept after it
+    (``WCSAXES`` > ``NAXIS``) astropy's ``WCS.sub`` raises ``IndexError``. One plane (a radio
+    map's degenerate axes, :func:`single_plane_header`) gets none either: products say the
+    plane's coordinates in a HISTORY line and their catalogs in columns instead."""
     if header is None or planes < 2:
         return {}
-    return plane_axis_cards(header) if math.prod(_plane_sizes(header).values()) == planes else {}
+    sizes = _plane_sizes(header)
+    live = [n for n, size in sizes.items() if size == planes]
+    if math.prod(sizes.values()) != planes or len(live) != 1:
+        return {}
+    return _axis_cards(header, live[0], 3)
 
 
 def plane_history(header) -> str | None:
-    """The HISTORY line naming the world coordinates of a one-plane image's spectral/Stokes
-    axes (``"plane: FREQ = 1.402e+09 Hz, STOKES = I"``), None when it has none."""
-    coords = plane_coordinates(header)
+    """The HISTORY line naming the world coordinates of a header's degenerate spectral/Stokes
+    axes (one plane's: ``"plane: FREQ = 1.402e+09 Hz, STOKES = I"``; a Stokes cube's FREQ),
+    None when it has none."""
+    if header is None:
+        return None
+    sizes = _plane_sizes(header)
+    coords = _axis_coordinates(header, [n for n in range(3, 10) if sizes.get(n, 1) == 1])
     if not coords:
         return None
     parts = [
@@ -384,10 +392,15 @@ def plane_coordinates(header) -> list[tuple[str, object, object]]:
     """
     if header is None or math.prod(_plane_sizes(header).values()) != 1:
         return []
+    return _axis_coordinates(header, range(3, 10))
+
+
+def _axis_coordinates(header, axes) -> list[tuple[str, object, object]]:
+    """:func:`plane_coordinates`' entries for the FITS ``axes`` of ``header`` (at pixel 1)."""
     from astropy.wcs import WCS
 
     found = []
-    for n in range(3, 10):
+    for n in axes:
         ctype = header_get(header, f"CTYPE{n}")
         if not isinstance(ctype, str) or not ctype.strip():
             continue

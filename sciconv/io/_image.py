@@ -20,6 +20,7 @@ import numpy as np
 
 from sciconv.errors import ConfigError
 from sciconv.io._header import (
+    header_get,
     kept_plane_cards,
     plane_history,
     replace_wcs_cards,
@@ -276,7 +277,7 @@ class GridImage:
         """
         bunit = self.meta.get("bunit")
         if not bunit and self.header is not None:  # GridImage(pixels, header=...): its BUNIT
-            bunit = self.header.get("BUNIT")
+            bunit = header_get(self.header, "BUNIT")  # an unparsable card: none (review)
             bunit = bunit.strip() if isinstance(bunit, str) else None
         if self.meta.get("unit") is None and bunit:
             cached = self.__dict__.get("_read_bunit")  # read once: an unreadable one warns once
@@ -470,7 +471,8 @@ class GridImage:
         if self.meta.get("nddata_meta") is not None:  # an NDData's own meta, as it was given
             meta = copy.copy(self.meta["nddata_meta"])
         full = self.meta.get("nddata_wcs")  # its WCS's other axes (spectral, slit), not read
-        if full is not None and getattr(full, "pixel_n_dim", None) == data.ndim:
+        same = self.meta.get("nddata_shape") == tuple(self.shape)  # not a cutout of it (review)
+        if full is not None and same and getattr(full, "pixel_n_dim", None) == data.ndim:
             wcs = full
         kwargs = dict(mask=mask, wcs=wcs, meta=meta, psf=self.meta.get("psf"))
         if ccd:
@@ -542,7 +544,7 @@ class GridImage:
             wcs = wcs.celestial
         meta, header = {}, None
         if wcs is not nd.wcs:  # the axes sciconv does not read, given back by to_nddata
-            meta["nddata_wcs"] = nd.wcs
+            meta["nddata_wcs"], meta["nddata_shape"] = nd.wcs, tuple(data.shape)
         if isinstance(nd.meta, fits.Header):
             header = nd.meta.copy()
         elif nd.meta:

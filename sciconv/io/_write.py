@@ -169,7 +169,8 @@ def output_header(
             raise ConfigError(f"invalid header card ({brief(exc)})", path=path) from exc
         out = strip_structural(out)
     out.add_history(f"Written by sciconv {sciconv.__version__}")
-    plane = plane_history(like.header) if isinstance(like, GridImage) and planes == 1 else None
+    # (its class probabilities too: review; a header of several planes names none)
+    plane = plane_history(like.header) if isinstance(like, GridImage) else None
     if plane is not None:  # which plane of a cube (its frequency, velocity, Stokes)
         out.add_history(plane)
     for line in history:

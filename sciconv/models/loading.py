@@ -316,6 +316,9 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
         hint = "" if not compile else " (try compile=False if a custom loss or metric is missing)"
         # its first lines: Keras quotes whole weight arrays on a shape mismatch (QA: 9.9 kB)
         said = " ".join([line[:200] for line in str(err).split("\n") if line.strip()][:2])
+        cause = _innermost(err)  # the reason, which Keras' outer message may only wrap (review)
+        if cause and cause not in said:
+            said += f" (cause: {cause})"
         raise ModelError(
             f"cannot build the model: {type(err).__name__}: {said}{hint}", path=path
         ) from err

@@ -104,8 +104,8 @@ def get_metadata(model: keras.Model) -> dict:
 def model_task(model: keras.Model) -> str | None:
     """The model's task: the recorded ``"task"``, else guessed from a plain Keras model's output.
 
-    An output ``(N, K)`` is taken for a classification (softmax or any other activation), a
-    multi-label one (sigmoid) or a regression (linear: a ``Dense`` with no activation);
+    An output ``(N, K)`` is taken for a classification (softmax, or logits: a linear one of
+    several units), a multi-label one (sigmoid) or a regression (one linear unit);
     ``(N, H, W, K)`` for a per-pixel (segmentation) model; anything else gives None.
 
     Parameters
@@ -134,14 +134,16 @@ def model_task(model: keras.Model) -> str | None:
         return str(task)
     rank = len(model.outputs[0].shape) if len(model.outputs) == 1 else None
     if rank == 2:  # by the output's activation (QA: a linear regressor was compiled with
-        # sparse cross-entropy: loss 0 and no learning, or TensorFlow's label-range error)
-        return {"linear": "regression", "sigmoid": "multilabel"}.get(
-            _output_activation(model), "classification"
-        )
+        # sparse cross-entropy: loss 0 and no learning, or TensorFlow's label-range error);
+        # a linear output of several units is a classifier's logits (review)
+        activation = output_activation(model)
+        if activation == "linear" and model.outputs[0].shape[-1] == 1:
+            return "regression"
+        return "multilabel" if activation == "sigmoid" else "classification"
     return {4: "segmentation"}.get(rank)
 
 
-def _output_activation(model: keras.Model) -> str | None:
+def output_activation(model: keras.Model) -> str | None:
     """The name of the last layer's activation (``"softmax"``, ``"linear"``), or None."""
     layer = model.layers[-1] if model.layers else None
     if type(layer).__name__ == "Softmax":

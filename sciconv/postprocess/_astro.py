@@ -294,7 +294,8 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse", progress:
     cx, cy = ("x", "y")
     # (a VOTable read back has lost its meta, RADECSRC included: measure's ra/dec then came
     # from x_weighted whenever it has one; QA, regions up to 2.8 HST pixels off the catalog)
-    radecsrc = str(rows.meta.get("RADECSRC", "x_weighted"))
+    # (a pixel catalog, no ra/dec, keeps its geometric centres: review)
+    radecsrc = str(rows.meta.get("RADECSRC", "x_weighted" if "ra" in rows.colnames else "x"))
     if radecsrc.startswith("x_weighted") and "x_weighted" in rows.colnames:
         cx, cy = ("x_weighted", "y_weighted")
     out = []

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from sciconv.io import GridImage, image_pixel_scale
+from sciconv.io import GridImage, image_pixel_scale, is_nddata
 
 __all__ = ["add_beam_columns", "add_surface_brightness_columns", "beam_pixels"]
 
@@ -39,13 +39,11 @@ def beam_pixels(image) -> float | None:
     >>> round(beam_pixels(img), 3)
     10.198
     """
-    if not isinstance(image, GridImage) or image.header is None:
-        return None
-    unit = image.unit
-    if unit is None or "beam" not in {str(b) for b in getattr(unit, "bases", ())}:
+    unit, header = _unit_and_header(image)
+    if header is None or unit is None or "beam" not in {str(b) for b in unit.bases}:
         return None
     try:
-        bmaj, bmin = float(image.header["BMAJ"]), float(image.header["BMIN"])
+        bmaj, bmin = float(header["BMAJ"]), float(header["BMIN"])
     except (KeyError, TypeError, ValueError):
         return None
     scale = image_pixel_scale(image)
@@ -53,6 +51,20 @@ def beam_pixels(image) -> float | None:
         return None
     area = math.pi / (4 * math.log(2)) * bmaj * bmin * 3600.0**2  # arcsec^2
     return area / scale.area
+
+
+def _unit_and_header(image):
+    """(astropy unit or None, header-like or None) of a GridImage or an NDData / CCDData (its
+    ``meta``; review: NDData maps got no flux_density), else (None, None)."""
+    from astropy import units as u
+
+    if isinstance(image, GridImage):
+        unit, header = image.unit, image.header
+    elif is_nddata(image):
+        unit, header = image.unit, image.meta
+    else:
+        return None, None
+    return (None if unit is None else u.Unit(unit)), header
 
 
 def add_beam_columns(table, image):
@@ -128,7 +140,7 @@ def add_surface_brightness_columns(table, image):
     """
     from astropy import units as u
 
-    unit = getattr(image, "unit", None) if isinstance(image, GridImage) else None
+    unit, _ = _unit_and_header(image)
     angle = None if unit is None else _solid_angle_part(u.Unit(unit))
     source = "flux" if "flux" in table.colnames else "flux_sum"
     scale = image_pixel_scale(image) if angle is not None else None

@@ -3,7 +3,9 @@ frequency, velocity or Stokes parameter of a cube's plane."""
 
 from __future__ import annotations
 
-from sciconv.io import GridImage, image_pixel_scale, plane_coordinates
+import numpy as np
+
+from sciconv.io import GridImage, image_pixel_scale, is_nddata, plane_coordinates
 from sciconv.postprocess._beam import add_beam_columns, add_surface_brightness_columns
 from sciconv.postprocess._physical import add_physical_columns
 
@@ -44,12 +46,16 @@ def add_plane_columns(table, image):
     >>> t["vrad"].tolist(), str(t["vrad"].unit)
     ([1000.0, 1000.0], 'm / s')
     """
-    if not isinstance(image, GridImage):
+    if isinstance(image, GridImage):
+        header = image.header
+    elif is_nddata(image):  # its meta, a FITS header (radio QA: NDData lost the columns)
+        header = image.meta
+    else:
         return table
-    for name, value, unit in plane_coordinates(image.header):
+    for name, value, unit in plane_coordinates(header):
         if name in table.colnames:
             continue
-        table[name] = [value] * len(table)
+        table[name] = np.full(len(table), value)  # its type with no rows too (radio QA)
         if unit is not None and str(unit):
             table[name].unit = unit
         table[name].description = f"world coordinate of the image's {name.upper()} axis"
