@@ -7,7 +7,7 @@ import pytest
 from astropy import units as u
 from astropy.nddata import CCDData, NDData
 
-from sciconv import postprocess
+from sciconv import io, postprocess
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import GridImage
 
@@ -631,3 +631,39 @@ def test_a_surface_brightness_image_gets_flux_densities_in_jy():
     for bunit in ("mag / arcsec2", "adu"):
         plain = GridImage(data[..., None], wcs=w, meta={"bunit": bunit})
         assert "flux_density" not in postprocess.measure(labels, intensity=plain).colnames
+
+
+def test_radio_cube_planes_take_their_own_beam_and_maps_per_pixel_sum_to_jy(tmp_path):
+    """Radio QA: a CASA cube's BEAMS table was not read (a channel with a 1.4x larger beam got
+    flux densities 1.83x too bright with the representative BMAJ; none at all without it); a
+    Jy/beam map without a beam lost flux_density silently; Jy/pixel sums stayed 'Jy / pix'."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    w.wcs.cdelt = [-1.5 / 3600, 1.5 / 3600]
+    header = w.to_header()
+    header.update({"CTYPE3": "FREQ", "CRVAL3": 1.4e9, "CDELT3": 1e6, "CRPIX3": 1.0})
+    header.update({"BUNIT": "JY/BEAM", "BMAJ": 9 / 3600, "BMIN": 6 / 3600, "CASAMBM": True})
+    beams = fits.BinTableHDU.from_columns([
+        fits.Column(name="BMAJ", format="E", unit="arcsec", array=[9.0, 10.0, 12.6]),
+        fits.Column(name="BMIN", format="E", unit="arcsec", array=[6.0, 7.0, 8.4]),
+        fits.Column(name="BPA", format="E", unit="deg", array=[0.0, 0.0, 0.0]),
+        fits.Column(name="CHAN", format="J", array=[0, 1, 2]),
+        fits.Column(name="POL", format="J", array=[0, 0, 0])], name="BEAMS")  # fmt: skip
+    cube = np.ones((3, 40, 40), np.float32)
+    fits.HDUList([fits.PrimaryHDU(cube, header=header), beams]).writeto(tmp_path / "mb.fits")
+    labels = np.zeros((40, 40), np.int32)
+    labels[10:30, 10:30] = 1
+    img = io.read(tmp_path / "mb.fits")
+    for k, (bmaj, bmin) in enumerate([(9.0, 6.0), (10.0, 7.0), (12.6, 8.4)]):
+        table = postprocess.measure(labels, intensity=img.channel(k))
+        beam = np.pi / (4 * np.log(2)) * bmaj * bmin / 1.5**2
+        assert table["flux_density"][0] == pytest.approx(400 / beam, rel=1e-4), k
+    plain = GridImage(cube[0][..., None], wcs=w, meta={"bunit": "JY/BEAM"})
+    with pytest.warns(SciconvWarning, match=r"no restoring beam .* no flux_density"):
+        assert "flux_density" not in postprocess.measure(labels, intensity=plain).colnames
+    per_pixel = GridImage(cube[0][..., None], wcs=w, meta={"bunit": "Jy/pixel"})
+    table = postprocess.measure(labels, intensity=per_pixel)
+    assert table["flux_density"][0] == 400.0 and table["flux_density"].unit == u.Jy

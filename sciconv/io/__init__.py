@@ -60,6 +60,7 @@ Examples
 #   _image    GridImage, LazyImage, as_array (what every stage takes)
 #   _mapped   memory-mapped files read window by window without pages piling up in memory
 #   _files    file kinds, image_stem, list_images, pair_by_stem
+#   _beams    radio cubes' restoring beam per plane (CASA's BEAMS table)
 #   _fits     the one FITS decoder and its fast path for plain files
 #   _tiff, _png   TIFF (tifffile), PNG/JPEG (Pillow, plus the 16-bit colour PNG codec)
 #   _masks    bad-pixel masks: DQ/MASK HDUs, mask files, astropy bit flags

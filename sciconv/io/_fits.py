@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError
+from sciconv.io._beams import plane_beams
 from sciconv.io._common import (
     ROLE_C,
     ROLE_N,
@@ -51,12 +52,14 @@ from sciconv.io._fits_errors import (
 )
 from sciconv.io._header import (
     UNPARSABLE,
+    DamagedAxes,
     fits_wcs,
     hdu_dims,
     header_get,
     header_number,
     inherit_cards,
     layout_conflict,
+    negative_axis,
     slice_wcs,
 )
 from sciconv.io._image import GridImage, LazyImage
@@ -88,22 +91,6 @@ def _is_image_hdu(h) -> bool:
     return isinstance(h, image_types) and not isinstance(h, fits.GroupsHDU)
 
 
-class _DamagedAxes(Exception):
-    """A header whose axis lengths cannot be (``NAXIS1 = -5``)."""
-
-
-def _negative_axis(header) -> str | None:
-    """``"NAXISn = v"`` for the first negative axis length of ``header``, else None."""
-    naxis = header_get(header, "NAXIS", 0)
-    if not isinstance(naxis, (int, np.integer)) or isinstance(naxis, bool):
-        return None
-    for n in range(1, min(int(naxis), 999) + 1):
-        value = header_get(header, f"NAXIS{n}")
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value < 0:
-            return f"NAXIS{n} = {int(value)}"
-    return None
-
-
 def _select_hdu(hdul, hdu, path: Path):
     """Return (index, HDU) of the HDU to read: by default the first image HDU with pixels that
     is not an error or mask HDU beside a science one (``IVAR`` before ``IMAGE``), else the first
@@ -114,16 +101,16 @@ def _select_hdu(hdul, hdu, path: Path):
         try:
             for i, h in enumerate(hdul):
                 dims = hdu_dims(h.header)
-                negative = _negative_axis(h.header)
+                negative = negative_axis(h.header)
                 if negative is not None:  # astropy would read on for ever past it (QA)
-                    raise _DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
+                    raise DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
                 if _is_image_hdu(h) and dims and all(d > 0 for d in dims):
                     if _extname(h) not in (*ERROR_EXTNAMES, *MASK_EXTNAMES):
                         return i, h
                     helper = (i, h) if helper is None else helper
                 name = header_get(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
                 seen.append(f"{i}:{type(h).__name__}{'(' + str(name) + ')' if name else ''}")
-        except _DamagedAxes as exc:
+        except DamagedAxes as exc:
             raise InvalidImageError(f"FITS header is damaged: {exc}", path=path) from None
         except Exception as exc:
             raise InvalidImageError(
@@ -141,10 +128,10 @@ def _select_hdu(hdul, hdu, path: Path):
         )
     try:  # the HDUs up to the one asked for, each checked: astropy reads on past a bad one
         for i, h in enumerate(hdul):
-            negative = _negative_axis(h.header)
+            negative = negative_axis(h.header)
             if negative is not None:
-                raise _DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
-    except _DamagedAxes as exc:
+                raise DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
+    except DamagedAxes as exc:
         raise InvalidImageError(f"FITS header is damaged: {exc}", path=path) from None
     except Exception:  # a damaged tail: astropy's own lookup below says what it finds
         pass
@@ -460,6 +447,9 @@ def read_fits(
         if section is not None:
             wcs, header = slice_wcs(wcs, header, ys, xs)
         meta = _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling)
+        beams = None if pixels_only else plane_beams(hdul, header)
+        if beams is not None:  # a CASA cube's restoring beam per plane (radio QA)
+            meta["beams"] = beams
         found = _find_mask_hdu(hdul, index, h, mask_hdu, dims, path)
         bad_at = None
         if found is not None:

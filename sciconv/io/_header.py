@@ -50,6 +50,23 @@ def hdu_dims(header) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
+class DamagedAxes(Exception):
+    """A header whose axis lengths cannot be (``NAXIS1 = -5``)."""
+
+
+def negative_axis(header) -> str | None:
+    """``"NAXISn = v"`` for the first negative axis length of ``header``, else None (astropy
+    reads on past such an HDU for ever: QA)."""
+    naxis = header_get(header, "NAXIS", 0)
+    if not isinstance(naxis, (int, np.integer)) or isinstance(naxis, bool):
+        return None
+    for n in range(1, min(int(naxis), 999) + 1):
+        value = header_get(header, f"NAXIS{n}")
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value < 0:
+            return f"NAXIS{n} = {int(value)}"
+    return None
+
+
 def layout_conflict(header) -> str | None:
     """What is wrong when BITPIX, NAXIS or an NAXISn card repeats with another value, else None.
 
@@ -327,11 +344,12 @@ def plane_history(header) -> str | None:
     return "plane: " + ", ".join(parts) + " (the input's axes 3+)"
 
 
-def single_plane_header(header, k: int, planes: int):
+def single_plane_header(header, k: int, planes: int, beams=None):
     """The header of plane ``k`` of a cube whose ``planes`` planes lie on one FITS axis n >= 3:
     that axis becomes degenerate (``NAXISn = 1``, ``CRPIXn`` and its alternates' shifted by
-    ``k``), so the plane's products keep its frequency, velocity or Stokes parameter. Any other
-    header (no such axis, None) is returned as it is."""
+    ``k``), so the plane's products keep its frequency, velocity or Stokes parameter; with
+    ``beams`` (:func:`sciconv.io._beams.plane_beams`, one per plane) its ``BMAJ``/``BMIN``/
+    ``BPA`` are the plane's own. Any other header (no such axis, None) is returned as it is."""
     if header is None or planes < 2:
         return header
     sizes = _plane_sizes(header)
@@ -341,6 +359,8 @@ def single_plane_header(header, k: int, planes: int):
     n = axes[0]
     header = header.copy()
     header[f"NAXIS{n}"] = 1
+    if beams is not None and len(beams) == planes:  # its own restoring beam (a BEAMS table)
+        header["BMAJ"], header["BMIN"], header["BPA"] = (float(v) for v in beams[k])
     for key in [key for key in header.keys() if re.fullmatch(rf"CRPIX{n}[A-Z]?", key)]:
         if is_number(header[key]):
             header[key] = float(header[key]) - k

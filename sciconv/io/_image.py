@@ -353,7 +353,8 @@ class GridImage:
         names = meta.get("channel_names")
         if isinstance(names, (list, tuple)) and len(names) == n:
             meta["channel_names"] = [names[k]]
-        header = single_plane_header(self.header, k, n)  # a cube's plane keeps its frequency
+        # a cube's plane keeps its frequency, and its own beam (a CASA BEAMS table)
+        header = single_plane_header(self.header, k, n, self.meta.get("beams"))
         return dataclasses.replace(self, data=data, mask=mask, meta=meta, header=header)
 
     def cutout(self, y0: int, y1: int, x0: int, x1: int) -> GridImage:

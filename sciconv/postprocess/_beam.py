@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from sciconv.io import GridImage, image_pixel_scale, is_nddata
+from sciconv.io._common import warn_caller
 
 __all__ = ["add_beam_columns", "add_surface_brightness_columns", "beam_pixels"]
 
@@ -84,6 +85,15 @@ def add_beam_columns(table, image):
 
     pixels = beam_pixels(image)
     source = "flux" if "flux" in table.colnames else "flux_sum"
+    if pixels is None and source in table.colnames:
+        unit, _ = _unit_and_header(image)
+        if unit is not None and "beam" in {str(b) for b in unit.bases}:  # said (radio QA)
+            warn_caller(
+                f"{getattr(image, 'path', None) or 'the image'}: a map in {unit} with no "
+                "restoring beam (BMAJ/BMIN, or a BEAMS table for one plane) or no angular pixel "
+                "scale: its catalog has no flux_density, only sums in the map's unit",
+                "sciconv",
+            )
     if pixels is None or source not in table.colnames:
         return table
     density = image.unit * u.beam
@@ -105,13 +115,16 @@ def add_beam_columns(table, image):
 
 
 def _solid_angle_part(unit):
-    """The solid angle a surface-brightness unit is per (``sr``, ``arcsec2``), or None."""
+    """What a surface-brightness unit is per: a solid angle (``sr``, ``arcsec2``), a pixel
+    (``Jy/pixel`` of Herschel PACS: radio QA), or None."""
     from astropy import units as u
 
     angle = u.dimensionless_unscaled
     for base, power in zip(unit.bases, unit.powers):
         if base in (u.mag, u.dex):  # logarithmic: pixel sums mean nothing
             return None
+        if base == u.pix and power == -1:
+            return u.pix
         if power < 0 and base.physical_type in ("angle", "solid angle"):
             angle = angle * base ** (-power)
     return angle if angle != u.dimensionless_unscaled and angle.is_equivalent(u.sr) else None
@@ -144,9 +157,10 @@ def add_surface_brightness_columns(table, image):
     angle = None if unit is None else _solid_angle_part(u.Unit(unit))
     source = "flux" if "flux" in table.colnames else "flux_sum"
     scale = image_pixel_scale(image) if angle is not None else None
-    if scale is None or scale.unit != "arcsec" or source not in table.colnames:
+    per_pixel = angle == u.pix  # sums of a Jy/pixel map are flux densities as they are
+    if source not in table.colnames or not (per_pixel or getattr(scale, "unit", "") == "arcsec"):
         return table
-    pixel = scale.area * u.arcsec**2
+    pixel = 1.0 * u.pix if per_pixel else scale.area * u.arcsec**2
     factor = pixel.to_value(angle)
     density = u.Unit(unit) * angle
     if density.is_equivalent(u.Jy):
@@ -160,5 +174,6 @@ def add_surface_brightness_columns(table, image):
         table["flux_density_err"].unit = density
         table["flux_density_err"].description = "error of flux_density"
         table["flux_density_err"].meta["ucd"] = "stat.error;phot.flux.density"
-    table.meta["PIXSR"] = float(pixel.to_value(u.sr))
+    if not per_pixel:
+        table.meta["PIXSR"] = float(pixel.to_value(u.sr))
     return table
