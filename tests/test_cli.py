@@ -675,6 +675,22 @@ def test_predict_never_deletes_a_folder_named_as_a_product(capsys, tmp_path, dat
     assert keep.read_text() == "my thesis"
 
 
+def test_a_corrupt_fits_header_is_one_line_naming_the_file_not_thousands(
+    capsys, tmp_path, data_dir
+):
+    """QA: BITPIX -32 -> 17 in a real HST file made astropy parse the pixels as header cards:
+    6,128 stderr lines quoting binary bytes, none naming the file; one warning names it."""
+    raw = (data_dir / "real" / "hst" / "j8bt06nyq_sci_cutout.fits").read_bytes()
+    bad = raw.replace(b"BITPIX  =                  -32", b"BITPIX  =                   17", 1)
+    (tmp_path / "bad.fits").write_bytes(bad)
+    code, _, err = run_cli(capsys, "predict", "pretrained:nuclei", tmp_path / "bad.fits",
+                           "--out", tmp_path / "o", "--quiet")  # fmt: skip
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and "invalid BITPIX 17" in err
+    assert len(lines) <= 3 and all("bad.fits" in line for line in lines), lines[:5]
+    assert all(line.isprintable() for line in lines)
+
+
 def test_predict_refuses_products_named_as_their_input(capsys, tmp_path):
     """An OME-Zarr input written back as OME-Zarr into its own folder: NAME.ome.zarr is both;
     it was 'skipped' with exit code 0 and nothing written."""

@@ -7,6 +7,7 @@ conversion of pixels. Nothing here knows a file format.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -31,6 +32,30 @@ def warn_caller(message: str, package: str = _PACKAGE) -> None:
     while frame is not None and _in_package(frame.f_globals.get("__name__", ""), package):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, SciconvWarning, stacklevel=level)
+
+
+@contextlib.contextmanager
+def library_warnings_said_once(path, what: str):
+    """Collect astropy's warnings while a file's structure is parsed and say them in one
+    warning naming the file, with the first one's printable text (QA: a corrupt BITPIX made
+    astropy parse the pixels as header cards: 6,128 warning lines quoting binary bytes, none
+    naming the file). Other warnings pass through as they were."""
+    from astropy.utils.exceptions import AstropyWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message="File may have been truncated")
+        try:
+            yield
+        finally:
+            said = [w for w in caught if issubclass(w.category, AstropyWarning)]
+            for w in caught:
+                if not issubclass(w.category, AstropyWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if said:
+        first = "".join(c if c.isprintable() else "?" for c in str(said[0].message))[:120]
+        more = f" ({len(said) - 1} more)" if len(said) > 1 else ""
+        warn_caller(f"{path}: astropy found {what} suspect: {first}{more}")
 
 
 #: A first axis this small before two axes this large looks like channels first (C, H, W).

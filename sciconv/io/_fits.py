@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,6 +36,7 @@ from sciconv.io._common import (
     astropy_fits,
     brief,
     check_memory,
+    library_warnings_said_once,
     raw_index,
     section_slices,
     shift_axes,
@@ -69,9 +69,8 @@ from sciconv.io._masks import MASK_EXTNAMES, flags_to_bad, named_plane_flags
 
 def _open_fits(path: Path):
     fits = astropy_fits()
-    try:
-        with warnings.catch_warnings():  # sciconv says which HDU lacks how many bytes, once
-            warnings.filterwarnings("ignore", message="File may have been truncated")
+    try:  # sciconv says which HDU lacks how many bytes, once; astropy's others in one line
+        with library_warnings_said_once(path, "its headers"):
             return fits.open(
                 path,
                 mode="readonly",
@@ -81,6 +80,12 @@ def _open_fits(path: Path):
             )
     except Exception as exc:  # astropy raises OSError, ValueError, KeyError, ... on bad files
         raise InvalidImageError(f"not a readable FITS file ({brief(exc)})", path=path) from exc
+
+
+def _said_once(hdul, path: Path):
+    """The HDUs of ``hdul``, parsed with astropy's warnings said in one line."""
+    with library_warnings_said_once(path, "the file's HDUs"):
+        yield from hdul
 
 
 def _is_image_hdu(h) -> bool:
@@ -99,7 +104,7 @@ def _select_hdu(hdul, hdu, path: Path):
         seen = []
         helper = None  # the first error/mask HDU with pixels: read when there is nothing else
         try:
-            for i, h in enumerate(hdul):
+            for i, h in enumerate(_said_once(hdul, path)):
                 dims = hdu_dims(h.header)
                 negative = negative_axis(h.header)
                 if negative is not None:  # astropy would read on for ever past it (QA)
