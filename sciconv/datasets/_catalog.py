@@ -134,7 +134,7 @@ def _same_numbers_one_class(raw: list[str], column: str, csv_path: Path) -> list
     by_value: dict[float, list[str]] = {}
     for name, value in values.items():
         by_value.setdefault(value, []).append(name)
-    merged = {v: sorted(names, key=lambda n: (len(n), n)) for v, names in by_value.items()}
+    merged = {v: sorted(names, key=lambda n: (len(n), n)) for v, names in sorted(by_value.items())}
     merged = {v: names for v, names in merged.items() if len(names) > 1}
     if not merged:
         return raw
