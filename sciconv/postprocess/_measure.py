@@ -57,6 +57,16 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
     ),
     "x_weighted": ("pos.cartesian.x;instr.pixel", "pix", "flux-weighted centroid column"),
     "y_weighted": ("pos.cartesian.y;instr.pixel", "pix", "flux-weighted centroid row"),
+    "x_weighted_err": (
+        "stat.error;pos.cartesian.x;instr.pixel",
+        "pix",
+        "1-sigma error of x_weighted (pixel errors propagated)",
+    ),
+    "y_weighted_err": (
+        "stat.error;pos.cartesian.y;instr.pixel",
+        "pix",
+        "1-sigma error of y_weighted (pixel errors propagated)",
+    ),
     "ra": ("pos.eq.ra;meta.main", "deg", "right ascension (ICRS)"),
     "dec": ("pos.eq.dec;meta.main", "deg", "declination (ICRS)"),
     "flag_masked": ("meta.code", None, "True when the object touches a masked (bad) pixel"),
@@ -350,7 +360,9 @@ def measure(
         - with ``intensity``: ``flux_sum``, ``flux_mean`` (shape (N, C) when C > 1) and the
           intensity-weighted centroid ``x_weighted``, ``y_weighted`` (positive pixels, summed over
           channels); with ``background`` also ``flux`` and ``background``; with an ``error``
-          ``flux_err`` (``meta["FLUXERR"]`` says where the error came from when known);
+          ``flux_err`` (``meta["FLUXERR"]`` says where the error came from when known) and the
+          weighted centroid's 1-sigma errors ``x_weighted_err``, ``y_weighted_err`` (pixels;
+          SExtractor's ``ERRX2``/``ERRY2``, the pixel errors' propagation);
         - with ``wcs``: ``ra``, ``dec`` (deg) of the weighted centroid when ``intensity`` is given,
           else of ``x``, ``y`` (``meta["RADECSRC"]`` says which);
         - with a mask: ``flag_masked`` (bool: the object has a masked pixel or touches one, in
@@ -412,6 +424,8 @@ def measure(
     sigma = _pixel_errors(error, intensity, image, labels.shape, c)
     if sigma is not None:
         esum = np.zeros((n + 1, c))
+        # the weighted centroid's error: sums of var, var x, var x^2 (and y) over its pixels
+        cen = {key: np.zeros(n + 1) for key in ("v", "vx", "vy", "vxx", "vyy")}
     # moments accumulated over row chunks: memory stays O(chunk), not O(H * W) per statistic
     count = np.zeros(n + 1)
     sx = np.zeros(n + 1)
@@ -461,6 +475,11 @@ def measure(
                     bsum[:, ch] += np.bincount(ids, under[:, ch], n + 1)
                 clean = clean - under
             pos = np.clip(clean, 0, None).sum(axis=1)
+            if sigma is not None:  # the weights' variance: of the channels counted (positive)
+                v = np.where(clean > 0, var, 0.0).sum(axis=1)
+                for key, weight in (("v", 1.0), ("vx", x), ("vy", y), ("vxx", x * x)):
+                    cen[key] += np.bincount(ids, v * weight, n + 1)
+                cen["vyy"] += np.bincount(ids, v * y * y, n + 1)
             wsum += np.bincount(ids, pos, n + 1)
             wx += np.bincount(ids, pos * x, n + 1)
             wy += np.bincount(ids, pos * y, n + 1)
@@ -525,6 +544,14 @@ def measure(
                 table.meta["FLUXERR"] = "image uncertainty"
         table["x_weighted"] = xw
         table["y_weighted"] = yw
+        if sigma is not None:  # var(x_w) = sum var_i (x_i - x_w)^2 / W^2 (QA: no position error)
+            v, vx, vy = (cen[key][present] for key in ("v", "vx", "vy"))
+            vxx, vyy = cen["vxx"][present], cen["vyy"][present]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ex = np.sqrt(np.maximum(vxx - 2 * xw * vx + xw * xw * v, 0.0)) / ws
+                ey = np.sqrt(np.maximum(vyy - 2 * yw * vy + yw * yw * v, 0.0)) / ws
+            table["x_weighted_err"] = np.where(ws > 0, ex, np.nan)
+            table["y_weighted_err"] = np.where(ws > 0, ey, np.nan)
         px, py = xw, yw
     table.meta["PIXCONV"] = "x = column, y = row, 0-based pixel centres"
     if wcs is not None:
