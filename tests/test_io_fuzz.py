@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from sciconv import io
-from sciconv.errors import InvalidImageError, SciconvError
+from sciconv.errors import InvalidImageError, SciconvError, SciconvWarning
 from sciconv.io._png import png_encode
 
 FUZZ = settings(
@@ -554,3 +554,18 @@ def test_a_truncated_mask_file_is_named_with_what_is_wrong(tmp_path):
         warnings.simplefilter("ignore")  # astropy's own 'File may have been truncated'
         with pytest.raises(InvalidImageError, match=r"dq_cut\.fits: truncated file: HDU 0 needs"):
             io.read(tmp_path / "img.fits", mask=tmp_path / "dq_cut.fits")
+
+
+def test_a_fits_file_failing_its_datasum_is_said(tmp_path):
+    """QA: one flipped bit (a pixel became 2.78e-36) in a file with DATASUM/CHECKSUM was read
+    and segmented silently; astropy checks them only when asked. Matching sums say nothing."""
+    fits.writeto(tmp_path / "a.fits", np.ones((32, 32), np.float32), checksum=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        io.read(tmp_path / "a.fits")  # matches: nothing said
+    raw = bytearray((tmp_path / "a.fits").read_bytes())
+    raw[2880 + 4 * 100] ^= 0x40  # one bit of pixel 100's exponent
+    (tmp_path / "b.fits").write_bytes(bytes(raw))
+    with pytest.warns(SciconvWarning, match=r"b\.fits: HDU 0's DATASUM and CHECKSUM do not match"):
+        img = io.read(tmp_path / "b.fits")
+    assert np.count_nonzero(img.data != 1.0) == 1  # read as it is

@@ -61,6 +61,7 @@ Examples
 #   _mapped   memory-mapped files read window by window without pages piling up in memory
 #   _files    file kinds, image_stem, list_images, pair_by_stem
 #   _beams    radio cubes' restoring beam per plane (CASA's BEAMS table)
+#   _checksum FITS DATASUM / CHECKSUM verification
 #   _fits     the one FITS decoder and its fast path for plain files
 #   _tiff, _png   TIFF (tifffile), PNG/JPEG (Pillow, plus the 16-bit colour PNG codec)
 #   _masks    bad-pixel masks: DQ/MASK HDUs, mask files, astropy bit flags

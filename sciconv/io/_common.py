@@ -58,6 +58,13 @@ def library_warnings_said_once(path, what: str):
         warn_caller(f"{path}: astropy found {what} suspect: {first}{more}")
 
 
+def hdus_said_once(hdul, path):
+    """The HDUs of an astropy ``HDUList``, parsed with astropy's warnings said in one line
+    (:func:`library_warnings_said_once`)."""
+    with library_warnings_said_once(path, "the file's HDUs"):
+        yield from hdul
+
+
 #: A first axis this small before two axes this large looks like channels first (C, H, W).
 CHANNELS_FIRST_MAX_C, CHANNELS_FIRST_MIN_SIDE = 4, 16
 

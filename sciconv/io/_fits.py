@@ -26,6 +26,7 @@ import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError
 from sciconv.io._beams import plane_beams
+from sciconv.io._checksum import check_datasum
 from sciconv.io._common import (
     ROLE_C,
     ROLE_N,
@@ -36,6 +37,7 @@ from sciconv.io._common import (
     astropy_fits,
     brief,
     check_memory,
+    hdus_said_once,
     library_warnings_said_once,
     raw_index,
     section_slices,
@@ -82,12 +84,6 @@ def _open_fits(path: Path):
         raise InvalidImageError(f"not a readable FITS file ({brief(exc)})", path=path) from exc
 
 
-def _said_once(hdul, path: Path):
-    """The HDUs of ``hdul``, parsed with astropy's warnings said in one line."""
-    with library_warnings_said_once(path, "the file's HDUs"):
-        yield from hdul
-
-
 def _is_image_hdu(h) -> bool:
     fits = astropy_fits()
     # CompImageHDU subclasses ImageHDU from astropy 7 on, BinTableHDU before (astropy 6.1 is
@@ -104,7 +100,7 @@ def _select_hdu(hdul, hdu, path: Path):
         seen = []
         helper = None  # the first error/mask HDU with pixels: read when there is nothing else
         try:
-            for i, h in enumerate(_said_once(hdul, path)):
+            for i, h in enumerate(hdus_said_once(hdul, path)):
                 dims = hdu_dims(h.header)
                 negative = negative_axis(h.header)
                 if negative is not None:  # astropy would read on for ever past it (QA)
@@ -440,6 +436,8 @@ def read_fits(
             raise InvalidImageError(f"invalid BITPIX {bitpix!r} in HDU {index}", path=path)
         start = _pixel_start(hdul, index, h)  # None: compressed or unknown
         _check_truncated(start, index, dims, bitpix, path)
+        if not lazy:  # the pixels are read whole anyway: a DATASUM they fail is said
+            check_datasum(h, index, path)
         raw_shape = tuple(dims[::-1])
         roles = _fits_roles(raw_shape, stack=stack, path=path, header=header)
         scaling = _Scaling(header, bitpix, path)
