@@ -281,7 +281,8 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path, header=N
         roles[live[0]] = ROLE_C
     elif len(live) == 2:
         raise InvalidImageError(
-            f"4-D data (NAXIS1..4 = {fits_shape}); pass stack=True to read it as a stack of planes",
+            f"4-D data (NAXIS1..4 = {fits_shape}): read(path, stack=True) reads it as a stack; "
+            "to segment one plane, write it out first (e.g. astropy: data[k, j])",
             path=path,
         )
     return roles
