@@ -168,7 +168,7 @@ BAD = [
     (
         "4-D-needs-stack",
         _write("four.fits", _fits_bytes(np.zeros((2, 3, 4, 4), np.float32))),
-        r"4-D data.*pass stack=True",
+        r"4-D data.*read\(path, stack=True\) reads it as a stack; to segment one plane",
     ),
     (
         "bad-bitpix",
