@@ -399,3 +399,27 @@ def test_a_crops_vote_too_large_to_run_in_one_piece_is_said_once(blob_model, mon
     np.testing.assert_array_equal(
         labels, inference.predict_instances(blob_model, image, object_size=None, **kw)
     )
+
+
+def test_brightness_and_noise_are_not_judged_on_objects_outside_the_sizes(blob_model, monkeypatch):
+    """Zero-shot QA: real nuclei enlarged 2x were cut into pieces by the first pass, read as a
+    faint image, and the saturated second pass gave 3454 objects for 13 nuclei (AP 1.00 ->
+    0.00; brightness=None 1.00). Objects outside the model's sizes are resampled first: the
+    brightness/denoise pass is not asked; inside them it is."""
+    from sciconv.inference import _instances
+
+    asked = []
+
+    def spy(*args, **kwargs):
+        asked.append(True)
+        return None  # keep the first pass
+
+    monkeypatch.setattr(_instances, "second_pass_input", spy)
+    kw = dict(normalize=None, progress=False)
+    with pytest.warns(SciconvWarning, match="object_size='auto'"):
+        inference.predict_instances(blob_model, _image(54), **kw)  # 61 px: outside 8-40
+    assert asked == []
+    inference.predict_instances(blob_model, _image(16), **kw)  # 18 px: inside
+    assert asked == [True]
+    inference.predict_instances(blob_model, _image(54), object_size=None, **kw)  # no size rule
+    assert asked == [True, True]
