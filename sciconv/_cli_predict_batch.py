@@ -283,8 +283,8 @@ def recorded_history(product: Path) -> list[str] | None:
     if name.endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS)):
         from astropy.io import fits
 
-        header = fits.getheader(product)
-        return [str(line) for line in header.get("HISTORY", [])]
+        with fits.open(product) as hdul:  # a FITS catalog's are its table's, HDU 1 (review)
+            return [str(line) for hdu in hdul[:2] for line in hdu.header.get("HISTORY", [])]
     if name.endswith(tuple(io.TIFF_EXTENSIONS)):
         import tifffile
 

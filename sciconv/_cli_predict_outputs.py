@@ -39,7 +39,10 @@ def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     existing = [p for p in paths if p.exists()]
     # a folder where a file product goes is nobody's product: --overwrite deleted it whole,
     # with what it held (QA); an OME-Zarr store is a folder by format (judged below)
-    folder = next((p for p in existing if p.is_dir() and ".zarr" not in p.name.lower()), None)
+    folder = next(
+        (p for p in existing if p.is_dir() and not any(".zarr" in q.lower() for q in p.parts)),
+        None,  # (a store's own sub-folders, NAME.ome.zarr/labels/instances, are its: review)
+    )
     if folder is not None:
         raise OutputExistsError(
             "is a folder where a file product goes: it is never replaced, --overwrite or not; "

@@ -691,6 +691,24 @@ def test_a_corrupt_fits_header_is_one_line_naming_the_file_not_thousands(
     assert all(line.isprintable() for line in lines)
 
 
+def test_fits_catalogs_and_ome_zarr_products_are_resumed_and_redone(capsys, tmp_path, data_dir):
+    """Review: --catalog-format fits was refused by --skip-existing and --overwrite (its
+    HISTORY is in HDU 1, header 0 was read), and --format ome-zarr --overwrite by the folder
+    check (NAME.ome.zarr/labels/instances is a folder)."""
+    import shutil
+
+    image = sorted((data_dir / "real" / "nuclei" / "images").glob("*.tif"))[0]
+    shutil.copy(image, tmp_path / "a.tif")
+    for extra in (("--catalog-format", "fits"), ("--format", "ome-zarr")):
+        if extra[0] == "--format":
+            pytest.importorskip("ome_zarr")
+        out = tmp_path / extra[1]
+        args = ("predict", "pretrained:nuclei", tmp_path / "a.tif", "--out", out, "--quiet")
+        for again in ((), ("--skip-existing",), ("--overwrite",)):
+            code, _, err = run_cli(capsys, *args, *extra, *again)
+            assert code == 0, (extra, again, err)
+
+
 def test_predict_refuses_products_named_as_their_input(capsys, tmp_path):
     """An OME-Zarr input written back as OME-Zarr into its own folder: NAME.ome.zarr is both;
     it was 'skipped' with exit code 0 and nothing written."""

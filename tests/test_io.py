@@ -1424,3 +1424,24 @@ def test_a_stokes_cube_written_back_keeps_its_planes_stokes_parameters(tmp_path)
     np.testing.assert_array_equal(stokes, [1.0, 2.0, 3.0, 4.0])
     back = io.read(tmp_path / "back.fits")
     assert io.plane_coordinates(back.channel(3).header) == [("stokes", "V", None)]
+
+
+def test_a_cube_written_back_renumbers_its_alternate_wcs_too(tmp_path):
+    """Review: a FREQ = 1 x STOKES = 4 cube with an alternate WCS A kept A's axis-3 VRAD on
+    the Stokes planes (0, -213, ... m/s) and 4 axes on a 3-axis file (pixel_to_world raised)."""
+    header = WCS(tan_header()).to_header()
+    header.update({"CTYPE3": "FREQ", "CRVAL3": 1.4e9, "CDELT3": 1e6, "CRPIX3": 1.0})
+    header.update({"CTYPE4": "STOKES", "CRVAL4": 1.0, "CDELT4": 1.0, "CRPIX4": 1.0})
+    for key in ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CDELT1", "CDELT2"):
+        header[key + "A"] = header[key]
+    header.update({"WCSAXESA": 4, "CTYPE3A": "VRAD", "CRVAL3A": 0.0, "CDELT3A": -213.0})
+    header.update({"CRPIX3A": 1.0, "CTYPE4A": "STOKES", "CRVAL4A": 1.0, "CDELT4A": 1.0})
+    header["CRPIX4A"] = 1.0
+    fits.PrimaryHDU(np.ones((4, 1, 32, 40), np.float32), header=header).writeto(tmp_path / "a.fits")
+    img = io.read(tmp_path / "a.fits")
+    out = fits.getheader(io.write(tmp_path / "back.fits", img.data, like=img))
+    assert "CTYPE4A" not in out and "WCSAXESA" not in out
+    for key in (" ", "A"):
+        w = WCS(out, key=key)
+        assert w.naxis == 3 and w.wcs.ctype[2] == "STOKES", key
+        np.testing.assert_array_equal(w.sub([3]).pixel_to_world_values(np.arange(4)), [1, 2, 3, 4])

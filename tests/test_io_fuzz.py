@@ -569,3 +569,23 @@ def test_a_fits_file_failing_its_datasum_is_said(tmp_path):
     with pytest.warns(SciconvWarning, match=r"b\.fits: HDU 0's DATASUM and CHECKSUM do not match"):
         img = io.read(tmp_path / "b.fits")
     assert np.count_nonzero(img.data != 1.0) == 1  # read as it is
+
+
+def test_astropy_warnings_on_an_extension_header_are_said_naming_the_file(tmp_path):
+    """Review: the warnings astropy gives while parsing HDUs after the image were dropped when
+    the image was found first (the collecting generator closed before it said them); valid
+    tile-compressed (fpack) files are not said damaged by their checksums."""
+    fits.HDUList([fits.PrimaryHDU(np.ones((8, 8), np.float32)), fits.ImageHDU(np.ones((4, 4)))]
+                 ).writeto(tmp_path / "a.fits")  # fmt: skip
+    raw = bytearray((tmp_path / "a.fits").read_bytes())
+    at = raw.index(b"XTENSION")
+    end = raw.index(b"END     ", at)
+    raw[end + 80 : at + 2880] = bytes(at + 2880 - end - 80)  # NUL padding in HDU 1's header
+    (tmp_path / "b.fits").write_bytes(bytes(raw))
+    with pytest.warns(SciconvWarning, match=r"b\.fits: astropy found .* null bytes"):
+        io.read(tmp_path / "b.fits")
+    compressed = fits.CompImageHDU(np.arange(64, dtype=np.float32).reshape(8, 8))
+    fits.HDUList([fits.PrimaryHDU(), compressed]).writeto(tmp_path / "c.fits", checksum=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SciconvWarning)
+        assert io.read(tmp_path / "c.fits").shape == (8, 8, 1)

@@ -661,9 +661,33 @@ def test_radio_cube_planes_take_their_own_beam_and_maps_per_pixel_sum_to_jy(tmp_
         table = postprocess.measure(labels, intensity=img.channel(k))
         beam = np.pi / (4 * np.log(2)) * bmaj * bmin / 1.5**2
         assert table["flux_density"][0] == pytest.approx(400 / beam, rel=1e-4), k
+    # review: 1-based CHAN, upper-case units, rows of a second POL; too few rows are said
+    for name, chans, unit, pols in (
+        ("one.fits", [1, 2, 3], "ARCSEC", [0, 0, 0]),
+        ("pol.fits", [0, 1, 2, 0, 1, 2], "arcsec", [0, 0, 0, 1, 1, 1]),
+    ):
+        n = len(chans)
+        table = fits.BinTableHDU.from_columns([
+            fits.Column(name="BMAJ", format="E", unit=unit, array=([9.0, 10.0, 12.6] * 2)[:n]),
+            fits.Column(name="BMIN", format="E", unit=unit, array=([6.0, 7.0, 8.4] * 2)[:n]),
+            fits.Column(name="CHAN", format="J", array=chans),
+            fits.Column(name="POL", format="J", array=pols)], name="BEAMS")  # fmt: skip
+        fits.HDUList([fits.PrimaryHDU(cube, header=header), table]).writeto(tmp_path / name)
+        plane = io.read(tmp_path / name).channel(2)
+        assert plane.header["BMAJ"] == pytest.approx(12.6 / 3600), name
+    columns = [
+        fits.Column(name=k, format="E", unit="arcsec", array=[6.0]) for k in ("BMAJ", "BMIN")
+    ]
+    short = fits.BinTableHDU.from_columns(columns, name="BEAMS")
+    fits.HDUList([fits.PrimaryHDU(cube, header=header), short]).writeto(tmp_path / "short.fits")
+    with pytest.warns(SciconvWarning, match=r"BEAMS table does not give a beam for each of the 3"):
+        io.read(tmp_path / "short.fits")
     plain = GridImage(cube[0][..., None], wcs=w, meta={"bunit": "JY/BEAM"})
     with pytest.warns(SciconvWarning, match=r"no restoring beam .* no flux_density"):
         assert "flux_density" not in postprocess.measure(labels, intensity=plain).colnames
     per_pixel = GridImage(cube[0][..., None], wcs=w, meta={"bunit": "Jy/pixel"})
     table = postprocess.measure(labels, intensity=per_pixel)
     assert table["flux_density"][0] == 400.0 and table["flux_density"].unit == u.Jy
+    for bunit in ("electron/s/pix", "MJy/sr/pix"):  # per pixel, but not flux densities (review)
+        odd = GridImage(cube[0][..., None], wcs=w, meta={"bunit": bunit})
+        assert "flux_density" not in postprocess.measure(labels, intensity=odd).colnames

@@ -9,6 +9,7 @@ representative beam made a channel with a larger beam 1.83 times too bright).
 
 from __future__ import annotations
 
+from sciconv.io._common import hdus_said_once, warn_caller
 from sciconv.io._header import header_get
 
 __all__ = ["plane_beams"]
@@ -18,7 +19,8 @@ def plane_beams(hdul, header) -> list[tuple[float, float, float]] | None:
     """The beam ``(BMAJ, BMIN, BPA)`` (degrees) of each plane of ``header``'s cube, in the
     order sciconv reads its planes (the one axis beyond 2 longer than 1: channels, or Stokes
     parameters), from the file's ``BEAMS`` table; None when there is none or it does not
-    describe these planes.
+    describe these planes. Only a header saying ``CASAMBM = T`` (as CASA writes it) is looked
+    at.
 
     Examples
     --------
@@ -31,13 +33,16 @@ def plane_beams(hdul, header) -> list[tuple[float, float, float]] | None:
     ...     fits.Column(name="CHAN", format="J", array=[0, 1]),
     ...     fits.Column(name="POL", format="J", array=[0, 0])], name="BEAMS")
     >>> cube = fits.PrimaryHDU(np.zeros((2, 4, 4), np.float32))
-    >>> cube.header["CTYPE3"] = "FREQ"
+    >>> cube.header["CTYPE3"], cube.header["CASAMBM"] = "FREQ", True
     >>> [round(b[0] * 3600, 1) for b in plane_beams(fits.HDUList([cube, beams]), cube.header)]
     [9.0, 12.0]
     """
     from astropy import units as u
 
-    table = next((h for h in hdul[1:] if str(h.name).upper() == "BEAMS"), None)
+    if header_get(header, "CASAMBM") is not True:  # no per-plane beams said: no HDU read
+        return None
+    hdus = hdus_said_once(hdul, getattr(hdul, "filename", lambda: None)())
+    table = next((h for i, h in enumerate(hdus) if i and str(h.name).upper() == "BEAMS"), None)
     if table is None or getattr(table, "columns", None) is None:
         return None
     names = {c.name.upper(): c for c in table.columns}
@@ -50,16 +55,28 @@ def plane_beams(hdul, header) -> list[tuple[float, float, float]] | None:
     ctype = str(header_get(header, f"CTYPE{live[0]}") or "").upper()
     index = "POL" if ctype.startswith("STOKES") else "CHAN"
     planes = int(sizes[live[0]])
+    other = "CHAN" if index == "POL" else "POL"
     try:
-        data = table.data
+        data = list(table.data)
+        if other in names and data:  # the rows of the one other CHAN / POL (review)
+            first = min(int(r[other]) for r in data)
+            data = [r for r in data if int(r[other]) == first]
         rows = {int(r[index]) if index in names else i: r for i, r in enumerate(data)}
-        scale = {key: u.Unit(names[key].unit or "arcsec").to(u.deg) for key in ("BMAJ", "BMIN")}
+        start = min(rows, default=0)  # 0-based as CASA writes it; 1-based taken too
+        scale = {
+            key: u.Unit((names[key].unit or "arcsec").lower()).to(u.deg) for key in ("BMAJ", "BMIN")
+        }
         beams = []
         for k in range(planes):
-            row = rows[k]
+            row = rows[start + k]
             bpa = float(row["BPA"]) if "BPA" in names else 0.0
             bmaj, bmin = float(row["BMAJ"]) * scale["BMAJ"], float(row["BMIN"]) * scale["BMIN"]
             beams.append((bmaj, bmin, bpa))
     except (KeyError, ValueError, TypeError, u.UnitsError):
+        warn_caller(  # the header's one beam would stand for every plane, silently (review)
+            f"{getattr(hdul, 'filename', lambda: None)() or 'the file'}: its BEAMS table does "
+            f"not give a beam for each of the {planes} planes; the header's BMAJ/BMIN (if any) "
+            "stand for every plane"
+        )
         return None
     return beams

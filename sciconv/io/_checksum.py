@@ -24,6 +24,10 @@ def check_datasum(hdu, index: int, path) -> None:
     >>> with fits.open(path) as hdul:
     ...     check_datasum(hdul[0], 0, path)  # matches: nothing said
     """
+    from astropy.io import fits
+
+    if isinstance(hdu, fits.CompImageHDU):  # its sums are the compressed table's (review: a
+        return  # valid fpack file was said damaged)
     failed = []
     for card, verify in (("DATASUM", "verify_datasum"), ("CHECKSUM", "verify_checksum")):
         if card not in hdu.header or not callable(getattr(hdu, verify, None)):

@@ -42,20 +42,20 @@ def library_warnings_said_once(path, what: str):
     naming the file). Other warnings pass through as they were."""
     from astropy.utils.exceptions import AstropyWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warnings.filterwarnings("ignore", message="File may have been truncated")
-        try:
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             yield
-        finally:
-            said = [w for w in caught if issubclass(w.category, AstropyWarning)]
-            for w in caught:
-                if not issubclass(w.category, AstropyWarning):
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if said:
-        first = "".join(c if c.isprintable() else "?" for c in str(said[0].message))[:120]
-        more = f" ({len(said) - 1} more)" if len(said) > 1 else ""
-        warn_caller(f"{path}: astropy found {what} suspect: {first}{more}")
+    finally:  # said also when the caller stops early (a generator closed: review)
+        said = [w for w in caught if issubclass(w.category, AstropyWarning)]
+        for w in caught:
+            if not issubclass(w.category, AstropyWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if said:
+            first = "".join(c if c.isprintable() else "?" for c in str(said[0].message))[:120]
+            more = f" ({len(said) - 1} more)" if len(said) > 1 else ""
+            warn_caller(f"{path}: astropy found {what} suspect: {first}{more}")
 
 
 def hdus_said_once(hdul, path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -72,7 +73,8 @@ from sciconv.io._masks import MASK_EXTNAMES, flags_to_bad, named_plane_flags
 def _open_fits(path: Path):
     fits = astropy_fits()
     try:  # sciconv says which HDU lacks how many bytes, once; astropy's others in one line
-        with library_warnings_said_once(path, "its headers"):
+        with library_warnings_said_once(path, "its headers"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="File may have been truncated")
             return fits.open(
                 path,
                 mode="readonly",
@@ -102,8 +104,8 @@ def _select_hdu(hdul, hdu, path: Path):
         try:
             for i, h in enumerate(hdus_said_once(hdul, path)):
                 dims = hdu_dims(h.header)
-                negative = negative_axis(h.header)
-                if negative is not None:  # astropy would read on for ever past it (QA)
+                # astropy would read on for ever past a negative length (QA)
+                if (negative := negative_axis(h.header)) is not None:
                     raise DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
                 if _is_image_hdu(h) and dims and all(d > 0 for d in dims):
                     if _extname(h) not in (*ERROR_EXTNAMES, *MASK_EXTNAMES):
@@ -128,9 +130,8 @@ def _select_hdu(hdul, hdu, path: Path):
             f"no image HDU with pixels (HDUs: {', '.join(seen) or 'none'})", path=path
         )
     try:  # the HDUs up to the one asked for, each checked: astropy reads on past a bad one
-        for i, h in enumerate(hdul):
-            negative = negative_axis(h.header)
-            if negative is not None:
+        for i, h in enumerate(hdus_said_once(hdul, path)):
+            if (negative := negative_axis(h.header)) is not None:
                 raise DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
     except DamagedAxes as exc:
         raise InvalidImageError(f"FITS header is damaged: {exc}", path=path) from None
@@ -317,7 +318,7 @@ def _find_mask_hdu(hdul, index: int, h, mask_hdu, dims, path: Path):
         ver = header_get(h.header, "EXTVER", 1)
         found = []
         try:
-            for i, m in enumerate(hdul):
+            for i, m in enumerate(hdus_said_once(hdul, path)):
                 name = _extname(m)
                 if i != index and name in MASK_EXTNAMES and _is_image_hdu(m):
                     if header_get(m.header, "EXTVER", 1) == ver:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv.errors import InvalidImageError
+from sciconv.io._common import hdus_said_once
 from sciconv.io._header import hdu_dims, header_get
 
 __all__ = [
@@ -155,7 +156,7 @@ def find_error_hdu(hdul, index: int) -> tuple[int, str] | None:
     try:
         found = [
             (ERROR_EXTNAMES.index(_name(h)), i, h)
-            for i, h in enumerate(hdul)
+            for i, h in enumerate(hdus_said_once(hdul, hdul.filename()))
             if i != index
             and _name(h) in ERROR_EXTNAMES
             and getattr(h, "is_image", False)

@@ -286,16 +286,33 @@ def _axis_cards(header, n: int, out: int) -> dict:
     the celestial WCS written from ``GridImage.wcs`` has only axes 1-2, in the PC form, so a
     ``CDn_n`` is kept as ``CDELTout`` (beside ``PCi_j`` wcslib ignores it)."""
     kept = {}
-    for key in ("CTYPE", "CRPIX", "CRVAL", "CUNIT", "CNAME", "CRDER", "CSYER"):
-        if f"{key}{n}" in header:
-            kept[f"{key}{out}"] = (header[f"{key}{n}"], header.comments[f"{key}{n}"])
-    if f"CD{n}_{n}" in header:  # the CD matrix's term is the increment
-        kept[f"CDELT{out}"] = (header[f"CD{n}_{n}"], header.comments[f"CD{n}_{n}"])
-    else:
-        for key in (f"CDELT{n}", f"PC{n}_{n}"):
-            if key in header:
-                kept[key.replace(str(n), str(out))] = (header[key], header.comments[key])
+    # the primary WCS and its alternates (A-Z) alike: they describe the same planes (review)
+    letters = ["", *sorted({k[-1] for k in header.keys() if re.fullmatch(r"CTYPE\d[A-Z]", k)})]
+    for a in letters:
+        for key in ("CTYPE", "CRPIX", "CRVAL", "CUNIT", "CNAME", "CRDER", "CSYER"):
+            if f"{key}{n}{a}" in header:
+                kept[f"{key}{out}{a}"] = (header[f"{key}{n}{a}"], header.comments[f"{key}{n}{a}"])
+        if f"CD{n}_{n}{a}" in header:  # the CD matrix's term is the increment
+            kept[f"CDELT{out}{a}"] = (header[f"CD{n}_{n}{a}"], header.comments[f"CD{n}_{n}{a}"])
+        else:
+            for key in (f"CDELT{n}{a}", f"PC{n}_{n}{a}"):
+                if key in header:
+                    kept[key.replace(str(n), str(out))] = (header[key], header.comments[key])
     return kept
+
+
+_ALTERNATE_PLANE_KEY = re.compile(r"^(?:[A-Z]+[3-9]|(?:PC|CD|PV|PS)\d_\d|WCSAXES)[A-Z]$")
+
+
+def drop_alternate_plane_cards(header) -> None:
+    """Remove, in place, the alternate WCSs' (``CTYPE3A``) cards of FITS axes 3 and beyond and
+    their ``WCSAXESa``: a cube written back has its planes on axis 3, whose cards
+    :func:`kept_plane_cards` gives for every WCS (review: alternate A kept calling a Stokes
+    axis VRAD, with 4 axes on a 3-axis file)."""
+    for key in [k for k in header.keys() if _ALTERNATE_PLANE_KEY.match(k)]:
+        if key.startswith(("PC", "CD", "PV", "PS")) and not any(c in "3456789" for c in key):
+            continue  # the celestial axes' matrix stays
+        header.remove(key, ignore_missing=True, remove_all=True)
 
 
 def _plane_sizes(header) -> dict[int, int]:

@@ -19,6 +19,7 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, WriteError
 from sciconv.io._common import astropy_fits, brief, fits_text, history_lines, warn_caller
 from sciconv.io._header import (
+    drop_alternate_plane_cards,
     kept_plane_cards,
     plane_history,
     replace_wcs_cards,
@@ -134,6 +135,7 @@ def output_header(
         )
         out = replace_wcs_cards(out, wcs)
         if kept:
+            drop_alternate_plane_cards(out)
             out.update(kept)
             out["WCSAXES"] = max(int(k.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")[-1]) for k in kept)
     if isinstance(like, GridImage):

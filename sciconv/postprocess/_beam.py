@@ -157,7 +157,10 @@ def add_surface_brightness_columns(table, image):
     angle = None if unit is None else _solid_angle_part(u.Unit(unit))
     source = "flux" if "flux" in table.colnames else "flux_sum"
     scale = image_pixel_scale(image) if angle is not None else None
-    per_pixel = angle == u.pix  # sums of a Jy/pixel map are flux densities as they are
+    # sums of a Jy/pixel map are flux densities as they are (not electron/s/pix: review)
+    per_pixel = angle == u.pix and (u.Unit(unit) * u.pix).is_equivalent(u.Jy)
+    if angle == u.pix and not per_pixel:  # per pixel but not Jy (MJy/sr/pix): left alone
+        return table
     if source not in table.colnames or not (per_pixel or getattr(scale, "unit", "") == "arcsec"):
         return table
     pixel = 1.0 * u.pix if per_pixel else scale.area * u.arcsec**2
