@@ -278,9 +278,6 @@ def _shift_reference_pixels(header, y0: int, x0: int) -> None:
             header[key] = float(header[key]) - (x0 if key[5] == "1" else y0)
 
 
-_PLANE_AXIS_KEY = re.compile(r"^(CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CNAME|CRDER|CSYER)([3-9])$")
-
-
 def _axis_cards(header, n: int, out: int) -> dict:
     """The WCS cards of FITS axis ``n`` renumbered as axis ``out``, with its diagonal PC term;
     the celestial WCS written from ``GridImage.wcs`` has only axes 1-2, in the PC form, so a
@@ -319,7 +316,7 @@ def _plane_sizes(header) -> dict[int, int]:
     """``{n: NAXISn}`` for the FITS axes 3 and beyond that ``header`` records (none: 2-D)."""
     sizes = {}
     for n in range(3, 10):
-        size = header.get(f"NAXIS{n}")
+        size = header_get(header, f"NAXIS{n}")
         if isinstance(size, int) and not isinstance(size, bool):
             sizes[n] = size
     return sizes
