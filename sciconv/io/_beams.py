@@ -10,7 +10,7 @@ representative beam made a channel with a larger beam 1.83 times too bright).
 from __future__ import annotations
 
 from sciconv.io._common import hdus_said_once, warn_caller
-from sciconv.io._header import header_get
+from sciconv.io._header import header_get, plane_sizes
 
 __all__ = ["plane_beams"]
 
@@ -41,15 +41,16 @@ def plane_beams(hdul, header) -> list[tuple[float, float, float]] | None:
 
     if header_get(header, "CASAMBM") is not True:  # no per-plane beams said: no HDU read
         return None
-    hdus = hdus_said_once(hdul, getattr(hdul, "filename", lambda: None)())
+    path = getattr(hdul, "filename", lambda: None)()
+    hdus = hdus_said_once(hdul, path)
     table = next((h for i, h in enumerate(hdus) if i and str(h.name).upper() == "BEAMS"), None)
     if table is None or getattr(table, "columns", None) is None:
         return None
     names = {c.name.upper(): c for c in table.columns}
     if not {"BMAJ", "BMIN"} <= set(names):
         return None
-    sizes = {n: header_get(header, f"NAXIS{n}") for n in range(3, 10)}
-    live = [n for n, v in sizes.items() if isinstance(v, int) and not isinstance(v, bool) and v > 1]
+    sizes = plane_sizes(header)
+    live = [n for n, size in sizes.items() if size > 1]
     if len(live) != 1:
         return None
     ctype = str(header_get(header, f"CTYPE{live[0]}") or "").upper()
@@ -74,7 +75,7 @@ def plane_beams(hdul, header) -> list[tuple[float, float, float]] | None:
             beams.append((bmaj, bmin, bpa))
     except (KeyError, ValueError, TypeError, u.UnitsError):
         warn_caller(  # the header's one beam would stand for every plane, silently (review)
-            f"{getattr(hdul, 'filename', lambda: None)() or 'the file'}: its BEAMS table does "
+            f"{path or 'the file'}: its BEAMS table does "
             f"not give a beam for each of the {planes} planes; the header's BMAJ/BMIN (if any) "
             "stand for every plane"
         )

@@ -62,7 +62,7 @@ from sciconv.io._header import (
     header_number,
     inherit_cards,
     layout_conflict,
-    negative_axis,
+    refuse_negative_axis,
     slice_wcs,
 )
 from sciconv.io._image import GridImage, LazyImage
@@ -104,9 +104,7 @@ def _select_hdu(hdul, hdu, path: Path):
         try:
             for i, h in enumerate(hdus_said_once(hdul, path)):
                 dims = hdu_dims(h.header)
-                # astropy would read on for ever past a negative length (QA)
-                if (negative := negative_axis(h.header)) is not None:
-                    raise DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
+                refuse_negative_axis(h.header, i)  # astropy would read on past it for ever
                 if _is_image_hdu(h) and dims and all(d > 0 for d in dims):
                     if _extname(h) not in (*ERROR_EXTNAMES, *MASK_EXTNAMES):
                         return i, h
@@ -131,8 +129,7 @@ def _select_hdu(hdul, hdu, path: Path):
         )
     try:  # the HDUs up to the one asked for, each checked: astropy reads on past a bad one
         for i, h in enumerate(hdus_said_once(hdul, path)):
-            if (negative := negative_axis(h.header)) is not None:
-                raise DamagedAxes(f"HDU {i} has {negative}, a negative axis length")
+            refuse_negative_axis(h.header, i)
     except DamagedAxes as exc:
         raise InvalidImageError(f"FITS header is damaged: {exc}", path=path) from None
     except Exception:  # a damaged tail: astropy's own lookup below says what it finds

@@ -54,17 +54,16 @@ class DamagedAxes(Exception):
     """A header whose axis lengths cannot be (``NAXIS1 = -5``)."""
 
 
-def negative_axis(header) -> str | None:
-    """``"NAXISn = v"`` for the first negative axis length of ``header``, else None (astropy
+def refuse_negative_axis(header, index: int) -> None:
+    """Raise :class:`DamagedAxes` naming HDU ``index``'s first negative axis length (astropy
     reads on past such an HDU for ever: QA)."""
     naxis = header_get(header, "NAXIS", 0)
     if not isinstance(naxis, (int, np.integer)) or isinstance(naxis, bool):
-        return None
+        return
     for n in range(1, min(int(naxis), 999) + 1):
         value = header_get(header, f"NAXIS{n}")
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value < 0:
-            return f"NAXIS{n} = {int(value)}"
-    return None
+            raise DamagedAxes(f"HDU {index} has NAXIS{n} = {int(value)}, a negative axis length")
 
 
 def layout_conflict(header) -> str | None:
@@ -312,7 +311,7 @@ def drop_alternate_plane_cards(header) -> None:
         header.remove(key, ignore_missing=True, remove_all=True)
 
 
-def _plane_sizes(header) -> dict[int, int]:
+def plane_sizes(header) -> dict[int, int]:
     """``{n: NAXISn}`` for the FITS axes 3 and beyond that ``header`` records (none: 2-D)."""
     sizes = {}
     for n in range(3, 10):
@@ -334,7 +333,7 @@ def kept_plane_cards(header, planes: int) -> dict:
     plane's coordinates in a HISTORY line and their catalogs in columns instead."""
     if header is None or planes < 2:
         return {}
-    sizes = _plane_sizes(header)
+    sizes = plane_sizes(header)
     live = [n for n, size in sizes.items() if size == planes]
     if math.prod(sizes.values()) != planes or len(live) != 1:
         return {}
@@ -347,7 +346,7 @@ def plane_history(header) -> str | None:
     None when it has none."""
     if header is None:
         return None
-    sizes = _plane_sizes(header)
+    sizes = plane_sizes(header)
     coords = _axis_coordinates(header, [n for n in range(3, 10) if sizes.get(n, 1) == 1])
     if not coords:
         return None
@@ -366,7 +365,7 @@ def single_plane_header(header, k: int, planes: int, beams=None):
     ``BPA`` are the plane's own. Any other header (no such axis, None) is returned as it is."""
     if header is None or planes < 2:
         return header
-    sizes = _plane_sizes(header)
+    sizes = plane_sizes(header)
     axes = [n for n, size in sizes.items() if size == planes]
     if len(axes) != 1 or math.prod(sizes.values()) != planes:
         return header
@@ -424,7 +423,7 @@ def plane_coordinates(header) -> list[tuple[str, object, object]]:
     >>> [(name, str(value), str(unit)) for name, value, unit in plane_coordinates(h)]
     [('freq', '1402000000.0', 'Hz'), ('stokes', 'I', 'None')]
     """
-    if header is None or math.prod(_plane_sizes(header).values()) != 1:
+    if header is None or math.prod(plane_sizes(header).values()) != 1:
         return []
     return _axis_coordinates(header, range(3, 10))
 
