@@ -51,9 +51,8 @@ def _warn_unprepared(model, meta: dict, train) -> None:
         said.append(f"input transform {dict(meta['input_transform'])}")
     if meta.get("target"):
         said.append(f"target {meta['target']!r}")
-    recorded = said
     warn_caller(
-        f"model {model.name!r} records {', '.join(recorded)}, which prediction applies; these "
+        f"model {model.name!r} records {', '.join(said)}, which prediction applies; these "
         "arrays (or this plain dataset) are trained on as given"
         + (" and look " + ("raw" if raw_now else "normalized") if mismatch else "")
         + ". Prepare them the same way, e.g. sciconv.datasets.from_pairs(images, masks, "

@@ -295,15 +295,18 @@ def resolve_settings(
         tiles = _explicit_tile(tile, model, fixed, divisor)
         if not fixed:  # never tile beyond what the image needs
             tiles = fit_tile(tiles, (h, w), divisor)
+
+    def most_overlap(t: int) -> int:  # that leaves a tile of side t a stride of the divisor
+        return max(0, (t - divisor) // divisor * divisor)
+
     if fixed and r is not None:  # auto overlap, fixed tiles: leave them a stride (QA: none was
         # left for a 48 x 64 U-Net, and the errors sent the user round in a circle)
-        room = [(t - divisor) // divisor * divisor for t, n in zip(tiles, (h, w)) if n > t]
-        overlap = min([overlap, *room])
+        overlap = min([overlap, *(most_overlap(t) for t, n in zip(tiles, (h, w)) if n > t)])
     for t, n in zip(tiles, (h, w)):
         if n > t and t - overlap < divisor:
             fix = (
                 f"the model takes tiles of {fixed[0]} x {fixed[1]} only: use overlap <= "
-                f"{max(0, (t - divisor) // divisor * divisor)}"
+                f"{most_overlap(t)}"
                 if fixed
                 else f"use a tile of at least {round_up(overlap + divisor, divisor)} pixels or "
                 "a smaller overlap"

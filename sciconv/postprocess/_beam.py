@@ -20,7 +20,7 @@ import numpy as np
 from sciconv.io import GridImage, image_pixel_scale, is_nddata
 from sciconv.io._common import warn_caller
 
-__all__ = ["add_beam_columns", "add_surface_brightness_columns", "beam_pixels"]
+__all__ = ["add_beam_columns", "add_surface_brightness_columns", "beam_pixels", "unit_and_header"]
 
 
 def beam_pixels(image) -> float | None:
@@ -40,7 +40,7 @@ def beam_pixels(image) -> float | None:
     >>> round(beam_pixels(img), 3)
     10.198
     """
-    unit, header = _unit_and_header(image)
+    unit, header = unit_and_header(image)
     if header is None or unit is None or "beam" not in {str(b) for b in unit.bases}:
         return None
     try:
@@ -54,9 +54,16 @@ def beam_pixels(image) -> float | None:
     return area / scale.area
 
 
-def _unit_and_header(image):
+def unit_and_header(image):
     """(astropy unit or None, header-like or None) of a GridImage or an NDData / CCDData (its
-    ``meta``; review: NDData maps got no flux_density), else (None, None)."""
+    ``meta``; review: NDData maps got no flux_density), else (None, None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> unit_and_header(GridImage(np.zeros((2, 2, 1), np.float32), meta={"bunit": "Jy"}))
+    (Unit("Jy"), None)
+    """
     from astropy import units as u
 
     if isinstance(image, GridImage):
@@ -86,7 +93,7 @@ def add_beam_columns(table, image):
     pixels = beam_pixels(image)
     source = "flux" if "flux" in table.colnames else "flux_sum"
     if pixels is None and source in table.colnames:
-        unit, _ = _unit_and_header(image)
+        unit, _ = unit_and_header(image)
         if unit is not None and "beam" in {str(b) for b in unit.bases}:  # said (radio QA)
             warn_caller(
                 f"{getattr(image, 'path', None) or 'the image'}: a map in {unit} with no "
@@ -153,19 +160,19 @@ def add_surface_brightness_columns(table, image):
     """
     from astropy import units as u
 
-    unit, _ = _unit_and_header(image)
-    angle = None if unit is None else _solid_angle_part(u.Unit(unit))
+    unit, _ = unit_and_header(image)
+    angle = None if unit is None else _solid_angle_part(unit)
     source = "flux" if "flux" in table.colnames else "flux_sum"
     scale = image_pixel_scale(image) if angle is not None else None
     # sums of a Jy/pixel map are flux densities as they are (not electron/s/pix: review)
-    per_pixel = angle == u.pix and (u.Unit(unit) * u.pix).is_equivalent(u.Jy)
+    per_pixel = angle == u.pix and (unit * u.pix).is_equivalent(u.Jy)
     if angle == u.pix and not per_pixel:  # per pixel but not Jy (MJy/sr/pix): left alone
         return table
     if source not in table.colnames or not (per_pixel or getattr(scale, "unit", "") == "arcsec"):
         return table
     pixel = 1.0 * u.pix if per_pixel else scale.area * u.arcsec**2
     factor = pixel.to_value(angle)
-    density = u.Unit(unit) * angle
+    density = unit * angle
     if density.is_equivalent(u.Jy):
         factor, density = factor * density.to(u.Jy), u.Jy
     table["flux_density"] = np.asarray(table[source], np.float64) * factor

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from sciconv.io import GridImage, image_pixel_scale, is_nddata, plane_coordinates
-from sciconv.postprocess._beam import add_beam_columns, add_surface_brightness_columns
+from sciconv.io import image_pixel_scale, plane_coordinates
+from sciconv.postprocess._beam import (
+    add_beam_columns,
+    add_surface_brightness_columns,
+    unit_and_header,
+)
 from sciconv.postprocess._physical import add_physical_columns
 
 __all__ = ["add_image_columns", "add_plane_columns"]
@@ -39,6 +43,7 @@ def add_plane_columns(table, image):
     >>> import numpy as np
     >>> from astropy.io import fits
     >>> from astropy.table import Table
+    >>> from sciconv.io import GridImage
     >>> header = fits.Header({"NAXIS": 3, "NAXIS3": 1, "CTYPE3": "VRAD", "CRVAL3": 1000.0,
     ...                       "CDELT3": 5000.0, "CRPIX3": 1.0, "CUNIT3": "m/s"})
     >>> img = GridImage(np.zeros((4, 4, 1), np.float32), header=header)
@@ -46,12 +51,7 @@ def add_plane_columns(table, image):
     >>> t["vrad"].tolist(), str(t["vrad"].unit)
     ([1000.0, 1000.0], 'm / s')
     """
-    if isinstance(image, GridImage):
-        header = image.header
-    elif is_nddata(image):  # its meta, a FITS header (radio QA: NDData lost the columns)
-        header = image.meta
-    else:
-        return table
+    _, header = unit_and_header(image)  # an NDData's meta too (radio QA: it lost the columns)
     for name, value, unit in plane_coordinates(header):
         if name in table.colnames:
             continue
@@ -74,6 +74,7 @@ def add_image_columns(table, image, *, pixel_scale=None, wcs=None):
     --------
     >>> import numpy as np
     >>> from astropy.table import Table
+    >>> from sciconv.io import GridImage
     >>> img = GridImage(np.zeros((4, 4, 1), np.float32), meta={"pixel_size": (0.5, 0.5),
     ...                                                        "pixel_unit": "um"})
     >>> t = add_image_columns(Table({"area": [4]}), img)
