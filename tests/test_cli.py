@@ -686,6 +686,7 @@ def test_a_corrupt_fits_header_is_one_line_naming_the_file_not_thousands(
     code, _, err = run_cli(capsys, "predict", "pretrained:nuclei", tmp_path / "bad.fits",
                            "--out", tmp_path / "o", "--quiet")  # fmt: skip
     lines = [line for line in err.splitlines() if line.strip()]
+    assert (tmp_path / "bad.fits").read_bytes() == bad  # the input as it was
     assert code == 1 and "invalid BITPIX 17" in err
     assert len(lines) <= 3 and all("bad.fits" in line for line in lines), lines[:5]
     assert all(line.isprintable() for line in lines)

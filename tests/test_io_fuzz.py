@@ -541,6 +541,7 @@ def test_a_negative_axis_length_is_refused_not_read_for_ever(tmp_path, hdu):
     (tmp_path / "bad.fits").write_bytes(bad)
     with pytest.raises(InvalidImageError, match=r"HDU 0 has NAXIS1 = -5, a negative axis length"):
         io.read(tmp_path / "bad.fits", hdu=hdu)
+    assert (tmp_path / "bad.fits").read_bytes() == bad  # the input as it was
 
 
 def test_a_truncated_mask_file_is_named_with_what_is_wrong(tmp_path):
@@ -554,6 +555,7 @@ def test_a_truncated_mask_file_is_named_with_what_is_wrong(tmp_path):
         warnings.simplefilter("ignore")  # astropy's own 'File may have been truncated'
         with pytest.raises(InvalidImageError, match=r"dq_cut\.fits: truncated file: HDU 0 needs"):
             io.read(tmp_path / "img.fits", mask=tmp_path / "dq_cut.fits")
+    assert (tmp_path / "dq_cut.fits").read_bytes() == raw[: len(raw) * 2 // 3]  # unchanged
 
 
 def test_a_fits_file_failing_its_datasum_is_said(tmp_path):
@@ -569,6 +571,7 @@ def test_a_fits_file_failing_its_datasum_is_said(tmp_path):
     with pytest.warns(SciconvWarning, match=r"b\.fits: HDU 0's DATASUM and CHECKSUM do not match"):
         img = io.read(tmp_path / "b.fits")
     assert np.count_nonzero(img.data != 1.0) == 1  # read as it is
+    assert (tmp_path / "b.fits").read_bytes() == bytes(raw)  # and left as it is
 
 
 def test_astropy_warnings_on_an_extension_header_are_said_naming_the_file(tmp_path):
