@@ -12,7 +12,9 @@ the image's brightness scaled to 2000 counts at its maximum, Poisson noise. Form
 - ``vignette 3x``: illumination falling to a third in the corners;
 - ``background gradient``: a background rising by 600 counts from left to right;
 - ``N photons``: low light, Poisson counts with N photons at the image's maximum, no offset
-  (N = 10, 30, 120);
+  (N = 10, 30, 120); and 10 photons over 2 of background, with an offset of 100 counts;
+- ``N grey levels``: a dim signal in a 16-bit container, no noise: 500 + the image rounded to
+  N levels (N = 7, 24);
 - hot pixels: 12-bit data (x16 in uint16) with 5 pixels, or 0.1 % of them, at 65535; the image
   as float in [0, 1] with 5 pixels at 1000.
 
@@ -82,6 +84,8 @@ def forms(image: np.ndarray, truth: np.ndarray, seed: int = 0) -> dict[str, np.n
         "vignette 3x": camera((f + 0.1) * (1 - 0.67 * r2)),
         "background gradient": camera(f + 0.3 * xx / w),
         **{f"{n} photons": rng.poisson(f * n).astype(np.uint16) for n in (10, 30, 120)},
+        "10 photons, 2 of sky, offset 100": (100 + rng.poisson(f * 10 + 2)).astype(np.uint16),
+        **{f"{n} grey levels": (500 + np.round(f * (n - 1))).astype(np.uint16) for n in (7, 24)},
         "12-bit, 5 hot pixels": hot(image.astype(np.uint16) * 16, 5, 65535),
         "12-bit, 0.1% hot pixels": hot(image.astype(np.uint16) * 16, image.size // 1000, 65535),
         "float, 5 pixels at 1000": hot(f.astype(np.float32), 5, 1000.0),
@@ -103,7 +107,7 @@ def segment(sc, model, x, mode, normalize="model", **blocks):
             **blocks,
         )
     said = " ".join(str(w.message) for w in caught if "segmenting again" in str(w.message))
-    return pred, ("faint against" in said, "noisy (" in said)
+    return pred, ("faint against" in said, "smoothed with a Gaussian" in said)
 
 
 def validation_images(dsb: Path):

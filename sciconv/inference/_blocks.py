@@ -208,6 +208,7 @@ def _segment_block(
             measure.stretch(data, measure_limits),
             diffs=measure.snr_of is not None,
             max_diffs=_MAX_DIFFS,
+            raw=raw,
         )
     if n == 0:
         return {
