@@ -348,6 +348,27 @@ def test_ome_zarr_writes_a_pixel_scale_set_by_hand(tmp_path):
     assert back.pixel_scale == src.pixel_scale
 
 
+def test_ome_zarr_takes_a_grid_image_and_keeps_a_store_it_cannot_replace(store):
+    """A GridImage as read gives its pixels and pixel size (it was refused as "got ()"); a
+    failed overwrite leaves the old store (it was deleted before the array was checked)."""
+    path, data = store
+    img = io.read(path)
+    copy = io.write_ome_zarr(path.with_name("copy.ome.zarr"), img, levels=1)
+    back = io.read(copy)
+    np.testing.assert_array_equal(back.data, img.data)
+    assert back.meta["pixel_size"] == (0.5, 0.25)
+    before = sorted(p.relative_to(path) for p in path.rglob("*"))
+    with pytest.raises(InvalidImageError, match=r"must be \(H, W\) or \(H, W, C\)"):
+        io.write_ome_zarr(path, np.zeros((2, 3, 4, 5)), overwrite=True)
+    assert sorted(p.relative_to(path) for p in path.rglob("*")) == before
+    np.testing.assert_array_equal(io.read(path).data, data.astype(np.float32))
+    with pytest.raises(OutputExistsError):
+        io.write_ome_zarr(path, img)
+    io.write_ome_zarr(path, img.data[:8, :8], levels=1, overwrite=True)
+    assert io.read(path).shape == (8, 8, 2)
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+
+
 # ---------------------------------------------------------------- NGFF validity, channel names
 
 

@@ -25,7 +25,7 @@ from sciconv.errors import (
     OutputExistsError,
 )
 from sciconv.io._common import brief, to_float32
-from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._image import GridImage, LazyImage, as_array
 from sciconv.io._tiff import PLANE_AXES
 
 _NGFF_UNITS = {
@@ -521,8 +521,9 @@ def write_ome_zarr(
     ----------
     path : str or os.PathLike
         The ``.ome.zarr`` folder to create.
-    array : array_like, shape (H, W) or (H, W, C)
-        The pixels (any numeric dtype, kept); stored with axes ``cyx``.
+    array : array_like or GridImage, shape (H, W) or (H, W, C)
+        The pixels (any numeric dtype, kept); stored with axes ``cyx``. A :class:`GridImage`
+        gives its pixels and, without ``like``, its pixel size.
     levels : int
         Resolution levels (level ``i`` is downsampled by ``2**i``).
     like : GridImage, optional
@@ -553,13 +554,15 @@ def write_ome_zarr(
     >>> io.read(store).shape, io.read(store, level=1).meta["levels"]
     ((16, 8, 2), [(2, 16, 8), (2, 8, 4)])
     """
+    from sciconv._atomic import atomic_store
+
     zarr, ome_zarr = ome_zarr_modules(path)
     path = Path(path)
-    if path.exists():
-        if not overwrite:
-            raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
-        shutil.rmtree(path)
-    arr = np.asarray(array)
+    if path.exists() and not overwrite:
+        raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
+    if isinstance(array, GridImage):
+        like = array if like is None else like
+    arr = np.asarray(as_array(array, load=True))
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.size == 0:
@@ -581,16 +584,18 @@ def write_ome_zarr(
         unit = _UNITS_NGFF.get(meta.get("pixel_unit") or "µm")
         if unit:
             kwargs["axes_units"] = {"y": unit, "x": unit}
-    location = ome_zarr.io.parse_url(str(path), mode="w")
-    group = zarr.group(store=location.store)
-    ome_zarr.writer.write_image(
-        np.ascontiguousarray(np.moveaxis(arr, -1, 0)),
-        group,
-        axes="cyx",
-        scaler=None,
-        scale_factors=tuple(2**i for i in range(1, int(levels))),
-        **kwargs,
-    )
+    # into a scratch store renamed onto path: a failed write leaves the old store as it was
+    with atomic_store(path, overwrite=overwrite) as tmp:
+        location = ome_zarr.io.parse_url(str(tmp), mode="w")
+        group = zarr.group(store=location.store)
+        ome_zarr.writer.write_image(
+            np.ascontiguousarray(np.moveaxis(arr, -1, 0)),
+            group,
+            axes="cyx",
+            scaler=None,
+            scale_factors=tuple(2**i for i in range(1, int(levels))),
+            **kwargs,
+        )
     return path
 
 
