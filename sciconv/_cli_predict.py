@@ -154,6 +154,10 @@ def _predict_segmentation(model, paths, args) -> int:
 
     if args.geojson:  # a missing shapely fails before any prediction
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
+    if args.format == "ome-zarr":  # a missing ome-zarr too (it failed after the first input)
+        from sciconv.io._zarr import ome_zarr_modules
+
+        ome_zarr_modules()
 
     paths, own = without_own_products(paths, args)
     if own:  # a warning on stderr, as for an earlier run's products (it went to stdout; QA)

@@ -32,7 +32,9 @@ HEADER = """\
 
 
 def split_requirement(req: str) -> tuple[str, str]:
-    """Return (name with extras, version spec) of a PEP 508 requirement string."""
+    """Return (name with extras, version spec) of a PEP 508 requirement string; an environment
+    marker (``; python_version >= '3.11'``) is dropped: conda solves the Python version."""
+    req = req.split(";", 1)[0]
     m = re.match(r"^\s*([A-Za-z0-9_.\-]+(?:\[[^\]]+\])?)\s*(.*)$", req)
     if m is None:
         raise ValueError(f"cannot parse requirement {req!r}")
@@ -47,7 +49,7 @@ def conda_requirements(pyproject: dict) -> list[str]:
     for req in reqs:
         name, spec = split_requirement(req)
         conda = CONDA_NAMES.get(name, name)
-        if conda is None:
+        if conda is None or f"{conda}{spec}" in out:  # zarr is core and dev: once
             continue
         out.append(f"{conda}{spec}")
     return out

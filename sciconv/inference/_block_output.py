@@ -15,6 +15,7 @@ import numpy as np
 from sciconv._atomic import remove_scratch, scratch_folder, target_error
 from sciconv.errors import InferenceError, OutputExistsError
 from sciconv.io import ZARR_ARRAY_ATTRS
+from sciconv.io._zarr import zarr_module
 
 
 class BlockOutput:
@@ -55,9 +56,7 @@ class BlockOutput:
                     self.tmp, mode="w+", dtype=np.int32, shape=shape
                 )
             else:
-                import zarr
-
-                self.array = zarr.create_array(
+                self.array = zarr_module(path).create_array(
                     store=str(self.tmp),
                     shape=shape,
                     chunks=(chunk, chunk),
@@ -122,8 +121,7 @@ class BlockOutput:
             remove_scratch(holder)
         if self.final.suffix == ".npy":
             return np.load(self.final, mmap_mode="r")
-        import zarr
-
+        zarr = zarr_module(self.final)
         return zarr.open_array(str(self.final), mode="r")
 
     def abort(self):

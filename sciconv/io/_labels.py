@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sciconv.errors import InvalidImageError
+from sciconv.errors import InvalidImageError, MissingDependencyError
 from sciconv.io._files import FITS_EXTENSIONS, PNG_EXTENSIONS, TIFF_EXTENSIONS, is_zarr
+from sciconv.io._zarr import zarr_module
 
 
 def read_labels(path: str | os.PathLike, *, lazy: bool = False):
@@ -69,7 +70,7 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
             raise InvalidImageError(
                 "read_labels reads FITS, TIFF, PNG and zarr label images", path=path
             )
-    except InvalidImageError:
+    except (InvalidImageError, MissingDependencyError):
         raise
     except Exception as exc:  # a damaged or foreign file: say which
         raise InvalidImageError(f"not a readable label image ({exc})", path=path) from exc
@@ -87,7 +88,7 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
 
 
 def _zarr(path: Path, lazy: bool):
-    import zarr
+    zarr = zarr_module(path)
 
     node = zarr.open(str(path), mode="r")
     if not hasattr(node, "shape"):
@@ -131,8 +132,8 @@ def _tiff(path: Path, lazy: bool):
 
     if lazy:
         import dask.array as da
-        import zarr
 
+        zarr = zarr_module(path)
         with tifffile.TiffFile(path) as tif:
             store = tif.series[0].aszarr(level=0)
         return da.from_zarr(zarr.open(store, mode="r"))

@@ -44,6 +44,26 @@ ASTROPY_NGFF = {
 }
 
 
+def zarr_module(path=None):
+    """Import zarr (a dependency of sciconv on Python 3.11+: block-wise label maps, lazy label
+    stores), or raise :class:`MissingDependencyError` naming ``path`` and the install line.
+
+    Examples
+    --------
+    >>> zarr_module().__name__
+    'zarr'
+    """
+    try:
+        import zarr
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"this needs zarr >= 3 ({brief(exc)}), which sciconv installs on Python 3.11 and "
+            "later; install it with: pip install 'zarr>=3' (or write a .npy label map)",
+            path=path,
+        ) from exc
+    return zarr
+
+
 def ome_zarr_modules(path=None):
     """Import zarr and ome-zarr, or raise :class:`MissingDependencyError` with the install line."""
     try:
