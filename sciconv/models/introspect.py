@@ -29,8 +29,34 @@ __all__ = [
 
 
 def validate_model(model) -> keras.Model:
-    """Return ``model`` if it is a one-input 2-D image model; raise
-    :class:`~sciconv.errors.InferenceError`."""
+    """Return ``model`` if it is a one-input, one-output 2-D image model.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The model inference is asked to run.
+
+    Returns
+    -------
+    keras.Model
+        ``model`` itself.
+
+    Raises
+    ------
+    InferenceError
+        Not a Keras model, several inputs or outputs, or an input that is not (None, H, W, C).
+
+    Examples
+    --------
+    >>> import keras
+    >>> net = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(2, 3)])
+    >>> validate_model(net) is net
+    True
+    >>> validate_model("model.keras")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.InferenceError: model must be a keras.Model; got str
+    """
     if not isinstance(model, keras.Model):
         raise InferenceError(f"model must be a keras.Model; got {type(model).__name__}")
     if len(model.inputs) != 1:
@@ -54,13 +80,42 @@ def validate_model(model) -> keras.Model:
 
 
 def model_channels(model) -> int | None:
-    """Input channels C of ``model`` (None when it takes any)."""
+    """Input channels C of ``model`` (None when it takes any).
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Examples
+    --------
+    >>> import keras
+    >>> model_channels(keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 1)]))
+    3
+    """
     c = model.input_shape[-1]
     return None if c is None else int(c)
 
 
 def model_fixed_hw(model) -> tuple[int, int] | None:
-    """The (H, W) a fixed-size model takes, or None when it takes any size."""
+    """The (H, W) a fixed-size model takes, or None when it takes any size.
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Raises
+    ------
+    InferenceError
+        Only one of H and W fixed.
+
+    Examples
+    --------
+    >>> import keras
+    >>> model_fixed_hw(keras.Sequential([keras.Input((64, 48, 1)), keras.layers.Conv2D(2, 1)]))
+    (64, 48)
+    >>> print(model_fixed_hw(keras.Sequential([keras.Input((None, None, 1)), keras.layers.ReLU()])))
+    None
+    """
     h, w = model.input_shape[1:3]
     if h is None and w is None:
         return None
@@ -72,7 +127,19 @@ def model_fixed_hw(model) -> tuple[int, int] | None:
 
 
 def model_divisor(meta: Mapping) -> int:
-    """What tile sides must be multiples of (``meta["divisor"]``, e.g. ``2**depth`` of a U-Net)."""
+    """What tile sides must be multiples of (``meta["divisor"]``, e.g. ``2**depth`` of a U-Net).
+
+    Parameters
+    ----------
+    meta : mapping
+        A model's metadata (:func:`~sciconv.models.get_metadata`); a missing or unreadable
+        divisor is 1.
+
+    Examples
+    --------
+    >>> model_divisor({"divisor": 8}), model_divisor({}), model_divisor({"divisor": "?"})
+    (8, 1, 1)
+    """
     d = meta.get("divisor", 1)
     try:
         d = int(d)
@@ -141,7 +208,24 @@ def measure_receptive_field(
 ) -> tuple[tuple[int, int], int | None]:
     """:func:`receptive_field` without its warning: ``((ry, rx), reach)``, where ``reach`` is
     the probe side the influence reached (a global receptive field) not yet warned about, or
-    None. Cached per model."""
+    None. Cached per model.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A fully convolutional model with a same-size per-pixel output.
+    max_size, seed
+        As :func:`receptive_field`.
+
+    Examples
+    --------
+    >>> import keras
+    >>> net = keras.Sequential(
+    ...     [keras.Input((None, None, 1)), keras.layers.Conv2D(1, 5, padding="same")]
+    ... )
+    >>> measure_receptive_field(net)  # a 5 x 5 kernel reaches 2 px each way
+    ((2, 2), None)
+    """
     validate_model(model)
     cached = _RF_CACHE.get(model)
     if cached is not None:
