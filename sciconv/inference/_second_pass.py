@@ -237,16 +237,23 @@ class ObjectStats:
         cls, labels, normalized, *, diffs: bool = True, max_diffs: int | None = None, raw=None
     ) -> ObjectStats:
         """The measures of ``labels`` (H, W) in ``normalized`` (H, W) or (H, W, C); with
-        ``diffs``, the whole image's pixel noise too, and the distinct values of ``raw`` (the
-        image before its input transform, whose saturation restoring fills in values)."""
+        ``diffs``, the whole image's pixel noise too (for fewer than
+        :data:`~sciconv.inference.AUTO_SIZE_MIN_OBJECTS` objects, or a part with ``max_diffs``),
+        and the distinct values of ``raw`` (the image before its input transform, whose
+        saturation restoring fills in values)."""
         labels, grey = _grey(labels, normalized)
+        means = _means(labels, grey)
         if not diffs:
-            return cls(_means(labels, grey), np.zeros(0, np.float32))
-        most = max_diffs if max_diffs is not None else _LEVEL_SAMPLES
+            return cls(means, np.zeros(0, np.float32))
         inside = _thinned(_second_differences(grey, labels), max_diffs)
-        whole = _thinned(_second_differences(grey), most)
+        whole = np.zeros(0, np.float32)
+        # the whole image's noise judges a pass with few objects; a block's count is not the
+        # image's (max_diffs: a part to merge), so a block always measures it
+        if max_diffs is not None or means.size < AUTO_SIZE_MIN_OBJECTS:
+            most = max_diffs if max_diffs is not None else _LEVEL_SAMPLES
+            whole = _thinned(_second_differences(grey), most)
         levels = None if raw is None else distinct_values(raw)
-        return cls(_means(labels, grey), inside, whole, levels)
+        return cls(means, inside, whole, levels)
 
     @classmethod
     def merged(cls, parts) -> ObjectStats:
