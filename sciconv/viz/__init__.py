@@ -12,6 +12,12 @@ Figure). None of them calls ``plt.show()``.
 - Training and evaluation: :func:`training_curves`, :func:`confusion_matrix`,
   :func:`compare_catalogs`.
 
+Orientation: every function that draws an image takes ``origin=``. The default, ``"auto"``,
+draws FITS images and images with a celestial WCS with row 0 at the bottom (astronomy, DS9)
+and TIFF, PNG and plain arrays with row 0 at the top (microscopy: Fiji, napari, QuPath);
+``"upper"`` or ``"lower"`` forces it. Overlays (masks, outlines, contours, Grad-CAM) follow
+their image, and pixel ``(x, y)`` = (column, row) stays at data coordinates ``(x, y)``.
+
 viz draws only. The numbers behind the figures live with the other measurements:
 :func:`sciconv.metrics.confusion_counts` and :func:`sciconv.metrics.match_catalogs` (also
 reachable here as ``viz.confusion_counts`` and ``viz.match_catalogs``, loaded on first use),

@@ -16,10 +16,22 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import as_array
 
-__all__ = ["STRETCHES", "contours", "draw_image", "outlines", "overlay_mask", "show"]
+__all__ = [
+    "ORIGINS",
+    "STRETCHES",
+    "contours",
+    "draw_image",
+    "outlines",
+    "overlay_mask",
+    "resolve_origin",
+    "show",
+]
 
 #: Display stretches understood by :func:`show` and the overlay functions.
 STRETCHES = ("asinh", "zscale", "percentile", "linear")
+
+#: Where row 0 of an image is drawn: ``"auto"`` picks per image (see :func:`resolve_origin`).
+ORIGINS = ("auto", "upper", "lower")
 
 
 # --------------------------------------------------------------------------------------------
@@ -45,6 +57,66 @@ def _split_image(image: Any, wcs: Any) -> tuple[np.ndarray, Any]:
             f"{arr.shape}: pick one channel first, e.g. image[..., 0]"
         )
     return arr, wcs
+
+
+def _is_wcs_axes(ax: Any) -> bool:
+    return ax is not None and hasattr(ax, "coords") and hasattr(ax, "wcs")
+
+
+def resolve_origin(
+    origin: str | None, image: Any = None, *, wcs: Any = None, ax: Any = None
+) -> str:
+    """Return ``"upper"`` or ``"lower"``: where row 0 of ``image`` is drawn.
+
+    Astronomy draws row 0 at the bottom (FITS, DS9, astropy: ``"lower"``); microscopy and
+    photography draw it at the top (Fiji, napari, QuPath, TIFF and PNG viewers: ``"upper"``).
+
+    Parameters
+    ----------
+    origin : {None, "auto", "upper", "lower"}
+        ``None`` or ``"auto"``: ``"lower"`` when the image is astronomical, i.e. it has a
+        celestial WCS (``wcs``, or the image's own ``.wcs``), it is a GridImage read from a FITS
+        file (it carries a FITS ``.header``), or it is drawn into the caller's astropy
+        WCSAxes; ``"upper"`` otherwise (TIFF, PNG, plain arrays). ``"upper"`` or ``"lower"``
+        forces it.
+    image : GridImage, NDData or array_like, optional
+        The image to draw.
+    wcs : astropy.wcs.WCS, optional
+        The WCS given with the image.
+    ax : matplotlib Axes, optional
+        The axes it goes into.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resolve_origin("auto", np.zeros((4, 4)))
+    'upper'
+    >>> from sciconv.io import GridImage
+    >>> from astropy.io import fits
+    >>> resolve_origin(None, GridImage(np.zeros((4, 4, 1)), header=fits.Header()))
+    'lower'
+    >>> resolve_origin("lower", np.zeros((4, 4)))
+    'lower'
+    """
+    origin = look_up_option("auto" if origin is None else origin, ORIGINS, name="origin")
+    if origin != "auto":
+        return origin
+    if wcs is None:
+        wcs = getattr(image, "wcs", None)
+    fits_header = getattr(image, "header", None) is not None
+    return "lower" if wcs is not None or fits_header or _is_wcs_axes(ax) else "upper"
+
+
+def _check_origin_axes(origin: str, ax: Any) -> None:
+    if origin == "upper" and _is_wcs_axes(ax):
+        raise ConfigError(
+            "origin='upper' cannot be drawn on sky axes (astropy WCSAxes draws row 0 at the "
+            "bottom); pass origin='lower' or plain matplotlib axes"
+        )
 
 
 def _norm(arr: np.ndarray, stretch: str):
@@ -76,15 +148,19 @@ def _norm(arr: np.ndarray, stretch: str):
     return ImageNormalize(vmin=vmin, vmax=vmax, stretch=stretch_obj, clip=True)
 
 
-def _axes(ax, wcs, *, figsize=(6.0, 5.0)):
-    """Return ``(fig, ax)``: the given axes, or a new Figure (WCSAxes when ``wcs`` is given)."""
+def _axes(ax, wcs, *, origin: str = "lower", figsize=(6.0, 5.0)):
+    """Return ``(fig, ax)``: the given axes, or a new Figure (WCSAxes when ``wcs`` is given).
+
+    Sky axes need row 0 at the bottom: with ``origin="upper"`` a new figure gets pixel axes.
+    """
     if ax is not None:
-        if hasattr(ax, "coords") and hasattr(ax, "wcs"):  # a WCSAxes made by the caller
+        _check_origin_axes(origin, ax)
+        if _is_wcs_axes(ax):  # a WCSAxes made by the caller
             ax.coords[0].set_axislabel("RA")
             ax.coords[1].set_axislabel("Dec")
         return ax.figure, ax
     fig = Figure(figsize=figsize, layout="constrained")
-    if wcs is not None:
+    if wcs is not None and origin == "lower":
         ax = fig.add_subplot(projection=wcs)
         ax.coords[0].set_axislabel("RA")
         ax.coords[1].set_axislabel("Dec")
@@ -96,8 +172,21 @@ def _axes(ax, wcs, *, figsize=(6.0, 5.0)):
     return fig, ax
 
 
-def draw_image(arr: np.ndarray, ax: Any, *, stretch: str, cmap: str, colorbar: bool, fig: Any):
+def draw_image(
+    arr: np.ndarray,
+    ax: Any,
+    *,
+    stretch: str,
+    cmap: str,
+    colorbar: bool,
+    fig: Any,
+    origin: str = "lower",
+):
     """Draw a display array ``(H, W)`` or RGB ``(H, W, 3)`` into ``ax`` with a stretch; return it.
+
+    ``origin`` (``"upper"`` or ``"lower"``, resolved by :func:`resolve_origin`) is where row 0
+    goes; either way pixel ``(x, y)`` = (column, row) sits at data coordinates ``(x, y)``, so
+    overlays drawn in pixel coordinates stay aligned.
 
     Examples
     --------
@@ -110,9 +199,9 @@ def draw_image(arr: np.ndarray, ax: Any, *, stretch: str, cmap: str, colorbar: b
     norm = _norm(arr, stretch)
     if arr.ndim == 3:  # RGB: one stretch for all channels
         rgb = np.nan_to_num(np.asarray(norm(arr)), nan=0.0)
-        im = ax.imshow(np.clip(rgb, 0.0, 1.0), origin="lower", interpolation="nearest")
+        im = ax.imshow(np.clip(rgb, 0.0, 1.0), origin=origin, interpolation="nearest")
     else:
-        im = ax.imshow(arr, origin="lower", norm=norm, cmap=cmap, interpolation="nearest")
+        im = ax.imshow(arr, origin=origin, norm=norm, cmap=cmap, interpolation="nearest")
         if colorbar:
             fig.colorbar(im, ax=ax, shrink=0.85)
     return im
@@ -144,6 +233,7 @@ def show(
     title: str | None = None,
     cmap: str = "gray",
     colorbar: bool = True,
+    origin: str | None = "auto",
 ) -> Figure:
     """Display an image with an astronomical stretch, on sky axes when it has a WCS.
 
@@ -165,6 +255,14 @@ def show(
         Colormap for single-channel images.
     colorbar : bool
         Add a colour bar (single-channel images).
+    origin : {"auto", "upper", "lower"} or None
+        Where row 0 is drawn. ``"auto"`` (default, also ``None``): at the bottom
+        (``"lower"``, astronomy's convention, as in DS9) for an image with a celestial WCS or
+        read from a FITS file, at the top (``"upper"``, as in Fiji, napari and QuPath) for TIFF,
+        PNG and plain arrays; ``"upper"``/``"lower"`` force it. Sky axes need ``"lower"``:
+        ``"upper"`` draws an image with a WCS on pixel axes (and raises on the caller's
+        WCSAxes). Pixel ``(x, y)`` stays at data coordinates ``(x, y)`` either way, so markers
+        drawn with ``ax.scatter(x, y)`` line up.
 
     Returns
     -------
@@ -178,10 +276,18 @@ def show(
     >>> fig = show(blob, stretch="zscale", title="blob")
     >>> fig.axes[0].images[0].get_array().shape
     (32, 32)
+
+    An array (a TIFF, microscopy) has row 0 at the top; a sky image at the bottom:
+
+    >>> fig.axes[0].images[0].origin, bool(fig.axes[0].yaxis_inverted())
+    ('upper', True)
+    >>> show(blob, origin="lower").axes[0].images[0].origin
+    'lower'
     """
+    origin = resolve_origin(origin, image, wcs=wcs, ax=ax)
     arr, wcs = _split_image(image, wcs)
-    fig, ax = _axes(ax, wcs)
-    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=colorbar, fig=fig)
+    fig, ax = _axes(ax, wcs, origin=origin)
+    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=colorbar, fig=fig, origin=origin)
     if title is not None:
         ax.set_title(title)
     return fig
@@ -198,6 +304,7 @@ def overlay_mask(
     ax: Any = None,
     title: str | None = None,
     cmap: str = "gray",
+    origin: str | None = "auto",
 ) -> Figure:
     """Draw a mask (boolean, or integer class ids) semi-transparently over an image.
 
@@ -214,6 +321,8 @@ def overlay_mask(
         Colour of a binary mask.
     stretch, wcs, ax, title, cmap
         As for :func:`show`.
+    origin : {"auto", "upper", "lower"} or None
+        Where row 0 is drawn, as for :func:`show`; the overlay always follows the image.
 
     Returns
     -------
@@ -229,10 +338,11 @@ def overlay_mask(
     """
     from matplotlib import colors as mcolors
 
+    origin = resolve_origin(origin, image, wcs=wcs, ax=ax)
     arr, wcs = _split_image(image, wcs)
     ids = _as_labels(mask, arr.shape[:2], name="mask")
-    fig, ax = _axes(ax, wcs)
-    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig)
+    fig, ax = _axes(ax, wcs, origin=origin)
+    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig, origin=origin)
     classes = np.unique(ids[ids > 0])
     rgba = np.zeros((*ids.shape, 4), dtype=np.float32)
     if classes.size <= 1:
@@ -243,7 +353,7 @@ def overlay_mask(
         tab = colormaps["tab10"]
         for i, k in enumerate(classes):
             rgba[ids == k] = (*tab(i % 10)[:3], alpha)
-    ax.imshow(rgba, origin="lower", interpolation="nearest")
+    ax.imshow(rgba, origin=origin, interpolation="nearest")
     if title is not None:
         ax.set_title(title)
     return fig
@@ -261,6 +371,7 @@ def contours(
     ax: Any = None,
     title: str | None = None,
     cmap: str = "gray",
+    origin: str | None = "auto",
 ) -> Figure:
     """Draw contours of ``data`` (a probability map, a model image) over ``image``.
 
@@ -276,6 +387,8 @@ def contours(
         Passed to :meth:`matplotlib.axes.Axes.contour`.
     stretch, wcs, ax, title, cmap
         As for :func:`show`.
+    origin : {"auto", "upper", "lower"} or None
+        Where row 0 is drawn, as for :func:`show`; the overlay always follows the image.
 
     Returns
     -------
@@ -290,6 +403,7 @@ def contours(
     >>> len(fig.axes[0].collections) >= 1
     True
     """
+    origin = resolve_origin(origin, image, wcs=wcs, ax=ax)
     arr, wcs = _split_image(image, wcs)
     if data is None:
         field = arr if arr.ndim == 2 else arr.mean(axis=-1)
@@ -300,9 +414,12 @@ def contours(
                 f"data to contour must be one channel with the image's shape {arr.shape[:2]}; "
                 f"got {field.shape}"
             )
-    fig, ax = _axes(ax, wcs)
-    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig)
-    ax.contour(field, levels=levels, colors=colors, linewidths=linewidths, origin="lower")
+    fig, ax = _axes(ax, wcs, origin=origin)
+    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig, origin=origin)
+    # no ``origin=`` here: matplotlib then puts field[row, col] at data (col, row), the pixel
+    # centre imshow uses for either origin (contour's own origin="lower" shifts it by half a
+    # pixel, and "upper" would mirror it in data coordinates)
+    ax.contour(field, levels=levels, colors=colors, linewidths=linewidths)
     if title is not None:
         ax.set_title(title)
     return fig
@@ -320,6 +437,7 @@ def outlines(
     ax: Any = None,
     title: str | None = None,
     cmap: str = "gray",
+    origin: str | None = "auto",
 ) -> Figure:
     """Draw the outline of every instance in ``labels`` over ``image``.
 
@@ -339,6 +457,8 @@ def outlines(
         more per 300 px) so outlines stay visible on large images.
     stretch, wcs, ax, title, cmap
         As for :func:`show`.
+    origin : {"auto", "upper", "lower"} or None
+        Where row 0 is drawn, as for :func:`show`; the overlay always follows the image.
 
     Returns
     -------
@@ -356,6 +476,7 @@ def outlines(
     from matplotlib import colors as mcolors
     from skimage.segmentation import find_boundaries
 
+    origin = resolve_origin(origin, image, wcs=wcs, ax=ax)
     arr, wcs = _split_image(image, wcs)
     ids = _as_labels(labels, arr.shape[:2], name="labels")
     mode = look_up_option(mode, ("inner", "outer", "thick", "thin"), name="mode")
@@ -370,11 +491,11 @@ def outlines(
         edges = binary_dilation(edges, iterations=int(thickness) - 1)
         if mode == "inner":  # stay inside the objects
             edges &= ids > 0
-    fig, ax = _axes(ax, wcs)
-    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig)
+    fig, ax = _axes(ax, wcs, origin=origin)
+    draw_image(arr, ax, stretch=stretch, cmap=cmap, colorbar=False, fig=fig, origin=origin)
     rgba = np.zeros((*ids.shape, 4), dtype=np.float32)
     rgba[edges] = mcolors.to_rgba(color, 1.0)
-    ax.imshow(rgba, origin="lower", interpolation="nearest")
+    ax.imshow(rgba, origin=origin, interpolation="nearest")
     if title is not None:
         ax.set_title(title)
     return fig

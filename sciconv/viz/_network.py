@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, ModelError
 from sciconv.io import as_array
-from sciconv.viz._display import draw_image
+from sciconv.viz._display import draw_image, resolve_origin
 
 if TYPE_CHECKING:
     from sciconv.preprocess import NormSpec
@@ -96,12 +96,14 @@ def _submodel(model, outputs):
     return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
 
 
-def _map_grid(fig, maps: np.ndarray, *, rows: int, row: int, ncols: int, label: str, cmap: str):
+def _map_grid(
+    fig, maps: np.ndarray, *, rows: int, row: int, ncols: int, label: str, cmap: str, origin: str
+):
     """Draw up to ``ncols`` maps (H, W, n) in one row of a grid of ``rows`` rows."""
     n = min(ncols, maps.shape[-1])
     for j in range(n):
         ax = fig.add_subplot(rows, ncols, row * ncols + j + 1)
-        ax.imshow(maps[..., j], cmap=cmap, origin="lower", interpolation="nearest")
+        ax.imshow(maps[..., j], cmap=cmap, origin=origin, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
         if j == 0:
@@ -120,6 +122,7 @@ def feature_maps(
     max_maps: int = 16,
     normalize: str | Mapping | NormSpec | None = "model",
     cmap: str = "viridis",
+    origin: str | None = "auto",
 ) -> Figure:
     """Show what the chosen layers of ``model`` output for one image: one row per layer.
 
@@ -142,6 +145,10 @@ def feature_maps(
         :class:`~sciconv.preprocess.NormSpec` applies that normalization. The grammar of
         :func:`sciconv.preprocess.resolve_normalization`, as everywhere in sciconv.
     cmap : str
+    origin : {"auto", "upper", "lower"} or None
+        Where row 0 of every map is drawn, as for :func:`sciconv.viz.show`: ``"auto"`` (default)
+        draws FITS images and images with a WCS with row 0 at the bottom, arrays, TIFF and PNG
+        with row 0 at the top, so the maps face the way the image does.
 
     Returns
     -------
@@ -156,9 +163,12 @@ def feature_maps(
     >>> fig = feature_maps(keras.Model(inp, out), np.zeros((16, 16, 1)))
     >>> fig.activations["conv"].shape
     (16, 16, 4)
+    >>> fig.axes[0].images[0].origin  # an array: row 0 at the top
+    'upper'
     """
     if not isinstance(max_maps, int) or max_maps < 1:
         raise ConfigError(f"max_maps must be a positive int; got {max_maps!r}")
+    origin = resolve_origin(origin, image)
     x = _batch(model, image, normalize)
     chosen = _conv_layers(model) if layers is None else [_get_layer(model, la) for la in layers]
     if not chosen:
@@ -177,7 +187,16 @@ def feature_maps(
     ncols = min(max_maps, max(a.shape[-1] for a in acts.values()))
     fig = Figure(figsize=(1.4 * ncols + 0.6, 1.5 * len(acts) + 0.4), layout="constrained")
     for i, (name, a) in enumerate(acts.items()):
-        _map_grid(fig, a, rows=len(acts), row=i, ncols=ncols, label=f"{name}\n{a.shape}", cmap=cmap)
+        _map_grid(
+            fig,
+            a,
+            rows=len(acts),
+            row=i,
+            ncols=ncols,
+            label=f"{name}\n{a.shape}",
+            cmap=cmap,
+            origin=origin,
+        )
     fig.suptitle("feature maps")
     fig.activations = acts
     return fig
@@ -384,6 +403,7 @@ def grad_cam(
     class_names: Sequence[str] | None = None,
     alpha: float = 0.5,
     stretch: str = "asinh",
+    origin: str | None = "auto",
 ) -> Figure:
     """Grad-CAM figure: the image, and the heatmap of :func:`grad_cam_heatmap` over it.
 
@@ -397,6 +417,10 @@ def grad_cam(
         Opacity of the heatmap.
     stretch : str
         Display stretch of the image (see :func:`show`).
+    origin : {"auto", "upper", "lower"} or None
+        Where row 0 is drawn, for the image and its heatmap alike, as for
+        :func:`sciconv.viz.show`: ``"auto"`` (default) puts it at the bottom for FITS images
+        and images with a WCS, at the top for arrays, TIFF and PNG.
 
     Returns
     -------
@@ -414,7 +438,10 @@ def grad_cam(
     >>> fig = grad_cam(model, image, class_index=1)
     >>> fig.heatmap.shape, fig.class_index
     ((16, 16), 1)
+    >>> [im.origin for im in fig.axes[1].images]  # the heatmap follows the image
+    ['upper', 'upper']
     """
+    origin = resolve_origin(origin, image)
     x = _batch(model, image, normalize)
     preds = np.asarray(model(x, training=False), dtype=np.float32).reshape(-1)
     if class_index is None:
@@ -435,11 +462,11 @@ def grad_cam(
     shown = x[0, ..., 0] if x.shape[-1] != 3 else x[0]
     fig = Figure(figsize=(9.0, 4.2), layout="constrained")
     ax0 = fig.add_subplot(1, 2, 1)
-    draw_image(shown, ax0, stretch=stretch, cmap="gray", colorbar=False, fig=fig)
+    draw_image(shown, ax0, stretch=stretch, cmap="gray", colorbar=False, fig=fig, origin=origin)
     ax0.set_title("input")
     ax1 = fig.add_subplot(1, 2, 2)
-    draw_image(shown, ax1, stretch=stretch, cmap="gray", colorbar=False, fig=fig)
-    im = ax1.imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1, origin="lower")
+    draw_image(shown, ax1, stretch=stretch, cmap="gray", colorbar=False, fig=fig, origin=origin)
+    im = ax1.imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1, origin=origin)
     fig.colorbar(im, ax=ax1, shrink=0.85)
     ax1.set_title(f"Grad-CAM: {name} (score {preds[class_index]:.2f})")
     fig.heatmap = heat
