@@ -459,3 +459,28 @@ def test_scoring_labels_and_catalogs_loads_no_keras_and_the_keras_metrics_load_w
 
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         sciconv.metrics.Nope  # noqa: B018
+
+
+def test_dsb_score_averages_images_over_iou_to_095():
+    """The Data Science Bowl's score (notebook QA: the pooled mean AP over 0.5-0.9 was called
+    the DSB score, 0.721 where the DSB rule gives 0.568)."""
+    from sciconv import metrics
+
+    assert metrics.DSB_THRESHOLDS[-1] == 0.95 and len(metrics.DSB_THRESHOLDS) == 10
+    assert metrics.AP_THRESHOLDS[-1] == 0.9 and len(metrics.AP_THRESHOLDS) == 9
+    crowded = np.zeros((40, 40), int)
+    for k in range(9):
+        crowded[(k // 3) * 12 : (k // 3) * 12 + 10, (k % 3) * 12 : (k % 3) * 12 + 10] = k + 1
+    found = crowded.copy()
+    sparse, missed = np.zeros((40, 40), int), np.zeros((40, 40), int)
+    sparse[5:15, 5:15] = 1  # one object, not found
+    # per image: 1.0 and 0.0 -> 0.5; pooled, 9 of 10 objects found at every threshold: 0.9
+    assert metrics.dsb_score([crowded, sparse], [found, missed]) == pytest.approx(0.5)
+    pooled = metrics.average_precision([crowded, sparse], [found, missed])
+    assert pooled["mean_ap"] == pytest.approx(0.9)
+    shrunk = crowded.copy()
+    shrunk[crowded == 1] = 0
+    shrunk[1:10, 0:10][crowded[1:10, 0:10] == 1] = 1  # IoU 0.9: a match up to 0.85 only
+    assert metrics.dsb_score(crowded, shrunk) == pytest.approx((8 * 1.0 + 2 * 0.8) / 10)
+    with pytest.raises(InvalidImageError, match="a sequence of them"):
+        metrics.dsb_score([], [])

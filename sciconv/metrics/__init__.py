@@ -8,10 +8,11 @@ Keras metrics (registered with ``package="sciconv"``) take integer labels ``(N, 
 channel ``(N, H, W, 1)`` is thresholded. They build on ``keras.metrics.IoU`` (its confusion
 matrix, ``ignore_class`` and sample weights).
 
-The numpy functions score instance segmentations the way the 2018 Data Science Bowl and
-StarDist do: a predicted object matches a true object when their IoU exceeds a threshold (each
-object matched at most once, by an optimal assignment), and at each threshold
-``AP = TP / (TP + FP + FN)``.
+The numpy functions score instance segmentations the way StarDist and the 2018 Data Science Bowl
+do: a predicted object matches a true object when their IoU exceeds a threshold (each object
+matched at most once, by an optimal assignment), and at each threshold
+``AP = TP / (TP + FP + FN)``; :func:`average_precision` pools images (StarDist),
+:func:`dsb_score` averages them (the Data Science Bowl's score).
 
 Classifications are counted by :func:`confusion_counts`; source catalogs are scored against a
 reference (completeness, purity, offsets) by :func:`match_catalogs`. The drawings of these numbers
@@ -33,15 +34,24 @@ from __future__ import annotations
 from sciconv._lazy import lazy_names
 from sciconv.metrics._catalogs import match_catalogs
 from sciconv.metrics._classes import confusion_counts
-from sciconv.metrics._instances import DSB_THRESHOLDS, average_precision, iou_matrix, matching
+from sciconv.metrics._instances import (
+    AP_THRESHOLDS,
+    DSB_THRESHOLDS,
+    average_precision,
+    dsb_score,
+    iou_matrix,
+    matching,
+)
 
 __all__ = [
+    "AP_THRESHOLDS",
     "DSB_THRESHOLDS",
     "Dice",
     "IoU",
     "MeanIoU",
     "average_precision",
     "confusion_counts",
+    "dsb_score",
     "iou_matrix",
     "match_catalogs",
     "matching",
