@@ -1016,3 +1016,45 @@ def test_catalog_labels_that_are_one_number_or_differ_in_case_are_said(tmp_path)
     with pytest.warns(SciconvWarning, match=r"'Spiral' \(4 rows\), 'spiral' \(4 rows\) differ"):
         ds = datasets.from_catalog(tmp_path / "cat.csv", label_column="kind", **kw)
     assert ds.class_names == ["Spiral", "spiral"]
+
+
+def test_a_grown_folder_keeps_its_validation_images(tmp_path):
+    """Files added to a folder leave the split of the others (QA: a seeded shuffle of positions
+    reshuffled a class, so a model fine-tuned on a grown folder validated on images it had
+    trained on); a folder moved elsewhere splits alike."""
+    import shutil
+
+    from PIL import Image
+
+    from sciconv import datasets
+
+    rng = np.random.default_rng(0)
+
+    def add(root, names):
+        for cls in ("a", "b"):
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            for name in names:
+                pixels = rng.integers(0, 255, (8, 8), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / cls / f"{name}.png")
+
+    def split_of(root):
+        train, val = datasets.from_folder(
+            root, image_size=8, validation_split=0.25, batch_size=4, seed=3
+        )
+        names = [
+            {"/".join(p.replace("\\", "/").split("/")[-2:]) for p in d.file_paths}
+            for d in (train, val)
+        ]
+        return names
+
+    root = tmp_path / "one"
+    add(root, [f"im{i:02d}" for i in range(16)])
+    train, val = split_of(root)
+    assert len(val) == 8 and len(train) == 24  # 4 of 16 per class
+    add(root, [f"new{i}" for i in range(3)])  # 19 per class: 5 validate
+    train2, val2 = split_of(root)
+    assert len(val2) == 10
+    assert len(val & val2) >= 6  # at most one per class displaced by a new file
+    assert len(train & val2) <= 2  # at most one per class: the class's 5th validation image
+    shutil.copytree(root, tmp_path / "elsewhere" / "moved")
+    assert split_of(tmp_path / "elsewhere" / "moved") == [train2, val2]

@@ -23,6 +23,7 @@ from sciconv.datasets._scan import (
     report_warnings,
     scan,
     split,
+    split_key,
 )
 from sciconv.datasets._validate import (
     validate_augment,
@@ -99,7 +100,8 @@ def build_image_datasets(
         scanned.arrays[:] = [None if a is None else prep.to_channels(a) for a in scanned.arrays]
     labels = labels[good]
     strata = None if strata is None else strata[good]
-    train_idx, val_idx = split(len(good), fraction, seed, strata, list(class_names))
+    keys = [split_key(p) for p in g_paths]
+    train_idx, val_idx = split(len(good), fraction, seed, strata, list(class_names), keys=keys)
 
     cache_mode = (
         "memory" if scanned.arrays is not None else ("file" if isinstance(cache, Path) else "none")

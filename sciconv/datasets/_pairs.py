@@ -22,6 +22,7 @@ from sciconv.datasets._scan import (
     report_warnings,
     scan,
     split,
+    split_key,
 )
 from sciconv.datasets._validate import (
     BOUNDARY_TARGETS,
@@ -366,7 +367,8 @@ def from_pairs(
         class_names = ["background", "foreground"]
     else:
         class_names = ["background", *[f"class_{i}" for i in range(1, k)]]
-    train_idx, val_idx = split(len(good), fraction, seed, None)
+    keys = [split_key(img_paths[j]) for j in good]
+    train_idx, val_idx = split(len(good), fraction, seed, None, keys=keys)
     in_memory = scanned.arrays is not None
 
     def get(j):
