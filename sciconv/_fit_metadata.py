@@ -325,7 +325,8 @@ def check_normalization(model, recorded: Any, dataset: Any) -> None:
         f"'normalization'), but the training dataset feeds it {data}: its weights would see "
         "inputs unlike those they were fitted to, and the model would record the dataset's "
         f"normalization instead of its own. Build the dataset with normalize={dict(recorded)} "
-        f"(sciconv train: dataset.normalize: {json.dumps(dict(recorded))}), or "
+        f"(or **sciconv.datasets.trained_settings(model), which also gives its input transform "
+        f"and target; sciconv train: dataset.normalize: {json.dumps(dict(recorded))}), or "
         "sciconv.models.set_metadata(model, normalization=...) first if the change is meant"
     )
 
@@ -465,7 +466,8 @@ def check_target(model, recorded: str | None, dataset: str) -> None:
     ...
     sciconv.errors.ConfigError: model 'model' was trained on target 'touching' (its metadata \
 'target'), but the training dataset makes target 'boundary'; build it with \
-target='touching' (sciconv train: dataset.target: touching)
+target='touching' (or **sciconv.datasets.trained_settings(model); sciconv train: \
+dataset.target: touching)
     """
     if not recorded or recorded == dataset:
         return
@@ -473,7 +475,8 @@ target='touching' (sciconv train: dataset.target: touching)
     raise ConfigError(
         f"model {name!r} was trained on target {recorded!r} (its metadata 'target'), but the "
         f"training dataset makes target {dataset!r}; build it with target={recorded!r} "
-        f"(sciconv train: dataset.target: {recorded})"
+        f"(or **sciconv.datasets.trained_settings(model); sciconv train: dataset.target: "
+        f"{recorded})"
     )
 
 
