@@ -120,3 +120,37 @@ def live_process():
     finally:
         proc.kill()
         proc.wait()
+
+
+def tan_wcs(shape=(32, 32)):
+    """A TAN celestial WCS centred on an image of ``shape`` (1e-4 deg pixels, RA flipped)."""
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [10.0, -30.0]
+    w.wcs.crpix = [shape[1] / 2, shape[0] / 2]
+    w.wcs.cdelt = [-1e-4, 1e-4]
+    return w
+
+
+def threshold_model(level=0.02, **metadata):
+    """A segmenter with metadata: foreground where the normalized image exceeds ``level`` (finds
+    faint objects too); ``metadata`` is set on it (e.g. ``object_level=``)."""
+    import keras
+
+    from sciconv.models import attach_metadata, set_metadata
+
+    inputs = keras.Input((None, None, 1))
+    logits = keras.layers.Conv2D(
+        2,
+        1,
+        kernel_initializer=keras.initializers.Constant([[[[-50.0, 50.0]]]]),
+        bias_initializer=keras.initializers.Constant([50.0 * level, -50.0 * level]),
+    )(inputs)
+    model = attach_metadata(keras.Model(inputs, keras.layers.Softmax()(logits)))
+    set_metadata(model, postprocess={"min_size": 3, "smooth": 0})
+    metadata = {k: v for k, v in metadata.items() if v is not None}
+    if metadata:
+        set_metadata(model, **metadata)
+    return model

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import warnings
 
-import keras
 import numpy as np
 import pytest
 import tifffile
+from _helpers import threshold_model
 
 from sciconv import inference, metrics, models
 from sciconv.errors import InferenceError, SciconvWarning
-from sciconv.models import attach_metadata, set_metadata
+from sciconv.models import set_metadata
 
 
 def test_object_level_is_the_median_of_object_means():
@@ -31,18 +31,7 @@ def test_object_level_is_the_median_of_object_means():
 
 def _threshold_model(level=0.02, object_level=None):
     """Foreground where the normalized image exceeds ``level`` (finds faint objects too)."""
-    inputs = keras.Input((None, None, 1))
-    logits = keras.layers.Conv2D(
-        2,
-        1,
-        kernel_initializer=keras.initializers.Constant([[[[-50.0, 50.0]]]]),
-        bias_initializer=keras.initializers.Constant([50.0 * level, -50.0 * level]),
-    )(inputs)
-    model = attach_metadata(keras.Model(inputs, keras.layers.Softmax()(logits)))
-    set_metadata(model, postprocess={"min_size": 3, "smooth": 0})
-    if object_level is not None:
-        set_metadata(model, object_level=object_level)
-    return model
+    return threshold_model(level, object_level=object_level)
 
 
 def _faint_field(bright=20.0):

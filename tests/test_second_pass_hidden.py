@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import warnings
 
-import keras
 import numpy as np
 import pytest
 import tifffile
+from _helpers import threshold_model
 
 from sciconv import inference, metrics, models
 from sciconv.errors import SciconvWarning
@@ -21,7 +21,7 @@ from sciconv.inference._second_pass import (
     SecondPassCheck,
     distinct_values,
 )
-from sciconv.models import attach_metadata, set_metadata
+from sciconv.models import set_metadata
 from sciconv.preprocess import NormSpec
 
 LEVEL = {"typical": 0.5, "faint_below": 0.2}
@@ -30,17 +30,7 @@ SNR = {"typical": 14.0, "noisy_below": 5.0}  # noise limit 0.5 / 5 = 0.1 of the 
 
 def _threshold_model(level=0.3):
     """Foreground where the normalized image exceeds ``level``; records both levels."""
-    inputs = keras.Input((None, None, 1))
-    logits = keras.layers.Conv2D(
-        2,
-        1,
-        kernel_initializer=keras.initializers.Constant([[[[-50.0, 50.0]]]]),
-        bias_initializer=keras.initializers.Constant([50.0 * level, -50.0 * level]),
-    )(inputs)
-    model = attach_metadata(keras.Model(inputs, keras.layers.Softmax()(logits)))
-    set_metadata(model, postprocess={"min_size": 3, "smooth": 0})
-    set_metadata(model, object_level=LEVEL, object_snr=SNR)
-    return model
+    return threshold_model(level, object_level=LEVEL, object_snr=SNR)
 
 
 def _two_squares(noise, seed=0):

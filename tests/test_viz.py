@@ -8,12 +8,11 @@ import sys
 from types import SimpleNamespace
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from _helpers import tan_wcs
 from astropy.table import Table
 from astropy.visualization.wcsaxes import WCSAxes
-from astropy.wcs import WCS
 from matplotlib.figure import Figure
 
 from sciconv import viz
@@ -25,35 +24,6 @@ from sciconv.viz import _network
 def _blob(size=32, cy=20, cx=9, sigma=2.0):
     yy, xx = np.mgrid[:size, :size]
     return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2)).astype(np.float32)
-
-
-def _tan_wcs(shape=(32, 32)):
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [10.0, -30.0]
-    w.wcs.crpix = [shape[1] / 2, shape[0] / 2]
-    w.wcs.cdelt = [-1e-4, 1e-4]
-    return w
-
-
-@pytest.fixture(autouse=True)
-def no_pyplot_leak():
-    before = set(plt.get_fignums())
-    yield
-    assert set(plt.get_fignums()) == before, "viz must not create pyplot figures"
-
-
-# ---------------------------------------------------------------- show and overlays
-@pytest.mark.parametrize("stretch", viz.STRETCHES)
-def test_show_returns_titled_figure_with_image(stretch):
-    img = _blob() * 100 + 5
-    fig = viz.show(img, stretch=stretch, title="blob")
-    assert isinstance(fig, Figure)
-    ax = fig.axes[0]
-    assert ax.get_title() == "blob"
-    assert len(ax.images) == 1
-    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), img)
-    assert len(fig.axes) == 2  # image + colour bar
 
 
 def test_show_limits_follow_stretch():
@@ -79,7 +49,7 @@ def test_show_unwraps_nddata_and_lazy_images():
     from sciconv.io import LazyImage
 
     img = _blob()[..., None]
-    fig = viz.show(NDData(img, wcs=_tan_wcs()), stretch="linear")
+    fig = viz.show(NDData(img, wcs=tan_wcs()), stretch="linear")
     assert isinstance(fig.axes[0], WCSAxes)  # NDData brings its WCS too
     lazy = LazyImage(lambda ys, xs: img[ys, xs], img.shape)
     shown = viz.show(GridImage(lazy), stretch="linear").axes[0].images[0].get_array()
@@ -87,7 +57,7 @@ def test_show_unwraps_nddata_and_lazy_images():
 
 
 def test_show_uses_sky_axes_with_wcs():
-    w = _tan_wcs()
+    w = tan_wcs()
     fig = viz.show(_blob(), wcs=w)
     assert isinstance(fig.axes[0], WCSAxes)
     assert fig.axes[0].coords[0].get_axislabel() == "RA"
@@ -162,7 +132,7 @@ def test_outlines_draw_shared_boundaries_of_touching_instances():
 
 def test_contours_on_sky_axes():
     prob = _blob(sigma=4.0)
-    fig = viz.contours(prob, prob, levels=(0.25, 0.5), wcs=_tan_wcs(), title="p")
+    fig = viz.contours(prob, prob, levels=(0.25, 0.5), wcs=tan_wcs(), title="p")
     ax = fig.axes[0]
     assert isinstance(ax, WCSAxes)
     cs = [c for c in ax.collections if hasattr(c, "levels")]

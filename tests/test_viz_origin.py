@@ -7,24 +7,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import tifffile
+from _helpers import tan_wcs
 from astropy.io import fits
 from astropy.visualization.wcsaxes import WCSAxes
-from astropy.wcs import WCS
 from matplotlib.figure import Figure
 
 from sciconv import io, viz
 from sciconv.errors import ConfigError
 
 ROW = 5  # the labelled pixel's row, near the start of the file
-
-
-def _tan_wcs(shape):
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [10.0, -30.0]
-    w.wcs.crpix = [shape[1] / 2, shape[0] / 2]
-    w.wcs.cdelt = [-1e-4, 1e-4]
-    return w
 
 
 def _pixels():
@@ -39,7 +30,7 @@ def _pixels():
 def tiff_and_fits(tmp_path):
     image, labels = _pixels()
     tifffile.imwrite(tmp_path / "cells.tif", image)
-    hdu = fits.PrimaryHDU(image, header=_tan_wcs(image.shape).to_header())
+    hdu = fits.PrimaryHDU(image, header=tan_wcs(image.shape).to_header())
     hdu.writeto(tmp_path / "field.fits")
     return io.read(tmp_path / "cells.tif"), io.read(tmp_path / "field.fits"), labels
 
