@@ -86,6 +86,28 @@ def background_and_rms(
     standard deviation of the background pixels (Background2D's ``background_rms``), both
     ``(H, W)`` for one channel, else ``(H, W, C)``.
 
+    Parameters
+    ----------
+    image : GridImage, NDData or array_like, shape (H, W) or (H, W, C)
+        The raw pixels (NaN ones are left out).
+    labels : ndarray of int, shape (H, W), optional
+        Objects to leave out of the background (grown by ``grow`` pixels first).
+    box_size : int
+        Side of the boxes the background is measured in (photutils' ``Background2D``).
+    filter_size : int
+        Side of the median filter over the boxes' values.
+    grow : int
+        Pixels the objects are grown by before they are left out (their faint wings).
+
+    Returns
+    -------
+    (background, rms) : ndarray of float64
+
+    Raises
+    ------
+    InvalidImageError
+        An image that is not (H, W) or (H, W, C), or labels of another shape.
+
     Examples
     --------
     >>> import numpy as np
