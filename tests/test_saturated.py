@@ -109,11 +109,13 @@ def test_pretrained_model_finds_over_exposed_nuclei(data_dir):
     over = (np.minimum(image, top) / top * 255).astype(np.uint8)
     assert (over == 255).mean() > 0.2
     model = sciconv.models.pretrained("nuclei")
-    found = sciconv.inference.predict_instances(model, over, progress=False)
+    # denoise=None: its image holds 11 grey levels, which denoise="auto" smooths as posterised
+    # (that alone lifts the unrestored pass to 0.875): the restoring is measured on its own
+    found = sciconv.inference.predict_instances(model, over, progress=False, denoise=None)
     ap = float(sciconv.metrics.average_precision(truth, found)["ap"][0])
     spec = dict(sciconv.models.get_metadata(model)["input_transform"], restore_saturated=False)
     sciconv.models.set_metadata(model, input_transform=spec)
-    flat = sciconv.inference.predict_instances(model, over, progress=False)
+    flat = sciconv.inference.predict_instances(model, over, progress=False, denoise=None)
     ap_flat = float(sciconv.metrics.average_precision(truth, flat)["ap"][0])
     assert ap >= 0.8 and ap_flat <= 0.4, (ap, ap_flat)
 
