@@ -59,9 +59,10 @@ LINEAR_METHODS = ("percentile", "minmax", "zscale")
 DENOISE_SIGMA = 1.0
 
 #: ``denoise="auto"``: an image holding fewer distinct pixel values than this (as given, before
-#: its input transform) is posterised (a dim signal in a wide container). Real fluorescence images quantised to 6 grey
-#: levels: AP@0.5 0.96 -> 0.10 and 0.88 -> 0.77, smoothed 0.61 and 0.80; 12 and 15 levels:
-#: smoothed +0.03; 18 and 22: smoothing lost 0.04 and nothing (``real_nuclei_brightness.py``)
+#: its input transform) is posterised (a dim signal in a wide container). Real fluorescence
+#: images quantised to 6 grey levels: AP@0.5 0.96 -> 0.10 and 0.88 -> 0.77, smoothed 0.61 and
+#: 0.80; 12 and 15 levels: smoothed +0.03; 18 and 22: smoothing lost 0.04 and nothing
+#: (``real_nuclei_brightness.py``)
 POSTERISED_LEVELS = 16
 #: The distinct values :class:`ObjectStats` keeps (enough to tell a posterised image)
 LEVELS_KEPT = 64
