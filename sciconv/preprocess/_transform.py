@@ -313,8 +313,9 @@ def _one_signal(x: np.ndarray) -> bool:
     if finite.sum() < 16:
         return False
     # channel by channel: numpy's axis-0 reduction of the (N, 3) pixels took 20x as long
-    lo = np.array([rgb[..., c][finite].min() for c in range(3)], np.float32)
-    hi = np.array([rgb[..., c][finite].max() for c in range(3)], np.float32)
+    channels = [rgb[..., c][finite] for c in range(3)]
+    lo = np.array([v.min() for v in channels], np.float32)
+    hi = np.array([v.max() for v in channels], np.float32)
     clipped = ((rgb <= lo) | (rgb >= hi)) & (hi > lo)
     rgb = np.where((finite & ~clipped.any(axis=-1))[..., None], rgb, np.nan)
     h, w = rgb.shape[:2]
