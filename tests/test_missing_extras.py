@@ -37,20 +37,24 @@ def test_block_wise_labels_without_zarr_name_the_install(monkeypatch, tmp_path):
 
 def test_lazy_labels_without_zarr_name_the_install(monkeypatch, tmp_path):
     tifffile.imwrite(tmp_path / "l.tif", np.arange(12, dtype=np.uint16).reshape(3, 4))
+    before = (tmp_path / "l.tif").read_bytes()
     _no(monkeypatch, "zarr")
     with pytest.raises(MissingDependencyError, match=r"l\.tif.*zarr >= 3"):
         io.read_labels(tmp_path / "l.tif", lazy=True)
+    assert (tmp_path / "l.tif").read_bytes() == before
     assert io.read_labels(tmp_path / "l.tif").shape == (3, 4)  # the eager read needs none
 
 
 def test_cli_ome_zarr_without_the_extra_fails_before_any_input(monkeypatch, capsys, tmp_path):
     tifffile.imwrite(tmp_path / "a.tif", np.zeros((16, 16), np.uint8))
+    before = (tmp_path / "a.tif").read_bytes()
     _no(monkeypatch, "ome_zarr", "ome_zarr.io")
     args = ("predict", "pretrained:nuclei", tmp_path / "a.tif", "--out", tmp_path / "out")
     code, _, err = run_cli(capsys, *args, "--format", "ome-zarr", "--quiet")
     assert code != 0
     assert_one_line_error(err, 'pip install "sciconv[ome]"')
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert (tmp_path / "a.tif").read_bytes() == before
 
 
 def test_dependencies_cover_what_the_base_install_runs():
