@@ -81,6 +81,35 @@ def test_receptive_field_of_unet_grows_with_depth():
     assert deep[0] > shallow[0] >= 4
 
 
+def test_receptive_field_is_kept_on_disk_for_later_processes(monkeypatch, tmp_path):
+    # a new process measured it again (four eager model runs, 0.3-0.9 s of every `sciconv
+    # predict`); the same architecture with the same weights reads what the first one kept
+    from sciconv.models import introspect
+
+    monkeypatch.setenv("SCICONV_DATA_DIR", str(tmp_path))
+    model = _conv_stack(seed=3)
+    assert inference.receptive_field(model) == (RF, RF)
+    kept = list((tmp_path / "receptive_field").glob("*.json"))
+    assert len(kept) == 1
+    twin = keras.Model.from_config(model.get_config())  # another object, as a process loads it
+    twin.set_weights(model.get_weights())
+
+    def measured(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(introspect, "_measure", measured)
+    assert inference.receptive_field(twin) == (RF, RF)
+    other = keras.Model.from_config(model.get_config())  # other weights: measured, not read
+    with pytest.raises(AssertionError, match="measured again"):
+        inference.receptive_field(other)
+    monkeypatch.undo()
+    monkeypatch.setenv("SCICONV_DATA_DIR", str(tmp_path))
+    kept[0].write_text("not a measure")  # a damaged file is measured again, not trusted
+    again = keras.Model.from_config(model.get_config())
+    again.set_weights(model.get_weights())
+    assert inference.receptive_field(again) == (RF, RF)
+
+
 # --------------------------------------------------------------------------------------------------
 # tiled == whole image
 

@@ -14,6 +14,7 @@ from sciconv.errors import InferenceError
 from sciconv.inference import _precision
 from sciconv.inference._blend import axis_spans
 from sciconv.models import segmenter
+from sciconv.models.introspect import architecture_digest
 
 RF = 3  # three 3x3 convolutions
 
@@ -309,7 +310,7 @@ def test_auto_precision_is_kept_on_disk_for_later_processes(monkeypatch, tmp_pat
     model = _conv_stack(seed=7)
     assert _precision.choose_precision(model, "auto", tile=(64, 64), channels=1) == "bfloat16"
     assert len(calls) == 2
-    key = _precision._architecture_key(model)
+    key = architecture_digest(model)
     kept = _precision.decision_file(key)
     assert kept.read_text().strip() == "bfloat16"
     assert kept.is_relative_to(tmp_path / "cache" / "precision")
@@ -331,7 +332,7 @@ def test_auto_precision_is_kept_on_disk_for_later_processes(monkeypatch, tmp_pat
 def test_auto_precision_adopts_the_decision_of_a_process_that_wrote_first(monkeypatch, tmp_path):
     _fresh_auto_caches(monkeypatch, tmp_path)
     model = _conv_stack(seed=8)
-    kept = _precision.decision_file(_precision._architecture_key(model))
+    kept = _precision.decision_file(architecture_digest(model))
     calls = []
 
     def racing_time(model, x, repeats=3):  # another process writes while this one times
@@ -359,7 +360,7 @@ def test_auto_precision_without_a_writable_cache_decides_per_process(monkeypatch
     # an unreadable decision (not float32/bfloat16) is ignored and timed anew
     monkeypatch.setenv("SCICONV_DATA_DIR", str(tmp_path / "cache"))
     _new_process(monkeypatch)
-    kept = _precision.decision_file(_precision._architecture_key(model))
+    kept = _precision.decision_file(architecture_digest(model))
     kept.parent.mkdir(parents=True)
     kept.write_text("float16\n")
     assert _precision.choose_precision(model, "auto", tile=(64, 64), channels=1) == "bfloat16"

@@ -5,7 +5,9 @@ less far above the pixel noise than the training objects."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,8 @@ from _helpers import threshold_model
 from sciconv import inference, metrics, models
 from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.models import set_metadata
+
+REAL = Path(__file__).resolve().parents[1] / "data" / "real" / "nuclei" / "images"
 
 
 def test_object_level_is_the_median_of_object_means():
@@ -459,3 +463,41 @@ def test_a_few_faint_flips_between_windows_are_not_called_lost(data_dir):
         )
     assert labels.max() > 50
     assert not [str(w.message) for w in said if "not in the labels" in str(w.message)]
+
+
+def test_the_check_reuses_the_first_pass_transform_and_limits(monkeypatch):
+    # second_pass_input measures the objects in the image as the first pass's model got it: its
+    # input transform and normalization limits are computed once per call (QA profiling: they
+    # were computed again, 0.2-0.7 s of a 1024^2 call), and nothing outside the call keeps them
+    from sciconv.inference import _source
+    from sciconv.preprocess import NormSpec
+
+    model = models.pretrained("nuclei")
+    image = tifffile.imread(sorted(REAL.glob("*.tif"))[0])[:96, :96]
+    calls = {"transform": 0, "limits": 0}
+    resolve, limits = _source.resolve_input_transform, NormSpec.limits
+
+    def counted_resolve(*a, **k):
+        calls["transform"] += 1
+        return resolve(*a, **k)
+
+    def counted_limits(self, x):
+        calls["limits"] += 1
+        return limits(self, x)
+
+    monkeypatch.setattr(_source, "resolve_input_transform", counted_resolve)
+    monkeypatch.setattr(NormSpec, "limits", counted_limits)
+    first = inference.predict_instances(model, image, object_size=None, progress=False)
+    assert calls == {"transform": 1, "limits": 1}
+    calls.update(transform=0, limits=0)
+    with monkeypatch.context() as m:  # computed anew each time (no reuse at all)
+        m.setattr(inference._instances, "computed_once", _no_reuse)
+        again = inference.predict_instances(model, image, object_size=None, progress=False)
+    assert calls == {"transform": 2, "limits": 2}
+    np.testing.assert_array_equal(first, again)
+    assert _source._ONCE.get() is None
+
+
+@contextlib.contextmanager
+def _no_reuse():
+    yield

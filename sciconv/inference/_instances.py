@@ -32,7 +32,7 @@ from sciconv.inference._size_probe import (
     probe_factor,
     wants_probe,
 )
-from sciconv.inference._source import check_channels, is_dask, validate_image
+from sciconv.inference._source import check_channels, computed_once, is_dask, validate_image
 from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._zoom import rescale_image, resize_labels
 from sciconv.io import PixelScale
@@ -538,32 +538,37 @@ def _whole(
             ]
         return (resize_labels(labels, hw, min_size=given_min_size or 0), *found)
 
-    if first is not None:
-        found = first
-        shares[factor] = boundary_share(first[0], first[1])
-    else:
-        found = at(factor)
     sized = all(meta.get(key) is not None for key in ("object_size", "object_size_range"))
-    # objects outside the model's sizes are resampled first: their brightness and noise are not
-    # judged (zero-shot QA: nuclei enlarged 2x, cut into pieces by the first pass, read as a
-    # faint image; its saturated second pass gave 3454 objects for 13 nuclei, AP 1.00 -> 0.00)
-    out_of_range = (
-        auto
-        and sized
-        and auto_size_factor(found[0], factor, meta["object_size"], meta.get("object_size_range"))
-    )
-    if (brightness is not None or denoise is not None) and not out_of_range:
-        again = second_pass_input(
-            model,
-            image,
-            found[0],
-            normalize=tiled["normalize"],
-            brightness=brightness,
-            denoise=denoise,
-        )
-        if again is not None:  # every later pass takes this image as it is
-            image, tiled["normalize"] = again, None
+    again = None
+    with computed_once():  # the second-pass check reuses the first pass's transform and limits
+        if first is not None:
+            found = first
+            shares[factor] = boundary_share(first[0], first[1])
+        else:
             found = at(factor)
+        # objects outside the model's sizes are resampled first: their brightness and noise are
+        # not judged (zero-shot QA: nuclei enlarged 2x, cut into pieces by the first pass, read
+        # as a faint image; its saturated second pass gave 3454 objects for 13 nuclei, AP 1.00
+        # -> 0.00)
+        out_of_range = (
+            auto
+            and sized
+            and auto_size_factor(
+                found[0], factor, meta["object_size"], meta.get("object_size_range")
+            )
+        )
+        if (brightness is not None or denoise is not None) and not out_of_range:
+            again = second_pass_input(
+                model,
+                image,
+                found[0],
+                normalize=tiled["normalize"],
+                brightness=brightness,
+                denoise=denoise,
+            )
+    if again is not None:  # every later pass takes this image as it is
+        image, tiled["normalize"] = again, None
+        found = at(factor)
     probing = wants_probe(shares[factor]) and sized
     # objects that look too small but hold little boundary inside them are pieces of larger
     # ones (small objects are mostly boundary, 0.5-0.7): enlarging would cut them finer

@@ -26,7 +26,6 @@ where it cannot be written the decision is kept per process only.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import statistics
@@ -38,7 +37,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from sciconv.errors import InferenceError
+from sciconv._kept import keep, kept_file, read_kept
+from sciconv.errors import InferenceError, SciconvError
+from sciconv.models.introspect import architecture_digest
 from sciconv.models.precision import bfloat16_model, float32_model  # noqa: F401 (re-exported)
 
 #: Accepted ``precision`` values of :func:`sciconv.inference.predict_tiled`.
@@ -110,7 +111,10 @@ def choose_precision(
     cached = _AUTO_CHOICE.get(model)
     if cached is not None:  # the usual case: no config digest on every call
         return cached
-    key = _architecture_key(model)
+    # models of one architecture (a model loaded twice, the wrappers uncertainty_model builds
+    # around it on each call) share one decision instead of each timing anew: two timings can
+    # fall on either side of the threshold and the results would then differ between calls
+    key = architecture_digest(model)
     cached = None if key is None else _AUTO_BY_ARCHITECTURE.get(key)
     if cached is None and key is not None:
         cached = _read_decision(key)
@@ -138,7 +142,6 @@ def decision_file(key: str) -> Path:
     'precision'
     """
     from sciconv import devices
-    from sciconv.fetch import cache_dir
 
     d = devices.info()
     machine = {
@@ -148,47 +151,23 @@ def decision_file(key: str) -> Path:
         "versions": [d.get(k) for k in ("tensorflow", "keras", "keras_backend", "sciconv")],
     }
     text = json.dumps(machine, sort_keys=True, default=repr)
-    digest = hashlib.sha256(f"{key}:{text}".encode()).hexdigest()[:32]
-    return cache_dir() / "precision" / f"{digest}.txt"
+    return kept_file("precision", f"{key}:{text}")
 
 
 def _read_decision(key: str) -> str | None:
     """The decision kept on disk for ``key``, or None (none yet, unreadable, or not a decision)."""
-    try:
-        value = decision_file(key).read_text().strip()
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
+    value = read_kept(decision_file(key))
     return value if value in ("float32", "bfloat16") else None
 
 
 def _keep_decision(key: str, decision: str) -> str:
     """Write ``decision`` for ``key`` unless another process did first; the one that stands."""
-    from sciconv._atomic import atomic_output
-    from sciconv.errors import OutputExistsError, SciconvError
-
     try:
         path = decision_file(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, overwrite=False) as tmp:
-            Path(tmp).write_text(decision + "\n")
-    except OutputExistsError:
-        return _read_decision(key) or decision
-    except (OSError, SciconvError):  # a read-only or full cache: this process's decision only
+    except (OSError, SciconvError):  # no cache folder to name: this process's decision only
         return decision
-    return decision
-
-
-def _architecture_key(model: keras.Model) -> str | None:
-    """A digest of ``model``'s config: models of one architecture (a model loaded twice, the
-    wrappers :func:`sciconv.inference.uncertainty_model` builds around it on each call) share
-    one ``"auto"`` decision (per process, and on disk per kind of machine: the module doc)
-    instead of each timing anew, since two timings can fall on either side of the threshold and
-    the results would then differ between calls. None where the config cannot be serialized."""
-    try:
-        text = json.dumps(model.get_config(), sort_keys=True, default=repr)
-    except Exception:  # a subclassed model without get_config
-        return None
-    return hashlib.sha256(f"{type(model).__name__}:{text}".encode()).hexdigest()
+    standing = keep(path, decision)
+    return standing if standing in ("float32", "bfloat16") else decision
 
 
 def pinned_precision() -> str:

@@ -1,5 +1,6 @@
 """What a Keras image model takes and how far it sees: its input checks, channels, fixed size,
-divisor and measured receptive field (:func:`receptive_field`, cached per model).
+divisor and measured receptive field (:func:`receptive_field`, cached per model and kept on disk
+per architecture and weights, so a new process does not measure it again).
 
 A model's own properties, used by inference (tiles, overlaps) and by the exports (the halo a
 BioImage.IO package declares), so they live with the models.
@@ -7,6 +8,8 @@ BioImage.IO package declares), so they live with the models.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 import weakref
 from collections.abc import Mapping
@@ -19,6 +22,7 @@ from sciconv.models.metadata import get_metadata
 from sciconv.models.precision import float32_model
 
 __all__ = [
+    "architecture_digest",
     "measure_receptive_field",
     "model_channels",
     "model_divisor",
@@ -148,7 +152,80 @@ def model_divisor(meta: Mapping) -> int:
     return max(d, 1)
 
 
+def architecture_digest(model: keras.Model) -> str | None:
+    """A digest of ``model``'s architecture (its class and config, not its weights).
+
+    Models of one architecture share what depends on it alone: a model loaded twice, or the
+    wrappers :func:`sciconv.inference.uncertainty_model` builds around it on each call, share
+    one ``precision="auto"`` decision.
+
+    Returns
+    -------
+    str or None
+        A hex SHA-256 digest; None where the config cannot be serialized (a subclassed model
+        without ``get_config``).
+
+    Examples
+    --------
+    >>> import keras
+    >>> inputs = keras.Input((None, None, 1))
+    >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
+    >>> twin = keras.Model.from_config(model.get_config())  # other weights, same architecture
+    >>> architecture_digest(twin) == architecture_digest(model)
+    True
+    """
+    try:
+        text = json.dumps(model.get_config(), sort_keys=True, default=repr)
+    except Exception:  # a subclassed model without get_config
+        return None
+    return hashlib.sha256(f"{type(model).__name__}:{text}".encode()).hexdigest()
+
+
+def _weights_digest(model: keras.Model) -> str:
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        w = np.ascontiguousarray(w)
+        digest.update(f"{w.dtype}{w.shape}".encode())
+        digest.update(w.tobytes())
+    return digest.hexdigest()
+
+
+def _kept_file(model: keras.Model, max_size: int, seed: int):
+    """Where a model's measured receptive field is kept across processes (None: not kept).
+
+    The key is the architecture, the weights (a trained model's dead units could narrow what
+    the probe sees) and the probe, with the Keras and sciconv versions."""
+    from sciconv import __version__
+    from sciconv._kept import kept_file
+
+    arch = architecture_digest(model)
+    if arch is None:
+        return None
+    key = (
+        f"{arch}:{_weights_digest(model)}:{max_size}:{seed}:{_RF_PROBE_VERSION}:"
+        f"{keras.__version__}:{__version__}"
+    )
+    try:
+        return kept_file("receptive_field", key, ".json")
+    except (OSError, RuntimeError, ValueError):  # no cache folder to name
+        return None
+
+
+def _read_kept_field(path) -> tuple[tuple[int, int], int | None] | None:
+    from sciconv._kept import read_kept
+
+    text = None if path is None else read_kept(path)
+    try:
+        (ry, rx), reach = json.loads(text)
+        found = ((int(ry), int(rx)), None if reach is None else int(reach))
+    except (TypeError, ValueError):  # nothing kept, or not a measure
+        return None
+    return found if min(found[0]) >= 0 else None
+
+
 _RF_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Part of the key a receptive field is kept on disk under: raised when the probe changes
+_RF_PROBE_VERSION = 1
 
 
 def receptive_field(model: keras.Model, *, max_size: int = 1024, seed: int = 0) -> tuple[int, int]:
@@ -157,7 +234,8 @@ def receptive_field(model: keras.Model, *, max_size: int = 1024, seed: int = 0) 
     An impulse is added to a seeded random image and the output pixels that change are located
     (StarDist's ``_compute_receptive_field`` idea, measured rather than looked up in a table). The
     probe grows (64, 128, ... up to ``max_size`` pixels) until the changed region stays inside it.
-    The result is cached per model.
+    The result is cached per model, and kept on disk per architecture and weights
+    (``<sciconv.fetch.cache_dir()>/receptive_field/``) for later processes.
 
     Parameters
     ----------
@@ -208,7 +286,7 @@ def measure_receptive_field(
 ) -> tuple[tuple[int, int], int | None]:
     """:func:`receptive_field` without its warning: ``((ry, rx), reach)``, where ``reach`` is
     the probe side the influence reached (a global receptive field) not yet warned about, or
-    None. Cached per model.
+    None. Cached as :func:`receptive_field` caches it.
 
     Parameters
     ----------
@@ -230,6 +308,19 @@ def measure_receptive_field(
     cached = _RF_CACHE.get(model)
     if cached is not None:
         return cached
+    kept = _kept_file(model, max_size, seed)
+    cached = _read_kept_field(kept)
+    if cached is None:
+        cached = _measure(model, max_size=max_size, seed=seed)
+        if kept is not None:
+            from sciconv._kept import keep
+
+            keep(kept, json.dumps([list(cached[0]), cached[1]]))
+    _RF_CACHE[model] = cached
+    return cached
+
+
+def _measure(model: keras.Model, *, max_size: int, seed: int):
     divisor = model_divisor(get_metadata(model))
     fixed = model_fixed_hw(model)
     channels = model_channels(model) or 1
@@ -278,5 +369,4 @@ def measure_receptive_field(
             break
     else:
         reach = sizes[-1][0]
-    _RF_CACHE[model] = (result, reach)
     return result, reach
