@@ -60,6 +60,20 @@ def test_reader_opens_sciconv_labels_as_a_labels_layer(tmp_path):
     assert kind == "image"
 
 
+@pytest.mark.parametrize("first", [2**24, 2**31 + 5])
+def test_reader_keeps_label_ids_past_float32_and_int32(tmp_path, first):
+    # read() gives float32 pixels: ids from 2**24 on merged (16,777,217 became 16,777,216) and
+    # ids past 2**31 - 1 all became -2**31 (QA precision); the file holds them exactly
+    labels = np.zeros((20, 30), np.int64)
+    labels[2:6, 2:6], labels[2:6, 10:14], labels[10:16, 20:28] = first, first + 1, 7
+    for fmt in ("fits", "tiff"):
+        out = sciconv.postprocess.write_products(tmp_path / fmt, labels=labels, format=fmt)
+        [(data, _, kind)] = read_layers(out["labels"])
+        data = np.asarray(data)
+        assert kind == "labels" and data.dtype.isnative, fmt
+        np.testing.assert_array_equal(data, labels)
+
+
 def test_reader_tiff_microscopy_and_channels(tmp_path):
     [(data, kwargs, kind)] = read_layers(NUCLEI)
     assert kind == "image" and data.shape == (256, 256) and kwargs["metadata"]["wcs_info"] is None

@@ -8,6 +8,7 @@ returns ``[(data, kwargs, "image"), ...]``, the tuples napari turns into layers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sciconv import io
+from sciconv.errors import SciconvError
 
 __all__ = ["LAZY_PIXELS", "READ_EXTENSIONS", "napari_get_reader", "read_layers", "wcs_summary"]
 
@@ -208,7 +210,13 @@ def _layers(
     whole = dtype.startswith(("int", "uint")) or (dtype == "float32" and img.meta.get("imagej"))
     if channels == 1 and name.endswith("_labels") and whole:  # (ImageJ: over 65,535 as float32)
         # sciconv's instance labels (NAME_labels.fits/.tif/.zarr): a labels layer, one colour
-        # per object, not a grey image
+        # per object, not a grey image; one plane of integers read as stored (read() gives
+        # float32, which merged ids from 2**24 on: QA precision)
+        if not axes and len(levels) == 1 and path is not None and dtype != "float32":
+            with contextlib.suppress(SciconvError):
+                exact = io.read_labels(path, lazy=True)
+                if tuple(exact.shape) == tuple(levels[0].shape[:2]):
+                    levels = [exact[..., None]]
         return [(shown([_as_labels(level[..., 0]) for level in levels]), kwargs, "labels")]
     sample = _sample(levels[-1])  # a pyramid's smallest level, every k-th pixel of a big one
     if channels == 1:
@@ -273,9 +281,13 @@ def _zarr_layers(path) -> list[LayerData]:
 
 
 def _as_labels(level):
-    """Integer labels of a level read as float32 (NaN = no object): int32, lazily for dask."""
-    if np.issubdtype(level.dtype, np.integer):
-        return level.astype(np.int32)
+    """A level's labels as signed integers, lazily for dask: integer ids as stored (unsigned
+    ones of 32 bits and more as int64, never wrapped), a float level's (NaN = no object, ids
+    below 2**24 exact in float32) as int32."""
+    if np.issubdtype(level.dtype, np.signedinteger):  # FITS's big-endian in native order
+        return level.astype(level.dtype.newbyteorder("="), copy=False)
+    if np.issubdtype(level.dtype, np.unsignedinteger):
+        return level.astype(np.int64 if level.dtype.itemsize >= 4 else np.int32)
     return np.nan_to_num(level, nan=0.0).astype(np.int32)  # numpy or dask (a float stack)
 
 
