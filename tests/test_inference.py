@@ -857,3 +857,11 @@ def test_a_two_output_segmenter_is_refused_early_with_the_way_to_predict_it():
             call()
     first = keras.Model(model.inputs, model.outputs[0])
     assert inference.predict_tiled(first, image, progress=False).shape == (32, 32, 2)
+
+
+def test_predict_tiled_takes_a_tensorflow_tensor(stack, image):
+    # tf.Tensor's dtype is no numpy dtype: a bare TypeError from numpy (QA inputs)
+    import tensorflow as tf
+
+    got = _tiled(stack, tf.constant(image))
+    np.testing.assert_allclose(got, _tiled(stack, image))

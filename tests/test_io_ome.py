@@ -285,7 +285,7 @@ def test_ome_tiff_pixel_scale_and_round_trip(tmp_path):
 
 
 def test_imagej_and_resolution_tags_give_pixel_scale(tmp_path):
-    from sciconv.io._image import read_pixel_scale
+    from sciconv.io import read_pixel_scale
 
     ij = tmp_path / "ij.tif"
     tifffile.imwrite(
@@ -318,7 +318,7 @@ def test_imagej_and_resolution_tags_give_pixel_scale(tmp_path):
     ],
 )
 def test_tiff_without_physical_resolution_has_no_scale(tmp_path, kwargs):
-    from sciconv.io._image import read_pixel_scale
+    from sciconv.io import read_pixel_scale
 
     p = tmp_path / "a.tif"
     tifffile.imwrite(p, np.zeros((4, 6), np.uint8), **kwargs)
@@ -327,7 +327,7 @@ def test_tiff_without_physical_resolution_has_no_scale(tmp_path, kwargs):
 
 
 def test_ome_zarr_pixel_scale_per_level(store):
-    from sciconv.io._image import read_pixel_scale
+    from sciconv.io import read_pixel_scale
 
     path, _ = store
     scale = io.read(path).pixel_scale

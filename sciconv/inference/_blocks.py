@@ -438,8 +438,8 @@ check_size_on_crop`), and when its objects need resampling
     kwargs = postprocess_kwargs(model, get_metadata(model), overrides)
     if wcs is None:
         wcs = getattr(image, "wcs", None)
-    bad = _resolve_mask(image, mask)
     arr, path = validate_image(image)
+    bad = _resolve_mask(image, mask, arr)
     check_channels(model, image)
     if block is not None and (
         isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 16
@@ -685,9 +685,10 @@ def _label_attrs(image, wcs, model) -> dict:
     return attrs
 
 
-def _resolve_mask(image, mask):
+def _resolve_mask(image, mask, arr):
     """None, ``"nonfinite"`` (a lazy GridImage's NaN pixels, or those of a float array in
-    memory that has any, as ``measure(mask="auto")`` takes them) or a :class:`_Windows` of
+    memory that has any, as ``measure(mask="auto")`` takes them: ``arr``, the image's pixels
+    with a masked array's or an NDData's masked pixels NaN) or a :class:`_Windows` of
     bools."""
     from sciconv.io import GridImage
 
@@ -697,8 +698,8 @@ def _resolve_mask(image, mask):
         if mask != "auto":
             raise InferenceError(f"mask must be 'auto', None or an array of bool; got {mask!r}")
         if not isinstance(image, GridImage):
-            in_memory = type(image) is np.ndarray and image.dtype.kind == "f"  # not a memmap
-            return "nonfinite" if in_memory and not np.isfinite(image).all() else None
+            in_memory = type(arr) is np.ndarray and arr.dtype.kind == "f"  # not a memmap
+            return "nonfinite" if in_memory and not np.isfinite(arr).all() else None
         if image.mask is None:
             return "nonfinite"
         mask = image.mask

@@ -20,6 +20,7 @@ from sciconv.augment import d4_inverse, d4_transform
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import InferenceError
 from sciconv.inference._model import check_single_io
+from sciconv.io import as_array
 from sciconv.models import get_metadata
 from sciconv.models.invariant import d4_elements
 from sciconv.preprocess import BAD_PIXEL_FILL, NormSpec, fill_nan
@@ -32,8 +33,9 @@ _SHAPE_KEEPING = (0, 2, 4, 6)
 
 
 def _as_batch(images) -> tuple[np.ndarray, bool]:
-    """``(N, H, W, C)`` float32 and whether a single image (2-D or 3-D) was given."""
-    x = np.asarray(images)
+    """``(N, H, W, C)`` float32 and whether a single image (2-D or 3-D) was given (a masked
+    array's or a GridImage's masked pixels NaN, :func:`sciconv.io.as_array`)."""
+    x = np.asarray(as_array(images))
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise InferenceError(f"images must be a numeric array; got dtype {x.dtype}")
     if x.ndim == 2:

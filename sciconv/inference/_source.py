@@ -60,6 +60,10 @@ def validate_image(image) -> tuple[Any, str | None]:
             raise InferenceError(
                 f"image must be an array, GridImage or dask array; got {type(image).__name__}"
             ) from err
+    try:
+        np.dtype(getattr(image, "dtype", np.float32))
+    except TypeError:  # a tensor (TensorFlow, JAX, torch): numpy's view of its values
+        image = np.asarray(image)
     shape = tuple(int(s) for s in image.shape)
     if len(shape) not in (2, 3):
         hint = ""

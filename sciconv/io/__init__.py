@@ -87,15 +87,8 @@ from sciconv.io._files import (
 from sciconv.io._fits_errors import ErrorHDU
 from sciconv.io._frames import register_frames
 from sciconv.io._header import plane_coordinates
-from sciconv.io._image import (
-    GridImage,
-    LazyImage,
-    PixelScale,
-    as_array,
-    image_pixel_scale,
-    is_nddata,
-    read_pixel_scale,
-)
+from sciconv.io._image import GridImage, LazyImage, PixelScale, as_array, is_nddata
+from sciconv.io._image_scale import image_pixel_scale, read_pixel_scale
 from sciconv.io._labels import read_labels
 from sciconv.io._mapped import file_map, read_mapped
 from sciconv.io._masks import BAD_MASK_PLANES, MASK_EXTNAMES

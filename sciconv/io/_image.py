@@ -10,15 +10,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sciconv.errors import ConfigError
+from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._header import (
     header_get,
     kept_plane_cards,
@@ -574,11 +572,12 @@ def as_array(image: Any, *, load: bool = False) -> Any:
     Parameters
     ----------
     image : GridImage, astropy.nddata.NDData or array_like
-        A :class:`GridImage` gives its ``.data``; an :class:`astropy.nddata.NDData` (and
-        ``CCDData``) gives its ``.data`` (its mask, uncertainty and unit are not applied); a
-        :class:`numpy.ma.MaskedArray` gives its data with the masked pixels NaN, sciconv's bad
-        pixels (a copy, promoted to float32, or float64 for 32- and 64-bit integers, when it
-        holds integers; unchanged when nothing is masked); a pandas DataFrame or Series gives
+        A :class:`GridImage` and an :class:`astropy.nddata.NDData` (and ``CCDData``) give
+        their ``.data`` with the pixels their ``.mask`` flags NaN, sciconv's bad pixels (an
+        ``(H, W)`` mask flags every channel; the uncertainty and unit are not applied); so does
+        a :class:`numpy.ma.MaskedArray` (a copy, promoted to float32, or float64 for 32- and
+        64-bit integers, when it holds integers; unchanged when nothing is masked or every
+        masked pixel is NaN already, as :func:`read` gives them); a pandas DataFrame or Series gives
         ``.to_numpy()``; any other array-like (numpy array, memory map, :class:`LazyImage`,
         dask or zarr array) is returned as it is.
     load : bool
@@ -610,13 +609,14 @@ def as_array(image: Any, *, load: bool = False) -> Any:
     (4, 5, 1)
     >>> as_array(np.ma.array([[1, 2], [3, 4]], mask=[[0, 1], [0, 0]])).tolist()
     [[1.0, nan], [3.0, 4.0]]
+    >>> bad = np.zeros((4, 5), bool); bad[0, 0] = True
+    >>> float(as_array(GridImage(x + 1, mask=bad))[0, 0, 0])
+    nan
     """
     if not isinstance(load, (bool, np.bool_)):
         raise ConfigError(f"load must be True or False; got {load!r}")
-    if isinstance(image, GridImage):
-        data = image.data
-    elif is_nddata(image):
-        data = image.data
+    if isinstance(image, GridImage) or is_nddata(image):
+        data = _mask_applied(image.data, image.mask)
     else:
         data = image
     if isinstance(data, np.ma.MaskedArray):
@@ -626,6 +626,26 @@ def as_array(image: Any, *, load: bool = False) -> Any:
     if load and type(data) is not np.ndarray:
         data = np.asarray(data)
     return data
+
+
+def _mask_applied(data, mask):
+    """A GridImage's or NDData's pixels with its mask's pixels NaN: the pixels unchanged when
+    nothing is masked or every masked pixel is NaN already (as :func:`read` gives them), lazy
+    pixels as they are (a lazy read has no mask; its reader sets NaN window by window)."""
+    if mask is None or not isinstance(data, np.ndarray) or isinstance(data, np.ma.MaskedArray):
+        return data
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim == data.ndim - 1 and mask.shape == data.shape[: mask.ndim]:
+        mask = mask[..., None]  # one (H, W) mask for every channel
+    try:
+        mask = np.broadcast_to(mask, data.shape)
+    except ValueError:
+        raise InvalidImageError(
+            f"mask of shape {mask.shape} does not match the image's pixels {data.shape}"
+        ) from None
+    if not mask.any() or (data.dtype.kind == "f" and np.isnan(data[mask]).all()):
+        return data
+    return masked_as_nan(np.ma.array(data, mask=mask))
 
 
 def masked_as_nan(array: np.ma.MaskedArray) -> np.ndarray:
@@ -660,79 +680,6 @@ def decoded_image(data: np.ndarray, path, meta: dict, *, lazy: bool, stack: bool
     if stack:
         data = data[None]
     return GridImage(data, mask=np.isnan(data), path=str(path), meta=meta)
-
-
-def image_pixel_scale(image: Any) -> PixelScale | None:
-    """The pixel scale an image carries: a GridImage's, an NDData's celestial WCS; else None.
-
-    Parameters
-    ----------
-    image : GridImage, astropy.nddata.NDData or array_like
-        A plain array carries no scale.
-
-    Returns
-    -------
-    PixelScale or None
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> img = GridImage(np.zeros((2, 2, 1)), meta={"pixel_size": (0.2, 0.2), "pixel_unit": "um"})
-    >>> image_pixel_scale(img), image_pixel_scale(np.zeros((2, 2)))
-    (PixelScale(y=0.2, x=0.2, unit='um'), None)
-    """
-    if isinstance(image, GridImage):
-        return image.pixel_scale
-    if is_nddata(image):
-        return PixelScale.from_wcs(image.wcs)
-    return None
-
-
-def read_pixel_scale(path: str | os.PathLike) -> PixelScale | None:
-    """The pixel scale a file states, reading only its metadata (no pixels).
-
-    Same answer as ``read(path).pixel_scale``: arcsec/pixel from a FITS file's celestial WCS,
-    µm/pixel from OME-TIFF, ImageJ or TIFF resolution tags and OME-Zarr; None when the file
-    does not say (PNG, JPEG, a FITS file without a celestial WCS).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An image file or an OME-Zarr store.
-
-    Returns
-    -------
-    PixelScale or None
-
-    Raises
-    ------
-    InvalidImageError
-        The file is missing or not a readable image.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, pathlib, tifffile
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "cells.tif"
-    >>> tifffile.imwrite(p, np.zeros((4, 4), "uint8"), resolution=(2e4, 2e4),
-    ...                  resolutionunit="CENTIMETER")
-    >>> read_pixel_scale(p)
-    PixelScale(y=0.5, x=0.5, unit='um')
-    """
-    from sciconv.io import read  # the package imports this module: import it when called
-    from sciconv.io._files import format_from_name, is_zarr
-
-    fmt = None if is_zarr(path) else format_from_name(Path(path))
-    if fmt in ("png", "jpeg"):
-        return None
-    if fmt == "tiff":
-        from sciconv.io._files import validate_path
-        from sciconv.io._tiff import tiff_scale_meta
-
-        return scale_from_meta(tiff_scale_meta(validate_path(path)[0]))
-    image = read(path, lazy=True)
-    if isinstance(image.data, LazyImage):
-        image.data.close()
-    return image.pixel_scale
 
 
 def is_nddata(value: Any) -> bool:
