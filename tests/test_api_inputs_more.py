@@ -164,9 +164,13 @@ def test_from_arrays_warns_once_on_channels_first():
         sc.datasets.from_arrays(np.stack(images), [0, 1] * 3, shuffle=False)
 
 
-def test_write_products_warns_on_channels_first_prob(tmp_path):
-    with pytest.warns(SciconvWarning, match=r"prob.*\(C, H, W\) = \(3, 64, 48\)"):
-        sc.postprocess.write_products(tmp_path, prob=_chw())
+def test_write_products_refuses_a_channels_first_prob(tmp_path):
+    # it warned, then wrote 48 planes of 3 x 64 pixels; io.write refuses such arrays too
+    from sciconv.errors import InvalidImageError
+
+    with pytest.raises(InvalidImageError, match=r"prob of shape \(3, 64, 48\).*moveaxis"):
+        sc.postprocess.write_products(tmp_path, prob=_chw(), labels=np.zeros((64, 48), int))
+    assert not list(tmp_path.iterdir())
 
 
 def test_channels_last_images_pass_without_a_warning(tmp_path):

@@ -87,7 +87,7 @@ def test_measurements_become_properties_and_centroid_convention():
     fc = labels_to_geojson(labels, measurements=table, classification="Nucleus")
     props = fc["features"][1]["properties"]
     assert props["measurements"]["area px^2"] == 32.0
-    assert props["measurements"]["x px"] == pytest.approx(table["x"][1])
+    assert props["measurements"]["x px"] == pytest.approx(table["x"][1] + 0.5)  # corners
     assert props["classification"] == {"name": "Nucleus"}
     geom = shapely_geometry.shape(fc["features"][1]["geometry"])
     # corner convention: measure()'s pixel-centre x/y are the polygon centroid minus 0.5

@@ -115,3 +115,34 @@ def test_blockwise_catalog_flags_objects_on_masked_pixels(kind):
     assert "flag_masked" in catalog.colnames
     np.testing.assert_array_equal(catalog["flag_masked"], expected["flag_masked"])
     assert 0 < int(np.sum(catalog["flag_masked"])) < len(catalog)
+
+
+def test_from_arrays_takes_a_grid_image_with_a_two_dimensional_mask():
+    from sciconv.datasets import from_arrays
+
+    image, junk, bad = _field()
+    given = io.GridImage(junk[..., None], mask=bad)  # (H, W) mask of (H, W, 1) pixels
+    reference = io.GridImage(np.where(bad, np.nan, image)[..., None])
+    got = next(iter(from_arrays([given] * 2, [0, 1], batch_size=2, shuffle=False)))[0]
+    want = next(iter(from_arrays([reference] * 2, [0, 1], batch_size=2, shuffle=False)))[0]
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want))
+
+
+def test_from_folder_refuses_a_list_of_files_by_name():
+    from sciconv.datasets import from_folder
+    from sciconv.errors import DatasetError
+
+    with pytest.raises(DatasetError, match=r"one folder.*from_catalog"):
+        from_folder(["a.fits", "b.fits"])
+
+
+def test_float64_pixels_are_stretched_before_they_become_float32():
+    # tiles were cast to float32 before the stretch: a pedestal of 1e5 under a signal of 1e-3
+    # lost the signal, values past float32's range became inf (QA inputs)
+    ramp = np.tile(np.linspace(0.0, 1.0, 64), (48, 1))
+    model = threshold_model(level=0.5)
+    reference = inference.predict_tiled(model, ramp, normalize="minmax", progress=False)
+    # float32 steps 0.0078 at 1e5: a signal of 0.05 kept 7 levels
+    for given in (1e5 + 0.05 * ramp, 1e300 * ramp):
+        got = inference.predict_tiled(model, given, normalize="minmax", progress=False)
+        np.testing.assert_allclose(got, reference, atol=1e-4)

@@ -55,14 +55,14 @@ def image_array(image, *, name: str = "image") -> tuple[np.ndarray, np.ndarray |
     >>> x.shape, float(x[0, 0, 0]), w.tolist()
     ((2, 3, 1), nan, [[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
     """
-    from sciconv.errors import ConfigError, DatasetError
+    from sciconv.errors import ConfigError, DatasetError, InvalidImageError
     from sciconv.io import GridImage, as_array, is_nddata
 
     try:
         if is_nddata(image):
             image = GridImage.from_nddata(image)
         data = np.asarray(as_array(image, load=True))
-    except ConfigError as exc:
+    except (ConfigError, InvalidImageError) as exc:  # e.g. a mask of another shape
         raise DatasetError(f"{name}: {exc.message}") from exc
     if data.dtype.kind not in "biuf" or data.ndim not in (2, 3):
         raise DatasetError(
@@ -70,9 +70,7 @@ def image_array(image, *, name: str = "image") -> tuple[np.ndarray, np.ndarray |
             f"{data.dtype} {data.shape}"
         )
     data = np.asarray(data[..., None] if data.ndim == 2 else data, dtype=np.float32)
-    bad = ~np.isfinite(data)
-    if isinstance(image, GridImage) and image.mask is not None:
-        bad = bad | np.broadcast_to(np.asarray(image.mask, bool), data.shape)
+    bad = ~np.isfinite(data)  # a GridImage's or NDData's masked pixels are NaN (as_array)
     if not bad.any():
         return data, None
     data = np.where(bad, np.float32(np.nan), data)

@@ -198,6 +198,11 @@ def from_folder(
     >>> tuple(x.shape), y.numpy().tolist()
     ((6, 4, 4, 1), [0, 0, 0, 1, 1, 1])
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise DatasetError(
+            f"path must be one folder holding a subfolder per class; got {type(path).__name__} "
+            "(files with their labels: sciconv.datasets.from_catalog, or from_arrays)"
+        )
     folder = Path(path)
     try:
         class_dirs, paths, labels, skipped = _scan_class_folders(folder)

@@ -33,10 +33,10 @@ FILL_MARGIN = 64
 
 
 def _read_normalized(source: Source, ys: slice, xs: slice, s: PredictionSettings, limits):
-    raw = source.read(ys, xs)
-    if limits is not None:
-        raw = preprocess.apply_limits(raw, limits, clip=bool(s.normalization.clip))
-    return raw
+    if limits is None:
+        return source.read(ys, xs)
+    raw = source.read(ys, xs, exact=True)  # float64 pixels stretched in float64
+    return preprocess.apply_limits(raw, limits, clip=bool(s.normalization.clip))
 
 
 def fill_bad_pixels(raw, bad, corner, source: Source, s: PredictionSettings, limits) -> np.ndarray:

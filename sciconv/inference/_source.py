@@ -274,14 +274,18 @@ class Source:
     def lazy(self) -> bool:
         return not isinstance(self.array, np.ndarray) or isinstance(self.array, np.memmap)
 
-    def read(self, ys: slice, xs: slice) -> np.ndarray:
+    def read(self, ys: slice, xs: slice, *, exact: bool = False) -> np.ndarray:
+        """The window ``(H, W, C)`` in float32; with ``exact``, 64-bit pixels in float64 (the
+        normalization stretches them before they become float32: a large pedestal under a
+        faint signal, or values past float32's range, survive it)."""
         if self._map is not None:
             block = read_mapped(self._map, (ys, xs))
         else:
             block = np.asarray(self.array[ys, xs])
         if self.promote or block.ndim == 2:
             block = block[..., None]
-        return block.astype(np.float32, copy=False)
+        wide = exact and block.dtype.itemsize == 8 and block.dtype.kind in "fiu"
+        return block.astype(np.float64 if wide else np.float32, copy=False)
 
     def limits_sample(self):
         """What to measure normalization limits on: the same pixels for every source kind.
@@ -355,6 +359,8 @@ def _limits(source: Source, spec: preprocess.NormSpec):
     limits = spec.limits(source.limits_sample())
     if not (np.all(np.isfinite(limits.vmin)) and np.all(np.isfinite(limits.vmax))):
         raise InferenceError(
-            "normalization limits are not finite: the image has no finite pixel", path=source.path
+            "normalization limits are not finite: the image has no finite pixel (or values "
+            "beyond float32's range, +-3.4e38, which the model computes in)",
+            path=source.path,
         )
     return limits

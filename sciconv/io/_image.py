@@ -637,6 +637,8 @@ def _mask_applied(data, mask):
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim == data.ndim - 1 and mask.shape == data.shape[: mask.ndim]:
         mask = mask[..., None]  # one (H, W) mask for every channel
+    elif mask.ndim == data.ndim + 1 and mask.shape[-1] == 1:
+        mask = mask[..., 0]  # an (H, W, 1) mask of (H, W) pixels
     try:
         mask = np.broadcast_to(mask, data.shape)
     except ValueError:

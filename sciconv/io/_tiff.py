@@ -576,11 +576,15 @@ def _imagej_meta(ij: dict, page) -> dict:
     if "XResolution" in tags and "YResolution" in tags:
         rx, ry = (tags[k].value for k in ("XResolution", "YResolution"))
         rx, ry = rx[0] / rx[1], ry[0] / ry[1]
+        inch = unit.lower() in ("inch", "in")  # ImageJ's calibration of a 72-dpi file
+        if inch and rx == ry and rx in _DEFAULT_DPI:
+            unit = "pixel"  # a screen convention, not a measurement (as for plain TIFF)
         if rx > 0 and ry > 0 and unit not in ("pixel", ""):
-            meta["pixel_size"] = (1.0 / ry, 1.0 / rx)
-            meta["pixel_unit"] = unit
+            to = 25400.0 if inch else 1.0  # inches in µm: OME and astropy know no "inch"
+            meta["pixel_size"] = (to / ry, to / rx)
+            meta["pixel_unit"] = "µm" if inch else unit
             if ij.get("spacing") is not None:
-                meta["z_spacing"] = float(ij["spacing"])
+                meta["z_spacing"] = float(ij["spacing"]) * to
     meta.update(_time_interval(ij.get("finterval"), ij.get("tunit", "s")))
     labels = ij.get("Labels")
     channels = int(ij.get("channels", 1) or 1)

@@ -17,7 +17,14 @@ import numpy as np
 from sciconv._atomic import atomic_output, refusal_reason
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, WriteError
-from sciconv.io._common import astropy_fits, brief, fits_text, history_lines, warn_caller
+from sciconv.io._common import (
+    astropy_fits,
+    brief,
+    fits_text,
+    history_lines,
+    looks_channels_first,
+    warn_caller,
+)
 from sciconv.io._header import (
     drop_alternate_plane_cards,
     kept_plane_cards,
@@ -25,7 +32,7 @@ from sciconv.io._header import (
     replace_wcs_cards,
     strip_structural,
 )
-from sciconv.io._image import GridImage, LazyImage, as_array
+from sciconv.io._image import GridImage, LazyImage, as_array, is_nddata
 from sciconv.io._png import png_encode
 from sciconv.io._pyramid import is_pyramidal, plane_layout, tiff_layout, write_pyramid
 from sciconv.io._tiff import imagej_hyperstack, resolution_tags, resolution_um, z_step_um
@@ -88,6 +95,13 @@ def validate_array(array, path: Path, *, lead: int = 0, tiff: bool = False):
         raise InvalidImageError(f"array must be {what}; got shape {shape}", path=path)
     if 0 in shape:
         raise InvalidImageError(f"array has no pixels (shape {shape})", path=path)
+    if looks_channels_first(shape[lead:]):
+        # numpy's (C, H, W), as tifffile and astropy give a cube: written as W planes of C x H
+        raise InvalidImageError(
+            f"array of shape {shape} looks channel-first (C, H, W); images are written from "
+            "(H, W) or (H, W, C): pass np.moveaxis(array, -3, -1)",
+            path=path,
+        )
     if dtype.kind == "b" and isinstance(arr, np.ndarray):
         arr = arr.astype(np.uint8)
     return arr
@@ -393,13 +407,18 @@ def write(
         gzip), ``.fits.fz``/``.fz`` (lossless tile compression), ``.tif``/``.tiff``,
         ``.ome.tif``/``.ome.tiff`` (OME-TIFF with OME-XML axes and physical sizes), ``.png``.
         Labels for an OME-Zarr image go through :func:`write_ome_zarr_labels`.
-    array : array_like or GridImage
+    array : array_like, GridImage or astropy.nddata.NDData
         ``(H, W)`` or ``(H, W, C)``: a numpy array, a memory map (``np.load(..., mmap_mode=)``,
         ``np.lib.format.open_memmap``), a zarr or dask array, or a :class:`LazyImage`; a numpy
-        masked array is written with its masked pixels NaN (as float, :func:`as_array`). FITS
-        stores ``(H, W, 1)`` as a 2-D image and ``(H, W, C)`` as a cube ``(C, H, W)``; TIFF
-        keeps the dtype (integer label maps stay integer); PNG takes uint8 or uint16 with 1-4
-        channels. A GridImage given here is also used as ``like``.
+        masked array, a GridImage's and an NDData's masked pixels are written NaN (as float,
+        :func:`as_array`). An array that looks channel-first (``(C, H, W)`` with C <= 4 and
+        H, W > 16, as tifffile and astropy hold cubes) is refused. FITS stores ``(H, W, 1)`` as
+        a 2-D image and ``(H, W, C)`` as a cube ``(C, H, W)``; TIFF keeps the dtype (integer
+        label maps stay integer); OME-TIFF stores 8-32 bit integers and float32/64 (float16 is
+        written as float32, 64-bit integers as int32 or uint32 when their values fit); PNG
+        takes uint8 or uint16 with 1-4 channels. A GridImage given here is also used as
+        ``like``; an NDData (``CCDData``) as its :meth:`GridImage.from_nddata`, its WCS and
+        unit kept.
     like : GridImage or astropy.io.fits.Header, optional
         FITS only: header whose cards (and WCS, from ``like.wcs`` when a GridImage) are copied.
         Structural keywords (``NAXISn``, ``BITPIX``, ``BSCALE``, ``BZERO``, ``BLANK``, checksums,
@@ -517,10 +536,12 @@ def write(
     fmt = WRITE_FORMATS.get(
         look_up_option(suffix, tuple(WRITE_FORMATS), name="output extension", path=path)
     )
+    if is_nddata(array):  # its WCS, unit and mask (as NaN) kept, (C, H, W) made (H, W, C)
+        array = GridImage.from_nddata(array)
     if isinstance(array, GridImage):
         if like is None:
             like = array
-        array = array.data
+        array = as_array(array)  # the pixels its mask flags NaN
     stack_axes = _validate_stack_axes(stack_axes, fmt, path)
     arr = validate_array(array, path, lead=len(stack_axes), tiff=fmt in ("tiff", "ome-tiff"))
     history = history_lines(history, path=path)
@@ -540,6 +561,7 @@ def write(
             write_tiff(tmp, arr, history, stack_axes, like, names)
         return path
     if fmt == "ome-tiff":
+        arr = _ome_dtype(arr, path)
         with atomic_output(path, overwrite=overwrite) as tmp:
             write_ome_tiff(tmp, arr, like, history, stack_axes, names)
         return path
@@ -547,6 +569,32 @@ def write(
     with atomic_output(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(png_encode(png))
     return path
+
+
+#: The pixel types OME stores (``Pixels/@Type``; bool is written as uint8)
+_OME_TYPES = ("int8", "int16", "int32", "uint8", "uint16", "uint32", "float32", "float64")
+
+
+def _ome_dtype(arr, path: Path):
+    """``arr`` in a pixel type OME stores: float16 as float32, 64-bit integers as int32 or
+    uint32 when their values fit (``np.zeros(shape, int)`` labels); otherwise refused, naming
+    the formats that store them."""
+    dtype = np.dtype(arr.dtype)
+    if dtype.name in _OME_TYPES:
+        return arr
+    if dtype.kind == "f" and dtype.itemsize < 4:
+        return np.asarray(arr, dtype=np.float32)
+    if dtype.kind in "iu" and isinstance(arr, np.ndarray):
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        for kind in ("int32", "uint32"):
+            if np.iinfo(kind).min <= lo and hi <= np.iinfo(kind).max:
+                return arr.astype(kind)
+    raise InvalidImageError(
+        f"OME-TIFF stores pixels as {', '.join(_OME_TYPES)}; a {dtype} array whose values do "
+        "not fit 32 bits cannot be written there: write .tif, .fits or OME-Zarr, which store "
+        "64-bit integers",
+        path=path,
+    )
 
 
 def _validate_stack_axes(stack_axes, fmt: str, path: Path) -> str:

@@ -19,8 +19,15 @@ from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
 from sciconv.io._common import warn_caller
 from sciconv.io._units import known_unit
+from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
-from sciconv.postprocess._measure import celestial_wcs, measure, validate_labels
+from sciconv.postprocess._measure import (
+    celestial_wcs,
+    id_dtype,
+    measure,
+    sparse_ids,
+    validate_labels,
+)
 from sciconv.postprocess._pixels import per_pixel
 from sciconv.postprocess._writers import (
     class_name_list,
@@ -85,6 +92,12 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
     every labelled pixel. The pixels keep the image's unit (a GridImage's ``BUNIT``, an
     NDData's unit), so fluxes come back as Quantities.
 
+    photutils allocates by the largest id, so sparse ids (offset or hashed ones, ids above
+    2**31 - 1; the ids :func:`measure` renumbers internally) are renumbered 1, 2, ... in
+    increasing order for it, with a :class:`~sciconv.errors.SciconvWarning`: the catalog then
+    has the property ``original_label`` (the given id of each row, int64), which
+    ``catalog.to_table()`` lists right after ``label``.
+
     Parameters
     ----------
     labels : ndarray of int, shape (H, W)
@@ -99,10 +112,13 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
         pixels are always left out.
     error : "auto", ndarray of shape (H, W) or None, optional
         Per-pixel 1-sigma errors (:func:`estimate_error`), for ``segment_flux_err`` and friends.
-        ``"auto"``: the image's own uncertainty (an NDData's), else none.
+        ``"auto"``: the image's own uncertainty (an NDData's), else none. An astropy Quantity is
+        converted to the image's unit, as ``background`` is.
     background : float or ndarray of shape (H, W), optional
         Subtracted from the pixels first (photutils measures background-subtracted data), and
-        given to photutils as ``background`` (its ``background_mean`` and friends).
+        given to photutils as ``background`` (its ``background_mean`` and friends). An astropy
+        Quantity is converted to the image's unit (:func:`in_unit`: beside an image without a
+        unit only a dimensionless one is taken).
 
     Returns
     -------
@@ -114,7 +130,8 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
     Raises
     ------
     ConfigError
-        photutils is not installed (``pip install photutils``), or there is no object.
+        photutils is not installed (``pip install photutils``), there is no object, or a
+        ``background`` / ``error`` Quantity whose unit does not convert to the image's.
     InvalidImageError
         ``labels``, ``image`` or ``mask`` of the wrong shape.
 
@@ -141,20 +158,24 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
         bad |= given
     if not (labels > 0).any():
         raise ConfigError("labels hold no object (all 0): photutils needs at least one")
+    unit = known_unit(getattr(image, "unit", None))
     level = None
     if background is not None:
+        background = in_unit(background, unit, name="background")
         level = np.broadcast_to(_plane(background, labels.shape, "background"), labels.shape)
         data = data - level
     if isinstance(error, str):
         look_up_option(error, ("auto",), name="error", error=ConfigError)
         error = own_error(image)
-    sigma = None if error is None else _plane(error, labels.shape, "error")
-    unit = known_unit(getattr(image, "unit", None))
+    sigma = (
+        None if error is None else _plane(in_unit(error, unit, name="error"), labels.shape, "error")
+    )
 
     def quantity(values):  # photutils wants data, error and background in one unit
         return values if unit is None else values * unit
 
-    segm = segmentation.SegmentationImage(labels.astype(np.int32))
+    ids, given = _photutils_ids(labels)
+    segm = segmentation.SegmentationImage(ids)
     catalog = segmentation.SourceCatalog(
         quantity(np.where(bad, 0.0, data)),
         segm,
@@ -163,7 +184,32 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
         mask=bad if bad.any() else None,
         wcs=_image_wcs(image, wcs),
     )
+    if given is not None:  # the user's ids beside photutils' (add_extra_property before 2.0)
+        add = getattr(catalog, "add_property", None) or catalog.add_extra_property
+        add("original_label", given[catalog.label])
+        columns = list(catalog.default_columns)
+        columns.insert(columns.index("label") + 1 if "label" in columns else 0, "original_label")
+        catalog.default_columns = columns
     return segm, catalog
+
+
+def _photutils_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(ids, given)``: int32 labels photutils can take, and None when they are the labels
+    themselves; sparse ids (:func:`measure`'s rule, and any above 2**31 - 1: photutils
+    allocates by the largest id, a MemoryError near 2**31) renumbered 1, 2, ..., with
+    ``given[k]`` the id numbered ``k`` (``given[0]`` = 0)."""
+    largest = int(labels.max())
+    if not sparse_ids(largest, labels.size) and id_dtype(largest) == np.int32:
+        return labels.astype(np.int32), None
+    given, index = np.unique(labels, return_inverse=True)
+    if given[0] != 0:  # keep 0 for the background
+        given, index = np.concatenate([[0], given]), index + 1
+    warn_caller(
+        f"labels up to {largest} renumbered 1..{len(given) - 1} for photutils (it allocates by "
+        "the largest id): catalog.original_label holds the given ids",
+        "sciconv",
+    )
+    return index.reshape(labels.shape).astype(np.int32), given.astype(np.int64)
 
 
 def _plane(values, shape, name: str) -> np.ndarray:
@@ -457,7 +503,8 @@ def to_ccddata(
     prob_or_labels : ndarray of shape (H, W, K), (H, W) float, or (H, W) int
         Class probabilities (the full class cube, stored as astropy orders it, ``(K, H, W)``,
         float32, with ``CLASSi`` cards naming the planes as :func:`write_products` does; K = 1
-        gives ``(H, W)``) or instance labels (integer, stored as int32).
+        gives ``(H, W)``) or instance labels (integer, stored as int32, or int64 when an id
+        exceeds 2**31 - 1, as :func:`write_products` stores them: never wrapped).
     like : GridImage, NDData or astropy.io.fits.Header, optional
         The input image: its header (as ``meta``), celestial WCS and bad-pixel mask are carried.
     mask : ndarray of bool, shape (H, W), optional
@@ -499,7 +546,8 @@ def to_ccddata(
 
     raw = as_array(prob_or_labels, load=True)
     if np.asarray(raw).dtype.kind in "iub":
-        data = validate_labels(raw).astype(np.int32)
+        data = validate_labels(raw)
+        data = data.astype(id_dtype(data.max() if data.size else 0))
         cards = {}
         hw = shape = data.shape
     else:

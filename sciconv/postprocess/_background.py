@@ -8,8 +8,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from sciconv._validation import look_up_option
-from sciconv.errors import InvalidImageError, SciconvWarning
+from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
+from sciconv.io._units import known_unit
 
 #: ``background=`` modes of ``sciconv predict`` and ``predict_mosaic`` (:func:`wants_background`).
 BACKGROUND_MODES = ("auto", "map", "none")
@@ -32,6 +33,65 @@ def wants_background(mode: str, image) -> bool:
     wcs = getattr(image, "wcs", None)
     sky = wcs is not None and getattr(wcs, "has_celestial", False)
     return mode == "map" or (mode == "auto" and sky)
+
+
+def in_unit(value, unit, *, name: str):
+    """``value`` (a per-pixel argument beside an intensity: ``background=``, ``error=``, ...) as
+    plain numbers in the intensity's ``unit``.
+
+    An astropy :class:`~astropy.units.Quantity` is converted (``value.to_value(unit)``: a
+    background in mJy beside an image in Jy is divided by 1000); anything else is returned as it
+    is and taken to be in ``unit`` already. Beside an intensity without a unit (``unit`` None, or
+    one astropy does not know) only a dimensionless Quantity is accepted (``5 * u.percent`` is
+    0.05): a physical one cannot be matched to bare pixel values.
+
+    Parameters
+    ----------
+    value : float, array_like or astropy.units.Quantity
+        The argument.
+    unit : astropy.units.UnitBase, str or None
+        The intensity's unit (an NDData's or Quantity's ``unit``, a GridImage's ``BUNIT``).
+    name : str
+        The argument's name, for the error.
+
+    Returns
+    -------
+    float, array_like
+        ``value`` itself when it is not a Quantity, else its values (float64) in ``unit``.
+
+    Raises
+    ------
+    ConfigError
+        A Quantity whose unit does not convert to ``unit`` (both named), or a Quantity with a
+        physical unit beside an intensity without one.
+
+    Examples
+    --------
+    >>> from astropy import units as u
+    >>> float(in_unit(1000.0 * u.mJy, u.Jy, name="background")), in_unit(2.0, u.Jy, name="error")
+    (1.0, 2.0)
+    >>> in_unit(1.0 * u.m, "Jy", name="bkg")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: bkg is in m, which does not convert to the intensity's unit Jy
+    """
+    from astropy import units as u
+
+    if not isinstance(value, u.Quantity):
+        return value
+    target = known_unit(unit)
+    try:
+        return value.to_value(u.dimensionless_unscaled if target is None else target)
+    except u.UnitsError as exc:
+        if target is None:
+            raise ConfigError(
+                f"{name} is in {value.unit} but the intensity has no unit (astropy knows): give "
+                f"the intensity with its unit (a Quantity, an NDData, a GridImage with BUNIT) or "
+                f"{name} as plain numbers in the intensity's units"
+            ) from exc
+        raise ConfigError(
+            f"{name} is in {value.unit}, which does not convert to the intensity's unit {target}"
+        ) from exc
 
 
 def estimate_background(

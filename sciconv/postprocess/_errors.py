@@ -23,7 +23,7 @@ from sciconv.errors import ConfigError
 from sciconv.io import as_array, is_nddata
 from sciconv.io._fits_errors import GAIN_KEYWORDS, sigma_of
 from sciconv.io._units import known_unit
-from sciconv.postprocess._background import background_and_rms
+from sciconv.postprocess._background import background_and_rms, in_unit
 from sciconv.postprocess._pixels import per_pixel
 
 __all__ = [
@@ -263,9 +263,10 @@ def estimate_error(
         background, background_rms = background_and_rms(
             image, labels, box_size=box_size, filter_size=filter_size, grow=grow
         )
+    unit = getattr(image, "unit", None)  # a Quantity given in another unit is converted
     level, rms = (
-        _as_pixels(background, "background", data),
-        _as_pixels(background_rms, "background_rms", data),
+        _as_pixels(in_unit(background, unit, name="background"), "background", data),
+        _as_pixels(in_unit(background_rms, unit, name="background_rms"), "background_rms", data),
     )
     g = effective_gain(image, gain)
     if not np.isfinite(rms).any():  # a crowded field (warned): no error bar is known

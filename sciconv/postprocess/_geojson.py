@@ -7,9 +7,12 @@ with :func:`skimage.draw.polygon`.
 Coordinate convention (QuPath's): ``x`` is the column and ``y`` the row, in pixels, with
 ``(0, 0)`` the **top-left corner** of the first pixel, so pixel ``(r, c)`` covers
 ``[c, c + 1] x [r, r + 1]``. The outline follows pixel edges (a 4-connected boundary), so a
-polygon's area equals the object's pixel count exactly. (This is 0.5 off the pixel-centre
+polygon's area equals the object's pixel count exactly. This is 0.5 off the pixel-centre
 convention of :func:`sciconv.postprocess.measure`, whose centroid of the same object is
-``polygon.centroid - 0.5``.)
+``polygon.centroid - 0.5``; a catalog's centroid columns (:data:`CENTRE_COLUMNS`) are
+therefore written into a feature's measurements plus 0.5, in the geometry's convention (``x
+px`` is the polygon's centroid, as QuPath's own ``Centroid X px`` is), while the box columns
+(``bbox_xmin``, ...: pixel edges) are the polygon's bounds as they are.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from sciconv._atomic import atomic_output
 from sciconv.errors import ConfigError, InvalidImageError, MissingDependencyError
 from sciconv.io._common import warn_caller
+from sciconv.postprocess._measure import id_dtype
 
 __all__ = [
     "GEOJSON_SUFFIX",
@@ -37,6 +41,10 @@ __all__ = [
 #: The file name ending of the QuPath objects ``sciconv predict --geojson`` and
 #: :func:`sciconv.inference.predict_mosaic` write for an input ``NAME``: ``NAME_objects.geojson``.
 GEOJSON_SUFFIX = "_objects.geojson"
+#: Catalog columns in 0-based pixel-centre coordinates (:func:`sciconv.postprocess.measure`'s
+#: centroids): a feature's measurements hold them plus 0.5, in its geometry's pixel-corner
+#: convention.
+CENTRE_COLUMNS = ("x", "y", "x_weighted", "y_weighted")
 
 
 def _shapely():
@@ -113,7 +121,9 @@ def labels_to_geojson(
         columns of each object's row become its QuPath measurements, named with their units as
         QuPath names its own (:func:`measurement_name`: ``area px^2``, ``area_phys µm^2``; a
         per-channel column is split as :func:`sciconv.postprocess.flatten_table` does:
-        ``flux_sum_0``, ...).
+        ``flux_sum_0``, ...). The centroids (``x``, ``y``, ``x_weighted``, ``y_weighted``:
+        0-based pixel centres in the catalog) are written plus 0.5, in the outline's
+        pixel-corner convention: ``x px`` is the polygon's centroid (module notes).
     path : str or os.PathLike, optional
         Also write the collection there (``.geojson``), atomically.
     classification : str, optional
@@ -138,6 +148,11 @@ def labels_to_geojson(
     >>> import shapely.geometry
     >>> shapely.geometry.shape(fc["features"][0]["geometry"]).area  # 3 x 4 pixels
     12.0
+    >>> from sciconv.postprocess import measure
+    >>> table = measure(labels)
+    >>> props = labels_to_geojson(labels, measurements=table)["features"][0]["properties"]
+    >>> float(table["x"][0]), props["measurements"]["x px"]  # the polygon's centroid: 3.0
+    (2.5, 3.0)
     """
     _shapely()
     arr = _validate_labels(labels)
@@ -175,7 +190,7 @@ def write_geojson(
     path : str or os.PathLike
         The ``.geojson`` file, written atomically.
     measurements : astropy.table.Table or mapping, optional
-        As for :func:`labels_to_geojson` (e.g. the block-wise catalog).
+        As for :func:`labels_to_geojson` (e.g. the block-wise catalog; centroids plus 0.5).
     classification : str, optional
         A QuPath class name given to every object.
     block : int
@@ -345,7 +360,8 @@ def _add_properties(feature: dict, rows, classification) -> None:
 
 def _measurement_rows(measurements):
     """``row(label)``: the numeric scalar columns of ``measurements`` for that label as a dict
-    (None when it has no row); the columns are kept as arrays, not a dict per object."""
+    (None when it has no row; :data:`CENTRE_COLUMNS` plus 0.5); the columns are kept as
+    arrays, not a dict per object."""
     if measurements is None:
         return lambda label: None
     if hasattr(measurements, "colnames"):  # per-channel columns (flux_sum of an RGB image)
@@ -370,12 +386,16 @@ def _measurement_rows(measurements):
     order = np.argsort(labels, kind="stable")
     ordered = labels[order]
 
+    # the catalog's pixel centres in the outline's pixel-corner convention (QA: "x px" sat 0.5
+    # px from the feature's own polygon centroid)
+    shift = {n: (0.5 if n in CENTRE_COLUMNS else 0.0) for n in keep}
+
     def row(label: int):
         at = int(np.searchsorted(ordered, label))
         if at == len(ordered) or ordered[at] != label:
             return None
         k = order[at]
-        values = {shown[n]: float(columns[n][k]) for n in keep}
+        values = {shown[n]: float(columns[n][k]) + shift[n] for n in keep}
         # strict JSON has no NaN/Infinity: a value that is not a number is left out
         return {n: v for n, v in values.items() if np.isfinite(v)}
 
@@ -418,12 +438,12 @@ _QUPATH_UNITS = {"um": "µm", "pix": "px"}
 
 
 def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, int]) -> np.ndarray:
-    """Rasterize GeoJSON polygons (QuPath objects) into int32 instance labels.
+    """Rasterize GeoJSON polygons (QuPath objects) into int32 (or int64) instance labels.
 
     A pixel belongs to an object when its centre lies inside the polygon (holes excluded);
     objects are numbered by their ``properties.label`` when every feature has a distinct
-    positive one (as :func:`labels_to_geojson` writes), else 1, 2, ... in file order. Later
-    features are drawn over earlier ones.
+    positive one that fits int64 (as :func:`labels_to_geojson` writes), else 1, 2, ... in file
+    order. Later features are drawn over earlier ones.
 
     Parameters
     ----------
@@ -436,7 +456,7 @@ def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, in
     Returns
     -------
     numpy.ndarray
-        int32 ``(H, W)``, 0 = background.
+        int32 ``(H, W)``, 0 = background; int64 when an id exceeds 2**31 - 1 (never wrapped).
 
     Examples
     --------
@@ -462,9 +482,11 @@ def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, in
         raise ConfigError(f"shape must be (H, W) positive ints; got {shape!r}")
     features = _features(geojson)
     ids = [f.get("properties", {}).get("label") for f in features]
-    if not (all(isinstance(i, int) and i > 0 for i in ids) and len(set(ids)) == len(ids)):
+    top = np.iinfo(np.int64).max
+    if not (all(isinstance(i, int) and 0 < i <= top for i in ids) and len(set(ids)) == len(ids)):
         ids = list(range(1, len(features) + 1))
-    out = np.zeros(tuple(int(n) for n in shape), dtype=np.int32)
+    largest = max(ids, default=0)
+    out = np.zeros(tuple(int(n) for n in shape), dtype=id_dtype(largest))
     for value, feature in zip(ids, features):
         geometry = shapely.geometry.shape(feature["geometry"])
         for poly in getattr(geometry, "geoms", [geometry]):

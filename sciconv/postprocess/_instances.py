@@ -17,6 +17,8 @@ def _validate_prob(prob) -> np.ndarray:
     if hasattr(prob, "compute") and not isinstance(prob, np.ndarray):  # dask
         prob = prob.compute()
     try:
+        if isinstance(prob, np.ma.MaskedArray):  # masked = no data (QA: np.asarray dropped it)
+            prob = np.ma.filled(prob.astype(np.float32), np.nan)
         prob = np.asarray(prob, dtype=np.float32)
     except (TypeError, ValueError) as err:
         raise InvalidImageError(f"prob must be a numeric array; got {type(prob).__name__}") from err
@@ -214,7 +216,8 @@ def instances(
         Per-pixel scores (e.g. :func:`sciconv.inference.predict_tiled`). K = 1: foreground
         probability; K = 2: (background, foreground); K = 3: (background, interior, boundary).
         NaN marks pixels without data (masked or missing input pixels, as
-        :func:`~sciconv.inference.predict_tiled` leaves them): see ``bridge``.
+        :func:`~sciconv.inference.predict_tiled` leaves them): see ``bridge``. The masked
+        pixels of a :class:`numpy.ma.MaskedArray` are NaN pixels.
     threshold : float, optional
         Foreground is ``foreground probability > threshold`` (K = 3: ``interior + boundary``).
         Default 0.5.

@@ -12,12 +12,25 @@ from sciconv._validation import look_up_option, refuse_path
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 from sciconv.io._frames import ecliptic_frame
+from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._image_columns import add_image_columns
 from sciconv.postprocess._pixels import numbers, per_pixel
 
 _ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
 _SPARSE_IDS = 1 << 20  # above this largest id (and a quarter of the pixels) ids are renumbered
+
+
+def sparse_ids(largest: int, pixels: int) -> bool:
+    """Whether label ids up to ``largest`` on ``pixels`` pixels are sparse (offset, hashed):
+    per-id arrays would then be sized by the ids, not by the objects, so they are renumbered.
+
+    Examples
+    --------
+    >>> sparse_ids(120, 64 * 64), sparse_ids(10**9, 64 * 64)
+    (False, True)
+    """
+    return largest > max(_SPARSE_IDS, pixels // 4)
 
 #: The IVOA UCD1+ word, unit and description of each column :func:`measure` writes (the UCDs let
 #: TOPCAT, Aladin and the Virtual Observatory tools recognise positions and fluxes in a VOTable).
@@ -109,6 +122,18 @@ def saturation_level(image) -> float | None:
         if np.isfinite(level):
             return level
     return None
+
+
+def id_dtype(largest) -> np.dtype:
+    """The dtype instance ids are kept in: int32, or int64 when the ``largest`` id exceeds
+    2**31 - 1 (never wrapped; :func:`write_products`' rule).
+
+    Examples
+    --------
+    >>> id_dtype(7), id_dtype(2**31)
+    (dtype('int32'), dtype('int64'))
+    """
+    return np.dtype(np.int64 if int(largest) > np.iinfo(np.int32).max else np.int32)
 
 
 def validate_labels(labels) -> np.ndarray:
@@ -271,13 +296,17 @@ def _auto_mask(intensity, image: np.ndarray | None):
     return None
 
 
-def _validate_background(background, shape, channels: int) -> np.ndarray | None:
-    """(H, W, C), (H, W, 1) or (1, 1, 1) float64 (broadcast against the intensity), or None."""
-    return None if background is None else per_pixel(background, "background", shape, channels)
+def _validate_background(background, shape, channels: int, unit=None) -> np.ndarray | None:
+    """(H, W, C), (H, W, 1) or (1, 1, 1) float64 (broadcast against the intensity) in the
+    intensity's ``unit`` (:func:`in_unit`), or None."""
+    if background is None:
+        return None
+    return per_pixel(in_unit(background, unit, name="background"), "background", shape, channels)
 
 
 def _pixel_errors(error, intensity, image, shape, channels: int) -> np.ndarray | None:
-    """``measure``'s ``error=`` as (H, W, C) or (H, W, 1) float64 standard deviations, or None."""
+    """``measure``'s ``error=`` as (H, W, C) or (H, W, 1) float64 standard deviations in the
+    intensity's unit, or None."""
     if image is None or error is None:
         return None
     if isinstance(error, str):
@@ -285,6 +314,7 @@ def _pixel_errors(error, intensity, image, shape, channels: int) -> np.ndarray |
         error = own_error(intensity) if intensity is not None else None
         if error is None or error.size not in (image.size, image.size // channels):
             return None
+    error = in_unit(error, getattr(intensity, "unit", None), name="error")
     e = per_pixel(error, "error", shape, channels)
     if np.any(e[np.isfinite(e)] < 0):
         raise InvalidImageError("error must hold standard deviations (>= 0); some are negative")
@@ -327,14 +357,17 @@ def measure(
         flagged without asking. None: no mask columns.
     background : float or ndarray of shape (H, W) or (H, W, C), optional
         The sky (or slide) background in intensity units, e.g. from
-        :func:`estimate_background`. Adds ``background`` (its mean under each object) and
+        :func:`estimate_background`; an astropy Quantity is converted to the intensity's unit
+        (a ``ConfigError`` when it does not convert; beside an intensity without a unit only a
+        dimensionless one is taken). Adds ``background`` (its mean under each object) and
         ``flux`` (``flux_sum`` minus the background under the object's finite pixels), and the
         weighted centroid (hence ``ra``/``dec``) weights the background-subtracted pixels, as
         photutils' ``SourceCatalog`` does on background-subtracted data. ``flux_sum`` stays the
         raw sum.
     error : "auto", ndarray of shape (H, W) or (H, W, C), or None, optional
-        The 1-sigma error of each pixel (intensity units), e.g. from :func:`estimate_error`
-        (background noise and the sources' Poisson noise). Adds ``flux_err``, the root sum of
+        The 1-sigma error of each pixel (intensity units; a Quantity is converted as
+        ``background`` is), e.g. from :func:`estimate_error` (background noise and the sources'
+        Poisson noise). Adds ``flux_err``, the root sum of
         squares over the object's finite, good pixels (photutils' ``segment_flux_err``).
         ``"auto"`` (default): the ``intensity``'s own uncertainty (an NDData's, or a GridImage
         made from one), else no ``flux_err``. None: none.
@@ -382,6 +415,15 @@ def measure(
         :func:`write_catalog` writes to VOTable and FITS so TOPCAT and Aladin recognise the
         positions.
 
+    Raises
+    ------
+    InvalidImageError
+        Labels that are not a 2-D non-negative integer map; an ``intensity``, ``mask``,
+        ``background`` or ``error`` of another shape; negative errors.
+    ConfigError
+        An unknown option; a ``background`` or ``error`` Quantity whose unit does not convert
+        to the intensity's.
+
     Examples
     --------
     >>> import numpy as np
@@ -411,14 +453,15 @@ def measure(
     wcs = celestial_wcs(wcs)
     n = int(labels.max()) if labels.size else 0
     given_ids = None
-    if n > max(_SPARSE_IDS, labels.size // 4):  # sparse ids (offset, hashed): memory by objects
+    if sparse_ids(n, labels.size):  # sparse ids (offset, hashed): memory by objects
         given_ids = np.unique(labels)
         if given_ids[0] != 0:
             given_ids = np.concatenate([[0], given_ids])
         labels = np.searchsorted(given_ids, labels)
         n = len(given_ids) - 1
     c = 1 if image is None else image.shape[-1]
-    sky = None if image is None else _validate_background(background, labels.shape, c)
+    flux_unit = getattr(intensity, "unit", None)
+    sky = None if image is None else _validate_background(background, labels.shape, c, flux_unit)
     if sky is not None:
         bsum = np.zeros((n + 1, c))
     sigma = _pixel_errors(error, intensity, image, labels.shape, c)
@@ -508,9 +551,8 @@ def measure(
     ).reshape(-1, 4)
 
     table = Table()
-    table["label"] = (present if given_ids is None else given_ids[present]).astype(
-        np.int32 if (given_ids is None or given_ids[-1] < 2**31) else np.int64
-    )
+    ids = present if given_ids is None else given_ids[present]
+    table["label"] = ids.astype(id_dtype(ids[-1] if len(ids) else 0))
     table["area"] = cnt.astype(np.int64)
     table["x"] = mx
     table["y"] = my
@@ -575,7 +617,7 @@ def measure(
     if saturated is not None:
         table["flag_saturated"] = np.bincount(labels[saturated], minlength=n + 1)[present] > 0
         table.meta["SATURATE"] = level
-    _annotate(table, flux_unit=getattr(intensity, "unit", None))
+    _annotate(table, flux_unit=flux_unit)
     # sizes in µm/arcsec when the image knows its pixel (QA: only the CLI added them), flux
     # densities of a map in Jy/beam, a cube plane's frequency or velocity
     return add_image_columns(table, intensity, wcs=wcs)

@@ -17,7 +17,7 @@ from sciconv._validation import look_up_option
 from sciconv._warnings import reworded
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
-from sciconv.io._common import history_lines, warn_if_channels_first
+from sciconv.io._common import history_lines, looks_channels_first
 from sciconv.postprocess._catalog import check_table, with_provenance, write_catalog
 from sciconv.postprocess._measure import validate_labels
 from sciconv.postprocess._zarr_products import (
@@ -466,8 +466,11 @@ def write_products(
     hw = None  # the stack axes, then H, W
     if prob is not None:
         prob = _per_plane(validate_cube, prob, lead)
-        if not lead:  # (K, H, W) with K <= 4 would be written as K x H pixels, W planes
-            warn_if_channels_first(prob.shape, name="prob", batch=False)
+        if not lead and looks_channels_first(prob.shape):  # written as K x H pixels, W planes
+            raise InvalidImageError(
+                f"prob of shape {prob.shape} looks channels-first (K, H, W); products are "
+                "written from (H, W, K): pass np.moveaxis(prob, 0, -1) (nothing was written)"
+            )
         names = class_name_list(class_names, prob.shape[-1])
         hw = prob.shape[: lead + 2]
     if labels is not None:
