@@ -32,6 +32,7 @@ def sparse_ids(largest: int, pixels: int) -> bool:
     """
     return largest > max(_SPARSE_IDS, pixels // 4)
 
+
 #: The IVOA UCD1+ word, unit and description of each column :func:`measure` writes (the UCDs let
 #: TOPCAT, Aladin and the Virtual Observatory tools recognise positions and fluxes in a VOTable).
 #: Every UCD is made of words of the UCD1+ controlled vocabulary (astropy's VOTable validator and
