@@ -212,3 +212,11 @@ def test_instances_of_logits_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert sc.postprocess.instances(probs).max() == 1
+
+
+def test_show_names_the_fix_for_a_channels_first_image():
+    # it suggested image[..., 0], a (3, H) sliver of a (3, H, W) image (QA inputs)
+    from sciconv.errors import InvalidImageError
+
+    with pytest.raises(InvalidImageError, match=r"channels-first.*np\.moveaxis\(image, 0, -1\)"):
+        sc.viz.show(np.zeros((3, 40, 50)))

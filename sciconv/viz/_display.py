@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import as_array
+from sciconv.io._common import channels_first_hint
 
 __all__ = [
     "ORIGINS",
@@ -52,9 +53,10 @@ def _split_image(image: Any, wcs: Any) -> tuple[np.ndarray, Any]:
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3) or 0 in arr.shape:
+        fix = channels_first_hint(arr.shape) or "pick one channel first, e.g. image[..., 0]"
         raise InvalidImageError(
             "image must be (H, W), (H, W, 1) or (H, W, 3) (RGB) to display; got shape "
-            f"{arr.shape}: pick one channel first, e.g. image[..., 0]"
+            f"{arr.shape}: {fix}"
         )
     return arr, wcs
 
