@@ -201,7 +201,7 @@ def _predict_segmentation(model, paths, args) -> int:
     refuse_mask_products(paths, args, [*planned.values(), *sidecars.values()])
     if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
         settings, newer, unfinished = history_settings(params, args, model), [], []
-        mosaic_settings = mosaic_history(params, args, model)
+        mosaic_settings = mosaic_history(params, args, model, choose=False)
         done = set(
             done_inputs(
                 planned,

@@ -76,11 +76,14 @@ def history_settings(params: dict, args, model) -> list[str]:
     return history_record(Path(args.model).name, recorded)
 
 
-def mosaic_history(params: dict, args, model) -> list[str]:
+def mosaic_history(params: dict, args, model, *, choose: bool = True) -> list[str]:
     """The model and settings lines of a block-wise input's products: the whole image's
-    (:func:`history_settings`) and the blocks'."""
+    (:func:`provenance`, with the precision ``auto`` chose) and the blocks'."""
     from sciconv.postprocess._writers import history_record
 
     margin = "auto" if args.block_margin is None else args.block_margin
     blocks = {"block": args.block, "block_margin": margin, "batch_size": args.batch_size}
-    return history_settings(params, args, model) + history_record(None, blocks)
+    # the precision "auto" chose, as whole-image products record it (QA: "auto" hid bfloat16);
+    # not ``choose``: "auto" as it is, to compare an earlier run's with (--skip-existing)
+    recorded = provenance(params, args, model, int(model.input_shape[-1] or 1), choose=choose)
+    return history_record(Path(args.model).name, recorded) + history_record(None, blocks)

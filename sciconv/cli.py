@@ -239,16 +239,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if sys.stderr is None:  # started with file descriptor 2 closed (2>&-): messages are dropped,
+        sys.stderr = open(os.devnull, "w")  # the work is done (it exited 1 at once, silently)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code or 0)
     debug = os.environ.get("SCICONV_DEBUG") == "1"
-    if not debug:
-        import_tensorflow_quietly()
     try:
         with _sigterm_interrupts(args.command in _CLEAN_ON_SIGTERM):
+            if not debug:  # a Ctrl-C in these seconds: "interrupted", not TensorFlow's traceback
+                import_tensorflow_quietly()
             return int(args.func(args))
     except Terminated:
         print("sciconv: terminated", file=sys.stderr)

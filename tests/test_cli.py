@@ -98,6 +98,34 @@ def test_console_script_subprocess_exit_code_and_message(tmp_path):
     )
 
 
+def test_a_closed_stderr_does_not_stop_the_work(tmp_path):
+    """QA interrupt: started with file descriptor 2 closed (2>&-, a daemonising wrapper), every
+    command exited 1 at once, silently (sys.stderr is None); a closed stdout was fine."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "sciconv.cli", "info"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SCICONV_DEBUG": "0"},
+        preexec_fn=lambda: os.close(2),
+        timeout=120,
+    )
+    assert proc.returncode == 0
+    assert "tensorflow " in proc.stdout
+
+
+def test_ctrl_c_while_tensorflow_loads_is_one_line(capsys, monkeypatch):
+    """QA interrupt: the TensorFlow import ran before the signal handling, so a Ctrl-C in a
+    command's first seconds printed 30 lines of TensorFlow's traceback."""
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "import_tensorflow_quietly", interrupted)
+    monkeypatch.delenv("SCICONV_DEBUG", raising=False)
+    code, _, err = run_cli(capsys, "info")
+    assert code == 130 and err.strip() == "sciconv: interrupted"
+
+
 def test_unexpected_errors_are_one_line_unless_debugging(capsys, monkeypatch):
     def boom(args):
         raise RuntimeError("something\nbroke")

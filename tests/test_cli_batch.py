@@ -475,3 +475,33 @@ def test_a_resume_that_would_mix_precisions_says_so(capsys, tmp_path, seg_model,
         code, _, err = run_cli(capsys, "predict", seg_model, inputs, "--out", out, "--quiet",
                                "--skip-existing")  # fmt: skip
     assert code == 0, err
+
+
+def test_block_wise_products_record_the_precision_auto_chose(
+    capsys, tmp_path, seg_model, monkeypatch
+):
+    """QA interrupt: the zarr store and catalog of a mosaic said precision = 'auto' while its
+    labels were bfloat16's; a resume elsewhere could not tell (whole-image products said it)."""
+    import zarr
+    from astropy.table import Table
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _fits(inputs / "big.fits", _image(64, 1))
+    out = tmp_path / "out"
+    common = ("predict", seg_model, inputs, "--out", out, "--block", "32", "--quiet")
+    code, _, err = run_cli(capsys, *common)
+    assert code == 0, err
+    chosen = sc.inference.choose_precision(
+        sc.models.load(seg_model), "auto", tile=(512, 512), channels=1
+    )
+    stored = zarr.open(out / "big_labels.zarr", mode="r").attrs["sciconv"]["history"]
+    catalog = Table.read(out / "big_catalog.ecsv").meta["HISTORY"]
+    for history in (stored, catalog):
+        assert f"precision = '{chosen} (auto)'" in " ".join(history), history
+    other = "bfloat16" if chosen == "float32" else "float32"
+    _fits(inputs / "more.fits", _image(64, 2))
+    monkeypatch.setattr(sc.inference, "choose_precision", lambda *a, **k: other)
+    with pytest.warns(SciconvWarning, match=rf"segmented in {chosen} and --precision auto"):
+        code, _, err = run_cli(capsys, *common, "--skip-existing")
+    assert code == 0, err

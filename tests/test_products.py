@@ -313,6 +313,8 @@ def test_catalogs_record_what_made_them(tmp_path, catalog_format):
     header = fits.getheader(path, 1)
     history = [str(line) for line in header["HISTORY"]]
     assert history[0] == "made by photutils" and "j" in history[1] and "Zellkern" in header["INPUT"]
+    # the input's name escaped, not transliterated into another file's (QA: 'Zellkern_a.tif')
+    assert header["INPUT"] == "Zellkern_\\xe4.tif"
 
 
 def test_shipped_model_products_record_its_digest(capsys, tmp_path):

@@ -276,22 +276,29 @@ def to_float32(raw: np.ndarray, *, path: Path | str | None = None) -> np.ndarray
 _FITS_SPELLING = {"µ": "u", "μ": "u", "ß": "ss", "°": "deg", "±": "+/-", "×": "x", "Å": "A"}
 
 
-def fits_text(text: str) -> str:
+def fits_text(text: str, *, exact: bool = False) -> str:
     """``text`` as a FITS header holds it: printable ASCII.
 
     Accents are dropped (``é`` -> ``e``), a few symbols spelled out (``µ`` -> ``u``, ``ß`` ->
     ``ss``, ``°`` -> ``deg``), tabs and line breaks become spaces, and any other character is
-    escaped as Python writes it (``\\u2192``).
+    escaped as Python writes it (``\\u2192``). ``exact`` (a file's name): every non-ASCII
+    character escaped, none dropped, so the name is not another file's (``é`` -> ``\\xe9``).
 
     Examples
     --------
     >>> fits_text("µm, Müller\\t→ done")
     'um, Muller \\\\u2192 done'
+    >>> fits_text("champ é.fits", exact=True)
+    'champ \\\\xe9.fits'
     """
     import unicodedata
 
-    text = "".join(_FITS_SPELLING.get(c, c) for c in str(text))
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = str(text)
+    if not exact:
+        text = "".join(_FITS_SPELLING.get(c, c) for c in text)
+        text = "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        )
     text = "".join(" " if c in "\t\n\r\v\f" else c for c in text)
     text = text.encode("ascii", "backslashreplace").decode("ascii")
     return "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" for c in text)

@@ -250,8 +250,8 @@ def _write_fits_table(table, tmp) -> None:
     # FITS cards hold ASCII: astropy dropped a whole HISTORY list (or INPUT) for one accent
     table = table.copy(copy_data=False)
     for key, value in list(table.meta.items()):
-        if isinstance(value, str):
-            table.meta[key] = fits_text(value)
+        if isinstance(value, str):  # INPUT: a file's name, escaped, not turned into another
+            table.meta[key] = fits_text(value, exact=key == "INPUT")
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             table.meta[key] = [fits_text(v) for v in value]
     kept = {}
