@@ -433,13 +433,31 @@ def remove_scratch(folder: str | os.PathLike | None, *, tries: int = 5) -> None:
         time.sleep(0.05 * (attempt + 1))
 
 
+#: Writer pids of this host known to have ended (a run took over their lock): their partials
+#: are stale at once, not after STALE_SECONDS (which protects writers on other hosts)
+_ENDED_WRITERS: set[int] = set()
+
+
+def writer_ended(pid: int) -> None:
+    """Record that process ``pid`` of this host, a run whose lock was taken over, has ended:
+    :func:`remove_stale_partials` then removes its partials however young they are (a resume
+    right after a SIGKILL left them for a later run, QA).
+
+    Examples
+    --------
+    >>> writer_ended(2**22 + 7)
+    """
+    _ENDED_WRITERS.add(int(pid))
+
+
 def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     """Remove partial files and scratch folders that killed writers of ``path`` left; return them.
 
     A partial file ``.{stem}.{pid}.{random}.part{suffixes}`` (:func:`atomic_output`) or scratch
     folder ``.{name}.{pid}.{random}.part`` (:func:`scratch_folder`; ``.{stem}.{pid}.{random}.part``
     in older versions) is stale when its writer process (the pid in its name) is gone and nothing
-    in it has changed for :data:`STALE_SECONDS`. Files of other targets are never touched.
+    in it has changed for :data:`STALE_SECONDS` (at once for a writer :func:`writer_ended`
+    records). Files of other targets are never touched.
 
     Examples
     --------
@@ -465,9 +483,12 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
         try:
             folder = candidate.is_dir() and not candidate.is_symlink()
             match = (folder_pattern if folder else file_pattern).fullmatch(candidate.name)
-            if not match or _changed_since(candidate, now - STALE_SECONDS):
+            if not match:
                 continue
-            if pid_alive(int(match.group(1))):
+            pid = int(match.group(1))
+            if pid not in _ENDED_WRITERS and _changed_since(candidate, now - STALE_SECONDS):
+                continue
+            if pid_alive(pid):
                 continue
             if folder:
                 shutil.rmtree(candidate)

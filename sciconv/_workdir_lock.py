@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from sciconv._atomic import pid_alive
+from sciconv._atomic import pid_alive, writer_ended
 from sciconv.errors import ConfigError, SciconvWarning, WriteError
 
 __all__ = ["LOCK_FILE", "check_workdir_free", "lock_folder", "lock_workdir", "read_lock"]
@@ -200,6 +200,8 @@ def _set_aside(workdir: Path, lock: dict, name: str = LOCK_FILE) -> None:
                 os.replace(aside, path)
     aside.unlink(missing_ok=True)
     if moved == lock.get("text"):
+        if lock.get("pid") is not None:  # a dead run of this host (_verdict): its partials go
+            writer_ended(int(lock["pid"]))
         warnings.warn(
             f"{workdir}: taking over the lock of a run that is no longer running ({_holder(lock)})",
             SciconvWarning,

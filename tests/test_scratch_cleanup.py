@@ -160,6 +160,31 @@ def test_scratch_folders_of_killed_runs_are_removed(tmp_path):
     assert young.exists() and busy.exists() and alive.exists() and other.exists()
 
 
+def test_a_resume_right_after_a_kill_removes_the_dead_runs_partials(tmp_path):
+    """QA interrupt: a run SIGKILLed and resumed at once took over the dead run's lock, but
+    left its young partials (a .part TIFF, a half-written zarr store) for a later run."""
+    import json
+    import socket
+
+    from sciconv._workdir_lock import LOCK_FILE, lock_folder
+    from sciconv.errors import SciconvWarning
+
+    dead = _dead_pid()
+    (tmp_path / LOCK_FILE).write_text(
+        json.dumps({"pid": dead, "host": socket.gethostname(), "started": "2026-01-01T00:00:00"})
+    )
+    target = tmp_path / "m_labels.tif"
+    young = tmp_path / f".m_labels.{dead}.abc123.part.tif"  # seconds old, not STALE_SECONDS
+    young.write_bytes(b"half a tiff")
+    other = tmp_path / f".m_labels.{dead + 1}.def456.part.tif"  # not the dead run's: kept
+    other.write_bytes(b"someone else")
+    assert remove_stale_partials(target) == []  # an unknown writer's young partial: kept
+    with pytest.warns(SciconvWarning, match="taking over the lock"):
+        with lock_folder(tmp_path, what="--out"):
+            assert remove_stale_partials(target) == [young]
+    assert not young.exists() and other.exists()
+
+
 def test_scratch_folder_is_named_for_its_target_and_sweeps(tmp_path):
     target = tmp_path / "a.ome.zarr"
     stale = tmp_path / f".a.ome.zarr.{_dead_pid()}.abc123.part"
