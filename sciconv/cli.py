@@ -175,9 +175,15 @@ def run() -> int:
 
     warnings.showwarning = show
     try:
-        return main()
+        code = main()
     finally:
         warnings.showwarning = original
+    if code in (130, EXIT_TERMINATED) and threading.current_thread() is threading.main_thread():
+        # cleaned up and said so: a second Ctrl-C or SIGTERM while Python joins its threads
+        # and exits (about a second) ended it by the signal (status -2) with a traceback (QA)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
 
 
 class Terminated(KeyboardInterrupt):

@@ -126,6 +126,22 @@ def test_ctrl_c_while_tensorflow_loads_is_one_line(capsys, monkeypatch):
     assert code == 130 and err.strip() == "sciconv: interrupted"
 
 
+def test_after_an_interrupt_a_second_signal_does_not_end_the_exit(monkeypatch):
+    """QA interrupt: Ctrl-C twice (SIGTERM then SIGINT) ended the process by the signal while
+    it joined its threads, status -2 instead of 130, sometimes with a traceback."""
+    import signal
+
+    set_to = {}
+    monkeypatch.setattr(signal, "signal", lambda sig, handler: set_to.__setitem__(sig, handler))
+    for code in (0, 1):
+        monkeypatch.setattr(cli, "main", lambda code=code: code)
+        assert cli.run() == code and not set_to
+    for code in (130, cli.EXIT_TERMINATED):
+        monkeypatch.setattr(cli, "main", lambda code=code: code)
+        assert cli.run() == code
+        assert set_to == {signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN}
+
+
 def test_unexpected_errors_are_one_line_unless_debugging(capsys, monkeypatch):
     def boom(args):
         raise RuntimeError("something\nbroke")
