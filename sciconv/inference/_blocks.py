@@ -53,7 +53,7 @@ from sciconv.inference._source import (
     is_dask,
     validate_image,
 )
-from sciconv.inference._stitch import BlockPlan, lost_pieces, report_pieces, select_owned
+from sciconv.inference._stitch import BlockPlan, report_stitching, select_owned
 from sciconv.inference._tiles import padded_extent
 from sciconv.inference._zoom import ZoomGrid
 from sciconv.io import PixelScale, file_map, read_mapped
@@ -575,8 +575,7 @@ check_size_on_crop`), and when its objects need resampling
             output = new_output()
             task.update(limits=None, measure=None, second=second)
             ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
-        lost = lost_pieces(ran["left"], output.array)
-        report_pieces(plan, ran["cut"], lost, settings.divisor, total=ran["objects"])
+        report_stitching(plan, ran, output.array, settings.divisor)
         _report_overlaps(output, plan)
         table = ran["table"]
         labels = output.finish(overwrite, _label_attrs(image, wcs, model))

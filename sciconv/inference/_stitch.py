@@ -109,6 +109,9 @@ class Piece:
     mask: np.ndarray  # bool, the object's bounding box
     inner: tuple[int, int]  # the pixel farthest from the piece's edge (image coordinates)
     at_edge: bool = False  # cut by its window's edge inside the image (a partial view)
+    #: of a piece cut by its window and left to another block: its pixels in this block's
+    #: core (None: none), which no block keeps when that block cuts the object too
+    core_part: np.ndarray | None = None
 
 
 def _piece(labels: np.ndarray, sl, lab: int, origin: tuple[int, int]) -> Piece:
@@ -149,9 +152,7 @@ def select_owned(labels: np.ndarray, plan: BlockPlan, index: tuple[int, int]):
         if owner is None and not plan.whole_elsewhere(box, index):
             # cut here and everywhere: keep its part in this block's core (``labels`` is cut
             # down in place), so the pieces of the blocks tile the object, none overlapping
-            rows = np.arange(sl[0].start, sl[0].stop) + wy0
-            cols = np.arange(sl[1].start, sl[1].stop) + wx0
-            core = ((rows >= cy0) & (rows < cy1))[:, None] & ((cols >= cx0) & (cols < cx1))
+            core = _in_core(sl, (wy0, wx0), (cy0, cy1), (cx0, cx1))
             sub = labels[sl]
             mine = sub == lab
             if (mine & core).any():
@@ -163,10 +164,26 @@ def select_owned(labels: np.ndarray, plan: BlockPlan, index: tuple[int, int]):
             keep[lab] = 1
             continue
         piece = _piece(labels, sl, lab, (wy0, wx0))
+        at_edge = _at_window_edge(sl, labels.shape, plan, index)
+        part = None
+        if at_edge:  # seen in part: the owner of that part may cut the object too
+            part = piece.mask & _in_core(sl, (wy0, wx0), (cy0, cy1), (cx0, cx1))
         left.append(
-            dataclasses.replace(piece, at_edge=_at_window_edge(sl, labels.shape, plan, index))
+            dataclasses.replace(
+                piece, at_edge=at_edge, core_part=part if part is not None and part.any() else None
+            )
         )
     return keep, cut, left
+
+
+def _in_core(sl, origin, core_rows, core_cols) -> np.ndarray:
+    """Which pixels of the box ``sl`` (window coordinates; ``origin`` the window's corner in
+    the image) lie in the block's core ``core_rows`` x ``core_cols`` (image coordinates)."""
+    rows = np.arange(sl[0].start, sl[0].stop) + origin[0]
+    cols = np.arange(sl[1].start, sl[1].stop) + origin[1]
+    return ((rows >= core_rows[0]) & (rows < core_rows[1]))[:, None] & (
+        (cols >= core_cols[0]) & (cols < core_cols[1])
+    )
 
 
 def _at_window_edge(sl, window_hw, plan: BlockPlan, index) -> bool:
@@ -253,17 +270,47 @@ def lost_pieces(left: list[Piece], labels) -> list[Piece]:
     return [p for p, v in zip(left, values, strict=True) if v == 0]
 
 
+def dropped_parts(left: list[Piece], labels) -> list[Piece]:
+    """The parts of objects wider than every window that no block kept: of each piece left to
+    another block by a window that cut it (:attr:`Piece.core_part`), its pixels in that block's
+    core that no block labelled (the block it was left to cut the object too and kept only its
+    own core's part; review: a 40 x 390 halo lost 640 px at block 128, margin 24).
+
+    Examples
+    --------
+    >>> labels = np.zeros((4, 8), np.int32); labels[:, 4:6] = 7  # another block's part
+    >>> part = np.zeros((4, 6), bool); part[:, 2:6] = True  # this block's core: columns 4:8
+    >>> seen = Piece(0, 2, np.ones((4, 6), bool), (2, 4), at_edge=True, core_part=part)
+    >>> [int(p.mask.sum()) for p in dropped_parts([seen], labels)]  # columns 6:8 kept by none
+    [8]
+    """
+    out = []
+    for piece in left:
+        if piece.core_part is None:
+            continue
+        h, w = piece.core_part.shape
+        region = np.asarray(labels[piece.y0 : piece.y0 + h, piece.x0 : piece.x0 + w])
+        missing = piece.core_part & (region == 0)
+        if missing.any():
+            box = ndi.find_objects(missing.astype(np.int8))[0]  # cropped to its pixels
+            out.append(_piece(missing.astype(np.int8), box, 1, (piece.y0, piece.x0)))
+    return out
+
+
 #: Small objects one window labelled and their owner's did not are said when they are more than
 #: this share of all objects: a few faint ones flip between windows on any real run (1 of 2,885
 #: nuclei on a 4096² mosaic whose block-wise labels equal the whole-image ones)
 LOST_SHARE = 0.02
 
 
-def report_pieces(plan: BlockPlan, cut: list, lost: list, divisor: int, *, total: int = 0) -> None:
+def report_pieces(
+    plan: BlockPlan, cut: list, lost: list, divisor: int, *, total: int = 0, dropped=()
+) -> None:
     """One warning per kind of object the margin was too small for: how many, where, what margin
     (small objects a neighbour labelled: only when more than :data:`LOST_SHARE` of ``total``).
 
-    ``cut``: the pieces of objects no window held whole; ``lost``: :func:`lost_pieces`.
+    ``cut``: the pieces of objects no window held whole; ``lost``: :func:`lost_pieces`;
+    ``dropped``: :func:`dropped_parts` (said with the pixels missing).
 
     Examples
     --------
@@ -303,6 +350,34 @@ def report_pieces(plan: BlockPlan, cut: list, lost: list, divisor: int, *, total
             f"sciconv predict --block-margin {need})",
             "sciconv",
         )
+    if dropped:
+        objects = group_pieces(list(dropped))
+        side, where = _extent(objects)
+        pixels = sum(int(p.mask.sum()) for p in dropped)
+        warn_caller(
+            f"{pixels} px of objects wider than every block window are MISSING from the labels "
+            f"and the catalog ({len(objects)} part(s); {where}): two blocks each left them to "
+            "the other, both cutting the object, so its pieces do not tile it; raise margin= "
+            "beyond the largest object (sciconv predict --block-margin) to keep such objects "
+            "whole",
+            "sciconv",
+        )
+
+
+def report_stitching(plan: BlockPlan, ran: dict, labels, divisor: int) -> None:
+    """After the last block: :func:`report_pieces` of a run's cut pieces, of the pieces it left
+    to other blocks that are missing from the written ``labels`` (:func:`lost_pieces`) and of
+    the parts of wide objects no block kept (:func:`dropped_parts`); ``ran``: the blocks'
+    ``"cut"``, ``"left"`` and ``"objects"`` (their count).
+
+    Examples
+    --------
+    >>> plan = BlockPlan((100, 100), block=50, margin=16)
+    >>> report_stitching(plan, {"cut": [], "left": [], "objects": 0}, np.zeros((100, 100)), 16)
+    """
+    left = ran["left"]
+    lost, dropped = lost_pieces(left, labels), dropped_parts(left, labels)
+    report_pieces(plan, ran["cut"], lost, divisor, total=ran["objects"], dropped=dropped)
 
 
 def _extent(objects: list) -> tuple[int, str]:
@@ -316,8 +391,10 @@ __all__ = [
     "LOST_SHARE",
     "BlockPlan",
     "Piece",
+    "dropped_parts",
     "group_pieces",
     "lost_pieces",
     "report_pieces",
+    "report_stitching",
     "select_owned",
 ]
