@@ -268,6 +268,13 @@ def _auto_margin(model, margin, max_object: int | None, divisor: int, zoom: floa
     if margin != "auto":
         if isinstance(margin, bool) or not isinstance(margin, (int, np.integer)) or margin < 0:
             raise InferenceError(f"margin must be a non-negative int or 'auto'; got {margin!r}")
+        reach = math.ceil(max(receptive_field(model)) / zoom)
+        if margin < reach:  # as check_overlap says of tiles (review: 40 of 76 nuclei changed)
+            warn_caller(
+                f"block margin {margin} px is below the model's receptive field ({reach} px): "
+                "labels near the seams differ from a whole-image call; margin='auto' holds them",
+                "sciconv",
+            )
         return int(margin)
     if max_object is None:
         max_object = math.ceil(DEFAULT_MAX_OBJECT / zoom)
