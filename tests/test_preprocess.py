@@ -494,10 +494,18 @@ def _blobs(*, bright_background: bool, seed: int = 0) -> np.ndarray:
 def test_input_transform_to_gray_ignores_alpha():
     rgba = np.zeros((3, 4, 4), np.uint8)
     rgba[..., 0], rgba[..., 1], rgba[..., 2] = 10, 20, 60
-    rgba[..., 3] = np.arange(4, dtype=np.uint8) * 80  # alpha differs per pixel: must not matter
+    rgba[..., 3] = np.arange(1, 5, dtype=np.uint8) * 60  # alpha differs per pixel: no matter
     out = pp.apply_input_transform(rgba, {"to_gray": True})
     assert out.shape == (3, 4, 1) and out.dtype == np.float32
     np.testing.assert_array_equal(out, np.full((3, 4, 1), 30.0, np.float32))
+    # but a fully transparent pixel (alpha 0: outside a scanned slide) is no data, NaN
+    rgba[0, 0, 3] = 0
+    out = pp.apply_input_transform(rgba, {"to_gray": True})
+    assert np.isnan(out[0, 0, 0]) and np.isfinite(out.ravel()[1:]).all()
+    rgba[..., 3] = 0  # transparent everywhere: an alpha that says nothing, ignored
+    np.testing.assert_array_equal(
+        pp.apply_input_transform(rgba, {"to_gray": True}), np.full((3, 4, 1), 30.0, np.float32)
+    )
     # RGB without alpha: the same mean, per pixel
     rgb = np.stack([np.arange(12).reshape(3, 4)] * 2 + [np.zeros((3, 4))], axis=-1)
     np.testing.assert_allclose(
@@ -572,7 +580,7 @@ def test_input_transform_to_rgb_channels():
         np.testing.assert_array_equal(out, np.repeat(grey[..., None], 3, axis=-1))
     rgb = np.stack([grey, 2 * grey, 3 * grey], axis=-1)
     np.testing.assert_array_equal(pp.apply_input_transform(rgb, {"to_rgb": True}), rgb)
-    rgba = np.concatenate([rgb, np.arange(12, dtype=np.uint8).reshape(3, 4, 1)], axis=-1)
+    rgba = np.concatenate([rgb, np.arange(1, 13, dtype=np.uint8).reshape(3, 4, 1)], axis=-1)
     np.testing.assert_array_equal(pp.apply_input_transform(rgba, {"to_rgb": True}), rgb)
     for channels in (2, 5):
         with pytest.raises(
