@@ -220,3 +220,16 @@ def test_show_names_the_fix_for_a_channels_first_image():
 
     with pytest.raises(InvalidImageError, match=r"channels-first.*np\.moveaxis\(image, 0, -1\)"):
         sc.viz.show(np.zeros((3, 40, 50)))
+
+
+def test_complex_pixels_are_refused_by_measure_and_show():
+    # numpy dropped the imaginary part with a ComplexWarning only (QA inputs)
+    from sciconv.errors import InvalidImageError
+
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:5, 2:5] = 1
+    wave = np.ones((8, 8)) * (1 + 2j)
+    with pytest.raises(ConfigError, match=r"intensity must hold real numbers; got complex"):
+        sc.postprocess.measure(labels, intensity=wave)
+    with pytest.raises(InvalidImageError, match=r"complex pixels: take np\.abs"):
+        sc.viz.show(wave)

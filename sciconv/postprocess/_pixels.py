@@ -28,8 +28,14 @@ def numbers(value, name: str) -> np.ndarray:
     dtype('float64')
     """
     refuse_path(value, name=name, reader="sciconv.io.read" + _MAKERS.get(name, ""))
+    raw = as_array(value)
+    if np.dtype(getattr(raw, "dtype", np.float64)).kind == "c":  # numpy dropped the imaginary
+        raise ConfigError(  # part with a ComplexWarning only (QA inputs)
+            f"{name} must hold real numbers; got complex {np.dtype(raw.dtype)} (take np.abs, "
+            ".real or .imag first)"
+        )
     try:
-        return np.asarray(as_array(value), dtype=np.float64)
+        return np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{name} must hold numbers; got {type(value).__name__} ({exc})") from exc
 

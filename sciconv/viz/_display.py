@@ -43,10 +43,13 @@ def _split_image(image: Any, wcs: Any) -> tuple[np.ndarray, Any]:
     if wcs is None:
         wcs = getattr(image, "wcs", None)
     try:
-        arr = np.asarray(as_array(image, load=True), dtype=np.float32)
+        raw = as_array(image, load=True)
+        if np.dtype(getattr(raw, "dtype", np.float32)).kind == "c":
+            raise TypeError("complex pixels: take np.abs, .real or .imag first")
+        arr = np.asarray(raw, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidImageError(
-            f"image must be a numeric array; got {type(image).__name__}"
+            f"image must be a numeric array; got {type(image).__name__} ({exc})"
         ) from exc
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
