@@ -25,6 +25,7 @@ from sciconv.postprocess._measure import (
     celestial_wcs,
     id_dtype,
     measure,
+    renumbered,
     sparse_ids,
     validate_labels,
 )
@@ -201,15 +202,13 @@ def _photutils_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     largest = int(labels.max())
     if not sparse_ids(largest, labels.size) and id_dtype(largest) == np.int32:
         return labels.astype(np.int32), None
-    given, index = np.unique(labels, return_inverse=True)
-    if given[0] != 0:  # keep 0 for the background
-        given, index = np.concatenate([[0], given]), index + 1
+    index, given = renumbered(labels)
     warn_caller(
         f"labels up to {largest} renumbered 1..{len(given) - 1} for photutils (it allocates by "
         "the largest id): catalog.original_label holds the given ids",
         "sciconv",
     )
-    return index.reshape(labels.shape).astype(np.int32), given.astype(np.int64)
+    return index.astype(np.int32), given.astype(np.int64)
 
 
 def _plane(values, shape, name: str) -> np.ndarray:

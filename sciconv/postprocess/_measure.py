@@ -23,7 +23,8 @@ _SPARSE_IDS = 1 << 20  # above this largest id (and a quarter of the pixels) ids
 
 def sparse_ids(largest: int, pixels: int) -> bool:
     """Whether label ids up to ``largest`` on ``pixels`` pixels are sparse (offset, hashed):
-    per-id arrays would then be sized by the ids, not by the objects, so they are renumbered.
+    per-id arrays would then be sized by the ids, not by the objects, so they are renumbered
+    (:func:`renumbered`).
 
     Examples
     --------
@@ -31,6 +32,24 @@ def sparse_ids(largest: int, pixels: int) -> bool:
     (False, True)
     """
     return largest > max(_SPARSE_IDS, pixels // 4)
+
+
+def renumbered(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(index, given)``: the labels numbered 1, 2, ... in increasing order of their ids (0
+    stays the background), and ``given[k]`` the id numbered ``k`` (``given[0]`` = 0), so
+    arrays per object are sized by the objects, not by the largest id.
+
+    Examples
+    --------
+    >>> index, given = renumbered(np.array([[0, 10**9], [7, 7]]))
+    >>> index.tolist(), given.tolist()
+    ([[0, 2], [1, 1]], [0, 7, 1000000000])
+    """
+    given, index = np.unique(labels, return_inverse=True)
+    index = index.reshape(labels.shape)
+    if not given.size or given[0] != 0:  # keep 0 for the background
+        given, index = np.concatenate([[0], given]).astype(given.dtype), index + 1
+    return index, given
 
 
 #: The IVOA UCD1+ word, unit and description of each column :func:`measure` writes (the UCDs let
@@ -455,10 +474,7 @@ def measure(
     n = int(labels.max()) if labels.size else 0
     given_ids = None
     if sparse_ids(n, labels.size):  # sparse ids (offset, hashed): memory by objects
-        given_ids = np.unique(labels)
-        if given_ids[0] != 0:
-            given_ids = np.concatenate([[0], given_ids])
-        labels = np.searchsorted(given_ids, labels)
+        labels, given_ids = renumbered(labels)
         n = len(given_ids) - 1
     c = 1 if image is None else image.shape[-1]
     flux_unit = getattr(intensity, "unit", None)

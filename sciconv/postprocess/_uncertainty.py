@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from sciconv.errors import InferenceError
-from sciconv.postprocess._measure import id_dtype
+from sciconv.postprocess._measure import id_dtype, renumbered
 
 __all__ = ["foreground_probability", "object_scores"]
 
@@ -131,10 +131,7 @@ def object_scores(labels, prob, std=None):
         raise InferenceError(f"prob has H, W = {fg.shape}; labels have {labels.shape}")
     # the ids numbered 1, 2, ... (measure's renumbering): arrays by objects, not by the largest
     # id (QA: ids of 1e8 allocated 2.4 GB for a 32 x 32 image; ids of 2**36 a MemoryError)
-    ids, index = np.unique(labels.astype(np.int64, copy=False), return_inverse=True)
-    index = index.reshape(labels.shape)
-    if ids.size and ids[0] != 0:  # keep 0 for the background
-        ids, index = np.concatenate([[0], ids]), index + 1
+    index, ids = renumbered(labels.astype(np.int64, copy=False))
     present = ids[1:]
     table = Table()
     table["label"] = present.astype(id_dtype(present[-1] if present.size else 0))

@@ -19,7 +19,7 @@ from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
 from sciconv.io._common import history_lines, looks_channels_first
 from sciconv.postprocess._catalog import check_table, with_provenance, write_catalog
-from sciconv.postprocess._measure import validate_labels
+from sciconv.postprocess._measure import id_dtype, validate_labels
 from sciconv.postprocess._zarr_products import (
     ZARR_LABELS,
     ZARR_MASK,
@@ -180,9 +180,7 @@ def _per_plane(validate, array, lead: int, *, like: tuple | None = None) -> np.n
 
 def _id_dtype(labels: np.ndarray) -> np.ndarray:
     """Instance ids as int32, or int64 when an id does not fit int32 (never wrapped)."""
-    if labels.size and int(labels.max()) > np.iinfo(np.int32).max:
-        return labels.astype(np.int64, copy=False)
-    return labels.astype(np.int32, copy=False)
+    return labels.astype(id_dtype(labels.max() if labels.size else 0), copy=False)
 
 
 def _validate_mask(mask, hw) -> np.ndarray:
