@@ -341,10 +341,27 @@ def transparent_as_no_data(data: np.ndarray, meta: dict) -> np.ndarray:
     """
     if meta.get("alpha") != "kept" or data.shape[-1] not in (2, 4):
         return data
+    data, count = transparent_as_nan(data)
+    if count:
+        meta["alpha"] = f"kept; {count} fully transparent pixels are no data (NaN)"
+    return data
+
+
+def transparent_as_nan(data: np.ndarray) -> tuple[np.ndarray, int]:
+    """``data`` (its last channel alpha) with its fully transparent pixels (alpha 0) NaN in
+    every channel (a float32 copy; ``data`` itself when none is), and how many there are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rgba = np.full((2, 3, 4), 200, np.uint8); rgba[1, 0, 3] = 0
+    >>> out, count = transparent_as_nan(rgba)
+    >>> count, bool(np.isnan(out[1, 0]).all()), out.dtype.name
+    (1, True, 'float32')
+    """
     clear = data[..., -1] == 0
     count = int(clear.sum())
     if count:
         data = np.array(data, dtype=np.float32, copy=True)
         data[clear] = np.nan
-        meta["alpha"] = f"kept; {count} fully transparent pixels are no data (NaN)"
-    return data
+    return data, count

@@ -9,7 +9,7 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
-from sciconv.io._common import channels_first_hint, warn_caller
+from sciconv.io._common import channels_first_hint, transparent_as_nan, warn_caller
 from sciconv.preprocess._limits import finite_values, validate_image
 from sciconv.preprocess._saturation import channel_mean, plateau_heights, saturation_level
 
@@ -451,8 +451,8 @@ class InputTransform:
     def __call__(self, data) -> np.ndarray:
         x = np.asarray(data, dtype=np.float32)
         x = x[..., None] if x.ndim == 2 else x
-        if self.transparent:
-            x = _transparent_as_nan(x)
+        if self.transparent and x.shape[-1] == 4:
+            x, _ = transparent_as_nan(x)
         x = to_channels(x, to_gray=self.to_gray, to_rgb=self.to_rgb)
         if self.gray and x.shape[-1] == 3:
             x = np.repeat(x.mean(axis=-1, keepdims=True, dtype=np.float32), 3, axis=-1)
@@ -499,26 +499,13 @@ def resolve_input_transform(image, spec: Mapping) -> InputTransform:
     return _resolve(_as_image(image), validate_input_transform(spec))
 
 
-def _transparent_as_nan(x: np.ndarray) -> np.ndarray:
-    """RGBA pixels ``(..., 4)`` with their fully transparent ones (alpha 0) NaN in R, G, B."""
-    if x.shape[-1] != 4:
-        return x
-    clear = x[..., 3] == 0
-    return np.where(clear[..., None], np.float32(np.nan), x) if clear.any() else x
-
-
-def _alpha_marks_no_data(x: np.ndarray, spec: dict) -> bool:
-    """Whether an RGBA image's alpha marks pixels with no data: 0 in some pixels, not all."""
-    if x.shape[-1] != 4 or not (spec["to_gray"] or spec["to_rgb"]):
-        return False
-    clear = x[..., 3] == 0
-    return bool(clear.any() and not clear.all())
-
-
 def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
-    transparent = _alpha_marks_no_data(x, spec)
-    if transparent:
-        x = _transparent_as_nan(x)
+    transparent = False
+    if x.shape[-1] == 4 and (spec["to_gray"] or spec["to_rgb"]):  # RGBA taken as colour
+        cleared, count = transparent_as_nan(x)
+        transparent = 0 < count < x.shape[0] * x.shape[1]  # alpha 0 somewhere, not everywhere
+        if transparent:
+            x = cleared
     decide_on = gray_of(x) if spec["to_rgb"] else None
     colour = x.shape[-1] in (3, 4)  # a grey image replicated to R = G = B needs no averaging
     original = x
