@@ -8,7 +8,6 @@ returns ``[(data, kwargs, "image"), ...]``, the tuples napari turns into layers.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -210,13 +209,7 @@ def _layers(
     whole = dtype.startswith(("int", "uint")) or (dtype == "float32" and img.meta.get("imagej"))
     if channels == 1 and name.endswith("_labels") and whole:  # (ImageJ: over 65,535 as float32)
         # sciconv's instance labels (NAME_labels.fits/.tif/.zarr): a labels layer, one colour
-        # per object, not a grey image; one plane of integers read as stored (read() gives
-        # float32, which merged ids from 2**24 on: QA precision)
-        if not axes and len(levels) == 1 and path is not None and dtype != "float32":
-            with contextlib.suppress(SciconvError):
-                exact = io.read_labels(path, lazy=True)
-                if tuple(exact.shape) == tuple(levels[0].shape[:2]):
-                    levels = [exact[..., None]]
+        # per object, not a grey image
         return [(shown([_as_labels(level[..., 0]) for level in levels]), kwargs, "labels")]
     sample = _sample(levels[-1])  # a pyramid's smallest level, every k-th pixel of a big one
     if channels == 1:
@@ -291,6 +284,18 @@ def _as_labels(level):
     return np.nan_to_num(level, nan=0.0).astype(np.int32)  # numpy or dask (a float stack)
 
 
+def _exact_labels(path):
+    """A ``NAME_labels`` file's integer ids as stored (:func:`sciconv.io.read_labels`, lazily
+    where it can), or None for any other file: :func:`sciconv.io.read` gives float32 pixels,
+    whose ids merged from 2**24 on and wrapped past 2**31 - 1 (QA precision)."""
+    if not io.image_stem(Path(path)).endswith("_labels"):
+        return None
+    try:
+        return io.read_labels(path, lazy=True)
+    except SciconvError:  # not integers (ImageJ's float32 over 65,535 ids), not one plane
+        return None
+
+
 def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LayerData]:
     """Read FITS or TIFF files, or OME-Zarr stores, with :func:`sciconv.io.read` into napari
     layer data tuples.
@@ -341,6 +346,13 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
             layers.extend(_zarr_layers(p))
             continue
         stack = io.plane_axes(p)  # a movie or Z-stack: one layer with a slider per axis
+        exact = None if stack[0] else _exact_labels(p)
+        if exact is not None:  # the ids as stored, the metadata from a lazy read
+            img = io.read(p, lazy=True)
+            if isinstance(img.data, io.LazyImage):
+                img.data.close()
+            layers.extend(_layers(img, levels=[exact[..., None]]))
+            continue
         levels = None if stack[0] else _slide_levels(p)
         if levels is not None:  # a whole slide: lazy levels, the metadata from a lazy read
             img = io.read(p, lazy=True)
