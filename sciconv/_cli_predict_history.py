@@ -66,24 +66,24 @@ def model_identity(path: Path, *, shipped: bool) -> str:
     return f"sha256:{pooch.file_hash(str(path), alg='sha256')[:16]}"
 
 
-def history_settings(params: dict, args, model) -> list[str]:
+def history_settings(params: dict, args, model, *, choose: bool = False) -> list[str]:
     """The model and settings lines ``sciconv predict`` records in the products'
     HISTORY (``write_products``' form), to compare an earlier run's with (``--skip-existing``);
-    ``--precision auto`` as it is, not the choice it makes."""
+    ``--precision auto`` as it is, not the choice it makes (``choose``: the choice, as
+    :func:`provenance` gives it)."""
     from sciconv.postprocess._writers import history_record
 
-    recorded = provenance(params, args, model, int(model.input_shape[-1] or 1), choose=False)
+    recorded = provenance(params, args, model, int(model.input_shape[-1] or 1), choose=choose)
     return history_record(Path(args.model).name, recorded)
 
 
 def mosaic_history(params: dict, args, model, *, choose: bool = True) -> list[str]:
     """The model and settings lines of a block-wise input's products: the whole image's
-    (:func:`provenance`, with the precision ``auto`` chose) and the blocks'."""
+    (:func:`history_settings`, with the precision ``auto`` chose) and the blocks'."""
     from sciconv.postprocess._writers import history_record
 
     margin = "auto" if args.block_margin is None else args.block_margin
     blocks = {"block": args.block, "block_margin": margin, "batch_size": args.batch_size}
     # the precision "auto" chose, as whole-image products record it (QA: "auto" hid bfloat16);
     # not ``choose``: "auto" as it is, to compare an earlier run's with (--skip-existing)
-    recorded = provenance(params, args, model, int(model.input_shape[-1] or 1), choose=choose)
-    return history_record(Path(args.model).name, recorded) + history_record(None, blocks)
+    return history_settings(params, args, model, choose=choose) + history_record(None, blocks)
