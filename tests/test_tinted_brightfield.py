@@ -149,8 +149,55 @@ def test_transparent_pixels_of_an_rgba_tile_are_no_data(model):
     assert not labels[:, left:].any()
     got = float(sciconv.metrics.average_precision(half, labels[:, :left])["ap"][0])
     assert got >= reference - 0.05
-    opaque = resolve_input_transform(rgba[..., :3], SPEC)  # the same pixels, no alpha
-    assert opaque.flip_at is None  # the black half keeps it unflipped: NaN is the way
+
+
+def test_black_padding_of_a_brightfield_tile_is_no_data(model):
+    """QA histo: the same tile with its alpha dropped (an OpenSlide region taken to RGB: the
+    outside opaque black) stayed unflipped, AP@0.5 0.83 -> 0.00 on grey brightfield. Black rows
+    and columns at the edges are left out of the flip decision, and black is NaN once flipped."""
+    grey, truth = _read(BRIGHTFIELD, GREY_BF)
+    left = grey.shape[1] // 2
+    rgb = np.dstack([grey, grey, grey])
+    rgb[:, left:] = 0
+    t = resolve_input_transform(rgb, SPEC)
+    assert t.black_padding and t.flip_at is not None
+    out = apply_input_transform(rgb, SPEC)
+    assert np.isnan(out[:, left:]).all() and np.isfinite(out[:, :left]).all()
+    half = truth[:, :left]
+    reference = _ap(model, grey[:, :left], half)
+    labels = sciconv.inference.predict_instances(model, rgb, precision="float32", progress=False)
+    assert not labels[:, left:].any()
+    got = float(sciconv.metrics.average_precision(half, labels[:, :left])["ap"][0])
+    assert got >= reference - 0.05 and reference > 0.5
+
+
+def test_black_padding_in_a_corner_of_an_he_tile():
+    """Past the slide's right and bottom edges at once: the padding is an L of whole rows and
+    columns; the H&E tile inside is flipped as it is alone, with the same white point."""
+    he = _colour_images()[0]
+    h, w = he.shape[:2]
+    padded = np.zeros((h + 40, w + 70, 3), he.dtype)
+    padded[:h, :w] = he
+    alone, t = resolve_input_transform(he, SPEC), resolve_input_transform(padded, SPEC)
+    assert alone.flip_at is not None and not alone.black_padding
+    assert t.black_padding and (t.flip_at, t.gains, t.gray) == (alone.flip_at, alone.gains, False)
+    out = apply_input_transform(padded, SPEC)
+    assert np.isnan(out[h:]).all() and np.isnan(out[:, w:]).all()
+    np.testing.assert_array_equal(out[:h, :w], apply_input_transform(he, SPEC))
+
+
+def test_black_edges_of_a_fluorescence_image_stay_background():
+    """Fluorescence is often exactly 0 outside the nuclei (thresholded, background-subtracted),
+    whole edge rows included: left unflipped, its zeros stay data (0, not NaN)."""
+    fluo, _ = _read(DATA / "nuclei", FLUO)
+    x = np.array(fluo[..., :3] if fluo.ndim == 3 else fluo, dtype=np.float32)
+    x[x < np.percentile(x, 60)] = 0  # the background thresholded to 0
+    x[:12] = 0
+    x[:, -9:] = 0
+    t = resolve_input_transform(x, SPEC)
+    assert t.flip_at is None and not t.black_padding
+    out = apply_input_transform(x, SPEC)
+    assert np.isfinite(out).all() and (out[:12] == 0).all()
 
 
 def test_grey_images_in_any_form_transform_as_before():

@@ -30,6 +30,16 @@ def validate_input_transform(spec) -> dict:
     """An input transform spec checked, with every key filled in (False where not given), so two
     specs that mean the same compare equal.
 
+    Parameters
+    ----------
+    spec : Mapping
+        The input transform spec (keys as :func:`apply_input_transform` lists them).
+
+    Returns
+    -------
+    dict
+        Every key of the spec, filled in.
+
     Raises
     ------
     ConfigError
@@ -38,6 +48,7 @@ def validate_input_transform(spec) -> dict:
 
     Examples
     --------
+    >>> from sciconv.preprocess import validate_input_transform
     >>> validate_input_transform({"to_gray": True})["invert"]
     False
     """
@@ -385,6 +396,47 @@ def white_balance(rgb: np.ndarray) -> tuple[float, float, float] | None:
     return tuple(float(g) for g in gains)
 
 
+def _black(x: np.ndarray) -> np.ndarray:
+    """``(H, W)``: pixels exactly 0 in every colour channel of ``x`` (alpha left out)."""
+    colour = x[..., :3] if x.shape[-1] in (3, 4) else x
+    return np.all(colour == 0, axis=-1)
+
+
+def _black_frame(x: np.ndarray) -> tuple[slice, slice] | None:
+    """The part of ``x`` inside complete rows and columns at its edges that are black in every
+    colour channel (:func:`_black`): a tile padded past the scanned area, an RGBA region taken
+    to RGB (OpenSlide's transparent black with its alpha dropped). None when no edge row or
+    column is black, or all of them are (an empty image).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.full((5, 6, 3), 200.0); x[3:] = 0; x[:, 4:] = 0   # black below and right
+    >>> _black_frame(x)
+    (slice(0, 3, None), slice(0, 4, None))
+    >>> _black_frame(np.full((5, 6, 3), 200.0)) is None
+    True
+    """
+    black = _black(x)
+    top, bottom, left, right = 0, black.shape[0], 0, black.shape[1]
+    while top < bottom and left < right:
+        before = (top, bottom, left, right)
+        while top < bottom and black[top, left:right].all():
+            top += 1
+        while bottom > top and black[bottom - 1, left:right].all():
+            bottom -= 1
+        while left < right and black[top:bottom, left].all():
+            left += 1
+        while right > left and black[top:bottom, right - 1].all():
+            right -= 1
+        if (top, bottom, left, right) == before:
+            break
+    whole = (top, bottom, left, right) == (0, black.shape[0], 0, black.shape[1])
+    if whole or top == bottom or left == right:
+        return None
+    return slice(top, bottom), slice(left, right)
+
+
 @dataclasses.dataclass(frozen=True)
 class InputTransform:
     """An input transform resolved on one image: pointwise afterwards, so it can run per window.
@@ -407,6 +459,12 @@ class InputTransform:
         OpenSlide gives outside the scanned area) are NaN, bad pixels, before the alpha channel
         is dropped (QA: half a tile transparent black, AP@0.5 0.83 -> 0.00 unflipped; NaN there:
         0.83). False for an alpha that is 0 everywhere (meaningless) or nowhere.
+    black_padding : bool
+        A flipped image (a light background) padded with black: its pixels exactly 0 in every
+        colour channel are NaN, bad pixels, before the channel step. Set where complete rows or
+        columns at the image's edges are black and the image inside them is flipped (decided
+        on that part alone): a tile past the scanned area as an RGBA region taken to RGB gives
+        (QA: half a grey brightfield tile black, AP@0.5 0.83 -> 0.00 unflipped; 0.83 with it).
     gains : tuple of float or None
         A colour image flipped: each channel times its gain before the flip, so that its white
         point (:data:`WHITE_POINT` percentile: the glass of a slide) is the brightest one's (a
@@ -434,6 +492,7 @@ class InputTransform:
     saturated_at: float | None = None
     gains: tuple[float, ...] | None = None
     transparent: bool = False
+    black_padding: bool = False
 
     def pointwise(self) -> InputTransform:
         """This transform without ``restore_saturated``: pixel by pixel, for what is not an
@@ -453,6 +512,8 @@ class InputTransform:
         x = x[..., None] if x.ndim == 2 else x
         if self.transparent and x.shape[-1] == 4:
             x, _ = transparent_as_nan(x)
+        if self.black_padding:
+            x = np.where(_black(x)[..., None], np.float32(np.nan), x)
         x = to_channels(x, to_gray=self.to_gray, to_rgb=self.to_rgb)
         if self.gray and x.shape[-1] == 3:
             x = np.repeat(x.mean(axis=-1, keepdims=True, dtype=np.float32), 3, axis=-1)
@@ -506,16 +567,24 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
         transparent = 0 < count < x.shape[0] * x.shape[1]  # alpha 0 somewhere, not everywhere
         if transparent:
             x = cleared
+    # black rows and columns at the edges (a tile padded past the scanned area) are left out of
+    # the flip decision: half a brightfield tile black kept it unflipped (AP@0.5 0.83 -> 0.00)
+    frame = _black_frame(x)
+    inside = (slice(None), slice(None)) if frame is None else frame
     decide_on = gray_of(x) if spec["to_rgb"] else None
     colour = x.shape[-1] in (3, 4)  # a grey image replicated to R = G = B needs no averaging
     original = x
     x = to_channels(x, to_gray=spec["to_gray"], to_rgb=spec["to_rgb"])
     invert = spec["invert"]
     if invert == "auto":  # a light background, or stains that absorb on a light ground
-        position = _median_position(x if decide_on is None else decide_on)
+        position = _median_position((x if decide_on is None else decide_on)[inside])
         invert = position > 0.5 or (
-            colour and spec["to_rgb"] and position > _STAINED_MEDIAN and _stained(original)
+            colour and spec["to_rgb"] and position > _STAINED_MEDIAN and _stained(original[inside])
         )
+    # flipped, the black padding would become the brightest object of all: no data instead
+    black_padding = invert is True and frame is not None
+    if black_padding:
+        x = np.where(_black(original)[..., None], np.float32(np.nan), x)
     # a dark background with an empty channel (fluorescence saved in colour), or any background
     # with R, G, B one signal (a grey image with a colour cast: flipped about one value, the
     # cast's gains became offsets of the background, a colour the model never saw)
@@ -538,6 +607,7 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
         gray=gray,
         gains=gains,
         transparent=transparent,
+        black_padding=black_padding,
     )
     if not spec["restore_saturated"]:
         return transform
@@ -587,7 +657,9 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
             colour images flipped; with ``to_rgb``, dense H&E whose median sits at mid-range is
             flipped too when its stains are saturated where it is dark, the 91st). Decided on
             the grey image (mean of R, G, B) with ``to_gray`` or ``to_rgb``, so both decide
-            alike; otherwise over all channels together. Default ``False``.
+            alike; otherwise over all channels together, leaving out black rows and columns at
+            the image's edges (0 in every colour channel: a tile padded past the scanned area),
+            which are NaN, no data, when the image is flipped. Default ``False``.
         ``"dark_to_gray"`` : bool
             With ``to_rgb``: an RGB image that is not flipped (dark background: fluorescence)
             and has an empty channel (range under a tenth of the widest channel's) gets R = G =
@@ -630,6 +702,7 @@ def apply_input_transform(image, spec: Mapping | None) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import apply_input_transform
     >>> rgba = np.zeros((2, 2, 4), np.uint8)
     >>> rgba[..., 0], rgba[..., 1], rgba[..., 3] = 30, 60, 255
     >>> apply_input_transform(rgba, {"to_gray": True})[..., 0].tolist()
