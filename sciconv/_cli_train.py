@@ -138,6 +138,7 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     >>> cfg = pathlib.Path(tempfile.mkdtemp()) / "run.yaml"
     >>> text = "dataset: {kind: folder, path: data/galaxies}\\nmodel: {type: classifier}\\n"
     >>> _ = cfg.write_text(text)
+    >>> from sciconv.cli import load_config
     >>> load_config(cfg)["model"]
     {'type': 'classifier'}
     """

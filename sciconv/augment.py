@@ -111,6 +111,7 @@ def d4_transform(array: np.ndarray, k: int, *, axes: Sequence[int] = (-3, -2)) -
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.augment import d4_transform
     >>> x = np.array([[1, 2], [3, 4]])[..., None]
     >>> d4_transform(x, 1)[..., 0]
     array([[2, 4],
@@ -149,6 +150,7 @@ def d4_inverse(array: np.ndarray, k: int, *, axes: Sequence[int] = (-3, -2)) -> 
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.augment import d4_inverse, d4_transform
     >>> x = np.random.default_rng(0).random((2, 5, 3, 1))
     >>> all(np.array_equal(d4_inverse(d4_transform(x, k), k), x) for k in range(8))
     True
@@ -192,6 +194,7 @@ def validate_amounts(
 
     Examples
     --------
+    >>> from sciconv.augment import validate_amounts
     >>> validate_amounts(0.1, 0.2, 0.0, None)
     >>> validate_amounts(0.1, 1.5, 0.0, None)
     Traceback (most recent call last):
@@ -307,6 +310,7 @@ def augment_batch(
     Examples
     --------
     >>> import numpy as np, tensorflow as tf
+    >>> from sciconv.augment import augment_batch
     >>> x = tf.constant(np.arange(32.0, dtype="float32").reshape(2, 4, 4, 1))
     >>> m = tf.cast(x[..., 0], tf.int32)
     >>> xa, ma = augment_batch(x, m, seed=(1, 2))
@@ -370,6 +374,7 @@ def augment_pair(x, y, seed, **options):
     Examples
     --------
     >>> import numpy as np, tensorflow as tf
+    >>> from sciconv.augment import augment_pair
     >>> img = tf.constant(np.arange(16.0, dtype="float32").reshape(4, 4, 1))
     >>> mask = tf.cast(img[..., 0] > 7, tf.int32)
     >>> xa, ya = augment_pair(img, mask, (3, 4))
@@ -409,6 +414,7 @@ def random_crop(x, y=None, *, size, seed):
     Examples
     --------
     >>> import numpy as np, tensorflow as tf
+    >>> from sciconv.augment import random_crop
     >>> x = tf.reshape(tf.range(64.0), (8, 8, 1))
     >>> m = tf.cast(tf.reshape(tf.range(64), (8, 8)), tf.int32)
     >>> cx, cm = random_crop(x, m, size=(4, 4), seed=(0, 1))
@@ -453,6 +459,7 @@ class RandomD4(keras.layers.Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.augment import RandomD4
     >>> layer = RandomD4(seed=0)
     >>> x = np.arange(32, dtype="float32").reshape(2, 4, 4, 1)
     >>> y = layer(x, training=True)
@@ -507,6 +514,7 @@ class RandomIntensity(keras.layers.Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.augment import RandomIntensity
     >>> layer = RandomIntensity(brightness=0.1, contrast=0.0, seed=0)
     >>> x = np.zeros((2, 4, 4, 1), "float32")
     >>> out = np.asarray(layer(x, training=True))
@@ -589,9 +597,21 @@ def is_sky_data(train, metadata: dict | None = None) -> bool:
     (``.file_paths``), or when the model ``metadata`` records an angular ``pixel_scale`` (a sky
     model being trained further). Plain arrays and other datasets carry neither: False.
 
+    Parameters
+    ----------
+    train : tf.data.Dataset or tuple
+        The training data; its ``.pixel_scale`` and ``.file_paths`` attributes are read if any.
+    metadata : dict, optional
+        The model's sciconv metadata (its ``pixel_scale`` is read). Default None: none.
+
+    Returns
+    -------
+    bool
+
     Examples
     --------
     >>> import types
+    >>> from sciconv.augment import is_sky_data
     >>> is_sky_data(types.SimpleNamespace(pixel_scale={"y": 0.2, "x": 0.2, "unit": "arcsec"}))
     True
     >>> is_sky_data(types.SimpleNamespace(file_paths=["a.tif"])), is_sky_data((None, None))
@@ -649,6 +669,7 @@ def resolve_train_augment(augment, *, task: str | None, train, metadata: dict | 
     Examples
     --------
     >>> import types
+    >>> from sciconv.augment import resolve_train_augment
     >>> files = types.SimpleNamespace(file_paths=["g1.fits", "g2.png"])
     >>> resolve_train_augment("auto", task="classification", train=files)
     'd4'
@@ -695,6 +716,7 @@ def d4_train_data(train, *, seed: int | None = None, batch_size: int = 32, repea
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.augment import d4_train_data
     >>> x = np.arange(32, dtype="float32").reshape(2, 4, 4, 1)
     >>> ds = d4_train_data((x, np.array([0, 1])), seed=0, batch_size=2)
     >>> xb, yb = next(iter(ds))

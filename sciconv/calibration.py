@@ -31,6 +31,7 @@ and 0.954 for ``k = 2`` when they are right), and recalibrated the same way as t
 Examples
 --------
 >>> import numpy as np
+>>> from sciconv.calibration import expected_calibration_error
 >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
 >>> round(expected_calibration_error(probs, np.array([0, 0, 1, 1]), bins=5), 3)
 0.3
@@ -259,6 +260,7 @@ def fit_temperature(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.calibration import fit_temperature
     >>> rng = np.random.default_rng(0)
     >>> y = rng.integers(0, 2, 400)
     >>> right = rng.random(400) < 0.7                  # 70 % correct, but always 95 % sure
@@ -364,6 +366,7 @@ def calibrate(
     Examples
     --------
     >>> from sciconv.models import classifier, get_metadata
+    >>> from sciconv.calibration import calibrate
     >>> model = classifier((8, 8, 1), 3, filters=(2,), dense=())
     >>> calibrated = calibrate(model, temperature=1.5)
     >>> get_metadata(calibrated)["temperature"], calibrated.output.shape
@@ -438,6 +441,7 @@ def reliability_curve(probs, y, *, bins: int = 15) -> dict:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.calibration import reliability_curve
     >>> curve = reliability_curve(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0]), bins=2)
     >>> curve["count"].tolist(), curve["accuracy"].tolist()
     ([0, 2], [nan, 0.5])
@@ -463,9 +467,17 @@ def expected_calibration_error(probs, y, *, bins: int = 15) -> float:
     over the equal-width confidence bins of :func:`reliability_curve` (Naeini et al. 2015; Guo
     et al. 2017). 0 is perfect calibration.
 
+    Parameters
+    ----------
+    probs, y : ndarray
+        Softmax or sigmoid probabilities and their labels, as for :func:`reliability_curve`.
+    bins : int, optional
+        Equal-width confidence bins over [0, 1]. Default 15.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.calibration import expected_calibration_error
     >>> expected_calibration_error(np.array([[0.75, 0.25]] * 4), np.array([0, 0, 0, 1]))
     0.0
     """
@@ -503,6 +515,7 @@ def regression_moments(y_pred) -> tuple[np.ndarray, np.ndarray]:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.calibration import regression_moments
     >>> mean, std = regression_moments(np.array([[1.0, np.log(4.0)], [2.0, 0.0]]))
     >>> mean[:, 0].tolist(), std[:, 0].tolist()
     ([1.0, 2.0], [2.0, 1.0])
@@ -576,6 +589,7 @@ def interval_coverage(y_true, y_pred, std=None, *, sigma: float = 1.0) -> float:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.calibration import interval_coverage
     >>> interval_coverage([0.0, 1.0, 3.0, -0.5], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0])
     0.75
     >>> interval_coverage([0.0, 3.0], np.array([[0.0, 0.0], [0.0, np.log(4.0)]]), sigma=2)
@@ -634,6 +648,7 @@ def fit_variance_scale(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.calibration import fit_variance_scale
     >>> rng = np.random.default_rng(0)
     >>> y = rng.normal(0.0, 2.0, 5000)                            # errors of 2 ...
     >>> pred = np.stack([np.zeros(5000), np.zeros(5000)], axis=1)  # ... predicted as 1
@@ -741,6 +756,7 @@ def calibrate_variance(
     --------
     >>> import numpy as np
     >>> from sciconv.models import regressor, get_metadata
+    >>> from sciconv.calibration import calibrate_variance
     >>> model = regressor((8, 8, 1), 1, filters=(2,), dense=(), uncertainty=True)
     >>> calibrated = calibrate_variance(model, scale=2.0)
     >>> x = np.zeros((1, 8, 8, 1), "float32")

@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     Examples
     --------
+    >>> from sciconv.cli import build_parser
     >>> args = build_parser().parse_args(["predict", "m.keras", "a.fits", "--out", "res"])
     >>> args.command, args.inputs, args.tta
     ('predict', ['a.fits'], False)

@@ -46,6 +46,7 @@ class SciconvError(Exception):
 
     Examples
     --------
+    >>> from sciconv.errors import SciconvError
     >>> str(SciconvError("bad value", path="a.fits"))
     'a.fits: bad value'
     """
@@ -89,6 +90,7 @@ class WriteError(SciconvError, OSError):
 
     Examples
     --------
+    >>> from sciconv.errors import WriteError
     >>> str(WriteError("cannot write (No space left on device)", path="out.tif"))
     'out.tif: cannot write (No space left on device)'
     """

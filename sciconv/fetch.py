@@ -133,6 +133,7 @@ def available() -> dict[str, str]:
 
     Examples
     --------
+    >>> from sciconv.fetch import available
     >>> "galaxy10" in available()
     True
     """
@@ -147,6 +148,7 @@ def cache_dir() -> Path:
     Examples
     --------
     >>> import os
+    >>> from sciconv.fetch import cache_dir
     >>> os.environ["SCICONV_DATA_DIR"] = "/tmp/sciconv-cache-example"
     >>> str(cache_dir())
     '/tmp/sciconv-cache-example'

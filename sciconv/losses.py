@@ -120,10 +120,11 @@ def dice_loss(
     y_pred : array
         Softmax ``(N, H, W, K)`` or sigmoid ``(N, H, W, 1)`` probabilities.
     smooth : float
-        Added to numerator and denominator (an empty class predicted empty scores 1).
+        Added to numerator and denominator (an empty class predicted empty scores 1); default 1.
     include_background : bool
-        Average over all K classes; by default class 0 (background) is left out when K > 1, as
-        is usual for foreground segmentation. A binary sigmoid output scores its foreground only.
+        Average over all K classes; by default (False) class 0 (background) is left out when
+        K > 1, as is usual for foreground segmentation. A binary sigmoid output scores its
+        foreground only.
     sample_weight : array, optional
         Per-pixel weights ``(N, H, W)`` (or ``(N, H, W, 1)``): each pixel's share of the overlap
         and the sums, so a pixel of weight 0 does not count.
@@ -136,6 +137,7 @@ def dice_loss(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.losses import dice_loss
     >>> t = np.array([[[0, 1, 1, 0]]])
     >>> p = np.full((1, 1, 4, 1), 0.5, "float32")       # binary sigmoid, undecided
     >>> round(float(dice_loss(t, p, smooth=0.0)[0]), 3)  # 1 - 2 * 1.0 / (2 + 2)
@@ -171,10 +173,10 @@ def focal_loss(y_true, y_pred, gamma: float = 2.0, alpha: float | None = None, s
     y_true, y_pred : array
         As in :func:`dice_loss`.
     gamma : float
-        Focusing parameter; 0 gives plain cross-entropy.
+        Focusing parameter (default 2); 0 gives plain cross-entropy.
     alpha : float, optional
         Weight of the foreground (classes > 0) in ``(0, 1)``; background gets ``1 - alpha``.
-        None weighs all classes equally.
+        None (default) weighs all classes equally.
     sample_weight : array, optional
         Per-pixel weights ``(N, H, W)``: the loss is their weighted mean over the pixels (a pixel
         of weight 0 does not count).
@@ -187,6 +189,7 @@ def focal_loss(y_true, y_pred, gamma: float = 2.0, alpha: float | None = None, s
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.losses import focal_loss
     >>> t = np.array([1, 0])                           # (N,) sparse labels
     >>> p = np.array([[0.2, 0.8], [0.9, 0.1]], "float32")
     >>> loss = focal_loss(t, p, gamma=0.0)             # == cross-entropy
@@ -221,9 +224,26 @@ def bce_dice_loss(
     early in training; Dice counters the imbalance of a small foreground. ``sample_weight``
     (per pixel, ``(N, H, W)``) weighs both terms (see :func:`dice_loss`, :func:`focal_loss`).
 
+    Parameters
+    ----------
+    y_true, y_pred : array
+        As in :func:`dice_loss`.
+    dice_weight : float
+        Weight of the Dice term added to the cross-entropy (default 1).
+    smooth : float
+        Smoothing of the Dice term, as in :func:`dice_loss` (default 1).
+    sample_weight : array, optional
+        Per-pixel weights ``(N, H, W)`` of both terms (a pixel of weight 0 does not count).
+
+    Returns
+    -------
+    tensor
+        ``(N,)``.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.losses import bce_dice_loss, dice_loss
     >>> t = np.array([[[0, 1]]])
     >>> p = np.array([[[[0.9, 0.1], [0.2, 0.8]]]], "float32")
     >>> bool(bce_dice_loss(t, p)[0] > dice_loss(t, p)[0])
@@ -266,6 +286,7 @@ def gaussian_nll(y_true, y_pred):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.losses import gaussian_nll
     >>> y = np.array([[1.0], [2.0]], "float32")
     >>> pred = np.array([[1.0, 0.0], [0.0, np.log(4.0)]], "float32")
     >>> [round(float(v), 4) for v in gaussian_nll(y, pred)]
@@ -338,8 +359,19 @@ class _ParamLoss(keras.losses.Loss):
 class DiceLoss(_ParamLoss):
     """:func:`dice_loss` as a Loss object with parameters saved in the model file.
 
+    Parameters
+    ----------
+    smooth : float, optional
+        As in :func:`dice_loss` (default 1).
+    include_background : bool, optional
+        As in :func:`dice_loss` (default False: class 0 left out).
+    **kwargs
+        Keras Loss arguments: ``name`` (default ``"dice_loss"``), ``reduction`` (default
+        ``"sum_over_batch_size"``), ``dtype``.
+
     Examples
     --------
+    >>> from sciconv.losses import DiceLoss
     >>> DiceLoss(smooth=0.5).get_config()["smooth"]
     0.5
     """
@@ -355,8 +387,19 @@ class DiceLoss(_ParamLoss):
 class FocalLoss(_ParamLoss):
     """:func:`focal_loss` as a Loss object.
 
+    Parameters
+    ----------
+    gamma : float, optional
+        Focusing parameter, as in :func:`focal_loss` (default 2).
+    alpha : float, optional
+        Foreground weight, as in :func:`focal_loss` (default None: classes weighed equally).
+    **kwargs
+        Keras Loss arguments: ``name`` (default ``"focal_loss"``), ``reduction`` (default
+        ``"sum_over_batch_size"``), ``dtype``.
+
     Examples
     --------
+    >>> from sciconv.losses import FocalLoss
     >>> FocalLoss(gamma=1.0).get_config()["gamma"]
     1.0
     """
@@ -372,8 +415,19 @@ class FocalLoss(_ParamLoss):
 class BCEDiceLoss(_ParamLoss):
     """:func:`bce_dice_loss` as a Loss object.
 
+    Parameters
+    ----------
+    dice_weight : float, optional
+        Weight of the Dice term, as in :func:`bce_dice_loss` (default 1).
+    smooth : float, optional
+        Smoothing of the Dice term (default 1).
+    **kwargs
+        Keras Loss arguments: ``name`` (default ``"bce_dice_loss"``), ``reduction`` (default
+        ``"sum_over_batch_size"``), ``dtype``.
+
     Examples
     --------
+    >>> from sciconv.losses import BCEDiceLoss
     >>> BCEDiceLoss(dice_weight=0.5).get_config()["dice_weight"]
     0.5
     """
@@ -389,8 +443,15 @@ class BCEDiceLoss(_ParamLoss):
 class GaussianNLL(_ParamLoss):
     """:func:`gaussian_nll` as a Loss object.
 
+    Parameters
+    ----------
+    **kwargs
+        Keras Loss arguments: ``name`` (default ``"gaussian_nll"``), ``reduction`` (default
+        ``"sum_over_batch_size"``), ``dtype``.
+
     Examples
     --------
+    >>> from sciconv.losses import GaussianNLL
     >>> GaussianNLL().name
     'gaussian_nll'
     """

@@ -8,6 +8,7 @@ so reading a run's numbers never imports TensorFlow.
 
 Examples
 --------
+>>> from sciconv.runs import read_log
 >>> import tempfile, pathlib
 >>> run = pathlib.Path(tempfile.mkdtemp())
 >>> _ = (run / "log.csv").write_text("epoch,loss,val_loss\\n0,0.9,1.0\\n1,0.5,NA\\n")
@@ -84,6 +85,7 @@ def read_config(workdir: str | os.PathLike) -> dict:
 
     Examples
     --------
+    >>> from sciconv.runs import read_config
     >>> read_config("no/such/run")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -175,6 +177,7 @@ def read_log(
 
     Examples
     --------
+    >>> from sciconv.runs import read_log
     >>> import tempfile, pathlib
     >>> log = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
     >>> _ = log.write_text("epoch,accuracy,loss\\n0,0.5,1.2\\n1,0.75,0.8\\n")
@@ -231,6 +234,7 @@ def best_epoch(path: str | os.PathLike, monitor: str = "val_loss") -> dict | Non
 
     Examples
     --------
+    >>> from sciconv.runs import best_epoch
     >>> import tempfile, pathlib
     >>> log = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
     >>> _ = log.write_text("epoch,loss,val_loss\\n0,0.9,1.0\\n1,0.5,0.7\\n2,0.4,0.8\\n")
@@ -265,6 +269,7 @@ def truncate_log(path: str | os.PathLike, keep_epochs: int) -> None:
 
     Examples
     --------
+    >>> from sciconv.runs import read_log, truncate_log
     >>> import tempfile, pathlib
     >>> log = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
     >>> _ = log.write_text("epoch,loss\\n0,0.9\\n1,0.7\\n2,0.6\\n")
@@ -327,6 +332,7 @@ def backup_epoch(backup: str | os.PathLike) -> int:
 
     Examples
     --------
+    >>> from sciconv.runs import backup_epoch
     >>> import tempfile, pathlib, warnings
     >>> backup = pathlib.Path(tempfile.mkdtemp()) / "backup"
     >>> backup_epoch(backup)

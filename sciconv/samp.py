@@ -100,6 +100,7 @@ def hub_running(*, hub_params: Mapping | None = None, timeout: float = 2.0) -> b
 
     Examples
     --------
+    >>> from sciconv.samp import hub_running
     >>> hub_running(timeout=1.0) in (True, False)
     True
     """

@@ -136,6 +136,7 @@ def default_compile_args(model: keras.Model, *, label_spec=None) -> dict:
     Examples
     --------
     >>> import sciconv as sc
+    >>> from sciconv.training import default_compile_args
     >>> args = default_compile_args(sc.models.classifier((8, 8, 1), 3, filters=(2,), dense=()))
     >>> args["loss"], args["metrics"]
     ('sparse_categorical_crossentropy', ['accuracy'])

@@ -272,6 +272,7 @@ cache, strict
     --------
     >>> import tempfile, pathlib, numpy as np
     >>> from astropy.io import fits
+    >>> from sciconv.datasets import from_catalog
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> rows = ["file,redshift,sersic"]
     >>> for i in range(4):

@@ -188,6 +188,7 @@ def from_folder(
     --------
     >>> import tempfile, pathlib, numpy as np
     >>> from astropy.io import fits
+    >>> from sciconv.datasets import from_folder
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> for name in ["a", "b"]:
     ...     (root / name).mkdir()

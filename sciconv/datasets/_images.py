@@ -264,6 +264,7 @@ def from_arrays(
     --------
     >>> import numpy as np
     >>> from astropy.nddata import CCDData
+    >>> from sciconv.datasets import from_arrays
     >>> frames = [CCDData(np.full((8, 8), i, float), unit="adu") for i in range(4)]
     >>> ds = from_arrays(frames, [0, 1, 0, 1], batch_size=4, shuffle=False)
     >>> x, y = next(iter(ds))
@@ -363,6 +364,7 @@ def class_weights(data, *, num_classes: int | None = None) -> dict[int, float]:
 
     Examples
     --------
+    >>> from sciconv.datasets import class_weights
     >>> class_weights([0, 0, 0, 1])
     {0: 0.6666666666666666, 1: 2.0}
     """

@@ -246,6 +246,7 @@ def from_pairs(
     Examples
     --------
     >>> import tempfile, pathlib, numpy as np, tifffile
+    >>> from sciconv.datasets import from_pairs
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> (root / "img").mkdir(); (root / "lab").mkdir()
     >>> for i in range(2):

@@ -33,6 +33,7 @@ def trained_settings(model) -> dict[str, Any]:
     Examples
     --------
     >>> import sciconv as sc
+    >>> from sciconv.datasets import trained_settings
     >>> nuclei = sc.models.pretrained("nuclei")
     >>> settings = trained_settings(nuclei)
     >>> settings["target"], settings["input_transform"]["invert"]

@@ -9,6 +9,7 @@ any training loop that feeds numpy batches (this module imports no TensorFlow).
 Examples
 --------
 >>> import numpy as np
+>>> from sciconv.datasets import boundary_target
 >>> labels = np.zeros((6, 8), int); labels[1:5, 1:4] = 1; labels[1:5, 4:7] = 2
 >>> boundary_target(labels)
 array([[0, 0, 0, 0, 0, 0, 0, 0],
@@ -103,6 +104,7 @@ def sample_patches(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.datasets import sample_patches
     >>> y = np.zeros((64, 64), int); y[50:54, 10:14] = 1
     >>> x = y[..., None].astype("float32")
     >>> xs, ys = sample_patches(x, y, size=16, count=4, fg_fraction=1.0, rng=0)
@@ -234,6 +236,7 @@ def boundary_target(labels: np.ndarray, *, touch: int = 0) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.datasets import boundary_target
     >>> labels = np.zeros((5, 12), int); labels[:, 1:6] = 1; labels[:, 6:11] = 2
     >>> boundary_target(labels)[2].tolist()
     [0, 2, 1, 1, 1, 2, 2, 1, 1, 1, 2, 0]

@@ -8,6 +8,7 @@ dataset builders (training and validation images) and by :func:`sciconv.inferenc
 Examples
 --------
 >>> import numpy as np
+>>> from sciconv.datasets import FilePrep
 >>> prep = FilePrep.create(image_size=(2, 2), normalize="minmax")
 >>> x = prep.fit(prep.normalize(np.arange(17.0)[1:].reshape(4, 4, 1)))  # (x - 1) / 15
 >>> (15 * x[..., 0]).round().tolist()
@@ -78,6 +79,7 @@ class FilePrep:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.datasets import FilePrep
     >>> prep = FilePrep.create(image_size=4, size_policy="pad", normalize=None)
     >>> prep.fit(np.ones((2, 3, 1), np.float32))[..., 0].astype(int).tolist()
     [[0, 0, 0, 0], [1, 1, 1, 0], [1, 1, 1, 0], [0, 0, 0, 0]]
@@ -130,6 +132,7 @@ class FilePrep:
 
         Examples
         --------
+        >>> from sciconv.datasets import FilePrep
         >>> prep = FilePrep.create(image_size=(32, 48))
         >>> prep.size, prep.policy, prep.normalization.to_dict()
         ((32, 48), 'crop', {'method': 'percentile', 'low': 1.0, 'high': 99.8})
@@ -175,6 +178,7 @@ got 'pda' (did you mean 'pad'?)
         --------
         >>> import pathlib, tempfile, numpy as np
         >>> from astropy.io import fits
+        >>> from sciconv.datasets import FilePrep
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.fits"
         >>> fits.writeto(path, np.arange(6.0).reshape(2, 3))
         >>> (5 * FilePrep.create(normalize="minmax").read(path)[..., 0]).round().tolist()
@@ -190,8 +194,18 @@ got 'pda' (did you mean 'pad'?)
         """Whether a grey file may stand for colour: a picture (PNG, JPEG, TIFF), not FITS,
         whose planes are bands that are never made up.
 
+        Parameters
+        ----------
+        path : str or path-like
+            The file's path (only its extension is read).
+
+        Returns
+        -------
+        bool
+
         Examples
         --------
+        >>> from sciconv.datasets import FilePrep
         >>> FilePrep.grey_as_colour("a.png"), FilePrep.grey_as_colour("b.fits.fz")
         (True, False)
         """
@@ -201,9 +215,19 @@ got 'pda' (did you mean 'pad'?)
         """A grey image's pixels repeated in R, G and B when :attr:`FilePrep.channels` is 3
         (a grey picture among colour ones); other images as they are.
 
+        Parameters
+        ----------
+        x : numpy.ndarray
+            An image ``(H, W, C)``.
+
+        Returns
+        -------
+        numpy.ndarray
+
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.datasets import FilePrep
         >>> FilePrep(None, None, channels=3).to_channels(np.ones((2, 2, 1))).shape
         (2, 2, 3)
         """
@@ -217,9 +241,20 @@ got 'pda' (did you mean 'pad'?)
         :data:`sciconv.preprocess.BAD_PIXEL_FILL` (the good pixels mirrored across their edge),
         as prediction fills them.
 
+        Parameters
+        ----------
+        x : numpy.ndarray
+            A whole image ``(H, W, C)``, raw pixels.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, same shape.
+
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.datasets import FilePrep
         >>> prep = FilePrep.create(normalize="minmax")
         >>> prep.normalize(np.array([[[np.nan], [0.0], [2.0], [4.0]]]))[..., 0].tolist()
         [[0.5, 0.0, 0.5, 1.0]]
@@ -234,12 +269,22 @@ got 'pda' (did you mean 'pad'?)
         """Fit an image ``(H, W, C)`` to :attr:`FilePrep.size` by :attr:`FilePrep.policy` (centre
         window for crop).
 
-        ``keep_larger=True`` (crop policy) only pads smaller sides, leaving larger images whole
-        for a later random crop.
+        Parameters
+        ----------
+        x : numpy.ndarray
+            An image ``(H, W, C)``; returned as it is when :attr:`FilePrep.size` is None.
+        keep_larger : bool, optional
+            Only pad sides smaller than the size, leaving larger images whole (for a later
+            random crop); unused when the image is resampled. Default False.
+
+        Returns
+        -------
+        numpy.ndarray
 
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.datasets import FilePrep
         >>> prep = FilePrep.create(image_size=2, normalize=None)
         >>> prep.fit(np.arange(16.0).reshape(4, 4, 1))[..., 0].tolist()
         [[5.0, 6.0], [9.0, 10.0]]
@@ -264,8 +309,19 @@ got 'pda' (did you mean 'pad'?)
     def resolved(self, shape) -> str:
         """The policy an image of ``shape`` gets: ``"auto"`` decided (crop or resize).
 
+        Parameters
+        ----------
+        shape : tuple of int
+            The image's shape ``(H, W, ...)``.
+
+        Returns
+        -------
+        str
+            The policy itself unless it is ``"auto"`` (with a size): ``"crop"`` or ``"resize"``.
+
         Examples
         --------
+        >>> from sciconv.datasets import FilePrep
         >>> prep = FilePrep.create(image_size=64, size_policy="auto", normalize=None)
         >>> prep.resolved((80, 90, 3)), prep.resolved((256, 256, 3)), prep.resolved((32, 32, 1))
         ('crop', 'resize', 'crop')
@@ -279,9 +335,23 @@ got 'pda' (did you mean 'pad'?)
     def random_fit(self, x: np.ndarray, seed: int) -> np.ndarray:
         """A random window of :attr:`FilePrep.size` (the image zero-padded up to it first), seeded.
 
+        An image that the ``"auto"`` policy resamples is resampled (:meth:`fit`) instead.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            An image ``(H, W, C)``.
+        seed : int
+            Seed of the window's position (:func:`numpy.random.default_rng`).
+
+        Returns
+        -------
+        numpy.ndarray
+
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.datasets import FilePrep
         >>> prep = FilePrep.create(image_size=2, normalize=None)
         >>> x = np.arange(16.0).reshape(4, 4, 1)
         >>> np.array_equal(prep.random_fit(x, 3), prep.random_fit(x, 3))

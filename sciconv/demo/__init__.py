@@ -82,6 +82,7 @@ def run(
 
     Examples
     --------
+    >>> from sciconv.demo import run
     >>> result = run(out="demo_out", fast=True)  # doctest: +SKIP
     >>> sorted(result)  # doctest: +SKIP
     ['cells', 'files', 'galaxies', 'real_nuclei', 'seconds', 'sky']

@@ -12,8 +12,19 @@ from sciconv.demo._settings import DemoSettings
 def headline(result: dict[str, Any]) -> list[str]:
     """One line per headline metric of a :func:`run` result.
 
+    Parameters
+    ----------
+    result : dict
+        What :func:`run` returns; each part present (``galaxies``, ``cells``, ``sky``,
+        ``real_nuclei``) gives its line(s), missing parts none.
+
+    Returns
+    -------
+    list of str
+
     Examples
     --------
+    >>> from sciconv.demo import headline
     >>> headline({"galaxies": {"accuracy": 0.9, "n_test": 30, "n_classes": 3}})
     ['galaxy classifier: held-out accuracy 0.900 on 30 images (chance 0.33)']
     """

@@ -23,8 +23,49 @@ DATA_PARTS = {
 class DemoSettings:
     """Sizes of the demo's parts (:meth:`full` for the default run, :meth:`fast` for tests).
 
+    Attributes
+    ----------
+    galaxy_epochs : int
+        Training epochs of the galaxy classifier.
+    galaxy_filters : tuple of int
+        Filters of the galaxy classifier's convolution blocks (``models.classifier(filters=)``).
+    galaxy_dense : tuple of int
+        Units of its dense layers (``models.classifier(dense=)``).
+    cell_epochs : int
+        Training epochs of the nuclei segmenter (simulated cells).
+    cell_patches : int
+        Random training patches cut from each cell image per epoch (``patches_per_image``).
+    cell_patch : int
+        Side of those square patches, in pixels.
+    cell_depth : int
+        Depth of the nuclei segmenter (``models.segmenter(depth=)``).
+    cell_filters : int
+        Filters of its first level (``models.segmenter(filters=)``).
+    sky_epochs : int
+        Training epochs of the sky source detector.
+    sky_steps : int
+        Steps per epoch of the sky detector; it trains on ``16 * sky_steps`` 64-px patches.
+    sky_train_shape : (int, int)
+        ``(H, W)`` of the simulated field the sky detector trains on.
+    sky_depth : int
+        Depth of the sky detector (``models.segmenter(depth=)``).
+    sky_filters : int
+        Filters of its first level (``models.segmenter(filters=)``).
+    sky_crop : int or None
+        Evaluate on the top-left ``sky_crop`` x ``sky_crop`` pixels of the bundled field; None:
+        the whole field.
+    real_images : int or None
+        At most this many real nuclei images (and as many brightfield ones) are scored; None:
+        all of them.
+    batch_norm : bool, optional
+        BatchNormalization in the nuclei segmenter. Default True.
+    seed : int, optional
+        Seed of the whole run: Keras' random seed, the data splits, sampling and training.
+        Default 0.
+
     Examples
     --------
+    >>> from sciconv.demo import DemoSettings
     >>> DemoSettings.fast().galaxy_epochs < DemoSettings.full().galaxy_epochs
     True
     """
@@ -113,6 +154,7 @@ def find_data(data: str | os.PathLike | None = None) -> Path:
 
     Examples
     --------
+    >>> from sciconv.demo import find_data
     >>> find_data().is_dir()
     True
     """

@@ -76,6 +76,7 @@ def num_workers(*, tf_config: str | Mapping | None = None) -> int:
 
     Examples
     --------
+    >>> from sciconv.devices import num_workers
     >>> num_workers(tf_config={"cluster": {"chief": ["h0:1"], "worker": ["h1:1", "h2:1"]},
     ...                        "task": {"type": "chief", "index": 0}})
     3
@@ -110,6 +111,7 @@ def is_chief(*, tf_config: str | Mapping | None = None) -> bool:
 
     Examples
     --------
+    >>> from sciconv.devices import is_chief
     >>> cluster = {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]}
     >>> is_chief(tf_config={"cluster": cluster, "task": {"type": "worker", "index": 0}})
     True
@@ -150,6 +152,7 @@ def task_name(*, tf_config: str | Mapping | None = None) -> str | None:
 
     Examples
     --------
+    >>> from sciconv.devices import task_name
     >>> task_name(tf_config={"cluster": {"worker": ["a:1", "b:1"]},
     ...                      "task": {"type": "worker", "index": 1}})
     'worker1'
@@ -183,6 +186,7 @@ def chief_workdir(
 
     Examples
     --------
+    >>> from sciconv.devices import chief_workdir
     >>> with chief_workdir("runs/example") as where:  # no TF_CONFIG: this process is the chief
     ...     where.as_posix()
     'runs/example'

@@ -34,6 +34,9 @@ def info() -> dict[str, Any]:
 
     Examples
     --------
+    >>> import tensorflow as tf
+    >>> import keras
+    >>> from sciconv.devices import info
     >>> d = info()
     >>> d["tensorflow"] == tf.__version__, d["keras"] == keras.__version__
     (True, True)
@@ -82,6 +85,7 @@ def describe() -> str:
 
     Examples
     --------
+    >>> from sciconv.devices import describe
     >>> text = describe()
     >>> text.splitlines()[1].startswith("tensorflow ")
     True

@@ -64,6 +64,7 @@ def jit_compile_default(*, strategy: tf.distribute.Strategy | None = None) -> bo
 
     Examples
     --------
+    >>> from sciconv.devices import jit_compile_default
     >>> isinstance(jit_compile_default(), bool)
     True
     """
@@ -163,6 +164,7 @@ def configure(
 
     Examples
     --------
+    >>> from sciconv.devices import configure
     >>> applied = configure(mixed_precision=False, xla=False)
     >>> applied["mixed_precision"], applied["xla"]
     ('float32', False)

@@ -59,6 +59,7 @@ def strategy(
 
     Examples
     --------
+    >>> from sciconv.devices import strategy
     >>> strategy("default").num_replicas_in_sync
     1
     """
@@ -136,6 +137,7 @@ def num_replicas(strategy: tf.distribute.Strategy | None = None) -> int:
 
     Examples
     --------
+    >>> from sciconv.devices import num_replicas
     >>> num_replicas()
     1
     """
@@ -168,6 +170,7 @@ def scale_batch_size(per_replica: int, *, strategy: tf.distribute.Strategy | Non
 
     Examples
     --------
+    >>> from sciconv.devices import scale_batch_size
     >>> scale_batch_size(16)
     16
     """
@@ -213,6 +216,8 @@ def distribute_dataset(
 
     Examples
     --------
+    >>> import tensorflow as tf
+    >>> from sciconv.devices import distribute_dataset
     >>> ds = tf.data.Dataset.range(8).batch(4)
     >>> [x.numpy().tolist() for x in distribute_dataset(ds)]
     [[0, 1, 2, 3], [4, 5, 6, 7]]

@@ -71,6 +71,7 @@ One private module per role:
 Examples
 --------
 >>> import numpy as np, keras
+>>> from sciconv.inference import predict_tiled
 >>> inputs = keras.Input((None, None, 1))
 >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1, kernel_initializer="ones")(inputs))
 >>> prob = predict_tiled(model, np.ones((40, 50)), tile=16, overlap=4, normalize=None,

@@ -317,12 +317,11 @@ def predict_instances_blocks(
 ):
     """Instance labels (and a catalog) of an image of any size, block by block, stitched.
 
-    Each ``block`` x ``block`` core is predicted (:func:`predict_tiled` settings, resolved once
-    for the whole image, normalization limits computed once over it) and labelled with the model's
-    recorded post-processing on a window ``margin`` pixels wider; each object is kept once, whole,
-    by the block that owns it (see ``sciconv.inference._stitch``), and labels are renumbered
-    1..N globally.
-    Memory holds one window at a time (plus ``out`` when it is an in-memory array).
+    Each ``block`` x ``block`` core is predicted (:func:`predict_tiled` settings and normalization
+    limits resolved once for the whole image) and labelled with the model's recorded
+    post-processing on a window ``margin`` pixels wider; each object is kept once, whole, by the
+    block that owns it (see ``sciconv.inference._stitch``), and labels are renumbered 1..N
+    globally. Memory holds one window at a time (plus ``out`` when it is an in-memory array).
 
     Parameters
     ----------
@@ -331,9 +330,8 @@ def predict_instances_blocks(
     image : ndarray, memmap, zarr array, dask array or GridImage
         Raw pixels (H, W) or (H, W, C); read window by window, never whole.
     block : int, optional
-        Core side in the image's pixels. Default :data:`DEFAULT_BLOCK` (divided by the
-        resampling factor when the blocks are enlarged, so a window holds as many pixels as the
-        model sees unresampled).
+        Core side in the image's pixels. Default :data:`DEFAULT_BLOCK` (divided by the factor
+        of enlarged blocks, so a window holds as many pixels as the model sees unresampled).
     margin : int or "auto", optional
         Context around each core (the image's pixels). ``"auto"``: the receptive-field
         half-width (:func:`receptive_field`) + 16, divided by the resampling factor, +
@@ -341,8 +339,7 @@ def predict_instances_blocks(
         model unresampled).
     max_object : int, optional
         Largest object side (the image's pixels) ``margin="auto"`` plans for. Default: 64 as
-        the model sees them (``64 / factor`` in the image's pixels when the blocks are
-        resampled).
+        the model sees them (``64 / factor`` image pixels when the blocks are resampled).
     out : None or path, optional
         None: labels in memory. A ``.zarr`` path (chunks of ``min(block, 1024)``) or ``.npy``
         path: written block by block to a temporary neighbour, renamed on success.
@@ -394,10 +391,10 @@ def predict_instances_blocks(
         :func:`~sciconv.inference.predict_instances` would (on a slide that holds several
         apart, the 3 busiest of up to 5 x 5 spread over it: when they disagree, a factor that
         brings all their objects within 2x of the training size, else the median of their
-        factors, a warning naming each; :func:`~sciconv.inference._size_probe.\
-check_size_on_crop`), and when its objects need resampling
-        (too small, too large, pieces of larger ones), every block is resampled by that one
-        factor, with a warning (a second or so per crop). None: no check.
+        factors, a warning naming each;
+        :func:`~sciconv.inference._size_probe.check_size_on_crop`), and when its objects need
+        resampling (too small, too large, pieces of larger ones), every block is resampled by
+        that one factor, with a warning (a second or so per crop). None: no check.
     **overrides
         Keywords of :func:`sciconv.postprocess.instances`, replacing the recorded ones.
 
@@ -425,6 +422,7 @@ check_size_on_crop`), and when its objects need resampling
     Examples
     --------
     >>> import numpy as np, keras
+    >>> from sciconv.inference import predict_instances_blocks
     >>> inputs = keras.Input((None, None, 1))
     >>> logits = keras.layers.Conv2D(2, 1, kernel_initializer=keras.initializers.Constant(
     ...     [[[[-1.0, 1.0]]]]))(inputs)
@@ -694,8 +692,7 @@ def _label_attrs(image, wcs, model) -> dict:
 def _resolve_mask(image, mask, arr):
     """None, ``"nonfinite"`` (a lazy GridImage's NaN pixels, or those of a float array in
     memory that has any, as ``measure(mask="auto")`` takes them: ``arr``, the image's pixels
-    with a masked array's or an NDData's masked pixels NaN) or a :class:`_Windows` of
-    bools."""
+    with a masked array's or an NDData's masked pixels NaN) or a :class:`_Windows` of bools."""
     from sciconv.io import GridImage
 
     if mask is None:

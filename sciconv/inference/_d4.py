@@ -113,6 +113,7 @@ def predict_d4(
     Examples
     --------
     >>> import keras, numpy as np
+    >>> from sciconv.inference import predict_d4
     >>> inputs = keras.Input((8, 8, 1))
     >>> x = keras.layers.Flatten()(inputs)
     >>> model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))

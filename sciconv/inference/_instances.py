@@ -318,17 +318,16 @@ def predict_instances(
     InferenceError
         An override (or a recorded post-processing key) that :func:`sciconv.postprocess.instances`
         does not take, raised before any prediction runs; a ``scale`` that is not a positive
-        number; a size as ``object_size`` with a numeric or None ``scale``, or a string
-        other than ``"auto"``; ``block``/``out`` with ``return_prob``; anything
-        :func:`predict_tiled` raises.
+        number; a size as ``object_size`` with a numeric or None ``scale``, or a string other than
+        ``"auto"``; ``block``/``out`` with ``return_prob``; anything :func:`predict_tiled` raises.
     ConfigError
-        A physical ``object_size`` when the image's pixel scale is unknown (or in units that
-        do not convert to it); ``object_size`` for a model that records no training object
-        size.
+        A physical ``object_size`` when the image's pixel scale is unknown (or in units that do
+        not convert to it); ``object_size`` for a model that records no training object size.
 
     Examples
     --------
     >>> import numpy as np, keras
+    >>> from sciconv.inference import predict_instances
     >>> inputs = keras.Input((None, None, 1))
     >>> logits = keras.layers.Conv2D(2, 1, kernel_initializer=keras.initializers.Constant(
     ...     [[[[-1.0, 1.0]]]]))(inputs)
@@ -741,6 +740,7 @@ def auto_size_again(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.inference import auto_size_again
     >>> meta = {"object_size": 18.0, "object_size_range": (8.0, 66.0)}
     >>> print(auto_size_again(meta, np.zeros((64, 64), int), 1.0))  # no objects: keep
     None

@@ -94,8 +94,27 @@ def choose_precision(
     1.0x and 1.4x faster in bfloat16 from one probe to the next, and 1.4-1.5x on 512-768 px tiles
     (``benchmarks/README.md``, issue 21).
 
+    Parameters
+    ----------
+    model : keras.Model
+        The model to run; under ``"auto"`` one not computing in float32 gets ``"float32"``.
+    precision : str
+        One of :data:`PRECISIONS`; ``"float32"`` and ``"bfloat16"`` are returned as they are.
+    tile : sequence of int
+        The ``(h, w)`` tile the model will run on; the ``"auto"`` timing uses it, capped at
+        512 x 512 for a model taking any size.
+    channels : int
+        Number of input channels of the timing probe.
+
+    Returns
+    -------
+    str
+        ``"float32"`` or ``"bfloat16"``.
+
     Examples
     --------
+    >>> import keras
+    >>> from sciconv.inference import choose_precision
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
     >>> choose_precision(model, "bfloat16", tile=(32, 32), channels=1)

@@ -94,6 +94,7 @@ def resolve_scale(
     Examples
     --------
     >>> from sciconv.io import PixelScale
+    >>> from sciconv.inference import resolve_scale
     >>> um = PixelScale(0.25, 0.25, "um")  # the model's
     >>> resolve_scale(None, um, PixelScale(0.1, 0.1, "um"))  # the image's, given
     0.4
@@ -192,6 +193,7 @@ def physical_object_size(
     --------
     >>> import astropy.units as u
     >>> from sciconv.io import PixelScale
+    >>> from sciconv.inference import physical_object_size
     >>> physical_object_size(12 * u.um, PixelScale(0.5, 0.5, "um"))
     24.0
     >>> physical_object_size(18, None)
@@ -269,6 +271,7 @@ def object_size_factor(
     --------
     >>> import astropy.units as u
     >>> from sciconv.io import PixelScale
+    >>> from sciconv.inference import object_size_factor
     >>> object_size_factor(36, 18.0, None)            # objects twice the training size: shrink
     0.5
     >>> object_size_factor(6 * u.um, 18.0, PixelScale(0.5, 0.5, "um"))  # 12 px: enlarge
@@ -326,6 +329,7 @@ def auto_size_factor(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.inference import auto_size_factor
     >>> labels = np.zeros((400, 400), int)
     >>> for k in range(6):
     ...     labels[k * 60 : k * 60 + 54, :54] = k + 1     # six 54 px squares: d = 60.9
@@ -393,6 +397,7 @@ def resample(image: Any, factor: float, *, order: int = 1) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.inference import resample
     >>> resample(np.ones((10, 20, 1)), 0.4).shape
     (4, 8, 1)
     """

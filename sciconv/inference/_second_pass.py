@@ -89,6 +89,7 @@ def object_level(labels, normalized) -> float | None:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.inference import object_level
     >>> labels = np.array([[1, 1, 0, 2, 2, 0, 3]])
     >>> image = np.array([[0.2, 0.4, 0.0, 0.5, 0.7, 0.0, 0.9]])
     >>> round(object_level(labels, image), 3)
@@ -123,6 +124,7 @@ def object_snr(labels, normalized) -> float | None:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.inference import object_snr
     >>> labels = np.zeros((40, 40), int); labels[5:35, 5:35] = 1
     >>> noise = np.random.default_rng(0).normal(0, 0.05, (40, 40))
     >>> round(object_snr(labels, np.where(labels > 0, 0.5, 0.0) + noise))  # 0.5 / 0.05
@@ -335,9 +337,17 @@ def smoothed(arr: np.ndarray, sigma: float = DENOISE_SIGMA) -> np.ndarray:
     """A Gaussian blur of an (H, W, C) image over H and W, bad (non-finite) pixels left out of
     every average and kept bad.
 
+    Parameters
+    ----------
+    arr : ndarray, shape (H, W, C)
+        The image; non-finite pixels are bad.
+    sigma : float, optional
+        Standard deviation of the Gaussian in pixels. Default :data:`DENOISE_SIGMA`.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.inference import smoothed
     >>> x = np.ones((5, 5, 1), np.float32); x[2, 2, 0] = np.nan
     >>> y = smoothed(x)
     >>> bool(np.isnan(y[2, 2, 0])), float(y[0, 0, 0])
@@ -404,6 +414,7 @@ def second_pass_input(
     Examples
     --------
     >>> import numpy as np, keras
+    >>> from sciconv.inference import second_pass_input
     >>> model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(2, 1)])
     >>> print(second_pass_input(model, np.zeros((8, 8)), np.zeros((8, 8), int)))
     None

@@ -83,6 +83,7 @@ class PredictionSettings:
     Examples
     --------
     >>> import keras
+    >>> from sciconv.inference import resolve_settings
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 3, padding="same")(inputs))
     >>> settings = resolve_settings(model, (100, 60), tile=32, overlap=8)
@@ -113,9 +114,15 @@ class PredictionSettings:
         A fixed-size model keeps its tile. Used for a dask block smaller than the tile, so the
         block is not padded far beyond its edges.
 
+        Parameters
+        ----------
+        hw : sequence of int
+            The extent ``(h, w)`` in pixels.
+
         Examples
         --------
         >>> import keras
+        >>> from sciconv.inference import resolve_settings
         >>> inputs = keras.Input((None, None, 1))
         >>> model = keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs))
         >>> resolve_settings(model, (500, 500), tile=64, overlap=0).fit_to((40, 500)).tile
@@ -130,9 +137,17 @@ class PredictionSettings:
         """These settings for a window starting at ``offset`` ``(y, x)`` of an image of shape
         ``whole`` ``(H, W)``: its tiles keep the whole image's divisor grid (``origin``).
 
+        Parameters
+        ----------
+        offset : sequence of int
+            The window's first pixel ``(y, x)`` in the whole image.
+        whole : sequence of int
+            The whole image's shape ``(H, W)``.
+
         Examples
         --------
         >>> import keras
+        >>> from sciconv.inference import resolve_settings
         >>> inputs = keras.Input((None, None, 1))
         >>> model = keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs))
         >>> s = resolve_settings(model, (1001, 64), tile=64, overlap=0)
@@ -150,6 +165,16 @@ class PredictionSettings:
         Along an axis longer than the tile, starts step by ``tile - overlap`` (rounded down to
         the divisor) and the last tile ends at the image edge; an axis that fits in one tile gets
         one start, negative by the padding before the image.
+
+        Parameters
+        ----------
+        hw : sequence of int
+            The image's ``(h, w)`` in pixels.
+
+        Returns
+        -------
+        (list of int, list of int)
+            The tiles' start rows and start columns.
         """
         origin = (None, None) if self.origin is None else self.origin
         return tuple(
@@ -239,6 +264,7 @@ def resolve_settings(
     Examples
     --------
     >>> import keras
+    >>> from sciconv.inference import resolve_settings
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 3, padding="same")(inputs))
     >>> settings = resolve_settings(model, (300, 500))

@@ -30,8 +30,19 @@ from sciconv.io._common import warn_caller
 class BlockPlan:
     """The block grid of an image: cores of ``block`` pixels, windows ``margin`` wider.
 
+    Attributes
+    ----------
+    shape : (int, int)
+        The image's ``(H, W)``.
+    block : int
+        Side of a block's core in pixels (the last row and column of cores may be smaller).
+    margin : int
+        Context in pixels added on each side of a core to make its window (clipped at the image
+        edges).
+
     Examples
     --------
+    >>> from sciconv.inference import BlockPlan
     >>> plan = BlockPlan((100, 70), block=40, margin=8)
     >>> plan.grid, plan.window(1, 1)
     ((3, 2), ((32, 88), (32, 70)))
@@ -46,12 +57,24 @@ class BlockPlan:
         return tuple(math.ceil(n / self.block) for n in self.shape)
 
     def core(self, i: int, j: int) -> tuple[tuple[int, int], tuple[int, int]]:
-        """``((y0, y1), (x0, x1))`` of the core of block ``(i, j)``."""
+        """``((y0, y1), (x0, x1))`` of the core of block ``(i, j)``.
+
+        Parameters
+        ----------
+        i, j : int
+            The block's row and column in :attr:`grid`.
+        """
         b = self.block
         return tuple((k * b, min((k + 1) * b, n)) for k, n in zip((i, j), self.shape, strict=True))
 
     def window(self, i: int, j: int) -> tuple[tuple[int, int], tuple[int, int]]:
-        """``((y0, y1), (x0, x1))`` of the window of block ``(i, j)`` (core + margin, clipped)."""
+        """``((y0, y1), (x0, x1))`` of the window of block ``(i, j)`` (core + margin, clipped).
+
+        Parameters
+        ----------
+        i, j : int
+            The block's row and column in :attr:`grid`.
+        """
         m = self.margin
         return tuple(
             (max(lo - m, 0), min(hi + m, n))
@@ -72,6 +95,16 @@ class BlockPlan:
         """The block owning an object with bounding box ``(y0, x0, y1, x1)`` (max exclusive).
 
         None when no window holds the object whole.
+
+        Parameters
+        ----------
+        box : (int, int, int, int)
+            The object's bounding box ``(y0, x0, y1, x1)`` in image pixels, max exclusive.
+
+        Returns
+        -------
+        (int, int) or None
+            The owning block's ``(i, j)``.
         """
         y0, x0, y1, x1 = box
         cy, cx = (y0 + y1 - 1) // 2, (x0 + x1 - 1) // 2
@@ -93,7 +126,15 @@ class BlockPlan:
         )
 
     def whole_elsewhere(self, box, here: tuple[int, int]) -> bool:
-        """Whether a window other than ``here``'s could hold an object seen cut here."""
+        """Whether a window other than ``here``'s could hold an object seen cut here.
+
+        Parameters
+        ----------
+        box : (int, int, int, int)
+            The object's bounding box ``(y0, x0, y1, x1)`` in image pixels, max exclusive.
+        here : (int, int)
+            The ``(i, j)`` of the block whose window sees the object cut.
+        """
         y0, x0, y1, x1 = box
         rows = self._axis_candidates(y0, y1, 0)
         cols = self._axis_candidates(x0, x1, 1)

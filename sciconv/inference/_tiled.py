@@ -254,6 +254,7 @@ def predict_tiled(
     Examples
     --------
     >>> import numpy as np, keras
+    >>> from sciconv.inference import predict_tiled
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
     >>> image = np.random.default_rng(0).normal(size=(50, 70)).astype("float32")

@@ -231,6 +231,7 @@ def uncertainty_model(
     Examples
     --------
     >>> import keras, numpy as np
+    >>> from sciconv.inference import uncertainty_model
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
     >>> wrapper = uncertainty_model(model, "tta")
@@ -367,6 +368,7 @@ def predict_uncertainty(
     Examples
     --------
     >>> import keras, numpy as np
+    >>> from sciconv.inference import predict_uncertainty
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
     >>> mean, std = predict_uncertainty(model, np.random.default_rng(0).random((20, 30)),
@@ -398,9 +400,22 @@ def predict_uncertainty(
 def split_moments(prediction: np.ndarray, model: keras.Model):
     """Split a wrapper's (H, W, K + K') output into ``(mean, spread)`` by its metadata.
 
+    Parameters
+    ----------
+    prediction : ndarray, shape (..., K + K')
+        The wrapper's output (e.g. from :func:`predict_tiled`), mean channels first.
+    model : keras.Model
+        The wrapper (:func:`uncertainty_model`), whose ``mean_channels`` metadata gives K.
+
+    Raises
+    ------
+    InferenceError
+        If ``model`` is not an uncertainty wrapper.
+
     Examples
     --------
     >>> import keras, numpy as np
+    >>> from sciconv.inference import split_moments, uncertainty_model
     >>> inputs = keras.Input((None, None, 1))
     >>> wrapper = uncertainty_model(keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs)))
     >>> mean, std = split_moments(np.zeros((4, 4, 6)), wrapper)

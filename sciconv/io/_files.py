@@ -164,8 +164,14 @@ def is_zarr(path) -> bool:
     folder (``zarr.json`` or ``.zgroup`` inside, e.g. ``cells.ome.zarr/labels/nuclei``): a
     folder that :func:`read` takes as one image.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path to test (anything else gives False).
+
     Examples
     --------
+    >>> from sciconv.io import is_zarr
     >>> is_zarr("plate.ome.zarr"), is_zarr("cells.tif")
     (True, False)
     """
@@ -196,6 +202,7 @@ def image_stem(path: str | os.PathLike) -> str:
 
     Examples
     --------
+    >>> from sciconv.io import image_stem
     >>> image_stem("data/cell_7.fits.gz"), image_stem("B.TIF"), image_stem("notes.txt")
     ('cell_7', 'B', 'notes')
     >>> image_stem("c.ome.tif"), image_stem("plate/d.ome.zarr")

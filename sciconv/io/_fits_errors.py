@@ -243,7 +243,13 @@ class ErrorHDU:
     origin: tuple[int, int] = (0, 0)
 
     def read(self, ys: tuple[int, int], xs: tuple[int, int]) -> np.ndarray:
-        """``(H, W)`` float64 standard deviations of rows ``ys``, columns ``xs`` of the image."""
+        """``(H, W)`` float64 standard deviations of rows ``ys``, columns ``xs`` of the image.
+
+        Parameters
+        ----------
+        ys, xs : (int, int)
+            ``(start, stop)`` of the rows and columns, in the image's pixels (``origin`` added).
+        """
         from sciconv.io._fits import read_fits
 
         y0, x0 = self.origin

@@ -414,8 +414,14 @@ def plane_coordinates(header) -> list[tuple[str, object, object]]:
     ``CUNITn``: km/s reads m/s) or the Stokes symbol (``"I"``, ``"XX"``). Empty for a cube
     of several planes, a 2-D header or axes astropy cannot read.
 
+    Parameters
+    ----------
+    header : astropy.io.fits.Header or None
+        The image's header (None gives an empty list).
+
     Examples
     --------
+    >>> from sciconv.io import plane_coordinates
     >>> from astropy.io import fits
     >>> h = fits.Header({"NAXIS": 2, "WCSAXES": 4, "CTYPE3": "FREQ", "CRVAL3": 1.4e9,
     ...                  "CDELT3": 1e6, "CRPIX3": -1.0, "CUNIT3": "Hz", "CTYPE4": "STOKES",

@@ -37,6 +37,18 @@ class LazyImage:
     ``BSCALE``/``BZERO``/``BLANK`` applied and bad pixels set to NaN, exactly as :func:`read` would.
     ``np.asarray(lazy)`` reads everything.
 
+    Parameters
+    ----------
+    reader : callable
+        ``reader(ys, xs)`` returns the float32 ``(h, w, C)`` pixels of the rows and columns in
+        the slices ``ys``, ``xs`` (steps 1, within the image).
+    shape : (int, int, int)
+        ``(H, W, C)`` of the whole image.
+    path : str, optional
+        The file, named in errors and the repr. Default None.
+    closer : callable, optional
+        Called without arguments by :meth:`close` (once). Default None: nothing to close.
+
     Attributes
     ----------
     shape : tuple of int
@@ -79,7 +91,14 @@ class LazyImage:
         """How another process opens the same pixels: a picklable callable returning a
         LazyImage (:func:`sciconv.io.read` sets it). A pickled image (a ``dask.distributed``
         worker's copy) then carries only that, not the open file, and opens the file itself at
-        its first read."""
+        its first read.
+
+        Parameters
+        ----------
+        reopen : callable or None
+            Called without arguments, returns a LazyImage of the same pixels; None: a pickled
+            image carries its reader as it is.
+        """
         self._reopen = reopen
 
     def __getstate__(self) -> dict:
@@ -147,10 +166,17 @@ class LazyImage:
         """A lazy view of channel ``k`` (shape ``(H, W, 1)``): reads still read only their
         window, so a multi-channel whole slide can be segmented on one channel block by block.
 
+        Parameters
+        ----------
+        k : int
+            The channel, from 0 to C - 1.
+
         Examples
         --------
         >>> import numpy as np
-        >>> lazy = InMemoryLazy(np.arange(24, dtype=np.float32).reshape(2, 4, 3), None)
+        >>> from sciconv.io import LazyImage
+        >>> x = np.arange(24, dtype=np.float32).reshape(2, 4, 3)
+        >>> lazy = LazyImage(lambda ys, xs: x[ys, xs], x.shape)
         >>> view = lazy.channel(1)
         >>> view.shape, view[0, 1:3, 0].tolist()
         ((2, 4, 1), [4.0, 7.0])
@@ -221,6 +247,7 @@ class GridImage:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.io import GridImage
     >>> img = GridImage(np.zeros((4, 6, 1), dtype=np.float32))
     >>> img.cutout(1, 3, 2, 6).shape
     (2, 4, 1)
@@ -250,6 +277,7 @@ class GridImage:
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.io import GridImage
         >>> img = GridImage(np.zeros((2, 2, 1), np.float32), meta={"pixel_size": (0.5, 0.5),
         ...                                                        "pixel_unit": "µm"})
         >>> img.pixel_scale
@@ -270,6 +298,7 @@ class GridImage:
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.io import GridImage
         >>> str(GridImage(np.zeros((2, 2, 1), np.float32), meta={"bunit": "ELECTRONS/S"}).unit)
         'electron / s'
         """
@@ -291,6 +320,7 @@ class GridImage:
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.io import GridImage
         >>> with GridImage(np.zeros((2, 2, 1), np.float32)) as img:
         ...     img.shape
         (2, 2, 1)
@@ -320,9 +350,20 @@ class GridImage:
         catalogs and products name the plane's frequency or velocity
         (:func:`sciconv.io.plane_coordinates`).
 
+        Parameters
+        ----------
+        k : int
+            The channel, from 0 to C - 1.
+
+        Raises
+        ------
+        ConfigError
+            If the pixels are not ``(H, W, C)`` or ``k`` is not a channel.
+
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.io import GridImage
         >>> names = {"channel_names": ["DAPI", "GFP"]}
         >>> img = GridImage(np.zeros((2, 3, 2), np.float32), meta=names)
         >>> one = img.channel(1)
@@ -371,6 +412,7 @@ class GridImage:
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.io import GridImage
         >>> img = GridImage(np.arange(12, dtype=np.float32).reshape(3, 4, 1))
         >>> img.cutout(1, 3, 1, 3).data[..., 0]
         array([[ 5.,  6.],
@@ -435,6 +477,7 @@ class GridImage:
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.io import GridImage
         >>> img = GridImage(np.ones((3, 4, 1), np.float32), mask=np.zeros((3, 4, 1), bool))
         >>> nd = img.to_nddata(ccd=True)
         >>> type(nd).__name__, nd.data.shape, nd.mask.shape, str(nd.unit)
@@ -513,6 +556,7 @@ class GridImage:
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.io import GridImage
         >>> from astropy.nddata import CCDData
         >>> mask = np.zeros((2, 3), bool); mask[0, 0] = True
         >>> img = GridImage.from_nddata(CCDData(np.ones((2, 3)), unit="adu", mask=mask))
@@ -598,6 +642,7 @@ def as_array(image: Any, *, load: bool = False) -> Any:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.io import GridImage, LazyImage, as_array
     >>> x = np.zeros((4, 5, 1), dtype=np.float32)
     >>> as_array(GridImage(x)) is x
     True
@@ -689,9 +734,15 @@ def is_nddata(value: Any) -> bool:
 
     An NDData instance exists only once ``astropy.nddata`` was imported, so no import is needed.
 
+    Parameters
+    ----------
+    value : object
+        Anything.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.io import is_nddata
     >>> from astropy.nddata import CCDData
     >>> is_nddata(CCDData(np.zeros((2, 2)), unit="adu")), is_nddata(np.zeros((2, 2)))
     (True, False)

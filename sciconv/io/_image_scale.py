@@ -26,6 +26,7 @@ def image_pixel_scale(image: Any) -> PixelScale | None:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.io import GridImage, image_pixel_scale
     >>> img = GridImage(np.zeros((2, 2, 1)), meta={"pixel_size": (0.2, 0.2), "pixel_unit": "um"})
     >>> image_pixel_scale(img), image_pixel_scale(np.zeros((2, 2)))
     (PixelScale(y=0.2, x=0.2, unit='um'), None)
@@ -60,6 +61,7 @@ def read_pixel_scale(path: str | os.PathLike) -> PixelScale | None:
 
     Examples
     --------
+    >>> from sciconv.io import read_pixel_scale
     >>> import numpy as np, tempfile, pathlib, tifffile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "cells.tif"
     >>> tifffile.imwrite(p, np.zeros((4, 4), "uint8"), resolution=(2e4, 2e4),

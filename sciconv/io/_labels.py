@@ -44,6 +44,7 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
 
     Examples
     --------
+    >>> from sciconv.io import read_labels
     >>> import tempfile, pathlib, numpy as np, tifffile
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "labels.tif"
     >>> tifffile.imwrite(path, np.array([[0, 16_777_216], [16_777_217, 2]], np.uint32))

@@ -50,6 +50,7 @@ def file_map(array) -> FileMap | None:
 
     Examples
     --------
+    >>> from sciconv.io import file_map
     >>> import numpy as np, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
     >>> np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))
@@ -107,6 +108,7 @@ def read_mapped(ref: FileMap, key, dtype=None) -> np.ndarray:
 
     Examples
     --------
+    >>> from sciconv.io import file_map, read_mapped
     >>> import numpy as np, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
     >>> np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))

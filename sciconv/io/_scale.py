@@ -68,6 +68,7 @@ class PixelScale:
 
     Examples
     --------
+    >>> from sciconv.io import PixelScale
     >>> s = PixelScale(0.5, 0.25, "µm")
     >>> s, s.mean, s.quantity
     (PixelScale(y=0.5, x=0.25, unit='um'), 0.3535533905932738, <Quantity [0.5 , 0.25] um>)
@@ -133,6 +134,7 @@ class PixelScale:
 
         Examples
         --------
+        >>> from sciconv.io import PixelScale
         >>> PixelScale(0.5, 0.25, "um").jacobian.tolist()
         [[0.25, 0.0], [0.0, 0.5]]
         """
@@ -148,6 +150,11 @@ class PixelScale:
     def to(self, unit: Any) -> PixelScale:
         """The same scale in another unit of the same kind (length to length, angle to angle).
 
+        Parameters
+        ----------
+        unit : str or astropy.units.Unit
+            The target unit of length or angle (``"nm"``, ``"um"``/``"µm"``, ``"mas"``, ...).
+
         Raises
         ------
         ConfigError
@@ -155,6 +162,7 @@ class PixelScale:
 
         Examples
         --------
+        >>> from sciconv.io import PixelScale
         >>> PixelScale(0.1, 0.1, "arcsec").to("mas")
         PixelScale(y=100.0, x=100.0, unit='mas')
         """
@@ -174,6 +182,7 @@ class PixelScale:
 
         Examples
         --------
+        >>> from sciconv.io import PixelScale
         >>> PixelScale.from_value(PixelScale(2.0, 2.0, "um").to_dict())
         PixelScale(y=2.0, x=2.0, unit='um')
         """
@@ -196,6 +205,7 @@ class PixelScale:
 
         Examples
         --------
+        >>> from sciconv.io import PixelScale
         >>> import astropy.units as u
         >>> PixelScale.from_value(0.65 * u.um), PixelScale.from_value("0.2 arcsec").unit
         (PixelScale(y=0.65, x=0.65, unit='um'), 'arcsec')
@@ -235,8 +245,14 @@ class PixelScale:
         spectral), whose axes are a planet's longitude and latitude (``PMLN``/``PMLT``), or
         whose pixel scale cannot be computed gives None.
 
+        Parameters
+        ----------
+        wcs : astropy.wcs.WCS or None
+            The image's WCS (None gives None).
+
         Examples
         --------
+        >>> from sciconv.io import PixelScale
         >>> from astropy.wcs import WCS
         >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
         >>> w.wcs.cdelt = [-0.1 / 3600, 0.2 / 3600]

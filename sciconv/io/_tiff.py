@@ -75,7 +75,7 @@ def stored_as_channels(image) -> bool:
     Examples
     --------
     >>> import numpy as np
-    >>> from sciconv.io import GridImage
+    >>> from sciconv.io import GridImage, stored_as_channels
     >>> meta = {"format": "tiff", "photometric": "MINISBLACK", "ome": True}
     >>> stains = GridImage(np.zeros((4, 4, 3)), meta=meta)
     >>> stored_as_channels(stains), stored_as_channels(np.zeros((4, 4, 3)))

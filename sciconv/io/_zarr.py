@@ -317,6 +317,7 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
     --------
     >>> import numpy as np, tempfile, pathlib
     >>> from sciconv import io
+    >>> from sciconv.io import ome_zarr_labels
     >>> store = pathlib.Path(tempfile.mkdtemp()) / "cells.ome.zarr"
     >>> _ = io.write_ome_zarr(store, np.zeros((32, 32), "uint16"), levels=2)
     >>> _ = io.write_ome_zarr_labels(store, np.ones((32, 32), "int32"), name="nuclei")

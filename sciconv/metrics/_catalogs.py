@@ -59,6 +59,7 @@ def match_catalogs(
     Examples
     --------
     >>> from astropy.table import Table
+    >>> from sciconv.metrics import match_catalogs
     >>> ref = Table({"x": [10.0, 50.0], "y": [10.0, 50.0]})
     >>> got = Table({"x": [10.5, 90.0], "y": [9.8, 90.0]})
     >>> m = match_catalogs(ref, got, max_separation=2.0)

@@ -34,6 +34,7 @@ def confusion_counts(y_true: Any, y_pred: Any, *, num_classes: int | None = None
 
     Examples
     --------
+    >>> from sciconv.metrics import confusion_counts
     >>> confusion_counts([0, 0, 1, 2], [0, 1, 1, 2])
     array([[1, 1, 0],
            [0, 1, 0],

@@ -63,6 +63,13 @@ def iou_matrix(true_labels, pred_labels) -> np.ndarray:
     Computed in one pass through a contingency matrix of the two label images; background (0)
     is left out and labels need not be consecutive (row ``i`` is the ``i``-th smallest label).
 
+    Parameters
+    ----------
+    true_labels : array_like of int, shape (H, W)
+        Reference instance labels (0 = background, objects labelled >= 1).
+    pred_labels : array_like of int, shape (H, W)
+        Predicted instance labels, the same shape.
+
     Returns
     -------
     numpy.ndarray
@@ -71,6 +78,7 @@ def iou_matrix(true_labels, pred_labels) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.metrics import iou_matrix
     >>> t = np.array([[1, 1, 0, 0]]); p = np.array([[0, 5, 5, 0]])
     >>> iou_matrix(t, p).round(3).tolist()
     [[0.333]]
@@ -185,6 +193,7 @@ def matching(true_labels, pred_labels, *, thresh: float = 0.5) -> dict:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.metrics import matching
     >>> t = np.array([[1, 1, 0, 2, 2]])
     >>> p = np.array([[3, 3, 0, 2, 0]])
     >>> m = matching(t, p)
@@ -237,6 +246,7 @@ def average_precision(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.metrics import average_precision
     >>> t = np.zeros((4, 4), int); t[:2, :2] = 1
     >>> p = np.zeros((4, 4), int); p[:2, :1] = 1          # IoU 0.5: not > 0.5
     >>> r = average_precision(t, p, thresholds=(0.3, 0.5))
@@ -286,6 +296,7 @@ def dsb_score(true_labels, pred_labels) -> float:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.metrics import dsb_score
     >>> t = np.zeros((4, 4), int); t[:2, :2] = 1
     >>> p = np.zeros((4, 4), int); p[:2, :2] = 1; p[0, 0] = 0          # IoU 0.75
     >>> round(dsb_score([t, t], [t, p]), 3)  # (10/10 + 5/10) / 2

@@ -103,6 +103,7 @@ class IoU(_LabelIoUBase):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.metrics import IoU
     >>> m = IoU(2, class_id=1)
     >>> _ = m.update_state(np.array([[0, 1, 1, 0]]), np.eye(2)[[[0, 1, 0, 1]]])
     >>> round(float(m.result()), 3)
@@ -124,9 +125,20 @@ class MeanIoU(_LabelIoUBase):
 
     Classes absent from both truth and prediction are left out of the mean.
 
+    Parameters
+    ----------
+    num_classes : int, optional
+        Number of classes K (2 for a binary sigmoid output). Default 2.
+    class_ids : sequence of int, optional
+        The classes averaged; None (default) averages all K.
+    **kwargs
+        ``threshold`` (single sigmoid channel, default 0.5), ``ignore_class`` and ``name``
+        (default ``"mean_iou"``), as for :class:`IoU`.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.metrics import MeanIoU
     >>> m = MeanIoU(2)
     >>> _ = m.update_state(np.array([[0, 1, 1, 0]]), np.eye(2)[[[0, 1, 0, 1]]])
     >>> round(float(m.result()), 3)
@@ -157,6 +169,7 @@ class Dice(_LabelIoUBase):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.metrics import Dice
     >>> m = Dice(2, class_id=1)
     >>> _ = m.update_state(np.array([[0, 1, 1, 0]]), np.eye(2)[[[0, 1, 0, 1]]])
     >>> round(float(m.result()), 3)

@@ -101,6 +101,7 @@ def check_postprocess(
 
     Examples
     --------
+    >>> from sciconv.models import check_postprocess
     >>> check_postprocess(None)
     {}
     >>> check_postprocess({"minsize": 3}, check_names=False)

@@ -36,9 +36,34 @@ def conv_pool_stack(
     Layers are named ``{name}_stage{i}_conv{j}``, ``{name}_stage{i}_{activation}{j}`` and
     ``{name}_stage{i}_pool`` (``i``, ``j`` from 1).
 
+    Parameters
+    ----------
+    x : KerasTensor
+        Input feature map ``(N, H, W, C)``.
+    filters : sequence of int
+        Channels of each stage's convolutions, one stage per entry (default ``(32, 64, 128)``).
+    convs_per_stage : int
+        Convolutions per stage (default 1).
+    kernel_size : int
+        Square kernel size of the convolutions (default 3).
+    pooling : {"max", "avg"}
+        Pooling after each stage (default ``"max"``).
+    batch_norm : bool
+        BatchNormalization after each convolution (default False).
+    activation : str
+        Keras activation name (default ``"relu"``).
+    name : str
+        Prefix of the layer names, e.g. ``"classifier"``.
+
+    Returns
+    -------
+    KerasTensor
+        ``(N, H // 2**len(filters), W // 2**len(filters), filters[-1])``.
+
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.backbones import conv_pool_stack
     >>> x = keras.Input((16, 16, 1))
     >>> conv_pool_stack(x, filters=(2, 4, 8), pooling="avg", name="m").shape
     (None, 2, 2, 8)
@@ -78,6 +103,32 @@ def unet(
     ``{name}_bottleneck_*`` and ``{name}_dec{i}_*`` (``dec1`` is the full-resolution level).
     ``dropout`` is applied at the end of the bottleneck.
 
+    Parameters
+    ----------
+    x : KerasTensor
+        Input feature map ``(N, H, W, C)``.
+    depth : int
+        Number of encoder (and decoder) levels (default 4).
+    filters : int
+        Channels of the first level, doubled at each level below (default 32).
+    convs_per_stage : int
+        Convolutions per level (default 2).
+    kernel_size : int
+        Square kernel size of the convolutions (default 3).
+    batch_norm : bool
+        BatchNormalization after each convolution (default True).
+    activation : str
+        Keras activation name (default ``"relu"``).
+    upsampling : {"transpose", "bilinear"}
+        Decoder up-sampling, as in :func:`~sciconv.models.blocks.up_block` (default
+        ``"transpose"``).
+    pooling : {"max", "avg"}
+        Encoder down-sampling (default ``"max"``).
+    dropout : float
+        Dropout rate at the end of the bottleneck (default 0: no layer).
+    name : str
+        Prefix of the layer names, e.g. ``"segmenter"``.
+
     Returns
     -------
     KerasTensor
@@ -86,6 +137,7 @@ def unet(
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.backbones import unet
     >>> x = keras.Input((None, None, 2))
     >>> unet(x, depth=3, filters=2, upsampling="bilinear", name="m").shape
     (None, None, None, 2)

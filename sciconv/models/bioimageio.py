@@ -295,6 +295,7 @@ def export_bioimageio(
     >>> import tempfile, pathlib
     >>> from sciconv.models import segmenter
     >>> model = segmenter((None, None, 1), depth=1, filters=2)
+    >>> from sciconv.models import export_bioimageio
     >>> p = export_bioimageio(model, pathlib.Path(tempfile.mkdtemp()) / "seg.zip")
     >>> p.suffix
     '.zip'

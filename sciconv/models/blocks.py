@@ -72,6 +72,7 @@ def conv_block(
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.blocks import conv_block
     >>> x = keras.Input((8, 8, 3))
     >>> conv_block(x, 4, convs=2, batch_norm=True, name="m_stage1").shape
     (None, 8, 8, 4)
@@ -107,6 +108,7 @@ def sync_batch_norm() -> bool:
 
     Examples
     --------
+    >>> from sciconv.models.blocks import sync_batch_norm
     >>> sync_batch_norm()
     False
     """
@@ -120,9 +122,21 @@ def sync_batch_norm() -> bool:
 def pool(x, *, kind: str = "max", size: int = 2, name: str):
     """Add a 2x2 MaxPooling2D (``kind="max"``) or AveragePooling2D (``kind="avg"``).
 
+    Parameters
+    ----------
+    x : KerasTensor
+        Input feature map ``(N, H, W, C)``.
+    kind : {"max", "avg"}
+        Max or average pooling (default ``"max"``).
+    size : int
+        Pool size and stride (default 2).
+    name : str
+        Prefix of the layer name: the layer is ``f"{name}_pool"``.
+
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.blocks import pool
     >>> x = keras.Input((8, 8, 3))
     >>> pool(x, kind="max", name="m_stage1").shape
     (None, 4, 4, 3)
@@ -166,6 +180,7 @@ def up_block(
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.blocks import up_block
     >>> x, skip = keras.Input((4, 4, 8)), keras.Input((8, 8, 4))
     >>> up_block(x, skip, 4, upsampling="bilinear", name="m_dec1").shape
     (None, 8, 8, 4)

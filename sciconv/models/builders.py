@@ -326,6 +326,7 @@ def classifier(
 
     Examples
     --------
+    >>> from sciconv.models import classifier
     >>> model = classifier((64, 64, 1), 3, filters=(8, 16), pooling="avg")
     >>> model.get_layer("classifier_stage1_pool").__class__.__name__
     'AveragePooling2D'
@@ -423,6 +424,7 @@ def regressor(
 
     Examples
     --------
+    >>> from sciconv.models import regressor
     >>> model = regressor((32, 32, 1), 2, filters=(4, 8), uncertainty=True)
     >>> model.output_shape
     (None, 4)
@@ -524,6 +526,7 @@ def segmenter(
 
     Examples
     --------
+    >>> from sciconv.models import segmenter
     >>> model = segmenter((None, None, 1), num_classes=3, depth=2, filters=4)
     >>> model.output_shape
     (None, None, None, 3)
@@ -640,6 +643,7 @@ def check_input_shape(model: keras.Model, shape: Sequence[int]) -> None:
 
     Examples
     --------
+    >>> from sciconv.models import check_input_shape, segmenter
     >>> model = segmenter((None, None, 1), depth=2, filters=2)
     >>> check_input_shape(model, (64, 48, 1))
     >>> check_input_shape(model, (64, 50, 1))  # doctest: +ELLIPSIS

@@ -94,7 +94,7 @@ def export(
     Examples
     --------
     >>> import numpy as np, tempfile, pathlib, onnxruntime
-    >>> from sciconv.models import segmenter
+    >>> from sciconv.models import export, segmenter
     >>> model = segmenter((None, None, 1), depth=2, filters=4)
     >>> p = export(model, pathlib.Path(tempfile.mkdtemp()) / "seg.onnx")
     >>> session = onnxruntime.InferenceSession(str(p))

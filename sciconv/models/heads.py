@@ -109,6 +109,7 @@ def classification_head(
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.heads import classification_head
     >>> x = keras.Input((4, 4, 8))
     >>> classification_head(x, 5, multilabel=True, dense=(16,), name="m").shape
     (None, 5)
@@ -141,8 +142,28 @@ def regression_head(
 ):
     """Linear outputs; with ``uncertainty=True`` also a log-variance per output.
 
-    ``pool_transforms`` averages the features of transformed copies as in
-    :func:`classification_head`.
+    Parameters
+    ----------
+    x : KerasTensor
+        Feature map ``(N, h, w, C)``.
+    outputs : int
+        Number of continuous targets (default 1).
+    head : {"flatten", "gap"}
+        How the feature map becomes a vector (default ``"gap"``).
+    dense : sequence of int
+        Units of the hidden fully connected layers (default ``(128,)``; may be empty).
+    dropout : float
+        Dropout rate after each hidden layer, or after the pooling when ``dense`` is empty
+        (default 0: no layer).
+    activation : str
+        Activation of the hidden layers (default ``"relu"``).
+    uncertainty : bool
+        Also predict a log-variance per target (default False).
+    pool_transforms : int, optional
+        Average the features of this many transformed copies of each image, as in
+        :func:`classification_head` (default None: no averaging).
+    name : str
+        Model name used as layer-name prefix.
 
     Returns
     -------
@@ -156,6 +177,7 @@ def regression_head(
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.heads import regression_head
     >>> x = keras.Input((4, 4, 8))
     >>> regression_head(x, 2, uncertainty=True, dense=(), name="m").shape
     (None, 4)
@@ -207,6 +229,7 @@ def segmentation_head(x, num_classes: int = 2, *, instance_output: str | None = 
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.heads import segmentation_head
     >>> x = keras.Input((8, 8, 4))
     >>> [t.shape for t in segmentation_head(x, 3, instance_output="distance", name="m")]
     [(None, 8, 8, 3), (None, 8, 8, 1)]

@@ -54,6 +54,7 @@ def validate_model(model) -> keras.Model:
     --------
     >>> import keras
     >>> net = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(2, 3)])
+    >>> from sciconv.models.introspect import validate_model
     >>> validate_model(net) is net
     True
     >>> validate_model("model.keras")  # doctest: +ELLIPSIS
@@ -89,10 +90,12 @@ def model_channels(model) -> int | None:
     Parameters
     ----------
     model : keras.Model
+        A model with an image input ``(None, H, W, C)``.
 
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.introspect import model_channels
     >>> model_channels(keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 1)]))
     3
     """
@@ -106,6 +109,7 @@ def model_fixed_hw(model) -> tuple[int, int] | None:
     Parameters
     ----------
     model : keras.Model
+        A model with an image input ``(None, H, W, C)``.
 
     Raises
     ------
@@ -115,6 +119,7 @@ def model_fixed_hw(model) -> tuple[int, int] | None:
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.introspect import model_fixed_hw
     >>> model_fixed_hw(keras.Sequential([keras.Input((64, 48, 1)), keras.layers.Conv2D(2, 1)]))
     (64, 48)
     >>> print(model_fixed_hw(keras.Sequential([keras.Input((None, None, 1)), keras.layers.ReLU()])))
@@ -141,6 +146,7 @@ def model_divisor(meta: Mapping) -> int:
 
     Examples
     --------
+    >>> from sciconv.models.introspect import model_divisor
     >>> model_divisor({"divisor": 8}), model_divisor({}), model_divisor({"divisor": "?"})
     (8, 1, 1)
     """
@@ -159,6 +165,11 @@ def architecture_digest(model: keras.Model) -> str | None:
     wrappers :func:`sciconv.inference.uncertainty_model` builds around it on each call, share
     one ``precision="auto"`` decision.
 
+    Parameters
+    ----------
+    model : keras.Model
+        The model whose architecture is digested.
+
     Returns
     -------
     str or None
@@ -168,6 +179,7 @@ def architecture_digest(model: keras.Model) -> str | None:
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models.introspect import architecture_digest
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
     >>> twin = keras.Model.from_config(model.get_config())  # other weights, same architecture
@@ -260,6 +272,7 @@ def receptive_field(model: keras.Model, *, max_size: int = 1024, seed: int = 0) 
     >>> inputs = keras.Input((None, None, 1))
     >>> x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 5, padding="same")(x))
+    >>> from sciconv.models.introspect import receptive_field
     >>> receptive_field(model)
     (3, 3)
     """
@@ -301,6 +314,7 @@ def measure_receptive_field(
     >>> net = keras.Sequential(
     ...     [keras.Input((None, None, 1)), keras.layers.Conv2D(1, 5, padding="same")]
     ... )
+    >>> from sciconv.models.introspect import measure_receptive_field
     >>> measure_receptive_field(net)  # a 5 x 5 kernel reaches 2 px each way
     ((2, 2), None)
     """

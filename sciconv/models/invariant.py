@@ -20,6 +20,7 @@ The cost is ``|G|`` times the backbone's compute; the weights are the same.
 Examples
 --------
 >>> import numpy as np
+>>> from sciconv.models import D4Pool, D4Stack
 >>> x = np.arange(8, dtype="float32").reshape(2, 2, 2, 1)
 >>> stacked = D4Stack()(x)
 >>> tuple(stacked.shape), np.asarray(D4Pool()(stacked)).shape
@@ -53,8 +54,14 @@ def d4_elements(height: int | None, width: int | None) -> int:
     """How many D4 elements keep an ``(height, width)`` image's shape: 8 if square (or unknown),
     else 4.
 
+    Parameters
+    ----------
+    height, width : int or None
+        The image's height and width in pixels; None where unknown (any size).
+
     Examples
     --------
+    >>> from sciconv.models.invariant import d4_elements
     >>> d4_elements(64, 64), d4_elements(64, 32), d4_elements(None, None)
     (8, 4, 8)
     """
@@ -81,6 +88,7 @@ class D4Stack(keras.layers.Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.models import D4Stack
     >>> x = np.array([[[1.0], [2.0]], [[3.0], [4.0]]], "float32")[None]
     >>> np.asarray(D4Stack(4)(x))[:, :, :, 0].tolist()[1]
     [[3.0, 4.0], [1.0, 2.0]]
@@ -123,6 +131,7 @@ class D4Pool(keras.layers.Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.models import D4Pool
     >>> y = np.arange(8, dtype="float32").reshape(8, 1)
     >>> np.asarray(D4Pool()(y)).tolist()
     [[3.5]]

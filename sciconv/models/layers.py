@@ -50,8 +50,16 @@ def check_jsonable(metadata: dict, *, name: str = "metadata") -> dict:
     Raises :class:`~sciconv.errors.ModelError` naming the offending entry when a value cannot be
     written as JSON (arrays, objects, NaN).
 
+    Parameters
+    ----------
+    metadata : dict
+        The dictionary to check, with str keys.
+    name : str, optional
+        What to call it in the error message (default ``"metadata"``).
+
     Examples
     --------
+    >>> from sciconv.models.layers import check_jsonable
     >>> check_jsonable({"divisor": 16, "shape": (1, 2)})
     {'divisor': 16, 'shape': [1, 2]}
     """
@@ -124,6 +132,7 @@ class SciconvMetadata(keras.layers.Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.models import SciconvMetadata
     >>> layer = SciconvMetadata({"divisor": 4})
     >>> tuple(layer(np.ones((1, 8, 8, 1), "float32")).shape)
     (1, 8, 8, 1)
@@ -181,6 +190,7 @@ class BilinearUpSampling2D(keras.layers.Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.models import BilinearUpSampling2D
     >>> x = np.array([0.0, 4.0], "float32").reshape(1, 1, 2, 1)
     >>> BilinearUpSampling2D()(x)[0, 0, :, 0].numpy().tolist()
     [0.0, 1.0, 3.0, 4.0]
@@ -236,9 +246,20 @@ class TargetScale(keras.layers.Layer):
     ``scale`` are non-trainable weights set from the training targets by
     :func:`sciconv.training.fit` (:meth:`adapt`) before it trains; 0 and 1 (identity) until then.
 
+    Parameters
+    ----------
+    outputs : int
+        Number of targets (the mean columns of the input).
+    uncertainty : bool, optional
+        The input holds ``[mean, log_var]`` (``2 * outputs`` columns) rather than the means
+        alone (default False).
+    **kwargs
+        Standard layer arguments (``name``; ``dtype`` defaults to ``"float32"``).
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.models.layers import TargetScale
     >>> layer = TargetScale(1, uncertainty=True)
     >>> layer.adapt(np.array([[100.0], [300.0]]))
     >>> [round(float(v), 3) for v in layer(np.array([[1.0, 0.0]], "float32"))[0]]
@@ -259,7 +280,13 @@ class TargetScale(keras.layers.Layer):
 
     def adapt(self, targets) -> None:
         """Set ``offset`` and ``scale`` to the mean and standard deviation of ``targets``
-        ``(N, outputs)`` (a constant target: scale 1)."""
+        ``(N, outputs)`` (a constant target: scale 1).
+
+        Parameters
+        ----------
+        targets : array_like
+            The training targets, ``(N, outputs)`` (or ``(N,)`` for one output).
+        """
         import numpy as np
 
         y = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)

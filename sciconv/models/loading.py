@@ -219,7 +219,7 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from sciconv.models import get_metadata
+    >>> from sciconv.models import classifier, get_metadata, load
     >>> model = classifier((16, 16, 1), 2, filters=(4,), dense=())
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.keras"
     >>> model.save(path)

@@ -59,9 +59,14 @@ def metadata_layer(model: keras.Model) -> SciconvMetadata | None:
     """Return the model's :class:`~sciconv.models.layers.SciconvMetadata` layer, or None if it has
     none.
 
+    Parameters
+    ----------
+    model : keras.Model
+        A sciconv model, any Keras model, or one that nests a sciconv model as a layer.
+
     Examples
     --------
-    >>> from sciconv.models import regressor
+    >>> from sciconv.models import metadata_layer, regressor
     >>> metadata_layer(regressor((8, 8, 1), filters=(2,), dense=())).name
     'regressor_metadata'
     """
@@ -92,7 +97,7 @@ def get_metadata(model: keras.Model) -> dict:
 
     Examples
     --------
-    >>> from sciconv.models import segmenter
+    >>> from sciconv.models import get_metadata, segmenter
     >>> meta = get_metadata(segmenter((None, None, 1), depth=2, filters=4))
     >>> meta["task"], meta["divisor"], meta["input_channels"]
     ('segmentation', 4, 1)
@@ -121,6 +126,7 @@ def model_task(model: keras.Model) -> str | None:
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models import model_task
     >>> inputs = keras.Input((None, None, 1))
     >>> model_task(keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)))
     'segmentation'
@@ -170,7 +176,7 @@ def set_metadata(model: keras.Model, **items) -> None:
 
     Examples
     --------
-    >>> from sciconv.models import classifier
+    >>> from sciconv.models import classifier, get_metadata, set_metadata
     >>> model = classifier((16, 16, 1), 2, filters=(4,), dense=())
     >>> set_metadata(model, normalization={"method": "minmax"})
     >>> get_metadata(model)["normalization"]
@@ -205,6 +211,7 @@ def get_pixel_scale(model: keras.Model) -> PixelScale | None:
     Parameters
     ----------
     model : keras.Model
+        A sciconv model (or any Keras model: None without metadata).
 
     Returns
     -------
@@ -217,7 +224,7 @@ def get_pixel_scale(model: keras.Model) -> PixelScale | None:
 
     Examples
     --------
-    >>> from sciconv.models import classifier
+    >>> from sciconv.models import classifier, get_pixel_scale, set_metadata
     >>> model = classifier((8, 8, 1), 2, filters=(2,), dense=())
     >>> get_pixel_scale(model) is None
     True
@@ -235,9 +242,22 @@ def attach_metadata(model: keras.Model, **items) -> keras.Model:
     Returns a new functional model ``Input -> SciconvMetadata -> model``; weights are shared with
     ``model``. Models built by sciconv already carry metadata; for them this only updates it.
 
+    Parameters
+    ----------
+    model : keras.Model
+        A single-input Keras model (or a sciconv model, updated in place and returned).
+    **items
+        JSON-able metadata entries, as in :func:`set_metadata`.
+
+    Returns
+    -------
+    keras.Model
+        The wrapped model, or ``model`` itself when it already carries metadata.
+
     Examples
     --------
     >>> import keras
+    >>> from sciconv.models import attach_metadata, get_metadata
     >>> inputs = keras.Input((8, 8, 1))
     >>> plain = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
     >>> wrapped = attach_metadata(plain, task="segmentation")

@@ -23,8 +23,15 @@ _F32_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def all_layers(model: keras.Model) -> Iterator:
     """Every layer of ``model``, those of nested models included.
 
+    Parameters
+    ----------
+    model : keras.Model
+        The model whose layers are yielded, each nested model before its own layers.
+
     Examples
     --------
+    >>> import keras
+    >>> from sciconv.models.precision import all_layers
     >>> inputs = keras.Input((4,))
     >>> inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> [type(layer).__name__ for layer in all_layers(keras.Model(inputs, inner(inputs)))]
@@ -40,8 +47,15 @@ def mixed_dtypes(model: keras.Model) -> list[str]:
     """The compute dtypes other than float32 that ``model``'s layers use (sorted; [] for a
     float32 model).
 
+    Parameters
+    ----------
+    model : keras.Model
+        The model whose layers (nested models' included) are inspected.
+
     Examples
     --------
+    >>> import keras
+    >>> from sciconv.models.precision import mixed_dtypes
     >>> inputs = keras.Input((None, None, 1))
     >>> mixed_dtypes(keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)))
     []
@@ -75,8 +89,19 @@ def with_policy(model: keras.Model, policy: str, *, keep: Iterable[str] = ()) ->
     the dtype ``policy``, with the same weights; a new model each call (its metadata as they are
     now).
 
+    Parameters
+    ----------
+    model : keras.Model
+        A functional or Sequential model (rebuilt from ``get_config``; not changed).
+    policy : str
+        A Keras dtype policy name, e.g. ``"float32"`` or ``"mixed_bfloat16"``.
+    keep : iterable of str, optional
+        Names of layers that keep the dtype their config records (default: none).
+
     Examples
     --------
+    >>> import keras
+    >>> from sciconv.models.precision import with_policy
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
     >>> with_policy(model, "mixed_bfloat16").layers[1].compute_dtype
@@ -95,8 +120,15 @@ def bfloat16_model(model: keras.Model) -> keras.Model:
 
     The output layers stay float32.
 
+    Parameters
+    ----------
+    model : keras.Model
+        A float32 functional or Sequential model (not changed).
+
     Examples
     --------
+    >>> import keras
+    >>> from sciconv.models.precision import bfloat16_model
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(keras.layers.Conv2D(4, 3)(inputs)))
     >>> fast = bfloat16_model(model)
@@ -124,8 +156,15 @@ def float32_model(model: keras.Model) -> keras.Model:
     float32 with the same weights (cached per model, as :func:`bfloat16_model`), so
     ``precision="float32"`` means float32.
 
+    Parameters
+    ----------
+    model : keras.Model
+        The model to run in float32 (not changed).
+
     Examples
     --------
+    >>> import keras
+    >>> from sciconv.models.precision import bfloat16_model, float32_model
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
     >>> float32_model(model) is model, float32_model(bfloat16_model(model)).layers[1].compute_dtype

@@ -88,6 +88,7 @@ class D4Transform(keras.layers.Layer):
     --------
     >>> import numpy as np
     >>> x = np.arange(6, dtype="float32").reshape(1, 2, 3, 1)
+    >>> from sciconv.models.uncertainty_layers import D4Transform
     >>> y = D4Transform(5)(x)
     >>> tuple(y.shape), np.asarray(y)[0, :, :, 0].tolist()
     ((1, 3, 2, 1), [[2.0, 5.0], [1.0, 4.0], [0.0, 3.0]])
@@ -140,6 +141,7 @@ class AlwaysDropout(keras.layers.Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.models.uncertainty_layers import AlwaysDropout
     >>> layer = AlwaysDropout(0.5, seed=1)
     >>> y = np.asarray(layer(np.ones((1, 4, 4, 2), "float32")))
     >>> sorted(set(y.ravel().tolist()))
@@ -177,9 +179,17 @@ class AlwaysDropout(keras.layers.Layer):
 class RepeatBatch(keras.layers.Layer):
     """Stack ``samples`` copies of a batch: (N, ...) -> (samples * N, ...), copies outermost.
 
+    Parameters
+    ----------
+    samples : int
+        Number of copies (>= 1).
+    **kwargs
+        Standard layer arguments.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.models.uncertainty_layers import RepeatBatch
     >>> y = RepeatBatch(3)(np.arange(2, dtype="float32").reshape(2, 1))
     >>> np.asarray(y)[:, 0].tolist()
     [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
@@ -222,6 +232,7 @@ class EnsembleMoments(keras.layers.Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.models.uncertainty_layers import EnsembleMoments
     >>> a, b = np.zeros((1, 2, 2, 1), "float32"), np.ones((1, 2, 2, 1), "float32")
     >>> np.asarray(EnsembleMoments()([a, b]))[0, 0, 0].tolist()
     [0.5, 0.5]
@@ -296,6 +307,7 @@ class D4Moments(keras.layers.Layer):
     Examples
     --------
     >>> import keras, numpy as np
+    >>> from sciconv.models.uncertainty_layers import D4Moments
     >>> inputs = keras.Input((None, None, 1))
     >>> model = keras.Model(inputs, keras.layers.Conv2D(1, 1, use_bias=False)(inputs))
     >>> y = np.asarray(D4Moments(model)(np.ones((2, 4, 6, 1), "float32")))
@@ -383,6 +395,7 @@ class TemperatureScaling(keras.layers.Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.models.uncertainty_layers import TemperatureScaling
     >>> p = np.array([[0.9, 0.1]], "float32")
     >>> np.round(np.asarray(TemperatureScaling(2.0)(p)), 3).tolist()
     [[0.75, 0.25]]

@@ -65,8 +65,14 @@ def pretrained_digest(name: str) -> str:
     what tells one state of it from another (the settings refine how images reach the weights,
     e.g. ``restore_saturated``, within one sciconv version).
 
+    Parameters
+    ----------
+    name : str
+        A name listed by :func:`pretrained`.
+
     Examples
     --------
+    >>> from sciconv.models import pretrained_digest
     >>> pretrained_digest("nuclei").startswith("sha256:")
     True
     """
@@ -98,6 +104,7 @@ def pretrained_info(name: str) -> dict[str, Any]:
 
     Examples
     --------
+    >>> from sciconv.models import pretrained_info
     >>> pretrained_info("nuclei")["target"]
     'touching'
     """
@@ -134,9 +141,9 @@ def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:
 
     Examples
     --------
+    >>> from sciconv.models import get_metadata, pretrained
     >>> pretrained()["nuclei"][:6]
     'U-Net '
-    >>> from sciconv.models import get_metadata
     >>> model = pretrained("nuclei")
     >>> get_metadata(model)["task"]
     'segmentation'

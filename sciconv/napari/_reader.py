@@ -65,6 +65,7 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable[..., list[LayerData
 
     Examples
     --------
+    >>> from sciconv.napari import napari_get_reader
     >>> napari_get_reader("notes.txt") is None
     True
     """
@@ -91,6 +92,7 @@ def wcs_summary(wcs: Any) -> dict[str, Any] | None:
     Examples
     --------
     >>> from astropy.wcs import WCS
+    >>> from sciconv.napari import wcs_summary
     >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---TAN", "DEC--TAN"]; w.wcs.cdelt = [-1e-4, 1e-4]
     >>> s = wcs_summary(w)
     >>> s["ctype"], [round(v, 2) for v in s["pixel_scale_arcsec"]]
@@ -334,6 +336,8 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
     Examples
     --------
     >>> import numpy as np, tempfile, pathlib
+    >>> from sciconv import io
+    >>> from sciconv.napari import read_layers
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.fits"
     >>> _ = io.write(p, np.arange(12, dtype=np.float32).reshape(3, 4))
     >>> [(data.shape, layer_type) for data, _, layer_type in read_layers(p)]

@@ -33,6 +33,7 @@ def nuclei_model() -> keras.Model:
 
     Examples
     --------
+    >>> from sciconv.napari import nuclei_model
     >>> nuclei_model() is nuclei_model()
     True
     """
@@ -99,6 +100,7 @@ def segment_nuclei(
     Examples
     --------
     >>> import numpy as np, keras
+    >>> from sciconv.napari import segment_nuclei
     >>> inputs = keras.Input((None, None, 1))
     >>> out = keras.layers.Conv2D(2, 1, kernel_initializer=keras.initializers.Constant(
     ...     [[[[-1.0, 1.0]]]]), activation="softmax")(inputs)
@@ -157,6 +159,7 @@ def nuclei_widget():
 
     Examples
     --------
+    >>> from sciconv.napari import nuclei_widget
     >>> callable(nuclei_widget)
     True
     """

@@ -31,6 +31,7 @@ first pixel (numpy, astropy ``pixel_to_world`` and photutils; add 1 for FITS/DS9
 Examples
 --------
 >>> import numpy as np
+>>> from sciconv.postprocess import instances, measure
 >>> prob = np.zeros((20, 30, 2), "float32"); prob[..., 0] = 1
 >>> prob[2:8, 3:9] = [0, 1]; prob[12:18, 20:28] = [0, 1]
 >>> labels = instances(prob)

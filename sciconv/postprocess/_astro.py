@@ -139,6 +139,7 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import to_photutils
     >>> labels = np.zeros((10, 12), np.int32); labels[2:5, 3:9] = 1
     >>> segm, cat = to_photutils(labels, np.ones((10, 12)))
     >>> segm.n_labels, float(cat.area[0].value), float(cat.x_centroid[0])
@@ -321,6 +322,7 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse", progress:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import to_regions
     >>> labels = np.zeros((10, 12), np.int32); labels[2:5, 3:9] = 1
     >>> reg = to_regions(labels)
     >>> r = reg[0]
@@ -407,6 +409,7 @@ def write_regions(
     Examples
     --------
     >>> import numpy as np, tempfile, pathlib, regions
+    >>> from sciconv.postprocess import write_regions
     >>> labels = np.zeros((10, 12), np.int32); labels[2:5, 3:9] = 1
     >>> path = write_regions(labels, pathlib.Path(tempfile.mkdtemp()) / "objects.reg")
     >>> back = regions.Regions.read(path, format="ds9")
@@ -526,6 +529,7 @@ def to_ccddata(
     >>> import numpy as np, tempfile, pathlib
     >>> from astropy import units as u
     >>> from astropy.nddata import CCDData
+    >>> from sciconv.postprocess import to_ccddata
     >>> labels = np.zeros((6, 8), np.int32); labels[1:3, 2:5] = 1
     >>> mask = np.zeros((6, 8), bool); mask[5, 7] = True
     >>> ccd = to_ccddata(labels, mask=mask)

@@ -22,10 +22,18 @@ def wants_background(mode: str, image) -> bool:
     """Whether a catalog of ``image`` gets background-subtracted fluxes: ``"map"`` always,
     ``"none"`` never, ``"auto"`` for an image with a celestial (sky) WCS.
 
+    Parameters
+    ----------
+    mode : {"auto", "map", "none"}
+        The ``background=`` option (:data:`BACKGROUND_MODES`).
+    image : GridImage or astropy.nddata.NDData or array
+        The image measured; only its ``wcs`` attribute (if any) is read.
+
     Examples
     --------
     >>> import numpy as np
     >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import wants_background
     >>> wants_background("auto", GridImage(np.zeros((4, 4, 1), np.float32)))
     False
     """
@@ -128,6 +136,7 @@ def estimate_background(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import estimate_background
     >>> rng = np.random.default_rng(0)
     >>> sky = 100 + rng.normal(0, 1, (96, 96)); sky[40:50, 40:50] += 500
     >>> labels = np.zeros((96, 96), int); labels[40:50, 40:50] = 1
@@ -171,6 +180,7 @@ def background_and_rms(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import background_and_rms
     >>> sky = 100 + np.random.default_rng(0).normal(0, 2, (128, 128))
     >>> level, rms = background_and_rms(sky, box_size=32)
     >>> round(float(np.median(level))), round(float(np.median(rms)), 1)

@@ -27,11 +27,19 @@ def beam_pixels(image) -> float | None:
     """The restoring beam's area in pixels of a map in ``.../beam`` units (``BMAJ``/``BMIN``
     in its header, a sky pixel scale); None for any other image.
 
+    Parameters
+    ----------
+    image : GridImage or astropy.nddata.NDData
+        The map: its unit (``BUNIT``), header (``BMAJ``/``BMIN``) and WCS or pixel scale. Any
+        other object gives None.
+
     Examples
     --------
     >>> import numpy as np
     >>> from astropy.io import fits
     >>> from astropy.wcs import WCS
+    >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import beam_pixels
     >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---SIN", "DEC--SIN"]
     >>> w.wcs.cdelt = [-1 / 3600, 1 / 3600]  # 1 arcsec pixels
     >>> header = fits.Header({"BMAJ": 3 / 3600, "BMIN": 3 / 3600})
@@ -82,9 +90,18 @@ def add_beam_columns(table, image):
     root, the noise being correlated over a beam (objects larger than the beam);
     ``table.meta["BEAMPIX"]`` records the area. Other images leave the table unchanged.
 
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The catalog, with ``flux`` or ``flux_sum`` (and optionally ``flux_err``); modified in
+        place and returned.
+    image : GridImage or astropy.nddata.NDData or None
+        The measured map, as for :func:`beam_pixels`.
+
     Examples
     --------
     >>> from astropy.table import Table
+    >>> from sciconv.postprocess import add_beam_columns
     >>> add_beam_columns(Table({"flux_sum": [1.0]}), None).colnames
     ['flux_sum']
     """
@@ -146,11 +163,21 @@ def add_surface_brightness_columns(table, image):
     ``table.meta["PIXSR"]`` records the pixel's solid angle in sr. Other images (no such unit,
     no angular pixel scale) leave the table unchanged.
 
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The catalog, with ``flux`` or ``flux_sum`` (and optionally ``flux_err``); modified in
+        place and returned.
+    image : GridImage or astropy.nddata.NDData or None
+        The measured image: its unit and its angular pixel scale (from its WCS).
+
     Examples
     --------
     >>> import numpy as np
     >>> from astropy.table import Table
     >>> from astropy.wcs import WCS
+    >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import add_surface_brightness_columns
     >>> w = WCS(naxis=2); w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     >>> w.wcs.cdelt = [-0.1 / 3600, 0.1 / 3600]  # 0.1 arcsec pixels
     >>> img = GridImage(np.zeros((4, 4, 1), np.float32), wcs=w, meta={"bunit": "MJy/sr"})

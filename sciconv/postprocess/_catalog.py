@@ -83,6 +83,7 @@ def flatten_table(table, *, names: Sequence[str] | None = None):
     --------
     >>> import numpy as np
     >>> from astropy.table import Table
+    >>> from sciconv.postprocess import flatten_table
     >>> t = Table({"path": ["a.fits", "b.fits"], "probabilities": np.eye(2)})
     >>> t.meta["class_names"] = ["spiral", "elliptical"]
     >>> flatten_table(t).colnames
@@ -156,6 +157,7 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     --------
     >>> import tempfile, pathlib
     >>> from astropy.table import Table
+    >>> from sciconv.postprocess import write_catalog
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "cat.ecsv"
     >>> write_catalog(Table({"label": [1, 2], "x": [3.5, 7.0]}), path).name
     'cat.ecsv'
@@ -338,9 +340,19 @@ def with_provenance(table, history: list[str], *, source=None):
     the image products), so a catalog apart from its images can be traced (ECSV metadata, FITS
     SOFTWARE/INPUT/HISTORY cards, VOTable INFO elements).
 
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The catalog; not changed.
+    history : list of str
+        Lines appended to the table's ``HISTORY`` (after any it has); empty adds none.
+    source : str or os.PathLike, optional
+        The input image's path; its file name becomes ``INPUT``. Default None (no ``INPUT``).
+
     Examples
     --------
     >>> from astropy.table import Table
+    >>> from sciconv.postprocess import with_provenance
     >>> t = with_provenance(Table({"label": [1]}), ["sciconv prediction with model m.keras"],
     ...                     source="/data/a.fits")
     >>> t.meta["INPUT"], t.meta["HISTORY"]

@@ -91,6 +91,7 @@ def effective_gain(image, gain="auto") -> float | None:
     --------
     >>> import numpy as np
     >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import effective_gain
     >>> img = GridImage(np.zeros((2, 2, 1), np.float32), header={"EXPTIME": 60.0},
     ...                 meta={"bunit": "ELECTRONS/S"})
     >>> effective_gain(img)
@@ -152,6 +153,7 @@ def own_error(image) -> np.ndarray | None:
     --------
     >>> import numpy as np
     >>> from astropy.nddata import NDData, VarianceUncertainty
+    >>> from sciconv.postprocess import own_error
     >>> nd = NDData(np.ones((2, 2)), uncertainty=VarianceUncertainty(np.full((2, 2), 4.0)))
     >>> own_error(nd).tolist()
     [[2.0, 2.0], [2.0, 2.0]]
@@ -179,10 +181,16 @@ def error_windows(image):
     window is asked for) or an in-memory uncertainty (:func:`own_error`). Block-wise catalogs
     take their ``flux_err`` from it, as whole-image ones do from :func:`estimate_error`.
 
+    Parameters
+    ----------
+    image : GridImage or astropy.nddata.NDData or array_like
+        The image; a plain array (no uncertainty) gives None.
+
     Examples
     --------
     >>> import numpy as np
     >>> from astropy.nddata import NDData, StdDevUncertainty
+    >>> from sciconv.postprocess import error_windows
     >>> nd = NDData(np.ones((4, 4)), uncertainty=StdDevUncertainty(np.full((4, 4), 3.0)))
     >>> error_windows(nd).read((0, 2), (1, 3)).tolist()
     [[3.0, 3.0], [3.0, 3.0]]
@@ -244,6 +252,7 @@ def estimate_error(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import estimate_error
     >>> sky = 100 + np.random.default_rng(0).normal(0, 2, (64, 64))
     >>> error, source = estimate_error(sky, gain=1.0)
     >>> round(float(np.median(error)), 1), source
@@ -302,6 +311,7 @@ def error_source(gain: float | None) -> str:
 
     Examples
     --------
+    >>> from sciconv.postprocess import error_source
     >>> error_source(2.0)
     'background rms + Poisson (effective gain 2)'
     """

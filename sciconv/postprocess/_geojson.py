@@ -139,6 +139,7 @@ def labels_to_geojson(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import labels_to_geojson
     >>> labels = np.zeros((8, 8), "int32"); labels[1:4, 1:5] = 1; labels[5:7, 5:7] = 2
     >>> fc = labels_to_geojson(labels)
     >>> [f["properties"]["label"] for f in fc["features"]]
@@ -213,6 +214,7 @@ def write_geojson(
     Examples
     --------
     >>> import json, tempfile, pathlib, numpy as np
+    >>> from sciconv.postprocess import write_geojson
     >>> labels = np.zeros((8, 8), "int32"); labels[1:4, 1:5] = 1; labels[5:7, 3:7] = 2
     >>> out = write_geojson(labels, pathlib.Path(tempfile.mkdtemp()) / "cells.geojson", block=4)
     >>> [f["properties"]["label"] for f in json.loads(out.read_text())["features"]]
@@ -407,8 +409,16 @@ def measurement_name(name: str, unit=None) -> str:
     (``Area µm^2``): ``area_phys µm^2``, ``x px``, ``flux electron s^-1``; a column without a
     unit (or a dimensionless one) keeps its name.
 
+    Parameters
+    ----------
+    name : str
+        The column's name.
+    unit : astropy.units.Unit or str, optional
+        The column's unit; None (default) keeps the name as it is.
+
     Examples
     --------
+    >>> from sciconv.postprocess import measurement_name
     >>> measurement_name("area_phys", "um2"), measurement_name("x", "pix")
     ('area_phys µm^2', 'x px')
     >>> measurement_name("flux", "electron / s"), measurement_name("snr")
@@ -461,6 +471,7 @@ def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, in
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import geojson_to_labels, labels_to_geojson
     >>> labels = np.zeros((6, 6), "int32"); labels[1:5, 2:4] = 3
     >>> back = geojson_to_labels(labels_to_geojson(labels), (6, 6))
     >>> bool((back == labels).all())

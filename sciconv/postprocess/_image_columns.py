@@ -38,12 +38,20 @@ def add_plane_columns(table, image):
     together still say which plane each object came from. A name the catalog already has, an
     image of several planes or without such axes leave the table unchanged.
 
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The catalog; modified in place and returned.
+    image : GridImage or astropy.nddata.NDData or None
+        The measured image, whose header (or NDData ``meta``) holds the axes.
+
     Examples
     --------
     >>> import numpy as np
     >>> from astropy.io import fits
     >>> from astropy.table import Table
     >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import add_plane_columns
     >>> header = fits.Header({"NAXIS": 3, "NAXIS3": 1, "CTYPE3": "VRAD", "CRVAL3": 1000.0,
     ...                       "CDELT3": 5000.0, "CRPIX3": 1.0, "CUNIT3": "m/s"})
     >>> img = GridImage(np.zeros((4, 4, 1), np.float32), header=header)
@@ -70,11 +78,25 @@ def add_image_columns(table, image, *, pixel_scale=None, wcs=None):
     (:func:`add_surface_brightness_columns`) and a plane's frequency, velocity or Stokes
     parameter (:func:`add_plane_columns`). Whole-image and block-wise catalogs get the same.
 
+    Parameters
+    ----------
+    table : astropy.table.Table
+        A :func:`~sciconv.postprocess.measure` catalog; modified in place and returned.
+    image : GridImage or astropy.nddata.NDData or None
+        The measured image: its pixel scale, unit, header and WCS.
+    pixel_scale : PixelScale, dict, Quantity or None, optional
+        A scale used instead of the image's own (:func:`sciconv.io.image_pixel_scale`).
+        Default None.
+    wcs : astropy.wcs.WCS, optional
+        The image's WCS for :func:`add_physical_columns` (objects' local sizes under a
+        distortion). Default None.
+
     Examples
     --------
     >>> import numpy as np
     >>> from astropy.table import Table
     >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import add_image_columns
     >>> img = GridImage(np.zeros((4, 4, 1), np.float32), meta={"pixel_size": (0.5, 0.5),
     ...                                                        "pixel_unit": "um"})
     >>> t = add_image_columns(Table({"area": [4]}), img)

@@ -161,6 +161,7 @@ def with_unmarked(markers: np.ndarray, foreground: np.ndarray) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import with_unmarked
     >>> fg = np.zeros((3, 7), bool); fg[:, :2] = True; fg[:, 4:] = True
     >>> markers = np.zeros((3, 7), int); markers[1, 0] = 1
     >>> with_unmarked(markers, fg)[1].tolist()
@@ -268,6 +269,7 @@ def instances(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import instances
     >>> yy, xx = np.mgrid[:40, :60]
     >>> discs = ((yy - 20) ** 2 + (xx - 20) ** 2 < 100) | ((yy - 20) ** 2 + (xx - 37) ** 2 < 100)
     >>> int(instances(discs.astype("float32")).max())  # two touching discs -> two objects

@@ -119,11 +119,17 @@ def saturation_level(image) -> float | None:
     """The level at which the detector of a GridImage or NDData saturates, from its FITS header
     (:data:`SATURATION_KEYWORDS`; an NDData's ``meta``); None when it does not say.
 
+    Parameters
+    ----------
+    image : GridImage or astropy.nddata.NDData or array_like
+        The image; a plain array (no header) gives None.
+
     Examples
     --------
     >>> import numpy as np
     >>> from astropy.io import fits
     >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import saturation_level
     >>> img = GridImage(np.zeros((4, 4, 1), np.float32), header=fits.Header({"SATURATE": 6.5e4}))
     >>> saturation_level(img), saturation_level(np.zeros((4, 4)))
     (65000.0, None)
@@ -197,6 +203,7 @@ def equivalent_diameters(labels) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import equivalent_diameters
     >>> labels = np.zeros((20, 20), int); labels[:4, :4] = 1; labels[10:19, 10:19] = 5
     >>> equivalent_diameters(labels).round(2).tolist()
     [4.51, 10.16]
@@ -447,6 +454,7 @@ def measure(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import measure
     >>> labels = np.zeros((10, 10), int); labels[2:4, 1:7] = 1
     >>> t = measure(labels, intensity=np.full((10, 10), 2.0))
     >>> t["area"][0], t["x"][0], t["y"][0], t["flux_sum"][0], t["orientation"][0]

@@ -67,6 +67,7 @@ def add_physical_columns(table, pixel_scale: PixelScale | Any | None, *, wcs=Non
     --------
     >>> from astropy.table import Table
     >>> from sciconv.io import PixelScale
+    >>> from sciconv.postprocess import add_physical_columns
     >>> t = add_physical_columns(Table({"area": [4, 100]}), PixelScale(0.5, 0.5, "um"))
     >>> t["area_phys"].tolist(), str(t["area_phys"].unit)
     ([1.0, 25.0], 'um2')

@@ -30,9 +30,15 @@ def foreground_probability(prob) -> np.ndarray:
     ``(H, W)`` or K = 1: the map itself; K = 2: channel 1; K = 3 (background, interior,
     boundary): interior + boundary.
 
+    Parameters
+    ----------
+    prob : array_like, shape (H, W) or (H, W, K)
+        Per-pixel probabilities, K = 1, 2 or 3.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import foreground_probability
     >>> foreground_probability(np.array([[[0.25, 0.5, 0.25]]])).tolist()
     [[0.75]]
     """
@@ -109,6 +115,7 @@ def object_scores(labels, prob, std=None):
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.postprocess import object_scores
     >>> labels = np.array([[1, 1, 0], [0, 2, 2]])
     >>> prob = np.array([[0.9, 0.7, 0.1], [0.2, 0.6, 0.6]])
     >>> table = object_scores(labels, prob)

@@ -97,6 +97,7 @@ def product_paths(
 
     Examples
     --------
+    >>> from sciconv.postprocess import product_paths
     >>> sorted((k, p.name) for k, p in product_paths("out", stem="m31").items())
     [('catalog', 'm31_catalog.ecsv'), ('labels', 'm31_labels.fits'), ('prob', 'm31_prob.fits')]
     >>> paths = product_paths("out", stem="m31", format="ome-zarr", catalog_format="votable")
@@ -286,6 +287,7 @@ def class_name_list(names: Sequence[str] | None, k: int) -> list[str]:
 
     Examples
     --------
+    >>> from sciconv.postprocess import class_name_list
     >>> class_name_list(None, 3)
     ['background', 'interior', 'boundary']
     >>> class_name_list(["sky", "star"], 2)
@@ -427,6 +429,7 @@ def write_products(
     --------
     >>> import tempfile, numpy as np
     >>> from sciconv import io
+    >>> from sciconv.postprocess import write_products
     >>> labels = np.zeros((8, 8), np.int32); labels[2:5, 2:5] = 1
     >>> prob = np.stack([labels == 0, labels == 1], axis=-1).astype("float32")
     >>> paths = write_products(tempfile.mkdtemp(), prob=prob, labels=labels, model="demo.keras")

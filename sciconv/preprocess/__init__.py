@@ -43,6 +43,7 @@ Fallbacks (documented behaviour, never inf/NaN for finite pixels):
 Examples
 --------
 >>> import numpy as np
+>>> from sciconv.preprocess import normalize
 >>> x = np.arange(101, dtype=np.float32).reshape(1, 101)
 >>> y = normalize(x, method="minmax")
 >>> float(y.min()), float(y.max())

@@ -51,6 +51,7 @@ class Limits:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import compute_limits
     >>> lim = compute_limits(np.array([[0.0, 10.0]]), method="minmax")
     >>> lim.vmin.tolist(), lim.vmax.tolist()
     ([0.0], [10.0])
@@ -320,6 +321,7 @@ def compute_limits(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import compute_limits
     >>> lim = compute_limits(np.arange(101.0).reshape(1, 101), low=1, high=99)
     >>> lim.vmin.round(6).tolist(), lim.vmax.round(6).tolist()
     ([1.0], [99.0])
@@ -424,6 +426,7 @@ def apply_limits(x, limits: Limits, *, clip: bool = False) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import Limits, apply_limits
     >>> lim = Limits("minmax", vmin=np.array([10.0]), vmax=np.array([20.0]))
     >>> apply_limits(np.array([[10.0, 15.0, np.nan]]), lim).tolist()
     [[0.0, 0.5, nan]]
@@ -461,9 +464,26 @@ def apply_limits(x, limits: Limits, *, clip: bool = False) -> np.ndarray:
 def invert_limits(y, limits: Limits) -> np.ndarray:
     """Undo :func:`apply_limits` (without clipping): normalized values back to raw pixel values.
 
+    Parameters
+    ----------
+    y : array-like of shape (H, W), (H, W, C) or (N, H, W, C)
+        Normalized values, in the layout :func:`apply_limits` accepts.
+    limits : Limits
+        The limits they were normalized with (:func:`compute_limits`).
+
+    Returns
+    -------
+    ndarray of float32, same shape as ``y``
+
+    Raises
+    ------
+    ConfigError
+        ``limits`` is not a :class:`Limits`.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import apply_limits, compute_limits, invert_limits
     >>> x = np.array([[1.0, 5.0, 30.0]])
     >>> lim = compute_limits(x, method="asinh", low=0, high=100)
     >>> np.allclose(invert_limits(apply_limits(x, lim), lim), x, rtol=1e-5)
@@ -551,6 +571,7 @@ def fill_nan(x, *, method: str = "zero") -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import fill_nan
     >>> fill_nan(np.array([[1.0, np.nan, 3.0, 5.0]]), method="median").tolist()
     [[1.0, 3.0, 3.0, 5.0]]
     >>> fill_nan(np.array([[1.0, np.nan, np.nan, 5.0]]), method="nearest").tolist()
@@ -612,6 +633,7 @@ def normalize(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import normalize
     >>> x = np.arange(101, dtype=np.float32).reshape(1, 101, 1)
     >>> y = normalize(x, low=1, high=99)
     >>> float(y[0, 1, 0]), float(y[0, 99, 0])

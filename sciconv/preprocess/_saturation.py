@@ -122,6 +122,7 @@ def restore_saturated(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import restore_saturated
     >>> yy, xx = np.mgrid[:40, :40]
     >>> nucleus = np.clip(300 - 20 * np.hypot(yy - 20, xx - 20), 0, None).astype(np.float32)
     >>> clipped = np.minimum(nucleus, 200.0)            # a flat core 10 px across

@@ -43,8 +43,18 @@ RAW_NORMALIZATION: dict[str, Any] = {"method": "none"}
 def is_raw_normalization(spec) -> bool:
     """Whether ``spec`` is :data:`RAW_NORMALIZATION` (a model trained on pixels as given).
 
+    Parameters
+    ----------
+    spec : dict, NormSpec or None
+        A recorded normalization spec; only a mapping equal to ``{"method": "none"}`` is raw.
+
+    Returns
+    -------
+    bool
+
     Examples
     --------
+    >>> from sciconv.preprocess import is_raw_normalization
     >>> is_raw_normalization({"method": "none"}), is_raw_normalization(None)
     (True, False)
     """
@@ -92,10 +102,13 @@ class NormSpec:
     low, high : float, optional
         Percentiles (``"percentile"`` and ``"asinh"``).
     per_channel, clip : bool, optional
+        Limits per channel; clip the result to [0, 1] (see :func:`~sciconv.preprocess.normalize`).
     nan : {"zero", "median", "nearest", "reflect"}, optional
         Fill bad pixels after normalizing; ``None`` keeps them NaN.
     asinh_a : float, optional
+        Softening of the asinh stretch.
     max_samples, seed : int, optional
+        Pixel subsample size for the statistics, and its seed.
 
     Raises
     ------
@@ -106,6 +119,7 @@ class NormSpec:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import NormSpec
     >>> spec = NormSpec.from_dict({"method": "minmax"})
     >>> spec.to_dict()
     {'method': 'minmax'}
@@ -153,8 +167,23 @@ class NormSpec:
     def from_dict(cls, spec: Mapping) -> NormSpec:
         """Build a spec from the dict a model records (unknown keys are refused by name).
 
+        Parameters
+        ----------
+        spec : Mapping
+            A spec dict (:meth:`to_dict`), with ``method`` and any of the other fields.
+
+        Returns
+        -------
+        NormSpec
+
+        Raises
+        ------
+        ConfigError
+            Not a mapping, an unknown key, or a value the fields refuse.
+
         Examples
         --------
+        >>> from sciconv.preprocess import NormSpec
         >>> NormSpec.from_dict({"method": "asinh", "low": 0.5}).low
         0.5
         """
@@ -172,6 +201,7 @@ class NormSpec:
 
         Examples
         --------
+        >>> from sciconv.preprocess import NormSpec
         >>> NormSpec(low=2.0).to_dict()
         {'method': 'percentile', 'low': 2.0}
         """
@@ -185,9 +215,19 @@ class NormSpec:
     def limits(self, x) -> Limits:
         """Measure the limits this spec asks for on ``x`` (:func:`compute_limits`).
 
+        Parameters
+        ----------
+        x : array-like of shape (H, W), (H, W, C) or (N, H, W, C)
+            Raw pixels.
+
+        Returns
+        -------
+        Limits
+
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.preprocess import NormSpec
         >>> NormSpec(method="minmax").limits(np.array([[2.0, 4.0]])).vmax.tolist()
         [4.0]
         """
@@ -198,9 +238,19 @@ class NormSpec:
     def apply(self, x) -> np.ndarray:
         """Normalize ``x`` with this spec: limits, stretch, then the optional NaN fill.
 
+        Parameters
+        ----------
+        x : array-like of shape (H, W), (H, W, C) or (N, H, W, C)
+            Raw pixels.
+
+        Returns
+        -------
+        ndarray of float32, same shape as ``x``
+
         Examples
         --------
         >>> import numpy as np
+        >>> from sciconv.preprocess import NormSpec
         >>> NormSpec(method="minmax", nan="zero").apply(np.array([[1.0, np.nan, 3.0]])).tolist()
         [[0.0, 0.0, 1.0]]
         """
@@ -245,6 +295,7 @@ def resolve_normalization(
 
     Examples
     --------
+    >>> from sciconv.preprocess import RAW_NORMALIZATION, resolve_normalization
     >>> resolve_normalization("model", recorded={"method": "zscale"}).to_dict()
     {'method': 'zscale'}
     >>> resolve_normalization("model").to_dict()
@@ -287,9 +338,26 @@ def resolve_normalization(
 def limits_from_spec(x, spec: Mapping | NormSpec) -> Limits:
     """Compute the limits a normalization spec asks for.
 
+    Parameters
+    ----------
+    x : array-like of shape (H, W), (H, W, C) or (N, H, W, C)
+        Raw pixels.
+    spec : dict or NormSpec
+        The normalization spec (a dict as :meth:`NormSpec.to_dict` writes it).
+
+    Returns
+    -------
+    Limits
+
+    Raises
+    ------
+    ConfigError
+        ``spec`` is :data:`RAW_NORMALIZATION` (no limits) or not a valid spec.
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import limits_from_spec
     >>> limits_from_spec(np.array([[2.0, 4.0]]), {"method": "minmax"}).vmax.tolist()
     [4.0]
     """
@@ -307,9 +375,22 @@ def normalize_spec(x, spec: Mapping | NormSpec | None) -> np.ndarray:
     """Apply a normalization spec (the dict a model records); None (or
     :data:`RAW_NORMALIZATION`) only casts to float32.
 
+    Parameters
+    ----------
+    x : array-like of shape (H, W), (H, W, C) or (N, H, W, C)
+        Raw pixels.
+    spec : dict, NormSpec or None
+        The normalization spec (a dict as :meth:`NormSpec.to_dict` writes it); None or
+        :data:`RAW_NORMALIZATION`: pixels as given.
+
+    Returns
+    -------
+    ndarray of float32, same shape as ``x``
+
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.preprocess import RAW_NORMALIZATION, normalize_spec
     >>> normalize_spec(np.array([[1, 3]]), None).dtype
     dtype('float32')
     >>> normalize_spec(np.array([[1, 3]]), RAW_NORMALIZATION).tolist()

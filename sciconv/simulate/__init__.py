@@ -18,6 +18,7 @@ Profiles come from :mod:`astropy.modeling` (``Sersic2D``, ``Moffat2D``). Pixel c
 
 Examples
 --------
+>>> from sciconv.simulate import galaxy_cutouts
 >>> images, labels, class_names, params = galaxy_cutouts(2, size=32, seed=1)
 >>> images.shape, images.dtype, class_names
 ((6, 32, 32, 1), dtype('float32'), ['elliptical', 'point', 'spiral'])

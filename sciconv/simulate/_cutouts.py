@@ -82,6 +82,7 @@ def galaxy_cutouts(
 
     Examples
     --------
+    >>> from sciconv.simulate import galaxy_cutouts
     >>> images, labels, names, params = galaxy_cutouts(3, size=32, seed=0)
     >>> labels.tolist()
     [0, 0, 0, 1, 1, 1, 2, 2, 2]

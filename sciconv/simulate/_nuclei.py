@@ -183,6 +183,7 @@ def nuclei(
 
     Examples
     --------
+    >>> from sciconv.simulate import nuclei
     >>> images, labels = nuclei(2, size=64, seed=0, channels=2)
     >>> images.shape, images.dtype, labels.shape, labels.dtype
     ((2, 64, 64, 2), dtype('float32'), (2, 64, 64), dtype('int32'))

@@ -52,6 +52,7 @@ def tan_wcs(
 
     Examples
     --------
+    >>> from sciconv.simulate import tan_wcs
     >>> w = tan_wcs((64, 64), ra=150.0, dec=2.0)
     >>> [round(float(v), 6) for v in w.pixel_to_world_values(31.5, 31.5)]
     [150.0, 2.0]
@@ -81,9 +82,25 @@ def cutout_header(params: dict, index: int, *, size: int = 64, class_name: str |
     ``EXPTIME``, ``GAIN``, ``RDNOISE``, ``BUNIT``, ``SKYLEVEL``, ``PSFFWHM`` and the truth
     (``SIMCLASS``, ``SERSIC_N``, ``R_EFF``, ``SIMFLUX``, ``ELLIP``, ``THETA``).
 
+    Parameters
+    ----------
+    params : dict
+        The truth table :func:`galaxy_cutouts` returns (arrays of ``ra``, ``dec``, ``sky``,
+        ``psf_fwhm``, ``sersic_n``, ``r_eff``, ``flux``, ``ellip``, ``theta``).
+    index : int
+        Which cutout's row of ``params``.
+    size : int, optional
+        Side of the square cutout in pixels (its WCS reference pixel is the centre). Default 64.
+    class_name : str, optional
+        Recorded as ``SIMCLASS``; default None leaves that card out.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+
     Examples
     --------
-    >>> from sciconv.simulate import galaxy_cutouts
+    >>> from sciconv.simulate import cutout_header, galaxy_cutouts
     >>> _, _, names, params = galaxy_cutouts(1, size=32, seed=0)
     >>> hdr = cutout_header(params, 0, size=32, class_name=names[0])
     >>> hdr["CTYPE1"], hdr["BUNIT"], hdr["SIMCLASS"]
@@ -176,6 +193,7 @@ def sky_field(
 
     Examples
     --------
+    >>> from sciconv.simulate import sky_field
     >>> image, wcs, truth = sky_field((256, 256), n_stars=10, n_galaxies=5, seed=1)
     >>> image.shape, len(truth), wcs.has_celestial
     ((256, 256), 15, True)

@@ -43,6 +43,7 @@ def plot_reliability(probs, y, *, bins: int = 15, title: str | None = None) -> F
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.viz import plot_reliability
     >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
     >>> fig = plot_reliability(probs, np.array([0, 0, 1, 1]), bins=5)
     >>> fig.axes[0].get_legend().get_texts()[1].get_text()

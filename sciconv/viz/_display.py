@@ -276,6 +276,7 @@ def show(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.viz import show
     >>> yy, xx = np.mgrid[:32, :32]
     >>> blob = np.exp(-((yy - 16) ** 2 + (xx - 10) ** 2) / 8.0)
     >>> fig = show(blob, stretch="zscale", title="blob")
@@ -336,6 +337,7 @@ def overlay_mask(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.viz import overlay_mask
     >>> img = np.random.default_rng(0).normal(size=(16, 16))
     >>> fig = overlay_mask(img, img > 1, title="mask")
     >>> len(fig.axes[0].images)
@@ -402,6 +404,7 @@ def contours(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.viz import contours
     >>> yy, xx = np.mgrid[:32, :32]
     >>> prob = np.exp(-((yy - 16) ** 2 + (xx - 16) ** 2) / 30.0)
     >>> fig = contours(prob, prob, levels=(0.5,))
@@ -472,6 +475,7 @@ def outlines(
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.viz import outlines
     >>> labels = np.zeros((20, 20), dtype=np.int32)
     >>> labels[2:8, 2:8], labels[10:18, 5:15] = 1, 2
     >>> fig = outlines(np.ones((20, 20)), labels, stretch="linear")

@@ -158,6 +158,7 @@ def feature_maps(
     Examples
     --------
     >>> import keras, numpy as np
+    >>> from sciconv.viz import feature_maps
     >>> inp = keras.Input((16, 16, 1))
     >>> out = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inp)
     >>> fig = feature_maps(keras.Model(inp, out), np.zeros((16, 16, 1)))
@@ -232,6 +233,7 @@ def filters(
     Examples
     --------
     >>> import keras
+    >>> from sciconv.viz import filters
     >>> inp = keras.Input((16, 16, 1))
     >>> model = keras.Model(inp, keras.layers.Conv2D(8, 3, name="conv")(inp))
     >>> filters(model, "conv").kernels.shape
@@ -351,6 +353,7 @@ def grad_cam_heatmap(
     Examples
     --------
     >>> import keras, numpy as np
+    >>> from sciconv.viz import grad_cam_heatmap
     >>> inp = keras.Input((16, 16, 1))
     >>> x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv")(inp)
     >>> x = keras.layers.GlobalAveragePooling2D()(x)
@@ -430,6 +433,7 @@ def grad_cam(
     Examples
     --------
     >>> import keras, numpy as np
+    >>> from sciconv.viz import grad_cam
     >>> inp = keras.Input((16, 16, 1))
     >>> x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv")(inp)
     >>> x = keras.layers.GlobalAveragePooling2D()(x)

@@ -60,6 +60,7 @@ def training_curves(history: Any, *, title: str | None = None) -> Figure:
 
     Examples
     --------
+    >>> from sciconv.viz import training_curves
     >>> fig = training_curves({"loss": [1.0, 0.6, 0.4], "val_loss": [1.1, 0.8, 0.7]})
     >>> [ax.get_title() for ax in fig.axes]
     ['loss']
@@ -122,6 +123,7 @@ def confusion_matrix(
 
     Examples
     --------
+    >>> from sciconv.viz import confusion_matrix
     >>> fig = confusion_matrix([0, 1, 1], [0, 1, 0], ["disk", "spiral"])
     >>> fig.matrix.tolist()
     [[1, 0], [1, 1]]
@@ -197,6 +199,7 @@ def compare_catalogs(
     Examples
     --------
     >>> from astropy.table import Table
+    >>> from sciconv.viz import compare_catalogs
     >>> ref = Table({"x": [10.0, 50.0], "y": [10.0, 50.0]})
     >>> fig = compare_catalogs(ref, ref, max_separation=1.0)
     >>> fig.match["completeness"]
