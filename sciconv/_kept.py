@@ -10,6 +10,7 @@ file reads as nothing kept.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -44,8 +45,21 @@ def read_kept(path: Path) -> str | None:
         return None
 
 
-def keep(path: Path, text: str) -> str | None:
+def keep(path: Path, text: str, *, valid: Callable[[str], bool] | None = None) -> str | None:
     """Write ``text`` to ``path`` unless another process did first.
+
+    A file that stands there but cannot be read, or whose text ``valid`` refuses (damaged by
+    other means than these atomic writes: a full disk, a copy cut short), is replaced: it was
+    never repaired, so every later process measured again and could decide otherwise (QA).
+
+    Parameters
+    ----------
+    path : Path
+        The file (:func:`kept_file`).
+    text : str
+        What this process measured.
+    valid : callable, optional
+        Whether a text found on disk is a result of this kind (default: any readable text).
 
     Returns
     -------
@@ -60,16 +74,25 @@ def keep(path: Path, text: str) -> str | None:
     >>> path = Path(tempfile.mkdtemp()) / "kind" / "kept.txt"
     >>> keep(path, "first"), keep(path, "second"), read_kept(path)
     ('first', 'first', 'first')
+    >>> keep(path, "third", valid=lambda t: t == "third"), read_kept(path)  # "first" refused
+    ('third', 'third')
     """
     from sciconv._atomic import atomic_output
     from sciconv.errors import OutputExistsError, SciconvError
 
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, overwrite=False) as tmp:
-            Path(tmp).write_text(text + "\n")
-    except OutputExistsError:
-        return read_kept(path)
-    except (OSError, SciconvError):  # a read-only or full cache: this process's result only
-        return text
+    overwrite = False
+    for _ in range(2):  # once as the first writer; once more over a damaged file
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(path, overwrite=overwrite) as tmp:
+                Path(tmp).write_text(text + "\n")
+        except OutputExistsError:
+            standing = read_kept(path)
+            if standing is not None and (valid is None or valid(standing)):
+                return standing
+            overwrite = True
+            continue
+        except (OSError, SciconvError):  # a read-only or full cache: this process's result only
+            return text
+        break
     return text

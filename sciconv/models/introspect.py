@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from sciconv.errors import InferenceError, SciconvWarning
+from sciconv.models.layers import SciconvMetadata
 from sciconv.models.metadata import get_metadata
 from sciconv.models.precision import float32_model
 
@@ -159,11 +160,15 @@ def model_divisor(meta: Mapping) -> int:
 
 
 def architecture_digest(model: keras.Model) -> str | None:
-    """A digest of ``model``'s architecture (its class and config, not its weights).
+    """A digest of ``model``'s architecture (its class and config, not its weights, nor its
+    sciconv metadata).
 
     Models of one architecture share what depends on it alone: a model loaded twice, or the
     wrappers :func:`sciconv.inference.uncertainty_model` builds around it on each call, share
-    one ``precision="auto"`` decision.
+    one ``precision="auto"`` decision. The metadata (normalization, input transform,
+    post-processing) changes neither the network's speed nor its receptive field: a model whose
+    ``set_metadata`` changed kept its decision in its process while a fresh process timed it
+    again and could choose the other precision (QA: probabilities 0.19 apart on one image).
 
     Parameters
     ----------
@@ -187,10 +192,25 @@ def architecture_digest(model: keras.Model) -> str | None:
     True
     """
     try:
-        text = json.dumps(model.get_config(), sort_keys=True, default=repr)
+        text = json.dumps(_without_metadata(model.get_config()), sort_keys=True, default=repr)
     except Exception:  # a subclassed model without get_config
         return None
     return hashlib.sha256(f"{type(model).__name__}:{text}".encode()).hexdigest()
+
+
+def _without_metadata(config):
+    """A functional model's config with its metadata layer's record left out."""
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        return config
+    layers = [
+        {**layer, "config": {k: v for k, v in layer["config"].items() if k != "metadata"}}
+        if isinstance(layer, dict)
+        and layer.get("class_name") == SciconvMetadata.__name__
+        and isinstance(layer.get("config"), dict)
+        else layer
+        for layer in config["layers"]
+    ]
+    return {**config, "layers": layers}
 
 
 def _weights_digest(model: keras.Model) -> str:
@@ -226,7 +246,10 @@ def _kept_file(model: keras.Model, max_size: int, seed: int):
 def _read_kept_field(path) -> tuple[tuple[int, int], int | None] | None:
     from sciconv._kept import read_kept
 
-    text = None if path is None else read_kept(path)
+    return _parse_field(None if path is None else read_kept(path))
+
+
+def _parse_field(text: str | None) -> tuple[tuple[int, int], int | None] | None:
     try:
         (ry, rx), reach = json.loads(text)
         found = ((int(ry), int(rx)), None if reach is None else int(reach))
@@ -329,7 +352,8 @@ def measure_receptive_field(
         if kept is not None:
             from sciconv._kept import keep
 
-            keep(kept, json.dumps([list(cached[0]), cached[1]]))
+            text = json.dumps([list(cached[0]), cached[1]])
+            keep(kept, text, valid=lambda t: _parse_field(t) is not None)
     _RF_CACHE[model] = cached
     return cached
 
