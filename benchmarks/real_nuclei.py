@@ -26,11 +26,13 @@ Methods (all in this one run, same images, same metric):
                 ``training.fit`` for ``--steps`` steps of batch 8 -> ``predict_tiled`` ->
                 ``postprocess.instances`` (default settings).
 
-Metric: instance AP = TP / (TP + FP + FN) at IoU thresholds 0.5 ... 0.9 (DSB2018 / StarDist
-rule, ``sciconv.metrics.average_precision``), each threshold's AP and their mean averaged over
-images; precision / recall / F1 and panoptic quality (PQ) at IoU 0.5 pooled over the images of a
-modality. ``benchmarks/real_nuclei_levers.py`` measures the pretrained model's post-processing
-levers (and D4 test-time augmentation) on cached probability maps.
+Metric: instance AP = TP / (TP + FP + FN) at IoU thresholds 0.5 ... 0.9
+(``sciconv.metrics.average_precision``: the DSB2018 rule, a match needs IoU > t strictly;
+StarDist counts IoU >= t, which differs only at exact ties: up to +0.009 pooled AP, grey
+brightfield at IoU 0.65), each threshold's AP and their mean averaged over images; precision /
+recall / F1 and panoptic quality (PQ) at IoU 0.5 pooled over the images of a modality.
+``benchmarks/real_nuclei_levers.py`` measures the pretrained model's post-processing levers (and
+D4 test-time augmentation) on cached probability maps.
 
     nice -n 10 python benchmarks/real_nuclei.py                     # everything, 2,000 steps
     nice -n 10 python benchmarks/real_nuclei.py --steps 300 --methods otsu,plain   # quick look

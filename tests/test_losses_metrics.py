@@ -383,7 +383,8 @@ def test_match_catalogs_on_the_sky_wraps_ra():
     ref = Table({"ra": [360.0 - 1 / 7200], "dec": [60.0]})
     got = Table({"ra": [1 / 7200], "dec": [60.0]})
     m = match_catalogs(ref, got, max_separation=1.5, sky=True)
-    assert m["dx"][0] == pytest.approx(0.5, rel=1e-3) and m["dy"][0] == 0.0
+    # a parallel of Dec is no great circle: 0.5" east along it is 1e-6" north of the tangent
+    assert m["dx"][0] == pytest.approx(0.5, rel=1e-3) and m["dy"][0] == pytest.approx(0, abs=1e-5)
     assert m["completeness"] == 1.0
     dec = Table({"ra": [150.0], "dec": [2.0 + 1 / 3600]})
     m = match_catalogs(Table({"ra": [150.0], "dec": [2.0]}), dec, max_separation=1.5, sky=True)
@@ -463,7 +464,7 @@ def test_scoring_labels_and_catalogs_loads_no_keras_and_the_keras_metrics_load_w
 
 def test_dsb_score_averages_images_over_iou_to_095():
     """The Data Science Bowl's score (notebook QA: the pooled mean AP over 0.5-0.9 was called
-    the DSB score, 0.721 where the DSB rule gives 0.568)."""
+    the DSB score; the measured gap is in dsb_score's docstring)."""
     from sciconv import metrics
 
     assert metrics.DSB_THRESHOLDS[-1] == 0.95 and len(metrics.DSB_THRESHOLDS) == 10

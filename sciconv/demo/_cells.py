@@ -77,7 +77,7 @@ def run_cells(paths, settings: DemoSettings, w: Writer, log) -> dict[str, Any]:
     )
     scores, shown = _evaluate_instances(model, test_pairs)
     log(
-        f"[cells] held-out foreground IoU {scores['iou']:.3f}, AP@0.5 {scores['ap50']:.3f}, "
+        f"[cells] held-out foreground IoU {scores['iou']:.3f}, pooled AP@0.5 {scores['ap50']:.3f}, "
         f"mean AP@0.5:0.9 {scores['mean_ap']:.3f}"
     )
     w.model(model, "nuclei_segmenter.keras")
@@ -98,7 +98,7 @@ def run_cells(paths, settings: DemoSettings, w: Writer, log) -> dict[str, Any]:
                 img,
                 truth,
                 labels,
-                f"held-out cells ({len(test_pairs)} images): AP@0.5 {scores['ap50']:.2f}",
+                f"held-out cells ({len(test_pairs)} images): pooled AP@0.5 {scores['ap50']:.2f}",
             ),
             "cells_overlay.png",
         ),

@@ -37,7 +37,7 @@ def run_real_nuclei(paths, settings: DemoSettings, w: Writer, log) -> dict[str, 
         raise DatasetError("no image/label pairs found", path=paths["real_nuclei_images"])
     result, trues, preds = _score_pretrained(model, pairs)
     log(
-        f"[real nuclei] pretrained model on {len(pairs)} real fluorescence images: AP@0.5 "
+        f"[real nuclei] pretrained model on {len(pairs)} real fluorescence images: pooled AP@0.5 "
         f"{result['ap50']:.3f}, mean AP {result['mean_ap']:.3f}"
     )
     w.products(
@@ -51,7 +51,7 @@ def run_real_nuclei(paths, settings: DemoSettings, w: Writer, log) -> dict[str, 
         io.read(pairs[0][0]),
         trues[0],
         preds[0],
-        f"pretrained model on real nuclei ({len(pairs)} images): AP@0.5 {result['ap50']:.2f}",
+        f"pretrained model, {len(pairs)} real nuclei images: pooled AP@0.5 {result['ap50']:.2f}",
     )
     result["figures"] = {"overlay": w.figure(fig, "real_nuclei_overlay.png")}
     # brightfield (H&E colour, grey brightfield) images, when the data folder has them
@@ -66,6 +66,6 @@ def run_real_nuclei(paths, settings: DemoSettings, w: Writer, log) -> dict[str, 
         result["brightfield"] = scores
         log(
             f"[real nuclei] pretrained model on {len(bright_pairs)} real brightfield images: "
-            f"AP@0.5 {scores['ap50']:.3f}, mean AP {scores['mean_ap']:.3f}"
+            f"pooled AP@0.5 {scores['ap50']:.3f}, mean AP {scores['mean_ap']:.3f}"
         )
     return result

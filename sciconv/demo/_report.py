@@ -39,7 +39,8 @@ def headline(result: dict[str, Any]) -> list[str]:
     if c:
         lines.append(
             f"nuclei segmenter (simulated cells): held-out foreground IoU {c['iou']:.3f}, "
-            f"AP@0.5 {c['ap50']:.3f}, mean AP@0.5:0.9 {c['mean_ap']:.3f} ({c['n_test']} images)"
+            f"pooled AP@0.5 {c['ap50']:.3f}, mean AP@0.5:0.9 {c['mean_ap']:.3f} ({c['n_test']} "
+            "images)"
         )
     s = result.get("sky")
     if s:
@@ -51,15 +52,15 @@ def headline(result: dict[str, Any]) -> list[str]:
     r = result.get("real_nuclei")
     if r:
         lines.append(
-            f"pretrained nuclei model on real images: AP@0.5 {r['ap50']:.3f}, mean AP@0.5:0.9 "
-            f"{r['mean_ap']:.3f} ({r['n_images']} images never seen in training)"
+            f"pretrained nuclei model on real images: pooled AP@0.5 {r['ap50']:.3f}, mean "
+            f"AP@0.5:0.9 {r['mean_ap']:.3f} ({r['n_images']} images never seen in training)"
         )
         b = r.get("brightfield")
         if b:
             lines.append(
-                f"pretrained nuclei model on real brightfield images: AP@0.5 {b['ap50']:.3f}, "
-                f"mean AP@0.5:0.9 {b['mean_ap']:.3f} ({b['n_images']} images never seen in "
-                "training)"
+                "pretrained nuclei model on real brightfield images: pooled AP@0.5 "
+                f"{b['ap50']:.3f}, mean AP@0.5:0.9 {b['mean_ap']:.3f} ({b['n_images']} images "
+                "never seen in training)"
             )
     return lines
 
@@ -95,7 +96,7 @@ def render_report(result: dict[str, Any], settings: DemoSettings, fast: bool) ->
         "",
         "U-Net (background / foreground) and a distance-transform watershed into instances, "
         f"evaluated on {c['n_test']} held-out images: foreground IoU **{c['iou']:.3f}**, "
-        f"AP@0.5 **{c['ap50']:.3f}**, mean AP@0.5:0.9 **{c['mean_ap']:.3f}**. "
+        f"pooled AP@0.5 **{c['ap50']:.3f}**, mean AP@0.5:0.9 **{c['mean_ap']:.3f}**. "
         "Model: `models/nuclei_segmenter.keras`; labels in `predictions/`.",
         "",
         f"![training curves]({c['figures']['curves']})",
@@ -125,11 +126,13 @@ def render_report(result: dict[str, Any], settings: DemoSettings, fast: bool) ->
         "",
         f"`sciconv.models.pretrained('nuclei')` on {r['n_images']} real fluorescence images "
         "(Data Science Bowl 2018, held out from its training), no training: "
-        f"AP@0.5 **{r['ap50']:.3f}**, mean AP@0.5:0.9 **{r['mean_ap']:.3f}**."
+        f"pooled AP@0.5 **{r['ap50']:.3f}**, mean AP@0.5:0.9 **{r['mean_ap']:.3f}** (TP, FP and "
+        "FN summed over the images before the ratio, as StarDist pools them; a mean of the "
+        "per-image APs weighs sparse images more)."
         + (
             f" On {r['brightfield']['n_images']} real brightfield images (H&E colour and grey "
             "brightfield, passed as read; the model's stored input transform keeps colour and "
-            "flips bright backgrounds so that nuclei are bright): AP@0.5 "
+            "flips bright backgrounds so that nuclei are bright): pooled AP@0.5 "
             f"**{r['brightfield']['ap50']:.3f}**, mean AP@0.5:0.9 "
             f"**{r['brightfield']['mean_ap']:.3f}**."
             if r.get("brightfield")
