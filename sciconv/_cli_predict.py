@@ -35,7 +35,9 @@ from sciconv._cli_predict_history import (
     history_settings,
     model_identity,
     mosaic_history,
+    products_record,
     provenance,
+    warn_mixed_precision,
 )
 from sciconv._cli_predict_outputs import check_outputs
 from sciconv._cli_predict_plan import (
@@ -219,7 +221,7 @@ def _predict_segmentation(model, paths, args) -> int:
               "file times: cp -p keeps them)")  # fmt: skip
         _redo(unfinished, "have only some of their products (a run stopped between two of them)")
         paths, mosaics = [p for p in paths if p not in done], [p for p in mosaics if p not in done]
-        _warn_mixed_precision(model, args, planned, done, paths)
+        warn_mixed_precision(model, args, planned, done, paths)
         planned = {p: products for p, products in planned.items() if p not in done}
     check_outputs(
         [f for p, d in planned.items() for f in (*d.values(), *sidecars.get(p, [])[:1])],
@@ -270,30 +272,6 @@ def _postprocess_overrides(args) -> dict:
         "bridge": getattr(args, "bridge", None),
     }
     return {k: v for k, v in given.items() if v is not None}
-
-
-def _warn_mixed_precision(model, args, planned, done, rest) -> None:
-    """``--skip-existing --precision auto``: warn when the finished inputs were segmented in
-    another precision than ``auto`` chooses now (another machine, SCICONV_PRECISION): the batch
-    would mix bfloat16 and float32 products without a word (QA)."""
-    from sciconv import inference
-    from sciconv._cli_predict_batch import recorded_precisions
-
-    if args.precision != "auto" or not done or not rest or args.uncertainty is not None:
-        return
-    before = recorded_precisions([q for p in done for q in planned[p].values()])
-    if not before:
-        return
-    channels = int(model.input_shape[-1] or 1)
-    now = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
-    if before != {now}:
-        warnings.warn(
-            f"the {len(done)} finished input(s) were segmented in {', '.join(sorted(before))} "
-            f"and --precision auto chooses {now} here, so the batch mixes them; pass --precision "
-            f"{sorted(before)[0]} (or remove the products) for one precision throughout",
-            SciconvWarning,
-            stacklevel=3,
-        )
 
 
 def _segment_image(model, img, args, params, progress):
@@ -364,8 +342,11 @@ def _plane_positions(catalog, meta: dict) -> None:
         catalog["z_phys"].description = "depth of the object's plane (z x the Z step)"
 
 
-def _write_segmentation(model, path, args, params, *, like, labels, prob, std, table, bad, stack):
-    """The products of one input (:func:`sciconv.postprocess.write_products`); the files."""
+def _write_segmentation(
+    model, path, args, params, *, like, labels, prob, std, table, bad, stack, decided
+):
+    """The products of one input (:func:`sciconv.postprocess.write_products`), recording the
+    settings, what ``auto`` ``decided``, the input and its digest; the files."""
     from sciconv import io, models, postprocess
 
     names = models.get_metadata(model).get("class_names")
@@ -387,6 +368,8 @@ def _write_segmentation(model, path, args, params, *, like, labels, prob, std, t
             history=["sciconv predict"],
             overwrite=args.overwrite,
             stack_axes=stack or None,
+            decisions=decided,
+            source=path,
         )
 
 
@@ -422,11 +405,14 @@ def _remove_earlier_sidecars(path, args, *, written) -> None:
 
 def _segment_file(model, path, args, planned, params, tile_progress) -> list[Path]:
     """One whole image: probabilities, labels, catalog (and regions); the files written."""
-    from sciconv import io, postprocess
+    from sciconv import __version__ as version
+    from sciconv import inference, io, postprocess
+    from sciconv.postprocess import comment_regions
 
     img = _one_channel(io.read(path, **_read_args(path, args)), args.channel)
     try:
-        labels, prob, std, table = _segment_image(model, img, args, params, tile_progress)
+        with inference.decisions() as decided:  # what auto decided, for the products
+            labels, prob, std, table = _segment_image(model, img, args, params, tile_progress)
     except SciconvError as exc:  # which file (a batch of hundreds stops here)
         if exc.path is not None:
             raise
@@ -444,12 +430,18 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
         table=table,
         bad=bad,
         stack="",
+        decided=decided,
+    )
+    # the image products' HISTORY, as GeoJSON "properties" and region "# sciconv" comments
+    record = (
+        products_record(model, path, args, params, decided) if args.geojson or args.regions else []
     )
     if args.geojson:  # QuPath detections: outlines with the catalog's measurements
         with _writing(planned["geojson"]):
             outs["geojson"] = postprocess.write_geojson(
-                labels, planned["geojson"], measurements=table, overwrite=args.overwrite
-            )
+                labels, planned["geojson"], measurements=table, overwrite=args.overwrite,
+                properties={"software": f"sciconv {version}", "history": record},
+            )  # fmt: skip
     if args.regions:  # DS9 / Aladin regions, in sky coordinates when the image has a WCS
         with _writing(planned["regions"]):
             outs["regions"] = postprocess.write_regions(
@@ -460,6 +452,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
                 overwrite=args.overwrite,
                 progress=not args.quiet and len(table) > postprocess.MANY_REGIONS,
             )
+            comment_regions(outs["regions"], record)
     _remove_earlier_sidecars(path, args, written=outs.values())
     where = outs["labels"]  # an OME-Zarr label group: name the store it sits in
     zarr_group = args.format == "ome-zarr" and where.parent.name == "labels"
@@ -477,12 +470,14 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     from numpy.lib.format import open_memmap
 
     from sciconv import io, postprocess
+    from sciconv.inference._decisions import decisions, merge_decisions
 
     stack = io.read(path, stack=True, **_read_args(path, args))
     n, (h, w) = len(stack.data), stack.data.shape[1:3]
     args.out.mkdir(parents=True, exist_ok=True)
     tables: list = []
     counts: list[int] = []
+    logs: list[dict] = []
     # the planes' products go to memory maps beside the outputs (removed after), so a long
     # movie holds only its input in memory, not its probabilities and labels
     target = postprocess.product_paths(
@@ -502,6 +497,7 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
         def segment_planes(plane_params):
             tables.clear()
             counts.clear()
+            logs.clear()
             with _file_progress(n, enabled=not args.quiet, unit="plane") as bar:
                 for i in range(n):
                     img = plane(i, plane_params, bar)
@@ -515,9 +511,10 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             index = np.unravel_index(i, sizes)
             where = ", ".join(f"{a}={j}" for a, j in zip(axes, index))
             try:
-                with warnings.catch_warnings(record=True) as caught:
+                with warnings.catch_warnings(record=True) as caught, decisions() as decided:
                     warnings.simplefilter("always")
                     labels, prob, std, table = _segment_image(model, img, args, plane_params, False)
+                logs.append(decided)  # each plane decides its second pass on its own
             except SciconvError as exc:  # which file, which plane
                 raise type(exc)(f"plane {where}: {exc.message}", path=path) from exc
             for said in caught:  # each plane is judged on its own (second passes, sizes): say which
@@ -548,6 +545,8 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
         again = _stack_size_factor(model, last, maps["labels"], path) if auto else None
         if again is not None:
             segment_planes(dict(params, scale=again, object_size=None))
+        decided = merge_decisions(logs)  # the stack's scale: decided once for all its planes
+        decided.update({} if again is None else {"scale": f"{again:.6g} (auto: all planes)"})
         catalog = vstack(tables, metadata_conflicts="silent")
         catalog.meta.update(tables[0].meta)
         catalog.meta["stack_axes"] = axes
@@ -568,6 +567,7 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             table=catalog,
             bad=stacked("bad") if maps["bad"].any() else None,
             stack=axes,
+            decided=decided,
         )
     except OSError as err:  # a full disk or read-only folder: name the product, not scratch
         better = target_error(err, scratch, target["labels"])
@@ -768,7 +768,7 @@ def _predict(args, model_path: Path, *, shipped: bool) -> int:
     from sciconv import models
 
     model = load_model_arg(args.model, trust=args.trust)  # no training settings
-    args.model_id = model_identity(model_path, shipped=shipped)
+    args.model_id = model_identity(model_path, shipped=shipped, model=model)
     if models.model_task(model) == "segmentation":  # recorded, or a plain per-pixel model
         check_tiling(model, args)  # before any input is read
         check_uncertainty(model, args)

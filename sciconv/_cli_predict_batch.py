@@ -350,12 +350,22 @@ def _settings(lines: Sequence[str]) -> dict[str, str]:
 def _same_value(key: str, recorded: str | None, wanted: str | None) -> bool:
     if recorded == wanted:
         return True
-    # --precision auto records the precision it chose: any choice of auto's is the same setting
-    return (
-        key == "precision"
-        and wanted == "'auto'"
-        and bool(recorded and re.fullmatch(r"'.+ \(auto\)'", recorded))
-    )
+    if recorded is None and wanted == _ADDED.get(key):  # recorded since, at its default
+        return True
+    # a setting asked as auto records what auto decided ('bfloat16 (auto)', '0.185 (auto:
+    # objects 97.8 px)'), and decisions of no setting ('input_transform'): the same setting
+    return wanted in ("'auto'", None) and _decided(recorded)
+
+
+def _decided(recorded: str | None) -> bool:
+    """Whether a recorded value is a decision of ``auto`` (``'... (auto)'``, ``'(auto: why)'``,
+    ``'by plane: ...'`` of a stack's planes)."""
+    return bool(recorded and "(auto" in recorded)
+
+
+#: Settings recorded since products first recorded settings, with their default: an earlier
+#: run's product without them was made with the default.
+_ADDED = {"background": "'auto'"}
 
 
 #: Settings that do not change the products (block-wise runs equal whole-image ones; a smaller

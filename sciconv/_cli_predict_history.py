@@ -10,9 +10,19 @@ True
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
-__all__ = ["history_settings", "model_identity", "mosaic_history", "provenance"]
+from sciconv.errors import SciconvWarning
+
+__all__ = [
+    "history_settings",
+    "model_identity",
+    "mosaic_history",
+    "products_record",
+    "provenance",
+    "warn_mixed_precision",
+]
 
 
 def provenance(params: dict, args, model, channels: int, *, choose: bool = True) -> dict:
@@ -32,6 +42,7 @@ def provenance(params: dict, args, model, channels: int, *, choose: bool = True)
         "mask": getattr(args, "mask", None),
         "ignore_flags": getattr(args, "ignore_flags", None),
         "hdu": getattr(args, "hdu", None),
+        "background": getattr(args, "background", None),  # the catalog's fluxes (QA)
     }
     out = {**params, **{k: v for k, v in extra.items() if v is not None}}
     if args.uncertainty == "tta" and out.get("tta") is None:  # the probabilities are its mean
@@ -44,12 +55,14 @@ def provenance(params: dict, args, model, channels: int, *, choose: bool = True)
     return out
 
 
-def model_identity(path: Path, *, shipped: bool) -> str:
+def model_identity(path: Path, *, shipped: bool, model=None) -> str:
     """What tells one model file from another of the same name, for the products' HISTORY
-    (``model_id``; ``--skip-existing`` compares it): ``sha256:`` and the first 16 hex digits
-    of the file's SHA-256 (a retrained ``best.keras`` differs); for a shipped model the sciconv
-    version and the digest of its weights and settings (``models.pretrained_digest``: they
-    change within a version).
+    (``model_id``; ``--skip-existing`` compares it): the loaded ``model``'s content identity,
+    ``sha256:`` and 16 hex digits of its architecture, metadata and weights
+    (``postprocess._catalog.model_digest``: a retrained ``best.keras`` differs, two bit-identical
+    trainings do not, though their files differ in the save date; without ``model``, of the
+    file's bytes); for a shipped model the sciconv version and the digest of its weights and
+    settings (``models.pretrained_digest``: they change within a version).
 
     Examples
     --------
@@ -61,6 +74,10 @@ def model_identity(path: Path, *, shipped: bool) -> str:
 
         name = str(path).split(":", 1)[-1]
         return f"sciconv {__version__} {models.pretrained_digest(name)}"
+    if model is not None:
+        from sciconv.postprocess import model_digest
+
+        return model_digest(model)
     import pooch  # the file hash sciconv.fetch checks downloads with
 
     return f"sha256:{pooch.file_hash(str(path), alg='sha256')[:16]}"
@@ -71,7 +88,7 @@ def history_settings(params: dict, args, model, *, choose: bool = False) -> list
     HISTORY (``write_products``' form), to compare an earlier run's with (``--skip-existing``);
     ``--precision auto`` as it is, not the choice it makes (``choose``: the choice, as
     :func:`provenance` gives it)."""
-    from sciconv.postprocess._writers import history_record
+    from sciconv.postprocess import history_record
 
     recorded = provenance(params, args, model, int(model.input_shape[-1] or 1), choose=choose)
     return history_record(Path(args.model).name, recorded)
@@ -80,10 +97,45 @@ def history_settings(params: dict, args, model, *, choose: bool = False) -> list
 def mosaic_history(params: dict, args, model, *, choose: bool = True) -> list[str]:
     """The model and settings lines of a block-wise input's products: the whole image's
     (:func:`history_settings`, with the precision ``auto`` chose) and the blocks'."""
-    from sciconv.postprocess._writers import history_record
+    from sciconv.postprocess import history_record
 
     margin = "auto" if args.block_margin is None else args.block_margin
     blocks = {"block": args.block, "block_margin": margin, "batch_size": args.batch_size}
     # the precision "auto" chose, as whole-image products record it (QA: "auto" hid bfloat16);
     # not ``choose``: "auto" as it is, to compare an earlier run's with (--skip-existing)
     return history_settings(params, args, model, choose=choose) + history_record(None, blocks)
+
+
+def products_record(model, path, args, params, decided) -> list[str]:
+    """The HISTORY lines of ``path``'s image products (``postprocess.write_products``')."""
+    from sciconv.postprocess import prediction_history
+
+    settings = provenance(params, args, model, int(model.input_shape[-1] or 1))
+    return prediction_history(
+        Path(args.model).name, settings, decisions=decided, history=["sciconv predict"],
+        source=path,
+    )  # fmt: skip
+
+
+def warn_mixed_precision(model, args, planned, done, rest) -> None:
+    """``--skip-existing --precision auto``: warn when the finished inputs were segmented in
+    another precision than ``auto`` chooses now (another machine, SCICONV_PRECISION): the batch
+    would mix bfloat16 and float32 products without a word (QA)."""
+    from sciconv import inference
+    from sciconv._cli_predict_batch import recorded_precisions
+
+    if args.precision != "auto" or not done or not rest or args.uncertainty is not None:
+        return
+    before = recorded_precisions([q for p in done for q in planned[p].values()])
+    if not before:
+        return
+    channels = int(model.input_shape[-1] or 1)
+    now = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
+    if before != {now}:
+        warnings.warn(
+            f"the {len(done)} finished input(s) were segmented in {', '.join(sorted(before))} "
+            f"and --precision auto chooses {now} here, so the batch mixes them; pass --precision "
+            f"{sorted(before)[0]} (or remove the products) for one precision throughout",
+            SciconvWarning,
+            stacklevel=3,
+        )

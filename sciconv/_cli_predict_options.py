@@ -74,6 +74,18 @@ def _int_at_least(minimum: int):
 
 
 _positive_int = _int_at_least(1)
+
+
+def _or_auto(parse):
+    """An argparse type: ``auto`` (None, the default: what the products' HISTORY records as
+    ``'auto'``, so a command rebuilt from it runs) or what ``parse`` takes."""
+
+    def parse_or_auto(text: str):
+        return None if text.strip().lower() == "auto" else parse(text)
+
+    return parse_or_auto
+
+
 #: ``--block``: a block's core side, at least 16 pixels (``predict_instances_blocks``)
 _block_arg = _int_at_least(16)
 
@@ -161,10 +173,10 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--tile",
-        type=_positive_int,
+        type=_or_auto(_positive_int),
         default=None,
         metavar="N",
-        help="tile size, a multiple of the model's divisor (default: auto)",
+        help="tile size, a multiple of the model's divisor, or auto (default: auto)",
     )
     p.add_argument(
         "--overlap",
@@ -195,11 +207,12 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scale",
-        type=_positive_float,
+        type=_or_auto(_positive_float),
         default=None,
         metavar="F",
         help="segmenters: resample images by F first, labels mapped back (e.g. 0.3 for nuclei "
-        "~60 px across with pretrained:nuclei, trained on ~18 px)",
+        "~60 px across with pretrained:nuclei, trained on ~18 px), or auto (the default: the "
+        "pixel scales' ratio, and --object-size auto's decision)",
     )
     p.add_argument(
         "--channel",
@@ -336,7 +349,7 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--block-margin",
-        type=_positive_int,
+        type=_or_auto(_positive_int),
         default=None,
         metavar="PX",
         help="segmenters, block by block: the margin around each block's core, at least the "

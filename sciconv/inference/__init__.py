@@ -66,7 +66,9 @@ One private module per role:
 - ``_tiled``: :func:`predict_tiled`; ``_instances``: :func:`predict_instances`;
   ``_files``: :func:`predict_files`, :func:`predict_mosaic`;
 - ``_d4``: :func:`predict_d4` (image-level D4 test-time averaging of classifiers and
-  regressors, and its spread).
+  regressors, and its spread);
+- ``_decisions``: :func:`decisions`, the log of what the automatic settings decided (the
+  resampling factor, the second pass, the input transform), for the products' HISTORY.
 
 Examples
 --------
@@ -85,6 +87,7 @@ from __future__ import annotations
 from sciconv.inference._blend import BLEND_MODES
 from sciconv.inference._blocks import DEFAULT_BLOCK, BlockPlan, predict_instances_blocks
 from sciconv.inference._d4 import predict_d4
+from sciconv.inference._decisions import decisions
 from sciconv.inference._files import predict_files, predict_mosaic
 from sciconv.inference._instances import (
     AUTO_BLOCK_PIXELS,
@@ -148,6 +151,7 @@ __all__ = [
     "auto_size_factor",
     "bfloat16_model",
     "choose_precision",
+    "decisions",
     "float32_model",
     "image_pixel_scale",
     "object_level",

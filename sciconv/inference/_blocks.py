@@ -29,6 +29,7 @@ from sciconv.errors import InferenceError, InvalidImageError
 from sciconv.inference._block_output import BlockOutput
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle, worker_results
+from sciconv.inference._decisions import note_settled, note_transform
 from sciconv.inference._instances import (
     auto_size_decides,
     decide_size,
@@ -108,7 +109,7 @@ def _resolve_transform(model, sample: np.ndarray, path) -> InputTransform | None
     spec = get_metadata(model).get("input_transform")
     if not spec:
         return None
-    return resolve_input_transform(sample, spec)
+    return note_transform(resolve_input_transform(sample, spec), spec)
 
 
 def _segment_block(
@@ -459,7 +460,7 @@ def predict_instances_blocks(
             path=path,
         )
     check_switches(brightness, denoise)
-    zoom = zoom_factor(model, image, scale, object_size)  # a given scale or size, pixel scales
+    zoom = first = zoom_factor(model, image, scale, object_size)  # given scale or size, pixels
     windows = _Windows(arr)
     sample = Source(arr, promote=len(arr.shape) == 2, path=path).limits_sample()
     transform = None
@@ -588,6 +589,7 @@ def predict_instances_blocks(
         if output is not None:
             output.abort()
         raise
+    note_settled(zoom, first, scale, object_size, get_metadata(model), brightness, denoise)
     unit = getattr(image, "unit", None)  # a GridImage's BUNIT, an NDData's unit
     if table is not None and "flux_err" in table.colnames:
         errors = np.asarray(table["flux_err"], dtype=np.float64)

@@ -520,7 +520,10 @@ def predict_mosaic(
     history : sequence of str, optional
         The model and settings lines the labels store and the catalog record (HISTORY;
         ``sciconv predict --skip-existing`` compares them with its own). Default: the model's
-        name, ``block`` and the keyword settings.
+        name, ``block`` and the keyword settings. What ``"auto"`` decided (for the whole image:
+        the resampling factor, the second pass, the input transform;
+        :func:`~sciconv.inference.decisions`) is recorded beside them, then the input file with
+        its digest and the software stack (``sciconv input``, ``sciconv stack`` lines).
     **kwargs
         Passed to ``predict_instances_blocks`` (``tile``, ``batch_size``, post-processing
         overrides, ...).
@@ -548,9 +551,17 @@ def predict_mosaic(
     >>> sorted(paths)  # doctest: +SKIP
     ['catalog', 'labels']
     """
+    import sciconv
     from sciconv import io, postprocess
     from sciconv.inference._blocks import predict_instances_blocks
-    from sciconv.postprocess._writers import history_record
+    from sciconv.inference._decisions import decisions
+    from sciconv.postprocess import (
+        comment_regions,
+        history_record,
+        input_record,
+        software_record,
+        with_decisions,
+    )
 
     if not _is_path(path):
         raise ConfigError(
@@ -593,18 +604,20 @@ def predict_mosaic(
     # an OME-Zarr store: the labels go to a scratch folder next to it, then into the store
     scratch = None if store is None else scratch_folder(store)
     try:
-        labels, table = predict_instances_blocks(
-            model,
-            image,
-            block=block,
-            out=outs["labels"] if scratch is None else scratch / "labels.zarr",
-            overwrite=overwrite,
-            catalog=True,
-            scheduler=scheduler,
-            progress=progress,
-            background=sky,
-            **kwargs,
-        )
+        with decisions() as decided:  # recorded beside the settings asked as "auto"
+            labels, table = predict_instances_blocks(
+                model,
+                image,
+                block=block,
+                out=outs["labels"] if scratch is None else scratch / "labels.zarr",
+                overwrite=overwrite,
+                catalog=True,
+                scheduler=scheduler,
+                progress=progress,
+                background=sky,
+                **kwargs,
+            )
+        lines = [*with_decisions(lines, decided), input_record(path), software_record()]
         if scratch is None:
             _record_history(outs["labels"], lines)
         else:
@@ -627,10 +640,12 @@ def predict_mosaic(
             table, outs["regions"], wcs=image.wcs, shape=regions, overwrite=overwrite,
             progress=bool(progress) and len(table) > postprocess.MANY_REGIONS,
         )  # fmt: skip
+        comment_regions(outs["regions"], lines)  # the provenance, as "# sciconv" comments
     if geojson:  # QuPath detections, from the labels on disk window by window
         postprocess.write_geojson(
-            labels, outs["geojson"], measurements=table, block=4096, overwrite=overwrite
-        )
+            labels, outs["geojson"], measurements=table, block=4096, overwrite=overwrite,
+            properties={"software": f"sciconv {sciconv.__version__}", "history": lines},
+        )  # fmt: skip
     return outs
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from sciconv._validation import is_number, look_up_option
 from sciconv.errors import InferenceError, SciconvWarning
+from sciconv.inference._decisions import note_settled, trial
 from sciconv.inference._scale import (
     AUTO_SIZE_MIN_OBJECTS,
     auto_size_factor,
@@ -348,6 +349,7 @@ def predict_instances(
             raise InferenceError("uncertainty= already averages samples; leave tta=None")
         if block is not None or out is not None:
             raise InferenceError("uncertainty= is not available block by block (block=, out=)")
+    second = dict(brightness=brightness, denoise=denoise)
     tiled = dict(
         tile=tile,
         overlap=overlap,
@@ -375,21 +377,22 @@ def predict_instances(
             **tiled,
             **overrides,
         )
-    found, _ = _whole(
+    first = zoom_factor(model, image, scale, object_size)
+    found, used = _whole(
         model,
         image,
         meta=meta,
         kwargs=kwargs,
-        factor=zoom_factor(model, image, scale, object_size),
+        factor=first,
         auto=auto_size_decides(object_size, scale),
-        brightness=brightness,
-        denoise=denoise,
+        **second,
         tiled=tiled,
         tta=tta,
         uncertainty=uncertainty,
         maps=return_prob or uncertainty is not None,
         given_min_size=overrides.get("min_size"),
     )
+    note_settled(used, first, scale, object_size, meta, **second)
     if uncertainty is not None:
         return found
     return (found[0], found[1]) if return_prob else found[0]
@@ -430,18 +433,19 @@ def decide_size(
     (1.0, None)
     """
     meta = get_metadata(model)
-    return _decide(
-        model,
-        image,
-        meta=meta,
-        kwargs=postprocess_kwargs(model, meta, overrides),
-        factor=factor,
-        brightness=brightness,
-        denoise=denoise,
-        tiled=tiled,
-        tta=tta,
-        given_min_size=overrides.get("min_size"),
-    )
+    with trial():  # a crop's decisions are not the image's
+        return _decide(
+            model,
+            image,
+            meta=meta,
+            kwargs=postprocess_kwargs(model, meta, overrides),
+            factor=factor,
+            brightness=brightness,
+            denoise=denoise,
+            tiled=tiled,
+            tta=tta,
+            given_min_size=overrides.get("min_size"),
+        )
 
 
 def _decide(model, image, *, meta, factor, tiled, first=None, **given) -> tuple:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from sciconv.errors import InferenceError
+from sciconv.inference._decisions import note_second_pass
 from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS
 from sciconv.inference._source import (
     Source,
@@ -586,6 +587,7 @@ class SecondPassCheck:
             f"{' '.join(f'--{k} none' for k in keys)}, keeps the first pass)",
             "sciconv",
         )
+        note_second_pass(self, stats, second)  # recorded beside the setting (decisions())
 
 
 @dataclasses.dataclass(frozen=True)

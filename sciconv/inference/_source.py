@@ -19,6 +19,7 @@ import numpy as np
 
 from sciconv import io, preprocess
 from sciconv.errors import InferenceError, SciconvError
+from sciconv.inference._decisions import note_transform
 from sciconv.io import file_map, read_mapped
 from sciconv.models import get_metadata
 from sciconv.preprocess._transform import resolve_input_transform
@@ -215,7 +216,7 @@ def input_transform(model, arr, path):
 def _transformed(arr, spec, path):
     source = Source(arr, promote=len(arr.shape) == 2, path=path)
     try:
-        transform = resolve_input_transform(source.limits_sample(), spec)
+        transform = note_transform(resolve_input_transform(source.limits_sample(), spec), spec)
     except SciconvError as exc:  # e.g. a channel count the model cannot take: name the file
         if exc.path is not None or path is None:
             raise

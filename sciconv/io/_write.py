@@ -334,6 +334,7 @@ def write_ome_tiff(
     if names is not None and len(names) == n_chan:
         meta["Channel"] = {"Name": [str(n) for n in names]}
     software = f"sciconv {sciconv.__version__}"
+    meta["UUID"] = ome_uuid(arr, {"axes": axes, **meta})  # tifffile's own: uuid1, random
     if pyramid:
         resolution = resolution_tags(source)
         write_pyramid(tmp, arr, ome=True, metadata=meta, resolution=resolution, software=software)
@@ -347,6 +348,32 @@ def write_ome_tiff(
         software=software,
         **extra,
     )
+
+
+def ome_uuid(arr, meta: dict) -> str:
+    """The OME-XML ``UUID`` of an OME-TIFF product: a name-based UUID (``uuid5``) of its
+    metadata (the description, hence the HISTORY: model, settings, input digest), shape,
+    dtype and, for an array in memory, its pixels, so identical runs write identical bytes
+    (tifffile's default, a ``uuid1``, holds the time and the host's MAC address).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((4, 4), np.uint8)
+    >>> ome_uuid(a, {"axes": "YX"}) == ome_uuid(a.copy(), {"axes": "YX"})
+    True
+    >>> ome_uuid(a, {"axes": "YX"}).startswith("urn:uuid:")
+    True
+    """
+    import hashlib
+    import json
+    import uuid
+
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    digest.update(f"{tuple(arr.shape)} {np.dtype(arr.dtype).str}".encode())
+    if type(arr) is np.ndarray:  # in memory: its pixels too (a lazy or mapped one: not read)
+        digest.update(np.ascontiguousarray(arr).data)
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'sciconv:' + digest.hexdigest())}"
 
 
 def _channel_names(names, arr: np.ndarray, fmt: str, lead: int, path: Path) -> list[str] | None:

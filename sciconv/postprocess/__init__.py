@@ -49,6 +49,8 @@ Examples
 #   _pixels     per-pixel arguments beside labels (background, errors), checked once
 #   _errors     per-pixel error bars (own uncertainty, or background rms + Poisson), for measure
 #   _catalog    tables -> catalog files (ECSV, VOTable, FITS, CSV; the CSV rule for flat files)
+#   _provenance the HISTORY lines of a prediction: model identity, settings and decisions,
+#               input digest, software stack (for products with and without a HISTORY)
 #   _writers    image products -> files (the probability convention), with their catalog
 #   _zarr_products  OME-Zarr product stores (image + NGFF label groups), used by _writers
 #   _physical   catalog sizes in physical units from a pixel scale
@@ -107,6 +109,16 @@ from sciconv.postprocess._measure import (
     saturation_level,
 )
 from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
+from sciconv.postprocess._provenance import (
+    INPUT_HASH_LIMIT,
+    comment_regions,
+    history_record,
+    input_record,
+    model_digest,
+    prediction_history,
+    software_record,
+    with_decisions,
+)
 from sciconv.postprocess._uncertainty import foreground_probability, object_scores
 from sciconv.postprocess._writers import (
     PRODUCT_CATALOG_FORMATS,
@@ -122,6 +134,7 @@ __all__ = [
     "CATALOG_FORMATS",
     "COLUMN_UCDS",
     "GEOJSON_SUFFIX",
+    "INPUT_HASH_LIMIT",
     "MANY_REGIONS",
     "METHODS",
     "NO_POISSON",
@@ -141,6 +154,7 @@ __all__ = [
     "background_and_rms",
     "beam_pixels",
     "class_name_list",
+    "comment_regions",
     "effective_gain",
     "equivalent_diameters",
     "error_source",
@@ -150,18 +164,24 @@ __all__ = [
     "flatten_table",
     "foreground_probability",
     "geojson_to_labels",
+    "history_record",
+    "input_record",
     "instances",
     "labels_to_geojson",
     "measure",
     "measurement_name",
+    "model_digest",
     "object_scores",
     "own_error",
+    "prediction_history",
     "product_paths",
     "saturation_level",
+    "software_record",
     "to_ccddata",
     "to_photutils",
     "to_regions",
     "wants_background",
+    "with_decisions",
     "with_provenance",
     "with_unmarked",
     "write_catalog",

@@ -321,6 +321,13 @@ def _votable(table):
         elif key == "HISTORY" and isinstance(value, list):  # provenance: an INFO per line
             for line in value:
                 resource.infos.append(_info("HISTORY", str(line)))
+    # astropy's Table.read keeps none of the INFO elements (RESOURCE- or TABLE-level) nor
+    # PARAMs in .meta (astropy 8), only the TABLE's DESCRIPTION: the provenance there too
+    record = [f"{k} = {table.meta[k]}" for k in ("SOFTWARE", "INPUT") if k in table.meta]
+    history = table.meta.get("HISTORY")
+    record += [str(line) for line in history] if isinstance(history, list) else []
+    if record and not table.meta.get("description"):
+        resource.tables[0].description = "\n".join(record)
     return votable
 
 

@@ -174,6 +174,7 @@ def write_geojson(
     classification: str | None = None,
     block: int = 4096,
     overwrite: bool = False,
+    properties: Mapping | None = None,
 ) -> Path:
     """Write instance labels of any size as QuPath detections, window by window, in flat memory.
 
@@ -198,6 +199,10 @@ def write_geojson(
         Side of the windows read at a time (pixels).
     overwrite : bool
         Replace an existing ``path``.
+    properties : mapping, optional
+        A top-level ``"properties"`` member of the FeatureCollection (a GeoJSON foreign member,
+        which QuPath and other readers skip): ``sciconv predict`` records its provenance there
+        (``{"software": ..., "history": [...]}``, the lines of the image products' HISTORY).
 
     Returns
     -------
@@ -232,7 +237,10 @@ def write_geojson(
         )
     rows = _measurement_rows(measurements)
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w") as out:
-        out.write('{"type": "FeatureCollection", "features": [')
+        out.write('{"type": "FeatureCollection", ')
+        if properties is not None:
+            out.write(f'"properties": {json.dumps(dict(properties), allow_nan=False)}, ')
+        out.write('"features": [')
         for n, feature in enumerate(_iter_features(labels, rows, classification, block=block)):
             out.write(("\n" if n == 0 else ",\n") + json.dumps(feature, allow_nan=False))
         out.write("\n]}\n")

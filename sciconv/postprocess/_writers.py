@@ -20,6 +20,7 @@ from sciconv.io import as_array
 from sciconv.io._common import history_lines, looks_channels_first
 from sciconv.postprocess._catalog import check_table, with_provenance, write_catalog
 from sciconv.postprocess._measure import id_dtype, validate_labels
+from sciconv.postprocess._provenance import prediction_history
 from sciconv.postprocess._zarr_products import (
     ZARR_LABELS,
     ZARR_MASK,
@@ -125,19 +126,6 @@ def product_paths(
     paths = {k: out_dir / f"{stem}{PRODUCT_SUFFIXES[k]}{ext}" for k in kinds}
     paths["catalog"] = catalog
     return paths
-
-
-def history_record(model: str | None, params: dict | None) -> list[str]:
-    """The HISTORY lines :func:`write_products` records for a prediction: the model, then one
-    ``  key = value`` line per parameter (``sciconv predict --skip-existing`` reads them back).
-
-    Examples
-    --------
-    >>> history_record("best.keras", {"tile": 256})
-    ['sciconv prediction with model best.keras', '  tile = 256']
-    """
-    lines = [] if model is None else [f"sciconv prediction with model {model}"]
-    return lines + [f"  {key} = {value!r}" for key, value in (params or {}).items()]
 
 
 def validate_cube(prob) -> np.ndarray:
@@ -317,11 +305,13 @@ def write_products(
     format: str = "fits",
     catalog_format: str = "ecsv",
     class_names: Sequence[str] | None = None,
-    model: str | None = None,
+    model=None,
     params: Mapping | None = None,
     history: Iterable[str] | None = None,
     overwrite: bool = False,
     stack_axes: str | None = None,
+    decisions: Mapping | None = None,
+    source: str | os.PathLike | None = None,
 ) -> dict[str, Path]:
     """Write the products of a segmentation next to each other, with provenance.
 
@@ -390,10 +380,14 @@ def write_products(
         One name per plane of ``prob`` (e.g. the model's ``get_metadata(model)["class_names"]``).
         Default: the planes as :func:`instances` reads them: K = 1 ``foreground``, K = 2
         ``background, foreground``, K = 3 ``background, interior, boundary``, else ``class_i``.
-    model : str, optional
-        Model name or path, recorded in HISTORY.
+    model : str or keras.Model, optional
+        Model name or path, recorded in HISTORY; a Keras model records its name and its
+        content identity as ``model_id`` (a digest of its architecture, metadata and weights;
+        ``sciconv predict`` records the file's name and the same digest, or a shipped model's
+        version and digest).
     params : dict, optional
-        Prediction parameters (tile, overlap, threshold, ...), recorded in HISTORY.
+        Prediction parameters (tile, overlap, threshold, ...), recorded in HISTORY as asked
+        (``scale = 'auto'``).
     history : str or iterable of str, optional
         Extra HISTORY lines (in FITS spelled in ASCII, as :func:`sciconv.io.write` does).
     overwrite : bool, optional
@@ -404,6 +398,16 @@ def write_products(
         ``labels``, ``mask`` and ``uncertainty`` have these leading axes (``"T"``, ``"Z"``,
         ``"TZ"``; :func:`sciconv.io.plane_axes`) before their 2-D shapes, and are written as
         TIFF stacks with those axes (``format="tiff"`` or ``"ome-tiff"`` only).
+    decisions : dict, optional
+        What the automatic settings decided, a :func:`sciconv.inference.decisions` log,
+        recorded next to the setting asked as ``'auto'``: ``scale = '0.185 (auto: objects
+        97.8 px)'``, ``denoise = 'gaussian 1 px (auto: median object SNR 4.85 < 5.56)'``,
+        ``input_transform = 'flipped about 241 (auto)'``.
+    source : str or os.PathLike, optional
+        The input file, recorded as ``sciconv input PATH sha256:HEX`` (its absolute path and
+        the SHA-256 of its bytes; files over 2 GB, or folders, named only). Default: ``like``'s
+        path, when it was read from a file. With a model or parameters, a ``sciconv stack``
+        line records the Python, TensorFlow, Keras, numpy and astropy versions and the device.
 
     Returns
     -------
@@ -450,6 +454,33 @@ def write_products(
     >>> ccd = CCDData.read(paths["prob"], unit=u.one)
     >>> type(ccd.uncertainty).__name__, ccd.uncertainty.array.shape, bool(ccd.mask[1, 0, 0])
     ('StdDevUncertainty', (2, 8, 8), True)
+
+    From a prediction: its model, the settings as asked and what ``"auto"`` decided
+    (:func:`sciconv.inference.decisions`), the input file and its digest:
+
+    >>> import keras
+    >>> from sciconv import inference
+    >>> from sciconv.postprocess import measure
+    >>> inputs = keras.Input((None, None, 1))
+    >>> net = keras.Model(inputs, keras.layers.Conv2D(2, 1, activation="softmax")(inputs))
+    >>> image = io.read(io.write(tempfile.mkdtemp() + "/cells.tif", np.ones((16, 16), "f4")))
+    >>> settings = dict(scale="auto", denoise="auto", brightness="auto")
+    >>> with inference.decisions() as decided:
+    ...     labels, prob = inference.predict_instances(
+    ...         net, image, return_prob=True, progress=False, **settings
+    ...     )
+    >>> paths = write_products(
+    ...     tempfile.mkdtemp(), prob=prob, labels=labels, catalog=measure(labels, intensity=image),
+    ...     like=image, stem="cells", format="tiff", model=net, params=settings,
+    ...     decisions=decided,
+    ... )
+    >>> from astropy.table import Table
+    >>> history = Table.read(paths["catalog"]).meta["HISTORY"]  # and every image product's
+    >>> [line for line in history if "scale" in line or "model_id" in line]  # doctest: +ELLIPSIS
+    ["  model_id = 'sha256:...'", "  scale = '1 (auto)'"]
+    >>> [line.split()[2] for line in history if line.startswith("sciconv input")]
+    ... # doctest: +ELLIPSIS
+    ['/.../cells.tif']
     """
     fmt = look_up_option(format, tuple(PRODUCT_FORMATS), name="format")
     extra_history = history_lines(history)
@@ -517,7 +548,10 @@ def write_products(
     if catalog is not None:
         check_writable(targets["catalog"], overwrite=overwrite)
 
-    lines = [*history_record(model, params), *extra_history]
+    source = getattr(like, "path", None) if source is None else source
+    lines = prediction_history(
+        model, params, decisions=decisions, history=extra_history, source=source
+    )
     prob_lines = lines
     if prob is not None:
         planes = ", ".join(f"{i}={n}" for i, n in enumerate(names))
