@@ -39,6 +39,7 @@ import numpy as np
 
 from sciconv._kept import keep, kept_file, read_kept
 from sciconv.errors import InferenceError, SciconvError
+from sciconv.inference._decisions import note_decision
 from sciconv.models.introspect import architecture_digest
 from sciconv.models.precision import bfloat16_model, float32_model  # noqa: F401 (re-exported)
 
@@ -124,7 +125,14 @@ def choose_precision(
         return precision
     pinned = pinned_precision()
     if pinned != "auto":
+        note_decision("precision", f"{pinned} (auto: SCICONV_PRECISION)", first=True)
         return pinned
+    chosen = _auto_precision(model, tile, channels)
+    note_decision("precision", f"{chosen} (auto)", first=True)  # recorded beside the setting
+    return chosen
+
+
+def _auto_precision(model: keras.Model, tile, channels: int) -> str:
     if model.dtype_policy.compute_dtype != "float32" or not native_bfloat16():
         return "float32"
     cached = _AUTO_CHOICE.get(model)
@@ -185,7 +193,7 @@ def _keep_decision(key: str, decision: str) -> str:
         path = decision_file(key)
     except (OSError, SciconvError):  # no cache folder to name: this process's decision only
         return decision
-    standing = keep(path, decision)
+    standing = keep(path, decision, valid=lambda text: text in ("float32", "bfloat16"))
     return standing if standing in ("float32", "bfloat16") else decision
 
 

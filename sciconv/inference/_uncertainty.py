@@ -23,8 +23,8 @@ same call spelled as the issue asks.
 
 from __future__ import annotations
 
+import json
 import math
-import weakref
 
 import keras
 import numpy as np
@@ -285,16 +285,26 @@ def uncertainty_model(
     return keras.Model(inputs, moments, name=f"{base.name}_{method}")
 
 
-_WRAPPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: The attribute of a model that holds its wrappers: on the model itself, so they go with it
+#: (a weak-key dict of wrappers, each holding its model, kept every model alive: QA, 19 MiB per
+#: reloaded model)
+_WRAPPERS_ATTR = "_sciconv_uncertainty_wrappers"
 
 
 def _cached_wrapper(model, method, models, samples, output, seed) -> keras.Model:
-    """One wrapper per (model, settings), so repeated calls reuse its trace and receptive field."""
+    """One wrapper per (model, settings, metadata), so repeated calls reuse its trace and
+    receptive field; a ``set_metadata`` since builds a new one (the wrapper copies the metadata:
+    QA, the old normalization kept, mean maps 0.99 off)."""
     if model is None or models is not None:
         return uncertainty_model(
             model, method, models=models, samples=samples, output=output, seed=seed
         )
-    per_model = _WRAPPERS.setdefault(model, {})
+    meta = json.dumps(get_metadata(model), sort_keys=True, default=str)
+    cached = model.__dict__.get(_WRAPPERS_ATTR)
+    if cached is None or cached[0] != meta:
+        cached = (meta, {})
+        object.__setattr__(model, _WRAPPERS_ATTR, cached)  # not a tracked sub-layer of it
+    per_model = cached[1]
     key = (method, samples, output, seed)
     if key not in per_model:
         per_model[key] = uncertainty_model(model, method, samples=samples, output=output, seed=seed)
