@@ -228,7 +228,8 @@ def _predict_segmentation(model, paths, args) -> int:
         overwrite=args.overwrite,
     )  # the mask file, which an input may write, too
     stacks = {p: planes for p, planes in stacks.items() if planes[0]}
-    total = len(paths) + len(batch.failed)
+    skipped = len(done) if args.skip_existing else 0  # counted: "1 of 1 failed" hid 2 skipped
+    total = len(paths) + len(batch.failed) + skipped
     for path in mosaics:
         with batch.one_input(path, planned[path].values()):
             with _writing(planned[path]["labels"]):
@@ -245,7 +246,7 @@ def _predict_segmentation(model, paths, args) -> int:
                     _segment_file(model, path, args, planned[path], params, tile_progress)
             if bar is not None:
                 bar.update(1)
-    return batch.finish(total)
+    return batch.finish(total, note=f" ({skipped} skipped: done before)" if skipped else "")
 
 
 @contextmanager

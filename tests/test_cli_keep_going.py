@@ -296,3 +296,20 @@ def test_keep_going_with_every_file_failing_writes_no_table(capsys, tmp_path, cl
     errors = _errors(err)
     assert len(errors) == 3 and "2 of 2 inputs failed" in errors[2]
     assert not (out / "predictions.csv").exists()
+
+
+def test_the_summary_counts_inputs_skipped_as_done(capsys, tmp_path, seg_model):
+    """QA: with --skip-existing, 2 inputs skipped and 1 broken said "1 of 1 inputs failed"."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _fits(folder / "a.fits", _image(32, 1))
+    _fits(folder / "b.fits", _image(32, 2))
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "predict", seg_model, *sorted(folder.iterdir()), "--out", out,
+                           "--quiet")  # fmt: skip
+    assert code == 0, err
+    (folder / "c.fits").write_bytes(b"garbage")
+    code, _, err = run_cli(capsys, "predict", seg_model, *sorted(folder.iterdir()), "--out", out,
+                           "--skip-existing", "--keep-going")  # fmt: skip
+    assert code == 1
+    assert "1 of 3 inputs failed (2 skipped: done before)" in _errors(err)[-1]

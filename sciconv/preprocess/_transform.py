@@ -95,8 +95,8 @@ def _bad_channels(shape: tuple, key: str, allowed: str) -> InvalidImageError:
         "image, or one plane of a stack (stack[i])"
     )
     return InvalidImageError(
-        f"image must have {allowed} channels for the input transform {key!r}; got shape "
-        f"{shape} (last axis = channels): {fix}"
+        f"image must have {allowed} channels for the input transform {key!r}; got "
+        f"{shape[-1]} (the last axis): {fix}"
     )
 
 
