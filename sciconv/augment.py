@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from sciconv._validation import check_int, standardize_tuple
 from sciconv.errors import ConfigError
 
 __all__ = [
@@ -221,6 +222,34 @@ def validate_amounts(
         )
 
 
+def _stateless_seed(seed) -> tf.Tensor:
+    """``seed`` as a stateless seed (an int64 tensor of shape ``(2,)``): an int ``s`` >= 0 is
+    ``(0, s)``; a pair of ints or an integer tensor of shape ``(2,)`` is taken as it is."""
+    bad = (
+        "seed must be an int >= 0 or a pair of ints (a stateless seed, shape (2,)), e.g. "
+        f"seed=0 or seed=(0, 1); got {seed!r}"
+    )
+    if seed is None or isinstance(seed, (bool, np.bool_, str, bytes, float)):
+        raise ConfigError(bad)
+    if isinstance(seed, (int, np.integer)):
+        return tf.constant([0, check_int(seed, name="seed", minimum=0)], tf.int64)
+    if isinstance(seed, (list, tuple)) and any(
+        isinstance(v, (bool, np.bool_)) or not hasattr(v, "__index__") for v in seed
+    ):
+        raise ConfigError(bad)
+    try:
+        seed = tf.convert_to_tensor(seed)
+    except (TypeError, ValueError):
+        raise ConfigError(bad) from None
+    if not seed.dtype.is_integer:
+        raise ConfigError(bad)
+    if seed.shape.rank == 0:  # an int tensor (a tf.data element): (0, s)
+        seed = tf.stack([tf.zeros([], seed.dtype), seed])
+    elif seed.shape.rank is not None and seed.shape.as_list() not in ([2], [None]):
+        raise ConfigError(bad)
+    return tf.cast(seed, tf.int64)
+
+
 @_no_autograph
 def _d4_apply(tensors, bits):
     """Apply D4 element ``bits[:, i]`` (transpose, flip H, flip W) to sample ``i`` of each tensor.
@@ -288,8 +317,9 @@ def augment_batch(
         that keep their shape (flips and 180° rotation).
     y : tf.Tensor, optional
         Masks ``(N, H, W)`` or ``(N, H, W, K)``, or labels ``(N,)``/``(N, K)``.
-    seed : tf.Tensor or pair of int
-        Stateless seed, shape ``(2,)``; the same seed gives the same result.
+    seed : int, pair of int or tf.Tensor
+        Stateless seed, shape ``(2,)`` (an int ``s`` >= 0 is ``(0, s)``); the same seed gives
+        the same result.
     d4 : bool, optional
         Random element of D4 per sample. Default True.
     brightness : float, optional
@@ -321,8 +351,7 @@ def augment_batch(
     x = tf.convert_to_tensor(x)
     if x.shape.rank != 4:
         raise ConfigError(f"x must be a batch (N, H, W, C); got shape {tuple(x.shape)}")
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    seeds = tf.random.experimental.stateless_split(_stateless_seed(seed), num=5)
     has_y = y is not None
     if has_y:
         y = tf.convert_to_tensor(y)
@@ -360,8 +389,8 @@ def augment_pair(x, y, seed, **options):
         Image ``(H, W, C)`` float32.
     y : tf.Tensor or None
         Mask ``(H, W)`` / ``(H, W, K)`` (transformed with ``x``), or a label (untouched).
-    seed : tf.Tensor or pair of int
-        Stateless seed, shape ``(2,)``.
+    seed : int, pair of int or tf.Tensor
+        Stateless seed, shape ``(2,)`` (an int ``s`` >= 0 is ``(0, s)``).
     **options
         ``d4``, ``brightness``, ``contrast``, ``gaussian_noise``, ``poisson_noise`` as in
         :func:`augment_batch`.
@@ -401,10 +430,10 @@ def random_crop(x, y=None, *, size, seed):
         Image ``(H, W, C)`` with ``H >= size[0]`` and ``W >= size[1]``.
     y : tf.Tensor, optional
         Mask ``(H, W)`` or ``(H, W, K)`` cropped at the same place.
-    size : pair of int
-        Crop height and width.
-    seed : tf.Tensor or pair of int
-        Stateless seed, shape ``(2,)``.
+    size : int or pair of int
+        Crop height and width (an int: a square crop).
+    seed : int, pair of int or tf.Tensor
+        Stateless seed, shape ``(2,)`` (an int ``s`` >= 0 is ``(0, s)``).
 
     Returns
     -------
@@ -421,10 +450,15 @@ def random_crop(x, y=None, *, size, seed):
     >>> tuple(cx.shape), bool(tf.reduce_all(tf.cast(cx[..., 0], tf.int32) == cm))
     ((4, 4, 1), True)
     """
-    h, w = int(size[0]), int(size[1])
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (size, size)  # an int: a square crop
+    h, w = standardize_tuple(size, 2, name="size")
+    seed = _stateless_seed(seed)
     x = tf.convert_to_tensor(x)
+    known = x.shape[:2]
+    if x.shape.rank is not None and None not in known and (h > known[0] or w > known[1]):
+        raise ConfigError(f"size {(h, w)} is larger than the image {tuple(known)}")
     shape = tf.shape(x)
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     oy = tf.random.stateless_uniform([], seed, 0, shape[0] - h + 1, dtype=tf.int32)
     ox = tf.random.stateless_uniform(
         [], tf.random.experimental.stateless_fold_in(seed, 1), 0, shape[1] - w + 1, dtype=tf.int32
@@ -471,8 +505,8 @@ class RandomD4(keras.layers.Layer):
 
     def __init__(self, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = None if seed is None else check_int(seed, name="seed", minimum=0)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.supports_masking = True
 
     def call(self, inputs, training=None):
@@ -535,8 +569,8 @@ class RandomIntensity(keras.layers.Layer):
         self.brightness = float(brightness)
         self.contrast = float(contrast)
         self.noise = float(noise)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = None if seed is None else check_int(seed, name="seed", minimum=0)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def call(self, inputs, training=None):
         if not training:

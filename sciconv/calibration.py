@@ -545,8 +545,10 @@ def _mean_std_truth(y_true, y_pred, std) -> tuple[np.ndarray, np.ndarray, np.nda
                 f"mean and std must have the same shape (N,) or (N, D); got {mean.shape} and "
                 f"{std.shape}"
             )
-        if not (np.isfinite(mean).all() and np.isfinite(std).all()) or std.min() <= 0:
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std <= 0).any():
             raise ConfigError("mean must be finite and std finite and > 0")
+    if not mean.size:
+        raise ConfigError(f"no samples to score: the predictions are empty (shape {mean.shape})")
     y = np.asarray(y_true, dtype=np.float64)
     y = y.reshape(mean.shape) if y.size == mean.size else y
     if y.shape != mean.shape:

@@ -47,7 +47,7 @@ def test_the_architecture_digest_leaves_the_metadata_out():
     float32 in a fresh one: probabilities 0.19 apart)."""
     net = models.attach_metadata(_net())
     before = architecture_digest(net)
-    models.set_metadata(net, normalization={"method": "percentile", "lower": 2, "upper": 98})
+    models.set_metadata(net, normalization={"method": "percentile", "low": 2, "high": 98})
     assert architecture_digest(net) == before
     models.set_metadata(net, input_transform={"invert": "auto"})
     assert architecture_digest(net) == before

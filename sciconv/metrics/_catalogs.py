@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,16 +13,103 @@ from sciconv.errors import ConfigError
 if TYPE_CHECKING:
     from astropy.units import Quantity
 
-__all__ = ["match_catalogs"]
+__all__ = ["catalog_colnames", "catalog_columns", "match_catalogs"]
+
+
+def catalog_colnames(table: Any, *, which: str = "the") -> list:
+    """The column names of a catalog: an astropy Table, a pandas DataFrame, a dict of columns or
+    a numpy structured array (anything whose columns are taken by name).
+
+    Parameters
+    ----------
+    table : astropy.table.Table, pandas.DataFrame, dict or numpy structured array
+        The catalog.
+    which : str, optional
+        Which catalog it is (``"reference"``, ``"found"``), named in the error.
+
+    Returns
+    -------
+    list
+        Its column names.
+
+    Raises
+    ------
+    ConfigError
+        ``table`` has no columns by name (a plain array, a list, None).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sciconv.metrics._catalogs import catalog_colnames
+    >>> catalog_colnames(pd.DataFrame({"x": [1.0], "y": [2.0]}))
+    ['x', 'y']
+    """
+    if hasattr(table, "colnames"):  # astropy Table
+        return list(table.colnames)
+    if isinstance(table, Mapping):
+        return list(table.keys())
+    dtype_names = getattr(getattr(table, "dtype", None), "names", None)
+    if isinstance(table, np.ndarray) and dtype_names:
+        return list(dtype_names)
+    columns = getattr(table, "columns", None)
+    if columns is not None and hasattr(table, "__getitem__"):  # pandas (or polars) DataFrame
+        return list(columns)
+    raise ConfigError(
+        f"{which} catalog must be a table with named columns: an astropy Table, a pandas "
+        "DataFrame (astropy.table.Table.from_pandas(df) converts one), a dict of columns or a "
+        f"numpy structured array; got {type(table).__name__}"
+    )
+
+
+def catalog_columns(table: Any, names: Sequence[str], *, which: str = "the") -> list[np.ndarray]:
+    """The columns ``names`` of a catalog as 1-D float64 arrays of one length.
+
+    Parameters
+    ----------
+    table : astropy.table.Table, pandas.DataFrame, dict or numpy structured array
+        The catalog (see :func:`catalog_colnames`).
+    names : sequence of str
+        The columns wanted.
+    which : str, optional
+        Which catalog it is, named in errors.
+
+    Returns
+    -------
+    list of ndarray of float64
+
+    Raises
+    ------
+    ConfigError
+        A column missing (the ones there are listed), not numeric, not 1-D, or columns of
+        different lengths.
+
+    Examples
+    --------
+    >>> from sciconv.metrics._catalogs import catalog_columns
+    >>> [c.tolist() for c in catalog_columns({"x": [1, 2], "y": [3, 4]}, ("x", "y"))]
+    [[1.0, 2.0], [3.0, 4.0]]
+    """
+    have = catalog_colnames(table, which=which)
+    missing = [c for c in names if c not in have]
+    if missing:
+        raise ConfigError(f"{which} catalog lacks column(s) {missing}; it has {have}")
+    out = []
+    for c in names:
+        try:
+            col = np.asarray(table[c], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{which} catalog column {c!r} is not numeric ({exc})") from None
+        if col.ndim != 1 or (out and len(col) != len(out[0])):
+            raise ConfigError(
+                f"{which} catalog columns {list(names)} must be 1-D and of one length; got "
+                f"shapes {[np.shape(table[n]) for n in names]}"
+            )
+        out.append(col)
+    return out
 
 
 def _catalog_positions(table: Any, names: Sequence[str], *, which: str) -> np.ndarray:
-    missing = [c for c in names if c not in table.colnames]
-    if missing:
-        raise ConfigError(
-            f"{which} catalog lacks column(s) {missing}; it has {list(table.colnames)}"
-        )
-    return np.column_stack([np.asarray(table[c], dtype=np.float64) for c in names])
+    return np.column_stack(catalog_columns(table, names, which=which))
 
 
 def _separation_limit(value: Any, *, sky: bool) -> float:
@@ -132,8 +219,8 @@ def match_catalogs(
 
     Parameters
     ----------
-    reference, found : astropy.table.Table
-        Catalogs with the position columns.
+    reference, found : astropy.table.Table, pandas.DataFrame, dict or structured array
+        Catalogs with the position columns (columns taken by name; a dict of columns too).
     max_separation : float or astropy.units.Quantity
         Largest separation of a match (included): pixels, or arcseconds when ``sky=True``. A
         Python or numpy number, or a Quantity: an angle (``2 * u.arcsec``) on the sky, ``u.pix``

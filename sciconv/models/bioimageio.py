@@ -150,6 +150,7 @@ def _preprocessing_text(normalization: dict) -> str:
 
 def _readme(model: keras.Model, metadata: dict, normalization: dict) -> str:
     post = metadata.get("postprocess", {})
+    classes = model.outputs[0].shape[-1]
     return f"""# {model.name} (sciconv)
 
 Exported by sciconv from a `{metadata.get("task", "model")}` model.
@@ -167,7 +168,7 @@ Height and width: multiples of {metadata.get("divisor", 1) or 1}, at least the m
 `rdf.yaml` (pad smaller images, by reflection as sciconv does).
 
 ## Output
-Per-pixel class probabilities `batch, y, x, channel` (softmax over {model.output.shape[-1]} classes;
+Per-pixel class probabilities `batch, y, x, channel` (softmax over {classes} classes;
 for the nuclei model background / interior / boundary). Tiles: overlap them by the `halo` of
 `rdf.yaml` (the receptive field) on each side, or their borders differ from a whole-image run.
 
@@ -284,7 +285,8 @@ def export_bioimageio(
     Raises
     ------
     ModelError
-        The model has more than one input or does not map ``(H, W, C)`` to ``(H, W, K)``.
+        The model is not built (a Sequential without an ``Input``), has more than one input
+        or does not map ``(H, W, C)`` to ``(H, W, K)``.
     ConfigError
         ``sample_image`` has the wrong shape.
     MissingDependencyError
@@ -305,6 +307,18 @@ def export_bioimageio(
 
     if not isinstance(model, keras.Model):
         raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+    said = ""
+    try:
+        model_inputs, model_outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError) as exc:  # a Sequential never built or called
+        model_inputs = model_outputs = None
+        said = f" ({str(exc).splitlines()[0]})"
+    if not model_inputs or not model_outputs:
+        raise ModelError(
+            f"BioImage.IO export needs a built model; {model.name!r} has no defined input or "
+            f"output yet{said}: give a Sequential a keras.Input((None, None, C)) first, or "
+            "build it with sciconv.models.segmenter"
+        )
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
         raise ModelError(f"BioImage.IO export needs one (H, W, C) input; {model.name!r} differs")
     if len(model.outputs) != 1 or len(model.outputs[0].shape) != 4:
@@ -328,7 +342,7 @@ def export_bioimageio(
     classes = int(model.outputs[0].shape[-1])
     divisor = int(metadata.get("divisor", 1) or 1)
     step = max(divisor, 1)
-    halo = _halo(model)
+    halo = max(_halo(model), 1)  # the spec takes a halo >= 1 (a 1x1-conv model has 0)
     least = step * (2 * halo // step + 1)  # the halo on both sides and one step of pixels
     transform = metadata.get("input_transform")
     x = _sample(sample_image, channels, divisor, least, transform)

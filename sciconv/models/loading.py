@@ -31,7 +31,7 @@ from sciconv.errors import ConfigError, ModelError, UnsafeModelError
 from sciconv.metrics import Dice, IoU, MeanIoU  # noqa: F401  (registers them for loading)
 from sciconv.models._validate_meta import check_postprocess
 from sciconv.models.builders import classifier, regressor, segmenter
-from sciconv.models.metadata import set_metadata
+from sciconv.models.metadata import metadata_layer
 
 __all__ = ["load"]
 
@@ -163,17 +163,34 @@ def _recorded_metadata(config) -> dict | None:
     return None
 
 
+#: How to repair a file whose recorded settings :func:`load` refuses.
+_REPAIR = (
+    "; to repair the file: model = sciconv.models.load(path, check_metadata=False), then "
+    "sciconv.models.set_metadata(model, postprocess={...}) (or postprocess=None) and "
+    "model.save(path)"
+)
+
+
 def _check_recorded_settings(config, path: Path) -> None:
     """Refuse a model whose recorded metadata holds settings of the wrong kind (names the key)."""
     try:
         meta = _recorded_metadata(config)
     except ModelError as err:
-        raise ModelError(err.message, path=path) from None
+        raise ModelError(
+            err.message + "; load it with sciconv.models.load(path, check_metadata=False)",
+            path=path,
+        ) from None
     if meta:
-        check_postprocess(meta.get("postprocess"), path=path)
+        check_postprocess(meta.get("postprocess"), path=path, fix=_REPAIR)
 
 
-def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) -> keras.Model:
+def load(
+    path: str | os.PathLike,
+    *,
+    trust: bool = False,
+    compile: bool = True,
+    check_metadata: bool = True,
+) -> keras.Model:
     """Load a ``.keras`` model file safely.
 
     The file's zip directory and ``config.json`` are inspected before anything is built: a Lambda
@@ -192,6 +209,11 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
         source you trust: loading such a file can run any code.
     compile : bool
         Restore the optimizer, loss and metrics saved with the model.
+    check_metadata : bool
+        Refuse recorded post-processing settings of the wrong type or with unknown keys
+        (default). False loads such a file as it is, so that
+        :func:`sciconv.models.set_metadata` can repair it (``model.save(path)`` then writes it
+        back); the safety checks of ``trust`` apply either way.
 
     Returns
     -------
@@ -204,12 +226,12 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
         whose members declare sizes over the limits (:data:`MAX_CONFIG_BYTES`,
         :data:`MAX_MODEL_BYTES`, :data:`MAX_COMPRESSION_RATIO`), a damaged member (truncated,
         bad CRC; the message names it), recorded post-processing settings of the wrong type or
-        with unknown keys (naming the key), or a model Keras cannot build (a class or function
-        it does not know included).
+        with unknown keys (naming the key, and how to repair it with ``check_metadata=False``),
+        or a model Keras cannot build (a class or function it does not know included).
     ConfigError
         ``path`` is not a str or os.PathLike (a model object, None), or ``trust`` /
-        ``compile`` is not a bool (a string such as ``"no"`` is truthy: it would turn the
-        safety check off).
+        ``compile`` / ``check_metadata`` is not a bool (a string such as ``"no"`` is truthy:
+        it would turn the safety check off).
     UnsafeModelError
         ``trust`` is False and the file holds a Lambda layer, a serialized Python function, or
         names a class or function from outside Keras' modeling APIs and the registered custom
@@ -225,8 +247,16 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
     >>> model.save(path)
     >>> get_metadata(load(path))["task"]
     'classification'
+
+    A file whose recorded settings are refused is repaired by loading it unchecked:
+
+    >>> from sciconv.models import set_metadata
+    >>> model = load(path, check_metadata=False)
+    >>> set_metadata(model, postprocess={"threshold": 0.4})
+    >>> model.save(path)
     """
-    for value, name in ((trust, "trust"), (compile, "compile")):
+    checked = ((trust, "trust"), (compile, "compile"), (check_metadata, "check_metadata"))
+    for value, name in checked:
         if not isinstance(value, bool):
             raise ConfigError(
                 f"{name} must be True or False; got {value!r} ({type(value).__name__})"
@@ -273,7 +303,8 @@ def load(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) 
             path=path,
         )
     config = _read_config(path)
-    _check_recorded_settings(config, path)
+    if check_metadata:
+        _check_recorded_settings(config, path)
     if not trust:
         # compile=False: the training settings (a custom loss, metrics) are not built, so only
         # the architecture must be safe; a custom loss function needs no trust then
@@ -378,7 +409,10 @@ def _rebuild_from_metadata(path: Path, config: dict) -> keras.Model | None:
     version-independent, so a model made by a sciconv builder is rebuilt from its metadata with
     the installed Keras and given the file's weights. Returns None when that is not possible.
     """
-    meta = _recorded_metadata(config)
+    try:
+        meta = _recorded_metadata(config)
+    except ModelError:  # not a JSON object (load(check_metadata=False)): nothing to rebuild by
+        return None
     arch = dict((meta or {}).get("architecture") or {})
     builder = arch.pop("builder", None)
     if builder not in _REBUILD_KEYS or "input_shape" not in meta:
@@ -392,5 +426,6 @@ def _rebuild_from_metadata(path: Path, config: dict) -> keras.Model | None:
         model.load_weights(path)
     except Exception:  # not rebuildable with this sciconv/Keras: report the original error
         return None
-    set_metadata(model, **meta)
+    # the metadata as the file records it (not checked again: load(check_metadata=False) too)
+    metadata_layer(model).metadata.update({k: v for k, v in meta.items() if v is not None})
     return model

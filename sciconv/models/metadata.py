@@ -16,7 +16,10 @@ multiples of it), ``"postprocess"`` (keyword arguments for ``sciconv.postprocess
 training images, ``{"y": 0.5, "x": 0.5, "unit": "um"}`` as
 :meth:`sciconv.io.PixelScale.to_dict` writes it; absent when unknown; :func:`set_metadata` also
 takes a :class:`~sciconv.io.PixelScale` or an astropy Quantity for it, and
-:func:`get_pixel_scale` reads it back). Any other JSON-able key may be added.
+:func:`get_pixel_scale` reads it back). Any other JSON-able key may be added. The settings
+prediction reads (``postprocess``, ``normalization``, ``input_transform``, ``object_size``,
+``object_size_range``, ``pixel_scale``) are checked when they are set, as
+:func:`~sciconv.models.load` and prediction check them, so a typo never reaches a saved file.
 
 Examples
 --------
@@ -35,9 +38,11 @@ from __future__ import annotations
 import copy
 
 import keras
+import numpy as np
 
 from sciconv.errors import ConfigError, ModelError
 from sciconv.io import PixelScale
+from sciconv.models._validate_meta import check_metadata
 from sciconv.models.layers import SciconvMetadata, check_jsonable
 
 __all__ = [
@@ -168,11 +173,20 @@ def set_metadata(model: keras.Model, **items) -> None:
         other models with :func:`attach_metadata`).
     **items
         JSON-able values (str, int, float, bool, None, list, dict). A value of None removes the key.
+        The settings prediction reads are checked as :func:`sciconv.models.load` and prediction
+        check them, so a typo never reaches a saved file: ``postprocess`` (keyword arguments of
+        :func:`sciconv.postprocess.instances`, see :func:`check_postprocess`),
+        ``normalization`` (a spec dict or a :class:`~sciconv.preprocess.NormSpec`),
+        ``input_transform`` (:func:`sciconv.preprocess.validate_input_transform`),
+        ``object_size`` (the training objects' typical diameter: a positive number of pixels,
+        or an astropy Quantity converted with the model's ``pixel_scale``, given in the same
+        call or recorded), ``object_size_range`` (``[low, high]`` pixels) and ``pixel_scale``.
 
     Raises
     ------
     ModelError
-        If the model has no metadata layer or a value is not JSON-able.
+        If the model has no metadata layer, a value is not JSON-able, or a checked setting is
+        wrong (the message names the key).
 
     Examples
     --------
@@ -181,21 +195,57 @@ def set_metadata(model: keras.Model, **items) -> None:
     >>> set_metadata(model, normalization={"method": "minmax"})
     >>> get_metadata(model)["normalization"]
     {'method': 'minmax'}
-    """
+    >>> set_metadata(model, postprocess={"treshold": 0.5})
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ModelError: metadata 'postprocess': recorded post-processing setting 'treshold' ...
+    """  # noqa: E501
     layer = metadata_layer(model)
     if layer is None:
         raise ModelError(
             f"model {model.name!r} holds no sciconv metadata layer; build it with "
             "sciconv.models builders or wrap it with sciconv.models.attach_metadata(model)"
         )
-    if items.get("pixel_scale") is not None:
-        items["pixel_scale"] = _pixel_scale_dict(items["pixel_scale"])
-    updates = check_jsonable(items, name="metadata")
+    updates = _checked(items, recorded=layer.metadata)
     for key, value in updates.items():
         if value is None:
             layer.metadata.pop(key, None)
         else:
             layer.metadata[key] = value
+
+
+def _checked(items: dict, recorded: dict | None = None) -> dict:
+    """``items`` as :func:`set_metadata` records them: pixel scales and a physical object size
+    converted, the settings prediction reads checked (:func:`check_metadata`), JSON-able."""
+    items = dict(items)
+    if items.get("pixel_scale") is not None:
+        items["pixel_scale"] = _pixel_scale_dict(items["pixel_scale"])
+    if hasattr(items.get("object_size"), "unit"):  # a Quantity: in pixels of the model's scale
+        scale = items.get("pixel_scale", (recorded or {}).get("pixel_scale"))
+        items["object_size"] = _size_in_pixels(items["object_size"], scale)
+    return check_jsonable(check_metadata(items), name="metadata")
+
+
+def _size_in_pixels(size, scale) -> float:
+    """A physical ``object_size`` (astropy Quantity) in pixels of the model's pixel scale."""
+    from astropy import units as u
+
+    scale = PixelScale.from_value(scale) if scale is not None else None
+    if scale is None:
+        raise ModelError(
+            f"metadata 'object_size': {size} is in physical units but the model records no "
+            "pixel_scale to convert it with; give it in pixels, or pass pixel_scale= too"
+        )
+    try:
+        value = u.Quantity(size).to_value(scale.unit)
+    except (u.UnitsError, TypeError) as exc:
+        raise ModelError(
+            f"metadata 'object_size': {size} does not convert to the model's pixel scale unit "
+            f"({scale.unit})"
+        ) from exc
+    if np.ndim(value) != 0:
+        raise ModelError(f"metadata 'object_size' must be one size; got {size}")
+    return float(f"{float(value) / scale.mean:.12g}")
 
 
 def _pixel_scale_dict(value) -> dict:
@@ -247,7 +297,7 @@ def attach_metadata(model: keras.Model, **items) -> keras.Model:
     model : keras.Model
         A single-input Keras model (or a sciconv model, updated in place and returned).
     **items
-        JSON-able metadata entries, as in :func:`set_metadata`.
+        JSON-able metadata entries, as in :func:`set_metadata` (checked as there).
 
     Returns
     -------
@@ -273,5 +323,6 @@ def attach_metadata(model: keras.Model, **items) -> keras.Model:
             f"attach_metadata needs a model with one input; {model.name!r} has {len(model.inputs)}"
         )
     inputs = keras.Input(shape=model.inputs[0].shape[1:], name=f"{model.name}_input")
-    x = SciconvMetadata(check_jsonable(items), name=f"{model.name}_metadata")(inputs)
+    items = {k: v for k, v in _checked(items).items() if v is not None}
+    x = SciconvMetadata(items, name=f"{model.name}_metadata")(inputs)
     return keras.Model(inputs, model(x), name=model.name)

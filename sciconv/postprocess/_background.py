@@ -7,9 +7,10 @@ import warnings
 import numpy as np
 from scipy import ndimage as ndi
 
-from sciconv._validation import look_up_option
+from sciconv._validation import check_int, look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
+from sciconv.io._common import warn_if_channels_first
 from sciconv.io._units import known_unit
 
 #: ``background=`` modes of ``sciconv predict`` and ``predict_mosaic`` (:func:`wants_background`).
@@ -123,9 +124,10 @@ def estimate_background(
     labels : ndarray of int (H, W), optional
         Instance labels (0 = background) of the objects to leave out.
     box_size, filter_size : int, optional
-        Background2D's box (pixels, capped at the image size) and filter (boxes).
+        Background2D's box (pixels, capped at the image size) and filter (boxes; odd, 1 for
+        none).
     grow : int, optional
-        Pixels by which the objects are grown before they are left out.
+        Pixels (>= 0) by which the objects are grown before they are left out.
 
     Returns
     -------
@@ -164,9 +166,9 @@ def background_and_rms(
     box_size : int
         Side of the boxes the background is measured in (photutils' ``Background2D``).
     filter_size : int
-        Side of the median filter over the boxes' values.
+        Side of the median filter over the boxes' values (odd; 1: no filter).
     grow : int
-        Pixels the objects are grown by before they are left out (their faint wings).
+        Pixels (>= 0) the objects are grown by before they are left out (their faint wings).
 
     Returns
     -------
@@ -176,6 +178,14 @@ def background_and_rms(
     ------
     InvalidImageError
         An image that is not (H, W) or (H, W, C), or labels of another shape.
+    ConfigError
+        ``box_size`` or ``filter_size`` not a positive int, an even ``filter_size``, or a
+        negative ``grow``.
+
+    Warns
+    -----
+    SciconvWarning
+        An image that looks channels-first ``(C, H, W)`` (sciconv takes ``(H, W, C)``).
 
     Examples
     --------
@@ -186,7 +196,9 @@ def background_and_rms(
     >>> round(float(np.median(level))), round(float(np.median(rms)), 1)
     (100, 2.0)
     """
+    box_size, filter_size, grow = _check_options(box_size, filter_size, grow)
     data = np.asarray(as_array(image, load=True), dtype=np.float64)
+    warn_if_channels_first(data, name="image", batch=False)
     if data.ndim == 3 and data.shape[-1] == 1:
         data = data[..., 0]
     single = data.ndim == 2
@@ -209,6 +221,18 @@ def background_and_rms(
         masked = objects | ~np.isfinite(chan)
         level[..., k], rms[..., k] = _channel_background(chan, masked, box_size, filter_size)
     return (level[..., 0], rms[..., 0]) if single else (level, rms)
+
+
+def _check_options(box_size, filter_size, grow) -> tuple[int, int, int]:
+    """The options of :func:`background_and_rms` checked: ints, the filter odd (photutils)."""
+    box_size = check_int(box_size, name="box_size", minimum=1)
+    filter_size = check_int(filter_size, name="filter_size", minimum=1)
+    if filter_size % 2 == 0:
+        raise ConfigError(
+            "filter_size must be odd (the median filter over the boxes is centred; photutils' "
+            f"Background2D refuses an even one), e.g. 1 (no filter), 3 or 5; got {filter_size}"
+        )
+    return box_size, filter_size, check_int(grow, name="grow", minimum=0)
 
 
 def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:

@@ -566,7 +566,8 @@ def measure(
     lam2 = np.maximum((cxx + cyy) / 2 - half_diff, 0.0)
     theta = np.degrees(0.5 * np.arctan2(2 * cxy, cxx - cyy))
     theta = np.round(np.where(theta <= -90, theta + 180, theta), 10)
-    slices = ndi.find_objects(labels.astype(np.int32) if n < 2**31 else labels, max_label=n)
+    found = labels.astype(np.int32) if n < 2**31 else labels
+    slices = ndi.find_objects(found, max_label=n) if n else []  # no objects (0x0 labels too)
     bbox = np.array(
         [
             (s[1].start, s[0].start, s[1].stop, s[0].stop) if s is not None else (0, 0, 0, 0)

@@ -17,7 +17,7 @@ import numpy as np
 from sciconv._validation import check_int, look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import as_array
-from sciconv.io._common import warn_if_channels_first
+from sciconv.io._common import warn_caller, warn_if_channels_first
 
 #: Normalization methods (see :func:`sciconv.preprocess.compute_limits`).
 METHODS = ("percentile", "minmax", "zscale", "asinh", "zscore")
@@ -84,6 +84,13 @@ def validate_percentiles(low, high) -> tuple[float, float]:
     if not 0.0 <= low < high <= 100.0:
         raise ConfigError(
             f"percentiles must satisfy 0 <= low < high <= 100; got low={low}, high={high}"
+        )
+    if high <= 1.0:  # fractions given for percentiles: the stretch tops out at the 1st one
+        warn_caller(
+            f"percentiles are 0-100, not fractions: low={low:g}, high={high:g} stretch the "
+            f"darkest {high:g} % of the pixels to [0, 1] and put all the others above 1; "
+            f"meant as fractions, pass low={100 * low:g}, high={100 * high:g}",
+            package="sciconv",
         )
     return low, high
 
@@ -613,7 +620,8 @@ def normalize(
     A 4-D batch (N, H, W, C) is normalized image by image (each image's own statistics).
     An image whose first axis is at most 4 long while the others are longer than 16 (axis 1
     for a batch) looks channels-first (C, H, W): it gets a
-    :class:`~sciconv.errors.SciconvWarning` naming ``np.moveaxis``.
+    :class:`~sciconv.errors.SciconvWarning` naming ``np.moveaxis``; so do percentiles that look
+    like fractions (``high <= 1``: percentiles are 0-100).
 
     Parameters
     ----------

@@ -196,6 +196,12 @@ def compare_catalogs(
     matplotlib.figure.Figure
         ``fig.match`` is the dict of :func:`sciconv.metrics.match_catalogs`.
 
+    Raises
+    ------
+    ConfigError
+        As for :func:`sciconv.metrics.match_catalogs`; a flux column missing from its catalog
+        or not numeric, or ``flux_columns`` not a pair.
+
     Examples
     --------
     >>> from astropy.table import Table
@@ -206,15 +212,29 @@ def compare_catalogs(
     1.0
     """
     from sciconv.metrics import match_catalogs
+    from sciconv.metrics._catalogs import catalog_columns
 
     match = match_catalogs(
         reference, found, max_separation=max_separation, columns=columns, sky=sky
     )
     cols = ("ra", "dec") if sky else tuple(columns)  # checked by match_catalogs
     a, b = (
-        np.column_stack([np.asarray(t[c], dtype=np.float64) for c in cols])
-        for t in (reference, found)
+        np.column_stack(catalog_columns(t, cols, which=w))
+        for t, w in ((reference, "reference"), (found, "found"))
     )
+    if flux_columns is not None:
+        if isinstance(flux_columns, str) or len(flux_columns) != 2:
+            raise ConfigError(
+                "flux_columns must be a pair (the reference's flux column, the found "
+                f"catalog's), e.g. ('flux', 'flux_sum'); got {flux_columns!r}"
+            )
+        fa, fb = (
+            catalog_columns(t, [c], which=w)[0]
+            for t, c, w in (
+                (reference, flux_columns[0], "reference"),
+                (found, flux_columns[1], "found"),
+            )
+        )
     npanel = 3 if flux_columns else 2
     fig = Figure(figsize=(4.3 * npanel, 4.0), layout="constrained")
     ax = fig.add_subplot(1, npanel, 1)
@@ -240,8 +260,7 @@ def compare_catalogs(
     rms = float(np.sqrt(np.mean(match["separation"] ** 2))) if match["separation"].size else np.nan
     ax.set_title(f"offsets (rms {rms:.3g} {unit})", fontsize=9)
     if flux_columns:
-        fa = np.asarray(reference[flux_columns[0]], dtype=np.float64)[match["ref_index"]]
-        fb = np.asarray(found[flux_columns[1]], dtype=np.float64)[match["found_index"]]
+        fa, fb = fa[match["ref_index"]], fb[match["found_index"]]
         ax = fig.add_subplot(1, npanel, 3)
         ax.scatter(fa, fb, s=6)
         good = (fa > 0) & (fb > 0)
