@@ -73,6 +73,26 @@ _recorders: list[set] = []
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 
 
+def check_overwrite(overwrite) -> None:
+    """Refuse an ``overwrite`` that is not True or False: a truthy ``"no"`` replaced the file
+    (QA), where ``read(stack="yes")`` was refused.
+
+    Examples
+    --------
+    >>> check_overwrite(False)
+    >>> check_overwrite("no")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: overwrite must be True or False; got 'no'
+    """
+    import numpy as np
+
+    if not isinstance(overwrite, (bool, np.bool_)):
+        from sciconv.errors import ConfigError
+
+        raise ConfigError(f"overwrite must be True or False; got {overwrite!r}")
+
+
 def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     """Return ``path`` as a Path; raise :class:`~sciconv.errors.OutputExistsError` if it exists (no
     ``overwrite``).
@@ -82,6 +102,7 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     >>> check_writable("does/not/exist.fits", overwrite=False).name
     'exist.fits'
     """
+    check_overwrite(overwrite)
     path = Path(path)
     try:
         exists, is_dir = path.exists(), path.is_dir()
@@ -571,6 +592,7 @@ def atomic_store(path: str | os.PathLike, *, overwrite: bool = False) -> Iterato
     >>> sorted(p.name for p in store.iterdir())
     ['zarr.json']
     """
+    check_overwrite(overwrite)
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)

@@ -257,3 +257,18 @@ def test_normalize_warns_when_percentiles_look_like_fractions():
         warnings.simplefilter("error")
         preprocess.normalize(x, low=1, high=99.8)
         preprocess.normalize(x, low=0.5, high=99.5)
+
+
+def test_overwrite_must_be_a_bool_everywhere(tmp_path):
+    """QA: io.write(path, data, overwrite="no") replaced the file (any truthy value did)."""
+    import sciconv as sc
+    from sciconv.errors import ConfigError
+
+    path = tmp_path / "a.fits"
+    sc.io.write(path, np.zeros((4, 4), np.float32))
+    for value in ("no", "False", 1, None):
+        with pytest.raises(ConfigError, match="overwrite must be True or False"):
+            sc.io.write(path, np.ones((4, 4), np.float32), overwrite=value)
+    assert sc.io.read(path).data.max() == 0  # untouched
+    sc.io.write(path, np.ones((4, 4), np.float32), overwrite=np.True_)
+    assert sc.io.read(path).data.max() == 1
