@@ -317,6 +317,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if ds_cfg.get("augment") is False and "augment" not in fit_cfg:
         # dataset.augment: false says no augmentation; fit's "auto" would add D4 to cutouts
         fit_cfg["augment"] = None
+    # fit records it in config.json: the YAML as written, where, and as this run resolved it
+    resolved = {"dataset": ds_cfg, "model": config["model"], "training": fit_cfg}
+    train.configuration = _configuration(
+        args.config, kind, dict(zip(positional, data_args)), resolved
+    )
     with _section(args.config, "training"):
         history = training.fit(
             model, train, validation_data=val, overwrite=args.overwrite, **fit_cfg
@@ -334,6 +339,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         _compare_with_start(init, model, val, best["val_loss"])
     say(f"model: {workdir / 'best.keras'}")
     return EXIT_OK
+
+
+def _configuration(path, kind: str, data: dict, config: dict) -> dict:
+    """The YAML file of a ``sciconv train`` run as config.json records it: its absolute path,
+    the working directory (relative paths in it are relative to that), its text, and the
+    configuration resolved (dataset paths and workdir absolute, the dataset seed filled in)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):  # read moments ago; gone since
+        text = None
+
+    def absolute(value):
+        if isinstance(value, list):
+            return [os.path.abspath(v) for v in value]
+        return os.path.abspath(value)
+
+    dataset = {"kind": kind, **{k: absolute(v) for k, v in data.items()}, **config["dataset"]}
+    training = dict(config["training"])
+    training["workdir"] = os.path.abspath(training.get("workdir") or Path("runs") / path.stem)
+    return {
+        "path": os.path.abspath(path),
+        "cwd": os.getcwd(),
+        "text": text,
+        "resolved": {"dataset": dataset, "model": dict(config["model"]), "training": training},
+    }
 
 
 def _compare_with_start(init: str, tuned, val, best_loss: float) -> None:

@@ -27,6 +27,8 @@ __all__ = [
     "describe_split",
     "infer_normalization",
     "record_dataset_metadata",
+    "record_training_provenance",
+    "resume_exactness",
 ]
 
 
@@ -575,7 +577,9 @@ def _split_changes(before: dict, now: dict) -> list[str]:
     return changes
 
 
-def check_resumed_split(workdir, seed: int | None, split: dict | None = None) -> None:
+def check_resumed_split(
+    workdir, seed: int | None, split: dict | None = None, content: dict | None = None
+) -> None:
     """Refuse to resume a run on another train/validation split than the one it started on.
 
     A dataset's ``.seed`` decides which images are held out, and so do the files it was built
@@ -583,7 +587,8 @@ def check_resumed_split(workdir, seed: int | None, split: dict | None = None) ->
     fraction, files added to the data folders since) would validate on images it trained on
     before the kill, and ``best.keras`` would be chosen on them. ``split`` is what
     :func:`describe_split` says of this call's data. Runs that recorded neither are not
-    checked.
+    checked. Files whose contents changed since (``content``, a
+    :func:`sciconv._fit_workdir.content_digest`, against the recorded one) get a warning.
 
     Raises
     ------
@@ -615,6 +620,7 @@ def check_resumed_split(workdir, seed: int | None, split: dict | None = None) ->
             "resume=False and overwrite=True",
             path=workdir,
         )
+    _warn_changed_content(recorded, content)
     old = recorded.get("split") if isinstance(recorded, dict) else None
     if not isinstance(old, dict) or not isinstance(split, dict):
         return
@@ -628,6 +634,90 @@ def check_resumed_split(workdir, seed: int | None, split: dict | None = None) ->
             "--overwrite)",
             path=workdir,
         )
+
+
+def _warn_changed_content(recorded, content: dict | None) -> None:
+    """Warn when the training files' contents differ from those the run started on."""
+    before = recorded.get("content") if isinstance(recorded, dict) else None
+    if not isinstance(before, dict) or not isinstance(content, dict):
+        return
+    if before.get("method") == content.get("method") and before.get("sha256") != content.get(
+        "sha256"
+    ):
+        warn_caller(
+            "the training files' contents differ from those the interrupted run started on "
+            "(same names, other bytes: config.json's dataset.content): the resumed run trains "
+            "on other data than its first epochs did",
+            "sciconv",
+        )
+
+
+#: The libraries whose versions a trained model's metadata ``training`` records.
+VERSIONED = ("sciconv", "tensorflow", "keras", "numpy", "python")
+
+
+def record_training_provenance(model, *, seed, recorded: dict, versions: dict) -> dict | None:
+    """Record in ``model``'s metadata, as ``training``, how it was trained: ``fit``'s
+    ``seed``, the dataset's seed (``data_seed``, its split), the split's hash (``split_sha``),
+    the digest of the training files (``content_sha256``), where they were read from
+    (``source``) and the library versions; so a model shared without its run folder still
+    says. Small (a few hundred bytes) and JSON-able; returns what was recorded (None for a
+    model without a metadata layer).
+
+    Examples
+    --------
+    >>> import sciconv as sc
+    >>> model = sc.models.classifier((8, 8, 1), 2, filters=(2,), dense=())
+    >>> out = record_training_provenance(model, seed=1, recorded={}, versions={"numpy": "2"})
+    >>> out, sc.models.get_metadata(model)["training"]["seed"]
+    ({'seed': 1, 'versions': {'numpy': '2'}}, 1)
+    """
+    split = recorded.get("split") if isinstance(recorded.get("split"), dict) else {}
+    content = recorded.get("content") if isinstance(recorded.get("content"), dict) else {}
+    source = recorded.get("source")
+    items = {
+        "seed": seed,
+        "data_seed": recorded.get("seed"),
+        "split_sha": split.get("sha") or split.get("training_sha"),
+        "split": {k: split.get(k) for k in ("unit", "training", "validation")} if split else None,
+        "content_sha256": content.get("sha256"),
+        "source": source if len(json.dumps(source, default=str)) <= 600 else None,
+        "versions": {k: versions[k] for k in VERSIONED if k in versions},
+    }
+    items = {k: v for k, v in items.items() if v is not None}
+    if metadata_layer(model) is None:
+        return None
+    set_metadata(model, training=items)
+    return items
+
+
+def resume_exactness(train, fit_data, augment) -> tuple[bool, str]:
+    """Whether a resumed run of ``fit`` trains on the batches the uninterrupted run would
+    have (``resume_exact`` in config.json), and why (``resume_note``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resume_exactness((np.zeros(2), np.zeros(2)), None, None)[0]
+    True
+    """
+    inside = (
+        "; randomness inside the model (dropout) is not restored (it is not in the weights "
+        "backup), so a model with dropout still differs"
+    )
+    if isinstance(train, tuple) and augment is None:
+        return True, "arrays: Keras shuffles them anew every epoch from the restored state" + inside
+    if fit_data is train and callable(getattr(train, "resume_at", None)):
+        return True, (
+            "the dataset resumes at the batch the run reached (dataset.resume_at): the same "
+            "images, patches, order and augmentation as the uninterrupted run" + inside
+        )
+    return False, (
+        "this data pipeline restarts its shuffling, random crops and augmentation when a run "
+        "resumes: the resumed epochs draw what the first epochs drew, so a killed and resumed "
+        "run differs from an uninterrupted one (from_pairs datasets and arrays without fit's "
+        "augmentation resume exactly)"
+    )
 
 
 def _input_size_metadata(model, train) -> dict:

@@ -14,8 +14,11 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 from sciconv import devices
@@ -24,7 +27,16 @@ from sciconv._workdir_lock import check_workdir_free
 from sciconv.errors import ConfigError, OutputExistsError
 from sciconv.runs import backup_epoch, read_config
 
-__all__ = ["json_default", "prepare_workdir", "refuse_workdir", "run_files"]
+__all__ = [
+    "CONTENT_FULL_BYTES",
+    "content_digest",
+    "data_files",
+    "json_default",
+    "prepare_workdir",
+    "refuse_workdir",
+    "run_files",
+    "run_times",
+]
 
 
 def json_default(value):
@@ -126,3 +138,97 @@ def prepare_workdir(
         else:
             target.unlink()
     return 0
+
+
+#: :func:`content_digest` hashes every byte of the files up to this total; above it, each
+#: file's size, first and last MiB (a changed pixel in between then goes unseen).
+CONTENT_FULL_BYTES = 2 * 2**30
+
+
+def data_files(train, validation_data=None) -> list[str]:
+    """The files ``fit``'s data were read from: the images (and masks) of both splits and a
+    catalog's CSV, as the datasets' ``.file_paths`` / ``.mask_paths`` / ``.source`` name them;
+    empty for arrays and plain ``tf.data`` datasets.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data_files((np.zeros((2, 4, 4, 1)), np.zeros(2)))
+    []
+    """
+    files: list[str] = []
+    for data in (train, validation_data):
+        for key in ("file_paths", "mask_paths"):
+            paths = getattr(data, key, None)
+            if isinstance(paths, (list, tuple)):
+                files += [os.fspath(p) for p in paths]
+    source = getattr(train, "source", None)
+    if files and isinstance(source, dict) and isinstance(source.get("catalog"), str):
+        files.append(source["catalog"])
+    return files
+
+
+def content_digest(paths) -> dict | None:
+    """A sha256 of the files' contents (in order), with how it was made: ``"sha256"``, every
+    byte (531 PNG images and their masks, 54 MB: 0.08 s), or above :data:`CONTENT_FULL_BYTES`
+    in all ``"size+ends"``, each file's size and its first and last MiB. None for no file or
+    one that cannot be read.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> _ = f.write_text("abc")
+    >>> d = content_digest([f])
+    >>> d["method"], d["files"], d["bytes"], d["sha256"][:12]
+    ('sha256', 1, 3, '4f8b42c22dd3')
+    """
+    paths = [os.fspath(p) for p in paths]
+    if not paths:
+        return None
+    start = time.perf_counter()
+    try:
+        sizes = [os.stat(p).st_size for p in paths]
+        full = sum(sizes) <= CONTENT_FULL_BYTES
+        total = hashlib.sha256()
+        for path, size in zip(paths, sizes):
+            with open(path, "rb") as fh:
+                if full:  # hashlib.file_digest is Python 3.11+
+                    one = hashlib.sha256()
+                    for block in iter(lambda: fh.read(2**20), b""):
+                        one.update(block)
+                else:
+                    one = hashlib.sha256(f"{size}|".encode())
+                    one.update(fh.read(2**20))
+                    if size > 2**21:
+                        fh.seek(size - 2**20)
+                    one.update(fh.read(2**20))
+            total.update(one.digest())
+    except OSError:
+        return None
+    return {
+        "method": "sha256" if full else "size+ends",
+        "sha256": total.hexdigest(),
+        "files": len(paths),
+        "bytes": int(sum(sizes)),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def run_times(workdir: Path, resumed_from: int, now: str) -> dict:
+    """``started`` (the first start of the run) and ``resumed`` (each later start) for the
+    config.json of a run starting ``now``: a resumed run (``resumed_from`` > 0) keeps those of
+    the run it continues.
+
+    Examples
+    --------
+    >>> run_times(Path("no/such/run"), 0, "2026-01-01T00:00:00+00:00")
+    {'started': '2026-01-01T00:00:00+00:00', 'resumed': []}
+    """
+    before = _run_config(workdir) if resumed_from else {}
+    started = before.get("started")
+    resumed = before.get("resumed")
+    resumed = list(resumed) if isinstance(resumed, list) else []
+    if not isinstance(started, str):
+        return {"started": now, "resumed": []}
+    return {"started": started, "resumed": [*resumed, now]}

@@ -4,7 +4,10 @@
 usual callbacks and writes a run directory::
 
     workdir/
-      config.json    run settings, library versions, status ("running" / "finished")
+      config.json    run settings, library versions, status ("running" / "finished"), the
+                     data (dataset.source: kind, absolute folders; dataset.content: a
+                     sha256 of the files), sciconv train's YAML (configuration), first
+                     start and resumes (started, resumed), resume_exact / resume_note
       best.keras     best model so far (val_loss, or loss without validation data)
       last.keras     model at the end of the latest epoch
       log.csv        one row per epoch (appended to when a run resumes)
@@ -14,7 +17,9 @@ usual callbacks and writes a run directory::
 
 A run killed at any point (Ctrl-C, SIGKILL, a pre-empted job) continues from the last finished
 epoch when :func:`fit` is called again with the same ``workdir`` and a freshly built model of the
-same architecture. A run still training holds the workdir: a second :func:`fit` on it is refused
+same architecture; a ``from_pairs`` dataset (or arrays) then goes on with the batches the
+uninterrupted run would have drawn (``resume_exact`` in config.json; dropout is not restored).
+A run still training holds the workdir: a second :func:`fit` on it is refused
 (a lock left by a process that is gone is taken over with a warning). Model files are written
 atomically (temporary file + rename), only by the chief worker in multi-worker training.
 
@@ -64,9 +69,18 @@ from sciconv._fit_metadata import (
     check_validation_data,
     describe_split,
     record_dataset_metadata,
+    record_training_provenance,
+    resume_exactness,
 )
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
-from sciconv._fit_workdir import json_default, prepare_workdir, refuse_workdir
+from sciconv._fit_workdir import (
+    content_digest,
+    data_files,
+    json_default,
+    prepare_workdir,
+    refuse_workdir,
+    run_times,
+)
 from sciconv._progress import interactive
 from sciconv._workdir_lock import lock_workdir
 from sciconv.augment import d4_train_data, resolve_train_augment
@@ -297,6 +311,15 @@ def _check_pixel_weights(model, train) -> None:
         )
 
 
+def _source(train) -> dict:
+    """Where ``fit``'s data came from: a sciconv dataset's ``.source`` (kind and absolute
+    paths), else ``{"kind": "arrays"}`` or ``{"kind": "tf.data"}``."""
+    source = getattr(train, "source", None)
+    if isinstance(source, dict):
+        return dict(source)
+    return {"kind": "arrays" if isinstance(train, tuple) else "tf.data"}
+
+
 def _versions() -> dict:
     out = {
         "sciconv": __version__,
@@ -345,8 +368,12 @@ def fit(
         ``sciconv.devices.jit_compile_default()``.
     train : tf.data.Dataset or tuple
         Batched dataset of ``(x, y)`` (e.g. from :mod:`sciconv.datasets`; its ``.task``,
-        ``.class_names`` and ``.normalization`` attributes are recorded in the model metadata),
-        or an ``(x, y)`` tuple of arrays (batched by ``batch_size`` and shuffled).
+        ``.class_names`` and ``.normalization`` attributes are recorded in the model metadata,
+        its ``.source`` and a digest of its files in config.json, with ``.configuration``,
+        which ``sciconv train`` sets; a resumed run starts a dataset with ``.resume_at`` at
+        the batch it reached), or an ``(x, y)`` tuple of arrays (batched by ``batch_size``
+        and shuffled). The model's metadata ``training`` records ``seed``, the data's seed,
+        split hash, file digest and library versions.
     validation_data : tf.data.Dataset or tuple, optional
         Held-out data; when given, ``best.keras`` and the callbacks follow ``val_loss``.
     epochs : int
@@ -479,12 +506,19 @@ def fit(
     split = describe_split(train, validation_data)
     if split is not None:
         recorded["split"] = split
+    recorded["source"] = _source(train)  # the data's kind and folders (absolute)
+    content = content_digest(data_files(train, validation_data))  # the files' bytes
+    if content is not None:
+        recorded["content"] = content
     tuple_batch = batch_size if isinstance(train, tuple) else None
     batch = tuple_batch or drawn["batch_size"]  # the data's own batches, a dataset's recorded
     if aug is not None:  # arrays become a dataset, repeated for a fixed steps_per_epoch
         repeat = steps_per_epoch is not None
         fit_data = d4_train_data(fit_data, seed=seed, batch_size=batch_size, repeat=repeat)
-    train = fit_data
+    exact = resume_exactness(train, fit_data, aug)
+    resumable = exact[0] and fit_data is train and steps_per_epoch is not None
+    source_data, train = train, fit_data
+    record_training_provenance(model, seed=seed, recorded=recorded, versions=_versions())
     compiled_here = False
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         compile_args = default_compile_args(model, label_spec=_label_spec(train))
@@ -526,14 +560,17 @@ def fit(
                     },
                 )
                 if initial_epoch:
-                    check_resumed_split(workdir, recorded.get("seed"), split)
+                    check_resumed_split(workdir, recorded.get("seed"), split, content)
                 same_model = same_model and bool(initial_epoch)
+                if initial_epoch and resumable:  # the batches the uninterrupted run draws next
+                    train = source_data.resume_at(initial_epoch * steps_per_epoch)
+            now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             config = {
                 "status": "running",
-                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                    timespec="seconds"
-                ),
+                **run_times(workdir, initial_epoch if writes else 0, now),  # started, resumed
                 "resumed_from_epoch": initial_epoch or None,
+                "resume_exact": exact[0],  # a resumed run trains as the uninterrupted one
+                "resume_note": exact[1],
                 "epochs": epochs,
                 "epochs_done": initial_epoch,
                 "learning_rate": learning_rate,
@@ -562,7 +599,10 @@ def fit(
                 "dtype_policy": getattr(model.dtype_policy, "name", str(model.dtype_policy)),
                 "strategy": type(tf.distribute.get_strategy()).__name__,
                 "command": list(sys.argv),  # sciconv train CONFIG: the config file too
+                "cwd": os.getcwd(),
             }
+            if isinstance(getattr(source_data, "configuration", None), dict):
+                config["configuration"] = source_data.configuration  # sciconv train's YAML
             if writes:  # the folder exists: lock_workdir made it
                 _write_config(workdir, config)
                 log = workdir / "log.csv"
@@ -578,6 +618,9 @@ def fit(
                     nonlocal initial_epoch
                     initial_epoch = config["epochs_done"] = epoch
                     config["resumed_from_epoch"] = epoch or None
+                    if config["resume_exact"]:  # the data were set for the later epoch
+                        config["resume_exact"] = False
+                        config["resume_note"] = "resumed from an older backup: " + exact[1]
                     _write_config(workdir, config)
                     truncate_log(log, epoch)
                     best_checkpoint.best = _best_from_log(log, monitor) if epoch else math.inf

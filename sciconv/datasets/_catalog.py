@@ -14,6 +14,7 @@ import numpy as np
 from sciconv._validation import look_up_option
 from sciconv.datasets._classes import class_order
 from sciconv.datasets._images import build_image_datasets
+from sciconv.datasets._pipelines import attach
 from sciconv.datasets._scan import MAX_LISTED
 from sciconv.datasets._validate import TASKS
 from sciconv.errors import ConfigError, DatasetError, SciconvWarning
@@ -433,7 +434,7 @@ cache, strict
         class_names = list(columns)
         strata = None
     del lines
-    return build_image_datasets(
+    built = build_image_datasets(
         [p for _, p, _ in kept],
         y,
         skipped=[],
@@ -452,3 +453,7 @@ cache, strict
         cache=cache,
         strict=strict,
     )
+    source = {"kind": "catalog", "catalog": os.path.abspath(csv_path), "path_column": path_column}
+    for ds in built if isinstance(built, tuple) else (built,):
+        attach(ds, source=source)  # what fit records in config.json, with a digest of the files
+    return built

@@ -238,6 +238,7 @@ def from_folder(
         check_empty=check_empty,
     )
     fraction = None if validation_split is None else float(validation_split)  # checked there
+    source = {"kind": "folder", "path": os.path.abspath(folder)}  # recorded by fit
     for ds in built if isinstance(built, tuple) else (built,):
-        attach(ds, validation_split=fraction)  # with .file_paths: what fit checks on a resume
+        attach(ds, validation_split=fraction, source=source)  # .file_paths: checked on resume
     return built

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,8 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from sciconv._validation import look_up_option, standardize_tuple
+from sciconv.augment import augment_batch
 from sciconv.datasets._arrays import pad_to
-from sciconv.datasets._pipelines import AUTOTUNE, attach, augment_map, no_autograph
+from sciconv.datasets._pipelines import AUTOTUNE, attach, no_autograph
 from sciconv.datasets._scan import (
     WORKERS,
     cache_budget,
@@ -111,17 +113,56 @@ def _element_types(weighted: bool) -> tuple:
     return (tf.float32, tf.int32, tf.float32) if weighted else (tf.float32, tf.int32)
 
 
-def _augment_weighted(ds, aug: dict, seed: int):
-    """Augment ``(x, y, w)`` batches: y and w ride one tensor, so they get the same D4 move."""
-    ds = ds.map(
-        lambda x, y, w: (x, tf.stack([tf.cast(y, tf.float32), w], axis=-1)),
-        num_parallel_calls=AUTOTUNE,
+#: Patches of at most this many consecutive images' draws are shuffled together (the
+#: training stream of :func:`from_pairs`), and at most :data:`CHUNK_BYTES` of them.
+CHUNK_PATCHES = 2048
+CHUNK_BYTES = 256 * 2**20
+# the streams of a from_pairs dataset's seed: image order, patches, their mixing, augmentation
+_PASS_ORDER, _PATCH_STREAM, _CHUNK_ORDER, _AUGMENT = 4, 5, 6, 11
+
+
+def _seed(seed: int, index, stream: int):
+    """The stateless seed ``(seed, index, stream)`` as TensorFlow takes it, shape (2,)."""
+    index = tf.cast(index, tf.int64)
+    return tf.stack([tf.constant(seed, tf.int64), index * 16 + stream])
+
+
+def _pass_image(slot, n: int, seed: int, shuffle: bool):
+    """The image shown at place ``slot`` of an endless stream of passes: pass ``p`` shows every
+    image once, in an order seeded by ``(seed, p)`` (in turn without ``shuffle``). Pure
+    TensorFlow: no Python runs in tf.data's threads for it."""
+    if not shuffle:
+        return slot % n
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=_seed(seed, slot // n, _PASS_ORDER)
     )
-    ds = augment_map(ds, aug, seed)
-    return ds.map(
-        lambda x, yw: (x, tf.cast(tf.round(yw[..., 0]), tf.int32), yw[..., 1]),
-        num_parallel_calls=AUTOTUNE,
-    )
+    return tf.gather(order, slot % n)
+
+
+def _first_batch(first) -> int:
+    if isinstance(first, (bool, np.bool_)) or not isinstance(first, (int, np.integer)):
+        raise ConfigError(f"resume_at takes a batch index >= 0; got {first!r}")
+    if first < 0:
+        raise ConfigError(f"resume_at takes a batch index >= 0; got {first}")
+    return int(first)
+
+
+def _augment_indexed(ds, aug: dict, seed: int, first: int, weighted: bool):
+    """Augment batches with stateless seeds ``(seed, batch index)``, the index counted from
+    ``first``: a stream resumed at batch ``first`` augments as the whole stream did. With
+    weights ``(x, y, w)``: y and w ride one tensor, so they get the same D4 move."""
+    options = {k: v for k, v in aug.items() if k != "crop"}
+    seeds = tf.data.Dataset.counter(first).map(lambda b: _seed(seed, b, _AUGMENT))
+
+    def move(batch, s):
+        if not weighted:
+            return augment_batch(batch[0], batch[1], seed=s, **options)
+        x, y, w = batch
+        x, yw = augment_batch(x, tf.stack([tf.cast(y, tf.float32), w], axis=-1), seed=s, **options)
+        return x, tf.cast(tf.round(yw[..., 0]), tf.int32), yw[..., 1]
+
+    ds = tf.data.Dataset.zip((ds, seeds))
+    return ds.map(no_autograph(move), num_parallel_calls=AUTOTUNE)
 
 
 def from_pairs(
@@ -164,6 +205,14 @@ def from_pairs(
     default ``steps_per_epoch``, so any ``steps_per_epoch * epochs`` is trained in full; with
     ``keras.Model.fit`` pass ``steps_per_epoch=ds.steps_per_epoch`` (or another count) yourself.
     The validation dataset is finite: one pass per evaluation.
+
+    Every training batch is a function of ``seed`` and its index in the stream (which images a
+    pass visits in which order, their patches, the mixing of the patches of up to
+    :data:`CHUNK_PATCHES` consecutive images, the augmentation), so ``ds.resume_at(n)`` gives
+    the same stream from batch ``n`` on, without drawing the batches before it (at most one
+    chunk's patches are drawn and skipped): :func:`sciconv.training.fit` resumes a killed run
+    with it, which then trains on the batches the uninterrupted run would have. ``.source``
+    records the (absolute) image and mask folders.
 
     Bad pixels (NaN, FITS ``BLANK``, a FITS ``DQ``/``MASK`` extension next to the image: what
     :func:`sciconv.io.read` masks) carry no weight: batches are then ``(x, y, w)`` with ``w``
@@ -384,7 +433,8 @@ def from_pairs(
     def whole(idx, training):
         """Whole images padded to the multiple, and whether they come with weights: the
         reflected padding (mirrored objects, labelled 0) must not count, so "auto" weighs
-        whole images whenever one of them is padded."""
+        whole images whenever one of them is padded. Training: an endless stream, function of
+        the batch index from ``first`` on (``.resume_at``)."""
         sel = [good[i] for i in idx]
         bs = whole_batch(idx)
         padded = any(d % multiple for j in sel for d in ys[j].shape)
@@ -403,36 +453,49 @@ def from_pairs(
             wts[:h, :w] = _weights(bads[j], (h, w))
             return x, y, wts
 
-        ds = tf.data.Dataset.range(len(sel))
-        if training and shuffle:
-            ds = ds.shuffle(len(sel), seed=seed, reshuffle_each_iteration=True)
-        if training:
-            ds = ds.repeat()  # endless: fit() reads one pass from .steps_per_epoch
-
-        def decode(i):
+        def decode(slot):
+            i = _pass_image(slot, len(sel), seed, shuffle and training)
             out = tf.numpy_function(load, [i], types_here, stateful=False)
             out[0].set_shape((None, None, channels))
             for t in out[1:]:
                 t.set_shape((None, None))
             return tuple(out)
 
-        ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True).batch(bs)
-        if training and aug is not None:
-            ds = _augment_weighted(ds, aug, seed) if w_here else augment_map(ds, aug, seed)
-        return ds.prefetch(AUTOTUNE), w_here
+        def stream(first: int = 0):
+            first = _first_batch(first)
+            if training:  # endless: fit() reads one pass from .steps_per_epoch
+                slots = tf.data.Dataset.counter(first * bs)
+            else:
+                slots = tf.data.Dataset.range(len(sel))
+            ds = slots.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True)
+            ds = ds.batch(bs)
+            if training and aug is not None:
+                ds = _augment_indexed(ds, aug, seed, first, w_here)
+            return ds.prefetch(AUTOTUNE)
+
+        return stream, w_here
 
     def patches(idx):
         """Random patches, and whether they come with weights: as for whole images, "auto"
-        weighs them when an image is smaller than the patch (its padding mirrors objects)."""
+        weighs them when an image is smaller than the patch (its padding mirrors objects).
+
+        An endless stream of passes over the images (each pass in a new order), each image
+        giving ``ppi`` patches from a generator seeded by ``(seed, its place in the stream)``;
+        the patches of :data:`CHUNK_PATCHES` consecutive images are shuffled together (a
+        permutation seeded by ``(seed, chunk)``). Every batch is so a function of its index:
+        ``stream(first)`` starts at batch ``first`` by skipping at most one chunk's patches."""
         sel = [good[i] for i in idx]
         small = any(n < p for j in sel for n, p in zip(ys[j].shape, psize))
         w_here = weighted or (sample_weights == "auto" and small)
         types_here = _element_types(w_here)
+        per_patch = int(np.prod(psize)) * channels * 4
+        group = int(max(1, min(len(sel), CHUNK_PATCHES // ppi, CHUNK_BYTES // (ppi * per_patch))))
+        chunk = group * ppi
 
-        def sample(i, s):
+        def sample(slot, i):
             j = sel[int(i)]
             x, y = get(j)
-            rng = np.random.default_rng(int(s) % 2**63)
+            rng = np.random.default_rng([seed, _PATCH_STREAM, int(slot)])
             if not w_here:
                 return sample_patches(x, y, size=psize, count=ppi, fg_fraction=fg_fraction, rng=rng)
             bad = bads[j] if bads[j] is not None else np.zeros(y.shape, bool)
@@ -447,29 +510,36 @@ def from_pairs(
                 max_bad=max_masked,
             )
 
-        ds = tf.data.Dataset.range(len(sel))
-        if shuffle:
-            ds = ds.shuffle(len(sel), seed=seed, reshuffle_each_iteration=True)
-        # endless, and every pass draws new patches: the seed stream is zipped after the repeat,
-        # so it runs on instead of restarting with each pass
-        ds = tf.data.Dataset.zip(
-            (ds.repeat(), tf.data.Dataset.random(seed=seed + 5, rerandomize_each_iteration=True))
-        )
-
-        def decode(i, s):
-            out = tf.numpy_function(sample, [i, s], types_here, stateful=False)
+        def decode(slot):
+            i = _pass_image(slot, len(sel), seed, shuffle)
+            out = tf.numpy_function(sample, [slot, i], types_here, stateful=False)
             out[0].set_shape((ppi, *psize, channels))
             for t in out[1:]:
                 t.set_shape((ppi, *psize))
             return tuple(out)
 
-        ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True).unbatch()
-        if shuffle:
-            ds = ds.shuffle(min(len(sel) * ppi, 2048), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size)
-        if aug is not None:
-            ds = _augment_weighted(ds, aug, seed) if w_here else augment_map(ds, aug, seed)
-        return ds.prefetch(AUTOTUNE), w_here
+        def mix(q, *parts):  # (group, ppi, ...) -> (group * ppi, ...), shuffled
+            flat = [tf.reshape(t, (chunk, *t.shape[2:])) for t in parts]
+            if not shuffle:
+                return tuple(flat)
+            perm = tf.random.experimental.stateless_shuffle(
+                tf.range(chunk, dtype=tf.int64), seed=_seed(seed, q, _CHUNK_ORDER)
+            )
+            return tuple(tf.gather(t, perm) for t in flat)
+
+        def stream(first: int = 0):
+            first = _first_batch(first)
+            q0, skip = divmod(first * batch_size, chunk)
+            ds = tf.data.Dataset.counter(q0 * group)  # the images' places in the stream
+            ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True)
+            ds = tf.data.Dataset.zip((tf.data.Dataset.counter(q0), ds.batch(group)))
+            ds = ds.map(no_autograph(lambda q, parts: mix(q, *parts)))
+            ds = ds.unbatch().skip(skip).batch(batch_size)
+            if aug is not None:
+                ds = _augment_indexed(ds, aug, seed, first, w_here)
+            return ds.prefetch(AUTOTUNE)
+
+        return stream, w_here
 
     common = {
         "class_names": class_names,
@@ -502,17 +572,17 @@ def from_pairs(
 
     # the training split is endless; one epoch = one pass (every image, patches_per_image times)
     if psize:
-        (train, train_weighted), one_pass = (
+        (stream, train_weighted), one_pass = (
             patches(train_idx),
             -(-len(train_idx) * ppi // batch_size),
         )
     else:
-        (train, train_weighted), one_pass = (
+        (stream, train_weighted), one_pass = (
             whole(train_idx, True),
             -(-len(train_idx) // whole_batch(train_idx)),
         )
     train = finish(
-        train,
+        stream(0),
         train_idx,
         steps_per_epoch=one_pass,
         weighted=train_weighted,
@@ -520,8 +590,22 @@ def from_pairs(
         batch_size=batch_size,
         patch_size=None if psize is None else [int(v) for v in psize],
         patches_per_image=ppi if psize else None,
+        resume_at=stream,  # fit: a resumed run goes on with the batches it would have drawn
+        source={"kind": "pairs", "images": _where(images), "masks": _where(masks)},
     )
     if val_idx is None:
         return train
     val, val_weighted = whole(val_idx, False)
-    return train, finish(val, val_idx, weighted=val_weighted)
+    return train, finish(val(0), val_idx, weighted=val_weighted)
+
+
+def _where(data):
+    """The absolute folder (or files: their count and common folder) a dataset was read from."""
+    if isinstance(data, (str, os.PathLike)):
+        return os.path.abspath(data)
+    paths = [os.path.abspath(p) for p in data]
+    try:
+        folder = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else None
+    except ValueError:  # files on several drives
+        folder = None
+    return {"files": len(paths), "folder": folder}
