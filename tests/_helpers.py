@@ -154,3 +154,15 @@ def threshold_model(level=0.02, **metadata):
     if metadata:
         set_metadata(model, **metadata)
     return model
+
+
+def kill_after(epoch: int):
+    """A Keras callback that stops ``fit`` as a kill would, after epoch ``epoch`` (0-based)."""
+    import keras
+
+    class _Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, e, logs=None):
+            if e == epoch:
+                raise KeyboardInterrupt("simulated kill")
+
+    return _Kill()

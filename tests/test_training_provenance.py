@@ -15,19 +15,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from _helpers import run_cli
+from _helpers import kill_after, run_cli
 
 import sciconv as sc
-
-
-class _Kill(keras.callbacks.Callback):
-    def __init__(self, after_epoch):
-        super().__init__()
-        self.after_epoch = after_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.after_epoch:
-            raise KeyboardInterrupt("simulated kill")
 
 
 def _pairs(root: Path, n: int = 5) -> Path:
@@ -75,7 +65,7 @@ def test_a_resumed_patch_run_is_the_uninterrupted_run(tmp_path, augment):
     sc.training.fit(_segmenter(), *_data(data, augment), workdir=once, **_FIT)
     with pytest.raises(KeyboardInterrupt):
         sc.training.fit(
-            _segmenter(), *_data(data, augment), workdir=killed, callbacks=[_Kill(1)], **_FIT
+            _segmenter(), *_data(data, augment), workdir=killed, callbacks=[kill_after(1)], **_FIT
         )
     sc.training.fit(_segmenter(), *_data(data, augment), workdir=killed, **_FIT)
     a, b = sc.runs.read_log(once), sc.runs.read_log(killed)
@@ -137,7 +127,7 @@ def test_a_resumed_run_keeps_its_start_time(tmp_path):
     run = tmp_path / "run"
     kw = {**_FIT, "epochs": 2}
     with pytest.raises(KeyboardInterrupt):
-        sc.training.fit(_segmenter(), *_data(data), workdir=run, callbacks=[_Kill(0)], **kw)
+        sc.training.fit(_segmenter(), *_data(data), workdir=run, callbacks=[kill_after(0)], **kw)
     first = sc.training.read_config(run)
     first["started"] = "2000-01-01T00:00:00+00:00"  # as if long ago
     (run / "config.json").write_text(json.dumps(first))
@@ -177,7 +167,7 @@ def test_arrays_record_no_source_and_resume_exactly(tmp_path):
     kw = {**_FIT, "batch_size": 8}
     sc.training.fit(model(), (x, y), workdir=once, **kw)
     with pytest.raises(KeyboardInterrupt):
-        sc.training.fit(model(), (x, y), workdir=killed, callbacks=[_Kill(1)], **kw)
+        sc.training.fit(model(), (x, y), workdir=killed, callbacks=[kill_after(1)], **kw)
     sc.training.fit(model(), (x, y), workdir=killed, **kw)
     config = sc.training.read_config(killed)
     assert config["dataset"]["source"] == {"kind": "arrays"}

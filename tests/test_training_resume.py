@@ -7,18 +7,9 @@ import json
 import keras
 import numpy as np
 import pytest
+from _helpers import kill_after
 
 import sciconv as sc
-
-
-class _Kill(keras.callbacks.Callback):
-    def __init__(self, after_epoch):
-        super().__init__()
-        self.after_epoch = after_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.after_epoch:
-            raise KeyboardInterrupt("simulated kill")
 
 
 def _data():
@@ -40,7 +31,7 @@ def test_config_best_is_over_the_whole_resumed_run(tmp_path):
     kw = dict(epochs=6, workdir=run, tensorboard=False, verbose=0, seed=0, learning_rate=3e-3,
               reduce_lr=False, batch_size=8)  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        sc.training.fit(_build(), train, validation_data=val, callbacks=[_Kill(2)], **kw)
+        sc.training.fit(_build(), train, validation_data=val, callbacks=[kill_after(2)], **kw)
     history = sc.training.fit(_build(), train, validation_data=val, **kw)
     assert len(history.history["val_loss"]) == 3  # this call ran epochs 3..5
     log = sc.runs.read_log(run)
@@ -85,7 +76,7 @@ def test_resume_refuses_a_dataset_split_with_another_seed(tmp_path):
     kw = dict(epochs=3, workdir=run, tensorboard=False, verbose=0, reduce_lr=False)
     model, (train, val) = build(None)
     with pytest.raises(KeyboardInterrupt):
-        sc.training.fit(model, train, validation_data=val, callbacks=[_Kill(0)], **kw)
+        sc.training.fit(model, train, validation_data=val, callbacks=[kill_after(0)], **kw)
     first = train.seed
     assert json.loads((run / "config.json").read_text())["dataset"]["seed"] == first
     model, (train, val) = build(first + 1)
@@ -102,7 +93,7 @@ def test_resume_refuses_a_dataset_split_with_another_seed(tmp_path):
 def _interrupt(model, train, val, run):
     kw = dict(epochs=3, workdir=run, tensorboard=False, verbose=0, reduce_lr=False)
     with pytest.raises(KeyboardInterrupt):
-        sc.training.fit(model, train, validation_data=val, callbacks=[_Kill(0)], **kw)
+        sc.training.fit(model, train, validation_data=val, callbacks=[kill_after(0)], **kw)
     return kw
 
 
@@ -256,7 +247,7 @@ def test_an_interrupted_backup_write_keeps_the_previous_backup(tmp_path, monkeyp
 def _interrupted(run, after_epoch=2):
     train, _ = _data()
     with pytest.raises(KeyboardInterrupt):
-        sc.training.fit(_build(), train, callbacks=[_Kill(after_epoch)], **_backup_kw(run))
+        sc.training.fit(_build(), train, callbacks=[kill_after(after_epoch)], **_backup_kw(run))
     return train
 
 
