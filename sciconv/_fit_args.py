@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 
 import keras
@@ -105,7 +106,7 @@ def validate_fit_values(
         raise ConfigError(f"epochs must be an int >= 1; got {epochs!r}")
     if (
         isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, (int, float))
+        or not isinstance(learning_rate, numbers.Real)  # numpy floats too (QA)
         or not (learning_rate > 0 and math.isfinite(learning_rate))
     ):
         raise ConfigError(f"learning_rate must be a positive number; got {learning_rate!r}")

@@ -481,6 +481,7 @@ def fit(
         batch_size=batch_size,
         verbose=verbose,
     )
+    learning_rate = float(learning_rate)  # an int or numpy float failed inside Keras (QA)
     train = as_fit_arrays(model, train, name="train")
     if validation_data is not None:
         validation_data = as_fit_arrays(model, validation_data, name="validation_data")

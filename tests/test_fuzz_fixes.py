@@ -272,3 +272,16 @@ def test_overwrite_must_be_a_bool_everywhere(tmp_path):
     assert sc.io.read(path).data.max() == 0  # untouched
     sc.io.write(path, np.ones((4, 4), np.float32), overwrite=np.True_)
     assert sc.io.read(path).data.max() == 1
+
+
+@pytest.mark.parametrize("rate", [1, np.float32(1e-3), np.float64(1e-3)])
+def test_fit_takes_any_real_learning_rate(tmp_path, rate):
+    """QA: an int learning_rate failed inside Keras; a numpy float was refused."""
+    import sciconv as sc
+
+    model = sc.models.classifier((8, 8, 1), 2, filters=(2,), dense=())
+    x = np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype(np.float32)
+    y = np.arange(8) % 2
+    sc.training.fit(model, (x, y), epochs=1, learning_rate=rate, workdir=tmp_path / "run",
+                    verbose=0)  # fmt: skip
+    assert (tmp_path / "run" / "best.keras").exists()
