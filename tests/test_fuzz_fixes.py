@@ -285,3 +285,17 @@ def test_fit_takes_any_real_learning_rate(tmp_path, rate):
     sc.training.fit(model, (x, y), epochs=1, learning_rate=rate, workdir=tmp_path / "run",
                     verbose=0)  # fmt: skip
     assert (tmp_path / "run" / "best.keras").exists()
+
+
+def test_set_metadata_takes_numpy_numbers_in_postprocess():
+    """Review: the new checks refused min_size=np.int64(12) and float32 thresholds, which
+    set_metadata stored (as plain numbers) before."""
+    import sciconv as sc
+
+    model = sc.models.segmenter((None, None, 1), depth=1, filters=2)
+    sc.models.set_metadata(
+        model, postprocess={"min_size": np.int64(12), "threshold": np.float32(0.5)}
+    )
+    recorded = sc.models.get_metadata(model)["postprocess"]
+    assert recorded["min_size"] == 12 and type(recorded["min_size"]) is int
+    assert recorded["threshold"] == 0.5

@@ -65,7 +65,7 @@ def _problem(key: str, value: Any) -> str | None:
         return f"must be one of {list(_METHODS)}"
     if value is None and kind == "number or null":
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers too
         return f"must be a{'n integer' if kind == 'integer' else ' number'}"
     if not math.isfinite(value):
         return "must be a finite number"
