@@ -63,24 +63,30 @@ def input_record(path, *, limit: int = INPUT_HASH_LIMIT) -> str:
     >>> input_record(f).split()[-1]
     'sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
     """
-    import hashlib
-
     name = os.path.abspath(os.fspath(path))
     if os.path.isdir(name):
         return f"sciconv input {name} (a folder: not hashed)"
     try:
-        size = os.path.getsize(name)
-        if size > limit:
-            return (
-                f"sciconv input {name} ({size / 1e9:.3g} GB: not hashed, over {limit / 1e9:.3g} GB)"
-            )
-        digest = hashlib.sha256()
-        with open(name, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        state = os.stat(name)
+        if state.st_size > limit:
+            size, cap = state.st_size / 1e9, limit / 1e9
+            return f"sciconv input {name} ({size:.3g} GB: not hashed, over {cap:.3g} GB)"
+        return f"sciconv input {name} sha256:{_file_sha256(name, state.st_size, state.st_mtime_ns)}"
     except OSError as err:
         return f"sciconv input {name} (not hashed: {err.strerror or type(err).__name__})"
-    return f"sciconv input {name} sha256:{digest.hexdigest()}"
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(name: str, size: int, mtime_ns: int) -> str:
+    """The SHA-256 of a file's bytes, streamed; read once per file state (size, time), though
+    the image products, GeoJSON and region files of one input each record it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(name, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def software_record() -> str:

@@ -410,22 +410,21 @@ def _black(x: np.ndarray) -> np.ndarray:
     return np.all(colour == 0, axis=-1)
 
 
-def _black_frame(x: np.ndarray) -> tuple[slice, slice] | None:
-    """The part of ``x`` inside complete rows and columns at its edges that are black in every
-    colour channel (:func:`_black`): a tile padded past the scanned area, an RGBA region taken
-    to RGB (OpenSlide's transparent black with its alpha dropped). None when no edge row or
-    column is black, or all of them are (an empty image).
+def _black_frame(black: np.ndarray) -> tuple[slice, slice] | None:
+    """The part of an image inside complete rows and columns at its edges that are black
+    (``black``: :func:`_black` of the image, black in every colour channel): a tile padded past
+    the scanned area, an RGBA region taken to RGB (OpenSlide's transparent black with its alpha
+    dropped). None when no edge row or column is black, or all of them are (an empty image).
 
     Examples
     --------
     >>> import numpy as np
     >>> x = np.full((5, 6, 3), 200.0); x[3:] = 0; x[:, 4:] = 0   # black below and right
-    >>> _black_frame(x)
+    >>> _black_frame(_black(x))
     (slice(0, 3, None), slice(0, 4, None))
-    >>> _black_frame(np.full((5, 6, 3), 200.0)) is None
+    >>> _black_frame(_black(np.full((5, 6, 3), 200.0))) is None
     True
     """
-    black = _black(x)
     top, bottom, left, right = 0, black.shape[0], 0, black.shape[1]
     while top < bottom and left < right:
         before = (top, bottom, left, right)
@@ -577,8 +576,9 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
             x = cleared
     # black rows and columns at the edges (a tile padded past the scanned area) are left out of
     # the flip decision: half a brightfield tile black kept it unflipped (AP@0.5 0.83 -> 0.00)
-    frame = _black_frame(x)
-    if frame is not None and _black(x[frame]).mean() > BLACK_INSIDE:
+    black = _black(x)  # the one black mask: the frame, the share inside it, the padding
+    frame = _black_frame(black)
+    if frame is not None and black[frame].mean() > BLACK_INSIDE:
         frame = None  # black inside too: a background of 0 (fluorescence), not padding
     inside = (slice(None), slice(None)) if frame is None else frame
     decide_on = gray_of(x) if spec["to_rgb"] else None
@@ -594,7 +594,7 @@ def _resolve(x: np.ndarray, spec: dict) -> InputTransform:
     # flipped, the black padding would become the brightest object of all: no data instead
     black_padding = invert is True and frame is not None
     if black_padding:
-        x = np.where(_black(original)[..., None], np.float32(np.nan), x)
+        x = np.where(black[..., None], np.float32(np.nan), x)
     # a dark background with an empty channel (fluorescence saved in colour), or any background
     # with R, G, B one signal (a grey image with a colour cast: flipped about one value, the
     # cast's gains became offsets of the background, a colour the model never saw)
