@@ -79,7 +79,33 @@ def as_fit_arrays(model, data, *, name: str):
                     f"{name}: x and y must hold as many samples; got {n} and {len(arr)}"
                 )
     arrays[1] = check_label_values(model, arrays[1], name=name)
+    if not isinstance(arrays[0], tuple):
+        arrays = _with_finite_images(arrays, name=name)
     return tuple(arrays)
+
+
+def _with_finite_images(arrays: list, *, name: str) -> list:
+    """Drop the samples whose image has no finite pixel, with a warning; all of them: refused.
+    (An all-NaN image trains as the model's NaN fill with its label: nothing to learn, and
+    only such images train at chance without a word.)"""
+    x = arrays[0]
+    if x.dtype.kind not in "fc" or x.size == 0:
+        return arrays
+    finite = np.isfinite(x.reshape(len(x), -1)).any(axis=1)
+    if finite.all():
+        return arrays
+    if not finite.any():
+        raise ConfigError(f"{name}: no image has a finite pixel (all NaN or inf): nothing to learn")
+    empty = np.flatnonzero(~finite)
+    warn_caller(
+        f"{name}: {len(empty)} of {len(x)} images have no finite pixel (all NaN or inf; "
+        f"samples {empty[:5].tolist()}{' ...' if len(empty) > 5 else ''}): left out",
+        package="sciconv",
+    )
+    keep = np.flatnonzero(finite)
+    return [
+        tuple(v[keep] for v in part) if isinstance(part, tuple) else part[keep] for part in arrays
+    ]
 
 
 def _sparse_loss(model) -> bool:
@@ -155,6 +181,13 @@ def check_label_values(model, y, *, name: str):
         if first.ndim == 3 or (first.ndim == 4 and first.shape[-1] == 1):
             _check_ids(first, k, name=name, model=model)
         return y
+    if first.ndim >= 3:
+        raise ModelError(
+            f"{name}: labels of shape {first.shape} hold a label per pixel, but model "
+            f"{model.name!r} is a classifier (one class per image); for masks build a "
+            "segmenter (sciconv.models.unet) and train it on sciconv.datasets.from_pairs or "
+            "(images, masks) arrays"
+        )
     if first.ndim == 2 and first.shape[1] > 1:
         return _one_hot_ids(first, k, name=name)
     _check_ids(first, k, name=name, model=model)

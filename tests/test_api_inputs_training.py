@@ -188,6 +188,35 @@ def test_fit_refuses_non_finite_regression_targets(bad):
         _fit(model, (X8, y))
 
 
+def test_fit_refuses_masks_given_to_a_classifier():
+    # fuzzing QA: a bare Keras "Cannot take the length of shape with unknown rank"
+    with pytest.raises(
+        sc.errors.ModelError,
+        match=r"labels of shape \(8, 16, 16\) hold a "
+        r"label per pixel.*is a classifier.*sciconv\.models\.unet",
+    ):
+        _fit(_clf(), (X8, np.zeros((8, SIZE, SIZE), np.int32)))
+
+
+def test_fit_leaves_out_images_without_a_finite_pixel():
+    # fuzzing QA: all-NaN images trained at chance (loss ln 3) without a word
+    with pytest.raises(ConfigError, match="train: no image has a finite pixel"):
+        _fit(_clf(), (np.full_like(X8, np.nan), np.arange(8) % 2))
+    x = X8.copy()
+    x[[1, 4]] = np.nan
+    x[2, :3] = np.inf  # a few bad pixels: kept
+    y = np.arange(8) % 2
+    with pytest.warns(
+        SciconvWarning,
+        match=r"train: 2 of 8 images have no finite pixel .*"
+        r"samples \[1, 4\]\): left out",
+    ):
+        data = sc._fit_data.as_fit_arrays(_clf(), (x, y, np.ones(8)), name="train")
+    assert [len(a) for a in data] == [6, 6, 6]
+    np.testing.assert_array_equal(data[1], y[[0, 2, 3, 5, 6, 7]])
+    assert np.isfinite(data[0][0]).all() and np.isinf(data[0][1]).any()
+
+
 def test_fit_refuses_masks_outside_the_segmenter_classes():
     model = sc.models.segmenter((SIZE, SIZE, 1), 2, depth=1, filters=2)
     masks = np.zeros((8, SIZE, SIZE), np.int64)

@@ -14,7 +14,7 @@ from astropy.io import fits
 
 tf = pytest.importorskip("tensorflow")
 
-from sciconv import datasets, preprocess  # noqa: E402
+from sciconv import datasets, io, preprocess  # noqa: E402
 from sciconv.errors import ConfigError, DatasetError, SciconvWarning  # noqa: E402
 
 COUNTS = {"elliptical": 10, "irregular": 4, "spiral": 6}
@@ -673,6 +673,35 @@ def test_from_pairs_bad_inputs(cells, tmp_path, case, match):
     with pytest.raises(DatasetError, match=match):
         datasets.from_pairs(img, msk, patch_size=8, **kw)
     assert _tree_hash(tmp_path) == before
+
+
+def test_from_pairs_refuses_images_and_masks_swapped(data_dir, tmp_path):
+    # fuzzing QA: swapped folders trained on a 100 % foreground target without a word
+    images, masks = data_dir / "cells" / "images", data_dir / "cells" / "masks"
+    with pytest.raises(
+        DatasetError,
+        match=r"cell_00\.tif: this mask does not look like a label "
+        r"image: 9\d% of neighbouring.*swapped",
+    ):
+        datasets.from_pairs(masks, images, patch_size=32)
+    with pytest.raises(DatasetError, match="swapped"):  # the image folder twice
+        datasets.from_pairs(images, images, patch_size=32)
+    # real instance labels (touching nuclei included) and binary masks pass
+    for folder in ("nuclei", "nuclei_brightfield"):
+        real = data_dir / "real" / folder
+        imgs = sorted((real / "images").iterdir())
+        colour = [p for p in imgs if io.read_pixels(p).shape[-1] == 3]
+        for group in (colour, [p for p in imgs if p not in colour]):
+            if group:
+                labels = [real / "labels" / p.name for p in group]
+                ds = datasets.from_pairs(group, labels, patch_size=32, seed=0)
+                assert ds.class_counts[1] > 0
+    binary = tmp_path / "binary"
+    binary.mkdir()
+    for p in sorted(masks.iterdir()):
+        tifffile.imwrite(binary / p.name, (tifffile.imread(p) > 0).astype(np.uint8) * 255)
+    ds = datasets.from_pairs(images, binary, patch_size=32, seed=0)
+    assert ds.class_counts[1] > 0
 
 
 def test_from_pairs_lists_and_semantic_class_ids(cells):
