@@ -11,7 +11,8 @@ import pytest
 SCRIPT = """
 from sciconv.datasets import from_pairs
 ds = from_pairs({images!r}, {masks!r}, patch_size=32, seed=0, augment={augment})
-batch = next(iter(ds))  # the iterator is alive until Python exits
+it = iter(ds)  # alive until Python exits
+batch = next(it)
 print("batch", tuple(batch[0].shape), flush=True)
 """
 
@@ -20,9 +21,7 @@ print("batch", tuple(batch[0].shape), flush=True)
 def test_script_holding_a_from_pairs_iterator_exits(data_dir, augment):
     # before the fix 4 of 4 such runs without augmentation and 2 of 3 with it hung at exit
     cells = data_dir / "cells"
-    code = SCRIPT.format(
-        images=str(cells / "images"), masks=str(cells / "masks"), augment=augment
-    )
+    code = SCRIPT.format(images=str(cells / "images"), masks=str(cells / "masks"), augment=augment)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     try:
         done = subprocess.run(
