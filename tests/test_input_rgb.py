@@ -228,3 +228,31 @@ def test_the_shipped_input_transform_is_the_training_one_plus_the_inference_keys
     assert nuclei_data.for_inference(RGB)["restore_saturated"] is True
     assert nuclei_data.for_training(shipped["input_transform"]) == RGB
     assert nuclei_data.for_inference(None) is None and nuclei_data.for_training(None) is None
+
+
+def test_patch_sampler_blurs_the_share_of_patches_asked():
+    """``--blur P``: a share P of the training patches out of focus (Gaussian, sigma in
+    BLUR_SIGMA px, channels apart), the labels untouched; P = 0 draws exactly as before."""
+    rng = np.random.default_rng(3)
+    img = rng.random((64, 64, 3)).astype(np.float32)  # white noise: blur shows as lost variance
+    lab = np.zeros((64, 64), np.int32)
+    lab[10:30, 10:30] = 1
+    kw = {"patch": 32, "target": "touching", "seed": 0, "zoom": (1.0, 1.0), "intensity": False}
+    sharp = nuclei_data.PatchSampler([img], [lab], **kw)
+    never = nuclei_data.PatchSampler([img], [lab], blur=0.0, **kw)
+    always = nuclei_data.PatchSampler([img], [lab], blur=1.0, **kw)
+
+    def patches(sampler):  # one generator per patch: the same crops and flips in each sampler
+        xy = [sampler.one(np.random.default_rng([1, k])) for k in range(8)]
+        return np.stack([x for x, _ in xy]), np.stack([y for _, y in xy])
+
+    xs, ys = patches(sharp)
+    x0, _ = patches(never)
+    np.testing.assert_array_equal(x0, xs)
+    xb, yb = patches(always)
+    np.testing.assert_array_equal(yb, ys)  # the targets as they were
+    assert xs.std() > 0.28 and xb.std() < 0.6 * xs.std()  # sigma >= 0.5 halves white noise
+    np.testing.assert_allclose(xb.mean(), xs.mean(), atol=0.02)  # blur keeps the level
+    half = nuclei_data.PatchSampler([img], [lab], blur=0.5, **kw).batch(200)[0]
+    blurred = half.reshape(200, -1).std(axis=1) < 0.6 * xs.std()
+    assert 0.35 < blurred.mean() < 0.65

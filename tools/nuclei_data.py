@@ -297,6 +297,11 @@ def make_target(lab: np.ndarray, target: str, touch: int = 2) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- patches
+#: the sigma range (px, log-uniform) of the out-of-focus augmentation (``PatchSampler(blur=p)``):
+#: grey brightfield blurred by sigma 2 lost AP@0.5 0.833 -> 0.231 with the shipped model (QA)
+BLUR_SIGMA = (0.5, 2.5)
+
+
 class PatchSampler:
     """Random augmented patches (numpy), seeded. Images are (H, W) or (H, W, C) (normalized);
     patches come out (patch, patch, C)."""
@@ -313,9 +318,11 @@ class PatchSampler:
         intensity=True,
         groups=None,
         group_share=None,
+        blur=0.0,
     ):
         self.images, self.labels = images, labels
         self.patch, self.target, self.zoom, self.intensity = patch, target, zoom, intensity
+        self.blur = float(blur)
         self.rng = np.random.default_rng(seed)
         sizes = np.array([im.shape[0] * im.shape[1] for im in images], dtype=float)
         self.p = np.sqrt(sizes) / np.sqrt(sizes).sum()  # big images a bit more often
@@ -363,6 +370,11 @@ class PatchSampler:
         if rng.random() < 0.5:
             img_c, lab_c = img_c[:, ::-1], lab_c[:, ::-1]
         x = img_c.astype(np.float32)
+        if self.blur and rng.random() < self.blur:
+            # out of focus (before the camera's noise): Gaussian, sigma log-uniform in BLUR_SIGMA
+            # px; linear, so blurring the normalized, flipped image equals blurring the raw one
+            sigma = float(np.exp(rng.uniform(*np.log(BLUR_SIGMA))))
+            x = ndi.gaussian_filter(x, (sigma, sigma, 0), mode="reflect")
         if self.intensity:
             # gamma on the [0, 1] part, contrast, offset, noise (the same for every channel,
             # except the noise)

@@ -384,6 +384,13 @@ def main(argv=None) -> None:
         default=0,
         help="add N HED stain-jittered copies of every colour training image (nuclei_stain.py)",
     )
+    p.add_argument(
+        "--blur",
+        type=float,
+        default=0.0,
+        help="share of training patches blurred out of focus (Gaussian, sigma 0.5-2.5 px; "
+        "nuclei_data.BLUR_SIGMA); default 0",
+    )
     p.add_argument("--init", type=Path, default=None, help="start from these weights (.keras)")
     p.add_argument(
         "--average-with",
@@ -504,6 +511,7 @@ def main(argv=None) -> None:
             seed=a.seed,
             groups=[modality_of[i] for i in train_ids],
             group_share=share,
+            blur=a.blur,
         )
         pool = start_workers(sampler, a.workers)
 
@@ -657,7 +665,8 @@ def main(argv=None) -> None:
         "num_classes": num_classes,
         "lr": a.lr,
         "loss": "categorical cross-entropy + soft Dice (foreground classes)",
-        "augmentation": "D4, zoom 0.7-1.4, gamma 0.6-1.6, contrast 0.6-1.4, offset +-0.15, noise",
+        "augmentation": "D4, zoom 0.7-1.4, gamma 0.6-1.6, contrast 0.6-1.4, offset +-0.15, noise"
+        + (f", blur {a.blur:g} of patches (sigma 0.5-2.5 px)" if a.blur else ""),
         "stain_copies": a.stain_copies,
         "normalization": norm,
         "input": "rgb" if channels == 3 else "gray",
