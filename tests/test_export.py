@@ -67,6 +67,10 @@ def test_export_errors(tmp_path, segmenter):
         sc.models.export(segmenter, tmp_path / "b.onnx", format="tflite")
     with pytest.raises(ModelError, match=r"keras\.Model"):
         sc.models.export(object(), tmp_path / "c.onnx")
+    # fuzzing QA: ONNX bytes were written into a file named .keras
+    with pytest.raises(ConfigError, match=r"m\.keras: format='onnx' writes an ONNX file"):
+        sc.models.export(segmenter, tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
 
 
 def test_an_unloadable_graph_is_refused_and_a_fresh_model_records_its_normalization(tmp_path):

@@ -128,6 +128,10 @@ def test_errors(tmp_path):
         labels_to_geojson(np.zeros((4, 4), np.float32))
     with pytest.raises(ConfigError, match="'label' column"):
         labels_to_geojson(np.zeros((4, 4), np.int32), measurements={"area": [1]})
+    negative = np.zeros((4, 4), np.int32)
+    negative[1:3, 1:3] = -1  # fuzzing QA: an empty FeatureCollection without a word
+    with pytest.raises(InvalidImageError, match="labels must be >= 0"):
+        labels_to_geojson(negative)
     with pytest.raises(ConfigError, match="shape must be"):
         geojson_to_labels({"type": "FeatureCollection", "features": []}, (4,))
     with pytest.raises(ConfigError, match="FeatureCollection"):

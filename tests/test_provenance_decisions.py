@@ -252,6 +252,15 @@ def test_votable_provenance_survives_table_read(tmp_path):
     assert "INPUT = a.fits" in description and "model m.keras" in description
 
 
+def test_with_provenance_takes_a_str_as_one_history_line():
+    # fuzzing QA: "my step" became HISTORY = ['m', 'y', ' ', 's', ...]
+    table = Table({"label": [1]}, meta={"HISTORY": "before"})
+    out = postprocess.with_provenance(table, "my step")
+    assert out.meta["HISTORY"] == ["before", "my step"]
+    assert postprocess.with_provenance(table, None).meta["HISTORY"] == "before"
+    assert table.meta["HISTORY"] == "before"  # the input table is not changed
+
+
 # ------------------------------------------------------------------ 11. OME-TIFF bytes
 def test_ome_tiff_products_are_byte_identical(tmp_path):
     labels = np.arange(64, dtype=np.int32).reshape(8, 8)

@@ -61,7 +61,8 @@ def export(
     model : keras.Model
         A sciconv model (or any single-input Keras model).
     path : str or os.PathLike
-        The ``.onnx`` file to write (atomically).
+        The ``.onnx`` file to write (atomically; another suffix is refused), or the ``.zip``
+        package for ``format="bioimageio"``.
     format : {"onnx", "bioimageio"}
         The export format: an ONNX file, or a BioImage.IO model package (a zip written by
         :func:`~sciconv.models.bioimageio.export_bioimageio` with its defaults; call that function
@@ -119,10 +120,16 @@ def export(
         raise ModelError(
             f"export needs a model with one input; {model.name!r} has {len(model.inputs)}"
         )
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":  # ONNX bytes in a file named .keras (fuzzing QA)
+        raise ConfigError(
+            f"format='onnx' writes an ONNX file: name it .onnx; got {path.name!r} (a .keras "
+            "file: model.save; a BioImage.IO package: format='bioimageio', a .zip)",
+            path=path,
+        )
     onnx = _onnx()
     import tensorflow as tf
 
-    path = Path(path)
     model = float32_copy(model, path)
 
     spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32, name=model.inputs[0].name)

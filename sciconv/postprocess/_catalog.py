@@ -13,7 +13,7 @@ from pathlib import Path
 from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError
-from sciconv.io._common import brief, fits_text
+from sciconv.io._common import brief, fits_text, history_lines
 
 __all__ = ["CATALOG_FORMATS", "check_table", "flatten_table", "write_catalog"]
 
@@ -341,7 +341,7 @@ def _info(name: str, value: str):
     return info
 
 
-def with_provenance(table, history: list[str], *, source=None):
+def with_provenance(table, history: str | Sequence[str] | None, *, source=None):
     """``table`` (a shallow copy) with what made it in its metadata: ``SOFTWARE`` (the sciconv
     version), ``INPUT`` (the image's file name) and ``HISTORY`` (the model and settings lines of
     the image products), so a catalog apart from its images can be traced (ECSV metadata, FITS
@@ -351,8 +351,9 @@ def with_provenance(table, history: list[str], *, source=None):
     ----------
     table : astropy.table.Table
         The catalog; not changed.
-    history : list of str
-        Lines appended to the table's ``HISTORY`` (after any it has); empty adds none.
+    history : str, list of str or None
+        Lines appended to the table's ``HISTORY`` (after any it has); a str is one line; empty
+        or None adds none.
     source : str or os.PathLike, optional
         The input image's path; its file name becomes ``INPUT``. Default None (no ``INPUT``).
 
@@ -371,10 +372,11 @@ def with_provenance(table, history: list[str], *, source=None):
     out.meta["SOFTWARE"] = f"sciconv {sciconv.__version__}"
     if source is not None:
         out.meta["INPUT"] = Path(source).name
-    if history:
+    lines = history_lines(history)  # a str is one line (it was split into characters)
+    if lines:
         before = out.meta.get("HISTORY") or []
         before = [before] if isinstance(before, str) else list(before)
-        out.meta["HISTORY"] = [*before, *map(str, history)]
+        out.meta["HISTORY"] = [*before, *lines]
     return out
 
 

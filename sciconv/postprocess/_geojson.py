@@ -64,6 +64,8 @@ def _validate_labels(labels) -> np.ndarray:
         raise InvalidImageError(
             f"labels must be integer instance labels (H, W); got {arr.dtype} {arr.shape}"
         )
+    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:  # gave no features without a word
+        raise InvalidImageError("labels must be >= 0 (0 = background); got negative values")
     return arr.astype(np.int64)
 
 

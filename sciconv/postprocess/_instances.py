@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -130,7 +132,7 @@ def _bridge_no_data(mask: np.ndarray, no_data: np.ndarray, gap: int) -> np.ndarr
 
 
 def _validate_number(value, *, name: str, low: float, high: float | None = None) -> float:
-    if not is_number(value):
+    if not is_number(value) or math.isnan(value):  # NaN passed every bound: 0 objects
         raise ConfigError(f"{name} must be a number; got {value!r}")
     if value < low or (high is not None and value > high):
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
