@@ -219,6 +219,15 @@ def test_level_needs_ome_zarr(tmp_path):
         io.read(p, level=1)
 
 
+@pytest.mark.parametrize("name", ["x.tif", "x.FITS", "x.ome.tiff", "x.png"])
+def test_ome_zarr_refuses_an_image_file_name(tmp_path, name):
+    # fuzzing QA: a zarr folder named x.tif was written
+    pytest.importorskip("ome_zarr")
+    with pytest.raises(ConfigError, match=r"an OME-Zarr store is a folder: name it \.ome\.zarr"):
+        io.write_ome_zarr(tmp_path / name, np.zeros((8, 8), np.float32))
+    assert not (tmp_path / name).exists()
+
+
 def test_ome_zarr_labels_layout(store):
     import zarr
     from ome_zarr.io import parse_url

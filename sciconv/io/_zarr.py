@@ -25,6 +25,7 @@ from sciconv.errors import (
     OutputExistsError,
 )
 from sciconv.io._common import brief, to_float32
+from sciconv.io._files import IMAGE_EXTENSIONS
 from sciconv.io._image import GridImage, LazyImage, as_array
 from sciconv.io._tiff import PLANE_AXES
 
@@ -579,6 +580,12 @@ def write_ome_zarr(
 
     zarr, ome_zarr = ome_zarr_modules(path)
     path = Path(path)
+    if path.name.lower().endswith(IMAGE_EXTENSIONS):  # a folder named x.tif (fuzzing QA)
+        raise ConfigError(
+            "an OME-Zarr store is a folder: name it .ome.zarr (this name is an image file's; "
+            "sciconv.io.write writes those)",
+            path=path,
+        )
     if path.exists() and not overwrite:
         raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
     if isinstance(array, GridImage):
