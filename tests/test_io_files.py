@@ -157,3 +157,34 @@ def test_bad_inputs(pairs_dir, images, masks, error, match):
 def test_unknown_unmatched_option_suggests_the_nearest(pairs_dir):
     with pytest.raises(ConfigError, match=r"unmatched must be one of .*got 'warns'.*'warn'"):
         io.pair_by_stem(*pairs_dir, unmatched="warns")
+
+
+def test_mask_suffix_pairs_masks_beside_their_images(tmp_path):
+    # QA "bring your own labels": Cellpose saves a.tif beside a_masks.tif in one folder; the
+    # folder given twice paired each file with itself (then "swapped?")
+    for stem in ("a", "b"):
+        io.write(tmp_path / f"{stem}.tif", np.zeros((4, 4), np.float32))
+        io.write(tmp_path / f"{stem}_masks.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(DatasetError, match=r"same 4 files.*mask_suffix='_masks'"):
+        io.pair_by_stem(tmp_path, tmp_path)
+    pairs = io.pair_by_stem(tmp_path, tmp_path, mask_suffix="_masks")
+    assert [(p.name, m.name) for p, m in pairs] == [
+        ("a.tif", "a_masks.tif"),
+        ("b.tif", "b_masks.tif"),
+    ]
+    with pytest.raises(DatasetError, match="no mask file's stem ends with mask_suffix='_label'"):
+        io.pair_by_stem(tmp_path, tmp_path, mask_suffix="_label")
+
+
+def test_masks_with_a_suffix_in_their_own_folder_name_the_fix(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    for stem in ("a", "b"):
+        io.write(tmp_path / "img" / f"{stem}.tif", np.zeros((4, 4), np.float32))
+        io.write(tmp_path / "lab" / f"{stem}_label.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(
+        DatasetError, match=r"named like 'a_label' for 'a': pass mask_suffix='_label'"
+    ):
+        io.pair_by_stem(tmp_path / "img", tmp_path / "lab")
+    pairs = io.pair_by_stem(tmp_path / "img", tmp_path / "lab", mask_suffix="_label")
+    assert [m.name for _, m in pairs] == ["a_label.tif", "b_label.tif"]

@@ -275,6 +275,7 @@ def pair_by_stem(
     masks: str | os.PathLike | Iterable[str | os.PathLike],
     *,
     unmatched: str = "raise",
+    mask_suffix: str = "",
 ) -> list[tuple[Path, Path]]:
     """Pair image files with mask files by :func:`image_stem`: ``a.fits.gz`` with ``a.tif``.
 
@@ -287,6 +288,10 @@ def pair_by_stem(
         :class:`~sciconv.errors.DatasetError` naming the file and the stem it needs (default),
         leave it out with a :class:`~sciconv.errors.SciconvWarning` listing what was left out,
         or leave it out quietly.
+    mask_suffix : str, optional
+        The end of the masks' stems after the image's: ``"_masks"`` pairs ``a.tif`` with
+        ``a_masks.tif`` (Cellpose), also in one folder (``images`` and ``masks`` the same:
+        the files whose stem ends with it are the masks, the others the images). Default ``""``.
 
     Returns
     -------
@@ -323,10 +328,26 @@ def pair_by_stem(
     mask ROOT/masks/c.tif has no image: expected a file with stem 'c' in ROOT/images
     """
     unmatched = look_up_option(unmatched, _UNMATCHED, name="unmatched")
+    if not isinstance(mask_suffix, str):
+        raise ConfigError(f"mask_suffix must be a str (e.g. '_masks'); got {mask_suffix!r}")
     image_files, image_where = _pair_inputs(images, "images")
     mask_files, mask_where = _pair_inputs(masks, "masks")
+    if mask_suffix:  # masks beside their images (Cellpose: a.tif, a_masks.tif) or apart
+        mask_files = [p for p in mask_files if image_stem(p).endswith(mask_suffix)]
+        image_files = [p for p in image_files if not image_stem(p).endswith(mask_suffix)]
+        if not mask_files:
+            raise DatasetError(f"no mask file's stem ends with mask_suffix={mask_suffix!r} in "
+                               f"{mask_where}")  # fmt: skip
+    elif {p.resolve() for p in image_files} == {p.resolve() for p in mask_files}:
+        raise DatasetError(
+            f"images and masks are the same {len(image_files)} files (in {image_where}): each "
+            "image would be its own mask. Masks beside their images (a.tif with a_masks.tif, as "
+            "Cellpose saves them) need mask_suffix='_masks'"
+        )
     image_by = _unique_stems(image_files, "images")
-    mask_by = _unique_stems(mask_files, "masks")
+    mask_by = {
+        s[: len(s) - len(mask_suffix)]: p for s, p in _unique_stems(mask_files, "masks").items()
+    }
     lonely_images = [(s, p) for s, p in image_by.items() if s not in mask_by]
     lonely_masks = [(s, p) for s, p in mask_by.items() if s not in image_by]
     problems = [
@@ -334,6 +355,8 @@ def pair_by_stem(
         _unmatched_message("mask", "image", lonely_masks, image_where),
     ]
     problems = [m for m in problems if m]
+    hint = _suffix_hint(lonely_masks, image_by) if not mask_suffix else ""
+    problems = [m + hint for m in problems[:1]] + problems[1:]
     if problems and unmatched == "raise":
         raise DatasetError(problems[0])
     if problems and unmatched == "warn":
@@ -383,6 +406,16 @@ def _unique_stems(files: list[Path], role: str) -> dict[str, Path]:
             )
         out[s] = f
     return out
+
+
+def _suffix_hint(lonely_masks: list, image_by: dict) -> str:
+    """``mask_suffix`` to pass when the lonely masks' stems are the images' plus one ending."""
+    for stem, _ in lonely_masks[:_MAX_LISTED]:
+        for base in image_by:
+            if stem.startswith(base) and len(stem) > len(base) and not stem[len(base)].isalnum():
+                end = stem[len(base) :]
+                return f" (masks named like {stem!r} for {base!r}: pass mask_suffix={end!r})"
+    return ""
 
 
 def _unmatched_message(what: str, partner: str, lonely: list, where: str) -> str:
