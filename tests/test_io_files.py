@@ -188,3 +188,14 @@ def test_masks_with_a_suffix_in_their_own_folder_name_the_fix(tmp_path):
         io.pair_by_stem(tmp_path / "img", tmp_path / "lab")
     pairs = io.pair_by_stem(tmp_path / "img", tmp_path / "lab", mask_suffix="_label")
     assert [m.name for _, m in pairs] == ["a_label.tif", "b_label.tif"]
+
+
+def test_a_folder_of_sub_folders_names_the_recursive_listing(tmp_path):
+    (tmp_path / "img" / "plate0").mkdir(parents=True)
+    (tmp_path / "lab").mkdir()
+    io.write(tmp_path / "img" / "plate0" / "a.tif", np.zeros((4, 4), np.float32))
+    io.write(tmp_path / "lab" / "a.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(DatasetError, match=r"no image files \(1 in its sub-folders: .*recursive"):
+        io.pair_by_stem(tmp_path / "img", tmp_path / "lab")
+    nested = io.list_images(tmp_path / "img", recursive=True)
+    assert len(io.pair_by_stem(nested, tmp_path / "lab")) == 1

@@ -371,7 +371,15 @@ def _pair_inputs(value, role: str) -> tuple[list[Path], str]:
         if path.is_dir():
             files = list_images(path)
             if not files:
-                raise DatasetError(f"{role} folder holds no image files", path=path)
+                nested = len(list_images(path, recursive=True))
+                hint = (
+                    f" ({nested} in its sub-folders: pass the lists "
+                    "sciconv.io.list_images(folder, recursive=True) of both sides; pairs match "
+                    "by file stem, so the stems must be unique across the sub-folders)"
+                    if nested
+                    else ""
+                )
+                raise DatasetError(f"{role} folder holds no image files{hint}", path=path)
             return files, str(path)
         if path.is_file():
             return [path], str(path.parent)
