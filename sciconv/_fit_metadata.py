@@ -707,7 +707,7 @@ def resume_exactness(train, fit_data, augment) -> tuple[bool, str]:
     )
     if isinstance(train, tuple) and augment is None:
         return True, "arrays: Keras shuffles them anew every epoch from the restored state" + inside
-    if fit_data is train and callable(getattr(train, "resume_at", None)):
+    if callable(getattr(fit_data, "resume_at", None)):
         return True, (
             "the dataset resumes at the batch the run reached (dataset.resume_at): the same "
             "images, patches, order and augmentation as the uninterrupted run" + inside
@@ -715,8 +715,8 @@ def resume_exactness(train, fit_data, augment) -> tuple[bool, str]:
     return False, (
         "this data pipeline restarts its shuffling, random crops and augmentation when a run "
         "resumes: the resumed epochs draw what the first epochs drew, so a killed and resumed "
-        "run differs from an uninterrupted one (from_pairs datasets and arrays without fit's "
-        "augmentation resume exactly)"
+        "run differs from an uninterrupted one (sciconv datasets and arrays resume exactly; "
+        "fit's own augmentation needs a seed: fit(seed=...) or the dataset's)"
     )
 
 

@@ -745,7 +745,8 @@ def d4_train_data(train, *, seed: int | None = None, batch_size: int = 32, repea
     Returns
     -------
     tf.data.Dataset
-        The augmented batches: a new transform for every sample in every epoch.
+        A new transform for every sample in every epoch; with a ``seed``, a dataset with
+        ``.resume_at`` gives batch ``b`` seeded by ``(seed, b)``, resumable (``.resume_at(n)``).
 
     Examples
     --------
@@ -757,6 +758,9 @@ def d4_train_data(train, *, seed: int | None = None, batch_size: int = 32, repea
     >>> tuple(xb.shape), sorted(np.ravel(xb).tolist()) == sorted(np.ravel(x).tolist())
     ((2, 4, 4, 1), True)
     """
+    stream = None if isinstance(train, tuple) else getattr(train, "resume_at", None)
+    if callable(stream) and seed is not None:
+        return _d4_indexed(stream, int(seed), getattr(train, "steps_per_epoch", None))
     if isinstance(train, tuple):
         n = len(train[0])
         ds = tf.data.Dataset.from_tensor_slices(train)
@@ -767,14 +771,29 @@ def d4_train_data(train, *, seed: int | None = None, batch_size: int = 32, repea
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip((ds, seeds)).map(_d4_parts, num_parallel_calls=tf.data.AUTOTUNE)
 
-    @_no_autograph
-    def apply(batch, s):
-        x, *rest = batch
-        spatial = [i for i, t in enumerate(rest) if getattr(t, "ndim", 0) and t.ndim >= 3]
-        out = _d4_batch([x] + [rest[i] for i in spatial], tf.cast(s, tf.int64))
-        for j, i in enumerate(spatial, start=1):
-            rest[i] = out[j]
-        return (out[0], *rest)
 
-    return tf.data.Dataset.zip((ds, seeds)).map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+@_no_autograph
+def _d4_parts(batch, s):
+    """One random D4 element per sample of ``x``, and of the parts of rank >= 3 that follow."""
+    x, *rest = batch
+    spatial = [i for i, t in enumerate(rest) if getattr(t, "ndim", 0) and t.ndim >= 3]
+    out = _d4_batch([x] + [rest[i] for i in spatial], tf.cast(s, tf.int64))
+    for j, i in enumerate(spatial, start=1):
+        rest[i] = out[j]
+    return (out[0], *rest)
+
+
+def _d4_indexed(stream, seed: int, steps):
+    """:func:`d4_train_data` of a dataset resumable at any batch: batch ``b``'s transforms
+    seeded by ``(seed, b)`` (a stream of its own: the dataset's augmentation draws others)."""
+
+    def resume_at(first: int = 0):
+        batches, base = stream(first), tf.constant([seed, 0], tf.int64)  # stream checks first
+        seeds = tf.data.Dataset.counter(first).map(lambda b: tf.random.fold_in(base, b))
+        ds = tf.data.Dataset.zip((batches, seeds)).map(_d4_parts, num_parallel_calls=-1)
+        ds.resume_at, ds.steps_per_epoch = resume_at, steps
+        return ds
+
+    return resume_at(0)

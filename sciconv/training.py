@@ -84,6 +84,7 @@ from sciconv._fit_workdir import (
 from sciconv._progress import interactive
 from sciconv._workdir_lock import lock_workdir
 from sciconv.augment import d4_train_data, resolve_train_augment
+from sciconv.datasets._pipelines import array_batches
 from sciconv.errors import (
     ConfigError,
     ModelError,
@@ -410,6 +411,7 @@ def fit(
         (``sciconv.datasets.from_folder``/``from_catalog``) or sky images, which have no "up";
         off for arrays and other tasks (rule: :func:`sciconv.augment.resolve_train_augment`).
         ``"d4"``/True: on for any data; None/False: off. Recorded as ``augment`` in config.json.
+        Seeded by ``seed`` (else the dataset's ``.seed``) and the batch index (exact resumes).
     resume : bool
         If ``workdir`` holds an interrupted run (config status ``"running"``), continue it from
         its last finished epoch. With False, an interrupted run is only restarted from scratch
@@ -513,11 +515,18 @@ def fit(
         recorded["content"] = content
     tuple_batch = batch_size if isinstance(train, tuple) else None
     batch = tuple_batch or drawn["batch_size"]  # the data's own batches, a dataset's recorded
+    # batches as a function of their index (.resume_at): a resumed run draws what it would have
+    if callable(getattr(train, "resume_at", None)) and steps_per_epoch is not None:
+        fit_data = train if fit_data is train else train.resume_at(0)  # a finite one: all passes
+    aug_seed = seed if seed is not None else getattr(train, "seed", None)
     if aug is not None:  # arrays become a dataset, repeated for a fixed steps_per_epoch
+        if isinstance(fit_data, tuple) and aug_seed is not None:
+            fit_data = array_batches(fit_data, batch_size=batch_size, seed=aug_seed)
+            steps_per_epoch = steps_per_epoch or fit_data.steps_per_epoch
         repeat = steps_per_epoch is not None
-        fit_data = d4_train_data(fit_data, seed=seed, batch_size=batch_size, repeat=repeat)
+        fit_data = d4_train_data(fit_data, seed=aug_seed, batch_size=batch_size, repeat=repeat)
     exact = resume_exactness(train, fit_data, aug)
-    resumable = exact[0] and fit_data is train and steps_per_epoch is not None
+    resumable = exact[0] and callable(getattr(fit_data, "resume_at", None)) and steps_per_epoch
     source_data, train = train, fit_data
     record_training_provenance(model, seed=seed, recorded=recorded, versions=_versions())
     compiled_here = False
@@ -564,7 +573,7 @@ def fit(
                     check_resumed_split(workdir, recorded.get("seed"), split, content)
                 same_model = same_model and bool(initial_epoch)
                 if initial_epoch and resumable:  # the batches the uninterrupted run draws next
-                    train = source_data.resume_at(initial_epoch * steps_per_epoch)
+                    train = fit_data.resume_at(initial_epoch * steps_per_epoch)
             now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             config = {
                 "status": "running",

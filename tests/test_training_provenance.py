@@ -176,7 +176,8 @@ def test_arrays_record_no_source_and_resume_exactly(tmp_path):
     np.testing.assert_allclose(sc.runs.read_log(killed)["loss"], sc.runs.read_log(once)["loss"])
 
 
-def test_other_datasets_say_their_resume_is_not_exact(tmp_path):
+def test_folder_datasets_resume_exactly_and_own_pipelines_say_they_do_not(tmp_path):
+    import tensorflow as tf
     from _helpers import blob_images
 
     blob_images(tmp_path / "data" / "a", 4, bright=True, seed=1)
@@ -185,13 +186,20 @@ def test_other_datasets_say_their_resume_is_not_exact(tmp_path):
     model = sc.models.classifier((16, 16, 1), 2, filters=(2,), dense=())
     sc.training.fit(model, train, workdir=tmp_path / "run", **{**_FIT, "epochs": 1})
     config = sc.training.read_config(tmp_path / "run")
-    assert config["resume_exact"] is False
-    assert "restarts its shuffling" in config["resume_note"]
+    assert config["resume_exact"] is True
+    assert "dataset.resume_at" in config["resume_note"]
     assert config["dataset"]["source"] == {
         "kind": "folder",
         "path": str((tmp_path / "data").resolve()),
     }
     assert config["dataset"]["content"]["files"] == 8
+    x, y = next(iter(train.unbatch().batch(8)))
+    own = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(8, seed=0).batch(4)
+    model = sc.models.classifier((16, 16, 1), 2, filters=(2,), dense=())
+    sc.training.fit(model, own, workdir=tmp_path / "own", **{**_FIT, "epochs": 1})
+    config = sc.training.read_config(tmp_path / "own")
+    assert config["resume_exact"] is False
+    assert "restarts its shuffling" in config["resume_note"]
 
 
 def test_cli_records_the_yaml_and_its_folder(capsys, tmp_path, monkeypatch):

@@ -306,3 +306,53 @@ def test_a_run_stopped_in_its_first_backup_starts_again_without_a_warning(tmp_pa
     assert len(history.history["loss"]) == 5
     assert sc.runs.read_log(run)["epoch"].tolist() == [0, 1, 2, 3, 4]
     assert json.loads((run / "config.json").read_text())["resumed_from_epoch"] is None
+
+
+# ------------------------- a killed and resumed run trains on the batches of an uninterrupted one
+
+
+def _resumable_data(kind, root):
+    """Training (and validation) data that draw random crops, shuffles and D4 moves."""
+    if kind == "arrays":
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(20, 6, 6, 1)).astype("float32")
+        return ((x, (x.mean(axis=(1, 2, 3)) > 0).astype("int64")),), {"augment": "d4"}
+    data = root if (root / "a").exists() else _folder(root)
+    cache = {"folder": True, "folder_lazy": False}[kind]
+    split = sc.datasets.from_folder(
+        data, image_size=6, size_policy="crop", validation_split=0.25, batch_size=4, seed=1,
+        augment=True, cache=cache,
+    )  # fmt: skip
+    return split, {}  # fit's augment="auto": a D4 move of its own on these cutout files
+
+
+@pytest.mark.parametrize("kind", ["folder", "folder_lazy", "arrays"])
+def test_a_resumed_run_draws_the_batches_of_the_uninterrupted_run(tmp_path, kind):
+    """from_folder/from_catalog/from_arrays datasets and fit's own augmentation restarted their
+    random streams on resume (QA: log.csv differed from the uninterrupted run's)."""
+    once, killed, data = tmp_path / "once", tmp_path / "killed", tmp_path / "data"
+
+    def run(workdir, **extra):
+        keras.utils.set_random_seed(0)
+        model = sc.models.classifier((6, 6, 1), 2, filters=(2,), dense=())
+        split, kw = _resumable_data(kind, data)
+        kw.update(epochs=4, workdir=workdir, tensorboard=False, verbose=0, seed=0,
+                  reduce_lr=False, learning_rate=3e-2, batch_size=4, **extra)  # fmt: skip
+        return sc.training.fit(model, *split, **kw)
+
+    run(once)
+    with pytest.raises(KeyboardInterrupt):
+        run(killed, callbacks=[kill_after(1)])
+    run(killed)
+    a, b = sc.runs.read_log(once), sc.runs.read_log(killed)
+    assert b["epoch"].tolist() == [0, 1, 2, 3]
+    for key in [k for k in a if k.endswith("loss") or k.endswith("accuracy")]:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    load = keras.saving.load_model
+    for u, v in zip(
+        load(once / "last.keras").get_weights(), load(killed / "last.keras").get_weights()
+    ):
+        np.testing.assert_allclose(v, u, rtol=1e-5, atol=1e-6)
+    config = sc.training.read_config(killed)
+    assert config["resumed_from_epoch"] == 2 and config["resume_exact"] is True
+    assert config["augment"] == "d4"

@@ -31,14 +31,17 @@ Returned datasets carry Python attributes, as Keras does for ``class_names``: ``
 the one given, or the one drawn for ``seed=None``; :func:`sciconv.training.fit` records it and
 refuses to resume a run on another split), ``.file_paths``, ``.class_counts`` (per class counts of
 samples, or of pixels for segmentation; None for multilabel/regression), ``.cache_mode``
-(``"memory"``, ``"file"`` or ``"none"``); the endless training dataset of :func:`from_pairs` also
-has ``.steps_per_epoch`` (batches of one pass). They are lost by ``ds.map(...)``, like Keras's.
+(``"memory"``, ``"file"`` or ``"none"``); training datasets also have ``.steps_per_epoch``
+(batches of one pass) and ``.resume_at(n)`` (the same stream from batch ``n`` on: a resumed
+:func:`sciconv.training.fit` trains on the batches the uninterrupted run would have). They are
+lost by ``ds.map(...)``, like Keras's.
 
 The package is split by role: ``prepare`` (one file -> one array), ``patches`` (patch sampler,
 boundary target), ``_validate`` (arguments), ``_scan`` (files checked and decoded up front,
 splits), ``_pipelines`` (tf.data), ``_images`` + ``_folder`` + ``_catalog`` (image-level
-datasets, class weights), ``_pairs`` (image+mask pairs), ``_trained`` (a trained model's dataset
-settings, to fine-tune it) and ``_fetch`` (public data sets).
+datasets, class weights), ``_pairs`` (image+mask pairs), ``_masks`` (masks read and checked),
+``_trained`` (a trained model's dataset settings, to fine-tune it) and ``_fetch`` (public data
+sets).
 
 Examples
 --------
@@ -67,6 +70,7 @@ __all__ = [
     "SIZE_POLICIES",
     "FilePrep",
     "boundary_target",
+    "check_label_image",
     "class_weights",
     "fetch",
     "from_arrays",
@@ -74,6 +78,7 @@ __all__ = [
     "from_folder",
     "from_pairs",
     "load",
+    "read_mask",
     "sample_patches",
     "trained_settings",
 ]
@@ -91,6 +96,8 @@ _HOMES = {
     "from_folder": "_folder",
     "from_catalog": "_catalog",
     "from_pairs": "_pairs",
+    "read_mask": "_masks",
+    "check_label_image": "_masks",
     "from_arrays": "_images",
     "fetch": "_fetch",
     "load": "_fetch",

@@ -175,7 +175,12 @@ def from_folder(
     -------
     tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
         Batches ``(x, y)``: x float32 ``(N, H, W, C)``, y int32 ``(N,)``. ``(train, val)`` when
-        ``validation_split`` is given.
+        ``validation_split`` is given. Every training batch (the order of its pass, its crops
+        and augmentation) is a function of ``seed`` and its index in an endless stream of
+        passes: ``train.resume_at(n)`` is that stream from batch ``n`` on (what
+        :func:`sciconv.training.fit` trains on, and resumes a run with), ``.steps_per_epoch``
+        the batches of one pass; iterated directly, ``train`` yields one pass, a new one each
+        time (this applies to :func:`from_catalog` and :func:`from_arrays` too).
 
     Raises
     ------

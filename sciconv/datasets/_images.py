@@ -144,6 +144,7 @@ def build_image_datasets(
                 shuffle=shuffle and training,
                 seed=seed,
                 aug=aug if training else None,
+                training=training,
             )
         else:
             cache_file = None
@@ -151,7 +152,10 @@ def build_image_datasets(
                 # whole images are cached for random crops, windows otherwise (review: a cache
                 # made with one augment= was read back by the other)
                 whole = bool(training and aug is not None and aug.get("crop", True))
-                fp = fingerprint(sub_paths, recorded, size, policy, task, channels, whole, labels=y)
+                # a shuffled training split is cached in a mixed order (pipelines.lazy_pipeline)
+                mixed = ("mixed",) if training and shuffle else ()
+                parts = (recorded, size, policy, task, channels, whole, *mixed)
+                fp = fingerprint(sub_paths, *parts, labels=y)
                 cache_file = f"{cache}.{fp}.{'train' if training else 'val'}"
             ds = lazy_pipeline(
                 sub_paths,
@@ -163,6 +167,7 @@ def build_image_datasets(
                 seed=seed,
                 aug=aug if training else None,
                 cache_file=cache_file,
+                training=training,
             )
         # a regressor's targets: fit standardizes them (models.layers.TargetScale)
         targets = y if task == "regression" else None
@@ -325,6 +330,7 @@ def from_arrays(
             shuffle=shuffle and training,
             seed=seed,
             aug=aug if training else None,
+            training=training,
         )
         counts = np.bincount(sub, minlength=len(class_names)) if task == "classification" else None
         targets = sub if task == "regression" else None

@@ -11,9 +11,19 @@ import numpy as np
 import tensorflow as tf
 
 from sciconv._validation import look_up_option, standardize_tuple
-from sciconv.augment import augment_batch
 from sciconv.datasets._arrays import pad_to
-from sciconv.datasets._pipelines import AUTOTUNE, attach, no_autograph
+from sciconv.datasets._masks import check_label_image, check_masks, read_mask
+from sciconv.datasets._pipelines import (
+    AUTOTUNE,
+    CHUNK_ORDER,
+    PATCH_DRAW,
+    attach,
+    augment_indexed,
+    first_batch,
+    no_autograph,
+    pass_image,
+    stateless_seed,
+)
 from sciconv.datasets._scan import (
     WORKERS,
     cache_budget,
@@ -42,37 +52,9 @@ from sciconv.errors import ConfigError, DatasetError
 from sciconv.io import pair_by_stem, read_pixels
 from sciconv.preprocess import NormSpec, apply_input_transform
 
-#: Largest share of side-by-side foreground pixel pairs with different labels that a label
-#: image has: objects are regions (the 531 DSB2018 training masks: at most 0.034), while an
-#: intensity image read as labels differs almost everywhere (their images: 0.22 and more).
-LABEL_EDGE_SHARE = 0.15
-
-
-def _check_looks_like_labels(labels: np.ndarray, path: str) -> None:
-    """Refuse an intensity image given as a mask (images and masks swapped, or the image
-    folder twice): it would train on an all-foreground target without a word."""
-    fg_h = (labels[:, :-1] > 0) & (labels[:, 1:] > 0)
-    fg_v = (labels[:-1] > 0) & (labels[1:] > 0)
-    pairs = int(fg_h.sum()) + int(fg_v.sum())
-    if pairs < 64:
-        return
-    differ = int((fg_h & (labels[:, :-1] != labels[:, 1:])).sum())
-    differ += int((fg_v & (labels[:-1] != labels[1:])).sum())
-    if differ / pairs > LABEL_EDGE_SHARE:
-        raise DatasetError(
-            f"this mask does not look like a label image: {differ / pairs:.0%} of neighbouring "
-            f"foreground pixels have different labels (objects as regions of one label: under "
-            f"{LABEL_EDGE_SHARE:.0%}; {int((labels > 0).mean() * 100)}% of its pixels are "
-            "foreground). Are the images and masks swapped (from_pairs(images, masks)), or is "
-            "it an image?",
-            path=path,
-        )
-
 
 def _mask_target(labels: np.ndarray, *, path: str, target: str, num_classes: int | None):
     """Turn a label image (H, W) into class ids per the target."""
-    if num_classes is None:  # instance labels or a binary mask (class ids are checked below)
-        _check_looks_like_labels(labels, path)
     if target == "boundary":
         return boundary_target(labels)
     if target == "touching":
@@ -89,27 +71,6 @@ def _mask_target(labels: np.ndarray, *, path: str, target: str, num_classes: int
     return labels.astype(np.uint8 if num_classes <= 256 else np.int32)
 
 
-#: Integers from 2**24 on are not all representable in float32 (the pixels' dtype when read).
-_EXACT_FLOAT32 = 2**24
-
-
-def _read_mask(path: str) -> np.ndarray:
-    data = read_pixels(path)
-    if data.shape[2] != 1:
-        raise DatasetError(f"a mask must have 1 channel; got {data.shape[2]}", path=path)
-    m = data[..., 0]
-    if not np.all(np.isfinite(m)) or np.any(m != np.round(m)) or m.min() < 0:
-        raise DatasetError("a mask must hold integer labels >= 0 (no NaN, no fractions)", path=path)
-    if m.max() >= _EXACT_FLOAT32:  # read as float32: larger ids may have merged
-        raise DatasetError(
-            f"mask holds label ids up to {int(m.max())}; ids from {_EXACT_FLOAT32} on are not kept "
-            "exactly (neighbouring ids merge): number the objects 1..N first "
-            "(skimage.segmentation.relabel_sequential)",
-            path=path,
-        )
-    return m.astype(np.int64)
-
-
 def _pad_multiple(x: np.ndarray, y: np.ndarray, multiple: int):
     h, w = y.shape
     th, tw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
@@ -121,6 +82,13 @@ def _bad_pixels(raw: np.ndarray) -> np.ndarray | None:
     None when every pixel is good (most images: nothing is kept for them)."""
     bad = ~np.isfinite(raw).all(axis=-1)
     return bad if bad.any() else None
+
+
+def _either(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """Pixels without weight: bad in the image, or ``ignore_label`` in the mask (None: none)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a | b
 
 
 def _weights(bad: np.ndarray | None, shape) -> np.ndarray:
@@ -145,52 +113,6 @@ def _element_types(weighted: bool) -> tuple:
 #: training stream of :func:`from_pairs`), and at most :data:`CHUNK_BYTES` of them.
 CHUNK_PATCHES = 2048
 CHUNK_BYTES = 256 * 2**20
-# the streams of a from_pairs dataset's seed: image order, patches, their mixing, augmentation
-_PASS_ORDER, _PATCH_STREAM, _CHUNK_ORDER, _AUGMENT = 4, 5, 6, 11
-
-
-def _seed(seed: int, index, stream: int):
-    """The stateless seed ``(seed, index, stream)`` as TensorFlow takes it, shape (2,)."""
-    index = tf.cast(index, tf.int64)
-    return tf.stack([tf.constant(seed, tf.int64), index * 16 + stream])
-
-
-def _pass_image(slot, n: int, seed: int, shuffle: bool):
-    """The image shown at place ``slot`` of an endless stream of passes: pass ``p`` shows every
-    image once, in an order seeded by ``(seed, p)`` (in turn without ``shuffle``). Pure
-    TensorFlow: no Python runs in tf.data's threads for it."""
-    if not shuffle:
-        return slot % n
-    order = tf.random.experimental.stateless_shuffle(
-        tf.range(n, dtype=tf.int64), seed=_seed(seed, slot // n, _PASS_ORDER)
-    )
-    return tf.gather(order, slot % n)
-
-
-def _first_batch(first) -> int:
-    if isinstance(first, (bool, np.bool_)) or not isinstance(first, (int, np.integer)):
-        raise ConfigError(f"resume_at takes a batch index >= 0; got {first!r}")
-    if first < 0:
-        raise ConfigError(f"resume_at takes a batch index >= 0; got {first}")
-    return int(first)
-
-
-def _augment_indexed(ds, aug: dict, seed: int, first: int, weighted: bool):
-    """Augment batches with stateless seeds ``(seed, batch index)``, the index counted from
-    ``first``: a stream resumed at batch ``first`` augments as the whole stream did. With
-    weights ``(x, y, w)``: y and w ride one tensor, so they get the same D4 move."""
-    options = {k: v for k, v in aug.items() if k != "crop"}
-    seeds = tf.data.Dataset.counter(first).map(lambda b: _seed(seed, b, _AUGMENT))
-
-    def move(batch, s):
-        if not weighted:
-            return augment_batch(batch[0], batch[1], seed=s, **options)
-        x, y, w = batch
-        x, yw = augment_batch(x, tf.stack([tf.cast(y, tf.float32), w], axis=-1), seed=s, **options)
-        return x, tf.cast(tf.round(yw[..., 0]), tf.int32), yw[..., 1]
-
-    ds = tf.data.Dataset.zip((ds, seeds))
-    return ds.map(no_autograph(move), num_parallel_calls=AUTOTUNE)
 
 
 def from_pairs(
@@ -214,12 +136,20 @@ def from_pairs(
     sample_weights: str | bool = "auto",
     max_masked: float = 0.5,
     input_transform: Mapping | None = None,
+    ignore_label: int | None = None,
 ):
     """Segmentation dataset from images and masks paired by file stem.
 
     ``cells/images/a.tif`` pairs with ``cells/masks/a.tif`` (or ``a.fits``...; the rule of
-    :func:`sciconv.io.pair_by_stem`). Masks may be instance labels (0 = background, 1..n
-    objects) or class ids.
+    :func:`sciconv.io.pair_by_stem`). Masks are integer images, 0 = background: instance labels
+    (1..n, one id per object: StarDist, Cellpose, QuPath/Fiji label exports, napari), binary
+    masks (one value for foreground, e.g. 0/255) or class ids (with ``num_classes``); palette
+    images are read as their indices, grey masks saved as RGB as one channel, and unlabelled
+    pixels can be marked with ``ignore_label`` (:func:`sciconv.datasets.read_mask`). A mask that
+    does not look like a label image (an image given as a mask, images and masks swapped, a
+    JPEG, a class map without ``num_classes``: :func:`sciconv.datasets.check_label_image`) and
+    masks without any background are refused; binary masks given to a boundary target warn
+    (touching objects cannot be told apart in them).
 
     Training yields random patches (``patch_size``), ``patches_per_image`` per image per epoch,
     a fraction of them centred on a foreground pixel; with ``augment`` image and mask get the same
@@ -306,6 +236,10 @@ def from_pairs(
         (``sc.models.get_metadata(model)["input_transform"]``; or all of its settings at once:
         ``**sc.datasets.trained_settings(model)``), else its colour images reach it unflipped
         and ``fit`` refuses. Recorded as ``.input_transform``. Default None: none.
+    ignore_label : int, optional
+        The mask value of unlabelled pixels (e.g. 255 or -1): they become background with
+        weight 0 (no loss, no metrics), as bad pixels do, so the batches are ``(x, y, w)``.
+        Default None: every value is a label.
 
     Returns
     -------
@@ -318,7 +252,8 @@ def from_pairs(
     ------
     DatasetError
         A missing partner or a shape mismatch (naming both files), a mask label ``>= num_classes``,
-        a non-integer mask, different channel counts, an empty split.
+        a non-integer mask, a mask that is not a label image, masks without background,
+        different channel counts, an empty split.
 
     Examples
     --------
@@ -365,6 +300,9 @@ def from_pairs(
     multiple = validate_positive_int(pad_to_multiple, "pad_to_multiple")
     sample_weights = _validate_weights(sample_weights)
     max_masked = validate_fraction(max_masked, "max_masked")
+    whole = isinstance(ignore_label, (int, np.integer)) and not isinstance(ignore_label, bool)
+    if ignore_label is not None and not whole:
+        raise ConfigError(f"ignore_label must be an int (e.g. 255 or -1); got {ignore_label!r}")
     if cache not in ("auto", True, False, None):
         raise ConfigError(
             f"from_pairs caches in memory only: cache must be 'auto', True or False; got {cache!r}"
@@ -377,11 +315,12 @@ def from_pairs(
     # masks: always read (label checks need every pixel); images: decoded or probed
     n = len(pairs)
     ys: list = [None] * n
+    ignores: list = [None] * n  # where a mask holds ignore_label (no weight), or None
     bad: dict[int, str] = {}
 
     def read_pair_mask(j):
         try:
-            return _read_mask(mask_paths[j]), None
+            return read_mask(mask_paths[j], ignore_label=ignore_label), None
         except DatasetError:
             raise
         except Exception as exc:  # reported with its file
@@ -401,7 +340,7 @@ def from_pairs(
                 if err is not None:
                     bad[j] = f"mask {mask_paths[j]}: {err}"
                 else:
-                    ys[j] = m
+                    ys[j], ignores[j] = m
         scanned = scan(img_paths, decode_image if budget else None, budget=budget)
     report_warnings(records, what="image/mask pairs", stacklevel=3)
     for j, why in scanned.bad.items():
@@ -425,6 +364,14 @@ def from_pairs(
     if prep.transform is not None:  # what the transform makes of them (to_rgb: 3)
         probe = np.zeros((1, 1, channels), np.float32)
         channels = int(apply_input_transform(probe, prep.transform).shape[-1])
+    if num_classes is None or target in BOUNDARY_TARGETS:  # instance labels, binary masks
+        for j in good:  # (class ids: checked against num_classes)
+            check_label_image(ys[j], mask_paths[j])
+        check_masks(
+            [ys[j] for j in good],
+            [mask_paths[j] for j in good],
+            boundary_target=target in BOUNDARY_TARGETS,
+        )
     for j in good:
         ys[j] = _mask_target(ys[j], path=mask_paths[j], target=target, num_classes=num_classes)
     missing = [img_paths[j] for j in good if img_paths[j] not in bad_by_path]
@@ -433,7 +380,7 @@ def from_pairs(
         with ThreadPoolExecutor(WORKERS) as pool:
             for path, raw in zip(missing, pool.map(read_pixels, missing)):
                 bad_by_path[path] = _bad_pixels(raw)
-    bads = {j: bad_by_path.get(img_paths[j]) for j in good}
+    bads = {j: _either(bad_by_path.get(img_paths[j]), ignores[j]) for j in good}
     if sample_weights == "auto":
         weighted = any(b is not None for b in bads.values())
     else:
@@ -482,7 +429,7 @@ def from_pairs(
             return x, y, wts
 
         def decode(slot):
-            i = _pass_image(slot, len(sel), seed, shuffle and training)
+            i = pass_image(slot, len(sel), seed, shuffle and training)
             out = tf.numpy_function(load, [i], types_here, stateful=False)
             out[0].set_shape((None, None, channels))
             for t in out[1:]:
@@ -490,7 +437,7 @@ def from_pairs(
             return tuple(out)
 
         def stream(first: int = 0):
-            first = _first_batch(first)
+            first = first_batch(first)
             if training:  # endless: fit() reads one pass from .steps_per_epoch
                 slots = tf.data.Dataset.counter(first * bs)
             else:
@@ -498,7 +445,7 @@ def from_pairs(
             ds = slots.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True)
             ds = ds.batch(bs)
             if training and aug is not None:
-                ds = _augment_indexed(ds, aug, seed, first, w_here)
+                ds = augment_indexed(ds, aug, seed, first, w_here)
             return ds.prefetch(AUTOTUNE)
 
         return stream, w_here
@@ -523,7 +470,7 @@ def from_pairs(
         def sample(slot, i):
             j = sel[int(i)]
             x, y = get(j)
-            rng = np.random.default_rng([seed, _PATCH_STREAM, int(slot)])
+            rng = np.random.default_rng([seed, PATCH_DRAW, int(slot)])
             if not w_here:
                 return sample_patches(x, y, size=psize, count=ppi, fg_fraction=fg_fraction, rng=rng)
             bad = bads[j] if bads[j] is not None else np.zeros(y.shape, bool)
@@ -539,7 +486,7 @@ def from_pairs(
             )
 
         def decode(slot):
-            i = _pass_image(slot, len(sel), seed, shuffle)
+            i = pass_image(slot, len(sel), seed, shuffle)
             out = tf.numpy_function(sample, [slot, i], types_here, stateful=False)
             out[0].set_shape((ppi, *psize, channels))
             for t in out[1:]:
@@ -551,12 +498,12 @@ def from_pairs(
             if not shuffle:
                 return tuple(flat)
             perm = tf.random.experimental.stateless_shuffle(
-                tf.range(chunk, dtype=tf.int64), seed=_seed(seed, q, _CHUNK_ORDER)
+                tf.range(chunk, dtype=tf.int64), seed=stateless_seed(seed, q, CHUNK_ORDER)
             )
             return tuple(tf.gather(t, perm) for t in flat)
 
         def stream(first: int = 0):
-            first = _first_batch(first)
+            first = first_batch(first)
             q0, skip = divmod(first * batch_size, chunk)
             ds = tf.data.Dataset.counter(q0 * group)  # the images' places in the stream
             ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -564,7 +511,7 @@ def from_pairs(
             ds = ds.map(no_autograph(lambda q, parts: mix(q, *parts)))
             ds = ds.unbatch().skip(skip).batch(batch_size)
             if aug is not None:
-                ds = _augment_indexed(ds, aug, seed, first, w_here)
+                ds = augment_indexed(ds, aug, seed, first, w_here)
             return ds.prefetch(AUTOTUNE)
 
         return stream, w_here

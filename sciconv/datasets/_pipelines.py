@@ -1,7 +1,13 @@
 """tf.data pipelines: in-memory batches, lazily decoded files, augmentation, seeds, caching.
 
-Shuffling and augmentation are seeded: the same ``seed`` gives the same batches, epoch after
-epoch, each time a dataset is built.
+Every training batch is a function of the dataset's ``seed`` and of its index in an endless
+stream of passes (stateless seeds ``(seed, index, stream)``, :func:`stateless_seed`): pass ``p``
+visits the images in an order seeded by ``(seed, p)``, and the random crops and the
+augmentation of a batch are seeded by its index. ``ds.resume_at(n)`` gives that stream from
+batch ``n`` on without drawing the batches before it, which :func:`sciconv.training.fit` uses
+to resume a run on the batches the uninterrupted run would have drawn. Iterated directly, a
+training dataset yields one pass, a new one each time (drawn from ``seed``); the same ``seed``
+gives the same batches each time a dataset is built.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import atexit
 import gc
 import hashlib
+import math
 import os
 import warnings
 
@@ -17,9 +24,21 @@ import tensorflow as tf
 
 from sciconv.augment import augment_batch
 from sciconv.datasets._scan import reason
-from sciconv.errors import SciconvWarning
+from sciconv.errors import ConfigError, SciconvWarning
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+#: The random streams of a dataset's seed (the ``stream`` of :func:`stateless_seed`): each
+#: random choice draws from its own, so no two draw the same numbers. ``PATCH_DRAW`` and
+#: ``CHUNK_ORDER`` are :func:`~sciconv.datasets.from_pairs`'s patches and their mixing.
+PASS_ORDER, PATCH_DRAW, CHUNK_ORDER, CROP, BLOCK_ORDER, AUGMENT = 4, 5, 6, 7, 8, 11
+#: A training dataset iterated directly (not through ``.resume_at``) shows one of this many
+#: passes, drawn anew on every iteration.
+PASS_KEYS = 2**24
+#: The images read back from a cache file are shuffled in blocks of at most this many images
+#: and bytes (a cache file is read in order, not at random).
+BLOCK_IMAGES = 4096
+BLOCK_BYTES = 512 * 2**20
 
 
 def no_autograph(fn):
@@ -27,16 +46,146 @@ def no_autograph(fn):
     return tf.autograph.experimental.do_not_convert(fn)
 
 
-def seed_stream(seed: int):
-    """Per-element stateless seeds, shape (2,), different every epoch, same every build."""
-    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+def stateless_seed(seed: int, index, stream: int):
+    """The stateless seed of draw ``index`` of ``stream`` of a dataset's ``seed``, shape (2,).
+
+    Parameters
+    ----------
+    seed : int
+        The dataset's seed.
+    index : int or tf.Tensor
+        The batch (or image, pass, chunk) the draw is for.
+    stream : int
+        One of the streams above (:data:`AUGMENT`, ...), below 16.
+
+    Returns
+    -------
+    tf.Tensor
+        int64 ``(seed, index * 16 + stream)``, as ``tf.random.stateless_*`` take it.
+
+    Examples
+    --------
+    >>> stateless_seed(3, 2, AUGMENT).numpy().tolist()
+    [3, 43]
+    """
+    index = tf.cast(index, tf.int64)
+    return tf.stack([tf.constant(seed, tf.int64), index * 16 + stream])
 
 
-def augment_map(ds, aug: dict, seed: int):
-    options = {k: v for k, v in aug.items() if k != "crop"}
-    ds = tf.data.Dataset.zip((ds, seed_stream(seed)))
+def pass_order(p, n: int, seed: int, shuffle: bool):
+    """The order in which pass ``p`` of an endless stream visits ``n`` images.
+
+    Parameters
+    ----------
+    p : int or tf.Tensor
+        The pass.
+    n : int
+        The number of images.
+    seed : int
+        The dataset's seed.
+    shuffle : bool
+        False: every pass in turn, ``0 .. n - 1``.
+
+    Returns
+    -------
+    tf.Tensor
+        int64 ``(n,)``, a permutation seeded by ``(seed, p)``.
+
+    Examples
+    --------
+    >>> a = pass_order(0, 5, 1, True).numpy().tolist()
+    >>> sorted(a), a == pass_order(0, 5, 1, True).numpy().tolist()
+    ([0, 1, 2, 3, 4], True)
+    >>> pass_order(7, 3, 1, False).numpy().tolist()
+    [0, 1, 2]
+    """
+    order = tf.range(n, dtype=tf.int64)
+    if not shuffle:
+        return order
+    return tf.random.experimental.stateless_shuffle(order, seed=stateless_seed(seed, p, PASS_ORDER))
+
+
+def pass_image(slot, n: int, seed: int, shuffle: bool):
+    """The image shown at place ``slot`` of an endless stream of passes over ``n`` images.
+
+    Pass ``p = slot // n`` shows every image once, in the order :func:`pass_order` gives. Pure
+    TensorFlow: no Python runs in tf.data's threads for it.
+
+    Examples
+    --------
+    >>> sorted(int(pass_image(s, 4, 0, True)) for s in range(4, 8))
+    [0, 1, 2, 3]
+    """
+    if not shuffle:
+        return slot % n
+    return tf.gather(pass_order(slot // n, n, seed, True), slot % n)
+
+
+def first_batch(first) -> int:
+    """``first`` checked as the batch index ``.resume_at`` takes: an int >= 0.
+
+    Examples
+    --------
+    >>> first_batch(3)
+    3
+    """
+    if isinstance(first, (bool, np.bool_)) or not isinstance(first, (int, np.integer)):
+        raise ConfigError(f"resume_at takes a batch index >= 0; got {first!r}")
+    if first < 0:
+        raise ConfigError(f"resume_at takes a batch index >= 0; got {first}")
+    return int(first)
+
+
+def augment_seeded(batch, s, options: dict, weighted: bool = False):
+    """Augment one batch ``(x, y)`` (or ``(x, y, w)``) with the stateless seed ``s``.
+
+    With weights, y and w ride one tensor, so they get the same D4 move.
+
+    Parameters
+    ----------
+    batch : tuple of tf.Tensor
+        ``(x, y)`` or, ``weighted``, ``(x, y, w)`` with y and w ``(N, H, W)``.
+    s : tf.Tensor
+        Stateless seed, shape (2,).
+    options : dict
+        Options of :func:`sciconv.augment.augment_batch` (a ``"crop"`` key is ignored).
+    weighted : bool, optional
+        Whether the batch carries per-pixel weights. Default False.
+
+    Returns
+    -------
+    tuple of tf.Tensor
+
+    Examples
+    --------
+    >>> x = tf.reshape(tf.range(8.0), (2, 2, 2, 1))
+    >>> xa, ya = augment_seeded((x, tf.constant([0, 1])), stateless_seed(0, 0, AUGMENT), {})
+    >>> sorted(tf.reshape(xa, [-1]).numpy().tolist()) == list(range(8)), ya.numpy().tolist()
+    (True, [0, 1])
+    """
+    options = {k: v for k, v in options.items() if k != "crop"}
+    if not weighted:
+        return augment_batch(batch[0], batch[1], seed=s, **options)
+    x, y, w = batch
+    x, yw = augment_batch(x, tf.stack([tf.cast(y, tf.float32), w], axis=-1), seed=s, **options)
+    return x, tf.cast(tf.round(yw[..., 0]), tf.int32), yw[..., 1]
+
+
+def augment_indexed(ds, aug: dict, seed: int, first: int, weighted: bool = False):
+    """Augment batches with stateless seeds ``(seed, batch index)``, the index counted from
+    ``first``: a stream resumed at batch ``first`` augments as the whole stream did.
+
+    Examples
+    --------
+    >>> ds = tf.data.Dataset.from_tensors((tf.zeros((2, 4, 4, 1)), tf.constant([0, 1])))
+    >>> x, y = next(iter(augment_indexed(ds, {"d4": True}, 0, 5)))
+    >>> tuple(x.shape), y.numpy().tolist()
+    ((2, 4, 4, 1), [0, 1])
+    """
+    seeds = tf.data.Dataset.counter(first).map(lambda b: stateless_seed(seed, b, AUGMENT))
+    ds = tf.data.Dataset.zip((ds, seeds))
     return ds.map(
-        no_autograph(lambda xy, s: augment_batch(xy[0], xy[1], seed=s, **options)),
+        no_autograph(lambda batch, s: augment_seeded(batch, s, aug, weighted)),
         num_parallel_calls=AUTOTUNE,
     )
 
@@ -60,51 +209,176 @@ def batch_crop(x, size, *, seed=None):
     return tf.gather(x, cols, axis=2, batch_dims=1)
 
 
-def memory_pipeline(x, y, *, size, batch_size, shuffle, seed, aug):
-    """Batches gathered from in-memory tensors (the Keras numpy-array path, plus augmentation)."""
-    n = len(x)
-    idx = tf.data.Dataset.range(n)
-    if shuffle:
-        idx = idx.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    idx = idx.batch(batch_size)
-    data = tf.data.Dataset.from_tensors((x, y)).repeat()
-    ds = tf.data.Dataset.zip((idx, data)).map(
-        no_autograph(lambda i, d: (tf.gather(d[0], i), tf.gather(d[1], i))),
+def indexed_passes(n: int, batch_size: int, seed: int, one_pass, finish, *, training: bool):
+    """A dataset whose batches are a function of ``seed`` and their index (``.resume_at``).
+
+    Pass ``p`` of the endless stream is ``one_pass(p, start)``: the batches of pass ``p`` from
+    its image ``start`` on (a multiple of ``batch_size``; the last batch of a pass may be
+    short, and no batch spans two passes). ``finish(ds)`` maps the pairs ``(batch, index)``
+    to the batches (crops, augmentation seeded by the index).
+
+    Parameters
+    ----------
+    n, batch_size : int
+        Images per pass and images per batch.
+    seed : int
+        The dataset's seed (the pass a direct iteration shows is drawn from it).
+    one_pass, finish : callable
+        See above.
+    training : bool
+        True: an iteration of the returned dataset shows one pass drawn anew each time, and it
+        carries ``.resume_at(first)`` (the endless stream from batch ``first`` on, carrying
+        ``.resume_at`` too) and ``.steps_per_epoch`` (the batches of one pass). False: pass 0.
+
+    Returns
+    -------
+    tf.data.Dataset
+        One pass.
+
+    Examples
+    --------
+    >>> def one_pass(p, start):
+    ...     idx = tf.data.Dataset.from_tensor_slices(pass_order(p, 5, 0, True)[start:]).batch(2)
+    ...     first = p * 3 + start // 2
+    ...     return tf.data.Dataset.zip((idx, tf.data.Dataset.range(first, (p + 1) * 3)))
+    >>> ds = indexed_passes(5, 2, 0, one_pass, lambda d: d, training=True)
+    >>> ds.steps_per_epoch, [int(b) for _, b in ds.resume_at(4).take(3)]
+    (3, [4, 5, 6])
+    """
+    steps = -(-n // batch_size)
+
+    def ended(ds):
+        return finish(ds).prefetch(AUTOTUNE)
+
+    if not training:
+        return ended(one_pass(tf.constant(0, tf.int64), tf.constant(0, tf.int64)))
+
+    def resume_at(first: int = 0):
+        first = first_batch(first)
+        p0, start = first // steps, (first % steps) * batch_size
+        passes = tf.data.Dataset.counter(p0).flat_map(
+            lambda p: one_pass(p, start * tf.cast(tf.equal(p, p0), tf.int64))
+        )
+        return attach(ended(passes), resume_at=resume_at, steps_per_epoch=steps)
+
+    # iterated directly: one pass, another one on every iteration (as Keras reshuffles)
+    key = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    ds = ended(key.flat_map(lambda r: one_pass(r % PASS_KEYS, tf.constant(0, tf.int64))))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    return attach(ds, resume_at=resume_at, steps_per_epoch=steps)
+
+
+def _index_batches(n: int, batch_size: int, seed: int, shuffle: bool):
+    """``one_pass`` of :func:`indexed_passes` for images in memory: the images' indices."""
+    steps = -(-n // batch_size)
+
+    def one_pass(p, start):
+        idx = tf.data.Dataset.from_tensor_slices(pass_order(p, n, seed, shuffle)[start:])
+        index = tf.data.Dataset.range(p * steps + start // batch_size, (p + 1) * steps)
+        return tf.data.Dataset.zip((idx.batch(batch_size), index))
+
+    return one_pass
+
+
+def _gathered(ds, data):
+    """Pairs ``(indices, b)`` -> ``(batch of arrays, b)``; ``data``: the arrays, repeated."""
+    return tf.data.Dataset.zip((ds, data)).map(
+        no_autograph(lambda ib, d: (tuple(tf.gather(a, ib[0]) for a in d), ib[1])),
         num_parallel_calls=AUTOTUNE,
     )
-    if x.shape[1:3] != tuple(size):
-        if aug is not None and aug.get("crop", True):
-            ds = tf.data.Dataset.zip((ds, seed_stream(seed + 7))).map(
-                no_autograph(lambda xy, s: (batch_crop(xy[0], size, seed=s), xy[1])),
-                num_parallel_calls=AUTOTUNE,
-            )
-        else:
-            ds = ds.map(
-                no_autograph(lambda a, b: (batch_crop(a, size), b)), num_parallel_calls=AUTOTUNE
-            )
-    if aug is not None:
-        ds = augment_map(ds, aug, seed)
-    return ds.prefetch(AUTOTUNE)
 
 
-def lazy_pipeline(paths, y, *, prep, channels, batch_size, shuffle, seed, aug, cache_file):
-    """Files decoded in parallel by numpy workers (optionally kept in a TF cache file)."""
+def array_batches(arrays: tuple, *, batch_size: int, seed: int, shuffle: bool = True):
+    """Batches of in-memory arrays as a function of ``seed`` and their index (``.resume_at``).
+
+    Parameters
+    ----------
+    arrays : tuple of array_like
+        ``(x, y[, w])``, the same length ``N``.
+    batch_size : int
+        Samples per batch.
+    seed : int
+        Seed of the order of every pass.
+    shuffle : bool, optional
+        Shuffle every pass. Default True.
+
+    Returns
+    -------
+    tf.data.Dataset
+        One pass of batches ``(x, y[, w])``, with ``.resume_at`` and ``.steps_per_epoch``
+        (see :func:`indexed_passes`).
+
+    Examples
+    --------
+    >>> ds = array_batches((np.arange(5.0), np.arange(5)), batch_size=2, seed=0)
+    >>> ds.steps_per_epoch, sorted(int(v) for b in ds.resume_at(3).take(3) for v in b[1])
+    (3, [0, 1, 2, 3, 4])
+    """
+    n = len(arrays[0])
+    data = tf.data.Dataset.from_tensors(tuple(arrays)).repeat()
+    return indexed_passes(
+        n,
+        batch_size,
+        seed,
+        _index_batches(n, batch_size, seed, shuffle),
+        lambda ds: _gathered(ds, data).map(lambda batch, b: batch),
+        training=True,
+    )
+
+
+def memory_pipeline(x, y, *, size, batch_size, shuffle, seed, aug, training=True):
+    """Batches gathered from in-memory tensors (the Keras numpy-array path, plus augmentation);
+    random crops and augmentation seeded by the batch index (:func:`indexed_passes`)."""
+    n = len(x)
+    crop = x.shape[1:3] != tuple(size)
+    random_crop = crop and aug is not None and aug.get("crop", True)
+    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+
+    def finish(ds):
+        def prepare(xy, b):
+            x, y = xy
+            if crop:
+                x = batch_crop(x, size, seed=stateless_seed(seed, b, CROP) if random_crop else None)
+            if aug is not None:
+                x, y = augment_seeded((x, y), stateless_seed(seed, b, AUGMENT), aug)
+            return x, y
+
+        return _gathered(ds, data).map(no_autograph(prepare), num_parallel_calls=AUTOTUNE)
+
+    one_pass = _index_batches(n, batch_size, seed, shuffle)
+    return indexed_passes(n, batch_size, seed, one_pass, finish, training=training)
+
+
+def lazy_pipeline(
+    paths, y, *, prep, channels, batch_size, shuffle, seed, aug, cache_file, training=True
+):
+    """Files decoded in parallel by numpy workers (optionally kept in a TF cache file).
+
+    Without a cache file, pass ``p`` decodes the files in the order of :func:`pass_order`, each
+    cropped at random by its place in the stream. A cache file is read in its own order (a
+    fixed shuffle of the files when ``shuffle``): pass ``p`` crops its images (by their place)
+    and shuffles them in blocks of :data:`BLOCK_IMAGES`, seeded by ``(seed, p)``.
+    """
     n = len(paths)
     h, w = prep.size
     paths = list(paths)
+    labels = tf.constant(np.asarray(y))
     crops = aug is not None and aug.get("crop", True) and prep.policy in ("crop", "auto")
     # a cache file keeps what was decoded: the whole images, cropped at random after it
     # (QA: the cache had frozen one centre crop while the dataset recorded random crops)
     crop_cached = crops and cache_file is not None
+    steps = -(-n // batch_size)
 
-    def load(i, s):
+    def load(i, slot):
         path = paths[int(i)]
         try:
             x = prep.read(path, finite=True)  # all NaN: not learnt silently as zeros
             if crop_cached:
                 x = prep.fit(x, keep_larger=True)
+            elif crops:
+                x = prep.random_fit(x, [seed, CROP, int(slot)])
             else:
-                x = prep.random_fit(x, int(s) % 2**63) if crops else prep.fit(x)
+                x = prep.fit(x)
         except Exception as exc:  # validated up front; last-resort fallback
             warnings.warn(
                 f"{path}: could not be decoded during training ({reason(exc)}); "
@@ -115,34 +389,69 @@ def lazy_pipeline(paths, y, *, prep, channels, batch_size, shuffle, seed, aug, c
             x = np.zeros((h, w, channels), np.float32)
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(n, dtype=np.int64), y))
-    if shuffle and cache_file is None:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip(
-        (ds, tf.data.Dataset.random(seed=seed + 3, rerandomize_each_iteration=True))
-    )
-
-    def decode(iy, s):
-        x = tf.numpy_function(load, [iy[0], s], tf.float32, stateful=False)
+    def decode(i, slot):
+        x = tf.numpy_function(load, [i, slot], tf.float32, stateful=False)
         x.set_shape((None, None, channels) if crop_cached else (h, w, channels))
-        return x, iy[1]
+        return x, tf.gather(labels, i)
 
-    ds = ds.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True)
-    if cache_file is not None:
-        ds = ds.cache(os.fspath(cache_file))
-        if shuffle:
-            ds = ds.shuffle(min(n, 4096), seed=seed, reshuffle_each_iteration=True)
-    if crop_cached:
-        ds = tf.data.Dataset.zip((ds, seed_stream(seed + 7))).map(
+    def batches(items, p, start):
+        index = tf.data.Dataset.range(p * steps + start // batch_size, (p + 1) * steps)
+        return tf.data.Dataset.zip((items.batch(batch_size), index))  # items first: read to end
+
+    if cache_file is None:
+
+        def one_pass(p, start):
+            items = tf.data.Dataset.from_tensor_slices(
+                (
+                    pass_order(p, n, seed, shuffle)[start:],
+                    p * n + tf.range(start, n, dtype=tf.int64),
+                )
+            )
+            items = items.map(no_autograph(decode), num_parallel_calls=AUTOTUNE, deterministic=True)
+            return batches(items, p, start)
+
+    else:
+        order = np.random.default_rng(0).permutation(n) if shuffle else np.arange(n)
+        cached = tf.data.Dataset.from_tensor_slices(order.astype(np.int64))
+        cached = cached.map(
+            no_autograph(lambda i: decode(i, tf.constant(0, tf.int64))),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        ).cache(os.fspath(cache_file))
+        block = int(max(1, min(n, BLOCK_IMAGES, BLOCK_BYTES // (h * w * channels * 4))))
+
+        def crop(xy, slot):
+            s = stateless_seed(seed, slot, CROP)
+            return tf.image.stateless_random_crop(xy[0], (h, w, channels), s), xy[1]
+
+        def mix(x, y, k, p):
+            perm = tf.random.experimental.stateless_shuffle(
+                tf.range(tf.shape(x)[0], dtype=tf.int64),
+                seed=stateless_seed(seed, p * math.ceil(n / block) + k, BLOCK_ORDER),
+            )
+            return tf.gather(x, perm), tf.gather(y, perm)
+
+        def one_pass(p, start):
+            items = cached
+            if crop_cached:  # (item, slot): the item first, so the cache is read to its end
+                slots = tf.data.Dataset.range(p * n, (p + 1) * n)
+                items = tf.data.Dataset.zip((items, slots)).map(no_autograph(crop))
+            if shuffle:
+                blocks = tf.data.Dataset.zip((items.batch(block), tf.data.Dataset.counter()))
+                items = blocks.map(no_autograph(lambda xy, k: mix(*xy, k, p))).unbatch()
+            return batches(items.skip(start), p, start)
+
+    def finish(ds):
+        if aug is None:
+            return ds.map(lambda batch, b: batch)
+        return ds.map(
             no_autograph(
-                lambda xy, s: (tf.image.stateless_random_crop(xy[0], (h, w, channels), s), xy[1])
+                lambda batch, b: augment_seeded(batch, stateless_seed(seed, b, AUGMENT), aug)
             ),
             num_parallel_calls=AUTOTUNE,
         )
-    ds = ds.batch(batch_size)
-    if aug is not None:
-        ds = augment_map(ds, aug, seed)
-    return ds.prefetch(AUTOTUNE)
+
+    return indexed_passes(n, batch_size, seed, one_pass, finish, training=training)
 
 
 def attach(ds, **attrs):
