@@ -19,6 +19,8 @@
 #     OUT=/some/dir bash tools/train_pretrained_gpu.sh
 #   STEPS1 / STEPS2 (defaults: the shipped 17799 / 14423) fix the step counts; BUDGET1 / BUDGET2
 #   (seconds) replace them with time budgets; WARMUP1 / WARMUP2 (200 / 100) the warm-up steps;
+#   BLUR (0) the share of patches out of focus (--blur; the CPU comparison at 500 steps, in
+#   benchmarks/README.md, gained on blurred grey and lost 0.018 on native fluorescence at 0.3);
 #   DATA (.gpu) the folder of index.csv and the pack. Back here, tune the post-processing on the
 #   validation ids and write nuclei.json (--tune-only reads the input transform and
 #   normalization the model recorded):
@@ -46,7 +48,7 @@ mkdir -p "$OUT/stage1"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 common=(--data "$DATA" --packed "$PACK" --input rgb --modalities fluo,color,gray_bright
         --batch 16 --depth 3 --filters 32 --patch 128 --target touching --no-tune
-        --workers "$WORKERS" --log-every 2000 --overwrite)
+        --workers "$WORKERS" --log-every 2000 --overwrite --blur "${BLUR:-0}")
 length() {  # length STEPS BUDGET: --steps, or --time-budget where a budget is given
     if [ -n "$2" ]; then echo "--time-budget $2"; else echo "--steps $1"; fi
 }
