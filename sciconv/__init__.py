@@ -14,7 +14,9 @@ Examples
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import sys
 
 __version__ = "0.1.0"
 
@@ -54,3 +56,15 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(__all__)
+
+
+def _close_dataset_iterators() -> None:
+    """At exit: :func:`sciconv.datasets._pipelines.close_iterators`, when datasets were built.
+    Registered on ``import sciconv``, before any exit handler of a program that imports it, so
+    theirs run first (atexit runs the last registered first) with their iterators working."""
+    pipelines = sys.modules.get("sciconv.datasets._pipelines")
+    if pipelines is not None:
+        pipelines.close_iterators()
+
+
+atexit.register(_close_dataset_iterators)

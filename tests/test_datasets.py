@@ -1183,3 +1183,30 @@ def test_fit_augmentation_of_a_resumable_dataset_resumes(tmp_path):
             np.testing.assert_array_equal(u, v)
         plain = [b[0].numpy() for b in train.resume_at(0).take(7)]
         assert any(not np.array_equal(u, v) for u, v in zip(whole, plain))  # transformed
+
+
+def test_cache_file_blocks_change_from_pass_to_pass_and_with_the_seed(tmp_path, monkeypatch):
+    # review: a cache file was read in one fixed order (not the seed's) and shuffled in fixed
+    # blocks, so the same images shared a block in every epoch and for every seed
+    from sciconv.datasets import _pipelines
+
+    monkeypatch.setattr(_pipelines, "BLOCK_IMAGES", 4)
+    for k in range(1, 12):
+        folder = tmp_path / "data" / ("a" if k <= 7 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(folder / f"i{k:02d}.tif", np.full((8, 8), k, np.float32))
+    firsts = {}
+    (tmp_path / "cache").mkdir()
+    for seed in (1, 2):
+        cache = tmp_path / "cache" / f"c{seed}"
+        ds = datasets.from_folder(
+            tmp_path / "data", batch_size=4, seed=seed, normalize=None, cache=cache
+        )
+        batches = ds.resume_at(0).take(4 * ds.steps_per_epoch)
+        seq = [int(v) for b in batches for v in b[0].numpy()[:, 0, 0, 0]]
+        passes = [seq[i : i + 11] for i in range(0, 44, 11)]
+        assert all(sorted(p) == list(range(1, 12)) for p in passes)  # each image once a pass
+        groups = [frozenset(frozenset(p[i : i + 4]) for i in (0, 4, 8)) for p in passes]
+        assert len(set(groups)) >= 3  # the images batched together change between passes
+        firsts[seed] = passes[0]
+    assert firsts[1] != firsts[2]

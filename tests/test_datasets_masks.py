@@ -188,3 +188,35 @@ def test_boundary_targets_check_masks_with_num_classes_and_warn_on_binary(nuclei
         warnings.simplefilter("error", SciconvWarning)
         datasets.from_pairs(img, masks, patch_size=32)  # semantic: binary masks are right
         datasets.from_pairs(img, lab, patch_size=32, target="touching")
+
+
+def test_thin_diagonal_objects_and_ids_repeated_per_tile(nuclei, tmp_path):
+    # review: 4-connected regions cut diagonal tracks into pieces: 12 tracks read as 70 regions
+    tracks = np.zeros((64, 64), np.int32)
+    for k in range(12):
+        for t in range(20):
+            tracks[(3 * k + t) % 64, (5 * k + t) % 64] = k + 1  # one-pixel diagonal lines
+    datasets.check_label_image(tracks, "tracks.tif")
+    img, lab = nuclei
+    tiles = lab.parent / "labels_tiles"
+    tiles.mkdir()
+    for p in sorted(lab.iterdir()):  # ids 1..k restarting in each 32 x 32 tile
+        labels = tifffile.imread(p)
+        out = np.zeros_like(labels)
+        for y in range(0, labels.shape[0], 32):
+            for x in range(0, labels.shape[1], 32):
+                part = labels[y : y + 32, x : x + 32]
+                ids = np.unique(part[part > 0])
+                out[y : y + 32, x : x + 32] = np.searchsorted(ids, part) + (part > 0)
+        tifffile.imwrite(tiles / p.name, out)
+    with pytest.raises(DatasetError, match=r"check_labels=False"):
+        datasets.from_pairs(img, tiles, patch_size=32)
+    ds = datasets.from_pairs(img, tiles, patch_size=32, check_labels=False, seed=0)
+    assert ds.class_counts[1] > 0
+
+
+def test_ignore_label_needs_weights(nuclei):
+    # review: ignore_label with sample_weights=False trained the unlabelled pixels as background
+    img, lab = nuclei
+    with pytest.raises(ConfigError, match="ignore_label gives the unlabelled pixels weight 0"):
+        datasets.from_pairs(img, lab, patch_size=32, ignore_label=255, sample_weights=False)

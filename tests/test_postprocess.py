@@ -121,8 +121,11 @@ def test_defaults_do_not_shatter_nuclei_on_a_ragged_probability_map():
         (np.zeros((8, 8)), {"method": "watershd"}, ConfigError, "did you mean 'watershed'"),
         (np.zeros((8, 8)), {"min_distance": 0}, ConfigError, "min_distance must be >= 1"),
         # fuzzing QA: NaN passed every bound and gave 0 objects
-        (np.zeros((8, 8)), {"threshold": np.nan}, ConfigError, "threshold must be a number"),
-        (np.zeros((8, 8)), {"smooth": float("nan")}, ConfigError, "smooth must be a number"),
+        (np.zeros((8, 8)), {"threshold": np.nan}, ConfigError, "threshold must be a finite"),
+        (np.zeros((8, 8)), {"smooth": float("nan")}, ConfigError, "smooth must be a finite"),
+        # review: infinite sizes gave a bare OverflowError
+        (np.zeros((8, 8)), {"min_size": np.inf}, ConfigError, "min_size must be a finite"),
+        (np.zeros((8, 8)), {"bridge": float("inf")}, ConfigError, "bridge must be a finite"),
     ],
 )
 def test_instances_bad_input(prob, kwargs, error, match):

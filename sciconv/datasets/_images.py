@@ -152,8 +152,8 @@ def build_image_datasets(
                 # whole images are cached for random crops, windows otherwise (review: a cache
                 # made with one augment= was read back by the other)
                 whole = bool(training and aug is not None and aug.get("crop", True))
-                # a shuffled training split is cached in a mixed order (pipelines.lazy_pipeline)
-                mixed = ("mixed",) if training and shuffle else ()
+                # a shuffled training split is cached in its seed's order (lazy_pipeline)
+                mixed = ("mixed", seed) if training and shuffle else ()
                 parts = (recorded, size, policy, task, channels, whole, *mixed)
                 fp = fingerprint(sub_paths, *parts, labels=y)
                 cache_file = f"{cache}.{fp}.{'train' if training else 'val'}"

@@ -137,6 +137,7 @@ def from_pairs(
     max_masked: float = 0.5,
     input_transform: Mapping | None = None,
     ignore_label: int | None = None,
+    check_labels: bool = True,
 ):
     """Segmentation dataset from images and masks paired by file stem.
 
@@ -239,7 +240,11 @@ def from_pairs(
     ignore_label : int, optional
         The mask value of unlabelled pixels (e.g. 255 or -1): they become background with
         weight 0 (no loss, no metrics), as bad pixels do, so the batches are ``(x, y, w)``.
-        Default None: every value is a label.
+        Default None: every value is a label (needs ``sample_weights`` other than False).
+    check_labels : bool, optional
+        Refuse masks that do not look like label images
+        (:func:`sciconv.datasets.check_label_image`). False for instance labels whose ids
+        repeat across the image (numbered per tile). Default True.
 
     Returns
     -------
@@ -303,6 +308,13 @@ def from_pairs(
     whole = isinstance(ignore_label, (int, np.integer)) and not isinstance(ignore_label, bool)
     if ignore_label is not None and not whole:
         raise ConfigError(f"ignore_label must be an int (e.g. 255 or -1); got {ignore_label!r}")
+    if ignore_label is not None and sample_weights is False:
+        raise ConfigError(
+            "ignore_label gives the unlabelled pixels weight 0, but sample_weights=False leaves "
+            "the batches without weights (they would train as background): drop one of the two"
+        )
+    if not isinstance(check_labels, (bool, np.bool_)):
+        raise ConfigError(f"check_labels must be True or False; got {check_labels!r}")
     if cache not in ("auto", True, False, None):
         raise ConfigError(
             f"from_pairs caches in memory only: cache must be 'auto', True or False; got {cache!r}"
@@ -365,7 +377,7 @@ def from_pairs(
         probe = np.zeros((1, 1, channels), np.float32)
         channels = int(apply_input_transform(probe, prep.transform).shape[-1])
     if num_classes is None or target in BOUNDARY_TARGETS:  # instance labels, binary masks
-        for j in good:  # (class ids: checked against num_classes)
+        for j in good if check_labels else ():  # (class ids: checked against num_classes)
             check_label_image(ys[j], mask_paths[j])
         check_masks(
             [ys[j] for j in good],

@@ -12,7 +12,6 @@ gives the same batches each time a dataset is built.
 
 from __future__ import annotations
 
-import atexit
 import gc
 import hashlib
 import math
@@ -31,7 +30,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 #: The random streams of a dataset's seed (the ``stream`` of :func:`stateless_seed`): each
 #: random choice draws from its own, so no two draw the same numbers. ``PATCH_DRAW`` and
 #: ``CHUNK_ORDER`` are :func:`~sciconv.datasets.from_pairs`'s patches and their mixing.
-PASS_ORDER, PATCH_DRAW, CHUNK_ORDER, CROP, BLOCK_ORDER, AUGMENT = 4, 5, 6, 7, 8, 11
+PASS_ORDER, PATCH_DRAW, CHUNK_ORDER, CROP, BLOCK_ORDER, BLOCK_START, AUGMENT = 4, 5, 6, 7, 8, 9, 11
 #: A training dataset iterated directly (not through ``.resume_at``) shows one of this many
 #: passes, drawn anew on every iteration.
 PASS_KEYS = 2**24
@@ -356,8 +355,9 @@ def lazy_pipeline(
 
     Without a cache file, pass ``p`` decodes the files in the order of :func:`pass_order`, each
     cropped at random by its place in the stream. A cache file is read in its own order (a
-    fixed shuffle of the files when ``shuffle``): pass ``p`` crops its images (by their place)
-    and shuffles them in blocks of :data:`BLOCK_IMAGES`, seeded by ``(seed, p)``.
+    shuffle of the files by the seed when ``shuffle``): pass ``p`` crops its images (by their
+    place) and shuffles them in blocks of :data:`BLOCK_IMAGES`, the blocks starting at a place
+    drawn for the pass, all seeded by ``(seed, p)``.
     """
     n = len(paths)
     h, w = prep.size
@@ -411,7 +411,9 @@ def lazy_pipeline(
             return batches(items, p, start)
 
     else:
-        order = np.random.default_rng(0).permutation(n) if shuffle else np.arange(n)
+        # the files in an order of the seed's (the cache file's name records the seed)
+        order = np.random.default_rng([seed, BLOCK_ORDER]).permutation(n) if shuffle else None
+        order = np.arange(n) if order is None else order
         cached = tf.data.Dataset.from_tensor_slices(order.astype(np.int64))
         cached = cached.map(
             no_autograph(lambda i: decode(i, tf.constant(0, tf.int64))),
@@ -424,12 +426,30 @@ def lazy_pipeline(
             s = stateless_seed(seed, slot, CROP)
             return tf.image.stateless_random_crop(xy[0], (h, w, channels), s), xy[1]
 
-        def mix(x, y, k, p):
+        def mix(parts, k, p):
             perm = tf.random.experimental.stateless_shuffle(
-                tf.range(tf.shape(x)[0], dtype=tf.int64),
-                seed=stateless_seed(seed, p * math.ceil(n / block) + k, BLOCK_ORDER),
+                tf.range(tf.shape(parts[0])[0], dtype=tf.int64),
+                seed=stateless_seed(seed, p * (math.ceil(n / block) + 1) + k, BLOCK_ORDER),
             )
-            return tf.gather(x, perm), tf.gather(y, perm)
+            return tuple(tf.gather(t, perm) for t in parts)
+
+        def blocks_of(items, p):
+            """The pass's images shuffled in blocks that start at a place drawn per pass (after
+            that many placeholders, left out after the shuffle): which images share a block
+            changes from pass to pass (review: fixed blocks mixed the same images every epoch)."""
+            spec = items.element_spec
+            if not all(t.shape.is_fully_defined() for t in spec):  # no placeholder to make
+                blocks = tf.data.Dataset.zip((items.batch(block), tf.data.Dataset.counter()))
+                return blocks.map(no_autograph(lambda xy, k: mix(xy, k, p))).unbatch()
+            start = tf.random.stateless_uniform(
+                [], stateless_seed(seed, p, BLOCK_START), 0, block, dtype=tf.int64
+            )
+            blank = (*(tf.zeros(t.shape, t.dtype) for t in spec), tf.constant(False))
+            marked = items.map(lambda *xy: (*xy, tf.constant(True)))
+            both = tf.data.Dataset.from_tensors(blank).repeat(start).concatenate(marked)
+            blocks = tf.data.Dataset.zip((both.batch(block), tf.data.Dataset.counter()))
+            items = blocks.map(no_autograph(lambda xyr, k: mix(xyr, k, p))).unbatch()
+            return items.filter(lambda *xyr: xyr[-1]).map(lambda *xyr: xyr[:-1])
 
         def one_pass(p, start):
             items = cached
@@ -437,8 +457,7 @@ def lazy_pipeline(
                 slots = tf.data.Dataset.range(p * n, (p + 1) * n)
                 items = tf.data.Dataset.zip((items, slots)).map(no_autograph(crop))
             if shuffle:
-                blocks = tf.data.Dataset.zip((items.batch(block), tf.data.Dataset.counter()))
-                items = blocks.map(no_autograph(lambda xy, k: mix(*xy, k, p))).unbatch()
+                items = blocks_of(items, p)
             return batches(items.skip(start), p, start)
 
     def finish(ds):
@@ -458,34 +477,34 @@ def attach(ds, **attrs):
     """Set the Python attributes a returned dataset carries (``.class_names``, ...)."""
     for key, value in attrs.items():
         setattr(ds, key, value)
-    _close_iterators_at_exit()
+    if not _BUILT:
+        _BUILT.append(True)  # close_iterators has iterators to look for at exit
     return ds
 
 
-_EXIT_HOOK: list = []
+_BUILT: list = []
 
 
-def _close_iterators_at_exit() -> None:
-    """Once a dataset is built, free the tf.data iterators still alive when Python exits.
+def close_iterators() -> None:
+    """At exit, once a dataset was built: free the tf.data iterators still alive.
 
-    A script that ends holding an iterator (``batch = next(iter(ds))`` at module level) hung
-    for ever at exit (4 of 4 runs over a ``from_pairs`` dataset): Python frees the iterator
-    only while finalizing, when TensorFlow's threads can no longer enter Python to finish the
-    ``numpy_function`` calls in flight (they exit instead), and the iterator's destructor waits
-    for them. At exit, before finalizing, each live iterator's resource is released here while
-    those calls can still finish (the iterators are unusable after it: the process is ending).
+    A script that ends holding an iterator (``batch = next(it)`` with ``it = iter(ds)`` at
+    module level) hung for ever at exit (4 of 4 runs over a ``from_pairs`` dataset): Python
+    frees the iterator only while finalizing, when TensorFlow's threads can no longer enter
+    Python to finish the ``numpy_function`` calls in flight (they exit instead), and the
+    iterator's destructor waits for them. Here, before finalizing, each live iterator's
+    resource is released while those calls can still finish. Called at exit by ``sciconv``'s
+    own handler, registered on ``import sciconv``: the exit handlers a program registers after
+    importing sciconv run before it, their iterators still working.
     """
-    if _EXIT_HOOK:
+    if not _BUILT:
         return
-    _EXIT_HOOK.append(True)
-    atexit.register(_close_iterators)
-
-
-def _close_iterators() -> None:
     for obj in gc.get_objects():
-        # the handle is private to TensorFlow's OwnedIterator: dropping it frees the resource
-        if isinstance(obj, tf.data.Iterator) and "_iterator_resource" in vars(obj):
-            del obj._iterator_resource
+        try:  # the handle is private to TensorFlow's OwnedIterator: dropping it frees it
+            if isinstance(obj, tf.data.Iterator) and "_iterator_resource" in vars(obj):
+                del obj._iterator_resource
+        except Exception:  # an object that refuses isinstance or vars: not an iterator
+            continue
 
 
 def fingerprint(paths, *parts, labels=None) -> str:

@@ -132,8 +132,8 @@ def _bridge_no_data(mask: np.ndarray, no_data: np.ndarray, gap: int) -> np.ndarr
 
 
 def _validate_number(value, *, name: str, low: float, high: float | None = None) -> float:
-    if not is_number(value) or math.isnan(value):  # NaN passed every bound: 0 objects
-        raise ConfigError(f"{name} must be a number; got {value!r}")
+    if not is_number(value) or not math.isfinite(value):  # NaN passed every bound: 0 objects
+        raise ConfigError(f"{name} must be a finite number; got {value!r}")
     if value < low or (high is not None and value > high):
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
         raise ConfigError(f"{name} must be {bound}; got {value!r}")
