@@ -61,6 +61,7 @@ from sciconv._fit_data import (
     as_fit_arrays,
     check_class_weight,
     check_data_shapes,
+    check_replica_split,
     warn_imbalance,
 )
 from sciconv._fit_metadata import (
@@ -515,6 +516,7 @@ def fit(
         recorded["content"] = content
     tuple_batch = batch_size if isinstance(train, tuple) else None
     batch = tuple_batch or drawn["batch_size"]  # the data's own batches, a dataset's recorded
+    check_replica_split(model, batch)
     # batches as a function of their index (.resume_at): a resumed run draws what it would have
     if callable(getattr(train, "resume_at", None)) and steps_per_epoch is not None:
         fit_data = train if fit_data is train else train.resume_at(0)  # a finite one: all passes

@@ -131,6 +131,11 @@ def mirrored(out_json):
         result["small_val_batches"] = "accepted"
     except ConfigError as exc:
         result["small_val_batches"] = str(exc)
+    try:  # training batches that split unevenly over the replicas (review: AddN again)
+        sc.training.fit(seg, (xs, ys), batch_size=3, epochs=1, verbose=0, augment=None)
+        result["uneven_batches"] = "accepted"
+    except ConfigError as exc:
+        result["uneven_batches"] = str(exc)
     result["tiled_shape"] = list(tiled.shape)
     result["tiled_vs_direct"] = float(np.max(np.abs(tiled - direct)))
     with open(out_json, "w") as fh:

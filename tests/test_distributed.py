@@ -109,6 +109,8 @@ def test_mirrored_two_logical_cpus_matches_one_device(tmp_path):
     assert result["max_weight_diff"] < 1e-4
     assert result["tiled_shape"] == [40, 48, 2] and result["tiled_vs_direct"] < 1e-5
     assert "batches of 1 but model 'segmenter' trains on 2 replicas" in result["small_val_batches"]
+    assert "batches of 3 do not split evenly over the 2 replicas" in result["uneven_batches"]
+    assert "batch_size=4" in result["uneven_batches"]
 
 
 @pytest.mark.timeout(240)
