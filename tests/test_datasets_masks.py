@@ -220,3 +220,21 @@ def test_ignore_label_needs_weights(nuclei):
     img, lab = nuclei
     with pytest.raises(ConfigError, match="ignore_label gives the unlabelled pixels weight 0"):
         datasets.from_pairs(img, lab, patch_size=32, ignore_label=255, sample_weights=False)
+
+
+def test_cellpose_layout_one_folder_with_mask_suffix(nuclei, tmp_path):
+    # QA: x.tif beside x_masks.tif in one folder; the folder given twice paired each with itself
+    img, lab = nuclei
+    both = tmp_path / "cellpose"
+    both.mkdir()
+    for p in sorted(img.iterdir()):
+        (both / p.name).write_bytes(p.read_bytes())
+        tifffile.imwrite(both / f"{p.stem}_masks.tif", tifffile.imread(lab / p.name))
+    with pytest.raises(DatasetError, match="mask_suffix='_masks'"):
+        datasets.from_pairs(both, both, patch_size=32)
+    ds = datasets.from_pairs(both, both, patch_size=32, mask_suffix="_masks", seed=0)
+    want = datasets.from_pairs(img, lab, patch_size=32, seed=0)
+    assert [p.rsplit("/", 1)[-1] for p in ds.file_paths] == [
+        p.rsplit("/", 1)[-1] for p in want.file_paths
+    ]
+    np.testing.assert_array_equal(ds.class_counts, want.class_counts)

@@ -138,6 +138,7 @@ def from_pairs(
     input_transform: Mapping | None = None,
     ignore_label: int | None = None,
     check_labels: bool = True,
+    mask_suffix: str = "",
 ):
     """Segmentation dataset from images and masks paired by file stem.
 
@@ -245,6 +246,10 @@ def from_pairs(
         Refuse masks that do not look like label images
         (:func:`sciconv.datasets.check_label_image`). False for instance labels whose ids
         repeat across the image (numbered per tile). Default True.
+    mask_suffix : str, optional
+        The end of the masks' stems after their image's (:func:`sciconv.io.pair_by_stem`):
+        ``"_masks"`` pairs ``a.tif`` with ``a_masks.tif``, also both in one folder given as
+        ``images`` and ``masks`` (Cellpose). Default ``""``.
 
     Returns
     -------
@@ -320,7 +325,7 @@ def from_pairs(
             f"from_pairs caches in memory only: cache must be 'auto', True or False; got {cache!r}"
         )
 
-    pairs = pair_by_stem(images, masks)  # sorted by stem; every file has its partner
+    pairs = pair_by_stem(images, masks, mask_suffix=mask_suffix)  # sorted by stem, partnered
     img_paths = [str(p) for p, _ in pairs]
     mask_paths = [str(m) for _, m in pairs]
 
