@@ -26,8 +26,9 @@ Data sets (:data:`REGISTRY`):
     image/mask-pair folder that :func:`sciconv.datasets.from_pairs` reads.
 ``"dsb2018_local"``
     The same kind of data from a local folder already on disk (``images/<id>.png`` +
-    ``labels/<id>.tif`` + ``index.csv``, as in the sciconv project's shared data); nothing is
-    downloaded.
+    ``labels/<id>.tif`` + ``index.csv``, as in the sciconv project's shared data, or the
+    competition's own ``stage1_train/<id>/images/<id>.png`` + ``<id>/masks/*.png``, one PNG
+    per nucleus, merged into instance labels); nothing is downloaded.
 
 Examples
 --------
@@ -117,7 +118,8 @@ REGISTRY: dict[str, dict[str, Any]] = {
 _LOCAL = {
     "dsb2018_local": {
         "description": "a DSB2018-style folder on disk: images/<id>.png + labels/<id>.tif "
-        "(+ index.csv with a modality column); pass path=",
+        "(+ index.csv with a modality column), or the competition's <id>/images/<id>.png + "
+        "<id>/masks/*.png; pass path=",
         "licence": "as the folder's data (DSB2018: CC0 1.0)",
         "citation": REGISTRY["dsb2018"]["citation"],
     }
@@ -420,7 +422,7 @@ def load(
         class (``00_disturbed/``, ``01_merging/``, ... so the folder order is the Galaxy10 label
         order), DSB2018 as ``images/<id>.<ext>`` + ``masks/<id>.tif`` (uint16 instance labels).
     path : str or os.PathLike, optional
-        The local folder for ``"dsb2018_local"``.
+        The local folder for ``"dsb2018_local"`` (either layout: see the module notes).
     format : {"png", "fits", "tif"}, default "png"
         File format of the written images (Galaxy10: PNG RGB or FITS cube (H, W, 3); DSB2018: PNG
         or TIFF).
@@ -595,14 +597,32 @@ def _dsb2018_zip_pairs(file: Path):
         os.replace(tmp, folder)
         done.write_text("ok\n")
     root = folder / "stage1_train" if (folder / "stage1_train").is_dir() else folder
+    pairs = _kaggle_pairs(root, archive=file, relative_to=folder)
+    if pairs is None:
+        raise DownloadError("the DSB2018 archive holds no <id>/images/<id>.png folders", path=file)
+    return pairs
+
+
+def _kaggle_pairs(root: Path, *, archive: Path | None = None, relative_to: Path | None = None):
+    """``(id, image, labels, None)`` of DSB2018's own layout under ``root`` (``<id>/images/
+    <id>.png`` and ``<id>/masks/*.png``, one binary PNG per nucleus), each image's masks
+    numbered 1..n in file-name order; None when ``root`` holds no such folder. Errors name the
+    ``archive`` it was unpacked from (a DownloadError: fetch it again), else the file."""
     ids = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "images").is_dir())
     if not ids:
-        raise DownloadError("the DSB2018 archive holds no <id>/images/<id>.png folders", path=file)
+        return None
     from PIL import Image
 
+    def fail(member: Path, what: str):
+        if archive is None:
+            return DatasetError(what, path=member)
+        name = member.relative_to(relative_to).as_posix()
+        return DownloadError(
+            f"archive member {name!r} {what}; delete the archive and fetch it again", path=archive
+        )
+
     def read(member: Path) -> np.ndarray:
-        """One PNG of the archive, with Pillow's pixel limits; errors name archive and member."""
-        name = member.relative_to(folder).as_posix()
+        """One PNG, with Pillow's pixel limits; errors name the file (or archive and member)."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -612,16 +632,9 @@ def _dsb2018_zip_pairs(file: Path):
                     array = np.asarray(im)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
                 Image.DecompressionBombWarning) as err:  # fmt: skip
-            raise DownloadError(
-                f"archive member {name!r} is not a readable image ({type(err).__name__}: "
-                f"{err}); delete the archive and fetch it again",
-                path=file,
-            ) from None
+            raise fail(member, f"is not a readable image ({type(err).__name__}: {err})") from None
         if array.ndim not in (2, 3) or array.size == 0:
-            raise DownloadError(
-                f"archive member {name!r} has shape {array.shape}; expected (H, W) or (H, W, C)",
-                path=file,
-            )
+            raise fail(member, f"has shape {array.shape}; expected (H, W) or (H, W, C)")
         return array
 
     def generate():
@@ -634,11 +647,10 @@ def _dsb2018_zip_pairs(file: Path):
                 if mk.ndim == 3:
                     mk = mk.any(axis=-1)
                 if mk.shape != lab.shape:
-                    raise DownloadError(
-                        f"archive member {m.relative_to(folder).as_posix()!r} is a "
-                        f"{mk.shape[0]} x {mk.shape[1]} mask for a {lab.shape[0]} x "
-                        f"{lab.shape[1]} image; delete the archive and fetch it again",
-                        path=file,
+                    raise fail(
+                        m,
+                        f"is a {mk.shape[0]} x {mk.shape[1]} mask for a {lab.shape[0]} x "
+                        f"{lab.shape[1]} image",
                     )
                 lab[mk & (lab == 0)] = k  # overlaps: the first mask in file-name order wins
             yield image_id, _to_gray_or_rgb(img), lab, None
@@ -648,8 +660,14 @@ def _dsb2018_zip_pairs(file: Path):
 
 def _dsb2018_local_pairs(folder: Path):
     if not (folder / "images").is_dir() or not (folder / "labels").is_dir():
+        root = folder / "stage1_train" if (folder / "stage1_train").is_dir() else folder
+        kaggle = _kaggle_pairs(root) if root.is_dir() else None  # the competition's layout
+        if kaggle is not None:
+            return kaggle
         raise DatasetError(
-            "expected a folder with images/<id>.png and labels/<id>.tif", path=folder
+            "expected a folder with images/<id>.png and labels/<id>.tif, or the competition's "
+            "stage1_train/<id>/images/<id>.png with <id>/masks/*.png",
+            path=folder,
         )
     modality_of = {}
     if (folder / "index.csv").is_file():

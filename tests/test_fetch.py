@@ -368,3 +368,32 @@ def test_load_dsb2018_refuses_a_decompression_bomb_before_unpacking(
         load("dsb2018", cache=tmp_path, progress=False)
     assert not (tmp_path / "stage1_train").exists()
     assert not (tmp_path / "stage1_train.part").exists()
+
+
+def test_load_dsb2018_local_takes_the_competition_layout(tmp_path):
+    # QA "bring your own labels": the Kaggle download (one binary PNG per nucleus) was refused
+    from PIL import Image
+
+    img = np.zeros((12, 16), np.uint8)
+    img[1:4, 1:4] = img[6:10, 8:13] = 200
+    for image_id in ("aa", "bb"):
+        (tmp_path / "stage1_train" / image_id / "images").mkdir(parents=True)
+        (tmp_path / "stage1_train" / image_id / "masks").mkdir()
+        Image.fromarray(img).save(
+            tmp_path / "stage1_train" / image_id / "images" / f"{image_id}.png"
+        )
+        for k, (ys, xs) in enumerate(((slice(1, 4), slice(1, 4)), (slice(6, 10), slice(8, 13)))):
+            m = np.zeros_like(img)
+            m[ys, xs] = 255
+            Image.fromarray(m).save(tmp_path / "stage1_train" / image_id / "masks" / f"m{k}.png")
+    images, labels, ids = load("dsb2018_local", path=tmp_path)
+    assert ids == ["aa", "bb"]
+    np.testing.assert_array_equal(images[0], img)
+    assert labels[0][2, 2] == 1 and labels[0][7, 9] == 2 and labels[0].max() == 2
+    _, masks_dir = load("dsb2018_local", path=tmp_path, out=tmp_path / "pairs")
+    assert sorted(p.name for p in masks_dir.iterdir()) == ["aa.tif", "bb.tif"]
+    (tmp_path / "stage1_train" / "bb" / "masks" / "m1.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=r"m1\.png: is not a readable image"):
+        load("dsb2018_local", path=tmp_path)
+    with pytest.raises(DatasetError, match="competition's stage1_train"):
+        load("dsb2018_local", path=tmp_path / "pairs" / "images")
