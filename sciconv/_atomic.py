@@ -85,12 +85,9 @@ def check_overwrite(overwrite) -> None:
     ...
     sciconv.errors.ConfigError: overwrite must be True or False; got 'no'
     """
-    import numpy as np
+    from sciconv._validation import check_bool
 
-    if not isinstance(overwrite, (bool, np.bool_)):
-        from sciconv.errors import ConfigError
-
-        raise ConfigError(f"overwrite must be True or False; got {overwrite!r}")
+    check_bool(overwrite, name="overwrite")
 
 
 def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:

@@ -20,7 +20,13 @@ from sciconv.errors import ConfigError, ModelError
 from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
 
-__all__ = ["as_fit_arrays", "check_class_weight", "check_data_shapes", "check_replica_split"]
+__all__ = [
+    "as_fit_arrays",
+    "check_class_weight",
+    "check_data_shapes",
+    "check_replica_split",
+    "replicas",
+]
 
 
 def _stack(a, *, name: str, what: str) -> np.ndarray:
@@ -436,13 +442,26 @@ def check_replica_split(model, batch_size) -> None:
     >>> from sciconv.models import classifier
     >>> check_replica_split(classifier((4, 4, 1), 2, filters=(2,), dense=()), 3)  # 1 replica
     """
-    strategy = getattr(model, "distribute_strategy", None)
-    replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
-    if replicas < 2 or not batch_size or int(batch_size) % replicas == 0:
+    n = replicas(model)
+    if n < 2 or not batch_size or int(batch_size) % n == 0:
         return
-    fit = -(-int(batch_size) // replicas) * replicas
+    fit = -(-int(batch_size) // n) * n
     raise ConfigError(
-        f"training batches of {batch_size} do not split evenly over the {replicas} replicas of "
+        f"training batches of {batch_size} do not split evenly over the {n} replicas of "
         f"model {model.name!r} (tf.distribute gives each an equal share of every batch): use "
-        f"a multiple of {replicas} (e.g. batch_size={fit})"
+        f"a multiple of {n} (e.g. batch_size={fit})"
     )
+
+
+def replicas(model) -> int:
+    """The replicas of ``model``'s distribution strategy (1 without one), which share every
+    batch.
+
+    Examples
+    --------
+    >>> from sciconv.models import classifier
+    >>> replicas(classifier((4, 4, 1), 2, filters=(2,), dense=()))
+    1
+    """
+    strategy = getattr(model, "distribute_strategy", None)
+    return int(getattr(strategy, "num_replicas_in_sync", 1))

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from sciconv._fit_data import replicas
 from sciconv.errors import ConfigError, ModelError
 from sciconv.io._common import warn_caller
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
@@ -337,9 +338,8 @@ def _check_replica_batches(model, validation_data) -> None:
     """Refuse validation batches smaller than a multi-replica strategy's replicas: Keras splits
     each batch over them and one with no image fails deep in TensorFlow (QA: from_pairs' whole
     validation images of several sizes come one per batch; 'Inputs to operation AddN ...')."""
-    strategy = getattr(model, "distribute_strategy", None)
-    replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
-    if replicas < 2:
+    shares = replicas(model)
+    if shares < 2:
         return
     import tensorflow as tf
 
@@ -348,13 +348,13 @@ def _check_replica_batches(model, validation_data) -> None:
         n = min((int(v) for v in sizes.as_numpy_iterator()), default=None)
     except Exception:  # nothing to look at: Keras will say what it finds
         return
-    if n is not None and n < replicas:
+    if n is not None and n < shares:
         raise ConfigError(
             f"validation_data comes in batches of {n} but model {model.name!r} trains on "
-            f"{replicas} replicas (tf.distribute), which each need an image of every batch "
+            f"{shares} replicas (tf.distribute), which each need an image of every batch "
             "(a smaller batch fails inside TensorFlow); from_pairs gives validation images of "
             "several sizes one by one: make them one size (or batch them by "
-            f"{replicas} or more), or evaluate after fit, outside the strategy"
+            f"{shares} or more), or evaluate after fit, outside the strategy"
         )
 
 

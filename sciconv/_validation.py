@@ -84,6 +84,24 @@ def check_int(value, *, name: str, minimum: int, error=ConfigError) -> int:
     return int(value)
 
 
+def check_bool(value, *, name: str, error=ConfigError) -> bool:
+    """Return ``value`` if it is True or False (numpy's too); otherwise raise ``error`` naming
+    the argument (a truthy ``"no"`` must not mean yes).
+
+    Examples
+    --------
+    >>> check_bool(False, name="overwrite")
+    False
+    >>> check_bool("no", name="overwrite")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: overwrite must be True or False; got 'no'
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise error(f"{name} must be True or False; got {value!r}")
+    return value
+
+
 def standardize_tuple(value, n: int, *, name: str) -> tuple[int, ...]:
     """Return ``value`` as a tuple of ``n`` positive ints (an int is repeated ``n`` times).
 

@@ -17,7 +17,7 @@ usual callbacks and writes a run directory::
 
 A run killed at any point (Ctrl-C, SIGKILL, a pre-empted job) continues from the last finished
 epoch when :func:`fit` is called again with the same ``workdir`` and a freshly built model of the
-same architecture; a ``from_pairs`` dataset (or arrays) then goes on with the batches the
+same architecture; a sciconv dataset (or arrays) then goes on with the batches the
 uninterrupted run would have drawn (``resume_exact`` in config.json; dropout is not restored).
 A run still training holds the workdir: a second :func:`fit` on it is refused
 (a lock left by a process that is gone is taken over with a warning). Model files are written

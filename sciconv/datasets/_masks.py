@@ -70,11 +70,11 @@ def _palette_indices(path: str) -> np.ndarray | None:
 def _one_channel(data: np.ndarray, path: str) -> np.ndarray:
     if data.shape[2] == 1:
         return data[..., 0]
-    colour = data[..., :3] if data.shape[2] in (3, 4) else None
-    opaque = data.shape[2] != 4 or np.all(data[..., 3] == data[..., 3].flat[0])
-    if colour is not None and opaque and np.array_equal(colour[..., 0], colour[..., 1]):
-        if np.array_equal(colour[..., 0], colour[..., 2]):  # grey saved as RGB(A)
-            return data[..., 0]
+    grey = data.shape[2] in (3, 4) and all(  # grey saved as RGB, or RGBA with one alpha
+        np.array_equal(data[..., 0], data[..., c]) for c in (1, 2)
+    )
+    if grey and (data.shape[2] == 3 or np.all(data[..., 3] == data[..., 3].flat[0])):
+        return data[..., 0]
     raise DatasetError(
         f"a mask must have 1 channel; got {data.shape[2]} that differ (a colour-coded mask? "
         "number the objects 1..N in one channel, e.g. one id per distinct colour)",
@@ -248,8 +248,8 @@ def check_masks(masks: list[np.ndarray], paths: list[str], *, boundary_target: b
         return
     binary = []
     for m, p in zip(masks, paths):
-        values = np.unique(m[m > 0])
-        if len(values) == 1 and ndi.label(m > 0)[1] > 1:
+        ids = m[m > 0]  # one id for all (no sort, as np.unique), in several separate objects
+        if ids.size and np.all(ids == ids[0]) and ndi.label(m > 0)[1] > 1:
             binary.append(p)
     if binary:
         warn_caller(

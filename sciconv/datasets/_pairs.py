@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import tensorflow as tf
 
-from sciconv._validation import look_up_option, standardize_tuple
+from sciconv._validation import check_bool, look_up_option, standardize_tuple
 from sciconv.datasets._arrays import pad_to
 from sciconv.datasets._masks import check_label_image, check_masks, read_mask
 from sciconv.datasets._pipelines import (
@@ -318,8 +318,7 @@ def from_pairs(
             "ignore_label gives the unlabelled pixels weight 0, but sample_weights=False leaves "
             "the batches without weights (they would train as background): drop one of the two"
         )
-    if not isinstance(check_labels, (bool, np.bool_)):
-        raise ConfigError(f"check_labels must be True or False; got {check_labels!r}")
+    check_bool(check_labels, name="check_labels")
     if cache not in ("auto", True, False, None):
         raise ConfigError(
             f"from_pairs caches in memory only: cache must be 'auto', True or False; got {cache!r}"

@@ -267,14 +267,20 @@ def indexed_passes(n: int, batch_size: int, seed: int, one_pass, finish, *, trai
     return attach(ds, resume_at=resume_at, steps_per_epoch=steps)
 
 
+def _numbered(items, p, start, *, steps: int, batch_size: int):
+    """Pass ``p``'s items from ``start`` on, batched, each batch with its index in the stream
+    (``one_pass`` of :func:`indexed_passes`); the items first, so they are read to their end."""
+    index = tf.data.Dataset.range(p * steps + start // batch_size, (p + 1) * steps)
+    return tf.data.Dataset.zip((items.batch(batch_size), index))
+
+
 def _index_batches(n: int, batch_size: int, seed: int, shuffle: bool):
     """``one_pass`` of :func:`indexed_passes` for images in memory: the images' indices."""
     steps = -(-n // batch_size)
 
     def one_pass(p, start):
         idx = tf.data.Dataset.from_tensor_slices(pass_order(p, n, seed, shuffle)[start:])
-        index = tf.data.Dataset.range(p * steps + start // batch_size, (p + 1) * steps)
-        return tf.data.Dataset.zip((idx.batch(batch_size), index))
+        return _numbered(idx, p, start, steps=steps, batch_size=batch_size)
 
     return one_pass
 
@@ -395,8 +401,7 @@ def lazy_pipeline(
         return x, tf.gather(labels, i)
 
     def batches(items, p, start):
-        index = tf.data.Dataset.range(p * steps + start // batch_size, (p + 1) * steps)
-        return tf.data.Dataset.zip((items.batch(batch_size), index))  # items first: read to end
+        return _numbered(items, p, start, steps=steps, batch_size=batch_size)
 
     if cache_file is None:
 
@@ -412,9 +417,8 @@ def lazy_pipeline(
 
     else:
         # the files in an order of the seed's (the cache file's name records the seed)
-        order = np.random.default_rng([seed, BLOCK_ORDER]).permutation(n) if shuffle else None
-        order = np.arange(n) if order is None else order
-        cached = tf.data.Dataset.from_tensor_slices(order.astype(np.int64))
+        order = np.random.default_rng([seed, BLOCK_ORDER]).permutation(n) if shuffle else range(n)
+        cached = tf.data.Dataset.from_tensor_slices(np.asarray(order, np.int64))
         cached = cached.map(
             no_autograph(lambda i: decode(i, tf.constant(0, tf.int64))),
             num_parallel_calls=AUTOTUNE,
@@ -477,12 +481,12 @@ def attach(ds, **attrs):
     """Set the Python attributes a returned dataset carries (``.class_names``, ...)."""
     for key, value in attrs.items():
         setattr(ds, key, value)
-    if not _BUILT:
-        _BUILT.append(True)  # close_iterators has iterators to look for at exit
+    global _built
+    _built = True  # close_iterators has iterators to look for at exit
     return ds
 
 
-_BUILT: list = []
+_built = False
 
 
 def close_iterators() -> None:
@@ -497,7 +501,7 @@ def close_iterators() -> None:
     own handler, registered on ``import sciconv``: the exit handlers a program registers after
     importing sciconv run before it, their iterators still working.
     """
-    if not _BUILT:
+    if not _built:
         return
     for obj in gc.get_objects():
         try:  # the handle is private to TensorFlow's OwnedIterator: dropping it frees it

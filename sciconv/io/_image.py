@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sciconv._validation import check_bool
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._header import (
     header_get,
@@ -658,8 +659,7 @@ def as_array(image: Any, *, load: bool = False) -> Any:
     >>> float(as_array(GridImage(x + 1, mask=bad))[0, 0, 0])
     nan
     """
-    if not isinstance(load, (bool, np.bool_)):
-        raise ConfigError(f"load must be True or False; got {load!r}")
+    check_bool(load, name="load")
     if isinstance(image, GridImage) or is_nddata(image):
         data = _mask_applied(image.data, image.mask)
     else:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sciconv._validation import check_bool
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError, SciconvWarning
 from sciconv.io._common import brief, warn_caller
 from sciconv.io._files import is_zarr, validate_path
@@ -358,10 +359,8 @@ def _validate_read_args(path, *, hdu, axes, stack, section, lazy) -> None:
                 "axes must name each axis once with letters from "
                 f"{TIFF_AXES!r}, including exactly one 'Y' and one 'X'; got {axes!r}"
             )
-    if not isinstance(stack, (bool, np.bool_)):
-        raise ConfigError(f"stack must be True or False; got {stack!r}")
-    if not isinstance(lazy, (bool, np.bool_)):
-        raise ConfigError(f"lazy must be True or False; got {lazy!r}")
+    check_bool(stack, name="stack")
+    check_bool(lazy, name="lazy")
     if stack and lazy:
         raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
     if section is not None:

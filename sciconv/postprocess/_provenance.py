@@ -78,15 +78,12 @@ def input_record(path, *, limit: int = INPUT_HASH_LIMIT) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _file_sha256(name: str, size: int, mtime_ns: int) -> str:
-    """The SHA-256 of a file's bytes, streamed; read once per file state (size, time), though
-    the image products, GeoJSON and region files of one input each record it."""
-    import hashlib
+    """The SHA-256 of a file's bytes (pooch's, as sciconv.fetch checks downloads); read once per
+    file state (size, time), though the image products, GeoJSON and region files of one input
+    each record it."""
+    import pooch
 
-    digest = hashlib.sha256()
-    with open(name, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return pooch.file_hash(name, alg="sha256")
 
 
 def software_record() -> str:
