@@ -17,6 +17,28 @@ from sciconv import datasets, io
 from sciconv.errors import ConfigError, DatasetError, SciconvWarning
 
 
+@pytest.fixture(autouse=True)
+def _inputs_unchanged(tmp_path, monkeypatch):
+    """Every from_pairs / read_mask call here, refused or not, leaves the files under
+    ``tmp_path`` (its inputs) byte for byte as they were."""
+
+    def tree():
+        return {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+
+    def checked(fn):
+        def call(*args, **kwargs):
+            before = tree()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                assert tree() == before, f"{fn.__name__} changed its input files"
+
+        return call
+
+    for name in ("from_pairs", "read_mask"):
+        monkeypatch.setattr(datasets, name, checked(getattr(datasets, name)))
+
+
 @pytest.fixture
 def nuclei(data_dir, tmp_path):
     """Six real fluorescence images and their instance labels, copied."""
