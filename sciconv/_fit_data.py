@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from sciconv._validation import is_one_hot, not_whole
+from sciconv.datasets._validate import finite_images
 from sciconv.errors import ConfigError, ModelError
 from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
@@ -85,33 +86,14 @@ def as_fit_arrays(model, data, *, name: str):
                     f"{name}: x and y must hold as many samples; got {n} and {len(arr)}"
                 )
     arrays[1] = check_label_values(model, arrays[1], name=name)
-    if not isinstance(arrays[0], tuple):
-        arrays = _with_finite_images(arrays, name=name)
+    if not isinstance(arrays[0], tuple):  # images without a finite pixel: left out
+        keep = finite_images(arrays[0], name=name)
+        if len(keep) < n:
+            arrays = [
+                tuple(v[keep] for v in part) if isinstance(part, tuple) else part[keep]
+                for part in arrays
+            ]
     return tuple(arrays)
-
-
-def _with_finite_images(arrays: list, *, name: str) -> list:
-    """Drop the samples whose image has no finite pixel, with a warning; all of them: refused.
-    (An all-NaN image trains as the model's NaN fill with its label: nothing to learn, and
-    only such images train at chance without a word.)"""
-    x = arrays[0]
-    if x.dtype.kind not in "fc" or x.size == 0:
-        return arrays
-    finite = np.isfinite(x.reshape(len(x), -1)).any(axis=1)
-    if finite.all():
-        return arrays
-    if not finite.any():
-        raise ConfigError(f"{name}: no image has a finite pixel (all NaN or inf): nothing to learn")
-    empty = np.flatnonzero(~finite)
-    warn_caller(
-        f"{name}: {len(empty)} of {len(x)} images have no finite pixel (all NaN or inf; "
-        f"samples {empty[:5].tolist()}{' ...' if len(empty) > 5 else ''}): left out",
-        package="sciconv",
-    )
-    keep = np.flatnonzero(finite)
-    return [
-        tuple(v[keep] for v in part) if isinstance(part, tuple) else part[keep] for part in arrays
-    ]
 
 
 def _sparse_loss(model) -> bool:

@@ -200,7 +200,7 @@ def test_fit_refuses_masks_given_to_a_classifier():
 
 def test_fit_leaves_out_images_without_a_finite_pixel():
     # fuzzing QA: all-NaN images trained at chance (loss ln 3) without a word
-    with pytest.raises(ConfigError, match="train: no image has a finite pixel"):
+    with pytest.raises(DatasetError, match="train: no image has a finite pixel"):
         _fit(_clf(), (np.full_like(X8, np.nan), np.arange(8) % 2))
     x = X8.copy()
     x[[1, 4]] = np.nan
@@ -209,7 +209,7 @@ def test_fit_leaves_out_images_without_a_finite_pixel():
     with pytest.warns(
         SciconvWarning,
         match=r"train: 2 of 8 images have no finite pixel .*"
-        r"samples \[1, 4\]\): left out",
+        r"train\[1\], train\[4\]\): left out",
     ):
         data = sc._fit_data.as_fit_arrays(_clf(), (x, y, np.ones(8)), name="train")
     assert [len(a) for a in data] == [6, 6, 6]

@@ -670,6 +670,10 @@ def test_from_pairs_bad_inputs(cells, tmp_path, case, match):
         huge[:, :20], huge[:, 20:] = 2**24, 2**24 + 1
         tifffile.imwrite(msk / "cell1.tif", huge)
     before = _tree_hash(tmp_path)
+    if case in ("shape", "fraction", "huge_ids"):  # one bad mask of 3: skipped unless strict
+        with pytest.warns(SciconvWarning, match=rf"skipped 1 .*mask refused: .*{match}"):
+            assert datasets.from_pairs(img, msk, patch_size=8, **kw).steps_per_epoch == 2
+        kw["strict"] = True
     with pytest.raises(DatasetError, match=match):
         datasets.from_pairs(img, msk, patch_size=8, **kw)
     assert _tree_hash(tmp_path) == before
@@ -900,7 +904,9 @@ def test_an_all_nan_array_is_skipped_by_from_arrays():
     survey's edge) as an all-zero image with its label."""
     images = [_galaxy(i % 2, i) for i in range(6)]
     images[3] = np.full((SIZE, SIZE), np.nan, np.float32)
-    with pytest.warns(SciconvWarning, match=r"skipped 1 .*images\[3\].*no finite pixel"):
+    with pytest.warns(
+        SciconvWarning, match=r"images: 1 of 6 images have no finite pixel .*: images\[3\]\): left"
+    ):
         ds = datasets.from_arrays(images, [0, 1, 0, 1, 0, 1], batch_size=8, shuffle=False)
     x, y = next(iter(ds))
     assert x.shape[0] == 5 and y.numpy().tolist() == [0, 1, 0, 0, 1]

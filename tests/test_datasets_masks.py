@@ -260,3 +260,23 @@ def test_cellpose_layout_one_folder_with_mask_suffix(nuclei, tmp_path):
         p.rsplit("/", 1)[-1] for p in want.file_paths
     ]
     np.testing.assert_array_equal(ds.class_counts, want.class_counts)
+
+
+def test_a_few_bad_masks_are_skipped_unless_strict_or_most(nuclei):
+    # one mask of 531 exported wrong must not stop the data set (strict=False), but must be named
+    img, lab = nuclei
+    masks = sorted(lab.iterdir())
+    images = sorted(img.iterdir())
+    masks[0].write_bytes(images[0].read_bytes())  # the image saved as its own mask
+    tifffile.imwrite(masks[1], tifffile.imread(masks[1])[:-3])  # a cropped mask
+    with pytest.warns(SciconvWarning, match="skipped 2") as rec:
+        ds = datasets.from_pairs(img, lab, patch_size=32, batch_size=8, seed=0)
+    text = str(rec[0].message)
+    assert f"mask refused: {masks[0]}: this mask does not look like a label image" in text
+    assert f"mask {masks[1]} is 357x360" in text
+    assert ds.steps_per_epoch == 4  # 4 pairs x 8 patches
+    with pytest.raises(DatasetError, match="does not look like a label image"):
+        datasets.from_pairs(img, lab, patch_size=32, strict=True)
+    masks[2].write_bytes(images[2].read_bytes())  # half of them: a mistake in the whole set
+    with pytest.raises(DatasetError, match=r"3 of 6 masks refused \(each says why; the first: "):
+        datasets.from_pairs(img, lab, patch_size=32)

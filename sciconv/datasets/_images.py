@@ -26,6 +26,7 @@ from sciconv.datasets._scan import (
     split_key,
 )
 from sciconv.datasets._validate import (
+    finite_images,
     validate_augment,
     validate_cache,
     validate_positive_int,
@@ -186,24 +187,6 @@ def build_image_datasets(
     return build(train_idx, True), build(val_idx, False)
 
 
-def _with_finite_pixels(raw: list[np.ndarray], names: list[str]) -> np.ndarray:
-    """Indices of the images with a finite pixel; one warning names the others (an all-NaN
-    cutout, off a survey's edge, would be learnt as an all-zero image with its label)."""
-    finite = np.array([np.isfinite(a).any() for a in raw], dtype=bool)
-    empty = np.flatnonzero(~finite)
-    if not len(empty):
-        return np.arange(len(raw))
-    if len(empty) == len(raw):
-        raise DatasetError("no image has a finite pixel (all NaN or inf): nothing to learn")
-    report_bad(
-        [(names[i], "no finite pixel (all NaN or inf): nothing to learn") for i in empty],
-        strict=False,
-        what="the images",
-        stacklevel=5,
-    )
-    return np.flatnonzero(finite)
-
-
 def _warn_channels_first(images, raw: list[np.ndarray], names: list[str]) -> None:
     """One warning if the images look channels-first: the (N, C, H, W) array, or the first
     (C, H, W) image of a list (NDData are (C, H, W) by convention and already moved)."""
@@ -285,7 +268,7 @@ def from_arrays(
     names = [f"images[{i}]" for i in range(len(items))]
     raw = [image_array(im, name=n)[0] for im, n in zip(items, names)]
     _warn_channels_first(images, raw, names)
-    keep = _with_finite_pixels(raw, names)
+    keep = finite_images(raw, name="images")
     if len(keep) < len(raw):  # all NaN: nothing to learn (files are skipped the same way)
         items, raw, names = ([seq[i] for i in keep] for seq in (items, raw, names))
         y = y[keep]

@@ -53,6 +53,22 @@ from sciconv.io import pair_by_stem, read_pixels
 from sciconv.preprocess import NormSpec, apply_input_transform
 
 
+def _refuse_or_skip(refused: dict[int, DatasetError], n: int, *, strict: bool) -> None:
+    """Raise for refused masks (not label images, shapes that differ from their image's, ids
+    beyond ``num_classes``...) when ``strict`` or when they are at least half of the ``n``
+    pairs (a mistake in the data set as a whole: folders swapped, a class map without
+    ``num_classes``), else leave them to be skipped with a warning (a few bad files among
+    many)."""
+    if not refused or (not strict and 2 * len(refused) < n):
+        return
+    first = refused[min(refused)]
+    if len(refused) == 1:
+        raise first
+    raise DatasetError(
+        f"{len(refused)} of {n} masks refused (each says why; the first: {first})"
+    ) from first
+
+
 def _mask_target(labels: np.ndarray, *, path: str, target: str, num_classes: int | None):
     """Turn a label image (H, W) into class ids per the target."""
     if target == "boundary":
@@ -151,7 +167,10 @@ def from_pairs(
     does not look like a label image (an image given as a mask, images and masks swapped, a
     JPEG, a class map without ``num_classes``: :func:`sciconv.datasets.check_label_image`) and
     masks without any background are refused; binary masks given to a boundary target warn
-    (touching objects cannot be told apart in them).
+    (touching objects cannot be told apart in them). A few refused masks among many (or a mask
+    whose shape differs from its image's) leave their pairs out with one warning naming each;
+    with ``strict=True``, or when they are at least half of the pairs (a mistake in the data set
+    as a whole), they are an error.
 
     Training yields random patches (``patch_size``), ``patches_per_image`` per image per epoch,
     a fraction of them centred on a foreground pixel; with ``augment`` image and mask get the same
@@ -261,9 +280,10 @@ def from_pairs(
     Raises
     ------
     DatasetError
-        A missing partner or a shape mismatch (naming both files), a mask label ``>= num_classes``,
-        a non-integer mask, a mask that is not a label image, masks without background,
-        different channel counts, an empty split.
+        A missing partner; a shape mismatch (naming both files), a mask label ``>= num_classes``,
+        a non-integer mask, a mask that is not a label image (with ``strict`` or in at least half
+        of the pairs, else those pairs are left out); masks without background, different
+        channel counts, an empty split.
 
     Examples
     --------
@@ -334,11 +354,14 @@ def from_pairs(
     ignores: list = [None] * n  # where a mask holds ignore_label (no weight), or None
     bad: dict[int, str] = {}
 
+    refused: dict[int, DatasetError] = {}  # masks read but refused (not label images, ...)
+
     def read_pair_mask(j):
         try:
             return read_mask(mask_paths[j], ignore_label=ignore_label), None
-        except DatasetError:
-            raise
+        except DatasetError as exc:
+            refused[j] = exc
+            return None, None
         except Exception as exc:  # reported with its file
             return None, reason(exc)
 
@@ -355,12 +378,33 @@ def from_pairs(
             for j, (m, err) in enumerate(pool.map(read_pair_mask, range(n))):
                 if err is not None:
                     bad[j] = f"mask {mask_paths[j]}: {err}"
-                else:
+                elif j not in refused:
                     ys[j], ignores[j] = m
         scanned = scan(img_paths, decode_image if budget else None, budget=budget)
     report_warnings(records, what="image/mask pairs", stacklevel=3)
     for j, why in scanned.bad.items():
         bad.setdefault(j, why)
+    labels = num_classes is None or target in BOUNDARY_TARGETS  # instance labels, binary masks
+    for j in range(n):  # each pair on its own: refused, or its mask turned into the target
+        if j in bad or j in refused:
+            continue
+        try:
+            if tuple(scanned.shapes[j][:2]) != ys[j].shape:
+                raise DatasetError(
+                    f"image {img_paths[j]} is {scanned.shapes[j][0]}x{scanned.shapes[j][1]} but "
+                    f"its mask {mask_paths[j]} is {ys[j].shape[0]}x{ys[j].shape[1]}"
+                )
+            if labels and check_labels:
+                check_label_image(ys[j], mask_paths[j])
+            if not labels:  # class ids: checked against num_classes
+                ys[j] = _mask_target(
+                    ys[j], path=mask_paths[j], target=target, num_classes=num_classes
+                )
+        except DatasetError as exc:
+            refused[j] = exc
+    _refuse_or_skip(refused, n, strict=strict)
+    for j, exc in refused.items():
+        bad[j] = f"mask refused: {exc}"  # (the path and what is wrong: no file content)
     report_bad(
         [(img_paths[j], r) for j, r in sorted(bad.items())],
         strict=strict,
@@ -370,26 +414,18 @@ def from_pairs(
     good = [j for j in range(n) if j not in bad]
     if not good:
         raise DatasetError(f"no readable image/mask pair among {n}")
-    for j in good:
-        if tuple(scanned.shapes[j][:2]) != ys[j].shape:
-            raise DatasetError(
-                f"image {img_paths[j]} is {scanned.shapes[j][0]}x{scanned.shapes[j][1]} but its "
-                f"mask {mask_paths[j]} is {ys[j].shape[0]}x{ys[j].shape[1]}"
-            )
     channels = check_channels([img_paths[j] for j in good], [scanned.shapes[j] for j in good])
     if prep.transform is not None:  # what the transform makes of them (to_rgb: 3)
         probe = np.zeros((1, 1, channels), np.float32)
         channels = int(apply_input_transform(probe, prep.transform).shape[-1])
-    if num_classes is None or target in BOUNDARY_TARGETS:  # instance labels, binary masks
-        for j in good if check_labels else ():  # (class ids: checked against num_classes)
-            check_label_image(ys[j], mask_paths[j])
+    if labels:  # checked together, then turned into the target
         check_masks(
             [ys[j] for j in good],
             [mask_paths[j] for j in good],
             boundary_target=target in BOUNDARY_TARGETS,
         )
-    for j in good:
-        ys[j] = _mask_target(ys[j], path=mask_paths[j], target=target, num_classes=num_classes)
+        for j in good:
+            ys[j] = _mask_target(ys[j], path=mask_paths[j], target=target, num_classes=None)
     missing = [img_paths[j] for j in good if img_paths[j] not in bad_by_path]
     if missing and sample_weights is not False:
         # read lazily (over the cache budget): one pass for the bad-pixel maps

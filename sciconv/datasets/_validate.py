@@ -10,7 +10,8 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.augment import validate_amounts
-from sciconv.errors import ConfigError
+from sciconv.errors import ConfigError, DatasetError
+from sciconv.io._common import warn_caller
 
 TASKS = ("classification", "multilabel", "regression")
 TARGETS = ("semantic", "boundary", "touching")
@@ -88,3 +89,56 @@ def validate_fraction(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ConfigError(f"{name} must be in [0, 1]; got {value!r}")
     return float(value)
+
+
+def finite_images(images, *, name: str) -> np.ndarray:
+    """Indices of the images that hold a finite pixel; one warning names the others (an
+    all-NaN cutout, off a survey's edge, trains as the fill value with its label: nothing to
+    learn, and only such images train at chance without a word).
+
+    Parameters
+    ----------
+    images : ndarray (N, ...) or sequence of ndarray
+        The images (any dtype; integer images are all finite).
+    name : str
+        What they are, in the messages (``"images"``, ``"train"``).
+
+    Returns
+    -------
+    ndarray of int
+        The indices to keep, in order.
+
+    Raises
+    ------
+    DatasetError
+        No image holds a finite pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.datasets._validate import finite_images
+    >>> finite_images(np.ones((3, 4, 4)), name="images").tolist()
+    [0, 1, 2]
+    """
+    if isinstance(images, np.ndarray):  # (N, ...) at once
+        finite = np.ones(len(images), bool)
+        if images.dtype.kind in "fc" and images.size:
+            finite = np.isfinite(images.reshape(len(images), -1)).any(axis=1)
+    else:
+        finite = np.array(
+            [a.dtype.kind not in "fc" or not a.size or np.isfinite(a).any() for a in images], bool
+        )
+    empty = np.flatnonzero(~finite)
+    if not len(empty):
+        return np.arange(len(finite))
+    if len(empty) == len(finite):
+        raise DatasetError(
+            f"{name}: no image has a finite pixel (all NaN or inf): nothing to learn"
+        )
+    warn_caller(
+        f"{name}: {len(empty)} of {len(finite)} images have no finite pixel (all NaN or inf: "
+        f"{', '.join(f'{name}[{i}]' for i in empty[:5])}{' ...' if len(empty) > 5 else ''}): "
+        "left out",
+        package="sciconv",
+    )
+    return np.flatnonzero(finite)
