@@ -454,3 +454,35 @@ def test_float_labels_of_an_imagej_stack_open_as_labels(tmp_path):
     [(data, _, kind)] = read_layers(out["labels"])
     assert kind == "labels" and np.asarray(data).dtype == np.int32
     assert int(np.asarray(data).max()) == 70_000
+
+
+def _threshold_model():
+    """A 1x1 "segmenter": foreground where the pixel is bright."""
+    import keras
+
+    inputs = keras.Input((None, None, 1))
+    weights = keras.initializers.Constant([[[[-1.0, 1.0]]]])
+    out = keras.layers.Conv2D(2, 1, kernel_initializer=weights, activation="softmax")(inputs)
+    return keras.Model(inputs, out)
+
+
+def test_segment_nuclei_defaults_to_the_size_check_of_predict_instances(monkeypatch):
+    # QA: scale=1.0 by default turned predict_instances' object_size check off: real nuclei
+    # enlarged 4x came back as fragments (AP@0.5 0.000 vs 0.917 through predict_instances)
+    seen = []
+    real = sciconv.inference.predict_instances
+
+    def spy(model, image, **kwargs):
+        seen.append(kwargs["scale"])
+        return real(model, image, **kwargs)
+
+    monkeypatch.setattr(sciconv.inference, "predict_instances", spy)
+    model = _threshold_model()
+    image = np.zeros((32, 32), np.float32)
+    image[4:12, 4:12] = image[20:28, 18:30] = 1
+    _, kwargs, _ = segment_nuclei(image, model=model, tile=32)
+    segment_nuclei(image, model=model, tile=32, scale=1)  # asked for: no resampling
+    segment_nuclei(image, model=model, tile=32, scale=0.5)
+    assert seen == ["auto", None, 0.5] and kwargs["metadata"]["scale"] == "auto"
+    with pytest.raises(ConfigError, match="'auto' or a number"):
+        segment_nuclei(image, model=model, scale="big")

@@ -51,7 +51,7 @@ def _recorded_threshold(model: keras.Model) -> float:
 def segment_nuclei(
     image: Any,
     *,
-    scale: float = 1.0,
+    scale: float | str = "auto",
     threshold: float | None = None,
     tile: int = 256,
     model: keras.Model | None = None,
@@ -69,9 +69,12 @@ def segment_nuclei(
     image : array_like
         Raw pixels ``(H, W)`` or ``(H, W, C)``, as read (the model's input transform takes grey,
         RGB and colour-saved fluorescence images as they are).
-    scale : float
-        Resample by this factor before segmenting (``18 / nucleus diameter in pixels`` for the
-        pretrained model); the labels come back at the image's size.
+    scale : "auto" or float
+        ``"auto"`` (default): as :func:`~sciconv.inference.predict_instances` and ``sciconv
+        predict`` do (nuclei far larger or smaller than the model's training sizes are found
+        and the image resampled to them). A number: resample by this factor before segmenting
+        (``18 / nucleus diameter in pixels`` for the pretrained model; 1: as it is); the labels
+        come back at the image's size.
     threshold : float, optional
         Foreground probability threshold; default: the model's recorded one.
     tile : int
@@ -110,8 +113,9 @@ def segment_nuclei(
     ('labels', 2, 2)
     """
     number, whole = (int, float, np.integer, np.floating), (int, np.integer)  # numpy's too
-    if isinstance(scale, bool) or not (isinstance(scale, number) and 0.05 <= scale <= 20):
-        raise ConfigError(f"scale must be a number between 0.05 and 20; got {scale!r}")
+    fixed = isinstance(scale, number) and not isinstance(scale, bool) and 0.05 <= scale <= 20
+    if scale != "auto" and not fixed:
+        raise ConfigError(f"scale must be 'auto' or a number between 0.05 and 20; got {scale!r}")
     if threshold is not None and not (isinstance(threshold, number) and 0 < threshold < 1):
         raise ConfigError(f"threshold must be a probability in (0, 1); got {threshold!r}")
     if isinstance(tile, bool) or not (isinstance(tile, whole) and tile >= 32):
@@ -131,14 +135,14 @@ def segment_nuclei(
             model,
             plane,
             tile=tile,
-            scale=None if scale == 1 else float(scale),
+            scale="auto" if not fixed else None if scale == 1 else float(scale),
             threshold=threshold,
             progress=False,
         )
         for plane in stack
     ]
     labels = np.stack(found).reshape(*lead, *found[0].shape) if planes else found[0]
-    settings = {"scale": float(scale), "threshold": threshold, "tile": tile}
+    settings = {"scale": float(scale) if fixed else scale, "threshold": threshold, "tile": tile}
     kwargs = {
         "name": name,
         "metadata": {"model": model.name, **settings, "count": sum(int(f.max()) for f in found)},
@@ -179,13 +183,13 @@ def nuclei_widget():
 
     @magicgui(
         call_button="Segment nuclei",
-        scale={"min": 0.05, "max": 20.0, "step": 0.05},
+        scale={"min": 0.0, "max": 20.0, "step": 0.05, "label": "scale (0: auto)"},
         threshold={"min": 0.05, "max": 0.95, "step": 0.05, "label": "probability threshold"},
         tile={"min": 32, "max": 4096, "step": 32, "label": "tile (px)"},
     )
     def widget(
         image: napari.layers.Image,
-        scale: float = 1.0,
+        scale: float = 0.0,
         threshold: float = recorded,
         tile: int = 256,
     ) -> napari.types.LayerDataTuple:
@@ -200,7 +204,7 @@ def nuclei_widget():
         extra = {"scale": tuple(image.scale), "translate": tuple(image.translate)}
         return segment_nuclei(
             data,
-            scale=scale,
+            scale="auto" if scale == 0 else scale,  # 0: as predict_instances' default
             threshold=threshold,
             tile=tile,
             name=f"{image.name} nuclei",
