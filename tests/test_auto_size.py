@@ -36,7 +36,7 @@ def test_equivalent_diameters_are_the_circle_of_the_area():
     )
     assert equivalent_diameters(np.zeros((4, 4), int)).shape == (0,)
     with pytest.raises(sciconv.errors.InvalidImageError, match="integer"):
-        equivalent_diameters(np.zeros((4, 4), float))
+        equivalent_diameters(np.full((4, 4), 0.5))  # (whole-valued floats: labels read as float)
 
 
 def test_auto_size_factor_only_outside_the_range():

@@ -124,8 +124,8 @@ def test_qupath_style_list_without_labels_is_numbered_in_order():
 
 
 def test_errors(tmp_path):
-    with pytest.raises(InvalidImageError, match="integer instance labels"):
-        labels_to_geojson(np.zeros((4, 4), np.float32))
+    with pytest.raises(InvalidImageError, match="integer instance map"):
+        labels_to_geojson(np.full((4, 4), 0.5, np.float32))  # whole floats are labels
     with pytest.raises(ConfigError, match="'label' column"):
         labels_to_geojson(np.zeros((4, 4), np.int32), measurements={"area": [1]})
     negative = np.zeros((4, 4), np.int32)
@@ -191,8 +191,8 @@ def test_write_geojson_window_by_window_equals_the_whole(tmp_path):
     assert min(h * w for h, w in recorded.reads) < 300 * 260 / 4  # not the whole image each time
     with pytest.raises(OutputExistsError):
         write_geojson(labels, out)
-    with pytest.raises(InvalidImageError, match="integer instance labels"):
-        write_geojson(labels.astype(float), tmp_path / "f.geojson")
+    with pytest.raises(InvalidImageError, match="integer instance map"):
+        write_geojson(labels + 0.5, tmp_path / "f.geojson")  # whole floats are labels
     with pytest.raises(ConfigError, match="block must be a positive integer"):
         write_geojson(labels, tmp_path / "b.geojson", block=0)
     assert not (tmp_path / "f.geojson").exists() and not (tmp_path / "b.geojson").exists()

@@ -147,11 +147,12 @@ def test_measure_known_shapes():
     assert table["label"].tolist() == [1, 2]
     assert table["area"][0] == 300
     assert (table["x"][0], table["y"][0]) == (19.5, 14.5)  # x = column, y = row
+    # the box's max is the last column / row (inclusive, as photutils and SExtractor)
     assert [table[k][0] for k in ("bbox_xmin", "bbox_ymin", "bbox_xmax", "bbox_ymax")] == [
         5,
         10,
-        35,
-        20,
+        34,
+        19,
     ]
     assert table["orientation"][0] == 0.0  # long side along x
     assert table["semi_major"][0] / table["semi_minor"][0] == pytest.approx(3.0, rel=0.02)
@@ -267,7 +268,7 @@ def test_measure_empty_and_bad_input():
     empty = postprocess.measure(np.zeros((5, 5), np.int32), intensity=np.ones((5, 5)))
     assert len(empty) == 0 and "flux_sum" in empty.colnames
     with pytest.raises(InvalidImageError, match="integer instance map"):
-        postprocess.measure(np.zeros((5, 5), np.float32))
+        postprocess.measure(np.full((5, 5), 0.5, np.float32))  # whole floats are labels
     with pytest.raises(InvalidImageError, match=r"labels' shape \(5, 5\)"):
         postprocess.measure(np.zeros((5, 5), np.int32), intensity=np.ones((4, 5)))
     from astropy.wcs import WCS
@@ -694,7 +695,7 @@ def test_write_products_refuses_to_overwrite_before_writing_anything(tmp_path):
         ({"prob": np.zeros((4, 4, 2)), "labels": np.zeros((4, 5), int)}, InvalidImageError,
          "labels are 4 x 5 pixels but prob is 4 x 4"),
         ({"prob": np.zeros((2, 4, 4, 2))}, InvalidImageError, r"prob must have shape \(H, W\)"),
-        ({"labels": np.zeros((4, 4))}, InvalidImageError, "integer instance map"),
+        ({"labels": np.full((4, 4), 0.5)}, InvalidImageError, "integer instance map"),
         ({"catalog": {"a": [1]}}, ConfigError, "table must be an astropy Table"),
         ({"labels": np.zeros((4, 4), int), "format": "png"}, ConfigError,
          "format must be one of 'fits', 'tiff'"),

@@ -50,10 +50,19 @@ class _Overlaps(NamedTuple):
     ious: np.ndarray
 
 
+def _pixels(labels, *, name: str):
+    """A GridImage's or NDData's pixels (postprocess's rule for labels); others as they are."""
+    if isinstance(labels, (np.ndarray, list, tuple)):
+        return labels
+    from sciconv.postprocess._labels import label_pixels
+
+    return label_pixels(labels, name=name)
+
+
 def _label_image(labels, *, name: str) -> np.ndarray:
     """One label image as a 2-D array; a trailing axis of 1 (``sciconv.io.read`` gives label
-    images as ``(H, W, 1)``) is dropped."""
-    arr = np.asarray(labels)
+    images as ``(H, W, 1)``) is dropped; a GridImage or NDData gives its pixels."""
+    arr = np.asarray(_pixels(labels, name=name))
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim != 2:
@@ -397,7 +406,12 @@ def dsb_score(true_labels, pred_labels) -> float:
 def _label_images(labels, *, name: str) -> list[np.ndarray]:
     """The label images of one argument: one image, a sequence of them or a stack."""
     refuse_path(labels, name=name, reader="sciconv.io.read_labels")
-    if isinstance(labels, (list, tuple)) and len(labels) and np.ndim(labels[0]) >= 2:
+    labels = _pixels(labels, name=name)
+    if (
+        isinstance(labels, (list, tuple))
+        and len(labels)
+        and np.ndim(_pixels(labels[0], name=name)) >= 2
+    ):
         return [_label_image(x, name=f"{name}[{i}]") for i, x in enumerate(labels)]
     arr = np.asarray(labels)
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 1):

@@ -14,21 +14,15 @@ import numpy as np
 
 from sciconv._atomic import atomic_output
 from sciconv._progress import progress_bar
-from sciconv._validation import look_up_option
+from sciconv._validation import look_up_option, refuse_swapped
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import GridImage, as_array
 from sciconv.io._common import warn_caller
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
-from sciconv.postprocess._measure import (
-    celestial_wcs,
-    id_dtype,
-    measure,
-    renumbered,
-    sparse_ids,
-    validate_labels,
-)
+from sciconv.postprocess._labels import READ_LABELS, validate_labels
+from sciconv.postprocess._measure import celestial_wcs, id_dtype, measure, renumbered, sparse_ids
 from sciconv.postprocess._pixels import per_pixel
 from sciconv.postprocess._writers import (
     class_name_list,
@@ -101,8 +95,10 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
 
     Parameters
     ----------
-    labels : ndarray of int, shape (H, W)
-        Instance labels (0 = background), e.g. from :func:`instances`.
+    labels : ndarray of int, shape (H, W), or GridImage
+        Instance labels (0 = background), e.g. from :func:`instances`; ``(H, W, 1)`` and
+        floats with whole values (a label file read with :func:`sciconv.io.read`) are taken,
+        as :func:`measure` takes them.
     image : ndarray of shape (H, W) or (H, W, 1), GridImage or NDData
         The pixels to measure (one channel).
     wcs : astropy.wcs.WCS, optional
@@ -239,7 +235,7 @@ def _region_rows(source, *, wcs, shape):
                 "measure (x, y, semi_major, semi_minor, orientation) or the labels"
             )
         return source, None
-    labels = validate_labels(as_array(source, load=True))
+    labels = validate_labels(source)
     return measure(labels), labels
 
 
@@ -249,8 +245,8 @@ def _outlines(labels, row) -> list[np.ndarray]:
     from scipy import ndimage as ndi
     from skimage.measure import find_contours
 
-    x0, y0 = int(row["bbox_xmin"]), int(row["bbox_ymin"])
-    box = labels[y0 : int(row["bbox_ymax"]), x0 : int(row["bbox_xmax"])] == row["label"]
+    x0, y0 = int(row["bbox_xmin"]), int(row["bbox_ymin"])  # the box's max is inclusive
+    box = labels[y0 : int(row["bbox_ymax"]) + 1, x0 : int(row["bbox_xmax"]) + 1] == row["label"]
     pieces, n = ndi.label(box)
     sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
     out = []
@@ -290,9 +286,10 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse", progress:
 
     Parameters
     ----------
-    catalog_or_labels : astropy.table.Table or ndarray of int, shape (H, W)
+    catalog_or_labels : astropy.table.Table, ndarray of int, shape (H, W), or GridImage
         A :func:`measure` table (``x``, ``y``, ``semi_major``, ``semi_minor``, ``orientation``;
-        ``label`` is the region's text) or instance labels (measured here).
+        ``label`` is the region's text) or instance labels (measured here; taken as
+        :func:`measure` takes them: ``(H, W, 1)``, whole floats, a GridImage).
     wcs : astropy.wcs.WCS, optional
         A celestial WCS: the regions are in sky coordinates (``EllipseSkyRegion``,
         ``PolygonSkyRegion``). Default: pixel regions (0-based; DS9 files get 1-based pixels).
@@ -416,6 +413,7 @@ def write_regions(
     >>> float(back[0].center.x), round(float(back[0].width), 2)
     (5.5, 6.83)
     """
+    refuse_swapped(path, regions_or_catalog, call="write_regions(regions_or_catalog, path)")
     regions = _require("regions", "regions")
     path = Path(path)
     ext = look_up_option(path.suffix.lower() or path.name, tuple(REGION_FORMATS), name="extension")
@@ -502,11 +500,13 @@ def to_ccddata(
 
     Parameters
     ----------
-    prob_or_labels : ndarray of shape (H, W, K), (H, W) float, or (H, W) int
+    prob_or_labels : ndarray of shape (H, W, K), (H, W) float, (H, W) int, or GridImage
         Class probabilities (the full class cube, stored as astropy orders it, ``(K, H, W)``,
         float32, with ``CLASSi`` cards naming the planes as :func:`write_products` does; K = 1
         gives ``(H, W)``) or instance labels (integer, stored as int32, or int64 when an id
-        exceeds 2**31 - 1, as :func:`write_products` stores them: never wrapped).
+        exceeds 2**31 - 1, as :func:`write_products` stores them: never wrapped). Floats are
+        probabilities: labels read with :func:`sciconv.io.read` (float32) are refused, naming
+        :func:`sciconv.io.read_labels`.
     like : GridImage, NDData or astropy.io.fits.Header, optional
         The input image: its header (as ``meta``), celestial WCS and bad-pixel mask are carried.
     mask : ndarray of bool, shape (H, W), optional
@@ -549,18 +549,19 @@ def to_ccddata(
 
     raw = as_array(prob_or_labels, load=True)
     if np.asarray(raw).dtype.kind in "iub":
-        data = validate_labels(raw)
+        data = validate_labels(prob_or_labels)
         data = data.astype(id_dtype(data.max() if data.size else 0))
         cards = {}
         hw = shape = data.shape
-    else:
+    else:  # floats are probabilities (whole numbers too: a raw science image is not labels)
         cube = validate_cube(raw)
         finite = cube[np.isfinite(cube)]
         if finite.size and (finite.min() < -1e-3 or finite.max() > 1 + 1e-3):
             raise InvalidImageError(
                 "to_ccddata takes class probabilities (in [0, 1]) or instance labels; got "
                 f"values from {finite.min():.4g} to {finite.max():.4g} (a science image? "
-                "GridImage.to_nddata(ccd=True) keeps its unit)"
+                "GridImage.to_nddata(ccd=True) keeps its unit; instance labels as integers: "
+                f"{READ_LABELS})"
             )
         names = class_name_list(class_names, cube.shape[-1])
         data = fits_layout(cube)

@@ -12,6 +12,7 @@ from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 from sciconv.io._common import warn_if_channels_first
 from sciconv.io._units import known_unit
+from sciconv.postprocess._labels import labelled_pixels
 
 #: ``background=`` modes of ``sciconv predict`` and ``predict_mosaic`` (:func:`wants_background`).
 BACKGROUND_MODES = ("auto", "map", "none")
@@ -121,8 +122,10 @@ def estimate_background(
     ----------
     image : ndarray (H, W) or (H, W, C), GridImage or NDData
         Raw pixels (intensity units).
-    labels : ndarray of int (H, W), optional
-        Instance labels (0 = background) of the objects to leave out.
+    labels : ndarray of int (H, W), or GridImage, optional
+        Instance labels (0 = background) of the objects to leave out; taken as :func:`measure`
+        takes them (``(H, W, 1)``, floats with whole values: a label file read with
+        :func:`sciconv.io.read`).
     box_size, filter_size : int, optional
         Background2D's box (pixels, capped at the image size) and filter (boxes; odd, 1 for
         none).
@@ -161,8 +164,9 @@ def background_and_rms(
     ----------
     image : GridImage, NDData or array_like, shape (H, W) or (H, W, C)
         The raw pixels (NaN ones are left out).
-    labels : ndarray of int, shape (H, W), optional
-        Objects to leave out of the background (grown by ``grow`` pixels first).
+    labels : ndarray of int, shape (H, W), or GridImage, optional
+        Objects to leave out of the background (grown by ``grow`` pixels first); taken as
+        :func:`measure` takes them (``(H, W, 1)``, floats with whole values).
     box_size : int
         Side of the boxes the background is measured in (photutils' ``Background2D``).
     filter_size : int
@@ -207,12 +211,11 @@ def background_and_rms(
         raise InvalidImageError(f"image must be (H, W) or (H, W, C); got shape {data.shape}")
     objects = np.zeros(data.shape[:2], bool)
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape[:2] != data.shape[:2]:
+        objects = labelled_pixels(labels)  # measure's rule: GridImage, (H, W, 1), whole floats
+        if objects.shape != data.shape[:2]:
             raise InvalidImageError(
-                f"labels must have the image's shape {data.shape[:2]}; got {labels.shape}"
+                f"labels must have the image's shape {data.shape[:2]}; got {objects.shape}"
             )
-        objects = labels.reshape(data.shape[:2]) > 0
         if grow > 0:
             objects = ndi.binary_dilation(objects, iterations=int(grow))
     level, rms = np.empty_like(data), np.empty_like(data)

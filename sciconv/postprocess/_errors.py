@@ -229,8 +229,9 @@ def estimate_error(
     ----------
     image : ndarray (H, W) or (H, W, C), GridImage or NDData
         Raw pixels.
-    labels : ndarray of int (H, W), optional
-        Objects to leave out of the background statistics.
+    labels : ndarray of int (H, W), or GridImage, optional
+        Objects to leave out of the background statistics (taken as
+        :func:`sciconv.postprocess.measure` takes them).
     background, background_rms : float or ndarray, optional
         Known background level and noise (both, or neither).
     gain : "auto", float or None, optional

@@ -11,8 +11,11 @@ polygon's area equals the object's pixel count exactly. This is 0.5 off the pixe
 convention of :func:`sciconv.postprocess.measure`, whose centroid of the same object is
 ``polygon.centroid - 0.5``; a catalog's centroid columns (:data:`CENTRE_COLUMNS`) are
 therefore written into a feature's measurements plus 0.5, in the geometry's convention (``x
-px`` is the polygon's centroid, as QuPath's own ``Centroid X px`` is), while the box columns
-(``bbox_xmin``, ...: pixel edges) are the polygon's bounds as they are.
+px`` is the polygon's centroid, as QuPath's own ``Centroid X px`` is). The box columns are
+written as the polygon's bounds (pixel edges): ``bbox_xmin``, ``bbox_ymin`` (the first column
+and row, whose left and top edges they are) as they are, and ``bbox_xmax``, ``bbox_ymax`` (the
+catalog's last column and row, inclusive: :data:`LAST_PIXEL_COLUMNS`) plus 1, their right and
+bottom edges.
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ import numpy as np
 from sciconv._atomic import atomic_output
 from sciconv.errors import ConfigError, InvalidImageError, MissingDependencyError
 from sciconv.io._common import warn_caller
+from sciconv.postprocess._labels import (
+    READ_LABELS,
+    check_label_layout,
+    label_pixels,
+    validate_labels,
+)
 from sciconv.postprocess._measure import id_dtype
 
 __all__ = [
@@ -45,6 +54,9 @@ GEOJSON_SUFFIX = "_objects.geojson"
 #: centroids): a feature's measurements hold them plus 0.5, in its geometry's pixel-corner
 #: convention.
 CENTRE_COLUMNS = ("x", "y", "x_weighted", "y_weighted")
+#: Catalog columns that are the last column or row of an object (:func:`measure`'s inclusive
+#: box): a feature's measurements hold them plus 1, the polygon's right and bottom edges.
+LAST_PIXEL_COLUMNS = ("bbox_xmax", "bbox_ymax")
 
 
 def _shapely():
@@ -54,19 +66,6 @@ def _shapely():
     except ImportError as exc:  # pragma: no cover - shapely comes with the [ome] extra
         raise MissingDependencyError('GeoJSON needs shapely: pip install "sciconv[ome]"') from exc
     return shapely
-
-
-def _validate_labels(labels) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim != 2 or arr.dtype.kind not in "iub":
-        raise InvalidImageError(
-            f"labels must be integer instance labels (H, W); got {arr.dtype} {arr.shape}"
-        )
-    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:  # gave no features without a word
-        raise InvalidImageError("labels must be >= 0 (0 = background); got negative values")
-    return arr.astype(np.int64)
 
 
 def _outline(mask: np.ndarray, y0: int, x0: int):
@@ -116,8 +115,9 @@ def labels_to_geojson(
 
     Parameters
     ----------
-    labels : array_like of int, shape (H, W)
-        Instance labels, 0 = background.
+    labels : array_like of int, shape (H, W), or GridImage
+        Instance labels, 0 = background; ``(H, W, 1)`` and floats with whole values (a label
+        file read with :func:`sciconv.io.read`) are taken, as :func:`measure` takes them.
     measurements : astropy.table.Table or mapping, optional
         A table with a ``label`` column (e.g. :func:`sciconv.postprocess.measure`); the numeric
         columns of each object's row become its QuPath measurements, named with their units as
@@ -125,7 +125,9 @@ def labels_to_geojson(
         per-channel column is split as :func:`sciconv.postprocess.flatten_table` does:
         ``flux_sum_0``, ...). The centroids (``x``, ``y``, ``x_weighted``, ``y_weighted``:
         0-based pixel centres in the catalog) are written plus 0.5, in the outline's
-        pixel-corner convention: ``x px`` is the polygon's centroid (module notes).
+        pixel-corner convention: ``x px`` is the polygon's centroid; the box is written as the
+        polygon's bounds (``bbox_xmax``, ``bbox_ymax``, the last column and row, plus 1;
+        module notes).
     path : str or os.PathLike, optional
         Also write the collection there (``.geojson``), atomically.
     classification : str, optional
@@ -158,7 +160,7 @@ def labels_to_geojson(
     (2.5, 3.0)
     """
     _shapely()
-    arr = _validate_labels(labels)
+    arr = validate_labels(labels)  # negative ids gave no features without a word
     rows = _measurement_rows(measurements)
     features = list(_iter_features(arr, rows, classification, block=max(arr.shape)))
     collection = {"type": "FeatureCollection", "features": features}
@@ -189,8 +191,11 @@ def write_geojson(
 
     Parameters
     ----------
-    labels : array_like of int, shape (H, W)
-        Instance labels, 0 = background: numpy, a memory map, a zarr or dask array.
+    labels : array_like of int, shape (H, W), or GridImage
+        Instance labels, 0 = background: numpy, a memory map, a zarr or dask array (read window
+        by window: integers), or a GridImage; numpy ``(H, W, 1)`` and floats with whole values
+        (a label file read with :func:`sciconv.io.read`) are taken, as :func:`measure` takes
+        them.
     path : str or os.PathLike
         The ``.geojson`` file, written atomically.
     measurements : astropy.table.Table or mapping, optional
@@ -214,7 +219,8 @@ def write_geojson(
     Raises
     ------
     InvalidImageError
-        ``labels`` are not 2-D integer labels.
+        ``labels`` are not a 2-D map of non-negative whole numbers (the message names
+        :func:`sciconv.io.read_labels`), or a zarr or dask array of floats.
     OutputExistsError
         ``path`` exists and ``overwrite`` is False.
 
@@ -230,13 +236,16 @@ def write_geojson(
     _shapely()
     if isinstance(block, bool) or not (isinstance(block, (int, np.integer)) and block >= 1):
         raise ConfigError(f"block must be a positive integer (pixels); got {block!r}")
-    if not (hasattr(labels, "shape") and hasattr(labels, "dtype")):  # a list: into memory
-        labels = np.asarray(labels)
+    labels = label_pixels(labels)  # a GridImage's pixels; a list into memory
     shape, dtype = tuple(int(n) for n in labels.shape), np.dtype(labels.dtype)
-    if len(shape) != 2 or dtype.kind not in "iub":
-        raise InvalidImageError(
-            f"labels must be integer instance labels (H, W); got {dtype} {shape}"
-        )
+    check_label_layout(shape, dtype)
+    if len(shape) == 3 or dtype.kind == "f":  # (H, W, 1) or floats (sciconv.io.read's labels)
+        if not isinstance(labels, np.ndarray):  # read window by window: not checked whole first
+            raise InvalidImageError(
+                f"labels read window by window (a zarr or dask array) must be integer (H, W) "
+                f"labels; got {dtype} {shape}: {READ_LABELS}, or pass a numpy array"
+            )
+        labels = validate_labels(labels)  # in memory already: checked and made int64
     rows = _measurement_rows(measurements)
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w") as out:
         out.write('{"type": "FeatureCollection", ')
@@ -372,8 +381,8 @@ def _add_properties(feature: dict, rows, classification) -> None:
 
 def _measurement_rows(measurements):
     """``row(label)``: the numeric scalar columns of ``measurements`` for that label as a dict
-    (None when it has no row; :data:`CENTRE_COLUMNS` plus 0.5); the columns are kept as
-    arrays, not a dict per object."""
+    (None when it has no row; :data:`CENTRE_COLUMNS` plus 0.5, :data:`LAST_PIXEL_COLUMNS` plus
+    1); the columns are kept as arrays, not a dict per object."""
     if measurements is None:
         return lambda label: None
     if hasattr(measurements, "colnames"):  # per-channel columns (flux_sum of an RGB image)
@@ -400,7 +409,10 @@ def _measurement_rows(measurements):
 
     # the catalog's pixel centres in the outline's pixel-corner convention (QA: "x px" sat 0.5
     # px from the feature's own polygon centroid)
-    shift = {n: (0.5 if n in CENTRE_COLUMNS else 0.0) for n in keep}
+    # and the box's last column and row (inclusive) as the polygon's right and bottom edges
+    shift = {
+        n: (0.5 if n in CENTRE_COLUMNS else 1.0 if n in LAST_PIXEL_COLUMNS else 0.0) for n in keep
+    }
 
     def row(label: int):
         at = int(np.searchsorted(ordered, label))

@@ -8,13 +8,14 @@ import warnings
 import numpy as np
 from scipy import ndimage as ndi
 
-from sciconv._validation import look_up_option, refuse_path
+from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 from sciconv.io._frames import ecliptic_frame
 from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._image_columns import add_image_columns
+from sciconv.postprocess._labels import validate_labels
 from sciconv.postprocess._pixels import numbers, per_pixel
 
 _ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
@@ -64,10 +65,18 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
     "area": ("phys.area;instr.pixel", "pix2", "number of pixels"),
     "x": ("pos.cartesian.x;instr.pixel", "pix", "centroid column, 0-based pixel centres"),
     "y": ("pos.cartesian.y;instr.pixel", "pix", "centroid row, 0-based pixel centres"),
-    "bbox_xmin": ("pos.cartesian.x;stat.min;instr.pixel", "pix", "first column of the box"),
-    "bbox_ymin": ("pos.cartesian.y;stat.min;instr.pixel", "pix", "first row of the box"),
-    "bbox_xmax": ("pos.cartesian.x;stat.max;instr.pixel", "pix", "last column + 1 (exclusive)"),
-    "bbox_ymax": ("pos.cartesian.y;stat.max;instr.pixel", "pix", "last row + 1 (exclusive)"),
+    "bbox_xmin": ("pos.cartesian.x;stat.min;instr.pixel", "pix", "first column of the object"),
+    "bbox_ymin": ("pos.cartesian.y;stat.min;instr.pixel", "pix", "first row of the object"),
+    "bbox_xmax": (
+        "pos.cartesian.x;stat.max;instr.pixel",
+        "pix",
+        "last column of the object (inclusive)",
+    ),
+    "bbox_ymax": (
+        "pos.cartesian.y;stat.max;instr.pixel",
+        "pix",
+        "last row of the object (inclusive)",
+    ),
     "semi_major": ("phys.size.smajAxis;instr.pixel", "pix", "second-moment ellipse semi-major"),
     "semi_minor": ("phys.size.sminAxis;instr.pixel", "pix", "second-moment ellipse semi-minor"),
     "orientation": (
@@ -162,22 +171,6 @@ def id_dtype(largest) -> np.dtype:
     return np.dtype(np.int64 if int(largest) > np.iinfo(np.int32).max else np.int32)
 
 
-def validate_labels(labels) -> np.ndarray:
-    refuse_path(labels, name="labels", reader="sciconv.io.read_labels")
-    labels = np.asarray(labels)
-    if labels.ndim == 3 and labels.shape[-1] == 1:
-        labels = labels[..., 0]
-    if labels.ndim != 2:
-        raise InvalidImageError(f"labels must have shape (H, W); got shape {labels.shape}")
-    if labels.dtype.kind not in "iub":
-        raise InvalidImageError(
-            f"labels must be an integer instance map (0 = background); got dtype {labels.dtype}"
-        )
-    if labels.size and labels.min() < 0:
-        raise InvalidImageError("labels must be >= 0 (0 = background); got negative values")
-    return labels.astype(np.int64, copy=False)
-
-
 def equivalent_diameters(labels) -> np.ndarray:
     """The diameter of the circle of each object's area, ``sqrt(4 area / pi)`` (pixels).
 
@@ -187,8 +180,9 @@ def equivalent_diameters(labels) -> np.ndarray:
 
     Parameters
     ----------
-    labels : array_like of int, shape (H, W)
-        Instance labels, 0 = background (numbers need not be consecutive).
+    labels : array_like of int, shape (H, W), or GridImage
+        Instance labels, 0 = background (numbers need not be consecutive); ``(H, W, 1)`` and
+        floats with whole values (a label file read with :func:`sciconv.io.read`) are taken.
 
     Returns
     -------
@@ -198,7 +192,7 @@ def equivalent_diameters(labels) -> np.ndarray:
     Raises
     ------
     InvalidImageError
-        Labels that are not a 2-D non-negative integer map.
+        Labels that are not a 2-D map of non-negative whole numbers.
 
     Examples
     --------
@@ -370,8 +364,10 @@ def measure(
 
     Parameters
     ----------
-    labels : ndarray of int, shape (H, W)
-        Instance labels (0 = background), e.g. from :func:`instances`.
+    labels : ndarray of int, shape (H, W), or GridImage
+        Instance labels (0 = background), e.g. from :func:`instances` or
+        :func:`sciconv.io.read_labels`; ``(H, W, 1)`` and floats with whole values (a label file
+        read with :func:`sciconv.io.read`, or its GridImage) are taken.
     intensity : ndarray of shape (H, W) or (H, W, C), GridImage or NDData, optional
         Pixels to measure fluxes on (raw units; NaN pixels are skipped).
     wcs : astropy.wcs.WCS, optional
@@ -412,8 +408,10 @@ def measure(
 
         - ``label``; ``area`` (pixels);
         - ``x``, ``y``: centroid, x = column, y = row, 0-based pixel centres;
-        - ``bbox_xmin``, ``bbox_ymin``, ``bbox_xmax``, ``bbox_ymax``: bounding box, max exclusive
-          (``labels[ymin:ymax, xmin:xmax]``);
+        - ``bbox_xmin``, ``bbox_ymin``, ``bbox_xmax``, ``bbox_ymax``: bounding box, the first and
+          the last column and row of the object, both inclusive and 0-based (``xmax`` is its last
+          column, as photutils' ``bbox_xmax`` and SExtractor's ``XMAX_IMAGE`` less 1; the object
+          is ``labels[ymin : ymax + 1, xmin : xmax + 1]``);
         - ``semi_major``, ``semi_minor`` (pixels): semi-axes of the ellipse with the object's second
           moments (the radius for a disc); ``orientation`` (degrees, from +x towards +y, in
           (-90, 90]: an angle in the pixel frame, not a sky position angle);
@@ -445,7 +443,8 @@ def measure(
     Raises
     ------
     InvalidImageError
-        Labels that are not a 2-D non-negative integer map; an ``intensity``, ``mask``,
+        Labels that are not a 2-D map of non-negative whole numbers (the message names
+        :func:`sciconv.io.read_labels`); an ``intensity``, ``mask``,
         ``background`` or ``error`` of another shape; negative errors.
     ConfigError
         An unknown option; a ``background`` or ``error`` Quantity whose unit does not convert
@@ -461,6 +460,8 @@ def measure(
     (np.int64(12), np.float64(3.5), np.float64(2.5), np.float64(24.0), np.float64(0.0))
     >>> t["x"].unit, t["x"].meta["ucd"]
     (Unit("pix"), 'pos.cartesian.x;instr.pixel')
+    >>> [int(t[k][0]) for k in ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")]  # inclusive
+    [1, 6, 2, 3]
     >>> labels[6:8, 6:8] = 2
     >>> bad = np.zeros((10, 10), bool); bad[8, 8] = True  # next to object 2
     >>> measure(labels, mask=bad)["flag_masked"].tolist()
@@ -570,7 +571,7 @@ def measure(
     slices = ndi.find_objects(found, max_label=n) if n else []  # no objects (0x0 labels too)
     bbox = np.array(
         [
-            (s[1].start, s[0].start, s[1].stop, s[0].stop) if s is not None else (0, 0, 0, 0)
+            (s[1].start, s[0].start, s[1].stop - 1, s[0].stop - 1) if s is not None else (0,) * 4
             for s in (slices[i - 1] for i in present)
         ],
         dtype=np.int64,

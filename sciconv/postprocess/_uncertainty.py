@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from sciconv.errors import InferenceError
+from sciconv.postprocess._labels import validate_labels
 from sciconv.postprocess._measure import id_dtype, renumbered
 
 __all__ = ["foreground_probability", "object_scores"]
@@ -87,8 +88,10 @@ def object_scores(labels, prob, std=None):
 
     Parameters
     ----------
-    labels : ndarray of shape (H, W), int
-        Instance labels, 0 = background (:func:`instances`).
+    labels : ndarray of shape (H, W), int, or GridImage
+        Instance labels, 0 = background (:func:`instances`); ``(H, W, 1)`` and floats with
+        whole values (a label file read with :func:`sciconv.io.read`) are taken, as
+        :func:`measure` takes them.
     prob : ndarray of shape (H, W) or (H, W, K)
         The per-pixel prediction the labels came from (K = 1, 2 or 3, as for :func:`instances`).
     std : ndarray of shape (H, W) or (H, W, K'), optional
@@ -108,9 +111,10 @@ def object_scores(labels, prob, std=None):
 
     Raises
     ------
+    InvalidImageError
+        Labels that are not a 2-D map of non-negative whole numbers (as :func:`measure`).
     InferenceError
-        Labels that are not a 2-D integer array with no negative value, or ``prob`` / ``std``
-        whose shape does not match.
+        ``prob`` / ``std`` whose shape does not match the labels.
 
     Examples
     --------
@@ -126,19 +130,13 @@ def object_scores(labels, prob, std=None):
     """
     from astropy.table import Table
 
-    labels = np.asarray(labels)
-    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise InferenceError(
-            f"labels must be a 2-D integer array; got shape {labels.shape}, dtype {labels.dtype}"
-        )
-    if labels.size and labels.min() < 0:
-        raise InferenceError("labels must be >= 0 (0 = background); got a negative label")
+    labels = validate_labels(labels)  # measure's rule and errors
     fg = foreground_probability(prob)
     if fg.shape != labels.shape:
         raise InferenceError(f"prob has H, W = {fg.shape}; labels have {labels.shape}")
     # the ids numbered 1, 2, ... (measure's renumbering): arrays by objects, not by the largest
     # id (QA: ids of 1e8 allocated 2.4 GB for a 32 x 32 image; ids of 2**36 a MemoryError)
-    index, ids = renumbered(labels.astype(np.int64, copy=False))
+    index, ids = renumbered(labels)
     present = ids[1:]
     table = Table()
     table["label"] = present.astype(id_dtype(present[-1] if present.size else 0))

@@ -19,7 +19,8 @@ from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
 from sciconv.io._common import history_lines, looks_channels_first
 from sciconv.postprocess._catalog import check_table, with_provenance, write_catalog
-from sciconv.postprocess._measure import id_dtype, validate_labels
+from sciconv.postprocess._labels import validate_labels
+from sciconv.postprocess._measure import id_dtype
 from sciconv.postprocess._provenance import prediction_history
 from sciconv.postprocess._zarr_products import (
     ZARR_LABELS,
@@ -350,10 +351,11 @@ def write_products(
         ``{stem}_prob.fits`` (or ``.tif``, or the ``.ome.zarr`` image), float32. Channels
         last: a ``prob`` that looks ``(K, H, W)`` (K <= 4, H and W > 16) gets a
         :class:`~sciconv.errors.SciconvWarning`.
-    labels : ndarray of int, shape (H, W), optional
+    labels : ndarray of int, shape (H, W), or GridImage, optional
         Instance labels, written as ``{stem}_labels.fits`` (or ``.tif``, or the store's
         ``labels/instances``), int32; int64 when an id exceeds ``2**31 - 1`` (ids are never
-        truncated).
+        truncated). ``(H, W, 1)`` and floats with whole values (a label file read with
+        :func:`sciconv.io.read`) are taken, as :func:`measure` takes them.
     catalog : astropy.table.Table, optional
         E.g. from :func:`measure`, written by :func:`write_catalog` as ``{stem}_catalog.ecsv``
         (or ``.vot``, ``.fits``: ``catalog_format``).

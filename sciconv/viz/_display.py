@@ -56,7 +56,11 @@ def _split_image(image: Any, wcs: Any) -> tuple[np.ndarray, Any]:
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3) or 0 in arr.shape:
-        fix = channels_first_hint(arr.shape) or "pick one channel first, e.g. image[..., 0]"
+        fix = channels_first_hint(arr.shape) or (
+            f"a stack of {arr.shape[0]} images? show one, e.g. image[0]"
+            if arr.ndim == 4
+            else "pick one channel first, e.g. image[..., 0]"
+        )
         raise InvalidImageError(
             "image must be (H, W), (H, W, 1) or (H, W, 3) (RGB) to display; got shape "
             f"{arr.shape}: {fix}"
@@ -213,6 +217,10 @@ def draw_image(
 
 
 def _as_labels(labels: Any, shape: tuple[int, int], *, name: str) -> np.ndarray:
+    if not isinstance(labels, np.ndarray):  # a GridImage or NDData: its pixels
+        from sciconv.postprocess._labels import label_pixels
+
+        labels = label_pixels(labels, name=name)
     labels = np.asarray(labels)
     if labels.ndim == 3 and labels.shape[-1] == 1:
         labels = labels[..., 0]

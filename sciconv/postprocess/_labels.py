@@ -1,0 +1,200 @@
+"""Label images as users hold them -> the integer ``(H, W)`` map the postprocess functions take.
+
+One rule for every function of :mod:`sciconv.postprocess` that takes instance labels
+(:func:`measure`, :func:`equivalent_diameters`, :func:`to_photutils`, :func:`to_regions`,
+:func:`to_ccddata`, :func:`labels_to_geojson`, :func:`write_geojson`, :func:`object_scores`,
+:func:`write_products` and the ``labels=`` of the background and error estimators), so the same
+input is taken, or refused with the same error, by all of them:
+
+- a :class:`~sciconv.io.GridImage` or an NDData gives its ``.data`` (its mask is not applied:
+  a masked pixel keeps its label);
+- a trailing channel axis of one is dropped (``sciconv.io.read`` gives ``(H, W, 1)``);
+- floats whose values are all whole and finite are labels (``sciconv.io.read`` gives float32);
+  fractions, NaN and infinities are not;
+- no label is negative (0 = background).
+
+Every refusal is an :class:`~sciconv.errors.InvalidImageError` (a file name: a
+:class:`~sciconv.errors.ConfigError`) that names :func:`sciconv.io.read_labels`, the reader of
+label files. :mod:`sciconv.metrics` checks its labels with its own rule (it keeps the ids'
+dtype).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sciconv._validation import not_whole, refuse_path
+from sciconv.errors import InvalidImageError
+from sciconv.io import GridImage, as_array, is_nddata
+
+#: What a refused label image is told: the reader of label files.
+READ_LABELS = "read label files with sciconv.io.read_labels (integer (H, W) labels)"
+
+
+def label_pixels(labels, *, name: str = "labels"):
+    """The pixels of a label image, neither copied nor read: a GridImage's or NDData's
+    ``.data`` (its mask not applied), a list as an array, any other array (a memory map, a zarr
+    or dask array) as it is. A file name is refused (``ConfigError``).
+
+    Parameters
+    ----------
+    labels : GridImage, astropy.nddata.NDData or array_like
+        The label image.
+    name : str, optional
+        The argument's name in messages.
+
+    Returns
+    -------
+    array_like
+        The pixels, shape and dtype unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.io import GridImage
+    >>> label_pixels(GridImage(np.ones((2, 3, 1), np.float32))).shape
+    (2, 3, 1)
+    >>> label_pixels([[0, 1]]).dtype.kind
+    'i'
+    """
+    refuse_path(labels, name=name, reader="sciconv.io.read_labels")
+    if isinstance(labels, GridImage) or is_nddata(labels):
+        return labels.data
+    if not (hasattr(labels, "shape") and hasattr(labels, "dtype")):
+        return np.asarray(as_array(labels, load=True))
+    return labels
+
+
+def check_label_layout(shape, dtype, *, name: str = "labels") -> None:
+    """Raise :class:`~sciconv.errors.InvalidImageError` unless ``shape`` and ``dtype`` can be
+    a label image: ``(H, W)`` or ``(H, W, 1)`` of bools, integers or floats (the values of
+    floats are checked by :func:`validate_labels`).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The array's shape.
+    dtype : numpy.dtype
+        The array's dtype.
+    name : str, optional
+        The argument's name in messages.
+
+    Examples
+    --------
+    >>> check_label_layout((4, 5, 1), np.dtype("float32"))  # sciconv.io.read's layout
+    >>> check_label_layout((4, 5, 3), np.dtype("uint8"))
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.InvalidImageError: labels must be a 2-D (H, W) or (H, W, 1) label image; got \
+shape (4, 5, 3) (3 channels? a label image has one): read label files with \
+sciconv.io.read_labels (integer (H, W) labels)
+    """
+    shape = tuple(int(n) for n in shape)
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[-1] == 1)):
+        hint = ""
+        if len(shape) == 3 and shape[-1] <= 4:
+            hint = f" ({shape[-1]} channels? a label image has one)"
+        raise InvalidImageError(
+            f"{name} must be a 2-D (H, W) or (H, W, 1) label image; got shape {shape}{hint}: "
+            f"{READ_LABELS}"
+        )
+    if np.dtype(dtype).kind not in "biuf":
+        raise InvalidImageError(
+            f"{name} must be an integer instance map (0 = background); got dtype {dtype}: "
+            f"{READ_LABELS}"
+        )
+
+
+def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
+    """Instance labels as users hold them, as an int64 ``(H, W)`` array (module notes).
+
+    Parameters
+    ----------
+    labels : GridImage, astropy.nddata.NDData or array_like
+        Instance labels, 0 = background: integers, bools, or floats with whole values (a label
+        file read with :func:`sciconv.io.read`); ``(H, W)`` or ``(H, W, 1)``.
+    name : str, optional
+        The argument's name in messages.
+
+    Returns
+    -------
+    ndarray of int64, shape (H, W)
+
+    Raises
+    ------
+    InvalidImageError
+        Another shape, a dtype that is not numbers, fractions, NaN, infinities or negative
+        values (the message names :func:`sciconv.io.read_labels`).
+    ConfigError
+        A file name instead of pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.io import GridImage
+    >>> read = GridImage(np.array([[0, 2], [7, 7]], np.float32)[..., None])  # sciconv.io.read's
+    >>> validate_labels(read).tolist(), validate_labels(read).dtype
+    ([[0, 2], [7, 7]], dtype('int64'))
+    >>> validate_labels(np.array([[0.0, 0.5]]))
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.InvalidImageError: labels must be an integer instance map (0 = background); \
+got float64 values that are not whole numbers (0.5): read label files with \
+sciconv.io.read_labels (integer (H, W) labels)
+    """
+    arr = label_pixels(labels, name=name)
+    arr = arr if isinstance(arr, np.ndarray) else np.asarray(as_array(arr, load=True))
+    arr = np.asarray(arr)  # a masked array's data: a masked pixel keeps its label
+    check_label_layout(arr.shape, arr.dtype, name=name)
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    if arr.dtype.kind == "f":
+        odd = not_whole(arr)
+        if odd.size:
+            shown = ", ".join(f"{v:g}" for v in odd[:3]) + (", ..." if odd.size > 3 else "")
+            raise InvalidImageError(
+                f"{name} must be an integer instance map (0 = background); got {arr.dtype} "
+                f"values that are not whole numbers ({shown}): {READ_LABELS}"
+            )
+    _refuse_negative(arr, name)
+    return arr.astype(np.int64, copy=False)
+
+
+def _refuse_negative(arr: np.ndarray, name: str) -> None:
+    if arr.dtype.kind in "if" and arr.size and arr.min() < 0:
+        raise InvalidImageError(
+            f"{name} must be >= 0 (0 = background); got negative values (down to "
+            f"{arr.min():g}): {READ_LABELS}"
+        )
+
+
+def labelled_pixels(labels, *, name: str = "labels") -> np.ndarray:
+    """Bool ``(H, W)``, True where ``labels`` hold an object: the labels checked as
+    :func:`validate_labels` checks them, without its int64 copy of integer labels (the
+    background estimators need only where the objects are).
+
+    Parameters
+    ----------
+    labels : GridImage, astropy.nddata.NDData or array_like
+        Instance labels, as :func:`validate_labels` takes them.
+    name : str, optional
+        The argument's name in messages.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+
+    Examples
+    --------
+    >>> labelled_pixels(np.array([[0, 3]], np.uint16)).tolist()
+    [[False, True]]
+    >>> labelled_pixels(np.array([[0.0, 2.0]])[..., None]).tolist()  # sciconv.io.read's
+    [[False, True]]
+    """
+    arr = label_pixels(labels, name=name)
+    if isinstance(arr, np.ndarray) and arr.dtype.kind in "biu":
+        check_label_layout(arr.shape, arr.dtype, name=name)
+        arr = np.asarray(arr).reshape(arr.shape[:2])
+        _refuse_negative(arr, name)
+        return arr > 0
+    return validate_labels(arr, name=name) > 0
