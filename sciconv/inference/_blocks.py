@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import types
 from collections.abc import Mapping
 
 import keras
@@ -299,7 +300,7 @@ def predict_instances_blocks(
     catalog: bool = True,
     wcs=None,
     mask="auto",
-    background: bool = False,
+    background: bool | str = "auto",
     scheduler=None,
     trust: bool = False,
     tile: int | tuple[int, int] | str = "auto",
@@ -358,12 +359,12 @@ def predict_instances_blocks(
         ``"auto"`` (default): a GridImage's ``mask``, or for a lazy one (whose bad pixels are NaN)
         its non-finite pixels, as for a float array in memory that has any; no mask columns for
         other inputs (memory maps, zarr and dask arrays are not scanned). None: no mask columns.
-    background : bool, optional
-        Catalog ``flux`` and ``background`` columns (and weighted centroids) against a
-        background map of each block window (:func:`sciconv.postprocess.estimate_background`,
-        all the window's objects left out), as ``measure(background=)`` gives them, and
-        ``flux_err`` from the window's background noise and the sources' Poisson noise
-        (:func:`sciconv.postprocess.estimate_error`, the image's gain from its header).
+    background : bool or {"auto", "map", "none"}, optional
+        True/``"map"``: catalog ``flux``, ``background`` (and weighted centroids) against a
+        background map of each window without its objects (``measure(background=)``'s), and
+        ``flux_err`` from its noise and the sources' Poisson noise (the image's gain).
+        ``"auto"`` (default): so for an image with a celestial WCS, as ``sciconv predict`` and
+        :func:`predict_mosaic` do. False/``"none"``: raw pixel sums.
     scheduler : None or dask.distributed.Client, optional
         None: blocks run one after another here. A ``Client``: blocks run on its workers (the
         model travels as its ``.keras`` file, loaded once per worker with
@@ -444,6 +445,8 @@ def predict_instances_blocks(
     kwargs = postprocess_kwargs(model, get_metadata(model), overrides)
     if wcs is None:
         wcs = getattr(image, "wcs", None)
+    if not isinstance(background, bool):  # "auto": sky images (a celestial WCS)
+        background = postprocess.wants_background(background, types.SimpleNamespace(wcs=wcs))
     arr, path = validate_image(image)
     bad = _resolve_mask(image, mask, arr)
     check_channels(model, image)
