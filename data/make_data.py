@@ -12,7 +12,7 @@ What it writes (see data/README.md):
 
 - ``galaxies/<class>/<class>_NNN.fits``: 64 x 64 simulated cutouts, one folder per morphology class,
   each with a TAN WCS and OBJECT/EXPTIME/GAIN/RDNOISE/BUNIT and truth cards, plus
-  ``galaxies/catalog.csv`` (file, class and true parameters, for regression);
+  ``galaxies/catalog.csv`` (path, class and true parameters, for regression);
 - ``cells/images/cell_NN.tif`` (uint16 photon counts) and ``cells/masks/cell_NN.tif`` (uint16
   instance labels, 0 = background);
 - ``sky/field.fits.fz`` (2048 x 2048 uint16 raw counts, lossless tile compression, TAN WCS) and
@@ -77,7 +77,7 @@ def make_galaxies(out: Path, *, overwrite: bool) -> list[Path]:
         )
         rows.append(
             {
-                "file": rel.as_posix(),
+                "path": rel.as_posix(),
                 "class": cls,
                 **{k: f"{params[k][i]:.6g}" for k in ("sersic_n", "r_eff", "flux", "ellip")},
                 "theta": f"{params['theta'][i]:.6g}",

@@ -147,6 +147,27 @@ def refuse_path(value, *, name: str, reader: str = "sciconv.io.read", error=Conf
         )
 
 
+def refuse_swapped(path, data, *, call: str) -> None:
+    """Raise :class:`~sciconv.errors.ConfigError` when a writer got its file name as the data
+    and the data as the file name (``io.write`` takes ``(path, data)``, the postprocess writers
+    ``(data, path)``: the natural swap gave a bare ``TypeError`` from ``os.fspath``).
+
+    Examples
+    --------
+    >>> refuse_swapped("a.tif", [[1]], call="sciconv.io.write(path, data)")  # right order
+    >>> refuse_swapped([[1]], "a.tif", call="sciconv.io.write(path, data)")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: sciconv.io.write(path, data): the arguments look swapped: ...
+    """
+    names = (str, bytes, os.PathLike)
+    if isinstance(data, names) and not isinstance(path, names):
+        raise ConfigError(
+            f"{call}: the arguments look swapped: the file name {os.fsdecode(data)!r} was given "
+            f"as the data and a {type(path).__name__} as the file name"
+        )
+
+
 def not_whole(values) -> np.ndarray:
     """The distinct values of a numeric array that are not whole numbers (NaN, inf, 0.5).
 

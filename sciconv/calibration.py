@@ -130,8 +130,10 @@ def _targets(y, p: np.ndarray, mode: str) -> np.ndarray:
         return y
     y = y.reshape(n, -1) if y.size == p.size else y
     if y.shape != p.shape or not np.isin(y, (0, 1)).all():
+        what = f"shape {y.shape}" if y.shape != p.shape else "other values (probabilities? "
+        what += "" if y.shape != p.shape else "they come first, the 0/1 labels second)"
         raise ConfigError(
-            f"y must be a 0/1 array of shape {p.shape} for sigmoid outputs; got shape {y.shape}"
+            f"y must be a 0/1 array of shape {p.shape} for sigmoid outputs; got {what}"
         )
     return y.astype(np.float64)
 

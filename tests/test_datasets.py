@@ -821,9 +821,8 @@ def test_bundled_catalog_and_pairs(data_dir):
     if not cat.exists() or not (data_dir / "cells" / "masks").exists():
         pytest.skip("bundled data not generated")
     before = _tree_hash(data_dir / "galaxies")
-    ds = datasets.from_catalog(
+    ds = datasets.from_catalog(  # the bundled catalog's path column is the default one
         cat,
-        path_column="file",
         label_columns=["sersic_n", "r_eff"],
         task="regression",
         shuffle=False,

@@ -88,7 +88,7 @@ def test_galaxy_files_have_wcs_and_cards(data_dir):
 def test_galaxy_catalog_matches_files(data_dir):
     with open(data_dir / "galaxies" / "catalog.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    listed = {r["file"] for r in rows}
+    listed = {r["path"] for r in rows}
     on_disk = {
         f"{d.name}/{p.name}"
         for d in (data_dir / "galaxies").iterdir()
@@ -97,8 +97,8 @@ def test_galaxy_catalog_matches_files(data_dir):
     }
     assert listed == on_disk
     for row in rows[::37]:
-        hdr = io.read(data_dir / "galaxies" / row["file"]).header
-        assert row["class"] == hdr["SIMCLASS"] == row["file"].split("/")[0]
+        hdr = io.read(data_dir / "galaxies" / row["path"]).header
+        assert row["class"] == hdr["SIMCLASS"] == row["path"].split("/")[0]
         assert float(row["r_eff"]) == pytest.approx(hdr["R_EFF"], rel=1e-4, abs=1e-4)
 
 

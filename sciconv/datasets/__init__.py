@@ -28,10 +28,11 @@ The defaults are the fast path:
 Returned datasets carry Python attributes, as Keras does for ``class_names``: ``.class_names``,
 ``.normalization`` (spec dict or None), ``.task`` (``"classification"``, ``"multilabel"``,
 ``"regression"`` or ``"segmentation"``), ``.seed`` (the seed of the split and the shuffles:
-the one given, or the one drawn for ``seed=None``; :func:`sciconv.training.fit` records it and
-refuses to resume a run on another split), ``.file_paths``, ``.class_counts`` (per class counts of
-samples, or of pixels for segmentation; None for multilabel/regression), ``.cache_mode``
-(``"memory"``, ``"file"`` or ``"none"``); training datasets also have ``.steps_per_epoch``
+the one given, 0 by default, or the one drawn for ``seed=None``; :func:`sciconv.training.fit`
+records it and refuses to resume a run on another split), ``.file_paths``, ``.class_counts`` (per
+class counts of samples, or of pixels for segmentation; None for multilabel/regression),
+``.cache_mode`` (``"memory"``, ``"file"`` or ``"none"``); training datasets also have
+``.steps_per_epoch``
 (batches of one pass) and ``.resume_at(n)`` (the same stream from batch ``n`` on: a resumed
 :func:`sciconv.training.fit` trains on the batches the uninterrupted run would have). They are
 lost by ``ds.map(...)``, like Keras's.

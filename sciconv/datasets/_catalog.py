@@ -198,7 +198,7 @@ def from_catalog(
     validation_split: float | None = None,
     batch_size: int = 32,
     shuffle: bool = True,
-    seed: int | None = None,
+    seed: int | None = 0,
     augment: bool | dict = False,
     normalize: str | dict | NormSpec | None = "default",
     size_policy: str = "auto",

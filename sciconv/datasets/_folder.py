@@ -112,7 +112,7 @@ def from_folder(
     validation_split: float | None = None,
     batch_size: int = 32,
     shuffle: bool = True,
-    seed: int | None = None,
+    seed: int | None = 0,
     augment: bool | dict = False,
     normalize: str | dict | NormSpec | None = "default",
     size_policy: str = "auto",
@@ -141,8 +141,10 @@ def from_folder(
     shuffle : bool, optional
         Shuffle the training split each epoch (seeded). Default True.
     seed : int, optional
-        Seed of the split, shuffle, crops and augmentation (None: a random one, recorded as
-        the datasets' ``.seed``).
+        Seed of the split, shuffle, crops and augmentation. Default 0: every call holds out the
+        same images (as ``sciconv train`` and :func:`from_arrays`), so a rerun notebook cell
+        never moves training images into the validation set. None: a random one, recorded as
+        the datasets' ``.seed``.
     augment : bool or dict, optional
         Training split only. True: a random D4 element per image and, with ``size_policy="crop"``
         and larger images, a random crop (instead of the centre crop). A dict adds options of

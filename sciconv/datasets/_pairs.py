@@ -143,7 +143,7 @@ def from_pairs(
     validation_split: float | None = None,
     batch_size: int = 8,
     shuffle: bool = True,
-    seed: int | None = None,
+    seed: int | None = 0,
     augment: bool | dict = False,
     normalize: str | dict | NormSpec | None = "default",
     pad_to_multiple: int = 16,

@@ -19,6 +19,7 @@ from sciconv.errors import ConfigError, InferenceError, OutputExistsError, Scico
 from sciconv.inference._d4 import predict_d4
 from sciconv.inference._model import ClassifierRunner, check_image_level
 from sciconv.inference._scale import SCALE_TOLERANCE
+from sciconv.inference._settings import tta_mode
 from sciconv.io import read_pixels
 from sciconv.io._common import warn_caller
 from sciconv.models import get_metadata
@@ -67,7 +68,7 @@ def predict_files(
         Average the outputs over the 8 flips/90° rotations of each prepared image
         (:func:`sciconv.inference.predict_d4`; 8 x the time) and add a ``tta_std`` column, their
         spread over the views. A regressor's ``sigma`` then also holds the spread of its means.
-        Default False.
+        Default False (``"d4"``/None, the form of :func:`predict_tiled`, say the same).
     progress : bool, optional
         Progress over files on ``sys.stderr``, as :func:`predict_tiled` shows it (a ``tqdm`` bar
         on a terminal or in a notebook, a few plain lines in a log). Default True.
@@ -129,8 +130,7 @@ def predict_files(
     )
     channels = model_channels(model)
     prep = dataclasses.replace(prep, channels=channels)  # a grey picture for a colour model
-    if not isinstance(tta, bool):
-        raise InferenceError(f"tta must be True or False; got {tta!r}")
+    tta = tta_mode(tta) == "d4"  # True/False, or the tiled paths' "d4"/None
     runner = ClassifierRunner(model)
     bar = progress_bar(len(paths), desc="predict_files", unit="file", enabled=progress)
     outputs, spreads, bad, sizes = [], [], [], []

@@ -24,6 +24,7 @@ from sciconv.inference._scale import (
     same_factor,
 )
 from sciconv.inference._second_pass import auto_or_none, check_switches, second_pass_input
+from sciconv.inference._settings import tta_mode
 from sciconv.inference._size_probe import (
     PROBE_LEVELS,
     boundary_share,
@@ -345,7 +346,7 @@ def predict_instances(
         check_channels(model, image)
     if uncertainty is not None:
         look_up_option(uncertainty, ("tta", "mc_dropout"), name="uncertainty", error=InferenceError)
-        if tta is not None:
+        if tta_mode(tta) is not None:
             raise InferenceError("uncertainty= already averages samples; leave tta=None")
         if block is not None or out is not None:
             raise InferenceError("uncertainty= is not available block by block (block=, out=)")

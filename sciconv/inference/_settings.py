@@ -57,7 +57,7 @@ class PredictionSettings:
         Tiles per model call (lowered by ``tile="auto"`` to stay in the memory budget).
     blend : {"gaussian", "linear", "none"}
     pad_mode : {"reflect", "symmetric", "edge", "constant"}
-    tta : None or "d4"
+    tta : None or "d4" (True, False: the same)
     normalization : NormSpec or None
         The normalization to apply (:func:`sciconv.preprocess.resolve_normalization`); None feeds
         raw pixels.
@@ -183,6 +183,20 @@ class PredictionSettings:
         )
 
 
+def tta_mode(tta) -> str | None:
+    """``tta`` as the tiled paths take it: ``"d4"`` or None; True and False (the form of
+    :func:`~sciconv.inference.predict_files` and ``sciconv predict --tta``) mean the same.
+
+    Examples
+    --------
+    >>> tta_mode(True), tta_mode(False), tta_mode("d4"), tta_mode(None)
+    ('d4', None, 'd4', None)
+    """
+    if tta is True or tta is False:
+        return "d4" if tta else None
+    return look_up_option(tta, TTA_MODES, name="tta", error=InferenceError)
+
+
 def tile_pair(tile, *, name: str = "tile") -> tuple[int, int]:
     """``tile`` (an int or a pair of ints, each >= 1) as ``(h, w)``."""
     if isinstance(tile, (int, np.integer)) and not isinstance(tile, bool):
@@ -296,7 +310,7 @@ def resolve_settings(
         )
     blend = look_up_option(blend, BLEND_MODES, name="blend", error=InferenceError)
     pad_mode = look_up_option(pad_mode, PAD_MODES, name="pad_mode", error=InferenceError)
-    tta = look_up_option(tta, TTA_MODES, name="tta", error=InferenceError)
+    tta = tta_mode(tta)
     batch_size = check_int(batch_size, name="batch_size", minimum=1, error=InferenceError)
     memory_budget = check_int(memory_budget, name="memory_budget", minimum=1, error=InferenceError)
     divisor = model_divisor(meta)

@@ -16,7 +16,12 @@ from sciconv.errors import InferenceError
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import predict_dask
 from sciconv.inference._model import Runner
-from sciconv.inference._settings import AUTO_MEMORY_BUDGET, check_overlap, resolve_settings
+from sciconv.inference._settings import (
+    AUTO_MEMORY_BUDGET,
+    check_overlap,
+    resolve_settings,
+    tta_mode,
+)
 from sciconv.inference._source import (
     Source,
     check_channels,
@@ -96,7 +101,7 @@ def _check_uncertainty(model, uncertainty, *, tta, out) -> tuple[keras.Model | N
             )
         return model, None
     look_up_option(uncertainty, UNCERTAINTY_METHODS, name="uncertainty", error=InferenceError)
-    if tta is not None:
+    if tta_mode(tta) is not None:
         raise InferenceError(
             f"tta={tta!r} and uncertainty={uncertainty!r} do not combine: uncertainty='tta' "
             "already averages the 8 D4 transforms; leave tta=None"
@@ -181,7 +186,8 @@ def predict_tiled(
         whenever ``overlap >= 2 * r``, as ``overlap="auto"`` ensures.
     tta : None or "d4", optional
         ``"d4"`` averages the predictions of the eight flips/rotations of each tile, each undone
-        before averaging (8 model calls per batch).
+        before averaging (8 model calls per batch). True and False (``predict_files``' form,
+        ``sciconv predict --tta``) say the same as ``"d4"`` and None.
     uncertainty : None, "tta", "mc_dropout" or "ensemble", optional
         Also estimate a per-pixel uncertainty and return ``(mean, std)``, both (H, W, K):
         ``"tta"``, the 8 D4 transforms of every tile; ``"mc_dropout"``, 8 samples with the

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from sciconv._atomic import atomic_output, refusal_reason
-from sciconv._validation import look_up_option
+from sciconv._validation import look_up_option, refuse_swapped
 from sciconv.errors import ConfigError, InvalidImageError, WriteError
 from sciconv.io._common import (
     astropy_fits,
@@ -549,6 +549,7 @@ def write(
     >>> read(slide).shape, read(slide).meta["pixel_size"]
     ((4100, 8, 1), (0.5, 0.25))
     """
+    refuse_swapped(path, array, call="sciconv.io.write(path, array)")
     path = Path(path)
     if path.is_dir():
         raise ConfigError("is a folder; give the output file's name (e.g. out.fits)", path=path)

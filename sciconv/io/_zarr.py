@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sciconv._validation import refuse_swapped
 from sciconv.errors import (
     ConfigError,
     InvalidImageError,
@@ -25,7 +26,7 @@ from sciconv.errors import (
     OutputExistsError,
 )
 from sciconv.io._common import brief, to_float32
-from sciconv.io._files import IMAGE_EXTENSIONS
+from sciconv.io._files import IMAGE_EXTENSIONS, validate_path
 from sciconv.io._image import GridImage, LazyImage, as_array
 from sciconv.io._tiff import PLANE_AXES
 
@@ -311,6 +312,8 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
 
     Raises
     ------
+    InvalidImageError
+        ``path`` does not exist.
     MissingDependencyError
         zarr / ome-zarr are not installed (``pip install "sciconv[ome]"``).
 
@@ -325,6 +328,8 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
     >>> {k: [p.relative_to(store).as_posix() for p in v] for k, v in ome_zarr_labels(store).items()}
     {'nuclei': ['labels/nuclei/s0', 'labels/nuclei/s1']}
     """
+    if not Path(path).exists():  # a typo is not "a store without labels"
+        validate_path(path)  # names a broken link, or says the file is not found
     zarr, _ = ome_zarr_modules(path)
     root = Path(path) / "labels"
     try:
@@ -578,6 +583,7 @@ def write_ome_zarr(
     """
     from sciconv._atomic import atomic_store
 
+    refuse_swapped(path, array, call="sciconv.io.write_ome_zarr(path, array)")
     zarr, ome_zarr = ome_zarr_modules(path)
     path = Path(path)
     if path.name.lower().endswith(IMAGE_EXTENSIONS):  # a folder named x.tif (fuzzing QA)
