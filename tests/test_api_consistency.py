@@ -51,7 +51,16 @@ def test_dataset_builders_split_alike_on_every_call_by_default(tmp_path):
     assert isinstance(drawn[0].seed, int)  # None: a random seed, recorded
 
 
-@pytest.mark.parametrize("writer", ["io.write", "io.write_ome_zarr", "postprocess.write_regions"])
+@pytest.mark.parametrize(
+    "writer",
+    [
+        "io.write",
+        "io.write_ome_zarr",
+        "io.write_ome_zarr_labels",
+        "postprocess.write_regions",
+        "postprocess.write_geojson",
+    ],
+)
 def test_writers_given_their_arguments_swapped_say_so(writer, tmp_path):
     # io writes (path, data), postprocess (data, path): the swap gave a bare TypeError
     from sciconv import io, postprocess
@@ -59,12 +68,12 @@ def test_writers_given_their_arguments_swapped_say_so(writer, tmp_path):
 
     labels = np.zeros((16, 16), np.int32)
     labels[4:9, 4:9] = 1
-    target = tmp_path / ("r.reg" if "regions" in writer else "a.ome.zarr" if "zarr" in writer
-                         else "a.tif")  # fmt: skip
-    call = {"io.write": io.write, "io.write_ome_zarr": io.write_ome_zarr,
-            "postprocess.write_regions": postprocess.write_regions}[writer]  # fmt: skip
+    suffix = {"regions": "r.reg", "geojson": "r.geojson", "zarr": "a.ome.zarr"}
+    target = tmp_path / next((v for k, v in suffix.items() if k in writer), "a.tif")
+    module, name = writer.split(".")
+    call = getattr({"io": io, "postprocess": postprocess}[module], name)
     with pytest.raises(ConfigError, match=rf"the arguments look swapped: the file name '{target}'"):
-        call(target, labels) if "regions" in writer else call(labels, target)
+        call(target, labels) if module == "postprocess" else call(labels, target)
     assert not target.exists()
 
 

@@ -671,7 +671,7 @@ def test_from_pairs_bad_inputs(cells, tmp_path, case, match):
         tifffile.imwrite(msk / "cell1.tif", huge)
     before = _tree_hash(tmp_path)
     if case in ("shape", "fraction", "huge_ids"):  # one bad mask of 3: skipped unless strict
-        with pytest.warns(SciconvWarning, match=rf"skipped 1 .*mask refused: .*{match}"):
+        with pytest.warns(SciconvWarning, match=rf"left out 1 of 3 .*were refused: .*{match}"):
             assert datasets.from_pairs(img, msk, patch_size=8, **kw).steps_per_epoch == 2
         kw["strict"] = True
     with pytest.raises(DatasetError, match=match):

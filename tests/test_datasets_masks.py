@@ -269,10 +269,10 @@ def test_a_few_bad_masks_are_skipped_unless_strict_or_most(nuclei):
     images = sorted(img.iterdir())
     masks[0].write_bytes(images[0].read_bytes())  # the image saved as its own mask
     tifffile.imwrite(masks[1], tifffile.imread(masks[1])[:-3])  # a cropped mask
-    with pytest.warns(SciconvWarning, match="skipped 2") as rec:
+    with pytest.warns(SciconvWarning, match="left out 2 of 6 image/mask pairs") as rec:
         ds = datasets.from_pairs(img, lab, patch_size=32, batch_size=8, seed=0)
     text = str(rec[0].message)
-    assert f"mask refused: {masks[0]}: this mask does not look like a label image" in text
+    assert f"refused: {masks[0]}: this mask does not look like a label image" in text
     assert f"mask {masks[1]} is 357x360" in text
     assert ds.steps_per_epoch == 4  # 4 pairs x 8 patches
     with pytest.raises(DatasetError, match="does not look like a label image"):
@@ -280,3 +280,20 @@ def test_a_few_bad_masks_are_skipped_unless_strict_or_most(nuclei):
     masks[2].write_bytes(images[2].read_bytes())  # half of them: a mistake in the whole set
     with pytest.raises(DatasetError, match=r"3 of 6 masks refused \(each says why; the first: "):
         datasets.from_pairs(img, lab, patch_size=32)
+    # half of the readable pairs: two unreadable masks, two refused of the other four
+    masks[2].write_bytes(b"not an image")
+    masks[3].write_bytes(b"not an image")
+    with pytest.raises(DatasetError, match=r"2 of 4 masks refused"):
+        datasets.from_pairs(img, lab, patch_size=32)
+
+
+def test_class_ids_beyond_num_classes_are_a_setting_error_not_bad_files(nuclei):
+    # review: with too small a num_classes the pairs holding the missing class were skipped and
+    # the rest trained as binary behind one warning
+    img, lab = nuclei
+    for j, p in enumerate(sorted(lab.iterdir())):
+        classes = (tifffile.imread(p) > 0).astype(np.uint8) * (1 + (j % 3 == 0))
+        tifffile.imwrite(p, classes)  # classes 1 and 2 (2 in two masks of 6)
+    with pytest.raises(DatasetError, match=r"mask holds label 2 but num_classes=2"):
+        datasets.from_pairs(img, lab, patch_size=32, num_classes=2)
+    assert datasets.from_pairs(img, lab, patch_size=32, num_classes=3).steps_per_epoch == 6

@@ -4,8 +4,10 @@ QA (cross-module consistency):
 
 - ``measure``'s ``bbox_xmax``/``bbox_ymax`` were exclusive (last column + 1) while the photutils
   catalog sciconv hands out (``to_photutils``) says the last column, under the same names;
-- ``sc.io.read("x_labels.fits")`` (a GridImage of float32 ``(H, W, 1)``) and its ``.data`` were
-  refused by every postprocess labels consumer ("got dtype float32", "got shape ()").
+- a GridImage of integer labels was refused ("got shape ()"); ``sc.io.read("x_labels.fits")``
+  (float32 ``(H, W, 1)``, as every file it reads) is refused alike by every consumer, naming
+  ``sciconv.io.read_labels``: whole floats are not taken (an image read as float32 would be
+  thousands of objects; float32 merges ids from 2**24 on).
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def test_geojson_box_measurements_are_the_polygon_bounds():
 
 
 # --------------------------------------------------------------------------------------------
-# B. every labels consumer takes a GridImage, (H, W, 1), and whole floats
+# B. every labels consumer takes a GridImage and (H, W, 1) of integers; floats are refused
 
 
 def _tables_equal(got, expected):
@@ -109,84 +111,98 @@ def _tables_equal(got, expected):
         np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(expected[name]), name)
 
 
-def _forms(grid):
-    return {"GridImage": grid, ".data (H, W, 1) float32": grid.data}
+def _forms(labels):
+    """Integer labels as users hold them besides (H, W): in a GridImage, with a channel axis."""
+    return {"GridImage": io.GridImage(labels[..., None]), "(H, W, 1)": labels[..., None]}
 
 
-def test_measure_and_diameters_take_labels_read_with_io_read(nuclei, read_back):
+def test_measure_and_diameters_take_grid_images_and_a_channel_axis(nuclei):
     image, labels = nuclei
     expected = postprocess.measure(labels, intensity=image)
-    for form, given in _forms(read_back).items():
+    for form, given in _forms(labels).items():
         _tables_equal(postprocess.measure(given, intensity=image), expected)
         np.testing.assert_array_equal(
             postprocess.equivalent_diameters(given), postprocess.equivalent_diameters(labels), form
         )
 
 
-def test_to_photutils_takes_labels_read_with_io_read(nuclei, read_back):
+def test_to_photutils_takes_grid_images_and_a_channel_axis(nuclei):
     image, labels = nuclei
     columns = ["label", "area", "x_centroid", "y_centroid", "bbox_xmax", "segment_flux"]
     segm, cat = postprocess.to_photutils(labels, image)
-    for given in _forms(read_back).values():
+    for given in _forms(labels).values():
         got_segm, got_cat = postprocess.to_photutils(given, image)
         np.testing.assert_array_equal(got_segm.data, segm.data)
         _tables_equal(got_cat.to_table(columns=columns), cat.to_table(columns=columns))
 
 
-def test_to_regions_takes_labels_read_with_io_read(nuclei, read_back):
+def test_to_regions_takes_grid_images_and_a_channel_axis(nuclei):
     _, labels = nuclei
     for shape in ("ellipse", "polygon"):
         expected = postprocess.to_regions(labels, shape=shape).serialize(format="ds9")
-        for given in _forms(read_back).values():
+        for given in _forms(labels).values():
             assert postprocess.to_regions(given, shape=shape).serialize(format="ds9") == expected
 
 
-def test_geojson_takes_labels_read_with_io_read(nuclei, read_back, tmp_path):
+def test_geojson_takes_grid_images_and_a_channel_axis(nuclei, tmp_path):
     _, labels = nuclei
     expected = postprocess.labels_to_geojson(labels)
     assert len(expected["features"]) == labels.max()
     postprocess.write_geojson(labels, tmp_path / "int.geojson", block=128)
-    for k, given in enumerate(_forms(read_back).values()):
+    for k, given in enumerate(_forms(labels).values()):
         assert postprocess.labels_to_geojson(given) == expected
         out = postprocess.write_geojson(given, tmp_path / f"{k}.geojson", block=128)
         assert json.loads(out.read_text()) == json.loads((tmp_path / "int.geojson").read_text())
 
 
-def test_object_scores_take_labels_read_with_io_read(nuclei, read_back):
+def test_object_scores_take_grid_images_and_a_channel_axis(nuclei):
     _, labels = nuclei
     prob = np.random.default_rng(0).random((*labels.shape, 2)).astype(np.float32)
     expected = postprocess.object_scores(labels, prob)
-    for given in _forms(read_back).values():
+    for given in _forms(labels).values():
         _tables_equal(postprocess.object_scores(given, prob), expected)
 
 
-def test_to_ccddata_refuses_float_labels_naming_read_labels(nuclei, read_back):
-    # floats are probabilities there: whole-valued floats beyond 1 may be a raw science image
-    # (sciconv.io.read gives float32), which must not be stored as labels without a word
+def test_to_ccddata_takes_grid_images_and_a_channel_axis(nuclei):
     _, labels = nuclei
     expected = postprocess.to_ccddata(labels)
     assert expected.data.dtype == np.int32 and "CLASS0" not in expected.meta
-    for given in _forms(read_back).values():
-        with pytest.raises(InvalidImageError, match=r"a science image.*sciconv\.io\.read_labels"):
+    for given in _forms(labels).values():
+        np.testing.assert_array_equal(postprocess.to_ccddata(given).data, expected.data)
+
+
+def test_labels_read_with_io_read_are_refused_naming_read_labels(nuclei, read_back, tmp_path):
+    # io.read gives images and label files alike as float32: taking whole floats for labels
+    # made a raw image 1342 "objects" and merged ids from 2**24 on (review); read_labels reads
+    # the file as integers, which every consumer takes
+    image, labels = nuclei
+    for given in (read_back, read_back.data, image):
+        for call in _CONSUMERS.values():
+            with pytest.raises(InvalidImageError, match=r"integer instance map.*read_labels"):
+                call(given)
+        with pytest.raises(InvalidImageError, match=r"read_labels"):
             postprocess.to_ccddata(given)
-    as_read = postprocess.to_ccddata(io.read_labels(read_back.path))
-    np.testing.assert_array_equal(as_read.data, expected.data)
+        with pytest.raises(InvalidImageError, match=r"read_labels"):
+            postprocess.write_geojson(given, tmp_path / "x.geojson")
+    assert not (tmp_path / "x.geojson").exists()
+    np.testing.assert_array_equal(io.read_labels(read_back.path), labels)
+    _tables_equal(postprocess.measure(io.read_labels(read_back.path)), postprocess.measure(labels))
 
 
-def test_write_products_takes_labels_read_with_io_read(nuclei, read_back, tmp_path):
+def test_write_products_takes_grid_images_and_a_channel_axis(nuclei, tmp_path):
     _, labels = nuclei
-    for k, given in enumerate(_forms(read_back).values()):
+    for k, given in enumerate(_forms(labels).values()):
         paths = postprocess.write_products(tmp_path / str(k), labels=given)
         back = io.read_labels(paths["labels"])
         assert back.dtype.kind == "i"
         np.testing.assert_array_equal(back, labels)
 
 
-def test_background_estimators_take_labels_read_with_io_read(nuclei, read_back):
+def test_background_estimators_take_grid_images_and_a_channel_axis(nuclei):
     image, labels = nuclei
     expected = postprocess.background_and_rms(image, labels, box_size=64)
     error = postprocess.estimate_error(image, labels, gain=1.0, box_size=64)[0]
-    for given in _forms(read_back).values():
+    for given in _forms(labels).values():
         got = postprocess.background_and_rms(image, given, box_size=64)
         np.testing.assert_array_equal(got[0], expected[0])
         np.testing.assert_array_equal(got[1], expected[1])
@@ -221,17 +237,22 @@ def _bad(value):
 
 @pytest.mark.parametrize("name", sorted(_CONSUMERS))
 @pytest.mark.parametrize(
-    ("value", "match"),
-    [(0.5, "not whole numbers"), (np.nan, "not whole numbers"), (-1.0, ">= 0")],
+    ("labels", "match"),
+    [
+        (_bad(0.5), "integer instance map"),
+        (_bad(np.nan), "integer instance map"),
+        (_bad(2.0), "integer instance map"),  # whole floats too: an image read as float32?
+        (_bad(-1).astype(np.int32), ">= 0"),
+    ],
 )
-def test_labels_that_are_not_labels_are_refused_alike(name, value, match):
+def test_labels_that_are_not_labels_are_refused_alike(name, labels, match):
     with pytest.raises(InvalidImageError, match=match) as err:
-        _CONSUMERS[name](_bad(value))
+        _CONSUMERS[name](labels)
     assert "sciconv.io.read_labels" in str(err.value)
 
 
 def test_write_geojson_refuses_fractions_alike(tmp_path):
-    with pytest.raises(InvalidImageError, match=r"not whole numbers.*sciconv\.io\.read_labels"):
+    with pytest.raises(InvalidImageError, match=r"integer instance map.*sciconv\.io\.read_labels"):
         postprocess.write_geojson(_bad(0.5), tmp_path / "x.geojson")
     assert not (tmp_path / "x.geojson").exists()
 
@@ -246,7 +267,7 @@ def test_a_colour_image_as_labels_says_so():
         postprocess.measure(np.zeros((8, 8, 3), np.uint8))
 
 
-def test_metrics_and_viz_take_labels_read_with_io_read(nuclei, read_back):
+def test_metrics_and_viz_take_grid_images_and_labels_read_as_floats(nuclei, read_back):
     # QA: a GridImage of labels gave "got shape ()" in metrics and viz (postprocess took it)
     import matplotlib
 
@@ -258,7 +279,7 @@ def test_metrics_and_viz_take_labels_read_with_io_read(nuclei, read_back):
     image, labels = nuclei
     shifted = np.roll(labels, 2, axis=1)
     expected = metrics.average_precision(labels, shifted)["ap"]
-    for given in _forms(read_back).values():
+    for given in _forms(labels).values():
         np.testing.assert_array_equal(metrics.average_precision(given, shifted)["ap"], expected)
         assert metrics.matching(shifted, given)["tp"] == metrics.matching(shifted, labels)["tp"]
     assert metrics.dsb_score([read_back, read_back], [labels, labels]) == 1.0

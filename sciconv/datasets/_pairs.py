@@ -25,6 +25,7 @@ from sciconv.datasets._pipelines import (
     stateless_seed,
 )
 from sciconv.datasets._scan import (
+    MAX_LISTED,
     WORKERS,
     cache_budget,
     check_channels,
@@ -50,15 +51,15 @@ from sciconv.datasets.patches import boundary_target, sample_patches
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import ConfigError, DatasetError
 from sciconv.io import pair_by_stem, read_pixels
+from sciconv.io._common import warn_caller
 from sciconv.preprocess import NormSpec, apply_input_transform
 
 
 def _refuse_or_skip(refused: dict[int, DatasetError], n: int, *, strict: bool) -> None:
-    """Raise for refused masks (not label images, shapes that differ from their image's, ids
-    beyond ``num_classes``...) when ``strict`` or when they are at least half of the ``n``
-    pairs (a mistake in the data set as a whole: folders swapped, a class map without
-    ``num_classes``), else leave them to be skipped with a warning (a few bad files among
-    many)."""
+    """Raise for refused masks (not label images, fractions, shapes that differ from their
+    image's) when ``strict`` or when they are at least half of the ``n`` readable pairs (a
+    mistake in the data set as a whole: folders swapped, a class map without ``num_classes``),
+    else leave them to be skipped with a warning (a few bad files among many)."""
     if not refused or (not strict and 2 * len(refused) < n):
         return
     first = refused[min(refused)]
@@ -396,21 +397,26 @@ def from_pairs(
                 )
             if labels and check_labels:
                 check_label_image(ys[j], mask_paths[j])
-            if not labels:  # class ids: checked against num_classes
-                ys[j] = _mask_target(
-                    ys[j], path=mask_paths[j], target=target, num_classes=num_classes
-                )
         except DatasetError as exc:
             refused[j] = exc
-    _refuse_or_skip(refused, n, strict=strict)
-    for j, exc in refused.items():
-        bad[j] = f"mask refused: {exc}"  # (the path and what is wrong: no file content)
+            continue
+        if not labels:  # class ids beyond num_classes: the setting is wrong, not the file
+            ys[j] = _mask_target(ys[j], path=mask_paths[j], target=target, num_classes=num_classes)
+    _refuse_or_skip(refused, n - len(bad), strict=strict)  # of the readable pairs
     report_bad(
         [(img_paths[j], r) for j, r in sorted(bad.items())],
         strict=strict,
         what="image/mask pairs",
         stacklevel=3,
     )
+    if refused:
+        warn_caller(
+            f"left out {len(refused)} of {n} image/mask pairs whose masks were refused: "
+            + "; ".join(str(refused[j]) for j in sorted(refused)[:MAX_LISTED])
+            + (f"; and {len(refused) - MAX_LISTED} more" if len(refused) > MAX_LISTED else ""),
+            package="sciconv",
+        )
+        bad.update({j: "mask refused" for j in refused})
     good = [j for j in range(n) if j not in bad]
     if not good:
         raise DatasetError(f"no readable image/mask pair among {n}")

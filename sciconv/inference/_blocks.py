@@ -445,7 +445,7 @@ def predict_instances_blocks(
     kwargs = postprocess_kwargs(model, get_metadata(model), overrides)
     if wcs is None:
         wcs = getattr(image, "wcs", None)
-    if not isinstance(background, bool):  # "auto": sky images (a celestial WCS)
+    if not isinstance(background, (bool, np.bool_)):  # "auto": sky images (a celestial WCS)
         background = postprocess.wants_background(background, types.SimpleNamespace(wcs=wcs))
     arr, path = validate_image(image)
     bad = _resolve_mask(image, mask, arr)

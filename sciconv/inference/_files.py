@@ -22,6 +22,7 @@ from sciconv.inference._scale import SCALE_TOLERANCE
 from sciconv.inference._settings import tta_mode
 from sciconv.io import read_pixels
 from sciconv.io._common import warn_caller
+from sciconv.io._zarr import ome_zarr_modules
 from sciconv.models import get_metadata
 from sciconv.models.introspect import model_channels, model_fixed_hw, validate_model
 from sciconv.preprocess import NormSpec
@@ -581,7 +582,7 @@ def predict_mosaic(
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
     store = outs.get("image")  # an OME-Zarr store: zarr and ome-zarr checked before any block
     if store is not None:
-        io.ome_zarr_labels(store)
+        ome_zarr_modules(store)  # installed, or MissingDependencyError naming the extra
         if store.resolve() == Path(path).resolve():  # NAME.ome.zarr in, NAME.ome.zarr out
             raise ConfigError(
                 f"the OME-Zarr store written for {path} would replace it; choose another out_dir"

@@ -192,9 +192,9 @@ def tta_mode(tta) -> str | None:
     >>> tta_mode(True), tta_mode(False), tta_mode("d4"), tta_mode(None)
     ('d4', None, 'd4', None)
     """
-    if tta is True or tta is False:
+    if isinstance(tta, (bool, np.bool_)):
         return "d4" if tta else None
-    return look_up_option(tta, TTA_MODES, name="tta", error=InferenceError)
+    return look_up_option(tta, (*TTA_MODES, True, False), name="tta", error=InferenceError)
 
 
 def tile_pair(tile, *, name: str = "tile") -> tuple[int, int]:

@@ -455,6 +455,7 @@ def write_ome_zarr_labels(
     >>> io.read(store / "labels" / "nuclei", level=1).shape
     (16, 16, 1)
     """
+    refuse_swapped(image, labels, call="sciconv.io.write_ome_zarr_labels(image, labels)")
     zarr, ome_zarr = ome_zarr_modules(image)
     image = Path(image)
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):

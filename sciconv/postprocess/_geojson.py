@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 
 from sciconv._atomic import atomic_output
+from sciconv._validation import refuse_swapped
 from sciconv.errors import ConfigError, InvalidImageError, MissingDependencyError
 from sciconv.io._common import warn_caller
 from sciconv.postprocess._labels import (
-    READ_LABELS,
     check_label_layout,
     label_pixels,
+    refuse_negative,
     validate_labels,
 )
 from sciconv.postprocess._measure import id_dtype
@@ -236,16 +237,13 @@ def write_geojson(
     _shapely()
     if isinstance(block, bool) or not (isinstance(block, (int, np.integer)) and block >= 1):
         raise ConfigError(f"block must be a positive integer (pixels); got {block!r}")
+    refuse_swapped(path, labels, call="write_geojson(labels, path)")
     labels = label_pixels(labels)  # a GridImage's pixels; a list into memory
-    shape, dtype = tuple(int(n) for n in labels.shape), np.dtype(labels.dtype)
-    check_label_layout(shape, dtype)
-    if len(shape) == 3 or dtype.kind == "f":  # (H, W, 1) or floats (sciconv.io.read's labels)
-        if not isinstance(labels, np.ndarray):  # read window by window: not checked whole first
-            raise InvalidImageError(
-                f"labels read window by window (a zarr or dask array) must be integer (H, W) "
-                f"labels; got {dtype} {shape}: {READ_LABELS}, or pass a numpy array"
-            )
-        labels = validate_labels(labels)  # in memory already: checked and made int64
+    check_label_layout(labels.shape, labels.dtype)  # integers, (H, W) or (H, W, 1)
+    if len(labels.shape) == 3:
+        labels = labels[..., 0]  # a view (a window by window read stays one)
+    if isinstance(labels, np.ndarray):  # in memory or mapped (windows of zarr/dask: unchecked)
+        refuse_negative(labels)
     rows = _measurement_rows(measurements)
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w") as out:
         out.write('{"type": "FeatureCollection", ')

@@ -8,9 +8,10 @@ input is taken, or refused with the same error, by all of them:
 
 - a :class:`~sciconv.io.GridImage` or an NDData gives its ``.data`` (its mask is not applied:
   a masked pixel keeps its label);
-- a trailing channel axis of one is dropped (``sciconv.io.read`` gives ``(H, W, 1)``);
-- floats whose values are all whole and finite are labels (``sciconv.io.read`` gives float32);
-  fractions, NaN and infinities are not;
+- a trailing channel axis of one is dropped;
+- labels are integers (or bools): floats are refused, since ``sciconv.io.read`` gives images
+  and label files alike as float32 (an image taken for labels gives thousands of "objects",
+  and float32 merges ids from 2**24 on); :func:`sciconv.io.read_labels` reads label files;
 - no label is negative (0 = background).
 
 Every refusal is an :class:`~sciconv.errors.InvalidImageError` (a file name: a
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sciconv._validation import not_whole, refuse_path
+from sciconv._validation import refuse_path
 from sciconv.errors import InvalidImageError
 from sciconv.io import GridImage, as_array, is_nddata
 
@@ -67,8 +68,8 @@ def label_pixels(labels, *, name: str = "labels"):
 
 def check_label_layout(shape, dtype, *, name: str = "labels") -> None:
     """Raise :class:`~sciconv.errors.InvalidImageError` unless ``shape`` and ``dtype`` can be
-    a label image: ``(H, W)`` or ``(H, W, 1)`` of bools, integers or floats (the values of
-    floats are checked by :func:`validate_labels`).
+    a label image: ``(H, W)`` or ``(H, W, 1)`` of bools or integers (floats are refused: the
+    module notes).
 
     Parameters
     ----------
@@ -81,7 +82,7 @@ def check_label_layout(shape, dtype, *, name: str = "labels") -> None:
 
     Examples
     --------
-    >>> check_label_layout((4, 5, 1), np.dtype("float32"))  # sciconv.io.read's layout
+    >>> check_label_layout((4, 5, 1), np.dtype("uint16"))
     >>> check_label_layout((4, 5, 3), np.dtype("uint8"))
     Traceback (most recent call last):
     ...
@@ -98,7 +99,12 @@ sciconv.io.read_labels (integer (H, W) labels)
             f"{name} must be a 2-D (H, W) or (H, W, 1) label image; got shape {shape}{hint}: "
             f"{READ_LABELS}"
         )
-    if np.dtype(dtype).kind not in "biuf":
+    if np.dtype(dtype).kind == "f":  # sciconv.io.read gives every file as float32: images too
+        raise InvalidImageError(
+            f"{name} must be an integer instance map (0 = background); got {dtype} (a label "
+            f"file read with sciconv.io.read, or an image?): {READ_LABELS}"
+        )
+    if np.dtype(dtype).kind not in "biu":
         raise InvalidImageError(
             f"{name} must be an integer instance map (0 = background); got dtype {dtype}: "
             f"{READ_LABELS}"
@@ -111,8 +117,10 @@ def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
     Parameters
     ----------
     labels : GridImage, astropy.nddata.NDData or array_like
-        Instance labels, 0 = background: integers, bools, or floats with whole values (a label
-        file read with :func:`sciconv.io.read`); ``(H, W)`` or ``(H, W, 1)``.
+        Instance labels, 0 = background: integers or bools, ``(H, W)`` or ``(H, W, 1)``. Floats
+        are refused: :func:`sciconv.io.read` gives images and label files alike as float32
+        (an image taken for labels gives thousands of objects, and float32 merges ids from
+        2**24 on); :func:`sciconv.io.read_labels` reads label files as integers.
     name : str, optional
         The argument's name in messages.
 
@@ -123,8 +131,8 @@ def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
     Raises
     ------
     InvalidImageError
-        Another shape, a dtype that is not numbers, fractions, NaN, infinities or negative
-        values (the message names :func:`sciconv.io.read_labels`).
+        Another shape, a dtype that is not integers (floats included), negative values (the
+        message names :func:`sciconv.io.read_labels`).
     ConfigError
         A file name instead of pixels.
 
@@ -132,14 +140,14 @@ def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
     --------
     >>> import numpy as np
     >>> from sciconv.io import GridImage
-    >>> read = GridImage(np.array([[0, 2], [7, 7]], np.float32)[..., None])  # sciconv.io.read's
-    >>> validate_labels(read).tolist(), validate_labels(read).dtype
+    >>> grid = GridImage(np.array([[0, 2], [7, 7]], np.int32)[..., None])
+    >>> validate_labels(grid).tolist(), validate_labels(grid).dtype
     ([[0, 2], [7, 7]], dtype('int64'))
-    >>> validate_labels(np.array([[0.0, 0.5]]))
+    >>> validate_labels(np.array([[0.0, 2.0]]))
     Traceback (most recent call last):
     ...
     sciconv.errors.InvalidImageError: labels must be an integer instance map (0 = background); \
-got float64 values that are not whole numbers (0.5): read label files with \
+got float64 (a label file read with sciconv.io.read, or an image?): read label files with \
 sciconv.io.read_labels (integer (H, W) labels)
     """
     arr = label_pixels(labels, name=name)
@@ -148,19 +156,18 @@ sciconv.io.read_labels (integer (H, W) labels)
     check_label_layout(arr.shape, arr.dtype, name=name)
     if arr.ndim == 3:
         arr = arr[..., 0]
-    if arr.dtype.kind == "f":
-        odd = not_whole(arr)
-        if odd.size:
-            shown = ", ".join(f"{v:g}" for v in odd[:3]) + (", ..." if odd.size > 3 else "")
-            raise InvalidImageError(
-                f"{name} must be an integer instance map (0 = background); got {arr.dtype} "
-                f"values that are not whole numbers ({shown}): {READ_LABELS}"
-            )
-    _refuse_negative(arr, name)
+    refuse_negative(arr, name)
     return arr.astype(np.int64, copy=False)
 
 
-def _refuse_negative(arr: np.ndarray, name: str) -> None:
+def refuse_negative(arr: np.ndarray, name: str = "labels") -> None:
+    """Raise :class:`~sciconv.errors.InvalidImageError` when integer labels hold a negative
+    value (one pass over ``arr``, no copy).
+
+    Examples
+    --------
+    >>> refuse_negative(np.array([[0, 3]]))  # fine
+    """
     if arr.dtype.kind in "if" and arr.size and arr.min() < 0:
         raise InvalidImageError(
             f"{name} must be >= 0 (0 = background); got negative values (down to "
@@ -188,13 +195,13 @@ def labelled_pixels(labels, *, name: str = "labels") -> np.ndarray:
     --------
     >>> labelled_pixels(np.array([[0, 3]], np.uint16)).tolist()
     [[False, True]]
-    >>> labelled_pixels(np.array([[0.0, 2.0]])[..., None]).tolist()  # sciconv.io.read's
+    >>> labelled_pixels(np.array([[0, 2]], np.int32)[..., None]).tolist()
     [[False, True]]
     """
     arr = label_pixels(labels, name=name)
     if isinstance(arr, np.ndarray) and arr.dtype.kind in "biu":
         check_label_layout(arr.shape, arr.dtype, name=name)
         arr = np.asarray(arr).reshape(arr.shape[:2])
-        _refuse_negative(arr, name)
+        refuse_negative(arr, name)
         return arr > 0
     return validate_labels(arr, name=name) > 0
