@@ -84,6 +84,9 @@ def test_ome_zarr_labels_of_a_missing_store_is_an_error_not_no_labels(tmp_path):
 
     with pytest.raises(InvalidImageError, match="file not found"):
         io.ome_zarr_labels(tmp_path / "typo.ome.zarr")
+    io.write(tmp_path / "a.tif", np.zeros((8, 8), np.uint8))
+    with pytest.raises(InvalidImageError, match="not a zarr store"):
+        io.ome_zarr_labels(tmp_path / "a.tif")
     store = io.write_ome_zarr(tmp_path / "a.ome.zarr", np.zeros((16, 16), np.float32), levels=1)
     assert io.ome_zarr_labels(store) == {}  # a store without labels: empty, as documented
 
@@ -113,3 +116,12 @@ def test_showing_a_stack_names_the_fix_that_works():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_geojson_of_empty_labels_is_an_empty_collection():
+    # review: labels_to_geojson of 0x0 labels raised "range() arg 3 must not be zero"
+    from sciconv import postprocess
+
+    pytest.importorskip("shapely")
+    empty = postprocess.labels_to_geojson(np.zeros((0, 0), np.int32))
+    assert empty == {"type": "FeatureCollection", "features": []}

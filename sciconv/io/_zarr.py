@@ -313,7 +313,7 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
     Raises
     ------
     InvalidImageError
-        ``path`` does not exist.
+        ``path`` does not exist, or is not a zarr store.
     MissingDependencyError
         zarr / ome-zarr are not installed (``pip install "sciconv[ome]"``).
 
@@ -330,6 +330,8 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
     """
     if not Path(path).exists():  # a typo is not "a store without labels"
         validate_path(path)  # names a broken link, or says the file is not found
+    if Path(path).is_file():  # a TIFF, say: not a store (a folder)
+        raise InvalidImageError("not a zarr store: a file, not a folder", path=path)
     zarr, _ = ome_zarr_modules(path)
     root = Path(path) / "labels"
     try:

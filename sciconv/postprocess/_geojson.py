@@ -163,7 +163,7 @@ def labels_to_geojson(
     _shapely()
     arr = validate_labels(labels)  # negative ids gave no features without a word
     rows = _measurement_rows(measurements)
-    features = list(_iter_features(arr, rows, classification, block=max(arr.shape)))
+    features = list(_iter_features(arr, rows, classification, block=max(*arr.shape, 1)))
     collection = {"type": "FeatureCollection", "features": features}
     if path is not None:
         with atomic_output(path, overwrite=overwrite) as tmp:
