@@ -403,7 +403,9 @@ class GridImage:
         Parameters
         ----------
         y0, y1, x0, x1 : int
-            Row and column bounds, ``0 <= y0 < y1 <= H`` and ``0 <= x0 < x1 <= W``.
+            Row and column bounds, ``0 <= y0 < y1 <= H`` and ``0 <= x0 < x1 <= W`` (``y1``,
+            ``x1`` exclusive: a catalog row's object is ``cutout(bbox_ymin, bbox_ymax + 1,
+            bbox_xmin, bbox_xmax + 1)``, its maxima being the last row and column).
 
         Returns
         -------
