@@ -87,7 +87,7 @@ def as_fit_arrays(model, data, *, name: str):
                 )
     arrays[1] = check_label_values(model, arrays[1], name=name)
     if not isinstance(arrays[0], tuple):  # images without a finite pixel: left out
-        keep = finite_images(arrays[0], name=name)
+        keep = finite_images(arrays[0], name=name, error=ConfigError)
         if len(keep) < n:
             arrays = [
                 tuple(v[keep] for v in part) if isinstance(part, tuple) else part[keep]

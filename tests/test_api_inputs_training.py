@@ -200,7 +200,7 @@ def test_fit_refuses_masks_given_to_a_classifier():
 
 def test_fit_leaves_out_images_without_a_finite_pixel():
     # fuzzing QA: all-NaN images trained at chance (loss ln 3) without a word
-    with pytest.raises(DatasetError, match="train: no image has a finite pixel"):
+    with pytest.raises(ConfigError, match="train: no image has a finite pixel"):
         _fit(_clf(), (np.full_like(X8, np.nan), np.arange(8) % 2))
     x = X8.copy()
     x[[1, 4]] = np.nan

@@ -91,7 +91,7 @@ def validate_fraction(value, name: str) -> float:
     return float(value)
 
 
-def finite_images(images, *, name: str) -> np.ndarray:
+def finite_images(images, *, name: str, error: type[Exception] = DatasetError) -> np.ndarray:
     """Indices of the images that hold a finite pixel; one warning names the others (an
     all-NaN cutout, off a survey's edge, trains as the fill value with its label: nothing to
     learn, and only such images train at chance without a word).
@@ -102,6 +102,9 @@ def finite_images(images, *, name: str) -> np.ndarray:
         The images (any dtype; integer images are all finite).
     name : str
         What they are, in the messages (``"images"``, ``"train"``).
+    error : type, optional
+        The exception raised when no image holds a finite pixel (``fit``: ConfigError, as
+        for its other array checks). Default DatasetError.
 
     Returns
     -------
@@ -111,7 +114,7 @@ def finite_images(images, *, name: str) -> np.ndarray:
     Raises
     ------
     DatasetError
-        No image holds a finite pixel.
+        No image holds a finite pixel (or ``error``).
 
     Examples
     --------
@@ -132,9 +135,7 @@ def finite_images(images, *, name: str) -> np.ndarray:
     if not len(empty):
         return np.arange(len(finite))
     if len(empty) == len(finite):
-        raise DatasetError(
-            f"{name}: no image has a finite pixel (all NaN or inf): nothing to learn"
-        )
+        raise error(f"{name}: no image has a finite pixel (all NaN or inf): nothing to learn")
     warn_caller(
         f"{name}: {len(empty)} of {len(finite)} images have no finite pixel (all NaN or inf: "
         f"{', '.join(f'{name}[{i}]' for i in empty[:5])}{' ...' if len(empty) > 5 else ''}): "
