@@ -130,8 +130,8 @@ def _targets(y, p: np.ndarray, mode: str) -> np.ndarray:
         return y
     y = y.reshape(n, -1) if y.size == p.size else y
     if y.shape != p.shape or not np.isin(y, (0, 1)).all():
-        what = f"shape {y.shape}" if y.shape != p.shape else "other values (probabilities? "
-        what += "" if y.shape != p.shape else "they come first, the 0/1 labels second)"
+        swapped = "other values (probabilities? they come first, the 0/1 labels second)"
+        what = f"shape {y.shape}" if y.shape != p.shape else swapped
         raise ConfigError(
             f"y must be a 0/1 array of shape {p.shape} for sigmoid outputs; got {what}"
         )

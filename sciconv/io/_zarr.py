@@ -328,12 +328,13 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
     >>> {k: [p.relative_to(store).as_posix() for p in v] for k, v in ome_zarr_labels(store).items()}
     {'nuclei': ['labels/nuclei/s0', 'labels/nuclei/s1']}
     """
-    if not Path(path).exists():  # a typo is not "a store without labels"
+    path = Path(path)
+    if not path.exists():  # a typo is not "a store without labels"
         validate_path(path)  # names a broken link, or says the file is not found
-    if Path(path).is_file():  # a TIFF, say: not a store (a folder)
+    if path.is_file():  # a TIFF, say: not a store (a folder)
         raise InvalidImageError("not a zarr store: a file, not a folder", path=path)
     zarr, _ = ome_zarr_modules(path)
-    root = Path(path) / "labels"
+    root = path / "labels"
     try:
         attrs = dict(zarr.open_group(str(root), mode="r").attrs)
     except Exception:  # no labels/ group (or not zarr): no label images

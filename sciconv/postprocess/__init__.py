@@ -43,7 +43,7 @@ Examples
 """
 
 # The package, by role (imports run down this list):
-#   _labels     label images as users hold them (GridImage, (H, W, 1), whole floats) -> the
+#   _labels     label images as users hold them (GridImage, (H, W, 1) of integers) -> the
 #               int64 (H, W) map every labels consumer takes, or one refusal for all of them
 #   _instances  probabilities -> instance labels
 #   _measure    instance labels -> measurement table (and RA/Dec)

@@ -96,9 +96,8 @@ def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background
     Parameters
     ----------
     labels : ndarray of int, shape (H, W), or GridImage
-        Instance labels (0 = background), e.g. from :func:`instances`; ``(H, W, 1)`` and
-        floats with whole values (a label file read with :func:`sciconv.io.read`) are taken,
-        as :func:`measure` takes them.
+        Instance labels (0 = background), e.g. from :func:`instances`; integer ``(H, W, 1)``
+        too, as :func:`measure` takes them (floats refused: :func:`sciconv.io.read_labels`).
     image : ndarray of shape (H, W) or (H, W, 1), GridImage or NDData
         The pixels to measure (one channel).
     wcs : astropy.wcs.WCS, optional
@@ -289,7 +288,7 @@ def to_regions(catalog_or_labels, *, wcs=None, shape: str = "ellipse", progress:
     catalog_or_labels : astropy.table.Table, ndarray of int, shape (H, W), or GridImage
         A :func:`measure` table (``x``, ``y``, ``semi_major``, ``semi_minor``, ``orientation``;
         ``label`` is the region's text) or instance labels (measured here; taken as
-        :func:`measure` takes them: ``(H, W, 1)``, whole floats, a GridImage).
+        :func:`measure` takes them: integer ``(H, W, 1)``, a GridImage).
     wcs : astropy.wcs.WCS, optional
         A celestial WCS: the regions are in sky coordinates (``EllipseSkyRegion``,
         ``PolygonSkyRegion``). Default: pixel regions (0-based; DS9 files get 1-based pixels).

@@ -124,8 +124,7 @@ def estimate_background(
         Raw pixels (intensity units).
     labels : ndarray of int (H, W), or GridImage, optional
         Instance labels (0 = background) of the objects to leave out; taken as :func:`measure`
-        takes them (``(H, W, 1)``, floats with whole values: a label file read with
-        :func:`sciconv.io.read`).
+        takes them (integer ``(H, W, 1)`` too; floats refused).
     box_size, filter_size : int, optional
         Background2D's box (pixels, capped at the image size) and filter (boxes; odd, 1 for
         none).
@@ -166,7 +165,7 @@ def background_and_rms(
         The raw pixels (NaN ones are left out).
     labels : ndarray of int, shape (H, W), or GridImage, optional
         Objects to leave out of the background (grown by ``grow`` pixels first); taken as
-        :func:`measure` takes them (``(H, W, 1)``, floats with whole values).
+        :func:`measure` takes them (integer ``(H, W, 1)`` too; floats refused).
     box_size : int
         Side of the boxes the background is measured in (photutils' ``Background2D``).
     filter_size : int
@@ -211,7 +210,7 @@ def background_and_rms(
         raise InvalidImageError(f"image must be (H, W) or (H, W, C); got shape {data.shape}")
     objects = np.zeros(data.shape[:2], bool)
     if labels is not None:
-        objects = labelled_pixels(labels)  # measure's rule: GridImage, (H, W, 1), whole floats
+        objects = labelled_pixels(labels)  # measure's rule: GridImage, (H, W, 1), integers
         if objects.shape != data.shape[:2]:
             raise InvalidImageError(
                 f"labels must have the image's shape {data.shape[:2]}; got {objects.shape}"

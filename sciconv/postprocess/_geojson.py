@@ -117,8 +117,8 @@ def labels_to_geojson(
     Parameters
     ----------
     labels : array_like of int, shape (H, W), or GridImage
-        Instance labels, 0 = background; ``(H, W, 1)`` and floats with whole values (a label
-        file read with :func:`sciconv.io.read`) are taken, as :func:`measure` takes them.
+        Instance labels, 0 = background; integer ``(H, W, 1)`` too, as :func:`measure` takes
+        them (floats refused: :func:`sciconv.io.read_labels`).
     measurements : astropy.table.Table or mapping, optional
         A table with a ``label`` column (e.g. :func:`sciconv.postprocess.measure`); the numeric
         columns of each object's row become its QuPath measurements, named with their units as
@@ -194,9 +194,8 @@ def write_geojson(
     ----------
     labels : array_like of int, shape (H, W), or GridImage
         Instance labels, 0 = background: numpy, a memory map, a zarr or dask array (read window
-        by window: integers), or a GridImage; numpy ``(H, W, 1)`` and floats with whole values
-        (a label file read with :func:`sciconv.io.read`) are taken, as :func:`measure` takes
-        them.
+        by window), or a GridImage; integers, ``(H, W, 1)`` too, as :func:`measure` takes them
+        (floats refused: :func:`sciconv.io.read_labels`).
     path : str or os.PathLike
         The ``.geojson`` file, written atomically.
     measurements : astropy.table.Table or mapping, optional
@@ -220,8 +219,8 @@ def write_geojson(
     Raises
     ------
     InvalidImageError
-        ``labels`` are not a 2-D map of non-negative whole numbers (the message names
-        :func:`sciconv.io.read_labels`), or a zarr or dask array of floats.
+        ``labels`` are not a 2-D map of integers (floats included), or hold negative ids (in
+        memory or mapped); the message names :func:`sciconv.io.read_labels`.
     OutputExistsError
         ``path`` exists and ``overwrite`` is False.
 

@@ -150,14 +150,20 @@ def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
 got float64 (a label file read with sciconv.io.read, or an image?): read label files with \
 sciconv.io.read_labels (integer (H, W) labels)
     """
+    return _checked(labels, name).astype(np.int64, copy=False)
+
+
+def _checked(labels, name: str) -> np.ndarray:
+    """The labels' integer ``(H, W)`` pixels, checked (module notes): a view where they are a
+    numpy array already; a zarr or dask array read whole."""
     arr = label_pixels(labels, name=name)
-    arr = arr if isinstance(arr, np.ndarray) else np.asarray(as_array(arr, load=True))
+    if not isinstance(arr, np.ndarray):  # a zarr or dask array: read whole
+        arr = as_array(arr, load=True)
     arr = np.asarray(arr)  # a masked array's data: a masked pixel keeps its label
     check_label_layout(arr.shape, arr.dtype, name=name)
-    if arr.ndim == 3:
-        arr = arr[..., 0]
+    arr = arr.reshape(arr.shape[:2])
     refuse_negative(arr, name)
-    return arr.astype(np.int64, copy=False)
+    return arr
 
 
 def refuse_negative(arr: np.ndarray, name: str = "labels") -> None:
@@ -177,8 +183,8 @@ def refuse_negative(arr: np.ndarray, name: str = "labels") -> None:
 
 def labelled_pixels(labels, *, name: str = "labels") -> np.ndarray:
     """Bool ``(H, W)``, True where ``labels`` hold an object: the labels checked as
-    :func:`validate_labels` checks them, without its int64 copy of integer labels (the
-    background estimators need only where the objects are).
+    :func:`validate_labels` checks them, without its int64 copy (the background estimators
+    need only where the objects are).
 
     Parameters
     ----------
@@ -198,10 +204,4 @@ def labelled_pixels(labels, *, name: str = "labels") -> np.ndarray:
     >>> labelled_pixels(np.array([[0, 2]], np.int32)[..., None]).tolist()
     [[False, True]]
     """
-    arr = label_pixels(labels, name=name)
-    if isinstance(arr, np.ndarray) and arr.dtype.kind in "biu":
-        check_label_layout(arr.shape, arr.dtype, name=name)
-        arr = np.asarray(arr).reshape(arr.shape[:2])
-        refuse_negative(arr, name)
-        return arr > 0
-    return validate_labels(arr, name=name) > 0
+    return _checked(labels, name) > 0

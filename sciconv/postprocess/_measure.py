@@ -181,8 +181,8 @@ def equivalent_diameters(labels) -> np.ndarray:
     Parameters
     ----------
     labels : array_like of int, shape (H, W), or GridImage
-        Instance labels, 0 = background (numbers need not be consecutive); ``(H, W, 1)`` and
-        floats with whole values (a label file read with :func:`sciconv.io.read`) are taken.
+        Instance labels, 0 = background (numbers need not be consecutive); integer
+        ``(H, W, 1)`` too.
 
     Returns
     -------
@@ -192,7 +192,7 @@ def equivalent_diameters(labels) -> np.ndarray:
     Raises
     ------
     InvalidImageError
-        Labels that are not a 2-D map of non-negative whole numbers.
+        Labels that are not a 2-D map of non-negative integers (floats included).
 
     Examples
     --------
@@ -366,8 +366,8 @@ def measure(
     ----------
     labels : ndarray of int, shape (H, W), or GridImage
         Instance labels (0 = background), e.g. from :func:`instances` or
-        :func:`sciconv.io.read_labels`; ``(H, W, 1)`` and floats with whole values (a label file
-        read with :func:`sciconv.io.read`, or its GridImage) are taken.
+        :func:`sciconv.io.read_labels`, or their GridImage; integer ``(H, W, 1)`` too. Floats
+        are refused (:func:`sciconv.io.read` gives images and label files alike as float32).
     intensity : ndarray of shape (H, W) or (H, W, C), GridImage or NDData, optional
         Pixels to measure fluxes on (raw units; NaN pixels are skipped).
     wcs : astropy.wcs.WCS, optional
@@ -443,7 +443,7 @@ def measure(
     Raises
     ------
     InvalidImageError
-        Labels that are not a 2-D map of non-negative whole numbers (the message names
+        Labels that are not a 2-D map of non-negative integers (the message names
         :func:`sciconv.io.read_labels`); an ``intensity``, ``mask``,
         ``background`` or ``error`` of another shape; negative errors.
     ConfigError

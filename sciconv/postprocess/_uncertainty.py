@@ -89,8 +89,7 @@ def object_scores(labels, prob, std=None):
     Parameters
     ----------
     labels : ndarray of shape (H, W), int, or GridImage
-        Instance labels, 0 = background (:func:`instances`); ``(H, W, 1)`` and floats with
-        whole values (a label file read with :func:`sciconv.io.read`) are taken, as
+        Instance labels, 0 = background (:func:`instances`); integer ``(H, W, 1)`` too, as
         :func:`measure` takes them.
     prob : ndarray of shape (H, W) or (H, W, K)
         The per-pixel prediction the labels came from (K = 1, 2 or 3, as for :func:`instances`).
@@ -112,7 +111,7 @@ def object_scores(labels, prob, std=None):
     Raises
     ------
     InvalidImageError
-        Labels that are not a 2-D map of non-negative whole numbers (as :func:`measure`).
+        Labels that are not a 2-D map of non-negative integers (as :func:`measure`).
     InferenceError
         ``prob`` / ``std`` whose shape does not match the labels.
 

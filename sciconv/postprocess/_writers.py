@@ -354,8 +354,7 @@ def write_products(
     labels : ndarray of int, shape (H, W), or GridImage, optional
         Instance labels, written as ``{stem}_labels.fits`` (or ``.tif``, or the store's
         ``labels/instances``), int32; int64 when an id exceeds ``2**31 - 1`` (ids are never
-        truncated). ``(H, W, 1)`` and floats with whole values (a label file read with
-        :func:`sciconv.io.read`) are taken, as :func:`measure` takes them.
+        truncated). Integer ``(H, W, 1)`` too, as :func:`measure` takes them.
     catalog : astropy.table.Table, optional
         E.g. from :func:`measure`, written by :func:`write_catalog` as ``{stem}_catalog.ecsv``
         (or ``.vot``, ``.fits``: ``catalog_format``).
