@@ -88,7 +88,8 @@ def _probs(probs) -> np.ndarray:
     if p.ndim != 2 or p.shape[0] == 0:
         raise ConfigError(f"probs must have shape (N, K) with N >= 1; got shape {p.shape}")
     if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
-        raise ConfigError("probs must be finite probabilities in [0, 1]")
+        ids = "" if not_whole(p).size else " (class ids? the probabilities come first)"
+        raise ConfigError(f"probs must be probabilities in [0, 1]; got {p.min()}..{p.max()}{ids}")
     return p
 
 
@@ -107,7 +108,7 @@ def _targets(y, p: np.ndarray, mode: str) -> np.ndarray:
             if not is_one_hot(y):
                 raise ConfigError(
                     f"y of shape {y.shape} is not one-hot rows (a single 1 per row); pass class "
-                    "ids (N,) or one-hot rows"
+                    "ids (N,) or one-hot rows (probabilities? they come first, the labels second)"
                 )
             y = y.argmax(axis=1)
         y = y.reshape(-1)

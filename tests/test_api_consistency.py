@@ -125,3 +125,20 @@ def test_geojson_of_empty_labels_is_an_empty_collection():
     pytest.importorskip("shapely")
     empty = postprocess.labels_to_geojson(np.zeros((0, 0), np.int32))
     assert empty == {"type": "FeatureCollection", "features": []}
+
+
+def test_softmax_calibration_with_its_arguments_swapped_says_so():
+    # "Seen, left" of stop 49: the softmax inputs swapped got no order hint
+    from sciconv import calibration
+    from sciconv.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(3), size=60)
+    ids = np.array([rng.choice(3, p=row) for row in p])
+    assert 0 <= calibration.expected_calibration_error(p, ids) < 0.5
+    with pytest.raises(ConfigError, match=r"got 0\.0\.\.2\.0 \(class ids\? the probabilities come"):
+        calibration.expected_calibration_error(ids, p)
+    with pytest.raises(ConfigError, match=r"probabilities\? they come first"):
+        calibration.expected_calibration_error(np.eye(3)[ids], p)  # one-hot first
+    with pytest.raises(ConfigError, match=r"got nan\.\.nan$"):
+        calibration.expected_calibration_error(np.full((4, 2), np.nan), [0, 1, 0, 1])

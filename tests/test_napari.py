@@ -484,5 +484,10 @@ def test_segment_nuclei_defaults_to_the_size_check_of_predict_instances(monkeypa
     segment_nuclei(image, model=model, tile=32, scale=1)  # asked for: no resampling
     segment_nuclei(image, model=model, tile=32, scale=0.5)
     assert seen == ["auto", None, 0.5] and kwargs["metadata"]["scale"] == "auto"
+    # the factor "auto" chose is recorded beside the setting (was only "auto")
+    assert kwargs["metadata"]["decisions"]["scale"].endswith("(auto)")
+    stack = np.stack([image, image])
+    _, kwargs, _ = segment_nuclei(stack, model=model, tile=32, planes=1, scale=0.5)
+    assert len(kwargs["metadata"]["decisions"]) == 2 and kwargs["metadata"]["scale"] == 0.5
     with pytest.raises(ConfigError, match="'auto' or a number"):
         segment_nuclei(image, model=model, scale="big")

@@ -93,7 +93,9 @@ def segment_nuclei(
     Returns
     -------
     (ndarray of int32 (H, W), dict, "labels")
-        ``kwargs["metadata"]`` records the settings and the object count (of every plane).
+        ``kwargs["metadata"]`` records the settings, the object count (of every plane) and
+        ``"decisions"``: what the automatic settings chose (:func:`sciconv.inference.decisions`:
+        ``{"scale": "0.25 (auto: objects 72 px)", ...}``; a list, one per plane, for a stack).
 
     Raises
     ------
@@ -120,7 +122,7 @@ def segment_nuclei(
         raise ConfigError(f"threshold must be a probability in (0, 1); got {threshold!r}")
     if isinstance(tile, bool) or not (isinstance(tile, whole) and tile >= 32):
         raise ConfigError(f"tile must be an integer of at least 32 pixels; got {tile!r}")
-    from sciconv.inference import predict_instances
+    from sciconv.inference import decisions, predict_instances
 
     model = nuclei_model() if model is None else model
     threshold = _recorded_threshold(model) if threshold is None else float(threshold)
@@ -130,22 +132,27 @@ def segment_nuclei(
     lead = arr.shape[:planes]
     stack = arr.reshape(-1, *arr.shape[planes:])
     tile = min(int(tile), max(stack.shape[1:3]))
-    found = [
-        predict_instances(
-            model,
-            plane,
-            tile=tile,
-            scale="auto" if not fixed else None if scale == 1 else float(scale),
-            threshold=threshold,
-            progress=False,
-        )
-        for plane in stack
-    ]
+    found, decided = [], []
+    for plane in stack:
+        with decisions() as log:  # what "auto" chose (the factor, the flip), per plane
+            found.append(
+                predict_instances(
+                    model,
+                    plane,
+                    tile=tile,
+                    scale="auto" if not fixed else None if scale == 1 else float(scale),
+                    threshold=threshold,
+                    progress=False,
+                )
+            )
+        decided.append(log)
     labels = np.stack(found).reshape(*lead, *found[0].shape) if planes else found[0]
     settings = {"scale": float(scale) if fixed else scale, "threshold": threshold, "tile": tile}
+    meta = {"model": model.name, **settings, "count": sum(int(f.max()) for f in found)}
+    meta["decisions"] = decided if planes else decided[0]
     kwargs = {
         "name": name,
-        "metadata": {"model": model.name, **settings, "count": sum(int(f.max()) for f in found)},
+        "metadata": meta,
         **(layer_kwargs or {}),
     }
     return labels, kwargs, "labels"
