@@ -381,3 +381,19 @@ def test_the_demo_report_says_its_ap_is_pooled():
     assert len(lines) == 3
     for line, value in zip(lines, ("0.700", "0.859", "0.620")):
         assert f"pooled AP@0.5 {value}" in line, line
+
+
+def test_matching_a_list_of_images_names_the_functions_that_take_lists():
+    # "Seen, left" of stop 49: a list of two sizes gave numpy's bare "inhomogeneous shape"
+    a = np.zeros((8, 8), np.int32)
+    a[1:4, 1:4] = 1
+    b = np.zeros((6, 6), np.int32)
+    b[1:4, 1:4] = 1
+    assert metrics.average_precision([a, b], [a, b])["mean_ap"] == 1.0
+    for call in (metrics.matching, metrics.iou_matrix):
+        with pytest.raises(
+            InvalidImageError,
+            match=r"true_labels is a list of 2 label images.*average_precision and dsb_score take",
+        ):
+            call([a, b], [a, b])
+    assert metrics.matching([[0, 1], [1, 1]], [[0, 1], [1, 1]])["tp"] == 1  # nested: one image

@@ -62,6 +62,11 @@ def _pixels(labels, *, name: str):
 def _label_image(labels, *, name: str) -> np.ndarray:
     """One label image as a 2-D array; a trailing axis of 1 (``sciconv.io.read`` gives label
     images as ``(H, W, 1)``) is dropped; a GridImage or NDData gives its pixels."""
+    if isinstance(labels, (list, tuple)) and len(labels) and np.ndim(labels[0]) >= 2:
+        raise InvalidImageError(  # was numpy's "inhomogeneous shape" for images of two sizes
+            f"{name} is a list of {len(labels)} label images; this scores one image (its "
+            "pair's): average_precision and dsb_score take lists"
+        )
     arr = np.asarray(_pixels(labels, name=name))
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
