@@ -39,10 +39,11 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import os
 import re
-import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -51,7 +52,8 @@ from typing import Any
 import numpy as np
 
 from sciconv._archive import zip_member_problem, zip_size_problem
-from sciconv._atomic import atomic_output
+from sciconv._atomic import atomic_output, remove_scratch
+from sciconv._unpack import removed_when_read, unpack_once
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, DatasetError, DownloadError
 
@@ -161,7 +163,12 @@ def cache_dir() -> Path:
         return Path(env).expanduser()
     import pooch
 
-    return Path(pooch.os_cache("sciconv"))
+    try:
+        return Path(pooch.os_cache("sciconv"))
+    except (RuntimeError, KeyError) as err:  # no HOME and no user entry (a container's uid)
+        raise ConfigError(
+            f"no cache folder: the home directory is unknown ({err}); set {ENV_VAR} (or HOME)"
+        ) from err
 
 
 def _validate_name(name: str, *, local: bool = False) -> str:
@@ -281,6 +288,12 @@ def _raise_download_error(err: Exception, entry: dict, target: Path, folder: Pat
             "nothing was kept, try again or report a changed file",
             path=target,
         ) from err
+    if isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS:
+        raise DownloadError(  # pooch's "could not write to data cache folder" is a PermissionError
+            f"cannot write into the cache folder {folder} ({err}); pass cache= or set {ENV_VAR} "
+            "to a writable folder",
+            path=target,
+        ) from err
     raise DownloadError(
         f"could not download {entry['url']}: {type(err).__name__}: {err}; nothing was kept "
         f"(no internet? download it by hand into {folder} or set {ENV_VAR})",
@@ -357,7 +370,8 @@ def _verify_cached_contents(name: str, target: Path, entry: dict[str, Any]) -> N
         problem = _structure_problem(name, target)
         if problem:
             raise _stale(target, name, f"is not the {name} data set ({problem})")
-        record.write_text(_sha256(target) + "\n")
+        with contextlib.suppress(OSError):  # a read-only cache: checked again next time
+            record.write_text(_sha256(target) + "\n")
     except OSError as err:
         if isinstance(err, DownloadError):
             raise
@@ -567,40 +581,21 @@ def _write_image(target: Path, array: np.ndarray, *, format: str) -> None:
 
 def _dsb2018_zip_pairs(file: Path):
     """Unpack the stage-1 ZIP once (next to it) and yield ``(id, image, labels, modality)``."""
-    folder = file.with_suffix("")
-    done = folder / ".complete"
-    if not done.exists():
-        tmp = folder.with_name(folder.name + ".part")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            with zipfile.ZipFile(file) as zf:
-                problem = zip_size_problem(
-                    zf, max_total=MAX_EXTRACT_BYTES, max_ratio=MAX_EXTRACT_RATIO
-                )
-                if problem:
-                    raise DownloadError(
-                        f"refusing to unpack the DSB2018 archive: {problem} (limits: "
-                        "sciconv.fetch.MAX_EXTRACT_BYTES, MAX_EXTRACT_RATIO); delete it and "
-                        "fetch it again",
-                        path=file,
-                    )
-                zf.extractall(tmp)  # zipfile inflates no member beyond its declared size
-        except (zipfile.BadZipFile, OSError) as err:
-            if isinstance(err, DownloadError):
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise DownloadError(
-                f"cannot unpack the DSB2018 archive ({err}); delete it and fetch it again",
-                path=file,
-            ) from err
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-        done.write_text("ok\n")
+    folder, temporary = unpack_once(
+        file,
+        stamp=_stat_key(file),  # a fetched-again archive is unpacked again
+        what="the DSB2018 archive",
+        max_total=MAX_EXTRACT_BYTES,
+        max_ratio=MAX_EXTRACT_RATIO,
+        writable_hint=f"copy the archive into a writable {ENV_VAR}",
+    )
     root = folder / "stage1_train" if (folder / "stage1_train").is_dir() else folder
     pairs = _kaggle_pairs(root, archive=file, relative_to=folder)
     if pairs is None:
+        if temporary:
+            remove_scratch(folder)
         raise DownloadError("the DSB2018 archive holds no <id>/images/<id>.png folders", path=file)
-    return pairs
+    return removed_when_read(pairs, folder) if temporary else pairs
 
 
 def _kaggle_pairs(root: Path, *, archive: Path | None = None, relative_to: Path | None = None):
