@@ -102,14 +102,33 @@ def check_writable(path: str | os.PathLike, *, overwrite: bool) -> Path:
     check_overwrite(overwrite)
     path = Path(path)
     try:
-        exists, is_dir = path.exists(), path.is_dir()
+        exists, is_dir = os.path.lexists(path), path.is_dir()  # a broken link is there too
     except OSError as err:  # a name too long, a folder without permission
         raise _write_error(err, path) from err
     if exists and not overwrite:
-        raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
+        raise OutputExistsError(
+            f"output exists{broken_link(path)}; pass overwrite=True to replace it", path=path
+        )
     if is_dir:
         raise OutputExistsError("output path is a directory", path=path)
     return path
+
+
+def broken_link(path: str | os.PathLike) -> str:
+    """``" (a broken symbolic link to TARGET)"`` for a link whose target is gone, else ``""``:
+    the words an "output exists" message adds for it (QA: "output appeared while writing").
+
+    Examples
+    --------
+    >>> import os, tempfile, pathlib
+    >>> link = pathlib.Path(tempfile.mkdtemp()) / "a.tif"
+    >>> os.symlink("/purged/scratch/a.tif", link)
+    >>> broken_link(link)
+    ' (a broken symbolic link to /purged/scratch/a.tif)'
+    """
+    if os.path.islink(path) and not os.path.exists(path):
+        return f" (a broken symbolic link to {os.readlink(path)})"
+    return ""
 
 
 def scratch_name_parts(path: str | os.PathLike) -> tuple[str, str]:

@@ -32,11 +32,11 @@ def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     ...
     sciconv.errors.WriteError: no/such/folder/xxx...: file name too long (300 bytes; ...
     """
-    from sciconv._atomic import check_writable
+    from sciconv._atomic import broken_link, check_writable
 
     for p in paths:
         _check_name_length(p)
-    existing = [p for p in paths if p.exists()]
+    existing = [p for p in paths if os.path.lexists(p)]  # a broken link too (QA)
     # a folder where a file product goes is nobody's product: --overwrite deleted it whole,
     # with what it held (QA); an OME-Zarr store is a folder by format (judged below)
     folder = next(
@@ -60,7 +60,8 @@ def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise OutputExistsError(
-            f"output exists{more}; pass --overwrite to replace it", path=existing[0]
+            f"output exists{more}{broken_link(existing[0])}; pass --overwrite to replace it",
+            path=existing[0],
         )
     for p in paths:
         if not p.is_dir():  # an OME-Zarr store (a folder) is replaced whole by its writer

@@ -235,3 +235,19 @@ def test_partial_files_of_killed_writers_are_removed_by_the_next_write(tmp_path)
     io.write(tmp_path / "out.fits", np.zeros((2, 2), np.float32))
     assert not stale.exists()
     assert young.exists() and alive.exists() and other.exists()
+
+
+def test_a_broken_link_where_an_output_goes_is_an_existing_output(tmp_path):
+    # QA: "output appeared while writing" (sciconv predict then deleted the user's link)
+    from sciconv._cli_predict_outputs import check_outputs
+
+    link = tmp_path / "cell_labels.tif"
+    os.symlink("/scratch/purged/cell_labels.tif", link)
+    said = r"output exists \(a broken symbolic link to /scratch/purged/cell_labels\.tif\); pass"
+    with pytest.raises(OutputExistsError, match=said + " overwrite=True"):
+        io.write(link, np.zeros((4, 4), np.uint16))
+    with pytest.raises(OutputExistsError, match=said + " --overwrite"):
+        check_outputs([link], overwrite=False)
+    assert os.path.islink(link)  # kept
+    io.write(link, np.zeros((4, 4), np.uint16), overwrite=True)  # asked for: the link replaced
+    assert not os.path.islink(link) and link.is_file()
