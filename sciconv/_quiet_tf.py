@@ -31,7 +31,13 @@ def import_tensorflow_quietly() -> None:
     >>> import_tensorflow_quietly()  # doctest: +SKIP
     """
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # descriptor 2 closed (a daemon's child): nothing to quieten
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        return
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:

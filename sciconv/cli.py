@@ -247,7 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if sys.stderr is None:  # started with file descriptor 2 closed (2>&-): messages are dropped,
-        sys.stderr = open(os.devnull, "w")  # the work is done (it exited 1 at once, silently)
+        sink = os.open(os.devnull, os.O_WRONLY)  # the work is done (it exited 1 at once, silently)
+        if sink != 2:  # descriptor 2 itself, not 0 or 1 when those are closed too (QA: EBADF)
+            os.dup2(sink, 2)
+            os.close(sink)
+        sys.stderr = open(2, "w", closefd=False)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
