@@ -61,13 +61,19 @@ def _ap(model, image, truth) -> float:
     return float(sciconv.metrics.average_precision(truth, labels)["ap"][0])
 
 
-@pytest.mark.parametrize("gains", [(1, 0.8, 0.95), (0.9, 1, 0.7), (1, 1, 0.85)])
-def test_a_tinted_brightfield_image_segments_like_the_grey_one(model, gains):
-    """Before: AP@0.5 0.61, 0.40 and 0.00 (4 objects) against 0.71 grey."""
+@pytest.fixture(scope="module")
+def grey_reference(model):
+    """The grey brightfield image, its labels and its AP@0.5 (computed once for the casts)."""
     grey, truth = _read(BRIGHTFIELD, GREY_BF)
+    return grey, truth, _ap(model, grey, truth)
+
+
+@pytest.mark.parametrize("gains", [(1, 0.8, 0.95), (0.9, 1, 0.7), (1, 1, 0.85)])
+def test_a_tinted_brightfield_image_segments_like_the_grey_one(model, grey_reference, gains):
+    """Before: AP@0.5 0.61, 0.40 and 0.00 (4 objects) against 0.71 grey."""
+    grey, truth, reference = grey_reference
     assert grey.ndim == 2
     tinted = _cast(grey, gains)
-    reference = _ap(model, grey, truth)
     assert reference > 0.65
     assert _ap(model, tinted, truth) >= reference - 0.03
 
@@ -131,10 +137,18 @@ def test_an_he_slide_with_a_camera_cast_segments_like_the_balanced_one(model, ga
     assert _ap(model, _balance(he, gains), truth) >= reference - 0.03
 
 
-def test_transparent_pixels_of_an_rgba_tile_are_no_data(model):
+@pytest.fixture(scope="module")
+def left_half_reference(model, grey_reference):
+    """The grey image's left half, its labels and its AP@0.5 (the right half padded below)."""
+    grey, truth, _ = grey_reference
+    left = grey.shape[1] // 2
+    return left, truth[:, :left], _ap(model, grey[:, :left], truth[:, :left])
+
+
+def test_transparent_pixels_of_an_rgba_tile_are_no_data(model, grey_reference, left_half_reference):
     """QA histo: half a tile transparent black (OpenSlide outside the scanned area) kept the
     image unflipped: AP@0.5 0.83 -> 0.00 on grey brightfield; alpha 0 is now NaN."""
-    grey, truth = _read(BRIGHTFIELD, GREY_BF)
+    grey, _, _ = grey_reference
     rgba = np.dstack([grey, grey, grey, np.full(grey.shape, 255, np.uint8)])
     rgba[:, grey.shape[1] // 2 :] = 0  # the right half transparent black
     t = resolve_input_transform(rgba, SPEC)
@@ -142,29 +156,25 @@ def test_transparent_pixels_of_an_rgba_tile_are_no_data(model):
     out = apply_input_transform(rgba, SPEC)
     assert np.isnan(out[:, grey.shape[1] // 2 :]).all()
     assert np.isfinite(out[:, : grey.shape[1] // 2]).all()
-    left = grey.shape[1] // 2
-    half = truth[:, :left]
-    reference = _ap(model, grey[:, :left], half)
+    left, half, reference = left_half_reference
     labels = sciconv.inference.predict_instances(model, rgba, precision="float32", progress=False)
     assert not labels[:, left:].any()
     got = float(sciconv.metrics.average_precision(half, labels[:, :left])["ap"][0])
     assert got >= reference - 0.05
 
 
-def test_black_padding_of_a_brightfield_tile_is_no_data(model):
+def test_black_padding_of_a_brightfield_tile_is_no_data(model, grey_reference, left_half_reference):
     """QA histo: the same tile with its alpha dropped (an OpenSlide region taken to RGB: the
     outside opaque black) stayed unflipped, AP@0.5 0.83 -> 0.00 on grey brightfield. Black rows
     and columns at the edges are left out of the flip decision, and black is NaN once flipped."""
-    grey, truth = _read(BRIGHTFIELD, GREY_BF)
-    left = grey.shape[1] // 2
+    grey, _, _ = grey_reference
+    left, half, reference = left_half_reference
     rgb = np.dstack([grey, grey, grey])
     rgb[:, left:] = 0
     t = resolve_input_transform(rgb, SPEC)
     assert t.black_padding and t.flip_at is not None
     out = apply_input_transform(rgb, SPEC)
     assert np.isnan(out[:, left:]).all() and np.isfinite(out[:, :left]).all()
-    half = truth[:, :left]
-    reference = _ap(model, grey[:, :left], half)
     labels = sciconv.inference.predict_instances(model, rgb, precision="float32", progress=False)
     assert not labels[:, left:].any()
     got = float(sciconv.metrics.average_precision(half, labels[:, :left])["ap"][0])
