@@ -520,7 +520,8 @@ def hdu_args(path, args) -> dict:
 
 
 def mask_file(path, args) -> Path | None:
-    """``--mask`` for ``path``: the one file, or the name its ``{stem}`` / ``{dir}`` give; a
+    """``--mask`` for ``path``: the one file (its name as it is, braces and all, when it has no
+    ``{stem}`` or ``{dir}`` and exists), or the name those give; a
     missing file is refused naming the input (before any input is segmented).
 
     Examples
@@ -534,6 +535,9 @@ def mask_file(path, args) -> Path | None:
     template = getattr(args, "mask", None)
     if template is None:
         return None
+    literal = Path(template).expanduser()
+    if "{stem}" not in template and "{dir}" not in template and literal.is_file():
+        return literal  # one file whose name holds braces (QA: '/cal/{2024}/bpm.fits' refused)
     try:
         name = template.format(stem=io.image_stem(path), dir=path.parent)
     except (KeyError, IndexError, ValueError) as exc:

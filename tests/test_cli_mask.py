@@ -135,3 +135,22 @@ def test_skip_existing_reads_back_a_long_last_setting(capsys, tmp_path, hst, eve
         capsys, everything_model, hst, out, "--mask", template, "--skip-existing"
     )
     assert code == 0, err
+
+
+def test_one_mask_file_whose_name_holds_braces_is_taken_as_it_is(tmp_path):
+    # QA env: '/cal/{2024}/bpm.fits' was refused ("only {stem} and {dir} can be filled in")
+    import argparse
+
+    from sciconv._cli_predict_plan import mask_file
+    from sciconv.errors import ConfigError
+
+    folder = tmp_path / "cal" / "{2024}"
+    folder.mkdir(parents=True)
+    (folder / "bpm.fits").write_bytes(b"")
+    args = argparse.Namespace(mask=str(folder / "bpm.fits"))
+    assert mask_file(tmp_path / "a.fits", args) == folder / "bpm.fits"
+    args = argparse.Namespace(mask=str(tmp_path / "{stem}_dq.fits"))  # a template still is one
+    (tmp_path / "a_dq.fits").write_bytes(b"")
+    assert mask_file(tmp_path / "a.fits", args) == tmp_path / "a_dq.fits"
+    with pytest.raises(ConfigError, match=r"only \{stem\} and \{dir\} can be filled in"):
+        mask_file(tmp_path / "a.fits", argparse.Namespace(mask=str(tmp_path / "{2025}/x.fits")))
