@@ -21,6 +21,7 @@ import numpy as np
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import brief
 from sciconv.io._files import validate_path
+from sciconv.io._header import header_get, header_number
 from sciconv.io._image import GridImage, LazyImage
 
 #: EXTNAMEs of the FITS HDUs read as the bad-pixel mask of the science HDU next to them.
@@ -135,6 +136,38 @@ def flags_to_bad(values: np.ndarray, ignore_flags: Any = 0, *, path=None, what="
         values = values.astype(values.dtype.newbyteorder("="))
     bad = bitfield_to_boolean_mask(values, ignore_flags=ignore_flags, good_mask_value=False)
     return bad if nan is None else bad | nan
+
+
+def fits_flag_values(h, idx, path) -> np.ndarray:
+    """The integer flags of the FITS HDU ``h``'s ``h.section[idx]``, ``h`` opened unscaled
+    (BZERO offsets of unsigned types applied here: a uint16 DQ HDU's stored -32768 is 0); scaled
+    values are refused.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from astropy.io import fits
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "dq.fits"
+    >>> fits.PrimaryHDU(np.array([[0, 4096]], np.uint16)).writeto(path)  # BZERO 32768
+    >>> with fits.open(path, do_not_scale_image_data=True) as hdul:  # as sciconv opens files
+    ...     fits_flag_values(hdul[0], (slice(None), slice(None)), path).tolist()
+    [[0, 4096]]
+    """
+    raw = np.asarray(h.section[idx])
+    bitpix = header_get(h.header, "BITPIX")
+    bscale = header_number(h.header, "BSCALE", 1.0, path)
+    bzero = header_number(h.header, "BZERO", 0.0, path)
+    if not isinstance(bitpix, int) or bitpix < 0 or (bscale == 1.0 and bzero == 0.0):
+        return raw  # floats are checked to hold whole numbers by flags_to_bad
+    if bitpix == 64 and bscale == 1.0 and bzero == 2.0**63:
+        return raw.astype(np.int64).view(np.uint64) ^ np.uint64(2**63)
+    if bscale == 1.0 and bzero == int(bzero) and bitpix < 64:
+        return raw.astype(np.int64) + int(bzero)
+    raise InvalidImageError(
+        f"mask HDU holds scaled values (BSCALE={bscale:g}, BZERO={bzero:g}); a flag image holds "
+        "integers",
+        path=path,
+    )
 
 
 def fit_mask(bad: np.ndarray, shape: tuple[int, ...], *, path=None, what="mask") -> np.ndarray:
