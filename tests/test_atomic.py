@@ -251,3 +251,45 @@ def test_a_broken_link_where_an_output_goes_is_an_existing_output(tmp_path):
     assert os.path.islink(link)  # kept
     io.write(link, np.zeros((4, 4), np.uint16), overwrite=True)  # asked for: the link replaced
     assert not os.path.islink(link) and link.is_file()
+
+
+def test_recording_writes_in_two_threads_ends_each_ones_own_record(tmp_path):
+    # QA threads: two sciconv predict runs in threads: the records became equal sets and
+    # list.remove took the other's: "unexpected ValueError: list.remove(x): x not in list"
+    import threading
+
+    from sciconv._atomic import atomic_output, recording_writes
+
+    wrote, first_left = threading.Barrier(2), threading.Event()
+    made_first, both_made = threading.Event(), threading.Barrier(2)
+    errors, records = [], {}
+
+    def write(name):
+        with atomic_output(tmp_path / name) as tmp:
+            tmp.write_text(name)
+
+    def run(k):
+        try:
+            if k == 1:
+                made_first.wait()  # the record of thread 0 comes first in the list
+            with recording_writes() as written:
+                made_first.set()
+                both_made.wait()
+                write(f"{k}.txt")
+                wrote.wait()  # both records hold both files now: equal sets
+                if k == 0:  # the first record made ends last
+                    first_left.wait()
+                    write("0b.txt")  # after the other's record ended
+            records[k] = written
+        except Exception as err:  # pragma: no cover - the failure being tested
+            errors.append(err)
+        finally:
+            first_left.set()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert tmp_path / "0b.txt" in records[0] and tmp_path / "0b.txt" not in records[1]
