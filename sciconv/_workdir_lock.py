@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -119,6 +120,9 @@ def _verdict(
 #: The lock files this process holds (a lock with its pid that is not one of them was left by
 #: an earlier process that had the same pid).
 _HELD: set[str] = set()
+#: Taken while a thread of this process creates or judges a lock: between creating its lock and
+#: adding it to _HELD, another thread judged it an earlier process's ("stale") and took it over.
+_TAKING = threading.Lock()
 #: Seconds a process may seem to start after its lock was written (clock ticks, rounding).
 _START_SLACK_S = 2.0
 
@@ -296,21 +300,25 @@ def lock_folder(
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})
     for _ in range(10):
-        try:
-            if _create(path, text):
-                _HELD.add(_held_name(path))
-                break
-        except OSError as err:
-            with contextlib.suppress(OSError):  # created, then not written: a full disk
-                path.unlink()
-            raise WriteError(
-                f"cannot write the run's lock file ({err.strerror or type(err).__name__}): "
-                f"{what} is not writable",
-                path=path,
-            ) from err
-        lock = read_lock(folder, name=name)
-        if lock is not None and _verdict(folder, lock, name=name, what=what, busy=busy) == "stale":
-            _set_aside(folder, lock, name)
+        with _TAKING:  # a thread of this process sees its lock held, never "stale" (QA threads)
+            try:
+                if _create(path, text):
+                    _HELD.add(_held_name(path))
+                    break
+            except OSError as err:
+                with contextlib.suppress(OSError):  # created, then not written: a full disk
+                    path.unlink()
+                raise WriteError(
+                    f"cannot write the run's lock file ({err.strerror or type(err).__name__}): "
+                    f"{what} is not writable",
+                    path=path,
+                ) from err
+            lock = read_lock(folder, name=name)
+            verdict = (
+                None if lock is None else _verdict(folder, lock, name=name, what=what, busy=busy)
+            )
+            if verdict == "stale":
+                _set_aside(folder, lock, name)
     else:
         raise busy(
             f"could not take the lock {path}: other runs keep taking it over; use another {what}",
