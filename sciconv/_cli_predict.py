@@ -57,6 +57,7 @@ from sciconv._cli_predict_plan import (
     sidecar_outputs,
     without_own_products,
 )
+from sciconv._warnings import caught
 from sciconv._workdir_lock import lock_folder
 from sciconv.errors import (
     ConfigError,
@@ -512,13 +513,13 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             index = np.unravel_index(i, sizes)
             where = ", ".join(f"{a}={j}" for a, j in zip(axes, index))
             try:
-                with warnings.catch_warnings(record=True) as caught, decisions() as decided:
-                    warnings.simplefilter("always")
+                with caught(record=True) as heard, decisions() as decided:
+                    heard.simplefilter("always")
                     labels, prob, std, table = _segment_image(model, img, args, plane_params, False)
                 logs.append(decided)  # each plane decides its second pass on its own
             except SciconvError as exc:  # which file, which plane
                 raise type(exc)(f"plane {where}: {exc.message}", path=path) from exc
-            for said in caught:  # each plane is judged on its own (second passes, sizes): say which
+            for said in heard:  # each plane is judged on its own (second passes, sizes): say which
                 text = (
                     f"plane {where}: {said.message}"
                     if issubclass(said.category, SciconvWarning)
@@ -592,8 +593,8 @@ def _stack_size_factor(model, plane, labels, path) -> float | None:
     None to keep the first pass."""
     from sciconv import inference, models
 
-    with warnings.catch_warnings():  # a missing pixel scale was said for every plane
-        warnings.simplefilter("ignore", SciconvWarning)
+    with caught() as quiet:  # a missing pixel scale was said for every plane
+        quiet.simplefilter("ignore", SciconvWarning)
         first = inference.resolve_scale(plane.pixel_scale, models.get_pixel_scale(model), "auto")
     return inference.auto_size_again(
         models.get_metadata(model),

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sciconv._fit_data import replicas
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, ModelError
 from sciconv.io._common import warn_caller
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
@@ -39,11 +40,10 @@ def _warn_unprepared(model, meta: dict, train) -> None:
     unflipped pixels and a 2-class mask, silently, then predicted with its own preparation):
     it records an input transform or a target, which arrays do not carry, or the arrays look
     raw where it records a normalization (or normalized where it records raw pixels)."""
-    import warnings
 
     recorded = meta["normalization"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # its own advice is for a model that records nothing
+    with caught() as quiet:
+        quiet.simplefilter("ignore")  # its own advice is for a model that records nothing
         looks = infer_normalization(model, train)
     raw_now = looks is not None and is_raw_normalization(looks)
     mismatch = looks is not None and raw_now != is_raw_normalization(recorded)

@@ -1,27 +1,183 @@
 """Warnings said inside a block, reworded as they are shown (the file they are about named, a
-scratch file's name replaced by its target's), or collected instead of shown.
+scratch file's name replaced by its target's), collected instead of shown, or filtered: safely
+when sciconv runs in several threads at once.
 
-The wording changes where a warning is shown, after Python's filters have judged it where it
-was raised (its module, its registry: ``"once"`` and ``"default"`` keep their meaning, and a
-warning the caller ignores stays ignored), so nothing is raised twice. ``pytest.warns`` and
-``warnings.catch_warnings(record=True)`` around the block record the reworded warnings.
+``warnings.catch_warnings`` saves and restores the whole process's filters and ``showwarning``
+(Python < 3.14): two threads' blocks that overlap restore each other's state out of order, and
+a read in a dask or web worker left filters behind for good, or every later warning of the
+process recorded into a finished block's list (QA threads: all warnings lost within 1-7 rounds;
+a clean file's read reported another file's broken header). Here:
+
+- :func:`caught` adds the filters a block asks for and removes exactly those on exit (by
+  identity), never a snapshot of the list; its ``record=True`` collects the warnings raised
+  *in this thread* only;
+- :func:`reworded` and :func:`naming` reword the warnings raised in this thread only.
+
+Both go through one dispatcher put on ``warnings.showwarning`` (passing everything it is not
+asked to handle to the ``showwarning`` it found), with a stack of handlers per thread. The
+wording changes where a warning is shown, after Python's filters have judged it where it was
+raised (its module, its registry: ``"once"`` and ``"default"`` keep their meaning, and a warning
+the caller ignores stays ignored), so nothing is raised twice. ``pytest.warns`` and
+``warnings.catch_warnings(record=True)`` around the block record the reworded warnings. The
+filters themselves stay process-wide while a block runs (another thread's warning meanwhile is
+judged by them too), as Python's are.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sciconv.errors import SciconvWarning
 
-__all__ = ["naming", "reworded"]
+__all__ = ["Caught", "caught", "naming", "reworded"]
+
+_LOCK = threading.RLock()  # the filters list and the dispatcher's installation
+_LOCAL = threading.local()  # .handlers: [("record", Caught) | ("reword", fn)], innermost last
+_PREVIOUS: list = [None]  # the showwarning the dispatcher passes to
+
+
+class _Bump(Warning):
+    """Never raised: a filter for it, appended once, makes Python forget which warnings its
+    registries saw shown (what ``catch_warnings`` does on exit), through the public API."""
+
+
+def _handlers() -> list:
+    handlers = getattr(_LOCAL, "handlers", None)
+    if handlers is None:
+        handlers = _LOCAL.handlers = []
+    return handlers
+
+
+def _dispatch(message, category, filename, lineno, file=None, line=None):
+    handlers = _handlers()
+    if getattr(_LOCAL, "inside", False):  # a showwarning that wraps this one called it again
+        original = getattr(warnings, "_showwarning_orig", None)
+        if original is not None:
+            original(message, category, filename, lineno, file, line)
+        return
+    _LOCAL.inside = True
+    try:
+        for kind, target in reversed(handlers):
+            if kind == "record":
+                target.append(
+                    warnings.WarningMessage(message, category, filename, lineno, file, line)
+                )
+                return
+            message = target(message, category)
+            if message is None:
+                return
+            category = type(message) if isinstance(message, Warning) else category
+        shown = _PREVIOUS[0] or getattr(warnings, "_showwarning_orig", None)
+        if shown is not None:
+            shown(message, category, filename, lineno, file, line)
+    finally:
+        _LOCAL.inside = False
+
+
+def _install() -> None:
+    with _LOCK:
+        if warnings.showwarning is not _dispatch:
+            _PREVIOUS[0] = warnings.showwarning
+            warnings.showwarning = _dispatch
+
+
+@contextmanager
+def _handling(kind: str, target) -> Iterator[None]:
+    _install()
+    handlers = _handlers()
+    entry = (kind, target)
+    handlers.append(entry)
+    try:
+        yield
+    finally:
+        for i in range(len(handlers) - 1, -1, -1):
+            if handlers[i] is entry:
+                del handlers[i]
+                break
+
+
+class Caught(list):
+    """The warnings a :func:`caught` block recorded (with ``record=True``), and the filters it
+    adds: :meth:`simplefilter` and :meth:`filterwarnings` take ``warnings``' arguments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._added: list = []
+
+    def simplefilter(self, action: str, category: type[Warning] = Warning) -> None:
+        """Add a filter for the block (as :func:`warnings.simplefilter`)."""
+        self._add(warnings.simplefilter, action, category=category)
+
+    def filterwarnings(
+        self, action: str, message: str = "", category: type[Warning] = Warning, module: str = ""
+    ) -> None:
+        """Add a filter for the block (as :func:`warnings.filterwarnings`)."""
+        kwargs = {"message": message, "category": category, "module": module}
+        self._add(warnings.filterwarnings, action, **kwargs)
+
+    def _add(self, how, action, **kwargs) -> None:
+        with _LOCK:
+            how(action, **kwargs)
+            self._added.append(warnings.filters[0])  # the item just put first: removed on exit
+
+    def _remove_filters(self) -> None:
+        with _LOCK:
+            for item in self._added:
+                for i, kept in enumerate(warnings.filters):
+                    if kept is item:
+                        del warnings.filters[i]
+                        break
+            warnings.filterwarnings("ignore", category=_Bump, append=True)  # registries reset
+
+
+@contextmanager
+def caught(
+    action: str | None = None, category: type[Warning] = Warning, *, record: bool = False
+) -> Iterator[Caught]:
+    """A thread-safe ``warnings.catch_warnings``: the filters added through the yielded
+    :class:`Caught` (``action`` and ``category``: a first one, as ``simplefilter`` takes them)
+    hold while the block runs and are removed on exit (only those); with ``record``, the
+    warnings raised in this thread are collected in it instead of shown.
+
+    Examples
+    --------
+    >>> with caught("always", record=True) as said:
+    ...     warnings.warn("kept", UserWarning)
+    >>> [str(w.message) for w in said]
+    ['kept']
+    >>> with caught() as quiet:
+    ...     quiet.simplefilter("ignore", UserWarning)
+    ...     warnings.warn("not shown", UserWarning)
+    """
+    block = Caught()
+    if getattr(sys.flags, "context_aware_warnings", False):  # Python 3.14+: already safe
+        with warnings.catch_warnings(record=record) as log:
+            if action is not None:
+                warnings.simplefilter(action, category)
+            yield block
+            if record:
+                block.extend(log)
+        return
+    if action is not None:
+        block.simplefilter(action, category)
+    try:
+        if record:
+            with _handling("record", block):
+                yield block
+        else:
+            yield block
+    finally:
+        block._remove_filters()
 
 
 @contextmanager
 def reworded(reword: Callable[[Warning, type], Warning | None]) -> Iterator[None]:
     """Warnings shown inside the block go through ``reword(message, category)``: the message to
-    show instead, or None to show nothing.
+    show instead, or None to show nothing (the warnings raised in this thread only).
 
     Examples
     --------
@@ -32,18 +188,8 @@ def reworded(reword: Callable[[Warning, type], Warning | None]) -> Iterator[None
     >>> str(said[0].message)
     'QUIET'
     """
-    shown = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        message = reword(message, category)
-        if message is not None:
-            shown(message, category, filename, lineno, file, line)
-
-    warnings.showwarning = show
-    try:
+    with _handling("reword", reword):
         yield
-    finally:
-        warnings.showwarning = shown
 
 
 def naming(prefix: str, *, unless: str | None = None):

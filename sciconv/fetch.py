@@ -44,7 +44,6 @@ import csv
 import errno
 import os
 import re
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from sciconv._archive import zip_member_problem, zip_size_problem
 from sciconv._atomic import atomic_output, remove_scratch
 from sciconv._unpack import removed_when_read, unpack_once
 from sciconv._validation import look_up_option
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, DatasetError, DownloadError
 
 __all__ = ["ENV_VAR", "GALAXY10_CLASSES", "REGISTRY", "available", "cache_dir", "fetch", "load"]
@@ -619,8 +619,8 @@ def _kaggle_pairs(root: Path, *, archive: Path | None = None, relative_to: Path 
     def read(member: Path) -> np.ndarray:
         """One PNG, with Pillow's pixel limits; errors name the file (or archive and member)."""
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with caught() as quiet:
+                quiet.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(member) as im:
                     if im.format != "PNG":
                         raise ValueError(f"a {im.format} file, not a PNG")

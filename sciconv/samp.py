@@ -25,13 +25,13 @@ import os
 import shutil
 import socket
 import tempfile
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, SampHubError
 
 __all__ = ["MTYPES", "SampHubError", "hub_running", "send"]
@@ -47,8 +47,8 @@ def _samp():
     try:
         return importlib.import_module("pyvo.samp")
     except ImportError:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with caught() as quiet:
+            quiet.simplefilter("ignore")
             return importlib.import_module("astropy.samp")
 
 

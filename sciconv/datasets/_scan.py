@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sciconv._warnings import caught
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import DatasetError, SciconvError, SciconvWarning
 from sciconv.io import PixelScale, probe_shape, read_pixel_scale
@@ -57,8 +58,8 @@ def reason(exc: BaseException) -> str:
 @contextlib.contextmanager
 def collect_warnings():
     """Record the warnings raised while files are read by a thread pool (reported as one)."""
-    with warnings.catch_warnings(record=True) as records:
-        warnings.simplefilter("always", UserWarning)  # SciconvWarning, AstropyUserWarning
+    with caught(record=True) as records:
+        records.simplefilter("always", UserWarning)  # SciconvWarning, AstropyUserWarning
         yield records
 
 
@@ -291,8 +292,8 @@ def pixel_scales(paths: Sequence[str]) -> list[PixelScale | None]:
             return None
 
     # the scan already reported what the readers warn about (BLANK, a broken WCS): not twice
-    with warnings.catch_warnings(), ThreadPoolExecutor(WORKERS) as pool:
-        warnings.simplefilter("ignore")
+    with caught() as quiet, ThreadPoolExecutor(WORKERS) as pool:
+        quiet.simplefilter("ignore")
         return list(pool.map(one, paths))
 
 

@@ -19,6 +19,7 @@ from typing import ClassVar
 import keras
 import numpy as np
 
+from sciconv._warnings import caught
 from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.inference._core import predict_array
 from sciconv.inference._model import Runner
@@ -53,9 +54,9 @@ class ModelHandle:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"
             try:
-                with warnings.catch_warnings():  # TensorFlow's variables under NumPy 2: one
+                with caught() as quiet:  # TensorFlow's variables under NumPy 2: one
                     # DeprecationWarning per weight ("__array__ ... copy keyword"), not ours
-                    warnings.filterwarnings(
+                    quiet.filterwarnings(
                         "ignore", message=r"__array__ implementation doesn't accept a copy"
                     )
                     model.save(path)

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from sciconv._validation import is_number, look_up_option
+from sciconv._warnings import caught
 from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.inference._decisions import note_settled, trial
 from sciconv.inference._scale import (
@@ -672,8 +673,7 @@ def _vote_on_crops(model, image, found, factor, *, meta, kwargs, tiled, tta, giv
             first=first,
         )
 
-    with warnings.catch_warnings(record=True) as said:  # said below, unless too large
-        warnings.simplefilter("always")
+    with caught("always", record=True) as said:  # said below, unless too large
         decided = check_size_on_crop(read, (h, w), decide, factor, whole=True, meta=meta)
     pixels = round(h * decided) * round(w * decided)
     if pixels <= AUTO_SIZE_MAX_PIXELS:

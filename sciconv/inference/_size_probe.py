@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from sciconv._warnings import caught
 from sciconv.errors import SciconvWarning
 from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS, same_factor
 from sciconv.io._common import warn_caller
@@ -308,8 +309,8 @@ def check_size_on_crop(
     found, sizes = [], []  # (factor, where), the crops' objects' diameters
     for y, x in busy_crops(read, shape, side):
         ys, xs = (y, min(y + side, h)), (x, min(x + side, w))
-        with warnings.catch_warnings():  # the crops' own notes: the caller says what it does
-            warnings.simplefilter("ignore")
+        with caught() as quiet:  # the crops' own notes: the caller says what it does
+            quiet.simplefilter("ignore")
             decided = decide(ys, xs)
         f, d = decided if isinstance(decided, tuple) else (decided, None)
         if isinstance(decided, tuple) and d is None and same_factor(f, factor):

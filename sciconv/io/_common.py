@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 
 # Roles of the axes of a raw array: spatial, channel, stack (N) and degenerate (length 1, dropped).
@@ -42,14 +43,14 @@ def library_warnings_said_once(path, what: str):
     naming the file). Other warnings pass through as they were."""
     from astropy.utils.exceptions import AstropyWarning
 
-    caught: list = []
+    heard: list = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with caught(record=True) as heard:
+            heard.simplefilter("always")
             yield
     finally:  # said also when the caller stops early (a generator closed: review)
-        said = [w for w in caught if issubclass(w.category, AstropyWarning)]
-        for w in caught:
+        said = [w for w in heard if issubclass(w.category, AstropyWarning)]
+        for w in heard:
             if not issubclass(w.category, AstropyWarning):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if said:

@@ -20,12 +20,12 @@ import os
 import re
 import stat
 import threading
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError
 from sciconv.io._beams import plane_beams
 from sciconv.io._checksum import check_datasum
@@ -74,8 +74,8 @@ from sciconv.io._masks import MASK_EXTNAMES, fits_flag_values, flags_to_bad, nam
 def _open_fits(path: Path):
     fits = astropy_fits()
     try:  # sciconv says which HDU lacks how many bytes, once; astropy's others in one line
-        with library_warnings_said_once(path, "its headers"), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="File may have been truncated")
+        with library_warnings_said_once(path, "its headers"), caught() as quiet:
+            quiet.filterwarnings("ignore", message="File may have been truncated")
             return fits.open(
                 path,
                 mode="readonly",

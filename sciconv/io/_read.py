@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv._validation import check_bool
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError, SciconvWarning
 from sciconv.io._common import brief, warn_caller
 from sciconv.io._files import is_zarr, validate_path
@@ -190,7 +191,6 @@ def _header_fixes(path):
     """Collect astropy's notes on a non-standard FITS header (``VerifyWarning``: a card it
     fixed, in three pieces, no file named) into the yielded list, for one SciconvWarning naming
     the file; other warnings are shown as they are."""
-    import warnings
 
     from astropy.io.fits.verify import VerifyWarning
 
@@ -207,8 +207,8 @@ def _header_fixes(path):
                 fixes.append(text)
         return None
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", VerifyWarning)
+    with caught() as quiet:
+        quiet.simplefilter("always", VerifyWarning)
         with reworded(collect):
             yield fixes
 
@@ -221,10 +221,9 @@ class _Reopen:
         self.path, self.kwargs = os.path.abspath(os.fspath(path)), kwargs
 
     def __call__(self) -> LazyImage:
-        import warnings
 
-        with warnings.catch_warnings():  # said once already, where the image was first read
-            warnings.simplefilter("ignore", SciconvWarning)
+        with caught() as quiet:  # said once already, where the image was first read
+            quiet.simplefilter("ignore", SciconvWarning)
             return read(self.path, lazy=True, **self.kwargs).data
 
 

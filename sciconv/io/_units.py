@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 
+from sciconv._warnings import caught
 from sciconv.io._common import warn_caller
 
 __all__ = ["fits_unit", "known_unit"]
@@ -93,8 +93,8 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
         return u.Unit(known[text])
     moment = _VELOCITY_TAIL.fullmatch(text)
     if moment is not None:  # "JY/BEAM.KM/S": (Jy/beam) (km/s), a radio moment-0 map
-        with warnings.catch_warnings():  # an unread head: the whole string is said below
-            warnings.simplefilter("ignore")
+        with caught() as quiet:  # an unread head: the whole string is said below
+            quiet.simplefilter("ignore")
             head = fits_unit(moment.group(1), path)
         if not isinstance(head, u.UnrecognizedUnit):
             return head * u.Unit(moment.group(2).lower()) / u.s
@@ -122,8 +122,8 @@ def _word(match) -> str:
 def _parsed(text: str, fmt: str):
     from astropy import units as u
 
-    with warnings.catch_warnings():  # "multiple slashes" and the like: the unit is read
-        warnings.simplefilter("ignore", u.UnitsWarning)
+    with caught() as quiet:  # "multiple slashes" and the like: the unit is read
+        quiet.simplefilter("ignore", u.UnitsWarning)
         return u.Unit(text, format=fmt, parse_strict="silent")
 
 

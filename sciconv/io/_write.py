@@ -7,7 +7,6 @@ so an interrupted write never leaves a partial file.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 
 from sciconv._atomic import atomic_output, refusal_reason
 from sciconv._validation import look_up_option, refuse_swapped
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, WriteError
 from sciconv.io._common import (
     astropy_fits,
@@ -234,8 +234,8 @@ def write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Pa
             hdul = fits.HDUList([fits.PrimaryHDU(), hdu])
         else:
             hdul = fits.HDUList([fits.PrimaryHDU(data=data, header=header)])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=fits.verify.VerifyWarning)
+        with caught() as quiet:
+            quiet.simplefilter("ignore", category=fits.verify.VerifyWarning)
             hdul.writeto(tmp, output_verify="silentfix", checksum=False)
     except InvalidImageError:
         raise

@@ -29,7 +29,6 @@ from __future__ import annotations
 import gc
 import os
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, MissingDependencyError, ModelError
 from sciconv.models.metadata import get_metadata
 from sciconv.preprocess import is_raw_normalization
@@ -448,10 +448,10 @@ def export_bioimageio(
         summary = getattr(descr, "validation_summary", None)
         if summary is not None and summary.status == "failed":
             raise ModelError(f"BioImage.IO description is not valid: {summary}", path=path)
-        with warnings.catch_warnings():
+        with caught() as quiet:
             # bioimageio.spec leaves the packaged files open; close them (gc) before the
             # temporary folder goes, without a ResourceWarning per file
-            warnings.simplefilter("ignore", ResourceWarning)
+            quiet.simplefilter("ignore", ResourceWarning)
             save_bioimageio_package(descr, output_path=tmp)
             gc.collect()
     return path

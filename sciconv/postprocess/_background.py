@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from sciconv._validation import check_int, look_up_option
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 from sciconv.io._common import warn_if_channels_first
@@ -249,8 +250,8 @@ def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
         from photutils.background import Background2D, MedianBackground
 
         box = (min(int(box_size), chan.shape[0]), min(int(box_size), chan.shape[1]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with caught() as quiet:
+            quiet.simplefilter("ignore")
             bkg = Background2D(
                 chan,
                 box,

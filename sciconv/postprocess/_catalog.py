@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError
 from sciconv.io._common import brief, fits_text, history_lines
 
@@ -222,13 +223,12 @@ def _write_text(table, path: Path, fmt: str) -> None:
 def _unit_text(unit, fmt: str) -> str | None:
     """``unit`` in format ``fmt`` ("fits", "vounit") when astropy reads that text back as the
     same unit (quietly, deprecated words aside), else None (no such unit in the standard)."""
-    import warnings
 
     from astropy import units as u
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", u.UnitsWarning)  # deprecated VOUnit words still read
+        with caught() as quiet:
+            quiet.simplefilter("ignore", u.UnitsWarning)  # deprecated VOUnit words still read
             text = unit.to_string(fmt)
             same = u.Unit(text, format=fmt) == unit
     except (ValueError, u.UnitsError):
@@ -244,7 +244,6 @@ def _write_fits_table(table, tmp) -> None:
     name): its only quiet alternative, a Quantity column kept in astropy's serialized-column
     header, makes astropy read every integer column with a unit (``area``, ``bbox_*``) back as
     float and hides the unit from TOPCAT."""
-    import warnings
 
     from astropy.io import fits
     from astropy.units import UnitsWarning
@@ -261,10 +260,10 @@ def _write_fits_table(table, tmp) -> None:
         unit = table[name].unit
         if unit is not None and _unit_text(unit, "fits") is None:
             kept[f"TUNIT{i}"] = unit.to_string()
-    with warnings.catch_warnings():
+    with caught() as quiet:
         if kept:  # said once here, by writing them anyway
-            warnings.simplefilter("ignore", UnitsWarning)
-            warnings.filterwarnings("ignore", message=".*could not be saved in native FITS")
+            quiet.simplefilter("ignore", UnitsWarning)
+            quiet.filterwarnings("ignore", message=".*could not be saved in native FITS")
         table.write(tmp, format="fits")
     if kept:
         with fits.open(tmp, mode="update") as hdul:

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from sciconv._validation import look_up_option
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 from sciconv.io._frames import ecliptic_frame
@@ -245,8 +246,8 @@ def _reaches_icrs(wcs) -> bool:
     from astropy.coordinates import SkyCoord
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with caught() as quiet:
+            quiet.simplefilter("ignore")
             world = wcs.pixel_to_world(0.0, 0.0)
             world.icrs  # noqa: B018  (raises for frames without a transformation)
     except Exception:

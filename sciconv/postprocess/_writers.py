@@ -14,7 +14,7 @@ import numpy as np
 
 from sciconv._atomic import atomic_output, check_writable
 from sciconv._validation import look_up_option
-from sciconv._warnings import reworded
+from sciconv._warnings import caught, reworded
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array
 from sciconv.io._common import history_lines, looks_channels_first
@@ -236,12 +236,10 @@ def like_wcs(like):
     from astropy.io import fits
 
     if isinstance(like, fits.Header):
-        import warnings
-
         from astropy.wcs import WCS
 
-        with warnings.catch_warnings():  # a header is taken as it is (io.write copies it so)
-            warnings.simplefilter("ignore")
+        with caught() as quiet:  # a header is taken as it is (io.write copies it so)
+            quiet.simplefilter("ignore")
             try:
                 wcs = WCS(like)
             except Exception:  # an unusable WCS: the products simply have none

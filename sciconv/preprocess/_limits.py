@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from sciconv._validation import check_int, look_up_option
+from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import as_array
 from sciconv.io._common import warn_caller, warn_if_channels_first
@@ -175,8 +175,8 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
     sample = sample.astype(np.float64, copy=False)
     with np.errstate(all="ignore"), contextlib.ExitStack() as stack:
         if method == "zscale":  # polyfit RankWarning on flat data; the only method that warns
-            stack.enter_context(warnings.catch_warnings())
-            warnings.simplefilter("ignore")
+            quiet = stack.enter_context(caught())
+            quiet.simplefilter("ignore")
         if method in ("percentile", "asinh"):
             vmin, vmax = AsymmetricPercentileInterval(low, high).get_limits(sample)
         elif method == "minmax":
