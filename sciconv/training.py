@@ -430,6 +430,8 @@ def fit(
         Seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) before training:
         shuffling and dropout repeat. The initial weights are drawn when the model is built, so
         call ``keras.utils.set_random_seed(seed)`` before building it for a fully repeatable run.
+        These generators are the process's: fits run at once in threads draw from each other's
+        (run a sweep in processes to repeat each run).
     warmup : "auto", int or None
         Raise the learning rate linearly from ``learning_rate / N`` to ``learning_rate`` over
         the first N optimizer steps (:class:`sciconv._fit_schedule.LinearWarmup`): Adam's first

@@ -125,7 +125,9 @@ def configure(
     """Set up the devices for training: GPU memory growth, mixed precision policy, XLA default.
 
     Call it once at program start, before building models (memory growth must be set before
-    TensorFlow initializes the GPUs; the policy applies to layers built afterwards).
+    TensorFlow initializes the GPUs; the policy applies to layers built afterwards). Keras keeps
+    the policy per thread: a model built in a worker thread (a ``ThreadPoolExecutor``, dask's
+    threaded scheduler) is float32 unless that thread calls ``configure`` too.
 
     Parameters
     ----------
