@@ -276,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, (SciconvError, OSError)):
             msg = error_text(exc)
         elif "home directory" in str(exc):  # astropy's and platformdirs' RuntimeError (QA env)
-            msg = f"{one_line(exc).rstrip('.')}: set HOME (or SCICONV_DATA_DIR for the download cache)"
+            msg = one_line(exc).rstrip(".")
+            msg += ": set HOME (or SCICONV_DATA_DIR for the download cache)"
         else:
             msg = (
                 f"unexpected {type(exc).__name__}: {one_line(exc)} "

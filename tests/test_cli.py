@@ -1288,3 +1288,19 @@ def test_predict_nodata_treats_a_zero_frame_as_a_nan_one(capsys, tmp_path, data_
     assert a.max() > 3
     with tifffile.TiffFile(tmp_path / "a" / "zero_labels.tif") as tif:  # provenance says so
         assert "nodata = 0.0" in tif.pages[0].description
+
+
+def test_no_home_directory_says_what_to_set(capsys, monkeypatch):
+    """QA env: a container's uid without a passwd entry and no HOME: astropy's import raised
+    "Could not determine home directory", reported as "unexpected RuntimeError"."""
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(cli, "import_tensorflow_quietly", no_home)
+    monkeypatch.delenv("SCICONV_DEBUG", raising=False)
+    code, _, err = run_cli(capsys, "info")
+    assert code == 1 and err.strip() == (
+        "sciconv: error: Could not determine home directory: set HOME (or SCICONV_DATA_DIR for "
+        "the download cache)"
+    )
