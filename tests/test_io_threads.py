@@ -13,7 +13,11 @@ from astropy.io import fits
 from sciconv import io
 
 
-def test_lazy_gzipped_fits_windows_read_from_threads_are_the_pixels(tmp_path):
+def test_lazy_gzipped_fits_windows_read_from_threads_are_the_pixels(tmp_path, monkeypatch):
+    import sciconv.io._fits as fits_mod
+
+    # the compressed stream itself (no temporary copy: a full temporary folder)
+    monkeypatch.setattr(fits_mod, "gunzipped_copy", lambda path: None)
     rng = np.random.default_rng(0)
     data = rng.normal(100, 10, (128, 128)).astype(np.float32)
     dq = (rng.random((128, 128)) < 0.05).astype(np.int16) * 4
@@ -48,3 +52,32 @@ def test_lazy_gzipped_fits_windows_read_from_threads_are_the_pixels(tmp_path):
         t.join()
     lazy.close()
     assert not errors and not wrong, (errors[:1], len(wrong))
+
+
+def test_a_lazy_gzipped_fits_is_decompressed_once_and_the_copy_removed(tmp_path, monkeypatch):
+    # QA threads: astropy decompressed the stream from its start for every window: 16 windows
+    # of a 1024 px .fits.gz took 128.7 s (0.01 s from a decompressed copy)
+    import sciconv.io._fits as fits_mod
+
+    copies = []
+
+    def spy(path):
+        copies.append(real(path))
+        return copies[-1]
+
+    real = fits_mod.gunzipped_copy
+    monkeypatch.setattr(fits_mod, "gunzipped_copy", spy)
+    data = np.arange(64 * 48, dtype=np.float32).reshape(64, 48)
+    with gzip.open(tmp_path / "m.fits.gz", "wb") as out:
+        fits.PrimaryHDU(data).writeto(out)
+    img = io.read(tmp_path / "m.fits.gz", lazy=True)
+    assert copies and copies[0].is_file() and img.path == str(tmp_path / "m.fits.gz")
+    np.testing.assert_array_equal(img.data[10:30, 5:40, 0], data[10:30, 5:40])
+    img.data.close()
+    assert not copies[0].exists()  # removed with the image
+    io.read(tmp_path / "m.fits.gz", lazy=True)  # never closed: removed when collected
+    import gc
+
+    gc.collect()
+    assert not copies[1].exists()
+    assert io.read(tmp_path / "m.fits.gz").data.shape == (64, 48, 1) and len(copies) == 2

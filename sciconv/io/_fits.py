@@ -20,11 +20,13 @@ import os
 import re
 import stat
 import threading
+import weakref
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from sciconv._atomic import remove_scratch
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError
 from sciconv.io._beams import plane_beams
@@ -46,6 +48,7 @@ from sciconv.io._common import (
     shift_axes,
     warn_caller,
 )
+from sciconv.io._files import gunzipped_copy
 from sciconv.io._fits_errors import (
     ERROR_EXTNAMES,
     NOISE_KEYWORDS,
@@ -71,13 +74,13 @@ from sciconv.io._mapped import read_mapped
 from sciconv.io._masks import MASK_EXTNAMES, fits_flag_values, flags_to_bad, named_plane_flags
 
 
-def _open_fits(path: Path):
+def _open_fits(path: Path, source: Path | None = None):
     fits = astropy_fits()
     try:  # sciconv says which HDU lacks how many bytes, once; astropy's others in one line
         with library_warnings_said_once(path, "its headers"), caught() as quiet:
             quiet.filterwarnings("ignore", message="File may have been truncated")
             return fits.open(
-                path,
+                source or path,
                 mode="readonly",
                 do_not_scale_image_data=True,
                 ignore_missing_end=True,
@@ -406,7 +409,8 @@ def read_fits(
     ignore_flags=0,
 ) -> GridImage:
     """Read one HDU; ``pixels_only`` skips the WCS (no WCS is built, none is warned about)."""
-    hdul = _open_fits(path)
+    source = gunzipped_copy(path) if lazy else None  # .fits.gz: decompressed once, not per window
+    hdul = _open_fits(path, source)
     keep_open = False
     try:
         index, h = _select_hdu(hdul, hdu, path)
@@ -419,7 +423,8 @@ def read_fits(
         if bitpix not in (8, 16, 32, 64, -32, -64):
             raise InvalidImageError(f"invalid BITPIX {bitpix!r} in HDU {index}", path=path)
         start = _pixel_start(hdul, index, h)  # None: compressed or unknown
-        _check_truncated(start, index, dims, bitpix, path)
+        if source is None:  # a decompressed copy: its windows past the end fail when read
+            _check_truncated(start, index, dims, bitpix, path)
         if not lazy:  # the pixels are read whole anyway: a DATASUM they fail is said
             check_datasum(h, index, path)
         raw_shape = tuple(dims[::-1])
@@ -455,7 +460,7 @@ def read_fits(
         # map of the whole file, held open, would keep every page read resident until closed
         direct = handle = None
         if lazy and start is not None:  # the file as opened now: a file replaced later is not read
-            handle = open(path, "rb")
+            handle = open(source or path, "rb")
             direct = (handle, _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
         opened = [True]
 
@@ -464,6 +469,7 @@ def read_fits(
             if handle is not None:
                 handle.close()
             hdul.close()
+            remove_scratch(source)  # the decompressed copy (None: nothing)
 
         def reader(ys_: slice, xs_: slice) -> np.ndarray:
             if not opened[0]:
@@ -521,6 +527,7 @@ def read_fits(
             n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == ROLE_C]))
             shape = (ys.stop - ys.start, xs.stop - xs.start, n_chan)
             data = LazyImage(reader, shape, path=str(path), closer=close)
+            weakref.finalize(data, remove_scratch, source)  # a copy left open: removed anyway
             keep_open = True
             return GridImage(data, header=header, wcs=wcs, mask=None, path=str(path), meta=meta)
         try:
@@ -545,6 +552,7 @@ def read_fits(
     finally:
         if not keep_open:
             hdul.close()
+            remove_scratch(source)
 
 
 def _pixel_start(hdul, index: int, h) -> int | None:
