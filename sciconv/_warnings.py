@@ -25,6 +25,7 @@ judged by them too), as Python's are.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import warnings
@@ -38,6 +39,7 @@ __all__ = ["Caught", "caught", "naming", "reworded"]
 _LOCK = threading.RLock()  # the filters list and the dispatcher's installation
 _LOCAL = threading.local()  # .handlers: [("record", Caught) | ("reword", fn)], innermost last
 _PREVIOUS: list = [None]  # the showwarning the dispatcher passes to
+_ANY_THREAD: list = []  # Caught blocks recording every thread's warnings (a pool's), innermost last
 
 
 class _Bump(Warning):
@@ -60,6 +62,8 @@ def _dispatch(message, category, filename, lineno, file=None, line=None):
             original(message, category, filename, lineno, file, line)
         return
     _LOCAL.inside = True
+    if not handlers and _ANY_THREAD:  # a worker of a pool whose warnings a block records
+        handlers = [("record", _ANY_THREAD[-1])]
     try:
         for kind, target in reversed(handlers):
             if kind == "record":
@@ -110,19 +114,27 @@ class Caught(list):
 
     def simplefilter(self, action: str, category: type[Warning] = Warning) -> None:
         """Add a filter for the block (as :func:`warnings.simplefilter`)."""
-        self._add(warnings.simplefilter, action, category=category)
+        self.filterwarnings(action, category=category)
 
     def filterwarnings(
         self, action: str, message: str = "", category: type[Warning] = Warning, module: str = ""
     ) -> None:
         """Add a filter for the block (as :func:`warnings.filterwarnings`)."""
-        kwargs = {"message": message, "category": category, "module": module}
-        self._add(warnings.filterwarnings, action, **kwargs)
-
-    def _add(self, how, action, **kwargs) -> None:
+        if action not in ("error", "ignore", "always", "all", "default", "module", "once"):
+            raise ValueError(f"invalid warnings action: {action!r}")
+        # put first as warnings.filterwarnings does, but without taking out an equal filter
+        # already there: a caller's own ("always", Warning) was removed with this block's (QA)
+        item = (
+            action,
+            re.compile(message, re.I) if message else None,
+            category,
+            re.compile(module) if module else None,
+            0,
+        )
         with _LOCK:
-            how(action, **kwargs)
-            self._added.append(warnings.filters[0])  # the item just put first: removed on exit
+            warnings.filters.insert(0, item)
+            self._added.append(item)  # removed on exit, this very object
+            _forget_shown()
 
     def _remove_filters(self) -> None:
         with _LOCK:
@@ -131,17 +143,30 @@ class Caught(list):
                     if kept is item:
                         del warnings.filters[i]
                         break
-            warnings.filterwarnings("ignore", category=_Bump, append=True)  # registries reset
+            _forget_shown()
+
+
+def _forget_shown() -> None:
+    """Make Python judge warnings by the filters as they are now (the registries of warnings
+    shown are reset, as ``catch_warnings`` does on exit), through the public API: an appended
+    filter for a warning never raised."""
+    warnings.filterwarnings("ignore", category=_Bump, append=True)
 
 
 @contextmanager
 def caught(
-    action: str | None = None, category: type[Warning] = Warning, *, record: bool = False
+    action: str | None = None,
+    category: type[Warning] = Warning,
+    *,
+    record: bool = False,
+    any_thread: bool = False,
 ) -> Iterator[Caught]:
     """A thread-safe ``warnings.catch_warnings``: the filters added through the yielded
     :class:`Caught` (``action`` and ``category``: a first one, as ``simplefilter`` takes them)
     hold while the block runs and are removed on exit (only those); with ``record``, the
-    warnings raised in this thread are collected in it instead of shown.
+    warnings raised in this thread are collected in it instead of shown, and with
+    ``any_thread`` also those of threads recording nothing themselves (the workers of a
+    thread pool the block reads files with).
 
     Examples
     --------
@@ -167,10 +192,15 @@ def caught(
     try:
         if record:
             with _handling("record", block):
+                if any_thread:
+                    _ANY_THREAD.append(block)
                 yield block
         else:
             yield block
     finally:
+        if any_thread:
+            with _LOCK:
+                _ANY_THREAD[:] = [b for b in _ANY_THREAD if b is not block]
         block._remove_filters()
 
 

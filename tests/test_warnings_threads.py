@@ -96,3 +96,32 @@ def test_recorded_and_reworded_blocks_keep_to_their_thread():
         with naming("x.fits: "):
             warnings.warn("kept", SciconvWarning, stacklevel=1)
     assert [str(w.message) for w in after] == ["x.fits: kept"]
+
+
+def test_a_block_leaves_an_equal_filter_of_its_caller_in_place():
+    # review: the block's ("always", Warning) replaced the caller's equal one and took it away
+    # on exit: the caller's next warning met pytest's "error" filter (sciconv predict on a movie)
+    with warnings.catch_warnings(record=True) as outer:
+        warnings.simplefilter("always")
+        own = warnings.filters[0]
+        with caught("always", record=True):
+            pass
+        assert warnings.filters[0] is own
+        warnings.warn("after the block", SciconvWarning, stacklevel=1)
+    assert [str(w.message) for w in outer] == ["after the block"]
+
+
+def test_a_block_can_record_the_warnings_of_its_thread_pool():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(k):
+        warnings.warn(f"file {k}", SciconvWarning, stacklevel=1)
+
+    with caught("always", record=True, any_thread=True) as said:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(work, range(3)))
+    assert sorted(str(w.message) for w in said) == ["file 0", "file 1", "file 2"]
+    with caught("always", record=True) as own:  # its own thread's only
+        with ThreadPoolExecutor(1) as pool, pytest.warns(SciconvWarning, match="file 9"):
+            list(pool.map(work, [9]))
+    assert list(own) == []

@@ -58,9 +58,8 @@ def reason(exc: BaseException) -> str:
 @contextlib.contextmanager
 def collect_warnings():
     """Record the warnings raised while files are read by a thread pool (reported as one)."""
-    with caught(record=True) as records:
-        records.simplefilter("always", UserWarning)  # SciconvWarning, AstropyUserWarning
-        yield records
+    with caught("always", UserWarning, record=True, any_thread=True) as records:
+        yield records  # SciconvWarning, AstropyUserWarning: of the pool's threads too
 
 
 def report_warnings(records, *, what: str, stacklevel: int) -> None:
