@@ -34,12 +34,11 @@ from contextlib import contextmanager
 
 from sciconv.errors import SciconvWarning
 
-__all__ = ["Caught", "caught", "naming", "reworded"]
+__all__ = ["Caught", "carried", "caught", "naming", "reworded"]
 
 _LOCK = threading.RLock()  # the filters list and the dispatcher's installation
 _LOCAL = threading.local()  # .handlers: [("record", Caught) | ("reword", fn)], innermost last
-_PREVIOUS: list = [None]  # the showwarning the dispatcher passes to
-_ANY_THREAD: list = []  # Caught blocks recording every thread's warnings (a pool's), innermost last
+_ACTIVE = [0]  # handlers pushed, all threads: the dispatcher is on showwarning while > 0
 
 
 class _Bump(Warning):
@@ -54,39 +53,47 @@ def _handlers() -> list:
     return handlers
 
 
-def _dispatch(message, category, filename, lineno, file=None, line=None):
-    handlers = _handlers()
-    if getattr(_LOCAL, "inside", False):  # a showwarning that wraps this one called it again
-        original = getattr(warnings, "_showwarning_orig", None)
-        if original is not None:
-            original(message, category, filename, lineno, file, line)
-        return
-    _LOCAL.inside = True
-    if not handlers and _ANY_THREAD:  # a worker of a pool whose warnings a block records
-        handlers = [("record", _ANY_THREAD[-1])]
-    try:
-        for kind, target in reversed(handlers):
-            if kind == "record":
-                target.append(
-                    warnings.WarningMessage(message, category, filename, lineno, file, line)
-                )
-                return
-            message = target(message, category)
-            if message is None:
-                return
-            category = type(message) if isinstance(message, Warning) else category
-        shown = _PREVIOUS[0] or getattr(warnings, "_showwarning_orig", None)
-        if shown is not None:
-            shown(message, category, filename, lineno, file, line)
-    finally:
-        _LOCAL.inside = False
+def _dispatcher(previous):
+    """A showwarning applying this thread's handlers, then passing to ``previous``, the one it
+    replaced (each installation keeps its own: whoever restores an older showwarning restores
+    that chain too)."""
+
+    def dispatch(message, category, filename, lineno, file=None, line=None):
+        if getattr(_LOCAL, "inside", False):  # a showwarning below wraps an older dispatcher
+            return previous(message, category, filename, lineno, file, line)
+        _LOCAL.inside = True
+        try:
+            for kind, target in reversed(_handlers()):
+                if kind == "record":
+                    target.append(
+                        warnings.WarningMessage(message, category, filename, lineno, file, line)
+                    )
+                    return None
+                message = target(message, category)
+                if message is None:
+                    return None
+                category = type(message) if isinstance(message, Warning) else category
+            return previous(message, category, filename, lineno, file, line)
+        finally:
+            _LOCAL.inside = False
+
+    dispatch._sciconv_previous = previous
+    return dispatch
 
 
 def _install() -> None:
     with _LOCK:
-        if warnings.showwarning is not _dispatch:
-            _PREVIOUS[0] = warnings.showwarning
-            warnings.showwarning = _dispatch
+        _ACTIVE[0] += 1
+        if not hasattr(warnings.showwarning, "_sciconv_previous"):
+            warnings.showwarning = _dispatcher(warnings.showwarning)
+
+
+def _uninstall() -> None:
+    with _LOCK:
+        _ACTIVE[0] -= 1
+        shown = warnings.showwarning
+        if _ACTIVE[0] == 0 and hasattr(shown, "_sciconv_previous"):
+            warnings.showwarning = shown._sciconv_previous  # as it was before any block
 
 
 @contextmanager
@@ -102,6 +109,26 @@ def _handling(kind: str, target) -> Iterator[None]:
             if handlers[i] is entry:
                 del handlers[i]
                 break
+        _uninstall()
+
+
+def carried(fn):
+    """``fn`` that runs, in whichever thread, with the records and rewordings of the thread
+    that made it (a thread pool's workers inside a ``caught(record=True)`` block)."""
+    stack = list(_handlers())
+
+    def run(*args, **kwargs):
+        _install()
+        handlers = _handlers()
+        saved = handlers[:]
+        handlers[:] = stack + saved
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            handlers[:] = saved
+            _uninstall()
+
+    return run
 
 
 class Caught(list):
@@ -159,14 +186,12 @@ def caught(
     category: type[Warning] = Warning,
     *,
     record: bool = False,
-    any_thread: bool = False,
 ) -> Iterator[Caught]:
     """A thread-safe ``warnings.catch_warnings``: the filters added through the yielded
     :class:`Caught` (``action`` and ``category``: a first one, as ``simplefilter`` takes them)
     hold while the block runs and are removed on exit (only those); with ``record``, the
-    warnings raised in this thread are collected in it instead of shown, and with
-    ``any_thread`` also those of threads recording nothing themselves (the workers of a
-    thread pool the block reads files with).
+    warnings raised in this thread are collected in it instead of shown (and in the threads
+    that run a function :func:`carried` out of the block: a thread pool's workers).
 
     Examples
     --------
@@ -183,24 +208,21 @@ def caught(
         with warnings.catch_warnings(record=record) as log:
             if action is not None:
                 warnings.simplefilter(action, category)
-            yield block
-            if record:
-                block.extend(log)
+            try:
+                yield block
+            finally:
+                if record:
+                    block.extend(log)
         return
     if action is not None:
         block.simplefilter(action, category)
     try:
         if record:
             with _handling("record", block):
-                if any_thread:
-                    _ANY_THREAD.append(block)
                 yield block
         else:
             yield block
     finally:
-        if any_thread:
-            with _LOCK:
-                _ANY_THREAD[:] = [b for b in _ANY_THREAD if b is not block]
         block._remove_filters()
 
 

@@ -31,6 +31,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -298,7 +299,10 @@ def lock_folder(
         ) from err
     path = folder / name
     started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started})
+    token = uuid.uuid4().hex  # this acquisition's own text (two threads in one second: review)
+    text = json.dumps(
+        {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "nonce": token}
+    )
     for _ in range(10):
         with _TAKING:  # a thread of this process sees its lock held, never "stale" (QA threads)
             try:
@@ -327,7 +331,8 @@ def lock_folder(
     try:
         yield path
     finally:
-        _HELD.discard(_held_name(path))
-        with contextlib.suppress(OSError):  # only our own lock: never another run's
-            if path.read_text(encoding="utf-8") == text:
-                path.unlink()
+        with _TAKING:  # no thread of this process judges it "stale" half-released (review)
+            _HELD.discard(_held_name(path))
+            with contextlib.suppress(OSError):  # only our own lock: never another run's
+                if path.read_text(encoding="utf-8") == text:
+                    path.unlink()

@@ -15,7 +15,7 @@ import pytest
 from astropy.io import fits
 
 from sciconv import io
-from sciconv._warnings import caught, naming
+from sciconv._warnings import carried, caught, naming
 from sciconv.errors import SciconvWarning
 
 HST = Path(__file__).resolve().parents[1] / "data/real/hst/j8bt06nyq_sci_cutout.fits"
@@ -117,9 +117,9 @@ def test_a_block_can_record_the_warnings_of_its_thread_pool():
     def work(k):
         warnings.warn(f"file {k}", SciconvWarning, stacklevel=1)
 
-    with caught("always", record=True, any_thread=True) as said:
+    with caught("always", record=True) as said:
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(work, range(3)))
+            list(pool.map(carried(work), range(3)))
     assert sorted(str(w.message) for w in said) == ["file 0", "file 1", "file 2"]
     with caught("always", record=True) as own:  # its own thread's only
         with ThreadPoolExecutor(1) as pool, pytest.warns(SciconvWarning, match="file 9"):

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from sciconv._validation import check_bool, look_up_option, standardize_tuple
+from sciconv._warnings import carried
 from sciconv.datasets._arrays import pad_to
 from sciconv.datasets._masks import check_label_image, check_masks, read_mask
 from sciconv.datasets._pipelines import (
@@ -376,7 +377,7 @@ def from_pairs(
 
     with collect_warnings() as records:
         with ThreadPoolExecutor(WORKERS) as pool:
-            for j, (m, err) in enumerate(pool.map(read_pair_mask, range(n))):
+            for j, (m, err) in enumerate(pool.map(carried(read_pair_mask), range(n))):
                 if err is not None:
                     bad[j] = f"mask {mask_paths[j]}: {err}"
                 elif j not in refused:
@@ -436,7 +437,7 @@ def from_pairs(
     if missing and sample_weights is not False:
         # read lazily (over the cache budget): one pass for the bad-pixel maps
         with ThreadPoolExecutor(WORKERS) as pool:
-            for path, raw in zip(missing, pool.map(read_pixels, missing)):
+            for path, raw in zip(missing, pool.map(carried(read_pixels), missing)):
                 bad_by_path[path] = _bad_pixels(raw)
     bads = {j: _either(bad_by_path.get(img_paths[j]), ignores[j]) for j in good}
     if sample_weights == "auto":

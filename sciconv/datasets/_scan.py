@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sciconv._warnings import caught
+from sciconv._warnings import carried, caught
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import DatasetError, SciconvError, SciconvWarning
 from sciconv.io import PixelScale, probe_shape, read_pixel_scale
@@ -58,7 +58,7 @@ def reason(exc: BaseException) -> str:
 @contextlib.contextmanager
 def collect_warnings():
     """Record the warnings raised while files are read by a thread pool (reported as one)."""
-    with caught("always", UserWarning, record=True, any_thread=True) as records:
+    with caught("always", UserWarning, record=True) as records:
         yield records  # SciconvWarning, AstropyUserWarning: of the pool's threads too
 
 
@@ -105,7 +105,7 @@ def scan(paths: Sequence[str], decode: Callable | None, *, budget: float) -> Sca
         for start in range(0, n, chunk):
             idx = range(start, min(n, start + chunk))
             fn = decode if arrays is not None else probe_shape
-            results = pool.map(lambda j, fn=fn: run(fn, paths[j]), idx)
+            results = pool.map(carried(lambda j, fn=fn: run(fn, paths[j])), idx)
             for j, (res, err) in zip(idx, results):
                 if err is not None:
                     bad[j] = err
@@ -291,9 +291,10 @@ def pixel_scales(paths: Sequence[str]) -> list[PixelScale | None]:
             return None
 
     # the scan already reported what the readers warn about (BLANK, a broken WCS): not twice
-    with caught() as quiet, ThreadPoolExecutor(WORKERS) as pool:
-        quiet.simplefilter("ignore")
-        return list(pool.map(one, paths))
+    # recorded and dropped, not an "ignore" filter: the workers' own ("always", Warning)
+    # blocks (library_warnings_said_once) put theirs before it while they run
+    with caught(record=True), ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(carried(one), paths))
 
 
 def common_scale(

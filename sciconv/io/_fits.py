@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sciconv._atomic import remove_scratch
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError
 from sciconv.io._beams import plane_beams
@@ -48,7 +47,6 @@ from sciconv.io._common import (
     shift_axes,
     warn_caller,
 )
-from sciconv.io._files import gunzipped_copy
 from sciconv.io._fits_errors import (
     ERROR_EXTNAMES,
     NOISE_KEYWORDS,
@@ -57,6 +55,7 @@ from sciconv.io._fits_errors import (
     find_error_hdu,
     no_data_pixels,
 )
+from sciconv.io._gzip_windows import GzipWindows
 from sciconv.io._header import (
     UNPARSABLE,
     DamagedAxes,
@@ -74,13 +73,13 @@ from sciconv.io._mapped import read_mapped
 from sciconv.io._masks import MASK_EXTNAMES, fits_flag_values, flags_to_bad, named_plane_flags
 
 
-def _open_fits(path: Path, source: Path | None = None):
+def _open_fits(path: Path):
     fits = astropy_fits()
     try:  # sciconv says which HDU lacks how many bytes, once; astropy's others in one line
         with library_warnings_said_once(path, "its headers"), caught() as quiet:
             quiet.filterwarnings("ignore", message="File may have been truncated")
             return fits.open(
-                source or path,
+                path,
                 mode="readonly",
                 do_not_scale_image_data=True,
                 ignore_missing_end=True,
@@ -409,8 +408,7 @@ def read_fits(
     ignore_flags=0,
 ) -> GridImage:
     """Read one HDU; ``pixels_only`` skips the WCS (no WCS is built, none is warned about)."""
-    source = gunzipped_copy(path) if lazy else None  # .fits.gz: decompressed once, not per window
-    hdul = _open_fits(path, source)
+    hdul = _open_fits(path)
     keep_open = False
     try:
         index, h = _select_hdu(hdul, hdu, path)
@@ -423,8 +421,7 @@ def read_fits(
         if bitpix not in (8, 16, 32, 64, -32, -64):
             raise InvalidImageError(f"invalid BITPIX {bitpix!r} in HDU {index}", path=path)
         start = _pixel_start(hdul, index, h)  # None: compressed or unknown
-        if source is None:  # a decompressed copy: its windows past the end fail when read
-            _check_truncated(start, index, dims, bitpix, path)
+        _check_truncated(start, index, dims, bitpix, path)
         if not lazy:  # the pixels are read whole anyway: a DATASUM they fail is said
             check_datasum(h, index, path)
         raw_shape = tuple(dims[::-1])
@@ -460,16 +457,18 @@ def read_fits(
         # map of the whole file, held open, would keep every page read resident until closed
         direct = handle = None
         if lazy and start is not None:  # the file as opened now: a file replaced later is not read
-            handle = open(source or path, "rb")
+            handle = open(path, "rb")
             direct = (handle, _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
+        gz = GzipWindows.of(h, path, _FAST_DTYPES[bitpix].str, raw_shape) if lazy else None
         opened = [True]
 
         def close() -> None:
             opened[0] = False
             if handle is not None:
                 handle.close()
+            if gz is not None:
+                gz.close()  # its decompressed copy
             hdul.close()
-            remove_scratch(source)  # the decompressed copy (None: nothing)
 
         def reader(ys_: slice, xs_: slice) -> np.ndarray:
             if not opened[0]:
@@ -477,11 +476,12 @@ def read_fits(
             ys_abs, xs_abs = shift_axes(ys_, ys.start), shift_axes(xs_, xs.start)
             idx = raw_index(roles, ys_abs, xs_abs)
             try:
-                if direct is None:
+                raw = None if gz is None else gz.read(idx)  # .fits.gz: a copy, made once
+                if direct is not None:  # a mapping of its own per window: no shared position
+                    raw = read_mapped(direct, idx)
+                elif raw is None:
                     with file_lock:
                         raw = h.section[idx]
-                else:  # a mapping of its own per window: no shared position
-                    raw = read_mapped(direct, idx)
             except Exception as exc:
                 raise InvalidImageError(
                     f"cannot read pixels of HDU {index} ({brief(exc)})", path=path
@@ -527,7 +527,8 @@ def read_fits(
             n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == ROLE_C]))
             shape = (ys.stop - ys.start, xs.stop - xs.start, n_chan)
             data = LazyImage(reader, shape, path=str(path), closer=close)
-            weakref.finalize(data, remove_scratch, source)  # a copy left open: removed anyway
+            if gz is not None:  # an image never closed: its copy removed when it is collected
+                weakref.finalize(data, gz.close)
             keep_open = True
             return GridImage(data, header=header, wcs=wcs, mask=None, path=str(path), meta=meta)
         try:
@@ -552,7 +553,6 @@ def read_fits(
     finally:
         if not keep_open:
             hdul.close()
-            remove_scratch(source)
 
 
 def _pixel_start(hdul, index: int, h) -> int | None:
