@@ -73,8 +73,10 @@ def main(argv=None) -> int:
           f"{args.windows} windows of {w}^2")  # fmt: skip
     for name in ("sciconv", "astropy"):
         first = times[name][0]
-        print(f"  {name:8s} open {opened[name]:6.2f} s   first window {first:6.2f} s   "
-              f"median {med[name]:10.1f} ms/window   pixels as read eagerly: {same[name]}")  # fmt: skip
+        print(
+            f"  {name:8s} open {opened[name]:6.2f} s   first window {first:6.2f} s   "
+            f"median {med[name]:10.1f} ms/window   pixels as read eagerly: {same[name]}"
+        )
     print(f"  ratio astropy / sciconv per window: {med['astropy'] / med['sciconv']:.0f}x")
     return 0
 
