@@ -202,3 +202,17 @@ def is_one_hot(rows) -> bool:
         and np.all((y == 0) | (y == 1))
         and np.all(y.sum(axis=1) == 1)
     )
+
+
+def not_a_model(model, name: str = "model") -> str:
+    """The message for a ``model`` argument that is not a Keras model; a path names the loader.
+
+    Examples
+    --------
+    >>> not_a_model("runs/best.keras")
+    'model must be a keras.Model; got str (a file? load it: sciconv.models.load(path))'
+    """
+    hint = ""
+    if isinstance(model, (str, os.PathLike)):
+        hint = " (a file? load it: sciconv.models.load(path))"
+    return f"{name} must be a keras.Model; got {type(model).__name__}{hint}"

@@ -210,7 +210,7 @@ def worker_results(scheduler, futures, *, patience: float = _PATIENCE_S):
         warnings.warn(
             f"dask workers with memory limits of {_gib(min(small.values()))}: TensorFlow and the "
             f"model take about 2 GiB a worker and dask pauses one at 80 % of its limit; give "
-            f"them at least {_gib(WORKER_MEMORY)} (LocalCluster(memory_limit='3GB'))",
+            f"them at least {_gib(WORKER_MEMORY)} (LocalCluster(memory_limit='3GiB'))",
             SciconvWarning,
             stacklevel=4,
         )
@@ -233,7 +233,7 @@ def worker_results(scheduler, futures, *, patience: float = _PATIENCE_S):
                         f"{', '.join(_gib(m) for m in limits.values())}) "
                         "and no block can finish: TensorFlow and the model take about 2 GiB "
                         f"a worker; give them at least {_gib(WORKER_MEMORY)} "
-                        "(LocalCluster(memory_limit='3GB')), or fewer workers with more memory"
+                        "(LocalCluster(memory_limit='3GiB')), or fewer workers with more memory"
                     ) from None
         future.release()
         yield result

@@ -11,6 +11,7 @@ import weakref
 import keras
 import numpy as np
 
+from sciconv._validation import not_a_model
 from sciconv.errors import InferenceError
 from sciconv.models.introspect import model_channels, model_fixed_hw
 from sciconv.models.precision import all_layers, bfloat16_model, float32_model
@@ -20,7 +21,7 @@ def check_single_io(model, *, purpose: str, name: str = "model") -> keras.Model:
     """Return ``model`` if it is a Keras model with one input and one output; raise
     :class:`~sciconv.errors.InferenceError` naming ``name`` and the ``purpose`` it is needed for."""
     if not isinstance(model, keras.Model):
-        raise InferenceError(f"{name} must be a keras.Model; got {type(model).__name__}")
+        raise InferenceError(not_a_model(model, name))
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise InferenceError(
             f"{name} {model.name!r} must have one input and one output for {purpose}; it has "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -87,6 +88,7 @@ class LazyImage:
         self._path = path
         self._closer = closer
         self._reopen: Callable[[], LazyImage] | None = None
+        self._pid = os.getpid()  # a forked child opens the file itself (a shared file position)
 
     def set_reopen(self, reopen: Callable[[], LazyImage] | None) -> None:
         """How another process opens the same pixels: a picklable callable returning a
@@ -148,8 +150,9 @@ class LazyImage:
                 dtype=np.float32,
             )
         else:
-            if self._reader is None:  # a pickled copy: open the file in this process
-                opened = self._reopen()
+            forked = self._reopen is not None and self._pid != os.getpid()  # QA: wrong tiles
+            if self._reader is None or forked:  # a pickled copy, a forked child: its own file
+                opened, self._pid = self._reopen(), os.getpid()
                 self._reader, self._closer = opened._reader, opened._closer
             block = self._reader(ys, xs)
         # index one axis at a time (two index arrays at once would pair up, not cross)
@@ -216,8 +219,13 @@ def _read_channel(parent: LazyImage, k: int, ys: slice, xs: slice) -> np.ndarray
 class InMemoryLazy(LazyImage):
     """A LazyImage over an array already in memory (fallback for compressed TIFF/PNG/JPEG)."""
 
-    def __init__(self, array: np.ndarray, path: str | None):
-        super().__init__(lambda ys, xs: array[ys, xs], array.shape, path=path)
+    def __init__(self, array: np.ndarray, path: str | None):  # pickles with its array (QA)
+        super().__init__(functools.partial(_window_of, array), array.shape, path=path)
+
+
+def _window_of(array: np.ndarray, ys: slice, xs: slice) -> np.ndarray:
+    """:class:`InMemoryLazy`'s reader."""
+    return array[ys, xs]
 
 
 @dataclasses.dataclass(repr=False)

@@ -231,12 +231,13 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
             raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
 
         def reader(ys: slice, xs: slice) -> np.ndarray:
-            return to_float32(np.asarray(arranged[ys, xs].compute()), path=path)
+            # in this thread (dask's pool of a forked parent has no threads here: a hang, QA)
+            return to_float32(np.asarray(arranged[ys, xs].compute(scheduler="sync")), path=path)
 
         return GridImage(
             LazyImage(reader, arranged.shape, path=str(path)), wcs=wcs, path=str(path), meta=meta
         )
-    data = to_float32(np.asarray(arranged.compute()), path=path)
+    data = to_float32(np.asarray(arranged.compute(scheduler="sync")), path=path)
     return GridImage(data, wcs=wcs, mask=np.isnan(data), path=str(path), meta=meta)
 
 

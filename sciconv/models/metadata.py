@@ -40,6 +40,7 @@ import copy
 import keras
 import numpy as np
 
+from sciconv._validation import not_a_model
 from sciconv.errors import ConfigError, ModelError
 from sciconv.io import PixelScale
 from sciconv.models._validate_meta import check_metadata
@@ -57,7 +58,7 @@ __all__ = [
 
 def _validate_model(model) -> None:
     if not isinstance(model, keras.Model):
-        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+        raise ModelError(not_a_model(model))
 
 
 def metadata_layer(model: keras.Model) -> SciconvMetadata | None:
