@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sciconv._archive import zip_size_problem
-from sciconv._atomic import remove_scratch, scratch_folder
+from sciconv._atomic import pid_alive, remove_scratch, scratch_folder
 from sciconv.errors import DownloadError, WriteError
 
 __all__ = ["extract_checked", "removed_when_read", "unpack_once"]
@@ -84,6 +84,10 @@ def unpack_once(
     'set'
     """
     folder = file.with_suffix("")
+    for old in folder.parent.glob(f".{folder.name}.*.stale"):  # of a killed unpacking
+        pid = old.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            remove_scratch(old)
     if _unpacked_from(folder, stamp):
         return folder, False
     try:

@@ -579,11 +579,20 @@ def _write_image(target: Path, array: np.ndarray, *, format: str) -> None:
             Image.fromarray(np.asarray(array)).save(tmp, format="PNG")
 
 
+def _archive_stamp(file: Path) -> str:
+    """What names this copy of an archive: its recorded SHA-256 (the same for a copy made
+    without its times: review), else its size and time."""
+    try:
+        return _record_path(file).read_text()
+    except OSError:
+        return _stat_key(file)
+
+
 def _dsb2018_zip_pairs(file: Path):
     """Unpack the stage-1 ZIP once (next to it) and yield ``(id, image, labels, modality)``."""
     folder, temporary = unpack_once(
         file,
-        stamp=_stat_key(file),  # a fetched-again archive is unpacked again
+        stamp=_archive_stamp(file),  # a fetched-again archive is unpacked again
         what="the DSB2018 archive",
         max_total=MAX_EXTRACT_BYTES,
         max_ratio=MAX_EXTRACT_RATIO,

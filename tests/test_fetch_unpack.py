@@ -153,3 +153,21 @@ def test_an_unwritable_cache_is_not_blamed_on_the_network(tmp_path, monkeypatch)
     with pytest.raises(DownloadError, match=r"cannot write into the cache folder .*writable") as e:
         fetch_mod.fetch("galaxy10", cache=tmp_path / "c", progress=False)
     assert "no internet" not in str(e.value)
+
+
+def test_the_stamp_is_the_recorded_checksum_and_killed_unpackings_are_cleared(tmp_path):
+    # review: a cache copied without its times was unpacked again at every load (the stamp was
+    # size + mtime); a killed unpacking's ".stale" folder stayed for good
+    cache = tmp_path / "c"
+    cache.mkdir()
+    archive = cache / fetch_mod.REGISTRY["dsb2018"]["fname"]
+    _dsb_zip(archive)
+    load("dsb2018", cache=cache, progress=False)
+    folder = archive.with_suffix("")
+    stamp = (folder / ".complete").read_text()
+    assert stamp == (cache / f".{archive.name}.sha256").read_text()
+    os.utime(archive, (1, 1))  # copied without its times: the same archive
+    (cache / f".{folder.name}.99999999.stale").mkdir()  # a pid that no longer runs
+    load("dsb2018", cache=cache, progress=False)
+    assert (folder / ".complete").read_text() == stamp
+    assert not (cache / f".{folder.name}.99999999.stale").exists()
