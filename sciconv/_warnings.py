@@ -114,7 +114,16 @@ def _handling(kind: str, target) -> Iterator[None]:
 
 def carried(fn):
     """``fn`` that runs, in whichever thread, with the records and rewordings of the thread
-    that made it (a thread pool's workers inside a ``caught(record=True)`` block)."""
+    that made it (a thread pool's workers inside a ``caught(record=True)`` block).
+
+    Examples
+    --------
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with caught("always", record=True) as said, ThreadPoolExecutor(1) as pool:
+    ...     _ = list(pool.map(carried(lambda k: warnings.warn(f"file {k}")), [7]))
+    >>> [str(w.message) for w in said]
+    ['file 7']
+    """
     stack = list(_handlers())
 
     def run(*args, **kwargs):
