@@ -15,15 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
 
 
 def pytest_collection_modifyitems(items):
-    import pytest
-
-    # scripts/test.sh runs two workers (--dist loadgroup): a file's tests on one worker (its
-    # module fixtures made once), and the notebooks on one worker, one after another (kernels
-    # started at the same moment in two processes can race for their ports: jupyter_client#487)
-    for item in items:
-        file = item.nodeid.split("::")[0]
-        group = "notebooks" if file.endswith(".ipynb") else file
-        item.add_marker(pytest.mark.xdist_group(group))
     from _pytest.doctest import DoctestItem
 
     doctests = [item for item in items if isinstance(item, DoctestItem)]

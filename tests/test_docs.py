@@ -51,9 +51,10 @@ def _text(page: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(tmp_path_factory):
-    """Build the site as `bash scripts/docs.sh` does, into a temporary folder."""
+    """Build the site as `bash scripts/docs.sh` does, into a temporary folder (once per
+    session: a worker of the parallel suite may leave this module between its tests)."""
     out = tmp_path_factory.mktemp("docs") / "html"
     env = dict(os.environ, SCICONV_FAST="1", MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q"]
