@@ -5,8 +5,8 @@ a scratch folder of their own (:func:`sciconv._atomic.scratch_folder`), check th
 is there, and rename it into place: the first rename wins and the others take its folder (one
 shared scratch folder had each job delete the others' files, and a short copy was kept as
 complete). A stamp in the folder (``.complete``) names the archive it came from, so an archive
-fetched again is unpacked again. A read-only cache (a shared data folder) is unpacked into a
-temporary folder, removed once read.
+fetched again is unpacked again; the ``.stale`` folder of a killed unpacking is cleared. A
+read-only cache (a shared data folder) is unpacked into a temporary folder, removed once read.
 
 Examples
 --------
@@ -55,8 +55,8 @@ def unpack_once(
     file : pathlib.Path
         The archive.
     stamp : str
-        What identifies this copy of the archive (its size and time): a folder unpacked from
-        another copy is unpacked again.
+        What identifies this copy of the archive (``sciconv.fetch``: its recorded SHA-256,
+        else its size and time): a folder unpacked from another archive is unpacked again.
     what : str
         The archive in messages (``"the DSB2018 archive"``).
     max_total, max_ratio : optional
