@@ -9,6 +9,7 @@ import os
 import keras
 import tensorflow as tf
 
+from sciconv._validation import not_a_model
 from sciconv.errors import ConfigError, ModelError
 
 __all__ = ["validate_fit_args", "validate_fit_values"]
@@ -47,7 +48,7 @@ def validate_fit_args(
     sciconv.errors.ConfigError: epochs must be an int >= 1; got 0
     """
     if not isinstance(model, keras.Model):
-        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+        raise ModelError(not_a_model(model))
     if isinstance(train, (str, os.PathLike)):
         raise ConfigError(
             f"train must be a tf.data.Dataset or an (x, y) tuple of arrays; got the path {train!r}"

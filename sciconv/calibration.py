@@ -46,7 +46,7 @@ import warnings
 import keras
 import numpy as np
 
-from sciconv._validation import check_int, is_one_hot, look_up_option, not_whole
+from sciconv._validation import check_int, is_one_hot, look_up_option, not_a_model, not_whole
 from sciconv.errors import ConfigError, ModelError, SciconvWarning
 from sciconv.losses import LOG_VAR_SAFE
 from sciconv.models import get_metadata
@@ -376,7 +376,7 @@ def calibrate(
     (1.5, (None, 3))
     """
     if not isinstance(model, keras.Model):
-        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+        raise ModelError(not_a_model(model))
     if temperature is not None:
         temperature = _check_temperature(temperature)
     if len(model.inputs) != 1 or len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
@@ -695,7 +695,7 @@ def fit_variance_scale(
 def _check_regressor(model) -> int:
     """The number of targets D of a ``[mean, log_var]`` regressor; ModelError otherwise."""
     if not isinstance(model, keras.Model):
-        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+        raise ModelError(not_a_model(model))
     shapes = [tuple(o.shape) for o in model.outputs]
     width = shapes[0][-1] if len(shapes) == 1 and len(shapes[0]) == 2 else None
     meta = get_metadata(model)

@@ -36,6 +36,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from sciconv._validation import not_a_model
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, MissingDependencyError, ModelError
 from sciconv.models.metadata import get_metadata
@@ -306,7 +307,7 @@ def export_bioimageio(
     from sciconv.preprocess import DEFAULT_NORMALIZATION, normalize_spec
 
     if not isinstance(model, keras.Model):
-        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+        raise ModelError(not_a_model(model))
     said = ""
     try:
         model_inputs, model_outputs = model.inputs, model.outputs

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import keras
 
+from sciconv._validation import not_a_model
 from sciconv.errors import ConfigError, MissingDependencyError, ModelError
 from sciconv.models.metadata import get_metadata
 
@@ -109,7 +110,7 @@ def export(
     from sciconv._atomic import atomic_output
 
     if not isinstance(model, keras.Model):
-        raise ModelError(f"model must be a keras.Model; got {type(model).__name__}")
+        raise ModelError(not_a_model(model))
     if format not in EXPORT_FORMATS:
         raise ConfigError(f"format must be one of {EXPORT_FORMATS}; got {format!r}")
     if format == "bioimageio":

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from sciconv._validation import not_a_model
 from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.models.layers import SciconvMetadata
 from sciconv.models.metadata import get_metadata
@@ -64,7 +65,7 @@ def validate_model(model) -> keras.Model:
     sciconv.errors.InferenceError: model must be a keras.Model; got str
     """
     if not isinstance(model, keras.Model):
-        raise InferenceError(f"model must be a keras.Model; got {type(model).__name__}")
+        raise InferenceError(not_a_model(model))
     if len(model.inputs) != 1:
         raise InferenceError(
             f"model {model.name!r} has {len(model.inputs)} inputs; tiled prediction needs one "
