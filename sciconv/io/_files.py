@@ -7,18 +7,14 @@ images pair with masks by stem (:func:`pair_by_stem`).
 
 from __future__ import annotations
 
-import gzip
 import os
-import shutil
 import stat
-import tempfile
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, DatasetError, InvalidImageError
-from sciconv.io._common import brief, warn_caller
+from sciconv.io._common import warn_caller
 
 #: File name endings read as FITS (compressed variants included).
 FITS_EXTENSIONS = (
@@ -440,39 +436,3 @@ def _unmatched_message(what: str, partner: str, lonely: list, where: str) -> str
         etc = ", ..." if len(lonely) > _MAX_LISTED else ""
         message += f" (and {len(lonely) - 1} more {what}(s) without a {partner}: {more}{etc})"
     return message
-
-
-def gunzipped_copy(path: str | os.PathLike) -> Path | None:
-    """A temporary decompressed copy of a gzip-compressed file, for reading it window by window;
-    None when ``path`` is not gzip, or when the temporary folder cannot hold the copy (the
-    caller then reads the compressed stream). The caller removes the copy.
-
-    astropy reads a section of a ``.fits.gz`` by decompressing the stream from its start: a
-    lazy image read block by block paid that for every window (QA: 2 s a 64 px window of a
-    512 px file; 24 s against 5 s for a 1024 px mosaic).
-
-    Examples
-    --------
-    >>> import gzip, pathlib, tempfile
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.fits.gz"
-    >>> with gzip.open(path, "wb") as out:
-    ...     _ = out.write(b"SIMPLE  =                    T")
-    >>> copy = gunzipped_copy(path)
-    >>> copy.read_bytes()[:6], gunzipped_copy(copy)
-    (b'SIMPLE', None)
-    >>> copy.unlink()
-    """
-    with open(path, "rb") as fh:
-        if fh.read(2) != b"\x1f\x8b":
-            return None
-    fd, name = tempfile.mkstemp(prefix="sciconv-", suffix=".fits")
-    try:
-        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        os.unlink(name)
-        raise InvalidImageError(f"not a readable gzip file ({brief(exc)})", path=path) from exc
-    except OSError:  # a full or read-only temporary folder: the compressed stream is read
-        os.unlink(name)
-        return None
-    return Path(name)

@@ -476,10 +476,9 @@ def read_fits(
             ys_abs, xs_abs = shift_axes(ys_, ys.start), shift_axes(xs_, xs.start)
             idx = raw_index(roles, ys_abs, xs_abs)
             try:
-                raw = None if gz is None else gz.read(idx)  # .fits.gz: a copy, made once
                 if direct is not None:  # a mapping of its own per window: no shared position
                     raw = read_mapped(direct, idx)
-                elif raw is None:
+                elif gz is None or (raw := gz.read(idx)) is None:  # .fits.gz: a copy, made once
                     with file_lock:
                         raw = h.section[idx]
             except Exception as exc:

@@ -25,17 +25,22 @@ Examples
 
 from __future__ import annotations
 
+import gzip
 import os
+import shutil
+import tempfile
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from sciconv._atomic import remove_scratch
-from sciconv.io._files import gunzipped_copy
+from sciconv.errors import InvalidImageError
+from sciconv.io._common import brief
 from sciconv.io._mapped import read_mapped
 
-__all__ = ["GzipWindows"]
+__all__ = ["GzipWindows", "gunzipped_copy"]
 
 
 class GzipWindows:
@@ -78,3 +83,35 @@ class GzipWindows:
             remove_scratch(self._copy)
             self._copy = self._handle = None
             self._tried = False
+
+
+def gunzipped_copy(path: str | os.PathLike) -> Path | None:
+    """A temporary decompressed copy of a gzip-compressed file, for reading it window by window;
+    None when ``path`` is not gzip, or when the temporary folder cannot hold the copy (the
+    caller then reads the compressed stream). The caller removes the copy.
+
+    Examples
+    --------
+    >>> import gzip, pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.fits.gz"
+    >>> with gzip.open(path, "wb") as out:
+    ...     _ = out.write(b"SIMPLE  =                    T")
+    >>> copy = gunzipped_copy(path)
+    >>> copy.read_bytes()[:6], gunzipped_copy(copy)
+    (b'SIMPLE', None)
+    >>> copy.unlink()
+    """
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return None
+    fd, name = tempfile.mkstemp(prefix="sciconv-", suffix=".fits")
+    try:
+        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        os.unlink(name)
+        raise InvalidImageError(f"not a readable gzip file ({brief(exc)})", path=path) from exc
+    except OSError:  # a full or read-only temporary folder: the compressed stream is read
+        os.unlink(name)
+        return None
+    return Path(name)
