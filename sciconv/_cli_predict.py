@@ -513,8 +513,7 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             index = np.unravel_index(i, sizes)
             where = ", ".join(f"{a}={j}" for a, j in zip(axes, index))
             try:
-                with caught(record=True) as heard, decisions() as decided:
-                    heard.simplefilter("always")
+                with caught("always", record=True) as heard, decisions() as decided:
                     labels, prob, std, table = _segment_image(model, img, args, plane_params, False)
                 logs.append(decided)  # each plane decides its second pass on its own
             except SciconvError as exc:  # which file, which plane
@@ -593,8 +592,7 @@ def _stack_size_factor(model, plane, labels, path) -> float | None:
     None to keep the first pass."""
     from sciconv import inference, models
 
-    with caught() as quiet:  # a missing pixel scale was said for every plane
-        quiet.simplefilter("ignore", SciconvWarning)
+    with caught("ignore", SciconvWarning):  # a missing pixel scale was said for every plane
         first = inference.resolve_scale(plane.pixel_scale, models.get_pixel_scale(model), "auto")
     return inference.auto_size_again(
         models.get_metadata(model),

@@ -42,8 +42,7 @@ def _warn_unprepared(model, meta: dict, train) -> None:
     raw where it records a normalization (or normalized where it records raw pixels)."""
 
     recorded = meta["normalization"]
-    with caught() as quiet:
-        quiet.simplefilter("ignore")  # its own advice is for a model that records nothing
+    with caught("ignore"):  # its own advice is for a model that records nothing
         looks = infer_normalization(model, train)
     raw_now = looks is not None and is_raw_normalization(looks)
     mismatch = looks is not None and raw_now != is_raw_normalization(recorded)

@@ -628,8 +628,7 @@ def _kaggle_pairs(root: Path, *, archive: Path | None = None, relative_to: Path 
     def read(member: Path) -> np.ndarray:
         """One PNG, with Pillow's pixel limits; errors name the file (or archive and member)."""
         try:
-            with caught() as quiet:
-                quiet.simplefilter("error", Image.DecompressionBombWarning)
+            with caught("error", Image.DecompressionBombWarning):
                 with Image.open(member) as im:
                     if im.format != "PNG":
                         raise ValueError(f"a {im.format} file, not a PNG")

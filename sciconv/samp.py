@@ -47,8 +47,7 @@ def _samp():
     try:
         return importlib.import_module("pyvo.samp")
     except ImportError:
-        with caught() as quiet:
-            quiet.simplefilter("ignore")
+        with caught("ignore"):
             return importlib.import_module("astropy.samp")
 
 

@@ -309,8 +309,7 @@ def check_size_on_crop(
     found, sizes = [], []  # (factor, where), the crops' objects' diameters
     for y, x in busy_crops(read, shape, side):
         ys, xs = (y, min(y + side, h)), (x, min(x + side, w))
-        with caught() as quiet:  # the crops' own notes: the caller says what it does
-            quiet.simplefilter("ignore")
+        with caught("ignore"):  # the crops' own notes: the caller says what it does
             decided = decide(ys, xs)
         f, d = decided if isinstance(decided, tuple) else (decided, None)
         if isinstance(decided, tuple) and d is None and same_factor(f, factor):

@@ -45,8 +45,7 @@ def library_warnings_said_once(path, what: str):
 
     heard: list = []
     try:
-        with caught(record=True) as heard:
-            heard.simplefilter("always")
+        with caught("always", record=True) as heard:
             yield
     finally:  # said also when the caller stops early (a generator closed: review)
         said = [w for w in heard if issubclass(w.category, AstropyWarning)]

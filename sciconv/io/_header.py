@@ -167,8 +167,7 @@ def fits_wcs(header, hdul, path: Path):
             with contextlib.suppress(KeyError):
                 del header[k]
     try:
-        with caught() as quiet:
-            quiet.simplefilter("ignore", FITSFixedWarning)
+        with caught("ignore", FITSFixedWarning):
             # a cube whose WCS is 2-D (WCSAXES = 2, e.g. sciconv's probability maps of a SIP
             # image): wcslib counts NAXIS axes and astropy refuses SIP/lookup tables beyond 2
             two_d = header_get(header, "NAXIS", 2) > 2 and header_get(header, "WCSAXES", 0) == 2
@@ -445,8 +444,7 @@ def _axis_coordinates(header, axes) -> list[tuple[str, object, object]]:
             continue
         name = ctype.strip().split("-")[0].lower()
         try:
-            with caught() as quiet:
-                quiet.simplefilter("ignore")
+            with caught("ignore"):
                 axis = WCS(_one_axis_header(header, n))
                 value = axis.pixel_to_world(0)
         except Exception:  # a plane axis astropy rejects is left out, not fatal
@@ -481,8 +479,7 @@ def replace_wcs_cards(header, wcs):
         return header
     from astropy.wcs import FITSFixedWarning
 
-    with caught() as quiet:
-        quiet.simplefilter("ignore", FITSFixedWarning)
+    with caught("ignore", FITSFixedWarning):
         new_cards = wcs.to_header(relax=True)
     for card in new_cards.cards:
         if card.keyword in ("COMMENT", "HISTORY", ""):

@@ -191,7 +191,6 @@ def _header_fixes(path):
     """Collect astropy's notes on a non-standard FITS header (``VerifyWarning``: a card it
     fixed, in three pieces, no file named) into the yielded list, for one SciconvWarning naming
     the file; other warnings are shown as they are."""
-
     from astropy.io.fits.verify import VerifyWarning
 
     from sciconv._warnings import reworded
@@ -207,8 +206,7 @@ def _header_fixes(path):
                 fixes.append(text)
         return None
 
-    with caught() as quiet:
-        quiet.simplefilter("always", VerifyWarning)
+    with caught("always", VerifyWarning):
         with reworded(collect):
             yield fixes
 
@@ -221,9 +219,7 @@ class _Reopen:
         self.path, self.kwargs = os.path.abspath(os.fspath(path)), kwargs
 
     def __call__(self) -> LazyImage:
-
-        with caught() as quiet:  # said once already, where the image was first read
-            quiet.simplefilter("ignore", SciconvWarning)
+        with caught("ignore", SciconvWarning):  # said once already, where the image was first read
             return read(self.path, lazy=True, **self.kwargs).data
 
 

@@ -93,8 +93,7 @@ def fits_unit(bunit: str, path: str | os.PathLike | None = None):
         return u.Unit(known[text])
     moment = _VELOCITY_TAIL.fullmatch(text)
     if moment is not None:  # "JY/BEAM.KM/S": (Jy/beam) (km/s), a radio moment-0 map
-        with caught() as quiet:  # an unread head: the whole string is said below
-            quiet.simplefilter("ignore")
+        with caught("ignore"):  # an unread head: the whole string is said below
             head = fits_unit(moment.group(1), path)
         if not isinstance(head, u.UnrecognizedUnit):
             return head * u.Unit(moment.group(2).lower()) / u.s
@@ -122,8 +121,7 @@ def _word(match) -> str:
 def _parsed(text: str, fmt: str):
     from astropy import units as u
 
-    with caught() as quiet:  # "multiple slashes" and the like: the unit is read
-        quiet.simplefilter("ignore", u.UnitsWarning)
+    with caught("ignore", u.UnitsWarning):  # "multiple slashes" and the like: the unit is read
         return u.Unit(text, format=fmt, parse_strict="silent")
 
 

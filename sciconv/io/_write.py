@@ -234,8 +234,7 @@ def write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Pa
             hdul = fits.HDUList([fits.PrimaryHDU(), hdu])
         else:
             hdul = fits.HDUList([fits.PrimaryHDU(data=data, header=header)])
-        with caught() as quiet:
-            quiet.simplefilter("ignore", category=fits.verify.VerifyWarning)
+        with caught("ignore", fits.verify.VerifyWarning):
             hdul.writeto(tmp, output_verify="silentfix", checksum=False)
     except InvalidImageError:
         raise

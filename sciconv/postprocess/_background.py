@@ -250,8 +250,7 @@ def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
         from photutils.background import Background2D, MedianBackground
 
         box = (min(int(box_size), chan.shape[0]), min(int(box_size), chan.shape[1]))
-        with caught() as quiet:
-            quiet.simplefilter("ignore")
+        with caught("ignore"):
             bkg = Background2D(
                 chan,
                 box,

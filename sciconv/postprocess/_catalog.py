@@ -227,8 +227,7 @@ def _unit_text(unit, fmt: str) -> str | None:
     from astropy import units as u
 
     try:
-        with caught() as quiet:
-            quiet.simplefilter("ignore", u.UnitsWarning)  # deprecated VOUnit words still read
+        with caught("ignore", u.UnitsWarning):  # deprecated VOUnit words still read
             text = unit.to_string(fmt)
             same = u.Unit(text, format=fmt) == unit
     except (ValueError, u.UnitsError):

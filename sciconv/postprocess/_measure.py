@@ -246,8 +246,7 @@ def _reaches_icrs(wcs) -> bool:
     from astropy.coordinates import SkyCoord
 
     try:
-        with caught() as quiet:
-            quiet.simplefilter("ignore")
+        with caught("ignore"):
             world = wcs.pixel_to_world(0.0, 0.0)
             world.icrs  # noqa: B018  (raises for frames without a transformation)
     except Exception:

@@ -238,8 +238,7 @@ def like_wcs(like):
     if isinstance(like, fits.Header):
         from astropy.wcs import WCS
 
-        with caught() as quiet:  # a header is taken as it is (io.write copies it so)
-            quiet.simplefilter("ignore")
+        with caught("ignore"):  # a header is taken as it is (io.write copies it so)
             try:
                 wcs = WCS(like)
             except Exception:  # an unusable WCS: the products simply have none
