@@ -71,6 +71,7 @@ def test_a_lazy_gzipped_fits_is_decompressed_once_and_the_copy_removed(tmp_path,
     data = np.arange(64 * 48, dtype=np.float32).reshape(64, 48)
     with gzip.open(tmp_path / "m.fits.gz", "wb") as out:
         fits.PrimaryHDU(data).writeto(out)
+    before = (tmp_path / "m.fits.gz").read_bytes()
     img = io.read(tmp_path / "m.fits.gz", lazy=True)
     assert img.data.shape == (64, 48, 1) and not copies  # nothing decompressed to open it
     np.testing.assert_array_equal(img.data[10:30, 5:40, 0], data[10:30, 5:40])
@@ -85,3 +86,4 @@ def test_a_lazy_gzipped_fits_is_decompressed_once_and_the_copy_removed(tmp_path,
 
     gc.collect()
     assert len(copies) == 2 and not copies[1].exists()  # never closed: removed when collected
+    assert (tmp_path / "m.fits.gz").read_bytes() == before  # the input as it was
