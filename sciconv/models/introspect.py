@@ -62,7 +62,7 @@ def validate_model(model) -> keras.Model:
     >>> validate_model("model.keras")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sciconv.errors.InferenceError: model must be a keras.Model; got str
+    sciconv.errors.InferenceError: model must be a keras.Model; got str (a file? load it: ...)
     """
     if not isinstance(model, keras.Model):
         raise InferenceError(not_a_model(model))
