@@ -132,6 +132,15 @@ def test_errors(tmp_path):
     negative[1:3, 1:3] = -1  # fuzzing QA: an empty FeatureCollection without a word
     with pytest.raises(InvalidImageError, match="labels must be >= 0"):
         labels_to_geojson(negative)
+    huge = np.zeros((4, 4), np.uint64)
+    huge[1:3, 1:3] = 2**63 + 5  # wrapped negative by the int64 cast: the object vanished
+    with pytest.raises(InvalidImageError, match="relabel_sequential"):
+        labels_to_geojson(huge)
+    with pytest.raises(InvalidImageError, match="relabel_sequential"):
+        measure(huge)
+    # two label images in a list: numpy's bare "inhomogeneous shape" ValueError before
+    with pytest.raises(InvalidImageError, match="one by one"):
+        labels_to_geojson([np.ones((4, 4), np.int32), np.ones((5, 5), np.int32)])
     with pytest.raises(ConfigError, match="shape must be"):
         geojson_to_labels({"type": "FeatureCollection", "features": []}, (4,))
     with pytest.raises(ConfigError, match="FeatureCollection"):

@@ -62,7 +62,13 @@ def label_pixels(labels, *, name: str = "labels"):
     if isinstance(labels, GridImage) or is_nddata(labels):
         return labels.data
     if not (hasattr(labels, "shape") and hasattr(labels, "dtype")):
-        return np.asarray(as_array(labels, load=True))
+        try:
+            return np.asarray(as_array(labels, load=True))
+        except ValueError as err:  # numpy's "inhomogeneous shape": a list of label images
+            raise InvalidImageError(
+                f"{name} must be one (H, W) label image; got a {type(labels).__name__} whose "
+                f"items are not one grid (several label images? pass them one by one): {err}"
+            ) from None
     return labels
 
 
@@ -132,7 +138,7 @@ def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
     ------
     InvalidImageError
         Another shape, a dtype that is not integers (floats included), negative values (the
-        message names :func:`sciconv.io.read_labels`).
+        message names :func:`sciconv.io.read_labels`), uint64 ids past int64's range.
     ConfigError
         A file name instead of pixels.
 
@@ -150,7 +156,14 @@ def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
 got float64 (a label file read with sciconv.io.read, or an image?): read label files with \
 sciconv.io.read_labels (integer (H, W) labels)
     """
-    return _checked(labels, name).astype(np.int64, copy=False)
+    arr = _checked(labels, name)
+    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        # the int64 cast would wrap them negative: their objects vanished from catalogs
+        raise InvalidImageError(
+            f"{name} hold ids up to {int(arr.max())}, past int64's 2**63 - 1: number them "
+            "1, 2, ... first (skimage.segmentation.relabel_sequential)"
+        )
+    return arr.astype(np.int64, copy=False)
 
 
 def _checked(labels, name: str) -> np.ndarray:
