@@ -9,6 +9,7 @@ import os
 import keras
 import tensorflow as tf
 
+from sciconv._fork import refuse_forked_tensorflow
 from sciconv._validation import not_a_model
 from sciconv.errors import ConfigError, ModelError
 
@@ -49,6 +50,7 @@ def validate_fit_args(
     """
     if not isinstance(model, keras.Model):
         raise ModelError(not_a_model(model))
+    refuse_forked_tensorflow("train (sciconv.training.fit)")
     if isinstance(train, (str, os.PathLike)):
         raise ConfigError(
             f"train must be a tf.data.Dataset or an (x, y) tuple of arrays; got the path {train!r}"

@@ -11,6 +11,7 @@ import weakref
 import keras
 import numpy as np
 
+from sciconv._fork import refuse_forked_tensorflow
 from sciconv._validation import not_a_model
 from sciconv.errors import InferenceError
 from sciconv.models.introspect import model_channels, model_fixed_hw
@@ -20,6 +21,7 @@ from sciconv.models.precision import all_layers, bfloat16_model, float32_model
 def check_single_io(model, *, purpose: str, name: str = "model") -> keras.Model:
     """Return ``model`` if it is a Keras model with one input and one output; raise
     :class:`~sciconv.errors.InferenceError` naming ``name`` and the ``purpose`` it is needed for."""
+    refuse_forked_tensorflow("run a model")
     if not isinstance(model, keras.Model):
         raise InferenceError(not_a_model(model, name))
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -102,6 +104,7 @@ class Runner:
     """
 
     def __init__(self, model: keras.Model, *, eager: bool = False):
+        refuse_forked_tensorflow("run a model")
         self.model = model
         # a model built under a multi-replica tf.distribute strategy: Keras' predict_on_batch
         # splits the batch over the replicas and gives 2 rows for 1 (QA, MirroredStrategy)
@@ -182,6 +185,7 @@ class ClassifierRunner:
     """Calls an image-level model (classifier, regressor); its output must be (N, K)."""
 
     def __init__(self, model: keras.Model):
+        refuse_forked_tensorflow("run a model")
         self.model = model
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from sciconv._fork import refuse_forked_tensorflow
 from sciconv._validation import not_a_model
 from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.models.layers import SciconvMetadata
@@ -66,6 +67,7 @@ def validate_model(model) -> keras.Model:
     """
     if not isinstance(model, keras.Model):
         raise InferenceError(not_a_model(model))
+    refuse_forked_tensorflow("run a model")
     if len(model.inputs) != 1:
         raise InferenceError(
             f"model {model.name!r} has {len(model.inputs)} inputs; tiled prediction needs one "

@@ -28,6 +28,7 @@ from typing import Any
 
 import keras
 
+from sciconv._fork import refuse_forked_tensorflow
 from sciconv.errors import ModelError
 
 __all__ = [
@@ -143,6 +144,9 @@ class SciconvMetadata(keras.layers.Layer):
     """
 
     def __init__(self, metadata: dict | None = None, **kwargs):
+        # every sciconv model is built, loaded, cloned or unpickled through this layer, before
+        # its weights: a pool worker forked after TensorFlow started would hang there
+        refuse_forked_tensorflow("make a sciconv model (build, load, unpickle)")
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         self.metadata = check_jsonable(dict(metadata or {}))

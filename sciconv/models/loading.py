@@ -27,6 +27,7 @@ import keras
 # layers are registered by sciconv.models.layers, which the builders import)
 import sciconv.losses  # noqa: F401
 from sciconv._archive import zip_member_problem, zip_size_problem
+from sciconv._fork import refuse_forked_tensorflow
 from sciconv.errors import ConfigError, ModelError, UnsafeModelError
 from sciconv.metrics import Dice, IoU, MeanIoU  # noqa: F401  (registers them for loading)
 from sciconv.models._validate_meta import check_postprocess
@@ -255,6 +256,7 @@ def load(
     >>> set_metadata(model, postprocess={"threshold": 0.4})
     >>> model.save(path)
     """
+    refuse_forked_tensorflow("load a model (sciconv.models.load)")
     checked = ((trust, "trust"), (compile, "compile"), (check_metadata, "check_metadata"))
     for value, name in checked:
         if not isinstance(value, bool):
