@@ -516,6 +516,8 @@ def test_write_refuses_overwrite_and_bad_arguments(tmp_path):
         ConfigError, match=r"y\.fist: output extension must be one of .*did you mean '\.fit'"
     ):
         io.write(tmp_path / "y.fist", grid(3, 3))
+    with pytest.raises(ConfigError, match=r"plate\.ome\.zarr: .*sciconv\.io\.write_ome_zarr"):
+        io.write(tmp_path / "plate.ome.zarr", grid(3, 3))  # as the README showed it
     (tmp_path / "products").mkdir()  # was "output extension must be one of ...; got '(none)'"
     with pytest.raises(ConfigError, match=r"products: is a folder; give the output file's name"):
         io.write(tmp_path / "products", grid(3, 3))

@@ -560,6 +560,12 @@ def write(
         ),
         "".join(path.suffixes[-2:]).lower() or "(none)",
     )
+    if path.name.lower().endswith(".zarr"):  # a folder store, not a file: its own writer
+        raise ConfigError(
+            "write writes files (FITS, TIFF, OME-TIFF, PNG); an OME-Zarr store is written by "
+            "sciconv.io.write_ome_zarr (labels: write_ome_zarr_labels)",
+            path=path,
+        )
     fmt = WRITE_FORMATS.get(
         look_up_option(suffix, tuple(WRITE_FORMATS), name="output extension", path=path)
     )
