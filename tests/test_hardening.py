@@ -102,6 +102,27 @@ def test_unknown_class_is_a_model_error_not_a_rebuild(tmp_path, saved_model):
         load(path)
 
 
+def _future_layer(config):
+    """The metadata layer renamed as a sciconv layer this installation lacks (a newer one's)."""
+    for layer in config["config"]["layers"]:
+        if layer.get("registered_name") == "sciconv>SciconvMetadata":
+            layer["class_name"] = "FutureLayer"
+            layer["registered_name"] = "sciconv>FutureLayer"
+            return
+    raise AssertionError("no sciconv layer")
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_a_model_from_a_newer_sciconv_says_so(tmp_path, saved_model, trust):
+    # compat QA: "can run arbitrary Python code ... pass trust=True", then with trust=True
+    # "import the package that registers it" (sciconv itself)
+    path = _with_config(saved_model, tmp_path / "newer.keras", _future_layer)
+    with pytest.raises(ModelError, match=r"newer\.keras: written by a newer sciconv") as info:
+        load(path, trust=trust)
+    assert "sciconv.models.layers.FutureLayer" in str(info.value)
+    assert not isinstance(info.value, UnsafeModelError)
+
+
 def test_keras_security_refusal_is_an_unsafe_model_error(tmp_path, saved_model, monkeypatch):
     # even where sciconv's own scan lets a file through, a Keras refusal is never a rebuild
     monkeypatch.setattr(loading, "_find_unsafe", lambda config: None)

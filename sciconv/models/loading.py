@@ -26,6 +26,7 @@ import keras
 # imported for their side effect: registering sciconv's losses and metrics with Keras (the
 # layers are registered by sciconv.models.layers, which the builders import)
 import sciconv.losses  # noqa: F401
+from sciconv import __version__
 from sciconv._archive import zip_member_problem, zip_size_problem
 from sciconv._fork import refuse_forked_tensorflow
 from sciconv.errors import ConfigError, ModelError, UnsafeModelError
@@ -75,32 +76,52 @@ def _describe_unsafe_object(config: dict) -> str | None:
     return f"reference to {module}.{name} (neither Keras modeling code nor a registered object)"
 
 
+def _first(config, probe):
+    """The first non-None ``probe(d)`` over the dicts of a ``.keras`` config, depth first."""
+    if isinstance(config, dict):
+        found = probe(config)
+        if found:
+            return found
+        values = config.values()
+    elif isinstance(config, list):
+        values = config
+    else:
+        return None
+    for value in values:
+        found = _first(value, probe)
+        if found:
+            return found
+    return None
+
+
+def _unsafe_probe(config: dict) -> str | None:
+    cls = config.get("class_name")
+    if cls == "Lambda":
+        layer = config.get("config", {}).get("name", "?")
+        return f"Lambda layer {layer!r}"
+    if cls == "__lambda__":
+        return "serialized Python lambda"
+    return _describe_unsafe_object(config)
+
+
 def _find_unsafe(config) -> str | None:
     """Return a description of the first unsafe object of a ``.keras`` config, if any.
 
     Unsafe: a Lambda layer, a serialized Python lambda, and any class or function from outside
     Keras' modeling APIs and sciconv that is not a custom object registered in this process.
     """
-    if isinstance(config, dict):
-        cls = config.get("class_name")
-        if cls == "Lambda":
-            layer = config.get("config", {}).get("name", "?")
-            return f"Lambda layer {layer!r}"
-        if cls == "__lambda__":
-            return "serialized Python lambda"
-        found = _describe_unsafe_object(config)
-        if found:
-            return found
-        for value in config.values():
-            found = _find_unsafe(value)
-            if found:
-                return found
-    elif isinstance(config, list):
-        for value in config:
-            found = _find_unsafe(value)
-            if found:
-                return found
-    return None
+    return _first(config, _unsafe_probe)
+
+
+def _newer_sciconv_probe(config: dict) -> str | None:
+    """A sciconv object (``sciconv>`` registered name) this installation does not register."""
+    cls = config.get("class_name")
+    registered = config.get("config") if cls == "function" else config.get("registered_name")
+    if not (isinstance(registered, str) and registered.startswith("sciconv>")):
+        return None
+    if keras.saving.get_registered_object(registered) is not None:
+        return None
+    return f"{config.get('module', 'sciconv')}.{registered.split('>', 1)[1]}"
 
 
 def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
@@ -305,6 +326,16 @@ def load(
             path=path,
         )
     config = _read_config(path)
+    try:
+        newer = _first(config, _newer_sciconv_probe)
+    except RecursionError:
+        raise ModelError(_TOO_DEEP, path=path) from None
+    if newer:  # was refused as unsafe code, then (trust=True) as a package to import (QA)
+        raise ModelError(
+            f"written by a newer sciconv: the model uses {newer}, which this sciconv "
+            f"({__version__}) does not have; update sciconv to load it (the file is fine)",
+            path=path,
+        )
     if check_metadata:
         _check_recorded_settings(config, path)
     if not trust:
