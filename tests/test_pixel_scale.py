@@ -442,3 +442,42 @@ def test_a_wcs_on_a_planet_or_the_sun_has_no_sky_pixel_scale(lon):
     assert scale([f"{lon}-CAR", f"{lon[:2]}LT-CAR"]) is None
     for sky in (["HPLN-TAN", "HPLT-TAN"], ["RA---TAN", "DEC--TAN"], ["ELON-TAN", "ELAT-TAN"]):
         assert scale(sky).x == pytest.approx(0.2)
+
+
+def _pairs_folder(root, resolutions):
+    import tifffile
+
+    (root / "img").mkdir()
+    (root / "lab").mkdir()
+    rng = np.random.default_rng(0)
+    for i, res in enumerate(resolutions):
+        lab = np.zeros((32, 32), np.uint16)
+        lab[4:12, 4:12], lab[18:28, 16:26] = 1, 2
+        img = (lab > 0) * 200.0 + rng.normal(20, 3, lab.shape)
+        kw = {} if res is None else {"resolution": (res, res), "metadata": {"unit": "um"}}
+        tifffile.imwrite(root / "img" / f"{i}.tif", img.astype(np.float32), imagej=True, **kw)
+        tifffile.imwrite(root / "lab" / f"{i}.tif", lab)
+
+
+def test_from_pairs_records_the_images_pixel_scale_and_fit_keeps_it(tmp_path):
+    # compat QA: from_pairs recorded none, so a segmenter trained on 0.5 um pairs was never
+    # resampled (316 objects for 103 on 0.25 um images)
+    from sciconv import models, training
+    from sciconv.datasets import from_pairs
+    from sciconv.models import get_metadata
+
+    _pairs_folder(tmp_path, [2.0, 2.0, 2.0])  # 2 pixels per um: 0.5 um
+    ds = from_pairs(tmp_path / "img", tmp_path / "lab", batch_size=2, seed=0)
+    assert ds.pixel_scale == {"y": 0.5, "x": 0.5, "unit": "um"}
+    model = models.segmenter((None, None, 1), num_classes=2, depth=1, filters=4)
+    training.fit(model, ds, epochs=1, steps_per_epoch=1, verbose=0)
+    assert get_metadata(model)["pixel_scale"] == {"y": 0.5, "x": 0.5, "unit": "um"}
+
+
+def test_from_pairs_with_mixed_scales_records_none(tmp_path):
+    from sciconv.datasets import from_pairs
+
+    _pairs_folder(tmp_path, [2.0, None, 2.0])
+    with pytest.warns(SciconvWarning, match="no pixel scale is recorded"):
+        ds = from_pairs(tmp_path / "img", tmp_path / "lab", batch_size=2, seed=0)
+    assert ds.pixel_scale is None

@@ -31,6 +31,8 @@ from sciconv.datasets._scan import (
     cache_budget,
     check_channels,
     collect_warnings,
+    common_scale,
+    pixel_scales,
     reason,
     report_bad,
     report_warnings,
@@ -277,7 +279,10 @@ def from_pairs(
     tf.data.Dataset or (tf.data.Dataset, tf.data.Dataset)
         Batches ``(x, y)`` or ``(x, y, w)`` (see ``sample_weights``): x float32 ``(N, H, W, C)``,
         y int32 ``(N, H, W)`` class ids, w float32 ``(N, H, W)``; the training dataset is endless,
-        with ``.steps_per_epoch``.
+        with ``.steps_per_epoch``. ``.pixel_scale``: the image files' common pixel scale
+        (``{"y", "x", "unit"}``, from their TIFF/OME/FITS metadata; None when unknown or when
+        they differ, with a warning), which :func:`sciconv.training.fit` records in the model
+        so that :func:`sciconv.inference.predict_instances` resamples images of another scale.
 
     Raises
     ------
@@ -422,6 +427,10 @@ def from_pairs(
     if not good:
         raise DatasetError(f"no readable image/mask pair among {n}")
     channels = check_channels([img_paths[j] for j in good], [scanned.shapes[j] for j in good])
+    # recorded into the model by fit, so predict_instances resamples images of another scale (a
+    # segmenter trained on 0.5 um pairs found 316 objects for 103 at 0.25 um: compat QA)
+    g_paths = [img_paths[j] for j in good]
+    scale = common_scale(g_paths, pixel_scales(g_paths), what="image/mask pairs", stacklevel=3)
     if prep.transform is not None:  # what the transform makes of them (to_rgb: 3)
         probe = np.zeros((1, 1, channels), np.float32)
         channels = int(apply_input_transform(probe, prep.transform).shape[-1])
@@ -585,6 +594,8 @@ def from_pairs(
         "input_transform": prep.transform,
         "cache_mode": "memory" if in_memory else "none",
         "pad_to_multiple": multiple,
+        # the image files' common pixel scale ({"y", "x", "unit"}), recorded into the model by fit
+        "pixel_scale": None if scale is None else scale.to_dict(),
     }
 
     def finish(ds, idx, **extra):
