@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -29,11 +30,11 @@ import sciconv.losses  # noqa: F401
 from sciconv import __version__
 from sciconv._archive import zip_member_problem, zip_size_problem
 from sciconv._fork import refuse_forked_tensorflow
-from sciconv.errors import ConfigError, ModelError, UnsafeModelError
+from sciconv.errors import ConfigError, ModelError, SciconvWarning, UnsafeModelError
 from sciconv.metrics import Dice, IoU, MeanIoU  # noqa: F401  (registers them for loading)
 from sciconv.models._validate_meta import check_postprocess
 from sciconv.models.builders import classifier, regressor, segmenter
-from sciconv.models.metadata import metadata_layer
+from sciconv.models.metadata import get_metadata, metadata_layer
 
 __all__ = ["load"]
 
@@ -356,36 +357,73 @@ def load(
                 path=path,
             )
     try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=not trust)
+        model = keras.saving.load_model(path, compile=compile, safe_mode=not trust)
     except ModelError:
         raise
     except Exception as err:  # Keras raises ValueError/TypeError/KeyError for unbuildable files
-        kind = _classify_keras_error(err)
-        if kind == "unsafe":
-            raise UnsafeModelError(
-                f"refusing to load: Keras refused the file for security ({_innermost(err)}). "
-                "If you trust the file's source, pass trust=True",
-                path=path,
-            ) from None
-        if kind == "newer-keras":
-            rebuilt = _rebuild_from_metadata(path, config)
-            if rebuilt is not None:
-                return rebuilt
-        if kind == "unknown-class":
-            raise ModelError(
-                f"cannot build the model: it names a class or function Keras does not know "
-                f"({_innermost(err)}); import the package that registers it first",
-                path=path,
-            ) from err
-        hint = "" if not compile else " (try compile=False if a custom loss or metric is missing)"
-        # its first lines: Keras quotes whole weight arrays on a shape mismatch (QA: 9.9 kB)
-        said = " ".join([line[:200] for line in str(err).split("\n") if line.strip()][:2])
-        cause = _innermost(err)  # the reason, which Keras' outer message may only wrap (review)
-        if cause and cause not in said:
-            said += f" (cause: {cause})"
+        model = _unbuildable(err, path, config, compile)
+    _note_unrecorded_normalization(model, path)
+    return model
+
+
+def _note_unrecorded_normalization(model: keras.Model, path: Path) -> None:
+    """Warn when a trained sciconv model records no input normalization (compat QA).
+
+    Before 2026-12-05, :func:`sciconv.training.fit` on arrays or on ``normalize=None`` data
+    recorded none; prediction's ``normalize="model"`` then applies the default percentile
+    stretch to a model trained on raw pixels (6 of 12 classes changed). Trained: its optimizer
+    took steps, or ``fit`` / calibration recorded other settings. A model only built is not.
+    """
+    meta = get_metadata(model)
+    if "architecture" not in meta or "normalization" in meta:
+        return
+    optimizer = getattr(model, "optimizer", None)
+    steps = getattr(optimizer, "iterations", None)
+    trained = (steps is not None and int(steps.numpy()) > 0) or any(
+        key in meta
+        for key in ("class_names", "image_size", "size_policy", "training", "calibration")
+    )
+    if trained:
+        warnings.warn(
+            f"{path}: the model records no input normalization (fit on arrays or "
+            "normalize=None data recorded none before sciconv of 2026-12-05); prediction "
+            "applies the default percentile stretch (1-99.8). If it was trained on raw pixels, "
+            "pass normalize=None (--normalize none) or record it: sciconv.models.set_metadata("
+            "model, normalization={'method': 'none'}) and save the model",
+            SciconvWarning,
+            stacklevel=3,
+        )
+
+
+def _unbuildable(err: Exception, path: Path, config: dict, compile: bool) -> keras.Model:
+    """The model rebuilt from its metadata where a newer Keras wrote the file, else the error
+    ``keras.saving.load_model`` raised, as a sciconv error naming the file."""
+    kind = _classify_keras_error(err)
+    if kind == "unsafe":
+        raise UnsafeModelError(
+            f"refusing to load: Keras refused the file for security ({_innermost(err)}). "
+            "If you trust the file's source, pass trust=True",
+            path=path,
+        ) from None
+    if kind == "newer-keras":
+        rebuilt = _rebuild_from_metadata(path, config)
+        if rebuilt is not None:
+            return rebuilt
+    if kind == "unknown-class":
         raise ModelError(
-            f"cannot build the model: {type(err).__name__}: {said}{hint}", path=path
+            f"cannot build the model: it names a class or function Keras does not know "
+            f"({_innermost(err)}); import the package that registers it first",
+            path=path,
         ) from err
+    hint = "" if not compile else " (try compile=False if a custom loss or metric is missing)"
+    # its first lines: Keras quotes whole weight arrays on a shape mismatch (QA: 9.9 kB)
+    said = " ".join([line[:200] for line in str(err).split("\n") if line.strip()][:2])
+    cause = _innermost(err)  # the reason, which Keras' outer message may only wrap (review)
+    if cause and cause not in said:
+        said += f" (cause: {cause})"
+    raise ModelError(
+        f"cannot build the model: {type(err).__name__}: {said}{hint}", path=path
+    ) from err
 
 
 def _error_chain(err: BaseException) -> list[BaseException]:
