@@ -492,7 +492,7 @@ def write_ome_zarr_labels(
     unit = _UNITS_NGFF.get(physical.get("pixel_unit")) if "pixel_size" in physical else None
     # axes as dicts: ome-zarr-py then names the arrays' dimensions (NGFF 0.5 asks it)
     axes_meta = [{"name": a, "type": "space", **({"unit": unit} if unit else {})} for a in "yx"]
-    arr = arr.astype(np.int32 if arr.dtype.kind == "b" else arr.dtype)
+    arr = arr.astype(np.int32 if arr.dtype.kind == "b" else arr.dtype, copy=False)
     # every other pixel, level by level (ids survive), with the level's true offset: 0, as
     # level k's pixel j is level 0's pixel j 2**k (ome-zarr-py's own labels pyramid took
     # pixel j 2**k + 2**k - 1 and declared half a pixel: levels misplaced in vizarr; QA)

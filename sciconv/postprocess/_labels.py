@@ -117,7 +117,7 @@ sciconv.io.read_labels (integer (H, W) labels)
         )
 
 
-def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
+def validate_labels(labels, *, name: str = "labels", keep_dtype: bool = False) -> np.ndarray:
     """Instance labels as users hold them, as an int64 ``(H, W)`` array (module notes).
 
     Parameters
@@ -129,10 +129,14 @@ def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
         2**24 on); :func:`sciconv.io.read_labels` reads label files as integers.
     name : str, optional
         The argument's name in messages.
+    keep_dtype : bool, optional
+        Keep the labels' own integer dtype (a view where they are a numpy array; bools as
+        uint8), for callers that cast row chunks themselves: no int64 copy of the whole image.
+        Default False.
 
     Returns
     -------
-    ndarray of int64, shape (H, W)
+    ndarray of int64 (or the labels' own integer dtype), shape (H, W)
 
     Raises
     ------
@@ -149,6 +153,8 @@ def validate_labels(labels, *, name: str = "labels") -> np.ndarray:
     >>> grid = GridImage(np.array([[0, 2], [7, 7]], np.int32)[..., None])
     >>> validate_labels(grid).tolist(), validate_labels(grid).dtype
     ([[0, 2], [7, 7]], dtype('int64'))
+    >>> validate_labels(grid, keep_dtype=True).dtype
+    dtype('int32')
     >>> validate_labels(np.array([[0.0, 2.0]]))
     Traceback (most recent call last):
     ...
@@ -163,6 +169,8 @@ sciconv.io.read_labels (integer (H, W) labels)
             f"{name} hold ids up to {int(arr.max())}, past int64's 2**63 - 1: number them "
             "1, 2, ... first (skimage.segmentation.relabel_sequential)"
         )
+    if keep_dtype:
+        return arr.view(np.uint8) if arr.dtype == bool else arr
     return arr.astype(np.int64, copy=False)
 
 

@@ -19,7 +19,9 @@ from sciconv.postprocess._image_columns import add_image_columns
 from sciconv.postprocess._labels import validate_labels
 from sciconv.postprocess._pixels import numbers, per_pixel
 
-_ROWS_PER_CHUNK = 1024  # measure() accumulates moments over row chunks: memory stays bounded
+#: Rows per chunk of the per-object sums (:func:`measure`, :func:`object_scores`): memory stays
+#: bounded by the chunk, not the image.
+ROWS_PER_CHUNK = 1024
 _SPARSE_IDS = 1 << 20  # above this largest id (and a quarter of the pixels) ids are renumbered
 
 
@@ -337,8 +339,10 @@ def _pixel_errors(error, intensity, image, shape, channels: int) -> np.ndarray |
             return None
     error = in_unit(error, getattr(intensity, "unit", None), name="error")
     e = per_pixel(error, "error", shape, channels)
-    if np.any(e[np.isfinite(e)] < 0):
-        raise InvalidImageError("error must hold standard deviations (>= 0); some are negative")
+    for r0 in range(0, len(e), ROWS_PER_CHUNK):  # by row chunk: no full-size mask and copy
+        part = e[r0 : r0 + ROWS_PER_CHUNK]
+        if np.any(part[np.isfinite(part)] < 0):  # NaN and inf: unknown errors
+            raise InvalidImageError("error must hold standard deviations (>= 0); some are negative")
     return e
 
 
@@ -347,7 +351,7 @@ def _at_pixels(values: np.ndarray, r0: int, rows, cols, shape) -> np.ndarray:
     image) at the pixels ``rows``, ``cols`` of the row chunk starting at ``r0``, as ``shape``."""
     if values.shape[0] == 1:
         return np.broadcast_to(values[0, 0], shape)
-    return np.broadcast_to(values[r0 : r0 + _ROWS_PER_CHUNK][rows, cols], shape)
+    return np.broadcast_to(values[r0 : r0 + ROWS_PER_CHUNK][rows, cols], shape)
 
 
 def measure(
@@ -469,7 +473,7 @@ def measure(
     """
     from astropy.table import Table
 
-    labels = validate_labels(labels)
+    labels = validate_labels(labels, keep_dtype=True)  # cast by row chunk (QA: int64 copy)
     image = _validate_intensity(intensity, labels.shape)
     level = _saturation(saturation, intensity, image)
     saturated = None if level is None else (image >= level).any(axis=-1)  # before bad pixels
@@ -510,13 +514,13 @@ def measure(
         wy = np.zeros(n + 1)
     h, w = labels.shape
     xs = np.arange(w, dtype=np.float64)
-    for r0 in range(0, h, _ROWS_PER_CHUNK):
-        lab = labels[r0 : r0 + _ROWS_PER_CHUNK]
+    for r0 in range(0, h, ROWS_PER_CHUNK):
+        lab = labels[r0 : r0 + ROWS_PER_CHUNK]
         fg = lab > 0
         if not fg.any():
             continue
         rows, cols = np.nonzero(fg)
-        ids = lab[rows, cols]
+        ids = lab[rows, cols].astype(np.intp, copy=False)
         x = xs[cols]
         y = (rows + r0).astype(np.float64)
         count += np.bincount(ids, minlength=n + 1)
@@ -526,7 +530,7 @@ def measure(
         syy += np.bincount(ids, y * y, n + 1)
         sxy += np.bincount(ids, x * y, n + 1)
         if image is not None:
-            vals = image[r0 : r0 + _ROWS_PER_CHUNK][rows, cols]  # (m, C)
+            vals = image[r0 : r0 + ROWS_PER_CHUNK][rows, cols]  # (m, C)
             finite = np.isfinite(vals)
             clean = np.where(finite, vals, 0.0)
             for ch in range(c):
@@ -567,7 +571,7 @@ def measure(
     lam2 = np.maximum((cxx + cyy) / 2 - half_diff, 0.0)
     theta = np.degrees(0.5 * np.arctan2(2 * cxy, cxx - cyy))
     theta = np.round(np.where(theta <= -90, theta + 180, theta), 10)
-    found = labels.astype(np.int32) if n < 2**31 else labels
+    found = labels.astype(np.int32, copy=False) if n < 2**31 else labels
     slices = ndi.find_objects(found, max_label=n) if n else []  # no objects (0x0 labels too)
     bbox = np.array(
         [
@@ -634,7 +638,7 @@ def measure(
         table["ra"].unit = table["dec"].unit = "deg"
         table.meta["RADECSRC"] = "x_weighted, y_weighted" if image is not None else "x, y"
     if bad is not None:
-        inside = np.bincount(labels[bad], minlength=n + 1)[present]
+        inside = np.bincount(labels[bad].astype(np.intp), minlength=n + 1)[present]
         # touching: an object pixel within the bad pixels dilated by one (8 neighbours)
         near = ndi.binary_dilation(bad, structure=np.ones((3, 3), bool))
         touch = np.zeros(n + 1, bool)
@@ -642,7 +646,8 @@ def measure(
         table["flag_masked"] = touch[present] | (inside > 0)
         table["masked_fraction"] = inside / cnt
     if saturated is not None:
-        table["flag_saturated"] = np.bincount(labels[saturated], minlength=n + 1)[present] > 0
+        hit = labels[saturated].astype(np.intp)
+        table["flag_saturated"] = np.bincount(hit, minlength=n + 1)[present] > 0
         table.meta["SATURATE"] = level
     _annotate(table, flux_unit=flux_unit)
     # sizes in µm/arcsec when the image knows its pixel (QA: only the CLI added them), flux
