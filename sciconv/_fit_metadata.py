@@ -3,10 +3,8 @@ and the mismatches between the two that it refuses before training."""
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
-import os
 from typing import Any
 
 import numpy as np
@@ -17,16 +15,13 @@ from sciconv.errors import ConfigError, ModelError
 from sciconv.io._common import warn_caller
 from sciconv.models.metadata import get_metadata, metadata_layer, set_metadata
 from sciconv.preprocess import RAW_NORMALIZATION, is_raw_normalization
-from sciconv.runs import read_config
 
 __all__ = [
     "adapt_target_scale",
     "check_input_transform",
     "check_normalization",
-    "check_resumed_split",
     "check_target",
     "check_validation_data",
-    "describe_split",
     "infer_normalization",
     "record_dataset_metadata",
     "record_training_provenance",
@@ -481,175 +476,8 @@ dataset.target: touching)
     )
 
 
-def describe_split(train, validation_data=None) -> dict | None:
-    """What defines the train/validation split of ``fit``'s data, recorded to check a resume.
-
-    Data from files (datasets with ``.file_paths``: ``from_folder``, ``from_pairs``,
-    ``from_catalog``): the file counts and hashes of the sorted file names (relative to the
-    folder holding them all, so a moved data folder is the same data), with the dataset's
-    ``.validation_split``. Arrays: the sample counts. None for other data (nothing known).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> describe_split((np.zeros((6, 2)), np.zeros(6)), (np.zeros((2, 2)), np.zeros(2)))
-    {'unit': 'samples', 'training': 6, 'validation': 2}
-    """
-    if isinstance(train, tuple):
-
-        def count(data):  # x is a tuple of arrays for a model of several inputs
-            return len(data[0][0] if isinstance(data[0], tuple) else data[0])
-
-        val = count(validation_data) if isinstance(validation_data, tuple) else None
-        val = 0 if validation_data is None else val
-        return {"unit": "samples", "training": count(train), "validation": val}
-    paths = getattr(train, "file_paths", None)
-    if not isinstance(paths, (list, tuple)):
-        return None
-    held = [] if validation_data is None else getattr(validation_data, "file_paths", None)
-    held = list(held) if isinstance(held, (list, tuple)) else None
-    every = [os.path.abspath(p) for p in [*paths, *(held or [])]]
-    try:
-        root = os.path.commonpath([os.path.dirname(p) for p in every]) if every else ""
-    except ValueError:  # paths on different drives
-        root = ""
-
-    def digest(files) -> str | None:
-        if files is None:
-            return None
-        names = sorted(
-            (os.path.relpath(os.path.abspath(p), root) if root else os.path.abspath(p)).replace(
-                os.sep, "/"
-            )
-            for p in files
-        )
-        return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
-
-    out = {
-        "unit": "files",
-        "training": len(paths),
-        "validation": None if held is None else len(held),
-        "sha": digest([*paths, *held]) if held is not None else None,
-        "training_sha": digest(paths),
-        "validation_sha": digest(held),
-    }
-    fraction = getattr(train, "validation_split", "unknown")
-    if fraction is None or isinstance(fraction, (int, float)):
-        out["validation_split"] = fraction
-    return out
-
-
-def _split_changes(before: dict, now: dict) -> list[str]:
-    """How the split ``now`` differs from the recorded one ``before``, in words."""
-    unit = now.get("unit")
-    if before.get("unit") != unit:
-        return [f"the data were {before.get('unit')}, now {unit}"]
-    changes = []
-    old_val, new_val = before.get("validation"), now.get("validation")
-    held = f"{unit} held out for validation {old_val} -> {new_val}"
-    if "validation_split" in before and "validation_split" in now:
-        a, b = before["validation_split"], now["validation_split"]
-        if a != b:
-            changes.append(
-                f"validation_split {a} -> {b}" + (f", {held}" if old_val != new_val else "")
-            )
-    if None in (before.get("training"), now.get("training"), old_val, new_val):
-        total_before = total_now = None
-    else:
-        total_before, total_now = before["training"] + old_val, now["training"] + new_val
-    if total_before != total_now:
-        k = abs(total_now - total_before)
-        what = unit[:-1] if k == 1 else unit
-        verb = "added to" if total_now > total_before else "removed from"
-        where = "the training data" if old_val == new_val == 0 else "the data"
-        changes.append(f"{k} {what} {verb} {where}, {total_before} -> {total_now} {unit}")
-    elif before.get("sha") != now.get("sha"):
-        changes.append(f"the same number of other {unit}: renamed or replaced")
-    elif not changes and (
-        before.get("training") != now.get("training")
-        or old_val != new_val
-        or before.get("training_sha") != now.get("training_sha")
-        or before.get("validation_sha") != now.get("validation_sha")
-    ):
-        same = f"as many other {unit} held out for validation"
-        changes.append(same if old_val == new_val else held)
-    return changes
-
-
-def check_resumed_split(
-    workdir, seed: int | None, split: dict | None = None, content: dict | None = None
-) -> None:
-    """Refuse to resume a run on another train/validation split than the one it started on.
-
-    A dataset's ``.seed`` decides which images are held out, and so do the files it was built
-    from and its ``validation_split``: a resumed run on another split (another seed, a new
-    fraction, files added to the data folders since) would validate on images it trained on
-    before the kill, and ``best.keras`` would be chosen on them. ``split`` is what
-    :func:`describe_split` says of this call's data. Runs that recorded neither are not
-    checked. Files whose contents changed since (``content``, a
-    :func:`sciconv._fit_workdir.content_digest`, against the recorded one) get a warning.
-
-    Raises
-    ------
-    ConfigError
-        Naming what changed and the fix (resume on the same data, or start a new run).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib, json
-    >>> run = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (run / "config.json").write_text(json.dumps({"dataset": {"seed": 7}}))
-    >>> check_resumed_split(run, 7)
-    >>> check_resumed_split(run, 3)
-    Traceback (most recent call last):
-    ...
-    sciconv.errors.ConfigError: ... was built with seed 7 ...; this dataset with seed 3 ...
-    """
-    try:
-        recorded = read_config(workdir).get("dataset") or {}
-    except ConfigError:
-        return
-    before = recorded.get("seed") if isinstance(recorded, dict) else None
-    if isinstance(before, int) and isinstance(seed, int) and before != seed:
-        raise ConfigError(
-            f"workdir holds an interrupted run whose dataset was built with seed {before} (its "
-            f"train/validation split); this dataset with seed {seed} would hold other images "
-            "out, so the resumed run would validate on images it trained on: build the dataset "
-            f"with seed={before} (sciconv train: dataset.seed: {before}), or start again with "
-            "resume=False and overwrite=True",
-            path=workdir,
-        )
-    _warn_changed_content(recorded, content)
-    old = recorded.get("split") if isinstance(recorded, dict) else None
-    if not isinstance(old, dict) or not isinstance(split, dict):
-        return
-    changes = _split_changes(old, split)
-    if changes:
-        raise ConfigError(
-            f"workdir holds an interrupted run trained on another train/validation split "
-            f"({'; '.join(changes)}): the resumed run would validate on images it trained on. "
-            "Resume with the data and validation_split it started with, or start again with "
-            "resume=False and overwrite=True (sciconv train: training.resume: false, "
-            "--overwrite)",
-            path=workdir,
-        )
-
-
-def _warn_changed_content(recorded, content: dict | None) -> None:
-    """Warn when the training files' contents differ from those the run started on."""
-    before = recorded.get("content") if isinstance(recorded, dict) else None
-    if not isinstance(before, dict) or not isinstance(content, dict):
-        return
-    if before.get("method") == content.get("method") and before.get("sha256") != content.get(
-        "sha256"
-    ):
-        warn_caller(
-            "the training files' contents differ from those the interrupted run started on "
-            "(same names, other bytes: config.json's dataset.content): the resumed run trains "
-            "on other data than its first epochs did",
-            "sciconv",
-        )
-
+# what the metadata ``training`` keeps of config.json's ``dataset.split``
+_SPLIT_KEYS = ("unit", "training", "validation", "rule")
 
 #: The libraries whose versions a trained model's metadata ``training`` records.
 VERSIONED = ("sciconv", "tensorflow", "keras", "numpy", "python")
@@ -658,10 +486,11 @@ VERSIONED = ("sciconv", "tensorflow", "keras", "numpy", "python")
 def record_training_provenance(model, *, seed, recorded: dict, versions: dict) -> dict | None:
     """Record in ``model``'s metadata, as ``training``, how it was trained: ``fit``'s
     ``seed``, the dataset's seed (``data_seed``, its split), the split's hash (``split_sha``),
-    the digest of the training files (``content_sha256``), where they were read from
-    (``source``) and the library versions; so a model shared without its run folder still
-    says. Small (a few hundred bytes) and JSON-able; returns what was recorded (None for a
-    model without a metadata layer).
+    counts and the revision of the rule that drew it (``split``; its ``rule``:
+    :data:`sciconv.datasets.SPLIT_RULE`), the digest of the training files
+    (``content_sha256``), where they were read from (``source``) and the library versions; so
+    a model shared without its run folder still says. Small (a few hundred bytes) and
+    JSON-able; returns what was recorded (None for a model without a metadata layer).
 
     Examples
     --------
@@ -678,7 +507,10 @@ def record_training_provenance(model, *, seed, recorded: dict, versions: dict) -
         "seed": seed,
         "data_seed": recorded.get("seed"),
         "split_sha": split.get("sha") or split.get("training_sha"),
-        "split": {k: split.get(k) for k in ("unit", "training", "validation")} if split else None,
+        # with the revision of the rule that drew it (sciconv.datasets.SPLIT_RULE), if one did
+        "split": {k: split.get(k) for k in _SPLIT_KEYS if k in split or k != "rule"}
+        if split
+        else None,
         "content_sha256": content.get("sha256"),
         "source": source if len(json.dumps(source, default=str)) <= 600 else None,
         "versions": {k: versions[k] for k in VERSIONED if k in versions},

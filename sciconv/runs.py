@@ -40,6 +40,7 @@ __all__ = [
     "read_config",
     "read_log",
     "truncate_log",
+    "widen_log",
 ]
 
 #: Name of the run configuration :func:`sciconv.training.fit` writes in its workdir.
@@ -143,12 +144,38 @@ def _log_file(path: str | os.PathLike) -> Path:
     return path / LOG_FILE if path.is_dir() else path
 
 
-def _rows(path: Path) -> list[list[str]]:
+def _numbered_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The log's rows, each with the line it ends on (1-based)."""
     try:
         with open(path, newline="") as fh:
-            return list(csv.reader(fh))
+            reader = csv.reader(fh)
+            return [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ConfigError(f"unreadable training log ({err})", path=path) from None
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return [row for _, row in _numbered_rows(path)]
+
+
+def _header_and_body(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the non-empty rows of a log; refused when a row has more cells than the
+    header (its columns cannot be told apart: never guessed)."""
+    rows = [(line, row) for line, row in _numbered_rows(path) if row]
+    if not rows:
+        return [], []
+    header = rows[0][1]
+    for line, row in rows[1:]:
+        if len(row) > len(header):
+            raise ConfigError(
+                f"training log line {line} has {len(row)} cells but its header names "
+                f"{len(header)} columns {header}: which value is which metric cannot be told "
+                "(a run started by an older sciconv and resumed by a newer one appended rows "
+                "of more columns under the old header). Edit the file so that the header names "
+                "every column of its rows, or remove those rows",
+                path=path,
+            )
+    return header, [row for _, row in rows[1:]]
 
 
 def read_log(
@@ -172,8 +199,9 @@ def read_log(
     Raises
     ------
     ConfigError
-        If the log is missing or unreadable, has no epochs, lacks a requested column, or a
-        column holds something other than numbers.
+        If the log is missing or unreadable, has no epochs, lacks a requested column, a
+        column holds something other than numbers, or a row has more cells than the header
+        (naming its line: which value is which column cannot be told).
 
     Examples
     --------
@@ -187,10 +215,9 @@ def read_log(
     path = _log_file(path)
     if not path.is_file():
         raise ConfigError("training log not found (expected a CSV written by fit)", path=path)
-    rows = [r for r in _rows(path) if r]
-    if len(rows) < 2:
+    header, body = _header_and_body(path)
+    if not body:
         raise ConfigError("training log has no epochs yet", path=path)
-    header, body = rows[0], rows[1:]
     wanted = list(header) if columns is None else [str(c) for c in columns]
     missing = [c for c in wanted if c not in header]
     if missing:
@@ -289,6 +316,62 @@ def truncate_log(path: str | os.PathLike, keep_epochs: int) -> None:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(kept)
+
+
+def widen_log(path: str | os.PathLike, columns: Sequence[str]) -> list[str]:
+    """Give a run's log (``log.csv``) the ``columns`` it lacks, empty in its rows; return its
+    header.
+
+    Keras' CSVLogger appends a resumed run's rows under the header the file has. A run started
+    by a sciconv that logged fewer columns (before 2026-12-05: no ``learning_rate``) thus got
+    rows of more cells than its header, which every reader took by position (the learning rate
+    as the loss). :func:`sciconv.training.fit` widens the log first, then writes its rows by
+    that header. The new columns go after the old ones, the file is rewritten atomically, and
+    only when a column is missing; a missing or empty log is left as it is (``[]``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``log.csv`` file, or the run folder that holds it.
+    columns : sequence of str
+        The columns the rows to be appended have.
+
+    Returns
+    -------
+    list of str
+        The log's header after widening.
+
+    Raises
+    ------
+    ConfigError
+        If the log is unreadable, or a row has more cells than the header (naming its line).
+
+    Examples
+    --------
+    >>> from sciconv.runs import read_log, widen_log
+    >>> import tempfile, pathlib
+    >>> log = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = log.write_text("epoch,loss\\n0,0.9\\n")
+    >>> widen_log(log, ["epoch", "learning_rate", "loss"])
+    ['epoch', 'loss', 'learning_rate']
+    >>> read_log(log)["learning_rate"].tolist()
+    [nan]
+    """
+    path = _log_file(path)
+    if not path.exists():
+        return []
+    header, body = _header_and_body(path)
+    if not header:
+        return []
+    missing = [str(c) for c in dict.fromkeys(columns) if str(c) not in header]
+    if missing:
+        wide = header + missing
+        with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(wide)
+            writer.writerows(row + [""] * (len(wide) - len(row)) for row in body)
+        header = wide
+    return header
 
 
 # the files of Keras' BackupAndRestore (double_checkpoint=True): the latest state and the one before

@@ -64,16 +64,16 @@ from sciconv._fit_data import (
     check_replica_split,
     warn_imbalance,
 )
+from sciconv._fit_log import CsvLog
 from sciconv._fit_metadata import (
     adapt_target_scale,
-    check_resumed_split,
     check_validation_data,
-    describe_split,
     record_dataset_metadata,
     record_training_provenance,
     resume_exactness,
 )
 from sciconv._fit_schedule import LearningRateLog, chance_loss, schedule_callbacks
+from sciconv._fit_split import check_resumed_split, describe_split
 from sciconv._fit_workdir import (
     content_digest,
     data_files,
@@ -234,20 +234,6 @@ _DRAWN = ("augmentation", "batch_size", "patch_size", "patches_per_image")
 def _write_config(workdir: Path, config: dict) -> None:
     with atomic_output(workdir / "config.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(config, indent=2, default=json_default) + "\n")
-
-
-class _CsvLog(keras.callbacks.CSVLogger):
-    """Keras' CSVLogger without the ``val_*`` columns (all NA, ``val_learning_rate`` among
-    them) it adds to a run that has no validation data."""
-
-    def __init__(self, filename: str, *, append: bool, validates: bool):
-        super().__init__(filename, append=append)
-        self.validates = validates
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.keys is None and not self.validates and logs:
-            self.keys = sorted(logs)
-        super().on_epoch_end(epoch, logs)
 
 
 def _fingerprint(model) -> dict:
@@ -573,8 +559,17 @@ def fit(
                         "batch_size": batch,
                     },
                 )
+                older = None  # a run an older sciconv started, resumed on its own split
                 if initial_epoch:
-                    check_resumed_split(workdir, recorded.get("seed"), split, content)
+                    older = check_resumed_split(workdir, recorded.get("seed"), split, content)
+                if older is not None:  # its record stays; the batches it drew need not be ours
+                    recorded.pop("split", None)
+                    if older["split"] is not None:
+                        recorded["split"] = older["split"]
+                    exact = (False, older["note"])
+                    record_training_provenance(
+                        model, seed=seed, recorded=recorded, versions=_versions()
+                    )
                 same_model = same_model and bool(initial_epoch)
                 if initial_epoch and resumable:  # the batches the uninterrupted run draws next
                     train = fit_data.resume_at(initial_epoch * steps_per_epoch)
@@ -642,7 +637,7 @@ def fit(
                 cbs += [
                     best_checkpoint,
                     _AtomicCheckpoint(workdir / "last.keras"),
-                    _CsvLog(str(log), append=bool(initial_epoch), validates=monitor != "loss"),
+                    CsvLog(str(log), append=bool(initial_epoch), validates=monitor != "loss"),
                     _RunStatus(workdir, config),
                 ]
                 if tensorboard and _tensorboard_available():
@@ -696,7 +691,7 @@ def fit(
             history = model.fit(**kwargs)
         finally:  # interrupted (Ctrl-C, an error): Keras leaves log.csv open until collected
             for cb in cbs:
-                if isinstance(cb, _CsvLog) and cb.csv_file is not None and not cb.csv_file.closed:
+                if isinstance(cb, CsvLog) and cb.csv_file is not None and not cb.csv_file.closed:
                     cb.csv_file.close()
 
         if workdir is not None and writes:

@@ -69,6 +69,7 @@ import importlib
 __all__ = [
     "CACHE_BUDGET",
     "SIZE_POLICIES",
+    "SPLIT_RULE",
     "FilePrep",
     "boundary_target",
     "check_label_image",
@@ -90,6 +91,7 @@ CACHE_BUDGET = 1 << 30
 # public name -> the submodule that defines it (imported on first use: PEP 562)
 _HOMES = {
     "SIZE_POLICIES": "prepare",
+    "SPLIT_RULE": "_scan",
     "FilePrep": "prepare",
     "boundary_target": "patches",
     "sample_patches": "patches",

@@ -187,6 +187,17 @@ def check_sizes(paths, shapes, size, policy) -> tuple[int, int]:
     return size
 
 
+#: Revision of the rule by which :func:`split` holds files out for validation
+#: (``from_folder``, ``from_catalog``, ``from_pairs``): 2 since 2026-12-06, each file's
+#: ``class/name`` hashed with the seed (:func:`stable_order`); 1 before, a seeded shuffle of
+#: the files' positions, which holds other files out for the same call.
+#: :func:`sciconv.training.fit` records it (``config.json``'s ``dataset.split.rule``, the
+#: model's ``training`` metadata) and refuses to resume a run whose split was drawn by another
+#: rule, or by an older sciconv that recorded none: the resumed run would validate on images
+#: it trained on.
+SPLIT_RULE = 2
+
+
 def split(
     n: int,
     fraction: float | None,
@@ -201,10 +212,10 @@ def split(
     Stratified, every class keeps at least one training image, and a class left without a
     validation image (too few images for ``fraction``) is named in a warning (``names``: the
     class names of the ids). With ``keys`` (the files' names), each class's validation images
-    are the ones whose keys hash lowest with the seed (:func:`stable_order`), so a file added
-    later leaves the others where they were (a shuffle of positions moved most of them: a
-    model fine-tuned on a grown folder validated on the images it had trained on); without,
-    a seeded shuffle.
+    are the ones whose keys hash lowest with the seed (:func:`stable_order`; rule
+    :data:`SPLIT_RULE`), so a file added later leaves the others where they were (a shuffle of
+    positions moved most of them: a model fine-tuned on a grown folder validated on the images
+    it had trained on); without, a seeded shuffle.
 
     Examples
     --------
