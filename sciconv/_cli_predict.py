@@ -525,8 +525,9 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
                     else said.message
                 )
                 warnings.warn_explicit(text, said.category, said.filename, said.lineno)
-            for axis, j in zip(axes, index):
-                table.add_column(int(j), name=axis.lower(), index=axes.index(axis))
+            for axis, j in zip(axes, index):  # a column, not a scalar: astropy < 7 refuses
+                column = np.full(len(table), int(j))  # a scalar on a frame with no objects
+                table.add_column(column, name=axis.lower(), index=axes.index(axis))
             tables.append(table)
             counts.append(int(labels.max()))
             keep("labels", i, labels, np.int32)

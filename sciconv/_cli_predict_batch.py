@@ -288,16 +288,28 @@ def recorded_history(product: Path) -> list[str] | None:
     if name.endswith(tuple(io.TIFF_EXTENSIONS)):
         import tifffile
 
-        with tifffile.TiffFile(product) as tif:
-            if tif.is_ome and tif.ome_metadata:  # the OME Image's Description, line by line
-                image = tifffile.xml2dict(tif.ome_metadata).get("OME", {}).get("Image", {})
-                image = image[0] if isinstance(image, list) else image
-                return str(image.get("Description") or "").splitlines()
-            if tif.is_imagej:  # an ImageJ hyperstack (the product of an ImageJ stack): Info
-                return str((tif.imagej_metadata or {}).get("Info") or "").splitlines()
-            meta = tif.shaped_metadata
-            return list((meta[0] if meta else {}).get("history", []))
+        try:
+            return _tiff_history(product)
+        except tifffile.TiffFileError as exc:  # a ValueError only from tifffile 2025.10 on
+            if isinstance(exc, ValueError):
+                raise
+            raise ValueError(f"{exc} (TiffFileError)") from exc
     return None
+
+
+def _tiff_history(product: Path) -> list[str]:
+    """:func:`recorded_history` of a TIFF product."""
+    import tifffile
+
+    with tifffile.TiffFile(product) as tif:
+        if tif.is_ome and tif.ome_metadata:  # the OME Image's Description, line by line
+            image = tifffile.xml2dict(tif.ome_metadata).get("OME", {}).get("Image", {})
+            image = image[0] if isinstance(image, list) else image
+            return str(image.get("Description") or "").splitlines()
+        if tif.is_imagej:  # an ImageJ hyperstack (the product of an ImageJ stack): Info
+            return str((tif.imagej_metadata or {}).get("Info") or "").splitlines()
+        meta = tif.shaped_metadata
+        return list((meta[0] if meta else {}).get("history", []))
 
 
 def _a_prediction(lines: Sequence[str]) -> bool:

@@ -43,12 +43,16 @@ _IMAGE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz")
 
 
 def _samp():
-    """``pyvo.samp``, else ``astropy.samp`` (deprecated in astropy 8; its warning silenced)."""
+    """``pyvo.samp``, else ``astropy.samp`` (deprecated in astropy 8; its warning silenced): a
+    pyvo whose ``samp`` lacks ``SAMPHubError`` (pyvo 1.6) is passed over."""
     try:
-        return importlib.import_module("pyvo.samp")
+        module = importlib.import_module("pyvo.samp")
     except ImportError:
-        with caught("ignore"):
-            return importlib.import_module("astropy.samp")
+        module = None
+    if hasattr(module, "SAMPHubError"):
+        return module
+    with caught("ignore"):
+        return importlib.import_module("astropy.samp")
 
 
 @contextlib.contextmanager

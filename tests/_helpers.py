@@ -166,3 +166,16 @@ def kill_after(epoch: int):
                 raise KeyboardInterrupt("simulated kill")
 
     return _Kill()
+
+
+def photutils_name(name: str) -> str:
+    """A SourceCatalog property as the installed photutils spells it: ``x_centroid``,
+    ``y_centroid`` and ``segment_flux_err`` are photutils 3's names (``xcentroid``, ... in the
+    1.9 to 2.x releases sciconv also takes)."""
+    from photutils.segmentation import SourceCatalog
+
+    if hasattr(SourceCatalog, name):
+        return name
+    return {"x_centroid": "xcentroid", "y_centroid": "ycentroid"}.get(
+        name, name.replace("_flux_err", "_fluxerr")
+    )

@@ -105,7 +105,8 @@ def test_export_refuses_bad_models_and_overwrites(model, tmp_path):
     # advice to pass safe_mode=False; a bad licence, pydantic's list of every SPDX id)
     inputs = keras.Input((None, None, 1))
     lam = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2.0)(inputs))
-    with pytest.raises(ModelError, match=r"lam\.zip: the model cannot be packaged"):
+    # refused by sciconv, not left to Keras (keras 3.12 clones a Lambda without a word)
+    with pytest.raises(ModelError, match=r"lam\.zip: the model cannot be packaged.*Lambda layer '"):
         export_bioimageio(lam, tmp_path / "lam.zip")
     with pytest.raises(ModelError, match=r"lic\.zip: BioImage.IO refuses the description") as e:
         export_bioimageio(model, tmp_path / "lic.zip", license="not-a-licence")

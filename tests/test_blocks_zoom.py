@@ -321,3 +321,34 @@ def test_zoom_grid_samples_the_resampled_image_exactly_and_takes_any_slide_size(
         got = grid.sample(lambda ys, xs, im=image: im[ys[0] : ys[1], xs[0] : xs[1]])
         np.testing.assert_allclose(got, whole, atol=1e-6)
     assert ZoomGrid.of((60000, 60000), 0.5).zoomed == (30000, 30000)
+
+
+def test_zoom_window_silences_only_old_scipys_per_call_affine_transform_warning(monkeypatch):
+    """scipy 1.10-1.15 warn about a 1-D matrix on every ``affine_transform`` call (one warning
+    per block, QA floors); that warning is filtered inside the window, any other one passes."""
+    import warnings
+
+    from scipy import ndimage
+
+    from sciconv.inference._zoom import ZoomGrid
+
+    real = ndimage.affine_transform
+    said = [
+        "The behavior of affine_transform with a 1-D array supplied for the matrix parameter "
+        "has changed in SciPy 0.18.0."
+    ]
+
+    def old_scipy(*args, **kwargs):
+        warnings.warn(said[0], UserWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ndimage, "affine_transform", old_scipy)
+    grid = ZoomGrid.of((64, 64), 0.5)
+    image = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, origin = grid.window(image, (0, 0))
+    assert out.shape == (32, 32) and origin == (0, 0)
+    said[0] = "another scipy warning"
+    with pytest.warns(UserWarning, match="another scipy warning"):
+        grid.window(image, (0, 0))

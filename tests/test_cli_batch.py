@@ -505,3 +505,24 @@ def test_block_wise_products_record_the_precision_auto_chose(
     with pytest.warns(SciconvWarning, match=rf"segmented in {chosen} and --precision auto"):
         code, _, err = run_cli(capsys, *common, "--skip-existing")
     assert code == 0, err
+
+
+def test_a_non_tiff_product_cannot_be_told_with_an_old_tifffile(tmp_path, monkeypatch):
+    """tifffile < 2025.10's TiffFileError is no ValueError: a non-TIFF file where a product goes
+    ended ``sciconv predict`` in "unexpected TiffFileError" (QA floors). It is a product whose
+    history cannot be read, on every tifffile; the old exception class is replayed here."""
+    from sciconv._cli_predict_batch import recorded_history, records_prediction
+
+    class TiffFileError(Exception):  # tifffile <= 2025.9
+        pass
+
+    def old_tifffile(*args, **kwargs):
+        raise TiffFileError("not a TIFF file b'old'")
+
+    monkeypatch.setattr(tifffile, "TiffFileError", TiffFileError)
+    monkeypatch.setattr(tifffile, "TiffFile", old_tifffile)
+    product = tmp_path / "small_prob.tif"
+    product.write_text("old")
+    with pytest.raises(ValueError, match="not a TIFF file"):
+        recorded_history(product)
+    assert records_prediction(product) is None

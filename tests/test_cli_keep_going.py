@@ -313,3 +313,30 @@ def test_the_summary_counts_inputs_skipped_as_done(capsys, tmp_path, seg_model):
                            "--skip-existing", "--keep-going")  # fmt: skip
     assert code == 1
     assert "1 of 3 inputs failed (2 skipped: done before)" in _errors(err)[-1]
+
+
+def test_movie_frames_with_no_objects_get_their_plane_column_on_old_astropy(
+    capsys, tmp_path, seg_model, monkeypatch
+):
+    """astropy < 7 refuses a scalar column on an empty table: a movie frame with no objects
+    ended the command in a TypeError there (QA floors). The plane index is given as a column,
+    which every astropy takes; astropy 6's refusal is replayed here."""
+    from astropy.table import Table
+
+    real = Table.add_column
+
+    def astropy6(self, col, *args, **kwargs):
+        if len(self) == 0 and np.isscalar(col):
+            raise TypeError("Empty table cannot have column set to scalar value")
+        return real(self, col, *args, **kwargs)
+
+    monkeypatch.setattr(Table, "add_column", astropy6)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    frames = np.stack([_image(32, 1), _image(32, 2)])
+    tifffile.imwrite(inputs / "movie.tif", frames, metadata={"axes": "TYX"})
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "predict", seg_model, inputs / "movie.tif", "--out", out)
+    assert code == 0, err
+    catalog = Table.read(out / "movie_catalog.ecsv")
+    assert catalog.colnames[0] == "t" and catalog.meta["stack_axes"] == "T"

@@ -133,6 +133,18 @@ def test_keras_security_refusal_is_an_unsafe_model_error(tmp_path, saved_model, 
         load(path)
 
 
+def test_keras_3_12s_wording_of_a_security_refusal_is_one():
+    """keras 3.12 refuses ``keras.utils.get_file`` in a config saying functions "are not allowed
+    during deserialization" (later releases: "disallowed"): it was reported as a model that
+    cannot be built (QA floors), not as the security refusal it is."""
+    said = TypeError("Error when deserializing class 'Conv2D'")
+    said.__cause__ = ValueError(
+        "Cannot deserialize `keras.utils.get_file`, loading functions are not allowed during "
+        "deserialization"
+    )
+    assert loading._classify_keras_error(said) == "unsafe"
+
+
 def test_registered_custom_objects_still_load(tmp_path):
     @keras.saving.register_keras_serializable(package="sciconv_test_hardening")
     class Twice(keras.layers.Layer):

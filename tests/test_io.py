@@ -267,6 +267,23 @@ def test_fits_colour_cube_written_channels_last_is_refused_with_the_fix(tmp_path
     assert io.read(tmp_path / "thin.fits").shape == (64, 48, 3)
 
 
+def test_a_narrow_multichannel_image_written_by_sciconv_reads_back(tmp_path):
+    """io.write of a 1 px wide image of 5 channels keeps them on NAXIS3, as FITS does; io.read
+    refused its own file as 'a colour image written channels-last' (NAXIS1 = 1, QA). The same
+    layout written by another program is still refused."""
+    rng = np.random.default_rng(0)
+    for shape, dtype in (((5, 1, 5), np.uint8), ((10, 3, 6), np.float32)):
+        arr = (rng.random(shape) * 200).astype(dtype)
+        out = io.write(tmp_path / f"narrow{shape[1]}.fits", arr)
+        assert fits.getdata(out).shape == (shape[2], shape[0], shape[1])
+        back = io.read(out)
+        assert back.shape == shape
+        np.testing.assert_array_equal(back.data, arr)
+    fits.writeto(tmp_path / "foreign.fits", np.moveaxis(arr, -1, 0))
+    with pytest.raises(InvalidImageError, match="channels-last"):
+        io.read(tmp_path / "foreign.fits")
+
+
 def test_tiff_channels_last_array_saved_by_tifffile_reads_as_written(tmp_path):
     """tifffile.imwrite(path, nuclei_and_membrane_hw2) stores 520 pages of 696 x 2 px: it was
     read as a 696 x 2 image of 520 channels, and `--channel 0` 'segmented' it (exit 0)."""

@@ -312,3 +312,19 @@ def test_a_header_with_an_unparsable_bunit_has_no_unit():
     header = fits.Header.fromstring("BUNIT   = Jy/beam" + " " * 63, sep="")
     img = io.GridImage(np.ones((4, 4, 1), np.float32), header=header)
     assert img.unit is None
+
+
+def test_flux_density_per_wavelength_bunit_is_angstrom_without_astropys_type_names(monkeypatch):
+    """astropy 6.0 names no "surface brightness wav" physical type: erg/s/cm2/A/arcsec2 was
+    read in amperes there (QA floors). The Angstrom is decided by unit equivalence, so it holds
+    whatever physical types astropy names."""
+    from astropy import units as u
+
+    from sciconv.io._units import fits_unit
+
+    monkeypatch.setattr(u.UnitBase, "physical_type", property(lambda self: "unknown"))
+    flam = u.erg / u.s / u.cm**2 / u.AA
+    assert fits_unit("erg/s/cm2/A/arcsec2") == flam / u.arcsec**2
+    assert fits_unit("ERG/S/CM2/A") == flam
+    assert fits_unit("erg/s/cm2/A/pix") == u.erg / u.s / u.cm**2 / u.A / u.pix  # no guess
+    assert fits_unit("A") == u.A

@@ -431,6 +431,26 @@ def test_ome_zarr_channel_names_are_omero_labels(tmp_path):
     open_ome_zarr(path)
 
 
+def test_ome_zarr_channel_names_survive_an_ome_zarr_that_drops_omero(tmp_path, monkeypatch):
+    """ome-zarr 0.17 takes no ``omero=`` (0.18 does): the channel names were dropped without a
+    word there (QA floors). Replayed by dropping the keyword: the labels are added after."""
+    pytest.importorskip("ome_zarr")
+    import ome_zarr.writer
+    import zarr
+
+    real = ome_zarr.writer.write_image
+
+    def ome_zarr_017(*args, omero=None, **kwargs):
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ome_zarr.writer, "write_image", ome_zarr_017)
+    prob = np.random.default_rng(0).uniform(0, 1, (16, 12, 2)).astype(np.float32)
+    path = io.write_ome_zarr(tmp_path / "p.ome.zarr", prob, levels=2, channel_names=["a", "b"])
+    omero = dict(zarr.open_group(str(path), mode="r").attrs)["ome"]["omero"]
+    assert [c["label"] for c in omero["channels"]] == ["a", "b"]
+    assert io.read(path).meta["channel_names"] == ["a", "b"]
+
+
 def test_ome_zarr_products_validate_and_name_their_planes(tmp_path):
     """write_products(format="ome-zarr"): image, labels/instances and labels/mask form a valid
     NGFF 0.5 store, and reading it back names the probability planes."""

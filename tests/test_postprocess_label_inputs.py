@@ -16,6 +16,7 @@ import json
 
 import numpy as np
 import pytest
+from _helpers import photutils_name
 
 from sciconv import io, postprocess
 from sciconv.errors import InvalidImageError
@@ -129,6 +130,7 @@ def test_measure_and_diameters_take_grid_images_and_a_channel_axis(nuclei):
 def test_to_photutils_takes_grid_images_and_a_channel_axis(nuclei):
     image, labels = nuclei
     columns = ["label", "area", "x_centroid", "y_centroid", "bbox_xmax", "segment_flux"]
+    columns = [photutils_name(c) for c in columns]
     segm, cat = postprocess.to_photutils(labels, image)
     for given in _forms(labels).values():
         got_segm, got_cat = postprocess.to_photutils(given, image)

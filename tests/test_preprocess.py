@@ -443,11 +443,14 @@ def test_bad_fill_method():
 # ---------------------------------------------------------------------------------- properties
 
 _finite_f32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
+# given as float32: hypothesis 6.80 took the python float 1e-38, changed by its float32 store,
+# for a subnormal flushed to zero and refused the strategy (QA floors)
+_EDGES = [np.float32(v) for v in (0.0, 1e-38, -1e-38, 1.0, 1.0000001, 3e38, -3e38)]
 _images = st.one_of(
     hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=12),
                elements=_finite_f32),
     hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=8),
-               elements=st.sampled_from([0.0, 1e-38, -1e-38, 1.0, 1.0000001, 3e38, -3e38])),
+               elements=st.sampled_from(_EDGES)),
     hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=8),
                elements=st.floats(-1e308, 1e308, allow_nan=False, allow_infinity=False)),
     hnp.arrays(np.int64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=8),

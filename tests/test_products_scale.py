@@ -75,6 +75,10 @@ def _one_by_one(table, wcs):
     return out
 
 
+@pytest.mark.skipif(
+    tuple(int(v) for v in regions.__version__.split(".")[:2]) < (0, 12),
+    reason="sky_ellipses follows regions 0.12's to_sky (0.10-0.11 drew the axes otherwise)",
+)
 @pytest.mark.parametrize("make_wcs", [_rotated_tan, _sip_skewed], ids=["tan", "sip"])
 def test_batched_sky_ellipses_equal_regions_to_sky(make_wcs):
     wcs = make_wcs()
@@ -149,7 +153,7 @@ def test_an_ellipse_off_the_projection_fails_as_regions_says():
         assert np.isfinite(value[0]) and np.isnan(value[1])
     table = _catalog(2)
     table["x"] = [1.0, 500.0]
-    with pytest.raises(np.linalg.LinAlgError):
+    with pytest.raises((np.linalg.LinAlgError, ValueError)):  # regions 0.10-0.11: ValueError
         postprocess.to_regions(table, wcs=wcs)
     table.remove_row(1)
     assert isinstance(postprocess.to_regions(table, wcs=wcs)[0], regions.EllipseSkyRegion)

@@ -125,3 +125,17 @@ def test_send_bad_input(tmp_path):
         samp.send(tmp_path / "notes.txt")
     with pytest.raises(ConfigError, match="send needs an astropy Table"):
         samp.send({"a": 1})
+
+
+def test_a_pyvo_without_samphuberror_falls_back_to_astropy_samp(tmp_path, monkeypatch):
+    """pyvo 1.6's ``samp`` has a client but no ``SAMPHubError`` (nor hub): ``hub_running`` died
+    in an AttributeError there (QA floors). Such a pyvo is passed over for astropy.samp."""
+    import sys
+    import types
+
+    old = types.ModuleType("pyvo.samp")  # what pyvo 1.6 has: a client, no hub, no hub error
+    old.SAMPIntegratedClient = object
+    monkeypatch.setitem(sys.modules, "pyvo.samp", old)
+    assert samp._samp().__name__ == "astropy.samp"
+    monkeypatch.setenv("SAMP_HUB", f"std-lockurl:file://{tmp_path / 'none.lock'}")
+    assert samp.hub_running(timeout=1) is False

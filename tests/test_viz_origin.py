@@ -92,7 +92,7 @@ def test_contours_sit_on_the_labelled_pixels(tiff_and_fits, origin):
     tif, _, labels = tiff_and_fits
     ax = viz.contours(tif, labels.astype(float), levels=(0.5,), origin=origin).axes[0]
     cs = next(c for c in ax.collections if hasattr(c, "allsegs"))
-    ring = np.concatenate(cs.allsegs[0])
+    ring = np.vstack(cs.allsegs[0])  # matplotlib 3.8.0 gives one (n, 2) array, later a list
     cx, cy = ring.mean(axis=0)  # in pixel coordinates: x = column, y = row
     assert abs(cx - 9.0) < 0.3 and abs(cy - ROW) < 0.3
     # and the outline image is drawn over the same pixels as the base image

@@ -22,8 +22,13 @@ import math
 
 import numpy as np
 
+from sciconv._warnings import caught
 from sciconv.errors import InferenceError
 from sciconv.inference._source import is_dask
+
+#: scipy 1.10-1.15 say this on every affine_transform with a 1-D (diagonal) matrix, a change
+#: made in scipy 0.18; a 2-D matrix would take scipy's slower general path instead
+_AFFINE_1D_WARNING = "The behavior of affine_transform with a 1-D array"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,14 +98,16 @@ class ZoomGrid:
         if any(sigma):  # skimage's anti-aliasing (reflect: scipy's "mirror")
             data = ndi.gaussian_filter(data, sigma, mode="mirror")
         offset = [(k0 + 0.5) * steps[0] - 0.5 - y0, (l0 + 0.5) * steps[1] - 0.5 - x0]
-        out = ndi.affine_transform(
-            data,
-            np.array(steps + extra),
-            offset=offset + [0.0] * len(extra),
-            output_shape=(k1 - k0, l1 - l0, *data.shape[2:]),
-            order=1,
-            mode="mirror",
-        )
+        with caught() as quiet:  # scipy < 1.16 warns on every call (numbers unchanged)
+            quiet.filterwarnings("ignore", _AFFINE_1D_WARNING, UserWarning)
+            out = ndi.affine_transform(
+                data,
+                np.array(steps + extra),
+                offset=offset + [0.0] * len(extra),
+                output_shape=(k1 - k0, l1 - l0, *data.shape[2:]),
+                order=1,
+                mode="mirror",
+            )
         return out, (k0, l0)
 
     def sample(self, read, *, transform=None, band: int = 128, path=None) -> np.ndarray:

@@ -65,8 +65,10 @@ from sciconv.io._header import (
     header_number,
     inherit_cards,
     layout_conflict,
+    not_an_image_axis,
     refuse_negative_axis,
     slice_wcs,
+    written_by_sciconv,
 )
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._mapped import read_mapped
@@ -225,22 +227,10 @@ def _physical(raw, bscale: float, bzero: float, blank: int | None, path) -> np.n
     return out
 
 
-_NOT_IMAGE_AXES = ("FREQ", "VRAD", "VOPT", "VELO", "WAVE", "AWAV", "ZOPT", "ENER", "STOKES")
-
-
-def _not_an_image_axis(header, n: int) -> str | None:
-    """The CTYPEn of FITS axis ``n`` when it is spectral or Stokes (not an image axis), else
-    None (no header, no CTYPE, a celestial or linear axis)."""
-    ctype = header_get(header, f"CTYPE{n}") if header is not None else None
-    if isinstance(ctype, str) and ctype.strip().upper().split("-")[0] in _NOT_IMAGE_AXES:
-        return ctype.strip()
-    return None
-
-
 def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path, header=None) -> list[str]:
     """Roles of the numpy axes of FITS data (NAXISn ... NAXIS2, NAXIS1)."""
     for n in (1, 2):  # the image's axes must be NAXIS1 and NAXIS2: a cube ordered otherwise
-        ctype = _not_an_image_axis(header, n)
+        ctype = not_an_image_axis(header, n)
         if ctype is not None and any(k > 1 for k in raw_shape[:-2]):  # planes beyond axis 2
             raise InvalidImageError(
                 f"FITS axis {n} is {ctype!r} (NAXIS1..{len(raw_shape)} = "
@@ -268,7 +258,12 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path, header=N
     if stack:
         for i in live:
             roles[i] = ROLE_N
-    elif len(live) == 1 and len(raw_shape) == 3 and raw_shape[-1] <= 4 < min(raw_shape[:2]):
+    elif (
+        len(live) == 1
+        and len(raw_shape) == 3
+        and raw_shape[-1] <= 4 < min(raw_shape[:2])
+        and not written_by_sciconv(header)  # its channels are on NAXIS3: a narrow image
+    ):
         # numpy (H, W, 3) written as it is: NAXIS1 holds the colours, not the image's x axis
         raise InvalidImageError(
             f"3-D data (NAXIS1..3 = {fits_shape}) looks like a colour image written "

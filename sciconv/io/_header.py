@@ -36,6 +36,29 @@ def header_get(header, key: str | tuple[str, int], default=None):
         return UNPARSABLE
 
 
+_NOT_IMAGE_AXES = ("FREQ", "VRAD", "VOPT", "VELO", "WAVE", "AWAV", "ZOPT", "ENER", "STOKES")
+
+
+def not_an_image_axis(header, n: int) -> str | None:
+    """The CTYPEn of FITS axis ``n`` when it is spectral or Stokes (not an image axis), else
+    None (no header, no CTYPE, a celestial or linear axis)."""
+    ctype = header_get(header, f"CTYPE{n}") if header is not None else None
+    if isinstance(ctype, str) and ctype.strip().upper().split("-")[0] in _NOT_IMAGE_AXES:
+        return ctype.strip()
+    return None
+
+
+def written_by_sciconv(header) -> bool:
+    """Whether the HDU's HISTORY says :func:`sciconv.io.write` wrote it: its planes are on
+    NAXIS3 and beyond, however narrow the image (1 px wide, 5 channels: QA), so it is never a
+    colour image written channels-last."""
+    history = header_get(header, "HISTORY", ()) if header is not None else ()
+    try:
+        return any(str(line).startswith("Written by sciconv ") for line in history)
+    except TypeError:  # an unparsable card
+        return False
+
+
 def hdu_dims(header) -> tuple[int, ...] | None:
     """NAXISn in FITS order (NAXIS1 first) from a header, or None if they are not valid."""
     naxis = header_get(header, "NAXIS", 0)

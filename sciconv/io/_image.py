@@ -571,8 +571,8 @@ class GridImage:
         >>> from astropy.nddata import CCDData
         >>> mask = np.zeros((2, 3), bool); mask[0, 0] = True
         >>> img = GridImage.from_nddata(CCDData(np.ones((2, 3)), unit="adu", mask=mask))
-        >>> img.shape, img.data[0, 0, 0], img.meta["bunit"]
-        ((2, 3, 1), np.float32(nan), 'adu')
+        >>> img.shape, float(img.data[0, 0, 0]), img.meta["bunit"]
+        ((2, 3, 1), nan, 'adu')
         """
         from astropy.io import fits
 

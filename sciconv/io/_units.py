@@ -133,8 +133,10 @@ def _angstrom(unit, text: str, fmt: str):
     if u.A not in powers or not re.search(r"(?i)\b(erg|w)\b", text):
         return unit
     swapped = _parsed(re.sub(r"\bA\b", "Angstrom", text), fmt)
-    kind = str(getattr(swapped, "physical_type", ""))
-    return swapped if "wav" in kind else unit  # per wavelength: flux density, surface brightness
+    # per wavelength: a flux density or a surface brightness, told by equivalence (astropy 6.0
+    # names no "surface brightness wav" physical type: erg/s/cm2/A/arcsec2 stayed amperes)
+    per_wavelength = (u.W / u.m**3, u.W / u.m**3 / u.sr)
+    return swapped if any(swapped.is_equivalent(kind) for kind in per_wavelength) else unit
 
 
 def known_unit(unit):

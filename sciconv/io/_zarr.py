@@ -635,6 +635,10 @@ def write_ome_zarr(
             scale_factors=tuple(2**i for i in range(1, int(levels))),
             **kwargs,
         )
+        attrs = group.attrs.asdict()
+        if "omero" in kwargs and "omero" not in attrs.get("ome", attrs):
+            # ome-zarr 0.17 drops omero= without a word (taken from 0.18 on): added as 0.18 does
+            ome_zarr.writer.add_metadata(group, {"omero": kwargs["omero"]})
     return path
 
 

@@ -107,6 +107,8 @@ def _portable(model: keras.Model) -> keras.Model:
     def clone(layer):
         if isinstance(layer, SciconvMetadata):
             return keras.layers.Identity(name=layer.name)
+        if isinstance(layer, keras.layers.Lambda):  # keras 3.12 clones it (3.15 refuses)
+            raise ValueError(f"Lambda layer {layer.name!r} is Python code consumers cannot load")
         config = layer.get_config()
         if isinstance(layer, keras.layers.BatchNormalization):
             # trained under MirroredStrategy (synchronized): Keras refuses that setting on

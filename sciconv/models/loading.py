@@ -448,10 +448,13 @@ def _classify_keras_error(err: BaseException) -> str:
     """
     chain = _error_chain(err)
     texts = [str(e) for e in chain]
-    if any(
-        "safe_mode" in t or "disallowed during deserialization" in t or "for security" in t
-        for t in texts
-    ):
+    refusals = (  # keras 3.12 says "... are not allowed during deserialization"
+        "safe_mode",
+        "disallowed during deserialization",
+        "not allowed during deserialization",
+        "for security",
+    )
+    if any(said in t for t in texts for said in refusals):
         return "unsafe"
     if any("Could not locate class" in t or "Could not locate function" in t for t in texts):
         return "unknown-class"

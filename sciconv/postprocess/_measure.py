@@ -460,8 +460,8 @@ def measure(
     >>> from sciconv.postprocess import measure
     >>> labels = np.zeros((10, 10), int); labels[2:4, 1:7] = 1
     >>> t = measure(labels, intensity=np.full((10, 10), 2.0))
-    >>> t["area"][0], t["x"][0], t["y"][0], t["flux_sum"][0], t["orientation"][0]
-    (np.int64(12), np.float64(3.5), np.float64(2.5), np.float64(24.0), np.float64(0.0))
+    >>> tuple(t[name][0].item() for name in ("area", "x", "y", "flux_sum", "orientation"))
+    (12, 3.5, 2.5, 24.0, 0.0)
     >>> t["x"].unit, t["x"].meta["ucd"]
     (Unit("pix"), 'pos.cartesian.x;instr.pixel')
     >>> [int(t[k][0]) for k in ("bbox_xmin", "bbox_xmax", "bbox_ymin", "bbox_ymax")]  # inclusive
