@@ -330,6 +330,7 @@ def test_zoom_window_silences_only_old_scipys_per_call_affine_transform_warning(
 
     from scipy import ndimage
 
+    from sciconv.inference import _zoom
     from sciconv.inference._zoom import ZoomGrid
 
     real = ndimage.affine_transform
@@ -343,6 +344,7 @@ def test_zoom_window_silences_only_old_scipys_per_call_affine_transform_warning(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ndimage, "affine_transform", old_scipy)
+    monkeypatch.setattr(_zoom, "_scipy_warns_1d", lambda: True)  # as scipy 1.10-1.15
     grid = ZoomGrid.of((64, 64), 0.5)
     image = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
     with warnings.catch_warnings():
@@ -352,3 +354,26 @@ def test_zoom_window_silences_only_old_scipys_per_call_affine_transform_warning(
     said[0] = "another scipy warning"
     with pytest.warns(UserWarning, match="another scipy warning"):
         grid.window(image, (0, 0))
+
+
+def test_zoom_window_leaves_the_warning_filters_alone_on_a_scipy_that_does_not_warn(monkeypatch):
+    """review: a filter added and removed around every band reset Python's "already shown"
+    memory (< 3.14): a band reader's warning was shown once per band, on today's scipy too."""
+    import warnings
+
+    from scipy import ndimage
+
+    from sciconv.inference import _zoom
+    from sciconv.inference._zoom import ZoomGrid
+
+    real, seen = ndimage.affine_transform, []
+
+    def recording(*args, **kwargs):
+        seen.append(list(warnings.filters))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ndimage, "affine_transform", recording)
+    monkeypatch.setattr(_zoom, "_scipy_warns_1d", lambda: False)  # scipy >= 1.16
+    before = list(warnings.filters)
+    ZoomGrid.of((64, 64), 0.5).window(np.zeros((64, 64), np.float32), (0, 0))
+    assert seen == [before]

@@ -17,8 +17,11 @@ through the same nearest-neighbour rule as the whole image's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
+import re
 
 import numpy as np
 
@@ -29,6 +32,27 @@ from sciconv.inference._source import is_dask
 #: scipy 1.10-1.15 say this on every affine_transform with a 1-D (diagonal) matrix, a change
 #: made in scipy 0.18; a 2-D matrix would take scipy's slower general path instead
 _AFFINE_1D_WARNING = "The behavior of affine_transform with a 1-D array"
+
+
+@functools.lru_cache(maxsize=1)
+def _scipy_warns_1d() -> bool:
+    """Whether the installed scipy warns on a 1-D ``affine_transform`` matrix (before 1.16)."""
+    import scipy
+
+    return tuple(int(p) for p in re.findall(r"\d+", scipy.__version__)[:2]) < (1, 16)
+
+
+@contextlib.contextmanager
+def _quiet_old_scipy():
+    """:data:`_AFFINE_1D_WARNING` filtered on a scipy that says it; nothing on a newer one (a
+    filter added and removed for every band makes Python < 3.14 show other warnings again
+    each time: review)."""
+    if not _scipy_warns_1d():
+        yield
+        return
+    with caught() as quiet:
+        quiet.filterwarnings("ignore", _AFFINE_1D_WARNING, UserWarning)
+        yield
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +122,7 @@ class ZoomGrid:
         if any(sigma):  # skimage's anti-aliasing (reflect: scipy's "mirror")
             data = ndi.gaussian_filter(data, sigma, mode="mirror")
         offset = [(k0 + 0.5) * steps[0] - 0.5 - y0, (l0 + 0.5) * steps[1] - 0.5 - x0]
-        with caught() as quiet:  # scipy < 1.16 warns on every call (numbers unchanged)
-            quiet.filterwarnings("ignore", _AFFINE_1D_WARNING, UserWarning)
+        with _quiet_old_scipy():  # scipy < 1.16 warns on every call (numbers unchanged)
             out = ndi.affine_transform(
                 data,
                 np.array(steps + extra),
