@@ -23,7 +23,9 @@ def _trained_without_record(path):
 
 def test_a_trained_model_without_a_recorded_normalization_is_named_at_load(tmp_path):
     model = _trained_without_record(tmp_path / "old.keras")
-    with pytest.warns(SciconvWarning, match=r"old\.keras: the model records no input normaliz"):
+    with pytest.warns(
+        SciconvWarning, match=r"old\.keras: the trained model records no input normaliz"
+    ):
         load(tmp_path / "old.keras")
     set_metadata(model, normalization={"method": "none"})  # the advice: pinned, saved again
     model.save(tmp_path / "pinned.keras")

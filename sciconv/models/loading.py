@@ -15,9 +15,11 @@ Importing this module registers every custom layer, loss and metric of sciconv w
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import stat
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -112,6 +114,17 @@ def _find_unsafe(config) -> str | None:
     Keras' modeling APIs and sciconv that is not a custom object registered in this process.
     """
     return _first(config, _unsafe_probe)
+
+
+def _import_sciconv_module(config: dict) -> None:
+    """Import the sciconv module a serialized object names (``module``), so that the layers it
+    registers are known; a module this sciconv lacks (a newer one's) is left to the probe."""
+    module = config.get("module")
+    if isinstance(module, str) and module.startswith("sciconv.") and module not in sys.modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
 
 
 def _newer_sciconv_probe(config: dict) -> str | None:
@@ -327,8 +340,16 @@ def load(
             path=path,
         )
     config = _read_config(path)
+    # compile=False: the training settings (a custom loss, metrics) are not built, so only
+    # the architecture must be safe (a custom loss function needs no trust then) and known
+    scanned = config if compile or not isinstance(config, dict) else dict(config)
+    if not compile and isinstance(scanned, dict):
+        scanned.pop("compile_config", None)
     try:
-        newer = _first(config, _newer_sciconv_probe)
+        # sciconv's layers register when their module is imported (sciconv.augment's are not by
+        # sciconv.models): import the ones the file names before judging what is unknown
+        _first(scanned, _import_sciconv_module)
+        newer = _first(scanned, _newer_sciconv_probe)
     except RecursionError:
         raise ModelError(_TOO_DEEP, path=path) from None
     if newer:  # was refused as unsafe code, then (trust=True) as a package to import (QA)
@@ -340,11 +361,6 @@ def load(
     if check_metadata:
         _check_recorded_settings(config, path)
     if not trust:
-        # compile=False: the training settings (a custom loss, metrics) are not built, so only
-        # the architecture must be safe; a custom loss function needs no trust then
-        scanned = config if compile or not isinstance(config, dict) else dict(config)
-        if not compile and isinstance(scanned, dict):
-            scanned.pop("compile_config", None)
         try:
             unsafe = _find_unsafe(scanned)
         except RecursionError:
@@ -385,11 +401,12 @@ def _note_unrecorded_normalization(model: keras.Model, path: Path) -> None:
     )
     if trained:
         warnings.warn(
-            f"{path}: the model records no input normalization (fit on arrays or "
-            "normalize=None data recorded none before sciconv of 2026-12-05); prediction "
-            "applies the default percentile stretch (1-99.8). If it was trained on raw pixels, "
-            "pass normalize=None (--normalize none) or record it: sciconv.models.set_metadata("
-            "model, normalization={'method': 'none'}) and save the model",
+            f"{path}: the trained model records no input normalization, so prediction "
+            "applies the default percentile stretch (1-99.8) to its inputs. If it was trained "
+            "on raw pixels or on inputs scaled by hand, pass normalize=None (--normalize none), "
+            "or record what it saw: sciconv.models.set_metadata(model, normalization={'method':"
+            " 'none'}) and save it (fit records none for data it cannot look into, and did not "
+            "for arrays and normalize=None data before 2026-12-05)",
             SciconvWarning,
             stacklevel=3,
         )
