@@ -22,7 +22,6 @@ from collections.abc import Sequence
 import keras
 
 from sciconv import __version__
-from sciconv._fork import refuse_forked_tensorflow
 from sciconv._validation import check_int, look_up_option
 from sciconv.errors import ModelError
 from sciconv.models.backbones import conv_pool_stack, unet
@@ -127,7 +126,6 @@ def _validate_backbone(*, input_shape, filters, convs_per_stage, kernel_size, po
 
 
 def _input(shape, *, name: str, metadata: dict):
-    refuse_forked_tensorflow("build a model")
     inputs = keras.Input(shape=shape, name=f"{name}_input")
     x = SciconvMetadata(metadata, name=f"{name}_metadata")(inputs)
     return inputs, x
