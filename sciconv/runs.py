@@ -154,10 +154,6 @@ def _numbered_rows(path: Path) -> list[tuple[int, list[str]]]:
         raise ConfigError(f"unreadable training log ({err})", path=path) from None
 
 
-def _rows(path: Path) -> list[list[str]]:
-    return [row for _, row in _numbered_rows(path)]
-
-
 def _header_and_body(path: Path) -> tuple[list[str], list[list[str]]]:
     """The header and the non-empty rows of a log; refused when a row has more cells than the
     header (its columns cannot be told apart: never guessed)."""
@@ -294,6 +290,11 @@ def truncate_log(path: str | os.PathLike, keep_epochs: int) -> None:
     keep_epochs : int
         Number of finished epochs to keep (epochs ``0 .. keep_epochs - 1``).
 
+    Raises
+    ------
+    ConfigError
+        If a row has more cells than the header (naming its line; the file is left as it was).
+
     Examples
     --------
     >>> from sciconv.runs import read_log, truncate_log
@@ -307,15 +308,18 @@ def truncate_log(path: str | os.PathLike, keep_epochs: int) -> None:
     path = _log_file(path)
     if not path.exists():
         return
-    rows = _rows(path)
-    if not rows:
+    header, body = _header_and_body(path)  # a misaligned log refused before it is rewritten
+    if not header:
         return
-    header, body = rows[0], rows[1:]
-    kept = [r for r in body if r and r[0].isdigit() and int(r[0]) < keep_epochs]
+    _rewrite_log(path, header, [r for r in body if r[0].isdigit() and int(r[0]) < keep_epochs])
+
+
+def _rewrite_log(path: Path, header: list[str], rows) -> None:
+    """Write a log's ``header`` and ``rows`` over it, atomically."""
     with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
-        writer.writerows(kept)
+        writer.writerows(rows)
 
 
 def widen_log(path: str | os.PathLike, columns: Sequence[str]) -> list[str]:
@@ -366,10 +370,7 @@ def widen_log(path: str | os.PathLike, columns: Sequence[str]) -> list[str]:
     missing = [str(c) for c in dict.fromkeys(columns) if str(c) not in header]
     if missing:
         wide = header + missing
-        with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(wide)
-            writer.writerows(row + [""] * (len(wide) - len(row)) for row in body)
+        _rewrite_log(path, wide, (row + [""] * (len(wide) - len(row)) for row in body))
         header = wide
     return header
 

@@ -117,8 +117,10 @@ def test_a_model_from_a_newer_sciconv_says_so(tmp_path, saved_model, trust):
     # compat QA: "can run arbitrary Python code ... pass trust=True", then with trust=True
     # "import the package that registers it" (sciconv itself)
     path = _with_config(saved_model, tmp_path / "newer.keras", _future_layer)
+    before = path.read_bytes()
     with pytest.raises(ModelError, match=r"newer\.keras: written by a newer sciconv") as info:
         load(path, trust=trust)
+    assert path.read_bytes() == before
     assert "sciconv.models.layers.FutureLayer" in str(info.value)
     assert not isinstance(info.value, UnsafeModelError)
 

@@ -535,6 +535,7 @@ def test_write_refuses_overwrite_and_bad_arguments(tmp_path):
         io.write(tmp_path / "y.fist", grid(3, 3))
     with pytest.raises(ConfigError, match=r"plate\.ome\.zarr: .*sciconv\.io\.write_ome_zarr"):
         io.write(tmp_path / "plate.ome.zarr", grid(3, 3))  # as the README showed it
+    assert not (tmp_path / "plate.ome.zarr").exists()
     (tmp_path / "products").mkdir()  # was "output extension must be one of ...; got '(none)'"
     with pytest.raises(ConfigError, match=r"products: is a folder; give the output file's name"):
         io.write(tmp_path / "products", grid(3, 3))

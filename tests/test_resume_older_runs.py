@@ -250,8 +250,10 @@ def test_read_log_refuses_rows_longer_than_the_header(tmp_path):
     assert err.value.path == str(path)
     with pytest.raises(sc.errors.ConfigError, match=r"line 4"):
         sc.runs.best_epoch(tmp_path)
+    before = path.read_bytes()
     with pytest.raises(sc.errors.ConfigError, match=r"line 4"):
         sc.runs.widen_log(path, ["epoch", "learning_rate"])
+    assert path.read_bytes() == before  # the refused log is left as it was
     short = tmp_path / "short.csv"  # a missing cell is still NaN
     short.write_text("epoch,loss,val_loss\n0,0.9\n")
     assert np.isnan(sc.runs.read_log(short)["val_loss"][0])
@@ -267,6 +269,7 @@ def test_a_log_misaligned_by_an_earlier_resume_is_refused_before_training(tmp_pa
     header = text[0].split(",")
     text[0] = ",".join(h for h in header if h != "learning_rate")  # the old header kept
     (run / "log.csv").write_text("\n".join(text) + "\n")
+    before = (run / "log.csv").read_bytes()
     epochs = []
 
     class Count(keras.callbacks.Callback):
@@ -276,3 +279,4 @@ def test_a_log_misaligned_by_an_earlier_resume_is_refused_before_training(tmp_pa
     with pytest.raises(sc.errors.ConfigError, match=r"line 2 has 6 cells") as err:
         sc.training.fit(_classifier(), train, validation_data=val, callbacks=[Count()], **kw)
     assert err.value.path == str(run / "log.csv") and epochs == []
+    assert (run / "log.csv").read_bytes() == before
