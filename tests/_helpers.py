@@ -91,6 +91,20 @@ def blob_images(folder: Path, n: int, *, bright: bool, seed: int, size: int = 16
         tifffile.imwrite(folder / f"img{i:02d}.tif", img.astype(np.float32))
 
 
+def two_class_folder(root: Path, names=("a", "b"), n: int = 6, stem: str = "{name}{i}") -> Path:
+    """``root/<name>/`` folders of ``n`` 8x8 float32 noise TIFFs each, the first class
+    at 10 +/- 1, the second at 0 +/- 1 (file names from ``stem``); returns ``root``."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            img = rng.normal(10.0 if name == names[0] else 0.0, 1.0, (8, 8)).astype("float32")
+            tifffile.imwrite(root / name / f"{stem.format(name=name, i=i)}.tif", img)
+    return root
+
+
 def run_python(script: str, *args, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
     """``script`` in a fresh interpreter (sciconv importable, TensorFlow quiet, no TF_CONFIG),
     e.g. for logical devices that must be set before TensorFlow starts; fails the test with

@@ -14,7 +14,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from _helpers import kill_after
+from _helpers import kill_after, two_class_folder
 
 import sciconv as sc
 from sciconv.datasets import SPLIT_RULE
@@ -25,15 +25,7 @@ OLDER = r"this run was started by an older sciconv that drew the train/validatio
 
 
 def _folder(root, n=6):
-    import tifffile
-
-    rng = np.random.default_rng(0)
-    for name in ("ring", "round"):
-        (root / name).mkdir(parents=True)
-        for i in range(n):
-            img = rng.normal(10.0 if name == "ring" else 0.0, 1.0, (8, 8)).astype("float32")
-            tifffile.imwrite(root / name / f"{i:02d}.tif", img)
-    return root
+    return two_class_folder(root, ("ring", "round"), n, "{i:02d}")
 
 
 def _classifier():

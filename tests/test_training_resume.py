@@ -7,7 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from _helpers import kill_after
+from _helpers import kill_after, two_class_folder
 
 import sciconv as sc
 
@@ -45,15 +45,7 @@ def test_config_best_is_over_the_whole_resumed_run(tmp_path):
 
 
 def _folder(root, n=6):
-    import tifffile
-
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        (root / name).mkdir(parents=True)
-        for i in range(n):
-            img = rng.normal(10.0 if name == "a" else 0.0, 1.0, (8, 8)).astype("float32")
-            tifffile.imwrite(root / name / f"{name}{i}.tif", img)
-    return root
+    return two_class_folder(root, n=n)
 
 
 def test_datasets_record_the_seed_they_split_with(tmp_path):
