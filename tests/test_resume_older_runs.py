@@ -196,13 +196,19 @@ def _old_header_log(run):
     return old
 
 
-def test_an_older_runs_log_gets_todays_columns_before_rows_are_appended(tmp_path):
-    """Rows of 6 cells under a 5-column header: the learning rate read as the loss (QA51 #2)."""
+def _killed_array_run(tmp_path):
+    """A 4-epoch run on arrays killed after its first epoch; ``(train, val, run, fit kwargs)``."""
     train, val = _arrays()
     run = tmp_path / "run"
     kw = dict(_KW, epochs=4, workdir=run, seed=0, batch_size=8)
     with pytest.raises(KeyboardInterrupt):
         sc.training.fit(_classifier(), train, validation_data=val, callbacks=[kill_after(1)], **kw)
+    return train, val, run, kw
+
+
+def test_an_older_runs_log_gets_todays_columns_before_rows_are_appended(tmp_path):
+    """Rows of 6 cells under a 5-column header: the learning rate read as the loss (QA51 #2)."""
+    train, val, run, kw = _killed_array_run(tmp_path)
     old = _old_header_log(run)
     assert old[0] == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
     _rewrite_dataset(run, lambda d: [d.pop("split"), d.pop("source")])  # as 030a08f wrote it
@@ -252,11 +258,7 @@ def test_read_log_refuses_rows_longer_than_the_header(tmp_path):
 
 
 def test_a_log_misaligned_by_an_earlier_resume_is_refused_before_training(tmp_path):
-    train, val = _arrays()
-    run = tmp_path / "run"
-    kw = dict(_KW, epochs=4, workdir=run, seed=0, batch_size=8)
-    with pytest.raises(KeyboardInterrupt):
-        sc.training.fit(_classifier(), train, validation_data=val, callbacks=[kill_after(1)], **kw)
+    train, val, run, kw = _killed_array_run(tmp_path)
     text = (run / "log.csv").read_text().splitlines()
     header = text[0].split(",")
     text[0] = ",".join(h for h in header if h != "learning_rate")  # the old header kept
