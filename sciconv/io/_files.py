@@ -180,7 +180,8 @@ def is_zarr(path) -> bool:
     if os.fspath(path).rstrip("/\\").lower().endswith(ZARR_EXTENSIONS):
         return True
     path = Path(path)
-    return path.is_dir() and ((path / "zarr.json").is_file() or (path / ".zgroup").is_file())
+    # zarr v3 (group or array), v2 group, v2 array (an NGFF 0.4 level such as ``labels/x/0``)
+    return path.is_dir() and any((path / m).is_file() for m in ("zarr.json", ".zgroup", ".zarray"))
 
 
 def image_stem(path: str | os.PathLike) -> str:

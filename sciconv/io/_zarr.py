@@ -12,7 +12,10 @@ Both need the optional extra ``pip install "sciconv[ome]"`` (zarr, ome-zarr); wi
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,17 +86,58 @@ def ome_zarr_modules(path=None):
     return zarr, ome_zarr
 
 
+class _ReadNoise(logging.Filter):
+    """Drops ome-zarr's log warnings that every read of a valid NGFF 0.4 store gives ("version
+    mismatch: detected: FormatV04, requested: FormatV05", "no parent found for <Label>": up to
+    a dozen lines a read, through logging's last-resort handler), in the threads inside
+    :func:`_quiet_reads` only; put once on ome-zarr's two loggers and inert elsewhere."""
+
+    BENIGN = ("version mismatch: detected", "no parent found for")
+
+    def __init__(self):
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def filter(self, record):
+        if threading.get_ident() not in self.threads:
+            return True
+        return not str(record.msg).startswith(self.BENIGN)
+
+
+_READ_NOISE = _ReadNoise()
+_NOISE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_reads():
+    """ome-zarr's benign reading warnings not shown in this thread while the block runs."""
+    with _NOISE_LOCK:
+        for name in ("ome_zarr.io", "ome_zarr.reader"):
+            logger = logging.getLogger(name)
+            if _READ_NOISE not in logger.filters:
+                logger.addFilter(_READ_NOISE)
+    me = threading.get_ident()
+    inside = me in _READ_NOISE.threads
+    _READ_NOISE.threads.add(me)
+    try:
+        yield
+    finally:
+        if not inside:
+            _READ_NOISE.threads.discard(me)
+
+
 def _open_multiscale(path: Path):
     """The first multiscale image node of an OME-Zarr store (``ome_zarr.reader.Node``)."""
     _, ome_zarr = ome_zarr_modules(path)
-    location = ome_zarr.io.parse_url(str(path), mode="r")
-    if location is None:
-        raise InvalidImageError("not an OME-Zarr store (no zarr group found)", path=path)
-    images = [
-        node
-        for node in ome_zarr.reader.Reader(location)()
-        if node.data and any(type(s).__name__ == "Multiscales" for s in node.specs)
-    ]
+    with _quiet_reads():
+        location = ome_zarr.io.parse_url(str(path), mode="r")
+        if location is None:
+            raise InvalidImageError("not an OME-Zarr store (no zarr group found)", path=path)
+        images = [
+            node
+            for node in ome_zarr.reader.Reader(location)()
+            if node.data and any(type(s).__name__ == "Multiscales" for s in node.specs)
+        ]
     # a label group's Reader also yields its parent image: take the group asked for first
     here = str(location.path).rstrip("/")
     if images:
