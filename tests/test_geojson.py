@@ -67,6 +67,14 @@ def test_polygons_are_valid_and_areas_equal_pixel_counts(tmp_path):
     ring = shapely_geometry.shape(fc["features"][-2]["geometry"])
     assert ring.geom_type == "Polygon" and len(ring.interiors) == 1
     assert shapely_geometry.shape(fc["features"][-1]["geometry"]).geom_type == "MultiPolygon"
+    # RFC 7946 §3.1.6 (right-hand rule, in the file's x, y): exterior rings counter-clockwise,
+    # holes clockwise; all were wound the other way (QA52 valid #4)
+    for feature in fc["features"]:
+        geom = shapely_geometry.shape(feature["geometry"])
+        for poly in getattr(geom, "geoms", [geom]):
+            assert poly.exterior.is_ccw
+            assert all(not hole.is_ccw for hole in poly.interiors)
+    assert len(ring.interiors) == 1  # the hole above was checked clockwise
 
 
 def test_round_trip_iou_per_object():

@@ -92,7 +92,14 @@ def _outline(mask: np.ndarray, y0: int, x0: int):
     for ring in rings[1:]:
         shape = shape.symmetric_difference(ring.buffer(0))
     shape = shapely.make_valid(shape)
-    polys = [g for g in getattr(shape, "geoms", [shape]) if g.geom_type == "Polygon"]
+    # RFC 7946 §3.1.6's right-hand rule in the file's (x, y): exteriors counter-clockwise, holes
+    # clockwise (shapely's set operations wind them the other way; QuPath ignores winding, but
+    # d3-geo fills the complement of a clockwise ring and geojsonhint warns)
+    polys = [
+        shapely.geometry.polygon.orient(g, 1.0)
+        for g in getattr(shape, "geoms", [shape])
+        if g.geom_type == "Polygon"
+    ]
     if not polys:
         return None
     return polys[0] if len(polys) == 1 else shapely.geometry.MultiPolygon(polys)
