@@ -46,6 +46,8 @@ def test_export_is_a_valid_package_that_reproduces_its_test_output(model, tmp_pa
     assert {"rdf.yaml", "model.keras", "test_input.npy", "test_output.npy", "README.md"} <= names
     assert rdf["format_version"].startswith("0.5") and rdf["name"] == "tiny seg"
     assert set(rdf["weights"]) == ({"keras_v3", "onnx"} if with_onnx else {"keras_v3"})
+    # a citation the upload review can follow (was the placeholder https://github.com)
+    assert all(c["url"].startswith("https://doi.org/10.") for c in rdf["cite"])
     [inp] = rdf["inputs"]
     assert [a.get("id", a["type"]) for a in inp["axes"]] == ["batch", "y", "x", "channel"]
     [pre] = [step for step in inp["preprocessing"] if step["id"] == "scale_range"]

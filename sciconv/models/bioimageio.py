@@ -248,7 +248,11 @@ def export_bioimageio(
     authors: Sequence[str] = ("sciconv developers",),
     license: str = "BSD-3-Clause",
     cite: Sequence[tuple[str, str]] = (
-        ("sciconv: convolutional neural networks for scientific images", "https://github.com"),
+        (
+            "Ronneberger, Fischer and Brox (2015): U-Net: convolutional networks for "
+            "biomedical image segmentation, MICCAI 2015",
+            "https://doi.org/10.1007/978-3-319-24574-4_28",
+        ),
     ),
     tags: Sequence[str] = ("sciconv", "segmentation", "2d", "keras"),
     onnx: bool = False,
@@ -274,10 +278,16 @@ def export_bioimageio(
     license : str
         An SPDX licence id.
     cite : sequence of (text, url)
-        Citations.
+        Citations (the package's ``cite``; BioImage.IO's upload review follows each url).
+        Default: the U-Net paper, the architecture of sciconv's segmenters; add your own
+        work and the training data's (the shipped nuclei model: Caicedo et al. 2019, Nature
+        Methods 16, 1247, https://doi.org/10.1038/s41592-019-0612-7).
     tags : sequence of str
     onnx : bool
         Add ONNX weights (through :func:`sciconv.models.export`; needs ``sciconv[onnx]``).
+        Without them the package runs in Python only (bioimageio.core with Keras 3):
+        deepImageJ, ilastik and QuPath's model runners take ONNX (or TensorFlow/PyTorch)
+        weights, not ``keras_v3``.
     overwrite : bool
         Replace an existing file.
 
