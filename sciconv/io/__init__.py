@@ -86,7 +86,13 @@ from sciconv.io._files import (
 )
 from sciconv.io._fits_errors import ErrorHDU
 from sciconv.io._frames import register_frames
-from sciconv.io._header import plane_coordinates
+from sciconv.io._header import (
+    ARRAY_STATISTICS_KEYWORDS,
+    PIXEL_CALIBRATION_KEYWORDS,
+    PIXEL_VALUE_KEYWORDS,
+    drop_keywords,
+    plane_coordinates,
+)
 from sciconv.io._image import GridImage, LazyImage, PixelScale, as_array, is_nddata
 from sciconv.io._image_scale import image_pixel_scale, read_pixel_scale
 from sciconv.io._labels import read_labels
@@ -105,11 +111,14 @@ from sciconv.io._zarr import (
 register_frames()  # ecliptic WCSs read as ecliptic, not as ICRS (astropy issue 6483)
 
 __all__ = [
+    "ARRAY_STATISTICS_KEYWORDS",
     "BAD_MASK_PLANES",
     "FITS_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "JPEG_EXTENSIONS",
     "MASK_EXTNAMES",
+    "PIXEL_CALIBRATION_KEYWORDS",
+    "PIXEL_VALUE_KEYWORDS",
     "PNG_EXTENSIONS",
     "TIFF_EXTENSIONS",
     "ZARR_ARRAY_ATTRS",
@@ -120,6 +129,7 @@ __all__ = [
     "MissingDependencyError",
     "PixelScale",
     "as_array",
+    "drop_keywords",
     "file_map",
     "image_pixel_scale",
     "image_stem",

@@ -134,6 +134,74 @@ _STRUCTURAL = re.compile(
 )
 
 
+#: Cards that state the value range or statistics of the HDU's pixel array: ``DATAMIN`` and
+#: ``DATAMAX`` (FITS 4.0 section 4.4.2.5: the minimum and maximum valid physical value in the
+#: array, which DS9's "DATAMIN DATAMAX" scale limits and IRAF's display act on) and the pipeline
+#: statistics of HST's calibrated frames (``GOODMIN``, ``SNRMAX``, ``NGOODPIX`` ...). True of
+#: one array only: :func:`sciconv.io.write` keeps them only when it writes the values of
+#: ``like``'s own pixels (glob patterns, :func:`drop_keywords`).
+ARRAY_STATISTICS_KEYWORDS = (
+    "DATAMIN", "DATAMAX", "DATAMEAN", "DATAMED*", "DATARMS", "DATASTD",
+    "GOODMIN", "GOODMAX", "GOODMEAN", "SNRMIN", "SNRMAX", "SNRMEAN", "NGOODPIX",
+)  # fmt: skip
+#: Cards that turn the values of an image's pixels into physical quantities or mark which are
+#: valid: the saturation level (``SATURATE``, ``SATLEVEL``), gain and read noise (``GAIN``,
+#: ``EGAIN``, ``ATODGAIN``, ``CCDGAIN``, ``ATODGNx``, ``RDNOISE``, ``READNOIS``, ``READNSEx``),
+#: photometric calibration (HST's ``PHOTFLAM``, ``PHOTFNU``, ``PHOTZPT``, ``PHOTPLAM``,
+#: ``PHOTBW``; JWST's ``PHOTMJSR``, ``PHOTUJA2``; zero points ``MAGZP*``, ``PHOTZP*``,
+#: ``FLUXMAG0``). True of any pixels in the input's unit, false of a product of another kind
+#: (probabilities, labels, masks): :func:`sciconv.io.write` drops them there, with ``BUNIT``.
+#: They include :data:`sciconv.postprocess.SATURATION_KEYWORDS` and the gain keywords the error
+#: model reads (``GAIN_KEYWORDS``): both read them from the input image, never from a product.
+PIXEL_CALIBRATION_KEYWORDS = (
+    "SATURATE", "SATLEVEL", "GAIN", "EGAIN", "ATODGAIN", "CCDGAIN", "ATODGN?", "RDNOISE",
+    "READNOIS", "READNSE?", "PHOTFLAM", "PHOTFNU", "PHOTZPT", "PHOTPLAM", "PHOTBW", "PHOTMJSR",
+    "PHOTUJA2", "MAGZP*", "PHOTZP*", "FLUXMAG0",
+)  # fmt: skip
+#: Every card that describes the input's pixel values: what a product whose pixels are of
+#: another kind (``to_ccddata`` of probabilities or labels) must not carry.
+PIXEL_VALUE_KEYWORDS = ARRAY_STATISTICS_KEYWORDS + PIXEL_CALIBRATION_KEYWORDS
+
+
+def drop_keywords(header, patterns) -> list[str]:
+    """Remove, in place, every card whose keyword matches one of the glob ``patterns``.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        Changed in place.
+    patterns : iterable of str
+        Keywords, or ``fnmatch`` patterns of them (``"MAGZP*"``), in upper case as FITS
+        keywords are.
+
+    Returns
+    -------
+    list of str
+        The keywords removed, in header order (each once).
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> from sciconv.io import PIXEL_VALUE_KEYWORDS, drop_keywords
+    >>> h = fits.Header({"DATAMAX": 6e4, "GAIN": 2.0, "MAGZPT": 25.1, "EXPTIME": 30.0})
+    >>> drop_keywords(h, PIXEL_VALUE_KEYWORDS), list(h)
+    (['DATAMAX', 'GAIN', 'MAGZPT'], ['EXPTIME'])
+    """
+    found = matching_keywords(header, patterns)
+    for key in found:
+        header.remove(key, ignore_missing=True, remove_all=True)
+    return found
+
+
+def matching_keywords(header, patterns) -> list[str]:
+    """The keywords of ``header`` that match one of the glob ``patterns``, in header order
+    (each once); see :func:`drop_keywords`."""
+    from fnmatch import fnmatchcase
+
+    patterns = tuple(patterns)
+    return [k for k in dict.fromkeys(header.keys()) if any(fnmatchcase(k, p) for p in patterns)]
+
+
 def strip_structural(header):
     header = header.copy()
     for key in [k for k in header.keys() if _STRUCTURAL.match(k)]:

@@ -26,8 +26,12 @@ from sciconv.io._common import (
     warn_caller,
 )
 from sciconv.io._header import (
+    ARRAY_STATISTICS_KEYWORDS,
+    PIXEL_VALUE_KEYWORDS,
     drop_alternate_plane_cards,
+    drop_keywords,
     kept_plane_cards,
+    matching_keywords,
     plane_history,
     replace_wcs_cards,
     strip_structural,
@@ -108,7 +112,15 @@ def validate_array(array, path: Path, *, lead: int = 0, tiff: bool = False):
 
 
 def output_header(
-    arr: np.ndarray, like, header, history: list[str], path: Path, *, like_planes: bool = True
+    arr: np.ndarray,
+    like,
+    header,
+    history: list[str],
+    path: Path,
+    *,
+    like_planes: bool = True,
+    like_pixels: bool | None = None,
+    own_pixels: bool = False,
 ):
     fits = astropy_fits()
     import sciconv
@@ -152,8 +164,7 @@ def output_header(
             drop_alternate_plane_cards(out)
             out.update(kept)
             out["WCSAXES"] = max(int(k.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")[-1]) for k in kept)
-    if isinstance(like, GridImage):
-        _set_unit(out, like, arr)
+    dropped = _pixel_value_cards(out, like, arr, like_pixels=like_pixels, own=own_pixels)
     if like_shape is not None and tuple(like_shape) != tuple(arr.shape[:2]):
         warn_caller(
             f"{path}: array is {arr.shape[0]} x {arr.shape[1]} pixels but like= is "
@@ -185,6 +196,8 @@ def output_header(
             raise ConfigError(f"invalid header card ({brief(exc)})", path=path) from exc
         out = strip_structural(out)
     out.add_history(f"Written by sciconv {sciconv.__version__}")
+    if dropped:
+        out.add_history(f"the input's {', '.join(dropped)} left out: not true of these pixels")
     # (its class probabilities too: review; a header of several planes names none)
     plane = plane_history(like.header) if isinstance(like, GridImage) else None
     if plane is not None:  # which plane of a cube (its frequency, velocity, Stokes)
@@ -194,13 +207,56 @@ def output_header(
     return out
 
 
-def _set_unit(out, like: GridImage, arr) -> None:
-    """``BUNIT`` of an array written like a GridImage: the image's unit (an NDData's, which its
-    copied header may contradict: QA, SAMP sent 'adu' for electron/s) for pixels of its kind;
-    none for integer or bool arrays (label maps, masks: QA, CCDData read instance ids as ADU)."""
+def _pixel_value_cards(out, like, arr, *, like_pixels: bool | None, own: bool) -> list[str]:
+    """Make, in place, the cards of ``out`` (``like``'s) that describe pixel values true of
+    ``arr``; return the keywords dropped (for a HISTORY line).
+
+    The one decision of what a product written ``like`` an image keeps of its pixel values.
+    Pixels of ``like``'s kind (``like_pixels``; by default float arrays: a cutout, a scaled or
+    background-subtracted image) keep its ``BUNIT`` and calibration
+    (:data:`~sciconv.io.PIXEL_CALIBRATION_KEYWORDS`: a gain, a zero point, a saturation
+    level hold for any pixels in the same unit, and the caller who writes such pixels like the
+    image says they are in its unit); pixels of another kind (integer and bool arrays: label
+    maps, masks; ``like_pixels=False``: probabilities) keep neither (QA: CCDData read instance
+    ids as ADU; DS9 and IRAF took a probability map's copied DATAMIN = 850 for its valid range).
+    The array statistics (``DATAMIN``/``DATAMAX`` ...) hold for the input's own values only:
+    kept when ``arr`` holds them (``own``, or equal where not NaN), else dropped (QA:
+    ``write(path, img.data * 2, like=img)`` kept the old ``DATAMAX``).
+    """
+    kind = np.dtype(arr.dtype).kind in "fc" if like_pixels is None else bool(like_pixels)
+    if not kind:
+        out.remove("BUNIT", ignore_missing=True, remove_all=True)
+        return drop_keywords(out, PIXEL_VALUE_KEYWORDS)
+    dropped = []
+    if not own and matching_keywords(out, ARRAY_STATISTICS_KEYWORDS):
+        if not _same_values(arr, like):
+            dropped = drop_keywords(out, ARRAY_STATISTICS_KEYWORDS)
+    if isinstance(like, GridImage):  # a header like= keeps its own BUNIT as it is
+        _set_unit(out, like)
+    return dropped
+
+
+def _same_values(arr, like) -> bool:
+    """Whether ``arr`` holds ``like``'s pixel values (a GridImage's in memory, in its shape or
+    with the channel axis of one channel dropped), NaN allowed where ``like`` has a value (its
+    masked pixels as :func:`as_array` writes them)."""
+    data = like.data if isinstance(like, GridImage) else None
+    if not isinstance(data, np.ndarray) or not isinstance(arr, np.ndarray):
+        return False  # a header's or a lazy image's pixels are not at hand: not shown equal
+    if arr.shape != data.shape:
+        if (*arr.shape, 1) != data.shape:
+            return False
+        arr = arr[..., None]
+    equal = arr == data
+    if np.dtype(arr.dtype).kind == "f":
+        equal |= np.isnan(arr)
+    return bool(equal.all())
+
+
+def _set_unit(out, like: GridImage) -> None:
+    """``BUNIT`` of pixels of ``like``'s kind: the image's unit (an NDData's, which its copied
+    header may contradict: QA, SAMP sent 'adu' for electron/s)."""
     out.remove("BUNIT", ignore_missing=True, remove_all=True)
-    if np.dtype(arr.dtype).kind not in "fc":
-        return
     if like.meta.get("bunit"):  # as the file (or the NDData's unit) spells it
         out["BUNIT"] = str(like.meta["bunit"])
     elif like.unit is not None:
@@ -423,6 +479,7 @@ def write(
     stack_axes: str | None = None,
     like_planes: bool = True,
     channel_names: Sequence[str] | None = None,
+    like_pixels: bool | None = None,
 ) -> Path:
     """Write an image to FITS, TIFF, OME-TIFF or PNG, atomically.
 
@@ -454,7 +511,12 @@ def write(
         ``like_planes`` is True; a one-plane image's (a radio map's degenerate ``FREQ`` and
         ``STOKES`` axes, a cube's plane from :meth:`GridImage.channel`) are named in a HISTORY
         line (:func:`plane_coordinates`), the WCS staying 2-D; lookup-table distortions are not
-        written (with a warning).
+        written (with a warning). The cards that describe pixel values follow ``like_pixels``;
+        ``DATAMIN``/``DATAMAX`` and the other array statistics
+        (``sciconv.io.ARRAY_STATISTICS_KEYWORDS``) are kept only when the array holds
+        ``like``'s own values (the GridImage itself, or equal values, NaN allowed for its
+        masked pixels), as they state the range of one array. Cards dropped are named in a
+        HISTORY line; ``header`` sets any of them again.
         OME-TIFF: a GridImage whose ``meta["pixel_size"]``, ``meta["pixel_unit"]`` and (when
         there is one per channel written) ``meta["channel_names"]`` are written as OME
         ``PhysicalSizeY/X`` and ``Channel/@Name``, so labels keep the source's pixel size.
@@ -483,6 +545,16 @@ def write(
         description, where :func:`read` finds them (``meta["channel_names"]``). FITS products
         name their planes with ``CLASSn`` cards instead
         (:func:`sciconv.postprocess.write_products`).
+    like_pixels : bool, optional
+        FITS: whether the array's values are of ``like``'s kind, the same quantity in the
+        same unit (a cutout, a scaled, background-subtracted or denoised image): then its
+        ``BUNIT`` (a GridImage's unit) and its calibration cards (``SATURATE``, ``GAIN``,
+        ``RDNOISE``, ``PHOTFLAM``, ``MAGZPT`` ...:
+        ``sciconv.io.PIXEL_CALIBRATION_KEYWORDS``) stay. False for values of another
+        kind (class probabilities, scores, their uncertainties): those cards and the array
+        statistics are dropped, the observation's cards (``DATE-OBS``, ``EXPTIME``,
+        ``TELESCOP``, ``OBJECT`` ...), WCS and HISTORY kept. Default None: float arrays are of
+        ``like``'s kind, integer and bool arrays (label maps, masks) are not.
 
     Returns
     -------
@@ -571,6 +643,7 @@ def write(
     )
     if is_nddata(array):  # its WCS, unit and mask (as NaN) kept, (C, H, W) made (H, W, C)
         array = GridImage.from_nddata(array)
+    own = isinstance(array, GridImage) and (like is None or like is array)
     if isinstance(array, GridImage):
         if like is None:
             like = array
@@ -579,7 +652,16 @@ def write(
     arr = validate_array(array, path, lead=len(stack_axes), tiff=fmt in ("tiff", "ome-tiff"))
     history = history_lines(history, path=path)
     if fmt.startswith("fits"):
-        hdr = output_header(arr, like, header, history, path, like_planes=like_planes)
+        hdr = output_header(
+            arr,
+            like,
+            header,
+            history,
+            path,
+            like_planes=like_planes,
+            like_pixels=like_pixels,
+            own_pixels=own,
+        )
         with atomic_output(path, overwrite=overwrite) as tmp:
             write_fits(tmp, arr, hdr, compressed=fmt == "fits-compressed", path=path)
         return path

@@ -82,6 +82,7 @@ from sciconv.postprocess._beam import add_beam_columns, add_surface_brightness_c
 from sciconv.postprocess._catalog import (
     CATALOG_FORMATS,
     flatten_table,
+    read_catalog,
     with_provenance,
     write_catalog,
 )
@@ -177,6 +178,7 @@ __all__ = [
     "own_error",
     "prediction_history",
     "product_paths",
+    "read_catalog",
     "saturation_level",
     "software_record",
     "to_ccddata",

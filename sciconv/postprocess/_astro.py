@@ -16,7 +16,7 @@ from sciconv._atomic import atomic_output
 from sciconv._progress import progress_bar
 from sciconv._validation import look_up_option, refuse_swapped
 from sciconv.errors import ConfigError, InvalidImageError
-from sciconv.io import GridImage, as_array
+from sciconv.io import PIXEL_VALUE_KEYWORDS, GridImage, as_array, drop_keywords
 from sciconv.io._common import warn_caller
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import in_unit
@@ -738,6 +738,7 @@ def to_ccddata(
             meta.remove(key, ignore_missing=True, remove_all=True)
     for key in ("BUNIT", "BSCALE", "BZERO", "BLANK"):
         meta.remove(key, ignore_missing=True, remove_all=True)
+    drop_keywords(meta, PIXEL_VALUE_KEYWORDS)  # DATAMIN, SATURATE, GAIN ...: the input's pixels'
     meta.update(cards)
     return CCDData(
         data,

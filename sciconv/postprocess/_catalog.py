@@ -16,7 +16,7 @@ from sciconv._warnings import caught
 from sciconv.errors import ConfigError
 from sciconv.io._common import brief, fits_text, history_lines
 
-__all__ = ["CATALOG_FORMATS", "check_table", "flatten_table", "write_catalog"]
+__all__ = ["CATALOG_FORMATS", "check_table", "flatten_table", "read_catalog", "write_catalog"]
 
 #: Catalog file extensions and the astropy format each is written with.
 CATALOG_FORMATS = {
@@ -126,14 +126,22 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     astropy's column metadata), in ECSV in its YAML header.
 
     Units follow each format's standard where it can say them. A unit the standard does not
-    define (astropy's ``electron``, which an HST ``BUNIT = 'ELECTRONS'`` becomes; ``DN``) is
-    written in VOTable as a quoted VOUnit, VOUnit's own form for units outside its list
-    (``'electron'``, ``'electron'.s**-1``: astropy reads it back quietly as a unit named
-    ``electron``; ``u.Unit(str(unit))`` is astropy's electron again), in ECSV as astropy's
-    string (read back exactly). FITS has no way to say it: the ``TUNITn`` is astropy's string
-    (``electron``, which TOPCAT shows), and astropy's ``Table.read`` warns ``'electron' did not
-    parse as fits unit`` and gives an unrecognized unit of that name
-    (``Table.read(path, unit_parse_strict="silent")`` reads it quietly).
+    define (astropy's ``electron``, which an HST ``BUNIT = 'ELECTRONS'``, ``ELECTRONS/S`` or
+    ``e-/s`` becomes; ``DN``, ``DN/s``) is written so that the file says so and astropy's own
+    readers keep what they can:
+
+    - **ECSV**: astropy's string, read back exactly.
+    - **FITS**: no ``TUNITn`` (FITS defines no such unit, and astropy's reader turned one into
+      an unrecognized unit with a ``UnitsWarning`` per column); the column is stored as
+      astropy stores a Quantity it cannot say in FITS, in its serialized-columns header, so
+      ``Table.read`` and ``QTable.read`` give ``u.electron / u.s`` back, quietly; its
+      ``TCOMMn`` (what TOPCAT shows as the description) ends with
+      ``[electron / s: astropy's unit name, not in the FITS standard]``.
+    - **VOTable**: the quoted VOUnit, VOUnit 1.0's own form for units outside its list
+      (``'electron'``, ``'electron'.s**-1``; valid for astropy's and TOPCAT's validators), and
+      the ``FIELD``'s ``DESCRIPTION`` ends with the same note. astropy's VOTable reader makes a
+      quoted unit a new unit of that name, which does not convert to ``u.electron``:
+      :func:`read_catalog` gives astropy's unit back (so does ``u.Unit(str(unit))``).
 
     Parameters
     ----------
@@ -171,6 +179,15 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     >>> vot = write_catalog(table, path.with_suffix(".vot"))
     >>> [(f.name, f.ucd, str(f.unit)) for f in parse(vot).get_first_table().fields][1:3]
     [('area', 'phys.area;instr.pixel', 'pix2'), ('x', 'pos.cartesian.x;instr.pixel', 'pix')]
+
+    Fluxes in electrons (an HST frame) keep their unit in astropy's FITS reader:
+
+    >>> from astropy import units as u
+    >>> from astropy.table import QTable
+    >>> table = measure(np.pad(np.ones((2, 3), int), 1), intensity=np.ones((4, 5)) * u.electron)
+    >>> fits_cat = write_catalog(table, path.with_suffix(".fits"))
+    >>> QTable.read(fits_cat)["flux_sum"].to(u.electron)
+    <Quantity [6.] electron>
     """
     check_table(table)
     path = Path(path)
@@ -194,6 +211,78 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
         else:
             _write_text(table, tmp, fmt)
     return path
+
+
+def read_catalog(path: str | os.PathLike):
+    """Read a catalog file (ECSV, CSV, FITS table, VOTable) with astropy's units restored.
+
+    The reader for :func:`write_catalog`'s files, and for catalogs of other tools: astropy's
+    ``Table.read`` with the units that FITS and VOUnit do not define (``electron``, ``DN``) made
+    astropy's own again. A VOTable's quoted VOUnit (``'electron'.s**-1``), which astropy's
+    VOTable reader makes a new unit that converts to nothing, becomes ``u.electron / u.s``,
+    and the note :func:`write_catalog` added to the column's description is taken off; a
+    FITS table's ``TUNITn`` that astropy does not read as a FITS unit (``electron``, as
+    sciconv wrote them before) is read quietly as astropy's unit of that name. A unit astropy
+    does not know either way is kept as read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The catalog; its extension names the format, as for :func:`write_catalog`.
+
+    Returns
+    -------
+    astropy.table.Table
+        Columns with their units (``astropy.table.QTable(table)`` for Quantities).
+
+    Raises
+    ------
+    ConfigError
+        The extension is not a catalog format, or the file is missing or not a readable
+        catalog of that format.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from astropy import units as u
+    >>> from sciconv.postprocess import measure, write_catalog
+    >>> from sciconv.postprocess import read_catalog
+    >>> table = measure(np.pad(np.ones((2, 3), int), 1), intensity=np.ones((4, 5)) * u.electron)
+    >>> path = write_catalog(table, pathlib.Path(tempfile.mkdtemp()) / "cat.vot")
+    >>> back = read_catalog(path)
+    >>> back["flux_sum"].unit == u.electron, back["flux_sum"].description
+    (True, 'sum of the finite pixels (background included)')
+    """
+    from astropy import units as u
+    from astropy.table import Table
+
+    path = Path(path)
+    fmt = _catalog_format(path)
+    quiet = {"unit_parse_strict": "silent"} if fmt == "fits" else {}  # restored below
+    if not path.is_file():
+        raise ConfigError("catalog not found" if not path.exists() else "not a file", path=path)
+    try:
+        table = Table.read(path, format=fmt, **quiet)
+    except Exception as exc:  # astropy's reader: a damaged or mis-named file
+        raise ConfigError(
+            f"cannot read it as a {fmt.upper()} catalog ({type(exc).__name__}: {exc})", path=path
+        ) from exc
+    if fmt == "fits":
+        _stored_integers(table, path)
+    standard = {"fits": "FITS", "votable": "VOUnit"}.get(fmt)
+    for name in table.colnames:
+        col = table[name]
+        unit = getattr(col, "unit", None)
+        if unit is None:
+            continue
+        own = u.Unit(unit.to_string(), parse_strict="silent")  # astropy's unit of that name
+        if isinstance(own, u.UnrecognizedUnit) or own == unit:
+            continue
+        col.unit = own
+        if standard and col.info.description:
+            col.info.description = _without_unit_note(col.info.description, own, standard)
+    return table
 
 
 #: ECSV and CSV catalogs are formatted this many rows at a time (memory: astropy's text writer
@@ -235,38 +324,105 @@ def _unit_text(unit, fmt: str) -> str | None:
     return text if same else None
 
 
-def _write_fits_table(table, tmp) -> None:
-    """astropy's FITS table, with the units FITS does not define kept as TUNITn strings
-    (``electron`` from an HST ``BUNIT = 'ELECTRONS'``: astropy drops them with a warning).
+#: The note a catalog column's description gets where the file's standard has no name for its
+#: unit: a FITS ``TCOMMn``, a VOTable ``FIELD``'s ``DESCRIPTION`` (:func:`read_catalog` takes it
+#: off again).
+UNIT_NOTE = "[{unit}: astropy's unit name, not in the {standard} standard]"
 
-    astropy reads such a TUNITn with a ``UnitsWarning`` (an ``UnrecognizedUnit`` of the same
-    name): its only quiet alternative, a Quantity column kept in astropy's serialized-column
-    header, makes astropy read every integer column with a unit (``area``, ``bbox_*``) back as
-    float and hides the unit from TOPCAT."""
 
+def _with_unit_note(description, unit, standard: str) -> str:
+    note = UNIT_NOTE.format(unit=unit.to_string(), standard=standard)
+    return f"{description} {note}" if description else note
+
+
+def _stored_integers(table, path: Path) -> None:
+    """Give, in place, the integer columns of ``path``'s table (its first) that astropy read as
+    float their integers back: ``Table.read`` makes every column with a unit float when the
+    table holds a Quantity (the fluxes in electrons :func:`write_catalog` stores so), as an
+    integer ``area`` or ``bbox_xmin``."""
+    import numpy as np
     from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
+        stored = {} if hdu is None else {c.name: np.dtype(c.dtype) for c in hdu.columns}
+    for name in table.colnames:
+        col, dtype = table[name], stored.get(name)
+        if dtype is None or dtype.kind not in "iu" or getattr(col, "dtype", dtype).kind != "f":
+            continue
+        values, masked = np.ma.getdata(col), np.ma.getmaskarray(col)
+        if np.isfinite(values[~masked]).all():  # as stored: whole numbers
+            table[name] = col.astype(dtype.newbyteorder("="))
+
+
+def _without_unit_note(description: str, unit, standard: str) -> str | None:
+    """``description`` without the note :func:`_with_unit_note` ended it with (None if it was
+    all there was)."""
+    note = UNIT_NOTE.format(unit=unit.to_string(), standard=standard)
+    text = " ".join(description.split())  # a VOTable's DESCRIPTION comes back wrapped
+    if text == note:
+        return None
+    return text[: -len(note) - 1] if text.endswith(" " + note) else description
+
+
+def _write_fits_table(table, tmp) -> None:
+    """astropy's FITS table; a column whose unit FITS does not define (``electron`` from an HST
+    ``BUNIT = 'ELECTRONS'``) as the Quantity astropy keeps in its serialized-column header,
+    without a ``TUNITn`` (read back as that unit, quietly; QA: a TUNITn ``electron`` came back
+    as an unrecognized unit with a ``UnitsWarning`` per column), and a ``TCOMMn`` that says so.
+
+    Only those columns: every other unit is a ``TUNITn`` as astropy writes it, on a plain column
+    (a Quantity column of an integer ``area`` or ``bbox_*`` reads back as float, and a unit in
+    the serialized header alone is hidden from TOPCAT)."""
+    from astropy.io import fits
+    from astropy.table import QTable, Table
     from astropy.units import UnitsWarning
 
     # FITS cards hold ASCII: astropy dropped a whole HISTORY list (or INPUT) for one accent
-    table = table.copy(copy_data=False)
-    for key, value in list(table.meta.items()):
+    meta = dict(table.meta)
+    for key, value in list(meta.items()):
         if isinstance(value, str):  # INPUT: a file's name, escaped, not turned into another
-            table.meta[key] = fits_text(value, exact=key == "INPUT")
+            meta[key] = fits_text(value, exact=key == "INPUT")
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            table.meta[key] = [fits_text(v) for v in value]
-    kept = {}
-    for i, name in enumerate(table.colnames, start=1):
-        unit = table[name].unit
-        if unit is not None and _unit_text(unit, "fits") is None:
-            kept[f"TUNIT{i}"] = unit.to_string()
+            meta[key] = [fits_text(v) for v in value]
+    # the columns whose unit FITS does not define; the TUNITn of the others, which a QTable
+    # would make Quantities: written as plain columns, their TUNITn set after
+    odd = {name: table[name].unit for name in table.colnames if _non_fits_unit(table[name])}
+    units = {}
+    if odd:
+        table = Table(table, copy=False)  # a QTable's Quantities as columns with a unit
+        out = QTable(meta=meta)
+        for name in table.colnames:
+            col = table[name]
+            if name not in odd and getattr(col, "unit", None) is not None:
+                units[name] = _unit_text(col.unit, "fits")
+                col = col.copy(copy_data=False)
+                col.unit = None
+            out.add_column(col, name=name, copy=False)  # odd ones: a Quantity in a QTable
+    else:
+        out = table.copy(copy_data=False)
+        out.meta = meta
     with caught() as quiet:
-        if kept:  # said once here, by writing them anyway
+        if odd:  # written where astropy reads them back (above)
             quiet.simplefilter("ignore", UnitsWarning)
             quiet.filterwarnings("ignore", message=".*could not be saved in native FITS")
-        table.write(tmp, format="fits")
-    if kept:
-        with fits.open(tmp, mode="update") as hdul:
-            hdul[1].header.update(kept)
+        out.write(tmp, format="fits")
+    if not odd:
+        return
+    with fits.open(tmp, mode="update") as hdul:
+        header, names = hdul[1].header, hdul[1].columns.names
+        for name, text in units.items():  # where astropy puts a TUNITn: after its TFORMn
+            i = names.index(name) + 1
+            header.insert(f"TFORM{i}", (f"TUNIT{i}", text), after=True)
+        for name, unit in odd.items():
+            note = _with_unit_note(table[name].info.description, unit, "FITS")
+            header[f"TCOMM{names.index(name) + 1}"] = fits_text(note)
+
+
+def _non_fits_unit(col) -> bool:
+    """Whether ``col`` has a unit that FITS cannot say (:func:`_unit_text`)."""
+    unit = getattr(col, "unit", None)
+    return unit is not None and _unit_text(unit, "fits") is None
 
 
 def _quoted_vounit(unit) -> str | None:
@@ -308,6 +464,7 @@ def _votable(table):
             text = _quoted_vounit(unit)
             if text is not None:
                 field.unit = text
+            field.description = _with_unit_note(field.description, unit, "VOUnit")
     if {"ra", "dec"} <= set(table.colnames):
         resource.coordinate_systems.append(tree.CooSys(ID="sciconv_icrs", system="ICRS"))
         for field in resource.tables[0].fields:

@@ -320,7 +320,8 @@ def write_products(
     ``sciconv.io.read(path).data[..., i]``); TIFF stores it as (K, H, W) pages (axes ``CYX``),
     the class names in its description; OME-Zarr as an NGFF image with axes ``cyx``. Reading any
     of them back with :func:`sciconv.io.read` gives (H, W, K). FITS files also carry ``like``'s
-    header (less its ``BUNIT``: the products are dimensionless) and WCS (via
+    header (less its ``BUNIT`` and the cards that describe its pixel values, ``DATAMIN``,
+    ``SATURATE``, ``GAIN``, ``PHOTFLAM`` ...: the products are dimensionless) and WCS (via
     :func:`sciconv.io.write`); every file gets HISTORY lines naming the
     model, ``params`` and the class planes (an OME-Zarr store keeps them in its ``sciconv``
     attributes).
@@ -704,8 +705,10 @@ def _write_fits_product(
     target: Path, data, *, like, cards, history, mask, uncertainty, wcs, overwrite
 ) -> Path:
     """One FITS product: the primary by :func:`sciconv.io.write` (header, WCS, HISTORY) less the
-    input's ``BUNIT`` (probabilities and labels are dimensionless), then ``MASK``/``UNCERT``
-    extensions made by ``CCDData.to_hdu`` (the ccdproc convention), each with the celestial WCS."""
+    input's ``BUNIT`` and the cards describing its pixel values (``like_pixels=False``:
+    probabilities and labels are dimensionless and no detector's counts), then ``MASK``/
+    ``UNCERT`` extensions made by ``CCDData.to_hdu`` (the ccdproc convention), each with the
+    celestial WCS."""
     from astropy import units as u
     from astropy.io import fits
     from astropy.nddata import CCDData, StdDevUncertainty
@@ -714,7 +717,15 @@ def _write_fits_product(
 
     with atomic_output(target, overwrite=overwrite) as tmp:
         with reworded(lambda m, c: c(str(m).replace(str(tmp), str(target)))):  # not the scratch
-            scio.write(tmp, data, like=like, header=cards, history=history, like_planes=False)
+            scio.write(
+                tmp,
+                data,
+                like=like,
+                header=cards,
+                history=history,
+                like_planes=False,
+                like_pixels=False,  # no BUNIT, DATAMIN, GAIN, PHOTFLAM ... of the input's
+            )
         extensions = []
         if mask is not None or uncertainty is not None:
             stored = fits_layout(data)
@@ -729,7 +740,6 @@ def _write_fits_product(
             extensions = list(ccd.to_hdu(hdu_mask="MASK", hdu_uncertainty="UNCERT")[1:])
         wcs_cards = wcs.to_header(relax=True) if wcs is not None else None
         with fits.open(tmp, mode="update") as hdul:
-            hdul[0].header.remove("BUNIT", ignore_missing=True, remove_all=True)
             version = hdul[0].header.get("EXTVER")  # e.g. SCI,2 of a multi-extension input
             for hdu in extensions:
                 if wcs_cards is not None:
