@@ -158,6 +158,9 @@ def run() -> int:
     """
     import warnings
 
+    # the console command's own process (and its children) only: main() called from Python
+    # leaves the caller's environment, which its later subprocesses inherit, as it was
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import astropy  # noqa: F401 (its logger takes over showwarning on import: it must come first)
 
     from sciconv.errors import SciconvWarning
@@ -245,7 +248,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     sciconv 0.1.0
     0
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if sys.stderr is None:  # started with file descriptor 2 closed (2>&-): messages are dropped,
         sink = os.open(os.devnull, os.O_WRONLY)  # the work is done (it exited 1 at once, silently)
         if sink != 2:  # descriptor 2 itself, not 0 or 1 when those are closed too (QA: EBADF)
