@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +27,7 @@ from sciconv.errors import (
     InvalidImageError,
     MissingDependencyError,
     OutputExistsError,
+    SciconvError,
 )
 from sciconv.io._common import brief, to_float32
 from sciconv.io._files import IMAGE_EXTENSIONS, validate_path
@@ -490,6 +491,9 @@ def write_ome_zarr_labels(
         ``image`` is not an OME-Zarr image, or ``labels`` is not (H, W) integers of its size.
     OutputExistsError
         ``labels/<name>`` exists and ``overwrite`` is False.
+    WriteError
+        The disk or folder refused the write (full, quota, read-only). The group is written
+        beside ``labels/<name>`` and renamed onto it: a failure leaves the old labels.
 
     Examples
     --------
@@ -522,14 +526,9 @@ def write_ome_zarr_labels(
             path=image,
         )
     target = image / "labels" / name
-    if target.exists():
-        if not overwrite:
-            raise OutputExistsError(
-                "labels exist; pass overwrite=True to replace them", path=target
-            )
-        shutil.rmtree(target)
-    group = zarr.open_group(str(image), mode="r+")
-    version = _ngff_version(dict(group.attrs))
+    if target.exists() and not overwrite:
+        raise OutputExistsError("labels exist; pass overwrite=True to replace them", path=target)
+    version = _ngff_version(dict(zarr.open_group(str(image), mode="r").attrs))
     fmt = ome_zarr.format.format_from_version(version)
     physical = _physical(node.metadata, axes, 0, image)
     dy, dx = (float(v) for v in physical.get("pixel_size", (1.0, 1.0)))
@@ -541,10 +540,11 @@ def write_ome_zarr_labels(
     # level k's pixel j is level 0's pixel j 2**k (ome-zarr-py's own labels pyramid took
     # pixel j 2**k + 2**k - 1 and declared half a pixel: levels misplaced in vizarr; QA)
     steps = [2**k for k in range(len(node.data))]
-    try:
+
+    def write(scratch: Path) -> Path:  # the group, built in a store of its own: scratch/labels
         ome_zarr.writer.write_multiscale_labels(
             [arr[::step, ::step] for step in steps],
-            group,
+            zarr.open_group(str(scratch), mode="w", zarr_format=fmt.zarr_format),
             name=name,
             axes=axes_meta,
             fmt=fmt,
@@ -553,33 +553,101 @@ def write_ome_zarr_labels(
             ],
             label_metadata={"source": {"image": "../../"}},
         )
-    except Exception as exc:
-        raise InvalidImageError(
-            f"cannot write OME-Zarr labels ({brief(exc)})", path=target
-        ) from exc
-    tidy_labels_group(zarr.open_group(str(image / "labels"), mode="r+"), version)
+        return scratch / "labels" / name
+
+    _swap_in(target, write, overwrite=overwrite, listed=lambda: _list_label(image, name, fmt))
     return target
 
 
-def tidy_labels_group(group, version: str) -> None:
+def _swap_in(target: Path, write, *, overwrite: bool, listed) -> None:
+    """Build a group with ``write(scratch)`` in a hidden scratch folder beside ``target``
+    (``_atomic.scratch_folder``), rename an old ``target`` into it and the new group onto
+    ``target``, then call ``listed()`` and remove the scratch. A failure puts the old group back
+    and leaves nothing else; a disk refusal is a WriteError naming ``target``."""
+    from sciconv._atomic import remove_scratch, scratch_folder, target_error
+
+    new_folder = not target.parent.is_dir()  # labels/ made here: removed again on failure
+    scratch = scratch_folder(target)  # a WriteError naming target when it cannot be made
+    old = moved = None
+    try:
+        built = write(scratch)
+        if os.path.lexists(target):
+            if not overwrite:
+                raise OutputExistsError("labels appeared while writing; not replaced", path=target)
+            old = scratch / "old"
+            os.rename(target, old)
+        os.rename(built, target)
+        moved = built
+        listed()
+    except BaseException as exc:  # Ctrl-C too: the old group back in place
+        with contextlib.suppress(OSError):
+            if moved is not None:
+                os.rename(target, moved)
+            if old is not None:
+                os.rename(old, target)
+        remove_scratch(scratch)
+        if new_folder:
+            _remove_bare_group(target.parent)
+        if not isinstance(exc, Exception):
+            raise
+        mapped = target_error(exc, scratch, target)
+        if mapped is None and not isinstance(exc, SciconvError):
+            mapped = InvalidImageError(f"cannot write OME-Zarr labels ({brief(exc)})", path=target)
+        if mapped is None:
+            raise
+        raise mapped from exc
+    remove_scratch(scratch)  # and the old group in it
+
+
+def _remove_bare_group(folder: Path) -> None:
+    """Remove ``folder`` when it holds nothing but a zarr group's metadata files."""
+    with contextlib.suppress(OSError):
+        names = {entry.name for entry in folder.iterdir()}
+        if names <= {"zarr.json", ".zgroup", ".zattrs"}:
+            for name in names:
+                (folder / name).unlink()
+            folder.rmdir()
+
+
+def _list_label(image: Path, name: str, fmt) -> None:
+    """``name`` listed (once) in the ``labels/`` group of ``image``, made when missing, in one
+    metadata write (zarr writes it atomically): a failure leaves the list as it was."""
+    zarr, _ = ome_zarr_modules(image)
+    listed = {"labels": [name]}
+    made = {"ome": {"version": fmt.version, **listed}} if fmt.zarr_format == 3 else listed
+    group = zarr.open_group(str(image / "labels"), zarr_format=fmt.zarr_format, attributes=made)
+    tidy_labels_group(group, fmt.version, add=name)
+
+
+def tidy_labels_group(group, version: str, *, add: str | None = None) -> None:
     """Make the ``labels/`` group's metadata what NGFF asks for, after
     ``ome_zarr.writer.write_labels`` (ome-zarr-py 0.18): NGFF 0.5 needs ``"version"`` in the
     group's ``ome`` attributes (left out, so validators such as ome-zarr-models rejected the
     whole store), and a label image rewritten with ``overwrite`` is listed once, not twice.
+    ``add``: a label image's name listed too (once), in the same write.
     """
     attrs = dict(group.attrs)
     ome = attrs.get("ome")
+    if not isinstance(ome, dict) and add is not None and group.metadata.zarr_format == 3:
+        ome = {}
     if isinstance(ome, dict):  # NGFF 0.5 (zarr v3): all under "ome", with its version
-        labels = ome.get("labels")
         fixed = {"version": ome.get("version") or version, **ome}
-        if isinstance(labels, list):
-            fixed["labels"] = list(dict.fromkeys(labels))
+        labels = _listed(ome.get("labels"), add)
+        if labels is not None:
+            fixed["labels"] = labels
         if fixed != ome:
             group.attrs["ome"] = fixed
-    elif isinstance(attrs.get("labels"), list):  # NGFF 0.4: the list at the top level
-        unique = list(dict.fromkeys(attrs["labels"]))
-        if unique != attrs["labels"]:
-            group.attrs["labels"] = unique
+        return
+    labels = _listed(attrs.get("labels"), add)  # NGFF 0.4: the list at the top level
+    if labels is not None and labels != attrs.get("labels"):
+        group.attrs["labels"] = labels
+
+
+def _listed(labels, add: str | None) -> list | None:
+    """A ``labels`` list without repeats and with ``add`` in it; None when there is none."""
+    if not isinstance(labels, list):
+        return None if add is None else [add]
+    return list(dict.fromkeys([*labels, *([] if add is None else [add])]))
 
 
 def write_ome_zarr(

@@ -77,6 +77,13 @@ def export(
     -------
     pathlib.Path
 
+    Raises
+    ------
+    WriteError
+        The disk or folder refused the file (full, quota, read-only); nothing is written.
+    ModelError
+        The converter failed on the model, or the graph it made is not valid.
+
     Notes
     -----
     ``metadata_props`` holds ``"sciconv"`` (the JSON of :func:`~sciconv.models.get_metadata`),
@@ -107,7 +114,7 @@ def export(
     'segmentation'
     """
     import sciconv
-    from sciconv._atomic import atomic_output
+    from sciconv._atomic import atomic_output, write_error
 
     if not isinstance(model, keras.Model):
         raise ModelError(not_a_model(model))
@@ -154,8 +161,8 @@ def export(
             model.export(
                 str(tmp), format="onnx", input_signature=[spec], opset_version=opset, verbose=False
             )
-        except Exception as exc:
-            raise ModelError(
+        except Exception as exc:  # a full, over-quota or read-only disk is a WriteError
+            raise write_error(exc, path) or ModelError(
                 f"ONNX export failed ({type(exc).__name__}: {exc})", path=path
             ) from exc
         proto = onnx.load(str(tmp))
