@@ -21,6 +21,7 @@ A U-Net takes sides that are multiples of its ``divisor``: pad others as :data:`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -158,9 +159,14 @@ def export(
         props["normalization"] = json.dumps(DEFAULT_NORMALIZATION)
     with atomic_output(path, overwrite=overwrite) as tmp:
         try:
-            model.export(
-                str(tmp), format="onnx", input_signature=[spec], opset_version=opset, verbose=False
-            )
+            with _log_settings_kept():
+                model.export(
+                    str(tmp),
+                    format="onnx",
+                    input_signature=[spec],
+                    opset_version=opset,
+                    verbose=False,
+                )
         except Exception as exc:  # a full, over-quota or read-only disk is a WriteError
             raise write_error(exc, path) or ModelError(
                 f"ONNX export failed ({type(exc).__name__}: {exc})", path=path
@@ -265,11 +271,36 @@ def _hint(message: str) -> str:
 
 def _onnx():
     try:
-        import onnx
-        import tf2onnx  # noqa: F401  (Keras' ONNX export converts through it)
+        with _log_settings_kept():
+            import onnx
+            import tf2onnx  # noqa: F401  (Keras' ONNX export converts through it)
     except ImportError as exc:
         raise MissingDependencyError(
             f"ONNX export needs onnx and tf2onnx ({exc}); "
             'install them with: pip install "sciconv[onnx]"'
         ) from exc
     return onnx
+
+
+@contextlib.contextmanager
+def _log_settings_kept():
+    """``TF_CPP_MIN_LOG_LEVEL`` and the ``absl`` logger's level as they were before the block.
+
+    tf2onnx's modules set ``TF_CPP_MIN_LOG_LEVEL=3`` and the absl logger's level when imported
+    (``tf2onnx.convert`` only when Keras' export first converts): for good, whatever the caller
+    had set, so every process started afterwards (dask workers, subprocesses) lost TensorFlow's
+    C++ errors (QA52 state #5).
+    """
+    import logging
+
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    absl = logging.getLogger("absl")
+    absl_level = absl.level
+    try:
+        yield
+    finally:
+        if level is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+        absl.setLevel(absl_level)
