@@ -169,6 +169,30 @@ def brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+@contextlib.contextmanager
+def fits_output(tmp: Path, target: Path):
+    """Where a writer puts the FITS bytes of ``target`` (its scratch file is ``tmp``): ``tmp``
+    itself, or, for a name ending in ``.gz`` in any case, a gzip stream into ``tmp``.
+
+    astropy gzips only a lower-case ``.gz`` (``x.FITS.GZ`` was written uncompressed) and stores
+    the file's own name and time in the gzip header: the hidden scratch name (``gunzip -N``
+    made ``.x.fits.<pid>.<random>.part.fits``) and bytes that differed at each write. Here the
+    header holds the target's name less ``.gz`` and time 0: the same pixels give the same bytes.
+    """
+    import gzip
+
+    if not target.name.lower().endswith(".gz"):
+        yield tmp
+        return
+    with (
+        open(tmp, "wb") as raw,
+        gzip.GzipFile(
+            filename=target.name[: -len(".gz")], mode="wb", fileobj=raw, mtime=0
+        ) as stream,
+    ):
+        yield stream
+
+
 def astropy_fits():
     """``astropy.io.fits``, imported on first use (importing sciconv.io stays cheap)."""
     from astropy.io import fits

@@ -20,6 +20,7 @@ from sciconv.errors import ConfigError, InvalidImageError, WriteError
 from sciconv.io._common import (
     astropy_fits,
     brief,
+    fits_output,
     fits_text,
     history_lines,
     looks_channels_first,
@@ -290,8 +291,8 @@ def write_fits(tmp: Path, arr: np.ndarray, header, *, compressed: bool, path: Pa
             hdul = fits.HDUList([fits.PrimaryHDU(), hdu])
         else:
             hdul = fits.HDUList([fits.PrimaryHDU(data=data, header=header)])
-        with caught("ignore", fits.verify.VerifyWarning):
-            hdul.writeto(tmp, output_verify="silentfix", checksum=False)
+        with caught("ignore", fits.verify.VerifyWarning), fits_output(tmp, path) as dest:
+            hdul.writeto(dest, output_verify="silentfix", checksum=False)
     except InvalidImageError:
         raise
     except OSError as exc:  # full disk, quota, read-only folder: the target, not the .part file

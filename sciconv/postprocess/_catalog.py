@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError
-from sciconv.io._common import brief, fits_text, history_lines
+from sciconv.io._common import brief, fits_output, fits_text, history_lines
 
 __all__ = ["CATALOG_FORMATS", "check_table", "flatten_table", "read_catalog", "write_catalog"]
 
@@ -201,7 +202,7 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
             _votable(table).to_xml(str(tmp))
         elif fmt == "fits":
             try:
-                _write_fits_table(table, tmp)
+                _write_fits_table(table, tmp, path)
             except (TypeError, ValueError, UnicodeError) as exc:
                 raise ConfigError(
                     f"the table cannot be written as a FITS table ({brief(exc)}); write .ecsv "
@@ -365,7 +366,7 @@ def _without_unit_note(description: str, unit, standard: str) -> str | None:
     return text[: -len(note) - 1] if text.endswith(" " + note) else description
 
 
-def _write_fits_table(table, tmp) -> None:
+def _write_fits_table(table, tmp, path) -> None:
     """astropy's FITS table; a column whose unit FITS does not define (``electron`` from an HST
     ``BUNIT = 'ELECTRONS'``) as the Quantity astropy keeps in its serialized-column header,
     without a ``TUNITn`` (read back as that unit, quietly; QA: a TUNITn ``electron`` came back
@@ -406,10 +407,14 @@ def _write_fits_table(table, tmp) -> None:
         if odd:  # written where astropy reads them back (above)
             quiet.simplefilter("ignore", UnitsWarning)
             quiet.filterwarnings("ignore", message=".*could not be saved in native FITS")
-        out.write(tmp, format="fits")
-    if not odd:
-        return
-    with fits.open(tmp, mode="update") as hdul:
+        if not odd:
+            with fits_output(tmp, path) as dest:  # a .gz name in any case: gzip, stable bytes
+                out.write(dest, format="fits")
+            return
+        buffer = io.BytesIO()  # astropy's table, then the cards it does not write
+        out.write(buffer, format="fits")
+    buffer.seek(0)
+    with fits.open(buffer) as hdul:
         header, names = hdul[1].header, hdul[1].columns.names
         for name, text in units.items():  # where astropy puts a TUNITn: after its TFORMn
             i = names.index(name) + 1
@@ -417,6 +422,8 @@ def _write_fits_table(table, tmp) -> None:
         for name, unit in odd.items():
             note = _with_unit_note(table[name].info.description, unit, "FITS")
             header[f"TCOMM{names.index(name) + 1}"] = fits_text(note)
+        with fits_output(tmp, path) as dest:
+            hdul.writeto(dest)
 
 
 def _non_fits_unit(col) -> bool:
