@@ -26,6 +26,7 @@ from pathlib import Path
 from sciconv._cli_common import resolved
 from sciconv._cli_predict_batch import differing_setting, records_prediction
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
+from sciconv.io._files import find_same_name, same_name_key
 
 __all__ = [
     "check_channel",
@@ -223,7 +224,8 @@ def segmentation_outputs(
     ``uncertainty`` the uncertainty file too (TIFF and OME-Zarr; FITS keeps it in the
     probability file).
 
-    Raises :class:`~sciconv.errors.InferenceError` when two inputs would write the same files.
+    Raises :class:`~sciconv.errors.InferenceError` when two inputs would write the same files
+    (also names that differ only in case or Unicode normalization: one on macOS and Windows).
 
     Examples
     --------
@@ -242,12 +244,19 @@ def segmentation_outputs(
     seen: dict[str, Path] = {}
     for p in paths:
         stem = io.image_stem(p)
-        if stem in seen:
+        key = same_name_key(stem).casefold()  # one file on macOS and Windows: Cell, cell
+        if key in seen and io.image_stem(seen[key]) != stem:
             raise InferenceError(
-                f"two inputs share the name {stem!r} ({seen[stem]} and {p}); their outputs "
+                f"two inputs' names {io.image_stem(seen[key])!r} and {stem!r} differ only in "
+                f"case or Unicode normalization ({seen[key]} and {p}); macOS and Windows take "
+                "them for one name, so their outputs would collide in --out: rename one"
+            )
+        if key in seen:
+            raise InferenceError(
+                f"two inputs share the name {stem!r} ({seen[key]} and {p}); their outputs "
                 "would collide in --out"
             )
-        seen[stem] = p
+        seen[key] = p
         if p in mosaics:  # labels to zarr or OME-Zarr, the catalog (regions, geojson) beside it
             planned[p] = mosaic_outputs(
                 out, stem, catalog_format=catalog_format,
@@ -545,6 +554,8 @@ def mask_file(path, args) -> Path | None:
             f"--mask {template!r}: only {{stem}} and {{dir}} can be filled in ({exc})"
         ) from exc
     mask = Path(name).expanduser()
+    if not mask.is_file():  # é as e + U+0301 (a Mac's) in the template, the input or the mask
+        mask = find_same_name(mask) or mask
     if not mask.is_file():
         raise ConfigError(f"--mask: no file {mask} for this input", path=path)
     return mask

@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sciconv._cli_common import EXIT_OK, load_model_arg, one_line, say
+from sciconv._cli_common import EXIT_OK, PRETRAINED_PREFIX, load_model_arg, one_line, say
 from sciconv._validation import look_up_option
 from sciconv._workdir_lock import check_workdir_free
 from sciconv.errors import ConfigError, ModelError, OutputExistsError, SciconvError
+from sciconv.io._files import check_name_length, user_path
 
 __all__ = [
     "CONFIG_SECTIONS",
@@ -116,6 +117,9 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     classifier, regressor or segmenter, and any keyword of that builder; or ``init``: a trained
     model to fine-tune, ``pretrained:nuclei`` or a ``.keras`` file, alone) and ``training`` (any
     keyword of :func:`sciconv.training.fit`). Unknown keys are refused with the allowed ones.
+    The paths (``dataset.path``, ``images``, ``masks``, ``cache``, ``training.workdir``,
+    ``model.init``) have ``~`` and ``$VARS`` expanded, as a shell would; a variable that is not
+    set is refused naming its key.
 
     Parameters
     ----------
@@ -130,7 +134,8 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     Raises
     ------
     ConfigError
-        Missing file, invalid YAML, unknown section or key, bad ``kind``/``type``.
+        Missing file, invalid YAML, unknown section or key, bad ``kind``/``type``, a path
+        with a variable that is not set, or a URL.
 
     Examples
     --------
@@ -144,10 +149,11 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """
     import yaml
 
-    path = Path(path)
-    if path.is_dir():
+    path = user_path(path, what="the configuration")
+    if os.path.isdir(path):  # os.path: False for a name too long (pathlib's raises)
         raise ConfigError("is a folder; give the YAML configuration file", path=path)
-    if not path.is_file():
+    if not os.path.isfile(path):
+        check_name_length(path, error=ConfigError)
         raise ConfigError("configuration file not found", path=path)
     try:
         raw = yaml.load(path.read_text(), Loader=_unique_key_loader(yaml))
@@ -199,7 +205,57 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
     allowed = _keyword_names(training.fit, exclude=_FIT_EXCLUDED)
     _check_keys(config["training"], allowed, where="training", path=path)
+    _expand_paths(config, positional, path)
     return config
+
+
+#: A ``$NAME`` or ``${NAME}`` that os.path.expandvars left: the variable is not set
+_UNSET_VARIABLE = re.compile(r"\$(?:\w+|\{[^}]*\})")
+
+
+def _expand_paths(config: dict, positional: Sequence[str], path: Path) -> None:
+    """Expand ``~`` and ``$VARS`` in the configuration's paths, in place: no shell expands a
+    YAML file, and ``workdir: ~/runs/x`` trained into a folder named ``~`` in the working
+    directory (QA). A variable that is not set, or a ``~user`` that is no user, is refused
+    naming the key; so is a URL."""
+    keys = [("dataset", k) for k in (*positional, "cache")] + [("training", "workdir")]
+    init = config["model"].get("init")
+    if isinstance(init, str) and not init.startswith(PRETRAINED_PREFIX):
+        keys.append(("model", "init"))
+    for section, key in keys:
+        value = config[section].get(key)
+        if key == "cache" and value == "auto":
+            continue
+        name = f"{section}.{key}"
+        if isinstance(value, str):
+            config[section][key] = _expanded(value, name, path)
+        elif isinstance(value, list):
+            config[section][key] = [
+                _expanded(v, f"{name}[{i}]", path) if isinstance(v, str) else v
+                for i, v in enumerate(value)
+            ]
+
+
+def _expanded(value: str, key: str, config: Path) -> str:
+    out = os.path.expanduser(os.path.expandvars(value))
+    unset = _UNSET_VARIABLE.search(out)
+    if unset is not None:
+        raise ConfigError(
+            f"{key}: the environment variable {unset.group(0)} in {value!r} is not set; set "
+            "it, or write the path out",
+            path=config,
+        )
+    if out.startswith("~"):
+        raise ConfigError(
+            f"{key}: {value!r}: {out.split('/')[0]} is not a user's home folder (write ./~ for "
+            "a folder named ~)",
+            path=config,
+        )
+    try:
+        user_path(out, what=key)
+    except ConfigError as exc:  # a URL
+        raise ConfigError(f"{key}: {exc}", path=config) from None
+    return out
 
 
 _RUN_FILES = ("best.keras", "last.keras", "log.csv", "config.json")
@@ -250,7 +306,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "seed" not in ds_cfg:  # the split repeats: a rerun or a resumed run holds the same out
         seed = fit_cfg.get("seed")
         ds_cfg["seed"] = seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
-    workdir = Path(fit_cfg.get("workdir") or Path("runs") / Path(args.config).stem)
+    workdir = user_path(fit_cfg.get("workdir") or Path("runs") / Path(args.config).stem)
+    check_name_length(workdir)  # as fit would, before the data are read
     fit_cfg["workdir"] = str(workdir)
     check_workdir_free(workdir)  # a run in progress there: refused before the data are read
     existing = [f for f in _RUN_FILES if (workdir / f).exists()]
@@ -272,7 +329,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"dataset.{key} must be a path or a list of paths; got {value!r}", path=args.config
             )
         for one in paths:
-            if not Path(one).exists():
+            if not os.path.exists(one):  # os.path: False for a name too long
                 raise ConfigError(f"dataset.{key}: path not found: {one}", path=args.config)
     from sciconv._fit_args import validate_fit_values  # imports TensorFlow: not at start-up
 

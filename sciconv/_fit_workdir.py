@@ -25,6 +25,7 @@ from sciconv import devices
 from sciconv._fit_backup import other_model_error
 from sciconv._workdir_lock import check_workdir_free
 from sciconv.errors import ConfigError, OutputExistsError
+from sciconv.io._files import check_name_length, user_path
 from sciconv.runs import backup_epoch, read_config
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "refuse_workdir",
     "run_files",
     "run_times",
+    "workdir_path",
 ]
 
 
@@ -63,6 +65,24 @@ def _run_config(workdir: Path) -> dict:
     return config
 
 
+def workdir_path(workdir) -> Path | None:
+    """``fit(workdir=)`` as a :class:`~pathlib.Path`: ``~`` expanded (as astropy expands it; a
+    YAML file or a notebook has no shell to do it, and the run went to a folder named ``~``);
+    bytes and URLs refused (:class:`~sciconv.errors.ConfigError`), a name longer than the file
+    system allows refused (:class:`~sciconv.errors.WriteError`) before anything is trained.
+
+    Examples
+    --------
+    >>> workdir_path("~/runs/a") == Path(os.path.expanduser("~/runs/a")), workdir_path(None)
+    (True, None)
+    """
+    if workdir is None:
+        return None
+    path = user_path(workdir, what="workdir")
+    check_name_length(path)
+    return path
+
+
 def refuse_workdir(workdir, *, resume: bool, overwrite: bool) -> None:
     """Refuse, before :func:`sciconv.training.fit` changes the model (its metadata, a
     regressor's target scale), a ``workdir`` that is not a folder, is held by a live run, or
@@ -70,8 +90,8 @@ def refuse_workdir(workdir, *, resume: bool, overwrite: bool) -> None:
     lock."""
     if workdir is None or not devices.is_chief():
         return
-    workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
+    workdir = workdir_path(workdir)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ConfigError("workdir exists and is not a folder", path=workdir)
     check_workdir_free(workdir)  # a live run's "running" is not an interrupted run
     present = run_files(workdir)

@@ -81,6 +81,7 @@ from sciconv._fit_workdir import (
     prepare_workdir,
     refuse_workdir,
     run_times,
+    workdir_path,
 )
 from sciconv._progress import interactive
 from sciconv._workdir_lock import lock_workdir
@@ -367,7 +368,8 @@ def fit(
     epochs : int
         Total number of epochs (a resumed run continues up to this number).
     workdir : str or os.PathLike, optional
-        Run directory (see the module docstring). None trains without writing anything.
+        Run directory (see the module docstring; ``~`` is expanded). None trains without
+        writing anything.
     learning_rate : float
         Adam learning rate (only when ``fit`` compiles the model).
     early_stopping : int, optional
@@ -473,6 +475,7 @@ def fit(
         verbose=verbose,
     )
     learning_rate = float(learning_rate)  # an int or numpy float failed inside Keras (QA)
+    workdir = workdir_path(workdir)  # ~ expanded; bytes, URLs, names too long refused
     train = as_fit_arrays(model, train, name="train")
     if validation_data is not None:
         validation_data = as_fit_arrays(model, validation_data, name="validation_data")

@@ -18,6 +18,7 @@ from sciconv.datasets._pipelines import attach
 from sciconv.datasets._scan import MAX_LISTED
 from sciconv.datasets._validate import TASKS
 from sciconv.errors import ConfigError, DatasetError, SciconvWarning
+from sciconv.io._files import check_name_length, find_same_name, user_path
 from sciconv.preprocess import NormSpec
 
 _TRUE = {"1", "1.0", "true", "yes", "y", "t"}
@@ -217,7 +218,9 @@ def from_catalog(
     csv_path : str or path-like
         The catalog.
     path_column : str, optional
-        Column holding the image paths. Default ``"path"``.
+        Column holding the image paths. Default ``"path"``. A name spelt in another Unicode
+        normalization than the file's (``é`` typed in the CSV, ``e`` + U+0301 on disk from a
+        Mac) finds the file.
     label_column : str, optional
         One label column: class labels (``task="classification"``, strings sorted into
         ``class_names``, numerically when they are all numbers) or, with ``task="regression"``,
@@ -286,7 +289,7 @@ cache, strict
     >>> tuple(x.shape), tuple(y.shape), y.dtype.name, ds.task
     ((4, 8, 8, 1), (4, 2), 'float32', 'regression')
     """
-    if not isinstance(csv_path, str | os.PathLike):
+    if not isinstance(csv_path, str | os.PathLike | bytes):  # bytes: user_path says what to do
         fix = (
             ": write it with df.to_csv('catalog.csv', index=False) in the images' folder (paths "
             "are relative to the CSV's folder), or use from_arrays for images in memory"
@@ -296,7 +299,10 @@ cache, strict
         raise ConfigError(
             f"csv_path must be the path of a CSV file; got {type(csv_path).__name__}{fix}"
         )
-    csv_path = Path(csv_path)
+    csv_path = user_path(csv_path, what="csv_path")  # ~ expanded; a URL refused
+    check_name_length(csv_path, error=DatasetError)
+    if isinstance(cache, (str, os.PathLike, bytes)) and cache != "auto":  # a file: ~ expanded
+        cache = user_path(cache, what="cache")
     try:
         found = csv_path.is_file()
     except OSError as exc:  # its folder cannot be searched (permission denied)
@@ -331,11 +337,16 @@ cache, strict
     if not allow_outside:
         _refuse_outside(rows, path_column, base, csv_path)
     missing, denied, seen, dups, kept = [], [], {}, [], []
+    listings: dict = {}  # folders listed to find names spelt in another Unicode normalization
     for line, row in rows:
         rel = row[path_column]
         full = (base / rel) if rel else None
         try:
             is_file = full is not None and full.is_file()
+            if full is not None and not is_file:  # é as e + U+0301 on disk (made on a Mac)
+                other = find_same_name(full, listings=listings)
+                if other is not None and other.is_file():
+                    full, is_file = other, True
         except OSError as exc:  # a folder on the way cannot be searched (permission denied)
             denied.append((line, rel, exc.strerror or type(exc).__name__))
             continue

@@ -13,6 +13,7 @@ from sciconv.datasets._pipelines import attach
 from sciconv.errors import DatasetError
 from sciconv.io import list_images
 from sciconv.io._common import warn_caller
+from sciconv.io._files import check_name_length, user_path
 from sciconv.preprocess import NormSpec
 
 
@@ -206,12 +207,15 @@ def from_folder(
     >>> tuple(x.shape), y.numpy().tolist()
     ((6, 4, 4, 1), [0, 0, 0, 1, 1, 1])
     """
-    if not isinstance(path, (str, os.PathLike)):
+    if not isinstance(path, (str, os.PathLike, bytes)):  # bytes: user_path says what to do
         raise DatasetError(
             f"path must be one folder holding a subfolder per class; got {type(path).__name__} "
             "(files with their labels: sciconv.datasets.from_catalog, or from_arrays)"
         )
-    folder = Path(path)
+    folder = user_path(path, error=DatasetError)  # ~ expanded; a URL refused
+    check_name_length(folder, error=DatasetError)
+    if isinstance(cache, (str, os.PathLike, bytes)) and cache != "auto":  # a file: ~ expanded
+        cache = user_path(cache, what="cache")
     try:
         class_dirs, paths, labels, skipped = _scan_class_folders(folder)
     except OSError as err:  # permission denied, I/O error, a folder vanishing mid-scan

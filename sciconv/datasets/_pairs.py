@@ -55,6 +55,7 @@ from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import ConfigError, DatasetError
 from sciconv.io import pair_by_stem, read_pixels
 from sciconv.io._common import warn_caller
+from sciconv.io._files import user_path
 from sciconv.preprocess import NormSpec, apply_input_transform
 
 
@@ -647,8 +648,8 @@ def from_pairs(
 def _where(data):
     """The absolute folder (or files: their count and common folder) a dataset was read from."""
     if isinstance(data, (str, os.PathLike)):
-        return os.path.abspath(data)
-    paths = [os.path.abspath(p) for p in data]
+        return os.path.abspath(user_path(data))  # ~ expanded, as pair_by_stem read it
+    paths = [os.path.abspath(user_path(p)) for p in data]
     try:
         folder = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else None
     except ValueError:  # files on several drives

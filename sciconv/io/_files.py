@@ -1,19 +1,24 @@
-"""Image files: kinds (extension, magic bytes), stems, folder listing and pairing by stem.
+"""Image files: the user's path arguments, kinds (extension, magic bytes), stems, folder
+listing and pairing by stem.
 
-One rule names and pairs files everywhere in sciconv: the stem of ``"a.fits.gz"`` is ``"a"``
-(:func:`image_stem`), the image files of a folder are those :func:`list_images` lists, and
-images pair with masks by stem (:func:`pair_by_stem`).
+One rule names and pairs files everywhere in sciconv: a path argument becomes a
+:class:`~pathlib.Path` through :func:`user_path` (``~`` expanded, bytes and URLs refused), the
+stem of ``"a.fits.gz"`` is ``"a"`` (:func:`image_stem`), the image files of a folder are those
+:func:`list_images` lists, and images pair with masks by stem (:func:`pair_by_stem`), names
+compared in Unicode NFC (:func:`same_name_key`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
 from sciconv._validation import look_up_option
-from sciconv.errors import ConfigError, DatasetError, InvalidImageError
+from sciconv.errors import ConfigError, DatasetError, InvalidImageError, WriteError
 from sciconv.io._common import warn_caller
 
 #: File name endings read as FITS (compressed variants included).
@@ -57,18 +62,228 @@ _UNMATCHED = ("raise", "warn", "skip")
 _MAX_LISTED = 10
 
 
+#: A URL, not a file: ``scheme://...``, or pathlib's folding of one (``https:/host/a.fits``)
+_URL = re.compile(
+    r"^(?:[A-Za-z][A-Za-z0-9+.\-]+://"  # scheme://
+    r"|(?:https?|s?ftp|file|s3|gs|gcs|az|abfss?|hdfs):/)"  # as pathlib folds them
+)
+#: The file name limit assumed where the file system does not say (no ``pathconf``: Windows)
+_NAME_MAX = 255
+_PATH_MAX = 4096
+
+
+def user_path(path, *, error: type[Exception] = ConfigError, what: str = "path") -> Path:
+    """A user's path argument as a :class:`~pathlib.Path`, ``~`` expanded (as astropy does).
+
+    The one entry of a path into sciconv: ``bytes`` (pathlib refuses them with a bare
+    ``TypeError``), other values and URLs (``Path`` folds ``https://host/a.fits`` into a local
+    ``https:/host/a.fits``: read as "file not found", written as a folder tree named
+    ``https:``) are refused with ``error``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path as the user gave it.
+    error : type, optional
+        The :class:`~sciconv.errors.SciconvError` raised (default
+        :class:`~sciconv.errors.ConfigError`; a reader passes InvalidImageError).
+    what : str, optional
+        The argument's name in the message (``"workdir"``, ``"images"``). Default ``"path"``.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    error
+        ``path`` is bytes, not a path, or a URL.
+
+    Examples
+    --------
+    >>> import os
+    >>> user_path("~/data/a.fits") == Path(os.path.expanduser("~")) / "data" / "a.fits"
+    True
+    >>> user_path("https://archive.stsci.edu/a.fits")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: https://archive.stsci.edu/a.fits: URLs are not read or written; ...
+    >>> user_path(b"a.fits")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.ConfigError: path must be a str or os.PathLike; got bytes (b'a.fits'): ...
+    """
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if isinstance(text, (bytes, bytearray)):
+        raise error(
+            f"{what} must be a str or os.PathLike; got bytes ({bytes(text)!r}): decode it "
+            "with os.fsdecode(path)"
+        )
+    if not isinstance(text, str):
+        raise error(f"{what} must be a str or os.PathLike; got {type(path).__name__}")
+    if _URL.match(text):
+        raise error(
+            "URLs are not read or written; download the file first (sciconv.fetch for "
+            "registered data sets)",
+            path=text,
+        )
+    if text.startswith("~"):
+        return Path(os.path.expanduser(text))
+    return path if isinstance(path, Path) else Path(text)
+
+
+def check_name_length(path, *, error: type[Exception] = WriteError, hint: str = "") -> None:
+    """Refuse ``path`` when one of its names (or the whole path) is longer than its file system
+    allows, naming it; the system's own ``OSError`` (``File name too long``) names nothing
+    useful and, from :meth:`pathlib.Path.is_dir` and ``exists`` on Python 3.11, escapes as a
+    bare ``OSError``.
+
+    The limit is the nearest existing folder's ``PC_NAME_MAX`` (255 bytes on most file
+    systems, 143 on eCryptfs), counted in bytes of the file system encoding (``é`` is 2).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path to check (it need not exist).
+    error : type, optional
+        The :class:`~sciconv.errors.SciconvError` raised. Default
+        :class:`~sciconv.errors.WriteError`.
+    hint : str, optional
+        Text after the message (``"; rename the input to a shorter name"``).
+
+    Raises
+    ------
+    error
+        A name or the path is too long.
+
+    Examples
+    --------
+    >>> check_name_length("out/a.fits")
+    >>> check_name_length("x" * 300 + ".fits")
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.WriteError: xxxxxxxxxxxxxxxxxxxx...: file name too long (305 bytes; ...
+    """
+    path = Path(path)
+    sizes = [len(os.fsencode(part)) for part in path.parts] or [0]
+    total = len(os.fsencode(os.fspath(path)))
+    if max(sizes) <= 14 and total < 256:  # within every file system's limits (POSIX minimums)
+        return
+    folder = path.parent
+    while not os.path.isdir(folder) and folder != folder.parent:
+        folder = folder.parent
+    name_max, path_max = _NAME_MAX, _PATH_MAX
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+        path_max = os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or not known
+        pass
+    shown = Path(*(p if len(p) <= 60 else p[:20] + "..." for p in path.parts))
+    if max(sizes) > name_max:
+        raise error(
+            f"file name too long ({max(sizes)} bytes; the file system allows {name_max}){hint}",
+            path=shown,
+        )
+    if total >= path_max:
+        raise error(
+            f"path too long ({total} bytes; the file system allows {path_max - 1}){hint}",
+            path=shown,
+        )
+
+
+def same_name_key(name: str) -> str:
+    """``name`` in Unicode NFC: how names are compared (pairs by stem, catalog entries, the
+    CLI's ``--mask``). macOS tools and zips made on a Mac write ``é`` as ``e`` + U+0301 (NFD),
+    Linux tools and hand-typed CSVs as U+00E9 (NFC): the same name, other bytes.
+
+    Examples
+    --------
+    >>> same_name_key("cellule_e\u0301") == same_name_key("cellule_\u00e9")
+    True
+    """
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
+
+
+def find_same_name(path, *, listings: dict | None = None) -> Path | None:
+    """The existing file or folder named ``path`` up to Unicode normalization (NFC and NFD
+    spellings of each name are the same name, :func:`same_name_key`), or None.
+
+    ``path`` itself when it exists; else each missing name along it is looked up in its
+    folder's listing (one match only: two spellings side by side are not guessed between).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The path as written (in a catalog, a template, a list).
+    listings : dict, optional
+        A cache of folder listings, shared by the calls of one lookup over many paths.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The path as the file system spells it.
+
+    Examples
+    --------
+    >>> import tempfile, unicodedata
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / unicodedata.normalize("NFD", "galaxie_é.fits")).write_bytes(b"x")
+    >>> found = find_same_name(d / unicodedata.normalize("NFC", "galaxie_é.fits"))
+    >>> found.name == unicodedata.normalize("NFD", "galaxie_é.fits"), found.exists()
+    (True, True)
+    >>> find_same_name(d / "other.fits") is None
+    True
+    """
+    path = Path(path)
+    if os.path.lexists(path):
+        return path
+    if os.fspath(path).isascii():
+        return None
+    listings = {} if listings is None else listings
+    current = Path(path.anchor)
+    for part in path.parts[1:] if path.anchor else path.parts:
+        candidate = current / part
+        if not os.path.lexists(candidate):
+            key = os.fspath(current)
+            if key not in listings:
+                try:
+                    names = os.listdir(current)
+                except OSError:  # not a folder, not searchable
+                    names = []
+                by_key: dict[str, list[str]] = {}
+                for n in names:
+                    by_key.setdefault(same_name_key(n), []).append(n)
+                listings[key] = by_key
+            found = listings[key].get(same_name_key(part), [])
+            if len(found) != 1:
+                return None
+            candidate = current / found[0]
+        current = candidate
+    return current
+
+
+def _other_spelling(path: Path) -> str:
+    """For "not found": the name that is there in another Unicode spelling (NFC/NFD)."""
+    found = find_same_name(path)
+    if found is None:
+        return ""
+    return (
+        f" as written, but {found} is there: the same name in another Unicode normalization "
+        "(NFC/NFD, e.g. made on a Mac); give that spelling, or rename the file"
+    )
+
+
 def validate_path(path) -> tuple[Path, str]:
     """Check the file exists, is readable and looks like an image; return it and its format."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise InvalidImageError(f"path must be a str or os.PathLike; got {type(path).__name__}")
-    path = Path(path)
-    if not path.exists():
+    path = user_path(path, error=InvalidImageError)
+    if not os.path.exists(path):  # pathlib's exists() raises for a name too long (3.11)
         if os.path.lexists(path):
             target = os.readlink(path)
             raise InvalidImageError(
                 f"broken symbolic link (target {target!r} does not exist)", path=path
             )
-        raise InvalidImageError("file not found", path=path)
+        check_name_length(path, error=InvalidImageError)
+        raise InvalidImageError("file not found" + _other_spelling(path), path=path)
     try:
         st = path.stat()
     except OSError as exc:
@@ -175,13 +390,17 @@ def is_zarr(path) -> bool:
     >>> is_zarr("plate.ome.zarr"), is_zarr("cells.tif")
     (True, False)
     """
-    if not isinstance(path, (str, os.PathLike)):
+    try:
+        path = user_path(path)
+    except ConfigError:  # bytes, a URL, not a path
         return False
     if os.fspath(path).rstrip("/\\").lower().endswith(ZARR_EXTENSIONS):
         return True
-    path = Path(path)
-    # zarr v3 (group or array), v2 group, v2 array (an NGFF 0.4 level such as ``labels/x/0``)
-    return path.is_dir() and any((path / m).is_file() for m in ("zarr.json", ".zgroup", ".zarray"))
+    # zarr v3 (group or array), v2 group, v2 array (an NGFF 0.4 level such as ``labels/x/0``);
+    # os.path.isdir: False for a name too long (pathlib's is_dir raises on Python 3.11)
+    return os.path.isdir(path) and any(
+        (path / m).is_file() for m in ("zarr.json", ".zgroup", ".zarray")
+    )
 
 
 def image_stem(path: str | os.PathLike) -> str:
@@ -252,8 +471,9 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[P
     >>> [p.name for p in io.list_images(d)]
     ['a.fits', 'b.png']
     """
-    folder = Path(folder)
-    if not folder.exists():
+    folder = user_path(folder, what="folder")
+    if not os.path.exists(folder):
+        check_name_length(folder, error=DatasetError)
         raise DatasetError("folder not found", path=folder)
     if not folder.is_dir():
         raise DatasetError("not a folder", path=folder)
@@ -279,6 +499,9 @@ def pair_by_stem(
     mask_suffix: str = "",
 ) -> list[tuple[Path, Path]]:
     """Pair image files with mask files by :func:`image_stem`: ``a.fits.gz`` with ``a.tif``.
+
+    Stems are compared in Unicode NFC (:func:`same_name_key`): ``cellule_é_0.tif`` written on
+    Linux pairs with the mask of that name a Mac wrote (``e`` + U+0301).
 
     Parameters
     ----------
@@ -331,11 +554,14 @@ def pair_by_stem(
     unmatched = look_up_option(unmatched, _UNMATCHED, name="unmatched")
     if not isinstance(mask_suffix, str):
         raise ConfigError(f"mask_suffix must be a str (e.g. '_masks'); got {mask_suffix!r}")
+    mask_suffix = same_name_key(mask_suffix)  # stems are compared in NFC
     image_files, image_where = _pair_inputs(images, "images")
     mask_files, mask_where = _pair_inputs(masks, "masks")
     if mask_suffix:  # masks beside their images (Cellpose: a.tif, a_masks.tif) or apart
-        mask_files = [p for p in mask_files if image_stem(p).endswith(mask_suffix)]
-        image_files = [p for p in image_files if not image_stem(p).endswith(mask_suffix)]
+        mask_files = [p for p in mask_files if same_name_key(image_stem(p)).endswith(mask_suffix)]
+        image_files = [
+            p for p in image_files if not same_name_key(image_stem(p)).endswith(mask_suffix)
+        ]
         if not mask_files:
             raise DatasetError(f"no mask file's stem ends with mask_suffix={mask_suffix!r} in "
                                f"{mask_where}")  # fmt: skip
@@ -367,9 +593,9 @@ def pair_by_stem(
 
 def _pair_inputs(value, role: str) -> tuple[list[Path], str]:
     """The files of one side and where a missing partner was looked for (for messages)."""
-    if isinstance(value, (str, os.PathLike)):
-        path = Path(value)
-        if path.is_dir():
+    if isinstance(value, (str, os.PathLike, bytes)):
+        path = user_path(value, what=role)
+        if os.path.isdir(path):  # False for a name too long (pathlib's is_dir raises)
             files = list_images(path)
             if not files:
                 nested = len(list_images(path, recursive=True))
@@ -382,18 +608,19 @@ def _pair_inputs(value, role: str) -> tuple[list[Path], str]:
                 )
                 raise DatasetError(f"{role} folder holds no image files{hint}", path=path)
             return files, str(path)
-        if path.is_file():
+        if os.path.isfile(path):
             return [path], str(path.parent)
+        check_name_length(path, error=DatasetError)
         raise DatasetError(f"{role}: no such file or folder", path=path)
     try:
-        files = [Path(p) for p in value]
+        files = [user_path(p, what=f"{role} item") for p in value]
     except TypeError:
         raise ConfigError(
             f"{role} must be a folder or a list of file paths; got {value!r}"
         ) from None
     if not files:
         raise DatasetError(f"{role} is an empty list")
-    missing = [str(p) for p in files if not p.is_file()]
+    missing = [str(p) for p in files if not os.path.isfile(p)]
     if missing:
         raise DatasetError(
             f"{role}: {len(missing)} file(s) not found: {missing[:_MAX_LISTED]}"
@@ -405,13 +632,20 @@ def _pair_inputs(value, role: str) -> tuple[list[Path], str]:
 
 
 def _unique_stems(files: list[Path], role: str) -> dict[str, Path]:
+    """The files by stem in NFC (:func:`same_name_key`): a mask named on a Mac (NFD) pairs
+    with its image named on Linux (NFC)."""
     out: dict[str, Path] = {}
     for f in files:
-        s = image_stem(f)
+        s = same_name_key(image_stem(f))
         if s in out:
+            spelt = (
+                " (the same name in two Unicode normalizations, NFC and NFD)"
+                if image_stem(out[s]) != image_stem(f)
+                else ""
+            )
             raise DatasetError(
-                f"{role}: two files share the stem {s!r} ({out[s]} and {f}); pairs are matched "
-                "by stem, so each stem must be unique"
+                f"{role}: two files share the stem {s!r}{spelt} ({out[s]} and {f}); pairs are "
+                "matched by stem, so each stem must be unique"
             )
         out[s] = f
     return out

@@ -16,7 +16,7 @@ from sciconv._validation import check_bool
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError, SciconvWarning
 from sciconv.io._common import brief, warn_caller
-from sciconv.io._files import is_zarr, validate_path
+from sciconv.io._files import is_zarr, user_path, validate_path
 from sciconv.io._fits import plain_fits_shape, read_fits, read_fits_flags, read_plain_fits
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._masks import apply_bad, apply_nodata, read_mask_source, validate_ignore_flags
@@ -128,6 +128,9 @@ def read(
     >>> int(read(p, mask=p.with_name("dq.fits"), ignore_flags="~4096").mask[..., 0].sum())
     2
     """
+    path = user_path(path, error=InvalidImageError)  # ~ expanded; bytes and URLs refused
+    if isinstance(mask, (str, os.PathLike, bytes)):
+        mask = user_path(mask, error=InvalidImageError, what="mask")
     ignore_flags = validate_ignore_flags(ignore_flags)
     _validate_mask_hdu(mask_hdu)
     number = isinstance(nodata, (int, float, np.integer, np.floating))
@@ -249,6 +252,7 @@ def _read_file(
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
         raise ConfigError(f"level must be an int (0 = full resolution); got {level!r}")
     auto = isinstance(mask_hdu, str) and mask_hdu == "auto"
+    path = user_path(path, error=InvalidImageError)
     if is_zarr(path):
         if not auto and mask_hdu is not None:
             raise ConfigError(f"mask_hdu= applies to FITS files only; got it for {path}")
@@ -408,7 +412,8 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
     >>> np.array_equal(read_pixels(p), read(p).data)
     True
     """
-    fspath = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    path = user_path(path, error=InvalidImageError)
+    fspath = os.fspath(path)
     if isinstance(fspath, str):
         data = read_plain_fits(fspath)
         if data is not None:
@@ -455,7 +460,8 @@ def probe_shape(
     >>> probe_shape(p)
     (6, 8, 3)
     """
-    fspath = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    path = user_path(path, error=InvalidImageError)
+    fspath = os.fspath(path)
     if isinstance(fspath, str) and hdu is None:
         shape = plain_fits_shape(fspath)
         if shape is not None:
@@ -507,6 +513,7 @@ def plane_axes(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
     >>> plane_axes(p), read(p, stack=True).shape
     (('T', (5,)), (5, 8, 8, 1))
     """
+    path = user_path(path, error=InvalidImageError)
     if is_zarr(path):  # NGFF axes ("t", "z", "c", "y", "x") as the store names them
         with _reader_failures(path, "cannot read OME-Zarr store"):
             return declared_planes(*zarr_axes(Path(path)))

@@ -26,6 +26,7 @@ from sciconv.io._common import (
     looks_channels_first,
     warn_caller,
 )
+from sciconv.io._files import check_name_length, user_path
 from sciconv.io._header import (
     ARRAY_STATISTICS_KEYWORDS,
     PIXEL_VALUE_KEYWORDS,
@@ -622,8 +623,9 @@ def write(
     ((4100, 8, 1), (0.5, 0.25))
     """
     refuse_swapped(path, array, call="sciconv.io.write(path, array)")
-    path = Path(path)
-    if path.is_dir():
+    path = user_path(path)  # ~ expanded; bytes and URLs refused (ConfigError)
+    check_name_length(path)  # a WriteError naming the file, not a bare OSError
+    if os.path.isdir(path):  # pathlib's is_dir raises for a name too long (Python 3.11)
         raise ConfigError("is a folder; give the output file's name (e.g. out.fits)", path=path)
     suffix = next(
         (

@@ -30,7 +30,7 @@ from sciconv.errors import (
     SciconvError,
 )
 from sciconv.io._common import brief, to_float32
-from sciconv.io._files import IMAGE_EXTENSIONS, validate_path
+from sciconv.io._files import IMAGE_EXTENSIONS, check_name_length, user_path, validate_path
 from sciconv.io._image import GridImage, LazyImage, as_array
 from sciconv.io._tiff import PLANE_AXES
 
@@ -701,15 +701,16 @@ def write_ome_zarr(
     from sciconv._atomic import atomic_store
 
     refuse_swapped(path, array, call="sciconv.io.write_ome_zarr(path, array)")
+    path = user_path(path)  # ~ expanded; bytes and URLs refused (ConfigError)
+    check_name_length(path)  # a WriteError naming the store, not a bare OSError
     zarr, ome_zarr = ome_zarr_modules(path)
-    path = Path(path)
     if path.name.lower().endswith(IMAGE_EXTENSIONS):  # a folder named x.tif (fuzzing QA)
         raise ConfigError(
             "an OME-Zarr store is a folder: name it .ome.zarr (this name is an image file's; "
             "sciconv.io.write writes those)",
             path=path,
         )
-    if path.exists() and not overwrite:
+    if os.path.exists(path) and not overwrite:  # os.path: no OSError for a long name
         raise OutputExistsError("output exists; pass overwrite=True to replace it", path=path)
     if isinstance(array, GridImage):
         like = array if like is None else like
