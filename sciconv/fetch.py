@@ -51,11 +51,11 @@ from typing import Any
 import numpy as np
 
 from sciconv._archive import zip_member_problem, zip_size_problem
-from sciconv._atomic import atomic_output, remove_scratch
+from sciconv._atomic import atomic_output, refusal_reason, remove_scratch
 from sciconv._unpack import removed_when_read, unpack_once
 from sciconv._validation import look_up_option
 from sciconv._warnings import caught
-from sciconv.errors import ConfigError, DatasetError, DownloadError
+from sciconv.errors import ConfigError, DatasetError, DownloadError, OutputExistsError, WriteError
 
 __all__ = ["ENV_VAR", "GALAXY10_CLASSES", "REGISTRY", "available", "cache_dir", "fetch", "load"]
 
@@ -130,6 +130,8 @@ _LOCAL = {
 _MODALITIES = ("fluo", "color", "gray_bright")
 
 _DSB2018_IMAGE = re.compile(r"([^/]+)/images/\1\.png")
+#: A recorded SHA-256 (``.<file>.sha256``): 64 hex digits.
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def available() -> dict[str, str]:
@@ -207,7 +209,11 @@ def fetch(
     ------
     DownloadError
         The server cannot be reached, the transfer is cut short, or the file fails its checksum; the
-        message names the URL and the file, and no partial file is left in the cache.
+        message names the URL and the file, and no partial file is left in the cache. A cache
+        folder that cannot take the download (full, read-only) is named.
+    WriteError
+        The download arrived but its SHA-256 could not be recorded (the cache folder filled
+        just then); the file is kept, and the next call checks it again.
     ConfigError
         ``name`` is not a registered data set (the message lists them).
 
@@ -253,7 +259,7 @@ def fetch(
                 f"download it by hand into {folder}",
                 path=target,
             )
-        _record_path(path).write_text(_sha256(path) + "\n")
+        _write_record(path, folder)
     return path
 
 
@@ -288,10 +294,15 @@ def _raise_download_error(err: Exception, entry: dict, target: Path, folder: Pat
             "nothing was kept, try again or report a changed file",
             path=target,
         ) from err
-    if isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS:
+    import requests
+
+    refused = None  # a firewall's EPERM on connect is no refusal of the disk
+    if not isinstance(err, requests.exceptions.RequestException):
+        refused = refusal_reason(err)
+    if isinstance(err, PermissionError) or getattr(err, "errno", None) == errno.EROFS or refused:
         raise DownloadError(  # pooch's "could not write to data cache folder" is a PermissionError
-            f"cannot write into the cache folder {folder} ({err}); pass cache= or set {ENV_VAR} "
-            "to a writable folder",
+            f"cannot write into the cache folder {folder} ({refused or err}); nothing was kept: "
+            f"free some space, or pass cache= or set {ENV_VAR} to a writable folder",
             path=target,
         ) from err
     raise DownloadError(
@@ -311,6 +322,42 @@ def _sha256(file: Path) -> str:
     import pooch
 
     return pooch.file_hash(str(file), alg="sha256")
+
+
+def _recorded_sha256(file: Path) -> str | None:
+    """The SHA-256 recorded for ``file``; None when there is no record, or an empty or torn
+    one (a disk that filled while it was written by an older sciconv: QA), which is no record:
+    the file is checked by its structure again instead of being called damaged."""
+    try:
+        text = _record_path(file).read_text(encoding="ascii", errors="replace").strip().lower()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    return text if _SHA256_HEX.fullmatch(text) else None
+
+
+def _write_record(file: Path, folder: Path) -> None:
+    """Record the SHA-256 of ``file`` (atomically: never an empty or torn record).
+
+    Raises
+    ------
+    WriteError
+        The cache folder refused it (full, over quota, read-only); the download is kept and is
+        checked by its structure again on the next call.
+    """
+    record = _record_path(file)
+    digest = _sha256(file)
+    try:
+        with atomic_output(record, overwrite=True) as tmp:
+            tmp.write_text(digest + "\n", encoding="ascii")
+    except WriteError as err:
+        cause = err.__cause__
+        reason = refusal_reason(cause) if isinstance(cause, OSError) else None
+        raise WriteError(
+            f"cannot record the SHA-256 of {file.name} in the cache folder {folder} "
+            f"({reason or err.message}); the download was kept and is checked again on the "
+            f"next call: free some space, or pass cache= or set {ENV_VAR} to a writable folder",
+            path=record,
+        ) from err
 
 
 def _stale(target: Path, name: str, what: str) -> DownloadError:
@@ -362,16 +409,18 @@ def _verify_cached_contents(name: str, target: Path, entry: dict[str, Any]) -> N
                 raise _stale(target, name, f"no longer matches its checksum ({known})")
             return
         record = _record_path(target)
-        if record.is_file():
-            if _sha256(target) != record.read_text().strip():
+        recorded = _recorded_sha256(target)
+        if recorded is not None:
+            if _sha256(target) != recorded:
                 raise _stale(target, name, f"no longer matches the SHA-256 recorded in {record}")
             return
-        # placed by hand (or downloaded by an older sciconv): check its structure, then record
+        # placed by hand (or downloaded by an older sciconv, or its record torn by a full
+        # disk): check its structure, then record
         problem = _structure_problem(name, target)
         if problem:
             raise _stale(target, name, f"is not the {name} data set ({problem})")
-        with contextlib.suppress(OSError):  # a read-only cache: checked again next time
-            record.write_text(_sha256(target) + "\n")
+        with contextlib.suppress(WriteError, OutputExistsError):  # read-only or full: next time
+            _write_record(target, target.parent)
     except OSError as err:
         if isinstance(err, DownloadError):
             raise
@@ -583,9 +632,10 @@ def _archive_stamp(file: Path) -> str:
     """What names this copy of an archive: its recorded SHA-256 (the same for a copy made
     without its times: review), else its size and time."""
     try:
-        return _record_path(file).read_text()
+        recorded = _recorded_sha256(file)
     except OSError:
-        return _stat_key(file)
+        recorded = None
+    return _stat_key(file) if recorded is None else recorded + "\n"
 
 
 def _dsb2018_zip_pairs(file: Path):

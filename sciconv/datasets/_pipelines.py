@@ -12,18 +12,25 @@ gives the same batches each time a dataset is built.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import math
 import os
+import re
+import threading
 import warnings
+import weakref
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from sciconv._workdir_lock import lock_folder
 from sciconv.augment import augment_batch
 from sciconv.datasets._scan import reason
-from sciconv.errors import ConfigError, SciconvWarning
+from sciconv.datasets._validate import check_cache_room
+from sciconv.errors import ConfigError, DatasetError, SciconvWarning, WriteError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -416,6 +423,9 @@ def lazy_pipeline(
             return batches(items, p, start)
 
     else:
+        # a cache being written is this process's (a killed run's lockfile is cleared) and its
+        # folder is writable with room for it: checked now, not as TF errors mid-epoch (QA)
+        hold = hold_cache(cache_file, need_bytes=n * h * w * channels * 4)
         # the files in an order of the seed's (the cache file's name records the seed)
         order = np.random.default_rng([seed, BLOCK_ORDER]).permutation(n) if shuffle else range(n)
         cached = tf.data.Dataset.from_tensor_slices(np.asarray(order, np.int64))
@@ -455,7 +465,7 @@ def lazy_pipeline(
             items = blocks.map(no_autograph(lambda xyr, k: mix(xyr, k, p))).unbatch()
             return items.filter(lambda *xyr: xyr[-1]).map(lambda *xyr: xyr[:-1])
 
-        def one_pass(p, start):
+        def one_pass(p, start, _hold=hold):  # every dataset drawn from it holds the lock
             items = cached
             if crop_cached:  # (item, slot): the item first, so the cache is read to its end
                 slots = tf.data.Dataset.range(p * n, (p + 1) * n)
@@ -474,7 +484,132 @@ def lazy_pipeline(
             num_parallel_calls=AUTOTUNE,
         )
 
-    return indexed_passes(n, batch_size, seed, one_pass, finish, training=training)
+    ds = indexed_passes(n, batch_size, seed, one_pass, finish, training=training)
+    if cache_file is not None and hold is not None:
+        ds._sciconv_cache_hold = hold  # released when the dataset (and those drawn from it) go
+    return ds
+
+
+#: A TensorFlow cache file's own files beside its prefix ``{name}``: the shards a first pass
+#: writes (``{name}_0.lockfile``, ``{name}_0.data-00000-of-00001.tempstate123``, ...) and the
+#: merged files while they are written.
+_TF_CACHE_PART = r"(?:_\d+)?\.(?:lockfile|index|data-\d+-of-\d+)(?:\.tempstate\d+)?"
+_HOLDS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_HOLDS_LOCK = threading.Lock()
+
+
+class _CacheHold:
+    """This process's lock on a cache file being written; released when no dataset holds it
+    (or at exit)."""
+
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self.release = weakref.finalize(self, stack.close)
+
+
+def cache_lock_name(cache_file: str | os.PathLike) -> str:
+    """The name of the lock file beside a cache file prefix, in its folder.
+
+    Examples
+    --------
+    >>> cache_lock_name("/data/cache/galaxies.0123456789ab.train")
+    '.galaxies.0123456789ab.train.lock'
+    """
+    return f".{Path(cache_file).name}.lock"
+
+
+def hold_cache(cache_file: str | os.PathLike, *, need_bytes: int = 0) -> _CacheHold | None:
+    """Lock the TensorFlow cache file ``cache_file`` for this process while it is written.
+
+    TensorFlow's ``{cache_file}_0.lockfile`` holds no process id: a run killed in its first pass
+    left it, and every later run failed with TensorFlow's AlreadyExistsError (QA). A sciconv
+    lock beside it (``.{name}.lock``, with the pid: :func:`~sciconv._workdir_lock.lock_folder`)
+    tells a live writer from a dead one: taken, the dead run's TensorFlow files of this prefix
+    are removed; held by a live process, the cache is refused. Taking it is also the check that
+    the folder is writable, and its free space is checked against ``need_bytes``. A cache
+    already complete (its ``.index`` written) is only read: nothing is locked.
+
+    Parameters
+    ----------
+    cache_file : str or os.PathLike
+        The prefix given to ``tf.data.Dataset.cache``.
+    need_bytes : int, optional
+        The least the cache will take (its images as float32).
+
+    Returns
+    -------
+    object or None
+        The hold: the lock is released when it is garbage collected (keep it with the
+        datasets that write the cache); None for a complete cache.
+
+    Raises
+    ------
+    DatasetError
+        Another live process writes this cache (or one on another host: the message names the
+        lock file to delete if it is dead).
+    WriteError
+        The cache folder is not writable or has not ``need_bytes`` free.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> prefix = os.path.join(tempfile.mkdtemp(), "c.0123.train")
+    >>> hold = hold_cache(prefix)
+    >>> sorted(os.listdir(os.path.dirname(prefix)))
+    ['.c.0123.train.lock']
+    >>> del hold
+    >>> os.listdir(os.path.dirname(prefix))
+    []
+    """
+    prefix = Path(cache_file)
+    if Path(f"{prefix}.index").is_file():  # complete: TensorFlow only reads it
+        return None
+    key = os.path.realpath(prefix)
+    with _HOLDS_LOCK:
+        hold = _HOLDS.get(key)
+        if hold is not None and hold.release.alive:  # another dataset of this process's
+            return hold
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(
+                lock_folder(prefix.parent, name=cache_lock_name(prefix), what="cache",
+                            busy=DatasetError)
+            )  # fmt: skip
+        except DatasetError as err:
+            raise DatasetError(
+                f"{err.message} (another cache= path, or cache=False)", path=prefix
+            ) from err
+        except WriteError as err:
+            cause = err.__cause__
+            why = getattr(cause, "strerror", None) or (type(cause).__name__ if cause else "")
+            raise WriteError(
+                f"cannot write the cache file in {prefix.parent} ({why or err.message}); pass "
+                "cache= a path in a writable folder, or cache=False",
+                path=prefix,
+            ) from err
+        hold = _HOLDS[key] = _CacheHold(stack)
+    try:
+        _remove_dead_cache_parts(prefix)
+        check_cache_room(prefix, need_bytes)
+    except BaseException:
+        with _HOLDS_LOCK:
+            _HOLDS.pop(key, None)
+        hold.release()
+        raise
+    return hold
+
+
+def _remove_dead_cache_parts(prefix: Path) -> None:
+    """Remove TensorFlow's files of an unfinished cache ``prefix`` (its lock is held now, so
+    their writer is dead: a run killed in its first pass)."""
+    part = re.compile(re.escape(prefix.name) + _TF_CACHE_PART)
+    try:
+        names = os.listdir(prefix.parent)
+    except OSError:
+        return
+    for name in names:
+        if part.fullmatch(name):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(prefix.parent / name)
 
 
 def attach(ds, **attrs):

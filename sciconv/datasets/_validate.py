@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.augment import validate_amounts
-from sciconv.errors import ConfigError, DatasetError
+from sciconv.errors import ConfigError, DatasetError, WriteError
 from sciconv.io._common import warn_caller
 
 TASKS = ("classification", "multilabel", "regression")
@@ -83,6 +84,38 @@ def validate_cache(cache) -> str | Path | bool:
             )
         return path
     raise ConfigError(f"cache must be 'auto', True, False or a file path; got {cache!r}")
+
+
+def check_cache_room(cache_file: str | os.PathLike, need_bytes: int) -> None:
+    """Refuse a cache file whose folder has less than ``need_bytes`` free (a full disk was a
+    raw TensorFlow ResourceExhaustedError at the first batch: QA).
+
+    Raises
+    ------
+    WriteError
+        Not enough free space in the cache file's folder.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> check_cache_room(os.path.join(tempfile.mkdtemp(), "c"), 1024)
+    """
+    folder = Path(cache_file).parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:  # cannot be told: TensorFlow says it if it fills
+        return
+    if free < need_bytes:
+        raise WriteError(
+            f"the cache needs at least {_size(need_bytes)} (the images as float32) and its "
+            f"folder {folder} has {_size(free)} free; free some space, pass cache= a path on "
+            "another disk, or cache=False",
+            path=cache_file,
+        )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n} bytes"
 
 
 def validate_fraction(value, name: str) -> float:
