@@ -269,3 +269,25 @@ def _brief(err: BaseException) -> str:
     """The first line of an error's message (Keras' list the objects over many lines)."""
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def undo_interrupted_call(model, start_weights: list | None, *, compiled_here: bool) -> None:
+    """Leave ``model`` after an interrupted :func:`~sciconv.training.fit` call (Ctrl-C in a
+    notebook, an error in a callback) so that running the call again trains as a fresh one.
+
+    With a run folder, the weights the call started with come back (``start_weights``): the
+    rerun resumes from the folder's backup, or, before the first one, starts again, where it
+    trained on from the interrupted epoch's weights while ``config.json`` called it a fresh,
+    exact run (QA52 state #2). A model ``fit`` compiled is uncompiled, so the rerun compiles,
+    warms up and steps a fresh optimizer: left compiled, it kept the learning rate the
+    interrupted warm-up had reached for the whole run, or, stopped while its first step was
+    traced, failed with TensorFlow internals (QA52 state #3). A model the caller compiled keeps
+    its optimizer (Keras' own behaviour; compile it again if the next ``fit`` fails).
+    """
+    if start_weights is not None:
+        model.set_weights(start_weights)
+    if compiled_here:
+        model.optimizer = None
+        model.compiled = False
+        for name in ("train_function", "test_function", "predict_function"):
+            setattr(model, name, None)

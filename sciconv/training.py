@@ -56,7 +56,7 @@ import tensorflow as tf
 from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
-from sciconv._fit_backup import BackupAndRestore, RestoreBackup
+from sciconv._fit_backup import BackupAndRestore, RestoreBackup, undo_interrupted_call
 from sciconv._fit_data import (
     as_fit_arrays,
     check_class_weight,
@@ -690,8 +690,12 @@ def fit(
             kwargs.update(x=train, shuffle=False)  # a dataset is shuffled (or not) by its builder
         if validation_data is not None:
             kwargs["validation_data"] = validation_data
+        start_weights = model.get_weights() if workdir is not None else None
         try:
             history = model.fit(**kwargs)
+        except BaseException:  # a rerun of the call trains as a fresh one (or resumes)
+            undo_interrupted_call(model, start_weights, compiled_here=compiled_here)
+            raise
         finally:  # interrupted (Ctrl-C, an error): Keras leaves log.csv open until collected
             for cb in cbs:
                 if isinstance(cb, CsvLog) and cb.csv_file is not None and not cb.csv_file.closed:
