@@ -14,7 +14,10 @@ next to the target (or, for outputs built in a folder, a scratch folder
 ``.{name}.{pid}.{random}.part``: :func:`scratch_folder`); the next write of the same target
 removes those whose writer process is gone and that have not changed for :data:`STALE_SECONDS` (a
 writer on another machine sharing the folder has a pid this machine cannot check: the age keeps
-its file safe while it writes).
+its file safe while it writes). The scratch of a write that failed or was interrupted is removed
+until it stays gone (:func:`abandon_scratch`: chunk writes zarr's I/O thread still has in flight
+re-create it) and recorded: any later sweep and the end of the process remove it again, though its
+writer (this process: a notebook kernel) still runs.
 
 Examples
 --------
@@ -28,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import hashlib
@@ -44,6 +48,13 @@ from sciconv.errors import OutputExistsError, SciconvError, WriteError
 
 #: A partial file of a dead writer is removed once it is this many seconds old.
 STALE_SECONDS = 60.0
+
+#: The scratch of a failed or interrupted write must stay gone this many seconds before
+#: :func:`abandon_scratch` returns (chunk writes still in flight in zarr's I/O thread re-create
+#: it within milliseconds), waiting :data:`SETTLE_LIMIT` seconds at most.
+SETTLE_SECONDS = 0.5
+SETTLE_LIMIT = 3.0
+_SETTLE_POLL = 0.02
 
 # errors of a writer meaning "this folder or disk cannot take the file" (mapped to WriteError)
 _WRITE_ERRNOS = {
@@ -439,6 +450,7 @@ def scratch_folder(path: str | os.PathLike) -> Path:
                 prefix=f".{_shortened(path.name)}.{os.getpid()}.", suffix=".part", dir=path.parent
             )
         )
+        _unrecord_scratch(folder)
         _record(path)
         return folder
     except OSError as err:
@@ -462,18 +474,129 @@ def remove_scratch(folder: str | os.PathLike | None, *, tries: int = 5) -> None:
         return
     folder = Path(folder)
     for attempt in range(tries):
-        try:
-            if folder.is_dir() and not folder.is_symlink():
-                shutil.rmtree(folder)
-            else:
-                folder.unlink()
-        except FileNotFoundError:
-            return
-        except OSError:
-            pass
-        if not os.path.lexists(folder):
+        if _remove_once(folder):
             return
         time.sleep(0.05 * (attempt + 1))
+
+
+def _remove_once(folder: Path) -> bool:
+    """Remove ``folder`` (or a file) once; whether it is gone afterwards. Never raises."""
+    try:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+        else:
+            folder.unlink()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
+    return not os.path.lexists(folder)
+
+
+# the scratch of failed or interrupted writes of this process: absolute path -> when it was last
+# seen or removed (time.monotonic); swept by remove_stale_partials and at exit, though the pid in
+# its name (ours) is alive, and forgotten once it has stayed gone for STALE_SECONDS
+_ABANDONED: dict[str, float] = {}
+_abandoned_lock = threading.Lock()
+
+
+def abandon_scratch(folder: str | os.PathLike | None) -> None:
+    """Remove the scratch folder (or file) of a write that failed or was interrupted, for good.
+
+    A zarr write stopped by an error or Ctrl-C leaves chunk writes running in zarr's I/O thread,
+    which re-create the folder milliseconds after it is removed (QA: a hidden full-size store
+    after each stop button). The folder is removed until it has stayed gone for
+    :data:`SETTLE_SECONDS` (at most :data:`SETTLE_LIMIT` seconds), and this process records it:
+    :func:`remove_stale_partials` (every later write) and the end of the process remove it again
+    if writes land later still, though this process, whose pid its name holds, still runs.
+    Never raises; the scratch of a write still running must not be given.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp()) / ".a.zarr.1.x.part"
+    >>> folder.mkdir()
+    >>> abandon_scratch(folder); folder.exists()
+    False
+    """
+    if folder is None:
+        return
+    folder = Path(folder)
+    with _abandoned_lock:  # first: a second Ctrl-C during the wait below leaves it recorded
+        _ABANDONED[os.path.abspath(folder)] = time.monotonic()
+    _remove_settled(folder, SETTLE_SECONDS, SETTLE_LIMIT)
+
+
+def _remove_settled(folder: Path, settle: float, limit: float) -> None:
+    """Remove ``folder`` until it has stayed gone for ``settle`` seconds or ``limit`` passed."""
+    deadline = time.monotonic() + limit
+    gone_since = None
+    while True:
+        now = time.monotonic()
+        if os.path.lexists(folder):
+            gone_since = None
+            _remove_once(folder)
+        elif gone_since is None:
+            gone_since = now
+        elif now - gone_since >= settle:
+            return
+        if now >= deadline:
+            return
+        time.sleep(_SETTLE_POLL)
+
+
+def _sweep_abandoned(settle: float = 0.0) -> list[Path]:
+    """Remove the recorded scratch of this process's failed writes that exists again; return it."""
+    with _abandoned_lock:
+        recorded = list(_ABANDONED.items())
+    removed = []
+    for name, seen in recorded:
+        folder = Path(name)
+        now = time.monotonic()
+        if not os.path.lexists(folder):
+            if now - seen >= STALE_SECONDS:  # no write landed for long: forget it
+                with _abandoned_lock:
+                    if _ABANDONED.get(name) == seen:
+                        del _ABANDONED[name]
+            continue
+        if settle:
+            _remove_settled(folder, settle, SETTLE_LIMIT)
+        else:
+            remove_scratch(folder)
+        with _abandoned_lock:
+            if name in _ABANDONED:
+                _ABANDONED[name] = time.monotonic()
+        if not os.path.lexists(folder):
+            removed.append(folder)
+            _forget(folder)
+    return removed
+
+
+def _unrecord_scratch(folder: Path) -> None:
+    """A new scratch of a live write is never swept as abandoned (a reused random name)."""
+    with _abandoned_lock:
+        _ABANDONED.pop(os.path.abspath(folder), None)
+
+
+def _sweep_abandoned_at_exit() -> None:
+    try:
+        _sweep_abandoned(settle=SETTLE_SECONDS)
+    except Exception:  # never fail the interpreter's exit
+        pass
+
+
+def _forget_abandoned_in_child() -> None:
+    """A forked child: the record and its lock are the parent's (its exit sweeps them)."""
+    global _abandoned_lock
+    _ABANDONED.clear()
+    _abandoned_lock = threading.Lock()
+
+
+# registered at import, before zarr is imported by a write: atexit runs the last registered first,
+# so zarr's own exit hook has stopped its I/O loop when this sweep runs
+atexit.register(_sweep_abandoned_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_abandoned_in_child)
 
 
 #: Writer pids of this host known to have ended (a run took over their lock): their partials
@@ -500,7 +623,9 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     folder ``.{name}.{pid}.{random}.part`` (:func:`scratch_folder`; ``.{stem}.{pid}.{random}.part``
     in older versions) is stale when its writer process (the pid in its name) is gone and nothing
     in it has changed for :data:`STALE_SECONDS` (at once for a writer :func:`writer_ended`
-    records). Files of other targets are never touched.
+    records). Files of other targets are never touched, except the scratch that failed or
+    interrupted writes of this process gave up (:func:`abandon_scratch`), whatever its target:
+    it is removed again wherever late chunk writes re-created it, though this process lives.
 
     Examples
     --------
@@ -520,7 +645,7 @@ def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
     folder_pattern = re.compile(rf"\.(?:{re.escape(name)}|{re.escape(stem)}){tail}")
     starts = tuple(f"{dots}{start}." for start in {name, stem} for dots in (".", ".."))
     candidates = [path.parent / n for n in _partial_names(path.parent) if n.startswith(starts)]
-    removed = []
+    removed = _sweep_abandoned()
     now = time.time()
     for candidate in sorted(candidates):
         try:
@@ -602,7 +727,8 @@ def atomic_store(path: str | os.PathLike, *, overwrite: bool = False) -> Iterato
     """Yield a hidden folder next to ``path``; move it onto ``path`` when the block succeeds.
 
     A write the disk or folder refuses is a :class:`~sciconv.errors.WriteError` naming ``path``;
-    the scratch folder is removed whatever happens.
+    the scratch folder is removed whatever happens: after a failure or Ctrl-C until it stays
+    gone (:func:`abandon_scratch`), and an old store moved aside is put back.
 
     Examples
     --------
@@ -621,6 +747,7 @@ def atomic_store(path: str | os.PathLike, *, overwrite: bool = False) -> Iterato
     tmp = scratch_folder(path)  # sweeps the scratch that killed writers of path left
     tmp.rmdir()  # the store writer creates it
     old = None
+    done = False
     try:
         yield tmp
         if path.exists():
@@ -629,11 +756,17 @@ def atomic_store(path: str | os.PathLike, *, overwrite: bool = False) -> Iterato
             old = tmp.with_name(tmp.name + ".old")
             os.rename(path, old)
         os.rename(tmp, path)
+        done = True
     except Exception as err:  # full disk, read-only folder: name the store, not the scratch
         mapped = target_error(err, tmp, path)
         if mapped is None:
             raise
         raise mapped from err
     finally:
-        for leftover in (tmp, old):
-            remove_scratch(leftover)
+        if not done:
+            if old is not None and not os.path.lexists(path):  # the old store back in place
+                with contextlib.suppress(OSError):
+                    os.rename(old, path)
+            abandon_scratch(tmp)  # zarr's in-flight chunk writes re-create it (QA)
+        if old is not None and os.path.lexists(path):  # kept if it could not be put back
+            remove_scratch(old)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -91,6 +92,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _plain_copy(value: Any) -> Any:
+    """A deep copy of JSON-like ``value`` with every mapping a dict and every sequence a list
+    (tracking wrappers of Keras or TensorFlow unwrapped); other leaves are deep-copied."""
+    if isinstance(value, Mapping):
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_copy(item) for item in value]
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):  # subclasses (an IntEnum; numpy's float64 below) made plain
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return _plain(copy.deepcopy(value))
+
+
 def _runtime_divisor_check(inputs, divisor: int):
     """Guard sizes only known at run time (TensorFlow backend; other backends trace eagerly)."""
     if keras.backend.backend() != "tensorflow":
@@ -149,8 +166,46 @@ class SciconvMetadata(keras.layers.Layer):
         refuse_forked_tensorflow("make a sciconv model (build, load, unpickle)")
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        self.metadata = check_jsonable(dict(metadata or {}))
+        self.metadata = dict(metadata or {})
         self.supports_masking = True
+
+    # The dictionary is kept out of Keras' and TensorFlow's automatic dependency tracking: Keras
+    # wrapped it in a ``TrackedDict`` and TensorFlow's SavedModel walk (which ONNX export runs)
+    # turned its nested dicts into ``_DictWrapper`` objects, in place, so that the metadata were
+    # no longer JSON after an export (QA). It holds nothing to track (no weights, no layers).
+    @property
+    def metadata(self) -> dict:
+        """The layer's own metadata dictionary (plain JSON types; set_metadata updates it)."""
+        try:
+            return self.__dict__["_sciconv_metadata"]
+        except KeyError:  # read before __init__ set it (hasattr must say False, not raise)
+            raise AttributeError("metadata") from None
+
+    @metadata.setter
+    def metadata(self, value: dict) -> None:
+        object.__setattr__(self, "_sciconv_metadata", check_jsonable(dict(value)))
+
+    def __setattr__(self, name, value):
+        if name == "metadata":  # past Keras' and TensorFlow's trackers (they wrap dicts)
+            type(self).metadata.fset(self, value)
+            return
+        super().__setattr__(name, value)
+
+    def metadata_copy(self) -> dict:
+        """A deep copy of :attr:`metadata` made of plain Python types: every mapping a dict and
+        every sequence a list, whatever was put in the dictionary in place (tracking wrappers
+        of Keras or TensorFlow unwrapped), so that ``json.dumps`` writes it.
+
+        Examples
+        --------
+        >>> from sciconv.models.layers import SciconvMetadata
+        >>> layer = SciconvMetadata({"normalization": {"method": "minmax"}})
+        >>> copy = layer.metadata_copy()
+        >>> copy["normalization"]["method"] = "zscore"
+        >>> layer.metadata["normalization"]
+        {'method': 'minmax'}
+        """
+        return _plain_copy(self.metadata)
 
     def _check_spatial(self, shape) -> None:
         divisor = self.metadata.get("divisor")
@@ -178,7 +233,7 @@ class SciconvMetadata(keras.layers.Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config["metadata"] = copy.deepcopy(self.metadata)
+        config["metadata"] = self.metadata_copy()
         return config
 
 

@@ -35,8 +35,6 @@ Examples
 
 from __future__ import annotations
 
-import copy
-
 import keras
 import numpy as np
 
@@ -99,7 +97,9 @@ def get_metadata(model: keras.Model) -> dict:
     Returns
     -------
     dict
-        A deep copy; changing it does not change the model (use :func:`set_metadata`).
+        A deep copy in plain JSON types (dict, list, str, int, float, bool, None): changing it
+        does not change the model (use :func:`set_metadata`), and ``json.dumps`` writes it,
+        also after the model was exported.
 
     Examples
     --------
@@ -109,7 +109,7 @@ def get_metadata(model: keras.Model) -> dict:
     ('segmentation', 4, 1)
     """
     layer = metadata_layer(model)
-    return {} if layer is None else copy.deepcopy(layer.metadata)
+    return {} if layer is None else layer.metadata_copy()
 
 
 def model_task(model: keras.Model) -> str | None:
