@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sciconv._atomic import remove_scratch, scratch_folder, target_error
+from sciconv._atomic import abandon_scratch, remove_scratch, scratch_folder, target_error
 from sciconv.errors import InferenceError, OutputExistsError
 from sciconv.io import ZARR_ARRAY_ATTRS
 from sciconv.io._zarr import zarr_module
@@ -100,6 +100,7 @@ class BlockOutput:
         if self.final is None:
             return self.array
         holder = self.tmp.parent
+        done = False
         try:
             if isinstance(self.array, np.memmap):
                 self.array.flush()
@@ -114,11 +115,12 @@ class BlockOutput:
                 old = holder / (self.final.name + ".old")
                 os.replace(self.final, old)
             os.replace(self.tmp, self.final)
+            done = True
         except OSError as err:
             self._refused(err)
             raise
-        finally:
-            remove_scratch(holder)
+        finally:  # failed or interrupted: zarr's I/O thread may still write into it
+            (remove_scratch if done else abandon_scratch)(holder)
         if self.final.suffix == ".npy":
             return np.load(self.final, mmap_mode="r")
         zarr = zarr_module(self.final)
@@ -127,7 +129,7 @@ class BlockOutput:
     def abort(self):
         if self.tmp is not None:
             self.array = None
-            remove_scratch(self.tmp.parent)
+            abandon_scratch(self.tmp.parent)
 
 
 __all__ = ["BlockOutput"]

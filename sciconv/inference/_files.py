@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from sciconv._atomic import remove_scratch, scratch_folder, target_error
+from sciconv._atomic import abandon_scratch, remove_scratch, scratch_folder, target_error
 from sciconv._progress import progress_bar
 from sciconv._validation import check_int, look_up_option
 from sciconv.datasets.prepare import FilePrep
@@ -604,6 +604,7 @@ def predict_mosaic(
     lines = [str(line) for line in history]
     # an OME-Zarr store: the labels go to a scratch folder next to it, then into the store
     scratch = None if store is None else scratch_folder(store)
+    done = False
     try:
         with decisions() as decided:  # recorded beside the settings asked as "auto"
             labels, table = predict_instances_blocks(
@@ -624,6 +625,7 @@ def predict_mosaic(
         else:
             _record_history(scratch / "labels.zarr", lines)
             labels = _mosaic_store(store, outs["labels"].name, scratch, image, overwrite)
+        done = True
     except Exception as err:  # a full disk, a read-only folder: name the store, not the scratch
         mapped = None if scratch is None else target_error(err, scratch, store)
         if mapped is None:
@@ -633,7 +635,8 @@ def predict_mosaic(
         close = getattr(image.data, "close", None)
         if close is not None:
             close()
-        remove_scratch(scratch)
+        # failed or interrupted: zarr's I/O thread may still write into it
+        (remove_scratch if done else abandon_scratch)(scratch)
     table = postprocess.with_provenance(table, lines, source=path)
     postprocess.write_catalog(table, outs["catalog"], overwrite=overwrite)
     if regions is not None:  # ellipses from the catalog's moments, sky coordinates with a WCS

@@ -564,7 +564,7 @@ def _swap_in(target: Path, write, *, overwrite: bool, listed) -> None:
     (``_atomic.scratch_folder``), rename an old ``target`` into it and the new group onto
     ``target``, then call ``listed()`` and remove the scratch. A failure puts the old group back
     and leaves nothing else; a disk refusal is a WriteError naming ``target``."""
-    from sciconv._atomic import remove_scratch, scratch_folder, target_error
+    from sciconv._atomic import abandon_scratch, remove_scratch, scratch_folder, target_error
 
     new_folder = not target.parent.is_dir()  # labels/ made here: removed again on failure
     scratch = scratch_folder(target)  # a WriteError naming target when it cannot be made
@@ -585,7 +585,7 @@ def _swap_in(target: Path, write, *, overwrite: bool, listed) -> None:
                 os.rename(target, moved)
             if old is not None:
                 os.rename(old, target)
-        remove_scratch(scratch)
+        abandon_scratch(scratch)  # zarr's I/O thread may still write into it
         if new_folder:
             _remove_bare_group(target.parent)
         if not isinstance(exc, Exception):
