@@ -67,7 +67,8 @@ Examples
 #   _masks    bad-pixel masks: DQ/MASK HDUs, mask files, astropy bit flags
 #   _read     read(), read_pixels(), probe_shape(): the one entry point to the readers
 #   _write    write() and the FITS/TIFF/PNG writers behind it
-#   _zarr     OME-Zarr (ome-zarr-py)
+#   _zarr     OME-Zarr (ome-zarr-py): stores read, label groups written atomically
+#   _zarr_image   write_ome_zarr: a chunked multiscale image store
 
 from __future__ import annotations
 
@@ -104,9 +105,9 @@ from sciconv.io._write import write
 from sciconv.io._zarr import (
     ZARR_ARRAY_ATTRS,
     ome_zarr_labels,
-    write_ome_zarr,
     write_ome_zarr_labels,
 )
+from sciconv.io._zarr_image import write_ome_zarr
 
 register_frames()  # ecliptic WCSs read as ecliptic, not as ICRS (astropy issue 6483)
 

@@ -392,8 +392,10 @@ def write_ome_tiff(
         meta["Channel"] = {"Name": [str(n) for n in names]}
     software = f"sciconv {sciconv.__version__}"
     meta["UUID"] = ome_uuid(arr, {"axes": axes, **meta})  # tifffile's own: uuid1, random
+    # the pixel size as baseline resolution tags too: readers that ignore OME-XML (ImageJ
+    # without Bio-Formats, PIL) saw it on pyramids only (QA52 valid, note)
+    resolution = resolution_tags(source)
     if pyramid:
-        resolution = resolution_tags(source)
         write_pyramid(tmp, arr, ome=True, metadata=meta, resolution=resolution, software=software)
         return
     tifffile.imwrite(
@@ -403,7 +405,7 @@ def write_ome_tiff(
         metadata={"axes": axes, **meta},
         ome=True,
         software=software,
-        **extra,
+        **{**resolution, **extra},
     )
 
 
