@@ -66,6 +66,7 @@ from sciconv.errors import (
     SciconvWarning,
     WriteError,
 )
+from sciconv.io._files import user_path
 
 __all__ = [
     "OUT_LOCK",
@@ -734,7 +735,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     ...
     sciconv.errors.SciconvError: none.keras: model file not found
     """
-    args.out = Path(args.out)
+    args.out = user_path(args.out, what="--out")  # ~ expanded; a URL refused
     for name in ("quiet", "keep_going", "skip_existing"):  # a Namespace built by hand may lack
         setattr(args, name, bool(getattr(args, name, False)))
     if args.out.exists() and not args.out.is_dir():

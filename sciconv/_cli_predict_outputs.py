@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sciconv._cli_predict_batch import records_prediction
 from sciconv.errors import OutputExistsError
+from sciconv.io._files import check_name_length
 
 __all__ = ["check_outputs"]
 
@@ -78,21 +79,5 @@ def _foreign_image(path: Path) -> bool:
 
 def _check_name_length(path: Path) -> None:
     """A :class:`~sciconv.errors.WriteError` naming ``path`` when one of its names is longer
-    than the file system allows (found before any input is computed)."""
-    from sciconv.errors import WriteError
-
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        limit = os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or not known
-        limit = 255
-    longest = max(len(os.fsencode(part)) for part in path.parts)
-    if longest > limit:
-        shown = path if len(path.name) <= 60 else path.with_name(path.name[:20] + "...")
-        raise WriteError(
-            f"file name too long ({longest} bytes; the file system allows {limit}); "
-            "rename the input to a shorter name",
-            path=shown,
-        )
+    than the file system allows (found before any input is computed): the API's rule."""
+    check_name_length(path, hint="; rename the input to a shorter name")

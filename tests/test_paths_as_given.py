@@ -312,8 +312,7 @@ def test_cli_refuses_inputs_named_alike_on_case_insensitive_systems(first, secon
         segmentation_outputs([Path("d1/cell.tif"), Path("d2/cell.fits")], Path("out"))
 
 
-# ------------------------------------------------ io.write / write_ome_zarr (after the _write.py
-# and _zarr.py edits: append to tests/test_paths_as_given.py)
+# ------------------------------------------------ io.write / write_ome_zarr, sciconv predict --out
 
 
 def test_write_expands_home_and_refuses_long_names_bytes_and_urls(home, tmp_path):
@@ -335,3 +334,16 @@ def test_write_expands_home_and_refuses_long_names_bytes_and_urls(home, tmp_path
         sc.io.write(f"file://{work}/u.fits", a)
     assert info.value.path == f"file://{work}/u.fits"
     assert os.listdir(work) == []
+
+
+def test_cli_predict_out_expands_home_and_refuses_a_url(home, capsys):
+    """--out file:///x wrote a ./file: folder tree; --out ~/res wrote ./~/res."""
+    work = Path.cwd()
+    sc.io.write(work / "a.fits", np.ones((8, 8), "float32"))
+    code, _, err = run_cli(capsys, "predict", "none.keras", "a.fits", "--out", "file:///x/res")
+    assert code == 2
+    assert_one_line_error(err, "URLs are not read or written")
+    assert sorted(os.listdir(work)) == ["a.fits"]
+    code, _, err = run_cli(capsys, "predict", "none.keras", "a.fits", "--out", "~/res")
+    assert "none.keras: model file not found" in err  # --out taken: the model is judged next
+    assert not (work / "~").exists()
