@@ -170,3 +170,28 @@ def test_read_catalog_names_a_missing_or_damaged_file(tmp_path):
     bad.write_text("not a FITS file")
     with pytest.raises(ConfigError, match=r"cannot read it as a FITS catalog"):
         postprocess.read_catalog(bad)
+
+
+def test_read_catalog_keeps_scaled_and_unsigned_columns_as_stored(tmp_path):
+    """The integers given back were the stored ones before TSCALn/TZEROn (review): another
+    tool's magnitudes in scaled int16 came back truncated (20.123 -> 20), and a uint32 id of
+    3e9 in a catalog with electrons came back negative."""
+    raw = np.array([123, 1456, -1], dtype=">i2")
+    hdu = fits.BinTableHDU.from_columns(
+        [fits.Column(name="mag", format="I", unit="mag", array=raw),
+         fits.Column(name="flux", format="E", unit="adu", array=np.array([1.5, 2.5, 3.5]))]
+    )  # fmt: skip
+    hdu.header["TSCAL1"], hdu.header["TZERO1"] = 0.001, 20.0
+    hdu.writeto(tmp_path / "other.fits")
+    back = postprocess.read_catalog(tmp_path / "other.fits")
+    np.testing.assert_allclose(back["mag"], [20.123, 21.456, 19.999], rtol=1e-6)
+    table = Table()
+    table["id"] = np.array([40_000, 3_000_000_000, 7], np.uint32)
+    table["id"].unit = u.pix  # a unit: read as float beside a stored Quantity, then cast
+    table["area"] = np.array([4, 9, 16])
+    table["area"].unit = u.pix**2
+    table["flux"] = np.array([1.0, 2.0, 3.0]) * u.electron
+    path = postprocess.write_catalog(table, tmp_path / "cat.fits")
+    back = postprocess.read_catalog(path)
+    assert back["id"].dtype == np.uint32 and back["id"].tolist() == [40_000, 3_000_000_000, 7]
+    assert back["area"].dtype.kind == "i" and back["flux"].unit == u.electron

@@ -82,6 +82,9 @@ class GzipWindows:
             if not self._tried and self._source is not None:
                 self._tried = True
                 self._copy = gunzipped_copy(self._source)
+                with contextlib.suppress(OSError):  # read whole: one descriptor less held
+                    self._source.close()  # (macOS allows 256 a process: review)
+                self._source = None
             if self._copy is None:
                 return None
             ref = (self._copy, self._dtype, self._shape, self._start, "C")

@@ -346,13 +346,17 @@ def _stored_integers(table, path: Path) -> None:
 
     with fits.open(path) as hdul:
         hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
-        stored = {} if hdu is None else {c.name: np.dtype(c.dtype) for c in hdu.columns}
+        comments = [] if hdu is None else [str(c) for c in hdu.header.get("COMMENT", [])]
+        if "--BEGIN-ASTROPY-SERIALIZED-COLUMNS--" not in comments:
+            return  # no Quantity stored: astropy read every column as stored (review)
+        # the values' type after TSCALn/TZEROn (a scaled int16 is float, TZERO 2**31 uint32)
+        stored = {name: hdu.data.field(name).dtype for name in hdu.columns.names}
     for name in table.colnames:
         col, dtype = table[name], stored.get(name)
         if dtype is None or dtype.kind not in "iu" or getattr(col, "dtype", dtype).kind != "f":
             continue
-        values, masked = np.ma.getdata(col), np.ma.getmaskarray(col)
-        if np.isfinite(values[~masked]).all():  # as stored: whole numbers
+        values = np.ma.getdata(col)[~np.ma.getmaskarray(col)]
+        if np.isfinite(values).all() and (values == np.round(values)).all():  # whole numbers
             table[name] = col.astype(dtype.newbyteorder("="))
 
 
