@@ -271,6 +271,10 @@ def _brief(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+#: The attribute :func:`undo_interrupted_call` leaves on a model (read by the next ``fit``)
+STOPPED = "_sciconv_stopped_fit"
+
+
 def undo_interrupted_call(model, start_weights: list | None, *, compiled_here: bool) -> None:
     """Leave ``model`` after an interrupted :func:`~sciconv.training.fit` call (Ctrl-C in a
     notebook, an error in a callback) so that running the call again trains as a fresh one.
@@ -278,16 +282,26 @@ def undo_interrupted_call(model, start_weights: list | None, *, compiled_here: b
     With a run folder, the weights the call started with come back (``start_weights``): the
     rerun resumes from the folder's backup, or, before the first one, starts again, where it
     trained on from the interrupted epoch's weights while ``config.json`` called it a fresh,
-    exact run (QA52 state #2). A model ``fit`` compiled is uncompiled, so the rerun compiles,
-    warms up and steps a fresh optimizer: left compiled, it kept the learning rate the
-    interrupted warm-up had reached for the whole run, or, stopped while its first step was
-    traced, failed with TensorFlow internals (QA52 state #3). A model the caller compiled keeps
-    its optimizer (Keras' own behaviour; compile it again if the next ``fit`` fails).
+    exact run (QA52 state #2). The model is marked (:data:`STOPPED`): one that ``fit`` compiled
+    is compiled afresh by the next ``fit``, which then warms up and steps a new optimizer (it
+    kept the learning rate the interrupted warm-up had reached for the whole run, or, stopped
+    while its first step was traced, failed with TensorFlow internals: QA52 state #3); the
+    optimizer of a model the caller compiled was stepped by the stopped call, so the next run
+    on a folder is recorded as not exact. The model stays compiled meanwhile (``evaluate``
+    works; a review).
     """
     if start_weights is not None:
         model.set_weights(start_weights)
     if compiled_here:
-        model.optimizer = None
-        model.compiled = False
-        for name in ("train_function", "test_function", "predict_function"):
-            setattr(model, name, None)
+        setattr(model, STOPPED, "compiled by fit")
+    elif start_weights is not None:
+        setattr(model, STOPPED, "optimizer stepped")
+
+
+def take_stopped_mark(model) -> str | None:
+    """The mark :func:`undo_interrupted_call` left on ``model`` (None if none), removed."""
+    mark = getattr(model, STOPPED, None)
+    if mark is not None:
+        with contextlib.suppress(AttributeError):
+            delattr(model, STOPPED)
+    return mark

@@ -56,7 +56,12 @@ import tensorflow as tf
 from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
-from sciconv._fit_backup import BackupAndRestore, RestoreBackup, undo_interrupted_call
+from sciconv._fit_backup import (
+    BackupAndRestore,
+    RestoreBackup,
+    take_stopped_mark,
+    undo_interrupted_call,
+)
 from sciconv._fit_data import (
     as_fit_arrays,
     check_class_weight,
@@ -523,7 +528,14 @@ def fit(
     source_data, train = train, fit_data
     record_training_provenance(model, seed=seed, recorded=recorded, versions=_versions())
     compiled_here = False
-    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
+    stopped = take_stopped_mark(model)  # a call on this model was interrupted
+    if stopped == "optimizer stepped":
+        exact = (False, "the caller's optimizer was stepped by an interrupted call (compile again)")
+    if (
+        getattr(model, "optimizer", None) is None
+        or not getattr(model, "compiled", False)
+        or stopped == "compiled by fit"
+    ):
         compile_args = default_compile_args(model, label_spec=_label_spec(train))
         scope = getattr(model, "distribute_strategy", None)
         with scope.scope() if scope is not None else contextlib.nullcontext():

@@ -60,7 +60,7 @@ def test_a_call_stopped_in_its_first_epoch_runs_again_as_a_fresh_one(tmp_path):
     model = _model()
     with pytest.raises(KeyboardInterrupt):
         _fit(model, tmp_path, "run", [_StopAt(2)])
-    assert model.compiled is False  # fit had compiled it: the rerun compiles afresh
+    assert np.isfinite(model.evaluate(*_data()[1], verbose=0)[0])  # still compiled (review)
     rates = _Rates()
     _fit(model, tmp_path, "run", [rates])
     assert rates.rates == pytest.approx(ref_rates.rates)  # the warm-up again, not 2/3 of 1e-3
@@ -105,9 +105,31 @@ def test_without_a_run_folder_the_trained_weights_stay_and_a_callers_optimizer_t
     with pytest.raises(KeyboardInterrupt):
         sc.training.fit(model, train, validation_data=val, callbacks=[_StopAt(2)], **_KW)
     assert any(not np.array_equal(a, b) for a, b in zip(start, model.get_weights()))
-    assert model.compiled is False
+    assert model.compiled and np.isfinite(model.evaluate(*val, verbose=0)[0])
+    rates, fresh = _Rates(), _Rates()  # the next fit compiles afresh: its warm-up again
+    sc.training.fit(model, train, validation_data=val, callbacks=[rates], **_KW)
+    sc.training.fit(_model(), train, validation_data=val, callbacks=[fresh], **_KW)
+    assert rates.rates == pytest.approx(fresh.rates) and rates.rates[0] < 1e-3 / 2
     mine = _model()
     mine.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
     with pytest.raises(KeyboardInterrupt):
         sc.training.fit(mine, train, validation_data=val, callbacks=[_StopAt(1)], **_KW)
     assert mine.compiled and isinstance(mine.optimizer, keras.optimizers.SGD)
+
+
+def test_a_callers_stepped_optimizer_makes_the_rerun_not_exact(tmp_path):
+    """A model the caller compiled: its optimizer stepped in the stopped call stays, so the
+    rerun on the folder differed from an uninterrupted one while config.json said exact
+    (review)."""
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    with pytest.raises(KeyboardInterrupt):
+        _fit(model, tmp_path, "run", [_StopAt(2)])
+    _fit(model, tmp_path, "run")
+    config = sc.training.read_config(tmp_path / "run")
+    assert config["resume_exact"] is False
+    assert "optimizer was stepped by an interrupted call" in config["resume_note"]
+    again = _model()  # a model compiled and trained without a stop: exact
+    again.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    _fit(again, tmp_path, "clean")
+    assert sc.training.read_config(tmp_path / "clean")["resume_exact"] is True
