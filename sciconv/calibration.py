@@ -73,7 +73,6 @@ VARIANCE_SCALE_METHODS = ("nll", "coverage")
 #: The fraction of a Gaussian within one standard deviation of its mean, ``erf(1 / sqrt(2))``.
 ONE_SIGMA = 0.6826894921370859
 
-_EPS = 1e-7
 _LOG_T_BOUNDS = (np.log(0.02), np.log(50.0))
 
 
@@ -211,7 +210,8 @@ def _predict(model: keras.Model, x, batch_size: int):
 
 def _nll(log_t: float, p: np.ndarray, y: np.ndarray, mode: str) -> float:
     t = np.exp(log_t)
-    q = np.clip(p, _EPS, 1 - _EPS)
+    floor = TemperatureScaling.default_floor(mode)  # the clip the layer applies
+    q = np.clip(p, floor, 1.0 if mode == "softmax" else 1 - floor)
     if mode == "softmax":
         z = np.log(q) / t
         z -= z.max(axis=1, keepdims=True)
