@@ -954,3 +954,18 @@ def test_masked_strips_between_two_objects_join_neither():
     speck[:, 11:13] = np.nan  # 6 data pixels + 6 bridged
     assert postprocess.instances(speck, min_size=8).max() == 0
     assert postprocess.instances(speck, min_size=5).max() == 1
+
+
+def test_round_objects_have_one_orientation_wherever_they_sit():
+    """Identical 3x3 squares came out at 0 or 90 degrees by position (a -1e-16 residue of
+    cxx - cyy; photutils gives 0 for all: QA52 ref #2)."""
+    labels = np.zeros((60, 60), np.int32)
+    for i, (r, c) in enumerate((r, c) for r in range(1, 60, 6) for c in range(1, 60, 6)):
+        labels[r - 1 : r + 2, c - 1 : c + 2] = i + 1
+    table = postprocess.measure(labels)
+    assert len(table) == 100
+    assert set(np.asarray(table["orientation"]).tolist()) == {0.0}
+    np.testing.assert_allclose(table["semi_major"], table["semi_minor"])
+    # the 2-sigma convention is in the column's description, as the written catalogs carry it
+    assert "2 sigma" in table["semi_major"].description
+    assert "A_IMAGE" in table["semi_major"].description

@@ -80,8 +80,18 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
         "pix",
         "last row of the object (inclusive)",
     ),
-    "semi_major": ("phys.size.smajAxis;instr.pixel", "pix", "second-moment ellipse semi-major"),
-    "semi_minor": ("phys.size.sminAxis;instr.pixel", "pix", "second-moment ellipse semi-minor"),
+    # 2 sigma: twice SExtractor's A_IMAGE / B_IMAGE and photutils' semimajor_sigma (a uniform
+    # disc's radius); said in the description the written catalogs carry (<= 60: a TCOMMn)
+    "semi_major": (
+        "phys.size.smajAxis;instr.pixel",
+        "pix",
+        "second-moment semi-major axis, 2 sigma (2x A_IMAGE)",
+    ),
+    "semi_minor": (
+        "phys.size.sminAxis;instr.pixel",
+        "pix",
+        "second-moment semi-minor axis, 2 sigma (2x B_IMAGE)",
+    ),
     "orientation": (
         "pos.posAng;instr.pixel",
         "deg",
@@ -428,8 +438,10 @@ def measure(
         - with ``wcs``: ``ra``, ``dec`` (deg) of the weighted centroid when ``intensity`` is given,
           else of ``x``, ``y`` (``meta["RADECSRC"]`` says which);
         - with a mask: ``flag_masked`` (bool: the object has a masked pixel or touches one, in
-          its 8 neighbours) and ``masked_fraction`` (its masked pixels / its area): fluxes and
-          shapes of flagged objects are missing the masked part;
+          its 8 neighbours) and ``masked_fraction`` (its masked pixels / its area): the fluxes
+          and the weighted centroid of flagged objects leave the masked pixels out, while
+          ``area`` and the shape columns (``x``, ``y``, the axes, ``orientation``) describe
+          the whole label, masked pixels included (photutils' ``area`` leaves them out);
         - with a saturation level: ``flag_saturated`` (bool).
         - with a radio map in ``Jy/beam`` with its beam (``BMAJ``/``BMIN``): ``flux_density``
           and ``flux_density_err`` in Jy (:func:`add_beam_columns`);
@@ -566,10 +578,13 @@ def measure(
     # moments about the image origin leave a rounding residue (1e-10 of the spread far from it):
     # a vertical object came out at -89.9999999992 degrees in one catalog and 90 in another
     cxy = np.where(np.abs(cxy) <= 1e-9 * (cxx + cyy), 0.0, cxy)
-    half_diff = np.sqrt(((cxx - cyy) / 2) ** 2 + cxy**2)
+    # and of cxx - cyy: a round object's -1e-16 made arctan2(0, -eps) 180, so identical discs
+    # came out at 0 or 90 degrees by where they sat (photutils: 0 for all; QA)
+    dxy = np.where(np.abs(cxx - cyy) <= 1e-9 * (cxx + cyy), 0.0, cxx - cyy)
+    half_diff = np.sqrt((dxy / 2) ** 2 + cxy**2)
     lam1 = (cxx + cyy) / 2 + half_diff
     lam2 = np.maximum((cxx + cyy) / 2 - half_diff, 0.0)
-    theta = np.degrees(0.5 * np.arctan2(2 * cxy, cxx - cyy))
+    theta = np.degrees(0.5 * np.arctan2(2 * cxy, dxy))
     theta = np.round(np.where(theta <= -90, theta + 180, theta), 10)
     found = labels.astype(np.int32, copy=False) if n < 2**31 else labels
     slices = ndi.find_objects(found, max_label=n) if n else []  # no objects (0x0 labels too)
