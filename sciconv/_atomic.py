@@ -82,8 +82,18 @@ _SCRATCH_SUFFIX_BYTES = 40
 _recorders: list[set] = []
 _recorders_lock = threading.Lock()
 
-# errors of os.link meaning "no hard links here" (not "the target exists")
-_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+# errors of os.link meaning "no hard links here" (not "the target exists"); EINVAL: Windows'
+# ERROR_INVALID_FUNCTION / ERROR_NOT_SUPPORTED (exFAT and FAT32 disks, SMB shares), as Python
+# maps them (link(2) on POSIX never reports it)
+_NO_LINKS = {
+    errno.EPERM,
+    errno.EOPNOTSUPP,
+    errno.ENOTSUP,
+    errno.EXDEV,
+    errno.EMLINK,
+    errno.ENOSYS,
+    errno.EINVAL,
+}
 
 
 def check_overwrite(overwrite) -> None:
@@ -278,7 +288,7 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         try:
             if not tmp.exists():
                 raise OSError(f"{path}: writer produced no file")
-            with open(tmp, "rb") as fh:
+            with open(tmp, "r+b") as fh:  # Windows: fsync (_commit) needs write access
                 os.fsync(fh.fileno())
             if overwrite:
                 os.replace(tmp, path)

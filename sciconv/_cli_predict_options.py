@@ -169,7 +169,12 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         help="a .keras model saved by sciconv, or pretrained:NAME for a shipped model "
         "(e.g. pretrained:nuclei)",
     )
-    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image files or folders")
+    p.add_argument(
+        "inputs",
+        metavar="INPUT",
+        nargs="+",
+        help="image files, folders or patterns (cells/*.tif: expanded on Windows too)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--tile",

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import warnings
@@ -58,9 +59,13 @@ def expand_inputs(
     its broken links). A file named twice (the same after resolving links, or the same file)
     is taken once.
 
+    An input that does not exist and holds ``*``, ``?`` or ``[`` is a pattern: the files and
+    folders it matches, sorted (cmd.exe and PowerShell pass ``cells\\*.tif`` as typed); an
+    existing file of such a name is that file.
+
     Raises :class:`~sciconv.errors.InferenceError` for a missing input (unless
-    ``keep_missing``, ``--keep-going``: kept, to fail as an input of its own) or a folder of
-    no images.
+    ``keep_missing``, ``--keep-going``: kept, to fail as an input of its own), a pattern that
+    matches nothing, or a folder of no images.
 
     Examples
     --------
@@ -68,12 +73,15 @@ def expand_inputs(
     Traceback (most recent call last):
     ...
     sciconv.errors.InferenceError: no/such.fits: input not found
+    >>> expand_inputs(["no/*.fits"])
+    Traceback (most recent call last):
+    ...
+    sciconv.errors.InferenceError: no/*.fits: no file matches this pattern
     """
     from sciconv import io
 
     paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
+    for p in _matched(inputs):
         if io.is_zarr(p) and p.exists():  # an OME-Zarr store: a folder that is one image
             paths.append(p)
         elif p.is_dir():
@@ -94,6 +102,22 @@ def expand_inputs(
         else:
             raise InferenceError("input not found", path=p)
     return _once(paths)
+
+
+def _matched(inputs: Sequence[str]) -> list[Path]:
+    """``inputs`` with each pattern that names no file replaced by what it matches (sorted):
+    the shell's expansion, which Windows' shells leave to the program."""
+    items: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if os.path.lexists(p) or not any(c in str(item) for c in "*?["):
+            items.append(p)
+            continue
+        matches = sorted(glob.glob(str(item)))
+        if not matches:
+            raise InferenceError("no file matches this pattern", path=p)
+        items.extend(Path(m) for m in matches)
+    return items
 
 
 def _once(paths: list[Path]) -> list[Path]:

@@ -12,6 +12,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import codecs
 import inspect
 import os
 import re
@@ -99,6 +100,38 @@ def _unique_key_loader(yaml):
     return UniqueKeyLoader
 
 
+def _yaml_problem(exc) -> str:
+    """PyYAML's error ``exc`` for ``not valid YAML ...``: what is wrong, then where (line and
+    column, 1-based), with the way out for a Windows path in double quotes (``"C:\\Users"``:
+    ``\\U`` starts an escape sequence).
+
+    Examples
+    --------
+    >>> import yaml
+    >>> try:
+    ...     yaml.safe_load('path: "C:\\\\Users\\\\anna"')
+    ... except yaml.YAMLError as exc:
+    ...     print(_yaml_problem(exc))  # doctest: +NORMALIZE_WHITESPACE
+    (expected escape sequence of 8 hexadecimal numbers, but found 's' while scanning a
+    double-quoted scalar) at line 1, column 12; backslashes in double quotes are escapes: use
+    single quotes or forward slashes
+    """
+    from yaml.reader import ReaderError
+
+    if isinstance(exc, ReaderError):  # neither UTF-8 nor UTF-16 text
+        return f"(not UTF-8 text: {exc.reason} at byte {exc.position}); save it as UTF-8"
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    what = " ".join(p for p in (problem, context) if p) or one_line(exc)
+    text = f"({what})"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        text += f" at line {mark.line + 1}, column {mark.column + 1}"
+    if problem and "escape" in problem and "double-quoted" in (context or ""):
+        text += "; backslashes in double quotes are escapes: use single quotes or forward slashes"
+    return text
+
+
 _FLOAT_12 = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
@@ -155,11 +188,10 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     if not os.path.isfile(path):
         check_name_length(path, error=ConfigError)
         raise ConfigError("configuration file not found", path=path)
-    try:
-        raw = yaml.load(path.read_text(), Loader=_unique_key_loader(yaml))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"not valid YAML ({first})", path=path) from None
+    try:  # bytes: PyYAML decodes UTF-8 or, after a byte-order mark, UTF-16 (not the locale's)
+        raw = yaml.load(path.read_bytes(), Loader=_unique_key_loader(yaml))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML {_yaml_problem(exc)}", path=path) from None
     if not isinstance(raw, dict):
         raise ConfigError(
             "configuration must be a mapping with sections dataset, model, training", path=path
@@ -267,7 +299,10 @@ def _interrupted(workdir: Path) -> bool:
     import json
 
     try:
-        return json.loads((workdir / "config.json").read_text()).get("status") == "running"
+        return (
+            json.loads((workdir / "config.json").read_text(encoding="utf-8")).get("status")
+            == "running"
+        )
     except (OSError, ValueError):
         return False
 
@@ -403,8 +438,10 @@ def _configuration(path, kind: str, data: dict, config: dict) -> dict:
     the working directory (relative paths in it are relative to that), its text, and the
     configuration resolved (dataset paths and workdir absolute, the dataset seed filled in)."""
     path = Path(path)
-    try:
-        text = path.read_text()
+    try:  # as load_config read it (UTF-8, or UTF-16 after a byte-order mark)
+        raw = path.read_bytes()
+        utf16 = raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
     except (OSError, UnicodeDecodeError):  # read moments ago; gone since
         text = None
 

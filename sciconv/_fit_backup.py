@@ -75,7 +75,7 @@ def _temporary(target: Path):
 
 
 def _synced(path: Path) -> None:
-    with open(path, "rb") as fh:
+    with open(path, "r+b") as fh:  # Windows: fsync (_commit) needs write access
         os.fsync(fh.fileno())
 
 
@@ -197,7 +197,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                     self.model.load_weights(str(tmp))
         epoch = 0
         if state.exists():
-            epoch = json.loads(state.read_text())["epoch"]
+            epoch = json.loads(state.read_text(encoding="utf-8"))["epoch"]
             if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
                 raise ValueError(f"{state.name}: no epoch count in it ({epoch!r})")
             self.model._initial_epoch = epoch
@@ -230,7 +230,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         with _temporary(self.weights_path) as weights_tmp, _temporary(self.state_path) as tmp:
             self.model.save_weights(filepath=str(weights_tmp), overwrite=True)  # the long part
             _synced(weights_tmp)
-            tmp.write_text(state)
+            tmp.write_text(state, encoding="utf-8")
             _synced(tmp)
             # Each pair is incomplete (no metadata) while it changes: a reader then takes the
             # other one, never the weights of one epoch with the epoch count of another.

@@ -17,6 +17,10 @@ class CsvLog(keras.callbacks.CSVLogger):
     them) it adds to a run that has no validation data; and, appending to a run's log, with
     rows written under its header by column name.
 
+    The file is opened with ``newline=""``, as the csv module requires: Keras opens it in text
+    mode, where Windows turned each row's ``\\r\\n`` into ``\\r\\r\\n`` (a blank row after every
+    epoch in Excel); and in UTF-8, as :func:`sciconv.runs.read_log` reads it.
+
     Keras keeps an existing file's header and writes its own columns after it: the log of a
     run started by a sciconv that logged fewer columns (no ``learning_rate`` before
     2026-12-05) got rows of more cells than its header, which every reader took by position
@@ -47,6 +51,7 @@ class CsvLog(keras.callbacks.CSVLogger):
         if self.append and os.path.exists(self.filename):
             widen_log(self.filename, [])  # a log with rows of unknown columns: refused now
         super().on_train_begin(logs)
+        self._reopen()  # created (or emptied) by Keras: appended to from now on
 
     def on_epoch_end(self, epoch, logs=None):
         if self.keys is None and logs:
@@ -63,7 +68,9 @@ class CsvLog(keras.callbacks.CSVLogger):
         if not header:
             return
         self.keys = [c for c in header if c != "epoch"]  # fit's logs start with epoch
-        # the file may have been replaced (atomic rewrite): append to the new one
+        self._reopen()  # the file may have been replaced (atomic rewrite): append to the new one
+
+    def _reopen(self) -> None:
         if self.csv_file is not None and not self.csv_file.closed:
             self.csv_file.close()
-        self.csv_file = open(self.filename, "a")  # as Keras opens it: text, default newline
+        self.csv_file = open(self.filename, "a", encoding="utf-8", newline="")

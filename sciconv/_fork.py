@@ -49,7 +49,8 @@ def _note_fork() -> None:
         _FORKED_FROM = os.getppid()
 
 
-os.register_at_fork(after_in_child=_note_fork)
+if hasattr(os, "register_at_fork"):  # POSIX only: Windows has no fork (nothing to note)
+    os.register_at_fork(after_in_child=_note_fork)
 
 
 def refuse_forked_tensorflow(what: str) -> None:

@@ -40,7 +40,7 @@ def read_kept(path: Path) -> str | None:
     True
     """
     try:
-        return Path(path).read_text().strip()
+        return Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError, ValueError):
         return None
 
@@ -85,7 +85,7 @@ def keep(path: Path, text: str, *, valid: Callable[[str], bool] | None = None) -
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             with atomic_output(path, overwrite=overwrite) as tmp:
-                Path(tmp).write_text(text + "\n")
+                Path(tmp).write_text(text + "\n", encoding="utf-8")
         except OutputExistsError:
             standing = read_kept(path)
             if standing is not None and (valid is None or valid(standing)):

@@ -107,7 +107,7 @@ def unpack_once(
         return scratch, True
     try:
         extract_checked(file, scratch, what=what, max_total=max_total, max_ratio=max_ratio)
-        (scratch / DONE).write_text(stamp)
+        (scratch / DONE).write_text(stamp, encoding="utf-8")
         for _ in range(3):
             try:
                 os.rename(scratch, folder)  # atomic; refused while another job's folder is there
@@ -130,8 +130,8 @@ def unpack_once(
 
 def _unpacked_from(folder: Path, stamp: str) -> bool:
     try:
-        return (folder / DONE).read_text() == stamp
-    except OSError:
+        return (folder / DONE).read_text(encoding="utf-8") == stamp
+    except (OSError, UnicodeDecodeError):
         return False
 
 

@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sink != 2:  # descriptor 2 itself, not 0 or 1 when those are closed too (QA: EBADF)
             os.dup2(sink, 2)
             os.close(sink)
-        sys.stderr = open(2, "w", closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

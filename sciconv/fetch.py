@@ -387,13 +387,13 @@ def _verify_cached(name: str, target: Path, entry: dict[str, Any]) -> None:
     """
     stamp = _stamp_path(target)
     try:
-        if stamp.is_file() and stamp.read_text() == _stat_key(target):
+        if stamp.is_file() and stamp.read_text(encoding="utf-8") == _stat_key(target):
             return
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         pass
     _verify_cached_contents(name, target, entry)
     try:
-        stamp.write_text(_stat_key(target))
+        stamp.write_text(_stat_key(target), encoding="utf-8")
     except OSError:  # a read-only cache still works, it is only hashed again next time
         pass
 
@@ -724,7 +724,7 @@ def _dsb2018_local_pairs(folder: Path):
         )
     modality_of = {}
     if (folder / "index.csv").is_file():
-        with open(folder / "index.csv", newline="") as fh:
+        with open(folder / "index.csv", newline="", encoding="utf-8-sig") as fh:
             modality_of = {r["id"]: r.get("modality") for r in csv.DictReader(fh)}
     images = sorted((folder / "images").glob("*.png"))
     if not images:

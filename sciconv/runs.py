@@ -147,7 +147,7 @@ def _log_file(path: str | os.PathLike) -> Path:
 def _numbered_rows(path: Path) -> list[tuple[int, list[str]]]:
     """The log's rows, each with the line it ends on (1-based)."""
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
             return [(reader.line_num, row) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
@@ -316,7 +316,10 @@ def truncate_log(path: str | os.PathLike, keep_epochs: int) -> None:
 
 def _rewrite_log(path: Path, header: list[str], rows) -> None:
     """Write a log's ``header`` and ``rows`` over it, atomically."""
-    with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
+    with (
+        atomic_output(path, overwrite=True) as tmp,
+        open(tmp, "w", newline="", encoding="utf-8") as fh,
+    ):
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(rows)
@@ -382,7 +385,7 @@ _WEIGHTS, _STATE = "latest.weights.h5", "training_metadata.json"
 def _state_epoch(backup: Path, suffix: str) -> int | None:
     """The epoch of one saved state (weights + metadata) if both read back whole, else None."""
     try:
-        epoch = json.loads((backup / (_STATE + suffix)).read_text())["epoch"]
+        epoch = json.loads((backup / (_STATE + suffix)).read_text(encoding="utf-8"))["epoch"]
         if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
             return None
         import h5py  # a Keras dependency; only needed when a run resumes

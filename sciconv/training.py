@@ -239,7 +239,7 @@ _DRAWN = ("augmentation", "batch_size", "patch_size", "patches_per_image")
 
 def _write_config(workdir: Path, config: dict) -> None:
     with atomic_output(workdir / "config.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(config, indent=2, default=json_default) + "\n")
+        tmp.write_text(json.dumps(config, indent=2, default=json_default) + "\n", encoding="utf-8")
 
 
 def _fingerprint(model) -> dict:

@@ -147,9 +147,12 @@ def _full_disk(monkeypatch, owner, name):
     """Make ``owner.name`` write a little of its file, then fail as a full disk does."""
 
     def fail(*args, **kwargs):
-        target = next(a for a in args if isinstance(a, (str, os.PathLike)))
-        with open(target, "wb") as fh:  # a partial file, as a write cut short leaves
-            fh.write(b"partial")
+        target = next(a for a in args if isinstance(a, (str, os.PathLike, io.IOBase)))
+        if isinstance(target, io.IOBase):  # an open file (the catalog's UTF-8 text file)
+            target.write("partial")
+        else:
+            with open(target, "wb") as fh:  # a partial file, as a write cut short leaves
+                fh.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(owner, name, fail)

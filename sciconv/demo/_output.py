@@ -72,6 +72,6 @@ class Writer:
     def text(self, name: str, text: str) -> Path:
         path = self.out / name
         with atomic_output(path, overwrite=self.overwrite) as tmp:
-            tmp.write_text(text)
+            tmp.write_text(text, encoding="utf-8")  # Markdown, JSON: UTF-8 anywhere
         self.files.append(path)
         return path

@@ -89,7 +89,7 @@ def run_sky(paths, settings: DemoSettings, w: Writer, log) -> dict[str, Any]:
             "the sky part needs field.fits (or .fits.fz) and truth.ecsv", path=sky_dir
         )
     img = io.read(field)
-    truth = Table.read(sky_dir / "truth.ecsv")
+    truth = Table.read(sky_dir / "truth.ecsv", encoding="utf-8")
     if settings.sky_crop and min(img.shape[:2]) > settings.sky_crop:
         c = settings.sky_crop
         img = img.cutout(0, c, 0, c)

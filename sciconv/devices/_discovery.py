@@ -21,7 +21,7 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_b
 def cpu_info() -> dict[str, Any]:
     model, flags = None, set()
     try:
-        with open("/proc/cpuinfo") as fh:  # Linux; elsewhere only the platform's name
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:  # Linux
             for line in fh:
                 key, _, value = line.partition(":")
                 key = key.strip()

@@ -272,7 +272,7 @@ def check_memory(n_pixels: int, itemsize: int, path: Path) -> None:
 def _available_memory() -> int | None:
     """Bytes the kernel could hand out now (MemAvailable: free + reclaimable cache), or None."""
     try:
-        with open("/proc/meminfo") as fh:
+        with open("/proc/meminfo", encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024

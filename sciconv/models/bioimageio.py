@@ -375,7 +375,7 @@ def export_bioimageio(
             ) from exc
         np.save(work / "test_input.npy", x)
         np.save(work / "test_output.npy", prob)
-        (work / "README.md").write_text(_readme(model, metadata, normalization))
+        (work / "README.md").write_text(_readme(model, metadata, normalization), encoding="utf-8")
         _cover(prob, work / "cover.png")
         y_in, x_in = v0_5.AxisId("y"), v0_5.AxisId("x")
         in_id, out_id = v0_5.TensorId("raw"), v0_5.TensorId("probabilities")

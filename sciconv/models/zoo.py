@@ -114,7 +114,7 @@ def pretrained_info(name: str) -> dict[str, Any]:
         raise ModelError(
             f"pretrained model {name!r}: settings file {ref} is missing from the package"
         )
-    return json.loads(ref.read_text())
+    return json.loads(ref.read_text(encoding="utf-8"))
 
 
 def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:

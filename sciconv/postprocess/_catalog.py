@@ -261,6 +261,8 @@ def read_catalog(path: str | os.PathLike):
     path = Path(path)
     fmt = _catalog_format(path)
     quiet = {"unit_parse_strict": "silent"} if fmt == "fits" else {}  # restored below
+    if fmt.startswith("ascii."):  # ECSV is UTF-8; astropy reads in the locale's encoding
+        quiet["encoding"] = "utf-8"
     if not path.is_file():
         raise ConfigError("catalog not found" if not path.exists() else "not a file", path=path)
     try:
@@ -293,13 +295,14 @@ TEXT_CHUNK_ROWS = 20_000
 
 def _write_text(table, path: Path, fmt: str) -> None:
     """astropy's ECSV / CSV writer, :data:`TEXT_CHUNK_ROWS` rows at a time: the header once,
-    then each slice's data lines (the same bytes as one write of the whole table)."""
+    then each slice's data lines (the same bytes as one write of the whole table). UTF-8 (ECSV's
+    encoding): astropy opens a named file in the locale's (cp1252 on Windows)."""
     import io
 
-    if len(table) <= TEXT_CHUNK_ROWS:
-        table.write(path, format=fmt)
-        return
     with open(path, "w", encoding="utf-8", newline="") as out:
+        if len(table) <= TEXT_CHUNK_ROWS:
+            table.write(out, format=fmt)
+            return
         for start in range(0, len(table), TEXT_CHUNK_ROWS):
             text = io.StringIO(newline="")
             table[start : start + TEXT_CHUNK_ROWS].write(text, format=fmt)

@@ -174,7 +174,7 @@ def labels_to_geojson(
     collection = {"type": "FeatureCollection", "features": features}
     if path is not None:
         with atomic_output(path, overwrite=overwrite) as tmp:
-            tmp.write_text(json.dumps(collection, allow_nan=False))
+            tmp.write_text(json.dumps(collection, allow_nan=False), encoding="utf-8")
     return collection
 
 
@@ -251,7 +251,10 @@ def write_geojson(
     if isinstance(labels, np.ndarray):  # in memory or mapped (windows of zarr/dask: unchecked)
         refuse_negative(labels)
     rows = _measurement_rows(measurements)
-    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w") as out:
+    with (
+        atomic_output(path, overwrite=overwrite) as tmp,
+        open(tmp, "w", encoding="utf-8") as out,
+    ):
         out.write('{"type": "FeatureCollection", ')
         if properties is not None:
             out.write(f'"properties": {json.dumps(dict(properties), allow_nan=False)}, ')
@@ -508,7 +511,7 @@ def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, in
 
     if isinstance(geojson, (str, os.PathLike)):
         try:
-            geojson = json.loads(Path(geojson).read_text())
+            geojson = json.loads(Path(geojson).read_bytes())  # UTF-8 (RFC 8259), any locale
         except (OSError, ValueError) as exc:
             raise InvalidImageError(f"cannot read GeoJSON ({exc})", path=geojson) from exc
     if (
