@@ -31,6 +31,7 @@ import numpy as np
 
 from sciconv._atomic import atomic_output
 from sciconv.errors import ConfigError, SciconvWarning
+from sciconv.io import user_path
 
 __all__ = [
     "CONFIG_FILE",
@@ -140,7 +141,7 @@ def _clip(value, limit: int = 60) -> str:
 
 
 def _log_file(path: str | os.PathLike) -> Path:
-    path = Path(path)
+    path = user_path(path)
     return path / LOG_FILE if path.is_dir() else path
 
 

@@ -347,3 +347,21 @@ def test_cli_predict_out_expands_home_and_refuses_a_url(home, capsys):
     code, _, err = run_cli(capsys, "predict", "none.keras", "a.fits", "--out", "~/res")
     assert "none.keras: model file not found" in err  # --out taken: the model is judged next
     assert not (work / "~").exists()
+
+
+def test_catalogs_products_and_labels_expand_home(home):
+    """write_catalog('~/cat.ecsv') wrote ./~/cat.ecsv, write_products('~/products') ./~/products,
+    read_catalog checked ./~ and opened $HOME, read_labels('~/...') was 'no such file' (review)."""
+    from astropy.table import Table
+
+    work = Path.cwd()
+    table = Table({"id": [1, 2], "flux": [1.0, 2.0]})
+    assert sc.postprocess.write_catalog(table, "~/cat.ecsv") == home / "cat.ecsv"
+    assert sc.postprocess.read_catalog("~/cat.ecsv")["id"].tolist() == [1, 2]
+    labels = np.zeros((16, 16), np.int32)
+    labels[2:6, 3:9] = 4
+    written = sc.postprocess.write_products("~/products", labels=labels, stem="cells")
+    assert all(p.is_relative_to(home / "products") for p in written.values())
+    sc.io.write("~/lab.tif", labels)
+    np.testing.assert_array_equal(sc.io.read_labels("~/lab.tif"), labels)
+    assert sorted(os.listdir(work)) == []  # no ./~ anywhere

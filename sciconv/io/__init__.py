@@ -84,6 +84,7 @@ from sciconv.io._files import (
     is_zarr,
     list_images,
     pair_by_stem,
+    user_path,
 )
 from sciconv.io._fits_errors import ErrorHDU
 from sciconv.io._frames import register_frames
@@ -148,6 +149,7 @@ __all__ = [
     "read_pixel_scale",
     "read_pixels",
     "stored_as_channels",
+    "user_path",
     "write",
     "write_ome_zarr",
     "write_ome_zarr_labels",

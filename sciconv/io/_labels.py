@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv.errors import InvalidImageError, MissingDependencyError
-from sciconv.io._files import FITS_EXTENSIONS, PNG_EXTENSIONS, TIFF_EXTENSIONS, is_zarr
+from sciconv.io._files import FITS_EXTENSIONS, PNG_EXTENSIONS, TIFF_EXTENSIONS, is_zarr, user_path
 from sciconv.io._zarr import zarr_module
 
 
@@ -51,7 +51,7 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
     >>> read_labels(path).tolist()
     [[0, 16777216], [16777217, 2]]
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.exists():
         raise InvalidImageError("no such file", path=path)
     name = path.name.lower()

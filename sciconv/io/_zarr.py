@@ -29,7 +29,7 @@ from sciconv.errors import (
     SciconvError,
 )
 from sciconv.io._common import brief, to_float32
-from sciconv.io._files import validate_path
+from sciconv.io._files import user_path, validate_path
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._tiff import PLANE_AXES
 
@@ -378,7 +378,7 @@ def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
     >>> {k: [p.relative_to(store).as_posix() for p in v] for k, v in ome_zarr_labels(store).items()}
     {'nuclei': ['labels/nuclei/s0', 'labels/nuclei/s1']}
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.exists():  # a typo is not "a store without labels"
         validate_path(path)  # names a broken link, or says the file is not found
     if path.is_file():  # a TIFF, say: not a store (a folder)
@@ -513,7 +513,7 @@ def write_ome_zarr_labels(
     """
     refuse_swapped(image, labels, call="sciconv.io.write_ome_zarr_labels(image, labels)")
     zarr, ome_zarr = ome_zarr_modules(image)
-    image = Path(image)
+    image = user_path(image, what="image")
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ConfigError(f"name must be a plain folder name such as 'nuclei'; got {name!r}")
     node = _open_multiscale(image)

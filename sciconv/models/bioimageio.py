@@ -39,6 +39,7 @@ import numpy as np
 from sciconv._validation import not_a_model
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, MissingDependencyError, ModelError
+from sciconv.io import user_path
 from sciconv.models.metadata import get_metadata
 from sciconv.preprocess import is_raw_normalization
 
@@ -341,7 +342,7 @@ def export_bioimageio(
 
     from sciconv.models.export import float32_copy
 
-    path = Path(path)
+    path = user_path(path)
     model = float32_copy(model, path)  # a mixed-precision model is packaged as its float32 copy
     metadata = get_metadata(model)
     normalization = dict(metadata.get("normalization") or DEFAULT_NORMALIZATION)

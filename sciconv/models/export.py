@@ -30,6 +30,7 @@ import keras
 
 from sciconv._validation import not_a_model
 from sciconv.errors import ConfigError, MissingDependencyError, ModelError
+from sciconv.io import user_path
 from sciconv.models.metadata import get_metadata
 
 __all__ = ["EXPORT_FORMATS", "PADDING", "export"]
@@ -129,7 +130,7 @@ def export(
         raise ModelError(
             f"export needs a model with one input; {model.name!r} has {len(model.inputs)}"
         )
-    path = Path(path)
+    path = user_path(path)
     if path.suffix.lower() != ".onnx":  # ONNX bytes in a file named .keras (fuzzing QA)
         raise ConfigError(
             f"format='onnx' writes an ONNX file: name it .onnx; got {path.name!r} (a .keras "

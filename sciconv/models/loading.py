@@ -33,6 +33,7 @@ from sciconv import __version__
 from sciconv._archive import zip_member_problem, zip_size_problem
 from sciconv._fork import refuse_forked_tensorflow
 from sciconv.errors import ConfigError, ModelError, SciconvWarning, UnsafeModelError
+from sciconv.io import user_path
 from sciconv.metrics import Dice, IoU, MeanIoU  # noqa: F401  (registers them for loading)
 from sciconv.models._validate_meta import check_postprocess
 from sciconv.models.builders import classifier, regressor, segmenter
@@ -308,7 +309,7 @@ def load(
         raise ConfigError(
             f"load needs the path of a .keras file (str or os.PathLike); got {type(path).__name__}"
         )
-    path = Path(path)
+    path = user_path(path)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:

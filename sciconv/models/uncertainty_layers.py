@@ -396,6 +396,9 @@ class TemperatureScaling(keras.layers.Layer):
     mode : {"softmax", "sigmoid"}, optional
         ``"softmax"`` (default) for classes that exclude each other (rows sum to 1);
         ``"sigmoid"`` for multi-label or binary outputs (each entry its own probability).
+    floor : float, optional
+        The least probability taken the log of (default :meth:`default_floor`: the clip the
+        temperature was fitted with; a layer saved before it was recorded keeps 1e-7).
     **kwargs
         Standard layer arguments.
 
@@ -426,7 +429,22 @@ class TemperatureScaling(keras.layers.Layer):
     @staticmethod
     def default_floor(mode: str) -> float:
         """The least probability taken the log of: :data:`SOFTMAX_FLOOR` for softmax, 1e-7 for
-        sigmoid (float32 ``p`` near 1 has lost its logit below that)."""
+        sigmoid (float32 ``p`` near 1 has lost its logit below that).
+
+        Parameters
+        ----------
+        mode : {"softmax", "sigmoid"}
+            The layer's mode.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> TemperatureScaling.default_floor("sigmoid")
+        1e-07
+        """
         return SOFTMAX_FLOOR if mode == "softmax" else _EPS
 
     def call(self, inputs):

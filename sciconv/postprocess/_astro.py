@@ -16,7 +16,7 @@ from sciconv._atomic import atomic_output
 from sciconv._progress import progress_bar
 from sciconv._validation import look_up_option, refuse_swapped
 from sciconv.errors import ConfigError, InvalidImageError
-from sciconv.io import PIXEL_VALUE_KEYWORDS, GridImage, as_array, drop_keywords
+from sciconv.io import PIXEL_VALUE_KEYWORDS, GridImage, as_array, drop_keywords, user_path
 from sciconv.io._common import warn_caller
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import in_unit
@@ -574,7 +574,7 @@ def write_regions(
     """
     refuse_swapped(path, regions_or_catalog, call="write_regions(regions_or_catalog, path)")
     regions = _require("regions", "regions")
-    path = Path(path)
+    path = user_path(path)
     ext = look_up_option(path.suffix.lower() or path.name, tuple(REGION_FORMATS), name="extension")
     reg = regions_or_catalog
     if not isinstance(reg, regions.Regions):

@@ -15,6 +15,7 @@ from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError
+from sciconv.io import user_path
 from sciconv.io._common import brief, fits_output, fits_text, history_lines
 
 __all__ = ["CATALOG_FORMATS", "check_table", "flatten_table", "read_catalog", "write_catalog"]
@@ -191,7 +192,7 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
     <Quantity [6.] electron>
     """
     check_table(table)
-    path = Path(path)
+    path = user_path(path)  # ~ expanded; bytes and URLs refused
     fmt = _catalog_format(path)
     if fmt == "ascii.csv":
         table = flatten_table(table)
@@ -258,7 +259,7 @@ def read_catalog(path: str | os.PathLike):
     from astropy import units as u
     from astropy.table import Table
 
-    path = Path(path)
+    path = user_path(path)
     fmt = _catalog_format(path)
     quiet = {"unit_parse_strict": "silent"} if fmt == "fits" else {}  # restored below
     if fmt.startswith("ascii."):  # ECSV is UTF-8; astropy reads in the locale's encoding

@@ -16,7 +16,7 @@ from sciconv._atomic import atomic_output, check_writable
 from sciconv._validation import look_up_option
 from sciconv._warnings import caught, reworded
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
-from sciconv.io import as_array
+from sciconv.io import as_array, user_path
 from sciconv.io._common import history_lines, looks_channels_first
 from sciconv.postprocess._catalog import check_table, with_provenance, write_catalog
 from sciconv.postprocess._labels import validate_labels
@@ -110,7 +110,7 @@ def product_paths(
     cat = look_up_option(catalog_format, tuple(PRODUCT_CATALOG_FORMATS), name="catalog_format")
     if not isinstance(stem, str) or not stem or Path(stem).name != stem:
         raise ConfigError(f"stem must be a non-empty file name without folders; got {stem!r}")
-    out_dir, ext = Path(out_dir), PRODUCT_FORMATS[fmt]
+    out_dir, ext = user_path(out_dir, what="out_dir"), PRODUCT_FORMATS[fmt]
     catalog = out_dir / f"{stem}{PRODUCT_SUFFIXES['catalog']}{PRODUCT_CATALOG_FORMATS[cat]}"
     if fmt == "ome-zarr":
         store = out_dir / f"{stem}{ext}"
