@@ -27,7 +27,7 @@ from pathlib import Path
 from sciconv._cli_common import resolved
 from sciconv._cli_predict_batch import differing_setting, records_prediction
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
-from sciconv.io._files import find_same_name, same_name_key
+from sciconv.io._files import find_same_name, names_folded, same_name_key
 
 __all__ = [
     "check_channel",
@@ -266,14 +266,18 @@ def segmentation_outputs(
 
     planned: dict[Path, dict[str, Path]] = {}
     seen: dict[str, Path] = {}
+    # names --out's file system takes for one (APFS, NTFS: Cell and cell; APFS: NFC and NFD);
+    # on ext4 they are two files, with two sets of products (review)
+    case, normalization = names_folded(out) if len(paths) > 1 else (False, False)
     for p in paths:
         stem = io.image_stem(p)
-        key = same_name_key(stem).casefold()  # one file on macOS and Windows: Cell, cell
+        key = same_name_key(stem) if normalization else stem
+        key = key.lower() if case else key
         if key in seen and io.image_stem(seen[key]) != stem:
             raise InferenceError(
                 f"two inputs' names {io.image_stem(seen[key])!r} and {stem!r} differ only in "
-                f"case or Unicode normalization ({seen[key]} and {p}); macOS and Windows take "
-                "them for one name, so their outputs would collide in --out: rename one"
+                f"case or Unicode normalization ({seen[key]} and {p}); the file system of "
+                f"{out} takes them for one name, so their outputs would collide: rename one"
             )
         if key in seen:
             raise InferenceError(

@@ -304,10 +304,16 @@ def test_cli_mask_template_matches_either_normalization(tmp_path):
     ("first", "second"),
     [("Cell.tif", "cell.tif"), (nfc("é.tif"), nfd("é.fits")), ("A.FITS", "a.tif")],
 )
-def test_cli_refuses_inputs_named_alike_on_case_insensitive_systems(first, second):
-    """d1/Cell.tif and d2/cell.tif passed: on APFS or NTFS their products are the same files."""
+def test_cli_refuses_inputs_named_alike_on_case_insensitive_systems(first, second, monkeypatch):
+    """d1/Cell.tif and d2/cell.tif passed: on APFS or NTFS their products are the same files;
+    on ext4 they are two files, with two sets of products (review)."""
+    import sciconv._cli_predict_plan as plan
+
+    inputs = [Path("d1") / first, Path("d2") / second]
+    assert len(segmentation_outputs(inputs, Path("out"))) == 2  # this machine's ext4/tmpfs
+    monkeypatch.setattr(plan, "names_folded", lambda folder: (True, True))
     with pytest.raises(InferenceError, match="differ only in case or Unicode normalization"):
-        segmentation_outputs([Path("d1") / first, Path("d2") / second], Path("out"))
+        segmentation_outputs(inputs, Path("out"))
     with pytest.raises(InferenceError, match="two inputs share the name 'cell'"):
         segmentation_outputs([Path("d1/cell.tif"), Path("d2/cell.fits")], Path("out"))
 
@@ -365,3 +371,12 @@ def test_catalogs_products_and_labels_expand_home(home):
     sc.io.write("~/lab.tif", labels)
     np.testing.assert_array_equal(sc.io.read_labels("~/lab.tif"), labels)
     assert sorted(os.listdir(work)) == []  # no ./~ anywhere
+
+
+def test_names_folded_probes_the_file_system(tmp_path):
+    """ext4 and tmpfs (this machine) keep both spellings apart; the probe leaves nothing."""
+    from sciconv.io._files import names_folded
+
+    assert names_folded(tmp_path) == (False, False)
+    assert names_folded(tmp_path / "not" / "yet") == (False, False)  # its nearest parent
+    assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ compared in Unicode NFC (:func:`same_name_key`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -130,6 +131,54 @@ def user_path(path, *, error: type[Exception] = ConfigError, what: str = "path")
     if text.startswith("~"):
         return Path(os.path.expanduser(text))
     return path if isinstance(path, Path) else Path(text)
+
+
+def names_folded(folder: str | os.PathLike) -> tuple[bool, bool]:
+    """Whether the file system of ``folder`` (or its nearest existing parent) takes names that
+    differ only in case, and only in Unicode normalization (NFC / NFD), for one name.
+
+    Found by creating a hidden probe file and looking it up under the other spelling: NTFS and
+    APFS fold case, APFS normalization too, ext4 neither. Where no probe can be written (a
+    read-only folder), macOS and Windows are taken to fold both, other systems neither.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A folder (it need not exist yet).
+
+    Returns
+    -------
+    (case, normalization) : tuple of bool
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> case, normalization = names_folded(tempfile.mkdtemp())  # ext4: (False, False)
+    >>> isinstance(case, bool) and isinstance(normalization, bool)
+    True
+    """
+    import sys
+    import tempfile
+
+    folder = Path(folder)
+    while not os.path.isdir(folder) and folder != folder.parent:
+        folder = folder.parent
+    found = []
+    for stem in ("sciconv-case-probe", "sciconv-\u00e9-probe"):
+        other = stem.upper() if "case" in stem else unicodedata.normalize("NFD", stem)
+        try:
+            fd, name = tempfile.mkstemp(prefix=f".{stem}.", dir=folder)
+        except OSError:
+            return (sys.platform in ("darwin", "win32"),) * 2
+        try:
+            os.close(fd)
+            probe = Path(name)
+            twin = probe.name.replace(stem, other)
+            found.append(twin != probe.name and os.path.exists(probe.parent / twin))
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+    return found[0], found[1]
 
 
 def check_name_length(path, *, error: type[Exception] = WriteError, hint: str = "") -> None:
