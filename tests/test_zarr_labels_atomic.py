@@ -154,3 +154,28 @@ def test_a_full_disk_keeps_the_old_labels(store):
     np.testing.assert_array_equal(io.read(store / "labels" / "nuclei").data[..., 0], OLD)
     assert _listed(store) == ["nuclei"]
     assert _hidden(store / "labels") == []
+
+
+def test_the_old_labels_come_back_when_the_new_group_cannot_be_moved_out(store, monkeypatch):
+    """The list update fails and so does the first rollback rename: the old labels, parked in
+    the scratch folder, were deleted with it (both renames under one suppress; review)."""
+    from sciconv.io import _zarr
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real = os.rename
+    target = str(store / "labels" / "nuclei")
+
+    def rename(src, dst):
+        if str(src) == target and ".part" in str(dst) and os.path.basename(dst) != "old":
+            raise OSError(errno.EBUSY, "busy")  # the new group cannot be moved back out
+        return real(src, dst)
+
+    monkeypatch.setattr(_zarr, "tidy_labels_group", refuse)
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(WriteError, match="No space left"):
+        io.write_ome_zarr_labels(store, NEW, name="nuclei", overwrite=True)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(io.read(store / "labels" / "nuclei").data[..., 0], OLD)
+    assert _listed(store) == ["nuclei"] and _hidden(store / "labels") == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -585,12 +586,18 @@ def _swap_in(target: Path, write, *, overwrite: bool, listed) -> None:
         moved = built
         listed()
     except BaseException as exc:  # Ctrl-C too: the old group back in place
+        restored = old is None
         with contextlib.suppress(OSError):
             if moved is not None:
-                os.rename(target, moved)
+                try:
+                    os.rename(target, moved)
+                except OSError:  # the new group out of the way anyhow: the old one comes back
+                    shutil.rmtree(target)
             if old is not None:
                 os.rename(old, target)
-        abandon_scratch(scratch)  # zarr's I/O thread may still write into it
+                restored = True
+        if restored:  # else the old group stays in the scratch folder, not deleted with it
+            abandon_scratch(scratch)  # zarr's I/O thread may still write into it
         if new_folder:
             _remove_bare_group(target.parent)
         if not isinstance(exc, Exception):
