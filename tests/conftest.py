@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import os
+import threading
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -77,3 +79,45 @@ def threshold_model():
         2, 1, kernel_initializer=keras.initializers.Constant([[[[-1.0, 1.0]]]])
     )(inputs)
     return keras.Model(inputs, keras.layers.Softmax()(logits), name="threshold")
+
+
+class _FileHandler(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes]  # set per server by the fixture
+    counts: dict[str, int]
+
+    def do_GET(self):
+        self.counts[self.path] = self.counts.get(self.path, 0) + 1
+        if self.path.startswith("/truncated/"):
+            body = self.files["/" + self.path.split("/", 2)[2]]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 3])  # then the connection closes early
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    """A threaded HTTP server on a free port; yields (base_url, files, request counts)."""
+    handler = type("Handler", (_FileHandler,), {"files": {}, "counts": {}})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler.files, handler.counts
+    httpd.shutdown()
+    httpd.server_close()

@@ -60,12 +60,18 @@ def test_scratch_recreated_by_in_flight_chunk_writes_is_removed(tmp_path):
     assert _hidden(tmp_path) == [] and not target.exists()
 
 
-def test_scratch_written_after_the_wait_is_swept_though_this_process_lives(tmp_path):
-    target = tmp_path / "image.ome.zarr"
+def _interrupted_store(target):
+    """The scratch folder of an atomic_store write of ``target`` stopped by Ctrl-C."""
     with pytest.raises(KeyboardInterrupt):
         with atomic_store(target) as tmp:
             tmp.mkdir()
             raise KeyboardInterrupt
+    return tmp
+
+
+def test_scratch_written_after_the_wait_is_swept_though_this_process_lives(tmp_path):
+    target = tmp_path / "image.ome.zarr"
+    tmp = _interrupted_store(target)
     assert not tmp.exists()
     with atomic_store(tmp_path / "other.ome.zarr") as live:  # a live write of this process
         live.mkdir()
@@ -83,10 +89,7 @@ def test_scratch_written_after_the_wait_is_swept_though_this_process_lives(tmp_p
 
 def test_a_new_write_of_the_same_target_removes_the_abandoned_scratch(tmp_path):
     target = tmp_path / "image.ome.zarr"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_store(target) as tmp:
-            tmp.mkdir()
-            raise KeyboardInterrupt
+    tmp = _interrupted_store(target)
     (tmp / "0").mkdir(parents=True)  # re-created after the wait
     with atomic_store(target) as new:
         new.mkdir()

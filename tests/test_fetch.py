@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
-import threading
 import zipfile
 from pathlib import Path
 
@@ -17,48 +15,6 @@ from sciconv.errors import ConfigError, DatasetError, DownloadError
 from sciconv.fetch import available, cache_dir, fetch, load
 
 PAYLOAD = bytes(range(256)) * 64  # 16 kB fixture "data set"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes]  # set per server by the fixture
-    counts: dict[str, int]
-
-    def do_GET(self):
-        self.counts[self.path] = self.counts.get(self.path, 0) + 1
-        if self.path.startswith("/truncated/"):
-            body = self.files["/" + self.path.split("/", 2)[2]]
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 3])  # then the connection closes early
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    """A threaded HTTP server on a free port; yields (base_url, files, request counts)."""
-    handler = type("Handler", (_Handler,), {"files": {}, "counts": {}})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler.files, handler.counts
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _register(monkeypatch, name, url, data, *, fname="fixture.bin", algo="sha256", wrong=False):

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import http.server
 import io
 import pathlib
-import threading
 import zipfile
 
 import numpy as np
@@ -38,31 +36,14 @@ def _dsb_zip() -> bytes:
 
 
 @pytest.fixture
-def served(monkeypatch):
-    """The DSB2018-shaped zip served on 127.0.0.1 and registered as "dsb2018"."""
-    body = _dsb_zip()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/{FNAME}"
-    monkeypatch.setitem(
-        fetch_mod.REGISTRY, "dsb2018", {"url": url, "fname": FNAME, "known_hash": None}
-    )
-    yield body
-    httpd.shutdown()
-    httpd.server_close()
+def served(server, monkeypatch):
+    """The DSB2018-shaped zip served on 127.0.0.1 (conftest's server) and registered as
+    "dsb2018"."""
+    base, files, _ = server
+    body = files["/" + FNAME] = _dsb_zip()
+    entry = {"url": f"{base}/{FNAME}", "fname": FNAME, "known_hash": None}
+    monkeypatch.setitem(fetch_mod.REGISTRY, "dsb2018", entry)
+    return body
 
 
 def _disk_fills_on_records(monkeypatch):
