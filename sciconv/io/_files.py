@@ -103,6 +103,8 @@ def user_path(path, *, error: type[Exception] = ConfigError, what: str = "path")
     Examples
     --------
     >>> import os
+    >>> from pathlib import Path
+    >>> from sciconv.io import user_path
     >>> user_path("~/data/a.fits") == Path(os.path.expanduser("~")) / "data" / "a.fits"
     True
     >>> user_path("https://archive.stsci.edu/a.fits")

@@ -442,6 +442,7 @@ class TemperatureScaling(keras.layers.Layer):
 
         Examples
         --------
+        >>> from sciconv.models.uncertainty_layers import TemperatureScaling
         >>> TemperatureScaling.default_floor("sigmoid")
         1e-07
         """
