@@ -36,7 +36,7 @@ def check_outputs(paths: Sequence[Path], *, overwrite: bool) -> None:
     from sciconv._atomic import broken_link, check_writable
 
     for p in paths:
-        _check_name_length(p)
+        check_name_length(p, hint="; rename the input to a shorter name")  # before any input
     existing = [p for p in paths if os.path.lexists(p)]  # a broken link too (QA)
     # a folder where a file product goes is nobody's product: --overwrite deleted it whole,
     # with what it held (QA); an OME-Zarr store is a folder by format (judged below)
@@ -75,9 +75,3 @@ def _foreign_image(path: Path) -> bool:
     none by format, and files that cannot be read as images, are not judged (``--overwrite``
     decides)."""
     return records_prediction(path) is False
-
-
-def _check_name_length(path: Path) -> None:
-    """A :class:`~sciconv.errors.WriteError` naming ``path`` when one of its names is longer
-    than the file system allows (found before any input is computed): the API's rule."""
-    check_name_length(path, hint="; rename the input to a shorter name")

@@ -271,8 +271,11 @@ def _brief(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-#: The attribute :func:`undo_interrupted_call` leaves on a model (read by the next ``fit``)
+#: The attribute :func:`undo_interrupted_call` leaves on a model (read by the next ``fit``),
+#: and its two values: the stopped call compiled the model / stepped the caller's optimizer
 STOPPED = "_sciconv_stopped_fit"
+COMPILED_BY_FIT = "compiled by fit"
+OPTIMIZER_STEPPED = "optimizer stepped"
 
 
 def undo_interrupted_call(model, start_weights: list | None, *, compiled_here: bool) -> None:
@@ -293,9 +296,9 @@ def undo_interrupted_call(model, start_weights: list | None, *, compiled_here: b
     if start_weights is not None:
         model.set_weights(start_weights)
     if compiled_here:
-        setattr(model, STOPPED, "compiled by fit")
+        setattr(model, STOPPED, COMPILED_BY_FIT)
     elif start_weights is not None:
-        setattr(model, STOPPED, "optimizer stepped")
+        setattr(model, STOPPED, OPTIMIZER_STEPPED)
 
 
 def take_stopped_mark(model) -> str | None:

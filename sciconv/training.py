@@ -57,6 +57,8 @@ from sciconv import __version__, devices
 from sciconv._atomic import atomic_output
 from sciconv._fit_args import validate_fit_args
 from sciconv._fit_backup import (
+    COMPILED_BY_FIT,
+    OPTIMIZER_STEPPED,
     BackupAndRestore,
     RestoreBackup,
     take_stopped_mark,
@@ -529,12 +531,12 @@ def fit(
     record_training_provenance(model, seed=seed, recorded=recorded, versions=_versions())
     compiled_here = False
     stopped = take_stopped_mark(model)  # a call on this model was interrupted
-    if stopped == "optimizer stepped":
+    if stopped == OPTIMIZER_STEPPED:
         exact = (False, "the caller's optimizer was stepped by an interrupted call (compile again)")
     if (
         getattr(model, "optimizer", None) is None
         or not getattr(model, "compiled", False)
-        or stopped == "compiled by fit"
+        or stopped == COMPILED_BY_FIT
     ):
         compile_args = default_compile_args(model, label_spec=_label_spec(train))
         scope = getattr(model, "distribute_strategy", None)
