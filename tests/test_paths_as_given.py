@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -241,6 +242,19 @@ def test_user_path_and_check_name_length(tmp_path, monkeypatch):
     assert info.value.path == str(tmp_path / ("é" * 20 + "...") / "a.fits")
     with pytest.raises(WriteError, match=r"path too long \(\d+ bytes; the file system allows"):
         check_name_length(Path(*["d" * 200] * 25))
+
+
+def test_check_name_length_counts_utf16_units_on_windows(tmp_path, monkeypatch):
+    # NTFS allows 255 UTF-16 units a name: 200 CJK characters (600 UTF-8 bytes) fit there
+    from sciconv.io._files import check_name_length
+
+    name = "\u89b3" * 200 + ".tif"
+    with pytest.raises(WriteError, match=r"\(604 bytes"):
+        check_name_length(tmp_path / name)
+    monkeypatch.setattr(sys, "platform", "win32")
+    check_name_length(tmp_path / name)
+    with pytest.raises(WriteError, match=r"file name too long \(304 characters; the file system"):
+        check_name_length(tmp_path / ("\u89b3" * 300 + ".tif"))
 
 
 # --------------------------------------------------------------------------- Unicode, case

@@ -190,7 +190,8 @@ def check_name_length(path, *, error: type[Exception] = WriteError, hint: str = 
     bare ``OSError``.
 
     The limit is the nearest existing folder's ``PC_NAME_MAX`` (255 bytes on most file
-    systems, 143 on eCryptfs), counted in bytes of the file system encoding (``é`` is 2).
+    systems, 143 on eCryptfs), counted in bytes of the file system encoding (``é`` is 2); on
+    Windows 255 UTF-16 units a name (``é`` and ``観`` are 1).
 
     Parameters
     ----------
@@ -215,9 +216,18 @@ def check_name_length(path, *, error: type[Exception] = WriteError, hint: str = 
     ...
     sciconv.errors.WriteError: xxxxxxxxxxxxxxxxxxxx...: file name too long (305 bytes; ...
     """
+    import sys
+
     path = Path(path)
-    sizes = [len(os.fsencode(part)) for part in path.parts] or [0]
-    total = len(os.fsencode(os.fspath(path)))
+    if sys.platform == "win32":  # NTFS, exFAT, SMB: 255 UTF-16 units a name, whatever the bytes
+        unit = "characters"
+
+        def size(text):
+            return len(text.encode("utf-16-le", "surrogatepass")) // 2
+    else:
+        unit, size = "bytes", (lambda text: len(os.fsencode(text)))
+    sizes = [size(part) for part in path.parts] or [0]
+    total = size(os.fspath(path))
     if max(sizes) <= 14 and total < 256:  # within every file system's limits (POSIX minimums)
         return
     folder = path.parent
@@ -232,12 +242,12 @@ def check_name_length(path, *, error: type[Exception] = WriteError, hint: str = 
     shown = Path(*(p if len(p) <= 60 else p[:20] + "..." for p in path.parts))
     if max(sizes) > name_max:
         raise error(
-            f"file name too long ({max(sizes)} bytes; the file system allows {name_max}){hint}",
+            f"file name too long ({max(sizes)} {unit}; the file system allows {name_max}){hint}",
             path=shown,
         )
     if total >= path_max:
         raise error(
-            f"path too long ({total} bytes; the file system allows {path_max - 1}){hint}",
+            f"path too long ({total} {unit}; the file system allows {path_max - 1}){hint}",
             path=shown,
         )
 
