@@ -62,8 +62,7 @@ class GzipWindows:
     def __init__(self, source: BinaryIO, start: int, dtype: str, shape: tuple) -> None:
         self._source, self._start, self._dtype, self._shape = source, start, dtype, shape
         self._lock = threading.Lock()
-        self._copy: BinaryIO | None = None
-        self._tried = False
+        self._copy: BinaryIO | None = None  # made at the first read; the source closed then
 
     @classmethod
     def of(cls, h, path, dtype: str, shape: tuple) -> GzipWindows | None:
@@ -79,8 +78,7 @@ class GzipWindows:
     def read(self, idx) -> np.ndarray | None:
         """``pixels[idx]`` (big-endian, as stored); None when no copy could be made."""
         with self._lock:
-            if not self._tried and self._source is not None:
-                self._tried = True
+            if self._source is not None:
                 self._copy = gunzipped_copy(self._source)
                 with contextlib.suppress(OSError):  # read whole: one descriptor less held
                     self._source.close()  # (macOS allows 256 a process: review)
