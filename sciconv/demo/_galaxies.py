@@ -72,8 +72,11 @@ def run_galaxies(paths, settings: DemoSettings, w: Writer, log) -> dict[str, Any
             "galaxy_confusion.png",
         ),
     }
-    wrong = np.flatnonzero(y_pred != y_true)
-    pick = int(wrong[0]) if wrong.size else 0
+    # a misclassified image first; one whose Grad-CAM map is not all zero (a map of zeros
+    # says nothing: the class score does not rise with the last conv layer's features there)
+    order = [*np.flatnonzero(y_pred != y_true), *np.flatnonzero(y_pred == y_true)]
+    shown = (i for i in order if viz.grad_cam_heatmap(model, x[i], normalize=None).max() > 0)
+    pick = int(next(shown, order[0] if order else 0))
     fig = viz.grad_cam(model, x[pick], class_names=names, normalize=None)  # x: normalized batches
     fig.suptitle(f"true: {names[y_true[pick]]}, predicted: {names[y_pred[pick]]}")
     figs["gradcam"] = w.figure(fig, "galaxy_gradcam.png")

@@ -38,8 +38,9 @@ from __future__ import annotations
 
 from sciconv._lazy import lazy_names
 from sciconv.viz._calibration import plot_reliability
-from sciconv.viz._display import STRETCHES, contours, outlines, overlay_mask, show
+from sciconv.viz._display import STRETCHES, show
 from sciconv.viz._network import feature_maps, filters, grad_cam, grad_cam_heatmap
+from sciconv.viz._overlays import contours, instance_palette, outlines, overlay_mask
 from sciconv.viz._plots import compare_catalogs, confusion_matrix, training_curves
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "filters",
     "grad_cam",
     "grad_cam_heatmap",
+    "instance_palette",
     "match_catalogs",
     "outlines",
     "overlay_mask",

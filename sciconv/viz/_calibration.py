@@ -8,6 +8,7 @@ The numbers come from :func:`sciconv.calibration.reliability_curve` and
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -18,7 +19,9 @@ from sciconv.errors import ConfigError
 __all__ = ["plot_reliability"]
 
 
-def plot_reliability(probs, y, *, bins: int = 15, title: str | None = None) -> Figure:
+def plot_reliability(
+    probs, y, *, bins: int = 15, title: str | None = None, ax: Any = None
+) -> Figure:
     """Draw a reliability diagram (accuracy against confidence) with the ECE of each curve.
 
     Parameters
@@ -32,13 +35,16 @@ def plot_reliability(probs, y, *, bins: int = 15, title: str | None = None) -> F
     bins : int, optional
         Equal-width confidence bins. Default 15.
     title : str, optional
+    ax : matplotlib Axes or pair of Axes, optional
+        Draw into these instead of a new figure: one Axes gets the diagram alone, a pair
+        ``(top, bottom)`` the diagram and the counts.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Top: accuracy per bin against the mean confidence of the bin, the diagonal being perfect
-        calibration, each curve labelled with its expected calibration error. Bottom: how many
-        predictions fall in each bin.
+        The figure drawn into. Top: accuracy per bin against the mean confidence of the
+        bin, the diagonal being perfect calibration, each curve labelled with its expected
+        calibration error. Bottom: how many predictions fall in each bin.
 
     Examples
     --------
@@ -55,8 +61,18 @@ def plot_reliability(probs, y, *, bins: int = 15, title: str | None = None) -> F
     curves = dict(probs) if isinstance(probs, Mapping) else {"model": probs}
     if not curves:
         raise ConfigError("plot_reliability needs at least one set of probabilities")
-    fig = Figure(figsize=(4.8, 5.6), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    if ax is None:
+        fig = Figure(figsize=(4.8, 5.6), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    else:
+        axes = [ax] if hasattr(ax, "plot") else list(ax)
+        if len(axes) not in (1, 2) or not all(hasattr(a, "plot") for a in axes):
+            raise ConfigError(
+                "ax must be one Axes (the diagram) or a pair (diagram, counts); got "
+                f"{len(axes)} item(s)"
+            )
+        top, bottom = axes[0], (axes[1] if len(axes) == 2 else None)
+        fig = top.figure
     top.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="perfect calibration")
     width = 1.0 / bins
     for i, (name, p) in enumerate(curves.items()):
@@ -71,14 +87,21 @@ def plot_reliability(probs, y, *, bins: int = 15, title: str | None = None) -> F
         )
         centres = curve["edges"][:-1] + width / 2
         offset = (i - (len(curves) - 1) / 2) * width / max(len(curves), 1)
-        bottom.bar(
-            centres + offset, curve["count"], width=width / max(len(curves), 1), label=str(name)
-        )
+        if bottom is not None:
+            bottom.bar(
+                centres + offset,
+                curve["count"],
+                width=width / max(len(curves), 1),
+                label=str(name),
+            )
     top.set_xlim(0, 1)
     top.set_ylim(0, 1.02)
     top.set_ylabel("accuracy")
     top.legend(loc="upper left", fontsize="small")
     top.set_title(title or "reliability")
+    if bottom is None:
+        top.set_xlabel("confidence")
+        return fig
     bottom.set_xlabel("confidence")
     bottom.set_ylabel("count")
     bottom.set_yscale("log" if np.max([1, *bottom.get_ylim()]) > 100 else "linear")

@@ -20,7 +20,7 @@ from sciconv.viz._display import draw_image, resolve_origin
 if TYPE_CHECKING:
     from sciconv.preprocess import NormSpec
 
-__all__ = ["feature_maps", "filters", "grad_cam", "grad_cam_heatmap"]
+__all__ = ["feature_maps", "filters", "grad_cam", "grad_cam_heatmap", "short_layer_label"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,6 +96,22 @@ def _submodel(model, outputs):
     return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
 
 
+def short_layer_label(name: str, shape: tuple[int, ...], width: int = 16) -> str:
+    """A feature-map row label that fits a row: the layer name cut in the middle to ``width``
+    characters, and the map's size.
+
+    Examples
+    --------
+    >>> print(short_layer_label("classifier_stage2_relu1", (8, 8, 16)))
+    classif…e2_relu1
+    8×8×16
+    """
+    if len(name) > width:
+        half = (width - 1) // 2
+        name = f"{name[:half]}…{name[-(width - 1 - half) :]}"
+    return f"{name}\n{'×'.join(str(n) for n in shape)}"
+
+
 def _map_grid(
     fig, maps: np.ndarray, *, rows: int, row: int, ncols: int, label: str, cmap: str, origin: str
 ):
@@ -107,7 +123,7 @@ def _map_grid(
         ax.set_xticks([])
         ax.set_yticks([])
         if j == 0:
-            ax.set_ylabel(label, fontsize=8)
+            ax.set_ylabel(label, fontsize=7)
     return n
 
 
@@ -123,6 +139,7 @@ def feature_maps(
     normalize: str | Mapping | NormSpec | None = "model",
     cmap: str = "viridis",
     origin: str | None = "auto",
+    fig: Any = None,
 ) -> Figure:
     """Show what the chosen layers of ``model`` output for one image: one row per layer.
 
@@ -149,11 +166,15 @@ def feature_maps(
         Where row 0 of every map is drawn, as for :func:`sciconv.viz.show`: ``"auto"`` (default)
         draws FITS images and images with a WCS with row 0 at the bottom, arrays, TIFF and PNG
         with row 0 at the top, so the maps face the way the image does.
+    fig : matplotlib Figure or SubFigure, optional
+        Draw the grid into this (empty) figure or subfigure, e.g. one panel of a paper
+        figure (``Figure.subfigures``); default: a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``fig.activations`` maps each layer name to its ``(h, w, channels)`` output array.
+        The figure drawn into. ``fig.activations`` maps each layer name to its
+        ``(h, w, channels)`` output array.
 
     Examples
     --------
@@ -186,7 +207,8 @@ def feature_maps(
         outs = [outs]
     acts = {layer.name: np.asarray(o, dtype=np.float32)[0] for layer, o in zip(chosen, outs)}
     ncols = min(max_maps, max(a.shape[-1] for a in acts.values()))
-    fig = Figure(figsize=(1.4 * ncols + 0.6, 1.5 * len(acts) + 0.4), layout="constrained")
+    if fig is None:
+        fig = Figure(figsize=(1.4 * ncols + 0.6, 1.5 * len(acts) + 0.4), layout="constrained")
     for i, (name, a) in enumerate(acts.items()):
         _map_grid(
             fig,
@@ -194,7 +216,7 @@ def feature_maps(
             rows=len(acts),
             row=i,
             ncols=ncols,
-            label=f"{name}\n{a.shape}",
+            label=short_layer_label(name, a.shape),
             cmap=cmap,
             origin=origin,
         )
@@ -210,6 +232,7 @@ def filters(
     max_filters: int = 32,
     in_channel: int | None = None,
     cmap: str = "RdBu_r",
+    fig: Any = None,
 ) -> Figure:
     """Show the convolution kernels of one layer, one small image per output filter.
 
@@ -224,11 +247,13 @@ def filters(
         Show the kernel slice for this input channel; default: the mean over input channels.
     cmap : str
         A diverging colormap centred on zero (positive weights red, negative blue).
+    fig : matplotlib Figure or SubFigure, optional
+        Draw into this (empty) figure or subfigure; default: a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``fig.kernels`` holds the drawn ``(kh, kw, n)`` array.
+        The figure drawn into. ``fig.kernels`` holds the drawn ``(kh, kw, n)`` array.
 
     Examples
     --------
@@ -262,7 +287,8 @@ def filters(
     ncols = min(8, n)
     nrows = int(np.ceil(n / ncols))
     lim = float(np.abs(k).max()) or 1.0
-    fig = Figure(figsize=(1.2 * ncols + 0.8, 1.2 * nrows + 0.6), layout="constrained")
+    if fig is None:
+        fig = Figure(figsize=(1.2 * ncols + 0.8, 1.2 * nrows + 0.6), layout="constrained")
     im = None
     for j in range(n):
         ax = fig.add_subplot(nrows, ncols, j + 1)
@@ -270,7 +296,7 @@ def filters(
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(str(j), fontsize=7)
-    fig.colorbar(im, ax=fig.axes, shrink=0.8)
+    fig.colorbar(im, ax=fig.axes[-n:], shrink=0.8)
     fig.suptitle(f"{lay.name}: {kernel.shape[0]}×{kernel.shape[1]} kernels")
     fig.kernels = k
     return fig
@@ -407,6 +433,8 @@ def grad_cam(
     alpha: float = 0.5,
     stretch: str = "asinh",
     origin: str | None = "auto",
+    cmap: str = "inferno",
+    ax: Any = None,
 ) -> Figure:
     """Grad-CAM figure: the image, and the heatmap of :func:`grad_cam_heatmap` over it.
 
@@ -417,18 +445,28 @@ def grad_cam(
     class_names : sequence of str, optional
         Names for the title (default: the model's recorded class names when available).
     alpha : float
-        Opacity of the heatmap.
+        Opacity of the strongest evidence: the heatmap's opacity rises with its value
+        (``alpha * heat``), so where there is no evidence the image shows bare.
     stretch : str
         Display stretch of the image (see :func:`show`).
     origin : {"auto", "upper", "lower"} or None
         Where row 0 is drawn, for the image and its heatmap alike, as for
         :func:`sciconv.viz.show`: ``"auto"`` (default) puts it at the bottom for FITS images
         and images with a WCS, at the top for arrays, TIFF and PNG.
+    cmap : str
+        Colormap of the heatmap; default ``"inferno"`` (perceptually uniform, readable in
+        grey and by colour-blind readers, unlike ``jet``).
+    ax : matplotlib Axes, optional
+        Draw only the overlay panel into these axes (default: a new figure with the input
+        and the overlay side by side).
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``fig.heatmap`` is the ``(H, W)`` heatmap and ``fig.class_index`` the explained class.
+        ``fig.heatmap`` is the ``(H, W)`` heatmap, ``fig.class_index`` the explained class and
+        ``fig.empty`` True when the map is all zero: nothing at that layer pushed the class
+        score up (the title then says so; try an earlier ``layer=``). The title gives the
+        class's probability ``p`` when the model ends in a softmax or sigmoid, else its score.
 
     Examples
     --------
@@ -450,7 +488,8 @@ def grad_cam(
     preds = np.asarray(model(x, training=False), dtype=np.float32).reshape(-1)
     if class_index is None:
         class_index = int(np.argmax(preds))
-    heat = grad_cam_heatmap(model, x, class_index=class_index, layer=layer)
+    # x is normalized already: normalizing it again would explain another image
+    heat = grad_cam_heatmap(model, x, class_index=class_index, layer=layer, normalize=None)
     if class_names is None:
         try:
             from sciconv import models
@@ -463,16 +502,39 @@ def grad_cam(
         if class_names is not None and class_index < len(class_names)
         else f"class {class_index}"
     )
+    conv = _last_conv(model) if layer is None else _get_layer(model, layer)
+    empty = not float(heat.max()) > 0
     shown = x[0, ..., 0] if x.shape[-1] != 3 else x[0]
-    fig = Figure(figsize=(9.0, 4.2), layout="constrained")
-    ax0 = fig.add_subplot(1, 2, 1)
-    draw_image(shown, ax0, stretch=stretch, cmap="gray", colorbar=False, fig=fig, origin=origin)
-    ax0.set_title("input")
-    ax1 = fig.add_subplot(1, 2, 2)
+    if ax is None:
+        fig = Figure(figsize=(9.0, 4.2), layout="constrained")
+        ax0 = fig.add_subplot(1, 2, 1)
+        draw_image(shown, ax0, stretch=stretch, cmap="gray", colorbar=False, fig=fig, origin=origin)
+        ax0.set_title("input")
+        ax1 = fig.add_subplot(1, 2, 2)
+    else:
+        fig, ax1 = ax.figure, ax
     draw_image(shown, ax1, stretch=stretch, cmap="gray", colorbar=False, fig=fig, origin=origin)
-    im = ax1.imshow(heat, cmap="jet", alpha=alpha, vmin=0, vmax=1, origin=origin)
-    fig.colorbar(im, ax=ax1, shrink=0.85)
-    ax1.set_title(f"Grad-CAM: {name} (score {preds[class_index]:.2f})")
+    im = ax1.imshow(
+        heat,
+        cmap=cmap,
+        alpha=np.clip(float(alpha) * heat, 0.0, 1.0),
+        vmin=0,
+        vmax=1,
+        origin=origin,
+        interpolation="nearest",
+    )
+    fig.colorbar(im, ax=ax1, shrink=0.85, label="Grad-CAM (relative evidence)")
+    is_prob = _score_tensor(model) is not model.outputs[0]
+    value = f"p={preds[class_index]:.2f}" if is_prob else f"score {preds[class_index]:.2f}"
+    if empty:
+        ax1.set_title(
+            f"Grad-CAM empty: no positive evidence for {name} ({value})\n"
+            f"at layer {conv.name!r}; try an earlier layer=",
+            fontsize=9,
+        )
+    else:
+        ax1.set_title(f"Grad-CAM: {name} ({value})")
+    fig.empty = bool(empty)
     fig.heatmap = heat
     fig.class_index = int(class_index)
     return fig

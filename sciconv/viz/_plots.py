@@ -18,7 +18,25 @@ from matplotlib.figure import Figure
 from sciconv.errors import ConfigError, SciconvError
 from sciconv.runs import read_log
 
-__all__ = ["compare_catalogs", "confusion_matrix", "training_curves"]
+__all__ = ["compare_catalogs", "confusion_matrix", "panel_axes", "training_curves"]
+
+
+def panel_axes(ax: Any, n: int, *, what: str) -> list:
+    """The caller's axes for ``n`` panels: one Axes (``n == 1``) or a sequence of ``n``.
+
+    Examples
+    --------
+    >>> fig = Figure()
+    >>> len(panel_axes(fig.subplots(1, 2), 2, what="panels"))
+    2
+    """
+    axes = [ax] if hasattr(ax, "plot") else list(np.ravel(np.asarray(ax, dtype=object)))
+    if len(axes) != n or not all(hasattr(a, "plot") for a in axes):
+        raise ConfigError(
+            f"ax must be {'one Axes' if n == 1 else f'{n} Axes'} for the {n} {what}; got "
+            f"{len(axes)} item(s)"
+        )
+    return axes
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,7 +61,7 @@ def _history(source: Any) -> dict[str, np.ndarray]:
     return hist
 
 
-def training_curves(history: Any, *, title: str | None = None) -> Figure:
+def training_curves(history: Any, *, title: str | None = None, ax: Any = None) -> Figure:
     """Plot loss and metrics per epoch, training and validation together, one panel per metric.
 
     Parameters
@@ -52,11 +70,13 @@ def training_curves(history: Any, *, title: str | None = None) -> Figure:
         A History from :func:`sciconv.training.fit`, a dict of per-epoch lists, or the run's
         ``log.csv`` (or its workdir).
     title : str, optional
+    ax : matplotlib Axes or sequence of Axes, optional
+        Draw into these, one per metric (in the order of the log), instead of a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes per metric, titled with the metric's name.
+        One axes per metric, titled with the metric's name; epochs are whole numbers.
 
     Examples
     --------
@@ -71,17 +91,24 @@ def training_curves(history: Any, *, title: str | None = None) -> Figure:
         base = key[4:] if key.startswith("val_") else key
         if base not in bases:
             bases.append(base)
-    ncols = min(3, len(bases))
-    nrows = int(np.ceil(len(bases) / ncols))
-    fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows), layout="constrained")
-    for i, base in enumerate(bases):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
+    from matplotlib.ticker import MaxNLocator
+
+    if ax is None:
+        ncols = min(3, len(bases))
+        nrows = int(np.ceil(len(bases) / ncols))
+        fig = Figure(figsize=(4.2 * ncols, 3.2 * nrows), layout="constrained")
+        axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(len(bases))]
+    else:
+        axes = panel_axes(ax, len(bases), what=f"metrics {bases}")
+        fig = axes[0].figure
+    for ax, base in zip(axes, bases):
         for key, label in ((base, "train"), (f"val_{base}", "validation")):
             if key in hist:
                 values = hist[key]
                 ax.plot(np.arange(1, values.size + 1), values, marker="o", ms=3, label=label)
         ax.set_title(base)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if base in ("learning_rate", "lr"):
             ax.set_yscale("log")
         ax.legend(fontsize=8)
@@ -101,6 +128,7 @@ def confusion_matrix(
     normalize: bool = False,
     title: str | None = None,
     cmap: str = "Blues",
+    ax: Any = None,
 ) -> Figure:
     """Plot the confusion matrix with counts (or row fractions) written in each cell.
 
@@ -115,11 +143,14 @@ def confusion_matrix(
     title : str, optional
         Default: the overall accuracy.
     cmap : str
+    ax : matplotlib Axes, optional
+        Draw into these axes instead of a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``fig.matrix`` holds the ``(K, K)`` integer counts (row = true, column = predicted).
+        The figure drawn into. ``fig.matrix`` holds the ``(K, K)`` integer counts (row =
+        true, column = predicted).
 
     Examples
     --------
@@ -139,8 +170,11 @@ def confusion_matrix(
         shown = shown / np.maximum(shown.sum(axis=1, keepdims=True), 1)
     k = len(names)
     size = max(4.0, 0.7 * k + 2.5)
-    fig = Figure(figsize=(size + 1, size), layout="constrained")
-    ax = fig.add_subplot()
+    if ax is None:
+        fig = Figure(figsize=(size + 1, size), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = panel_axes(ax, 1, what="confusion matrix")[0].figure
     im = ax.imshow(shown, cmap=cmap, vmin=0, interpolation="nearest")
     fig.colorbar(im, ax=ax, shrink=0.8)
     top = shown.max() if shown.size else 0
@@ -179,6 +213,7 @@ def compare_catalogs(
     sky: bool = False,
     flux_columns: tuple[str, str] | None = None,
     names: tuple[str, str] = ("reference", "found"),
+    ax: Any = None,
 ) -> Figure:
     """Compare a found catalog with a reference: positions, offsets, and fluxes when given.
 
@@ -190,11 +225,16 @@ def compare_catalogs(
         Flux column of the reference and of the found catalog for a flux–flux panel.
     names : (str, str)
         Labels of the two catalogs.
+    ax : sequence of matplotlib Axes, optional
+        Draw the panels (positions, offsets, and fluxes when ``flux_columns`` is given) into
+        these 2 (or 3) axes instead of a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``fig.match`` is the dict of :func:`sciconv.metrics.match_catalogs`.
+        The figure drawn into. On the sky, positions are in degrees (RA growing to the left,
+        the aspect true at the catalog's mean Dec). ``fig.match`` is the dict of
+        :func:`sciconv.metrics.match_catalogs`.
 
     Raises
     ------
@@ -236,14 +276,25 @@ def compare_catalogs(
             )
         )
     npanel = 3 if flux_columns else 2
-    fig = Figure(figsize=(4.3 * npanel, 4.0), layout="constrained")
-    ax = fig.add_subplot(1, npanel, 1)
+    if ax is None:
+        fig = Figure(figsize=(4.3 * npanel, 4.0), layout="constrained")
+        axes = [fig.add_subplot(1, npanel, i + 1) for i in range(npanel)]
+    else:
+        axes = panel_axes(ax, npanel, what="panels (positions, offsets[, fluxes])")
+        fig = axes[0].figure
+    ax = axes[0]
     ax.scatter(a[:, 0], a[:, 1], s=30, facecolors="none", edgecolors="C0", label=names[0])
     ax.scatter(b[:, 0], b[:, 1], s=6, color="C1", label=names[1])
-    ax.set_xlabel(cols[0])
-    ax.set_ylabel(cols[1])
     if sky:
+        ax.set_xlabel("RA [deg]")
+        ax.set_ylabel("Dec [deg]")
+        ax.ticklabel_format(useOffset=False, style="plain")
+        dec0 = float(np.nanmean(a[:, 1])) if a.size else 0.0
+        ax.set_aspect(1.0 / max(np.cos(np.radians(dec0)), 1e-3), adjustable="datalim")
         ax.invert_xaxis()
+    else:
+        ax.set_xlabel(cols[0])
+        ax.set_ylabel(cols[1])
     ax.set_title(
         f"matched {len(match['ref_index'])}: completeness {match['completeness']:.2f}, "
         f"purity {match['purity']:.2f}",
@@ -251,7 +302,7 @@ def compare_catalogs(
     )
     ax.legend(fontsize=8)
     unit = "arcsec" if sky else "pixel"
-    ax = fig.add_subplot(1, npanel, 2)
+    ax = axes[1]
     ax.scatter(match["dx"], match["dy"], s=6)
     ax.axhline(0, color="gray", lw=0.5)
     ax.axvline(0, color="gray", lw=0.5)
@@ -261,7 +312,7 @@ def compare_catalogs(
     ax.set_title(f"offsets (rms {rms:.3g} {unit})", fontsize=9)
     if flux_columns:
         fa, fb = fa[match["ref_index"]], fb[match["found_index"]]
-        ax = fig.add_subplot(1, npanel, 3)
+        ax = axes[2]
         ax.scatter(fa, fb, s=6)
         good = (fa > 0) & (fb > 0)
         if good.any():
