@@ -65,6 +65,7 @@ Examples
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 __all__ = [
     "CACHE_BUDGET",
@@ -109,16 +110,44 @@ _HOMES = {
 _SUBMODULES = ("patches", "prepare")
 
 
-def __getattr__(name: str):
-    if name in _HOMES:
-        value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
+if TYPE_CHECKING:  # what type checkers and editors see: the objects of _HOMES, typed
+    from sciconv.datasets import patches as patches
+    from sciconv.datasets import prepare as prepare
+    from sciconv.datasets._catalog import from_catalog as from_catalog
+    from sciconv.datasets._fetch import fetch as fetch
+    from sciconv.datasets._fetch import load as load
+    from sciconv.datasets._folder import from_folder as from_folder
+    from sciconv.datasets._images import class_weights as class_weights
+    from sciconv.datasets._images import from_arrays as from_arrays
+    from sciconv.datasets._masks import (
+        check_label_image as check_label_image,
+    )
+    from sciconv.datasets._masks import (
+        read_mask as read_mask,
+    )
+    from sciconv.datasets._pairs import from_pairs as from_pairs
+    from sciconv.datasets._scan import SPLIT_RULE as SPLIT_RULE
+    from sciconv.datasets._trained import trained_settings as trained_settings
+    from sciconv.datasets.patches import (
+        boundary_target as boundary_target,
+    )
+    from sciconv.datasets.patches import (
+        sample_patches as sample_patches,
+    )
+    from sciconv.datasets.prepare import SIZE_POLICIES as SIZE_POLICIES
+    from sciconv.datasets.prepare import FilePrep as FilePrep
+else:  # at run time each loads on first use (PEP 562); checkers never see this, so a typo is one
+
+    def __getattr__(name: str) -> object:
+        if name in _HOMES:
+            value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+        elif name in _SUBMODULES:
+            value = importlib.import_module(f"{__name__}.{name}")
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value
+        return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted({*globals(), *__all__, *_SUBMODULES})

@@ -37,6 +37,7 @@ from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import DatasetError
 from sciconv.io import image_pixel_scale
 from sciconv.io._common import warn_if_channels_first
+from sciconv.preprocess import NormSpec
 
 
 def build_image_datasets(
@@ -208,8 +209,8 @@ def from_arrays(
     batch_size: int = 32,
     shuffle: bool = True,
     seed: int | None = 0,
-    augment=False,
-    normalize="default",
+    augment: bool | dict = False,
+    normalize: str | dict | NormSpec | None = "default",
     size_policy: str = "auto",
 ):
     """A classification or regression dataset from images in memory: arrays, NDData, CCDData.

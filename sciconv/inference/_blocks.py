@@ -31,13 +31,8 @@ from sciconv.inference._block_output import BlockOutput
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle, worker_results
 from sciconv.inference._decisions import note_settled, note_transform
-from sciconv.inference._instances import (
-    auto_size_decides,
-    decide_size,
-    is_pixel_scale,
-    postprocess_kwargs,
-    zoom_factor,
-)
+from sciconv.inference._instance_args import is_pixel_scale, postprocess_kwargs, zoom_factor
+from sciconv.inference._instances import auto_size_decides, decide_size
 from sciconv.inference._model import Runner
 from sciconv.inference._second_pass import (
     ObjectStats,
@@ -299,7 +294,7 @@ def predict_instances_blocks(
     overwrite: bool = False,
     catalog: bool = True,
     wcs=None,
-    mask="auto",
+    mask: str | np.ndarray | None = "auto",
     background: bool | str = "auto",
     scheduler=None,
     trust: bool = False,

@@ -11,6 +11,7 @@ of how much the model still depends on orientation. For per-pixel (dense) models
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal, overload
 
 import keras
 import numpy as np
@@ -65,6 +66,34 @@ def _check_input_size(model, shape: tuple) -> None:
         )
 
 
+# For type checkers: the mean; ``(mean, std)`` with ``return_std=True``.
+@overload
+def predict_d4(
+    model: keras.Model,
+    images,
+    *,
+    normalize: str | Mapping | NormSpec | None = "model",
+    batch_size: int = 32,
+    return_std: Literal[False] = False,
+) -> np.ndarray: ...
+@overload
+def predict_d4(
+    model: keras.Model,
+    images,
+    *,
+    normalize: str | Mapping | NormSpec | None = "model",
+    batch_size: int = 32,
+    return_std: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def predict_d4(
+    model: keras.Model,
+    images,
+    *,
+    normalize: str | Mapping | NormSpec | None = "model",
+    batch_size: int = 32,
+    return_std: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
 def predict_d4(
     model: keras.Model,
     images,

@@ -452,7 +452,7 @@ def predict_mosaic(
     channel: int | None = None,
     nodata: float | None = None,
     mask=None,
-    ignore_flags=0,
+    ignore_flags: int | str | list | None = 0,
     format: str | None = None,
     history: Sequence[str] | None = None,
     **kwargs,

@@ -370,7 +370,7 @@ def second_pass_input(
     image,
     labels,
     *,
-    normalize="model",
+    normalize: str | Mapping | NormSpec | None = "model",
     brightness: str | None = "auto",
     denoise: str | None = "auto",
     path=None,

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, overload
 
 import keras
 import numpy as np
@@ -32,6 +33,9 @@ from sciconv.inference._source import (
 )
 from sciconv.inference._tiles import round_up
 from sciconv.preprocess import NormSpec
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 #: A dask image too narrow for block margins is computed and predicted whole up to this size.
 NARROW_DASK_PIXELS = 2**26
@@ -118,6 +122,103 @@ def _check_uncertainty(model, uncertainty, *, tta, out) -> tuple[keras.Model | N
     return (None, members) if members is not None else (model, None)
 
 
+# For type checkers: a dask image gives dask arrays, an ``out`` path an np.memmap, any other
+# image an ndarray; ``uncertainty`` gives ``(mean, std)``.
+@overload
+def predict_tiled(
+    model: keras.Model | Sequence[keras.Model],
+    image: da.Array,
+    *,
+    tile: int | tuple[int, int] | str = "auto",
+    overlap: int | str = "auto",
+    batch_size: int = 8,
+    normalize: str | Mapping | NormSpec | None = "model",
+    blend: str = "gaussian",
+    tta: str | None = None,
+    uncertainty: None = None,
+    pad_mode: str = "reflect",
+    progress: bool = True,
+    out: str | os.PathLike | np.ndarray | None = None,
+    overwrite: bool = False,
+    memory_budget: int = AUTO_MEMORY_BUDGET,
+    precision: str = "auto",
+) -> da.Array: ...
+@overload
+def predict_tiled(
+    model: keras.Model | Sequence[keras.Model],
+    image: da.Array,
+    *,
+    tile: int | tuple[int, int] | str = "auto",
+    overlap: int | str = "auto",
+    batch_size: int = 8,
+    normalize: str | Mapping | NormSpec | None = "model",
+    blend: str = "gaussian",
+    tta: str | None = None,
+    uncertainty: str,
+    pad_mode: str = "reflect",
+    progress: bool = True,
+    out: str | os.PathLike | np.ndarray | None = None,
+    overwrite: bool = False,
+    memory_budget: int = AUTO_MEMORY_BUDGET,
+    precision: str = "auto",
+) -> tuple[da.Array, da.Array]: ...
+@overload
+def predict_tiled(
+    model: keras.Model | Sequence[keras.Model],
+    image,
+    *,
+    tile: int | tuple[int, int] | str = "auto",
+    overlap: int | str = "auto",
+    batch_size: int = 8,
+    normalize: str | Mapping | NormSpec | None = "model",
+    blend: str = "gaussian",
+    tta: str | None = None,
+    uncertainty: None = None,
+    pad_mode: str = "reflect",
+    progress: bool = True,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    memory_budget: int = AUTO_MEMORY_BUDGET,
+    precision: str = "auto",
+) -> np.memmap: ...
+@overload
+def predict_tiled(
+    model: keras.Model | Sequence[keras.Model],
+    image,
+    *,
+    tile: int | tuple[int, int] | str = "auto",
+    overlap: int | str = "auto",
+    batch_size: int = 8,
+    normalize: str | Mapping | NormSpec | None = "model",
+    blend: str = "gaussian",
+    tta: str | None = None,
+    uncertainty: None = None,
+    pad_mode: str = "reflect",
+    progress: bool = True,
+    out: np.ndarray | None = None,
+    overwrite: bool = False,
+    memory_budget: int = AUTO_MEMORY_BUDGET,
+    precision: str = "auto",
+) -> np.ndarray: ...
+@overload
+def predict_tiled(
+    model: keras.Model | Sequence[keras.Model],
+    image,
+    *,
+    tile: int | tuple[int, int] | str = "auto",
+    overlap: int | str = "auto",
+    batch_size: int = 8,
+    normalize: str | Mapping | NormSpec | None = "model",
+    blend: str = "gaussian",
+    tta: str | None = None,
+    uncertainty: str,
+    pad_mode: str = "reflect",
+    progress: bool = True,
+    out: str | os.PathLike | np.ndarray | None = None,
+    overwrite: bool = False,
+    memory_budget: int = AUTO_MEMORY_BUDGET,
+    precision: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]: ...
 def predict_tiled(
     model: keras.Model | Sequence[keras.Model],
     image,

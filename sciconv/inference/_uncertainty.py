@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING, overload
 
 import keras
 import numpy as np
@@ -45,6 +46,9 @@ from sciconv.models.uncertainty_layers import (
     EnsembleMoments,
     RepeatBatch,
 )
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 __all__ = [
     "UNCERTAINTY_METHODS",
@@ -324,6 +328,31 @@ def _auto_overlap(wrapper: keras.Model, members) -> int:
     return round_up(2 * r, model_divisor(get_metadata(wrapper))) if r else 0
 
 
+# For type checkers: ``(mean, spread)``, dask arrays for a dask image.
+@overload
+def predict_uncertainty(
+    model: keras.Model | None,
+    image: da.Array,
+    *,
+    method: str = "tta",
+    models=None,
+    samples: int = 8,
+    output: str = "std",
+    seed: int = 0,
+    **predict_tiled_kwargs,
+) -> tuple[da.Array, da.Array]: ...
+@overload
+def predict_uncertainty(
+    model: keras.Model | None,
+    image,
+    *,
+    method: str = "tta",
+    models=None,
+    samples: int = 8,
+    output: str = "std",
+    seed: int = 0,
+    **predict_tiled_kwargs,
+) -> tuple[np.ndarray, np.ndarray]: ...
 def predict_uncertainty(
     model: keras.Model | None,
     image,

@@ -49,6 +49,7 @@ Examples
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> _ = io.write(folder / "a.fits", np.ones((4, 5), dtype=np.float32), history="demo")
 >>> img = io.read(folder / "a.fits")
+>>> assert img.mask is not None  # a lazy read (lazy=True) has none
 >>> img.shape, img.data.dtype.name, bool(img.mask.any())
 ((4, 5, 1), 'float32', False)
 """

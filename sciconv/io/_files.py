@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sciconv._validation import look_up_option
-from sciconv.errors import ConfigError, DatasetError, InvalidImageError, WriteError
+from sciconv.errors import ConfigError, DatasetError, InvalidImageError, SciconvError, WriteError
 from sciconv.io._common import warn_caller
 
 #: File name endings read as FITS (compressed variants included).
@@ -73,6 +73,14 @@ _NAME_MAX = 255
 _PATH_MAX = 4096
 
 
+def _refusal(error: type[Exception], message: str, path: str | os.PathLike) -> Exception:
+    """``error`` saying ``message`` about ``path``: a SciconvError gets it as its ``.path``,
+    another exception class (``ValueError``) takes no ``path=``, so the path leads its message."""
+    if issubclass(error, SciconvError):
+        return error(message, path=path)
+    return error(f"{os.fspath(path)}: {message}")
+
+
 def user_path(path, *, error: type[Exception] = ConfigError, what: str = "path") -> Path:
     """A user's path argument as a :class:`~pathlib.Path`, ``~`` expanded (as astropy does).
 
@@ -87,7 +95,8 @@ def user_path(path, *, error: type[Exception] = ConfigError, what: str = "path")
         The path as the user gave it.
     error : type, optional
         The :class:`~sciconv.errors.SciconvError` raised (default
-        :class:`~sciconv.errors.ConfigError`; a reader passes InvalidImageError).
+        :class:`~sciconv.errors.ConfigError`; a reader passes InvalidImageError). Another
+        exception class (``ValueError``) is raised too, the path leading its message.
     what : str, optional
         The argument's name in the message (``"workdir"``, ``"images"``). Default ``"path"``.
 
@@ -125,10 +134,11 @@ def user_path(path, *, error: type[Exception] = ConfigError, what: str = "path")
     if not isinstance(text, str):
         raise error(f"{what} must be a str or os.PathLike; got {type(path).__name__}")
     if _URL.match(text):
-        raise error(
+        raise _refusal(
+            error,
             "URLs are not read or written; download the file first (sciconv.fetch for "
             "registered data sets)",
-            path=text,
+            text,
         )
     if text.startswith("~"):
         return Path(os.path.expanduser(text))
@@ -199,7 +209,8 @@ def check_name_length(path, *, error: type[Exception] = WriteError, hint: str = 
         The path to check (it need not exist).
     error : type, optional
         The :class:`~sciconv.errors.SciconvError` raised. Default
-        :class:`~sciconv.errors.WriteError`.
+        :class:`~sciconv.errors.WriteError`. Another exception class (``ValueError``) is raised
+        too, the path leading its message.
     hint : str, optional
         Text after the message (``"; rename the input to a shorter name"``).
 
@@ -241,14 +252,16 @@ def check_name_length(path, *, error: type[Exception] = WriteError, hint: str = 
         pass
     shown = Path(*(p if len(p) <= 60 else p[:20] + "..." for p in path.parts))
     if max(sizes) > name_max:
-        raise error(
+        raise _refusal(
+            error,
             f"file name too long ({max(sizes)} {unit}; the file system allows {name_max}){hint}",
-            path=shown,
+            shown,
         )
     if total >= path_max:
-        raise error(
+        raise _refusal(
+            error,
             f"path too long ({total} {unit}; the file system allows {path_max - 1}){hint}",
-            path=shown,
+            shown,
         )
 
 

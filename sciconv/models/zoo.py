@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-from typing import Any
+from typing import Any, overload
 
 import keras
 
@@ -117,6 +117,13 @@ def pretrained_info(name: str) -> dict[str, Any]:
     return json.loads(ref.read_text(encoding="utf-8"))
 
 
+# For type checkers: no name lists the models, a name loads one.
+@overload
+def pretrained(name: None = None) -> dict[str, str]: ...
+@overload
+def pretrained(name: str) -> keras.Model: ...
+@overload
+def pretrained(name: str | None = None) -> dict[str, str] | keras.Model: ...
 def pretrained(name: str | None = None) -> dict[str, str] | keras.Model:
     """List the pretrained models, or load one.
 

@@ -75,7 +75,9 @@ def _image_mask(image, mask, shape) -> np.ndarray | None:
 # photutils
 
 
-def to_photutils(labels, image, *, wcs=None, mask=None, error="auto", background=None):
+def to_photutils(
+    labels, image, *, wcs=None, mask=None, error: str | np.ndarray | None = "auto", background=None
+):
     """The photutils view of a segmentation: ``(SegmentationImage, SourceCatalog)``.
 
     Every photutils measurement (isophotal fluxes, Kron photometry, Gini, ``sky_centroid``, ...)

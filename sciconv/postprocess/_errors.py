@@ -65,7 +65,7 @@ def _positive(value) -> float | None:
     return number
 
 
-def effective_gain(image, gain="auto") -> float | None:
+def effective_gain(image, gain: str | float | None = "auto") -> float | None:
     """Electrons per unit of ``image``'s pixels (photutils' ``effective_gain``), or None.
 
     Electrons and photons count 1 each; per second, ``EXPTIME``; ADU, DN and counts the
@@ -213,7 +213,7 @@ def estimate_error(
     *,
     background=None,
     background_rms=None,
-    gain="auto",
+    gain: str | float | None = "auto",
     box_size: int = 64,
     filter_size: int = 3,
     grow: int = 3,

@@ -369,10 +369,10 @@ def measure(
     *,
     intensity=None,
     wcs=None,
-    mask="auto",
+    mask: str | np.ndarray | None = "auto",
     background=None,
-    error="auto",
-    saturation="auto",
+    error: str | np.ndarray | None = "auto",
+    saturation: str | float | None = "auto",
 ):
     """Measure every labelled object: one table row each.
 
