@@ -21,6 +21,8 @@ import re
 import sys
 from typing import Any
 
+from sciconv.errors import name_text
+
 __all__ = [
     "EXIT_ERROR",
     "EXIT_OK",
@@ -102,6 +104,9 @@ def resolved(path):
 def say(*parts: Any) -> None:
     """Print progress for the person at the terminal (the CLI is the one place that prints).
 
+    A name in them that is not UTF-8 is shown escaped (``caf\\xe9``), and so are line
+    breaks and other control characters in a name (one line per file, for line-based logs).
+
     The lines are informational, so a stdout that cannot be written (a full log disk, a reader
     that has gone, as in ``| head -1``) does not stop the command: one warning goes to stderr,
     stdout is pointed at the null device (so that Python's flush at exit cannot fail either) and
@@ -116,7 +121,7 @@ def say(*parts: Any) -> None:
     stream = sys.stdout
     if stream is None or stream is _lost_stdout:
         return
-    line = " ".join(str(part) for part in parts)
+    line = name_text(" ".join(str(part) for part in parts), controls=True)
     try:
         encoding = getattr(stream, "encoding", None)
         if isinstance(encoding, str):  # a name the encoding lacks (latin-1, cp1252): escaped

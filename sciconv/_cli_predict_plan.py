@@ -81,7 +81,9 @@ def expand_inputs(
     from sciconv import io
 
     paths: list[Path] = []
-    for p in _matched(inputs):
+    items = _matched(inputs)
+    given = {resolved(p) for p in items}  # data data/*/: data/night2 is searched, not skipped
+    for p in items:
         if io.is_zarr(p) and p.exists():  # an OME-Zarr store: a folder that is one image
             paths.append(p)
         elif p.is_dir():
@@ -95,7 +97,7 @@ def expand_inputs(
                     else ""
                 )
                 raise InferenceError(f"folder holds no image files{hint}", path=p)
-            _warn_unsearched(p, found, out=out)
+            _warn_unsearched(p, found, out=out, given=given)
             paths.extend(Path(f) for f in found)
         elif p.exists() or keep_missing:
             paths.append(p)
@@ -109,7 +111,7 @@ def _matched(inputs: Sequence[str]) -> list[Path]:
     the shell's expansion, which Windows' shells leave to the program."""
     items: list[Path] = []
     for item in inputs:
-        p = Path(item)
+        p = find_same_name(item) or Path(item)  # typed in NFC, on disk in NFD (a Mac's copy)
         if os.path.lexists(p) or not any(c in str(item) for c in "*?["):
             items.append(p)
             continue
@@ -157,12 +159,14 @@ _UNREAD_IMAGE_SUFFIXES = (
 )  # fmt: skip
 
 
-def _warn_unsearched(folder: Path, found, *, out: Path | None = None) -> None:
+def _warn_unsearched(folder: Path, found, *, out: Path | None = None, given=()) -> None:
     """Warnings naming the sub-folders of an input folder (not ``out``, the run's output
-    folder), its images of formats sciconv does not read and its broken links (none of them
-    is predicted)."""
+    folder, nor those ``given`` as inputs too, resolved), its images of formats sciconv does
+    not read and its broken links (none of them is predicted)."""
     names = {Path(f).name for f in found}  # an OME-Zarr store is a folder that is an image
-    subs = _sub_folders(folder, out=out, names=names)
+    subs = [
+        s for s in _sub_folders(folder, out=out, names=names) if resolved(folder / s) not in given
+    ]
     if subs:
         warnings.warn(
             f"{folder}: sub-folder(s) {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "

@@ -25,7 +25,7 @@ from sciconv._cli_common import EXIT_OK, PRETRAINED_PREFIX, load_model_arg, one_
 from sciconv._validation import look_up_option
 from sciconv._workdir_lock import check_workdir_free
 from sciconv.errors import ConfigError, ModelError, OutputExistsError, SciconvError
-from sciconv.io._files import check_name_length, user_path
+from sciconv.io._files import check_name_length, find_same_name, user_path
 
 __all__ = [
     "CONFIG_SECTIONS",
@@ -75,11 +75,18 @@ def _check_keys(section: Mapping, allowed: Sequence[str], *, where: str, path: P
             )
 
 
-def _unique_key_loader(yaml):
+def _unique_key_loader(yaml, size: int = 0):
     """yaml's SafeLoader refusing a key given twice in one mapping (safe_load keeps the last
-    value silently: a typo's twin would pass unseen)."""
+    value silently: a typo's twin would pass unseen), and anchors and aliases that expand to
+    much more than the file's ``size`` bytes (a "billion laughs": 700 bytes that make 3.5e9
+    strings when an error message prints the value)."""
 
     class UniqueKeyLoader(yaml.SafeLoader):
+        def compose_document(self):
+            node = super().compose_document()
+            _check_expansion(yaml, node, 2 * size + ALIAS_EXPANSION_LIMIT)
+            return node
+
         def construct_mapping(self, node, deep=False):
             seen = set()
             for key_node, _ in node.value:
@@ -98,6 +105,63 @@ def _unique_key_loader(yaml):
         list("-+0123456789."),
     )
     return UniqueKeyLoader
+
+
+#: How much larger than its file (in values and characters) a configuration's aliases may
+#: make it: real ones repeat a few settings, if any
+ALIAS_EXPANSION_LIMIT = 100_000
+
+
+def _check_expansion(yaml, root, limit: int) -> None:
+    """Raise a YAMLError when the node tree ``root`` expands (each alias as a copy of its
+    anchor's values) to more than ``limit`` values and characters, or into itself; one visit
+    per distinct node.
+
+    Examples
+    --------
+    >>> import yaml
+    >>> node = yaml.compose("a: &x [1, 2]\\nb: [*x, *x, *x]")
+    >>> _check_expansion(yaml, node, 100)
+    >>> _check_expansion(yaml, node, 10)
+    Traceback (most recent call last):
+    ...
+    yaml.composer.ComposerError: its anchors and aliases (&name, *name) expand to over 10 ...
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def refuse(node, what: str):
+        raise yaml.composer.ComposerError(
+            None,
+            None,
+            f"its anchors and aliases (&name, *name) expand to {what}; write the values out",
+            node.start_mark,
+        )
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            refuse(node, "a value that holds itself")
+        open_nodes.add(key)
+        if isinstance(node.value, str):
+            total = 1 + len(node.value)
+        else:
+            # a sequence's items; a mapping's (key, value) pairs
+            children = [
+                c for item in node.value for c in (item if isinstance(item, tuple) else (item,))
+            ]
+            total = 1
+            for child in children:
+                total += size(child)
+                if total > limit:
+                    refuse(node, f"over {limit} values and characters")
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
 
 
 def _yaml_problem(exc) -> str:
@@ -189,7 +253,8 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         check_name_length(path, error=ConfigError)
         raise ConfigError("configuration file not found", path=path)
     try:  # bytes: PyYAML decodes UTF-8 or, after a byte-order mark, UTF-16 (not the locale's)
-        raw = yaml.load(path.read_bytes(), Loader=_unique_key_loader(yaml))
+        text = path.read_bytes()
+        raw = yaml.load(text, Loader=_unique_key_loader(yaml, len(text)))
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML {_yaml_problem(exc)}", path=path) from None
     if not isinstance(raw, dict):
@@ -357,15 +422,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     func_name, positional = _DATASET_FUNCS[kind]
     data_args = [ds_cfg.pop(k) for k in positional]
-    for key, value in zip(positional, data_args):
+    for i, (key, value) in enumerate(zip(positional, data_args)):
         paths = value if isinstance(value, list) else [value]
         if not paths or not all(isinstance(v, (str, os.PathLike)) for v in paths):
             raise ConfigError(
                 f"dataset.{key} must be a path or a list of paths; got {value!r}", path=args.config
             )
-        for one in paths:
+        # a name typed in NFC that is on disk in NFD (a folder copied from a Mac): its spelling
+        spelled = [one if os.path.exists(one) else find_same_name(one) or one for one in paths]
+        for one in spelled:
             if not os.path.exists(one):  # os.path: False for a name too long
                 raise ConfigError(f"dataset.{key}: path not found: {one}", path=args.config)
+        data_args[i] = [str(p) for p in spelled] if isinstance(value, list) else str(spelled[0])
     from sciconv._fit_args import validate_fit_values  # imports TensorFlow: not at start-up
 
     with _section(args.config, "training"):  # before the data are read

@@ -59,7 +59,9 @@ def describe_split(train, validation_data=None) -> dict | None:
             )
             for p in files
         )
-        return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+        # a name that is not UTF-8 hashes as its bytes (a UTF-8 one as before: records match)
+        text = "\n".join(names).encode("utf-8", "surrogateescape")
+        return hashlib.sha256(text).hexdigest()[:16]
 
     out = {
         "unit": "files",

@@ -24,7 +24,7 @@ from pathlib import Path
 from sciconv import devices
 from sciconv._fit_backup import other_model_error
 from sciconv._workdir_lock import check_workdir_free
-from sciconv.errors import ConfigError, OutputExistsError
+from sciconv.errors import ConfigError, OutputExistsError, SciconvWarning, name_text
 from sciconv.io._files import check_name_length, user_path
 from sciconv.runs import backup_epoch, read_config
 
@@ -37,6 +37,7 @@ __all__ = [
     "refuse_workdir",
     "run_files",
     "run_times",
+    "tensorboard_dir",
     "workdir_path",
 ]
 
@@ -252,3 +253,50 @@ def run_times(workdir: Path, resumed_from: int, now: str) -> dict:
     if not isinstance(started, str):
         return {"started": now, "resumed": []}
     return {"started": started, "resumed": [*resumed, now]}
+
+
+def tensorboard_dir(workdir: Path) -> str | None:
+    """Where :func:`sciconv.training.fit` has TensorBoard write: ``workdir/logs``; or None,
+    with a :class:`~sciconv.errors.SciconvWarning` naming the reason (from fit's caller), when
+    the ``tensorboard`` package is not installed or the path cannot be handed to TensorFlow.
+
+    TensorFlow takes only UTF-8 names: under a folder whose name is not UTF-8 (a latin-1
+    ``Projet_caf\\xe9`` from an old zip), the path relative to the working folder is given
+    when it is UTF-8 (the run is not stopped at its first epoch, after config.json was written).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> run = Path(tempfile.mkdtemp()) / "run"
+    >>> tensorboard_dir(run) == os.fspath(run / "logs")
+    True
+    """
+    import importlib.util
+    import warnings
+
+    if importlib.util.find_spec("tensorboard") is None:
+        why = "the tensorboard package is not installed (pip install tensorboard, or pass"
+        why += " tensorboard=False)"
+    else:
+        logs = os.fspath(Path(workdir) / "logs")
+        for candidate in (logs, _relative(logs)):
+            if candidate is not None and name_text(candidate) == candidate:
+                return candidate
+        why = (
+            f"TensorFlow takes only UTF-8 file names, and {name_text(logs)} is not one; move "
+            "the workdir, start from a folder under it, or pass tensorboard=False"
+        )
+    warnings.warn(
+        f"tensorboard=True but {why}; training without TensorBoard logs",
+        SciconvWarning,
+        stacklevel=3,
+    )
+    return None
+
+
+def _relative(path: str) -> str | None:
+    """``path`` relative to the working folder, or None (another drive)."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return None

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import os
+import unicodedata
 
 __all__ = [
     "ConfigError",
@@ -31,7 +32,60 @@ __all__ = [
     "SciconvWarning",
     "UnsafeModelError",
     "WriteError",
+    "name_text",
 ]
+
+
+def name_text(name: str | os.PathLike, *, controls: bool = False) -> str:
+    """``name`` (a file name or path) as text that any UTF-8 writer takes: the bytes of a name
+    that is not UTF-8 are shown escaped (``caf\\xe9``), the rest kept as it is.
+
+    Python hands such a name over (a latin-1 ``café`` from an old zip, an NFS export) as a
+    str holding lone surrogates (``'caf\\udce9'``), which a UTF-8 file, terminal or log
+    refuses with UnicodeEncodeError. The spelling is the one FITS HISTORY uses; a valid UTF-8
+    name (``Größe``, ``観測``) is returned unchanged.
+
+    Parameters
+    ----------
+    name : str or os.PathLike
+        The name as Python gives it (``os.listdir``, ``os.fsdecode``).
+    controls : bool, optional
+        Also show control characters escaped (a newline as ``\\n``), for a line of a log.
+        Default False.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import os
+    >>> from sciconv.errors import name_text
+    >>> name_text(os.fsdecode(b"caf\\xe9.fits"))
+    'caf\\\\xe9.fits'
+    >>> name_text("Größe.fits")
+    'Größe.fits'
+    >>> name_text("new\\nline.fits", controls=True)
+    'new\\\\nline.fits'
+    """
+    text = os.fspath(name)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text.isascii():
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a lone surrogate that is no byte (not U+DC80-U+DCFF)
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if controls and not text.isprintable():  # line breaks and other C0/C1 controls
+        text = "".join(
+            repr(c)[1:-1] if unicodedata.category(c) in _LINE_BREAKING else c for c in text
+        )
+    return text
+
+
+#: The Unicode categories ``name_text(controls=True)`` escapes: controls, line and paragraph
+#: separators (not the format characters that join emoji)
+_LINE_BREAKING = ("Cc", "Zl", "Zp")
 
 
 class SciconvError(Exception):
@@ -42,7 +96,9 @@ class SciconvError(Exception):
     message : str
         What is wrong, in words a scientist can act on.
     path : str or os.PathLike, optional
-        The file concerned; prefixed to the message so the log names it.
+        The file concerned; prefixed to the message so the log names it. Kept as given in
+        ``.path``; in the text, a name that is not UTF-8 is shown escaped (:func:`name_text`),
+        so that the error prints and logs anywhere.
 
     Examples
     --------
@@ -54,7 +110,8 @@ class SciconvError(Exception):
     def __init__(self, message: str, *, path: str | os.PathLike | None = None):
         self.path = None if path is None else os.fspath(path)
         self.message = message
-        super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+        text = f"{self.path}: {message}" if self.path is not None else message
+        super().__init__(name_text(text) if isinstance(text, str) else text)
 
 
 class InvalidImageError(SciconvError, ValueError):

@@ -44,7 +44,6 @@ import math
 import os
 import platform
 import sys
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -88,6 +87,7 @@ from sciconv._fit_workdir import (
     prepare_workdir,
     refuse_workdir,
     run_times,
+    tensorboard_dir,
     workdir_path,
 )
 from sciconv._progress import interactive
@@ -98,7 +98,6 @@ from sciconv.errors import (
     ConfigError,
     ModelError,
     SciconvError,
-    SciconvWarning,
 )
 from sciconv.losses import BCEDiceLoss, bce_dice_loss, dice_loss, focal_loss, gaussian_nll
 from sciconv.metrics import Dice, IoU, MeanIoU
@@ -389,8 +388,9 @@ def fit(
         starting loss keeps its rate (:mod:`sciconv._fit_schedule`).
     tensorboard : bool
         Write TensorBoard logs to ``workdir/logs`` (epoch-level scalars only; cheap). Needs the
-        ``tensorboard`` package; without it a :class:`~sciconv.errors.SciconvWarning` says no logs
-        are written.
+        ``tensorboard`` package, and a workdir path TensorFlow takes (UTF-8: one under a folder
+        whose name is not is given relative to the working folder when that is); without them
+        a :class:`~sciconv.errors.SciconvWarning` says no logs are written.
     class_weight : dict, optional
         ``{class id or class name: weight}`` (classification); classes not named weigh 1, and
         unknown classes are refused. Passed to ``keras.Model.fit``.
@@ -630,6 +630,7 @@ def fit(
             if isinstance(getattr(source_data, "configuration", None), dict):
                 config["configuration"] = source_data.configuration  # sciconv train's YAML
             if writes:  # the folder exists: lock_workdir made it
+                logs = tensorboard_dir(workdir) if tensorboard else None  # before config.json
                 _write_config(workdir, config)
                 log = workdir / "log.csv"
                 if initial_epoch:
@@ -657,10 +658,10 @@ def fit(
                     CsvLog(str(log), append=bool(initial_epoch), validates=monitor != "loss"),
                     _RunStatus(workdir, config),
                 ]
-                if tensorboard and _tensorboard_available():
+                if logs is not None:
                     cbs.append(
                         keras.callbacks.TensorBoard(
-                            log_dir=str(workdir / "logs"),
+                            log_dir=logs,
                             histogram_freq=0,
                             write_graph=False,
                             update_freq="epoch",
@@ -762,20 +763,6 @@ def _resolve_warmup(warmup, *, compiled_here: bool, task: str | None):
     if warmup != "auto":
         return warmup or None
     return "auto" if compiled_here and task in ("classification", "multilabel") else None
-
-
-def _tensorboard_available() -> bool:
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is not None:
-        return True
-    warnings.warn(
-        "tensorboard=True but the tensorboard package is not installed; training without "
-        "TensorBoard logs (pip install tensorboard, or pass tensorboard=False)",
-        SciconvWarning,
-        stacklevel=3,
-    )
-    return False
 
 
 def _describe(loss) -> Any:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,10 +36,48 @@ def _looks_continuous(class_names: list[str]) -> bool:
     return any(math.isfinite(v) and v != round(v) for v in values)
 
 
+def _delimiter(header: str, needed: list[str]) -> str:
+    """The CSV's delimiter: ``,``; ``;`` or a tab when the header is one field holding it and
+    the columns sought (Excel's "CSV" where the decimal separator is a comma: German, French).
+
+    Examples
+    --------
+    >>> _delimiter("path;label", ["path", "label"]), _delimiter("path,label", ["path"])
+    (';', ',')
+    """
+    fields = next(csv.reader([header]), [])
+    if len(fields) == 1:
+        for other in ";\t":
+            names = {f.strip() for f in next(csv.reader([header], delimiter=other), [])}
+            if len(names) > 1 and set(needed) <= names:
+                return other
+    return ","
+
+
+def _not_utf8(csv_path: Path, exc: UnicodeDecodeError) -> DatasetError:
+    """The error for a CSV that is not UTF-8: the line and the byte, and how to save it so."""
+    where = ""
+    with contextlib.suppress(OSError):
+        raw = csv_path.read_bytes()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as err:  # the first bad byte in the whole file
+            line = raw.count(b"\n", 0, err.start) + 1
+            where = f"line {line}: byte 0x{raw[err.start]:02x}, "
+    return DatasetError(
+        f'not a UTF-8 text CSV ({where}{exc.reason}); Excel\'s plain "CSV" uses the '
+        'locale\'s code page (cp1252 in Western Europe): save it as "CSV UTF-8", or convert '
+        "it (iconv -f cp1252 -t utf-8)",
+        path=csv_path,
+    )
+
+
 def _read_catalog(csv_path: Path, needed: list[str]):
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+            delimiter = _delimiter(fh.readline(), needed)
+            fh.seek(0)
+            reader = csv.DictReader(fh, delimiter=delimiter)
             if reader.fieldnames is None:
                 raise DatasetError("empty CSV (no header row)", path=csv_path)
             fields = [f.strip() for f in reader.fieldnames]
@@ -55,7 +95,7 @@ def _read_catalog(csv_path: Path, needed: list[str]):
                     extra.append(reader.line_num)
                 rows.append((reader.line_num, {k: (row.get(k) or "").strip() for k in needed}))
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"not a UTF-8 text CSV ({exc.reason})", path=csv_path) from None
+        raise _not_utf8(csv_path, exc) from None
     except OSError as exc:  # permission denied, I/O error, a folder given as the CSV
         hint = "; check its permissions" if isinstance(exc, PermissionError) else ""
         raise DatasetError(
@@ -209,7 +249,9 @@ def from_catalog(
 ):
     """Dataset from a CSV catalog: one row per image file, with its label(s) or target value(s).
 
-    Read with the standard :mod:`csv` module (UTF-8, header row). Relative paths are relative to
+    Read with the standard :mod:`csv` module (UTF-8, header row; comma-separated, or
+    ``;``-separated as Excel saves it where the decimal separator is a comma: a header of one
+    field holding the columns sought with ``;`` or tabs). Relative paths are relative to
     the CSV's folder, and must stay inside it unless ``allow_outside=True``: a catalog from
     elsewhere cannot make sciconv read ``../../home/you/.ssh/id_rsa`` or ``/etc/passwd``.
 
@@ -300,6 +342,7 @@ cache, strict
             f"csv_path must be the path of a CSV file; got {type(csv_path).__name__}{fix}"
         )
     csv_path = user_path(csv_path, what="csv_path")  # ~ expanded; a URL refused
+    csv_path = find_same_name(csv_path) or csv_path  # typed in NFC, on disk in NFD (a Mac)
     check_name_length(csv_path, error=DatasetError)
     if isinstance(cache, (str, os.PathLike, bytes)) and cache != "auto":  # a file: ~ expanded
         cache = user_path(cache, what="cache")
@@ -399,8 +442,10 @@ cache, strict
 
     # labels
     def bad(line, col, value, want):
+        comma = re.fullmatch(r"[-+]?\d*,\d+", value) and want == "a number"
+        hint = "; write numbers with a decimal point (0.5, not 0,5)" if comma else ""
         raise DatasetError(
-            f"line {line}, column {col!r}: cannot parse {value!r} as {want}", path=csv_path
+            f"line {line}, column {col!r}: cannot parse {value!r} as {want}{hint}", path=csv_path
         )
 
     lines = [ln for ln, _, _ in kept]

@@ -13,7 +13,7 @@ from sciconv.datasets._pipelines import attach
 from sciconv.errors import DatasetError
 from sciconv.io import list_images
 from sciconv.io._common import warn_caller
-from sciconv.io._files import check_name_length, user_path
+from sciconv.io._files import check_name_length, find_same_name, user_path
 from sciconv.preprocess import NormSpec
 
 
@@ -213,6 +213,7 @@ def from_folder(
             "(files with their labels: sciconv.datasets.from_catalog, or from_arrays)"
         )
     folder = user_path(path, error=DatasetError)  # ~ expanded; a URL refused
+    folder = find_same_name(folder) or folder  # typed in NFC, on disk in NFD (a Mac's copy)
     check_name_length(folder, error=DatasetError)
     if isinstance(cache, (str, os.PathLike, bytes)) and cache != "auto":  # a file: ~ expanded
         cache = user_path(cache, what="cache")

@@ -55,7 +55,7 @@ from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import ConfigError, DatasetError
 from sciconv.io import pair_by_stem, read_pixels
 from sciconv.io._common import warn_caller
-from sciconv.io._files import user_path
+from sciconv.io._files import find_same_name, user_path
 from sciconv.preprocess import NormSpec, apply_input_transform
 
 
@@ -352,6 +352,7 @@ def from_pairs(
             f"from_pairs caches in memory only: cache must be 'auto', True or False; got {cache!r}"
         )
 
+    images, masks = _spelled(images), _spelled(masks)  # typed in NFC, on disk in NFD
     pairs = pair_by_stem(images, masks, mask_suffix=mask_suffix)  # sorted by stem, partnered
     img_paths = [str(p) for p, _ in pairs]
     mask_paths = [str(m) for _, m in pairs]
@@ -643,6 +644,21 @@ def from_pairs(
         return train
     val, val_weighted = whole(val_idx, False)
     return train, finish(val(0), val_idx, weighted=val_weighted)
+
+
+def _spelled(data):
+    """``images`` or ``masks`` with a folder or file that is missing as written but there in
+    another Unicode normalization (NFC/NFD: a folder copied from a Mac, its name typed) given
+    as the file system spells it; anything else as it is (pair_by_stem's errors say why)."""
+
+    def one(p):
+        if not isinstance(p, (str, os.PathLike)) or os.path.lexists(os.path.expanduser(p)):
+            return p
+        return find_same_name(os.path.expanduser(p)) or p
+
+    if isinstance(data, (list, tuple)):
+        return [one(p) for p in data]
+    return one(data)
 
 
 def _where(data):

@@ -652,7 +652,8 @@ def fingerprint(paths, *parts, labels=None) -> str:
     h = hashlib.sha256()
     for p in paths:
         st = os.stat(p)
-        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        # surrogateescape: a name that is not UTF-8 is its bytes (a UTF-8 one as before)
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     h.update(repr(parts).encode())
     if labels is not None:
         labels = np.ascontiguousarray(labels)

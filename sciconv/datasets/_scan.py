@@ -270,9 +270,14 @@ def stable_order(keys: Sequence[str], seed: int) -> np.ndarray:
     """
     import hashlib
 
+    # surrogateescape: a name that is not UTF-8 (caf\xe9 from an old zip) hashes as its own
+    # bytes; a UTF-8 name as before (its rank, hence existing splits, unchanged)
     return np.array(
         [
-            int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big")
+            int.from_bytes(
+                hashlib.sha256(f"{seed}:{key}".encode("utf-8", "surrogateescape")).digest()[:8],
+                "big",
+            )
             for key in keys
         ],
         dtype=np.uint64,

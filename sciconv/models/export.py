@@ -29,7 +29,7 @@ from pathlib import Path
 import keras
 
 from sciconv._validation import not_a_model
-from sciconv.errors import ConfigError, MissingDependencyError, ModelError
+from sciconv.errors import ConfigError, MissingDependencyError, ModelError, name_text
 from sciconv.io import user_path
 from sciconv.models.metadata import get_metadata
 
@@ -190,7 +190,11 @@ def export(
             )
         onnx.save(proto, str(tmp))
         try:  # a graph onnxruntime cannot load (an op or dtype the converter left) is not kept
-            onnx.checker.check_model(str(tmp), full_check=True)
+            # the file; the model in memory where its name is not UTF-8 (caf\xe9: onnx's C++
+            # takes no such str; the graph is the same)
+            onnx.checker.check_model(
+                str(tmp) if name_text(tmp) == str(tmp) else proto, full_check=True
+            )
         except Exception as exc:
             first = str(exc).strip().splitlines()[0][:300]
             raise ModelError(
