@@ -160,3 +160,14 @@ def test_cli_train_refuses_an_alias_bomb_in_one_line(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", cfg)
     assert code == 2
     assert_one_line_error(err, str(cfg), "anchors and aliases")
+
+
+def test_bad_augment_value_is_shown_bounded():
+    # a YAML alias tree under dataset.augment can be large: the message shows its start only
+    from sciconv.datasets._validate import validate_augment
+
+    nested = [["x" * 1000] * 50] * 50
+    with pytest.raises(ConfigError, match=r"augment must be True, False or a dict") as info:
+        validate_augment(nested)
+    assert len(str(info.value)) < 600
+    assert "xxxx" in str(info.value) and "..." in str(info.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import reprlib
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,7 +71,11 @@ def validate_augment(augment) -> dict | None:
             batch_opts.get("poisson_noise"),
         )
         return options
-    raise ConfigError(f"augment must be True, False or a dict of {AUGMENT_KEYS}; got {augment!r}")
+    shown = reprlib.Repr()  # bounded: a YAML alias tree can be large (keywords: Python 3.12+)
+    shown.maxlevel, shown.maxdict, shown.maxlist, shown.maxstring = 2, 4, 4, 30
+    raise ConfigError(
+        f"augment must be True, False or a dict of {AUGMENT_KEYS}; got {shown.repr(augment)}"
+    )
 
 
 def validate_cache(cache) -> str | Path | bool:
