@@ -14,7 +14,7 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 
-__all__ = ["RATIO_EXEMPT_BYTES", "zip_member_problem", "zip_size_problem"]
+__all__ = ["RATIO_EXEMPT_BYTES", "zip_member_problem", "zip_name_problem", "zip_size_problem"]
 
 _CHUNK = 2**20
 
@@ -86,8 +86,46 @@ def zip_size_problem(
     return None
 
 
+def zip_name_problem(archive: zipfile.ZipFile) -> str | None:
+    """Describe the first member whose name points outside the folder it unpacks into, or None.
+
+    An absolute name (``/etc/x``, ``C:/x``) or one with a ``..`` component is never written
+    where it says (:mod:`zipfile` strips those parts), but no honest archive holds one: it is
+    refused by name, before anything is unpacked.
+
+    Parameters
+    ----------
+    archive : zipfile.ZipFile
+        An open archive; only its directory is read.
+
+    Returns
+    -------
+    str or None
+        A sentence naming the member; None when every name is relative and stays inside.
+
+    Examples
+    --------
+    >>> import io, zipfile
+    >>> buf = io.BytesIO()
+    >>> with zipfile.ZipFile(buf, "w") as z:
+    ...     z.writestr("../../evil.txt", b"x")
+    >>> zip_name_problem(zipfile.ZipFile(buf)).split(":")[0]
+    "member '../../evil.txt' has an unsafe name (absolute, or with '..')"
+    """
+    for name in archive.namelist():
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
+            return (
+                f"member {name!r} has an unsafe name (absolute, or with '..'): it points outside "
+                "the folder it unpacks into"
+            )
+    return None
+
+
 def zip_member_problem(archive: zipfile.ZipFile) -> str | None:
     """Read every member of a zip once; describe the first one that cannot be read, or None.
+
+    A member with an unsafe name (:func:`zip_name_problem`) is described before anything is read.
 
     Each member is inflated in 1 MiB chunks and checked against its CRC-32 by :mod:`zipfile`
     (so memory stays bounded); call :func:`zip_size_problem` first to bound the time.
@@ -115,6 +153,9 @@ def zip_member_problem(archive: zipfile.ZipFile) -> str | None:
     >>> zip_member_problem(zipfile.ZipFile(io.BytesIO(bytes(raw)))).split(" ")[:4]
     ['member', "'a.txt'", 'is', 'corrupt']
     """
+    unsafe = zip_name_problem(archive)
+    if unsafe:
+        return unsafe
     for info in archive.infolist():
         if info.is_dir():
             continue

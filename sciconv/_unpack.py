@@ -28,7 +28,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sciconv._archive import zip_size_problem
+from sciconv._archive import zip_name_problem, zip_size_problem
 from sciconv._atomic import pid_alive, remove_scratch, scratch_folder
 from sciconv.errors import DownloadError, WriteError
 
@@ -169,6 +169,13 @@ def extract_checked(
                         "fetch it again",
                         path=file,
                     )
+            unsafe = zip_name_problem(zf)
+            if unsafe:  # zipfile would strip it; no honest archive has one (QA 53)
+                raise DownloadError(
+                    f"refusing to unpack {what}: {unsafe}; it was not made by the dataset's "
+                    "publisher: delete it",
+                    path=file,
+                )
             zf.extractall(scratch)  # zipfile inflates no member beyond its declared size
             members = [m.filename for m in zf.infolist() if not m.is_dir()]
     except (zipfile.BadZipFile, OSError) as err:

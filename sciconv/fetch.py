@@ -56,6 +56,7 @@ from sciconv._unpack import removed_when_read, unpack_once
 from sciconv._validation import look_up_option
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, DatasetError, DownloadError, OutputExistsError, WriteError
+from sciconv.io._open import open_regular
 
 __all__ = ["ENV_VAR", "GALAXY10_CLASSES", "REGISTRY", "available", "cache_dir", "fetch", "load"]
 
@@ -678,8 +679,9 @@ def _kaggle_pairs(root: Path, *, archive: Path | None = None, relative_to: Path 
     def read(member: Path) -> np.ndarray:
         """One PNG, with Pillow's pixel limits; errors name the file (or archive and member)."""
         try:
-            with caught("error", Image.DecompressionBombWarning):
-                with Image.open(member) as im:
+            # a FIFO (blocks for ever) or a device link: refused, never read (QA 53)
+            with open_regular(member) as fh, caught("error", Image.DecompressionBombWarning):
+                with Image.open(fh) as im:
                     if im.format != "PNG":
                         raise ValueError(f"a {im.format} file, not a PNG")
                     array = np.asarray(im)
@@ -734,13 +736,18 @@ def _dsb2018_local_pairs(folder: Path):
 
     from sciconv.io import pair_by_stem
 
-    pairs = pair_by_stem(images, sorted((folder / "labels").glob("*.tif")), unmatched="raise")
+    labels = sorted((folder / "labels").glob("*.tif"))
+    for odd in [m for m in images + labels if m.exists() and not m.is_file()][:1]:  # FIFO, device
+        raise DatasetError("is not a regular file (a FIFO, socket or device?)", path=odd)
+    pairs = pair_by_stem(images, labels, unmatched="raise")
 
     def generate():
         for image_path, label_path in pairs:
             image_id = image_path.stem
-            img = _to_gray_or_rgb(np.asarray(Image.open(image_path)))
-            lab = tifffile.imread(label_path).astype(np.int32)
+            with open_regular(image_path) as fh, Image.open(fh) as im:
+                img = _to_gray_or_rgb(np.asarray(im))
+            with open_regular(label_path) as fh:
+                lab = tifffile.imread(fh).astype(np.int32)
             if lab.shape != img.shape[:2]:
                 raise DatasetError(
                     f"labels {lab.shape} and image {img.shape[:2]} differ in size", path=label_path

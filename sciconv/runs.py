@@ -32,6 +32,7 @@ import numpy as np
 from sciconv._atomic import atomic_output
 from sciconv.errors import ConfigError, SciconvWarning
 from sciconv.io import user_path
+from sciconv.io._open import open_regular
 
 __all__ = [
     "CONFIG_FILE",
@@ -95,14 +96,17 @@ def read_config(workdir: str | os.PathLike) -> dict:
     """
     path = Path(workdir) / CONFIG_FILE
     try:
-        size = path.stat().st_size
+        # a FIFO or a link to /dev/zero: refused at once, never read (QA 53); at most the limit
+        with open_regular(path) as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+            size = max(os.fstat(fh.fileno()).st_size, len(data))
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(
                 f"run configuration is {size:,} bytes, over the {MAX_CONFIG_BYTES:,}-byte limit "
                 "(sciconv.runs.MAX_CONFIG_BYTES); fit writes a few kB",
                 path=path,
             )
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             "no run configuration (was fit run with this workdir?)", path=path

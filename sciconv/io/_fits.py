@@ -40,6 +40,7 @@ from sciconv.io._common import (
     astropy_fits,
     brief,
     check_memory,
+    fits_text_unescaped,
     hdus_said_once,
     library_warnings_said_once,
     raw_index,
@@ -55,6 +56,7 @@ from sciconv.io._fits_errors import (
     find_error_hdu,
     no_data_pixels,
 )
+from sciconv.io._fits_stream import check_compressed_tail
 from sciconv.io._gzip_windows import GzipWindows
 from sciconv.io._header import (
     UNPARSABLE,
@@ -76,6 +78,7 @@ from sciconv.io._masks import MASK_EXTNAMES, fits_flag_values, flags_to_bad, nam
 
 
 def _open_fits(path: Path):
+    check_compressed_tail(path)  # a .fits.gz padded past its last HDU: refused (QA 53)
     fits = astropy_fits()
     try:  # sciconv says which HDU lacks how many bytes, once; astropy's others in one line
         with library_warnings_said_once(path, "its headers"), caught() as quiet:
@@ -528,6 +531,9 @@ def read_fits(
         try:
             if section is None:  # whole image: astropy memory-maps unscaled data itself
                 raw = h.data[raw_index(roles, slice(None), slice(None))]
+            elif start is not None:  # a plain HDU: only the window's pages (ulimit -v QA)
+                plain = (str(path), _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
+                raw = read_mapped(plain, raw_index(roles, ys, xs))
             else:  # only the rows/tiles needed are read
                 raw = h.section[raw_index(roles, ys, xs)]
         except Exception as exc:
@@ -621,7 +627,7 @@ def _class_names(header, roles, raw_shape) -> list[str] | None:
         value = header_get(header, f"CLASS{i}")
         if not isinstance(value, str) or not value.strip():
             return None
-        names.append(value.strip())
+        names.append(fits_text_unescaped(value.strip()))  # CLASSn of non-ASCII names
     return names or None
 
 

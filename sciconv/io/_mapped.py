@@ -15,6 +15,7 @@ reads the version it opened to the end.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 
@@ -136,11 +137,104 @@ def read_mapped(ref: FileMap, key, dtype=None) -> np.ndarray:
 
 
 def _copy(file, dt, shape, offset, order, key, dtype) -> np.ndarray:
-    view = np.memmap(file, dtype=dt, mode="r", shape=shape, offset=offset, order=order)
+    window = _window(key, shape, np.dtype(dt).itemsize, order)
+    if window is None:  # fancy indexing, an empty or out-of-range key: numpy's own map says
+        view = np.memmap(file, dtype=dt, mode="r", shape=shape, offset=offset, order=order)
+        try:
+            return np.array(view[key], dtype=dtype)
+        finally:
+            del view
+    first, lo, hi, counts, strides, squeeze = window
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "rb") as opened:
+            return _copy(opened, dt, shape, offset, order, key, dtype)
+    fd = file.fileno()
+    if offset + hi > os.fstat(fd).st_size:
+        raise ValueError("mmap length is greater than file size")
+    # only the pages the window spans: a map of the whole file fails under an address-space
+    # limit (ulimit -v, RLIMIT_AS) smaller than the file, though the window would fit
+    start = (offset + lo) // mmap.ALLOCATIONGRANULARITY * mmap.ALLOCATIONGRANULARITY
     try:
-        return np.array(view[key], dtype=dtype)
+        mapped = mmap.mmap(fd, offset + hi - start, access=mmap.ACCESS_READ, offset=start)
+    except OSError as exc:
+        if exc.errno != errno.ENOMEM:
+            raise
+        # the window's span is over the limit too (planes far apart): read it run by run
+        out = _pread(fd, dt, offset + first, counts, strides, order)
+        return np.array(out[squeeze], dtype=dtype)
+    view = None
+    try:
+        view = np.ndarray(counts, dt, buffer=mapped, offset=offset + first - start, strides=strides)
+        return np.array(view[squeeze], dtype=dtype)
     finally:
-        del view
+        del view  # the buffer it exports must be released before the map closes
+        mapped.close()
+
+
+def _window(key, shape, itemsize: int, order: str):
+    """Where a basic index (ints and slices) of an array lies in its bytes, or None.
+
+    Returns ``(first, lo, hi, counts, strides, squeeze)``: the byte offsets of its first element
+    and of the span it touches ``[lo, hi)``, its shape and byte strides, and the index dropping
+    the axes an int selected.
+    """
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        if sum(k is Ellipsis for k in key) > 1:
+            return None
+        at = next(i for i, k in enumerate(key) if k is Ellipsis)
+        key = key[:at] + (slice(None),) * (len(shape) - len(key) + 1) + key[at + 1 :]
+    if len(key) > len(shape):
+        return None
+    key = key + (slice(None),) * (len(shape) - len(key))
+    dims = range(len(shape))
+    if order == "F":
+        unit = [int(np.prod(shape[:i], dtype=np.int64)) * itemsize for i in dims]
+    else:
+        unit = [int(np.prod(shape[i + 1 :], dtype=np.int64)) * itemsize for i in dims]
+    first = lo = hi = 0
+    counts, strides, squeeze = [], [], []
+    for k, n, u in zip(key, shape, unit):
+        if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            k = int(k) + n if k < 0 else int(k)
+            if not 0 <= k < n:
+                return None
+            picked, squeeze_k = range(k, k + 1), 0
+        elif isinstance(k, slice):
+            picked, squeeze_k = range(*k.indices(n)), slice(None)
+        else:
+            return None
+        if not picked:
+            return None
+        first += picked[0] * u
+        lo += min(picked[0], picked[-1]) * u
+        hi += max(picked[0], picked[-1]) * u
+        counts.append(len(picked))
+        strides.append(picked.step * u)
+        squeeze.append(squeeze_k)
+    return first, lo, hi + itemsize, tuple(counts), tuple(strides), tuple(squeeze)
+
+
+def _pread(fd: int, dt, first: int, counts, strides, order: str) -> np.ndarray:
+    """The elements at ``first + i . strides`` read with :func:`os.pread`, one contiguous run
+    (along the fastest axis) at a time: no mapping at all."""
+    dt = np.dtype(dt)
+    axis = 0 if order == "F" else len(counts) - 1
+    out = np.empty(counts, dt)
+    n, step = counts[axis], strides[axis]
+    span = (n - 1) * abs(step) + dt.itemsize
+    outer = [range(c) if i != axis else range(1) for i, c in enumerate(counts)]
+    for index in np.ndindex(*(len(r) for r in outer)):
+        at = first + sum(i * s for i, s in zip(index, strides))
+        lo = at + min(0, (n - 1) * step)
+        data = os.pread(fd, span, lo)
+        if len(data) < span:
+            raise ValueError("the file ends inside the window")
+        run = np.frombuffer(data, dt)[:: max(1, abs(step) // dt.itemsize)]
+        target = list(index)
+        target[axis] = slice(None)
+        out[tuple(target)] = run if step >= 0 else run[::-1]
+    return out
 
 
 __all__ = ["file_map", "read_mapped"]

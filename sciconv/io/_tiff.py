@@ -23,6 +23,7 @@ Microscopy metadata (read by tifffile, never parsed by hand) goes into ``GridIma
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,8 @@ from sciconv.io._common import (
     warn_caller,
 )
 from sciconv.io._image import GridImage, LazyImage, decoded_image
-from sciconv.io._mapped import file_map, read_mapped
+from sciconv.io._mapped import read_mapped
+from sciconv.io._png import check_pixel_limit
 
 TIFF_AXES = (
     "YXCSZTNQIRPHEFLMAB"  # letters tifffile uses; Y/X spatial, C/S channels, rest stack-like
@@ -282,28 +284,26 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
         ny, nx = shape[use_axes.index("Y")], shape[use_axes.index("X")]
         ys, xs = section_slices(section, ny, nx, path)
         alpha = _has_alpha(page, use_axes, shape)
-        mm = _tiff_memmap(path, shape) if lazy or section is not None else None
+        # an uncompressed contiguous file: where its pixels lie (nothing mapped yet)
+        mm = _tiff_layout(tif, series, shape, path) if lazy or section is not None else None
         # a compressed or tiled file: a zarr view that decodes only the tiles a window touches
         chunks = _tiff_chunks(path, shape) if mm is None and (lazy or section is not None) else None
         window = (ys.stop - ys.start, xs.stop - xs.start)
         if lazy and mm is not None:
-            # each window through a mapping of its own (read_mapped): a map held open would keep
-            # every page read resident, so a whole slide read window by window would fill memory
-            ref = file_map(mm)
-            handle = None
-            if ref is not None:  # the file as opened now: a file replaced later is not read
-                handle = open(path, "rb")
-                ref = (handle, *ref[1:5])
-            holder = [mm if ref is None else ref]
+            # each window through a mapping of its own, of the window's pages only (read_mapped):
+            # a map held open would keep every page read resident, so a whole slide read window
+            # by window would fill memory; a map of the whole file fails under an address-space
+            # limit (ulimit -v) smaller than the file
+            handle = open(path, "rb")  # the file as opened now: a file replaced later is not read
+            holder = [(handle, *mm)]
             del mm
 
             def close_map() -> None:
                 holder[0] = None
-                if handle is not None:
-                    handle.close()
+                handle.close()
 
             return _lazy_tiff(
-                lambda idx: holder[0][idx] if ref is None else read_mapped(ref, idx),
+                lambda idx: read_mapped(holder[0], idx),
                 close_map,
                 roles=roles,
                 origin=(ys.start, xs.start),
@@ -328,14 +328,14 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
             n = int(np.prod(shape, dtype=np.int64)) // (ny * nx) * window[0]
             check_memory(n * window[1], np.dtype(dtype).itemsize, path)
             if mm is not None:
-                raw = np.array(mm[raw_index(roles, ys, xs)])
-                del mm
+                raw = read_mapped((str(path), *mm), raw_index(roles, ys, xs))
             else:
                 try:
                     raw = _decode(chunks[0], raw_index(roles, ys, xs), path)
                 finally:
                     chunks[1].close()
         else:
+            check_pixel_limit(ny * nx, path, source=f"the TIFF ({ny} x {nx})", windowed=True)
             check_memory(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype).itemsize, path)
             try:
                 raw = series.asarray()[raw_index(roles, ys, xs)]
@@ -409,15 +409,21 @@ def _decode(array, index, path: Path) -> np.ndarray:
         raise InvalidImageError(f"cannot decode TIFF pixels ({brief(exc)})", path=path) from exc
 
 
-def _tiff_memmap(path: Path, shape: tuple[int, ...]):
-    """A read-only memory map of the first series, or None (compressed, tiled, non-contiguous)."""
-    import tifffile
-
+def _tiff_layout(tif, series, shape: tuple[int, ...], path: Path):
+    """``(dtype, shape, offset, "C")`` of the first series when its pixels lie uncompressed and
+    contiguous in the file (as :func:`tifffile.memmap` would map them, without mapping the whole
+    series), or None (compressed, tiled, not contiguous, or the file is shorter)."""
     try:
-        mm = tifffile.memmap(path, mode="r")
+        offset = series.dataoffset
+        dtype = np.dtype(tif.byteorder + np.dtype(series.dtype).char)
+        size = os.path.getsize(path)
     except Exception:
         return None
-    return mm if tuple(mm.shape) == tuple(shape) else None
+    if offset is None or tuple(series.shape) != tuple(shape):
+        return None
+    if offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > size:
+        return None
+    return dtype.str, tuple(int(n) for n in shape), int(offset), "C"
 
 
 def _has_alpha(page, axes: str, shape) -> bool:
@@ -447,6 +453,9 @@ def _read_tiff_palette(page, path, meta, section, *, lazy: bool, stack: bool) ->
     """An indexed-colour TIFF expanded to RGB, in the colours' own 8 bits when the 16-bit
     colormap holds them scaled (x257 full range, or x256 as Pillow writes them: read as 0-65280
     before, 256 times the PNG of the same image)."""
+    h, w = (int(n) for n in page.shape[:2])
+    check_pixel_limit(h * w, path, source=f"the palette TIFF ({h} x {w})")
+    check_memory(h * w * 3, np.dtype(page.dtype).itemsize, path)  # indices, then RGB
     try:
         idx = page.asarray()
         rgb = np.moveaxis(np.asarray(page.colormap)[:, idx], 0, -1)

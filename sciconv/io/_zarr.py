@@ -29,9 +29,10 @@ from sciconv.errors import (
     OutputExistsError,
     SciconvError,
 )
-from sciconv.io._common import brief, to_float32
+from sciconv.io._common import brief, check_memory, to_float32
 from sciconv.io._files import user_path, validate_path
 from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._png import check_pixel_limit
 from sciconv.io._tiff import PLANE_AXES
 
 _NGFF_UNITS = {
@@ -213,8 +214,19 @@ def _read_plain_array(array, path: Path, *, section, lazy: bool) -> GridImage:
     if lazy:
         return GridImage(LazyImage(reader, shape, path=str(path)), wcs=wcs, path=str(path),
                          meta=meta)  # fmt: skip
+    _check_whole(shape, array.dtype, path, whole=section is None)
     data = reader(slice(0, shape[0]), slice(0, shape[1]))
     return GridImage(data, wcs=wcs, mask=np.isnan(data), path=str(path), meta=meta)
+
+
+def _check_whole(shape, dtype, path: Path, *, whole: bool) -> None:
+    """Refuse an eager read that cannot fit in free memory, or (``whole``: the whole image, not a
+    section) that declares more pixels than twice ``PIL.Image.MAX_IMAGE_PIXELS``: a store of a
+    few kB declaring a huge shape, its chunks all fill value, is a decompression bomb."""
+    if whole:
+        ny, nx = int(shape[-3]), int(shape[-2])
+        check_pixel_limit(ny * nx, path, source=f"the zarr store ({ny} x {nx})", windowed=True)
+    check_memory(int(np.prod(shape, dtype=np.int64)), np.dtype(dtype).itemsize, path)
 
 
 def _apply_recorded(attrs: dict, meta: dict, path: Path, section):
@@ -287,6 +299,7 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
         return GridImage(
             LazyImage(reader, arranged.shape, path=str(path)), wcs=wcs, path=str(path), meta=meta
         )
+    _check_whole(arranged.shape, dask_array.dtype, path, whole=section is None)
     data = to_float32(np.asarray(arranged.compute(scheduler="sync")), path=path)
     return GridImage(data, wcs=wcs, mask=np.isnan(data), path=str(path), meta=meta)
 

@@ -15,6 +15,7 @@ Importing this module registers every custom layer, loss and metric of sciconv w
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -98,13 +99,36 @@ def _first(config, probe):
     return None
 
 
+# Keras layers that run code or read files from outside the .keras file: a SavedModel's graph
+# (TFSMLayer, which Keras' safe mode refuses only from 3.13.2 on), a pickled torch module, a JAX
+# or Flax function. Refused by name, whatever the installed Keras checks.
+_CODE_LAYERS = ("TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer")
+_EXPORT_MODULES = ("keras.export", "keras.src.export")
+# preprocessing layers whose string ``vocabulary`` names a file they read when built
+_VOCABULARY_LAYERS = ("StringLookup", "IntegerLookup", "TextVectorization", "IndexLookup")
+
+
 def _unsafe_probe(config: dict) -> str | None:
     cls = config.get("class_name")
+    inner = config.get("config")
+    inner = inner if isinstance(inner, dict) else {}
     if cls == "Lambda":
-        layer = config.get("config", {}).get("name", "?")
-        return f"Lambda layer {layer!r}"
+        return f"Lambda layer {inner.get('name', '?')!r}"
     if cls == "__lambda__":
         return "serialized Python lambda"
+    module = config.get("module")
+    exported = isinstance(module, str) and any(
+        module == m or module.startswith(m + ".") for m in _EXPORT_MODULES
+    )
+    if cls in _CODE_LAYERS or exported:
+        return (
+            f"{cls} layer {inner.get('name', '?')!r} (it loads and runs code from outside the file)"
+        )
+    if cls in _VOCABULARY_LAYERS and isinstance(inner.get("vocabulary"), str):
+        return (
+            f"{cls} layer {inner.get('name', '?')!r} whose vocabulary is read from the file "
+            f"{inner['vocabulary'][:200]!r} (outside the model file)"
+        )
     return _describe_unsafe_object(config)
 
 
@@ -156,6 +180,108 @@ def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
 
 
 _TOO_DEEP = "not a readable .keras model file (config.json nested too deep)"
+_WEIGHTS = "model.weights.h5"
+
+
+class _StoredMember:
+    """Read-only file object over a stored (uncompressed) zip member, for h5py: seeks in place,
+    where :class:`zipfile.ZipExtFile` rereads the member from its start on every backward seek."""
+
+    def __init__(self, file, start: int, size: int):
+        self._file, self._start, self._size, self._pos = file, start, size, 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        base = (0, self._pos, self._size)[whence]
+        self._pos = max(0, base + pos)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        left = max(0, self._size - self._pos)
+        n = left if n is None or n < 0 else min(n, left)
+        self._file.seek(self._start + self._pos)
+        data = self._file.read(n)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+def _stored_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+    """A seekable file object over ``info``'s bytes (in place if stored, else via zipfile)."""
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        return archive.open(info)
+    archive.fp.seek(info.header_offset)
+    header = archive.fp.read(30)
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header of {info.filename}")
+    start = info.header_offset + 30 + int.from_bytes(header[26:28], "little")
+    start += int.from_bytes(header[28:30], "little")
+    return _StoredMember(archive.fp, start, info.file_size)
+
+
+def _h5_problem(group, where: str, seen: set) -> str | None:
+    """The first link or dataset of an HDF5 group that reads outside the file, depth first:
+    external and soft links, external-storage and virtual datasets (as Keras 3.13.2+ refuses)."""
+    import h5py
+
+    for name in group:
+        here = f"{where}/{name}"
+        link = group.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            return f"an external link {here} (to {link.filename}:{link.path})"
+        if isinstance(link, h5py.SoftLink):
+            return f"a soft link {here} (to {link.path})"
+        item = group.get(name)
+        if isinstance(item, h5py.Dataset):
+            if item.external:
+                return f"an external dataset {here} (reading {item.external[0][0]!r})"
+            if item.is_virtual:
+                return f"a virtual dataset {here} (reading other files)"
+        elif isinstance(item, h5py.Group):
+            address = h5py.h5o.get_info(item.id).addr
+            if address not in seen:
+                seen.add(address)
+                found = _h5_problem(item, here, seen)
+                if found:
+                    return found
+    return None
+
+
+def _check_weights(archive: zipfile.ZipFile, path: Path) -> None:
+    """Refuse a ``model.weights.h5`` that makes Keras read other files (external datasets and
+    links, virtual datasets), whatever the installed Keras checks (3.12 does not)."""
+    try:
+        info = archive.getinfo(_WEIGHTS)
+    except KeyError:
+        return
+    import h5py
+
+    try:
+        member = _stored_member(archive, info)
+        with contextlib.closing(member), h5py.File(member, "r") as weights:
+            problem = _h5_problem(weights, "", set())
+    except RecursionError:
+        raise ModelError(f"its {_WEIGHTS} nests groups too deep", path=path) from None
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ModelError(
+            f"not a readable .keras model file: its {_WEIGHTS} is not an HDF5 file ({err})",
+            path=path,
+        ) from None
+    if problem:
+        raise UnsafeModelError(
+            f"refusing to load: its {_WEIGHTS} holds {problem}, which makes Keras read other "
+            "files into the weights. If you trust the file's source, pass trust=True",
+            path=path,
+        )
 
 
 def _read_config(path: Path) -> dict:
@@ -368,11 +494,13 @@ def load(
             raise ModelError(_TOO_DEEP, path=path) from None
         if unsafe:
             raise UnsafeModelError(
-                f"refusing to load: the model holds a {unsafe}, which can run arbitrary Python "
-                "code. If you trust the file's source, pass trust=True "
+                f"refusing to load: the model holds a {unsafe}, which can run arbitrary code or "
+                "read other files. If you trust the file's source, pass trust=True "
                 "(sciconv.models.load(path, trust=True); sciconv predict --trust)",
                 path=path,
             )
+        with zipfile.ZipFile(path) as archive:
+            _check_weights(archive, path)
     try:
         model = keras.saving.load_model(path, compile=compile, safe_mode=not trust)
     except ModelError:
@@ -471,6 +599,7 @@ def _classify_keras_error(err: BaseException) -> str:
         "disallowed during deserialization",
         "not allowed during deserialization",
         "for security",
+        "Not allowed: H5 file",  # keras 3.13.2+: external datasets and links, virtual datasets
     )
     if any(said in t for t in texts for said in refusals):
         return "unsafe"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import numpy as np
 from sciconv._atomic import atomic_output
 from sciconv._validation import refuse_swapped
 from sciconv.errors import ConfigError, InvalidImageError, MissingDependencyError
-from sciconv.io._common import warn_caller
+from sciconv.io._common import brief, warn_caller
 from sciconv.postprocess._labels import (
     check_label_layout,
     label_pixels,
@@ -496,6 +497,17 @@ def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, in
     -------
     numpy.ndarray
         int32 ``(H, W)``, 0 = background; int64 when an id exceeds 2**31 - 1 (never wrapped).
+        ``"properties": null`` counts as no properties.
+
+    Raises
+    ------
+    InvalidImageError
+        The file cannot be read, is not JSON, is nested too deep, or is not a regular file; or
+        a feature's geometry is unusable (an unknown type, a ring of under 4 points, an
+        Infinity or NaN coordinate, one beyond +-:data:`MAX_COORDINATE` = 1e9 px, refused
+        rather than clipped): the message names the file and the feature's index.
+    ConfigError
+        ``shape`` is not two positive ints, or the object is not GeoJSON features.
 
     Examples
     --------
@@ -509,11 +521,10 @@ def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, in
     shapely = _shapely()
     from skimage.draw import polygon as draw_polygon
 
+    source = None
     if isinstance(geojson, (str, os.PathLike)):
-        try:
-            geojson = json.loads(Path(geojson).read_bytes())  # UTF-8 (RFC 8259), any locale
-        except (OSError, ValueError) as exc:
-            raise InvalidImageError(f"cannot read GeoJSON ({exc})", path=geojson) from exc
+        source = geojson
+        geojson = _load_geojson(Path(geojson))
     if (
         not isinstance(shape, (tuple, list))
         or len(shape) != 2
@@ -521,17 +532,16 @@ def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, in
     ):
         raise ConfigError(f"shape must be (H, W) positive ints; got {shape!r}")
     features = _features(geojson)
-    ids = [f.get("properties", {}).get("label") for f in features]
+    # "properties": null is valid GeoJSON (RFC 7946 3.2): read as {}
+    ids = [(f.get("properties") or {}) for f in features]
+    ids = [p.get("label") if isinstance(p, Mapping) else None for p in ids]
     top = np.iinfo(np.int64).max
     if not (all(isinstance(i, int) and 0 < i <= top for i in ids) and len(set(ids)) == len(ids)):
         ids = list(range(1, len(features) + 1))
     largest = max(ids, default=0)
     out = np.zeros(tuple(int(n) for n in shape), dtype=id_dtype(largest))
-    for value, feature in zip(ids, features):
-        geometry = shapely.geometry.shape(feature["geometry"])
-        for poly in getattr(geometry, "geoms", [geometry]):
-            if poly.geom_type != "Polygon":
-                continue
+    for i, (value, feature) in enumerate(zip(ids, features)):
+        for poly in _polygons(shapely, feature["geometry"], i, source):
             # drawn in the polygon's own box (a full-size mask per object made a slide's worth
             # of objects cost objects x pixels)
             xmin, ymin, xmax, ymax = (int(np.floor(v)) for v in poly.bounds)
@@ -547,6 +557,50 @@ def geojson_to_labels(geojson: str | os.PathLike | Mapping, shape: tuple[int, in
                 mask[rr, cc] = fill
             out[r0:r1, c0:c1][mask] = value
     return out
+
+
+def _load_geojson(path: Path):
+    """A GeoJSON file parsed; unreadable, not JSON or nested too deep: InvalidImageError."""
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError as exc:
+        raise InvalidImageError(f"cannot read GeoJSON ({brief(exc)})", path=path) from None
+    if not regular:
+        raise InvalidImageError("cannot read GeoJSON: not a regular file (a FIFO?)", path=path)
+    try:
+        return json.loads(path.read_bytes())  # UTF-8 (RFC 8259), any locale
+    except RecursionError:
+        raise InvalidImageError("cannot read GeoJSON (nested too deep)", path=path) from None
+    except (OSError, ValueError) as exc:
+        raise InvalidImageError(f"cannot read GeoJSON ({brief(exc)})", path=path) from None
+
+
+#: Largest coordinate magnitude accepted in GeoJSON read as labels (pixels); skimage's polygon
+#: filling loses precision beyond about 1e12 (a square of side 2e300 labelled nothing).
+MAX_COORDINATE = 1e9
+
+
+def _polygons(shapely, geometry, index: int, source) -> list:
+    """The Polygons of feature ``index``'s geometry; coordinates must be finite and within
+    :data:`MAX_COORDINATE` (refused, not clipped: no image is that large)."""
+    try:
+        with np.errstate(invalid="ignore"):  # a NaN coordinate: refused below
+            geometry = shapely.geometry.shape(geometry)
+        polygons = [p for p in getattr(geometry, "geoms", [geometry]) if p.geom_type == "Polygon"]
+        for poly in polygons:
+            xy = shapely.get_coordinates(poly)
+            if not np.all(np.isfinite(xy)):
+                raise ValueError("coordinates must be finite numbers (found Infinity or NaN)")
+            if xy.size and np.abs(xy).max() > MAX_COORDINATE:
+                raise ValueError(
+                    f"a coordinate of {np.abs(xy).max():.3g} is beyond +-{MAX_COORDINATE:.0e} px"
+                )
+        return polygons
+    except RecursionError:
+        problem = "nested too deep"
+    except Exception as exc:  # shapely: GeometryTypeError, ValueError (a ring of 2 points), ...
+        problem = brief(exc)
+    raise InvalidImageError(f"feature {index}: not a usable geometry ({problem})", path=source)
 
 
 def _features(geojson) -> list[dict]:
