@@ -328,6 +328,31 @@ def fits_text(text: str, *, exact: bool = False) -> str:
     return "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" for c in text)
 
 
+#: The escapes :func:`fits_text` writes for characters a FITS card cannot hold
+_FITS_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+
+
+def fits_text_unescaped(text: str) -> str:
+    """The text :func:`fits_text` (``exact=True``) spelled as ``text``: its escapes turned back
+    into the characters (class names of ``CLASSn`` cards read back as they were given).
+
+    A name holding a backslash escape as plain ASCII (a literal ``\\xe4``) reads back as the
+    character: FITS cards cannot tell the two apart.
+
+    Examples
+    --------
+    >>> from sciconv.io._common import fits_text, fits_text_unescaped
+    >>> fits_text_unescaped(fits_text("Grenzfläche 観測", exact=True))
+    'Grenzfläche 観測'
+    """
+
+    def char(m: re.Match) -> str:
+        code = int(m[1][1:], 16)
+        return chr(code) if code <= 0x10FFFF else m[0]
+
+    return _FITS_ESCAPE.sub(char, text)
+
+
 def history_lines(history, *, path: Path | str | None = None) -> list[str]:
     """``history=`` of the writers as a list of lines: a str is one line; None none.
 

@@ -151,7 +151,9 @@ def names_folded(folder: str | os.PathLike) -> tuple[bool, bool]:
 
     Found by creating a hidden probe file and looking it up under the other spelling: NTFS and
     APFS fold case, APFS normalization too, ext4 neither. Where no probe can be written (a
-    read-only folder), macOS and Windows are taken to fold both, other systems neither.
+    read-only folder), macOS and Windows are taken to fold both, other systems neither. Where
+    Python's file-system encoding cannot spell both (ASCII under ``PYTHONUTF8=0 LC_ALL=C``,
+    latin-1), normalization is False: no name has two spellings there.
 
     Parameters
     ----------
@@ -178,6 +180,9 @@ def names_folded(folder: str | os.PathLike) -> tuple[bool, bool]:
     found = []
     for stem in ("sciconv-case-probe", "sciconv-\u00e9-probe"):
         other = stem.upper() if "case" in stem else unicodedata.normalize("NFD", stem)
+        if not (_encodable(stem) and _encodable(other)):  # PYTHONUTF8=0 LC_ALL=C: ASCII
+            found.append(False)  # no two spellings to fold (QA: UnicodeEncodeError)
+            continue
         try:
             fd, name = tempfile.mkstemp(prefix=f".{stem}.", dir=folder)
         except OSError:
@@ -191,6 +196,15 @@ def names_folded(folder: str | os.PathLike) -> tuple[bool, bool]:
             with contextlib.suppress(OSError):
                 os.unlink(name)
     return found[0], found[1]
+
+
+def _encodable(name: str) -> bool:
+    """Whether the file-system encoding (``sys.getfilesystemencoding()``) can spell ``name``."""
+    try:
+        os.fsencode(name)
+    except UnicodeError:
+        return False
+    return True
 
 
 def check_name_length(path, *, error: type[Exception] = WriteError, hint: str = "") -> None:

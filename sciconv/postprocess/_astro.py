@@ -25,6 +25,7 @@ from sciconv.postprocess._labels import READ_LABELS, validate_labels
 from sciconv.postprocess._measure import celestial_wcs, id_dtype, measure, renumbered, sparse_ids
 from sciconv.postprocess._pixels import per_pixel
 from sciconv.postprocess._writers import (
+    class_cards,
     class_name_list,
     fits_layout,
     like_wcs,
@@ -726,7 +727,7 @@ def to_ccddata(
             )
         names = class_name_list(class_names, cube.shape[-1])
         data = fits_layout(cube)
-        cards = {f"CLASS{i}": (n, f"class of probability plane {i}") for i, n in enumerate(names)}
+        cards = class_cards(names, "class of probability plane {i}")  # in ASCII, as FITS holds
         hw, shape = cube.shape[:2], cube.shape
     if uncertainty is not None:
         uncertainty = StdDevUncertainty(fits_layout(validate_uncertainty(uncertainty, shape)))

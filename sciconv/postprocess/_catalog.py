@@ -14,7 +14,7 @@ from pathlib import Path
 from sciconv._atomic import atomic_output
 from sciconv._validation import look_up_option
 from sciconv._warnings import caught
-from sciconv.errors import ConfigError
+from sciconv.errors import ConfigError, name_text
 from sciconv.io import user_path
 from sciconv.io._common import brief, fits_output, fits_text, history_lines
 
@@ -145,6 +145,13 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
       quoted unit a new unit of that name, which does not convert to ``u.electron``:
       :func:`read_catalog` gives astropy's unit back (so does ``u.Unit(str(unit))``).
 
+    Text and VOTable files are UTF-8: a file name that is not (a latin-1 ``café``, which Python
+    lists as ``'caf\\udce9'``) in a str column, a column name (``probabilities_<class>`` of a
+    class folder so named) or, for VOTable, the metadata is written with its bytes escaped,
+    ``caf\\xe9``, as sciconv records such names everywhere (:func:`sciconv.errors.name_text`),
+    with a :class:`~sciconv.errors.SciconvWarning`; ``table`` is not changed. FITS tables take
+    ASCII only: such a table is refused there (``ConfigError``).
+
     Parameters
     ----------
     table : astropy.table.Table
@@ -198,6 +205,8 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
         table = flatten_table(table)
     elif fmt == "fits":
         table = _with_fits_ucds(fits_columns(table, path))
+    if fmt != "fits":  # FITS refuses them below, with the other non-ASCII text
+        table = _utf8_names(table, path, meta=fmt == "votable")
     with atomic_output(path, overwrite=overwrite) as tmp:
         if fmt == "votable":
             _votable(table).to_xml(str(tmp))
@@ -213,6 +222,86 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
         else:
             _write_text(table, tmp, fmt)
     return path
+
+
+def _utf8_names(table, path: Path, *, meta: bool):
+    """``table`` as strict UTF-8 text can hold it: the str values and column names (and, for
+    ``meta``, the metadata: the VOTable's INFO) that hold a name which is not UTF-8 (a latin-1
+    ``caf\\udce9`` as Python lists it) with its bytes escaped, ``caf\\xe9`` as sciconv spells
+    such names everywhere (:func:`sciconv.errors.name_text`), in a shallow copy, with a
+    :class:`~sciconv.errors.SciconvWarning` naming where: the file's values then differ from the
+    table's (QA: astropy's writers raised UnicodeEncodeError after every prediction was made).
+    ``table`` itself when it holds none."""
+    import numpy as np
+
+    from sciconv.io._common import warn_caller
+
+    columns = [name for name in table.colnames if _column_surrogates(table[name])]
+    renamed = {n: name_text(n) for n in table.colnames if _surrogates(n)}
+    in_meta = meta and _surrogates(table.meta)
+    if not (columns or renamed or in_meta):
+        return table
+    out = table.copy(copy_data=False)
+    for name in columns:
+        col = table[name]
+        values = np.asarray(col)
+        escaped = np.array(
+            [name_text(v) if isinstance(v, str) else v for v in values.ravel()], dtype=object
+        ).reshape(values.shape)
+        new = col.astype(object)  # its unit, description and format kept
+        new[...] = escaped
+        if getattr(col, "mask", None) is not None:
+            new.mask = col.mask  # the assignment unmasked the masked values
+        out[name] = new.astype(str) if values.dtype.kind == "U" else new
+    if renamed:
+        out.rename_columns(list(renamed), list(renamed.values()))
+    if in_meta:
+        out.meta = _escaped(table.meta)
+    quoted = [f"'{name_text(n)}'" for n in columns]  # repr doubles the escapes' backslash
+    where = [f"the values of column(s) {', '.join(quoted)}"] if columns else []
+    where += [f"the column name(s) {', '.join(renamed.values())}"] if renamed else []
+    where += ["the metadata"] if in_meta else []
+    warn_caller(
+        f"{name_text(path)}: names that are not UTF-8 written with their bytes escaped "
+        f"(caf\\xe9, as sciconv records such names): {'; '.join(where)}; rename the files "
+        "to UTF-8 (convmv) to keep their names",
+        "sciconv",
+    )
+    return out
+
+
+def _column_surrogates(col) -> bool:
+    """Whether a str (or object) column holds a value with a lone surrogate."""
+    import numpy as np
+
+    values = np.asarray(col)
+    if values.dtype.kind == "U":  # UCS-4: a surrogate is a code point U+D800..U+DFFF
+        points = np.ascontiguousarray(values).view(np.uint32)
+        return bool(((points >= 0xD800) & (points <= 0xDFFF)).any())
+    return values.dtype.kind == "O" and any(_surrogates(v) for v in values.ravel())
+
+
+def _surrogates(value) -> bool:
+    """Whether ``value`` (a str, or metadata: lists, tuples and dicts of them) holds a lone
+    surrogate, the byte of a name that is not UTF-8."""
+    if isinstance(value, str):
+        return not value.isascii() and any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, (list, tuple)):
+        return any(_surrogates(v) for v in value)
+    if isinstance(value, dict):
+        return any(_surrogates(k) or _surrogates(v) for k, v in value.items())
+    return False
+
+
+def _escaped(value):
+    """``value`` (a str, or metadata) with every str through :func:`sciconv.errors.name_text`."""
+    if isinstance(value, str):
+        return name_text(value) if _surrogates(value) else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_escaped(v) for v in value)
+    if isinstance(value, dict):
+        return type(value)((_escaped(k), _escaped(v)) for k, v in value.items())
+    return value
 
 
 def read_catalog(path: str | os.PathLike):
@@ -525,7 +614,9 @@ def with_provenance(table, history: str | Sequence[str] | None, *, source=None):
         Lines appended to the table's ``HISTORY`` (after any it has); a str is one line; empty
         or None adds none.
     source : str or os.PathLike, optional
-        The input image's path; its file name becomes ``INPUT``. Default None (no ``INPUT``).
+        The input image's path; its file name becomes ``INPUT`` (a name that is not UTF-8 with
+        its bytes escaped, ``caf\\xe9.fits``: :func:`sciconv.errors.name_text`). Default None
+        (no ``INPUT``).
 
     Examples
     --------
@@ -541,7 +632,7 @@ def with_provenance(table, history: str | Sequence[str] | None, *, source=None):
     out = table.copy(copy_data=False)
     out.meta["SOFTWARE"] = f"sciconv {sciconv.__version__}"
     if source is not None:
-        out.meta["INPUT"] = Path(source).name
+        out.meta["INPUT"] = name_text(Path(source).name)  # as input_record spells it
     lines = history_lines(history)  # a str is one line (it was split into characters)
     if lines:
         before = out.meta.get("HISTORY") or []

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sciconv._atomic import atomic_output
+from sciconv.errors import name_text
 from sciconv.io._common import history_lines
 
 __all__ = [
@@ -41,6 +42,8 @@ def input_record(path, *, limit: int = INPUT_HASH_LIMIT) -> str:
     (the absolute path, the SHA-256 of the file's bytes, streamed), so a product tells which
     file it was made from, and whether that file changed since (``sha256sum PATH``). A file
     over ``limit`` bytes, or a folder (an OME-Zarr store), is named with its size and no hash.
+    A path that is not UTF-8 (a latin-1 ``café`` folder) is named with its bytes escaped
+    (``caf\\xe9``, :func:`sciconv.errors.name_text`), so that every product can hold the line.
 
     Parameters
     ----------
@@ -64,16 +67,19 @@ def input_record(path, *, limit: int = INPUT_HASH_LIMIT) -> str:
     'sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
     """
     name = os.path.abspath(os.fspath(path))
+    # escaped once, here: the OME description, region comments and VOTables are strict UTF-8
+    shown = name_text(name)
     if os.path.isdir(name):
-        return f"sciconv input {name} (a folder: not hashed)"
+        return f"sciconv input {shown} (a folder: not hashed)"
     try:
         state = os.stat(name)
         if state.st_size > limit:
             size, cap = state.st_size / 1e9, limit / 1e9
-            return f"sciconv input {name} ({size:.3g} GB: not hashed, over {cap:.3g} GB)"
-        return f"sciconv input {name} sha256:{_file_sha256(name, state.st_size, state.st_mtime_ns)}"
+            return f"sciconv input {shown} ({size:.3g} GB: not hashed, over {cap:.3g} GB)"
+        digest = _file_sha256(name, state.st_size, state.st_mtime_ns)
+        return f"sciconv input {shown} sha256:{digest}"
     except OSError as err:
-        return f"sciconv input {name} (not hashed: {err.strerror or type(err).__name__})"
+        return f"sciconv input {shown} (not hashed: {err.strerror or type(err).__name__})"
 
 
 @functools.lru_cache(maxsize=64)
@@ -270,7 +276,8 @@ def history_record(model: str | None, params: dict | None) -> list[str]:
     Parameters
     ----------
     model : str or None
-        The model's name (None: no model line).
+        The model's name (None: no model line); one that is not UTF-8 is written with its
+        bytes escaped (:func:`sciconv.errors.name_text`).
     params : dict or None
         The settings, one line each.
 
@@ -284,7 +291,7 @@ def history_record(model: str | None, params: dict | None) -> list[str]:
     >>> history_record("best.keras", {"tile": 256})
     ['sciconv prediction with model best.keras', '  tile = 256']
     """
-    lines = [] if model is None else [f"sciconv prediction with model {model}"]
+    lines = [] if model is None else [f"sciconv prediction with model {name_text(model)}"]
     return lines + [f"  {key} = {value!r}" for key, value in (params or {}).items()]
 
 

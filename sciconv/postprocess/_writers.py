@@ -17,7 +17,7 @@ from sciconv._validation import look_up_option
 from sciconv._warnings import caught, reworded
 from sciconv.errors import ConfigError, InvalidImageError, OutputExistsError
 from sciconv.io import as_array, user_path
-from sciconv.io._common import history_lines, looks_channels_first
+from sciconv.io._common import fits_text, history_lines, looks_channels_first
 from sciconv.postprocess._catalog import check_table, with_provenance, write_catalog
 from sciconv.postprocess._labels import validate_labels
 from sciconv.postprocess._measure import id_dtype
@@ -248,6 +248,41 @@ def like_wcs(like):
     if wcs is None or not getattr(wcs, "has_celestial", False):
         return None
     return wcs.celestial
+
+
+def class_cards(
+    names: Sequence[str], comment: str = "class of probability plane {i} (0-based)"
+) -> dict[str, tuple[str, str]]:
+    """The FITS cards ``CLASS0``, ``CLASS1``, ... naming a probability cube's planes (at most
+    1000: keywords have 8 characters), as a dict of ``keyword: (value, comment)``.
+
+    FITS cards hold printable ASCII: a name that is not is spelled with its other characters
+    escaped as Python writes them (``Grenzfläche`` -> ``Grenzfl\\xe4che``, as HISTORY names
+    files), so that no two names become one; TIFF, OME-TIFF and OME-Zarr products keep the
+    names exactly (QA: ``set_metadata(class_names=[..., "Grenzfläche"])`` took every FITS
+    product down with "invalid header card").
+
+    Parameters
+    ----------
+    names : sequence of str
+        One name per plane (:func:`class_name_list`).
+    comment : str, optional
+        Each card's comment; ``{i}`` is the plane's index.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> from sciconv.postprocess._writers import class_cards
+    >>> class_cards(["Zellkern", "Grenzfläche"])["CLASS1"]
+    ('Grenzfl\\\\xe4che', 'class of probability plane 1 (0-based)')
+    """
+    return {
+        f"CLASS{i}": (fits_text(n, exact=True), comment.format(i=i))
+        for i, n in enumerate(list(names)[:_MAX_CLASS_CARDS])
+    }
 
 
 def class_name_list(names: Sequence[str] | None, k: int) -> list[str]:
@@ -583,12 +618,7 @@ def write_products(
                 mask=mask,
                 uncertainty=uncertainty,
                 like=like,
-                cards={
-                    f"CLASS{i}": (n, f"class of probability plane {i} (0-based)")
-                    for i, n in enumerate(names[:_MAX_CLASS_CARDS])
-                }
-                if prob is not None
-                else None,
+                cards=class_cards(names) if prob is not None else None,
                 names=names if prob is not None else None,
                 history=(prob_lines, lines),
                 overwrite=overwrite,
@@ -596,7 +626,7 @@ def write_products(
             )
         )
     if catalog is not None:
-        catalog = with_provenance(catalog, lines, source=getattr(like, "path", None))
+        catalog = with_provenance(catalog, lines, source=source)  # like's path, or source=
         written["catalog"] = write_catalog(catalog, targets["catalog"], overwrite=overwrite)
     return written
 
