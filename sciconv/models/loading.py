@@ -532,9 +532,10 @@ def _note_unrecorded_normalization(model: keras.Model, path: Path) -> None:
         warnings.warn(
             f"{path}: the trained model records no input normalization, so prediction "
             "applies the default percentile stretch (1-99.8) to its inputs. If it was trained "
-            "on raw pixels or on inputs scaled by hand, pass normalize=None (--normalize none), "
-            "or record what it saw: sciconv.models.set_metadata(model, normalization={'method':"
-            " 'none'}) and save it (fit records none for data it cannot look into, and did not "
+            "on raw pixels or on inputs scaled by hand, pass normalize=None to the predict "
+            "functions, or (for sciconv predict too) record what it saw: "
+            "sciconv.models.set_metadata(model, normalization={'method': 'none'}) and save it "
+            "(fit records none for data it cannot look into, and did not "
             "for arrays and normalize=None data before 2026-12-05)",
             SciconvWarning,
             stacklevel=3,
