@@ -193,3 +193,17 @@ def photutils_name(name: str) -> str:
     return {"x_centroid": "xcentroid", "y_centroid": "ycentroid"}.get(
         name, name.replace("_flux_err", "_fluxerr")
     )
+
+
+def latin1_path(folder: Path, name: bytes) -> str:
+    """``folder/name`` for a name of latin-1 bytes, as Python spells it (skips where the file
+    system refuses such names: macOS, Windows)."""
+    import pytest
+
+    path = os.fsdecode(os.fsencode(folder) + b"/" + name)
+    try:
+        Path(path).write_bytes(b"")
+        os.remove(path)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    return path

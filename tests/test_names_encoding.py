@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import latin1_path
 from PIL import Image
 
 import sciconv as sc
@@ -20,18 +21,6 @@ from sciconv._fit_split import describe_split
 from sciconv.datasets._pipelines import fingerprint
 from sciconv.datasets._scan import stable_order
 from sciconv.errors import InvalidImageError, SciconvWarning, name_text
-
-
-def _latin1(folder: Path, name: bytes) -> str:
-    """``folder/name`` for a name of latin-1 bytes, as Python spells it (skips where the file
-    system refuses such names: macOS, Windows)."""
-    path = os.fsdecode(os.fsencode(folder) + b"/" + name)
-    try:
-        Path(path).write_bytes(b"")
-        os.remove(path)
-    except (OSError, UnicodeError):
-        pytest.skip("this file system takes only UTF-8 names")
-    return path
 
 
 def _png(path, seed: int) -> None:
@@ -64,7 +53,7 @@ def test_split_digest_and_cache_fingerprint_take_latin1_names(tmp_path):
     odd = [plain[0], os.fsdecode(os.fsencode(tmp_path) + b"/b/caf\xe9.png")]
     out = describe_split(type("D", (), {"file_paths": odd})())
     assert out["training_sha"] == hashlib.sha256(b"a/x.png\nb/caf\xe9.png").hexdigest()[:16]
-    path = _latin1(tmp_path, b"caf\xe9.png")
+    path = latin1_path(tmp_path, b"caf\xe9.png")
     Path(path).write_bytes(b"x")
     assert len(fingerprint([path], "a")) == 12
     assert fingerprint([path], "a") != fingerprint([path], "b")
@@ -76,7 +65,7 @@ def test_from_folder_splits_a_folder_holding_a_latin1_name(tmp_path):
         (root / cls).mkdir(parents=True)
         for i in range(5):
             _png(root / cls / f"g{i}.png", 10 * c + i)
-    odd = _latin1(root / "spiral", b"caf\xe9.png")
+    odd = latin1_path(root / "spiral", b"caf\xe9.png")
     os.rename(root / "spiral" / "g0.png", odd)
     train, val = sc.datasets.from_folder(root, image_size=16, validation_split=0.2, seed=0)
     every = [*train.file_paths, *val.file_paths]
@@ -95,7 +84,7 @@ def _tiny_fit(workdir, **kw):
 def test_fit_tensorboard_under_a_latin1_folder_writes_logs_by_a_relative_path(
     tmp_path, monkeypatch
 ):
-    project = Path(_latin1(tmp_path, b"Projet_caf\xe9"))
+    project = Path(latin1_path(tmp_path, b"Projet_caf\xe9"))
     project.mkdir()
     monkeypatch.chdir(project)  # the workdir given absolute, as an API user does
     config = _tiny_fit(project / "run")
@@ -104,7 +93,7 @@ def test_fit_tensorboard_under_a_latin1_folder_writes_logs_by_a_relative_path(
 
 
 def test_fit_tensorboard_under_a_latin1_folder_warns_and_trains_without_logs(tmp_path, monkeypatch):
-    project = Path(_latin1(tmp_path, b"Projet_caf\xe9"))
+    project = Path(latin1_path(tmp_path, b"Projet_caf\xe9"))
     project.mkdir()
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
@@ -122,7 +111,7 @@ def test_fit_tensorboard_under_a_latin1_folder_warns_and_trains_without_logs(tmp
 def test_onnx_export_to_a_latin1_folder_is_written_and_checked(tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("tf2onnx")
-    folder = Path(_latin1(tmp_path, b"mod\xe8les"))
+    folder = Path(latin1_path(tmp_path, b"mod\xe8les"))
     folder.mkdir()
     m = sc.models.classifier(input_shape=(16, 16, 1), num_classes=2, filters=(4,), dense=(4,))
     out = sc.models.export(m, folder / "m.onnx")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import latin1_path
 from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 
@@ -20,18 +21,6 @@ from sciconv.io._files import names_folded
 
 #: The QA's German segmenter classes: one name is not ASCII.
 CLASSES = ["Hintergrund", "Zellkern", "Grenzfläche"]
-
-
-def _latin1(folder: Path, name: bytes) -> str:
-    """``folder/name`` for a name of latin-1 bytes, as Python spells it (skips where the file
-    system refuses such names: macOS, Windows)."""
-    path = os.fsdecode(os.fsencode(folder) + b"/" + name)
-    try:
-        Path(path).write_bytes(b"")
-        os.remove(path)
-    except (OSError, UnicodeError):
-        pytest.skip("this file system takes only UTF-8 names")
-    return path
 
 
 def _prediction(k: int = 2):
@@ -46,7 +35,7 @@ def _prediction(k: int = 2):
 
 # ------------------------------------------------------------------ finding 1: the input's name
 def test_input_record_names_a_latin1_file_with_its_bytes_escaped(tmp_path):
-    path = _latin1(tmp_path, b"caf\xe9.fits")
+    path = latin1_path(tmp_path, b"caf\xe9.fits")
     Path(path).write_bytes(b"abc")
     line = postprocess.input_record(path)
     assert line == (
@@ -71,7 +60,7 @@ def test_products_of_a_latin1_input_record_its_name_in_every_format(tmp_path):
     import tifffile
     from astropy.io.votable import parse
 
-    source = _latin1(tmp_path, b"caf\xe9.fits")
+    source = latin1_path(tmp_path, b"caf\xe9.fits")
     fits.PrimaryHDU(np.zeros((12, 14), np.float32)).writeto(source)
     prob, labels, table = _prediction()
     shown = f"{tmp_path}/caf\\xe9.fits"  # one spelling everywhere: FITS HISTORY's
@@ -100,7 +89,7 @@ def test_products_of_a_latin1_input_record_its_name_in_every_format(tmp_path):
 
 
 def test_region_comments_of_a_latin1_input_are_utf8(tmp_path):
-    source = _latin1(tmp_path, b"caf\xe9.fits")
+    source = latin1_path(tmp_path, b"caf\xe9.fits")
     Path(source).write_bytes(b"abc")
     reg = tmp_path / "a.reg"
     reg.write_text("# Region file format: DS9\nimage\ncircle(1,2,3)\n", encoding="utf-8")
