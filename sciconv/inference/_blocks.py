@@ -192,7 +192,7 @@ def _segment_block(
         sky, rms = postprocess.background_and_rms(raw, labels)
         if error is None:  # else the noise model
             error, _ = postprocess.estimate_error(
-                raw, background=sky, background_rms=rms, gain=gain
+                raw, labels, background=sky, background_rms=rms, gain=gain
             )
     keep, cut, left = select_owned(labels, plan, (i, j))
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order

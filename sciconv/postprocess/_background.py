@@ -1,4 +1,14 @@
-"""The background under the objects: photutils' ``Background2D`` with the objects left out."""
+"""The background under the objects: photutils' ``Background2D`` with the objects left out.
+
+Photon counts (X-ray images: non-negative integers at a low rate whose spread is Poisson's,
+:func:`_poisson_rate`) are not measured by the sigma-clipped median: the median of Poisson(λ)
+counts is 0 for every λ < ln 2 and a 3-sigma clip of a sparse image removes every pixel holding
+a count, so level and rms both came out 0 (QA: 0.000 at 0.1-0.6 count/px). Their level is the
+mean of the background pixels after a Poisson clip (pixels above the 1e-6 tail of Poisson(λ)
+left out: unlabelled sources), photutils' ``MeanBackground`` unclipped in each box, and their
+rms the Poisson one, ``sqrt(level)``. Float images and integer images that are not Poisson
+counts (a CCD's ADU with read noise, an offset microscopy frame) keep the sigma-clipped median.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +29,11 @@ from sciconv.postprocess._labels import labelled_pixels
 BACKGROUND_MODES = ("auto", "map", "none")
 #: Fewer background pixels than this give no background rms (NaN: one pixel's spread is 0).
 MIN_BACKGROUND_PIXELS = 16
+#: Photon counts above this mean rate per pixel are measured as any image (a median's
+#: quantization, at most 0.5 count, is then small against the rate).
+COUNTS_MAX_RATE = 20.0
+#: Pixels whose counts Poisson(rate) exceeds with a smaller probability are clipped (sources).
+_POISSON_TAIL = 1e-6
 
 
 def wants_background(mode: str, image) -> bool:
@@ -158,7 +173,9 @@ def background_and_rms(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(background, rms)`` of :func:`estimate_background`: the level and the sigma-clipped
     standard deviation of the background pixels (Background2D's ``background_rms``), both
-    ``(H, W)`` for one channel, else ``(H, W, C)``.
+    ``(H, W)`` for one channel, else ``(H, W, C)``. A channel of photon counts
+    (:func:`_poisson_rate`) gets the Poisson-clipped mean and ``sqrt(level)`` instead (module
+    notes): the median and the clipped spread of sparse counts are 0.
 
     Parameters
     ----------
@@ -238,32 +255,83 @@ def _check_options(box_size, filter_size, grow) -> tuple[int, int, int]:
     return box_size, filter_size, check_int(grow, name="grow", minimum=0)
 
 
+def _poisson_rate(values) -> float | None:
+    """The mean rate of ``values`` if they are photon counts, else None.
+
+    Counts are non-negative integers whose mean (after a Poisson clip: values above the 1e-6
+    tail of Poisson(mean) left out, iterated) is above 0 and at most :data:`COUNTS_MAX_RATE`,
+    and whose variance is Poisson's (0.7 to 2 times the mean: a spatially varying background
+    widens it a little; a CCD's read noise in ADU, or an offset, does not fit).
+
+    Returns the clipped mean (counts per pixel).
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < MIN_BACKGROUND_PIXELS or v.min() < 0 or not np.array_equal(v, np.round(v)):
+        return None
+    rate, keep = _poisson_clip(v)
+    kept = v[keep]
+    if not 0 < rate <= COUNTS_MAX_RATE or kept.size < MIN_BACKGROUND_PIXELS:
+        return None
+    ratio = float(kept.var()) / rate
+    return rate if 0.7 <= ratio <= 2.0 else None
+
+
+def _poisson_cut(rate: float) -> float:
+    """Counts above which a pixel is clipped at a Poisson ``rate`` (its 1e-6 upper tail)."""
+    from scipy.stats import poisson
+
+    return float(poisson.isf(_POISSON_TAIL, max(rate, 1e-3)))
+
+
+def _poisson_clip(v: np.ndarray) -> tuple[float, np.ndarray]:
+    """``(mean, keep)`` of counts ``v`` after clipping their Poisson outliers (iterated)."""
+    keep = np.ones(v.size, bool)
+    rate = float(v.mean())
+    for _ in range(10):
+        new = v <= _poisson_cut(rate)
+        if not new.any():
+            break
+        rate, same = float(v[new].mean()), np.array_equal(new, keep)
+        keep = new
+        if same:
+            break
+    return rate, keep
+
+
 def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
     from astropy.stats import SigmaClip, sigma_clipped_stats
 
+    rate = _poisson_rate(chan[~masked])
+    if rate is not None:  # photon counts: the clipped mean, Poisson's rms (module notes)
+        masked = masked | (np.nan_to_num(chan) > _poisson_cut(rate))
     reason = None
     if min(chan.shape) < 2 * box_size:
         reason = ""  # not two boxes across: one level is the map
     try:
         if reason == "":
             raise _OneBox
-        from photutils.background import Background2D, MedianBackground
+        from photutils.background import Background2D, MeanBackground, MedianBackground
 
         box = (min(int(box_size), chan.shape[0]), min(int(box_size), chan.shape[1]))
+        clip = None if rate is not None else SigmaClip(sigma=3.0)
         with caught("ignore"):
             bkg = Background2D(
                 chan,
                 box,
                 filter_size=(int(filter_size),) * 2,
                 mask=masked,
-                sigma_clip=SigmaClip(sigma=3.0),
-                bkg_estimator=MedianBackground(),
+                sigma_clip=clip,
+                bkg_estimator=MedianBackground()
+                if rate is None
+                else MeanBackground(sigma_clip=None),
                 exclude_percentile=50.0,
             )
-        return (
-            np.asarray(bkg.background, dtype=np.float64),
-            np.asarray(bkg.background_rms, dtype=np.float64),
-        )
+        level = np.asarray(bkg.background, dtype=np.float64)
+        if rate is not None:  # the spline between boxes may dip below 0 where counts are rare
+            level = np.maximum(level, 0.0)
+            return level, np.sqrt(level)
+        return level, np.asarray(bkg.background_rms, dtype=np.float64)
     except _OneBox:
         pass
     except ImportError:
@@ -277,12 +345,16 @@ def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
         reason = f"{reason} and {why}" if reason else why
     if good.size == 0:
         good = chan[np.isfinite(chan)]
-    _, level, spread = sigma_clipped_stats(good, sigma=3.0) if good.size else (0.0, 0.0, 0.0)
+    if rate is not None:
+        level = float(good.mean()) if good.size else rate
+        spread, how = np.sqrt(level), "Poisson-clipped mean"
+    else:
+        _, level, spread = sigma_clipped_stats(good, sigma=3.0) if good.size else (0.0, 0.0, 0.0)
+        how = "sigma-clipped median"
     spread = np.nan if few else spread
     if reason:
         warnings.warn(
-            f"background: one sigma-clipped median level ({level:.6g}) for the whole image, "
-            f"since {reason}",
+            f"background: one {how} level ({level:.6g}) for the whole image, since {reason}",
             SciconvWarning,
             stacklevel=3,
         )

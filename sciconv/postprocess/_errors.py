@@ -8,27 +8,45 @@ noise (its sigma-clipped rms) with the sources' Poisson noise through photutils'
 :func:`~photutils.utils.calc_total_error`, which needs the *effective gain* (electrons per unit of
 the pixels, :func:`effective_gain`): 1 for ``BUNIT = ELECTRONS``, ``EXPTIME`` for electrons per
 second, ``GAIN`` (or ``EGAIN``, ``ATODGAIN``, ``CCDGAIN``) for ADU / DN / counts, and their product
-for ADU per second. Without a known gain the error is the background's alone (no Poisson term)
-and the table says so (``meta["FLUXERR"]``).
+for ADU per second. Photon counts (``BUNIT`` count, ct, counts, or none, from a photon-counting
+X-ray or UV mission, :data:`PHOTON_COUNTING`) have gain 1, and per second the exposure. Without a
+known gain the error is the background's alone (no Poisson term) and the table says so
+(``meta["FLUXERR"]``).
+
+A pixel whose error would be 0 because the background's rms is 0 and no Poisson term is known
+(a constant or noise-free background) gets NaN, with a warning: an error bar of 0 (an SNR of
+infinity) is never a measurement. With a Poisson term, a pixel of 0 counts on a background of 0
+contributes 0 (Poisson's variance of nothing), as photutils has it.
+
+The Poisson term is the positive part of ``data - background`` (photutils'
+``calc_total_error``). In a difference image a fading object is negative: its photons were in
+the reference image, and their Poisson variance is at least ``|data - background|``. Given the
+``labels``, :func:`estimate_error` takes that for the pixels of an object whose background-
+subtracted sum is negative (the reference's counts; the science image's own counts of the object
+are not known from the difference and are left out, as photutils leaves out the reference's for
+a brightening one).
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
 from sciconv._validation import look_up_option
-from sciconv.errors import ConfigError
+from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array, is_nddata
 from sciconv.io._fits_errors import GAIN_KEYWORDS, sigma_of
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import background_and_rms, in_unit
+from sciconv.postprocess._labels import validate_labels
 from sciconv.postprocess._pixels import per_pixel
 
 __all__ = [
     "NO_POISSON",
     "NO_RMS",
+    "PHOTON_COUNTING",
     "effective_gain",
     "error_source",
     "error_windows",
@@ -41,6 +59,35 @@ NO_POISSON = "background rms only (gain unknown: no Poisson term)"
 #: What ``meta["FLUXERR"]`` says when the background's rms could not be measured anywhere (too
 #: few sky pixels: every ``flux_err`` is NaN).
 NO_RMS = "unknown (background rms not measurable: too few background pixels)"
+#: Missions (FITS ``TELESCOP``) whose counts images count photons (effective gain 1, no GAIN
+#: card): X-ray and gamma-ray event lists binned (Chandra ``dmcopy``, XMM ``evselect``, eROSITA,
+#: Swift XRT/UVOT, NuSTAR ...) and GALEX's photon-counting detectors. Swift BAT and other
+#: coded-mask images are deconvolved, not counts (:data:`_NOT_COUNTING`).
+PHOTON_COUNTING = frozenset(
+    {
+        "CHANDRA",
+        "XMM",
+        "XMM-NEWTON",
+        "SRG",
+        "SRG/EROSITA",
+        "EROSITA",
+        "SWIFT",
+        "NUSTAR",
+        "ROSAT",
+        "SUZAKU",
+        "ASCA",
+        "EINSTEIN",
+        "XRISM",
+        "HITOMI",
+        "NICER",
+        "EXOSAT",
+        "GALEX",
+        "GLAST",
+        "FERMI",
+    }
+)
+_NOT_COUNTING = frozenset({"BAT", "IBIS", "JEM-X", "SPI", "GBM"})
+_EXPOSURE_KEYWORDS = ("EXPTIME", "EXPOSURE", "LIVETIME")  # an X-ray header's is EXPOSURE
 
 
 def _card(image, key: str):
@@ -65,14 +112,29 @@ def _positive(value) -> float | None:
     return number
 
 
+def _photon_counting(image) -> bool:
+    """Whether ``image``'s header says its counts are photons (module notes): its ``TELESCOP``
+    (or ``MISSION``) is in :data:`PHOTON_COUNTING`, its ``INSTRUME`` not a coded mask, and it
+    has no detector gain card (a CCD's counts are ADU)."""
+    cards = (_card(image, k) for k in ("TELESCOP", "MISSION"))
+    mission = next((str(v).strip().upper() for v in cards if v), "")
+    instrument = str(_card(image, "INSTRUME") or "").strip().upper()
+    if any(_card(image, k) is not None for k in GAIN_KEYWORDS):
+        return False
+    return mission in PHOTON_COUNTING and instrument not in _NOT_COUNTING
+
+
 def effective_gain(image, gain: str | float | None = "auto") -> float | None:
     """Electrons per unit of ``image``'s pixels (photutils' ``effective_gain``), or None.
 
     Electrons and photons count 1 each; per second, ``EXPTIME``; ADU, DN and counts the
     detector's gain (the first of GAIN, EGAIN, ATODGAIN, CCDGAIN the header has), per second times
-    ``EXPTIME``. Counts without a gain keyword are unknown (X-ray counts are photons, a CCD's
-    counts are ADU). An image with no unit at all (no ``BUNIT``) but a gain keyword is taken as
-    ADU with that gain, as SExtractor reads a raw frame; without either it is unknown.
+    ``EXPTIME``. Counts without a gain keyword are photons (gain 1; per second ``EXPTIME``, else
+    ``EXPOSURE``) when the header names a photon-counting mission (:data:`PHOTON_COUNTING`:
+    Chandra, XMM, eROSITA, Swift ...), else unknown (a CCD's counts are ADU). An image with no
+    unit at all (no ``BUNIT``) but a gain keyword is taken as ADU with that gain, as SExtractor
+    reads a raw frame; with neither, counts of a photon-counting mission (a Chandra ``dmcopy``
+    image has no ``BUNIT``), else unknown.
 
     Parameters
     ----------
@@ -96,6 +158,9 @@ def effective_gain(image, gain: str | float | None = "auto") -> float | None:
     ...                 meta={"bunit": "ELECTRONS/S"})
     >>> effective_gain(img)
     60.0
+    >>> xray = GridImage(np.zeros((2, 2, 1), np.float32), header={"TELESCOP": "CHANDRA"})
+    >>> effective_gain(xray)  # no BUNIT: dmcopy's counts
+    1.0
     """
     from astropy import units as u
 
@@ -111,11 +176,12 @@ def effective_gain(image, gain: str | float | None = "auto") -> float | None:
     detector = next(
         (g for g in (_positive(_card(image, k)) for k in GAIN_KEYWORDS) if g is not None), None
     )
+    photons = _photon_counting(image)
     if getattr(image, "unit", None) is None:  # no BUNIT: a GAIN card's pixels are ADU, as
         # SExtractor reads them (QA: a raw frame's errors 4x too small); an unreadable one: no
-        return (
-            None if _card(image, "BUNIT") or getattr(image, "meta", {}).get("bunit") else detector
-        )
+        if _card(image, "BUNIT") or getattr(image, "meta", {}).get("bunit"):
+            return None
+        return 1.0 if photons else detector  # QA: a dmcopy image's counts had no error
     unit = known_unit(image.unit)
     if unit is None:
         return None
@@ -125,6 +191,10 @@ def effective_gain(image, gain: str | float | None = "auto") -> float | None:
             return electrons
         if unit == per_unit / u.s:
             return None if electrons is None or exptime is None else electrons * exptime
+    if photons:  # X-ray counts are photons (QA: every flux_err was 0 on an XMM image)
+        detector = 1.0
+        exposure = (_positive(_card(image, k)) for k in _EXPOSURE_KEYWORDS)
+        exptime = next((t for t in exposure if t is not None), None)
     if unit == u.count and detector is not None:
         return detector
     if unit == u.count / u.s and detector is not None and exptime is not None:
@@ -231,12 +301,14 @@ def estimate_error(
         Raw pixels.
     labels : ndarray of int (H, W), or GridImage, optional
         Objects to leave out of the background statistics (taken as
-        :func:`sciconv.postprocess.measure` takes them).
+        :func:`sciconv.postprocess.measure` takes them); with a gain, an object whose
+        background-subtracted sum is negative (a fading source of a difference image) gets the
+        Poisson term of ``|data - background|`` (module notes).
     background, background_rms : float or ndarray, optional
         Known background level and noise (both, or neither).
     gain : "auto", float or None, optional
         See :func:`effective_gain`; unknown (None): the background noise alone (no Poisson
-        term).
+        term), NaN where it is 0 (warned).
     box_size, filter_size, grow : int, optional
         As for :func:`sciconv.postprocess.estimate_background`.
 
@@ -282,12 +354,50 @@ def estimate_error(
     if not np.isfinite(rms).any():  # a crowded field (warned): no error bar is known
         return np.full(data.shape, np.nan), NO_RMS
     if g is None:
-        return np.array(rms, dtype=np.float64), error_source(None)
+        return _no_zero(np.array(rms, dtype=np.float64), data), error_source(None)
     from photutils.utils import calc_total_error
 
     signal = np.where(np.isfinite(data), data - level, 0.0)
+    if labels is not None:  # a fading object of a difference image: the reference's photons
+        signal = _faded(signal, labels)
     error = calc_total_error(signal, np.array(rms), g)
     return np.where(np.isfinite(data), error, np.nan), error_source(g)
+
+
+def _faded(signal: np.ndarray, labels) -> np.ndarray:
+    """``signal`` with the sign of each object whose sum is negative turned (module notes), so
+    the Poisson term counts its ``|data - background|``; the labels as :func:`measure` takes
+    them."""
+    lab = validate_labels(labels)
+    if lab.shape != signal.shape[:2]:
+        raise InvalidImageError(
+            f"labels must have the image's shape {signal.shape[:2]}; got {lab.shape}"
+        )
+    _, index = np.unique(lab, return_inverse=True)
+    index = index.reshape(lab.shape)
+    flat = signal.reshape(lab.size, -1)
+    sums = np.stack(
+        [np.bincount(index.ravel(), flat[:, k]) for k in range(flat.shape[1])], axis=-1
+    ).sum(axis=-1)
+    negative = (sums < 0) & (np.unique(lab) > 0)
+    turn = negative[index]
+    return np.where(turn[..., None] if signal.ndim == 3 else turn, -signal, signal)
+
+
+def _no_zero(error: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """``error`` with NaN where it is 0 at a finite pixel (the background rms 0, no Poisson
+    term: unknown, not exact), with a warning (one text: shown once per caller, not per
+    window of a mosaic)."""
+    zero = (error == 0) & np.isfinite(data)
+    if zero.any():
+        warnings.warn(
+            "estimate_error: the background rms is 0 (a constant or noise-free background) "
+            "and the gain is unknown (no Poisson term): the error of those pixels is NaN, not "
+            "0; give gain= (1 for photon counts) or the image's own uncertainty",
+            SciconvWarning,
+            stacklevel=3,
+        )
+    return np.where(zero, np.nan, error)
 
 
 def _as_pixels(value, name: str, data: np.ndarray) -> np.ndarray:

@@ -431,7 +431,9 @@ def measure(
           (-90, 90]: an angle in the pixel frame, not a sky position angle);
         - with ``intensity``: ``flux_sum``, ``flux_mean`` (shape (N, C) when C > 1) and the
           intensity-weighted centroid ``x_weighted``, ``y_weighted`` (positive pixels, summed over
-          channels); with ``background`` also ``flux`` and ``background``; with an ``error``
+          channels; for an object whose flux is negative, a fading source of a difference
+          image, its negative pixels weighted by ``|flux|``); with ``background`` also ``flux``
+          and ``background``; with an ``error``
           ``flux_err`` (``meta["FLUXERR"]`` says where the error came from when known) and the
           weighted centroid's 1-sigma errors ``x_weighted_err``, ``y_weighted_err`` (pixels;
           SExtractor's ``ERRX2``/``ERRY2``, the pixel errors' propagation);
@@ -510,7 +512,7 @@ def measure(
     if sigma is not None:
         esum = np.zeros((n + 1, c))
         # the weighted centroid's error: sums of var, var x, var x^2 (and y) over its pixels
-        cen = {key: np.zeros(n + 1) for key in ("v", "vx", "vy", "vxx", "vyy")}
+        cen = {key: np.zeros((2, n + 1)) for key in ("v", "vx", "vy", "vxx", "vyy")}
     # moments accumulated over row chunks: memory stays O(chunk), not O(H * W) per statistic
     count = np.zeros(n + 1)
     sx = np.zeros(n + 1)
@@ -521,9 +523,9 @@ def measure(
     if image is not None:
         fsum = np.zeros((n + 1, c))
         fcount = np.zeros((n + 1, c))
-        wsum = np.zeros(n + 1)
-        wx = np.zeros(n + 1)
-        wy = np.zeros(n + 1)
+        wsum = np.zeros((2, n + 1))  # [0]: positive pixels' weights, [1]: negative ones'
+        wx = np.zeros((2, n + 1))
+        wy = np.zeros((2, n + 1))
     h, w = labels.shape
     xs = np.arange(w, dtype=np.float64)
     for r0 in range(0, h, ROWS_PER_CHUNK):
@@ -559,15 +561,18 @@ def measure(
                 for ch in range(c):
                     bsum[:, ch] += np.bincount(ids, under[:, ch], n + 1)
                 clean = clean - under
-            pos = np.clip(clean, 0, None).sum(axis=1)
-            if sigma is not None:  # the weights' variance: of the channels counted (positive)
-                v = np.where(clean > 0, var, 0.0).sum(axis=1)
-                for key, weight in (("v", 1.0), ("vx", x), ("vy", y), ("vxx", x * x)):
-                    cen[key] += np.bincount(ids, v * weight, n + 1)
-                cen["vyy"] += np.bincount(ids, v * y * y, n + 1)
-            wsum += np.bincount(ids, pos, n + 1)
-            wx += np.bincount(ids, pos * x, n + 1)
-            wy += np.bincount(ids, pos * y, n + 1)
+            # both signs' weights: a negative object (a fading source of a difference image) is
+            # weighted by its own sign once its sum is known (QA: placed by its noise)
+            for s, part in ((0, clean > 0), (1, clean < 0)):
+                wgt = np.where(part, np.abs(clean), 0.0).sum(axis=1)
+                if sigma is not None:  # the weights' variance: of the channels counted
+                    v = np.where(part, var, 0.0).sum(axis=1)
+                    for key, weight in (("v", 1.0), ("vx", x), ("vy", y), ("vxx", x * x)):
+                        cen[key][s] += np.bincount(ids, v * weight, n + 1)
+                    cen["vyy"][s] += np.bincount(ids, v * y * y, n + 1)
+                wsum[s] += np.bincount(ids, wgt, n + 1)
+                wx[s] += np.bincount(ids, wgt * x, n + 1)
+                wy[s] += np.bincount(ids, wgt * y, n + 1)
 
     present = np.nonzero(count[1:] > 0)[0] + 1
     cnt = count[present]
@@ -612,11 +617,16 @@ def measure(
     if image is not None:
         seen = fcount[present] > 0  # an object of masked pixels only has no flux (QA: 0 +- 0)
         fs = np.where(seen, fsum[present], np.nan)
+        # a negative object (its background-subtracted sum over the channels < 0) is weighted
+        # by its negative pixels, |flux|-weighted (SExtractor on the negated image)
+        net = fsum[present].sum(axis=1) - (0.0 if sky is None else bsum[present].sum(axis=1))
+        sign = (net < 0).astype(np.intp)
+        at = (sign, present)
         with np.errstate(invalid="ignore", divide="ignore"):
             fm = np.where(seen, fs / fcount[present], np.nan)
-            ws = wsum[present]
-            xw = np.where(ws > 0, wx[present] / ws, mx)
-            yw = np.where(ws > 0, wy[present] / ws, my)
+            ws = wsum[at]
+            xw = np.where(ws > 0, wx[at] / ws, mx)
+            yw = np.where(ws > 0, wy[at] / ws, my)
         table["flux_sum"] = fs[:, 0] if c == 1 else fs
         table["flux_mean"] = fm[:, 0] if c == 1 else fm
         if sky is not None:
@@ -633,8 +643,8 @@ def measure(
         table["x_weighted"] = xw
         table["y_weighted"] = yw
         if sigma is not None:  # var(x_w) = sum var_i (x_i - x_w)^2 / W^2 (QA: no position error)
-            v, vx, vy = (cen[key][present] for key in ("v", "vx", "vy"))
-            vxx, vyy = cen["vxx"][present], cen["vyy"][present]
+            v, vx, vy = (cen[key][at] for key in ("v", "vx", "vy"))
+            vxx, vyy = cen["vxx"][at], cen["vyy"][at]
             with np.errstate(invalid="ignore", divide="ignore"):
                 ex = np.sqrt(np.maximum(vxx - 2 * xw * vx + xw * xw * v, 0.0)) / ws
                 ey = np.sqrt(np.maximum(vyy - 2 * yw * vy + yw * yw * v, 0.0)) / ws
