@@ -297,7 +297,9 @@ def _segment_image(model, img, args, params, progress):
     if postprocess.wants_background(args.background, img):
         background, rms = postprocess.background_and_rms(img, labels)
         # flux errors: the image's uncertainty, else background noise + the sources' Poisson term
-        error, source = postprocess.estimate_error(img, background=background, background_rms=rms)
+        error, source = postprocess.estimate_error(
+            img, labels, background=background, background_rms=rms
+        )  # labels: a negative (fading) object's Poisson term from its own pixels
     table = postprocess.measure(  # mask="auto": img.mask or its NaN pixels; arcsec/um sizes
         labels, intensity=img, wcs=img.wcs, background=background, error=error
     )
@@ -413,6 +415,10 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     from sciconv.postprocess import comment_regions
 
     img = _one_channel(io.read(path, **_read_args(path, args)), args.channel)
+    if getattr(args, "nodata", None) is None and img.wcs is not None:  # a sky mosaic's 0 fill
+        from sciconv.preprocess import check_nodata_fill
+
+        check_nodata_fill(img, path=path)
     try:
         with inference.decisions() as decided:  # what auto decided, for the products
             labels, prob, std, table = _segment_image(model, img, args, params, tile_progress)

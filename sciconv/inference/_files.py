@@ -25,7 +25,7 @@ from sciconv.io._common import warn_caller
 from sciconv.io._zarr import ome_zarr_modules
 from sciconv.models import get_metadata
 from sciconv.models.introspect import model_channels, model_fixed_hw, validate_model
-from sciconv.preprocess import NormSpec
+from sciconv.preprocess import NormSpec, check_nodata_fill
 
 
 def predict_files(
@@ -591,6 +591,8 @@ def predict_mosaic(
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
     image = io.read(path, lazy=True, hdu=hdu, nodata=nodata, mask=mask, ignore_flags=ignore_flags)
+    if nodata is None and image.wcs is not None:  # a sky mosaic's uncovered area filled with 0
+        check_nodata_fill(image, path=path)
     if channel is not None:
         try:
             image = image.channel(channel)

@@ -14,7 +14,8 @@ inference, viz, CLI) and :func:`normalize_spec` re-applies a spec at inference.
 
 Before it, :func:`apply_input_transform` gives an image the form a model was trained on (grey or
 RGB, objects bright) and, where the model asks, :func:`restore_saturated` gives over-exposed
-objects' flat tops back a profile.
+objects' flat tops back a profile. :func:`check_nodata_fill` warns when a mosaic's uncovered area
+is filled with 0 instead of NaN (read it with ``nodata=0``).
 
 The intervals and stretches are astropy's (:mod:`astropy.visualization`):
 
@@ -35,7 +36,8 @@ Fallbacks (documented behaviour, never inf/NaN for finite pixels):
   (the good data mirrored across their edge) in training and at inference;
 - a channel with no finite pixel gets NaN limits (nothing to measure; callers can test for it) and
   all its pixels come out NaN (or filled when ``nan=`` is given);
-- when the limits collapse (``vmax - vmin`` at or below float resolution, e.g. a sparse image whose
+- when the limits collapse (``vmax - vmin`` at or below float32's resolution of the values, a
+  relative test: an image in W m-2 Hz-1, spans of 1e-32, is not flat; e.g. a sparse image whose
   1st and 99.8th percentiles are both the sky level), the channel's min/max limits are used instead;
   when those collapse too (a constant image), the span is taken as 1, so a constant image maps to 0;
 - results are saturated to the finite float32 range instead of overflowing to inf.
@@ -62,6 +64,7 @@ from sciconv.preprocess._limits import (
     invert_limits,
     normalize,
 )
+from sciconv.preprocess._nodata import check_nodata_fill
 from sciconv.preprocess._saturation import MIN_PLATEAU_RADIUS, restore_saturated
 from sciconv.preprocess._spec import (
     DEFAULT_NORMALIZATION,
@@ -86,6 +89,7 @@ __all__ = [
     "NormSpec",
     "apply_input_transform",
     "apply_limits",
+    "check_nodata_fill",
     "compute_limits",
     "fill_nan",
     "invert_limits",

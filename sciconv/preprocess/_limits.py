@@ -28,8 +28,14 @@ FILL_METHODS = ("zero", "median", "nearest", "reflect")
 #: 0.867 reflected, 0.819 nearest, 0.773 with the zeros used before (0.873 without the frame).
 BAD_PIXEL_FILL = "reflect"
 _F32_MAX = float(np.finfo(np.float32).max)
-_TINY_SPAN = 1e-30  # below this an interval is degenerate whatever the data scale
-#: Pixels zscale fits its line to (astropy's ``n_samples``), drawn at random, not evenly strided
+_F32_EPS = float(np.finfo(np.float32).eps)
+#: float32's smallest normal number: a span below it is flat (the network computes in float32)
+_F32_TINY = float(np.finfo(np.float32).tiny)
+#: Limits whose span is below this are applied in float64 (float32 halves would be subnormal)
+_SMALL_SPAN = 1e-30
+#: Pixels zscale fits its line to (astropy's ``n_samples``), at places drawn at random on the
+#: pixel grid (:func:`zscale_sample`). Kept at 1,000, as the models trained so far saw: 20,000
+#: moved the limits of the demo's sky images by up to 0.9 sky rms (vmin is the sample's minimum)
 ZSCALE_SAMPLES = 1000
 _ASINH_A = 0.1
 
@@ -156,12 +162,15 @@ def _sample_channel(chan: np.ndarray, max_samples: int, rng: np.random.Generator
 
 
 def _degenerate(vmin: float, vmax: float) -> bool:
+    """Whether ``vmin..vmax`` is flat: a span at float32's resolution of the values (relative,
+    so an image in W m-2 Hz-1, spans of 1e-32, is not flat) or below float32's smallest normal
+    number."""
     span = vmax - vmin
     if not (math.isfinite(vmin) and math.isfinite(vmax) and math.isfinite(span)):
         # an overflowed span (finite limits far apart) is not degenerate
         return not (math.isfinite(vmin) and math.isfinite(vmax))
     scale = max(abs(vmin), abs(vmax))
-    return span <= max(_TINY_SPAN, 4.0 * float(np.finfo(np.float32).eps) * scale)
+    return span <= 4.0 * _F32_EPS * scale or span < _F32_TINY
 
 
 def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=None):
@@ -181,9 +190,8 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
             vmin, vmax = AsymmetricPercentileInterval(low, high).get_limits(sample)
         elif method == "minmax":
             vmin, vmax = full if full is not None else MinMaxInterval().get_limits(sample)
-        elif method == "zscale":
-            interval = ZScaleInterval(n_samples=ZSCALE_SAMPLES)
-            vmin, vmax = interval.get_limits(zscale_sample(sample, ZSCALE_SAMPLES))
+        elif method == "zscale":  # ``sample``: zscale_sample's pixels already
+            vmin, vmax = ZScaleInterval(n_samples=max(sample.size, 1)).get_limits(sample)
         else:  # zscore: scale first so sums cannot overflow float64
             peak = float(np.max(np.abs(sample)))
             peak = peak if peak > 0 and math.isfinite(peak) else 1.0
@@ -200,13 +208,17 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
     return vmin, vmax
 
 
-def zscale_sample(sample: np.ndarray, n: int) -> np.ndarray:
-    """About ``n`` values of ``sample`` at random places (seeded by its size), in order.
+def zscale_sample(image: np.ndarray, n: int) -> np.ndarray:
+    """The finite values at about ``n`` places of ``image``, in raster order.
 
-    astropy's zscale keeps every ``size // n_samples``-th value of the flattened image, which for
-    many shapes is one column again and again (a 1000 x 1000 image: column 0 of every row), so
-    one bad column set the limits (52..5000 instead of 68..130). Random places cannot align with
-    rows; the same sample size gives the same places.
+    The places are drawn at random on the whole grid of ``image`` (every element, bad pixels
+    included) from a generator seeded by its size, *then* the non-finite values among them are
+    dropped: a masked pixel removes at most one value and moves no other place, and an image
+    without bad pixels gets the places it always got. (Seeded by the count of finite pixels, one
+    NaN redrew every place: zscale limits 79..144 became 73..146 and the catalog changed.)
+    Random, not astropy's every ``size // n``-th value of the flattened image, which for many
+    shapes is one column again and again (a 1000 x 1000 image: column 0 of every row), so that
+    one bad column set the limits (52..5000 instead of 68..130).
 
     Examples
     --------
@@ -215,12 +227,28 @@ def zscale_sample(sample: np.ndarray, n: int) -> np.ndarray:
     >>> picked = zscale_sample(image, 1000)
     >>> len(np.unique(picked % 1000)) > 500  # columns from all over (strided: column 0 only)
     True
+    >>> image[0, :500] = np.nan  # masked pixels drop out; the other places stay
+    >>> bool(np.isin(zscale_sample(image, 1000), picked).all())
+    True
     """
-    flat = sample.ravel()
-    if flat.size <= n:
-        return flat
-    rng = np.random.default_rng(flat.size)
-    return flat[np.unique(rng.integers(0, flat.size, n))]
+    image = np.asarray(image)
+    if image.size <= n:
+        return finite_values(image)
+    rng = np.random.default_rng(image.size)
+    places = np.unravel_index(np.unique(rng.integers(0, image.size, n)), image.shape)
+    return finite_values(image[places])
+
+
+def _zscale_channel(chan: np.ndarray, max_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """What zscale fits a channel to: :func:`zscale_sample` of the channel, or of its seeded
+    ``max_samples`` subsample (drawn on the whole grid, bad pixels kept until the end)."""
+    if chan.size > max_samples:
+        sub = chan.reshape(-1)[rng.integers(0, chan.size, max_samples)]
+        sample = zscale_sample(sub, ZSCALE_SAMPLES)
+        if sample.size:
+            return sample
+        chan = finite_values(chan)  # no good pixel drawn: the few there are
+    return zscale_sample(chan, ZSCALE_SAMPLES)
 
 
 def _is_lazy(x) -> bool:
@@ -252,7 +280,9 @@ def _image_limits(img: np.ndarray, method, low, high, per_channel, max_samples, 
     chans = [img[..., k] for k in range(c)] if per_channel else [img]
     vmins, vmaxs = [], []
     for chan in chans:
-        if chan.size <= max_samples:
+        if method == "zscale":  # its own sample, which bad pixels barely change
+            sample = _zscale_channel(chan, max_samples, rng)
+        elif chan.size <= max_samples:
             sample = finite_values(chan)
         else:
             sample = _sample_channel(chan, max_samples, rng)
@@ -306,8 +336,9 @@ def compute_limits(
     per_channel : bool, optional
         Separate limits per channel (default) or one set over all channels.
     max_samples : int, optional
-        Channels with more pixels are subsampled (seeded, with replacement) for the percentiles and
-        zscale; min/max use every pixel of an in-memory array. Default 1,000,000.
+        Channels with more pixels are subsampled (seeded, with replacement) for the percentiles
+        and zscale; min/max use every pixel of an in-memory array. zscale then fits its line to
+        :data:`ZSCALE_SAMPLES` of them (:func:`zscale_sample`). Default 1,000,000.
     seed : int, optional
         Seed of the subsample. Default 0.
     asinh_a : float, optional
@@ -387,6 +418,13 @@ def _effective(limits: Limits, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     return half_vmin, half_span
 
 
+def _small_span(limits: Limits) -> bool:
+    """Whether a finite, nonzero span of ``limits`` is below :data:`_SMALL_SPAN`."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = np.abs(np.asarray(limits.vmax, np.float64) - np.asarray(limits.vmin, np.float64))
+    return bool(np.any(np.isfinite(span) & (span > 0) & (span < _SMALL_SPAN)))
+
+
 def _broadcast_limits(limits: Limits, work: np.ndarray, dt: np.dtype, *, shape, name: str):
     """``_effective`` limits shaped to broadcast against ``work`` ((H, W, C) or (N, H, W, C)).
 
@@ -446,6 +484,8 @@ def apply_limits(x, limits: Limits, *, clip: bool = False) -> np.ndarray:
     shape = arr.shape
     work = arr[..., np.newaxis] if arr.ndim == 2 else arr
     dt = _compute_dtype(arr)
+    if dt != np.float64 and _small_span(limits):  # float32 halves of 1e-38 lose their digits
+        dt = np.dtype(np.float64)
     half_vmin, half_span = _broadcast_limits(limits, work, dt, shape=shape, name="x")
     out = np.array(work, dtype=dt, copy=True)
     bad = ~np.isfinite(out)

@@ -249,6 +249,9 @@ def _norm(arr: np.ndarray, stretch: str):
     else:
         interval, stretch_obj = MinMaxInterval(), LinearStretch()
     vmin, vmax = (float(v) for v in interval.get_limits(finite))
+    if not vmax > vmin:  # a collapsed interval (a sparse counts image: 99.9 % zeros): min..max,
+        # as sciconv.preprocess falls back, so empty sky is black and single photons show
+        vmin, vmax = float(finite.min()), float(finite.max())
     if not vmax > vmin:  # constant image: give it a unit range so it still draws
         vmin, vmax = vmin - 0.5, vmax + 0.5
     return ImageNormalize(vmin=vmin, vmax=vmax, stretch=stretch_obj, clip=False)
