@@ -90,3 +90,22 @@ def test_predict_mosaic_says_a_zero_filled_sky_mosaic_and_not_a_microscopy_image
         warnings.simplefilter("always")
         predict_mosaic(model, plain, tmp_path / "b", block=64, progress=False)
     assert not [w for w in seen if "nodata" in str(w.message)]
+
+
+def test_sciconv_predict_says_a_zero_filled_sky_mosaic(capsys, tmp_path):
+    from _helpers import run_cli, tan_wcs, threshold_model
+
+    threshold_model().save(tmp_path / "sky.keras")
+    mosaic = _sky((96, 96), seed=4)
+    mosaic[:, :40] = 0.0
+    path = io.write(tmp_path / "field.fits", mosaic, header=tan_wcs((96, 96)).to_header())
+    with pytest.warns(SciconvWarning, match=r"field\.fits: .*--nodata 0"):
+        code, _, err = run_cli(capsys, "predict", tmp_path / "sky.keras", path, "--out",
+                               tmp_path / "o", "--quiet")  # fmt: skip
+    assert code == 0, err
+    with warnings.catch_warnings(record=True) as seen:  # as the warning says: nothing to say
+        warnings.simplefilter("always")
+        code, _, err = run_cli(capsys, "predict", tmp_path / "sky.keras", path, "--out",
+                               tmp_path / "p", "--quiet", "--nodata", "0")  # fmt: skip
+    assert code == 0, err
+    assert not [w for w in seen if "nodata" in str(w.message)]
