@@ -8,6 +8,11 @@ mean of the background pixels after a Poisson clip (pixels above the 1e-6 tail o
 left out: unlabelled sources), photutils' ``MeanBackground`` unclipped in each box, and their
 rms the Poisson one, ``sqrt(level)``. Float images and integer images that are not Poisson
 counts (a CCD's ADU with read noise, an offset microscopy frame) keep the sigma-clipped median.
+Counts are recognised by a header that says so (:func:`sciconv.postprocess.effective_gain` 1: a
+photon-counting mission's counts, or electrons) or, without one, by a histogram Poisson's pmf
+fits (total-variation distance below :data:`_POISSON_FIT`): an 8-bit microscopy frame with a
+camera offset has a Poisson-like variance but almost no zeros (QA: 140 of 531 DSB2018 frames took
+the counts path, level 17.36 and rms 4.17 instead of 15.79 and 2.68).
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ MIN_BACKGROUND_PIXELS = 16
 COUNTS_MAX_RATE = 20.0
 #: Pixels whose counts Poisson(rate) exceeds with a smaller probability are clipped (sources).
 _POISSON_TAIL = 1e-6
+#: Largest total-variation distance between a header-less background's histogram and the
+#: Poisson pmf at its rate for it to be taken as counts (an offset frame: about 0.2 and more)
+_POISSON_FIT = 0.1
 
 
 def wants_background(mode: str, image) -> bool:
@@ -236,10 +244,13 @@ def background_and_rms(
         if grow > 0:
             objects = ndi.binary_dilation(objects, iterations=int(grow))
     level, rms = np.empty_like(data), np.empty_like(data)
+    says_counts = _says_counts(image)
     for k in range(data.shape[-1]):
         chan = data[..., k]
         masked = objects | ~np.isfinite(chan)
-        level[..., k], rms[..., k] = _channel_background(chan, masked, box_size, filter_size)
+        level[..., k], rms[..., k] = _channel_background(
+            chan, masked, box_size, filter_size, says_counts
+        )
     return (level[..., 0], rms[..., 0]) if single else (level, rms)
 
 
@@ -255,13 +266,26 @@ def _check_options(box_size, filter_size, grow) -> tuple[int, int, int]:
     return box_size, filter_size, check_int(grow, name="grow", minimum=0)
 
 
-def _poisson_rate(values) -> float | None:
+def _says_counts(image) -> bool:
+    """Whether ``image``'s header says its pixels are photon counts or electrons (effective gain
+    1, :func:`sciconv.postprocess.effective_gain`); a plain array says nothing."""
+    if getattr(image, "header", None) is None and getattr(image, "meta", None) is None:
+        return False
+    from sciconv.postprocess._errors import effective_gain  # it imports this module
+
+    return effective_gain(image) == 1.0
+
+
+def _poisson_rate(values, says_counts: bool = False) -> float | None:
     """The mean rate of ``values`` if they are photon counts, else None.
 
     Counts are non-negative integers whose mean (after a Poisson clip: values above the 1e-6
     tail of Poisson(mean) left out, iterated) is above 0 and at most :data:`COUNTS_MAX_RATE`,
     and whose variance is Poisson's (0.7 to 2 times the mean: a spatially varying background
-    widens it a little; a CCD's read noise in ADU, or an offset, does not fit).
+    widens it a little; a CCD's read noise in ADU does not fit). Unless the header
+    ``says_counts``, their histogram must also fit Poisson's pmf at that mean (total-variation
+    distance below :data:`_POISSON_FIT`): an offset camera frame has the variance but not the
+    zeros and low values.
 
     Returns the clipped mean (counts per pixel).
     """
@@ -274,7 +298,18 @@ def _poisson_rate(values) -> float | None:
     if not 0 < rate <= COUNTS_MAX_RATE or kept.size < MIN_BACKGROUND_PIXELS:
         return None
     ratio = float(kept.var()) / rate
-    return rate if 0.7 <= ratio <= 2.0 else None
+    if not 0.7 <= ratio <= 2.0:
+        return None
+    return rate if says_counts or _poisson_distance(kept, rate) < _POISSON_FIT else None
+
+
+def _poisson_distance(counts: np.ndarray, rate: float) -> float:
+    """Total-variation distance between the histogram of integer ``counts`` and Poisson(rate)."""
+    from scipy.stats import poisson
+
+    seen = np.bincount(counts.astype(np.int64)) / counts.size
+    pmf = poisson.pmf(np.arange(seen.size), rate)
+    return 0.5 * float(np.abs(seen - pmf).sum() + max(0.0, 1.0 - pmf.sum()))
 
 
 def _poisson_cut(rate: float) -> float:
@@ -299,10 +334,10 @@ def _poisson_clip(v: np.ndarray) -> tuple[float, np.ndarray]:
     return rate, keep
 
 
-def _channel_background(chan, masked, box_size, filter_size) -> np.ndarray:
+def _channel_background(chan, masked, box_size, filter_size, says_counts=False) -> np.ndarray:
     from astropy.stats import SigmaClip, sigma_clipped_stats
 
-    rate = _poisson_rate(chan[~masked])
+    rate = _poisson_rate(chan[~masked], says_counts)
     if rate is not None:  # photon counts: the clipped mean, Poisson's rms (module notes)
         masked = masked | (np.nan_to_num(chan) > _poisson_cut(rate))
     reason = None

@@ -13,10 +13,12 @@ X-ray or UV mission, :data:`PHOTON_COUNTING`) have gain 1, and per second the ex
 known gain the error is the background's alone (no Poisson term) and the table says so
 (``meta["FLUXERR"]``).
 
-A pixel whose error would be 0 because the background's rms is 0 and no Poisson term is known
-(a constant or noise-free background) gets NaN, with a warning: an error bar of 0 (an SNR of
-infinity) is never a measurement. With a Poisson term, a pixel of 0 counts on a background of 0
-contributes 0 (Poisson's variance of nothing), as photutils has it.
+When the background's rms is 0 over the whole image and no Poisson term is known (a constant or
+noise-free background), every error is NaN, with a warning: an error bar of 0 (an SNR of
+infinity) is never a measurement. Where it is 0 only locally (a sigma-clipped box of one 8-bit
+value), integer-valued data get the quantization noise ``1/sqrt(12)`` instead. With a Poisson
+term, a pixel of 0 counts on a background of 0 contributes 0 (Poisson's variance of nothing),
+as photutils has it.
 
 The Poisson term is the positive part of ``data - background`` (photutils'
 ``calc_total_error``). In a difference image a fading object is negative: its photons were in
@@ -124,6 +126,26 @@ def _photon_counting(image) -> bool:
     return mission in PHOTON_COUNTING and instrument not in _NOT_COUNTING
 
 
+def _integer_valued(image) -> bool:
+    """Whether ``image``'s pixels are integers: stored as ints (``meta["dtype"]``), else its
+    finite values (a lazy image: a central window of at most 512 x 512) all whole."""
+    meta = getattr(image, "meta", None)
+    stored = meta.get("dtype") if isinstance(meta, dict) else None
+    try:
+        if stored is not None and np.dtype(stored).kind in "iub":
+            return True
+    except TypeError:
+        pass
+    data = as_array(image)
+    if not isinstance(data, np.ndarray):  # lazy: a window, not the whole file
+        h, w = (int(n) for n in data.shape[:2])
+        y0, x0 = max(0, h // 2 - 256), max(0, w // 2 - 256)
+        data = data[y0 : y0 + 512, x0 : x0 + 512]
+    v = np.asarray(data, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return v.size > 0 and bool(np.array_equal(v, np.round(v)))
+
+
 def effective_gain(image, gain: str | float | None = "auto") -> float | None:
     """Electrons per unit of ``image``'s pixels (photutils' ``effective_gain``), or None.
 
@@ -134,7 +156,8 @@ def effective_gain(image, gain: str | float | None = "auto") -> float | None:
     Chandra, XMM, eROSITA, Swift ...), else unknown (a CCD's counts are ADU). An image with no
     unit at all (no ``BUNIT``) but a gain keyword is taken as ADU with that gain, as SExtractor
     reads a raw frame; with neither, counts of a photon-counting mission (a Chandra ``dmcopy``
-    image has no ``BUNIT``), else unknown.
+    image has no ``BUNIT``) when its pixels are integers (a GALEX ``-int`` map is counts per
+    second), else unknown.
 
     Parameters
     ----------
@@ -181,7 +204,9 @@ def effective_gain(image, gain: str | float | None = "auto") -> float | None:
         # SExtractor reads them (QA: a raw frame's errors 4x too small); an unreadable one: no
         if _card(image, "BUNIT") or getattr(image, "meta", {}).get("bunit"):
             return None
-        return 1.0 if photons else detector  # QA: a dmcopy image's counts had no error
+        if photons:  # QA: a dmcopy image's counts had no error; a GALEX -int map is counts/s
+            return 1.0 if _integer_valued(image) else None
+        return detector
     unit = known_unit(image.unit)
     if unit is None:
         return None
@@ -308,7 +333,8 @@ def estimate_error(
         Known background level and noise (both, or neither).
     gain : "auto", float or None, optional
         See :func:`effective_gain`; unknown (None): the background noise alone (no Poisson
-        term), NaN where it is 0 (warned).
+        term), NaN when it is 0 everywhere (warned), ``1/sqrt(12)`` where it is 0 on
+        integer-valued data.
     box_size, filter_size, grow : int, optional
         As for :func:`sciconv.postprocess.estimate_background`.
 
@@ -385,11 +411,16 @@ def _faded(signal: np.ndarray, labels) -> np.ndarray:
 
 
 def _no_zero(error: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """``error`` with NaN where it is 0 at a finite pixel (the background rms 0, no Poisson
-    term: unknown, not exact), with a warning (one text: shown once per caller, not per
-    window of a mosaic)."""
-    zero = (error == 0) & np.isfinite(data)
-    if zero.any():
+    """``error`` (the background rms, no Poisson term) where it is 0 at a finite pixel: NaN when
+    it is 0 at every finite pixel (no noise measured at all: unknown, not exact), with a warning
+    (one text: shown once per caller, not per window of a mosaic); else, for integer-valued
+    data, the quantization noise ``1/sqrt(12)`` (a sigma-clipped box of one 8-bit value has rms 0:
+    QA, a DSB2018 nucleus lost its flux_err); float data keep it."""
+    finite = np.isfinite(data)
+    zero = (error == 0) & finite
+    if not zero.any():
+        return error
+    if zero.sum() == finite.sum():
         warnings.warn(
             "estimate_error: the background rms is 0 (a constant or noise-free background) "
             "and the gain is unknown (no Poisson term): the error of those pixels is NaN, not "
@@ -397,7 +428,10 @@ def _no_zero(error: np.ndarray, data: np.ndarray) -> np.ndarray:
             SciconvWarning,
             stacklevel=3,
         )
-    return np.where(zero, np.nan, error)
+        return np.where(zero, np.nan, error)
+    if np.array_equal(data[finite], np.round(data[finite])):
+        return np.where(zero, 1.0 / np.sqrt(12.0), error)
+    return error
 
 
 def _as_pixels(value, name: str, data: np.ndarray) -> np.ndarray:
