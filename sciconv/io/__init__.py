@@ -74,6 +74,7 @@ Examples
 from __future__ import annotations
 
 from sciconv.errors import MissingDependencyError
+from sciconv.io._common import recorded_dtype
 from sciconv.io._files import (
     FITS_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -149,6 +150,7 @@ __all__ = [
     "read_mapped",
     "read_pixel_scale",
     "read_pixels",
+    "recorded_dtype",
     "stored_as_channels",
     "user_path",
     "write",

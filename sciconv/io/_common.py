@@ -328,6 +328,39 @@ def fits_text(text: str, *, exact: bool = False) -> str:
     return "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" for c in text)
 
 
+def recorded_dtype(image) -> np.dtype | None:
+    """The dtype ``image``'s file stored its pixels in, as a GridImage records it in
+    ``meta["dtype"]`` (:func:`sciconv.io.read` gives float32 pixels); None when nothing (or
+    nothing numpy reads) is recorded: plain arrays say it with their own ``dtype``.
+
+    Parameters
+    ----------
+    image : GridImage, LazyImage or array-like
+        The image as read.
+
+    Returns
+    -------
+    numpy.dtype or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.io import GridImage, recorded_dtype
+    >>> recorded_dtype(GridImage(np.zeros((2, 2, 1), np.float32), meta={"dtype": "uint8"}))
+    dtype('uint8')
+    >>> recorded_dtype(np.zeros(3, np.int16)) is None
+    True
+    """
+    meta = getattr(image, "meta", None)
+    stored = meta.get("dtype") if isinstance(meta, dict) else None
+    if stored is None:
+        return None
+    try:
+        return np.dtype(stored)
+    except TypeError:
+        return None
+
+
 #: The escapes :func:`fits_text` writes for characters a FITS card cannot hold
 _FITS_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
-from sciconv.io import as_array, is_nddata
+from sciconv.io import as_array, is_nddata, recorded_dtype
 from sciconv.io._fits_errors import GAIN_KEYWORDS, sigma_of
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import background_and_rms, in_unit
@@ -129,13 +129,9 @@ def _photon_counting(image) -> bool:
 def _integer_valued(image) -> bool:
     """Whether ``image``'s pixels are integers: stored as ints (``meta["dtype"]``), else its
     finite values (a lazy image: a central window of at most 512 x 512) all whole."""
-    meta = getattr(image, "meta", None)
-    stored = meta.get("dtype") if isinstance(meta, dict) else None
-    try:
-        if stored is not None and np.dtype(stored).kind in "iub":
-            return True
-    except TypeError:
-        pass
+    stored = recorded_dtype(image)
+    if stored is not None and stored.kind in "iub":
+        return True
     data = as_array(image)
     if not isinstance(data, np.ndarray):  # lazy: a window, not the whole file
         h, w = (int(n) for n in data.shape[:2])
@@ -399,13 +395,13 @@ def _faded(signal: np.ndarray, labels) -> np.ndarray:
         raise InvalidImageError(
             f"labels must have the image's shape {signal.shape[:2]}; got {lab.shape}"
         )
-    _, index = np.unique(lab, return_inverse=True)
+    ids, index = np.unique(lab, return_inverse=True)
     index = index.reshape(lab.shape)
     flat = signal.reshape(lab.size, -1)
     sums = np.stack(
         [np.bincount(index.ravel(), flat[:, k]) for k in range(flat.shape[1])], axis=-1
     ).sum(axis=-1)
-    negative = (sums < 0) & (np.unique(lab) > 0)
+    negative = (sums < 0) & (ids > 0)
     turn = negative[index]
     return np.where(turn[..., None] if signal.ndim == 3 else turn, -signal, signal)
 

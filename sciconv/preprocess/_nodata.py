@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from sciconv.io import as_array
+from sciconv.io import as_array, recorded_dtype
 from sciconv.io._common import warn_caller
 
 #: Pixels of the grid the check looks at (every ``step``-th row and column of a larger image)
@@ -45,10 +45,9 @@ def _grid(x, max_pixels: int) -> np.ndarray:
 
 def _is_float(image, data) -> bool:
     """Whether the pixels were stored as floats (a GridImage says its file's dtype in ``meta``)."""
-    meta = getattr(image, "meta", None)
-    stored = meta.get("dtype") if isinstance(meta, dict) else None
+    stored = recorded_dtype(image)
     try:
-        return np.dtype(stored if stored is not None else data.dtype).kind == "f"
+        return (stored if stored is not None else np.dtype(data.dtype)).kind == "f"
     except TypeError:
         return False
 

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
-from sciconv.io import as_array, image_pixel_scale
+from sciconv.io import as_array, image_pixel_scale, recorded_dtype
 from sciconv.io._common import channels_first_hint
 
 __all__ = [
@@ -126,13 +126,9 @@ def split_image(image: Any, wcs: Any = None) -> Pixels:
             "image must be (H, W), (H, W, 1) or (H, W, 3) (RGB) to display; got shape "
             f"{arr.shape}: {fix}"
         )
-    meta = getattr(image, "meta", None)
-    stored = meta.get("dtype") if isinstance(meta, dict) else None
-    if stored is not None:  # sciconv.io.read gives float32 pixels and records the file's dtype
-        try:
-            dtype = np.dtype(stored)
-        except TypeError:
-            pass
+    stored = recorded_dtype(image)  # sciconv.io.read gives float32 pixels, records the file's
+    if stored is not None:
+        dtype = stored
     return Pixels(arr, wcs, dtype, _unit_text(image))
 
 
