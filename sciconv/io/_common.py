@@ -269,6 +269,50 @@ def check_memory(n_pixels: int, itemsize: int, path: Path) -> None:
         )
 
 
+def check_pixel_limit(
+    n_pixels: int, path: Path, *, source: str = "the PNG header", windowed: bool = False
+) -> None:
+    """Refuse what Pillow refuses: more than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels.
+
+    Every reader that decodes a whole image into memory applies it (PNG and JPEG through Pillow,
+    the 16-bit PNG decoder, TIFF and OME-Zarr), so a file of a few kB that declares a huge image
+    is refused before a byte is inflated. Reading window by window (``lazy=True``, ``section=``)
+    is not limited: that is how whole slides and survey mosaics are read.
+
+    Parameters
+    ----------
+    n_pixels : int
+        Pixels of one plane (height x width), as Pillow counts them.
+    path : pathlib.Path
+        The file, named in the error.
+    source : str
+        What declares the size, for the message.
+    windowed : bool
+        The format can be read window by window: the message says so.
+
+    Raises
+    ------
+    InvalidImageError
+        Over the limit; the message says how to read the file anyway.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> check_pixel_limit(1000 * 1000, Path("small.tif"), source="the TIFF", windowed=True)
+    """
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and n_pixels > 2 * limit:
+        windows = "Read it window by window (lazy=True or section=), or r" if windowed else "R"
+        raise InvalidImageError(
+            f"{source} claims {n_pixels:,} pixels, more than twice "
+            f"PIL.Image.MAX_IMAGE_PIXELS ({limit:,}): a decompression bomb? {windows}aise "
+            "PIL.Image.MAX_IMAGE_PIXELS to read it whole if you trust the file",
+            path=path,
+        )
+
+
 def _available_memory() -> int | None:
     """Bytes the kernel could hand out now (MemAvailable: free + reclaimable cache), or None."""
     try:

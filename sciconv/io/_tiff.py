@@ -36,6 +36,7 @@ from sciconv.io._common import (
     arrange_axes,
     brief,
     check_memory,
+    check_pixel_limit,
     raw_index,
     section_slices,
     shift_axes,
@@ -45,7 +46,6 @@ from sciconv.io._common import (
 )
 from sciconv.io._image import GridImage, LazyImage, decoded_image
 from sciconv.io._mapped import read_mapped
-from sciconv.io._png import check_pixel_limit
 
 TIFF_AXES = (
     "YXCSZTNQIRPHEFLMAB"  # letters tifffile uses; Y/X spatial, C/S channels, rest stack-like

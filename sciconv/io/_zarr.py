@@ -29,10 +29,9 @@ from sciconv.errors import (
     OutputExistsError,
     SciconvError,
 )
-from sciconv.io._common import brief, check_memory, to_float32
+from sciconv.io._common import brief, check_memory, check_pixel_limit, to_float32
 from sciconv.io._files import user_path, validate_path
 from sciconv.io._image import GridImage, LazyImage
-from sciconv.io._png import check_pixel_limit
 from sciconv.io._tiff import PLANE_AXES
 
 _NGFF_UNITS = {
