@@ -265,7 +265,7 @@ def test_png16_memory_check(tmp_path, monkeypatch):
     data = np.full((20, 20, 3), 7, np.uint16)
     path = tmp_path / "small.png"
     path.write_bytes(png16(20, 20, zlib.compress(filtered_rows(data, (0,)))))
-    monkeypatch.setattr("sciconv.io._common._available_memory", lambda: 1000)
+    monkeypatch.setattr("sciconv.io._common.available_memory", lambda: (1000, "free"))
     with pytest.raises(InvalidImageError, match="GiB free"):
         sc_io.read(path)
 

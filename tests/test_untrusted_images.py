@@ -78,7 +78,7 @@ def test_plain_zarr_array_over_pixel_limit_refused(tmp_path, small_limit):
 def test_zarr_read_checks_free_memory(tmp_path, monkeypatch):
     path = tmp_path / "image.ome.zarr"
     sc.io.write_ome_zarr(path, np.zeros((40, 40), np.float32))
-    monkeypatch.setattr(_common, "_available_memory", lambda: 1000)
+    monkeypatch.setattr(_common, "available_memory", lambda: (1000, "free"))
     with pytest.raises(InvalidImageError, match=r"needs about .* GiB to load, more than") as err:
         sc.io.read(path)
     assert str(path) in str(err.value)

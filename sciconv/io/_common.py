@@ -8,7 +8,6 @@ conversion of pixels. Nothing here knows a file format.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 import warnings
@@ -19,6 +18,7 @@ import numpy as np
 
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
+from sciconv.io._memory import available_memory
 
 # Roles of the axes of a raw array: spatial, channel, stack (N) and degenerate (length 1, dropped).
 ROLE_Y, ROLE_X, ROLE_C, ROLE_N, ROLE_ONE = "Y", "X", "C", "N", "1"
@@ -258,13 +258,17 @@ def section_slices(section, ny: int, nx: int, path) -> tuple[slice, slice]:
 
 
 def check_memory(n_pixels: int, itemsize: int, path: Path) -> None:
-    """Refuse to load what cannot fit: raw + float64 scratch + float32 result per pixel."""
+    """Refuse to load what cannot fit: raw + float64 scratch + float32 result per pixel.
+
+    The bound is the smallest of the machine's free memory, this job's cgroup limit (SLURM,
+    Kubernetes, Docker) and ``ulimit -v``: each bound is read where the system has it.
+    """
     need = n_pixels * (itemsize + 12)
-    avail = _available_memory()
-    if avail is not None and need > avail:
+    avail = available_memory()
+    if avail is not None and need > avail[0]:
         raise InvalidImageError(
             f"the image has {n_pixels} pixels and needs about {need / 2**30:.1f} GiB to load, "
-            f"more than the {avail / 2**30:.1f} GiB free; use lazy=True or section=",
+            f"more than the {avail[0] / 2**30:.1f} GiB {avail[1]}; use lazy=True or section=",
             path=path,
         )
 
@@ -311,21 +315,6 @@ def check_pixel_limit(
             "PIL.Image.MAX_IMAGE_PIXELS to read it whole if you trust the file",
             path=path,
         )
-
-
-def _available_memory() -> int | None:
-    """Bytes the kernel could hand out now (MemAvailable: free + reclaimable cache), or None."""
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def to_float32(raw: np.ndarray, *, path: Path | str | None = None) -> np.ndarray:
