@@ -199,3 +199,23 @@ def test_compressed_fits_header_without_end_refused(tmp_path, monkeypatch):
     with pytest.raises(InvalidImageError, match="HDU 1 of the compressed file has no END") as err:
         sc.io.read(path)
     assert str(path) in str(err.value)
+
+
+def test_label_reader_applies_the_pixel_limit_lazy_reads_stay_open(tmp_path, small_limit):
+    # read_labels decoded a label TIFF or zarr array whole whatever it declared (QA 53 left it)
+    labels = np.arange(2500, dtype=np.uint16).reshape(50, 50)
+    tif = tmp_path / "labels.tif"
+    tifffile.imwrite(tif, labels, compression="zlib")
+    with pytest.raises(InvalidImageError) as err:
+        sc.io.read_labels(tif)
+    _bomb_message(err, tif)
+    assert np.array_equal(np.asarray(sc.io.read_labels(tif, lazy=True)), labels)
+    zarr = pytest.importorskip("zarr")
+    store = tmp_path / "labels.zarr"
+    zarr.open(str(store), mode="w", shape=(50, 50), chunks=(25, 25), dtype="int32")[:] = labels
+    with pytest.raises(InvalidImageError) as err:
+        sc.io.read_labels(store)
+    _bomb_message(err, store)
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, labels[:20, :20])
+    assert np.array_equal(sc.io.read_labels(small), labels[:20, :20])

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv.errors import InvalidImageError, MissingDependencyError
+from sciconv.io._common import check_pixel_limit
 from sciconv.io._files import FITS_EXTENSIONS, PNG_EXTENSIONS, TIFF_EXTENSIONS, is_zarr, user_path
 from sciconv.io._zarr import zarr_module
 
@@ -98,6 +99,7 @@ def _zarr(path: Path, lazy: bool):
         import dask.array as da
 
         return da.from_zarr(node)
+    check_pixel_limit(_plane(node.shape), path, source="the zarr array", windowed=True)
     return node[...]
 
 
@@ -138,7 +140,14 @@ def _tiff(path: Path, lazy: bool):
         with tifffile.TiffFile(path) as tif:
             store = tif.series[0].aszarr(level=0)
         return da.from_zarr(zarr.open(store, mode="r"))
-    return tifffile.imread(path)
+    with tifffile.TiffFile(path) as tif:  # a few-kB file may declare a huge image: refused
+        check_pixel_limit(_plane(tif.series[0].shape), path, source="the TIFF", windowed=True)
+        return tif.asarray()
+
+
+def _plane(shape) -> int:
+    """Pixels of the stored array's last two axes (one plane, as Pillow counts them)."""
+    return int(np.prod(shape[-2:], dtype=np.int64)) if len(shape) >= 2 else int(np.prod(shape))
 
 
 def _fits(path: Path):
