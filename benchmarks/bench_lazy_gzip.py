@@ -1,12 +1,12 @@
 """Window reads of a gzip-compressed FITS image (``.fits.gz``): sciconv's lazy image vs astropy's
 own ``section`` on the compressed stream, side by side in one process.
 
-``sciconv.io.read(path, lazy=True)`` decompresses a ``.fits.gz`` once, at its first window, into
-a temporary copy (removed when the image is closed or collected) and reads each window from it
-(opening it reads the header only); astropy's
+``sciconv.io.read(path, lazy=True)`` decompresses a ``.fits.gz`` once, when it is opened (the
+same pass that checks the stream ends at its last HDU), into a nameless temporary copy (removed
+when the image is closed or collected) and reads each window from it; astropy's
 ``fits.open(path)[0].section[...]`` (the plain way, and what sciconv did before) decompresses
-the stream from its start for every window. Reported: the time to open, the first window's
-(sciconv: with the decompression), the median milliseconds per window over the windows read,
+the stream from its start for every window. Reported: the time to open (sciconv: with the
+decompression), the first window's, the median milliseconds per window over the windows read,
 their ratio, and whether both give the eager read's pixels.
 
     python benchmarks/bench_lazy_gzip.py                  # 1024^2 float32, 256^2 windows

@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvError
 from sciconv.io._beams import plane_beams
 from sciconv.io._checksum import check_datasum
@@ -42,7 +41,6 @@ from sciconv.io._common import (
     check_memory,
     fits_text_unescaped,
     hdus_said_once,
-    library_warnings_said_once,
     raw_index,
     section_slices,
     shift_axes,
@@ -56,7 +54,7 @@ from sciconv.io._fits_errors import (
     find_error_hdu,
     no_data_pixels,
 )
-from sciconv.io._fits_stream import check_compressed_tail
+from sciconv.io._fits_stream import open_fits
 from sciconv.io._gzip_windows import GzipWindows
 from sciconv.io._header import (
     UNPARSABLE,
@@ -75,23 +73,6 @@ from sciconv.io._header import (
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._mapped import read_mapped
 from sciconv.io._masks import MASK_EXTNAMES, fits_flag_values, flags_to_bad, named_plane_flags
-
-
-def _open_fits(path: Path):
-    check_compressed_tail(path)  # a .fits.gz padded past its last HDU: refused (QA 53)
-    fits = astropy_fits()
-    try:  # sciconv says which HDU lacks how many bytes, once; astropy's others in one line
-        with library_warnings_said_once(path, "its headers"), caught() as quiet:
-            quiet.filterwarnings("ignore", message="File may have been truncated")
-            return fits.open(
-                path,
-                mode="readonly",
-                do_not_scale_image_data=True,
-                ignore_missing_end=True,
-                lazy_load_hdus=True,
-            )
-    except Exception as exc:  # astropy raises OSError, ValueError, KeyError, ... on bad files
-        raise InvalidImageError(f"not a readable FITS file ({brief(exc)})", path=path) from exc
 
 
 def _is_image_hdu(h) -> bool:
@@ -373,13 +354,13 @@ def _mask_reader(
 
 def read_fits_flags(path: Path, section) -> np.ndarray:
     """The raw flags of a mask file's first image HDU, ``(H, W, C)`` (``section`` applied)."""
-    hdul = _open_fits(path)
+    hdul, copy = open_fits(path)  # a .fits.gz checked (QA 53), read from its copy (QA 54)
     try:
         index, h = _select_hdu(hdul, None, path)
         dims = hdu_dims(h.header)
         bitpix = header_get(h.header, "BITPIX")
         if isinstance(bitpix, int):  # a truncated mask file: said as an image's is (QA)
-            _check_truncated(_pixel_start(hdul, index, h), index, dims, bitpix, path)
+            _check_truncated(_pixel_start(hdul, index, h), index, dims, bitpix, path, copy)
         raw_shape = tuple(dims[::-1])
         roles = _fits_roles(raw_shape, stack=False, path=path)
         ys, xs = section_slices(section, raw_shape[-2], raw_shape[-1], path)
@@ -406,7 +387,7 @@ def read_fits(
     ignore_flags=0,
 ) -> GridImage:
     """Read one HDU; ``pixels_only`` skips the WCS (no WCS is built, none is warned about)."""
-    hdul = _open_fits(path)
+    hdul, copy = open_fits(path)  # copy: a .fits.gz decompressed once, astropy reads it
     keep_open = False
     try:
         index, h = _select_hdu(hdul, hdu, path)
@@ -419,7 +400,7 @@ def read_fits(
         if bitpix not in (8, 16, 32, 64, -32, -64):
             raise InvalidImageError(f"invalid BITPIX {bitpix!r} in HDU {index}", path=path)
         start = _pixel_start(hdul, index, h)  # None: compressed or unknown
-        _check_truncated(start, index, dims, bitpix, path)
+        _check_truncated(start, index, dims, bitpix, path, copy)
         if not lazy:  # the pixels are read whole anyway: a DATASUM they fail is said
             check_datasum(h, index, path)
         raw_shape = tuple(dims[::-1])
@@ -455,7 +436,7 @@ def read_fits(
         # map of the whole file, held open, would keep every page read resident until closed
         direct = handle = None
         if lazy and start is not None:  # the file as opened now: a file replaced later is not read
-            handle = open(path, "rb")
+            handle = open(path, "rb") if copy is None else copy  # a .fits.gz: its copy
             direct = (handle, _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
         gz = GzipWindows.of(h, path, _FAST_DTYPES[bitpix].str, raw_shape) if lazy else None
         opened = [True]
@@ -466,7 +447,7 @@ def read_fits(
                 handle.close()
             if gz is not None:
                 gz.close()  # its decompressed copy
-            hdul.close()
+            hdul.close()  # and the copy astropy reads
 
         def reader(ys_: slice, xs_: slice) -> np.ndarray:
             if not opened[0]:
@@ -511,7 +492,8 @@ def read_fits(
                 try:
                     e = hdul[found_hdu[0]]
                     e_dims, e_bits = hdu_dims(e.header), header_get(e.header, "BITPIX")
-                    _check_truncated(_pixel_start(hdul, found_hdu[0], e), 0, e_dims, e_bits, path)
+                    e_start = _pixel_start(hdul, found_hdu[0], e)
+                    _check_truncated(e_start, 0, e_dims, e_bits, path, copy)
                 except InvalidImageError:
                     found_hdu = None
             if found_hdu is not None:
@@ -524,15 +506,17 @@ def read_fits(
             n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == ROLE_C]))
             shape = (ys.stop - ys.start, xs.stop - xs.start, n_chan)
             data = LazyImage(reader, shape, path=str(path), closer=close)
-            if gz is not None:  # an image never closed: its copy removed when it is collected
-                weakref.finalize(data, gz.close)
+            for held in (gz, copy):  # an image never closed: its copy removed when collected
+                if held is not None:
+                    weakref.finalize(data, held.close)
             keep_open = True
             return GridImage(data, header=header, wcs=wcs, mask=None, path=str(path), meta=meta)
         try:
             if section is None:  # whole image: astropy memory-maps unscaled data itself
                 raw = h.data[raw_index(roles, slice(None), slice(None))]
             elif start is not None:  # a plain HDU: only the window's pages (ulimit -v QA)
-                plain = (str(path), _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
+                file = str(path) if copy is None else copy  # a .fits.gz: its copy
+                plain = (file, _FAST_DTYPES[bitpix].str, raw_shape, start, "C")
                 raw = read_mapped(plain, raw_index(roles, ys, xs))
             else:  # only the rows/tiles needed are read
                 raw = h.section[raw_index(roles, ys, xs)]
@@ -556,8 +540,8 @@ def read_fits(
 
 
 def _pixel_start(hdul, index: int, h) -> int | None:
-    """First byte of an uncompressed HDU's pixels in its file; None when tile-compressed, in a
-    gzipped file, or unknown."""
+    """First byte of an uncompressed HDU's pixels in the file astropy reads (a compressed file's
+    copy); None when tile-compressed, read from a compressed stream, or unknown."""
     fits = astropy_fits()
     if isinstance(h, fits.CompImageHDU):
         return None
@@ -574,18 +558,18 @@ def _pixel_start(hdul, index: int, h) -> int | None:
         return None
 
 
-def _check_truncated(start: int | None, index: int, dims, bitpix: int, path: Path) -> None:
+def _check_truncated(start: int | None, index: int, dims, bitpix: int, path: Path, copy) -> None:
     if start is None:
         return
-    try:
-        size = os.path.getsize(path)
+    try:  # the file astropy reads: ``path`` or its decompressed copy
+        size = os.path.getsize(path) if copy is None else os.fstat(copy.fileno()).st_size
     except OSError:
         return
     expected = abs(bitpix) // 8 * int(np.prod(dims, dtype=np.int64))
     if start + expected > size:
         raise InvalidImageError(
             f"truncated file: HDU {index} needs {expected} bytes of pixel data from byte {start}, "
-            f"but the file has {size} bytes",
+            f"but the {'' if copy is None else 'decompressed '}file has {size} bytes",
             path=path,
         )
 

@@ -9,6 +9,12 @@ and reads the windows from it through a mapping of their own; :meth:`GzipWindows
 removes the copy. When the temporary folder cannot hold the copy, :meth:`GzipWindows.read`
 gives None and the caller reads the compressed stream.
 
+Most ``.fits.gz`` files never get here: the padding check decompresses every compressed FITS
+file when it is opened and keeps those bytes (:func:`sciconv.io._fits_stream.open_fits`), and
+astropy reads that copy as a plain file. :class:`GzipWindows` serves the files read from the
+compressed stream instead (a header the check cannot size, a copy the temporary folder could not
+hold when the file was opened).
+
 The file decompressed is the one astropy opened, not the path read again at the first window
 (QA: after ``os.chdir`` a relative path named nothing, and a file replaced under its name gave
 the new file's pixels under the old header): :meth:`GzipWindows.of` opens the file when the
