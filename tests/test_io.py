@@ -716,9 +716,9 @@ def test_tiff_rgb_and_alpha(tmp_path):
     translucent = opaque.copy()
     translucent[0, 0, 3] = 10
     tifffile.imwrite(tmp_path / "rgba2.tif", translucent, photometric="rgb", extrasamples=[2])
-    img = io.read(tmp_path / "rgba2.tif")
-    assert img.shape == (5, 6, 4) and img.meta["alpha"] == "kept"
-    np.testing.assert_array_equal(img.data, translucent)
+    img = io.read(tmp_path / "rgba2.tif")  # the alpha is no data either way: dropped
+    assert img.shape == (5, 6, 3) and img.meta["alpha"] == "dropped (no pixel fully transparent)"
+    np.testing.assert_array_equal(img.data, rgb)
 
 
 def test_tiff_multichannel_and_stack_axes(tmp_path):
@@ -800,12 +800,15 @@ def test_fully_transparent_pixels_are_no_data(tmp_path, suffix):
         Image.fromarray(rgba, "RGBA").save(path)
     else:
         tifffile.imwrite(path, rgba, photometric="rgb", extrasamples=["unassalpha"])
-    img = io.read(path)
-    assert img.shape == (6, 8, 4) and "18 fully transparent" in img.meta["alpha"]
+    img = io.read(path)  # the alpha dropped once it has made them NaN
+    assert img.shape == (6, 8, 3) and img.meta["alpha"] == (
+        "dropped; 18 fully transparent pixels are no data (NaN)"
+    )
     assert np.isnan(img.data[:, :3]).all() and img.mask[:, :3].all()
     assert not img.mask[:, 3:].any() and img.data[0, 5, 0] == 120
     lazy = io.read(path, lazy=True)  # windows of a block-wise run (review: still data there)
     window = lazy.data[0:6, 0:5]
+    assert lazy.shape == (6, 8, 3) and window.shape == (6, 5, 3)
     assert np.isnan(window[:, :3]).all() and not np.isnan(window[:, 3:]).any()
 
 
@@ -820,10 +823,11 @@ def test_png_roundtrip(tmp_path, dtype, channels):
     rng = np.random.default_rng(channels)
     data = rng.integers(0, np.iinfo(dtype).max, (7, 9, channels), dtype=dtype, endpoint=True)
     if channels in (2, 4):
-        data[0, 0, -1] = 3  # a translucent pixel, so alpha is kept
+        data[0, 0, -1] = 3  # a translucent pixel: the file keeps its alpha, the read drops it
     p = io.write(tmp_path / "p.png", data)
     img = io.read(p)
-    np.testing.assert_array_equal(img.data, data.astype(np.float32))
+    expected = data[..., :-1] if channels in (2, 4) else data
+    np.testing.assert_array_equal(img.data, expected.astype(np.float32))
     assert img.meta["dtype"] == dtype
     if dtype == "uint8" or channels == 1:  # Pillow reads these exactly: our encoder is valid PNG
         pil = np.asarray(Image.open(p))

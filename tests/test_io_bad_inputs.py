@@ -306,9 +306,9 @@ def test_palette_png_and_bilevel_png(tmp_path):
     im.info["transparency"] = 0
     im.save(tmp_path / "t.png", transparency=0)
     img = io.read(tmp_path / "t.png")
-    assert img.shape == (1, 2, 4)  # the transparent index -> alpha 0: no data
-    assert img.meta["alpha"] == "kept; 1 fully transparent pixels are no data (NaN)"
-    np.testing.assert_array_equal(img.data[0, 1], [40, 50, 60, 255])
+    assert img.shape == (1, 2, 3)  # the transparent index -> alpha 0: no data, alpha dropped
+    assert img.meta["alpha"] == "dropped; 1 fully transparent pixels are no data (NaN)"
+    np.testing.assert_array_equal(img.data[0, 1], [40, 50, 60])
     assert np.isnan(img.data[0, 0]).all() and img.mask[0, 0].all()
     Image.fromarray(np.array([[True, False]])).save(tmp_path / "b.png")
     np.testing.assert_array_equal(io.read(tmp_path / "b.png").data[0, :, 0], [255, 0])

@@ -87,10 +87,10 @@ def _expected(arr: np.ndarray, fmt: str) -> np.ndarray:
     if exp.ndim == 2:
         exp = exp[:, :, None]
     if fmt == "png" and exp.shape[2] in (2, 4):
-        if np.all(arr[..., -1] == np.iinfo(arr.dtype).max):
-            exp = exp[..., :-1]  # documented: a fully opaque alpha channel is dropped
-        else:  # documented: a fully transparent pixel is no data (hypothesis 6.80 found it)
-            exp[arr[..., -1] == 0] = np.nan
+        # documented: a fully transparent pixel is no data (hypothesis 6.80 found it), and the
+        # alpha channel is dropped
+        exp[arr[..., -1] == 0] = np.nan
+        exp = exp[..., :-1]
     return exp
 
 

@@ -39,7 +39,9 @@ Microscopy
     ``stack=True``. :func:`plane_axes` says whether the metadata declare time points or depth
     planes (``T``, ``Z``): a stack to segment plane by plane, not the channels of one image;
     ``write(..., stack_axes="T")`` writes such stacks back.
-    An alpha channel that is fully opaque is dropped (``meta["alpha"]`` says so); otherwise kept.
+    An alpha channel (RGBA, grey+alpha, a palette with a transparent colour) is dropped: its
+    fully transparent pixels (alpha 0) are first NaN, no data, in every channel, so images read
+    as grey or RGB (``meta["alpha"]`` says what was done, e.g. ``"dropped (fully opaque)"``).
     Palette images are expanded to RGB.
 
 Examples

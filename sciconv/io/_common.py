@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv._warnings import caught
-from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
+from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning, name_text
 from sciconv.io._memory import available_memory
 
 # Roles of the axes of a raw array: spatial, channel, stack (N) and degenerate (length 1, dropped).
@@ -439,11 +439,28 @@ def history_lines(history, *, path: Path | str | None = None) -> list[str]:
     return [str(line) for line in history]
 
 
+#: ``meta["alpha"]`` of an image whose alpha is 0 everywhere: an export that records no
+#: transparency (taken at its word, every pixel would be no data); its pixels are read as stored.
+ALPHA_ZERO_EVERYWHERE = "ignored (alpha 0 everywhere: read as opaque)"
+
+
+def warn_alpha_zero_everywhere(path) -> None:
+    """Say that an image's alpha channel, 0 everywhere, was ignored (read as opaque)."""
+    warn_caller(
+        f"{name_text(path)}: its alpha channel is 0 everywhere (no pixel visible): read as opaque"
+    )
+
+
 def transparent_as_no_data(data: np.ndarray, meta: dict) -> np.ndarray:
-    """Set the fully transparent pixels (alpha 0) of an image whose alpha channel was kept to NaN
-    in every channel, as bad pixels: a registered or stitched export's transparent frame is not
-    data (QA: it was segmented, 98 objects in a transparent region, and its black weighed in the
-    brightness stretch: AP@0.5 0.869 against 0.900). ``meta["alpha"]`` says how many.
+    """``data`` without its alpha channel, once its fully transparent pixels (alpha 0) are NaN
+    in every channel, as bad pixels; ``meta["alpha"]`` records it. ``data`` itself unless
+    ``meta["alpha"]`` is ``"kept"``: a reader found an alpha channel last (2 or 4 channels).
+
+    A registered or stitched export's transparent frame is not data (QA: it was segmented, 98
+    objects in a transparent region, and its black weighed in the brightness stretch: AP@0.5
+    0.869 against 0.900). Once those pixels are NaN the alpha has done its job: kept as a
+    channel it was shown, measured as a 4th flux band (a mean of 255) and refused by models
+    taking grey or RGB (QA), so every reader gives grey or RGB.
 
     Examples
     --------
@@ -451,15 +468,18 @@ def transparent_as_no_data(data: np.ndarray, meta: dict) -> np.ndarray:
     >>> rgba = np.full((2, 3, 4), 200, np.float32); rgba[0, :, 3] = 0
     >>> meta = {"alpha": "kept"}
     >>> out = transparent_as_no_data(rgba, meta)
-    >>> int(np.isnan(out[..., 0]).sum()), meta["alpha"]
-    (3, 'kept; 3 fully transparent pixels are no data (NaN)')
+    >>> out.shape, int(np.isnan(out[..., 0]).sum()), meta["alpha"]
+    ((2, 3, 3), 3, 'dropped; 3 fully transparent pixels are no data (NaN)')
     """
     if meta.get("alpha") != "kept" or data.shape[-1] not in (2, 4):
         return data
     data, count = transparent_as_nan(data)
-    if count:
-        meta["alpha"] = f"kept; {count} fully transparent pixels are no data (NaN)"
-    return data
+    meta["alpha"] = (
+        f"dropped; {count} fully transparent pixels are no data (NaN)"
+        if count
+        else "dropped (no pixel fully transparent)"
+    )
+    return np.ascontiguousarray(data[..., :-1])
 
 
 def transparent_as_nan(data: np.ndarray) -> tuple[np.ndarray, int]:

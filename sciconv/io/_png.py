@@ -20,12 +20,14 @@ import numpy as np
 
 from sciconv.errors import InvalidImageError
 from sciconv.io._common import (
+    ALPHA_ZERO_EVERYWHERE,
     brief,
     check_memory,
     check_pixel_limit,
     section_slices,
     to_float32,
     transparent_as_no_data,
+    warn_caller,
 )
 from sciconv.io._image import GridImage, decoded_image
 
@@ -83,7 +85,13 @@ def read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
         if np.all(raw[..., -1] == top):
             raw = raw[..., :-1]
             meta["alpha"] = "dropped (fully opaque)"
-        else:
+        elif not np.any(raw[..., -1]):
+            raw = raw[..., :-1]
+            meta["alpha"] = ALPHA_ZERO_EVERYWHERE
+            warn_caller(
+                f"{path}: its alpha channel is 0 everywhere (no pixel visible): read as opaque"
+            )
+        else:  # dropped below, once its fully transparent pixels are NaN
             meta["alpha"] = "kept"
     ys, xs = section_slices(section, raw.shape[0], raw.shape[1], path)
     data = transparent_as_no_data(to_float32(raw[ys, xs], path=path), meta)

@@ -30,6 +30,7 @@ import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import (
+    ALPHA_ZERO_EVERYWHERE,
     ROLE_C,
     ROLE_N,
     ROLE_ONE,
@@ -347,6 +348,10 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
         tif.close()
     if alpha:
         raw, roles, meta["alpha"] = _drop_opaque_alpha(raw, roles, use_axes, dtype)
+        if meta["alpha"] == ALPHA_ZERO_EVERYWHERE:
+            warn_caller(
+                f"{path}: its alpha channel is 0 everywhere (no pixel visible): read as opaque"
+            )
     data = arrange_axes(to_float32(raw, path=path), roles, stack=stack)
     return decoded_image(transparent_as_no_data(data, meta), path, meta, lazy=lazy)
 
@@ -356,13 +361,18 @@ def _lazy_tiff(read_raw, close_source, *, roles, origin, window, path: Path, met
     (``origin``: where ``window`` starts in it); ``close_source`` releases the file."""
     closed = [False]
     n_chan = int(np.prod([n for n, r in zip(meta["shape"], roles) if r == ROLE_C]))
+    # as an eager read: transparent pixels are no data and the alpha is dropped, window by window
+    alpha = meta.get("alpha") == "kept" and n_chan in (2, 4)
+    if alpha:
+        n_chan -= 1
+        meta = {**meta, "alpha": "dropped; fully transparent pixels are no data (NaN)"}
 
     def reader(ys: slice, xs: slice) -> np.ndarray:
         if closed[0]:
             raise InvalidImageError("LazyImage was closed", path=path)
         idx = raw_index(roles, shift_axes(ys, origin[0]), shift_axes(xs, origin[1]))
         window = arrange_axes(to_float32(read_raw(idx), path=path), roles, stack=False)
-        if meta.get("alpha") == "kept":  # transparent pixels are no data, window by window too
+        if alpha:
             window = transparent_as_no_data(window, {"alpha": "kept"})
         return window
 
@@ -427,15 +437,25 @@ def _tiff_layout(tif, series, shape: tuple[int, ...], path: Path):
 
 
 def _has_alpha(page, axes: str, shape) -> bool:
+    """Whether the last colour sample is alpha: the file says so (extra sample 1, associated,
+    or 2, unassociated alpha), or RGB has a 4th sample. An extra sample of unspecified meaning
+    (0) beside grey is data: tifffile writes an (H, W, 2) or (H, W, 4) grey array so (taken for
+    alpha, a second channel's zeros made the first NaN; dropped, a channel would be lost)."""
     if "S" not in axes:
         return False
     n = shape[axes.index("S")]
-    extras = tuple(getattr(page, "extrasamples", ()) or ())
-    return n in (2, 4) and (bool(extras) or n == 4)
+    extras = tuple(int(e) for e in getattr(page, "extrasamples", ()) or ())
+    if n not in (2, 4):
+        return False
+    if extras and extras[-1] in (1, 2):
+        return True
+    photometric = getattr(page, "photometric", None)
+    return n == 4 and photometric is not None and int(photometric) == 2  # RGB
 
 
 def _drop_opaque_alpha(raw: np.ndarray, roles, axes: str, dtype):
-    """Drop the last sample of the S axis when it is fully opaque (the dtype's maximum)."""
+    """Drop the last sample of the S axis when it is fully opaque (the dtype's maximum); else
+    ``"kept"``: :func:`transparent_as_no_data` drops it once its alpha-0 pixels are NaN."""
     s = [i for i, (a, r) in enumerate(zip(axes, roles)) if a == "S" and r != ROLE_ONE]
     if not s:
         return raw, roles, None
@@ -446,6 +466,8 @@ def _drop_opaque_alpha(raw: np.ndarray, roles, axes: str, dtype):
     top = np.iinfo(dtype).max if np.dtype(dtype).kind in "iu" else 1.0
     if np.all(alpha == top):
         return np.delete(raw, -1, axis=pos), roles, "dropped (fully opaque)"
+    if not np.any(alpha):
+        return np.delete(raw, -1, axis=pos), roles, ALPHA_ZERO_EVERYWHERE
     return raw, roles, "kept"
 
 

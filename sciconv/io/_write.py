@@ -454,12 +454,14 @@ def _channel_names(names, arr: np.ndarray, fmt: str, lead: int, path: Path) -> l
 
 
 def validate_png(arr: np.ndarray, path: Path) -> np.ndarray:
-    if arr.dtype not in (np.uint8, np.uint16):
+    if arr.dtype.kind != "u" or arr.dtype.itemsize not in (1, 2):
         raise InvalidImageError(
             f"PNG stores uint8 or uint16 pixels; got {arr.dtype}. Convert the array "
             "(e.g. after sciconv.preprocess.normalize) or write .tif/.fits to keep the values",
             path=path,
         )
+    if arr.dtype.byteorder not in ("=", "|", "<" if np.little_endian else ">"):
+        arr = arr.astype(arr.dtype.newbyteorder("="))  # '>u2' (np.fromfile, h5py): native
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.shape[2] > 4:
