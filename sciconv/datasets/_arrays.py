@@ -23,20 +23,27 @@ def center_crop(x: np.ndarray, h: int, w: int) -> np.ndarray:
     return x[top : top + h, left : left + w]
 
 
-def image_array(image, *, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
+def image_array(
+    image, *, name: str = "image", losses: list | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixels ``(H, W, C)`` float32 and per-pixel weights from an array, GridImage or NDData.
 
     An :class:`astropy.nddata.NDData` (``CCDData``) is unwrapped as
     :meth:`sciconv.io.GridImage.from_nddata` does: ``(H, W)`` or ``(C, H, W)`` data become
     ``(H, W, C)``, masked pixels become NaN. The weights are 0 where any channel is masked or
     not finite and 1 elsewhere, ``(H, W)`` float32; None when every pixel is good. A plain
-    array's NaN pixels count as masked; a 2-D array becomes ``(H, W, 1)``.
+    array's NaN pixels count as masked; a 2-D array becomes ``(H, W, 1)``. Pixels whose
+    signal float32 loses (:func:`sciconv.io._precision.float32_loss`: a large pedestal under
+    float64 or 32/64-bit integers) are warned about, or appended to ``losses`` as ``(name,
+    Float32Loss)`` for the caller to say once for many images.
 
     Parameters
     ----------
     image : array_like, GridImage or astropy.nddata.NDData
     name : str
-        Named in the error.
+        Named in the error and the warning.
+    losses : list, optional
+        Where to collect a precision loss instead of warning.
 
     Returns
     -------
@@ -57,6 +64,7 @@ def image_array(image, *, name: str = "image") -> tuple[np.ndarray, np.ndarray |
     """
     from sciconv.errors import ConfigError, DatasetError, InvalidImageError
     from sciconv.io import GridImage, as_array, is_nddata
+    from sciconv.io._precision import check_float32_precision, float32_loss
 
     try:
         if is_nddata(image):
@@ -69,6 +77,10 @@ def image_array(image, *, name: str = "image") -> tuple[np.ndarray, np.ndarray |
             f"{name} must be (H, W) or (H, W, C) numbers (or an NDData/CCDData); got "
             f"{data.dtype} {data.shape}"
         )
+    if losses is None:
+        check_float32_precision(data, name=name)
+    elif (loss := float32_loss(data)) is not None:
+        losses.append((name, loss))
     data = np.asarray(data[..., None] if data.ndim == 2 else data, dtype=np.float32)
     bad = ~np.isfinite(data)  # a GridImage's or NDData's masked pixels are NaN (as_array)
     if not bad.any():

@@ -36,7 +36,7 @@ from sciconv.datasets._validate import (
 from sciconv.datasets.prepare import FilePrep
 from sciconv.errors import DatasetError
 from sciconv.io import image_pixel_scale
-from sciconv.io._common import warn_if_channels_first
+from sciconv.io._common import warn_caller, warn_if_channels_first
 from sciconv.preprocess import NormSpec
 
 
@@ -267,7 +267,12 @@ def from_arrays(
     items = list(images)
     task, y, class_names = array_labels(labels, class_names, len(items))
     names = [f"images[{i}]" for i in range(len(items))]
-    raw = [image_array(im, name=n)[0] for im, n in zip(items, names)]
+    losses: list = []  # images whose signal float32 loses: said once for all of them
+    raw = [image_array(im, name=n, losses=losses)[0] for im, n in zip(items, names)]
+    if losses:
+        listed = ", ".join(n for n, _ in losses[:3]) + (", ..." if len(losses) > 3 else "")
+        where = f"{len(losses)} of {len(raw)} images ({listed}) lose their signal; {losses[0][0]}: "
+        warn_caller(losses[0][1].message(where), "sciconv")
     _warn_channels_first(images, raw, names)
     keep = finite_images(raw, name="images")
     if len(keep) < len(raw):  # all NaN: nothing to learn (files are skipped the same way)

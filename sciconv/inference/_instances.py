@@ -30,6 +30,7 @@ from sciconv.inference._size_probe import (
 from sciconv.inference._source import check_channels, computed_once, is_dask, validate_image
 from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._zoom import rescale_image, resize_labels
+from sciconv.io._precision import wider_than_float32
 from sciconv.models import get_metadata
 from sciconv.preprocess import NormSpec
 
@@ -637,7 +638,8 @@ def _vote_on_crops(model, image, found, factor, *, meta, kwargs, tiled, tta, giv
 
     def read(ys, xs):
         window = arr[ys[0] : ys[1], xs[0] : xs[1]]
-        return np.asarray(window.compute() if is_dask(window) else window, np.float32)
+        wide = wider_than_float32(window.dtype)  # normalized in float64, as the whole image
+        return np.asarray(window.compute() if is_dask(window) else window, "f8" if wide else "f4")
 
     def decide(ys, xs):
         first = None

@@ -44,12 +44,14 @@ from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS
 from sciconv.inference._source import (
     Source,
     TransformedArray,
+    check_precision,
     compute_limits,
     input_transform,
     sample_lines,
     validate_image,
 )
 from sciconv.io._common import warn_caller
+from sciconv.io._precision import float32_steps
 from sciconv.models import get_metadata
 from sciconv.preprocess import Limits, NormSpec, apply_limits, resolve_normalization
 
@@ -430,7 +432,9 @@ def second_pass_input(
         raise InferenceError(
             f"labels must be an (H, W) integer array; got {labels.dtype} of shape {labels.shape}"
         )
-    raw = Source(image, promote=len(image.shape) == 2, path=path).limits_sample()
+    source = Source(image, promote=len(image.shape) == 2, path=path)
+    raw = source.limits_sample()
+    check_precision(source, raw)  # the image is measured in float32 below
     arr = input_transform(model, image, path)
     if isinstance(arr, TransformedArray):  # a memory map or lazy file: read whole (one piece)
         arr = arr[:, :]
@@ -556,11 +560,11 @@ class SecondPassCheck:
         smoothing = f"smoothed with a Gaussian of {DENOISE_SIGMA:g} px"
         why = self.why_noisy(stats) if second.noisy else None
         if why == "levels":
-            said.append(
-                f"in a posterised image ({stats.levels.size} distinct pixel values, e.g. a dim "
-                f"signal in a 16-bit container; far fewer than the model's training images): "
-                f"{smoothing}"
+            cause = float32_steps(stats.levels) or (
+                f"{stats.levels.size} distinct pixel values, e.g. a dim signal in a 16-bit "
+                "container; far fewer than the model's training images"
             )
+            said.append(f"in a posterised image ({cause}): {smoothing}")
         elif why == "pixels":
             said.append(
                 f"only {stats.count} in an image noisier than the model's training images (pixel "

@@ -21,6 +21,7 @@ from sciconv import io, preprocess
 from sciconv.errors import InferenceError, SciconvError
 from sciconv.inference._decisions import note_transform
 from sciconv.io import file_map, read_mapped
+from sciconv.io._precision import check_float32_precision, wider_than_float32
 from sciconv.models import get_metadata
 from sciconv.preprocess._transform import resolve_input_transform
 
@@ -213,10 +214,30 @@ def input_transform(model, arr, path):
     )
 
 
+def check_precision(source: Source, sample=None) -> None:
+    """Warn when the image's pixels lose their signal in the float32 the model's input is
+    computed in (:func:`~sciconv.io._precision.check_float32_precision` on ``sample``, default
+    :meth:`Source.limits_sample`); once per image within :func:`computed_once`. Nothing is
+    read for float32, 8- and 16-bit pixels."""
+    if not wider_than_float32(getattr(source.array, "dtype", np.float32)):
+        return
+    _once(
+        ("float32", id(source.array), source.path),
+        (source.array,),
+        lambda: check_float32_precision(
+            source.limits_sample() if sample is None else sample,
+            path=source.path,
+            name="image",
+        ),
+    )
+
+
 def _transformed(arr, spec, path):
     source = Source(arr, promote=len(arr.shape) == 2, path=path)
+    sample = source.limits_sample()
+    check_precision(source, sample)  # the transform computes in float32
     try:
-        transform = note_transform(resolve_input_transform(source.limits_sample(), spec), spec)
+        transform = note_transform(resolve_input_transform(sample, spec), spec)
     except SciconvError as exc:  # e.g. a channel count the model cannot take: name the file
         if exc.path is not None or path is None:
             raise
@@ -276,16 +297,16 @@ class Source:
         return not isinstance(self.array, np.ndarray) or isinstance(self.array, np.memmap)
 
     def read(self, ys: slice, xs: slice, *, exact: bool = False) -> np.ndarray:
-        """The window ``(H, W, C)`` in float32; with ``exact``, 64-bit pixels in float64 (the
-        normalization stretches them before they become float32: a large pedestal under a
-        faint signal, or values past float32's range, survive it)."""
+        """The window ``(H, W, C)`` in float32; with ``exact``, 64-bit pixels and 32-bit
+        integers in float64 (the normalization stretches them before they become float32: a
+        large pedestal under a faint signal, or values past float32's range, survive it)."""
         if self._map is not None:
             block = read_mapped(self._map, (ys, xs))
         else:
             block = np.asarray(self.array[ys, xs])
         if self.promote or block.ndim == 2:
             block = block[..., None]
-        wide = exact and block.dtype.itemsize == 8 and block.dtype.kind in "fiu"
+        wide = exact and wider_than_float32(block.dtype)  # float64, 32- and 64-bit integers
         return block.astype(np.float64 if wide else np.float32, copy=False)
 
     def limits_sample(self):

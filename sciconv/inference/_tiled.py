@@ -26,6 +26,7 @@ from sciconv.inference._settings import (
 from sciconv.inference._source import (
     Source,
     check_channels,
+    check_precision,
     compute_limits,
     input_transform,
     is_dask,
@@ -427,6 +428,8 @@ def predict_tiled(
         chunks = None
     source = Source(arr, promote=len(arr.shape) == 2, path=path)
     h, w, _ = source.shape
+    if s.normalization is None:  # raw pixels: the model gets them in float32
+        check_precision(source)
     limits = compute_limits(source, s.normalization)
     check_overlap(model, s, (h, w), stacklevel=2)
     target, finalize = open_out(out, (h, w, s.outputs), overwrite=overwrite)

@@ -57,6 +57,7 @@ Examples
 """
 
 # The package, one room per concern (imports run down this list, never up):
+#   _memory, _precision   memory a read may take (cgroup, ulimit); what float32 keeps of pixels
 #   _common   warnings, error text, axis plans, sections, memory check, float32 conversion
 #   _header   header cards, INHERIT, structural cards, the celestial WCS and its slicing
 #   _frames   the ecliptic frames astropy does not read from a WCS
@@ -103,6 +104,7 @@ from sciconv.io._image import GridImage, LazyImage, PixelScale, as_array, is_ndd
 from sciconv.io._image_scale import image_pixel_scale, read_pixel_scale
 from sciconv.io._labels import read_labels
 from sciconv.io._mapped import file_map, read_mapped
+from sciconv.io._precision import check_float32_precision, float32_loss
 from sciconv.io._masks import BAD_MASK_PLANES, MASK_EXTNAMES
 from sciconv.io._read import plane_axes, probe_shape, read, read_pixels
 from sciconv.io._tiff import stored_as_channels
@@ -135,8 +137,10 @@ __all__ = [
     "MissingDependencyError",
     "PixelScale",
     "as_array",
+    "check_float32_precision",
     "drop_keywords",
     "file_map",
+    "float32_loss",
     "image_pixel_scale",
     "image_stem",
     "is_nddata",

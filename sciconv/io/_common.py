@@ -19,6 +19,7 @@ import numpy as np
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning, name_text
 from sciconv.io._memory import available_memory
+from sciconv.io._precision import check_float32_precision
 
 # Roles of the axes of a raw array: spatial, channel, stack (N) and degenerate (length 1, dropped).
 ROLE_Y, ROLE_X, ROLE_C, ROLE_N, ROLE_ONE = "Y", "X", "C", "N", "1"
@@ -317,12 +318,19 @@ def check_pixel_limit(
         )
 
 
-def to_float32(raw: np.ndarray, *, path: Path | str | None = None) -> np.ndarray:
+def to_float32(
+    raw: np.ndarray, *, path: Path | str | None = None, check: bool = True
+) -> np.ndarray:
+    """``raw`` as float32, non-finite values NaN; with ``check``, a warning naming ``path`` when
+    the cast loses the pixels' signal (:func:`sciconv.io.check_float32_precision`; a lazy
+    image's reader checks its first window only)."""
     raw = np.asarray(raw)
     if raw.dtype.kind == "b":
         raw = raw.astype(np.uint8)
     if raw.dtype.kind == "c":
         raise InvalidImageError("complex-valued pixels are not supported", path=path)
+    if check:
+        check_float32_precision(raw, path=path)
     out = raw.astype(np.float32)
     if raw.dtype.kind == "f":
         out[~np.isfinite(out)] = np.nan

@@ -73,6 +73,7 @@ from sciconv.io._header import (
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._mapped import read_mapped
 from sciconv.io._masks import MASK_EXTNAMES, fits_flag_values, flags_to_bad, named_plane_flags
+from sciconv.io._precision import check_float32_precision
 
 
 def _is_image_hdu(h) -> bool:
@@ -174,13 +175,16 @@ class _Scaling:
             else:
                 self.blank = int(blank)
         self.path = path
+        self.check = True  # a lazy image's precision is checked on its first window only
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
-        return _physical(raw, self.bscale, self.bzero, self.blank, self.path)
+        check, self.check = self.check, False
+        return _physical(raw, self.bscale, self.bzero, self.blank, self.path, check=check)
 
 
-def _physical(raw, bscale: float, bzero: float, blank: int | None, path) -> np.ndarray:
-    """float32 ``raw * bscale + bzero``, NaN where ``raw == blank`` or the result is not finite."""
+def _physical(raw, bscale, bzero, blank: int | None, path, *, check=True) -> np.ndarray:
+    """float32 ``raw * bscale + bzero``, NaN where ``raw == blank`` or the result is not finite;
+    with ``check``, a warning when float32 loses the pixels' signal (check_float32_precision)."""
     raw = np.asarray(raw)
     identity = bscale == 1.0 and bzero == 0.0
     if identity and raw.dtype.kind == "f" and raw.dtype.itemsize <= 4:
@@ -207,6 +211,10 @@ def _physical(raw, bscale: float, bzero: float, blank: int | None, path) -> np.n
             )
     if blank is not None and raw.dtype.kind in "iu":
         bad |= raw == blank
+    if big is not None and check:  # 64-bit, 32-bit integer or scaled pixels: a lost signal said
+        step = abs(bscale) if raw.dtype.kind in "iub" else 0.0  # integers keep no finer steps
+        exact = raw if bscale == 1.0 and bzero == 0.0 else big
+        check_float32_precision(exact, path=path, ignore=bad, resolution=step)
     out[bad] = np.nan
     return out
 

@@ -204,10 +204,13 @@ def _read_plain_array(array, path: Path, *, section, lazy: bool) -> GridImage:
     meta = {"format": "zarr", "dtype": np.dtype(array.dtype).name, "axes": "YX"}
     wcs = _apply_recorded(attrs, meta, path, None if section is None else (ys, xs))
 
+    unchecked = [True]
+
     def reader(ys_: slice, xs_: slice) -> np.ndarray:
         rows = slice(ys.start + ys_.start, ys.start + ys_.stop)
         cols = slice(xs.start + xs_.start, xs.start + xs_.stop)
-        return to_float32(np.asarray(array[rows, cols])[..., None], path=path)
+        check = bool(unchecked) and unchecked.pop()  # the precision: on the first window only
+        return to_float32(np.asarray(array[rows, cols])[..., None], path=path, check=check)
 
     shape = (ys.stop - ys.start, xs.stop - xs.start, 1)
     if lazy:
@@ -291,9 +294,13 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
         if stack:
             raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
 
+        unchecked = [True]
+
         def reader(ys: slice, xs: slice) -> np.ndarray:
             # in this thread (dask's pool of a forked parent has no threads here: a hang, QA)
-            return to_float32(np.asarray(arranged[ys, xs].compute(scheduler="sync")), path=path)
+            raw = np.asarray(arranged[ys, xs].compute(scheduler="sync"))
+            check = bool(unchecked) and unchecked.pop()  # the precision: first window only
+            return to_float32(raw, path=path, check=check)
 
         return GridImage(
             LazyImage(reader, arranged.shape, path=str(path)), wcs=wcs, path=str(path), meta=meta
