@@ -27,6 +27,11 @@ import numpy as np
 
 from sciconv._progress import progress_bar
 from sciconv.errors import InferenceError, InvalidImageError
+from sciconv.inference._block_background import (
+    background_catalog,
+    empty_catalog,
+    measure_window,
+)
 from sciconv.inference._block_output import BlockOutput
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle, worker_results
@@ -46,6 +51,7 @@ from sciconv.inference._size_probe import check_size_on_crop
 from sciconv.inference._source import (
     Source,
     check_channels,
+    check_precision,
     compute_limits,
     is_dask,
     validate_image,
@@ -184,16 +190,6 @@ def _segment_block(
     del prob, seen
     if zoom is not None:
         labels = zoom.labels_back(labels, corner, (wy0, wx0), data.shape[:2], min_size=min_size)
-    # the window's background with all its objects left out (owned or not), for the catalog
-    sky = error = None
-    if catalog and errors is not None and labels.any():  # the image's own error bars
-        error = errors.read((wy0, wy1), (wx0, wx1))
-    if catalog and background and labels.any():  # a window without objects has no rows
-        sky, rms = postprocess.background_and_rms(raw, labels)
-        if error is None:  # else the noise model
-            error, _ = postprocess.estimate_error(
-                raw, labels, background=sky, background_rms=rms, gain=gain
-            )
     keep, cut, left = select_owned(labels, plan, (i, j))
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())
@@ -220,28 +216,11 @@ def _segment_block(
     rows, cols = np.nonzero(labels.any(axis=1))[0], np.nonzero(labels.any(axis=0))[0]
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     table = None
-    if catalog:
-        sub_wcs = None if wcs is None else wcs.slice((slice(wy0, wy1), slice(wx0, wx1)))
-        mask = None  # flag_masked / masked_fraction, as measure(mask=) gives on the whole image
-        if isinstance(bad, _Windows):
-            mask = bad.read((wy0, wy1), (wx0, wx1), dtype=bool)
-        elif bad == "nonfinite":  # a lazy GridImage: its bad pixels are NaN
-            mask = ~np.isfinite(raw)
-        table = postprocess.measure(
-            labels,
-            intensity=raw,
-            wcs=sub_wcs,
-            mask=mask,
-            background=sky,
-            error=error,
-            saturation=saturation,
+    if catalog:  # without a background (the image's is measured after the labels)
+        error = None if errors is None else errors.read((wy0, wy1), (wx0, wx1))
+        table = measure_window(
+            labels, raw, (wy0, wx0), wcs=wcs, bad=bad, error=error, sky=None, saturation=saturation
         )
-        for name in ("x", "x_weighted", "bbox_xmin", "bbox_xmax"):
-            if name in table.colnames:
-                table[name] += wx0
-        for name in ("y", "y_weighted", "bbox_ymin", "bbox_ymax"):
-            if name in table.colnames:
-                table[name] += wy0
     return {
         "labels": labels[r0:r1, c0:c1],
         "origin": (wy0 + int(r0), wx0 + int(c0)),
@@ -355,9 +334,11 @@ def predict_instances_blocks(
         its non-finite pixels, as for a float array in memory that has any; no mask columns for
         other inputs (memory maps, zarr and dask arrays are not scanned). None: no mask columns.
     background : bool or {"auto", "map", "none"}, optional
-        True/``"map"``: catalog ``flux``, ``background`` (and weighted centroids) against a
-        background map of each window without its objects (``measure(background=)``'s), and
-        ``flux_err`` from its noise and the sources' Poisson noise (the image's gain).
+        True/``"map"``: catalog ``flux``, ``background`` (and weighted centroids) against the
+        whole image's background map without its objects (``background_and_rms``'s, measured
+        after the labels on the box grid of the image, so independent of ``block``; see
+        ``sciconv.inference._block_background``), and ``flux_err`` from its noise and the
+        sources' Poisson noise (the image's gain).
         ``"auto"`` (default): so for an image with a celestial WCS, as ``sciconv predict`` and
         :func:`predict_mosaic` do. False/``"none"``: raw pixel sums.
     scheduler : None or dask.distributed.Client, optional
@@ -460,7 +441,9 @@ def predict_instances_blocks(
     check_switches(brightness, denoise)
     zoom = first = zoom_factor(model, image, scale, object_size)  # given scale or size, pixels
     windows = _Windows(arr)
-    sample = Source(arr, promote=len(arr.shape) == 2, path=path).limits_sample()
+    source = Source(arr, promote=len(arr.shape) == 2, path=path)
+    sample = source.limits_sample()
+    check_precision(source, sample)  # blocks are read in float32
     transform = None
     if normalize is not None:
         try:
@@ -541,7 +524,7 @@ def predict_instances_blocks(
         limits=limits,
         transform=transform,
         kwargs=kwargs,
-        catalog=catalog,
+        catalog=catalog and not background,  # else measured after the labels, on their sky
         wcs=wcs,
         path=path,
         bad=bad if catalog else None,
@@ -564,7 +547,7 @@ def predict_instances_blocks(
     output = None
     try:
         output = new_output()
-        ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
+        ran = _run(plan, task, output, scheduler=scheduler, progress=progress)
         second = None
         if check is not None and np.all(input_limits.vmax > input_limits.vmin):
             second = blocks_second_pass(
@@ -578,10 +561,14 @@ def predict_instances_blocks(
             output.abort()
             output = new_output()
             task.update(limits=None, measure=None, second=second)
-            ran = _run(plan, task, output, scheduler=scheduler, progress=progress, catalog=catalog)
+            ran = _run(plan, task, output, scheduler=scheduler, progress=progress)
         report_stitching(plan, ran, output.array, settings.divisor)
         _report_overlaps(output, plan)
         table = ran["table"]
+        if catalog and background:  # the image's background under every block's objects
+            counts = ran["counts"]
+            table = background_catalog(plan, task, output.array, counts, tile=plan.block)
+            table = empty_catalog(task) if table is None else table
         labels = output.finish(overwrite, _label_attrs(image, wcs, model))
     except BaseException:
         if output is not None:
@@ -640,7 +627,8 @@ def _report_overlaps(output: BlockOutput, plan: BlockPlan) -> None:
         f"{output.overlap_objects} object(s) of a block overlapped objects a neighbouring block "
         f"kept, by {output.overlap_pixels} px in all (the first at row {y}, column {x}): the "
         "two windows labelled them differently near their edges; the later block's labels "
-        "stand there, and the earlier object's catalog row still counts those pixels. A wider "
+        "stand there (a catalog without background subtraction still counts those pixels in "
+        "the earlier object's row). A wider "
         f"margin (margin=, now {plan.margin} px) gives each window more context",
         "sciconv",
     )
@@ -747,13 +735,14 @@ def _results(plan: BlockPlan, task: dict, scheduler):
     yield from worker_results(scheduler, futures)  # not for ever on workers paused for memory
 
 
-def _run(plan, task, output, *, scheduler, progress, catalog) -> dict:
+def _run(plan, task, output, *, scheduler, progress) -> dict:
     """Every block through ``output``: the catalog, the blocks' measures and their pieces."""
     from astropy.table import vstack
 
     n_blocks = plan.grid[0] * plan.grid[1]
     bar = progress_bar(n_blocks, desc="predict_instances_blocks", unit="block", enabled=progress)
-    offset, cut, left, tables, stats = 0, [], [], [], []
+    catalog = task["catalog"]
+    offset, cut, left, tables, stats, counts = 0, [], [], [], [], []
     try:
         for result in _results(plan, task, scheduler):
             if result["n"]:
@@ -763,6 +752,7 @@ def _run(plan, task, output, *, scheduler, progress, catalog) -> dict:
                     table["label"] += offset
                     tables.append(table)
             offset += result["n"]
+            counts.append(result["n"])
             cut.extend(result["cut"])
             left.extend(result["left"])
             stats.append(result["stats"])
@@ -773,23 +763,15 @@ def _run(plan, task, output, *, scheduler, progress, catalog) -> dict:
             bar.close()
     table = None
     if catalog:
-        if tables:
-            table = vstack(tables, metadata_conflicts="silent")
-        else:
-            from sciconv import postprocess
-
-            channels = task["windows"].shape[2] if len(task["windows"].shape) == 3 else 1
-            bad = task["bad"]
-            table = postprocess.measure(
-                np.zeros((1, 1), np.int32),
-                intensity=np.zeros((1, 1, channels)),
-                wcs=task["wcs"],
-                mask=None if bad is None else np.zeros((1, 1), bool),
-                background=0.0 if task["background"] else None,
-                error=np.zeros((1, 1)) if task["background"] else None,
-                saturation=task["saturation"],
-            )
-    return {"table": table, "stats": stats, "cut": cut, "left": left, "objects": offset}
+        table = vstack(tables, metadata_conflicts="silent") if tables else empty_catalog(task)
+    return {
+        "table": table,
+        "stats": stats,
+        "cut": cut,
+        "left": left,
+        "objects": offset,
+        "counts": counts,
+    }
 
 
 __all__ = ["DEFAULT_BLOCK", "DEFAULT_MAX_OBJECT", "BlockPlan", "predict_instances_blocks"]

@@ -104,8 +104,8 @@ from sciconv.io._image import GridImage, LazyImage, PixelScale, as_array, is_ndd
 from sciconv.io._image_scale import image_pixel_scale, read_pixel_scale
 from sciconv.io._labels import read_labels
 from sciconv.io._mapped import file_map, read_mapped
-from sciconv.io._precision import check_float32_precision, float32_loss
 from sciconv.io._masks import BAD_MASK_PLANES, MASK_EXTNAMES
+from sciconv.io._precision import check_float32_precision, float32_loss
 from sciconv.io._read import plane_axes, probe_shape, read, read_pixels
 from sciconv.io._tiff import stored_as_channels
 from sciconv.io._write import write

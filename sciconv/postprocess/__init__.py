@@ -78,6 +78,7 @@ from sciconv.postprocess._background import (
     estimate_background,
     wants_background,
 )
+from sciconv.postprocess._background_mesh import BackgroundMesh
 from sciconv.postprocess._beam import add_beam_columns, add_surface_brightness_columns, beam_pixels
 from sciconv.postprocess._catalog import (
     CATALOG_FORMATS,
@@ -149,6 +150,7 @@ __all__ = [
     "REGION_FORMATS",
     "REGION_SHAPES",
     "SATURATION_KEYWORDS",
+    "BackgroundMesh",
     "add_beam_columns",
     "add_image_columns",
     "add_physical_columns",

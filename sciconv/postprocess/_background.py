@@ -23,11 +23,11 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from sciconv._validation import check_int, look_up_option
-from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 from sciconv.io._common import warn_if_channels_first
 from sciconv.io._units import known_unit
+from sciconv.postprocess._background_mesh import BackgroundMesh
 from sciconv.postprocess._labels import labelled_pixels
 
 #: ``background=`` modes of ``sciconv predict`` and ``predict_mosaic`` (:func:`wants_background`).
@@ -335,7 +335,7 @@ def _poisson_clip(v: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def _channel_background(chan, masked, box_size, filter_size, says_counts=False) -> np.ndarray:
-    from astropy.stats import SigmaClip, sigma_clipped_stats
+    from astropy.stats import sigma_clipped_stats
 
     rate = _poisson_rate(chan[~masked], says_counts)
     if rate is not None:  # photon counts: the clipped mean, Poisson's rms (module notes)
@@ -346,27 +346,15 @@ def _channel_background(chan, masked, box_size, filter_size, says_counts=False) 
     try:
         if reason == "":
             raise _OneBox
-        from photutils.background import Background2D, MeanBackground, MedianBackground
-
-        box = (min(int(box_size), chan.shape[0]), min(int(box_size), chan.shape[1]))
-        clip = None if rate is not None else SigmaClip(sigma=3.0)
-        with caught("ignore"):
-            bkg = Background2D(
-                chan,
-                box,
-                filter_size=(int(filter_size),) * 2,
-                mask=masked,
-                sigma_clip=clip,
-                bkg_estimator=MedianBackground()
-                if rate is None
-                else MeanBackground(sigma_clip=None),
-                exclude_percentile=50.0,
-            )
-        level = np.asarray(bkg.background, dtype=np.float64)
+        mesh = BackgroundMesh(
+            chan.shape, box_size=box_size, filter_size=filter_size, counts=rate is not None
+        )
+        mesh.add((0, 0), chan, masked)  # the boxes, filled, filtered and interpolated as
+        level, rms = mesh.finish().window((0, chan.shape[0]), (0, chan.shape[1]))  # Background2D
         if rate is not None:  # the spline between boxes may dip below 0 where counts are rare
             level = np.maximum(level, 0.0)
             return level, np.sqrt(level)
-        return level, np.asarray(bkg.background_rms, dtype=np.float64)
+        return level, rms
     except _OneBox:
         pass
     except ImportError:
