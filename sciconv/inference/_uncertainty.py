@@ -9,9 +9,16 @@ stochastic or transformed predictions followed by their spread, ``concat[mean (K
   the stack in one loop, so it is traced once per tile shape); exact zero spread for a
   D4-equivariant model;
 - ``"mc_dropout"``: Monte-Carlo dropout: a clone of the model whose ``Dropout`` /
-  ``SpatialDropout`` layers stay active at inference (:class:`AlwaysDropout`, with a fixed seed,
-  so the same tile always gets the same ``S`` masks) while every other layer (BatchNorm included)
-  stays in inference mode and shares the model's weights; the ``S`` samples run as one batch;
+  ``SpatialDropout`` layers stay active at inference (:class:`AlwaysDropout`, with a fixed seed)
+  while every other layer (BatchNorm included) stays in inference mode and shares the model's
+  weights; the ``S`` samples run as one batch. Sample ``s`` of every tile of one size gets the
+  same mask, drawn from the seed, the layer, ``s`` and the tile's size: a tile's samples do not
+  depend on the batch it runs in, so a prediction is the same for every ``batch_size`` and
+  reproducible for the same ``seed``, ``samples``, ``tile`` and ``overlap``. A different
+  ``tile`` or ``overlap`` moves the tiles over the image and so draws other masks at each pixel
+  (a change of the order of the spread itself, like another seed), except for a model whose
+  dropout layers are all ``SpatialDropout`` (one mask value per channel, none per pixel): its
+  maps are the whole image's for every ``tile`` once ``overlap >= 2 r``, as the mean's are;
 - ``"ensemble"``: several models with the same input and output.
 
 Because the wrapper is an ordinary ``keras.Model`` carrying the base model's sciconv metadata
@@ -101,8 +108,9 @@ def has_dropout(model: keras.Model) -> bool:
     return any(_is_dropout(layer) for layer in all_layers(model))
 
 
-def _mc_dropout_clone(model: keras.Model, seed: int) -> keras.Model:
-    """Clone ``model`` sharing every layer except Dropout, which becomes :class:`AlwaysDropout`."""
+def _mc_dropout_clone(model: keras.Model, seed: int, samples: int) -> keras.Model:
+    """Clone ``model`` sharing every layer except Dropout, which becomes :class:`AlwaysDropout`
+    drawing one mask per sample for batches of ``samples`` copies (:class:`RepeatBatch`)."""
     counter = iter(range(1_000_000))
 
     def clone(layer):
@@ -119,6 +127,7 @@ def _mc_dropout_clone(model: keras.Model, seed: int) -> keras.Model:
                 layer.rate,
                 spatial=spatial,
                 seed=seed + 7919 * next(counter),
+                samples=samples,
                 name=f"{layer.name}_mc",
             )
         return layer  # shared: same weights, same inference behaviour
@@ -203,7 +212,8 @@ def uncertainty_model(
         so a model with a fixed non-square input raises). ``"mc_dropout"``: ``samples`` passes
         with the model's ``Dropout`` / ``SpatialDropout`` layers active and everything else in
         inference mode (BatchNorm uses its moving statistics); the passes run as one batch of
-        ``samples * N``. ``"ensemble"``: one pass of each model (``model`` plus ``models``).
+        ``samples * N``, sample ``s`` of each of the ``N`` inputs with the same masks (see
+        ``seed``). ``"ensemble"``: one pass of each model (``model`` plus ``models``).
     models : sequence of keras.Model, optional
         Ensemble members (same input and output shapes). Only for ``method="ensemble"``.
     samples : int, optional
@@ -212,7 +222,11 @@ def uncertainty_model(
         Spread channel(s): ``"std"`` (default, one per output channel) or the predictive
         ``"entropy"`` of the mean (one channel; see :class:`EnsembleMoments`).
     seed : int, optional
-        Seed of the Monte-Carlo dropout masks. Default 0.
+        Seed of the Monte-Carlo dropout masks. Default 0. Each dropout layer draws ``samples``
+        masks from it for the input's shape (H, W), one per sample, shared by the ``N`` inputs of
+        a batch, so an input's output does not depend on the batch size or on the other inputs
+        of the batch, only on the seed, ``samples`` and its shape. Another seed gives other
+        masks.
 
     Returns
     -------
@@ -281,7 +295,7 @@ def uncertainty_model(
                 "samples would all be equal and the spread 0 everywhere, an error bar of 0 "
                 "(use method='tta' or 'ensemble', or build the model with dropout)"
             )
-        clone = _mc_dropout_clone(base, seed)
+        clone = _mc_dropout_clone(base, seed, samples)
         repeated = RepeatBatch(samples, name=f"{base.name}_mc_repeat")(x)
         moments = EnsembleMoments(samples, output=output, name=f"{base.name}_mc_moments")(
             clone(repeated)
@@ -381,7 +395,13 @@ def predict_uncertainty(
     image : ndarray (H, W) or (H, W, C), GridImage, memmap or dask array
         Raw pixels, as for :func:`sciconv.inference.predict_tiled`.
     method, models, samples, output, seed
-        See :func:`uncertainty_model`.
+        See :func:`uncertainty_model`. With ``method="mc_dropout"`` the maps are reproducible for
+        the same ``seed``, ``samples``, ``tile`` and ``overlap`` (and the same image size, which
+        places the tiles), whatever the ``batch_size``: the ``S`` masks depend on the tile's size,
+        not on its batch. Another ``tile`` or ``overlap`` places other masks at each pixel and
+        changes the maps by about as much as another ``seed`` (within the Monte-Carlo error);
+        not so when every dropout layer is a ``SpatialDropout`` (masks per channel only): then
+        any ``tile`` gives the whole image's maps when ``overlap >= 2 r`` (``"auto"``).
     **predict_tiled_kwargs
         Passed to :func:`sciconv.inference.predict_tiled` (``tile``, ``overlap``, ``batch_size``,
         ``normalize``, ``blend``, ``progress``, ...). ``tta`` and ``uncertainty`` are not

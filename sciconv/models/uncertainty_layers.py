@@ -129,9 +129,16 @@ class D4Transform(keras.layers.Layer):
 class AlwaysDropout(keras.layers.Layer):
     """Dropout that stays active at inference (Monte-Carlo dropout), with a fixed seed.
 
-    The masks are drawn with a stateless generator from ``seed``, so a given input shape always
-    gets the same masks: prediction is reproducible, and different samples of a batch (and the
-    ``S`` copies made by :class:`RepeatBatch`) get different masks.
+    The masks come from a stateless generator seeded with ``seed``, so the same call always gets
+    the same masks. With ``samples=S`` (what :func:`sciconv.inference.uncertainty_model` builds)
+    the batch is read as ``S`` copies of ``N`` examples, copies outermost (as
+    :class:`RepeatBatch` stacks them): copy ``s`` of every example gets the same mask, one per
+    ``s`` drawn for the example's shape (H, W, C). An example's ``S`` masks so depend on
+    ``seed``, ``S`` and its shape only, not on the batch size ``N`` nor on the other examples of
+    the batch (one tile gives the same samples alone as in a batch of 8, or as the last, shorter
+    batch). Without ``samples`` (None, as in the layers saved before 2026-12-07) one mask is
+    drawn for the whole batch: an example's masks then depend on its place in the batch and on
+    the batch's size.
 
     Parameters
     ----------
@@ -142,6 +149,10 @@ class AlwaysDropout(keras.layers.Layer):
         Drop whole channels (``SpatialDropout2D``: one mask value per sample and channel).
     seed : int, optional
         Seed of the stateless mask generator. Default 0.
+    samples : int or None, optional
+        ``S``: the batch is ``S * N`` examples, copy ``s`` of example ``n`` at row ``s * N + n``,
+        and copy ``s`` of every example gets mask ``s``; the batch size must be a multiple of
+        ``S``. None (default): one mask per row of the batch, drawn for the whole batch at once.
     **kwargs
         Standard layer arguments.
 
@@ -149,36 +160,62 @@ class AlwaysDropout(keras.layers.Layer):
     --------
     >>> import numpy as np
     >>> from sciconv.models.uncertainty_layers import AlwaysDropout
-    >>> layer = AlwaysDropout(0.5, seed=1)
-    >>> y = np.asarray(layer(np.ones((1, 4, 4, 2), "float32")))
+    >>> layer = AlwaysDropout(0.5, seed=1, samples=2)
+    >>> x = np.ones((2 * 3, 4, 4, 2), "float32")  # 2 samples of 3 examples, samples outermost
+    >>> y = np.asarray(layer(x))
     >>> sorted(set(y.ravel().tolist()))
     [0.0, 2.0]
-    >>> bool(np.array_equal(y, layer(np.ones((1, 4, 4, 2), "float32"))))
+    >>> bool(np.array_equal(y[0], y[2])), bool(np.array_equal(y[0], y[3]))  # rows: s * 3 + n
+    (True, False)
+    >>> one = np.asarray(layer(np.ones((2, 4, 4, 2), "float32")))  # the same masks for N = 1
+    >>> bool(np.array_equal(one[0], y[0]) and np.array_equal(one[1], y[3]))
     True
     """
 
-    def __init__(self, rate: float, *, spatial: bool = False, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        rate: float,
+        *,
+        spatial: bool = False,
+        seed: int = 0,
+        samples: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not 0.0 <= float(rate) < 1.0:
             raise InferenceError(f"rate must be in [0, 1); got rate={rate!r}")
         self.rate = float(rate)
         self.spatial = bool(spatial)
         self.seed = int(seed)
+        self.samples = (
+            None
+            if samples is None
+            else check_int(samples, name="samples", minimum=1, error=InferenceError)
+        )
 
     def call(self, inputs):
         if self.rate == 0.0:
             return inputs
-        noise_shape = None
-        if self.spatial and len(inputs.shape) >= 3:
-            noise_shape = (None,) + (1,) * (len(inputs.shape) - 2) + (None,)
-        return keras.random.dropout(inputs, self.rate, noise_shape=noise_shape, seed=self.seed)
+        rank = len(inputs.shape)
+        spatial = self.spatial and rank >= 3
+        if self.samples is None:  # one draw for the whole batch (as saved before 2026-12-07)
+            noise_shape = (None,) + (1,) * (rank - 2) + (None,) if spatial else None
+            return keras.random.dropout(inputs, self.rate, noise_shape=noise_shape, seed=self.seed)
+        # (S * N, ...) -> (S, N, ...): one mask per sample, broadcast over the N examples
+        shape = ops.shape(inputs)
+        grouped = ops.reshape(inputs, (self.samples, shape[0] // self.samples, *shape[1:]))
+        middle = (1,) * (rank - 2) + (None,) if spatial else (None,) * (rank - 1)
+        y = keras.random.dropout(
+            grouped, self.rate, noise_shape=(self.samples, 1, *middle), seed=self.seed
+        )
+        return ops.reshape(y, shape)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(rate=self.rate, spatial=self.spatial, seed=self.seed)
+        config.update(rate=self.rate, spatial=self.spatial, seed=self.seed, samples=self.samples)
         return config
 
 
