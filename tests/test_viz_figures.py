@@ -331,3 +331,16 @@ def test_evaluation_plots_draw_into_the_callers_axes():
     gc = Figure()
     gax = gc.add_subplot()
     assert viz.grad_cam(_toy(), np.zeros((32, 32, 1)), ax=gax, normalize=None) is gc
+
+
+def test_instance_palette_is_the_callers_own_copy():
+    # QA 54 (long-lived kernels): the cached array itself was returned, so `pal *= 255` for
+    # napari changed every later instance overlay of the session
+    from sciconv.viz import instance_palette
+
+    first = instance_palette(24)
+    want = first.copy()
+    first *= 255
+    again = instance_palette(24)
+    np.testing.assert_array_equal(again, want)
+    assert again.flags.writeable and again is not instance_palette(24)

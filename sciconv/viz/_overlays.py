@@ -36,7 +36,6 @@ MAX_CLASS_ID = 10
 # --------------------------------------------------------------------------------------------
 # colour tables
 # --------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=4)
 def instance_palette(n: int = 24) -> np.ndarray:
     """``n`` well-separated saturated colours (RGB in 0..1) for instance labels.
 
@@ -60,10 +59,15 @@ def instance_palette(n: int = 24) -> np.ndarray:
     >>> pal.shape, bool(pal.min() >= 0 and pal.max() <= 1)
     ((24, 3), True)
     """
-    from skimage.color import rgb2lab
-
     if not isinstance(n, (int, np.integer)) or not 1 <= n <= 64:
         raise ConfigError(f"n must be an int in 1..64; got {n!r}")
+    return _palette(int(n)).copy()  # the caller's own: scaling it leaves later overlays alone
+
+
+@functools.lru_cache(maxsize=4)
+def _palette(n: int) -> np.ndarray:
+    from skimage.color import rgb2lab
+
     levels = np.linspace(0.0, 1.0, 12)
     cand = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
     lab = rgb2lab(cand[None])[0]
@@ -76,7 +80,9 @@ def instance_palette(n: int = 24) -> np.ndarray:
         k = int(np.argmax(dist))
         chosen.append(k)
         dist = np.minimum(dist, np.linalg.norm(lab - lab[k], axis=1))
-    return cand[chosen]
+    out = cand[chosen]
+    out.flags.writeable = False  # shared by every call
+    return out
 
 
 def _touching_pairs(ids: np.ndarray) -> np.ndarray:
