@@ -68,14 +68,12 @@ def test_minmax(noisy):
 
 
 def test_zscale_matches_astropy(noisy):
-    """astropy's zscale on 1000 pixels drawn at random (see the one-column test below)."""
-    from sciconv.preprocess._limits import zscale_sample
-
+    """astropy's zscale with every pixel as its sample (not 1000 of them: a noisy draw)."""
     lim = pp.compute_limits(noisy[..., :1], method="zscale")
-    picked = zscale_sample(noisy[..., 0].astype(np.float64), 1000)
-    vmin, vmax = ZScaleInterval().get_limits(picked)
-    assert lim.vmin[0] == pytest.approx(vmin)
-    assert lim.vmax[0] == pytest.approx(vmax)
+    pixels = noisy[..., 0].astype(np.float64).ravel()
+    vmin, vmax = ZScaleInterval(n_samples=pixels.size).get_limits(pixels)
+    assert lim.vmin[0] == pytest.approx(vmin, rel=1e-9)
+    assert lim.vmax[0] == pytest.approx(vmax, rel=1e-9)
     y = pp.apply_limits(noisy[..., :1], lim)
     expect = (noisy[..., 0] - vmin) / (vmax - vmin)
     np.testing.assert_allclose(y[..., 0], expect, rtol=1e-4, atol=1e-5)
@@ -128,9 +126,8 @@ def test_nan_ignored_by_statistics_and_kept(method, noisy):
     # statistics equal those of the finite pixels alone
     lim = pp.compute_limits(x, method=method)
     ref0 = pp.compute_limits(x[..., 0][np.isfinite(x[..., 0])].reshape(1, -1), method=method)
-    if method != "zscale":  # zscale samples with a stride, which depends on the layout
-        assert lim.vmin[0] == pytest.approx(ref0.vmin[0])
-        assert lim.vmax[0] == pytest.approx(ref0.vmax[0])
+    assert lim.vmin[0] == pytest.approx(ref0.vmin[0])  # zscale too: every finite pixel
+    assert lim.vmax[0] == pytest.approx(ref0.vmax[0])
 
 
 def test_input_not_modified(noisy):
@@ -751,7 +748,8 @@ def test_dense_stained_tissue_is_flipped_like_sparse_tissue():
 def test_zscale_is_not_measured_on_one_column(side):
     """astropy's zscale keeps every (size // 1000)-th pixel of the flattened image: at these
     sizes (and of the 1000 x 1000 limits sample of 3000^2 ... images) one column again and
-    again, so one bad column set the limits (vmax 5000 instead of ~130)."""
+    again, so one bad column set the limits (vmax 5000 instead of ~130). vmin is the least
+    pixel measured (z1 is below it): about 100 - 5.4 sigma on the 3000^2 image."""
     from sciconv.inference._source import Source, compute_limits
 
     rng = np.random.default_rng(0)
@@ -762,4 +760,4 @@ def test_zscale_is_not_measured_on_one_column(side):
         compute_limits(Source(image, promote=True, path=None), spec),  # the inference path
         pp.compute_limits(image[..., None], method="zscale"),  # the training path
     ):
-        assert 50 < float(limits.vmin[0]) < 100 < float(limits.vmax[0]) < 200, limits
+        assert 40 < float(limits.vmin[0]) < 100 < float(limits.vmax[0]) < 200, limits

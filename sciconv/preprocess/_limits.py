@@ -6,7 +6,6 @@ the public names and documents the methods.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 from dataclasses import dataclass
@@ -14,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from sciconv._validation import check_int, look_up_option
-from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import as_array
 from sciconv.io._common import warn_caller, warn_if_channels_first
+from sciconv.preprocess._zscale import ZSCALE_PIXELS, zscale_limits, zscale_values
 
 #: Normalization methods (see :func:`sciconv.preprocess.compute_limits`).
 METHODS = ("percentile", "minmax", "zscale", "asinh", "zscore")
@@ -33,10 +32,10 @@ _F32_EPS = float(np.finfo(np.float32).eps)
 _F32_TINY = float(np.finfo(np.float32).tiny)
 #: Limits whose span is below this are applied in float64 (float32 halves would be subnormal)
 _SMALL_SPAN = 1e-30
-#: Pixels zscale fits its line to (astropy's ``n_samples``), at places drawn at random on the
-#: pixel grid (:func:`zscale_sample`). Kept at 1,000, as the models trained so far saw: 20,000
-#: moved the limits of the demo's sky images by up to 0.9 sky rms (vmin is the sample's minimum)
-ZSCALE_SAMPLES = 1000
+#: The most pixels of a channel the percentiles and the mean/std are measured on when
+#: ``max_samples`` is not given (zscale's: :data:`ZSCALE_PIXELS`); a lazy image is read on a grid
+#: of about this many
+_MAX_SAMPLES = 1_000_000
 _ASINH_A = 0.1
 
 
@@ -179,20 +178,19 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
         return math.nan, math.nan
     # astropy is imported where an interval or stretch is computed, not with the module: the GPU
     # training path (tools/train_pretrained_gpu.sh) imports sciconv.preprocess without astropy
-    from astropy.visualization import AsymmetricPercentileInterval, MinMaxInterval, ZScaleInterval
+    from astropy.visualization import AsymmetricPercentileInterval, MinMaxInterval
 
-    sample = sample.astype(np.float64, copy=False)
-    with np.errstate(all="ignore"), contextlib.ExitStack() as stack:
-        if method == "zscale":  # polyfit RankWarning on flat data; the only method that warns
-            quiet = stack.enter_context(caught())
-            quiet.simplefilter("ignore")
-        if method in ("percentile", "asinh"):
+    with np.errstate(all="ignore"):
+        if method == "zscale":  # zscale_values' pixels, sorted in their own dtype
+            vmin, vmax = zscale_limits(sample, bounds=full)
+        elif method in ("percentile", "asinh"):
+            sample = sample.astype(np.float64, copy=False)
             vmin, vmax = AsymmetricPercentileInterval(low, high).get_limits(sample)
         elif method == "minmax":
+            sample = sample.astype(np.float64, copy=False)
             vmin, vmax = full if full is not None else MinMaxInterval().get_limits(sample)
-        elif method == "zscale":  # ``sample``: zscale_sample's pixels already
-            vmin, vmax = ZScaleInterval(n_samples=max(sample.size, 1)).get_limits(sample)
         else:  # zscore: scale first so sums cannot overflow float64
+            sample = sample.astype(np.float64, copy=False)
             peak = float(np.max(np.abs(sample)))
             peak = peak if peak > 0 and math.isfinite(peak) else 1.0
             scaled = sample / peak
@@ -206,49 +204,6 @@ def _limits_of(sample: np.ndarray, method: str, low: float, high: float, full=No
         lo, hi = full if full is not None else (float(np.min(sample)), float(np.max(sample)))
         vmin, vmax = float(lo), float(hi)
     return vmin, vmax
-
-
-def zscale_sample(image: np.ndarray, n: int) -> np.ndarray:
-    """The finite values at about ``n`` places of ``image``, in raster order.
-
-    The places are drawn at random on the whole grid of ``image`` (every element, bad pixels
-    included) from a generator seeded by its size, *then* the non-finite values among them are
-    dropped: a masked pixel removes at most one value and moves no other place, and an image
-    without bad pixels gets the places it always got. (Seeded by the count of finite pixels, one
-    NaN redrew every place: zscale limits 79..144 became 73..146 and the catalog changed.)
-    Random, not astropy's every ``size // n``-th value of the flattened image, which for many
-    shapes is one column again and again (a 1000 x 1000 image: column 0 of every row), so that
-    one bad column set the limits (52..5000 instead of 68..130).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> image = np.arange(1000 * 1000, dtype=float).reshape(1000, 1000)
-    >>> picked = zscale_sample(image, 1000)
-    >>> len(np.unique(picked % 1000)) > 500  # columns from all over (strided: column 0 only)
-    True
-    >>> image[0, :500] = np.nan  # masked pixels drop out; the other places stay
-    >>> bool(np.isin(zscale_sample(image, 1000), picked).all())
-    True
-    """
-    image = np.asarray(image)
-    if image.size <= n:
-        return finite_values(image)
-    rng = np.random.default_rng(image.size)
-    places = np.unravel_index(np.unique(rng.integers(0, image.size, n)), image.shape)
-    return finite_values(image[places])
-
-
-def _zscale_channel(chan: np.ndarray, max_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """What zscale fits a channel to: :func:`zscale_sample` of the channel, or of its seeded
-    ``max_samples`` subsample (drawn on the whole grid, bad pixels kept until the end)."""
-    if chan.size > max_samples:
-        sub = chan.reshape(-1)[rng.integers(0, chan.size, max_samples)]
-        sample = zscale_sample(sub, ZSCALE_SAMPLES)
-        if sample.size:
-            return sample
-        chan = finite_values(chan)  # no good pixel drawn: the few there are
-    return zscale_sample(chan, ZSCALE_SAMPLES)
 
 
 def _is_lazy(x) -> bool:
@@ -280,8 +235,8 @@ def _image_limits(img: np.ndarray, method, low, high, per_channel, max_samples, 
     chans = [img[..., k] for k in range(c)] if per_channel else [img]
     vmins, vmaxs = [], []
     for chan in chans:
-        if method == "zscale":  # its own sample, which bad pixels barely change
-            sample = _zscale_channel(chan, max_samples, rng)
+        if method == "zscale":  # every finite pixel up to max_samples (no draw to move)
+            sample = zscale_values(chan, max_samples)
         elif chan.size <= max_samples:
             sample = finite_values(chan)
         else:
@@ -317,7 +272,7 @@ def compute_limits(
     low: float = 1.0,
     high: float = 99.8,
     per_channel: bool = True,
-    max_samples: int = 1_000_000,
+    max_samples: int | None = None,
     seed: int = 0,
     asinh_a: float = _ASINH_A,
 ) -> Limits:
@@ -327,8 +282,8 @@ def compute_limits(
     ----------
     x : array-like of shape (H, W), (H, W, C) or (N, H, W, C), or a lazy (H, W[, C]) array
         Raw pixels. A lazy array (dask array, :class:`sciconv.io.LazyImage`, anything with
-        ``.shape`` and slicing) is read on a strided grid of about ``max_samples`` pixels, never
-        whole.
+        ``.shape`` and slicing) is read on a strided grid of about ``max_samples`` pixels
+        (default 1,000,000), never whole.
     method : {"percentile", "minmax", "zscale", "asinh", "zscore"}, optional
         See the module docstring. Default is ``"percentile"``.
     low, high : float, optional
@@ -336,11 +291,19 @@ def compute_limits(
     per_channel : bool, optional
         Separate limits per channel (default) or one set over all channels.
     max_samples : int, optional
-        Channels with more pixels are subsampled (seeded, with replacement) for the percentiles
-        and zscale; min/max use every pixel of an in-memory array. zscale then fits its line to
-        :data:`ZSCALE_SAMPLES` of them (:func:`zscale_sample`). Default 1,000,000.
+        The most pixels of a channel the statistics are measured on. The percentiles (also of
+        ``"asinh"``) and the mean/std of ``"zscore"`` use every finite pixel of a channel of up
+        to 1,000,000 pixels by default, and a seeded draw (with replacement) of that many from a
+        larger one. ``"zscale"`` fits its line to every finite pixel of a channel with up to
+        4,000,000 by default (:data:`~sciconv.preprocess._zscale.ZSCALE_PIXELS`), and to that
+        many places of a larger one's finite area, fixed by its shape
+        (:func:`~sciconv.preprocess._zscale.zscale_values`): bad pixels (a NaN frame, a NaN row)
+        leave zscale limits as they are. Min/max (the ``"minmax"`` limits, zscale's bounds, the
+        fallback of collapsed limits) use every pixel of an in-memory array. Default None: those
+        defaults.
     seed : int, optional
-        Seed of the subsample. Default 0.
+        Seed of the percentile and mean/std subsample (zscale's is fixed by the image).
+        Default 0.
     asinh_a : float, optional
         Softening of the asinh stretch (astropy's ``a``). Default 0.1.
 
@@ -366,19 +329,24 @@ def compute_limits(
     """
     method = _validate_method(method)
     low, high = validate_percentiles(low, high)
-    if isinstance(max_samples, bool) or not isinstance(max_samples, numbers.Integral):
-        raise ConfigError(f"max_samples must be a positive int; got {max_samples!r}")
-    if max_samples < 1:
-        raise ConfigError(f"max_samples must be a positive int; got {max_samples!r}")
+    if max_samples is not None and (
+        isinstance(max_samples, bool)
+        or not isinstance(max_samples, numbers.Integral)
+        or max_samples < 1
+    ):
+        raise ConfigError(f"max_samples must be a positive int (or None); got {max_samples!r}")
     if not (isinstance(asinh_a, numbers.Real) and 0 < float(asinh_a) < math.inf):
         raise ConfigError(f"asinh_a must be a positive number; got {asinh_a!r}")
     if seed is not None and not isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
         seed = check_int(seed, name="seed", minimum=0)
     x = _unwrap(x)
     if _is_lazy(x):
-        arr = validate_image(_lazy_sample(x, max_samples), name="x (sampled lazy array)")
+        grid = _MAX_SAMPLES if max_samples is None else max_samples
+        arr = validate_image(_lazy_sample(x, grid), name="x (sampled lazy array)")
     else:
         arr = validate_image(x)
+    if max_samples is None:
+        max_samples = ZSCALE_PIXELS if method == "zscale" else _MAX_SAMPLES
     rng = np.random.default_rng(seed)
     if arr.ndim == 2:
         arr = arr[..., np.newaxis]
@@ -651,7 +619,7 @@ def normalize(
     per_channel: bool = True,
     clip: bool = False,
     nan: str | None = None,
-    max_samples: int = 1_000_000,
+    max_samples: int | None = None,
     seed: int = 0,
     asinh_a: float = _ASINH_A,
 ) -> np.ndarray:
