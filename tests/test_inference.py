@@ -232,7 +232,7 @@ def test_nan_region_is_masked_and_not_propagated(stack, image):
     np.testing.assert_allclose(exact[~bad], filled[~bad], atol=1e-4)
 
 
-def test_bad_pixel_fill_is_the_same_for_every_tiling(stack):
+def test_bad_pixel_fill_is_the_same_for_every_tiling(stack, tmp_path):
     """A NaN frame deeper than a tile: tiles, one whole-image tile and dask chunks feed the
     network the same fill (a grid fixed to the image), so the outputs agree."""
     import dask.array as da
@@ -241,8 +241,12 @@ def test_bad_pixel_fill_is_the_same_for_every_tiling(stack):
     x = np.full((300, 260), np.nan, np.float32)
     x[90:230, 70:200] = rng.normal(size=(140, 130))
     x[150:160, 100:105] = np.nan  # a hole inside too
-    whole = _tiled(stack, x, tile=320, overlap=0, blend="none")
-    tiled = _tiled(stack, x, tile=32, overlap=2 * RF, blend="none")
+    # a memory map and a dask array are not read whole to find the no-data frame, so the
+    # network sees the frame (in memory it is cropped: test_nodata_frame.py)
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    whole = _tiled(stack, mapped, tile=320, overlap=0, blend="none")
+    tiled = _tiled(stack, mapped, tile=32, overlap=2 * RF, blend="none")
     chunked = np.asarray(
         _tiled(stack, da.from_array(x, chunks=(150, 130)), tile=32, overlap=2 * RF)
     )
@@ -258,6 +262,11 @@ def test_bad_pixel_fill_is_the_same_for_every_tiling(stack):
     np.testing.assert_allclose(
         whole[90:230, 70:200][good[90:230, 70:200]], expected[good[90:230, 70:200]], atol=1e-5
     )
+    # in memory the frame is cropped: the data's own result, the frame NaN
+    cropped = _tiled(stack, x, tile=32, overlap=2 * RF, blend="none")
+    bare = _tiled(stack, x[90:230, 70:200], tile=32, overlap=2 * RF, blend="none")
+    np.testing.assert_array_equal(cropped[90:230, 70:200], bare)
+    assert np.isnan(cropped[~good]).all()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ def decisions() -> Iterator[dict]:
     transform fill the dict where they decide: ``scale`` (the resampling factor
     ``scale``/``object_size="auto"`` chose), ``denoise`` and ``brightness`` (the second pass, or
     ``'none (auto)'``) and ``input_transform`` (flipped or not, about which value; white-balance
-    gains; R, G, B averaged; black padding or transparent pixels as no data). Each value is
+    gains; R, G, B averaged; black padding or transparent pixels as no data) and
+    ``nodata_frame`` (a rectangular NaN frame cropped before prediction). Each value is
     text ending in ``(auto)`` or ``(auto: why)``. A log opened inside another passes its
     entries on to it on exit. Thread-safe (a context variable: each thread and asyncio task
     has its own); without an open log nothing is recorded.

@@ -14,6 +14,7 @@ from sciconv._validation import look_up_option
 from sciconv._warnings import caught
 from sciconv.errors import InferenceError, SciconvWarning
 from sciconv.inference._decisions import note_settled, trial
+from sciconv.inference._frame import crop_frame
 from sciconv.inference._instance_args import is_pixel_scale, postprocess_kwargs, zoom_factor
 from sciconv.inference._scale import AUTO_SIZE_MIN_OBJECTS, auto_size_factor, same_factor
 from sciconv.inference._second_pass import check_switches, second_pass_input
@@ -165,6 +166,10 @@ def predict_instances(
     is given) are segmented block by block with flat memory by
     :func:`~sciconv.inference._blocks.predict_instances_blocks` (objects stitched at the seams,
     labels renumbered globally); smaller ones in one piece.
+
+    An image in memory inside a no-data frame (edge rows and columns of NaN only) is segmented
+    without it, every pass, and the results pasted back (labels 0, maps NaN in the frame): the
+    bare data's result, whatever the frame's width (:func:`predict_tiled`; not with ``block``).
 
     The post-processing parameters are the model's recorded ones
     (``get_metadata(model)["postprocess"]``), updated by ``overrides``; their names are checked
@@ -337,6 +342,9 @@ def predict_instances(
             raise InferenceError("uncertainty= already averages samples; leave tta=None")
         if block is not None or out is not None:
             raise InferenceError("uncertainty= is not available block by block (block=, out=)")
+    frame = None
+    if block is None and out is None:  # a no-data frame: every pass runs on the data inside it
+        image, frame = crop_frame(image)
     second = dict(brightness=brightness, denoise=denoise)
     tiled = dict(
         tile=tile,
@@ -350,7 +358,7 @@ def predict_instances(
     if _blockwise(image, block=block, out=out, return_prob=return_prob or uncertainty is not None):
         from sciconv.inference._blocks import predict_instances_blocks
 
-        return predict_instances_blocks(
+        labels = predict_instances_blocks(
             model,
             image,
             block=block,
@@ -365,6 +373,7 @@ def predict_instances(
             **tiled,
             **overrides,
         )
+        return labels if frame is None else frame.paste(np.asarray(labels), 0)
     first = zoom_factor(model, image, scale, object_size)
     found, used = _whole(
         model,
@@ -381,6 +390,8 @@ def predict_instances(
         given_min_size=overrides.get("min_size"),
     )
     note_settled(used, first, scale, object_size, meta, **second)
+    if frame is not None:
+        found = frame.paste_results(found)
     if uncertainty is not None:
         return found
     return (found[0], found[1]) if return_prob else found[0]

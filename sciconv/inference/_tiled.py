@@ -16,6 +16,7 @@ from sciconv._validation import look_up_option
 from sciconv.errors import InferenceError
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import predict_dask
+from sciconv.inference._frame import find_frame, note
 from sciconv.inference._model import Runner
 from sciconv.inference._settings import (
     AUTO_MEMORY_BUDGET,
@@ -301,9 +302,9 @@ def predict_tiled(
         blending, normalization, NaN, dask) behaves as for the mean alone. Not with ``tta``
         or ``out``. Default None: the mean alone.
     pad_mode : {"reflect", "symmetric", "edge", "constant"}, optional
-        How an image smaller than a tile is padded up to it (``"constant"`` pads with 0 after
-        normalization, as the model pads). Tiles never extend beyond larger images. Default
-        ``"reflect"``.
+        How an image is padded up to the model's divisor (``"constant"`` pads with 0 after
+        normalization, as the model pads). Tiles never extend beyond the image's extent on the
+        divisor grid. Default ``"reflect"``.
     progress : bool, optional
         Show progress over tiles on ``sys.stderr``. Default True. A terminal gets a ``tqdm`` bar,
         a notebook the widget bar (``tqdm.auto``); a log file, a pipe or CI output gets a few
@@ -354,10 +355,22 @@ def predict_tiled(
     no longer than those margins (smaller than the overlap) is computed and predicted whole as
     numpy, and given back as a dask array; a large one (a long strip) raises ``InferenceError``.
 
-    Small images: an image smaller than the tile is padded (``pad_mode``) symmetrically up to the
-    tile (rounded up to the divisor) and the padding cropped off; reflection of an axis shorter than
-    the padding repeats the reflection. 1-pixel (and 1-row/1-column) images raise
-    :class:`~sciconv.errors.InferenceError`: they have no 2-D neighbourhood.
+    No-data frame: the rows and columns at the edges of an image in memory whose every value
+    is NaN or infinite (a mosaic reprojected onto a larger grid) are cropped before anything
+    else (input transform, normalization limits, tiling) and come back NaN, so the image gives
+    its bare data's result whatever the frame's width (predicted with it, the frame was seen
+    mirrored, and a frame not a multiple of the divisor shifted the data against the model's
+    pooling grid). The crop is recorded in :func:`decisions` (``nodata_frame``). Not looked for
+    in memory maps, lazy images and dask arrays (they would be read whole).
+
+    Small images: a tile is never larger than the image needs: an image smaller than ``tile`` is
+    predicted at its own size rounded up to the divisor, padded (``pad_mode``) symmetrically, and
+    the padding cropped off (so each image size is a new input shape: in a long-lived process
+    TensorFlow's oneDNN keeps 2-3 MiB per shape, levelling off near 1.9 GiB after ~700 sizes;
+    ``TF_ENABLE_ONEDNN_OPTS=0`` before TensorFlow is imported keeps it to tens of MiB, QA 54);
+    reflection of an axis shorter than the padding repeats the reflection. 1-pixel (and
+    1-row/1-column) images raise :class:`~sciconv.errors.InferenceError`: they have no 2-D
+    neighbourhood.
 
     Examples
     --------
@@ -397,6 +410,10 @@ def predict_tiled(
             precision=precision,
         )
     arr, path = validate_image(image)
+    frame = find_frame(arr)  # a no-data frame: predicted without it, as the bare image
+    if frame is not None:
+        arr = frame.crop(arr)
+        note(frame)
     if normalize is not None:
         check_channels(model, image)
         arr = input_transform(model, arr, path)
@@ -432,11 +449,14 @@ def predict_tiled(
         check_precision(source)
     limits = compute_limits(source, s.normalization)
     check_overlap(model, s, (h, w), stacklevel=2)
-    target, finalize = open_out(out, (h, w, s.outputs), overwrite=overwrite)
+    full = (h, w) if frame is None else frame.shape
+    target, finalize = open_out(out, (*full, s.outputs), overwrite=overwrite)
     try:
-        predict_array(Runner(model), source, s, limits, target, progress=progress)
+        inner = target if frame is None else frame.inside(target, np.nan)
+        predict_array(Runner(model), source, s, limits, inner, progress=progress)
     except BaseException:
         if finalize is not None:
+            inner = None  # a view of the out file: released with it
             del target
             finalize[0].__exit__(*sys.exc_info())
         raise
@@ -448,6 +468,6 @@ def predict_tiled(
         return target
     ctx, final_path = finalize
     target.flush()
-    del target
+    del target, inner
     ctx.__exit__(None, None, None)
     return np.load(final_path, mmap_mode="r+")
