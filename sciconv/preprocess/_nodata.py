@@ -3,8 +3,8 @@
 SWarp, Montage and slide stitchers fill the area no exposure covers with exact 0. Unless it is
 read with ``nodata=0`` (CLI ``--nodata 0``), those zeros enter the whole-image normalization
 statistics: on the bundled sky field cropped to 1024 x 1024 with its left 40 % set to 0, the zscale
-limits went from 79..144 to 0..404 and the demo's sky detector found 17 of its 49 sources in the
-covered part (50 with the frame masked).
+limits went from 79..144 to 0..404 (67..146 to 0..407 with every pixel, QA 54) and the demo's
+sky detector found 17 of its 49 sources in the covered part (50 with the frame masked).
 """
 
 from __future__ import annotations

@@ -228,16 +228,20 @@ def _norm(arr: np.ndarray, stretch: str):
         AsymmetricPercentileInterval,
         ImageNormalize,
         LinearStretch,
+        ManualInterval,
         MinMaxInterval,
-        ZScaleInterval,
     )
 
     stretch = look_up_option(stretch, STRETCHES, name="stretch")
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         raise InvalidImageError("image has no finite pixels to display (all NaN or Inf)")
-    if stretch == "zscale":
-        interval, stretch_obj = ZScaleInterval(), LinearStretch()
+    if stretch == "zscale":  # as sciconv normalizes: every finite pixel, not 1000 of them
+        from sciconv.preprocess import compute_limits
+
+        zs = compute_limits(arr, method="zscale", per_channel=False)
+        interval = ManualInterval(float(np.min(zs.vmin)), float(np.max(zs.vmax)))
+        stretch_obj = LinearStretch()
     elif stretch == "percentile":
         interval, stretch_obj = AsymmetricPercentileInterval(1.0, 99.8), LinearStretch()
     elif stretch == "asinh":
