@@ -14,6 +14,7 @@ from sciconv._validation import check_bool, look_up_option, standardize_tuple
 from sciconv._warnings import carried
 from sciconv.datasets._arrays import pad_to
 from sciconv.datasets._masks import check_label_image, check_masks, read_mask
+from sciconv.datasets._numpy_steps import NumpyStep
 from sciconv.datasets._pipelines import (
     AUTOTUNE,
     CHUNK_ORDER,
@@ -498,9 +499,11 @@ def from_pairs(
             wts[:h, :w] = _weights(bads[j], (h, w))
             return x, y, wts
 
+        step = NumpyStep(load)  # held by the datasets only, not by TensorFlow (QA: leaked)
+
         def decode(slot):
             i = pass_image(slot, len(sel), seed, shuffle and training)
-            out = tf.numpy_function(load, [i], types_here, stateful=False)
+            out = step([i], types_here)
             out[0].set_shape((None, None, channels))
             for t in out[1:]:
                 t.set_shape((None, None))
@@ -516,7 +519,7 @@ def from_pairs(
             ds = ds.batch(bs)
             if training and aug is not None:
                 ds = augment_indexed(ds, aug, seed, first, w_here)
-            return ds.prefetch(AUTOTUNE)
+            return step.kept_by(ds.prefetch(AUTOTUNE))
 
         return stream, w_here
 
@@ -555,9 +558,11 @@ def from_pairs(
                 max_bad=max_masked,
             )
 
+        step = NumpyStep(sample)  # held by the datasets only, not by TensorFlow (QA: leaked)
+
         def decode(slot):
             i = pass_image(slot, len(sel), seed, shuffle)
-            out = tf.numpy_function(sample, [slot, i], types_here, stateful=False)
+            out = step([slot, i], types_here)
             out[0].set_shape((ppi, *psize, channels))
             for t in out[1:]:
                 t.set_shape((ppi, *psize))
@@ -582,7 +587,7 @@ def from_pairs(
             ds = ds.unbatch().skip(skip).batch(batch_size)
             if aug is not None:
                 ds = augment_indexed(ds, aug, seed, first, w_here)
-            return ds.prefetch(AUTOTUNE)
+            return step.kept_by(ds.prefetch(AUTOTUNE))
 
         return stream, w_here
 

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from sciconv._workdir_lock import lock_folder
 from sciconv.augment import augment_batch
+from sciconv.datasets._numpy_steps import NumpyStep
 from sciconv.datasets._scan import reason
 from sciconv.datasets._validate import check_cache_room
 from sciconv.errors import ConfigError, DatasetError, SciconvWarning, WriteError
@@ -402,8 +403,10 @@ def lazy_pipeline(
             x = np.zeros((h, w, channels), np.float32)
         return np.ascontiguousarray(x, dtype=np.float32)
 
+    step = NumpyStep(load)  # held by the datasets only, not by TensorFlow (QA: leaked)
+
     def decode(i, slot):
-        x = tf.numpy_function(load, [i, slot], tf.float32, stateful=False)
+        x = step([i, slot], tf.float32)
         x.set_shape((None, None, channels) if crop_cached else (h, w, channels))
         return x, tf.gather(labels, i)
 
@@ -484,7 +487,7 @@ def lazy_pipeline(
             num_parallel_calls=AUTOTUNE,
         )
 
-    ds = indexed_passes(n, batch_size, seed, one_pass, finish, training=training)
+    ds = step.kept_by(indexed_passes(n, batch_size, seed, one_pass, finish, training=training))
     if cache_file is not None and hold is not None:
         ds._sciconv_cache_hold = hold  # released when the dataset (and those drawn from it) go
     return ds
