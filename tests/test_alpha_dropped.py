@@ -241,20 +241,38 @@ def test_grey_tiff_channels_of_unspecified_meaning_are_not_alpha(tmp_path, chann
     assert not img.mask.any()
 
 
-@pytest.mark.parametrize("suffix", [".png", ".tif"])
-def test_alpha_zero_everywhere_is_ignored_with_a_warning(tmp_path, suffix):
+def test_png_alpha_zero_everywhere_is_ignored_with_a_warning(tmp_path):
     # an export that records no transparency (alpha 0 in every pixel): taken at its word, the
-    # whole image was no data (all NaN); its pixels are read as stored, and it is said
+    # whole image was no data (all NaN); a PNG is decoded whole, so its pixels are read as
+    # stored, and it is said
     from sciconv.errors import SciconvWarning
 
     rgba = np.zeros((24, 32, 4), np.uint8)
     rgba[..., :3] = np.arange(24 * 32 * 3, dtype=np.uint32).reshape(24, 32, 3) % 251
-    path = tmp_path / f"clear{suffix}"
-    if suffix == ".png":
-        Image.fromarray(rgba, "RGBA").save(path)
-    else:
-        tifffile.imwrite(path, rgba, photometric="rgb", extrasamples=[2])
-    with pytest.warns(SciconvWarning, match=r"clear\.(png|tif).*alpha channel is 0 everywhere"):
-        img = io.read(path)
-    assert img.data.shape == (24, 32, 3) and img.meta["alpha"].startswith("ignored")
-    np.testing.assert_array_equal(img.data, rgba[..., :3].astype(np.float32))
+    path = tmp_path / "clear.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    for section in (None, (slice(2, 9), slice(None))):
+        with pytest.warns(SciconvWarning, match=r"clear\.png.*alpha channel is 0 everywhere"):
+            img = io.read(path, section=section)
+        assert img.meta["alpha"].startswith("ignored")
+        want = rgba[..., :3] if section is None else rgba[section][..., :3]
+        np.testing.assert_array_equal(img.data, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_tiff_transparent_region_is_no_data_in_every_read(tmp_path, lazy):
+    # review 54: a section inside a TIFF's transparent region came back opaque (the all-0 rule
+    # decided on the window), and a fully transparent TIFF read opaque eagerly, NaN lazily: a
+    # TIFF read window by window keeps its alpha's word everywhere
+    rgba = np.full((40, 32, 4), 200, np.uint8)
+    rgba[:10, :, 3] = 0
+    path = tmp_path / "top_clear.tif"
+    tifffile.imwrite(path, rgba, photometric="rgb", extrasamples=[2], tile=(16, 16))
+    whole = io.read(path, lazy=lazy).data
+    part = io.read(path, section=(slice(2, 8), slice(None))).data
+    assert np.isnan(np.asarray(whole[:10])).all() and np.isfinite(np.asarray(whole[10:])).all()
+    assert part.shape == (6, 32, 3) and np.isnan(part).all()
+    clear = np.zeros_like(rgba)
+    tifffile.imwrite(tmp_path / "clear.tif", clear, photometric="rgb", extrasamples=[2])
+    got = io.read(tmp_path / "clear.tif", lazy=lazy).data
+    assert np.isnan(np.asarray(got[:, :])).all()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sciconv._warnings import caught
-from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning, name_text
+from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io._memory import available_memory
 from sciconv.io._precision import check_float32_precision
 
@@ -445,18 +445,6 @@ def history_lines(history, *, path: Path | str | None = None) -> list[str]:
             path=path,
         )
     return [str(line) for line in history]
-
-
-#: ``meta["alpha"]`` of an image whose alpha is 0 everywhere: an export that records no
-#: transparency (taken at its word, every pixel would be no data); its pixels are read as stored.
-ALPHA_ZERO_EVERYWHERE = "ignored (alpha 0 everywhere: read as opaque)"
-
-
-def warn_alpha_zero_everywhere(path) -> None:
-    """Say that an image's alpha channel, 0 everywhere, was ignored (read as opaque)."""
-    warn_caller(
-        f"{name_text(path)}: its alpha channel is 0 everywhere (no pixel visible): read as opaque"
-    )
 
 
 def transparent_as_no_data(data: np.ndarray, meta: dict) -> np.ndarray:

@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from sciconv.errors import InvalidImageError
+from sciconv.errors import InvalidImageError, name_text
 from sciconv.io._common import (
-    ALPHA_ZERO_EVERYWHERE,
     brief,
     check_memory,
     check_pixel_limit,
@@ -30,6 +29,11 @@ from sciconv.io._common import (
     warn_caller,
 )
 from sciconv.io._image import GridImage, decoded_image
+
+#: ``meta["alpha"]`` of a PNG whose alpha is 0 everywhere: an export that records no transparency
+#: (taken at its word, every pixel would be no data); its pixels are read as stored. (A TIFF is
+#: read window by window, where an all-0 alpha may be a transparent region: its alpha is kept.)
+ALPHA_ZERO_EVERYWHERE = "ignored (alpha 0 everywhere: read as opaque)"
 
 
 def read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
@@ -89,7 +93,8 @@ def read_pil(path: Path, *, kind: str, stack, section, lazy) -> GridImage:
             raw = raw[..., :-1]
             meta["alpha"] = ALPHA_ZERO_EVERYWHERE
             warn_caller(
-                f"{path}: its alpha channel is 0 everywhere (no pixel visible): read as opaque"
+                f"{name_text(path)}: its alpha channel is 0 everywhere (no pixel visible): read "
+                "as opaque"
             )
         else:  # dropped below, once its fully transparent pixels are NaN
             meta["alpha"] = "kept"

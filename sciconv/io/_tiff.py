@@ -30,7 +30,6 @@ import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._common import (
-    ALPHA_ZERO_EVERYWHERE,
     ROLE_C,
     ROLE_N,
     ROLE_ONE,
@@ -348,10 +347,6 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
         tif.close()
     if alpha:
         raw, roles, meta["alpha"] = _drop_opaque_alpha(raw, roles, use_axes, dtype)
-        if meta["alpha"] == ALPHA_ZERO_EVERYWHERE:
-            warn_caller(
-                f"{path}: its alpha channel is 0 everywhere (no pixel visible): read as opaque"
-            )
     data = arrange_axes(to_float32(raw, path=path), roles, stack=stack)
     return decoded_image(transparent_as_no_data(data, meta), path, meta, lazy=lazy)
 
@@ -470,8 +465,6 @@ def _drop_opaque_alpha(raw: np.ndarray, roles, axes: str, dtype):
     top = np.iinfo(dtype).max if np.dtype(dtype).kind in "iu" else 1.0
     if np.all(alpha == top):
         return np.delete(raw, -1, axis=pos), roles, "dropped (fully opaque)"
-    if not np.any(alpha):
-        return np.delete(raw, -1, axis=pos), roles, ALPHA_ZERO_EVERYWHERE
     return raw, roles, "kept"
 
 
