@@ -12,10 +12,15 @@ whole image's call leaves its labels out), fills, filters and prepares the mesh 
 that one mesh, so ``flux``, ``flux_err``, ``background`` and the weighted centroids are the
 whole-image catalog's whatever the block size.
 
-Images whose background pixels are all non-negative integers (possibly photon counts, whose
-level :func:`~sciconv.postprocess.background_and_rms` decides from the whole image's histogram),
-and images the mesh cannot map (less than two boxes across, no box with enough background
-pixels), keep one map per window, as before.
+Images whose background pixels are all non-negative integers may be photon counts, whose level
+:func:`~sciconv.postprocess.background_and_rms` takes as the Poisson-clipped mean of each box
+(rms ``sqrt(level)``) when the whole image's background pixels say so: their values are counted
+tile by tile (:class:`~sciconv.postprocess._background.BackgroundHistogram`: exact, one
+``np.bincount`` per tile), the whole image's rule decides from that histogram, and a channel of
+counts has its mesh measured again, as counts (a second pass over the tiles). Images the mesh
+cannot map (less than two boxes across, no box with enough background pixels) and integer images
+with over a million distinct background values of 65536 and more that the histogram did not keep
+(where those decide) keep one map per window, as before.
 """
 
 from __future__ import annotations
@@ -35,13 +40,16 @@ class ImageBackground:
         self.meshes = meshes
 
     @classmethod
-    def of(cls, read, labels, shape, channels: int, *, tile: int) -> ImageBackground | None:
+    def of(
+        cls, read, labels, shape, channels: int, *, tile: int, says_counts: bool = False
+    ) -> ImageBackground | None:
         """Measure the image's boxes on tiles of about ``tile`` pixels on the box grid.
 
         ``read((y0, y1), (x0, x1), dtype)``: the image's pixels (h, w, C); ``labels``: the
-        stitched labels (array-like, sliced). None where one map per window is kept (module
-        notes)."""
-        from sciconv.postprocess import BackgroundMesh
+        stitched labels (array-like, sliced); ``says_counts``: the image's header says its
+        pixels are photon counts (``background_and_rms``'s rule). None where one map per window
+        is kept (module notes)."""
+        from sciconv.postprocess import BackgroundHistogram, BackgroundMesh, poisson_cut
 
         h, w = shape
         if min(h, w) < 2 * BOX_SIZE:
@@ -50,20 +58,35 @@ class ImageBackground:
             BackgroundMesh(shape, box_size=BOX_SIZE, filter_size=FILTER_SIZE)
             for _ in range(channels)
         ]
+        histograms = [BackgroundHistogram() for _ in range(channels)]
         step = BOX_SIZE * max(1, int(tile) // BOX_SIZE)
-        integral = True  # every background pixel so far a non-negative integer
-        for ys in _spans(h, step):
-            for xs in _spans(w, step):
+        tiles = [(ys, xs) for ys in _spans(h, step) for xs in _spans(w, step)]
+        for ys, xs in tiles:
+            pixels = read(ys, xs, np.float64)
+            objects = _objects(labels, ys, xs, shape)
+            for k, (mesh, histogram) in enumerate(zip(meshes, histograms, strict=True)):
+                chan = pixels[..., k]
+                masked = objects | ~np.isfinite(chan)
+                histogram.add(chan[~masked])
+                mesh.add((ys[0], xs[0]), chan, masked)
+        try:
+            rates = [histogram.counts_rate(says_counts) for histogram in histograms]
+        except ValueError:  # large values not kept decide (module notes)
+            return None
+        if any(rate is not None for rate in rates):  # counts: their boxes measured as counts
+            cuts = {k: poisson_cut(rate) for k, rate in enumerate(rates) if rate is not None}
+            for k in cuts:
+                meshes[k] = BackgroundMesh(
+                    shape, box_size=BOX_SIZE, filter_size=FILTER_SIZE, counts=True
+                )
+            for ys, xs in tiles:
                 pixels = read(ys, xs, np.float64)
                 objects = _objects(labels, ys, xs, shape)
-                for k, mesh in enumerate(meshes):
+                for k, cut in cuts.items():
                     chan = pixels[..., k]
-                    masked = objects | ~np.isfinite(chan)
-                    if integral:
-                        v = chan[~masked]
-                        integral = bool(np.all(v >= 0) and np.array_equal(v, np.round(v)))
-                    mesh.add((ys[0], xs[0]), chan, masked)
-        if integral or not all(mesh.measured for mesh in meshes):
+                    masked = objects | ~np.isfinite(chan) | (np.nan_to_num(chan) > cut)
+                    meshes[k].add((ys[0], xs[0]), chan, masked)
+        if not all(mesh.measured for mesh in meshes):
             return None
         return cls([mesh.finish() for mesh in meshes])
 
@@ -94,6 +117,15 @@ def _objects(labels, ys, xs, shape) -> np.ndarray:
     if GROW:
         objects = ndi.binary_dilation(objects, iterations=GROW)
     return objects[ys[0] - y0 : ys[1] - y0, xs[0] - x0 : xs[1] - x0]
+
+
+def _says_counts(task: dict) -> bool:
+    """Whether the image's header says its pixels are photon counts, as
+    ``background_and_rms`` reads it: an effective gain of 1 (``task["gain"]``, the image's),
+    from a header or meta, which a bare Quantity (the image's array itself) has not."""
+    from astropy import units as u
+
+    return task["gain"] == 1.0 and not isinstance(task["windows"].array, u.Quantity)
 
 
 def measure_window(labels, raw, origin, *, wcs, bad, error, sky, saturation):
@@ -136,7 +168,9 @@ def background_catalog(plan, task: dict, labels, counts, *, tile: int):
 
     windows = task["windows"]
     channels = windows.shape[2] if len(windows.shape) == 3 else 1
-    image = ImageBackground.of(windows.read, labels, plan.shape, channels, tile=tile)
+    image = ImageBackground.of(
+        windows.read, labels, plan.shape, channels, tile=tile, says_counts=_says_counts(task)
+    )
     indices = [(i, j) for i in range(plan.grid[0]) for j in range(plan.grid[1])]
     tables, offset = [], 0
     for (i, j), n in zip(indices, counts, strict=True):

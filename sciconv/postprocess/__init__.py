@@ -74,8 +74,10 @@ from sciconv.postprocess._astro import (
 )
 from sciconv.postprocess._background import (
     BACKGROUND_MODES,
+    BackgroundHistogram,
     background_and_rms,
     estimate_background,
+    poisson_cut,
     wants_background,
 )
 from sciconv.postprocess._background_mesh import BackgroundMesh
@@ -150,6 +152,7 @@ __all__ = [
     "REGION_FORMATS",
     "REGION_SHAPES",
     "SATURATION_KEYWORDS",
+    "BackgroundHistogram",
     "BackgroundMesh",
     "add_beam_columns",
     "add_image_columns",
@@ -178,6 +181,7 @@ __all__ = [
     "model_digest",
     "object_scores",
     "own_error",
+    "poisson_cut",
     "prediction_history",
     "product_paths",
     "read_catalog",

@@ -1,18 +1,21 @@
 """The background under the objects: photutils' ``Background2D`` with the objects left out.
 
 Photon counts (X-ray images: non-negative integers at a low rate whose spread is Poisson's,
-:func:`_poisson_rate`) are not measured by the sigma-clipped median: the median of Poisson(λ)
-counts is 0 for every λ < ln 2 and a 3-sigma clip of a sparse image removes every pixel holding
-a count, so level and rms both came out 0 (QA: 0.000 at 0.1-0.6 count/px). Their level is the
-mean of the background pixels after a Poisson clip (pixels above the 1e-6 tail of Poisson(λ)
-left out: unlabelled sources), photutils' ``MeanBackground`` unclipped in each box, and their
-rms the Poisson one, ``sqrt(level)``. Float images and integer images that are not Poisson
-counts (a CCD's ADU with read noise, an offset microscopy frame) keep the sigma-clipped median.
-Counts are recognised by a header that says so (:func:`sciconv.postprocess.effective_gain` 1: a
-photon-counting mission's counts, or electrons) or, without one, by a histogram Poisson's pmf
-fits (total-variation distance below :data:`_POISSON_FIT`): an 8-bit microscopy frame with a
-camera offset has a Poisson-like variance but almost no zeros (QA: 140 of 531 DSB2018 frames took
-the counts path, level 17.36 and rms 4.17 instead of 15.79 and 2.68).
+:meth:`BackgroundHistogram.counts_rate`) are not measured by the sigma-clipped median: the
+median of Poisson(λ) counts is 0 for every λ < ln 2 and a 3-sigma clip of a sparse image removes
+every pixel holding a count, so level and rms both came out 0 (QA: 0.000 at 0.1-0.6 count/px).
+Their level is the mean of the background pixels after a Poisson clip (pixels above the 1e-6
+tail of Poisson(λ) left out: unlabelled sources), photutils' ``MeanBackground`` unclipped in each
+box, and their rms the Poisson one, ``sqrt(level)``. Float images and integer images that are
+not Poisson counts (a CCD's ADU with read noise, an offset microscopy frame) keep the
+sigma-clipped median. Counts are recognised by a header that says so
+(:func:`sciconv.postprocess.effective_gain` 1: a photon-counting mission's counts, or electrons)
+or, without one, by a histogram Poisson's pmf fits (total-variation distance below
+:data:`_POISSON_FIT`): an 8-bit microscopy frame with a camera offset has a Poisson-like
+variance but almost no zeros (QA: 140 of 531 DSB2018 frames took the counts path, level 17.36
+and rms 4.17 instead of 15.79 and 2.68). The decision reads only how often each value occurs
+among the background pixels (:class:`BackgroundHistogram`), which a block-wise run gathers tile
+by tile (``sciconv.inference._block_background``): the same decision, bit for bit.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ _POISSON_TAIL = 1e-6
 #: Largest total-variation distance between a header-less background's histogram and the
 #: Poisson pmf at its rate for it to be taken as counts (an offset frame: about 0.2 and more)
 _POISSON_FIT = 0.1
+#: Background values below this are counted in a dense histogram (``np.bincount``: a uint16
+#: image's whole range, 512 KiB); larger ones as (value, count) pairs (:class:`BackgroundHistogram`)
+DENSE_VALUES = 1 << 16
+#: Most (value, count) pairs of values of :data:`DENSE_VALUES` and more a window-by-window
+#: histogram keeps (16 MiB)
+MAX_LARGE_VALUES = 1 << 20
 
 
 def wants_background(mode: str, image) -> bool:
@@ -182,8 +191,8 @@ def background_and_rms(
     """``(background, rms)`` of :func:`estimate_background`: the level and the sigma-clipped
     standard deviation of the background pixels (Background2D's ``background_rms``), both
     ``(H, W)`` for one channel, else ``(H, W, C)``. A channel of photon counts
-    (:func:`_poisson_rate`) gets the Poisson-clipped mean and ``sqrt(level)`` instead (module
-    notes): the median and the clipped spread of sparse counts are 0.
+    (:meth:`BackgroundHistogram.counts_rate`) gets the Poisson-clipped mean and ``sqrt(level)``
+    instead (module notes): the median and the clipped spread of sparse counts are 0.
 
     Parameters
     ----------
@@ -276,70 +285,244 @@ def _says_counts(image) -> bool:
     return effective_gain(image) == 1.0
 
 
-def _poisson_rate(values, says_counts: bool = False) -> float | None:
-    """The mean rate of ``values`` if they are photon counts, else None.
+class BackgroundHistogram:
+    """How often each value occurs among a channel's background pixels, gathered window by
+    window while they are all non-negative integers, and whether they are photon counts
+    (:meth:`counts_rate`, the one rule of :func:`background_and_rms`).
 
-    Counts are non-negative integers whose mean (after a Poisson clip: values above the 1e-6
-    tail of Poisson(mean) left out, iterated) is above 0 and at most :data:`COUNTS_MAX_RATE`,
-    and whose variance is Poisson's (0.7 to 2 times the mean: a spatially varying background
-    widens it a little; a CCD's read noise in ADU does not fit). Unless the header
-    ``says_counts``, their histogram must also fit Poisson's pmf at that mean (total-variation
-    distance below :data:`_POISSON_FIT`): an offset camera frame has the variance but not the
-    zeros and low values.
+    Values below :data:`DENSE_VALUES` (a uint16 image's whole range) are counted with
+    ``np.bincount``; larger ones are kept as (value, count) pairs, at most ``max_large`` of them
+    (None: all). Past that only their number, sum and range are kept, and a decision that needs
+    more of them (a clip level among them) is refused. The first negative or fractional value
+    ends the histogram (:attr:`integral` False): such pixels are no counts. Non-finite values
+    are skipped.
 
-    Returns the clipped mean (counts per pixel).
+    Parameters
+    ----------
+    max_large : int or None, optional
+        Most (value, count) pairs kept for values of :data:`DENSE_VALUES` and more.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.postprocess._background import BackgroundHistogram
+    >>> counts = np.random.default_rng(0).poisson(0.5, (128, 128))
+    >>> hist = BackgroundHistogram()
+    >>> for rows in (counts[:64], counts[64:]):  # window by window
+    ...     hist.add(rows)
+    >>> rate = hist.counts_rate()
+    >>> round(rate, 2), rate == BackgroundHistogram.of(counts).counts_rate()
+    (0.5, True)
+    >>> BackgroundHistogram.of(counts + 0.5).counts_rate() is None  # not integers
+    True
     """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if v.size < MIN_BACKGROUND_PIXELS or v.min() < 0 or not np.array_equal(v, np.round(v)):
-        return None
-    rate, keep = _poisson_clip(v)
-    kept = v[keep]
-    if not 0 < rate <= COUNTS_MAX_RATE or kept.size < MIN_BACKGROUND_PIXELS:
-        return None
-    ratio = float(kept.var()) / rate
-    if not 0.7 <= ratio <= 2.0:
-        return None
-    return rate if says_counts or _poisson_distance(kept, rate) < _POISSON_FIT else None
+
+    def __init__(self, *, max_large: int | None = MAX_LARGE_VALUES) -> None:
+        self.max_large = max_large
+        self.integral = True  # every value so far a non-negative integer
+        self.size = 0
+        self._dense = np.zeros(0, np.int64)
+        self._large = (np.zeros(0), np.zeros(0, np.int64))  # (value, count) pairs, unsorted
+        self._summary = None  # (count, sum, min, max) of the large values once not kept
+
+    @classmethod
+    def of(cls, values) -> BackgroundHistogram:
+        """The histogram of ``values`` (all of them kept).
+
+        Parameters
+        ----------
+        values : array-like
+            Background pixel values.
+        """
+        hist = cls(max_large=None)
+        hist.add(values)
+        return hist
+
+    def add(self, values) -> None:
+        """Count ``values`` (the background pixels of a window; non-finite ones are skipped).
+
+        Parameters
+        ----------
+        values : array-like
+            The window's background pixel values.
+        """
+        if not self.integral:
+            return
+        v = np.asarray(values, dtype=np.float64).ravel()
+        v = v[np.isfinite(v)]
+        if not v.size:
+            return
+        if v.min() < 0 or not np.array_equal(v, np.round(v)):
+            self.integral, self._dense, self._large, self._summary = False, None, None, None
+            return
+        self.size += v.size
+        small = v < DENSE_VALUES
+        if small.all():
+            self._count_dense(v)
+            return
+        self._count_dense(v[small])
+        self._count_large(v[~small])
+
+    def _count_dense(self, v) -> None:
+        if not v.size:
+            return
+        seen = np.bincount(v.astype(np.int64))
+        if seen.size > self._dense.size:
+            seen[: self._dense.size] += self._dense
+            self._dense = seen
+        else:
+            self._dense[: seen.size] += seen
+
+    def _count_large(self, v) -> None:
+        if self._summary is not None:  # no longer kept: their number, sum and range
+            n, s, lo, hi = self._summary
+            self._summary = (n + v.size, s + float(v.sum()), min(lo, v.min()), max(hi, v.max()))
+            return
+        lo = float(v.min())
+        if self.max_large is not None and float(v.max()) - lo < DENSE_VALUES:  # as pairs
+            seen = np.bincount((v - lo).astype(np.int64))
+            step = np.flatnonzero(seen)
+            values, counts = lo + step, seen[step]
+        else:
+            values, counts = v, np.ones(v.size, np.int64)
+        values = np.concatenate([self._large[0], values])
+        counts = np.concatenate([self._large[1], counts])
+        if self.max_large is not None and values.size > 2 * self.max_large:
+            values, inverse = np.unique(values, return_inverse=True)
+            counts = np.bincount(inverse.ravel(), weights=counts).astype(np.int64)
+            if values.size > self.max_large:  # too many distinct ones: a summary
+                s = float(np.dot(values, counts))
+                self._summary = (int(counts.sum()), s, values[0], values[-1])
+                values, counts = np.zeros(0), np.zeros(0, np.int64)
+        self._large = (values, counts)
+
+    def _below(self, cut: float):
+        """``(n, sum)`` of the values at most ``cut`` (NaN: none, as ``v <= nan``)."""
+        if not cut >= 0:
+            return 0, 0
+        dense = self._dense[: max(0, int(np.floor(min(cut, self._dense.size - 1))) + 1)]
+        n = int(dense.sum())
+        s = int(np.dot(dense, np.arange(dense.size, dtype=np.int64)))
+        values, counts = self._large
+        kept = values <= cut
+        if kept.any():
+            n, s = n + int(counts[kept].sum()), s + float(np.dot(values[kept], counts[kept]))
+        if self._summary is not None:
+            count, total, lo, hi = self._summary
+            if lo <= cut < hi:
+                raise ValueError(
+                    f"more than {self.max_large} distinct background values of {DENSE_VALUES} "
+                    f"and more: their share below {cut:g} is not known"
+                )
+            if cut >= hi:
+                n, s = n + count, s + total
+        return n, s
+
+    def _clip(self) -> tuple[float, float, int]:
+        """``(mean, cut, n)`` after clipping the Poisson outliers (values above the 1e-6 tail
+        of Poisson(mean), iterated): the mean of the ``n`` values at most ``cut``."""
+        n_kept, s = self._below(np.inf)
+        rate, kept = s / n_kept, np.inf
+        for _ in range(10):
+            cut = poisson_cut(rate)
+            n, s = self._below(cut)
+            if not n:
+                break
+            rate, same = s / n, n == n_kept
+            n_kept, kept = n, cut
+            if same:
+                break
+        return rate, kept, n_kept
+
+    def counts_rate(self, says_counts: bool = False) -> float | None:
+        """The mean rate of the values if they are photon counts, else None.
+
+        Counts are non-negative integers whose mean (after a Poisson clip: values above the
+        1e-6 tail of Poisson(mean) left out, iterated) is above 0 and at most
+        :data:`COUNTS_MAX_RATE`, and whose variance is Poisson's (0.7 to 2 times the mean: a
+        spatially varying background widens it a little; a CCD's read noise in ADU does not
+        fit). Unless the header ``says_counts``, their histogram must also fit Poisson's pmf at
+        that mean (total-variation distance below :data:`_POISSON_FIT`): an offset camera frame
+        has the variance but not the zeros and low values.
+
+        Parameters
+        ----------
+        says_counts : bool, optional
+            The file's header says the pixels are counts (the histogram test is skipped).
+
+        Returns
+        -------
+        float or None
+            The clipped mean (counts per pixel); raises ``ValueError`` where the large values
+            not kept would decide it (``max_large``).
+        """
+        if not self.integral or self.size < MIN_BACKGROUND_PIXELS:
+            return None
+        rate, cut, n = self._clip()
+        if not 0 < rate <= COUNTS_MAX_RATE or n < MIN_BACKGROUND_PIXELS:
+            return None
+        if self._summary is not None and cut >= self._summary[2]:  # some of them, not kept
+            raise ValueError(f"the large background values up to {cut:g} are not kept")
+        dense = self._dense[: max(0, int(np.floor(min(cut, self._dense.size - 1))) + 1)]
+        values, counts = self._large
+        kept = values <= cut
+        values, counts = values[kept], counts[kept]
+        spread = np.dot(dense, (np.arange(dense.size) - rate) ** 2)
+        spread += np.dot(counts, (values - rate) ** 2)
+        if not 0.7 <= float(spread) / n / rate <= 2.0:  # the variance / the mean
+            return None
+        if says_counts:
+            return rate
+        if values.size:  # the counts of 0, 1, ... up to the largest kept value
+            seen = np.zeros(int(values.max()) + 1, np.int64)
+            seen[: dense.size] = dense
+            np.add.at(seen, values.astype(np.int64), counts)
+        else:
+            nonzero = np.flatnonzero(dense)
+            seen = dense[: nonzero[-1] + 1] if nonzero.size else dense[:0]
+        return rate if _poisson_distance(seen, rate) < _POISSON_FIT else None
 
 
-def _poisson_distance(counts: np.ndarray, rate: float) -> float:
-    """Total-variation distance between the histogram of integer ``counts`` and Poisson(rate)."""
+def _poisson_distance(seen: np.ndarray, rate: float) -> float:
+    """Total-variation distance between the histogram ``seen`` (how many values are 0, 1, ...)
+    and Poisson(rate)."""
     from scipy.stats import poisson
 
-    seen = np.bincount(counts.astype(np.int64)) / counts.size
+    seen = seen / seen.sum()
     pmf = poisson.pmf(np.arange(seen.size), rate)
     return 0.5 * float(np.abs(seen - pmf).sum() + max(0.0, 1.0 - pmf.sum()))
 
 
-def _poisson_cut(rate: float) -> float:
-    """Counts above which a pixel is clipped at a Poisson ``rate`` (its 1e-6 upper tail)."""
+def poisson_cut(rate: float) -> float:
+    """Counts above which a pixel is clipped at a Poisson ``rate`` (its 1e-6 upper tail): a
+    source's, left out of the background of photon counts.
+
+    Parameters
+    ----------
+    rate : float
+        The Poisson mean (counts per pixel).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from sciconv.postprocess import poisson_cut
+    >>> poisson_cut(0.5), poisson_cut(10.0)
+    (7.0, 28.0)
+    """
     from scipy.stats import poisson
 
     return float(poisson.isf(_POISSON_TAIL, max(rate, 1e-3)))
 
 
-def _poisson_clip(v: np.ndarray) -> tuple[float, np.ndarray]:
-    """``(mean, keep)`` of counts ``v`` after clipping their Poisson outliers (iterated)."""
-    keep = np.ones(v.size, bool)
-    rate = float(v.mean())
-    for _ in range(10):
-        new = v <= _poisson_cut(rate)
-        if not new.any():
-            break
-        rate, same = float(v[new].mean()), np.array_equal(new, keep)
-        keep = new
-        if same:
-            break
-    return rate, keep
-
-
 def _channel_background(chan, masked, box_size, filter_size, says_counts=False) -> np.ndarray:
     from astropy.stats import sigma_clipped_stats
 
-    rate = _poisson_rate(chan[~masked], says_counts)
+    rate = BackgroundHistogram.of(chan[~masked]).counts_rate(says_counts)
     if rate is not None:  # photon counts: the clipped mean, Poisson's rms (module notes)
-        masked = masked | (np.nan_to_num(chan) > _poisson_cut(rate))
+        masked = masked | (np.nan_to_num(chan) > poisson_cut(rate))
     reason = None
     if min(chan.shape) < 2 * box_size:
         reason = ""  # not two boxes across: one level is the map
@@ -350,11 +533,7 @@ def _channel_background(chan, masked, box_size, filter_size, says_counts=False) 
             chan.shape, box_size=box_size, filter_size=filter_size, counts=rate is not None
         )
         mesh.add((0, 0), chan, masked)  # the boxes, filled, filtered and interpolated as
-        level, rms = mesh.finish().window((0, chan.shape[0]), (0, chan.shape[1]))  # Background2D
-        if rate is not None:  # the spline between boxes may dip below 0 where counts are rare
-            level = np.maximum(level, 0.0)
-            return level, np.sqrt(level)
-        return level, rms
+        return mesh.finish().window((0, chan.shape[0]), (0, chan.shape[1]))  # Background2D
     except _OneBox:
         pass
     except ImportError:

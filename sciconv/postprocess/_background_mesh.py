@@ -41,7 +41,9 @@ class BackgroundMesh:
     filter_size : int, optional
         Side of the median filter over the boxes (odd; 1: none).
     counts : bool, optional
-        Photon counts: the unclipped mean of each box instead of the sigma-clipped median.
+        Photon counts: the unclipped mean of each box instead of the sigma-clipped median, and
+        a map whose level is clipped at 0 (the spline between boxes may dip below 0 where counts
+        are rare) and whose rms is Poisson's, ``sqrt(level)``.
 
     Examples
     --------
@@ -106,9 +108,9 @@ class BackgroundMesh:
         Raises ``ValueError`` when no box could be measured (a crowded field)."""
         if not self.measured:
             raise ValueError(f"no {self.box}-pixel box holds enough background pixels")
+        meshes = (self.level,) if self.counts else (self.level, self.rms)
         self._coefficients = tuple(
-            _spline(_median_filter(_fill(mesh), self.filter_size))
-            for mesh in (self.level, self.rms)
+            _spline(_median_filter(_fill(mesh), self.filter_size)) for mesh in meshes
         )
         return self
 
@@ -123,12 +125,16 @@ class BackgroundMesh:
         Returns
         -------
         tuple of ndarray
-            ``(level, rms)``, float64 ``(h, w)``: the whole image's map there.
+            ``(level, rms)``, float64 ``(h, w)``: the whole image's map there (of counts:
+            ``level`` at least 0, ``rms`` its square root).
         """
         if self._coefficients is None:
             raise RuntimeError("BackgroundMesh.window before finish()")
         rows = (np.arange(ys[0], ys[1]) + 0.5) / self.box - 0.5  # zoom's grid_mode centres
         cols = (np.arange(xs[0], xs[1]) + 0.5) / self.box - 0.5
+        if self.counts:
+            level = np.maximum(_map(self._coefficients[0], rows, cols), 0.0)
+            return level, np.sqrt(level)
         return tuple(_map(c, rows, cols) for c in self._coefficients)
 
 
