@@ -236,7 +236,7 @@ def _norm(arr: np.ndarray, stretch: str):
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         raise InvalidImageError("image has no finite pixels to display (all NaN or Inf)")
-    if stretch == "zscale":  # as sciconv normalizes: every finite pixel, not 1000 of them
+    if stretch == "zscale":  # as sciconv normalizes (compute_limits), not 1000 random pixels
         from sciconv.preprocess import compute_limits
 
         zs = compute_limits(arr, method="zscale", per_channel=False)
