@@ -70,6 +70,7 @@ class Float32Loss(NamedTuple):
 
         Examples
         --------
+        >>> from sciconv.io._precision import Float32Loss
         >>> Float32Loss(1e11, 5.0, 8192.0, 9200, 1).describe()
         'pixels vary by about 5 around 1e+11, but float32 keeps steps of 8.19e+03 there (9,200 distinct values of a sample become 1)'
         """  # noqa: E501
@@ -85,6 +86,7 @@ class Float32Loss(NamedTuple):
 
         Examples
         --------
+        >>> from sciconv.io._precision import Float32Loss
         >>> Float32Loss(2.0**31, 5.0, 256.0, 40, 1).message("x: ").endswith("np.median(image))")
         True
         """
@@ -108,6 +110,7 @@ def wider_than_float32(dtype) -> bool:
 
     Examples
     --------
+    >>> from sciconv.io._precision import wider_than_float32
     >>> [wider_than_float32(t) for t in ("f8", ">i8", "u4", "i4", "f4", "u2", "i2", "?")]
     [True, True, True, True, False, False, False, False]
     """
@@ -163,6 +166,7 @@ def float32_loss(raw, *, ignore=None, resolution: float | None = None) -> Float3
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.io import float32_loss
     >>> sky = np.random.default_rng(0).normal(0.0, 5.0, (200, 200))
     >>> float32_loss(sky) is None, float32_loss(sky + 1e3) is None
     (True, True)
@@ -249,6 +253,7 @@ def check_float32_precision(
     --------
     >>> import warnings
     >>> import numpy as np
+    >>> from sciconv.io import check_float32_precision
     >>> faint = np.random.default_rng(0).normal(2**31, 5.0, (100, 100)).astype(np.uint32)
     >>> with warnings.catch_warnings(record=True) as said:
     ...     warnings.simplefilter("always")
@@ -276,6 +281,7 @@ def float32_steps(values) -> str | None:
     Examples
     --------
     >>> import numpy as np
+    >>> from sciconv.io._precision import float32_steps
     >>> float32_steps(np.float32(2**31) + np.arange(7) * 256)  # 2**31: float32 steps 256
     "7 distinct pixel values 256 apart around 2.147485e+09: float32's steps there, so the pixels lost their variation when converted to float32; subtract the pedestal in float64 before sciconv converts them (e.g. image - np.median(image))"
     >>> print(float32_steps(np.arange(500, 507, dtype=np.float32)))  # 7 levels of a 16-bit file
