@@ -318,6 +318,20 @@ def check_pixel_limit(
         )
 
 
+def first_call():
+    """A callable answering True on its first call and False after, from any thread: a lazy
+    image's reader checks the float32 precision of its first window only.
+
+    Examples
+    --------
+    >>> first = first_call()
+    >>> first(), first(), first()
+    (True, False, False)
+    """
+    left = iter((True,))  # next() of a tuple iterator is one step: no two threads get True
+    return lambda: next(left, False)
+
+
 def to_float32(
     raw: np.ndarray, *, path: Path | str | None = None, check: bool = True
 ) -> np.ndarray:

@@ -39,6 +39,7 @@ from sciconv.io._common import (
     astropy_fits,
     brief,
     check_memory,
+    first_call,
     fits_text_unescaped,
     hdus_said_once,
     raw_index,
@@ -175,11 +176,10 @@ class _Scaling:
             else:
                 self.blank = int(blank)
         self.path = path
-        self.check = True  # a lazy image's precision is checked on its first window only
+        self.first = first_call()  # a lazy image's precision: checked on its first window only
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
-        check, self.check = self.check, False
-        return _physical(raw, self.bscale, self.bzero, self.blank, self.path, check=check)
+        return _physical(raw, self.bscale, self.bzero, self.blank, self.path, check=self.first())
 
 
 def _physical(raw, bscale, bzero, blank: int | None, path, *, check=True) -> np.ndarray:

@@ -37,6 +37,7 @@ from sciconv.io._common import (
     brief,
     check_memory,
     check_pixel_limit,
+    first_call,
     raw_index,
     section_slices,
     shift_axes,
@@ -362,15 +363,14 @@ def _lazy_tiff(read_raw, close_source, *, roles, origin, window, path: Path, met
         n_chan -= 1
         meta = {**meta, "alpha": "dropped; fully transparent pixels are no data (NaN)"}
 
-    unchecked = [True]
+    first_window = first_call()
 
     def reader(ys: slice, xs: slice) -> np.ndarray:
         if closed[0]:
             raise InvalidImageError("LazyImage was closed", path=path)
         idx = raw_index(roles, shift_axes(ys, origin[0]), shift_axes(xs, origin[1]))
-        check = bool(unchecked) and unchecked.pop()  # the precision: on the first window only
-        raw = read_raw(idx)
-        window = arrange_axes(to_float32(raw, path=path, check=check), roles, stack=False)
+        raw = read_raw(idx)  # the precision checked on the first window only
+        window = arrange_axes(to_float32(raw, path=path, check=first_window()), roles, stack=False)
         if alpha:
             window = transparent_as_no_data(window, {"alpha": "kept"})
         return window

@@ -29,7 +29,7 @@ from sciconv.errors import (
     OutputExistsError,
     SciconvError,
 )
-from sciconv.io._common import brief, check_memory, check_pixel_limit, to_float32
+from sciconv.io._common import brief, check_memory, check_pixel_limit, first_call, to_float32
 from sciconv.io._files import user_path, validate_path
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._tiff import PLANE_AXES
@@ -204,13 +204,13 @@ def _read_plain_array(array, path: Path, *, section, lazy: bool) -> GridImage:
     meta = {"format": "zarr", "dtype": np.dtype(array.dtype).name, "axes": "YX"}
     wcs = _apply_recorded(attrs, meta, path, None if section is None else (ys, xs))
 
-    unchecked = [True]
+    first_window = first_call()
 
     def reader(ys_: slice, xs_: slice) -> np.ndarray:
         rows = slice(ys.start + ys_.start, ys.start + ys_.stop)
         cols = slice(xs.start + xs_.start, xs.start + xs_.stop)
-        check = bool(unchecked) and unchecked.pop()  # the precision: on the first window only
-        return to_float32(np.asarray(array[rows, cols])[..., None], path=path, check=check)
+        window = np.asarray(array[rows, cols])[..., None]  # precision: first window only
+        return to_float32(window, path=path, check=first_window())
 
     shape = (ys.stop - ys.start, xs.stop - xs.start, 1)
     if lazy:
@@ -294,13 +294,12 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
         if stack:
             raise ConfigError("stack=True and lazy=True cannot be combined; read the stack eagerly")
 
-        unchecked = [True]
+        first_window = first_call()
 
         def reader(ys: slice, xs: slice) -> np.ndarray:
             # in this thread (dask's pool of a forked parent has no threads here: a hang, QA)
             raw = np.asarray(arranged[ys, xs].compute(scheduler="sync"))
-            check = bool(unchecked) and unchecked.pop()  # the precision: first window only
-            return to_float32(raw, path=path, check=check)
+            return to_float32(raw, path=path, check=first_window())  # precision: first only
 
         return GridImage(
             LazyImage(reader, arranged.shape, path=str(path)), wcs=wcs, path=str(path), meta=meta
