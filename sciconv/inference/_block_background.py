@@ -119,15 +119,6 @@ def _objects(labels, ys, xs, shape) -> np.ndarray:
     return objects[ys[0] - y0 : ys[1] - y0, xs[0] - x0 : xs[1] - x0]
 
 
-def _says_counts(task: dict) -> bool:
-    """Whether the image's header says its pixels are photon counts, as
-    ``background_and_rms`` reads it: an effective gain of 1 (``task["gain"]``, the image's),
-    from a header or meta, which a bare Quantity (the image's array itself) has not."""
-    from astropy import units as u
-
-    return task["gain"] == 1.0 and not isinstance(task["windows"].array, u.Quantity)
-
-
 def measure_window(labels, raw, origin, *, wcs, bad, error, sky, saturation):
     """:func:`sciconv.postprocess.measure` of a window's objects, positions in the image's
     pixels; ``bad``: None, ``"nonfinite"`` or a reader of the image's bad-pixel mask."""
@@ -159,9 +150,11 @@ def measure_window(labels, raw, origin, *, wcs, bad, error, sky, saturation):
     return table
 
 
-def background_catalog(plan, task: dict, labels, counts, *, tile: int):
+def background_catalog(plan, task: dict, labels, counts, *, tile: int, counts_header: bool):
     """The catalog of every block's objects (``counts``: each block's, in row-major order, as
-    numbered in ``labels``) against the image's background (module notes); None: no objects."""
+    numbered in ``labels``) against the image's background (module notes); None: no objects.
+    ``counts_header``: the image's header says its pixels are counts
+    (:func:`sciconv.postprocess.says_counts`, as the whole-image call reads it)."""
     from astropy.table import vstack
 
     from sciconv import postprocess
@@ -169,7 +162,7 @@ def background_catalog(plan, task: dict, labels, counts, *, tile: int):
     windows = task["windows"]
     channels = windows.shape[2] if len(windows.shape) == 3 else 1
     image = ImageBackground.of(
-        windows.read, labels, plan.shape, channels, tile=tile, says_counts=_says_counts(task)
+        windows.read, labels, plan.shape, channels, tile=tile, says_counts=counts_header
     )
     indices = [(i, j) for i in range(plan.grid[0]) for j in range(plan.grid[1])]
     tables, offset = [], 0

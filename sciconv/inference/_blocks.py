@@ -567,7 +567,14 @@ def predict_instances_blocks(
         table = ran["table"]
         if catalog and background:  # the image's background under every block's objects
             counts = ran["counts"]
-            table = background_catalog(plan, task, output.array, counts, tile=plan.block)
+            table = background_catalog(
+                plan,
+                task,
+                output.array,
+                counts,
+                tile=plan.block,
+                counts_header=postprocess.says_counts(image),
+            )
             table = empty_catalog(task) if table is None else table
         labels = output.finish(overwrite, _label_attrs(image, wcs, model))
     except BaseException:

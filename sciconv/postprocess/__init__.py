@@ -78,6 +78,7 @@ from sciconv.postprocess._background import (
     background_and_rms,
     estimate_background,
     poisson_cut,
+    says_counts,
     wants_background,
 )
 from sciconv.postprocess._background_mesh import BackgroundMesh
@@ -186,6 +187,7 @@ __all__ = [
     "product_paths",
     "read_catalog",
     "saturation_level",
+    "says_counts",
     "software_record",
     "to_ccddata",
     "to_photutils",

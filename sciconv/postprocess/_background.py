@@ -253,12 +253,12 @@ def background_and_rms(
         if grow > 0:
             objects = ndi.binary_dilation(objects, iterations=int(grow))
     level, rms = np.empty_like(data), np.empty_like(data)
-    says_counts = _says_counts(image)
+    counts_header = says_counts(image)
     for k in range(data.shape[-1]):
         chan = data[..., k]
         masked = objects | ~np.isfinite(chan)
         level[..., k], rms[..., k] = _channel_background(
-            chan, masked, box_size, filter_size, says_counts
+            chan, masked, box_size, filter_size, counts_header
         )
     return (level[..., 0], rms[..., 0]) if single else (level, rms)
 
@@ -275,9 +275,32 @@ def _check_options(box_size, filter_size, grow) -> tuple[int, int, int]:
     return box_size, filter_size, check_int(grow, name="grow", minimum=0)
 
 
-def _says_counts(image) -> bool:
+def says_counts(image) -> bool:
     """Whether ``image``'s header says its pixels are photon counts or electrons (effective gain
-    1, :func:`sciconv.postprocess.effective_gain`); a plain array says nothing."""
+    1, :func:`sciconv.postprocess.effective_gain`); a plain array says nothing.
+
+    The rule :func:`background_and_rms` and block-wise catalogs read: with it, photon counts
+    get their Poisson background without their histogram having to look Poisson.
+
+    Parameters
+    ----------
+    image : GridImage, astropy.nddata.NDData or array_like
+        The image, with its header or meta.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import says_counts
+    >>> says_counts(np.zeros((4, 4))), says_counts(GridImage(np.zeros((4, 4, 1)),
+    ...     header=fits.Header({"BUNIT": "ELECTRONS"})))
+    (False, True)
+    """
     if getattr(image, "header", None) is None and getattr(image, "meta", None) is None:
         return False
     from sciconv.postprocess._errors import effective_gain  # it imports this module
