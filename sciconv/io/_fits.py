@@ -1,17 +1,22 @@
-"""The one FITS decoder: HDU choice, BSCALE/BZERO/BLANK, axes, truncation; and its fast path.
+"""The one FITS decoder: axes, truncation, masks and errors beside the pixels; its fast path.
 
-:func:`read_fits` reads any FITS file astropy can open. :func:`read_plain_fits` is the fast
-path for the files training reads every epoch (an uncompressed primary HDU holding a plain 2-D
-image, no scaling): it parses the few header cards it needs and decodes the pixels with
+:func:`read_fits` reads any FITS file astropy can open. Which HDU it reads and which is its
+bad-pixel mask is :mod:`sciconv.io._fits_hdus`'s choice (``hdu=`` as an index, an EXTNAME,
+``(EXTNAME, EXTVER)`` or ``"EXTNAME,EXTVER"``); stored values become physical ones in
+:mod:`sciconv.io._fits_scaling` (``BSCALE``/``BZERO``/``BLANK``, and the asinh compression of
+Pan-STARRS stacks, ``BSOFTEN``/``BOFFSET``). :func:`read_plain_fits` is the fast path for the
+files training reads every epoch (an uncompressed primary HDU holding a plain 2-D image, no
+scaling): it parses the few header cards it needs and decodes the pixels with
 :func:`numpy.frombuffer`, about 20 times faster than a full astropy header parse. It declines
-(returns None) for anything else (a card it needs appearing twice or out of place, a scaling or
-BLANK card, a NAXIS beyond 2, a non-ASCII header, a short file...), and astropy decides; where it
-accepts, the pixels equal what :func:`read_fits` returns, converted by the same code.
+(returns None) for anything else (a card it needs appearing twice or out of place, a scaling,
+BLANK, BSOFTEN or BOFFSET card, a NAXIS beyond 2, a non-ASCII header, a short file...), and
+astropy decides; where it accepts, the pixels equal what :func:`read_fits` returns, converted
+by the same code.
 
-A ``DQ`` or ``MASK`` HDU next to the science HDU (same EXTVER, same size) is its bad-pixel mask
-(:func:`_find_mask_hdu`; ``mask_hdu=`` names one or turns this off): its flags are read region
-by region with the pixels and the bad ones set to NaN (:mod:`sciconv.io._masks`). A file with
-any HDU after its primary one is never "plain", so the fast path never skips such a mask.
+A ``DQ``, ``MASK`` or ``MSK`` HDU next to the science HDU (same EXTVER, same size) is its
+bad-pixel mask (``mask_hdu=`` names one or turns this off): its flags are read region by region
+with the pixels and the bad ones set to NaN (:mod:`sciconv.io._masks`). A file with any HDU
+after its primary one is never "plain", so the fast path never skips such a mask.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sciconv.errors import ConfigError, InvalidImageError, SciconvError
+from sciconv.errors import InvalidImageError, SciconvError
 from sciconv.io._beams import plane_beams
 from sciconv.io._checksum import check_datasum
 from sciconv.io._common import (
@@ -39,184 +44,36 @@ from sciconv.io._common import (
     astropy_fits,
     brief,
     check_memory,
-    first_call,
     fits_text_unescaped,
-    hdus_said_once,
     raw_index,
     section_slices,
     shift_axes,
-    warn_caller,
 )
 from sciconv.io._fits_errors import (
-    ERROR_EXTNAMES,
     NOISE_KEYWORDS,
     ErrorHDU,
     error_hdu_uncertainty,
     find_error_hdu,
     no_data_pixels,
 )
+from sciconv.io._fits_hdus import extname, find_mask_hdu, select_hdu
+from sciconv.io._fits_scaling import FitsScaling, physical_values
 from sciconv.io._fits_stream import open_fits
 from sciconv.io._gzip_windows import GzipWindows
 from sciconv.io._header import (
     UNPARSABLE,
-    DamagedAxes,
     fits_wcs,
     hdu_dims,
     header_get,
-    header_number,
     inherit_cards,
     layout_conflict,
     not_an_image_axis,
-    refuse_negative_axis,
     slice_wcs,
     written_by_sciconv,
 )
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._mapped import read_mapped
-from sciconv.io._masks import MASK_EXTNAMES, fits_flag_values, flags_to_bad, named_plane_flags
-from sciconv.io._precision import check_float32_precision
-
-
-def _is_image_hdu(h) -> bool:
-    fits = astropy_fits()
-    # CompImageHDU subclasses ImageHDU from astropy 7 on, BinTableHDU before (astropy 6.1 is
-    # the newest release for Python 3.10), so name it explicitly.
-    image_types = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
-    return isinstance(h, image_types) and not isinstance(h, fits.GroupsHDU)
-
-
-def _select_hdu(hdul, hdu, path: Path):
-    """Return (index, HDU) of the HDU to read: by default the first image HDU with pixels that
-    is not an error or mask HDU beside a science one (``IVAR`` before ``IMAGE``), else the first
-    image HDU with pixels (a mask file's ``DQ``)."""
-    if hdu is None:
-        seen = []
-        helper = None  # the first error/mask HDU with pixels: read when there is nothing else
-        try:
-            for i, h in enumerate(hdus_said_once(hdul, path)):
-                dims = hdu_dims(h.header)
-                refuse_negative_axis(h.header, i)  # astropy would read on past it for ever
-                if _is_image_hdu(h) and dims and all(d > 0 for d in dims):
-                    if _extname(h) not in (*ERROR_EXTNAMES, *MASK_EXTNAMES):
-                        return i, h
-                    helper = (i, h) if helper is None else helper
-                name = header_get(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
-                seen.append(f"{i}:{type(h).__name__}{'(' + str(name) + ')' if name else ''}")
-        except DamagedAxes as exc:
-            raise InvalidImageError(f"FITS header is damaged: {exc}", path=path) from None
-        except Exception as exc:
-            raise InvalidImageError(
-                f"FITS structure is damaged after HDU {len(seen) - 1} ({brief(exc)})",
-                path=path,
-            ) from exc
-        if helper is not None:
-            return helper
-        if len(seen) == 1 and _is_image_hdu(hdul[0]):
-            raise InvalidImageError(
-                "no image data: header-only FITS (NAXIS=0 or a zero-length axis)", path=path
-            )
-        raise InvalidImageError(
-            f"no image HDU with pixels (HDUs: {', '.join(seen) or 'none'})", path=path
-        )
-    try:  # the HDUs up to the one asked for, each checked: astropy reads on past a bad one
-        for i, h in enumerate(hdus_said_once(hdul, path)):
-            refuse_negative_axis(h.header, i)
-    except DamagedAxes as exc:
-        raise InvalidImageError(f"FITS header is damaged: {exc}", path=path) from None
-    except Exception:  # a damaged tail: astropy's own lookup below says what it finds
-        pass
-    try:
-        if isinstance(hdu, tuple):
-            key = (hdu[0], int(hdu[1]))
-        else:
-            key = int(hdu) if not isinstance(hdu, str) else hdu
-        h = hdul[key]
-        index = hdul.index_of(key) if not isinstance(key, int) else key % max(len(hdul), 1)
-    except (KeyError, IndexError) as exc:
-        names = _hdu_names(hdul)
-        raise InvalidImageError(f"no HDU {hdu!r} in this file (HDUs: {names})", path=path) from exc
-    except Exception as exc:
-        raise InvalidImageError(f"cannot open HDU {hdu!r} ({brief(exc)})", path=path) from exc
-    if not _is_image_hdu(h):
-        raise InvalidImageError(
-            f"HDU {hdu!r} is a {type(h).__name__}, not an image (HDUs: {_hdu_names(hdul)})",
-            path=path,
-        )
-    dims = hdu_dims(h.header)
-    if not dims or not all(d > 0 for d in dims):
-        raise InvalidImageError(f"HDU {hdu!r} holds no pixels (NAXIS dims {dims})", path=path)
-    return index, h
-
-
-def _hdu_names(hdul) -> str:
-    out = []
-    try:
-        for i, h in enumerate(hdul):
-            name = header_get(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
-            ver = header_get(h.header, "EXTVER")
-            label = f"{name},{ver}" if ver is not None and name else str(name)
-            out.append(f"{i}:{type(h).__name__}({label})")
-    except Exception:
-        out.append("... (damaged)")
-    return ", ".join(out)
-
-
-class _Scaling:
-    """Physical value = raw * bscale + bzero; raw == blank (integer data) -> NaN."""
-
-    def __init__(self, header, bitpix: int, path: Path):
-        self.bscale = header_number(header, "BSCALE", 1.0, path)
-        self.bzero = header_number(header, "BZERO", 0.0, path)
-        self.integer = bitpix > 0
-        blank = header_get(header, "BLANK")
-        self.blank = None
-        if blank is not None and self.integer:
-            if isinstance(blank, bool) or not isinstance(blank, (int, np.integer)):
-                warn_caller(f"{path}: BLANK is not an integer ({blank!r}); ignored")
-            else:
-                self.blank = int(blank)
-        self.path = path
-        self.first = first_call()  # a lazy image's precision: checked on its first window only
-
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        return _physical(raw, self.bscale, self.bzero, self.blank, self.path, check=self.first())
-
-
-def _physical(raw, bscale, bzero, blank: int | None, path, *, check=True) -> np.ndarray:
-    """float32 ``raw * bscale + bzero``, NaN where ``raw == blank`` or the result is not finite;
-    with ``check``, a warning when float32 loses the pixels' signal (check_float32_precision)."""
-    raw = np.asarray(raw)
-    identity = bscale == 1.0 and bzero == 0.0
-    if identity and raw.dtype.kind == "f" and raw.dtype.itemsize <= 4:
-        out = raw.astype(np.float32)
-        big = None
-    elif identity and raw.dtype.kind in "iub" and raw.dtype.itemsize <= 2:
-        out = raw.astype(np.float32)
-        big = None
-    else:
-        big = raw.astype(np.float64)
-        if bscale != 1.0:
-            big *= bscale
-        if bzero != 0.0:
-            big += bzero
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = big.astype(np.float32)
-    bad = ~np.isfinite(out)
-    if big is not None and bad.any():
-        overflow = int(np.count_nonzero(bad & np.isfinite(big)))
-        if overflow:
-            warn_caller(
-                f"{path}: {overflow} pixel(s) exceed the float32 range after "
-                f"BSCALE={bscale:g}/BZERO={bzero:g}; set to NaN and masked"
-            )
-    if blank is not None and raw.dtype.kind in "iu":
-        bad |= raw == blank
-    if big is not None and check:  # 64-bit, 32-bit integer or scaled pixels: a lost signal said
-        step = abs(bscale) if raw.dtype.kind in "iub" else 0.0  # integers keep no finer steps
-        exact = raw if bscale == 1.0 and bzero == 0.0 else big
-        check_float32_precision(exact, path=path, ignore=bad, resolution=step)
-    out[bad] = np.nan
-    return out
+from sciconv.io._masks import fits_flag_values, flags_to_bad, named_plane_flags
 
 
 def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path, header=None) -> list[str]:
@@ -276,69 +133,11 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path, header=N
     return roles
 
 
-def _extname(h) -> str:
-    name = header_get(h.header, "EXTNAME", "")
-    return name.strip().upper() if isinstance(name, str) else ""
-
-
-def _dims_text(dims) -> str:
-    return " x ".join(str(d) for d in dims) if dims else "no"
-
-
-def _mask_dims_ok(mask_dims, dims) -> bool:
-    """A mask HDU fits an image HDU of ``dims`` (NAXIS1, NAXIS2, ...): same dims, or 2-D."""
-    return bool(mask_dims) and (list(mask_dims) == list(dims) or list(mask_dims) == list(dims[:2]))
-
-
-def _find_mask_hdu(hdul, index: int, h, mask_hdu, dims, path: Path):
-    """``(index, HDU)`` of the bad-pixel mask of HDU ``index``, or None.
-
-    ``mask_hdu="auto"``: an image HDU named ``DQ`` (else ``MASK``) with the EXTVER of the
-    science HDU, when the science HDU is not itself one; a mask of the wrong size is skipped
-    with a warning. ``None``: no mask. Anything else names the HDU, as ``hdu=`` does.
-    """
-    if mask_hdu is None:
-        return None
-    if isinstance(mask_hdu, str) and mask_hdu == "auto":
-        if _extname(h) in MASK_EXTNAMES:
-            return None
-        ver = header_get(h.header, "EXTVER", 1)
-        found = []
-        try:
-            for i, m in enumerate(hdus_said_once(hdul, path)):
-                name = _extname(m)
-                if i != index and name in MASK_EXTNAMES and _is_image_hdu(m):
-                    if header_get(m.header, "EXTVER", 1) == ver:
-                        found.append((MASK_EXTNAMES.index(name), i, m))
-        except Exception:  # a damaged HDU after the science one: its pixels are still good
-            return None
-        if not found:
-            return None
-        _, i, m = min(found, key=lambda f: f[:2])
-        if not _mask_dims_ok(hdu_dims(m.header), dims):
-            warn_caller(
-                f"{path}: HDU {i} ({_extname(m)}) is {_dims_text(hdu_dims(m.header))} pixels, "
-                f"not the image's {_dims_text(dims)}; not used as its bad-pixel mask"
-            )
-            return None
-        return i, m
-    i, m = _select_hdu(hdul, mask_hdu, path)
-    if i == index:
-        raise ConfigError(f"mask_hdu={mask_hdu!r} is the HDU being read ({index})", path=path)
-    if not _mask_dims_ok(hdu_dims(m.header), dims):
-        raise InvalidImageError(
-            f"mask HDU {mask_hdu!r} is {_dims_text(hdu_dims(m.header))} pixels (NAXIS1 x ...) "
-            f"but the image HDU {index} is {_dims_text(dims)}",
-            path=path,
-        )
-    return i, m
-
-
 def _mask_reader(
     m, m_index: int, roles, same_shape: bool, *, stack: bool, ignore_flags, path, lock
 ):
     """``read(ys, xs)``: bool bad pixels of the mask HDU there, arranged like the pixels."""
-    what = f"mask HDU {m_index} ({_extname(m) or 'no EXTNAME'})"
+    what = f"mask HDU {m_index} ({extname(m) or 'no EXTNAME'})"
     ignore_flags, planes = named_plane_flags(m.header, ignore_flags)
     if planes is not None:  # a mask naming its planes: the defects only (DETECTED is not one)
         what += f", planes {'+'.join(planes) or 'none'}"
@@ -364,7 +163,7 @@ def read_fits_flags(path: Path, section) -> np.ndarray:
     """The raw flags of a mask file's first image HDU, ``(H, W, C)`` (``section`` applied)."""
     hdul, copy = open_fits(path)  # a .fits.gz checked (QA 53), read from its copy (QA 54)
     try:
-        index, h = _select_hdu(hdul, None, path)
+        index, h = select_hdu(hdul, None, path)
         dims = hdu_dims(h.header)
         bitpix = header_get(h.header, "BITPIX")
         if isinstance(bitpix, int):  # a truncated mask file: said as an image's is (QA)
@@ -398,7 +197,7 @@ def read_fits(
     hdul, copy = open_fits(path)  # copy: a .fits.gz decompressed once, astropy reads it
     keep_open = False
     try:
-        index, h = _select_hdu(hdul, hdu, path)
+        index, h = select_hdu(hdul, hdu, path)
         conflict = layout_conflict(h.header)
         if conflict is not None:
             raise InvalidImageError(f"HDU {index}: {conflict}", path=path)
@@ -413,7 +212,7 @@ def read_fits(
             check_datasum(h, index, path)
         raw_shape = tuple(dims[::-1])
         roles = _fits_roles(raw_shape, stack=stack, path=path, header=header)
-        scaling = _Scaling(header, bitpix, path)
+        scaling = FitsScaling(header, bitpix, path)
         ny, nx = raw_shape[-2], raw_shape[-1]
         ys, xs = section_slices(section, ny, nx, path)
         if not lazy:
@@ -430,7 +229,7 @@ def read_fits(
         # windows read from several threads at once (dask) came back mixed (QA: 5 % of the
         # pixels wrong, no error); one window at a time per opened file
         file_lock = threading.Lock()
-        found = _find_mask_hdu(hdul, index, h, mask_hdu, dims, path)
+        found = find_mask_hdu(hdul, index, h, mask_hdu, dims, path)
         bad_at = None
         if found is not None:
             m_index, m = found
@@ -509,7 +308,7 @@ def read_fits(
                 origin = (ys.start, xs.start)
                 where = os.path.abspath(path)  # a worker or a later chdir reads it too
                 meta["uncertainty_windows"] = ErrorHDU(where, err_index, kind, origin)
-                meta["uncertainty_from"] = f"HDU {err_index} ({_extname(hdul[err_index])})"
+                meta["uncertainty_from"] = f"HDU {err_index} ({extname(hdul[err_index])})"
         if lazy:
             n_chan = int(np.prod([raw_shape[i] for i, r in enumerate(roles) if r == ROLE_C]))
             shape = (ys.stop - ys.start, xs.stop - xs.start, n_chan)
@@ -597,10 +396,7 @@ def _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling) -> dict:
         value = header_get(header, key)
         if value is not None and value is not UNPARSABLE:
             meta[out] = value
-    if scaling.bscale != 1.0 or scaling.bzero != 0.0:
-        meta["bscale"], meta["bzero"] = scaling.bscale, scaling.bzero
-    if scaling.blank is not None:
-        meta["blank"] = scaling.blank
+    meta.update(scaling.meta())  # bscale, bzero, blank; Pan-STARRS asinh: scaling, boffset ...
     names = _class_names(header, roles, raw_shape)
     if names is not None:
         meta["channel_names"] = names
@@ -623,7 +419,7 @@ def _class_names(header, roles, raw_shape) -> list[str] | None:
     return names or None
 
 
-def _fits_dtype(bitpix: int, scaling: _Scaling) -> str:
+def _fits_dtype(bitpix: int, scaling: FitsScaling) -> str:
     base = {8: "uint8", 16: "int16", 32: "int32", 64: "int64", -32: "float32", -64: "float64"}
     if bitpix > 0 and scaling.bscale == 1.0:
         unsigned = {16: 2**15, 32: 2**31, 64: 2**63}
@@ -650,7 +446,11 @@ _FAST_FIRST = (b"SIMPLE", b"BITPIX", b"NAXIS", b"NAXIS1", b"NAXIS2")
 # cards allowed later only once and only with their neutral value (1 and 0)
 _FAST_NEUTRAL = {b"BSCALE": 1.0, b"BZERO": 0.0}
 # cards that change how pixels are read or which HDU is read: their presence declines
-_FAST_REFUSED = {b"SIMPLE", b"BITPIX", b"BLANK", b"GROUPS", b"PCOUNT", b"GCOUNT", b"XTENSION"}
+# (BSOFTEN/BOFFSET: Pan-STARRS asinh compression, undone by FitsScaling)
+_FAST_REFUSED = {
+    b"SIMPLE", b"BITPIX", b"BLANK", b"GROUPS", b"PCOUNT", b"GCOUNT", b"XTENSION", b"BSOFTEN",
+    b"BOFFSET",
+}  # fmt: skip
 _END_CARD = b"END" + b" " * 77
 _MALFORMED_END = re.compile(rb"END {0,76}[^A-Z0-9_-]")  # astropy's test (ENDTIME is a keyword)
 _INT = re.compile(rb"[+-]?[0-9]+")
@@ -763,7 +563,7 @@ def _plain_fits(path: str, *, pixels: bool) -> tuple[_PlainLayout, np.ndarray | 
     if len(buf) < start + h * w * itemsize:
         return None  # the file shrank while it was read
     raw = np.frombuffer(buf, layout.dtype, count=h * w, offset=start).reshape(h, w)
-    return layout, _physical(raw, 1.0, 0.0, None, path).reshape(h, w, 1)
+    return layout, physical_values(raw, 1.0, 0.0, None, path).reshape(h, w, 1)
 
 
 def _read_exactly(fd: int, n: int) -> bytes:

@@ -27,6 +27,7 @@ from sciconv.io._common import (
     warn_caller,
 )
 from sciconv.io._files import check_name_length, user_path
+from sciconv.io._fits_scaling import asinh_history
 from sciconv.io._header import (
     ARRAY_STATISTICS_KEYWORDS,
     PIXEL_VALUE_KEYWORDS,
@@ -198,6 +199,9 @@ def output_header(
             raise ConfigError(f"invalid header card ({brief(exc)})", path=path) from exc
         out = strip_structural(out)
     out.add_history(f"Written by sciconv {sciconv.__version__}")
+    asinh = asinh_history(like.meta) if isinstance(like, GridImage) else None
+    if asinh is not None:  # Pan-STARRS pixels read linear: BSOFTEN/BOFFSET were left out
+        out.add_history(asinh)
     if dropped:
         out.add_history(f"the input's {', '.join(dropped)} left out: not true of these pixels")
     # (its class probabilities too: review; a header of several planes names none)
@@ -511,7 +515,9 @@ def write(
     like : GridImage or astropy.io.fits.Header, optional
         FITS only: header whose cards (and WCS, from ``like.wcs`` when a GridImage) are copied.
         Structural keywords (``NAXISn``, ``BITPIX``, ``BSCALE``, ``BZERO``, ``BLANK``, checksums,
-        tile-compression cards) are dropped and regenerated. With a GridImage, its celestial WCS
+        tile-compression cards) are dropped and regenerated; Pan-STARRS' ``BSOFTEN`` and
+        ``BOFFSET`` (asinh compression, undone by :func:`read`) are dropped, a HISTORY line
+        saying the input was read linear from them. With a GridImage, its celestial WCS
         (SIP included) replaces every WCS card of its header; its spectral/Stokes axis cards
         (``CTYPE3``, ...) are kept when the array has as many planes as ``like`` and
         ``like_planes`` is True; a one-plane image's (a radio map's degenerate ``FREQ`` and
