@@ -246,6 +246,25 @@ def test_write_ome_zarr_mosaic_copies_unless_asked_to_move(tmp_path):
         )
 
 
+def test_mosaic_image_of_asinh_pixels_is_stored_linear_float(tmp_path):
+    """A Pan-STARRS int16 stack is read linear (BSOFTEN/BOFFSET) with BSCALE 1: its mosaic
+    image must hold those float values, not be rounded back into the stored integers."""
+    from astropy.io import fits
+
+    from sciconv.io._fits_scaling import ASINH_ALPHA
+
+    stored = np.zeros((96, 80), np.int16)  # BSCALE 1: whole asinh magnitudes
+    stored[40:50, 30:40] = 9  # a star: 10 + 16 sinh(9 / 1.0857) = 31 785 counts
+    hdr = fits.Header({"BSOFTEN": 8.0, "BOFFSET": 10.0})
+    fits.PrimaryHDU(stored, header=hdr).writeto(tmp_path / "ps1.fits")
+    image = io.read(tmp_path / "ps1.fits", lazy=True)
+    assert image.meta["scaling"] == "asinh"
+    read, channels, dtype = _zarr_mosaic._window_reader(image, (96, 80))
+    assert channels == 1 and dtype == np.float32
+    window = read(slice(40, 50), slice(30, 40))
+    np.testing.assert_allclose(window, 10 + 16 * np.sinh(9 / ASINH_ALPHA), rtol=1e-6)
+
+
 # ------------------------------------------------------------------------------- command line
 
 

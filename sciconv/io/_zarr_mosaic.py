@@ -157,7 +157,11 @@ def _window_reader(image, hw: tuple[int, int]):
         raise InvalidImageError(f"image must be (H, W) or (H, W, C) = {hw}; got {shape}")
     meta = image.meta if isinstance(image, GridImage) else {}
     raw = np.dtype(meta.get("dtype") or getattr(data, "dtype", None) or np.float32)
-    scaled = meta.get("bscale", 1.0) != 1.0 or (meta.get("bzero", 0.0) != 0.0 and raw.kind != "u")
+    scaled = (
+        meta.get("bscale", 1.0) != 1.0
+        or (meta.get("bzero", 0.0) != 0.0 and raw.kind != "u")
+        or meta.get("scaling") is not None  # Pan-STARRS asinh pixels: read linear, not integers
+    )
     dtype = raw if raw.kind in "iu" and raw.itemsize <= 2 and not scaled else np.dtype("f4")
 
     def read(ys: slice, xs: slice) -> np.ndarray:
