@@ -7,6 +7,10 @@ wider than :data:`PYRAMID_MIN_SIDE` are written tiled, with levels each half the
 NaN-aware 2 x 2 mean) stored as SubIFDs, as tifffile's pyramidal OME-TIFF example writes them
 (:func:`write_pyramid`), which QuPath, napari and OMERO open lazily. :func:`tiff_layout` is how
 any array is laid out in TIFF pages (axes, photometric).
+
+An image read from a reduced level or a section (``read(store, level=1)``, ``section=``) is
+placed in its file's full-resolution image by :func:`full_resolution_frame` (QuPath's objects
+are in full-resolution pixels).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import mmap
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from sciconv.errors import ConfigError
 
 #: A 2-D image (no stack axes) taller or wider than this many pixels is written to TIFF and
 #: OME-TIFF tiled, with a pyramid of reduced levels (:func:`write_pyramid`). At this size the
@@ -125,6 +131,97 @@ def level_count(hw, *, min_side: int, most: int) -> int:
     while levels < most and small // 2**levels >= min_side:
         levels += 1
     return levels
+
+
+#: ``meta`` keys that place an image read from a pyramid level or a section in the full-resolution
+#: image of its file (:func:`full_resolution_frame`): the level's pixel size in full-resolution
+#: pixels ``(dy, dx)``, where the level's pixel edge 0 lies in full-resolution pixels
+#: ``(y, x)``, and the first row and column of the section read, in the level's pixels.
+FRAME_KEYS = ("level_downsample", "level_offset", "section_origin")
+
+
+class FullResolutionFrame(NamedTuple):
+    """Where an image's pixels lie in the full-resolution (level 0) image of its file.
+
+    A pixel edge at row ``r`` and column ``c`` of the image (``(0, 0)`` the top-left corner of
+    its first pixel, QuPath's convention) is at ``(y0 + dy * r, x0 + dx * c)`` in
+    full-resolution pixels.
+    """
+
+    dy: float
+    dx: float
+    y0: float
+    x0: float
+
+    @property
+    def identity(self) -> bool:
+        """Whether the image is its file's full-resolution image (no level, no section)."""
+        return self == (1.0, 1.0, 0.0, 0.0)
+
+
+def full_resolution_frame(image) -> FullResolutionFrame:
+    """How an image read from a pyramid level or a section sits in its file's full-resolution
+    image: what objects found on it need to be placed in QuPath, which works in the
+    full-resolution (level 0) pixels of a slide.
+
+    Taken from the :data:`FRAME_KEYS` of ``image.meta`` that :func:`sciconv.io.read` records:
+    ``meta["level_downsample"]`` and ``meta["level_offset"]`` for a reduced level of an
+    OME-Zarr pyramid (its NGFF scale and translation relative to level 0) and
+    ``meta["section_origin"]`` for a ``section=`` read. An image without them is its own
+    full-resolution image.
+
+    Parameters
+    ----------
+    image : GridImage or mapping
+        The image (or its ``meta``).
+
+    Returns
+    -------
+    FullResolutionFrame
+        ``(dy, dx, y0, x0)``: a pixel edge ``(r, c)`` of the image is at ``(y0 + dy * r,
+        x0 + dx * c)`` in full-resolution pixels.
+
+    Raises
+    ------
+    ConfigError
+        A key holds something else than two finite numbers (a downsample must be positive).
+
+    Examples
+    --------
+    >>> full_resolution_frame({})
+    FullResolutionFrame(dy=1.0, dx=1.0, y0=0.0, x0=0.0)
+    >>> frame = full_resolution_frame({"level_downsample": (2.0, 2.0), "section_origin": (10, 20)})
+    >>> frame  # level 1, read from row 10, column 20 of that level
+    FullResolutionFrame(dy=2.0, dx=2.0, y0=20.0, x0=40.0)
+    >>> frame.y0 + frame.dy * 3  # the level's row edge 3 of the section: level 0's 26
+    26.0
+    """
+    meta = getattr(image, "meta", image)
+    if meta is None:
+        meta = {}
+    if not hasattr(meta, "get"):
+        raise ConfigError(f"need a GridImage or its meta (a mapping); got {type(image).__name__}")
+    path = getattr(image, "path", None)
+    fy, fx = _pair(meta, "level_downsample", (1.0, 1.0), path, positive=True)
+    oy, ox = _pair(meta, "level_offset", (0.0, 0.0), path)
+    sy, sx = _pair(meta, "section_origin", (0.0, 0.0), path)
+    return FullResolutionFrame(fy, fx, oy + fy * sy, ox + fx * sx)
+
+
+def _pair(meta, key: str, default: tuple[float, float], path, *, positive: bool = False):
+    value = meta.get(key)
+    if value is None:
+        return default
+    try:
+        pair = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2 or not all(np.isfinite(pair)) or (positive and min(pair) <= 0):
+        kind = "positive numbers" if positive else "numbers"
+        raise ConfigError(
+            f'meta["{key}"] must be two finite {kind} (y, x); got {value!r}', path=path
+        )
+    return pair
 
 
 def halve(block: np.ndarray) -> np.ndarray:
@@ -292,10 +389,13 @@ def write_pyramid(
 
 
 __all__ = [
+    "FRAME_KEYS",
     "PYRAMID_COMPRESSION",
     "PYRAMID_MIN_SIDE",
     "PYRAMID_TILE",
     "PYRAMID_TOP_SIDE",
+    "FullResolutionFrame",
+    "full_resolution_frame",
     "halve",
     "halve_image",
     "in_memory",

@@ -202,6 +202,8 @@ def _read_plain_array(array, path: Path, *, section, lazy: bool) -> GridImage:
         ys, xs = (slice(*s.indices(n)[:2]) for s, n in zip(section, (ny, nx)))
     attrs = dict(array.attrs.get(ZARR_ARRAY_ATTRS) or {})
     meta = {"format": "zarr", "dtype": np.dtype(array.dtype).name, "axes": "YX"}
+    if section is not None:  # where the section sits (full_resolution_frame: QuPath GeoJSON)
+        meta["section_origin"] = (ys.start, xs.start)
     wcs = _apply_recorded(attrs, meta, path, None if section is None else (ys, xs))
 
     first_window = first_call()
@@ -280,6 +282,10 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
         "level": level,
         "levels": levels,
     }
+    # where the level and the section sit in level 0 (full_resolution_frame: QuPath GeoJSON)
+    meta.update(_level_frame(node.metadata, letters, level, levels))
+    if window is not None:
+        meta["section_origin"] = (window[0].start, window[1].start)
     meta.update(_physical(node.metadata, names, level, path))
     recorded = _recorded(path)
     names_c = recorded.get("class_names")
@@ -342,6 +348,40 @@ def _arrange_dask(array, letters: str, *, stack: bool, path: Path):
         n = int(np.prod(array.shape[: len(others)], dtype=np.int64)) if others else 1
         array = array.reshape((n, *array.shape[len(others) :]))
     return array
+
+
+def _level_frame(metadata: dict, letters: str, level: int, levels: list) -> dict:
+    """``meta["level_downsample"]`` and ``meta["level_offset"]`` of a reduced ``level``
+    (:data:`sciconv.io._pyramid.FRAME_KEYS`): its pixel size and where its pixel edge 0 lies,
+    in level-0 pixels, from the NGFF scale and translation of the level and of level 0 (a
+    level of 2 x 2 means, translated by half a level-0 pixel, has offset 0); without them the
+    ratio of the two levels' shapes. Nothing for level 0."""
+    if level == 0:
+        return {}
+    iy, ix = letters.index("Y"), letters.index("X")
+    try:
+        transforms = metadata.get("coordinateTransformations") or []
+        first, this = transforms[0], transforms[level]
+
+        def member(kind, items):
+            return next((t[kind] for t in items if t.get("type") == kind), None)
+
+        s0, sk = member("scale", first), member("scale", this)
+        t0 = member("translation", first) or [0.0] * len(s0)
+        tk = member("translation", this) or [0.0] * len(sk)
+        down = [float(sk[i]) / float(s0[i]) for i in (iy, ix)]
+        # level k's pixel centre j is at tk + sk j; its edge e = j + 0.5 in level-0 edges
+        offset = [(float(tk[i]) - float(t0[i])) / float(s0[i]) + 0.5 - 0.5 * f
+                  for i, f in zip((iy, ix), down)]  # fmt: skip
+    except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError):
+        down, offset = [0.0, 0.0], [0.0, 0.0]
+    if not (all(np.isfinite(down + offset)) and min(down) > 0):
+        down = [levels[0][i] / levels[level][i] for i in (iy, ix)]
+        offset = [0.0, 0.0]
+    return {
+        "level_downsample": tuple(round(v, 9) for v in down),
+        "level_offset": tuple(round(v, 9) + 0.0 for v in offset),  # + 0.0: no -0.0
+    }
 
 
 def _physical(metadata: dict, names: list[str], level: int, path: Path) -> dict:

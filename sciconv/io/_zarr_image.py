@@ -44,7 +44,9 @@ def write_ome_zarr(
         Resolution levels (level ``i`` is downsampled by ``2**i``).
     like : GridImage, optional
         Whose :attr:`~GridImage.pixel_scale` (a length per pixel; else ``meta["pixel_size"]``
-        in ``meta["pixel_unit"]``, µm when unstated) is written as the NGFF scale and units.
+        in ``meta["pixel_unit"]``, µm when unstated) is written as the NGFF scale and units,
+        and whose ``meta["channel_names"]``, when there is one per channel written, name the
+        channels (unless ``channel_names`` is given), as OME-TIFF keeps them.
     overwrite : bool
         Replace an existing store.
     channel_names : sequence of str, optional
@@ -60,6 +62,9 @@ def write_ome_zarr(
     ------
     ConfigError
         ``levels`` is not an int >= 1, or ``channel_names`` is not one name per channel.
+    InvalidImageError
+        The array is not one 2-D image (a Z or time stack ``(N, H, W, C)`` is refused, naming
+        how to write it).
 
     Examples
     --------
@@ -69,6 +74,12 @@ def write_ome_zarr(
     >>> _ = io.write_ome_zarr(store, np.ones((16, 8, 2), "uint8"), levels=2)
     >>> io.read(store).shape, io.read(store, level=1).meta["levels"]
     ((16, 8, 2), [(2, 16, 8), (2, 8, 4)])
+
+    A GridImage's channel names are kept:
+
+    >>> two = io.GridImage(np.ones((16, 8, 2), "float32"), meta={"channel_names": ["DAPI", "GFP"]})
+    >>> io.read(io.write_ome_zarr(store, two, overwrite=True)).meta["channel_names"]
+    ['DAPI', 'GFP']
     """
     from sciconv._atomic import atomic_store
 
@@ -89,11 +100,23 @@ def write_ome_zarr(
     arr = np.asarray(as_array(array, load=True))
     if arr.ndim == 2:
         arr = arr[:, :, None]
+    if arr.ndim == 4 and arr.size:  # read(stack=True)'s (N, H, W, C): say how to write it
+        raise InvalidImageError(
+            f"array must be (H, W) or (H, W, C), one 2-D image; got a stack of {arr.shape[0]} "
+            f"planes {arr.shape} (N, H, W, C): write each plane (array[i]) to a store of its "
+            "own, or the stack to OME-TIFF with sciconv.io.write(path.ome.tif, array, "
+            'stack_axes="Z") (or "T" for a time series), which keeps its axes',
+            path=path,
+        )
     if arr.ndim != 3 or arr.size == 0:
         raise InvalidImageError(f"array must be (H, W) or (H, W, C); got {arr.shape}", path=path)
     if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
         raise ConfigError(f"levels must be an int >= 1; got {levels!r}")
     kwargs: dict = {}
+    if channel_names is None and isinstance(like, GridImage):  # as OME-TIFF: like's names
+        names = like.meta.get("channel_names")
+        if isinstance(names, Sequence) and not isinstance(names, str):
+            channel_names = names if len(names) == arr.shape[-1] else None
     if channel_names is not None:
         kwargs["omero"] = _omero(arr, channel_names)
     meta = like.meta if isinstance(like, GridImage) else {}

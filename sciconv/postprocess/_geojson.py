@@ -16,6 +16,13 @@ written as the polygon's bounds (pixel edges): ``bbox_xmin``, ``bbox_ymin`` (the
 and row, whose left and top edges they are) as they are, and ``bbox_xmax``, ``bbox_ymax`` (the
 catalog's last column and row, inclusive: :data:`LAST_PIXEL_COLUMNS`) plus 1, their right and
 bottom edges.
+
+QuPath places objects in the full-resolution (level 0) pixels of a slide. Labels predicted on a
+reduced level or a section (``read(store, level=1)``, ``section=``) are written there when the
+writers are given that image as ``like``: coordinates, centroid and box columns become
+``y0 + dy * row``, ``x0 + dx * column`` (:func:`sciconv.io._pyramid.full_resolution_frame`),
+and the other pixel columns (``area px^2``, ``semi_major px``) are in full-resolution pixels
+too; physical columns (``area_phys µm^2``) are unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from sciconv._atomic import atomic_output
 from sciconv._validation import refuse_swapped
 from sciconv.errors import ConfigError, InvalidImageError, MissingDependencyError
 from sciconv.io._common import brief, warn_caller
+from sciconv.io._image import GridImage
+from sciconv.io._pyramid import FullResolutionFrame, full_resolution_frame
 from sciconv.postprocess._labels import (
     check_label_layout,
     label_pixels,
@@ -59,6 +68,10 @@ CENTRE_COLUMNS = ("x", "y", "x_weighted", "y_weighted")
 #: Catalog columns that are the last column or row of an object (:func:`measure`'s inclusive
 #: box): a feature's measurements hold them plus 1, the polygon's right and bottom edges.
 LAST_PIXEL_COLUMNS = ("bbox_xmax", "bbox_ymax")
+#: Catalog columns that are a column (x) or a row (y) of the image: placed in the full-resolution
+#: image with the outlines (``like=``), the other pixel columns scaled.
+X_COLUMNS = ("x", "x_weighted", "bbox_xmin", "bbox_xmax")
+Y_COLUMNS = ("y", "y_weighted", "bbox_ymin", "bbox_ymax")
 
 
 def _shapely():
@@ -113,6 +126,7 @@ def labels_to_geojson(
     path: str | os.PathLike | None = None,
     classification: str | None = None,
     overwrite: bool = False,
+    like: GridImage | Mapping | None = None,
 ) -> dict[str, Any]:
     """Instance labels as a GeoJSON FeatureCollection of QuPath detection objects.
 
@@ -143,6 +157,12 @@ def labels_to_geojson(
         A QuPath class name given to every object (``properties.classification.name``).
     overwrite : bool
         Replace an existing ``path``.
+    like : GridImage or mapping, optional
+        The image the labels were predicted on (or its ``meta``): labels of a reduced pyramid
+        level or a section of it (``read(store, level=1)``, ``section=``) are written in the
+        full-resolution pixels of its file, where QuPath places objects (module notes). Must
+        have the labels' size. Default: the labels' own meta when they are a GridImage; a
+        plain array is written in its own pixels.
 
     Returns
     -------
@@ -167,11 +187,22 @@ def labels_to_geojson(
     >>> props = labels_to_geojson(labels, measurements=table)["features"][0]["properties"]
     >>> float(table["x"][0]), props["measurements"]["x px"]  # the polygon's centroid: 3.0
     (2.5, 3.0)
+
+    Labels of level 1 of a pyramid (half size), placed in the full-resolution image:
+
+    >>> from sciconv.io import GridImage
+    >>> level1 = GridImage(np.zeros((8, 8, 1), "float32"), meta={"level_downsample": (2, 2)})
+    >>> fc = labels_to_geojson(labels, like=level1)
+    >>> shapely.geometry.shape(fc["features"][0]["geometry"]).bounds  # (x0, y0, x1, y1)
+    (2.0, 2.0, 10.0, 8.0)
     """
     _shapely()
     arr = validate_labels(labels)  # negative ids gave no features without a word
-    rows = _measurement_rows(measurements)
-    features = list(_iter_features(arr, rows, classification, block=max(*arr.shape, 1)))
+    frame = _frame(like, labels, arr.shape)
+    rows = _measurement_rows(measurements, frame)
+    features = list(
+        _iter_features(arr, rows, classification, block=max(*arr.shape, 1), frame=frame)
+    )
     collection = {"type": "FeatureCollection", "features": features}
     if path is not None:
         with atomic_output(path, overwrite=overwrite) as tmp:
@@ -188,6 +219,7 @@ def write_geojson(
     block: int = 4096,
     overwrite: bool = False,
     properties: Mapping | None = None,
+    like: GridImage | Mapping | None = None,
 ) -> Path:
     """Write instance labels of any size as QuPath detections, window by window, in flat memory.
 
@@ -218,6 +250,12 @@ def write_geojson(
         A top-level ``"properties"`` member of the FeatureCollection (a GeoJSON foreign member,
         which QuPath and other readers skip): ``sciconv predict`` records its provenance there
         (``{"software": ..., "history": [...]}``, the lines of the image products' HISTORY).
+    like : GridImage or mapping, optional
+        The image the labels were predicted on (or its ``meta``): labels of a reduced pyramid
+        level or a section of it (``read(store, level=1)``, ``section=``) are written in the
+        full-resolution pixels of its file, where QuPath places objects (module notes). Must
+        have the labels' size. Default: the labels' own meta when they are a GridImage; a
+        plain array is written in its own pixels.
 
     Returns
     -------
@@ -231,6 +269,8 @@ def write_geojson(
         memory or mapped); the message names :func:`sciconv.io.read_labels`.
     OutputExistsError
         ``path`` exists and ``overwrite`` is False.
+    ConfigError
+        ``like`` is not the labels' size, or not a GridImage or mapping.
 
     Examples
     --------
@@ -245,13 +285,15 @@ def write_geojson(
     if isinstance(block, bool) or not (isinstance(block, (int, np.integer)) and block >= 1):
         raise ConfigError(f"block must be a positive integer (pixels); got {block!r}")
     refuse_swapped(path, labels, call="write_geojson(labels, path)")
+    given = labels
     labels = label_pixels(labels)  # a GridImage's pixels; a list into memory
     check_label_layout(labels.shape, labels.dtype)  # integers, (H, W) or (H, W, 1)
     if len(labels.shape) == 3:
         labels = labels[..., 0]  # a view (a window by window read stays one)
     if isinstance(labels, np.ndarray):  # in memory or mapped (windows of zarr/dask: unchecked)
         refuse_negative(labels)
-    rows = _measurement_rows(measurements)
+    frame = _frame(like, given, labels.shape)
+    rows = _measurement_rows(measurements, frame)
     with (
         atomic_output(path, overwrite=overwrite) as tmp,
         open(tmp, "w", encoding="utf-8") as out,
@@ -260,20 +302,43 @@ def write_geojson(
         if properties is not None:
             out.write(f'"properties": {json.dumps(dict(properties), allow_nan=False)}, ')
         out.write('"features": [')
-        for n, feature in enumerate(_iter_features(labels, rows, classification, block=block)):
+        features = _iter_features(labels, rows, classification, block=block, frame=frame)
+        for n, feature in enumerate(features):
             out.write(("\n" if n == 0 else ",\n") + json.dumps(feature, allow_nan=False))
         out.write("\n]}\n")
     return Path(path)
 
 
-def _iter_features(labels, rows, classification, *, block: int):
+def _frame(like, labels, shape) -> FullResolutionFrame | None:
+    """Where the labels lie in the full-resolution image: ``like``'s frame (by default the
+    labels' own when they are a GridImage); None when that is the image itself."""
+    if like is None:
+        if not isinstance(labels, GridImage):
+            return None
+        like = labels
+    if not isinstance(like, (GridImage, Mapping)):
+        raise ConfigError(
+            "like must be the GridImage the labels were predicted on (or its meta, a mapping); "
+            f"got {type(like).__name__}"
+        )
+    if isinstance(like, GridImage) and tuple(like.shape[-3:-1]) != tuple(shape[:2]):
+        raise ConfigError(
+            f"like is {like.shape[-3]} x {like.shape[-2]} pixels and the labels "
+            f"{shape[0]} x {shape[1]}: give the image the labels were predicted on",
+            path=like.path,
+        )
+    frame = full_resolution_frame(like)
+    return None if frame.identity else frame
+
+
+def _iter_features(labels, rows, classification, *, block: int, frame=None):
     """The Feature of every object, window by window: an object is outlined in the window of the
     block holding its first row and column (the window reaches one pixel above and left of the
     block, to see whether an object starts there, and as far right and down as it needs). An
     object in separate pieces can look as if it started again in a later block (its first piece
     lies beyond that window): every label written is remembered (:class:`_Labels`) and never
     written twice; a piece farther than the window reaches from the first is left out of its
-    geometry."""
+    geometry. ``frame`` places the outlines in the full-resolution image."""
     from scipy import ndimage
 
     h, w = (int(n) for n in labels.shape)
@@ -310,7 +375,7 @@ def _iter_features(labels, rows, classification, *, block: int):
                     if span is None or not (span[0] <= y < span[1] and span[2] <= x < span[3]):
                         apart.append(int(label))
                     continue
-                feature = _feature(index[sl] == k, wy + sl[0].start, wx + sl[1].start, label)
+                feature = _feature(index[sl] == k, wy + sl[0].start, wx + sl[1].start, label, frame)
                 if feature is not None:
                     if feature["geometry"]["type"] == "MultiPolygon":
                         spans[int(label)] = (wy, wy + window.shape[0], wx, wx + window.shape[1])
@@ -364,12 +429,16 @@ def _indexed(window: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return index.reshape(window.shape), ids
 
 
-def _feature(mask: np.ndarray, y0: int, x0: int, label) -> dict | None:
-    """One object's Feature (geometry, id, label) as plain JSON types; None without an outline."""
+def _feature(mask: np.ndarray, y0: int, x0: int, label, frame=None) -> dict | None:
+    """One object's Feature (geometry, id, label) as plain JSON types; None without an outline.
+    ``frame`` (a :class:`FullResolutionFrame`) places the outline in the full-resolution image."""
     shapely = _shapely()
     geometry = _outline(mask, y0, x0)
     if geometry is None:
         return None
+    if frame is not None:  # (x, y) = (x0 + dx c, y0 + dy r): a positive scale keeps the winding
+        scale, shift = np.array([frame.dx, frame.dy]), np.array([frame.x0, frame.y0])
+        geometry = shapely.transform(geometry, lambda xy: xy * scale + shift)
     return {
         "type": "Feature",
         "id": str(int(label)),
@@ -387,10 +456,11 @@ def _add_properties(feature: dict, rows, classification) -> None:
         props["measurements"] = row
 
 
-def _measurement_rows(measurements):
+def _measurement_rows(measurements, frame=None):
     """``row(label)``: the numeric scalar columns of ``measurements`` for that label as a dict
     (None when it has no row; :data:`CENTRE_COLUMNS` plus 0.5, :data:`LAST_PIXEL_COLUMNS` plus
-    1); the columns are kept as arrays, not a dict per object."""
+    1; with a ``frame``, in full-resolution pixels: :func:`_frame_columns`); the columns are
+    kept as arrays, not a dict per object."""
     if measurements is None:
         return lambda label: None
     if hasattr(measurements, "colnames"):  # per-channel columns (flux_sum of an RGB image)
@@ -421,17 +491,57 @@ def _measurement_rows(measurements):
     shift = {
         n: (0.5 if n in CENTRE_COLUMNS else 1.0 if n in LAST_PIXEL_COLUMNS else 0.0) for n in keep
     }
+    scale, offset = _frame_columns(keep, units, frame)
+    keep = [n for n in keep if n in scale]
 
     def row(label: int):
         at = int(np.searchsorted(ordered, label))
         if at == len(ordered) or ordered[at] != label:
             return None
         k = order[at]
-        values = {shown[n]: float(columns[n][k]) + shift[n] for n in keep}
+        values = {shown[n]: scale[n] * (float(columns[n][k]) + shift[n]) + offset[n] for n in keep}
         # strict JSON has no NaN/Infinity: a value that is not a number is left out
         return {n: v for n, v in values.items() if np.isfinite(v)}
 
     return row
+
+
+def _frame_columns(names, units, frame) -> tuple[dict, dict]:
+    """``scale[n]``, ``offset[n]`` that put column ``n`` (in the outline's pixel-corner
+    convention) in the full-resolution image of ``frame``: :data:`X_COLUMNS` and
+    :data:`Y_COLUMNS` placed as the outlines are, other columns in pixels to a power ``p``
+    (``area`` in ``pix2``) scaled by the downsample to ``p``, the rest as they are. A
+    downsample that differs between rows and columns leaves out (with a warning) the lengths
+    in pixels and ``orientation``, which it changes in ways a scale cannot write."""
+    from astropy import units as u
+
+    scale, offset = dict.fromkeys(names, 1.0), dict.fromkeys(names, 0.0)
+    if frame is None:
+        return scale, offset
+    dropped = []
+    for n in names:
+        if n in X_COLUMNS or n in Y_COLUMNS:
+            x = n in X_COLUMNS
+            scale[n], offset[n] = (frame.dx, frame.x0) if x else (frame.dy, frame.y0)
+            continue
+        try:
+            unit = u.Unit(units[n]) if units[n] is not None else None
+        except (TypeError, ValueError):
+            unit = None
+        power = unit.powers[0] if unit is not None and unit.bases == [u.pix] else 0
+        if power == 2 or (power and frame.dx == frame.dy):
+            scale[n] = float(frame.dx * frame.dy) ** (power / 2)
+        elif power or (n == "orientation" and frame.dx != frame.dy):
+            del scale[n]
+            dropped.append(n)
+    if dropped:
+        warn_caller(
+            f"the labels' pixels are {frame.dy:g} x {frame.dx:g} full-resolution pixels (rows x "
+            f"columns): the measurements {dropped} cannot be given in full-resolution pixels "
+            "and are left out of the GeoJSON",
+            "sciconv",
+        )
+    return scale, offset
 
 
 def measurement_name(name: str, unit=None) -> str:
