@@ -39,6 +39,7 @@ from sciconv._cli_predict_history import (
     provenance,
     warn_mixed_precision,
 )
+from sciconv._cli_predict_notes import note_chips, warn_empty_catalog
 from sciconv._cli_predict_outputs import check_outputs
 from sciconv._cli_predict_plan import (
     check_channel,
@@ -57,6 +58,8 @@ from sciconv._cli_predict_plan import (
     sidecar_outputs,
     without_own_products,
 )
+from sciconv._cli_predict_sidefiles import check_side_options, uncertainty_args, uncertainty_file
+from sciconv._cli_predict_table import predict_table
 from sciconv._warnings import caught
 from sciconv._workdir_lock import lock_folder
 from sciconv.errors import (
@@ -104,15 +107,17 @@ def _say(args, *parts) -> None:
         say(*parts)
 
 
-def _read_args(path, args) -> dict:
-    """``--hdu``, ``--nodata``, ``--mask`` and ``--ignore-flags``: what :func:`sciconv.io.read`
-    is given for an input."""
+def _read_args(path, args, *, errors: bool = True) -> dict:
+    """``--hdu``, ``--nodata``, ``--mask`` and ``--ignore-flags`` (and with ``errors``,
+    ``--uncertainty-file`` and ``--uncertainty-type``): what :func:`sciconv.io.read` is given
+    for an input."""
     given = {
         "nodata": getattr(args, "nodata", None),
         "mask": mask_file(path, args),
         "ignore_flags": getattr(args, "ignore_flags", None),
     }
-    return {**hdu_args(path, args), **{k: v for k, v in given.items() if v is not None}}
+    given = {k: v for k, v in given.items() if v is not None}
+    return {**hdu_args(path, args), **given, **(uncertainty_args(path, args) if errors else {})}
 
 
 def _predict_mosaic(model, path, args, params: dict) -> list[Path]:
@@ -129,7 +134,7 @@ def _predict_mosaic(model, path, args, params: dict) -> list[Path]:
         geojson=args.geojson,
         background=args.background,
         channel=args.channel,
-        **_read_args(path, args),
+        **_read_args(path, args, errors=False),  # --uncertainty-file: refused for mosaics
         catalog_format=args.catalog_format,
         format=args.format,
         overwrite=args.overwrite,
@@ -147,6 +152,13 @@ def _predict_mosaic(model, path, args, params: dict) -> list[Path]:
         **_postprocess_overrides(args),
     )
     _say(args, f"{path}: block-wise -> {', '.join(p.name for p in outs.values())}")
+    if is_fits(path):  # the other chips of a multi-chip file, said as for a whole image
+        from sciconv import io
+
+        with caught("ignore", SciconvWarning):  # said when the mosaic was read
+            img = io.read(path, lazy=True, **hdu_args(path, args))
+        img.data.close()
+        note_chips(path, img, args)
     return list(outs.values())
 
 
@@ -156,6 +168,7 @@ def _predict_segmentation(model, paths, args) -> int:
 
     from sciconv import postprocess
 
+    check_side_options(args)  # --uncertainty-type without its file: a usage error
     if args.geojson:  # a missing shapely fails before any prediction
         postprocess.labels_to_geojson(np.zeros((1, 1), np.int32))
     if args.format == "ome-zarr":  # a missing ome-zarr too (it failed after the first input)
@@ -176,6 +189,7 @@ def _predict_segmentation(model, paths, args) -> int:
             continue  # --keep-going: a vanished input (and its mask) fails as an input
         hdu_args(p, args)
         mask_file(p, args)
+        uncertainty_file(p, args)
     stacks, mosaics = probe_inputs(paths, args, batch)
     paths = [p for p in paths if p in stacks]  # --keep-going: the unreadable ones failed
     for p in paths:  # every input's options and products checked before any is segmented
@@ -419,6 +433,8 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
         from sciconv.preprocess import check_nodata_fill
 
         check_nodata_fill(img, path=path)
+    hdu = note_chips(path, img, args)  # a multi-chip file's other chips: said, not skipped unseen
+    _say_errors(path, img, args)
     try:
         with inference.decisions() as decided:  # what auto decided, for the products
             labels, prob, std, table = _segment_image(model, img, args, params, tile_progress)
@@ -426,6 +442,9 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
         if exc.path is not None:
             raise
         raise type(exc)(exc.message, path=path) from exc
+    if hdu is not None:  # which chip's objects these are (two chips' catalogs told apart)
+        table.meta["HDU"] = hdu
+    warn_empty_catalog(path, img, len(table), args)  # 0 objects from an image with data
     bad = img.mask if img.mask is not None and img.mask.any() else None
     outs = _write_segmentation(
         model,
@@ -449,7 +468,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
         with _writing(planned["geojson"]):
             outs["geojson"] = postprocess.write_geojson(
                 labels, planned["geojson"], measurements=table, overwrite=args.overwrite,
-                properties={"software": f"sciconv {version}", "history": record},
+                properties={"software": f"sciconv {version}", "history": record}, like=img,
             )  # fmt: skip
     if args.regions:  # DS9 / Aladin regions, in sky coordinates when the image has a WCS
         with _writing(planned["regions"]):
@@ -468,6 +487,14 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     shown = where.parents[1].name if zarr_group else where.name
     _say(args, f"{path}: {int(labels.max())} objects -> {shown}")
     return list(outs.values())
+
+
+def _say_errors(path, img, args) -> None:
+    """``--uncertainty-file`` without ``--uncertainty-type``: what the file was read as, and
+    why (its name, its header), on a result line."""
+    told = img.meta.get("uncertainty_from") if getattr(args, "uncertainty_file", None) else None
+    if told is not None and getattr(args, "uncertainty_type", None) is None:
+        _say(args, f"{path}: errors from {told}; --uncertainty-type to say otherwise")
 
 
 def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
@@ -586,6 +613,7 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     finally:
         maps.clear()  # the memory maps closed before their folder goes
         remove_scratch(scratch)
+    warn_empty_catalog(path, stack, sum(counts), args)  # no object in any plane
     _say(
         args,
         f"{path}: {n} {axes} planes, {sum(counts)} objects "
@@ -633,76 +661,6 @@ def _with_scores(table, scores):
     joined.sort("label")
     joined.meta.update(table.meta)
     return joined
-
-
-#: ``sciconv predict`` options that only a segmenter uses, with the value meaning "not given".
-_SEGMENTER_OPTIONS = {
-    "tile": None, "scale": None, "channel": None, "object_size": "auto", "brightness": "auto",
-    "denoise": "auto", "threshold": None,
-    "min_size": None, "regions": None, "hdu": None, "geojson": False, "block": None,
-    "block_margin": None, "background": "auto", "nodata": None, "mask": None,
-    "ignore_flags": None,
-    "format": None, "precision": "auto",
-}  # fmt: skip
-
-
-def _refuse_segmenter_options(args, model) -> None:
-    """A classifier/regressor given segmenter options: an error, not options silently ignored."""
-    if args.skip_existing:
-        raise ConfigError(
-            f"--skip-existing applies to segmenters (products per input); {args.model} is a "
-            f"{_task_name(model)} model, which writes one predictions.csv at the end of the "
-            "batch: pass --overwrite to replace it, --keep-going to go past failing files"
-        )
-    given = [
-        "--" + name.replace("_", "-")
-        for name, unset in _SEGMENTER_OPTIONS.items()
-        if getattr(args, name, unset) != unset
-    ]
-    if args.uncertainty == "mc_dropout":
-        given.append("--uncertainty mc_dropout")
-    if given:
-        task = _task_name(model)
-        raise ConfigError(
-            f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to segmenters; "
-            f"{args.model} is a {task} model (predictions.csv per file; --tta or --uncertainty "
-            "tta average over the 8 flips/rotations and add their spread)"
-        )
-
-
-def _task_name(model) -> str:
-    """The model's task, for messages (``"classification"`` when it cannot be told)."""
-    from sciconv.models import model_task
-
-    return model_task(model) or "classification"
-
-
-def _predict_table(model, paths, args) -> int:
-    """Classify every input into one predictions.csv; the exit code (1 when ``--keep-going``
-    left failed inputs out of it)."""
-    from sciconv import inference, postprocess
-
-    _refuse_segmenter_options(args, model)
-    target = args.out / "predictions.csv"
-    check_outputs([target], overwrite=args.overwrite)
-
-    def predict(some):
-        return inference.predict_files(
-            model,
-            [str(p) for p in some],
-            batch_size=args.batch_size,
-            tta=bool(args.tta) or args.uncertainty == "tta",
-            progress=not args.quiet,
-        )
-
-    batch = Batch(keep_going=args.keep_going)
-    table = batch.predict_table(predict, paths)  # --keep-going: failed files' rows left out
-    if table is None:  # every file failed
-        return batch.finish(len(paths), note="; no predictions.csv written")
-    # CSV holds one value per cell: postprocess.flatten_table's rule, probabilities_<class name>
-    postprocess.write_catalog(table, target, overwrite=args.overwrite)
-    _say(args, f"{len(table)} predictions -> {target}")
-    return batch.finish(len(paths), note=", left out of predictions.csv")
 
 
 def _check_pinned_precision() -> None:
@@ -781,4 +739,4 @@ def _predict(args, model_path: Path, *, shipped: bool) -> int:
         check_tiling(model, args)  # before any input is read
         check_uncertainty(model, args)
         return _predict_segmentation(model, paths, args)
-    return _predict_table(model, paths, args)
+    return predict_table(model, paths, args)

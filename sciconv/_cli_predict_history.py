@@ -40,6 +40,8 @@ def provenance(params: dict, args, model, channels: int, *, choose: bool = True)
         "uncertainty": args.uncertainty,
         "nodata": getattr(args, "nodata", None),
         "mask": getattr(args, "mask", None),
+        "uncertainty_file": getattr(args, "uncertainty_file", None),
+        "uncertainty_type": getattr(args, "uncertainty_type", None),
         "ignore_flags": getattr(args, "ignore_flags", None),
         "hdu": getattr(args, "hdu", None),
         "background": getattr(args, "background", None),  # the catalog's fluxes (QA)

@@ -35,15 +35,15 @@ def _channel_arg(text: str) -> int:
 
 
 def _hdu_arg(text: str) -> int | str | tuple[str, int]:
-    """``--hdu``: an index (``1``), an EXTNAME (``SCI``) or EXTNAME,EXTVER (``SCI,2``)."""
-    name, _, version = text.strip().partition(",")
-    if not name:
-        raise argparse.ArgumentTypeError(f"expected INDEX, EXTNAME or EXTNAME,EXTVER; got {text!r}")
-    if not version:
-        return int(name) if name.isdigit() else name
-    if not version.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"EXTVER must be an integer, as in SCI,2; got {text!r}")
-    return (name, int(version))
+    """``--hdu``: an index (``1``), an EXTNAME (``SCI``) or EXTNAME,EXTVER (``SCI,2``), parsed
+    as ``read(hdu=...)`` parses it (:func:`sciconv.io.parse_hdu`)."""
+    from sciconv.errors import ConfigError
+    from sciconv.io import parse_hdu
+
+    try:
+        return parse_hdu(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _ignore_flags_arg(text: str) -> int | str:
@@ -328,6 +328,25 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         help="the data-quality bits that do not make a pixel bad, in a DQ HDU or --mask file, as "
         "astropy's bitfield_to_boolean_mask reads them: '4+8' (bits 4 and 8 are fine), "
         "'~4096' (only bit 4096 is bad); default: every set bit is bad",
+    )
+    p.add_argument(
+        "--uncertainty-file",
+        default=None,
+        metavar="FILE",
+        help="the per-pixel errors of each input, as archives serve them beside the image "
+        "(Legacy Surveys/unWISE -invvar-, unWISE -std-, Euclid RMS, Pan-STARRS .wt, DECam oow), "
+        "on its pixel grid: one file, or a name with {stem} and {dir} as for --mask, e.g. "
+        "'{dir}/{stem}_invvar.fits'. Read as an ERR/VAR/IVAR extension would be: the catalog's "
+        "flux_err comes from it, pixels without a measurement (inverse variance 0) are bad",
+    )
+    p.add_argument(
+        "--uncertainty-type",
+        choices=("std", "var", "ivar"),
+        default=None,
+        help="what --uncertainty-file holds: standard deviations (unWISE -std-, Euclid RMS), "
+        "variances (Pan-STARRS .wt) or inverse variances (Legacy Surveys -invvar-, DECam oow); "
+        "default: what the file says (UTYPE, EXTNAME, BUNIT, or invvar/var/std in its name), "
+        "else an error",
     )
     p.add_argument(
         "--geojson",

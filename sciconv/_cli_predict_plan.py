@@ -26,6 +26,7 @@ from pathlib import Path
 
 from sciconv._cli_common import resolved
 from sciconv._cli_predict_batch import differing_setting, records_prediction
+from sciconv._cli_predict_sidefiles import refuse_side_products, side_file, uncertainty_file
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
 from sciconv.io._files import find_same_name, names_folded, same_name_key
 
@@ -571,26 +572,7 @@ def mask_file(path, args) -> Path | None:
     >>> mask_file(Path("a.fits"), argparse.Namespace(mask=None)) is None
     True
     """
-    from sciconv import io
-
-    template = getattr(args, "mask", None)
-    if template is None:
-        return None
-    literal = Path(template).expanduser()
-    if "{stem}" not in template and "{dir}" not in template and literal.is_file():
-        return literal  # one file whose name holds braces (QA: '/cal/{2024}/bpm.fits' refused)
-    try:
-        name = template.format(stem=io.image_stem(path), dir=path.parent)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"--mask {template!r}: only {{stem}} and {{dir}} can be filled in ({exc})"
-        ) from exc
-    mask = Path(name).expanduser()
-    if not mask.is_file():  # é as e + U+0301 (a Mac's) in the template, the input or the mask
-        mask = find_same_name(mask) or mask
-    if not mask.is_file():
-        raise ConfigError(f"--mask: no file {mask} for this input", path=path)
-    return mask
+    return side_file(path, getattr(args, "mask", None), "--mask")
 
 
 def is_mosaic(path, args, shape=None) -> bool:
@@ -632,7 +614,19 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
 
     hdu_args(path, args)  # --hdu is for FITS files
     mask_file(path, args)  # --mask names a file for every input
+    errors = uncertainty_file(path, args)  # so does --uncertainty-file
     axes, sizes = planes
+    if errors is not None and (axes or mosaic):
+        how = (
+            f"a stack of {axes} planes"
+            if axes
+            else f"block-wise segmentation (--block, or images over {inference.AUTO_BLOCK_PIXELS} "
+            "pixels)"
+        )
+        raise ConfigError(
+            f"{path}: --uncertainty-file applies to images segmented whole, not to {how}; "
+            "run without it (flux errors then come from the background noise)"
+        )
     fmt = product_format(path, args.format)
     if axes and (
         args.regions or args.geojson or fmt not in TIFF_PRODUCT_FORMATS or args.block is not None
@@ -663,8 +657,9 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
 
 
 def refuse_mask_products(paths, args, products) -> None:
-    """Refuse a ``--mask`` file that is also a product this run writes (``{stem}_mask.tif`` is
-    the TIFF products' own mask name): it would be replaced, or removed with ``--overwrite``.
+    """Refuse a ``--mask`` (or ``--uncertainty-file``) file that is also a product this run
+    writes (``{stem}_mask.tif`` is the TIFF products' own mask name): it would be replaced, or
+    removed with ``--overwrite`` (:func:`sciconv._cli_predict_sidefiles.refuse_side_products`).
 
     Examples
     --------
@@ -672,21 +667,7 @@ def refuse_mask_products(paths, args, products) -> None:
     >>> args = argparse.Namespace(mask=None)
     >>> refuse_mask_products([Path("a.png")], args, [{"mask": Path("o/a_mask.tif")}])
     """
-    if getattr(args, "mask", None) is None:
-        return
-    written = {
-        Path(os.path.abspath(f))
-        for group in products  # {kind: path} of planned products, [path] of sidecars
-        for f in (group.values() if isinstance(group, dict) else group)
-    }
-    for path in paths:
-        mask = mask_file(path, args)
-        if mask is not None and Path(os.path.abspath(mask)) in written:
-            raise ConfigError(
-                f"--mask {mask} is also a file this run writes (a product's name); rename the "
-                "mask or choose another --out",
-                path=path,
-            )
+    refuse_side_products(paths, args, products)
 
 
 def probe_inputs(paths, args, batch) -> tuple[dict, list]:

@@ -13,17 +13,20 @@ with masks.
 FITS as telescopes write it
     With ``hdu=None`` the first HDU holding image pixels is read (HST, JWST and fpack files keep an
     empty primary HDU). ``BSCALE``/``BZERO``/``BLANK`` are applied here, not by astropy, so every
-    astropy version gives the same float32 values. Degenerate axes (radio ``FREQ``/``STOKES`` of
-    length 1) are squeezed; a cube's third axis becomes channels, or a stack with ``stack=True``.
+    astropy version gives the same float32 values. Pan-STARRS stacks and their ``.wt`` variance
+    images (``BSOFTEN``/``BOFFSET``: asinh-compressed) are read linear,
+    ``BOFFSET + BSOFTEN * 2 sinh(v / 1.0857)`` (``meta["scaling"] = "asinh"``). Degenerate axes
+    (radio ``FREQ``/``STOKES`` of length 1) are squeezed; a cube's third axis becomes channels,
+    or a stack with ``stack=True``.
     A WCS that astropy cannot build, or one without celestial axes, gives ``wcs=None`` and a
     :class:`~sciconv.errors.SciconvWarning`; the pixels are kept.
 
 Bad pixels
-    ``.mask`` (True = bad) and NaN in ``.data`` come from NaN/Inf and ``BLANK``, from a ``DQ`` or
-    ``MASK`` HDU next to the science HDU (HST, JWST, CCDData files), and from a mask file or array
-    given as ``mask=``. Data-quality flags are read with astropy's bitmask rules
-    (``ignore_flags="~4096"``: only bit 4096 marks a pixel bad); a ``MASK`` HDU that names its
-    bit planes (Rubin/LSST ``MP_*`` cards) marks only the defect planes of
+    ``.mask`` (True = bad) and NaN in ``.data`` come from NaN/Inf and ``BLANK``, from a ``DQ``,
+    ``MASK`` or ``MSK`` HDU next to the science HDU (HST, JWST, CCDData files, DES tiles), and
+    from a mask file or array given as ``mask=``. Data-quality flags are read with astropy's
+    bitmask rules (``ignore_flags="~4096"``: only bit 4096 marks a pixel bad); a ``MASK`` HDU
+    that names its bit planes (Rubin/LSST ``MP_*`` cards) marks only the defect planes of
     :data:`BAD_MASK_PLANES` bad by default (``DETECTED`` is not a defect).
     Per-pixel errors come from an ``ERR``, ``UNCERT``, ``VAR``/``VARIANCE`` or
     ``IVAR``/``INVVAR`` HDU into ``.meta["uncertainty"]``; a pixel whose error is infinite or
@@ -92,6 +95,7 @@ from sciconv.io._files import (
     user_path,
 )
 from sciconv.io._fits_errors import ErrorHDU
+from sciconv.io._fits_hdus import parse_hdu
 from sciconv.io._frames import register_frames
 from sciconv.io._header import (
     ARRAY_STATISTICS_KEYWORDS,
@@ -148,6 +152,7 @@ __all__ = [
     "list_images",
     "ome_zarr_labels",
     "pair_by_stem",
+    "parse_hdu",
     "plane_axes",
     "plane_coordinates",
     "probe_shape",

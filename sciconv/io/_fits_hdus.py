@@ -117,7 +117,7 @@ def parse_hdu(text: str) -> int | str | tuple[str, int]:
 
     Examples
     --------
-    >>> from sciconv.io._fits_hdus import parse_hdu
+    >>> from sciconv.io import parse_hdu
     >>> parse_hdu("SCI,2"), parse_hdu("SCI"), parse_hdu("1"), parse_hdu(" dq , 1 ")
     (('SCI', 2), 'SCI', 1, ('dq', 1))
     """

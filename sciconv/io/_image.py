@@ -437,13 +437,12 @@ class GridImage:
             data = self.data[ys, xs]
         else:
             data = np.array(self.data[..., ys, xs, :])
-        if self.mask is not None:
-            mask = np.array(self.mask[..., ys, xs, :])
-        else:
-            mask = np.isnan(data)
+        mask = np.isnan(data) if self.mask is None else np.array(self.mask[..., ys, xs, :])
         wcs, header = slice_wcs(self.wcs, self.header, ys, xs)
         meta = dict(self.meta)
         meta["cutout"] = (int(ys.start), int(ys.stop), int(xs.start), int(xs.stop))
+        oy, ox = meta.get("section_origin") or (0, 0)  # in the file's image: full_resolution_frame
+        meta["section_origin"] = (int(oy) + int(ys.start), int(ox) + int(xs.start))
         if meta.get("uncertainty") is not None:  # an NDData's per-pixel error bars: the same cut
             meta["uncertainty"] = _cut_uncertainty(meta["uncertainty"], (ny, nx), ys, xs)
         windows = meta.pop("uncertainty_windows", None)  # a lazy file's error HDU: read now

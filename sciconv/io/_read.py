@@ -22,6 +22,7 @@ from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._masks import apply_bad, apply_nodata, read_mask_source, validate_ignore_flags
 from sciconv.io._png import read_pil
 from sciconv.io._tiff import TIFF_AXES, declared_planes, read_tiff, tiff_plane_axes
+from sciconv.io._uncertainty_file import apply_uncertainty, validate_uncertainty_args
 from sciconv.io._zarr import read_zarr, zarr_axes
 
 __all__ = ["plane_axes", "probe_shape", "read", "read_pixels"]
@@ -40,6 +41,8 @@ def read(
     mask_hdu: int | str | tuple[str, int] | None = "auto",
     ignore_flags: int | str | list | None = 0,
     nodata: float | None = None,
+    uncertainty=None,
+    uncertainty_type: str | None = None,
 ) -> GridImage:
     """Read a FITS, TIFF, PNG or JPEG file or an OME-Zarr store into a :class:`GridImage`.
 
@@ -87,6 +90,22 @@ def read(
         no data, not for images whose background is truly 0. Prediction then sees the frame as
         bad pixels (mirrored good data, ``benchmarks/bad_pixel_fill.py``) and leaves it out of
         the normalization statistics.
+    uncertainty : str, os.PathLike, array_like or astropy.nddata.NDUncertainty, optional
+        The per-pixel errors of this image when the archive serves them as a file of their own
+        (Legacy Surveys and unWISE ``-invvar-``, unWISE ``-std-``, Euclid ``RMS``, Pan-STARRS
+        ``.wt``, DECam ``oow``): a file on the image's pixel grid (its first image HDU; the same
+        size, and the same WCS cards when both have them; ``section`` is applied to it as to
+        the image, a lazy image reads it window by window), or an array of the pixels'
+        ``(H, W)`` as read. Read as an ``ERR``/``VAR``/``IVAR`` HDU in the image's own file
+        would be (and instead of one): ``meta["uncertainty"]`` (``meta["uncertainty_windows"]``
+        when lazy), from which catalogs take ``flux_err``; pixels with no measurement (an
+        inverse variance of 0, an infinite or NaN error) are bad.
+    uncertainty_type : {"std", "var", "ivar"}, optional
+        What ``uncertainty`` holds: standard deviations, variances or inverse variances.
+        Default: what the file says, when it does (a ``UTYPE`` card, an EXTNAME such as
+        ``IVAR`` or ``RMS``, a ``BUNIT`` that is the image's unit squared or to the power -2,
+        ``invvar``, ``var`` or ``std`` in its name; recorded in ``meta["uncertainty_from"]``);
+        a file that says nothing, or says two things, is refused: give it. Needed for an array.
 
     Returns
     -------
@@ -127,10 +146,23 @@ def read(
     (3, True)
     >>> int(read(p, mask=p.with_name("dq.fits"), ignore_flags="~4096").mask[..., 0].sum())
     2
+
+    An inverse-variance map in a file of its own (Legacy Surveys' ``-invvar-`` files; 0 = no
+    data), read as an ``IVAR`` HDU would be:
+
+    >>> sci = p.with_name("image-r.fits"); ivar = np.full((8, 8), 4.0, np.float32)
+    >>> _ = write(sci, np.ones((8, 8), np.float32)); ivar[0, 0] = 0
+    >>> _ = write(p.with_name("invvar-r.fits"), ivar)
+    >>> img = read(sci, uncertainty=p.with_name("invvar-r.fits"), uncertainty_type="ivar")
+    >>> type(img.meta["uncertainty"]).__name__, bool(img.mask[0, 0, 0]), bool(img.mask[1, 1, 0])
+    ('InverseVariance', True, False)
     """
     path = user_path(path, error=InvalidImageError)  # ~ expanded; bytes and URLs refused
     if isinstance(mask, (str, os.PathLike, bytes)):
         mask = user_path(mask, error=InvalidImageError, what="mask")
+    if isinstance(uncertainty, (str, os.PathLike, bytes)):
+        uncertainty = user_path(uncertainty, error=InvalidImageError, what="uncertainty")
+    validate_uncertainty_args(uncertainty, uncertainty_type, stack=stack, path=path)
     ignore_flags = validate_ignore_flags(ignore_flags)
     _validate_mask_hdu(mask_hdu)
     number = isinstance(nodata, (int, float, np.integer, np.floating))
@@ -154,6 +186,9 @@ def read(
             + "; ".join(fixes),
             "sciconv",
         )
+    if section is not None:  # where it sits in the file's image (QuPath GeoJSON, QA55 #5)
+        origin = _section_origin(img, path, section, hdu=hdu, level=level)
+        img.meta.setdefault("section_origin", origin)
     if nodata is not None:
         img = apply_nodata(img, nodata)
     if mask is not None:
@@ -167,10 +202,22 @@ def read(
             read_other=lambda p, sec: np.asarray(_read_file(p, section=sec, pixels_only=True).data),
         )
         img = apply_bad(img, bad, source=source)
+    if uncertainty is not None:  # a separate error map: as an ERR/VAR/IVAR HDU of the file
+        img = apply_uncertainty(
+            img,
+            uncertainty,
+            uncertainty_type,
+            section=section,
+            full_shape=_full_shape(img, path, section, hdu=hdu, level=level),
+            read_file=_read_error_file,
+        )
     if lazy and type(img.data) is LazyImage:  # picklable: workers open the file themselves
         mask_arg = mask
         if isinstance(mask, (str, os.PathLike)):  # the worker's working folder may differ
             mask_arg = os.path.abspath(os.fspath(mask))
+        unc_arg = uncertainty
+        if isinstance(uncertainty, (str, os.PathLike)):
+            unc_arg = os.path.abspath(os.fspath(uncertainty))
         img.data.set_reopen(
             _Reopen(
                 path,
@@ -183,10 +230,38 @@ def read(
                     mask_hdu=mask_hdu,
                     ignore_flags=ignore_flags,
                     nodata=nodata,
+                    uncertainty=unc_arg,
+                    uncertainty_type=uncertainty_type,
                 ),
             )
         )
     return img
+
+
+def _full_shape(img: GridImage, path, section, *, hdu, level) -> tuple[int, int]:
+    """The ``(H, W)`` of the image in its file, before ``section``."""
+    if section is None:
+        return tuple(int(s) for s in img.shape[:2])
+    whole = _read_file(path, hdu=hdu, level=level, lazy=True, pixels_only=True, mask_hdu=None)
+    try:
+        return tuple(int(s) for s in whole.data.shape[:2])
+    finally:
+        whole.data.close()
+
+
+def _section_origin(img: GridImage, path, section, *, hdu, level) -> tuple[int, int]:
+    """The first row and column of ``section`` in the file's image (``meta["section_origin"]``,
+    :func:`sciconv.io._pyramid.full_resolution_frame`); a negative start counts from its end."""
+    starts = [0 if s.start is None else int(s.start) for s in section]
+    if min(starts) < 0:
+        full = _full_shape(img, path, section, hdu=hdu, level=level)
+        starts = [s.indices(n)[0] for s, n in zip(section, full)]
+    return (starts[0], starts[1])
+
+
+def _read_error_file(path, section, lazy: bool) -> GridImage:
+    """A separate error file's pixels (``uncertainty=``): its first image HDU, nothing masked."""
+    return _read_file(path, section=section, lazy=lazy, pixels_only=True, mask_hdu=None)
 
 
 @contextmanager

@@ -329,9 +329,14 @@ def write_tiff(
     meta: dict[str, Any] = {"software": f"sciconv {sciconv.__version__}"}
     if history:
         meta["history"] = history
+    source = like.meta if isinstance(like, GridImage) else {}
+    if channel_names is None:  # like's, when one per channel written (as OME-TIFF; QA55 #6)
+        names = source.get("channel_names")
+        n_chan = arr.shape[-1] if arr.ndim == len(stack_axes) + 3 else 1
+        if isinstance(names, (list, tuple)) and len(names) == n_chan > 1:
+            channel_names = [str(n) for n in names]
     if channel_names is not None:
         meta["channel_names"] = channel_names
-    source = like.meta if isinstance(like, GridImage) else {}
     resolution = resolution_tags(source)
     z_step = z_step_um(source) if resolution and "Z" in stack_axes else None
     if z_step is not None:  # an ImageJ Z-stack's step, say
