@@ -327,7 +327,9 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         metavar="BITS",
         help="the data-quality bits that do not make a pixel bad, in a DQ HDU or --mask file, as "
         "astropy's bitfield_to_boolean_mask reads them: '4+8' (bits 4 and 8 are fine), "
-        "'~4096' (only bit 4096 is bad); default: every set bit is bad",
+        "'~4096' (only bit 4096 is bad), '0' (every set bit); default: every set bit is bad, "
+        "except in a JWST/Roman DQ HDU (only DO_NOT_USE and NON_SCIENCE, as the JWST pipeline "
+        "reads it) and a Rubin MASK HDU (its defect planes)",
     )
     p.add_argument(
         "--uncertainty-file",

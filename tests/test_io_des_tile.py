@@ -55,8 +55,8 @@ def test_a_des_tile_masks_the_pixels_its_msk_flags(tmp_path):
     with io.read(path, lazy=True) as lazy:
         window = lazy.data[2:10, 0:40]
     assert np.isnan(window[..., 0]).tolist() == bad[2:10, :40].tolist()
-    # mask_hdu=None: no mask
-    assert not io.read(path, mask_hdu=None).mask.any()
+    # mask_hdu=None: no MSK; the WGT = 0 region (no data: an inverse variance of 0) stays bad
+    assert io.read(path, mask_hdu=None).mask[..., 0].tolist() == (msk == 1).tolist()
 
 
 def test_msk_before_sci_is_not_taken_for_the_image(tmp_path):

@@ -134,11 +134,12 @@ def _fits_roles(raw_shape: tuple[int, ...], *, stack: bool, path: Path, header=N
 
 
 def _mask_reader(
-    m, m_index: int, roles, same_shape: bool, *, stack: bool, ignore_flags, path, lock
+    m, m_index: int, roles, same_shape: bool, *, stack: bool, ignore_flags, path, lock, context=()
 ):
-    """``read(ys, xs)``: bool bad pixels of the mask HDU there, arranged like the pixels."""
+    """``read(ys, xs)``: bool bad pixels of the mask HDU there, arranged like the pixels
+    (``context``: the image's headers, whose TELESCOP may set the flags' default meaning)."""
     what = f"mask HDU {m_index} ({extname(m) or 'no EXTNAME'})"
-    ignore_flags, planes = named_plane_flags(m.header, ignore_flags)
+    ignore_flags, planes = named_plane_flags(m.header, ignore_flags, context=context)
     if planes is not None:  # a mask naming its planes: the defects only (DETECTED is not one)
         what += f", planes {'+'.join(planes) or 'none'}"
 
@@ -236,7 +237,7 @@ def read_fits(
             same = list(hdu_dims(m.header)) == list(dims)
             bad_at, meta["mask_from"] = _mask_reader(
                 m, m_index, roles, same, stack=stack, ignore_flags=ignore_flags, path=path,
-                lock=file_lock,
+                lock=file_lock, context=(header, hdul[0].header),
             )  # fmt: skip
 
         # a lazy plain HDU is read through a mapping of its own per window (read_mapped): astropy's

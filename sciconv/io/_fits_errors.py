@@ -1,12 +1,17 @@
 """The per-pixel errors a FITS file keeps beside its science HDU: an ``ERR``, ``UNCERT``,
-``VAR``/``VARIANCE`` or ``IVAR``/``INVVAR`` HDU.
+``VAR``/``VARIANCE`` or ``IVAR``/``INVVAR``/``WGT`` HDU.
 
 HST (``_flt``, ``_flc``) and JWST (``_cal``, ``_i2d``) files carry the 1-sigma error of every
 pixel in an ``ERR`` extension of the science extension's ``EXTVER``; files written by astropy's
 ``CCDData.write`` carry an ``UNCERT`` extension whose ``UTYPE`` card names the kind (standard
 deviation, variance or inverse variance); survey pipelines keep a variance (``VARIANCE``: LSST
 calexps; ``VAR``) or an inverse variance (``IVAR``, ``INVVAR``: SDSS, DESI, Legacy Surveys; 0 =
-no data, an infinite error). :func:`error_hdu_uncertainty` reads it as an astropy
+no data, an infinite error). A ``WGT`` HDU is an inverse variance too: the weight plane of DES
+coadd tiles and single-epoch images (SCI, MSK, WGT in one file; DES's pixcorrect builds it as
+"weight (=inverse variance)", ``pixcorrect/sky_subtract.py``), as SWarp's and SExtractor's
+``MAP_WEIGHT`` maps are; the name is taken at its word, no header card says it. HST's ``WHT``
+(a drizzled image's exposure-time weight, not an inverse variance) is not an error HDU, nor
+is any other name. :func:`error_hdu_uncertainty` reads it as an astropy
 uncertainty, for ``GridImage.meta["uncertainty"]``, so that catalogs get their flux errors from
 the pipeline's own error model (``sciconv.postprocess.estimate_error``): for JWST's ``MJy/sr``
 the only one, since no gain turns the pixels into photon counts.
@@ -35,10 +40,14 @@ __all__ = [
     "sigma_of",
 ]
 
-#: EXTNAMEs of per-pixel error HDUs, in order of preference.
-ERROR_EXTNAMES = ("ERR", "UNCERT", "VAR", "VARIANCE", "IVAR", "INVVAR")
-#: Header keywords read, in order, for the electrons per ADU of a detector.
-GAIN_KEYWORDS = ("GAIN", "EGAIN", "ATODGAIN", "CCDGAIN")
+#: EXTNAMEs of per-pixel error HDUs, in order of preference (``WGT``: DES's inverse variance;
+#: HST's ``WHT`` is an exposure-time weight, not one of them).
+ERROR_EXTNAMES = ("ERR", "UNCERT", "VAR", "VARIANCE", "IVAR", "INVVAR", "WGT")
+#: Header keywords read, in order, for the electrons per ADU of a detector. ``EGAIN`` first:
+#: where both are written (N.I.N.A., MaxIm DL, SGP on CMOS cameras) ``GAIN`` is the camera's
+#: gain setting (120, in its own steps) and ``EGAIN`` the electrons per ADU (QA: bright stars'
+#: flux errors 4.9x too small from GAIN = 120).
+GAIN_KEYWORDS = ("EGAIN", "GAIN", "ATODGAIN", "CCDGAIN")
 #: The cards a noise model needs; an extension's own, else its primary header's
 #: (``GridImage.meta["primary"]``: MEF files keep EXPTIME there, with or without INHERIT).
 NOISE_KEYWORDS = ("EXPTIME", *GAIN_KEYWORDS)
@@ -51,6 +60,7 @@ _KIND_OF = {
     "VARIANCE": "VarianceUncertainty",
     "IVAR": "InverseVariance",
     "INVVAR": "InverseVariance",
+    "WGT": "InverseVariance",
 }
 
 

@@ -19,10 +19,6 @@ from sciconv.io._masks import MASK_EXTNAMES
 
 __all__ = ["extname", "find_mask_hdu", "hdu_names", "is_image_hdu", "parse_hdu", "select_hdu"]
 
-# the EXTNAMEs of bad-pixel mask HDUs, in order of preference: MASK_EXTNAMES, and DES's MSK
-# (coadd tiles SCI/MSK/WGT, DECam CP immask files; QA 55)
-_MASK_NAMES = tuple(dict.fromkeys((*MASK_EXTNAMES, "MSK")))
-
 
 def is_image_hdu(h) -> bool:
     """Whether ``h`` is an image HDU (primary, image extension or tile-compressed image)."""
@@ -45,7 +41,7 @@ def select_hdu(hdul, hdu, path: Path):
                 dims = hdu_dims(h.header)
                 refuse_negative_axis(h.header, i)  # astropy would read on past it for ever
                 if is_image_hdu(h) and dims and all(d > 0 for d in dims):
-                    if extname(h) not in (*ERROR_EXTNAMES, *_MASK_NAMES):
+                    if extname(h) not in (*ERROR_EXTNAMES, *MASK_EXTNAMES):
                         return i, h
                     helper = (i, h) if helper is None else helper
                 name = header_get(h.header, "EXTNAME", "PRIMARY" if i == 0 else "")
@@ -186,16 +182,16 @@ def find_mask_hdu(hdul, index: int, h, mask_hdu, dims, path: Path):
     if mask_hdu is None:
         return None
     if isinstance(mask_hdu, str) and mask_hdu == "auto":
-        if extname(h) in _MASK_NAMES:
+        if extname(h) in MASK_EXTNAMES:
             return None
         ver = header_get(h.header, "EXTVER", 1)
         found = []
         try:
             for i, m in enumerate(hdus_said_once(hdul, path)):
                 name = extname(m)
-                if i != index and name in _MASK_NAMES and is_image_hdu(m):
+                if i != index and name in MASK_EXTNAMES and is_image_hdu(m):
                     if header_get(m.header, "EXTVER", 1) == ver:
-                        found.append((_MASK_NAMES.index(name), i, m))
+                        found.append((MASK_EXTNAMES.index(name), i, m))
         except Exception:  # a damaged HDU after the science one: its pixels are still good
             return None
         if not found:

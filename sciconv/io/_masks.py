@@ -8,6 +8,11 @@ means there: the bits that do *not* make a pixel bad (``0``: every set bit is ba
 only bit 4096 is; ``"4+8"`` or ``[4, 8]``: bits 4 and 8 are ignored; None: no pixel is bad).
 A boolean mask is True at bad pixels. Applying a mask sets the image's bad pixels to NaN and
 ``GridImage.mask`` True there, the one form every later stage reads.
+
+Where the pipeline that wrote a flag plane reads some flags as good, the default ``0`` follows
+the pipeline (:func:`named_plane_flags`): a Rubin ``MASK`` HDU's defect planes only, a JWST (or
+Roman) ``DQ`` HDU's ``DO_NOT_USE`` and ``NON_SCIENCE`` only. A mask given with ``mask=`` that
+flags the sources themselves (a detection plane) is said (:mod:`sciconv.io._mask_sources`).
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from sciconv.io._common import brief
 from sciconv.io._files import validate_path
 from sciconv.io._header import header_get, header_number
 from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._mask_sources import warn_if_sources_masked
 
-#: EXTNAMEs of the FITS HDUs read as the bad-pixel mask of the science HDU next to them.
-MASK_EXTNAMES = ("DQ", "MASK")
+#: EXTNAMEs of the FITS HDUs read as the bad-pixel mask of the science HDU next to them, in
+#: order of preference (``MSK``: DES coadd tiles).
+MASK_EXTNAMES = ("DQ", "MASK", "MSK")
 #: Mask planes that make a pixel bad in a mask that names its bit planes (Rubin/LSST ``MASK``
 #: HDUs: ``MP_<NAME> = bit`` cards). The others (``DETECTED``, ``DETECTED_NEGATIVE``,
 #: ``CLIPPED``, ``CROSSTALK``, ...) flag measurements, not defects: read as bad, every source
@@ -44,13 +51,54 @@ BAD_MASK_PLANES = (
 )
 
 
-def named_plane_flags(header, ignore_flags: Any) -> tuple[Any, list[str] | None]:
+#: The flags that make a pixel of a ``DQ`` HDU bad by default, by the ``TELESCOP`` of its file,
+#: where the mission's pipeline reads the other flags as good. JWST: the ``resample`` and
+#: ``outlier_detection`` steps drizzle with ``good_bits="~DO_NOT_USE+NON_SCIENCE"``
+#: (spacetelescope/jwst ``jwst/resample/resample_step.py``: "use of all DQ flagged data except
+#: for DO_NOT_USE and NON_SCIENCE"); ``JUMP_DET`` (4) marks a cosmic ray fitted out of the ramp,
+#: the slope being good, and long exposures have 10-30 % of their pixels so flagged. Values from
+#: stdatamodels ``jwst/datamodels/dqflags.py`` (``DO_NOT_USE = 2**0``, ``NON_SCIENCE = 2**9``);
+#: Roman's romancal uses the same bits (``romancal/lib/dqflags.py``).
+PIPELINE_BAD_FLAGS = {
+    "JWST": {"DO_NOT_USE": 1, "NON_SCIENCE": 512},
+    "ROMAN": {"DO_NOT_USE": 1, "NON_SCIENCE": 512},
+}
+
+
+def _telescope(headers) -> str | None:
+    """The first ``TELESCOP`` of ``headers`` (upper case), or None."""
+    for h in headers:
+        value = header_get(h, "TELESCOP") if h is not None else None
+        if isinstance(value, str) and value.strip():
+            return value.strip().upper()
+    return None
+
+
+def named_plane_flags(header, ignore_flags: Any, *, context=()) -> tuple[Any, list[str] | None]:
     """``ignore_flags`` for a mask HDU with ``header``, and the bad planes it keeps (None: the
     given flags, as they are).
 
     The default ``0`` ("every set bit is bad") on a mask whose header names its bit planes
-    (``MP_<NAME>`` cards, Rubin/LSST) keeps only the planes of :data:`BAD_MASK_PLANES`; any
-    other ``ignore_flags`` is the caller's choice and stands.
+    (``MP_<NAME>`` cards, Rubin/LSST) keeps only the planes of :data:`BAD_MASK_PLANES`; on a
+    ``DQ`` HDU of a JWST or Roman file (``TELESCOP`` of ``header`` or of a ``context`` header:
+    the science HDU's, the primary one's) only the flags of :data:`PIPELINE_BAD_FLAGS`, the
+    mission pipeline's own rule. Any other ``ignore_flags`` is the caller's choice and stands
+    (every set bit bad, said explicitly: ``"0"`` or ``[]``).
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The mask HDU's header.
+    ignore_flags : int, str, list or None
+        What the caller gave (``0``: the default).
+    context : sequence of astropy.io.fits.Header
+        The headers of the image the mask belongs to, for its ``TELESCOP``.
+
+    Returns
+    -------
+    (ignore_flags, list of str or None)
+        The flags to read the HDU with, and the names of the bad planes or flags kept (for
+        ``meta["mask_from"]``), None where ``ignore_flags`` is returned as given.
 
     Examples
     --------
@@ -58,6 +106,9 @@ def named_plane_flags(header, ignore_flags: Any) -> tuple[Any, list[str] | None]
     >>> h = fits.Header({"MP_BAD": 0, "MP_SAT": 1, "MP_DETECTED": 5})
     >>> named_plane_flags(h, 0), named_plane_flags(h, "~4")
     (('~3', ['BAD', 'SAT']), ('~4', None))
+    >>> dq, primary = fits.Header({"EXTNAME": "DQ"}), fits.Header({"TELESCOP": "JWST"})
+    >>> named_plane_flags(dq, 0, context=[primary]), named_plane_flags(dq, "0", context=[primary])
+    (('~513', ['DO_NOT_USE', 'NON_SCIENCE']), ('0', None))
     """
     if isinstance(ignore_flags, bool) or not (isinstance(ignore_flags, int) and ignore_flags == 0):
         return ignore_flags, None
@@ -68,7 +119,11 @@ def named_plane_flags(header, ignore_flags: Any) -> tuple[Any, list[str] | None]
             if 0 <= bit < 63:
                 planes[name[3:]] = bit
     if not planes:
-        return ignore_flags, None
+        name = header_get(header, "EXTNAME")
+        flags = PIPELINE_BAD_FLAGS.get(_telescope((header, *context)))
+        if flags is None or not (isinstance(name, str) and name.strip().upper() == "DQ"):
+            return ignore_flags, None
+        return f"~{sum(flags.values())}", list(flags)
     kept = sorted(n for n in planes if n in BAD_MASK_PLANES)
     bits = sum(1 << planes[n] for n in kept)
     return (f"~{bits}" if bits else None), kept
@@ -258,12 +313,16 @@ def apply_bad(img: GridImage, bad: np.ndarray, *, source: str) -> GridImage:
     )
 
 
-def read_mask_source(mask, *, shape, section, ignore_flags, path, read_fits_flags, read_other):
+def read_mask_source(
+    mask, *, shape, section, ignore_flags, path, read_fits_flags, read_other, image=None
+):
     """The bad-pixel mask ``mask=`` names (a file or an array), fitted to ``shape``.
 
     ``read_fits_flags(path, section)`` returns a FITS file's raw flags; ``read_other(path,
     section)`` the pixels of any other image file (both from :mod:`sciconv.io`). Returns the
-    bool mask and a word on where it came from (the file, or ``"array"``).
+    bool mask and a word on where it came from (the file, or ``"array"``). Given the
+    ``image`` (a :class:`GridImage`, before the mask), a mask that flags its sources
+    themselves is said (:func:`~sciconv.io._mask_sources.warn_if_sources_masked`).
 
     Examples
     --------
@@ -281,7 +340,12 @@ def read_mask_source(mask, *, shape, section, ignore_flags, path, read_fits_flag
         if values.ndim == 3 and values.shape[-1] == 1:
             values = values[..., 0]
         bad = flags_to_bad(values, ignore_flags, path=mpath, what=what)
-        return fit_mask(bad, shape, path=path, what=what), str(mpath)
+        bad = fit_mask(bad, shape, path=path, what=what)
+        if image is not None:
+            warn_if_sources_masked(
+                image.data, bad, values, source=str(mpath), ignore_flags=ignore_flags
+            )
+        return bad, str(mpath)
     if isinstance(mask, GridImage):
         mask = mask.data
     try:
@@ -295,4 +359,9 @@ def read_mask_source(mask, *, shape, section, ignore_flags, path, read_fits_flag
             f"mask must be a file path or an array (True/nonzero = bad); got {mask!r:.60}"
         )
     bad = flags_to_bad(values, ignore_flags, path=path, what="mask array")
-    return fit_mask(bad, shape, path=path, what="mask array"), "array"
+    bad = fit_mask(bad, shape, path=path, what="mask array")
+    if image is not None:
+        warn_if_sources_masked(
+            image.data, bad, values, source="mask array", ignore_flags=ignore_flags
+        )
+    return bad, "array"

@@ -76,13 +76,18 @@ def read(
         bad pixels the file has itself.
     mask_hdu : int, str, (str, int) or None, optional
         FITS only: the HDU holding the bad-pixel mask or data-quality flags (as ``hdu``).
-        Default ``"auto"``: an HDU named ``DQ`` (else ``MASK``, see :data:`MASK_EXTNAMES`) with
-        the EXTVER of the HDU read and its size, unless that HDU is itself one; None: none.
+        Default ``"auto"``: an HDU named ``DQ`` (else ``MASK``, else ``MSK``, see
+        :data:`MASK_EXTNAMES`) with the EXTVER of the HDU read and its size, unless that HDU is
+        itself one; None: none.
     ignore_flags : int, str, list or None, optional
         The flag bits that do *not* make a pixel bad, as astropy's
         :func:`~astropy.nddata.bitmask.bitfield_to_boolean_mask` reads them: ``0`` (default)
-        every set bit is bad; ``"~4096"`` only bit 4096 is; ``"4+8"`` or ``[4, 8]``: bits 4 and
-        8 are ignored; None: nothing is bad. Applies to ``mask`` and ``mask_hdu``.
+        every set bit is bad, except in a JWST/Roman ``DQ`` HDU (``TELESCOP``), where only
+        ``DO_NOT_USE`` and ``NON_SCIENCE`` are, as the JWST pipeline reads it (a ``JUMP_DET``
+        pixel is good), and in a ``MASK`` HDU naming its planes (:data:`BAD_MASK_PLANES`);
+        ``"0"`` or ``[]`` makes every set bit bad there too; ``"~4096"`` only bit 4096 is bad;
+        ``"4+8"`` or ``[4, 8]``: bits 4 and 8 are ignored; None: nothing is bad. Applies to
+        ``mask`` and ``mask_hdu``.
     nodata : float, optional
         Pixels whose every channel equals this value are no data: NaN and masked (a mosaic's
         uncovered area, which SWarp and stitching tools fill with 0; FITS ``BLANK`` and NaN
@@ -200,6 +205,7 @@ def read(
             path=img.path,
             read_fits_flags=read_fits_flags,
             read_other=lambda p, sec: np.asarray(_read_file(p, section=sec, pixels_only=True).data),
+            image=img,
         )
         img = apply_bad(img, bad, source=source)
     if uncertainty is not None:  # a separate error map: as an ERR/VAR/IVAR HDU of the file
