@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sciconv._warnings import caught
 from sciconv.io._fits_errors import ERROR_EXTNAMES
+from sciconv.io._fits_hdus import extname, is_image_hdu
 from sciconv.io._header import hdu_dims, header_get
 from sciconv.io._masks import MASK_EXTNAMES
 
@@ -28,26 +29,14 @@ __all__ = ["AUXILIARY_EXTNAMES", "hdu_label", "science_hdus"]
 AUXILIARY_EXTNAMES = (
     *ERROR_EXTNAMES,
     *MASK_EXTNAMES,
-    "WHT", "WGT", "WEIGHT", "CTX", "CON", "MSK", "BPM", "AREA", "EXP", "EXPMAP", "FLAGS",
+    "WHT", "WGT", "WEIGHT", "CTX", "CON", "BPM", "AREA", "EXP", "EXPMAP", "FLAGS",
     "RMS", "STD", "SIGMA", "NOISE", "SAMP", "TIME", "HDRTAB", "ASDF", "PSF", "BKG", "BACK",
     "BACKGROUND", "SKY", "MODEL", "CHI", "COV", "NMAP",
 )  # fmt: skip
 
 
-def _name(h) -> str:
-    name = header_get(h.header, "EXTNAME", "")
-    return name.strip().upper() if isinstance(name, str) else ""
-
-
 def _auxiliary(name: str) -> bool:
     return name in AUXILIARY_EXTNAMES or name.startswith("VAR_")
-
-
-def _is_image(h) -> bool:
-    from astropy.io import fits
-
-    kinds = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
-    return isinstance(h, kinds) and not isinstance(h, fits.GroupsHDU)
 
 
 def hdu_label(header, index: int, *, shared: bool = True) -> str:
@@ -133,8 +122,8 @@ def science_hdus(path: str | os.PathLike, index: int) -> list[tuple[int, str]]:
 def _chips(hdul, index: int) -> list[tuple[int, str]]:
     heads = []
     for i, h in enumerate(hdul):
-        dims = hdu_dims(h.header) if _is_image(h) else None
-        heads.append((i, h.header, _name(h), dims if dims and all(d > 0 for d in dims) else None))
+        dims = hdu_dims(h.header) if is_image_hdu(h) else None
+        heads.append((i, h.header, extname(h), dims if dims and all(d > 0 for d in dims) else None))
     if not 0 <= index < len(heads) or heads[index][3] is None:
         return []
     _, _, name, dims = heads[index]
