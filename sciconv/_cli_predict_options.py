@@ -302,6 +302,15 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         "HDU of the same EXTVER gives the bad pixels (default: the first HDU holding an image)",
     )
     p.add_argument(
+        "--series",
+        type=int,
+        default=None,
+        metavar="N",
+        help="TIFF inputs holding several images (a whole slide's scan beside its macro and "
+        "label, a plate's positions): segment image N (0-based, tifffile's series; default: "
+        "the main one, the largest that is not a slide's macro, label or thumbnail)",
+    )
+    p.add_argument(
         "--nodata",
         type=float,
         default=None,

@@ -47,6 +47,7 @@ __all__ = [
     "refuse_mask_products",
     "refuse_options",
     "segmentation_outputs",
+    "series_args",
     "sidecar_outputs",
     "without_own_products",
 ]
@@ -155,8 +156,8 @@ def _sub_folders(folder: Path, *, out: Path | None, names=()) -> list[str]:
 
 #: Image files a microscope, scanner or viewer writes that sciconv does not read.
 _UNREAD_IMAGE_SUFFIXES = (
-    ".bmp", ".gif", ".webp", ".jp2", ".czi", ".nd2", ".lif", ".lsm", ".vsi", ".svs", ".ndpi",
-    ".mrxs", ".dcm", ".heic",
+    ".bmp", ".gif", ".webp", ".jp2", ".czi", ".nd2", ".lif", ".vsi", ".mrxs", ".bif", ".dcm",
+    ".heic",
 )  # fmt: skip
 
 
@@ -545,8 +546,9 @@ def earlier_products(paths: Sequence[Path], *, out: Path | None = None) -> list[
 
 
 def hdu_args(path, args) -> dict:
-    """``--hdu``: the ``hdu=`` of :func:`sciconv.io.read` for a FITS input (empty without it);
-    a :class:`~sciconv.errors.ConfigError` for an input that is not FITS.
+    """``--hdu`` and ``--series``: the ``hdu=`` of :func:`sciconv.io.read` for a FITS input,
+    its ``series=`` for a TIFF (:func:`series_args`; empty without them); a
+    :class:`~sciconv.errors.ConfigError` for an input of another kind.
 
     Examples
     --------
@@ -555,10 +557,30 @@ def hdu_args(path, args) -> dict:
     {'hdu': 'SCI'}
     """
     if args.hdu is None:
-        return {}
+        return series_args(path, args)
     if not is_fits(path):
         raise ConfigError(f"--hdu applies to FITS files; {path.name} is not one", path=path)
     return {"hdu": args.hdu}
+
+
+def series_args(path, args) -> dict:
+    """``--series``: the ``series=`` of :func:`sciconv.io.read` for a TIFF input (empty
+    without it); a :class:`~sciconv.errors.ConfigError` for an input not named as a TIFF.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> series_args(Path("slide.scn"), argparse.Namespace(series=0))
+    {'series': 0}
+    """
+    from sciconv import io
+
+    series = getattr(args, "series", None)
+    if series is None:
+        return {}
+    if not path.name.lower().endswith(io.TIFF_EXTENSIONS):
+        raise ConfigError(f"--series applies to TIFF files; {path.name} is not one", path=path)
+    return {"series": series}
 
 
 def mask_file(path, args) -> Path | None:
@@ -692,7 +714,7 @@ def probe_inputs(paths, args, batch) -> tuple[dict, list]:
     stacks, mosaics = {}, []
     for p in paths:
         with batch.one_input(p, also=(ConfigError,)):  # --channel K beyond its channels: its own
-            planes = io.plane_axes(p)
+            planes = io.plane_axes(p, **series_args(p, args))
             shape = None
             if not planes[0] and (args.block is None or args.channel is not None):
                 shape = io.probe_shape(p, **hdu_args(p, args))

@@ -312,6 +312,8 @@ def test_manifest_is_valid_and_points_at_the_functions():
     assert commands["sciconv.nuclei_widget"] == "sciconv.napari._widget:nuclei_widget"
     patterns = manifest.contributions.readers[0].filename_patterns
     assert {"*.fits", "*.fits.fz", "*.tif", "*.ome.tiff"} <= set(patterns)
+    # every TIFF flavour io.read reads (Aperio .svs, Leica .scn, Zeiss .lsm ...) opens in napari
+    assert {f"*{e}" for e in io.TIFF_EXTENSIONS} <= set(patterns)
 
 
 # --- napari itself, headless, in a child process (Qt and OpenGL stay out of the test process) ---

@@ -448,6 +448,7 @@ def predict_mosaic(
     regions: str | None = None,
     geojson: bool = False,
     hdu: int | str | tuple[str, int] | None = None,
+    series: int | None = None,
     background: str = "auto",
     channel: int | None = None,
     nodata: float | None = None,
@@ -496,6 +497,9 @@ def predict_mosaic(
         read from the labels window by window). Needs shapely (``sciconv[ome]``).
     hdu : int, str or (str, int), optional
         FITS only: the HDU to segment (as :func:`sciconv.io.read` takes it).
+    series : int, optional
+        TIFF only: the image of a file holding several (as :func:`sciconv.io.read` takes it;
+        default: its main one).
     background : {"auto", "map", "none"}, optional
         ``"map"``: catalog ``flux``/``background`` columns against a background map of each
         block window (``predict_instances_blocks(background=True)``); ``"auto"`` (default):
@@ -590,7 +594,15 @@ def predict_mosaic(
     for target in outs.values():
         if target.exists() and not overwrite:
             raise OutputExistsError("output exists; pass overwrite=True to replace it", path=target)
-    image = io.read(path, lazy=True, hdu=hdu, nodata=nodata, mask=mask, ignore_flags=ignore_flags)
+    image = io.read(
+        path,
+        lazy=True,
+        hdu=hdu,
+        series=series,
+        nodata=nodata,
+        mask=mask,
+        ignore_flags=ignore_flags,
+    )
     if nodata is None and image.wcs is not None:  # a sky mosaic's uncovered area filled with 0
         check_nodata_fill(image, path=path)
     if channel is not None:

@@ -35,8 +35,15 @@ FITS_EXTENSIONS = (
     ".fits.bz2",
     ".fits.Z",
 )
-#: File name endings read as TIFF (through tifffile); ``.ome.tif`` names OME-TIFF.
-TIFF_EXTENSIONS = (".ome.tif", ".ome.tiff", ".tif", ".tiff")
+#: File name endings read as TIFF (through tifffile); ``.ome.tif`` names OME-TIFF. Besides
+#: ``.tif``: BigTIFF (``.btf``, ``.tf8``) and the TIFF-based formats of microscopes and slide
+#: scanners whose main image and pixel size sciconv reads (Aperio ``.svs``, Hamamatsu ``.ndpi``,
+#: Leica ``.scn``, Zeiss ``.lsm``, MetaMorph ``.stk``, PerkinElmer ``.qptiff``); not Ventana
+#: ``.bif``, whose tiles tifffile does not stitch.
+TIFF_EXTENSIONS = (
+    ".ome.tif", ".ome.tiff", ".tif", ".tiff", ".btf", ".tf8",
+    ".svs", ".ndpi", ".scn", ".lsm", ".stk", ".qptiff",
+)  # fmt: skip
 #: Folder name endings read as OME-Zarr (NGFF) images; folders, so not in IMAGE_EXTENSIONS.
 ZARR_EXTENSIONS = (".ome.zarr", ".zarr")
 #: File name endings read as PNG.
@@ -530,7 +537,8 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[P
     Hidden files (names starting with ``.``, which includes the temporary files of an interrupted
     :func:`~sciconv.io.write`) and broken links are skipped. Extensions are matched
     case-insensitively: ``.fits .fit .fts .fits.gz .fits.fz .fz .tif .tiff .png .jpg .jpeg``
-    (``.ome.tif`` included). OME-Zarr stores are folders and are not listed.
+    (``.ome.tif`` included), and the TIFF-based ``.btf .tf8 .svs .ndpi .scn .lsm .stk .qptiff``
+    (:data:`TIFF_EXTENSIONS`). OME-Zarr stores are folders and are not listed.
 
     Parameters
     ----------

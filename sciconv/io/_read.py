@@ -37,6 +37,7 @@ def read(
     section: tuple[slice, slice] | None = None,
     lazy: bool = False,
     level: int = 0,
+    series: int | None = None,
     mask=None,
     mask_hdu: int | str | tuple[str, int] | None = "auto",
     ignore_flags: int | str | list | None = 0,
@@ -69,6 +70,14 @@ def read(
         (``.ome.zarr`` folder, or any zarr group folder such as ``x.ome.zarr/labels/nuclei``)
         is read through ome-zarr/dask (``pip install "sciconv[ome]"``): ``lazy=True`` reads
         only the chunks a region needs.
+    series : int, optional
+        TIFF only: which image of a file holding several (tifffile's ``TiffFile.series``
+        index; negative counts from the end). Default: the main one, the largest image that is
+        not a whole slide's side image (a Leica SCN's scan, not the macro before it; an SVS's
+        scan, not its thumbnail, label or macro; a plate's first position); a warning says
+        which images were left out, with their sizes and what they are, when the image read is
+        not the first or others of its size remain. ``meta["series"]`` records a series other
+        than 0.
     mask : str, os.PathLike or array_like, optional
         A bad-pixel mask for this image: a file (FITS, TIFF, PNG; a FITS mask's first image HDU;
         ``section`` is applied to it as to the image) or an array of the pixels' ``(H, W)`` (or
@@ -117,8 +126,11 @@ def read(
     GridImage
         ``.data`` float32 ``(H, W, C)`` with NaN at bad pixels, ``.mask`` True there
         (``meta["mask_from"]`` names the mask HDU or file when one was applied). Microscopy
-        files (OME-TIFF, ImageJ, OME-Zarr) also give ``meta["pixel_size"]`` ``(dy, dx)`` in
-        ``meta["pixel_unit"]`` (e.g. ``"µm"``) and ``meta["channel_names"]`` when they store them.
+        files (OME-TIFF, ImageJ, OME-Zarr; Zeiss LSM, Aperio SVS, Leica SCN, MetaMorph STK,
+        FluoView, Philips, NDPI and TIFF resolution tags in µm) also give
+        ``meta["pixel_size"]`` ``(dy, dx)`` in ``meta["pixel_unit"]`` (e.g. ``"µm"``; where it
+        was read: ``meta["pixel_size_from"]``) and ``meta["channel_names"]`` when they store
+        them.
 
     Raises
     ------
@@ -127,7 +139,8 @@ def read(
         the message names the file and the problem.
     ConfigError
         An argument is not valid (``hdu``, ``axes``, ``section``, ``stack`` with ``lazy``,
-        ``level`` out of range or given for a file that is not OME-Zarr).
+        ``level`` out of range or given for a file that is not OME-Zarr, ``series`` beyond the
+        file's images or given for a file that is not TIFF).
     MissingDependencyError
         An OME-Zarr store was given and zarr / ome-zarr are not installed.
 
@@ -182,6 +195,7 @@ def read(
             section=section,
             lazy=lazy,
             level=level,
+            series=series,
             mask_hdu=mask_hdu,
             ignore_flags=ignore_flags,
         )
@@ -192,7 +206,7 @@ def read(
             "sciconv",
         )
     if section is not None:  # where it sits in the file's image (QuPath GeoJSON, QA55 #5)
-        origin = _section_origin(img, path, section, hdu=hdu, level=level)
+        origin = _section_origin(img, path, section, hdu=hdu, level=level, series=series)
         img.meta.setdefault("section_origin", origin)
     if nodata is not None:
         img = apply_nodata(img, nodata)
@@ -214,7 +228,7 @@ def read(
             uncertainty,
             uncertainty_type,
             section=section,
-            full_shape=_full_shape(img, path, section, hdu=hdu, level=level),
+            full_shape=_full_shape(img, path, section, hdu=hdu, level=level, series=series),
             read_file=_read_error_file,
         )
     if lazy and type(img.data) is LazyImage:  # picklable: workers open the file themselves
@@ -232,6 +246,7 @@ def read(
                     axes=axes,
                     section=section,
                     level=level,
+                    series=series,
                     mask=mask_arg,
                     mask_hdu=mask_hdu,
                     ignore_flags=ignore_flags,
@@ -244,23 +259,25 @@ def read(
     return img
 
 
-def _full_shape(img: GridImage, path, section, *, hdu, level) -> tuple[int, int]:
+def _full_shape(img: GridImage, path, section, *, hdu, level, series) -> tuple[int, int]:
     """The ``(H, W)`` of the image in its file, before ``section``."""
     if section is None:
         return tuple(int(s) for s in img.shape[:2])
-    whole = _read_file(path, hdu=hdu, level=level, lazy=True, pixels_only=True, mask_hdu=None)
+    whole = _read_file(
+        path, hdu=hdu, level=level, series=series, lazy=True, pixels_only=True, mask_hdu=None
+    )
     try:
         return tuple(int(s) for s in whole.data.shape[:2])
     finally:
         whole.data.close()
 
 
-def _section_origin(img: GridImage, path, section, *, hdu, level) -> tuple[int, int]:
+def _section_origin(img: GridImage, path, section, *, hdu, level, series) -> tuple[int, int]:
     """The first row and column of ``section`` in the file's image (``meta["section_origin"]``,
     :func:`sciconv.io._pyramid.full_resolution_frame`); a negative start counts from its end."""
     starts = [0 if s.start is None else int(s.start) for s in section]
     if min(starts) < 0:
-        full = _full_shape(img, path, section, hdu=hdu, level=level)
+        full = _full_shape(img, path, section, hdu=hdu, level=level, series=series)
         starts = [s.indices(n)[0] for s, n in zip(section, full)]
     return (starts[0], starts[1])
 
@@ -326,6 +343,7 @@ def _read_file(
     lazy=False,
     pixels_only=False,
     level=0,
+    series=None,
     mask_hdu="auto",
     ignore_flags=0,
 ) -> GridImage:
@@ -337,6 +355,8 @@ def _read_file(
     if is_zarr(path):
         if not auto and mask_hdu is not None:
             raise ConfigError(f"mask_hdu= applies to FITS files only; got it for {path}")
+        if series is not None:
+            raise ConfigError(f"series= applies to TIFF files only; got it for {path}")
         return _read_zarr_store(
             Path(path), hdu=hdu, axes=axes, stack=stack, section=section, lazy=lazy, level=level
         )
@@ -356,6 +376,7 @@ def _read_file(
             section=section,
             lazy=lazy,
             pixels_only=pixels_only,
+            series=series,
             mask_hdu=mask_hdu,
             ignore_flags=ignore_flags,
         )
@@ -387,8 +408,21 @@ def _read_zarr_store(path: Path, *, hdu, axes, stack, section, lazy, level) -> G
 
 
 def _read(
-    path: Path, kind: str, *, hdu, axes, stack, section, lazy, pixels_only, mask_hdu, ignore_flags
+    path: Path,
+    kind: str,
+    *,
+    hdu,
+    axes,
+    stack,
+    section,
+    lazy,
+    pixels_only,
+    mask_hdu,
+    ignore_flags,
+    series=None,
 ) -> GridImage:
+    if series is not None and kind != "tiff":
+        raise ConfigError(f"series= applies to TIFF files only; {path.name} is {kind.upper()}")
     if kind == "fits":
         if axes is not None:
             raise ConfigError("axes= applies to TIFF files only; FITS axes come from the header")
@@ -406,7 +440,13 @@ def _read(
         raise ConfigError(f"hdu= applies to FITS files only; {path.name} is {kind.upper()}")
     if kind == "tiff":
         return read_tiff(
-            path, axes=axes, stack=stack, section=section, lazy=lazy, pixels_only=pixels_only
+            path,
+            axes=axes,
+            stack=stack,
+            section=section,
+            lazy=lazy,
+            pixels_only=pixels_only,
+            series=series,
         )
     if axes is not None:
         raise ConfigError(f"axes= applies to TIFF files only; {path.name} is {kind.upper()}")
@@ -506,7 +546,10 @@ def read_pixels(path: str | os.PathLike) -> np.ndarray:
 
 
 def probe_shape(
-    path: str | os.PathLike, *, hdu: int | str | tuple[str, int] | None = None
+    path: str | os.PathLike,
+    *,
+    hdu: int | str | tuple[str, int] | None = None,
+    series: int | None = None,
 ) -> tuple[int, int, int]:
     """The ``(H, W, C)`` an image file would read as, checked cheaply: header, shape, last row.
 
@@ -521,11 +564,13 @@ def probe_shape(
         The file (any format :func:`read` takes).
     hdu : int, str or (str, int), optional
         FITS only: the HDU, as :func:`read` takes it (default: the first holding pixels).
+    series : int, optional
+        TIFF only: the image of the file, as :func:`read` takes it (default: its main one).
 
     Returns
     -------
     (int, int, int)
-        ``(H, W, C)``, as ``read(path, hdu=hdu).shape``.
+        ``(H, W, C)``, as ``read(path, hdu=hdu, series=series).shape``.
 
     Raises
     ------
@@ -543,11 +588,11 @@ def probe_shape(
     """
     path = user_path(path, error=InvalidImageError)
     fspath = os.fspath(path)
-    if isinstance(fspath, str) and hdu is None:
+    if isinstance(fspath, str) and hdu is None and series is None:
         shape = plain_fits_shape(fspath)
         if shape is not None:
             return shape
-    data = _read_file(path, hdu=hdu, lazy=True, pixels_only=True).data
+    data = _read_file(path, hdu=hdu, series=series, lazy=True, pixels_only=True).data
     try:
         shape = tuple(int(s) for s in data.shape)
         if len(shape) != 3 or shape[0] < 1 or shape[1] < 1:
@@ -558,7 +603,9 @@ def probe_shape(
     return shape
 
 
-def plane_axes(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
+def plane_axes(
+    path: str | os.PathLike, *, series: int | None = None
+) -> tuple[str, tuple[int, ...]]:
     """The time and depth axes of a stack file, as its metadata declare them, and their sizes.
 
     A TIFF whose OME, ImageJ or tifffile metadata name ``T`` (time points) or ``Z`` (depth
@@ -572,6 +619,8 @@ def plane_axes(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
     ----------
     path : str or os.PathLike
         Any file :func:`read` takes.
+    series : int, optional
+        TIFF only: the image of the file, as :func:`read` takes it (default: its main one).
 
     Returns
     -------
@@ -600,5 +649,7 @@ def plane_axes(path: str | os.PathLike) -> tuple[str, tuple[int, ...]]:
             return declared_planes(*zarr_axes(Path(path)))
     path, kind = validate_path(path)
     if kind != "tiff":
+        if series is not None:
+            raise ConfigError(f"series= applies to TIFF files only; {path.name} is {kind.upper()}")
         return "", ()
-    return tiff_plane_axes(path)
+    return tiff_plane_axes(path, series)

@@ -5,20 +5,10 @@ slides, pyramidal OME-TIFF: the full-resolution level) are read through tifffile
 which decodes only the tiles or strips a window touches (needs zarr, ``sciconv[ome]``; without it,
 and for files compressed in one piece, they are decoded whole).
 
-Microscopy metadata (read by tifffile, never parsed by hand) goes into ``GridImage.meta``:
-
-``meta["pixel_size"]``
-    ``(dy, dx)``, the physical size of one pixel (OME ``PhysicalSizeY/X``; ImageJ and plain TIFF
-    ``1 / YResolution, 1 / XResolution``), in ``meta["pixel_unit"]`` (``"µm"``, ``"nm"``, ...).
-    A plain TIFF counts only with ResolutionUnit inch or centimetre (not the 72/96 dpi defaults
-    of image editors). :attr:`GridImage.pixel_scale` turns it into a :class:`PixelScale`.
-``meta["z_spacing"]``
-    The step between Z planes (OME ``PhysicalSizeZ``, ImageJ ``spacing``), same unit.
-``meta["channel_names"]``
-    One name per channel (OME ``Channel/@Name``; ImageJ ``Labels`` when there is one per channel).
-``meta["ome"]``, ``meta["imagej"]``
-    True when the file carries OME-XML or ImageJ hyperstack metadata; ``meta["axes"]`` is then
-    the axes they give (``"TZCYX"``, ...).
+A file holding several images (a whole slide's scan beside its macro and label, a plate's
+positions) is read at its main image, or the one ``series=`` names (:mod:`sciconv.io._tiff_series`).
+Its physical metadata (pixel size, Z step, frame interval, channel names: OME, ImageJ, vendors'
+records, resolution tags) go into ``GridImage.meta`` (:mod:`sciconv.io._tiff_meta`).
 """
 
 from __future__ import annotations
@@ -47,6 +37,10 @@ from sciconv.io._common import (
 )
 from sciconv.io._image import GridImage, LazyImage, decoded_image
 from sciconv.io._mapped import read_mapped
+from sciconv.io._tiff_meta import microscopy_meta
+from sciconv.io._tiff_series import choose_series, main_series, warn_other_series
+from sciconv.io._tiff_units import UNIT_METRES, convert_length, length_unit
+from sciconv.io._tiff_vendor import channels_declared
 
 TIFF_AXES = (
     "YXCSZTNQIRPHEFLMAB"  # letters tifffile uses; Y/X spatial, C/S channels, rest stack-like
@@ -59,7 +53,9 @@ def stored_as_channels(image) -> bool:
 
     A TIFF says so itself: grey planes (photometric MINISBLACK or MINISWHITE) that its OME-XML
     or ImageJ metadata or its channel names declare as channels (an OME-TIFF or ImageJ
-    composite of fluorescence stains: DAPI, phalloidin, ...) are separate images; RGB or YCbCr
+    composite of fluorescence stains: DAPI, phalloidin, ...) are separate images, and so is the
+    ``C`` axis of a microscope's own format (a Zeiss LSM's tracks, a QPTIFF's stains:
+    ``meta["channels_declared"]``) unless it holds the 8-bit RGB of a colour camera; RGB or YCbCr
     samples are the colours of one picture (an H&E slide), and grey planes that nothing names
     (sciconv's own float RGB) stay as they are read.
     A model that takes colour (an ``input_transform`` with ``to_rgb``/``to_gray``) must not
@@ -90,6 +86,8 @@ def stored_as_channels(image) -> bool:
         return False
     if len(shape) < 3 or shape[-1] < 2:
         return False
+    if meta.get("channels_declared"):  # an LSM, QPTIFF, ... C axis (read_tiff)
+        return True
     if str(meta.get("photometric", "")).upper() not in ("MINISBLACK", "MINISWHITE"):
         return False
     # the file says the planes are channels (OME-XML, an ImageJ composite, channel names):
@@ -97,8 +95,9 @@ def stored_as_channels(image) -> bool:
     return bool(meta.get("ome") or meta.get("imagej") or meta.get("channel_names"))
 
 
-def tiff_plane_axes(path: Path) -> tuple[str, tuple[int, ...]]:
-    """The ``T``/``Z`` axes of more than one plane that a TIFF's series declares, and their sizes.
+def tiff_plane_axes(path: Path, series: int | None = None) -> tuple[str, tuple[int, ...]]:
+    """The ``T``/``Z`` axes of more than one plane that a TIFF's series declares, and their sizes
+    (``series``: the image :func:`read_tiff` reads, by default its main one).
 
     Only OME, ImageJ and tifffile's own metadata name these axes (a plain multi-page TIFF gives
     ``I``/``Q``, an unknown kind of plane): ``("", ())`` when there are none, and when the series
@@ -108,8 +107,8 @@ def tiff_plane_axes(path: Path) -> tuple[str, tuple[int, ...]]:
 
     try:
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            axes, shape = series_axes(tif, series), tuple(int(n) for n in series.shape)
+            chosen = tif.series[main_series(tif) if series is None else int(series)]
+            axes, shape = series_axes(tif, chosen), tuple(int(n) for n in chosen.shape)
     except Exception as exc:
         raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
     return declared_planes(axes, shape)
@@ -192,36 +191,11 @@ def _planar_rgb_from_array(tif, page, axes: str, shape: tuple[int, ...]) -> bool
     )
 
 
-_SLIDE_EXTRAS = ("thumbnail", "label", "macro", "overview")  # a whole slide's side images
-
-
-def _warn_other_series(tif, path) -> None:
-    """Say so when the file holds more images than the first series read (multi-position OME
-    acquisitions, wells): the others were dropped silently."""
-    try:
-        size = int(np.prod(tif.series[0].shape))
-        others = [  # not a side image, nor a reduced copy (a pyramid level stored as a series)
-            s
-            for s in tif.series[1:]
-            if not any(k in str(getattr(s, "name", "")).lower() for k in _SLIDE_EXTRAS)
-            and int(np.prod(s.shape)) * 2 >= size
-        ]
-        if not others:
-            return
-        names = [str(getattr(s, "name", "") or f"series {i + 1}") for i, s in enumerate(others)]
-        first = str(getattr(tif.series[0], "name", "") or "series 0")
-    except Exception:  # an odd series table: the read itself reports what is wrong
-        return
-    listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    warn_caller(
-        f"{path}: the file holds {len(others) + 1} images (positions/series); only the first, "
-        f"{first!r}, is read, not {listed}. Split it into one file per image (e.g. with "
-        "tifffile: TiffFile(path).series[i].asarray()) to process the others"
-    )
-
-
-def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = False) -> GridImage:
-    """Read the first series; ``pixels_only`` drops the note that a lazy read was made eagerly."""
+def read_tiff(
+    path: Path, *, axes, stack, section, lazy, pixels_only: bool = False, series: int | None = None
+) -> GridImage:
+    """Read series ``series`` (tifffile's index; None: the main image, :func:`main_series`);
+    ``pixels_only`` drops the note that a lazy read was made eagerly."""
     import tifffile
 
     try:
@@ -230,17 +204,21 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
         raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
     try:
         try:
-            series = tif.series[0]
+            index, asked = choose_series(tif, series, path), series
+            series = tif.series[index]
             tif_axes = series_axes(tif, series)
             shape = tuple(series.shape)
             dtype = series.dtype
             page = series.pages[0] if series.pages else tif.pages[0]
             photometric = getattr(page, "photometric", None)
+        except ConfigError:  # series= beyond the file's images
+            raise
         except Exception as exc:
             raise InvalidImageError(f"damaged TIFF structure ({brief(exc)})", path=path) from exc
         if not shape or 0 in shape:
             raise InvalidImageError(f"TIFF holds no pixels (shape {shape})", path=path)
-        _warn_other_series(tif, path)
+        if asked is None:  # the main image: the others a user would expect, said
+            warn_other_series(tif, index, path)
         use_axes = tif_axes if axes is None else axes.upper()
         if axes is None and _channels_last_pages(tif_axes, shape):
             use_axes = "YXC"  # numpy (H, W, C) saved by tifffile.imwrite without axes
@@ -276,9 +254,13 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
             "shape": shape,
             "photometric": getattr(photometric, "name", photometric),
         }
+        if index:
+            meta["series"] = index
         if axes is not None:
             meta["axes_override"] = use_axes
-        meta.update(_microscopy_meta(tif, page))
+        elif channels_declared(series, photometric, dtype):
+            meta["channels_declared"] = str(series.kind)
+        meta.update(microscopy_meta(tif, page, index))
         if palette:
             return _read_tiff_palette(page, path, meta, section, lazy=lazy, stack=stack)
         roles = _tiff_roles(use_axes, shape, stack=stack, path=path)
@@ -288,7 +270,11 @@ def read_tiff(path: Path, *, axes, stack, section, lazy, pixels_only: bool = Fal
         # an uncompressed contiguous file: where its pixels lie (nothing mapped yet)
         mm = _tiff_layout(tif, series, shape, path) if lazy or section is not None else None
         # a compressed or tiled file: a zarr view that decodes only the tiles a window touches
-        chunks = _tiff_chunks(path, shape) if mm is None and (lazy or section is not None) else None
+        chunks = (
+            _tiff_chunks(path, shape, index)
+            if mm is None and (lazy or section is not None)
+            else None
+        )
         window = (ys.stop - ys.start, xs.stop - xs.start)
         if lazy and mm is not None:
             # each window through a mapping of its own, of the window's pages only (read_mapped):
@@ -389,8 +375,8 @@ _UNMAPPED = (
 )
 
 
-def _tiff_chunks(path: Path, shape: tuple[int, ...]):
-    """``(zarr array, TiffFile)``: the first series at full resolution as tifffile's zarr store
+def _tiff_chunks(path: Path, shape: tuple[int, ...], index: int = 0):
+    """``(zarr array, TiffFile)``: series ``index`` at full resolution as tifffile's zarr store
     shows it, decoding only the tiles or strips that a read touches; None without zarr, or when
     the image is stored as one piece (a window would decode all of it every time)."""
     import tifffile
@@ -401,7 +387,7 @@ def _tiff_chunks(path: Path, shape: tuple[int, ...]):
         return None
     tif = tifffile.TiffFile(path)
     try:
-        array = zarr.open(tif.series[0].aszarr(level=0), mode="r")
+        array = zarr.open(tif.series[index].aszarr(level=0), mode="r")
         if tuple(array.shape) == tuple(shape) and array.nchunks > 1:
             return array, tif
     except Exception:  # a layout tifffile's store does not handle: the whole-image read
@@ -492,170 +478,17 @@ def _read_tiff_palette(page, path, meta, section, *, lazy: bool, stack: bool) ->
     return decoded_image(to_float32(rgb[ys, xs], path=path), path, meta, lazy=lazy, stack=stack)
 
 
-_UNIT_ALIASES = {
-    "um": "µm",
-    "micron": "µm",
-    "microns": "µm",
-    "\u03bcm": "µm",  # Greek mu -> micro sign
-    "\\u00b5m": "µm",  # ImageJ writes the micro sign as this escape
-}
-_UNIT_METRES = {"m": 1.0, "cm": 1e-2, "mm": 1e-3, "µm": 1e-6, "nm": 1e-9, "Å": 1e-10, "pm": 1e-12}
-
-
-def _unit(name) -> str:
-    name = str(name).strip()
-    return _UNIT_ALIASES.get(name.lower(), _UNIT_ALIASES.get(name, name))
-
-
-def _microscopy_meta(tif, page) -> dict:
-    """Pixel size, unit, Z spacing, frame interval (``time_interval``, seconds) and channel
-    names from OME-XML, ImageJ or resolution tags."""
-    meta: dict = {}
-    try:
-        if tif.is_ome and tif.ome_metadata:
-            meta.update(_ome_meta(tif.ome_metadata))
-        elif tif.is_imagej and tif.imagej_metadata:
-            meta.update(_imagej_meta(tif.imagej_metadata, page))
-        else:
-            meta.update(_resolution_meta(page))
-            meta.update(_shaped_meta(tif, in_um="pixel_size" in meta))
-    except Exception as exc:  # metadata is a bonus: the pixels are still good
-        warn_caller(
-            f"{tif.filehandle.path}: microscopy metadata not understood ({brief(exc)}); ignored"
-        )
-    return meta
-
-
-def _shaped_meta(tif, *, in_um: bool) -> dict:
-    """The ``channel_names`` and ``z_spacing_um`` (a stack's Z step, with the resolution tags'
-    pixel size, ``in_um``) sciconv writes in a plain TIFF's JSON description (tifffile's shaped
-    metadata), when they are a list of strings and a positive number."""
-    shaped = tif.shaped_metadata or ()
-    shaped = shaped[0] if shaped and isinstance(shaped[0], dict) else {}
-    meta: dict = {}
-    names = shaped.get("channel_names")
-    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-        meta["channel_names"] = names
-    z_step = shaped.get("z_spacing_um")
-    if in_um and isinstance(z_step, (int, float)) and not isinstance(z_step, bool) and z_step > 0:
-        meta["z_spacing"] = float(z_step)
-    meta.update(_time_interval(shaped.get("time_interval_s"), "s"))
-    return meta
-
-
-#: seconds per time unit, for the frame interval of OME (``TimeIncrementUnit``) and ImageJ
-#: (``tunit``) metadata
-_TIME_SECONDS = {
-    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
-    **dict.fromkeys(("ms", "msec", "millisecond", "milliseconds"), 1e-3),
-    **dict.fromkeys(("us", "µs", "\u03bcs", "\\u00b5s", "microsecond", "microseconds"), 1e-6),
-    **dict.fromkeys(("ns", "nanosecond", "nanoseconds"), 1e-9),
-    **dict.fromkeys(("min", "mins", "minute", "minutes"), 60.0),
-    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
-    **dict.fromkeys(("d", "day", "days"), 86400.0),
-}
-
-
-def _time_interval(value, unit) -> dict:
-    """``{"time_interval": seconds}`` for a positive frame interval in a known time unit."""
-    try:
-        seconds = float(value) * _TIME_SECONDS[str(unit or "s").strip().lower()]
-    except (TypeError, ValueError, KeyError):
-        return {}
-    return {"time_interval": seconds} if seconds > 0 and np.isfinite(seconds) else {}
-
-
-def _ome_meta(xml: str) -> dict:
-    import tifffile
-
-    ome = tifffile.xml2dict(xml).get("OME", {})
-    image = ome.get("Image", {})
-    image = image[0] if isinstance(image, list) else image
-    pixels = image.get("Pixels", {}) or {}
-    meta: dict = {"ome": True}
-    dx, dy = pixels.get("PhysicalSizeX"), pixels.get("PhysicalSizeY")
-    if dx is not None or dy is not None:
-        # each size in its own unit attribute, µm where that is missing (the OME schema default)
-        unit = _unit(pixels.get("PhysicalSizeXUnit", "µm"))
-        y_unit = _unit(pixels.get("PhysicalSizeYUnit", "µm"))
-        if dx is None:
-            dx, unit = dy, y_unit
-        if dy is None:
-            dy, y_unit = dx, unit
-        dy = _convert(float(dy), y_unit, unit)
-        meta["pixel_size"] = (dy, float(dx))
-        meta["pixel_unit"] = unit
-        if pixels.get("PhysicalSizeZ") is not None:
-            z_unit = _unit(pixels.get("PhysicalSizeZUnit", "µm"))
-            meta["z_spacing"] = _convert(float(pixels["PhysicalSizeZ"]), z_unit, unit)
-    meta.update(_time_interval(pixels.get("TimeIncrement"), pixels.get("TimeIncrementUnit", "s")))
-    channels = pixels.get("Channel", [])
-    channels = [channels] if isinstance(channels, dict) else list(channels or [])
-    names = [c.get("Name") for c in channels if isinstance(c, dict)]
-    if names and all(n is not None for n in names):
-        meta["channel_names"] = [str(n) for n in names]
-    return meta
-
-
-def _imagej_meta(ij: dict, page) -> dict:
-    meta: dict = {"imagej": True}
-    unit = _unit(ij.get("unit", "pixel"))
-    tags = page.tags
-    if "XResolution" in tags and "YResolution" in tags:
-        rx, ry = (tags[k].value for k in ("XResolution", "YResolution"))
-        rx, ry = rx[0] / rx[1], ry[0] / ry[1]
-        inch = unit.lower() in ("inch", "in")  # ImageJ's calibration of a 72-dpi file
-        if inch and rx == ry and rx in _DEFAULT_DPI:
-            unit = "pixel"  # a screen convention, not a measurement (as for plain TIFF)
-        if rx > 0 and ry > 0 and unit not in ("pixel", ""):
-            to = 25400.0 if inch else 1.0  # inches in µm: OME and astropy know no "inch"
-            meta["pixel_size"] = (to / ry, to / rx)
-            meta["pixel_unit"] = "µm" if inch else unit
-            if ij.get("spacing") is not None:
-                meta["z_spacing"] = float(ij["spacing"]) * to
-    meta.update(_time_interval(ij.get("finterval"), ij.get("tunit", "s")))
-    labels = ij.get("Labels")
-    channels = int(ij.get("channels", 1) or 1)
-    if isinstance(labels, (list, tuple)) and channels > 1 and len(labels) % channels == 0:
-        first = [str(n) for n in labels[:channels]]
-        if [str(n) for n in labels] == first * (len(labels) // channels):  # one per page
-            meta["channel_names"] = first
-    return meta
-
-
-# dots per inch that image software writes by default: a screen convention, not a measurement
-_DEFAULT_DPI = (72.0, 96.0)
-_RESOLUTION_UNITS = {2: ("inch", 25400.0), 3: ("centimeter", 10000.0)}  # -> µm per unit
-
-
-def _resolution_meta(page) -> dict:
-    """Pixel size in µm from the baseline XResolution/YResolution + ResolutionUnit tags.
-
-    Only a stated unit counts: ResolutionUnit NONE (what tifffile writes by default) or absent
-    says nothing about physical size, nor do the 72/96 dpi defaults of image editors.
-    """
-    tags = page.tags
-    if not all(k in tags for k in ("XResolution", "YResolution", "ResolutionUnit")):
-        return {}
-    unit = _RESOLUTION_UNITS.get(int(tags["ResolutionUnit"].value))
-    if unit is None:
-        return {}
-    rx, ry = (tags[k].value for k in ("XResolution", "YResolution"))
-    rx, ry = rx[0] / rx[1], ry[0] / ry[1]
-    if rx <= 0 or ry <= 0 or (unit[0] == "inch" and rx == ry and rx in _DEFAULT_DPI):
-        return {}
-    return {"pixel_size": (unit[1] / ry, unit[1] / rx), "pixel_unit": "µm"}
-
-
-def tiff_scale_meta(path: Path) -> dict:
-    """The pixel size metadata of a TIFF (``pixel_size``, ``pixel_unit``), reading no pixels."""
+def tiff_scale_meta(path: Path, series: int | None = None) -> dict:
+    """The pixel size metadata of a TIFF (``pixel_size``, ``pixel_unit``) for series ``series``
+    (None: the main image, as :func:`read_tiff` reads it), reading no pixels."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            page = series.pages[0] if series.pages else tif.pages[0]
-            return _microscopy_meta(tif, page)
+            index = main_series(tif) if series is None else int(series)
+            chosen = tif.series[index]
+            page = chosen.pages[0] if chosen.pages else tif.pages[0]
+            return microscopy_meta(tif, page, index)
     except Exception as exc:
         raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
 
@@ -681,10 +514,10 @@ def resolution_tags(meta: dict) -> dict:
 def _pixel_size_in(meta: dict, to: str) -> tuple[float, float] | None:
     """``meta``'s pixel size ``(dy, dx)`` in the length unit ``to``; None without a positive one
     in a length unit."""
-    size, unit = meta.get("pixel_size"), _unit(meta.get("pixel_unit") or "µm")
-    if size is None or unit not in _UNIT_METRES:
+    size, unit = meta.get("pixel_size"), length_unit(meta.get("pixel_unit") or "µm")
+    if size is None or unit not in UNIT_METRES:
         return None
-    dy, dx = (_convert(float(v), unit, to) for v in size)
+    dy, dx = (convert_length(float(v), unit, to) for v in size)
     return (dy, dx) if dx > 0 and dy > 0 else None
 
 
@@ -699,16 +532,10 @@ def z_step_um(meta: dict) -> float | None:
     >>> round(z_step_um({"z_spacing": 500, "pixel_unit": "nm"}), 9)
     0.5
     """
-    step, unit = meta.get("z_spacing"), _unit(meta.get("pixel_unit") or "µm")
-    if step is None or unit not in _UNIT_METRES:
+    step, unit = meta.get("z_spacing"), length_unit(meta.get("pixel_unit") or "µm")
+    if step is None or unit not in UNIT_METRES:
         return None
-    return _convert(float(step), unit, "µm")
-
-
-def _convert(value: float, unit: str, to: str) -> float:
-    if unit == to or unit not in _UNIT_METRES or to not in _UNIT_METRES:
-        return value
-    return value * _UNIT_METRES[unit] / _UNIT_METRES[to]
+    return convert_length(float(step), unit, "µm")
 
 
 #: The axis order of an ImageJ hyperstack.

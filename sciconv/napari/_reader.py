@@ -139,8 +139,10 @@ def _slide_levels(path) -> list | None:
         import zarr
     except ImportError:
         return None
+    from sciconv.io._tiff_series import main_series
+
     tif = tifffile.TiffFile(path)  # held by the stores (their pages) for as long as napari reads
-    series = tif.series[0]
+    series = tif.series[main_series(tif)]  # the image io.read reads: an SCN's scan, not its macro
     axes, sizes, n_levels = series.axes, dict(zip(series.axes, series.shape)), len(series.levels)
     if (
         "Y" not in axes

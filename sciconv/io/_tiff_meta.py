@@ -1,0 +1,169 @@
+"""The physical metadata of a TIFF (read by tifffile, never parsed by hand) in ``GridImage.meta``.
+
+``meta["pixel_size"]``
+    ``(dy, dx)``, the physical size of one pixel, in ``meta["pixel_unit"]`` (``"µm"``,
+    ``"nm"``, ...); ``meta["pixel_size_from"]`` says where it was read. From, the first that
+    gives one: OME ``PhysicalSizeY/X``; ImageJ ``1 / YResolution, 1 / XResolution`` with its
+    ``unit``; a vendor's own record (:mod:`sciconv.io._tiff_vendor`: Zeiss LSM, Aperio SVS,
+    Leica SCN, MetaMorph STK, Olympus FluoView, Philips), in µm; the baseline resolution tags
+    with ResolutionUnit inch or centimetre, in µm. Neither ResolutionUnit NONE nor the dots per
+    inch of screens (72, 96, and the 120/144/192 of scaled and Retina displays, which
+    screenshots carry) is a measurement. :attr:`GridImage.pixel_scale` turns it into a
+    :class:`PixelScale`.
+``meta["z_spacing"]``
+    The step between Z planes (OME ``PhysicalSizeZ``, ImageJ ``spacing``, LSM ``VoxelSizeZ``,
+    ...), same unit.
+``meta["time_interval"]``
+    Seconds between time points (OME ``TimeIncrement``, ImageJ ``finterval``, LSM
+    ``TimeIntervall``, ...).
+``meta["channel_names"]``
+    One name per channel (OME ``Channel/@Name``; ImageJ ``Labels`` when there is one per
+    channel; LSM ``ChannelColors`` names, QPTIFF ``Name``).
+``meta["ome"]``, ``meta["imagej"]``
+    True when the file carries OME-XML or ImageJ hyperstack metadata; ``meta["axes"]`` is then
+    the axes they give (``"TZCYX"``, ...).
+"""
+
+from __future__ import annotations
+
+from sciconv.io._common import brief, warn_caller
+from sciconv.io._tiff_units import convert_length, length_unit, time_interval
+from sciconv.io._tiff_vendor import vendor_meta
+
+
+def microscopy_meta(tif, page, index: int = 0) -> dict:
+    """Pixel size, unit, Z spacing, frame interval (``time_interval``, seconds) and channel
+    names of series ``index`` of ``tif`` (``page``: its first page), from OME-XML, ImageJ, the
+    vendor's metadata or resolution tags (module notes)."""
+    meta: dict = {}
+    try:
+        if tif.is_ome and tif.ome_metadata:
+            meta.update(_ome_meta(tif.ome_metadata, index, len(tif.series)))
+        elif tif.is_imagej and tif.imagej_metadata:
+            meta.update(_imagej_meta(tif.imagej_metadata, page))
+        else:
+            meta.update(_resolution_meta(page))
+            # the vendor's own record wins over the resolution tags: it is the calibration the
+            # instrument's software (ImageScope, ZEN, MetaMorph, ...) and OpenSlide/Bio-Formats
+            # use, while these files' resolution tags, where present, are left at a default
+            # (72 dpi, no unit) or describe something else (an LSM's 1 px/unit, the macro
+            # camera of a slide scanner)
+            meta.update(vendor_meta(tif, index, page))
+            meta.update(_shaped_meta(tif, in_um=meta.get("pixel_unit") == "µm"))
+    except Exception as exc:  # metadata is a bonus: the pixels are still good
+        warn_caller(
+            f"{tif.filehandle.path}: microscopy metadata not understood ({brief(exc)}); ignored"
+        )
+    return meta
+
+
+def _shaped_meta(tif, *, in_um: bool) -> dict:
+    """The ``channel_names`` and ``z_spacing_um`` (a stack's Z step, with the resolution tags'
+    pixel size, ``in_um``) sciconv writes in a plain TIFF's JSON description (tifffile's shaped
+    metadata), when they are a list of strings and a positive number."""
+    shaped = tif.shaped_metadata or ()
+    shaped = shaped[0] if shaped and isinstance(shaped[0], dict) else {}
+    meta: dict = {}
+    names = shaped.get("channel_names")
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        meta["channel_names"] = names
+    z_step = shaped.get("z_spacing_um")
+    if in_um and isinstance(z_step, (int, float)) and not isinstance(z_step, bool) and z_step > 0:
+        meta["z_spacing"] = float(z_step)
+    meta.update(time_interval(shaped.get("time_interval_s"), "s"))
+    return meta
+
+
+def _ome_meta(xml: str, index: int = 0, n_series: int = 1) -> dict:
+    """OME-XML's sizes and names for series ``index``: its Image when the file has one per
+    series tifffile found (else the first)."""
+    import tifffile
+
+    ome = tifffile.xml2dict(xml).get("OME", {})
+    images = ome.get("Image", {})
+    images = images if isinstance(images, list) else [images]
+    image = images[index] if len(images) == n_series and 0 <= index < len(images) else images[0]
+    pixels = (image or {}).get("Pixels", {}) or {}
+    meta: dict = {"ome": True}
+    dx, dy = pixels.get("PhysicalSizeX"), pixels.get("PhysicalSizeY")
+    if dx is not None or dy is not None:
+        # each size in its own unit attribute, µm where that is missing (the OME schema default)
+        unit = length_unit(pixels.get("PhysicalSizeXUnit", "µm"))
+        y_unit = length_unit(pixels.get("PhysicalSizeYUnit", "µm"))
+        if dx is None:
+            dx, unit = dy, y_unit
+        if dy is None:
+            dy, y_unit = dx, unit
+        dy = convert_length(float(dy), y_unit, unit)
+        meta["pixel_size"] = (dy, float(dx))
+        meta["pixel_unit"] = unit
+        meta["pixel_size_from"] = "OME-XML PhysicalSizeX/Y"
+        if pixels.get("PhysicalSizeZ") is not None:
+            z_unit = length_unit(pixels.get("PhysicalSizeZUnit", "µm"))
+            meta["z_spacing"] = convert_length(float(pixels["PhysicalSizeZ"]), z_unit, unit)
+    meta.update(time_interval(pixels.get("TimeIncrement"), pixels.get("TimeIncrementUnit", "s")))
+    channels = pixels.get("Channel", [])
+    channels = [channels] if isinstance(channels, dict) else list(channels or [])
+    names = [c.get("Name") for c in channels if isinstance(c, dict)]
+    if names and all(n is not None for n in names):
+        meta["channel_names"] = [str(n) for n in names]
+    return meta
+
+
+def _imagej_meta(ij: dict, page) -> dict:
+    meta: dict = {"imagej": True}
+    unit = length_unit(ij.get("unit", "pixel"))
+    tags = page.tags
+    if "XResolution" in tags and "YResolution" in tags:
+        rx, ry = (tags[k].value for k in ("XResolution", "YResolution"))
+        rx, ry = rx[0] / rx[1], ry[0] / ry[1]
+        inch = unit.lower() in ("inch", "in")  # ImageJ's calibration of a 72-dpi file
+        if inch and rx == ry and rx in _SCREEN_DPI:
+            unit = "pixel"  # a screen convention, not a measurement (as for plain TIFF)
+        if rx > 0 and ry > 0 and unit not in ("pixel", ""):
+            to = 25400.0 if inch else 1.0  # inches in µm: OME and astropy know no "inch"
+            meta["pixel_size"] = (to / ry, to / rx)
+            meta["pixel_unit"] = "µm" if inch else unit
+            meta["pixel_size_from"] = "ImageJ resolution and unit"
+            if ij.get("spacing") is not None:
+                meta["z_spacing"] = float(ij["spacing"]) * to
+    meta.update(time_interval(ij.get("finterval"), ij.get("tunit", "s")))
+    labels = ij.get("Labels")
+    channels = int(ij.get("channels", 1) or 1)
+    if isinstance(labels, (list, tuple)) and channels > 1 and len(labels) % channels == 0:
+        first = [str(n) for n in labels[:channels]]
+        if [str(n) for n in labels] == first * (len(labels) // channels):  # one per page
+            meta["channel_names"] = first
+    return meta
+
+
+#: Dots per inch of screens, which image editors write by default and screenshots carry (72 and
+#: 96; 120, 144 and 192 for displays scaled 125 %, 150 % and 200 %, and Retina screenshots): a
+#: display convention, never the size of what was imaged (QA: a 144-dpi screenshot of a
+#: micrograph read as 176 µm pixels)
+_SCREEN_DPI = (72.0, 96.0, 120.0, 144.0, 192.0)
+_RESOLUTION_UNITS = {2: ("inch", 25400.0), 3: ("centimeter", 10000.0)}  # -> µm per unit
+
+
+def _resolution_meta(page) -> dict:
+    """Pixel size in µm from the baseline XResolution/YResolution + ResolutionUnit tags.
+
+    Only a stated unit counts: ResolutionUnit NONE (what tifffile writes by default) or absent
+    says nothing about physical size, nor do the screen resolutions of image editors and
+    screenshots (:data:`_SCREEN_DPI`).
+    """
+    tags = page.tags
+    if not all(k in tags for k in ("XResolution", "YResolution", "ResolutionUnit")):
+        return {}
+    unit = _RESOLUTION_UNITS.get(int(tags["ResolutionUnit"].value))
+    if unit is None:
+        return {}
+    rx, ry = (tags[k].value for k in ("XResolution", "YResolution"))
+    rx, ry = rx[0] / rx[1], ry[0] / ry[1]
+    if rx <= 0 or ry <= 0 or (unit[0] == "inch" and rx == ry and rx in _SCREEN_DPI):
+        return {}
+    return {
+        "pixel_size": (unit[1] / ry, unit[1] / rx),
+        "pixel_unit": "µm",
+        "pixel_size_from": f"resolution tags (pixels per {unit[0]})",
+    }
