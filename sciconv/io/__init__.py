@@ -69,9 +69,16 @@ Examples
 #   _files    file kinds, image_stem, list_images, pair_by_stem
 #   _beams    radio cubes' restoring beam per plane (CASA's BEAMS table)
 #   _checksum FITS DATASUM / CHECKSUM verification
+#   _fits_scaling, _fits_hdus   stored -> physical values (BSCALE/BZERO/BLANK, Pan-STARRS
+#             asinh); which HDU is the image, which its mask; parse_hdu
 #   _fits     the one FITS decoder and its fast path for plain files
+#   _chips    the science HDUs of a multi-chip exposure (HST SCI,1/SCI,2, DECam CCDs)
+#   _tiff_units, _tiff_meta, _tiff_vendor, _tiff_series   TIFF physical metadata (OME, ImageJ,
+#             tags; LSM, SVS, SCN, STK, FluoView, Philips) and which series is the main image
 #   _tiff, _png   TIFF (tifffile), PNG/JPEG (Pillow, plus the 16-bit colour PNG codec)
-#   _masks    bad-pixel masks: DQ/MASK HDUs, mask files, astropy bit flags
+#   _mask_sources, _masks   a mask that blanks the sources; bad-pixel masks: DQ/MASK/MSK HDUs,
+#             mask files, astropy bit flags, pipelines' default flags (JWST, Rubin)
+#   _uncertainty_file   an error map in a file of its own (read(uncertainty=))
 #   _read     read(), read_pixels(), probe_shape(): the one entry point to the readers
 #   _write    write() and the FITS/TIFF/PNG writers behind it
 #   _zarr     OME-Zarr (ome-zarr-py): stores read, label groups written atomically
