@@ -107,17 +107,17 @@ def _say(args, *parts) -> None:
         say(*parts)
 
 
-def _read_args(path, args, *, errors: bool = True) -> dict:
-    """``--hdu``, ``--nodata``, ``--mask`` and ``--ignore-flags`` (and with ``errors``,
-    ``--uncertainty-file`` and ``--uncertainty-type``): what :func:`sciconv.io.read` is given
-    for an input."""
+def _read_args(path, args) -> dict:
+    """``--hdu``, ``--series``, ``--nodata``, ``--mask``, ``--ignore-flags``,
+    ``--uncertainty-file`` and ``--uncertainty-type``: what :func:`sciconv.io.read` (and
+    :func:`sciconv.inference.predict_mosaic`) is given for an input."""
     given = {
         "nodata": getattr(args, "nodata", None),
         "mask": mask_file(path, args),
         "ignore_flags": getattr(args, "ignore_flags", None),
     }
     given = {k: v for k, v in given.items() if v is not None}
-    return {**hdu_args(path, args), **given, **(uncertainty_args(path, args) if errors else {})}
+    return {**hdu_args(path, args), **given, **uncertainty_args(path, args)}
 
 
 def _predict_mosaic(model, path, args, params: dict) -> list[Path]:
@@ -134,7 +134,7 @@ def _predict_mosaic(model, path, args, params: dict) -> list[Path]:
         geojson=args.geojson,
         background=args.background,
         channel=args.channel,
-        **_read_args(path, args, errors=False),  # --uncertainty-file: refused for mosaics
+        **_read_args(path, args),
         catalog_format=args.catalog_format,
         format=args.format,
         overwrite=args.overwrite,

@@ -638,15 +638,9 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
     mask_file(path, args)  # --mask names a file for every input
     errors = uncertainty_file(path, args)  # so does --uncertainty-file
     axes, sizes = planes
-    if errors is not None and (axes or mosaic):
-        how = (
-            f"a stack of {axes} planes"
-            if axes
-            else f"block-wise segmentation (--block, or images over {inference.AUTO_BLOCK_PIXELS} "
-            "pixels)"
-        )
+    if errors is not None and axes:
         raise ConfigError(
-            f"{path}: --uncertainty-file applies to images segmented whole, not to {how}; "
+            f"{path}: --uncertainty-file applies to one image, not to a stack of {axes} planes; "
             "run without it (flux errors then come from the background noise)"
         )
     fmt = product_format(path, args.format)

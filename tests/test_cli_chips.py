@@ -187,6 +187,22 @@ def test_uncertainty_file_gives_the_catalog_its_flux_errors(capsys, tmp_path, mo
     )
 
 
+def test_block_wise_runs_take_the_uncertainty_file_too(capsys, tmp_path, models, pair):
+    folder, _ = pair
+    whole, blocks = tmp_path / "w", tmp_path / "b"
+    side = ("--quiet", "--uncertainty-file", "{dir}/{stem}_invvar.fits", "--uncertainty-type")
+    code, _, err = _predict(capsys, models[0], folder / "tile.fits", whole, *side, "ivar")
+    assert code == 0, err
+    code, _, err = _predict(
+        capsys, models[0], folder / "tile.fits", blocks, "--block", "32", *side, "ivar"
+    )
+    assert code == 0, err
+    a = Table.read(whole / "tile_catalog.ecsv")
+    b = Table.read(next(blocks.glob("tile_catalog.*")))
+    assert len(a) == len(b) == 1
+    assert float(b["flux_err"][0]) == pytest.approx(float(a["flux_err"][0]), rel=1e-5)
+
+
 def test_an_inferred_type_is_said_and_a_file_that_does_not_say_is_refused(
     capsys, tmp_path, models, pair
 ):
@@ -225,11 +241,10 @@ def test_uncertainty_file_options_are_checked_before_anything_runs(capsys, tmp_p
     assert code != 0
     assert_one_line_error(err, "--uncertainty-type var", "--uncertainty-file")
     code, _, err = _predict(
-        capsys, models[0], folder / "tile.fits", out, "--block", "16",
-        "--uncertainty-file", "{dir}/{stem}_invvar.fits",
+        capsys, models[0], folder / "tile.fits", out, "--uncertainty-type", "ivar",
     )  # fmt: skip
     assert code != 0
-    assert_one_line_error(err, "tile.fits", "--uncertainty-file", "block-wise")
+    assert_one_line_error(err, "--uncertainty-type ivar", "--uncertainty-file")
     assert not out.exists()
     code, _, err = _predict(
         capsys, models[0], folder / "tile.fits", out, "--uncertainty-type", "sd"

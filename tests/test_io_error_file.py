@@ -203,3 +203,34 @@ def test_an_array_or_an_astropy_uncertainty(survey):
         io.read(sci, uncertainty_type="ivar")
     with pytest.raises(ConfigError, match="stack=True"):
         io.read(sci, uncertainty=ivar, uncertainty_type="ivar", stack=True)
+
+
+def test_a_block_wise_catalog_takes_its_flux_errors_from_the_error_file(tmp_path, threshold_model):
+    """``predict_mosaic(uncertainty=...)`` (``sciconv predict --block N --uncertainty-file``):
+    the catalog's ``flux_err`` is the one the same error map gives as an IVAR HDU."""
+    from sciconv.inference import predict_mosaic
+
+    rng = np.random.default_rng(8)
+    image = rng.normal(-1.0, 0.05, (96, 128)).astype(np.float32)
+    for y, x in ((20, 30), (60, 90), (70, 20)):
+        image[y - 5 : y + 5, x - 6 : x + 6] += 3.0  # three objects
+    ivar = rng.uniform(50.0, 150.0, image.shape).astype(np.float32)
+    sci, err, both = tmp_path / "f-image.fits", tmp_path / "f-invvar.fits", tmp_path / "f.fits"
+    fits.writeto(sci, image)
+    fits.writeto(err, ivar)
+    fits.HDUList(
+        [fits.PrimaryHDU(image), fits.ImageHDU(ivar, name="IVAR")]
+    ).writeto(both)  # fmt: skip
+    fast = dict(normalize=None, progress=False, blend="none", margin=24, min_size=4, block=64)
+    a = predict_mosaic(
+        threshold_model, sci, tmp_path / "a", uncertainty=err, uncertainty_type="ivar", **fast
+    )
+    b = predict_mosaic(threshold_model, both, tmp_path / "b", **fast)
+    from astropy.table import Table
+
+    ta, tb = Table.read(a["catalog"]), Table.read(b["catalog"])
+    assert len(ta) == len(tb) == 3
+    ta.sort("flux_sum"), tb.sort("flux_sum")
+    np.testing.assert_allclose(ta["flux_err"], tb["flux_err"], rtol=1e-6)
+    # 120 pixels of sigma about 0.1 each: about 1.1, not the sky rms of 0.05 per pixel (0.55)
+    assert 0.9 < float(np.median(ta["flux_err"])) < 1.4

@@ -454,6 +454,8 @@ def predict_mosaic(
     nodata: float | None = None,
     mask=None,
     ignore_flags: int | str | list | None = 0,
+    uncertainty=None,
+    uncertainty_type: str | None = None,
     format: str | None = None,
     history: Sequence[str] | None = None,
     **kwargs,
@@ -510,6 +512,10 @@ def predict_mosaic(
     mask, ignore_flags : optional
         A bad-pixel mask file added to the file's own and the flag bits that are not bad
         (:func:`sciconv.io.read`'s); objects touching bad pixels get ``flag_masked``.
+    uncertainty, uncertainty_type : optional
+        An error map in a file of its own and its kind (``"std"``, ``"var"``, ``"ivar"``), as
+        :func:`sciconv.io.read` takes them: read window by window, the catalog's ``flux_err``
+        comes from it as from an ``ERR``/``IVAR`` HDU of the file.
     channel : int, optional
         Segment this channel of a multi-channel file (a lazy view, :meth:`GridImage.channel
         <sciconv.io.GridImage.channel>`: a fluorescence whole slide's DAPI, say).
@@ -602,6 +608,8 @@ def predict_mosaic(
         nodata=nodata,
         mask=mask,
         ignore_flags=ignore_flags,
+        uncertainty=uncertainty,
+        uncertainty_type=uncertainty_type,
     )
     if nodata is None and image.wcs is not None:  # a sky mosaic's uncovered area filled with 0
         check_nodata_fill(image, path=path)
