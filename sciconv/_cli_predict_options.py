@@ -352,7 +352,7 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--uncertainty-type",
-        choices=("std", "var", "ivar"),
+        choices=("std", "var", "ivar", "stddev", "variance", "invvar"),
         default=None,
         help="what --uncertainty-file holds: standard deviations (unWISE -std-, Euclid RMS), "
         "variances (Pan-STARRS .wt) or inverse variances (Legacy Surveys -invvar-, DECam oow); "

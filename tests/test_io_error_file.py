@@ -197,6 +197,13 @@ def test_an_array_or_an_astropy_uncertainty(survey):
         io.read(sci, uncertainty=ivar[:, 1:], uncertainty_type="ivar")
     with pytest.raises(ConfigError, match="InverseVariance but uncertainty_type='std'"):
         io.read(sci, uncertainty=InverseVariance(ivar), uncertainty_type="std")
+    # the long forms (astropy's, the EXTNAMEs') are the same kinds
+    long = io.read(sci, uncertainty=ivar, uncertainty_type="inverse variance")
+    np.testing.assert_array_equal(_sigma(long), _sigma(img))
+    assert isinstance(
+        io.read(sci, uncertainty=1.0 / ivar, uncertainty_type="Variance").meta["uncertainty"],
+        VarianceUncertainty,
+    )
     with pytest.raises(ConfigError, match=r"uncertainty_type must be one of.*'sd'"):
         io.read(sci, uncertainty=ivar, uncertainty_type="sd")
     with pytest.raises(ConfigError, match="without uncertainty="):

@@ -342,14 +342,24 @@ def test_series_reads_another_image_of_the_file(tmp_path):
         io.read(png, series=0)
 
 
-def test_a_small_first_image_is_passed_over_for_the_large_one(tmp_path):
-    path = tmp_path / "overview_first.tif"
+def test_a_plain_multi_image_tiff_reads_its_first_image_as_other_tools_do(tmp_path):
+    """Review: only whole-slide formats pass over a small first image or named side images;
+    a plate's positions (a small one first, or one named "A1 label-free") read series 0, as
+    tifffile, Fiji and QuPath do, with a warning naming the others."""
+    path = tmp_path / "positions.tif"
     with tifffile.TiffWriter(path) as w:
         w.write(np.zeros((8, 20), np.uint8))
         w.write(np.full((64, 80), 7, np.uint8))
-    with pytest.warns(SciconvWarning, match=r"series 1 \(64 x 80 px\), is read, not series 0 \(8"):
+    with pytest.warns(SciconvWarning, match=r"only the first, series 0 \(8 x 20 px\), is read"):
         img = io.read(path)
-    assert img.shape == (64, 80, 1) and img.data.max() == 7
+    assert img.shape == (8, 20, 1) and img.data.max() == 0
+    named = tmp_path / "named.ome.tif"
+    with tifffile.TiffWriter(named, ome=True) as w:
+        for k, name in enumerate(("A1 label-free", "A2 label-free", "A3 DAPI")):
+            w.write(np.full((16, 16), k, np.uint8), metadata={"Name": name})
+    with pytest.warns(SciconvWarning, match="only the first"):
+        first = io.read(named)
+    assert first.data.max() == 0
 
 
 def test_svs_reads_its_mpp_before_resolution_tags_and_its_side_images_on_request(tmp_path):

@@ -45,3 +45,15 @@ def test_plain_tiff_keeps_like_channel_names(tmp_path):
     # one plane written with the 2-channel image as like: no names
     one = io.read(io.write(tmp_path / "one.tif", img.data[..., :1], like=img))
     assert "channel_names" not in one.meta
+
+
+def test_a_cutout_of_an_array_in_memory_is_placed_in_its_own_pixels():
+    """Review: ``cutout`` recorded an origin on images with no file, so a GeoJSON of the
+    cutout written as its own image landed off its objects."""
+    img = io.GridImage(np.zeros((40, 50, 1), np.float32))
+    cut = img.cutout(10, 30, 20, 40)
+    assert "section_origin" not in cut.meta
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:6, 3:9] = 1
+    shape = shapely_geometry.shape(labels_to_geojson(labels, like=cut)["features"][0]["geometry"])
+    assert shape.bounds == (3.0, 2.0, 9.0, 6.0)

@@ -441,8 +441,9 @@ class GridImage:
         wcs, header = slice_wcs(self.wcs, self.header, ys, xs)
         meta = dict(self.meta)
         meta["cutout"] = (int(ys.start), int(ys.stop), int(xs.start), int(xs.stop))
-        oy, ox = meta.get("section_origin") or (0, 0)  # in the file's image: full_resolution_frame
-        meta["section_origin"] = (int(oy) + int(ys.start), int(ox) + int(xs.start))
+        if self.path is not None or meta.get("section_origin"):  # where it sits in its file
+            oy, ox = meta.get("section_origin") or (0, 0)  # (full_resolution_frame, GeoJSON)
+            meta["section_origin"] = (int(oy) + int(ys.start), int(ox) + int(xs.start))
         if meta.get("uncertainty") is not None:  # an NDData's per-pixel error bars: the same cut
             meta["uncertainty"] = _cut_uncertainty(meta["uncertainty"], (ny, nx), ys, xs)
         windows = meta.pop("uncertainty_windows", None)  # a lazy file's error HDU: read now

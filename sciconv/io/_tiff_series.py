@@ -4,11 +4,14 @@ A whole slide holds its scan beside side images: Aperio SVS, NDPI, QPTIFF, Phili
 name theirs (``Thumbnail``, ``Label``, ``Macro``, ``Map``), a Leica SCN starts with the macro
 (an overview of the whole glass slide) and names nothing; a multi-position OME-TIFF holds one
 image per position, an LSM its thumbnails. :func:`main_series` is the one :func:`read` takes
-by default: the largest image that is not a side image, the first of those near its size (a
-plate's positions: the first). ``read(path, series=i)`` takes another.
+by default: in a whole-slide file the largest image that is not a side image, the first of
+those near its size; in any other file the first, as tifffile, Fiji and QuPath read it.
+``read(path, series=i)`` takes another.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -16,8 +19,14 @@ from sciconv.errors import ConfigError
 from sciconv.io._common import warn_caller
 from sciconv.io._tiff_vendor import scn_macro
 
-#: Words in the names tifffile (or an OME writer) gives a whole slide's side images.
+#: Words in the names tifffile gives a whole slide's side images.
 SIDE_IMAGES = ("thumbnail", "label", "macro", "overview", "map")
+#: tifffile's flags of the whole-slide formats, whose files hold side images beside the scan
+#: (Aperio SVS, Hamamatsu NDPI, Leica SCN, Philips, PerkinElmer QPTIFF, Ventana BIF). Any other
+#: TIFF's first series is its image, as tifffile, Fiji and QuPath read it (review: a
+#: multi-position OME-TIFF whose positions were named "A1 label-free" or sized 64 and 256 px
+#: had another position read).
+WHOLE_SLIDE_FLAGS = ("svs", "ndpi", "scn", "philips", "qpi", "bif")
 
 
 def plane_size(series) -> tuple[int, int]:
@@ -32,29 +41,41 @@ def plane_size(series) -> tuple[int, int]:
 def side_image(tif, index: int) -> str | None:
     """What series ``index`` of ``tif`` is when it is a whole slide's side image and the file
     says so (``"macro"``, ``"label"``, ``"thumbnail"``, ...); None for any other image."""
-    name = str(getattr(tif.series[index], "name", "") or "").lower()
-    word = next((w for w in SIDE_IMAGES if w in name), None)
+    if not whole_slide(tif):
+        return None
+    words = re.findall(r"[a-z]+", str(getattr(tif.series[index], "name", "") or "").lower())
+    word = next((w for w in SIDE_IMAGES if w in words), None)
     if word is not None:
         return word
     return "macro" if scn_macro(tif, index) else None
 
 
+def whole_slide(tif) -> bool:
+    """Whether ``tif`` (a tifffile.TiffFile) is a whole-slide format (:data:`WHOLE_SLIDE_FLAGS`)."""
+    flags = getattr(tif, "flags", set())
+    return any(f in flags for f in WHOLE_SLIDE_FLAGS)
+
+
 def main_series(tif) -> int:
     """The index of the image :func:`sciconv.io.read` takes from ``tif`` (a tifffile.TiffFile)
-    by default: among the series that are not side images (:func:`side_image`; all of them
-    when every one is), the first whose plane has at least half the pixels of the largest.
+    by default: in a whole-slide format (:func:`whole_slide`), among the series that are not
+    side images (:func:`side_image`; all of them when every one is), the first whose plane has
+    at least half the pixels of the largest (a Leica SCN's scan, not the overview before it);
+    in any other TIFF the first series, as other tools read it.
 
     Examples
     --------
     >>> import numpy as np, tempfile, pathlib, tifffile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "two.tif"
-    >>> with tifffile.TiffWriter(p) as w:  # a small overview first, then the scan
+    >>> with tifffile.TiffWriter(p) as w:  # two positions of a plate, the second larger
     ...     w.write(np.zeros((8, 20), np.uint8))
     ...     w.write(np.zeros((64, 80), np.uint8))
     >>> with tifffile.TiffFile(p) as tif:
     ...     main_series(tif)
-    1
+    0
     """
+    if not whole_slide(tif):
+        return 0
     n = len(tif.series)
     areas = [int(np.prod(plane_size(s))) for s in tif.series]
     candidates = [i for i in range(n) if side_image(tif, i) is None] or list(range(n))

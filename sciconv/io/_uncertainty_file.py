@@ -37,6 +37,7 @@ from sciconv.io._header import header_get
 from sciconv.io._image import GridImage, LazyImage
 
 __all__ = [
+    "UNCERTAINTY_ALIASES",
     "UNCERTAINTY_TYPES",
     "apply_uncertainty",
     "uncertainty_kind",
@@ -55,6 +56,22 @@ _WORDS = {
     "ivar": "inverse variance",
 }
 _TYPE_OF_CLASS = {v: k for k, v in UNCERTAINTY_TYPES.items()}
+#: Other spellings ``uncertainty_type`` takes (astropy's and the EXTNAMEs' long forms).
+UNCERTAINTY_ALIASES = {
+    "stddev": "std", "sigma": "std", "rms": "std", "err": "std", "error": "std",
+    "variance": "var",
+    "invvar": "ivar", "inverse_variance": "ivar", "inversevariance": "ivar",
+}  # fmt: skip
+
+
+def _checked_type(uncertainty_type) -> str:
+    """``uncertainty_type`` as one of :data:`UNCERTAINTY_TYPES`' keys (aliases taken)."""
+    if isinstance(uncertainty_type, str):
+        text = uncertainty_type.strip().lower().replace(" ", "_").replace("-", "_")
+        uncertainty_type = UNCERTAINTY_ALIASES.get(text, text)
+    return look_up_option(uncertainty_type, tuple(UNCERTAINTY_TYPES), name="uncertainty_type")
+
+
 # an error file's EXTNAME, and words of its file name, that say what it holds ("wt", "weight"
 # do not: a Pan-STARRS .wt is a variance, a SWarp or DECam weight an inverse variance)
 _EXTNAME_TYPES = {
@@ -87,7 +104,7 @@ def validate_uncertainty_args(uncertainty, uncertainty_type, *, stack: bool, pat
     sciconv.errors.ConfigError: uncertainty_type must be one of 'std', 'var', 'ivar'; got 'sd' ...
     """
     if uncertainty_type is not None:
-        look_up_option(uncertainty_type, tuple(UNCERTAINTY_TYPES), name="uncertainty_type")
+        _checked_type(uncertainty_type)
         if uncertainty is None:
             raise ConfigError(
                 f"uncertainty_type={uncertainty_type!r} was given without uncertainty= (the "
@@ -138,9 +155,7 @@ def uncertainty_kind(uncertainty_type, *, header=None, name=None, unit=None, ima
     sciconv.errors.ConfigError: c4d_200101_012345_oow_r_v1.fits.fz: nothing says whether it ...
     """
     if uncertainty_type is not None:
-        return look_up_option(
-            uncertainty_type, tuple(UNCERTAINTY_TYPES), name="uncertainty_type"
-        ), "as given"
+        return _checked_type(uncertainty_type), "as given"
     said: list[tuple[str, str]] = []
     if header is not None:
         utype = header_get(header, "UTYPE", None)
@@ -253,6 +268,7 @@ def apply_uncertainty(img: GridImage, uncertainty, uncertainty_type, *, section,
     >>> type(out.meta["uncertainty"]).__name__, out.data[..., 0].tolist()
     ('InverseVariance', [[1.0, nan], [1.0, 1.0]])
     """
+    uncertainty_type = None if uncertainty_type is None else _checked_type(uncertainty_type)
     if img.shape[-1] != 1:
         raise ConfigError(
             f"uncertainty= applies to one-channel images; this one has {img.shape[-1]} "

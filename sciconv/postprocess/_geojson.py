@@ -159,8 +159,9 @@ def labels_to_geojson(
         Replace an existing ``path``.
     like : GridImage or mapping, optional
         The image the labels were predicted on (or its ``meta``): labels of a reduced pyramid
-        level or a section of it (``read(store, level=1)``, ``section=``) are written in the
-        full-resolution pixels of its file, where QuPath places objects (module notes). Must
+        level, a section or a cutout of it (``read(store, level=1)``, ``section=``,
+        ``GridImage.cutout`` of an image read from a file) are written in the full-resolution
+        pixels of its file, where QuPath places objects (module notes). Must
         have the labels' size. Default: the labels' own meta when they are a GridImage; a
         plain array is written in its own pixels.
 
@@ -252,8 +253,9 @@ def write_geojson(
         (``{"software": ..., "history": [...]}``, the lines of the image products' HISTORY).
     like : GridImage or mapping, optional
         The image the labels were predicted on (or its ``meta``): labels of a reduced pyramid
-        level or a section of it (``read(store, level=1)``, ``section=``) are written in the
-        full-resolution pixels of its file, where QuPath places objects (module notes). Must
+        level, a section or a cutout of it (``read(store, level=1)``, ``section=``,
+        ``GridImage.cutout`` of an image read from a file) are written in the full-resolution
+        pixels of its file, where QuPath places objects (module notes). Must
         have the labels' size. Default: the labels' own meta when they are a GridImage; a
         plain array is written in its own pixels.
 
