@@ -318,7 +318,7 @@ def _segment_image(model, img, args, params, progress):
         labels, intensity=img, wcs=img.wcs, background=background, error=error
     )
     if source is not None and "flux_err" in table.colnames:
-        table.meta["FLUXERR"] = source
+        table.meta["FLUXERR"] = postprocess.flux_error_note(source, table)
     if std is not None:  # each object's score and uncertainty
         table = _with_scores(table, postprocess.object_scores(labels, prob, std))
     return labels, prob, std, table

@@ -41,3 +41,16 @@ def test_a_bright_star_flux_err_holds_its_poisson_term():
     # the star's own Poisson noise: sqrt(electrons) / gain in ADU (about 1800 ADU)
     poisson = np.sqrt(2e5 * 0.99) / 0.25
     assert row["flux_err"] >= 0.95 * poisson
+
+
+def test_a_chips_own_gain_wins_over_a_primary_egain():
+    """Review: looked up key by key (each in the extension, then the primary), a primary
+    ``EGAIN = 1.0`` beat the chip's own ``GAIN = 4.2``."""
+    img = GridImage(
+        np.zeros((4, 4, 1), np.float32),
+        header=fits.Header({"GAIN": 4.2}),
+        meta={"primary": fits.Header({"EGAIN": 1.0})},
+    )
+    assert effective_gain(img) == pytest.approx(4.2)
+    bare = GridImage(np.zeros((4, 4, 1), np.float32), meta={"primary": {"EGAIN": 1.0}})
+    assert effective_gain(bare) == pytest.approx(1.0)  # the primary's, when the chip has none

@@ -119,9 +119,12 @@ def _objects(labels, ys, xs, shape) -> np.ndarray:
     return objects[ys[0] - y0 : ys[1] - y0, xs[0] - x0 : xs[1] - x0]
 
 
-def measure_window(labels, raw, origin, *, wcs, bad, error, sky, saturation):
+def measure_window(
+    labels, raw, origin, *, wcs, bad, error, sky, saturation, noise_correlation=None
+):
     """:func:`sciconv.postprocess.measure` of a window's objects, positions in the image's
-    pixels; ``bad``: None, ``"nonfinite"`` or a reader of the image's bad-pixel mask."""
+    pixels; ``bad``: None, ``"nonfinite"`` or a reader of the image's bad-pixel mask;
+    ``noise_correlation``: the whole image's (None: independent pixels, applied later)."""
     from sciconv import postprocess
 
     wy0, wx0 = origin
@@ -140,6 +143,7 @@ def measure_window(labels, raw, origin, *, wcs, bad, error, sky, saturation):
         background=sky,
         error=error,
         saturation=saturation,
+        noise_correlation=noise_correlation,
     )
     for name in ("x", "x_weighted", "bbox_xmin", "bbox_xmax"):
         if name in table.colnames:
@@ -150,11 +154,15 @@ def measure_window(labels, raw, origin, *, wcs, bad, error, sky, saturation):
     return table
 
 
-def background_catalog(plan, task: dict, labels, counts, *, tile: int, counts_header: bool):
+def background_catalog(
+    plan, task: dict, labels, counts, *, tile: int, counts_header: bool, correlation=None
+):
     """The catalog of every block's objects (``counts``: each block's, in row-major order, as
     numbered in ``labels``) against the image's background (module notes); None: no objects.
     ``counts_header``: the image's header says its pixels are counts
-    (:func:`sciconv.postprocess.says_counts`, as the whole-image call reads it)."""
+    (:func:`sciconv.postprocess.says_counts`, as the whole-image call reads it);
+    ``correlation``: the whole image's noise correlation
+    (:meth:`sciconv.postprocess.NoiseCorrelation.from_windows`; None: independent pixels)."""
     from astropy.table import vstack
 
     from sciconv import postprocess
@@ -181,7 +189,12 @@ def background_catalog(plan, task: dict, labels, counts, *, tile: int, counts_he
             error = task["errors"].read(ys, xs)
         else:
             error, _ = postprocess.estimate_error(
-                raw, every, background=sky, background_rms=rms, gain=task["gain"]
+                raw,
+                every,
+                background=sky,
+                background_rms=rms,
+                gain=task["gain"],
+                noise_correlation=correlation,
             )
         table = measure_window(
             mine,
@@ -192,6 +205,7 @@ def background_catalog(plan, task: dict, labels, counts, *, tile: int, counts_he
             error=error,
             sky=sky,
             saturation=task["saturation"],
+            noise_correlation=correlation,
         )
         table["label"] += offset
         tables.append(table)

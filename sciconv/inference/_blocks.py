@@ -565,6 +565,12 @@ def predict_instances_blocks(
         report_stitching(plan, ran, output.array, settings.divisor)
         _report_overlaps(output, plan)
         table = ran["table"]
+        correlation = None  # the whole image's noise correlation: flux_err of resampled images
+        if catalog and (background or task["errors"] is not None):
+            channels = windows.shape[2] if len(windows.shape) == 3 else 1
+            correlation = postprocess.NoiseCorrelation.from_windows(
+                windows.read, output.array, (h, w), channels
+            )
         if catalog and background:  # the image's background under every block's objects
             counts = ran["counts"]
             table = background_catalog(
@@ -574,8 +580,11 @@ def predict_instances_blocks(
                 counts,
                 tile=plan.block,
                 counts_header=postprocess.says_counts(image),
+                correlation=correlation,
             )
             table = empty_catalog(task) if table is None else table
+        elif table is not None:  # measured block by block with independent pixels
+            postprocess.apply_noise_correlation(table, correlation)
         labels = output.finish(overwrite, _label_attrs(image, wcs, model))
     except BaseException:
         if output is not None:
@@ -586,11 +595,12 @@ def predict_instances_blocks(
     if table is not None and "flux_err" in table.colnames:
         errors = np.asarray(table["flux_err"], dtype=np.float64)
         if task["errors"] is not None:  # the file's (or NDData's) own, as the whole image's
-            table.meta["FLUXERR"] = "image uncertainty"
+            source = "image uncertainty"
         elif errors.size and not np.isfinite(errors).any():  # no block's sky measured
-            table.meta["FLUXERR"] = postprocess.NO_RMS
+            source = postprocess.NO_RMS
         else:
-            table.meta["FLUXERR"] = postprocess.error_source(task["gain"])
+            source = postprocess.error_source(task["gain"], correlation)
+        table.meta["FLUXERR"] = postprocess.flux_error_note(source, table)
     if table is not None and unit is not None:  # the blocks measured raw arrays, unitless
         for name in ("flux_sum", "flux_mean", "flux", "flux_err", "background"):
             if name in table.colnames:

@@ -50,6 +50,8 @@ Examples
 #   _background the background under the objects (photutils' Background2D), for measure
 #   _pixels     per-pixel arguments beside labels (background, errors), checked once
 #   _errors     per-pixel error bars (own uncertainty, or background rms + Poisson), for measure
+#   _noise_correlation  correlated noise of resampled images (R of a sum), for measure's flux_err
+#   _sky_errors ra_err / dec_err: the centroid's pixel errors through the WCS's local Jacobian
 #   _catalog    tables -> catalog files (ECSV, VOTable, FITS, CSV; the CSV rule for flat files)
 #   _provenance the HISTORY lines of a prediction: model identity, settings and decisions,
 #               input digest, software stack (for products with and without a HISTORY)
@@ -98,6 +100,7 @@ from sciconv.postprocess._errors import (
     error_windows,
     estimate_error,
     own_error,
+    photon_counting,
 )
 from sciconv.postprocess._geojson import (
     GEOJSON_SUFFIX,
@@ -114,6 +117,12 @@ from sciconv.postprocess._measure import (
     equivalent_diameters,
     measure,
     saturation_level,
+)
+from sciconv.postprocess._noise_correlation import (
+    NoiseCorrelation,
+    apply_noise_correlation,
+    flux_error_note,
+    noise_correlation,
 )
 from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
 from sciconv.postprocess._provenance import (
@@ -155,11 +164,13 @@ __all__ = [
     "SATURATION_KEYWORDS",
     "BackgroundHistogram",
     "BackgroundMesh",
+    "NoiseCorrelation",
     "add_beam_columns",
     "add_image_columns",
     "add_physical_columns",
     "add_plane_columns",
     "add_surface_brightness_columns",
+    "apply_noise_correlation",
     "background_and_rms",
     "beam_pixels",
     "class_name_list",
@@ -171,6 +182,7 @@ __all__ = [
     "estimate_background",
     "estimate_error",
     "flatten_table",
+    "flux_error_note",
     "foreground_probability",
     "geojson_to_labels",
     "history_record",
@@ -180,8 +192,10 @@ __all__ = [
     "measure",
     "measurement_name",
     "model_digest",
+    "noise_correlation",
     "object_scores",
     "own_error",
+    "photon_counting",
     "poisson_cut",
     "prediction_history",
     "product_paths",

@@ -85,11 +85,12 @@ def to_photutils(
     then runs on sciconv's instance labels. photutils and :func:`measure` share the pixel
     convention (x = column, y = row, 0-based pixel centres). Given the same ``background`` and
     ``error``, ``segment_flux`` is :func:`measure`'s ``flux``, ``segment_flux_err`` its
-    ``flux_err``, the centroid (``x_centroid``) its ``x_weighted`` and ``sky_centroid`` its
-    ``ra``/``dec`` (photutils 1.9 to 2.x, which sciconv also takes, spell them
-    ``segment_fluxerr`` and ``xcentroid``); photutils' ``area`` leaves masked pixels out where
-    :func:`measure`'s counts every labelled pixel. The pixels keep the image's unit (a
-    GridImage's ``BUNIT``, an NDData's unit), so fluxes come back as Quantities.
+    ``flux_err`` of independent pixels (``measure(noise_correlation=None)``: photutils has no
+    correlated-noise factor for a resampled image), the centroid (``x_centroid``) its
+    ``x_weighted`` and ``sky_centroid`` its ``ra``/``dec`` (photutils 1.9 to 2.x, which sciconv
+    also takes, spell them ``segment_fluxerr`` and ``xcentroid``); photutils' ``area`` leaves
+    masked pixels out where :func:`measure`'s counts every labelled pixel. The pixels keep the
+    image's unit (a GridImage's ``BUNIT``, an NDData's unit), so fluxes come back as Quantities.
 
     photutils allocates by the largest id, so sparse ids (offset or hashed ones, ids above
     2**31 - 1; the ids :func:`measure` renumbers internally) are renumbered 1, 2, ... in

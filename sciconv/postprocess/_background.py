@@ -8,9 +8,9 @@ Their level is the mean of the background pixels after a Poisson clip (pixels ab
 tail of Poisson(λ) left out: unlabelled sources), photutils' ``MeanBackground`` unclipped in each
 box, and their rms the Poisson one, ``sqrt(level)``. Float images and integer images that are
 not Poisson counts (a CCD's ADU with read noise, an offset microscopy frame) keep the
-sigma-clipped median. Counts are recognised by a header that says so
-(:func:`sciconv.postprocess.effective_gain` 1: a photon-counting mission's counts, or electrons)
-or, without one, by a histogram Poisson's pmf fits (total-variation distance below
+sigma-clipped median. Counts are recognised by a header that says so (:func:`says_counts`: a
+photon-counting mission's counts; electrons or ADU at a gain of 1 are not enough, a CCD's have
+read noise) or, without one, by a histogram Poisson's pmf fits (total-variation distance below
 :data:`_POISSON_FIT`): an 8-bit microscopy frame with a camera offset has a Poisson-like
 variance but almost no zeros (QA: 140 of 531 DSB2018 frames took the counts path, level 17.36
 and rms 4.17 instead of 15.79 and 2.68). The decision reads only how often each value occurs
@@ -276,11 +276,18 @@ def _check_options(box_size, filter_size, grow) -> tuple[int, int, int]:
 
 
 def says_counts(image) -> bool:
-    """Whether ``image``'s header says its pixels are photon counts or electrons (effective gain
-    1, :func:`sciconv.postprocess.effective_gain`); a plain array says nothing.
+    """Whether ``image``'s header says its pixels are photon counts: it names a photon-counting
+    instrument (:func:`sciconv.postprocess.photon_counting`: Chandra, XMM, eROSITA, Swift, ...,
+    no detector gain card) and its unit is counts (effective gain 1,
+    :func:`sciconv.postprocess.effective_gain`); a plain array says nothing.
 
     The rule :func:`background_and_rms` and block-wise catalogs read: with it, photon counts
-    get their Poisson background without their histogram having to look Poisson.
+    get their Poisson background without their histogram having to look Poisson (a
+    spatially varying X-ray background widens it). Electrons (``BUNIT = ELECTRONS``) or ADU at
+    a gain of 1 are *not* taken as counts by their header: a CCD or CMOS frame in electrons has
+    read noise on top of Poisson's (QA: an integer frame with 3.5 e- of read noise on 15 e- of
+    sky got rms 3.88 instead of 5.22), so its histogram must fit Poisson's pmf, as any image
+    without a header's must.
 
     Parameters
     ----------
@@ -297,15 +304,18 @@ def says_counts(image) -> bool:
     >>> from astropy.io import fits
     >>> from sciconv.io import GridImage
     >>> from sciconv.postprocess import says_counts
-    >>> says_counts(np.zeros((4, 4))), says_counts(GridImage(np.zeros((4, 4, 1)),
-    ...     header=fits.Header({"BUNIT": "ELECTRONS"})))
+    >>> def image(**cards):
+    ...     return GridImage(np.zeros((4, 4, 1), np.int32), header=fits.Header(cards))
+    >>> says_counts(np.zeros((4, 4))), says_counts(image(TELESCOP="CHANDRA"))
     (False, True)
+    >>> says_counts(image(BUNIT="ELECTRONS")), says_counts(image(BUNIT="ADU", GAIN=1.0))
+    (False, False)
     """
     if getattr(image, "header", None) is None and getattr(image, "meta", None) is None:
         return False
-    from sciconv.postprocess._errors import effective_gain  # it imports this module
+    from sciconv.postprocess._errors import effective_gain, photon_counting  # it imports us
 
-    return effective_gain(image) == 1.0
+    return photon_counting(image) and effective_gain(image) == 1.0
 
 
 class BackgroundHistogram:

@@ -17,7 +17,13 @@ from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._image_columns import add_image_columns
 from sciconv.postprocess._labels import validate_labels
+from sciconv.postprocess._noise_correlation import (
+    NoiseCorrelation,
+    apply_noise_correlation,
+    correlation_of,
+)
 from sciconv.postprocess._pixels import numbers, per_pixel
+from sciconv.postprocess._sky_errors import sky_errors
 
 #: Rows per chunk of the per-object sums (:func:`measure`, :func:`object_scores`): memory stays
 #: bounded by the chunk, not the image.
@@ -124,6 +130,12 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
     ),
     "ra": ("pos.eq.ra;meta.main", "deg", "right ascension (ICRS)"),
     "dec": ("pos.eq.dec;meta.main", "deg", "declination (ICRS)"),
+    "ra_err": (
+        "stat.error;pos.eq.ra",
+        "arcsec",
+        "1-sigma error of ra on the sky (of ra cos dec)",
+    ),
+    "dec_err": ("stat.error;pos.eq.dec", "arcsec", "1-sigma error of dec"),
     "flag_masked": ("meta.code", None, "True when the object touches a masked (bad) pixel"),
     "masked_fraction": ("meta.code;arith.ratio", None, "fraction of its pixels that are masked"),
     "flag_saturated": (
@@ -373,6 +385,7 @@ def measure(
     background=None,
     error: str | np.ndarray | None = "auto",
     saturation: str | float | None = "auto",
+    noise_correlation: str | NoiseCorrelation | float | None = "auto",
 ):
     """Measure every labelled object: one table row each.
 
@@ -414,6 +427,18 @@ def measure(
         lower limit, its centroid and shape are biased). ``"auto"`` (default): the level the
         ``intensity``'s FITS header gives (``SATURATE`` or ``SATLEVEL``,
         :func:`saturation_level`), else no column. None: no column.
+    noise_correlation : "auto", NoiseCorrelation, float or None, optional
+        How much more an object's summed noise is than its pixels' errors in quadrature: a
+        resampled image (drizzled ``drz``, JWST ``i2d``, a reprojected mosaic) has correlated
+        noise, and ``flux_err`` is then ``sqrt(R)`` too small. ``"auto"`` (default): measured on
+        the ``intensity``'s pixels around the objects
+        (:func:`sciconv.postprocess.noise_correlation`; 64-pixel boxes, so an image at least 64
+        pixels across) and applied to ``flux_err`` (and the weighted centroid's errors) where
+        the noise is measurably correlated, ``R(inf)`` above 1.1: each object's error times
+        ``sqrt(R)`` of a box of its area; white noise leaves them unchanged, and a map in
+        ``Jy/beam`` is left to its ``flux_density_err``. A NoiseCorrelation: that one (a
+        block-wise run's, of the whole image). A number: ``R`` of every object. None: the
+        pixels are independent (photutils' ``segment_flux_err``).
 
     Returns
     -------
@@ -434,11 +459,16 @@ def measure(
           channels; for an object whose flux is negative, a fading source of a difference
           image, its negative pixels weighted by ``|flux|``); with ``background`` also ``flux``
           and ``background``; with an ``error``
-          ``flux_err`` (``meta["FLUXERR"]`` says where the error came from when known) and the
+          ``flux_err`` (``meta["FLUXERR"]`` says where the error came from when known; it
+          includes the correlated-noise factor ``noise_correlation`` gives, and
+          ``meta["FLUXCORR"]`` says what was measured and whether it was applied) and the
           weighted centroid's 1-sigma errors ``x_weighted_err``, ``y_weighted_err`` (pixels;
           SExtractor's ``ERRX2``/``ERRY2``, the pixel errors' propagation);
         - with ``wcs``: ``ra``, ``dec`` (deg) of the weighted centroid when ``intensity`` is given,
-          else of ``x``, ``y`` (``meta["RADECSRC"]`` says which);
+          else of ``x``, ``y`` (``meta["RADECSRC"]`` says which); with the centroid's errors also
+          ``ra_err``, ``dec_err`` (arcsec, on the sky: ``ra_err`` is the error of
+          ``ra * cos(dec)``, Gaia's ``ra_error``), the pixel errors and their covariance through
+          the WCS's local Jacobian at the centroid (scale, rotation, skew and distortion);
         - with a mask: ``flag_masked`` (bool: the object has a masked pixel or touches one, in
           its 8 neighbours) and ``masked_fraction`` (its masked pixels / its area): the fluxes
           and the weighted centroid of flagged objects leave the masked pixels out, while
@@ -509,10 +539,13 @@ def measure(
     if sky is not None:
         bsum = np.zeros((n + 1, c))
     sigma = _pixel_errors(error, intensity, image, labels.shape, c)
+    # correlated noise (a resampled image): the errors of an object of A pixels x sqrt(R(A))
+    measured = None if sigma is None else image
+    correlation = correlation_of(noise_correlation, measured, labels, intensity=intensity)
     if sigma is not None:
         esum = np.zeros((n + 1, c))
         # the weighted centroid's error: sums of var, var x, var x^2 (and y) over its pixels
-        cen = {key: np.zeros((2, n + 1)) for key in ("v", "vx", "vy", "vxx", "vyy")}
+        cen = {key: np.zeros((2, n + 1)) for key in ("v", "vx", "vy", "vxx", "vyy", "vxy")}
     # moments accumulated over row chunks: memory stays O(chunk), not O(H * W) per statistic
     count = np.zeros(n + 1)
     sx = np.zeros(n + 1)
@@ -570,6 +603,7 @@ def measure(
                     for key, weight in (("v", 1.0), ("vx", x), ("vy", y), ("vxx", x * x)):
                         cen[key][s] += np.bincount(ids, v * weight, n + 1)
                     cen["vyy"][s] += np.bincount(ids, v * y * y, n + 1)
+                    cen["vxy"][s] += np.bincount(ids, v * x * y, n + 1)
                 wsum[s] += np.bincount(ids, wgt, n + 1)
                 wx[s] += np.bincount(ids, wgt * x, n + 1)
                 wy[s] += np.bincount(ids, wgt * y, n + 1)
@@ -614,6 +648,7 @@ def measure(
     table["orientation"] = theta
     table["orientation"].unit = "deg"
     px, py = mx, my
+    position_cov = None  # the weighted centroid's (var_x, var_y, cov_xy): ra_err, dec_err
     if image is not None:
         seen = fcount[present] > 0  # an object of masked pixels only has no flux (QA: 0 +- 0)
         fs = np.where(seen, fsum[present], np.nan)
@@ -646,10 +681,12 @@ def measure(
             v, vx, vy = (cen[key][at] for key in ("v", "vx", "vy"))
             vxx, vyy = cen["vxx"][at], cen["vyy"][at]
             with np.errstate(invalid="ignore", divide="ignore"):
-                ex = np.sqrt(np.maximum(vxx - 2 * xw * vx + xw * xw * v, 0.0)) / ws
-                ey = np.sqrt(np.maximum(vyy - 2 * yw * vy + yw * yw * v, 0.0)) / ws
-            table["x_weighted_err"] = np.where(ws > 0, ex, np.nan)
-            table["y_weighted_err"] = np.where(ws > 0, ey, np.nan)
+                var_x = np.maximum(vxx - 2 * xw * vx + xw * xw * v, 0.0) / ws**2
+                var_y = np.maximum(vyy - 2 * yw * vy + yw * yw * v, 0.0) / ws**2
+                cov_xy = (cen["vxy"][at] - xw * vy - yw * vx + xw * yw * v) / ws**2
+            table["x_weighted_err"] = np.where(ws > 0, np.sqrt(var_x), np.nan)
+            table["y_weighted_err"] = np.where(ws > 0, np.sqrt(var_y), np.nan)
+            position_cov = (var_x, var_y, cov_xy)
         px, py = xw, yw
     table.meta["PIXCONV"] = "x = column, y = row, 0-based pixel centres"
     if wcs is not None:
@@ -661,6 +698,10 @@ def measure(
         table["ra"] = np.asarray(ra, dtype=np.float64)
         table["dec"] = np.asarray(dec, dtype=np.float64)
         table["ra"].unit = table["dec"].unit = "deg"
+        if position_cov is not None:  # the centroid's errors on the sky (arcsec)
+            errors = sky_errors(wcs, px, py, *position_cov) if len(present) else (ra, dec)
+            table["ra_err"], table["dec_err"] = (np.asarray(e, np.float64) for e in errors)
+            table["ra_err"].unit = table["dec_err"].unit = "arcsec"
         table.meta["RADECSRC"] = "x_weighted, y_weighted" if image is not None else "x, y"
     if bad is not None:
         inside = np.bincount(labels[bad].astype(np.intp), minlength=n + 1)[present]
@@ -677,7 +718,8 @@ def measure(
     _annotate(table, flux_unit=flux_unit)
     # sizes in µm/arcsec when the image knows its pixel (QA: only the CLI added them), flux
     # densities of a map in Jy/beam, a cube plane's frequency or velocity
-    return add_image_columns(table, intensity, wcs=wcs)
+    add_image_columns(table, intensity, wcs=wcs)
+    return apply_noise_correlation(table, correlation)
 
 
 def _annotate(table, *, flux_unit=None) -> None:
