@@ -184,3 +184,15 @@ def test_predict_measures_linear_fluxes(capsys, tmp_path, stack, everything_mode
     labels = fits.getheader(tmp_path / "out" / f"{stem}_labels.fits")
     assert "BSOFTEN" not in labels and "BOFFSET" not in labels
     assert "Pan-STARRS asinh pixels read linear" in "".join(map(str, labels["HISTORY"]))
+
+
+def test_a_ccddata_product_like_it_is_not_decoded_again(stack, tmp_path):
+    path = stack[0]
+    img = io.read(path)
+    labels = (np.nan_to_num(img.data[..., 0]) > 500).astype(np.int32)
+    ccd = sc.postprocess.to_ccddata(labels, like=img)
+    assert "BSOFTEN" not in ccd.meta and "BOFFSET" not in ccd.meta
+    ccd.write(tmp_path / "ccd.fits")
+    back = io.read(tmp_path / "ccd.fits")
+    assert back.meta.get("scaling") is None
+    np.testing.assert_array_equal(np.nan_to_num(back.data[..., 0]), labels)  # BLANK: masked

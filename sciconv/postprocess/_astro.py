@@ -740,7 +740,7 @@ def to_ccddata(
     if wcs is not None:  # the product's WCS is the ``wcs`` attribute: no stale cards in meta
         for key in wcs.to_header(relax=True):
             meta.remove(key, ignore_missing=True, remove_all=True)
-    for key in ("BUNIT", "BSCALE", "BZERO", "BLANK"):
+    for key in ("BUNIT", "BSCALE", "BZERO", "BLANK", "BSOFTEN", "BOFFSET"):  # read linear
         meta.remove(key, ignore_missing=True, remove_all=True)
     drop_keywords(meta, PIXEL_VALUE_KEYWORDS)  # DATAMIN, SATURATE, GAIN ...: the input's pixels'
     meta.update(cards)
