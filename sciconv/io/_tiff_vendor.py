@@ -187,7 +187,7 @@ def _stk(tif, index: int, page) -> dict:
         info.get("YCalibration"), info.get("XCalibration"), "MetaMorph STK XCalibration", unit
     )
     steps = np.asarray(info.get("ZDistance", ()), dtype=float).ravel()
-    if meta and tif.series[0].axes.startswith("Z") and steps.size > 1:
+    if meta and tif.series[index].axes.startswith("Z") and steps.size > 1:
         # MetaMorph's plane-to-plane distances (µm): a stack's step where they are all one
         step = steps[1:] if steps[0] == 0 else steps
         if np.allclose(step, step[0]) and step[0] > 0:
