@@ -242,6 +242,16 @@ _DSS_KEY = re.compile(
     r"|CNPIX\d|XPIXELSZ|YPIXELSZ|PLTSCALE)$"
 )
 
+# IRAF's world attribute cards (WAT1_001 ...: a TNX/ZPX distortion), which astropy 8 also
+# re-expresses as a TPD distortion; kept beside it (a product written like the image), the two
+# abort any process that builds the WCS (wcslib heap corruption, QA 55)
+_WAT_KEY = re.compile(r"^WAT\d_\d{3}$")
+
+
+def _translated_key(key: str) -> bool:
+    """A card of a plate solution or IRAF distortion that astropy turns into ``CQDISn``/``DQn``."""
+    return bool(_DSS_KEY.match(key) or _WAT_KEY.match(key))
+
 
 def fits_wcs(header, hdul, path: Path):
     """Celestial 2-D WCS of the image, or None (warning when a WCS was there but unusable)."""
@@ -252,12 +262,12 @@ def fits_wcs(header, hdul, path: Path):
     from astropy.wcs import WCS, FITSFixedWarning
 
     keys = list(header.keys())
-    if any(k.startswith(("CQDIS", "DQ")) for k in keys) and any(_DSS_KEY.match(k) for k in keys):
-        # DSS plate keywords next to their own TPD translation (what `header.update(
-        # wcs.to_header())` leaves) corrupt wcslib's heap in astropy 8 and abort the process.
-        # Both describe the same solution: build the WCS from the TPD one only.
+    if any(k.startswith(("CQDIS", "DQ")) for k in keys) and any(map(_translated_key, keys)):
+        # DSS plate keywords or IRAF WAT cards next to their own TPD translation (what
+        # `header.update(wcs.to_header())` leaves) corrupt wcslib's heap in astropy 8 and abort
+        # the process. Both describe the same solution: build the WCS from the TPD one only.
         header = header.copy()
-        for k in [k for k in keys if _DSS_KEY.match(k)]:
+        for k in [k for k in keys if _translated_key(k)]:
             with contextlib.suppress(KeyError):
                 del header[k]
     try:
@@ -552,6 +562,8 @@ def _axis_coordinates(header, axes) -> list[tuple[str, object, object]]:
 
 def _alternate_wcs_key(key: str) -> bool:
     """A card of an alternate WCS (``CTYPE1O``, ``WCSNAMEA``: a primary WCS key and a letter)."""
+    if "." in key:  # a record-valued card (DP1.EXTVER, DQ1.NAXES) is never one
+        return False
     return key[-1:].isalpha() and key[-1:].isupper() and bool(_WCS_KEY.match(key[:-1]))
 
 
@@ -564,7 +576,7 @@ def replace_wcs_cards(header, wcs):
     drop = [
         k
         for k in header.keys()
-        if (_WCS_KEY.match(k) and not _alternate_wcs_key(k)) or _DSS_KEY.match(k)
+        if (_WCS_KEY.match(k) and not _alternate_wcs_key(k)) or _translated_key(k)
     ]
     for key in drop:
         with contextlib.suppress(KeyError):
