@@ -355,10 +355,15 @@ def _plane_positions(catalog, meta: dict) -> None:
         catalog["time"].unit = u.s
         catalog["time"].description = "time of the object's plane (t x the frame interval)"
     if "z" in catalog.colnames and step is not None and unit not in (None, "", "pixel"):
-        catalog.add_column(catalog["z"] * float(step), name="z_phys",
+        from sciconv.postprocess import in_catalog_unit
+
+        # in µm whatever the file's unit, as area_phys (QA: nm from some files)
+        depth, depth_unit = in_catalog_unit(catalog["z"] * float(step), unit)
+        catalog.add_column(depth, name="z_phys",
                            index=catalog.colnames.index("z") + 1)  # fmt: skip
-        catalog["z_phys"].unit = u.Unit(str(unit).replace("µ", "u"))
-        catalog["z_phys"].description = "depth of the object's plane (z x the Z step)"
+        catalog["z_phys"].unit = depth_unit
+        what = "depth of the object's plane (z x the Z step)"
+        catalog["z_phys"].description = f"{what}, in {depth_unit.to_string()}"
 
 
 def _write_segmentation(

@@ -25,10 +25,16 @@ def parse_unit(unit: Any, *, name: str = "unit"):
         text = _UNIT_SPELLINGS.get(text, _UNIT_SPELLINGS.get(text.lower(), text))
         try:
             parsed = u.Unit(text)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"{name} must be a unit of length or angle (e.g. 'um', 'arcsec'); got {unit!r}"
-            ) from exc
+        except (ValueError, TypeError):
+            parsed = None
+        if parsed is None:  # "inch", "ft": astropy's imperial units, how PixelScale spells them
+            try:
+                with u.imperial.enable():
+                    parsed = u.Unit(text)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(
+                    f"{name} must be a unit of length or angle (e.g. 'um', 'arcsec'); got {unit!r}"
+                ) from exc
     if parsed.physical_type not in ("length", "angle"):
         raise ConfigError(
             f"{name} must be a unit of length or angle (e.g. 'um', 'arcsec'); got {unit!r} "
@@ -120,7 +126,7 @@ class PixelScale:
         """``[y, x]`` as an :class:`astropy.units.Quantity` (unit per pixel)."""
         from astropy import units as u
 
-        return u.Quantity([self.y, self.x], self.unit)
+        return u.Quantity([self.y, self.x], parse_unit(self.unit))  # "inch": astropy's imperial
 
     @property
     def area(self) -> float:

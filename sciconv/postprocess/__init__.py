@@ -124,7 +124,14 @@ from sciconv.postprocess._noise_correlation import (
     flux_error_note,
     noise_correlation,
 )
-from sciconv.postprocess._physical import PHYSICAL_COLUMNS, add_physical_columns
+from sciconv.postprocess._physical import (
+    CATALOG_UNITS,
+    PHYSICAL_COLUMNS,
+    PHYSICAL_SUFFIX,
+    add_physical_columns,
+    catalog_unit,
+    in_catalog_unit,
+)
 from sciconv.postprocess._provenance import (
     INPUT_HASH_LIMIT,
     comment_regions,
@@ -148,6 +155,7 @@ from sciconv.postprocess._writers import (
 __all__ = [
     "BACKGROUND_MODES",
     "CATALOG_FORMATS",
+    "CATALOG_UNITS",
     "COLUMN_UCDS",
     "GEOJSON_SUFFIX",
     "INPUT_HASH_LIMIT",
@@ -156,6 +164,7 @@ __all__ = [
     "NO_POISSON",
     "NO_RMS",
     "PHYSICAL_COLUMNS",
+    "PHYSICAL_SUFFIX",
     "PRODUCT_CATALOG_FORMATS",
     "PRODUCT_FORMATS",
     "PRODUCT_SUFFIXES",
@@ -173,6 +182,7 @@ __all__ = [
     "apply_noise_correlation",
     "background_and_rms",
     "beam_pixels",
+    "catalog_unit",
     "class_name_list",
     "comment_regions",
     "effective_gain",
@@ -186,6 +196,7 @@ __all__ = [
     "foreground_probability",
     "geojson_to_labels",
     "history_record",
+    "in_catalog_unit",
     "input_record",
     "instances",
     "labels_to_geojson",

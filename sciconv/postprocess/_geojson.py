@@ -23,6 +23,11 @@ writers are given that image as ``like``: coordinates, centroid and box columns 
 ``y0 + dy * row``, ``x0 + dx * column`` (:func:`sciconv.io._pyramid.full_resolution_frame`),
 and the other pixel columns (``area px^2``, ``semi_major px``) are in full-resolution pixels
 too; physical columns (``area_phys µm^2``) are unchanged.
+
+Physical columns (names ending ``_phys``) are written in µm (or arcsec) to their power, as
+:func:`sciconv.postprocess.add_physical_columns` makes them, whatever unit the table holds
+them in (a catalog of an older run in nm²): ``area_phys µm^2`` is what QuPath's own ``Area
+µm^2`` is, in every file.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from sciconv.postprocess._labels import (
     validate_labels,
 )
 from sciconv.postprocess._measure import id_dtype
+from sciconv.postprocess._physical import PHYSICAL_SUFFIX, in_catalog_unit
 
 __all__ = [
     "GEOJSON_SUFFIX",
@@ -144,7 +150,8 @@ def labels_to_geojson(
     measurements : astropy.table.Table or mapping, optional
         A table with a ``label`` column (e.g. :func:`sciconv.postprocess.measure`); the numeric
         columns of each object's row become its QuPath measurements, named with their units as
-        QuPath names its own (:func:`measurement_name`: ``area px^2``, ``area_phys µm^2``; a
+        QuPath names its own (:func:`measurement_name`: ``area px^2``, ``area_phys µm^2``;
+        physical columns, ``*_phys``, in µm or arcsec to their power whatever their unit; a
         per-channel column is split as :func:`sciconv.postprocess.flatten_table` does:
         ``flux_sum_0``, ...). The centroids (``x``, ``y``, ``x_weighted``, ``y_weighted``:
         0-based pixel centres in the catalog) are written plus 0.5, in the outline's
@@ -482,6 +489,12 @@ def _measurement_rows(measurements, frame=None):
         n for n, c in columns.items() if n != "label" and c.ndim == 1 and c.dtype.kind in "biuf"
     ]
     units = {n: getattr(measurements[n], "unit", None) for n in keep}
+    for n in keep:  # µm / arcsec as every catalog has them (QA: nm² from some files)
+        if n.endswith(PHYSICAL_SUFFIX) and units[n] is not None:
+            try:
+                columns[n], units[n] = in_catalog_unit(columns[n], units[n])
+            except ConfigError:
+                pass  # a unit astropy does not know: written with the name it has
     shown = {n: measurement_name(n, units[n]) for n in keep}
     labels = columns["label"].astype(np.int64)
     order = np.argsort(labels, kind="stable")
