@@ -163,6 +163,7 @@ def photon_counting(image) -> bool:
     >>> import numpy as np
     >>> from astropy.io import fits
     >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import photon_counting
     >>> header = fits.Header({"TELESCOP": "CHANDRA", "INSTRUME": "ACIS"})
     >>> photon_counting(GridImage(np.zeros((2, 2, 1)), header=header))
     True

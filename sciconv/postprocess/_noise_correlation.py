@@ -731,6 +731,7 @@ def flux_error_note(source: str, table) -> str:
     Examples
     --------
     >>> from astropy.table import Table
+    >>> from sciconv.postprocess import flux_error_note
     >>> flux_error_note("image uncertainty", Table({"flux_err": [1.0]}))
     'image uncertainty'
     """
