@@ -288,11 +288,105 @@ class PixelScale:
 
 
 def _on_a_body(wcs) -> bool:
-    """Whether a celestial WCS's axes are longitude and latitude on a body: a planet or moon
-    (``xxLN``: ``MALN`` for Mars), the Sun (heliographic ``HGLN``, Carrington ``CRLN``) or the
-    Earth (``TLON``); their degrees are not angles on the sky (helioprojective ``HPLN`` is)."""
-    lon = str(wcs.wcs.ctype[wcs.wcs.lng if wcs.wcs.lng >= 0 else 0])[:4].upper()
-    return lon == "TLON" or (lon[2:4] == "LN" and lon != "HPLN")
+    """Whether a celestial WCS's degrees are longitude and latitude on a body (a planet, the
+    Sun, the Earth), not angles on the sky (helioprojective ``HPLN`` is)."""
+    return off_sky_frame(wcs) not in (None, HELIOPROJECTIVE)
+
+
+#: Celestial axis types (a CTYPE's letters before the dashes) whose longitude and latitude are
+#: directions on the sky, which ICRS ra/dec can give: equatorial, galactic, ecliptic,
+#: supergalactic and helioecliptic (registered by :mod:`sciconv.io`).
+SKY_AXES = {"RA": "DEC", "GLON": "GLAT", "ELON": "ELAT", "SLON": "SLAT", "HLON": "HLAT"}
+
+#: The frame :func:`off_sky_frame` names for helioprojective axes (``HPLN``/``HPLT``,
+#: ``Solar-X``/``Solar-Y``): angles on the sky seen from the observer, not ICRS directions.
+HELIOPROJECTIVE = "helioprojective"
+
+#: Solar System bodies by the two letters of their ``xxLN``/``xxLT`` axis types (IAU
+#: convention, as astropy reads them: ``MALN`` is Mars longitude).
+BODY_CODES = {
+    "ME": "Mercury",
+    "VE": "Venus",
+    "EA": "Earth",
+    "SE": "Moon",
+    "MA": "Mars",
+    "JU": "Jupiter",
+    "SA": "Saturn",
+    "UR": "Uranus",
+    "NE": "Neptune",
+}
+
+_SOLAR_AXES = dict.fromkeys(("HPLN", "HPLT", "SOLX", "SOLY", "SOLAR"), HELIOPROJECTIVE)
+_SOLAR_AXES |= dict.fromkeys(("HGLN", "HGLT"), "heliographic Stonyhurst")
+_SOLAR_AXES |= dict.fromkeys(("CRLN", "CRLT"), "heliographic Carrington")
+
+
+def axis_code(ctype: str) -> str:
+    """A CTYPE's axis type: its letters before the projection's dashes, upper case.
+
+    Examples
+    --------
+    >>> from sciconv.io._scale import axis_code
+    >>> axis_code("RA---TAN"), axis_code("hpln-tan"), axis_code("Solar-X")
+    ('RA', 'HPLN', 'SOLAR')
+    """
+    return str(ctype).strip().upper().split("-")[0][:5]
+
+
+def off_sky_frame(wcs) -> str | None:
+    """The frame of a WCS's longitude and latitude axes when they are not directions on the
+    sky, else None (the axis types of :data:`SKY_AXES`, or no such axes).
+
+    The answer depends on the axis types alone, never on which frames astropy can transform
+    to ICRS (SunPy, once imported, turns a helioprojective image into 3-D positions near the
+    Sun, whose ICRS directions are seen from the barycentre: no sky position). Not on the sky:
+    helioprojective (``HPLN``/``HPLT``, ``Solar-X``/``Solar-Y``), heliographic Stonyhurst
+    (``HGLN``) and Carrington (``CRLN``), a body's longitude and latitude (``MALN``: Mars,
+    ``SELN``: the Moon, any ``xxLN``; ``TLON``: the Earth) and any other longitude axis.
+
+    Parameters
+    ----------
+    wcs : astropy.wcs.WCS
+        The WCS (its celestial axes, else its first two).
+
+    Returns
+    -------
+    str or None
+        ``"helioprojective"``, ``"heliographic Stonyhurst"``, ``"heliographic Carrington"``,
+        ``"Mars body-fixed"``, ...; None for sky axes.
+
+    Examples
+    --------
+    >>> from astropy.wcs import WCS
+    >>> from sciconv.io._scale import off_sky_frame
+    >>> w = WCS(naxis=2); w.wcs.ctype = ["HPLN-TAN", "HPLT-TAN"]
+    >>> off_sky_frame(w)
+    'helioprojective'
+    >>> w.wcs.ctype = ["MALN-CAR", "MALT-CAR"]; off_sky_frame(w)
+    'Mars body-fixed'
+    >>> w.wcs.ctype = ["GLON-CAR", "GLAT-CAR"]; off_sky_frame(w) is None
+    True
+    """
+    ctypes = [str(c) for c in wcs.wcs.ctype]
+    lng, lat = wcs.wcs.lng, wcs.wcs.lat  # set by wcs.set(); -1 before it
+    if lng >= 0 and lat >= 0:
+        lon, lat = axis_code(ctypes[lng]), axis_code(ctypes[lat])
+    elif len(ctypes) >= 2:
+        lon, lat = axis_code(ctypes[0]), axis_code(ctypes[1])
+    else:
+        return None
+    if SKY_AXES.get(lon) == lat or SKY_AXES.get(lat) == lon:
+        return None
+    for code in (lon, lat):
+        if code in _SOLAR_AXES:
+            return _SOLAR_AXES[code]
+    if lon in ("TLON", "TLAT"):
+        return "Earth body-fixed"
+    if len(lon) == 4 and lon[2:] in ("LN", "LT"):
+        return f"{BODY_CODES.get(lon[:2], lon[:2] + 'LN/' + lon[:2] + 'LT')} body-fixed"
+    if not lon and not lat:
+        return None  # no axis types at all: nothing says these are not on the sky
+    return f"{lon}/{lat}"
 
 
 def scale_from_meta(meta: dict) -> PixelScale | None:

@@ -13,6 +13,7 @@ from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 from sciconv.io._frames import ecliptic_frame
+from sciconv.io._scale import off_sky_frame
 from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._image_columns import add_image_columns
@@ -279,9 +280,11 @@ def _reaches_icrs(wcs) -> bool:
 
 
 def celestial_wcs(wcs, *, instead: str = "ra/dec left out"):
-    """The 2-D celestial part of ``wcs``, or None (with a warning) when its world coordinates
-    do not transform to ICRS (helioprojective ``HPLN``/``HPLT``, planetary frames); the warning
-    says what happens ``instead`` of failing after the model has run.
+    """The 2-D celestial part of ``wcs``, or None (with a warning) when its axes are not
+    directions on the sky (helioprojective ``HPLN``/``HPLT``, heliographic, a planet's: decided
+    by ``off_sky_frame`` from the axis types, whatever frames SunPy or another package taught
+    astropy to transform) or do not transform to ICRS; the warning says what happens
+    ``instead`` of failing after the model has run.
 
     Examples
     --------
@@ -297,6 +300,16 @@ def celestial_wcs(wcs, *, instead: str = "ra/dec left out"):
             "wcs has no celestial axes: ra/dec need a celestial WCS (e.g. GridImage.wcs)"
         )
     wcs = wcs.celestial if wcs.naxis > 2 else wcs
+    frame = off_sky_frame(wcs)
+    if frame is not None:  # QA: SunPy's frames reach ICRS as 3-D points, not sky positions
+        warnings.warn(
+            f"the WCS's celestial axes {list(wcs.wcs.ctype)} are {frame} coordinates (a solar "
+            f"or planetary frame), not directions on the sky: no transformation to ICRS gives "
+            f"them ra/dec: {instead}",
+            SciconvWarning,
+            stacklevel=3,
+        )
+        return None
     if ecliptic_frame(wcs) is not None:  # astropy may have cached ICRS for it, read before
         wcs = copy.copy(wcs)  # sciconv.io registered the ecliptic frames (review); a copy
         vars(wcs).pop("_components_and_classes_cache", None)  # (deepcopy loses EQUINOX)

@@ -17,6 +17,7 @@ from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import as_array, image_pixel_scale, recorded_dtype
 from sciconv.io._common import channels_first_hint
+from sciconv.io._scale import BODY_CODES, axis_code
 
 __all__ = [
     "BAD_COLORS",
@@ -47,7 +48,8 @@ ORIGINS = ("auto", "upper", "lower")
 #: colour of the colormap (or of an RGB image) is used, so masked data never looks like signal.
 BAD_COLORS = ("magenta", "tab:red", "lime", "cyan", "blue", "yellow")
 
-#: Axis labels of the sky frames, by the world axis physical type astropy reports (UCD1+).
+#: Axis labels of the sky, solar and planetary frames, by the world axis physical type astropy
+#: reports (UCD1+; astropy 8 prefixes the solar ones with ``custom:``).
 SKY_LABELS = {
     "pos.eq.ra": "RA",
     "pos.eq.dec": "Dec",
@@ -57,11 +59,18 @@ SKY_LABELS = {
     "pos.ecliptic.lat": "Ecliptic latitude",
     "pos.supergalactic.lon": "Supergalactic longitude",
     "pos.supergalactic.lat": "Supergalactic latitude",
-    "pos.helioprojective.lon": "Helioprojective longitude",
-    "pos.helioprojective.lat": "Helioprojective latitude",
+    "pos.helioprojective.lon": "Helioprojective longitude (Solar-X)",
+    "pos.helioprojective.lat": "Helioprojective latitude (Solar-Y)",
+    "pos.heliographic.stonyhurst.lon": "Stonyhurst longitude",
+    "pos.heliographic.stonyhurst.lat": "Stonyhurst latitude",
+    "pos.heliographic.carrington.lon": "Carrington longitude",
+    "pos.heliographic.carrington.lat": "Carrington latitude",
     "pos.bodyrc.lon": "Longitude",
     "pos.bodyrc.lat": "Latitude",
 }
+
+# physical types of axes off the sky (the Sun, a planet): their labels say the unit, as SunPy's
+_OFF_SKY_TYPES = ("pos.helioprojective.", "pos.heliographic.", "pos.bodyrc.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,9 +276,31 @@ def _sky_labels(ax: Any, *, keep: bool) -> None:
         current = coord.get_axislabel()
         if keep and current not in ("", default):
             continue
-        label = SKY_LABELS.get(default)
+        label = _axis_label(coord, default)
         if label is not None:
             coord.set_axislabel(label)
+
+
+def _axis_label(coord: Any, default: str) -> str | None:
+    """The readable label of a WCSAxes coordinate, from its physical type (astropy 8 spells
+    the solar ones ``custom:pos.helioprojective.lon``: QA, shown as they were) or, for a
+    planet's ``xxLN``/``xxLT`` axes (no physical type), its CTYPE ("Mars longitude"); None
+    keeps astropy's."""
+    kind = default.removeprefix("custom:") if isinstance(default, str) else ""
+    label = SKY_LABELS.get(kind)
+    if label is None:
+        code = axis_code(kind)  # astropy's default for a type-less axis: the CTYPE, lower case
+        if len(code) != 4 or code[2:] not in ("LN", "LT") or code[:2] not in BODY_CODES:
+            return None
+        body = BODY_CODES[code[:2]]
+        label = f"{body} {'longitude' if code[2:] == 'LN' else 'latitude'}"
+    elif not kind.startswith(_OFF_SKY_TYPES):
+        return label  # sky axes: the ticks say the unit (° ′ ″, h m s)
+    try:
+        unit = coord.get_format_unit() or coord.coord_unit
+    except Exception:  # no unit known: the label alone
+        unit = None
+    return label if unit is None else f"{label} [{unit.to_string()}]"
 
 
 def axes_for(ax: Any, wcs: Any, *, origin: str = "lower", figsize=(6.0, 5.0)):
