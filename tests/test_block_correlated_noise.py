@@ -1,6 +1,7 @@
 """Block-wise catalogs of a resampled image take the whole image's noise correlation (QA
 errbars, finding 1): flux_err, the centroid errors and ra_err equal the whole-image catalog's
-whatever the block size, with the background and with the file's own errors."""
+whatever the block size, with the background and with the file's own errors (images whose
+header says they were drizzled; tests/test_correlated_noise_gate.py: the decision without)."""
 
 import keras
 import numpy as np
@@ -60,7 +61,11 @@ def _by_position(whole, blocks):
 def test_block_catalog_of_a_resampled_image_has_the_whole_image_errors(block, monkeypatch):
     monkeypatch.setenv("SCICONV_PRECISION", "float32")
     data = _resampled_field()
-    image = io.GridImage(data[..., None], wcs=_wcs(data.shape), meta={"bunit": "ELECTRONS"})
+    image = io.GridImage(  # its primary header says it was drizzled
+        data[..., None],
+        wcs=_wcs(data.shape),
+        meta={"bunit": "ELECTRONS", "primary": {"NDRIZIM": 4}},
+    )
     model = _detector()
     labels = inference.predict_instances(model, image, normalize=None, progress=False)
     level, rms = postprocess.background_and_rms(image, labels)
@@ -91,7 +96,7 @@ def test_mosaic_catalog_with_the_files_errors_has_the_whole_image_factor(tmp_pat
     fits.HDUList(
         [
             fits.PrimaryHDU(),
-            fits.ImageHDU(data, name="SCI"),
+            fits.ImageHDU(data, fits.Header({"D001KERN": "square"}), name="SCI"),
             fits.ImageHDU(np.full(data.shape, 2.1, np.float32), name="ERR"),
         ]
     ).writeto(path)
@@ -104,3 +109,26 @@ def test_mosaic_catalog_with_the_files_errors_has_the_whole_image_factor(tmp_pat
     assert "flux_err x sqrt(R" in whole.meta["FLUXCORR"]
     np.testing.assert_allclose(np.sort(got["flux_err"]), np.sort(whole["flux_err"]), rtol=1e-6)
     assert got.meta["FLUXERR"] == "image uncertainty" + " x correlated-noise factor (FLUXCORR)"
+
+
+def test_block_catalog_of_a_headerless_resampled_image_decides_as_the_whole_image():
+    """Nothing in the header says resampled: the block-wise catalog reports R and leaves
+    flux_err as the whole image's "auto" does (independent pixels)."""
+    data = _resampled_field(seed=2)
+    image = io.GridImage(data[..., None], wcs=_wcs(data.shape), meta={"bunit": "ELECTRONS"})
+    model = _detector()
+    labels = inference.predict_instances(model, image, normalize=None, progress=False)
+    level, rms = postprocess.background_and_rms(image, labels)
+    error, _ = postprocess.estimate_error(image, labels, background=level, background_rms=rms)
+    whole = postprocess.measure(labels, intensity=image, background=level, error=error)
+    plain = postprocess.measure(
+        labels, intensity=image, background=level, error=error, noise_correlation=None
+    )
+    np.testing.assert_array_equal(whole["flux_err"], plain["flux_err"])
+    assert postprocess.NOT_RESAMPLED_NOTE in whole.meta["FLUXCORR"]
+    _, table = inference.predict_instances_blocks(
+        model, image, block=96, background=True, normalize=None, progress=False
+    )
+    j = _by_position(whole, table)
+    np.testing.assert_allclose(np.asarray(table["flux_err"])[j], whole["flux_err"], rtol=1e-6)
+    assert table.meta["FLUXCORR"] == whole.meta["FLUXCORR"]

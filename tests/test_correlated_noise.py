@@ -5,7 +5,8 @@ pixels: the variance of an aperture sum is ``R`` times the sum of the pixel vari
 ``flux_err`` summed in quadrature was 1.42x too small on a bilinear-resampled image, with a
 correct per-pixel ERR HDU and from the background rms alike. ``measure`` now measures ``R`` on
 the background and applies it where the correlation is a resampling's; white noise and sky
-structure (a crowded HST field, unlabelled wings) keep the old numbers bit for bit.
+structure (a crowded HST field, unlabelled wings) keep the old numbers bit for bit. By default
+("auto") only where the header says the image was resampled: these images carry a drizzle card.
 """
 
 import numpy as np
@@ -26,6 +27,14 @@ from sciconv.postprocess._noise_correlation import (
 )
 
 H = W = 160
+DRIZZLED = {"D001KERN": "square", "D001PIXF": 1.0}  # drizzle's cards: resampled
+
+
+def _drizzled(pixels, **meta):
+    """A GridImage of ``pixels`` (H, W) whose header says it was drizzled."""
+    return GridImage(pixels[..., None].astype(np.float32), header=fits.Header(DRIZZLED), meta=meta)
+
+
 _TURN = np.deg2rad(17.0)
 _M = np.array([[np.cos(_TURN), -np.sin(_TURN)], [np.sin(_TURN), np.cos(_TURN)]])
 
@@ -67,7 +76,9 @@ def test_err_hdu_flux_err_of_a_resampled_image_matches_the_aperture_scatter(real
     fits.HDUList(
         [
             fits.PrimaryHDU(),
-            fits.ImageHDU(reals[0].astype(np.float32), fits.Header({"BUNIT": "ELECTRONS"}), "SCI"),
+            fits.ImageHDU(
+                reals[0].astype(np.float32), fits.Header({"BUNIT": "ELECTRONS", **DRIZZLED}), "SCI"
+            ),
             fits.ImageHDU(err.astype(np.float32), name="ERR"),
         ]
     ).writeto(path)
@@ -93,7 +104,7 @@ def test_background_rms_flux_err_of_a_resampled_image_matches_the_aperture_scatt
 ):
     """No ERR HDU: the background rms of a smoothed image is itself too low; the same R."""
     labels, reals, _, scatter = realisations
-    img = GridImage(reals[1][..., None].astype(np.float32), meta={"bunit": "ELECTRONS"})
+    img = _drizzled(reals[1], bunit="ELECTRONS")
     level, rms = postprocess.background_and_rms(img, labels)
     error, source = postprocess.estimate_error(img, labels, background=level, background_rms=rms)
     table = postprocess.measure(labels, intensity=img, background=level, error=error)
@@ -189,7 +200,7 @@ def test_resampled_sources_get_their_photons_variance():
     scatter = sums.std(axis=0, ddof=1)
     errors = []
     for _ in range(5):
-        img = GridImage(observe()[..., None].astype(np.float32), meta={"bunit": "ELECTRONS"})
+        img = _drizzled(observe(), bunit="ELECTRONS")
         level, rms = postprocess.background_and_rms(img, labels)
         error, source = postprocess.estimate_error(
             img, labels, background=level, background_rms=rms
@@ -244,7 +255,9 @@ def test_channels_are_measured_each():
         [_resampled(rng.normal(0, 4.0, (192, 192))), rng.normal(0, 4.0, (192, 192))], axis=-1
     )
     labels = _apertures((192, 192), step=48)
-    table = postprocess.measure(labels, intensity=image, background=0.0, error=4.0)
+    table = postprocess.measure(  # a plain array: no header, "measure" applies it
+        labels, intensity=image, background=0.0, error=4.0, noise_correlation="measure"
+    )
     plain = postprocess.measure(
         labels, intensity=image, background=0.0, error=4.0, noise_correlation=None
     )

@@ -570,7 +570,7 @@ def predict_instances_blocks(
             channels = windows.shape[2] if len(windows.shape) == 3 else 1
             correlation = postprocess.NoiseCorrelation.from_windows(
                 windows.read, output.array, (h, w), channels
-            )
+            ).gate(postprocess.resampled_by(image))  # measure(noise_correlation="auto")'s rule
         if catalog and background:  # the image's background under every block's objects
             counts = ran["counts"]
             table = background_catalog(

@@ -50,11 +50,11 @@ from sciconv.io._common import (
     shift_axes,
 )
 from sciconv.io._fits_errors import (
-    NOISE_KEYWORDS,
     ErrorHDU,
     error_hdu_uncertainty,
     find_error_hdu,
     no_data_pixels,
+    primary_cards,
 )
 from sciconv.io._fits_hdus import extname, find_mask_hdu, select_hdu
 from sciconv.io._fits_scaling import FitsScaling, physical_values
@@ -287,8 +287,8 @@ def read_fits(
                     block[np.broadcast_to(no_data[..., None], block.shape)] = np.nan
             return block
 
-        if index != 0:  # the noise model's cards an extension leaves to its primary header
-            primary = {k: header_get(hdul[0].header, k) for k in NOISE_KEYWORDS}
+        if index != 0:  # the noise model's (and resampling's) cards left to the primary header
+            primary = primary_cards(hdul[0].header)
             meta["primary"] = {k: v for k, v in primary.items() if v not in (None, UNPARSABLE)}
         if not (lazy or stack or pixels_only):  # an ERR / UNCERT HDU: the pixels' error bars
             found_error = error_hdu_uncertainty(hdul, index, ys, xs, path)

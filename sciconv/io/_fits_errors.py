@@ -20,6 +20,7 @@ the only one, since no gain turns the pixels into photon counts.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,14 @@ __all__ = [
     "ERROR_EXTNAMES",
     "GAIN_KEYWORDS",
     "NOISE_KEYWORDS",
+    "RESAMPLED_CARD",
+    "RESAMPLED_HISTORY",
     "ErrorHDU",
     "error_hdu_uncertainty",
     "find_error_hdu",
     "hdu_values",
     "no_data_pixels",
+    "primary_cards",
     "sigma_of",
 ]
 
@@ -51,6 +55,41 @@ GAIN_KEYWORDS = ("EGAIN", "GAIN", "ATODGAIN", "CCDGAIN")
 #: The cards a noise model needs; an extension's own, else its primary header's
 #: (``GridImage.meta["primary"]``: MEF files keep EXPTIME there, with or without INHERIT).
 NOISE_KEYWORDS = ("EXPTIME", *GAIN_KEYWORDS)
+#: Cards that say an image's pixels were resampled (HST drizzle, JWST resample, SWarp): the
+#: correlated-noise factor of its flux errors (:func:`sciconv.postprocess.resampled_by`).
+RESAMPLED_CARD = re.compile(r"D\d{3}(KERN|PIXF)|NDRIZIM|RESAMPT1|S_RESAMP|SOFTNAME")
+#: Words of a HISTORY line that say so.
+RESAMPLED_HISTORY = re.compile(r"drizzl|swarp|reproject|resampl", re.IGNORECASE)
+
+
+def primary_cards(header) -> dict:
+    """What an extension's image keeps of its file's primary header (``meta["primary"]``): the
+    noise model's cards (:data:`NOISE_KEYWORDS`), the cards saying the pixels were resampled
+    (:data:`RESAMPLED_CARD`: JWST keeps ``S_RESAMP`` there) and the HISTORY lines that do;
+    the cards the header lacks are left out.
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> from sciconv.io._fits_errors import primary_cards
+    >>> h = fits.Header({"EXPTIME": 30.0, "S_RESAMP": "COMPLETE", "OBJECT": "M31"})
+    >>> h.add_history("flat-fielded")
+    >>> h.add_history("AstroDrizzle processing performed")
+    >>> primary_cards(h)
+    {'EXPTIME': 30.0, 'S_RESAMP': 'COMPLETE', 'HISTORY': ['AstroDrizzle processing performed']}
+    """
+    cards = {k: header_get(header, k) for k in NOISE_KEYWORDS}
+    cards = {k: v for k, v in cards.items() if v is not None}
+    for key in header.keys():
+        if RESAMPLED_CARD.fullmatch(key):
+            cards[key] = header_get(header, key)
+    history = [str(v) for v in header.get("HISTORY", [])] if "HISTORY" in header else []
+    said = [line for line in history if RESAMPLED_HISTORY.search(line)]
+    if said:
+        cards["HISTORY"] = said
+    return cards
+
+
 # CCDData's UTYPE card -> astropy.nddata class name; without one, the kind the name says
 _KINDS = ("StdDevUncertainty", "VarianceUncertainty", "InverseVariance")
 _KIND_OF = {

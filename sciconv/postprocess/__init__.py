@@ -101,6 +101,7 @@ from sciconv.postprocess._errors import (
     estimate_error,
     own_error,
     photon_counting,
+    resampled_by,
 )
 from sciconv.postprocess._geojson import (
     GEOJSON_SUFFIX,
@@ -119,6 +120,7 @@ from sciconv.postprocess._measure import (
     saturation_level,
 )
 from sciconv.postprocess._noise_correlation import (
+    NOT_RESAMPLED_NOTE,
     NoiseCorrelation,
     apply_noise_correlation,
     flux_error_note,
@@ -161,6 +163,7 @@ __all__ = [
     "INPUT_HASH_LIMIT",
     "MANY_REGIONS",
     "METHODS",
+    "NOT_RESAMPLED_NOTE",
     "NO_POISSON",
     "NO_RMS",
     "PHYSICAL_COLUMNS",
@@ -211,6 +214,7 @@ __all__ = [
     "prediction_history",
     "product_paths",
     "read_catalog",
+    "resampled_by",
     "saturation_level",
     "says_counts",
     "software_record",

@@ -38,6 +38,7 @@ a brightening one).
 from __future__ import annotations
 
 import numbers
+import re
 import warnings
 
 import numpy as np
@@ -45,7 +46,7 @@ import numpy as np
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array, is_nddata, recorded_dtype
-from sciconv.io._fits_errors import GAIN_KEYWORDS, sigma_of
+from sciconv.io._fits_errors import GAIN_KEYWORDS, RESAMPLED_HISTORY, sigma_of
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import background_and_rms, in_unit
 from sciconv.postprocess._labels import validate_labels
@@ -66,6 +67,7 @@ __all__ = [
     "estimate_error",
     "own_error",
     "photon_counting",
+    "resampled_by",
 ]
 
 #: How an error without a known gain was found (``meta["FLUXERR"]``).
@@ -114,6 +116,64 @@ def _card(image, key: str):
     if value is None and not is_nddata(image):
         value = getattr(image, "meta", {}).get("primary", {}).get(key)
     return value
+
+
+_DRIZZLE = re.compile(r"D\d{3}(KERN|PIXF)|NDRIZIM|RESAMPT1")
+
+
+def resampled_by(image) -> str | None:
+    """The header card saying ``image``'s pixels were resampled, or None: HST drizzle's
+    (``D001KERN``, ``D###PIXF``, ``NDRIZIM``), JWST's ``S_RESAMP`` (not ``SKIPPED``), SWarp's
+    (``RESAMPT1``, ``SOFTNAME``), or a ``HISTORY`` line naming drizzle, SWarp, reproject or a
+    resampling; in the image's own header, else its primary header (``meta["primary"]``), or an
+    NDData's meta. ``measure(noise_correlation="auto")`` applies a correlated-noise factor only
+    to such an image (:mod:`sciconv.postprocess._noise_correlation`).
+
+    Parameters
+    ----------
+    image : GridImage, NDData or array_like
+        The image (a plain array says nothing: None).
+
+    Returns
+    -------
+    str or None
+        The card, e.g. ``"D001KERN = 'square'"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> from sciconv.io import GridImage
+    >>> from sciconv.postprocess import resampled_by
+    >>> pixels = np.zeros((4, 4, 1), np.float32)
+    >>> resampled_by(GridImage(pixels, header=fits.Header({"D001KERN": "square"})))
+    "D001KERN = 'square'"
+    >>> resampled_by(GridImage(pixels, meta={"primary": {"S_RESAMP": "COMPLETE"}}))
+    "S_RESAMP = 'COMPLETE'"
+    >>> resampled_by(pixels) is None
+    True
+    """
+    header = getattr(image, "header", None)
+    if header is None and is_nddata(image):
+        header = image.meta
+    primary = None if is_nddata(image) else getattr(image, "meta", {}).get("primary")
+    for cards in (header, primary):
+        for key in [] if cards is None else list(dict.fromkeys(cards.keys())):
+            name, value = str(key).upper(), cards[key]
+            if name == "HISTORY":
+                lines = [value] if isinstance(value, str) else list(value)
+                said = [str(v).strip() for v in lines if RESAMPLED_HISTORY.search(str(v))]
+                if said:
+                    return f"HISTORY {said[0][:60]}"
+                continue
+            text = str(value).strip()
+            if (
+                _DRIZZLE.fullmatch(name)
+                or (name == "S_RESAMP" and text.upper() not in ("", "SKIPPED"))
+                or (name == "SOFTNAME" and "SWARP" in text.upper())
+            ):
+                return f"{name} = {text!r}"
+    return None
 
 
 def _detector_gain(image) -> float | None:
@@ -385,14 +445,18 @@ def estimate_error(
         integer-valued data.
     box_size, filter_size, grow : int, optional
         As for :func:`sciconv.postprocess.estimate_background`.
-    noise_correlation : "auto", NoiseCorrelation, float or None, optional
+    noise_correlation : "auto", "measure", NoiseCorrelation, float or None, optional
         With a Poisson term: a resampled image's pixel holds ``1 / R(inf)`` of the Poisson
         variance of the photons it averages (its correlated noise, module notes), so the
         Poisson term is divided by ``R(inf)`` where :func:`sciconv.postprocess.measure` applies
         ``sqrt(R)``, and a large object's ``flux_err`` gets its photons' variance (QA: 0.78x
         the scatter with the photons' variance, 1.04 so). ``"auto"`` (default): measured as
-        ``measure`` measures it (give the ``labels``: a background with its objects in is
-        sky structure, and nothing is divided); the others as for ``measure``.
+        ``measure`` measures it, and divided only where the header says the image was
+        resampled (:func:`resampled_by`); ``"measure"``: whatever the header says; the others
+        as for ``measure``. Give the ``labels``: without them the sources' wings are measured as
+        sky structure and the Poisson term is *not* divided by ``R``, while ``measure`` (which
+        has the labels) multiplies by ``sqrt(R)``: a bright source's ``flux_err`` of a
+        resampled image comes out ``sqrt(R(inf))`` too large (QA: 1.45x at ``R`` 2.2).
 
     Returns
     -------

@@ -440,16 +440,22 @@ def measure(
         lower limit, its centroid and shape are biased). ``"auto"`` (default): the level the
         ``intensity``'s FITS header gives (``SATURATE`` or ``SATLEVEL``,
         :func:`saturation_level`), else no column. None: no column.
-    noise_correlation : "auto", NoiseCorrelation, float or None, optional
+    noise_correlation : "auto", "measure", NoiseCorrelation, float or None, optional
         How much more an object's summed noise is than its pixels' errors in quadrature: a
         resampled image (drizzled ``drz``, JWST ``i2d``, a reprojected mosaic) has correlated
-        noise, and ``flux_err`` is then ``sqrt(R)`` too small. ``"auto"`` (default): measured on
+        noise, and ``flux_err`` is then ``sqrt(R)`` too small. ``"measure"``: measured on
         the ``intensity``'s pixels around the objects
         (:func:`sciconv.postprocess.noise_correlation`; 64-pixel boxes, so an image at least 64
         pixels across) and applied to ``flux_err`` (and the weighted centroid's errors) where
-        the noise is measurably correlated, ``R(inf)`` above 1.1: each object's error times
-        ``sqrt(R)`` of a box of its area; white noise leaves them unchanged, and a map in
-        ``Jy/beam`` is left to its ``flux_density_err``. A NoiseCorrelation: that one (a
+        the noise is measurably correlated as a resampling's, ``R(inf)`` above 1.1: each
+        object's error times ``sqrt(R)`` of a box of its area; white noise leaves them
+        unchanged, and a map in ``Jy/beam`` is left to its ``flux_density_err``. ``"auto"``
+        (default): so, but applied only where the ``intensity``'s header says it was resampled
+        (:func:`sciconv.postprocess.resampled_by`: drizzle's ``D001KERN``/``NDRIZIM``, JWST's
+        ``S_RESAMP``, SWarp's, a HISTORY line); otherwise ``meta["FLUXCORR"]`` reports ``R``
+        and why it was not applied (a detector frame of a crowded field with an undersampled
+        PSF, or with interpixel capacitance, measures like a resampling). A NoiseCorrelation:
+        that one (a
         block-wise run's, of the whole image). A number: ``R`` of every object. None: the
         pixels are independent (photutils' ``segment_flux_err``).
 

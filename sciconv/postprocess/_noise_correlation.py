@@ -28,7 +28,13 @@ noise). A correlation spread farther is sky structure, unmasked faint sources or
 crowded HST field: ``rho`` 0.3 at 4 pixels; the nearest offsets 17 % of a star's unlabelled
 wings' ``R - 1``), an uneven microscopy background or a broad smoothing kernel, which these
 offsets cannot measure: it is reported (:meth:`NoiseCorrelation.describe`), not applied. White
-noise (a detector frame) keeps its ``flux_err`` as it was (a factor 1, not a noisy one). An
+noise (a detector frame) keeps its ``flux_err`` as it was (a factor 1, not a noisy one). These
+offsets cannot tell a resampling kernel from a detector frame's undersampled sky (QA: 800-3000
+faint unlabelled sources with a PSF of sigma 0.8-1 pixel, a white-noise frame: R(inf) 1.3-1.8
+taken for a resampling's, flux_err 1.1-1.35x too large), nor from interpixel capacitance of a
+large frame (:data:`MIN_EXCESS`): ``measure(noise_correlation="auto")`` applies a resampling's
+correlation only to an image whose header says it was resampled (:func:`resampled_by`), and
+describes it otherwise; ``"measure"`` applies it whatever the header. An
 anti-correlated noise (``R < 1``) is not applied either (the errors are never made smaller). A
 map in ``Jy/beam`` is left to its ``flux_density_err``
 (:func:`~sciconv.postprocess.add_beam_columns`: correlated over the beam).
@@ -62,6 +68,7 @@ __all__ = [
     "MAX_LAG",
     "MIN_EXCESS",
     "NEAR_SHARE",
+    "NOT_RESAMPLED_NOTE",
     "NoiseCorrelation",
     "apply_noise_correlation",
     "correlation_of",
@@ -78,8 +85,10 @@ BOX_SIZE = 64
 MAX_LAG = 4
 #: Most boxes measured: a larger image's whole boxes are sampled on a regular sub-grid.
 MAX_BOXES = 256
-#: ``R(inf)`` must exceed 1 by this (and by 3 standard errors) to be applied: a few per cent
-#: (interpixel capacitance, charge diffusion of a detector frame) are left out.
+#: ``R(inf)`` must exceed 1 by this (and by 3 standard errors) to be applied. It does not leave
+#: out interpixel capacitance: a 2-3 % IPC (HgCdTe) gives ``R(inf)`` 1.17-1.28, above it on a
+#: frame large enough (QA: 3 %, 62 % of 192-pixel frames; an image under about 128 pixels is
+#: mostly left alone), which is why ``"auto"`` asks the header (:func:`resampled_by`).
 MIN_EXCESS = 0.1
 #: The offsets of 3 and 4 pixels may add at most this share of ``R(inf) - 1`` (a resampling's
 #: correlation ends before: bilinear 0 %, a 1-pixel Gaussian smoothing 15 %; a crowded field's
@@ -124,6 +133,11 @@ class NoiseCorrelation:
     structure : ndarray of bool, shape (C,)
         Whether the correlation is spread farther than a resampling's (module notes): not
         applied.
+    withheld : ndarray of bool, shape (C,)
+        A resampling's correlation not applied: the header does not say the image was
+        resampled (:meth:`gate`).
+    resampled : str or None
+        What :meth:`gate` was given: the header card saying the image was resampled.
     pixels : ndarray of int, shape (C,)
         The background pixels measured.
 
@@ -162,6 +176,8 @@ class NoiseCorrelation:
         self.error_inf = np.full(self.channels, np.nan)
         self.applied = np.zeros(self.channels, bool)
         self.structure = np.zeros(self.channels, bool)
+        self.withheld = np.zeros(self.channels, bool)
+        self.resampled = None
         self.pixels = np.zeros(self.channels, np.int64)
 
     @property
@@ -256,6 +272,22 @@ class NoiseCorrelation:
             self.applied[k] = bool(significant and not self.structure[k])
         return self
 
+    def gate(self, resampled: str | None) -> NoiseCorrelation:
+        """``noise_correlation="auto"``'s rule (module notes): apply a resampling's correlation
+        only where ``resampled`` (:func:`resampled_by`) says the image was resampled; else it is
+        :attr:`withheld` and described (:data:`NOT_RESAMPLED_NOTE`). ``self``.
+
+        Parameters
+        ----------
+        resampled : str or None
+            The header card saying so, or None.
+        """
+        self.resampled = resampled
+        if resampled is None:
+            self.withheld |= self.applied
+            self.applied[:] = False
+        return self
+
     def _ratio(self, k: int, side: np.ndarray) -> np.ndarray:
         """``R(side)`` of channel ``k`` as measured (module notes), for each side (pixels)."""
         side = np.maximum(np.asarray(side, dtype=np.float64), 1.0)[:, None]
@@ -308,6 +340,9 @@ class NoiseCorrelation:
             )
             if self.applied[k]:
                 how = "flux_err x sqrt(R(sqrt(area)))"
+                how += f" (resampled: {self.resampled})" if self.resampled else ""
+            elif self.withheld[k]:
+                how = f"a resampling's, flux_err not changed: {NOT_RESAMPLED_NOTE}"
             elif self.structure[k]:
                 how = (
                     "spread farther than a resampling's (sky structure, unmasked sources or a "
@@ -487,7 +522,8 @@ def _box_products(box: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def noise_correlation(image, labels=None, *, grow: int = GROW) -> NoiseCorrelation:
     """Measure how correlated an image's background noise is (module notes): what
-    :func:`sciconv.postprocess.measure` applies to ``flux_err`` by default.
+    :func:`sciconv.postprocess.measure` applies to ``flux_err`` (``noise_correlation=
+    "measure"``; by default only to an image :func:`~sciconv.postprocess.resampled_by` names).
 
     Parameters
     ----------
@@ -537,6 +573,10 @@ def noise_correlation(image, labels=None, *, grow: int = GROW) -> NoiseCorrelati
     return NoiseCorrelation.of(data, labels, grow=grow)
 
 
+#: Why ``noise_correlation="auto"`` leaves a resampling's correlation out (``FLUXCORR``).
+NOT_RESAMPLED_NOTE = (
+    "nothing in the header says the image was resampled; noise_correlation='measure' applies it"
+)
 #: What ``meta["FLUXERR"]`` gets when the factor is applied (:func:`apply_noise_correlation`).
 APPLIED_NOTE = " x correlated-noise factor (FLUXCORR)"
 #: The description of ``flux_err`` when a correlated-noise factor is applied (``FLUXCORR``).
@@ -544,12 +584,14 @@ CORRELATED_FLUX_ERR = "1-sigma flux error: quadrature sum x sqrt(R), see FLUXCOR
 
 
 def correlation_of(value, image: np.ndarray | None, labels, *, intensity=None):
-    """``measure``'s ``noise_correlation=`` made a :class:`NoiseCorrelation` (``"auto"``:
-    measured on ``image`` around ``labels``), a number ``R`` (every object's), or None.
+    """``measure``'s ``noise_correlation=`` made a :class:`NoiseCorrelation` (``"measure"``:
+    measured on ``image`` around ``labels``; ``"auto"``: so, applied only where
+    :func:`resampled_by` of ``intensity`` says it was resampled), a number ``R`` (every
+    object's), or None.
 
     Parameters
     ----------
-    value : "auto", NoiseCorrelation, float or None
+    value : "auto", "measure", NoiseCorrelation, float or None
         The argument.
     image : ndarray, shape (H, W, C), or None
         The pixels measured (float64, bad pixels NaN); None: ``value`` is only checked (a
@@ -557,7 +599,7 @@ def correlation_of(value, image: np.ndarray | None, labels, *, intensity=None):
     labels : ndarray of int, shape (H, W)
         The objects.
     intensity : GridImage, NDData or array, optional
-        The image as given: a map in ``Jy/beam`` with its beam is left to its
+        The image as given, with its header: a map in ``Jy/beam`` with its beam is left to its
         ``flux_density_err`` (None).
 
     Returns
@@ -593,15 +635,21 @@ def correlation_of(value, image: np.ndarray | None, labels, *, intensity=None):
     if isinstance(value, str):
         from sciconv._validation import look_up_option
 
-        look_up_option(value, ("auto",), name="noise_correlation", error=ConfigError)
+        value = look_up_option(
+            value, ("auto", "measure"), name="noise_correlation", error=ConfigError
+        )
         if image is None or beam_pixels(intensity) is not None:  # flux_density_err has it
             return None
         if min(image.shape[:2]) < BOX_SIZE:
             return None
-        return NoiseCorrelation.of(image, labels)
+        from sciconv.postprocess._errors import resampled_by
+
+        corr = NoiseCorrelation.of(image, labels)
+        return corr if value == "measure" else corr.gate(resampled_by(intensity))
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
         raise ConfigError(
-            "noise_correlation must be 'auto', None, a NoiseCorrelation or the variance ratio "
+            "noise_correlation must be 'auto', 'measure', None, a NoiseCorrelation or the "
+            "variance ratio "
             f"R > 0 of a sum over an object (e.g. drizzle's); got {value!r}"
         )
     return None if image is None else float(value)
