@@ -26,7 +26,6 @@ with over a million distinct background values of 65536 and more that the histog
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
 #: The background options of the whole-image call (``background_and_rms``'s defaults).
 BOX_SIZE, FILTER_SIZE, GROW = 64, 3, 3
@@ -49,7 +48,12 @@ class ImageBackground:
         stitched labels (array-like, sliced); ``says_counts``: the image's header says its
         pixels are photon counts (``background_and_rms``'s rule). None where one map per window
         is kept (module notes)."""
-        from sciconv.postprocess import BackgroundHistogram, BackgroundMesh, poisson_cut
+        from sciconv.postprocess import (
+            BackgroundHistogram,
+            BackgroundMesh,
+            grown_objects,
+            poisson_cut,
+        )
 
         h, w = shape
         if min(h, w) < 2 * BOX_SIZE:
@@ -63,7 +67,7 @@ class ImageBackground:
         tiles = [(ys, xs) for ys in _spans(h, step) for xs in _spans(w, step)]
         for ys, xs in tiles:
             pixels = read(ys, xs, np.float64)
-            objects = _objects(labels, ys, xs, shape)
+            objects = grown_objects(labels, ys, xs, shape, GROW)
             for k, (mesh, histogram) in enumerate(zip(meshes, histograms, strict=True)):
                 chan = pixels[..., k]
                 masked = objects | ~np.isfinite(chan)
@@ -81,7 +85,7 @@ class ImageBackground:
                 )
             for ys, xs in tiles:
                 pixels = read(ys, xs, np.float64)
-                objects = _objects(labels, ys, xs, shape)
+                objects = grown_objects(labels, ys, xs, shape, GROW)
                 for k, cut in cuts.items():
                     chan = pixels[..., k]
                     masked = objects | ~np.isfinite(chan) | (np.nan_to_num(chan) > cut)
@@ -106,17 +110,6 @@ def _spans(n: int, step: int):
     if len(starts) > 1 and n - starts[-1] < BOX_SIZE:
         starts.pop()
     return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
-
-
-def _objects(labels, ys, xs, shape) -> np.ndarray:
-    """The labelled pixels of a tile, grown by :data:`GROW` pixels as the whole image's are
-    (read with a margin of GROW pixels, so objects just outside reach in)."""
-    y0, y1 = max(0, ys[0] - GROW), min(shape[0], ys[1] + GROW)
-    x0, x1 = max(0, xs[0] - GROW), min(shape[1], xs[1] + GROW)
-    objects = np.asarray(labels[y0:y1, x0:x1]) != 0
-    if GROW:
-        objects = ndi.binary_dilation(objects, iterations=GROW)
-    return objects[ys[0] - y0 : ys[1] - y0, xs[0] - x0 : xs[1] - x0]
 
 
 def measure_window(

@@ -124,6 +124,7 @@ from sciconv.postprocess._noise_correlation import (
     NoiseCorrelation,
     apply_noise_correlation,
     flux_error_note,
+    grown_objects,
     noise_correlation,
 )
 from sciconv.postprocess._physical import (
@@ -198,6 +199,7 @@ __all__ = [
     "flux_error_note",
     "foreground_probability",
     "geojson_to_labels",
+    "grown_objects",
     "history_record",
     "in_catalog_unit",
     "input_record",

@@ -447,10 +447,16 @@ def grown_objects(labels, ys, xs, shape, grow: int = GROW) -> np.ndarray:
     grow : int, optional
         Pixels (``binary_dilation`` iterations).
 
+    Returns
+    -------
+    numpy.ndarray of bool, shape (len(ys), len(xs))
+        True on the grown objects.
+
     Examples
     --------
     >>> import numpy as np
     >>> labels = np.zeros((8, 8), int); labels[0, 0] = 1
+    >>> from sciconv.postprocess import grown_objects
     >>> grown_objects(labels, (0, 4), (0, 4), labels.shape, 1).astype(int).tolist()[:2]
     [[1, 1, 0, 0], [1, 0, 0, 0]]
     """
