@@ -189,3 +189,19 @@ def test_plots_label_solar_and_planetary_axes_readably(ctypes, cunit, radius, la
 
     _fig, ax = axes_for(None, _wcs(ctypes, cunit=cunit, radius=radius))
     assert [c.get_axislabel() for c in ax.coords] == labels
+
+
+def test_a_product_of_a_solar_nddata_keeps_its_wcs():
+    """A CCDData product made like an NDData with a helioprojective WCS lost its WCS (with a
+    misleading 'ra/dec left out' warning): a product keeps the map's own WCS."""
+    import warnings
+
+    from astropy.nddata import NDData
+
+    wcs = _wcs(["HPLN-TAN", "HPLT-TAN"], cunit="arcsec", cdelt=0.6)
+    like = NDData(np.zeros((40, 40), np.float32), wcs=wcs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say: no ra/dec were asked for
+        ccd = postprocess.to_ccddata(_labels(), like=like)
+    assert list(ccd.wcs.wcs.ctype) == ["HPLN-TAN", "HPLT-TAN"]
+    np.testing.assert_allclose(ccd.wcs.wcs.cdelt, wcs.wcs.cdelt)

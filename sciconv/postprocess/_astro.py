@@ -18,6 +18,7 @@ from sciconv._validation import look_up_option, refuse_swapped
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io import PIXEL_VALUE_KEYWORDS, GridImage, as_array, drop_keywords, user_path
 from sciconv.io._common import warn_caller
+from sciconv.io._scale import off_sky_frame
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
@@ -636,6 +637,8 @@ def _product_wcs(wcs):
     if wcs is None:
         return None
     if getattr(wcs, "has_celestial", False):
+        if off_sky_frame(wcs) is not None:  # a solar or planetary map: its own WCS, no ra/dec
+            return wcs.celestial if wcs.naxis > 2 else wcs
         return celestial_wcs(wcs)
     if getattr(wcs, "pixel_n_dim", None) == 2:
         return wcs
