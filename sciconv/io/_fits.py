@@ -72,6 +72,7 @@ from sciconv.io._header import (
     written_by_sciconv,
 )
 from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._linear_scale import linear_scale_meta
 from sciconv.io._mapped import read_mapped
 from sciconv.io._masks import fits_flag_values, flags_to_bad, named_plane_flags
 
@@ -223,6 +224,8 @@ def read_fits(
         if section is not None:
             wcs, header = slice_wcs(wcs, header, ys, xs)
         meta = _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling)
+        if wcs is None and not pixels_only:  # a lab or map WCS in lengths: its pixel size
+            meta.update(linear_scale_meta(header))
         beams = None if pixels_only else plane_beams(hdul, header)
         if beams is not None:  # a CASA cube's restoring beam per plane (radio QA)
             meta["beams"] = beams

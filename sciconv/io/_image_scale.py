@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from sciconv.io._image import GridImage, LazyImage, is_nddata
+from sciconv.io._linear_scale import linear_pixel_scale
 from sciconv.io._scale import PixelScale, scale_from_meta
 
 
 def image_pixel_scale(image: Any) -> PixelScale | None:
-    """The pixel scale an image carries: a GridImage's, an NDData's celestial WCS; else None.
+    """The pixel scale an image carries: a GridImage's, an NDData's celestial WCS, or the
+    length per pixel of a WCS whose axes are lengths (a lab camera's ``LINEAR`` axes in mm, a
+    map's ``X``/``Y`` in metres: no celestial WCS, but a pixel size); else None.
 
     Parameters
     ----------
@@ -32,18 +35,23 @@ def image_pixel_scale(image: Any) -> PixelScale | None:
     (PixelScale(y=0.2, x=0.2, unit='um'), None)
     """
     if isinstance(image, GridImage):
-        return image.pixel_scale
+        scale = image.pixel_scale
+        if scale is None and image.wcs is None:  # a FITS header whose WCS is in lengths
+            scale = linear_pixel_scale(image.header)
+        return scale
     if is_nddata(image):
-        return PixelScale.from_wcs(image.wcs)
+        return PixelScale.from_wcs(image.wcs) or linear_pixel_scale(image.wcs)
     return None
 
 
 def read_pixel_scale(path: str | os.PathLike) -> PixelScale | None:
     """The pixel scale a file states, reading only its metadata (no pixels).
 
-    Same answer as ``read(path).pixel_scale``: arcsec/pixel from a FITS file's celestial WCS,
-    µm/pixel from OME-TIFF, ImageJ or TIFF resolution tags and OME-Zarr; None when the file
-    does not say (PNG, JPEG, a FITS file without a celestial WCS).
+    Same answer as :func:`image_pixel_scale` of ``read(path)``: arcsec/pixel from a FITS
+    file's celestial WCS, the length per pixel of a FITS WCS whose axes are lengths
+    (``LINEAR``/``X``/``Y`` in mm, m, ...), µm/pixel from OME-TIFF, ImageJ or TIFF resolution
+    tags and OME-Zarr, metres per pixel from a projected GeoTIFF; None when the file does not
+    say (PNG, JPEG, a FITS file without such a WCS, a GeoTIFF in degrees).
 
     Parameters
     ----------
@@ -83,4 +91,4 @@ def read_pixel_scale(path: str | os.PathLike) -> PixelScale | None:
     image = read(path, lazy=True)
     if isinstance(image.data, LazyImage):
         image.data.close()
-    return image.pixel_scale
+    return image_pixel_scale(image)

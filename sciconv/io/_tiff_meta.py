@@ -5,11 +5,12 @@
     ``"nm"``, ...); ``meta["pixel_size_from"]`` says where it was read. From, the first that
     gives one: OME ``PhysicalSizeY/X``; ImageJ ``1 / YResolution, 1 / XResolution`` with its
     ``unit``; a vendor's own record (:mod:`sciconv.io._tiff_vendor`: Zeiss LSM, Aperio SVS,
-    Leica SCN, MetaMorph STK, Olympus FluoView, Philips), in µm; the baseline resolution tags
-    with ResolutionUnit inch or centimetre, in µm. Neither ResolutionUnit NONE nor the dots per
-    inch of screens (72, 96, and the 120/144/192 of scaled and Retina displays, which
-    screenshots carry) is a measurement. :attr:`GridImage.pixel_scale` turns it into a
-    :class:`PixelScale`.
+    Leica SCN, MetaMorph STK, Olympus FluoView, Philips), in µm; a GeoTIFF's
+    ``ModelPixelScaleTag`` in metres when its CRS is projected (:func:`geotiff_meta`); the
+    baseline resolution tags with ResolutionUnit inch or centimetre, in µm. Neither
+    ResolutionUnit NONE nor the dots per inch of screens (72, 96, and the 120/144/192 of
+    scaled and Retina displays, which screenshots carry) is a measurement.
+    :attr:`GridImage.pixel_scale` turns it into a :class:`PixelScale`.
 ``meta["z_spacing"]``
     The step between Z planes (OME ``PhysicalSizeZ``, ImageJ ``spacing``, LSM ``VoxelSizeZ``,
     ...), same unit.
@@ -49,6 +50,7 @@ def microscopy_meta(tif, page, index: int = 0) -> dict:
             # (72 dpi, no unit) or describe something else (an LSM's 1 px/unit, the macro
             # camera of a slide scanner)
             meta.update(vendor_meta(tif, index, page))
+            meta.update(geotiff_meta(page, tif.filehandle.path))  # a map's default 72 dpi
             meta.update(_shaped_meta(tif, in_um=meta.get("pixel_unit") == "µm"))
     except Exception as exc:  # metadata is a bonus: the pixels are still good
         warn_caller(
@@ -166,4 +168,81 @@ def _resolution_meta(page) -> dict:
         "pixel_size": (unit[1] / ry, unit[1] / rx),
         "pixel_unit": "µm",
         "pixel_size_from": f"resolution tags (pixels per {unit[0]})",
+    }
+
+
+#: Metres per GeoTIFF linear unit (``ProjLinearUnitsGeoKey``, EPSG unit codes): metre, foot,
+#: US survey foot, kilometre, nautical mile, Clarke's foot, Indian foot.
+_GEO_LINEAR_UNITS = {
+    9001: 1.0,
+    9002: 0.3048,
+    9003: 1200.0 / 3937.0,
+    9036: 1000.0,
+    9030: 1852.0,
+    9005: 0.3047972654,
+    9080: 0.30479951,
+}
+_GEO_USER_DEFINED = 32767
+
+
+def geotiff_meta(page, path: str = "") -> dict:
+    """Pixel size in metres from a GeoTIFF's ``ModelPixelScaleTag`` (33550), when its GeoKeys
+    say the CRS is projected (``GTModelTypeGeoKey`` 1, or a ``ProjectedCSTypeGeoKey``), in
+    ``ProjLinearUnitsGeoKey`` (metres when absent, as for most projected CRSs; feet and
+    kilometres converted; a user-defined unit by ``ProjLinearUnitSizeGeoKey``); ``{}`` else.
+
+    Geographic CRSs give degrees of longitude and latitude on the Earth, not a length: no
+    scale. A projected CRS in a unit this does not know warns and gives none.
+
+    Parameters
+    ----------
+    page : tifffile.TiffPage
+        The first page of the series read (tifffile decodes its GeoKeys).
+    path : str, optional
+        The file, named in the warning.
+
+    Returns
+    -------
+    dict
+        ``pixel_size`` ``(dy, dx)``, ``pixel_unit`` ``"m"`` and ``pixel_size_from``, or ``{}``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib, tifffile
+    >>> from sciconv.io._tiff_meta import geotiff_meta
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "utm.tif"
+    >>> keys = (1, 1, 0, 2, 1024, 0, 1, 1, 3072, 0, 1, 32611)  # projected, UTM 11N
+    >>> tifffile.imwrite(p, np.zeros((4, 4), "uint8"), extratags=[
+    ...     (33550, "d", 3, (30.0, 30.0, 0.0)), (34735, "H", len(keys), keys)])
+    >>> with tifffile.TiffFile(p) as tif:
+    ...     geotiff_meta(tif.pages[0])["pixel_size"]
+    (30.0, 30.0)
+    """
+    if not getattr(page, "is_geotiff", False):
+        return {}
+    geo = page.geotiff_tags or {}
+    scale = geo.get("ModelPixelScale")
+    if scale is None or len(scale) < 2:
+        return {}
+    model = geo.get("GTModelTypeGeoKey")
+    pcs = geo.get("ProjectedCSTypeGeoKey")
+    if not (model is not None and int(model) == 1) and not (model is None and pcs is not None):
+        return {}  # geographic (degrees on the Earth), geocentric or unstated: not a pixel length
+    code = geo.get("ProjLinearUnitsGeoKey")
+    code = 9001 if code is None else int(code)
+    metres = _GEO_LINEAR_UNITS.get(code)
+    if code == _GEO_USER_DEFINED:
+        metres = geo.get("ProjLinearUnitSizeGeoKey")
+    sx, sy = float(scale[0]), float(scale[1])
+    if not (isinstance(metres, (int, float)) and metres > 0 and sx > 0 and sy > 0):
+        warn_caller(
+            f"{path}: GeoTIFF pixel scale ignored: linear unit {code} "
+            f"(ProjLinearUnitsGeoKey) or ModelPixelScale {list(scale)[:2]} not understood"
+        )
+        return {}
+    crs = "" if pcs is None else f", EPSG:{int(pcs)}"
+    return {
+        "pixel_size": (sy * metres, sx * metres),
+        "pixel_unit": "m",
+        "pixel_size_from": f"GeoTIFF ModelPixelScaleTag (projected CRS{crs}, in metres)",
     }
