@@ -112,8 +112,8 @@ def test_mosaic_catalog_with_the_files_errors_has_the_whole_image_factor(tmp_pat
 
 
 def test_block_catalog_of_a_headerless_resampled_image_decides_as_the_whole_image():
-    """Nothing in the header says resampled: the block-wise catalog reports R and leaves
-    flux_err as the whole image's "auto" does (independent pixels)."""
+    """Nothing in the header says resampled: the block-wise catalog, as the whole image's
+    "auto", measures nothing and keeps flux_err of independent pixels."""
     data = _resampled_field(seed=2)
     image = io.GridImage(data[..., None], wcs=_wcs(data.shape), meta={"bunit": "ELECTRONS"})
     model = _detector()
@@ -125,10 +125,10 @@ def test_block_catalog_of_a_headerless_resampled_image_decides_as_the_whole_imag
         labels, intensity=image, background=level, error=error, noise_correlation=None
     )
     np.testing.assert_array_equal(whole["flux_err"], plain["flux_err"])
-    assert postprocess.NOT_RESAMPLED_NOTE in whole.meta["FLUXCORR"]
+    assert "FLUXCORR" not in whole.meta
     _, table = inference.predict_instances_blocks(
         model, image, block=96, background=True, normalize=None, progress=False
     )
     j = _by_position(whole, table)
     np.testing.assert_allclose(np.asarray(table["flux_err"])[j], whole["flux_err"], rtol=1e-6)
-    assert table.meta["FLUXCORR"] == whole.meta["FLUXCORR"]
+    assert "FLUXCORR" not in table.meta

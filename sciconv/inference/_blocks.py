@@ -566,11 +566,12 @@ def predict_instances_blocks(
         _report_overlaps(output, plan)
         table = ran["table"]
         correlation = None  # the whole image's noise correlation: flux_err of resampled images
-        if catalog and (background or task["errors"] is not None):
+        said = postprocess.resampled_by(image)  # measure(noise_correlation="auto")'s rule
+        if catalog and said is not None and (background or task["errors"] is not None):
             channels = windows.shape[2] if len(windows.shape) == 3 else 1
             correlation = postprocess.NoiseCorrelation.from_windows(
                 windows.read, output.array, (h, w), channels
-            ).gate(postprocess.resampled_by(image))  # measure(noise_correlation="auto")'s rule
+            ).gate(said)
         if catalog and background:  # the image's background under every block's objects
             counts = ran["counts"]
             table = background_catalog(

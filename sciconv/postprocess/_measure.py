@@ -452,11 +452,10 @@ def measure(
         unchanged, and a map in ``Jy/beam`` is left to its ``flux_density_err``. ``"auto"``
         (default): so, but applied only where the ``intensity``'s header says it was resampled
         (:func:`sciconv.postprocess.resampled_by`: drizzle's ``D001KERN``/``NDRIZIM``, JWST's
-        ``S_RESAMP``, SWarp's, a HISTORY line); otherwise ``meta["FLUXCORR"]`` reports ``R``
-        and why it was not applied (a detector frame of a crowded field with an undersampled
-        PSF, or with interpixel capacitance, measures like a resampling). A NoiseCorrelation:
-        that one (a
-        block-wise run's, of the whole image). A number: ``R`` of every object. None: the
+        ``S_RESAMP``, SWarp's, a HISTORY line); otherwise nothing is measured (a detector
+        frame of a crowded field with an undersampled PSF, or with interpixel capacitance,
+        measures like a resampling), so no ``meta["FLUXCORR"]``. A NoiseCorrelation: that one
+        (a block-wise run's, of the whole image). A number: ``R`` of every object. None: the
         pixels are independent (photutils' ``segment_flux_err``).
 
     Returns

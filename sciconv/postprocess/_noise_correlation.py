@@ -34,7 +34,8 @@ faint unlabelled sources with a PSF of sigma 0.8-1 pixel, a white-noise frame: R
 taken for a resampling's, flux_err 1.1-1.35x too large), nor from interpixel capacitance of a
 large frame (:data:`MIN_EXCESS`): ``measure(noise_correlation="auto")`` applies a resampling's
 correlation only to an image whose header says it was resampled (:func:`resampled_by`), and
-describes it otherwise; ``"measure"`` applies it whatever the header. An
+does not measure it otherwise (0.3-1 s a catalog saved); ``"measure"`` measures it whatever the
+header, and applies it where it is a resampling's. An
 anti-correlated noise (``R < 1``) is not applied either (the errors are never made smaller). A
 map in ``Jy/beam`` is left to its ``flux_density_err``
 (:func:`~sciconv.postprocess.add_beam_columns`: correlated over the beam).
@@ -650,8 +651,11 @@ def correlation_of(value, image: np.ndarray | None, labels, *, intensity=None):
             return None
         from sciconv.postprocess._errors import resampled_by
 
+        said = None if value == "measure" else resampled_by(intensity)
+        if value == "auto" and said is None:  # never applied: not measured (0.3-1 s saved)
+            return None
         corr = NoiseCorrelation.of(image, labels)
-        return corr if value == "measure" else corr.gate(resampled_by(intensity))
+        return corr if value == "measure" else corr.gate(said)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
         raise ConfigError(
             "noise_correlation must be 'auto', 'measure', None, a NoiseCorrelation or the "
