@@ -243,3 +243,13 @@ def test_cli_z_stack_in_nm_gives_z_phys_in_um(capsys, tmp_path, threshold_model)
     assert table["z_phys"].description.endswith(", in um")
     np.testing.assert_allclose(table["area_phys"], 100 * 0.325**2)
     assert table["area_phys"].unit == u.um**2
+
+
+def test_a_physical_object_size_converts_to_a_scale_in_inches():
+    """A hand-made scale in inches (astropy's imperial unit, not in its default namespace):
+    object sizes in mm converted through it (``to_value("inch")`` raised)."""
+    from sciconv.inference import physical_object_size
+    from sciconv.io import PixelScale
+
+    scale = PixelScale(0.001, 0.001, u.imperial.inch)  # 25.4 um pixels
+    assert physical_object_size(0.254 * u.mm, scale) == pytest.approx(10.0)

@@ -220,7 +220,7 @@ def physical_object_size(
             path=path,
         )
     try:
-        value = size.to_value(scale.unit)
+        value = size.to_value(scale.quantity.unit)  # astropy's unit: "inch" needs imperial
     except u.UnitConversionError as exc:
         raise ConfigError(
             f"object_size={object_size} does not convert to the image's pixel scale unit "

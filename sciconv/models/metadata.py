@@ -238,7 +238,7 @@ def _size_in_pixels(size, scale) -> float:
             "pixel_scale to convert it with; give it in pixels, or pass pixel_scale= too"
         )
     try:
-        value = u.Quantity(size).to_value(scale.unit)
+        value = u.Quantity(size).to_value(scale.quantity.unit)  # "inch" needs imperial
     except (u.UnitsError, TypeError) as exc:
         raise ModelError(
             f"metadata 'object_size': {size} does not convert to the model's pixel scale unit "
