@@ -38,7 +38,6 @@ a brightening one).
 from __future__ import annotations
 
 import numbers
-import re
 import warnings
 
 import numpy as np
@@ -46,7 +45,7 @@ import numpy as np
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array, is_nddata, recorded_dtype
-from sciconv.io._fits_errors import GAIN_KEYWORDS, RESAMPLED_HISTORY, sigma_of
+from sciconv.io._fits_errors import GAIN_KEYWORDS, RESAMPLED_CARD, RESAMPLED_HISTORY, sigma_of
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import background_and_rms, in_unit
 from sciconv.postprocess._labels import validate_labels
@@ -106,19 +105,23 @@ _NOT_COUNTING = frozenset({"BAT", "IBIS", "JEM-X", "SPI", "GBM"})
 _EXPOSURE_KEYWORDS = ("EXPTIME", "EXPOSURE", "LIVETIME")  # an X-ray header's is EXPOSURE
 
 
-def _card(image, key: str):
-    """A header card of ``image`` (a GridImage's header, else its primary header's, kept in
-    ``meta["primary"]``; an NDData's meta), or None."""
+def _headers(image) -> tuple:
+    """``image``'s own header (a GridImage's; an NDData's meta) and its primary header's cards
+    (``meta["primary"]``, kept for an extension; None for an NDData), either None."""
     header = getattr(image, "header", None)
     if header is None and is_nddata(image):
         header = image.meta
-    value = None if header is None else header.get(key)
-    if value is None and not is_nddata(image):
-        value = getattr(image, "meta", {}).get("primary", {}).get(key)
-    return value
+    primary = None if is_nddata(image) else getattr(image, "meta", {}).get("primary")
+    return header, primary
 
 
-_DRIZZLE = re.compile(r"D\d{3}(KERN|PIXF)|NDRIZIM|RESAMPT1")
+def _card(image, key: str):
+    """A header card of ``image`` (its own header's, else its primary header's), or None."""
+    for cards in _headers(image):
+        value = None if cards is None else cards.get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def resampled_by(image) -> str | None:
@@ -153,11 +156,7 @@ def resampled_by(image) -> str | None:
     >>> resampled_by(pixels) is None
     True
     """
-    header = getattr(image, "header", None)
-    if header is None and is_nddata(image):
-        header = image.meta
-    primary = None if is_nddata(image) else getattr(image, "meta", {}).get("primary")
-    for cards in (header, primary):
+    for cards in _headers(image):
         for key in [] if cards is None else list(dict.fromkeys(cards.keys())):
             name, value = str(key).upper(), cards[key]
             if name == "HISTORY":
@@ -167,10 +166,9 @@ def resampled_by(image) -> str | None:
                     return f"HISTORY {said[0][:60]}"
                 continue
             text = str(value).strip()
-            if (
-                _DRIZZLE.fullmatch(name)
-                or (name == "S_RESAMP" and text.upper() not in ("", "SKIPPED"))
-                or (name == "SOFTNAME" and "SWARP" in text.upper())
+            if RESAMPLED_CARD.fullmatch(name) and (
+                (name != "S_RESAMP" or text.upper() not in ("", "SKIPPED"))
+                and (name != "SOFTNAME" or "SWARP" in text.upper())
             ):
                 return f"{name} = {text!r}"
     return None
@@ -180,11 +178,7 @@ def _detector_gain(image) -> float | None:
     """The first positive gain keyword (:data:`GAIN_KEYWORDS`, ``EGAIN`` first) of ``image``'s
     own header, else of its primary header's: a chip's ``GAIN`` over a primary ``EGAIN``
     (review: the key-by-key lookup took the primary's EGAIN 1.0 over the chip's GAIN 4.2)."""
-    header = getattr(image, "header", None)
-    if header is None and is_nddata(image):
-        header = image.meta
-    primary = {} if is_nddata(image) else getattr(image, "meta", {}).get("primary", {})
-    for cards in (header, primary):
+    for cards in _headers(image):
         if cards is None:
             continue
         for key in GAIN_KEYWORDS:
