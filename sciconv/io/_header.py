@@ -318,14 +318,15 @@ def fits_wcs(header, hdul, path: Path):
     return w
 
 
-_SCALE_KEY = re.compile(r"^(CDELT[12]|CD[12]_[12])$")
+#: The cards of a 2-D WCS that state its pixel scale (without them astropy takes CDELT = 1).
+SCALE_CARD = re.compile(r"^(CDELT[12]|CD[12]_[12])$")
 
 
 def _has_scale_cards(header) -> bool:
     """Whether the primary WCS of ``header`` states a pixel scale (CDELT1/2 or a CD matrix; a
     DSS plate solution, which astropy turns into one)."""
     keys = list(header.keys())
-    return any(_SCALE_KEY.match(k) or _DSS_KEY.match(k) for k in keys)
+    return any(SCALE_CARD.match(k) or _DSS_KEY.match(k) for k in keys)
 
 
 def _defaulted_scale(w) -> bool:

@@ -7,19 +7,15 @@ Such a WCS is not celestial: :func:`sciconv.io.read` keeps ``wcs=None`` (and say
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError
+from sciconv.io._header import SCALE_CARD
 from sciconv.io._scale import PixelScale
 from sciconv.io._tiff_units import length_unit
-
-# the cards that state a scale: without them astropy takes CDELTn = 1 (one mm per pixel of a
-# header that only names its unit), a size the file never gave
-_SCALE_CARD = re.compile(r"^(CDELT[12]|CD[12]_[12])$")
 
 
 def linear_pixel_scale(source: Any) -> PixelScale | None:
@@ -127,7 +123,7 @@ def _wcs_of(source: Any):
         keys = list(source.keys())
     except AttributeError:
         return None
-    if not any(_SCALE_CARD.match(str(k)) for k in keys):
+    if not any(SCALE_CARD.match(str(k)) for k in keys):  # else astropy invents 1 mm/pixel
         return None
     from astropy.wcs import WCS
 
