@@ -108,8 +108,10 @@ from sciconv.io._header import (
     ARRAY_STATISTICS_KEYWORDS,
     PIXEL_CALIBRATION_KEYWORDS,
     PIXEL_VALUE_KEYWORDS,
+    UNIT_KEYWORDS,
     drop_keywords,
     plane_coordinates,
+    unit_card,
 )
 from sciconv.io._image import GridImage, LazyImage, PixelScale, as_array, is_nddata
 from sciconv.io._image_scale import image_pixel_scale, read_pixel_scale
@@ -140,6 +142,7 @@ __all__ = [
     "PIXEL_VALUE_KEYWORDS",
     "PNG_EXTENSIONS",
     "TIFF_EXTENSIONS",
+    "UNIT_KEYWORDS",
     "ZARR_ARRAY_ATTRS",
     "ZARR_EXTENSIONS",
     "ErrorHDU",
@@ -170,6 +173,7 @@ __all__ = [
     "read_pixels",
     "recorded_dtype",
     "stored_as_channels",
+    "unit_card",
     "user_path",
     "write",
     "write_ome_zarr",

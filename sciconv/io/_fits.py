@@ -69,6 +69,7 @@ from sciconv.io._header import (
     layout_conflict,
     not_an_image_axis,
     slice_wcs,
+    unit_card,
     written_by_sciconv,
 )
 from sciconv.io._image import GridImage, LazyImage
@@ -396,10 +397,12 @@ def _fits_meta(h, index, header, bitpix, roles, raw_shape, scaling) -> dict:
         "axes": "".join(names[r] for r in roles),
         "raw_shape": raw_shape,
     }
-    for key, out in (("EXTNAME", "extname"), ("EXTVER", "extver"), ("BUNIT", "bunit")):
+    for key, out in (("EXTNAME", "extname"), ("EXTVER", "extver")):
         value = header_get(header, key)
         if value is not None and value is not UNPARSABLE:
             meta[out] = value
+    if unit_card(header) is not None:  # BUNIT, else AIA's PIXLUNIT
+        meta["bunit"] = unit_card(header)
     meta.update(scaling.meta())  # bscale, bzero, blank; Pan-STARRS asinh: scaling, boffset ...
     names = _class_names(header, roles, raw_shape)
     if names is not None:

@@ -36,6 +36,44 @@ def header_get(header, key: str | tuple[str, int], default=None):
         return UNPARSABLE
 
 
+#: The cards that name the unit of an image's pixels, in the order they are read: the FITS
+#: standard's ``BUNIT``, then ``PIXLUNIT``, which SDO/AIA, Hinode and NuSTAR maps write instead
+#: (``'DN'``, ``'DN/s'``; sunpy reads it so). A product drops both with its pixel values and
+#: writes ``BUNIT`` alone.
+UNIT_KEYWORDS = ("BUNIT", "PIXLUNIT")
+
+
+def unit_card(header) -> str | None:
+    """The pixels' unit as ``header`` spells it.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header, dict or None
+        A FITS header (or its cards as a mapping).
+
+    Returns
+    -------
+    str or None
+        The first non-blank :data:`UNIT_KEYWORDS` card (``BUNIT``, else ``PIXLUNIT``),
+        stripped; None when there is none or it cannot be read. Parse it with
+        :attr:`sciconv.io.GridImage.unit`, which reads it so.
+
+    Examples
+    --------
+    >>> from astropy.io import fits
+    >>> from sciconv.io import unit_card
+    >>> unit_card(fits.Header({"PIXLUNIT": "DN/s "})), unit_card(fits.Header())
+    ('DN/s', None)
+    """
+    if header is None:
+        return None
+    for key in UNIT_KEYWORDS:
+        value = header_get(header, key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
 _NOT_IMAGE_AXES = ("FREQ", "VRAD", "VOPT", "VELO", "WAVE", "AWAV", "ZOPT", "ENER", "STOKES")
 
 
@@ -152,14 +190,15 @@ ARRAY_STATISTICS_KEYWORDS = (
 #: ``EGAIN``, ``ATODGAIN``, ``CCDGAIN``, ``ATODGNx``, ``RDNOISE``, ``READNOIS``, ``READNSEx``),
 #: photometric calibration (HST's ``PHOTFLAM``, ``PHOTFNU``, ``PHOTZPT``, ``PHOTPLAM``,
 #: ``PHOTBW``; JWST's ``PHOTMJSR``, ``PHOTUJA2``; zero points ``MAGZP*``, ``PHOTZP*``,
-#: ``FLUXMAG0``). True of any pixels in the input's unit, false of a product of another kind
-#: (probabilities, labels, masks): :func:`sciconv.io.write` drops them there, with ``BUNIT``.
+#: ``FLUXMAG0``; AIA's ``DN_GAIN``). True of any pixels in the input's unit, false of a
+#: product of another kind (probabilities, labels, masks): :func:`sciconv.io.write` drops them
+#: there, with ``BUNIT`` and ``PIXLUNIT`` (:data:`UNIT_KEYWORDS`).
 #: They include :data:`sciconv.postprocess.SATURATION_KEYWORDS` and the gain keywords the error
 #: model reads (``GAIN_KEYWORDS``): both read them from the input image, never from a product.
 PIXEL_CALIBRATION_KEYWORDS = (
     "SATURATE", "SATLEVEL", "GAIN", "EGAIN", "ATODGAIN", "CCDGAIN", "ATODGN?", "RDNOISE",
     "READNOIS", "READNSE?", "PHOTFLAM", "PHOTFNU", "PHOTZPT", "PHOTPLAM", "PHOTBW", "PHOTMJSR",
-    "PHOTUJA2", "MAGZP*", "PHOTZP*", "FLUXMAG0",
+    "PHOTUJA2", "MAGZP*", "PHOTZP*", "FLUXMAG0", "DN_GAIN",
 )  # fmt: skip
 #: Every card that describes the input's pixel values: what a product whose pixels are of
 #: another kind (``to_ccddata`` of probabilities or labels) must not carry.

@@ -20,12 +20,12 @@ import numpy as np
 from sciconv._validation import check_bool
 from sciconv.errors import ConfigError, InvalidImageError
 from sciconv.io._header import (
-    header_get,
     kept_plane_cards,
     plane_history,
     replace_wcs_cards,
     single_plane_header,
     slice_wcs,
+    unit_card,
 )
 from sciconv.io._scale import PixelScale, scale_from_meta
 from sciconv.io._units import fits_unit
@@ -300,9 +300,9 @@ class GridImage:
 
     @property
     def unit(self):
-        """The pixels' astropy unit: an NDData's, else the FITS ``BUNIT`` (``meta["bunit"]``,
-        else the header's) read as :func:`sciconv.io.fits_unit` reads it (``ELECTRONS`` ->
-        electron); None when unknown.
+        """The pixels' astropy unit: an NDData's, else the FITS ``BUNIT`` or AIA's ``PIXLUNIT``
+        (``meta["bunit"]``, else :func:`sciconv.io.unit_card` of the header) read leniently
+        (``ELECTRONS`` -> electron); None when unknown.
 
         Examples
         --------
@@ -313,8 +313,7 @@ class GridImage:
         """
         bunit = self.meta.get("bunit")
         if not bunit and self.header is not None:  # GridImage(pixels, header=...): its BUNIT
-            bunit = header_get(self.header, "BUNIT")  # an unparsable card: none (review)
-            bunit = bunit.strip() if isinstance(bunit, str) else None
+            bunit = unit_card(self.header)  # BUNIT, else PIXLUNIT; unparsable: none (review)
         if self.meta.get("unit") is None and bunit:
             cached = self.__dict__.get("_read_bunit")  # read once: an unreadable one warns once
             if cached is None or cached[0] != bunit:

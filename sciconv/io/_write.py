@@ -31,6 +31,7 @@ from sciconv.io._fits_scaling import asinh_history
 from sciconv.io._header import (
     ARRAY_STATISTICS_KEYWORDS,
     PIXEL_VALUE_KEYWORDS,
+    UNIT_KEYWORDS,
     drop_alternate_plane_cards,
     drop_keywords,
     kept_plane_cards,
@@ -231,7 +232,7 @@ def _pixel_value_cards(out, like, arr, *, like_pixels: bool | None, own: bool) -
     """
     kind = np.dtype(arr.dtype).kind in "fc" if like_pixels is None else bool(like_pixels)
     if not kind:
-        out.remove("BUNIT", ignore_missing=True, remove_all=True)
+        drop_keywords(out, UNIT_KEYWORDS)  # BUNIT, AIA's PIXLUNIT
         return drop_keywords(out, PIXEL_VALUE_KEYWORDS)
     dropped = []
     if not own and matching_keywords(out, ARRAY_STATISTICS_KEYWORDS):
@@ -262,7 +263,7 @@ def _same_values(arr, like) -> bool:
 def _set_unit(out, like: GridImage) -> None:
     """``BUNIT`` of pixels of ``like``'s kind: the image's unit (an NDData's, which its copied
     header may contradict: QA, SAMP sent 'adu' for electron/s)."""
-    out.remove("BUNIT", ignore_missing=True, remove_all=True)
+    drop_keywords(out, UNIT_KEYWORDS)  # BUNIT, AIA's PIXLUNIT
     if like.meta.get("bunit"):  # as the file (or the NDData's unit) spells it
         out["BUNIT"] = str(like.meta["bunit"])
     elif like.unit is not None:

@@ -16,7 +16,14 @@ from sciconv._atomic import atomic_output
 from sciconv._progress import progress_bar
 from sciconv._validation import look_up_option, refuse_swapped
 from sciconv.errors import ConfigError, InvalidImageError
-from sciconv.io import PIXEL_VALUE_KEYWORDS, GridImage, as_array, drop_keywords, user_path
+from sciconv.io import (
+    PIXEL_VALUE_KEYWORDS,
+    UNIT_KEYWORDS,
+    GridImage,
+    as_array,
+    drop_keywords,
+    user_path,
+)
 from sciconv.io._common import warn_caller
 from sciconv.io._scale import off_sky_frame
 from sciconv.io._units import known_unit
@@ -743,7 +750,7 @@ def to_ccddata(
     if wcs is not None:  # the product's WCS is the ``wcs`` attribute: no stale cards in meta
         for key in wcs.to_header(relax=True):
             meta.remove(key, ignore_missing=True, remove_all=True)
-    for key in ("BUNIT", "BSCALE", "BZERO", "BLANK", "BSOFTEN", "BOFFSET"):  # read linear
+    for key in (*UNIT_KEYWORDS, "BSCALE", "BZERO", "BLANK", "BSOFTEN", "BOFFSET"):  # linear
         meta.remove(key, ignore_missing=True, remove_all=True)
     drop_keywords(meta, PIXEL_VALUE_KEYWORDS)  # DATAMIN, SATURATE, GAIN ...: the input's pixels'
     meta.update(cards)

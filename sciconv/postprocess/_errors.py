@@ -44,7 +44,7 @@ import numpy as np
 
 from sciconv._validation import look_up_option
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
-from sciconv.io import as_array, is_nddata, recorded_dtype
+from sciconv.io import UNIT_KEYWORDS, as_array, is_nddata, recorded_dtype
 from sciconv.io._fits_errors import GAIN_KEYWORDS, RESAMPLED_CARD, RESAMPLED_HISTORY, sigma_of
 from sciconv.io._units import known_unit
 from sciconv.postprocess._background import background_and_rms, in_unit
@@ -303,7 +303,9 @@ def effective_gain(image, gain: str | float | None = "auto") -> float | None:
     photons = photon_counting(image)
     if getattr(image, "unit", None) is None:  # no BUNIT: a GAIN card's pixels are ADU, as
         # SExtractor reads them (QA: a raw frame's errors 4x too small); an unreadable one: no
-        if _card(image, "BUNIT") or getattr(image, "meta", {}).get("bunit"):
+        if any(_card(image, key) for key in UNIT_KEYWORDS) or getattr(image, "meta", {}).get(
+            "bunit"
+        ):
             return None
         if photons:  # QA: a dmcopy image's counts had no error; a GALEX -int map is counts/s
             return 1.0 if _integer_valued(image) else None
