@@ -4,8 +4,9 @@ The command's modules are split by role: :mod:`sciconv.cli` (the entry point: th
 ``main``), ``_cli_train`` (``sciconv train`` and its YAML configuration), ``_cli_predict``
 (``sciconv predict``: the runs), ``_cli_predict_plan`` (its inputs and planned products, all
 checked before the first prediction), ``_cli_predict_batch`` (``--keep-going``: which errors an
-input may fail with, and the batch's tally), ``_cli_predict_options`` (its options and their value
-types) and this one, which the others import.
+input may fail with, and the batch's tally), ``_cli_predict_chips`` (which image of a file each
+job reads: ``--hdu``, ``--series``, ``--hdu all``'s chips), ``_cli_predict_options`` (its options
+and their value types) and this one, which the others import.
 
 Examples
 --------

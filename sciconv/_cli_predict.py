@@ -4,7 +4,8 @@ Segmenters write per-input products (probabilities, labels, catalog; block by bl
 mosaics), classifiers and regressors one ``predictions.csv``. The inputs and their planned
 products, checked before the first prediction, are ``sciconv._cli_predict_plan``'s; what a
 failing input does to the batch (``--keep-going``; no partial products left) is
-``sciconv._cli_predict_batch``'s; the subcommand and its options
+``sciconv._cli_predict_batch``'s; ``--hdu all``'s chips, each a job of its own, are
+``sciconv._cli_predict_chips``'s; the subcommand and its options
 ``sciconv._cli_predict_options``'s.
 
 Examples
@@ -31,6 +32,13 @@ from sciconv._atomic import (
 )
 from sciconv._cli_common import PRETRAINED_PREFIX, load_model_arg, one_line, say
 from sciconv._cli_predict_batch import Batch
+from sciconv._cli_predict_chips import (
+    expand_chips,
+    input_file,
+    job_args,
+    product_stem,
+    refuse_block_chips,
+)
 from sciconv._cli_predict_history import (
     history_settings,
     model_identity,
@@ -190,12 +198,15 @@ def _predict_segmentation(model, paths, args) -> int:
         hdu_args(p, args)
         mask_file(p, args)
         uncertainty_file(p, args)
-    stacks, mosaics = probe_inputs(paths, args, batch)
-    paths = [p for p in paths if p in stacks]  # --keep-going: the unreadable ones failed
-    for p in paths:  # every input's options and products checked before any is segmented
-        refuse_options(p, args, mosaic=p in mosaics, planes=stacks[p])
+    # --hdu all: each chip of a multi-chip FITS file a job (_cli_predict_chips.Chip) of its own
+    jobs = expand_chips(paths, args)
+    stacks, mosaics = probe_inputs(jobs, args, batch)
+    jobs = [p for p in jobs if p in stacks]  # --keep-going: the unreadable ones failed
+    refuse_block_chips(mosaics)  # a chip's block-wise products would be named after the file
+    for p in jobs:  # every input's options and products checked before any is segmented
+        refuse_options(input_file(p), job_args(p, args), mosaic=p in mosaics, planes=stacks[p])
     planned = segmentation_outputs(
-        paths,
+        jobs,
         args.out,
         regions=bool(args.regions),
         format=args.format,
@@ -215,29 +226,31 @@ def _predict_segmentation(model, paths, args) -> int:
         "denoise": None if args.denoise == "none" else "auto",
         **_postprocess_overrides(args),
     }
-    sidecars = {p: sidecar_outputs(p, args.out, args.format) for p in paths if p not in mosaics}
-    refuse_mask_products(paths, args, [*planned.values(), *sidecars.values()])
+    sidecars = {p: sidecar_outputs(p, args.out, args.format) for p in jobs if p not in mosaics}
+    files = list(dict.fromkeys(input_file(p) for p in jobs))  # the readable ones
+    refuse_mask_products(files, args, [*planned.values(), *sidecars.values()])
     if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
-        settings, newer, unfinished = history_settings(params, args, model), [], []
-        mosaic_settings = mosaic_history(params, args, model, choose=False)
+        newer, unfinished = [], []
+        settings = {  # each chip's records its --hdu
+            p: (mosaic_history if p in mosaics else history_settings)(
+                params, job_args(p, args), model, choose=False
+            )
+            for p in jobs
+        }
         done = set(
             done_inputs(
-                planned,
-                sidecars=sidecars,
-                settings={p: mosaic_settings if p in mosaics else settings for p in paths},
-                newer=newer,
-                unfinished=unfinished,
+                planned, sidecars=sidecars, settings=settings, newer=newer, unfinished=unfinished
             )
         )
-        for p in (p for p in paths if p in done):
+        for p in (p for p in jobs if p in done):
             _say(args, f"{p}: skipped, its products exist (--skip-existing)")
             for product in planned[p].values():  # what a killed writer of it left (QA)
                 remove_stale_partials(product)
         _redo(newer, "are newer than their products (changed since, or copied without keeping "
               "file times: cp -p keeps them)")  # fmt: skip
         _redo(unfinished, "have only some of their products (a run stopped between two of them)")
-        paths, mosaics = [p for p in paths if p not in done], [p for p in mosaics if p not in done]
-        warn_mixed_precision(model, args, planned, done, paths)
+        jobs, mosaics = [p for p in jobs if p not in done], [p for p in mosaics if p not in done]
+        warn_mixed_precision(model, args, planned, done, jobs)
         planned = {p: products for p, products in planned.items() if p not in done}
     check_outputs(
         [f for p, d in planned.items() for f in (*d.values(), *sidecars.get(p, [])[:1])],
@@ -245,21 +258,22 @@ def _predict_segmentation(model, paths, args) -> int:
     )  # the mask file, which an input may write, too
     stacks = {p: planes for p, planes in stacks.items() if planes[0]}
     skipped = len(done) if args.skip_existing else 0  # counted: "1 of 1 failed" hid 2 skipped
-    total = len(paths) + len(batch.failed) + skipped
-    for path in mosaics:
-        with batch.one_input(path, planned[path].values()):
-            with _writing(planned[path]["labels"]):
-                _predict_mosaic(model, path, args, params)
-    paths = [p for p in paths if p not in mosaics]
+    total = len(jobs) + len(batch.failed) + skipped
+    for job in mosaics:
+        with batch.one_input(job, planned[job].values()):
+            with _writing(planned[job]["labels"]):
+                _predict_mosaic(model, input_file(job), job_args(job, args), params)
+    jobs = [p for p in jobs if p not in mosaics]
     # one bar over files when there are several, else the one file's bar over tiles
-    tile_progress = not args.quiet and len(paths) == 1
-    with _file_progress(len(paths), enabled=not args.quiet) as bar:
-        for path in paths:
-            with batch.one_input(path, planned[path].values(), sidecars[path]):
-                if path in stacks:
-                    _segment_stack(model, path, args, params, *stacks[path])
+    tile_progress = not args.quiet and len(jobs) == 1
+    with _file_progress(len(jobs), enabled=not args.quiet) as bar:
+        for job in jobs:
+            path, given = input_file(job), job_args(job, args)  # a chip: its --hdu
+            with batch.one_input(job, planned[job].values(), sidecars[job]):
+                if job in stacks:
+                    _segment_stack(model, path, given, params, *stacks[job])
                 else:
-                    _segment_file(model, path, args, planned[path], params, tile_progress)
+                    _segment_file(model, path, given, planned[job], params, tile_progress)
             if bar is not None:
                 bar.update(1)
     return batch.finish(total, note=f" ({skipped} skipped: done before)" if skipped else "")
@@ -371,10 +385,11 @@ def _write_segmentation(
 ):
     """The products of one input (:func:`sciconv.postprocess.write_products`), recording the
     settings, what ``auto`` ``decided``, the input and its digest; the files."""
-    from sciconv import io, models, postprocess
+    from sciconv import models, postprocess
 
     names = models.get_metadata(model).get("class_names")
-    with _writing(Path(args.out) / io.image_stem(path)):  # an OSError: a WriteError naming it
+    stem = product_stem(getattr(args, "job", path))  # a chip of --hdu all: NAME.SCI_2
+    with _writing(Path(args.out) / stem):  # an OSError: a WriteError naming it
         return postprocess.write_products(  # the class cube, the labels, the mask, the catalog
             args.out,
             prob=prob,
@@ -383,7 +398,7 @@ def _write_segmentation(
             mask=bad,
             uncertainty=std,
             like=like,
-            stem=io.image_stem(path),
+            stem=stem,
             format=product_format(path, args.format),
             catalog_format=args.catalog_format,
             class_names=names if names and len(names) == prob.shape[-1] else None,
@@ -404,9 +419,9 @@ def _remove_earlier_sidecars(path, args, *, written) -> None:
     only named."""
     import shutil
 
-    written = {Path(p) for p in written}
+    written, job = {Path(p) for p in written}, getattr(args, "job", path)
     stale = [
-        p for p in sidecar_outputs(path, args.out, args.format) if p not in written and p.exists()
+        p for p in sidecar_outputs(job, args.out, args.format) if p not in written and p.exists()
     ]
     if not stale:
         return
@@ -433,6 +448,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     from sciconv import inference, io, postprocess
     from sciconv.postprocess import comment_regions
 
+    job = getattr(args, "job", path)  # a chip of --hdu all (NAME.fits[SCI,2]) in the lines
     img = _one_channel(io.read(path, **_read_args(path, args)), args.channel)
     if getattr(args, "nodata", None) is None and img.wcs is not None:  # a sky mosaic's 0 fill
         from sciconv.preprocess import check_nodata_fill
@@ -449,7 +465,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
         raise type(exc)(exc.message, path=path) from exc
     if hdu is not None:  # which chip's objects these are (two chips' catalogs told apart)
         table.meta["HDU"] = hdu
-    warn_empty_catalog(path, img, len(table), args)  # 0 objects from an image with data
+    warn_empty_catalog(job, img, len(table), args)  # 0 objects from an image with data
     bad = img.mask if img.mask is not None and img.mask.any() else None
     outs = _write_segmentation(
         model,
@@ -490,7 +506,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
     where = outs["labels"]  # an OME-Zarr label group: name the store it sits in
     zarr_group = args.format == "ome-zarr" and where.parent.name == "labels"
     shown = where.parents[1].name if zarr_group else where.name
-    _say(args, f"{path}: {int(labels.max())} objects -> {shown}")
+    _say(args, f"{job}: {int(labels.max())} objects -> {shown}")
     return list(outs.values())
 
 
@@ -522,7 +538,9 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     # the planes' products go to memory maps beside the outputs (removed after), so a long
     # movie holds only its input in memory, not its probabilities and labels
     target = postprocess.product_paths(
-        args.out, stem=io.image_stem(path), format=product_format(path, args.format)
+        args.out,
+        stem=product_stem(getattr(args, "job", path)),
+        format=product_format(path, args.format),
     )
     scratch = scratch_folder(target["labels"])  # swept by the next run if this one is killed
     maps: dict = {}

@@ -34,8 +34,9 @@ from pathlib import Path
 
 from sciconv._atomic import recording_writes, refusal_reason, remove_scratch, stops_every_write
 from sciconv._cli_common import EXIT_ERROR, EXIT_OK, error_text, resolved
+from sciconv._cli_predict_chips import Chip, input_file
 from sciconv._warnings import naming
-from sciconv.errors import ConfigError, SciconvError, WriteError
+from sciconv.errors import ConfigError, SciconvError, WriteError, name_text
 
 __all__ = ["Batch", "differing_setting", "error_line", "is_input_error", "recorded_history"]
 
@@ -61,7 +62,7 @@ def is_input_error(exc: BaseException, also: tuple = ()) -> bool:
 
 
 def _same_file(a, b) -> bool:
-    a, b = Path(a), Path(b)
+    a, b = input_file(a), input_file(b)  # a chip of --hdu all: its file
     return a == b or resolved(a) == resolved(b)
 
 
@@ -123,6 +124,15 @@ def _with_note(exc: BaseException, note: str) -> None:
     if isinstance(exc, SciconvError):
         exc.message += note
         exc.args = (f"{exc.args[0]}{note}", *exc.args[1:])
+
+
+def _with_chip(exc: BaseException, job) -> None:
+    """A chip's error (``--hdu all``) that names its file, or nothing, made to name the chip,
+    ``NAME.fits[SCI,2]``, as the line that ends the run (the batch's own lines lead with it)."""
+    if isinstance(job, Chip) and isinstance(exc, SciconvError):
+        if exc.path is None or _same_file(exc.path, job):
+            exc.path = str(job)
+            exc.args = (name_text(f"{job}: {exc.message}"), *exc.args[1:])
 
 
 def _stopped(exc: BaseException) -> WriteError:
@@ -199,6 +209,7 @@ class Batch:
                         "removed (stale: made from the file's earlier contents)",
                     )
                 if not (self.keep_going and is_input_error(exc, also)):
+                    _with_chip(exc, path)
                     raise
                 self._fail(path, exc)
                 if stops_every_write(exc):
@@ -239,7 +250,7 @@ class Batch:
         of ``total`` inputs failed and naming them (the first few; ``note`` after the count)."""
         if not self.failed:
             return EXIT_OK
-        names = ", ".join(os.fspath(p) for p in self.failed[:_NAMED])
+        names = ", ".join(str(p) for p in self.failed[:_NAMED])  # a chip: NAME.fits[SCI,2]
         if len(self.failed) > _NAMED:
             names += f", ... ({len(self.failed) - _NAMED} more, named above)"
         print(

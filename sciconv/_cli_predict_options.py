@@ -14,7 +14,13 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["BACKGROUND_MODES", "PRODUCT_CATALOG_FORMATS", "PRODUCT_FORMATS", "add_predict_parser"]
+__all__ = [
+    "ALL_HDUS",
+    "BACKGROUND_MODES",
+    "PRODUCT_CATALOG_FORMATS",
+    "PRODUCT_FORMATS",
+    "add_predict_parser",
+]
 
 # sciconv.postprocess.PRODUCT_FORMATS, PRODUCT_CATALOG_FORMATS and BACKGROUND_MODES, written out
 # so that parsing the command line does not import the postprocess stack (tests/test_cli.py
@@ -22,6 +28,8 @@ __all__ = ["BACKGROUND_MODES", "PRODUCT_CATALOG_FORMATS", "PRODUCT_FORMATS", "ad
 PRODUCT_FORMATS = ("fits", "tiff", "ome-tiff", "ome-zarr")
 PRODUCT_CATALOG_FORMATS = ("ecsv", "votable", "fits")
 BACKGROUND_MODES = ("auto", "map", "none")
+#: ``--hdu all``: every science chip of a multi-chip FITS file (``sciconv._cli_predict_chips``).
+ALL_HDUS = "all"
 
 
 def _channel_arg(text: str) -> int:
@@ -36,9 +44,13 @@ def _channel_arg(text: str) -> int:
 
 def _hdu_arg(text: str) -> int | str | tuple[str, int]:
     """``--hdu``: an index (``1``), an EXTNAME (``SCI``) or EXTNAME,EXTVER (``SCI,2``), parsed
-    as ``read(hdu=...)`` parses it (:func:`sciconv.io.parse_hdu`)."""
+    as ``read(hdu=...)`` parses it (:func:`sciconv.io.parse_hdu`); ``all`` (any case):
+    :data:`ALL_HDUS`."""
     from sciconv.errors import ConfigError
     from sciconv.io import parse_hdu
+
+    if str(text).strip().lower() == ALL_HDUS:
+        return ALL_HDUS
 
     try:
         return parse_hdu(text)
@@ -299,7 +311,10 @@ def add_predict_parser(sub) -> argparse.ArgumentParser:
         metavar="HDU",
         help="FITS inputs: the image HDU to segment, as an index (1), EXTNAME (SCI) or "
         "EXTNAME,EXTVER (SCI,2: the second science extension of an HST FLT file); its DQ/MASK "
-        "HDU of the same EXTVER gives the bad pixels (default: the first HDU holding an image)",
+        "HDU of the same EXTVER gives the bad pixels (default: the first HDU holding an image). "
+        "'all': every science chip of a multi-chip file (HST SCI,1 and SCI,2, DECam's CCDs), "
+        "each segmented as --hdu CHIP into products of its own, NAME.SCI_2_labels.fits, "
+        "NAME.S29_catalog.ecsv; other inputs as without --hdu",
     )
     p.add_argument(
         "--series",

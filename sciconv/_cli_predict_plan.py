@@ -26,6 +26,14 @@ from pathlib import Path
 
 from sciconv._cli_common import resolved
 from sciconv._cli_predict_batch import differing_setting, records_prediction
+from sciconv._cli_predict_chips import (
+    hdu_args,
+    input_file,
+    is_fits,
+    job_args,
+    product_stem,
+    series_args,
+)
 from sciconv._cli_predict_sidefiles import refuse_side_products, side_file, uncertainty_file
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
 from sciconv.io._files import find_same_name, names_folded, same_name_key
@@ -201,19 +209,6 @@ def _warn_unsearched(folder: Path, found, *, out: Path | None = None, given=()) 
         )
 
 
-def is_fits(path: Path) -> bool:
-    """Whether ``path`` names a FITS file (by its extension, compressed ones included).
-
-    Examples
-    --------
-    >>> is_fits(Path("a.FITS")), is_fits(Path("a.tif"))
-    (True, False)
-    """
-    from sciconv import io
-
-    return path.name.lower().endswith(tuple(e.lower() for e in io.FITS_EXTENSIONS))
-
-
 def product_format(path: Path, chosen: str | None = None) -> str:
     """``--format`` when given; else FITS inputs give FITS products (header and WCS kept),
     OME-TIFF inputs (named ``.ome.tif``/``.ome.tiff``, as the OME specification has them)
@@ -250,7 +245,8 @@ def segmentation_outputs(
 ) -> dict[Path, dict[str, Path]]:
     """The product files of every input (postprocess.product_paths; those of ``mosaics``, the
     inputs segmented block by block, ``inference.mosaic_outputs``: a zarr array, or with
-    ``format="ome-zarr"`` the store and its label group), named by io.image_stem; with
+    ``format="ome-zarr"`` the store and its label group), named by io.image_stem (a chip of
+    ``--hdu all``, ``_cli_predict_chips.Chip``, by ``product_stem``: ``NAME.SCI_2``); with
     ``uncertainty`` the uncertainty file too (TIFF and OME-Zarr; FITS keeps it in the
     probability file).
 
@@ -267,7 +263,7 @@ def segmentation_outputs(
     >>> [p.as_posix() for p in planned[m].values()]
     ['o/m.ome.zarr', 'o/m.ome.zarr/labels/instances', 'o/m_catalog.ecsv']
     """
-    from sciconv import io, postprocess
+    from sciconv import postprocess
     from sciconv.inference._files import mosaic_outputs
 
     planned: dict[Path, dict[str, Path]] = {}
@@ -276,12 +272,12 @@ def segmentation_outputs(
     # on ext4 they are two files, with two sets of products (review)
     case, normalization = names_folded(out) if len(paths) > 1 else (False, False)
     for p in paths:
-        stem = io.image_stem(p)
+        stem = product_stem(p)
         key = same_name_key(stem) if normalization else stem
         key = key.lower() if case else key
-        if key in seen and io.image_stem(seen[key]) != stem:
+        if key in seen and product_stem(seen[key]) != stem:
             raise InferenceError(
-                f"two inputs' names {io.image_stem(seen[key])!r} and {stem!r} differ only in "
+                f"two inputs' names {product_stem(seen[key])!r} and {stem!r} differ only in "
                 f"case or Unicode normalization ({seen[key]} and {p}); the file system of "
                 f"{out} takes them for one name, so their outputs would collide: rename one"
             )
@@ -298,8 +294,9 @@ def segmentation_outputs(
             )  # fmt: skip
             continue
         names = postprocess.product_paths(
-            out, stem=stem, format=product_format(p, format), catalog_format=catalog_format
-        )
+            out, stem=stem, format=product_format(input_file(p), format),
+            catalog_format=catalog_format,
+        )  # fmt: skip
         planned[p] = {k: names[k] for k in _WRITTEN_PRODUCTS}
         if uncertainty and "uncert" in names:
             planned[p]["uncert"] = names["uncert"]
@@ -312,17 +309,18 @@ def segmentation_outputs(
 
 def sidecar_outputs(path: Path, out: Path, format: str | None = None) -> list[Path]:
     """The mask and uncertainty files of ``path``'s products (written only when needed: bad
-    pixels, ``--uncertainty``); none for FITS, which keeps them in its products.
+    pixels, ``--uncertainty``); none for FITS, which keeps them in its products. ``path``: an
+    input, or a chip of ``--hdu all``.
 
     Examples
     --------
     >>> [p.name for p in sidecar_outputs(Path("a.png"), Path("out"))]
     ['a_mask.tif', 'a_uncert.tif']
     """
-    from sciconv import io, postprocess
+    from sciconv import postprocess
 
     names = postprocess.product_paths(
-        out, stem=io.image_stem(path), format=product_format(path, format)
+        out, stem=product_stem(path), format=product_format(input_file(path), format)
     )
     return [names[k] for k in ("mask", "uncert") if k in names and names[k].parent == Path(out)]
 
@@ -390,7 +388,7 @@ def done_inputs(
             f"{text}: --skip-existing takes only inputs whose products are whole and current; "
             "remove them to segment the input again, or pass --overwrite instead of "
             "--skip-existing to recompute every input",
-            path=lead,
+            path=None if lead is None else str(lead),  # a chip: NAME.fits[SCI,2]
         )
     return done
 
@@ -405,7 +403,7 @@ def _not_done(path: Path, products: list[Path], settings: list[str] | None) -> s
     """Why the existing ``products`` of ``path`` are not a finished earlier run's; None if
     they are."""
     try:
-        made = path.stat().st_mtime
+        made = input_file(path).stat().st_mtime
     except OSError:
         made = None
     for p in products:
@@ -545,44 +543,6 @@ def earlier_products(paths: Sequence[Path], *, out: Path | None = None) -> list[
     return found
 
 
-def hdu_args(path, args) -> dict:
-    """``--hdu`` and ``--series``: the ``hdu=`` of :func:`sciconv.io.read` for a FITS input,
-    its ``series=`` for a TIFF (:func:`series_args`; empty without them); a
-    :class:`~sciconv.errors.ConfigError` for an input of another kind.
-
-    Examples
-    --------
-    >>> import argparse
-    >>> hdu_args(Path("a.fits"), argparse.Namespace(hdu="SCI"))
-    {'hdu': 'SCI'}
-    """
-    if args.hdu is None:
-        return series_args(path, args)
-    if not is_fits(path):
-        raise ConfigError(f"--hdu applies to FITS files; {path.name} is not one", path=path)
-    return {"hdu": args.hdu}
-
-
-def series_args(path, args) -> dict:
-    """``--series``: the ``series=`` of :func:`sciconv.io.read` for a TIFF input (empty
-    without it); a :class:`~sciconv.errors.ConfigError` for an input not named as a TIFF.
-
-    Examples
-    --------
-    >>> import argparse
-    >>> series_args(Path("slide.scn"), argparse.Namespace(series=0))
-    {'series': 0}
-    """
-    from sciconv import io
-
-    series = getattr(args, "series", None)
-    if series is None:
-        return {}
-    if not path.name.lower().endswith(io.TIFF_EXTENSIONS):
-        raise ConfigError(f"--series applies to TIFF files; {path.name} is not one", path=path)
-    return {"series": series}
-
-
 def mask_file(path, args) -> Path | None:
     """``--mask`` for ``path``: the one file (its name as it is, braces and all, when it has no
     ``{stem}`` or ``{dir}`` and exists), or the name those give; a
@@ -706,16 +666,17 @@ def probe_inputs(paths, args, batch) -> tuple[dict, list]:
     from sciconv import io
 
     stacks, mosaics = {}, []
-    for p in paths:
+    for p in paths:  # inputs, and chips of --hdu all (_cli_predict_chips.Chip), each its own
+        f, given = input_file(p), job_args(p, args)
         with batch.one_input(p, also=(ConfigError,)):  # --channel K beyond its channels: its own
-            planes = io.plane_axes(p, **series_args(p, args))
+            planes = io.plane_axes(f, **series_args(f, given))
             shape = None
             if not planes[0] and (args.block is None or args.channel is not None):
-                shape = io.probe_shape(p, **hdu_args(p, args))
+                shape = io.probe_shape(f, **hdu_args(f, given))
             if shape is not None and args.channel is not None:
-                check_channel(p, args.channel, shape[-1])
+                check_channel(f, args.channel, shape[-1])
             stacks[p] = planes
-            if not planes[0] and is_mosaic(p, args, shape):
+            if not planes[0] and is_mosaic(f, given, shape):
                 mosaics.append(p)
     return stacks, mosaics
 
