@@ -145,6 +145,7 @@ def test_predict_segments_a_movie_frame_by_frame(capsys, tmp_path, movie):
     )
     assert code == 0, err
     assert "movie.tif: 3 T planes" in out
+    assert "not linked over Z" not in out  # a movie's frames are separate scenes in time
     singles = [folder / f"frame{i}.tif" for i in range(3)]
     code, _, err = run_cli(
         capsys, "predict", "pretrained:nuclei", *singles, "--out", tmp_path / "s", "--quiet"
@@ -184,8 +185,12 @@ def test_predict_z_stack_with_channels_and_refusals(capsys, tmp_path, movie):
     code, _, err = run_cli(capsys, *common, "--out", tmp_path / "a")
     assert code != 0
     assert_one_line_error(err, "zc.tif", "plane Z=0", "2 separate channels (0, 1)", "--channel K")
-    code, _, err = run_cli(capsys, *common, "--out", tmp_path / "b", "--channel", "0")
+    code, out, err = run_cli(
+        capsys, *common[:-1], "--out", tmp_path / "b", "--channel", "0"
+    )  # not --quiet: the summary line
     assert code == 0, err
+    # a Z-stack's row count is of cross-sections, not of nuclei (QA 56): the summary says so
+    assert "3 Z planes" in out and "not linked over Z" in out
     code, _, err = run_cli(
         capsys,
         "predict",
