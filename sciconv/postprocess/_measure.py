@@ -14,6 +14,7 @@ from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
 from sciconv.io._frames import ecliptic_frame
 from sciconv.io._scale import off_sky_frame
+from sciconv.postprocess._apertures import add_aperture_columns, parse_apertures
 from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._image_columns import add_image_columns
@@ -399,8 +400,18 @@ def measure(
     error: str | np.ndarray | None = "auto",
     saturation: str | float | None = "auto",
     noise_correlation: str | NoiseCorrelation | float | None = "auto",
+    aperture=None,
 ):
     """Measure every labelled object: one table row each.
+
+    ``flux`` is the segment (isophotal) sum over the label: its share of the object's total
+    depends on the seeing and the signal-to-noise ratio, so it is not for colours across bands
+    of different PSF nor for comparing epochs (QA: g - r 0.14 mag off, 8 sigma); use
+    ``aperture=`` (the same circle on the sky in every image) or photutils' Kron flux
+    (:func:`to_photutils`). ``flux_err`` and the centroid errors hold for the footprint as
+    given: a segment drawn anew on each noisy image moves with the noise (QA: scatter
+    1.2-1.5x them with photutils' segments, 1.8-2.3x with the CNN's); ``flux_aper_err``
+    does not depend on the footprint.
 
     Parameters
     ----------
@@ -457,6 +468,14 @@ def measure(
         measures like a resampling), so no ``meta["FLUXCORR"]``. A NoiseCorrelation: that one
         (a block-wise run's, of the whole image). A number: ``R`` of every object. None: the
         pixels are independent (photutils' ``segment_flux_err``).
+    aperture : float, Quantity, str or sequence of them, optional
+        Radii of fixed circular apertures at each object's weighted centroid (needs
+        ``intensity``): a number (pixels), or an angle (``2 * u.arcsec``) or length (``5 *
+        u.um``) converted with the ``intensity``'s own pixel scale (else ``wcs``'s), so the
+        aperture is the same on the sky in every band and night (an angle without a sky
+        scale: ``ConfigError``). Adds ``flux_aper``, ``flux_aper_err``, ``flag_aper_masked``,
+        ``aper_masked_fraction`` and ``flag_aper_edge``; with several radii, one set each named
+        by the radius (``flux_aper_2arcsec``, ``flux_aper_2arcsec_err``, ...).
 
     Returns
     -------
@@ -481,7 +500,9 @@ def measure(
           includes the correlated-noise factor ``noise_correlation`` gives, and
           ``meta["FLUXCORR"]`` says what was measured and whether it was applied) and the
           weighted centroid's 1-sigma errors ``x_weighted_err``, ``y_weighted_err`` (pixels;
-          SExtractor's ``ERRX2``/``ERRY2``, the pixel errors' propagation);
+          SExtractor's ``ERRX2``/``ERRY2``, the pixel errors' propagation), all of them
+          for the footprint as given (above);
+        - with ``aperture``: the fixed-aperture columns (above; ``meta["APERTURE"]``);
         - with ``wcs``: ``ra``, ``dec`` (deg) of the weighted centroid when ``intensity`` is given,
           else of ``x``, ``y`` (``meta["RADECSRC"]`` says which); with the centroid's errors also
           ``ra_err``, ``dec_err`` (arcsec, on the sky: ``ra_err`` is the error of
@@ -537,6 +558,9 @@ def measure(
 
     labels = validate_labels(labels, keep_dtype=True)  # cast by row chunk (QA: int64 copy)
     image = _validate_intensity(intensity, labels.shape)
+    apertures = parse_apertures(aperture, intensity, wcs=wcs)
+    if apertures and image is None:
+        raise ConfigError("aperture= needs the intensity to measure; got intensity=None")
     level = _saturation(saturation, intensity, image)
     saturated = None if level is None else (image >= level).any(axis=-1)  # before bad pixels
     if isinstance(mask, str):
@@ -706,6 +730,9 @@ def measure(
             table["y_weighted_err"] = np.where(ws > 0, np.sqrt(var_y), np.nan)
             position_cov = (var_x, var_y, cov_xy)
         px, py = xw, yw
+        if apertures:  # photutils' sums at the weighted centroid; errors x sqrt(R(aperture))
+            kw = {"background": sky, "error": sigma, "bad": bad, "correlation": correlation}
+            add_aperture_columns(table, apertures, image, (px, py), unit=flux_unit, **kw)
     table.meta["PIXCONV"] = "x = column, y = row, 0-based pixel centres"
     if wcs is not None:
         if len(present):
