@@ -1,4 +1,5 @@
-"""Instance label images read as integers (:func:`read_labels`): ids are never float32."""
+"""Instance label images read as integers (:func:`read_labels`): ids are never float32; with
+``grid=True`` they keep the pixel grid of their file (header, WCS, pixel size)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import numpy as np
 from sciconv.errors import InvalidImageError, MissingDependencyError
 from sciconv.io._common import check_pixel_limit
 from sciconv.io._files import FITS_EXTENSIONS, PNG_EXTENSIONS, TIFF_EXTENSIONS, is_zarr, user_path
+from sciconv.io._image import GridImage
+from sciconv.io._read import read
 from sciconv.io._zarr import zarr_module
 
 
-def read_labels(path: str | os.PathLike, *, lazy: bool = False):
+def read_labels(path: str | os.PathLike, *, lazy: bool = False, grid: bool = False):
     """An instance label image ``(H, W)`` with its integer ids exactly as stored.
 
     :func:`read` gives float32 pixels, whose 24-bit mantissa merges ids from 2**24 on
@@ -31,11 +34,21 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
     lazy : bool, optional
         Zarr and TIFF: a :mod:`dask.array` reading chunks on demand (a mosaic's labels stay on
         disk); FITS and PNG are read whole either way. Default: a numpy array.
+    grid : bool, optional
+        Return a :class:`~sciconv.io.GridImage` that carries the labels' pixel grid: the
+        file's header and celestial WCS (FITS; a zarr array's recorded WCS) and the pixel size
+        :func:`sciconv.io.read` finds (OME-TIFF, ImageJ and resolution tags, OME-Zarr scale),
+        so that :func:`sciconv.postprocess.measure` can refuse an ``intensity`` on another
+        grid and :func:`sciconv.postprocess.reproject_labels` can carry the labels onto it.
+        Default False: the bare array.
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
-        Integer ids (the stored dtype), shape ``(H, W)``.
+    numpy.ndarray or dask.array.Array or GridImage
+        Integer ids (the stored dtype), shape ``(H, W)``; with ``grid=True`` a GridImage whose
+        ``.data`` holds them, shape ``(H, W, 1)`` and the stored integer type in native byte
+        order (not float32), with ``.header``, ``.wcs`` and ``.meta`` as :func:`sciconv.io.read`
+        gives them.
 
     Raises
     ------
@@ -51,18 +64,28 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
     >>> tifffile.imwrite(path, np.array([[0, 16_777_216], [16_777_217, 2]], np.uint32))
     >>> read_labels(path).tolist()
     [[0, 16777216], [16777217, 2]]
+
+    With its grid (here the pixel size of the TIFF's resolution tags):
+
+    >>> tifffile.imwrite(path, np.array([[0, 3], [3, 0]], np.uint16), resolution=(2e4, 2e4),
+    ...                  resolutionunit="CENTIMETER")
+    >>> labels = read_labels(path, grid=True)
+    >>> labels.shape, labels.data.dtype.name, labels.pixel_scale
+    ((2, 2, 1), 'uint16', PixelScale(y=0.5, x=0.5, unit='um'))
     """
     path = user_path(path)
     if not path.exists():
         raise InvalidImageError("no such file", path=path)
     name = path.name.lower()
+    described = path  # where read() finds the labels' grid; hdu: the FITS HDU read
+    hdu = None
     try:
         if is_zarr(path):
-            labels = _zarr(path, lazy)
+            labels, described = _zarr(path, lazy)
         elif name.endswith(TIFF_EXTENSIONS):
             labels = _tiff(path, lazy)
         elif name.endswith(FITS_EXTENSIONS):
-            labels = _fits(path)
+            labels, hdu = _fits(path)
         elif name.endswith(PNG_EXTENSIONS):
             from PIL import Image
 
@@ -86,21 +109,47 @@ def read_labels(path: str | os.PathLike, *, lazy: bool = False):
         raise InvalidImageError(
             f"labels must be integers (0 = background); got dtype {labels.dtype}", path=path
         )
+    if grid:
+        return _with_grid(labels, path, described, hdu)
     return labels
 
 
+#: What a labels GridImage keeps of the metadata ``read`` finds: no error map, mask or scaling
+#: of the pixels read as floats (the ids are read as stored)
+_PIXEL_META = ("uncertainty", "uncertainty_windows", "uncertainty_from", "mask_from", "scaling")
+
+
+def _with_grid(labels, path: Path, described: Path, hdu):
+    """``labels`` (H, W) as a GridImage (H, W, 1) with the header, WCS and pixel size that
+    :func:`sciconv.io.read` finds in ``described`` (the file, or a label image's group)."""
+    found = read(described, lazy=True, **({} if hdu is None else {"hdu": hdu}))
+    found.close()  # only its metadata: the ids are the ones read above
+    meta = {k: v for k, v in found.meta.items() if k not in _PIXEL_META}
+    if not labels.dtype.isnative:  # FITS stores big-endian: the same integers, native order
+        labels = labels.astype(labels.dtype.newbyteorder("="))
+    meta["dtype"] = str(labels.dtype)
+    return GridImage(
+        labels[..., None], header=found.header, wcs=found.wcs, path=str(path), meta=meta
+    )
+
+
 def _zarr(path: Path, lazy: bool):
+    """The labels and where their grid is described: the array itself, or the label image
+    group whose first level they are (its NGFF scale)."""
     zarr = zarr_module(path)
 
+    described = path
     node = zarr.open(str(path), mode="r")
     if not hasattr(node, "shape"):
-        node = zarr.open(str(_label_level(path, dict(node.attrs))), mode="r")
+        level = _label_level(path, dict(node.attrs))
+        node = zarr.open(str(level), mode="r")
+        described = level.parent
     if lazy:
         import dask.array as da
 
-        return da.from_zarr(node)
+        return da.from_zarr(node), described
     check_pixel_limit(_plane(node.shape), path, source="the zarr array", windowed=True)
-    return node[...]
+    return node[...], described
 
 
 def _label_level(path: Path, attrs: dict) -> Path:
@@ -154,9 +203,9 @@ def _fits(path: Path):
     from astropy.io import fits
 
     with fits.open(path) as hdul:  # unsigned ids carry BZERO: astropy reads them eagerly
-        for hdu in hdul:
+        for index, hdu in enumerate(hdul):
             if getattr(hdu, "is_image", False) and hdu.data is not None and hdu.data.ndim >= 2:
                 if "BSCALE" in hdu.header and hdu.header["BSCALE"] != 1:
                     raise InvalidImageError("labels must not be scaled (BSCALE != 1)", path=path)
-                return np.array(hdu.data)
+                return np.array(hdu.data), index
     raise InvalidImageError("no image HDU", path=path)

@@ -7,6 +7,10 @@
 - :func:`measure` makes one table row per object (area, centroid, bounding box, flux, ellipse,
   RA/Dec from a WCS; ``flux_err`` from a per-pixel error); :func:`equivalent_diameters` gives
   each object's size as one number;
+- :func:`grid_offset` / :func:`same_grid` say whether two WCSs are one pixel grid,
+  :func:`check_measure_grid` refuses labels and an intensity on two grids (another band's or
+  night's image), and :func:`reproject_labels` carries labels onto another grid (nearest
+  neighbour, ids kept);
 - :func:`estimate_background` / :func:`background_and_rms` map the sky under the objects and
   :func:`estimate_error` the per-pixel 1-sigma error (the image's own uncertainty, else the
   background noise and the sources' Poisson noise through photutils, with the
@@ -46,6 +50,7 @@ Examples
 #   _labels     label images as users hold them (GridImage, (H, W, 1) of integers) -> the
 #               int64 (H, W) map every labels consumer takes, or one refusal for all of them
 #   _instances  probabilities -> instance labels
+#   _grids      whether labels, intensity and wcs= are one pixel grid; labels carried to another
 #   _measure    instance labels -> measurement table (and RA/Dec)
 #   _background the background under the objects (photutils' Background2D), for measure
 #   _pixels     per-pixel arguments beside labels (background, errors), checked once
@@ -110,6 +115,13 @@ from sciconv.postprocess._geojson import (
     measurement_name,
     write_geojson,
 )
+from sciconv.postprocess._grids import (
+    GRID_TOLERANCE,
+    check_measure_grid,
+    grid_offset,
+    reproject_labels,
+    same_grid,
+)
 from sciconv.postprocess._image_columns import add_image_columns, add_plane_columns
 from sciconv.postprocess._instances import METHODS, instances, with_unmarked
 from sciconv.postprocess._measure import (
@@ -161,6 +173,7 @@ __all__ = [
     "CATALOG_UNITS",
     "COLUMN_UCDS",
     "GEOJSON_SUFFIX",
+    "GRID_TOLERANCE",
     "INPUT_HASH_LIMIT",
     "MANY_REGIONS",
     "METHODS",
@@ -187,6 +200,7 @@ __all__ = [
     "background_and_rms",
     "beam_pixels",
     "catalog_unit",
+    "check_measure_grid",
     "class_name_list",
     "comment_regions",
     "effective_gain",
@@ -199,6 +213,7 @@ __all__ = [
     "flux_error_note",
     "foreground_probability",
     "geojson_to_labels",
+    "grid_offset",
     "grown_objects",
     "history_record",
     "in_catalog_unit",
@@ -216,7 +231,9 @@ __all__ = [
     "prediction_history",
     "product_paths",
     "read_catalog",
+    "reproject_labels",
     "resampled_by",
+    "same_grid",
     "saturation_level",
     "says_counts",
     "software_record",

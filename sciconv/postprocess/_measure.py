@@ -17,6 +17,7 @@ from sciconv.io._scale import off_sky_frame
 from sciconv.postprocess._apertures import add_aperture_columns, parse_apertures
 from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
+from sciconv.postprocess._grids import check_measure_grid
 from sciconv.postprocess._image_columns import add_image_columns
 from sciconv.postprocess._labels import validate_labels
 from sciconv.postprocess._noise_correlation import (
@@ -419,6 +420,8 @@ def measure(
         Instance labels (0 = background), e.g. from :func:`instances` or
         :func:`sciconv.io.read_labels`, or their GridImage; integer ``(H, W, 1)`` too. Floats
         are refused (:func:`sciconv.io.read` gives images and label files alike as float32).
+        Labels carrying a WCS (``read_labels(path, grid=True)``) must be on the
+        ``intensity``'s pixel grid (:func:`reproject_labels` carries them to another).
     intensity : ndarray of shape (H, W) or (H, W, C), GridImage or NDData, optional
         Pixels to measure fluxes on (raw units; NaN pixels are skipped).
     wcs : astropy.wcs.WCS, optional
@@ -532,7 +535,8 @@ def measure(
     InvalidImageError
         Labels that are not a 2-D map of non-negative integers (the message names
         :func:`sciconv.io.read_labels`); an ``intensity``, ``mask``,
-        ``background`` or ``error`` of another shape; negative errors.
+        ``background`` or ``error`` of another shape; negative errors; labels and intensity
+        on two pixel grids (their WCSs over 0.1 px apart).
     ConfigError
         An unknown option; a ``background`` or ``error`` Quantity whose unit does not convert
         to the intensity's.
@@ -556,8 +560,10 @@ def measure(
     """
     from astropy.table import Table
 
+    given = labels  # a GridImage of labels carries its grid's WCS
     labels = validate_labels(labels, keep_dtype=True)  # cast by row chunk (QA: int64 copy)
     image = _validate_intensity(intensity, labels.shape)
+    check_measure_grid(given, intensity, wcs)  # one pixel grid (QA: another band's pixels)
     apertures = parse_apertures(aperture, intensity, wcs=wcs)
     if apertures and image is None:
         raise ConfigError("aperture= needs the intensity to measure; got intensity=None")
