@@ -307,7 +307,7 @@ def _postprocess_overrides(args) -> dict:
 
 def _segment_image(model, img, args, params, progress):
     """One 2-D image: labels, probabilities, spread (or None) and the catalog of its objects."""
-    from sciconv import inference, postprocess
+    from sciconv import inference, models, postprocess
 
     labels, prob, *spread = inference.predict_instances(  # recorded post-processing
         model,
@@ -333,9 +333,12 @@ def _segment_image(model, img, args, params, progress):
     )
     if source is not None and "flux_err" in table.colnames:
         table.meta["FLUXERR"] = postprocess.flux_error_note(source, table)
-    if std is not None:  # each object's score and uncertainty
-        table = _with_scores(table, postprocess.object_scores(labels, prob, std))
-    return labels, prob, std, table
+    # every catalog: each object's ranking score from the probabilities above (no extra pass;
+    # QA 56: only --uncertainty runs had one, at 8 model passes); uncertainty with a spread only
+    recorded = models.get_metadata(model).get("postprocess") or {}
+    threshold = params.get("threshold", recorded.get("threshold", 0.5))
+    scores = postprocess.object_scores(labels, prob, std, threshold=threshold)
+    return labels, prob, std, _with_scores(table, scores)
 
 
 def _redo(inputs: list, why: str) -> None:
@@ -677,7 +680,8 @@ def _one_channel(img, channel: int | None):
 
 
 def _with_scores(table, scores):
-    """The catalog with the objects' ``score`` and ``uncertainty`` columns, rows kept in order."""
+    """The catalog with the objects' ``score`` (and, with a spread, ``uncertainty``) columns,
+    rows kept in order."""
     from astropy.table import join
 
     if len(table) == 0:  # nothing found: join refuses empty tables; the columns, no rows

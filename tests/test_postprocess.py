@@ -418,7 +418,7 @@ def test_every_ucd_sciconv_writes_is_a_ucd1p_word():
 
     ucds = {name: ucd for name, (ucd, _, _) in postprocess.COLUMN_UCDS.items()}
     ucds |= {name: ucd for name, (_, ucd, _) in postprocess.PHYSICAL_COLUMNS.items()}
-    scores = postprocess.object_scores(np.array([[1, 0]]), np.array([[0.9, 0.1]]))
+    scores = postprocess.object_scores(np.array([[1, 0]]), np.array([[0.9, 0.1]]), np.zeros((1, 2)))
     ucds |= {name: scores[name].meta["ucd"] for name in ("score", "uncertainty")}
     table = _electron_table()
     ucds |= {name: table[name].meta["ucd"] for name in table.colnames}

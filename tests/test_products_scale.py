@@ -207,7 +207,8 @@ def test_object_scores_of_dense_and_sparse_ids(offset, dtype):
     np.testing.assert_allclose(table["uncertainty"], spread, rtol=1e-6)
     assert np.isnan(table["score"][0]) and table["score"].dtype == np.float32
     plain = postprocess.object_scores(labels, prob)
-    np.testing.assert_allclose(plain["uncertainty"], 1 - score, rtol=1e-5)
+    assert plain.colnames == ["label", "score"]
+    np.testing.assert_allclose(plain["score"], score, rtol=1e-6)
 
 
 def test_object_scores_leave_dense_ids_as_they_are(monkeypatch):
@@ -233,7 +234,6 @@ def test_object_scores_leave_dense_ids_as_they_are(monkeypatch):
     assert postprocess.object_scores(np.zeros((3, 3), np.uint8), np.zeros((3, 3))).colnames == [
         "label",
         "score",
-        "uncertainty",
     ]
 
 

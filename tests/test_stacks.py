@@ -164,6 +164,11 @@ def test_predict_segments_a_movie_frame_by_frame(capsys, tmp_path, movie):
     assert prob.shape == (3, 256, 256, 3)
     catalog = Table.read(tmp_path / "m" / "movie_catalog.ecsv")
     assert catalog.colnames[:2] == ["t", "label"] and catalog.meta["stack_axes"] == "T"
+    # a plain run's catalog ranks its objects too (QA 56: only --uncertainty runs had a score,
+    # at 8 model passes); no spread, no uncertainty column
+    assert "score" in catalog.colnames and "uncertainty" not in catalog.colnames
+    floor = catalog["score"].meta["threshold"]
+    assert 0 < floor < 1 and np.all(catalog["score"] >= floor - 1e-6)
     for i in range(3):
         alone = io.read(tmp_path / "s" / f"frame{i}_labels.tif").data[..., 0]
         np.testing.assert_array_equal(stack[i], alone)

@@ -62,7 +62,8 @@ def segment_nuclei(
     """Instance labels of the nuclei in ``image`` as a napari ``(data, kwargs, "labels")`` tuple.
 
     Runs :func:`sciconv.inference.predict_instances` (tiled prediction with the model's recorded
-    normalization and input transform, then the seeded watershed).
+    normalization and input transform, then the seeded watershed) and scores every object from
+    the probabilities of that same prediction (:func:`sciconv.postprocess.object_scores`).
 
     Parameters
     ----------
@@ -96,6 +97,14 @@ def segment_nuclei(
         ``kwargs["metadata"]`` records the settings, the object count (of every plane) and
         ``"decisions"``: what the automatic settings chose (:func:`sciconv.inference.decisions`:
         ``{"scale": "0.25 (auto: objects 72 px)", ...}``; a list, one per plane, for a stack).
+        ``kwargs["features"]``: one row per object, ``label`` and ``score`` (the mean
+        foreground probability over it: a ranking score, at or above ``threshold``, not the
+        probability that it is a nucleus; :func:`~sciconv.postprocess.object_scores`), and
+        ``index``, the label value napari looks a row up by. For a stack, ``plane`` too (the
+        plane's number in ``metadata["decisions"]``' order) and ``index`` -1: the values repeat
+        from plane to plane. A plane of more than
+        :data:`~sciconv.inference.AUTO_BLOCK_PIXELS` pixels is segmented block by block,
+        without probabilities, and has no rows.
 
     Raises
     ------
@@ -113,6 +122,9 @@ def segment_nuclei(
     >>> data, kwargs, kind = segment_nuclei(image, model=keras.Model(inputs, out), tile=32)
     >>> kind, int(data.max()), kwargs["metadata"]["count"]
     ('labels', 2, 2)
+    >>> features = kwargs["features"]
+    >>> features["label"].tolist(), [round(float(s), 2) for s in features["score"]]
+    ([1, 2], [0.88, 0.88])
     """
     number, whole = (int, float, np.integer, np.floating), (int, np.integer)  # numpy's too
     fixed = isinstance(scale, number) and not isinstance(scale, bool) and 0.05 <= scale <= 20
@@ -122,7 +134,8 @@ def segment_nuclei(
         raise ConfigError(f"threshold must be a probability in (0, 1); got {threshold!r}")
     if isinstance(tile, bool) or not (isinstance(tile, whole) and tile >= 32):
         raise ConfigError(f"tile must be an integer of at least 32 pixels; got {tile!r}")
-    from sciconv.inference import decisions, predict_instances
+    from sciconv.inference import AUTO_BLOCK_PIXELS, decisions, predict_instances
+    from sciconv.postprocess import object_scores
 
     model = nuclei_model() if model is None else model
     threshold = _recorded_threshold(model) if threshold is None else float(threshold)
@@ -132,20 +145,27 @@ def segment_nuclei(
     lead = arr.shape[:planes]
     stack = arr.reshape(-1, *arr.shape[planes:])
     tile = min(int(tile), max(stack.shape[1:3]))
-    found, decided = [], []
+    found, decided, scores = [], [], []
     for plane in stack:
+        # the scores come from the probabilities of the same prediction (no second pass); a
+        # plane too big for them whole goes block by block, as before, and gets none
+        whole = plane.shape[0] * plane.shape[1] <= AUTO_BLOCK_PIXELS
         with decisions() as log:  # what "auto" chose (the factor, the flip), per plane
-            found.append(
-                predict_instances(
-                    model,
-                    plane,
-                    tile=tile,
-                    scale="auto" if not fixed else None if scale == 1 else float(scale),
-                    threshold=threshold,
-                    progress=False,
-                )
+            result = predict_instances(
+                model,
+                plane,
+                tile=tile,
+                scale="auto" if not fixed else None if scale == 1 else float(scale),
+                threshold=threshold,
+                progress=False,
+                return_prob=whole,
             )
+        plane_labels, prob = result if whole else (result, None)
+        found.append(plane_labels)
         decided.append(log)
+        scores.append(
+            None if prob is None else object_scores(plane_labels, prob, threshold=threshold)
+        )
     labels = np.stack(found).reshape(*lead, *found[0].shape) if planes else found[0]
     settings = {"scale": float(scale) if fixed else scale, "threshold": threshold, "tile": tile}
     meta = {"model": model.name, **settings, "count": sum(int(f.max()) for f in found)}
@@ -153,9 +173,28 @@ def segment_nuclei(
     kwargs = {
         "name": name,
         "metadata": meta,
+        "features": _features(scores, stacked=bool(planes)),
         **(layer_kwargs or {}),
     }
     return labels, kwargs, "labels"
+
+
+def _features(scores: list, *, stacked: bool) -> dict[str, np.ndarray]:
+    """The Labels layer's ``features``: ``label`` and ``score`` of every object (``plane``
+    first for a stack), from each plane's :func:`~sciconv.postprocess.object_scores` table
+    (None: a plane segmented block by block, without probabilities: no rows).
+
+    napari finds an object's row by the label value in the ``index`` column (the status bar
+    under the cursor). A stack's labels are numbered per plane, so a value names one object in
+    each plane: its ``index`` is -1, which no label has (napari then shows no feature rather
+    than another plane's)."""
+    rows = [(k, t) for k, t in enumerate(scores) if t is not None]
+    label = np.concatenate([np.asarray(t["label"]) for _, t in rows] or [np.zeros(0, np.int64)])
+    score = np.concatenate([np.asarray(t["score"]) for _, t in rows] or [np.zeros(0, np.float32)])
+    if not stacked:
+        return {"index": label, "label": label, "score": score}
+    plane = np.concatenate([np.full(len(t), k, np.int64) for k, t in rows] or [np.zeros(0, int)])
+    return {"index": np.full(len(label), -1), "plane": plane, "label": label, "score": score}
 
 
 def nuclei_widget():
