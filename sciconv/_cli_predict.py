@@ -360,17 +360,19 @@ def _redo(inputs: list, why: str) -> None:
 
 def _plane_positions(catalog, meta: dict) -> None:
     """A stack catalog's ``time`` (s) beside ``t`` and ``z_phys`` beside ``z`` when the input
-    records its frame interval and Z step (QA: a tracker reading the catalog had plane indices
-    only)."""
+    dates its frames (OME ``Plane/@DeltaT``) or records its frame interval, and its Z step (QA:
+    a tracker reading the catalog had plane indices only; a movie with a pause was misdated)."""
     from astropy import units as u
 
-    interval, step = meta.get("time_interval"), meta.get("z_spacing")
-    unit = meta.get("pixel_unit")
-    if "t" in catalog.colnames and interval is not None:
-        catalog.add_column(catalog["t"] * float(interval), name="time",
+    from sciconv.io import frame_seconds
+
+    step, unit = meta.get("z_spacing"), meta.get("pixel_unit")
+    seconds = frame_seconds(meta, catalog["t"]) if "t" in catalog.colnames else None
+    if seconds is not None:
+        catalog.add_column(seconds, name="time",
                            index=catalog.colnames.index("t") + 1)  # fmt: skip
         catalog["time"].unit = u.s
-        catalog["time"].description = "time of the object's plane (t x the frame interval)"
+        catalog["time"].description = "time of the object's frame (DeltaT, else t x interval)"
     if "z" in catalog.colnames and step is not None and unit not in (None, "", "pixel"):
         from sciconv.postprocess import in_catalog_unit
 

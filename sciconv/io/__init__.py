@@ -121,6 +121,7 @@ from sciconv.io._masks import BAD_MASK_PLANES, MASK_EXTNAMES
 from sciconv.io._precision import check_float32_precision, float32_loss
 from sciconv.io._read import plane_axes, probe_shape, read, read_pixels
 from sciconv.io._tiff import stored_as_channels
+from sciconv.io._tiff_meta import frame_seconds
 from sciconv.io._write import write
 from sciconv.io._zarr import (
     ZARR_ARRAY_ATTRS,
@@ -155,6 +156,7 @@ __all__ = [
     "drop_keywords",
     "file_map",
     "float32_loss",
+    "frame_seconds",
     "image_pixel_scale",
     "image_stem",
     "is_nddata",

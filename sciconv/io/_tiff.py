@@ -37,7 +37,7 @@ from sciconv.io._common import (
 )
 from sciconv.io._image import GridImage, LazyImage, decoded_image
 from sciconv.io._mapped import read_mapped
-from sciconv.io._tiff_meta import microscopy_meta
+from sciconv.io._tiff_meta import declares_time, microscopy_meta
 from sciconv.io._tiff_series import choose_series, main_series, warn_other_series
 from sciconv.io._tiff_units import UNIT_METRES, convert_length, length_unit
 from sciconv.io._tiff_vendor import channels_declared
@@ -97,7 +97,10 @@ def stored_as_channels(image) -> bool:
 
 def tiff_plane_axes(path: Path, series: int | None = None) -> tuple[str, tuple[int, ...]]:
     """The ``T``/``Z`` axes of more than one plane that a TIFF's series declares, and their sizes
-    (``series``: the image :func:`read_tiff` reads, by default its main one).
+    (``series``: the image :func:`read_tiff` reads, by default its main one); a ``T`` axis of one
+    time point too, where tifffile's axes name it or the OME or ImageJ metadata give a frame
+    interval (:func:`~sciconv.io._tiff_meta.declares_time`): a movie stopped after its first
+    frame is still a movie (QA: it lost its ``t``/``time`` columns and its frame interval).
 
     Only OME, ImageJ and tifffile's own metadata name these axes (a plain multi-page TIFF gives
     ``I``/``Q``, an unknown kind of plane): ``("", ())`` when there are none, and when the series
@@ -107,8 +110,11 @@ def tiff_plane_axes(path: Path, series: int | None = None) -> tuple[str, tuple[i
 
     try:
         with tifffile.TiffFile(path) as tif:
-            chosen = tif.series[main_series(tif) if series is None else int(series)]
+            index = main_series(tif) if series is None else int(series)
+            chosen = tif.series[index]
             axes, shape = series_axes(tif, chosen), tuple(int(n) for n in chosen.shape)
+            if "T" not in axes and declares_time(tif, index):
+                axes, shape = "T" + axes, (1, *shape)  # one time point: tifffile drops its T
     except Exception as exc:
         raise InvalidImageError(f"not a readable TIFF file ({brief(exc)})", path=path) from exc
     return declared_planes(axes, shape)
@@ -126,8 +132,11 @@ def series_axes(tif, series) -> str:
 
 def declared_planes(axes: str, shape) -> tuple[str, tuple[int, ...]]:
     """The ``T``/``Z`` axes of more than one plane among ``axes`` (letters, one per axis of
-    ``shape``) and their sizes; ``("", ())`` when there are none or other non-channel axes too."""
-    planes = [(a, int(n)) for a, n in zip(axes.upper(), shape) if n > 1 and a not in "YXCS"]
+    ``shape``), and a ``T`` axis of one time point (a movie of one frame), and their sizes;
+    ``("", ())`` when there are none or other non-channel axes too."""
+    planes = [
+        (a, int(n)) for a, n in zip(axes.upper(), shape) if (n > 1 or a == "T") and a not in "YXCS"
+    ]
     if not planes or any(a not in PLANE_AXES for a, _ in planes):
         return "", ()
     return "".join(a for a, _ in planes), tuple(n for _, n in planes)

@@ -16,7 +16,13 @@
     ...), same unit.
 ``meta["time_interval"]``
     Seconds between time points (OME ``TimeIncrement``, ImageJ ``finterval``, LSM
-    ``TimeIntervall``, ...).
+    ``TimeIntervall``, ...); an OME file that dates its planes (``Plane/@DeltaT``) but gives no
+    ``TimeIncrement``: the median step between its frames' times.
+``meta["frame_times"]``
+    The time of each time point (seconds, one per ``T`` index) where an OME file dates its
+    planes (``Plane/@DeltaT`` in ``DeltaTUnit``, read at each frame's first plane, ``TheZ=0``,
+    ``TheC=0``) and the dates are not ``t x time_interval``: a movie with a pause, or frames
+    taken at their own pace. :func:`frame_seconds` gives a frame's time either way.
 ``meta["channel_names"]``
     One name per channel (OME ``Channel/@Name``; ImageJ ``Labels`` when there is one per
     channel; LSM ``ChannelColors`` names, QPTIFF ``Name``).
@@ -27,8 +33,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from sciconv.io._common import brief, warn_caller
-from sciconv.io._tiff_units import convert_length, length_unit, time_interval
+from sciconv.io._tiff_units import convert_length, length_unit, time_interval, time_seconds
 from sciconv.io._tiff_vendor import vendor_meta
 
 
@@ -104,12 +112,114 @@ def _ome_meta(xml: str, index: int = 0, n_series: int = 1) -> dict:
             z_unit = length_unit(pixels.get("PhysicalSizeZUnit", "µm"))
             meta["z_spacing"] = convert_length(float(pixels["PhysicalSizeZ"]), z_unit, unit)
     meta.update(time_interval(pixels.get("TimeIncrement"), pixels.get("TimeIncrementUnit", "s")))
+    meta.update(_plane_times(pixels, meta.get("time_interval")))
     channels = pixels.get("Channel", [])
     channels = [channels] if isinstance(channels, dict) else list(channels or [])
     names = [c.get("Name") for c in channels if isinstance(c, dict)]
     if names and all(n is not None for n in names):
         meta["channel_names"] = [str(n) for n in names]
     return meta
+
+
+def _plane_times(pixels: dict, interval: float | None) -> dict:
+    """``frame_times`` from OME ``Plane/@DeltaT`` (module notes): each time point's first plane
+    (``TheZ=0``, ``TheC=0``), converted through ``DeltaTUnit``; nothing unless every time point
+    has one, nor where they are ``t x interval``. Without ``interval`` (no ``TimeIncrement``),
+    also the median step between the frames' times as ``time_interval``."""
+    planes = pixels.get("Plane") or []
+    planes = [planes] if isinstance(planes, dict) else planes
+    dated: dict[int, float] = {}
+    try:
+        size_t = int(pixels.get("SizeT", 1) or 1)
+        for plane in planes:
+            if not isinstance(plane, dict) or plane.get("DeltaT") is None:
+                continue
+            if int(plane.get("TheZ", 0)) != 0 or int(plane.get("TheC", 0)) != 0:
+                continue  # the frame's first plane dates it
+            seconds = time_seconds(plane["DeltaT"], plane.get("DeltaTUnit", "s"))
+            if seconds is None:
+                return {}  # a unit that is not a time: no dates rather than wrong ones
+            dated.setdefault(int(plane.get("TheT", 0)), seconds)
+    except (TypeError, ValueError):  # indices that are not numbers: the dates are a bonus
+        return {}
+    if not dated or sorted(dated) != list(range(size_t)):
+        return {}  # some frames undated: t x TimeIncrement for all
+    times = np.array([dated[t] for t in range(size_t)])
+    out: dict = {}
+    steps = np.diff(times)
+    if interval is None and np.any(steps > 0):
+        out = time_interval(float(np.median(steps[steps > 0])), "s")
+        interval = out.get("time_interval")
+    nominal = None if interval is None else np.arange(size_t) * interval
+    if nominal is None or not np.allclose(times, nominal, rtol=1e-6, atol=1e-6):
+        out["frame_times"] = tuple(float(v) for v in times)
+    return out
+
+
+def frame_seconds(meta: dict, t) -> np.ndarray | None:
+    """The time, in seconds, of time points ``t`` of an image read with ``meta``: the file's
+    own date of each frame (``meta["frame_times"]``, OME ``Plane/@DeltaT``) where it records
+    them, else ``t x meta["time_interval"]``; None when it records neither.
+
+    Parameters
+    ----------
+    meta : dict
+        :attr:`sciconv.io.GridImage.meta` of a movie (``read(path, stack=True)``).
+    t : array_like of int
+        Indices along the movie's ``T`` axis (a stack catalog's ``t`` column).
+
+    Returns
+    -------
+    numpy.ndarray of float or None
+        One time per index, in seconds.
+
+    Examples
+    --------
+    >>> from sciconv.io import frame_seconds
+    >>> frame_seconds({"time_interval": 30.0}, [0, 1, 2]).tolist()
+    [0.0, 30.0, 60.0]
+    >>> meta = {"time_interval": 30.0, "frame_times": (0.0, 31.2, 600.4)}  # a 9-minute pause
+    >>> frame_seconds(meta, [0, 2]).tolist()
+    [0.0, 600.4]
+    >>> frame_seconds({}, [0]) is None
+    True
+    """
+    t = np.asarray(t, dtype=np.int64)
+    times = meta.get("frame_times")
+    inside = t.size == 0 or (times is not None and 0 <= t.min() and t.max() < len(times))
+    if times is not None and len(times) and inside:
+        return np.asarray(times, dtype=float)[t]
+    interval = meta.get("time_interval")
+    return None if interval is None else t * float(interval)
+
+
+def declares_time(tif, index: int = 0) -> bool:
+    """Whether series ``index`` of ``tif`` is a time series by its OME or ImageJ metadata (a
+    frame interval: OME ``TimeIncrement``, ImageJ ``finterval``), even of one time point,
+    which tifffile's axes leave out (a size-1 ``T``).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib, tifffile
+    >>> from sciconv.io._tiff_meta import declares_time
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "one_frame.ome.tif"
+    >>> tifffile.imwrite(p, np.zeros((1, 8, 8), "uint16"), ome=True,
+    ...                  metadata={"axes": "TYX", "TimeIncrement": 30.0})
+    >>> with tifffile.TiffFile(p) as tif:
+    ...     tif.series[0].axes, declares_time(tif)
+    ('YX', True)
+    """
+    try:
+        if tif.is_ome and tif.ome_metadata:
+            meta = _ome_meta(tif.ome_metadata, index, len(tif.series))
+        elif tif.is_imagej and tif.imagej_metadata:
+            ij = tif.imagej_metadata
+            meta = time_interval(ij.get("finterval"), ij.get("tunit", "s"))
+        else:
+            return False
+    except Exception:  # metadata not understood (read says so): no time axis declared
+        return False
+    return "time_interval" in meta
 
 
 def _imagej_meta(ij: dict, page) -> dict:

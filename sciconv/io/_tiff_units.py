@@ -42,17 +42,38 @@ def convert_length(value: float, unit: str, to: str) -> float:
     return value * UNIT_METRES[unit] / UNIT_METRES[to]
 
 
-#: seconds per time unit, for the frame interval of OME (``TimeIncrementUnit``) and ImageJ
-#: (``tunit``) metadata
+#: seconds per time unit, for the frame interval of OME (``TimeIncrementUnit``), ImageJ
+#: (``tunit``) and NGFF (an OME-Zarr ``t`` axis's ``unit``) metadata
 _TIME_SECONDS = {
     **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("ds", "decisecond", "deciseconds"), 0.1),
+    **dict.fromkeys(("cs", "centisecond", "centiseconds"), 1e-2),
     **dict.fromkeys(("ms", "msec", "millisecond", "milliseconds"), 1e-3),
     **dict.fromkeys(("us", "µs", "\u03bcs", "\\u00b5s", "microsecond", "microseconds"), 1e-6),
     **dict.fromkeys(("ns", "nanosecond", "nanoseconds"), 1e-9),
+    **dict.fromkeys(("ps", "picosecond", "picoseconds"), 1e-12),
+    **dict.fromkeys(("ks", "kilosecond", "kiloseconds"), 1e3),
     **dict.fromkeys(("min", "mins", "minute", "minutes"), 60.0),
     **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
     **dict.fromkeys(("d", "day", "days"), 86400.0),
 }
+
+
+def time_seconds(value, unit) -> float | None:
+    """``value`` in the time ``unit`` (``"ms"``, ``"min"``, NGFF's ``"millisecond"``, ...; the
+    OME default ``"s"`` when None) in seconds, or None for a value that is not a finite number
+    or a unit that is not a time.
+
+    Examples
+    --------
+    >>> time_seconds("1.5", "min"), time_seconds(0, "millisecond"), time_seconds(3, "furlong")
+    (90.0, 0.0, None)
+    """
+    try:
+        seconds = float(value) * _TIME_SECONDS[str(unit or "s").strip().lower()]
+    except (TypeError, ValueError, KeyError):
+        return None
+    return seconds if np.isfinite(seconds) else None
 
 
 def time_interval(value, unit) -> dict:
@@ -64,8 +85,5 @@ def time_interval(value, unit) -> dict:
     >>> time_interval(250, "ms"), time_interval(0, "s")
     ({'time_interval': 0.25}, {})
     """
-    try:
-        seconds = float(value) * _TIME_SECONDS[str(unit or "s").strip().lower()]
-    except (TypeError, ValueError, KeyError):
-        return {}
-    return {"time_interval": seconds} if seconds > 0 and np.isfinite(seconds) else {}
+    seconds = time_seconds(value, unit)
+    return {"time_interval": seconds} if seconds is not None and seconds > 0 else {}

@@ -33,6 +33,7 @@ from sciconv.io._common import brief, check_memory, check_pixel_limit, first_cal
 from sciconv.io._files import user_path, validate_path
 from sciconv.io._image import GridImage, LazyImage
 from sciconv.io._tiff import PLANE_AXES
+from sciconv.io._tiff_units import UNIT_METRES, convert_length, length_unit, time_interval
 
 _NGFF_UNITS = {
     "meter": "m",
@@ -167,10 +168,17 @@ def _axis_letters(node, ndim: int, path: Path) -> tuple[list[str], str]:
 
 def zarr_axes(path: Path) -> tuple[str, tuple[int, ...]]:
     """The axis letters (``"TCZYX"``, ...) and full-resolution shape of an OME-Zarr store, from
-    its metadata alone (no pixels read)."""
+    its metadata alone (no pixels read). A ``t`` axis of one time point is left out unless the
+    store gives its frame interval (a scale in a time unit): bioformats2raw and others write
+    every image as ``t, c, z, y, x``, while a movie of one frame keeps its ``T``."""
     node = _stored_image(path)
     shape = tuple(int(n) for n in node.data[0].shape)
-    return _axis_letters(node, len(shape), path)[1], shape
+    names, letters = _axis_letters(node, len(shape), path)
+    if "T" in letters and shape[letters.index("T")] == 1:
+        if "time_interval" not in _physical(node.metadata, names, 0, path):
+            i = letters.index("T")
+            letters, shape = letters[:i] + letters[i + 1 :], shape[:i] + shape[i + 1 :]
+    return letters, shape
 
 
 #: Key of the attributes sciconv writes on a plain zarr array it produces (block-wise labels):
@@ -385,22 +393,47 @@ def _level_frame(metadata: dict, letters: str, level: int, levels: list) -> dict
 
 
 def _physical(metadata: dict, names: list[str], level: int, path: Path) -> dict:
-    """Pixel size, unit and channel names from the NGFF ``multiscales`` and ``omero`` metadata."""
+    """Pixel size, unit and channel names from the NGFF ``multiscales`` and ``omero`` metadata;
+    a ``z`` axis's scale as ``z_spacing`` (in the pixel unit) and a ``t`` axis's as
+    ``time_interval`` (seconds), where their units say what they are, as a TIFF's metadata fill
+    them (:mod:`sciconv.io._tiff_meta`)."""
     out: dict = {}
     try:
         transforms = (metadata.get("coordinateTransformations") or [])[level]
         scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), None)
+        axes = metadata.get("axes") or []
+
+        def unit_of(i):
+            unit = axes[i].get("unit") if i < len(axes) and isinstance(axes[i], dict) else None
+            return _NGFF_UNITS.get(unit, unit) if unit else None
+
         if scale is not None and "y" in names and "x" in names:
             iy, ix = names.index("y"), names.index("x")
             out["pixel_size"] = (float(scale[iy]), float(scale[ix]))
-            axes = metadata.get("axes") or []
-            unit = axes[ix].get("unit") if ix < len(axes) and isinstance(axes[ix], dict) else None
-            out["pixel_unit"] = _NGFF_UNITS.get(unit, unit) if unit else "pixel"
+            out["pixel_unit"] = unit_of(ix) or "pixel"
+            out.update(_plane_steps(scale, names, unit_of, out["pixel_unit"]))
         names_c = metadata.get("channel_names")
         if names_c:
             out["channel_names"] = [str(n) for n in names_c]
     except (IndexError, KeyError, TypeError, ValueError):
         pass
+    return out
+
+
+def _plane_steps(scale, names: list[str], unit_of, pixel_unit: str) -> dict:
+    """``z_spacing`` (the ``z`` scale in ``pixel_unit``, both lengths) and ``time_interval``
+    (the ``t`` scale in seconds, in a stated time unit) of an NGFF scale; an axis without a unit
+    gives nothing (a scale of 1 in no unit is ome-zarr-py's default, not a measurement)."""
+    out: dict = {}
+    letters = [str(n).upper()[:1] for n in names]
+    if "Z" in letters:
+        iz = letters.index("Z")
+        step, unit = float(scale[iz]), length_unit(unit_of(iz) or "")
+        if unit in UNIT_METRES and pixel_unit in UNIT_METRES and step > 0 and np.isfinite(step):
+            out["z_spacing"] = convert_length(step, unit, pixel_unit)
+    if "T" in letters and unit_of(letters.index("T")):
+        it = letters.index("T")
+        out.update(time_interval(scale[it], unit_of(it)))
     return out
 
 

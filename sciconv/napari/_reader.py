@@ -41,9 +41,15 @@ def _supported(path: Any) -> bool:
 
 def _ome_zarr_image(path: str | os.PathLike) -> bool:
     """True for a folder :func:`sciconv.io.read` reads as an OME-Zarr image: a store
-    (``*.ome.zarr``, ``*.zarr``) or one of its ``labels/<name>`` groups."""
+    (``*.ome.zarr``, ``*.zarr``) or one of its ``labels/<name>`` groups, a movie or Z-stack
+    (NGFF ``t``/``z`` axes, :func:`sciconv.io.plane_axes`) included (QA: refused)."""
     if not Path(path).is_dir() or not io.is_zarr(path):
         return False
+    try:
+        if io.plane_axes(path)[0]:  # read(stack=True) reads it; a plain read refuses it
+            return True
+    except Exception:  # not a multiscale image (a plain array, a bare group): read says
+        pass
     try:
         return io.read(path, lazy=True).meta.get("format") == "ome-zarr"
     except Exception:  # not an image (a bare group, a plate), or no ome-zarr: not ours
@@ -263,13 +269,18 @@ def _label_layer(store: Path, name: str, levels: list[Path]) -> LayerData:
 def _zarr_layers(path) -> list[LayerData]:
     """An OME-Zarr image (its levels a multiscale layer, one layer per channel named by the
     channel names) and a labels layer per NGFF label image (``labels/instances``,
-    ``labels/mask`` ...); a ``labels/<name>`` group opened by itself gives its labels layer."""
+    ``labels/mask`` ...); a ``labels/<name>`` group opened by itself gives its labels layer. A
+    movie or Z-stack opens as a TIFF one does: its full resolution, ``T``/``Z`` axes first,
+    scaled by the store's frame interval and Z step."""
     path = Path(path)
     if path.parent.name == "labels":  # one label image of a store
         store = path.parent.parent
         levels = io.ome_zarr_labels(store).get(path.name)
         if levels:
             return [_label_layer(store, path.name, levels)]
+    stack = io.plane_axes(path)
+    if stack[0]:  # a movie or Z-stack: one layer with a slider per axis
+        return _layers(io.read(path, stack=True), stack)
     img = io.read(path, lazy=True)
     layers = _layers(img, levels=_zarr_levels(path, len(img.meta["levels"])))
     for name, levels in io.ome_zarr_labels(path).items():
@@ -307,8 +318,9 @@ def read_layers(path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[L
     A single-channel image gives one ``(H, W)`` layer with a 1-99.8 percentile contrast (NaN at
     bad pixels); an 8/16-bit RGB(A) TIFF one RGB layer; other channels one layer each
     (``channel_axis=0``, named from the file's channel names). A TIFF movie or Z-stack
-    (:func:`sciconv.io.plane_axes`) keeps its ``T``/``Z`` axes first, one slider each (the Z
-    step, when the file records it, scales the Z axis). A TIFF of more than
+    (:func:`sciconv.io.plane_axes`), or an OME-Zarr one, keeps its ``T``/``Z`` axes first, one
+    slider each (the Z step and the frame interval, when the file records them, scale the Z and
+    T axes). A TIFF of more than
     :data:`LAZY_PIXELS` pixels or with a resolution pyramid (a whole slide) opens lazily: one
     dask array per level in the file's dtype (a multiscale layer), tiles decoded as napari shows
     them. ``metadata`` holds the file path,
