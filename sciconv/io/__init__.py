@@ -106,6 +106,8 @@ from sciconv.io._fits_hdus import parse_hdu
 from sciconv.io._frames import register_frames
 from sciconv.io._header import (
     ARRAY_STATISTICS_KEYWORDS,
+    OBSERVATION_KEYWORDS,
+    PHOTOMETRIC_KEYWORDS,
     PIXEL_CALIBRATION_KEYWORDS,
     PIXEL_VALUE_KEYWORDS,
     UNIT_KEYWORDS,
@@ -139,6 +141,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "JPEG_EXTENSIONS",
     "MASK_EXTNAMES",
+    "OBSERVATION_KEYWORDS",
+    "PHOTOMETRIC_KEYWORDS",
     "PIXEL_CALIBRATION_KEYWORDS",
     "PIXEL_VALUE_KEYWORDS",
     "PNG_EXTENSIONS",

@@ -21,13 +21,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
 
 from sciconv.errors import InvalidImageError
 from sciconv.io._common import hdus_said_once
-from sciconv.io._header import hdu_dims, header_get
+from sciconv.io._header import (
+    OBSERVATION_KEYWORDS,
+    PHOTOMETRIC_KEYWORDS,
+    hdu_dims,
+    header_get,
+)
 
 __all__ = [
     "ERROR_EXTNAMES",
@@ -65,8 +71,10 @@ RESAMPLED_HISTORY = re.compile(r"drizzl|swarp|reproject|resampl", re.IGNORECASE)
 def primary_cards(header) -> dict:
     """What an extension's image keeps of its file's primary header (``meta["primary"]``): the
     noise model's cards (:data:`NOISE_KEYWORDS`), the cards saying the pixels were resampled
-    (:data:`RESAMPLED_CARD`: JWST keeps ``S_RESAMP`` there) and the HISTORY lines that do;
-    the cards the header lacks are left out.
+    (:data:`RESAMPLED_CARD`: JWST keeps ``S_RESAMP`` there), the HISTORY lines that do, and
+    the observation's cards (:data:`~sciconv.io.OBSERVATION_KEYWORDS`: JWST's ``FILTER`` and
+    ``DATE-OBS``) and photometric calibration (:data:`~sciconv.io.PHOTOMETRIC_KEYWORDS`) a
+    catalog keeps; the cards the header lacks are left out.
 
     Examples
     --------
@@ -75,13 +83,15 @@ def primary_cards(header) -> dict:
     >>> h = fits.Header({"EXPTIME": 30.0, "S_RESAMP": "COMPLETE", "OBJECT": "M31"})
     >>> h.add_history("flat-fielded")
     >>> h.add_history("AstroDrizzle processing performed")
-    >>> primary_cards(h)
-    {'EXPTIME': 30.0, 'S_RESAMP': 'COMPLETE', 'HISTORY': ['AstroDrizzle processing performed']}
+    >>> primary_cards(h)  # doctest: +NORMALIZE_WHITESPACE
+    {'EXPTIME': 30.0, 'S_RESAMP': 'COMPLETE', 'OBJECT': 'M31',
+     'HISTORY': ['AstroDrizzle processing performed']}
     """
     cards = {k: header_get(header, k) for k in NOISE_KEYWORDS}
     cards = {k: v for k, v in cards.items() if v is not None}
+    observed = OBSERVATION_KEYWORDS + PHOTOMETRIC_KEYWORDS  # a catalog's band, date, zero point
     for key in header.keys():
-        if RESAMPLED_CARD.fullmatch(key):
+        if RESAMPLED_CARD.fullmatch(key) or any(fnmatchcase(key, p) for p in observed):
             cards[key] = header_get(header, key)
     history = [str(v) for v in header.get("HISTORY", [])] if "HISTORY" in header else []
     said = [line for line in history if RESAMPLED_HISTORY.search(line)]

@@ -200,6 +200,26 @@ PIXEL_CALIBRATION_KEYWORDS = (
     "READNOIS", "READNSE?", "PHOTFLAM", "PHOTFNU", "PHOTZPT", "PHOTPLAM", "PHOTBW", "PHOTMJSR",
     "PHOTUJA2", "MAGZP*", "PHOTZP*", "FLUXMAG0", "DN_GAIN",
 )  # fmt: skip
+#: The header cards that say what a catalog measured, as the missions spell them: the filter
+#: (``FILTER``; HST/ACS's two wheels ``FILTER1``/``FILTER2``, LCO's ``FILTER1..3``, WFPC2's
+#: ``FILTNAM1``/``FILTNAM2``, DECam's, WISE's and GALEX's ``BAND``), the date (``DATE-OBS``
+#: with the old ``TIME-OBS``, ``MJD-OBS`` and the other :data:`sciconv.postprocess.MJD_KEYWORDS`,
+#: ``TIMESYS``, the time scale of both), the exposure (``EXPTIME``; X-ray's ``EXPOSURE``),
+#: ``TELESCOP``, ``INSTRUME``, ``DETECTOR`` and ``OBJECT``; kept in an extension's
+#: ``meta["primary"]`` and in catalogs (:func:`sciconv.postprocess.observation_cards`).
+OBSERVATION_KEYWORDS = (
+    "FILTER", "FILTER1", "FILTER2", "FILTER3", "FILTNAM1", "FILTNAM2", "BAND",
+    "DATE-OBS", "TIME-OBS", "MJD-OBS", "MJD_OBS", "OBSMJD", "EXPSTART", "MJD-BEG", "DATE-BEG",
+    "TIMESYS", "EXPTIME", "EXPOSURE", "TELESCOP", "INSTRUME", "DETECTOR", "OBJECT",
+)  # fmt: skip
+#: The photometric calibration of the pixels (glob patterns): the zero points and flux
+#: conversions of :data:`PIXEL_CALIBRATION_KEYWORDS` (``PHOTZP*``, ``MAGZP*``,
+#: ``FLUXMAG0``, HST's ``PHOTFLAM``/``PHOTFNU``/``PHOTZPT``/``PHOTPLAM``/``PHOTBW``, JWST's
+#: ``PHOTMJSR``/``PHOTUJA2``): true of fluxes in the input's unit, so of its catalog, which
+#: keeps them where the image products drop them.
+PHOTOMETRIC_KEYWORDS = tuple(
+    k for k in PIXEL_CALIBRATION_KEYWORDS if k.startswith(("PHOT", "MAGZP", "FLUXMAG"))
+)
 #: Every card that describes the input's pixel values: what a product whose pixels are of
 #: another kind (``to_ccddata`` of probabilities or labels) must not carry.
 PIXEL_VALUE_KEYWORDS = ARRAY_STATISTICS_KEYWORDS + PIXEL_CALIBRATION_KEYWORDS

@@ -62,6 +62,7 @@ Examples
 #               input digest, software stack (for products with and without a HISTORY)
 #   _writers    image products -> files (the probability convention), with their catalog
 #   _zarr_products  OME-Zarr product stores (image + NGFF label groups), used by _writers
+#   _observation  a catalog's band, night and zero point: the image's cards, filter/mjd_obs
 #   _physical   catalog sizes in physical units from a pixel scale
 #   _beam       flux densities (Jy) of radio maps in Jy/beam, from the restoring beam
 #   _uncertainty  per-object score and uncertainty from probability and spread maps
@@ -139,6 +140,14 @@ from sciconv.postprocess._noise_correlation import (
     grown_objects,
     noise_correlation,
 )
+from sciconv.postprocess._observation import (
+    MJD_KEYWORDS,
+    OBSERVATION_KEYWORDS,
+    PHOTOMETRIC_KEYWORDS,
+    add_observation_columns,
+    image_headers,
+    observation_cards,
+)
 from sciconv.postprocess._physical import (
     CATALOG_UNITS,
     PHYSICAL_COLUMNS,
@@ -177,9 +186,12 @@ __all__ = [
     "INPUT_HASH_LIMIT",
     "MANY_REGIONS",
     "METHODS",
+    "MJD_KEYWORDS",
     "NOT_RESAMPLED_NOTE",
     "NO_POISSON",
     "NO_RMS",
+    "OBSERVATION_KEYWORDS",
+    "PHOTOMETRIC_KEYWORDS",
     "PHYSICAL_COLUMNS",
     "PHYSICAL_SUFFIX",
     "PRODUCT_CATALOG_FORMATS",
@@ -193,6 +205,7 @@ __all__ = [
     "NoiseCorrelation",
     "add_beam_columns",
     "add_image_columns",
+    "add_observation_columns",
     "add_physical_columns",
     "add_plane_columns",
     "add_surface_brightness_columns",
@@ -216,6 +229,7 @@ __all__ = [
     "grid_offset",
     "grown_objects",
     "history_record",
+    "image_headers",
     "in_catalog_unit",
     "input_record",
     "instances",
@@ -225,6 +239,7 @@ __all__ = [
     "model_digest",
     "noise_correlation",
     "object_scores",
+    "observation_cards",
     "own_error",
     "photon_counting",
     "poisson_cut",

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +17,17 @@ from sciconv._validation import look_up_option
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, name_text
 from sciconv.io import user_path
-from sciconv.io._common import brief, fits_output, fits_text, history_lines
+from sciconv.io._common import brief, fits_output, fits_text
+from sciconv.postprocess._provenance import with_provenance
 
-__all__ = ["CATALOG_FORMATS", "check_table", "flatten_table", "read_catalog", "write_catalog"]
+__all__ = [
+    "CATALOG_FORMATS",
+    "check_table",
+    "flatten_table",
+    "read_catalog",
+    "with_provenance",  # a catalog's provenance: defined in _provenance, imported from here too
+    "write_catalog",
+]
 
 #: Catalog file extensions and the astropy format each is written with.
 CATALOG_FORMATS = {
@@ -316,6 +325,13 @@ def read_catalog(path: str | os.PathLike):
     sciconv wrote them before) is read quietly as astropy's unit of that name. A unit astropy
     does not know either way is kept as read.
 
+    The table's metadata comes back as written: a VOTable's ``INFO`` elements (its table's
+    and its resources': ``PIXSCALE``, ``FLUXERR``, ``INPUT``, ``FILTER``, ``MJD-OBS``,
+    ``PHOTZP``, ``HISTORY`` as a list), which astropy's reader drops, as ``meta`` keys, a
+    value Python writes as a number or bool (``'28.4'``) as that number, as a FITS card's
+    comes back; a FITS table's ``TUCDn``/``TCOMMn`` on their columns (UCD, description), not
+    in ``meta``, and its text columns as str, as the other formats give them. CSV holds none.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -350,19 +366,29 @@ def read_catalog(path: str | os.PathLike):
 
     path = user_path(path)
     fmt = _catalog_format(path)
-    quiet = {"unit_parse_strict": "silent"} if fmt == "fits" else {}  # restored below
+    # FITS: units restored below; text as str, as the other formats give it (not bytes)
+    quiet = {"unit_parse_strict": "silent", "character_as_bytes": False} if fmt == "fits" else {}
     if fmt.startswith("ascii."):  # ECSV is UTF-8; astropy reads in the locale's encoding
         quiet["encoding"] = "utf-8"
     if not path.is_file():
         raise ConfigError("catalog not found" if not path.exists() else "not a file", path=path)
     try:
-        table = Table.read(path, format=fmt, **quiet)
+        if fmt == "votable":  # parsed once: the table, and the INFO elements astropy drops
+            from astropy.io.votable import parse
+
+            votable = parse(str(path))
+            table = Table.read(votable, format=fmt)
+        else:
+            table = Table.read(path, format=fmt, **quiet)
     except Exception as exc:  # astropy's reader: a damaged or mis-named file
         raise ConfigError(
             f"cannot read it as a {fmt.upper()} catalog ({type(exc).__name__}: {exc})", path=path
         ) from exc
     if fmt == "fits":
         _stored_integers(table, path)
+        _column_cards(table)
+    if fmt == "votable":
+        table.meta = _votable_meta(votable, table.meta)
     standard = {"fits": "FITS", "votable": "VOUnit"}.get(fmt)
     for name in table.colnames:
         col = table[name]
@@ -582,12 +608,84 @@ def _votable(table):
                 resource.infos.append(_info("HISTORY", str(line)))
     # astropy's Table.read keeps none of the INFO elements (RESOURCE- or TABLE-level) nor
     # PARAMs in .meta (astropy 8), only the TABLE's DESCRIPTION: the provenance there too
-    record = [f"{k} = {table.meta[k]}" for k in ("SOFTWARE", "INPUT") if k in table.meta]
-    history = table.meta.get("HISTORY")
-    record += [str(line) for line in history] if isinstance(history, list) else []
+    # (read_catalog gives the INFO elements back as meta)
+    record = _provenance_record(table.meta)
     if record and not table.meta.get("description"):
         resource.tables[0].description = "\n".join(record)
     return votable
+
+
+def _provenance_record(meta) -> list[str]:
+    """The lines of a VOTable's TABLE ``DESCRIPTION`` that :func:`_votable` writes for
+    astropy's reader: ``SOFTWARE``, ``INPUT`` and the ``HISTORY`` lines of ``meta``."""
+    record = [f"{k} = {meta[k]}" for k in ("SOFTWARE", "INPUT") if k in meta]
+    history = meta.get("HISTORY")
+    return record + ([str(line) for line in history] if isinstance(history, list) else [])
+
+
+def _votable_meta(votable, meta) -> dict:
+    """A VOTable's table metadata as :func:`write_catalog` had it: the ``INFO`` elements of
+    the resources holding its table and of the table itself (PIXSCALE, FLUXERR, FILTER,
+    MJD-OBS, ...), which astropy's reader drops, as keys, a name given more than once (and
+    ``HISTORY``) as a list of values; a value written from a number or bool as that number
+    or bool again (``'28.4'`` -> 28.4, as a FITS card comes back); then astropy's ``meta``
+    (the TABLE's ``DESCRIPTION``) unless it only repeats the provenance INFOs."""
+    table = next(votable.iter_tables())
+
+    def holding(resources):  # the chain of resources down to ``table``
+        for resource in resources:
+            if any(t is table for t in resource.tables):
+                return [resource]
+            inner = holding(resource.resources)
+            if inner:
+                return [resource, *inner]
+        return []
+
+    restored: dict = {}
+    for element in [*holding(votable.resources), table]:
+        for info in element.infos:
+            name = str(info.name)
+            value = str(info.value) if name == "HISTORY" else _info_value(info.value)
+            if name == "HISTORY" or name in restored:
+                before = restored.get(name, [])
+                restored[name] = [*(before if isinstance(before, list) else [before]), value]
+            else:
+                restored[name] = value
+    record = " ".join(_provenance_record(restored)).split()
+    for key, value in meta.items():
+        repeated = key == "description" and str(value).split() == record
+        if key not in restored and not repeated:
+            restored[key] = value
+    return restored
+
+
+def _info_value(text):
+    """An INFO element's value as the metadata it was written from (``str(value)``): an int,
+    a finite float or a bool when ``text`` is exactly how Python writes one, else ``text``."""
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        number = int(text)
+    except (TypeError, ValueError):
+        try:
+            number = float(text)
+        except (TypeError, ValueError):
+            return text
+    finite = isinstance(number, int) or math.isfinite(number)
+    return number if finite and str(number) == text else text
+
+
+def _column_cards(table) -> None:
+    """Take, in place, the ``TUCDn``/``TCOMMn`` cards :func:`write_catalog` wrote for TOPCAT
+    out of a FITS table's ``meta``, where astropy's reader leaves them: onto the columns they
+    describe (their UCD and description, where astropy's own column record gave none)."""
+    for i, name in enumerate(table.colnames, start=1):
+        col = table[name]
+        ucd, comment = table.meta.pop(f"TUCD{i}", None), table.meta.pop(f"TCOMM{i}", None)
+        if ucd and not (col.meta or {}).get("ucd"):
+            col.meta["ucd"] = ucd
+        if comment and not col.info.description:
+            col.info.description = comment
 
 
 def _info(name: str, value: str):
@@ -598,47 +696,6 @@ def _info(name: str, value: str):
     info = tree.Info(name=name, value=value)
     info.ID = None
     return info
-
-
-def with_provenance(table, history: str | Sequence[str] | None, *, source=None):
-    """``table`` (a shallow copy) with what made it in its metadata: ``SOFTWARE`` (the sciconv
-    version), ``INPUT`` (the image's file name) and ``HISTORY`` (the model and settings lines of
-    the image products), so a catalog apart from its images can be traced (ECSV metadata, FITS
-    SOFTWARE/INPUT/HISTORY cards, VOTable INFO elements).
-
-    Parameters
-    ----------
-    table : astropy.table.Table
-        The catalog; not changed.
-    history : str, list of str or None
-        Lines appended to the table's ``HISTORY`` (after any it has); a str is one line; empty
-        or None adds none.
-    source : str or os.PathLike, optional
-        The input image's path; its file name becomes ``INPUT`` (a name that is not UTF-8 with
-        its bytes escaped, ``caf\\xe9.fits``: :func:`sciconv.errors.name_text`). Default None
-        (no ``INPUT``).
-
-    Examples
-    --------
-    >>> from astropy.table import Table
-    >>> from sciconv.postprocess import with_provenance
-    >>> t = with_provenance(Table({"label": [1]}), ["sciconv prediction with model m.keras"],
-    ...                     source="/data/a.fits")
-    >>> t.meta["INPUT"], t.meta["HISTORY"]
-    ('a.fits', ['sciconv prediction with model m.keras'])
-    """
-    import sciconv
-
-    out = table.copy(copy_data=False)
-    out.meta["SOFTWARE"] = f"sciconv {sciconv.__version__}"
-    if source is not None:
-        out.meta["INPUT"] = name_text(Path(source).name)  # as input_record spells it
-    lines = history_lines(history)  # a str is one line (it was split into characters)
-    if lines:
-        before = out.meta.get("HISTORY") or []
-        before = [before] if isinstance(before, str) else list(before)
-        out.meta["HISTORY"] = [*before, *lines]
-    return out
 
 
 def _printable_ascii(text: str) -> bool:

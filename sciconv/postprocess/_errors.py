@@ -54,6 +54,7 @@ from sciconv.postprocess._noise_correlation import (
     correlation_of,
     large_sum_ratio,
 )
+from sciconv.postprocess._observation import image_headers
 from sciconv.postprocess._pixels import per_pixel
 
 __all__ = [
@@ -105,19 +106,9 @@ _NOT_COUNTING = frozenset({"BAT", "IBIS", "JEM-X", "SPI", "GBM"})
 _EXPOSURE_KEYWORDS = ("EXPTIME", "EXPOSURE", "LIVETIME")  # an X-ray header's is EXPOSURE
 
 
-def _headers(image) -> tuple:
-    """``image``'s own header (a GridImage's; an NDData's meta) and its primary header's cards
-    (``meta["primary"]``, kept for an extension; None for an NDData), either None."""
-    header = getattr(image, "header", None)
-    if header is None and is_nddata(image):
-        header = image.meta
-    primary = None if is_nddata(image) else getattr(image, "meta", {}).get("primary")
-    return header, primary
-
-
 def _card(image, key: str):
     """A header card of ``image`` (its own header's, else its primary header's), or None."""
-    for cards in _headers(image):
+    for cards in image_headers(image):
         value = None if cards is None else cards.get(key)
         if value is not None:
             return value
@@ -156,7 +147,7 @@ def resampled_by(image) -> str | None:
     >>> resampled_by(pixels) is None
     True
     """
-    for cards in _headers(image):
+    for cards in image_headers(image):
         for key in [] if cards is None else list(dict.fromkeys(cards.keys())):
             name, value = str(key).upper(), cards[key]
             if name == "HISTORY":
@@ -178,7 +169,7 @@ def _detector_gain(image) -> float | None:
     """The first positive gain keyword (:data:`GAIN_KEYWORDS`, ``EGAIN`` first) of ``image``'s
     own header, else of its primary header's: a chip's ``GAIN`` over a primary ``EGAIN``
     (review: the key-by-key lookup took the primary's EGAIN 1.0 over the chip's GAIN 4.2)."""
-    for cards in _headers(image):
+    for cards in image_headers(image):
         if cards is None:
             continue
         for key in GAIN_KEYWORDS:

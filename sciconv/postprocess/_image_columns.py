@@ -11,6 +11,7 @@ from sciconv.postprocess._beam import (
     add_surface_brightness_columns,
     unit_and_header,
 )
+from sciconv.postprocess._observation import add_observation_columns
 from sciconv.postprocess._physical import add_physical_columns
 
 __all__ = ["add_image_columns", "add_plane_columns"]
@@ -76,7 +77,8 @@ def add_image_columns(table, image, *, pixel_scale=None, wcs=None):
     (:func:`add_physical_columns`, with ``pixel_scale`` over the image's own), flux densities
     of a map in Jy/beam (:func:`add_beam_columns`) or MJy/sr
     (:func:`add_surface_brightness_columns`) and a plane's frequency, velocity or Stokes
-    parameter (:func:`add_plane_columns`). Whole-image and block-wise catalogs get the same.
+    parameter (:func:`add_plane_columns`), the observation's filter, date and zero point
+    (:func:`add_observation_columns`). Whole-image and block-wise catalogs get the same.
 
     Parameters
     ----------
@@ -107,4 +109,5 @@ def add_image_columns(table, image, *, pixel_scale=None, wcs=None):
     add_physical_columns(table, scale, wcs=wcs)
     add_beam_columns(table, image)
     add_surface_brightness_columns(table, image)
+    add_observation_columns(table, image)  # band, night, zero point (QA 56: nights stacked)
     return add_plane_columns(table, image)

@@ -5,7 +5,8 @@ the model and its content identity (:func:`model_digest`), the settings with wha
 decided (:func:`history_record`, :func:`with_decisions`), the input file and its SHA-256
 (:func:`input_record`), the software stack and device (:func:`software_record`); the same lines
 for products without a HISTORY (:func:`prediction_history`: GeoJSON ``properties``, region
-files' ``# sciconv`` comments, :func:`comment_regions`).
+files' ``# sciconv`` comments, :func:`comment_regions`); a catalog's own record (``SOFTWARE``,
+``INPUT``, ``HISTORY`` in its metadata: :func:`with_provenance`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "run_record",
     "software_record",
     "with_decisions",
+    "with_provenance",
 ]
 
 
@@ -367,3 +369,44 @@ def comment_regions(path, lines: Sequence[str]) -> Path:
     with atomic_output(path, overwrite=True) as tmp:
         Path(tmp).write_text("".join([*text[:1], *notes, *text[1:]]), encoding="utf-8")
     return path
+
+
+def with_provenance(table, history: str | Sequence[str] | None, *, source=None):
+    """``table`` (a shallow copy) with what made it in its metadata: ``SOFTWARE`` (the sciconv
+    version), ``INPUT`` (the image's file name) and ``HISTORY`` (the model and settings lines of
+    the image products), so a catalog apart from its images can be traced (ECSV metadata, FITS
+    SOFTWARE/INPUT/HISTORY cards, VOTable INFO elements).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The catalog; not changed.
+    history : str, list of str or None
+        Lines appended to the table's ``HISTORY`` (after any it has); a str is one line; empty
+        or None adds none.
+    source : str or os.PathLike, optional
+        The input image's path; its file name becomes ``INPUT`` (a name that is not UTF-8 with
+        its bytes escaped, ``caf\\xe9.fits``: :func:`sciconv.errors.name_text`). Default None
+        (no ``INPUT``).
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> from sciconv.postprocess import with_provenance
+    >>> t = with_provenance(Table({"label": [1]}), ["sciconv prediction with model m.keras"],
+    ...                     source="/data/a.fits")
+    >>> t.meta["INPUT"], t.meta["HISTORY"]
+    ('a.fits', ['sciconv prediction with model m.keras'])
+    """
+    import sciconv
+
+    out = table.copy(copy_data=False)
+    out.meta["SOFTWARE"] = f"sciconv {sciconv.__version__}"
+    if source is not None:
+        out.meta["INPUT"] = name_text(Path(source).name)  # as input_record spells it
+    lines = history_lines(history)  # a str is one line (it was split into characters)
+    if lines:
+        before = out.meta.get("HISTORY") or []
+        before = [before] if isinstance(before, str) else list(before)
+        out.meta["HISTORY"] = [*before, *lines]
+    return out
