@@ -64,6 +64,7 @@ from sciconv._cli_predict_plan import (
     refuse_options,
     segmentation_outputs,
     sidecar_outputs,
+    tree_root,
     without_own_products,
 )
 from sciconv._cli_predict_sidefiles import check_side_options, uncertainty_args, uncertainty_file
@@ -184,6 +185,9 @@ def _predict_segmentation(model, paths, args) -> int:
 
         ome_zarr_modules()
 
+    # --keep-tree: products under --out as the inputs sit under their common folder (all of
+    # them, before any is skipped or fails: where a product goes never depends on the others)
+    args.tree_root = tree_root(paths) if args.keep_tree and paths else None
     paths, own = without_own_products(paths, args)
     if own:  # a warning on stderr, as for an earlier run's products (it went to stdout; QA)
         warnings.warn(
@@ -214,6 +218,7 @@ def _predict_segmentation(model, paths, args) -> int:
         geojson=args.geojson,
         mosaics=mosaics,
         uncertainty=args.uncertainty is not None,
+        root=args.tree_root,
     )
     params = {
         "tile": args.tile if args.tile is not None else "auto",
@@ -226,7 +231,11 @@ def _predict_segmentation(model, paths, args) -> int:
         "denoise": None if args.denoise == "none" else "auto",
         **_postprocess_overrides(args),
     }
-    sidecars = {p: sidecar_outputs(p, args.out, args.format) for p in jobs if p not in mosaics}
+    sidecars = {
+        p: sidecar_outputs(p, args.out, args.format, root=args.tree_root)
+        for p in jobs
+        if p not in mosaics
+    }
     files = list(dict.fromkeys(input_file(p) for p in jobs))  # the readable ones
     refuse_mask_products(files, args, [*planned.values(), *sidecars.values()])
     if args.skip_existing:  # an earlier run's inputs, done; one with some products refused
@@ -414,6 +423,7 @@ def _write_segmentation(
             stack_axes=stack or None,
             decisions=decided,
             source=path,
+            input_name=getattr(args, "input_name", None),  # --keep-tree: n0/field.fits
         )
 
 
@@ -735,7 +745,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     sciconv.errors.SciconvError: none.keras: model file not found
     """
     args.out = user_path(args.out, what="--out")  # ~ expanded; a URL refused
-    for name in ("quiet", "keep_going", "skip_existing"):  # a Namespace built by hand may lack
+    # a Namespace built by hand may lack them
+    for name in ("quiet", "keep_going", "skip_existing", "keep_tree"):
         setattr(args, name, bool(getattr(args, name, False)))
     if args.out.exists() and not args.out.is_dir():
         raise OutputExistsError("--out must be a folder; a file of that name exists", path=args.out)

@@ -10,6 +10,10 @@ SCI,2`` segments it (its DQ/ERR/MASK by EXTVER), with products of its own named
 messages as ``NAME.fits[SCI,2]`` (the CFITSIO spelling). A file that is not FITS, or a FITS
 file of one science image, is one job as without ``--hdu``.
 
+Where a job's products go is decided here too, in one place (:func:`output_folder`): ``--out``,
+or with ``--keep-tree`` the input's folder relative to the batch's common parent folder
+(:func:`tree_root`) under ``--out``: ``nights/n0/field.fits`` -> ``res/n0/field_...``.
+
 Examples
 --------
 >>> chip = Chip(Path("in/j8bt06nyq_flt.fits"), "SCI,2", 4, chip_tag("SCI,2"))
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -35,11 +40,14 @@ __all__ = [
     "file_chips",
     "hdu_args",
     "input_file",
+    "input_name",
     "is_fits",
     "job_args",
+    "output_folder",
     "product_stem",
     "refuse_block_chips",
     "series_args",
+    "tree_root",
 ]
 
 
@@ -177,11 +185,97 @@ def product_stem(job) -> str:
     return f"{stem}.{job.tag}" if isinstance(job, Chip) else stem
 
 
+def tree_root(paths) -> Path:
+    """``--keep-tree``: the folder whose layout the products keep under ``--out``, the deepest
+    folder holding every input file (absolute; links not resolved: the layout as named). It
+    depends on the inputs named, not on which of them fail, are skipped or come first.
+
+    Parameters
+    ----------
+    paths : sequence of pathlib.Path or Chip
+        The batch's inputs, all of them (before any is skipped or fails).
+
+    Returns
+    -------
+    pathlib.Path
+        Their common parent folder.
+
+    Raises
+    ------
+    sciconv.errors.ConfigError
+        When the inputs have no common folder (two Windows drives), or there are none.
+
+    Examples
+    --------
+    >>> root = tree_root([Path("/d/nights/n0/field.fits"), Path("/d/nights/n1/field.fits")])
+    >>> root.as_posix()
+    '/d/nights'
+    >>> output_folder(Path("/d/nights/n1/field.fits"), Path("res"), root).as_posix()
+    'res/n1'
+    """
+    folders = {os.path.dirname(os.path.abspath(input_file(p))) for p in paths}
+    try:
+        return Path(os.path.commonpath(sorted(folders)))
+    except ValueError as exc:  # no inputs, or two Windows drives
+        raise ConfigError(f"--keep-tree: the inputs have no common folder ({exc})") from None
+
+
+def output_folder(job, out, root=None) -> Path:
+    """The folder a job's products go to: ``out``, or with ``root`` (``--keep-tree``,
+    :func:`tree_root`) ``out`` and the input's folder relative to ``root``. The one place that
+    decides it: planning, checks and writers all ask here (:func:`job_args` sets a job's).
+
+    Parameters
+    ----------
+    job : pathlib.Path or Chip
+        An input, or a chip of ``--hdu all``.
+    out : pathlib.Path
+        ``--out``.
+    root : pathlib.Path, optional
+        The batch's :func:`tree_root` under ``--keep-tree``; None (default): ``out`` itself.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+
+    Examples
+    --------
+    >>> output_folder(Path("/d/n0/a.fits"), Path("res"), Path("/d")).as_posix()
+    'res/n0'
+    >>> output_folder(Path("/d/n0/a.fits"), Path("res")).as_posix()
+    'res'
+    """
+    if root is None:
+        return Path(out)
+    return Path(out) / _relative(input_file(job), root).parent
+
+
+def input_name(job, root=None) -> str:
+    """The input as a catalog's ``INPUT`` names it: its file name, or with ``root``
+    (``--keep-tree``) its path relative to ``root`` (``n0/field.fits``), so two nights'
+    catalogs of the same file name say which is which.
+
+    Examples
+    --------
+    >>> input_name(Path("/d/n0/field.fits"), Path("/d")), input_name(Path("/d/n0/field.fits"))
+    ('n0/field.fits', 'field.fits')
+    """
+    path = input_file(job)
+    return path.name if root is None else _relative(path, root).as_posix()
+
+
+def _relative(path: Path, root) -> Path:
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root)))
+
+
 def job_args(job, args):
     """The options one job runs with: under ``--hdu all`` a chip's with ``hdu`` set to it (as
     ``--hdu SCI,2`` sets it: read, recorded in the HISTORY and compared by
     ``--skip-existing`` alike), another input's with no ``--hdu``; ``job`` set to the job, for
-    the product names (:func:`product_stem`) and the messages.
+    the product names (:func:`product_stem`) and the messages. Under ``--keep-tree``
+    (``args.tree_root``, :func:`tree_root`) ``out`` is the job's own folder
+    (:func:`output_folder`) and ``input_name`` its relative path (:func:`input_name`).
 
     Examples
     --------
@@ -191,6 +285,9 @@ def job_args(job, args):
     (('SCI', 2), 'all')
     >>> job_args(Path("b.tif"), args).hdu is None
     True
+    >>> args = argparse.Namespace(hdu=None, out=Path("res"), tree_root=Path("/d"))
+    >>> job_args(Path("/d/n1/b.tif"), args).out.as_posix()
+    'res/n1'
     """
     from sciconv.io import parse_hdu
 
@@ -198,6 +295,11 @@ def job_args(job, args):
     if getattr(args, "hdu", None) == ALL_HDUS:
         given.hdu = parse_hdu(job.hdu) if isinstance(job, Chip) else None
     given.job = job
+    root = getattr(args, "tree_root", None)
+    if root is not None:
+        given.out = output_folder(job, args.out, root)
+        given.input_name = input_name(job, root)
+        given.tree_root = None  # given.out is the job's folder: never nested twice
     return given
 
 

@@ -452,6 +452,15 @@ def _add_product_options(p: argparse.ArgumentParser) -> None:
         "ra/dec, with the background-subtracted pixels; 'auto' (default) does so for images "
         "with a sky WCS; 'none': raw pixel sums only (block by block: a map per block window)",
     )
+    group.add_argument(
+        "--keep-tree",
+        action="store_true",
+        help="write each input's products into a sub-folder of --out that follows the input's "
+        "folder below the inputs' common parent folder: nights/n0/field.fits and "
+        "nights/n1/field.fits -> OUT/n0/field_catalog.ecsv and OUT/n1/field_catalog.ecsv (one "
+        "folder per night or band, the same file names: refused without it, their products "
+        "would collide)",
+    )
 
 
 def _add_batch_options(p: argparse.ArgumentParser) -> None:

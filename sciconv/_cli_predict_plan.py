@@ -31,8 +31,10 @@ from sciconv._cli_predict_chips import (
     input_file,
     is_fits,
     job_args,
+    output_folder,
     product_stem,
     series_args,
+    tree_root,
 )
 from sciconv._cli_predict_sidefiles import refuse_side_products, side_file, uncertainty_file
 from sciconv.errors import ConfigError, InferenceError, OutputExistsError, SciconvWarning
@@ -57,6 +59,7 @@ __all__ = [
     "segmentation_outputs",
     "series_args",
     "sidecar_outputs",
+    "tree_root",
     "without_own_products",
 ]
 
@@ -102,7 +105,7 @@ def expand_inputs(
                 subs = _sub_folders(p, out=out)
                 hint = (
                     f" (its sub-folders {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "
-                    f"are not searched: name them, e.g. {p}/*/)"
+                    f"are not searched: name them, e.g. {_sub_folder_pattern(p, subs)})"
                     if subs
                     else ""
                 )
@@ -162,6 +165,27 @@ def _sub_folders(folder: Path, *, out: Path | None, names=()) -> list[str]:
     )
 
 
+#: The sub-folders :func:`_sub_folder_pattern` lists, at most, to find shared image names.
+_LOOKED_AT = 200
+
+
+def _sub_folder_pattern(folder: Path, subs: Sequence[str], found=()) -> str:
+    """What to pass to have the sub-folders ``subs`` of ``folder`` searched: ``folder/*/``, and
+    ``--keep-tree`` when their images (and the folder's own, ``found``) share names (one folder
+    per night or band, each with ``field.fits``), whose products would collide in ``--out``
+    otherwise."""
+    from sciconv import io
+
+    stems = [io.image_stem(Path(f)) for f in found]
+    for sub in subs[:_LOOKED_AT]:
+        try:
+            stems += [io.image_stem(Path(f)) for f in io.list_images(folder / sub)]
+        except OSError:  # unreadable: said when it is named
+            continue
+    shared = len(set(stems)) < len(stems)
+    return f"{folder}/*/ --keep-tree" if shared else f"{folder}/*/"
+
+
 #: Image files a microscope, scanner or viewer writes that sciconv does not read.
 _UNREAD_IMAGE_SUFFIXES = (
     ".bmp", ".gif", ".webp", ".jp2", ".czi", ".nd2", ".lif", ".vsi", ".mrxs", ".bif", ".dcm",
@@ -180,7 +204,7 @@ def _warn_unsearched(folder: Path, found, *, out: Path | None = None, given=()) 
     if subs:
         warnings.warn(
             f"{folder}: sub-folder(s) {', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''} "
-            f"not searched (name them, e.g. {folder}/*/)",
+            f"not searched (name them, e.g. {_sub_folder_pattern(folder, subs, found)})",
             SciconvWarning,
             stacklevel=3,
         )
@@ -242,16 +266,20 @@ def segmentation_outputs(
     geojson: bool = False,
     mosaics: Collection[Path] = (),
     uncertainty: bool = False,
+    root: Path | None = None,
 ) -> dict[Path, dict[str, Path]]:
     """The product files of every input (postprocess.product_paths; those of ``mosaics``, the
     inputs segmented block by block, ``inference.mosaic_outputs``: a zarr array, or with
     ``format="ome-zarr"`` the store and its label group), named by io.image_stem (a chip of
     ``--hdu all``, ``_cli_predict_chips.Chip``, by ``product_stem``: ``NAME.SCI_2``); with
     ``uncertainty`` the uncertainty file too (TIFF and OME-Zarr; FITS keeps it in the
-    probability file).
+    probability file). In ``out``, or with ``root`` (``--keep-tree``: the inputs'
+    ``tree_root``) in each input's folder relative to it under ``out``
+    (``_cli_predict_chips.output_folder``).
 
     Raises :class:`~sciconv.errors.InferenceError` when two inputs would write the same files
-    (also names that differ only in case or Unicode normalization: one on macOS and Windows).
+    (also names that differ only in case or Unicode normalization: one on macOS and Windows);
+    for inputs of two folders, the error names ``--keep-tree``.
 
     Examples
     --------
@@ -262,6 +290,10 @@ def segmentation_outputs(
     >>> planned = segmentation_outputs([m], Path("o"), format="ome-zarr", mosaics=[m])
     >>> [p.as_posix() for p in planned[m].values()]
     ['o/m.ome.zarr', 'o/m.ome.zarr/labels/instances', 'o/m_catalog.ecsv']
+    >>> n0, n1 = Path("/d/n0/f.fits"), Path("/d/n1/f.fits")
+    >>> planned = segmentation_outputs([n0, n1], Path("o"), root=Path("/d"))
+    >>> planned[n1]["catalog"].as_posix()
+    'o/n1/f_catalog.ecsv'
     """
     from sciconv import postprocess
     from sciconv.inference._files import mosaic_outputs
@@ -272,45 +304,66 @@ def segmentation_outputs(
     # on ext4 they are two files, with two sets of products (review)
     case, normalization = names_folded(out) if len(paths) > 1 else (False, False)
     for p in paths:
-        stem = product_stem(p)
-        key = same_name_key(stem) if normalization else stem
+        stem, folder, name = product_stem(p), output_folder(p, out, root), _tree_name(p, out, root)
+        key = same_name_key(name) if normalization else name
         key = key.lower() if case else key
-        if key in seen and product_stem(seen[key]) != stem:
+        if key in seen and _tree_name(seen[key], out, root) != name:
             raise InferenceError(
-                f"two inputs' names {product_stem(seen[key])!r} and {stem!r} differ only in "
-                f"case or Unicode normalization ({seen[key]} and {p}); the file system of "
-                f"{out} takes them for one name, so their outputs would collide: rename one"
+                f"two inputs' names {_tree_name(seen[key], out, root)!r} and {name!r} differ "
+                f"only in case or Unicode normalization ({seen[key]} and {p}); the file system "
+                f"of {out} takes them for one name, so their outputs would collide: rename one"
             )
         if key in seen:
-            raise InferenceError(
-                f"two inputs share the name {stem!r} ({seen[key]} and {p}); their outputs "
-                "would collide in --out"
-            )
+            raise InferenceError(_collision(seen[key], p, stem, out, root))
         seen[key] = p
         if p in mosaics:  # labels to zarr or OME-Zarr, the catalog (regions, geojson) beside it
             planned[p] = mosaic_outputs(
-                out, stem, catalog_format=catalog_format,
+                folder, stem, catalog_format=catalog_format,
                 regions="ellipse" if regions else None, geojson=geojson, format=format,
             )  # fmt: skip
             continue
         names = postprocess.product_paths(
-            out, stem=stem, format=product_format(input_file(p), format),
+            folder, stem=stem, format=product_format(input_file(p), format),
             catalog_format=catalog_format,
         )  # fmt: skip
         planned[p] = {k: names[k] for k in _WRITTEN_PRODUCTS}
         if uncertainty and "uncert" in names:
             planned[p]["uncert"] = names["uncert"]
         if regions:
-            planned[p]["regions"] = Path(out) / f"{stem}_regions.reg"
+            planned[p]["regions"] = folder / f"{stem}_regions.reg"
         if geojson:
-            planned[p]["geojson"] = Path(out) / f"{stem}{postprocess.GEOJSON_SUFFIX}"
+            planned[p]["geojson"] = folder / f"{stem}{postprocess.GEOJSON_SUFFIX}"
     return planned
 
 
-def sidecar_outputs(path: Path, out: Path, format: str | None = None) -> list[Path]:
+def _tree_name(job, out: Path, root: Path | None) -> str:
+    """A job's products' name in ``out``: its stem, under ``--keep-tree`` after its folder."""
+    folder = output_folder(job, out, root).relative_to(out)
+    return (folder / product_stem(job)).as_posix()
+
+
+def _collision(first, second, stem: str, out: Path, root: Path | None) -> str:
+    """Why two inputs' products would collide: for inputs of two folders (one per night or
+    band), how ``--keep-tree`` would write them apart."""
+    text = f"two inputs share the name {stem!r} ({first} and {second}); their outputs would collide"
+    a, b = (os.path.dirname(os.path.abspath(input_file(j))) for j in (first, second))
+    if root is not None or a == b:
+        return f"{text} in --out: rename one"
+    apart = tree_root([first, second])
+    folders = " and ".join(f"{output_folder(j, out, apart).as_posix()}/" for j in (first, second))
+    return (
+        f"{text} in --out; pass --keep-tree to write them into sub-folders of --out that follow "
+        f"the inputs' folders (e.g. {folders})"
+    )
+
+
+def sidecar_outputs(
+    path: Path, out: Path, format: str | None = None, *, root: Path | None = None
+) -> list[Path]:
     """The mask and uncertainty files of ``path``'s products (written only when needed: bad
     pixels, ``--uncertainty``); none for FITS, which keeps them in its products. ``path``: an
-    input, or a chip of ``--hdu all``.
+    input, or a chip of ``--hdu all``; ``root``: ``--keep-tree``'s (see
+    :func:`segmentation_outputs`), the files then in the input's own folder under ``out``.
 
     Examples
     --------
@@ -319,10 +372,11 @@ def sidecar_outputs(path: Path, out: Path, format: str | None = None) -> list[Pa
     """
     from sciconv import postprocess
 
+    folder = output_folder(path, out, root)
     names = postprocess.product_paths(
-        out, stem=product_stem(path), format=product_format(input_file(path), format)
+        folder, stem=product_stem(path), format=product_format(input_file(path), format)
     )
-    return [names[k] for k in ("mask", "uncert") if k in names and names[k].parent == Path(out)]
+    return [names[k] for k in ("mask", "uncert") if k in names and names[k].parent == folder]
 
 
 def done_inputs(
@@ -430,10 +484,11 @@ def without_own_products(paths: list[Path], args) -> tuple[list[Path], list[Path
     from sciconv import io, postprocess
 
     products = set()
+    root = getattr(args, "tree_root", None)  # --keep-tree: each input's own folder in --out
     for p in paths:
         stem = io.image_stem(p)
         names = postprocess.product_paths(
-            args.out, stem=stem, format=product_format(p, args.format),
+            output_folder(p, args.out, root), stem=stem, format=product_format(p, args.format),
             catalog_format=args.catalog_format,
         )  # fmt: skip
         mine = {Path(f).resolve() for f in names.values()}

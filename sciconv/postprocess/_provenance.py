@@ -371,7 +371,7 @@ def comment_regions(path, lines: Sequence[str]) -> Path:
     return path
 
 
-def with_provenance(table, history: str | Sequence[str] | None, *, source=None):
+def with_provenance(table, history: str | Sequence[str] | None, *, source=None, name=None):
     """``table`` (a shallow copy) with what made it in its metadata: ``SOFTWARE`` (the sciconv
     version), ``INPUT`` (the image's file name) and ``HISTORY`` (the model and settings lines of
     the image products), so a catalog apart from its images can be traced (ECSV metadata, FITS
@@ -388,6 +388,10 @@ def with_provenance(table, history: str | Sequence[str] | None, *, source=None):
         The input image's path; its file name becomes ``INPUT`` (a name that is not UTF-8 with
         its bytes escaped, ``caf\\xe9.fits``: :func:`sciconv.errors.name_text`). Default None
         (no ``INPUT``).
+    name : str, optional
+        What ``INPUT`` says instead of ``source``'s file name: ``sciconv predict --keep-tree``
+        gives the input's path below the inputs' common folder (``n0/field.fits``), so two
+        nights' catalogs of one file name tell which is which. Default None.
 
     Examples
     --------
@@ -402,8 +406,8 @@ def with_provenance(table, history: str | Sequence[str] | None, *, source=None):
 
     out = table.copy(copy_data=False)
     out.meta["SOFTWARE"] = f"sciconv {sciconv.__version__}"
-    if source is not None:
-        out.meta["INPUT"] = name_text(Path(source).name)  # as input_record spells it
+    if name is not None or source is not None:  # escaped as input_record spells it
+        out.meta["INPUT"] = name_text(name if name is not None else Path(source).name)
     lines = history_lines(history)  # a str is one line (it was split into characters)
     if lines:
         before = out.meta.get("HISTORY") or []

@@ -345,6 +345,7 @@ def write_products(
     stack_axes: str | None = None,
     decisions: Mapping | None = None,
     source: str | os.PathLike | None = None,
+    input_name: str | None = None,
 ) -> dict[str, Path]:
     """Write the products of a segmentation next to each other, with provenance.
 
@@ -442,6 +443,9 @@ def write_products(
         the SHA-256 of its bytes; files over 2 GB, or folders, named only). Default: ``like``'s
         path, when it was read from a file. With a model or parameters, a ``sciconv stack``
         line records the Python, TensorFlow, Keras, numpy and astropy versions and the device.
+    input_name : str, optional
+        What the catalog's ``INPUT`` names instead of the input's file name (its path below
+        the batch's common folder, ``n0/field.fits``, under ``sciconv predict --keep-tree``).
 
     Returns
     -------
@@ -626,7 +630,7 @@ def write_products(
             )
         )
     if catalog is not None:
-        catalog = with_provenance(catalog, lines, source=source)  # like's path, or source=
+        catalog = with_provenance(catalog, lines, source=source, name=input_name)
         written["catalog"] = write_catalog(catalog, targets["catalog"], overwrite=overwrite)
     return written
 
