@@ -338,8 +338,9 @@ def _segment_image(model, img, args, params, progress):
             img, labels, background=background, background_rms=rms
         )  # labels: a negative (fading) object's Poisson term from its own pixels
     table = postprocess.measure(  # mask="auto": img.mask or its NaN pixels; arcsec/um sizes
-        labels, intensity=img, wcs=img.wcs, background=background, error=error
-    )
+        labels, intensity=img, wcs=img.wcs, background=background, error=error,
+        aperture=getattr(args, "aperture", None),
+    )  # fmt: skip
     if source is not None and "flux_err" in table.colnames:
         table.meta["FLUXERR"] = postprocess.flux_error_note(source, table)
     # every catalog: each object's ranking score from the probabilities above (no extra pass;

@@ -58,6 +58,27 @@ def _hdu_arg(text: str) -> int | str | tuple[str, int]:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _aperture_arg(text: str) -> str:
+    """``--aperture``: one radius, a number (pixels) or a number with a unit of angle or length
+    (``2arcsec``, ``1.5um``), checked here so a typo stops the run before any input; converted
+    per image by ``measure(aperture=)`` with that image's pixel scale."""
+    from astropy import units as u
+
+    try:
+        radius = u.Quantity(text.strip())
+        kind = radius.unit.physical_type
+    except (TypeError, ValueError):
+        kind = None
+    if kind not in ("dimensionless", "angle", "length") and kind is not None:
+        kind = None if radius.unit != u.pix else "pixels"
+    if kind is None or not radius.value > 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a radius: a positive number of pixels (6) or an angle or length "
+            "(2arcsec, 1.5um)"
+        )
+    return text.strip()
+
+
 def _ignore_flags_arg(text: str) -> int | str:
     """``--ignore-flags``: an integer or a flag expression, checked as astropy reads it."""
     from sciconv.errors import ConfigError
@@ -451,6 +472,18 @@ def _add_product_options(p: argparse.ArgumentParser) -> None:
         "(photutils' Background2D with the objects left out) and weights the centroid, hence "
         "ra/dec, with the background-subtracted pixels; 'auto' (default) does so for images "
         "with a sky WCS; 'none': raw pixel sums only (block by block: a map per block window)",
+    )
+    group.add_argument(
+        "--aperture",
+        nargs="+",
+        type=_aperture_arg,
+        default=None,
+        metavar="R",
+        help="catalog: fixed circular apertures at each object's centroid, one per radius, in "
+        "pixels (6) or converted with each image's own pixel scale (2arcsec, 1.5um: the same "
+        "circle on the sky in every band and night): flux_aper, flux_aper_err and flags, "
+        "background-subtracted as 'flux' is (whose share of the total changes with seeing: "
+        "not for colours or light curves); not block by block",
     )
     group.add_argument(
         "--keep-tree",

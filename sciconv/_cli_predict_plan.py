@@ -675,6 +675,7 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
             ("--regions polygon", args.regions == "polygon"),
             (f"--format {args.format}", args.format in ("fits", *TIFF_PRODUCT_FORMATS)),
             ("--uncertainty", args.uncertainty is not None),
+            ("--aperture", getattr(args, "aperture", None) is not None),
         )
         if given
     ]
@@ -683,7 +684,8 @@ def refuse_options(path, args, *, mosaic: bool, planes) -> None:
             f"{path}: {', '.join(refused)}: block-wise segmentation (--block, or images over "
             f"{inference.AUTO_BLOCK_PIXELS} pixels) writes labels to zarr (NAME_labels.zarr, or "
             "NAME.ome.zarr with --format ome-zarr) and a catalog; --regions polygon (ellipse "
-            "is), --format and --uncertainty are not available for it (--format ome-zarr is)"
+            "is), --format, --uncertainty and --aperture are not available for it (--format "
+            "ome-zarr is)"
         )
 
 
