@@ -21,13 +21,16 @@ __all__ = [
     "mosaic_history",
     "products_record",
     "provenance",
+    "series_record",
     "warn_mixed_precision",
 ]
 
 
 def provenance(params: dict, args, model, channels: int, *, choose: bool = True) -> dict:
     """The prediction's settings for the products' HISTORY: ``params`` plus what the command
-    line chose around them (the channel segmented; the samples the probabilities average with
+    line chose around them (the channel segmented; the image read, ``hdu`` of a FITS file and
+    ``series`` of a TIFF holding several, so ``--skip-existing`` tells one plate position's
+    products from another's (QA 56); the samples the probabilities average with
     ``--uncertainty``: ``tta`` says ``d4`` for ``--uncertainty tta``, QA read ``tta = None``
     as "not averaged"), and the precision ``auto`` chose (it
     changes the probabilities: a rerun elsewhere must be able to ask for the same; not
@@ -44,6 +47,7 @@ def provenance(params: dict, args, model, channels: int, *, choose: bool = True)
         "uncertainty_type": getattr(args, "uncertainty_type", None),
         "ignore_flags": getattr(args, "ignore_flags", None),
         "hdu": getattr(args, "hdu", None),
+        "series": getattr(args, "series", None),  # a plate's position, a slide's image (QA 56)
         "background": getattr(args, "background", None),  # the catalog's fluxes (QA)
     }
     out = {**params, **{k: v for k, v in extra.items() if v is not None}}
@@ -55,6 +59,59 @@ def provenance(params: dict, args, model, channels: int, *, choose: bool = True)
         chosen = inference.choose_precision(model, "auto", tile=(512, 512), channels=channels)
         out["precision"] = f"{chosen} (auto)"
     return out
+
+
+def series_record(path, args) -> dict:
+    """Which image of a TIFF holding several (a plate's positions, a slide's scan beside its
+    label) a catalog's objects are from, for its metadata: ``SERIES``, the index read
+    (``--series``, or the one :func:`sciconv.io.read` takes by default), and ``SERIESNM``, the
+    name the file gives it (an OME ``Image Name``: ``"A01 field 2"``), when it gives one. Two
+    positions' catalogs are told apart without their images (QA 56: no catalog said which field
+    it measured).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The input file.
+    args : argparse.Namespace
+        ``sciconv predict``'s options (``series``).
+
+    Returns
+    -------
+    dict
+        Empty for an input that is not a TIFF, and for a TIFF holding one image read without
+        ``--series``; ``{"SERIES": index}`` alone when the file cannot be read again.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> series_record(Path("a.fits"), argparse.Namespace(series=None))
+    {}
+    """
+    from sciconv import io
+    from sciconv.io._tiff_series import choose_series
+
+    asked = getattr(args, "series", None)
+    if not Path(path).name.lower().endswith(io.TIFF_EXTENSIONS):
+        return {}
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            if asked is None and len(tif.series) < 2:
+                return {}
+            index = choose_series(tif, asked, path)
+            name = str(getattr(tif.series[index], "name", "") or "").strip()
+    except Exception:  # read once already: the record is no reason to fail the input
+        return {} if asked is None else {"SERIES": int(asked)}
+    record = {"SERIES": int(index)}
+    if name.lower() not in _UNNAMED:
+        record["SERIESNM"] = name
+    return record
+
+
+#: The names tifffile gives a series whose file names none (``describe_series`` omits them too).
+_UNNAMED = ("", "baseline", "unknown")
 
 
 def model_identity(path: Path, *, shipped: bool, model=None) -> str:
