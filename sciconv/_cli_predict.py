@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +44,7 @@ from sciconv._cli_predict_history import (
     mosaic_history,
     products_record,
     provenance,
+    series_record,
     warn_mixed_precision,
 )
 from sciconv._cli_predict_notes import note_chips, warn_empty_catalog
@@ -316,7 +316,7 @@ def _postprocess_overrides(args) -> dict:
 
 def _segment_image(model, img, args, params, progress):
     """One 2-D image: labels, probabilities, spread (or None) and the catalog of its objects."""
-    from sciconv import inference, models, postprocess
+    from sciconv import inference
 
     labels, prob, *spread = inference.predict_instances(  # recorded post-processing
         model,
@@ -328,6 +328,13 @@ def _segment_image(model, img, args, params, progress):
         **params,
     )
     std = spread[0] if spread else None
+    return labels, prob, std, _catalog(model, img, labels, prob, std, args, params)
+
+
+def _catalog(model, img, labels, prob, std, args, params):
+    """The catalog of one image's objects: measurements, flux errors, scores."""
+    from sciconv import models, postprocess
+
     # the mask columns (flag_masked, masked_fraction) whenever the image has a mask, bad pixels
     # or not, as the block-wise path gives them; the mask product only when a pixel is bad
     background, error, source = None, "auto", None  # "auto": the image's own uncertainty
@@ -348,7 +355,7 @@ def _segment_image(model, img, args, params, progress):
     recorded = models.get_metadata(model).get("postprocess") or {}
     threshold = params.get("threshold", recorded.get("threshold", 0.5))
     scores = postprocess.object_scores(labels, prob, std, threshold=threshold)
-    return labels, prob, std, _with_scores(table, scores)
+    return _with_scores(table, scores)
 
 
 def _redo(inputs: list, why: str) -> None:
@@ -481,6 +488,7 @@ def _segment_file(model, path, args, planned, params, tile_progress) -> list[Pat
         raise type(exc)(exc.message, path=path) from exc
     if hdu is not None:  # which chip's objects these are (two chips' catalogs told apart)
         table.meta["HDU"] = hdu
+    table.meta.update(series_record(path, args))  # which position of a plate's OME-TIFF
     warn_empty_catalog(job, img, len(table), args)  # 0 objects from an image with data
     bad = img.mask if img.mask is not None and img.mask.any() else None
     outs = _write_segmentation(
@@ -535,22 +543,24 @@ def _say_errors(path, img, args) -> None:
 
 
 def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
-    """A movie or Z-stack (``io.plane_axes``): each plane segmented as a 2-D image, the products
-    written as (OME-)TIFF stacks with the file's axes, one catalog with a column per axis (``t``,
-    ``z``: the plane's index) before each plane's ``label``."""
+    """A movie or Z-stack (``io.plane_axes``): its planes segmented by
+    :func:`sciconv.inference.predict_stack` (one size decision; a plane with no data empty), the
+    products written as (OME-)TIFF stacks with the file's axes, one catalog with a column per
+    axis (``t``, ``z``: the plane's index) before each plane's ``label``."""
     import numpy as np
     from astropy.table import vstack
     from numpy.lib.format import open_memmap
 
-    from sciconv import io, postprocess
-    from sciconv.inference._decisions import decisions, merge_decisions
+    from sciconv import inference, io, postprocess
 
     stack = io.read(path, stack=True, **_read_args(path, args))
-    n, (h, w) = len(stack.data), stack.data.shape[1:3]
+    n = len(stack.data)
+    if args.channel is not None:
+        check_channel(path, args.channel, int(stack.data.shape[-1]))
     args.out.mkdir(parents=True, exist_ok=True)
-    tables: list = []
-    counts: list[int] = []
-    logs: list[dict] = []
+    tables: list = [None] * n
+    counts = [0] * n
+    last: list = [stack]
     # the planes' products go to memory maps beside the outputs (removed after), so a long
     # movie holds only its input in memory, not its probabilities and labels
     target = postprocess.product_paths(
@@ -560,87 +570,56 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
     )
     scratch = scratch_folder(target["labels"])  # swept by the next run if this one is killed
     maps: dict = {}
+
+    def keep(key, shape, dtype):
+        maps[key] = open_memmap(Path(scratch) / f"{key}.npy", mode="w+", dtype=dtype, shape=shape)
+        return maps[key]
+
+    def measure(plane):  # each plane's catalog, once its labels are final
+        last[0] = plane.image
+        if plane.empty:  # no data: no rows (the columns from another plane's, below)
+            return
+        table = _catalog(model, plane.image, plane.labels, plane.prob, plane.std, args, params)
+        for axis, j in zip(axes, plane.position):  # a column, not a scalar: astropy < 7 refuses
+            column = np.full(len(table), int(j))  # a scalar on a frame with no objects
+            table.add_column(column, name=axis.lower(), index=axes.index(axis))
+        tables[plane.index] = table
+        counts[plane.index] = int(plane.labels.max())
+
     try:
-
-        def keep(key, i, value, dtype):
-            if key not in maps:
-                maps[key] = open_memmap(
-                    Path(scratch) / f"{key}.npy", mode="w+", dtype=dtype, shape=(n, *value.shape)
-                )
-            maps[key][i] = value
-
-        def segment_planes(plane_params):
-            tables.clear()
-            counts.clear()
-            logs.clear()
-            with _file_progress(n, enabled=not args.quiet, unit="plane") as bar:
-                for i in range(n):
-                    img = plane(i, plane_params, bar)
-            return img
-
-        def plane(i, plane_params, bar):
-            mask = None if stack.mask is None else stack.mask[i]
-            img = _one_channel(
-                dataclasses.replace(stack, data=stack.data[i], mask=mask), args.channel
+        with inference.decisions() as decided:  # the stack's: one scale for all its planes
+            labels, prob, *spread = inference.predict_stack(
+                model,
+                stack,
+                axes=axes,
+                sizes=tuple(sizes),
+                channel=args.channel,
+                return_prob=True,
+                uncertainty=args.uncertainty,
+                on_plane=measure,
+                out=keep,
+                progress=not args.quiet,
+                batch_size=args.batch_size,
+                **params,
             )
-            index = np.unravel_index(i, sizes)
-            where = ", ".join(f"{a}={j}" for a, j in zip(axes, index))
-            try:
-                with caught("always", record=True) as heard, decisions() as decided:
-                    labels, prob, std, table = _segment_image(model, img, args, plane_params, False)
-                logs.append(decided)  # each plane decides its second pass on its own
-            except SciconvError as exc:  # which file, which plane
-                raise type(exc)(f"plane {where}: {exc.message}", path=path) from exc
-            for said in heard:  # each plane is judged on its own (second passes, sizes): say which
-                text = (
-                    f"plane {where}: {said.message}"
-                    if issubclass(said.category, SciconvWarning)
-                    else said.message
-                )
-                warnings.warn_explicit(text, said.category, said.filename, said.lineno)
-            for axis, j in zip(axes, index):  # a column, not a scalar: astropy < 7 refuses
-                column = np.full(len(table), int(j))  # a scalar on a frame with no objects
-                table.add_column(column, name=axis.lower(), index=axes.index(axis))
-            tables.append(table)
-            counts.append(int(labels.max()))
-            keep("labels", i, labels, np.int32)
-            keep("prob", i, prob, np.float32)
-            if std is not None:
-                keep("std", i, std, np.float32)
-            bad = np.zeros((h, w), bool) if img.mask is None else img.mask
-            keep("bad", i, bad.any(axis=-1) if bad.ndim == 3 else bad, bool)
-            if bar is not None:
-                bar.update(1)
-            return img
-
-        # object_size="auto" decides once for the whole stack (the planes' objects pooled), so
-        # every frame of a movie is segmented at the same scale
-        auto = params["object_size"] == "auto" and params["scale"] == "auto"
-        last = segment_planes(dict(params, object_size=None) if auto else params)
-        again = _stack_size_factor(model, last, maps["labels"], path) if auto else None
-        if again is not None:
-            segment_planes(dict(params, scale=again, object_size=None))
-        decided = merge_decisions(logs)  # the stack's scale: decided once for all its planes
-        decided.update({} if again is None else {"scale": f"{again:.6g} (auto: all planes)"})
+        some = next(t for t in tables if t is not None)
+        tables = [some[:0] if t is None else t for t in tables]
         catalog = vstack(tables, metadata_conflicts="silent")
         catalog.meta.update(tables[0].meta)
         catalog.meta["stack_axes"] = axes
-        _plane_positions(catalog, last.meta)
-
-        def stacked(key):
-            return None if key not in maps else maps[key].reshape(*sizes, *maps[key].shape[1:])
-
+        catalog.meta.update(series_record(path, args))  # which position's stack
+        _plane_positions(catalog, last[0].meta)
         outs = _write_segmentation(
             model,
             path,
             args,
             params,
             like=stack,
-            labels=stacked("labels"),
-            prob=stacked("prob"),
-            std=stacked("std"),
+            labels=labels,
+            prob=prob,
+            std=spread[0] if spread else None,
             table=catalog,
-            bad=stacked("bad") if maps["bad"].any() else None,
+            bad=maps["bad"].reshape(labels.shape) if maps["bad"].any() else None,
             stack=axes,
             decided=decided,
         )
@@ -650,6 +629,7 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
             raise
         raise better from err
     finally:
+        labels = prob = spread = None
         maps.clear()  # the memory maps closed before their folder goes
         remove_scratch(scratch)
     warn_empty_catalog(path, stack, sum(counts), args)  # no object in any plane
@@ -665,23 +645,6 @@ def _segment_stack(model, path, args, params, axes: str, sizes) -> list[Path]:
 #: How a Z-stack's summary line says its object count is of cross-sections (QA 56: "179
 #: objects" read as a nucleus count for 36 nuclei, each in 4-6 planes).
 _UNLINKED = "; not linked over Z: each object in focus over k planes counts k times"
-
-
-def _stack_size_factor(model, plane, labels, path) -> float | None:
-    """``--object-size auto`` for a stack: the factor to segment every plane again at, from the
-    objects of all planes of the first pass (``inference.auto_size_again``, which warns once);
-    None to keep the first pass."""
-    from sciconv import inference, models
-
-    with caught("ignore", SciconvWarning):  # a missing pixel scale was said for every plane
-        first = inference.resolve_scale(plane.pixel_scale, models.get_pixel_scale(model), "auto")
-    return inference.auto_size_again(
-        models.get_metadata(model),
-        labels,
-        first,
-        found=f"the objects of {path.name}, all its {len(labels)} planes,",
-        stacklevel=3,
-    )
 
 
 def _one_channel(img, channel: int | None):

@@ -15,6 +15,7 @@ from _helpers import assert_one_line_error, run_cli, threshold_model
 from astropy.table import Table
 
 from sciconv.errors import SciconvWarning
+from sciconv.postprocess import read_catalog
 
 SHAPE = (48, 48)
 #: Where the spots of each position are: position k (0-based) holds k + 1 of them.
@@ -125,3 +126,16 @@ def test_series_record_names_the_position(tmp_path, well):
     assert record(tmp_path / "a.fits", None) == {}
     gone = tmp_path / "gone.tif"
     assert record(gone, 1) == {"SERIES": 1}  # unreadable since: the index asked
+
+
+@pytest.mark.parametrize("fmt", ["ecsv", "fits", "votable"])
+def test_catalog_meta_names_the_position(capsys, tmp_path, model, well, fmt):
+    out = tmp_path / "o"
+    code, _, err = _predict(
+        capsys, model, well, "--out", out, "--series", "1", "--catalog-format", fmt
+    )
+    assert code == 0, err
+    (path,) = out.glob("A01_catalog.*")
+    catalog = read_catalog(path)  # a VOTable's INFO elements back as meta
+    assert int(catalog.meta["SERIES"]) == 1
+    assert catalog.meta["SERIESNM"] == "A01 field 2"

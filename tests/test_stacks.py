@@ -479,3 +479,74 @@ def test_a_three_plane_stack_saved_as_planar_rgb_is_named(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", SciconvWarning)
         assert io.read(tmp_path / "rgb.tif").shape == (32, 40, 3)
+
+
+def test_predict_movie_with_an_all_nan_frame_writes_every_frame(capsys, tmp_path, movie):
+    """QA 56: one all-NaN frame (dropped, or registration padding) failed the whole movie with
+    "plane T=1: normalization limits are not finite" and wrote nothing. Now: exit 0, that frame
+    labels 0, probabilities NaN, masked, no catalog rows, one warning naming it; the other
+    frames are the same frames' own runs."""
+    folder, frames, _ = movie
+    blank = frames.astype(np.float32)
+    blank[1] = np.nan
+    tifffile.imwrite(tmp_path / "gap.tif", blank, metadata={"axes": "TYX"})
+    with pytest.warns(SciconvWarning) as caught:
+        code, _, err = run_cli(
+            capsys, "predict", "pretrained:nuclei", tmp_path / "gap.tif", "--out", tmp_path / "m",
+            "--quiet",
+        )  # fmt: skip
+    assert code == 0, err
+    said = [str(w.message) for w in caught if "no finite pixel" in str(w.message)]
+    assert len(said) == 1 and "plane T=1: no finite pixel" in said[0], said
+    out = tmp_path / "m"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "gap_catalog.ecsv", "gap_labels.tif", "gap_mask.tif", "gap_prob.tif",
+    ]  # fmt: skip
+    labels = io.read(out / "gap_labels.tif", stack=True).data[..., 0]
+    prob = io.read(out / "gap_prob.tif", stack=True).data
+    mask = tifffile.imread(out / "gap_mask.tif").astype(bool)
+    assert labels.shape == (3, 256, 256) and not labels[1].any()
+    assert np.isnan(prob[1]).all() and not np.isnan(prob[0]).any()
+    assert mask[1].all() and not mask[0].any() and not mask[2].any()
+    catalog = Table.read(out / "gap_catalog.ecsv")
+    assert sorted(set(catalog["t"].tolist())) == [0, 2]
+    for t in (0, 2):
+        code, _, err = run_cli(
+            capsys, "predict", "pretrained:nuclei", folder / f"frame{t}.tif", "--quiet",
+            "--out", tmp_path / f"s{t}",
+        )  # fmt: skip
+        assert code == 0, err
+        alone = io.read(tmp_path / f"s{t}" / f"frame{t}_labels.tif").data[..., 0]
+        np.testing.assert_array_equal(labels[t], alone)
+        assert (catalog["t"] == t).sum() == alone.max() > 10
+
+
+def test_napari_widget_and_command_line_give_the_same_labels(
+    capsys, tmp_path, enlarged_real_nuclei
+):
+    """QA 56: the napari widget decided the object size plane by plane, the command line once
+    per stack, so a sparse frame came out at another scale in napari, silently. Both go through
+    predict_stack now: the same labels in every frame, and the same one decision."""
+    from sciconv.napari._widget import segment_nuclei
+
+    (_, a, _), (_, b, truth_b) = enlarged_real_nuclei(2, 0.4)
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    a, b, truth_b = a[:h, :w], b[:h, :w], truth_b[:h, :w]
+    ids = [i for i in np.unique(truth_b) if i][:3]  # a sparse frame: three nuclei
+    sparse = np.where(np.isin(truth_b, ids) | (truth_b == 0), b, np.median(b[truth_b == 0]))
+    frames = np.stack([a, sparse]).astype(np.float32)
+    tifffile.imwrite(tmp_path / "movie.tif", frames, metadata={"axes": "TYX"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SciconvWarning)  # the one size decision, said
+        code, _, err = run_cli(
+            capsys, "predict", "pretrained:nuclei", tmp_path / "movie.tif", "--out",
+            tmp_path / "m", "--quiet",
+        )  # fmt: skip
+        assert code == 0, err
+        widget, kwargs, _ = segment_nuclei(frames, planes=1, axes="T")
+    cli = io.read(tmp_path / "m" / "movie_labels.tif", stack=True).data[..., 0]
+    assert widget.shape == cli.shape == frames.shape
+    for t in range(2):
+        np.testing.assert_array_equal(widget[t], cli[t])
+    scales = [d["scale"] for d in kwargs["metadata"]["decisions"]]
+    assert scales[0] == scales[1] and scales[0].endswith("(auto: all planes)"), scales

@@ -15,6 +15,7 @@
   (a numpy array or a ``.npy`` memory map).
 
 :func:`predict_instances` adds the model's recorded post-processing (instance labels);
+:func:`predict_stack` segments a movie or Z-stack plane by plane with one size decision;
 :func:`predict_files` classifies many cutout files into a table.
 
 Tile geometry
@@ -64,6 +65,7 @@ One private module per role:
 - ``_blocks``: block-wise instances with stitching (:func:`predict_instances_blocks`), labels
   streamed to zarr or a memory map;
 - ``_tiled``: :func:`predict_tiled`; ``_instances``: :func:`predict_instances`;
+  ``_stack``: :func:`predict_stack` (movies and Z-stacks, plane by plane);
   ``_files``: :func:`predict_files`, :func:`predict_mosaic`;
 - ``_d4``: :func:`predict_d4` (image-level D4 test-time averaging of classifiers and
   regressors, and its spread);
@@ -119,6 +121,7 @@ from sciconv.inference._settings import (
     PredictionSettings,
     resolve_settings,
 )
+from sciconv.inference._stack import STACK_AXES, StackPlane, predict_stack
 from sciconv.inference._tiled import predict_tiled
 from sciconv.inference._tiles import AUTO_TILE_MAX
 from sciconv.inference._uncertainty import (
@@ -142,11 +145,13 @@ __all__ = [
     "DENOISE_SIGMA",
     "PAD_MODES",
     "PRECISIONS",
+    "STACK_AXES",
     "TTA_MODES",
     "UNCERTAINTY_METHODS",
     "UNCERTAINTY_PRECISION",
     "BlockPlan",
     "PredictionSettings",
+    "StackPlane",
     "auto_size_again",
     "auto_size_factor",
     "bfloat16_model",
@@ -163,6 +168,7 @@ __all__ = [
     "predict_instances",
     "predict_instances_blocks",
     "predict_mosaic",
+    "predict_stack",
     "predict_tiled",
     "predict_uncertainty",
     "receptive_field",

@@ -58,6 +58,7 @@ def segment_nuclei(
     name: str = "nuclei",
     layer_kwargs: dict[str, Any] | None = None,
     planes: int = 0,
+    axes: str | None = None,
 ) -> LayerData:
     """Instance labels of the nuclei in ``image`` as a napari ``(data, kwargs, "labels")`` tuple.
 
@@ -79,7 +80,8 @@ def segment_nuclei(
     threshold : float, optional
         Foreground probability threshold; default: the model's recorded one.
     tile : int
-        Tile size in pixels (the image is predicted in overlapping tiles of this size).
+        Tile size in pixels (the image is predicted in overlapping tiles of this size; a
+        smaller image in one tile, ``"auto"`` in the metadata).
     model : keras.Model, optional
         A segmenter; default: :func:`nuclei_model`.
     name : str
@@ -88,8 +90,13 @@ def segment_nuclei(
         Extra layer keywords (e.g. the image layer's ``scale`` and ``translate``).
     planes : int
         The number of leading axes of a stack (1 for a movie ``(T, H, W)`` or a Z-stack, 2 for
-        ``(T, Z, H, W)``): each 2-D plane is segmented on its own and the labels keep those
+        ``(T, Z, H, W)``): the planes are segmented by :func:`sciconv.inference.predict_stack`,
+        as ``sciconv predict`` segments them (one object-size decision for the whole stack; a
+        plane with no finite pixel gives labels 0 and a warning), and the labels keep those
         axes (numbered per plane). Default 0: one image.
+    axes : str, optional
+        The names of those axes (``"T"``, ``"Z"``, ``"TZ"``), which the planes' warnings use
+        (``"plane T=3: ..."``); default: their indices only (``"plane 3: ..."``).
 
     Returns
     -------
@@ -134,7 +141,7 @@ def segment_nuclei(
         raise ConfigError(f"threshold must be a probability in (0, 1); got {threshold!r}")
     if isinstance(tile, bool) or not (isinstance(tile, whole) and tile >= 32):
         raise ConfigError(f"tile must be an integer of at least 32 pixels; got {tile!r}")
-    from sciconv.inference import AUTO_BLOCK_PIXELS, decisions, predict_instances
+    from sciconv.inference import AUTO_BLOCK_PIXELS, decisions, predict_instances, predict_stack
     from sciconv.postprocess import object_scores
 
     model = nuclei_model() if model is None else model
@@ -142,31 +149,41 @@ def segment_nuclei(
     arr = np.asarray(image)
     if isinstance(planes, bool) or not (isinstance(planes, whole) and 0 <= planes <= arr.ndim - 2):
         raise ConfigError(f"planes must be 0 to {arr.ndim - 2} for shape {arr.shape}; got {planes}")
+    if axes is not None and (not isinstance(axes, str) or len(axes) != planes):
+        raise ConfigError(f"axes must name the {planes} plane axes ('T', 'Z', 'TZ'); got {axes!r}")
     lead = arr.shape[:planes]
     stack = arr.reshape(-1, *arr.shape[planes:])
-    tile = min(int(tile), max(stack.shape[1:3]))
-    found, decided, scores = [], [], []
-    for plane in stack:
-        # the scores come from the probabilities of the same prediction (no second pass); a
-        # plane too big for them whole goes block by block, as before, and gets none
-        whole = plane.shape[0] * plane.shape[1] <= AUTO_BLOCK_PIXELS
-        with decisions() as log:  # what "auto" chose (the factor, the flip), per plane
-            result = predict_instances(
-                model,
-                plane,
-                tile=tile,
-                scale="auto" if not fixed else None if scale == 1 else float(scale),
-                threshold=threshold,
-                progress=False,
-                return_prob=whole,
-            )
-        plane_labels, prob = result if whole else (result, None)
-        found.append(plane_labels)
-        decided.append(log)
-        scores.append(
-            None if prob is None else object_scores(plane_labels, prob, threshold=threshold)
-        )
-    labels = np.stack(found).reshape(*lead, *found[0].shape) if planes else found[0]
+    # a plane smaller than the tile: one tile the model can take ("auto"; a tile cut to the
+    # plane's side, 102 px, was refused as not a multiple of the model's divisor)
+    tile = int(tile) if max(stack.shape[1:3]) >= tile else "auto"
+    # the scores come from the probabilities of the same prediction (no second pass); a plane
+    # too big for them whole goes block by block, as before, and gets none
+    scored = stack.shape[1] * stack.shape[2] <= AUTO_BLOCK_PIXELS
+    run = dict(
+        tile=tile,
+        scale="auto" if not fixed else None if scale == 1 else float(scale),
+        threshold=threshold,
+        progress=False,
+        return_prob=scored,
+    )
+    if planes:  # a movie or Z-stack: as sciconv predict, one size decision for all its planes
+        decided = [{}] * len(stack)
+        scores = [None] * len(stack)
+
+        def keep(plane):
+            decided[plane.index] = plane.decisions
+            if plane.prob is not None and not plane.empty:
+                scores[plane.index] = object_scores(plane.labels, plane.prob, threshold=threshold)
+
+        result = predict_stack(model, arr, axes=axes, sizes=lead, on_plane=keep, **run)
+        labels = result[0] if scored else result
+        found = list(labels.reshape(-1, *labels.shape[planes:]))
+    else:
+        with decisions() as log:  # what "auto" chose (the factor, the flip)
+            result = predict_instances(model, arr, **run)
+        labels, prob = result if scored else (result, None)
+        found, decided = [labels], [log]
+        scores = [None if prob is None else object_scores(labels, prob, threshold=threshold)]
     settings = {"scale": float(scale) if fixed else scale, "threshold": threshold, "tile": tile}
     meta = {"model": model.name, **settings, "count": sum(int(f.max()) for f in found)}
     meta["decisions"] = decided if planes else decided[0]
@@ -247,6 +264,8 @@ def nuclei_widget():
             )
         data = image.data  # a movie or Z-stack (sliders): every plane, labels with its axes
         planes = data.ndim - (3 if image.rgb else 2)
+        named = (image.metadata or {}).get("stack_axes")  # sciconv's reader: "T", "TZ"
+        axes = named if isinstance(named, str) and len(named) == planes else None
         extra = {"scale": tuple(image.scale), "translate": tuple(image.translate)}
         return segment_nuclei(
             data,
@@ -256,6 +275,7 @@ def nuclei_widget():
             name=f"{image.name} nuclei",
             layer_kwargs=extra,
             planes=planes,
+            axes=axes,
         )
 
     return widget
