@@ -93,17 +93,22 @@ def test_observation_cards_own_header_first_then_the_primary_cards():
         ({"FILTNAM1": "F555W", "FILTNAM2": ""}, "F555W"),  # WFPC2
         ({"FILTER1": "CLEAR1L", "FILTER2": "CLEAR2L"}, "CLEAR1L+CLEAR2L"),  # unfiltered
         ({"BAND": "r"}, "r"),  # DECam's short name
+        # DECam's Community Pipeline: the band, not the whole description (which meta keeps)
+        ({"FILTER": "r DECam SDSS c0002 6415.0 1480.0", "BAND": "r"}, "r"),
+        ({"FILTER": "N964 DECam c0008 9645.0 94.0", "BAND": "N964"}, "N964"),
+        # a BAND that is not FILTER's first word: FILTER, as it is
         (
-            {"FILTER": "r DECam SDSS c0002 6415.0 1480.0", "BAND": "r"},
-            "r DECam SDSS c0002 6415.0 1480.0",
+            {"FILTER": "i DECam SDSS c0003 7835.0 1470.0", "BAND": "z"},
+            "i DECam SDSS c0003 7835.0 1470.0",
         ),
+        ({"FILTER": "r SDSS k1018"}, "r SDSS k1018"),  # no BAND: the whole FILTER
         ({"BAND": 1}, "1"),  # WISE's band number
     ],
 )
 def test_filter_column_from_the_missions_filter_cards(header, expected):
     table = add_observation_columns(Table({"label": [1, 2]}), _image(header))
     assert table["filter"].tolist() == [expected, expected]
-    assert table["filter"].meta["ucd"] == "instr.filter"
+    assert table["filter"].meta["ucd"] == "meta.id;instr.filter"
     assert table.meta == {k: v for k, v in header.items() if v != ""}  # a blank card: not kept
 
 
@@ -231,13 +236,15 @@ def test_written_files_carry_cards_infos_units_and_ucds(tmp_path):
     assert header["FILTER"] == "r" and header["MJD-OBS"] == 60300.1 and header["PHOTZP"] == 28.4
     i = table.colnames.index("mjd_obs") + 1
     assert (header[f"TUNIT{i}"], header[f"TUCD{i}"]) == ("d", "time.epoch")
-    assert header[f"TUCD{table.colnames.index('filter') + 1}"] == "instr.filter"
+    assert header[f"TUCD{table.colnames.index('filter') + 1}"] == "meta.id;instr.filter"
     vot = parse(write_catalog(table, tmp_path / "cat.vot"))
     infos = {info.name: info.value for info in vot.resources[0].infos}
     assert infos["FILTER"] == "r" and infos["MJD-OBS"] == "60300.1" and infos["PHOTZP"] == "28.4"
     fields = {f.name: f for f in vot.get_first_table().fields}
     assert (fields["mjd_obs"].ucd, str(fields["mjd_obs"].unit)) == ("time.epoch", "d")
-    assert fields["filter"].ucd == "instr.filter" and "filter" in fields["filter"].description
+    assert (
+        fields["filter"].ucd == "meta.id;instr.filter" and "filter" in fields["filter"].description
+    )
 
 
 def test_read_votable_of_another_tool_restores_resource_and_table_infos(tmp_path):
@@ -291,3 +298,62 @@ def test_extension_image_keeps_its_primary_observation_cards(tmp_path):
     assert table.meta["PHOTMJSR"] == 1.5 and table.meta["FILTER"] == "F200W"
     assert table["filter"].tolist() == ["F200W", "F200W"]
     assert table["mjd_obs"][0] == Time("2023-01-02T12:00:00").mjd
+
+
+def test_a_catalog_with_a_filter_column_is_a_valid_votable(tmp_path):
+    """QA 56 review, finding 2: the ``filter`` column's UCD was ``instr.filter``, a
+    secondary-only UCD1+ word, so astropy's VOTable validator (and TOPCAT's) refused the
+    catalog of every image whose header names a filter (W06)."""
+    import io
+
+    from astropy.io.votable import validate
+    from astropy.io.votable.ucd import check_ucd
+
+    table = _catalog()
+    assert {"filter", "mjd_obs"} <= set(table.colnames)
+    for name in ("filter", "mjd_obs"):
+        assert check_ucd(table[name].meta["ucd"], check_controlled_vocabulary=True), name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = write_catalog(table, tmp_path / "cat.vot")
+    report = io.StringIO()
+    ok = validate(str(path), output=report)
+    assert "W06" not in report.getvalue(), report.getvalue()
+    assert ok, report.getvalue()
+
+
+def test_decam_community_pipeline_catalog_has_band_and_magzero(tmp_path):
+    """QA 56 review, finding 7: a DECam CP ``ooi`` CCD (FILTER a description, BAND the band
+    and MAGZERO the zero point, all in the primary header) gave the whole FILTER string as
+    ``filter`` and dropped MAGZERO; the catalog keeps both cards, a product drops MAGZERO."""
+    from sciconv.io import write as write_image
+
+    primary = fits.PrimaryHDU()
+    primary.header.update(
+        {
+            "INSTRUME": "DECam",
+            "FILTER": "r DECam SDSS c0002 6415.0 1480.0",
+            "BAND": "r",
+            "MJD-OBS": 58000.1,
+            "EXPTIME": 90.0,
+            "MAGZERO": 31.2,
+        }
+    )
+    ccd = fits.ImageHDU(np.ones((12, 14), np.float32), name="S29")
+    ccd.header.update({"CCDNUM": 1, "GAIN": 4.0})
+    path = tmp_path / "c4d_170904_ooi_r_v1.fits"
+    fits.HDUList([primary, ccd]).writeto(path)
+    img = read_image(path, hdu="S29")
+    table = measure(_labels(), intensity=img)
+    assert table["filter"].tolist() == ["r", "r"]
+    assert table.meta["FILTER"] == "r DECam SDSS c0002 6415.0 1480.0"
+    assert table.meta["BAND"] == "r" and table.meta["MAGZERO"] == 31.2
+    back = read_catalog(write_catalog(table, tmp_path / "cat.fits"))
+    assert back.meta["MAGZERO"] == 31.2 and back["filter"].tolist() == ["r", "r"]
+    # the zero point describes the input's pixel values: a product of another kind drops it
+    image = GridImage(img.data, header=fits.Header({**dict(img.header), "MAGZERO": 31.2}))
+    out = write_image(
+        tmp_path / "prob.fits", np.full((12, 14), 0.5, np.float32), like=image, like_pixels=False
+    )
+    header = fits.getheader(out)
+    assert "MAGZERO" not in header and "GAIN" not in header

@@ -422,6 +422,19 @@ def test_every_ucd_sciconv_writes_is_a_ucd1p_word():
     ucds |= {name: scores[name].meta["ucd"] for name in ("score", "uncertainty")}
     table = _electron_table()
     ucds |= {name: table[name].meta["ucd"] for name in table.colnames}
+    # the observation columns of an image whose header names its filter and date
+    from astropy.io import fits
+
+    from sciconv.io import GridImage
+
+    header = fits.Header({"FILTER": "r", "MJD-OBS": 60300.1})
+    image = GridImage(np.ones((16, 16, 1), np.float32), header=header)
+    labels = np.zeros((16, 16), np.int32)
+    labels[4:8, 4:8] = 1
+    observed = postprocess.add_observation_columns(
+        postprocess.measure(labels, intensity=image), image
+    )
+    ucds |= {name: observed[name].meta["ucd"] for name in ("filter", "mjd_obs")}
     assert {"background", "orientation", "flux", "flag_masked", "area_phys"} <= set(ucds)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

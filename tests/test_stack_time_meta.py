@@ -115,6 +115,59 @@ def test_ome_zarr_time_and_depth_scales(tmp_path):
     assert "time_interval" not in meta and "z_spacing" not in meta
 
 
+def test_ome_zarr_multiscale_level_transforms_compose_with_the_datasets(tmp_path):
+    """QA 56 review, finding 6: the multiscale-level ``coordinateTransformations`` (NGFF 0.4
+    and 0.5 apply them after each dataset's) were ignored, so a 30 s / 2 um movie read as
+    1 s / 1 um frames and planes, and its pixel size as the dataset's alone."""
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("ome_zarr")
+    axes = [
+        {"name": "t", "type": "time", "unit": "second"},
+        {"name": "c", "type": "channel"},
+        {"name": "z", "type": "space", "unit": "micrometer"},
+        {"name": "y", "type": "space", "unit": "micrometer"},
+        {"name": "x", "type": "space", "unit": "micrometer"},
+    ]
+    data = np.zeros((3, 1, 2, 32, 32), np.uint16)
+    # NGFF 0.4 (zarr v2): a scale and a translation at both levels
+    path = tmp_path / "movie04.zarr"
+    group = zarr.open_group(path, mode="w", zarr_format=2)
+    group.create_array("0", data=data, chunks=(1, 1, 1, 32, 32))
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": axes,
+            "datasets": [
+                {
+                    "path": "0",
+                    "coordinateTransformations": [
+                        {"type": "scale", "scale": [1.0, 1.0, 1.0, 0.25, 0.25]},
+                        {"type": "translation", "translation": [0.0, 0.0, 0.0, 4.0, 4.0]},
+                    ],
+                }
+            ],
+            "coordinateTransformations": [{"type": "scale", "scale": [30.0, 1.0, 2.0, 2.0, 2.0]}],
+        }
+    ]
+    meta = io.read(path, stack=True).meta
+    assert meta["time_interval"] == pytest.approx(30.0)
+    assert meta["z_spacing"] == pytest.approx(2.0)
+    assert meta["pixel_size"] == pytest.approx((0.5, 0.5)) and meta["pixel_unit"] == "µm"
+    # NGFF 0.5 ("ome" attributes): the same composition
+    units = {"t": "second", "z": "micrometer", "y": "micrometer", "x": "micrometer"}
+    store = _ngff(tmp_path / "movie05.ome.zarr", data[:, 0], "tzyx", units, [1, 1, 0.25, 0.25])
+    group = zarr.open_group(store, mode="r+")
+    ome = dict(group.attrs["ome"])
+    ome["multiscales"][0]["coordinateTransformations"] = [
+        {"type": "scale", "scale": [60.0, 3.0, 2.0, 2.0]}
+    ]
+    group.attrs["ome"] = ome
+    meta = io.read(store, stack=True).meta
+    assert meta["time_interval"] == pytest.approx(60.0)
+    assert meta["z_spacing"] == pytest.approx(3.0)
+    assert meta["pixel_size"] == pytest.approx((0.5, 0.5))
+
+
 def test_products_of_an_ome_zarr_stack_keep_time_and_depth(capsys, tmp_path, frames):
     """A TZ OME-Zarr movie: the catalog gets ``time`` and ``z_phys`` beside ``t`` and ``z``, and
     the label stack written from it keeps its frame interval and Z step."""

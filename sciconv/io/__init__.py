@@ -81,6 +81,7 @@ Examples
 #   _uncertainty_file   an error map in a file of its own (read(uncertainty=))
 #   _read     read(), read_pixels(), probe_shape(): the one entry point to the readers
 #   _write    write() and the FITS/TIFF/PNG writers behind it
+#   _ngff_meta  NGFF metadata: levels' frames, pixel size, t/z steps (multiscale scales composed)
 #   _zarr     OME-Zarr (ome-zarr-py): stores read, label groups written atomically
 #   _zarr_image   write_ome_zarr: a chunked multiscale image store
 

@@ -4,8 +4,10 @@ An HST ACS/WFC or WFC3/UVIS ``_flt``/``_flc`` keeps its two CCDs as ``SCI,1`` an
 with its own ``ERR``/``DQ``); a DECam Community Pipeline ``ooi`` file keeps its 60 CCDs as
 extensions named by detector (``S29``, ``N4``...) after an empty primary HDU.
 :func:`sciconv.io.read` reads one HDU (by default the first), so a caller that segments a file
-needs to know what it left out: :func:`science_hdus` lists them and :func:`hdu_label` names an
-HDU the way ``sciconv predict --hdu`` takes it. HDUs that describe a science image rather than
+needs to know what it left out: :func:`science_hdus` lists them, :func:`hdu_label` names an
+HDU the way ``sciconv predict --hdu`` takes it and :func:`image_source` names the file and HDU
+an image was read from (``j8bt06nyq_flc.fits[SCI,2]``), so that two chips of one file are told
+apart in messages. HDUs that describe a science image rather than
 being one (errors, masks, weights, exposure and context maps, variance planes, tables) are not
 chips.
 """
@@ -21,7 +23,7 @@ from sciconv.io._fits_hdus import extname, is_image_hdu
 from sciconv.io._header import hdu_dims, header_get
 from sciconv.io._masks import MASK_EXTNAMES
 
-__all__ = ["AUXILIARY_EXTNAMES", "hdu_label", "science_hdus"]
+__all__ = ["AUXILIARY_EXTNAMES", "hdu_label", "image_source", "science_hdus"]
 
 #: EXTNAMEs of image HDUs that go with a science image and are not one: errors and masks
 #: (:data:`ERROR_EXTNAMES`, :data:`MASK_EXTNAMES`), weights (HST ``WHT``, DES/DECam ``WGT``),
@@ -74,6 +76,53 @@ def hdu_label(header, index: int, *, shared: bool = True) -> str:
     ver = header_get(header, "EXTVER", 1)
     ver = ver if isinstance(ver, int) and not isinstance(ver, bool) else 1
     return f"{name},{ver}"
+
+
+def image_source(image) -> str | None:
+    """The file and HDU an image was read from, as messages name it: ``PATH[SCI,2]``.
+
+    The CFITSIO spelling, with the HDU as :func:`hdu_label` gives it: ``EXTNAME,EXTVER`` where
+    the header gives an ``EXTVER`` (HST's ``SCI,2``), ``EXTNAME`` alone (DECam's ``S29``), else
+    the HDU's index; the path alone for a file's primary HDU or a file of another format.
+
+    Parameters
+    ----------
+    image : GridImage or object
+        The image (:func:`sciconv.io.read`'s ``path`` and ``meta["hdu"]``, ``"extname"``,
+        ``"extver"``).
+
+    Returns
+    -------
+    str or None
+        None where the image names no file (an array wrapped in memory).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciconv.io import GridImage
+    >>> chip = GridImage(np.zeros((2, 2, 1), np.float32), path="j8_flc.fits",
+    ...                  meta={"hdu": 4, "extname": "SCI", "extver": 2})
+    >>> image_source(chip)
+    'j8_flc.fits[SCI,2]'
+    >>> image_source(GridImage(np.zeros((2, 2, 1)), path="c4d.fits.fz",
+    ...                        meta={"hdu": 29, "extname": "S29"}))
+    'c4d.fits.fz[S29]'
+    >>> image_source(GridImage(np.zeros((2, 2, 1)), path="r.fits", meta={"hdu": 0}))
+    'r.fits'
+    >>> image_source(GridImage(np.zeros((2, 2, 1)))) is None
+    True
+    """
+    path = getattr(image, "path", None)
+    if not path:
+        return None
+    meta = getattr(image, "meta", None) or {}
+    index = meta.get("hdu") if isinstance(meta, dict) else None
+    if not isinstance(index, int) or isinstance(index, bool):
+        return str(path)
+    cards = {k: meta[m] for k, m in (("EXTNAME", "extname"), ("EXTVER", "extver")) if m in meta}
+    if index == 0 and not cards.get("EXTNAME"):
+        return str(path)
+    return f"{path}[{hdu_label(cards, index, shared='EXTVER' in cards)}]"
 
 
 def science_hdus(path: str | os.PathLike, index: int) -> list[tuple[int, str]]:

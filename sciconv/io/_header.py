@@ -190,15 +190,16 @@ ARRAY_STATISTICS_KEYWORDS = (
 #: ``EGAIN``, ``ATODGAIN``, ``CCDGAIN``, ``ATODGNx``, ``RDNOISE``, ``READNOIS``, ``READNSEx``),
 #: photometric calibration (HST's ``PHOTFLAM``, ``PHOTFNU``, ``PHOTZPT``, ``PHOTPLAM``,
 #: ``PHOTBW``; JWST's ``PHOTMJSR``, ``PHOTUJA2``; zero points ``MAGZP*``, ``PHOTZP*``,
-#: ``FLUXMAG0``; AIA's ``DN_GAIN``). True of any pixels in the input's unit, false of a
-#: product of another kind (probabilities, labels, masks): :func:`sciconv.io.write` drops them
-#: there, with ``BUNIT`` and ``PIXLUNIT`` (:data:`UNIT_KEYWORDS`).
+#: ``FLUXMAG0``, the NOIRLab DECam Community Pipeline's and DES's ``MAGZERO``; AIA's
+#: ``DN_GAIN``). True of any pixels in the input's unit, false of a product of another kind
+#: (probabilities, labels, masks): :func:`sciconv.io.write` drops them there, with ``BUNIT``
+#: and ``PIXLUNIT`` (:data:`UNIT_KEYWORDS`).
 #: They include :data:`sciconv.postprocess.SATURATION_KEYWORDS` and the gain keywords the error
 #: model reads (``GAIN_KEYWORDS``): both read them from the input image, never from a product.
 PIXEL_CALIBRATION_KEYWORDS = (
     "SATURATE", "SATLEVEL", "GAIN", "EGAIN", "ATODGAIN", "CCDGAIN", "ATODGN?", "RDNOISE",
     "READNOIS", "READNSE?", "PHOTFLAM", "PHOTFNU", "PHOTZPT", "PHOTPLAM", "PHOTBW", "PHOTMJSR",
-    "PHOTUJA2", "MAGZP*", "PHOTZP*", "FLUXMAG0", "DN_GAIN",
+    "PHOTUJA2", "MAGZP*", "MAGZERO", "PHOTZP*", "FLUXMAG0", "DN_GAIN",
 )  # fmt: skip
 #: The header cards that say what a catalog measured, as the missions spell them: the filter
 #: (``FILTER``; HST/ACS's two wheels ``FILTER1``/``FILTER2``, LCO's ``FILTER1..3``, WFPC2's
@@ -213,12 +214,12 @@ OBSERVATION_KEYWORDS = (
     "TIMESYS", "EXPTIME", "EXPOSURE", "TELESCOP", "INSTRUME", "DETECTOR", "OBJECT",
 )  # fmt: skip
 #: The photometric calibration of the pixels (glob patterns): the zero points and flux
-#: conversions of :data:`PIXEL_CALIBRATION_KEYWORDS` (``PHOTZP*``, ``MAGZP*``,
+#: conversions of :data:`PIXEL_CALIBRATION_KEYWORDS` (``PHOTZP*``, ``MAGZP*``, ``MAGZERO``,
 #: ``FLUXMAG0``, HST's ``PHOTFLAM``/``PHOTFNU``/``PHOTZPT``/``PHOTPLAM``/``PHOTBW``, JWST's
 #: ``PHOTMJSR``/``PHOTUJA2``): true of fluxes in the input's unit, so of its catalog, which
 #: keeps them where the image products drop them.
 PHOTOMETRIC_KEYWORDS = tuple(
-    k for k in PIXEL_CALIBRATION_KEYWORDS if k.startswith(("PHOT", "MAGZP", "FLUXMAG"))
+    k for k in PIXEL_CALIBRATION_KEYWORDS if k.startswith(("PHOT", "MAGZ", "FLUXMAG"))
 )
 #: Every card that describes the input's pixel values: what a product whose pixels are of
 #: another kind (``to_ccddata`` of probabilities or labels) must not carry.

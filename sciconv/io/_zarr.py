@@ -32,19 +32,10 @@ from sciconv.errors import (
 from sciconv.io._common import brief, check_memory, check_pixel_limit, first_call, to_float32
 from sciconv.io._files import user_path, validate_path
 from sciconv.io._image import GridImage, LazyImage
+from sciconv.io._ngff_meta import NGFF_UNITS, level_frame, node_metadata, physical_meta
 from sciconv.io._tiff import PLANE_AXES
-from sciconv.io._tiff_units import UNIT_METRES, convert_length, length_unit, time_interval
 
-_NGFF_UNITS = {
-    "meter": "m",
-    "centimeter": "cm",
-    "millimeter": "mm",
-    "micrometer": "µm",
-    "nanometer": "nm",
-    "angstrom": "Å",
-    "picometer": "pm",
-}
-UNITS_NGFF = {v: k for k, v in _NGFF_UNITS.items()}
+UNITS_NGFF = {v: k for k, v in NGFF_UNITS.items()}
 # PixelScale units (astropy's spelling) -> NGFF
 ASTROPY_NGFF = {
     "um" if k == "µm" else ("Angstrom" if k == "Å" else k): v for k, v in UNITS_NGFF.items()
@@ -175,7 +166,7 @@ def zarr_axes(path: Path) -> tuple[str, tuple[int, ...]]:
     shape = tuple(int(n) for n in node.data[0].shape)
     names, letters = _axis_letters(node, len(shape), path)
     if "T" in letters and shape[letters.index("T")] == 1:
-        if "time_interval" not in _physical(node.metadata, names, 0, path):
+        if "time_interval" not in physical_meta(node_metadata(node), names, 0, path):
             i = letters.index("T")
             letters, shape = letters[:i] + letters[i + 1 :], shape[:i] + shape[i + 1 :]
     return letters, shape
@@ -291,10 +282,11 @@ def read_zarr(path: Path, *, level: int, stack: bool, section, lazy: bool) -> Gr
         "levels": levels,
     }
     # where the level and the section sit in level 0 (full_resolution_frame: QuPath GeoJSON)
-    meta.update(_level_frame(node.metadata, letters, level, levels))
+    metadata = node_metadata(node)  # each level's transforms composed with the multiscale's
+    meta.update(level_frame(metadata, letters, level, levels))
     if window is not None:
         meta["section_origin"] = (window[0].start, window[1].start)
-    meta.update(_physical(node.metadata, names, level, path))
+    meta.update(physical_meta(metadata, names, level, path))
     recorded = _recorded(path)
     names_c = recorded.get("class_names")
     n = int(arranged.shape[-1])
@@ -356,85 +348,6 @@ def _arrange_dask(array, letters: str, *, stack: bool, path: Path):
         n = int(np.prod(array.shape[: len(others)], dtype=np.int64)) if others else 1
         array = array.reshape((n, *array.shape[len(others) :]))
     return array
-
-
-def _level_frame(metadata: dict, letters: str, level: int, levels: list) -> dict:
-    """``meta["level_downsample"]`` and ``meta["level_offset"]`` of a reduced ``level``
-    (:data:`sciconv.io._pyramid.FRAME_KEYS`): its pixel size and where its pixel edge 0 lies,
-    in level-0 pixels, from the NGFF scale and translation of the level and of level 0 (a
-    level of 2 x 2 means, translated by half a level-0 pixel, has offset 0); without them the
-    ratio of the two levels' shapes. Nothing for level 0."""
-    if level == 0:
-        return {}
-    iy, ix = letters.index("Y"), letters.index("X")
-    try:
-        transforms = metadata.get("coordinateTransformations") or []
-        first, this = transforms[0], transforms[level]
-
-        def member(kind, items):
-            return next((t[kind] for t in items if t.get("type") == kind), None)
-
-        s0, sk = member("scale", first), member("scale", this)
-        t0 = member("translation", first) or [0.0] * len(s0)
-        tk = member("translation", this) or [0.0] * len(sk)
-        down = [float(sk[i]) / float(s0[i]) for i in (iy, ix)]
-        # level k's pixel centre j is at tk + sk j; its edge e = j + 0.5 in level-0 edges
-        offset = [(float(tk[i]) - float(t0[i])) / float(s0[i]) + 0.5 - 0.5 * f
-                  for i, f in zip((iy, ix), down)]  # fmt: skip
-    except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError):
-        down, offset = [0.0, 0.0], [0.0, 0.0]
-    if not (all(np.isfinite(down + offset)) and min(down) > 0):
-        down = [levels[0][i] / levels[level][i] for i in (iy, ix)]
-        offset = [0.0, 0.0]
-    return {
-        "level_downsample": tuple(round(v, 9) for v in down),
-        "level_offset": tuple(round(v, 9) + 0.0 for v in offset),  # + 0.0: no -0.0
-    }
-
-
-def _physical(metadata: dict, names: list[str], level: int, path: Path) -> dict:
-    """Pixel size, unit and channel names from the NGFF ``multiscales`` and ``omero`` metadata;
-    a ``z`` axis's scale as ``z_spacing`` (in the pixel unit) and a ``t`` axis's as
-    ``time_interval`` (seconds), where their units say what they are, as a TIFF's metadata fill
-    them (:mod:`sciconv.io._tiff_meta`)."""
-    out: dict = {}
-    try:
-        transforms = (metadata.get("coordinateTransformations") or [])[level]
-        scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), None)
-        axes = metadata.get("axes") or []
-
-        def unit_of(i):
-            unit = axes[i].get("unit") if i < len(axes) and isinstance(axes[i], dict) else None
-            return _NGFF_UNITS.get(unit, unit) if unit else None
-
-        if scale is not None and "y" in names and "x" in names:
-            iy, ix = names.index("y"), names.index("x")
-            out["pixel_size"] = (float(scale[iy]), float(scale[ix]))
-            out["pixel_unit"] = unit_of(ix) or "pixel"
-            out.update(_plane_steps(scale, names, unit_of, out["pixel_unit"]))
-        names_c = metadata.get("channel_names")
-        if names_c:
-            out["channel_names"] = [str(n) for n in names_c]
-    except (IndexError, KeyError, TypeError, ValueError):
-        pass
-    return out
-
-
-def _plane_steps(scale, names: list[str], unit_of, pixel_unit: str) -> dict:
-    """``z_spacing`` (the ``z`` scale in ``pixel_unit``, both lengths) and ``time_interval``
-    (the ``t`` scale in seconds, in a stated time unit) of an NGFF scale; an axis without a unit
-    gives nothing (a scale of 1 in no unit is ome-zarr-py's default, not a measurement)."""
-    out: dict = {}
-    letters = [str(n).upper()[:1] for n in names]
-    if "Z" in letters:
-        iz = letters.index("Z")
-        step, unit = float(scale[iz]), length_unit(unit_of(iz) or "")
-        if unit in UNIT_METRES and pixel_unit in UNIT_METRES and step > 0 and np.isfinite(step):
-            out["z_spacing"] = convert_length(step, unit, pixel_unit)
-    if "T" in letters and unit_of(letters.index("T")):
-        it = letters.index("T")
-        out.update(time_interval(scale[it], unit_of(it)))
-    return out
 
 
 def ome_zarr_labels(path: str | Path) -> dict[str, list[Path]]:
@@ -626,7 +539,7 @@ def write_ome_zarr_labels(
         raise OutputExistsError("labels exist; pass overwrite=True to replace them", path=target)
     version = _ngff_version(dict(zarr.open_group(str(image), mode="r").attrs))
     fmt = ome_zarr.format.format_from_version(version)
-    physical = _physical(node.metadata, axes, 0, image)
+    physical = physical_meta(node_metadata(node), axes, 0, image)
     dy, dx = (float(v) for v in physical.get("pixel_size", (1.0, 1.0)))
     unit = UNITS_NGFF.get(physical.get("pixel_unit")) if "pixel_size" in physical else None
     # axes as dicts: ome-zarr-py then names the arrays' dimensions (NGFF 0.5 asks it)

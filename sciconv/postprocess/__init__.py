@@ -10,7 +10,7 @@
 - :func:`grid_offset` / :func:`same_grid` say whether two WCSs are one pixel grid,
   :func:`check_measure_grid` refuses labels and an intensity on two grids (another band's or
   night's image), and :func:`reproject_labels` carries labels onto another grid (nearest
-  neighbour, ids kept);
+  neighbour, ids kept, an object smaller than a target pixel keeping one pixel);
 - :func:`estimate_background` / :func:`background_and_rms` map the sky under the objects and
   :func:`estimate_error` the per-pixel 1-sigma error (the image's own uncertainty, else the
   background noise and the sources' Poisson noise through photutils, with the

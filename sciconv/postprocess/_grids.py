@@ -7,7 +7,8 @@ fluxes of the sky beside the stars and positions arcseconds off, in rows that lo
 :func:`grid_offset` measures how far two WCSs place the same pixel (astropy's
 :func:`~astropy.wcs.utils.pixel_to_pixel` at the corners, edge midpoints and centre),
 :func:`check_measure_grid` is the check :func:`~sciconv.postprocess.measure` makes, and
-:func:`reproject_labels` carries labels onto another grid (nearest neighbour: ids kept).
+:func:`reproject_labels` carries labels onto another grid (nearest neighbour: ids kept; an
+object smaller than a target pixel keeps the one its pixels fall in).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import GridImage, is_nddata
+from sciconv.io._chips import image_source
 from sciconv.io._header import replace_wcs_cards
 from sciconv.postprocess._labels import label_pixels, validate_labels
 
@@ -175,9 +177,10 @@ def _own_wcs(value):
 
 
 def _named(what: str, value) -> str:
-    """``what`` with the file it came from, when known (``labels (r_labels.fits)``)."""
-    path = getattr(value, "path", None) if isinstance(value, GridImage) else None
-    return f"{what} ({path})" if path else what
+    """``what`` with the file and HDU it came from, when known (``labels (r_labels.fits)``,
+    ``intensity (j8_flc.fits[SCI,2])``: two chips of one file are told apart)."""
+    where = image_source(value) if isinstance(value, GridImage) else None
+    return f"{what} ({where})" if where else what
 
 
 def check_measure_grid(labels, intensity=None, wcs=None) -> None:
@@ -302,9 +305,19 @@ def reproject_labels(labels, from_wcs, to_wcs, shape):
     are then sums of the band's own, uncorrelated pixels.
 
     Nearest neighbour keeps the ids exactly (no blend of two ids) but not the areas: onto a
-    grid of larger pixels an object loses area, and one smaller than a target pixel may
-    vanish. The footprints are the labels' own, on the sky, so their flux fraction is the
-    one they had, within the target pixels' rounding.
+    grid of larger pixels an object loses area. The footprints are the labels' own, on the
+    sky, so their flux fraction is the one they had, within the target pixels' rounding.
+
+    No object that the target grid covers is lost: one smaller than a target pixel (which
+    nearest-neighbour sampling misses) still has a position there, and forced photometry
+    gives one row per object. Each id that sampling missed takes the one target pixel that
+    most of its own pixels fall in (ties: the nearest to its centroid), where that pixel is
+    background, else where the object there keeps other pixels, else the next pixel its
+    footprint covers. Its flux is then that target pixel's, which holds its neighbours' light
+    too: measure compact objects with ``aperture=`` at their sky positions. Ids whose
+    footprint lies off the target grid are left out; ids that find no such pixel (two
+    sub-pixel objects in one target pixel, the second) are left out with a
+    :class:`~sciconv.errors.SciconvWarning` that counts them.
 
     Parameters
     ----------
@@ -334,6 +347,11 @@ def reproject_labels(labels, from_wcs, to_wcs, shape):
     InvalidImageError
         Labels that are not a 2-D map of non-negative integers.
 
+    Warns
+    -----
+    SciconvWarning
+        Objects on the target grid that no target pixel could be given (counted).
+
     Examples
     --------
     >>> import numpy as np
@@ -348,6 +366,14 @@ def reproject_labels(labels, from_wcs, to_wcs, shape):
            [0, 0, 7, 7, 0],
            [0, 0, 7, 7, 0],
            [0, 0, 0, 0, 0]], dtype=int32)
+
+    Onto pixels 4 times larger: the 1-pixel object 5 keeps the target pixel it falls in.
+
+    >>> c = a.deepcopy(); c.wcs.cdelt = [-2.8e-4, 2.8e-4]; c.wcs.crpix = [1.5, 1.5]
+    >>> small = np.zeros((8, 8), np.int32); small[0:4, 0:4] = 7; small[5, 6] = 5
+    >>> reproject_labels(small, a, c, (2, 2))
+    array([[7, 0],
+           [0, 5]], dtype=int32)
     """
     from astropy.wcs.utils import pixel_to_pixel
 
@@ -385,9 +411,78 @@ def reproject_labels(labels, from_wcs, to_wcs, shape):
             inside = (ix >= 0) & (ix < sw) & (iy >= 0) & (iy < sh)  # NaN: False
         part = out[r0 : r0 + len(rows)]
         part[inside] = ids[iy[inside].astype(np.intp), ix[inside].astype(np.intp)]
+    _keep_missed(out, ids, source, target)
     if not grid:
         return out
     header = labels.header if isinstance(labels, GridImage) else None  # an NDData has meta
     if header is not None and hasattr(target, "to_header"):  # an astropy WCS: its cards
         header = replace_wcs_cards(header, target)
     return GridImage(out[..., None], header=header, wcs=target, meta={"dtype": str(out.dtype)})
+
+
+def _keep_missed(out: np.ndarray, ids: np.ndarray, source, target) -> None:
+    """Give each id of ``ids`` on the target grid that nearest-neighbour sampling left out of
+    ``out`` one target pixel, in place (:func:`reproject_labels`' rule); warn for the ids
+    that find none."""
+    from astropy.wcs.utils import pixel_to_pixel
+
+    missed = np.setdiff1d(np.unique(ids[ids > 0]), np.unique(out[out > 0]))
+    if missed.size == 0:
+        return
+    ys, xs = np.nonzero(np.isin(ids, missed))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NaN for points off a projection: off the grid
+            tx, ty = pixel_to_pixel(source, target, xs.astype(float), ys.astype(float))
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot map the labels' pixels onto the target grid ({type(exc).__name__}: {exc})"
+        ) from exc
+    tx, ty = np.asarray(tx, float), np.asarray(ty, float)
+    h, w = out.shape
+    with np.errstate(invalid="ignore"):
+        ix, iy = np.floor(tx + 0.5), np.floor(ty + 0.5)
+        inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+    if not inside.any():
+        return  # every missed id lies off the target grid
+    lab = ids[ys[inside], xs[inside]]
+    tx, ty = tx[inside], ty[inside]
+    flat = iy[inside].astype(np.int64) * w + ix[inside].astype(np.int64)
+    # per id: its centroid on the target grid, then its target pixels, most covered first
+    which, inverse = np.unique(lab, return_inverse=True)
+    n = np.bincount(inverse).astype(float)
+    cx, cy = np.bincount(inverse, tx) / n, np.bincount(inverse, ty) / n
+    pairs, count = np.unique(np.stack([inverse, flat]), axis=1, return_counts=True)
+    k, pix = pairs
+    dist = np.hypot(pix % w - cx[k], pix // w - cy[k])
+    order = np.lexsort((dist, -count, k))
+    k, pix = k[order], pix[order]
+    starts = np.searchsorted(k, np.arange(which.size))
+    stops = np.append(starts[1:], k.size)
+    occupants, sizes = np.unique(out, return_counts=True)
+    size = dict(zip(occupants.tolist(), sizes.tolist()))
+    flat_out = out.reshape(-1)
+    lost = 0
+    for i, label in enumerate(which.tolist()):
+        # the most covered pixel that is background or that its object can spare
+        chosen = next(
+            (p for p in pix[starts[i] : stops[i]].tolist()
+             if flat_out[p] == 0 or size[int(flat_out[p])] > 1),
+            None,
+        )  # fmt: skip
+        if chosen is None:
+            lost += 1
+            continue
+        if flat_out[chosen] != 0:
+            size[int(flat_out[chosen])] -= 1
+        flat_out[chosen] = label
+        size[label] = 1
+    if lost:
+        warnings.warn(
+            f"reproject_labels: {lost} of {int(np.unique(ids[ids > 0]).size)} labels are "
+            "smaller than a target pixel and share it with another such label: they have no "
+            "pixel on the target grid and no row in its catalog; measure them with aperture= "
+            "at their sky positions",
+            SciconvWarning,
+            stacklevel=3,
+        )

@@ -38,6 +38,8 @@ MJD_KEYWORDS = ("MJD-OBS", "MJD_OBS", "OBSMJD", "EXPSTART", "MJD-BEG", "DATE-OBS
 _FILTER_SETS = (("FILTER",), ("FILTER1", "FILTER2", "FILTER3"), ("FILTNAM1", "FILTNAM2"), ("BAND",))
 # a wheel's empty position (ACS CLEAR1L, LCO air): no filter of a wheel set
 _NO_FILTER = re.compile(r"(CLEAR|OPEN|AIR|EMPTY|NONE|N/?A)\w*", re.IGNORECASE)
+# the filter column's UCD: 'instr.filter' alone is a secondary-only UCD1+ word (VOTable W06)
+_FILTER_UCD = "meta.id;instr.filter"
 # a FITS keyword a catalog file can hold as a card (no HIERARCH)
 _KEYWORD = re.compile(r"[A-Z0-9_-]{1,8}")
 
@@ -84,15 +86,15 @@ def observation_cards(image) -> dict:
 
     The :data:`OBSERVATION_KEYWORDS` (filter, ``DATE-OBS``, ``MJD-OBS``, exposure, telescope,
     instrument, object) and the photometric calibration cards (:data:`PHOTOMETRIC_KEYWORDS`:
-    ``PHOTZP*``, ``MAGZP*``, ``FLUXMAG0``, ``PHOTFLAM``, ``PHOTPLAM``, ``PHOTFNU``,
-    ``PHOTMJSR``, ...) of the image's own header, then those of its primary header's cards it
-    does not set (:func:`image_headers`), in header order, values as the header gives them
-    (strings stripped; blank or undefined cards left out).
+    ``PHOTZP*``, ``MAGZP*``, ``MAGZERO``, ``FLUXMAG0``, ``PHOTFLAM``, ``PHOTPLAM``,
+    ``PHOTFNU``, ``PHOTMJSR``, ...) of the image's own header, then those of its primary
+    header's cards it does not set (:func:`image_headers`), in header order, values as the
+    header gives them (strings stripped; blank or undefined cards left out).
 
     The zero points are kept, not applied: missions define them for different units and
     systems. A magnitude is ``m = ZP - 2.5 log10(flux)`` where the zero point ``ZP``
-    (``PHOTZP``, ``MAGZP``, ``MAGZPT``) is for the flux's unit (counts, or counts per second:
-    divide ``flux`` by ``EXPTIME`` where the zero point is per second), and
+    (``PHOTZP``, ``MAGZP``, ``MAGZPT``, DECam's ``MAGZERO``) is for the flux's unit (counts,
+    or counts per second: divide ``flux`` by ``EXPTIME`` where the zero point is per second), and
     ``ZP = 2.5 log10(FLUXMAG0)`` for ``FLUXMAG0``; HST's ``PHOTFLAM`` (erg/s/cm2/A per
     electron/s) gives ``m_ST = -2.5 log10(flux * PHOTFLAM) - 21.10`` and
     ``m_AB = m_ST - 5 log10(PHOTPLAM) + 18.692``; JWST's ``PHOTMJSR`` is the MJy/sr of one
@@ -164,8 +166,11 @@ def add_observation_columns(table, image):
     cards, VOTable INFO elements, ECSV metadata when written by
     :func:`~sciconv.postprocess.write_catalog`) and adds two constant columns where the
     header says them, as :func:`~sciconv.postprocess.add_plane_columns` does for a cube's
-    ``freq``/``stokes``: ``filter`` (str, UCD ``instr.filter``: ``FILTER``; else the non-clear
-    positions of the ``FILTER1..3`` or ``FILTNAM1/2`` wheels joined by ``+``; else ``BAND``)
+    ``freq``/``stokes``: ``filter`` (str, UCD ``meta.id;instr.filter``: ``FILTER``, but
+    ``BAND`` where ``FILTER`` is several words of which ``BAND`` is the first (DECam's
+    Community Pipeline and DES write ``FILTER = 'r DECam SDSS c0002 6415.0 1480.0'`` with
+    ``BAND = 'r'``; the whole ``FILTER`` stays in ``meta``); else the non-clear positions of
+    the ``FILTER1..3`` or ``FILTNAM1/2`` wheels joined by ``+``; else ``BAND``)
     and ``mjd_obs`` (days, UCD ``time.epoch``: the first of :data:`MJD_KEYWORDS`, a
     ``DATE-OBS`` converted with :mod:`astropy.time` in the header's ``TIMESYS``, UTC by
     default). Catalogs of several bands or nights then stay told apart when stacked
@@ -209,7 +214,7 @@ def add_observation_columns(table, image):
     if name is not None and "filter" not in table.colnames:
         table["filter"] = np.full(len(table), name)
         table["filter"].description = "the image's filter (header FILTER, FILTER1/2, BAND)"
-        table["filter"].meta["ucd"] = "instr.filter"
+        table["filter"].meta["ucd"] = _FILTER_UCD
     mjd = _observation_mjd(cards)
     if mjd is not None and "mjd_obs" not in table.colnames:
         table["mjd_obs"] = np.full(len(table), mjd, dtype=np.float64)
@@ -229,7 +234,13 @@ def _planes(image) -> int:
 
 def _filter_name(cards: dict) -> str | None:
     """The filter ``cards`` name: the first wheel set present (:data:`_FILTER_SETS`), its
-    positions that are not empty (``CLEAR2L``) joined by ``+``, else all of them."""
+    positions that are not empty (``CLEAR2L``) joined by ``+``, else all of them; ``BAND``
+    where ``FILTER`` is a description that starts with it (DECam: ``'r DECam SDSS c0002
+    6415.0 1480.0'``, ``BAND = 'r'``)."""
+    band = str(cards.get("BAND", "")).strip()
+    words = str(cards.get("FILTER", "")).split()
+    if band and len(words) > 1 and words[0] == band:
+        return band
     for wheels in _FILTER_SETS:
         values = [str(cards[k]).strip() for k in wheels if cards.get(k) not in (None, "")]
         if not values:
