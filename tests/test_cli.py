@@ -892,7 +892,7 @@ def test_predict_block_wise_refuses_what_it_cannot_write(capsys, tmp_path, extra
     args = ("predict", "pretrained:nuclei", image, "--out", tmp_path / "o", "--block", "32")
     code, _, err = run_cli(capsys, *args, *extra)
     assert code != 0
-    assert_one_line_error(err, "a.tif", "block-wise", "--format and --uncertainty")
+    assert_one_line_error(err, "a.tif", "block-wise", "--format, --uncertainty and --aperture")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     assert image.read_bytes() == before
 

@@ -9,6 +9,10 @@ of independent pixels is too small by the square root of the beam's area in pixe
 A surface-brightness image (JWST, Spitzer, Herschel: ``MJy/sr``; ``erg/s/cm2/A/arcsec2``) sums
 to surface brightness times pixels: times the pixel's solid angle it is a flux density (QA: 100
 pixels of 5 MJy/sr at 0.031" read "500 MJy/sr" for 11.3 uJy).
+
+Every flux column of a catalog is converted by one rule (:func:`flux_columns`): the segment's
+``flux`` and each fixed aperture's ``flux_aper*`` (QA 56: the aperture sums of one star in two
+JWST bands of 0.031" and 0.063" pixels differed by their pixel areas, 1.54 mag).
 """
 
 from __future__ import annotations
@@ -19,8 +23,16 @@ import numpy as np
 
 from sciconv.io import GridImage, image_pixel_scale, is_nddata
 from sciconv.io._common import warn_caller
+from sciconv.postprocess._apertures import aperture_column_sets
 
-__all__ = ["add_beam_columns", "add_surface_brightness_columns", "beam_pixels", "unit_and_header"]
+__all__ = [
+    "add_beam_columns",
+    "add_surface_brightness_columns",
+    "beam_pixels",
+    "density_column",
+    "flux_columns",
+    "unit_and_header",
+]
 
 
 def beam_pixels(image) -> float | None:
@@ -83,12 +95,55 @@ def unit_and_header(image):
     return (None if unit is None else u.Unit(unit)), header
 
 
+def density_column(name: str) -> str:
+    """The flux-density column made from a flux column: ``flux`` and ``flux_sum`` give
+    ``flux_density``, any other ``flux...`` name ``flux_density...``.
+
+    Parameters
+    ----------
+    name : str
+        A flux or flux error column of :func:`flux_columns`.
+
+    Examples
+    --------
+    >>> [density_column(n) for n in ("flux_sum", "flux_err", "flux_aper_2arcsec_err")]
+    ['flux_density', 'flux_density_err', 'flux_density_aper_2arcsec_err']
+    """
+    return "flux_density" if name == "flux_sum" else "flux_density" + name[len("flux") :]
+
+
+def flux_columns(table) -> list[tuple[str, str]]:
+    """``(flux, error)`` of each flux of a :func:`~sciconv.postprocess.measure` catalog that
+    :func:`add_beam_columns` and :func:`add_surface_brightness_columns` convert (the error
+    column may be missing): the segment's ``flux`` (or ``flux_sum``) with ``flux_err``, then
+    each aperture's ``flux_aper*`` with ``flux_aper*_err``
+    (:func:`~sciconv.postprocess._apertures.aperture_column_sets`).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The catalog.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({"flux": [1.0], "flux_err": [0.1], "flux_aper_2pix": [1.0]})
+    >>> flux_columns(t)
+    [('flux', 'flux_err'), ('flux_aper_2pix', 'flux_aper_2pix_err')]
+    """
+    source = "flux" if "flux" in table.colnames else "flux_sum"
+    pairs = [(source, "flux_err")] if source in table.colnames else []
+    return pairs + [(s.flux, s.error) for s in aperture_column_sets(table)]
+
+
 def add_beam_columns(table, image):
     """Add ``flux_density`` (and ``flux_density_err``) in the map's unit times beam (Jy) to a
     :func:`~sciconv.postprocess.measure` catalog of a map in ``.../beam`` units: ``flux`` (or
     ``flux_sum``) over :func:`beam_pixels`, and ``flux_err`` (independent pixels) over its square
-    root, the noise being correlated over a beam (objects larger than the beam);
-    ``table.meta["BEAMPIX"]`` records the area. Other images leave the table unchanged.
+    root, the noise being correlated over a beam (objects larger than the beam); each
+    aperture's ``flux_aper*`` (and error) likewise as ``flux_density_aper*``
+    (:func:`flux_columns`). ``table.meta["BEAMPIX"]`` records the area. Other images leave the
+    table unchanged.
 
     Parameters
     ----------
@@ -108,8 +163,8 @@ def add_beam_columns(table, image):
     from astropy import units as u
 
     pixels = beam_pixels(image)
-    source = "flux" if "flux" in table.colnames else "flux_sum"
-    if pixels is None and source in table.colnames:
+    pairs = flux_columns(table)
+    if pixels is None and pairs:
         unit, _ = unit_and_header(image)
         if unit is not None and "beam" in {str(b) for b in unit.bases}:  # said (radio QA)
             warn_caller(
@@ -118,22 +173,25 @@ def add_beam_columns(table, image):
                 "scale: its catalog has no flux_density, only sums in the map's unit",
                 "sciconv",
             )
-    if pixels is None or source not in table.colnames:
+    if pixels is None or not pairs:
         return table
     density = image.unit * u.beam
-    table["flux_density"] = table[source] / pixels
-    table["flux_density"].unit = density
-    table["flux_density"].description = f"{source} over the beam's area ({pixels:.4g} pixels)"
-    table["flux_density"].meta["ucd"] = "phot.flux.density"
-    if "flux_err" in table.colnames:
-        table["flux_density_err"] = table["flux_err"] / math.sqrt(pixels)
-        table["flux_density_err"].unit = density
-        table[
-            "flux_density_err"
-        ].description = (
-            "error of flux_density: noise correlated over the beam (objects larger than it)"
-        )
-        table["flux_density_err"].meta["ucd"] = "stat.error;phot.flux.density"
+    for source, error in pairs:
+        name = density_column(source)
+        table[name] = table[source] / pixels
+        table[name].unit = density
+        table[name].description = f"{source} over the beam's area ({pixels:.4g} pixels)"
+        table[name].meta["ucd"] = "phot.flux.density"
+        if error in table.colnames:
+            name_err = density_column(error)
+            table[name_err] = table[error] / math.sqrt(pixels)
+            table[name_err].unit = density
+            table[
+                name_err
+            ].description = (
+                f"error of {name}: noise correlated over the beam (objects larger than it)"
+            )
+            table[name_err].meta["ucd"] = "stat.error;phot.flux.density"
     table.meta["BEAMPIX"] = float(pixels)
     return table
 
@@ -159,9 +217,10 @@ def add_surface_brightness_columns(table, image):
     :func:`~sciconv.postprocess.measure` catalog of a surface-brightness image (a unit per
     solid angle: ``MJy/sr``, ``erg/s/cm2/Angstrom/arcsec2``): ``flux`` (or ``flux_sum``) and
     ``flux_err`` times the pixel's solid angle (:func:`sciconv.io.image_pixel_scale`), in Jy
-    when the result is a spectral flux density, else the unit without its solid angle;
-    ``table.meta["PIXSR"]`` records the pixel's solid angle in sr. Other images (no such unit,
-    no angular pixel scale) leave the table unchanged.
+    when the result is a spectral flux density, else the unit without its solid angle; each
+    aperture's ``flux_aper*`` (and error) likewise as ``flux_density_aper*``
+    (:func:`flux_columns`). ``table.meta["PIXSR"]`` records the pixel's solid angle in sr.
+    Other images (no such unit, no angular pixel scale) leave the table unchanged.
 
     Parameters
     ----------
@@ -189,28 +248,31 @@ def add_surface_brightness_columns(table, image):
 
     unit, _ = unit_and_header(image)
     angle = None if unit is None else _solid_angle_part(unit)
-    source = "flux" if "flux" in table.colnames else "flux_sum"
+    pairs = flux_columns(table)
     scale = image_pixel_scale(image) if angle is not None else None
     # sums of a Jy/pixel map are flux densities as they are (not electron/s/pix: review)
     per_pixel = angle == u.pix and (unit * u.pix).is_equivalent(u.Jy)
     if angle == u.pix and not per_pixel:  # per pixel but not Jy (MJy/sr/pix): left alone
         return table
-    if source not in table.colnames or not (per_pixel or getattr(scale, "unit", "") == "arcsec"):
+    if not pairs or not (per_pixel or getattr(scale, "unit", "") == "arcsec"):
         return table
     pixel = 1.0 * u.pix if per_pixel else scale.area * u.arcsec**2
     factor = pixel.to_value(angle)
     density = unit * angle
     if density.is_equivalent(u.Jy):
         factor, density = factor * density.to(u.Jy), u.Jy
-    table["flux_density"] = np.asarray(table[source], np.float64) * factor
-    table["flux_density"].unit = density
-    table["flux_density"].description = f"{source} times the pixel's solid angle"
-    table["flux_density"].meta["ucd"] = "phot.flux.density"
-    if "flux_err" in table.colnames:
-        table["flux_density_err"] = np.asarray(table["flux_err"], np.float64) * factor
-        table["flux_density_err"].unit = density
-        table["flux_density_err"].description = "error of flux_density"
-        table["flux_density_err"].meta["ucd"] = "stat.error;phot.flux.density"
+    for source, error in pairs:
+        name = density_column(source)
+        table[name] = np.asarray(table[source], np.float64) * factor
+        table[name].unit = density
+        table[name].description = f"{source} times the pixel's solid angle"
+        table[name].meta["ucd"] = "phot.flux.density"
+        if error in table.colnames:
+            name_err = density_column(error)
+            table[name_err] = np.asarray(table[error], np.float64) * factor
+            table[name_err].unit = density
+            table[name_err].description = f"error of {name}"
+            table[name_err].meta["ucd"] = "stat.error;phot.flux.density"
     if not per_pixel:
         table.meta["PIXSR"] = float(pixel.to_value(u.sr))
     return table

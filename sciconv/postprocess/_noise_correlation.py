@@ -61,6 +61,7 @@ from scipy import ndimage as ndi
 
 from sciconv._validation import check_int
 from sciconv.errors import InvalidImageError
+from sciconv.postprocess._flux_error_notes import APPLIED_NOTE, CORRELATED_FLUX_ERR, flux_error_note
 
 __all__ = [
     "APPLIED_NOTE",
@@ -584,10 +585,6 @@ def noise_correlation(image, labels=None, *, grow: int = GROW) -> NoiseCorrelati
 NOT_RESAMPLED_NOTE = (
     "nothing in the header says the image was resampled; noise_correlation='measure' applies it"
 )
-#: What ``meta["FLUXERR"]`` gets when the factor is applied (:func:`apply_noise_correlation`).
-APPLIED_NOTE = " x correlated-noise factor (FLUXCORR)"
-#: The description of ``flux_err`` when a correlated-noise factor is applied (``FLUXCORR``).
-CORRELATED_FLUX_ERR = "1-sigma flux error: quadrature sum x sqrt(R), see FLUXCORR"
 
 
 def correlation_of(value, image: np.ndarray | None, labels, *, intensity=None):
@@ -670,7 +667,9 @@ def apply_noise_correlation(table, correlation):
     independent pixels (``measure(noise_correlation=None)``), as ``measure`` does itself.
 
     ``flux_err`` (and ``flux_density_err``, made from it) of each row is multiplied by
-    ``sqrt(R(sqrt(area)))`` (:class:`NoiseCorrelation`; per channel), the weighted centroid's
+    ``sqrt(R(sqrt(area)))`` (:class:`NoiseCorrelation`; per channel), each aperture's
+    ``flux_aper*_err`` (and ``flux_density_aper*_err``) by ``sqrt(R)`` at the aperture's area
+    (:func:`~sciconv.postprocess._apertures.scale_aperture_errors`), the weighted centroid's
     errors ``x_weighted_err``, ``y_weighted_err`` and ``ra_err``, ``dec_err`` by the square root
     of its mean over the channels (QA: with a bright star's centroid, 1.32-1.49x too small
     before, 0.90-1.00 after). ``meta["FLUXCORR"]`` says what was measured (or given) and
@@ -695,8 +694,8 @@ def apply_noise_correlation(table, correlation):
     Raises
     ------
     ConfigError
-        A table whose errors already carry a correlation (``meta["FLUXCORR"]``), or one without
-        ``area``.
+        A table whose errors already carry a correlation (``meta["FLUXCORR"]``), one without
+        ``area``, or aperture errors without their aperture's area.
 
     Examples
     --------
@@ -711,6 +710,7 @@ def apply_noise_correlation(table, correlation):
     'correlated noise: R = 4 given; flux_err x sqrt(R)'
     """
     from sciconv.errors import ConfigError
+    from sciconv.postprocess._apertures import scale_aperture_errors
 
     if correlation is None or "flux_err" not in table.colnames:
         return table
@@ -724,6 +724,7 @@ def apply_noise_correlation(table, correlation):
             "apply_noise_correlation needs the objects' 'area' (a sciconv.postprocess.measure "
             f"catalog); got columns {table.colnames}"
         )
+    scale_aperture_errors(table, correlation, check=True)  # refused before anything changes
     if isinstance(correlation, NoiseCorrelation):
         table.meta["FLUXCORR"] = correlation.describe()
         if not correlation.applied.any():
@@ -738,6 +739,7 @@ def apply_noise_correlation(table, correlation):
             factor = np.sqrt(ratio if col.ndim == 2 else ratio[:, 0])
             col[:] = np.asarray(col, dtype=np.float64) * factor
     table["flux_err"].description = CORRELATED_FLUX_ERR
+    scale_aperture_errors(table, correlation)  # R at each aperture's area (QA 56: left out)
     position = np.sqrt(ratio.mean(axis=1))
     for name in ("x_weighted_err", "y_weighted_err", "ra_err", "dec_err"):
         if name in table.colnames:
@@ -771,28 +773,3 @@ def large_sum_ratio(correlation, channels: int) -> np.ndarray:
     if isinstance(correlation, NoiseCorrelation):
         return np.where(correlation.applied, correlation.ratio_inf, 1.0)
     return np.full(channels, float(correlation))
-
-
-def flux_error_note(source: str, table) -> str:
-    """``source`` (how the pixel errors were found: :func:`~sciconv.postprocess.estimate_error`'s
-    second value) with :data:`APPLIED_NOTE` when ``table``'s ``flux_err`` carries a
-    correlated-noise factor: what a caller that sets ``meta["FLUXERR"]`` after
-    :func:`~sciconv.postprocess.measure` writes.
-
-    Parameters
-    ----------
-    source : str
-        The text.
-    table : astropy.table.Table
-        The catalog.
-
-    Examples
-    --------
-    >>> from astropy.table import Table
-    >>> from sciconv.postprocess import flux_error_note
-    >>> flux_error_note("image uncertainty", Table({"flux_err": [1.0]}))
-    'image uncertainty'
-    """
-    col = table["flux_err"] if "flux_err" in table.colnames else None
-    applied = col is not None and col.description == CORRELATED_FLUX_ERR
-    return source + APPLIED_NOTE if applied and not source.endswith(APPLIED_NOTE) else source
