@@ -123,7 +123,13 @@ from sciconv.postprocess._grids import (
     reproject_labels,
     same_grid,
 )
-from sciconv.postprocess._image_columns import add_image_columns, add_plane_columns
+from sciconv.postprocess._image_columns import (
+    add_image_columns,
+    add_plane_columns,
+    channel_labels,
+    clip_levels,
+    image_channel_names,
+)
 from sciconv.postprocess._instances import METHODS, instances, with_unmarked
 from sciconv.postprocess._measure import (
     COLUMN_UCDS,
@@ -213,8 +219,10 @@ __all__ = [
     "background_and_rms",
     "beam_pixels",
     "catalog_unit",
+    "channel_labels",
     "check_measure_grid",
     "class_name_list",
+    "clip_levels",
     "comment_regions",
     "effective_gain",
     "equivalent_diameters",
@@ -229,6 +237,7 @@ __all__ = [
     "grid_offset",
     "grown_objects",
     "history_record",
+    "image_channel_names",
     "image_headers",
     "in_catalog_unit",
     "input_record",

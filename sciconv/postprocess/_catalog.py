@@ -18,6 +18,7 @@ from sciconv._warnings import caught
 from sciconv.errors import ConfigError, name_text
 from sciconv.io import user_path
 from sciconv.io._common import brief, fits_output, fits_text
+from sciconv.postprocess._image_columns import channel_labels
 from sciconv.postprocess._provenance import with_provenance
 
 __all__ = [
@@ -40,6 +41,8 @@ CATALOG_FORMATS = {
     ".votable": "votable",
     ".xml": "votable",
 }
+#: Metadata kept as lists of text in every format (a VOTable INFO each; one name read as a list)
+_LIST_META = ("HISTORY", "channel_names", "class_names")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -69,9 +72,12 @@ def flatten_table(table, *, names: Sequence[str] | None = None):
 
     The one rule for per-class and per-channel columns in flat files. A column ``name`` of shape
     (N, K) becomes K columns ``name_<label>``: ``label`` is the class name when there is one per
-    value (``names``, by default ``table.meta["class_names"]``, has K entries), else the index
-    ``0 .. K-1``. Wider columns (N, a, b, ...) are flattened in C order and indexed. Units and
-    masks are kept; one-value columns are kept as they are; ``table`` itself is not changed.
+    value (``names``, by default ``table.meta["class_names"]``, has K entries), else the channel
+    name (``table.meta["channel_names"]``, which :func:`measure` records: ``flux_mean_DNA``)
+    made a safe name (other characters than letters, digits and ``_`` as ``_``:
+    :func:`channel_labels`) when they are K distinct ones and the columns are free, else the
+    index ``0 .. K-1``. Wider columns (N, a, b, ...) are flattened in C order and indexed. Units
+    and masks are kept; one-value columns are kept as they are; ``table`` itself is not changed.
 
     Parameters
     ----------
@@ -102,6 +108,9 @@ def flatten_table(table, *, names: Sequence[str] | None = None):
     ['path', 'probabilities_spiral', 'probabilities_elliptical']
     >>> flatten_table(Table({"flux_sum": np.ones((2, 3))})).colnames
     ['flux_sum_0', 'flux_sum_1', 'flux_sum_2']
+    >>> t = Table({"flux_sum": np.ones((2, 2))}, meta={"channel_names": ["DNA", "GFP 488"]})
+    >>> flatten_table(t).colnames
+    ['flux_sum_DNA', 'flux_sum_GFP_488']
     """
     from astropy.table import Table
 
@@ -109,6 +118,7 @@ def flatten_table(table, *, names: Sequence[str] | None = None):
     if names is None:
         names = table.meta.get("class_names")
     labels = [str(n) for n in names] if names is not None else []
+    channels = channel_labels(table.meta.get("channel_names")) or []
     flat = Table(meta=dict(table.meta))
     for name in table.colnames:
         col = table[name]
@@ -118,6 +128,9 @@ def flatten_table(table, *, names: Sequence[str] | None = None):
         values = col.reshape(len(col), -1)
         width = values.shape[1]
         keys = labels if col.ndim == 2 and len(labels) == width else [str(i) for i in range(width)]
+        taken = {f"{name}_{key}" for key in channels} & {*table.colnames, *flat.colnames}
+        if keys is not labels and col.ndim == 2 and len(channels) == width and not taken:
+            keys = channels  # a channel named "err" would make flux_err: indices (QA 56)
         for i, key in enumerate(keys):
             new = f"{name}_{key}"
             if new in table.colnames or new in flat.colnames:
@@ -169,7 +182,8 @@ def write_catalog(table, path: str | os.PathLike, *, overwrite: bool = False) ->
         ``.ecsv`` (keeps units, dtypes, multi-value columns and metadata), ``.csv`` (a plain
         header for spreadsheets and pandas: no units and no metadata, so ``area_phys`` does not
         say um2 or arcsec2 there; multi-value columns split by :func:`flatten_table`:
-        ``probabilities_<class name>``, ``flux_sum_0``, ...), ``.fits``/``.fit``/``.fits.gz``,
+        ``probabilities_<class name>``, ``flux_sum_<channel name>`` or ``flux_sum_0``, ...),
+        ``.fits``/``.fit``/``.fits.gz``,
         or ``.vot``/``.votable``/``.xml``
         (VOTable, through :mod:`astropy.io.votable`: ``ra``/``dec`` refer to an ICRS
         ``COOSYS``, scalar table-level ``meta`` becomes ``INFO`` elements).
@@ -389,6 +403,9 @@ def read_catalog(path: str | os.PathLike):
         _column_cards(table)
     if fmt == "votable":
         table.meta = _votable_meta(votable, table.meta)
+    for key in _LIST_META:  # a FITS table's one channel name (repeated cards: a list)
+        if isinstance(table.meta.get(key), str):
+            table.meta[key] = [table.meta[key]]
     standard = {"fits": "FITS", "votable": "VOUnit"}.get(fmt)
     for name in table.colnames:
         col = table[name]
@@ -526,7 +543,8 @@ def _write_fits_table(table, tmp, path) -> None:
     else:
         out = table.copy(copy_data=False)
         out.meta = meta
-    with caught() as quiet:
+    with caught() as quiet:  # channel_names, class_names: HIERARCH cards, as astropy reads them
+        quiet.filterwarnings("ignore", message=".*a HIERARCH card will be created")
         if odd:  # written where astropy reads them back (above)
             quiet.simplefilter("ignore", UnitsWarning)
             quiet.filterwarnings("ignore", message=".*could not be saved in native FITS")
@@ -603,9 +621,9 @@ def _votable(table):
     for key, value in table.meta.items():
         if isinstance(value, (str, int, float)):
             resource.infos.append(_info(str(key), str(value)))
-        elif key == "HISTORY" and isinstance(value, list):  # provenance: an INFO per line
+        elif key in _LIST_META and isinstance(value, list):  # provenance, names: one INFO each
             for line in value:
-                resource.infos.append(_info("HISTORY", str(line)))
+                resource.infos.append(_info(key, str(line)))
     # astropy's Table.read keeps none of the INFO elements (RESOURCE- or TABLE-level) nor
     # PARAMs in .meta (astropy 8), only the TABLE's DESCRIPTION: the provenance there too
     # (read_catalog gives the INFO elements back as meta)
@@ -645,8 +663,8 @@ def _votable_meta(votable, meta) -> dict:
     for element in [*holding(votable.resources), table]:
         for info in element.infos:
             name = str(info.name)
-            value = str(info.value) if name == "HISTORY" else _info_value(info.value)
-            if name == "HISTORY" or name in restored:
+            value = str(info.value) if name in _LIST_META else _info_value(info.value)
+            if name in _LIST_META or name in restored:
                 before = restored.get(name, [])
                 restored[name] = [*(before if isinstance(before, list) else [before]), value]
             else:

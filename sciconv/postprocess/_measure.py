@@ -12,13 +12,14 @@ from sciconv._validation import look_up_option
 from sciconv._warnings import caught
 from sciconv.errors import ConfigError, InvalidImageError, SciconvWarning
 from sciconv.io import as_array
+from sciconv.io._common import channels_first_hint
 from sciconv.io._frames import ecliptic_frame
 from sciconv.io._scale import off_sky_frame
 from sciconv.postprocess._apertures import add_aperture_columns, parse_apertures
 from sciconv.postprocess._background import in_unit
 from sciconv.postprocess._errors import own_error
 from sciconv.postprocess._grids import check_measure_grid
-from sciconv.postprocess._image_columns import add_image_columns
+from sciconv.postprocess._image_columns import add_image_columns, clip_levels
 from sciconv.postprocess._labels import validate_labels
 from sciconv.postprocess._noise_correlation import (
     NoiseCorrelation,
@@ -144,7 +145,7 @@ COLUMN_UCDS: dict[str, tuple[str, str | None, str]] = {
     "flag_saturated": (
         "meta.code",
         None,
-        "True when a pixel reaches the detector's saturation level",
+        "True when a pixel reaches the saturation level (per channel)",
     ),
 }
 
@@ -241,9 +242,10 @@ def _validate_intensity(intensity, shape) -> np.ndarray | None:
     if intensity.ndim == 2:
         intensity = intensity[..., None]
     if intensity.ndim != 3 or intensity.shape[:2] != tuple(shape):
+        hint = channels_first_hint(intensity.shape)  # tifffile's (C, H, W)
         raise InvalidImageError(
             f"intensity must have the labels' shape {tuple(shape)} (optionally with channels); "
-            f"got shape {intensity.shape}"
+            f"got shape {intensity.shape}" + (f": {hint}" if hint else "")
         )
     return intensity
 
@@ -326,16 +328,18 @@ def celestial_wcs(wcs, *, instead: str = "ra/dec left out"):
     return wcs
 
 
-def _saturation(saturation, intensity, image) -> float | None:
-    """``measure``'s ``saturation=`` as a level, or None (no intensity, no level)."""
+def _saturation(saturation, intensity, image) -> np.ndarray | None:
+    """``measure``'s ``saturation=`` as a level per channel (NaN: none), or None."""
     if isinstance(saturation, str):
         look_up_option(saturation, ("auto",), name="saturation", error=ConfigError)
         saturation = saturation_level(intensity)
+        if saturation is None and image is not None:  # a 12-bit camera's 4095 in a TIFF (QA)
+            return clip_levels(intensity, image)
     if saturation is None or image is None:
         return None
     if isinstance(saturation, bool) or not isinstance(saturation, (int, float, np.number)):
         raise ConfigError(f"saturation must be 'auto', a number or None; got {saturation!r}")
-    return float(saturation)
+    return np.full(image.shape[-1], float(saturation))
 
 
 def _auto_mask(intensity, image: np.ndarray | None):
@@ -451,9 +455,12 @@ def measure(
     saturation : "auto", float or None, optional
         The level (``intensity`` units, before any background) at which the detector saturates:
         adds ``flag_saturated``, True for an object with a pixel at or above it (its flux is a
-        lower limit, its centroid and shape are biased). ``"auto"`` (default): the level the
-        ``intensity``'s FITS header gives (``SATURATE`` or ``SATLEVEL``,
-        :func:`saturation_level`), else no column. None: no column.
+        lower limit, its centroid and shape are biased), per channel ((N, C), as ``flux_sum``)
+        for C > 1 channels. ``"auto"`` (default): the ``intensity``'s FITS header's level
+        (``SATURATE``, ``SATLEVEL``: :func:`saturation_level`); for a non-FITS image of integers
+        (TIFF, PNG) each channel's largest value where it forms a plateau of many pixels, a
+        clip (:func:`clip_levels`: a 12-bit camera's 4095 in a 16-bit TIFF); else no column.
+        ``meta["SATURATE"]``: the level (``"4095.0 nan"`` when channels differ). None: no column.
     noise_correlation : "auto", "measure", NoiseCorrelation, float or None, optional
         How much more an object's summed noise is than its pixels' errors in quadrature: a
         resampled image (drizzled ``drz``, JWST ``i2d``, a reprojected mosaic) has correlated
@@ -494,7 +501,8 @@ def measure(
         - ``semi_major``, ``semi_minor`` (pixels): semi-axes of the ellipse with the object's second
           moments (the radius for a disc); ``orientation`` (degrees, from +x towards +y, in
           (-90, 90]: an angle in the pixel frame, not a sky position angle);
-        - with ``intensity``: ``flux_sum``, ``flux_mean`` (shape (N, C) when C > 1) and the
+        - with ``intensity``: ``flux_sum``, ``flux_mean`` (shape (N, C) when C > 1; a TIFF's
+          channel names in ``meta["channel_names"]``, a CSV's ``flux_mean_DNA``) and the
           intensity-weighted centroid ``x_weighted``, ``y_weighted`` (positive pixels, summed over
           channels; for an object whose flux is negative, a fading source of a difference
           image, its negative pixels weighted by ``|flux|``); with ``background`` also ``flux``
@@ -516,7 +524,7 @@ def measure(
           and the weighted centroid of flagged objects leave the masked pixels out, while
           ``area`` and the shape columns (``x``, ``y``, the axes, ``orientation``) describe
           the whole label, masked pixels included (photutils' ``area`` leaves them out);
-        - with a saturation level: ``flag_saturated`` (bool).
+        - with a saturation level: ``flag_saturated`` (bool; (N, C) with channels);
         - with a radio map in ``Jy/beam`` with its beam (``BMAJ``/``BMIN``): ``flux_density``
           and ``flux_density_err`` in Jy (:func:`add_beam_columns`);
         - with an ``intensity`` that knows its pixel scale (a GridImage's, an NDData's celestial
@@ -567,8 +575,8 @@ def measure(
     apertures = parse_apertures(aperture, intensity, wcs=wcs)
     if apertures and image is None:
         raise ConfigError("aperture= needs the intensity to measure; got intensity=None")
-    level = _saturation(saturation, intensity, image)
-    saturated = None if level is None else (image >= level).any(axis=-1)  # before bad pixels
+    levels = _saturation(saturation, intensity, image)
+    saturated = None if levels is None else image >= levels  # before bad pixels; NaN: never
     if isinstance(mask, str):
         look_up_option(mask, ("auto",), name="mask", error=ConfigError)
         mask = _auto_mask(intensity, image)
@@ -737,7 +745,7 @@ def measure(
             position_cov = (var_x, var_y, cov_xy)
         px, py = xw, yw
         if apertures:  # photutils' sums at the weighted centroid; errors x sqrt(R(aperture))
-            kw = {"background": sky, "error": sigma, "bad": bad, "correlation": correlation}
+            kw = {"background": sky, "error": sigma, "bad": bad}  # R: apply_noise_correlation
             add_aperture_columns(table, apertures, image, (px, py), unit=flux_unit, **kw)
     table.meta["PIXCONV"] = "x = column, y = row, 0-based pixel centres"
     if wcs is not None:
@@ -762,13 +770,17 @@ def measure(
         touch[np.unique(labels[near])] = True
         table["flag_masked"] = touch[present] | (inside > 0)
         table["masked_fraction"] = inside / cnt
-    if saturated is not None:
-        hit = labels[saturated].astype(np.intp)
-        table["flag_saturated"] = np.bincount(hit, minlength=n + 1)[present] > 0
-        table.meta["SATURATE"] = level
+    if saturated is not None:  # per channel, as the fluxes it makes lower limits
+        hit = [
+            np.bincount(labels[saturated[..., k]].astype(np.intp), minlength=n + 1)
+            for k in range(c)
+        ]
+        table["flag_saturated"] = (np.stack(hit, 1)[present] > 0)[:, 0 if c == 1 else slice(None)]
+        found = np.unique(levels[np.isfinite(levels)])  # one, else per channel (a FITS card)
+        table.meta["SATURATE"] = float(found[0]) if len(found) == 1 else " ".join(map(str, levels))
     _annotate(table, flux_unit=flux_unit)
     # sizes in µm/arcsec when the image knows its pixel (QA: only the CLI added them), flux
-    # densities of a map in Jy/beam, a cube plane's frequency or velocity
+    # densities of a map in Jy/beam, a cube plane's frequency or velocity, channel names
     add_image_columns(table, intensity, wcs=wcs)
     return apply_noise_correlation(table, correlation)
 
