@@ -84,6 +84,10 @@ def test_both_paths_write_mask_columns_when_no_pixel_is_bad(capsys, tmp_path, mo
         assert table["flag_masked"].dtype == bool and not table["flag_masked"].any()
         np.testing.assert_array_equal(table["masked_fraction"], 0.0)
     np.testing.assert_array_equal(whole["area"], blocks["area"])
+    # each object's ranking score both ways, from its own probabilities (QA 56: whole only)
+    order = np.argsort(whole["y"] * 1e3 + whole["x"]), np.argsort(blocks["y"] * 1e3 + blocks["x"])
+    assert np.all(np.isfinite(blocks["score"])) and blocks["score"].meta["ucd"] == "meta.code.qual"
+    np.testing.assert_allclose(whole["score"][order[0]], blocks["score"][order[1]], atol=0.02)
 
 
 def test_both_paths_flag_the_same_objects_when_a_pixel_is_bad(capsys, tmp_path, model_file):

@@ -15,6 +15,7 @@ import numpy as np
 from sciconv._atomic import abandon_scratch, remove_scratch, scratch_folder, target_error
 from sciconv.errors import InferenceError, OutputExistsError
 from sciconv.io import ZARR_ARRAY_ATTRS
+from sciconv.io._common import warn_caller
 from sciconv.io._zarr import zarr_module
 
 
@@ -132,4 +133,21 @@ class BlockOutput:
             abandon_scratch(self.tmp.parent)
 
 
-__all__ = ["BlockOutput"]
+__all__ = ["BlockOutput", "report_overlaps"]
+
+
+def report_overlaps(output: BlockOutput, margin: int) -> None:
+    """Say when objects two blocks kept overlap (the later block's pixels stand there, and the
+    earlier object's catalog row counts pixels the labels no longer give it)."""
+    if not output.overlap_pixels:
+        return
+    y, x = output.first_overlap
+    warn_caller(
+        f"{output.overlap_objects} object(s) of a block overlapped objects a neighbouring block "
+        f"kept, by {output.overlap_pixels} px in all (the first at row {y}, column {x}): the "
+        "two windows labelled them differently near their edges; the later block's labels "
+        "stand there (a catalog without background subtraction still counts those pixels in "
+        "the earlier object's row). A wider "
+        f"margin (margin=, now {margin} px) gives each window more context",
+        "sciconv",
+    )

@@ -32,7 +32,8 @@ from sciconv.inference._block_background import (
     empty_catalog,
     measure_window,
 )
-from sciconv.inference._block_output import BlockOutput
+from sciconv.inference._block_output import BlockOutput, report_overlaps
+from sciconv.inference._block_scores import add_block_scores, owned_scores
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle, worker_results
 from sciconv.inference._decisions import note_settled, note_transform
@@ -187,10 +188,12 @@ def _segment_block(
     source = Source(seen, promote=False, path=path)
     predict_array(Runner(model), source, s, limits, prob, progress=False)
     labels = postprocess.instances(prob, **kwargs)
-    del prob, seen
+    zoomed = labels if catalog else None  # the owned objects' scores, from this window's prob
     if zoom is not None:
         labels = zoom.labels_back(labels, corner, (wy0, wx0), data.shape[:2], min_size=min_size)
     keep, cut, left = select_owned(labels, plan, (i, j))
+    scores = None if zoomed is None else owned_scores(zoomed, prob, keep)
+    del prob, seen, zoomed
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())
     labels = ids[labels]
@@ -212,6 +215,7 @@ def _segment_block(
             "cut": cut,
             "left": left,
             "stats": stats,
+            "scores": scores,
         }
     rows, cols = np.nonzero(labels.any(axis=1))[0], np.nonzero(labels.any(axis=0))[0]
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
@@ -229,6 +233,7 @@ def _segment_block(
         "cut": cut,
         "left": left,
         "stats": stats,
+        "scores": scores,
     }
 
 
@@ -323,7 +328,8 @@ def predict_instances_blocks(
         Replace an existing ``out``.
     catalog : bool, optional
         Also return :func:`sciconv.postprocess.measure` of every object (on its whole footprint,
-        raw pixels as intensity), one row per label, in label order.
+        raw pixels as intensity), one row per label, in label order, with its ranking
+        ``score`` (:func:`sciconv.postprocess.object_scores`, from its block's probabilities).
     wcs : astropy.wcs.WCS, optional
         Adds ``ra``/``dec`` to the catalog; default: ``image.wcs`` of a GridImage.
     mask : "auto", None or array of bool, shape (H, W) or (H, W, C), optional
@@ -563,7 +569,7 @@ def predict_instances_blocks(
             task.update(limits=None, measure=None, second=second)
             ran = _run(plan, task, output, scheduler=scheduler, progress=progress)
         report_stitching(plan, ran, output.array, settings.divisor)
-        _report_overlaps(output, plan)
+        report_overlaps(output, plan.margin)
         table = ran["table"]
         correlation = None  # the whole image's noise correlation: flux_err of resampled images
         said = postprocess.resampled_by(image)  # measure(noise_correlation="auto")'s rule
@@ -609,6 +615,7 @@ def predict_instances_blocks(
     if table is not None:  # sizes in um / arcsec, Jy, a plane's frequency: as whole images
         given = PixelScale.from_value(scale) if is_pixel_scale(scale) else None
         postprocess.add_image_columns(table, image, pixel_scale=given, wcs=wcs)
+        add_block_scores(table, ran["scores"], task["kwargs"].get("threshold", 0.5))
     return (labels, table) if catalog else labels
 
 
@@ -632,23 +639,6 @@ def _check_window(plan: BlockPlan, zoom: float, path) -> None:
         f"block={plan.block} with a margin of {plan.margin} px resampled by {zoom:.3g} gives "
         f"the model windows of {seen} x {seen} pixels (at most {MAX_WINDOW_PIXELS:,}): {fix}",
         path=path,
-    )
-
-
-def _report_overlaps(output: BlockOutput, plan: BlockPlan) -> None:
-    """Say when objects two blocks kept overlap (the later block's pixels stand there, and the
-    earlier object's catalog row counts pixels the labels no longer give it)."""
-    if not output.overlap_pixels:
-        return
-    y, x = output.first_overlap
-    warn_caller(
-        f"{output.overlap_objects} object(s) of a block overlapped objects a neighbouring block "
-        f"kept, by {output.overlap_pixels} px in all (the first at row {y}, column {x}): the "
-        "two windows labelled them differently near their edges; the later block's labels "
-        "stand there (a catalog without background subtraction still counts those pixels in "
-        "the earlier object's row). A wider "
-        f"margin (margin=, now {plan.margin} px) gives each window more context",
-        "sciconv",
     )
 
 
@@ -760,7 +750,7 @@ def _run(plan, task, output, *, scheduler, progress) -> dict:
     n_blocks = plan.grid[0] * plan.grid[1]
     bar = progress_bar(n_blocks, desc="predict_instances_blocks", unit="block", enabled=progress)
     catalog = task["catalog"]
-    offset, cut, left, tables, stats, counts = 0, [], [], [], [], []
+    offset, cut, left, tables, stats, counts, scores = 0, [], [], [], [], [], []
     try:
         for result in _results(plan, task, scheduler):
             if result["n"]:
@@ -769,6 +759,7 @@ def _run(plan, task, output, *, scheduler, progress) -> dict:
                     table = result["table"]
                     table["label"] += offset
                     tables.append(table)
+                    scores.append(result["scores"])
             offset += result["n"]
             counts.append(result["n"])
             cut.extend(result["cut"])
@@ -789,6 +780,7 @@ def _run(plan, task, output, *, scheduler, progress) -> dict:
         "left": left,
         "objects": offset,
         "counts": counts,
+        "scores": np.concatenate(scores) if scores else np.zeros(0, np.float32),
     }
 
 
