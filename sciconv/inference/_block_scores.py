@@ -2,39 +2,55 @@
 
 A block's probability map is gone once its labels are made (flat memory), so the score (the mean
 foreground probability over the object, :func:`sciconv.postprocess.object_scores`) is taken
-there, for the objects the block keeps, in their new numbering; the blocks' scores, in block
-order, are the whole catalog's by global label (QA 56: ``sciconv predict`` catalogs had a
-``score`` whole, none block by block, so the two paths' columns differed).
+there as a map of per-object scores, carried back to the input pixels with the labels when the
+window was resampled, and averaged over each object the block keeps; the blocks' scores, in
+block order, are the whole catalog's by global label (QA 56: ``sciconv predict`` catalogs had a
+``score`` whole, none block by block, so the two paths' columns differed). On resampled images
+the score is the zoomed pixels' (a whole image's: the input pixels'), 0.06 apart in median.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["add_block_scores", "owned_scores"]
+__all__ = ["add_block_scores", "owned_scores", "score_map"]
 
 
-def owned_scores(labels, prob, keep) -> np.ndarray:
-    """The scores of the objects ``keep`` flags (an int flag per id of ``labels``, 0..max), in
-    the order of their ids: the owned objects' new numbering 1..n.
+def score_map(labels, prob) -> np.ndarray:
+    """Each pixel of an object: the object's score (0 on the background), float32 ``(H, W)``.
 
     Examples
     --------
     >>> import numpy as np
     >>> labels = np.array([[1, 1, 0], [0, 2, 2]])
-    >>> prob = np.stack([1 - np.array([[0.9, 0.7, 0.1], [0.2, 0.6, 0.6]]),
-    ...                  np.array([[0.9, 0.7, 0.1], [0.2, 0.6, 0.6]])], axis=-1)
-    >>> [round(float(v), 2) for v in owned_scores(labels, prob, np.array([0, 0, 1]))]
-    [0.6]
+    >>> fg = np.array([[0.9, 0.7, 0.1], [0.2, 0.6, 0.6]])
+    >>> score_map(labels, np.stack([1 - fg, fg], axis=-1)).astype(float).round(2).tolist()
+    [[0.8, 0.8, 0.0], [0.0, 0.6, 0.6]]
     """
     from sciconv import postprocess
 
     scored = postprocess.object_scores(labels, prob)
-    by_id = np.full(len(keep), np.nan, np.float32)
-    ids = np.asarray(scored["label"], dtype=np.int64)
-    inside = ids < len(keep)  # objects of the window's labels; keep covers 0..max
-    by_id[ids[inside]] = np.asarray(scored["score"], np.float32)[inside]
-    return by_id[np.nonzero(keep)[0]]
+    by_id = np.zeros(int(labels.max()) + 1 if labels.size else 1, np.float32)
+    by_id[np.asarray(scored["label"], dtype=np.int64)] = np.asarray(scored["score"], np.float32)
+    return by_id[labels]
+
+
+def owned_scores(labels, scores, n: int) -> np.ndarray:
+    """The mean of the :func:`score_map` ``scores`` over each object ``1..n`` of ``labels``
+    (the owned objects, renumbered), in the order of their ids.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[1, 1, 0], [0, 2, 2]])
+    >>> owned_scores(labels, np.array([[0.8, 0.8, 0], [0, 0.6, 0.6]], np.float32), 2).tolist()
+    [0.800000011920929, 0.6000000238418579]
+    """
+    flat = np.asarray(labels).ravel()
+    counts = np.bincount(flat, minlength=n + 1)[1 : n + 1]
+    sums = np.bincount(flat, weights=np.asarray(scores, np.float64).ravel(), minlength=n + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums[1 : n + 1] / counts).astype(np.float32)
 
 
 def add_block_scores(table, scores: np.ndarray, threshold=None) -> None:

@@ -33,7 +33,7 @@ from sciconv.inference._block_background import (
     measure_window,
 )
 from sciconv.inference._block_output import BlockOutput, report_overlaps
-from sciconv.inference._block_scores import add_block_scores, owned_scores
+from sciconv.inference._block_scores import add_block_scores, owned_scores, score_map
 from sciconv.inference._core import predict_array
 from sciconv.inference._dask import ModelHandle, worker_results
 from sciconv.inference._decisions import note_settled, note_transform
@@ -188,15 +188,16 @@ def _segment_block(
     source = Source(seen, promote=False, path=path)
     predict_array(Runner(model), source, s, limits, prob, progress=False)
     labels = postprocess.instances(prob, **kwargs)
-    zoomed = labels if catalog else None  # the owned objects' scores, from this window's prob
+    scores = score_map(labels, prob)  # each object's score, carried back with its pixels
+    del prob, seen
     if zoom is not None:
         labels = zoom.labels_back(labels, corner, (wy0, wx0), data.shape[:2], min_size=min_size)
+        scores = zoom.values_back(scores, corner, (wy0, wx0), data.shape[:2])
     keep, cut, left = select_owned(labels, plan, (i, j))
-    scores = None if zoomed is None else owned_scores(zoomed, prob, keep)
-    del prob, seen, zoomed
     ids = np.cumsum(keep, dtype=np.int32) * keep  # owned objects renumbered 1..n in label order
     n = int(keep.sum())
     labels = ids[labels]
+    scores = owned_scores(labels, scores, n)  # the owned objects', in their new numbering
     stats = None
     if measure is not None:  # the second-pass checks' measures of the owned objects
         stats = ObjectStats.of(
@@ -755,11 +756,11 @@ def _run(plan, task, output, *, scheduler, progress) -> dict:
         for result in _results(plan, task, scheduler):
             if result["n"]:
                 output.paste(result["labels"], result["origin"], offset)
+                scores.append(result["scores"])  # a catalog measured later gets them too
                 if catalog:
                     table = result["table"]
                     table["label"] += offset
                     tables.append(table)
-                    scores.append(result["scores"])
             offset += result["n"]
             counts.append(result["n"])
             cut.extend(result["cut"])

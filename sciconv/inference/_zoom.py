@@ -185,15 +185,22 @@ class ZoomGrid:
     ) -> np.ndarray:
         """Labels found on zoomed pixels from ``corner`` (k0, l0), at the input pixels of the
         window at ``origin`` (y, x) of height and width ``hw``: each input pixel takes the
-        zoomed pixel nearest its centre (:func:`keep_largest_pieces` then)."""
+        zoomed pixel nearest its centre (:meth:`values_back`; :func:`keep_largest_pieces`
+        then)."""
+        out = self.values_back(labels, corner, origin, hw).astype(np.int32)
+        return keep_largest_pieces(out, min_size=min_size)
+
+    def values_back(self, values, corner, origin, hw) -> np.ndarray:
+        """Per-pixel ``values`` of zoomed pixels from ``corner`` at the input pixels of the
+        window at ``origin`` of height and width ``hw``, each from the zoomed pixel nearest its
+        centre (as :meth:`labels_back` maps labels: a map of per-object values stays aligned)."""
         index = []
         for axis in (0, 1):
             start, n, first = origin[axis], hw[axis], corner[axis]
             centre = (np.arange(start, start + n) + 0.5) * self.ratio(axis)
             k = np.floor(centre).astype(np.int64) - first
-            index.append(np.clip(k, 0, labels.shape[axis] - 1))
-        out = np.asarray(labels)[index[0][:, None], index[1][None, :]].astype(np.int32)
-        return keep_largest_pieces(out, min_size=min_size)
+            index.append(np.clip(k, 0, values.shape[axis] - 1))
+        return np.asarray(values)[index[0][:, None], index[1][None, :]]
 
 
 def rescale_image(arr, scale: float, *, path=None) -> np.ndarray:
