@@ -160,7 +160,7 @@ def predict_stack(
 
     Returns
     -------
-    ndarray of int32, shape (*sizes, H, W)
+    ndarray of int32, shape sizes + (H, W)
         Labels numbered per plane (not linked over time or depth); ``(labels, prob)`` with
         ``return_prob``, ``(labels, prob, std)`` with ``uncertainty``, as
         :func:`predict_instances` returns them. The arrays ``out`` gave, when it gave them.
