@@ -353,7 +353,7 @@ def _catalog(model, img, labels, prob, std, args, params):
     # every catalog: each object's ranking score from the probabilities above (no extra pass;
     # QA 56: only --uncertainty runs had one, at 8 model passes); uncertainty with a spread only
     recorded = models.get_metadata(model).get("postprocess") or {}
-    threshold = params.get("threshold", recorded.get("threshold", 0.5))
+    threshold = postprocess.instance_threshold({**recorded, **params})
     scores = postprocess.object_scores(labels, prob, std, threshold=threshold)
     return _with_scores(table, scores)
 

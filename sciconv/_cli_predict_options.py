@@ -60,22 +60,16 @@ def _hdu_arg(text: str) -> int | str | tuple[str, int]:
 
 def _aperture_arg(text: str) -> str:
     """``--aperture``: one radius, a number (pixels) or a number with a unit of angle or length
-    (``2arcsec``, ``1.5um``), checked here so a typo stops the run before any input; converted
-    per image by ``measure(aperture=)`` with that image's pixel scale."""
-    from astropy import units as u
+    (``2arcsec``, ``1.5um``), checked as ``measure(aperture=)`` reads it
+    (:func:`sciconv.postprocess.aperture_radius`) so a typo stops the run before any input;
+    converted per image with that image's pixel scale."""
+    from sciconv.errors import ConfigError
+    from sciconv.postprocess import aperture_radius
 
     try:
-        radius = u.Quantity(text.strip())
-        kind = radius.unit.physical_type
-    except (TypeError, ValueError):
-        kind = None
-    if kind not in ("dimensionless", "angle", "length") and kind is not None:
-        kind = None if radius.unit != u.pix else "pixels"
-    if kind is None or not radius.value > 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a radius: a positive number of pixels (6) or an angle or length "
-            "(2arcsec, 1.5um)"
-        )
+        aperture_radius(text.strip())
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
     return text.strip()
 
 

@@ -72,8 +72,5 @@ def add_block_scores(table, scores: np.ndarray, threshold=None) -> None:
     values = np.full(len(labels), np.nan, np.float32)
     known = (labels >= 1) & (labels <= len(scores))
     values[known] = scores[labels[known] - 1]
-    empty = np.zeros((1, 1), np.int32)
-    template = postprocess.object_scores(empty, np.zeros((1, 1)), threshold=threshold)["score"]
     table["score"] = values
-    table["score"].description, table["score"].unit = template.description, template.unit
-    table["score"].meta.update(template.meta)
+    postprocess.describe_scores(table, threshold)

@@ -616,7 +616,7 @@ def predict_instances_blocks(
     if table is not None:  # sizes in um / arcsec, Jy, a plane's frequency: as whole images
         given = PixelScale.from_value(scale) if is_pixel_scale(scale) else None
         postprocess.add_image_columns(table, image, pixel_scale=given, wcs=wcs)
-        add_block_scores(table, ran["scores"], task["kwargs"].get("threshold", 0.5))
+        add_block_scores(table, ran["scores"], postprocess.instance_threshold(task["kwargs"]))
     return (labels, table) if catalog else labels
 
 

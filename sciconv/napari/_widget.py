@@ -44,8 +44,9 @@ def nuclei_model() -> keras.Model:
 
 def _recorded_threshold(model: keras.Model) -> float:
     from sciconv.models import get_metadata
+    from sciconv.postprocess import instance_threshold
 
-    return float(get_metadata(model).get("postprocess", {}).get("threshold", 0.5))
+    return instance_threshold(get_metadata(model).get("postprocess"))
 
 
 def segment_nuclei(

@@ -71,6 +71,7 @@ Examples
 
 from __future__ import annotations
 
+from sciconv.postprocess._apertures import aperture_radius
 from sciconv.postprocess._astro import (
     MANY_REGIONS,
     REGION_FORMATS,
@@ -130,7 +131,13 @@ from sciconv.postprocess._image_columns import (
     clip_levels,
     image_channel_names,
 )
-from sciconv.postprocess._instances import METHODS, instances, with_unmarked
+from sciconv.postprocess._instances import (
+    DEFAULT_THRESHOLD,
+    METHODS,
+    instance_threshold,
+    instances,
+    with_unmarked,
+)
 from sciconv.postprocess._measure import (
     COLUMN_UCDS,
     SATURATION_KEYWORDS,
@@ -172,7 +179,11 @@ from sciconv.postprocess._provenance import (
     software_record,
     with_decisions,
 )
-from sciconv.postprocess._uncertainty import foreground_probability, object_scores
+from sciconv.postprocess._uncertainty import (
+    describe_scores,
+    foreground_probability,
+    object_scores,
+)
 from sciconv.postprocess._writers import (
     PRODUCT_CATALOG_FORMATS,
     PRODUCT_FORMATS,
@@ -187,6 +198,7 @@ __all__ = [
     "CATALOG_FORMATS",
     "CATALOG_UNITS",
     "COLUMN_UCDS",
+    "DEFAULT_THRESHOLD",
     "GEOJSON_SUFFIX",
     "GRID_TOLERANCE",
     "INPUT_HASH_LIMIT",
@@ -215,6 +227,7 @@ __all__ = [
     "add_physical_columns",
     "add_plane_columns",
     "add_surface_brightness_columns",
+    "aperture_radius",
     "apply_noise_correlation",
     "background_and_rms",
     "beam_pixels",
@@ -224,6 +237,7 @@ __all__ = [
     "class_name_list",
     "clip_levels",
     "comment_regions",
+    "describe_scores",
     "effective_gain",
     "equivalent_diameters",
     "error_source",
@@ -241,6 +255,7 @@ __all__ = [
     "image_headers",
     "in_catalog_unit",
     "input_record",
+    "instance_threshold",
     "instances",
     "labels_to_geojson",
     "measure",

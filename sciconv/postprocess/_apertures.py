@@ -37,6 +37,7 @@ __all__ = [
     "ApertureColumns",
     "add_aperture_columns",
     "aperture_column_sets",
+    "aperture_radius",
     "parse_apertures",
     "scale_aperture_errors",
 ]
@@ -172,7 +173,7 @@ def parse_apertures(aperture, image=None, *, wcs=None) -> list[Aperture]:
     scale = None
     out: list[Aperture] = []
     for radius in radii:
-        value, unit = _radius(radius)
+        value, unit = aperture_radius(radius)
         given = f"{value:g} {'pix' if unit is None else unit.to_string()}"
         if unit is None:
             a = b = value
@@ -188,8 +189,33 @@ def parse_apertures(aperture, image=None, *, wcs=None) -> list[Aperture]:
     return out
 
 
-def _radius(radius):
-    """``(value, unit)`` of one radius: the unit None for pixels."""
+def aperture_radius(radius):
+    """One aperture radius as :func:`parse_apertures` reads it, checked without an image.
+
+    Parameters
+    ----------
+    radius : float, Quantity or str
+        A number (pixels), a Quantity in pixels, an angle or a length, or a string astropy
+        reads as one (``"2 arcsec"``, ``"2arcsec"``, ``"6"``).
+
+    Returns
+    -------
+    value : float
+        The radius, positive and finite.
+    unit : astropy.units.UnitBase or None
+        Its angle or length unit; None for pixels.
+
+    Raises
+    ------
+    ConfigError
+        Not a radius: unreadable, not positive and finite, or in another kind of unit.
+
+    Examples
+    --------
+    >>> from sciconv.postprocess import aperture_radius
+    >>> aperture_radius("2arcsec")[0], str(aperture_radius("2arcsec")[1]), aperture_radius(6)
+    (2.0, 'arcsec', (6.0, None))
+    """
     from astropy import units as u
 
     text = radius

@@ -200,10 +200,39 @@ def _finish(labels: np.ndarray, min_size: int, no_data: np.ndarray | None = None
     return labels.astype(np.int32, copy=False)
 
 
+#: :func:`instances`' foreground threshold when none is given or recorded.
+DEFAULT_THRESHOLD = 0.5
+
+
+def instance_threshold(settings) -> float:
+    """The foreground threshold instance labels are made with under ``settings``.
+
+    Parameters
+    ----------
+    settings : Mapping
+        Post-processing keywords of :func:`instances` (a model's recorded ones updated by a
+        run's overrides, or those overrides alone).
+
+    Returns
+    -------
+    float
+        ``settings["threshold"]``, else :data:`DEFAULT_THRESHOLD`: the floor of every object's
+        ``score`` (:func:`object_scores`).
+
+    Examples
+    --------
+    >>> from sciconv.postprocess import instance_threshold
+    >>> instance_threshold({"threshold": 0.6, "min_size": 20}), instance_threshold({})
+    (0.6, 0.5)
+    """
+    value = settings.get("threshold") if settings else None
+    return float(DEFAULT_THRESHOLD if value is None else value)
+
+
 def instances(
     prob,
     *,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     min_size: int = 20,
     method: str = "watershed",
     min_distance: int = 3,

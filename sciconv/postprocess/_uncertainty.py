@@ -45,7 +45,7 @@ from sciconv.errors import ConfigError, InferenceError
 from sciconv.postprocess._labels import validate_labels
 from sciconv.postprocess._measure import ROWS_PER_CHUNK, id_dtype, renumbered, sparse_ids
 
-__all__ = ["foreground_probability", "object_scores"]
+__all__ = ["describe_scores", "foreground_probability", "object_scores"]
 
 
 def foreground_probability(prob) -> np.ndarray:
@@ -227,9 +227,38 @@ def object_scores(labels, prob, std=None, *, threshold=None):
     table["score"] = means[0]
     if std is not None:  # without a spread there is none (QA: 1 - score, under this name)
         table["uncertainty"] = means[1]
-    for name in table.colnames[1:]:
-        table[name].description, table[name].meta["ucd"] = _COLUMNS[name]
-        table[name].unit = ""  # dimensionless: VOTable and FITS say so instead of leaving it out
-    if threshold is not None:
+    return describe_scores(table, threshold)
+
+
+def describe_scores(table, threshold=None):
+    """Describe, in place, a catalog's ``score`` and ``uncertainty`` columns (those it has) as
+    :func:`object_scores` writes them: description, UCD, dimensionless unit and the threshold
+    (the score's floor) in ``score``'s meta.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        A catalog with a ``score`` column (and ``uncertainty``), e.g. a block-wise one.
+    threshold : float, optional
+        The foreground threshold the labels were made with.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``table``.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> from sciconv.postprocess import describe_scores
+    >>> t = describe_scores(Table({"label": [1], "score": [0.9]}), threshold=0.6)
+    >>> t["score"].meta["ucd"], t["score"].meta["threshold"]
+    ('meta.code.qual', 0.6)
+    """
+    for name in _COLUMNS:
+        if name in table.colnames:
+            table[name].description, table[name].meta["ucd"] = _COLUMNS[name]
+            table[name].unit = ""  # dimensionless: VOTable and FITS say so, not leave it out
+    if threshold is not None and "score" in table.colnames:
         table["score"].meta["threshold"] = float(threshold)
     return table
